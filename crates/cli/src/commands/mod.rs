@@ -1,0 +1,87 @@
+//! One module per subcommand, and what they share: loading config and
+//! migrations, connecting, exit codes.
+
+pub mod demo;
+pub mod init;
+pub mod migrate;
+pub mod new;
+pub mod repair;
+pub mod rollback;
+pub mod status;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+use backstop_core::config::{Config, ConfigError};
+use backstop_core::migrate::{ApplyError, Settings};
+use backstop_core::pg::cluster::ClusterError;
+use backstop_core::pg::{self, ConnectError};
+use backstop_core::source::{self, Migration, SourceError};
+
+use crate::Connection;
+
+/// A mistake in how the command was called (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Everything a database command needs, loaded and checked before any
+/// connection is made.
+pub struct Context {
+    pub migrations: Vec<Migration>,
+    pub settings: Settings,
+    pub url: String,
+}
+
+impl Context {
+    /// Loads config and migrations (syntax errors stop here) and resolves the URL.
+    pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
+        let config = Config::load(config)?;
+        let migrations = source::load(&config.migrations.dir)?;
+        let url = config.database_url(conn.database_url.as_deref())?;
+        pg::conn::parse_url(&url)?;
+        let settings = Settings::from(&config.migrations);
+        Ok(Context { migrations, settings, url })
+    }
+
+    pub fn connect(&self) -> anyhow::Result<postgres::Client> {
+        Ok(pg::connect(&self.url, "backstop")?)
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe surfaces as an error that exits 0.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("writing to stdout")?;
+    out.flush().context("writing to stdout")
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("rendering JSON")?;
+    text.push('\n');
+    print(&text)
+}
+
+/// The exit code for an error: 2 usage or config, 3 environment, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<SourceError>() {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<ConnectError>() {
+            return match e {
+                ConnectError::BadUrl { .. } => 2,
+                ConnectError::Unreachable { .. } => 3,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {
+            return 3;
+        }
+    }
+    1
+}

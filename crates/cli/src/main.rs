@@ -1,0 +1,94 @@
+//! `backstop`: PostgreSQL migrations that are safe to run and safe to undo.
+
+mod commands;
+mod render;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Safe PostgreSQL migrations: guarded, audited, reversible.
+#[derive(Debug, Parser)]
+#[command(name = "backstop", version, about, propagate_version = true)]
+struct Cli {
+    /// Config file (default: ./backstop.toml if present).
+    #[arg(long, global = true, env = "BACKSTOP_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented backstop.toml and a migrations/ folder.
+    Init(commands::init::Args),
+    /// Create migrations/<UTC timestamp>_<name>/ with up.sql, down.sql, verify.sql.
+    New(commands::new::Args),
+    /// Show applied, pending and drifted migrations (exit 1 on drift).
+    Status(commands::status::Args),
+    /// Apply pending migrations in one guarded transaction.
+    Migrate(commands::migrate::Args),
+    /// Revert applied migrations with their down files.
+    Rollback(commands::rollback::Args),
+    /// Accept the current file's checksum for an applied migration (audited).
+    Repair(commands::repair::Args),
+    /// Play the v1 -> v2 migration story on a throwaway cluster.
+    Demo(commands::demo::Args),
+}
+
+/// `--database-url`, shared by every command that talks to a database.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Database URL; overrides [database] url in backstop.toml.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs: one JSON document on stdout.
+    Json,
+}
+
+/// `--format`, shared by commands with machine-readable output.
+#[derive(Debug, Clone, Args)]
+pub struct Output {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Init(args) => commands::init::run(args, config),
+        Command::New(args) => commands::new::run(args, config),
+        Command::Status(args) => commands::status::run(args, config),
+        Command::Migrate(args) => commands::migrate::run(args, config),
+        Command::Rollback(args) => commands::rollback::run(args, config),
+        Command::Repair(args) => commands::repair::run(args, config),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,168 @@
+//! Text rendering shared by the commands: live progress on stderr and the
+//! failure report that says which migration, statement and line failed.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+
+use backstop_core::migrate::{Direction, Failure, Note, Progress, Report, Stage};
+
+/// Prints progress notes to stderr (text mode only).
+pub struct StderrProgress;
+
+fn first_line(sql: &str, width: usize) -> String {
+    let line = sql.lines().next().unwrap_or_default().trim();
+    if line.chars().count() > width || sql.lines().nth(1).is_some() {
+        let cut: String = line.chars().take(width).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
+}
+
+/// `1.2s`, `35ms`: short durations for people.
+pub fn human(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl Progress for StderrProgress {
+    fn note(&mut self, note: Note<'_>) {
+        let line = match note {
+            Note::WaitingForLock { holder } => match holder {
+                Some(h) => format!("waiting for the migration lock held by {h}"),
+                None => "waiting for the migration lock".to_string(),
+            },
+            Note::GroupStarted { group } => {
+                let verb = match group.direction {
+                    Direction::Up => "applying",
+                    Direction::Down => "reverting",
+                };
+                let how = if group.transactional {
+                    "in one transaction"
+                } else {
+                    "without a transaction (no-transaction migration)"
+                };
+                format!("{verb} {} {how}", group.versions().join(", "))
+            }
+            Note::Statement { version, direction, index, total, sql, elapsed } => {
+                let file = if direction == Direction::Up { "up" } else { "down" };
+                format!(
+                    "  {version} {file} step {}/{total} {} ({})",
+                    index + 1,
+                    first_line(sql, 60),
+                    human(elapsed)
+                )
+            }
+            Note::Verified { version, checks } => {
+                format!("  {version} verify.sql: {checks} assertion(s) passed")
+            }
+            Note::Retrying { attempt, of, wait } => {
+                format!("lock_timeout hit; retry {attempt}/{of} in {}", human(wait))
+            }
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// The failure report: migration, statement, place, SQL, PostgreSQL's words.
+pub fn failure(f: &Failure) -> String {
+    let mut out = String::new();
+    let what = match f.direction {
+        Direction::Up => "migration",
+        Direction::Down => "rollback of",
+    };
+    let stage = match f.stage {
+        Stage::PreFlight => "pre-flight check failed".to_string(),
+        Stage::ProtectedTable => "protected table check failed".to_string(),
+        Stage::Statement | Stage::Verify => {
+            let file = if f.stage == Stage::Verify { "verify.sql " } else { "" };
+            format!(
+                "{file}statement {}/{} failed",
+                f.statement.unwrap_or(0),
+                f.statements.unwrap_or(0)
+            )
+        }
+    };
+    let _ = writeln!(out, "✗ {what} {}_{}: {stage}", f.version, f.name);
+    if let (Some(file), Some(line)) = (&f.file, f.line) {
+        let _ = writeln!(out, "  at {}:{}:{}", file.display(), line, f.column.unwrap_or(1));
+    }
+    if let Some(sql) = &f.sql {
+        for l in sql.lines().take(8) {
+            let _ = writeln!(out, "    | {l}");
+        }
+        if sql.lines().count() > 8 {
+            let _ = writeln!(out, "    | …");
+        }
+    }
+    match &f.sqlstate {
+        Some(code) => {
+            let _ = writeln!(out, "  error {code}: {}", f.message);
+        }
+        None => {
+            let _ = writeln!(out, "  error: {}", f.message);
+        }
+    }
+    if let Some(detail) = &f.detail {
+        let _ = writeln!(out, "  detail: {detail}");
+    }
+    if let Some(hint) = &f.hint {
+        let _ = writeln!(out, "  hint: {hint}");
+    }
+    if f.rolled_back {
+        let _ = writeln!(
+            out,
+            "  rolled back: nothing of {} was committed; the database is as it was",
+            f.group.join(", ")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  NOT rolled back: {} statement(s) of this no-transaction migration were committed and stay; \
+             fix the cause, undo them by hand if needed, then run it again",
+            f.committed_statements
+        );
+    }
+    out
+}
+
+/// The text summary of a migrate or rollback report.
+pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
+    let mut out = String::new();
+    if r.dry_run {
+        if r.groups.is_empty() {
+            let _ = writeln!(out, "{nothing}");
+        }
+        for (i, g) in r.groups.iter().enumerate() {
+            let how = if g.transactional { "transaction" } else { "no transaction" };
+            let _ = writeln!(
+                out,
+                "group {} ({how}, {} statement(s)): {}",
+                i + 1,
+                g.statements,
+                g.versions.join(", ")
+            );
+        }
+        let _ = writeln!(out, "dry run: nothing was changed");
+        return out;
+    }
+    for d in &r.done {
+        let _ = writeln!(
+            out,
+            "✓ {verb_done} {}_{} ({})",
+            d.version,
+            d.name,
+            human(Duration::from_millis(d.duration_ms))
+        );
+    }
+    if let Some(f) = &r.failure {
+        out.push_str(&failure(f));
+    } else if r.done.is_empty() {
+        let _ = writeln!(out, "{nothing}");
+    }
+    out
+}

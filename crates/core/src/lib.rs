@@ -1,0 +1,9 @@
+//! The Backstop engine: throwaway clusters, configuration, migration
+//! sources, history and guarded apply/rollback. The `backstop` binary is a
+//! thin layer over this crate.
+
+pub mod audit;
+pub mod config;
+pub mod migrate;
+pub mod pg;
+pub mod source;

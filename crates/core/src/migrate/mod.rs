@@ -1,0 +1,567 @@
+//! Guarded apply and rollback: the migration lock, the history schema, drift
+//! detection, planning of transaction groups, and the audit of outcomes.
+//! Gates (backup, risk check, rehearsal) are composed by the CLI around this.
+
+pub mod history;
+pub mod protect;
+mod run;
+
+use std::time::Duration;
+
+use postgres::Client;
+use serde::Serialize;
+use serde_json::json;
+
+pub use history::AppliedRow;
+pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
+
+use crate::audit;
+use crate::config::MigrationsSection;
+use crate::pg::lock::{LockError, LockHolder, MigrationLock};
+use crate::source::{compare_versions, Migration};
+
+/// The guards that apply to every run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub protected_tables: Vec<String>,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_wait: Duration,
+    pub lock_retries: u32,
+}
+
+impl From<&MigrationsSection> for Settings {
+    fn from(m: &MigrationsSection) -> Self {
+        Settings {
+            protected_tables: m.protected_tables.clone(),
+            lock_timeout: m.lock_timeout,
+            statement_timeout: m.statement_timeout,
+            lock_wait: m.lock_wait,
+            lock_retries: m.lock_retries,
+        }
+    }
+}
+
+/// Things worth telling the operator while a run goes on.
+#[derive(Debug)]
+pub enum Note<'a> {
+    WaitingForLock {
+        holder: Option<&'a LockHolder>,
+    },
+    GroupStarted {
+        group: &'a Group<'a>,
+    },
+    Statement {
+        version: &'a str,
+        direction: Direction,
+        index: usize,
+        total: usize,
+        sql: &'a str,
+        elapsed: Duration,
+    },
+    Verified {
+        version: &'a str,
+        checks: usize,
+    },
+    Retrying {
+        attempt: u32,
+        of: u32,
+        wait: Duration,
+    },
+}
+
+/// Receives [`Note`]s; the CLI prints them, tests and JSON output ignore them.
+pub trait Progress {
+    fn note(&mut self, note: Note<'_>);
+}
+
+/// A [`Progress`] that says nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn note(&mut self, _: Note<'_>) {}
+}
+
+/// Why a run could not be carried out at all (as opposed to a migration
+/// that failed and was rolled back, which is a [`Failure`] in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("database error while {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("lost the database session while running migration {version}; nothing of the interrupted transaction was committed")]
+    ConnectionLost {
+        version: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("{}", drift_message(.0))]
+    Drift(Vec<Drift>),
+    #[error("cannot roll back: no down migration for {}; write the missing down.sql first", .0.join(", "))]
+    MissingDown(Vec<String>),
+    #[error("version {0} is not a migration in the migrations dir; `backstop status` lists them")]
+    UnknownVersion(String),
+    #[error("version {0} is not applied; `backstop status` lists what is")]
+    NotApplied(String),
+}
+
+impl ApplyError {
+    /// The process exit code this error calls for.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ApplyError::Drift(_) | ApplyError::MissingDown(_) => 1,
+            ApplyError::UnknownVersion(_) | ApplyError::NotApplied(_) => 2,
+            ApplyError::Lock(_) | ApplyError::Db { .. } | ApplyError::ConnectionLost { .. } => 3,
+        }
+    }
+}
+
+fn drift_message(drift: &[Drift]) -> String {
+    let list: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+    format!(
+        "applied migrations differ from their files: {}; restore the files, or accept them with `backstop repair VERSION`",
+        list.join("; ")
+    )
+}
+
+/// An applied migration whose file changed or disappeared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub version: String,
+    pub name: String,
+    /// `changed` (checksum differs) or `missing` (no file any more).
+    pub kind: &'static str,
+    pub applied_checksum: String,
+    pub file_checksum: Option<String>,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            "missing" => {
+                write!(f, "{}_{} was applied but its file is gone", self.version, self.name)
+            }
+            _ => write!(
+                f,
+                "{}_{} was applied but its file has changed since",
+                self.version, self.name
+            ),
+        }
+    }
+}
+
+/// A migration in a status listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub version: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
+    pub checksum: String,
+    pub no_transaction: bool,
+}
+
+/// Applied, pending and drifted migrations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub applied: Vec<Entry>,
+    pub pending: Vec<Entry>,
+    pub drifted: Vec<Drift>,
+}
+
+/// Compares the migrations folder with the database's history.
+pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, ApplyError> {
+    let rows = history::applied(client)
+        .map_err(|source| ApplyError::Db { context: "reading backstop.applied", source })?;
+    Ok(compare(migrations, rows))
+}
+
+fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
+    rows.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    let mut drifted = Vec::new();
+    let mut applied = Vec::new();
+    for row in &rows {
+        let file = migrations.iter().find(|m| m.version == row.version);
+        match file {
+            None => drifted.push(Drift {
+                version: row.version.clone(),
+                name: row.name.clone(),
+                kind: "missing",
+                applied_checksum: row.checksum.clone(),
+                file_checksum: None,
+            }),
+            Some(m) if m.checksum != row.checksum => drifted.push(Drift {
+                version: row.version.clone(),
+                name: row.name.clone(),
+                kind: "changed",
+                applied_checksum: row.checksum.clone(),
+                file_checksum: Some(m.checksum.clone()),
+            }),
+            Some(_) => {}
+        }
+        applied.push(Entry {
+            version: row.version.clone(),
+            name: row.name.clone(),
+            applied_at: Some(row.applied_at),
+            duration_ms: Some(row.duration_ms),
+            applied_by: Some(row.applied_by.clone()),
+            checksum: row.checksum.clone(),
+            no_transaction: row.no_transaction,
+        });
+    }
+    let pending = migrations
+        .iter()
+        .filter(|m| !rows.iter().any(|r| r.version == m.version))
+        .map(|m| Entry {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            applied_at: None,
+            duration_ms: None,
+            applied_by: None,
+            checksum: m.checksum.clone(),
+            no_transaction: m.no_transaction,
+        })
+        .collect();
+    Status { applied, pending, drifted }
+}
+
+/// What a `migrate` or `rollback` run did (or, with `dry_run`, would do).
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    /// The transaction groups, in order: each inner list runs together.
+    pub groups: Vec<PlannedGroup>,
+    /// Migrations that were committed.
+    pub done: Vec<Done>,
+    /// Why the run stopped, if it did.
+    pub failure: Option<Failure>,
+}
+
+/// One planned group, for `--dry-run` and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedGroup {
+    pub transactional: bool,
+    pub versions: Vec<String>,
+    pub statements: usize,
+}
+
+impl Report {
+    /// True when the run stopped on a failed migration.
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+}
+
+/// Options of a forward run.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateOptions {
+    /// Apply up to and including this version.
+    pub to: Option<String>,
+    /// One transaction per migration instead of one for all.
+    pub each: bool,
+    pub dry_run: bool,
+}
+
+/// Splits pending migrations into transaction groups. A no-transaction
+/// migration runs alone; a group is committed after a migration that adds
+/// an enum value a later migration uses (PostgreSQL forbids using it
+/// before COMMIT).
+pub fn plan_up<'m>(pending: &[&'m Migration], each: bool) -> Vec<Group<'m>> {
+    let mut groups: Vec<Group<'m>> = Vec::new();
+    let mut open = false;
+    for (i, m) in pending.iter().enumerate() {
+        if m.no_transaction {
+            groups.push(Group {
+                direction: Direction::Up,
+                transactional: false,
+                migrations: vec![m],
+            });
+            open = false;
+            continue;
+        }
+        if open && !each {
+            groups.last_mut().expect("open group").migrations.push(m);
+        } else {
+            groups.push(Group {
+                direction: Direction::Up,
+                transactional: true,
+                migrations: vec![m],
+            });
+        }
+        open = !each && !adds_value_used_later(m, &pending[i + 1..]);
+    }
+    groups
+}
+
+fn adds_value_used_later(m: &Migration, later: &[&Migration]) -> bool {
+    m.up.statements.iter().filter_map(|s| s.facts.adds_enum_value.as_deref()).any(|value| {
+        later.iter().any(|l| {
+            l.up.statements.iter().any(|s| s.facts.string_literals.iter().any(|lit| lit == value))
+        })
+    })
+}
+
+fn plan_down<'m>(targets: &[&'m Migration]) -> Vec<Group<'m>> {
+    let mut groups: Vec<Group<'m>> = Vec::new();
+    for m in targets {
+        match groups.last_mut() {
+            Some(g) if g.transactional && !m.no_transaction => g.migrations.push(m),
+            _ => groups.push(Group {
+                direction: Direction::Down,
+                transactional: !m.no_transaction,
+                migrations: vec![m],
+            }),
+        }
+    }
+    groups
+}
+
+fn planned(groups: &[Group<'_>]) -> Vec<PlannedGroup> {
+    groups
+        .iter()
+        .map(|g| PlannedGroup {
+            transactional: g.transactional,
+            versions: g.versions(),
+            statements: g
+                .migrations
+                .iter()
+                .map(|m| match g.direction {
+                    Direction::Up => m.up.statements.len(),
+                    Direction::Down => m.down.as_ref().map_or(0, |d| d.statements.len()),
+                })
+                .sum(),
+        })
+        .collect()
+}
+
+/// Applies pending migrations under the migration lock.
+pub fn migrate(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Report, ApplyError> {
+    if let Some(to) = &options.to {
+        if !migrations.iter().any(|m| &m.version == to) {
+            return Err(ApplyError::UnknownVersion(to.clone()));
+        }
+    }
+    with_lock(client, settings, progress, |client, progress| {
+        if !options.dry_run {
+            history::ensure_schema(client).map_err(|source| ApplyError::Db {
+                context: "creating the backstop schema",
+                source,
+            })?;
+        }
+        let status = status(client, migrations)?;
+        if !status.drifted.is_empty() {
+            return Err(ApplyError::Drift(status.drifted));
+        }
+        let pending: Vec<&Migration> = migrations
+            .iter()
+            .filter(|m| status.pending.iter().any(|p| p.version == m.version))
+            .filter(|m| {
+                options.to.as_ref().is_none_or(|to| compare_versions(&m.version, to).is_le())
+            })
+            .collect();
+        let groups = plan_up(&pending, options.each);
+        run_groups(client, settings, &groups, options.dry_run, "migrate", progress)
+    })
+}
+
+/// Which applied migrations a rollback reverts.
+#[derive(Debug, Clone)]
+pub enum RollbackTarget {
+    /// The last N applied.
+    Steps(usize),
+    /// Everything applied after this version (which stays applied).
+    To(String),
+}
+
+/// Reverts applied migrations with their down files, newest first, in one
+/// transaction, under the same guards.
+pub fn rollback(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    target: &RollbackTarget,
+    dry_run: bool,
+    progress: &mut dyn Progress,
+) -> Result<Report, ApplyError> {
+    with_lock(client, settings, progress, |client, progress| {
+        let status = status(client, migrations)?;
+        let mut applied: Vec<&Entry> = status.applied.iter().collect();
+        applied.reverse();
+        let chosen: Vec<&Entry> = match target {
+            RollbackTarget::Steps(n) => applied.into_iter().take(*n).collect(),
+            RollbackTarget::To(v) => {
+                if !applied.iter().any(|e| &e.version == v) {
+                    return Err(ApplyError::NotApplied(v.clone()));
+                }
+                applied.into_iter().take_while(|e| &e.version != v).collect()
+            }
+        };
+        let drifted: Vec<Drift> = status
+            .drifted
+            .iter()
+            .filter(|d| chosen.iter().any(|c| c.version == d.version))
+            .cloned()
+            .collect();
+        if !drifted.is_empty() {
+            return Err(ApplyError::Drift(drifted));
+        }
+        let targets: Vec<&Migration> = chosen
+            .iter()
+            .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
+            .collect();
+        let missing: Vec<String> =
+            targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
+        if !missing.is_empty() {
+            return Err(ApplyError::MissingDown(missing));
+        }
+        let groups = plan_down(&targets);
+        run_groups(client, settings, &groups, dry_run, "rollback", progress)
+    })
+}
+
+fn with_lock<T>(
+    client: &mut Client,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+    f: impl FnOnce(&mut Client, &mut dyn Progress) -> Result<T, ApplyError>,
+) -> Result<T, ApplyError> {
+    let mut lock = MigrationLock::acquire(client, settings.lock_wait, |holder| {
+        progress.note(Note::WaitingForLock { holder })
+    })?;
+    f(&mut lock, progress)
+}
+
+fn run_groups(
+    client: &mut Client,
+    settings: &Settings,
+    groups: &[Group<'_>],
+    dry_run: bool,
+    kind: &str,
+    progress: &mut dyn Progress,
+) -> Result<Report, ApplyError> {
+    let mut report = Report { dry_run, groups: planned(groups), ..Default::default() };
+    if dry_run {
+        return Ok(report);
+    }
+    for group in groups {
+        let started = std::time::Instant::now();
+        let outcome = run_with_retries(client, settings, group, progress)?;
+        let versions = group.versions();
+        match outcome {
+            GroupOutcome::Committed(done) => {
+                let event = audit::Event {
+                    kind,
+                    outcome: "ok",
+                    versions,
+                    details: json!({ "duration_ms": started.elapsed().as_millis() as u64, "done": done }),
+                };
+                audit::record(client, &event).map_err(|source| ApplyError::Db {
+                    context: "writing the audit event",
+                    source,
+                })?;
+                report.done.extend(done);
+            }
+            GroupOutcome::Failed(failure) => {
+                let event = audit::Event {
+                    kind,
+                    outcome: if failure.rolled_back { "rolled_back" } else { "failed" },
+                    versions,
+                    details: json!({ "failure": failure }),
+                };
+                // The schema may not exist on a dry database (a failed first run
+                // creates it first, so this only fails when the session is gone).
+                let _ = audit::record(client, &event);
+                report.failure = Some(*failure);
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn run_with_retries(
+    client: &mut Client,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+) -> Result<GroupOutcome, ApplyError> {
+    let mut attempt = 0;
+    loop {
+        let outcome = run::run_group(client, settings, group, progress)?;
+        let lock_timeout = matches!(&outcome, GroupOutcome::Failed(f)
+            if f.sqlstate.as_deref() == Some("55P03") && f.rolled_back);
+        if !lock_timeout || attempt >= settings.lock_retries {
+            return Ok(outcome);
+        }
+        attempt += 1;
+        let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1)).min(Duration::from_secs(30));
+        progress.note(Note::Retrying { attempt, of: settings.lock_retries, wait });
+        std::thread::sleep(wait);
+    }
+}
+
+/// What `repair` changed.
+#[derive(Debug, Serialize)]
+pub struct Repaired {
+    pub version: String,
+    pub old_checksum: String,
+    pub new_checksum: String,
+    pub changed: bool,
+}
+
+/// Accepts the current file's checksum for an applied migration, audited.
+pub fn repair(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    version: &str,
+    progress: &mut dyn Progress,
+) -> Result<Repaired, ApplyError> {
+    let m = migrations
+        .iter()
+        .find(|m| m.version == version)
+        .ok_or_else(|| ApplyError::UnknownVersion(version.to_string()))?;
+    with_lock(client, settings, progress, |client, _| {
+        let db = |context| move |source| ApplyError::Db { context, source };
+        let rows = history::applied(client).map_err(db("reading backstop.applied"))?;
+        let row = rows
+            .iter()
+            .find(|r| r.version == version)
+            .ok_or_else(|| ApplyError::NotApplied(version.to_string()))?;
+        let repaired = Repaired {
+            version: version.to_string(),
+            old_checksum: row.checksum.clone(),
+            new_checksum: m.checksum.clone(),
+            changed: row.checksum != m.checksum,
+        };
+        if repaired.changed {
+            let mut tx = client.transaction().map_err(db("starting the repair"))?;
+            history::set_checksum(&mut tx, version, &m.checksum)
+                .map_err(db("updating the checksum"))?;
+            let event = audit::Event {
+                kind: "repair",
+                outcome: "ok",
+                versions: vec![version.to_string()],
+                details: json!({ "old_checksum": repaired.old_checksum, "new_checksum": repaired.new_checksum }),
+            };
+            audit::record(&mut tx, &event).map_err(db("writing the audit event"))?;
+            tx.commit().map_err(db("committing the repair"))?;
+        }
+        Ok(repaired)
+    })
+}

@@ -1,0 +1,412 @@
+//! Running one group of migrations (up or down) under the guards: timeouts,
+//! protected-table pre-flight and post-checks, verify.sql, history rows in
+//! the same transaction, COMMIT only if everything passed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, GenericClient};
+
+use super::{history, protect, ApplyError, Note, Progress, Settings};
+use crate::source::{Migration, SqlFile};
+
+/// Which way a migration is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// Migrations run together: in one transaction, or (a no-transaction
+/// migration) alone, statement by statement.
+#[derive(Debug, Clone)]
+pub struct Group<'m> {
+    pub direction: Direction,
+    pub transactional: bool,
+    pub migrations: Vec<&'m Migration>,
+}
+
+impl Group<'_> {
+    fn file<'a>(&self, m: &'a Migration) -> &'a SqlFile {
+        match self.direction {
+            Direction::Up => &m.up,
+            Direction::Down => m.down.as_ref().expect("planned downs exist"),
+        }
+    }
+
+    /// The versions in this group, in run order.
+    pub fn versions(&self) -> Vec<String> {
+        self.migrations.iter().map(|m| m.version.clone()).collect()
+    }
+}
+
+/// Where a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// A protected table was missing before anything ran.
+    PreFlight,
+    /// A statement of the migration failed.
+    Statement,
+    /// A statement of verify.sql failed.
+    Verify,
+    /// A protected table was dropped, truncated or lost rows.
+    ProtectedTable,
+}
+
+/// Why a group did not commit, with everything the operator needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    pub version: String,
+    pub name: String,
+    pub direction: Direction,
+    pub stage: Stage,
+    pub file: Option<PathBuf>,
+    /// 1-based statement number within the file, and how many it has.
+    pub statement: Option<usize>,
+    pub statements: Option<usize>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub sql: Option<String>,
+    pub sqlstate: Option<String>,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// Whether everything the group did was undone. False only for a
+    /// no-transaction migration whose earlier statements were committed.
+    pub rolled_back: bool,
+    /// The statements of a no-transaction migration that stay committed.
+    pub committed_statements: usize,
+    /// The versions that were in the rolled-back group.
+    pub group: Vec<String>,
+}
+
+/// One migration run to completion.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Done {
+    pub version: String,
+    pub name: String,
+    pub duration_ms: u64,
+}
+
+/// What running a group came to.
+#[derive(Debug)]
+pub enum GroupOutcome {
+    Committed(Vec<Done>),
+    Failed(Box<Failure>),
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// A database error that ends the run: the session is gone or the server
+/// is shutting down. Anything else is the migration's own failure.
+fn is_fatal(client_closed: bool, err: &postgres::Error) -> bool {
+    if client_closed || err.is_closed() {
+        return true;
+    }
+    match err.as_db_error() {
+        Some(db) => matches!(db.severity(), "FATAL" | "PANIC"),
+        None => true,
+    }
+}
+
+struct FailAt<'a> {
+    migration: &'a Migration,
+    file: &'a SqlFile,
+    index: usize,
+    stage: Stage,
+}
+
+fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> Failure {
+    let stmt = &at.file.statements[at.index];
+    let db = err.as_db_error();
+    let char_pos = db.and_then(|d| match d.position() {
+        Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+        _ => None,
+    });
+    let position = at.file.position_in(at.index, char_pos);
+    Failure {
+        version: at.migration.version.clone(),
+        name: at.migration.name.clone(),
+        direction: group.direction,
+        stage: at.stage,
+        file: Some(at.file.path.clone()),
+        statement: Some(at.index + 1),
+        statements: Some(at.file.statements.len()),
+        line: Some(position.line),
+        column: Some(position.column),
+        sql: Some(stmt.sql.clone()),
+        sqlstate: db.map(|d| d.code().code().to_string()),
+        message: db.map_or_else(|| err.to_string(), |d| d.message().to_string()),
+        detail: db.and_then(|d| d.detail().map(str::to_string)),
+        hint: db.and_then(|d| d.hint().map(str::to_string)).or_else(|| hint_for(db, at.stage)),
+        rolled_back: group.transactional,
+        committed_statements: if group.transactional { 0 } else { at.index },
+        group: group.versions(),
+    }
+}
+
+/// Backstop's own advice where PostgreSQL gives none.
+fn hint_for(db: Option<&postgres::error::DbError>, stage: Stage) -> Option<String> {
+    let code = db?.code().code();
+    let hint = match code {
+        "55P03" => {
+            "another session held a lock the migration needed for longer than lock_timeout; \
+                    retry when traffic is lower, or raise lock_timeout in backstop.toml"
+        }
+        "57014" => {
+            "the statement ran longer than statement_timeout; raise it in backstop.toml \
+                    or make the migration cheaper (batches, CONCURRENTLY)"
+        }
+        "55P04" => {
+            "a new enum value must be committed before it is used; move the statements \
+                    that use it into a later migration"
+        }
+        _ if stage == Stage::Verify => {
+            "verify.sql asserts the migration's outcome; fix the \
+                    migration or the assertion"
+        }
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+fn protected_failure(
+    group: &Group<'_>,
+    stage: Stage,
+    violations: &[protect::Violation],
+) -> Failure {
+    let first = group.migrations[0];
+    let message = violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ");
+    Failure {
+        version: first.version.clone(),
+        name: first.name.clone(),
+        direction: group.direction,
+        stage,
+        file: None,
+        statement: None,
+        statements: None,
+        line: None,
+        column: None,
+        sql: None,
+        sqlstate: None,
+        message,
+        detail: None,
+        hint: Some(if stage == Stage::PreFlight {
+            "protected tables must exist before a migration runs".into()
+        } else {
+            "protected tables may never be dropped, truncated or lose rows; change the migration, \
+             or remove the table from protected_tables in backstop.toml if it is truly meant to go"
+                .into()
+        }),
+        rolled_back: group.transactional,
+        committed_statements: 0,
+        group: group.versions(),
+    }
+}
+
+fn set_timeouts(
+    client: &mut impl GenericClient,
+    scope: &str,
+    s: &Settings,
+) -> Result<(), postgres::Error> {
+    client.batch_execute(&format!(
+        "SET {scope} lock_timeout = '{}ms'; SET {scope} statement_timeout = '{}ms'",
+        s.lock_timeout.as_millis(),
+        s.statement_timeout.as_millis()
+    ))
+}
+
+/// Runs a group; returns `Err` only when the session is lost or the
+/// database misbehaves outside the migration's own statements.
+pub fn run_group(
+    client: &mut Client,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+) -> Result<GroupOutcome, ApplyError> {
+    progress.note(Note::GroupStarted { group });
+    if group.transactional {
+        run_transactional(client, settings, group, progress)
+    } else {
+        run_autocommit(client, settings, group, progress)
+    }
+}
+
+fn all_statements<'a>(
+    group: &'a Group<'a>,
+) -> impl Iterator<Item = &'a backstop_lint::Statement> + Clone {
+    group.migrations.iter().flat_map(move |m| group.file(m).statements.iter())
+}
+
+fn run_transactional(
+    client: &mut Client,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+) -> Result<GroupOutcome, ApplyError> {
+    let db_err = |source| ApplyError::Db { context: "running the migration transaction", source };
+    // Dropping `tx` without commit rolls back: every early return below is safe.
+    let mut tx = client.transaction().map_err(db_err)?;
+    set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
+    let baseline =
+        match protect::preflight(&mut tx, &settings.protected_tables, all_statements(group))
+            .map_err(db_err)?
+        {
+            Ok(b) => b,
+            Err(v) => {
+                return Ok(GroupOutcome::Failed(Box::new(protected_failure(
+                    group,
+                    Stage::PreFlight,
+                    &[v],
+                ))))
+            }
+        };
+    let mut done = Vec::with_capacity(group.migrations.len());
+    for m in &group.migrations {
+        let started = Instant::now();
+        let file = group.file(m);
+        for (index, stmt) in file.statements.iter().enumerate() {
+            let t = Instant::now();
+            if let Err(e) = tx.batch_execute(&stmt.sql) {
+                if is_fatal(false, &e) {
+                    return Err(ApplyError::ConnectionLost {
+                        version: m.version.clone(),
+                        source: e,
+                    });
+                }
+                let at = FailAt { migration: m, file, index, stage: Stage::Statement };
+                return Ok(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+            }
+            progress.note(Note::Statement {
+                version: &m.version,
+                direction: group.direction,
+                index,
+                total: file.statements.len(),
+                sql: &stmt.sql,
+                elapsed: t.elapsed(),
+            });
+        }
+        match group.direction {
+            Direction::Up => {
+                if let Some(verify) = &m.verify {
+                    for (index, stmt) in verify.statements.iter().enumerate() {
+                        if let Err(e) = tx.batch_execute(&stmt.sql) {
+                            if is_fatal(false, &e) {
+                                return Err(ApplyError::ConnectionLost {
+                                    version: m.version.clone(),
+                                    source: e,
+                                });
+                            }
+                            let at =
+                                FailAt { migration: m, file: verify, index, stage: Stage::Verify };
+                            return Ok(GroupOutcome::Failed(Box::new(failure_from_db(
+                                group, at, &e,
+                            ))));
+                        }
+                    }
+                    progress.note(Note::Verified {
+                        version: &m.version,
+                        checks: verify.statements.len(),
+                    });
+                }
+                history::insert(&mut tx, m, ms(started.elapsed()) as i64).map_err(db_err)?;
+            }
+            Direction::Down => history::remove(&mut tx, &m.version).map_err(db_err)?,
+        }
+        done.push(Done {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            duration_ms: ms(started.elapsed()),
+        });
+    }
+    let violations = protect::postcheck(&mut tx, &baseline).map_err(db_err)?;
+    if !violations.is_empty() {
+        return Ok(GroupOutcome::Failed(Box::new(protected_failure(
+            group,
+            Stage::ProtectedTable,
+            &violations,
+        ))));
+    }
+    tx.commit().map_err(|e| ApplyError::ConnectionLost {
+        version: group.versions().join(","),
+        source: e,
+    })?;
+    Ok(GroupOutcome::Committed(done))
+}
+
+/// A no-transaction migration: statements commit one by one, so a failure
+/// half-way leaves the earlier ones in place, and the report says so.
+fn run_autocommit(
+    client: &mut Client,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+) -> Result<GroupOutcome, ApplyError> {
+    let db_err = |source| ApplyError::Db { context: "running a no-transaction migration", source };
+    let m = group.migrations[0];
+    let file = group.file(m);
+    let baseline = {
+        let mut tx = client.transaction().map_err(db_err)?;
+        let b = protect::preflight(&mut tx, &settings.protected_tables, std::iter::empty())
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        match b {
+            Ok(b) => b,
+            Err(v) => {
+                return Ok(GroupOutcome::Failed(Box::new(protected_failure(
+                    group,
+                    Stage::PreFlight,
+                    &[v],
+                ))))
+            }
+        }
+    };
+    set_timeouts(client, "SESSION", settings).map_err(db_err)?;
+    let started = Instant::now();
+    let mut outcome = None;
+    for (index, stmt) in file.statements.iter().enumerate() {
+        let t = Instant::now();
+        if let Err(e) = client.batch_execute(&stmt.sql) {
+            if is_fatal(client.is_closed(), &e) {
+                return Err(ApplyError::ConnectionLost { version: m.version.clone(), source: e });
+            }
+            let at = FailAt { migration: m, file, index, stage: Stage::Statement };
+            outcome = Some(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+            break;
+        }
+        progress.note(Note::Statement {
+            version: &m.version,
+            direction: group.direction,
+            index,
+            total: file.statements.len(),
+            sql: &stmt.sql,
+            elapsed: t.elapsed(),
+        });
+    }
+    client.batch_execute("RESET lock_timeout; RESET statement_timeout").map_err(db_err)?;
+    if let Some(failed) = outcome {
+        return Ok(failed);
+    }
+    let mut tx = client.transaction().map_err(db_err)?;
+    let violations = protect::postcheck(&mut tx, &baseline).map_err(db_err)?;
+    if !violations.is_empty() {
+        let mut f = protected_failure(group, Stage::ProtectedTable, &violations);
+        f.committed_statements = file.statements.len();
+        return Ok(GroupOutcome::Failed(Box::new(f)));
+    }
+    match group.direction {
+        Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64),
+        Direction::Down => history::remove(&mut tx, &m.version),
+    }
+    .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    Ok(GroupOutcome::Committed(vec![Done {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        duration_ms: ms(started.elapsed()),
+    }]))
+}

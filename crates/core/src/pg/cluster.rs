@@ -1,0 +1,499 @@
+//! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` from the local server
+//! binaries into a temp dir, on a free port, gone when dropped. Used by the
+//! demo, rehearsals, backup checks and every test.
+//!
+//! A cluster never outlives its owner: a small watcher process waits on a
+//! pipe that only the owner holds and stops the server and deletes the dir
+//! when the pipe closes (also after SIGKILL or a panic that aborts), and
+//! every start removes clusters whose recorded owner pid is dead.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid, User};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+const DIR_PREFIX: &str = "backstop-cluster-";
+const OWNER_FILE: &str = "owner.pid";
+const SUPERUSER: &str = "postgres";
+
+/// What went wrong starting or driving a throwaway cluster. All of these are
+/// environment errors (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found; looked in {searched}; \
+         install them (`apt-get install postgresql`) or set BACKSTOP_PG_BIN to the directory that holds them"
+    )]
+    BinariesMissing { searched: String },
+    #[error("BACKSTOP_PG_BIN={dir} does not contain `{tool}`; point it at the directory with initdb and pg_ctl")]
+    BadBinDir { dir: PathBuf, tool: &'static str },
+    #[error(
+        "running as root, but there is no `postgres` user to own the throwaway cluster \
+         (PostgreSQL refuses to run as root); create one with `useradd postgres` or run as a normal user"
+    )]
+    NoPostgresUser,
+    #[error("could not prepare the cluster directory {path}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not run {tool}")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{tool} failed: {output}")]
+    Tool { tool: String, output: String },
+    #[error("could not connect to the throwaway cluster")]
+    Connect(#[source] postgres::Error),
+}
+
+/// The directory of the local PostgreSQL server binaries and their major version.
+#[derive(Debug, Clone)]
+pub struct PgBin {
+    pub dir: PathBuf,
+    pub major: u32,
+}
+
+impl PgBin {
+    /// Finds the server binaries: `BACKSTOP_PG_BIN`, `pg_config --bindir`,
+    /// the newest `/usr/lib/postgresql/<major>/bin`, then `PATH`.
+    pub fn find() -> Result<PgBin, ClusterError> {
+        if let Some(dir) = std::env::var_os("BACKSTOP_PG_BIN") {
+            let dir = PathBuf::from(dir);
+            for tool in ["initdb", "pg_ctl"] {
+                if !dir.join(tool).is_file() {
+                    return Err(ClusterError::BadBinDir { dir, tool });
+                }
+            }
+            return PgBin::at(dir);
+        }
+        let mut searched = vec!["BACKSTOP_PG_BIN (unset)".to_string()];
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if out.status.success() && has_server_tools(&dir) {
+                return PgBin::at(dir);
+            }
+            searched.push(format!("pg_config --bindir ({})", dir.display()));
+        }
+        if let Some(dir) = newest_debian_bin_dir() {
+            return PgBin::at(dir);
+        }
+        searched.push("/usr/lib/postgresql/*/bin".to_string());
+        if let Some(paths) = std::env::var_os("PATH") {
+            for dir in std::env::split_paths(&paths) {
+                if has_server_tools(&dir) {
+                    return PgBin::at(dir);
+                }
+            }
+        }
+        searched.push("PATH".to_string());
+        Err(ClusterError::BinariesMissing { searched: searched.join(", ") })
+    }
+
+    fn at(dir: PathBuf) -> Result<PgBin, ClusterError> {
+        let tool = dir.join("pg_ctl");
+        let out = Command::new(&tool)
+            .arg("--version")
+            .output()
+            .map_err(|source| ClusterError::Spawn { tool: tool.display().to_string(), source })?;
+        // "pg_ctl (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        let text = String::from_utf8_lossy(&out.stdout);
+        let major = text
+            .split_whitespace()
+            .nth(2)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| ClusterError::Tool {
+                tool: tool.display().to_string(),
+                output: format!("unexpected version output {text:?}"),
+            })?;
+        Ok(PgBin { dir, major })
+    }
+
+    /// The path of one of the server tools (`initdb`, `pg_ctl`, `pg_dump`...).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn has_server_tools(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+fn newest_debian_bin_dir() -> Option<PathBuf> {
+    let entries = fs::read_dir("/usr/lib/postgresql").ok()?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max_by_key(|major| *major)
+        .map(|major| PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")))
+        .filter(|dir| has_server_tools(dir))
+}
+
+/// The account the server runs as: the `postgres` user when we are root.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: Uid,
+    gid: Gid,
+}
+
+fn run_as() -> Result<Option<RunAs>, ClusterError> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    let user = User::from_name(SUPERUSER).ok().flatten().ok_or(ClusterError::NoPostgresUser)?;
+    Ok(Some(RunAs { uid: user.uid, gid: user.gid }))
+}
+
+/// A private PostgreSQL server in a temp dir, stopped and deleted on drop.
+pub struct Cluster {
+    bin: PgBin,
+    dir: PathBuf,
+    port: u16,
+    password: String,
+    run_as: Option<RunAs>,
+    watcher: Option<(Child, ChildStdin)>,
+    running: bool,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("dir", &self.dir).field("port", &self.port).finish()
+    }
+}
+
+impl Cluster {
+    /// Creates and starts a new cluster with the local binaries.
+    pub fn start() -> Result<Cluster, ClusterError> {
+        Cluster::start_with(PgBin::find()?)
+    }
+
+    /// Creates and starts a new cluster with the given binaries.
+    pub fn start_with(bin: PgBin) -> Result<Cluster, ClusterError> {
+        reap_stale_clusters();
+        let run_as = run_as()?;
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .map_err(|source| ClusterError::Dir { path: std::env::temp_dir(), source })?
+            .keep();
+        let password: String =
+            rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+        let mut cluster =
+            Cluster { bin, dir, port: 0, password, run_as, watcher: None, running: false };
+        cluster.prepare()?;
+        cluster.spawn_watcher()?;
+        cluster.init_db()?;
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    fn dir_err(&self, source: std::io::Error) -> ClusterError {
+        ClusterError::Dir { path: self.dir.clone(), source }
+    }
+
+    fn prepare(&self) -> Result<(), ClusterError> {
+        fs::write(self.dir.join(OWNER_FILE), std::process::id().to_string())
+            .map_err(|e| self.dir_err(e))?;
+        let pwfile = self.dir.join("pwfile");
+        fs::write(&pwfile, &self.password).map_err(|e| self.dir_err(e))?;
+        fs::set_permissions(&pwfile, fs::Permissions::from_mode(0o600))
+            .map_err(|e| self.dir_err(e))?;
+        if let Some(who) = self.run_as {
+            for path in [&self.dir, &pwfile] {
+                nix::unistd::chown(path, Some(who.uid), Some(who.gid))
+                    .map_err(|e| self.dir_err(e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(self.bin.tool(tool));
+        if let Some(who) = self.run_as {
+            cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+        }
+        // The tools must not pick up a user's PG* settings.
+        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
+            cmd.env_remove(var);
+        }
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, tool: &str) -> Result<(), ClusterError> {
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| ClusterError::Spawn { tool: tool.to_string(), source })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut output = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if output.is_empty() {
+            output = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        Err(ClusterError::Tool { tool: tool.to_string(), output })
+    }
+
+    /// The watcher stops the server and deletes the dir once our end of its
+    /// stdin closes, which the kernel does when this process ends in any way.
+    fn spawn_watcher(&mut self) -> Result<(), ClusterError> {
+        let script = r#"read line; [ "$line" = keep ] && exit 0
+"$0" stop -D "$1" -m immediate >/dev/null 2>&1
+rm -rf "$2""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).arg(self.bin.tool("pg_ctl")).arg(self.data_dir()).arg(&self.dir);
+        if let Some(who) = self.run_as {
+            cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| ClusterError::Spawn { tool: "sh".into(), source })?;
+        let stdin = child.stdin.take().expect("stdin was piped");
+        self.watcher = Some((child, stdin));
+        Ok(())
+    }
+
+    fn init_db(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+            .arg(format!("--pwfile={}", self.dir.join("pwfile").display()));
+        self.run(cmd, "initdb")?;
+        fs::remove_file(self.dir.join("pwfile")).map_err(|e| self.dir_err(e))?;
+        // Durability is worthless for a throwaway copy; speed is not.
+        let settings = format!(
+            "\n# backstop throwaway cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n\
+             log_min_messages = warning\n",
+            self.dir.display()
+        );
+        fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.conf"))
+            .and_then(|mut f| f.write_all(settings.as_bytes()))
+            .map_err(|e| self.dir_err(e))
+    }
+
+    fn start_server(&mut self) -> Result<(), ClusterError> {
+        // A port picked free can be taken before the server binds it; retry.
+        let mut last = None;
+        for _ in 0..5 {
+            self.port = free_port().map_err(|e| self.dir_err(e))?;
+            match self.pg_ctl_start() {
+                Ok(()) => {
+                    self.running = true;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("start")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-t", "60", "-l"])
+            .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(format!("-p {}", self.port));
+        self.run(cmd, "pg_ctl start").map_err(|e| match e {
+            ClusterError::Tool { tool, output } => {
+                let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                ClusterError::Tool { tool, output: format!("{output}\n{}", tail.join("\n")) }
+            }
+            other => other,
+        })
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop_immediate(&mut self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w"]);
+        self.run(cmd, "pg_ctl stop")?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Starts a stopped cluster again on the same port.
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        self.pg_ctl_start()?;
+        self.running = true;
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory the cluster lives in (data, socket, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn bin(&self) -> &PgBin {
+        &self.bin
+    }
+
+    /// A connection URL for `database` as the superuser, password included:
+    /// pass it to code, show it only through [`crate::pg::conn::redact`].
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}", self.password, self.port)
+    }
+
+    pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {
+        postgres::Client::connect(&self.url(database), postgres::NoTls)
+            .map_err(ClusterError::Connect)
+    }
+
+    /// Creates an empty database (from `template0`, or another template).
+    pub fn create_database(&self, name: &str, template: Option<&str>) -> Result<(), ClusterError> {
+        let mut client = self.connect("postgres")?;
+        let template = template.unwrap_or("template0");
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                crate::pg::quote_ident(name),
+                crate::pg::quote_ident(template)
+            ))
+            .map_err(ClusterError::Connect)
+    }
+
+    /// Leaves the server running after this process exits; returns its dir.
+    /// The caller owns it from then on (`pg_ctl stop -D <dir>/data`).
+    pub fn keep(mut self) -> PathBuf {
+        if let Some((mut child, mut stdin)) = self.watcher.take() {
+            let _ = stdin.write_all(b"keep\n");
+            drop(stdin);
+            let _ = child.wait();
+        }
+        let _ = fs::remove_file(self.dir.join(OWNER_FILE));
+        self.running = false;
+        let dir = std::mem::take(&mut self.dir);
+        std::mem::forget(self);
+        dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self.stop_immediate();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some((mut child, stdin)) = self.watcher.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Removes clusters whose owner process is gone: stops their server and
+/// deletes their dir. Best effort; a cluster still in use is never touched.
+pub fn reap_stale_clusters() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(owner) = fs::read_to_string(dir.join(OWNER_FILE)) else {
+            continue;
+        };
+        let Ok(owner) = owner.trim().parse::<i32>() else {
+            continue;
+        };
+        if process_alive(owner) {
+            continue;
+        }
+        if let Some(postmaster) = fs::read_to_string(dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            let pid = nix::unistd::Pid::from_raw(postmaster);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
+            for _ in 0..50 {
+                if !process_alive(postmaster) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(Errno::ESRCH) => false,
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_is_gone_after_drop() {
+        let cluster = Cluster::start().expect("cluster starts");
+        let dir = cluster.dir().to_path_buf();
+        let mut client = cluster.connect("postgres").unwrap();
+        let one: i32 = client.query_one("select 1", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+        drop(client);
+        drop(cluster);
+        assert!(!dir.exists(), "cluster dir {dir:?} left behind");
+    }
+
+    #[test]
+    fn a_dead_owners_cluster_is_reaped_by_the_next_start() {
+        let cluster = Cluster::start().unwrap();
+        let dir = cluster.dir().to_path_buf();
+        let port = cluster.port();
+        // Pretend the owner died: point the marker at a pid that cannot exist
+        // and detach the watcher so only the reaper can clean up.
+        let kept = cluster.keep();
+        assert_eq!(kept, dir);
+        fs::write(dir.join(OWNER_FILE), i32::MAX.to_string()).unwrap();
+        let other = Cluster::start().unwrap();
+        assert!(!dir.exists(), "stale cluster {dir:?} was not removed");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || other.port() == port);
+    }
+}

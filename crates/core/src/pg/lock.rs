@@ -1,0 +1,133 @@
+//! The migration lock: one session-level advisory lock per database, so two
+//! `backstop migrate` runs never interleave. Released when the closure that
+//! holds it returns, also on an early `?`, and by the server when the
+//! session dies.
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+/// The advisory lock key: "backstop" as eight bytes.
+pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"backstop");
+
+/// Who holds the migration lock, for "waiting for ..." messages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub application: String,
+    pub user: String,
+    pub client: String,
+    pub since: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} ({} as {} from {}, since {})",
+            self.pid, self.application, self.user, self.client, self.since
+        )
+    }
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "gave up waiting for the migration lock after {}; it is held by {}; \
+         wait for that run to finish or stop it, or raise `lock_wait` in backstop.toml",
+        humantime::format_duration(*.waited),
+        .holder.as_ref().map_or("an unknown session".to_string(), |h| h.to_string())
+    )]
+    Timeout { waited: Duration, holder: Option<LockHolder> },
+    #[error("database error while taking the migration lock")]
+    Db(#[from] postgres::Error),
+}
+
+/// Looks up the session holding the migration lock.
+pub fn holder(client: &mut Client) -> Result<Option<LockHolder>, postgres::Error> {
+    let key = MIGRATION_LOCK_KEY;
+    let row = client.query_opt(
+        "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
+                coalesce(host(a.client_addr), 'local socket'),
+                coalesce(to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), '')
+           from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
+            and l.classid::bigint = (($1::bigint >> 32) & 4294967295) and l.objid::bigint = ($1::bigint & 4294967295)
+            and l.objsubid = 1
+          limit 1",
+        &[&key],
+    )?;
+    Ok(row.map(|r| LockHolder {
+        pid: r.get(0),
+        application: r.get(1),
+        user: r.get(2),
+        client: r.get(3),
+        since: r.get(4),
+    }))
+}
+
+/// The migration lock, held until dropped (also on an early `?`). If the
+/// session is broken the server has already dropped the lock with it.
+pub struct MigrationLock<'c> {
+    client: &'c mut Client,
+}
+
+impl<'c> MigrationLock<'c> {
+    /// Takes the lock, waiting up to `wait`; `on_wait` is told once who holds
+    /// it when it is taken.
+    pub fn acquire(
+        client: &'c mut Client,
+        wait: Duration,
+        on_wait: impl FnOnce(Option<&LockHolder>),
+    ) -> Result<Self, LockError> {
+        acquire(client, wait, on_wait)?;
+        Ok(MigrationLock { client })
+    }
+}
+
+impl std::ops::Deref for MigrationLock<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl std::ops::DerefMut for MigrationLock<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+    }
+}
+
+impl Drop for MigrationLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.client.execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]);
+    }
+}
+
+fn acquire(
+    client: &mut Client,
+    wait: Duration,
+    on_wait: impl FnOnce(Option<&LockHolder>),
+) -> Result<(), LockError> {
+    let started = Instant::now();
+    let mut on_wait = Some(on_wait);
+    let mut last_holder = None;
+    loop {
+        let got: bool =
+            client.query_one("select pg_try_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?.get(0);
+        if got {
+            return Ok(());
+        }
+        if let Some(h) = holder(client)? {
+            last_holder = Some(h);
+        }
+        if let Some(cb) = on_wait.take() {
+            cb(last_holder.as_ref());
+        }
+        if started.elapsed() >= wait {
+            return Err(LockError::Timeout { waited: started.elapsed(), holder: last_holder });
+        }
+        std::thread::sleep(Duration::from_millis(200).min(wait.saturating_sub(started.elapsed())));
+    }
+}

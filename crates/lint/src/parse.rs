@@ -1,0 +1,392 @@
+//! Splitting migration SQL into statements with PostgreSQL's own parser, and
+//! the facts about each statement that the engine needs before it runs them.
+
+use pg_query::protobuf::{self, AlterTableType, DropBehavior, KeywordKind, Token};
+use pg_query::NodeEnum;
+
+/// A place in a SQL text, 1-based, as editors show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Position {
+    /// The line and column of byte `offset` in `text` (columns count characters).
+    pub fn of(text: &str, offset: usize) -> Self {
+        let offset = offset.min(text.len());
+        let before = &text[..floor_char_boundary(text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Position { line, column }
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// SQL the parser rejected, with the place of the offending token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message} (line {}, column {})", position.line, position.column)]
+pub struct SyntaxError {
+    /// PostgreSQL's own message, e.g. `syntax error at or near "TABEL"`.
+    pub message: String,
+    /// Byte offset in the whole text.
+    pub offset: usize,
+    pub position: Position,
+}
+
+/// A relation named in a statement, as written (schema may be empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RelationName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl RelationName {
+    fn from_range_var(rv: &protobuf::RangeVar) -> Self {
+        RelationName {
+            schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
+            name: rv.relname.clone(),
+        }
+    }
+}
+
+/// What the engine must know about a statement before running it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`...: Backstop owns the transaction.
+    pub transaction_control: bool,
+    /// PostgreSQL refuses to run it inside a transaction block (e.g.
+    /// `CREATE INDEX CONCURRENTLY`); names the construct.
+    pub outside_transaction_only: Option<&'static str>,
+    /// Relations whose storage the statement replaces (TRUNCATE, a rewriting
+    /// ALTER TABLE, CLUSTER, VACUUM FULL): their rows must be counted around it.
+    pub rewrites: Vec<RelationName>,
+    /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
+    pub truncate_cascade: bool,
+    /// The value an `ALTER TYPE ... ADD VALUE` adds.
+    pub adds_enum_value: Option<String>,
+    /// Every string literal in the statement, for spotting uses of a new enum value.
+    pub string_literals: Vec<String>,
+}
+
+/// One statement of a migration file.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The statement's text, without the separating semicolon or surrounding blanks.
+    pub sql: String,
+    /// Byte offset of `sql` in the file.
+    pub offset: usize,
+    /// Where `sql` starts in the file.
+    pub position: Position,
+    pub facts: Facts,
+}
+
+/// Splits `text` into statements with the real parser; comments and blank
+/// statements are dropped. A syntax error names its line and column.
+pub fn split(text: &str) -> Result<Vec<Statement>, SyntaxError> {
+    let parsed = match pg_query::parse(text, 0) {
+        Ok(parsed) => parsed,
+        Err(err) => return Err(locate_error(text, err)),
+    };
+    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
+    for raw in &parsed.protobuf.stmts {
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => text.len(),
+            Ok(len) => start + len,
+        };
+        let Some(slice) = text.get(start..end) else {
+            continue;
+        };
+        let (sql, lead) = trim_leading_comments(slice);
+        if sql.is_empty() {
+            continue;
+        }
+        let offset = start + lead;
+        let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
+        let mut facts = node.map(facts_of).unwrap_or_default();
+        facts.string_literals = string_literals(sql);
+        statements.push(Statement {
+            sql: sql.to_string(),
+            offset,
+            position: Position::of(text, offset),
+            facts,
+        });
+    }
+    Ok(statements)
+}
+
+/// Strips blanks and comments before a statement and blanks after it, so that
+/// line numbers point at the statement's first keyword. Returns the text and
+/// how many bytes were dropped at the front.
+fn trim_leading_comments(slice: &str) -> (&str, usize) {
+    let tokens = pg_query::scan(slice).map(|s| s.tokens).unwrap_or_default();
+    let first = tokens.iter().find(|t| !is_comment(t.token)).map(|t| t.start as usize);
+    match first {
+        Some(start) => (slice[start..].trim_end(), start),
+        None => ("", slice.len()),
+    }
+}
+
+fn is_comment(token: i32) -> bool {
+    token == Token::SqlComment as i32 || token == Token::CComment as i32
+}
+
+fn string_literals(sql: &str) -> Vec<String> {
+    let Ok(scan) = pg_query::scan(sql) else {
+        return Vec::new();
+    };
+    scan.tokens
+        .iter()
+        .filter(|t| t.token == Token::Sconst as i32)
+        .filter_map(|t| sql.get(t.start as usize..t.end as usize))
+        .map(|lit| lit.trim_start_matches(['E', 'e']).trim_matches('\'').replace("''", "'"))
+        .collect()
+}
+
+fn facts_of(node: &NodeEnum) -> Facts {
+    let mut facts = Facts::default();
+    match node {
+        NodeEnum::TransactionStmt(_) => facts.transaction_control = true,
+        NodeEnum::IndexStmt(s) if s.concurrent => {
+            facts.outside_transaction_only = Some("CREATE INDEX CONCURRENTLY")
+        }
+        NodeEnum::DropStmt(s) if s.concurrent => {
+            facts.outside_transaction_only = Some("DROP INDEX CONCURRENTLY")
+        }
+        NodeEnum::ReindexStmt(s) if has_option(&s.params, "concurrently") => {
+            facts.outside_transaction_only = Some("REINDEX CONCURRENTLY");
+        }
+        NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => {
+            facts.outside_transaction_only = Some("VACUUM");
+            if has_option(&s.options, "full") {
+                facts.rewrites.extend(s.rels.iter().filter_map(|r| match &r.node {
+                    Some(NodeEnum::VacuumRelation(v)) => {
+                        v.relation.as_ref().map(RelationName::from_range_var)
+                    }
+                    _ => None,
+                }));
+            }
+        }
+        NodeEnum::CreatedbStmt(_) => facts.outside_transaction_only = Some("CREATE DATABASE"),
+        NodeEnum::DropdbStmt(_) => facts.outside_transaction_only = Some("DROP DATABASE"),
+        NodeEnum::AlterSystemStmt(_) => facts.outside_transaction_only = Some("ALTER SYSTEM"),
+        NodeEnum::CreateTableSpaceStmt(_) => {
+            facts.outside_transaction_only = Some("CREATE TABLESPACE")
+        }
+        NodeEnum::DropTableSpaceStmt(_) => facts.outside_transaction_only = Some("DROP TABLESPACE"),
+        NodeEnum::TruncateStmt(s) => {
+            facts.truncate_cascade = s.behavior == DropBehavior::DropCascade as i32;
+            facts.rewrites.extend(s.relations.iter().filter_map(|r| match &r.node {
+                Some(NodeEnum::RangeVar(rv)) => Some(RelationName::from_range_var(rv)),
+                _ => None,
+            }));
+        }
+        NodeEnum::ClusterStmt(s) => {
+            facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
+        }
+        NodeEnum::AlterTableStmt(s) => {
+            let rewriting = s.cmds.iter().any(|c| match &c.node {
+                Some(NodeEnum::AlterTableCmd(cmd)) => rewrites_table(cmd.subtype),
+                _ => false,
+            });
+            if rewriting {
+                facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
+            }
+        }
+        NodeEnum::AlterEnumStmt(s) if !s.new_val.is_empty() => {
+            facts.adds_enum_value = Some(s.new_val.clone());
+        }
+        _ => {}
+    }
+    facts
+}
+
+/// ALTER TABLE subcommands that may give the table new storage.
+fn rewrites_table(subtype: i32) -> bool {
+    matches!(
+        AlterTableType::try_from(subtype),
+        Ok(AlterTableType::AtAddColumn
+            | AlterTableType::AtAlterColumnType
+            | AlterTableType::AtSetAccessMethod
+            | AlterTableType::AtSetLogged
+            | AlterTableType::AtSetUnLogged
+            | AlterTableType::AtSetTableSpace
+            | AlterTableType::AtDropExpression
+            | AlterTableType::AtSetExpression)
+    )
+}
+
+fn has_option(options: &[protobuf::Node], name: &str) -> bool {
+    options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == name))
+}
+
+/// Finds where a statement the parser rejects goes wrong. The parser's Rust
+/// binding reports only the message, so the offending token is found by
+/// parsing ever longer prefixes: the first prefix whose error is no longer
+/// "at end of input" ends with the token PostgreSQL complains about.
+fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
+    let message = match err {
+        pg_query::Error::Parse(m) | pg_query::Error::Scan(m) | pg_query::Error::Split(m) => m,
+        other => other.to_string(),
+    };
+    let offset = error_offset(text).unwrap_or(0);
+    SyntaxError { message, offset, position: Position::of(text, offset) }
+}
+
+fn error_offset(text: &str) -> Option<usize> {
+    let tokens = match pg_query::scan(text) {
+        Ok(scan) => scan.tokens,
+        // The scanner itself failed (e.g. an unterminated string): point at
+        // the last token it could read before that.
+        Err(_) => return Some(last_scannable_offset(text)),
+    };
+    let tokens: Vec<_> = tokens.into_iter().filter(|t| !is_comment(t.token)).collect();
+    let fails_inside = |k: usize| -> bool {
+        let end = tokens[k - 1].end as usize;
+        match pg_query::parse(&text[..end], 0) {
+            Ok(_) => false,
+            Err(e) => !e.to_string().contains("at end of input"),
+        }
+    };
+    // Smallest k in 1..=len with fails_inside(k); the property is monotone
+    // because the parser reads left to right.
+    let (mut lo, mut hi) = (1usize, tokens.len());
+    if hi == 0 || !fails_inside(hi) {
+        return Some(text.trim_end().len());
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails_inside(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(tokens[lo - 1].start as usize)
+}
+
+fn last_scannable_offset(text: &str) -> usize {
+    // Walk back from the end to the longest prefix the scanner accepts.
+    let mut end = text.len();
+    while end > 0 {
+        end = floor_char_boundary(text, end - 1);
+        if let Ok(scan) = pg_query::scan(&text[..end]) {
+            return scan.tokens.last().map_or(0, |t| t.end as usize).min(text.len());
+        }
+    }
+    0
+}
+
+/// A checksum of the SQL that ignores comments, whitespace and the case of
+/// keywords and unquoted identifiers (PostgreSQL folds those), but keeps
+/// every literal byte for byte: a changed default value is drift.
+pub fn checksum(text: &str) -> Result<String, SyntaxError> {
+    let scan = pg_query::scan(text).map_err(|e| locate_error(text, e))?;
+    let mut hasher = blake3::Hasher::new();
+    for token in scan.tokens.iter().filter(|t| !is_comment(t.token)) {
+        let Some(raw) = text.get(token.start as usize..token.end as usize) else {
+            continue;
+        };
+        let folds = token.keyword_kind != KeywordKind::NoKeyword as i32
+            || (token.token == Token::Ident as i32 && !raw.starts_with('"'));
+        if folds {
+            hasher.update(raw.to_lowercase().as_bytes());
+        } else {
+            hasher.update(raw.as_bytes());
+        }
+        // A separator that cannot occur inside a token keeps `ab c` and `a bc` apart.
+        hasher.update(&[0]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_with_dollar_quotes_and_semicolons_in_strings() {
+        let sql = "-- header\nCREATE TABLE a (x text default ';');\n\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n";
+        let stmts = split(sql).unwrap();
+        assert_eq!(stmts.len(), 2);
+        assert_eq!(stmts[0].sql, "CREATE TABLE a (x text default ';')");
+        assert_eq!(stmts[0].position, Position { line: 2, column: 1 });
+        assert!(stmts[1].sql.starts_with("CREATE FUNCTION"));
+        assert_eq!(stmts[1].position.line, 4);
+    }
+
+    #[test]
+    fn syntax_error_points_at_the_offending_token() {
+        let sql = "CREATE TABLE a (x int);\nCREATE TABEL b (y int);\n";
+        let err = split(sql).unwrap_err();
+        assert!(err.message.contains("TABEL"), "{}", err.message);
+        assert_eq!(err.position, Position { line: 2, column: 8 });
+    }
+
+    #[test]
+    fn syntax_error_at_end_of_input_points_at_the_end() {
+        let err = split("SELECT (1").unwrap_err();
+        assert!(err.message.contains("end of input"));
+        assert_eq!(err.position, Position { line: 1, column: 10 });
+    }
+
+    #[test]
+    fn comment_and_whitespace_edits_keep_the_checksum() {
+        let a = checksum("CREATE TABLE t (id int);").unwrap();
+        let b = checksum("-- why\ncreate   table T (\n  id INT -- key\n);").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn literal_and_quoted_identifier_edits_change_the_checksum() {
+        let a = checksum("ALTER TABLE t ALTER x SET DEFAULT 'a';").unwrap();
+        let b = checksum("ALTER TABLE t ALTER x SET DEFAULT 'A';").unwrap();
+        assert_ne!(a, b);
+        let c = checksum("CREATE TABLE \"T\" (id int);").unwrap();
+        let d = checksum("CREATE TABLE \"t\" (id int);").unwrap();
+        assert_ne!(c, d);
+    }
+
+    #[test]
+    fn facts_name_what_cannot_run_in_a_transaction() {
+        let stmts = split("CREATE INDEX CONCURRENTLY i ON t (x); BEGIN; VACUUM t;").unwrap();
+        assert_eq!(stmts[0].facts.outside_transaction_only, Some("CREATE INDEX CONCURRENTLY"));
+        assert!(stmts[1].facts.transaction_control);
+        assert_eq!(stmts[2].facts.outside_transaction_only, Some("VACUUM"));
+    }
+
+    #[test]
+    fn facts_list_rewritten_and_truncated_tables() {
+        let stmts = split(
+            "TRUNCATE users, app.logs CASCADE; ALTER TABLE users ALTER COLUMN n TYPE bigint; ALTER TABLE users ADD CONSTRAINT c CHECK (n > 0) NOT VALID;",
+        )
+        .unwrap();
+        assert!(stmts[0].facts.truncate_cascade);
+        assert_eq!(stmts[0].facts.rewrites.len(), 2);
+        assert_eq!(stmts[0].facts.rewrites[1].schema.as_deref(), Some("app"));
+        assert_eq!(stmts[1].facts.rewrites[0].name, "users");
+        assert!(stmts[2].facts.rewrites.is_empty());
+    }
+
+    #[test]
+    fn enum_values_added_and_used_are_seen() {
+        let stmts =
+            split("ALTER TYPE mood ADD VALUE 'meh'; UPDATE t SET m = 'meh' WHERE m = 'it''s';")
+                .unwrap();
+        assert_eq!(stmts[0].facts.adds_enum_value.as_deref(), Some("meh"));
+        assert_eq!(stmts[1].facts.string_literals, vec!["meh", "it's"]);
+    }
+
+    #[test]
+    fn position_counts_characters_not_bytes() {
+        assert_eq!(Position::of("é\nxé y", 6), Position { line: 2, column: 3 });
+    }
+}
