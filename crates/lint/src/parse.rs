@@ -68,6 +68,8 @@ pub struct Facts {
     /// Relations whose storage the statement replaces (TRUNCATE, a rewriting
     /// ALTER TABLE, CLUSTER, VACUUM FULL): their rows must be counted around it.
     pub rewrites: Vec<RelationName>,
+    /// The table a `CREATE TABLE` (or `CREATE TABLE AS`) makes.
+    pub creates_table: Option<RelationName>,
     /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
     pub truncate_cascade: bool,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
@@ -174,6 +176,13 @@ fn facts_of(node: &NodeEnum) -> Facts {
                     _ => None,
                 }));
             }
+        }
+        NodeEnum::CreateStmt(s) => {
+            facts.creates_table = s.relation.as_ref().map(RelationName::from_range_var);
+        }
+        NodeEnum::CreateTableAsStmt(s) => {
+            facts.creates_table =
+                s.into.as_ref().and_then(|i| i.rel.as_ref()).map(RelationName::from_range_var);
         }
         NodeEnum::CreatedbStmt(_) => facts.outside_transaction_only = Some("CREATE DATABASE"),
         NodeEnum::DropdbStmt(_) => facts.outside_transaction_only = Some("DROP DATABASE"),
@@ -374,6 +383,14 @@ mod tests {
         assert_eq!(stmts[0].facts.rewrites[1].schema.as_deref(), Some("app"));
         assert_eq!(stmts[1].facts.rewrites[0].name, "users");
         assert!(stmts[2].facts.rewrites.is_empty());
+    }
+
+    #[test]
+    fn facts_name_created_tables() {
+        let stmts = split("CREATE TABLE app.users (id int); CREATE TABLE t AS SELECT 1;").unwrap();
+        let created = stmts[0].facts.creates_table.as_ref().unwrap();
+        assert_eq!((created.schema.as_deref(), created.name.as_str()), (Some("app"), "users"));
+        assert_eq!(stmts[1].facts.creates_table.as_ref().unwrap().name, "t");
     }
 
     #[test]

@@ -1,6 +1,298 @@
+//! `backstop demo`: the v1 -> v2 migration story from a real runbook, played
+//! on a throwaway cluster. A migration that fails half-way, one that drops a
+//! protected table, the good one, and the rollback; each expectation is
+//! checked against the database.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use backstop_core::migrate::{
+    self, MigrateOptions, Quiet, Report, RollbackTarget, Settings, Stage,
+};
+use backstop_core::pg::cluster::Cluster;
+use backstop_core::pg::fingerprint::{row_counts, Schema};
+use backstop_core::pg::{self, redact};
+use backstop_core::source::{self, Migration};
+
+use crate::render::human;
+
 #[derive(Debug, clap::Args)]
-pub struct Args {}
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    todo!()
+pub struct Args {
+    /// Leave the cluster running afterwards and print how to reach it.
+    #[arg(long)]
+    keep: bool,
+}
+
+const V1: &str = include_str!("demo/v1.sql");
+const V2_HALF_WAY: &str = include_str!("demo/v2_half_way.sql");
+const V2_WRONG_TABLE: &str = include_str!("demo/v2_wrong_table.sql");
+const V2_UP: &str = include_str!("demo/v2_up.sql");
+const V2_DOWN: &str = include_str!("demo/v2_down.sql");
+const V2_VERIFY: &str = include_str!("demo/v2_verify.sql");
+
+const PROTECTED: [&str; 3] = ["users", "ai_usage_tracking", "usage_alerts"];
+const V1_DIR: &str = "20260101000000_v1_video_platform";
+const V2_DIR: &str = "20260107120000_v2_client_memory";
+
+/// The expectations, printed as they are checked.
+struct Story {
+    started: Instant,
+    held: usize,
+    failed: usize,
+}
+
+impl Story {
+    fn check(&mut self, title: &str, f: impl FnOnce() -> anyhow::Result<Result<String, String>>) {
+        let t = Instant::now();
+        let (mark, text) = match f() {
+            Ok(Ok(detail)) => {
+                self.held += 1;
+                ("✓", format!("{title}: {detail}"))
+            }
+            Ok(Err(why)) => {
+                self.failed += 1;
+                ("✗", format!("{title}: expected, but {why}"))
+            }
+            Err(e) => {
+                self.failed += 1;
+                ("✗", format!("{title}: {e:#}"))
+            }
+        };
+        let _ = writeln!(std::io::stdout(), "{mark} {text} ({})", human(t.elapsed()));
+    }
+}
+
+fn write_set(
+    root: &Path,
+    name: &str,
+    v2: Option<(&str, Option<&str>, Option<&str>)>,
+) -> anyhow::Result<Vec<Migration>> {
+    let dir = root.join(name);
+    let v1 = dir.join(V1_DIR);
+    std::fs::create_dir_all(&v1)?;
+    std::fs::write(v1.join("up.sql"), V1)?;
+    if let Some((up, down, verify)) = v2 {
+        let v2 = dir.join(V2_DIR);
+        std::fs::create_dir_all(&v2)?;
+        std::fs::write(v2.join("up.sql"), up)?;
+        if let Some(down) = down {
+            std::fs::write(v2.join("down.sql"), down)?;
+        }
+        if let Some(verify) = verify {
+            std::fs::write(v2.join("verify.sql"), verify)?;
+        }
+    }
+    Ok(source::load(&dir)?)
+}
+
+/// The database as the demo compares it: schema and every table's rows.
+struct Snapshot {
+    schema: Schema,
+    counts: Vec<(String, i64)>,
+}
+
+fn snapshot(client: &mut postgres::Client) -> anyhow::Result<Snapshot> {
+    Ok(Snapshot { schema: Schema::read(client)?, counts: row_counts(client)? })
+}
+
+fn unchanged(
+    client: &mut postgres::Client,
+    before: &Snapshot,
+) -> anyhow::Result<Result<String, String>> {
+    let now = snapshot(client)?;
+    let diff = before.schema.differences(&now.schema);
+    if !diff.is_empty() {
+        return Ok(Err(format!("the schema changed: {}", diff.join("; "))));
+    }
+    if now.counts != before.counts {
+        return Ok(Err(format!("row counts changed: {:?} -> {:?}", before.counts, now.counts)));
+    }
+    let rows: i64 = now.counts.iter().map(|(_, n)| n).sum();
+    Ok(Ok(format!(
+        "schema fingerprint {} and {} rows in {} tables equal to before",
+        now.schema.fingerprint(),
+        rows,
+        now.counts.len()
+    )))
+}
+
+fn protected_counts(counts: &[(String, i64)]) -> Vec<(String, i64)> {
+    counts
+        .iter()
+        .filter(|(t, _)| PROTECTED.iter().any(|p| t == &format!("public.{p}")))
+        .cloned()
+        .collect()
+}
+
+fn expect_failure(report: &Report, stage: Stage) -> Result<String, String> {
+    match &report.failure {
+        Some(f) if f.stage == stage && f.rolled_back => {
+            let at = match (f.statement, f.statements, &f.sqlstate) {
+                (Some(i), Some(n), Some(code)) => {
+                    format!("statement {i}/{n} failed ({code}: {}), ", f.message)
+                }
+                _ => format!("{}, ", f.message),
+            };
+            Ok(format!("{at}rolled back"))
+        }
+        Some(f) => Err(format!("it failed differently: {:?} {}", f.stage, f.message)),
+        None => Err(format!("it was applied ({} migration(s))", report.done.len())),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut story = Story { started: Instant::now(), held: 0, failed: 0 };
+    let t = Instant::now();
+    let cluster = Cluster::start().context("starting a throwaway PostgreSQL cluster")?;
+    println!(
+        "✓ throwaway PostgreSQL {} cluster on port {} ({})",
+        cluster.bin().major,
+        cluster.port(),
+        human(t.elapsed())
+    );
+    cluster.create_database("meetsolis", None)?;
+    let url = cluster.url("meetsolis");
+    let mut client = pg::connect(&url, "backstop demo")?;
+    let work = tempfile::tempdir().context("creating a temp dir for the demo's migrations")?;
+    let settings = Settings {
+        protected_tables: PROTECTED.iter().map(|s| s.to_string()).collect(),
+        lock_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(60),
+        lock_wait: Duration::from_secs(10),
+        lock_retries: 0,
+    };
+    let opts = MigrateOptions::default();
+
+    let v1 = write_set(work.path(), "v1", None)?;
+    story.check("v1 schema with data applied (users, ai_usage_tracking, usage_alerts, meetings, participants, messages)", || {
+        let r = migrate::migrate(&mut client, &v1, &settings, &opts, &mut Quiet)?;
+        Ok(match &r.failure {
+            None => {
+                let counts = row_counts(&mut client)?;
+                let total: i64 = counts.iter().map(|(_, n)| n).sum();
+                Ok(format!("{total} rows in {} tables", counts.len()))
+            }
+            Some(f) => Err(format!("it failed: {}", f.message)),
+        })
+    });
+    let before = snapshot(&mut client)?;
+
+    let half_way = write_set(work.path(), "half_way", Some((V2_HALF_WAY, None, None)))?;
+    story.check("v2 that fails half-way is rolled back", || {
+        let r = migrate::migrate(&mut client, &half_way, &settings, &opts, &mut Quiet)?;
+        Ok(expect_failure(&r, Stage::Statement))
+    });
+    story.check("database unchanged", || unchanged(&mut client, &before));
+
+    let wrong = write_set(work.path(), "wrong_table", Some((V2_WRONG_TABLE, None, None)))?;
+    story.check("v2 that drops protected table users is refused", || {
+        let r = migrate::migrate(&mut client, &wrong, &settings, &opts, &mut Quiet)?;
+        Ok(expect_failure(&r, Stage::ProtectedTable).map(|_| {
+            r.failure.as_ref().map_or(String::new(), |f| format!("{}, rolled back", f.message))
+        }))
+    });
+    story.check("database unchanged", || unchanged(&mut client, &before));
+
+    let good = write_set(work.path(), "good", Some((V2_UP, Some(V2_DOWN), Some(V2_VERIFY))))?;
+    story.check("good v2 applied: clients, meetings, action_items with RLS, policies, indexes, verify.sql passed", || {
+        let r = migrate::migrate(&mut client, &good, &settings, &opts, &mut Quiet)?;
+        Ok(match (&r.failure, r.done.first()) {
+            (None, Some(d)) => Ok(format!("{} in {}", d.version, human(Duration::from_millis(d.duration_ms)))),
+            (Some(f), _) => Err(format!("it failed: {}", f.message)),
+            (None, None) => Err("nothing was applied".into()),
+        })
+    });
+    story.check("RLS keeps clients private", || rls_isolation(&mut client));
+    story.check("protected tables kept every row through v2", || {
+        let now = protected_counts(&row_counts(&mut client)?);
+        let was = protected_counts(&before.counts);
+        Ok(if now == was { Ok(describe(&now)) } else { Err(format!("{was:?} became {now:?}")) })
+    });
+
+    story.check("rollback restores the v1 schema", || {
+        let r = migrate::rollback(
+            &mut client,
+            &good,
+            &settings,
+            &RollbackTarget::Steps(1),
+            false,
+            &mut Quiet,
+        )?;
+        if let Some(f) = &r.failure {
+            return Ok(Err(format!("the rollback failed: {}", f.message)));
+        }
+        let now = snapshot(&mut client)?;
+        let diff = before.schema.differences(&now.schema);
+        if !diff.is_empty() {
+            return Ok(Err(format!("the schema differs from v1: {}", diff.join("; "))));
+        }
+        let protected_now = protected_counts(&now.counts);
+        if protected_now != protected_counts(&before.counts) {
+            return Ok(Err(format!("protected rows changed: {protected_now:?}")));
+        }
+        Ok(Ok(format!(
+            "schema fingerprint {} equal to v1, {}",
+            now.schema.fingerprint(),
+            describe(&protected_now)
+        )))
+    });
+
+    let total = story.held + story.failed;
+    let mut summary = String::new();
+    let _ = write!(
+        summary,
+        "{}: {}/{total} expectations held in {}",
+        if story.failed == 0 { "demo passed" } else { "demo FAILED" },
+        story.held,
+        human(story.started.elapsed())
+    );
+    if args.keep {
+        let dir = cluster.dir().to_path_buf();
+        let port = cluster.port();
+        println!("cluster kept running: {}", redact(&url));
+        println!("  connect: psql -h {} -p {port} -U postgres meetsolis", dir.display());
+        println!(
+            "  stop:    pg_ctl stop -D {}/data  (as the postgres user when root)",
+            dir.display()
+        );
+        drop(client);
+        cluster.keep();
+    }
+    println!("{summary}");
+    std::io::stdout().flush().context("writing to stdout")?;
+    Ok(if story.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn describe(counts: &[(String, i64)]) -> String {
+    counts
+        .iter()
+        .map(|(t, n)| format!("{} {n}", t.trim_start_matches("public.")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Two users each own a client; as the app's role, each sees only their own.
+/// Runs in a transaction that is rolled back, so it leaves nothing behind.
+fn rls_isolation(client: &mut postgres::Client) -> anyhow::Result<Result<String, String>> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(
+        "CREATE ROLE demo_authenticated NOLOGIN;
+         GRANT USAGE ON SCHEMA auth TO demo_authenticated;
+         GRANT SELECT ON users, clients TO demo_authenticated;
+         INSERT INTO clients (user_id, name) VALUES (1, 'Acme for user_1'), (2, 'Globex for user_2');
+         SET LOCAL ROLE demo_authenticated;
+         SET LOCAL request.jwt.claims = '{\"sub\": \"user_1\"}';",
+    )?;
+    let seen: Vec<String> =
+        tx.query("SELECT name FROM clients", &[])?.iter().map(|r| r.get(0)).collect();
+    tx.rollback()?;
+    Ok(if seen == ["Acme for user_1"] {
+        Ok("user_1 sees 1 of 2 clients, not user_2's".to_string())
+    } else {
+        Err(format!("user_1 sees {seen:?}"))
+    })
 }

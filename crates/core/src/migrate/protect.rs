@@ -86,19 +86,23 @@ fn count_rows(client: &mut impl GenericClient, qualified: &str) -> Result<i64, p
     Ok(client.query_one(&format!("select count(*) from only {qualified}"), &[])?.get(0))
 }
 
-fn is_rewritten<'a>(configured: &str, mut statements: impl Iterator<Item = &'a Statement>) -> bool {
+fn names(configured: &str, r: &backstop_lint::RelationName) -> bool {
     let (schema, table) = split_name(configured);
-    statements.any(|s| {
-        s.facts.truncate_cascade
-            || s.facts.rewrites.iter().any(|r| {
-                r.name == table
-                    && (r.schema.is_none() || schema.is_none() || r.schema.as_deref() == schema)
-            })
-    })
+    r.name == table && (r.schema.is_none() || schema.is_none() || r.schema.as_deref() == schema)
+}
+
+fn is_rewritten<'a>(configured: &str, mut statements: impl Iterator<Item = &'a Statement>) -> bool {
+    statements
+        .any(|s| s.facts.truncate_cascade || s.facts.rewrites.iter().any(|r| names(configured, r)))
+}
+
+fn is_created<'a>(configured: &str, mut statements: impl Iterator<Item = &'a Statement>) -> bool {
+    statements.any(|s| s.facts.creates_table.as_ref().is_some_and(|r| names(configured, r)))
 }
 
 /// Records the state of every protected table. A missing table is returned
-/// as a violation: the migration must not start.
+/// as a violation (the migration must not start) unless the migration
+/// itself creates it: then there is nothing yet to lose.
 pub fn preflight<'a>(
     client: &mut impl GenericClient,
     protected: &[String],
@@ -107,6 +111,9 @@ pub fn preflight<'a>(
     let mut baseline = Baseline::default();
     for configured in protected {
         let Some(oid) = resolve(client, configured)? else {
+            if is_created(configured, statements.clone()) {
+                continue;
+            }
             return Ok(Err(Violation {
                 table: configured.clone(),
                 problem: "does not exist; create it, or fix protected_tables in backstop.toml"
@@ -116,7 +123,7 @@ pub fn preflight<'a>(
         let count = is_rewritten(configured, statements.clone());
         let rows = client.query(
             "select t.relid::oid, n.nspname::text, c.relname::text, pg_relation_filenode(t.relid)
-               from pg_partition_tree($1) t
+               from pg_partition_tree($1::oid::regclass) t
                join pg_class c on c.oid = t.relid join pg_namespace n on n.oid = c.relnamespace
               where t.isleaf",
             &[&oid],

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod conn;
+pub mod fingerprint;
 pub mod lock;
 
 pub use conn::{connect, redact, ConnectError};

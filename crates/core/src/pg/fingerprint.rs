@@ -1,0 +1,169 @@
+//! A semantic picture of a database's schema, read from the catalogs: one
+//! line per object (table column, constraint, index, trigger, policy, RLS
+//! setting, view, function, type, sequence, extension) in a stable order,
+//! and a fingerprint over them. Never a text diff of `pg_dump` output, which
+//! differs for reasons that do not matter. The `backstop` schema is left out.
+
+use postgres::GenericClient;
+
+/// Schemas that are never part of a user's schema.
+const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop', 'pg_toast')";
+
+/// One object of the schema: a stable key and its definition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Object {
+    pub key: String,
+    pub definition: String,
+}
+
+/// The schema as a sorted list of objects.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Schema {
+    pub objects: Vec<Object>,
+}
+
+impl Schema {
+    /// Reads the schema of the connected database.
+    pub fn read(client: &mut impl GenericClient) -> Result<Schema, postgres::Error> {
+        let queries = [
+            // Columns: type, nullability, default, identity, generation. Position is left out.
+            format!(
+                "select 'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
+                        format_type(a.atttypid, a.atttypmod)
+                        || case when a.attnotnull then ' not null' else '' end
+                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+                        || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end
+                        || case when a.attgenerated <> '' then ' generated' else '' end
+                        || coalesce(' collate ' || co.collname, '')
+                   from pg_attribute a
+                   join pg_class c on c.oid = a.attrelid
+                   join pg_namespace n on n.oid = c.relnamespace
+                   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                   left join pg_collation co on co.oid = a.attcollation and a.attcollation <> 100
+                  where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
+                    and n.nspname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'relation ' || n.nspname || '.' || c.relname,
+                        c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
+                        || ' persistence=' || c.relpersistence::text
+                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
+                        pg_get_constraintdef(k.oid, true)
+                   from pg_constraint k join pg_class c on c.oid = k.conrelid
+                   join pg_namespace n on n.oid = c.relnamespace
+                  where n.nspname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)
+                   from pg_index x join pg_class i on i.oid = x.indexrelid
+                   join pg_namespace n on n.oid = i.relnamespace
+                  where n.nspname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'trigger ' || n.nspname || '.' || c.relname || '.' || t.tgname,
+                        pg_get_triggerdef(t.oid, true) || ' enabled=' || t.tgenabled::text
+                   from pg_trigger t join pg_class c on c.oid = t.tgrelid
+                   join pg_namespace n on n.oid = c.relnamespace
+                  where not t.tgisinternal and n.nspname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'policy ' || schemaname || '.' || tablename || '.' || policyname,
+                        permissive || ' ' || cmd || ' to ' || array_to_string(roles, ',')
+                        || coalesce(' using ' || qual, '') || coalesce(' check ' || with_check, '')
+                   from pg_policies where schemaname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'view ' || schemaname || '.' || viewname, definition
+                   from pg_views where schemaname not in {SKIPPED}"
+            ),
+            format!(
+                "select 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                        case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else p.prokind::text end
+                   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                   left join pg_depend dep on dep.classid = 'pg_proc'::regclass and dep.objid = p.oid and dep.deptype = 'e'
+                  where n.nspname not in {SKIPPED} and dep.objid is null"
+            ),
+            format!(
+                "select 'type ' || n.nspname || '.' || t.typname,
+                        t.typtype::text || coalesce(' ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder)
+                                                             from pg_enum e where e.enumtypid = t.oid), '')
+                   from pg_type t join pg_namespace n on n.oid = t.typnamespace
+                  where t.typtype in ('e', 'd', 'r') and n.nspname not in {SKIPPED}"
+            ),
+            "select 'extension ' || extname, extversion from pg_extension".to_string(),
+            format!(
+                "select 'schema ' || nspname, pg_get_userbyid(nspowner)::text from pg_namespace
+                  where nspname not in {SKIPPED} and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'"
+            ),
+        ];
+        let mut objects = Vec::new();
+        for q in &queries {
+            for row in client.query(q.as_str(), &[])? {
+                objects.push(Object { key: row.get(0), definition: row.get(1) });
+            }
+        }
+        objects.sort();
+        Ok(Schema { objects })
+    }
+
+    /// A short stable hash of the whole schema.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for o in &self.objects {
+            hasher.update(o.key.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(o.definition.as_bytes());
+            hasher.update(&[0]);
+        }
+        hasher.finalize().to_hex()[..16].to_string()
+    }
+
+    /// What differs from `other`: keys added, removed or changed.
+    pub fn differences(&self, other: &Schema) -> Vec<String> {
+        let mut out = Vec::new();
+        let find = |s: &Schema, key: &str| {
+            s.objects.iter().find(|o| o.key == key).map(|o| o.definition.clone())
+        };
+        for o in &self.objects {
+            match find(other, &o.key) {
+                None => out.push(format!("{} is gone", o.key)),
+                Some(d) if d != o.definition => {
+                    out.push(format!("{} changed: {} -> {}", o.key, o.definition, d))
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &other.objects {
+            if find(self, &o.key).is_none() {
+                out.push(format!("{} is new", o.key));
+            }
+        }
+        out
+    }
+}
+
+/// Exact row counts of every user table, by qualified name.
+pub fn row_counts(client: &mut impl GenericClient) -> Result<Vec<(String, i64)>, postgres::Error> {
+    let tables = client.query(
+        &format!(
+            "select n.nspname::text, c.relname::text from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p') and n.nspname not in {SKIPPED}
+              order by 1, 2"
+        ),
+        &[],
+    )?;
+    let mut counts = Vec::with_capacity(tables.len());
+    for t in tables {
+        let (schema, name): (String, String) = (t.get(0), t.get(1));
+        let sql =
+            format!("select count(*) from only {}", super::quote_qualified(Some(&schema), &name));
+        let n: i64 = client.query_one(sql.as_str(), &[])?.get(0);
+        counts.push((format!("{schema}.{name}"), n));
+    }
+    Ok(counts)
+}
