@@ -12,7 +12,8 @@ use crate::Connection;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The applied migration whose current file is accepted.
-    version: String,
+    #[arg(value_name = "VERSION")]
+    migration: String,
     #[command(flatten)]
     conn: Connection,
 }
@@ -24,7 +25,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         &mut client,
         &ctx.migrations,
         &ctx.settings,
-        &args.version,
+        &args.migration,
         &mut StderrProgress,
     )?;
     if r.changed {

@@ -8,9 +8,12 @@ use serde_json::Value;
 
 /// Who is running Backstop, as recorded in history and events.
 pub fn actor() -> String {
+    let uid = nix::unistd::Uid::current();
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| nix::unistd::Uid::current().to_string());
+        .ok()
+        .or_else(|| nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name))
+        .unwrap_or_else(|| format!("uid {uid}"));
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -122,10 +122,12 @@ pub fn preflight<'a>(
         };
         let count = is_rewritten(configured, statements.clone());
         let rows = client.query(
-            "select t.relid::oid, n.nspname::text, c.relname::text, pg_relation_filenode(t.relid)
-               from pg_partition_tree($1::oid::regclass) t
-               join pg_class c on c.oid = t.relid join pg_namespace n on n.oid = c.relnamespace
-              where t.isleaf",
+            // A plain table is its own only leaf; pg_partition_tree lists
+            // nothing for it.
+            "select c.oid, n.nspname::text, c.relname::text, pg_relation_filenode(c.oid)
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind = 'r'
+                and (c.oid = $1 or c.oid in (select relid from pg_partition_tree($1::oid::regclass)))",
             &[&oid],
         )?;
         let mut leaves = Vec::with_capacity(rows.len());
