@@ -33,7 +33,10 @@ pub enum ClusterError {
          install them (`apt-get install postgresql`) or set BACKSTOP_PG_BIN to the directory that holds them"
     )]
     BinariesMissing { searched: String },
-    #[error("BACKSTOP_PG_BIN={dir} does not contain `{tool}`; point it at the directory with initdb and pg_ctl")]
+    #[error(
+        "BACKSTOP_PG_BIN={dir} does not contain `{tool}`; point it at the directory with initdb \
+         and pg_ctl, or install them (`apt-get install postgresql`) and unset it"
+    )]
     BadBinDir { dir: PathBuf, tool: &'static str },
     #[error(
         "running as root, but there is no `postgres` user to own the throwaway cluster \
