@@ -77,7 +77,10 @@ pub fn failure(f: &Failure) -> String {
     };
     let stage = match f.stage {
         Stage::PreFlight => "pre-flight check failed".to_string(),
-        Stage::ProtectedTable => "protected table check failed".to_string(),
+        Stage::ProtectedTable => match (f.statement, f.statements) {
+            (Some(i), Some(n)) => format!("statement {i}/{n} damaged a protected table"),
+            _ => "protected table check failed".to_string(),
+        },
         Stage::Statement | Stage::Verify => {
             let file = if f.stage == Stage::Verify { "verify.sql " } else { "" };
             format!(

@@ -150,6 +150,47 @@ pub fn preflight<'a>(
     Ok(Ok(baseline))
 }
 
+/// The cheap part of [`postcheck`], run after every statement so a report
+/// can name the statement that did the damage: is each protected table
+/// still there, and were rows deleted from it? One round trip.
+pub fn quick_check(
+    client: &mut impl GenericClient,
+    baseline: &Baseline,
+) -> Result<Vec<Violation>, postgres::Error> {
+    if baseline.tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oids: Vec<u32> = baseline
+        .tables
+        .iter()
+        .flat_map(|t| std::iter::once(t.oid).chain(t.leaves.iter().map(|l| l.oid)))
+        .collect();
+    let rows = client.query(
+        "select o, exists (select 1 from pg_class where oid = o), pg_stat_get_xact_tuples_deleted(o)
+           from unnest($1::oid[]) o",
+        &[&oids],
+    )?;
+    let state = |oid: u32| rows.iter().find(|r| r.get::<_, u32>(0) == oid);
+    let mut violations = Vec::new();
+    for table in &baseline.tables {
+        if !state(table.oid).is_some_and(|r| r.get::<_, bool>(1)) {
+            violations
+                .push(Violation { table: table.configured.clone(), problem: "was dropped".into() });
+            continue;
+        }
+        for leaf in &table.leaves {
+            let removed = state(leaf.oid).map_or(0, |r| r.get::<_, i64>(2)) - leaf.deleted_before;
+            if removed > 0 {
+                violations.push(Violation {
+                    table: table.configured.clone(),
+                    problem: format!("had {removed} row(s) deleted from {}", leaf.qualified),
+                });
+            }
+        }
+    }
+    Ok(violations)
+}
+
 /// Compares the protected tables with the baseline, in the same transaction.
 pub fn postcheck(
     client: &mut impl GenericClient,

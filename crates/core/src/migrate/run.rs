@@ -174,6 +174,21 @@ fn hint_for(db: Option<&postgres::error::DbError>, stage: Stage) -> Option<Strin
     Some(hint.to_string())
 }
 
+/// A protected table damaged by a known statement: the report names it.
+fn damage_at(group: &Group<'_>, at: FailAt<'_>, violations: &[protect::Violation]) -> Failure {
+    let stmt = &at.file.statements[at.index];
+    let mut f = protected_failure(group, Stage::ProtectedTable, violations);
+    f.version = at.migration.version.clone();
+    f.name = at.migration.name.clone();
+    f.file = Some(at.file.path.clone());
+    f.statement = Some(at.index + 1);
+    f.statements = Some(at.file.statements.len());
+    f.line = Some(stmt.position.line);
+    f.column = Some(stmt.position.column);
+    f.sql = Some(stmt.sql.clone());
+    f
+}
+
 fn protected_failure(
     group: &Group<'_>,
     stage: Stage,
@@ -280,6 +295,11 @@ fn run_transactional(
                 }
                 let at = FailAt { migration: m, file, index, stage: Stage::Statement };
                 return Ok(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+            }
+            let damage = protect::quick_check(&mut tx, &baseline).map_err(db_err)?;
+            if !damage.is_empty() {
+                let at = FailAt { migration: m, file, index, stage: Stage::ProtectedTable };
+                return Ok(GroupOutcome::Failed(Box::new(damage_at(group, at, &damage))));
             }
             progress.note(Note::Statement {
                 version: &m.version,
