@@ -565,3 +565,54 @@ pub fn repair(
         Ok(repaired)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Migration>) {
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, sql) in files {
+            let path = tmp.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, sql).unwrap();
+        }
+        let ms = crate::source::load(tmp.path()).unwrap();
+        (tmp, ms)
+    }
+
+    fn shape(groups: &[Group<'_>]) -> Vec<(bool, Vec<String>)> {
+        groups.iter().map(|g| (g.transactional, g.versions())).collect()
+    }
+
+    #[test]
+    fn a_new_enum_value_used_later_commits_its_group_first() {
+        let (_tmp, ms) = load(&[
+            ("1_add_value/up.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
+            ("2_use_value/up.sql", "UPDATE people SET mood = 'meh' WHERE mood IS NULL;"),
+            ("3_more/up.sql", "CREATE TABLE t (id int);"),
+        ]);
+        let pending: Vec<&Migration> = ms.iter().collect();
+        assert_eq!(
+            shape(&plan_up(&pending, false)),
+            vec![(true, vec!["1".to_string()]), (true, vec!["2".to_string(), "3".to_string()])]
+        );
+    }
+
+    #[test]
+    fn unrelated_migrations_share_one_transaction_unless_each() {
+        let (_tmp, ms) = load(&[
+            ("1_a/up.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
+            ("2_b/up.sql", "CREATE TABLE t (id int);"),
+            ("3_c/up.sql", "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);"),
+            ("4_d/up.sql", "CREATE TABLE u (id int);"),
+        ]);
+        let pending: Vec<&Migration> = ms.iter().collect();
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shape(&plan_up(&pending, false)),
+            vec![(true, v(&["1", "2"])), (false, v(&["3"])), (true, v(&["4"]))]
+        );
+        assert_eq!(plan_up(&pending, true).len(), 4);
+    }
+}
