@@ -365,7 +365,7 @@ pub fn migrate(
         }
         let status = status(client, migrations)?;
         if !status.drifted.is_empty() {
-            return Err(ApplyError::Drift(status.drifted));
+            return Err(refused(client, "migrate", ApplyError::Drift(status.drifted)));
         }
         let pending: Vec<&Migration> = migrations
             .iter()
@@ -418,7 +418,7 @@ pub fn rollback(
             .cloned()
             .collect();
         if !drifted.is_empty() {
-            return Err(ApplyError::Drift(drifted));
+            return Err(refused(client, "rollback", ApplyError::Drift(drifted)));
         }
         let targets: Vec<&Migration> = chosen
             .iter()
@@ -427,7 +427,7 @@ pub fn rollback(
         let missing: Vec<String> =
             targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
         if !missing.is_empty() {
-            return Err(ApplyError::MissingDown(missing));
+            return Err(refused(client, "rollback", ApplyError::MissingDown(missing)));
         }
         let groups = plan_down(&targets);
         run_groups(client, settings, &groups, dry_run, "rollback", progress)
@@ -444,6 +444,26 @@ fn with_lock<T>(
         progress.note(Note::WaitingForLock { holder })
     })?;
     f(&mut lock, progress)
+}
+
+/// Audits a run refused before it started (drift, a missing down) and
+/// hands the error back. Best effort: the refusal itself is what matters.
+fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
+    let versions = match &err {
+        ApplyError::Drift(d) => d.iter().map(|d| d.version.clone()).collect(),
+        ApplyError::MissingDown(labels) => labels.clone(),
+        _ => Vec::new(),
+    };
+    if history::schema_exists(client).unwrap_or(false) {
+        let event = audit::Event {
+            kind,
+            outcome: "refused",
+            versions,
+            details: json!({ "reason": err.to_string() }),
+        };
+        let _ = audit::record(client, &event);
+    }
+    err
 }
 
 fn run_groups(
