@@ -451,7 +451,11 @@ fn with_lock<T>(
 fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
     let versions = match &err {
         ApplyError::Drift(d) => d.iter().map(|d| d.version.clone()).collect(),
-        ApplyError::MissingDown(labels) => labels.clone(),
+        // Labels are `VERSION_name`; the log holds versions, as elsewhere.
+        ApplyError::MissingDown(labels) => labels
+            .iter()
+            .map(|l| l.split_once('_').map_or(l.as_str(), |(version, _)| version).to_string())
+            .collect(),
         _ => Vec::new(),
     };
     if history::schema_exists(client).unwrap_or(false) {

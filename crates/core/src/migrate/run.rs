@@ -358,6 +358,28 @@ fn run_transactional(
     Ok(GroupOutcome::Committed(done))
 }
 
+/// Runs one statement of a no-transaction migration (whose statements are
+/// `all`) in its own transaction with the protected-table checks around it;
+/// commits only if it damaged none, else rolls back and returns the damage.
+fn run_guarded(
+    client: &mut Client,
+    protected: &[String],
+    stmt: &backstop_lint::Statement,
+    all: &[backstop_lint::Statement],
+) -> Result<Vec<protect::Violation>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let baseline = protect::preflight(&mut tx, protected, all.iter())?;
+    tx.batch_execute(&stmt.sql)?;
+    let damage = match &baseline {
+        Ok(b) => protect::postcheck(&mut tx, b)?,
+        Err(missing) => vec![missing.clone()],
+    };
+    if damage.is_empty() {
+        tx.commit()?;
+    }
+    Ok(damage)
+}
+
 /// A no-transaction migration: statements commit one by one, so a failure
 /// half-way leaves the earlier ones in place, and the report says so.
 fn run_autocommit(
@@ -371,7 +393,9 @@ fn run_autocommit(
     let file = group.file(m);
     let baseline = {
         let mut tx = client.transaction().map_err(db_err)?;
-        let b = protect::preflight(&mut tx, &settings.protected_tables, std::iter::empty())
+        // The statements say which protected tables they rewrite (VACUUM
+        // FULL): those get their rows counted, so a rewrite is not damage.
+        let b = protect::preflight(&mut tx, &settings.protected_tables, file.statements.iter())
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         match b {
@@ -388,14 +412,40 @@ fn run_autocommit(
     set_timeouts(client, "SESSION", settings).map_err(db_err)?;
     let started = Instant::now();
     let mut outcome = None;
+    // Where the migration leaves transactions to us, each statement that may
+    // run in a transaction gets its own, checked before COMMIT: between
+    // separate transactions the server flushes the per-transaction delete
+    // counts the protected-table check reads, so a DELETE could go unseen.
+    let user_transactions = file.statements.iter().any(|s| s.facts.transaction_control);
     for (index, stmt) in file.statements.iter().enumerate() {
         let t = Instant::now();
-        if let Err(e) = client.batch_execute(&stmt.sql) {
-            if is_fatal(client.is_closed(), &e) {
-                return Err(ApplyError::ConnectionLost { version: m.version.clone(), source: e });
+        let guarded = !user_transactions
+            && stmt.facts.outside_transaction_only.is_none()
+            && !settings.protected_tables.is_empty();
+        let result = if guarded {
+            run_guarded(client, &settings.protected_tables, stmt, &file.statements)
+        } else {
+            client.batch_execute(&stmt.sql).map(|()| Vec::new())
+        };
+        let damage = match result {
+            Ok(damage) => damage,
+            Err(e) => {
+                if is_fatal(client.is_closed(), &e) {
+                    return Err(ApplyError::ConnectionLost {
+                        version: m.version.clone(),
+                        source: e,
+                    });
+                }
+                let at = FailAt { migration: m, file, index, stage: Stage::Statement };
+                outcome = Some(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+                break;
             }
-            let at = FailAt { migration: m, file, index, stage: Stage::Statement };
-            outcome = Some(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+        };
+        if !damage.is_empty() {
+            let at = FailAt { migration: m, file, index, stage: Stage::ProtectedTable };
+            let mut f = damage_at(group, at, &damage);
+            f.committed_statements = index;
+            outcome = Some(GroupOutcome::Failed(Box::new(f)));
             break;
         }
         progress.note(Note::Statement {

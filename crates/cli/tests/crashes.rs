@@ -1,0 +1,167 @@
+//! Runs that meet other runs, die, or lose their server: the database is
+//! left as if the interrupted migration never started, and the next run
+//! works.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use backstop_core::pg::cluster::Cluster;
+use backstop_core::pg::lock::MIGRATION_LOCK_KEY;
+use common::{event, DbExt, Project, Run};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Polls `check` every 100ms until it holds or `limit` passes.
+fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "gave up after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a session runs `pg_sleep` in the database right now.
+fn sleeping(db: &mut postgres::Client) -> bool {
+    db.query_one(
+        "select exists (select from pg_stat_activity
+                         where datname = current_database() and pid <> pg_backend_pid()
+                           and state = 'active' and query like '%pg_sleep%')",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn advisory_locks(db: &mut postgres::Client) -> i64 {
+    db.query_one(
+        "select count(*) from pg_locks
+          where locktype = 'advisory'
+            and database = (select oid from pg_database where datname = current_database())",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn spawn(p: &Project, args: &[&str]) -> Child {
+    p.std_cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("backstop starts")
+}
+
+#[test]
+fn four_concurrent_migrates_apply_exactly_once() {
+    let p = Project::new("concurrent");
+    p.migration("1_slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(1);\n", None);
+
+    let children: Vec<Child> = (0..4).map(|_| spawn(&p, &["migrate"])).collect();
+    let runs: Vec<Run> =
+        children.into_iter().map(|c| Run::from_output(c.wait_with_output().unwrap())).collect();
+    for run in &runs {
+        run.expect_code(0);
+    }
+    let applied = runs.iter().filter(|r| r.stdout.contains("applied 1_slow")).count();
+    assert_eq!(applied, 1, "{runs:#?}");
+    let waited =
+        runs.iter().filter(|r| r.stderr.contains("waiting for the migration lock")).count();
+    assert!(waited >= 1, "no run said it waits for the lock: {runs:#?}");
+    assert_eq!(runs.iter().filter(|r| r.stdout.contains("nothing to migrate")).count(), 3);
+
+    let mut db = p.client();
+    assert_eq!(db.events(), [event("migrate", "ok", &["1"])]);
+    assert_eq!(db.applied(), ["1"]);
+    let tables: i64 = db
+        .query_one("select count(*) from pg_class where relname = 'slow' and relkind = 'r'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1);
+    assert_eq!(advisory_locks(&mut db), 0);
+}
+
+#[test]
+fn sigkill_during_a_migration_leaves_nothing_applied_and_releases_the_lock() {
+    let p = Project::new("sigkill");
+    p.migration("1_t", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);\n", None);
+    let mut db = p.client();
+
+    let mut child = spawn(&p, &["migrate"]);
+    wait_for(Duration::from_secs(20), "the migration to reach pg_sleep", || sleeping(&mut db));
+    assert_eq!(advisory_locks(&mut db), 1, "the running migration holds the lock");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "backstop was not killed: {status:?}");
+
+    // The server notices the dead client (client_connection_check_interval)
+    // long before the 30s sleep ends.
+    let killed = Instant::now();
+    wait_for(Duration::from_secs(10), "the killed run's session to end", || {
+        !sleeping(&mut db) && advisory_locks(&mut db) == 0
+    });
+    assert!(killed.elapsed() < Duration::from_secs(10));
+    assert!(!db.exists("t"), "table t of the killed migration exists");
+    assert!(db.applied().is_empty());
+
+    p.migration("1_t", "CREATE TABLE t (id int);\n", None);
+    p.run(&["migrate"]).expect_code(0).expect_output("applied 1_t");
+    assert!(db.exists("t"));
+    assert_eq!(db.applied(), ["1"]);
+    assert_eq!(advisory_locks(&mut db), 0);
+}
+
+#[test]
+fn server_stopped_during_a_migration_exits_3_and_nothing_is_applied_after_restart() {
+    // Its own cluster: stopping the shared one would break the other tests.
+    let mut cluster = Cluster::start().expect("throwaway cluster starts");
+    let p = Project::on(&cluster, "server_stop");
+    p.migration("1_t", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);\n", None);
+    let mut db = cluster.connect(&p.db).unwrap();
+
+    let child = spawn(&p, &["migrate"]);
+    wait_for(Duration::from_secs(20), "the migration to reach pg_sleep", || sleeping(&mut db));
+    drop(db);
+    cluster.stop_immediate().expect("pg_ctl stop -m immediate");
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    run.expect_code(3).expect_output("lost the database session");
+    assert!(!run.stdout.contains("applied 1_t"), "{run:#?}");
+
+    cluster.restart().expect("cluster restarts");
+    let mut db = cluster.connect(&p.db).unwrap();
+    assert!(!db.exists("t"), "table t survived the crash");
+    assert!(db.applied().is_empty());
+
+    p.migration("1_t", "CREATE TABLE t (id int);\n", None);
+    p.run(&["migrate"]).expect_code(0);
+    assert!(db.exists("t"));
+    assert_eq!(db.applied(), ["1"]);
+}
+
+#[test]
+fn waiting_for_the_migration_lock_ends_after_lock_wait_naming_the_holder() {
+    let p = Project::new("lock_wait");
+    p.config(
+        r#"[database]
+url = "${DATABASE_URL}"
+
+[migrations]
+dir = "migrations"
+lock_wait = "1s"
+"#,
+    );
+    p.migration("1_a", "CREATE TABLE a (id int);\n", None);
+    let mut holder = p.client();
+    holder.batch_execute("SET application_name = 'deploy_elsewhere'").unwrap();
+    holder.execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).unwrap();
+
+    p.run(&["migrate"])
+        .expect_code(3)
+        .expect_output("waiting for the migration lock held by pid")
+        .expect_output("gave up waiting for the migration lock")
+        .expect_output("deploy_elsewhere");
+    let mut db = p.client();
+    assert!(!db.exists("a"));
+    assert!(!db.history_schema_exists(), "the backstop schema was created without the lock");
+
+    holder.execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(db.applied(), ["1"]);
+}
