@@ -142,7 +142,11 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
         sqlstate: db.map(|d| d.code().code().to_string()),
         message: db.map_or_else(|| err.to_string(), |d| d.message().to_string()),
         detail: db.and_then(|d| d.detail().map(str::to_string)),
-        hint: db.and_then(|d| d.hint().map(str::to_string)).or_else(|| hint_for(db, at.stage)),
+        // PostgreSQL's hint says what is wrong; Backstop's says what to do.
+        hint: match (db.and_then(|d| d.hint()), hint_for(db, at.stage)) {
+            (Some(pg), Some(ours)) => Some(format!("{pg} {ours}")),
+            (pg, ours) => pg.map(str::to_string).or(ours),
+        },
         rolled_back: group.transactional,
         committed_statements: if group.transactional { 0 } else { at.index },
         group: group.versions(),
@@ -162,8 +166,8 @@ fn hint_for(db: Option<&postgres::error::DbError>, stage: Stage) -> Option<Strin
                     or make the migration cheaper (batches, CONCURRENTLY)"
         }
         "55P04" => {
-            "a new enum value must be committed before it is used; move the statements \
-                    that use it into a later migration"
+            "move the statements that use the new value into a later migration; \
+                    Backstop commits between the two"
         }
         _ if stage == Stage::Verify => {
             "verify.sql asserts the migration's outcome; fix the \
