@@ -169,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let v1 = write_set(work.path(), "v1", None)?;
     story.check("v1 schema with data applied (users, ai_usage_tracking, usage_alerts, meetings, participants, messages)", || {
-        let r = migrate::migrate(&mut client, &v1, &settings, &opts, &mut Quiet)?;
+        let r = migrate::migrate(&mut client, &v1, &settings, &opts, &mut [], &mut Quiet)?;
         Ok(match &r.failure {
             None => {
                 let counts = row_counts(&mut client)?;
@@ -183,14 +183,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let half_way = write_set(work.path(), "half_way", Some((V2_HALF_WAY, None, None)))?;
     story.check("v2 that fails half-way is rolled back", || {
-        let r = migrate::migrate(&mut client, &half_way, &settings, &opts, &mut Quiet)?;
+        let r = migrate::migrate(&mut client, &half_way, &settings, &opts, &mut [], &mut Quiet)?;
         Ok(expect_failure(&r, Stage::Statement))
     });
     story.check("database unchanged", || unchanged(&mut client, &before));
 
     let wrong = write_set(work.path(), "wrong_table", Some((V2_WRONG_TABLE, None, None)))?;
     story.check("v2 that drops protected table users is refused", || {
-        let r = migrate::migrate(&mut client, &wrong, &settings, &opts, &mut Quiet)?;
+        let r = migrate::migrate(&mut client, &wrong, &settings, &opts, &mut [], &mut Quiet)?;
         Ok(expect_failure(&r, Stage::ProtectedTable).map(|_| {
             r.failure.as_ref().map_or(String::new(), |f| format!("{}, rolled back", f.message))
         }))
@@ -199,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let good = write_set(work.path(), "good", Some((V2_UP, Some(V2_DOWN), Some(V2_VERIFY))))?;
     story.check("good v2 applied: clients, meetings, action_items with RLS, policies, indexes, verify.sql passed", || {
-        let r = migrate::migrate(&mut client, &good, &settings, &opts, &mut Quiet)?;
+        let r = migrate::migrate(&mut client, &good, &settings, &opts, &mut [], &mut Quiet)?;
         Ok(match (&r.failure, r.done.first()) {
             (None, Some(d)) => Ok(format!("{} in {}", d.version, human(Duration::from_millis(d.duration_ms)))),
             (Some(f), _) => Err(format!("it failed: {}", f.message)),

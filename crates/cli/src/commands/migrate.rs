@@ -34,8 +34,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
-    let report =
-        migrate::migrate(&mut client, &ctx.migrations, &ctx.settings, &options, progress.as_mut())?;
+    let report = migrate::migrate(
+        &mut client,
+        &ctx.migrations,
+        &ctx.settings,
+        &options,
+        &mut [],
+        progress.as_mut(),
+    )?;
     match args.output.format {
         Format::Json => print_json(&report)?,
         Format::Text => print(&render::report(

@@ -99,11 +99,22 @@ pub fn insert(
     client: &mut impl GenericClient,
     m: &crate::source::Migration,
     duration_ms: i64,
+    stamp: &super::Stamp,
 ) -> Result<(), postgres::Error> {
     client.execute(
-        "insert into backstop.applied (version, name, checksum, duration_ms, applied_by, no_transaction)
-         values ($1, $2, $3, $4, $5, $6)",
-        &[&m.version, &m.name, &m.checksum, &duration_ms, &crate::audit::actor(), &m.no_transaction],
+        "insert into backstop.applied
+           (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id, rehearsal_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &m.version,
+            &m.name,
+            &m.checksum,
+            &duration_ms,
+            &crate::audit::actor(),
+            &m.no_transaction,
+            &stamp.backup_id,
+            &stamp.rehearsal_id,
+        ],
     )?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! detection, planning of transaction groups, and the audit of outcomes.
 //! Gates (backup, risk check, rehearsal) are composed by the CLI around this.
 
+mod gate;
 pub mod history;
 pub mod protect;
 mod run;
@@ -12,6 +13,7 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
+pub use gate::{Gate, GatePass, GateRefusal, Stamp};
 pub use history::AppliedRow;
 pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
 
@@ -108,6 +110,8 @@ pub enum ApplyError {
     UnknownVersion(String),
     #[error("version {0} is not applied; `backstop status` lists what is")]
     NotApplied(String),
+    #[error(transparent)]
+    Gate(#[from] GateRefusal),
 }
 
 impl ApplyError {
@@ -117,6 +121,7 @@ impl ApplyError {
             ApplyError::Drift(_) | ApplyError::MissingDown(_) => 1,
             ApplyError::UnknownVersion(_) | ApplyError::NotApplied(_) => 2,
             ApplyError::Lock(_) | ApplyError::Db { .. } | ApplyError::ConnectionLost { .. } => 3,
+            ApplyError::Gate(refusal) => refusal.exit_code,
         }
     }
 }
@@ -343,12 +348,14 @@ fn planned(groups: &[Group<'_>]) -> Vec<PlannedGroup> {
         .collect()
 }
 
-/// Applies pending migrations under the migration lock.
+/// Applies pending migrations under the migration lock. `gates` run under
+/// the lock before the first migration; any refusal stops the run, audited.
 pub fn migrate(
     client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
     options: &MigrateOptions,
+    gates: &mut [&mut dyn Gate],
     progress: &mut dyn Progress,
 ) -> Result<Report, ApplyError> {
     if let Some(to) = &options.to {
@@ -374,8 +381,25 @@ pub fn migrate(
                 options.to.as_ref().is_none_or(|to| compare_versions(&m.version, to).is_le())
             })
             .collect();
+        let mut stamp = Stamp::default();
+        let mut passed = serde_json::Map::new();
+        if !pending.is_empty() {
+            for gate in gates.iter_mut() {
+                match gate.check(client, &pending, options.dry_run) {
+                    Ok(pass) => {
+                        stamp.backup_id = pass.backup_id.or(stamp.backup_id);
+                        stamp.rehearsal_id = pass.rehearsal_id.or(stamp.rehearsal_id);
+                        passed.insert(gate.name().to_string(), pass.detail);
+                    }
+                    Err(refusal) => {
+                        return Err(refused(client, "migrate", ApplyError::Gate(refusal)));
+                    }
+                }
+            }
+        }
         let groups = plan_up(&pending, options.each);
-        run_groups(client, settings, &groups, options.dry_run, "migrate", progress)
+        let run = Run { kind: "migrate", dry_run: options.dry_run, stamp: &stamp, gates: passed };
+        run_groups(client, settings, &groups, &run, progress)
     })
 }
 
@@ -430,7 +454,9 @@ pub fn rollback(
             return Err(refused(client, "rollback", ApplyError::MissingDown(missing)));
         }
         let groups = plan_down(&targets);
-        run_groups(client, settings, &groups, dry_run, "rollback", progress)
+        let run =
+            Run { kind: "rollback", dry_run, stamp: &Stamp::default(), gates: Default::default() };
+        run_groups(client, settings, &groups, &run, progress)
     })
 }
 
@@ -470,30 +496,40 @@ fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
     err
 }
 
+/// What kind of run `run_groups` carries out, and what it stamps and logs.
+struct Run<'a> {
+    kind: &'a str,
+    dry_run: bool,
+    stamp: &'a Stamp,
+    /// Details of the gates that passed, for the audit log.
+    gates: serde_json::Map<String, serde_json::Value>,
+}
+
 fn run_groups(
     client: &mut Client,
     settings: &Settings,
     groups: &[Group<'_>],
-    dry_run: bool,
-    kind: &str,
+    run: &Run<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Report, ApplyError> {
-    let mut report = Report { dry_run, groups: planned(groups), ..Default::default() };
-    if dry_run {
+    let mut report = Report { dry_run: run.dry_run, groups: planned(groups), ..Default::default() };
+    if run.dry_run {
         return Ok(report);
     }
     for group in groups {
         let started = std::time::Instant::now();
-        let outcome = run_with_retries(client, settings, group, progress)?;
+        let outcome = run_with_retries(client, settings, group, run.stamp, progress)?;
         let versions = group.versions();
         match outcome {
             GroupOutcome::Committed(done) => {
-                let event = audit::Event {
-                    kind,
-                    outcome: "ok",
-                    versions,
-                    details: json!({ "duration_ms": started.elapsed().as_millis() as u64, "done": done }),
-                };
+                let mut details = json!({
+                    "duration_ms": started.elapsed().as_millis() as u64,
+                    "done": done,
+                });
+                if !run.gates.is_empty() {
+                    details["gates"] = serde_json::Value::Object(run.gates.clone());
+                }
+                let event = audit::Event { kind: run.kind, outcome: "ok", versions, details };
                 audit::record(client, &event).map_err(|source| ApplyError::Db {
                     context: "writing the audit event",
                     source,
@@ -502,10 +538,10 @@ fn run_groups(
             }
             GroupOutcome::Failed(failure) => {
                 let event = audit::Event {
-                    kind,
+                    kind: run.kind,
                     outcome: if failure.rolled_back { "rolled_back" } else { "failed" },
                     versions,
-                    details: json!({ "failure": failure }),
+                    details: json!({ "failure": failure, "gates": run.gates }),
                 };
                 // The schema may not exist on a dry database (a failed first run
                 // creates it first, so this only fails when the session is gone).
@@ -522,11 +558,12 @@ fn run_with_retries(
     client: &mut Client,
     settings: &Settings,
     group: &Group<'_>,
+    stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     let mut attempt = 0;
     loop {
-        let outcome = run::run_group(client, settings, group, progress)?;
+        let outcome = run::run_group(client, settings, group, stamp, progress)?;
         let lock_timeout = matches!(&outcome, GroupOutcome::Failed(f)
             if f.sqlstate.as_deref() == Some("55P03") && f.rolled_back);
         if !lock_timeout || attempt >= settings.lock_retries {

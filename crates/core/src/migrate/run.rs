@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, GenericClient};
 
-use super::{history, protect, ApplyError, Note, Progress, Settings};
+use super::{history, protect, ApplyError, Note, Progress, Settings, Stamp};
 use crate::source::{Migration, SqlFile};
 
 /// Which way a migration is run.
@@ -245,13 +245,14 @@ pub fn run_group(
     client: &mut Client,
     settings: &Settings,
     group: &Group<'_>,
+    stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     progress.note(Note::GroupStarted { group });
     if group.transactional {
-        run_transactional(client, settings, group, progress)
+        run_transactional(client, settings, group, stamp, progress)
     } else {
-        run_autocommit(client, settings, group, progress)
+        run_autocommit(client, settings, group, stamp, progress)
     }
 }
 
@@ -265,6 +266,7 @@ fn run_transactional(
     client: &mut Client,
     settings: &Settings,
     group: &Group<'_>,
+    stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     let db_err = |source| ApplyError::Db { context: "running the migration transaction", source };
@@ -337,7 +339,7 @@ fn run_transactional(
                         checks: verify.statements.len(),
                     });
                 }
-                history::insert(&mut tx, m, ms(started.elapsed()) as i64).map_err(db_err)?;
+                history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
             }
             Direction::Down => history::remove(&mut tx, &m.version).map_err(db_err)?,
         }
@@ -390,6 +392,7 @@ fn run_autocommit(
     client: &mut Client,
     settings: &Settings,
     group: &Group<'_>,
+    stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     let db_err = |source| ApplyError::Db { context: "running a no-transaction migration", source };
@@ -473,7 +476,7 @@ fn run_autocommit(
         return Ok(GroupOutcome::Failed(Box::new(f)));
     }
     match group.direction {
-        Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64),
+        Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp),
         Direction::Down => history::remove(&mut tx, &m.version),
     }
     .map_err(db_err)?;

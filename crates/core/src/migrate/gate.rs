@@ -1,0 +1,53 @@
+//! Gates: checks the `migrate` command composes around guarded apply (the
+//! pre-migration backup, the risk check, the rehearsal requirement). They
+//! run under the migration lock, once the pending migrations are known and
+//! before the first one runs, so two runs never race past a gate.
+
+use postgres::Client;
+use serde_json::Value;
+
+use crate::source::Migration;
+
+/// What a passing gate hands on: a record for the audit log and, for some
+/// gates, ids that are stamped on every migration applied in this run.
+#[derive(Debug, Clone, Default)]
+pub struct GatePass {
+    /// Goes into the `migrate` event's `details.gates` under the gate's name.
+    pub detail: Value,
+    /// The backup guarding this run, written to `backstop.applied.backup_id`.
+    pub backup_id: Option<String>,
+    /// The rehearsal that covered this run, written to `backstop.applied.rehearsal_id`.
+    pub rehearsal_id: Option<String>,
+}
+
+/// Why a gate refused the run, and the exit code the refusal calls for
+/// (1 when a check found a problem, 3 when the environment failed, e.g.
+/// pg_dump missing).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{gate} gate refused the migration: {reason}")]
+pub struct GateRefusal {
+    pub gate: String,
+    pub reason: String,
+    pub exit_code: u8,
+}
+
+/// One gate. `dry_run` runs must not change anything; a gate may still
+/// report what it would do.
+pub trait Gate {
+    /// Short name for messages and the audit log: `backup`, `check`, `rehearsal`.
+    fn name(&self) -> &str;
+    /// Decides whether `pending` may be applied.
+    fn check(
+        &mut self,
+        client: &mut Client,
+        pending: &[&Migration],
+        dry_run: bool,
+    ) -> Result<GatePass, GateRefusal>;
+}
+
+/// The ids gates stamp on the migrations of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Stamp {
+    pub backup_id: Option<String>,
+    pub rehearsal_id: Option<String>,
+}
