@@ -36,6 +36,12 @@ enum Command {
     Repair(commands::repair::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
     Demo(commands::demo::Args),
+    /// Verified backups: create, list, verify, prune.
+    Backup(commands::backup::Args),
+    /// Restore a backup over the database (writes frozen, current state kept).
+    Restore(commands::restore::Args),
+    /// Lift a write freeze left by an interrupted restore.
+    Unfreeze(commands::unfreeze::Args),
 }
 
 /// `--database-url`, shared by every command that talks to a database.
@@ -75,6 +81,9 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Backup(args) => commands::backup::run(args, config),
+        Command::Restore(args) => commands::restore::run(args, config),
+        Command::Unfreeze(args) => commands::unfreeze::run(args, config),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,10 @@ struct File {
     database: DatabaseSection,
     #[serde(default)]
     migrations: MigrationsSection,
+    #[serde(default)]
+    backup: BackupSection,
+    #[serde(default)]
+    freeze: FreezeSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +88,111 @@ impl Default for MigrationsSection {
     }
 }
 
+/// How much verification a backup needs before it may guard a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyLevel {
+    /// Every file matches its BLAKE3 checksum and `pg_restore --list` reads the archive.
+    Checksums,
+    /// As `checksums`, and a test restore into a throwaway cluster matched
+    /// the manifest's row counts and schema fingerprint.
+    Restore,
+}
+
+/// `[backup]`: the pre-migration backup and what counts as one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSection {
+    /// Where backups are written, relative to the config file.
+    pub dir: PathBuf,
+    /// `migrate` reuses a verified backup of the same database younger than this.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// `backup prune` removes backups older than this...
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// ...but always keeps this many of the newest.
+    pub keep_min: usize,
+    /// Parallel jobs of pg_dump and pg_restore (default: the number of cores).
+    pub jobs: Option<usize>,
+    /// A backup smaller than this does not satisfy the gate (bytes, or "1MB", "512KiB").
+    #[serde(deserialize_with = "size")]
+    pub min_size: u64,
+    /// How a backup must have been verified to guard a migration.
+    pub verified: VerifyLevel,
+    /// Whether `migrate` requires a backup (the backup gate).
+    pub required: bool,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: PathBuf::from(".backstop/backups"),
+            max_age: Duration::from_secs(3600),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            keep_min: 3,
+            jobs: None,
+            min_size: 0,
+            verified: VerifyLevel::Checksums,
+            required: true,
+        }
+    }
+}
+
+/// `[freeze]`: how writes are stopped during a restore.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FreezeSection {
+    /// Terminate other sessions of the database when freezing, so none
+    /// keeps writing in a transaction opened before the freeze.
+    pub terminate_sessions: bool,
+    /// Only terminate sessions of these roles (empty: every role).
+    pub roles: Vec<String>,
+}
+
+impl Default for FreezeSection {
+    fn default() -> Self {
+        FreezeSection { terminate_sessions: true, roles: Vec::new() }
+    }
+}
+
+/// Parses a byte size: a whole number of bytes, or text such as "1MB",
+/// "1.5 GB", "512KiB" (kB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000 * 1000,
+        "gb" | "g" => 1000 * 1000 * 1000,
+        "tb" | "t" => 1000 * 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("invalid size {text:?}: unknown unit {:?}", unit.trim())),
+    };
+    Ok((number * factor as f64).round() as u64)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(n) => Ok(n),
+        Raw::Text(text) => parse_size(&text).map_err(|e| {
+            serde::de::Error::custom(format!("{e}; write it like 1048576, \"1MB\" or \"512KiB\""))
+        }),
+    }
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
@@ -101,6 +210,8 @@ pub struct Config {
     /// `[database] url` as written, with its line, before interpolation.
     database_url: Option<(String, usize)>,
     pub migrations: MigrationsSection,
+    pub backup: BackupSection,
+    pub freeze: FreezeSection,
 }
 
 impl Config {
@@ -114,7 +225,13 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                Ok(Config { path: None, database_url: None, migrations: Default::default() })
+                Ok(Config {
+                    path: None,
+                    database_url: None,
+                    migrations: Default::default(),
+                    backup: Default::default(),
+                    freeze: Default::default(),
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -140,12 +257,22 @@ impl Config {
             (url.into_inner(), line)
         });
         let mut migrations = file.migrations;
-        if migrations.dir.is_relative() {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut backup = file.backup;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if migrations.dir.is_relative() {
                 migrations.dir = parent.join(&migrations.dir);
             }
+            if backup.dir.is_relative() {
+                backup.dir = parent.join(&backup.dir);
+            }
         }
-        Ok(Config { path: Some(path.to_path_buf()), database_url, migrations })
+        Ok(Config {
+            path: Some(path.to_path_buf()),
+            database_url,
+            migrations,
+            backup,
+            freeze: file.freeze,
+        })
     }
 
     /// The database to use: `override_url` (from `--database-url` or
@@ -229,6 +356,58 @@ statement_timeout = "15min"
         assert_eq!(cfg.migrations.lock_timeout, Duration::from_secs(5));
         assert_eq!(cfg.migrations.statement_timeout, Duration::from_secs(900));
         assert_eq!(cfg.database_url(Some("postgres://x/y")).unwrap(), "postgres://x/y");
+    }
+
+    /// The `[backup]` block of issue 3, exactly as scripts write it.
+    const BACKUP_CONTRACT: &str = r#"[backup]
+dir = ".backstop/backups"
+max_age = "1h"
+retention = "30d"
+"#;
+
+    #[test]
+    fn accepts_the_backup_contract_and_fills_in_defaults() {
+        let cfg = Config::parse(BACKUP_CONTRACT, Path::new("conf/backstop.toml")).unwrap();
+        assert_eq!(cfg.backup.dir, PathBuf::from("conf/.backstop/backups"));
+        assert_eq!(cfg.backup.max_age, Duration::from_secs(3600));
+        assert_eq!(cfg.backup.retention, Duration::from_secs(30 * 86400));
+        assert_eq!(cfg.backup.keep_min, 3);
+        assert_eq!(cfg.backup.verified, VerifyLevel::Checksums);
+        assert!(cfg.backup.required);
+        assert!(cfg.freeze.terminate_sessions);
+        let cfg = Config::parse(
+            "[backup]\nmin_size = \"1MB\"\nverified = \"restore\"\nrequired = false\njobs = 4\n",
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.backup.min_size, 1_000_000);
+        assert_eq!(cfg.backup.verified, VerifyLevel::Restore);
+        assert!(!cfg.backup.required);
+        assert_eq!(cfg.backup.jobs, Some(4));
+    }
+
+    #[test]
+    fn bad_backup_values_are_located() {
+        let err = Config::parse("[backup]\nverified = \"eyeballed\"\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:2:") && err.contains("eyeballed"), "{err}");
+        let err = Config::parse("[backup]\nmin_size = \"1 parsec\"\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:2:") && err.contains("invalid size"), "{err}");
+        let err = Config::parse("[backup]\nretension = \"30d\"\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:2:") && err.contains("retension"), "{err}");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("512KiB"), Ok(524_288));
+        assert!(parse_size("12 furlongs").is_err());
     }
 
     #[test]

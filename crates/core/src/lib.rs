@@ -3,7 +3,9 @@
 //! thin layer over this crate.
 
 pub mod audit;
+pub mod backup;
 pub mod config;
+pub mod freeze;
 pub mod migrate;
 pub mod pg;
 pub mod source;

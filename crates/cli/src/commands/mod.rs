@@ -1,13 +1,16 @@
 //! One module per subcommand, and what they share: loading config and
 //! migrations, connecting, exit codes.
 
+pub mod backup;
 pub mod demo;
 pub mod init;
 pub mod migrate;
 pub mod new;
 pub mod repair;
+pub mod restore;
 pub mod rollback;
 pub mod status;
+pub mod unfreeze;
 
 use std::io::Write;
 use std::path::Path;
@@ -29,6 +32,7 @@ pub struct UsageError(pub String);
 /// Everything a database command needs, loaded and checked before any
 /// connection is made.
 pub struct Context {
+    pub config: Config,
     pub migrations: Vec<Migration>,
     pub settings: Settings,
     pub url: String,
@@ -42,7 +46,7 @@ impl Context {
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;
         let settings = Settings::from(&config.migrations);
-        Ok(Context { migrations, settings, url })
+        Ok(Context { config, migrations, settings, url })
     }
 
     pub fn connect(&self) -> anyhow::Result<postgres::Client> {
@@ -77,6 +81,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::backup::BackupError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::freeze::FreezeError>() {
             return e.exit_code();
         }
         if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {

@@ -19,13 +19,57 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
+    // Shown before connecting: an interrupted restore may be why that fails.
+    let store = backstop_core::backup::Store::new(&ctx.config.backup.dir);
+    let unfinished = backstop_core::backup::restore::journal(&store)?;
+    if let Some(j) = &unfinished {
+        eprintln!("{}", restore_line(j));
+    }
     let mut client = ctx.connect()?;
     let status = migrate::status(&mut client, &ctx.migrations)?;
+    let frozen = backstop_core::freeze::current(&mut client)?;
     match args.output.format {
-        Format::Json => print_json(&status)?,
-        Format::Text => print(&render(&status))?,
+        Format::Json => print_json(&Shown { status: &status, frozen, unfinished_restore: unfinished })?,
+        Format::Text => {
+            let mut text = render(&status);
+            if let Some(f) = &frozen {
+                let _ = writeln!(
+                    text,
+                    "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop unfreeze`",
+                    f.database,
+                    f.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    f.actor,
+                    f.reason,
+                    if f.read_only_set { "" } else { " but not enforced (no right to ALTER DATABASE)" }
+                );
+            }
+            if let Some(j) = &unfinished {
+                let _ = writeln!(text, "{}", restore_line(j));
+            }
+            print(&text)?
+        }
     }
     Ok(if status.drifted.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `status --format json`: the migration status, and what else holds the database.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    status: &'a migrate::Status,
+    frozen: Option<backstop_core::freeze::FreezeState>,
+    unfinished_restore: Option<backstop_core::backup::restore::Journal>,
+}
+
+fn restore_line(j: &backstop_core::backup::restore::Journal) -> String {
+    format!(
+        "restore unfinished: backup {} into {} stopped at \"{}\" ({}); finish it with `backstop restore {} --resume`",
+        j.backup_id,
+        j.database,
+        j.step,
+        j.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        j.backup_id
+    )
 }
 
 fn render(s: &migrate::Status) -> String {
@@ -40,9 +84,10 @@ fn render(s: &migrate::Status) -> String {
         };
         let at =
             e.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
+        let backup = e.backup_id.as_deref().map(|b| format!("  backup {b}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}_{}  {at}  by {}{mark}",
+            "  {}_{}  {at}  by {}{backup}{mark}",
             e.version,
             e.name,
             e.applied_by.as_deref().unwrap_or("?")

@@ -183,6 +183,15 @@ impl Project {
         )
     }
 
+    /// Runs `backstop ARGS` with extra environment variables (e.g. `BACKSTOP_PG_BIN`).
+    pub fn run_env(&self, env: &[(&str, &Path)], args: &[&str]) -> Run {
+        let mut cmd = self.cmd();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from_output(cmd.args(args).output().expect("backstop runs"))
+    }
+
     /// A direct connection to the project's database on the shared cluster.
     pub fn client(&self) -> postgres::Client {
         CLUSTER.connect(&self.db).expect("test connects to its database")

@@ -68,6 +68,8 @@ pub struct AppliedRow {
     pub duration_ms: i64,
     pub applied_by: String,
     pub no_transaction: bool,
+    /// The backup that guarded this migration, if the backup gate ran.
+    pub backup_id: Option<String>,
 }
 
 /// Every applied migration (in no particular order; callers sort).
@@ -76,7 +78,8 @@ pub fn applied(client: &mut impl GenericClient) -> Result<Vec<AppliedRow>, postg
         return Ok(Vec::new());
     }
     let rows = client.query(
-        "select version, name, checksum, applied_at, duration_ms, applied_by, no_transaction
+        "select version, name, checksum, applied_at, duration_ms, applied_by, no_transaction,
+                backup_id
            from backstop.applied",
         &[],
     )?;
@@ -90,6 +93,7 @@ pub fn applied(client: &mut impl GenericClient) -> Result<Vec<AppliedRow>, postg
             duration_ms: r.get(4),
             applied_by: r.get(5),
             no_transaction: r.get(6),
+            backup_id: r.get(7),
         })
         .collect())
 }

@@ -173,6 +173,9 @@ pub struct Entry {
     pub applied_by: Option<String>,
     pub checksum: String,
     pub no_transaction: bool,
+    /// The backup that guarded it (applied migrations taken with the backup gate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
 }
 
 /// Applied, pending and drifted migrations.
@@ -221,6 +224,7 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
             applied_by: Some(row.applied_by.clone()),
             checksum: row.checksum.clone(),
             no_transaction: row.no_transaction,
+            backup_id: row.backup_id.clone(),
         });
     }
     let pending = migrations
@@ -234,6 +238,7 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
             applied_by: None,
             checksum: m.checksum.clone(),
             no_transaction: m.no_transaction,
+            backup_id: None,
         })
         .collect();
     Status { applied, pending, drifted }

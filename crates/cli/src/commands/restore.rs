@@ -1,0 +1,106 @@
+//! `backstop restore ID`: put a backup back over the database, with writes
+//! frozen and the current state kept as a pre-restore snapshot.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use backstop_core::backup::{self, human_age, human_size, RestoreOptions, Tools};
+use backstop_core::pg::redact;
+use chrono::Utc;
+
+use super::{print, print_json, UsageError};
+use crate::{Connection, Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
+    /// The backup to restore (from `backstop backup list`).
+    id: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Finish a restore that was interrupted.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, url, store) = super::backup::load(config, &args.conn)?;
+    let m = store.load(&args.id)?;
+    if !args.yes {
+        confirm(&format!(
+            "restore backup {} ({} old, {}, {} row(s) in {} table(s)) over database {} at {}?\n\
+             Writes are frozen meanwhile; the current state is kept as a pre-restore snapshot.\n\
+             Type yes to go on: ",
+            m.id,
+            human_age(m.age(Utc::now())),
+            human_size(m.size_bytes),
+            m.row_counts.values().sum::<i64>(),
+            m.row_counts.len(),
+            m.database,
+            redact(&url)
+        ))?;
+    }
+    let tools = Tools::find()?;
+    let mut progress = super::backup::Bar::new(args.output.format);
+    let options = RestoreOptions {
+        jobs: super::backup::jobs(&config),
+        resume: args.resume,
+        lock_wait: config.migrations.lock_wait,
+    };
+    let report =
+        backup::restore(&url, &store, &tools, &args.id, &options, &config.freeze, &mut progress)?;
+    drop(progress);
+    match args.output.format {
+        Format::Json => print_json(&report)?,
+        Format::Text => {
+            let mut out = format!(
+                "✓ restored backup {} into {}: {} table(s), {} row(s) match the manifest ({:.1}s{})\n",
+                report.backup_id,
+                report.database,
+                report.tables,
+                report.rows,
+                report.duration_ms as f64 / 1000.0,
+                if report.resumed { ", resumed" } else { "" }
+            );
+            out.push_str(&match &report.snapshot_database {
+                Some(db) => format!(
+                    "  the state before the restore is kept as database {db} (backup {}); \
+                     `backstop restore {}` puts it back\n",
+                    report.snapshot_id, report.snapshot_id
+                ),
+                None => format!(
+                    "  the state before the restore is backup {}; `backstop restore {}` puts it back\n",
+                    report.snapshot_id, report.snapshot_id
+                ),
+            });
+            print(&out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on a terminal; refuses when stdin is not one.
+fn confirm(question: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(
+            "restore replaces the database; pass --yes to confirm (not asking: stdin is not a terminal)"
+                .into(),
+        )
+        .into());
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        Err(UsageError("restore not confirmed; nothing was changed".into()).into())
+    }
+}

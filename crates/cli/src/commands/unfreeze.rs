@@ -1,0 +1,55 @@
+//! `backstop unfreeze`: lift a write freeze (one an interrupted restore
+//! left behind, or one kept on purpose), audited.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use backstop_core::backup::human_age;
+use backstop_core::freeze;
+use backstop_core::pg::lock::MigrationLock;
+use chrono::Utc;
+
+use super::{print, print_json};
+use crate::{Connection, Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, url, store) = super::backup::load(config, &args.conn)?;
+    let mut client = backstop_core::pg::connect(&url, "backstop")?;
+    // A running restore holds the migration lock; wait for it like migrate does.
+    let mut lock = MigrationLock::acquire(&mut client, config.migrations.lock_wait, |holder| {
+        if let Some(h) = holder {
+            eprintln!("waiting for the migration lock held by {h}");
+        }
+    })
+    .map_err(backstop_core::migrate::ApplyError::from)?;
+    let lifted = freeze::unfreeze(&mut lock)?;
+    drop(lock);
+    if let Some(j) = backstop_core::backup::restore::journal(&store)? {
+        eprintln!(
+            "warning: the restore of backup {} is unfinished ({}); `backstop restore {} --resume` finishes it",
+            j.backup_id, j.step, j.backup_id
+        );
+    }
+    match args.output.format {
+        Format::Json => print_json(&serde_json::json!({ "lifted": lifted }))?,
+        Format::Text => print(&match &lifted {
+            Some(s) => format!(
+                "lifted the write freeze on {} (set {} ago by {}: {})\n",
+                s.database,
+                human_age(Utc::now() - s.since),
+                s.actor,
+                s.reason
+            ),
+            None => "no write freeze to lift\n".to_string(),
+        })?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,274 @@
+//! `backup create`: pg_dump in directory format with parallel jobs, from a
+//! snapshot exported by a transaction that also counts every table's rows
+//! and reads the schema fingerprint, so the manifest describes exactly
+//! what the dump holds. Written to `<id>.partial/`, renamed when complete.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use postgres::Client;
+
+use super::manifest::{self, Check, Extension, Kind, Manifest, Verification};
+use super::store::{new_id, PartialGuard, Store};
+use super::tools::{dir_size, is_chatter, is_table_done, tail, Target, Tools};
+use super::{verify, BackupError, Note, Progress};
+use crate::pg::fingerprint::{row_counts, Schema};
+
+/// Options of one backup.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub label: Option<String>,
+    /// pg_dump's `--jobs`.
+    pub jobs: usize,
+}
+
+/// The number of parallel jobs when `[backup] jobs` is not set: the cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Who the connected database is.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub database: String,
+    pub system_identifier: Option<String>,
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub encoding: String,
+}
+
+/// Reads the identity of the connected database and server.
+pub fn source_of(client: &mut Client) -> Result<Source, BackupError> {
+    let row = client
+        .query_one(
+            "select current_database()::text, current_setting('server_version'),
+                    current_setting('server_version_num')::int,
+                    pg_encoding_to_char(encoding)::text
+               from pg_database where datname = current_database()",
+            &[],
+        )
+        .map_err(BackupError::db("reading the server version"))?;
+    // Managed services may hide pg_control_system(); the name then has to do.
+    let system_identifier = client
+        .query_one("select system_identifier::text from pg_control_system()", &[])
+        .ok()
+        .map(|r| r.get::<_, String>(0));
+    let version: String = row.get(1);
+    Ok(Source {
+        database: row.get(0),
+        system_identifier,
+        // "15.8 (Debian 15.8-0+deb12u1)" -> "15.8"
+        server_version: version.split_whitespace().next().unwrap_or_default().to_string(),
+        server_version_num: row.get(2),
+        encoding: row.get(3),
+    })
+}
+
+/// What the snapshot says about the database, beside the dump.
+pub(crate) struct Facts {
+    pub row_counts: BTreeMap<String, i64>,
+    pub fingerprint: String,
+    pub roles: Vec<String>,
+    pub extensions: Vec<Extension>,
+}
+
+/// Row counts, schema fingerprint, roles and extensions as the connected
+/// session sees them (in the dump's snapshot when called inside it).
+pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
+    let schema = Schema::read(client)?;
+    let counts = row_counts(client)?;
+    let roles = client
+        .query("select rolname::text from pg_roles where rolname !~ '^pg_' order by 1", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let extensions = client
+        .query("select extname::text, extversion from pg_extension order by 1", &[])?
+        .iter()
+        .map(|r| Extension { name: r.get(0), version: r.get(1) })
+        .collect();
+    Ok(Facts {
+        row_counts: counts.into_iter().collect(),
+        fingerprint: schema.fingerprint(),
+        roles,
+        extensions,
+    })
+}
+
+/// Takes a backup of the database at `url` into `store`.
+pub fn create(
+    url: &str,
+    store: &Store,
+    tools: &Tools,
+    options: &CreateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Manifest, BackupError> {
+    let started = Instant::now();
+    store.clean_partials();
+    let mut client = crate::pg::connect(url, "backstop")?;
+    let source = source_of(&mut client)?;
+    tools.check_server(source.server_version_num)?;
+    let created_at = Utc::now();
+    let id = new_id(created_at);
+    let partial = store.begin(&id)?;
+    let mut guard = PartialGuard { path: Some(partial.clone()) };
+
+    let db = BackupError::db("exporting the dump's snapshot");
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .map_err(BackupError::db("starting the snapshot transaction"))?;
+    let row = client
+        .query_one(
+            "select pg_export_snapshot(),
+                    (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                      where c.relkind in ('r', 'm')
+                        and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast'))",
+            &[],
+        )
+        .map_err(db)?;
+    let (snapshot, tables): (String, i64) = (row.get(0), row.get(1));
+    let jobs = options.jobs.max(1);
+    progress.note(Note::Step(format!(
+        "dumping {} with {jobs} job(s), {} compression",
+        source.database,
+        tools.compression().name()
+    )));
+
+    let (status, stderr, facts) =
+        run_pg_dump(&mut client, url, tools, &partial, jobs, &snapshot, tables as u64, progress)?;
+    let _ = client.batch_execute("COMMIT");
+    progress.note(Note::Finished);
+    if !status {
+        return Err(if stderr.contains("No space left on device") {
+            BackupError::DiskFull { path: store.dir().to_path_buf() }
+        } else {
+            BackupError::DumpFailed { output: tail(&stderr) }
+        });
+    }
+    let facts = facts.map_err(BackupError::db("counting rows in the dump's snapshot"))?;
+
+    let files = manifest::checksum_files(&partial, manifest::DUMP_DIR)?;
+    let entries = verify::list_archive(tools, &partial.join(manifest::DUMP_DIR))?;
+    let size_bytes = files.iter().map(|f| f.size).sum();
+    let manifest = Manifest {
+        format: 1,
+        id: id.clone(),
+        kind: Kind::Dump,
+        label: options.label.clone(),
+        created_at,
+        database: source.database,
+        system_identifier: source.system_identifier,
+        server_version: source.server_version,
+        server_version_num: source.server_version_num,
+        encoding: source.encoding,
+        pg_dump_version: Some(tools.version.clone()),
+        compression: Some(tools.compression().name().to_string()),
+        jobs: Some(jobs),
+        size_bytes,
+        verification: Verification {
+            checksums: Some(Check {
+                at: Utc::now(),
+                ok: true,
+                detail: format!(
+                    "{} file(s) checksummed as written; pg_restore --list reads {entries} entries",
+                    files.len()
+                ),
+            }),
+            restore: None,
+        },
+        files,
+        row_counts: facts.row_counts,
+        schema_fingerprint: facts.fingerprint,
+        roles: facts.roles,
+        extensions: facts.extensions,
+        duration_ms: started.elapsed().as_millis() as u64,
+        guards: Vec::new(),
+        snapshot_database: None,
+    };
+    manifest.write(&partial)?;
+    store.commit(&id, &partial)?;
+    guard.path = None;
+    Ok(manifest)
+}
+
+/// Runs pg_dump from `snapshot` while `client` (inside the exporting
+/// transaction) gathers the [`Facts`]; reports progress from pg_dump's
+/// verbose output and the size written. Returns (success, stderr, facts).
+#[allow(clippy::too_many_arguments)]
+fn run_pg_dump(
+    client: &mut Client,
+    url: &str,
+    tools: &Tools,
+    partial: &Path,
+    jobs: usize,
+    snapshot: &str,
+    tables: u64,
+    progress: &mut dyn Progress,
+) -> Result<(bool, String, Result<Facts, postgres::Error>), BackupError> {
+    let target = Target::new(url, None)?;
+    let mut cmd = tools.command("pg_dump", &target);
+    cmd.args(["--format=directory", "--verbose"])
+        .arg(format!("--jobs={jobs}"))
+        .arg(format!("--snapshot={snapshot}"))
+        .arg(tools.compression_arg())
+        .arg("--file")
+        .arg(partial.join(manifest::DUMP_DIR))
+        .arg(format!("--dbname={}", target.conninfo))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| BackupError::Spawn { tool: tools.pg_dump().display().to_string(), source })?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let dump_dir = partial.join(manifest::DUMP_DIR);
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if is_table_done(&line) {
+                    let _ = tx.send(());
+                } else if !is_chatter(&line) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text
+        });
+        let facts = s.spawn(move || facts(client));
+        let mut done = 0u64;
+        let status = loop {
+            while rx.try_recv().is_ok() {
+                done += 1;
+            }
+            progress.note(Note::Tables { done: done.min(tables), total: tables });
+            progress.note(Note::Bytes(dir_size(&dump_dir)));
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(150)),
+                Err(source) => {
+                    break Err(BackupError::Spawn { tool: "pg_dump".into(), source });
+                }
+            }
+        };
+        let text = reader.join().unwrap_or_default();
+        let facts = facts.join().expect("the facts thread does not panic");
+        let status = status?;
+        Ok((status.success(), text, facts))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_jobs_is_at_least_one() {
+        assert!(default_jobs() >= 1);
+    }
+}

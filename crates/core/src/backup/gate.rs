@@ -1,0 +1,228 @@
+//! The backup gate `migrate` composes under the migration lock: reuse the
+//! newest verified backup of the same database younger than `max_age`, or
+//! take one; `--backup ID` names one, `--no-backup REASON` skips the gate
+//! with the reason in the audit log. The id is stamped into
+//! `backstop.applied.backup_id`, and the manifest records the migrations it
+//! guards.
+
+use chrono::Utc;
+use postgres::Client;
+use serde_json::json;
+
+use super::create::{create, source_of, CreateOptions, Source};
+use super::manifest::{Kind, Manifest};
+use super::verify::{verify, verify_checksums};
+use super::{chain, human_age, human_size, BackupError, Note, Progress, Store, Tools};
+use crate::config::{BackupSection, VerifyLevel};
+use crate::migrate::{Gate, GatePass, GateRefusal};
+use crate::source::Migration;
+
+/// What the operator asked of the gate.
+#[derive(Debug, Clone)]
+pub enum GateMode {
+    /// Reuse a recent verified backup, or take one.
+    Take,
+    /// Use this backup (`--backup ID`); it must be recent and verified.
+    Use(String),
+    /// No backup (`--no-backup REASON`), audited with the reason.
+    Skip(String),
+}
+
+/// The backup gate.
+pub struct BackupGate<'a> {
+    pub url: String,
+    pub store: Store,
+    pub policy: BackupSection,
+    pub mode: GateMode,
+    pub progress: &'a mut dyn Progress,
+}
+
+impl Gate for BackupGate<'_> {
+    fn name(&self) -> &str {
+        "backup"
+    }
+
+    fn check(
+        &mut self,
+        client: &mut Client,
+        pending: &[&Migration],
+        dry_run: bool,
+    ) -> Result<GatePass, GateRefusal> {
+        self.run(client, pending, dry_run).map_err(|e| GateRefusal {
+            gate: "backup".into(),
+            reason: chain(&e),
+            exit_code: e.exit_code(),
+        })
+    }
+}
+
+impl BackupGate<'_> {
+    fn run(
+        &mut self,
+        client: &mut Client,
+        pending: &[&Migration],
+        dry_run: bool,
+    ) -> Result<GatePass, BackupError> {
+        if let GateMode::Skip(reason) = &self.mode {
+            self.progress.note(Note::Warning(format!(
+                "migrating without a backup (--no-backup): {reason}"
+            )));
+            return Ok(GatePass {
+                detail: json!({ "skipped": true, "reason": reason }),
+                ..Default::default()
+            });
+        }
+        let source = source_of(client)?;
+        let tools = Tools::find()?;
+        tools.check_server(source.server_version_num)?;
+        let (mut m, reused) = match self.mode.clone() {
+            GateMode::Use(id) => (self.named(&tools, &source, &id)?, true),
+            _ => match self.reusable(&tools, &source)? {
+                Some(m) => (m, true),
+                None if dry_run => {
+                    return Ok(GatePass {
+                        detail: json!({ "would_take": true }),
+                        ..Default::default()
+                    })
+                }
+                None => (self.take(&tools)?, false),
+            },
+        };
+        if self.policy.verified == VerifyLevel::Restore
+            && m.verified() != Some(VerifyLevel::Restore)
+            && !dry_run
+        {
+            let jobs = self.jobs();
+            verify(&self.store, &tools, &m.id, true, jobs, self.progress)?;
+            m = self.store.load(&m.id)?;
+        }
+        if !dry_run {
+            for p in pending {
+                if !m.guards.contains(&p.version) {
+                    m.guards.push(p.version.clone());
+                }
+            }
+            self.store.save(&m)?;
+        }
+        Ok(GatePass {
+            detail: json!({
+                "id": m.id,
+                "reused": reused,
+                "created_at": m.created_at,
+                "size_bytes": m.size_bytes,
+                "verified": m.verified(),
+            }),
+            backup_id: Some(m.id),
+            rehearsal_id: None,
+        })
+    }
+
+    fn jobs(&self) -> usize {
+        self.policy.jobs.unwrap_or_else(super::create::default_jobs)
+    }
+
+    /// `--backup ID`: the backup must be of this database, recent, big
+    /// enough and intact.
+    fn named(&mut self, tools: &Tools, source: &Source, id: &str) -> Result<Manifest, BackupError> {
+        let mut m = self.store.load(id)?;
+        if m.kind != Kind::Dump {
+            return Err(BackupError::Refused(format!(
+                "backup {id} is a database snapshot, not a dump; name a dump (`backstop backup list`)"
+            )));
+        }
+        if !m.same_database(source.system_identifier.as_deref(), &source.database) {
+            return Err(BackupError::WrongDatabase {
+                id: id.to_string(),
+                backup_database: m.database.clone(),
+                target_database: source.database.clone(),
+            });
+        }
+        self.fits(&m)?;
+        verify_checksums(&self.store, tools, &mut m)?;
+        self.progress.note(Note::Info(format!(
+            "using backup {id} ({} old, {})",
+            human_age(m.age(Utc::now())),
+            human_size(m.size_bytes)
+        )));
+        Ok(m)
+    }
+
+    fn fits(&self, m: &Manifest) -> Result<(), BackupError> {
+        let age = m.age(Utc::now());
+        let max_age = chrono::Duration::from_std(self.policy.max_age).unwrap_or(chrono::Duration::MAX);
+        if age > max_age {
+            return Err(BackupError::Stale {
+                id: m.id.clone(),
+                age: human_age(age),
+                max_age: humantime::format_duration(self.policy.max_age).to_string(),
+            });
+        }
+        if m.size_bytes < self.policy.min_size {
+            return Err(BackupError::TooSmall {
+                id: m.id.clone(),
+                size: human_size(m.size_bytes),
+                min_size: human_size(self.policy.min_size),
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest verified backup of this database younger than max_age
+    /// whose files still match their checksums.
+    fn reusable(&mut self, tools: &Tools, source: &Source) -> Result<Option<Manifest>, BackupError> {
+        let (backups, _) = self.store.list()?;
+        let mut candidates: Vec<Manifest> = backups
+            .into_iter()
+            .filter(|m| m.kind == Kind::Dump)
+            .filter(|m| m.same_database(source.system_identifier.as_deref(), &source.database))
+            .filter(|m| m.verified().is_some_and(|v| v >= self.policy.verified))
+            .filter(|m| self.fits(m).is_ok())
+            .collect();
+        while let Some(mut m) = candidates.pop() {
+            match verify_checksums(&self.store, tools, &mut m) {
+                Ok(_) => {
+                    self.progress.note(Note::Info(format!(
+                        "reusing backup {} ({} old, {}, verified by {})",
+                        m.id,
+                        human_age(m.age(Utc::now())),
+                        human_size(m.size_bytes),
+                        match m.verified() {
+                            Some(VerifyLevel::Restore) => "a test restore",
+                            _ => "checksums",
+                        }
+                    )));
+                    return Ok(Some(m));
+                }
+                Err(BackupError::Corrupt { id, problems }) => {
+                    self.progress.note(Note::Warning(format!(
+                        "not reusing backup {id}: {}",
+                        problems.join("; ")
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    fn take(&mut self, tools: &Tools) -> Result<Manifest, BackupError> {
+        let options = CreateOptions { label: Some("pre-migrate".into()), jobs: self.jobs() };
+        let m = create(&self.url, &self.store, tools, &options, self.progress)?;
+        self.progress.note(Note::Info(format!(
+            "backup {} taken: {}, {} table(s), {} row(s) in {:.1}s",
+            m.id,
+            human_size(m.size_bytes),
+            m.row_counts.len(),
+            m.row_counts.values().sum::<i64>(),
+            m.duration_ms as f64 / 1000.0
+        )));
+        if m.size_bytes < self.policy.min_size {
+            return Err(BackupError::TooSmall {
+                id: m.id.clone(),
+                size: human_size(m.size_bytes),
+                min_size: human_size(self.policy.min_size),
+            });
+        }
+        Ok(m)
+    }
+}

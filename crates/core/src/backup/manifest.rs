@@ -1,0 +1,330 @@
+//! `manifest.json`: what a backup holds and how it was proven: the source
+//! database and server, the tools, every file with its BLAKE3 checksum,
+//! row counts and the schema fingerprint from the dump's own snapshot, and
+//! the results of each verification.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::BackupError;
+use crate::config::VerifyLevel;
+
+/// The manifest's file name inside a backup's directory.
+pub const FILE: &str = "manifest.json";
+/// The folder pg_dump writes into, inside a backup's directory.
+pub const DUMP_DIR: &str = "dump";
+
+/// What a backup is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A pg_dump directory archive.
+    Dump,
+    /// A whole database kept under another name on the same server: the
+    /// pre-restore snapshot a restore leaves behind.
+    Database,
+}
+
+/// One file of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the backup's directory (`dump/toc.dat`).
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// An extension installed in the source database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub name: String,
+    pub version: String,
+}
+
+/// The outcome of one verification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// What was checked, or what was wrong.
+    pub detail: String,
+}
+
+/// Every verification a backup went through, the latest of each kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Verification {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Check>,
+}
+
+/// The manifest of one backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    pub kind: Kind,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The database's name.
+    pub database: String,
+    /// `pg_control_system()`'s system identifier: with the name, what
+    /// makes two databases "the same".
+    pub system_identifier: Option<String>,
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub encoding: String,
+    pub pg_dump_version: Option<String>,
+    pub compression: Option<String>,
+    pub jobs: Option<usize>,
+    pub size_bytes: u64,
+    pub files: Vec<FileEntry>,
+    /// Exact row counts per table (`schema.table`), from the dump's snapshot.
+    pub row_counts: BTreeMap<String, i64>,
+    pub schema_fingerprint: String,
+    /// Roles of the source server, so a test restore can create them.
+    pub roles: Vec<String>,
+    pub extensions: Vec<Extension>,
+    pub duration_ms: u64,
+    /// Migration versions this backup was taken or reused for.
+    #[serde(default)]
+    pub guards: Vec<String>,
+    /// For [`Kind::Database`]: the database that holds the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_database: Option<String>,
+    #[serde(default)]
+    pub verification: Verification,
+}
+
+impl Manifest {
+    /// How far this backup is verified: `None` when a check failed or none
+    /// ran. A failed checksum check outweighs an older passed restore.
+    pub fn verified(&self) -> Option<VerifyLevel> {
+        let v = &self.verification;
+        if v.checksums.as_ref().is_some_and(|c| !c.ok) {
+            return None;
+        }
+        match (&v.checksums, &v.restore) {
+            (_, Some(r)) if r.ok => Some(VerifyLevel::Restore),
+            (Some(c), _) if c.ok => Some(VerifyLevel::Checksums),
+            _ => None,
+        }
+    }
+
+    /// Whether this and `other` describe the same database (system
+    /// identifier and name; the name alone when a system identifier is
+    /// unknown on either side).
+    pub fn same_database(&self, system_identifier: Option<&str>, database: &str) -> bool {
+        self.database == database
+            && match (self.system_identifier.as_deref(), system_identifier) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// The age of the backup at `now`.
+    pub fn age(&self, now: DateTime<Utc>) -> chrono::Duration {
+        now - self.created_at
+    }
+
+    /// Reads `<dir>/manifest.json`.
+    pub fn read(dir: &Path) -> Result<Manifest, BackupError> {
+        let path = dir.join(FILE);
+        let text = std::fs::read_to_string(&path).map_err(BackupError::io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| BackupError::BadManifest { path, reason: e.to_string() })
+    }
+
+    /// Writes `<dir>/manifest.json` atomically (a temp file renamed over
+    /// it), mode 0600, synced.
+    pub fn write(&self, dir: &Path) -> Result<(), BackupError> {
+        let path = dir.join(FILE);
+        let tmp = dir.join(format!("{FILE}.tmp"));
+        let mut text = serde_json::to_string_pretty(self).expect("a manifest serializes");
+        text.push('\n');
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(dir)
+        };
+        write().map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            if super::is_disk_full(&source) {
+                BackupError::DiskFull { path: dir.to_path_buf() }
+            } else {
+                BackupError::Io { path, source }
+            }
+        })
+    }
+}
+
+/// Flushes a directory's entries (a rename or new file in it) to disk.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Every file under `root/sub` with its size and BLAKE3 checksum, sorted by
+/// path; also sets each file to mode 0600 and each folder to 0700.
+pub fn checksum_files(root: &Path, sub: &str) -> Result<Vec<FileEntry>, BackupError> {
+    let mut files = Vec::new();
+    walk(root, &root.join(sub), &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), BackupError> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(BackupError::io(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(BackupError::io(dir))? {
+        let entry = entry.map_err(BackupError::io(dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(BackupError::io(&path))?.is_dir() {
+            walk(root, &path, out)?;
+            continue;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(BackupError::io(&path))?;
+        let (size, blake3) = hash_file(&path)?;
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string();
+        out.push(FileEntry { path: rel, size, blake3 });
+    }
+    Ok(())
+}
+
+/// The size and BLAKE3 hash of one file.
+pub fn hash_file(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut f = std::fs::File::open(path).map_err(BackupError::io(path))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(BackupError::io(path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hasher.finalize().to_hex().to_string()))
+}
+
+/// Compares the files under `root` with `expected`: every listed file must
+/// be there with its size and checksum, and no other file may be.
+pub fn compare_files(root: &Path, expected: &[FileEntry]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in expected {
+        let path = root.join(&f.path);
+        match hash_file(&path) {
+            Err(_) => problems.push(format!("{} is missing or unreadable", f.path)),
+            Ok((size, _)) if size != f.size => {
+                problems.push(format!("{} has {size} bytes, the manifest says {}", f.path, f.size))
+            }
+            Ok((_, hash)) if hash != f.blake3 => {
+                problems.push(format!("{} does not match its BLAKE3 checksum", f.path))
+            }
+            Ok(_) => {}
+        }
+    }
+    let mut present = Vec::new();
+    collect(root, &root.join(DUMP_DIR), &mut present);
+    for p in present {
+        if !expected.iter().any(|f| f.path == p) {
+            problems.push(format!("{p} is not in the manifest"));
+        }
+    }
+    problems
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let path: PathBuf = e.path();
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            format: 1,
+            id: "20260101T000000Z-abcd".into(),
+            kind: Kind::Dump,
+            label: None,
+            created_at: Utc::now(),
+            database: "app".into(),
+            system_identifier: Some("7".into()),
+            server_version: "15.8".into(),
+            server_version_num: 150008,
+            encoding: "UTF8".into(),
+            pg_dump_version: Some("15.8".into()),
+            compression: Some("gzip".into()),
+            jobs: Some(2),
+            size_bytes: 0,
+            files: vec![],
+            row_counts: BTreeMap::new(),
+            schema_fingerprint: "f".into(),
+            roles: vec![],
+            extensions: vec![],
+            duration_ms: 1,
+            guards: vec![],
+            snapshot_database: None,
+            verification: Verification::default(),
+        }
+    }
+
+    #[test]
+    fn a_failed_checksum_check_outweighs_an_old_restore() {
+        let mut m = manifest();
+        assert_eq!(m.verified(), None);
+        let check = |ok| Some(Check { at: Utc::now(), ok, detail: String::new() });
+        m.verification.checksums = check(true);
+        assert_eq!(m.verified(), Some(VerifyLevel::Checksums));
+        m.verification.restore = check(true);
+        assert_eq!(m.verified(), Some(VerifyLevel::Restore));
+        m.verification.checksums = check(false);
+        assert_eq!(m.verified(), None);
+    }
+
+    #[test]
+    fn manifests_round_trip_and_files_are_compared_byte_for_byte() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join(DUMP_DIR)).unwrap();
+        std::fs::write(tmp.path().join("dump/toc.dat"), b"hello").unwrap();
+        let files = checksum_files(tmp.path(), DUMP_DIR).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "dump/toc.dat");
+        let mode = std::fs::metadata(tmp.path().join("dump/toc.dat")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut m = manifest();
+        m.files = files.clone();
+        m.write(tmp.path()).unwrap();
+        assert_eq!(Manifest::read(tmp.path()).unwrap().files, files);
+        assert!(compare_files(tmp.path(), &files).is_empty());
+        std::fs::write(tmp.path().join("dump/toc.dat"), b"hellp").unwrap();
+        assert_eq!(compare_files(tmp.path(), &files), ["dump/toc.dat does not match its BLAKE3 checksum"]);
+        std::fs::write(tmp.path().join("dump/extra.dat"), b"x").unwrap();
+        assert_eq!(compare_files(tmp.path(), &files).len(), 2);
+    }
+}

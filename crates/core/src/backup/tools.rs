@@ -1,0 +1,389 @@
+//! Finding and running the real `pg_dump` and `pg_restore`: from the same
+//! directory as the local server binaries (or `BACKSTOP_PG_BIN`), with the
+//! password in the environment (never on a command line), files created
+//! 0600, and the child killed with us if we die.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use std::io::{BufRead, BufReader};
+
+use super::{BackupError, Note, Progress};
+use crate::pg::cluster::PgBin;
+
+/// The client tools a backup needs, and their version.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub dir: PathBuf,
+    /// `15.8`, from `pg_dump --version`.
+    pub version: String,
+    pub major: u32,
+}
+
+/// How pg_dump compresses: the best codec the local pg_dump has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd, from pg_dump 16 on.
+    Zstd,
+    /// gzip at level 1 before 16: the default level 6 costs about three
+    /// times the CPU for files a tenth smaller.
+    Gzip,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+
+    fn arg(self) -> &'static str {
+        match self {
+            Compression::Zstd => "--compress=zstd",
+            Compression::Gzip => "--compress=1",
+        }
+    }
+}
+
+impl Tools {
+    /// `BACKSTOP_PG_BIN` when set (it must hold pg_dump and pg_restore),
+    /// else the directory of the local server binaries, else the newest
+    /// `/usr/lib/postgresql/<major>/bin`, else `PATH`.
+    pub fn find() -> Result<Tools, BackupError> {
+        if let Some(dir) = std::env::var_os("BACKSTOP_PG_BIN") {
+            let dir = PathBuf::from(dir);
+            let searched = format!("BACKSTOP_PG_BIN={}", dir.display());
+            for tool in ["pg_dump", "pg_restore"] {
+                if !dir.join(tool).is_file() {
+                    return Err(BackupError::ToolMissing { tool, searched });
+                }
+            }
+            return Tools::at(dir);
+        }
+        let mut candidates = Vec::new();
+        if let Ok(bin) = PgBin::find() {
+            candidates.push(bin.dir);
+        }
+        if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+            let mut majors: Vec<u32> = entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            majors.sort_unstable_by(|a, b| b.cmp(a));
+            candidates
+                .extend(majors.iter().map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin"))));
+        }
+        if let Some(paths) = std::env::var_os("PATH") {
+            candidates.extend(std::env::split_paths(&paths));
+        }
+        match candidates
+            .into_iter()
+            .find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file())
+        {
+            Some(dir) => Tools::at(dir),
+            None => Err(BackupError::ToolMissing {
+                tool: "pg_dump",
+                searched: "the PostgreSQL server's bin dir, /usr/lib/postgresql/*/bin and PATH"
+                    .into(),
+            }),
+        }
+    }
+
+    fn at(dir: PathBuf) -> Result<Tools, BackupError> {
+        let tool = dir.join("pg_dump");
+        let out = Command::new(&tool)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| BackupError::Spawn { tool: tool.display().to_string(), source })?;
+        // "pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)"
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let version = text.split_whitespace().nth(2).unwrap_or_default().to_string();
+        let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
+            BackupError::DumpFailed {
+                output: format!(
+                    "{} --version printed {:?}, not a PostgreSQL version",
+                    tool.display(),
+                    text.trim()
+                ),
+            }
+        })?;
+        Ok(Tools { dir, version, major })
+    }
+
+    pub fn pg_dump(&self) -> PathBuf {
+        self.dir.join("pg_dump")
+    }
+
+    pub fn pg_restore(&self) -> PathBuf {
+        self.dir.join("pg_restore")
+    }
+
+    /// The codec this pg_dump supports best.
+    pub fn compression(&self) -> Compression {
+        if self.major >= 16 {
+            Compression::Zstd
+        } else {
+            Compression::Gzip
+        }
+    }
+
+    /// The pg_dump argument for [`Tools::compression`].
+    pub fn compression_arg(&self) -> &'static str {
+        self.compression().arg()
+    }
+
+    /// Refuses a pg_dump older than the server: it cannot read the
+    /// server's catalogs (and would refuse itself, less clearly).
+    pub fn check_server(&self, server_version_num: i32) -> Result<(), BackupError> {
+        let server_major = (server_version_num / 10_000) as u32;
+        if self.major < server_major {
+            return Err(BackupError::ToolTooOld {
+                tool: "pg_dump",
+                tool_version: self.version.clone(),
+                server_version: version_text(server_version_num),
+                server_major,
+            });
+        }
+        Ok(())
+    }
+
+    /// A command for `tool` (`pg_dump`, `pg_restore`) against `target`:
+    /// the password goes in the environment, files are created 0600 and
+    /// the child dies with this process.
+    pub fn command(&self, tool: &str, target: &Target) -> Command {
+        let mut cmd = Command::new(self.dir.join(tool));
+        for var in ["PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGOPTIONS", "PGDATABASE"] {
+            cmd.env_remove(var);
+        }
+        if let Some(pw) = &target.password {
+            cmd.env("PGPASSWORD", pw);
+        }
+        // Backstop's own sessions are exempt from a write freeze.
+        cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
+        cmd.stdin(Stdio::null());
+        // SAFETY: umask and prctl are async-signal-safe system calls with
+        // no allocation; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+/// `150008` -> `15.8`.
+pub fn version_text(num: i32) -> String {
+    format!("{}.{}", num / 10_000, num % 10_000)
+}
+
+/// Where a child tool connects: a keyword/value connection string without
+/// the password, and the password apart (for `PGPASSWORD`).
+#[derive(Clone)]
+pub struct Target {
+    pub conninfo: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("conninfo", &self.conninfo).finish()
+    }
+}
+
+impl Target {
+    /// From a database URL (or keyword/value string), optionally for
+    /// another database on the same server.
+    pub fn new(url: &str, dbname: Option<&str>) -> Result<Target, BackupError> {
+        let config = crate::pg::conn::parse_url(url)?;
+        let mut parts: Vec<(String, String)> = Vec::new();
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        if !hosts.is_empty() {
+            parts.push(("host".into(), hosts.join(",")));
+        }
+        let ports: Vec<String> = config.get_ports().iter().map(|p| p.to_string()).collect();
+        if !ports.is_empty() {
+            parts.push(("port".into(), ports.join(",")));
+        }
+        if let Some(user) = config.get_user() {
+            parts.push(("user".into(), user.to_string()));
+        }
+        let db = dbname.map(str::to_string).or_else(|| config.get_dbname().map(str::to_string));
+        if let Some(db) = db {
+            parts.push(("dbname".into(), db));
+        }
+        if let Some(options) = config.get_options() {
+            parts.push(("options".into(), options.to_string()));
+        }
+        if let Some(t) = config.get_connect_timeout() {
+            parts.push(("connect_timeout".into(), t.as_secs().max(1).to_string()));
+        }
+        parts.push(("sslmode".into(), "disable".into()));
+        parts.push(("application_name".into(), "backstop".into()));
+        let conninfo = parts
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let password =
+            config.get_password().map(|p| String::from_utf8_lossy(p).to_string()).filter(|p| !p.is_empty());
+        Ok(Target { conninfo, password })
+    }
+}
+
+/// Quotes a value for a libpq keyword/value string.
+fn quote_conninfo(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The size of every file under `dir`, added up (best effort: a file that
+/// vanishes while we look counts 0).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Runs a pg_dump or pg_restore started with `--verbose`, turning its
+/// "finished table" lines into [`Note::Tables`] (of `tables`) and keeping
+/// the rest of its stderr for messages. Returns (success, stderr).
+pub fn run_verbose(
+    mut cmd: Command,
+    tool: &str,
+    tables: u64,
+    progress: &mut dyn Progress,
+) -> Result<(bool, String), BackupError> {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BackupError::Spawn { tool: tool.to_string(), source })?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if is_table_done(&line) {
+                let _ = tx.send(());
+            } else if !is_chatter(&line) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    });
+    let mut done = 0u64;
+    let status = loop {
+        while rx.try_recv().is_ok() {
+            done += 1;
+        }
+        progress.note(Note::Tables { done: done.min(tables), total: tables });
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(150)),
+            Err(source) => return Err(BackupError::Spawn { tool: tool.to_string(), source }),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    Ok((status.success(), text))
+}
+
+/// A `--verbose` line of pg_dump or pg_restore for a finished table:
+/// `finished item N TABLE DATA t` with --jobs above 1, `dumping contents of
+/// table "s.t"` / `processing data for table "s.t"` otherwise.
+pub fn is_table_done(line: &str) -> bool {
+    (line.contains("finished item") && line.contains("TABLE DATA"))
+        || line.contains("dumping contents of table")
+        || line.contains("processing data for table")
+}
+
+/// Routine `--verbose` chatter, left out of error messages.
+pub fn is_chatter(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    (l.starts_with("pg_dump: ") || l.starts_with("pg_restore: "))
+        && !(l.contains("error")
+            || l.contains("warning")
+            || l.contains("fatal")
+            || l.contains("detail")
+            || l.contains("hint"))
+}
+
+/// The last lines of a tool's stderr worth showing: its errors and
+/// warnings, else its last few lines.
+pub fn tail(stderr: &str) -> String {
+    let relevant: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("warning") || l.contains("fatal")
+        })
+        .collect();
+    let lines: Vec<&str> = if relevant.is_empty() {
+        let all: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(5)..].to_vec()
+    } else {
+        relevant[relevant.len().saturating_sub(10)..].to_vec()
+    };
+    let text = lines.join("\n");
+    if text.is_empty() {
+        "(no output)".into()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_stays_out_of_the_connection_string() {
+        let t = Target::new("postgres://app:s3cr'et@db.example:6432/prod", None).unwrap();
+        assert!(!t.conninfo.contains("s3cr"), "{}", t.conninfo);
+        assert_eq!(t.password.as_deref(), Some("s3cr'et"));
+        assert!(t.conninfo.contains("host='db.example'"), "{}", t.conninfo);
+        assert!(t.conninfo.contains("port='6432'"), "{}", t.conninfo);
+        assert!(t.conninfo.contains("dbname='prod'"), "{}", t.conninfo);
+        let other = Target::new("host=h user=u password=pw dbname=a", Some("it's")).unwrap();
+        assert!(other.conninfo.contains("dbname='it\\'s'"), "{}", other.conninfo);
+        assert!(!format!("{other:?}").contains("pw"));
+    }
+
+    #[test]
+    fn verbose_lines_that_count_as_a_table() {
+        assert!(is_table_done("pg_dump: finished item 3219 TABLE DATA pgbench_accounts"));
+        assert!(is_table_done("pg_dump: dumping contents of table \"public.users\""));
+        assert!(is_table_done("pg_restore: processing data for table \"public.users\""));
+        assert!(!is_table_done("pg_dump: reading tables"));
+        assert!(is_chatter("pg_dump: reading extensions"));
+        assert!(!is_chatter("pg_dump: error: query failed"));
+        assert!(!is_chatter("some other line"));
+    }
+
+    #[test]
+    fn versions_and_tails_read_well() {
+        assert_eq!(version_text(150008), "15.8");
+        assert_eq!(version_text(160002), "16.2");
+        let stderr = "pg_dump: dumping contents of table a\npg_dump: error: could not write: No space left on device\n";
+        assert_eq!(tail(stderr), "pg_dump: error: could not write: No space left on device");
+    }
+}

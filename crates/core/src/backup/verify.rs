@@ -1,0 +1,288 @@
+//! `backup verify`: every file matches its BLAKE3 checksum and
+//! `pg_restore --list` reads the archive; with a test restore, the backup is
+//! restored into a throwaway cluster (its roles created first, NOLOGIN) and
+//! the row counts and schema fingerprint compared with the manifest. The
+//! result is recorded in the manifest either way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use chrono::Utc;
+
+use super::manifest::{self, Check, Kind, Manifest};
+use super::tools::{run_verbose, tail, Target, Tools};
+use super::{BackupError, Note, Progress, Store};
+use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::fingerprint::{row_counts, Schema};
+use crate::pg::quote_ident;
+
+/// What a verification found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    pub id: String,
+    pub checksums: Check,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Check>,
+}
+
+/// The archive's table of contents from `pg_restore --list`: `Ok(Err(text))`
+/// when pg_restore cannot read it.
+pub fn toc(tools: &Tools, dump_dir: &Path) -> Result<Result<String, String>, BackupError> {
+    let out = std::process::Command::new(tools.pg_restore())
+        .arg("--list")
+        .arg(dump_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| BackupError::Spawn {
+            tool: tools.pg_restore().display().to_string(),
+            source,
+        })?;
+    if out.status.success() {
+        Ok(Ok(String::from_utf8_lossy(&out.stdout).to_string()))
+    } else {
+        Ok(Err(tail(&String::from_utf8_lossy(&out.stderr))))
+    }
+}
+
+/// The number of entries `pg_restore --list` reads from a fresh dump.
+pub(crate) fn list_archive(tools: &Tools, dump_dir: &Path) -> Result<usize, BackupError> {
+    match toc(tools, dump_dir)? {
+        Ok(list) => Ok(toc_entries(&list)),
+        Err(output) => Err(BackupError::DumpFailed {
+            output: format!("pg_restore --list cannot read the new dump: {output}"),
+        }),
+    }
+}
+
+fn toc_entries(list: &str) -> usize {
+    list.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()).count()
+}
+
+/// Checks the files of backup `m` against its manifest and has pg_restore
+/// read the archive. Returns the problems found (empty: intact).
+pub fn check_files(store: &Store, tools: &Tools, m: &Manifest) -> Result<Vec<String>, BackupError> {
+    let mut problems = manifest::compare_files(&store.path(&m.id), &m.files);
+    if problems.is_empty() {
+        if let Err(output) = toc(tools, &store.dump_dir(&m.id))? {
+            problems.push(format!("pg_restore --list cannot read it: {output}"));
+        }
+    }
+    Ok(problems)
+}
+
+/// Verifies checksums, records the result, and fails with
+/// [`BackupError::Corrupt`] when they do not match.
+pub fn verify_checksums(store: &Store, tools: &Tools, m: &mut Manifest) -> Result<Check, BackupError> {
+    let problems = check_files(store, tools, m)?;
+    let check = Check {
+        at: Utc::now(),
+        ok: problems.is_empty(),
+        detail: if problems.is_empty() {
+            format!("{} file(s) match their BLAKE3 checksums; pg_restore --list reads the archive", m.files.len())
+        } else {
+            problems.join("; ")
+        },
+    };
+    m.verification.checksums = Some(check.clone());
+    store.save(m)?;
+    if !problems.is_empty() {
+        return Err(BackupError::Corrupt { id: m.id.clone(), problems });
+    }
+    Ok(check)
+}
+
+/// `backup verify ID [--restore]`.
+pub fn verify(
+    store: &Store,
+    tools: &Tools,
+    id: &str,
+    restore: bool,
+    jobs: usize,
+    progress: &mut dyn Progress,
+) -> Result<VerifyReport, BackupError> {
+    let mut m = store.load(id)?;
+    if m.kind == Kind::Database {
+        return Err(BackupError::Refused(format!(
+            "backup {id} is a database snapshot (database {} on the server), not files to check; \
+             `backstop restore {id}` brings it back",
+            m.snapshot_database.as_deref().unwrap_or("?")
+        )));
+    }
+    progress.note(Note::Step(format!("checking {} file(s) of backup {id}", m.files.len())));
+    let checksums = verify_checksums(store, tools, &mut m)?;
+    let restore = if restore {
+        let result = test_restore(store, tools, &m, jobs, progress);
+        progress.note(Note::Finished);
+        let check = Check {
+            at: Utc::now(),
+            ok: result.is_ok(),
+            detail: match &result {
+                Ok(detail) => detail.clone(),
+                Err(e) => super::chain(e),
+            },
+        };
+        // Only a verdict on the backup is recorded; a missing local
+        // extension or binary says nothing about the backup itself.
+        if matches!(
+            result,
+            Ok(_)
+                | Err(BackupError::Mismatch { .. })
+                | Err(BackupError::RestoreFailed { .. })
+        ) {
+            m.verification.restore = Some(check.clone());
+            store.save(&m)?;
+        }
+        result?;
+        Some(check)
+    } else {
+        None
+    };
+    Ok(VerifyReport { id: id.to_string(), checksums, restore })
+}
+
+/// Restores `m` into a throwaway cluster and compares it with the manifest.
+fn test_restore(
+    store: &Store,
+    tools: &Tools,
+    m: &Manifest,
+    jobs: usize,
+    progress: &mut dyn Progress,
+) -> Result<String, BackupError> {
+    let bin = PgBin::find()?;
+    let backup_major = (m.server_version_num / 10_000) as u32;
+    if bin.major < backup_major {
+        return Err(BackupError::LocalTooOld {
+            id: m.id.clone(),
+            backup_major,
+            local_major: bin.major,
+        });
+    }
+    progress.note(Note::Step(format!("starting a throwaway PostgreSQL {} cluster", bin.major)));
+    let major = bin.major;
+    let cluster = Cluster::start_with(bin)?;
+    let mut admin = cluster.connect("postgres")?;
+    let db = BackupError::db("preparing the throwaway cluster");
+    let available: Vec<String> = admin
+        .query("select name::text from pg_available_extensions", &[])
+        .map_err(BackupError::db("listing the local extensions"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<String> = m
+        .extensions
+        .iter()
+        .filter(|e| !available.contains(&e.name))
+        .map(|e| e.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(BackupError::MissingExtension { id: m.id.clone(), missing, major });
+    }
+    let existing: Vec<String> = admin
+        .query("select rolname::text from pg_roles", &[])
+        .map_err(BackupError::db("listing roles"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // More memory for index builds: the cluster is ours alone.
+    admin.batch_execute("ALTER SYSTEM SET maintenance_work_mem = '256MB'").map_err(db)?;
+    admin.batch_execute("SELECT pg_reload_conf()").map_err(BackupError::db("reloading settings"))?;
+    let mut setup = String::new();
+    for role in m.roles.iter().filter(|r| !existing.contains(r)) {
+        setup.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(role)));
+    }
+    admin.batch_execute(&setup).map_err(BackupError::db("creating the source's roles"))?;
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
+            quote_ident(&m.database),
+            m.encoding.replace('\'', "")
+        ))
+        .map_err(BackupError::db("creating the database to restore into"))?;
+
+    progress.note(Note::Step(format!(
+        "restoring backup {} into the throwaway cluster with {jobs} job(s)",
+        m.id
+    )));
+    let target = Target::new(&cluster.url(&m.database), None)?;
+    let mut cmd = tools.command("pg_restore", &target);
+    cmd.args(["--verbose", "--no-tablespaces", "--exit-on-error"])
+        .arg(format!("--jobs={}", jobs.max(1)))
+        .arg(format!("--dbname={}", target.conninfo))
+        .arg(store.dump_dir(&m.id));
+    let (ok, stderr) =
+        run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, progress)?;
+    if !ok {
+        return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
+    }
+    let mut restored = cluster.connect(&m.database)?;
+    let differences = compare(&mut restored, m)?;
+    if !differences.is_empty() {
+        return Err(BackupError::Mismatch { id: m.id.clone(), differences });
+    }
+    Ok(format!(
+        "restored into a throwaway PostgreSQL {major} cluster: {} table(s), {} row(s) and schema \
+         fingerprint {} equal to the manifest",
+        m.row_counts.len(),
+        m.row_counts.values().sum::<i64>(),
+        m.schema_fingerprint
+    ))
+}
+
+/// What differs between the connected database and the manifest: row
+/// counts per table, and the schema fingerprint.
+pub fn compare(client: &mut postgres::Client, m: &Manifest) -> Result<Vec<String>, BackupError> {
+    let counts: BTreeMap<String, i64> = row_counts(client)
+        .map_err(BackupError::db("counting restored rows"))?
+        .into_iter()
+        .collect();
+    let fingerprint = Schema::read(client)
+        .map_err(BackupError::db("reading the restored schema"))?
+        .fingerprint();
+    Ok(differences(&m.row_counts, &counts, &m.schema_fingerprint, &fingerprint))
+}
+
+fn differences(
+    expected: &BTreeMap<String, i64>,
+    found: &BTreeMap<String, i64>,
+    expected_fp: &str,
+    found_fp: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, n) in expected {
+        match found.get(table) {
+            None => out.push(format!("table {table} is missing")),
+            Some(m) if m != n => out.push(format!("table {table} has {m} row(s), the manifest says {n}")),
+            Some(_) => {}
+        }
+    }
+    for table in found.keys().filter(|t| !expected.contains_key(*t)) {
+        out.push(format!("table {table} is not in the manifest"));
+    }
+    if expected_fp != found_fp {
+        out.push(format!("schema fingerprint {found_fp} differs from the manifest's {expected_fp}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_the_table_and_both_counts() {
+        let a: BTreeMap<String, i64> = [("public.a".into(), 3), ("public.b".into(), 1)].into();
+        let b: BTreeMap<String, i64> = [("public.a".into(), 2), ("public.c".into(), 0)].into();
+        assert_eq!(
+            differences(&a, &b, "x", "y"),
+            [
+                "table public.a has 2 row(s), the manifest says 3",
+                "table public.b is missing",
+                "table public.c is not in the manifest",
+                "schema fingerprint y differs from the manifest's x",
+            ]
+        );
+        assert!(differences(&a, &a, "x", "x").is_empty());
+        assert_eq!(toc_entries(";\n; Archive\n1; 2 3 TABLE public a u\n\n2; 4 5 TABLE DATA public a u\n"), 2);
+    }
+}

@@ -1,0 +1,317 @@
+//! The one write freeze that restore (and later cutover and rollback) use:
+//! `ALTER DATABASE … SET default_transaction_read_only = on`, other
+//! sessions terminated so none keeps writing in an open transaction, the
+//! freeze recorded in `backstop.freeze` (shown by `status`, lifted by
+//! `backstop unfreeze`) and audited. Backstop's own sessions are exempt: they
+//! set `default_transaction_read_only = off` for themselves.
+//!
+//! Without the right to alter the database or terminate sessions (managed
+//! PostgreSQL without superuser) the freeze says what it could not do and
+//! goes on with what it could.
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, GenericClient};
+use serde_json::json;
+
+use crate::audit;
+use crate::config::FreezeSection;
+use crate::pg::quote_ident;
+
+const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS backstop.freeze (
+    database         text PRIMARY KEY,
+    since            timestamptz NOT NULL DEFAULT now(),
+    actor            text NOT NULL,
+    reason           text NOT NULL,
+    read_only_set    boolean NOT NULL,
+    previous_setting text
+)";
+
+/// Why a freeze could not be set or lifted.
+#[derive(Debug, thiserror::Error)]
+pub enum FreezeError {
+    #[error("database error while {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+impl FreezeError {
+    /// Exit code: a database failure is an environment error.
+    pub fn exit_code(&self) -> u8 {
+        3
+    }
+}
+
+fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> FreezeError {
+    move |source| FreezeError::Db { context, source }
+}
+
+/// A freeze as recorded in `backstop.freeze`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FreezeState {
+    pub database: String,
+    pub since: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+    /// Whether `default_transaction_read_only` was set on the database
+    /// (false when the role may not alter it: writes were not blocked).
+    pub read_only_set: bool,
+    /// The database's own `default_transaction_read_only` before the
+    /// freeze, put back on unfreeze.
+    pub previous_setting: Option<String>,
+}
+
+/// What freezing did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Frozen {
+    pub state: FreezeState,
+    /// Sessions terminated.
+    pub terminated: usize,
+    /// What could not be done, said plainly.
+    pub warnings: Vec<String>,
+}
+
+/// Makes this session exempt from a write freeze.
+pub fn exempt(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    client.batch_execute("SET default_transaction_read_only = off")
+}
+
+/// The current freeze of the connected database, if any.
+pub fn current(client: &mut impl GenericClient) -> Result<Option<FreezeState>, postgres::Error> {
+    let exists: bool = client
+        .query_one("select to_regclass('backstop.freeze') is not null", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    // One row at most. Not matched by name: a frozen database set aside
+    // under another name (a pre-restore snapshot) is still frozen.
+    let row = client.query_opt(
+        "select database, since, actor, reason, read_only_set, previous_setting
+           from backstop.freeze order by since limit 1",
+        &[],
+    )?;
+    Ok(row.map(|r| FreezeState {
+        database: r.get(0),
+        since: r.get(1),
+        actor: r.get(2),
+        reason: r.get(3),
+        read_only_set: r.get(4),
+        previous_setting: r.get(5),
+    }))
+}
+
+/// Freezes writes to the connected database. Idempotent: an existing
+/// freeze is kept as it is (its `previous_setting` is the true one), and
+/// sessions are terminated again.
+pub fn freeze(
+    client: &mut Client,
+    reason: &str,
+    options: &FreezeSection,
+) -> Result<Frozen, FreezeError> {
+    exempt(client).map_err(db("exempting Backstop's session from the freeze"))?;
+    crate::migrate::history::ensure_schema(client).map_err(db("creating the backstop schema"))?;
+    client.batch_execute(TABLE_SQL).map_err(db("creating backstop.freeze"))?;
+    let mut warnings = Vec::new();
+    let state = match current(client).map_err(db("reading backstop.freeze"))? {
+        Some(state) => state,
+        None => {
+            let mut tx = client.transaction().map_err(db("starting the freeze"))?;
+            let database: String = tx
+                .query_one("select current_database()::text", &[])
+                .map_err(db("reading the database name"))?
+                .get(0);
+            let previous = previous_setting(&mut tx).map_err(db("reading database settings"))?;
+            tx.batch_execute("SAVEPOINT alter_database").map_err(db("starting the freeze"))?;
+            let read_only_set = match tx.batch_execute(&format!(
+                "ALTER DATABASE {} SET default_transaction_read_only = on",
+                quote_ident(&database)
+            )) {
+                Ok(()) => true,
+                Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT alter_database")
+                        .map_err(db("starting the freeze"))?;
+                    warnings.push(format!(
+                        "could not make {database} read-only (only its owner or a superuser may \
+                         ALTER DATABASE): writes are not blocked; stop the application's writes yourself"
+                    ));
+                    false
+                }
+                Err(e) => return Err(FreezeError::Db { context: "freezing the database", source: e }),
+            };
+            let state = FreezeState {
+                database,
+                since: Utc::now(),
+                actor: audit::actor(),
+                reason: reason.to_string(),
+                read_only_set,
+                previous_setting: previous,
+            };
+            tx.execute(
+                "insert into backstop.freeze (database, since, actor, reason, read_only_set, previous_setting)
+                 values ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &state.database,
+                    &state.since,
+                    &state.actor,
+                    &state.reason,
+                    &state.read_only_set,
+                    &state.previous_setting,
+                ],
+            )
+            .map_err(db("recording the freeze"))?;
+            tx.commit().map_err(db("committing the freeze"))?;
+            state
+        }
+    };
+    let terminated = if options.terminate_sessions {
+        terminate_others(client, &options.roles, &mut warnings)?
+    } else {
+        0
+    };
+    let event = audit::Event {
+        kind: "freeze",
+        outcome: "ok",
+        versions: Vec::new(),
+        details: json!({
+            "reason": reason,
+            "read_only_set": state.read_only_set,
+            "terminated": terminated,
+            "warnings": warnings,
+        }),
+    };
+    audit::record(client, &event).map_err(db("writing the freeze event"))?;
+    Ok(Frozen { state, terminated, warnings })
+}
+
+/// The database's own `default_transaction_read_only` setting, if any.
+fn previous_setting(client: &mut impl GenericClient) -> Result<Option<String>, postgres::Error> {
+    let row = client.query_opt(
+        "select s.setting from pg_db_role_setting r
+           cross join lateral unnest(r.setconfig) as s(setting)
+          where r.setdatabase = (select oid from pg_database where datname = current_database())
+            and r.setrole = 0 and s.setting like 'default_transaction_read_only=%'",
+        &[],
+    )?;
+    Ok(row.map(|r| {
+        let s: String = r.get(0);
+        s.split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()
+    }))
+}
+
+/// Terminates the other client sessions of the connected database (of
+/// `roles` only, when given), sparing Backstop's own. Sessions this role
+/// may not terminate are named in a warning.
+pub fn terminate_others(
+    client: &mut Client,
+    roles: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<usize, FreezeError> {
+    let rows = client
+        .query(
+            "select pid, coalesce(usename::text, '?') from pg_stat_activity
+              where datname = current_database() and pid <> pg_backend_pid()
+                and backend_type = 'client backend'
+                and coalesce(application_name, '') not like 'backstop%'
+                and (cardinality($1::text[]) = 0 or usename = any($1::text[]))",
+            &[&roles],
+        )
+        .map_err(db("listing other sessions"))?;
+    let mut terminated = 0;
+    let mut refused = Vec::new();
+    for row in rows {
+        let (pid, user): (i32, String) = (row.get(0), row.get(1));
+        match client.query_one("select pg_terminate_backend($1)", &[&pid]) {
+            Ok(r) if r.get::<_, bool>(0) => terminated += 1,
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                refused.push(format!("pid {pid} ({user})"))
+            }
+            Err(e) => return Err(FreezeError::Db { context: "terminating sessions", source: e }),
+        }
+    }
+    if !refused.is_empty() {
+        warnings.push(format!(
+            "could not terminate {} (terminating other roles' sessions needs superuser or \
+             pg_signal_backend); they may still write in transactions opened before the freeze",
+            refused.join(", ")
+        ));
+    }
+    Ok(terminated)
+}
+
+/// Lifts the freeze of the connected database: puts its own
+/// `default_transaction_read_only` back, removes the record, audits it.
+/// Returns the freeze lifted, `None` when there was none.
+pub fn unfreeze(client: &mut Client) -> Result<Option<FreezeState>, FreezeError> {
+    exempt(client).map_err(db("exempting Backstop's session from the freeze"))?;
+    let Some(state) = current(client).map_err(db("reading backstop.freeze"))? else {
+        return Ok(None);
+    };
+    let mut tx = client.transaction().map_err(db("starting the unfreeze"))?;
+    if state.read_only_set {
+        let name: String = tx
+            .query_one("select current_database()::text", &[])
+            .map_err(db("reading the database name"))?
+            .get(0);
+        let name = quote_ident(&name);
+        let sql = match &state.previous_setting {
+            Some(v) => format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = '{}'",
+                v.replace('\'', "''")
+            ),
+            None => format!("ALTER DATABASE {name} RESET default_transaction_read_only"),
+        };
+        tx.batch_execute(&sql).map_err(db("lifting the freeze"))?;
+    }
+    tx.execute("delete from backstop.freeze", &[]).map_err(db("removing the freeze record"))?;
+    let event = audit::Event {
+        kind: "unfreeze",
+        outcome: "ok",
+        versions: Vec::new(),
+        details: json!({ "reason": state.reason, "since": state.since }),
+    };
+    audit::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
+    tx.commit().map_err(db("committing the unfreeze"))?;
+    Ok(Some(state))
+}
+
+/// A freeze that is lifted when dropped (also on an early `?` or a panic)
+/// unless [`FreezeGuard::keep`] says the database must stay frozen. It
+/// reconnects to lift, since the freezing session may be gone by then.
+pub struct FreezeGuard {
+    url: String,
+    armed: bool,
+}
+
+impl FreezeGuard {
+    /// Guards the freeze of the database at `url`.
+    pub fn new(url: &str) -> FreezeGuard {
+        FreezeGuard { url: url.to_string(), armed: true }
+    }
+
+    /// Lifts the freeze now, reporting failure.
+    pub fn lift(mut self) -> Result<Option<FreezeState>, crate::backup::BackupError> {
+        self.armed = false;
+        let mut client = crate::pg::connect(&self.url, "backstop")?;
+        Ok(unfreeze(&mut client)?)
+    }
+
+    /// Leaves the database frozen (the operator must look first, or the
+    /// frozen database is set aside as a snapshot).
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut client) = crate::pg::connect(&self.url, "backstop") {
+                let _ = unfreeze(&mut client);
+            }
+        }
+    }
+}
