@@ -78,8 +78,10 @@ fn create_writes_a_manifest_from_the_dumps_snapshot_and_list_verify_show_it() {
     let p = with_users("create_list", 500);
     p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
 
-    let created =
-        p.run(&["backup", "create", "--label", "before v2", "--format", "json"]).expect_code(0).json();
+    let created = p
+        .run(&["backup", "create", "--label", "before v2", "--format", "json"])
+        .expect_code(0)
+        .json();
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["label"], "before v2");
     assert_eq!(created["row_counts"]["public.users"], 500);
@@ -116,7 +118,9 @@ fn create_writes_a_manifest_from_the_dumps_snapshot_and_list_verify_show_it() {
         .expect_output("✓ test restore")
         .expect_output("1 table(s), 500 row(s)");
     assert_eq!(listed(&p)[0]["verified_by"], "restore");
-    p.run(&["backup", "verify", "no-such-backup"]).expect_code(2).expect_output("no backup no-such-backup");
+    p.run(&["backup", "verify", "no-such-backup"])
+        .expect_code(2)
+        .expect_output("no backup no-such-backup");
 }
 
 #[test]
@@ -137,7 +141,10 @@ fn a_test_restore_creates_the_sources_roles_and_names_missing_extensions() {
     // test restore refuses with exit 3 and says which.
     let manifest = backups_dir(&p).join(&id).join("manifest.json");
     let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
-    m["extensions"].as_array_mut().unwrap().push(serde_json::json!({"name": "no_such_ext", "version": "1.0"}));
+    m["extensions"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "no_such_ext", "version": "1.0"}));
     std::fs::write(&manifest, m.to_string()).unwrap();
     p.run(&["backup", "verify", &id, "--restore"]).expect_code(3).expect_output("no_such_ext");
 }
@@ -160,7 +167,10 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     assert_eq!(listed(&p).len(), 1);
     assert_eq!(applied_backup(&mut db, "2").as_deref(), Some(id.as_str()));
     let gate: Value = db
-        .query_one("select details->'gates'->'backup' from backstop.events where versions = '{2}'", &[])
+        .query_one(
+            "select details->'gates'->'backup' from backstop.events where versions = '{2}'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(gate["id"].as_str(), Some(id.as_str()));
@@ -178,17 +188,27 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     // --backup names one: too old is refused (exit 1), unknown is exit 2.
     p.migration("4_more", "CREATE TABLE more (id int);", None);
     std::thread::sleep(Duration::from_millis(1100));
-    p.run(&["migrate", "--backup", &newer]).expect_code(1).expect_output("older than [backup] max_age");
-    p.run(&["migrate", "--backup", "20200101T000000Z-0000"]).expect_code(2).expect_output("no backup");
+    p.run(&["migrate", "--backup", &newer])
+        .expect_code(1)
+        .expect_output("older than [backup] max_age");
+    p.run(&["migrate", "--backup", "20200101T000000Z-0000"])
+        .expect_code(2)
+        .expect_output("no backup");
     assert!(!db.exists("more"));
 
     // --no-backup is audited with its reason.
     p.run(&["migrate", "--no-backup", "hotfix, data already exported"]).expect_code(0);
     let gate: Value = db
-        .query_one("select details->'gates'->'backup' from backstop.events where versions = '{4}'", &[])
+        .query_one(
+            "select details->'gates'->'backup' from backstop.events where versions = '{4}'",
+            &[],
+        )
         .unwrap()
         .get(0);
-    assert_eq!(gate, serde_json::json!({"skipped": true, "reason": "hotfix, data already exported"}));
+    assert_eq!(
+        gate,
+        serde_json::json!({"skipped": true, "reason": "hotfix, data already exported"})
+    );
     assert_eq!(applied_backup(&mut db, "4"), None);
     p.run(&["migrate", "--no-backup", " "]).expect_code(2).expect_output("needs a reason");
 }
@@ -236,7 +256,9 @@ fn one_flipped_byte_fails_verify_and_restore_refuses_before_touching_the_target(
     let mut db = p.client();
     db.batch_execute("INSERT INTO users VALUES (1000, 'new@example.com')").unwrap();
     let events_before = db.events().len();
-    p.run(&["restore", &id, "--yes"]).expect_code(1).expect_output("does not match its BLAKE3 checksum");
+    p.run(&["restore", &id, "--yes"])
+        .expect_code(1)
+        .expect_output("does not match its BLAKE3 checksum");
     assert_eq!(db.count("users"), 201, "the target was touched");
     assert_eq!(db.events().len(), events_before, "restore went further than the checksums");
     let read_only: String = db.query_one("show default_transaction_read_only", &[]).unwrap().get(0);
@@ -300,7 +322,10 @@ fn restore_over_new_writes_keeps_them_in_the_pre_restore_snapshot() {
     let restores = db.events().iter().filter(|e| e.0 == "restore" && e.1 == "ok").count();
     assert_eq!(restores, 2, "both restores are in the log");
     db.batch_execute("INSERT INTO clients VALUES (3, 'writable again')").unwrap();
-    assert!(listed(&p).iter().all(|b| b["id"] != snap_id.as_str()), "a snapshot put back is no backup any more");
+    assert!(
+        listed(&p).iter().all(|b| b["id"] != snap_id.as_str()),
+        "a snapshot put back is no backup any more"
+    );
 }
 
 #[test]
@@ -315,7 +340,11 @@ fn a_database_owner_without_createdb_restores_by_dump_and_clean() {
     let url = format!("postgres://{role}:pw@127.0.0.1:{}/{dbname}", CLUSTER.port());
     let p = with_users("clean_project", 50);
     p.run_with_url(&url, &["migrate", "--no-backup", "fixture"]).expect_code(0);
-    p.migration("2_clients", "CREATE TABLE clients (id int);\nINSERT INTO clients VALUES (1);", None);
+    p.migration(
+        "2_clients",
+        "CREATE TABLE clients (id int);\nINSERT INTO clients VALUES (1);",
+        None,
+    );
     p.run_with_url(&url, &["migrate"]).expect_code(0);
     let mut db = CLUSTER.connect(&dbname).unwrap();
     let guard = applied_backup(&mut db, "2").unwrap();
@@ -381,7 +410,10 @@ fn sigkill_during_backup_create_lists_nothing_and_the_next_run_cleans_up() {
     let dir = backups_dir(&p);
     let partial = || {
         std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".partial")))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            })
             .unwrap_or(false)
     };
     let started = std::time::Instant::now();
@@ -390,8 +422,11 @@ fn sigkill_during_backup_create_lists_nothing_and_the_next_run_cleans_up() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
 
     assert!(listed(&p).is_empty(), "a killed backup is listed");
@@ -467,10 +502,11 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
     let slow = fake_bin(&[(
         "pg_restore",
         &format!(
-            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --jobs=*) sleep 30;; esac; done\nexec {} \"$@\"\n",
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --jobs=*) touch \"$0.started\"; sleep 30;; esac; done\nexec {} \"$@\"\n",
             real("pg_restore")
         ),
     )]);
+    let started_marker = slow.path().join("pg_restore.started");
     let mut child = p
         .std_cmd(&["restore", &guard, "--yes"])
         .env("BACKSTOP_PG_BIN", slow.path())
@@ -482,25 +518,41 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
     let started = std::time::Instant::now();
     loop {
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"restoring\"") {
+        if text.contains("\"restoring\"") && started_marker.exists() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the restore never reached pg_restore");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the restore never reached pg_restore"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
 
     let status = p.run(&["status"]);
-    status.expect_code(0).expect_output("restore unfinished").expect_output("--resume").expect_output("frozen:");
+    status
+        .expect_code(0)
+        .expect_output("restore unfinished")
+        .expect_output("--resume")
+        .expect_output("frozen:");
     let mut app = p.client();
     let err = app.batch_execute("INSERT INTO extra VALUES (2)").unwrap_err();
-    assert!(err.to_string().contains("read-only") || format!("{err:?}").contains("read-only"), "{err:?}");
+    assert!(
+        err.to_string().contains("read-only") || format!("{err:?}").contains("read-only"),
+        "{err:?}"
+    );
     p.run(&["restore", &guard, "--yes"]).expect_code(2).expect_output("--resume");
 
     // unfreeze lifts the freeze (and reminds of the unfinished restore).
-    p.run(&["unfreeze"]).expect_code(0).expect_output("lifted the write freeze").expect_output("--resume");
+    p.run(&["unfreeze"])
+        .expect_code(0)
+        .expect_output("lifted the write freeze")
+        .expect_output("--resume");
     let mut app = p.client();
     app.batch_execute("INSERT INTO extra VALUES (2)").unwrap();
 
@@ -520,13 +572,19 @@ fn prune_applies_retention_and_keeps_the_newest_keep_min() {
     p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(p.run(&["backup", "create", "--format", "json"]).expect_code(0).json()["id"].as_str().unwrap().to_string());
+        ids.push(
+            p.run(&["backup", "create", "--format", "json"]).expect_code(0).json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // Age the oldest four by 40 days.
     for id in &ids[..4] {
         let path = backups_dir(&p).join(id).join("manifest.json");
         let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let created: chrono::DateTime<chrono::Utc> = m["created_at"].as_str().unwrap().parse().unwrap();
+        let created: chrono::DateTime<chrono::Utc> =
+            m["created_at"].as_str().unwrap().parse().unwrap();
         m["created_at"] = Value::String((created - chrono::Duration::days(40)).to_rfc3339());
         std::fs::write(&path, m.to_string()).unwrap();
     }
@@ -537,8 +595,26 @@ fn prune_applies_retention_and_keeps_the_newest_keep_min() {
         .expect_output(&format!("would remove {}", ids[1]));
     assert_eq!(listed(&p).len(), 5, "--dry-run removed something");
     let report = p.run(&["backup", "prune", "--format", "json"]).expect_code(0).json();
-    let removed: Vec<&str> = report["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let removed: Vec<&str> =
+        report["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(removed, [ids[0].as_str(), ids[1].as_str()]);
-    let left: Vec<String> = listed(&p).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    let left: Vec<String> =
+        listed(&p).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(left, [ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+}
+
+#[test]
+fn a_table_locked_by_another_session_stops_the_backup_after_lock_wait() {
+    let p = with_users("locked", 5);
+    p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
+    p.config(&format!("{}\n[backup]\nlock_wait = \"500ms\"\n", common::DEFAULT_CONFIG));
+    let mut other = p.client();
+    let mut holder = other.transaction().unwrap();
+    holder.batch_execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").unwrap();
+    p.migration("2_t", "CREATE TABLE t (id int);", None);
+    p.run(&["migrate"]).expect_code(3).expect_output("for a table lock another session holds");
+    holder.rollback().unwrap();
+    assert!(!p.client().exists("t"));
+    assert!(listed(&p).is_empty(), "a failed backup is listed");
+    p.run(&["migrate"]).expect_code(0);
 }

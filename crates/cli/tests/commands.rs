@@ -516,6 +516,7 @@ fn comment_only_edits_are_not_drift_changed_statements_are_until_repaired() {
     insta::with_settings!({filters => vec![
         (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[time]"),
         (r"by \S+", "by [actor]"),
+        (r"\d{8}T\d{6}Z-[0-9a-f]{4}", "[backup id]"),
     ]}, {
         insta::assert_snapshot!("status_with_drift", status.stdout);
     });
@@ -618,6 +619,9 @@ dir = "migrations"
 lock_timeout = "100ms"
 statement_timeout = "300ms"
 lock_retries = 1
+
+[backup]
+required = false
 "#,
     );
     let mut db = p.client();

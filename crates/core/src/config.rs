@@ -122,6 +122,10 @@ pub struct BackupSection {
     pub verified: VerifyLevel,
     /// Whether `migrate` requires a backup (the backup gate).
     pub required: bool,
+    /// How long pg_dump waits for a table lock another session holds
+    /// (an ACCESS EXCLUSIVE lock blocks the dump) before giving up.
+    #[serde(deserialize_with = "duration")]
+    pub lock_wait: Duration,
 }
 
 impl Default for BackupSection {
@@ -135,6 +139,7 @@ impl Default for BackupSection {
             min_size: 0,
             verified: VerifyLevel::Checksums,
             required: true,
+            lock_wait: Duration::from_secs(60),
         }
     }
 }
@@ -224,15 +229,13 @@ impl Config {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                Ok(Config {
-                    path: None,
-                    database_url: None,
-                    migrations: Default::default(),
-                    backup: Default::default(),
-                    freeze: Default::default(),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config {
+                path: None,
+                database_url: None,
+                migrations: Default::default(),
+                backup: Default::default(),
+                freeze: Default::default(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
             }

@@ -80,9 +80,8 @@ pub fn exempt(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
 
 /// The current freeze of the connected database, if any.
 pub fn current(client: &mut impl GenericClient) -> Result<Option<FreezeState>, postgres::Error> {
-    let exists: bool = client
-        .query_one("select to_regclass('backstop.freeze') is not null", &[])?
-        .get(0);
+    let exists: bool =
+        client.query_one("select to_regclass('backstop.freeze') is not null", &[])?.get(0);
     if !exists {
         return Ok(None);
     }
@@ -139,7 +138,9 @@ pub fn freeze(
                     ));
                     false
                 }
-                Err(e) => return Err(FreezeError::Db { context: "freezing the database", source: e }),
+                Err(e) => {
+                    return Err(FreezeError::Db { context: "freezing the database", source: e })
+                }
             };
             let state = FreezeState {
                 database,

@@ -103,7 +103,8 @@ fn create(args: CreateArgs, config: &Config, store: &Store) -> anyhow::Result<Ex
     let url = database_url(config, &args.conn)?;
     let tools = Tools::find()?;
     let mut progress = Bar::new(args.output.format);
-    let options = CreateOptions { label: args.label, jobs: jobs(config) };
+    let options =
+        CreateOptions { label: args.label, jobs: jobs(config), lock_wait: config.backup.lock_wait };
     let m = backup::create(&url, store, &tools, &options, &mut progress)?;
     drop(progress);
     match args.output.format {
@@ -196,10 +197,9 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
             };
             let what = match m.kind {
                 Kind::Dump => format!("dump of {}", m.database),
-                Kind::Database => format!(
-                    "database {}",
-                    m.snapshot_database.as_deref().unwrap_or("?")
-                ),
+                Kind::Database => {
+                    format!("database {}", m.snapshot_database.as_deref().unwrap_or("?"))
+                }
             };
             [
                 m.id.clone(),
@@ -214,7 +214,9 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
         .collect();
     let header = ["ID", "AGE", "SIZE", "VERIFIED", "LABEL", "WHAT", "GUARDS"];
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)
+        })
         .collect();
     let line = |cells: &[&str]| {
         let mut l = String::new();
@@ -294,7 +296,12 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                 let _ = writeln!(out, "{what} {} (left by a run that died)", p.display());
             }
             for p in &report.failed {
-                let _ = writeln!(out, "✗ could not remove {}: {}", p.id, p.error.as_deref().unwrap_or("?"));
+                let _ = writeln!(
+                    out,
+                    "✗ could not remove {}: {}",
+                    p.id,
+                    p.error.as_deref().unwrap_or("?")
+                );
             }
             let _ = writeln!(
                 out,

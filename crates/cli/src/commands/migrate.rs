@@ -40,8 +40,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Json => Box::new(Quiet),
     };
     let mut backup_progress = super::backup::Bar::new(args.output.format);
-    let mut backup_gate =
-        super::backup::gate(&ctx.config, &ctx.url, args.backup, args.no_backup, &mut backup_progress)?;
+    let mut backup_gate = super::backup::gate(
+        &ctx.config,
+        &ctx.url,
+        args.backup,
+        args.no_backup,
+        &mut backup_progress,
+    )?;
     let mut gates: Vec<&mut dyn migrate::Gate> = Vec::new();
     if let Some(gate) = backup_gate.as_mut() {
         gates.push(gate);

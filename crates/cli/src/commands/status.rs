@@ -29,7 +29,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let status = migrate::status(&mut client, &ctx.migrations)?;
     let frozen = backstop_core::freeze::current(&mut client)?;
     match args.output.format {
-        Format::Json => print_json(&Shown { status: &status, frozen, unfinished_restore: unfinished })?,
+        Format::Json => {
+            print_json(&Shown { status: &status, frozen, unfinished_restore: unfinished })?
+        }
         Format::Text => {
             let mut text = render(&status);
             if let Some(f) = &frozen {

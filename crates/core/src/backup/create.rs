@@ -25,6 +25,8 @@ pub struct CreateOptions {
     pub label: Option<String>,
     /// pg_dump's `--jobs`.
     pub jobs: usize,
+    /// pg_dump's `--lock-wait-timeout`, and the row counts' `lock_timeout`.
+    pub lock_wait: Duration,
 }
 
 /// The number of parallel jobs when `[backup] jobs` is not set: the cores.
@@ -120,7 +122,10 @@ pub fn create(
 
     let db = BackupError::db("exporting the dump's snapshot");
     client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL lock_timeout = '{}ms'",
+            options.lock_wait.as_millis()
+        ))
         .map_err(BackupError::db("starting the snapshot transaction"))?;
     let row = client
         .query_one(
@@ -139,18 +144,44 @@ pub fn create(
         tools.compression().name()
     )));
 
-    let (status, stderr, facts) =
-        run_pg_dump(&mut client, url, tools, &partial, jobs, &snapshot, tables as u64, progress)?;
+    let (status, stderr, facts) = run_pg_dump(
+        &mut client,
+        url,
+        tools,
+        &partial,
+        (jobs, options.lock_wait),
+        &snapshot,
+        tables as u64,
+        progress,
+    )?;
     let _ = client.batch_execute("COMMIT");
     progress.note(Note::Finished);
     if !status {
         return Err(if stderr.contains("No space left on device") {
             BackupError::DiskFull { path: store.dir().to_path_buf() }
+        } else if ["lock timeout", "could not obtain lock", "statement timeout"]
+            .iter()
+            .any(|m| stderr.contains(m))
+        {
+            // pg_dump's --lock-wait-timeout is a statement_timeout on its LOCK TABLE.
+            BackupError::LockWait {
+                waited: humantime::format_duration(options.lock_wait).to_string(),
+                output: tail(&stderr),
+            }
         } else {
             BackupError::DumpFailed { output: tail(&stderr) }
         });
     }
-    let facts = facts.map_err(BackupError::db("counting rows in the dump's snapshot"))?;
+    let facts = facts.map_err(|e| {
+        if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            BackupError::LockWait {
+                waited: humantime::format_duration(options.lock_wait).to_string(),
+                output: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            }
+        } else {
+            BackupError::db("counting rows in the dump's snapshot")(e)
+        }
+    })?;
 
     let files = manifest::checksum_files(&partial, manifest::DUMP_DIR)?;
     let entries = verify::list_archive(tools, &partial.join(manifest::DUMP_DIR))?;
@@ -205,7 +236,7 @@ fn run_pg_dump(
     url: &str,
     tools: &Tools,
     partial: &Path,
-    jobs: usize,
+    (jobs, lock_wait): (usize, Duration),
     snapshot: &str,
     tables: u64,
     progress: &mut dyn Progress,
@@ -215,15 +246,17 @@ fn run_pg_dump(
     cmd.args(["--format=directory", "--verbose"])
         .arg(format!("--jobs={jobs}"))
         .arg(format!("--snapshot={snapshot}"))
+        .arg(format!("--lock-wait-timeout={}ms", lock_wait.as_millis().max(1)))
         .arg(tools.compression_arg())
         .arg("--file")
         .arg(partial.join(manifest::DUMP_DIR))
         .arg(format!("--dbname={}", target.conninfo))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| BackupError::Spawn { tool: tools.pg_dump().display().to_string(), source })?;
+    let mut child = cmd.spawn().map_err(|source| BackupError::Spawn {
+        tool: tools.pg_dump().display().to_string(),
+        source,
+    })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let dump_dir = partial.join(manifest::DUMP_DIR);
     let (tx, rx) = mpsc::channel::<()>();

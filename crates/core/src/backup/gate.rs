@@ -64,9 +64,8 @@ impl BackupGate<'_> {
         dry_run: bool,
     ) -> Result<GatePass, BackupError> {
         if let GateMode::Skip(reason) = &self.mode {
-            self.progress.note(Note::Warning(format!(
-                "migrating without a backup (--no-backup): {reason}"
-            )));
+            self.progress
+                .note(Note::Warning(format!("migrating without a backup (--no-backup): {reason}")));
             return Ok(GatePass {
                 detail: json!({ "skipped": true, "reason": reason }),
                 ..Default::default()
@@ -149,7 +148,8 @@ impl BackupGate<'_> {
 
     fn fits(&self, m: &Manifest) -> Result<(), BackupError> {
         let age = m.age(Utc::now());
-        let max_age = chrono::Duration::from_std(self.policy.max_age).unwrap_or(chrono::Duration::MAX);
+        let max_age =
+            chrono::Duration::from_std(self.policy.max_age).unwrap_or(chrono::Duration::MAX);
         if age > max_age {
             return Err(BackupError::Stale {
                 id: m.id.clone(),
@@ -169,7 +169,11 @@ impl BackupGate<'_> {
 
     /// The newest verified backup of this database younger than max_age
     /// whose files still match their checksums.
-    fn reusable(&mut self, tools: &Tools, source: &Source) -> Result<Option<Manifest>, BackupError> {
+    fn reusable(
+        &mut self,
+        tools: &Tools,
+        source: &Source,
+    ) -> Result<Option<Manifest>, BackupError> {
         let (backups, _) = self.store.list()?;
         let mut candidates: Vec<Manifest> = backups
             .into_iter()
@@ -206,7 +210,11 @@ impl BackupGate<'_> {
     }
 
     fn take(&mut self, tools: &Tools) -> Result<Manifest, BackupError> {
-        let options = CreateOptions { label: Some("pre-migrate".into()), jobs: self.jobs() };
+        let options = CreateOptions {
+            label: Some("pre-migrate".into()),
+            jobs: self.jobs(),
+            lock_wait: self.policy.lock_wait,
+        };
         let m = create(&self.url, &self.store, tools, &options, self.progress)?;
         self.progress.note(Note::Info(format!(
             "backup {} taken: {}, {} table(s), {} row(s) in {:.1}s",

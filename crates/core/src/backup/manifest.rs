@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(Manifest::read(tmp.path()).unwrap().files, files);
         assert!(compare_files(tmp.path(), &files).is_empty());
         std::fs::write(tmp.path().join("dump/toc.dat"), b"hellp").unwrap();
-        assert_eq!(compare_files(tmp.path(), &files), ["dump/toc.dat does not match its BLAKE3 checksum"]);
+        assert_eq!(
+            compare_files(tmp.path(), &files),
+            ["dump/toc.dat does not match its BLAKE3 checksum"]
+        );
         std::fs::write(tmp.path().join("dump/extra.dat"), b"x").unwrap();
         assert_eq!(compare_files(tmp.path(), &files).len(), 2);
     }

@@ -59,6 +59,11 @@ pub enum BackupError {
     #[error("pg_dump failed: {output}")]
     DumpFailed { output: String },
     #[error(
+        "pg_dump waited {waited} for a table lock another session holds (an ACCESS EXCLUSIVE \
+         lock blocks a dump): {output}; let that session finish, or raise [backup] lock_wait"
+    )]
+    LockWait { waited: String, output: String },
+    #[error(
         "the backup dir {path} is full; free space there or point [backup] dir in backstop.toml \
          at a larger disk (nothing was kept of the failed backup)"
     )]
@@ -77,7 +82,9 @@ pub enum BackupError {
     },
     #[error("no backup {id} in {dir}; `backstop backup list` shows the backups there")]
     NotFound { id: String, dir: PathBuf },
-    #[error("{path}: unreadable manifest ({reason}); the backup cannot be trusted, take a new one")]
+    #[error(
+        "{path}: unreadable manifest ({reason}); the backup cannot be trusted, take a new one"
+    )]
     BadManifest { path: PathBuf, reason: String },
     #[error("backup {id} failed verification: {}", .problems.join("; "))]
     Corrupt { id: String, problems: Vec<String> },

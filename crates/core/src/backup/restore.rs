@@ -175,12 +175,10 @@ pub fn restore(
                 j.backup_id, j.database, j.step, j.backup_id
             )))
         }
-        (Some(j), true) if j.backup_id != id => {
-            return Err(BackupError::Refused(format!(
-                "the unfinished restore is of backup {}, not {id}; run `backstop restore {} --resume`",
-                j.backup_id, j.backup_id
-            )))
-        }
+        (Some(j), true) if j.backup_id != id => return Err(BackupError::Refused(format!(
+            "the unfinished restore is of backup {}, not {id}; run `backstop restore {} --resume`",
+            j.backup_id, j.backup_id
+        ))),
         (None, true) => {
             return Err(BackupError::Refused(format!(
                 "no unfinished restore in {}; run `backstop restore {id}` without --resume",
@@ -336,7 +334,10 @@ impl Run<'_> {
         let target = j.database.clone();
         let (source_db, temporary) = match m.kind {
             Kind::Dump => {
-                let name = j.temp_database.get_or_insert_with(|| derived_name(&target, "restoring", &j.restore_id)).clone();
+                let name = j
+                    .temp_database
+                    .get_or_insert_with(|| derived_name(&target, "restoring", &j.restore_id))
+                    .clone();
                 (name, true)
             }
             Kind::Database => {
@@ -356,7 +357,8 @@ impl Run<'_> {
         };
         let abandon = |admin: &mut Client, e: BackupError| {
             if temporary {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&source_db)));
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&source_db)));
             }
             Failure::Abandoned(e)
         };
@@ -371,7 +373,10 @@ impl Run<'_> {
         }
         if !temporary {
             admin
-                .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(&source_db)))
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                    quote_ident(&source_db)
+                ))
                 .map_err(BackupError::db("opening the snapshot database"))?;
         }
         let mut restored = match connect_to(self.url, &source_db) {
@@ -448,7 +453,11 @@ impl Run<'_> {
             if !temporary {
                 // Put the snapshot's freeze back as it was.
                 if let Ok(mut c) = connect_to(self.url, &source_db) {
-                    let _ = freeze::freeze(&mut c, "pre-restore snapshot", &FreezeSection { terminate_sessions: false, roles: vec![] });
+                    let _ = freeze::freeze(
+                        &mut c,
+                        "pre-restore snapshot",
+                        &FreezeSection { terminate_sessions: false, roles: vec![] },
+                    );
                 }
             }
             return Err(abandon(&mut admin, e));
@@ -505,7 +514,8 @@ impl Run<'_> {
             .arg(format!("--jobs={}", self.options.jobs.max(1)))
             .arg(format!("--dbname={}", target.conninfo))
             .arg(self.store.dump_dir(&m.id));
-        let (ok, stderr) = run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, self.progress)?;
+        let (ok, stderr) =
+            run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, self.progress)?;
         self.progress.note(Note::Finished);
         if !ok {
             return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
@@ -559,7 +569,11 @@ impl Run<'_> {
                 "taking a pre-restore backup of the current {}",
                 j.database
             )));
-            let options = CreateOptions { label: Some("pre-restore".into()), jobs: self.options.jobs };
+            let options = CreateOptions {
+                label: Some("pre-restore".into()),
+                jobs: self.options.jobs,
+                lock_wait: self.options.lock_wait,
+            };
             let snapshot = create(self.url, self.store, self.tools, &options, self.progress)?;
             self.progress.note(Note::Info(format!(
                 "pre-restore backup {} taken ({} table(s), {} row(s))",
@@ -586,14 +600,20 @@ impl Run<'_> {
             .arg(format!("--jobs={}", self.options.jobs.max(1)))
             .arg(format!("--dbname={}", target.conninfo))
             .arg(self.store.dump_dir(&m.id));
-        let (ok, stderr) =
-            run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, self.progress).map_err(stuck)?;
+        let (ok, stderr) = run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, self.progress)
+            .map_err(stuck)?;
         self.progress.note(Note::Finished);
         if !ok {
-            return Err(Failure::Stuck(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) }));
+            return Err(Failure::Stuck(BackupError::RestoreFailed {
+                id: m.id.clone(),
+                output: tail(&stderr),
+            }));
         }
         // backstop.applied as the backup has it: it matches the restored schema.
-        if history::schema_exists(client).map_err(BackupError::db("reading the backstop schema")).map_err(stuck)? {
+        if history::schema_exists(client)
+            .map_err(BackupError::db("reading the backstop schema"))
+            .map_err(stuck)?
+        {
             client
                 .batch_execute("DELETE FROM backstop.applied")
                 .map_err(BackupError::db("replacing backstop.applied"))
@@ -605,7 +625,8 @@ impl Run<'_> {
                     .arg(format!("--use-list={}", list.path().display()))
                     .arg(format!("--dbname={}", target.conninfo))
                     .arg(self.store.dump_dir(&m.id));
-                let (ok, stderr) = run_verbose(cmd, "pg_restore", 1, self.progress).map_err(stuck)?;
+                let (ok, stderr) =
+                    run_verbose(cmd, "pg_restore", 1, self.progress).map_err(stuck)?;
                 if !ok {
                     return Err(Failure::Stuck(BackupError::RestoreFailed {
                         id: m.id.clone(),
@@ -627,12 +648,16 @@ impl Run<'_> {
     /// The archive's table of contents without the `backstop` schema's
     /// own entries (`--exclude-schema` leaves out what is in it, not the
     /// schema itself, which the clean restore keeps).
-    fn without_backstop_schema(&self, m: &Manifest) -> Result<tempfile::NamedTempFile, BackupError> {
+    fn without_backstop_schema(
+        &self,
+        m: &Manifest,
+    ) -> Result<tempfile::NamedTempFile, BackupError> {
         let toc = match super::verify::toc(self.tools, &self.store.dump_dir(&m.id))? {
             Ok(toc) => toc,
             Err(output) => return Err(BackupError::RestoreFailed { id: m.id.clone(), output }),
         };
-        let mut file = tempfile::NamedTempFile::new().map_err(BackupError::io(std::env::temp_dir()))?;
+        let mut file =
+            tempfile::NamedTempFile::new().map_err(BackupError::io(std::env::temp_dir()))?;
         for line in toc.lines() {
             let own = line.contains(" SCHEMA - backstop ") || line.contains(" - SCHEMA backstop ");
             if !own {
@@ -652,7 +677,8 @@ impl Run<'_> {
         let Some(line) = toc.lines().find(|l| l.contains(" TABLE DATA backstop applied ")) else {
             return Ok(None);
         };
-        let mut file = tempfile::NamedTempFile::new().map_err(BackupError::io(std::env::temp_dir()))?;
+        let mut file =
+            tempfile::NamedTempFile::new().map_err(BackupError::io(std::env::temp_dir()))?;
         writeln!(file, "{line}").map_err(BackupError::io(file.path()))?;
         Ok(Some(file))
     }
@@ -683,7 +709,11 @@ impl Run<'_> {
     }
 }
 
-fn record_success(client: &mut Client, j: &Journal, report: &RestoreReport) -> Result<(), BackupError> {
+fn record_success(
+    client: &mut Client,
+    j: &Journal,
+    report: &RestoreReport,
+) -> Result<(), BackupError> {
     history::ensure_schema(client).map_err(BackupError::db("creating the backstop schema"))?;
     let already: bool = client
         .query_one(
@@ -744,6 +774,8 @@ pub fn connect_to(url: &str, dbname: &str) -> Result<Client, BackupError> {
         reason: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
     })?;
     freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+    // As every Backstop session: a killed client's work ends within seconds.
+    let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
     Ok(client)
 }
 
@@ -796,7 +828,11 @@ fn copy_database_settings(admin: &mut Client, from: &str, to: &str) -> Result<()
         }
         let value = guc_value(name, value);
         if role.is_empty() {
-            sql.push_str(&format!("ALTER DATABASE {} SET {} = {value};\n", quote_ident(to), quote_ident(name)));
+            sql.push_str(&format!(
+                "ALTER DATABASE {} SET {} = {value};\n",
+                quote_ident(to),
+                quote_ident(name)
+            ));
         } else {
             sql.push_str(&format!(
                 "ALTER ROLE {} IN DATABASE {} SET {} = {value};\n",
@@ -816,18 +852,26 @@ fn copy_database_settings(admin: &mut Client, from: &str, to: &str) -> Result<()
             &[&from],
         )
         .map_err(BackupError::db("reading the database's grants"))?;
-    let (limit, default_acl, grants): (i32, bool, Vec<String>) = (row.get(0), row.get(1), row.get(2));
+    let (limit, default_acl, grants): (i32, bool, Vec<String>) =
+        (row.get(0), row.get(1), row.get(2));
     if limit != -1 {
-        sql.push_str(&format!("ALTER DATABASE {} WITH CONNECTION LIMIT {limit};\n", quote_ident(to)));
+        sql.push_str(&format!(
+            "ALTER DATABASE {} WITH CONNECTION LIMIT {limit};\n",
+            quote_ident(to)
+        ));
     }
     if !default_acl {
         sql.push_str(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC;\n", quote_ident(to)));
         for g in grants {
             let parts: Vec<&str> = g.rsplitn(3, ' ').collect();
             let [grantable, privilege, grantee] = parts[..] else { continue };
-            let grantee = if grantee.is_empty() { "PUBLIC".to_string() } else { quote_ident(grantee) };
+            let grantee =
+                if grantee.is_empty() { "PUBLIC".to_string() } else { quote_ident(grantee) };
             let with = if grantable == "true" { " WITH GRANT OPTION" } else { "" };
-            sql.push_str(&format!("GRANT {privilege} ON DATABASE {} TO {grantee}{with};\n", quote_ident(to)));
+            sql.push_str(&format!(
+                "GRANT {privilege} ON DATABASE {} TO {grantee}{with};\n",
+                quote_ident(to)
+            ));
         }
     }
     if !sql.is_empty() {
@@ -870,7 +914,11 @@ fn guc_value(name: &str, value: &str) -> String {
 
 /// The current database as a backup of kind `database`: its row counts and
 /// schema fingerprint now, under the freeze.
-fn snapshot_manifest(client: &mut Client, id: &str, snapshot_db: &str) -> Result<Manifest, BackupError> {
+fn snapshot_manifest(
+    client: &mut Client,
+    id: &str,
+    snapshot_db: &str,
+) -> Result<Manifest, BackupError> {
     let source = source_of(client)?;
     let f = facts(client).map_err(BackupError::db("counting rows of the pre-restore snapshot"))?;
     let size: i64 = client
@@ -920,8 +968,10 @@ fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
     drop(reader);
     let db = BackupError::db("writing backstop.events");
     let mut tx = to.transaction().map_err(BackupError::db("writing backstop.events"))?;
-    tx.batch_execute("CREATE TEMP TABLE backstop_restore_events (LIKE backstop.events) ON COMMIT DROP")
-        .map_err(BackupError::db("writing backstop.events"))?;
+    tx.batch_execute(
+        "CREATE TEMP TABLE backstop_restore_events (LIKE backstop.events) ON COMMIT DROP",
+    )
+    .map_err(BackupError::db("writing backstop.events"))?;
     let mut w = tx
         .copy_in(&format!("COPY backstop_restore_events ({COLUMNS}) FROM STDIN"))
         .map_err(BackupError::db("writing backstop.events"))?;
@@ -948,7 +998,12 @@ fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
 /// Renames `target` to `snapshot` and `source` to `target` in one
 /// transaction, after closing `target` to new sessions and ending the ones
 /// still there. The snapshot is opened again (read-only, as frozen).
-fn swap_names(admin: &mut Client, target: &str, source: &str, snapshot: &str) -> Result<(), BackupError> {
+fn swap_names(
+    admin: &mut Client,
+    target: &str,
+    source: &str,
+    snapshot: &str,
+) -> Result<(), BackupError> {
     let (t, s, p) = (quote_ident(target), quote_ident(source), quote_ident(snapshot));
     admin
         .batch_execute(&format!("ALTER DATABASE {t} WITH ALLOW_CONNECTIONS false"))
@@ -1016,8 +1071,13 @@ fn drop_user_schemas(client: &mut Client, warnings: &mut Vec<String>) -> Result<
         .map_err(BackupError::db("listing schemas"))?;
     let mut sql = String::new();
     for row in rows {
-        let (name, mine, owner, comment, grants): (String, bool, String, Option<String>, Vec<String>) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let (name, mine, owner, comment, grants): (
+            String,
+            bool,
+            String,
+            Option<String>,
+            Vec<String>,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         if !mine {
             warnings.push(format!(
                 "schema {name} belongs to {owner} and was not dropped; pg_restore restores into it"
@@ -1027,14 +1087,18 @@ fn drop_user_schemas(client: &mut Client, warnings: &mut Vec<String>) -> Result<
         let q = quote_ident(&name);
         sql.push_str(&format!("DROP SCHEMA {q} CASCADE;\n"));
         if name == "public" {
-            sql.push_str(&format!("CREATE SCHEMA {q};\nALTER SCHEMA {q} OWNER TO {};\n", quote_ident(&owner)));
+            sql.push_str(&format!(
+                "CREATE SCHEMA {q};\nALTER SCHEMA {q} OWNER TO {};\n",
+                quote_ident(&owner)
+            ));
             for g in grants {
                 let parts: Vec<&str> = g.rsplitn(3, ' ').collect();
                 let [grantable, privilege, grantee] = parts[..] else { continue };
                 if grantee == owner {
                     continue;
                 }
-                let grantee = if grantee.is_empty() { "PUBLIC".to_string() } else { quote_ident(grantee) };
+                let grantee =
+                    if grantee.is_empty() { "PUBLIC".to_string() } else { quote_ident(grantee) };
                 let with = if grantable == "true" { " WITH GRANT OPTION" } else { "" };
                 sql.push_str(&format!("GRANT {privilege} ON SCHEMA {q} TO {grantee}{with};\n"));
             }

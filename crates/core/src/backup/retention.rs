@@ -44,11 +44,8 @@ pub fn expired(
     let mut newest_first: Vec<&Manifest> = backups.iter().collect();
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-    let mut out: Vec<&Manifest> = newest_first
-        .into_iter()
-        .skip(keep_min)
-        .filter(|m| m.age(now) > retention)
-        .collect();
+    let mut out: Vec<&Manifest> =
+        newest_first.into_iter().skip(keep_min).filter(|m| m.age(now) > retention).collect();
     out.reverse();
     out
 }
@@ -129,6 +126,9 @@ mod tests {
         assert_eq!(ids(expired(&all, month, 3, now)), ["a"]);
         assert_eq!(ids(expired(&all, month, 1, now)), ["a", "b", "c"]);
         assert_eq!(ids(expired(&all, month, 10, now)), Vec::<String>::new());
-        assert_eq!(ids(expired(&all, Duration::from_secs(86400 * 365), 0, now)), Vec::<String>::new());
+        assert_eq!(
+            ids(expired(&all, Duration::from_secs(86400 * 365), 0, now)),
+            Vec::<String>::new()
+        );
     }
 }

@@ -91,7 +91,11 @@ impl Store {
     /// this process's pid in it.
     pub fn begin(&self, id: &str) -> Result<PathBuf, BackupError> {
         let dir_err = |source| BackupError::Dir { path: self.dir.clone(), source };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(dir_err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(dir_err)?;
         let partial = self.dir.join(format!("{id}{PARTIAL}"));
         std::fs::DirBuilder::new().mode(0o700).create(&partial).map_err(|source| {
             if super::is_disk_full(&source) {

@@ -67,12 +67,12 @@ impl Tools {
             candidates.push(bin.dir);
         }
         if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-            let mut majors: Vec<u32> = entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect();
+            let mut majors: Vec<u32> =
+                entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
             majors.sort_unstable_by(|a, b| b.cmp(a));
-            candidates
-                .extend(majors.iter().map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin"))));
+            candidates.extend(
+                majors.iter().map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin"))),
+            );
         }
         if let Some(paths) = std::env::var_os("PATH") {
             candidates.extend(std::env::split_paths(&paths));
@@ -92,11 +92,10 @@ impl Tools {
 
     fn at(dir: PathBuf) -> Result<Tools, BackupError> {
         let tool = dir.join("pg_dump");
-        let out = Command::new(&tool)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| BackupError::Spawn { tool: tool.display().to_string(), source })?;
+        let out =
+            Command::new(&tool).arg("--version").stdin(Stdio::null()).output().map_err(
+                |source| BackupError::Spawn { tool: tool.display().to_string(), source },
+            )?;
         // "pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)"
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let version = text.split_whitespace().nth(2).unwrap_or_default().to_string();
@@ -236,8 +235,10 @@ impl Target {
             .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
             .collect::<Vec<_>>()
             .join(" ");
-        let password =
-            config.get_password().map(|p| String::from_utf8_lossy(p).to_string()).filter(|p| !p.is_empty());
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).to_string())
+            .filter(|p| !p.is_empty());
         Ok(Target { conninfo, password })
     }
 }

@@ -73,13 +73,20 @@ pub fn check_files(store: &Store, tools: &Tools, m: &Manifest) -> Result<Vec<Str
 
 /// Verifies checksums, records the result, and fails with
 /// [`BackupError::Corrupt`] when they do not match.
-pub fn verify_checksums(store: &Store, tools: &Tools, m: &mut Manifest) -> Result<Check, BackupError> {
+pub fn verify_checksums(
+    store: &Store,
+    tools: &Tools,
+    m: &mut Manifest,
+) -> Result<Check, BackupError> {
     let problems = check_files(store, tools, m)?;
     let check = Check {
         at: Utc::now(),
         ok: problems.is_empty(),
         detail: if problems.is_empty() {
-            format!("{} file(s) match their BLAKE3 checksums; pg_restore --list reads the archive", m.files.len())
+            format!(
+                "{} file(s) match their BLAKE3 checksums; pg_restore --list reads the archive",
+                m.files.len()
+            )
         } else {
             problems.join("; ")
         },
@@ -126,9 +133,7 @@ pub fn verify(
         // extension or binary says nothing about the backup itself.
         if matches!(
             result,
-            Ok(_)
-                | Err(BackupError::Mismatch { .. })
-                | Err(BackupError::RestoreFailed { .. })
+            Ok(_) | Err(BackupError::Mismatch { .. }) | Err(BackupError::RestoreFailed { .. })
         ) {
             m.verification.restore = Some(check.clone());
             store.save(&m)?;
@@ -186,7 +191,9 @@ fn test_restore(
         .collect();
     // More memory for index builds: the cluster is ours alone.
     admin.batch_execute("ALTER SYSTEM SET maintenance_work_mem = '256MB'").map_err(db)?;
-    admin.batch_execute("SELECT pg_reload_conf()").map_err(BackupError::db("reloading settings"))?;
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .map_err(BackupError::db("reloading settings"))?;
     let mut setup = String::new();
     for role in m.roles.iter().filter(|r| !existing.contains(r)) {
         setup.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(role)));
@@ -210,8 +217,7 @@ fn test_restore(
         .arg(format!("--jobs={}", jobs.max(1)))
         .arg(format!("--dbname={}", target.conninfo))
         .arg(store.dump_dir(&m.id));
-    let (ok, stderr) =
-        run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, progress)?;
+    let (ok, stderr) = run_verbose(cmd, "pg_restore", m.row_counts.len() as u64, progress)?;
     if !ok {
         return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
     }
@@ -236,9 +242,8 @@ pub fn compare(client: &mut postgres::Client, m: &Manifest) -> Result<Vec<String
         .map_err(BackupError::db("counting restored rows"))?
         .into_iter()
         .collect();
-    let fingerprint = Schema::read(client)
-        .map_err(BackupError::db("reading the restored schema"))?
-        .fingerprint();
+    let fingerprint =
+        Schema::read(client).map_err(BackupError::db("reading the restored schema"))?.fingerprint();
     Ok(differences(&m.row_counts, &counts, &m.schema_fingerprint, &fingerprint))
 }
 
@@ -252,7 +257,9 @@ fn differences(
     for (table, n) in expected {
         match found.get(table) {
             None => out.push(format!("table {table} is missing")),
-            Some(m) if m != n => out.push(format!("table {table} has {m} row(s), the manifest says {n}")),
+            Some(m) if m != n => {
+                out.push(format!("table {table} has {m} row(s), the manifest says {n}"))
+            }
             Some(_) => {}
         }
     }
@@ -260,7 +267,9 @@ fn differences(
         out.push(format!("table {table} is not in the manifest"));
     }
     if expected_fp != found_fp {
-        out.push(format!("schema fingerprint {found_fp} differs from the manifest's {expected_fp}"));
+        out.push(format!(
+            "schema fingerprint {found_fp} differs from the manifest's {expected_fp}"
+        ));
     }
     out
 }
@@ -283,6 +292,9 @@ mod tests {
             ]
         );
         assert!(differences(&a, &a, "x", "x").is_empty());
-        assert_eq!(toc_entries(";\n; Archive\n1; 2 3 TABLE public a u\n\n2; 4 5 TABLE DATA public a u\n"), 2);
+        assert_eq!(
+            toc_entries(";\n; Archive\n1; 2 3 TABLE public a u\n\n2; 4 5 TABLE DATA public a u\n"),
+            2
+        );
     }
 }
