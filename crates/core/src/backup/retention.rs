@@ -42,7 +42,7 @@ pub fn expired(
     now: DateTime<Utc>,
 ) -> Vec<&Manifest> {
     let mut newest_first: Vec<&Manifest> = backups.iter().collect();
-    newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    newest_first.sort_by_key(|m| std::cmp::Reverse(m.created_at));
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut out: Vec<&Manifest> =
         newest_first.into_iter().skip(keep_min).filter(|m| m.age(now) > retention).collect();

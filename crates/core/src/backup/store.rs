@@ -213,7 +213,7 @@ mod tests {
         let live = store.begin("live").unwrap();
         let dead = store.begin("dead").unwrap();
         std::fs::write(dead.join(OWNER_FILE), i32::MAX.to_string()).unwrap();
-        assert_eq!(store.clean_partials(), [dead.clone()]);
+        assert_eq!(store.clean_partials(), std::slice::from_ref(&dead));
         assert!(live.is_dir() && !dead.exists());
         assert!(store.list().unwrap().0.is_empty(), "a .partial dir is never listed");
         assert!(matches!(store.load("live"), Err(BackupError::NotFound { .. })));
