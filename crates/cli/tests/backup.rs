@@ -97,6 +97,7 @@ fn create_writes_a_manifest_from_the_dumps_snapshot_and_list_verify_show_it() {
     // Files 0600, folders 0700: a dump holds every row of the database.
     let mut all = Vec::new();
     modes(&backups_dir(&p), &mut all);
+    assert!(all.iter().any(|(p, _)| p.ends_with(".gitignore")), "backups are not git-ignored");
     for (path, mode) in &all {
         let want = if path.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(*mode, want, "{} has mode {mode:o}", path.display());

@@ -34,6 +34,18 @@ statement_timeout = "15min"
 lock_wait = "10min"
 # How often a migration that hit lock_timeout is retried, with backoff.
 lock_retries = 3
+
+[backup]
+# migrate takes a verified backup first (pg_dump, checksummed manifest).
+# Where backups go, relative to this file (keep it out of version control).
+dir = ".backstop/backups"
+# migrate reuses a verified backup of this database younger than this.
+max_age = "1h"
+# `backstop backup prune` removes older backups, keeping the newest keep_min.
+retention = "30d"
+keep_min = 3
+# "checksums", or "restore" to require a test restore before migrating.
+verified = "checksums"
 "#;
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {

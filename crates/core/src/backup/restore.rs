@@ -175,10 +175,12 @@ pub fn restore(
                 j.backup_id, j.database, j.step, j.backup_id
             )))
         }
-        (Some(j), true) if j.backup_id != id => return Err(BackupError::Refused(format!(
+        (Some(j), true) if j.backup_id != id => {
+            return Err(BackupError::Refused(format!(
             "the unfinished restore is of backup {}, not {id}; run `backstop restore {} --resume`",
             j.backup_id, j.backup_id
-        ))),
+        )))
+        }
         (None, true) => {
             return Err(BackupError::Refused(format!(
                 "no unfinished restore in {}; run `backstop restore {id}` without --resume",

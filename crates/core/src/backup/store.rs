@@ -96,6 +96,20 @@ impl Store {
             .mode(0o700)
             .create(&self.dir)
             .map_err(dir_err)?;
+        // Backups hold every row: keep them out of the project's repository.
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&ignore)
+                .and_then(|mut f| {
+                    f.write_all(b"# Backstop backups hold every row of the database.\n*\n")
+                });
+        }
         let partial = self.dir.join(format!("{id}{PARTIAL}"));
         std::fs::DirBuilder::new().mode(0o700).create(&partial).map_err(|source| {
             if super::is_disk_full(&source) {
