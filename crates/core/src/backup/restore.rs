@@ -208,6 +208,13 @@ pub fn restore(
                 return run.finish_swap(j, &m, started, true);
             }
         }
+        // Killed between closing the target to new sessions and the swap.
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                quote_ident(&j.database)
+            ))
+            .map_err(BackupError::db(format!("opening {} to sessions again", j.database)))?;
     }
 
     let mut client = crate::pg::connect(url, "backstop")?;
