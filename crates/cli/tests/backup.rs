@@ -148,6 +148,16 @@ fn a_test_restore_creates_the_sources_roles_and_names_missing_extensions() {
         .push(serde_json::json!({"name": "no_such_ext", "version": "1.0"}));
     std::fs::write(&manifest, m.to_string()).unwrap();
     p.run(&["backup", "verify", &id, "--restore"]).expect_code(3).expect_output("no_such_ext");
+
+    // A backup of a newer PostgreSQL than the local one: named, exit 3.
+    m["extensions"] = serde_json::json!([]);
+    m["server_version_num"] = serde_json::json!(990001);
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    p.run(&["backup", "verify", &id, "--restore"])
+        .expect_code(3)
+        .expect_output("backup of PostgreSQL 99, newer than the local PostgreSQL");
+    // Neither verdict is about the backup: its record is unchanged.
+    assert_eq!(listed(&p)[0]["verified_by"], "restore");
 }
 
 #[test]

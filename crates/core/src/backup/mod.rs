@@ -99,7 +99,7 @@ pub enum BackupError {
     )]
     MissingExtension { id: String, missing: Vec<String>, major: u32 },
     #[error(
-        "backup {id} is of PostgreSQL {backup_major}, newer than the local PostgreSQL {local_major}; \
+        "backup {id} is a backup of PostgreSQL {backup_major}, newer than the local PostgreSQL {local_major}; \
          install PostgreSQL {backup_major} or set BACKSTOP_PG_BIN to its binaries"
     )]
     LocalTooOld { id: String, backup_major: u32, local_major: u32 },
