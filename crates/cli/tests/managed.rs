@@ -99,3 +99,29 @@ fn using_a_new_enum_value_in_the_same_migration_fails_with_advice() {
         .get(0);
     assert_eq!(labels, 1, "the rolled-back ADD VALUE left no label behind");
 }
+
+#[test]
+fn a_password_written_in_a_migration_is_never_shown_or_logged() {
+    let project = Project::new("secret_sql");
+    let role = unique_name("app_login");
+    project.migration(
+        "1_role",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'hunter2-first';\n\
+             CREATE ROLE {role}_b PASSWORD 'hunter2-second' IN ROLE no_such_role_at_all;"
+        ),
+        None,
+    );
+    let run = project.run(&["migrate"]);
+    run.expect_code(1).expect_output("PASSWORD '****'");
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+    let json = project.run(&["migrate", "--format", "json"]);
+    assert!(!json.all().contains("hunter2"), "{}", json.all());
+    let mut client = project.client();
+    let logged: String = client
+        .query_one("select string_agg(details::text, ' ') from backstop.events", &[])
+        .unwrap()
+        .get(0);
+    assert!(logged.contains("PASSWORD '****'"), "{logged}");
+    assert!(!logged.contains("hunter2"), "{logged}");
+}

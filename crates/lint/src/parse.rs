@@ -294,6 +294,52 @@ fn last_scannable_offset(text: &str) -> usize {
     0
 }
 
+/// The SQL with secrets masked, for showing it: string literals after
+/// `PASSWORD` (roles, user mappings) become `'****'`, and `password=` in a
+/// `CONNECTION '...'` string (subscriptions) is masked. Unscannable text is
+/// returned unchanged; it cannot have run either.
+pub fn redact_secrets(sql: &str) -> String {
+    let Ok(scan) = pg_query::scan(sql) else {
+        return sql.to_string();
+    };
+    let tokens: Vec<_> = scan.tokens.iter().filter(|t| !is_comment(t.token)).collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for pair in tokens.windows(2) {
+        let (keyword, value) = (pair[0], pair[1]);
+        if value.token != Token::Sconst as i32 {
+            continue;
+        }
+        let (start, end) = (value.start as usize, value.end as usize);
+        let replacement = if keyword.token == Token::Password as i32 {
+            "'****'".to_string()
+        } else if keyword.token == Token::Connection as i32 {
+            mask_conninfo(&sql[start..end])
+        } else {
+            continue;
+        };
+        out.push_str(&sql[copied..start]);
+        out.push_str(&replacement);
+        copied = end;
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
+fn mask_conninfo(literal: &str) -> String {
+    literal
+        .split(' ')
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.trim_start_matches('\'').eq_ignore_ascii_case("password") => {
+                let quote = if part.ends_with('\'') && !part.starts_with('\'') { "'" } else { "" };
+                format!("{key}=****{quote}")
+            }
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A checksum of the SQL that ignores comments, whitespace and the case of
 /// keywords and unquoted identifiers (PostgreSQL folds those), but keeps
 /// every literal byte for byte: a changed default value is drift.
@@ -400,6 +446,27 @@ mod tests {
                 .unwrap();
         assert_eq!(stmts[0].facts.adds_enum_value.as_deref(), Some("meh"));
         assert_eq!(stmts[1].facts.string_literals, vec!["meh", "it's"]);
+    }
+
+    #[test]
+    fn secrets_are_masked_for_display() {
+        assert_eq!(
+            redact_secrets("ALTER ROLE app WITH LOGIN PASSWORD 's3cret' VALID UNTIL 'infinity'"),
+            "ALTER ROLE app WITH LOGIN PASSWORD '****' VALID UNTIL 'infinity'"
+        );
+        assert_eq!(
+            redact_secrets(
+                "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'pw')"
+            ),
+            "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password '****')"
+        );
+        assert_eq!(
+            redact_secrets(
+                "CREATE SUBSCRIPTION s CONNECTION 'host=h password=pw dbname=d' PUBLICATION p"
+            ),
+            "CREATE SUBSCRIPTION s CONNECTION 'host=h password=**** dbname=d' PUBLICATION p"
+        );
+        assert_eq!(redact_secrets("SELECT 'password'"), "SELECT 'password'");
     }
 
     #[test]

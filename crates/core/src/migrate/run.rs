@@ -64,6 +64,7 @@ pub struct Failure {
     pub stage: Stage,
     pub file: Option<PathBuf>,
     /// 1-based statement number within the file, and how many it has.
+    /// (`sql` below is shown with passwords masked.)
     pub statement: Option<usize>,
     pub statements: Option<usize>,
     pub line: Option<usize>,
@@ -138,7 +139,7 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
         statements: Some(at.file.statements.len()),
         line: Some(position.line),
         column: Some(position.column),
-        sql: Some(stmt.sql.clone()),
+        sql: Some(backstop_lint::redact_secrets(&stmt.sql)),
         sqlstate: db.map(|d| d.code().code().to_string()),
         message: db.map_or_else(|| err.to_string(), |d| d.message().to_string()),
         detail: db.and_then(|d| d.detail().map(str::to_string)),
@@ -189,7 +190,7 @@ fn damage_at(group: &Group<'_>, at: FailAt<'_>, violations: &[protect::Violation
     f.statements = Some(at.file.statements.len());
     f.line = Some(stmt.position.line);
     f.column = Some(stmt.position.column);
-    f.sql = Some(stmt.sql.clone());
+    f.sql = Some(backstop_lint::redact_secrets(&stmt.sql));
     f
 }
 
@@ -312,7 +313,7 @@ fn run_transactional(
                 direction: group.direction,
                 index,
                 total: file.statements.len(),
-                sql: &stmt.sql,
+                sql: &backstop_lint::redact_secrets(&stmt.sql),
                 elapsed: t.elapsed(),
             });
         }
@@ -460,7 +461,7 @@ fn run_autocommit(
             direction: group.direction,
             index,
             total: file.statements.len(),
-            sql: &stmt.sql,
+            sql: &backstop_lint::redact_secrets(&stmt.sql),
             elapsed: t.elapsed(),
         });
     }
