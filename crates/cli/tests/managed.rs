@@ -125,3 +125,28 @@ fn a_password_written_in_a_migration_is_never_shown_or_logged() {
     assert!(logged.contains("PASSWORD '****'"), "{logged}");
     assert!(!logged.contains("hunter2"), "{logged}");
 }
+
+#[test]
+fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
+    let project = Project::new("nt_verify");
+    project.migration("1_t", "CREATE TABLE t (id int);", None);
+    project.run(&["migrate"]).expect_code(0);
+    project.migration(
+        "2_index",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);",
+        None,
+    );
+    project.write(
+        "migrations/2_index/verify.sql",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 't_id_unique') THEN\n  RAISE EXCEPTION 'unique index missing';\nEND IF; END $$;",
+    );
+    project
+        .run(&["migrate"])
+        .expect_code(1)
+        .expect_output("verify.sql statement 1/1 failed")
+        .expect_output("unique index missing")
+        .expect_output("NOT rolled back: 1 statement(s)");
+    let mut client = project.client();
+    assert!(client.exists("t_id_idx"), "the committed index stays, as the report says");
+    assert_eq!(client.applied(), ["1"], "a migration whose verify failed is not recorded");
+}

@@ -319,26 +319,8 @@ fn run_transactional(
         }
         match group.direction {
             Direction::Up => {
-                if let Some(verify) = &m.verify {
-                    for (index, stmt) in verify.statements.iter().enumerate() {
-                        if let Err(e) = tx.batch_execute(&stmt.sql) {
-                            if is_fatal(false, &e) {
-                                return Err(ApplyError::ConnectionLost {
-                                    version: m.version.clone(),
-                                    source: e,
-                                });
-                            }
-                            let at =
-                                FailAt { migration: m, file: verify, index, stage: Stage::Verify };
-                            return Ok(GroupOutcome::Failed(Box::new(failure_from_db(
-                                group, at, &e,
-                            ))));
-                        }
-                    }
-                    progress.note(Note::Verified {
-                        version: &m.version,
-                        checks: verify.statements.len(),
-                    });
+                if let Some(failure) = run_verify(&mut tx, group, m, progress)? {
+                    return Ok(GroupOutcome::Failed(Box::new(failure)));
                 }
                 history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
             }
@@ -363,6 +345,30 @@ fn run_transactional(
         source: e,
     })?;
     Ok(GroupOutcome::Committed(done))
+}
+
+/// Runs a migration's verify.sql in the current transaction; a statement
+/// that fails is the migration's failure.
+fn run_verify(
+    tx: &mut postgres::Transaction<'_>,
+    group: &Group<'_>,
+    m: &Migration,
+    progress: &mut dyn Progress,
+) -> Result<Option<Failure>, ApplyError> {
+    let Some(verify) = &m.verify else {
+        return Ok(None);
+    };
+    for (index, stmt) in verify.statements.iter().enumerate() {
+        if let Err(e) = tx.batch_execute(&stmt.sql) {
+            if is_fatal(false, &e) {
+                return Err(ApplyError::ConnectionLost { version: m.version.clone(), source: e });
+            }
+            let at = FailAt { migration: m, file: verify, index, stage: Stage::Verify };
+            return Ok(Some(failure_from_db(group, at, &e)));
+        }
+    }
+    progress.note(Note::Verified { version: &m.version, checks: verify.statements.len() });
+    Ok(None)
 }
 
 /// Runs one statement of a no-transaction migration (whose statements are
@@ -475,6 +481,14 @@ fn run_autocommit(
         let mut f = protected_failure(group, Stage::ProtectedTable, &violations);
         f.committed_statements = file.statements.len();
         return Ok(GroupOutcome::Failed(Box::new(f)));
+    }
+    if group.direction == Direction::Up {
+        if let Some(mut f) = run_verify(&mut tx, group, m, progress)? {
+            // Its statements are committed; only the history row is withheld.
+            f.rolled_back = false;
+            f.committed_statements = file.statements.len();
+            return Ok(GroupOutcome::Failed(Box::new(f)));
+        }
     }
     match group.direction {
         Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp),
