@@ -70,6 +70,12 @@ pub struct Facts {
     pub rewrites: Vec<RelationName>,
     /// The table a `CREATE TABLE` (or `CREATE TABLE AS`) makes.
     pub creates_table: Option<RelationName>,
+    /// Tables a `DROP TABLE` removes.
+    pub drops_tables: Vec<RelationName>,
+    /// Columns `ALTER TABLE ... ADD COLUMN` adds: (table, column).
+    pub adds_columns: Vec<(RelationName, String)>,
+    /// Columns `ALTER TABLE ... DROP COLUMN` removes: (table, column).
+    pub drops_columns: Vec<(RelationName, String)>,
     /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
     pub truncate_cascade: bool,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
@@ -201,7 +207,30 @@ fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::ClusterStmt(s) => {
             facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
         }
+        NodeEnum::DropStmt(s) if s.remove_type == protobuf::ObjectType::ObjectTable as i32 => {
+            facts.drops_tables.extend(s.objects.iter().filter_map(dropped_name));
+        }
         NodeEnum::AlterTableStmt(s) => {
+            if let Some(rel) = s.relation.as_ref().map(RelationName::from_range_var) {
+                for cmd in s.cmds.iter().filter_map(|c| match &c.node {
+                    Some(NodeEnum::AlterTableCmd(cmd)) => Some(cmd),
+                    _ => None,
+                }) {
+                    match AlterTableType::try_from(cmd.subtype) {
+                        Ok(AlterTableType::AtAddColumn) => {
+                            if let Some(NodeEnum::ColumnDef(col)) =
+                                cmd.def.as_ref().and_then(|d| d.node.as_ref())
+                            {
+                                facts.adds_columns.push((rel.clone(), col.colname.clone()));
+                            }
+                        }
+                        Ok(AlterTableType::AtDropColumn) => {
+                            facts.drops_columns.push((rel.clone(), cmd.name.clone()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
             let rewriting = s.cmds.iter().any(|c| match &c.node {
                 Some(NodeEnum::AlterTableCmd(cmd)) => rewrites_table(cmd.subtype),
                 _ => false,
@@ -216,6 +245,28 @@ fn facts_of(node: &NodeEnum) -> Facts {
         _ => {}
     }
     facts
+}
+
+/// `DROP TABLE a.b` names its tables as lists of strings.
+fn dropped_name(object: &protobuf::Node) -> Option<RelationName> {
+    let Some(NodeEnum::List(list)) = &object.node else {
+        return None;
+    };
+    let parts: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|i| match &i.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [name] => Some(RelationName { schema: None, name: name.clone() }),
+        [.., schema, name] => {
+            Some(RelationName { schema: Some(schema.clone()), name: name.clone() })
+        }
+        [] => None,
+    }
 }
 
 /// ALTER TABLE subcommands that may give the table new storage.
@@ -429,6 +480,23 @@ mod tests {
         assert_eq!(stmts[0].facts.rewrites[1].schema.as_deref(), Some("app"));
         assert_eq!(stmts[1].facts.rewrites[0].name, "users");
         assert!(stmts[2].facts.rewrites.is_empty());
+    }
+
+    #[test]
+    fn facts_name_dropped_tables_and_added_or_dropped_columns() {
+        let stmts = split(
+            "DROP TABLE IF EXISTS a, app.b CASCADE; ALTER TABLE t ADD COLUMN c int, DROP COLUMN d;",
+        )
+        .unwrap();
+        let dropped: Vec<_> = stmts[0]
+            .facts
+            .drops_tables
+            .iter()
+            .map(|r| (r.schema.as_deref(), r.name.as_str()))
+            .collect();
+        assert_eq!(dropped, [(None, "a"), (Some("app"), "b")]);
+        assert_eq!(stmts[1].facts.adds_columns[0].1, "c");
+        assert_eq!(stmts[1].facts.drops_columns[0].1, "d");
     }
 
     #[test]

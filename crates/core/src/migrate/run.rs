@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, GenericClient};
 
+use super::trace::Tracer;
 use super::{history, protect, ApplyError, Note, Progress, Settings, Stamp};
 use crate::source::{Migration, SqlFile};
 
@@ -287,6 +288,8 @@ fn run_transactional(
                 ))))
             }
         };
+    let mut tracer =
+        if progress.trace_locks() { Some(Tracer::start(&mut tx).map_err(db_err)?) } else { None };
     let mut done = Vec::with_capacity(group.migrations.len());
     for m in &group.migrations {
         let started = Instant::now();
@@ -308,13 +311,19 @@ fn run_transactional(
                 let at = FailAt { migration: m, file, index, stage: Stage::ProtectedTable };
                 return Ok(GroupOutcome::Failed(Box::new(damage_at(group, at, &damage))));
             }
+            let elapsed = t.elapsed();
+            let trace = match tracer.as_mut() {
+                Some(tracer) => Some(tracer.step(&mut tx).map_err(db_err)?),
+                None => None,
+            };
             progress.note(Note::Statement {
                 version: &m.version,
                 direction: group.direction,
                 index,
                 total: file.statements.len(),
                 sql: &backstop_lint::redact_secrets(&stmt.sql),
-                elapsed: t.elapsed(),
+                elapsed,
+                trace: trace.as_ref(),
             });
         }
         match group.direction {
@@ -469,6 +478,7 @@ fn run_autocommit(
             total: file.statements.len(),
             sql: &backstop_lint::redact_secrets(&stmt.sql),
             elapsed: t.elapsed(),
+            trace: None,
         });
     }
     client.batch_execute("RESET lock_timeout; RESET statement_timeout").map_err(db_err)?;
