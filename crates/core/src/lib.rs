@@ -6,4 +6,5 @@ pub mod audit;
 pub mod config;
 pub mod migrate;
 pub mod pg;
+pub mod rehearse;
 pub mod source;

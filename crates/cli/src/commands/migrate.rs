@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::migrate::{self, MigrateOptions, Progress, Quiet};
+use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
+use backstop_core::rehearse::gate::RehearsalGate;
 
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
@@ -24,6 +25,10 @@ pub struct Args {
     /// One transaction per migration instead of one for all.
     #[arg(long)]
     each: bool,
+    /// Apply without the passing rehearsal `[rehearse] required` asks for;
+    /// the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    skip_rehearsal: Option<String>,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -34,12 +39,23 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    let mut rehearsal: Box<dyn Gate> = match args.skip_rehearsal {
+        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
+        None => Box::new(RehearsalGate {
+            max_age: ctx.config.rehearse.max_age,
+            accept_schema_only: ctx.config.rehearse.accept_schema_only,
+        }),
+    };
+    let mut gates: Vec<&mut dyn Gate> = Vec::new();
+    if ctx.config.rehearse.required {
+        gates.push(rehearsal.as_mut());
+    }
     let report = migrate::migrate(
         &mut client,
         &ctx.migrations,
         &ctx.settings,
         &options,
-        &mut [],
+        &mut gates,
         progress.as_mut(),
     )?;
     match args.output.format {

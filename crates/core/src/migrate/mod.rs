@@ -14,7 +14,7 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
-pub use gate::{Gate, GatePass, GateRefusal, Stamp};
+pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use history::AppliedRow;
 pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
 

@@ -16,6 +16,10 @@ const USER_RELATIONS: &str =
 /// A lock a statement took.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LockTaken {
+    /// The relation's OID: a table dropped and created again under the same
+    /// name is another relation.
+    #[serde(skip)]
+    pub oid: u32,
     /// `schema.relation`.
     pub relation: String,
     /// e.g. `AccessExclusiveLock`.
@@ -50,12 +54,16 @@ pub struct StatementTrace {
 pub struct Tracer {
     held: BTreeSet<LockTaken>,
     filenodes: BTreeMap<u32, (String, u32)>,
+    /// Relations (OIDs) that existed before the first statement.
+    existing: BTreeSet<u32>,
 }
 
 impl Tracer {
     /// Records the state before the first statement.
     pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
-        Ok(Tracer { held: locks(client)?, filenodes: filenodes(client)? })
+        let filenodes = filenodes(client)?;
+        let existing = filenodes.keys().copied().collect();
+        Ok(Tracer { held: locks(client)?, filenodes, existing })
     }
 
     /// What the statement just run changed; moves the baseline on.
@@ -65,7 +73,12 @@ impl Tracer {
     ) -> Result<StatementTrace, postgres::Error> {
         let held = locks(client)?;
         let nodes = filenodes(client)?;
-        let locks = held.difference(&self.held).cloned().collect();
+        // A lock on a relation this transaction created blocks nobody.
+        let locks = held
+            .difference(&self.held)
+            .filter(|l| self.existing.contains(&l.oid))
+            .cloned()
+            .collect();
         let rewritten = nodes
             .iter()
             .filter_map(|(oid, (name, node))| match self.filenodes.get(oid) {
@@ -82,15 +95,18 @@ impl Tracer {
 fn locks(client: &mut impl GenericClient) -> Result<BTreeSet<LockTaken>, postgres::Error> {
     let rows = client.query(
         &format!(
-            "select n.nspname || '.' || c.relname, l.mode
+            "select c.oid, n.nspname || '.' || c.relname, l.mode
                from pg_locks l join pg_class c on c.oid = l.relation
                join pg_namespace n on n.oid = c.relnamespace
               where l.pid = pg_backend_pid() and l.granted and l.locktype = 'relation'
-                and {USER_RELATIONS}"
+                and c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
         ),
         &[],
     )?;
-    Ok(rows.iter().map(|r| LockTaken { relation: r.get(0), mode: r.get(1) }).collect())
+    Ok(rows
+        .iter()
+        .map(|r| LockTaken { oid: r.get(0), relation: r.get(1), mode: r.get(2) })
+        .collect())
 }
 
 fn filenodes(
@@ -100,7 +116,7 @@ fn filenodes(
         &format!(
             "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0)
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where c.relkind in ('r', 'm', 't') and {USER_RELATIONS}"
+              where c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
         ),
         &[],
     )?;
