@@ -27,12 +27,36 @@ pub fn table_checksums(
           order by 1, 2",
         &[],
     )?;
-    let mut out = Vec::with_capacity(tables.len());
-    for t in tables {
-        let (schema, name): (String, String) = (t.get(0), t.get(1));
-        out.push(table_checksum(client, &schema, &name)?);
+    if tables.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // One statement for all tables: one round trip, one snapshot.
+    let parts: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| checksum_sql(i as i64, &t.get::<_, String>(0), &t.get::<_, String>(1)))
+        .collect();
+    let rows = client.query(parts.join("\nunion all\n").as_str(), &[])?;
+    let mut out: Vec<(i64, TableChecksum)> = rows
+        .iter()
+        .map(|r| {
+            let i: i64 = r.get(0);
+            let t = &tables[i as usize];
+            let table = format!("{}.{}", t.get::<_, String>(0), t.get::<_, String>(1));
+            (i, TableChecksum { table, rows: r.get(1), checksum: r.get(2) })
+        })
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, t)| t).collect())
+}
+
+/// hashtextextended is a 64-bit hash; summing as numeric cannot overflow.
+fn checksum_sql(index: i64, schema: &str, name: &str) -> String {
+    let qualified = super::quote_qualified(Some(schema), name);
+    format!(
+        "(select {index}::bigint, count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text
+            from only {qualified} t)"
+    )
 }
 
 /// The checksum of one table.
@@ -41,14 +65,6 @@ pub fn table_checksum(
     schema: &str,
     name: &str,
 ) -> Result<TableChecksum, postgres::Error> {
-    let qualified = super::quote_qualified(Some(schema), name);
-    // hashtextextended is a 64-bit hash; summing as numeric cannot overflow.
-    let row = client.query_one(
-        &format!(
-            "select count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text
-               from only {qualified} t"
-        ),
-        &[],
-    )?;
-    Ok(TableChecksum { table: format!("{schema}.{name}"), rows: row.get(0), checksum: row.get(1) })
+    let row = client.query_one(checksum_sql(0, schema, name).as_str(), &[])?;
+    Ok(TableChecksum { table: format!("{schema}.{name}"), rows: row.get(1), checksum: row.get(2) })
 }

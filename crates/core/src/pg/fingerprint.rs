@@ -107,13 +107,6 @@ impl Schema {
                   where nspname not in {SKIPPED} and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'"
             ),
         ];
-        let mut objects = Vec::new();
-        for q in &queries {
-            for row in client.query(q.as_str(), &[])? {
-                objects.push(Object { key: row.get(0), definition: row.get(1) });
-            }
-        }
-        objects.sort();
         let order = format!(
             "select 'column order ' || n.nspname || '.' || c.relname,
                     string_agg(a.attname, ', ' order by a.attnum)
@@ -123,11 +116,24 @@ impl Schema {
                 and n.nspname not in {SKIPPED}
               group by 1"
         );
-        let mut cosmetic: Vec<Object> = client
-            .query(order.as_str(), &[])?
+        // One round trip: rehearsals take two snapshots per migration.
+        let all = queries
             .iter()
-            .map(|row| Object { key: row.get(0), definition: row.get(1) })
-            .collect();
+            .chain(std::iter::once(&order))
+            .map(|q| format!("({q})"))
+            .collect::<Vec<_>>()
+            .join("\nunion all\n");
+        let mut objects = Vec::new();
+        let mut cosmetic = Vec::new();
+        for row in client.query(all.as_str(), &[])? {
+            let object = Object { key: row.get(0), definition: row.get(1) };
+            if object.key.starts_with("column order ") {
+                cosmetic.push(object);
+            } else {
+                objects.push(object);
+            }
+        }
+        objects.sort();
         cosmetic.sort();
         Ok(Schema { objects, cosmetic })
     }
