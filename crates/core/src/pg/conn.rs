@@ -19,21 +19,24 @@ pub enum ConnectError {
 /// Shows a connection string with its password masked. Works for URLs and
 /// for `key=value` strings; an unparsable string is hidden entirely.
 pub fn redact(conn: &str) -> String {
-    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
-        return match url::Url::parse(conn) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("****"));
-                }
-                let mut shown = url.to_string();
-                if let Some(q) = url.query() {
-                    let masked = redact_query(q);
-                    shown = shown.replace(q, &masked);
-                }
-                shown
-            }
-            Err(_) => "<unparsable database URL>".to_string(),
+    if let Some((scheme, rest)) = conn.split_once("://") {
+        // By hand rather than with a URL parser: libpq accepts URLs (an
+        // empty host with a socket in `?host=`) that URL parsers reject, and
+        // those must be masked too.
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:****@{hosts}"),
+                None => format!("{userinfo}@{hosts}"),
+            },
+            None => authority.to_string(),
         };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => format!("{path}?{}", redact_query(query)),
+            None => tail.to_string(),
+        };
+        return format!("{scheme}://{authority}{tail}");
     }
     conn.split_whitespace()
         .map(|kv| match kv.split_once('=') {
@@ -197,7 +200,12 @@ mod tests {
             "postgres://app@h/db?password=****&sslmode=require"
         );
         assert_eq!(redact("host=h password=s3cret dbname=x"), "host=h password=**** dbname=x");
-        assert_eq!(redact("postgres://a:s3cret@[bad"), "<unparsable database URL>");
+        assert_eq!(
+            redact("postgres://app:s3cret@/db?host=/tmp/sock&port=5"),
+            "postgres://app:****@/db?host=/tmp/sock&port=5"
+        );
+        assert_eq!(redact("postgres://a:s3:c@[bad"), "postgres://a:****@[bad");
+        assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
     }
 
     #[test]
