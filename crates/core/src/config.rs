@@ -43,6 +43,8 @@ struct File {
     #[serde(default)]
     migrations: MigrationsSection,
     #[serde(default)]
+    rehearse: RehearseSection,
+    #[serde(default)]
     backup: BackupSection,
     #[serde(default)]
     freeze: FreezeSection,
@@ -84,6 +86,32 @@ impl Default for MigrationsSection {
             statement_timeout: Duration::from_secs(15 * 60),
             lock_wait: Duration::from_secs(10 * 60),
             lock_retries: 3,
+        }
+    }
+}
+
+/// `[rehearse]`: the rehearsal gate and where reports go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RehearseSection {
+    /// `migrate` refuses migrations without a recent passing rehearsal.
+    pub required: bool,
+    /// How recent that rehearsal must be.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// Whether a schema-only rehearsal satisfies the gate.
+    pub accept_schema_only: bool,
+    /// Where reports are written, relative to the config file.
+    pub report_dir: PathBuf,
+}
+
+impl Default for RehearseSection {
+    fn default() -> Self {
+        RehearseSection {
+            required: false,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            accept_schema_only: false,
+            report_dir: PathBuf::from("rehearsals"),
         }
     }
 }
@@ -215,6 +243,7 @@ pub struct Config {
     /// `[database] url` as written, with its line, before interpolation.
     database_url: Option<(String, usize)>,
     pub migrations: MigrationsSection,
+    pub rehearse: RehearseSection,
     pub backup: BackupSection,
     pub freeze: FreezeSection,
 }
@@ -233,6 +262,7 @@ impl Config {
                 path: None,
                 database_url: None,
                 migrations: Default::default(),
+                rehearse: Default::default(),
                 backup: Default::default(),
                 freeze: Default::default(),
             }),
@@ -260,19 +290,20 @@ impl Config {
             (url.into_inner(), line)
         });
         let mut migrations = file.migrations;
+        let mut rehearse = file.rehearse;
         let mut backup = file.backup;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if migrations.dir.is_relative() {
-                migrations.dir = parent.join(&migrations.dir);
-            }
-            if backup.dir.is_relative() {
-                backup.dir = parent.join(&backup.dir);
+            for dir in [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir] {
+                if dir.is_relative() {
+                    *dir = parent.join(&*dir);
+                }
             }
         }
         Ok(Config {
             path: Some(path.to_path_buf()),
             database_url,
             migrations,
+            rehearse,
             backup,
             freeze: file.freeze,
         })

@@ -8,4 +8,5 @@ pub mod config;
 pub mod freeze;
 pub mod migrate;
 pub mod pg;
+pub mod rehearse;
 pub mod source;

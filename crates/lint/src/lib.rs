@@ -3,4 +3,6 @@
 
 pub mod parse;
 
-pub use parse::{checksum, split, Facts, Position, RelationName, Statement, SyntaxError};
+pub use parse::{
+    checksum, redact_secrets, split, Facts, Position, RelationName, Statement, SyntaxError,
+};

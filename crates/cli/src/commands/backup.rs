@@ -13,6 +13,7 @@ use backstop_core::backup::{
     self, human_age, human_size, BackupGate, CreateOptions, GateMode, Manifest, Note, Store, Tools,
 };
 use backstop_core::config::{Config, VerifyLevel};
+use backstop_core::migrate::{Gate, Waived};
 use backstop_core::pg;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -317,14 +318,14 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
 }
 
 /// The backup gate for `migrate`, or `None` when `[backup] required = false`
-/// and no backup was named.
+/// and no backup was named. `--no-backup REASON` waives it, audited.
 pub fn gate<'a>(
     config: &Config,
     url: &str,
     named: Option<String>,
     skip: Option<String>,
     progress: &'a mut Bar,
-) -> anyhow::Result<Option<BackupGate<'a>>> {
+) -> anyhow::Result<Option<Box<dyn Gate + 'a>>> {
     let mode = match (named, skip) {
         (Some(id), _) => GateMode::Use(id),
         (None, Some(reason)) => {
@@ -335,18 +336,21 @@ pub fn gate<'a>(
                 )
                 .into());
             }
-            GateMode::Skip(reason)
+            if progress.text {
+                eprintln!("warning: migrating without a backup (--no-backup): {reason}");
+            }
+            return Ok(Some(Box::new(Waived { gate: "backup", reason })));
         }
         (None, None) if config.backup.required => GateMode::Take,
         (None, None) => return Ok(None),
     };
-    Ok(Some(BackupGate {
+    Ok(Some(Box::new(BackupGate {
         url: url.to_string(),
         store: Store::new(&config.backup.dir),
         policy: config.backup.clone(),
         mode,
         progress,
-    }))
+    })))
 }
 
 /// Progress of backups and restores on stderr: steps as lines in text

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::migrate::{self, MigrateOptions, Progress, Quiet};
+use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
+use backstop_core::rehearse::gate::RehearsalGate;
 
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
@@ -30,6 +31,10 @@ pub struct Args {
     /// Migrate without a backup; the reason goes into the audit log.
     #[arg(long, value_name = "REASON")]
     no_backup: Option<String>,
+    /// Apply without the passing rehearsal `[rehearse] required` asks for;
+    /// the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    skip_rehearsal: Option<String>,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -39,17 +44,28 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    let mut rehearsal: Box<dyn Gate> = match args.skip_rehearsal {
+        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
+        None => Box::new(RehearsalGate {
+            max_age: ctx.config.rehearse.max_age,
+            accept_schema_only: ctx.config.rehearse.accept_schema_only,
+        }),
+    };
     let mut backup_progress = super::backup::Bar::new(args.output.format);
-    let mut backup_gate = super::backup::gate(
+    let mut backup = super::backup::gate(
         &ctx.config,
         &ctx.url,
         args.backup,
         args.no_backup,
         &mut backup_progress,
     )?;
-    let mut gates: Vec<&mut dyn migrate::Gate> = Vec::new();
-    if let Some(gate) = backup_gate.as_mut() {
-        gates.push(gate);
+    // Cheap refusals first: the rehearsal record is a lookup, the backup a dump.
+    let mut gates: Vec<&mut dyn Gate> = Vec::new();
+    if ctx.config.rehearse.required {
+        gates.push(rehearsal.as_mut());
+    }
+    if let Some(gate) = backup.as_mut() {
+        gates.push(gate.as_mut());
     }
     let mut client = ctx.connect()?;
     let report = migrate::migrate(

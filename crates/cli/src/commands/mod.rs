@@ -6,6 +6,7 @@ pub mod demo;
 pub mod init;
 pub mod migrate;
 pub mod new;
+pub mod rehearse;
 pub mod repair;
 pub mod restore;
 pub mod rollback;
@@ -87,6 +88,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::freeze::FreezeError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::rehearse::RehearseError>() {
             return e.exit_code();
         }
         if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {

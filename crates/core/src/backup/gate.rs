@@ -1,7 +1,7 @@
 //! The backup gate `migrate` composes under the migration lock: reuse the
 //! newest verified backup of the same database younger than `max_age`, or
-//! take one; `--backup ID` names one, `--no-backup REASON` skips the gate
-//! with the reason in the audit log. The id is stamped into
+//! take one; `--backup ID` names one (`--no-backup REASON` replaces the
+//! gate with a [`crate::migrate::Waived`] one, audited). The id is stamped into
 //! `backstop.applied.backup_id`, and the manifest records the migrations it
 //! guards.
 
@@ -24,8 +24,6 @@ pub enum GateMode {
     Take,
     /// Use this backup (`--backup ID`); it must be recent and verified.
     Use(String),
-    /// No backup (`--no-backup REASON`), audited with the reason.
-    Skip(String),
 }
 
 /// The backup gate.
@@ -63,20 +61,12 @@ impl BackupGate<'_> {
         pending: &[&Migration],
         dry_run: bool,
     ) -> Result<GatePass, BackupError> {
-        if let GateMode::Skip(reason) = &self.mode {
-            self.progress
-                .note(Note::Warning(format!("migrating without a backup (--no-backup): {reason}")));
-            return Ok(GatePass {
-                detail: json!({ "skipped": true, "reason": reason }),
-                ..Default::default()
-            });
-        }
         let source = source_of(client)?;
         let tools = Tools::find()?;
         tools.check_server(source.server_version_num)?;
         let (mut m, reused) = match self.mode.clone() {
             GateMode::Use(id) => (self.named(&tools, &source, &id)?, true),
-            _ => match self.reusable(&tools, &source)? {
+            GateMode::Take => match self.reusable(&tools, &source)? {
                 Some(m) => (m, true),
                 None if dry_run => {
                     return Ok(GatePass {
