@@ -36,6 +36,10 @@ enum Command {
     Repair(commands::repair::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
     Demo(commands::demo::Args),
+    /// Assess the risk of pending migrations: findings and a GO / CONDITIONAL GO / NO-GO verdict.
+    Check(commands::check::Args),
+    /// List the check's rules, or show one rule's docs and examples.
+    Explain(commands::explain::Args),
 }
 
 /// `--database-url`, shared by every command that talks to a database.
@@ -75,6 +79,8 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Check(args) => commands::check::run(args, config),
+        Command::Explain(args) => commands::explain::run(args),
     };
     match result {
         Ok(code) => code,

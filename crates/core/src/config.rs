@@ -42,6 +42,8 @@ struct File {
     database: DatabaseSection,
     #[serde(default)]
     migrations: MigrationsSection,
+    #[serde(default)]
+    check: crate::check::CheckSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +103,8 @@ pub struct Config {
     /// `[database] url` as written, with its line, before interpolation.
     database_url: Option<(String, usize)>,
     pub migrations: MigrationsSection,
+    /// `[check]`: the risk check and the migrate gate built on it.
+    pub check: crate::check::CheckSection,
 }
 
 impl Config {
@@ -113,9 +117,12 @@ impl Config {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                Ok(Config { path: None, database_url: None, migrations: Default::default() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config {
+                path: None,
+                database_url: None,
+                migrations: Default::default(),
+                check: Default::default(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
             }
@@ -145,7 +152,7 @@ impl Config {
                 migrations.dir = parent.join(&migrations.dir);
             }
         }
-        Ok(Config { path: Some(path.to_path_buf()), database_url, migrations })
+        Ok(Config { path: Some(path.to_path_buf()), database_url, migrations, check: file.check })
     }
 
     /// The database to use: `override_url` (from `--database-url` or

@@ -3,6 +3,7 @@
 //! thin layer over this crate.
 
 pub mod audit;
+pub mod check;
 pub mod config;
 pub mod migrate;
 pub mod pg;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::migrate::{self, MigrateOptions, Progress, Quiet};
+use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet};
 
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
@@ -24,6 +24,10 @@ pub struct Args {
     /// One transaction per migration instead of one for all.
     #[arg(long)]
     each: bool,
+    /// Accept a critical risk the check gate found, by rule code
+    /// (repeatable); recorded in the audit log.
+    #[arg(long = "accept-risk", value_name = "CODE", value_parser = super::check::parse_code)]
+    accept_risk: Vec<backstop_lint::Code>,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -34,12 +38,22 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    let mut check_gate = super::check::migrate_gate(
+        config,
+        &ctx.url,
+        args.accept_risk,
+        args.output.format == Format::Text,
+    )?;
+    let mut gates: Vec<&mut dyn Gate> = Vec::new();
+    if let Some(gate) = check_gate.as_mut() {
+        gates.push(gate);
+    }
     let report = migrate::migrate(
         &mut client,
         &ctx.migrations,
         &ctx.settings,
         &options,
-        &mut [],
+        &mut gates,
         progress.as_mut(),
     )?;
     match args.output.format {

@@ -1,7 +1,9 @@
 //! One module per subcommand, and what they share: loading config and
 //! migrations, connecting, exit codes.
 
+pub mod check;
 pub mod demo;
+pub mod explain;
 pub mod init;
 pub mod migrate;
 pub mod new;
@@ -77,6 +79,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::check::CheckError>() {
             return e.exit_code();
         }
         if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {

@@ -1,0 +1,105 @@
+//! The check gate: `migrate` runs the risk check on the pending migrations
+//! under the migration lock, with live facts from the same session, and
+//! refuses a NO-GO unless each critical finding's code is accepted with
+//! `--accept-risk`. What was accepted goes into the audit log.
+
+use postgres::Client;
+use serde_json::json;
+
+use backstop_lint::{Code, Severity};
+
+use super::{analyze, live, Assessment, CheckError, LiveInfo, Settings, Source};
+use crate::migrate::{Gate, GatePass, GateRefusal};
+use crate::source::Migration;
+
+/// The gate. `notify` sees the assessment before the decision, so the CLI
+/// can show the verdict and conditions before anything is applied.
+pub struct CheckGate<'a> {
+    pub settings: Settings,
+    /// Codes the operator accepts for this run (`--accept-risk`).
+    pub accept: Vec<Code>,
+    /// Shown in the assessment; the URL with its password masked.
+    pub database: String,
+    pub notify: Box<dyn FnMut(&Assessment) + 'a>,
+}
+
+impl CheckGate<'_> {
+    /// Runs the check; the decision is [`decide`].
+    pub fn assess(
+        &self,
+        client: &mut Client,
+        pending: &[&Migration],
+    ) -> Result<Assessment, CheckError> {
+        let sources: Vec<Source> = pending.iter().map(|m| Source::of_migration(m)).collect();
+        let mut report = analyze(&sources, &self.settings)?;
+        live::assess(client, &mut report, &self.settings)?;
+        let server_version: String = client
+            .query_one("select current_setting('server_version')", &[])
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        let info = LiveInfo { database: self.database.clone(), server_version };
+        Ok(Assessment::new(sources, report, Some(info)))
+    }
+}
+
+/// Refuses a NO-GO whose critical findings are not all accepted. A pass
+/// records the verdict, the counts and every accepted finding.
+pub fn decide(assessment: &Assessment, accept: &[Code]) -> Result<serde_json::Value, GateRefusal> {
+    let critical: Vec<_> =
+        assessment.findings.iter().filter(|f| f.severity == Severity::Critical).collect();
+    let refused: Vec<_> = critical.iter().filter(|f| !accept.contains(&f.code)).collect();
+    if !refused.is_empty() {
+        let list: Vec<String> = refused
+            .iter()
+            .map(|f| format!("{} at {}:{}: {}", f.code, f.file, f.line, f.message))
+            .collect();
+        let mut codes: Vec<&str> = refused.iter().map(|f| f.code.as_str()).collect();
+        codes.dedup();
+        let flags: Vec<String> = codes.iter().map(|c| format!("--accept-risk {c}")).collect();
+        return Err(GateRefusal {
+            gate: "check".into(),
+            reason: format!(
+                "NO-GO: {}; fix the migration, or accept the risk with {} (recorded in the audit log); `backstop check` shows the full assessment",
+                list.join("; "),
+                flags.join(" ")
+            ),
+            exit_code: 1,
+        });
+    }
+    let accepted: Vec<_> = critical
+        .iter()
+        .map(|f| json!({ "code": f.code, "file": f.file, "line": f.line, "message": f.message }))
+        .collect();
+    Ok(json!({
+        "verdict": assessment.verdict,
+        "summary": assessment.summary,
+        "conditions": assessment.conditions,
+        "accepted_risks": accepted,
+    }))
+}
+
+impl Gate for CheckGate<'_> {
+    fn name(&self) -> &str {
+        "check"
+    }
+
+    fn check(
+        &mut self,
+        client: &mut Client,
+        pending: &[&Migration],
+        _dry_run: bool,
+    ) -> Result<GatePass, GateRefusal> {
+        let assessment = self.assess(client, pending).map_err(|e| {
+            let mut reason = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            GateRefusal { gate: "check".into(), reason, exit_code: e.exit_code() }
+        })?;
+        (self.notify)(&assessment);
+        let detail = decide(&assessment, &self.accept)?;
+        Ok(GatePass { detail, backup_id: None, rehearsal_id: None })
+    }
+}
