@@ -498,6 +498,39 @@ impl TypeSpec {
     }
 }
 
+/// Whether a CHECK constraint, as `pg_get_constraintdef` prints it (e.g.
+/// `CHECK ((email IS NOT NULL))`), proves `column` is never NULL, so that
+/// `SET NOT NULL` can skip its scan. Read with the parser, not by pattern.
+pub fn check_proves_not_null(definition: &str, column: &str) -> bool {
+    let sql = format!("ALTER TABLE t ADD {definition}");
+    let Ok(parsed) = pg_query::parse(&sql, 0) else { return false };
+    let Some(NodeEnum::AlterTableStmt(a)) =
+        parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref())
+    else {
+        return false;
+    };
+    fn proves(node: Option<&protobuf::Node>, column: &str) -> bool {
+        match node.and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::NullTest(t)) => {
+                t.nulltesttype() == protobuf::NullTestType::IsNotNull
+                    && matches!(t.arg.as_deref().and_then(|a| a.node.as_ref()),
+                        Some(NodeEnum::ColumnRef(c))
+                            if c.fields.last().and_then(string_value) == Some(column))
+            }
+            Some(NodeEnum::BoolExpr(b)) if b.boolop() == protobuf::BoolExprType::AndExpr => {
+                b.args.iter().any(|a| proves(Some(a), column))
+            }
+            _ => false,
+        }
+    }
+    let proven =
+        alter_cmds(a).any(|(_, cmd, _)| match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+            Some(NodeEnum::Constraint(c)) => proves(c.raw_expr.as_deref(), column),
+            _ => false,
+        });
+    proven
+}
+
 fn is_comment(t: &ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
 }
@@ -781,6 +814,15 @@ mod tests {
         let f = &report.findings[0];
         assert_eq!((f.code.as_str(), f.line, f.column), ("BS201", 3, 3));
         assert_eq!(&sql[f.span.clone()], "CREATE INDEX");
+    }
+
+    #[test]
+    fn check_definitions_that_prove_not_null_are_recognised() {
+        assert!(check_proves_not_null("CHECK ((email IS NOT NULL))", "email"));
+        assert!(check_proves_not_null("CHECK (((email IS NOT NULL) AND (id > 0)))", "email"));
+        assert!(!check_proves_not_null("CHECK ((email IS NOT NULL))", "name"));
+        assert!(!check_proves_not_null("CHECK (((email IS NOT NULL) OR (id > 0)))", "email"));
+        assert!(!check_proves_not_null("not sql at all (", "email"));
     }
 
     #[test]

@@ -179,6 +179,38 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding that no statement made: e.g. a live fact about the
+    /// configuration (a protected table missing on the server).
+    pub fn new(
+        code: Code,
+        file: impl Into<String>,
+        line: usize,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Finding {
+        let meta = code.meta();
+        Finding {
+            code,
+            rule: meta.name,
+            severity: Severity::of(meta.probability, meta.impact),
+            probability: meta.probability,
+            impact: meta.impact,
+            file: file.into(),
+            line,
+            column: 1,
+            end_line: line,
+            end_column: 1,
+            message: message.into(),
+            help: help.into(),
+            mitigation: meta.mitigation.to_string(),
+            facts: Vec::new(),
+            suppressed: None,
+            statement: None,
+            span: 0..0,
+            subject: None,
+        }
+    }
+
     /// Sets probability and impact and the severity that follows from them.
     pub fn rate(&mut self, probability: Probability, impact: Impact) {
         self.probability = probability;
