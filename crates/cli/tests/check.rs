@@ -197,7 +197,9 @@ fn syntax_errors_and_missing_paths_are_usage_errors_with_the_place() {
     p.run(&["check", "--offline", "bad.sql"])
         .expect_code(2)
         .expect_output("bad.sql:2:8: syntax error at or near \"TABEL\"");
-    p.run(&["check", "--offline", "nope.sql"]).expect_code(2).expect_output("nope.sql: no such file");
+    p.run(&["check", "--offline", "nope.sql"])
+        .expect_code(2)
+        .expect_output("nope.sql: no such file");
     p.write("latin1.sql", "");
     std::fs::write(p.path().join("latin1.sql"), b"SELECT '\xe9';").unwrap();
     p.run(&["check", "--offline", "latin1.sql"]).expect_code(2).expect_output("not valid UTF-8");
@@ -208,7 +210,11 @@ fn syntax_errors_and_missing_paths_are_usage_errors_with_the_place() {
 #[test]
 fn begin_and_concurrently_in_a_migration_are_findings_not_load_errors() {
     let p = Project::new("check_tx");
-    p.migration("1_tx", "BEGIN;\nCREATE TABLE IF NOT EXISTS t (id int);\nCOMMIT;\n", Some("DROP TABLE t;"));
+    p.migration(
+        "1_tx",
+        "BEGIN;\nCREATE TABLE IF NOT EXISTS t (id int);\nCOMMIT;\n",
+        Some("DROP TABLE t;"),
+    );
     p.migration(
         "2_idx",
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
@@ -219,7 +225,10 @@ fn begin_and_concurrently_in_a_migration_are_findings_not_load_errors() {
     let json = run.json();
     assert_eq!(json["verdict"], "NO-GO");
     let found = codes(&json);
-    assert!(found.contains(&"BS402".to_string()) && found.contains(&"BS202".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"BS402".to_string()) && found.contains(&"BS202".to_string()),
+        "{found:?}"
+    );
 }
 
 // ------------------------------------------------------------ live facts
@@ -342,9 +351,15 @@ fn live_check_reports_a_missing_protected_table_and_a_covered_foreign_key_is_dro
     );
     let run = p.run(&["check", "m.sql"]);
     run.expect_code(1)
-        .expect_output("critical[BS100]: protected table ai_usage_tracking does not exist on the server")
+        .expect_output(
+            "critical[BS100]: protected table ai_usage_tracking does not exist on the server",
+        )
         .expect_output("backstop.toml:6:1");
-    assert!(!run.stdout.contains("BS601"), "the existing index covers the foreign key:\n{}", run.stdout);
+    assert!(
+        !run.stdout.contains("BS601"),
+        "the existing index covers the foreign key:\n{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -387,7 +402,9 @@ fn accepted_risks_pass_the_gate_and_are_audited_and_the_guard_still_stands() {
     p.migration("1_cleanup", "DELETE FROM users WHERE id < 0;\n", Some("SELECT 1;"));
     p.run(&["migrate"]).expect_code(1).expect_output("NO-GO: BS100");
     let run = p.run(&["migrate", "--accept-risk", "BS100"]);
-    run.expect_code(0).expect_output("risk accepted with --accept-risk").expect_output("applied 1_cleanup");
+    run.expect_code(0)
+        .expect_output("risk accepted with --accept-risk")
+        .expect_output("applied 1_cleanup");
     let details: Value = db
         .query_one(
             "select details from backstop.events where kind = 'migrate' and outcome = 'ok'",

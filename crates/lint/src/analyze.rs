@@ -47,6 +47,11 @@ pub struct Options {
     pub runner_sets_lock_timeout: bool,
     /// Rules turned off (`[check] skip`).
     pub skip: Vec<Code>,
+    /// The files run in order, in one go, against the same database (the
+    /// pending migrations): a table created by an earlier file is new for
+    /// a later one. Off, each file is judged on its own, as when checking
+    /// a folder whose older migrations are long applied.
+    pub sequential: bool,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             owner_columns: DEFAULT_OWNER_COLUMNS.iter().map(|s| s.to_string()).collect(),
             runner_sets_lock_timeout: false,
             skip: Vec::new(),
+            sequential: true,
         }
     }
 }
@@ -636,7 +642,8 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Result<Report, InputError>
     let mut contexts: Vec<Cx<'_>> = Vec::new();
     let mut earlier: Vec<Vec<RelationName>> = Vec::new();
     for (i, _) in inputs.iter().enumerate() {
-        earlier.push(created_by_file[..i].iter().flatten().cloned().collect());
+        let before = if opts.sequential { &created_by_file[..i] } else { &[][..] };
+        earlier.push(before.iter().flatten().cloned().collect());
     }
     // Contexts first (without the run facts), to collect what the run does.
     let empty = RunFacts::default();
@@ -805,6 +812,16 @@ mod tests {
         let b = Input::file("2.sql", "CREATE INDEX IF NOT EXISTS t_id ON t (id);");
         let report = check(&[a, b], &quiet()).unwrap();
         assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    #[test]
+    fn files_checked_apart_do_not_make_each_others_tables_new() {
+        let a = Input::file("1.sql", "CREATE TABLE IF NOT EXISTS t (id int);");
+        let b = Input::file("2.sql", "CREATE INDEX IF NOT EXISTS t_id ON t (id);");
+        let opts = Options { sequential: false, ..quiet() };
+        let report = check(&[a, b], &opts).unwrap();
+        let codes: Vec<_> = report.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["BS201"]);
     }
 
     #[test]

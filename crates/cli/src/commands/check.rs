@@ -96,8 +96,9 @@ fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
         } else if path.join("up.sql").is_file() {
             out.push(Source::read(&path.join("up.sql"))?);
         } else if path.is_dir() {
-            let migrations = source::load_for_check(path)?;
-            out.extend(migrations.iter().map(Source::of_migration));
+            for files in source::discover(path)? {
+                out.push(Source::of_files(&files)?);
+            }
         } else {
             return Err(UsageError(format!(
                 "{}: no such file or folder; pass SQL files, migration folders or a migrations folder",
@@ -136,9 +137,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let sources = if args.paths.is_empty() {
-        let migrations = source::load_for_check(&config.migrations.dir)?;
         match client.as_mut() {
             Some(client) => {
+                let migrations = source::load_for_check(&config.migrations.dir)?;
                 let status = migrate::status(client, &migrations)?;
                 migrations
                     .iter()
@@ -151,12 +152,19 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                     args.format,
                     "note: no database reachable; checking every migration in the folder",
                 );
-                migrations.iter().map(Source::of_migration).collect()
+                source::discover(&config.migrations.dir)?
+                    .iter()
+                    .map(Source::of_files)
+                    .collect::<Result<_, _>>()?
             }
         }
     } else {
         sources_from_paths(&args.paths)?
     };
+    let mut settings = settings;
+    // Only the pending migrations run as one sequence; files named on the
+    // command line, or a folder checked offline, are judged one by one.
+    settings.lint.sequential = args.paths.is_empty() && client.is_some();
     let mut report = check::analyze(&sources, &settings)?;
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {

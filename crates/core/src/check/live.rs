@@ -36,9 +36,11 @@ fn regclass(t: &RelationName) -> String {
 /// What the catalog says about one table.
 #[derive(Debug, Clone)]
 struct TableFacts {
-    /// Exact when `exact`, otherwise the planner's estimate.
+    /// Exact when `exact`, otherwise the planner's estimate (0 when the
+    /// table was never analyzed, see `unknown`).
     rows: i64,
     exact: bool,
+    unknown: bool,
     bytes: i64,
 }
 
@@ -46,12 +48,38 @@ impl TableFacts {
     fn rows_text(&self) -> String {
         if self.exact {
             format!("{} row(s)", self.rows)
+        } else if self.unknown {
+            "rows not yet counted by ANALYZE".to_string()
         } else {
             format!("about {} rows (planner estimate)", self.rows)
         }
     }
 }
 
+/// Size and an estimate of rows: enough to rate a lock, and cheap.
+fn table_size(
+    client: &mut impl GenericClient,
+    table: &RelationName,
+) -> Result<Option<TableFacts>, CheckError> {
+    let row = client
+        .query_opt(
+            "select c.reltuples::float8, pg_total_relation_size(c.oid)::int8
+               from pg_class c where c.oid = to_regclass($1) and c.relkind in ('r', 'p', 'm')",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading table sizes from pg_class"))?;
+    Ok(row.map(|row| {
+        let estimate: f64 = row.get(0);
+        TableFacts {
+            rows: estimate.max(0.0) as i64,
+            exact: false,
+            unknown: estimate < 0.0,
+            bytes: row.get(1),
+        }
+    }))
+}
+
+/// Size and rows, counted exactly when the table is small enough to count.
 fn table_facts(
     client: &mut impl GenericClient,
     table: &RelationName,
@@ -74,9 +102,14 @@ fn table_facts(
             .query_one(&format!("select count(*) from only {}", regclass(table)), &[])
             .map_err(db("counting rows"))?
             .get(0);
-        Ok(Some(TableFacts { rows, exact: true, bytes }))
+        Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes }))
     } else {
-        Ok(Some(TableFacts { rows: estimate.max(0.0) as i64, exact: false, bytes }))
+        Ok(Some(TableFacts {
+            rows: estimate.max(0.0) as i64,
+            exact: false,
+            unknown: estimate < 0.0,
+            bytes,
+        }))
     }
 }
 
@@ -180,7 +213,10 @@ fn adjust(
         |t: &RelationName| created.iter().any(|c| backstop_lint::analyze::same_table(c, t));
     match f.subject.clone() {
         Some(Subject::Table { table, missing_ok }) => {
-            let Some(facts) = table_facts(client, &table)? else {
+            let counts = is_data_loss(f.code) || f.code == Code::BS404;
+            let facts =
+                if counts { table_facts(client, &table)? } else { table_size(client, &table)? };
+            let Some(facts) = facts else {
                 if created_in_run(&table) {
                     return Ok(Outcome::Keep);
                 }
@@ -258,7 +294,7 @@ fn adjust(
                     "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
                     name(&table)
                 ));
-            } else if let Some(facts) = table_facts(client, &table)? {
+            } else if let Some(facts) = table_size(client, &table)? {
                 scale_lock(f, &table, &facts);
             }
             Ok(Outcome::Keep)
@@ -285,7 +321,7 @@ fn column_type(
         )
         .map_err(db("reading the column's type"))?;
     let Some(current) = current else {
-        if table_facts(client, table)?.is_some() {
+        if table_size(client, table)?.is_some() {
             f.rate(Probability::Certain, Impact::High);
             f.facts.push(format!(
                 "{}.{column} does not exist on the server: the statement fails",
@@ -338,7 +374,7 @@ fn column_type(
             new_type.display()
         ));
     } else if f.code == Code::BS206 {
-        if let Some(facts) = table_facts(client, table)? {
+        if let Some(facts) = table_size(client, table)? {
             scale_lock(f, table, &facts);
         }
     }
@@ -421,7 +457,7 @@ fn foreign_key(
     if covered {
         return Ok(Outcome::Drop);
     }
-    if !rows.is_empty() || table_facts(client, table)?.is_some() {
+    if !rows.is_empty() || table_size(client, table)?.is_some() {
         f.facts.push(format!(
             "no index on the server covers {}({}) either",
             name(table),
@@ -473,7 +509,7 @@ fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, Che
                 return Ok(false);
             }
             f.facts.push(format!("{}() is volatile (pg_proc)", volatile.join("(), ")));
-            if let Some(facts) = table_facts(client, &table)? {
+            if let Some(facts) = table_size(client, &table)? {
                 scale_lock(f, &table, &facts);
             }
             Ok(true)

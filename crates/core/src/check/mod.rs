@@ -85,6 +85,7 @@ impl Settings {
                 owner_columns: config.check.owner_columns.clone(),
                 runner_sets_lock_timeout: !config.migrations.lock_timeout.is_zero(),
                 skip: config.check.skip.clone(),
+                sequential: true,
             },
             fail_on: config.check.fail_on,
             required: config.check.required,
@@ -133,6 +134,13 @@ impl Source {
         let no_transaction =
             text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
         Ok(Source { path: path.display().to_string(), text, no_transaction, has_down })
+    }
+
+    /// The up file of a migration found by [`crate::source::discover`].
+    pub fn of_files(files: &crate::source::MigrationFiles) -> Result<Source, SourceError> {
+        let mut source = Source::read(&files.up)?;
+        source.has_down = Some(files.down.is_some());
+        Ok(source)
     }
 
     fn input(&self) -> Input<'_> {

@@ -125,6 +125,29 @@ pub fn load_for_check(dir: &Path) -> Result<Vec<Migration>, SourceError> {
     load_with(dir, false)
 }
 
+/// The files of one migration, found but not read.
+#[derive(Debug, Clone)]
+pub struct MigrationFiles {
+    pub version: String,
+    pub name: String,
+    pub up: PathBuf,
+    pub down: Option<PathBuf>,
+}
+
+/// The migrations in `dir`, sorted by version, without reading or parsing
+/// them: for `backstop check`, which parses each file once itself.
+pub fn discover(dir: &Path) -> Result<Vec<MigrationFiles>, SourceError> {
+    if !dir.is_dir() {
+        return Err(SourceError::DirMissing { path: dir.to_path_buf() });
+    }
+    let mut found: Vec<MigrationFiles> = layout::discover(dir)?
+        .into_iter()
+        .map(|f| MigrationFiles { version: f.version, name: f.name, up: f.up, down: f.down })
+        .collect();
+    found.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    Ok(found)
+}
+
 fn load_with(dir: &Path, strict: bool) -> Result<Vec<Migration>, SourceError> {
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });

@@ -33,9 +33,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (i, p) in policies.iter().enumerate().filter(|(_, p)| p.file == cx.file) {
         let Some(stmt) = cx.stmts.get(p.stmt) else { continue };
         let table = display_table(&p.table);
-        let earlier = policies[..i]
-            .iter()
-            .find(|q| q.name == p.name && same_table(&q.table, &p.table) && !p.dropped_before);
+        let earlier = policies[..i].iter().find(|q| {
+            q.name == p.name
+                && same_table(&q.table, &p.table)
+                && !p.dropped_before
+                && (q.file == p.file || cx.opts.sequential)
+        });
         if let Some(q) = earlier {
             let place = if q.file == p.file { "earlier in this migration" } else { "by an earlier migration of this run" };
             out.push(Hit::new(
