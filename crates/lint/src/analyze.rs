@@ -3,6 +3,7 @@
 //! the same migration) or existing, run every rule, apply
 //! `-- backstop:ignore` comments, and turn hits into located findings.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use pg_query::protobuf::{self, AlterTableType, ObjectType, ScanToken, Token};
@@ -156,9 +157,10 @@ pub struct Cx<'a> {
     pub(crate) run: &'a RunFacts,
     pub(crate) ignores: Vec<Ignore>,
     tokens: &'a [ScanToken],
-    tables: Vec<Lifetime>,
-    /// Tables created by earlier files of the run.
-    earlier_files: &'a [RelationName],
+    /// This file's tables, by name.
+    tables: HashMap<String, Vec<Lifetime>>,
+    /// Tables created by each file of the run, by name, with the file's index.
+    run_created: &'a HashMap<String, Vec<(usize, RelationName)>>,
 }
 
 /// What a rule reports; the runner adds place, severity and docs.
@@ -235,14 +237,17 @@ impl<'a> Cx<'a> {
     /// (and not dropped since), or by an earlier file of the run: locks
     /// on it block nobody and it holds no one's data yet.
     pub fn is_new(&self, stmt: usize, table: &RelationName) -> bool {
-        let in_file = self.tables.iter().any(|t| {
+        let here = self.tables.get(&table.name).map(Vec::as_slice).unwrap_or_default();
+        let in_file = here.iter().any(|t| {
             t.created < stmt && t.dropped.is_none_or(|d| d >= stmt) && same_table(&t.table, table)
         });
-        let dropped_here = self
-            .tables
-            .iter()
-            .any(|t| t.dropped.is_some_and(|d| d < stmt) && same_table(&t.table, table));
-        in_file || (!dropped_here && self.earlier_files.iter().any(|t| same_table(t, table)))
+        let dropped_here =
+            here.iter().any(|t| t.dropped.is_some_and(|d| d < stmt) && same_table(&t.table, table));
+        let earlier_file = self.opts.sequential
+            && self.run_created.get(&table.name).is_some_and(|v| {
+                v.iter().any(|(file, t)| *file < self.file && same_table(t, table))
+            });
+        in_file || (!dropped_here && earlier_file)
     }
 
     /// The protected table (as configured) that `table` is, if any.
@@ -391,10 +396,10 @@ impl<'a> Cx<'a> {
 
     /// The table a statement creates, if it is new from `stmt` on.
     fn record_lifetimes(&mut self) {
-        let mut tables: Vec<Lifetime> = Vec::new();
+        let mut tables: HashMap<String, Vec<Lifetime>> = HashMap::new();
         for stmt in &self.stmts {
             if let Some(created) = &stmt.facts.creates_table {
-                tables.push(Lifetime {
+                tables.entry(created.name.clone()).or_default().push(Lifetime {
                     table: created.clone(),
                     created: stmt.index,
                     dropped: None,
@@ -403,7 +408,8 @@ impl<'a> Cx<'a> {
             if let NodeEnum::DropStmt(d) = stmt.node {
                 if d.remove_type() == ObjectType::ObjectTable {
                     for name in d.objects.iter().filter_map(object_name) {
-                        for t in tables.iter_mut().filter(|t| t.dropped.is_none()) {
+                        let same_name = tables.get_mut(&name.name).into_iter().flatten();
+                        for t in same_name.filter(|t| t.dropped.is_none()) {
                             if same_table(&t.table, &name) {
                                 t.dropped = Some(stmt.index);
                             }
@@ -640,10 +646,11 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Result<Report, InputError>
     let mut report = Report::default();
     let mut run = RunFacts::default();
     let mut contexts: Vec<Cx<'_>> = Vec::new();
-    let mut earlier: Vec<Vec<RelationName>> = Vec::new();
-    for (i, _) in inputs.iter().enumerate() {
-        let before = if opts.sequential { &created_by_file[..i] } else { &[][..] };
-        earlier.push(before.iter().flatten().cloned().collect());
+    let mut run_created: HashMap<String, Vec<(usize, RelationName)>> = HashMap::new();
+    for (file, created) in created_by_file.iter().enumerate() {
+        for t in created {
+            run_created.entry(t.name.clone()).or_default().push((file, t.clone()));
+        }
     }
     // Contexts first (without the run facts), to collect what the run does.
     let empty = RunFacts::default();
@@ -659,8 +666,8 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Result<Report, InputError>
             run: &empty,
             ignores: suppress::parse(input.text, &p.tokens),
             tokens: &p.tokens,
-            tables: Vec::new(),
-            earlier_files: &earlier[file],
+            tables: HashMap::new(),
+            run_created: &run_created,
         };
         cx.record_lifetimes();
         collect_run_facts(&cx, &mut run);
