@@ -436,3 +436,52 @@ fn the_gate_can_be_switched_off_in_config() {
     let events = p.client().events();
     assert_eq!(events, [event("migrate", "rolled_back", &["1"])]);
 }
+
+#[test]
+fn live_check_reads_column_types_check_constraints_and_function_volatility() {
+    let p = Project::new("live_types");
+    let mut db = p.client();
+    db.batch_execute(
+        "CREATE TABLE notes (id int, title varchar(50), body varchar(100), n integer, email text);
+         ALTER TABLE notes ADD CONSTRAINT notes_email_not_null CHECK (email IS NOT NULL);
+         CREATE FUNCTION pick_colour() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT 'red' $$;
+         CREATE FUNCTION fixed_colour() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'red' $$;",
+    )
+    .unwrap();
+    p.write(
+        "m.sql",
+        "ALTER TABLE notes ALTER COLUMN title TYPE text;\n\
+         ALTER TABLE notes ALTER COLUMN body TYPE varchar(20);\n\
+         ALTER TABLE notes ALTER COLUMN n TYPE bigint;\n\
+         ALTER TABLE notes ALTER COLUMN email SET NOT NULL;\n\
+         ALTER TABLE notes ADD COLUMN colour text DEFAULT pick_colour();\n\
+         ALTER TABLE notes ADD COLUMN shade text DEFAULT fixed_colour();\n",
+    );
+    let json = p.run(&["check", "--format", "json", "m.sql"]).json();
+    let at = |code: &str, line: u64| -> &Value {
+        json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == code && f["line"] == line)
+            .unwrap_or_else(|| panic!("no {code} on line {line} in {json:#}"))
+    };
+    let facts = |f: &Value| f["facts"].to_string();
+    // varchar(50) -> text: binary-coercible, no rewrite.
+    assert_eq!(at("BS206", 1)["severity"], "low", "{}", facts(at("BS206", 1)));
+    assert!(facts(at("BS206", 1)).contains("character varying(50) today"));
+    // varchar(100) -> varchar(20) can cut values.
+    assert_eq!(at("BS107", 2)["severity"], "high");
+    // integer -> bigint rewrites; the table is small, so the lock is short.
+    assert!(facts(at("BS206", 3)).contains("integer today"), "{}", facts(at("BS206", 3)));
+    // A validated CHECK (email IS NOT NULL) lets SET NOT NULL skip its scan.
+    assert_eq!(at("BS204", 4)["severity"], "low");
+    assert!(facts(at("BS204", 4)).contains("validated CHECK"));
+    // Only the volatile function's default rewrites the table.
+    assert!(facts(at("BS205", 5)).contains("pick_colour() is volatile"));
+    assert!(!json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == "BS205" && f["line"] == 6));
+}

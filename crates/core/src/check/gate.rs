@@ -103,3 +103,49 @@ impl Gate for CheckGate<'_> {
         Ok(GatePass { detail, backup_id: None, rehearsal_id: None })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backstop_lint::{Finding, Report};
+
+    fn assessment(codes: &[Code]) -> Assessment {
+        let findings = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Finding::new(*c, "m/up.sql", i + 1, format!("finding {i}"), "help"))
+            .collect();
+        Assessment::new(Vec::new(), Report { findings, ..Report::default() }, None)
+    }
+
+    #[test]
+    fn no_go_is_refused_unless_every_critical_code_is_accepted() {
+        let a = assessment(&[Code::BS100, Code::BS402, Code::BS101]);
+        let refusal = decide(&a, &[]).unwrap_err();
+        assert_eq!(refusal.exit_code, 1);
+        assert!(refusal.reason.contains("BS100 at m/up.sql:1"), "{}", refusal.reason);
+        assert!(refusal.reason.contains("--accept-risk BS100 --accept-risk BS402"));
+
+        let refusal = decide(&a, &[Code::BS100]).unwrap_err();
+        assert!(!refusal.reason.contains("BS100 at"), "{}", refusal.reason);
+
+        let detail = decide(&a, &[Code::BS100, Code::BS402]).unwrap();
+        assert_eq!(detail["verdict"], "NO-GO");
+        let accepted: Vec<&str> = detail["accepted_risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(accepted, ["BS100", "BS402"]);
+    }
+
+    #[test]
+    fn conditional_go_passes_and_records_its_conditions() {
+        let detail = decide(&assessment(&[Code::BS101]), &[]).unwrap();
+        assert_eq!(detail["verdict"], "CONDITIONAL GO");
+        assert_eq!(detail["summary"]["high"], 1);
+        assert_eq!(detail["conditions"].as_array().unwrap().len(), 1);
+        assert!(detail["accepted_risks"].as_array().unwrap().is_empty());
+    }
+}
