@@ -32,6 +32,8 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Revert applied migrations with their down files.
     Rollback(commands::rollback::Args),
+    /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
+    Rehearse(commands::rehearse::Args),
     /// Accept the current file's checksum for an applied migration (audited).
     Repair(commands::repair::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args, config),
         Command::Migrate(args) => commands::migrate::run(args, config),
         Command::Rollback(args) => commands::rollback::run(args, config),
+        Command::Rehearse(args) => commands::rehearse::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),

@@ -48,7 +48,7 @@ impl Progress for StderrProgress {
                 };
                 format!("{verb} {} {how}", group.versions().join(", "))
             }
-            Note::Statement { version, direction, index, total, sql, elapsed } => {
+            Note::Statement { version, direction, index, total, sql, elapsed, .. } => {
                 let file = if direction == Direction::Up { "up" } else { "down" };
                 format!(
                     "  {version} {file} step {}/{total} {} ({})",

@@ -100,3 +100,54 @@ fn using_a_new_enum_value_in_the_same_migration_fails_with_advice() {
         .get(0);
     assert_eq!(labels, 1, "the rolled-back ADD VALUE left no label behind");
 }
+
+#[test]
+fn a_password_written_in_a_migration_is_never_shown_or_logged() {
+    let project = Project::new("secret_sql");
+    let role = unique_name("app_login");
+    project.migration(
+        "1_role",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'hunter2-first';\n\
+             CREATE ROLE {role}_b PASSWORD 'hunter2-second' IN ROLE no_such_role_at_all;"
+        ),
+        None,
+    );
+    let run = project.run(&["migrate"]);
+    run.expect_code(1).expect_output("PASSWORD '****'");
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+    let json = project.run(&["migrate", "--format", "json"]);
+    assert!(!json.all().contains("hunter2"), "{}", json.all());
+    let mut client = project.client();
+    let logged: String = client
+        .query_one("select string_agg(details::text, ' ') from backstop.events", &[])
+        .unwrap()
+        .get(0);
+    assert!(logged.contains("PASSWORD '****'"), "{logged}");
+    assert!(!logged.contains("hunter2"), "{logged}");
+}
+
+#[test]
+fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
+    let project = Project::new("nt_verify");
+    project.migration("1_t", "CREATE TABLE t (id int);", None);
+    project.run(&["migrate"]).expect_code(0);
+    project.migration(
+        "2_index",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);",
+        None,
+    );
+    project.write(
+        "migrations/2_index/verify.sql",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 't_id_unique') THEN\n  RAISE EXCEPTION 'unique index missing';\nEND IF; END $$;",
+    );
+    project
+        .run(&["migrate"])
+        .expect_code(1)
+        .expect_output("verify.sql statement 1/1 failed")
+        .expect_output("unique index missing")
+        .expect_output("NOT rolled back: 1 statement(s)");
+    let mut client = project.client();
+    assert!(client.exists("t_id_idx"), "the committed index stays, as the report says");
+    assert_eq!(client.applied(), ["1"], "a migration whose verify failed is not recorded");
+}

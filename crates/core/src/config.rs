@@ -43,6 +43,8 @@ struct File {
     #[serde(default)]
     migrations: MigrationsSection,
     #[serde(default)]
+    rehearse: RehearseSection,
+    #[serde(default)]
     check: crate::check::CheckSection,
 }
 
@@ -86,6 +88,32 @@ impl Default for MigrationsSection {
     }
 }
 
+/// `[rehearse]`: the rehearsal gate and where reports go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RehearseSection {
+    /// `migrate` refuses migrations without a recent passing rehearsal.
+    pub required: bool,
+    /// How recent that rehearsal must be.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// Whether a schema-only rehearsal satisfies the gate.
+    pub accept_schema_only: bool,
+    /// Where reports are written, relative to the config file.
+    pub report_dir: PathBuf,
+}
+
+impl Default for RehearseSection {
+    fn default() -> Self {
+        RehearseSection {
+            required: false,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            accept_schema_only: false,
+            report_dir: PathBuf::from("rehearsals"),
+        }
+    }
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
@@ -103,6 +131,7 @@ pub struct Config {
     /// `[database] url` as written, with its line, before interpolation.
     database_url: Option<(String, usize)>,
     pub migrations: MigrationsSection,
+    pub rehearse: RehearseSection,
     /// `[check]`: the risk check and the migrate gate built on it.
     pub check: crate::check::CheckSection,
 }
@@ -121,6 +150,7 @@ impl Config {
                 path: None,
                 database_url: None,
                 migrations: Default::default(),
+                rehearse: Default::default(),
                 check: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -147,12 +177,21 @@ impl Config {
             (url.into_inner(), line)
         });
         let mut migrations = file.migrations;
-        if migrations.dir.is_relative() {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                migrations.dir = parent.join(&migrations.dir);
+        let mut rehearse = file.rehearse;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            for dir in [&mut migrations.dir, &mut rehearse.report_dir] {
+                if dir.is_relative() {
+                    *dir = parent.join(&*dir);
+                }
             }
         }
-        Ok(Config { path: Some(path.to_path_buf()), database_url, migrations, check: file.check })
+        Ok(Config {
+            path: Some(path.to_path_buf()),
+            database_url,
+            migrations,
+            rehearse,
+            check: file.check,
+        })
     }
 
     /// The database to use: `override_url` (from `--database-url` or

@@ -7,4 +7,5 @@ pub mod check;
 pub mod config;
 pub mod migrate;
 pub mod pg;
+pub mod rehearse;
 pub mod source;

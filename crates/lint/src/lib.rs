@@ -11,7 +11,9 @@ pub mod suppress;
 
 pub use analyze::{check, Input, InputError, Options, Report};
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
-pub use parse::{checksum, split, Facts, Position, RelationName, Statement, SyntaxError};
+pub use parse::{
+    checksum, redact_secrets, split, Facts, Position, RelationName, Statement, SyntaxError,
+};
 pub use rules::{Code, Family};
 
 /// The first-line marker of a migration that must run outside a transaction.

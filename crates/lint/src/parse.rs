@@ -70,6 +70,12 @@ pub struct Facts {
     pub rewrites: Vec<RelationName>,
     /// The table a `CREATE TABLE` (or `CREATE TABLE AS`) makes.
     pub creates_table: Option<RelationName>,
+    /// Tables a `DROP TABLE` removes.
+    pub drops_tables: Vec<RelationName>,
+    /// Columns `ALTER TABLE ... ADD COLUMN` adds: (table, column).
+    pub adds_columns: Vec<(RelationName, String)>,
+    /// Columns `ALTER TABLE ... DROP COLUMN` removes: (table, column).
+    pub drops_columns: Vec<(RelationName, String)>,
     /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
     pub truncate_cascade: bool,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
@@ -201,7 +207,30 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::ClusterStmt(s) => {
             facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
         }
+        NodeEnum::DropStmt(s) if s.remove_type == protobuf::ObjectType::ObjectTable as i32 => {
+            facts.drops_tables.extend(s.objects.iter().filter_map(dropped_name));
+        }
         NodeEnum::AlterTableStmt(s) => {
+            if let Some(rel) = s.relation.as_ref().map(RelationName::from_range_var) {
+                for cmd in s.cmds.iter().filter_map(|c| match &c.node {
+                    Some(NodeEnum::AlterTableCmd(cmd)) => Some(cmd),
+                    _ => None,
+                }) {
+                    match AlterTableType::try_from(cmd.subtype) {
+                        Ok(AlterTableType::AtAddColumn) => {
+                            if let Some(NodeEnum::ColumnDef(col)) =
+                                cmd.def.as_ref().and_then(|d| d.node.as_ref())
+                            {
+                                facts.adds_columns.push((rel.clone(), col.colname.clone()));
+                            }
+                        }
+                        Ok(AlterTableType::AtDropColumn) => {
+                            facts.drops_columns.push((rel.clone(), cmd.name.clone()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
             let rewriting = s.cmds.iter().any(|c| match &c.node {
                 Some(NodeEnum::AlterTableCmd(cmd)) => rewrites_table(cmd.subtype),
                 _ => false,
@@ -216,6 +245,28 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         _ => {}
     }
     facts
+}
+
+/// `DROP TABLE a.b` names its tables as lists of strings.
+fn dropped_name(object: &protobuf::Node) -> Option<RelationName> {
+    let Some(NodeEnum::List(list)) = &object.node else {
+        return None;
+    };
+    let parts: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|i| match &i.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [name] => Some(RelationName { schema: None, name: name.clone() }),
+        [.., schema, name] => {
+            Some(RelationName { schema: Some(schema.clone()), name: name.clone() })
+        }
+        [] => None,
+    }
 }
 
 /// ALTER TABLE subcommands that may give the table new storage.
@@ -292,6 +343,52 @@ fn last_scannable_offset(text: &str) -> usize {
         }
     }
     0
+}
+
+/// The SQL with secrets masked, for showing it: string literals after
+/// `PASSWORD` (roles, user mappings) become `'****'`, and `password=` in a
+/// `CONNECTION '...'` string (subscriptions) is masked. Unscannable text is
+/// returned unchanged; it cannot have run either.
+pub fn redact_secrets(sql: &str) -> String {
+    let Ok(scan) = pg_query::scan(sql) else {
+        return sql.to_string();
+    };
+    let tokens: Vec<_> = scan.tokens.iter().filter(|t| !is_comment(t.token)).collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for pair in tokens.windows(2) {
+        let (keyword, value) = (pair[0], pair[1]);
+        if value.token != Token::Sconst as i32 {
+            continue;
+        }
+        let (start, end) = (value.start as usize, value.end as usize);
+        let replacement = if keyword.token == Token::Password as i32 {
+            "'****'".to_string()
+        } else if keyword.token == Token::Connection as i32 {
+            mask_conninfo(&sql[start..end])
+        } else {
+            continue;
+        };
+        out.push_str(&sql[copied..start]);
+        out.push_str(&replacement);
+        copied = end;
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
+fn mask_conninfo(literal: &str) -> String {
+    literal
+        .split(' ')
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.trim_start_matches('\'').eq_ignore_ascii_case("password") => {
+                let quote = if part.ends_with('\'') && !part.starts_with('\'') { "'" } else { "" };
+                format!("{key}=****{quote}")
+            }
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A checksum of the SQL that ignores comments, whitespace and the case of
@@ -386,6 +483,23 @@ mod tests {
     }
 
     #[test]
+    fn facts_name_dropped_tables_and_added_or_dropped_columns() {
+        let stmts = split(
+            "DROP TABLE IF EXISTS a, app.b CASCADE; ALTER TABLE t ADD COLUMN c int, DROP COLUMN d;",
+        )
+        .unwrap();
+        let dropped: Vec<_> = stmts[0]
+            .facts
+            .drops_tables
+            .iter()
+            .map(|r| (r.schema.as_deref(), r.name.as_str()))
+            .collect();
+        assert_eq!(dropped, [(None, "a"), (Some("app"), "b")]);
+        assert_eq!(stmts[1].facts.adds_columns[0].1, "c");
+        assert_eq!(stmts[1].facts.drops_columns[0].1, "d");
+    }
+
+    #[test]
     fn facts_name_created_tables() {
         let stmts = split("CREATE TABLE app.users (id int); CREATE TABLE t AS SELECT 1;").unwrap();
         let created = stmts[0].facts.creates_table.as_ref().unwrap();
@@ -400,6 +514,27 @@ mod tests {
                 .unwrap();
         assert_eq!(stmts[0].facts.adds_enum_value.as_deref(), Some("meh"));
         assert_eq!(stmts[1].facts.string_literals, vec!["meh", "it's"]);
+    }
+
+    #[test]
+    fn secrets_are_masked_for_display() {
+        assert_eq!(
+            redact_secrets("ALTER ROLE app WITH LOGIN PASSWORD 's3cret' VALID UNTIL 'infinity'"),
+            "ALTER ROLE app WITH LOGIN PASSWORD '****' VALID UNTIL 'infinity'"
+        );
+        assert_eq!(
+            redact_secrets(
+                "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'pw')"
+            ),
+            "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password '****')"
+        );
+        assert_eq!(
+            redact_secrets(
+                "CREATE SUBSCRIPTION s CONNECTION 'host=h password=pw dbname=d' PUBLICATION p"
+            ),
+            "CREATE SUBSCRIPTION s CONNECTION 'host=h password=**** dbname=d' PUBLICATION p"
+        );
+        assert_eq!(redact_secrets("SELECT 'password'"), "SELECT 'password'");
     }
 
     #[test]

@@ -188,18 +188,17 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 /// The check gate for `migrate`, unless `[check] required = false`.
 pub fn migrate_gate<'a>(
-    config_path: Option<&Path>,
+    config: &Config,
     url: &str,
     accept: Vec<Code>,
     show: bool,
-) -> anyhow::Result<Option<CheckGate<'a>>> {
-    let config = Config::load(config_path)?;
-    let settings = Settings::from_config(&config);
+) -> Option<CheckGate<'a>> {
+    let settings = Settings::from_config(config);
     if !settings.required {
         if !accept.is_empty() && show {
             eprintln!("note: [check] required = false, so --accept-risk has nothing to accept");
         }
-        return Ok(None);
+        return None;
     }
     let accepted = accept.clone();
     let notify = Box::new(move |a: &Assessment| {
@@ -207,5 +206,5 @@ pub fn migrate_gate<'a>(
             eprint!("{}", text::gate_summary(a, &accepted));
         }
     });
-    Ok(Some(CheckGate { settings, accept, database: pg::redact(url), notify }))
+    Some(CheckGate { settings, accept, database: pg::redact(url), notify })
 }

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet};
+use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
+use backstop_core::rehearse::gate::RehearsalGate;
 
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
@@ -28,6 +29,10 @@ pub struct Args {
     /// (repeatable); recorded in the audit log.
     #[arg(long = "accept-risk", value_name = "CODE", value_parser = super::check::parse_code)]
     accept_risk: Vec<backstop_lint::Code>,
+    /// Apply without the passing rehearsal `[rehearse] required` asks for;
+    /// the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    skip_rehearsal: Option<String>,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -38,15 +43,26 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    // In the order of the runbook: the risk check, then the rehearsal.
     let mut check_gate = super::check::migrate_gate(
-        config,
+        &ctx.config,
         &ctx.url,
         args.accept_risk,
         args.output.format == Format::Text,
-    )?;
+    );
+    let mut rehearsal: Box<dyn Gate> = match args.skip_rehearsal {
+        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
+        None => Box::new(RehearsalGate {
+            max_age: ctx.config.rehearse.max_age,
+            accept_schema_only: ctx.config.rehearse.accept_schema_only,
+        }),
+    };
     let mut gates: Vec<&mut dyn Gate> = Vec::new();
     if let Some(gate) = check_gate.as_mut() {
         gates.push(gate);
+    }
+    if ctx.config.rehearse.required {
+        gates.push(rehearsal.as_mut());
     }
     let report = migrate::migrate(
         &mut client,

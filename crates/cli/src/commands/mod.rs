@@ -7,6 +7,7 @@ pub mod explain;
 pub mod init;
 pub mod migrate;
 pub mod new;
+pub mod rehearse;
 pub mod repair;
 pub mod rollback;
 pub mod status;
@@ -31,6 +32,7 @@ pub struct UsageError(pub String);
 /// Everything a database command needs, loaded and checked before any
 /// connection is made.
 pub struct Context {
+    pub config: Config,
     pub migrations: Vec<Migration>,
     pub settings: Settings,
     pub url: String,
@@ -44,7 +46,7 @@ impl Context {
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;
         let settings = Settings::from(&config.migrations);
-        Ok(Context { migrations, settings, url })
+        Ok(Context { config, migrations, settings, url })
     }
 
     pub fn connect(&self) -> anyhow::Result<postgres::Client> {
@@ -79,6 +81,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::rehearse::RehearseError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::check::CheckError>() {

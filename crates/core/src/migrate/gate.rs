@@ -51,3 +51,28 @@ pub struct Stamp {
     pub backup_id: Option<String>,
     pub rehearsal_id: Option<String>,
 }
+
+/// A gate the operator waived for this run (`--no-backup REASON` and the
+/// like): it passes, and the reason lands in the audit log.
+pub struct Waived {
+    pub gate: &'static str,
+    pub reason: String,
+}
+
+impl Gate for Waived {
+    fn name(&self) -> &str {
+        self.gate
+    }
+
+    fn check(
+        &mut self,
+        _: &mut Client,
+        _: &[&Migration],
+        _: bool,
+    ) -> Result<GatePass, GateRefusal> {
+        Ok(GatePass {
+            detail: serde_json::json!({ "waived": self.reason, "by": crate::audit::actor() }),
+            ..Default::default()
+        })
+    }
+}

@@ -36,16 +36,44 @@ $$;
 DROP TRIGGER IF EXISTS events_append_only ON backstop.events;
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON backstop.events
     FOR EACH ROW EXECUTE FUNCTION backstop.events_append_only();
+CREATE TABLE IF NOT EXISTS backstop.rehearsals (
+    id          text PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    key         text NOT NULL,
+    ok          boolean NOT NULL,
+    full_data   boolean NOT NULL,
+    migrations  jsonb NOT NULL,
+    duration_ms bigint NOT NULL,
+    report      text,
+    by          text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rehearsals_key_idx ON backstop.rehearsals (key, at DESC);
+CREATE TABLE IF NOT EXISTS backstop.meta (
+    schema_version integer NOT NULL
+);
 "#;
+
+/// Bumped whenever SCHEMA_SQL gains something; databases with an older
+/// version get the (idempotent) script again.
+const SCHEMA_VERSION: i32 = 2;
 
 /// Creates the `backstop` schema if it is not there yet. Call with the
 /// migration lock held.
 pub fn ensure_schema(client: &mut Client) -> Result<(), postgres::Error> {
-    if schema_exists(client)? {
+    let has_meta: bool =
+        client.query_one("select to_regclass('backstop.meta') is not null", &[])?.get(0);
+    let current: i32 = if has_meta {
+        client.query_one("select coalesce(max(schema_version), 0) from backstop.meta", &[])?.get(0)
+    } else {
+        0
+    };
+    if current >= SCHEMA_VERSION {
         return Ok(());
     }
     let mut tx = client.transaction()?;
     tx.batch_execute(SCHEMA_SQL)?;
+    tx.execute("delete from backstop.meta", &[])?;
+    tx.execute("insert into backstop.meta (schema_version) values ($1)", &[&SCHEMA_VERSION])?;
     tx.commit()
 }
 

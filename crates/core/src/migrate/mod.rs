@@ -6,6 +6,7 @@ mod gate;
 pub mod history;
 pub mod protect;
 mod run;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
-pub use gate::{Gate, GatePass, GateRefusal, Stamp};
+pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use history::AppliedRow;
 pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
 
@@ -60,6 +61,9 @@ pub enum Note<'a> {
         total: usize,
         sql: &'a str,
         elapsed: Duration,
+        /// Locks the statement took and relations it rewrote; filled only
+        /// when [`Progress::trace_locks`] asks for it (rehearsals do).
+        trace: Option<&'a trace::StatementTrace>,
     },
     Verified {
         version: &'a str,
@@ -75,6 +79,11 @@ pub enum Note<'a> {
 /// Receives [`Note`]s; the CLI prints them, tests and JSON output ignore them.
 pub trait Progress {
     fn note(&mut self, note: Note<'_>);
+    /// Whether each statement's locks and rewrites should be traced (one
+    /// catalog query per statement; off for production runs).
+    fn trace_locks(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that says nothing.

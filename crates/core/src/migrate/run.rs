@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, GenericClient};
 
+use super::trace::Tracer;
 use super::{history, protect, ApplyError, Note, Progress, Settings, Stamp};
 use crate::source::{Migration, SqlFile};
 
@@ -64,6 +65,7 @@ pub struct Failure {
     pub stage: Stage,
     pub file: Option<PathBuf>,
     /// 1-based statement number within the file, and how many it has.
+    /// (`sql` below is shown with passwords masked.)
     pub statement: Option<usize>,
     pub statements: Option<usize>,
     pub line: Option<usize>,
@@ -138,7 +140,7 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
         statements: Some(at.file.statements.len()),
         line: Some(position.line),
         column: Some(position.column),
-        sql: Some(stmt.sql.clone()),
+        sql: Some(backstop_lint::redact_secrets(&stmt.sql)),
         sqlstate: db.map(|d| d.code().code().to_string()),
         message: db.map_or_else(|| err.to_string(), |d| d.message().to_string()),
         detail: db.and_then(|d| d.detail().map(str::to_string)),
@@ -189,7 +191,7 @@ fn damage_at(group: &Group<'_>, at: FailAt<'_>, violations: &[protect::Violation
     f.statements = Some(at.file.statements.len());
     f.line = Some(stmt.position.line);
     f.column = Some(stmt.position.column);
-    f.sql = Some(stmt.sql.clone());
+    f.sql = Some(backstop_lint::redact_secrets(&stmt.sql));
     f
 }
 
@@ -286,6 +288,8 @@ fn run_transactional(
                 ))))
             }
         };
+    let mut tracer =
+        if progress.trace_locks() { Some(Tracer::start(&mut tx).map_err(db_err)?) } else { None };
     let mut done = Vec::with_capacity(group.migrations.len());
     for m in &group.migrations {
         let started = Instant::now();
@@ -307,37 +311,25 @@ fn run_transactional(
                 let at = FailAt { migration: m, file, index, stage: Stage::ProtectedTable };
                 return Ok(GroupOutcome::Failed(Box::new(damage_at(group, at, &damage))));
             }
+            let elapsed = t.elapsed();
+            let trace = match tracer.as_mut() {
+                Some(tracer) => Some(tracer.step(&mut tx).map_err(db_err)?),
+                None => None,
+            };
             progress.note(Note::Statement {
                 version: &m.version,
                 direction: group.direction,
                 index,
                 total: file.statements.len(),
-                sql: &stmt.sql,
-                elapsed: t.elapsed(),
+                sql: &backstop_lint::redact_secrets(&stmt.sql),
+                elapsed,
+                trace: trace.as_ref(),
             });
         }
         match group.direction {
             Direction::Up => {
-                if let Some(verify) = &m.verify {
-                    for (index, stmt) in verify.statements.iter().enumerate() {
-                        if let Err(e) = tx.batch_execute(&stmt.sql) {
-                            if is_fatal(false, &e) {
-                                return Err(ApplyError::ConnectionLost {
-                                    version: m.version.clone(),
-                                    source: e,
-                                });
-                            }
-                            let at =
-                                FailAt { migration: m, file: verify, index, stage: Stage::Verify };
-                            return Ok(GroupOutcome::Failed(Box::new(failure_from_db(
-                                group, at, &e,
-                            ))));
-                        }
-                    }
-                    progress.note(Note::Verified {
-                        version: &m.version,
-                        checks: verify.statements.len(),
-                    });
+                if let Some(failure) = run_verify(&mut tx, group, m, progress)? {
+                    return Ok(GroupOutcome::Failed(Box::new(failure)));
                 }
                 history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
             }
@@ -362,6 +354,30 @@ fn run_transactional(
         source: e,
     })?;
     Ok(GroupOutcome::Committed(done))
+}
+
+/// Runs a migration's verify.sql in the current transaction; a statement
+/// that fails is the migration's failure.
+fn run_verify(
+    tx: &mut postgres::Transaction<'_>,
+    group: &Group<'_>,
+    m: &Migration,
+    progress: &mut dyn Progress,
+) -> Result<Option<Failure>, ApplyError> {
+    let Some(verify) = &m.verify else {
+        return Ok(None);
+    };
+    for (index, stmt) in verify.statements.iter().enumerate() {
+        if let Err(e) = tx.batch_execute(&stmt.sql) {
+            if is_fatal(false, &e) {
+                return Err(ApplyError::ConnectionLost { version: m.version.clone(), source: e });
+            }
+            let at = FailAt { migration: m, file: verify, index, stage: Stage::Verify };
+            return Ok(Some(failure_from_db(group, at, &e)));
+        }
+    }
+    progress.note(Note::Verified { version: &m.version, checks: verify.statements.len() });
+    Ok(None)
 }
 
 /// Runs one statement of a no-transaction migration (whose statements are
@@ -460,8 +476,9 @@ fn run_autocommit(
             direction: group.direction,
             index,
             total: file.statements.len(),
-            sql: &stmt.sql,
+            sql: &backstop_lint::redact_secrets(&stmt.sql),
             elapsed: t.elapsed(),
+            trace: None,
         });
     }
     client.batch_execute("RESET lock_timeout; RESET statement_timeout").map_err(db_err)?;
@@ -474,6 +491,14 @@ fn run_autocommit(
         let mut f = protected_failure(group, Stage::ProtectedTable, &violations);
         f.committed_statements = file.statements.len();
         return Ok(GroupOutcome::Failed(Box::new(f)));
+    }
+    if group.direction == Direction::Up {
+        if let Some(mut f) = run_verify(&mut tx, group, m, progress)? {
+            // Its statements are committed; only the history row is withheld.
+            f.rolled_back = false;
+            f.committed_statements = file.statements.len();
+            return Ok(GroupOutcome::Failed(Box::new(f)));
+        }
     }
     match group.direction {
         Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp),

@@ -1,7 +1,8 @@
 //! A semantic picture of a database's schema, read from the catalogs: one
 //! line per object (table column, constraint, index, trigger, policy, RLS
 //! setting, view, function, type, sequence, extension) in a stable order,
-//! and a fingerprint over them. Never a text diff of `pg_dump` output, which
+//! and a fingerprint over them. Column order is kept apart: it changes no
+//! behaviour but `SELECT *`. Never a text diff of `pg_dump` output, which
 //! differs for reasons that do not matter. The `backstop` schema is left out.
 
 use postgres::GenericClient;
@@ -19,7 +20,11 @@ pub struct Object {
 /// The schema as a sorted list of objects.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Schema {
+    /// Everything that changes behaviour: the fingerprint covers these.
     pub objects: Vec<Object>,
+    /// What only `SELECT *` and positional INSERT notice (column order),
+    /// reported apart so nobody learns to ignore a schema difference.
+    pub cosmetic: Vec<Object>,
 }
 
 impl Schema {
@@ -47,6 +52,8 @@ impl Schema {
                 "select 'relation ' || n.nspname || '.' || c.relname,
                         c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
                         || ' persistence=' || c.relpersistence::text
+                        || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
+                        || coalesce(' acl=' || c.relacl::text, '')
                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
                   where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
             ),
@@ -100,14 +107,35 @@ impl Schema {
                   where nspname not in {SKIPPED} and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'"
             ),
         ];
+        let order = format!(
+            "select 'column order ' || n.nspname || '.' || c.relname,
+                    string_agg(a.attname, ', ' order by a.attnum)
+               from pg_attribute a join pg_class c on c.oid = a.attrelid
+               join pg_namespace n on n.oid = c.relnamespace
+              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
+                and n.nspname not in {SKIPPED}
+              group by 1"
+        );
+        // One round trip: rehearsals take two snapshots per migration.
+        let all = queries
+            .iter()
+            .chain(std::iter::once(&order))
+            .map(|q| format!("({q})"))
+            .collect::<Vec<_>>()
+            .join("\nunion all\n");
         let mut objects = Vec::new();
-        for q in &queries {
-            for row in client.query(q.as_str(), &[])? {
-                objects.push(Object { key: row.get(0), definition: row.get(1) });
+        let mut cosmetic = Vec::new();
+        for row in client.query(all.as_str(), &[])? {
+            let object = Object { key: row.get(0), definition: row.get(1) };
+            if object.key.starts_with("column order ") {
+                cosmetic.push(object);
+            } else {
+                objects.push(object);
             }
         }
         objects.sort();
-        Ok(Schema { objects })
+        cosmetic.sort();
+        Ok(Schema { objects, cosmetic })
     }
 
     /// A short stable hash of the whole schema.
@@ -122,28 +150,47 @@ impl Schema {
         hasher.finalize().to_hex()[..16].to_string()
     }
 
-    /// What differs from `other`: keys added, removed or changed.
+    /// What differs from `other` in behaviour: objects gone, new or changed.
     pub fn differences(&self, other: &Schema) -> Vec<String> {
-        let mut out = Vec::new();
-        let find = |s: &Schema, key: &str| {
-            s.objects.iter().find(|o| o.key == key).map(|o| o.definition.clone())
-        };
-        for o in &self.objects {
-            match find(other, &o.key) {
-                None => out.push(format!("{} is gone", o.key)),
-                Some(d) if d != o.definition => {
-                    out.push(format!("{} changed: {} -> {}", o.key, o.definition, d))
-                }
-                Some(_) => {}
-            }
-        }
-        for o in &other.objects {
-            if find(self, &o.key).is_none() {
-                out.push(format!("{} is new", o.key));
-            }
-        }
-        out
+        diff(&self.objects, &other.objects)
     }
+
+    /// Differences that change no behaviour (column order alone), reported
+    /// apart from [`Schema::differences`].
+    pub fn cosmetic_differences(&self, other: &Schema) -> Vec<String> {
+        // A column order that belongs to a table gone or new is already a
+        // behaviour difference.
+        let shared = |o: &&Object| {
+            let rel = o.key.trim_start_matches("column order ");
+            let exists = |s: &Schema| s.objects.iter().any(|x| x.key == format!("relation {rel}"));
+            exists(self) && exists(other)
+        };
+        let mine: Vec<Object> = self.cosmetic.iter().filter(shared).cloned().collect();
+        let theirs: Vec<Object> = other.cosmetic.iter().filter(shared).cloned().collect();
+        diff(&mine, &theirs)
+    }
+}
+
+fn diff(before: &[Object], after: &[Object]) -> Vec<String> {
+    let find = |list: &[Object], key: &str| {
+        list.binary_search_by(|o| o.key.as_str().cmp(key)).ok().map(|i| list[i].definition.clone())
+    };
+    let mut out = Vec::new();
+    for o in before {
+        match find(after, &o.key) {
+            None => out.push(format!("{} is gone", o.key)),
+            Some(d) if d != o.definition => {
+                out.push(format!("{} changed: {} -> {}", o.key, o.definition, d))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in after {
+        if find(before, &o.key).is_none() {
+            out.push(format!("{} is new", o.key));
+        }
+    }
+    out
 }
 
 /// Exact row counts of every user table, by qualified name.
@@ -166,4 +213,79 @@ pub fn row_counts(client: &mut impl GenericClient) -> Result<Vec<(String, i64)>,
         counts.push((format!("{schema}.{name}"), n));
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::Cluster;
+
+    const BASE: &str = "
+        CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, plan text DEFAULT 'free');
+        CREATE INDEX users_plan_idx ON users (plan);
+        ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own ON users USING (email = current_user);
+        CREATE VIEW pro_users AS SELECT id, email FROM users WHERE plan = 'pro';
+        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+        CREATE TYPE mood AS ENUM ('ok', 'meh');";
+
+    fn schema_of(cluster: &Cluster, name: &str, sql: &str) -> Schema {
+        cluster.create_database(name, None).unwrap();
+        let mut client = cluster.connect(name).unwrap();
+        client.batch_execute(sql).unwrap();
+        Schema::read(&mut client).unwrap()
+    }
+
+    #[test]
+    fn behaviour_changes_differ_and_column_order_is_reported_apart() {
+        let cluster = Cluster::start().unwrap();
+        let base = schema_of(&cluster, "base", BASE);
+        let same = schema_of(
+            &cluster,
+            "same",
+            &format!("{BASE} CREATE SCHEMA backstop; CREATE TABLE backstop.applied (v text);"),
+        );
+        assert_eq!(base.fingerprint(), same.fingerprint(), "{:?}", base.differences(&same));
+
+        let reordered = schema_of(
+            &cluster,
+            "reordered",
+            &BASE.replace(
+                "id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, plan text DEFAULT 'free'",
+                "email text NOT NULL UNIQUE, id bigserial PRIMARY KEY, plan text DEFAULT 'free'",
+            ),
+        );
+        assert!(base.differences(&reordered).is_empty(), "{:?}", base.differences(&reordered));
+        assert_eq!(base.fingerprint(), reordered.fingerprint());
+        assert_eq!(
+            base.cosmetic_differences(&reordered),
+            ["column order public.users changed: id, email, plan -> email, id, plan"]
+        );
+
+        for (name, from, to, expect) in [
+            ("default", "DEFAULT 'free'", "DEFAULT 'pro'", "column public.users.plan changed"),
+            ("policy", "email = current_user", "true", "policy public.users.own changed"),
+            ("view", "plan = 'pro'", "plan = 'team'", "view public.pro_users changed"),
+            ("func", "RETURN NEW;", "RETURN OLD;", "function public.touch() changed"),
+            (
+                "rls",
+                "ALTER TABLE users ENABLE ROW LEVEL SECURITY;",
+                "",
+                "relation public.users changed",
+            ),
+            ("enum", "('ok', 'meh')", "('ok')", "type public.mood changed"),
+            (
+                "index",
+                "CREATE INDEX users_plan_idx ON users (plan);",
+                "",
+                "index public.users_plan_idx is gone",
+            ),
+        ] {
+            let other = schema_of(&cluster, name, &BASE.replace(from, to));
+            let diff = base.differences(&other);
+            assert!(diff.iter().any(|d| d.starts_with(expect)), "{name}: {diff:?}");
+            assert_ne!(base.fingerprint(), other.fingerprint(), "{name}");
+        }
+    }
 }

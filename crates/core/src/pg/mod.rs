@@ -1,6 +1,7 @@
 //! Everything that speaks to PostgreSQL directly: connections, the
 //! migration lock, identifier quoting and throwaway clusters.
 
+pub mod checksum;
 pub mod cluster;
 pub mod conn;
 pub mod fingerprint;

@@ -1,0 +1,123 @@
+//! `backstop rehearse`: the whole migration path on a throwaway copy of the
+//! target, timed, with a Markdown report and a recorded pass.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use backstop_core::migrate::{Progress, Quiet};
+use backstop_core::rehearse::{self, record, Options, Rehearsal};
+
+use super::{print, print_json, Context, UsageError};
+use crate::render::{human, StderrProgress};
+use crate::{Connection, Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
+    /// What to copy: `production` (the configured database) or a database URL.
+    #[arg(long, value_name = "production|URL", default_value = "production")]
+    from: String,
+    /// Copy the schema only: quick, but does not satisfy the rehearsal gate
+    /// unless `accept_schema_only = true`.
+    #[arg(long)]
+    schema_only: bool,
+    /// Only the pending migrations in this inclusive version range, `A..B`.
+    #[arg(long, value_name = "A..B")]
+    migrations: Option<String>,
+    /// Where to write the report (default: [rehearse] report_dir).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+}
+
+fn range(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once("..") {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => Err(UsageError(format!(
+            "--migrations {text:?}: write a version range as FIRST..LAST, e.g. 20260101000000..20260107120000"
+        ))
+        .into()),
+    }
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let ctx = Context::load(config, &args.conn)?;
+    let source = if args.from == "production" { ctx.url.clone() } else { args.from.clone() };
+    backstop_core::pg::conn::parse_url(&source)?;
+    let options = Options {
+        schema_only: args.schema_only,
+        range: args.migrations.as_deref().map(range).transpose()?,
+    };
+    let mut progress: Box<dyn Progress> = match args.output.format {
+        Format::Text => Box::new(StderrProgress),
+        Format::Json => Box::new(Quiet),
+    };
+    let mut r =
+        rehearse::rehearse(&source, &ctx.migrations, &ctx.settings, &options, progress.as_mut())?;
+    let dir = args.report_dir.unwrap_or_else(|| ctx.config.rehearse.report_dir.clone());
+    record::write_files(&dir, &mut r).context("writing the rehearsal report")?;
+    // The pass is recorded in the target when it can be reached; the JSON
+    // beside the report holds it either way.
+    let recorded = backstop_core::pg::connect(&source, "backstop rehearse")
+        .map_err(anyhow::Error::from)
+        .and_then(|mut c| Ok(record::record(&mut c, &r, ctx.settings.lock_wait)?));
+    if let Err(e) = &recorded {
+        eprintln!("warning: the rehearsal was not recorded in the target: {e:#}");
+    }
+    match args.output.format {
+        Format::Json => print_json(&r)?,
+        Format::Text => print(&render(&r))?,
+    }
+    Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn render(r: &Rehearsal) -> String {
+    let ms = |v: u64| human(std::time::Duration::from_millis(v));
+    let mark = |ok: bool| if ok { "✓" } else { "✗" };
+    let mut out = String::new();
+    for s in &r.steps {
+        let _ = writeln!(out, "{} {}: {} ({})", mark(s.ok), s.name, s.detail, ms(s.duration_ms));
+    }
+    for s in &r.scenarios {
+        let _ = writeln!(
+            out,
+            "{} scenario {}: {} ({})",
+            mark(s.ok),
+            s.name,
+            s.detail,
+            ms(s.duration_ms)
+        );
+    }
+    for d in &r.round_trip.differences {
+        let _ = writeln!(out, "✗ {}", d.message);
+    }
+    for d in &r.round_trip.cosmetic {
+        let _ = writeln!(out, "note: {}", d.message);
+    }
+    for l in &r.lossy {
+        let _ = writeln!(out, "⚠ {}", l.message);
+    }
+    let blocking = r.locks.iter().filter(|l| l.blocks_writes).count();
+    if blocking > 0 {
+        let _ = writeln!(out, "{blocking} lock(s) block writes; see the report's lock table");
+    }
+    if let Some(path) = &r.report {
+        let _ = writeln!(out, "report: {}", path.display());
+    }
+    let _ = writeln!(
+        out,
+        "rehearsal {}: {} migration(s), {} in {}",
+        if r.ok { "passed" } else { "FAILED" },
+        r.migrations.len(),
+        match r.copy.method {
+            rehearse::Method::Template => "template copy",
+            rehearse::Method::Dump => "dumped copy",
+        },
+        ms(r.duration_ms)
+    );
+    out
+}

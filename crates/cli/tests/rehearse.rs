@@ -1,0 +1,196 @@
+//! `backstop rehearse` on real copies: round trips that catch broken downs,
+//! lossy downs, scenario A, the source left untouched, stale copies
+//! removed, the dump fallback, and the rehearsal gate of `migrate`.
+
+mod common;
+
+use backstop_core::pg::checksum::table_checksums;
+use backstop_core::pg::fingerprint::Schema;
+use common::{DbExt, Project};
+
+const BASE: &str = "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);
+INSERT INTO users SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 50) i;";
+
+fn project(label: &str) -> Project {
+    let p = Project::new(label);
+    p.migration("1_users", BASE, Some("DROP TABLE users;"));
+    p.run(&["migrate"]).expect_code(0);
+    p
+}
+
+fn source_state(p: &Project) -> (String, Vec<(String, i64, String)>) {
+    let mut c = p.client();
+    let schema = Schema::read(&mut c).unwrap().fingerprint();
+    let data = table_checksums(&mut c)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.table, t.rows, t.checksum))
+        .collect();
+    (schema, data)
+}
+
+#[test]
+fn a_correct_down_passes_and_the_source_is_unchanged() {
+    let p = project("rh_good");
+    p.migration(
+        "2_plan",
+        "ALTER TABLE users ADD COLUMN plan text NOT NULL DEFAULT 'free';\nCREATE INDEX users_plan_idx ON users (plan);",
+        Some("DROP INDEX users_plan_idx;\nALTER TABLE users DROP COLUMN plan;"),
+    );
+    let before = source_state(&p);
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    assert_eq!(json["round_trip"]["ok"], true);
+    assert_eq!(json["round_trip"]["differences"].as_array().unwrap().len(), 0);
+    let scenarios = json["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["name"], "A");
+    assert_eq!(scenarios[0]["ok"], true);
+    assert!(scenarios[0]["duration_ms"].is_u64());
+    // The lock trace sees the ADD COLUMN's lock on the existing table.
+    let locks = json["locks"].as_array().unwrap();
+    assert!(
+        locks.iter().any(|l| l["relation"] == "public.users" && l["mode"] == "AccessExclusiveLock"),
+        "{locks:#?}"
+    );
+    let report = json["report"].as_str().unwrap();
+    let text = std::fs::read_to_string(p.path().join(report)).unwrap();
+    assert!(text.contains("# Rehearsal") && text.contains("PASSED"), "{text}");
+    assert!(text.contains("automatic transaction rollback (scenario A)"), "{text}");
+    assert_eq!(source_state(&p), before, "the source was changed by the rehearsal");
+    assert_eq!(p.client().applied(), ["1"], "nothing was applied to the source");
+}
+
+#[test]
+fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
+    let p = project("rh_broken");
+    p.migration(
+        "2_two_columns",
+        "ALTER TABLE users ADD COLUMN plan text;\nALTER TABLE users ADD COLUMN seats int;",
+        Some("ALTER TABLE users DROP COLUMN plan;"),
+    );
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    assert_eq!(json["ok"], false);
+    let diffs = json["round_trip"]["differences"].as_array().unwrap();
+    assert!(
+        diffs.iter().any(|d| d["version"] == "2"
+            && d["message"].as_str().unwrap().contains("down.sql of 2 does not restore")
+            && d["object"].as_str().unwrap().contains("public.users.seats")),
+        "{diffs:#?}"
+    );
+    p.run(&["rehearse"]).expect_code(1).expect_output("column public.users.seats is new");
+}
+
+#[test]
+fn a_down_that_throws_away_written_data_is_flagged() {
+    let p = project("rh_lossy");
+    p.migration(
+        "2_nickname",
+        "ALTER TABLE users ADD COLUMN nickname text;\nUPDATE users SET nickname = 'n' || id;",
+        Some("ALTER TABLE users DROP COLUMN nickname;"),
+    );
+    let run = p.run(&["rehearse", "--format", "json"]);
+    let json = run.json();
+    let lossy = json["lossy"].as_array().unwrap();
+    assert!(
+        lossy.iter().any(|l| l["object"] == "column users.nickname"
+            && l["message"].as_str().unwrap().contains("loses data written after the migration")),
+        "{lossy:#?}"
+    );
+    run.expect_code(0);
+}
+
+#[test]
+fn the_gate_wants_a_passing_rehearsal_of_exactly_these_migrations() {
+    let p = project("rh_gate");
+    p.config(&format!("{}\n[rehearse]\nrequired = true\n", common::DEFAULT_CONFIG));
+    p.migration("2_t", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    p.run(&["migrate"]).expect_code(1).expect_output("run `backstop rehearse` first");
+    assert_eq!(p.client().applied(), ["1"]);
+
+    p.run(&["rehearse"]).expect_code(0);
+    // Edited after the rehearsal: its checksum no longer matches.
+    p.migration("2_t", "CREATE TABLE t (id bigint);", Some("DROP TABLE t;"));
+    p.run(&["migrate"]).expect_code(1).expect_output("no passing rehearsal");
+
+    p.run(&["rehearse"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+    let mut c = p.client();
+    let id: Option<String> = c
+        .query_one("select rehearsal_id from backstop.applied where version = '2'", &[])
+        .unwrap()
+        .get(0);
+    assert!(id.is_some(), "the rehearsal that covered the run is stamped on it");
+}
+
+#[test]
+fn waiving_the_gate_is_audited() {
+    let p = project("rh_waive");
+    p.config(&format!("{}\n[rehearse]\nrequired = true\n", common::DEFAULT_CONFIG));
+    p.migration("2_t", "CREATE TABLE t (id int);", None);
+    p.run(&["migrate", "--skip-rehearsal", "hotfix for incident 42"]).expect_code(0);
+    let detail: serde_json::Value = p
+        .client()
+        .query_one(
+            "select details->'gates'->'rehearsal' from backstop.events where kind = 'migrate' and outcome = 'ok' order by id desc limit 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(detail["waived"], "hotfix for incident 42");
+}
+
+#[test]
+fn another_session_on_the_source_forces_a_dumped_copy_that_still_works() {
+    let p = project("rh_dump");
+    p.migration("2_t", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    let _busy = p.client(); // someone else is connected: no template copy
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["copy"]["method"], "dump", "{json:#}");
+    assert!(json["copy"]["fallback_reason"].as_str().unwrap().contains("other session"));
+}
+
+#[test]
+fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
+    let p = project("rh_stale");
+    p.migration("2_slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);", Some("DROP TABLE t;"));
+    let mut child = p.std_cmd(&["rehearse"]).spawn().unwrap();
+    let child_pid = child.id();
+    let mut admin = common::CLUSTER.connect("postgres").unwrap();
+    // Other tests rehearse at the same time: only this run's copies count,
+    // and they are named after the database they copy only via their marker.
+    let copies = |admin: &mut postgres::Client| -> Vec<String> {
+        admin
+            .query(
+                "select datname::text from pg_database
+                  where datname like 'backstop_rehearsal_%'
+                    and shobj_description(oid, 'pg_database') like $1",
+                &[&format!("% {}", child_pid)],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while copies(&mut admin).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!copies(&mut admin).is_empty(), "the rehearsal made no copy");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let left = copies(&mut admin);
+    assert!(!left.is_empty(), "a killed rehearsal cannot clean up after itself");
+    p.migration("2_slow", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    p.run(&["rehearse"]).expect_code(0);
+    assert!(copies(&mut admin).is_empty(), "stale copies {left:?} are left behind");
+}

@@ -1,0 +1,124 @@
+//! Lock tracing, as eugene does it: after each statement of a migration
+//! transaction, which locks the session newly holds on which relation, and
+//! which relations got new storage (a rewrite). Locks taken in a transaction
+//! are held until it ends, so a lock's cost is the time from the statement
+//! that took it to COMMIT.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use postgres::GenericClient;
+use serde::Serialize;
+
+const USER_RELATIONS: &str =
+    "n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+    and n.nspname not like 'pg_temp%'";
+
+/// A lock a statement took.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LockTaken {
+    /// The relation's OID: a table dropped and created again under the same
+    /// name is another relation.
+    #[serde(skip)]
+    pub oid: u32,
+    /// `schema.relation`.
+    pub relation: String,
+    /// e.g. `AccessExclusiveLock`.
+    pub mode: String,
+}
+
+impl LockTaken {
+    /// Whether the lock blocks plain reads (`SELECT`) of the relation.
+    pub fn blocks_reads(&self) -> bool {
+        self.mode == "AccessExclusiveLock"
+    }
+
+    /// Whether the lock blocks writes (`INSERT`/`UPDATE`/`DELETE`).
+    pub fn blocks_writes(&self) -> bool {
+        matches!(
+            self.mode.as_str(),
+            "ShareLock" | "ShareRowExclusiveLock" | "ExclusiveLock" | "AccessExclusiveLock"
+        )
+    }
+}
+
+/// What one statement did to locks and storage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatementTrace {
+    pub locks: Vec<LockTaken>,
+    /// Relations whose storage was replaced (`schema.relation`).
+    pub rewritten: Vec<String>,
+}
+
+/// The session's state between statements.
+#[derive(Debug, Clone, Default)]
+pub struct Tracer {
+    held: BTreeSet<LockTaken>,
+    filenodes: BTreeMap<u32, (String, u32)>,
+    /// Relations (OIDs) that existed before the first statement.
+    existing: BTreeSet<u32>,
+}
+
+impl Tracer {
+    /// Records the state before the first statement.
+    pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
+        let filenodes = filenodes(client)?;
+        let existing = filenodes.keys().copied().collect();
+        Ok(Tracer { held: locks(client)?, filenodes, existing })
+    }
+
+    /// What the statement just run changed; moves the baseline on.
+    pub fn step(
+        &mut self,
+        client: &mut impl GenericClient,
+    ) -> Result<StatementTrace, postgres::Error> {
+        let held = locks(client)?;
+        let nodes = filenodes(client)?;
+        // A lock on a relation this transaction created blocks nobody.
+        let locks = held
+            .difference(&self.held)
+            .filter(|l| self.existing.contains(&l.oid))
+            .cloned()
+            .collect();
+        let rewritten = nodes
+            .iter()
+            .filter_map(|(oid, (name, node))| match self.filenodes.get(oid) {
+                Some((_, before)) if before != node => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        self.held = held;
+        self.filenodes = nodes;
+        Ok(StatementTrace { locks, rewritten })
+    }
+}
+
+fn locks(client: &mut impl GenericClient) -> Result<BTreeSet<LockTaken>, postgres::Error> {
+    let rows = client.query(
+        &format!(
+            "select c.oid, n.nspname || '.' || c.relname, l.mode
+               from pg_locks l join pg_class c on c.oid = l.relation
+               join pg_namespace n on n.oid = c.relnamespace
+              where l.pid = pg_backend_pid() and l.granted and l.locktype = 'relation'
+                and c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| LockTaken { oid: r.get(0), relation: r.get(1), mode: r.get(2) })
+        .collect())
+}
+
+fn filenodes(
+    client: &mut impl GenericClient,
+) -> Result<BTreeMap<u32, (String, u32)>, postgres::Error> {
+    let rows = client.query(
+        &format!(
+            "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0)
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
+        ),
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+}

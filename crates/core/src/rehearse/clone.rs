@@ -1,0 +1,358 @@
+//! Throwaway copies of the database under rehearsal. On the same server a
+//! copy is `CREATE DATABASE ... TEMPLATE source` (with `STRATEGY FILE_COPY`
+//! on 15+), used only when the role may create databases and nobody else is
+//! connected to the source; otherwise the source is dumped once into a
+//! throwaway cluster, and copies are made from that. The source is only
+//! read. Copies carry a marker (owner host and pid) so a rehearsal killed
+//! mid-way leaves nothing the next one does not remove.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use postgres::Client;
+use serde::Serialize;
+
+use super::RehearseError;
+use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::conn::{parse_url, LibpqTarget};
+use crate::pg::{quote_ident, redact};
+
+const PREFIX: &str = "backstop_rehearsal_";
+const MARKER: &str = "backstop rehearsal copy; owner ";
+
+/// How the copies were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// `CREATE DATABASE ... TEMPLATE` on the source's own server.
+    Template,
+    /// `pg_dump | pg_restore` into a throwaway cluster.
+    Dump,
+}
+
+/// What the copy is, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyInfo {
+    pub method: Method,
+    /// The source, password masked.
+    pub source: String,
+    pub source_size_bytes: i64,
+    pub schema_only: bool,
+    /// Why the faster template copy was not used, if it was not.
+    pub fallback_reason: Option<String>,
+}
+
+/// One copy: a database on the server of `server_url`.
+#[derive(Debug, Clone)]
+pub struct CopyDb {
+    pub server_url: String,
+    pub dbname: String,
+}
+
+impl CopyDb {
+    pub fn connect(&self) -> Result<Client, RehearseError> {
+        crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
+            .map_err(RehearseError::Connect)
+    }
+}
+
+/// Where copies are made; drops every copy it made when dropped.
+pub struct Workspace {
+    /// A URL to the server the copies live on, database part replaced per copy.
+    server_url: String,
+    template: String,
+    made: Vec<String>,
+    cluster: Option<Cluster>,
+    run_id: String,
+    pub info: CopyInfo,
+}
+
+fn with_dbname(url: &str, dbname: &str) -> Result<postgres::Config, RehearseError> {
+    let mut config = parse_url(url).map_err(RehearseError::Connect)?;
+    config.dbname(dbname);
+    config.application_name("backstop rehearse");
+    Ok(config)
+}
+
+fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
+    with_dbname(url, dbname)?
+        .connect(postgres::NoTls)
+        .map_err(|e| RehearseError::Db { context: "connecting for the rehearsal copy", source: e })
+}
+
+/// A connection to a maintenance database of the server `url` points at.
+fn admin(url: &str) -> Result<Client, RehearseError> {
+    connect_to(url, "postgres").or_else(|_| connect_to(url, "template1"))
+}
+
+fn db_err(context: &'static str) -> impl Fn(postgres::Error) -> RehearseError {
+    move |source| RehearseError::Db { context, source }
+}
+
+fn owner_marker() -> String {
+    let host =
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    format!("{MARKER}{host} {}", std::process::id())
+}
+
+/// Drops copies left by rehearsals on this host whose process is gone.
+fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
+    let host =
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let rows = admin
+        .query(
+            "select d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
+               from pg_database d where d.datname like $1",
+            &[&format!("{PREFIX}%")],
+        )
+        .map_err(db_err("listing earlier rehearsal copies"))?;
+    for row in rows {
+        let (name, comment): (String, String) = (row.get(0), row.get(1));
+        let Some(owner) = comment.strip_prefix(MARKER) else { continue };
+        let Some((owner_host, pid)) = owner.rsplit_once(' ') else { continue };
+        let alive = pid.parse::<i32>().is_ok_and(|pid| {
+            !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            )
+        });
+        if owner_host == host && !alive {
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&name)
+                ))
+                .map_err(db_err("dropping a stale rehearsal copy"))?;
+        }
+    }
+    Ok(())
+}
+
+impl Workspace {
+    /// Prepares copies of the database `source_url` names.
+    pub fn open(source_url: &str, schema_only: bool) -> Result<Workspace, RehearseError> {
+        let source_db = source_dbname(source_url)?;
+        let mut admin = admin(source_url)?;
+        let _ = drop_stale_copies(&mut admin);
+        let size: i64 = admin
+            .query_one("select pg_database_size($1)", &[&source_db])
+            .map_err(db_err("reading the source's size"))?
+            .get(0);
+        let run_id = format!("{:x}", rand::random::<u32>());
+        let reason = if schema_only {
+            Some("a schema-only copy is dumped".to_string())
+        } else {
+            template_refusal(&mut admin, &source_db)?
+        };
+        let mut info = CopyInfo {
+            method: Method::Template,
+            source: redact(source_url),
+            source_size_bytes: size,
+            schema_only,
+            fallback_reason: reason.clone(),
+        };
+        drop(admin);
+        if reason.is_none() {
+            return Ok(Workspace {
+                server_url: source_url.to_string(),
+                template: source_db,
+                made: Vec::new(),
+                cluster: None,
+                run_id,
+                info,
+            });
+        }
+        info.method = Method::Dump;
+        let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
+        let base = "rehearsal_base";
+        dump_into(source_url, &cluster, base, schema_only)?;
+        Ok(Workspace {
+            server_url: cluster.url(base),
+            template: base.to_string(),
+            made: Vec::new(),
+            cluster: Some(cluster),
+            run_id,
+            info,
+        })
+    }
+
+    /// Makes a new copy.
+    pub fn copy(&mut self, label: &str) -> Result<CopyDb, RehearseError> {
+        let name = format!("{PREFIX}{}_{}_{label}", self.run_id, self.made.len());
+        let mut admin = admin(&self.server_url)?;
+        let strategy: i32 = admin
+            .query_one("select current_setting('server_version_num')::int", &[])
+            .map_err(db_err("reading the server version"))?
+            .get(0);
+        let strategy = if strategy >= 150000 { " STRATEGY FILE_COPY" } else { "" };
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}{strategy}",
+                quote_ident(&name),
+                quote_ident(&self.template)
+            ))
+            .map_err(|source| RehearseError::Db { context: "copying the database", source })?;
+        self.made.push(name.clone());
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS '{}'",
+                quote_ident(&name),
+                owner_marker().replace('\'', "''")
+            ))
+            .map_err(db_err("marking the rehearsal copy"))?;
+        Ok(CopyDb { server_url: self.server_url.clone(), dbname: name })
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if self.cluster.is_some() || self.made.is_empty() {
+            return; // a cluster takes its databases with it
+        }
+        if let Ok(mut admin) = admin(&self.server_url) {
+            for name in &self.made {
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(name)
+                ));
+            }
+        }
+    }
+}
+
+/// Why a template copy on the source's server is not possible, if it is not.
+fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String>, RehearseError> {
+    let can: bool = admin
+        .query_one(
+            "select rolsuper or (rolcreatedb and exists (
+                 select 1 from pg_database d where d.datname = $1
+                    and (d.datistemplate or pg_has_role(d.datdba, 'MEMBER'))))
+               from pg_roles where rolname = current_user",
+            &[&source_db],
+        )
+        .map_err(db_err("checking the right to create databases"))?
+        .get(0);
+    if !can {
+        return Ok(Some(
+            "the role may not create databases from the source (needs CREATEDB and ownership)"
+                .into(),
+        ));
+    }
+    let others: i64 = admin
+        .query_one(
+            "select count(*) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+            &[&source_db],
+        )
+        .map_err(db_err("checking for other sessions"))?
+        .get(0);
+    if others > 0 {
+        return Ok(Some(format!(
+            "{others} other session(s) are connected to the source; a template copy would need them gone"
+        )));
+    }
+    Ok(None)
+}
+
+/// `pg_dump -Fc source | pg_restore -d cluster/base`, after creating the
+/// source's roles (NOLOGIN) so ownership and grants restore.
+fn dump_into(
+    source_url: &str,
+    cluster: &Cluster,
+    base: &str,
+    schema_only: bool,
+) -> Result<(), RehearseError> {
+    let mut source = connect_to(source_url, &source_dbname(source_url)?)?;
+    let roles: Vec<String> = source
+        .query("select rolname::text from pg_roles where rolname !~ '^pg_'", &[])
+        .map_err(db_err("listing the source's roles"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let server_major: i32 = source
+        .query_one("select current_setting('server_version_num')::int / 10000", &[])
+        .map_err(db_err("reading the source's version"))?
+        .get(0);
+    drop(source);
+    let bin = cluster.bin();
+    if (bin.major as i32) < server_major {
+        return Err(RehearseError::Clone {
+            reason: format!(
+                "the local PostgreSQL tools are version {} but the source runs {server_major}; \
+                 install PostgreSQL {server_major} or newer locally",
+                bin.major
+            ),
+        });
+    }
+    let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+    for role in roles {
+        let exists = admin
+            .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
+            .map_err(db_err("creating roles in the copy"))?
+            .is_some();
+        if !exists {
+            admin
+                .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
+                .map_err(db_err("creating roles in the copy"))?;
+        }
+    }
+    drop(admin);
+    cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
+    pipe_dump(bin, source_url, &cluster.url(base), schema_only)
+}
+
+fn pipe_dump(bin: &PgBin, from: &str, to: &str, schema_only: bool) -> Result<(), RehearseError> {
+    let from = LibpqTarget::from_url(from, None).map_err(RehearseError::Connect)?;
+    let to = LibpqTarget::from_url(to, None).map_err(RehearseError::Connect)?;
+    let spawn_err = |tool: &str| {
+        let tool = tool.to_string();
+        move |source: std::io::Error| RehearseError::Tool {
+            tool: tool.clone(),
+            output: source.to_string(),
+        }
+    };
+    let mut dump = Command::new(bin.tool("pg_dump"));
+    dump.args(["--format=custom", "--no-password"]);
+    if schema_only {
+        dump.arg("--schema-only");
+    }
+    dump.arg(format!("--dbname={}", from.conninfo));
+    from.apply(&mut dump);
+    let mut dump =
+        dump.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(spawn_err("pg_dump"))?;
+    let mut restore = Command::new(bin.tool("pg_restore"));
+    restore.args(["--no-password", "--exit-on-error"]).arg(format!("--dbname={}", to.conninfo));
+    to.apply(&mut restore);
+    let restore = restore
+        .stdin(dump.stdout.take().expect("piped"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err("pg_restore"))?;
+    let restored = restore.wait_with_output().map_err(spawn_err("pg_restore"))?;
+    let mut dump_err = String::new();
+    if let Some(mut e) = dump.stderr.take() {
+        let _ = e.read_to_string(&mut dump_err);
+    }
+    let dumped = dump.wait().map_err(spawn_err("pg_dump"))?;
+    if !dumped.success() {
+        return Err(RehearseError::Tool { tool: "pg_dump".into(), output: dump_err.trim().into() });
+    }
+    if !restored.status.success() {
+        let output = String::from_utf8_lossy(&restored.stderr).trim().to_string();
+        let hint = if output.contains("extension") {
+            " (an extension the source uses is not installed locally; install it, e.g. its postgresql-contrib or -<name> package)"
+        } else {
+            ""
+        };
+        return Err(RehearseError::Tool {
+            tool: "pg_restore".into(),
+            output: format!("{output}{hint}"),
+        });
+    }
+    Ok(())
+}
+
+fn source_dbname(url: &str) -> Result<String, RehearseError> {
+    let config = parse_url(url).map_err(RehearseError::Connect)?;
+    Ok(config.get_dbname().unwrap_or("postgres").to_string())
+}

@@ -1,0 +1,552 @@
+//! Rehearsals: the whole migration path on throwaway copies of the target,
+//! timed. Snapshot the copy; apply each pending migration with its locks
+//! traced; prove each down restores schema and data (up → down → up); run
+//! failure scenarios on fresh copies; flag downs that lose data; write a
+//! report and record the pass keyed by the migrations' checksums, which the
+//! rehearsal gate of `migrate` looks for.
+
+mod clone;
+pub mod gate;
+mod lossy;
+pub mod record;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::migrate::trace::StatementTrace;
+use crate::migrate::{
+    self, ApplyError, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings,
+};
+use crate::pg::checksum::{table_checksums, TableChecksum};
+use crate::pg::cluster::ClusterError;
+use crate::pg::conn::ConnectError;
+use crate::pg::fingerprint::Schema;
+use crate::source::Migration;
+
+pub use clone::{CopyInfo, Method};
+pub use lossy::Lossy;
+
+/// Why a rehearsal could not be carried out (as opposed to one that ran
+/// and found problems, which is a report with `ok: false`).
+#[derive(Debug, thiserror::Error)]
+pub enum RehearseError {
+    #[error(transparent)]
+    Connect(ConnectError),
+    #[error("could not start a throwaway cluster for the copy")]
+    Cluster(#[source] ClusterError),
+    #[error("could not copy the database: {reason}")]
+    Clone { reason: String },
+    #[error("{tool} failed while copying the database: {output}")]
+    Tool { tool: String, output: String },
+    #[error("database error while {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("could not {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Lock(#[from] crate::pg::lock::LockError),
+}
+
+impl RehearseError {
+    /// The exit code: environment failures are 3, apply errors keep theirs.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RehearseError::Connect(ConnectError::BadUrl { .. }) => 2,
+            RehearseError::Apply(e) => e.exit_code(),
+            _ => 3,
+        }
+    }
+}
+
+/// What to rehearse and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Copy the schema only (quick; does not satisfy the gate unless
+    /// `accept_schema_only`).
+    pub schema_only: bool,
+    /// Only pending migrations with versions in this inclusive range.
+    pub range: Option<(String, String)>,
+}
+
+/// A snapshot of a copy: its schema and every table's content.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    schema: Schema,
+    tables: Vec<TableChecksum>,
+}
+
+fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {
+    let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
+    Ok(Snapshot {
+        schema: Schema::read(client).map_err(db)?,
+        tables: table_checksums(client).map_err(db)?,
+    })
+}
+
+/// A way the copy differs from a snapshot, named by object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    /// The migration whose down did not restore, if one is to blame.
+    pub version: Option<String>,
+    pub object: String,
+    pub message: String,
+}
+
+fn compare(before: &Snapshot, after: &Snapshot, version: Option<&str>) -> Vec<Difference> {
+    let lead = match version {
+        Some(v) => format!("down.sql of {v} does not restore: "),
+        None => String::new(),
+    };
+    let mut out: Vec<Difference> = before
+        .schema
+        .differences(&after.schema)
+        .into_iter()
+        .map(|d| Difference {
+            version: version.map(str::to_string),
+            object: d
+                .split(" is ")
+                .next()
+                .unwrap_or(&d)
+                .split(" changed")
+                .next()
+                .unwrap_or(&d)
+                .to_string(),
+            message: format!("{lead}{d}"),
+        })
+        .collect();
+    for t in &before.tables {
+        match after.tables.iter().find(|a| a.table == t.table) {
+            Some(a) if a == t => {}
+            Some(a) => out.push(Difference {
+                version: version.map(str::to_string),
+                object: format!("table {}", t.table),
+                message: format!(
+                    "{lead}data of table {} differs ({} rows before, {} after)",
+                    t.table, t.rows, a.rows
+                ),
+            }),
+            // A missing table is already a schema difference.
+            None => {}
+        }
+    }
+    out
+}
+
+/// One timed step of the rehearsal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+/// The up → down → up check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoundTrip {
+    pub ok: bool,
+    pub differences: Vec<Difference>,
+    /// Differences that change no behaviour (column order).
+    pub cosmetic: Vec<Difference>,
+}
+
+/// A failure scenario played on a fresh copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// `A`, `B` or `C`.
+    pub name: String,
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+/// A lock a migration statement took, and for how long it was held.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockRow {
+    pub version: String,
+    pub statement: usize,
+    pub sql: String,
+    pub relation: String,
+    pub mode: String,
+    pub blocks_reads: bool,
+    pub blocks_writes: bool,
+    pub rewritten: bool,
+    /// From the statement's start to the transaction's end.
+    pub held_ms: u64,
+}
+
+/// A migration as rehearsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehearsed {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+}
+
+/// The result of a rehearsal: what `--format json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehearsal {
+    pub id: String,
+    pub ok: bool,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: u64,
+    pub copy: CopyInfo,
+    pub tables: usize,
+    pub rows: i64,
+    pub migrations: Vec<Rehearsed>,
+    /// The key the gate matches: ordered (version, checksum) pairs, hashed.
+    pub key: String,
+    pub steps: Vec<Step>,
+    pub round_trip: RoundTrip,
+    pub scenarios: Vec<Scenario>,
+    pub lossy: Vec<Lossy>,
+    pub locks: Vec<LockRow>,
+    /// The Markdown report, once written.
+    pub report: Option<PathBuf>,
+}
+
+/// The gate's key for an ordered list of migrations.
+pub fn key_of<'a>(migrations: impl IntoIterator<Item = &'a Migration>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for m in migrations {
+        hasher.update(m.version.as_bytes());
+        hasher.update(b":");
+        hasher.update(m.checksum.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// Collects lock traces while passing notes on to the caller's progress.
+struct Tracing<'p> {
+    inner: &'p mut dyn Progress,
+    statements: Vec<(String, usize, String, Duration, StatementTrace)>,
+}
+
+impl Progress for Tracing<'_> {
+    fn note(&mut self, note: Note<'_>) {
+        if let Note::Statement {
+            version,
+            direction: Direction::Up,
+            index,
+            sql,
+            elapsed,
+            trace: Some(trace),
+            ..
+        } = &note
+        {
+            self.statements.push((
+                version.to_string(),
+                *index + 1,
+                sql.to_string(),
+                *elapsed,
+                (*trace).clone(),
+            ));
+        }
+        self.inner.note(note);
+    }
+
+    fn trace_locks(&self) -> bool {
+        true
+    }
+}
+
+impl Tracing<'_> {
+    /// Turns the traces of one committed up into lock rows.
+    fn drain_locks(&mut self) -> Vec<LockRow> {
+        let stmts = std::mem::take(&mut self.statements);
+        let mut rows = Vec::new();
+        for (i, (version, statement, sql, _, trace)) in stmts.iter().enumerate() {
+            // Held from this statement until the group's COMMIT.
+            let held: Duration = stmts[i..].iter().map(|s| s.3).sum();
+            for lock in &trace.locks {
+                rows.push(LockRow {
+                    version: version.clone(),
+                    statement: *statement,
+                    sql: sql.lines().next().unwrap_or_default().to_string(),
+                    relation: lock.relation.clone(),
+                    mode: lock.mode.clone(),
+                    blocks_reads: lock.blocks_reads(),
+                    blocks_writes: lock.blocks_writes(),
+                    rewritten: trace.rewritten.contains(&lock.relation),
+                    held_ms: ms(held),
+                });
+            }
+        }
+        rows
+    }
+}
+
+/// Which of `migrations` are pending on the copy, within `range`.
+fn pending<'m>(
+    client: &mut Client,
+    migrations: &'m [Migration],
+    range: &Option<(String, String)>,
+) -> Result<Vec<&'m Migration>, RehearseError> {
+    let status = migrate::status(client, migrations)?;
+    if !status.drifted.is_empty() {
+        return Err(ApplyError::Drift(status.drifted).into());
+    }
+    Ok(migrations
+        .iter()
+        .filter(|m| status.pending.iter().any(|p| p.version == m.version))
+        .filter(|m| match range {
+            Some((a, b)) => {
+                crate::source::compare_versions(&m.version, a).is_ge()
+                    && crate::source::compare_versions(&m.version, b).is_le()
+            }
+            None => true,
+        })
+        .collect())
+}
+
+/// Rehearses the pending migrations of the database at `source_url`.
+pub fn rehearse(
+    source_url: &str,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Rehearsal, RehearseError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let id = format!("{}-{:04x}", started_at.format("%Y%m%d-%H%M%S"), rand::random::<u16>());
+    let mut steps = Vec::new();
+
+    let t = Instant::now();
+    let mut workspace = clone::Workspace::open(source_url, options.schema_only)?;
+    let main_copy = workspace.copy("round_trip")?;
+    steps.push(Step {
+        name: "copy".into(),
+        ok: true,
+        duration_ms: ms(t.elapsed()),
+        detail: match workspace.info.method {
+            Method::Template => "template copy on the source's server".to_string(),
+            Method::Dump => format!(
+                "dump into a throwaway cluster ({})",
+                workspace.info.fallback_reason.clone().unwrap_or_default()
+            ),
+        },
+    });
+
+    let mut client = main_copy.connect()?;
+    let todo: Vec<Migration> =
+        pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
+    let t = Instant::now();
+    let start = snapshot(&mut client)?;
+    steps.push(Step {
+        name: "snapshot".into(),
+        ok: true,
+        duration_ms: ms(t.elapsed()),
+        detail: format!("schema {} and {} tables", start.schema.fingerprint(), start.tables.len()),
+    });
+
+    let mut tracing = Tracing { inner: progress, statements: Vec::new() };
+    let mut round_trip = RoundTrip { ok: true, ..Default::default() };
+    let mut locks = Vec::new();
+    // Only this run's migrations may be applied on the copy, in order.
+    let mut known: Vec<Migration> = migrations
+        .iter()
+        .filter(|m| !todo.iter().any(|t| t.version == m.version))
+        .cloned()
+        .collect();
+    for m in &todo {
+        known.push(m.clone());
+        let trip = round_trip_one(&mut client, &known, settings, m, &mut tracing)?;
+        round_trip.ok &= trip.step.ok;
+        round_trip.differences.extend(trip.differences);
+        round_trip.cosmetic.extend(trip.cosmetic);
+        locks.extend(trip.locks);
+        steps.push(trip.step);
+        if !round_trip.ok {
+            break;
+        }
+    }
+    drop(client);
+
+    let mut scenarios = Vec::new();
+    if !todo.is_empty() {
+        let copy = workspace.copy("scenario_a")?;
+        scenarios.push(scenario_a(&copy, migrations, settings, &todo, tracing.inner)?);
+    }
+
+    let lossy = lossy::find(&todo);
+    let ok = steps.iter().all(|s| s.ok) && round_trip.ok && scenarios.iter().all(|s| s.ok);
+    Ok(Rehearsal {
+        id,
+        ok,
+        started_at,
+        duration_ms: ms(started.elapsed()),
+        copy: workspace.info.clone(),
+        tables: start.tables.len(),
+        rows: start.tables.iter().map(|t| t.rows).sum(),
+        key: key_of(todo.iter()),
+        migrations: todo
+            .iter()
+            .map(|m| Rehearsed {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+            })
+            .collect(),
+        steps,
+        round_trip,
+        scenarios,
+        lossy,
+        locks,
+        report: None,
+    })
+}
+
+/// One migration's round trip: its step, the locks its up took, and the
+/// behaviour and cosmetic differences its down left.
+struct OneTrip {
+    step: Step,
+    locks: Vec<LockRow>,
+    differences: Vec<Difference>,
+    cosmetic: Vec<Difference>,
+}
+
+/// Applies `m` (the last of `known`), reverts it, compares, applies it again.
+fn round_trip_one(
+    client: &mut Client,
+    known: &[Migration],
+    settings: &Settings,
+    m: &Migration,
+    tracing: &mut Tracing<'_>,
+) -> Result<OneTrip, RehearseError> {
+    let t = Instant::now();
+    let name = format!("round trip {}", m.label());
+    let fail = |detail: String, differences: Vec<Difference>| {
+        Ok(OneTrip {
+            step: Step { name: name.clone(), ok: false, duration_ms: ms(t.elapsed()), detail },
+            locks: Vec::new(),
+            differences,
+            cosmetic: Vec::new(),
+        })
+    };
+    let before = snapshot(client)?;
+    let opts = MigrateOptions { to: Some(m.version.clone()), ..Default::default() };
+    let up = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
+    let lock_rows = tracing.drain_locks();
+    if let Some(f) = up.failure {
+        return fail(format!("up failed: {}", f.message), Vec::new());
+    }
+    let up_ms = ms(t.elapsed());
+    if m.down.is_none() {
+        let diff = Difference {
+            version: Some(m.version.clone()),
+            object: "down.sql".into(),
+            message: format!("{} has no down.sql: it cannot be rolled back", m.label()),
+        };
+        return fail(diff.message.clone(), vec![diff]);
+    }
+    let down =
+        migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
+    if let Some(f) = down.failure {
+        let diff = Difference {
+            version: Some(m.version.clone()),
+            object: "down.sql".into(),
+            message: format!("down.sql of {} fails: {}", m.version, f.message),
+        };
+        return fail(diff.message.clone(), vec![diff]);
+    }
+    let after = snapshot(client)?;
+    let diffs = compare(&before, &after, Some(&m.version));
+    let cosmetic: Vec<Difference> = before
+        .schema
+        .cosmetic_differences(&after.schema)
+        .into_iter()
+        .map(|d| Difference {
+            version: Some(m.version.clone()),
+            object: d.split(" changed").next().unwrap_or(&d).to_string(),
+            message: format!("down.sql of {} changes {d} (only SELECT * notices)", m.version),
+        })
+        .collect();
+    let again = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
+    tracing.statements.clear();
+    if let Some(f) = again.failure {
+        return fail(format!("up after down failed: {}", f.message), diffs);
+    }
+    let ok = diffs.is_empty();
+    let detail = if ok {
+        format!("up {up_ms}ms, down and up again: schema and data restored")
+    } else {
+        format!("{} difference(s) after down", diffs.len())
+    };
+    Ok(OneTrip {
+        step: Step { name, ok, duration_ms: ms(t.elapsed()), detail },
+        locks: lock_rows,
+        differences: diffs,
+        cosmetic,
+    })
+}
+
+/// Scenario A: a statement fails at the end of the last migration; the
+/// automatic rollback must leave the copy exactly as it was.
+fn scenario_a(
+    copy: &clone::CopyDb,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Scenario, RehearseError> {
+    let mut client = copy.connect()?;
+    let before = snapshot(&mut client)?;
+    let mut broken: Vec<Migration> = migrations.to_vec();
+    let last = todo.last().expect("called with pending migrations");
+    let target = broken.iter_mut().find(|m| m.version == last.version).expect("pending is known");
+    let injected = backstop_lint::split(
+        "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
+    )
+    .expect("valid SQL");
+    target.up.statements.extend(injected);
+    let t = Instant::now();
+    let report = migrate::migrate(
+        &mut client,
+        &broken,
+        settings,
+        &MigrateOptions::default(),
+        &mut [],
+        progress,
+    )?;
+    let duration_ms = ms(t.elapsed());
+    let after = snapshot(&mut client)?;
+    let diffs = compare(&before, &after, None);
+    let (ok, detail) = match (&report.failure, diffs.is_empty(), report.done.is_empty()) {
+        (Some(f), true, true) if f.rolled_back => {
+            (true, format!("injected failure in {} rolled back automatically; copy identical to the start", last.version))
+        }
+        (None, _, _) => (false, "the injected failure did not stop the migration".to_string()),
+        (Some(_), _, false) => (
+            false,
+            format!(
+                "{} committed before the failure (separate transactions): a failure there leaves them applied",
+                report.done.iter().map(|d| d.version.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        (Some(_), _, true) => (
+            false,
+            format!("the copy differs after the rollback: {}", diffs.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")),
+        ),
+    };
+    Ok(Scenario { name: "A".into(), ok, duration_ms, detail })
+}

@@ -1,0 +1,65 @@
+//! Recording passes: in the target's `backstop.rehearsals` (when it can be
+//! reached) and as JSON beside the Markdown report, keyed by the ordered
+//! (version, checksum) pairs of the rehearsed migrations.
+
+use std::path::Path;
+
+use postgres::Client;
+
+use super::{Rehearsal, RehearseError};
+use crate::migrate::history;
+use crate::pg::lock::MigrationLock;
+
+/// Writes the rehearsal into the target's history. The lock is taken so the
+/// `backstop` schema is never created by two runs at once.
+pub fn record(
+    client: &mut Client,
+    r: &Rehearsal,
+    wait: std::time::Duration,
+) -> Result<(), RehearseError> {
+    let db = |context| move |source| RehearseError::Db { context, source };
+    let mut lock = MigrationLock::acquire(client, wait, |_| {})?;
+    history::ensure_schema(&mut lock).map_err(db("creating the backstop schema"))?;
+    let migrations = serde_json::to_value(&r.migrations).unwrap_or_default();
+    let report = r.report.as_ref().map(|p| p.display().to_string());
+    lock.execute(
+        "insert into backstop.rehearsals (id, key, ok, full_data, migrations, duration_ms, report, by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &r.id,
+            &r.key,
+            &r.ok,
+            &!r.copy.schema_only,
+            &migrations,
+            &(r.duration_ms as i64),
+            &report,
+            &crate::audit::actor(),
+        ],
+    )
+    .map_err(db("recording the rehearsal"))?;
+    let event = crate::audit::Event {
+        kind: "rehearse",
+        outcome: if r.ok { "ok" } else { "failed" },
+        versions: r.migrations.iter().map(|m| m.version.clone()).collect(),
+        details: serde_json::json!({ "id": r.id, "key": r.key, "report": report }),
+    };
+    crate::audit::record(&mut *lock, &event).map_err(db("writing the audit event"))?;
+    Ok(())
+}
+
+/// Writes the report and its JSON twin into `dir` and returns the report's path.
+pub fn write_files(dir: &Path, r: &mut Rehearsal) -> Result<std::path::PathBuf, RehearseError> {
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RehearseError::Io { action, path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let stem = format!("{}-{}", r.started_at.format("%Y-%m-%d"), r.id);
+    let md = dir.join(format!("{stem}.md"));
+    r.report = Some(md.clone());
+    std::fs::write(&md, super::report::markdown(r)).map_err(io("write", &md))?;
+    let json = dir.join(format!("{stem}.json"));
+    let text = serde_json::to_string_pretty(r).unwrap_or_default();
+    std::fs::write(&json, text).map_err(io("write", &json))?;
+    Ok(md)
+}

@@ -1,0 +1,186 @@
+//! The rehearsal report in Markdown: what was rehearsed, on what copy,
+//! each step and scenario with its time, the lock trace, round-trip
+//! differences, lossy downs and the measured time to roll back.
+
+use std::fmt::Write as _;
+
+use super::{Method, Rehearsal};
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms >= 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+fn human_bytes(b: i64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
+/// Cells must not break the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the report.
+pub fn markdown(r: &Rehearsal) -> String {
+    let mut out = String::new();
+    let verdict = if r.ok { "PASSED" } else { "FAILED" };
+    let _ = writeln!(out, "# Rehearsal {}: {verdict}\n", r.id);
+    let _ = writeln!(
+        out,
+        "Run {} UTC, took {}. Last tested: {}.\n",
+        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+        human_ms(r.duration_ms),
+        r.started_at.format("%Y-%m-%d")
+    );
+
+    let _ = writeln!(out, "## What was rehearsed\n");
+    if r.migrations.is_empty() {
+        let _ = writeln!(out, "Nothing was pending.\n");
+    } else {
+        let _ = writeln!(out, "| version | name | checksum |\n|---|---|---|");
+        for m in &r.migrations {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` |",
+                m.version,
+                cell(&m.name),
+                &m.checksum[..16.min(m.checksum.len())]
+            );
+        }
+        let _ = writeln!(out, "\nGate key: `{}`\n", r.key);
+    }
+
+    let _ = writeln!(out, "## The copy\n");
+    let how = match r.copy.method {
+        Method::Template => "template copy on the source's server".to_string(),
+        Method::Dump => format!(
+            "pg_dump into a throwaway cluster{}",
+            r.copy.fallback_reason.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "- source: `{}` ({})\n- method: {how}\n- data: {}\n- {} tables, {} rows\n",
+        r.copy.source,
+        human_bytes(r.copy.source_size_bytes),
+        if r.copy.schema_only { "schema only" } else { "full" },
+        r.tables,
+        r.rows
+    );
+
+    let _ = writeln!(out, "## Steps\n\n| | step | time | detail |\n|---|---|---|---|");
+    for s in &r.steps {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            mark(s.ok),
+            cell(&s.name),
+            human_ms(s.duration_ms),
+            cell(&s.detail)
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Failure scenarios\n\n| | scenario | time | detail |\n|---|---|---|---|"
+    );
+    for s in &r.scenarios {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            mark(s.ok),
+            s.name,
+            human_ms(s.duration_ms),
+            cell(&s.detail)
+        );
+    }
+    if r.scenarios.is_empty() {
+        let _ = writeln!(out, "| | none | | nothing pending |");
+    }
+
+    let _ = writeln!(out, "\n## Round trip (up → down → up)\n");
+    if r.round_trip.ok {
+        let _ = writeln!(
+            out,
+            "✓ every down restores the schema and the data of every table that existed before."
+        );
+    } else {
+        for d in &r.round_trip.differences {
+            let _ = writeln!(out, "- ✗ {}", d.message);
+        }
+    }
+    for d in &r.round_trip.cosmetic {
+        let _ = writeln!(out, "- note: {}", d.message);
+    }
+
+    let _ = writeln!(out, "\n## Lossy downs\n");
+    if r.lossy.is_empty() {
+        let _ = writeln!(out, "None: no down drops a table or column its up created.");
+    }
+    for l in &r.lossy {
+        let _ = writeln!(out, "- ⚠ {}", l.message);
+    }
+
+    let _ = writeln!(out, "\n## Locks\n");
+    if r.locks.is_empty() {
+        let _ = writeln!(out, "No locks on existing relations were traced.");
+    } else {
+        let _ = writeln!(
+            out,
+            "| version | stmt | statement | relation | lock | blocks | rewrite | held |\n|---|---|---|---|---|---|---|---|"
+        );
+        for l in &r.locks {
+            let blocks = match (l.blocks_reads, l.blocks_writes) {
+                (true, _) => "reads and writes",
+                (false, true) => "writes",
+                _ => "-",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} | {blocks} | {} | {} |",
+                l.version,
+                l.statement,
+                cell(&l.sql),
+                l.relation,
+                l.mode,
+                if l.rewritten { "yes" } else { "no" },
+                human_ms(l.held_ms)
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\n## Time to roll back\n");
+    let downs: Vec<_> = r.steps.iter().filter(|s| s.name.starts_with("round trip")).collect();
+    if !downs.is_empty() {
+        let total: u64 = downs.iter().map(|s| s.duration_ms).sum();
+        let _ =
+            writeln!(out, "- round trips (up, down, up) of all migrations: {}", human_ms(total));
+    }
+    for s in &r.scenarios {
+        let method = match s.name.as_str() {
+            "A" => "automatic transaction rollback",
+            "B" => "restore of the pre-migration backup",
+            "C" => "full rollback (export, down, restore)",
+            _ => "scenario",
+        };
+        let _ = writeln!(out, "- {method} (scenario {}): {}", s.name, human_ms(s.duration_ms));
+    }
+    out
+}
