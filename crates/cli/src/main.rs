@@ -38,6 +38,10 @@ enum Command {
     Repair(commands::repair::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
     Demo(commands::demo::Args),
+    /// Assess the risk of pending migrations: findings and a GO / CONDITIONAL GO / NO-GO verdict.
+    Check(commands::check::Args),
+    /// List the check's rules, or show one rule's docs and examples.
+    Explain(commands::explain::Args),
     /// Verified backups: create, list, verify, prune.
     Backup(commands::backup::Args),
     /// Restore a backup over the database (writes frozen, current state kept).
@@ -84,6 +88,8 @@ fn main() -> ExitCode {
         Command::Rehearse(args) => commands::rehearse::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Check(args) => commands::check::run(args, config),
+        Command::Explain(args) => commands::explain::run(args),
         Command::Backup(args) => commands::backup::run(args, config),
         Command::Restore(args) => commands::restore::run(args, config),
         Command::Unfreeze(args) => commands::unfreeze::run(args, config),

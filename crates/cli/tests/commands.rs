@@ -238,7 +238,9 @@ fn expect_refused(p: &Project, db: &mut postgres::Client, up: &str, problems: &[
         std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
     }
     p.migration("1_damage", up, None);
-    let run = p.run(&["migrate"]);
+    // The check gate calls this NO-GO; accepting the risk lets the run reach
+    // the transaction guard, which is what this test is about.
+    let run = p.run(&["migrate", "--accept-risk", "BS100"]);
     run.expect_code(1).expect_output("rolled back");
     for problem in problems {
         run.expect_output(problem);
@@ -318,7 +320,7 @@ fn no_transaction_migration_cannot_delete_from_a_protected_table_after_a_stats_f
         "-- backstop:no-transaction\nDELETE FROM users WHERE id < 3;\nSELECT pg_sleep(1.2);\n",
         None,
     );
-    p.run(&["migrate"])
+    p.run(&["migrate", "--accept-risk", "BS100"])
         .expect_code(1)
         .expect_output("statement 1/2 damaged a protected table")
         .expect_output("protected table users had 2 row(s) deleted")
@@ -351,7 +353,10 @@ fn missing_protected_table_fails_pre_flight_and_nothing_runs() {
     let p = Project::new("preflight");
     p.config(PROTECTED_USERS);
     p.migration("1_a", "CREATE TABLE a (id int);", None);
-    p.run(&["migrate"])
+    // The check gate sees the missing table first ...
+    p.run(&["migrate"]).expect_code(1).expect_output("NO-GO: BS100");
+    // ... and past it, pre-flight still refuses.
+    p.run(&["migrate", "--accept-risk", "BS100"])
         .expect_code(1)
         .expect_output("pre-flight check failed")
         .expect_output("protected table users does not exist");
@@ -389,7 +394,7 @@ protected_tables = ['x"; DROP TABLE users; --']
     assert_eq!(db.applied(), ["1"]);
 
     p.migration("2_drop_it", "DROP TABLE \"x\"\"; DROP TABLE users; --\";\n", None);
-    p.run(&["migrate"])
+    p.run(&["migrate", "--accept-risk", "BS100"])
         .expect_code(1)
         .expect_output(r#"protected table x"; DROP TABLE users; -- was dropped"#);
     assert!(db.exists(r#""x""; DROP TABLE users; --""#));

@@ -33,8 +33,9 @@ fn a_non_superuser_database_owner_can_migrate_guard_and_roll_back() {
     project.run_with_url(&url, &["migrate"]).expect_code(0);
 
     project.migration("3_cleanup", "DELETE FROM users WHERE id > 5;", Some("SELECT 1;"));
+    // Past the check gate (accepted), the guard must still hold as a non-superuser.
     project
-        .run_with_url(&url, &["migrate"])
+        .run_with_url(&url, &["migrate", "--accept-risk", "BS100"])
         .expect_code(1)
         .expect_output("protected table users had 5 row(s) deleted");
     project.run_with_url(&url, &["rollback", "--to", "1"]).expect_code(0);

@@ -48,6 +48,8 @@ struct File {
     backup: BackupSection,
     #[serde(default)]
     freeze: FreezeSection,
+    #[serde(default)]
+    check: crate::check::CheckSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +248,8 @@ pub struct Config {
     pub rehearse: RehearseSection,
     pub backup: BackupSection,
     pub freeze: FreezeSection,
+    /// `[check]`: the risk check and the migrate gate built on it.
+    pub check: crate::check::CheckSection,
 }
 
 impl Config {
@@ -265,6 +269,7 @@ impl Config {
                 rehearse: Default::default(),
                 backup: Default::default(),
                 freeze: Default::default(),
+                check: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -306,6 +311,7 @@ impl Config {
             rehearse,
             backup,
             freeze: file.freeze,
+            check: file.check,
         })
     }
 

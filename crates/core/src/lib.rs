@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod check;
 pub mod config;
 pub mod freeze;
 pub mod migrate;

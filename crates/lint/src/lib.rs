@@ -1,8 +1,20 @@
 //! Pure analysis of migration SQL: PostgreSQL's own parser splits the text
-//! into statements and says what each one does. No IO, no database.
+//! into statements and says what each one does, and the rules in
+//! [`rules`] turn that into a risk assessment. No IO, no database: the live
+//! part of a check lives in `backstop-core`.
 
+pub mod analyze;
+pub mod model;
 pub mod parse;
+pub mod rules;
+pub mod suppress;
 
+pub use analyze::{check, Input, InputError, Options, Report};
+pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
     checksum, redact_secrets, split, Facts, Position, RelationName, Statement, SyntaxError,
 };
+pub use rules::{Code, Family};
+
+/// The first-line marker of a migration that must run outside a transaction.
+pub const NO_TRANSACTION_MARKER: &str = "-- backstop:no-transaction";

@@ -49,7 +49,7 @@ pub struct RelationName {
 }
 
 impl RelationName {
-    fn from_range_var(rv: &protobuf::RangeVar) -> Self {
+    pub(crate) fn from_range_var(rv: &protobuf::RangeVar) -> Self {
         RelationName {
             schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
             name: rv.relname.clone(),
@@ -159,7 +159,7 @@ fn string_literals(sql: &str) -> Vec<String> {
         .collect()
 }
 
-fn facts_of(node: &NodeEnum) -> Facts {
+pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
     let mut facts = Facts::default();
     match node {
         NodeEnum::TransactionStmt(_) => facts.transaction_control = true,

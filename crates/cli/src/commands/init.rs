@@ -35,6 +35,17 @@ lock_wait = "10min"
 # How often a migration that hit lock_timeout is retried, with backoff.
 lock_retries = 3
 
+[check]
+# `backstop migrate` runs the risk check first and refuses a NO-GO unless
+# --accept-risk CODE names each critical finding (recorded in the audit log).
+required = true
+# `backstop check` exits 1 from this severity up: critical, high, medium, low.
+fail_on = "critical"
+# A new table with one of these columns needs row level security.
+owner_columns = ["user_id", "tenant_id", "owner_id"]
+# Rules this project turns off, by code or name (`backstop explain` lists them).
+skip = []
+
 [backup]
 # migrate takes a verified backup first (pg_dump, checksummed manifest).
 # Where backups go, relative to this file (keep it out of version control).

@@ -25,6 +25,10 @@ pub struct Args {
     /// One transaction per migration instead of one for all.
     #[arg(long)]
     each: bool,
+    /// Accept a critical risk the check gate found, by rule code
+    /// (repeatable); recorded in the audit log.
+    #[arg(long = "accept-risk", value_name = "CODE", value_parser = super::check::parse_code)]
+    accept_risk: Vec<backstop_lint::Code>,
     /// Use this backup (recent and verified) instead of taking one.
     #[arg(long, value_name = "ID", conflicts_with = "no_backup")]
     backup: Option<String>,
@@ -44,6 +48,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    // In the order of the runbook: the risk check, then the rehearsal.
+    let mut check_gate = super::check::migrate_gate(
+        &ctx.config,
+        &ctx.url,
+        args.accept_risk,
+        args.output.format == Format::Text,
+    );
     let mut rehearsal: Box<dyn Gate> = match args.skip_rehearsal {
         Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
         None => Box::new(RehearsalGate {
@@ -59,8 +70,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         args.no_backup,
         &mut backup_progress,
     )?;
-    // Cheap refusals first: the rehearsal record is a lookup, the backup a dump.
+    // Cheap refusals first: the check and the rehearsal record cost little,
+    // the backup is a dump.
     let mut gates: Vec<&mut dyn Gate> = Vec::new();
+    if let Some(gate) = check_gate.as_mut() {
+        gates.push(gate);
+    }
     if ctx.config.rehearse.required {
         gates.push(rehearsal.as_mut());
     }

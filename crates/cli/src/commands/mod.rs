@@ -2,7 +2,9 @@
 //! migrations, connecting, exit codes.
 
 pub mod backup;
+pub mod check;
 pub mod demo;
+pub mod explain;
 pub mod init;
 pub mod migrate;
 pub mod new;
@@ -91,6 +93,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::rehearse::RehearseError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::check::CheckError>() {
             return e.exit_code();
         }
         if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {

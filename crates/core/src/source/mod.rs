@@ -14,7 +14,7 @@ use backstop_lint::{Position, Statement, SyntaxError};
 pub use layout::Layout;
 
 /// The first-line marker of a migration that must run outside a transaction.
-pub const NO_TRANSACTION_MARKER: &str = "-- backstop:no-transaction";
+pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
 
 /// What is wrong with the migrations folder. All are input errors (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -114,13 +114,48 @@ fn version_key(v: &str) -> Vec<(usize, String)> {
 
 /// Reads every migration in `dir`, sorted by version.
 pub fn load(dir: &Path) -> Result<Vec<Migration>, SourceError> {
+    load_with(dir, true)
+}
+
+/// Like [`load`], but lets through what only `migrate` must refuse
+/// (`BEGIN`/`COMMIT` in a file, `CONCURRENTLY` without the no-transaction
+/// marker), so that `backstop check` can report them as findings among
+/// the others. Syntax errors still stop it.
+pub fn load_for_check(dir: &Path) -> Result<Vec<Migration>, SourceError> {
+    load_with(dir, false)
+}
+
+/// The files of one migration, found but not read.
+#[derive(Debug, Clone)]
+pub struct MigrationFiles {
+    pub version: String,
+    pub name: String,
+    pub up: PathBuf,
+    pub down: Option<PathBuf>,
+}
+
+/// The migrations in `dir`, sorted by version, without reading or parsing
+/// them: for `backstop check`, which parses each file once itself.
+pub fn discover(dir: &Path) -> Result<Vec<MigrationFiles>, SourceError> {
+    if !dir.is_dir() {
+        return Err(SourceError::DirMissing { path: dir.to_path_buf() });
+    }
+    let mut found: Vec<MigrationFiles> = layout::discover(dir)?
+        .into_iter()
+        .map(|f| MigrationFiles { version: f.version, name: f.name, up: f.up, down: f.down })
+        .collect();
+    found.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    Ok(found)
+}
+
+fn load_with(dir: &Path, strict: bool) -> Result<Vec<Migration>, SourceError> {
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });
     }
     let found = layout::discover(dir)?;
     let mut migrations = Vec::with_capacity(found.len());
     for entry in found {
-        migrations.push(read_migration(entry)?);
+        migrations.push(read_migration(entry, strict)?);
     }
     migrations.sort_by(|a, b| compare_versions(&a.version, &b.version));
     for pair in migrations.windows(2) {
@@ -135,16 +170,18 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>, SourceError> {
     Ok(migrations)
 }
 
-fn read_migration(entry: layout::Found) -> Result<Migration, SourceError> {
+fn read_migration(entry: layout::Found, strict: bool) -> Result<Migration, SourceError> {
     let up = read_sql(&entry.up)?.ok_or_else(|| SourceError::Empty { path: entry.up.clone() })?;
     let down = entry.down.as_deref().map(read_sql).transpose()?.flatten();
     let verify = entry.verify.as_deref().map(read_sql).transpose()?.flatten();
     let no_transaction = up.text.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
-    for file in [Some(&up), down.as_ref()].into_iter().flatten() {
-        check_statements(file, no_transaction)?;
-    }
-    if let Some(v) = &verify {
-        check_statements(v, false)?;
+    if strict {
+        for file in [Some(&up), down.as_ref()].into_iter().flatten() {
+            check_statements(file, no_transaction)?;
+        }
+        if let Some(v) = &verify {
+            check_statements(v, false)?;
+        }
     }
     let checksum = backstop_lint::checksum(&up.text)
         .map_err(|error| SourceError::Syntax { path: up.path.clone(), error })?;

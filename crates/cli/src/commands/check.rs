@@ -1,0 +1,210 @@
+//! `backstop check`: the risk assessment of pending migrations, with a
+//! go/no-go verdict. Static analysis of the SQL, plus live facts when the
+//! database is reachable. Also builds the gate `migrate` runs.
+
+mod markdown;
+mod sarif;
+mod text;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use backstop_core::check::{self, Assessment, CheckGate, LiveInfo, Settings, Source};
+use backstop_core::config::Config;
+use backstop_core::migrate;
+use backstop_core::pg;
+use backstop_core::source;
+use backstop_lint::{Code, Severity};
+
+use super::{print, print_json, UsageError};
+use crate::Connection;
+
+/// Output formats of `backstop check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Like a compiler: file:line:column, the SQL underlined, help.
+    Text,
+    /// One JSON object: verdict, conditions, findings.
+    Json,
+    /// The risk assessment document for a pull request.
+    Markdown,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
+}
+
+/// Severities for `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl From<FailOn> for Severity {
+    fn from(f: FailOn) -> Severity {
+        match f {
+            FailOn::Critical => Severity::Critical,
+            FailOn::High => Severity::High,
+            FailOn::Medium => Severity::Medium,
+            FailOn::Low => Severity::Low,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Migration files or folders to check (default: the pending
+    /// migrations when the database is reachable, else every migration in
+    /// the configured folder).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    conn: Connection,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    format: CheckFormat,
+    /// Exit 1 when a finding is at least this severe (default: [check]
+    /// fail_on, which defaults to critical: exit 1 on NO-GO only).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<FailOn>,
+    /// Do not connect to the database: static analysis only.
+    #[arg(long)]
+    offline: bool,
+}
+
+/// Parses a rule code or name for `--accept-risk`.
+pub fn parse_code(text: &str) -> Result<Code, String> {
+    Code::lookup(text)
+        .ok_or_else(|| format!("unknown rule {text:?}; `backstop explain` lists the codes"))
+}
+
+/// Tells the operator something on stderr, in text mode only.
+fn note(format: CheckFormat, text: &str) {
+    if format == CheckFormat::Text {
+        eprintln!("{text}");
+    }
+}
+
+/// The files to check when PATHs are given: SQL files, migration folders
+/// (with `up.sql`), or migrations folders.
+fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            out.push(Source::read(path)?);
+        } else if path.join("up.sql").is_file() {
+            out.push(Source::read(&path.join("up.sql"))?);
+        } else if path.is_dir() {
+            for files in source::discover(path)? {
+                out.push(Source::of_files(&files)?);
+            }
+        } else {
+            return Err(UsageError(format!(
+                "{}: no such file or folder; pass SQL files, migration folders or a migrations folder",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    Ok(out)
+}
+
+/// The database to look at, if any: `None` when none is configured.
+fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<Option<String>> {
+    match config.database_url(conn.database_url.as_deref()) {
+        Ok(url) => {
+            pg::conn::parse_url(&url)?;
+            Ok(Some(url))
+        }
+        // No URL, or `${VAR}` unset: a static check needs no database.
+        Err(_) => Ok(None),
+    }
+}
+
+pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let settings = Settings::from_config(&config);
+    let url = if args.offline { None } else { database_url(&config, &args.conn)? };
+    let mut client = match &url {
+        Some(url) => match pg::connect(url, "backstop check") {
+            Ok(client) => Some(client),
+            Err(e) => {
+                note(args.format, &format!("note: {e}; static analysis only"));
+                None
+            }
+        },
+        None => None,
+    };
+    let sources = if args.paths.is_empty() {
+        match client.as_mut() {
+            Some(client) => {
+                let migrations = source::load_for_check(&config.migrations.dir)?;
+                let status = migrate::status(client, &migrations)?;
+                migrations
+                    .iter()
+                    .filter(|m| status.pending.iter().any(|p| p.version == m.version))
+                    .map(Source::of_migration)
+                    .collect()
+            }
+            None => {
+                note(
+                    args.format,
+                    "note: no database reachable; checking every migration in the folder",
+                );
+                source::discover(&config.migrations.dir)?
+                    .iter()
+                    .map(Source::of_files)
+                    .collect::<Result<_, _>>()?
+            }
+        }
+    } else {
+        sources_from_paths(&args.paths)?
+    };
+    let mut settings = settings;
+    // Only the pending migrations run as one sequence; files named on the
+    // command line, or a folder checked offline, are judged one by one.
+    settings.lint.sequential = args.paths.is_empty() && client.is_some();
+    let mut report = check::analyze(&sources, &settings)?;
+    let live = match (client.as_mut(), &url) {
+        (Some(client), Some(url)) => {
+            check::live::assess(client, &mut report, &settings)?;
+            let server_version: String =
+                client.query_one("select current_setting('server_version')", &[])?.get(0);
+            Some(LiveInfo { database: pg::redact(url), server_version })
+        }
+        _ => None,
+    };
+    let assessment = Assessment::new(sources, report, live);
+    match args.format {
+        CheckFormat::Text => print(&text::render(&assessment))?,
+        CheckFormat::Json => print_json(&assessment)?,
+        CheckFormat::Markdown => print(&markdown::render(&assessment))?,
+        CheckFormat::Sarif => print_json(&sarif::render(&assessment))?,
+    }
+    let fail_on = args.fail_on.map(Severity::from).unwrap_or(settings.fail_on);
+    Ok(if assessment.fails_at(fail_on) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The check gate for `migrate`, unless `[check] required = false`.
+pub fn migrate_gate<'a>(
+    config: &Config,
+    url: &str,
+    accept: Vec<Code>,
+    show: bool,
+) -> Option<CheckGate<'a>> {
+    let settings = Settings::from_config(config);
+    if !settings.required {
+        if !accept.is_empty() && show {
+            eprintln!("note: [check] required = false, so --accept-risk has nothing to accept");
+        }
+        return None;
+    }
+    let accepted = accept.clone();
+    let notify = Box::new(move |a: &Assessment| {
+        if show {
+            eprint!("{}", text::gate_summary(a, &accepted));
+        }
+    });
+    Some(CheckGate { settings, accept, database: pg::redact(url), notify })
+}

@@ -1,0 +1,151 @@
+//! The check gate: `migrate` runs the risk check on the pending migrations
+//! under the migration lock, with live facts from the same session, and
+//! refuses a NO-GO unless each critical finding's code is accepted with
+//! `--accept-risk`. What was accepted goes into the audit log.
+
+use postgres::Client;
+use serde_json::json;
+
+use backstop_lint::{Code, Severity};
+
+use super::{analyze, live, Assessment, CheckError, LiveInfo, Settings, Source};
+use crate::migrate::{Gate, GatePass, GateRefusal};
+use crate::source::Migration;
+
+/// The gate. `notify` sees the assessment before the decision, so the CLI
+/// can show the verdict and conditions before anything is applied.
+pub struct CheckGate<'a> {
+    pub settings: Settings,
+    /// Codes the operator accepts for this run (`--accept-risk`).
+    pub accept: Vec<Code>,
+    /// Shown in the assessment; the URL with its password masked.
+    pub database: String,
+    pub notify: Box<dyn FnMut(&Assessment) + 'a>,
+}
+
+impl CheckGate<'_> {
+    /// Runs the check; the decision is [`decide`].
+    pub fn assess(
+        &self,
+        client: &mut Client,
+        pending: &[&Migration],
+    ) -> Result<Assessment, CheckError> {
+        let sources: Vec<Source> = pending.iter().map(|m| Source::of_migration(m)).collect();
+        let mut report = analyze(&sources, &self.settings)?;
+        live::assess(client, &mut report, &self.settings)?;
+        let server_version: String = client
+            .query_one("select current_setting('server_version')", &[])
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        let info = LiveInfo { database: self.database.clone(), server_version };
+        Ok(Assessment::new(sources, report, Some(info)))
+    }
+}
+
+/// Refuses a NO-GO whose critical findings are not all accepted. A pass
+/// records the verdict, the counts and every accepted finding.
+pub fn decide(assessment: &Assessment, accept: &[Code]) -> Result<serde_json::Value, GateRefusal> {
+    let critical: Vec<_> =
+        assessment.findings.iter().filter(|f| f.severity == Severity::Critical).collect();
+    let refused: Vec<_> = critical.iter().filter(|f| !accept.contains(&f.code)).collect();
+    if !refused.is_empty() {
+        let list: Vec<String> = refused
+            .iter()
+            .map(|f| format!("{} at {}:{}: {}", f.code, f.file, f.line, f.message))
+            .collect();
+        let mut codes: Vec<&str> = refused.iter().map(|f| f.code.as_str()).collect();
+        codes.dedup();
+        let flags: Vec<String> = codes.iter().map(|c| format!("--accept-risk {c}")).collect();
+        return Err(GateRefusal {
+            gate: "check".into(),
+            reason: format!(
+                "NO-GO: {}; fix the migration, or accept the risk with {} (recorded in the audit log); `backstop check` shows the full assessment",
+                list.join("; "),
+                flags.join(" ")
+            ),
+            exit_code: 1,
+        });
+    }
+    let accepted: Vec<_> = critical
+        .iter()
+        .map(|f| json!({ "code": f.code, "file": f.file, "line": f.line, "message": f.message }))
+        .collect();
+    Ok(json!({
+        "verdict": assessment.verdict,
+        "summary": assessment.summary,
+        "conditions": assessment.conditions,
+        "accepted_risks": accepted,
+    }))
+}
+
+impl Gate for CheckGate<'_> {
+    fn name(&self) -> &str {
+        "check"
+    }
+
+    fn check(
+        &mut self,
+        client: &mut Client,
+        pending: &[&Migration],
+        _dry_run: bool,
+    ) -> Result<GatePass, GateRefusal> {
+        let assessment = self.assess(client, pending).map_err(|e| {
+            let mut reason = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            GateRefusal { gate: "check".into(), reason, exit_code: e.exit_code() }
+        })?;
+        (self.notify)(&assessment);
+        let detail = decide(&assessment, &self.accept)?;
+        Ok(GatePass { detail, backup_id: None, rehearsal_id: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backstop_lint::{Finding, Report};
+
+    fn assessment(codes: &[Code]) -> Assessment {
+        let findings = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Finding::new(*c, "m/up.sql", i + 1, format!("finding {i}"), "help"))
+            .collect();
+        Assessment::new(Vec::new(), Report { findings, ..Report::default() }, None)
+    }
+
+    #[test]
+    fn no_go_is_refused_unless_every_critical_code_is_accepted() {
+        let a = assessment(&[Code::BS100, Code::BS402, Code::BS101]);
+        let refusal = decide(&a, &[]).unwrap_err();
+        assert_eq!(refusal.exit_code, 1);
+        assert!(refusal.reason.contains("BS100 at m/up.sql:1"), "{}", refusal.reason);
+        assert!(refusal.reason.contains("--accept-risk BS100 --accept-risk BS402"));
+
+        let refusal = decide(&a, &[Code::BS100]).unwrap_err();
+        assert!(!refusal.reason.contains("BS100 at"), "{}", refusal.reason);
+
+        let detail = decide(&a, &[Code::BS100, Code::BS402]).unwrap();
+        assert_eq!(detail["verdict"], "NO-GO");
+        let accepted: Vec<&str> = detail["accepted_risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(accepted, ["BS100", "BS402"]);
+    }
+
+    #[test]
+    fn conditional_go_passes_and_records_its_conditions() {
+        let detail = decide(&assessment(&[Code::BS101]), &[]).unwrap();
+        assert_eq!(detail["verdict"], "CONDITIONAL GO");
+        assert_eq!(detail["summary"]["high"], 1);
+        assert_eq!(detail["conditions"].as_array().unwrap().len(), 1);
+        assert!(detail["accepted_risks"].as_array().unwrap().is_empty());
+    }
+}

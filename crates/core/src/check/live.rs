@@ -1,0 +1,578 @@
+//! The live part of the check: the target database's own catalog says how
+//! many rows a drop loses, how big a locked table is, whether an extension
+//! is available, a policy name taken, a type change binary-coercible, a
+//! foreign key already indexed, a protected table present. Each fact
+//! raises or lowers the finding it concerns and is recorded on it.
+//! Read-only: nothing here changes the database.
+
+use backstop_lint::{Code, Finding, Impact, Probability, RelationName, Report, Severity, Subject};
+use postgres::GenericClient;
+
+use super::{CheckError, Settings};
+use crate::pg::quote_qualified;
+
+/// Tables up to this many estimated rows are counted exactly; above it the
+/// planner's estimate is reported (a count would scan the whole table).
+const COUNT_EXACTLY_UP_TO: f64 = 1_000_000.0;
+/// Below both, a lock is over before anyone notices.
+const SMALL_BYTES: i64 = 10 * 1024 * 1024;
+const SMALL_ROWS: i64 = 100_000;
+/// At either, a lock or rewrite lasts minutes.
+const LARGE_BYTES: i64 = 1024 * 1024 * 1024;
+const LARGE_ROWS: i64 = 10_000_000;
+
+fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> CheckError {
+    move |source| CheckError::Db { context, source }
+}
+
+fn name(t: &RelationName) -> String {
+    backstop_lint::analyze::display_table(t)
+}
+
+fn regclass(t: &RelationName) -> String {
+    quote_qualified(t.schema.as_deref(), &t.name)
+}
+
+/// What the catalog says about one table.
+#[derive(Debug, Clone)]
+struct TableFacts {
+    /// Exact when `exact`, otherwise the planner's estimate (0 when the
+    /// table was never analyzed, see `unknown`).
+    rows: i64,
+    exact: bool,
+    unknown: bool,
+    bytes: i64,
+}
+
+impl TableFacts {
+    fn rows_text(&self) -> String {
+        if self.exact {
+            format!("{} row(s)", self.rows)
+        } else if self.unknown {
+            "rows not yet counted by ANALYZE".to_string()
+        } else {
+            format!("about {} rows (planner estimate)", self.rows)
+        }
+    }
+}
+
+/// Size and an estimate of rows: enough to rate a lock, and cheap.
+fn table_size(
+    client: &mut impl GenericClient,
+    table: &RelationName,
+) -> Result<Option<TableFacts>, CheckError> {
+    let row = client
+        .query_opt(
+            "select c.reltuples::float8, pg_total_relation_size(c.oid)::int8
+               from pg_class c where c.oid = to_regclass($1) and c.relkind in ('r', 'p', 'm')",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading table sizes from pg_class"))?;
+    Ok(row.map(|row| {
+        let estimate: f64 = row.get(0);
+        TableFacts {
+            rows: estimate.max(0.0) as i64,
+            exact: false,
+            unknown: estimate < 0.0,
+            bytes: row.get(1),
+        }
+    }))
+}
+
+/// Size and rows, counted exactly when the table is small enough to count.
+fn table_facts(
+    client: &mut impl GenericClient,
+    table: &RelationName,
+) -> Result<Option<TableFacts>, CheckError> {
+    let row = client
+        .query_opt(
+            "select c.reltuples::float8, pg_total_relation_size(c.oid)::int8
+               from pg_class c where c.oid = to_regclass($1) and c.relkind in ('r', 'p', 'm')",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading table sizes from pg_class"))?;
+    let Some(row) = row else { return Ok(None) };
+    let estimate: f64 = row.get(0);
+    let bytes: i64 = row.get(1);
+    // reltuples is -1 for a table never vacuumed or analyzed.
+    let small_enough = (0.0..=COUNT_EXACTLY_UP_TO).contains(&estimate)
+        || (estimate < 0.0 && bytes <= 256 * 1024 * 1024);
+    if small_enough {
+        let rows: i64 = client
+            .query_one(&format!("select count(*) from only {}", regclass(table)), &[])
+            .map_err(db("counting rows"))?
+            .get(0);
+        Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes }))
+    } else {
+        Ok(Some(TableFacts {
+            rows: estimate.max(0.0) as i64,
+            exact: false,
+            unknown: estimate < 0.0,
+            bytes,
+        }))
+    }
+}
+
+/// `2.1 MB`, `3.4 GB`.
+fn human_bytes(bytes: i64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+fn is_data_loss(code: Code) -> bool {
+    matches!(
+        code,
+        Code::BS100 | Code::BS101 | Code::BS102 | Code::BS104 | Code::BS105 | Code::BS106
+    )
+}
+
+fn is_lock(code: Code) -> bool {
+    matches!(
+        code,
+        Code::BS201
+            | Code::BS203
+            | Code::BS204
+            | Code::BS205
+            | Code::BS206
+            | Code::BS207
+            | Code::BS208
+    )
+}
+
+/// Rates a lock or rewrite by the size of the table it holds.
+fn scale_lock(f: &mut Finding, table: &RelationName, facts: &TableFacts) {
+    let size = format!("{}, {}", facts.rows_text(), human_bytes(facts.bytes));
+    if facts.bytes < SMALL_BYTES && facts.rows < SMALL_ROWS {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!("{} is small ({size}): the lock lasts moments", name(table)));
+    } else if facts.bytes >= LARGE_BYTES || facts.rows >= LARGE_ROWS {
+        f.rate(Probability::High, Impact::High);
+        f.facts.push(format!(
+            "{} is large ({size}): the lock lasts as long as the scan or rewrite, minutes",
+            name(table)
+        ));
+    } else {
+        f.facts.push(format!("{} holds {size}", name(table)));
+    }
+}
+
+/// What to do with a finding after looking at the database.
+enum Outcome {
+    Keep,
+    Drop,
+}
+
+/// Adds live facts to `report`: adjusts findings, promotes probes that the
+/// database confirms, and adds findings about the configuration.
+pub fn assess(
+    client: &mut impl GenericClient,
+    report: &mut Report,
+    settings: &Settings,
+) -> Result<(), CheckError> {
+    let created = report.created_tables.clone();
+    let mut kept = Vec::with_capacity(report.findings.len());
+    for mut f in std::mem::take(&mut report.findings) {
+        if let Outcome::Keep = adjust(client, &mut f, &created)? {
+            kept.push(f);
+        }
+    }
+    for mut probe in std::mem::take(&mut report.probes) {
+        if confirm(client, &mut probe)? {
+            kept.push(probe);
+        }
+    }
+    kept.extend(missing_protected_tables(client, settings, &created)?);
+    for f in &mut kept {
+        if f.suppressed.is_some() && f.severity == Severity::Critical {
+            f.suppressed = None;
+            f.facts.push(
+                "a backstop:ignore comment cannot suppress a critical finding; `backstop migrate --accept-risk` can, audited".into(),
+            );
+        }
+    }
+    report.findings = kept;
+    Ok(())
+}
+
+fn adjust(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    created: &[RelationName],
+) -> Result<Outcome, CheckError> {
+    let created_in_run =
+        |t: &RelationName| created.iter().any(|c| backstop_lint::analyze::same_table(c, t));
+    match f.subject.clone() {
+        Some(Subject::Table { table, missing_ok }) => {
+            let counts = is_data_loss(f.code) || f.code == Code::BS404;
+            let facts =
+                if counts { table_facts(client, &table)? } else { table_size(client, &table)? };
+            let Some(facts) = facts else {
+                if created_in_run(&table) {
+                    return Ok(Outcome::Keep);
+                }
+                if missing_ok {
+                    f.rate(Probability::Low, Impact::Low);
+                    f.facts.push(format!(
+                        "{} does not exist on the server: IF EXISTS makes this a no-op",
+                        name(&table)
+                    ));
+                } else {
+                    f.rate(Probability::Certain, Impact::High);
+                    f.facts.push(format!(
+                        "{} does not exist on the server: the statement fails",
+                        name(&table)
+                    ));
+                }
+                return Ok(Outcome::Keep);
+            };
+            if f.code == Code::BS404 {
+                if facts.rows > 0 {
+                    f.rate(Probability::Certain, Impact::High);
+                    f.facts.push(format!(
+                        "{} holds {}: ADD COLUMN ... NOT NULL without a DEFAULT fails",
+                        name(&table),
+                        facts.rows_text()
+                    ));
+                } else {
+                    f.rate(Probability::Low, Impact::Low);
+                    f.facts.push(format!(
+                        "{} is empty today; it fails once it has rows",
+                        name(&table)
+                    ));
+                }
+            } else if is_data_loss(f.code) {
+                if facts.rows == 0 {
+                    if f.code != Code::BS100 {
+                        f.rate(Probability::Low, Impact::Low);
+                    }
+                    f.facts.push(format!("{} is empty: no rows are lost", name(&table)));
+                } else {
+                    if f.code != Code::BS100 {
+                        f.rate(Probability::High, Impact::High);
+                    }
+                    f.facts.push(format!("{} holds {}", name(&table), facts.rows_text()));
+                    if matches!(f.code, Code::BS101 | Code::BS104) {
+                        f.mitigation = format!(
+                            "Export or archive the {} of {} first",
+                            facts.rows_text(),
+                            name(&table)
+                        );
+                    }
+                }
+            } else if is_lock(f.code) {
+                scale_lock(f, &table, &facts);
+            }
+            Ok(Outcome::Keep)
+        }
+        Some(Subject::ColumnType { table, column, new_type }) => {
+            column_type(client, f, &table, &column, &new_type)
+        }
+        Some(Subject::NotNull { table, column }) => {
+            let defs: Vec<String> = client
+                .query(
+                    "select pg_get_constraintdef(oid) from pg_constraint
+                      where conrelid = to_regclass($1) and contype = 'c' and convalidated",
+                    &[&regclass(&table)],
+                )
+                .map_err(db("reading check constraints"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if defs.iter().any(|d| backstop_lint::analyze::check_proves_not_null(d, &column)) {
+                f.rate(Probability::Low, Impact::Low);
+                f.facts.push(format!(
+                    "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
+                    name(&table)
+                ));
+            } else if let Some(facts) = table_size(client, &table)? {
+                scale_lock(f, &table, &facts);
+            }
+            Ok(Outcome::Keep)
+        }
+        Some(Subject::Extension { name: ext }) => extension(client, f, &ext).map(|_| Outcome::Keep),
+        Some(Subject::ForeignKey { table, columns }) => foreign_key(client, f, &table, &columns),
+        Some(Subject::Policy { .. }) | Some(Subject::Functions { .. }) | None => Ok(Outcome::Keep),
+    }
+}
+
+fn column_type(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    table: &RelationName,
+    column: &str,
+    new_type: &backstop_lint::TypeSpec,
+) -> Result<Outcome, CheckError> {
+    let current = client
+        .query_opt(
+            "select a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod)
+               from pg_attribute a
+              where a.attrelid = to_regclass($1) and a.attname = $2 and a.attnum > 0 and not a.attisdropped",
+            &[&regclass(table), &column],
+        )
+        .map_err(db("reading the column's type"))?;
+    let Some(current) = current else {
+        if table_size(client, table)?.is_some() {
+            f.rate(Probability::Certain, Impact::High);
+            f.facts.push(format!(
+                "{}.{column} does not exist on the server: the statement fails",
+                name(table)
+            ));
+        }
+        return Ok(Outcome::Keep);
+    };
+    let (old_oid, old_mod, shown): (u32, i32, String) =
+        (current.get(0), current.get(1), current.get(2));
+    f.facts.push(format!("{}.{column} is {shown} today", name(table)));
+    let target =
+        if new_type.array { format!("{}[]", new_type.name) } else { new_type.name.clone() };
+    let new_oid: Option<u32> = client
+        .query_one("select to_regtype($1)::oid", &[&target])
+        .map_err(db("resolving the new type"))?
+        .get(0);
+    let Some(new_oid) = new_oid else { return Ok(Outcome::Keep) };
+    // The typmod PostgreSQL stores for the new type, for the types whose
+    // modifiers only widen or narrow (varchar, char, numeric).
+    let new_mod: Option<i32> = match (new_type.base(), new_type.modifiers.as_slice()) {
+        (_, []) => Some(-1),
+        ("varchar" | "bpchar", [n]) => i32::try_from(*n).ok().map(|n| n + 4),
+        ("numeric", [p]) => i32::try_from(*p).ok().map(|p| (p << 16) + 4),
+        ("numeric", [p, s]) => {
+            i32::try_from(*p).ok().zip(i32::try_from(*s).ok()).map(|(p, s)| ((p << 16) | s) + 4)
+        }
+        _ => None,
+    };
+    let widening = new_mod.is_some_and(|m| m == -1 || (old_mod != -1 && m >= old_mod));
+    let coercible = old_oid == new_oid
+        || client
+            .query_one(
+                "select exists (select 1 from pg_cast where castsource = $1 and casttarget = $2 and castmethod = 'b')",
+                &[&old_oid, &new_oid],
+            )
+            .map_err(db("reading pg_cast"))?
+            .get::<_, bool>(0);
+    if new_type.using {
+        return Ok(Outcome::Keep);
+    }
+    if old_oid == new_oid && widening {
+        // Same type, wider or unconstrained: no rewrite, nothing cut.
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push("the change only widens the type: no rewrite, no value is cut".into());
+    } else if coercible && f.code == Code::BS206 && (old_oid != new_oid || widening) {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!(
+            "{shown} converts to {} without a rewrite (binary-coercible)",
+            new_type.display()
+        ));
+    } else if f.code == Code::BS206 {
+        if let Some(facts) = table_size(client, table)? {
+            scale_lock(f, table, &facts);
+        }
+    }
+    Ok(Outcome::Keep)
+}
+
+fn extension(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    ext: &str,
+) -> Result<(), CheckError> {
+    let row = client
+        .query_one(
+            "select (select extversion from pg_extension where extname = $1),
+                    (select default_version from pg_available_extensions where name = $1),
+                    coalesce((select v.superuser and not v.trusted from pg_available_extension_versions v
+                               join pg_available_extensions a on a.name = v.name and a.default_version = v.version
+                              where v.name = $1), false),
+                    (select rolsuper from pg_roles where rolname = current_user),
+                    current_user::text",
+            &[&ext],
+        )
+        .map_err(db("reading pg_available_extensions"))?;
+    let installed: Option<String> = row.get(0);
+    let available: Option<String> = row.get(1);
+    let needs_superuser: bool = row.get(2);
+    let is_superuser: bool = row.get::<_, Option<bool>>(3).unwrap_or(false);
+    let role: String = row.get(4);
+    if let Some(version) = installed {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!("{ext} {version} is already installed"));
+    } else if available.is_none() {
+        f.rate(Probability::Certain, Impact::High);
+        f.facts.push(format!(
+            "{ext} is not in pg_available_extensions on this server: CREATE EXTENSION fails"
+        ));
+        f.help = format!(
+            "install the extension on the server (Debian: the postgresql-<major>-{} package) or enable it in your provider's dashboard; or ship the migration without it",
+            if ext == "vector" { "pgvector" } else { ext }
+        );
+    } else if needs_superuser && !is_superuser {
+        f.rate(Probability::Certain, Impact::High);
+        f.facts.push(format!(
+            "{ext} is untrusted and needs a superuser; {role} is not one: CREATE EXTENSION fails"
+        ));
+        f.help = "have a superuser create the extension before the migration, or run it with a role that may".into();
+    } else {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!(
+            "{ext} {} is available and {role} may create it",
+            available.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+fn foreign_key(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    table: &RelationName,
+    columns: &[String],
+) -> Result<Outcome, CheckError> {
+    let rows = client
+        .query(
+            "select array(select a.attname::text from unnest(i.indkey) with ordinality k(attnum, n)
+                           join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                          order by k.n),
+                    i.indpred is not null
+               from pg_index i where i.indrelid = to_regclass($1)",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading the table's indexes"))?;
+    let covered = rows.iter().any(|r| {
+        let cols: Vec<String> = r.get(0);
+        let partial: bool = r.get(1);
+        !partial
+            && cols.len() >= columns.len()
+            && columns.iter().all(|c| cols[..columns.len()].contains(c))
+    });
+    if covered {
+        return Ok(Outcome::Drop);
+    }
+    if !rows.is_empty() || table_size(client, table)?.is_some() {
+        f.facts.push(format!(
+            "no index on the server covers {}({}) either",
+            name(table),
+            columns.join(", ")
+        ));
+    }
+    Ok(Outcome::Keep)
+}
+
+/// Probes become findings only when the database confirms them.
+fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, CheckError> {
+    match f.subject.clone() {
+        Some(Subject::Policy { table, name: policy }) => {
+            let taken: Option<String> = client
+                .query_opt(
+                    "select c.relname::text from pg_policy p join pg_class c on c.oid = p.polrelid
+                      where p.polname = $2 and p.polrelid = to_regclass($1)",
+                    &[&regclass(&table), &policy],
+                )
+                .map_err(db("reading pg_policy"))?
+                .map(|r| r.get(0));
+            if taken.is_some() {
+                f.facts.push(format!("pg_policy already has {policy} on {}", name(&table)));
+                return Ok(true);
+            }
+            Ok(false)
+        }
+        Some(Subject::Functions { table, names }) => {
+            let mut volatile = Vec::new();
+            for func in &names {
+                let (schema, base) = match func.rsplit_once('.') {
+                    Some((s, b)) => (Some(s.to_string()), b.to_string()),
+                    None => (None, func.clone()),
+                };
+                let is_volatile: bool = client
+                    .query_one(
+                        "select coalesce(bool_or(p.provolatile = 'v'), false) from pg_proc p
+                           join pg_namespace n on n.oid = p.pronamespace
+                          where p.proname = $2 and ($1::text is null or n.nspname = $1)",
+                        &[&schema, &base],
+                    )
+                    .map_err(db("reading pg_proc"))?
+                    .get(0);
+                if is_volatile {
+                    volatile.push(func.clone());
+                }
+            }
+            if volatile.is_empty() {
+                return Ok(false);
+            }
+            f.facts.push(format!("{}() is volatile (pg_proc)", volatile.join("(), ")));
+            if let Some(facts) = table_size(client, &table)? {
+                scale_lock(f, &table, &facts);
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Protected tables from config that the server does not have (and the run
+/// does not create): `migrate`'s pre-flight would refuse.
+fn missing_protected_tables(
+    client: &mut impl GenericClient,
+    settings: &Settings,
+    created: &[RelationName],
+) -> Result<Vec<Finding>, CheckError> {
+    let mut out = Vec::new();
+    let config = settings.config_file.as_ref().map(|p| p.display().to_string());
+    let line = settings
+        .config_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| {
+            text.lines().position(|l| l.trim_start().starts_with("protected_tables")).map(|i| i + 1)
+        })
+        .unwrap_or(1);
+    for configured in &settings.lint.protected_tables {
+        let (schema, table) = match configured.split_once('.') {
+            Some((s, t)) if !s.is_empty() && !t.contains('.') => {
+                (Some(s.to_string()), t.to_string())
+            }
+            _ => (None, configured.clone()),
+        };
+        let rel = RelationName { schema, name: table };
+        if created.iter().any(|c| backstop_lint::analyze::same_table(c, &rel)) {
+            continue;
+        }
+        let exists: bool = client
+            .query_one("select to_regclass($1) is not null", &[&regclass(&rel)])
+            .map_err(db("looking up protected tables"))?
+            .get(0);
+        if !exists {
+            let mut f = Finding::new(
+                Code::BS100,
+                config.clone().unwrap_or_else(|| crate::config::DEFAULT_FILE.to_string()),
+                line,
+                format!("protected table {configured} does not exist on the server: backstop migrate's pre-flight refuses to run"),
+                "fix [migrations] protected_tables in backstop.toml, or check that this is the right database",
+            );
+            f.facts.push(format!("to_regclass('{}') is NULL", regclass(&rel)));
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(8192), "8.0 kB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 + 400 * 1024 * 1024), "3.4 GB");
+    }
+}

@@ -1,0 +1,315 @@
+//! The risk check of pending migrations: the pure analysis of
+//! `backstop-lint`, the live facts of the target database that raise or
+//! lower each risk, the verdict, and the gate `migrate` composes from it.
+
+mod gate;
+pub mod live;
+
+use std::path::Path;
+
+use backstop_lint::{Code, Finding, Input, Report, Severity, Verdict};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::Config;
+use crate::source::{Migration, SourceError};
+
+pub use gate::CheckGate;
+
+/// `[check]` in backstop.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckSection {
+    /// `backstop migrate` runs the check under the migration lock and
+    /// refuses a NO-GO unless `--accept-risk` names each critical finding.
+    pub required: bool,
+    /// `backstop check` exits 1 from this severity up (default: critical,
+    /// i.e. on NO-GO only).
+    #[serde(deserialize_with = "severity")]
+    pub fail_on: Severity,
+    /// Columns that make a new table hold each user's own rows, so it
+    /// needs row level security.
+    pub owner_columns: Vec<String>,
+    /// Rules turned off for this project, by code or name.
+    #[serde(deserialize_with = "codes")]
+    pub skip: Vec<Code>,
+}
+
+impl Default for CheckSection {
+    fn default() -> Self {
+        CheckSection {
+            required: true,
+            fail_on: Severity::Critical,
+            owner_columns: backstop_lint::analyze::DEFAULT_OWNER_COLUMNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            skip: Vec::new(),
+        }
+    }
+}
+
+fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Code>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            Code::lookup(s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown rule {s:?}; `backstop explain` lists the codes and names"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// What a check needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lint: backstop_lint::Options,
+    pub fail_on: Severity,
+    pub required: bool,
+    /// The config file, where a finding about the configuration points.
+    pub config_file: Option<std::path::PathBuf>,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            lint: backstop_lint::Options {
+                protected_tables: config.migrations.protected_tables.clone(),
+                owner_columns: config.check.owner_columns.clone(),
+                runner_sets_lock_timeout: !config.migrations.lock_timeout.is_zero(),
+                skip: config.check.skip.clone(),
+                sequential: true,
+            },
+            fail_on: config.check.fail_on,
+            required: config.check.required,
+            config_file: config.path.clone(),
+        }
+    }
+}
+
+/// One file to check, read and owned.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+    pub no_transaction: bool,
+    pub has_down: Option<bool>,
+}
+
+impl Source {
+    /// The up file of a migration.
+    pub fn of_migration(m: &Migration) -> Source {
+        Source {
+            path: m.up.path.display().to_string(),
+            text: m.up.text.clone(),
+            no_transaction: m.no_transaction,
+            has_down: Some(m.down.is_some()),
+        }
+    }
+
+    /// A SQL file named on the command line. Whether it has a down is told
+    /// by its layout: `up.sql` beside `down.sql`, `X.up.sql` beside
+    /// `X.down.sql`; other files do not say.
+    pub fn read(path: &Path) -> Result<Source, SourceError> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| SourceError::Read { path: path.into(), source })?;
+        let text = String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
+            path: path.into(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let has_down = if name == "up.sql" {
+            Some(path.with_file_name("down.sql").is_file())
+        } else {
+            name.strip_suffix(".up.sql")
+                .map(|stem| path.with_file_name(format!("{stem}.down.sql")).is_file())
+        };
+        let no_transaction =
+            text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
+        Ok(Source { path: path.display().to_string(), text, no_transaction, has_down })
+    }
+
+    /// The up file of a migration found by [`crate::source::discover`].
+    pub fn of_files(files: &crate::source::MigrationFiles) -> Result<Source, SourceError> {
+        let mut source = Source::read(&files.up)?;
+        source.has_down = Some(files.down.is_some());
+        Ok(source)
+    }
+
+    fn input(&self) -> Input<'_> {
+        Input {
+            path: &self.path,
+            text: &self.text,
+            no_transaction: self.no_transaction,
+            has_down: self.has_down,
+        }
+    }
+}
+
+/// The live database a check looked at.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveInfo {
+    /// The URL with its password masked.
+    pub database: String,
+    pub server_version: String,
+}
+
+/// A finished assessment: findings (static, then adjusted by live facts),
+/// the verdict and its conditions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub verdict: Verdict,
+    /// For a CONDITIONAL GO: what must hold before proceeding.
+    pub conditions: Vec<String>,
+    /// How many unsuppressed findings of each severity.
+    pub summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveInfo>,
+    pub files: Vec<backstop_lint::analyze::FileSummary>,
+    /// Unsuppressed findings, most severe first, then in file order.
+    pub findings: Vec<Finding>,
+    /// Findings an ignore comment suppressed, with the reason given.
+    pub suppressed: Vec<Finding>,
+    /// The checked texts, for showing the offending lines.
+    #[serde(skip)]
+    pub sources: Vec<Source>,
+}
+
+/// Counts by severity.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Summary {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+impl Summary {
+    pub fn count(&self, s: Severity) -> usize {
+        match s {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+        }
+    }
+}
+
+impl Assessment {
+    /// Orders findings and works out the verdict.
+    pub fn new(sources: Vec<Source>, report: Report, live: Option<LiveInfo>) -> Assessment {
+        let (suppressed, mut findings): (Vec<Finding>, Vec<Finding>) =
+            report.findings.into_iter().partition(|f| f.suppressed.is_some());
+        let order = |f: &Finding| {
+            let file = sources.iter().position(|s| s.path == f.file).unwrap_or(usize::MAX);
+            (std::cmp::Reverse(f.severity), file, f.span.start, f.code)
+        };
+        findings.sort_by_key(order);
+        let mut summary = Summary::default();
+        for f in &findings {
+            match f.severity {
+                Severity::Critical => summary.critical += 1,
+                Severity::High => summary.high += 1,
+                Severity::Medium => summary.medium += 1,
+                Severity::Low => summary.low += 1,
+            }
+        }
+        Assessment {
+            verdict: Verdict::of(&findings),
+            conditions: backstop_lint::conditions(&findings),
+            summary,
+            live,
+            files: report.files,
+            findings,
+            suppressed,
+            sources,
+        }
+    }
+
+    /// Whether the check fails at `fail_on` (critical: on NO-GO only).
+    pub fn fails_at(&self, fail_on: Severity) -> bool {
+        self.findings.iter().any(|f| f.severity >= fail_on)
+    }
+}
+
+/// Runs the pure analysis over `sources`, in order, as one run.
+pub fn analyze(sources: &[Source], settings: &Settings) -> Result<Report, CheckError> {
+    let inputs: Vec<Input<'_>> = sources.iter().map(Source::input).collect();
+    backstop_lint::check(&inputs, &settings.lint).map_err(CheckError::Syntax)
+}
+
+/// What stops a check from giving a verdict at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// SQL the parser rejects: an input error (exit 2).
+    #[error(transparent)]
+    Syntax(backstop_lint::InputError),
+    /// The live part failed half-way: an environment error (exit 3).
+    #[error("database error while {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+impl CheckError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CheckError::Syntax(_) => 2,
+            CheckError::Db { .. } => 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_section_has_defaults_and_rejects_unknown_keys_codes_and_severities() {
+        let cfg = Config::parse("", Path::new("backstop.toml")).unwrap();
+        assert!(cfg.check.required);
+        assert_eq!(cfg.check.fail_on, Severity::Critical);
+        assert_eq!(cfg.check.owner_columns, ["user_id", "tenant_id", "owner_id"]);
+
+        let cfg = Config::parse(
+            "[check]\nrequired = false\nfail_on = \"high\"\nowner_columns = [\"org_id\"]\nskip = [\"BS401\", \"missing-down\"]\n",
+            Path::new("backstop.toml"),
+        )
+        .unwrap();
+        assert!(!cfg.check.required);
+        assert_eq!(cfg.check.fail_on, Severity::High);
+        assert_eq!(cfg.check.skip, [Code::BS401, Code::BS403]);
+
+        for (text, line, needle) in [
+            ("[check]\nfail_on = \"urgent\"\n", 2, "unknown severity"),
+            ("[check]\nskip = [\"BS999\"]\n", 2, "unknown rule \"BS999\""),
+            ("[check]\nowner_colums = []\n", 2, "owner_colums"),
+        ] {
+            let err = Config::parse(text, Path::new("backstop.toml")).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("backstop.toml:{line}:")), "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_file_named_up_sql_knows_whether_it_has_a_down() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("1_a");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("up.sql"), "SELECT 1;").unwrap();
+        assert_eq!(Source::read(&dir.join("up.sql")).unwrap().has_down, Some(false));
+        std::fs::write(dir.join("down.sql"), "SELECT 2;").unwrap();
+        assert_eq!(Source::read(&dir.join("up.sql")).unwrap().has_down, Some(true));
+        std::fs::write(tmp.path().join("plain.sql"), "SELECT 3;").unwrap();
+        assert_eq!(Source::read(&tmp.path().join("plain.sql")).unwrap().has_down, None);
+    }
+}

@@ -1,0 +1,296 @@
+//! The risk model of a check: probability × impact = severity, findings
+//! with their place in the file, and the go/no-go verdict they add up to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::parse::RelationName;
+use crate::rules::Code;
+
+/// How likely the risk is to materialise, as a risk matrix says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probability {
+    Low = 1,
+    Medium = 2,
+    High = 3,
+    /// Certain: the statement does it every time (or the database says so).
+    Certain = 4,
+}
+
+/// How bad it is when it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impact {
+    Low = 1,
+    Medium = 2,
+    High = 3,
+    /// Loss of protected data or a migration that cannot succeed.
+    Critical = 4,
+}
+
+/// Probability × impact, in four steps. Ordered from low to critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Severity = probability × impact on 1–4 scales: 12 and above is
+    /// critical, 6–9 high, 2–4 medium, 1 low. So a certain loss of
+    /// something critical is critical, a medium chance of a high impact is
+    /// high, and a low chance of a low impact is low.
+    pub fn of(probability: Probability, impact: Impact) -> Severity {
+        match probability as u8 * impact as u8 {
+            12.. => Severity::Critical,
+            6..=11 => Severity::High,
+            2..=5 => Severity::Medium,
+            _ => Severity::Low,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Every severity, most severe first.
+    pub const DESCENDING: [Severity; 4] =
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(format!("unknown severity {s:?}; use critical, high, medium or low")),
+        }
+    }
+}
+
+impl Probability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probability::Low => "low",
+            Probability::Medium => "medium",
+            Probability::High => "high",
+            Probability::Certain => "certain",
+        }
+    }
+}
+
+impl Impact {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::Low => "low",
+            Impact::Medium => "medium",
+            Impact::High => "high",
+            Impact::Critical => "critical",
+        }
+    }
+}
+
+/// What a finding is about, so that a check against the live database can
+/// look it up and raise or lower the risk from facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A table the statement drops, truncates, locks or rewrites.
+    /// `missing_ok` when the statement says IF EXISTS.
+    Table { table: RelationName, missing_ok: bool },
+    /// A column whose type changes, with the new type as written.
+    ColumnType { table: RelationName, column: String, new_type: TypeSpec },
+    /// A column that becomes NOT NULL.
+    NotNull { table: RelationName, column: String },
+    /// An extension the migration creates.
+    Extension { name: String },
+    /// A policy the migration creates on an existing table.
+    Policy { table: RelationName, name: String },
+    /// A foreign key on an existing table whose columns may lack an index.
+    ForeignKey { table: RelationName, columns: Vec<String> },
+    /// Functions of a default whose volatility only the database knows.
+    Functions { table: RelationName, names: Vec<String> },
+}
+
+/// A type as written in the migration: its name and modifiers, enough for
+/// the live check to ask the catalog whether a change rewrites the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeSpec {
+    /// Possibly schema-qualified, e.g. `pg_catalog.varchar`.
+    pub name: String,
+    /// Integer modifiers: `varchar(50)` has `[50]`, `numeric(10,2)` `[10, 2]`.
+    pub modifiers: Vec<i64>,
+    pub array: bool,
+    /// A USING expression converts the values.
+    pub using: bool,
+}
+
+/// One risk found in one place.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    /// The rule's kebab-case name.
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub probability: Probability,
+    pub impact: Impact,
+    /// The file as it was given (relative paths stay relative).
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub message: String,
+    /// What to do instead, for this statement.
+    pub help: String,
+    /// The mitigation that goes into the risk matrix and checklist.
+    pub mitigation: String,
+    /// Facts read from the live database that changed this finding.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
+    /// The reason given in a `-- backstop:ignore` comment, if it was suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
+    /// 1-based statement number in the file, when it is about a statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<usize>,
+    /// Byte range in the file that the finding points at.
+    #[serde(skip)]
+    pub span: std::ops::Range<usize>,
+    #[serde(skip)]
+    pub subject: Option<Subject>,
+}
+
+impl Finding {
+    /// A finding that no statement made: e.g. a live fact about the
+    /// configuration (a protected table missing on the server).
+    pub fn new(
+        code: Code,
+        file: impl Into<String>,
+        line: usize,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Finding {
+        let meta = code.meta();
+        Finding {
+            code,
+            rule: meta.name,
+            severity: Severity::of(meta.probability, meta.impact),
+            probability: meta.probability,
+            impact: meta.impact,
+            file: file.into(),
+            line,
+            column: 1,
+            end_line: line,
+            end_column: 1,
+            message: message.into(),
+            help: help.into(),
+            mitigation: meta.mitigation.to_string(),
+            facts: Vec::new(),
+            suppressed: None,
+            statement: None,
+            span: 0..0,
+            subject: None,
+        }
+    }
+
+    /// Sets probability and impact and the severity that follows from them.
+    pub fn rate(&mut self, probability: Probability, impact: Impact) {
+        self.probability = probability;
+        self.impact = impact;
+        self.severity = Severity::of(probability, impact);
+    }
+}
+
+/// The go/no-go decision, as DESIGN.md settles it: critical → NO-GO, high →
+/// CONDITIONAL GO with its conditions, medium and low → GO with notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "GO")]
+    Go,
+    #[serde(rename = "CONDITIONAL GO")]
+    ConditionalGo,
+    #[serde(rename = "NO-GO")]
+    NoGo,
+}
+
+impl Verdict {
+    /// The verdict of the findings that count (suppressed ones do not).
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Verdict {
+        let worst =
+            findings.into_iter().filter(|f| f.suppressed.is_none()).map(|f| f.severity).max();
+        match worst {
+            Some(Severity::Critical) => Verdict::NoGo,
+            Some(Severity::High) => Verdict::ConditionalGo,
+            _ => Verdict::Go,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Go => "GO",
+            Verdict::ConditionalGo => "CONDITIONAL GO",
+            Verdict::NoGo => "NO-GO",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The conditions of a CONDITIONAL GO: the mitigation of every high
+/// finding, each once, in the order they were found.
+pub fn conditions<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in findings {
+        if f.suppressed.is_none() && f.severity == Severity::High && !out.contains(&f.mitigation) {
+            out.push(f.mitigation.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_is_probability_times_impact_as_in_the_runbook_matrix() {
+        // The hand-written assessment's rows: Medium × CRITICAL = HIGH, Low ×
+        // MEDIUM = MEDIUM, High × HIGH = HIGH, Low × LOW = LOW.
+        assert_eq!(Severity::of(Probability::Medium, Impact::Critical), Severity::High);
+        assert_eq!(Severity::of(Probability::Low, Impact::Medium), Severity::Medium);
+        assert_eq!(Severity::of(Probability::High, Impact::High), Severity::High);
+        assert_eq!(Severity::of(Probability::High, Impact::Medium), Severity::High);
+        assert_eq!(Severity::of(Probability::Low, Impact::Low), Severity::Low);
+        assert_eq!(Severity::of(Probability::Certain, Impact::Critical), Severity::Critical);
+        assert_eq!(Severity::of(Probability::Certain, Impact::High), Severity::Critical);
+    }
+
+    #[test]
+    fn severities_parse_and_order() {
+        assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
+        assert!("urgent".parse::<Severity>().is_err());
+        assert!(Severity::Critical > Severity::High && Severity::Medium > Severity::Low);
+    }
+}

@@ -1,0 +1,56 @@
+//! BS102: ALTER TABLE ... DROP COLUMN on an existing table.
+
+use pg_query::protobuf::AlterTableType;
+use pg_query::NodeEnum;
+
+use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::model::{Impact, Probability, Subject};
+use crate::rules::{Code, Family, Meta, Phase};
+
+/// **What it finds:** `ALTER TABLE ... DROP COLUMN` on a table the migration
+/// did not create.
+///
+/// **Why it hurts:** the column's values are lost at COMMIT; a down
+/// migration can add the column back but only empty. Application code
+/// still deployed that selects or inserts the column fails with `column
+/// does not exist`, and `SELECT *` consumers see a different shape.
+///
+/// **Instead:** stop reading and writing the column in a release first,
+/// copy the values somewhere if they may be needed, and drop the column in
+/// a later migration.
+pub const META: Meta = Meta {
+    name: "drop-column",
+    family: Family::DataLoss,
+    probability: Probability::Medium,
+    impact: Impact::High,
+    risk: "column dropped with its values",
+    mitigation: "Deploy code that no longer uses the column first; keep a copy of its values",
+    phase: Phase::Statements,
+};
+
+pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    for stmt in &cx.stmts {
+        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
+        let Some(rv) = &a.relation else { continue };
+        let table = Cx::rel(rv);
+        if cx.is_new(stmt.index, &table) {
+            continue;
+        }
+        for (k, cmd, kind) in alter_cmds(a) {
+            if kind != AlterTableType::AtDropColumn {
+                continue;
+            }
+            let name = display_table(&table);
+            out.push(
+                Hit::new(
+                    Code::BS102,
+                    stmt,
+                    cx.alter_cmd(stmt, Some(rv), k),
+                    format!("DROP COLUMN {name}.{} deletes the column's values", cmd.name),
+                    "deploy code that no longer reads or writes the column first, keep a copy of its values, then drop it in a later migration",
+                )
+                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
+            );
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! BS403: a migration without a down migration.
+
+use crate::analyze::{Cx, Hit};
+use crate::model::{Impact, Probability};
+use crate::rules::{Code, Family, Meta, Phase};
+
+/// **What it finds:** a migration (a folder with `up.sql`, or a
+/// `VERSION_name.up.sql` file) that has no down migration beside it.
+///
+/// **Why it hurts:** `backstop rollback` refuses to revert it, so when the
+/// release goes bad the only way back is a full restore from backup,
+/// which takes longer and also rewinds everything written since.
+///
+/// **Instead:** write `down.sql` that undoes the migration (drop what it
+/// created, recreate what it dropped) and rehearse it. If the migration is
+/// truly irreversible, say so: `-- backstop:ignore BS403 reason` above its
+/// first statement.
+pub const META: Meta = Meta {
+    name: "missing-down",
+    family: Family::Robustness,
+    probability: Probability::Medium,
+    impact: Impact::Medium,
+    risk: "migration cannot be rolled back",
+    mitigation: "Write and rehearse the down migration",
+    phase: Phase::Statements,
+};
+
+pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    if cx.input.has_down != Some(false) {
+        return;
+    }
+    let Some(first) = cx.stmts.first() else { return };
+    out.push(Hit::new(
+        Code::BS403,
+        first,
+        cx.head(first, 2),
+        "this migration has no down migration: backstop rollback cannot undo it, only a restore can",
+        "write down.sql beside up.sql (or VERSION_name.down.sql) that reverts it",
+    ));
+}

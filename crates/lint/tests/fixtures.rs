@@ -1,0 +1,49 @@
+//! Every rule's fixtures are its documentation and its test: `bad.sql`
+//! triggers the rule, `good.sql` does not.
+
+use backstop_lint::{check, Code, Input, Options};
+
+/// The options the fixtures are written for: `users` is protected.
+fn options() -> Options {
+    Options { protected_tables: vec!["users".into()], ..Options::default() }
+}
+
+fn codes_in(code: Code, sql: &str, has_down: bool) -> Vec<Code> {
+    let path = format!("fixtures/{code}.sql");
+    let mut input = Input::file(&path, sql);
+    input.has_down = Some(has_down);
+    let report = check(&[input], &options())
+        .unwrap_or_else(|e| panic!("fixture of {code} does not parse: {e}"));
+    report.findings.iter().filter(|f| f.suppressed.is_none()).map(|f| f.code).collect()
+}
+
+#[test]
+fn every_bad_fixture_triggers_its_rule() {
+    for &code in Code::ALL {
+        let found = codes_in(code, code.bad_example(), code != Code::BS403);
+        assert!(found.contains(&code), "{code} bad.sql does not trigger {code}; found {found:?}");
+    }
+}
+
+#[test]
+fn no_good_fixture_triggers_its_rule() {
+    for &code in Code::ALL {
+        let found = codes_in(code, code.good_example(), true);
+        assert!(!found.contains(&code), "{code} good.sql triggers {code}");
+    }
+}
+
+#[test]
+fn every_rule_has_both_fixture_files_on_disk() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for &code in Code::ALL {
+        for file in ["bad.sql", "good.sql"] {
+            assert!(dir.join(code.as_str()).join(file).is_file(), "{code}/{file} missing");
+        }
+    }
+    // And no fixture folder for a rule that is not in the registry.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(Code::lookup(&name).is_some(), "fixtures/{name} names no rule");
+    }
+}
