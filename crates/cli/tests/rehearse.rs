@@ -48,6 +48,9 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
     assert_eq!(scenarios[0]["name"], "A");
     assert_eq!(scenarios[0]["ok"], true);
     assert!(scenarios[0]["duration_ms"].is_u64());
+    assert_eq!(scenarios[1]["name"], "B");
+    assert_eq!(scenarios[1]["ok"], true, "{:#}", scenarios[1]);
+    assert!(scenarios[1]["detail"].as_str().unwrap().contains("25 late writes kept"));
     // The lock trace sees the ADD COLUMN's lock on the existing table.
     let locks = json["locks"].as_array().unwrap();
     assert!(
@@ -58,6 +61,7 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
     let text = std::fs::read_to_string(p.path().join(report)).unwrap();
     assert!(text.contains("# Rehearsal") && text.contains("PASSED"), "{text}");
     assert!(text.contains("automatic transaction rollback (scenario A)"), "{text}");
+    assert!(text.contains("restore of the pre-migration backup (scenario B)"), "{text}");
     assert_eq!(source_state(&p), before, "the source was changed by the rehearsal");
     assert_eq!(p.client().applied(), ["1"], "nothing was applied to the source");
 }

@@ -54,6 +54,22 @@ impl CopyDb {
         crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
             .map_err(RehearseError::Connect)
     }
+
+    /// A `key=value` connection string for the copy, password included, for
+    /// code that takes a database URL (backup, restore). Never shown: the
+    /// redaction of connection strings masks `password=`.
+    pub fn conninfo(&self) -> Result<String, RehearseError> {
+        let target = LibpqTarget::from_url(&self.server_url, Some(&self.dbname))
+            .map_err(RehearseError::Connect)?;
+        Ok(match target.password {
+            Some(p) => format!(
+                "{} password='{}'",
+                target.conninfo,
+                p.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
+            None => target.conninfo,
+        })
+    }
 }
 
 /// Where copies are made; drops every copy it made when dropped.
@@ -174,6 +190,12 @@ impl Workspace {
             run_id,
             info,
         })
+    }
+
+    /// Takes over cleaning up a database made from a copy (e.g. the
+    /// pre-restore snapshot a restore leaves beside it).
+    pub fn adopt(&mut self, dbname: &str) {
+        self.made.push(dbname.to_string());
     }
 
     /// Makes a new copy.
