@@ -48,6 +48,8 @@ enum Command {
     Restore(commands::restore::Args),
     /// Lift a write freeze left by an interrupted restore.
     Unfreeze(commands::unfreeze::Args),
+    /// Run the verification suite of [verify] (exit 1 when a critical check fails).
+    Verify(commands::verify::Args),
 }
 
 /// `--database-url`, shared by every command that talks to a database.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => commands::backup::run(args, config),
         Command::Restore(args) => commands::restore::run(args, config),
         Command::Unfreeze(args) => commands::unfreeze::run(args, config),
+        Command::Verify(args) => commands::verify::run(args, config),
     };
     match result {
         Ok(code) => code,

@@ -50,6 +50,8 @@ struct File {
     freeze: FreezeSection,
     #[serde(default)]
     check: crate::check::CheckSection,
+    #[serde(default)]
+    verify: crate::verify::config::RawSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,7 +230,7 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
@@ -250,6 +252,8 @@ pub struct Config {
     pub freeze: FreezeSection,
     /// `[check]`: the risk check and the migrate gate built on it.
     pub check: crate::check::CheckSection,
+    /// `[verify]`: the verification suite.
+    pub verify: crate::verify::VerifySection,
 }
 
 impl Config {
@@ -270,6 +274,7 @@ impl Config {
                 backup: Default::default(),
                 freeze: Default::default(),
                 check: Default::default(),
+                verify: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -304,6 +309,7 @@ impl Config {
                 }
             }
         }
+        let verify = crate::verify::VerifySection::from_raw(file.verify, text, path)?;
         Ok(Config {
             path: Some(path.to_path_buf()),
             database_url,
@@ -312,6 +318,7 @@ impl Config {
             backup,
             freeze: file.freeze,
             check: file.check,
+            verify,
         })
     }
 
@@ -333,13 +340,13 @@ impl Config {
     }
 }
 
-enum Interpolation {
+pub(crate) enum Interpolation {
     Missing(String),
     Unterminated,
 }
 
 /// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`.
-fn interpolate(
+pub(crate) fn interpolate(
     raw: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Interpolation> {
@@ -366,7 +373,7 @@ fn interpolate(
     Ok(out)
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

@@ -11,3 +11,4 @@ pub mod migrate;
 pub mod pg;
 pub mod rehearse;
 pub mod source;
+pub mod verify;

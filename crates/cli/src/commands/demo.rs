@@ -1,6 +1,7 @@
 //! `backstop demo`: the v1 -> v2 migration story from a real runbook, played
 //! on a throwaway cluster. A migration that fails half-way, one that drops a
-//! protected table, the good one, and the rollback; each expectation is
+//! protected table, the good one and its verification suite (which catches
+//! a leaky policy planted afterwards), and the rollback; each expectation is
 //! checked against the database.
 
 use std::fmt::Write as _;
@@ -17,6 +18,9 @@ use backstop_core::pg::cluster::Cluster;
 use backstop_core::pg::fingerprint::{row_counts, Schema};
 use backstop_core::pg::{self, redact};
 use backstop_core::source::{self, Migration};
+use backstop_core::verify::{
+    self, ChecksumScope, ResolvedHeaders, Selection, Status, Suite, VerifySection,
+};
 
 use crate::render::human;
 
@@ -33,6 +37,8 @@ const V2_WRONG_TABLE: &str = include_str!("demo/v2_wrong_table.sql");
 const V2_UP: &str = include_str!("demo/v2_up.sql");
 const V2_DOWN: &str = include_str!("demo/v2_down.sql");
 const V2_VERIFY: &str = include_str!("demo/v2_verify.sql");
+const SUPABASE_ROLES: &str = include_str!("demo/supabase_roles.sql");
+const VERIFY_SUITE: &str = include_str!("demo/verify.toml");
 
 const PROTECTED: [&str; 3] = ["users", "ai_usage_tracking", "usage_alerts"];
 const V1_DIR: &str = "20260101000000_v1_video_platform";
@@ -157,6 +163,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cluster.create_database("meetsolis", None)?;
     let url = cluster.url("meetsolis");
     let mut client = pg::connect(&url, "backstop demo")?;
+    client.batch_execute(SUPABASE_ROLES).context("creating Supabase's roles")?;
+    let suite = backstop_core::config::Config::parse(VERIFY_SUITE, Path::new("demo/verify.toml"))?
+        .verify;
     let work = tempfile::tempdir().context("creating a temp dir for the demo's migrations")?;
     let settings = Settings {
         protected_tables: PROTECTED.iter().map(|s| s.to_string()).collect(),
@@ -180,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
     });
     let before = snapshot(&mut client)?;
+    let v1_snapshot = verify::Snapshot::take(&mut client, "v1", &ChecksumScope::for_suite(&suite))?;
 
     let half_way = write_set(work.path(), "half_way", Some((V2_HALF_WAY, None, None)))?;
     story.check("v2 that fails half-way is rolled back", || {
@@ -206,7 +216,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (None, None) => Err("nothing was applied".into()),
         })
     });
-    story.check("RLS keeps clients private", || rls_isolation(&mut client));
+    let mut lines = String::new();
+    story.check("v2 passes the verification suite", || {
+        let report = run_suite(&mut client, &url, &suite, Vec::new(), &v1_snapshot)?;
+        for line in report.text().lines().filter(|l| !l.starts_with("verify ")) {
+            let _ = writeln!(lines, "    {line}");
+        }
+        Ok(if report.ok() {
+            Ok(format!("{}/{} checks passed", report.passed, report.checks.len()))
+        } else {
+            Err(report.summary())
+        })
+    });
+    print!("{lines}");
+    story.check("a leaky policy planted afterwards is caught", || {
+        client.batch_execute("CREATE POLICY clients_debug ON clients FOR SELECT USING (true)")?;
+        let only = vec!["clients are private".to_string()];
+        let report = run_suite(&mut client, &url, &suite, only, &v1_snapshot);
+        client.batch_execute("DROP POLICY clients_debug ON clients")?;
+        Ok(match report?.checks.first() {
+            Some(c) if c.status == Status::Fail => Ok(format!("{} {}: {}", c.status.mark(), c.name, c.detail)),
+            Some(c) => Err(format!("the check said {}: {}", c.status.mark(), c.detail)),
+            None => Err("no check ran".to_string()),
+        })
+    });
     story.check("protected tables kept every row through v2", || {
         let now = protected_counts(&row_counts(&mut client)?);
         let was = protected_counts(&before.counts);
@@ -275,24 +308,17 @@ fn describe(counts: &[(String, i64)]) -> String {
         .join(", ")
 }
 
-/// Two users each own a client; as the app's role, each sees only their own.
-/// Runs in a transaction that is rolled back, so it leaves nothing behind.
-fn rls_isolation(client: &mut postgres::Client) -> anyhow::Result<Result<String, String>> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute(
-        "CREATE ROLE demo_authenticated NOLOGIN;
-         GRANT USAGE ON SCHEMA auth TO demo_authenticated;
-         GRANT SELECT ON users, clients TO demo_authenticated;
-         INSERT INTO clients (user_id, name) VALUES (1, 'Acme for user_1'), (2, 'Globex for user_2');
-         SET LOCAL ROLE demo_authenticated;
-         SET LOCAL request.jwt.claims = '{\"sub\": \"user_1\"}';",
-    )?;
-    let seen: Vec<String> =
-        tx.query("SELECT name FROM clients", &[])?.iter().map(|r| r.get(0)).collect();
-    tx.rollback()?;
-    Ok(if seen == ["Acme for user_1"] {
-        Ok("user_1 sees 1 of 2 clients, not user_2's".to_string())
-    } else {
-        Err(format!("user_1 sees {seen:?}"))
-    })
+/// Runs the demo's suite (or the `only` checks of it); row counts and
+/// checksums compare with the v1 snapshot.
+fn run_suite(
+    client: &mut postgres::Client,
+    url: &str,
+    suite: &VerifySection,
+    only: Vec<String>,
+    v1: &verify::Snapshot,
+) -> anyhow::Result<verify::SuiteReport> {
+    let selection = Selection { only, ..Default::default() };
+    let prepared =
+        Suite::prepare(client, url, suite, &selection, Some(v1.clone()), &ResolvedHeaders::default())?;
+    Ok(prepared.run())
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
 use backstop_core::rehearse::gate::RehearsalGate;
+use backstop_core::verify::Phase;
 
+use super::verify::{self, AfterRun};
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
 use crate::{Connection, Format, Output};
@@ -83,6 +85,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         gates.push(gate.as_mut());
     }
     let mut client = ctx.connect()?;
+    let after = AfterRun::prepare(&ctx, &mut client, Phase::Migrate, args.dry_run)?;
     let report = migrate::migrate(
         &mut client,
         &ctx.migrations,
@@ -91,13 +94,20 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         &mut gates,
         progress.as_mut(),
     )?;
+    let verified = after.and_then(|after| after.finish(&mut client, &report));
     match args.output.format {
-        Format::Json => print_json(&report)?,
-        Format::Text => print(&render::report(
-            &report,
-            "applied",
-            "nothing to migrate: the database is up to date",
-        ))?,
+        Format::Json => print_json(&verify::with_suite(&report, verified.as_ref())?)?,
+        Format::Text => {
+            print(&render::report(
+                &report,
+                "applied",
+                "nothing to migrate: the database is up to date",
+            ))?;
+            if let Some(suite) = &verified {
+                print(&verify::after_text(suite, Phase::Migrate, &report))?;
+            }
+        }
     }
-    Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let verify_failed = verified.as_ref().is_some_and(|s| !s.ok());
+    Ok(if report.failed() || verify_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -14,6 +14,7 @@ pub mod restore;
 pub mod rollback;
 pub mod status;
 pub mod unfreeze;
+pub mod verify;
 
 use std::io::Write;
 use std::path::Path;
@@ -96,6 +97,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::check::CheckError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::verify::VerifyError>() {
             return e.exit_code();
         }
         if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::migrate::{self, Progress, Quiet, RollbackTarget};
+use backstop_core::verify::Phase;
 
+use super::verify::{self, AfterRun};
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
 use crate::{Connection, Format, Output};
@@ -33,6 +35,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
     };
     let mut client = ctx.connect()?;
+    let after = AfterRun::prepare(&ctx, &mut client, Phase::Rollback, args.dry_run)?;
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
@@ -45,9 +48,16 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         args.dry_run,
         progress.as_mut(),
     )?;
+    let verified = after.and_then(|after| after.finish(&mut client, &report));
     match args.output.format {
-        Format::Json => print_json(&report)?,
-        Format::Text => print(&render::report(&report, "reverted", "nothing to roll back"))?,
+        Format::Json => print_json(&verify::with_suite(&report, verified.as_ref())?)?,
+        Format::Text => {
+            print(&render::report(&report, "reverted", "nothing to roll back"))?;
+            if let Some(suite) = &verified {
+                print(&verify::after_text(suite, Phase::Rollback, &report))?;
+            }
+        }
     }
-    Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let verify_failed = verified.as_ref().is_some_and(|s| !s.ok());
+    Ok(if report.failed() || verify_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

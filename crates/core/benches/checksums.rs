@@ -1,0 +1,162 @@
+//! Benchmark (not a test): what a `checksums` check costs next to the
+//! cheapest full read of a table, `SELECT count(*)`.
+//!
+//! On a throwaway cluster with a 10,000,000-row table of varied rows (text
+//! of many lengths, NULLs, integers, numerics, timestamps, jsonb; seeded,
+//! so every run builds the same table), it times Backstop's per-table
+//! checksum (the query `pg::checksum::table_checksum` runs, in the server)
+//! against `SELECT count(*)` of the same table, alternating which goes
+//! first, after a warm-up that reads the table into cache. Prints each
+//! one's median and min, the ratio of medians (target: at most 2.5x) and
+//! the checksum's row rate. Exits 0 whether or not the target is met,
+//! non-zero if a run fails.
+//!
+//! `cargo bench -p backstop-core --bench checksums`; `BENCH_ROWS` sets the
+//! rows (default 10,000,000), `BENCH_ROUNDS` the rounds (default 5).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use backstop_core::pg::checksum;
+use backstop_core::pg::cluster::Cluster;
+
+const DEFAULT_ROWS: u64 = 10_000_000;
+const DEFAULT_ROUNDS: usize = 5;
+const TARGET_RATIO: f64 = 2.5;
+
+type Error = Box<dyn std::error::Error>;
+
+fn seed_sql(rows: u64) -> String {
+    format!(
+        "SELECT setseed(0.42);
+CREATE TABLE items (
+    id bigint NOT NULL,
+    sku text NOT NULL,
+    title text NOT NULL,
+    description text,
+    quantity integer NOT NULL,
+    price numeric(10, 2) NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz,
+    attrs jsonb NOT NULL
+);
+INSERT INTO items (id, sku, title, description, quantity, price, created_at, updated_at, attrs)
+SELECT g,
+       'SKU-' || lpad(g::text, 8, '0'),
+       initcap(left(md5(g::text), 6 + g % 27)),
+       CASE WHEN g % 10 = 0 THEN NULL
+            ELSE left(repeat(md5(random()::text), 4), 16 + (random() * 110)::int) END,
+       (random() * 1000)::int,
+       round((random() * 500)::numeric, 2),
+       ts,
+       CASE WHEN g % 4 = 0 THEN NULL ELSE ts + random() * interval '90 days' END,
+       jsonb_build_object(
+           'color', (ARRAY['red', 'green', 'blue', 'black', 'white'])[1 + g % 5],
+           'weight', round((random() * 20)::numeric, 3),
+           'active', g % 3 <> 0,
+           'tags', jsonb_build_array(left(md5((g * 7)::text), 5), left(md5((g * 13)::text), 7))
+       )
+FROM (SELECT g, timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS ts
+      FROM generate_series(1, {rows}) AS g) AS s;
+ALTER TABLE items ADD PRIMARY KEY (id);
+VACUUM (ANALYZE) items;"
+    )
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("checksums: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(v.parse().map_err(|_| format!("{name}={v} is not a number"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn run() -> Result<(), Error> {
+    let rows = env_number("BENCH_ROWS", DEFAULT_ROWS)?;
+    let rounds = env_number("BENCH_ROUNDS", DEFAULT_ROUNDS as u64)?.max(1) as usize;
+    let cluster = Cluster::start()?;
+    cluster.create_database("bench", None)?;
+    let mut client = cluster.connect("bench")?;
+    eprintln!("building a {rows}-row table (untimed)...");
+    let t = Instant::now();
+    client.batch_execute(&seed_sql(rows))?;
+    let size: String =
+        client.query_one("select pg_size_pretty(pg_table_size('items'))", &[])?.get(0);
+    eprintln!("built in {:.0?}: {size}", t.elapsed());
+
+    let method = checksum::method(&mut client)?;
+    let checksum_sql = checksum::checksum_sql(&mut client, method, 0, "public", "items")?;
+    let count_sql = "select count(*) from only public.items t";
+    let workers: String =
+        client.query_one("select current_setting('max_parallel_workers_per_gather')", &[])?.get(0);
+    eprintln!("checksum query: {checksum_sql}");
+
+    // Warm-up: both read the whole table once, so the cache is the same for both.
+    let first = checksum::table_checksum(&mut client, "public", "items")?;
+    client.query_one(count_sql, &[])?;
+
+    let mut sums = Vec::with_capacity(rounds);
+    let mut counts = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let time_checksum = |client: &mut postgres::Client| -> Result<Duration, Error> {
+            let t = Instant::now();
+            let c = checksum::table_checksum(client, "public", "items")?;
+            let took = t.elapsed();
+            if c != first {
+                return Err(format!("checksum changed between runs: {c:?} vs {first:?}").into());
+            }
+            Ok(took)
+        };
+        let time_count = |client: &mut postgres::Client| -> Result<Duration, Error> {
+            let t = Instant::now();
+            let n: i64 = client.query_one(count_sql, &[])?.get(0);
+            let took = t.elapsed();
+            if n as u64 != rows {
+                return Err(format!("count(*) says {n}, expected {rows}").into());
+            }
+            Ok(took)
+        };
+        if round % 2 == 0 {
+            sums.push(time_checksum(&mut client)?);
+            counts.push(time_count(&mut client)?);
+        } else {
+            counts.push(time_count(&mut client)?);
+            sums.push(time_checksum(&mut client)?);
+        }
+    }
+    let (sum_min, count_min) = (*sums.iter().min().unwrap(), *counts.iter().min().unwrap());
+    let (sum_med, count_med) = (median(&mut sums), median(&mut counts));
+    let ratio = sum_med.as_secs_f64() / count_med.as_secs_f64();
+    let rate = rows as f64 / sum_med.as_secs_f64();
+    println!(
+        "checksums {rows} rows ({size}, PostgreSQL {}, max_parallel_workers_per_gather={workers}, {rounds} rounds):",
+        cluster.bin().major
+    );
+    println!(
+        "  checksum median {:.3}s (min {:.3}s), count(*) median {:.3}s (min {:.3}s)",
+        sum_med.as_secs_f64(),
+        sum_min.as_secs_f64(),
+        count_med.as_secs_f64(),
+        count_min.as_secs_f64()
+    );
+    println!(
+        "  ratio {ratio:.2}x (target <= {TARGET_RATIO}x: {}), {:.1}M rows/s checksummed",
+        if ratio <= TARGET_RATIO { "met" } else { "NOT met" },
+        rate / 1e6
+    );
+    Ok(())
+}

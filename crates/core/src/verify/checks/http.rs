@@ -1,0 +1,265 @@
+//! `http`: a request (method, URL, headers with `${ENV}`, body) and what
+//! its response must be: a status, a body substring, a value at a JSON
+//! path. With `repeat = N` it is sent N times, `expect_status_after = {
+//! 10 = 429 }` says from which request on the status changes (a rate
+//! limiter), and `max_p95` bounds the 95th percentile latency. Header
+//! values are never shown; the suite masks them in every detail.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::Outcome;
+use crate::verify::config::HttpCheck;
+use crate::verify::VerifyError;
+
+/// Bodies larger than this are not read in full.
+const BODY_LIMIT: u64 = 1 << 20;
+
+/// One step of a JSON path: `.key` or `[index]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A small JSON path: `$.data.items[0].id` (the `$.` is optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(Vec<Step>);
+
+impl JsonPath {
+    /// Parses `$.a.b[0]`, `a.b[0]` or `$["a key"]`.
+    pub fn parse(text: &str) -> Result<JsonPath, String> {
+        let bad = |why: &str| format!("json_path {text:?} {why}; write it like \"$.data.items[0].id\"");
+        let mut rest = text.trim();
+        rest = rest.strip_prefix('$').unwrap_or(rest);
+        let mut steps = Vec::new();
+        let mut first = true;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').ok_or_else(|| bad("has an unclosed ["))?;
+                let inner = r[..end].trim();
+                if let Some(key) = inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                    steps.push(Step::Key(key.to_string()));
+                } else {
+                    let n = inner.parse().map_err(|_| bad("has a non-numeric index"))?;
+                    steps.push(Step::Index(n));
+                }
+                rest = &r[end + 1..];
+            } else {
+                let r = match rest.strip_prefix('.') {
+                    Some(r) => r,
+                    None if first => rest,
+                    None => return Err(bad("needs . or [ between steps")),
+                };
+                let end = r.find(['.', '[']).unwrap_or(r.len());
+                if end == 0 {
+                    return Err(bad("has an empty key"));
+                }
+                steps.push(Step::Key(r[..end].to_string()));
+                rest = &r[end..];
+            }
+            first = false;
+        }
+        Ok(JsonPath(steps))
+    }
+
+    /// The value at this path, if there is one.
+    pub fn find<'v>(&self, mut value: &'v Value) -> Option<&'v Value> {
+        for step in &self.0 {
+            value = match step {
+                Step::Key(k) => value.get(k)?,
+                Step::Index(i) => value.get(*i)?,
+            };
+        }
+        Some(value)
+    }
+}
+
+pub(crate) fn run(
+    c: &HttpCheck,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<Outcome, VerifyError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent("backstop-verify")
+        .build()
+        .into();
+    let method = ureq::http::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| VerifyError::Http(format!("{} is not an HTTP method", c.method)))?;
+    let mut latencies = Vec::with_capacity(c.repeat as usize);
+    let mut statuses: Vec<u16> = Vec::with_capacity(c.repeat as usize);
+    let mut first_body = None;
+    for i in 1..=c.repeat {
+        let mut request = ureq::http::Request::builder().method(method.clone()).uri(&c.url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let started = Instant::now();
+        let sent = match &c.body {
+            Some(body) => request.body(body.clone()).map(|r| agent.run(r)),
+            None => request.body(()).map(|r| agent.run(r)),
+        };
+        let mut response = match sent {
+            Err(e) => return Ok(Outcome::Fail(format!("cannot build the request: {e}"))),
+            Ok(Err(e)) => {
+                return Ok(Outcome::Fail(format!(
+                    "request {i} of {} to {} failed: {e}",
+                    c.repeat, c.url
+                )))
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        if i == 1 {
+            first_body = Some(
+                response
+                    .body_mut()
+                    .with_config()
+                    .limit(BODY_LIMIT)
+                    .read_to_string()
+                    .unwrap_or_default(),
+            );
+        }
+        latencies.push(started.elapsed());
+        statuses.push(status);
+    }
+    Ok(judge(c, &statuses, &latencies, first_body.as_deref().unwrap_or_default()))
+}
+
+/// The verdict over every response's status and latency and the first
+/// response's body.
+fn judge(c: &HttpCheck, statuses: &[u16], latencies: &[Duration], body: &str) -> Outcome {
+    let seen = runs(statuses);
+    let n = statuses.len();
+    for (i, &status) in statuses.iter().enumerate() {
+        let want = c.expected_status(i as u32 + 1);
+        if status == want {
+            continue;
+        }
+        let limiter = if want == 429 && !statuses.contains(&429) {
+            " (the rate limiter never said 429)"
+        } else {
+            ""
+        };
+        return Outcome::Fail(if n == 1 {
+            format!("{} {} answered {status}, expected {want}", c.method, c.url)
+        } else {
+            format!(
+                "request {} of {n} answered {status}, expected {want}{limiter}; the statuses were {seen}",
+                i + 1
+            )
+        });
+    }
+    if let Some(needle) = &c.body_contains {
+        if !body.contains(needle.as_str()) {
+            return Outcome::Fail(format!(
+                "the body does not contain {needle:?}; it begins {:?}",
+                excerpt(body)
+            ));
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(path) = &c.json_path {
+        let Ok(json) = serde_json::from_str::<Value>(body) else {
+            return Outcome::Fail(format!("the body is not JSON; it begins {:?}", excerpt(body)));
+        };
+        let parsed = JsonPath::parse(path).unwrap_or(JsonPath(Vec::new()));
+        match (parsed.find(&json), &c.json_equals) {
+            (None | Some(Value::Null), _) => {
+                return Outcome::Fail(format!("the JSON has no value at {path}"));
+            }
+            (Some(v), Some(want)) => {
+                let want = serde_json::to_value(want).unwrap_or(Value::Null);
+                if *v != want {
+                    return Outcome::Fail(format!("{path} is {v}, expected {want}"));
+                }
+                found.push(format!("{path} = {v}"));
+            }
+            (Some(v), None) => found.push(format!("{path} = {v}")),
+        }
+    }
+    let p95 = p95(latencies);
+    if let Some(max) = c.max_p95 {
+        if p95 > max {
+            return Outcome::Fail(format!(
+                "p95 latency {} over {n} request(s) is above max_p95 {} ({seen})",
+                ms(p95),
+                ms(max)
+            ));
+        }
+    }
+    let mut detail = if n == 1 {
+        format!("{} {} answered {}", c.method, c.url, statuses[0])
+    } else {
+        format!("{n} requests answered {seen} as expected")
+    };
+    if c.body_contains.is_some() {
+        detail.push_str(", body as expected");
+    }
+    for f in found {
+        detail.push_str(&format!(", {f}"));
+    }
+    detail.push_str(&format!(", p95 {}", ms(p95)));
+    Outcome::Pass(detail)
+}
+
+/// `200×10, 429×5`: the statuses in order, runs collapsed.
+fn runs(statuses: &[u16]) -> String {
+    let mut out: Vec<(u16, usize)> = Vec::new();
+    for &s in statuses {
+        match out.last_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out.iter()
+        .map(|(s, n)| if *n == 1 { s.to_string() } else { format!("{s}×{n}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The nearest-rank 95th percentile.
+fn p95(latencies: &[Duration]) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let rank = ((sorted.len() as f64) * 0.95).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_paths_parse_and_find() {
+        let v: Value = serde_json::json!({"data": {"items": [{"id": 7}], "a key": true}});
+        let find = |p: &str| JsonPath::parse(p).unwrap().find(&v).cloned();
+        assert_eq!(find("$.data.items[0].id"), Some(serde_json::json!(7)));
+        assert_eq!(find("data.items[0].id"), Some(serde_json::json!(7)));
+        assert_eq!(find("$.data[\"a key\"]"), Some(serde_json::json!(true)));
+        assert_eq!(find("$.data.items[3]"), None);
+        assert!(JsonPath::parse("$.a[").is_err());
+        assert!(JsonPath::parse("$.a..b").is_err());
+        assert!(JsonPath::parse("$.a[x]").is_err());
+    }
+
+    #[test]
+    fn runs_collapse_and_p95_is_nearest_rank() {
+        assert_eq!(runs(&[200, 200, 429, 429, 429, 200]), "200×2, 429×3, 200");
+        let l: Vec<Duration> = (1..=20).map(Duration::from_millis).collect();
+        assert_eq!(p95(&l), Duration::from_millis(19));
+        assert_eq!(p95(&[]), Duration::ZERO);
+    }
+}
