@@ -205,7 +205,10 @@ fn http_server() -> u16 {
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
-                    if let Some(v) = line.strip_prefix("authorization: ").or(line.strip_prefix("Authorization: ")) {
+                    if let Some(v) = line
+                        .strip_prefix("authorization: ")
+                        .or(line.strip_prefix("Authorization: "))
+                    {
                         auth = v.trim().to_string();
                     }
                 }
@@ -215,7 +218,11 @@ fn http_server() -> u16 {
                     let mut counts = counts.lock().unwrap();
                     let n = counts.entry(path).or_insert(0);
                     *n += 1;
-                    if *n > 10 { (429, "slow down".into()) } else { (200, "ok".into()) }
+                    if *n > 10 {
+                        (429, "slow down".into())
+                    } else {
+                        (200, "ok".into())
+                    }
                 } else if path == "/unlimited" {
                     (200, "ok".to_string())
                 } else if path == "/echo" {
@@ -296,7 +303,10 @@ fn a_good_database_passes_every_check_of_every_kind() {
         json["checks"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.len(), 14, "{kinds:?}");
     let (_, detail) = detail_of(&json, "clients are private");
-    assert!(detail.contains("users A and B (as role authenticated) each see only their own row"), "{detail}");
+    assert!(
+        detail.contains("users A and B (as role authenticated) each see only their own row"),
+        "{detail}"
+    );
     assert!(detail.contains("service_role sees all"), "{detail}");
     let (_, detail) = detail_of(&json, "rate limiting functional");
     assert!(detail.starts_with("15 requests answered 200×10, 429×5 as expected"), "{detail}");
@@ -304,19 +314,37 @@ fn a_good_database_passes_every_check_of_every_kind() {
     assert!(detail.contains("using clients_user_id_idx on clients"), "{detail}");
 
     // Text: one ✅ line per check, then the summary.
-    let text = p.run(&["verify", "--snapshot", "before", "--only", "v2 tables exist,no orphan rows"]);
+    let text =
+        p.run(&["verify", "--snapshot", "before", "--only", "v2 tables exist,no orphan rows"]);
     text.expect_code(0);
     assert_eq!(text.stdout.lines().filter(|l| l.starts_with("✅ ")).count(), 2, "{}", text.stdout);
-    assert!(text.stdout.contains("✅ v2 tables exist: clients and meetings exist ("), "{}", text.stdout);
-    assert!(text.stdout.ends_with("verify passed: 2/2 checks in ") || text.stdout.contains("verify passed: 2/2 checks in "), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("✅ v2 tables exist: clients and meetings exist ("),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.ends_with("verify passed: 2/2 checks in ")
+            || text.stdout.contains("verify passed: 2/2 checks in "),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
 fn rls_disabled_and_a_leaky_policy_are_caught_with_row_counts() {
     let p = project("verify_rls", &checks(0, "rls"));
-    let only = ["verify", "--only", "RLS policies active,clients are private,meetings are private", "--format", "json"];
+    let only = [
+        "verify",
+        "--only",
+        "RLS policies active,clients are private,meetings are private",
+        "--format",
+        "json",
+    ];
 
-    p.client().batch_execute("CREATE POLICY clients_debug ON clients FOR SELECT USING (true)").unwrap();
+    p.client()
+        .batch_execute("CREATE POLICY clients_debug ON clients FOR SELECT USING (true)")
+        .unwrap();
     let run = p.run(&only);
     run.expect_code(1);
     let json = run.json();
@@ -327,15 +355,27 @@ fn rls_disabled_and_a_leaky_policy_are_caught_with_row_counts() {
     assert!(!detail.contains("can update"), "the leak is read-only: {detail}");
     assert_eq!(detail_of(&json, "meetings are private").0, "pass");
 
-    p.client().batch_execute("DROP POLICY clients_debug ON clients; ALTER TABLE meetings DISABLE ROW LEVEL SECURITY").unwrap();
+    p.client()
+        .batch_execute(
+            "DROP POLICY clients_debug ON clients; ALTER TABLE meetings DISABLE ROW LEVEL SECURITY",
+        )
+        .unwrap();
     let json = p.run(&only).json();
     let (status, detail) = detail_of(&json, "RLS policies active");
     assert_eq!(status, "fail");
     assert!(detail.contains("meetings: row level security is disabled"), "{detail}");
     let (status, detail) = detail_of(&json, "meetings are private");
     assert_eq!(status, "fail");
-    assert!(detail.starts_with("row level security is disabled on meetings: user A can read 1 row(s) of user B's"), "{detail}");
-    assert!(detail.contains("can update 1 row(s)") && detail.contains("can delete 1 row(s)"), "{detail}");
+    assert!(
+        detail.starts_with(
+            "row level security is disabled on meetings: user A can read 1 row(s) of user B's"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("can update 1 row(s)") && detail.contains("can delete 1 row(s)"),
+        "{detail}"
+    );
     assert_eq!(detail_of(&json, "clients are private").0, "pass");
 }
 
@@ -484,7 +524,9 @@ body_contains = "degraded"
     run.expect_output(
         "❌ rate limiting functional: request 11 of 12 answered 200, expected 429 (the rate limiter never said 429); the statuses were 200×12",
     );
-    run.expect_output(&format!("⚠ status page: GET http://127.0.0.1:{port}/nope answered 404, expected 200"));
+    run.expect_output(&format!(
+        "⚠ status page: GET http://127.0.0.1:{port}/nope answered 404, expected 200"
+    ));
     run.expect_output("❌ health body: the body does not contain \"degraded\"; it begins \"{\\\"status\\\":\\\"ok\\\"");
     run.expect_output("verify FAILED: 2 of 3 critical check(s) failed, 1 warning");
 
@@ -508,8 +550,14 @@ body_contains = "welcome"
     let p = project("verify_secret", &config);
     let run = p.run(&["verify"]);
     run.expect_code(2).expect_output("BACKSTOP_TEST_API_TOKEN");
-    let out = p.cmd().env("BACKSTOP_TEST_API_TOKEN", "sk-live-abc123").args(["verify", "--format", "junit"]).output().unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = p
+        .cmd()
+        .env("BACKSTOP_TEST_API_TOKEN", "sk-live-abc123")
+        .args(["verify", "--format", "junit"])
+        .output()
+        .unwrap();
+    let all =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(!all.contains("sk-live-abc123"), "{all}");
     assert!(all.contains("it begins &quot;hello Bearer ****&quot;"), "{all}");
@@ -524,8 +572,16 @@ fn junit_and_markdown_are_well_formed() {
     run.expect_code(1);
     let xml = &run.stdout;
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"backstop verify\" tests=\"2\" failures=\"1\""), "{xml}");
-    assert!(xml.contains("<testcase name=\"v2 tables exist\" classname=\"backstop.verify.tables\""), "{xml}");
-    assert!(xml.contains("<failure message=\"meetings missing\" type=\"critical\">meetings missing</failure>"), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"v2 tables exist\" classname=\"backstop.verify.tables\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<failure message=\"meetings missing\" type=\"critical\">meetings missing</failure>"
+        ),
+        "{xml}"
+    );
     assert!(xml.trim_end().ends_with("</testsuites>"), "{xml}");
     let md = p.run(&["verify", "--only", only, "--format", "markdown"]).stdout;
     assert!(md.starts_with("### verify FAILED: 1 of 2 critical check(s) failed"), "{md}");
@@ -544,14 +600,18 @@ fn bad_input_is_refused_with_place_and_fix_before_touching_the_database() {
     p.run(&["verify", "--snapshot", "never-taken"])
         .expect_code(2)
         .expect_output("no snapshot named \"never-taken\" (there are none yet)");
-    p.run(&["verify", "--snapshot", "save"]).expect_code(2).expect_output("--snapshot save needs a name");
+    p.run(&["verify", "--snapshot", "save"])
+        .expect_code(2)
+        .expect_output("--snapshot save needs a name");
     p.run(&["verify", "--snapshot", "save", "s1"]).expect_code(0);
     p.run(&["verify", "--snapshot", "save", "s1"])
         .expect_code(2)
         .expect_output("a snapshot named \"s1\" exists already");
 
     p.config("[[verify.checks]]\nname = \"t\"\nkind = \"tables\"\ntables = [\"clients\"]\nowner_column = \"user_id\"\n");
-    p.run(&["verify"]).expect_code(2).expect_output("backstop.toml:5:1: check \"t\": unknown field `owner_column`");
+    p.run(&["verify"])
+        .expect_code(2)
+        .expect_output("backstop.toml:5:1: check \"t\": unknown field `owner_column`");
 
     p.config("");
     p.run(&["verify"]).expect_code(2).expect_output("no checks to run");
@@ -621,16 +681,28 @@ kind = "row_counts"
 tables = ["users"]
 "#;
     let p = project("verify_after_migrate", config);
-    p.migration("1_notes", "ALTER TABLE clients ADD COLUMN phone text;", Some("ALTER TABLE clients DROP COLUMN phone;"));
+    p.migration(
+        "1_notes",
+        "ALTER TABLE clients ADD COLUMN phone text;",
+        Some("ALTER TABLE clients DROP COLUMN phone;"),
+    );
     let run = p.run(&["migrate"]);
     run.expect_code(0).expect_output("verifying after the migrate:\n✅ clients are private: ");
-    run.expect_output("✅ users kept their rows: 1 table(s), 50 rows, equal to snapshot before this migrate");
+    run.expect_output(
+        "✅ users kept their rows: 1 table(s), 50 rows, equal to snapshot before this migrate",
+    );
 
-    p.migration("2_debug", "CREATE POLICY clients_debug ON clients FOR SELECT USING (true);", Some("DROP POLICY clients_debug ON clients;"));
+    p.migration(
+        "2_debug",
+        "CREATE POLICY clients_debug ON clients FOR SELECT USING (true);",
+        Some("DROP POLICY clients_debug ON clients;"),
+    );
     let run = p.run(&["migrate"]);
     run.expect_code(1);
     run.expect_output("❌ clients are private: user A can read 1 row(s) of user B's");
-    run.expect_output("✗ applied, verification failed: 2_debug committed, 1 critical check(s) failed");
+    run.expect_output(
+        "✗ applied, verification failed: 2_debug committed, 1 critical check(s) failed",
+    );
     run.expect_output("choices: undo with `backstop rollback --steps 1`");
     let mut client = p.client();
     assert_eq!(client.applied(), ["1", "2"], "the migration stays committed");
@@ -641,6 +713,11 @@ tables = ["users"]
     let run = p.run(&["rollback", "--format", "json"]);
     run.expect_code(0);
     let json = run.json();
-    let names: Vec<&str> = json["verify"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = json["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["users kept their rows"]);
 }

@@ -164,8 +164,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let url = cluster.url("meetsolis");
     let mut client = pg::connect(&url, "backstop demo")?;
     client.batch_execute(SUPABASE_ROLES).context("creating Supabase's roles")?;
-    let suite = backstop_core::config::Config::parse(VERIFY_SUITE, Path::new("demo/verify.toml"))?
-        .verify;
+    let suite =
+        backstop_core::config::Config::parse(VERIFY_SUITE, Path::new("demo/verify.toml"))?.verify;
     let work = tempfile::tempdir().context("creating a temp dir for the demo's migrations")?;
     let settings = Settings {
         protected_tables: PROTECTED.iter().map(|s| s.to_string()).collect(),
@@ -235,7 +235,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let report = run_suite(&mut client, &url, &suite, only, &v1_snapshot);
         client.batch_execute("DROP POLICY clients_debug ON clients")?;
         Ok(match report?.checks.first() {
-            Some(c) if c.status == Status::Fail => Ok(format!("{} {}: {}", c.status.mark(), c.name, c.detail)),
+            Some(c) if c.status == Status::Fail => {
+                Ok(format!("{} {}: {}", c.status.mark(), c.name, c.detail))
+            }
             Some(c) => Err(format!("the check said {}: {}", c.status.mark(), c.detail)),
             None => Err("no check ran".to_string()),
         })
@@ -318,7 +320,13 @@ fn run_suite(
     v1: &verify::Snapshot,
 ) -> anyhow::Result<verify::SuiteReport> {
     let selection = Selection { only, ..Default::default() };
-    let prepared =
-        Suite::prepare(client, url, suite, &selection, Some(v1.clone()), &ResolvedHeaders::default())?;
+    let prepared = Suite::prepare(
+        client,
+        url,
+        suite,
+        &selection,
+        Some(v1.clone()),
+        &ResolvedHeaders::default(),
+    )?;
     Ok(prepared.run())
 }

@@ -252,7 +252,10 @@ fn phase_word(phase: Phase) -> &'static str {
 }
 
 /// A migrate or rollback report as JSON, with the suite's result under `verify`.
-pub fn with_suite(report: &Report, suite: Option<&SuiteReport>) -> anyhow::Result<serde_json::Value> {
+pub fn with_suite(
+    report: &Report,
+    suite: Option<&SuiteReport>,
+) -> anyhow::Result<serde_json::Value> {
     let mut value = serde_json::to_value(report).context("rendering JSON")?;
     if let (Some(suite), Some(map)) = (suite, value.as_object_mut()) {
         map.insert("verify".into(), serde_json::to_value(suite).context("rendering JSON")?);

@@ -86,10 +86,9 @@ impl TableName {
         let parts: Vec<&str> = text.split('.').collect();
         match parts.as_slice() {
             [name] if !name.is_empty() => Ok(TableName { schema: None, name: name.to_string() }),
-            [schema, name] if !schema.is_empty() && !name.is_empty() => Ok(TableName {
-                schema: Some(schema.to_string()),
-                name: name.to_string(),
-            }),
+            [schema, name] if !schema.is_empty() && !name.is_empty() => {
+                Ok(TableName { schema: Some(schema.to_string()), name: name.to_string() })
+            }
             _ => Err(format!("{text:?} is not a table name; write \"table\" or \"schema.table\"")),
         }
     }
@@ -508,7 +507,8 @@ impl VerifySection {
     /// The `${ENV}` values of every http check's headers, resolved now so
     /// that a missing variable stops the run before anything happens.
     pub fn resolve_headers(&self, path: Option<&Path>) -> Result<ResolvedHeaders, ConfigError> {
-        let path = path.map_or_else(|| Path::new(crate::config::DEFAULT_FILE).into(), Path::to_path_buf);
+        let path =
+            path.map_or_else(|| Path::new(crate::config::DEFAULT_FILE).into(), Path::to_path_buf);
         let mut out = ResolvedHeaders::default();
         for check in &self.checks {
             let Kind::Http(http) = &check.kind else { continue };
@@ -560,7 +560,12 @@ fn typed(
     let name = match table.remove("name") {
         Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
         Some(_) => {
-            return Err(invalid(path, text, at_key("name"), "name must be a non-empty string".into()))
+            return Err(invalid(
+                path,
+                text,
+                at_key("name"),
+                "name must be a non-empty string".into(),
+            ))
         }
         None => {
             return Err(invalid(
@@ -592,14 +597,14 @@ fn typed(
             };
             match parsed {
                 Some(d) if !d.is_zero() => d,
-                _ => {
-                    return Err(invalid(
-                        path,
-                        text,
-                        at_key("timeout"),
-                        format!("check {name:?}: invalid timeout {v}; write it like \"10s\" or \"2min\""),
-                    ))
-                }
+                _ => return Err(invalid(
+                    path,
+                    text,
+                    at_key("timeout"),
+                    format!(
+                        "check {name:?}: invalid timeout {v}; write it like \"10s\" or \"2min\""
+                    ),
+                )),
             }
         }
     };
@@ -625,9 +630,13 @@ fn typed(
     let kind: Kind = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
         let message = e.message().trim().to_string();
         let key = quoted_key(&message);
-        let at = key
-            .and_then(|k| find_key(text, span.clone(), k))
-            .unwrap_or_else(|| if message.contains("variant") { at_key("kind") } else { span.start });
+        let at = key.and_then(|k| find_key(text, span.clone(), k)).unwrap_or_else(|| {
+            if message.contains("variant") {
+                at_key("kind")
+            } else {
+                span.start
+            }
+        });
         let hint = if message.starts_with("unknown field") {
             format!(" (the common keys are {})", COMMON.join(", "))
         } else {
@@ -684,20 +693,16 @@ fn validate(spec: &CheckSpec) -> Result<(), (Option<&'static str>, String)> {
             Some("impersonate"),
             "impersonate must contain {user}, where the test identity goes".into(),
         )),
-        Kind::RlsIsolation(c) if c.insert.as_deref().is_some_and(|s| !s.contains("$1")) => Err((
-            Some("insert"),
-            "insert must use $1 for the owner value of the test row".into(),
-        )),
+        Kind::RlsIsolation(c) if c.insert.as_deref().is_some_and(|s| !s.contains("$1")) => {
+            Err((Some("insert"), "insert must use $1 for the owner value of the test row".into()))
+        }
         Kind::RecentRows(c) if c.min_rows < 1 => {
             Err((Some("min_rows"), "min_rows must be at least 1".into()))
         }
-        Kind::Sql(c) if c.expect.is_some() && c.expect_rows.is_some() => Err((
-            Some("expect_rows"),
-            "give expect or expect_rows, not both".into(),
-        )),
-        Kind::Sql(c) if c.query.trim().is_empty() => {
-            Err((Some("query"), "query is empty".into()))
+        Kind::Sql(c) if c.expect.is_some() && c.expect_rows.is_some() => {
+            Err((Some("expect_rows"), "give expect or expect_rows, not both".into()))
         }
+        Kind::Sql(c) if c.query.trim().is_empty() => Err((Some("query"), "query is empty".into())),
         Kind::Explain(c) if c.query.trim().is_empty() => {
             Err((Some("query"), "query is empty".into()))
         }
@@ -710,10 +715,7 @@ fn validate_http(c: &HttpCheck) -> Result<(), (Option<&'static str>, String)> {
     match c.url.parse::<ureq::http::Uri>() {
         Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
         _ => {
-            return Err((
-                Some("url"),
-                format!("url {:?} is not an http:// or https:// URL", c.url),
-            ))
+            return Err((Some("url"), format!("url {:?} is not an http:// or https:// URL", c.url)))
         }
     }
     if c.method.is_empty() || !c.method.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -756,7 +758,9 @@ fn validate_http(c: &HttpCheck) -> Result<(), (Option<&'static str>, String)> {
         return Err((Some("json_equals"), "json_equals needs json_path".into()));
     }
     for name in c.headers.keys() {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if name.is_empty()
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err((Some("headers"), format!("{name:?} is not a header name")));
         }
     }
@@ -778,7 +782,10 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
     for line in text[start..end].split_inclusive('\n') {
         let trimmed = line.trim_start();
         let bare = trimmed.strip_prefix(key).or_else(|| {
-            trimmed.strip_prefix('"').and_then(|t| t.strip_prefix(key)).and_then(|t| t.strip_prefix('"'))
+            trimmed
+                .strip_prefix('"')
+                .and_then(|t| t.strip_prefix(key))
+                .and_then(|t| t.strip_prefix('"'))
         });
         if bare.is_some_and(|rest| rest.trim_start().starts_with('=')) {
             return Some(offset + (line.len() - trimmed.len()));
@@ -848,7 +855,10 @@ owner_column = "user_id"
         let err = parse("[[verify.checks]]\nname = \"t\"\nkind = \"tabels\"\n").unwrap_err();
         assert!(err.starts_with("backstop.toml:3:") && err.contains("tabels"), "{err}");
         let err = parse("[[verify.checks]]\nname = \"t\"\nkind = \"tables\"\n").unwrap_err();
-        assert!(err.starts_with("backstop.toml:1:") && err.contains("missing field `tables`"), "{err}");
+        assert!(
+            err.starts_with("backstop.toml:1:") && err.contains("missing field `tables`"),
+            "{err}"
+        );
         let err = parse("[[verify.checks]]\nkind = \"tables\"\ntables = [\"a\"]\n").unwrap_err();
         assert!(err.contains("needs a name"), "{err}");
         let dup = "[[verify.checks]]\nname = \"t\"\nkind = \"connection\"\n\n[[verify.checks]]\nname = \"t\"\nkind = \"connection\"\n";
@@ -867,13 +877,17 @@ owner_column = "user_id"
         };
         assert!(http("repeat = 15\nexpect_status_after = { 10 = 429 }").is_ok());
         let err = http("expect_status_after = { 10 = 429 }").unwrap_err();
-        assert!(err.starts_with("backstop.toml:5:") && err.contains("needs repeat above 10"), "{err}");
+        assert!(
+            err.starts_with("backstop.toml:5:") && err.contains("needs repeat above 10"),
+            "{err}"
+        );
         let err = http("json_path = \"$.a[\"").unwrap_err();
         assert!(err.contains("json_path"), "{err}");
         let err = http("timeout = \"soon\"").unwrap_err();
         assert!(err.starts_with("backstop.toml:5:") && err.contains("invalid timeout"), "{err}");
-        let err = parse("[[verify.checks]]\nname = \"r\"\nkind = \"row_counts\"\ntolerance = \"lots\"\n")
-            .unwrap_err();
+        let err =
+            parse("[[verify.checks]]\nname = \"r\"\nkind = \"row_counts\"\ntolerance = \"lots\"\n")
+                .unwrap_err();
         assert!(err.contains("invalid tolerance"), "{err}");
         let err = parse("[[verify.checks]]\nname = \"r\"\nkind = \"rls_isolation\"\ntable = \"a.b.c\"\nowner_column = \"u\"\n")
             .unwrap_err();
@@ -899,6 +913,9 @@ owner_column = "user_id"
         assert_eq!(resolved.secrets, ["t0ken"]);
         let missing = text.replace("BACKSTOP_TEST_TOKEN_SET", "BACKSTOP_TEST_SURELY_UNSET");
         let err = parse(&missing).unwrap().resolve_headers(None).unwrap_err().to_string();
-        assert!(err.starts_with("backstop.toml:1:") && err.contains("BACKSTOP_TEST_SURELY_UNSET"), "{err}");
+        assert!(
+            err.starts_with("backstop.toml:1:") && err.contains("BACKSTOP_TEST_SURELY_UNSET"),
+            "{err}"
+        );
     }
 }

@@ -148,7 +148,11 @@ impl SuiteReport {
             );
             match c.status {
                 Status::Pass => {
-                    let _ = writeln!(out, ">\n      <system-out>{}</system-out>\n    </testcase>", xml(&c.detail));
+                    let _ = writeln!(
+                        out,
+                        ">\n      <system-out>{}</system-out>\n    </testcase>",
+                        xml(&c.detail)
+                    );
                 }
                 Status::Warn => {
                     let _ = writeln!(

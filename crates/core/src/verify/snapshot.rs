@@ -69,9 +69,9 @@ impl ChecksumScope {
         match self {
             ChecksumScope::None => false,
             ChecksumScope::All => true,
-            ChecksumScope::Tables(list) => list.iter().any(|t| {
-                t.name == name && t.schema.as_deref().is_none_or(|s| s == schema)
-            }),
+            ChecksumScope::Tables(list) => list
+                .iter()
+                .any(|t| t.name == name && t.schema.as_deref().is_none_or(|s| s == schema)),
         }
     }
 }
@@ -195,7 +195,13 @@ pub fn save(client: &mut Client, snapshot: &Snapshot) -> Result<(), VerifyError>
         .execute(
             "insert into backstop.snapshots (name, taken_at, taken_by, method, tables)
              values ($1, $2, $3, $4, $5) on conflict (name) do nothing",
-            &[&snapshot.name, &snapshot.taken_at, &crate::audit::actor(), &snapshot.method, &tables],
+            &[
+                &snapshot.name,
+                &snapshot.taken_at,
+                &crate::audit::actor(),
+                &snapshot.method,
+                &tables,
+            ],
         )
         .map_err(db("saving the snapshot"))?;
     if inserted == 0 {
@@ -215,7 +221,8 @@ pub fn load(client: &mut impl GenericClient, name: &str) -> Result<Snapshot, Ver
         .query_one("select to_regclass('backstop.snapshots') is not null", &[])
         .map_err(db("looking for backstop.snapshots"))?
         .get(0);
-    let not_found = |known: Vec<String>| VerifyError::SnapshotNotFound { name: name.to_string(), known };
+    let not_found =
+        |known: Vec<String>| VerifyError::SnapshotNotFound { name: name.to_string(), known };
     if !exists {
         return Err(not_found(Vec::new()));
     }
@@ -251,7 +258,11 @@ mod tests {
         let s = Snapshot::from_counts(
             "s",
             Utc::now(),
-            [("public.users".to_string(), 1), ("auth.users".to_string(), 2), ("app.clients".to_string(), 3)],
+            [
+                ("public.users".to_string(), 1),
+                ("auth.users".to_string(), 2),
+                ("app.clients".to_string(), 3),
+            ],
         );
         let name = |t: &str| TableName::parse(t).unwrap();
         assert_eq!(s.key_for(&name("users")).as_deref(), Some("public.users"));

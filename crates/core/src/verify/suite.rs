@@ -107,7 +107,11 @@ impl Suite {
                 headers: headers.by_check.get(&spec.name).cloned().unwrap_or_default(),
             }));
         }
-        Ok(Suite { jobs, concurrency: section.concurrency.max(1), secrets: headers.secrets.clone() })
+        Ok(Suite {
+            jobs,
+            concurrency: section.concurrency.max(1),
+            secrets: headers.secrets.clone(),
+        })
     }
 
     /// How many checks will run.
@@ -136,10 +140,8 @@ impl Suite {
                     let _ = tx.send((i, run_one(&job)));
                 });
             }
-            let Some(deadline) = running
-                .iter()
-                .map(|(i, start)| *start + self.jobs[*i].spec.timeout + GRACE)
-                .min()
+            let Some(deadline) =
+                running.iter().map(|(i, start)| *start + self.jobs[*i].spec.timeout + GRACE).min()
             else {
                 break;
             };
@@ -184,7 +186,9 @@ impl Suite {
 fn run_one(job: &Job) -> CheckResult {
     let started = Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| checks::run(job)))
-        .unwrap_or_else(|_| Ok(Outcome::Fail("the check crashed; this is a bug in Backstop".into())))
+        .unwrap_or_else(|_| {
+            Ok(Outcome::Fail("the check crashed; this is a bug in Backstop".into()))
+        })
         .unwrap_or_else(|e| Outcome::Fail(error_text(&e)));
     result_of(job, outcome, started.elapsed())
 }

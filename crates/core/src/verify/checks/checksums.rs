@@ -42,7 +42,8 @@ pub(crate) fn run(
             continue;
         };
         let Some(before) = &state.checksum else {
-            problems.push(format!("snapshot {} has no checksum of {shown}; {retake}", snapshot.name));
+            problems
+                .push(format!("snapshot {} has no checksum of {shown}; {retake}", snapshot.name));
             continue;
         };
         let name = TableName::parse(key.as_deref().unwrap_or_default()).map_err(|reason| {

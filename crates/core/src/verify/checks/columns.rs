@@ -20,11 +20,9 @@ pub(crate) fn run(c: &ColumnsCheck, client: &mut Client) -> Result<Outcome, Veri
         c.columns.iter().partition(|col| have.contains(col));
     Ok(match (c.absent, missing.is_empty(), present.is_empty()) {
         (false, true, _) => Outcome::Pass(format!("{rel} has {}", list(&present))),
-        (false, false, _) => Outcome::Fail(format!(
-            "{rel} lacks {} (it has {})",
-            list(&missing),
-            list(&have)
-        )),
+        (false, false, _) => {
+            Outcome::Fail(format!("{rel} lacks {} (it has {})", list(&missing), list(&have)))
+        }
         (true, _, true) => Outcome::Pass(format!("{rel} has no {}", list(&c.columns))),
         (true, _, false) => Outcome::Fail(format!("{rel} still has {}", list(&present))),
     })

@@ -7,7 +7,11 @@ use super::{db, session, Outcome};
 use crate::verify::config::ConnectionCheck;
 use crate::verify::VerifyError;
 
-pub(crate) fn run(c: &ConnectionCheck, url: &str, timeout: Duration) -> Result<Outcome, VerifyError> {
+pub(crate) fn run(
+    c: &ConnectionCheck,
+    url: &str,
+    timeout: Duration,
+) -> Result<Outcome, VerifyError> {
     let started = Instant::now();
     let mut client = match session(url, timeout, true) {
         Ok(client) => client,
@@ -28,10 +32,9 @@ pub(crate) fn run(c: &ConnectionCheck, url: &str, timeout: Duration) -> Result<O
         ms(round_trip)
     );
     Ok(match c.max_latency {
-        Some(max) if connected + round_trip > max => Outcome::Fail(format!(
-            "{detail}; slower than max_latency {}",
-            ms(max)
-        )),
+        Some(max) if connected + round_trip > max => {
+            Outcome::Fail(format!("{detail}; slower than max_latency {}", ms(max)))
+        }
         _ => Outcome::Pass(detail),
     })
 }

@@ -57,13 +57,14 @@ pub(crate) fn collect(node: &Value, schema: &str, name: &str, out: &mut Vec<Acce
         && node.get("Schema").and_then(Value::as_str).is_none_or(|s| s == schema);
     if reads {
         let node_type = node.get("Node Type").and_then(Value::as_str).unwrap_or("?").to_string();
-        let index = node.get("Index Name").and_then(Value::as_str).map(str::to_string).or_else(|| {
-            // A bitmap heap scan names its index in the bitmap index scan below it.
-            node.get("Plans")
-                .and_then(Value::as_array)
-                .and_then(|kids| kids.iter().find_map(|k| k.get("Index Name")?.as_str()))
-                .map(str::to_string)
-        });
+        let index =
+            node.get("Index Name").and_then(Value::as_str).map(str::to_string).or_else(|| {
+                // A bitmap heap scan names its index in the bitmap index scan below it.
+                node.get("Plans")
+                    .and_then(Value::as_array)
+                    .and_then(|kids| kids.iter().find_map(|k| k.get("Index Name")?.as_str()))
+                    .map(str::to_string)
+            });
         out.push(Access { node: node_type, index });
     }
     if let Some(kids) = node.get("Plans").and_then(Value::as_array) {
@@ -75,7 +76,11 @@ pub(crate) fn collect(node: &Value, schema: &str, name: &str, out: &mut Vec<Acce
 
 /// Pass when every read of the table goes through an index (the named
 /// one, if given).
-pub(crate) fn judge(accesses: &[Access], table: &str, index: Option<&str>) -> Result<String, String> {
+pub(crate) fn judge(
+    accesses: &[Access],
+    table: &str,
+    index: Option<&str>,
+) -> Result<String, String> {
     if accesses.is_empty() {
         return Err(format!("the plan does not read {table}"));
     }

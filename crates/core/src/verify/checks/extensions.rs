@@ -22,7 +22,9 @@ pub(crate) fn run(c: &ExtensionsCheck, client: &mut Client) -> Result<Outcome, V
         let available: bool = row.get(1);
         match version {
             Some(v) => present.push(format!("{name} {v}")),
-            None if available => missing.push(format!("{name} (available: CREATE EXTENSION {name})")),
+            None if available => {
+                missing.push(format!("{name} (available: CREATE EXTENSION {name})"))
+            }
             None => missing.push(format!("{name} (not available on this server)")),
         }
     }

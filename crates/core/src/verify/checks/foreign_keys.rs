@@ -81,10 +81,15 @@ pub(crate) fn run(c: &ForeignKeysCheck, client: &mut Client) -> Result<Outcome, 
         if count == 0 {
             continue;
         }
-        let cols: Vec<String> = fk.columns.iter().map(|c| format!("c.{}::text", quote_ident(c))).collect();
+        let cols: Vec<String> =
+            fk.columns.iter().map(|c| format!("c.{}::text", quote_ident(c))).collect();
         let samples = client
             .query(
-                &format!("select {} from {} c where {orphan} limit 3", cols.join(", "), fk.child_sql),
+                &format!(
+                    "select {} from {} c where {orphan} limit 3",
+                    cols.join(", "),
+                    fk.child_sql
+                ),
                 &[],
             )
             .map_err(db("reading orphan rows"))?;
@@ -141,10 +146,8 @@ fn orphan_condition(fk: &ForeignKey) -> String {
         .map(|(c, r)| format!("p.{} = {c}", quote_ident(r)))
         .collect::<Vec<_>>()
         .join(" and ");
-    let missing = format!(
-        "({all_set} and not exists (select 1 from {} p where {joined}))",
-        fk.parent_sql
-    );
+    let missing =
+        format!("({all_set} and not exists (select 1 from {} p where {joined}))", fk.parent_sql);
     if fk.match_full && cols.len() > 1 {
         let list = cols.join(", ");
         format!("({missing} or (num_nulls({list}) > 0 and num_nonnulls({list}) > 0))")

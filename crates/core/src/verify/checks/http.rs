@@ -30,7 +30,8 @@ pub struct JsonPath(Vec<Step>);
 impl JsonPath {
     /// Parses `$.a.b[0]`, `a.b[0]` or `$["a key"]`.
     pub fn parse(text: &str) -> Result<JsonPath, String> {
-        let bad = |why: &str| format!("json_path {text:?} {why}; write it like \"$.data.items[0].id\"");
+        let bad =
+            |why: &str| format!("json_path {text:?} {why}; write it like \"$.data.items[0].id\"");
         let mut rest = text.trim();
         rest = rest.strip_prefix('$').unwrap_or(rest);
         let mut steps = Vec::new();

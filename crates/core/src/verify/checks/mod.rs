@@ -50,7 +50,8 @@ pub(crate) struct Job {
 /// Runs one check.
 pub(crate) fn run(job: &Job) -> Result<Outcome, VerifyError> {
     let timeout = job.spec.timeout;
-    let snapshot = || job.snapshot.as_deref().expect("the suite loads a snapshot for snapshot checks");
+    let snapshot =
+        || job.snapshot.as_deref().expect("the suite loads a snapshot for snapshot checks");
     match &job.spec.kind {
         Kind::Http(c) => http::run(c, &job.headers, timeout),
         Kind::Connection(c) => connection::run(c, &job.url, timeout),
@@ -80,7 +81,11 @@ pub(crate) fn run(job: &Job) -> Result<Outcome, VerifyError> {
 /// A session for one check: its queries end at the check's timeout, and
 /// (for every check but `rls_isolation`, which rolls back what it writes)
 /// it cannot write.
-pub(crate) fn session(url: &str, timeout: Duration, read_only: bool) -> Result<Client, VerifyError> {
+pub(crate) fn session(
+    url: &str,
+    timeout: Duration,
+    read_only: bool,
+) -> Result<Client, VerifyError> {
     let mut client = crate::pg::connect(url, "backstop verify")?;
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
     let mut sql = format!("SET statement_timeout = {ms}; SET lock_timeout = {ms};");

@@ -30,7 +30,12 @@ pub(crate) fn run(c: &RecentRowsCheck, client: &mut Client) -> Result<Outcome, V
         .map_err(db("counting recent rows"))?
         .get(0);
     if recent >= c.min_rows {
-        return Ok(Outcome::Pass(format!("{rel} has {recent} row(s) with {} newer than {human}", c.column)));
+        let some = if c.min_rows == 1 {
+            "a row".to_string()
+        } else {
+            format!("at least {} rows", c.min_rows)
+        };
+        return Ok(Outcome::Pass(format!("{rel} has {some} with {} newer than {human}", c.column)));
     }
     let age: Option<f64> = client
         .query_one(

@@ -60,7 +60,11 @@ pub(crate) fn run(c: &RlsCheck, client: &mut Client) -> Result<Outcome, VerifyEr
             .map(|cmd| cmd.sql())
             .collect();
         if uncovered.is_empty() {
-            good.push(format!("{rel} ({} polic{})", cmds.len(), if cmds.len() == 1 { "y" } else { "ies" }));
+            good.push(format!(
+                "{rel} ({} polic{})",
+                cmds.len(),
+                if cmds.len() == 1 { "y" } else { "ies" }
+            ));
         } else {
             problems.push(format!("{rel}: no policy for {}", list(&uncovered)));
         }

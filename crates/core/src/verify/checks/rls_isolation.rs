@@ -57,7 +57,11 @@ pub(crate) fn run(c: &RlsIsolationCheck, client: &mut Client) -> Result<Outcome,
     outcome
 }
 
-fn test(c: &RlsIsolationCheck, rel: &Relation, tx: &mut Transaction<'_>) -> Result<Outcome, VerifyError> {
+fn test(
+    c: &RlsIsolationCheck,
+    rel: &Relation,
+    tx: &mut Transaction<'_>,
+) -> Result<Outcome, VerifyError> {
     let columns = columns(tx, rel.oid)?;
     let Some(owner_col) = columns.iter().find(|col| col.name == c.owner_column) else {
         return Ok(Outcome::Fail(format!("{rel} has no column {}", c.owner_column)));
@@ -124,7 +128,10 @@ fn test(c: &RlsIsolationCheck, rel: &Relation, tx: &mut Transaction<'_>) -> Resu
 enum UserView {
     /// The test could not act as the user: the result would prove nothing.
     Refused(String),
-    Seen { role: String, problems: Vec<String> },
+    Seen {
+        role: String,
+        problems: Vec<String>,
+    },
 }
 
 fn as_user(
@@ -162,14 +169,13 @@ fn as_user(
             "impersonate leaves the session as role {role}, which is {what} and bypasses row level security, so the test would prove nothing; make impersonate SET ROLE to the role the application uses"
         )));
     }
-    let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&AsText(&me.owner), &AsText(&other.owner)];
+    let params: [&(dyn postgres::types::ToSql + Sync); 2] =
+        [&AsText(&me.owner), &AsText(&other.owner)];
     let counts = match op(tx, counts_sql, &params, true)? {
         Ok(row) => row,
-        Err(why) => {
-            return Ok(UserView::Refused(format!(
-                "user {a} (role {role}) cannot read {rel}: {why}; grant it SELECT, or fix impersonate"
-            )))
-        }
+        Err(why) => return Ok(UserView::Refused(format!(
+            "user {a} (role {role}) cannot read {rel}: {why}; grant it SELECT, or fix impersonate"
+        ))),
     };
     let (own, others_test, foreign) = counts;
     if own == 0 {
@@ -220,7 +226,8 @@ fn op(
     } else {
         tx.execute(sql, params).map(|n| (n as i64, 0, 0))
     };
-    tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_op").map_err(db("undoing a test statement"))?;
+    tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_op")
+        .map_err(db("undoing a test statement"))?;
     match result {
         Ok(v) => Ok(Ok(v)),
         Err(e) if e.as_db_error().is_some() => Ok(Err(pg_message(&e))),
@@ -281,9 +288,8 @@ fn identity(
     tx: &mut Transaction<'_>,
     label: char,
 ) -> Result<Identity, VerifyError> {
-    let fk = foreign_keys(tx, rel.oid)?
-        .into_iter()
-        .find(|fk| fk.columns == [owner_col.name.clone()]);
+    let fk =
+        foreign_keys(tx, rel.oid)?.into_iter().find(|fk| fk.columns == [owner_col.name.clone()]);
     match &c.identity {
         Some(lookup) => {
             let users = match table(tx, &lookup.table)? {
@@ -308,7 +314,15 @@ fn identity(
                 }
             };
             let identity = placeholder(tx, id_col, label)?;
-            let made = make_row(tx, &users, vec![(lookup.column.clone(), identity.clone())], None, &[key], 0, label)?;
+            let made = make_row(
+                tx,
+                &users,
+                vec![(lookup.column.clone(), identity.clone())],
+                None,
+                &[key],
+                0,
+                label,
+            )?;
             Ok(Identity { label, identity, owner: made.into_iter().next().unwrap_or_default() })
         }
         None => {
@@ -317,7 +331,15 @@ fn identity(
             // the identity needs its row there first.
             if let Some(fk) = fk {
                 let parent = relation_by_oid(tx, fk.parent)?;
-                make_row(tx, &parent, vec![(fk.referenced[0].clone(), identity.clone())], None, &[], 1, label)?;
+                make_row(
+                    tx,
+                    &parent,
+                    vec![(fk.referenced[0].clone(), identity.clone())],
+                    None,
+                    &[],
+                    1,
+                    label,
+                )?;
             }
             Ok(Identity { label, owner: identity.clone(), identity })
         }
@@ -332,9 +354,9 @@ fn insert_test_row(
 ) -> Result<(), VerifyError> {
     match &c.insert {
         Some(sql) => {
-            let made = tx
-                .execute(sql.as_str(), &[&AsText(&id.owner)])
-                .map_err(|e| test_row_error(rel, format!("the insert SQL failed: {}", pg_message(&e))))?;
+            let made = tx.execute(sql.as_str(), &[&AsText(&id.owner)]).map_err(|e| {
+                test_row_error(rel, format!("the insert SQL failed: {}", pg_message(&e)))
+            })?;
             if made == 0 {
                 return Err(test_row_error(rel, "the insert SQL made no row".into()));
             }
@@ -397,7 +419,9 @@ fn make_row(
     for col in cols.iter().filter(|col| col.required) {
         if !has(&values, &col.name) {
             let value = placeholder(tx, col, label).map_err(|e| match e {
-                VerifyError::TestRow { reason, .. } => test_row_error(rel, format!("{reason}; {hint}")),
+                VerifyError::TestRow { reason, .. } => {
+                    test_row_error(rel, format!("{reason}; {hint}"))
+                }
                 other => other,
             })?;
             values.push((col.name.clone(), value));
@@ -524,7 +548,12 @@ fn foreign_keys(tx: &mut Transaction<'_>, oid: u32) -> Result<Vec<ForeignKey>, V
         .map_err(db("reading foreign keys"))?;
     Ok(rows
         .iter()
-        .map(|r| ForeignKey { name: r.get(0), parent: r.get(1), columns: r.get(2), referenced: r.get(3) })
+        .map(|r| ForeignKey {
+            name: r.get(0),
+            parent: r.get(1),
+            columns: r.get(2),
+            referenced: r.get(3),
+        })
         .collect())
 }
 

@@ -45,7 +45,11 @@ pub(crate) fn run(
             problems.push(format!("{shown}: {before} → {now} rows ({:+})", now - before));
         }
     }
-    let against = format!("snapshot {} ({})", snapshot.name, snapshot.taken_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let against = format!(
+        "snapshot {} ({})",
+        snapshot.name,
+        snapshot.taken_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     let tolerance = match c.tolerance {
         Tolerance::Rows(0) => String::new(),
         Tolerance::Rows(n) => format!(" within {n} rows"),
