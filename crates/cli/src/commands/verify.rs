@@ -185,7 +185,8 @@ impl AfterRun {
         } else {
             None
         };
-        let suite = Suite::prepare(client, &ctx.url, &ctx.config.verify, &selection, baseline, &headers)?;
+        let suite =
+            Suite::prepare(client, &ctx.url, &ctx.config.verify, &selection, baseline, &headers)?;
         Ok((!suite.is_empty()).then_some(AfterRun { phase, suite }))
     }
 

@@ -89,7 +89,8 @@ pub fn table_checksum(
     name: &str,
 ) -> Result<TableChecksum, postgres::Error> {
     let method = method(client)?;
-    let row = client.query_one(checksum_sql(client, method, 0, schema, name)?.as_str(), &[])?;
+    let sql = checksum_sql(client, method, 0, schema, name)?;
+    let row = client.query_one(sql.as_str(), &[])?;
     Ok(checksum_of(method, format!("{schema}.{name}"), row.get(1), row.get(2)))
 }
 

@@ -597,14 +597,16 @@ fn typed(
             };
             match parsed {
                 Some(d) if !d.is_zero() => d,
-                _ => return Err(invalid(
-                    path,
-                    text,
-                    at_key("timeout"),
-                    format!(
+                _ => {
+                    return Err(invalid(
+                        path,
+                        text,
+                        at_key("timeout"),
+                        format!(
                         "check {name:?}: invalid timeout {v}; write it like \"10s\" or \"2min\""
                     ),
-                )),
+                    ))
+                }
             }
         }
     };

@@ -173,9 +173,11 @@ fn as_user(
         [&AsText(&me.owner), &AsText(&other.owner)];
     let counts = match op(tx, counts_sql, &params, true)? {
         Ok(row) => row,
-        Err(why) => return Ok(UserView::Refused(format!(
+        Err(why) => {
+            return Ok(UserView::Refused(format!(
             "user {a} (role {role}) cannot read {rel}: {why}; grant it SELECT, or fix impersonate"
-        ))),
+        )))
+        }
     };
     let (own, others_test, foreign) = counts;
     if own == 0 {
