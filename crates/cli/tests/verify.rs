@@ -19,6 +19,7 @@ DO $$ BEGIN CREATE ROLE authenticated NOLOGIN;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
 DO $$ BEGIN CREATE ROLE service_role NOLOGIN BYPASSRLS;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+-- tables
 CREATE SCHEMA auth;
 CREATE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $f$
   SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
@@ -469,7 +470,7 @@ fn a_missing_table_a_changed_row_and_a_deleted_row_are_named() {
     p.client().batch_execute("DROP TABLE meetings").unwrap();
     let run = p.run(&["verify", "--only", "v2 tables exist"]);
     run.expect_code(1).expect_output("❌ v2 tables exist: meetings missing (");
-    run.expect_output("verify FAILED: 1 of 1 critical check(s) failed");
+    run.expect_output("verify FAILED: 1 critical check(s) failed, 0/1 passed in ");
 }
 
 #[test]
@@ -528,7 +529,7 @@ body_contains = "degraded"
         "⚠ status page: GET http://127.0.0.1:{port}/nope answered 404, expected 200"
     ));
     run.expect_output("❌ health body: the body does not contain \"degraded\"; it begins \"{\\\"status\\\":\\\"ok\\\"");
-    run.expect_output("verify FAILED: 2 of 3 critical check(s) failed, 1 warning");
+    run.expect_output("verify FAILED: 2 critical check(s) failed, 0/3 passed, 1 warning in ");
 
     let run = p.run(&["verify", "--only", "status page"]);
     run.expect_code(0).expect_output("verify passed: 0/1 checks, 1 warning");
@@ -584,7 +585,10 @@ fn junit_and_markdown_are_well_formed() {
     );
     assert!(xml.trim_end().ends_with("</testsuites>"), "{xml}");
     let md = p.run(&["verify", "--only", only, "--format", "markdown"]).stdout;
-    assert!(md.starts_with("### verify FAILED: 1 of 2 critical check(s) failed"), "{md}");
+    assert!(
+        md.starts_with("### verify FAILED: 1 critical check(s) failed, 1/2 passed in "),
+        "{md}"
+    );
     assert!(md.contains("| ❌ | v2 tables exist | `tables` | meetings missing |"), "{md}");
 }
 
@@ -720,4 +724,38 @@ tables = ["users"]
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["users kept their rows"]);
+}
+
+/// On managed PostgreSQL the suite runs as the database owner, not a
+/// superuser: impersonation needs membership in the roles it sets.
+#[test]
+fn a_non_superuser_database_owner_can_run_the_whole_suite() {
+    let role = common::unique_name("verify_owner");
+    let db = common::unique_name("verify_owned");
+    let mut admin = common::CLUSTER.connect("postgres").unwrap();
+    let (roles, tables) = SCHEMA.split_once("-- tables").unwrap();
+    admin.batch_execute(roles).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE;
+             GRANT authenticated, service_role TO {role};"
+        ))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
+    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", common::CLUSTER.port());
+    let mut owner = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    owner.batch_execute(tables).unwrap();
+
+    let p = Project::new("verify_owner_project");
+    p.config(&format!(
+        "[database]\nurl = \"${{DATABASE_URL}}\"\n\n[migrations]\ndir = \"migrations\"\n{}",
+        checks(http_server(), "owner")
+    ));
+    p.run_with_url(&url, &["verify", "--snapshot", "save", "before"]).expect_code(0);
+    let run = p.run_with_url(&url, &["verify", "--snapshot", "before", "--format", "json"]);
+    let failed: Vec<_> =
+        statuses(&run.json()).into_iter().filter(|(_, s, _)| s != "pass").collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    run.expect_code(0);
+    assert!(!run.all().contains("owner-pw"));
 }

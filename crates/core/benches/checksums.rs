@@ -58,8 +58,7 @@ SELECT g,
        )
 FROM (SELECT g, timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS ts
       FROM generate_series(1, {rows}) AS g) AS s;
-ALTER TABLE items ADD PRIMARY KEY (id);
-VACUUM (ANALYZE) items;"
+ALTER TABLE items ADD PRIMARY KEY (id);"
     )
 }
 
@@ -67,7 +66,13 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("checksums: error: {e}");
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("checksums: error: {text}");
             ExitCode::FAILURE
         }
     }
@@ -94,6 +99,8 @@ fn run() -> Result<(), Error> {
     eprintln!("building a {rows}-row table (untimed)...");
     let t = Instant::now();
     client.batch_execute(&seed_sql(rows))?;
+    // Visibility map and statistics as a settled production table has them.
+    client.batch_execute("VACUUM (ANALYZE) items")?;
     let size: String =
         client.query_one("select pg_size_pretty(pg_table_size('items'))", &[])?.get(0);
     eprintln!("built in {:.0?}: {size}", t.elapsed());

@@ -131,7 +131,10 @@ fn save(
     let scope = ChecksumScope::for_suite(&cfg.verify);
     let snap = Snapshot::take(client, name, &scope)?;
     snapshot::save(client, &snap)?;
-    let checksummed = snap.tables.values().filter(|t| t.checksum.is_some()).count();
+    let checksummed = match snap.tables.values().filter(|t| t.checksum.is_some()).count() {
+        0 => "counts only (no checksums check is configured)".to_string(),
+        n => format!("checksums of {n} table(s)"),
+    };
     match format {
         VerifyFormat::Json => print_json(&json!({
             "snapshot": snap.name,
@@ -139,7 +142,7 @@ fn save(
             "tables": snap.tables,
         }))?,
         _ => print(&format!(
-            "snapshot {} saved: {} table(s), {} rows, checksums of {checksummed} table(s) ({})\n\
+            "snapshot {} saved: {} table(s), {} rows, {checksummed} ({})\n\
              compare with it: backstop verify --snapshot {}\n",
             snap.name,
             snap.tables.len(),

@@ -151,11 +151,6 @@ impl Kind {
         }
     }
 
-    /// Whether the check reads the database (and so gets its own session).
-    pub fn uses_database(&self) -> bool {
-        !matches!(self, Kind::Http(_))
-    }
-
     /// The snapshot this check compares with: `Some(None)` when it needs
     /// one but names none (the run's own baseline is used), `None` when it
     /// needs none.
@@ -576,8 +571,7 @@ fn typed(
             ))
         }
     };
-    let common = |key: &str, table: &mut toml::Table| table.remove(key);
-    let severity = match common("severity", &mut table) {
+    let severity = match table.remove("severity") {
         None => Severity::Critical,
         Some(v) => v.try_into().map_err(|_| {
             invalid(
@@ -588,7 +582,7 @@ fn typed(
             )
         })?,
     };
-    let timeout = match common("timeout", &mut table) {
+    let timeout = match table.remove("timeout") {
         None => DEFAULT_TIMEOUT,
         Some(v) => {
             let parsed = match &v {
@@ -610,7 +604,7 @@ fn typed(
             }
         }
     };
-    let after = match common("after", &mut table) {
+    let after = match table.remove("after") {
         None => vec![Phase::Migrate, Phase::Rollback],
         Some(v) => v.try_into().map_err(|_| {
             invalid(

@@ -82,8 +82,8 @@ impl SuiteReport {
             format!("verify passed: {}/{total} checks{warnings} in {time}", self.passed)
         } else {
             format!(
-                "verify FAILED: {} of {total} critical check(s) failed{warnings} in {time}",
-                self.failed
+                "verify FAILED: {} critical check(s) failed, {}/{total} passed{warnings} in {time}",
+                self.failed, self.passed
             )
         }
     }
@@ -249,7 +249,9 @@ mod tests {
         assert!(text.contains("❌ orphans & \"leaks\": 3 orphan rows"), "{text}");
         assert!(text.contains("⚠ slow | query: p95"), "{text}");
         assert!(
-            text.ends_with("verify FAILED: 1 of 3 critical check(s) failed, 1 warning in 1.2s\n"),
+            text.ends_with(
+                "verify FAILED: 1 critical check(s) failed, 1/3 passed, 1 warning in 1.2s\n"
+            ),
             "{text}"
         );
     }

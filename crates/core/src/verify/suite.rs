@@ -114,11 +114,7 @@ impl Suite {
         })
     }
 
-    /// How many checks will run.
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
+    /// True when no configured check was chosen.
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }

@@ -106,10 +106,13 @@ pub(crate) fn run(
         };
         let mut response = match sent {
             Err(e) => return Ok(Outcome::Fail(format!("cannot build the request: {e}"))),
+            Ok(Err(e)) if c.repeat == 1 => {
+                return Ok(Outcome::Fail(format!("{} {} failed: {e}", c.method, c.url)))
+            }
             Ok(Err(e)) => {
                 return Ok(Outcome::Fail(format!(
-                    "request {i} of {} to {} failed: {e}",
-                    c.repeat, c.url
+                    "request {i} of {} to {} {} failed: {e}",
+                    c.repeat, c.method, c.url
                 )))
             }
             Ok(Ok(r)) => r,

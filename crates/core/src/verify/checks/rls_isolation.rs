@@ -144,8 +144,13 @@ fn as_user(
 ) -> Result<UserView, VerifyError> {
     let (a, b) = (me.label, other.label);
     if let Err(e) = tx.batch_execute(&c.impersonate.replace("{user}", &me.identity)) {
+        let membership = if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            " (a role that is not superuser must be a member of the role it sets: GRANT that role TO the one Backstop connects as)"
+        } else {
+            ""
+        };
         return Ok(UserView::Refused(format!(
-            "the impersonation SQL failed for user {a}: {}; fix impersonate (the default is Supabase's: the `authenticated` role with request.jwt.claims)",
+            "the impersonation SQL failed for user {a}: {}{membership}; fix impersonate (the default is Supabase's: the `authenticated` role with request.jwt.claims)",
             pg_message(&e)
         )));
     }
