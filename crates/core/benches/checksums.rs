@@ -153,6 +153,12 @@ fn run() -> Result<(), Error> {
         client.query_one(without_json.as_str(), &[])?;
         plain.push(t.elapsed());
     }
+    // The text-form method (what servers before 14 get), once, for comparison.
+    let text_sql =
+        checksum::checksum_sql(&mut client, checksum::METHOD_TEXT_HASH, 0, "public", "items")?;
+    let t = Instant::now();
+    client.query_one(text_sql.as_str(), &[])?;
+    let text_once = t.elapsed();
     let (sum_min, count_min) = (*sums.iter().min().unwrap(), *counts.iter().min().unwrap());
     let (sum_med, count_med) = (median(&mut sums), median(&mut counts));
     let ratio = sum_med.as_secs_f64() / count_med.as_secs_f64();
@@ -179,6 +185,11 @@ fn run() -> Result<(), Error> {
         plain_med.as_secs_f64(),
         plain_med.as_secs_f64() / count_med.as_secs_f64(),
         100.0 * (1.0 - plain_med.as_secs_f64() / sum_med.as_secs_f64())
+    );
+    println!(
+        "  hashing rows as text instead (the method before PostgreSQL 14) takes {:.3}s, {:.2}x count(*)",
+        text_once.as_secs_f64(),
+        text_once.as_secs_f64() / count_med.as_secs_f64()
     );
     Ok(())
 }

@@ -4,22 +4,10 @@
 
 use postgres::Client;
 
-use super::{db, find_relation, Outcome, TABLE_KINDS};
+use super::{db, find_relation, foreign_keys, ForeignKey, Outcome, TABLE_KINDS};
 use crate::pg::quote_ident;
 use crate::verify::config::ForeignKeysCheck;
 use crate::verify::VerifyError;
-
-struct ForeignKey {
-    name: String,
-    validated: bool,
-    match_full: bool,
-    child: String,
-    child_sql: String,
-    parent: String,
-    parent_sql: String,
-    columns: Vec<String>,
-    referenced: Vec<String>,
-}
 
 pub(crate) fn run(c: &ForeignKeysCheck, client: &mut Client) -> Result<Outcome, VerifyError> {
     let only: Option<Vec<u32>> = match &c.tables {
@@ -35,47 +23,12 @@ pub(crate) fn run(c: &ForeignKeysCheck, client: &mut Client) -> Result<Outcome, 
             Some(oids)
         }
     };
-    let rows = client
-        .query(
-            "select k.conname::text, k.convalidated, k.confmatchtype = 'f',
-                    cn.nspname::text, c.relname::text, pn.nspname::text, p.relname::text,
-                    array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i)
-                            join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i),
-                    array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i)
-                            join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)
-               from pg_constraint k
-               join pg_class c on c.oid = k.conrelid join pg_namespace cn on cn.oid = c.relnamespace
-               join pg_class p on p.oid = k.confrelid join pg_namespace pn on pn.oid = p.relnamespace
-              where k.contype = 'f' and k.conparentid = 0
-                and cn.nspname not in ('pg_catalog', 'information_schema', 'backstop')
-                and ($1::oid[] is null or k.conrelid = any($1))
-              order by 4, 5, 1",
-            &[&only],
-        )
-        .map_err(db("listing foreign keys"))?;
-    let keys: Vec<ForeignKey> = rows
-        .iter()
-        .map(|r| {
-            let (cs, cname, ps, pname): (String, String, String, String) =
-                (r.get(3), r.get(4), r.get(5), r.get(6));
-            ForeignKey {
-                name: r.get(0),
-                validated: r.get(1),
-                match_full: r.get(2),
-                child_sql: crate::pg::quote_qualified(Some(&cs), &cname),
-                child: shown(&cs, &cname),
-                parent_sql: crate::pg::quote_qualified(Some(&ps), &pname),
-                parent: shown(&ps, &pname),
-                columns: r.get(7),
-                referenced: r.get(8),
-            }
-        })
-        .collect();
+    let keys = foreign_keys(client, only.as_deref())?;
     let mut problems = Vec::new();
     for fk in &keys {
         let orphan = orphan_condition(fk);
         let count: i64 = client
-            .query_one(&format!("select count(*) from {} c where {orphan}", fk.child_sql), &[])
+            .query_one(&format!("select count(*) from {} c where {orphan}", fk.child.sql()), &[])
             .map_err(db("counting orphan rows"))?
             .get(0);
         if count == 0 {
@@ -88,7 +41,7 @@ pub(crate) fn run(c: &ForeignKeysCheck, client: &mut Client) -> Result<Outcome, 
                 &format!(
                     "select {} from {} c where {orphan} limit 3",
                     cols.join(", "),
-                    fk.child_sql
+                    fk.child.sql()
                 ),
                 &[],
             )
@@ -127,14 +80,6 @@ pub(crate) fn run(c: &ForeignKeysCheck, client: &mut Client) -> Result<Outcome, 
     })
 }
 
-fn shown(schema: &str, name: &str) -> String {
-    if schema == "public" {
-        name.to_string()
-    } else {
-        format!("{schema}.{name}")
-    }
-}
-
 /// Rows of the child (alias `c`) that break the key: all key columns set
 /// and no parent row, or (MATCH FULL) some set and some NULL.
 fn orphan_condition(fk: &ForeignKey) -> String {
@@ -147,7 +92,7 @@ fn orphan_condition(fk: &ForeignKey) -> String {
         .collect::<Vec<_>>()
         .join(" and ");
     let missing =
-        format!("({all_set} and not exists (select 1 from {} p where {joined}))", fk.parent_sql);
+        format!("({all_set} and not exists (select 1 from {} p where {joined}))", fk.parent.sql());
     if fk.match_full && cols.len() > 1 {
         let list = cols.join(", ");
         format!("({missing} or (num_nulls({list}) > 0 and num_nonnulls({list}) > 0))")

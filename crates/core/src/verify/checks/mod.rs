@@ -162,6 +162,56 @@ pub(crate) fn find_relation(
     Ok(row.map(|r| Relation { schema: r.get(0), name: r.get(1), oid: r.get(2) }))
 }
 
+/// A foreign key as the checks see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignKey {
+    pub name: String,
+    pub validated: bool,
+    /// MATCH FULL: all key columns NULL, or none.
+    pub match_full: bool,
+    pub child: Relation,
+    pub parent: Relation,
+    pub columns: Vec<String>,
+    pub referenced: Vec<String>,
+}
+
+/// The foreign keys of every user table, or of the `children` only.
+pub(crate) fn foreign_keys(
+    client: &mut impl GenericClient,
+    children: Option<&[u32]>,
+) -> Result<Vec<ForeignKey>, VerifyError> {
+    let rows = client
+        .query(
+            "select k.conname::text, k.convalidated, k.confmatchtype = 'f',
+                    cn.nspname::text, c.relname::text, c.oid, pn.nspname::text, p.relname::text, p.oid,
+                    array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i)
+                            join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i),
+                    array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i)
+                            join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)
+               from pg_constraint k
+               join pg_class c on c.oid = k.conrelid join pg_namespace cn on cn.oid = c.relnamespace
+               join pg_class p on p.oid = k.confrelid join pg_namespace pn on pn.oid = p.relnamespace
+              where k.contype = 'f'
+                and cn.nspname not in ('pg_catalog', 'information_schema', 'backstop')
+                and ($1::oid[] is null and k.conparentid = 0 or k.conrelid = any($1))
+              order by 4, 5, 1",
+            &[&children],
+        )
+        .map_err(db("listing foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            name: r.get(0),
+            validated: r.get(1),
+            match_full: r.get(2),
+            child: Relation { schema: r.get(3), name: r.get(4), oid: r.get(5) },
+            parent: Relation { schema: r.get(6), name: r.get(7), oid: r.get(8) },
+            columns: r.get(9),
+            referenced: r.get(10),
+        })
+        .collect())
+}
+
 /// The kinds of relation that hold rows.
 pub(crate) const TABLE_KINDS: [&str; 3] = ["r", "p", "f"];
 

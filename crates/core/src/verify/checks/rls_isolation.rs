@@ -17,7 +17,7 @@
 use postgres::{Client, Transaction};
 use rand::Rng;
 
-use super::{db, pg_message, table, AsText, Outcome, Relation};
+use super::{db, foreign_keys, pg_message, table, AsText, Outcome, Relation};
 use crate::pg::quote_ident;
 use crate::verify::config::RlsIsolationCheck;
 use crate::verify::VerifyError;
@@ -295,8 +295,9 @@ fn identity(
     tx: &mut Transaction<'_>,
     label: char,
 ) -> Result<Identity, VerifyError> {
-    let fk =
-        foreign_keys(tx, rel.oid)?.into_iter().find(|fk| fk.columns == [owner_col.name.clone()]);
+    let fk = foreign_keys(tx, Some(&[rel.oid]))?
+        .into_iter()
+        .find(|fk| fk.columns == [owner_col.name.clone()]);
     match &c.identity {
         Some(lookup) => {
             let users = match table(tx, &lookup.table)? {
@@ -309,7 +310,7 @@ fn identity(
             };
             let key = match (&lookup.key, &fk) {
                 (Some(k), _) => k.clone(),
-                (None, Some(fk)) if fk.parent == users.oid => fk.referenced[0].clone(),
+                (None, Some(fk)) if fk.parent.oid == users.oid => fk.referenced[0].clone(),
                 _ => {
                     return Err(test_row_error(
                         rel,
@@ -337,10 +338,9 @@ fn identity(
             // The owner column references a users table (Supabase: auth.users):
             // the identity needs its row there first.
             if let Some(fk) = fk {
-                let parent = relation_by_oid(tx, fk.parent)?;
                 make_row(
                     tx,
-                    &parent,
+                    &fk.parent,
                     vec![(fk.referenced[0].clone(), identity.clone())],
                     None,
                     &[],
@@ -402,21 +402,20 @@ fn make_row(
             values.push((name.to_string(), value.to_string()));
         }
     }
-    for fk in foreign_keys(tx, rel.oid)? {
+    for fk in foreign_keys(tx, Some(&[rel.oid]))? {
         let needed = fk.columns.iter().any(|name| {
             cols.iter().any(|col| &col.name == name && col.required) && !has(&values, name)
         });
         if !needed || fk.columns.iter().all(|name| has(&values, name)) {
             continue;
         }
-        if fk.parent == rel.oid || depth >= MAX_DEPTH {
+        if fk.parent.oid == rel.oid || depth >= MAX_DEPTH {
             return Err(test_row_error(
                 rel,
                 format!("foreign key {} needs a row Backstop cannot make; {hint}", fk.name),
             ));
         }
-        let parent = relation_by_oid(tx, fk.parent)?;
-        let keys = make_row(tx, &parent, Vec::new(), owner, &fk.referenced, depth + 1, label)?;
+        let keys = make_row(tx, &fk.parent, Vec::new(), owner, &fk.referenced, depth + 1, label)?;
         for (name, value) in fk.columns.iter().zip(keys) {
             if !has(&values, name) {
                 values.push((name.clone(), value));
@@ -532,45 +531,4 @@ fn columns(tx: &mut Transaction<'_>, oid: u32) -> Result<Vec<Column>, VerifyErro
             base_type: r.get(4),
         })
         .collect())
-}
-
-struct ForeignKey {
-    name: String,
-    columns: Vec<String>,
-    parent: u32,
-    referenced: Vec<String>,
-}
-
-fn foreign_keys(tx: &mut Transaction<'_>, oid: u32) -> Result<Vec<ForeignKey>, VerifyError> {
-    let rows = tx
-        .query(
-            "select k.conname::text, k.confrelid,
-                    array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i)
-                            join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i),
-                    array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i)
-                            join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i)
-               from pg_constraint k where k.contype = 'f' and k.conrelid = $1 order by 1",
-            &[&oid],
-        )
-        .map_err(db("reading foreign keys"))?;
-    Ok(rows
-        .iter()
-        .map(|r| ForeignKey {
-            name: r.get(0),
-            parent: r.get(1),
-            columns: r.get(2),
-            referenced: r.get(3),
-        })
-        .collect())
-}
-
-fn relation_by_oid(tx: &mut Transaction<'_>, oid: u32) -> Result<Relation, VerifyError> {
-    let r = tx
-        .query_one(
-            "select n.nspname::text, c.relname::text
-               from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = $1",
-            &[&oid],
-        )
-        .map_err(db("reading pg_class"))?;
-    Ok(Relation { schema: r.get(0), name: r.get(1), oid })
 }
