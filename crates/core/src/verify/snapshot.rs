@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, IsolationLevel};
+use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, TableName, VerifySection};
@@ -102,12 +102,7 @@ impl Snapshot {
         scope: &ChecksumScope,
     ) -> Result<Snapshot, VerifyError> {
         let db = |context: &'static str| move |source| VerifyError::Db { context, source };
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(db("starting the snapshot's transaction"))?;
+        let mut tx = super::checks::one_moment(client)?;
         let method = checksum::method(&mut tx).map_err(db("reading the server version"))?;
         let taken_at: DateTime<Utc> =
             tx.query_one("select now()", &[]).map_err(db("reading the time"))?.get(0);

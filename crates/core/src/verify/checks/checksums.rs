@@ -2,7 +2,7 @@
 //! one aggregate query in the server (see [`crate::pg::checksum`]); all run
 //! in one repeatable-read transaction.
 
-use postgres::{Client, IsolationLevel};
+use postgres::Client;
 
 use super::row_counts::compared_tables;
 use super::{db, find_relation, Outcome, TABLE_KINDS};
@@ -17,12 +17,7 @@ pub(crate) fn run(
     client: &mut Client,
 ) -> Result<Outcome, VerifyError> {
     let wanted = compared_tables(c.tables.as_deref(), snapshot);
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(db("starting a transaction"))?;
+    let mut tx = super::one_moment(client)?;
     let method = checksum::method(&mut tx).map_err(db("reading the server version"))?;
     let retake = "take a new one with `backstop verify --snapshot save NAME`";
     if snapshot.method.is_empty() || snapshot.method != method {

@@ -1,7 +1,7 @@
 //! `row_counts`: per-table row counts equal to a snapshot, or within a
 //! tolerance. All tables are counted in one repeatable-read transaction.
 
-use postgres::{Client, IsolationLevel};
+use postgres::Client;
 
 use super::{db, find_relation, Outcome, TABLE_KINDS};
 use crate::verify::config::{RowCountsCheck, TableName, Tolerance};
@@ -14,12 +14,7 @@ pub(crate) fn run(
     client: &mut Client,
 ) -> Result<Outcome, VerifyError> {
     let wanted = compared_tables(c.tables.as_deref(), snapshot);
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(db("starting a transaction"))?;
+    let mut tx = super::one_moment(client)?;
     let mut problems = Vec::new();
     let mut total = 0i64;
     for (shown, key) in &wanted {
