@@ -1,6 +1,5 @@
 -- The v1 product: a video meeting platform on Supabase-style auth.
 CREATE SCHEMA auth;
-GRANT USAGE ON SCHEMA auth TO authenticated, service_role;
 CREATE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$
   SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
 $$;
