@@ -759,3 +759,21 @@ fn a_non_superuser_database_owner_can_run_the_whole_suite() {
     run.expect_code(0);
     assert!(!run.all().contains("owner-pw"));
 }
+
+#[test]
+fn row_counts_compare_with_the_latest_backups_manifest() {
+    let p = project("verify_backup", &checks(0, "backup"));
+    let id = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.client().batch_execute("DELETE FROM meetings WHERE id = 5").unwrap();
+    let run = p.run(&["verify", "--snapshot", "backup:latest", "--only", "row counts unchanged"]);
+    run.expect_code(1);
+    run.expect_output(&format!("❌ row counts unchanged: differs from snapshot backup:{id} ("));
+    run.expect_output("meetings: 200 → 199 rows (-1)");
+    p.run(&["verify", "--snapshot", &format!("backup:{id}"), "--only", "row counts unchanged"])
+        .expect_code(1);
+    p.run(&["verify", "--snapshot", "backup:no-such-backup", "--only", "row counts unchanged"])
+        .expect_code(2);
+}

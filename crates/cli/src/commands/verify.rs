@@ -103,6 +103,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             SnapshotArg::Use(name) => Some(name),
             _ => None,
         },
+        backups: Some(cfg.backup.dir.clone()),
     };
     let mut client = pg::connect(&url, "backstop verify")?;
     let suite = Suite::prepare(&mut client, &url, &cfg.verify, &selection, None, &headers)?;
@@ -177,7 +178,11 @@ impl AfterRun {
             return Ok(None);
         }
         let headers = ctx.config.verify.resolve_headers(ctx.config.path.as_deref())?;
-        let selection = Selection { phase: Some(phase), ..Default::default() };
+        let selection = Selection {
+            phase: Some(phase),
+            backups: Some(ctx.config.backup.dir.clone()),
+            ..Default::default()
+        };
         let baseline = if selection.needs_baseline(&ctx.config.verify)? {
             let name = match phase {
                 Phase::Migrate => "before this migrate",

@@ -51,6 +51,8 @@ pub enum VerifyError {
     TestRow { table: String, reason: String },
     #[error("{0}")]
     Http(String),
+    #[error("{0}")]
+    Backup(String),
 }
 
 fn not_found(name: &str, known: &[String]) -> String {
@@ -73,7 +75,8 @@ impl VerifyError {
             | VerifyError::UnknownCheck { .. }
             | VerifyError::NoSnapshot { .. }
             | VerifyError::SnapshotNotFound { .. }
-            | VerifyError::SnapshotExists { .. } => 2,
+            | VerifyError::SnapshotExists { .. }
+            | VerifyError::Backup(_) => 2,
             VerifyError::Connect(_) | VerifyError::Db { .. } => 3,
             VerifyError::SnapshotCorrupt { .. }
             | VerifyError::TestRow { .. }

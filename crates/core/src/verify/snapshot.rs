@@ -2,10 +2,10 @@
 //! counts and content checksums, taken in one consistent read, kept in
 //! `backstop.snapshots` (Backstop's own schema, never part of a checksum).
 //!
-//! Where a snapshot comes from is open: `backstop verify --snapshot save
-//! NAME` takes one, `migrate` and `rollback` take one just before they
-//! run, and a backup's manifest (per-table row counts from the dump's own
-//! snapshot) becomes one through [`Snapshot::from_counts`].
+//! Where a snapshot comes from: `backstop verify --snapshot save NAME`
+//! takes one, `migrate` and `rollback` take one just before they run, and
+//! `backup:latest` (or `backup:ID`) reads the row counts in a backup's
+//! manifest, which come from the dump's own snapshot.
 
 use std::collections::BTreeMap;
 
@@ -167,6 +167,45 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// Names that refer to a backup's manifest instead of `backstop.snapshots`.
+pub const BACKUP_PREFIX: &str = "backup:";
+
+/// The row counts of a backup in `dir`: `latest` is the newest verified
+/// backup of this database (system identifier and name), else an id.
+pub fn from_backup(
+    client: &mut Client,
+    dir: &std::path::Path,
+    which: &str,
+) -> Result<Snapshot, VerifyError> {
+    let store = crate::backup::Store::new(dir);
+    let backup = |e: crate::backup::BackupError| VerifyError::Backup(crate::backup::chain(&e));
+    let manifest = if which == "latest" {
+        let source = crate::backup::create::source_of(client).map_err(backup)?;
+        let (all, _) = store.list().map_err(backup)?;
+        all.into_iter()
+            .rev()
+            .find(|m| {
+                m.kind == crate::backup::Kind::Dump
+                    && m.verified().is_some()
+                    && m.same_database(source.system_identifier.as_deref(), &source.database)
+            })
+            .ok_or_else(|| {
+                VerifyError::Backup(format!(
+                    "no verified backup of database {} in {}; take one with `backstop backup create`",
+                    source.database,
+                    dir.display()
+                ))
+            })?
+    } else {
+        store.load(which).map_err(backup)?
+    };
+    Ok(Snapshot::from_counts(
+        &format!("{BACKUP_PREFIX}{}", manifest.id),
+        manifest.created_at,
+        manifest.row_counts,
+    ))
 }
 
 const SNAPSHOTS_SQL: &str = "

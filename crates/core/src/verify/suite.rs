@@ -28,6 +28,8 @@ pub struct Selection {
     pub phase: Option<Phase>,
     /// `--snapshot NAME`: what snapshot checks without their own compare with.
     pub snapshot: Option<String>,
+    /// Where backups are, for snapshots named `backup:latest` or `backup:ID`.
+    pub backups: Option<std::path::PathBuf>,
 }
 
 /// A suite ready to run: checks chosen, snapshots loaded, headers resolved.
@@ -89,7 +91,16 @@ impl Suite {
                     Some(name) => Some(match loaded.get(name) {
                         Some(s) => s.clone(),
                         None => {
-                            let s = Arc::new(snapshot::load(client, name)?);
+                            let s = Arc::new(match name.strip_prefix(snapshot::BACKUP_PREFIX) {
+                                Some(which) => {
+                                    let dir = selection
+                                        .backups
+                                        .as_deref()
+                                        .unwrap_or(std::path::Path::new("backups"));
+                                    snapshot::from_backup(client, dir, which)?
+                                }
+                                None => snapshot::load(client, name)?,
+                            });
                             loaded.insert(name.to_string(), s.clone());
                             s
                         }
