@@ -163,6 +163,19 @@ pub struct Cx<'a> {
     run_created: &'a HashMap<String, Vec<(usize, RelationName)>>,
 }
 
+/// One subcommand of an `ALTER TABLE` on an existing table, with what
+/// rules need around it.
+pub struct Alter<'s, 'a> {
+    pub stmt: &'s Stmt<'a>,
+    pub alter: &'a protobuf::AlterTableStmt,
+    pub rv: &'a protobuf::RangeVar,
+    pub table: RelationName,
+    /// The subcommand's position in the statement.
+    pub k: usize,
+    pub cmd: &'a protobuf::AlterTableCmd,
+    pub kind: AlterTableType,
+}
+
 /// What a rule reports; the runner adds place, severity and docs.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -248,6 +261,29 @@ impl<'a> Cx<'a> {
                 v.iter().any(|(file, t)| *file < self.file && same_table(t, table))
             });
         in_file || (!dropped_here && earlier_file)
+    }
+
+    /// Every subcommand of every `ALTER TABLE` on a table that existed
+    /// before (see [`Cx::is_new`]): the shape most lock and data rules read.
+    pub fn existing_table_alters(&self) -> impl Iterator<Item = Alter<'_, 'a>> + '_ {
+        self.stmts.iter().flat_map(move |stmt| {
+            let found = match stmt.node {
+                NodeEnum::AlterTableStmt(alter) => alter.relation.as_ref().map(|rv| (alter, rv)),
+                _ => None,
+            };
+            let found = found.filter(|(_, rv)| !self.is_new(stmt.index, &Cx::rel(rv)));
+            found.into_iter().flat_map(move |(alter, rv)| {
+                alter_cmds(alter).map(move |(k, cmd, kind)| Alter {
+                    stmt,
+                    alter,
+                    rv,
+                    table: Cx::rel(rv),
+                    k,
+                    cmd,
+                    kind,
+                })
+            })
+        })
     }
 
     /// The protected table (as configured) that `table` is, if any.

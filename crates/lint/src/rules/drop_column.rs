@@ -1,9 +1,8 @@
 //! BS102: ALTER TABLE ... DROP COLUMN on an existing table.
 
 use pg_query::protobuf::AlterTableType;
-use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::analyze::{Alter, display_table, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -29,28 +28,20 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtDropColumn {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtDropColumn {
-                continue;
-            }
-            let name = display_table(&table);
-            out.push(
-                Hit::new(
-                    Code::BS102,
-                    stmt,
-                    cx.alter_cmd(stmt, Some(rv), k),
-                    format!("DROP COLUMN {name}.{} deletes the column's values", cmd.name),
-                    "deploy code that no longer reads or writes the column first, keep a copy of its values, then drop it in a later migration",
-                )
-                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-            );
-        }
+        let name = display_table(&table);
+        out.push(
+            Hit::new(
+                Code::BS102,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!("DROP COLUMN {name}.{} deletes the column's values", cmd.name),
+                "deploy code that no longer reads or writes the column first, keep a copy of its values, then drop it in a later migration",
+            )
+            .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
+        );
     }
 }

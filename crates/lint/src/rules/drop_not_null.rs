@@ -1,9 +1,8 @@
 //! BS303: DROP NOT NULL on a column of an existing table.
 
 use pg_query::protobuf::AlterTableType;
-use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::analyze::{Alter, display_table, Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -30,28 +29,20 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtDropNotNull {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtDropNotNull {
-                continue;
-            }
-            out.push(Hit::new(
-                Code::BS303,
-                stmt,
-                cx.alter_cmd(stmt, Some(rv), k),
-                format!(
-                    "{}.{} may be NULL from now on; code written for NOT NULL starts to see NULLs",
-                    display_table(&table),
-                    cmd.name
-                ),
-                "deploy readers that handle NULL first; let the down migration fill NULLs before SET NOT NULL",
-            ));
-        }
+        out.push(Hit::new(
+            Code::BS303,
+            stmt,
+            cx.alter_cmd(stmt, Some(rv), k),
+            format!(
+                "{}.{} may be NULL from now on; code written for NOT NULL starts to see NULLs",
+                display_table(&table),
+                cmd.name
+            ),
+            "deploy readers that handle NULL first; let the down migration fill NULLs before SET NOT NULL",
+        ));
     }
 }

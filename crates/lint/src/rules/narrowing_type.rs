@@ -3,7 +3,7 @@
 use pg_query::protobuf::AlterTableType;
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, type_spec, Cx, Hit};
+use crate::analyze::{Alter, display_table, type_spec, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -36,50 +36,42 @@ pub const META: Meta = Meta {
 const NARROW: &[&str] = &["int2", "int4", "float4", "smallint", "integer", "int", "real", "char"];
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtAlterColumnType {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtAlterColumnType {
-                continue;
-            }
-            let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
-            else {
-                continue;
-            };
-            let Some(tn) = &def.type_name else { continue };
-            let spec = type_spec(tn, def.raw_default.is_some());
-            let why = if spec.using {
-                "the USING expression converts every value, and the old values are gone after COMMIT"
-            } else if !spec.modifiers.is_empty() {
-                "values longer or more precise than that are cut, rounded or make the statement fail"
-            } else if NARROW.contains(&spec.base()) {
-                "values outside its range make the statement fail half-way through"
-            } else {
-                continue;
-            };
-            let column = cmd.name.clone();
-            out.push(
-                Hit::new(
-                    Code::BS107,
-                    stmt,
-                    cx.alter_cmd(stmt, Some(rv), k),
-                    format!(
-                        "changing {}.{column} to {}: {why}",
-                        display_table(&table),
-                        spec.display()
-                    ),
-                    format!(
-                        "measure first (SELECT max(length({column}::text)) FROM {}); keep the wider type and add a CHECK constraint NOT VALID instead",
-                        display_table(&table)
-                    ),
-                )
-                .subject(Subject::ColumnType { table: table.clone(), column, new_type: spec }),
-            );
-        }
+        let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
+        else {
+            continue;
+        };
+        let Some(tn) = &def.type_name else { continue };
+        let spec = type_spec(tn, def.raw_default.is_some());
+        let why = if spec.using {
+            "the USING expression converts every value, and the old values are gone after COMMIT"
+        } else if !spec.modifiers.is_empty() {
+            "values longer or more precise than that are cut, rounded or make the statement fail"
+        } else if NARROW.contains(&spec.base()) {
+            "values outside its range make the statement fail half-way through"
+        } else {
+            continue;
+        };
+        let column = cmd.name.clone();
+        out.push(
+            Hit::new(
+                Code::BS107,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!(
+                    "changing {}.{column} to {}: {why}",
+                    display_table(&table),
+                    spec.display()
+                ),
+                format!(
+                    "measure first (SELECT max(length({column}::text)) FROM {}); keep the wider type and add a CHECK constraint NOT VALID instead",
+                    display_table(&table)
+                ),
+            )
+            .subject(Subject::ColumnType { table: table.clone(), column, new_type: spec }),
+        );
     }
 }

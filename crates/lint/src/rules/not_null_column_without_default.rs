@@ -3,7 +3,7 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, type_spec, Cx, Hit};
+use crate::analyze::{Alter, display_table, type_spec, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -33,56 +33,48 @@ pub const META: Meta = Meta {
 const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtAddColumn {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtAddColumn {
-                continue;
-            }
-            let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
-            else {
-                continue;
-            };
-            let kinds: Vec<ConstrType> = def
-                .constraints
-                .iter()
-                .filter_map(|c| match c.node.as_ref() {
-                    Some(NodeEnum::Constraint(c)) => Some(c.contype()),
-                    _ => None,
-                })
-                .collect();
-            let not_null = def.is_not_null
-                || kinds.iter().any(|k| matches!(k, ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
-            let filled = def.raw_default.is_some()
-                || kinds.iter().any(|k| {
-                    matches!(
-                        k,
-                        ConstrType::ConstrDefault | ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
-                    )
-                })
-                || def.type_name.as_ref().is_some_and(|t| SERIAL.contains(&type_spec(t, false).base()));
-            if !not_null || filled {
-                continue;
-            }
-            out.push(
-                Hit::new(
-                    Code::BS404,
-                    stmt,
-                    cx.alter_cmd(stmt, Some(rv), k),
-                    format!(
-                        "ADD COLUMN {} NOT NULL without a DEFAULT fails if {} has any row",
-                        def.colname,
-                        display_table(&table)
-                    ),
-                    "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill, then enforce NOT NULL",
+        let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
+        else {
+            continue;
+        };
+        let kinds: Vec<ConstrType> = def
+            .constraints
+            .iter()
+            .filter_map(|c| match c.node.as_ref() {
+                Some(NodeEnum::Constraint(c)) => Some(c.contype()),
+                _ => None,
+            })
+            .collect();
+        let not_null = def.is_not_null
+            || kinds.iter().any(|k| matches!(k, ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
+        let filled = def.raw_default.is_some()
+            || kinds.iter().any(|k| {
+                matches!(
+                    k,
+                    ConstrType::ConstrDefault | ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
                 )
-                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-            );
+            })
+            || def.type_name.as_ref().is_some_and(|t| SERIAL.contains(&type_spec(t, false).base()));
+        if !not_null || filled {
+            continue;
         }
+        out.push(
+            Hit::new(
+                Code::BS404,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!(
+                    "ADD COLUMN {} NOT NULL without a DEFAULT fails if {} has any row",
+                    def.colname,
+                    display_table(&table)
+                ),
+                "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, backfill, then enforce NOT NULL",
+            )
+            .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
+        );
     }
 }

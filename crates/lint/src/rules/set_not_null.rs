@@ -1,9 +1,8 @@
 //! BS204: SET NOT NULL on a column of an existing table.
 
 use pg_query::protobuf::AlterTableType;
-use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::analyze::{Alter, display_table, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -31,34 +30,26 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtSetNotNull {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtSetNotNull {
-                continue;
-            }
-            out.push(
-                Hit::new(
-                    Code::BS204,
-                    stmt,
-                    cx.alter_cmd(stmt, Some(rv), k),
-                    format!(
-                        "SET NOT NULL on {}.{} scans the whole table under an ACCESS EXCLUSIVE lock",
-                        display_table(&table),
-                        cmd.name
-                    ),
-                    format!(
-                        "first ADD CONSTRAINT {0}_not_null CHECK ({0} IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL",
-                        cmd.name
-                    ),
-                )
-                .subject(Subject::NotNull { table: table.clone(), column: cmd.name.clone() }),
-            );
-        }
+        out.push(
+            Hit::new(
+                Code::BS204,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!(
+                    "SET NOT NULL on {}.{} scans the whole table under an ACCESS EXCLUSIVE lock",
+                    display_table(&table),
+                    cmd.name
+                ),
+                format!(
+                    "first ADD CONSTRAINT {0}_not_null CHECK ({0} IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL",
+                    cmd.name
+                ),
+            )
+            .subject(Subject::NotNull { table: table.clone(), column: cmd.name.clone() }),
+        );
     }
 }

@@ -3,7 +3,7 @@
 use pg_query::protobuf::AlterTableType;
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, type_spec, Cx, Hit};
+use crate::analyze::{Alter, display_table, type_spec, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -33,42 +33,34 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtAlterColumnType {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtAlterColumnType {
-                continue;
-            }
-            let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
-            else {
-                continue;
-            };
-            let Some(tn) = &def.type_name else { continue };
-            let spec = type_spec(tn, def.raw_default.is_some());
-            out.push(
-                Hit::new(
-                    Code::BS206,
-                    stmt,
-                    cx.alter_cmd(stmt, Some(rv), k),
-                    format!(
-                        "changing {}.{} to {} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock, unless the change is binary-coercible",
-                        display_table(&table),
-                        cmd.name,
-                        spec.display()
-                    ),
-                    "add a new column of the new type, backfill it in batches, switch reads, then drop the old one",
-                )
-                .subject(Subject::ColumnType {
-                    table: table.clone(),
-                    column: cmd.name.clone(),
-                    new_type: spec,
-                }),
-            );
-        }
+        let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
+        else {
+            continue;
+        };
+        let Some(tn) = &def.type_name else { continue };
+        let spec = type_spec(tn, def.raw_default.is_some());
+        out.push(
+            Hit::new(
+                Code::BS206,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!(
+                    "changing {}.{} to {} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock, unless the change is binary-coercible",
+                    display_table(&table),
+                    cmd.name,
+                    spec.display()
+                ),
+                "add a new column of the new type, backfill it in batches, switch reads, then drop the old one",
+            )
+            .subject(Subject::ColumnType {
+                table: table.clone(),
+                column: cmd.name.clone(),
+                new_type: spec,
+            }),
+        );
     }
 }

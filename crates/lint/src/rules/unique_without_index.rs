@@ -4,7 +4,7 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::analyze::{Alter, display_table, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -30,48 +30,40 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
-            continue;
-        }
-        for (k, cmd, kind) in alter_cmds(a) {
-            let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
-            let constraints: Vec<&pg_query::protobuf::Constraint> = match (kind, def) {
-                (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(c))) => vec![c.as_ref()],
-                (AlterTableType::AtAddColumn, Some(NodeEnum::ColumnDef(col))) => col
-                    .constraints
-                    .iter()
-                    .filter_map(|c| match c.node.as_ref() {
-                        Some(NodeEnum::Constraint(c)) => Some(c.as_ref()),
-                        _ => None,
-                    })
-                    .collect(),
+    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
+        let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
+        let constraints: Vec<&pg_query::protobuf::Constraint> = match (kind, def) {
+            (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(c))) => vec![c.as_ref()],
+            (AlterTableType::AtAddColumn, Some(NodeEnum::ColumnDef(col))) => col
+                .constraints
+                .iter()
+                .filter_map(|c| match c.node.as_ref() {
+                    Some(NodeEnum::Constraint(c)) => Some(c.as_ref()),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        for c in constraints {
+            let what = match c.contype() {
+                ConstrType::ConstrUnique => "UNIQUE",
+                ConstrType::ConstrPrimary => "PRIMARY KEY",
                 _ => continue,
             };
-            for c in constraints {
-                let what = match c.contype() {
-                    ConstrType::ConstrUnique => "UNIQUE",
-                    ConstrType::ConstrPrimary => "PRIMARY KEY",
-                    _ => continue,
-                };
-                if !c.indexname.is_empty() {
-                    continue;
-                }
-                let name = display_table(&table);
-                out.push(
-                    Hit::new(
-                        Code::BS207,
-                        stmt,
-                        cx.alter_cmd(stmt, Some(rv), k),
-                        format!("adding a {what} constraint builds its index under an ACCESS EXCLUSIVE lock on {name}: reads and writes wait"),
-                        format!("CREATE UNIQUE INDEX CONCURRENTLY first (in a no-transaction migration), then ADD CONSTRAINT ... {what} USING INDEX"),
-                    )
-                    .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-                );
+            if !c.indexname.is_empty() {
+                continue;
             }
+            let name = display_table(&table);
+            out.push(
+                Hit::new(
+                    Code::BS207,
+                    stmt,
+                    cx.alter_cmd(stmt, Some(rv), k),
+                    format!("adding a {what} constraint builds its index under an ACCESS EXCLUSIVE lock on {name}: reads and writes wait"),
+                    format!("CREATE UNIQUE INDEX CONCURRENTLY first (in a no-transaction migration), then ADD CONSTRAINT ... {what} USING INDEX"),
+                )
+                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
+            );
         }
     }
 }

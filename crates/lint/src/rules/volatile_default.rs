@@ -3,7 +3,7 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::{NodeEnum, NodeRef};
 
-use crate::analyze::{alter_cmds, display_table, string_value, type_spec, Cx, Hit};
+use crate::analyze::{Alter, display_table, string_value, type_spec, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -72,82 +72,74 @@ const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallseria
 const HELP: &str = "add the column without a default, backfill it in batches, then ALTER COLUMN ... SET DEFAULT";
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for stmt in &cx.stmts {
-        let NodeEnum::AlterTableStmt(a) = stmt.node else { continue };
-        let Some(rv) = &a.relation else { continue };
-        let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
+        if kind != AlterTableType::AtAddColumn {
             continue;
         }
-        for (k, cmd, kind) in alter_cmds(a) {
-            if kind != AlterTableType::AtAddColumn {
+        let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
+        else {
+            continue;
+        };
+        let span = cx.alter_cmd(stmt, Some(rv), k);
+        let name = display_table(&table);
+        let col = &def.colname;
+        let rewrite = |why: String| {
+            Hit::new(
+                Code::BS205,
+                stmt,
+                span.clone(),
+                format!("ADD COLUMN {col} {why}, so {name} is rewritten under an ACCESS EXCLUSIVE lock"),
+                HELP,
+            )
+            .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok })
+        };
+        if let Some(tn) = &def.type_name {
+            let spec = type_spec(tn, false);
+            if SERIAL.contains(&spec.base()) {
+                out.push(rewrite(format!("is {}, whose nextval() default fills every row", spec.base())));
                 continue;
             }
-            let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
-            else {
-                continue;
-            };
-            let span = cx.alter_cmd(stmt, Some(rv), k);
-            let name = display_table(&table);
-            let col = &def.colname;
-            let rewrite = |why: String| {
-                Hit::new(
-                    Code::BS205,
-                    stmt,
-                    span.clone(),
-                    format!("ADD COLUMN {col} {why}, so {name} is rewritten under an ACCESS EXCLUSIVE lock"),
-                    HELP,
-                )
-                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok })
-            };
-            if let Some(tn) = &def.type_name {
-                let spec = type_spec(tn, false);
-                if SERIAL.contains(&spec.base()) {
-                    out.push(rewrite(format!("is {}, whose nextval() default fills every row", spec.base())));
-                    continue;
+        }
+        let mut defaults = Vec::new();
+        defaults.extend(def.raw_default.as_deref());
+        let mut special = None;
+        for c in def.constraints.iter().filter_map(|c| match c.node.as_ref() {
+            Some(NodeEnum::Constraint(c)) => Some(c),
+            _ => None,
+        }) {
+            match c.contype() {
+                ConstrType::ConstrDefault => defaults.extend(c.raw_expr.as_deref()),
+                ConstrType::ConstrIdentity => special = Some("is an identity column, numbered row by row".to_string()),
+                ConstrType::ConstrGenerated => special = Some("is GENERATED ... STORED, computed for every row".to_string()),
+                _ => {}
+            }
+        }
+        if let Some(why) = special {
+            out.push(rewrite(why));
+            continue;
+        }
+        let mut calls: Vec<String> = Vec::new();
+        for expr in defaults.iter().filter_map(|d| d.node.as_ref()) {
+            for (node, ..) in expr.nodes() {
+                if let NodeRef::FuncCall(f) = node {
+                    let parts: Vec<&str> = f.funcname.iter().filter_map(string_value).collect();
+                    calls.push(parts.join("."));
                 }
             }
-            let mut defaults = Vec::new();
-            defaults.extend(def.raw_default.as_deref());
-            let mut special = None;
-            for c in def.constraints.iter().filter_map(|c| match c.node.as_ref() {
-                Some(NodeEnum::Constraint(c)) => Some(c),
-                _ => None,
-            }) {
-                match c.contype() {
-                    ConstrType::ConstrDefault => defaults.extend(c.raw_expr.as_deref()),
-                    ConstrType::ConstrIdentity => special = Some("is an identity column, numbered row by row".to_string()),
-                    ConstrType::ConstrGenerated => special = Some("is GENERATED ... STORED, computed for every row".to_string()),
-                    _ => {}
-                }
-            }
-            if let Some(why) = special {
-                out.push(rewrite(why));
-                continue;
-            }
-            let mut calls: Vec<String> = Vec::new();
-            for expr in defaults.iter().filter_map(|d| d.node.as_ref()) {
-                for (node, ..) in expr.nodes() {
-                    if let NodeRef::FuncCall(f) = node {
-                        let parts: Vec<&str> = f.funcname.iter().filter_map(string_value).collect();
-                        calls.push(parts.join("."));
-                    }
-                }
-            }
-            let volatile = calls.iter().find(|c| {
-                let base = c.rsplit('.').next().unwrap_or(c);
-                VOLATILE.contains(&base)
-            });
-            if let Some(f) = volatile {
-                out.push(rewrite(format!("has the volatile default {f}(), computed for every row")));
-            } else if calls.iter().any(|c| !NOT_VOLATILE.contains(&c.rsplit('.').next().unwrap_or(c))) {
-                // Only the database knows whether these are volatile.
-                out.push(
-                    rewrite(format!("has a default calling {}(), which rewrites the table if it is volatile", calls.join("(), ")))
-                        .subject(Subject::Functions { table: table.clone(), names: calls.clone() })
-                        .latent(),
-                );
-            }
+        }
+        let volatile = calls.iter().find(|c| {
+            let base = c.rsplit('.').next().unwrap_or(c);
+            VOLATILE.contains(&base)
+        });
+        if let Some(f) = volatile {
+            out.push(rewrite(format!("has the volatile default {f}(), computed for every row")));
+        } else if calls.iter().any(|c| !NOT_VOLATILE.contains(&c.rsplit('.').next().unwrap_or(c))) {
+            // Only the database knows whether these are volatile.
+            out.push(
+                rewrite(format!("has a default calling {}(), which rewrites the table if it is volatile", calls.join("(), ")))
+                    .subject(Subject::Functions { table: table.clone(), names: calls.clone() })
+                    .latent(),
+            );
         }
     }
 }
