@@ -198,3 +198,31 @@ fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
     p.run(&["rehearse"]).expect_code(0);
     assert!(copies(&mut admin).is_empty(), "stale copies {left:?} are left behind");
 }
+
+#[test]
+fn the_verify_suite_runs_on_the_migrated_copy() {
+    let p = project("rh_verify");
+    p.migration("2_t", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    let config = |tables: &str| {
+        format!(
+            "{}\n[[verify.checks]]\nname = \"new tables exist\"\nkind = \"tables\"\ntables = [{tables}]\n",
+            common::DEFAULT_CONFIG
+        )
+    };
+    p.config(&config("\"t\""));
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    let step = json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "verify suite");
+    assert_eq!(step.map(|s| s["ok"].clone()), Some(serde_json::json!(true)), "{json:#}");
+
+    p.config(&config("\"t\", \"never_created\""));
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let step =
+        json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "verify suite").cloned();
+    let step = step.expect("a verify step");
+    assert_eq!(step["ok"], false);
+    assert!(step["detail"].as_str().unwrap().contains("never_created"), "{step:#}");
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use backstop_core::migrate::{Progress, Quiet};
-use backstop_core::rehearse::{self, record, Options, Rehearsal};
+use backstop_core::rehearse::{self, record, Options, Rehearsal, VerifyPlan};
 
 use super::{print, print_json, Context, UsageError};
 use crate::render::{human, StderrProgress};
@@ -48,7 +48,18 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
     let source = if args.from == "production" { ctx.url.clone() } else { args.from.clone() };
     backstop_core::pg::conn::parse_url(&source)?;
+    let verify = &ctx.config.verify;
+    let plan = if verify.checks.is_empty() {
+        None
+    } else {
+        Some(VerifyPlan {
+            section: verify.clone(),
+            headers: verify.resolve_headers(ctx.config.path.as_deref())?,
+            backups: ctx.config.backup.dir.clone(),
+        })
+    };
     let options = Options {
+        verify: plan,
         schema_only: args.schema_only,
         range: args.migrations.as_deref().map(range).transpose()?,
     };

@@ -72,9 +72,20 @@ impl RehearseError {
     }
 }
 
+/// The verification suite a rehearsal runs on the copy after migrating.
+#[derive(Debug, Clone)]
+pub struct VerifyPlan {
+    pub section: crate::verify::VerifySection,
+    pub headers: crate::verify::ResolvedHeaders,
+    /// Where backups are, for checks comparing with `backup:...`.
+    pub backups: PathBuf,
+}
+
 /// What to rehearse and how.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The `[verify]` suite, run on the migrated copy when it has checks.
+    pub verify: Option<VerifyPlan>,
     /// Copy the schema only (quick; does not satisfy the gate unless
     /// `accept_schema_only`).
     pub schema_only: bool,
@@ -359,6 +370,18 @@ pub fn rehearse(
         detail: format!("schema {} and {} tables", start.schema.fingerprint(), start.tables.len()),
     });
 
+    // Checks that compare with a snapshot compare with the copy's start.
+    let baseline = match &options.verify {
+        Some(plan) if !plan.section.checks.is_empty() => {
+            let scope = crate::verify::ChecksumScope::for_suite(&plan.section);
+            Some(crate::verify::Snapshot::take(&mut client, "rehearsal start", &scope).map_err(
+                |e| RehearseError::Clone {
+                    reason: format!("could not take the verify baseline: {e}"),
+                },
+            )?)
+        }
+        _ => None,
+    };
     let mut tracing = Tracing { inner: progress, statements: Vec::new() };
     let mut round_trip = RoundTrip { ok: true, ..Default::default() };
     let mut locks = Vec::new();
@@ -378,6 +401,11 @@ pub fn rehearse(
         steps.push(trip.step);
         if !round_trip.ok {
             break;
+        }
+    }
+    if let (Some(plan), true) = (&options.verify, round_trip.ok && !todo.is_empty()) {
+        if !plan.section.checks.is_empty() {
+            steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
         }
     }
     drop(client);
@@ -507,6 +535,49 @@ fn round_trip_one(
         differences: diffs,
         cosmetic,
     })
+}
+
+/// The `[verify]` suite on the migrated copy, as after a real migrate.
+fn verify_step(
+    client: &mut Client,
+    copy: &clone::CopyDb,
+    plan: &VerifyPlan,
+    baseline: Option<crate::verify::Snapshot>,
+) -> Result<Step, RehearseError> {
+    use crate::verify::{Selection, Suite};
+    let t = Instant::now();
+    let selection = Selection {
+        phase: Some(crate::verify::Phase::Migrate),
+        backups: Some(plan.backups.clone()),
+        ..Default::default()
+    };
+    let prepared = Suite::prepare(
+        client,
+        &copy.conninfo()?,
+        &plan.section,
+        &selection,
+        baseline,
+        &plan.headers,
+    );
+    let (ok, detail) = match prepared {
+        Ok(suite) if suite.is_empty() => (true, "no check runs after a migrate".to_string()),
+        Ok(suite) => {
+            let report = suite.run();
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::verify::Status::Fail)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            let mut detail = report.summary();
+            if !failed.is_empty() {
+                detail = format!("{detail}; {}", failed.join("; "));
+            }
+            (report.ok(), detail)
+        }
+        Err(e) => (false, format!("the suite could not be prepared: {e}")),
+    };
+    Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
 }
 
 /// Applies the rehearsed migrations and no later ones.
