@@ -37,6 +37,12 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
         "ALTER TABLE users ADD COLUMN plan text NOT NULL DEFAULT 'free';\nCREATE INDEX users_plan_idx ON users (plan);",
         Some("DROP INDEX users_plan_idx;\nALTER TABLE users DROP COLUMN plan;"),
     );
+    p.config(
+        &common::DEFAULT_CONFIG.replace(
+            "dir = \"migrations\"",
+            "dir = \"migrations\"\nprotected_tables = [\"users\"]",
+        ),
+    );
     let before = source_state(&p);
     let run = p.run(&["rehearse", "--format", "json"]);
     run.expect_code(0);
@@ -51,6 +57,11 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
     assert_eq!(scenarios[1]["name"], "B");
     assert_eq!(scenarios[1]["ok"], true, "{:#}", scenarios[1]);
     assert!(scenarios[1]["detail"].as_str().unwrap().contains("25 late writes kept"));
+    assert_eq!(scenarios[2]["name"], "C");
+    assert_eq!(scenarios[2]["ok"], true, "{:#}", scenarios[2]);
+    let c = scenarios[2]["detail"].as_str().unwrap();
+    assert!(c.contains("5 of 50 rows deleted from public.users detected"), "{c}");
+    assert!(c.contains("copy identical to the start"), "{c}");
     // The lock trace sees the ADD COLUMN's lock on the existing table.
     let locks = json["locks"].as_array().unwrap();
     assert!(
@@ -62,6 +73,7 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
     assert!(text.contains("# Rehearsal") && text.contains("PASSED"), "{text}");
     assert!(text.contains("automatic transaction rollback (scenario A)"), "{text}");
     assert!(text.contains("restore of the pre-migration backup (scenario B)"), "{text}");
+    assert!(text.contains("full rollback (export, down, restore) (scenario C)"), "{text}");
     assert_eq!(source_state(&p), before, "the source was changed by the rehearsal");
     assert_eq!(p.client().applied(), ["1"], "nothing was applied to the source");
 }

@@ -423,6 +423,15 @@ pub fn rehearse(
             &todo,
             tracing.inner,
         )?);
+        let copy = workspace.copy("scenario_c")?;
+        scenarios.push(scenario_c(
+            &copy,
+            &mut workspace,
+            migrations,
+            settings,
+            &todo,
+            tracing.inner,
+        )?);
     }
 
     let lossy = lossy::find(&todo);
@@ -580,9 +589,199 @@ fn verify_step(
     Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
 }
 
+/// Scenario C, the full rollback: after the migration, rows vanish from a
+/// protected table; the loss must show against the backup's row counts;
+/// the tables the migration created are exported to CSV for forensics;
+/// the downs run; the backup is restored; the copy must equal the start.
+fn scenario_c(
+    copy: &clone::CopyDb,
+    workspace: &mut clone::Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Scenario, RehearseError> {
+    let t = Instant::now();
+    let done = |ok: bool, detail: String| Scenario {
+        name: "C".into(),
+        ok,
+        duration_ms: ms(t.elapsed()),
+        detail,
+    };
+    let db = |context: &'static str| move |source| RehearseError::Db { context, source };
+    let conninfo = copy.conninfo()?;
+    let mut client = copy.connect()?;
+    let before = snapshot(&mut client)?;
+    // The first protected table that holds rows is the one damaged.
+    let victim = before.tables.iter().find(|t| {
+        t.rows > 0
+            && settings
+                .protected_tables
+                .iter()
+                .any(|p| t.table == *p || t.table == format!("public.{p}"))
+    });
+    let Some(victim) = victim.cloned() else {
+        return Ok(done(true, "skipped: no protected table holds rows to damage".into()));
+    };
+    let backed = match BackedUp::take(&conninfo, settings)? {
+        Ok(b) => b,
+        Err(why) => return Ok(done(false, why)),
+    };
+    let report =
+        migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
+    if let Some(f) = report.failure {
+        return Ok(done(false, format!("the migration failed: {}", f.message)));
+    }
+    let migrated = snapshot(&mut client)?;
+    let (schema, name) = victim.table.split_once('.').unwrap_or(("public", &victim.table));
+    let qualified = crate::pg::quote_qualified(Some(schema), name);
+    let doomed = (victim.rows / 10).max(1);
+    // Damage as an incident would do it, past the guards and the FKs.
+    let _ = client.batch_execute("SET session_replication_role = replica");
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {qualified} WHERE ctid IN (SELECT ctid FROM {qualified} LIMIT {doomed})"
+        ))
+        .map_err(db("planting the damage"))?;
+    let _ = client.batch_execute("RESET session_replication_role");
+    let now: i64 = client
+        .query_one(&format!("select count(*) from {qualified}"), &[])
+        .map_err(db("counting the damaged table"))?
+        .get(0);
+    let expected = backed.manifest.row_counts.get(&victim.table).copied().unwrap_or(victim.rows);
+    if now >= expected {
+        return Ok(done(false, format!("the deleted rows of {} went unnoticed", victim.table)));
+    }
+    // Forensic export of what the migration created, before it is undone.
+    let new_tables: Vec<&TableChecksum> = migrated
+        .tables
+        .iter()
+        .filter(|m| !before.tables.iter().any(|b| b.table == m.table))
+        .collect();
+    let mut exported = 0u64;
+    for table in &new_tables {
+        let (s, n) = table.table.split_once('.').unwrap_or(("public", &table.table));
+        let sql = format!(
+            "COPY {} TO STDOUT WITH (FORMAT csv, HEADER)",
+            crate::pg::quote_qualified(Some(s), n)
+        );
+        let mut reader = client.copy_out(sql.as_str()).map_err(db("exporting a new table"))?;
+        let mut csv = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut csv).map_err(|source| RehearseError::Io {
+            action: "export",
+            path: table.table.clone().into(),
+            source,
+        })?;
+        exported += csv.iter().filter(|b| **b == b'\n').count().saturating_sub(1) as u64;
+    }
+    let down = migrate::rollback(
+        &mut client,
+        migrations,
+        settings,
+        &RollbackTarget::Steps(todo.len()),
+        false,
+        progress,
+    )?;
+    if let Some(f) = down.failure {
+        return Ok(done(false, format!("the down migrations failed: {}", f.message)));
+    }
+    drop(client);
+    let restored = match backed.restore(&conninfo, settings) {
+        Ok(r) => r,
+        Err(why) => return Ok(done(false, why)),
+    };
+    if let Some(db) = &restored.snapshot_database {
+        workspace.adopt(db);
+    }
+    let mut client = copy.connect()?;
+    let diffs = compare(&before, &snapshot(&mut client)?, None);
+    if !diffs.is_empty() {
+        let list = diffs.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ");
+        return Ok(done(
+            false,
+            format!("after the full rollback the copy differs from the start: {list}"),
+        ));
+    }
+    Ok(done(
+        true,
+        format!(
+            "{} of {expected} rows deleted from {} detected against backup {}; {} new table(s) exported ({exported} rows); downs ran; backup restored; copy identical to the start",
+            expected - now,
+            victim.table,
+            backed.manifest.id,
+            new_tables.len()
+        ),
+    ))
+}
+
 /// Applies the rehearsed migrations and no later ones.
 fn up_to(todo: &[Migration]) -> MigrateOptions {
     MigrateOptions { to: todo.last().map(|m| m.version.clone()), ..Default::default() }
+}
+
+/// A backup of a copy, in a temp store that goes with it.
+struct BackedUp {
+    _dir: tempfile::TempDir,
+    store: crate::backup::Store,
+    tools: crate::backup::Tools,
+    manifest: crate::backup::manifest::Manifest,
+}
+
+impl BackedUp {
+    /// Backs up the copy; `Ok(Err(why))` when the backup itself failed,
+    /// which fails the scenario rather than the rehearsal.
+    fn take(
+        conninfo: &str,
+        settings: &Settings,
+    ) -> Result<Result<BackedUp, String>, RehearseError> {
+        use crate::backup::{chain, create, Quiet, Store, Tools};
+        let dir = tempfile::Builder::new()
+            .prefix("backstop-rehearsal-backups-")
+            .tempdir()
+            .map_err(|source| RehearseError::Io {
+                action: "create a temp dir in",
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let store = Store::new(dir.path());
+        let tools = match Tools::find() {
+            Ok(tools) => tools,
+            Err(e) => return Ok(Err(format!("no pg_dump to back up with: {}", chain(&e)))),
+        };
+        let options = create::CreateOptions {
+            label: Some("rehearsal".into()),
+            jobs: create::default_jobs(),
+            lock_wait: settings.lock_wait,
+        };
+        Ok(match create::create(conninfo, &store, &tools, &options, &mut Quiet) {
+            Ok(manifest) => Ok(BackedUp { _dir: dir, store, tools, manifest }),
+            Err(e) => Err(format!("the pre-migration backup failed: {}", chain(&e))),
+        })
+    }
+
+    /// Restores the backup over the copy with the restore command's machinery.
+    fn restore(
+        &self,
+        conninfo: &str,
+        settings: &Settings,
+    ) -> Result<crate::backup::restore::RestoreReport, String> {
+        use crate::backup::{chain, create, restore, Quiet};
+        let options = restore::RestoreOptions {
+            jobs: create::default_jobs(),
+            resume: false,
+            lock_wait: settings.lock_wait,
+        };
+        restore::restore(
+            conninfo,
+            &self.store,
+            &self.tools,
+            &self.manifest.id,
+            &options,
+            &Default::default(),
+            &mut Quiet,
+        )
+        .map_err(|e| format!("the restore failed: {}", chain(&e)))
+    }
 }
 
 /// A table no migration uses: the "writes that arrive after the migration"
@@ -600,7 +799,6 @@ fn scenario_b(
     todo: &[Migration],
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
-    use crate::backup::{self, Store, Tools};
     let t = Instant::now();
     let fail = |detail: String| Scenario {
         name: "B".into(),
@@ -611,30 +809,10 @@ fn scenario_b(
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
     let before = snapshot(&mut client)?;
-    let dir = tempfile::Builder::new().prefix("backstop-rehearsal-backups-").tempdir().map_err(
-        |source| RehearseError::Io {
-            action: "create a temp dir in",
-            path: std::env::temp_dir(),
-            source,
-        },
-    )?;
-    let store = Store::new(dir.path());
-    let tools = match Tools::find() {
-        Ok(tools) => tools,
-        Err(e) => return Ok(fail(format!("no pg_dump to back up with: {}", backup::chain(&e)))),
+    let backed = match BackedUp::take(&conninfo, settings)? {
+        Ok(b) => b,
+        Err(why) => return Ok(fail(why)),
     };
-    let options = backup::create::CreateOptions {
-        label: Some("rehearsal".into()),
-        jobs: backup::create::default_jobs(),
-        lock_wait: settings.lock_wait,
-    };
-    let manifest =
-        match backup::create::create(&conninfo, &store, &tools, &options, &mut backup::Quiet) {
-            Ok(m) => m,
-            Err(e) => {
-                return Ok(fail(format!("the pre-migration backup failed: {}", backup::chain(&e))))
-            }
-        };
     let report =
         migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
     if let Some(f) = report.failure {
@@ -648,22 +826,9 @@ fn scenario_b(
         .map_err(|source| RehearseError::Db { context: "writing after the migration", source })?;
     drop(client);
     let restore_started = Instant::now();
-    let restored = backup::restore::restore(
-        &conninfo,
-        &store,
-        &tools,
-        &manifest.id,
-        &backup::restore::RestoreOptions {
-            jobs: backup::create::default_jobs(),
-            resume: false,
-            lock_wait: settings.lock_wait,
-        },
-        &Default::default(),
-        &mut backup::Quiet,
-    );
-    let restored = match restored {
+    let restored = match backed.restore(&conninfo, settings) {
         Ok(r) => r,
-        Err(e) => return Ok(fail(format!("the restore failed: {}", backup::chain(&e)))),
+        Err(why) => return Ok(fail(why)),
     };
     let restore_ms = ms(restore_started.elapsed());
     if let Some(db) = &restored.snapshot_database {
@@ -699,11 +864,12 @@ fn scenario_b(
         duration_ms: ms(t.elapsed()),
         detail: format!(
             "restored backup {} in {} ({:?}); copy identical to the start; 25 late writes kept in pre-restore snapshot {}",
-            manifest.id,
+            backed.manifest.id,
             if restore_ms >= 1000 { format!("{:.1}s", restore_ms as f64 / 1000.0) } else { format!("{restore_ms}ms") },
             restored.strategy,
             restored.snapshot_id
-        ),
+        )
+        ,
     })
 }
 
