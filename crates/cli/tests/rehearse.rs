@@ -238,3 +238,35 @@ fn the_verify_suite_runs_on_the_migrated_copy() {
     assert_eq!(step["ok"], false);
     assert!(step["detail"].as_str().unwrap().contains("never_created"), "{step:#}");
 }
+
+#[test]
+fn every_scenario_passes_on_the_demos_v2_migration_and_is_timed_in_the_report() {
+    let p = Project::new("rh_demo");
+    p.config(&common::DEFAULT_CONFIG.replace(
+        "dir = \"migrations\"",
+        "dir = \"migrations\"\nprotected_tables = [\"users\", \"ai_usage_tracking\", \"usage_alerts\"]",
+    ));
+    p.migration("20260101000000_v1", include_str!("../src/commands/demo/v1.sql"), None);
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "20260107120000_v2",
+        include_str!("../src/commands/demo/v2_up.sql"),
+        Some(include_str!("../src/commands/demo/v2_down.sql")),
+    );
+    let run = p.run(&["rehearse", "--format", "json"]);
+    // v2's down recreates the v1 video tables empty: the round trip says so.
+    run.expect_code(1);
+    let json = run.json();
+    let diffs = json["round_trip"]["differences"].as_array().unwrap();
+    assert!(diffs.iter().any(|d| d["object"] == "table public.meetings"), "{diffs:#?}");
+    let scenarios = json["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["A", "B", "C"]);
+    for s in scenarios {
+        assert_eq!(s["ok"], true, "{s:#}");
+    }
+    let report = std::fs::read_to_string(p.path().join(json["report"].as_str().unwrap())).unwrap();
+    for line in ["(scenario A): ", "(scenario B): ", "(scenario C): "] {
+        assert!(report.contains(line), "{line} missing in\n{report}");
+    }
+}
