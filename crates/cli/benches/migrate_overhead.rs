@@ -32,44 +32,16 @@ const UP_SQL: &str = "ALTER TABLE items ADD COLUMN note text;\n\
 const DOWN_SQL: &str = "DROP INDEX items_created_at_idx;\n\
                         ALTER TABLE items DROP COLUMN note;\n";
 
-/// Varied, realistic rows: text of many lengths, numbers, timestamps in
-/// random order (so the index build really sorts) and a jsonb document.
-/// Seeded, so every run of the benchmark builds the same table.
+/// The realistic table shared with the other benchmarks (bench/items.sql).
 fn seed_sql() -> String {
-    format!(
-        "SELECT setseed(0.42);
-CREATE TABLE items (
-    id bigint NOT NULL,
-    sku text NOT NULL,
-    title text NOT NULL,
-    description text,
-    quantity integer NOT NULL,
-    price numeric(10, 2) NOT NULL,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz,
-    attrs jsonb NOT NULL
-);
-INSERT INTO items (id, sku, title, description, quantity, price, created_at, updated_at, attrs)
-SELECT g,
-       'SKU-' || lpad(g::text, 8, '0'),
-       initcap(left(md5(g::text), 6 + g % 27)),
-       CASE WHEN g % 10 = 0 THEN NULL
-            ELSE left(repeat(md5(random()::text), 6), 16 + (random() * 170)::int) END,
-       (random() * 1000)::int,
-       round((random() * 500)::numeric, 2),
-       ts,
-       CASE WHEN g % 4 = 0 THEN NULL ELSE ts + random() * interval '90 days' END,
-       jsonb_build_object(
-           'color', (ARRAY['red', 'green', 'blue', 'black', 'white'])[1 + g % 5],
-           'weight', round((random() * 20)::numeric, 3),
-           'active', g % 3 <> 0,
-           'tags', jsonb_build_array(left(md5((g * 7)::text), 5), left(md5((g * 13)::text), 7)),
-           'dims', jsonb_build_object('w', g % 100, 'h', (g / 7) % 50)
-       )
-FROM (SELECT g, timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS ts
-      FROM generate_series(1, {ROWS}) AS g) AS s;
-ALTER TABLE items ADD PRIMARY KEY (id);"
-    )
+    include_str!("../../../bench/items.sql")
+        .replace("{rows}", &ROWS.to_string())
+        .replace("{desc_repeats}", "6")
+        .replace("{desc_spread}", "170")
+        .replace(
+            "{extra_attrs}",
+            ",\n           'dims', jsonb_build_object('w', g % 100, 'h', (g / 7) % 50)",
+        )
 }
 
 fn main() -> ExitCode {

@@ -424,11 +424,7 @@ fn sigkill_during_backup_create_lists_nothing_and_the_next_run_cleans_up() {
             })
             .unwrap_or(false)
     };
-    let started = std::time::Instant::now();
-    while !partial() {
-        assert!(started.elapsed() < Duration::from_secs(20), "no .partial dir appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::poll_until("a .partial dir appears", 400, Duration::from_millis(50), partial);
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -193,11 +193,12 @@ fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
             .map(|r| r.get(0))
             .collect()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while copies(&mut admin).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(!copies(&mut admin).is_empty(), "the rehearsal made no copy");
+    common::poll_until(
+        "the rehearsal makes a copy",
+        400,
+        std::time::Duration::from_millis(50),
+        || !copies(&mut admin).is_empty(),
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child_pid as i32),
         nix::sys::signal::Signal::SIGKILL,

@@ -267,3 +267,20 @@ impl DbExt for postgres::Client {
 pub fn event(kind: &str, outcome: &str, versions: &[&str]) -> (String, String, Vec<String>) {
     (kind.into(), outcome.into(), versions.iter().map(|v| v.to_string()).collect())
 }
+
+/// Polls `check` every `every` until it holds; fails after `attempts`
+/// checks. A bound on waiting for a state, not a timing assertion.
+pub fn poll_until(
+    what: &str,
+    attempts: u32,
+    every: std::time::Duration,
+    mut check: impl FnMut() -> bool,
+) {
+    for _ in 0..attempts {
+        if check() {
+            return;
+        }
+        std::thread::sleep(every);
+    }
+    panic!("{what}: still not so after {attempts} checks {every:?} apart");
+}
