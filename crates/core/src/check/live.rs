@@ -84,33 +84,21 @@ fn table_facts(
     client: &mut impl GenericClient,
     table: &RelationName,
 ) -> Result<Option<TableFacts>, CheckError> {
-    let row = client
-        .query_opt(
-            "select c.reltuples::float8, pg_total_relation_size(c.oid)::int8
-               from pg_class c where c.oid = to_regclass($1) and c.relkind in ('r', 'p', 'm')",
-            &[&regclass(table)],
-        )
-        .map_err(db("reading table sizes from pg_class"))?;
-    let Some(row) = row else { return Ok(None) };
-    let estimate: f64 = row.get(0);
-    let bytes: i64 = row.get(1);
-    // reltuples is -1 for a table never vacuumed or analyzed.
-    let small_enough = (0.0..=COUNT_EXACTLY_UP_TO).contains(&estimate)
-        || (estimate < 0.0 && bytes <= 256 * 1024 * 1024);
-    if small_enough {
-        let rows: i64 = client
-            .query_one(&format!("select count(*) from only {}", regclass(table)), &[])
-            .map_err(db("counting rows"))?
-            .get(0);
-        Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes }))
+    let Some(estimated) = table_size(client, table)? else { return Ok(None) };
+    // reltuples is -1 (unknown) for a table never vacuumed or analyzed.
+    let small_enough = if estimated.unknown {
+        estimated.bytes <= 256 * 1024 * 1024
     } else {
-        Ok(Some(TableFacts {
-            rows: estimate.max(0.0) as i64,
-            exact: false,
-            unknown: estimate < 0.0,
-            bytes,
-        }))
+        estimated.rows as f64 <= COUNT_EXACTLY_UP_TO
+    };
+    if !small_enough {
+        return Ok(Some(estimated));
     }
+    let rows: i64 = client
+        .query_one(&format!("select count(*) from only {}", regclass(table)), &[])
+        .map_err(db("counting rows"))?
+        .get(0);
+    Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes: estimated.bytes }))
 }
 
 /// `2.1 MB`, `3.4 GB`.
