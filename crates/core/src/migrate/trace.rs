@@ -61,9 +61,9 @@ pub struct Tracer {
 impl Tracer {
     /// Records the state before the first statement.
     pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
-        let filenodes = filenodes(client)?;
+        let (held, filenodes) = read_state(client)?;
         let existing = filenodes.keys().copied().collect();
-        Ok(Tracer { held: locks(client)?, filenodes, existing })
+        Ok(Tracer { held, filenodes, existing })
     }
 
     /// What the statement just run changed; moves the baseline on.
@@ -71,8 +71,7 @@ impl Tracer {
         &mut self,
         client: &mut impl GenericClient,
     ) -> Result<StatementTrace, postgres::Error> {
-        let held = locks(client)?;
-        let nodes = filenodes(client)?;
+        let (held, nodes) = read_state(client)?;
         // A lock on a relation this transaction created blocks nobody.
         let locks = held
             .difference(&self.held)
@@ -92,33 +91,32 @@ impl Tracer {
     }
 }
 
-fn locks(client: &mut impl GenericClient) -> Result<BTreeSet<LockTaken>, postgres::Error> {
-    let rows = client.query(
-        &format!(
-            "select c.oid, n.nspname || '.' || c.relname, l.mode
-               from pg_locks l join pg_class c on c.oid = l.relation
-               join pg_namespace n on n.oid = c.relnamespace
-              where l.pid = pg_backend_pid() and l.granted and l.locktype = 'relation'
-                and c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
-        ),
-        &[],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| LockTaken { oid: r.get(0), relation: r.get(1), mode: r.get(2) })
-        .collect())
-}
+type Filenodes = BTreeMap<u32, (String, u32)>;
 
-fn filenodes(
+/// The relation locks the session holds and every user relation's storage
+/// (filenode), in one query: it runs after every traced statement.
+fn read_state(
     client: &mut impl GenericClient,
-) -> Result<BTreeMap<u32, (String, u32)>, postgres::Error> {
+) -> Result<(BTreeSet<LockTaken>, Filenodes), postgres::Error> {
     let rows = client.query(
         &format!(
-            "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0)
+            "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0),
+                    l.mode
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               left join pg_locks l on l.relation = c.oid and l.pid = pg_backend_pid()
+                    and l.granted and l.locktype = 'relation'
               where c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
         ),
         &[],
     )?;
-    Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+    let mut held = BTreeSet::new();
+    let mut nodes = BTreeMap::new();
+    for r in &rows {
+        let (oid, relation): (u32, String) = (r.get(0), r.get(1));
+        if let Some(mode) = r.get::<_, Option<String>>(3) {
+            held.insert(LockTaken { oid, relation: relation.clone(), mode });
+        }
+        nodes.insert(oid, (relation, r.get(2)));
+    }
+    Ok((held, nodes))
 }

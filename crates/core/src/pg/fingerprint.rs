@@ -30,6 +30,36 @@ pub struct Schema {
 impl Schema {
     /// Reads the schema of the connected database.
     pub fn read(client: &mut impl GenericClient) -> Result<Schema, postgres::Error> {
+        Schema::read_prepared(client, &mut super::Prepared::default())
+    }
+
+    /// Reads the schema with the query prepared in `prepared`, planned once
+    /// for all reads on the connection.
+    pub fn read_prepared(
+        client: &mut impl GenericClient,
+        prepared: &mut super::Prepared,
+    ) -> Result<Schema, postgres::Error> {
+        let statement = prepared.get(client, schema_query())?;
+        let mut objects = Vec::new();
+        let mut cosmetic = Vec::new();
+        for row in client.query(&statement, &[])? {
+            let object = Object { key: row.get(0), definition: row.get(1) };
+            if object.key.starts_with("column order ") {
+                cosmetic.push(object);
+            } else {
+                objects.push(object);
+            }
+        }
+        objects.sort();
+        cosmetic.sort();
+        Ok(Schema { objects, cosmetic })
+    }
+}
+
+/// The one query that reads every object of the schema.
+fn schema_query() -> &'static str {
+    static QUERY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    QUERY.get_or_init(|| {
         let queries = [
             // Columns: type, nullability, default, identity, generation. Position is left out.
             format!(
@@ -117,27 +147,16 @@ impl Schema {
               group by 1"
         );
         // One round trip: rehearsals take two snapshots per migration.
-        let all = queries
+        queries
             .iter()
             .chain(std::iter::once(&order))
             .map(|q| format!("({q})"))
             .collect::<Vec<_>>()
-            .join("\nunion all\n");
-        let mut objects = Vec::new();
-        let mut cosmetic = Vec::new();
-        for row in client.query(all.as_str(), &[])? {
-            let object = Object { key: row.get(0), definition: row.get(1) };
-            if object.key.starts_with("column order ") {
-                cosmetic.push(object);
-            } else {
-                objects.push(object);
-            }
-        }
-        objects.sort();
-        cosmetic.sort();
-        Ok(Schema { objects, cosmetic })
-    }
+            .join("\nunion all\n")
+    })
+}
 
+impl Schema {
     /// A short stable hash of the whole schema.
     pub fn fingerprint(&self) -> String {
         let mut hasher = blake3::Hasher::new();

@@ -9,6 +9,33 @@ pub mod lock;
 
 pub use conn::{connect, redact, ConnectError};
 
+use std::collections::HashMap;
+
+use postgres::{GenericClient, Statement};
+
+/// Statements prepared once on one connection and reused by their text.
+/// A statement without parameters is planned once and its plan kept, and
+/// planning a large catalog query costs more than running it: a rehearsal
+/// reads the schema twice per migration. Use one cache per connection.
+#[derive(Default)]
+pub struct Prepared(HashMap<String, Statement>);
+
+impl Prepared {
+    /// The prepared statement for `sql`, preparing it on first use.
+    pub fn get(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
 /// Quotes an identifier (table, schema, role, database name) for SQL text.
 /// The one place names from config or catalogs become SQL: a name such as
 /// `x"; DROP TABLE users; --` stays a name.
