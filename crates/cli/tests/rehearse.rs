@@ -271,3 +271,96 @@ fn every_scenario_passes_on_the_demos_v2_migration_and_is_timed_in_the_report() 
         assert!(report.contains(line), "{line} missing in\n{report}");
     }
 }
+
+/// Shapes a sample must keep whole: lookups, chains, a table without a
+/// key, a self-reference, generated and identity columns.
+const SHOP: &str = "CREATE TABLE currencies (code text PRIMARY KEY);
+INSERT INTO currencies VALUES ('EUR'), ('USD'), ('JPY');
+CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL);
+INSERT INTO customers (name) SELECT 'c' || i FROM generate_series(1, 1000) i;
+CREATE TABLE orders (
+    id bigserial PRIMARY KEY,
+    customer_id int NOT NULL REFERENCES customers,
+    currency text REFERENCES currencies,
+    cents int NOT NULL,
+    euros numeric GENERATED ALWAYS AS (cents / 100.0) STORED
+);
+INSERT INTO orders (customer_id, currency, cents)
+SELECT 1 + (i * 7919) % 1000, (ARRAY['EUR', 'USD', 'JPY', NULL])[1 + i % 4], i FROM generate_series(1, 3000) i;
+CREATE TABLE items (order_id bigint NOT NULL REFERENCES orders ON DELETE CASCADE, sku text NOT NULL);
+INSERT INTO items SELECT 1 + (i * 104729) % 3000, 'sku-' || i FROM generate_series(1, 6000) i;
+CREATE TABLE staff (id int PRIMARY KEY, manager_id int REFERENCES staff);
+INSERT INTO staff SELECT i, nullif(i / 10, 0) FROM generate_series(1, 100) i;";
+
+#[test]
+fn a_sample_keeps_every_foreign_key_and_copies_cycles_whole() {
+    let p = Project::new("rh_sample");
+    p.migration("1_shop", SHOP, None);
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_note",
+        "ALTER TABLE orders ADD COLUMN note text;",
+        Some("ALTER TABLE orders DROP COLUMN note;"),
+    );
+    let before = source_state(&p);
+    let run = p.run(&["rehearse", "--sample", "10%", "--format", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    let copy = &json["copy"];
+    assert_eq!(copy["method"], "sample", "{copy:#}");
+    assert_eq!(copy["sample"]["percent"], 10.0);
+    let whole: Vec<&str> = copy["sample"]["whole_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(whole.contains(&"public.staff (on a foreign-key cycle)"), "{whole:?}");
+    assert!(whole.iter().any(|t| t.starts_with("backstop.applied")), "{whole:?}");
+    // The foreign keys were added after the rows and validated, so the
+    // copy succeeding proves them; the subset is a real subset.
+    let total = 3 + 1000 + 3000 + 6000 + 100;
+    let rows = json["rows"].as_i64().unwrap();
+    assert!(rows > total / 20 && rows < total / 2, "{rows} of {total} rows copied");
+    assert_eq!(json["migrations"][0]["version"], "2");
+    assert_eq!(source_state(&p), before, "the source was changed by the rehearsal");
+}
+
+#[test]
+fn a_bad_sample_percentage_is_refused_before_anything_runs() {
+    let p = project("rh_sample_bad");
+    for (args, needle) in [
+        (&["rehearse", "--sample", "0"][..], "above 0 and at most 100"),
+        (&["rehearse", "--sample", "150%"][..], "above 0 and at most 100"),
+        (&["rehearse", "--sample", "ten"][..], "--sample 10"),
+        (&["rehearse", "--sample", "5", "--schema-only"][..], "cannot be used with"),
+    ] {
+        p.run(args).expect_code(2).expect_output(needle);
+    }
+}
+
+#[test]
+fn a_rehearsal_can_run_on_a_backup_instead_of_the_live_database() {
+    let p = project("rh_from_backup");
+    let id = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Written after the backup: the rehearsal must not see these.
+    p.client()
+        .batch_execute("INSERT INTO users SELECT i, 'late' || i FROM generate_series(51, 57) i")
+        .unwrap();
+    p.migration("2_t", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    let run = p.run(&["rehearse", "--from-backup", &id, "--format", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    assert_eq!(json["copy"]["method"], "backup");
+    assert_eq!(json["copy"]["backup_id"], id.as_str());
+    assert_eq!(json["rows"], 50, "the backup's rows, not the live ones");
+
+    p.run(&["rehearse", "--from-backup", "20200101-000000-nope"])
+        .expect_code(3)
+        .expect_output("20200101-000000-nope");
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use backstop_core::migrate::{Progress, Quiet};
-use backstop_core::rehearse::{self, record, Options, Rehearsal, VerifyPlan};
+use backstop_core::rehearse::{self, record, FromBackup, Options, Rehearsal, VerifyPlan};
 
 use super::{print, print_json, Context, UsageError};
 use crate::render::{human, StderrProgress};
@@ -24,14 +24,32 @@ pub struct Args {
     from: String,
     /// Copy the schema only: quick, but does not satisfy the rehearsal gate
     /// unless `accept_schema_only = true`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["sample", "from_backup"])]
     schema_only: bool,
+    /// Copy this percentage of each table's rows (e.g. 5 or 0.5), plus the
+    /// rows they refer to, so every foreign key still holds.
+    #[arg(long, value_name = "PERCENT", value_parser = percent, conflicts_with = "from_backup")]
+    sample: Option<f64>,
+    /// Rehearse on a backup (an id from `backstop backup list`, or
+    /// `latest`) instead of a copy of the live database.
+    #[arg(long, value_name = "ID")]
+    from_backup: Option<String>,
     /// Only the pending migrations in this inclusive version range, `A..B`.
     #[arg(long, value_name = "A..B")]
     migrations: Option<String>,
     /// Where to write the report (default: [rehearse] report_dir).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    let number = text.strip_suffix('%').unwrap_or(text).trim();
+    match number.parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a percentage above 0 and at most 100; write e.g. --sample 10 or --sample 0.5"
+        )),
+    }
 }
 
 fn range(text: &str) -> anyhow::Result<(String, String)> {
@@ -62,6 +80,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         verify: plan,
         schema_only: args.schema_only,
         range: args.migrations.as_deref().map(range).transpose()?,
+        sample: args.sample,
+        from_backup: args
+            .from_backup
+            .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
     };
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
@@ -127,6 +149,8 @@ fn render(r: &Rehearsal) -> String {
         match r.copy.method {
             rehearse::Method::Template => "template copy",
             rehearse::Method::Dump => "dumped copy",
+            rehearse::Method::Sample => "sampled copy",
+            rehearse::Method::Backup => "copy of a backup",
         },
         ms(r.duration_ms)
     );

@@ -81,6 +81,20 @@ impl Store {
         Manifest::read(&dir)
     }
 
+    /// The newest verified dump of the database `source` describes (system
+    /// identifier and name), if there is one.
+    pub fn latest_verified(
+        &self,
+        source: &super::create::Source,
+    ) -> Result<Option<Manifest>, BackupError> {
+        let (all, _) = self.list()?;
+        Ok(all.into_iter().rev().find(|m| {
+            m.kind == manifest::Kind::Dump
+                && m.verified().is_some()
+                && m.same_database(source.system_identifier.as_deref(), &source.database)
+        }))
+    }
+
     /// Rewrites the manifest of an existing backup (a verification result,
     /// a migration it guards).
     pub fn save(&self, m: &Manifest) -> Result<(), BackupError> {

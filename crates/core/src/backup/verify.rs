@@ -154,6 +154,32 @@ fn test_restore(
     jobs: usize,
     progress: &mut dyn Progress,
 ) -> Result<String, BackupError> {
+    let cluster = restore_throwaway(store, tools, m, jobs, progress)?;
+    let mut restored = cluster.connect(&m.database)?;
+    let differences = compare(&mut restored, m)?;
+    if !differences.is_empty() {
+        return Err(BackupError::Mismatch { id: m.id.clone(), differences });
+    }
+    Ok(format!(
+        "restored into a throwaway PostgreSQL {} cluster: {} table(s), {} row(s) and schema \
+         fingerprint {} equal to the manifest",
+        cluster.bin().major,
+        m.row_counts.len(),
+        m.row_counts.values().sum::<i64>(),
+        m.schema_fingerprint
+    ))
+}
+
+/// Restores the files of backup `m` into a new throwaway cluster, as
+/// database `m.database`, the source's roles created NOLOGIN first. The
+/// cluster (and the restore) is gone when the returned handle is dropped.
+pub fn restore_throwaway(
+    store: &Store,
+    tools: &Tools,
+    m: &Manifest,
+    jobs: usize,
+    progress: &mut dyn Progress,
+) -> Result<Cluster, BackupError> {
     let bin = PgBin::find()?;
     let backup_major = (m.server_version_num / 10_000) as u32;
     if bin.major < backup_major {
@@ -221,18 +247,7 @@ fn test_restore(
     if !ok {
         return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
     }
-    let mut restored = cluster.connect(&m.database)?;
-    let differences = compare(&mut restored, m)?;
-    if !differences.is_empty() {
-        return Err(BackupError::Mismatch { id: m.id.clone(), differences });
-    }
-    Ok(format!(
-        "restored into a throwaway PostgreSQL {major} cluster: {} table(s), {} row(s) and schema \
-         fingerprint {} equal to the manifest",
-        m.row_counts.len(),
-        m.row_counts.values().sum::<i64>(),
-        m.schema_fingerprint
-    ))
+    Ok(cluster)
 }
 
 /// What differs between the connected database and the manifest: row

@@ -158,7 +158,7 @@ pub fn connect_db(
     Ok(client)
 }
 
-fn error_chain(e: &postgres::Error) -> String {
+pub fn error_chain(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_string();
     }

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use postgres::Client;
 use serde::Serialize;
 
-use super::RehearseError;
+use super::sample::{sample_into, SampleInfo};
+use super::{Options, RehearseError};
+use crate::backup::{self, Store};
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::{parse_url, LibpqTarget};
 use crate::pg::{quote_ident, redact};
@@ -28,6 +30,11 @@ pub enum Method {
     Template,
     /// `pg_dump | pg_restore` into a throwaway cluster.
     Dump,
+    /// A subset of the source, foreign keys kept, in a throwaway cluster.
+    Sample,
+    /// A backup restored into a throwaway cluster (or, for a database
+    /// snapshot, copied by template on its server).
+    Backup,
 }
 
 /// What the copy is, for the report.
@@ -40,6 +47,40 @@ pub struct CopyInfo {
     pub schema_only: bool,
     /// Why the faster template copy was not used, if it was not.
     pub fallback_reason: Option<String>,
+    /// The backup rehearsed on, with `--from-backup`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// What a `--sample` copy holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleInfo>,
+}
+
+impl CopyInfo {
+    /// One line on how the copy was made, for the report and the terminal.
+    pub fn describe(&self) -> String {
+        let why = self.fallback_reason.as_ref().map(|w| format!(" ({w})")).unwrap_or_default();
+        match self.method {
+            Method::Template => "template copy on the source's server".to_string(),
+            Method::Dump => format!("dump into a throwaway cluster{why}"),
+            Method::Sample => match &self.sample {
+                Some(s) => format!(
+                    "{}% sample into a throwaway cluster: {} rows, foreign keys kept{}",
+                    s.percent,
+                    s.rows,
+                    if s.whole_tables.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; copied whole: {}", s.whole_tables.join(", "))
+                    }
+                ),
+                None => "sample into a throwaway cluster".to_string(),
+            },
+            Method::Backup => format!(
+                "backup {} restored into a throwaway cluster{why}",
+                self.backup_id.as_deref().unwrap_or("?")
+            ),
+        }
+    }
 }
 
 /// One copy: a database on the server of `server_url`.
@@ -50,9 +91,16 @@ pub struct CopyDb {
 }
 
 impl CopyDb {
+    /// A session on the copy. Its commits do not wait for the WAL flush:
+    /// a copy is thrown away, and a crash loses it whole anyway.
     pub fn connect(&self) -> Result<Client, RehearseError> {
-        crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
-            .map_err(RehearseError::Connect)
+        let mut client =
+            crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
+                .map_err(RehearseError::Connect)?;
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .map_err(db_err("setting up the session on the copy"))?;
+        Ok(client)
     }
 
     /// A `key=value` connection string for the copy, password included, for
@@ -145,18 +193,25 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
 }
 
 impl Workspace {
-    /// Prepares copies of the database `source_url` names.
-    pub fn open(source_url: &str, schema_only: bool) -> Result<Workspace, RehearseError> {
+    /// Prepares copies of the database `source_url` names, or of the
+    /// backup or sample `options` asks for.
+    pub fn open(source_url: &str, options: &Options) -> Result<Workspace, RehearseError> {
         let source_db = source_dbname(source_url)?;
         let mut admin = admin(source_url)?;
         let _ = drop_stale_copies(&mut admin);
+        let run_id = format!("{:x}", rand::random::<u32>());
+        if let Some(from) = &options.from_backup {
+            drop(admin);
+            return Workspace::from_backup(source_url, from, run_id);
+        }
         let size: i64 = admin
             .query_one("select pg_database_size($1)", &[&source_db])
             .map_err(db_err("reading the source's size"))?
             .get(0);
-        let run_id = format!("{:x}", rand::random::<u32>());
-        let reason = if schema_only {
+        let reason = if options.schema_only {
             Some("a schema-only copy is dumped".to_string())
+        } else if options.sample.is_some() {
+            Some("a sample is copied row by row".to_string())
         } else {
             template_refusal(&mut admin, &source_db)?
         };
@@ -164,8 +219,10 @@ impl Workspace {
             method: Method::Template,
             source: redact(source_url),
             source_size_bytes: size,
-            schema_only,
+            schema_only: options.schema_only,
             fallback_reason: reason.clone(),
+            backup_id: None,
+            sample: None,
         };
         drop(admin);
         if reason.is_none() {
@@ -178,13 +235,101 @@ impl Workspace {
                 info,
             });
         }
-        info.method = Method::Dump;
         let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
         let base = "rehearsal_base";
-        dump_into(source_url, &cluster, base, schema_only)?;
+        if let Some(percent) = options.sample {
+            info.method = Method::Sample;
+            info.fallback_reason = None;
+            info.sample = Some(sample_into(source_url, &cluster, base, percent)?);
+        } else {
+            info.method = Method::Dump;
+            dump_into(source_url, &cluster, base, options.schema_only)?;
+        }
         Ok(Workspace {
             server_url: cluster.url(base),
             template: base.to_string(),
+            made: Vec::new(),
+            cluster: Some(cluster),
+            run_id,
+            info,
+        })
+    }
+
+    /// Copies of a backup: a dump is checked against its checksums and
+    /// restored into a throwaway cluster; a database snapshot on the
+    /// source's server is copied there by template.
+    fn from_backup(
+        source_url: &str,
+        from: &super::FromBackup,
+        run_id: String,
+    ) -> Result<Workspace, RehearseError> {
+        let store = Store::new(&from.dir);
+        let refused = |e: backup::BackupError| RehearseError::Clone { reason: backup::chain(&e) };
+        let m = if from.id == "latest" {
+            let mut source = connect_source(source_url)?;
+            let identity = backup::create::source_of(&mut source).map_err(refused)?;
+            store.latest_verified(&identity).map_err(refused)?.ok_or_else(|| {
+                RehearseError::Clone {
+                    reason: format!(
+                        "no verified backup of database {} in {}; take one with `backstop backup create`",
+                        identity.database,
+                        from.dir.display()
+                    ),
+                }
+            })?
+        } else {
+            store.load(&from.id).map_err(refused)?
+        };
+        let mut info = CopyInfo {
+            method: Method::Backup,
+            source: format!(
+                "backup {} of {} ({})",
+                m.id,
+                m.database,
+                m.created_at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            source_size_bytes: m.size_bytes as i64,
+            schema_only: false,
+            fallback_reason: None,
+            backup_id: Some(m.id.clone()),
+            sample: None,
+        };
+        if m.kind == backup::Kind::Database {
+            let snapshot = m.snapshot_database.clone().unwrap_or_default();
+            let mut admin = admin(source_url)?;
+            if let Some(why) = template_refusal(&mut admin, &snapshot)? {
+                return Err(RehearseError::Clone {
+                    reason: format!(
+                        "backup {} is database {snapshot} on the server, and {why}",
+                        m.id
+                    ),
+                });
+            }
+            info.fallback_reason =
+                Some(format!("a database snapshot, copied by template from {snapshot}"));
+            return Ok(Workspace {
+                server_url: source_url.to_string(),
+                template: snapshot,
+                made: Vec::new(),
+                cluster: None,
+                run_id,
+                info,
+            });
+        }
+        let tools = backup::tools::Tools::find().map_err(refused)?;
+        let problems = backup::verify::check_files(&store, &tools, &m).map_err(refused)?;
+        if !problems.is_empty() {
+            return Err(RehearseError::Clone {
+                reason: format!("backup {} is damaged: {}", m.id, problems.join("; ")),
+            });
+        }
+        let jobs = backup::create::default_jobs();
+        let cluster =
+            backup::verify::restore_throwaway(&store, &tools, &m, jobs, &mut backup::Quiet)
+                .map_err(refused)?;
+        Ok(Workspace {
+            server_url: cluster.url(&m.database),
+            template: m.database.clone(),
             made: Vec::new(),
             cluster: Some(cluster),
             run_id,
@@ -275,15 +420,16 @@ fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String
     Ok(None)
 }
 
-/// `pg_dump -Fc source | pg_restore -d cluster/base`, after creating the
-/// source's roles (NOLOGIN) so ownership and grants restore.
-fn dump_into(
-    source_url: &str,
-    cluster: &Cluster,
-    base: &str,
-    schema_only: bool,
-) -> Result<(), RehearseError> {
-    let mut source = connect_to(source_url, &source_dbname(source_url)?)?;
+/// A connection to the source database itself.
+pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> {
+    connect_to(source_url, &source_dbname(source_url)?)
+}
+
+/// Readies `cluster` for the source's objects: checks the local tools are
+/// new enough and creates the source's roles (NOLOGIN) so ownership and
+/// grants restore.
+pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(), RehearseError> {
+    let mut source = connect_source(source_url)?;
     let roles: Vec<String> = source
         .query("select rolname::text from pg_roles where rolname !~ '^pg_'", &[])
         .map_err(db_err("listing the source's roles"))?
@@ -317,12 +463,29 @@ fn dump_into(
                 .map_err(db_err("creating roles in the copy"))?;
         }
     }
-    drop(admin);
-    cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
-    pipe_dump(bin, source_url, &cluster.url(base), schema_only)
+    Ok(())
 }
 
-fn pipe_dump(bin: &PgBin, from: &str, to: &str, schema_only: bool) -> Result<(), RehearseError> {
+/// `pg_dump -Fc source | pg_restore -d cluster/base`.
+fn dump_into(
+    source_url: &str,
+    cluster: &Cluster,
+    base: &str,
+    schema_only: bool,
+) -> Result<(), RehearseError> {
+    prepare_cluster(source_url, cluster)?;
+    cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
+    let extra: &[&str] = if schema_only { &["--schema-only"] } else { &[] };
+    pipe_dump(cluster.bin(), source_url, &cluster.url(base), extra)
+}
+
+/// `pg_dump --format=custom [extra] from | pg_restore --exit-on-error -d to`.
+pub(super) fn pipe_dump(
+    bin: &PgBin,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> Result<(), RehearseError> {
     let from = LibpqTarget::from_url(from, None).map_err(RehearseError::Connect)?;
     let to = LibpqTarget::from_url(to, None).map_err(RehearseError::Connect)?;
     let spawn_err = |tool: &str| {
@@ -333,10 +496,7 @@ fn pipe_dump(bin: &PgBin, from: &str, to: &str, schema_only: bool) -> Result<(),
         }
     };
     let mut dump = Command::new(bin.tool("pg_dump"));
-    dump.args(["--format=custom", "--no-password"]);
-    if schema_only {
-        dump.arg("--schema-only");
-    }
+    dump.args(["--format=custom", "--no-password"]).args(extra);
     dump.arg(format!("--dbname={}", from.conninfo));
     from.apply(&mut dump);
     let mut dump =

@@ -10,6 +10,7 @@ pub mod gate;
 mod lossy;
 pub mod record;
 pub mod report;
+mod sample;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,10 +26,12 @@ use crate::pg::checksum::{table_checksums, TableChecksum};
 use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 use crate::pg::fingerprint::Schema;
+use crate::pg::Prepared;
 use crate::source::Migration;
 
 pub use clone::{CopyInfo, Method};
 pub use lossy::Lossy;
+pub use sample::SampleInfo;
 
 /// Why a rehearsal could not be carried out (as opposed to one that ran
 /// and found problems, which is a report with `ok: false`).
@@ -91,6 +94,17 @@ pub struct Options {
     pub schema_only: bool,
     /// Only pending migrations with versions in this inclusive range.
     pub range: Option<(String, String)>,
+    /// Copy this percentage of the rows (0 < p <= 100), foreign keys kept.
+    pub sample: Option<f64>,
+    /// Rehearse on a backup instead of the live database.
+    pub from_backup: Option<FromBackup>,
+}
+
+/// A backup to rehearse on: its id (or `latest`) in the backup dir.
+#[derive(Debug, Clone)]
+pub struct FromBackup {
+    pub dir: PathBuf,
+    pub id: String,
 }
 
 /// A snapshot of a copy: its schema and every table's content.
@@ -101,9 +115,18 @@ struct Snapshot {
 }
 
 fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {
+    snapshot_prepared(client, &mut Prepared::default())
+}
+
+/// A snapshot with the schema query prepared in `prepared`, which belongs
+/// to `client`'s connection: the round trips take two per migration.
+fn snapshot_prepared(
+    client: &mut Client,
+    prepared: &mut Prepared,
+) -> Result<Snapshot, RehearseError> {
     let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
     Ok(Snapshot {
-        schema: Schema::read(client).map_err(db)?,
+        schema: Schema::read_prepared(client, prepared).map_err(db)?,
         tables: table_checksums(client).map_err(db)?,
     })
 }
@@ -343,26 +366,21 @@ pub fn rehearse(
     let mut steps = Vec::new();
 
     let t = Instant::now();
-    let mut workspace = clone::Workspace::open(source_url, options.schema_only)?;
+    let mut workspace = clone::Workspace::open(source_url, options)?;
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
         name: "copy".into(),
         ok: true,
         duration_ms: ms(t.elapsed()),
-        detail: match workspace.info.method {
-            Method::Template => "template copy on the source's server".to_string(),
-            Method::Dump => format!(
-                "dump into a throwaway cluster ({})",
-                workspace.info.fallback_reason.clone().unwrap_or_default()
-            ),
-        },
+        detail: workspace.info.describe(),
     });
 
     let mut client = main_copy.connect()?;
+    let mut prepared = Prepared::default();
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
     let t = Instant::now();
-    let start = snapshot(&mut client)?;
+    let start = snapshot_prepared(&mut client, &mut prepared)?;
     steps.push(Step {
         name: "snapshot".into(),
         ok: true,
@@ -393,7 +411,7 @@ pub fn rehearse(
         .collect();
     for m in &todo {
         known.push(m.clone());
-        let trip = round_trip_one(&mut client, &known, settings, m, &mut tracing)?;
+        let trip = round_trip_one(&mut client, &mut prepared, &known, settings, m, &mut tracing)?;
         round_trip.ok &= trip.step.ok;
         round_trip.differences.extend(trip.differences);
         round_trip.cosmetic.extend(trip.cosmetic);
@@ -474,6 +492,7 @@ struct OneTrip {
 /// Applies `m` (the last of `known`), reverts it, compares, applies it again.
 fn round_trip_one(
     client: &mut Client,
+    prepared: &mut Prepared,
     known: &[Migration],
     settings: &Settings,
     m: &Migration,
@@ -489,7 +508,7 @@ fn round_trip_one(
             cosmetic: Vec::new(),
         })
     };
-    let before = snapshot(client)?;
+    let before = snapshot_prepared(client, prepared)?;
     let opts = MigrateOptions { to: Some(m.version.clone()), ..Default::default() };
     let up = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
     let lock_rows = tracing.drain_locks();
@@ -515,7 +534,7 @@ fn round_trip_one(
         };
         return fail(diff.message.clone(), vec![diff]);
     }
-    let after = snapshot(client)?;
+    let after = snapshot_prepared(client, prepared)?;
     let diffs = compare(&before, &after, Some(&m.version));
     let cosmetic: Vec<Difference> = before
         .schema

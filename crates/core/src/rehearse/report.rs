@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Method, Rehearsal};
+use super::Rehearsal;
 
 fn mark(ok: bool) -> &'static str {
     if ok {
@@ -68,19 +68,17 @@ pub fn markdown(r: &Rehearsal) -> String {
     }
 
     let _ = writeln!(out, "## The copy\n");
-    let how = match r.copy.method {
-        Method::Template => "template copy on the source's server".to_string(),
-        Method::Dump => format!(
-            "pg_dump into a throwaway cluster{}",
-            r.copy.fallback_reason.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
-        ),
+    let data = match (&r.copy.sample, r.copy.schema_only) {
+        (_, true) => "schema only".to_string(),
+        (Some(s), _) => format!("{}% sample", s.percent),
+        (None, false) => "full".to_string(),
     };
     let _ = writeln!(
         out,
-        "- source: `{}` ({})\n- method: {how}\n- data: {}\n- {} tables, {} rows\n",
+        "- source: `{}` ({})\n- method: {}\n- data: {data}\n- {} tables, {} rows\n",
         r.copy.source,
         human_bytes(r.copy.source_size_bytes),
-        if r.copy.schema_only { "schema only" } else { "full" },
+        r.copy.describe(),
         r.tables,
         r.rows
     );

@@ -183,21 +183,13 @@ pub fn from_backup(
     let backup = |e: crate::backup::BackupError| VerifyError::Backup(crate::backup::chain(&e));
     let manifest = if which == "latest" {
         let source = crate::backup::create::source_of(client).map_err(backup)?;
-        let (all, _) = store.list().map_err(backup)?;
-        all.into_iter()
-            .rev()
-            .find(|m| {
-                m.kind == crate::backup::Kind::Dump
-                    && m.verified().is_some()
-                    && m.same_database(source.system_identifier.as_deref(), &source.database)
-            })
-            .ok_or_else(|| {
-                VerifyError::Backup(format!(
-                    "no verified backup of database {} in {}; take one with `backstop backup create`",
-                    source.database,
-                    dir.display()
-                ))
-            })?
+        store.latest_verified(&source).map_err(backup)?.ok_or_else(|| {
+            VerifyError::Backup(format!(
+                "no verified backup of database {} in {}; take one with `backstop backup create`",
+                source.database,
+                dir.display()
+            ))
+        })?
     } else {
         store.load(which).map_err(backup)?
     };
