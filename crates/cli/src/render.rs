@@ -63,6 +63,8 @@ impl Progress for StderrProgress {
             Note::Retrying { attempt, of, wait } => {
                 format!("lock_timeout hit; retry {attempt}/{of} in {}", human(wait))
             }
+            Note::Stage { index, total: 0, name } => format!("[{index}/?] {name}"),
+            Note::Stage { index, total, name } => format!("[{index}/{total}] {name}"),
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     }

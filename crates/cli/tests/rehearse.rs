@@ -97,7 +97,11 @@ fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
             && d["object"].as_str().unwrap().contains("public.users.seats")),
         "{diffs:#?}"
     );
-    p.run(&["rehearse"]).expect_code(1).expect_output("column public.users.seats is new");
+    p.run(&["rehearse"])
+        .expect_code(1)
+        .expect_output("column public.users.seats is new")
+        .expect_output("[3/6] round trip 2_two_columns")
+        .expect_output("2 up step 2/2 ALTER TABLE users ADD COLUMN seats int");
 }
 
 #[test]

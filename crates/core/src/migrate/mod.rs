@@ -74,6 +74,12 @@ pub enum Note<'a> {
         of: u32,
         wait: Duration,
     },
+    /// A longer run (a rehearsal) starts its step `index` (from 1) of `total`.
+    Stage {
+        index: usize,
+        total: usize,
+        name: &'a str,
+    },
 }
 
 /// Receives [`Note`]s; the CLI prints them, tests and JSON output ignore them.

@@ -269,6 +269,19 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
+/// Counts the rehearsal's steps for the progress line.
+struct Stages {
+    done: usize,
+    total: usize,
+}
+
+impl Stages {
+    fn next(&mut self, progress: &mut dyn Progress, name: &str) {
+        self.done += 1;
+        progress.note(Note::Stage { index: self.done, total: self.total, name });
+    }
+}
+
 /// Collects lock traces while passing notes on to the caller's progress.
 struct Tracing<'p> {
     inner: &'p mut dyn Progress,
@@ -366,6 +379,7 @@ pub fn rehearse(
     let mut steps = Vec::new();
 
     let t = Instant::now();
+    progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
     let mut workspace = clone::Workspace::open(source_url, options)?;
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
@@ -379,6 +393,12 @@ pub fn rehearse(
     let mut prepared = Prepared::default();
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
+    let verifies = options.verify.as_ref().is_some_and(|p| !p.section.checks.is_empty());
+    let mut stages = Stages {
+        done: 1,
+        total: 2 + todo.len() + if todo.is_empty() { 0 } else { 3 + usize::from(verifies) },
+    };
+    stages.next(progress, "snapshot of the copy");
     let t = Instant::now();
     let start = snapshot_prepared(&mut client, &mut prepared)?;
     steps.push(Step {
@@ -411,6 +431,7 @@ pub fn rehearse(
         .collect();
     for m in &todo {
         known.push(m.clone());
+        stages.next(tracing.inner, &format!("round trip {}", m.label()));
         let trip = round_trip_one(&mut client, &mut prepared, &known, settings, m, &mut tracing)?;
         round_trip.ok &= trip.step.ok;
         round_trip.differences.extend(trip.differences);
@@ -423,6 +444,7 @@ pub fn rehearse(
     }
     if let (Some(plan), true) = (&options.verify, round_trip.ok && !todo.is_empty()) {
         if !plan.section.checks.is_empty() {
+            stages.next(tracing.inner, "the [verify] suite on the migrated copy");
             steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
         }
     }
@@ -430,8 +452,10 @@ pub fn rehearse(
 
     let mut scenarios = Vec::new();
     if !todo.is_empty() {
+        stages.next(tracing.inner, "scenario A: a failure mid-migration");
         let copy = workspace.copy("scenario_a")?;
         scenarios.push(scenario_a(&copy, migrations, settings, &todo, tracing.inner)?);
+        stages.next(tracing.inner, "scenario B: restore the pre-migration backup");
         let copy = workspace.copy("scenario_b")?;
         scenarios.push(scenario_b(
             &copy,
@@ -441,6 +465,7 @@ pub fn rehearse(
             &todo,
             tracing.inner,
         )?);
+        stages.next(tracing.inner, "scenario C: damage, export, downs, restore");
         let copy = workspace.copy("scenario_c")?;
         scenarios.push(scenario_c(
             &copy,
