@@ -2,9 +2,10 @@
 //! copy is `CREATE DATABASE ... TEMPLATE source` (with `STRATEGY FILE_COPY`
 //! on 15+), used only when the role may create databases and nobody else is
 //! connected to the source; otherwise the source is dumped once into a
-//! throwaway cluster, and copies are made from that. The source is only
-//! read. Copies carry a marker (owner host and pid) so a rehearsal killed
-//! mid-way leaves nothing the next one does not remove.
+//! throwaway cluster (or sampled, see `sample.rs`, or a backup restored
+//! there), and copies are made from that. The source is only read. Copies
+//! carry a marker (owner host and pid) so a rehearsal killed mid-way leaves
+//! nothing the next one does not remove.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
