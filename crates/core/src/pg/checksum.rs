@@ -16,11 +16,18 @@
 //! hash each row's text form. The method is part of the checksum, so
 //! checksums made different ways never compare equal by accident.
 //!
-//! Kept as PostgreSQL's hash functions define equality: a numeric's scale
-//! (`1.0` and `1.00`), `0` and `-0` in floats, and jsonb's empty
-//! containers (`{}` and `[]`) hash alike; timestamps hash the XOR of their
-//! two 32-bit halves (the int8 hash), so a change that keeps that fold
-//! (one in four billion at random) goes unseen.
+//! Why not the record hash for every row: `hash_record_extended(row(...))`
+//! builds a record and takes it apart again for every row, which cost more
+//! than all the column hashes; and its result is linear in the column
+//! hashes, so a sum of it missed values swapped between rows.
+//!
+//! What still hashes alike, as PostgreSQL's hash functions define
+//! equality: a numeric's scale (`1.0` and `1.00`) and its special values
+//! (`NaN`, `Infinity`, `-Infinity`), `0` and `-0` in floats, jsonb's empty
+//! containers (`{}` and `[]`, `"a"` and `["a"]` at the top); timestamps
+//! hash the XOR of their two 32-bit halves (the int8 hash), so a change that
+//! keeps that fold (one in four billion at random) goes unseen; text in
+//! arrays follows the column's collation.
 
 use postgres::GenericClient;
 
