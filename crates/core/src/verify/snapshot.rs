@@ -31,7 +31,7 @@ pub struct TableState {
 pub struct Snapshot {
     pub name: String,
     pub taken_at: DateTime<Utc>,
-    /// [`checksum::METHOD_RECORD_HASH`] or [`checksum::METHOD_TEXT_HASH`];
+    /// [`checksum::METHOD_COLUMN_HASH`] or [`checksum::METHOD_TEXT_HASH`];
     /// empty when the snapshot holds counts only.
     pub method: String,
     /// By `schema.table`.
