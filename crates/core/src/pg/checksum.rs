@@ -29,6 +29,8 @@
 //! keeps that fold (one in four billion at random) goes unseen; text in
 //! arrays follows the column's collation.
 
+use std::collections::HashMap;
+
 use postgres::GenericClient;
 
 /// Rows hashed column by column, each column by its type's own hash
@@ -102,39 +104,80 @@ pub fn user_tables(
     client: &mut impl GenericClient,
 ) -> Result<Vec<(String, String)>, postgres::Error> {
     let rows = client.query(
-        "select n.nspname::text, c.relname::text from pg_class c
-           join pg_namespace n on n.oid = c.relnamespace
-          where c.relkind = 'r'
-            and n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
-            and n.nspname not like 'pg_temp%'
-          order by 1, 2",
+        &format!(
+            "select n.nspname::text, c.relname::text from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind = 'r' and {USER_SCHEMAS}
+              order by 1, 2"
+        ),
         &[],
     )?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Checksums of every user table, in one statement: one round trip, one snapshot.
+/// Checksums of every user table. Big tables are checksummed by statements
+/// of their own: where others may write meanwhile, call it inside a
+/// repeatable-read transaction so all see one snapshot.
 pub fn table_checksums(
     client: &mut impl GenericClient,
 ) -> Result<Vec<TableChecksum>, postgres::Error> {
-    let tables = user_tables(client)?;
+    table_checksums_prepared(client, &mut super::Prepared::default())
+}
+
+/// Tables at least this big (pages of 8 kB: PostgreSQL's default
+/// `min_parallel_table_scan_size`) are checksummed by a statement of their
+/// own, which parallel workers can share; the small ones go together in
+/// one statement, one round trip.
+const OWN_STATEMENT_PAGES: i32 = 1024;
+
+/// [`table_checksums`] with its statements kept in `prepared` (which
+/// belongs to `client`'s connection): a rehearsal checksums the same tables
+/// twice per migration, and planning the statement is much of the cost.
+pub fn table_checksums_prepared(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+) -> Result<Vec<TableChecksum>, postgres::Error> {
+    let tables: Vec<(String, String, bool)> = client
+        .query(
+            &format!(
+                "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}
+                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where c.relkind = 'r' and {USER_SCHEMAS}
+                  order by 1, 2"
+            ),
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     if tables.is_empty() {
         return Ok(Vec::new());
     }
     let method = method(client)?;
-    let mut parts = Vec::with_capacity(tables.len());
-    for (i, (schema, name)) in tables.iter().enumerate() {
-        parts.push(format!("({})", checksum_sql(client, method, i as i64, schema, name)?));
+    let mut columns = columns_of(client, None)?;
+    let mut small = Vec::new();
+    let mut statements = Vec::new();
+    for (i, (schema, name, big)) in tables.iter().enumerate() {
+        let cols = columns.remove(&(schema.clone(), name.clone())).unwrap_or_default();
+        let sql = checksum_query(method, i as i64, schema, name, &cols);
+        if *big {
+            statements.push(sql);
+        } else {
+            small.push(format!("({sql})"));
+        }
     }
-    let rows = client.query(parts.join("\nunion all\n").as_str(), &[])?;
-    let mut out: Vec<(i64, TableChecksum)> = rows
-        .iter()
-        .map(|r| {
+    if !small.is_empty() {
+        statements.push(small.join("\nunion all\n"));
+    }
+    let mut out = Vec::with_capacity(tables.len());
+    for sql in statements {
+        let statement = prepared.get(client, &sql)?;
+        for r in client.query(&statement, &[])? {
             let i: i64 = r.get(0);
-            let (schema, name) = &tables[i as usize];
-            (i, checksum_of(method, format!("{schema}.{name}"), r.get(1), r.get(2)))
-        })
-        .collect();
+            let (schema, name, _) = &tables[i as usize];
+            out.push((i, checksum_of(method, format!("{schema}.{name}"), r.get(1), r.get(2))));
+        }
+    }
     out.sort_by_key(|(i, _)| *i);
     Ok(out.into_iter().map(|(_, t)| t).collect())
 }
@@ -151,6 +194,11 @@ pub fn table_checksum(
     Ok(checksum_of(method, format!("{schema}.{name}"), row.get(1), row.get(2)))
 }
 
+/// Schemas whose tables are user data.
+const USER_SCHEMAS: &str =
+    "n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+    and n.nspname not like 'pg_temp%'";
+
 /// The query that checksums one table: `(index, count, sum as text)`.
 pub fn checksum_sql(
     client: &mut impl GenericClient,
@@ -159,42 +207,70 @@ pub fn checksum_sql(
     schema: &str,
     name: &str,
 ) -> Result<String, postgres::Error> {
+    let columns = if method == METHOD_TEXT_HASH {
+        Vec::new()
+    } else {
+        columns_of(client, Some((schema, name)))?
+            .remove(&(schema.to_string(), name.to_string()))
+            .unwrap_or_default()
+    };
+    Ok(checksum_query(method, index, schema, name, &columns))
+}
+
+/// The checksum query of one table whose columns are known.
+fn checksum_query(
+    method: &str,
+    index: i64,
+    schema: &str,
+    name: &str,
+    columns: &[Column],
+) -> String {
     let qualified = super::quote_qualified(Some(schema), name);
     let row_hash = if method == METHOD_TEXT_HASH {
         "hashtextextended(t::text, 0)".to_string()
     } else {
-        let columns = client.query(
-            &format!(
-                "select a.attname::text, a.attnotnull,
-                        case when b.typnamespace = 'pg_catalog'::regnamespace then b.typname::text end,
-                        b.oid = any({HASHABLE})
-                        or (b.typcategory = 'A' and b.typelem = any({HASHABLE}))
-                   from pg_attribute a
-                   join pg_class c on c.oid = a.attrelid
-                   join pg_namespace n on n.oid = c.relnamespace
-                   join pg_type t on t.oid = a.atttypid
-                   join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
-                  where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
-                  order by a.attnum"
-            ),
-            &[&schema, &name],
-        )?;
-        let columns: Vec<Column> = columns
-            .iter()
-            .map(|r| Column {
-                name: r.get(0),
-                not_null: r.get(1),
-                base_type: r.get(2),
-                hashable: r.get(3),
-            })
-            .collect();
-        row_hash(&columns)
+        row_hash(columns)
     };
     // The hashes are bigints; PostgreSQL sums bigints exactly (in 128 bits,
     // as fast as summing int4).
-    Ok(format!(
+    format!(
         "select {index}::bigint, count(*), coalesce(sum({row_hash}), 0)::text from only {qualified} t"
-    ))
+    )
+}
+
+/// The columns of one table, or of every user table, by `(schema, table)`,
+/// in one catalog query.
+fn columns_of(
+    client: &mut impl GenericClient,
+    table: Option<(&str, &str)>,
+) -> Result<HashMap<(String, String), Vec<Column>>, postgres::Error> {
+    let rows = client.query(
+        &format!(
+            "select n.nspname::text, c.relname::text, a.attname::text, a.attnotnull,
+                    case when b.typnamespace = 'pg_catalog'::regnamespace then b.typname::text end,
+                    b.oid = any({HASHABLE})
+                    or (b.typcategory = 'A' and b.typelem = any({HASHABLE}))
+               from pg_attribute a
+               join pg_class c on c.oid = a.attrelid
+               join pg_namespace n on n.oid = c.relnamespace
+               join pg_type t on t.oid = a.atttypid
+               join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
+              where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+                and (($1::text is null and {USER_SCHEMAS}) or (n.nspname = $1 and c.relname = $2))
+              order by 1, 2, a.attnum"
+        ),
+        &[&table.map(|t| t.0), &table.map(|t| t.1)],
+    )?;
+    let mut out: HashMap<(String, String), Vec<Column>> = HashMap::new();
+    for r in rows {
+        out.entry((r.get(0), r.get(1))).or_default().push(Column {
+            name: r.get(2),
+            not_null: r.get(3),
+            base_type: r.get(4),
+            hashable: r.get(5),
+        });
+    }
+    Ok(out)
 }
 
 /// What the row hash needs to know of a column.

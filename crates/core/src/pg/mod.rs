@@ -20,6 +20,9 @@ use postgres::{GenericClient, Statement};
 #[derive(Default)]
 pub struct Prepared(HashMap<String, Statement>);
 
+/// How many statements one [`Prepared`] keeps before starting afresh.
+const MAX_PREPARED: usize = 64;
+
 impl Prepared {
     /// The prepared statement for `sql`, preparing it on first use.
     pub fn get(
@@ -29,6 +32,11 @@ impl Prepared {
     ) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.0.get(sql) {
             return Ok(statement.clone());
+        }
+        // Statements whose tables changed are never asked for again; a
+        // dropped statement is closed on the server.
+        if self.0.len() >= MAX_PREPARED {
+            self.0.clear();
         }
         let statement = client.prepare(sql)?;
         self.0.insert(sql.to_string(), statement.clone());

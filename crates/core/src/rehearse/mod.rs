@@ -22,7 +22,7 @@ use crate::migrate::trace::StatementTrace;
 use crate::migrate::{
     self, ApplyError, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings,
 };
-use crate::pg::checksum::{table_checksums, TableChecksum};
+use crate::pg::checksum::{table_checksums_prepared, TableChecksum};
 use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 use crate::pg::fingerprint::Schema;
@@ -127,7 +127,7 @@ fn snapshot_prepared(
     let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
     Ok(Snapshot {
         schema: Schema::read_prepared(client, prepared).map_err(db)?,
-        tables: table_checksums(client).map_err(db)?,
+        tables: table_checksums_prepared(client, prepared).map_err(db)?,
     })
 }
 
