@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls};
+use postgres::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -35,9 +35,9 @@ use crate::audit;
 use crate::config::FreezeSection;
 use crate::freeze::{self, FreezeGuard};
 use crate::migrate::history;
-use crate::pg::conn::{parse_url, redact};
+use crate::pg::conn::connect_db;
 use crate::pg::lock::MigrationLock;
-use crate::pg::{quote_ident, ConnectError};
+use crate::pg::quote_ident;
 
 /// The journal's file name in the backup dir.
 pub const JOURNAL: &str = "restore.json";
@@ -773,18 +773,8 @@ fn can_swap(client: &mut Client, url: &str) -> Result<bool, BackupError> {
 
 /// A session on another database of the same server, exempt from freezes.
 pub fn connect_to(url: &str, dbname: &str) -> Result<Client, BackupError> {
-    let mut config = parse_url(url)?;
-    config.dbname(dbname).application_name("backstop");
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    let mut client = config.connect(NoTls).map_err(|e| ConnectError::Unreachable {
-        url: format!("{} (database {dbname})", redact(url)),
-        reason: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
-    })?;
+    let mut client = connect_db(url, Some(dbname), "backstop")?;
     freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
-    // As every Backstop session: a killed client's work ends within seconds.
-    let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
     Ok(client)
 }
 

@@ -153,7 +153,17 @@ impl Tools {
     /// the child dies with this process.
     pub fn command(&self, tool: &str, target: &Target) -> Command {
         let mut cmd = Command::new(self.dir.join(tool));
-        for var in ["PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGOPTIONS", "PGDATABASE"] {
+        // The URL's TLS settings are in the conninfo; the environment's must not add to them.
+        for var in [
+            "PGPASSWORD",
+            "PGPASSFILE",
+            "PGSERVICE",
+            "PGOPTIONS",
+            "PGDATABASE",
+            "PGSSLROOTCERT",
+            "PGSSLCERT",
+            "PGSSLKEY",
+        ] {
             cmd.env_remove(var);
         }
         if let Some(pw) = &target.password {
@@ -198,7 +208,7 @@ impl Target {
     /// From a database URL (or keyword/value string), optionally for
     /// another database on the same server.
     pub fn new(url: &str, dbname: Option<&str>) -> Result<Target, BackupError> {
-        let config = crate::pg::conn::parse_url(url)?;
+        let crate::pg::conn::ConnSpec { config, tls } = crate::pg::conn::parse(url)?;
         let mut parts: Vec<(String, String)> = Vec::new();
         let hosts: Vec<String> = config
             .get_hosts()
@@ -228,7 +238,7 @@ impl Target {
         if let Some(t) = config.get_connect_timeout() {
             parts.push(("connect_timeout".into(), t.as_secs().max(1).to_string()));
         }
-        parts.push(("sslmode".into(), "disable".into()));
+        parts.extend(tls.libpq_params().into_iter().map(|(k, v)| (k.to_string(), v)));
         parts.push(("application_name".into(), "backstop".into()));
         let conninfo = parts
             .iter()

@@ -168,6 +168,8 @@ pub struct Cluster {
     run_as: Option<RunAs>,
     watcher: Option<(Child, ChildStdin)>,
     running: bool,
+    /// TCP takes TLS only; [`Cluster::connect`] uses the socket.
+    tls_only: bool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -184,6 +186,17 @@ impl Cluster {
 
     /// Creates and starts a new cluster with the given binaries.
     pub fn start_with(bin: PgBin) -> Result<Cluster, ClusterError> {
+        Cluster::launch(bin, None)
+    }
+
+    /// A cluster whose TCP port accepts TLS connections only
+    /// (`hostnossl ... reject`), with this certificate and key (PEM): for
+    /// tests of TLS clients. [`Cluster::connect`] goes over the Unix socket.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Cluster, ClusterError> {
+        Cluster::launch(PgBin::find()?, Some((cert_pem, key_pem)))
+    }
+
+    fn launch(bin: PgBin, tls: Option<(&str, &str)>) -> Result<Cluster, ClusterError> {
         reap_stale_clusters();
         let run_as = run_as()?;
         let dir = tempfile::Builder::new()
@@ -193,11 +206,22 @@ impl Cluster {
             .keep();
         let password: String =
             rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
-        let mut cluster =
-            Cluster { bin, dir, port: 0, password, run_as, watcher: None, running: false };
+        let mut cluster = Cluster {
+            bin,
+            dir,
+            port: 0,
+            password,
+            run_as,
+            watcher: None,
+            running: false,
+            tls_only: tls.is_some(),
+        };
         cluster.prepare()?;
         cluster.spawn_watcher()?;
         cluster.init_db()?;
+        if let Some((cert, key)) = tls {
+            cluster.enable_tls(cert, key)?;
+        }
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -300,6 +324,34 @@ rm -rf "$2""#;
             .map_err(|e| self.dir_err(e))
     }
 
+    fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), ClusterError> {
+        let data = self.data_dir();
+        for (name, text) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            fs::write(&path, text).map_err(|e| self.dir_err(e))?;
+            // The server refuses a key others can read.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| self.dir_err(e))?;
+            if let Some(who) = self.run_as {
+                nix::unistd::chown(&path, Some(who.uid), Some(who.gid))
+                    .map_err(|e| self.dir_err(e.into()))?;
+            }
+        }
+        fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| {
+                f.write_all(
+                    b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                )
+            })
+            .map_err(|e| self.dir_err(e))?;
+        let hba = "local all all trust\n\
+                   hostnossl all all all reject\n\
+                   hostssl all all all scram-sha-256\n";
+        fs::write(data.join("pg_hba.conf"), hba).map_err(|e| self.dir_err(e))
+    }
+
     fn start_server(&mut self) -> Result<(), ClusterError> {
         // A port picked free can be taken before the server binds it; retry.
         let mut last = None;
@@ -371,7 +423,18 @@ rm -rf "$2""#;
         format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}", self.password, self.port)
     }
 
+    /// A superuser session on `database`, over the Unix socket when TCP
+    /// takes TLS only.
     pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {
+        if self.tls_only {
+            return postgres::Config::new()
+                .host_path(&self.dir)
+                .port(self.port)
+                .user(SUPERUSER)
+                .dbname(database)
+                .connect(postgres::NoTls)
+                .map_err(ClusterError::Connect);
+        }
         postgres::Client::connect(&self.url(database), postgres::NoTls)
             .map_err(ClusterError::Connect)
     }

@@ -1,15 +1,20 @@
 //! Opening connections from a URL, with errors that say what to fix and
-//! never show the password.
+//! never show the password. TLS follows libpq's `sslmode`, `sslrootcert`,
+//! `sslcert` and `sslkey`, for our sessions and for the libpq tools alike.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use postgres::config::{Host, SslMode as DriverSslMode};
 use postgres::{Client, Config, NoTls};
+
+use super::tls::{self, Check, Roots};
 
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The URL itself is wrong: a usage error (exit 2).
-    #[error("invalid database URL {url}: {reason}; expected postgres://user:password@host:port/database")]
+    #[error("invalid database URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
     /// The server is unreachable or refused us: an environment error (exit 3).
     #[error("could not connect to {url}: {reason}")]
@@ -60,10 +65,244 @@ fn redact_query(query: &str) -> String {
 
 /// Parses a URL without connecting, so bad input is caught before anything runs.
 pub fn parse_url(conn: &str) -> Result<Config, ConnectError> {
-    conn.parse::<Config>().map_err(|e| ConnectError::BadUrl {
-        url: redact(conn),
-        reason: scrub(&e.to_string(), conn),
-    })
+    Ok(parse(conn)?.config)
+}
+
+/// libpq's `sslmode` values. `allow` (plain first, TLS if the server insists)
+/// is taken as `prefer` for Backstop's own sessions: TLS whenever the server
+/// offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    const ALL: [SslMode; 6] = [
+        SslMode::Disable,
+        SslMode::Allow,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
+    /// The name as written in a connection string.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(value: &str) -> Option<SslMode> {
+        SslMode::ALL.into_iter().find(|m| m.name() == value)
+    }
+
+    /// What the driver is told: it only negotiates, the checks are ours.
+    fn driver(self) -> DriverSslMode {
+        match self {
+            SslMode::Disable => DriverSslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => DriverSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => DriverSslMode::Require,
+        }
+    }
+}
+
+/// The TLS parameters of a connection string, which the driver's parser
+/// rejects (verify modes, files) and so are taken out before it sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub mode: SslMode,
+    /// `sslrootcert` as given: a PEM file or `system`.
+    pub root_cert: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+const TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+impl TlsSettings {
+    /// Which certificate checks run, as libpq decides: the chain is checked
+    /// whenever a root certificate file exists (also with `require`), the
+    /// host name only with `verify-full`.
+    pub fn check(&self) -> Result<Check, String> {
+        let roots = match self.root_cert.as_deref() {
+            Some("system") => Roots::System,
+            Some(path) => Roots::File(PathBuf::from(path)),
+            None => match std::env::var_os("HOME") {
+                Some(home) => Roots::File(PathBuf::from(home).join(".postgresql/root.crt")),
+                None => Roots::File(PathBuf::from("~/.postgresql/root.crt")),
+            },
+        };
+        let verify = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
+        match &roots {
+            Roots::System if self.mode != SslMode::VerifyFull => {
+                return Err(format!(
+                    "sslrootcert=system needs sslmode=verify-full, not {}",
+                    self.mode.name()
+                ))
+            }
+            Roots::File(path) if !path.exists() => {
+                if verify {
+                    return Err(format!(
+                        "sslmode={} needs the CA certificate, but the root certificate file {} does not exist; \
+                         give the CA's PEM file with sslrootcert=/path/to/ca.pem, use sslrootcert=system for \
+                         public CAs, or sslmode=require to encrypt without verifying the server",
+                        self.mode.name(),
+                        path.display()
+                    ));
+                }
+                return Ok(Check::Nothing);
+            }
+            _ => {}
+        }
+        Ok(match self.mode {
+            SslMode::VerifyFull => Check::ChainAndName(roots),
+            _ => Check::Chain(roots),
+        })
+    }
+
+    /// The same settings for a libpq tool's conninfo, so `pg_dump` and
+    /// `pg_restore` connect the way Backstop does.
+    pub fn libpq_params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![("sslmode", self.mode.name().to_string())];
+        if let Some(root) = &self.root_cert {
+            params.push(("sslrootcert", root.clone()));
+        }
+        if let Some(cert) = &self.cert {
+            params.push(("sslcert", cert.display().to_string()));
+        }
+        if let Some(key) = &self.key {
+            params.push(("sslkey", key.display().to_string()));
+        }
+        params
+    }
+}
+
+/// A connection string taken apart: what the driver reads and what we do.
+#[derive(Debug, Clone)]
+pub struct ConnSpec {
+    pub config: Config,
+    pub tls: TlsSettings,
+}
+
+/// Parses a URL or `key=value` string, TLS parameters included. Over Unix
+/// sockets TLS is off whatever `sslmode` says, as in libpq.
+pub fn parse(conn: &str) -> Result<ConnSpec, ConnectError> {
+    let bad =
+        |reason: String| ConnectError::BadUrl { url: redact(conn), reason: scrub(&reason, conn) };
+    let (rest, taken) = take_tls_params(conn);
+    let mut tls = TlsSettings { mode: SslMode::Prefer, root_cert: None, cert: None, key: None };
+    for (key, value) in taken {
+        match key {
+            "sslmode" => {
+                tls.mode = SslMode::parse(&value).ok_or_else(|| {
+                    let names: Vec<&str> = SslMode::ALL.iter().map(|m| m.name()).collect();
+                    bad(format!("sslmode={value} is not one of {}", names.join(", ")))
+                })?
+            }
+            "sslrootcert" => tls.root_cert = Some(value),
+            "sslcert" => tls.cert = Some(PathBuf::from(value)),
+            _ => tls.key = Some(PathBuf::from(value)),
+        }
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(bad("sslcert and sslkey go together; give both or neither".into()));
+    }
+    let mut config = rest
+        .parse::<Config>()
+        .map_err(|e| bad(format!("{e}; expected postgres://user:password@host:port/database")))?;
+    let hosts = config.get_hosts();
+    let sockets_only = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Unix(_)));
+    config.ssl_mode(if sockets_only { DriverSslMode::Disable } else { tls.mode.driver() });
+    Ok(ConnSpec { config, tls })
+}
+
+/// Splits the TLS parameters (decoded) from the rest of a connection
+/// string, which keeps its form for the driver.
+fn take_tls_params(conn: &str) -> (String, Vec<(&'static str, String)>) {
+    let known = |key: &str| TLS_KEYS.into_iter().find(|k| *k == key);
+    let mut taken = Vec::new();
+    if conn.contains("://") {
+        let Some((base, query)) = conn.split_once('?') else {
+            return (conn.to_string(), taken);
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match known(key) {
+                Some(key) => taken.push((
+                    key,
+                    percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned(),
+                )),
+                None => kept.push(pair),
+            }
+        }
+        let rest =
+            if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        return (rest, taken);
+    }
+    // A malformed keyword string goes to the driver as it is, to say why.
+    let Some(pairs) = conninfo_pairs(conn) else {
+        return (conn.to_string(), taken);
+    };
+    let mut kept = Vec::new();
+    for (key, text, value) in pairs {
+        match known(key) {
+            Some(key) => taken.push((key, value)),
+            None => kept.push(text),
+        }
+    }
+    (kept.join(" "), taken)
+}
+
+/// The pairs of a libpq `key=value` string as (key, text as written, value
+/// unquoted), read as the driver reads them; None if it is malformed.
+fn conninfo_pairs(conn: &str) -> Option<Vec<(&str, &str, String)>> {
+    let mut pairs = Vec::new();
+    let mut chars = conn.char_indices().peekable();
+    let skip_space = |chars: &mut std::iter::Peekable<std::str::CharIndices>| {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_space(&mut chars);
+        let Some(&(start, _)) = chars.peek() else {
+            return Some(pairs);
+        };
+        while chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace()).is_some() {}
+        let key_end = chars.peek().map_or(conn.len(), |(i, _)| *i);
+        skip_space(&mut chars);
+        chars.next_if(|(_, c)| *c == '=')?;
+        skip_space(&mut chars);
+        let quoted = chars.next_if(|(_, c)| *c == '\'').is_some();
+        let mut value = String::new();
+        loop {
+            match chars.peek().map(|(_, c)| *c) {
+                None if quoted => return None,
+                None => break,
+                Some(c) if !quoted && c.is_whitespace() => break,
+                Some('\'') if quoted => {
+                    chars.next();
+                    break;
+                }
+                Some(c) => {
+                    chars.next();
+                    value.push(if c == '\\' { chars.next()?.1 } else { c });
+                }
+            }
+        }
+        let end = chars.peek().map_or(conn.len(), |(i, _)| *i);
+        pairs.push((&conn[start..key_end], &conn[start..end], value));
+    }
 }
 
 /// How to point a libpq tool (`pg_dump`, `pg_restore`, `psql`) at a
@@ -79,8 +318,7 @@ pub struct LibpqTarget {
 impl LibpqTarget {
     /// The target for `conn`, optionally with another database name.
     pub fn from_url(conn: &str, dbname: Option<&str>) -> Result<LibpqTarget, ConnectError> {
-        use postgres::config::Host;
-        let config = parse_url(conn)?;
+        let ConnSpec { config, tls } = parse(conn)?;
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         let mut parts = Vec::new();
         let hosts: Vec<String> = config
@@ -104,6 +342,9 @@ impl LibpqTarget {
         if let Some(db) = dbname.or(config.get_dbname()) {
             parts.push(format!("dbname={}", quote(db)));
         }
+        for (key, value) in tls.libpq_params() {
+            parts.push(format!("{key}={}", quote(&value)));
+        }
         let password = config.get_password().map(|p| String::from_utf8_lossy(p).to_string());
         Ok(LibpqTarget { conninfo: parts.join(" "), password })
     }
@@ -111,7 +352,18 @@ impl LibpqTarget {
     /// Applies the password to a tool's environment and clears the PG*
     /// variables that could point it elsewhere.
     pub fn apply(&self, cmd: &mut std::process::Command) {
-        for var in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGPASSFILE"] {
+        for var in [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGSERVICE",
+            "PGPASSFILE",
+            "PGSSLMODE",
+            "PGSSLROOTCERT",
+            "PGSSLCERT",
+            "PGSSLKEY",
+        ] {
             cmd.env_remove(var);
         }
         match &self.password {
@@ -134,18 +386,7 @@ pub fn connect_db(
     dbname: Option<&str>,
     application: &str,
 ) -> Result<Client, ConnectError> {
-    let mut config = parse_url(conn)?;
-    if let Some(db) = dbname {
-        config.dbname(db);
-    }
-    config.application_name(application);
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    let mut client = config.connect(NoTls).map_err(|e| ConnectError::Unreachable {
-        url: redact(conn),
-        reason: scrub(&error_chain(&e), conn),
-    })?;
+    let mut client = open(conn, dbname, application)?;
     let version: i32 = client
         .query_one("select current_setting('server_version_num')::int", &[])
         .map(|r| r.get(0))
@@ -158,6 +399,87 @@ pub fn connect_db(
     Ok(client)
 }
 
+/// Opens a session with the connector the URL's TLS settings call for.
+/// Every session Backstop opens on a user's database comes through here.
+fn open(conn: &str, dbname: Option<&str>, application: &str) -> Result<Client, ConnectError> {
+    let ConnSpec { mut config, tls } = parse(conn)?;
+    if let Some(db) = dbname {
+        config.dbname(db);
+    }
+    config.application_name(application);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let url = match dbname {
+        Some(db) => format!("{} (database {db})", redact(conn)),
+        None => redact(conn),
+    };
+    let connected = if config.get_ssl_mode() == DriverSslMode::Disable {
+        config.connect(NoTls)
+    } else {
+        let bad = |reason: String| ConnectError::BadUrl { url: redact(conn), reason };
+        let check = tls.check().map_err(bad)?;
+        let identity = tls.cert.as_deref().zip(tls.key.as_deref());
+        config.connect(tls::connector(&check, identity).map_err(bad)?)
+    };
+    connected.map_err(|e| {
+        let mut reason = scrub(&error_chain(&e), conn);
+        if let Some(hint) = hint(&e, &config, &tls) {
+            reason = format!("{reason}; {hint}");
+        }
+        ConnectError::Unreachable { url, reason }
+    })
+}
+
+/// What to change when a connection failed over TLS settings.
+fn hint(e: &postgres::Error, config: &Config, tls: &TlsSettings) -> Option<String> {
+    use rustls::{CertificateError, Error as TlsError};
+    let host = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let root = tls.root_cert.as_deref().unwrap_or("~/.postgresql/root.crt");
+    if let Some(TlsError::InvalidCertificate(cert)) = tls::handshake_error(e) {
+        return Some(match cert {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "the server's certificate is not issued for host {host}; connect with a host \
+                     name the certificate lists, or use sslmode=verify-ca to check the CA but not the name"
+                )
+            }
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                "the certificate of {host} is not signed by a CA in {root}; point sslrootcert= at \
+                 the CA that signed it, or use sslmode=require to encrypt without verifying the server"
+            ),
+            _ => format!(
+                "the certificate of {host} was rejected; check it (dates, usage) or point sslrootcert= \
+                 at the right CA, or use sslmode=require to encrypt without verifying the server"
+            ),
+        });
+    }
+    let text = error_chain(e);
+    if text.contains("server does not support TLS") {
+        return Some(format!(
+            "{host} does not accept TLS; turn ssl on at the server, or use sslmode=prefer or sslmode=disable"
+        ));
+    }
+    // pg_hba.conf's `hostnossl ... reject` and managed services' "SSL required".
+    if tls.mode == SslMode::Disable
+        && (text.contains("no encryption") || text.to_lowercase().contains("ssl"))
+    {
+        return Some(format!(
+            "{host} seems to accept TLS connections only; use sslmode=require (or verify-full)"
+        ));
+    }
+    None
+}
+
+/// A driver error with its causes, or the server's message alone.
 pub fn error_chain(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_string();
@@ -174,7 +496,8 @@ pub fn error_chain(e: &postgres::Error) -> String {
 
 /// Removes the password from a driver message, in case it quotes the input.
 fn scrub(message: &str, conn: &str) -> String {
-    let password = conn
+    let password = take_tls_params(conn)
+        .0
         .parse::<Config>()
         .ok()
         .and_then(|c| c.get_password().map(|p| String::from_utf8_lossy(p).to_string()))
@@ -212,16 +535,103 @@ mod tests {
     fn libpq_target_keeps_the_password_off_the_command_line() {
         let t = LibpqTarget::from_url("postgres://app:s3cret@db.example:6543/prod", Some("other"))
             .unwrap();
-        assert_eq!(t.conninfo, "host='db.example' port='6543' user='app' dbname='other'");
+        assert_eq!(
+            t.conninfo,
+            "host='db.example' port='6543' user='app' dbname='other' sslmode='prefer'"
+        );
         assert_eq!(t.password.as_deref(), Some("s3cret"));
         let sock = LibpqTarget::from_url("postgres://u@/d?host=/tmp/x&port=5", None).unwrap();
-        assert_eq!(sock.conninfo, "host='/tmp/x' port='5' user='u' dbname='d'");
+        assert_eq!(sock.conninfo, "host='/tmp/x' port='5' user='u' dbname='d' sslmode='prefer'");
+    }
+
+    #[test]
+    fn libpq_tools_get_the_urls_tls_settings() {
+        let t = LibpqTarget::from_url(
+            "postgres://app:pw@db/prod?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            t.conninfo,
+            "host='db' port='5432' user='app' dbname='prod' sslmode='verify-full' sslrootcert='/etc/ca x.pem'"
+        );
+    }
+
+    #[test]
+    fn tls_parameters_are_read_from_urls_and_keyword_strings() {
+        let url =
+            parse("postgres://u:pw@h/d?sslmode=verify-ca&application_name=x&sslrootcert=/ca.pem")
+                .unwrap();
+        assert_eq!(url.tls.mode, SslMode::VerifyCa);
+        assert_eq!(url.tls.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(url.config.get_ssl_mode(), DriverSslMode::Require);
+        assert_eq!(url.config.get_application_name(), Some("x"));
+
+        let kv = parse(r"host=h sslmode = 'verify-full' password='a b\'c' sslrootcert=/x\ y.pem")
+            .unwrap();
+        assert_eq!(kv.tls.mode, SslMode::VerifyFull);
+        assert_eq!(kv.tls.root_cert.as_deref(), Some("/x y.pem"));
+        assert_eq!(kv.config.get_password(), Some(&b"a b'c"[..]));
+
+        let plain = parse("postgres://h/d?sslmode=disable").unwrap();
+        assert_eq!(plain.config.get_ssl_mode(), DriverSslMode::Disable);
+        let default = parse("postgres://h/d").unwrap();
+        assert_eq!(default.tls.mode, SslMode::Prefer);
+        // libpq never uses TLS over a Unix socket, whatever sslmode says.
+        let socket = parse("postgres://u@/d?host=/tmp&sslmode=require").unwrap();
+        assert_eq!(socket.config.get_ssl_mode(), DriverSslMode::Disable);
+    }
+
+    #[test]
+    fn an_unknown_sslmode_names_the_accepted_values() {
+        let err = parse("postgres://u:s3cret@h/d?sslmode=sometimes").unwrap_err();
+        assert!(matches!(err, ConnectError::BadUrl { .. }));
+        let text = err.to_string();
+        assert!(text.contains("sslmode=sometimes is not one of disable, allow, prefer, require, verify-ca, verify-full"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        let half = parse("host=h sslcert=/c.pem").unwrap_err();
+        assert!(half.to_string().contains("sslcert and sslkey go together"), "{half}");
+    }
+
+    #[test]
+    fn verification_follows_libpq() {
+        let settings = |mode, root: Option<&str>| TlsSettings {
+            mode,
+            root_cert: root.map(str::to_string),
+            cert: None,
+            key: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let ca_text = ca.to_str().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        assert_eq!(settings(SslMode::Require, Some(missing)).check(), Ok(Check::Nothing));
+        assert_eq!(
+            settings(SslMode::Require, Some(ca_text)).check(),
+            Ok(Check::Chain(Roots::File(ca.clone())))
+        );
+        assert_eq!(
+            settings(SslMode::VerifyFull, Some(ca_text)).check(),
+            Ok(Check::ChainAndName(Roots::File(ca.clone())))
+        );
+        let err = settings(SslMode::VerifyCa, Some(missing)).check().unwrap_err();
+        assert!(err.contains("does not exist") && err.contains("sslmode=require"), "{err}");
+        assert_eq!(
+            settings(SslMode::VerifyFull, Some("system")).check(),
+            Ok(Check::ChainAndName(Roots::System))
+        );
+        assert!(settings(SslMode::Require, Some("system")).check().is_err());
     }
 
     #[test]
     fn bad_url_is_a_usage_error_without_the_password() {
         let err = parse_url("postgres://app:s3cret@host:notaport/db").unwrap_err();
         assert!(matches!(err, ConnectError::BadUrl { .. }));
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err =
+            parse_url("postgres://app:s3cret@host:notaport/db?sslmode=verify-full").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod conn;
 pub mod fingerprint;
 pub mod lock;
+pub mod tls;
 
 pub use conn::{connect, redact, ConnectError};
 

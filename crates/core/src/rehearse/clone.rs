@@ -17,7 +17,7 @@ use super::sample::{sample_into, SampleInfo};
 use super::{Options, RehearseError};
 use crate::backup::{self, Store};
 use crate::pg::cluster::{Cluster, PgBin};
-use crate::pg::conn::{parse_url, LibpqTarget};
+use crate::pg::conn::{connect_db, parse_url, LibpqTarget};
 use crate::pg::{quote_ident, redact};
 
 const PREFIX: &str = "backstop_rehearsal_";
@@ -132,17 +132,8 @@ pub struct Workspace {
     pub info: CopyInfo,
 }
 
-fn with_dbname(url: &str, dbname: &str) -> Result<postgres::Config, RehearseError> {
-    let mut config = parse_url(url).map_err(RehearseError::Connect)?;
-    config.dbname(dbname);
-    config.application_name("backstop rehearse");
-    Ok(config)
-}
-
 fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
-    with_dbname(url, dbname)?
-        .connect(postgres::NoTls)
-        .map_err(|e| RehearseError::Db { context: "connecting for the rehearsal copy", source: e })
+    connect_db(url, Some(dbname), "backstop rehearse").map_err(RehearseError::Connect)
 }
 
 /// A connection to a maintenance database of the server `url` points at.
