@@ -9,10 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use postgres::GenericClient;
 use serde::Serialize;
 
-const USER_RELATIONS: &str =
-    "n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
-    and n.nspname not like 'pg_temp%'";
-
 /// A lock a statement took.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LockTaken {
@@ -61,6 +57,7 @@ pub struct Tracer {
 impl Tracer {
     /// Records the state before the first statement.
     pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
+        prepare_state(client)?;
         let (held, filenodes) = read_state(client)?;
         let existing = filenodes.keys().copied().collect();
         Ok(Tracer { held, filenodes, existing })
@@ -91,24 +88,39 @@ impl Tracer {
     }
 }
 
-type Filenodes = BTreeMap<u32, (String, u32)>;
+/// The session's prepared statement for [`STATE_QUERY`]: planned once per
+/// session rather than after every statement of every migration.
+const STATE_STATEMENT: &str = "backstop_lock_trace";
 
 /// The relation locks the session holds and every user relation's storage
-/// (filenode), in one query: it runs after every traced statement.
+/// (filenode), in one query.
+const STATE_QUERY: &str = "select c.oid, n.nspname || '.' || c.relname,
+        coalesce(pg_relation_filenode(c.oid), 0), l.mode
+   from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   left join pg_locks l on l.relation = c.oid and l.pid = pg_backend_pid()
+        and l.granted and l.locktype = 'relation'
+  where c.relkind in ('r', 'p', 'm')
+    and n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+    and n.nspname not like 'pg_temp%'";
+
+/// Prepares [`STATE_QUERY`] in the session unless it already is.
+fn prepare_state(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    let prepared = client
+        .query_opt("select 1 from pg_prepared_statements where name = $1", &[&STATE_STATEMENT])?
+        .is_some();
+    if !prepared {
+        client.batch_execute(&format!("PREPARE {STATE_STATEMENT} AS {STATE_QUERY}"))?;
+    }
+    Ok(())
+}
+
+type Filenodes = BTreeMap<u32, (String, u32)>;
+
+/// The locks the session holds and the storage of every user relation.
 fn read_state(
     client: &mut impl GenericClient,
 ) -> Result<(BTreeSet<LockTaken>, Filenodes), postgres::Error> {
-    let rows = client.query(
-        &format!(
-            "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0),
-                    l.mode
-               from pg_class c join pg_namespace n on n.oid = c.relnamespace
-               left join pg_locks l on l.relation = c.oid and l.pid = pg_backend_pid()
-                    and l.granted and l.locktype = 'relation'
-              where c.relkind in ('r', 'p', 'm') and {USER_RELATIONS}"
-        ),
-        &[],
-    )?;
+    let rows = client.query(&format!("EXECUTE {STATE_STATEMENT}"), &[])?;
     let mut held = BTreeSet::new();
     let mut nodes = BTreeMap::new();
     for r in &rows {

@@ -154,7 +154,8 @@ pub fn table_checksums_prepared(
         return Ok(Vec::new());
     }
     let method = method(client)?;
-    let mut columns = columns_of(client, None)?;
+    let all_columns = prepared.get(client, &columns_query(USER_SCHEMAS))?;
+    let mut columns = group_columns(client.query(&all_columns, &[])?);
     let mut small = Vec::new();
     let mut statements = Vec::new();
     for (i, (schema, name, big)) in tables.iter().enumerate() {
@@ -210,9 +211,9 @@ pub fn checksum_sql(
     let columns = if method == METHOD_TEXT_HASH {
         Vec::new()
     } else {
-        columns_of(client, Some((schema, name)))?
-            .remove(&(schema.to_string(), name.to_string()))
-            .unwrap_or_default()
+        let rows =
+            client.query(&columns_query("n.nspname = $1 and c.relname = $2"), &[&schema, &name])?;
+        group_columns(rows).remove(&(schema.to_string(), name.to_string())).unwrap_or_default()
     };
     Ok(checksum_query(method, index, schema, name, &columns))
 }
@@ -238,30 +239,28 @@ fn checksum_query(
     )
 }
 
-/// The columns of one table, or of every user table, by `(schema, table)`,
-/// in one catalog query.
-fn columns_of(
-    client: &mut impl GenericClient,
-    table: Option<(&str, &str)>,
-) -> Result<HashMap<(String, String), Vec<Column>>, postgres::Error> {
-    let rows = client.query(
-        &format!(
-            "select n.nspname::text, c.relname::text, a.attname::text, a.attnotnull,
-                    case when b.typnamespace = 'pg_catalog'::regnamespace then b.typname::text end,
-                    b.oid = any({HASHABLE})
-                    or (b.typcategory = 'A' and b.typelem = any({HASHABLE}))
-               from pg_attribute a
-               join pg_class c on c.oid = a.attrelid
-               join pg_namespace n on n.oid = c.relnamespace
-               join pg_type t on t.oid = a.atttypid
-               join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
-              where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
-                and (($1::text is null and {USER_SCHEMAS}) or (n.nspname = $1 and c.relname = $2))
-              order by 1, 2, a.attnum"
-        ),
-        &[&table.map(|t| t.0), &table.map(|t| t.1)],
-    )?;
-    let mut out: HashMap<(String, String), Vec<Column>> = HashMap::new();
+/// The query for the columns of the tables `filter` picks, in order.
+fn columns_query(filter: &str) -> String {
+    format!(
+        "select n.nspname::text, c.relname::text, a.attname::text, a.attnotnull,
+                case when b.typnamespace = 'pg_catalog'::regnamespace then b.typname::text end,
+                b.oid = any({HASHABLE})
+                or (b.typcategory = 'A' and b.typelem = any({HASHABLE}))
+           from pg_attribute a
+           join pg_class c on c.oid = a.attrelid
+           join pg_namespace n on n.oid = c.relnamespace
+           join pg_type t on t.oid = a.atttypid
+           join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
+          where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped and {filter}
+          order by 1, 2, a.attnum"
+    )
+}
+
+type Columns = HashMap<(String, String), Vec<Column>>;
+
+/// Columns by `(schema, table)`.
+fn group_columns(rows: Vec<postgres::Row>) -> Columns {
+    let mut out: Columns = HashMap::new();
     for r in rows {
         out.entry((r.get(0), r.get(1))).or_default().push(Column {
             name: r.get(2),
@@ -270,7 +269,7 @@ fn columns_of(
             hashable: r.get(5),
         });
     }
-    Ok(out)
+    out
 }
 
 /// What the row hash needs to know of a column.

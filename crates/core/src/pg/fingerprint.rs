@@ -180,8 +180,9 @@ impl Schema {
         // A column order that belongs to a table gone or new is already a
         // behaviour difference.
         let shared = |o: &&Object| {
-            let rel = o.key.trim_start_matches("column order ");
-            let exists = |s: &Schema| s.objects.iter().any(|x| x.key == format!("relation {rel}"));
+            let key = format!("relation {}", o.key.trim_start_matches("column order "));
+            // `objects` is sorted by key.
+            let exists = |s: &Schema| s.objects.binary_search_by(|x| x.key.cmp(&key)).is_ok();
             exists(self) && exists(other)
         };
         let mine: Vec<Object> = self.cosmetic.iter().filter(shared).cloned().collect();
