@@ -4,10 +4,7 @@
 //! what the dump holds. Written to `<id>.partial/`, renamed when complete.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -15,7 +12,7 @@ use postgres::Client;
 
 use super::manifest::{self, Check, Extension, Kind, Manifest, Verification};
 use super::store::{new_id, PartialGuard, Store};
-use super::tools::{dir_size, is_chatter, is_table_done, tail, Target, Tools};
+use super::tools::{dir_size, run_verbose_with, tail, Target, Tools};
 use super::{verify, BackupError, Note, Progress};
 use crate::pg::fingerprint::{row_counts, Schema};
 
@@ -250,49 +247,17 @@ fn run_pg_dump(
         .arg(tools.compression_arg())
         .arg("--file")
         .arg(partial.join(manifest::DUMP_DIR))
-        .arg(format!("--dbname={}", target.conninfo))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| BackupError::Spawn {
-        tool: tools.pg_dump().display().to_string(),
-        source,
-    })?;
-    let stderr = child.stderr.take().expect("stderr is piped");
+        .arg(format!("--dbname={}", target.conninfo));
     let dump_dir = partial.join(manifest::DUMP_DIR);
-    let (tx, rx) = mpsc::channel::<()>();
+    let tool = tools.pg_dump().display().to_string();
     std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if is_table_done(&line) {
-                    let _ = tx.send(());
-                } else if !is_chatter(&line) {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-            text
-        });
         let facts = s.spawn(move || facts(client));
-        let mut done = 0u64;
-        let status = loop {
-            while rx.try_recv().is_ok() {
-                done += 1;
-            }
-            progress.note(Note::Tables { done: done.min(tables), total: tables });
-            progress.note(Note::Bytes(dir_size(&dump_dir)));
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => std::thread::sleep(Duration::from_millis(150)),
-                Err(source) => {
-                    break Err(BackupError::Spawn { tool: "pg_dump".into(), source });
-                }
-            }
-        };
-        let text = reader.join().unwrap_or_default();
+        let run = run_verbose_with(cmd, &tool, tables, progress, |p| {
+            p.note(Note::Bytes(dir_size(&dump_dir)))
+        });
         let facts = facts.join().expect("the facts thread does not panic");
-        let status = status?;
-        Ok((status.success(), text, facts))
+        let (ok, text) = run?;
+        Ok((ok, text, facts))
     })
 }
 

@@ -278,10 +278,22 @@ pub fn dir_size(dir: &Path) -> u64 {
 /// "finished table" lines into [`Note::Tables`] (of `tables`) and keeping
 /// the rest of its stderr for messages. Returns (success, stderr).
 pub fn run_verbose(
+    cmd: Command,
+    tool: &str,
+    tables: u64,
+    progress: &mut dyn Progress,
+) -> Result<(bool, String), BackupError> {
+    run_verbose_with(cmd, tool, tables, progress, |_| {})
+}
+
+/// [`run_verbose`], also calling `tick` at every poll (e.g. to report the
+/// bytes written so far).
+pub fn run_verbose_with(
     mut cmd: Command,
     tool: &str,
     tables: u64,
     progress: &mut dyn Progress,
+    mut tick: impl FnMut(&mut dyn Progress),
 ) -> Result<(bool, String), BackupError> {
     let mut child = cmd
         .stdout(Stdio::null())
@@ -308,6 +320,7 @@ pub fn run_verbose(
             done += 1;
         }
         progress.note(Note::Tables { done: done.min(tables), total: tables });
+        tick(progress);
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(std::time::Duration::from_millis(150)),
