@@ -523,18 +523,10 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
         .spawn()
         .unwrap();
     let journal = backups_dir(&p).join("restore.json");
-    let started = std::time::Instant::now();
-    loop {
+    common::poll_until("the restore reaching pg_restore", 600, Duration::from_millis(50), || {
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"restoring\"") && started_marker.exists() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the restore never reached pg_restore"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        text.contains("\"restoring\"") && started_marker.exists()
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -555,6 +547,14 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
         "{err:?}"
     );
     p.run(&["restore", &guard, "--yes"]).expect_code(2).expect_output("--resume");
+    // A migration would race the unfinished restore: refused up front.
+    p.migration("3_more", "CREATE TABLE more (id int);", None);
+    p.run(&["migrate", "--no-backup", "test"])
+        .expect_code(1)
+        .expect_output("freeze gate refused")
+        .expect_output("backstop unfreeze");
+    std::fs::remove_dir_all(p.path().join("migrations/3_more")).unwrap();
+    assert!(!p.client().exists("more"));
 
     // unfreeze lifts the freeze (and reminds of the unfinished restore).
     p.run(&["unfreeze"])

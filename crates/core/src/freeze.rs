@@ -316,3 +316,45 @@ impl Drop for FreezeGuard {
         }
     }
 }
+
+/// The `migrate` gate that refuses while writes are frozen: a restore or a
+/// rollback is under way or was left unfinished, and a migration now would
+/// race it (Backstop's own sessions are exempt from the freeze itself).
+pub struct FreezeGate;
+
+impl crate::migrate::Gate for FreezeGate {
+    fn name(&self) -> &str {
+        "freeze"
+    }
+
+    fn check(
+        &mut self,
+        client: &mut Client,
+        _: &[&crate::source::Migration],
+        _: bool,
+    ) -> Result<crate::migrate::GatePass, crate::migrate::GateRefusal> {
+        let refusal = |reason: String, exit_code: u8| crate::migrate::GateRefusal {
+            gate: "freeze".into(),
+            reason,
+            exit_code,
+        };
+        match current(client) {
+            Ok(None) => Ok(crate::migrate::GatePass {
+                detail: json!({ "frozen": false }),
+                ..Default::default()
+            }),
+            Ok(Some(f)) => Err(refusal(
+                format!(
+                    "writes to {} are frozen since {} by {} ({}); finish that first \
+                     (`backstop status` shows it), or lift the freeze with `backstop unfreeze`",
+                    f.database,
+                    f.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    f.actor,
+                    f.reason
+                ),
+                1,
+            )),
+            Err(e) => Err(refusal(format!("could not read the write freeze: {e}"), 3)),
+        }
+    }
+}

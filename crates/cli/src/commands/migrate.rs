@@ -74,7 +74,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     )?;
     // Cheap refusals first: the check and the rehearsal record cost little,
     // the backup is a dump.
-    let mut gates: Vec<&mut dyn Gate> = Vec::new();
+    let mut freeze = backstop_core::freeze::FreezeGate;
+    let mut gates: Vec<&mut dyn Gate> = vec![&mut freeze];
     if let Some(gate) = check_gate.as_mut() {
         gates.push(gate);
     }
