@@ -493,6 +493,27 @@ fn rollback_refuses_when_a_down_is_missing_and_names_it() {
 }
 
 #[test]
+fn a_migration_older_than_the_latest_applied_is_refused_until_allowed() {
+    let p = Project::new("outoforder");
+    p.migration("1_a", "CREATE TABLE a (id int);", None);
+    p.migration("3_c", "CREATE TABLE c (id int);", None);
+    p.run(&["migrate", "--no-backup", "test"]).expect_code(0);
+    // Merged late from a branch: older than 3, which is applied.
+    p.migration("2_b", "CREATE TABLE b (id int);", None);
+    p.migration("4_d", "CREATE TABLE d (id int);", None);
+    let mut db = p.client();
+    p.run(&["migrate", "--no-backup", "test"])
+        .expect_code(1)
+        .expect_output("pending migration 2 is older than 3")
+        .expect_output("--allow-out-of-order");
+    assert_eq!(db.applied(), ["1", "3"], "nothing is applied, not even 4");
+    assert_eq!(db.events().last().unwrap(), &event("migrate", "refused", &["2"]));
+
+    p.run(&["migrate", "--no-backup", "test", "--allow-out-of-order"]).expect_code(0);
+    assert_eq!(db.applied(), ["1", "2", "3", "4"]);
+}
+
+#[test]
 fn comment_only_edits_are_not_drift_changed_statements_are_until_repaired() {
     let p = Project::new("drift");
     p.migration("1_a", "CREATE TABLE a (id int);\n", None);

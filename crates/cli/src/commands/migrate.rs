@@ -37,6 +37,10 @@ pub struct Args {
     /// Migrate without a backup; the reason goes into the audit log.
     #[arg(long, value_name = "REASON")]
     no_backup: Option<String>,
+    /// Apply pending migrations older than the latest applied one (merged
+    /// late from a branch); without it they are refused.
+    #[arg(long)]
+    allow_out_of_order: bool,
     /// Apply without the passing rehearsal `[rehearse] required` asks for;
     /// the reason is recorded in the audit log.
     #[arg(long, value_name = "REASON")]
@@ -45,7 +49,12 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let options = MigrateOptions { to: args.to, each: args.each, dry_run: args.dry_run };
+    let options = MigrateOptions {
+        to: args.to,
+        each: args.each,
+        dry_run: args.dry_run,
+        allow_out_of_order: args.allow_out_of_order,
+    };
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),

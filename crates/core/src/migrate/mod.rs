@@ -125,6 +125,12 @@ pub enum ApplyError {
     UnknownVersion(String),
     #[error("version {0} is not applied; `backstop status` lists what is")]
     NotApplied(String),
+    #[error(
+        "{} older than {latest}, the latest applied migration: written before it, {} may not fit \
+         the schema it left; rehearse with `backstop rehearse`, then apply with --allow-out-of-order",
+        plural_versions(.older), if .older.len() == 1 { "it" } else { "they" }
+    )]
+    OutOfOrder { older: Vec<String>, latest: String },
     #[error(transparent)]
     Gate(#[from] GateRefusal),
 }
@@ -133,11 +139,18 @@ impl ApplyError {
     /// The process exit code this error calls for.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ApplyError::Drift(_) | ApplyError::MissingDown(_) => 1,
+            ApplyError::Drift(_) | ApplyError::MissingDown(_) | ApplyError::OutOfOrder { .. } => 1,
             ApplyError::UnknownVersion(_) | ApplyError::NotApplied(_) => 2,
             ApplyError::Lock(_) | ApplyError::Db { .. } | ApplyError::ConnectionLost { .. } => 3,
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
+    }
+}
+
+fn plural_versions(versions: &[String]) -> String {
+    match versions {
+        [one] => format!("pending migration {one} is"),
+        many => format!("pending migrations {} are", many.join(", ")),
     }
 }
 
@@ -294,6 +307,8 @@ pub struct MigrateOptions {
     /// One transaction per migration instead of one for all.
     pub each: bool,
     pub dry_run: bool,
+    /// Apply pending migrations older than the latest applied one.
+    pub allow_out_of_order: bool,
 }
 
 /// Splits pending migrations into transaction groups. A no-transaction
@@ -401,6 +416,19 @@ pub fn migrate(
                 options.to.as_ref().is_none_or(|to| compare_versions(&m.version, to).is_le())
             })
             .collect();
+        let latest =
+            status.applied.iter().map(|e| &e.version).max_by(|a, b| compare_versions(a, b));
+        if let (Some(latest), false) = (latest, options.allow_out_of_order) {
+            let older: Vec<String> = pending
+                .iter()
+                .filter(|m| compare_versions(&m.version, latest).is_lt())
+                .map(|m| m.version.clone())
+                .collect();
+            if !older.is_empty() {
+                let latest = latest.clone();
+                return Err(refused(client, "migrate", ApplyError::OutOfOrder { older, latest }));
+            }
+        }
         let mut stamp = Stamp::default();
         let mut passed = serde_json::Map::new();
         if !pending.is_empty() {
@@ -497,6 +525,7 @@ fn with_lock<T>(
 fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
     let versions = match &err {
         ApplyError::Drift(d) => d.iter().map(|d| d.version.clone()).collect(),
+        ApplyError::OutOfOrder { older, .. } => older.clone(),
         // Labels are `VERSION_name`; the log holds versions, as elsewhere.
         ApplyError::MissingDown(labels) => labels
             .iter()
