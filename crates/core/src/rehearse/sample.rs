@@ -32,7 +32,7 @@ pub struct SampleInfo {
     pub percent: f64,
     /// Rows copied over all tables.
     pub rows: u64,
-    /// Tables copied whole, with why.
+    /// User tables copied whole, with why (Backstop's history always is).
     pub whole_tables: Vec<String>,
 }
 
@@ -121,8 +121,10 @@ pub(super) fn sample_into(
     drop(target);
     pipe_dump(bin, source_url, &target_url, &["--section=post-data", &snapshot_arg])?;
     tx.commit().map_err(db("ending the sample's snapshot"))?;
+    // Backstop's own history is always whole; the report names user tables.
     let whole_tables = units
         .iter()
+        .filter(|u| u.schema != "backstop")
         .filter_map(|u| u.whole.map(|why| format!("{}.{} ({why})", u.schema, u.name)))
         .collect();
     Ok(SampleInfo { percent, rows, whole_tables })
