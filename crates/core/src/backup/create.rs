@@ -12,7 +12,7 @@ use postgres::Client;
 
 use super::manifest::{self, Check, Extension, Kind, Manifest, Verification};
 use super::store::{new_id, PartialGuard, Store};
-use super::tools::{dir_size, run_verbose_with, tail, Target, Tools};
+use super::tools::{self, dir_size, run_verbose_with, tail, Tools};
 use super::{verify, BackupError, Note, Progress};
 use crate::pg::fingerprint::{row_counts, Schema};
 
@@ -238,7 +238,7 @@ fn run_pg_dump(
     tables: u64,
     progress: &mut dyn Progress,
 ) -> Result<(bool, String, Result<Facts, postgres::Error>), BackupError> {
-    let target = Target::new(url, None)?;
+    let target = tools::target(url, None)?;
     let mut cmd = tools.command("pg_dump", &target);
     cmd.args(["--format=directory", "--verbose"])
         .arg(format!("--jobs={jobs}"))

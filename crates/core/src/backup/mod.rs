@@ -82,6 +82,8 @@ pub enum BackupError {
     },
     #[error("no backup {id} in {dir}; `backstop backup list` shows the backups there")]
     NotFound { id: String, dir: PathBuf },
+    #[error("no verified backup of database {database} in {dir}; take one with `backstop backup create`")]
+    NoneVerified { database: String, dir: PathBuf },
     #[error(
         "{path}: unreadable manifest ({reason}); the backup cannot be trusted, take a new one"
     )]
@@ -146,6 +148,7 @@ impl BackupError {
             | BackupError::Stale { .. }
             | BackupError::TooSmall { .. } => 1,
             BackupError::NotFound { .. }
+            | BackupError::NoneVerified { .. }
             | BackupError::WrongDatabase { .. }
             | BackupError::Refused(_) => 2,
             BackupError::Connect(ConnectError::BadUrl { .. }) => 2,

@@ -28,7 +28,7 @@ use serde_json::json;
 use super::create::{create, facts, source_of, CreateOptions};
 use super::manifest::{Kind, Manifest, Verification};
 use super::store::new_id;
-use super::tools::{run_verbose, tail, Target};
+use super::tools::{self, run_verbose, tail};
 use super::verify::{compare, verify_checksums};
 use super::{BackupError, Note, Progress, Store, Tools};
 use crate::audit;
@@ -517,7 +517,7 @@ impl Run<'_> {
             "restoring backup {} into {name} with {} job(s)",
             m.id, self.options.jobs
         )));
-        let target = Target::new(self.url, Some(name))?;
+        let target = tools::target(self.url, Some(name))?;
         let mut cmd = self.tools.command("pg_restore", &target);
         cmd.args(["--verbose", "--exit-on-error"])
             .arg(format!("--jobs={}", self.options.jobs.max(1)))
@@ -601,7 +601,7 @@ impl Run<'_> {
             "restoring backup {} into {} with {} job(s)",
             m.id, j.database, self.options.jobs
         )));
-        let target = Target::new(self.url, None)?;
+        let target = tools::target(self.url, None)?;
         let list = self.without_backstop_schema(m).map_err(stuck)?;
         let mut cmd = self.tools.command("pg_restore", &target);
         cmd.args(["--verbose", "--exit-on-error", "--exclude-schema=backstop"])

@@ -81,18 +81,26 @@ impl Store {
         Manifest::read(&dir)
     }
 
-    /// The newest verified dump of the database `source` describes (system
-    /// identifier and name), if there is one.
-    pub fn latest_verified(
+    /// Backup `which`: an id, or `latest`, the newest verified dump of the
+    /// database `client` is connected to (same system identifier and name).
+    pub fn pick(
         &self,
-        source: &super::create::Source,
-    ) -> Result<Option<Manifest>, BackupError> {
+        client: &mut postgres::Client,
+        which: &str,
+    ) -> Result<Manifest, BackupError> {
+        if which != "latest" {
+            return self.load(which);
+        }
+        let source = super::create::source_of(client)?;
         let (all, _) = self.list()?;
-        Ok(all.into_iter().rev().find(|m| {
-            m.kind == manifest::Kind::Dump
-                && m.verified().is_some()
-                && m.same_database(source.system_identifier.as_deref(), &source.database)
-        }))
+        all.into_iter()
+            .rev()
+            .find(|m| {
+                m.kind == manifest::Kind::Dump
+                    && m.verified().is_some()
+                    && m.same_database(source.system_identifier.as_deref(), &source.database)
+            })
+            .ok_or(BackupError::NoneVerified { database: source.database, dir: self.dir.clone() })
     }
 
     /// Rewrites the manifest of an existing backup (a verification result,

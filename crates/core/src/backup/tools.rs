@@ -192,70 +192,14 @@ pub fn version_text(num: i32) -> String {
 
 /// Where a child tool connects: a keyword/value connection string without
 /// the password, and the password apart (for `PGPASSWORD`).
-#[derive(Clone)]
-pub struct Target {
-    pub conninfo: String,
-    pub password: Option<String>,
-}
+pub type Target = crate::pg::conn::LibpqTarget;
 
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("conninfo", &self.conninfo).finish()
-    }
-}
-
-impl Target {
-    /// From a database URL (or keyword/value string), optionally for
-    /// another database on the same server.
-    pub fn new(url: &str, dbname: Option<&str>) -> Result<Target, BackupError> {
-        let crate::pg::conn::ConnSpec { config, tls } = crate::pg::conn::parse(url)?;
-        let mut parts: Vec<(String, String)> = Vec::new();
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                postgres::config::Host::Tcp(name) => name.clone(),
-                postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        if !hosts.is_empty() {
-            parts.push(("host".into(), hosts.join(",")));
-        }
-        let ports: Vec<String> = config.get_ports().iter().map(|p| p.to_string()).collect();
-        if !ports.is_empty() {
-            parts.push(("port".into(), ports.join(",")));
-        }
-        if let Some(user) = config.get_user() {
-            parts.push(("user".into(), user.to_string()));
-        }
-        let db = dbname.map(str::to_string).or_else(|| config.get_dbname().map(str::to_string));
-        if let Some(db) = db {
-            parts.push(("dbname".into(), db));
-        }
-        if let Some(options) = config.get_options() {
-            parts.push(("options".into(), options.to_string()));
-        }
-        if let Some(t) = config.get_connect_timeout() {
-            parts.push(("connect_timeout".into(), t.as_secs().max(1).to_string()));
-        }
-        parts.extend(tls.libpq_params().into_iter().map(|(k, v)| (k.to_string(), v)));
-        parts.push(("application_name".into(), "backstop".into()));
-        let conninfo = parts
-            .iter()
-            .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let password = config
-            .get_password()
-            .map(|p| String::from_utf8_lossy(p).to_string())
-            .filter(|p| !p.is_empty());
-        Ok(Target { conninfo, password })
-    }
-}
-
-/// Quotes a value for a libpq keyword/value string.
-fn quote_conninfo(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+/// [`Target`] for Backstop's backup tools, which name themselves to the
+/// server.
+pub fn target(url: &str, dbname: Option<&str>) -> Result<Target, BackupError> {
+    let mut target = Target::from_url(url, dbname)?;
+    target.conninfo.push_str(" application_name='backstop'");
+    Ok(target)
 }
 
 /// The size of every file under `dir`, added up (best effort: a file that
@@ -381,13 +325,13 @@ mod tests {
 
     #[test]
     fn the_password_stays_out_of_the_connection_string() {
-        let t = Target::new("postgres://app:s3cr'et@db.example:6432/prod", None).unwrap();
+        let t = target("postgres://app:s3cr'et@db.example:6432/prod", None).unwrap();
         assert!(!t.conninfo.contains("s3cr"), "{}", t.conninfo);
         assert_eq!(t.password.as_deref(), Some("s3cr'et"));
         assert!(t.conninfo.contains("host='db.example'"), "{}", t.conninfo);
         assert!(t.conninfo.contains("port='6432'"), "{}", t.conninfo);
         assert!(t.conninfo.contains("dbname='prod'"), "{}", t.conninfo);
-        let other = Target::new("host=h user=u password=pw dbname=a", Some("it's")).unwrap();
+        let other = target("host=h user=u password=pw dbname=a", Some("it's")).unwrap();
         assert!(other.conninfo.contains("dbname='it\\'s'"), "{}", other.conninfo);
         assert!(!format!("{other:?}").contains("pw"));
     }

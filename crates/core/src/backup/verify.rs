@@ -11,7 +11,7 @@ use std::process::Stdio;
 use chrono::Utc;
 
 use super::manifest::{self, Check, Kind, Manifest};
-use super::tools::{run_verbose, tail, Target, Tools};
+use super::tools::{self, run_verbose, tail, Tools};
 use super::{BackupError, Note, Progress, Store};
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::fingerprint::{row_counts, Schema};
@@ -237,7 +237,7 @@ pub fn restore_throwaway(
         "restoring backup {} into the throwaway cluster with {jobs} job(s)",
         m.id
     )));
-    let target = Target::new(&cluster.url(&m.database), None)?;
+    let target = tools::target(&cluster.url(&m.database), None)?;
     let mut cmd = tools.command("pg_restore", &target);
     cmd.args(["--verbose", "--no-tablespaces", "--exit-on-error"])
         .arg(format!("--jobs={}", jobs.max(1)))

@@ -103,16 +103,19 @@ pub fn method(client: &mut impl GenericClient) -> Result<&'static str, postgres:
 pub fn user_tables(
     client: &mut impl GenericClient,
 ) -> Result<Vec<(String, String)>, postgres::Error> {
-    let rows = client.query(
-        &format!(
-            "select n.nspname::text, c.relname::text from pg_class c
-               join pg_namespace n on n.oid = c.relnamespace
-              where c.relkind = 'r' and {USER_SCHEMAS}
-              order by 1, 2"
-        ),
-        &[],
-    )?;
+    let rows = client.query(&tables_query(), &[])?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The user tables in order: schema, name, and whether the table is big
+/// enough for a checksum statement of its own.
+fn tables_query() -> String {
+    format!(
+        "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where c.relkind = 'r' and {USER_SCHEMAS}
+          order by 1, 2"
+    )
 }
 
 /// Checksums of every user table. Big tables are checksummed by statements
@@ -137,19 +140,9 @@ pub fn table_checksums_prepared(
     client: &mut impl GenericClient,
     prepared: &mut super::Prepared,
 ) -> Result<Vec<TableChecksum>, postgres::Error> {
-    let tables: Vec<(String, String, bool)> = client
-        .query(
-            &format!(
-                "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}
-                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                  where c.relkind = 'r' and {USER_SCHEMAS}
-                  order by 1, 2"
-            ),
-            &[],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let list = prepared.get(client, &tables_query())?;
+    let tables: Vec<(String, String, bool)> =
+        client.query(&list, &[])?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     if tables.is_empty() {
         return Ok(Vec::new());
     }

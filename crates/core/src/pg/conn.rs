@@ -309,10 +309,16 @@ fn conninfo_pairs(conn: &str) -> Option<Vec<(&str, &str, String)>> {
 /// database without putting the password on its command line, where `ps`
 /// would show it: a `key=value` conninfo without password, and the password
 /// for the tool's `PGPASSWORD`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LibpqTarget {
     pub conninfo: String,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for LibpqTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LibpqTarget").field("conninfo", &self.conninfo).finish()
+    }
 }
 
 impl LibpqTarget {
@@ -345,7 +351,16 @@ impl LibpqTarget {
         for (key, value) in tls.libpq_params() {
             parts.push(format!("{key}={}", quote(&value)));
         }
-        let password = config.get_password().map(|p| String::from_utf8_lossy(p).to_string());
+        if let Some(options) = config.get_options() {
+            parts.push(format!("options={}", quote(options)));
+        }
+        if let Some(t) = config.get_connect_timeout() {
+            parts.push(format!("connect_timeout={}", quote(&t.as_secs().max(1).to_string())));
+        }
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).to_string())
+            .filter(|p| !p.is_empty());
         Ok(LibpqTarget { conninfo: parts.join(" "), password })
     }
 

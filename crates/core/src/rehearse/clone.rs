@@ -22,6 +22,8 @@ use crate::pg::{quote_ident, redact};
 
 const PREFIX: &str = "backstop_rehearsal_";
 const MARKER: &str = "backstop rehearsal copy; owner ";
+/// The database a throwaway cluster's copy is restored into.
+const BASE: &str = "rehearsal_base";
 
 /// How the copies were made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -200,51 +202,53 @@ impl Workspace {
             .query_one("select pg_database_size($1)", &[&source_db])
             .map_err(db_err("reading the source's size"))?
             .get(0);
-        let reason = if options.schema_only {
-            Some("a schema-only copy is dumped".to_string())
-        } else if options.sample.is_some() {
-            Some("a sample is copied row by row".to_string())
-        } else {
-            template_refusal(&mut admin, &source_db)?
-        };
         let mut info = CopyInfo {
             method: Method::Template,
             source: redact(source_url),
             source_size_bytes: size,
             schema_only: options.schema_only,
-            fallback_reason: reason.clone(),
+            fallback_reason: None,
             backup_id: None,
             sample: None,
         };
-        drop(admin);
-        if reason.is_none() {
-            return Ok(Workspace {
-                server_url: source_url.to_string(),
-                template: source_db,
-                made: Vec::new(),
-                cluster: None,
-                run_id,
-                info,
-            });
-        }
-        let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
-        let base = "rehearsal_base";
         if let Some(percent) = options.sample {
+            drop(admin);
+            let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
             info.method = Method::Sample;
-            info.fallback_reason = None;
-            info.sample = Some(sample_into(source_url, &cluster, base, percent)?);
-        } else {
-            info.method = Method::Dump;
-            dump_into(source_url, &cluster, base, options.schema_only)?;
+            info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
+            return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
         }
-        Ok(Workspace {
-            server_url: cluster.url(base),
-            template: base.to_string(),
+        let refusal = if options.schema_only {
+            Some("a schema-only copy is dumped".to_string())
+        } else {
+            template_refusal(&mut admin, &source_db)?
+        };
+        drop(admin);
+        let Some(why) = refusal else {
+            return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
+        };
+        let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
+        info.method = Method::Dump;
+        info.fallback_reason = Some(why);
+        dump_into(source_url, &cluster, BASE, options.schema_only)?;
+        Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info))
+    }
+
+    fn new(
+        server_url: String,
+        template: &str,
+        cluster: Option<Cluster>,
+        run_id: String,
+        info: CopyInfo,
+    ) -> Workspace {
+        Workspace {
+            server_url,
+            template: template.to_string(),
             made: Vec::new(),
-            cluster: Some(cluster),
+            cluster,
             run_id,
             info,
-        })
+        }
     }
 
     /// Copies of a backup: a dump is checked against its checksums and
@@ -257,21 +261,7 @@ impl Workspace {
     ) -> Result<Workspace, RehearseError> {
         let store = Store::new(&from.dir);
         let refused = |e: backup::BackupError| RehearseError::Clone { reason: backup::chain(&e) };
-        let m = if from.id == "latest" {
-            let mut source = connect_source(source_url)?;
-            let identity = backup::create::source_of(&mut source).map_err(refused)?;
-            store.latest_verified(&identity).map_err(refused)?.ok_or_else(|| {
-                RehearseError::Clone {
-                    reason: format!(
-                        "no verified backup of database {} in {}; take one with `backstop backup create`",
-                        identity.database,
-                        from.dir.display()
-                    ),
-                }
-            })?
-        } else {
-            store.load(&from.id).map_err(refused)?
-        };
+        let m = store.pick(&mut connect_source(source_url)?, &from.id).map_err(refused)?;
         let mut info = CopyInfo {
             method: Method::Backup,
             source: format!(
@@ -299,34 +289,18 @@ impl Workspace {
             }
             info.fallback_reason =
                 Some(format!("a database snapshot, copied by template from {snapshot}"));
-            return Ok(Workspace {
-                server_url: source_url.to_string(),
-                template: snapshot,
-                made: Vec::new(),
-                cluster: None,
-                run_id,
-                info,
-            });
+            return Ok(Workspace::new(source_url.to_string(), &snapshot, None, run_id, info));
         }
         let tools = backup::tools::Tools::find().map_err(refused)?;
         let problems = backup::verify::check_files(&store, &tools, &m).map_err(refused)?;
         if !problems.is_empty() {
-            return Err(RehearseError::Clone {
-                reason: format!("backup {} is damaged: {}", m.id, problems.join("; ")),
-            });
+            return Err(refused(backup::BackupError::Corrupt { id: m.id.clone(), problems }));
         }
         let jobs = backup::create::default_jobs();
         let cluster =
             backup::verify::restore_throwaway(&store, &tools, &m, jobs, &mut backup::Quiet)
                 .map_err(refused)?;
-        Ok(Workspace {
-            server_url: cluster.url(&m.database),
-            template: m.database.clone(),
-            made: Vec::new(),
-            cluster: Some(cluster),
-            run_id,
-            info,
-        })
+        Ok(Workspace::new(cluster.url(&m.database), &m.database, Some(cluster), run_id, info))
     }
 
     /// Takes over cleaning up a database made from a copy (e.g. the

@@ -61,14 +61,12 @@ impl Unit {
         let only = if self.partitioned { "" } else { "ONLY " };
         format!("{only}{}", self.qualified())
     }
+}
 
-    fn column_list(&self, alias: &str) -> String {
-        self.columns
-            .iter()
-            .map(|c| format!("{alias}.{}", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+/// `a."x", a."y"` for `names`, or `"x", "y"` without an alias.
+fn column_list(names: &[String], alias: Option<&str>) -> String {
+    let prefix = alias.map(|a| format!("{a}.")).unwrap_or_default();
+    names.iter().map(|c| format!("{prefix}{}", quote_ident(c))).collect::<Vec<_>>().join(", ")
 }
 
 /// A foreign key from `child`'s `columns` to `parent`'s `referenced`.
@@ -206,21 +204,33 @@ fn read_graph(tx: &mut Transaction<'_>) -> Result<(Vec<Unit>, Vec<Edge>), Rehear
 
 /// The tables that lie on a cycle of references (a self-reference counts).
 fn on_cycles(n: usize, edges: &[Edge]) -> BTreeSet<usize> {
+    let mut parents = vec![Vec::new(); n];
+    for e in edges {
+        parents[e.child].push(e.parent);
+    }
     // A table is on a cycle when it can reach itself.
     let mut out = BTreeSet::new();
     for start in 0..n {
         let mut seen = BTreeSet::new();
-        let mut todo: Vec<usize> =
-            edges.iter().filter(|e| e.child == start).map(|e| e.parent).collect();
+        let mut todo = parents[start].clone();
         while let Some(t) = todo.pop() {
             if t == start {
                 out.insert(start);
                 break;
             }
             if seen.insert(t) {
-                todo.extend(edges.iter().filter(|e| e.child == t).map(|e| e.parent));
+                todo.extend(&parents[t]);
             }
         }
+    }
+    out
+}
+
+/// For each table, the foreign keys that refer to it.
+fn referring(n: usize, edges: &[Edge]) -> Vec<Vec<&Edge>> {
+    let mut out = vec![Vec::new(); n];
+    for e in edges {
+        out[e.parent].push(e);
     }
     out
 }
@@ -228,8 +238,9 @@ fn on_cycles(n: usize, edges: &[Edge]) -> BTreeSet<usize> {
 /// The query whose rows are unit `i`'s share of the sample: one CTE per
 /// table whose rows decide it, those that refer to it first.
 fn sample_query(units: &[Unit], edges: &[Edge], i: usize, percent: f64) -> String {
+    let referring = referring(units.len(), edges);
     let mut order = Vec::new();
-    visit(units, edges, i, &mut BTreeSet::new(), &mut order);
+    visit(units, &referring, i, &mut BTreeSet::new(), &mut order);
     let threshold = (percent / 100.0 * BUCKETS).round() as i64;
     let ctes: Vec<String> = order
         .iter()
@@ -241,24 +252,14 @@ fn sample_query(units: &[Unit], edges: &[Edge], i: usize, percent: f64) -> Strin
                 let key = if u.key.is_empty() { &u.columns } else { &u.key };
                 let mut kept = vec![format!(
                     "(hashtextextended(row({})::text, 0) & {}) < {threshold}",
-                    key.iter()
-                        .map(|c| format!("t.{}", quote_ident(c)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    column_list(key, Some("t")),
                     BUCKETS as i64 - 1
                 )];
-                for e in edges.iter().filter(|e| e.parent == t) {
-                    let cols = |names: &[String], alias: &str| {
-                        names
-                            .iter()
-                            .map(|c| format!("{alias}.{}", quote_ident(c)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    };
+                for e in &referring[t] {
                     kept.push(format!(
                         "({}) IN (SELECT {} FROM s{} c)",
-                        cols(&e.referenced, "t"),
-                        cols(&e.columns, "c"),
+                        column_list(&e.referenced, Some("t")),
+                        column_list(&e.columns, Some("c")),
                         e.child
                     ));
                 }
@@ -267,14 +268,18 @@ fn sample_query(units: &[Unit], edges: &[Edge], i: usize, percent: f64) -> Strin
             format!("s{t} AS ({body})")
         })
         .collect();
-    format!("WITH {}\nSELECT {} FROM s{i} t", ctes.join(",\n"), units[i].column_list("t"))
+    format!(
+        "WITH {}\nSELECT {} FROM s{i} t",
+        ctes.join(",\n"),
+        column_list(&units[i].columns, Some("t"))
+    )
 }
 
 /// Depth-first: the tables referring to `t` (transitively) before `t`.
 /// A whole table's set depends on nothing.
 fn visit(
     units: &[Unit],
-    edges: &[Edge],
+    referring: &[Vec<&Edge>],
     t: usize,
     seen: &mut BTreeSet<usize>,
     order: &mut Vec<usize>,
@@ -283,8 +288,8 @@ fn visit(
         return;
     }
     if units[t].whole.is_none() {
-        for e in edges.iter().filter(|e| e.parent == t) {
-            visit(units, edges, e.child, seen, order);
+        for e in &referring[t] {
+            visit(units, referring, e.child, seen, order);
         }
     }
     order.push(t);
@@ -305,9 +310,8 @@ fn copy_unit(
     };
     let query = sample_query(units, edges, i, percent);
     let mut reader = tx.copy_out(&format!("COPY ({query}) TO STDOUT")).map_err(failed)?;
-    let columns = u.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let mut writer = target
-        .copy_in(&format!("COPY {} ({columns}) FROM STDIN", u.qualified()))
+        .copy_in(&format!("COPY {} ({}) FROM STDIN", u.qualified(), column_list(&u.columns, None)))
         .map_err(failed)?;
     std::io::copy(&mut reader, &mut writer).map_err(|e| RehearseError::Clone {
         reason: format!("sampling {}.{}: {e}", u.schema, u.name),

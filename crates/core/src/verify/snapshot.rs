@@ -181,18 +181,7 @@ pub fn from_backup(
 ) -> Result<Snapshot, VerifyError> {
     let store = crate::backup::Store::new(dir);
     let backup = |e: crate::backup::BackupError| VerifyError::Backup(crate::backup::chain(&e));
-    let manifest = if which == "latest" {
-        let source = crate::backup::create::source_of(client).map_err(backup)?;
-        store.latest_verified(&source).map_err(backup)?.ok_or_else(|| {
-            VerifyError::Backup(format!(
-                "no verified backup of database {} in {}; take one with `backstop backup create`",
-                source.database,
-                dir.display()
-            ))
-        })?
-    } else {
-        store.load(which).map_err(backup)?
-    };
+    let manifest = store.pick(client, which).map_err(backup)?;
     Ok(Snapshot::from_counts(
         &format!("{BACKUP_PREFIX}{}", manifest.id),
         manifest.created_at,
