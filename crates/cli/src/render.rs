@@ -7,6 +7,28 @@ use std::time::Duration;
 
 use backstop_core::migrate::{Direction, Failure, Note, Progress, Report, Stage};
 
+/// `text` with control characters escaped (`\n`, `\x1b`), so that a file or
+/// object name holding a newline or a terminal escape cannot forge or hide
+/// a line of output.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Prints progress notes to stderr (text mode only).
 pub struct StderrProgress;
 
@@ -170,4 +192,15 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
         let _ = writeln!(out, "{nothing}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(terminal_safe("20260101_ok"), "20260101_ok");
+        assert_eq!(terminal_safe("a\n\u{1b}[32m✓ applied"), "a\\n\\x1b[32m✓ applied");
+    }
 }

@@ -95,12 +95,20 @@ fn migration_folder_errors_exit_2_before_the_database_is_touched() {
     assert_untouched(&p, "missing migrations dir");
 
     reset(&p);
-    p.write("migrations/01_b.up.sql", "CREATE TABLE b (id int);\n");
+    p.migration("1_b", "CREATE TABLE b (id int);\n", None);
     p.run(&["migrate"])
         .expect_code(2)
         .expect_output("duplicate migration version")
-        .expect_output("01_b.up.sql");
+        .expect_output("1_b/up.sql");
     assert_untouched(&p, "duplicate versions");
+
+    reset(&p);
+    p.write("migrations/2_b.up.sql", "CREATE TABLE b (id int);\n");
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("mixes two layouts")
+        .expect_output("2_b.up.sql");
+    assert_untouched(&p, "mixed layouts");
 
     reset(&p);
     p.migration("2_b", "CREATE TABLE b (id int);\n\nCREATE TABEL c (id int);\n", None);

@@ -191,12 +191,14 @@ fn ignores_with_a_reason_suppress_and_are_listed_apart() {
 }
 
 #[test]
-fn syntax_errors_and_missing_paths_are_usage_errors_with_the_place() {
+fn syntax_errors_are_findings_and_missing_paths_usage_errors_with_the_place() {
     let p = Project::new("check_bad_input");
     p.write("bad.sql", "SELECT 1;\nCREATE TABEL t (id int);\n");
     p.run(&["check", "--offline", "bad.sql"])
-        .expect_code(2)
-        .expect_output("bad.sql:2:8: syntax error at or near \"TABEL\"");
+        .expect_code(1)
+        .expect_output("critical[BS003]: syntax error at or near \"TABEL\"")
+        .expect_output("--> bad.sql:2:8")
+        .expect_output("NO-GO");
     p.run(&["check", "--offline", "nope.sql"])
         .expect_code(2)
         .expect_output("nope.sql: no such file");

@@ -79,6 +79,24 @@ pub struct MigrationsSection {
     pub lock_wait: Duration,
     /// How often a migration that hit `lock_timeout` is retried (with backoff).
     pub lock_retries: u32,
+    /// The tool whose layout the folder follows; `None` (`"auto"`): detect it.
+    #[serde(deserialize_with = "layout")]
+    pub layout: Option<crate::source::Layout>,
+}
+
+fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
+    use crate::source::Layout;
+    let text = String::deserialize(d)?;
+    if text == "auto" {
+        return Ok(None);
+    }
+    Layout::lookup(&text).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
+        serde::de::Error::custom(format!(
+            "unknown layout {text:?}; use \"auto\" (detect it), \"backstop\" or one of: {}",
+            names.join(", ")
+        ))
+    })
 }
 
 impl Default for MigrationsSection {
@@ -90,6 +108,7 @@ impl Default for MigrationsSection {
             statement_timeout: Duration::from_secs(15 * 60),
             lock_wait: Duration::from_secs(10 * 60),
             lock_retries: 3,
+            layout: None,
         }
     }
 }

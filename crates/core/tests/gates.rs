@@ -63,7 +63,7 @@ fn a_refusing_gate_stops_the_run_and_a_passing_one_stamps_the_history() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("1_t")).unwrap();
     std::fs::write(dir.path().join("1_t/up.sql"), "CREATE TABLE t (id int);").unwrap();
-    let ms = source::load(dir.path()).unwrap();
+    let ms = source::load(dir.path(), None).unwrap().migrations;
     let opts = MigrateOptions::default();
 
     let mut refusing = Fixed { refuse: true, seen: vec![] };

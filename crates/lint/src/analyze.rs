@@ -613,6 +613,14 @@ struct Parsed {
     tokens: Vec<ScanToken>,
 }
 
+impl Parsed {
+    /// Stands in for a file the parser rejected: no statements, no tokens.
+    fn empty() -> Parsed {
+        let tree = pg_query::parse("", 0).expect("the empty text parses");
+        Parsed { tree, tokens: Vec::new() }
+    }
+}
+
 fn parse(input: &Input<'_>) -> Result<Parsed, InputError> {
     let located = |text: &str| {
         let error = match crate::parse::split(text) {
@@ -663,8 +671,20 @@ fn statements<'p>(parsed: &'p Parsed, text: &str) -> Vec<Stmt<'p>> {
 }
 
 /// Checks `inputs` in order, as one run (e.g. the pending migrations).
-pub fn check(inputs: &[Input<'_>], opts: &Options) -> Result<Report, InputError> {
-    let parsed: Vec<Parsed> = inputs.iter().map(parse).collect::<Result<_, _>>()?;
+pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
+    // A file the parser rejects is a finding; the others are checked as usual.
+    let mut unparsable = Vec::new();
+    let parsed: Vec<Parsed> = inputs
+        .iter()
+        .map(|input| {
+            parse(input).unwrap_or_else(|e| {
+                if !opts.skip.contains(&Code::BS003) {
+                    unparsable.push(syntax_finding(&e));
+                }
+                Parsed::empty()
+            })
+        })
+        .collect();
     let stmts: Vec<Vec<Stmt<'_>>> =
         parsed.iter().zip(inputs).map(|(p, i)| statements(p, i.text)).collect();
 
@@ -742,7 +762,49 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Result<Report, InputError>
         findings.sort_by_key(|f| (f.span.start, f.code));
         report.findings.extend(findings);
     }
-    Ok(report)
+    report.findings.extend(unparsable);
+    report
+}
+
+/// The finding for a file the parser rejected.
+fn syntax_finding(e: &InputError) -> Finding {
+    let pos = e.error.position;
+    let mut f = file_finding(
+        Code::BS003,
+        &e.path,
+        pos,
+        format!("{}: the file cannot run as written", e.error.message),
+        "fix the SQL at this line (a missing semicolon or a misspelt keyword is the usual cause)",
+    );
+    f.span = e.error.offset..e.error.offset;
+    f
+}
+
+/// A finding about a whole file rather than a statement, rated as its
+/// rule rates it: for what the engine finds in files (one that cannot be
+/// read or run as declared) as well as for the parser's rejections.
+pub fn file_finding(code: Code, path: &str, at: Position, message: String, help: &str) -> Finding {
+    let meta = code.meta();
+    Finding {
+        code,
+        rule: meta.name,
+        severity: Severity::of(meta.probability, meta.impact),
+        probability: meta.probability,
+        impact: meta.impact,
+        file: path.to_string(),
+        line: at.line,
+        column: at.column,
+        end_line: at.line,
+        end_column: at.column,
+        message,
+        help: help.to_string(),
+        mitigation: meta.mitigation.to_string(),
+        facts: Vec::new(),
+        suppressed: None,
+        statement: None,
+        span: 0..0,
+        subject: None,
+    }
 }
 
 /// Builds a finding from a hit: place, rating and the rule's mitigation.
@@ -833,7 +895,7 @@ mod tests {
     }
 
     fn codes(sql: &str) -> Vec<&'static str> {
-        let report = check(&[Input::file("t.sql", sql)], &quiet()).unwrap();
+        let report = check(&[Input::file("t.sql", sql)], &quiet());
         report.findings.iter().filter(|f| f.suppressed.is_none()).map(|f| f.code.as_str()).collect()
     }
 
@@ -853,7 +915,7 @@ mod tests {
     fn a_table_created_by_an_earlier_file_of_the_run_is_new() {
         let a = Input::file("1.sql", "CREATE TABLE IF NOT EXISTS t (id int);");
         let b = Input::file("2.sql", "CREATE INDEX IF NOT EXISTS t_id ON t (id);");
-        let report = check(&[a, b], &quiet()).unwrap();
+        let report = check(&[a, b], &quiet());
         assert!(report.findings.is_empty(), "{:?}", report.findings);
     }
 
@@ -862,7 +924,7 @@ mod tests {
         let a = Input::file("1.sql", "CREATE TABLE IF NOT EXISTS t (id int);");
         let b = Input::file("2.sql", "CREATE INDEX IF NOT EXISTS t_id ON t (id);");
         let opts = Options { sequential: false, ..quiet() };
-        let report = check(&[a, b], &opts).unwrap();
+        let report = check(&[a, b], &opts);
         let codes: Vec<_> = report.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(codes, ["BS201"]);
     }
@@ -870,7 +932,7 @@ mod tests {
     #[test]
     fn findings_point_at_line_and_column() {
         let sql = "-- comment\nCREATE TABLE IF NOT EXISTS a (id int);\n  CREATE INDEX IF NOT EXISTS i ON users (email);\n";
-        let report = check(&[Input::file("t.sql", sql)], &quiet()).unwrap();
+        let report = check(&[Input::file("t.sql", sql)], &quiet());
         let f = &report.findings[0];
         assert_eq!((f.code.as_str(), f.line, f.column), ("BS201", 3, 3));
         assert_eq!(&sql[f.span.clone()], "CREATE INDEX");
@@ -886,10 +948,12 @@ mod tests {
     }
 
     #[test]
-    fn a_syntax_error_names_file_line_and_column() {
-        let err =
-            check(&[Input::file("x/up.sql", "SELECT 1;\nCREATE TABEL t ();")], &Options::default())
-                .unwrap_err();
-        assert_eq!(err.to_string(), "x/up.sql:2:8: syntax error at or near \"TABEL\"");
+    fn a_syntax_error_is_a_finding_naming_file_line_and_column() {
+        let report =
+            check(&[Input::file("x/up.sql", "SELECT 1;\nCREATE TABEL t ();")], &Options::default());
+        let f = &report.findings[0];
+        assert_eq!((f.code, f.file.as_str(), f.line, f.column), (Code::BS003, "x/up.sql", 2, 8));
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.message.starts_with("syntax error at or near \"TABEL\""), "{}", f.message);
     }
 }

@@ -138,7 +138,7 @@ mod tests {
 
     fn run(sql: &str) -> Vec<(String, bool)> {
         let opts = Options { runner_sets_lock_timeout: true, ..Options::default() };
-        let report = check(&[Input::file("t.sql", sql)], &opts).unwrap();
+        let report = check(&[Input::file("t.sql", sql)], &opts);
         report.findings.iter().map(|f| (f.code.to_string(), f.suppressed.is_some())).collect()
     }
 

@@ -96,9 +96,7 @@ fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
         } else if path.join("up.sql").is_file() {
             out.push(Source::read(&path.join("up.sql"))?);
         } else if path.is_dir() {
-            for files in source::discover(path)? {
-                out.push(Source::of_files(&files)?);
-            }
+            out.extend(source::load(path, None)?.migrations.iter().map(Source::of_migration));
         } else {
             return Err(UsageError(format!(
                 "{}: no such file or folder; pass SQL files, migration folders or a migrations folder",
@@ -137,11 +135,12 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let sources = if args.paths.is_empty() {
+        let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
         match client.as_mut() {
             Some(client) => {
-                let migrations = source::load_for_check(&config.migrations.dir)?;
-                let status = migrate::status(client, &migrations)?;
-                migrations
+                let status = migrate::status(client, &folder.migrations)?;
+                folder
+                    .migrations
                     .iter()
                     .filter(|m| status.pending.iter().any(|p| p.version == m.version))
                     .map(Source::of_migration)
@@ -152,10 +151,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                     args.format,
                     "note: no database reachable; checking every migration in the folder",
                 );
-                source::discover(&config.migrations.dir)?
-                    .iter()
-                    .map(Source::of_files)
-                    .collect::<Result<_, _>>()?
+                folder.migrations.iter().map(Source::of_migration).collect()
             }
         }
     } else {
@@ -165,7 +161,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Only the pending migrations run as one sequence; files named on the
     // command line, or a folder checked offline, are judged one by one.
     settings.lint.sequential = args.paths.is_empty() && client.is_some();
-    let mut report = check::analyze(&sources, &settings)?;
+    let mut report = check::analyze(&sources, &settings);
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {
             check::live::assess(client, &mut report, &settings)?;

@@ -92,7 +92,7 @@ fn write_set(
             std::fs::write(v2.join("verify.sql"), verify)?;
         }
     }
-    Ok(source::load(&dir)?)
+    Ok(source::load(&dir, None)?.migrations)
 }
 
 /// The database as the demo compares it: schema and every table's rows.

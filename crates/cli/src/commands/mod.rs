@@ -37,7 +37,12 @@ pub struct UsageError(pub String);
 /// connection is made.
 pub struct Context {
     pub config: Config,
+    /// The folder's migrations, in the order they apply.
     pub migrations: Vec<Migration>,
+    /// The layout the folder was read as.
+    pub layout: source::Layout,
+    /// Files of the folder that are not migrations.
+    pub ignored: Vec<source::Ignored>,
     pub settings: Settings,
     pub url: String,
 }
@@ -46,11 +51,18 @@ impl Context {
     /// Loads config and migrations (syntax errors stop here) and resolves the URL.
     pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
         let config = Config::load(config)?;
-        let migrations = source::load(&config.migrations.dir)?;
+        let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;
         let settings = Settings::from(&config.migrations);
-        Ok(Context { config, migrations, settings, url })
+        Ok(Context {
+            config,
+            migrations: folder.migrations,
+            layout: folder.layout,
+            ignored: folder.ignored,
+            settings,
+            url,
+        })
     }
 
     pub fn connect(&self) -> anyhow::Result<postgres::Client> {

@@ -52,14 +52,26 @@ fn percent(text: &str) -> Result<f64, String> {
     }
 }
 
-fn range(text: &str) -> anyhow::Result<(String, String)> {
-    match text.split_once("..") {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
-        _ => Err(UsageError(format!(
+fn range(text: &str, ctx: &Context) -> anyhow::Result<(String, String)> {
+    let (a, b) = match text.split_once("..") {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => (a.to_string(), b.to_string()),
+        _ => {
+            return Err(UsageError(format!(
             "--migrations {text:?}: write a version range as FIRST..LAST, e.g. 20260101000000..20260107120000"
         ))
-        .into()),
+            .into())
+        }
+    };
+    for bound in [&a, &b] {
+        if !ctx.migrations.iter().any(|m| &m.version == bound) {
+            return Err(UsageError(format!(
+                "--migrations {text:?}: {bound} is not a migration of {}; `backstop status` lists the versions",
+                ctx.config.migrations.dir.display()
+            ))
+            .into());
+        }
     }
+    Ok((a, b))
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -79,7 +91,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let options = Options {
         verify: plan,
         schema_only: args.schema_only,
-        range: args.migrations.as_deref().map(range).transpose()?,
+        range: args.migrations.as_deref().map(|r| range(r, &ctx)).transpose()?,
         sample: args.sample,
         from_backup: args
             .from_backup

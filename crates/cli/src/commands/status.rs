@@ -5,8 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::migrate;
+use backstop_core::source::{Ignored, Layout, Part, Problem};
 
 use super::{print, print_json, Context};
+use crate::render::terminal_safe;
 use crate::{Connection, Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +17,9 @@ pub struct Args {
     conn: Connection,
     #[command(flatten)]
     output: Output,
+    /// Also list the files of the migrations folder that are not migrations.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -28,12 +33,64 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect()?;
     let status = migrate::status(&mut client, &ctx.migrations)?;
     let frozen = backstop_core::freeze::current(&mut client)?;
+    let problems: Vec<ShownProblem> = ctx
+        .migrations
+        .iter()
+        .flat_map(|m| {
+            let pending = status.pending.iter().any(|e| e.version == m.version);
+            m.problems.iter().map(move |p| ShownProblem {
+                version: &m.version,
+                pending,
+                problem: p,
+            })
+        })
+        .collect();
+    let blocked = problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
     match args.output.format {
-        Format::Json => {
-            print_json(&Shown { status: &status, frozen, unfinished_restore: unfinished })?
-        }
+        Format::Json => print_json(&Shown {
+            layout: ctx.layout,
+            status: &status,
+            problems: &problems,
+            ignored: &ctx.ignored,
+            frozen,
+            unfinished_restore: unfinished,
+        })?,
         Format::Text => {
-            let mut text = render(&status);
+            let mut text = format!(
+                "{} ({} layout, {} migration(s))\n",
+                ctx.config.migrations.dir.display(),
+                ctx.layout,
+                ctx.migrations.len()
+            );
+            text.push_str(&render(&status));
+            if !problems.is_empty() {
+                let _ = writeln!(text, "cannot run as written ({}):", problems.len());
+                for p in &problems {
+                    let blocks = match (p.problem.part, p.pending) {
+                        (Part::Down, _) => "blocks a rollback through it",
+                        (_, true) => "blocks migrate",
+                        (_, false) => "applied already",
+                    };
+                    let _ = writeln!(
+                        text,
+                        "  {} {}: {} ({blocks})",
+                        p.version,
+                        p.problem.part,
+                        terminal_safe(&p.problem.to_string())
+                    );
+                }
+            }
+            if args.verbose && !ctx.ignored.is_empty() {
+                let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
+                for i in &ctx.ignored {
+                    let _ = writeln!(
+                        text,
+                        "  {}: {}",
+                        terminal_safe(&i.path.display().to_string()),
+                        i.why
+                    );
+                }
+            }
             if let Some(f) = &frozen {
                 let _ = writeln!(
                     text,
@@ -51,14 +108,26 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             print(&text)?
         }
     }
-    Ok(if status.drifted.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if status.drifted.is_empty() && !blocked { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A file that cannot run, and whether its migration is still to apply.
+#[derive(serde::Serialize)]
+struct ShownProblem<'a> {
+    version: &'a str,
+    pending: bool,
+    #[serde(flatten)]
+    problem: &'a Problem,
 }
 
 /// `status --format json`: the migration status, and what else holds the database.
 #[derive(serde::Serialize)]
 struct Shown<'a> {
+    layout: Layout,
     #[serde(flatten)]
     status: &'a migrate::Status,
+    problems: &'a [ShownProblem<'a>],
+    ignored: &'a [Ignored],
     frozen: Option<backstop_core::freeze::FreezeState>,
     unfinished_restore: Option<backstop_core::backup::restore::Journal>,
 }

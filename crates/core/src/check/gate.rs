@@ -31,7 +31,7 @@ impl CheckGate<'_> {
         pending: &[&Migration],
     ) -> Result<Assessment, CheckError> {
         let sources: Vec<Source> = pending.iter().map(|m| Source::of_migration(m)).collect();
-        let mut report = analyze(&sources, &self.settings)?;
+        let mut report = analyze(&sources, &self.settings);
         live::assess(client, &mut report, &self.settings)?;
         let server_version: String = client
             .query_one("select current_setting('server_version')", &[])

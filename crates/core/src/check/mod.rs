@@ -11,7 +11,7 @@ use backstop_lint::{Code, Finding, Input, Report, Severity, Verdict};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::Config;
-use crate::source::{Migration, SourceError};
+use crate::source::{Migration, Part, ProblemKind, SourceError};
 
 pub use gate::CheckGate;
 
@@ -101,16 +101,21 @@ pub struct Source {
     pub text: String,
     pub no_transaction: bool,
     pub has_down: Option<bool>,
+    /// Findings about the migration's files that the SQL analysis cannot
+    /// see: a down or verify script that cannot run, an up that is missing
+    /// or asks for what Backstop cannot honour.
+    pub file_findings: Vec<Finding>,
 }
 
 impl Source {
-    /// The up file of a migration.
+    /// The up file of a migration, with what is wrong with its other files.
     pub fn of_migration(m: &Migration) -> Source {
         Source {
             path: m.up.path.display().to_string(),
             text: m.up.text.clone(),
             no_transaction: m.no_transaction,
             has_down: Some(m.down.is_some()),
+            file_findings: file_findings(m),
         }
     }
 
@@ -133,14 +138,13 @@ impl Source {
         };
         let no_transaction =
             text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
-        Ok(Source { path: path.display().to_string(), text, no_transaction, has_down })
-    }
-
-    /// The up file of a migration found by [`crate::source::discover`].
-    pub fn of_files(files: &crate::source::MigrationFiles) -> Result<Source, SourceError> {
-        let mut source = Source::read(&files.up)?;
-        source.has_down = Some(files.down.is_some());
-        Ok(source)
+        Ok(Source {
+            path: path.display().to_string(),
+            text,
+            no_transaction,
+            has_down,
+            file_findings: Vec::new(),
+        })
     }
 
     fn input(&self) -> Input<'_> {
@@ -239,18 +243,52 @@ impl Assessment {
     }
 }
 
+/// What is wrong with a migration's files beyond what the analysis of its
+/// up SQL finds (it reports an up that does not parse, transaction control
+/// and CONCURRENTLY itself). A down that cannot run is high: the migration
+/// can be applied, but a rollback through it fails.
+fn file_findings(m: &Migration) -> Vec<Finding> {
+    let seen_by_analysis =
+        [ProblemKind::Syntax, ProblemKind::TransactionControl, ProblemKind::NeedsNoTransaction];
+    m.problems
+        .iter()
+        .filter(|p| p.part != Part::Up || !seen_by_analysis.contains(&p.kind))
+        .map(|p| {
+            let at = backstop_lint::Position { line: p.line, column: p.column };
+            let path = p.path.display().to_string();
+            let (message, help) = match p.part {
+                Part::Down => (
+                    format!("the down of {} cannot run: {}", m.label(), p.message),
+                    "fix the down file before a rollback through this migration is needed",
+                ),
+                part => (
+                    format!("the {part} of {} cannot run: {}", m.label(), p.message),
+                    "fix it: backstop migrate refuses to apply this migration until then",
+                ),
+            };
+            let mut f = backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help);
+            if p.part == Part::Down {
+                f.probability = backstop_lint::Probability::Medium;
+                f.severity = Severity::of(f.probability, f.impact);
+            }
+            f
+        })
+        .collect()
+}
+
 /// Runs the pure analysis over `sources`, in order, as one run.
-pub fn analyze(sources: &[Source], settings: &Settings) -> Result<Report, CheckError> {
+pub fn analyze(sources: &[Source], settings: &Settings) -> Report {
     let inputs: Vec<Input<'_>> = sources.iter().map(Source::input).collect();
-    backstop_lint::check(&inputs, &settings.lint).map_err(CheckError::Syntax)
+    let mut report = backstop_lint::check(&inputs, &settings.lint);
+    if !settings.lint.skip.contains(&Code::BS003) {
+        report.findings.extend(sources.iter().flat_map(|s| s.file_findings.iter().cloned()));
+    }
+    report
 }
 
 /// What stops a check from giving a verdict at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// SQL the parser rejects: an input error (exit 2).
-    #[error(transparent)]
-    Syntax(backstop_lint::InputError),
     /// The live part failed half-way: an environment error (exit 3).
     #[error("database error while {context}")]
     Db {
@@ -263,7 +301,6 @@ pub enum CheckError {
 impl CheckError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CheckError::Syntax(_) => 2,
             CheckError::Db { .. } => 3,
         }
     }

@@ -133,10 +133,23 @@ pub fn insert(
     duration_ms: i64,
     stamp: &super::Stamp,
 ) -> Result<(), postgres::Error> {
+    // A repeatable migration applies again when its file changes: its row
+    // is brought up to date. Any other version is inserted once (the
+    // migration lock keeps two runs from racing).
+    let upsert = if m.repeatable {
+        " on conflict (version) do update set name = excluded.name, checksum = excluded.checksum,
+           applied_at = now(), duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
+           no_transaction = excluded.no_transaction, backup_id = excluded.backup_id,
+           rehearsal_id = excluded.rehearsal_id"
+    } else {
+        ""
+    };
     client.execute(
-        "insert into backstop.applied
-           (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id, rehearsal_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &format!(
+            "insert into backstop.applied
+               (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id, rehearsal_id)
+             values ($1, $2, $3, $4, $5, $6, $7, $8){upsert}"
+        ),
         &[
             &m.version,
             &m.name,

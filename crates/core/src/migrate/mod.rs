@@ -21,7 +21,7 @@ pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
 use crate::audit;
 use crate::config::MigrationsSection;
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};
-use crate::source::{compare_versions, Migration};
+use crate::source::{Migration, Order, Part, Problem};
 
 /// The guards that apply to every run.
 #[derive(Debug, Clone)]
@@ -133,6 +133,20 @@ pub enum ApplyError {
     OutOfOrder { older: Vec<String>, latest: String },
     #[error(transparent)]
     Gate(#[from] GateRefusal),
+    #[error("{}", unrunnable_message(.0))]
+    Unrunnable(Vec<Problem>),
+}
+
+fn unrunnable_message(problems: &[Problem]) -> String {
+    let mut text = format!(
+        "{} cannot run as written; fix {} (`backstop check` reports every such file):",
+        if problems.len() == 1 { "a file this run needs" } else { "files this run needs" },
+        if problems.len() == 1 { "it" } else { "them" }
+    );
+    for p in problems {
+        text.push_str(&format!("\n  {p}"));
+    }
+    text
 }
 
 impl ApplyError {
@@ -140,7 +154,9 @@ impl ApplyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ApplyError::Drift(_) | ApplyError::MissingDown(_) | ApplyError::OutOfOrder { .. } => 1,
-            ApplyError::UnknownVersion(_) | ApplyError::NotApplied(_) => 2,
+            ApplyError::UnknownVersion(_)
+            | ApplyError::NotApplied(_)
+            | ApplyError::Unrunnable(_) => 2,
             ApplyError::Lock(_) | ApplyError::Db { .. } | ApplyError::ConnectionLost { .. } => 3,
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
@@ -222,11 +238,14 @@ pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, A
 }
 
 fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
-    rows.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    let order = Order::of(migrations);
+    // Folder order; rows whose file is gone after those, oldest first.
+    rows.sort_by_key(|r| (order.position(&r.version).unwrap_or(usize::MAX), r.applied_at));
     let mut drifted = Vec::new();
     let mut applied = Vec::new();
+    let mut reapply = Vec::new();
     for row in &rows {
-        let file = migrations.iter().find(|m| m.version == row.version);
+        let file = order.position(&row.version).map(|i| &migrations[i]);
         match file {
             None => drifted.push(Drift {
                 version: row.version.clone(),
@@ -235,6 +254,10 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
                 applied_checksum: row.checksum.clone(),
                 file_checksum: None,
             }),
+            // A repeatable migration whose file changed applies again.
+            Some(m) if m.repeatable && m.checksum != row.checksum => {
+                reapply.push(m.version.as_str())
+            }
             Some(m) if m.checksum != row.checksum => drifted.push(Drift {
                 version: row.version.clone(),
                 name: row.name.clone(),
@@ -255,9 +278,10 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
             backup_id: row.backup_id.clone(),
         });
     }
+    let done: std::collections::HashSet<&str> = rows.iter().map(|r| r.version.as_str()).collect();
     let pending = migrations
         .iter()
-        .filter(|m| !rows.iter().any(|r| r.version == m.version))
+        .filter(|m| !done.contains(m.version.as_str()) || reapply.contains(&m.version.as_str()))
         .map(|m| Entry {
             version: m.version.clone(),
             name: m.name.clone(),
@@ -270,6 +294,32 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
         })
         .collect();
     Status { applied, pending, drifted }
+}
+
+/// The pending migrations a run applies, in folder order, up to `to`.
+fn select_pending<'m>(
+    migrations: &'m [Migration],
+    status: &Status,
+    to: Option<&str>,
+) -> Vec<&'m Migration> {
+    let last = to.and_then(|to| Order::of(migrations).position(to)).unwrap_or(usize::MAX);
+    let waiting: std::collections::HashSet<&str> =
+        status.pending.iter().map(|p| p.version.as_str()).collect();
+    migrations
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| waiting.contains(m.version.as_str()) && *i <= last)
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// The problems that keep `part` of these migrations from running.
+fn problems_of(migrations: &[&Migration], parts: &[Part]) -> Vec<Problem> {
+    migrations
+        .iter()
+        .flat_map(|m| m.problems.iter().filter(|p| parts.contains(&p.part)))
+        .cloned()
+        .collect()
 }
 
 /// What a `migrate` or `rollback` run did (or, with `dry_run`, would do).
@@ -353,11 +403,12 @@ fn adds_value_used_later(m: &Migration, later: &[&Migration]) -> bool {
 fn plan_down<'m>(targets: &[&'m Migration]) -> Vec<Group<'m>> {
     let mut groups: Vec<Group<'m>> = Vec::new();
     for m in targets {
+        let no_transaction = m.down.as_ref().is_some_and(|d| d.no_transaction);
         match groups.last_mut() {
-            Some(g) if g.transactional && !m.no_transaction => g.migrations.push(m),
+            Some(g) if g.transactional && !no_transaction => g.migrations.push(m),
             _ => groups.push(Group {
                 direction: Direction::Down,
-                transactional: !m.no_transaction,
+                transactional: !no_transaction,
                 migrations: vec![m],
             }),
         }
@@ -398,6 +449,16 @@ pub fn migrate(
             return Err(ApplyError::UnknownVersion(to.clone()));
         }
     }
+    // A file that cannot run is bad input: refused before anything is
+    // written (and again under the lock, where the history is certain).
+    let before = status(client, migrations)?;
+    let problems = problems_of(
+        &select_pending(migrations, &before, options.to.as_deref()),
+        &[Part::Up, Part::Verify],
+    );
+    if !problems.is_empty() {
+        return Err(ApplyError::Unrunnable(problems));
+    }
     with_lock(client, settings, progress, |client, progress| {
         if !options.dry_run {
             history::ensure_schema(client).map_err(|source| ApplyError::Db {
@@ -409,25 +470,28 @@ pub fn migrate(
         if !status.drifted.is_empty() {
             return Err(refused(client, "migrate", ApplyError::Drift(status.drifted)));
         }
-        let pending: Vec<&Migration> = migrations
+        let order = Order::of(migrations);
+        let pending = select_pending(migrations, &status, options.to.as_deref());
+        let latest = status
+            .applied
             .iter()
-            .filter(|m| status.pending.iter().any(|p| p.version == m.version))
-            .filter(|m| {
-                options.to.as_ref().is_none_or(|to| compare_versions(&m.version, to).is_le())
-            })
-            .collect();
-        let latest =
-            status.applied.iter().map(|e| &e.version).max_by(|a, b| compare_versions(a, b));
+            .filter_map(|e| order.position(&e.version))
+            .filter(|i| !migrations[*i].repeatable)
+            .max();
         if let (Some(latest), false) = (latest, options.allow_out_of_order) {
             let older: Vec<String> = pending
                 .iter()
-                .filter(|m| compare_versions(&m.version, latest).is_lt())
+                .filter(|m| !m.repeatable && order.position(&m.version).is_some_and(|i| i < latest))
                 .map(|m| m.version.clone())
                 .collect();
             if !older.is_empty() {
-                let latest = latest.clone();
+                let latest = migrations[latest].version.clone();
                 return Err(refused(client, "migrate", ApplyError::OutOfOrder { older, latest }));
             }
+        }
+        let problems = problems_of(&pending, &[Part::Up, Part::Verify]);
+        if !problems.is_empty() {
+            return Err(refused(client, "migrate", ApplyError::Unrunnable(problems)));
         }
         let mut stamp = Stamp::default();
         let mut passed = serde_json::Map::new();
@@ -472,7 +536,10 @@ pub fn rollback(
 ) -> Result<Report, ApplyError> {
     with_lock(client, settings, progress, |client, progress| {
         let status = status(client, migrations)?;
-        let mut applied: Vec<&Entry> = status.applied.iter().collect();
+        // Repeatable migrations have no down; a rollback passes them by.
+        let repeatable = |v: &str| migrations.iter().any(|m| m.version == v && m.repeatable);
+        let mut applied: Vec<&Entry> =
+            status.applied.iter().filter(|e| !repeatable(&e.version)).collect();
         applied.reverse();
         let chosen: Vec<&Entry> = match target {
             RollbackTarget::Steps(n) => applied.into_iter().take(*n).collect(),
@@ -500,6 +567,10 @@ pub fn rollback(
             targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
         if !missing.is_empty() {
             return Err(refused(client, "rollback", ApplyError::MissingDown(missing)));
+        }
+        let problems = problems_of(&targets, &[Part::Down]);
+        if !problems.is_empty() {
+            return Err(refused(client, "rollback", ApplyError::Unrunnable(problems)));
         }
         let groups = plan_down(&targets);
         let run =
@@ -687,7 +758,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, sql).unwrap();
         }
-        let ms = crate::source::load(tmp.path()).unwrap();
+        let ms = crate::source::load(tmp.path(), None).unwrap().migrations;
         (tmp, ms)
     }
 

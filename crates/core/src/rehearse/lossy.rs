@@ -78,7 +78,7 @@ mod tests {
         write("1_a/down.sql", "ALTER TABLE public.users DROP COLUMN plan; DROP TABLE clients;");
         write("2_b/up.sql", "CREATE INDEX i ON users (id);");
         write("2_b/down.sql", "DROP INDEX i; DROP TABLE legacy;");
-        let ms = crate::source::load(tmp.path()).unwrap();
+        let ms = crate::source::load(tmp.path(), None).unwrap().migrations;
         let found: Vec<_> = find(&ms).into_iter().map(|l| (l.version, l.object)).collect();
         assert_eq!(
             found,

@@ -352,16 +352,17 @@ fn pending<'m>(
     if !status.drifted.is_empty() {
         return Err(ApplyError::Drift(status.drifted).into());
     }
+    let order = crate::source::Order::of(migrations);
+    let bounds = range.as_ref().map(|(a, b)| (order.position(a), order.position(b)));
     Ok(migrations
         .iter()
-        .filter(|m| status.pending.iter().any(|p| p.version == m.version))
-        .filter(|m| match range {
-            Some((a, b)) => {
-                crate::source::compare_versions(&m.version, a).is_ge()
-                    && crate::source::compare_versions(&m.version, b).is_le()
-            }
+        .enumerate()
+        .filter(|(_, m)| status.pending.iter().any(|p| p.version == m.version))
+        .filter(|(i, _)| match bounds {
+            Some((a, b)) => a.is_none_or(|a| *i >= a) && b.is_none_or(|b| *i <= b),
             None => true,
         })
+        .map(|(_, m)| m)
         .collect())
 }
 

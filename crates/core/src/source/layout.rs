@@ -1,128 +1,162 @@
-//! Which files of a migrations folder make up which migration.
+//! The layouts Backstop reads, and telling which one a folder is in.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::SourceError;
+use super::{entries, file_name, flyway, sections, split_stem, SourceError};
 
-/// The folder layout a migration was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// The tool whose folder layout a migrations folder follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Layout {
-    /// `VERSION_name/{up,down,verify}.sql` (diesel, backstop).
-    Directory,
-    /// `VERSION_name.up.sql` + `VERSION_name.down.sql`, or `VERSION_name.sql` (sqlx).
-    Files,
+    /// `VERSION_name/{up,down,verify}.sql` with diesel's `metadata.toml`;
+    /// Backstop's own layout (`backstop new` writes it).
+    #[serde(alias = "backstop")]
+    Diesel,
+    /// `VERSION_name.up.sql` / `.down.sql`, or `VERSION_name.sql`.
+    Sqlx,
+    /// `VERSION_name.sql` with `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
+    /// `VERSION_name.up.sql` / `.down.sql`, never wrapped in a transaction
+    /// by its tool.
+    GolangMigrate,
+    /// `VERSION_name.sql` with `-- +goose Up` / `-- +goose Down` sections.
+    Goose,
+    /// `V<version>__<desc>.sql`, undo `U…`, repeatable `R__…`.
+    Flyway,
+    /// `sqitch.plan` with `deploy/`, `revert/` and `verify/`.
+    Sqitch,
 }
 
-/// The files found for one migration.
-#[derive(Debug)]
-pub(super) struct Found {
-    pub version: String,
-    pub name: String,
-    pub up: PathBuf,
-    pub down: Option<PathBuf>,
-    pub verify: Option<PathBuf>,
-    pub layout: Layout,
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layout::Diesel => f.write_str("backstop/diesel"),
+            other => f.write_str(other.name()),
+        }
+    }
 }
 
-/// Splits `VERSION_name` into its parts; the version is digits, optionally
-/// separated by `-` or `.` (diesel writes `2026-01-07-120000`).
-fn split_stem(stem: &str) -> Option<(String, String)> {
-    let (version, name) = stem.split_once('_')?;
-    let valid = !version.is_empty()
-        && version.starts_with(|c: char| c.is_ascii_digit())
-        && version.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '.')
-        && !name.is_empty();
-    valid.then(|| (version.to_string(), name.to_string()))
+impl Layout {
+    /// Every layout, for help texts and `adopt --from`.
+    pub const ALL: [Layout; 7] = [
+        Layout::Diesel,
+        Layout::Sqlx,
+        Layout::Dbmate,
+        Layout::GolangMigrate,
+        Layout::Goose,
+        Layout::Flyway,
+        Layout::Sqitch,
+    ];
+
+    /// The name used in `backstop.toml` and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Diesel => "diesel",
+            Layout::Sqlx => "sqlx",
+            Layout::Dbmate => "dbmate",
+            Layout::GolangMigrate => "golang-migrate",
+            Layout::Goose => "goose",
+            Layout::Flyway => "flyway",
+            Layout::Sqitch => "sqitch",
+        }
+    }
+
+    /// Finds a layout by its name (`backstop` is diesel's).
+    pub fn lookup(name: &str) -> Option<Layout> {
+        if name.eq_ignore_ascii_case("backstop") {
+            return Some(Layout::Diesel);
+        }
+        Layout::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the tool leaves transactions to the author: it never wraps a
+    /// migration in one, so `BEGIN` … `COMMIT` in a file is the author's.
+    pub fn author_owns_transactions(self) -> bool {
+        matches!(self, Layout::GolangMigrate | Layout::Sqitch)
+    }
+
+    /// How a migration of this layout says it must run outside a transaction.
+    pub fn no_transaction_hint(self) -> &'static str {
+        match self {
+            Layout::Diesel => {
+                "`run_in_transaction = false` in its metadata.toml, or `-- backstop:no-transaction` \
+                 as the first line of up.sql"
+            }
+            Layout::Sqlx => "`-- no-transaction` as its first line",
+            Layout::Dbmate => "`-- migrate:up transaction:false`",
+            Layout::Goose => "`-- +goose NO TRANSACTION`",
+            Layout::Flyway => "`executeInTransaction=false` in the script's .conf file",
+            Layout::GolangMigrate | Layout::Sqitch => "no BEGIN … COMMIT in the file",
+        }
+    }
 }
 
-pub(super) fn discover(dir: &Path) -> Result<Vec<Found>, SourceError> {
-    let read_err = |source| SourceError::Read { path: dir.to_path_buf(), source };
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).map_err(read_err)?.collect::<Result<_, _>>().map_err(read_err)?;
-    entries.sort_by_key(|e| e.file_name());
-
-    let mut found = Vec::new();
-    // sqlx files grouped by stem: (up, down)
-    let mut files: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
-    for entry in entries {
-        let path = entry.path();
-        let Some(file_name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+/// Tells the layout of `dir` from what is in it. A folder with evidence of
+/// two layouts is an error naming one file of each; an empty folder is
+/// Backstop's own layout.
+pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
+    if dir.join("sqitch.plan").is_file() {
+        return Ok(Layout::Sqitch);
+    }
+    let mut seen: Vec<(Layout, PathBuf)> = Vec::new();
+    let mut paired: Vec<PathBuf> = Vec::new();
+    for path in entries(dir)? {
+        let name = file_name(&path);
+        let layout = if path.is_dir() {
+            if !path.join("up.sql").is_file() {
+                continue;
+            }
+            Layout::Diesel
+        } else if flyway::is_script_name(name) {
+            Layout::Flyway
+        } else if let Some(base) = name.strip_suffix(".sql") {
+            let stem = base.strip_suffix(".up").or_else(|| base.strip_suffix(".down"));
+            match stem {
+                Some(stem) if split_stem(stem).is_some() => {
+                    paired.push(path.clone());
+                    Layout::Sqlx
+                }
+                Some(_) => continue,
+                None if split_stem(base).is_some() => {
+                    sections::marker_layout(&path).unwrap_or(Layout::Sqlx)
+                }
+                None => continue,
+            }
+        } else {
             continue;
         };
-        if file_name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            let Some((version, name)) = split_stem(&file_name) else {
-                return Err(SourceError::BadName {
-                    path,
-                    hint: "(folders hold up.sql, down.sql, verify.sql)",
-                });
-            };
-            let up = path.join("up.sql");
-            if !up.is_file() {
-                return Err(SourceError::MissingUp { path });
-            }
-            let optional = |f: &str| Some(path.join(f)).filter(|p| p.is_file());
-            found.push(Found {
-                version,
-                name,
-                down: optional("down.sql"),
-                verify: optional("verify.sql"),
-                up,
-                layout: Layout::Directory,
+        if let Some((other, first)) = seen.iter().find(|(l, _)| *l != layout) {
+            return Err(SourceError::MixedLayouts {
+                dir: dir.to_path_buf(),
+                a: *other,
+                first: first.clone(),
+                b: layout,
+                second: path,
             });
-        } else if let Some(base) = file_name.strip_suffix(".sql") {
-            let (stem, is_down) = if let Some(s) = base.strip_suffix(".up") {
-                (s, false)
-            } else if let Some(s) = base.strip_suffix(".down") {
-                (s, true)
-            } else {
-                (base, false)
-            };
-            if split_stem(stem).is_none() {
-                return Err(SourceError::BadName {
-                    path,
-                    hint: "(files are VERSION_name.up.sql and VERSION_name.down.sql)",
-                });
-            }
-            let slot = files.entry(stem.to_string()).or_default();
-            if is_down {
-                slot.1 = Some(path);
-            } else {
-                slot.0 = Some(path);
-            }
+        }
+        if seen.is_empty() {
+            seen.push((layout, path));
         }
     }
-    for (stem, (up, down)) in files {
-        let (version, name) = split_stem(&stem).expect("checked when collected");
-        let Some(up) = up else {
-            let path = down.expect("an entry has at least one file");
-            return Err(SourceError::OrphanDown { path, expected: format!("{stem}.up.sql") });
-        };
-        found.push(Found { version, name, up, down, verify: None, layout: Layout::Files });
+    match seen.first() {
+        None => Ok(Layout::Diesel),
+        Some((Layout::Sqlx, _))
+            if !paired.is_empty() && paired.iter().any(|p| authors_begin(p)) =>
+        {
+            Ok(Layout::GolangMigrate)
+        }
+        Some((layout, _)) => Ok(*layout),
     }
-    Ok(found)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems_need_a_numeric_version_and_a_name() {
-        assert_eq!(
-            split_stem("20260107_add_clients"),
-            Some(("20260107".into(), "add_clients".into()))
-        );
-        assert_eq!(
-            split_stem("2026-01-07-120000_x"),
-            Some(("2026-01-07-120000".into(), "x".into()))
-        );
-        assert_eq!(split_stem("schema"), None);
-        assert_eq!(split_stem("v1_x"), None);
-        assert_eq!(split_stem("1_"), None);
-    }
+/// Whether a file opens its own transaction, as golang-migrate authors do
+/// (sqlx wraps every migration itself, so its files do not).
+fn authors_begin(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        let l = l.trim().trim_end_matches(';').trim().to_ascii_uppercase();
+        l == "BEGIN" || l == "START TRANSACTION" || l == "BEGIN TRANSACTION"
+    })
 }

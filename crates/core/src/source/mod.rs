@@ -1,22 +1,34 @@
-//! Reading a migrations folder into one model, whatever its layout: the
-//! diesel/backstop layout `VERSION_name/{up,down,verify}.sql` and the sqlx
-//! layout `VERSION_name.up.sql` / `VERSION_name.down.sql` (or a plain
-//! `VERSION_name.sql`). Every file is parsed here, so a syntax error stops
-//! the run before anything touches the database.
+//! Reading a migrations folder into one model, whatever tool wrote it:
+//! backstop/diesel folders, sqlx and golang-migrate file pairs, dbmate and
+//! goose files with marked sections, Flyway scripts and sqitch plans. Each
+//! layout is an adapter (one file each) that finds the migrations, maps the
+//! tool's own options onto the no-transaction flag and orders the versions
+//! by the tool's own rule.
+//!
+//! Folders are read leniently and run strictly: a file that does not parse,
+//! or cannot run the way it is declared, stays in the model with its
+//! [`Problem`]; only a command that would execute that very file refuses.
+//! Files that are not migrations are ignored and listed.
 
+mod dirs;
+mod flyway;
 mod layout;
+mod paired;
+mod sections;
+mod sqitch;
 
-use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use backstop_lint::{Position, Statement, SyntaxError};
+use backstop_lint::{Position, Statement};
 
 pub use layout::Layout;
 
 /// The first-line marker of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
 
-/// What is wrong with the migrations folder. All are input errors (exit 2).
+/// What keeps the folder as a whole from being read. All are input errors
+/// (exit 2); a problem with one file is a [`Problem`] instead.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("migrations dir {path} does not exist; create it with `backstop init` or set [migrations] dir in backstop.toml")]
@@ -29,36 +41,89 @@ pub enum SourceError {
     },
     #[error("{path}: not valid UTF-8 (first bad byte at offset {offset}); save the file as UTF-8")]
     NotUtf8 { path: PathBuf, offset: usize },
-    #[error("{path}:{}:{}: {}", .error.position.line, .error.position.column, .error.message)]
-    Syntax { path: PathBuf, error: SyntaxError },
     #[error("duplicate migration version {version}: {first} and {second}; give one of them a new version")]
     Duplicate { version: String, first: PathBuf, second: PathBuf },
-    #[error("{path}: empty migration (no SQL statements, only comments or blanks); write the migration or delete it")]
-    Empty { path: PathBuf },
-    #[error("{path}: cannot tell the version from the name; name it VERSION_name (e.g. 20260107120000_add_clients) {hint}")]
-    BadName { path: PathBuf, hint: &'static str },
-    #[error("{path}: migration folder has no up.sql; add one or remove the folder")]
-    MissingUp { path: PathBuf },
-    #[error("{path}: a down migration without its up migration; add {expected}")]
-    OrphanDown { path: PathBuf, expected: String },
     #[error(
-        "{path}:{line}: `{statement}` inside a migration; Backstop runs each migration in a transaction \
-         itself, remove it (or mark the migration with `{NO_TRANSACTION_MARKER}` as its first line)"
+        "{dir} mixes two layouts: {first} is {a}, {second} is {b}; keep one tool's migrations \
+         in this folder, or set [migrations] layout in backstop.toml to the one to read"
     )]
-    TransactionControl { path: PathBuf, line: usize, statement: String },
-    #[error(
-        "{path}:{line}: {what} cannot run inside a transaction; put it in its own migration whose \
-         first line is `{NO_TRANSACTION_MARKER}`"
-    )]
-    NeedsNoTransaction { path: PathBuf, line: usize, what: &'static str },
+    MixedLayouts { dir: PathBuf, a: Layout, first: PathBuf, b: Layout, second: PathBuf },
+    #[error("{path}:{line}: {message}")]
+    Plan { path: PathBuf, line: usize, message: String },
 }
 
-/// One SQL file of a migration, parsed.
+/// Which part of a migration a [`Problem`] is in, so that only the command
+/// that would run that part refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Up,
+    Down,
+    Verify,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Up => "up",
+            Part::Down => "down",
+            Part::Verify => "verify",
+        })
+    }
+}
+
+/// What kind of thing is wrong with a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The file could not be read, or is not UTF-8.
+    Unreadable,
+    /// PostgreSQL's parser rejects it.
+    Syntax,
+    /// An up with no statement (diesel and backstop refuse those).
+    Empty,
+    /// `BEGIN`/`COMMIT` in a file Backstop wraps in its own transaction.
+    TransactionControl,
+    /// A statement PostgreSQL refuses inside a transaction, in a
+    /// migration declared transactional.
+    NeedsNoTransaction,
+    /// The layout names a file that is not there (a sqitch plan entry
+    /// without its deploy script, a migration folder without up.sql).
+    MissingFile,
+    /// The tool's migration cannot be run by Backstop (a goose Go
+    /// migration, an option that changes semantics Backstop does not have).
+    Unsupported,
+}
+
+/// A file that cannot run as it is: where, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub part: Part,
+    pub kind: ProblemKind,
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+    }
+}
+
+/// One SQL file (or one section of a file) of a migration, parsed.
 #[derive(Debug, Clone)]
 pub struct SqlFile {
     pub path: PathBuf,
+    /// The text as it runs: for a file with up and down sections, the whole
+    /// file with the other section blanked, so lines and columns are the
+    /// file's own.
     pub text: String,
+    /// Empty when the file does not parse (see the migration's problems).
     pub statements: Vec<Statement>,
+    /// Runs outside a transaction, statement by statement.
+    pub no_transaction: bool,
 }
 
 impl SqlFile {
@@ -77,266 +142,419 @@ impl SqlFile {
 /// One migration, whatever layout it came from.
 #[derive(Debug, Clone)]
 pub struct Migration {
+    /// The version as the folder writes it; the key in `backstop.applied`.
     pub version: String,
+    /// The version as the migration's own tool records it in its history
+    /// table (diesel drops the dashes, Flyway joins parts with dots).
+    pub tool_version: String,
     pub name: String,
     pub up: SqlFile,
     pub down: Option<SqlFile>,
     pub verify: Option<SqlFile>,
     /// Over the up SQL's tokens: comments and whitespace do not count.
     pub checksum: String,
-    /// Runs outside a transaction, statement by statement.
+    /// The up runs outside a transaction, statement by statement.
     pub no_transaction: bool,
     pub layout: Layout,
+    /// A Flyway repeatable migration: no version, applied after the
+    /// versioned ones, again whenever its checksum changes.
+    pub repeatable: bool,
+    /// Migrations (by version) that must be applied before this one
+    /// (sqitch `requires`).
+    pub requires: Vec<String>,
+    /// Why parts of it cannot run; empty for a healthy migration.
+    pub problems: Vec<Problem>,
 }
 
 impl Migration {
     /// `VERSION_name`, as in file names and messages.
     pub fn label(&self) -> String {
-        format!("{}_{}", self.version, self.name)
+        if self.repeatable || self.version == self.name {
+            self.version.clone()
+        } else {
+            format!("{}_{}", self.version, self.name)
+        }
+    }
+
+    /// The problems that stop `part` from running.
+    pub fn problems_in(&self, part: Part) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(move |p| p.part == part)
+    }
+
+    /// Whether the file of `part` can be run (it may still not exist).
+    pub fn runnable(&self, part: Part) -> bool {
+        self.problems_in(part).next().is_none()
     }
 }
 
-/// Orders versions numerically part by part, so `9` < `10` and diesel's
-/// `2026-01-07-120000` sorts by date.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    version_key(a).cmp(&version_key(b)).then_with(|| a.cmp(b))
+/// A file in the migrations folder that is not (part of) a migration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ignored {
+    pub path: PathBuf,
+    pub why: String,
 }
 
-fn version_key(v: &str) -> Vec<(usize, String)> {
-    v.split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let digits = p.trim_start_matches('0');
-            (digits.len(), digits.to_string())
-        })
-        .collect()
-}
-
-/// Reads every migration in `dir`, sorted by version.
-pub fn load(dir: &Path) -> Result<Vec<Migration>, SourceError> {
-    load_with(dir, true)
-}
-
-/// Like [`load`], but lets through what only `migrate` must refuse
-/// (`BEGIN`/`COMMIT` in a file, `CONCURRENTLY` without the no-transaction
-/// marker), so that `backstop check` can report them as findings among
-/// the others. Syntax errors still stop it.
-pub fn load_for_check(dir: &Path) -> Result<Vec<Migration>, SourceError> {
-    load_with(dir, false)
-}
-
-/// The files of one migration, found but not read.
+/// A migrations folder as read: its layout, its migrations in the order
+/// they apply, and what was ignored.
 #[derive(Debug, Clone)]
-pub struct MigrationFiles {
-    pub version: String,
-    pub name: String,
-    pub up: PathBuf,
-    pub down: Option<PathBuf>,
+pub struct Folder {
+    pub dir: PathBuf,
+    pub layout: Layout,
+    pub migrations: Vec<Migration>,
+    pub ignored: Vec<Ignored>,
 }
 
-/// The migrations in `dir`, sorted by version, without reading or parsing
-/// them: for `backstop check`, which parses each file once itself.
-pub fn discover(dir: &Path) -> Result<Vec<MigrationFiles>, SourceError> {
+impl Folder {
+    /// Every problem of every migration, in folder order.
+    pub fn problems(&self) -> impl Iterator<Item = (&Migration, &Problem)> {
+        self.migrations.iter().flat_map(|m| m.problems.iter().map(move |p| (m, p)))
+    }
+}
+
+/// Positions of versions in folder order, for ordering history rows and
+/// telling out-of-order migrations apart.
+pub struct Order<'a> {
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> Order<'a> {
+    pub fn of(migrations: &'a [Migration]) -> Order<'a> {
+        Order {
+            index: migrations.iter().enumerate().map(|(i, m)| (m.version.as_str(), i)).collect(),
+        }
+    }
+
+    /// Where `version` stands in the folder, `None` when it is not there.
+    pub fn position(&self, version: &str) -> Option<usize> {
+        self.index.get(version).copied()
+    }
+}
+
+/// Reads every migration in `dir` with `layout` (`None`: detect it).
+pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });
     }
-    let mut found: Vec<MigrationFiles> = layout::discover(dir)?
-        .into_iter()
-        .map(|f| MigrationFiles { version: f.version, name: f.name, up: f.up, down: f.down })
-        .collect();
-    found.sort_by(|a, b| compare_versions(&a.version, &b.version));
-    Ok(found)
+    let layout = match layout {
+        Some(l) => l,
+        None => layout::detect(dir)?,
+    };
+    let found = match layout {
+        Layout::Diesel => dirs::discover(dir)?,
+        Layout::Sqlx | Layout::GolangMigrate => paired::discover(dir, layout)?,
+        Layout::Dbmate | Layout::Goose => sections::discover(dir, layout)?,
+        Layout::Flyway => flyway::discover(dir)?,
+        Layout::Sqitch => sqitch::discover(dir)?,
+    };
+    let mut migrations = Vec::with_capacity(found.migrations.len());
+    for entry in found.migrations {
+        migrations.push(read_migration(entry, layout));
+    }
+    check_duplicates(&migrations)?;
+    Ok(Folder { dir: dir.to_path_buf(), layout, migrations, ignored: found.ignored })
 }
 
-fn load_with(dir: &Path, strict: bool) -> Result<Vec<Migration>, SourceError> {
-    if !dir.is_dir() {
-        return Err(SourceError::DirMissing { path: dir.to_path_buf() });
-    }
-    let found = layout::discover(dir)?;
-    let mut migrations = Vec::with_capacity(found.len());
-    for entry in found {
-        migrations.push(read_migration(entry, strict)?);
-    }
-    migrations.sort_by(|a, b| compare_versions(&a.version, &b.version));
-    for pair in migrations.windows(2) {
-        if version_key(&pair[0].version) == version_key(&pair[1].version) {
-            return Err(SourceError::Duplicate {
-                version: pair[1].version.clone(),
-                first: pair[0].up.path.clone(),
-                second: pair[1].up.path.clone(),
-            });
+fn check_duplicates(migrations: &[Migration]) -> Result<(), SourceError> {
+    let mut seen: HashMap<&str, &Migration> = HashMap::new();
+    for m in migrations {
+        for key in [m.version.as_str(), m.tool_version.as_str()] {
+            if let Some(first) = seen.get(key).filter(|f| !std::ptr::eq(**f, m)) {
+                return Err(SourceError::Duplicate {
+                    version: m.version.clone(),
+                    first: first.up.path.clone(),
+                    second: m.up.path.clone(),
+                });
+            }
         }
-    }
-    Ok(migrations)
-}
-
-fn read_migration(entry: layout::Found, strict: bool) -> Result<Migration, SourceError> {
-    let up = read_sql(&entry.up)?.ok_or_else(|| SourceError::Empty { path: entry.up.clone() })?;
-    let down = entry.down.as_deref().map(read_sql).transpose()?.flatten();
-    let verify = entry.verify.as_deref().map(read_sql).transpose()?.flatten();
-    let no_transaction = up.text.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
-    if strict {
-        for file in [Some(&up), down.as_ref()].into_iter().flatten() {
-            check_statements(file, no_transaction)?;
-        }
-        if let Some(v) = &verify {
-            check_statements(v, false)?;
-        }
-    }
-    let checksum = backstop_lint::checksum(&up.text)
-        .map_err(|error| SourceError::Syntax { path: up.path.clone(), error })?;
-    Ok(Migration {
-        version: entry.version,
-        name: entry.name,
-        up,
-        down,
-        verify,
-        checksum,
-        no_transaction,
-        layout: entry.layout,
-    })
-}
-
-/// Reads and parses one SQL file; `None` when it holds no statement.
-fn read_sql(path: &Path) -> Result<Option<SqlFile>, SourceError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| SourceError::Read { path: path.into(), source })?;
-    let text = String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
-        path: path.into(),
-        offset: e.utf8_error().valid_up_to(),
-    })?;
-    let statements = backstop_lint::split(&text)
-        .map_err(|error| SourceError::Syntax { path: path.into(), error })?;
-    if statements.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(SqlFile { path: path.into(), text, statements }))
-}
-
-fn check_statements(file: &SqlFile, no_transaction: bool) -> Result<(), SourceError> {
-    for stmt in &file.statements {
-        if stmt.facts.transaction_control && !no_transaction {
-            return Err(SourceError::TransactionControl {
-                path: file.path.clone(),
-                line: stmt.position.line,
-                statement: stmt.sql.lines().next().unwrap_or_default().to_string(),
-            });
-        }
-        if let (Some(what), false) = (stmt.facts.outside_transaction_only, no_transaction) {
-            return Err(SourceError::NeedsNoTransaction {
-                path: file.path.clone(),
-                line: stmt.position.line,
-                what,
-            });
-        }
+        seen.insert(&m.version, m);
+        seen.insert(&m.tool_version, m);
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
+/// Where a part's SQL comes from: a whole file, or text an adapter has
+/// already cut out of one (a section, with the rest blanked).
+#[derive(Debug)]
+pub(crate) struct PartSource {
+    pub path: PathBuf,
+    pub text: Option<String>,
+    /// The layout's own option says this part runs outside a transaction.
+    pub no_transaction: bool,
+}
 
-    fn write(dir: &Path, rel: &str, text: &[u8]) {
-        let path = dir.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    #[test]
-    fn reads_both_layouts_in_version_order() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        write(d, "10_third/up.sql", b"CREATE TABLE c (id int);");
-        write(d, "10_third/down.sql", b"DROP TABLE c;");
-        write(d, "10_third/verify.sql", b"SELECT 1/count(*) FROM c WHERE false;");
-        write(d, "9_second.up.sql", b"CREATE TABLE b (id int);");
-        write(d, "9_second.down.sql", b"DROP TABLE b;");
-        write(d, "1_first.sql", b"CREATE TABLE a (id int);");
-        write(d, "README.md", b"not a migration");
-        let ms = load(d).unwrap();
-        let versions: Vec<_> = ms.iter().map(|m| m.version.as_str()).collect();
-        assert_eq!(versions, ["1", "9", "10"]);
-        assert_eq!(ms[0].name, "first");
-        assert!(ms[0].down.is_none());
-        assert_eq!(ms[1].layout, Layout::Files);
-        assert!(ms[1].down.is_some());
-        assert_eq!(ms[2].layout, Layout::Directory);
-        assert!(ms[2].verify.is_some());
-    }
-
-    #[test]
-    fn duplicate_versions_are_an_error_naming_both() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "0001_a/up.sql", b"SELECT 1;");
-        write(tmp.path(), "1_b.up.sql", b"SELECT 2;");
-        let err = load(tmp.path()).unwrap_err();
-        assert!(matches!(err, SourceError::Duplicate { .. }), "{err}");
-        let text = err.to_string();
-        assert!(text.contains("0001_a") && text.contains("1_b.up.sql"), "{text}");
-    }
-
-    #[test]
-    fn non_utf8_empty_and_syntax_errors_are_clear() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"SELECT '\xff';");
-        assert!(matches!(load(tmp.path()), Err(SourceError::NotUtf8 { offset: 8, .. })));
-
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"-- nothing yet\n\n");
-        assert!(matches!(load(tmp.path()), Err(SourceError::Empty { .. })));
-
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"SELECT 1;\nCREATE TABEL x ();\n");
-        let err = load(tmp.path()).unwrap_err().to_string();
-        assert!(err.contains("up.sql:2:8: syntax error at or near \"TABEL\""), "{err}");
-    }
-
-    #[test]
-    fn transaction_control_and_concurrent_index_need_the_marker() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n");
-        assert!(matches!(load(tmp.path()), Err(SourceError::TransactionControl { line: 1, .. })));
-
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"CREATE INDEX CONCURRENTLY i ON t (id);");
-        assert!(matches!(load(tmp.path()), Err(SourceError::NeedsNoTransaction { .. })));
-
-        let tmp = tempfile::tempdir().unwrap();
-        write(
-            tmp.path(),
-            "1_a/up.sql",
-            b"-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);",
-        );
-        assert!(load(tmp.path()).unwrap()[0].no_transaction);
-    }
-
-    #[test]
-    fn comment_only_edits_keep_the_checksum_and_real_edits_change_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", b"CREATE TABLE t (id int);");
-        let before = load(tmp.path()).unwrap()[0].checksum.clone();
-        write(tmp.path(), "1_a/up.sql", b"-- explained\nCREATE TABLE t (\n  id int  -- key\n);\n");
-        assert_eq!(load(tmp.path()).unwrap()[0].checksum, before);
-        write(tmp.path(), "1_a/up.sql", b"CREATE TABLE t (id bigint);");
-        assert_ne!(load(tmp.path()).unwrap()[0].checksum, before);
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert_eq!(compare_versions("9", "10"), Ordering::Less);
-        assert_eq!(compare_versions("2026-01-07-120000", "2026-01-10-000000"), Ordering::Less);
-        assert_eq!(compare_versions("20260107120000", "20260107120000"), Ordering::Equal);
-    }
-
-    #[test]
-    fn error_positions_map_into_the_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "1_a/up.sql", "-- é\nSELECT 1;\n\nSELECT\n  nope;\n".as_bytes());
-        let m = load(tmp.path()).unwrap().remove(0);
-        // PostgreSQL reports 1-based character positions inside the statement.
-        assert_eq!(m.up.position_in(1, Some(10)), Position { line: 5, column: 3 });
-        assert_eq!(m.up.position_in(1, None), Position { line: 4, column: 1 });
+impl PartSource {
+    pub fn file(path: PathBuf) -> PartSource {
+        PartSource { path, text: None, no_transaction: false }
     }
 }
+
+/// One migration as an adapter found it, before its files are parsed.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub version: String,
+    pub tool_version: String,
+    pub name: String,
+    pub up: PartSource,
+    pub down: Option<PartSource>,
+    pub verify: Option<PartSource>,
+    pub repeatable: bool,
+    pub requires: Vec<String>,
+    /// Problems the adapter saw (a missing file, an unsupported option).
+    pub problems: Vec<Problem>,
+}
+
+impl Found {
+    pub fn new(version: String, tool_version: String, name: String, up: PartSource) -> Found {
+        Found {
+            version,
+            tool_version,
+            name,
+            up,
+            down: None,
+            verify: None,
+            repeatable: false,
+            requires: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// What an adapter found: migrations in the tool's order, and the rest.
+#[derive(Debug, Default)]
+pub(crate) struct Discovered {
+    pub migrations: Vec<Found>,
+    pub ignored: Vec<Ignored>,
+}
+
+fn read_migration(entry: Found, layout: Layout) -> Migration {
+    let mut problems = entry.problems;
+    let mut read = |part: Part, src: PartSource| -> SqlFile {
+        let (file, mut found) = read_part(part, src, layout);
+        problems.append(&mut found);
+        file
+    };
+    let up = read(Part::Up, entry.up);
+    let down = entry.down.map(|d| read(Part::Down, d));
+    let verify = entry.verify.map(|v| read(Part::Verify, v));
+    if layout == Layout::Diesel
+        && up.statements.is_empty()
+        && !problems.iter().any(|p| p.part == Part::Up)
+    {
+        problems.push(Problem {
+            part: Part::Up,
+            kind: ProblemKind::Empty,
+            path: up.path.clone(),
+            line: 1,
+            column: 1,
+            message: "empty migration (no SQL statements, only comments or blanks); write the \
+                      migration or delete it"
+                .into(),
+        });
+    }
+    let checksum = backstop_lint::checksum(&up.text)
+        .unwrap_or_else(|_| format!("raw:{}", blake3::hash(up.text.as_bytes()).to_hex()));
+    Migration {
+        version: entry.version,
+        tool_version: entry.tool_version,
+        name: entry.name,
+        no_transaction: up.no_transaction,
+        up,
+        down,
+        verify,
+        checksum,
+        layout,
+        repeatable: entry.repeatable,
+        requires: entry.requires,
+        problems,
+    }
+}
+
+/// Reads and parses one part. Never fails: what is wrong comes back as
+/// problems beside a file with no statements.
+fn read_part(part: Part, src: PartSource, layout: Layout) -> (SqlFile, Vec<Problem>) {
+    let problem = |kind, line, column, message: String| Problem {
+        part,
+        kind,
+        path: src.path.clone(),
+        line,
+        column,
+        message,
+    };
+    let text = match src.text.clone() {
+        Some(text) => Ok(text),
+        None => read_text(&src.path),
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(e) => {
+            let empty = SqlFile {
+                path: src.path.clone(),
+                text: String::new(),
+                statements: Vec::new(),
+                no_transaction: src.no_transaction,
+            };
+            return (empty, vec![problem(ProblemKind::Unreadable, 1, 1, e.to_string())]);
+        }
+    };
+    let marker = text.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
+    let mut file = SqlFile {
+        path: src.path.clone(),
+        text,
+        statements: Vec::new(),
+        no_transaction: src.no_transaction || marker,
+    };
+    match backstop_lint::split(&file.text) {
+        Ok(statements) => file.statements = statements,
+        Err(error) => {
+            let p = problem(
+                ProblemKind::Syntax,
+                error.position.line,
+                error.position.column,
+                error.message,
+            );
+            return (file, vec![p]);
+        }
+    }
+    let problems = transaction_problems(&mut file, layout, part)
+        .into_iter()
+        .map(|(kind, pos, message)| problem(kind, pos.line, pos.column, message))
+        .collect();
+    (file, problems)
+}
+
+fn read_text(path: &Path) -> Result<String, SourceError> {
+    let bytes =
+        std::fs::read(path).map_err(|source| SourceError::Read { path: path.into(), source })?;
+    String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
+        path: path.into(),
+        offset: e.utf8_error().valid_up_to(),
+    })
+}
+
+/// Whether the file can run the way its layout declares it. For layouts
+/// whose tool never wraps a migration in a transaction (golang-migrate,
+/// sqitch), the author's own `BEGIN` … `COMMIT` marks the transaction they
+/// meant: those statements are dropped and the rest runs in Backstop's
+/// guarded transaction; a file that needs to run outside one (CONCURRENTLY)
+/// is run that way, as its tool would.
+fn transaction_problems(
+    file: &mut SqlFile,
+    layout: Layout,
+    part: Part,
+) -> Vec<(ProblemKind, Position, String)> {
+    let mut problems = Vec::new();
+    let authors_own = layout.author_owns_transactions();
+    if authors_own {
+        let control: Vec<&Statement> =
+            file.statements.iter().filter(|s| s.facts.transaction_control).collect();
+        // sqitch's verify scripts end in ROLLBACK: they only look.
+        let only_begin_commit =
+            control.iter().all(|s| is_begin_or_commit(&s.sql, part == Part::Verify));
+        if !control.is_empty() && only_begin_commit {
+            // Blanked in the text too, so the file's lines stay where they
+            // are and the analysis sees what runs.
+            let mut text = std::mem::take(&mut file.text).into_bytes();
+            for stmt in file.statements.iter().filter(|s| s.facts.transaction_control) {
+                let end = (stmt.offset + stmt.sql.len()).min(text.len());
+                text[stmt.offset..end].iter_mut().for_each(|b| {
+                    if *b != b'\n' {
+                        *b = b' ';
+                    }
+                });
+            }
+            file.text = String::from_utf8(text).expect("ASCII keywords replaced by spaces");
+            file.statements.retain(|s| !s.facts.transaction_control);
+        } else if control.is_empty()
+            && file.statements.iter().any(|s| s.facts.outside_transaction_only.is_some())
+        {
+            file.no_transaction = true;
+        }
+    }
+    if file.no_transaction {
+        return problems;
+    }
+    for stmt in &file.statements {
+        if stmt.facts.transaction_control {
+            let first = stmt.sql.lines().next().unwrap_or_default();
+            let fix = if authors_own {
+                "only BEGIN … COMMIT around the whole file can be honoured; split the file"
+            } else {
+                "Backstop runs each migration in a transaction itself; remove it, or mark the \
+                 migration as one that runs outside a transaction"
+            };
+            problems.push((
+                ProblemKind::TransactionControl,
+                stmt.position,
+                format!("`{first}` inside a migration; {fix}"),
+            ));
+        } else if let Some(what) = stmt.facts.outside_transaction_only {
+            problems.push((
+                ProblemKind::NeedsNoTransaction,
+                stmt.position,
+                format!(
+                    "{what} cannot run inside a transaction; put it in its own migration marked \
+                     to run outside one ({})",
+                    layout.no_transaction_hint()
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+fn is_begin_or_commit(sql: &str, rollback_too: bool) -> bool {
+    let word = sql.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    matches!(word.as_str(), "BEGIN" | "START" | "COMMIT" | "END")
+        || (rollback_too && word.trim_end_matches(';') == "ROLLBACK")
+}
+
+/// Blanks every line of `text` outside `keep` (0-based line numbers), so
+/// that a section keeps the file's own line and column numbers.
+pub(crate) fn keep_lines(text: &str, keep: std::ops::Range<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if keep.contains(&i) {
+            out.push_str(line);
+        } else if line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Splits `stem` at its first `_` into a version that starts with a digit
+/// (digits, `-` and `.`) and a name.
+pub(crate) fn split_stem(stem: &str) -> Option<(String, String)> {
+    let (version, name) = stem.split_once('_')?;
+    let valid = version.starts_with(|c: char| c.is_ascii_digit())
+        && version.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '.')
+        && !name.is_empty();
+    valid.then(|| (version.to_string(), name.to_string()))
+}
+
+/// The entries of `dir`, sorted by name, without hidden ones.
+pub(crate) fn entries(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let read_err = |source| SourceError::Read { path: dir.to_path_buf(), source };
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    out.retain(|p| !file_name(p).starts_with('.'));
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+}
+
+/// Orders numeric versions as numbers (`9` before `10`), whatever their
+/// length; used by the layouts whose tools parse versions as integers.
+pub(crate) fn numeric_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests;

@@ -128,6 +128,7 @@ macro_rules! registry {
 registry! {
     BS001 unused_ignore,
     BS002 invalid_ignore,
+    BS003 unrunnable_file,
     BS100 protected_table,
     BS101 drop_table,
     BS102 drop_column,

@@ -1,0 +1,214 @@
+//! One file per migration with marked sections: dbmate's
+//! `-- migrate:up` / `-- migrate:down` (options such as `transaction:false`
+//! on the marker line) and goose's `-- +goose Up` / `-- +goose Down`
+//! (`-- +goose NO TRANSACTION` for the whole file; `StatementBegin`/`End`
+//! are only for goose's own splitter and mean nothing to PostgreSQL's
+//! parser). Each section keeps the file's own line numbers.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    entries, file_name, keep_lines, numeric_order, split_stem, Discovered, Found, Ignored, Layout,
+    PartSource, Problem, ProblemKind, SourceError,
+};
+use crate::source::Part;
+
+/// The layout whose section markers `path` uses, if any.
+pub(super) fn marker_layout(path: &Path) -> Option<Layout> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| match Marker::of(line)? {
+        Marker::Dbmate { .. } => Some(Layout::Dbmate),
+        Marker::Goose(_) => Some(Layout::Goose),
+    })
+}
+
+/// A marker line.
+enum Marker<'a> {
+    /// `-- migrate:up` / `-- migrate:down` and the options after it.
+    Dbmate { up: bool, options: &'a str },
+    /// `-- +goose <annotation>`.
+    Goose(&'a str),
+}
+
+impl Marker<'_> {
+    fn of(line: &str) -> Option<Marker<'_>> {
+        let comment = line.trim_start().strip_prefix("--")?.trim_start();
+        if let Some(rest) = comment.strip_prefix("migrate:") {
+            let (word, options) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            return match word {
+                "up" => Some(Marker::Dbmate { up: true, options }),
+                "down" => Some(Marker::Dbmate { up: false, options }),
+                _ => None,
+            };
+        }
+        comment.strip_prefix("+goose").map(|a| Marker::Goose(a.trim()))
+    }
+}
+
+pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceError> {
+    let mut out = Discovered::default();
+    for path in entries(dir)? {
+        let name = file_name(&path).to_string();
+        let stem = name.strip_suffix(".sql").or_else(|| {
+            // goose also runs migrations written in Go.
+            name.strip_suffix(".go").filter(|_| layout == Layout::Goose)
+        });
+        let Some((version, title)) = stem.filter(|_| path.is_file()).and_then(leading_version)
+        else {
+            out.ignored.push(Ignored { path, why: format!("not a {layout} migration file") });
+            continue;
+        };
+        let tool_version = match layout {
+            // goose parses the version as an integer; dbmate keeps the digits.
+            Layout::Goose => {
+                let v = version.trim_start_matches('0');
+                if v.is_empty() { "0" } else { v }.to_string()
+            }
+            _ => version.clone(),
+        };
+        let found = if name.ends_with(".go") {
+            go_migration(path, version, tool_version, title)
+        } else {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => split(&path, &text, layout, version, tool_version, title),
+                // Reported as unreadable when parsed.
+                Err(_) => Found::new(version, tool_version, title, PartSource::file(path)),
+            }
+        };
+        out.migrations.push(found);
+    }
+    out.migrations.sort_by(|a, b| match layout {
+        Layout::Goose => numeric_order(&a.tool_version, &b.tool_version),
+        // dbmate orders its files by name, which starts with the version.
+        _ => a.version.cmp(&b.version).then_with(|| a.name.cmp(&b.name)),
+    });
+    Ok(out)
+}
+
+/// The digits a file name starts with, and the title after `_`.
+fn leading_version(stem: &str) -> Option<(String, String)> {
+    if let Some(pair) = split_stem(stem).filter(|(v, _)| v.chars().all(|c| c.is_ascii_digit())) {
+        return Some(pair);
+    }
+    let digits: String = stem.chars().take_while(|c| c.is_ascii_digit()).collect();
+    (!digits.is_empty()).then(|| (digits.clone(), stem[digits.len()..].to_string()))
+}
+
+fn go_migration(path: PathBuf, version: String, tool_version: String, title: String) -> Found {
+    let mut found = Found::new(
+        version,
+        tool_version,
+        title,
+        PartSource { path: path.clone(), text: Some(String::new()), no_transaction: false },
+    );
+    found.problems.push(Problem {
+        part: Part::Up,
+        kind: ProblemKind::Unsupported,
+        path,
+        line: 1,
+        column: 1,
+        message: "a goose migration written in Go; Backstop runs SQL only, so run this one with \
+                  goose or rewrite it as SQL"
+            .into(),
+    });
+    found
+}
+
+/// Cuts a file into its up and down sections by its markers.
+fn split(
+    path: &Path,
+    text: &str,
+    layout: Layout,
+    version: String,
+    tool_version: String,
+    title: String,
+) -> Found {
+    let mut up: Option<(usize, bool)> = None; // (marker line, no transaction)
+    let mut down: Option<(usize, bool)> = None;
+    let mut file_no_tx = false;
+    let mut problems = Vec::new();
+    let problem = |line: usize, kind, message: String| Problem {
+        part: Part::Up,
+        kind,
+        path: path.to_path_buf(),
+        line: line + 1,
+        column: 1,
+        message,
+    };
+    for (i, line) in text.lines().enumerate() {
+        match (Marker::of(line), layout) {
+            (Some(Marker::Dbmate { up: is_up, options }), Layout::Dbmate) => {
+                let no_tx = options.split_whitespace().any(|o| o == "transaction:false");
+                for option in options.split_whitespace() {
+                    if option != "transaction:false" && option != "transaction:true" {
+                        problems.push(problem(
+                            i,
+                            ProblemKind::Unsupported,
+                            format!(
+                                "dbmate option `{option}` is not one Backstop knows; remove it \
+                                 or run this migration with dbmate"
+                            ),
+                        ));
+                    }
+                }
+                let slot = if is_up { &mut up } else { &mut down };
+                slot.get_or_insert((i, no_tx));
+            }
+            (Some(Marker::Goose(annotation)), Layout::Goose) => {
+                let word = annotation.to_ascii_lowercase();
+                match word.as_str() {
+                    "up" => {
+                        up.get_or_insert((i, false));
+                    }
+                    "down" => {
+                        down.get_or_insert((i, false));
+                    }
+                    "no transaction" => file_no_tx = true,
+                    "statementbegin" | "statementend" => {}
+                    w if w.starts_with("envsub") => problems.push(problem(
+                        i,
+                        ProblemKind::Unsupported,
+                        "`-- +goose ENVSUB` substitutes environment variables into the SQL; \
+                         Backstop runs the file as written, so run this migration with goose"
+                            .into(),
+                    )),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let lines = text.lines().count() + 1;
+    let Some((up_at, up_no_tx)) = up else {
+        let marker = if layout == Layout::Dbmate { "-- migrate:up" } else { "-- +goose Up" };
+        let mut found = Found::new(
+            version,
+            tool_version,
+            title,
+            PartSource {
+                path: path.to_path_buf(),
+                text: Some(String::new()),
+                no_transaction: false,
+            },
+        );
+        found.problems.push(problem(
+            0,
+            ProblemKind::Unsupported,
+            format!("no `{marker}` line: {layout} needs one before the migration's SQL"),
+        ));
+        return found;
+    };
+    // Each section runs from its marker to the other marker after it, or the end.
+    let end_of = |start: usize, other: Option<usize>| other.filter(|o| *o > start).unwrap_or(lines);
+    let down_at = down.map(|d| d.0);
+    let section = |start: usize, end: usize, no_tx: bool| PartSource {
+        path: path.to_path_buf(),
+        text: Some(keep_lines(text, start..end)),
+        no_transaction: no_tx || file_no_tx,
+    };
+    let mut found =
+        Found::new(version, tool_version, title, section(up_at, end_of(up_at, down_at), up_no_tx));
+    found.down = down.map(|(at, no_tx)| section(at, end_of(at, Some(up_at)), no_tx));
+    found.problems = problems;
+    found
+}

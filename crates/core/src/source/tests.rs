@@ -1,0 +1,298 @@
+//! Reading folders of every layout, and the real-folder failures each as a
+//! regression test named after what broke.
+
+use super::*;
+use std::fs;
+
+fn write(dir: &Path, rel: &str, text: &[u8]) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+fn folder(files: &[(&str, &str)]) -> (tempfile::TempDir, Folder) {
+    let tmp = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        write(tmp.path(), rel, text.as_bytes());
+    }
+    let f = load(tmp.path(), None).unwrap();
+    (tmp, f)
+}
+
+fn versions(f: &Folder) -> Vec<&str> {
+    f.migrations.iter().map(|m| m.version.as_str()).collect()
+}
+
+#[test]
+fn reads_diesel_folders_in_version_order() {
+    let (_tmp, f) = folder(&[
+        ("2_third/up.sql", "CREATE TABLE c (id int);"),
+        ("2_third/down.sql", "DROP TABLE c;"),
+        ("2_third/verify.sql", "SELECT 1/count(*) FROM c WHERE false;"),
+        ("1_first/up.sql", "CREATE TABLE a (id int);"),
+    ]);
+    assert_eq!(f.layout, Layout::Diesel);
+    assert_eq!(versions(&f), ["1", "2"]);
+    assert_eq!(f.migrations[0].name, "first");
+    assert!(f.migrations[0].down.is_none());
+    assert!(f.migrations[1].down.is_some() && f.migrations[1].verify.is_some());
+}
+
+#[test]
+fn readme_and_data_file_beside_diesel_folders_are_ignored_and_listed() {
+    let (_tmp, f) = folder(&[
+        ("README.md", "# our migrations"),
+        ("seed_data.sql", "INSERT INTO t VALUES (1);"),
+        ("notes/todo.txt", "later"),
+        ("2020-01-01-000000_create/up.sql", "CREATE TABLE t (id int);"),
+    ]);
+    assert_eq!(f.layout, Layout::Diesel);
+    assert_eq!(versions(&f), ["2020-01-01-000000"]);
+    let ignored: Vec<_> = f.ignored.iter().map(|i| file_name(&i.path)).collect();
+    assert_eq!(ignored, ["README.md", "notes", "seed_data.sql"]);
+}
+
+#[test]
+fn a_down_with_a_missing_semicolon_is_a_problem_of_that_down_only() {
+    let (_tmp, f) = folder(&[
+        ("1_a/up.sql", "CREATE TABLE a (id int);\nCREATE TABLE b (id int);"),
+        ("1_a/down.sql", "DROP TABLE b\nDROP TABLE a;\n"),
+        ("2_b/up.sql", "CREATE TABLE c (id int);"),
+    ]);
+    let m = &f.migrations[0];
+    assert!(m.runnable(Part::Up) && !m.runnable(Part::Down));
+    let p = m.problems_in(Part::Down).next().unwrap();
+    assert_eq!((p.kind, p.line, p.column), (ProblemKind::Syntax, 2, 1));
+    assert!(p.to_string().contains("down.sql:2:1: syntax error at or near \"DROP\""), "{p}");
+    assert!(f.migrations[1].problems.is_empty());
+}
+
+#[test]
+fn diesel_metadata_run_in_transaction_false_is_honoured() {
+    let (_tmp, f) = folder(&[
+        ("1_idx/up.sql", "CREATE INDEX CONCURRENTLY i ON t (id);"),
+        ("1_idx/down.sql", "DROP INDEX CONCURRENTLY i;"),
+        ("1_idx/metadata.toml", "run_in_transaction = false\n"),
+        ("2_other/up.sql", "CREATE TABLE u (id int);"),
+        ("2_other/metadata.toml", "run_in_transaction = true\n"),
+    ]);
+    let m = &f.migrations[0];
+    assert!(m.no_transaction && m.down.as_ref().unwrap().no_transaction);
+    assert!(m.problems.is_empty(), "{:?}", m.problems);
+    assert!(!f.migrations[1].no_transaction);
+}
+
+#[test]
+fn concurrently_in_a_transactional_down_is_a_problem_of_that_down() {
+    let (_tmp, f) = folder(&[
+        ("1_idx/up.sql", "CREATE INDEX i ON t (id);"),
+        ("1_idx/down.sql", "\nDROP INDEX CONCURRENTLY i;"),
+    ]);
+    let m = &f.migrations[0];
+    assert!(m.runnable(Part::Up));
+    let p = m.problems_in(Part::Down).next().unwrap();
+    assert_eq!((p.kind, p.line), (ProblemKind::NeedsNoTransaction, 2));
+    assert!(p.message.contains("run_in_transaction = false"), "{}", p.message);
+}
+
+#[test]
+fn diesel_versions_order_with_dashes_removed() {
+    let (_tmp, f) = folder(&[
+        ("2026-07-30-140000-0000_late/up.sql", "SELECT 3;"),
+        ("2017-08-31-230457_middle/up.sql", "SELECT 2;"),
+        ("20170318181441_early/up.sql", "SELECT 1;"),
+    ]);
+    assert_eq!(versions(&f), ["20170318181441", "2017-08-31-230457", "2026-07-30-140000-0000"]);
+    assert_eq!(f.migrations[1].tool_version, "20170831230457");
+}
+
+#[test]
+fn sqlx_pairs_plain_files_and_no_transaction() {
+    let (_tmp, f) = folder(&[
+        ("10_third.sql", "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);"),
+        ("9_second.up.sql", "CREATE TABLE b (id int);"),
+        ("9_second.down.sql", "DROP TABLE b;"),
+        ("1_first.sql", "CREATE TABLE a (id int);"),
+        ("9_orphan.down.sql", "DROP TABLE z;"),
+    ]);
+    assert_eq!(f.layout, Layout::Sqlx);
+    assert_eq!(versions(&f), ["1", "9", "10"]);
+    assert!(f.migrations[2].no_transaction && f.migrations[2].problems.is_empty());
+    assert!(f.migrations[1].down.is_some());
+    assert_eq!(f.ignored.len(), 1);
+}
+
+#[test]
+fn golang_migrate_files_keep_their_authors_transaction() {
+    let (_tmp, f) = folder(&[
+        ("000001_init.up.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"),
+        ("000001_init.down.sql", "DROP TABLE a;"),
+        ("000002_idx.up.sql", "CREATE INDEX CONCURRENTLY i ON a (id);"),
+        ("000002_idx.down.sql", "DROP INDEX i;"),
+    ]);
+    assert_eq!(f.layout, Layout::GolangMigrate);
+    let m = &f.migrations[0];
+    assert_eq!(m.up.statements.len(), 1, "BEGIN and COMMIT are the author's, not run");
+    assert!(m.problems.is_empty() && !m.no_transaction);
+    assert_eq!(m.tool_version, "1");
+    assert!(f.migrations[1].no_transaction, "golang-migrate never wraps; CONCURRENTLY runs alone");
+}
+
+#[test]
+fn dbmate_sections_keep_file_lines_and_options() {
+    let (_tmp, f) = folder(&[
+        ("20200101000000_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n"),
+        (
+            "20200102000000_idx.sql",
+            "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON a (id);\n-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY i;\n",
+        ),
+    ]);
+    assert_eq!(f.layout, Layout::Dbmate);
+    let m = &f.migrations[0];
+    assert_eq!(m.up.statements.len(), 1);
+    assert_eq!(m.down.as_ref().unwrap().statements[0].position.line, 5);
+    let idx = &f.migrations[1];
+    assert!(idx.no_transaction && idx.down.as_ref().unwrap().no_transaction);
+    assert!(idx.problems.is_empty(), "{:?}", idx.problems);
+}
+
+#[test]
+fn goose_annotations_and_go_migrations() {
+    let (_tmp, f) = folder(&[
+        (
+            "00001_create.sql",
+            "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- +goose StatementEnd\n\n-- +goose Down\nDROP FUNCTION f();\n",
+        ),
+        ("00002_idx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON t (id);\n"),
+        ("00003_backfill.go", "package migrations\n"),
+    ]);
+    assert_eq!(f.layout, Layout::Goose);
+    assert_eq!(
+        f.migrations.iter().map(|m| m.tool_version.as_str()).collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
+    assert_eq!(f.migrations[0].up.statements.len(), 1);
+    assert!(f.migrations[1].no_transaction && f.migrations[1].down.is_none());
+    assert_eq!(f.migrations[2].problems[0].kind, ProblemKind::Unsupported);
+}
+
+#[test]
+fn flyway_versions_undo_repeatables_and_conf() {
+    let (_tmp, f) = folder(&[
+        ("V1__init.sql", "CREATE TABLE a (id int);"),
+        ("U1__init.sql", "DROP TABLE a;"),
+        ("sub/V1_10__later.sql", "CREATE TABLE c (id int);"),
+        ("V1.9__idx.sql", "CREATE INDEX CONCURRENTLY i ON a (id);"),
+        ("V1.9__idx.sql.conf", "executeInTransaction=false\n"),
+        ("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;"),
+    ]);
+    assert_eq!(f.layout, Layout::Flyway);
+    assert_eq!(versions(&f), ["1", "1.9", "1.10", "R__views"]);
+    assert!(f.migrations[0].down.is_some());
+    assert!(f.migrations[1].no_transaction && f.migrations[1].problems.is_empty());
+    assert!(f.migrations[3].repeatable);
+}
+
+#[test]
+fn sqitch_plan_order_requires_and_missing_scripts() {
+    let (_tmp, f) = folder(&[
+        (
+            "sqitch.plan",
+            "%project=app\n\nschema 2020-01-01T00:00:00Z M <m@x>\nusers [schema] 2020-01-01T00:00:01Z M <m@x>\nposts [users] 2020-01-01T00:00:02Z M <m@x>\n",
+        ),
+        ("deploy/schema.sql", "BEGIN;\nCREATE SCHEMA app;\nCOMMIT;\n"),
+        ("revert/schema.sql", "BEGIN;\nDROP SCHEMA app;\nCOMMIT;\n"),
+        ("verify/schema.sql", "BEGIN;\nSELECT 1/count(*) FROM pg_namespace WHERE nspname = 'app';\nROLLBACK;\n"),
+        ("deploy/users.sql", "CREATE TABLE app.users (id int);"),
+    ]);
+    assert_eq!(f.layout, Layout::Sqitch);
+    assert_eq!(versions(&f), ["schema", "users", "posts"]);
+    let schema = &f.migrations[0];
+    assert!(schema.problems.is_empty(), "{:?}", schema.problems);
+    assert_eq!(schema.verify.as_ref().unwrap().statements.len(), 1);
+    assert_eq!(f.migrations[1].requires, ["schema"]);
+    let missing = &f.migrations[2].problems[0];
+    assert_eq!((missing.kind, missing.line), (ProblemKind::MissingFile, 5));
+    assert!(missing.path.ends_with("sqitch.plan"));
+}
+
+#[test]
+fn a_folder_mixing_two_layouts_names_a_file_of_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "1_a/up.sql", b"SELECT 1;");
+    write(tmp.path(), "2_b.up.sql", b"SELECT 2;");
+    let err = load(tmp.path(), None).unwrap_err();
+    assert!(matches!(err, SourceError::MixedLayouts { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("1_a") && text.contains("2_b.up.sql") && text.contains("layout"),
+        "{text}"
+    );
+    // Naming the layout reads the folder as that one.
+    let f = load(tmp.path(), Some(Layout::Sqlx)).unwrap();
+    assert_eq!(versions(&f), ["2"]);
+}
+
+#[test]
+fn duplicate_versions_are_an_error_naming_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "0001_a.up.sql", b"SELECT 1;");
+    write(tmp.path(), "1_b.up.sql", b"SELECT 2;");
+    let err = load(tmp.path(), None).unwrap_err();
+    assert!(matches!(err, SourceError::Duplicate { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("0001_a") && text.contains("1_b.up.sql"), "{text}");
+}
+
+#[test]
+fn non_utf8_empty_and_syntax_errors_are_problems() {
+    let (_tmp, f) = folder(&[
+        ("1_a/up.sql", "SELECT 1;"),
+        ("2_b/up.sql", "-- nothing yet\n\n"),
+        ("3_c/up.sql", "SELECT 1;\nCREATE TABEL x ();\n"),
+    ]);
+    assert_eq!(f.migrations[1].problems[0].kind, ProblemKind::Empty);
+    let p = &f.migrations[2].problems[0];
+    assert!(p.to_string().ends_with("up.sql:2:8: syntax error at or near \"TABEL\""), "{p}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "1_a/up.sql", b"SELECT '\xff';");
+    let f = load(tmp.path(), None).unwrap();
+    let p = &f.migrations[0].problems[0];
+    assert_eq!(p.kind, ProblemKind::Unreadable);
+    assert!(p.message.contains("offset 8"), "{}", p.message);
+}
+
+#[test]
+fn transaction_control_and_concurrent_index_need_the_marker() {
+    let (_tmp, f) = folder(&[
+        ("1_a/up.sql", "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n"),
+        ("2_b/up.sql", "CREATE INDEX CONCURRENTLY i ON t (id);"),
+        ("3_c/up.sql", "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);"),
+    ]);
+    let kinds = |i: usize| f.migrations[i].problems.iter().map(|p| p.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(0), [ProblemKind::TransactionControl, ProblemKind::TransactionControl]);
+    assert_eq!(kinds(1), [ProblemKind::NeedsNoTransaction]);
+    assert!(f.migrations[2].no_transaction && kinds(2).is_empty());
+}
+
+#[test]
+fn comment_only_edits_keep_the_checksum_and_real_edits_change_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sum = |text: &[u8]| {
+        write(tmp.path(), "1_a/up.sql", text);
+        load(tmp.path(), None).unwrap().migrations[0].checksum.clone()
+    };
+    let before = sum(b"CREATE TABLE t (id int);");
+    assert_eq!(sum(b"-- explained\nCREATE TABLE t (\n  id int  -- key\n);\n"), before);
+    assert_ne!(sum(b"CREATE TABLE t (id bigint);"), before);
+}
+
+#[test]
+fn error_positions_map_into_the_file() {
+    let (_tmp, mut f) = folder(&[("1_a/up.sql", "-- é\nSELECT 1;\n\nSELECT\n  nope;\n")]);
+    let m = f.migrations.remove(0);
+    // PostgreSQL reports 1-based character positions inside the statement.
+    assert_eq!(m.up.position_in(1, Some(10)), Position { line: 5, column: 3 });
+    assert_eq!(m.up.position_in(1, None), Position { line: 4, column: 1 });
+}
