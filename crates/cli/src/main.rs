@@ -34,6 +34,8 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
     Rehearse(commands::rehearse::Args),
+    /// Take over another migration tool's history (dry run unless --yes).
+    Adopt(commands::adopt::Args),
     /// Accept the current file's checksum for an applied migration (audited).
     Repair(commands::repair::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback::run(args, config),
         Command::Rehearse(args) => commands::rehearse::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
+        Command::Adopt(args) => commands::adopt::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),
         Command::Explain(args) => commands::explain::run(args),

@@ -2,6 +2,7 @@
 //! sources, history and guarded apply/rollback. The `backstop` binary is a
 //! thin layer over this crate.
 
+pub mod adopt;
 pub mod audit;
 pub mod backup;
 pub mod check;

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: loading config and
 //! migrations, connecting, exit codes.
 
+pub mod adopt;
 pub mod backup;
 pub mod check;
 pub mod demo;
@@ -97,6 +98,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::adopt::AdoptError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::backup::BackupError>() {

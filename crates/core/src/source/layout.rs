@@ -150,13 +150,17 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
 }
 
 /// Whether a file opens its own transaction, as golang-migrate authors do
-/// (sqlx wraps every migration itself, so its files do not).
+/// (sqlx wraps every migration itself, so its files do not). A line that
+/// looks like `BEGIN` may be the start of a plpgsql block: the parser says.
 fn authors_begin(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
-    text.lines().any(|l| {
+    let looks_like_it = text.lines().any(|l| {
         let l = l.trim().trim_end_matches(';').trim().to_ascii_uppercase();
         l == "BEGIN" || l == "START TRANSACTION" || l == "BEGIN TRANSACTION"
-    })
+    });
+    looks_like_it
+        && backstop_lint::split(&text)
+            .is_ok_and(|stmts| stmts.iter().any(|s| s.facts.transaction_control))
 }

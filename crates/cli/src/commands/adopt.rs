@@ -1,0 +1,114 @@
+//! `backstop adopt --from TOOL`: take over the history another migration
+//! tool kept in the database, so Backstop knows what is applied without
+//! running anything again. A dry run unless `--yes`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use backstop_core::adopt::{self, Plan};
+use backstop_core::source::Layout;
+
+use super::{print, print_json, Context};
+use crate::render::terminal_safe;
+use crate::{Connection, Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The tool whose history table to adopt: diesel, sqlx, dbmate,
+    /// golang-migrate, goose, flyway or sqitch.
+    #[arg(long, value_name = "TOOL", value_parser = tool)]
+    from: Layout,
+    /// Write the adopted history (without it, only show what would be written).
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
+}
+
+fn tool(text: &str) -> Result<Layout, String> {
+    Layout::lookup(text).filter(|_| !text.eq_ignore_ascii_case("backstop")).ok_or_else(|| {
+        let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
+        format!("unknown tool {text:?}; use one of: {}", names.join(", "))
+    })
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let ctx = Context::load(config, &args.conn)?;
+    let project = (args.from == Layout::Sqitch)
+        .then(|| adopt::sqitch_project(&ctx.config.migrations.dir))
+        .flatten();
+    let mut client = ctx.connect()?;
+    let plan = if args.yes {
+        adopt::apply(
+            &mut client,
+            args.from,
+            &ctx.migrations,
+            project.as_deref(),
+            ctx.settings.lock_wait,
+        )?
+    } else {
+        adopt::prepare(&mut client, args.from, &ctx.migrations, project.as_deref())?
+    };
+    let written = args.yes && plan.ok();
+    match args.output.format {
+        Format::Json => print_json(&serde_json::json!({
+            "dry_run": !args.yes,
+            "written": written,
+            "plan": plan,
+        }))?,
+        Format::Text => print(&render(&plan, args.yes, &ctx))?,
+    }
+    Ok(if plan.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn render(plan: &Plan, yes: bool, ctx: &Context) -> String {
+    let mut out = String::new();
+    let label = |version: &str| {
+        ctx.migrations
+            .iter()
+            .find(|m| m.version == version)
+            .map_or(version.to_string(), |m| terminal_safe(&m.label()).into_owned())
+    };
+    let _ = writeln!(out, "{} history in {}", plan.tool.name(), plan.table);
+    if !plan.findings.is_empty() {
+        let _ = writeln!(out, "✗ cannot adopt: {} finding(s)", plan.findings.len());
+        for f in &plan.findings {
+            let _ = writeln!(out, "  {} ({}): {}", f.version, f.kind, terminal_safe(&f.message));
+        }
+        let _ =
+            writeln!(out, "nothing was adopted; resolve these, then run `backstop adopt` again");
+        return out;
+    }
+    let list = |versions: Vec<String>| {
+        let mut shown: Vec<String> = versions.iter().take(8).map(|v| label(v)).collect();
+        if versions.len() > 8 {
+            shown.push(format!("… and {} more", versions.len() - 8));
+        }
+        shown.join(", ")
+    };
+    if !plan.already.is_empty() {
+        let _ = writeln!(out, "already in Backstop's history: {}", plan.already.len());
+    }
+    let verb = if yes { "✓ adopted" } else { "would adopt" };
+    let versions: Vec<String> = plan.adopt.iter().map(|a| a.version.clone()).collect();
+    let _ = writeln!(out, "{verb} {} migration(s): {}", plan.adopt.len(), list(versions));
+    let _ = writeln!(
+        out,
+        "pending afterwards ({}): {}",
+        plan.pending.len(),
+        list(plan.pending.clone())
+    );
+    if yes {
+        let _ = writeln!(
+            out,
+            "recorded in backstop.applied and backstop.events; {} is left as it was",
+            plan.table
+        );
+    } else {
+        let _ = writeln!(out, "dry run: nothing was written; run with --yes to adopt");
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! Taking over another tool's history: its applied versions become
+//! Backstop's, without running anything. Every applied version must have
+//! its file in the folder, with the checksum the tool recorded (sqlx,
+//! Flyway and sqitch record one), and none may be failed or dirty; any such
+//! finding is named and nothing is adopted until it is resolved. The other
+//! tool's table is only read.
+
+pub mod history;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use postgres::Client;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit;
+use crate::migrate::history as backstop_history;
+use crate::pg::lock::{LockError, MigrationLock};
+use crate::source::{Layout, Migration};
+
+pub use history::{RowState, ToolChecksum, ToolRow};
+
+/// Why an adoption could not be planned or carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error(
+        "no {table} in this database: nothing that {tool} recorded to adopt; check the database \
+         URL, or name the tool that migrated it with --from"
+    )]
+    NoHistory { tool: Layout, table: &'static str },
+    #[error("{table} is not {tool}'s history table: {why}; name the right tool with --from")]
+    WrongTable { tool: Layout, table: &'static str, why: &'static str },
+    #[error("database error while reading or writing {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+impl AdoptError {
+    /// Exit code: a missing or wrong table is a usage error, the rest environment.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdoptError::NoHistory { .. } | AdoptError::WrongTable { .. } => 2,
+            AdoptError::Db { .. } | AdoptError::Lock(_) => 3,
+        }
+    }
+}
+
+/// A version of the other tool's history that cannot be adopted as it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The version as the tool records it.
+    pub version: String,
+    /// `missing_file`, `checksum`, `failed`, `already_applied_differently`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// One migration to record as applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adoption {
+    pub version: String,
+    pub name: String,
+    pub tool_version: String,
+    pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub applied_by: Option<String>,
+    pub duration_ms: Option<i64>,
+    #[serde(skip)]
+    checksum: String,
+    #[serde(skip)]
+    no_transaction: bool,
+}
+
+/// What adopting would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub tool: Layout,
+    pub table: &'static str,
+    /// Migrations to record as applied, in folder order.
+    pub adopt: Vec<Adoption>,
+    /// Versions Backstop's own history already has.
+    pub already: Vec<String>,
+    /// What stops the adoption.
+    pub findings: Vec<Finding>,
+    /// Migrations of the folder the tool never applied: pending afterwards.
+    pub pending: Vec<String>,
+}
+
+impl Plan {
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// The other tool's checksum of a migration's up file, computed its way.
+fn tool_checksum(m: &Migration, kind: &ToolChecksum) -> Option<ToolChecksum> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(&m.up.path).ok()?;
+    Some(match kind {
+        ToolChecksum::Sha384(_) => ToolChecksum::Sha384(hex(&sha2::Sha384::digest(&bytes))),
+        ToolChecksum::Sha1(_) => ToolChecksum::Sha1(hex(&sha1::Sha1::digest(&bytes))),
+        ToolChecksum::Crc32(_) => ToolChecksum::Crc32(flyway_crc32(&bytes)),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Flyway's checksum: CRC-32 over the script's lines, each without its line
+/// ending (`\n`, `\r\n` or `\r`), a leading byte-order mark dropped, as a
+/// signed 32-bit integer.
+pub fn flyway_crc32(bytes: &[u8]) -> i32 {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut crc = crc32fast::Hasher::new();
+    for line in text.split('\n') {
+        for part in line.split('\r') {
+            crc.update(part.as_bytes());
+        }
+    }
+    crc.finalize() as i32
+}
+
+/// Whether `row` (as `tool` records it) is migration `m`.
+fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
+    if row.repeatable != m.repeatable {
+        return false;
+    }
+    let digits = |v: &str| v.trim_start_matches('0').to_string();
+    match tool {
+        Layout::Diesel => row.version == m.version.replace('-', ""),
+        Layout::Sqlx | Layout::GolangMigrate | Layout::Goose | Layout::Dbmate => {
+            digits(&row.version) == digits(&m.tool_version)
+        }
+        Layout::Flyway => row.version == m.tool_version,
+        Layout::Sqitch => row.version == m.tool_version,
+    }
+}
+
+/// Works out what adopting `rows` of `tool` into Backstop's history means
+/// for `migrations`, given the versions Backstop already has (with their
+/// checksums).
+pub fn plan(
+    tool: Layout,
+    migrations: &[Migration],
+    rows: &[ToolRow],
+    backstop: &HashMap<String, String>,
+) -> Plan {
+    let mut plan = Plan {
+        tool,
+        table: history::table_of(tool),
+        adopt: Vec::new(),
+        already: Vec::new(),
+        findings: Vec::new(),
+        pending: Vec::new(),
+    };
+    let mut taken: HashSet<usize> = HashSet::new();
+    for row in rows {
+        // A reworked sqitch change appears once per instance: match them in order.
+        let found = migrations
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| !taken.contains(i) && same_version(tool, row, m))
+            .map(|(i, _)| i)
+            .next();
+        if let RowState::Failed { why } = &row.state {
+            let name = found.map_or(row.version.clone(), |i| migrations[i].label());
+            plan.findings.push(Finding {
+                version: row.version.clone(),
+                kind: "failed",
+                message: format!(
+                    "{name}: {why}; finish or undo it with {tool} and check the database, then adopt"
+                ),
+            });
+            continue;
+        }
+        if row.up_to {
+            // golang-migrate's current version, or a Flyway baseline.
+            let Some(last) = found else {
+                plan.findings.push(missing(tool, row));
+                continue;
+            };
+            for (i, m) in migrations.iter().enumerate().take(last + 1) {
+                if !m.repeatable && taken.insert(i) {
+                    plan.take(m, row, backstop);
+                }
+            }
+            continue;
+        }
+        let Some(i) = found else {
+            plan.findings.push(missing(tool, row));
+            continue;
+        };
+        taken.insert(i);
+        let m = &migrations[i];
+        if let Some(recorded) = &row.checksum {
+            let ours = tool_checksum(m, recorded);
+            if ours.as_ref() != Some(recorded) {
+                plan.findings.push(Finding {
+                    version: row.version.clone(),
+                    kind: "checksum",
+                    message: format!(
+                        "{}: {tool} recorded another checksum for {} than the file has now, so the \
+                         file changed after it was applied; restore the applied version of the \
+                         file, then adopt",
+                        m.label(),
+                        m.up.path.display()
+                    ),
+                });
+                continue;
+            }
+        }
+        plan.take(m, row, backstop);
+    }
+    plan.pending = migrations
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| !taken.contains(i) && !backstop.contains_key(&m.version))
+        .map(|(_, m)| m.version.clone())
+        .collect();
+    plan
+}
+
+impl Plan {
+    /// Adopts `m` as the tool's `row`, unless Backstop has it already.
+    fn take(&mut self, m: &Migration, row: &ToolRow, backstop: &HashMap<String, String>) {
+        match backstop.get(&m.version) {
+            Some(sum) if *sum != m.checksum => self.findings.push(Finding {
+                version: row.version.clone(),
+                kind: "already_applied_differently",
+                message: format!(
+                    "{} is in Backstop's history already, with another checksum; \
+                     `backstop status` shows it as drifted",
+                    m.label()
+                ),
+            }),
+            Some(_) => self.already.push(m.version.clone()),
+            None => self.adopt.push(Adoption {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                tool_version: row.version.clone(),
+                applied_at: row.applied_at,
+                applied_by: row.applied_by.clone(),
+                duration_ms: row.duration_ms,
+                checksum: m.checksum.clone(),
+                no_transaction: m.no_transaction,
+            }),
+        }
+    }
+}
+
+fn missing(tool: Layout, row: &ToolRow) -> Finding {
+    Finding {
+        version: row.version.clone(),
+        kind: "missing_file",
+        message: format!(
+            "{tool} recorded version {} as applied, but no migration of the folder has that \
+             version; restore its file (from version control) or point [migrations] dir at the \
+             folder {tool} ran",
+            row.version
+        ),
+    }
+}
+
+/// Reads both histories and plans the adoption (changes nothing).
+pub fn prepare(
+    client: &mut Client,
+    tool: Layout,
+    migrations: &[Migration],
+    project: Option<&str>,
+) -> Result<Plan, AdoptError> {
+    let rows = history::read(client, tool, project)?;
+    let backstop: HashMap<String, String> = backstop_history::applied(client)
+        .map_err(|source| AdoptError::Db { context: "backstop.applied", source })?
+        .into_iter()
+        .map(|r| (r.version, r.checksum))
+        .collect();
+    Ok(plan(tool, migrations, &rows, &backstop))
+}
+
+/// Records the plan's migrations as applied, with the audit event, in one
+/// transaction under the migration lock. The plan is made again under the
+/// lock, so what is recorded is what the database says now.
+pub fn apply(
+    client: &mut Client,
+    tool: Layout,
+    migrations: &[Migration],
+    project: Option<&str>,
+    lock_wait: Duration,
+) -> Result<Plan, AdoptError> {
+    let mut lock = MigrationLock::acquire(client, lock_wait, |_| {})?;
+    let client: &mut Client = &mut lock;
+    let db = |context| move |source| AdoptError::Db { context, source };
+    let plan = prepare(client, tool, migrations, project)?;
+    if !plan.ok() {
+        return Ok(plan);
+    }
+    backstop_history::ensure_schema(client).map_err(db("the backstop schema"))?;
+    let mut tx = client.transaction().map_err(db("a transaction"))?;
+    for a in &plan.adopt {
+        let by = match &a.applied_by {
+            Some(who) => format!("{who} (adopted from {tool} by {})", audit::actor()),
+            None => format!("adopted from {tool} by {}", audit::actor()),
+        };
+        tx.execute(
+            "insert into backstop.applied (version, name, checksum, applied_at, duration_ms, applied_by, no_transaction)
+             values ($1, $2, $3, coalesce($4, now()), $5, $6, $7)",
+            &[&a.version, &a.name, &a.checksum, &a.applied_at, &a.duration_ms.unwrap_or(0), &by, &a.no_transaction],
+        )
+        .map_err(db("backstop.applied"))?;
+    }
+    let event = audit::Event {
+        kind: "adopt",
+        outcome: "ok",
+        versions: plan.adopt.iter().map(|a| a.version.clone()).collect(),
+        details: json!({
+            "from": tool.name(),
+            "table": plan.table,
+            "tool_versions": plan.adopt.iter().map(|a| &a.tool_version).collect::<Vec<_>>(),
+            "already": plan.already,
+            "pending": plan.pending,
+        }),
+    };
+    audit::record(&mut tx, &event).map_err(db("backstop.events"))?;
+    tx.commit().map_err(db("the adoption"))?;
+    Ok(plan)
+}
+
+/// The sqitch project named in the plan (`%project=`), to read only its changes.
+pub fn sqitch_project(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("sqitch.plan")).ok()?;
+    text.lines().find_map(|l| l.trim().strip_prefix("%project=").map(|p| p.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flyway_checksums_ignore_line_endings_and_the_byte_order_mark() {
+        let lf = flyway_crc32(b"CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n");
+        let crlf =
+            flyway_crc32(b"\xef\xbb\xbfCREATE TABLE a (id int);\r\nINSERT INTO a VALUES (1);\r\n");
+        assert_eq!(lf, crlf);
+        // The CRC-32 of the lines' bytes joined without their endings.
+        let joined = crc32fast::hash(b"CREATE TABLE a (id int);INSERT INTO a VALUES (1);") as i32;
+        assert_eq!(lf, joined);
+    }
+}
