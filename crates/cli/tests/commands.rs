@@ -677,3 +677,21 @@ required = false
     assert!(!db.exists("side"));
     assert!(db.applied().is_empty());
 }
+
+#[test]
+fn two_new_migrations_in_the_same_second_get_different_versions() {
+    let p = Project::new("new_same_second");
+    for name in ["a", "b", "c"] {
+        p.run(&["new", name]).expect_code(0);
+    }
+    let mut folders: Vec<String> = std::fs::read_dir(p.path().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    folders.sort();
+    let versions: Vec<&str> = folders.iter().map(|f| f.split_once('_').unwrap().0).collect();
+    assert_eq!(folders.len(), 3, "{folders:?}");
+    assert!(versions[0] < versions[1] && versions[1] < versions[2], "{versions:?}");
+    let names: Vec<&str> = folders.iter().map(|f| f.split_once('_').unwrap().1).collect();
+    assert_eq!(names, ["a", "b", "c"], "created in order");
+}

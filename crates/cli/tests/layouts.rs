@@ -250,3 +250,52 @@ fn diesel_versions_in_three_formats_apply_in_diesel_order() {
     p.run(&["migrate"]).expect_code(0);
     assert!(index_exists(&p, "users_bio_idx"));
 }
+
+#[test]
+fn new_writes_a_migration_in_the_folders_own_layout_after_the_latest() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("sqlx", &["_add_x.up.sql", "_add_x.down.sql"]),
+        ("golang-migrate", &["000004_add_x.up.sql", "000004_add_x.down.sql"]),
+        ("goose", &["00004_add_x.sql"]),
+        ("flyway", &["V3__add_x.sql", "U3__add_x.sql"]),
+        ("sqitch", &["deploy/add_x.sql", "revert/add_x.sql", "verify/add_x.sql"]),
+    ];
+    for (layout, suffixes) in cases {
+        let p = project_from(&format!("layouts/{layout}"), &format!("new_{layout}"));
+        p.run(&["new", "add_x"]).expect_code(0);
+        let created: Vec<String> = walk(&p.path().join("migrations"))
+            .into_iter()
+            .filter(|f| f.contains("add_x"))
+            .collect();
+        for suffix in suffixes {
+            assert!(
+                created.iter().any(|f| f.ends_with(suffix)),
+                "{layout}: {suffix} not in {created:?}"
+            );
+        }
+        // The new migration is the last versioned one (Flyway's repeatable
+        // ones always come after those).
+        let json = p.run(&["status", "--format", "json"]).json();
+        let last = json["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|e| !e["version"].as_str().unwrap().starts_with("R__"))
+            .unwrap()["name"]
+            .clone();
+        assert_eq!(last, "add_x", "{layout}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}

@@ -1,10 +1,17 @@
-//! `backstop new NAME`: a migration folder with up, down and verify files.
+//! `backstop new NAME`: a new migration in the folder's own layout (a
+//! backstop/diesel folder with up, down and verify files; sqlx or
+//! golang-migrate file pairs; a dbmate or goose file with its sections; a
+//! Flyway script pair; a sqitch plan line with its three scripts), with a
+//! version later than every one already there.
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use backstop_core::config::Config;
+use backstop_core::source::{self, Layout, Migration};
+use chrono::Timelike as _;
 
 use super::{print, UsageError};
 
@@ -13,6 +20,12 @@ pub struct Args {
     /// What the migration does, in lower_snake_case (e.g. add_clients).
     name: String,
 }
+
+const UP_NOTE: &str = "the change. Runs in one transaction with the other pending migrations.";
+const DOWN_NOTE: &str = "Undo the up exactly; `backstop rollback` runs this.";
+const VERIFY_NOTE: &str =
+    "Assertions run after the up, inside its transaction: a statement that fails\n\
+     -- (e.g. DO $$ BEGIN ... RAISE EXCEPTION ... END $$) rolls the migration back.";
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let valid = !args.name.is_empty()
@@ -33,36 +46,149 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let version = chrono::Utc::now().format("%Y%m%d%H%M%S");
-    let folder = dir.join(format!("{version}_{}", args.name));
-    if folder.exists() {
-        return Err(UsageError(format!(
-            "{} already exists; wait a second and retry",
-            folder.display()
-        ))
-        .into());
+    let folder = source::load(dir, config.migrations.layout)?;
+    let version = next_version(&folder.migrations, folder.layout, chrono::Utc::now());
+    let name = &args.name;
+    let files: Vec<(PathBuf, String)> = match folder.layout {
+        Layout::Diesel => {
+            let d = dir.join(format!("{version}_{name}"));
+            vec![
+                (d.join("up.sql"), format!("-- {name}: {UP_NOTE}\n")),
+                (d.join("down.sql"), format!("-- {DOWN_NOTE}\n")),
+                (d.join("verify.sql"), format!("-- {VERIFY_NOTE}\n")),
+            ]
+        }
+        Layout::Sqlx | Layout::GolangMigrate => vec![
+            (dir.join(format!("{version}_{name}.up.sql")), format!("-- {name}: {UP_NOTE}\n")),
+            (dir.join(format!("{version}_{name}.down.sql")), format!("-- {DOWN_NOTE}\n")),
+        ],
+        Layout::Dbmate => vec![(
+            dir.join(format!("{version}_{name}.sql")),
+            format!("-- migrate:up\n-- {name}: {UP_NOTE}\n\n-- migrate:down\n-- {DOWN_NOTE}\n"),
+        )],
+        Layout::Goose => vec![(
+            dir.join(format!("{version}_{name}.sql")),
+            format!("-- +goose Up\n-- {name}: {UP_NOTE}\n\n-- +goose Down\n-- {DOWN_NOTE}\n"),
+        )],
+        Layout::Flyway => vec![
+            (dir.join(format!("V{version}__{name}.sql")), format!("-- {name}: {UP_NOTE}\n")),
+            (dir.join(format!("U{version}__{name}.sql")), format!("-- {DOWN_NOTE}\n")),
+        ],
+        Layout::Sqitch => {
+            if folder.migrations.iter().any(|m| m.tool_version == *name) {
+                return Err(UsageError(format!(
+                    "sqitch.plan has a change {name} already; pick another name (reworking a \
+                     change needs a tag first)"
+                ))
+                .into());
+            }
+            append_to_plan(&dir.join("sqitch.plan"), name)?;
+            ["deploy", "revert", "verify"]
+                .iter()
+                .map(|kind| {
+                    let note = match *kind {
+                        "deploy" => format!("-- {name}: the change."),
+                        "revert" => format!("-- {DOWN_NOTE}"),
+                        _ => format!("-- {VERIFY_NOTE}"),
+                    };
+                    (dir.join(kind).join(format!("{name}.sql")), format!("{note}\n"))
+                })
+                .collect()
+        }
+    };
+    let mut created = String::new();
+    for (path, _) in &files {
+        if path.exists() {
+            return Err(UsageError(format!("{} already exists", path.display())).into());
+        }
     }
-    std::fs::create_dir(&folder).with_context(|| format!("creating {}", folder.display()))?;
-    let files = [
-        (
-            "up.sql",
-            format!(
-                "-- {}: the change. Runs in one transaction with the other pending migrations.\n",
-                args.name
-            ),
-        ),
-        ("down.sql", "-- Undo up.sql exactly; `backstop rollback` runs this.\n".to_string()),
-        (
-            "verify.sql",
-            "-- Assertions run after up.sql, inside its transaction: a statement that fails\n\
-             -- (e.g. DO $$ BEGIN ... RAISE EXCEPTION ... END $$) rolls the migration back.\n"
-                .to_string(),
-        ),
-    ];
-    for (name, text) in files {
-        let path = folder.join(name);
+    for (path, text) in files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let _ = writeln!(created, "created {}", path.display());
     }
-    print(&format!("created {}/{{up,down,verify}}.sql\n", folder.display()))?;
+    print(&created)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A version after every one in the folder: the current UTC time as
+/// `YYYYMMDDHHMMSS` where the folder uses timestamps (one second after the
+/// latest if that is not later, so two runs in the same second differ),
+/// the next number where it counts (`000042` after `000041`, Flyway `8`
+/// after `7.2`).
+fn next_version(
+    migrations: &[Migration],
+    layout: Layout,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    const STAMP: &str = "%Y%m%d%H%M%S";
+    let versioned: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
+    if layout == Layout::Sqitch {
+        return String::new();
+    }
+    if layout == Layout::Flyway {
+        let major = versioned
+            .iter()
+            .filter_map(|m| m.version.split('.').next()?.parse::<u128>().ok())
+            .max();
+        return match major {
+            // Timestamps as versions: keep to them.
+            Some(m) if m >= 19_000_000_000_000 => later_stamp(&versioned, now, STAMP),
+            Some(m) => (m + 1).to_string(),
+            None => "1".to_string(),
+        };
+    }
+    // Sequential numbers (golang-migrate's and goose's `-seq`), kept at their width.
+    let digits: Vec<&str> = versioned
+        .iter()
+        .map(|m| m.version.as_str())
+        .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    if !digits.is_empty() && digits.iter().all(|v| v.len() < 10) {
+        let width = digits.iter().map(|v| v.len()).max().unwrap_or(1);
+        let next = digits.iter().filter_map(|v| v.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        return format!("{next:0width$}");
+    }
+    later_stamp(&versioned, now, STAMP)
+}
+
+fn later_stamp(
+    versioned: &[&Migration],
+    now: chrono::DateTime<chrono::Utc>,
+    format: &str,
+) -> String {
+    let latest = versioned
+        .iter()
+        .filter_map(|m| {
+            let digits: String = m.version.chars().filter(char::is_ascii_digit).take(14).collect();
+            chrono::NaiveDateTime::parse_from_str(&digits, format).ok()
+        })
+        .max();
+    // Whole seconds, as the version shows them.
+    let now = now.naive_utc().with_nanosecond(0).unwrap_or(now.naive_utc());
+    let version = match latest {
+        Some(l) if l >= now => l + chrono::Duration::seconds(1),
+        _ => now,
+    };
+    version.format(format).to_string()
+}
+
+/// Adds a change line to the end of sqitch.plan, as `sqitch add` would.
+fn append_to_plan(plan: &Path, name: &str) -> anyhow::Result<()> {
+    let mut text =
+        std::fs::read_to_string(plan).with_context(|| format!("reading {}", plan.display()))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let actor = backstop_core::audit::actor();
+    let user = actor.split('@').next().unwrap_or("backstop");
+    let _ = writeln!(
+        text,
+        "{name} {} {user} <{actor}> # {name}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    std::fs::write(plan, text).with_context(|| format!("writing {}", plan.display()))
 }

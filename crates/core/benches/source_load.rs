@@ -1,0 +1,139 @@
+//! Benchmark (not a test): reading and parsing a migrations folder of
+//! 1,000 generated migrations (`bench/history.rs`: tables, views,
+//! functions, triggers, enums, indexes, constraints, backfills; up and
+//! down), written once in every layout Backstop reads. Prints each
+//! layout's median over the rounds against the target of 300 ms on 2
+//! cores, and beside it the cost of reading the same files without parsing
+//! them, so the parser's share is plain.
+//!
+//! `cargo bench -p backstop-core --bench source_load`; `BENCH_MIGRATIONS`
+//! sets the count (default 1000), `BENCH_ROUNDS` the rounds (default 7).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use backstop_core::source::{self, Layout};
+
+#[path = "../../../bench/history.rs"]
+mod history;
+
+const TARGET: Duration = Duration::from_millis(300);
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes migration `i` of the history as `layout` lays it out.
+fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
+    let (up, down) = history::migration(i);
+    let stamp = 20_200_101_000_000u64 + i as u64 * 100;
+    match layout {
+        Layout::Diesel => {
+            let d = dir.join(format!("{stamp}_m{i}"));
+            write(&d.join("up.sql"), &up);
+            write(&d.join("down.sql"), &down);
+        }
+        Layout::Sqlx => {
+            write(&dir.join(format!("{stamp}_m{i}.up.sql")), &up);
+            write(&dir.join(format!("{stamp}_m{i}.down.sql")), &down);
+        }
+        Layout::GolangMigrate => {
+            write(&dir.join(format!("{:06}_m{i}.up.sql", i + 1)), &format!("BEGIN;\n{up}\nCOMMIT;\n"));
+            write(&dir.join(format!("{:06}_m{i}.down.sql", i + 1)), &down);
+        }
+        Layout::Dbmate => write(
+            &dir.join(format!("{stamp}_m{i}.sql")),
+            &format!("-- migrate:up\n{up}\n\n-- migrate:down\n{down}\n"),
+        ),
+        Layout::Goose => write(
+            &dir.join(format!("{:05}_m{i}.sql", i + 1)),
+            &format!("-- +goose Up\n-- +goose StatementBegin\n{up}\n-- +goose StatementEnd\n\n-- +goose Down\n{down}\n"),
+        ),
+        Layout::Flyway => {
+            write(&dir.join(format!("V{}__m{i}.sql", i + 1)), &up);
+            write(&dir.join(format!("U{}__m{i}.sql", i + 1)), &down);
+        }
+        Layout::Sqitch => {
+            write(&dir.join(format!("deploy/m{i}.sql")), &format!("BEGIN;\n{up}\nCOMMIT;\n"));
+            write(&dir.join(format!("revert/m{i}.sql")), &down);
+            let _ = writeln!(plan, "m{i} 2020-01-01T00:00:00Z Bench <bench@example.com> # migration {i}");
+        }
+    }
+}
+
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+/// Every file under `dir`, read whole: the floor any reader pays.
+fn read_all(dir: &Path) -> usize {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        bytes += if path.is_dir() { read_all(&path) } else { std::fs::read(&path).unwrap().len() };
+    }
+    bytes
+}
+
+fn main() {
+    let n = env_num("BENCH_MIGRATIONS", 1000);
+    let rounds = env_num("BENCH_ROUNDS", 7).max(1);
+    let tmp = tempfile::tempdir().unwrap();
+    println!(
+        "source load bench: {n} migrations per layout, {rounds} round(s), median; target {} ms",
+        TARGET.as_millis()
+    );
+    let mut worst = Duration::ZERO;
+    for layout in Layout::ALL {
+        let dir = tmp.path().join(layout.name());
+        let mut plan = String::from("%syntax-version=1.0.0\n%project=bench\n\n");
+        for i in 0..n {
+            write_migration(&dir, layout, i, &mut plan);
+        }
+        if layout == Layout::Sqitch {
+            write(&dir.join("sqitch.plan"), &plan);
+        }
+        let mut loads = Vec::new();
+        let mut reads = Vec::new();
+        let mut statements = 0;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let bytes = read_all(&dir);
+            reads.push(t.elapsed());
+            assert!(bytes > 0);
+            let t = Instant::now();
+            let folder = source::load(&dir, None).expect("the generated folder reads");
+            loads.push(t.elapsed());
+            assert_eq!(folder.layout, layout);
+            assert_eq!(folder.migrations.len(), n);
+            let problems: Vec<_> = folder.problems().map(|(_, p)| p.to_string()).collect();
+            assert!(problems.is_empty(), "{layout}: {problems:?}");
+            statements = folder
+                .migrations
+                .iter()
+                .map(|m| m.up.statements.len() + m.down.as_ref().map_or(0, |d| d.statements.len()))
+                .sum();
+        }
+        let load = median(loads);
+        worst = worst.max(load);
+        println!(
+            "  {:<16} {:>6.1} ms  ({statements} statements; reading the files alone {:.1} ms)  {}",
+            layout.name(),
+            load.as_secs_f64() * 1000.0,
+            median(reads).as_secs_f64() * 1000.0,
+            if load <= TARGET { "target met" } else { "target NOT met" }
+        );
+    }
+    println!(
+        "slowest layout: {:.1} ms against the target of {} ms",
+        worst.as_secs_f64() * 1000.0,
+        TARGET.as_millis()
+    );
+}
