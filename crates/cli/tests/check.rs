@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{event, DbExt, Project};
+use common::{event, DbExt, Project, Run};
 use serde_json::Value;
 
 const V1: &str = include_str!("../src/commands/demo/v1.sql");
@@ -365,14 +365,14 @@ fn live_check_reports_a_missing_protected_table_and_a_covered_foreign_key_is_dro
 }
 
 #[test]
-fn an_unreachable_database_falls_back_to_static_analysis() {
+fn an_unreachable_database_is_exit_3_unless_the_check_is_offline() {
     let p = demo_v2("unreachable");
-    let run = p.run_with_url(
-        "postgres://nobody:secret@127.0.0.1:1/none",
-        &["check", "migrations/20260107120000_v2"],
-    );
-    run.expect_code(0).expect_output("static analysis only");
+    let url = "postgres://nobody:secret@127.0.0.1:1/none";
+    let run = p.run_with_url(url, &["check", "migrations/20260107120000_v2"]);
+    run.expect_code(3).expect_output("could not connect").expect_output("--offline");
     assert!(!run.all().contains("secret"), "{}", run.all());
+    let run = p.run_with_url(url, &["check", "--offline", "migrations/20260107120000_v2"]);
+    run.expect_code(0).expect_output("static analysis only");
 }
 
 // ------------------------------------------------------------- the gate
@@ -486,4 +486,28 @@ fn live_check_reads_column_types_check_constraints_and_function_volatility() {
         .unwrap()
         .iter()
         .any(|f| f["code"] == "BS205" && f["line"] == 6));
+}
+
+#[test]
+fn check_with_a_wrong_password_exits_3_instead_of_passing_on_the_sql_alone() {
+    let p = demo_v2("check_wrong_password");
+    let wrong = {
+        // postgres://postgres:PASSWORD@host → a password that is not it.
+        let (head, tail) = p.url.split_once('@').unwrap();
+        let (user, _) = head.rsplit_once(':').unwrap();
+        format!("{user}:wrong-password@{tail}")
+    };
+    let run = p.run_with_url(&wrong, &["check"]);
+    run.expect_code(3).expect_output("password authentication failed").expect_output("--offline");
+    assert!(!run.all().contains("verdict"), "no verdict without the live facts:\n{}", run.all());
+    // An unset ${VAR} in the configured URL is refused too, not checked without it.
+    let run =
+        Run::from_output(p.cmd().env_remove("DATABASE_URL").args(["check"]).output().unwrap());
+    run.expect_code(2).expect_output("DATABASE_URL").expect_output("--offline");
+    // --offline is the one way to check without the database, and it says so.
+    p.run_with_url(&wrong, &["check", "--offline"])
+        .expect_output("static analysis only (--offline: live facts not checked)")
+        .expect_output("without live facts");
+    let json = p.run_with_url(&wrong, &["check", "--offline", "--format", "json"]).json();
+    assert_eq!(json["static_only"], "--offline: live facts not checked");
 }

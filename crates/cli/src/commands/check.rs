@@ -9,8 +9,9 @@ mod text;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use backstop_core::check::{self, Assessment, CheckGate, LiveInfo, Settings, Source};
-use backstop_core::config::Config;
+use backstop_core::config::{Config, ConfigError};
 use backstop_core::migrate;
 use backstop_core::pg;
 use backstop_core::source;
@@ -108,15 +109,18 @@ fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     Ok(out)
 }
 
-/// The database to look at, if any: `None` when none is configured.
+/// The database to look at, if any: `None` when none is configured at
+/// all. A configured one whose `${VAR}` is unset is an error: a CI job
+/// with a missing secret must not pass the gate on the SQL alone.
 fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<Option<String>> {
     match config.database_url(conn.database_url.as_deref()) {
         Ok(url) => {
             pg::conn::parse_url(&url)?;
             Ok(Some(url))
         }
-        // No URL, or `${VAR}` unset: a static check needs no database.
-        Err(_) => Ok(None),
+        Err(ConfigError::NoDatabase) => Ok(None),
+        Err(e) => Err(anyhow::Error::from(e)
+            .context("the database for the check's live facts is not set; `backstop check --offline` checks the SQL alone")),
     }
 }
 
@@ -124,15 +128,20 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let settings = Settings::from_config(&config);
     let url = if args.offline { None } else { database_url(&config, &args.conn)? };
+    // A configured database that cannot be reached is an error (exit 3),
+    // never a quiet fallback to the SQL alone: with a wrong password the
+    // check would pass what the live facts refuse.
     let mut client = match &url {
-        Some(url) => match pg::connect(url, "backstop check") {
-            Ok(client) => Some(client),
-            Err(e) => {
-                note(args.format, &format!("note: {e}; static analysis only"));
-                None
-            }
-        },
+        Some(url) => Some(pg::connect(url, "backstop check").context(
+            "the check needs the database for its live facts; fix the URL or the password, or \
+             run `backstop check --offline` to check the SQL alone",
+        )?),
         None => None,
+    };
+    let static_only = match (&url, args.offline) {
+        (_, true) => Some("--offline: live facts not checked".to_string()),
+        (None, false) => Some("no database configured: live facts not checked".to_string()),
+        _ => None,
     };
     let sources = if args.paths.is_empty() {
         let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
@@ -171,7 +180,8 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let assessment = Assessment::new(sources, report, live);
+    let mut assessment = Assessment::new(sources, report, live);
+    assessment.static_only = static_only;
     match args.format {
         CheckFormat::Text => print(&text::render(&assessment))?,
         CheckFormat::Json => print_json(&assessment)?,

@@ -176,6 +176,10 @@ pub struct Assessment {
     pub summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveInfo>,
+    /// Why no live facts were taken (`--offline`, no database configured):
+    /// the verdict then rests on the SQL alone, and says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_only: Option<String>,
     pub files: Vec<backstop_lint::analyze::FileSummary>,
     /// Unsuppressed findings, most severe first, then in file order.
     pub findings: Vec<Finding>,
@@ -230,6 +234,7 @@ impl Assessment {
             conditions: backstop_lint::conditions(&findings),
             summary,
             live,
+            static_only: None,
             files: report.files,
             findings,
             suppressed,

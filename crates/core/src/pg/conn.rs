@@ -21,46 +21,64 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
-/// Shows a connection string with its password masked. Works for URLs and
-/// for `key=value` strings; an unparsable string is hidden entirely.
+/// What is shown in place of a connection string that does not parse:
+/// nothing of it, since its password cannot be told from the rest.
+pub const HIDDEN_URL: &str = "(connection string hidden: it does not parse)";
+
+/// Shows a connection string with its password masked. It is read by the
+/// same parser the connection uses and shown from what that parser found,
+/// so no way of writing the password (a `/`, `?` or `@` in it, spaces in a
+/// quoted `password='…'`, `password = x`) can carry it through. A string
+/// that does not parse is never shown.
 pub fn redact(conn: &str) -> String {
-    if let Some((scheme, rest)) = conn.split_once("://") {
-        // By hand rather than with a URL parser: libpq accepts URLs (an
-        // empty host with a socket in `?host=`) that URL parsers reject, and
-        // those must be masked too.
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:****@{hosts}"),
-                None => format!("{userinfo}@{hosts}"),
-            },
-            None => authority.to_string(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => format!("{path}?{}", redact_query(query)),
-            None => tail.to_string(),
-        };
-        return format!("{scheme}://{authority}{tail}");
+    match take_tls_params(conn).0.parse::<Config>() {
+        Ok(config) => display(&config, conn),
+        Err(_) => HIDDEN_URL.to_string(),
     }
-    conn.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
-            _ => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
-fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
-            _ => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+/// `postgres://user:****@host:port/db?…` from a parsed configuration.
+fn display(config: &Config, conn: &str) -> String {
+    let mut out = String::from("postgres://");
+    let password = if config.get_password().is_some() { ":****" } else { "" };
+    if let Some(user) = config.get_user() {
+        out.push_str(&format!("{user}{password}@"));
+    } else if !password.is_empty() {
+        out.push_str(&format!("{password}@"));
+    }
+    let ports = config.get_ports();
+    let port_of = |i: usize| ports.get(i).or(ports.first()).copied();
+    let mut tcp = Vec::new();
+    let mut sockets = Vec::new();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        match host {
+            Host::Tcp(name) if name.contains(':') => tcp.push(format!("[{name}]")),
+            Host::Tcp(name) => tcp.push(name.clone()),
+            Host::Unix(path) => sockets.push(path.display().to_string()),
+        }
+        if let (Some(port), false) = (port_of(i), matches!(host, Host::Unix(_))) {
+            if let Some(last) = tcp.last_mut() {
+                last.push_str(&format!(":{port}"));
+            }
+        }
+    }
+    out.push_str(&tcp.join(","));
+    out.push('/');
+    out.push_str(config.get_dbname().unwrap_or_default());
+    let mut params: Vec<String> = sockets.iter().map(|s| format!("host={s}")).collect();
+    if !sockets.is_empty() && tcp.is_empty() {
+        if let Some(port) = ports.first() {
+            params.push(format!("port={port}"));
+        }
+    }
+    for (key, value) in take_tls_params(conn).1 {
+        params.push(format!("{key}={value}"));
+    }
+    if !params.is_empty() {
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// Parses a URL without connecting, so bad input is caught before anything runs.
@@ -198,8 +216,10 @@ pub struct ConnSpec {
 /// Parses a URL or `key=value` string, TLS parameters included. Over Unix
 /// sockets TLS is off whatever `sslmode` says, as in libpq.
 pub fn parse(conn: &str) -> Result<ConnSpec, ConnectError> {
-    let bad =
-        |reason: String| ConnectError::BadUrl { url: redact(conn), reason: scrub(&reason, conn) };
+    let bad = |reason: String| ConnectError::BadUrl {
+        url: redact(conn),
+        reason: if redact(conn) == HIDDEN_URL { reason } else { scrub(&reason, conn) },
+    };
     let (rest, taken) = take_tls_params(conn);
     let mut tls = TlsSettings { mode: SslMode::Prefer, root_cert: None, cert: None, key: None };
     for (key, value) in taken {
@@ -535,15 +555,35 @@ mod tests {
         );
         assert_eq!(
             redact("postgres://app@h/db?password=s3cret&sslmode=require"),
-            "postgres://app@h/db?password=****&sslmode=require"
+            "postgres://app:****@h:5432/db?sslmode=require"
         );
-        assert_eq!(redact("host=h password=s3cret dbname=x"), "host=h password=**** dbname=x");
+        assert_eq!(redact("host=h password=s3cret dbname=x"), "postgres://:****@h/x");
         assert_eq!(
             redact("postgres://app:s3cret@/db?host=/tmp/sock&port=5"),
             "postgres://app:****@/db?host=/tmp/sock&port=5"
         );
-        assert_eq!(redact("postgres://a:s3:c@[bad"), "postgres://a:****@[bad");
-        assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
+        assert_eq!(redact("postgresql://h/db"), "postgres://h:5432/db");
+    }
+
+    #[test]
+    fn passwords_that_look_like_url_parts_are_masked_too() {
+        // A `/` or `?` before the `@` ended the masked part at the wrong place.
+        for url in [
+            "postgres://postgres:Sekr1t/Pw0rd@127.0.0.1:5432/app",
+            "postgres://postgres:Sekr1t?Pw0rd@127.0.0.1:1/app",
+            "postgres://postgres:Sekr1t%40Pw0rd@127.0.0.1:1/app",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("Sekr1t") && !shown.contains("Pw0rd"), "{url} -> {shown}");
+            assert!(shown.contains(":****@127.0.0.1:"), "{shown}");
+        }
+        // Unparsable: hidden whole, never echoed.
+        assert_eq!(redact("postgres:Sekr1tPw0rd@127.0.0.1:1/app"), HIDDEN_URL);
+        // key=value: quoted with spaces, spaces around `=`.
+        let shown = redact("host=h password='correct horse battery staple' dbname=x");
+        assert!(!shown.contains("horse") && !shown.contains("staple"), "{shown}");
+        let shown = redact("host=h password = x9y8z7 dbname=x");
+        assert!(!shown.contains("x9y8z7"), "{shown}");
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub fn render(a: &Assessment) -> String {
             );
         }
         None => {
-            let _ = writeln!(out, "**Database:** not checked (static analysis only)");
+            let why = a.static_only.as_deref().unwrap_or("no database");
+            let _ = writeln!(out, "**Database:** not checked (static analysis only: {why})");
         }
     }
 

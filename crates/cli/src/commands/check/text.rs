@@ -57,11 +57,14 @@ pub fn render(a: &Assessment) -> String {
         Some(live) => {
             format!("live facts from {} (PostgreSQL {})", live.database, live.server_version)
         }
-        None => "static analysis only, no database".to_string(),
+        None => {
+            format!("static analysis only ({})", a.static_only.as_deref().unwrap_or("no database"))
+        }
     };
     let _ =
         writeln!(out, "checked {} file(s), {statements} statement(s); {against}", a.files.len());
-    let _ = writeln!(out, "verdict: {} ({})", a.verdict, counts(a));
+    let without = if a.live.is_none() { ", without live facts" } else { "" };
+    let _ = writeln!(out, "verdict: {} ({}){without}", a.verdict, counts(a));
     match a.verdict {
         Verdict::NoGo => {
             let mut codes: Vec<Code> = a
@@ -70,6 +73,7 @@ pub fn render(a: &Assessment) -> String {
                 .filter(|f| f.severity == Severity::Critical)
                 .map(|f| f.code)
                 .collect();
+            codes.sort();
             codes.dedup();
             let flags: Vec<String> = codes.iter().map(|c| format!("--accept-risk {c}")).collect();
             let _ = writeln!(
