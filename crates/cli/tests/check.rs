@@ -383,7 +383,7 @@ fn migrate_refuses_no_go_audits_the_refusal_and_changes_nothing() {
     p.write("migrations/1_ext/up.sql", "CREATE TABLE IF NOT EXISTS side_effect (id int);\nCREATE EXTENSION IF NOT EXISTS vector;\n");
     let run = p.run(&["migrate"]);
     run.expect_code(1)
-        .expect_output("check gate refused the migration: NO-GO: BS701")
+        .expect_output("check gate refused the migration: NO-GO, 1 critical finding(s):\n  BS701 ")
         .expect_output("--accept-risk BS701");
     let mut db = p.client();
     assert!(!db.exists("side_effect"));
@@ -402,7 +402,7 @@ fn accepted_risks_pass_the_gate_and_are_audited_and_the_guard_still_stands() {
     .unwrap();
     // Deletes nothing: the guard lets it through once the risk is accepted.
     p.migration("1_cleanup", "DELETE FROM users WHERE id < 0;\n", Some("SELECT 1;"));
-    p.run(&["migrate"]).expect_code(1).expect_output("NO-GO: BS100");
+    p.run(&["migrate"]).expect_code(1).expect_output("NO-GO, 1 critical finding(s):\n  BS100 ");
     let run = p.run(&["migrate", "--accept-risk", "BS100"]);
     run.expect_code(0)
         .expect_output("risk accepted with --accept-risk")
@@ -510,4 +510,100 @@ fn check_with_a_wrong_password_exits_3_instead_of_passing_on_the_sql_alone() {
         .expect_output("without live facts");
     let json = p.run_with_url(&wrong, &["check", "--offline", "--format", "json"]).json();
     assert_eq!(json["static_only"], "--offline: live facts not checked");
+}
+
+// ------------------------------------------------- the batch, followed
+
+fn renames_history(label: &str) -> Project {
+    let p = Project::new(label);
+    let dir = p.path().join("migrations");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/histories/renames");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.join(entry.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+        }
+    }
+    p
+}
+
+fn findings(json: &Value) -> Vec<&Value> {
+    json["findings"].as_array().unwrap().iter().collect()
+}
+
+#[test]
+fn bootstrapping_an_empty_database_from_a_history_of_renames_has_no_false_criticals() {
+    let p = renames_history("batch_empty");
+    let run = p.run(&["check", "--format", "json"]);
+    let json = run.json();
+    let critical: Vec<_> =
+        findings(&json).into_iter().filter(|f| f["severity"] == "critical").collect();
+    assert!(critical.is_empty(), "false alarms: {critical:#?}");
+    assert_ne!(json["verdict"], "NO-GO");
+    // A column of a table the batch made (then renamed) loses nothing.
+    let drops: Vec<_> = findings(&json).into_iter().filter(|f| f["code"] == "BS102").collect();
+    assert!(drops.is_empty(), "{drops:#?}");
+    // Nor does a NOT NULL column without a default on it fail: it is empty.
+    assert!(!findings(&json).into_iter().any(|f| f["code"] == "BS404"), "{json:#}");
+    // And migrate, with the check gate on by default, bootstraps the database.
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("person") && db.exists("archive.communities") && db.exists("person_view"));
+}
+
+#[test]
+fn a_rename_of_a_live_table_asks_the_database_about_its_old_name() {
+    let p = renames_history("batch_live");
+    p.run(&["migrate", "--to", "20200103000000"]).expect_code(0);
+    p.client()
+        .batch_execute(
+            "INSERT INTO user_ (name, email, legacy_flags) VALUES ('a', 'a@x', 'f'), ('b', 'b@x', NULL), ('c', 'c@x', 'g');",
+        )
+        .unwrap();
+    let json = p.run(&["check", "--format", "json"]).json();
+    let drop = findings(&json)
+        .into_iter()
+        .find(|f| f["code"] == "BS102" && f["message"].as_str().unwrap().contains("legacy_flags"))
+        .expect("the DROP COLUMN finding")
+        .clone();
+    let facts = drop["facts"].to_string();
+    assert!(
+        facts.contains("person is user_ on the database (renamed earlier in this batch)"),
+        "{facts}"
+    );
+    assert!(facts.contains("user_ holds 3 row(s)"), "{facts}");
+    // A NOT NULL column without a default on the renamed table, which has
+    // rows before the batch: a true NO-GO, with the live count.
+    let not_null = findings(&json)
+        .into_iter()
+        .find(|f| f["code"] == "BS404")
+        .expect("the ADD COLUMN NOT NULL finding")
+        .clone();
+    assert_eq!(not_null["severity"], "critical", "{not_null:#}");
+    assert!(not_null["facts"].to_string().contains("user_ holds 3 row(s)"), "{not_null:#}");
+    assert_eq!(json["verdict"], "NO-GO");
+}
+
+#[test]
+fn a_table_the_batch_already_dropped_is_a_true_critical() {
+    let p = renames_history("batch_dropped_twice");
+    p.migration("20200113000000_drop_again", "DROP TABLE person_ban;\n", None);
+    let json = p.run(&["check", "--format", "json"]).json();
+    let again: Vec<_> =
+        findings(&json).into_iter().filter(|f| f["severity"] == "critical").collect();
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert!(again[0]["file"].as_str().unwrap().contains("drop_again"), "{:#}", again[0]);
+    let facts = again[0]["facts"].to_string();
+    assert!(
+        facts.contains("dropped earlier in this batch")
+            && facts.contains("drop_person_ban/up.sql:1"),
+        "{facts}"
+    );
+    let run = p.run(&["migrate"]);
+    run.expect_code(1).expect_output("NO-GO, 1 critical finding(s):\n  BS101 ");
 }

@@ -353,7 +353,7 @@ fn missing_protected_table_fails_pre_flight_and_nothing_runs() {
     p.config(PROTECTED_USERS);
     p.migration("1_a", "CREATE TABLE a (id int);", None);
     // The check gate sees the missing table first ...
-    p.run(&["migrate"]).expect_code(1).expect_output("NO-GO: BS100");
+    p.run(&["migrate"]).expect_code(1).expect_output("NO-GO, 1 critical finding(s):\n  BS100 ");
     // ... and past it, pre-flight still refuses.
     p.run(&["migrate", "--accept-risk", "BS100"])
         .expect_code(1)

@@ -3,7 +3,6 @@
 //! the same migration) or existing, run every rule, apply
 //! `-- backstop:ignore` comments, and turn hits into located findings.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use pg_query::protobuf::{self, AlterTableType, ObjectType, ScanToken, Token};
@@ -119,14 +118,6 @@ impl Stmt<'_> {
     }
 }
 
-/// When a table lived within one file: created at one statement, maybe
-/// dropped at a later one.
-struct Lifetime {
-    table: RelationName,
-    created: usize,
-    dropped: Option<usize>,
-}
-
 /// A policy some file of the run creates.
 pub(crate) struct PolicyDef {
     pub file: usize,
@@ -157,10 +148,8 @@ pub struct Cx<'a> {
     pub(crate) run: &'a RunFacts,
     pub(crate) ignores: Vec<Ignore>,
     tokens: &'a [ScanToken],
-    /// This file's tables, by name.
-    tables: HashMap<String, Vec<Lifetime>>,
-    /// Tables created by each file of the run, by name, with the file's index.
-    run_created: &'a HashMap<String, Vec<(usize, RelationName)>>,
+    /// What the run does to names, statement by statement.
+    batch: &'a crate::batch::Batch,
 }
 
 /// One subcommand of an `ALTER TABLE` on an existing table, with what
@@ -246,21 +235,38 @@ impl<'a> Cx<'a> {
         RelationName::from_range_var(rv)
     }
 
-    /// True when `table` was created by an earlier statement of this file
-    /// (and not dropped since), or by an earlier file of the run: locks
-    /// on it block nobody and it holds no one's data yet.
+    /// True when `table`, as statement `stmt` names it, was made by an
+    /// earlier statement of the batch (this file's, or an earlier file's
+    /// when the files run as one sequence), under this name or another it
+    /// was renamed from: locks on it block nobody and it holds no one's
+    /// data yet.
     pub fn is_new(&self, stmt: usize, table: &RelationName) -> bool {
-        let here = self.tables.get(&table.name).map(Vec::as_slice).unwrap_or_default();
-        let in_file = here.iter().any(|t| {
-            t.created < stmt && t.dropped.is_none_or(|d| d >= stmt) && same_table(&t.table, table)
-        });
-        let dropped_here =
-            here.iter().any(|t| t.dropped.is_some_and(|d| d < stmt) && same_table(&t.table, table));
-        let earlier_file = self.opts.sequential
-            && self.run_created.get(&table.name).is_some_and(|v| {
-                v.iter().any(|(file, t)| *file < self.file && same_table(t, table))
-            });
-        in_file || (!dropped_here && earlier_file)
+        matches!(self.batch.table(self.file, stmt, table), crate::batch::Origin::Created { .. })
+    }
+
+    /// Where `table`.`column`, as statement `stmt` names it, came from.
+    pub fn column_origin(
+        &self,
+        stmt: usize,
+        table: &RelationName,
+        column: &str,
+    ) -> crate::batch::Origin {
+        self.batch.column(self.file, stmt, table, column)
+    }
+
+    /// Where the subject of a finding at statement `stmt` came from.
+    pub fn origin(&self, stmt: usize, subject: &Subject) -> Option<crate::batch::Origin> {
+        let b = self.batch;
+        Some(match subject {
+            Subject::Table { table, .. }
+            | Subject::Policy { table, .. }
+            | Subject::ForeignKey { table, .. }
+            | Subject::Functions { table, .. } => b.table(self.file, stmt, table),
+            Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
+                b.column(self.file, stmt, table, column)
+            }
+            Subject::Extension { .. } => return None,
+        })
     }
 
     /// Every subcommand of every `ALTER TABLE` on a table that existed
@@ -428,33 +434,6 @@ impl<'a> Cx<'a> {
             }
         }
         end
-    }
-
-    /// The table a statement creates, if it is new from `stmt` on.
-    fn record_lifetimes(&mut self) {
-        let mut tables: HashMap<String, Vec<Lifetime>> = HashMap::new();
-        for stmt in &self.stmts {
-            if let Some(created) = &stmt.facts.creates_table {
-                tables.entry(created.name.clone()).or_default().push(Lifetime {
-                    table: created.clone(),
-                    created: stmt.index,
-                    dropped: None,
-                });
-            }
-            if let NodeEnum::DropStmt(d) = stmt.node {
-                if d.remove_type() == ObjectType::ObjectTable {
-                    for name in d.objects.iter().filter_map(object_name) {
-                        let same_name = tables.get_mut(&name.name).into_iter().flatten();
-                        for t in same_name.filter(|t| t.dropped.is_none()) {
-                            if same_table(&t.table, &name) {
-                                t.dropped = Some(stmt.index);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        self.tables = tables;
     }
 }
 
@@ -687,8 +666,14 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
         .collect();
     let stmts: Vec<Vec<Stmt<'_>>> =
         parsed.iter().zip(inputs).map(|(p, i)| statements(p, i.text)).collect();
+    let batch = {
+        let files: Vec<(&str, &str, &[Stmt<'_>])> =
+            inputs.iter().zip(&stmts).map(|(i, s)| (i.path, i.text, s.as_slice())).collect();
+        crate::batch::Batch::build(&files, opts.sequential)
+    };
 
-    // Tables created per file, so later files see them as new.
+    // Tables created anywhere in the run, which the live check must not
+    // call missing.
     let mut created_by_file: Vec<Vec<RelationName>> = Vec::new();
     for file in &stmts {
         let mut created: Vec<RelationName> = Vec::new();
@@ -702,19 +687,13 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     let mut report = Report::default();
     let mut run = RunFacts::default();
     let mut contexts: Vec<Cx<'_>> = Vec::new();
-    let mut run_created: HashMap<String, Vec<(usize, RelationName)>> = HashMap::new();
-    for (file, created) in created_by_file.iter().enumerate() {
-        for t in created {
-            run_created.entry(t.name.clone()).or_default().push((file, t.clone()));
-        }
-    }
     // Contexts first (without the run facts), to collect what the run does.
     let empty = RunFacts::default();
     for (file, ((input, p), file_stmts)) in inputs.iter().zip(&parsed).zip(stmts).enumerate() {
         report
             .files
             .push(FileSummary { path: input.path.to_string(), statements: file_stmts.len() });
-        let mut cx = Cx {
+        let cx = Cx {
             input,
             opts,
             stmts: file_stmts,
@@ -722,10 +701,8 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
             run: &empty,
             ignores: suppress::parse(input.text, &p.tokens),
             tokens: &p.tokens,
-            tables: HashMap::new(),
-            run_created: &run_created,
+            batch: &batch,
         };
-        cx.record_lifetimes();
         collect_run_facts(&cx, &mut run);
         contexts.push(cx);
     }
@@ -784,27 +761,10 @@ fn syntax_finding(e: &InputError) -> Finding {
 /// rule rates it: for what the engine finds in files (one that cannot be
 /// read or run as declared) as well as for the parser's rejections.
 pub fn file_finding(code: Code, path: &str, at: Position, message: String, help: &str) -> Finding {
-    let meta = code.meta();
-    Finding {
-        code,
-        rule: meta.name,
-        severity: Severity::of(meta.probability, meta.impact),
-        probability: meta.probability,
-        impact: meta.impact,
-        file: path.to_string(),
-        line: at.line,
-        column: at.column,
-        end_line: at.line,
-        end_column: at.column,
-        message,
-        help: help.to_string(),
-        mitigation: meta.mitigation.to_string(),
-        facts: Vec::new(),
-        suppressed: None,
-        statement: None,
-        span: 0..0,
-        subject: None,
-    }
+    let mut f = Finding::new(code, path, at.line, message, help);
+    f.column = at.column;
+    f.end_column = at.column;
+    f
 }
 
 /// Builds a finding from a hit: place, rating and the rule's mitigation.
@@ -831,6 +791,10 @@ fn to_finding(cx: &Cx<'_>, lines: &Lines<'_>, hit: Hit) -> Finding {
         suppressed: None,
         statement: hit.stmt.map(|s| s + 1),
         span: hit.span,
+        origin: hit
+            .stmt
+            .zip(hit.subject.as_ref())
+            .and_then(|(stmt, subject)| cx.origin(stmt, subject)),
         subject: hit.subject,
     }
 }

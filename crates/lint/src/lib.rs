@@ -4,12 +4,14 @@
 //! part of a check lives in `backstop-core`.
 
 pub mod analyze;
+pub mod batch;
 pub mod model;
 pub mod parse;
 pub mod rules;
 pub mod suppress;
 
 pub use analyze::{check, Input, InputError, Options, Report};
+pub use batch::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
     checksum, redact_secrets, split, Facts, Position, RelationName, Statement, SyntaxError,

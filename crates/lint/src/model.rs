@@ -176,6 +176,11 @@ pub struct Finding {
     pub span: std::ops::Range<usize>,
     #[serde(skip)]
     pub subject: Option<Subject>,
+    /// Where the subject came from as the batch reaches this statement
+    /// (made, renamed or dropped by an earlier statement, or live), for the
+    /// live check to ask the database the right question.
+    #[serde(skip)]
+    pub origin: Option<crate::batch::Origin>,
 }
 
 impl Finding {
@@ -208,6 +213,7 @@ impl Finding {
             statement: None,
             span: 0..0,
             subject: None,
+            origin: None,
         }
     }
 

@@ -49,22 +49,26 @@ pub fn decide(assessment: &Assessment, accept: &[Code]) -> Result<serde_json::Va
         assessment.findings.iter().filter(|f| f.severity == Severity::Critical).collect();
     let refused: Vec<_> = critical.iter().filter(|f| !accept.contains(&f.code)).collect();
     if !refused.is_empty() {
-        let list: Vec<String> = refused
-            .iter()
-            .map(|f| format!("{} at {}:{}: {}", f.code, f.file, f.line, f.message))
-            .collect();
+        let mut reason = format!("NO-GO, {} critical finding(s):", refused.len());
+        for f in &refused {
+            reason.push_str(&format!(
+                "\n  {} {}:{}: {}",
+                f.code,
+                f.file,
+                f.line,
+                short(&f.message)
+            ));
+        }
         let mut codes: Vec<&str> = refused.iter().map(|f| f.code.as_str()).collect();
+        codes.sort_unstable();
         codes.dedup();
         let flags: Vec<String> = codes.iter().map(|c| format!("--accept-risk {c}")).collect();
-        return Err(GateRefusal {
-            gate: "check".into(),
-            reason: format!(
-                "NO-GO: {}; fix the migration, or accept the risk with {} (recorded in the audit log); `backstop check` shows the full assessment",
-                list.join("; "),
-                flags.join(" ")
-            ),
-            exit_code: 1,
-        });
+        reason.push_str(&format!(
+            "\nfix the migrations, or accept the risks with {} (recorded in the audit log); \
+             `backstop check` shows the full assessment",
+            flags.join(" ")
+        ));
+        return Err(GateRefusal { gate: "check".into(), reason, exit_code: 1 });
     }
     let accepted: Vec<_> = critical
         .iter()
@@ -76,6 +80,18 @@ pub fn decide(assessment: &Assessment, accept: &[Code]) -> Result<serde_json::Va
         "conditions": assessment.conditions,
         "accepted_risks": accepted,
     }))
+}
+
+/// A finding's message cut to one short line, at a word.
+fn short(message: &str) -> String {
+    const WIDTH: usize = 100;
+    let line = message.lines().next().unwrap_or_default();
+    if line.chars().count() <= WIDTH {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(WIDTH).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
 }
 
 impl Gate for CheckGate<'_> {
@@ -123,11 +139,11 @@ mod tests {
         let a = assessment(&[Code::BS100, Code::BS402, Code::BS101]);
         let refusal = decide(&a, &[]).unwrap_err();
         assert_eq!(refusal.exit_code, 1);
-        assert!(refusal.reason.contains("BS100 at m/up.sql:1"), "{}", refusal.reason);
+        assert!(refusal.reason.contains("\n  BS100 m/up.sql:1: finding 0\n"), "{}", refusal.reason);
         assert!(refusal.reason.contains("--accept-risk BS100 --accept-risk BS402"));
 
         let refusal = decide(&a, &[Code::BS100]).unwrap_err();
-        assert!(!refusal.reason.contains("BS100 at"), "{}", refusal.reason);
+        assert!(!refusal.reason.contains("BS100 m/"), "{}", refusal.reason);
 
         let detail = decide(&a, &[Code::BS100, Code::BS402]).unwrap();
         assert_eq!(detail["verdict"], "NO-GO");
@@ -138,6 +154,23 @@ mod tests {
             .map(|r| r["code"].as_str().unwrap())
             .collect();
         assert_eq!(accepted, ["BS100", "BS402"]);
+    }
+
+    #[test]
+    fn a_long_no_go_is_one_short_line_per_finding_and_each_code_once() {
+        let codes = [Code::BS402; 31];
+        let mut a = assessment(&codes);
+        for f in &mut a.findings {
+            f.message = "live: person does not exist on the server: the statement fails, and \
+                         this sentence goes on well past what fits on one line of a terminal"
+                .into();
+        }
+        let reason = decide(&a, &[]).unwrap_err().reason;
+        let lines: Vec<&str> = reason.lines().collect();
+        assert_eq!(lines.len(), 33, "{reason}");
+        assert!(lines.iter().all(|l| l.chars().count() < 160), "{reason}");
+        assert_eq!(reason.matches("--accept-risk BS402").count(), 1, "{reason}");
+        assert!(lines[1].ends_with('…'), "{}", lines[1]);
     }
 
     #[test]

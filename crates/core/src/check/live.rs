@@ -5,7 +5,9 @@
 //! raises or lowers the finding it concerns and is recorded on it.
 //! Read-only: nothing here changes the database.
 
-use backstop_lint::{Code, Finding, Impact, Probability, RelationName, Report, Severity, Subject};
+use backstop_lint::{
+    Code, Finding, Impact, Origin, Probability, RelationName, Report, Severity, Subject,
+};
 use postgres::GenericClient;
 
 use super::{CheckError, Settings};
@@ -199,6 +201,25 @@ fn adjust(
 ) -> Result<Outcome, CheckError> {
     let created_in_run =
         |t: &RelationName| created.iter().any(|c| backstop_lint::analyze::same_table(c, t));
+    // What the batch did before this statement decides which question the
+    // live database can answer.
+    match (f.origin.clone(), f.subject.clone()) {
+        (Some(Origin::Created { at }), Some(subject)) => {
+            made_by_batch(f, &subject, &at);
+            return Ok(Outcome::Keep);
+        }
+        (Some(Origin::Dropped { at }), Some(subject)) => {
+            dropped_by_batch(f, &subject, &at);
+            return Ok(Outcome::Keep);
+        }
+        (Some(Origin::Live { table: live, column }), Some(subject)) => {
+            if let Some(renamed) = as_before_batch(&subject, &live, column.as_deref()) {
+                f.facts.push(renamed);
+                f.subject = Some(renamed_subject(&subject, live, column));
+            }
+        }
+        _ => {}
+    }
     match f.subject.clone() {
         Some(Subject::Table { table, missing_ok }) => {
             let counts = is_data_loss(f.code) || f.code == Code::BS404;
@@ -455,8 +476,117 @@ fn foreign_key(
     Ok(Outcome::Keep)
 }
 
+/// The subject's table (and column), as the statement names it.
+fn subject_names(subject: &Subject) -> Option<(&RelationName, Option<&str>)> {
+    match subject {
+        Subject::Table { table, .. }
+        | Subject::Policy { table, .. }
+        | Subject::ForeignKey { table, .. }
+        | Subject::Functions { table, .. } => Some((table, None)),
+        Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
+            Some((table, Some(column)))
+        }
+        Subject::Extension { .. } => None,
+    }
+}
+
+/// What the database calls the subject, when the batch renamed it before
+/// this statement.
+fn as_before_batch(subject: &Subject, live: &RelationName, column: Option<&str>) -> Option<String> {
+    let (table, col) = subject_names(subject)?;
+    let same_table = table == live;
+    let same_column = col.is_none() || col == column;
+    if same_table && same_column {
+        return None;
+    }
+    let now = match col {
+        Some(c) => format!("{}.{c}", name(table)),
+        None => name(table),
+    };
+    let then = match (col, column) {
+        (Some(_), Some(c)) => format!("{}.{c}", name(live)),
+        _ => name(live),
+    };
+    Some(format!("{now} is {then} on the database (renamed earlier in this batch)"))
+}
+
+/// The subject under the names the live database knows.
+fn renamed_subject(subject: &Subject, live: RelationName, column: Option<String>) -> Subject {
+    let mut s = subject.clone();
+    match &mut s {
+        Subject::Table { table, .. }
+        | Subject::Policy { table, .. }
+        | Subject::ForeignKey { table, .. }
+        | Subject::Functions { table, .. } => *table = live,
+        Subject::ColumnType { table, column: c, .. } | Subject::NotNull { table, column: c } => {
+            *table = live;
+            if let Some(column) = column {
+                *c = column;
+            }
+        }
+        Subject::Extension { .. } => {}
+    }
+    s
+}
+
+fn subject_name(subject: &Subject) -> String {
+    match subject_names(subject) {
+        Some((t, Some(c))) => format!("{}.{c}", name(t)),
+        Some((t, None)) => name(t),
+        None => String::new(),
+    }
+}
+
+/// The subject was made by an earlier statement of the batch: no rows from
+/// before the batch are in it, and a lock on it blocks no one.
+fn made_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
+    let what = subject_name(subject);
+    if f.code == Code::BS100 {
+        // A protected table is protected wherever it came from.
+        f.facts.push(format!("{what} is made earlier in this batch, at {at}"));
+        return;
+    }
+    f.rate(Probability::Low, Impact::Low);
+    let consequence = if is_data_loss(f.code) || f.code == Code::BS107 {
+        "no rows from before the batch are lost"
+    } else if f.code == Code::BS404 {
+        "it holds only rows the batch itself inserts"
+    } else if is_lock(f.code) {
+        "the lock blocks no one"
+    } else {
+        "the database has nothing of it yet"
+    };
+    f.facts.push(format!("{what} is made earlier in this batch, at {at}: {consequence}"));
+}
+
+/// The subject was dropped by an earlier statement of the batch: the
+/// statement fails, unless it says IF EXISTS.
+fn dropped_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
+    let what = subject_name(subject);
+    if matches!(subject, Subject::Table { missing_ok: true, .. }) {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!(
+            "{what} is dropped earlier in this batch, at {at}: IF EXISTS makes this a no-op"
+        ));
+    } else {
+        f.rate(Probability::Certain, Impact::High);
+        f.facts
+            .push(format!("{what} is dropped earlier in this batch, at {at}: the statement fails"));
+    }
+}
+
 /// Probes become findings only when the database confirms them.
 fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, CheckError> {
+    match &f.origin {
+        // Nothing on the live database can collide with what the batch makes.
+        Some(Origin::Created { .. } | Origin::Dropped { .. }) => return Ok(false),
+        Some(Origin::Live { table, column }) => {
+            if let Some(subject) = &f.subject {
+                f.subject = Some(renamed_subject(subject, table.clone(), column.clone()));
+            }
+        }
+        None => {}
+    }
     match f.subject.clone() {
         Some(Subject::Policy { table, name: policy }) => {
             let taken: Option<String> = client

@@ -2,6 +2,7 @@
 
 use pg_query::protobuf::AlterTableType;
 
+use crate::batch::Origin;
 use crate::analyze::{Alter, display_table, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
@@ -30,6 +31,11 @@ pub const META: Meta = Meta {
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
         if kind != AlterTableType::AtDropColumn {
+            continue;
+        }
+        // A column an earlier statement of the batch added holds nothing
+        // from before it.
+        if matches!(cx.column_origin(stmt.index, &table, &cmd.name), Origin::Created { .. }) {
             continue;
         }
         let name = display_table(&table);

@@ -1,0 +1,296 @@
+//! What the pending batch does to names, statement by statement: tables,
+//! views and columns it creates, renames, moves to another schema and
+//! drops. A statement late in the batch meets the state every earlier
+//! statement left, so a name it uses may be a table the batch created (no
+//! rows to lose, no one blocked), a table the batch renamed (the live
+//! database knows it by its old name), or one the batch already dropped
+//! (the statement fails). The live check asks the database only about what
+//! existed before the batch, under the name it had then.
+
+use pg_query::protobuf::{AlterTableType, ObjectType};
+use pg_query::NodeEnum;
+
+use crate::analyze::{alter_cmds, same_table, string_value, Stmt};
+use crate::parse::RelationName;
+
+/// Where the object a statement names came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// It existed before the batch; the live database knows it as `table`
+    /// (and `column`), which may differ from the name the statement uses.
+    Live { table: RelationName, column: Option<String> },
+    /// An earlier statement of the batch made it, at `at` (file:line).
+    Created { at: String },
+    /// An earlier statement of the batch removed it, at `at`, and none made
+    /// it again: the statement that names it fails.
+    Dropped { at: String },
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Create(RelationName),
+    Drop(RelationName),
+    /// A rename, or a move to another schema.
+    Rename {
+        from: RelationName,
+        to: RelationName,
+    },
+    AddColumn(RelationName, String),
+    DropColumn(RelationName, String),
+    RenameColumn {
+        table: RelationName,
+        from: String,
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    file: usize,
+    stmt: usize,
+    at: String,
+    change: Change,
+}
+
+/// The batch's changes to names, in run order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    events: Vec<Event>,
+    /// Whether the files run as one sequence (a later file meets what an
+    /// earlier one did) or are judged one by one.
+    sequential: bool,
+}
+
+fn relation_of(items: &[pg_query::protobuf::Node]) -> Option<RelationName> {
+    let parts: Vec<&str> = items.iter().filter_map(string_value).collect();
+    match parts.as_slice() {
+        [name] => Some(RelationName { schema: None, name: name.to_string() }),
+        [.., schema, name] => {
+            Some(RelationName { schema: Some(schema.to_string()), name: name.to_string() })
+        }
+        [] => None,
+    }
+}
+
+fn is_relation(kind: ObjectType) -> bool {
+    matches!(
+        kind,
+        ObjectType::ObjectTable
+            | ObjectType::ObjectView
+            | ObjectType::ObjectMatview
+            | ObjectType::ObjectForeignTable
+    )
+}
+
+/// What one statement does to names.
+fn changes(node: &NodeEnum) -> Vec<Change> {
+    let rel = RelationName::from_range_var;
+    match node {
+        NodeEnum::CreateStmt(s) => {
+            s.relation.as_ref().map(rel).map(Change::Create).into_iter().collect()
+        }
+        NodeEnum::CreateTableAsStmt(s) => s
+            .into
+            .as_ref()
+            .and_then(|i| i.rel.as_ref())
+            .map(rel)
+            .map(Change::Create)
+            .into_iter()
+            .collect(),
+        NodeEnum::ViewStmt(s) => s.view.as_ref().map(rel).map(Change::Create).into_iter().collect(),
+        NodeEnum::DropStmt(d) if is_relation(d.remove_type()) => d
+            .objects
+            .iter()
+            .filter_map(|o| match o.node.as_ref() {
+                Some(NodeEnum::List(l)) => relation_of(&l.items),
+                _ => None,
+            })
+            .map(Change::Drop)
+            .collect(),
+        NodeEnum::RenameStmt(r) => {
+            let Some(from) = r.relation.as_ref().map(rel) else { return Vec::new() };
+            match r.rename_type() {
+                kind if is_relation(kind) => {
+                    let to = RelationName { schema: from.schema.clone(), name: r.newname.clone() };
+                    vec![Change::Rename { from, to }]
+                }
+                ObjectType::ObjectColumn => vec![Change::RenameColumn {
+                    table: from,
+                    from: r.subname.clone(),
+                    to: r.newname.clone(),
+                }],
+                _ => Vec::new(),
+            }
+        }
+        NodeEnum::AlterObjectSchemaStmt(a) if is_relation(a.object_type()) => {
+            let Some(from) = a.relation.as_ref().map(rel) else { return Vec::new() };
+            let to = RelationName { schema: Some(a.newschema.clone()), name: from.name.clone() };
+            vec![Change::Rename { from, to }]
+        }
+        NodeEnum::AlterTableStmt(a) => {
+            let Some(table) = a.relation.as_ref().map(rel) else { return Vec::new() };
+            alter_cmds(a)
+                .filter_map(|(_, cmd, kind)| match kind {
+                    AlterTableType::AtAddColumn => {
+                        match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+                            Some(NodeEnum::ColumnDef(c)) => {
+                                Some(Change::AddColumn(table.clone(), c.colname.clone()))
+                            }
+                            _ => None,
+                        }
+                    }
+                    AlterTableType::AtDropColumn => {
+                        Some(Change::DropColumn(table.clone(), cmd.name.clone()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Batch {
+    /// The changes of every statement of `files` (each with its path and
+    /// the text its positions are in).
+    pub fn build(files: &[(&str, &str, &[Stmt<'_>])], sequential: bool) -> Batch {
+        let mut events = Vec::new();
+        for (file, (path, text, stmts)) in files.iter().enumerate() {
+            for stmt in stmts.iter() {
+                let line = text[..stmt.start.min(text.len())].matches('\n').count() + 1;
+                for change in changes(stmt.node) {
+                    events.push(Event {
+                        file,
+                        stmt: stmt.index,
+                        at: format!("{path}:{line}"),
+                        change,
+                    });
+                }
+            }
+        }
+        Batch { events, sequential }
+    }
+
+    /// The changes made before statement `stmt` of `file`, latest first.
+    fn before(&self, file: usize, stmt: usize) -> impl Iterator<Item = &Event> {
+        self.events
+            .iter()
+            .rev()
+            .filter(move |e| (e.file, e.stmt) < (file, stmt) && (self.sequential || e.file == file))
+    }
+
+    /// Where the relation `table`, as statement `stmt` of `file` names it,
+    /// came from.
+    pub fn table(&self, file: usize, stmt: usize, table: &RelationName) -> Origin {
+        let mut name = table.clone();
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::Create(t) if same_table(t, &name) => {
+                    return Origin::Created { at: e.at.clone() }
+                }
+                Change::Drop(t) if same_table(t, &name) => {
+                    return Origin::Dropped { at: e.at.clone() }
+                }
+                _ => {}
+            }
+        }
+        Origin::Live { table: name, column: None }
+    }
+
+    /// Where `table`.`column`, as statement `stmt` of `file` names it, came from.
+    pub fn column(&self, file: usize, stmt: usize, table: &RelationName, column: &str) -> Origin {
+        let mut name = table.clone();
+        let mut col = column.to_string();
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::RenameColumn { table, from, to }
+                    if same_table(table, &name) && *to == col =>
+                {
+                    col = from.clone()
+                }
+                Change::AddColumn(t, c) if same_table(t, &name) && *c == col => {
+                    return Origin::Created { at: e.at.clone() }
+                }
+                Change::DropColumn(t, c) if same_table(t, &name) && *c == col => {
+                    return Origin::Dropped { at: e.at.clone() }
+                }
+                Change::Create(t) if same_table(t, &name) => {
+                    return Origin::Created { at: e.at.clone() }
+                }
+                Change::Drop(t) if same_table(t, &name) => {
+                    return Origin::Dropped { at: e.at.clone() }
+                }
+                _ => {}
+            }
+        }
+        Origin::Live { table: name, column: Some(col) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::{check, Input, Options};
+    use crate::batch::Origin;
+    use crate::{Code, RelationName};
+
+    type Found = (Code, String, usize, Option<Origin>);
+
+    fn findings(files: &[(&str, &str)]) -> Vec<Found> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::file(p, t)).collect();
+        let report = check(&inputs, &Options::default());
+        report
+            .findings
+            .into_iter()
+            .chain(report.probes)
+            .map(|f| (f.code, f.file, f.line, f.origin))
+            .collect()
+    }
+
+    fn at<'f>(found: &'f [Found], code: Code, file: &str, line: usize) -> Option<&'f Found> {
+        found.iter().find(|f| f.0 == code && f.1 == file && f.2 == line)
+    }
+
+    #[test]
+    fn renames_moves_and_drops_are_followed_across_files() {
+        let found = findings(&[
+            ("1.sql", "CREATE TABLE user_ (id int, name text, flags text);"),
+            ("2.sql", "ALTER TABLE user_ RENAME TO person;\nALTER TABLE person RENAME COLUMN name TO display_name;"),
+            ("3.sql", "ALTER TABLE person DROP COLUMN flags;\nDROP TABLE person;\nDROP TABLE person;"),
+            ("4.sql", "ALTER TABLE live_t RENAME TO moved;\nCREATE SCHEMA a;\nALTER TABLE moved SET SCHEMA a;\nALTER TABLE a.moved DROP COLUMN c;"),
+        ]);
+        // What the batch made, even under a new name, holds no one's rows.
+        assert!(at(&found, Code::BS102, "3.sql", 1).is_none(), "{found:?}");
+        assert!(at(&found, Code::BS101, "3.sql", 2).is_none(), "{found:?}");
+        // Dropped once already: the second DROP fails.
+        let again = at(&found, Code::BS101, "3.sql", 3).expect("the second DROP");
+        assert_eq!(again.3, Some(Origin::Dropped { at: "3.sql:2".into() }));
+        // A live table renamed and moved: the database knows it as live_t.
+        let live = at(&found, Code::BS102, "4.sql", 4).expect("the DROP COLUMN of a live table");
+        let table = RelationName { schema: None, name: "live_t".into() };
+        assert_eq!(live.3, Some(Origin::Live { table, column: None }));
+    }
+
+    #[test]
+    fn a_column_the_batch_added_loses_nothing_when_dropped() {
+        let found = findings(&[
+            ("1.sql", "ALTER TABLE live_t ADD COLUMN tmp text;"),
+            ("2.sql", "ALTER TABLE live_t RENAME COLUMN tmp TO scratch;\nALTER TABLE live_t DROP COLUMN scratch;\nALTER TABLE live_t DROP COLUMN old;"),
+        ]);
+        assert!(at(&found, Code::BS102, "2.sql", 2).is_none(), "{found:?}");
+        assert!(at(&found, Code::BS102, "2.sql", 3).is_some(), "{found:?}");
+    }
+
+    #[test]
+    fn files_checked_apart_do_not_follow_each_other() {
+        let inputs = [
+            Input::file("1.sql", "CREATE TABLE t (id int, c text);"),
+            Input::file("2.sql", "ALTER TABLE t DROP COLUMN c;"),
+        ];
+        let report = check(&inputs, &Options { sequential: false, ..Options::default() });
+        let drop = report.findings.iter().find(|f| f.code == Code::BS102).expect("BS102");
+        let table = RelationName { schema: None, name: "t".into() };
+        assert_eq!(drop.origin, Some(Origin::Live { table, column: None }));
+    }
+}
