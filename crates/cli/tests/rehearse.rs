@@ -367,3 +367,181 @@ fn a_rehearsal_can_run_on_a_backup_instead_of_the_live_database() {
         .expect_code(3)
         .expect_output("20200101-000000-nope");
 }
+
+// --------------------------------------------- every migration, one run
+
+/// A history where each migration's down fails in its own way, with
+/// healthy migrations between them: one run must report every one.
+fn every_kind_of_down(p: &Project) {
+    p.migration(
+        "2_items",
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10, 2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO items SELECT i, 'item ' || i, i * 1.5, now() FROM generate_series(1, 20) i;
+CREATE FUNCTION price_with_tax(p numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN p * 1.2;
+END
+$$;",
+        Some("DROP FUNCTION price_with_tax(numeric);\nDROP TABLE items;"),
+    );
+    // defect: the down forgets the default it changed.
+    p.migration(
+        "3_price_default",
+        "ALTER TABLE items ADD COLUMN sku text;\nALTER TABLE items ALTER COLUMN price SET DEFAULT 0;",
+        Some("ALTER TABLE items DROP COLUMN sku;"),
+    );
+    // down fails: a typo in the index name.
+    p.migration(
+        "4_name_idx",
+        "CREATE INDEX items_name_idx ON items (name);",
+        Some("DROP INDEX items_nmae_idx;"),
+    );
+    // re-up fails: the down restores every table but leaves the role.
+    p.migration(
+        "5_reporting",
+        "CREATE ROLE rehearse_reporting_role NOLOGIN;\nGRANT SELECT ON items TO rehearse_reporting_role;",
+        Some("REVOKE SELECT ON items FROM rehearse_reporting_role;"),
+    );
+    // no down.
+    p.migration(
+        "6_note",
+        "ALTER TABLE items ADD COLUMN note text;\nCREATE VIEW items_all AS SELECT * FROM items;",
+        None,
+    );
+    // cosmetic only: the down puts back a column (now last), the view over
+    // SELECT * (its columns now in that order), and the function with its
+    // body written differently.
+    p.migration(
+        "7_drop_name",
+        "DROP VIEW items_all;
+ALTER TABLE items DROP COLUMN name;
+CREATE VIEW items_all AS SELECT * FROM items;
+CREATE OR REPLACE FUNCTION price_with_tax(p numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN round(p * 1.2, 2);
+END
+$$;",
+        Some("DROP VIEW items_all;
+ALTER TABLE items ADD COLUMN name text;
+UPDATE items SET name = 'item ' || id;
+CREATE INDEX items_name_idx ON items (name);
+CREATE VIEW items_all AS SELECT * FROM items;
+CREATE OR REPLACE FUNCTION price_with_tax(p numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE AS $$ begin return p * 1.2; end $$;"),
+    );
+    // cosmetic only: a view that froze the time it was created.
+    p.migration(
+        "8_recent",
+        "CREATE VIEW items_before_now AS SELECT id FROM items WHERE created_at <= 'now'::timestamptz;",
+        Some("DROP VIEW items_before_now;"),
+    );
+    p.migration(
+        "9_recent_v2",
+        "DROP VIEW items_before_now;\nCREATE VIEW items_before_now AS SELECT id, price FROM items WHERE created_at <= 'now'::timestamptz;",
+        Some("DROP VIEW items_before_now;\nCREATE VIEW items_before_now AS SELECT id FROM items WHERE created_at <= 'now'::timestamptz;"),
+    );
+    // down fails: it hangs, and the statement timeout ends it.
+    p.migration(
+        "10_slow",
+        "ALTER TABLE items ADD COLUMN slow int;",
+        Some("SELECT pg_sleep(60);\nALTER TABLE items DROP COLUMN slow;"),
+    );
+    // ok, after all of them.
+    p.migration("11_last", "CREATE TABLE tail (id int);", Some("DROP TABLE tail;"));
+}
+
+#[test]
+fn one_run_reports_every_migrations_round_trip_past_every_failure() {
+    let p = project("rh_every_kind");
+    every_kind_of_down(&p);
+    p.config(
+        &common::DEFAULT_CONFIG
+            .replace("dir = \"migrations\"", "dir = \"migrations\"\nstatement_timeout = \"2s\""),
+    );
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let classes: Vec<(String, String)> = json["round_trip"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (t["version"].as_str().unwrap().to_string(), t["class"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expect = [
+        ("2", "ok"),
+        ("3", "defect"),
+        ("4", "down_fails"),
+        ("5", "re_up_fails"),
+        ("6", "no_down"),
+        ("7", "cosmetic_only"),
+        ("8", "ok"),
+        ("9", "cosmetic_only"),
+        ("10", "down_fails"),
+        ("11", "ok"),
+    ];
+    let expect: Vec<(String, String)> =
+        expect.iter().map(|(v, c)| (v.to_string(), c.to_string())).collect();
+    assert_eq!(classes, expect, "{:#}", json["round_trip"]);
+    let trip = |v: &str| {
+        json["round_trip"]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["version"] == v)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        trip("3")["detail"].as_str().unwrap().contains("column public.items.price"),
+        "{:#}",
+        trip("3")
+    );
+    assert!(trip("4")["detail"].as_str().unwrap().contains("items_nmae_idx"), "{:#}", trip("4"));
+    assert!(trip("5")["detail"].as_str().unwrap().contains("already exists"), "{:#}", trip("5"));
+    assert!(
+        trip("10")["detail"].as_str().unwrap().contains("statement_timeout 2s"),
+        "{:#}",
+        trip("10")
+    );
+    let cosmetic = json["round_trip"]["cosmetic"].to_string();
+    for kind in [
+        "column order public.items",
+        "columns come in another order",
+        "body differs only in whitespace",
+        "date frozen into it",
+    ] {
+        assert!(cosmetic.contains(kind), "{kind} not in {cosmetic}");
+    }
+    // The cosmetic ones are no errors: only 3, 4, 5 and 10 fail the run.
+    let errors: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] == false)
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "round trip 3_price_default",
+            "round trip 4_name_idx",
+            "round trip 5_reporting",
+            "round trip 10_slow"
+        ]
+    );
+    let report = std::fs::read_to_string(p.path().join(json["report"].as_str().unwrap())).unwrap();
+    assert!(report.contains("| 3 | price_default | defect |"), "{report}");
+    assert!(
+        report.contains("3 ok, 2 cosmetic only, 1 no down, 1 defect, 2 down fails, 1 re-up fails"),
+        "{report}"
+    );
+    // `no down` is an error only when the project says so.
+    p.config(&common::DEFAULT_CONFIG.replace(
+        "dir = \"migrations\"",
+        "dir = \"migrations\"\nstatement_timeout = \"2s\"\n\n[rehearse]\nrequire_down = true",
+    ));
+    let json = p.run(&["rehearse", "--format", "json", "--migrations", "6..6"]).json();
+    assert_eq!(json["ok"], false, "{:#}", json["round_trip"]);
+    let _ = p.client().batch_execute("DROP ROLE IF EXISTS rehearse_reporting_role");
+}

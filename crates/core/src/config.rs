@@ -126,6 +126,9 @@ pub struct RehearseSection {
     pub accept_schema_only: bool,
     /// Where reports are written, relative to the config file.
     pub report_dir: PathBuf,
+    /// A migration without a down fails the round trip; by default it is
+    /// reported as `no down` (old histories often have some).
+    pub require_down: bool,
 }
 
 impl Default for RehearseSection {
@@ -135,6 +138,7 @@ impl Default for RehearseSection {
             max_age: Duration::from_secs(7 * 24 * 3600),
             accept_schema_only: false,
             report_dir: PathBuf::from("rehearsals"),
+            require_down: false,
         }
     }
 }

@@ -209,3 +209,12 @@ fn both_methods_count_the_rows_and_hash_them_differently() {
     assert_eq!(text_rows, 2);
     assert_ne!(sum, text_sum);
 }
+
+#[test]
+fn the_order_of_a_tables_columns_does_not_count_but_values_swapped_between_columns_do() {
+    let mut a = database("colorder_a", "CREATE TABLE t (id int, a text, b text); INSERT INTO t VALUES (1, 'x', 'y'), (2, NULL, 'z');");
+    let mut b = database("colorder_b", "CREATE TABLE t (b text, id int, a text); INSERT INTO t (id, a, b) VALUES (1, 'x', 'y'), (2, NULL, 'z');");
+    assert_eq!(checksum(&mut a, "t").checksum, checksum(&mut b, "t").checksum);
+    let mut c = database("colorder_c", "CREATE TABLE t (id int, a text, b text); INSERT INTO t VALUES (1, 'y', 'x'), (2, NULL, 'z');");
+    assert_ne!(checksum(&mut a, "t").checksum, checksum(&mut c, "t").checksum);
+}

@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod batch;
+pub mod compare;
 pub mod model;
 pub mod parse;
 pub mod rules;

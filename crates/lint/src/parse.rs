@@ -78,6 +78,10 @@ pub struct Facts {
     pub drops_columns: Vec<(RelationName, String)>,
     /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
     pub truncate_cascade: bool,
+    /// Tables a `TRUNCATE` empties.
+    pub truncates: Vec<RelationName>,
+    /// The table a `DELETE` removes rows from.
+    pub deletes_from: Option<RelationName>,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
     pub adds_enum_value: Option<String>,
     /// Every string literal in the statement, for spotting uses of a new enum value.
@@ -199,10 +203,14 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::DropTableSpaceStmt(_) => facts.outside_transaction_only = Some("DROP TABLESPACE"),
         NodeEnum::TruncateStmt(s) => {
             facts.truncate_cascade = s.behavior == DropBehavior::DropCascade as i32;
-            facts.rewrites.extend(s.relations.iter().filter_map(|r| match &r.node {
+            facts.truncates.extend(s.relations.iter().filter_map(|r| match &r.node {
                 Some(NodeEnum::RangeVar(rv)) => Some(RelationName::from_range_var(rv)),
                 _ => None,
             }));
+            facts.rewrites.extend(facts.truncates.iter().cloned());
+        }
+        NodeEnum::DeleteStmt(s) => {
+            facts.deletes_from = s.relation.as_ref().map(RelationName::from_range_var);
         }
         NodeEnum::ClusterStmt(s) => {
             facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));

@@ -96,6 +96,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         from_backup: args
             .from_backup
             .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
+        require_down: ctx.config.rehearse.require_down,
     };
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
@@ -143,8 +144,11 @@ fn render(r: &Rehearsal) -> String {
     for d in &r.round_trip.cosmetic {
         let _ = writeln!(out, "note: {}", d.message);
     }
-    for l in &r.lossy {
-        let _ = writeln!(out, "⚠ {}", l.message);
+    if !r.round_trip.migrations.is_empty() {
+        let _ = writeln!(out, "round trips: {}", rehearse::trip_counts(&r.round_trip.migrations));
+    }
+    for l in rehearse::lossy_summary(&r.lossy) {
+        let _ = writeln!(out, "⚠ {l}");
     }
     let blocking = r.locks.iter().filter(|l| l.blocks_writes).count();
     if blocking > 0 {

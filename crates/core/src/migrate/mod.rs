@@ -16,7 +16,7 @@ use serde_json::json;
 
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use history::AppliedRow;
-pub use run::{Direction, Done, Failure, Group, GroupOutcome, Stage};
+pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 
 use crate::audit;
 use crate::config::MigrationsSection;

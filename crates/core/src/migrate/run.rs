@@ -275,21 +275,71 @@ fn run_transactional(
     // Dropping `tx` without commit rolls back: every early return below is safe.
     let mut tx = client.transaction().map_err(db_err)?;
     set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
-    let baseline =
-        match protect::preflight(&mut tx, &settings.protected_tables, all_statements(group))
-            .map_err(db_err)?
-        {
-            Ok(b) => b,
-            Err(v) => {
-                return Ok(GroupOutcome::Failed(Box::new(protected_failure(
-                    group,
-                    Stage::PreFlight,
-                    &[v],
-                ))))
-            }
-        };
+    match apply_in(&mut tx, settings, group, stamp, progress)? {
+        Err(failure) => Ok(GroupOutcome::Failed(failure)),
+        Ok(done) => {
+            tx.commit().map_err(|e| ApplyError::ConnectionLost {
+                version: group.versions().join(","),
+                source: e,
+            })?;
+            Ok(GroupOutcome::Committed(done))
+        }
+    }
+}
+
+/// How one group of a [`trial`] ended: the migrations it ran, or why not.
+pub type TrialOutcome = Result<Vec<Done>, Box<Failure>>;
+
+/// Runs `groups` one after the other, each under the guards, in one
+/// transaction that is always rolled back: a rehearsal's try of a down and
+/// of the up after it, which leaves the database exactly as it was however
+/// they end. `after` sees the transaction after each group that passed
+/// (to take a snapshot); the run stops at the first group that fails.
+/// Every group must be transactional.
+pub fn trial(
+    client: &mut Client,
+    settings: &Settings,
+    groups: &[Group<'_>],
+    progress: &mut dyn Progress,
+    mut after: impl FnMut(usize, &mut postgres::Transaction<'_>) -> Result<(), ApplyError>,
+) -> Result<Vec<TrialOutcome>, ApplyError> {
+    let db_err = |source| ApplyError::Db { context: "trying a migration", source };
+    let mut tx = client.transaction().map_err(db_err)?;
+    set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
+    let mut outcomes = Vec::with_capacity(groups.len());
+    for (i, group) in groups.iter().enumerate() {
+        debug_assert!(group.transactional);
+        progress.note(Note::GroupStarted { group });
+        let outcome = apply_in(&mut tx, settings, group, &Stamp::default(), progress)?;
+        let failed = outcome.is_err();
+        outcomes.push(outcome);
+        if failed {
+            break;
+        }
+        after(i, &mut tx)?;
+    }
+    tx.rollback().map_err(db_err)?;
+    Ok(outcomes)
+}
+
+/// The statements, checks and history rows of a transactional group in
+/// `tx`, which the caller commits or rolls back.
+fn apply_in(
+    tx: &mut postgres::Transaction<'_>,
+    settings: &Settings,
+    group: &Group<'_>,
+    stamp: &Stamp,
+    progress: &mut dyn Progress,
+) -> Result<TrialOutcome, ApplyError> {
+    let db_err = |source| ApplyError::Db { context: "running the migration transaction", source };
+    let baseline = match protect::preflight(tx, &settings.protected_tables, all_statements(group))
+        .map_err(db_err)?
+    {
+        Ok(b) => b,
+        Err(v) => return Ok(Err(Box::new(protected_failure(group, Stage::PreFlight, &[v])))),
+    };
     let mut tracer =
-        if progress.trace_locks() { Some(Tracer::start(&mut tx).map_err(db_err)?) } else { None };
+        if progress.trace_locks() { Some(Tracer::start(tx).map_err(db_err)?) } else { None };
     let mut done = Vec::with_capacity(group.migrations.len());
     for m in &group.migrations {
         let started = Instant::now();
@@ -304,16 +354,16 @@ fn run_transactional(
                     });
                 }
                 let at = FailAt { migration: m, file, index, stage: Stage::Statement };
-                return Ok(GroupOutcome::Failed(Box::new(failure_from_db(group, at, &e))));
+                return Ok(Err(Box::new(failure_from_db(group, at, &e))));
             }
-            let damage = protect::quick_check(&mut tx, &baseline).map_err(db_err)?;
+            let damage = protect::quick_check(tx, &baseline).map_err(db_err)?;
             if !damage.is_empty() {
                 let at = FailAt { migration: m, file, index, stage: Stage::ProtectedTable };
-                return Ok(GroupOutcome::Failed(Box::new(damage_at(group, at, &damage))));
+                return Ok(Err(Box::new(damage_at(group, at, &damage))));
             }
             let elapsed = t.elapsed();
             let trace = match tracer.as_mut() {
-                Some(tracer) => Some(tracer.step(&mut tx).map_err(db_err)?),
+                Some(tracer) => Some(tracer.step(tx).map_err(db_err)?),
                 None => None,
             };
             progress.note(Note::Statement {
@@ -328,12 +378,12 @@ fn run_transactional(
         }
         match group.direction {
             Direction::Up => {
-                if let Some(failure) = run_verify(&mut tx, group, m, progress)? {
-                    return Ok(GroupOutcome::Failed(Box::new(failure)));
+                if let Some(failure) = run_verify(tx, group, m, progress)? {
+                    return Ok(Err(Box::new(failure)));
                 }
-                history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
+                history::insert(tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
             }
-            Direction::Down => history::remove(&mut tx, &m.version).map_err(db_err)?,
+            Direction::Down => history::remove(tx, &m.version).map_err(db_err)?,
         }
         done.push(Done {
             version: m.version.clone(),
@@ -341,19 +391,11 @@ fn run_transactional(
             duration_ms: ms(started.elapsed()),
         });
     }
-    let violations = protect::postcheck(&mut tx, &baseline).map_err(db_err)?;
+    let violations = protect::postcheck(tx, &baseline).map_err(db_err)?;
     if !violations.is_empty() {
-        return Ok(GroupOutcome::Failed(Box::new(protected_failure(
-            group,
-            Stage::ProtectedTable,
-            &violations,
-        ))));
+        return Ok(Err(Box::new(protected_failure(group, Stage::ProtectedTable, &violations))));
     }
-    tx.commit().map_err(|e| ApplyError::ConnectionLost {
-        version: group.versions().join(","),
-        source: e,
-    })?;
-    Ok(GroupOutcome::Committed(done))
+    Ok(Ok(done))
 }
 
 /// Runs a migration's verify.sql in the current transaction; a statement

@@ -5,7 +5,9 @@
 //!
 //! From PostgreSQL 14 each column is hashed by its type's own hash function
 //! called directly (a few dozen nanoseconds a value), seeded with the
-//! column's position so that values swapped between columns show; NULL
+//! column's place among the table's columns in name order, so that values
+//! swapped between columns show but the order of the columns in the table
+//! (which changes no behaviour but `SELECT *`) does not; NULL
 //! stands in as a constant of its own. The column hashes are XORed and the
 //! result mixed once more, so the row hash is not a linear function of the
 //! columns and values swapped between two rows show too. Columns without a
@@ -35,7 +37,7 @@ use postgres::GenericClient;
 
 /// Rows hashed column by column, each column by its type's own hash
 /// function (PostgreSQL 14 and later).
-pub const METHOD_COLUMN_HASH: &str = "sum(mix(xor(column hashes)))/v2";
+pub const METHOD_COLUMN_HASH: &str = "sum(mix(xor(column hashes by name)))/v3";
 /// Rows hashed as text (before PostgreSQL 14).
 pub const METHOD_TEXT_HASH: &str = "sum(hashtextextended(row::text))/v1";
 
@@ -245,7 +247,7 @@ fn columns_query(filter: &str) -> String {
            join pg_type t on t.oid = a.atttypid
            join pg_type b on b.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
           where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped and {filter}
-          order by 1, 2, a.attnum"
+          order by 1, 2, a.attname"
     )
 }
 

@@ -83,7 +83,9 @@ fn schema_query() -> &'static str {
                         c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
                         || ' persistence=' || c.relpersistence::text
                         || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
-                        || coalesce(' acl=' || c.relacl::text, '')
+                        -- No ACL means the owner's default one: a GRANT and its REVOKE
+                        -- leave it written out, with the same rights.
+                        || ' acl=' || coalesce(c.relacl, acldefault((case when c.relkind = 'S' then 's' else 'r' end)::\"char\", c.relowner))::text
                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
                   where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
             ),
@@ -172,11 +174,28 @@ impl Schema {
     /// What differs from `other` in behaviour: objects gone, new or changed.
     pub fn differences(&self, other: &Schema) -> Vec<String> {
         diff(&self.objects, &other.objects)
+            .into_iter()
+            .filter(|c| c.cosmetic().is_none())
+            .map(|c| c.to_string())
+            .collect()
     }
 
-    /// Differences that change no behaviour (column order alone), reported
-    /// apart from [`Schema::differences`].
+    /// Differences that change no behaviour, each saying which kind it is,
+    /// reported apart from [`Schema::differences`]: column order alone
+    /// (only `SELECT *` and positional INSERT notice), a function body
+    /// that differs only in whitespace, comments or keyword case, a view
+    /// that differs only by a date frozen into it when it was created, a
+    /// view whose columns follow its table's new order.
     pub fn cosmetic_differences(&self, other: &Schema) -> Vec<String> {
+        let mut out: Vec<String> = diff(&self.objects, &other.objects)
+            .into_iter()
+            .filter_map(|c| c.cosmetic().map(|class| format!("{}: {class}", c.key)))
+            .collect();
+        out.extend(self.column_order_differences(other));
+        out
+    }
+
+    fn column_order_differences(&self, other: &Schema) -> Vec<String> {
         // A column order that belongs to a table gone or new is already a
         // behaviour difference.
         let shared = |o: &&Object| {
@@ -188,26 +207,78 @@ impl Schema {
         let mine: Vec<Object> = self.cosmetic.iter().filter(shared).cloned().collect();
         let theirs: Vec<Object> = other.cosmetic.iter().filter(shared).cloned().collect();
         diff(&mine, &theirs)
+            .into_iter()
+            .map(|c| format!("{c} (only SELECT * and positional INSERT notice)"))
+            .collect()
     }
 }
 
-fn diff(before: &[Object], after: &[Object]) -> Vec<String> {
+/// One object that differs between two pictures.
+struct Change {
+    key: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl Change {
+    /// Which kind of cosmetic difference this is, if it is one.
+    fn cosmetic(&self) -> Option<&'static str> {
+        let (Some(before), Some(after)) = (&self.before, &self.after) else { return None };
+        use backstop_lint::compare;
+        if self.key.starts_with("function ") && compare::same_tokens(before, after) {
+            return Some("its body differs only in whitespace, comments or keyword case");
+        }
+        if self.key.starts_with("view ") {
+            if compare::frozen_dates_only(before, after) {
+                return Some("only a date frozen into it when it was created differs");
+            }
+            if compare::select_list_reordered(before, after) {
+                return Some(
+                    "its columns come in another order, as its table's do (only SELECT * and positional INSERT notice)",
+                );
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.before, &self.after) {
+            (Some(_), None) => write!(f, "{} is gone", self.key),
+            (None, _) => write!(f, "{} is new", self.key),
+            (Some(b), Some(a)) => write!(f, "{} changed: {b} -> {a}", self.key),
+        }
+    }
+}
+
+fn diff(before: &[Object], after: &[Object]) -> Vec<Change> {
     let find = |list: &[Object], key: &str| {
         list.binary_search_by(|o| o.key.as_str().cmp(key)).ok().map(|i| list[i].definition.clone())
     };
     let mut out = Vec::new();
     for o in before {
         match find(after, &o.key) {
-            None => out.push(format!("{} is gone", o.key)),
-            Some(d) if d != o.definition => {
-                out.push(format!("{} changed: {} -> {}", o.key, o.definition, d))
-            }
+            None => out.push(Change {
+                key: o.key.clone(),
+                before: Some(o.definition.clone()),
+                after: None,
+            }),
+            Some(d) if d != o.definition => out.push(Change {
+                key: o.key.clone(),
+                before: Some(o.definition.clone()),
+                after: Some(d),
+            }),
             Some(_) => {}
         }
     }
     for o in after {
         if find(before, &o.key).is_none() {
-            out.push(format!("{} is new", o.key));
+            out.push(Change {
+                key: o.key.clone(),
+                before: None,
+                after: Some(o.definition.clone()),
+            });
         }
     }
     out
@@ -280,7 +351,7 @@ mod tests {
         assert_eq!(base.fingerprint(), reordered.fingerprint());
         assert_eq!(
             base.cosmetic_differences(&reordered),
-            ["column order public.users changed: id, email, plan -> email, id, plan"]
+            ["column order public.users changed: id, email, plan -> email, id, plan (only SELECT * and positional INSERT notice)"]
         );
 
         for (name, from, to, expect) in [

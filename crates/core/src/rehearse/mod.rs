@@ -30,7 +30,7 @@ use crate::pg::Prepared;
 use crate::source::Migration;
 
 pub use clone::{CopyInfo, Method};
-pub use lossy::Lossy;
+pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use sample::SampleInfo;
 
 /// Why a rehearsal could not be carried out (as opposed to one that ran
@@ -98,6 +98,9 @@ pub struct Options {
     pub sample: Option<f64>,
     /// Rehearse on a backup instead of the live database.
     pub from_backup: Option<FromBackup>,
+    /// A migration without a down fails the round trip (`[rehearse]
+    /// require_down`); otherwise it is reported as `no down`.
+    pub require_down: bool,
 }
 
 /// A backup to rehearse on: its id (or `latest`) in the backup dir.
@@ -121,7 +124,7 @@ fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {
 /// A snapshot with the schema query prepared in `prepared`, which belongs
 /// to `client`'s connection: the round trips take two per migration.
 fn snapshot_prepared(
-    client: &mut Client,
+    client: &mut impl postgres::GenericClient,
     prepared: &mut Prepared,
 ) -> Result<Snapshot, RehearseError> {
     let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
@@ -193,9 +196,92 @@ pub struct Step {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RoundTrip {
     pub ok: bool,
+    /// Every migration's round trip, in order: one run reports them all.
+    pub migrations: Vec<MigrationTrip>,
     pub differences: Vec<Difference>,
-    /// Differences that change no behaviour (column order).
+    /// Differences that change no behaviour, each naming its kind.
     pub cosmetic: Vec<Difference>,
+}
+
+/// How one migration's round trip came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TripClass {
+    /// The down restores schema and data, and the up applies again.
+    Ok,
+    /// After the down only cosmetic differences remain.
+    CosmeticOnly,
+    /// There is no down (an error only with `[rehearse] require_down`).
+    NoDown,
+    /// The down runs but does not restore: what it misses, by object.
+    Defect,
+    /// The down errors, times out, or cannot run as written.
+    DownFails,
+    /// The down restores, but the up does not apply again after it.
+    ReUpFails,
+    /// The up itself fails: the migrations after it are not rehearsed.
+    UpFails,
+    /// Not rehearsed, because an earlier migration's up failed.
+    NotRehearsed,
+}
+
+impl TripClass {
+    /// Whether this outcome fails the rehearsal.
+    pub fn is_error(self, require_down: bool) -> bool {
+        match self {
+            TripClass::Ok | TripClass::CosmeticOnly => false,
+            TripClass::NoDown => require_down,
+            _ => true,
+        }
+    }
+
+    /// As the summary table writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TripClass::Ok => "ok",
+            TripClass::CosmeticOnly => "cosmetic only",
+            TripClass::NoDown => "no down",
+            TripClass::Defect => "defect",
+            TripClass::DownFails => "down fails",
+            TripClass::ReUpFails => "re-up fails",
+            TripClass::UpFails => "up fails",
+            TripClass::NotRehearsed => "not rehearsed",
+        }
+    }
+}
+
+/// `240 ok, 3 cosmetic only, 12 defect`: how many round trips of each kind.
+pub fn trip_counts(trips: &[MigrationTrip]) -> String {
+    let order = [
+        TripClass::Ok,
+        TripClass::CosmeticOnly,
+        TripClass::NoDown,
+        TripClass::Defect,
+        TripClass::DownFails,
+        TripClass::ReUpFails,
+        TripClass::UpFails,
+        TripClass::NotRehearsed,
+    ];
+    order
+        .iter()
+        .map(|c| (c, trips.iter().filter(|t| t.class == *c).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{n} {}", c.label()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One migration's round trip.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationTrip {
+    pub version: String,
+    pub name: String,
+    pub class: TripClass,
+    pub detail: String,
+    /// What the down fails to restore (a `defect`).
+    pub differences: Vec<Difference>,
+    pub cosmetic: Vec<Difference>,
+    pub duration_ms: u64,
 }
 
 /// A failure scenario played on a fresh copy.
@@ -422,7 +508,7 @@ pub fn rehearse(
         _ => None,
     };
     let mut tracing = Tracing { inner: progress, statements: Vec::new() };
-    let mut round_trip = RoundTrip { ok: true, ..Default::default() };
+    let mut round_trip = RoundTrip::default();
     let mut locks = Vec::new();
     // Only this run's migrations may be applied on the copy, in order.
     let mut known: Vec<Migration> = migrations
@@ -430,20 +516,33 @@ pub fn rehearse(
         .filter(|m| !todo.iter().any(|t| t.version == m.version))
         .cloned()
         .collect();
+    // Set when the copy can no longer stand for the state after the
+    // migrations so far: an up failed, or a down that commits left it
+    // changed and the up would not apply again.
+    let mut stopped: Option<String> = None;
     for m in &todo {
         known.push(m.clone());
         stages.next(tracing.inner, &format!("round trip {}", m.label()));
-        let trip = round_trip_one(&mut client, &mut prepared, &known, settings, m, &mut tracing)?;
-        round_trip.ok &= trip.step.ok;
-        round_trip.differences.extend(trip.differences);
-        round_trip.cosmetic.extend(trip.cosmetic);
-        locks.extend(trip.locks);
-        steps.push(trip.step);
-        if !round_trip.ok {
-            break;
+        let trip = match &stopped {
+            Some(why) => OneTrip::not_rehearsed(m, why),
+            None => round_trip_one(&mut client, &mut prepared, &known, settings, m, &mut tracing)?,
+        };
+        if trip.stops && stopped.is_none() {
+            stopped = Some(format!("{} left the copy where the next ones cannot start", m.label()));
         }
+        round_trip.differences.extend(trip.trip.differences.iter().cloned());
+        round_trip.cosmetic.extend(trip.trip.cosmetic.iter().cloned());
+        locks.extend(trip.locks);
+        steps.push(Step {
+            name: format!("round trip {}", m.label()),
+            ok: !trip.trip.class.is_error(options.require_down),
+            duration_ms: trip.trip.duration_ms,
+            detail: format!("{}: {}", trip.trip.class.label(), trip.trip.detail),
+        });
+        round_trip.migrations.push(trip.trip);
     }
-    if let (Some(plan), true) = (&options.verify, round_trip.ok && !todo.is_empty()) {
+    round_trip.ok = round_trip.migrations.iter().all(|t| !t.class.is_error(options.require_down));
+    if let (Some(plan), true) = (&options.verify, stopped.is_none() && !todo.is_empty()) {
         if !plan.section.checks.is_empty() {
             stages.next(tracing.inner, "the [verify] suite on the migrated copy");
             steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
@@ -506,16 +605,58 @@ pub fn rehearse(
     })
 }
 
-/// One migration's round trip: its step, the locks its up took, and the
-/// behaviour and cosmetic differences its down left.
+/// One migration's round trip, the locks its up took, and whether the
+/// copy is left where the next migrations cannot be rehearsed on it.
 struct OneTrip {
-    step: Step,
+    trip: MigrationTrip,
     locks: Vec<LockRow>,
-    differences: Vec<Difference>,
-    cosmetic: Vec<Difference>,
+    stops: bool,
 }
 
-/// Applies `m` (the last of `known`), reverts it, compares, applies it again.
+impl OneTrip {
+    fn not_rehearsed(m: &Migration, why: &str) -> OneTrip {
+        OneTrip {
+            trip: MigrationTrip {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                class: TripClass::NotRehearsed,
+                detail: format!("not rehearsed: {why}"),
+                differences: Vec::new(),
+                cosmetic: Vec::new(),
+                duration_ms: 0,
+            },
+            locks: Vec::new(),
+            stops: true,
+        }
+    }
+}
+
+/// Why a down or an up did not run through, with its place.
+fn failed_at(f: &migrate::Failure, settings: &Settings) -> String {
+    let place = match (&f.file, f.line, f.statement, f.statements) {
+        (Some(file), Some(line), Some(i), Some(n)) => {
+            format!(" at statement {i}/{n} ({}:{line})", file.display())
+        }
+        _ => String::new(),
+    };
+    let timeout = match f.sqlstate.as_deref() {
+        Some("57014") => format!(
+            " (statement_timeout {})",
+            humantime::format_duration(settings.statement_timeout)
+        ),
+        Some("55P03") => {
+            format!(" (lock_timeout {})", humantime::format_duration(settings.lock_timeout))
+        }
+        _ => String::new(),
+    };
+    format!("{}{place}{timeout}", f.message)
+}
+
+/// Applies `m` (the last of `known`) and keeps it applied; then tries its
+/// down and the up after it in a transaction that is rolled back, so the
+/// copy is back at the state after the up whatever the down does, and the
+/// next migration starts from there. A down that cannot run in a
+/// transaction is run for real, and the up applied again after it.
 fn round_trip_one(
     client: &mut Client,
     prepared: &mut Prepared,
@@ -525,14 +666,19 @@ fn round_trip_one(
     tracing: &mut Tracing<'_>,
 ) -> Result<OneTrip, RehearseError> {
     let t = Instant::now();
-    let name = format!("round trip {}", m.label());
-    let fail = |detail: String, differences: Vec<Difference>| {
-        Ok(OneTrip {
-            step: Step { name: name.clone(), ok: false, duration_ms: ms(t.elapsed()), detail },
-            locks: Vec::new(),
-            differences,
-            cosmetic: Vec::new(),
-        })
+    let version = Some(m.version.as_str());
+    let mut trip = MigrationTrip {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        class: TripClass::Ok,
+        detail: String::new(),
+        differences: Vec::new(),
+        cosmetic: Vec::new(),
+        duration_ms: 0,
+    };
+    let finish = |mut trip: MigrationTrip, locks: Vec<LockRow>, stops: bool| {
+        trip.duration_ms = ms(t.elapsed());
+        Ok(OneTrip { trip, locks, stops })
     };
     let before = snapshot_prepared(client, prepared)?;
     // Migrations older than the latest applied one are rehearsed so that
@@ -542,59 +688,124 @@ fn round_trip_one(
         allow_out_of_order: true,
         ..Default::default()
     };
-    let up = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
-    let lock_rows = tracing.drain_locks();
+    let up = match migrate::migrate(client, known, settings, &opts, &mut [], tracing) {
+        Ok(up) => up,
+        Err(ApplyError::Unrunnable(problems)) => {
+            trip.class = TripClass::UpFails;
+            trip.detail = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+            return finish(trip, Vec::new(), true);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let locks = tracing.drain_locks();
     if let Some(f) = up.failure {
-        return fail(format!("up failed: {}", f.message), Vec::new());
+        trip.class = TripClass::UpFails;
+        trip.detail = format!("up fails: {}", failed_at(&f, settings));
+        return finish(trip, locks, true);
     }
     let up_ms = ms(t.elapsed());
-    if m.down.is_none() {
-        let diff = Difference {
-            version: Some(m.version.clone()),
-            object: "down.sql".into(),
-            message: format!("{} has no down.sql: it cannot be rolled back", m.label()),
-        };
-        return fail(diff.message.clone(), vec![diff]);
+    let Some(down) = &m.down else {
+        trip.class = TripClass::NoDown;
+        trip.detail = format!("{} has no down: only a restore can undo it", m.label());
+        return finish(trip, locks, false);
+    };
+    if let Some(p) = m.problems_in(crate::source::Part::Down).next() {
+        trip.class = TripClass::DownFails;
+        trip.detail = format!("the down cannot run as written: {p}");
+        return finish(trip, locks, false);
     }
-    let down =
-        migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
-    if let Some(f) = down.failure {
-        let diff = Difference {
-            version: Some(m.version.clone()),
-            object: "down.sql".into(),
-            message: format!("down.sql of {} fails: {}", m.version, f.message),
+    let down_group = migrate::Group {
+        direction: Direction::Down,
+        transactional: !down.no_transaction,
+        migrations: vec![m],
+    };
+    let up_group = migrate::Group {
+        direction: Direction::Up,
+        transactional: !m.no_transaction,
+        migrations: vec![m],
+    };
+    let (after, re_up, stops) = if down_group.transactional {
+        // Down, snapshot, up again: all rolled back.
+        let groups: Vec<migrate::Group<'_>> =
+            if up_group.transactional { vec![down_group, up_group] } else { vec![down_group] };
+        let mut after = None;
+        let outcomes = migrate::trial(client, settings, &groups, tracing, |i, tx| {
+            if i == 0 {
+                after = Some(snapshot_prepared(tx, prepared));
+            }
+            Ok(())
+        })?;
+        tracing.statements.clear();
+        if let Some(Err(f)) = outcomes.first() {
+            trip.class = TripClass::DownFails;
+            trip.detail = format!("down fails: {}", failed_at(f, settings));
+            return finish(trip, locks, false);
+        }
+        let re_up = match outcomes.get(1) {
+            Some(Err(f)) => Some(failed_at(f, settings)),
+            _ => None,
         };
-        return fail(diff.message.clone(), vec![diff]);
-    }
-    let after = snapshot_prepared(client, prepared)?;
-    let diffs = compare(&before, &after, Some(&m.version));
-    let cosmetic: Vec<Difference> = before
+        (after.expect("taken after the down passed")?, re_up, false)
+    } else {
+        // A down that must commit statement by statement: run it for real,
+        // then bring the up back.
+        let down =
+            migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
+        if let Some(f) = down.failure {
+            trip.class = TripClass::DownFails;
+            trip.detail = format!("down fails: {}", failed_at(&f, settings));
+            // Statements it committed before failing stay: the copy moved.
+            return finish(trip, locks, f.committed_statements > 0);
+        }
+        let after = snapshot_prepared(client, prepared)?;
+        let again = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
+        tracing.statements.clear();
+        let re_up = again.failure.as_ref().map(|f| failed_at(f, settings));
+        let stops = re_up.is_some();
+        (after, re_up, stops)
+    };
+    trip.differences = compare(&before, &after, version);
+    trip.cosmetic = before
         .schema
         .cosmetic_differences(&after.schema)
         .into_iter()
         .map(|d| Difference {
             version: Some(m.version.clone()),
-            object: d.split(" changed").next().unwrap_or(&d).to_string(),
-            message: format!("down.sql of {} changes {d} (only SELECT * notices)", m.version),
+            object: d.split([':', ' ']).take(2).collect::<Vec<_>>().join(" "),
+            message: format!("down of {}: {d}", m.version),
         })
         .collect();
-    let again = migrate::migrate(client, known, settings, &opts, &mut [], tracing)?;
-    tracing.statements.clear();
-    if let Some(f) = again.failure {
-        return fail(format!("up after down failed: {}", f.message), diffs);
-    }
-    let ok = diffs.is_empty();
-    let detail = if ok {
-        format!("up {up_ms}ms, down and up again: schema and data restored")
-    } else {
-        format!("{} difference(s) after down", diffs.len())
-    };
-    Ok(OneTrip {
-        step: Step { name, ok, duration_ms: ms(t.elapsed()), detail },
-        locks: lock_rows,
-        differences: diffs,
-        cosmetic,
-    })
+    (trip.class, trip.detail) =
+        match (&re_up, trip.differences.is_empty(), trip.cosmetic.is_empty()) {
+            (_, false, _) => (
+                TripClass::Defect,
+                format!(
+                    "{} difference(s) after the down: {}{}",
+                    trip.differences.len(),
+                    trip.differences
+                        .iter()
+                        .map(|d| d.object.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    re_up
+                        .as_ref()
+                        .map(|r| format!("; the up after it fails too: {r}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            (Some(r), true, _) => {
+                (TripClass::ReUpFails, format!("the up after the down fails: {r}"))
+            }
+            (None, true, false) => (
+                TripClass::CosmeticOnly,
+                format!("restored but for {} cosmetic difference(s)", trip.cosmetic.len()),
+            ),
+            (None, true, true) => (
+                TripClass::Ok,
+                format!("up {up_ms}ms, down and up again: schema and data restored"),
+            ),
+        };
+    finish(trip, locks, stops)
 }
 
 /// The `[verify]` suite on the migrated copy, as after a real migrate.

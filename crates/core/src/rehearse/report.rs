@@ -114,26 +114,43 @@ pub fn markdown(r: &Rehearsal) -> String {
     }
 
     let _ = writeln!(out, "\n## Round trip (up → down → up)\n");
-    if r.round_trip.ok {
-        let _ = writeln!(
-            out,
-            "✓ every down restores the schema and the data of every table that existed before."
-        );
+    let trips = &r.round_trip.migrations;
+    if trips.is_empty() {
+        let _ = writeln!(out, "Nothing was pending.");
     } else {
+        let _ = writeln!(out, "{}\n", super::trip_counts(trips));
+        let _ = writeln!(out, "| version | name | outcome | detail |\n|---|---|---|---|");
+        for t in trips {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.version,
+                cell(&t.name),
+                t.class.label(),
+                cell(&t.detail)
+            );
+        }
+    }
+    if !r.round_trip.differences.is_empty() {
+        let _ = writeln!(out, "\n### What the downs do not restore\n");
         for d in &r.round_trip.differences {
             let _ = writeln!(out, "- ✗ {}", d.message);
         }
     }
-    for d in &r.round_trip.cosmetic {
-        let _ = writeln!(out, "- note: {}", d.message);
+    if !r.round_trip.cosmetic.is_empty() {
+        let _ = writeln!(out, "\n### Cosmetic differences (no behaviour changes)\n");
+        for d in &r.round_trip.cosmetic {
+            let _ = writeln!(out, "- note: {}", d.message);
+        }
     }
 
     let _ = writeln!(out, "\n## Lossy downs\n");
-    if r.lossy.is_empty() {
-        let _ = writeln!(out, "None: no down drops a table or column its up created.");
+    let lossy = super::lossy::summary(&r.lossy);
+    if lossy.is_empty() {
+        let _ = writeln!(out, "None: no down drops a table or column, or deletes rows.");
     }
-    for l in &r.lossy {
-        let _ = writeln!(out, "- ⚠ {}", l.message);
+    for l in &lossy {
+        let _ = writeln!(out, "- ⚠ {l}");
     }
 
     let _ = writeln!(out, "\n## Locks\n");

@@ -3,7 +3,8 @@
 //! `metadata.toml` (`run_in_transaction = false`). Versions order as diesel
 //! orders them: the part before the first `_` with its dashes removed,
 //! compared as text, so `20170318181441`, `2017-08-31-230457` and
-//! `2026-07-30-140000-0000` fall in date order.
+//! `2026-07-30-140000-0000` fall in date order; short plain numbers in
+//! numeric order.
 
 use std::path::Path;
 
@@ -48,9 +49,22 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
         });
         out.migrations.push(found);
     }
-    // diesel compares versions as text, after removing the dashes.
-    out.migrations.sort_by(|a, b| a.tool_version.cmp(&b.tool_version).then(a.name.cmp(&b.name)));
+    out.migrations.sort_by(|a, b| {
+        order_key(&a.tool_version).cmp(&order_key(&b.tool_version)).then(a.name.cmp(&b.name))
+    });
     Ok(out)
+}
+
+/// diesel compares versions as text, once their dashes are removed, which
+/// keeps timestamps of every format in date order. Plain numbers shorter
+/// than a timestamp (`1_init`, …, `10_more`) are taken in numeric order,
+/// which is what their authors mean (as text, `10` would come before `9`).
+fn order_key(version: &str) -> (u8, String) {
+    if version.len() < 14 && !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) {
+        (0, format!("{version:0>14}"))
+    } else {
+        (1, version.to_string())
+    }
 }
 
 /// diesel's `metadata.toml`: `run_in_transaction = false` runs the

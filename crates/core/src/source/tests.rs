@@ -39,6 +39,16 @@ fn reads_diesel_folders_in_version_order() {
 }
 
 #[test]
+fn short_numeric_versions_order_as_numbers() {
+    let (_tmp, f) = folder(&[
+        ("10_c/up.sql", "SELECT 3;"),
+        ("9_b/up.sql", "SELECT 2;"),
+        ("1_a/up.sql", "SELECT 1;"),
+    ]);
+    assert_eq!(versions(&f), ["1", "9", "10"]);
+}
+
+#[test]
 fn readme_and_data_file_beside_diesel_folders_are_ignored_and_listed() {
     let (_tmp, f) = folder(&[
         ("README.md", "# our migrations"),
