@@ -1,7 +1,29 @@
 //! A generated migration history of the shapes real projects write
-//! (tables, views, functions, triggers, enums, indexes, constraints, data
-//! backfills), shared by the benchmarks that read, check or rehearse long
-//! histories. Deterministic: every run writes the same SQL.
+//! (tables, views and views on views, plpgsql functions and triggers,
+//! enums, indexes, constraints, renames, data backfills), shared by the
+//! benchmarks that read, check or rehearse long histories. Deterministic:
+//! every run writes the same SQL.
+//!
+//! [`planted`] gives the same history with broken and cosmetic downs
+//! planted in it: in every block of 40 migrations one down that does not
+//! restore, one that fails, one after which the up fails, and three whose
+//! differences are only cosmetic (a function body written differently, a
+//! view that froze the time it was made, a column and a `SELECT *` view in
+//! another order).
+
+/// What a planted down does, and how a rehearsal must judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plant {
+    /// The down does not restore the schema: must be found.
+    Defect,
+    /// The down errors: must be found.
+    DownFails,
+    /// The down restores what snapshots see, but the up fails after it:
+    /// must be found.
+    ReUpFails,
+    /// Only cosmetic differences remain: must not be called an error.
+    Cosmetic,
+}
 
 /// Up and down SQL of migration `i`; table `t{k}` of an earlier migration
 /// is the target of the shapes that alter something.
@@ -27,10 +49,12 @@ pub fn migration(i: usize) -> (String, String) {
             format!("DROP INDEX {t}_name_idx{i};"),
         ),
         3 => (
+            // A view that freezes the time it was made, and a view on it.
             format!(
-                "CREATE VIEW v{i} AS\n  SELECT id, name, payload ->> 'tag' AS tag FROM {t} WHERE created_at > now() - interval '30 days';"
+                "CREATE VIEW v{i} AS\n  SELECT id, name, payload ->> 'tag' AS tag FROM {t} WHERE created_at > 'now'::timestamptz - interval '30 days';\n\
+                 CREATE VIEW vv{i} AS SELECT id, tag FROM v{i} WHERE tag IS NOT NULL;"
             ),
-            format!("DROP VIEW v{i};"),
+            format!("DROP VIEW vv{i};\nDROP VIEW v{i};"),
         ),
         4 => (
             format!(
@@ -57,9 +81,10 @@ pub fn migration(i: usize) -> (String, String) {
         7 => (
             format!(
                 "INSERT INTO {t} (name, payload)\n  SELECT 'backfill{i} ' || g, jsonb_build_object('batch', {i})\n  FROM generate_series(1, 100) g;\n\
-                 UPDATE {t} SET payload = payload || '{{\"seen\": true}}' WHERE name LIKE 'backfill{i} %';"
+                 UPDATE {t} SET payload = payload || '{{\"seen\": true}}' WHERE name LIKE 'backfill{i} %';\n\
+                 CREATE VIEW vall{base} AS SELECT * FROM {t};"
             ),
-            format!("DELETE FROM {t} WHERE name LIKE 'backfill{i} %';"),
+            format!("DROP VIEW vall{base};\nDELETE FROM {t} WHERE name LIKE 'backfill{i} %';"),
         ),
         8 => (
             format!("ALTER TABLE {t} ADD CONSTRAINT {t}_name_len{i} CHECK (length(name) < 500);"),
@@ -68,9 +93,75 @@ pub fn migration(i: usize) -> (String, String) {
         _ => (
             format!(
                 "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = '{t}') THEN\n    \
-                 RAISE EXCEPTION 'missing {t}';\n  END IF;\nEND\n$$;\nCOMMENT ON TABLE {t} IS 'block {base}';"
+                 RAISE EXCEPTION 'missing {t}';\n  END IF;\nEND\n$$;\nCOMMENT ON TABLE {t} IS 'block {base}';\n\
+                 ALTER TABLE {t} RENAME COLUMN name TO title;"
             ),
-            format!("COMMENT ON TABLE {t} IS NULL;"),
+            format!("ALTER TABLE {t} RENAME COLUMN title TO name;\nCOMMENT ON TABLE {t} IS NULL;"),
         ),
+    }
+}
+
+/// Migration `i` of the history with its planted down, if it has one.
+pub fn planted(i: usize) -> (String, String, Option<Plant>) {
+    let base = i / 10 * 10;
+    let t = format!("t{base}");
+    let (up, down) = migration(i);
+    match i % 40 {
+        // The down forgets the column its up added.
+        1 => (up, "SELECT 1;".to_string(), Some(Plant::Defect)),
+        // A typo in the name of the index the down drops.
+        12 => (up, format!("DROP INDEX {t}_name_idx_{i};"), Some(Plant::DownFails)),
+        // The down removes the rows but not the large object the up made.
+        17 => (
+            format!("SELECT lo_create({});\n{up}", 1_000_000 + i),
+            down,
+            Some(Plant::ReUpFails),
+        ),
+        // The up rewrites an earlier function; the down puts the old body
+        // back, written differently.
+        24 => {
+            let f = format!("f{}", i - 10);
+            (
+                format!(
+                    "CREATE OR REPLACE FUNCTION {f}(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$\n\
+                     BEGIN\n  RETURN x * {i};\nEND\n$$;"
+                ),
+                format!(
+                    "CREATE OR REPLACE FUNCTION {f}(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$ begin return x * {} + length('a;b'); end $$;",
+                    i - 10
+                ),
+                Some(Plant::Cosmetic),
+            )
+        }
+        // The up changes an earlier view (its table's `name` is `title`
+        // since the end of that block); the down makes it again, which
+        // freezes another time into it.
+        33 => {
+            let (v, vv) = (format!("v{}", i - 10), format!("vv{}", i - 10));
+            let t_before = format!("t{}", base - 10);
+            let view = |extra: &str| {
+                format!(
+                    "CREATE VIEW {v} AS\n  SELECT id, title AS name, payload ->> 'tag' AS tag{extra} FROM {t_before} WHERE created_at > 'now'::timestamptz - interval '30 days';\n\
+                     CREATE VIEW {vv} AS SELECT id, tag FROM {v} WHERE tag IS NOT NULL;"
+                )
+            };
+            (
+                format!("DROP VIEW {vv};\nDROP VIEW {v};\n{}", view(", created_at")),
+                format!("DROP VIEW {vv};\nDROP VIEW {v};\n{}", view("")),
+                Some(Plant::Cosmetic),
+            )
+        }
+        // The up drops a column (its values are all the default) and the
+        // SELECT * view on the table; the down adds the column back, now
+        // last, and makes the view again, its columns in the new order.
+        38 => (
+            format!("DROP VIEW vall{base};\nALTER TABLE {t} DROP COLUMN score{};", base + 1),
+            format!(
+                "ALTER TABLE {t} ADD COLUMN score{} integer NOT NULL DEFAULT 0;\nCREATE VIEW vall{base} AS SELECT * FROM {t};",
+                base + 1
+            ),
+            Some(Plant::Cosmetic),
+        ),
+        _ => (up, down, None),
     }
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use backstop_core::source::{self, Layout};
 
+// The planted downs are the rehearse benchmark's; this one reads the history.
+#[allow(dead_code)]
 #[path = "../../../bench/history.rs"]
 mod history;
 
