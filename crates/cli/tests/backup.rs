@@ -172,14 +172,25 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     assert_eq!(applied_backup(&mut db, "1").as_deref(), Some(id.as_str()));
     p.run(&["status"]).expect_code(0).expect_output(&format!("backup {id}"));
 
-    // Within max_age the same verified backup guards the next migration.
+    // The backup holds the state before 1; after 1 it is not the next
+    // migration's backup, however young.
     p.migration("2_clients", "CREATE TABLE clients (id int);", Some("DROP TABLE clients;"));
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {id}: 1 migration(s) applied and 0 reverted since it was taken"
+    ));
+    let second = applied_backup(&mut db, "2").unwrap();
+    assert_ne!(second, id);
+
+    // A backup taken when nothing is pending guards the next migration,
+    // as long as nothing happens in between.
+    let created = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json();
+    let id = created["id"].as_str().unwrap().to_string();
+    p.migration("3_more_clients", "CREATE TABLE more_clients (id int);", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!("reusing backup {id}"));
-    assert_eq!(listed(&p).len(), 1);
-    assert_eq!(applied_backup(&mut db, "2").as_deref(), Some(id.as_str()));
+    assert_eq!(applied_backup(&mut db, "3").as_deref(), Some(id.as_str()));
     let gate: Value = db
         .query_one(
-            "select details->'gates'->'backup' from backstop.events where versions = '{2}'",
+            "select details->'gates'->'backup' from backstop.events where versions = '{3}'",
             &[],
         )
         .unwrap()
@@ -190,14 +201,14 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     // Past max_age a new one is taken.
     p.config(&format!("{}\n[backup]\nmax_age = \"1s\"\n", common::DEFAULT_CONFIG));
     std::thread::sleep(Duration::from_millis(1100));
-    p.migration("3_notes", "CREATE TABLE notes (id int);", None);
+    p.migration("4_notes", "CREATE TABLE notes (id int);", None);
     p.run(&["migrate"]).expect_code(0);
-    let newer = applied_backup(&mut db, "3").unwrap();
+    let newer = applied_backup(&mut db, "4").unwrap();
     assert_ne!(newer, id);
-    assert_eq!(listed(&p).len(), 2);
+    assert_eq!(listed(&p).len(), 4);
 
     // --backup names one: too old is refused (exit 1), unknown is exit 2.
-    p.migration("4_more", "CREATE TABLE more (id int);", None);
+    p.migration("5_more", "CREATE TABLE more (id int);", None);
     std::thread::sleep(Duration::from_millis(1100));
     p.run(&["migrate", "--backup", &newer])
         .expect_code(1)
@@ -211,14 +222,67 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     p.run(&["migrate", "--no-backup", "hotfix, data already exported"]).expect_code(0);
     let gate: Value = db
         .query_one(
-            "select details->'gates'->'backup' from backstop.events where versions = '{4}'",
+            "select details->'gates'->'backup' from backstop.events where versions = '{5}'",
             &[],
         )
         .unwrap()
         .get(0);
     assert_eq!(gate["waived"], "hotfix, data already exported");
-    assert_eq!(applied_backup(&mut db, "4"), None);
+    assert_eq!(applied_backup(&mut db, "5"), None);
     p.run(&["migrate", "--no-backup", " "]).expect_code(2).expect_output("needs a reason");
+}
+
+#[test]
+fn a_reused_backup_must_hold_the_state_the_migration_changes() {
+    let p = with_users("reuse_state", 20);
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    let take = |p: &Project| {
+        let m = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json();
+        m["id"].as_str().unwrap().to_string()
+    };
+
+    // Rows written after the backup: it no longer holds them.
+    let taken = take(&p);
+    {
+        // The writer's statistics reach pg_stat_user_tables when it ends.
+        let mut writer = p.client();
+        writer.batch_execute("INSERT INTO users VALUES (1000, 'late@example.com')").unwrap();
+    }
+    common::poll_until("the write shows in the statistics", 50, Duration::from_millis(100), || {
+        let n: i64 = db
+            .query_one("select pg_stat_clear_snapshot()::text is null or true, n_tup_ins from pg_stat_user_tables where relname = 'users'", &[])
+            .map(|r| r.get(1))
+            .unwrap_or(0);
+        n >= 21
+    });
+    p.migration("2_a", "CREATE TABLE a (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: the database was written since it was taken"
+    ));
+    assert_ne!(applied_backup(&mut db, "2").as_deref(), Some(taken.as_str()));
+
+    // A TRUNCATE counts no deleted rows, but moves the table's storage.
+    let taken = take(&p);
+    db.batch_execute("TRUNCATE a").unwrap();
+    p.migration("3_b", "CREATE TABLE b (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: a table was truncated or rewritten since"
+    ));
+
+    // A schema change made by hand.
+    let taken = take(&p);
+    db.batch_execute("CREATE INDEX users_email_idx ON users (email)").unwrap();
+    p.migration("4_c", "CREATE TABLE c (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: the schema changed since it was taken"
+    ));
+
+    // Nothing since: reused.
+    let taken = take(&p);
+    p.migration("5_d", "CREATE TABLE d (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!("reusing backup {taken}"));
+    assert_eq!(applied_backup(&mut db, "5").as_deref(), Some(taken.as_str()));
 }
 
 #[test]

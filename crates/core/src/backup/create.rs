@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use postgres::Client;
 
-use super::manifest::{self, Check, Extension, Kind, Manifest, Verification};
+use super::manifest::{self, Check, DbState, Extension, Kind, Manifest, Verification};
 use super::store::{new_id, PartialGuard, Store};
 use super::tools::{self, dir_size, run_verbose_with, tail, Tools};
 use super::{verify, BackupError, Note, Progress};
@@ -74,6 +74,41 @@ pub(crate) struct Facts {
     pub fingerprint: String,
     pub roles: Vec<String>,
     pub extensions: Vec<Extension>,
+    /// Versions in `backstop.applied`.
+    pub applied: Vec<String>,
+}
+
+/// The write counters and the storage hash of the user tables (see
+/// [`DbState`]), with the statistics read afresh.
+pub(crate) fn write_marks(
+    client: &mut impl postgres::GenericClient,
+) -> Result<(i64, String), postgres::Error> {
+    client.batch_execute("select pg_stat_clear_snapshot()")?;
+    let row = client.query_one(
+        "select coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::int8,
+                md5(coalesce(string_agg(c.oid::text || ':' || c.relfilenode::text, ',' order by c.oid), ''))
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           left join pg_stat_user_tables s on s.relid = c.oid
+          where c.relkind in ('r', 'm')
+            and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'backstop')
+            and n.nspname not like 'pg_temp%'",
+        &[],
+    )?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The versions in `backstop.applied`, sorted; none without the schema.
+pub(crate) fn applied_versions(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Vec<String>, postgres::Error> {
+    if !crate::migrate::history::schema_exists(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query("select version from backstop.applied order by version", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Row counts, schema fingerprint, roles and extensions as the connected
@@ -96,6 +131,7 @@ pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
         fingerprint: schema.fingerprint(),
         roles,
         extensions,
+        applied: applied_versions(client)?,
     })
 }
 
@@ -117,6 +153,11 @@ pub fn create(
     let partial = store.begin(&id)?;
     let mut guard = PartialGuard { path: Some(partial.clone()) };
 
+    // Read before the snapshot: a write in between is in the dump but not
+    // in the counters, which then differ later, and the backup is not
+    // reused: the safe side.
+    let (writes, storage) =
+        write_marks(&mut client).map_err(BackupError::db("reading the write counters"))?;
     let db = BackupError::db("exporting the dump's snapshot");
     client
         .batch_execute(&format!(
@@ -216,6 +257,7 @@ pub fn create(
         extensions: facts.extensions,
         duration_ms: started.elapsed().as_millis() as u64,
         guards: Vec::new(),
+        state: Some(DbState { applied: facts.applied, writes, storage }),
         snapshot_database: None,
     };
     manifest.write(&partial)?;

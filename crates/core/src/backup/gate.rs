@@ -66,7 +66,7 @@ impl BackupGate<'_> {
         tools.check_server(source.server_version_num)?;
         let (mut m, reused) = match self.mode.clone() {
             GateMode::Use(id) => (self.named(&tools, &source, &id)?, true),
-            GateMode::Take => match self.reusable(&tools, &source)? {
+            GateMode::Take => match self.reusable(client, &tools, &source)? {
                 Some(m) => (m, true),
                 None if dry_run => {
                     return Ok(GatePass {
@@ -158,9 +158,14 @@ impl BackupGate<'_> {
     }
 
     /// The newest verified backup of this database younger than max_age
-    /// whose files still match their checksums.
+    /// whose files still match their checksums, and which still holds the
+    /// database as it is: no migration applied or reverted since, the same
+    /// schema, and nothing written since (the user tables' insert, update
+    /// and delete counters and their storage files as they were). Anything
+    /// else would record the migration as guarded by an older state.
     fn reusable(
         &mut self,
+        client: &mut Client,
         tools: &Tools,
         source: &Source,
     ) -> Result<Option<Manifest>, BackupError> {
@@ -172,6 +177,16 @@ impl BackupGate<'_> {
             .filter(|m| m.verified().is_some_and(|v| v >= self.policy.verified))
             .filter(|m| self.fits(m).is_ok())
             .collect();
+        let Some(newest) = candidates.last() else { return Ok(None) };
+        if let Some(why) = changed_since(client, newest)? {
+            self.progress.note(Note::Info(format!(
+                "not reusing backup {}: {why}; taking a new one",
+                newest.id
+            )));
+            return Ok(None);
+        }
+        // Older candidates describe even older states.
+        candidates.drain(..candidates.len() - 1);
         while let Some(mut m) = candidates.pop() {
             match verify_checksums(&self.store, tools, &mut m) {
                 Ok(_) => {
@@ -223,4 +238,38 @@ impl BackupGate<'_> {
         }
         Ok(m)
     }
+}
+
+/// What happened to the database since `m` was taken, if anything.
+fn changed_since(client: &mut Client, m: &Manifest) -> Result<Option<String>, BackupError> {
+    let Some(then) = &m.state else {
+        return Ok(Some("it does not record the state it was taken in".into()));
+    };
+    let applied = super::create::applied_versions(client)
+        .map_err(BackupError::db("reading backstop.applied"))?;
+    if applied != then.applied {
+        let newer = applied.iter().filter(|v| !then.applied.contains(v)).count();
+        let gone = then.applied.iter().filter(|v| !applied.contains(v)).count();
+        return Ok(Some(format!(
+            "{newer} migration(s) applied and {gone} reverted since it was taken"
+        )));
+    }
+    let schema = crate::pg::fingerprint::Schema::read(client)
+        .map_err(BackupError::db("reading the schema"))?
+        .fingerprint();
+    if schema != m.schema_fingerprint {
+        return Ok(Some("the schema changed since it was taken".into()));
+    }
+    let (writes, storage) = super::create::write_marks(client)
+        .map_err(BackupError::db("reading the write counters"))?;
+    if writes != then.writes {
+        return Ok(Some(format!(
+            "the database was written since it was taken ({} row change(s) counted by pg_stat_user_tables)",
+            writes - then.writes
+        )));
+    }
+    if storage != then.storage {
+        return Ok(Some("a table was truncated or rewritten since it was taken".into()));
+    }
+    Ok(None)
 }

@@ -64,6 +64,22 @@ pub struct Verification {
     pub restore: Option<Check>,
 }
 
+/// The database as the dump found it, so that a later `migrate` can tell
+/// whether anything happened since and the backup still holds the state
+/// it is about to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbState {
+    /// Versions in `backstop.applied`, from the dump's snapshot.
+    pub applied: Vec<String>,
+    /// Rows inserted, updated and deleted in user tables since the server's
+    /// statistics began (`pg_stat_user_tables`), read just before the
+    /// dump's snapshot.
+    pub writes: i64,
+    /// A hash of the user tables' storage files (`relfilenode`): TRUNCATE
+    /// and rewrites change it without counting as written rows.
+    pub storage: String,
+}
+
 /// The manifest of one backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -95,6 +111,10 @@ pub struct Manifest {
     /// Migration versions this backup was taken or reused for.
     #[serde(default)]
     pub guards: Vec<String>,
+    /// What the database looked like when it was taken (backups made before
+    /// Backstop recorded it have none, and are not reused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<DbState>,
     /// For [`Kind::Database`]: the database that holds the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_database: Option<String>,
@@ -289,6 +309,7 @@ mod tests {
             extensions: vec![],
             duration_ms: 1,
             guards: vec![],
+            state: None,
             snapshot_database: None,
             verification: Verification::default(),
         }

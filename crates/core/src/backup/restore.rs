@@ -946,6 +946,7 @@ fn snapshot_manifest(
         extensions: f.extensions,
         duration_ms: 0,
         guards: Vec::new(),
+        state: None,
         snapshot_database: Some(snapshot_db.to_string()),
         verification: Verification::default(),
     })
