@@ -68,25 +68,28 @@ impl Progress for StderrProgress {
                 } else {
                     "without a transaction (no-transaction migration)"
                 };
-                format!("{verb} {} {how}", group.versions().join(", "))
+                format!("{verb} {} {how}", terminal_safe(&group.versions().join(", ")))
             }
             Note::Statement { version, direction, index, total, sql, elapsed, .. } => {
                 let file = if direction == Direction::Up { "up" } else { "down" };
                 format!(
-                    "  {version} {file} step {}/{total} {} ({})",
+                    "  {} {file} step {}/{total} {} ({})",
+                    terminal_safe(version),
                     index + 1,
-                    first_line(sql, 60),
+                    terminal_safe(&first_line(sql, 60)),
                     human(elapsed)
                 )
             }
             Note::Verified { version, checks } => {
-                format!("  {version} verify.sql: {checks} assertion(s) passed")
+                format!("  {} verify.sql: {checks} assertion(s) passed", terminal_safe(version))
             }
             Note::Retrying { attempt, of, wait } => {
                 format!("lock_timeout hit; retry {attempt}/{of} in {}", human(wait))
             }
-            Note::Stage { index, total: 0, name } => format!("[{index}/?] {name}"),
-            Note::Stage { index, total, name } => format!("[{index}/{total}] {name}"),
+            Note::Stage { index, total: 0, name } => format!("[{index}/?] {}", terminal_safe(name)),
+            Note::Stage { index, total, name } => {
+                format!("[{index}/{total}] {}", terminal_safe(name))
+            }
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     }
@@ -114,13 +117,20 @@ pub fn failure(f: &Failure) -> String {
             )
         }
     };
-    let _ = writeln!(out, "✗ {what} {}_{}: {stage}", f.version, f.name);
+    let safe = |t: &str| terminal_safe(t).into_owned();
+    let _ = writeln!(out, "✗ {what} {}_{}: {stage}", safe(&f.version), safe(&f.name));
     if let (Some(file), Some(line)) = (&f.file, f.line) {
-        let _ = writeln!(out, "  at {}:{}:{}", file.display(), line, f.column.unwrap_or(1));
+        let _ = writeln!(
+            out,
+            "  at {}:{}:{}",
+            safe(&file.display().to_string()),
+            line,
+            f.column.unwrap_or(1)
+        );
     }
     if let Some(sql) = &f.sql {
         for l in sql.lines().take(8) {
-            let _ = writeln!(out, "    | {l}");
+            let _ = writeln!(out, "    | {}", safe(l));
         }
         if sql.lines().count() > 8 {
             let _ = writeln!(out, "    | …");
@@ -128,23 +138,23 @@ pub fn failure(f: &Failure) -> String {
     }
     match &f.sqlstate {
         Some(code) => {
-            let _ = writeln!(out, "  error {code}: {}", f.message);
+            let _ = writeln!(out, "  error {code}: {}", safe(&f.message));
         }
         None => {
-            let _ = writeln!(out, "  error: {}", f.message);
+            let _ = writeln!(out, "  error: {}", safe(&f.message));
         }
     }
     if let Some(detail) = &f.detail {
-        let _ = writeln!(out, "  detail: {detail}");
+        let _ = writeln!(out, "  detail: {}", safe(detail));
     }
     if let Some(hint) = &f.hint {
-        let _ = writeln!(out, "  hint: {hint}");
+        let _ = writeln!(out, "  hint: {}", safe(hint));
     }
     if f.rolled_back {
         let _ = writeln!(
             out,
             "  rolled back: nothing of {} was committed; the database is as it was",
-            f.group.join(", ")
+            safe(&f.group.join(", "))
         );
     } else {
         let _ = writeln!(
@@ -171,7 +181,7 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
                 "group {} ({how}, {} statement(s)): {}",
                 i + 1,
                 g.statements,
-                g.versions.join(", ")
+                terminal_safe(&g.versions.join(", "))
             );
         }
         let _ = writeln!(out, "dry run: nothing was changed");
@@ -181,8 +191,8 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
         let _ = writeln!(
             out,
             "✓ {verb_done} {}_{} ({})",
-            d.version,
-            d.name,
+            terminal_safe(&d.version),
+            terminal_safe(&d.name),
             human(Duration::from_millis(d.duration_ms))
         );
     }

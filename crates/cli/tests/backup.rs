@@ -598,9 +598,10 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
     .unwrap();
     child.wait().unwrap();
 
+    // Frozen with an unfinished restore: status says so, and exits 1.
     let status = p.run(&["status"]);
     status
-        .expect_code(0)
+        .expect_code(1)
         .expect_output("restore unfinished")
         .expect_output("--resume")
         .expect_output("frozen:");

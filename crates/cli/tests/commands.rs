@@ -695,3 +695,47 @@ fn two_new_migrations_in_the_same_second_get_different_versions() {
     let names: Vec<&str> = folders.iter().map(|f| f.split_once('_').unwrap().1).collect();
     assert_eq!(names, ["a", "b", "c"], "created in order");
 }
+
+#[test]
+fn status_exits_1_and_says_so_when_a_no_transaction_migration_stopped_half_way() {
+    let p = Project::new("half_applied");
+    p.migration("1_t", "CREATE TABLE t (id int);", None);
+    p.migration(
+        "2_idx",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (id);\nCREATE INDEX CONCURRENTLY t_b ON nope (id);\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(1);
+    assert!(p.client().exists("t_a"), "the first statement stays committed");
+    let run = p.run(&["status"]);
+    run.expect_code(1)
+        .expect_output("half-applied (1):")
+        .expect_output("2 stopped at statement 2/2")
+        .expect_output("statements 1-1 stay committed");
+    let json = p.run(&["status", "--format", "json"]).json();
+    assert_eq!(json["half_applied"][0]["version"], "2");
+    // Fixed and applied: no longer half-applied.
+    p.client().batch_execute("DROP INDEX t_a").unwrap();
+    p.write(
+        "migrations/2_idx/up.sql",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (id);\n",
+    );
+    p.run(&["repair", "2"]).expect_code(2);
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["status"]).expect_code(0);
+}
+
+#[test]
+fn a_folder_name_with_a_newline_and_escapes_cannot_forge_an_output_line() {
+    let p = Project::new("forged_line");
+    let evil = "1_evil\n\u{1b}[32m✓ applied 2_everything_is_fine\u{1b}[0m";
+    p.migration(evil, "CREATE TABLE t (id int);", None);
+    for args in [&["status"][..], &["migrate"], &["status", "--verbose"]] {
+        let run = p.run(args);
+        for line in run.all().lines() {
+            assert!(!line.contains('\u{1b}'), "{args:?}: raw escape in {line:?}");
+            assert!(!line.starts_with("✓ applied 2_"), "{args:?}: forged line {line:?}");
+        }
+        assert!(run.all().contains("1_evil\\n\\x1b[32m"), "{args:?}: {}", run.all());
+    }
+}

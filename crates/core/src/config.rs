@@ -68,11 +68,13 @@ pub struct MigrationsSection {
     pub dir: PathBuf,
     /// Tables that no migration or rollback may drop, truncate or delete rows from.
     pub protected_tables: Vec<String>,
-    /// `SET LOCAL lock_timeout` for every migration transaction.
-    #[serde(deserialize_with = "duration")]
+    /// `SET LOCAL lock_timeout` for every migration transaction
+    /// (`"off"`: zero, no limit).
+    #[serde(deserialize_with = "guard_duration")]
     pub lock_timeout: Duration,
-    /// `SET LOCAL statement_timeout` for every migration transaction.
-    #[serde(deserialize_with = "duration")]
+    /// `SET LOCAL statement_timeout` for every migration transaction
+    /// (`"off"`: zero, no limit).
+    #[serde(deserialize_with = "guard_duration")]
     pub statement_timeout: Duration,
     /// How long to wait for another run's migration lock.
     #[serde(deserialize_with = "duration")]
@@ -253,6 +255,28 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// A timeout that guards a migration: zero would turn the guard off
+/// without anyone meaning to (`"0s"` reads like "no waiting"), so zero is
+/// written `"off"`, on purpose.
+fn guard_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(Duration::ZERO);
+    }
+    let value = humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); write it like \"5s\" or \"15min\", or \"off\""
+        ))
+    })?;
+    if value.is_zero() {
+        return Err(serde::de::Error::custom(format!(
+            "{text:?} turns this guard off (PostgreSQL reads 0 as no limit); give a limit like \"5s\", \
+             or write \"off\" if no limit is meant"
+        )));
+    }
+    Ok(value)
+}
+
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
@@ -277,6 +301,25 @@ pub struct Config {
     pub check: crate::check::CheckSection,
     /// `[verify]`: the verification suite.
     pub verify: crate::verify::VerifySection,
+}
+
+impl Config {
+    /// What the configuration turns off that is on by default, for the
+    /// commands to say before they run.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in [
+            ("lock_timeout", self.migrations.lock_timeout),
+            ("statement_timeout", self.migrations.statement_timeout),
+        ] {
+            if value.is_zero() {
+                out.push(format!(
+                    "[migrations] {name} is \"off\": a migration may wait or run without limit"
+                ));
+            }
+        }
+        out
+    }
 }
 
 impl Config {
@@ -470,6 +513,22 @@ retention = "30d"
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("b.toml:2:") && err.contains("retension"), "{err}");
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused_unless_written_off() {
+        for key in ["lock_timeout", "statement_timeout"] {
+            let text = format!("[migrations]\n{key} = \"0s\"\n");
+            let err = Config::parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+            assert!(err.starts_with("b.toml:2:") && err.contains("\"off\""), "{err}");
+            let cfg =
+                Config::parse(&format!("[migrations]\n{key} = \"off\"\n"), Path::new("b.toml"))
+                    .unwrap();
+            let warnings = cfg.warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains(key), "{warnings:?}");
+        }
+        assert!(Config::parse("", Path::new("b.toml")).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -52,6 +52,9 @@ impl Context {
     /// Loads config and migrations (syntax errors stop here) and resolves the URL.
     pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
         let config = Config::load(config)?;
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
         let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;

@@ -46,6 +46,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let blocked = problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
+    // Anything that needs a person before the next migrate is exit 1.
+    let attention = !status.drifted.is_empty()
+        || blocked
+        || frozen.is_some()
+        || unfinished.is_some()
+        || !status.half_applied.is_empty();
     match args.output.format {
         Format::Json => print_json(&Shown {
             layout: ctx.layout,
@@ -80,6 +86,22 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            if !status.half_applied.is_empty() {
+                let _ = writeln!(text, "half-applied ({}):", status.half_applied.len());
+                for h in &status.half_applied {
+                    let _ = writeln!(
+                        text,
+                        "  {} stopped at statement {}/{} on {} ({}); statements 1-{} stay committed: \
+                         finish or undo them by hand, then run `backstop migrate`",
+                        h.version,
+                        h.statement,
+                        h.statements,
+                        h.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        terminal_safe(&h.message),
+                        h.statement.saturating_sub(1)
+                    );
+                }
+            }
             if args.verbose && !ctx.ignored.is_empty() {
                 let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
                 for i in &ctx.ignored {
@@ -108,7 +130,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             print(&text)?
         }
     }
-    Ok(if status.drifted.is_empty() && !blocked { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if attention { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// A file that cannot run, and whether its migration is still to apply.
@@ -159,20 +181,20 @@ fn render(s: &migrate::Status) -> String {
         let _ = writeln!(
             out,
             "  {}_{}  {at}  by {}{backup}{mark}",
-            e.version,
-            e.name,
-            e.applied_by.as_deref().unwrap_or("?")
+            terminal_safe(&e.version),
+            terminal_safe(&e.name),
+            terminal_safe(e.applied_by.as_deref().unwrap_or("?"))
         );
     }
     let _ = writeln!(out, "pending ({}):", s.pending.len());
     for e in &s.pending {
         let nt = if e.no_transaction { "  (no-transaction)" } else { "" };
-        let _ = writeln!(out, "  {}_{}{nt}", e.version, e.name);
+        let _ = writeln!(out, "  {}_{}{nt}", terminal_safe(&e.version), terminal_safe(&e.name));
     }
     if !s.drifted.is_empty() {
         let _ = writeln!(out, "drifted ({}):", s.drifted.len());
         for d in &s.drifted {
-            let _ = writeln!(out, "  {d}");
+            let _ = writeln!(out, "  {}", terminal_safe(&d.to_string()));
         }
         let _ =
             writeln!(out, "restore the files, or accept the change with `backstop repair VERSION`");

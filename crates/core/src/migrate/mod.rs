@@ -228,13 +228,66 @@ pub struct Status {
     pub applied: Vec<Entry>,
     pub pending: Vec<Entry>,
     pub drifted: Vec<Drift>,
+    /// No-transaction migrations that stopped half-way: their first
+    /// statements stay committed, the rest never ran.
+    pub half_applied: Vec<HalfApplied>,
+}
+
+/// A no-transaction migration that failed after committing some of its
+/// statements, and has not been applied since.
+#[derive(Debug, Clone, Serialize)]
+pub struct HalfApplied {
+    pub version: String,
+    /// The statement that failed (1-based), and how many the file has.
+    pub statement: usize,
+    pub statements: usize,
+    pub message: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Compares the migrations folder with the database's history.
 pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, ApplyError> {
     let rows = history::applied(client)
         .map_err(|source| ApplyError::Db { context: "reading backstop.applied", source })?;
-    Ok(compare(migrations, rows))
+    let mut status = compare(migrations, rows);
+    status.half_applied = half_applied(client, &status)
+        .map_err(|source| ApplyError::Db { context: "reading backstop.events", source })?;
+    Ok(status)
+}
+
+/// The latest outcome of each pending migration, where it is a failure
+/// that left statements committed.
+fn half_applied(client: &mut Client, status: &Status) -> Result<Vec<HalfApplied>, postgres::Error> {
+    if status.pending.is_empty() || !history::schema_exists(client)? {
+        return Ok(Vec::new());
+    }
+    let pending: Vec<String> = status.pending.iter().map(|e| e.version.clone()).collect();
+    let rows = client.query(
+        "select v, e.details -> 'failure', e.at
+           from (select distinct on (v) v, e.id
+                   from backstop.events e, unnest(e.versions) v
+                  where e.kind = 'migrate' and e.outcome in ('ok', 'failed', 'rolled_back')
+                    and v = any($1)
+                  order by v, e.id desc) latest
+           join backstop.events e on e.id = latest.id
+          where e.outcome = 'failed'
+            and coalesce((e.details -> 'failure' ->> 'committed_statements')::int, 0) > 0",
+        &[&pending],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let failure: serde_json::Value = r.get(1);
+            let num = |k: &str| failure[k].as_u64().unwrap_or(0) as usize;
+            HalfApplied {
+                version: r.get(0),
+                statement: num("statement"),
+                statements: num("statements"),
+                message: failure["message"].as_str().unwrap_or_default().to_string(),
+                at: r.get(2),
+            }
+        })
+        .collect())
 }
 
 fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
@@ -293,7 +346,7 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
             backup_id: None,
         })
         .collect();
-    Status { applied, pending, drifted }
+    Status { applied, pending, drifted, half_applied: Vec::new() }
 }
 
 /// The pending migrations a run applies, in folder order, up to `to`.

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use backstop_core::check::Assessment;
 use backstop_lint::{Code, Finding, Severity, Verdict};
 
+use crate::render::terminal_safe;
+
 /// The line `line` (1-based) of `text`, tabs as spaces.
 fn source_line(text: &str, line: usize) -> Option<String> {
     text.lines().nth(line.checked_sub(1)?).map(|l| l.replace('\t', "    "))
@@ -25,8 +27,8 @@ fn counts(a: &Assessment) -> String {
 }
 
 fn finding(out: &mut String, a: &Assessment, f: &Finding) {
-    let _ = writeln!(out, "{}[{}]: {}", f.severity, f.code, f.message);
-    let _ = writeln!(out, "  --> {}:{}:{}", f.file, f.line, f.column);
+    let _ = writeln!(out, "{}[{}]: {}", f.severity, f.code, terminal_safe(&f.message));
+    let _ = writeln!(out, "  --> {}:{}:{}", terminal_safe(&f.file), f.line, f.column);
     let text = a.sources.iter().find(|s| s.path == f.file).map(|s| s.text.as_str());
     if let Some(line) = text.and_then(|t| source_line(t, f.line)) {
         let width = f.line.to_string().len();
@@ -36,11 +38,11 @@ fn finding(out: &mut String, a: &Assessment, f: &Finding) {
         let end = if f.end_line == f.line { f.end_column.saturating_sub(1) } else { line_len };
         let marks = end.clamp(start + 1, line_len.max(start + 1)) - start;
         let _ = writeln!(out, " {pad} |");
-        let _ = writeln!(out, " {} | {}", f.line, line.trim_end());
+        let _ = writeln!(out, " {} | {}", f.line, terminal_safe(line.trim_end()));
         let _ = writeln!(out, " {pad} | {}{}", " ".repeat(start), "^".repeat(marks));
     }
     for fact in &f.facts {
-        let _ = writeln!(out, "   = live: {fact}");
+        let _ = writeln!(out, "   = live: {}", terminal_safe(fact));
     }
     let _ = writeln!(out, "   = help: {}", f.help);
     let _ = writeln!(out);
