@@ -160,3 +160,120 @@ lock_wait = "1s"
     p.run(&["migrate"]).expect_code(0);
     assert_eq!(db.applied(), ["1"]);
 }
+
+/// The databases a restore restores into, on `cluster`.
+fn restoring_databases(cluster: &Cluster) -> Vec<String> {
+    let mut admin = cluster.connect("postgres").unwrap();
+    admin
+        .query("select datname::text from pg_database where datname like '%\\_restoring\\_%' order by 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A project on its own cluster with a backup big enough that its
+/// restore takes a moment, and a restore of it crashed by the server
+/// stopping while pg_restore writes.
+fn crashed_restore(label: &str) -> (Cluster, Project, String) {
+    let mut cluster = Cluster::start().expect("throwaway cluster starts");
+    let p = Project::on(&cluster, label);
+    p.migration(
+        "1_items",
+        "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL);\n\
+         INSERT INTO items SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 400000) i;\n",
+        None,
+    );
+    p.config(&format!("{}\n[backup]\nrequired = false\n", common::DEFAULT_CONFIG));
+    p.run(&["migrate"]).expect_code(0);
+    let created = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json();
+    let id = created["id"].as_str().unwrap().to_string();
+    let child = spawn(&p, &["restore", &id, "--yes"]);
+    wait_for(Duration::from_secs(60), "the restore to start writing", || {
+        !restoring_databases(&cluster).is_empty()
+    });
+    cluster.stop_immediate().expect("pg_ctl stop -m immediate");
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    assert_ne!(run.code, Some(0), "{run:#?}");
+    cluster.restart().expect("cluster restarts");
+    (cluster, p, id)
+}
+
+#[test]
+fn a_server_crash_mid_restore_keeps_its_record_and_resume_finishes_it() {
+    let (cluster, p, id) = crashed_restore("restore_crash_resume");
+    // The record outlived the crash: status shows it and the freeze.
+    p.run(&["status"]).expect_code(1).expect_output("restore unfinished").expect_output("frozen:");
+    assert_eq!(restoring_databases(&cluster).len(), 1, "the half-restored copy is still there");
+    p.run(&["restore", &id, "--resume", "--yes"]).expect_code(0);
+    p.run(&["status"]).expect_code(0);
+    let mut db = cluster.connect(&p.db).unwrap();
+    assert_eq!(db.count("items"), 400000);
+    assert!(restoring_databases(&cluster).is_empty(), "{:?}", restoring_databases(&cluster));
+}
+
+#[test]
+fn what_a_crashed_restore_left_and_no_record_needs_is_dropped_by_the_next_run() {
+    let (cluster, p, _) = crashed_restore("restore_crash_leftover");
+    // unfreeze lifts the freeze, keeps what the unfinished restore needs.
+    p.run(&["unfreeze"])
+        .expect_code(0)
+        .expect_output("lifted the write freeze")
+        .expect_output("--resume");
+    assert_eq!(restoring_databases(&cluster).len(), 1);
+    // With its record gone (as an older Backstop lost it), the copy is a
+    // leftover: the next prune, unfreeze or restore drops it.
+    std::fs::remove_file(p.path().join(".backstop/backups/restore.json")).unwrap();
+    p.run(&["backup", "prune"]).expect_code(0).expect_output("left by an earlier restore");
+    assert!(restoring_databases(&cluster).is_empty(), "{:?}", restoring_databases(&cluster));
+    p.run(&["status"]).expect_code(0);
+    let mut db = cluster.connect(&p.db).unwrap();
+    db.batch_execute("INSERT INTO items VALUES (0, 'writable again')").unwrap();
+}
+
+#[test]
+fn ctrl_c_during_a_restore_is_reported_as_interrupted_and_leaves_the_database_as_it_was() {
+    use std::os::unix::process::CommandExt as _;
+    let p = Project::new("restore_ctrl_c");
+    p.migration(
+        "1_items",
+        "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL);\n\
+         INSERT INTO items SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 400000) i;\n",
+        None,
+    );
+    p.config(&format!("{}\n[backup]\nrequired = false\n", common::DEFAULT_CONFIG));
+    p.run(&["migrate"]).expect_code(0);
+    let created = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json();
+    let id = created["id"].as_str().unwrap().to_string();
+    p.client().batch_execute("INSERT INTO items VALUES (0, 'written after the backup')").unwrap();
+
+    // A terminal's Ctrl-C goes to the whole process group.
+    let child = p
+        .std_cmd(&["restore", &id, "--yes"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not on the project's database: the freeze ends other sessions there.
+    let mut admin = common::CLUSTER.connect("postgres").unwrap();
+    wait_for(Duration::from_secs(60), "pg_restore to start writing", || {
+        admin
+            .query_one(
+                "select exists (select from pg_database where datname like '%\\_restoring\\_%')",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    });
+    kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGINT).unwrap();
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    run.expect_code(130)
+        .expect_output("interrupted (SIGINT) while pg_restore ran")
+        .expect_output("the restore was abandoned");
+    assert!(!run.all().contains("pg_restore failed"), "{run:#?}");
+    let mut db = p.client();
+    assert_eq!(db.count("items"), 400001, "the database is as it was");
+    db.batch_execute("INSERT INTO items VALUES (-1, 'writes open again')").unwrap();
+    p.run(&["status"]).expect_code(0);
+}

@@ -277,6 +277,12 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
         args.dry_run,
         &mut drop_database,
     )?;
+    // Databases that crashed or killed restores left behind.
+    if let (Some(url), false) = (url.as_deref(), args.dry_run) {
+        for name in backup::restore::drop_leftovers(url, store)? {
+            eprintln!("dropped {name}, left by an earlier restore");
+        }
+    }
     match args.output.format {
         Format::Json => print_json(&report)?,
         Format::Text => {

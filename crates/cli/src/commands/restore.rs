@@ -28,6 +28,23 @@ pub struct Args {
     resume: bool,
 }
 
+/// Lets this process outlive SIGINT and SIGTERM, while the programs it
+/// starts keep the default and stop (a handler, unlike an ignored signal,
+/// is reset when a child executes its program).
+fn outlive_interrupts() {
+    extern "C" fn noted(signal: nix::libc::c_int) {
+        backstop_core::backup::tools::INTERRUPTED_BY
+            .store(signal, std::sync::atomic::Ordering::SeqCst);
+    }
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(SigHandler::Handler(noted), SaFlags::SA_RESTART, SigSet::empty());
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, store) = super::backup::load(config, &args.conn)?;
     let m = store.load(&args.id)?;
@@ -52,6 +69,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         resume: args.resume,
         lock_wait: config.migrations.lock_wait,
     };
+    // Ctrl-C reaches pg_restore and Backstop alike: pg_restore stops, and
+    // Backstop lives on to leave the target as it was (or on record) and
+    // say that it was interrupted.
+    outlive_interrupts();
     let report =
         backup::restore(&url, &store, &tools, &args.id, &options, &config.freeze, &mut progress)?;
     drop(progress);

@@ -32,7 +32,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     .map_err(backstop_core::migrate::ApplyError::from)?;
     let lifted = freeze::unfreeze(&mut lock)?;
     drop(lock);
-    if let Some(j) = backstop_core::backup::restore::journal(&store)? {
+    // What earlier restores left behind and no unfinished one needs.
+    use backstop_core::backup::restore;
+    for name in restore::drop_leftovers(&url, &store)? {
+        eprintln!("dropped {name}, left by an earlier restore");
+    }
+    if let Some(j) = restore::journal(&store)? {
         eprintln!(
             "warning: the restore of backup {} is unfinished ({}); `backstop restore {} --resume` finishes it",
             j.backup_id, j.step, j.backup_id

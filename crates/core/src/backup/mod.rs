@@ -34,6 +34,19 @@ use crate::pg::ConnectError;
 /// What went wrong with a backup, a verification or a restore.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    #[error("interrupted ({signal}) while {tool} ran{then}")]
+    Interrupted {
+        tool: String,
+        signal: String,
+        /// What was done about it, as `; …`.
+        then: String,
+    },
+    #[error(
+        "{cause}; and the cleanup did not finish ({cleanup}): the restore's record is kept, so \
+         `backstop restore --resume` finishes the restore or `backstop unfreeze` lifts the freeze \
+         and drops what the restore left"
+    )]
+    CleanupFailed { cause: Box<BackupError>, cleanup: String },
     #[error(
         "{tool} not found in {searched}; install the PostgreSQL client tools \
          (`apt-get install postgresql-client`) or set BACKSTOP_PG_BIN to the directory that holds {tool}"
@@ -153,6 +166,9 @@ impl BackupError {
             | BackupError::Refused(_) => 2,
             BackupError::Connect(ConnectError::BadUrl { .. }) => 2,
             BackupError::Freeze(e) => e.exit_code(),
+            // As a shell reports a process ended by Ctrl-C.
+            BackupError::Interrupted { .. } => 130,
+            BackupError::CleanupFailed { cause, .. } => cause.exit_code(),
             _ => 3,
         }
     }

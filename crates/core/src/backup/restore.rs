@@ -190,6 +190,11 @@ pub fn restore(
         _ => {}
     }
 
+    // What earlier restores left behind goes first.
+    for name in drop_leftovers(url, store)? {
+        progress.note(Note::Warning(format!("dropped {name}, left by an earlier restore")));
+    }
+
     // 1. The backup must be intact before anything touches the target.
     let mut m = store.load(id)?;
     if m.kind == Kind::Dump {
@@ -280,10 +285,24 @@ pub fn restore(
     match result {
         Ok(()) => {}
         Err(Failure::Abandoned(e)) => {
-            // Nothing of the target changed: lift the freeze, forget the run.
-            drop(guard);
-            Journal::remove(store)?;
+            // Nothing of the target changed: lift the freeze, and forget the
+            // run only once that is done (a server that crashed cannot be
+            // unfrozen yet; the record then stays for --resume or unfreeze).
             record_failure(url, id, &e);
+            if let Err(lift) = guard.lift() {
+                return Err(BackupError::CleanupFailed {
+                    cause: Box::new(e),
+                    cleanup: format!("lifting the freeze: {}", super::chain(&lift)),
+                });
+            }
+            Journal::remove(store)?;
+            let mut e = e;
+            if let BackupError::Interrupted { then, .. } = &mut e {
+                *then = format!(
+                    "; the restore was abandoned: {} is as it was and takes writes again",
+                    source.database
+                );
+            }
             return Err(e);
         }
         Err(Failure::Stuck(e)) => {
@@ -364,10 +383,22 @@ impl Run<'_> {
                 (name, false)
             }
         };
+        // Abandoning leaves the target as it was, but only once the
+        // database restored into is gone: otherwise the run stays on record
+        // (stuck) so that --resume or unfreeze finds and drops it.
         let abandon = |admin: &mut Client, e: BackupError| {
             if temporary {
-                let _ = admin
+                let dropped = admin
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&source_db)));
+                if let Err(drop) = dropped {
+                    return Failure::Stuck(BackupError::CleanupFailed {
+                        cause: Box::new(e),
+                        cleanup: format!(
+                            "dropping {source_db}: {}",
+                            crate::pg::conn::error_chain(&drop)
+                        ),
+                    });
+                }
             }
             Failure::Abandoned(e)
         };
@@ -754,6 +785,48 @@ fn record_failure(url: &str, id: &str, e: &BackupError) {
             let _ = audit::record(&mut client, &event);
         }
     }
+}
+
+/// Databases that earlier restores of the connected database restored into
+/// and left behind (a server crash, a kill), except the one an unfinished
+/// restore still needs: found by their derived names and dropped. Returns
+/// the names dropped. Best effort where the role may not drop them.
+pub fn drop_leftovers(url: &str, store: &Store) -> Result<Vec<String>, BackupError> {
+    let keep = journal(store)?.and_then(|j| j.temp_database);
+    let mut client = crate::pg::connect(url, "backstop")?;
+    let database: String = client
+        .query_one("select current_database()::text", &[])
+        .map_err(BackupError::db("reading the database's name"))?
+        .get(0);
+    drop(client);
+    // `<db>_restoring_<18 characters of the restore id>`, the database's
+    // name cut as derived_name cuts it.
+    const ID_CHARS: usize = 18;
+    let mut base = database;
+    while base.len() + "_restoring_".len() + ID_CHARS > 63 {
+        base.pop();
+    }
+    let prefix = format!("{base}_restoring_");
+    let Ok(mut admin) = maintenance(url) else { return Ok(Vec::new()) };
+    let names: Vec<String> = admin
+        .query(
+            "select datname::text from pg_database
+              where starts_with(datname, $1) and length(datname) = length($1) + $2
+                and substr(datname, length($1) + 1) ~ '^[0-9a-z]+$'",
+            &[&prefix, &(ID_CHARS as i32)],
+        )
+        .map_err(BackupError::db("listing databases"))?
+        .iter()
+        .map(|r| r.get(0))
+        .filter(|n: &String| Some(n) != keep.as_ref())
+        .collect();
+    let mut dropped = Vec::new();
+    for name in names {
+        if admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name))).is_ok() {
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
 }
 
 /// Whether this role may swap databases: it owns the target (or is

@@ -221,6 +221,12 @@ pub fn dir_size(dir: &Path) -> u64 {
 /// Runs a pg_dump or pg_restore started with `--verbose`, turning its
 /// "finished table" lines into [`Note::Tables`] (of `tables`) and keeping
 /// the rest of its stderr for messages. Returns (success, stderr).
+/// The signal (SIGINT, SIGTERM) that asked this process to stop while a
+/// tool ran, 0 when none did. Set by the command's signal handler; a tool
+/// that handles the signal itself (parallel pg_restore exits 1 on Ctrl-C)
+/// does not show it in its exit status.
+pub static INTERRUPTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 pub fn run_verbose(
     cmd: Command,
     tool: &str,
@@ -272,6 +278,19 @@ pub fn run_verbose_with(
         }
     };
     let text = reader.join().unwrap_or_default();
+    // Ended by a signal (Ctrl-C reaches the whole process group) is not a
+    // failure of the tool, and is not reported as one.
+    let asked = INTERRUPTED_BY.load(std::sync::atomic::Ordering::SeqCst);
+    let by_signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    if let Some(signal) = by_signal.or((asked != 0).then_some(asked)) {
+        let signal = nix::sys::signal::Signal::try_from(signal)
+            .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string());
+        return Err(BackupError::Interrupted {
+            tool: tool.to_string(),
+            signal,
+            then: String::new(),
+        });
+    }
     Ok((status.success(), text))
 }
 
