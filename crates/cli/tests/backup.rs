@@ -190,7 +190,7 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     assert_eq!(applied_backup(&mut db, "3").as_deref(), Some(id.as_str()));
     let gate: Value = db
         .query_one(
-            "select details->'gates'->'backup' from backstop.events where versions = '{3}'",
+            "select details->'gates'->'backup' from backstop.events where versions = '{3}' and outcome = 'ok'",
             &[],
         )
         .unwrap()
@@ -222,7 +222,7 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     p.run(&["migrate", "--no-backup", "hotfix, data already exported"]).expect_code(0);
     let gate: Value = db
         .query_one(
-            "select details->'gates'->'backup' from backstop.events where versions = '{5}'",
+            "select details->'gates'->'backup' from backstop.events where versions = '{5}' and outcome = 'ok'",
             &[],
         )
         .unwrap()
@@ -620,6 +620,12 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
         .expect_output("backstop unfreeze");
     std::fs::remove_dir_all(p.path().join("migrations/3_more")).unwrap();
     assert!(!p.client().exists("more"));
+    let events = p.client().events();
+    assert_eq!(
+        events.last().map(|e| (e.0.as_str(), e.1.as_str())),
+        Some(("migrate", "refused")),
+        "{events:?}"
+    );
 
     // unfreeze lifts the freeze (and reminds of the unfinished restore).
     p.run(&["unfreeze"])

@@ -95,9 +95,16 @@ fn sigkill_during_a_migration_leaves_nothing_applied_and_releases_the_lock() {
     });
     assert!(!db.exists("t"), "table t of the killed migration exists");
     assert!(db.applied().is_empty());
+    // The run's start is on record, without an outcome: status says so.
+    assert_eq!(db.all_events(), [event("migrate", "started", &["1"])]);
+    p.run(&["status"])
+        .expect_code(0)
+        .expect_output("interrupted: a migrate of 1 started")
+        .expect_output("recorded no outcome");
 
     p.migration("1_t", "CREATE TABLE t (id int);\n", None);
     p.run(&["migrate"]).expect_code(0).expect_output("applied 1_t");
+    assert!(!p.run(&["status"]).all().contains("interrupted"), "the next run is no interruption");
     assert!(db.exists("t"));
     assert_eq!(db.applied(), ["1"]);
     assert_eq!(advisory_locks(&mut db), 0);

@@ -545,3 +545,39 @@ fn one_run_reports_every_migrations_round_trip_past_every_failure() {
     assert_eq!(json["ok"], false, "{:#}", json["round_trip"]);
     let _ = p.client().batch_execute("DROP ROLE IF EXISTS rehearse_reporting_role");
 }
+
+#[test]
+fn the_backup_dir_of_a_rehearsal_killed_in_scenario_b_is_removed_by_the_next_one() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = project("rh_stale_backups");
+    p.migration("2_slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(1);", Some("DROP TABLE t;"));
+    let mut child = p.std_cmd(&["rehearse"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let prefix = format!("backstop-rehearsal-backups-{}-", child.id());
+    let dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    };
+    common::poll_until(
+        "scenario B backs up the copy",
+        600,
+        std::time::Duration::from_millis(50),
+        || !dirs().is_empty(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let left = dirs();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "a dump of the copy is readable by others");
+    p.migration("2_slow", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    p.run(&["rehearse"]).expect_code(0);
+    assert!(!left[0].exists(), "{left:?} is left behind");
+}

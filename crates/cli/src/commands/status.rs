@@ -33,6 +33,17 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect()?;
     let status = migrate::status(&mut client, &ctx.migrations)?;
     let frozen = backstop_core::freeze::current(&mut client)?;
+    let interrupted = if backstop_core::migrate::history::schema_exists(&mut client)? {
+        backstop_core::audit::interrupted(&mut client)?
+    } else {
+        Vec::new()
+    };
+    // A killed run of a no-transaction migration may have committed part of it.
+    let interrupted_no_tx = interrupted.iter().any(|run| {
+        run.versions
+            .iter()
+            .any(|v| status.pending.iter().any(|p| &p.version == v && p.no_transaction))
+    });
     let problems: Vec<ShownProblem> = ctx
         .migrations
         .iter()
@@ -51,9 +62,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         || blocked
         || frozen.is_some()
         || unfinished.is_some()
-        || !status.half_applied.is_empty();
+        || !status.half_applied.is_empty()
+        || interrupted_no_tx;
     match args.output.format {
         Format::Json => print_json(&Shown {
+            interrupted: &interrupted,
             layout: ctx.layout,
             status: &status,
             problems: &problems,
@@ -85,6 +98,23 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                         terminal_safe(&p.problem.to_string())
                     );
                 }
+            }
+            for run in &interrupted {
+                let _ = writeln!(
+                    text,
+                    "interrupted: a {} of {} started {} by {} and recorded no outcome (killed, or \
+                     its server went away); a transaction it had open was rolled back{}",
+                    run.kind,
+                    terminal_safe(&run.versions.join(", ")),
+                    run.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    terminal_safe(&run.actor),
+                    if interrupted_no_tx {
+                        ", but a no-transaction migration commits statement by statement: check \
+                         what it left before migrating again"
+                    } else {
+                        ""
+                    }
+                );
             }
             if !status.half_applied.is_empty() {
                 let _ = writeln!(text, "half-applied ({}):", status.half_applied.len());
@@ -145,6 +175,8 @@ struct ShownProblem<'a> {
 /// `status --format json`: the migration status, and what else holds the database.
 #[derive(serde::Serialize)]
 struct Shown<'a> {
+    /// Runs that started and recorded no outcome.
+    interrupted: &'a [backstop_core::audit::Interrupted],
     layout: Layout,
     #[serde(flatten)]
     status: &'a migrate::Status,

@@ -205,8 +205,11 @@ pub trait DbExt {
     fn history_schema_exists(&mut self) -> bool;
     /// The versions in `backstop.applied`, sorted.
     fn applied(&mut self) -> Vec<String>;
-    /// `(kind, outcome, versions)` of every `backstop.events` row, in order.
+    /// `(kind, outcome, versions)` of every `backstop.events` row but the
+    /// `started` ones, in order.
     fn events(&mut self) -> Vec<(String, String, Vec<String>)>;
+    /// The same with the `started` rows.
+    fn all_events(&mut self) -> Vec<(String, String, Vec<String>)>;
     /// Tables, views and sequences outside the system schemas.
     fn user_relations(&mut self) -> Vec<String>;
 }
@@ -238,6 +241,10 @@ impl DbExt for postgres::Client {
     }
 
     fn events(&mut self) -> Vec<(String, String, Vec<String>)> {
+        self.all_events().into_iter().filter(|e| e.1 != "started").collect()
+    }
+
+    fn all_events(&mut self) -> Vec<(String, String, Vec<String>)> {
         if !self.exists("backstop.events") {
             return Vec::new();
         }

@@ -33,12 +33,48 @@ pub struct Event<'a> {
     pub details: Value,
 }
 
-/// Appends `event` to the log.
+/// Appends `event` to the log. The details carry the writing session's
+/// backend pid (`session`), which pairs a run's `started` event with its
+/// outcome: a start without one is a run that was killed or lost its server.
 pub fn record(client: &mut impl GenericClient, event: &Event<'_>) -> Result<(), postgres::Error> {
     client.execute(
         "insert into backstop.events (kind, actor, outcome, versions, details)
-         values ($1, $2, $3, $4, $5)",
+         values ($1, $2, $3, $4,
+                 case when jsonb_typeof($5::jsonb) = 'object'
+                      then $5::jsonb || jsonb_build_object('session', pg_backend_pid())
+                      else $5::jsonb end)",
         &[&event.kind, &actor(), &event.outcome, &event.versions, &event.details],
     )?;
     Ok(())
+}
+
+/// A run that recorded its start but no outcome, and whose session is gone.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Interrupted {
+    pub kind: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor: String,
+    pub versions: Vec<String>,
+}
+
+/// The runs that started and never recorded an outcome (killed, or their
+/// server went away) since the last run of their kind that did, newest
+/// first; a run still going (its session alive) is not one of them.
+pub fn interrupted(client: &mut impl GenericClient) -> Result<Vec<Interrupted>, postgres::Error> {
+    let rows = client.query(
+        "select s.kind, s.at, s.actor, s.versions
+           from backstop.events s
+          where s.outcome = 'started'
+            and not exists (select from backstop.events o
+                             where o.id > s.id and o.kind = s.kind and o.outcome <> 'started')
+            and not exists (select from pg_stat_activity a
+                             where a.pid::text = s.details ->> 'session' and a.backend_start <= s.at)
+          order by s.id desc
+          limit 5",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Interrupted { kind: r.get(0), at: r.get(1), actor: r.get(2), versions: r.get(3) })
+        .collect())
 }

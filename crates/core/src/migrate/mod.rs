@@ -525,6 +525,9 @@ pub fn migrate(
         }
         let order = Order::of(migrations);
         let pending = select_pending(migrations, &status, options.to.as_deref());
+        if !options.dry_run && !pending.is_empty() {
+            started(client, "migrate", pending.iter().map(|m| m.version.clone()).collect())?;
+        }
         let latest = status
             .applied
             .iter()
@@ -616,6 +619,9 @@ pub fn rollback(
             .iter()
             .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
             .collect();
+        if !dry_run && !chosen.is_empty() {
+            started(client, "rollback", chosen.iter().map(|e| e.version.clone()).collect())?;
+        }
         let missing: Vec<String> =
             targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
         if !missing.is_empty() {
@@ -641,7 +647,24 @@ fn with_lock<T>(
     let mut lock = MigrationLock::acquire(client, settings.lock_wait, |holder| {
         progress.note(Note::WaitingForLock { holder })
     })?;
+    // Backstop's own session writes its history and events even while the
+    // database is frozen; the freeze gate decides whether a migration may.
+    crate::freeze::exempt(&mut *lock)
+        .map_err(|source| ApplyError::Db { context: "exempting the session", source })?;
     f(&mut lock, progress)
+}
+
+/// Records that a run starts, so that one killed before its outcome shows
+/// (`backstop status`).
+fn started(client: &mut Client, kind: &str, versions: Vec<String>) -> Result<(), ApplyError> {
+    if !history::schema_exists(client)
+        .map_err(|source| ApplyError::Db { context: "reading backstop.events", source })?
+    {
+        return Ok(());
+    }
+    let event = audit::Event { kind, outcome: "started", versions, details: json!({}) };
+    audit::record(client, &event)
+        .map_err(|source| ApplyError::Db { context: "writing the start event", source })
 }
 
 /// Audits a run refused before it started (drift, a missing down) and

@@ -238,9 +238,21 @@ pub fn parse(conn: &str) -> Result<ConnSpec, ConnectError> {
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(bad("sslcert and sslkey go together; give both or neither".into()));
     }
-    let mut config = rest
-        .parse::<Config>()
-        .map_err(|e| bad(format!("{e}; expected postgres://user:password@host:port/database")))?;
+    let mut config = rest.parse::<Config>().map_err(|e| {
+        // The driver's cause names the parameter (never its value).
+        let cause = std::error::Error::source(&e).map(|c| c.to_string()).unwrap_or_default();
+        match cause.strip_prefix("unknown option ") {
+            Some(name) => bad(format!(
+                "unknown parameter {name}; write libpq's names (host, port, dbname, user, \
+                 password, sslmode, sslrootcert, sslcert, sslkey, connect_timeout, options, \
+                 application_name)"
+            )),
+            None if !cause.is_empty() => {
+                bad(format!("{cause}; expected postgres://user:password@host:port/database"))
+            }
+            None => bad(format!("{e}; expected postgres://user:password@host:port/database")),
+        }
+    })?;
     let hosts = config.get_hosts();
     let sockets_only = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Unix(_)));
     config.ssl_mode(if sockets_only { DriverSslMode::Disable } else { tls.mode.driver() });
@@ -563,6 +575,17 @@ mod tests {
             "postgres://app:****@/db?host=/tmp/sock&port=5"
         );
         assert_eq!(redact("postgresql://h/db"), "postgres://h:5432/db");
+    }
+
+    #[test]
+    fn an_unknown_parameter_is_named_in_the_error() {
+        for conn in ["postgres://u:pw@h/db?sslmodee=require", "host=h sslmodee=require password=pw"]
+        {
+            let Err(err) = parse(conn) else { panic!("{conn}: an unknown parameter is refused") };
+            let err = err.to_string();
+            assert!(err.contains("unknown parameter `sslmodee`"), "{err}");
+            assert!(!err.contains("pw"), "{err}");
+        }
     }
 
     #[test]

@@ -153,6 +153,52 @@ fn owner_marker() -> String {
     format!("{MARKER}{host} {}", std::process::id())
 }
 
+/// Whether process `pid` of this host is gone.
+fn dead(pid: &str) -> bool {
+    pid.parse::<i32>().is_ok_and(|pid| {
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    })
+}
+
+/// The name every rehearsal temp dir starts with; the owner's pid follows
+/// the kind: `backstop-rehearsal-backups-<pid>-<random>`.
+const TEMP_PREFIX: &str = "backstop-rehearsal-";
+
+/// A temp dir of this rehearsal, mode 0700 (it holds dumps of the copy):
+/// its name carries this process's pid, so that if the rehearsal is killed
+/// the next one removes it.
+pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let io = |source| RehearseError::Io {
+        action: "create a temp dir in",
+        path: std::env::temp_dir(),
+        source,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{kind}-{}-", std::process::id()))
+        .tempdir()
+        .map_err(io)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(dir)
+}
+
+/// Removes temp dirs of rehearsals whose process is gone.
+pub(super) fn remove_stale_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else { continue };
+        let parts: Vec<&str> = rest.split('-').collect();
+        let Some(pid) = parts.len().checked_sub(2).map(|i| parts[i]) else { continue };
+        if dead(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Drops copies left by rehearsals on this host whose process is gone.
 fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
     let host =
@@ -168,13 +214,7 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
         let (name, comment): (String, String) = (row.get(0), row.get(1));
         let Some(owner) = comment.strip_prefix(MARKER) else { continue };
         let Some((owner_host, pid)) = owner.rsplit_once(' ') else { continue };
-        let alive = pid.parse::<i32>().is_ok_and(|pid| {
-            !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::errno::Errno::ESRCH)
-            )
-        });
-        if owner_host == host && !alive {
+        if owner_host == host && dead(pid) {
             admin
                 .batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -193,6 +233,7 @@ impl Workspace {
         let source_db = source_dbname(source_url)?;
         let mut admin = admin(source_url)?;
         let _ = drop_stale_copies(&mut admin);
+        remove_stale_temp_dirs();
         let run_id = format!("{:x}", rand::random::<u32>());
         if let Some(from) = &options.from_backup {
             drop(admin);

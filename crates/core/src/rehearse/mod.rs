@@ -1001,14 +1001,7 @@ impl BackedUp {
         settings: &Settings,
     ) -> Result<Result<BackedUp, String>, RehearseError> {
         use crate::backup::{chain, create, Quiet, Store, Tools};
-        let dir = tempfile::Builder::new()
-            .prefix("backstop-rehearsal-backups-")
-            .tempdir()
-            .map_err(|source| RehearseError::Io {
-                action: "create a temp dir in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = clone::owned_temp_dir("backups")?;
         let store = Store::new(dir.path());
         let tools = match Tools::find() {
             Ok(tools) => tools,
