@@ -147,6 +147,9 @@ pub fn failure(f: &Failure) -> String {
     if let Some(detail) = &f.detail {
         let _ = writeln!(out, "  detail: {}", safe(detail));
     }
+    for b in &f.blockers {
+        let _ = writeln!(out, "  blocked by: {}", safe(b));
+    }
     if let Some(hint) = &f.hint {
         let _ = writeln!(out, "  hint: {}", safe(hint));
     }

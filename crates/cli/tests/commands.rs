@@ -655,6 +655,7 @@ required = false
     // Another session holds a lock the migration needs: lock_timeout, one
     // retry after a pause, then a report with PostgreSQL's code and advice.
     let mut other = p.client();
+    let holder_pid: i32 = other.query_one("select pg_backend_pid()", &[]).unwrap().get(0);
     let mut holder = other.transaction().unwrap();
     holder.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE").unwrap();
     p.migration(
@@ -667,6 +668,8 @@ required = false
         .expect_output("lock_timeout hit; retry 1/1")
         .expect_output("statement 2/2 failed")
         .expect_output("55P03")
+        .expect_output(&format!("blocked by: pid {holder_pid} ("))
+        .expect_output("holds AccessExclusiveLock on busy")
         .expect_output("raise lock_timeout in backstop.toml");
     holder.rollback().unwrap();
     assert!(!db.exists("side"));

@@ -353,6 +353,12 @@ fn last_scannable_offset(text: &str) -> usize {
     0
 }
 
+/// Every table, view or sequence a statement reads or writes, as written
+/// (`schema.name` or `name`); empty when it does not parse.
+pub fn referenced_relations(sql: &str) -> Vec<String> {
+    pg_query::parse(sql, 0).map(|p| p.tables()).unwrap_or_default()
+}
+
 /// The SQL with secrets masked, for showing it: string literals after
 /// `PASSWORD` (roles, user mappings) become `'****'`, and `password=` in a
 /// `CONNECTION '...'` string (subscriptions) is masked. Unscannable text is

@@ -759,10 +759,16 @@ fn run_with_retries(
 ) -> Result<GroupOutcome, ApplyError> {
     let mut attempt = 0;
     loop {
-        let outcome = run::run_group(client, settings, group, stamp, progress)?;
+        let mut outcome = run::run_group(client, settings, group, stamp, progress)?;
         let lock_timeout = matches!(&outcome, GroupOutcome::Failed(f)
             if f.sqlstate.as_deref() == Some("55P03") && f.rolled_back);
         if !lock_timeout || attempt >= settings.lock_retries {
+            if let (true, GroupOutcome::Failed(f)) = (lock_timeout, &mut outcome) {
+                // Who held the locks, while they still hold them.
+                if let Some(sql) = &f.sql {
+                    f.blockers = run::blockers(client, sql);
+                }
+            }
             return Ok(outcome);
         }
         attempt += 1;

@@ -82,6 +82,9 @@ pub struct Failure {
     pub committed_statements: usize,
     /// The versions that were in the rolled-back group.
     pub group: Vec<String>,
+    /// When a lock wait ran out: the sessions that held the locks.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub blockers: Vec<String>,
 }
 
 /// One migration run to completion.
@@ -152,7 +155,48 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
         rolled_back: group.transactional,
         committed_statements: if group.transactional { 0 } else { at.index },
         group: group.versions(),
+        blockers: Vec::new(),
     }
+}
+
+/// The other sessions holding locks on the relations `sql` names: who a
+/// statement that ran out of `lock_timeout` was waiting for.
+pub(super) fn blockers(client: &mut Client, sql: &str) -> Vec<String> {
+    let relations = backstop_lint::referenced_relations(sql);
+    if relations.is_empty() {
+        return Vec::new();
+    }
+    let rows = client.query(
+        "select a.pid, coalesce(nullif(a.application_name, ''), '(no application name)'),
+                coalesce(a.usename::text, ''), coalesce(a.state, ''),
+                coalesce(to_char(coalesce(a.xact_start, a.query_start) at time zone 'UTC',
+                                 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), ''),
+                string_agg(distinct l.mode || ' on ' || c.relname, ', ')
+           from pg_locks l
+           join pg_stat_activity a on a.pid = l.pid
+           join pg_class c on c.oid = l.relation
+          where l.granted and l.pid <> pg_backend_pid()
+            and l.relation in (select to_regclass(r)::oid from unnest($1::text[]) r)
+          group by 1, 2, 3, 4, 5
+          order by 5",
+        &[&relations],
+    );
+    rows.map(|rows| {
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "pid {} ({}, user {}, {} since {}) holds {}",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(4),
+                    r.get::<_, String>(5)
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Backstop's own advice where PostgreSQL gives none.
@@ -226,6 +270,7 @@ fn protected_failure(
         rolled_back: group.transactional,
         committed_statements: 0,
         group: group.versions(),
+        blockers: Vec::new(),
     }
 }
 
