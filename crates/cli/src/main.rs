@@ -34,6 +34,8 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
     Rehearse(commands::rehearse::Args),
+    /// Release flags: list, enable, disable, kill a release, history, sync.
+    Flags(commands::flags::Args),
     /// Take over another migration tool's history (dry run unless --yes).
     Adopt(commands::adopt::Args),
     /// Accept the current file's checksum for an applied migration (audited).
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Command::Rehearse(args) => commands::rehearse::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Adopt(args) => commands::adopt::run(args, config),
+        Command::Flags(args) => commands::flags::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),
         Command::Explain(args) => commands::explain::run(args),

@@ -52,6 +52,36 @@ struct File {
     check: crate::check::CheckSection,
     #[serde(default)]
     verify: crate::verify::config::RawSection,
+    #[serde(default)]
+    flags: Vec<crate::flags::FlagDecl>,
+    #[serde(default)]
+    serve: ServeSection,
+}
+
+/// `[serve]`: `backstop serve`'s address and who may write.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSection {
+    /// Where to listen.
+    pub listen: String,
+    /// The bearer token writes need (`${ENV}` is filled in); without one,
+    /// nothing can be written through the server.
+    pub token: Option<String>,
+    /// Whether reads need the token too.
+    pub private: bool,
+    /// Evaluations a second before answers are 429 with Retry-After.
+    pub max_evaluations_per_second: u32,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            listen: "127.0.0.1:8750".into(),
+            token: None,
+            private: false,
+            max_evaluations_per_second: 20_000,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,6 +331,10 @@ pub struct Config {
     pub check: crate::check::CheckSection,
     /// `[verify]`: the verification suite.
     pub verify: crate::verify::VerifySection,
+    /// `[[flags]]`: the release flags.
+    pub flags: Vec<crate::flags::FlagDecl>,
+    /// `[serve]`.
+    pub serve: ServeSection,
 }
 
 impl Config {
@@ -341,6 +375,8 @@ impl Config {
                 freeze: Default::default(),
                 check: Default::default(),
                 verify: Default::default(),
+                flags: Vec::new(),
+                serve: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -376,6 +412,19 @@ impl Config {
             }
         }
         let verify = crate::verify::VerifySection::from_raw(file.verify, text, path)?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: text.lines().position(|l| l.trim() == "[[flags]]").map_or(1, |i| i + 1),
+            column: 1,
+            message,
+        };
+        for (i, d) in file.flags.iter().enumerate() {
+            d.check().map_err(invalid)?;
+            if file.flags[..i].iter().any(|e| e.key == d.key) {
+                return Err(invalid(format!("flag {} is declared twice", d.key)));
+            }
+        }
+        let serve = file.serve;
         Ok(Config {
             path: Some(path.to_path_buf()),
             database_url,
@@ -385,6 +434,26 @@ impl Config {
             freeze: file.freeze,
             check: file.check,
             verify,
+            flags: file.flags,
+            serve,
+        })
+    }
+
+    /// `[serve] token` with its `${VAR}`s filled in from the environment
+    /// (read only by `backstop serve`, so other commands need no token).
+    pub fn serve_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = &self.serve.token else { return Ok(None) };
+        let path = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        interpolate(raw, |var| std::env::var(var).ok()).map(Some).map_err(|e| {
+            let message = match e {
+                Interpolation::Missing(var) => format!(
+                    "[serve] token names ${{{var}}}, which is not set in the environment; export {var}"
+                ),
+                Interpolation::Unterminated => {
+                    "[serve] token has an unterminated `${`; write `${NAME}`".to_string()
+                }
+            };
+            ConfigError::Invalid { path, line: 1, column: 1, message }
         })
     }
 

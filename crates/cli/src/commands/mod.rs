@@ -6,6 +6,7 @@ pub mod backup;
 pub mod check;
 pub mod demo;
 pub mod explain;
+pub mod flags;
 pub mod init;
 pub mod migrate;
 pub mod new;
@@ -101,6 +102,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::flags::FlagsError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::adopt::AdoptError>() {

@@ -1,0 +1,284 @@
+//! `backstop flags list|enable|disable|kill|history|sync`: the release flags
+//! in the database, the kill switch of Method A. Every change is audited
+//! with its reason and reaches every `backstop serve` at once.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use backstop_core::audit;
+use backstop_core::flags::{self, Flag, FlagChange};
+
+use super::{print, print_json};
+use crate::render::terminal_safe;
+use crate::{Connection, Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// The flags, their releases and states.
+    List(Common),
+    /// Turn a flag on, for everyone or a share of targeting keys.
+    Enable(Enable),
+    /// Turn a flag off: applications fall back to their code's default.
+    Disable(Change),
+    /// Turn every flag of a release off, in one transaction (Method A).
+    Kill(Kill),
+    /// Every recorded change of a flag.
+    History(History),
+    /// Create the flags [[flags]] declares (off); report those it no longer does.
+    Sync(Common),
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, clap::Args)]
+struct Change {
+    /// The flag's key.
+    key: String,
+    /// Why, for the audit log.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+struct Enable {
+    #[command(flatten)]
+    change: Change,
+    /// Serve the flag's variant to this share of targeting keys (0-100),
+    /// split the way flagd splits.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(0..=100))]
+    percent: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Kill {
+    /// The release whose flags go off.
+    #[arg(long, value_name = "RELEASE")]
+    release: String,
+    /// Why, for the audit log.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+struct History {
+    key: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn connect(
+    config: Option<&Path>,
+    common: &Common,
+) -> anyhow::Result<(backstop_core::config::Config, postgres::Client)> {
+    let (config, url, _) = super::backup::load(config, &common.conn)?;
+    let client = backstop_core::pg::connect(&url, "backstop flags")?;
+    Ok((config, client))
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let actor = audit::actor();
+    match args.command {
+        Sub::List(c) => {
+            let (_, mut client) = connect(config, &c)?;
+            let flags = flags::list(&mut client)?;
+            match c.output.format {
+                Format::Json => print_json(&flags.iter().map(listed).collect::<Vec<_>>())?,
+                Format::Text => print(&list_text(&flags))?,
+            }
+        }
+        Sub::Enable(e) => {
+            let (config, mut client) = connect(config, &e.change.common)?;
+            let lock_wait = config.migrations.lock_wait;
+            let change = flags::enable(
+                &mut client,
+                &e.change.key,
+                e.percent,
+                &actor,
+                &e.change.reason,
+                lock_wait,
+            )?;
+            show(e.change.common.output.format, &[change])?;
+        }
+        Sub::Disable(d) => {
+            let (config, mut client) = connect(config, &d.common)?;
+            let change = flags::disable(
+                &mut client,
+                &d.key,
+                &actor,
+                &d.reason,
+                config.migrations.lock_wait,
+            )?;
+            show(d.common.output.format, &[change])?;
+        }
+        Sub::Kill(k) => {
+            let (config, mut client) = connect(config, &k.common)?;
+            let changes = flags::kill_release(
+                &mut client,
+                &k.release,
+                &actor,
+                &k.reason,
+                config.migrations.lock_wait,
+            )?;
+            show(k.common.output.format, &changes)?;
+        }
+        Sub::History(h) => {
+            let (_, mut client) = connect(config, &h.common)?;
+            let events = flags::history(&mut client, &h.key)?;
+            match h.common.output.format {
+                Format::Json => print_json(&events)?,
+                Format::Text => {
+                    let mut out = String::new();
+                    if events.is_empty() {
+                        let _ = writeln!(out, "no recorded change of {}", terminal_safe(&h.key));
+                    }
+                    for e in &events {
+                        let d = &e.details;
+                        let _ = writeln!(
+                            out,
+                            "{}  {} -> {}{}  by {}: {}",
+                            e.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                            d["from"].as_str().unwrap_or("?"),
+                            d["to"].as_str().unwrap_or("?"),
+                            d["percent"].as_u64().map(|p| format!(" ({p}%)")).unwrap_or_default(),
+                            terminal_safe(&e.actor),
+                            terminal_safe(d["reason"].as_str().unwrap_or_default())
+                        );
+                    }
+                    print(&out)?;
+                }
+            }
+        }
+        Sub::Sync(c) => {
+            let (config, mut client) = connect(config, &c)?;
+            let report =
+                flags::sync(&mut client, &config.flags, &actor, config.migrations.lock_wait)?;
+            match c.output.format {
+                Format::Json => print_json(&report)?,
+                Format::Text => {
+                    let mut out = String::new();
+                    let _ = writeln!(
+                        out,
+                        "created (off): {}",
+                        if report.created.is_empty() {
+                            "none".into()
+                        } else {
+                            report.created.join(", ")
+                        }
+                    );
+                    let _ = writeln!(out, "kept as they are: {}", report.kept.len());
+                    if !report.undeclared.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "in the database but no longer in backstop.toml: {} (left as they are)",
+                            report.undeclared.join(", ")
+                        );
+                    }
+                    print(&out)?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flags list --format json`: one object per flag.
+fn listed(f: &Flag) -> serde_json::Value {
+    serde_json::json!({
+        "key": f.key,
+        "release": f.release,
+        "enabled": f.enabled(),
+        "state": f.state,
+        "percent": percent(f),
+        "variants": f.variants,
+        "default_variant": f.default_variant,
+        "targeting": f.targeting,
+        "description": f.description,
+        "owner": f.owner,
+        "updated_at": f.updated_at,
+        "updated_by": f.updated_by,
+    })
+}
+
+/// The share of a rollout made by `enable --percent`.
+fn percent(f: &Flag) -> Option<u64> {
+    let split = f.targeting.as_ref()?.get("fractional")?.as_array()?;
+    split.iter().find(|p| p[0] == f.default_variant.as_str()).and_then(|p| p[1].as_u64())
+}
+
+fn list_text(flags: &[Flag]) -> String {
+    let mut out = String::new();
+    if flags.is_empty() {
+        let _ =
+            writeln!(out, "no flags; declare them under [[flags]] and run `backstop flags sync`");
+    }
+    for f in flags {
+        let state = match (f.enabled(), percent(f)) {
+            (false, _) => "off".to_string(),
+            (true, Some(p)) => format!("on for {p}%"),
+            (true, None) if f.targeting.is_some() => "on, targeted".to_string(),
+            (true, None) => "on".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:<10} {:<14} {}  by {}{}",
+            terminal_safe(&f.key),
+            terminal_safe(&f.release),
+            state,
+            f.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            terminal_safe(&f.updated_by),
+            if f.description.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", terminal_safe(&f.description))
+            }
+        );
+    }
+    out
+}
+
+fn show(format: Format, changes: &[FlagChange]) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&changes),
+        Format::Text => {
+            let mut out = String::new();
+            for c in changes {
+                let to = match (c.to, c.percent) {
+                    (flags::State::Enabled, Some(p)) => format!("on for {p}%"),
+                    (flags::State::Enabled, None) => "on".into(),
+                    (flags::State::Disabled, _) => "off".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "✓ {} {to} (release {})",
+                    terminal_safe(&c.key),
+                    terminal_safe(&c.release)
+                );
+            }
+            if let Some(c) = changes.first() {
+                let _ = writeln!(
+                    out,
+                    "recorded in backstop.events; every backstop serve pushes it now (etag {})",
+                    c.etag
+                );
+            }
+            print(&out)
+        }
+    }
+}
