@@ -36,6 +36,8 @@ enum Command {
     Rehearse(commands::rehearse::Args),
     /// Release flags: list, enable, disable, kill a release, history, sync.
     Flags(commands::flags::Args),
+    /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
+    Serve(commands::serve::Args),
     /// Take over another migration tool's history (dry run unless --yes).
     Adopt(commands::adopt::Args),
     /// Accept the current file's checksum for an applied migration (audited).
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Adopt(args) => commands::adopt::run(args, config),
         Command::Flags(args) => commands::flags::run(args, config),
+        Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),
         Command::Explain(args) => commands::explain::run(args),

@@ -14,6 +14,7 @@ pub mod rehearse;
 pub mod repair;
 pub mod restore;
 pub mod rollback;
+pub mod serve;
 pub mod status;
 pub mod unfreeze;
 pub mod verify;
@@ -105,6 +106,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::flags::FlagsError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_server::ServeError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::adopt::AdoptError>() {

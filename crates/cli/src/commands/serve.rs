@@ -1,0 +1,67 @@
+//! `backstop serve`: the release flags served to applications (flagd's
+//! JSON, OFREP and its event stream), a status page and metrics. The server
+//! itself is `backstop-server`; this builds its options from the config.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::Connection;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (default: [serve] listen, else 127.0.0.1:8750).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let token = config.serve_token()?;
+    if config.serve.private && token.is_none() {
+        return Err(super::UsageError(
+            "[serve] private = true needs [serve] token: without one nobody could read".into(),
+        )
+        .into());
+    }
+    // The page lists pending migrations; a folder that cannot be read only
+    // leaves that list empty.
+    let migrations =
+        match backstop_core::source::load(&config.migrations.dir, config.migrations.layout) {
+            Ok(folder) => folder.migrations,
+            Err(e) => {
+                eprintln!("warning: the status page will show no pending migrations: {e}");
+                Vec::new()
+            }
+        };
+    let database = url
+        .parse::<postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_dbname().map(str::to_string))
+        .unwrap_or_else(|| "database".into());
+    let options = backstop_server::Options {
+        listen: args.listen.unwrap_or_else(|| config.serve.listen.clone()),
+        database,
+        url,
+        token,
+        private: config.serve.private,
+        max_evaluations_per_second: config.serve.max_evaluations_per_second,
+        lock_wait: config.migrations.lock_wait,
+        backup_dir: config.backup.dir.clone(),
+        migrations,
+    };
+    // Request logs on stderr; RUST_LOG narrows or widens them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the server's runtime")?;
+    runtime.block_on(backstop_server::serve(options))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,211 @@
+//! `backstop serve`: the release flags served to applications, thin over
+//! `backstop-core`. flagd's flag-definition JSON (`/flags.json`, with ETag)
+//! for flagd and its providers to sync from; the OpenFeature Remote
+//! Evaluation Protocol (`/ofrep/v1/evaluate/flags[/{key}]`) with a
+//! server-sent event stream (`/ofrep/v1/events`) that tells clients to
+//! refetch the moment a change commits (PostgreSQL LISTEN/NOTIFY, so a flip
+//! by any `backstop` on any host reaches every `serve`); health, a status
+//! page and Prometheus metrics. Writes need the bearer token.
+
+mod api;
+mod listen;
+mod metrics;
+mod page;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use backstop_core::flags::Evaluator;
+use tokio::sync::{broadcast, watch};
+
+/// What `backstop serve` needs to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: String,
+    /// The database's name, for the status page's title.
+    pub database: String,
+    /// The database URL (never shown; see `backstop_core::pg::redact`).
+    pub url: String,
+    /// The bearer token writes need; `None` turns writes off.
+    pub token: Option<String>,
+    /// Reads need the token too.
+    pub private: bool,
+    pub max_evaluations_per_second: u32,
+    pub lock_wait: Duration,
+    /// Where backups are, for the status page and the metrics.
+    pub backup_dir: PathBuf,
+    /// The migrations folder's migrations, for the status page.
+    pub migrations: Vec<backstop_core::source::Migration>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: the address is in use (another backstop serve?); pass --listen with a free port")]
+    PortInUse { addr: String },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--listen {addr:?} is not an address; write it like 127.0.0.1:8750")]
+    BadAddress { addr: String },
+}
+
+impl ServeError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::BadAddress { .. } => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// A change the stream announces.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub etag: String,
+}
+
+/// What the status page and the metrics show besides the flags, read from
+/// the database with the flags.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overview {
+    pub applied: Vec<(String, String, chrono::DateTime<chrono::Utc>)>,
+    pub pending: Vec<String>,
+    pub backups: Vec<backstop_core::backup::Manifest>,
+    pub rehearsal: Option<(chrono::DateTime<chrono::Utc>, bool, Option<String>)>,
+    pub events: Vec<(chrono::DateTime<chrono::Utc>, String, String, String)>,
+    pub last_decision: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub options: Options,
+    pub evaluator: RwLock<Arc<Evaluator>>,
+    pub overview: RwLock<Overview>,
+    /// The listener's session is up and the flags are fresh.
+    pub ready: AtomicBool,
+    pub changes: broadcast::Sender<Change>,
+    pub shutdown: watch::Receiver<bool>,
+    pub metrics: metrics::Metrics,
+    pub stream_clients: AtomicI64,
+    rate: Mutex<(f64, Instant)>,
+}
+
+impl Shared {
+    pub fn evaluator(&self) -> Arc<Evaluator> {
+        self.evaluator.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes one evaluation from the per-second budget; `false` when spent.
+    pub fn admit(&self, n: usize) -> bool {
+        let limit = f64::from(self.options.max_evaluations_per_second.max(1));
+        let mut guard = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = &mut *guard;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * limit).min(limit);
+        *last = now;
+        if *tokens >= n as f64 {
+            *tokens -= n as f64;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `header` (the request's `Authorization`) carries the token,
+    /// compared in constant time.
+    pub fn authorized(&self, header: Option<&str>) -> Auth {
+        let Some(token) = &self.options.token else { return Auth::WritesOff };
+        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Auth::Missing;
+        };
+        use subtle::ConstantTimeEq as _;
+        let (a, b) = (blake3::hash(given.trim().as_bytes()), blake3::hash(token.as_bytes()));
+        if bool::from(a.as_bytes().ct_eq(b.as_bytes())) {
+            Auth::Ok
+        } else {
+            Auth::Wrong
+        }
+    }
+}
+
+/// The outcome of checking a request's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    Ok,
+    Missing,
+    Wrong,
+    /// No token is configured: nothing may be written.
+    WritesOff,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; then stops taking requests,
+/// ends the event streams and returns.
+pub async fn serve(options: Options) -> Result<(), ServeError> {
+    let addr: SocketAddr = options
+        .listen
+        .parse()
+        .map_err(|_| ServeError::BadAddress { addr: options.listen.clone() })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::PortInUse { addr: addr.to_string() }
+        } else {
+            ServeError::Bind { addr: addr.to_string(), source }
+        }
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
+    let (changes, _) = broadcast::channel(64);
+    let (stop, shutdown) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        evaluator: RwLock::new(Arc::new(Evaluator::new(Vec::new()))),
+        overview: RwLock::new(Overview::default()),
+        ready: AtomicBool::new(false),
+        changes,
+        shutdown,
+        metrics: metrics::Metrics::default(),
+        stream_clients: AtomicI64::new(0),
+        rate: Mutex::new((f64::from(options.max_evaluations_per_second.max(1)), Instant::now())),
+        options,
+    });
+    listen::start(shared.clone());
+    let app = api::router(shared.clone());
+    tracing::info!(address = %local, "backstop serve listening");
+    eprintln!("backstop serve: listening on http://{local}");
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+        .map_err(|source| ServeError::Bind { addr: local.to_string(), source })?;
+    shared.ready.store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,149 @@
+//! `GET /metrics` in Prometheus' text exposition format: the flags' states,
+//! the evaluations served by flag and reason, the stream's clients, and the
+//! ages of the last migration, backup, rehearsal and rollback decision.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use backstop_core::flags::Evaluation;
+
+use crate::Shared;
+
+/// Counters the handlers add to.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    /// (flag, reason) → evaluations served.
+    evaluations: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl Metrics {
+    pub fn evaluated(&self, evaluations: &[Evaluation]) {
+        let mut map = self.evaluations.lock().unwrap_or_else(|e| e.into_inner());
+        for e in evaluations {
+            let reason = serde_json::to_value(e.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *map.entry((e.key.clone(), reason)).or_default() += 1;
+        }
+    }
+}
+
+/// A label value as the exposition format wants it: backslash, double
+/// quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+pub(crate) fn render(shared: &Shared) -> String {
+    let mut out = String::new();
+    let now = chrono::Utc::now();
+    let age = |at: chrono::DateTime<chrono::Utc>| (now - at).num_milliseconds() as f64 / 1000.0;
+
+    family(&mut out, "backstop_flag_enabled", "gauge", "1 when the flag is on, 0 when off.");
+    let evaluator = shared.evaluator();
+    for f in evaluator.flags() {
+        let _ = writeln!(
+            out,
+            "backstop_flag_enabled{{flag=\"{}\",release=\"{}\"}} {}",
+            label(&f.key),
+            label(&f.release),
+            u8::from(f.enabled())
+        );
+    }
+
+    family(
+        &mut out,
+        "backstop_flag_evaluations_total",
+        "counter",
+        "Flag evaluations served, by flag and reason.",
+    );
+    for ((flag, reason), n) in
+        shared.metrics.evaluations.lock().unwrap_or_else(|e| e.into_inner()).iter()
+    {
+        let _ = writeln!(
+            out,
+            "backstop_flag_evaluations_total{{flag=\"{}\",reason=\"{}\"}} {n}",
+            label(flag),
+            label(reason)
+        );
+    }
+
+    family(&mut out, "backstop_stream_clients", "gauge", "Clients connected to the event stream.");
+    let _ =
+        writeln!(out, "backstop_stream_clients {}", shared.stream_clients.load(Ordering::SeqCst));
+
+    family(
+        &mut out,
+        "backstop_ready",
+        "gauge",
+        "1 when the database is reachable and the flags are fresh.",
+    );
+    let _ = writeln!(out, "backstop_ready {}", u8::from(shared.ready.load(Ordering::SeqCst)));
+
+    let overview = shared.overview.read().unwrap_or_else(|e| e.into_inner()).clone();
+    family(&mut out, "backstop_migrations_applied", "gauge", "Migrations applied.");
+    let _ = writeln!(out, "backstop_migrations_applied {}", overview.applied.len());
+    family(
+        &mut out,
+        "backstop_migrations_pending",
+        "gauge",
+        "Migrations in the folder not applied yet.",
+    );
+    let _ = writeln!(out, "backstop_migrations_pending {}", overview.pending.len());
+    let ages = [
+        (
+            "backstop_last_migration_age_seconds",
+            "Seconds since the last migration was applied.",
+            overview.applied.iter().map(|(_, _, at)| *at).max(),
+        ),
+        (
+            "backstop_last_backup_age_seconds",
+            "Seconds since the newest backup was taken.",
+            overview.backups.first().map(|b| b.created_at),
+        ),
+        (
+            "backstop_last_rehearsal_age_seconds",
+            "Seconds since the last rehearsal.",
+            overview.rehearsal.as_ref().map(|(at, _, _)| *at),
+        ),
+        (
+            "backstop_last_decision_age_seconds",
+            "Seconds since the last rollback decision.",
+            overview.last_decision,
+        ),
+    ];
+    for (name, help, at) in ages {
+        if let Some(at) = at {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {:.3}", age(at));
+        }
+    }
+    if let Some((_, ok, _)) = &overview.rehearsal {
+        family(
+            &mut out,
+            "backstop_last_rehearsal_ok",
+            "gauge",
+            "1 when the last rehearsal passed.",
+        );
+        let _ = writeln!(out, "backstop_last_rehearsal_ok {}", u8::from(*ok));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,181 @@
+//! `GET /`: the status page. Server-rendered HTML (minijinja, escaped
+//! everywhere), no build step: migrations applied and pending, backups, the
+//! last rehearsal, the flags with a kill button per release, the latest
+//! events. It reloads itself when the event stream announces a change.
+
+use std::collections::BTreeMap;
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use crate::Shared;
+
+const TEMPLATE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Backstop: {{ database }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 2em; }
+table { border-collapse: collapse; width: 100%; }
+td, th { text-align: left; padding: .25em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+.on { color: #176117; font-weight: bold; } .off { color: #8a1c1c; font-weight: bold; }
+.bad { color: #8a1c1c; } .muted { color: #777; }
+button { font: inherit; padding: .2em .8em; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: .6em; max-height: 20em; overflow: auto; }
+</style>
+</head>
+<body>
+<h1>Backstop <span class="muted">{{ database }}</span></h1>
+<p id="state" class="{% if ready %}muted{% else %}bad{% endif %}">{% if ready %}Database reachable; flags as of {{ now }}.{% else %}The database is not reachable: what follows may be stale.{% endif %}</p>
+
+<h2>Flags</h2>
+{% if releases %}
+<p><label>Token <input id="token" type="password" autocomplete="off" size="30"></label>
+<label>Reason <input id="reason" type="text" size="40" placeholder="why (for the audit log)"></label></p>
+<table>
+<tr><th>Release</th><th>Flag</th><th>State</th><th>Description</th><th>Updated</th><th></th></tr>
+{% for release, flags in releases %}{% for f in flags %}
+<tr>
+<td>{% if loop.first %}{{ release }}{% endif %}</td>
+<td><code>{{ f.key }}</code></td>
+<td class="{% if f.enabled %}on{% else %}off{% endif %}" data-flag="{{ f.key }}">{% if f.enabled %}on{% else %}off{% endif %}</td>
+<td>{{ f.description }}</td>
+<td class="muted">{{ f.updated_at }} by {{ f.updated_by }}</td>
+<td>{% if loop.first %}<button class="kill" data-release="{{ release }}">Kill release {{ release }}</button>{% endif %}</td>
+</tr>
+{% endfor %}{% endfor %}
+</table>
+<p id="result" role="status"></p>
+{% else %}
+<p class="muted">No flags yet: declare them under [[flags]] in backstop.toml and run <code>backstop flags sync</code>.</p>
+{% endif %}
+
+<h2>Migrations</h2>
+<p>{{ applied }} applied, {{ pending | length }} pending.</p>
+<table>
+{% for m in applied_recent %}<tr><td><code>{{ m.version }}</code></td><td>{{ m.name }}</td><td class="muted">applied {{ m.at }}</td></tr>
+{% endfor %}{% for p in pending %}<tr><td colspan="2"><code>{{ p }}</code></td><td class="bad">pending</td></tr>
+{% endfor %}
+</table>
+
+<h2>Backups</h2>
+{% if backups %}<table>
+<tr><th>Backup</th><th>Age</th><th>Size</th><th>Verified</th></tr>
+{% for b in backups %}<tr><td><code>{{ b.id }}</code></td><td>{{ b.age }}</td><td>{{ b.size }}</td><td>{{ b.verified }}</td></tr>
+{% endfor %}</table>{% else %}<p class="bad">No backups.</p>{% endif %}
+
+<h2>Last rehearsal</h2>
+{% if rehearsal %}<p class="{% if rehearsal.ok %}on{% else %}off{% endif %}">{% if rehearsal.ok %}passed{% else %}failed{% endif %}, {{ rehearsal.at }}</p>
+{% if rehearsal.report %}<pre>{{ rehearsal.report }}</pre>{% endif %}{% else %}<p class="bad">Never rehearsed.</p>{% endif %}
+
+<h2>Latest events</h2>
+<table>
+{% for e in events %}<tr><td class="muted">{{ e.at }}</td><td>{{ e.kind }}</td><td>{{ e.outcome }}</td><td class="muted">{{ e.actor }}</td></tr>
+{% endfor %}
+</table>
+
+<script>
+document.querySelectorAll("button.kill").forEach(function (b) {
+  b.addEventListener("click", async function () {
+    var out = document.getElementById("result");
+    var reason = document.getElementById("reason").value || "killed from the status page";
+    var r = await fetch("/api/releases/" + encodeURIComponent(b.dataset.release) + "/kill", {
+      method: "POST",
+      headers: { "Authorization": "Bearer " + document.getElementById("token").value, "Content-Type": "application/json" },
+      body: JSON.stringify({ reason: reason })
+    });
+    var body = await r.json().catch(function () { return {}; });
+    out.textContent = r.ok ? "Release " + b.dataset.release + " killed." : (body.errorDetails || ("refused: " + r.status));
+    out.className = r.ok ? "on" : "bad";
+  });
+});
+var stream = new EventSource("/ofrep/v1/events");
+stream.onmessage = function () { location.reload(); };
+</script>
+</body>
+</html>
+"#;
+
+#[derive(Serialize)]
+struct FlagRow {
+    key: String,
+    enabled: bool,
+    description: String,
+    updated_at: String,
+    updated_by: String,
+}
+
+#[derive(Serialize)]
+struct BackupRow {
+    id: String,
+    age: String,
+    size: String,
+    verified: String,
+}
+
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.add_template("status.html", TEMPLATE)?;
+    let now = chrono::Utc::now();
+    let evaluator = shared.evaluator();
+    let mut releases: BTreeMap<String, Vec<FlagRow>> = BTreeMap::new();
+    for f in evaluator.flags() {
+        releases.entry(f.release.clone()).or_default().push(FlagRow {
+            key: f.key.clone(),
+            enabled: f.enabled(),
+            description: f.description.clone(),
+            updated_at: when(f.updated_at),
+            updated_by: f.updated_by.clone(),
+        });
+    }
+    let overview = shared.overview.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let applied_recent: Vec<_> = overview
+        .applied
+        .iter()
+        .rev()
+        .take(10)
+        .map(|(v, n, at)| context! { version => v, name => n, at => when(*at) })
+        .collect();
+    let backups: Vec<BackupRow> = overview
+        .backups
+        .iter()
+        .take(10)
+        .map(|b| BackupRow {
+            id: b.id.clone(),
+            age: backstop_core::backup::human_age(b.age(now)),
+            size: backstop_core::backup::human_size(b.size_bytes),
+            verified: b
+                .verified()
+                .map(|v| format!("{v:?}").to_lowercase())
+                .unwrap_or_else(|| "no".into()),
+        })
+        .collect();
+    let rehearsal = overview
+        .rehearsal
+        .as_ref()
+        .map(|(at, ok, report)| context! { at => when(*at), ok => ok, report => report });
+    let events: Vec<_> = overview
+        .events
+        .iter()
+        .map(|(at, kind, outcome, actor)| context! { at => when(*at), kind => kind, outcome => outcome, actor => actor })
+        .collect();
+    env.get_template("status.html")?.render(context! {
+        database => database,
+        ready => shared.ready.load(std::sync::atomic::Ordering::SeqCst),
+        now => when(now),
+        releases => releases.into_iter().collect::<Vec<_>>(),
+        applied => overview.applied.len(),
+        applied_recent => applied_recent,
+        pending => overview.pending,
+        backups => backups,
+        rehearsal => rehearsal,
+        events => events,
+    })
+}
