@@ -4,15 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{poll_until, Project};
+use common::server::{read_until, Server, TOKEN};
+use common::Project;
 use serde_json::{json, Value};
-
-const TOKEN: &str = "s3cret-serve-token";
 
 fn config(extra: &str) -> String {
     format!(
@@ -40,117 +36,6 @@ variants = {{ classic = "classic", dark = "dark" }}
 default_variant = "dark"
 "#
     )
-}
-
-/// A running `backstop serve` on a free port; stopped with SIGTERM on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(p: &Project) -> Server {
-        let mut child = p
-            .std_cmd(&["serve", "--listen", "127.0.0.1:0"])
-            .env("SERVE_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("backstop serve starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("serve says where it listens").unwrap();
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                break addr.trim().to_string();
-            }
-        };
-        // Keep reading the logs so the pipe never fills.
-        std::thread::spawn(move || for _ in lines {});
-        let server = Server { child, base };
-        poll_until("serve is ready", 100, Duration::from_millis(100), || {
-            server.get("/readyz", None).0 == 200
-        });
-        server
-    }
-
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).build().into()
-    }
-
-    fn get(&self, path: &str, headers: Option<(&str, &str)>) -> (u16, String, Option<String>) {
-        let mut req = Server::agent().get(format!("{}{path}", self.base));
-        if let Some((k, v)) = headers {
-            req = req.header(k, v);
-        }
-        Server::read(req.call().expect("the server answers"))
-    }
-
-    fn post(
-        &self,
-        path: &str,
-        body: &str,
-        headers: &[(&str, &str)],
-    ) -> (u16, String, Option<String>) {
-        let mut req = Server::agent().post(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        Server::read(req.send(body).expect("the server answers"))
-    }
-
-    fn read(mut resp: ureq::http::Response<ureq::Body>) -> (u16, String, Option<String>) {
-        let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_string());
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, body, etag)
-    }
-
-    fn eval(&self, key: &str, context: Value) -> (u16, Value) {
-        let (status, body, _) = self.post(
-            &format!("/ofrep/v1/evaluate/flags/{key}"),
-            &json!({ "context": context }).to_string(),
-            &[],
-        );
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    /// Opens the event stream and reads until it says it is connected.
-    fn stream(&self) -> BufReader<TcpStream> {
-        let addr = self.base.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "GET /ofrep/v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = BufReader::new(s);
-        read_until(&mut r, ": connected");
-        r
-    }
-}
-
-/// Reads lines from the stream until one contains `needle`; returns it.
-fn read_until(r: &mut BufReader<TcpStream>, needle: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = r.read_line(&mut line).expect("the stream stays open");
-        assert!(n > 0, "the stream ended before {needle:?}");
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
 }
 
 fn project(label: &str, extra: &str) -> Project {
@@ -347,4 +232,64 @@ fn a_taken_port_or_a_bad_address_is_refused_clearly() {
         .expect_code(2)
         .expect_output("SERVE_TOKEN");
     drop(taken);
+}
+
+#[test]
+fn two_thousand_evaluations_a_second_for_ten_seconds_without_an_error() {
+    let p = project("serve_load", "");
+    let s = Server::start(&p);
+    let (rate, secs, clients) = (2_000u64, 10u64, 4u64);
+    let url = format!("{}/ofrep/v1/evaluate/flags/client_cards", s.base);
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent = Server::agent();
+                let per_client = rate * secs / clients;
+                let gap = Duration::from_secs(secs).div_f64(per_client as f64);
+                let start = Instant::now();
+                let mut latencies = Vec::new();
+                let mut failures = Vec::new();
+                // A bounded loop: exactly the planned requests, each at its slot.
+                for i in 0..per_client {
+                    let slot = start + gap.mul_f64(i as f64);
+                    if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let body = format!(r#"{{"context": {{"targetingKey": "user-{c}-{i}"}}}}"#);
+                    let sent = Instant::now();
+                    match agent.post(&url).send(body.as_str()) {
+                        Ok(mut r) if r.status() == 200 => {
+                            let text = r.body_mut().read_to_string().unwrap();
+                            if !text.contains("\"value\":true") {
+                                failures.push(text);
+                            }
+                        }
+                        Ok(r) => failures.push(format!("status {}", r.status())),
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, failures, start.elapsed())
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    let mut longest = Duration::ZERO;
+    for t in threads {
+        let (l, f, took) = t.join().unwrap();
+        latencies.extend(l);
+        failures.extend(f);
+        longest = longest.max(took);
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "load: {} evaluations in {longest:?} ({:.0}/s), p99 {p99:?}",
+        latencies.len(),
+        latencies.len() as f64 / longest.as_secs_f64()
+    );
+    assert_eq!(latencies.len() as u64, rate * secs);
+    assert!(failures.is_empty(), "{} failed, first: {:?}", failures.len(), failures.first());
 }

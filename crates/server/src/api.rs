@@ -202,8 +202,13 @@ fn answer(e: &Evaluation, metadata: &Value) -> Value {
             if let Some(v) = &e.value {
                 out["value"] = v.clone();
             }
-            if let Some(v) = &e.variant {
-                out["variant"] = json!(v);
+            match &e.variant {
+                Some(v) => out["variant"] = json!(v),
+                // Off: no value and no variant. The variant is still named
+                // (null) because the official Python provider reads it
+                // unconditionally; a missing value is what makes clients
+                // fall back to their code's default.
+                None => out["variant"] = Value::Null,
             }
             out
         }

@@ -5,6 +5,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
@@ -290,4 +292,13 @@ pub fn poll_until(
         std::thread::sleep(every);
     }
     panic!("{what}: still not so after {attempts} checks {every:?} apart");
+}
+
+/// Where `.ci/tools/*.sh` install the third-party programs tests drive.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("BACKSTOP_TOOLS") {
+        Some(t) => PathBuf::from(t),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/backstop-tools"),
+    }
 }

@@ -1,0 +1,197 @@
+//! The kill switch's speed, and OFREP throughput:
+//!
+//! 1. From `backstop flags kill` (or `enable`) returning to the change
+//!    arriving at each of 100 clients on `/ofrep/v1/events`, over 100
+//!    flips: median and p99. Printed beside it: the delay a 5 s poll
+//!    (flagd's HTTP sync) and a 15 s poll (Unleash's server SDKs) give,
+//!    half the interval on average and the whole interval at worst.
+//!    Targets: median under 50 ms, p99 under 1 s.
+//! 2. OFREP single-flag evaluations per second from 4 keep-alive clients
+//!    on 127.0.0.1 for 5 s, with p99 latency.
+//!
+//! Run: `cargo bench -p backstop-cli --bench serve`
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use backstop_core::pg::cluster::Cluster;
+
+const CLIENTS: usize = 100;
+const FLIPS: usize = 100;
+
+fn backstop(dir: &std::path::Path, url: &str, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "backstop {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let cluster = Cluster::start().expect("a throwaway cluster starts");
+    cluster.create_database("serve_bench", None).unwrap();
+    let url = cluster.url("serve_bench");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::create_dir(dir.join("migrations")).unwrap();
+    std::fs::write(
+        dir.join("backstop.toml"),
+        "[database]\nurl = \"${DATABASE_URL}\"\n\n[serve]\nmax_evaluations_per_second = 10000000\n\n\
+         [[flags]]\nkey = \"client_cards\"\nrelease = \"v2\"\n\n\
+         [[flags]]\nkey = \"client_memory\"\nrelease = \"v2\"\n",
+    )
+    .unwrap();
+    backstop(dir, &url, &["flags", "sync"]);
+    // On, so that the first kill changes what clients are served.
+    backstop(dir, &url, &["flags", "enable", "client_cards", "--reason", "bench"]);
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve says where it listens").unwrap();
+        if let Some(a) = line.split("listening on http://").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 100 stream clients, each reporting when a change reaches it.
+    let (tx, rx) = mpsc::channel::<Instant>();
+    for _ in 0..CLIENTS {
+        let tx = tx.clone();
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /ofrep/v1/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        while !line.contains(": connected") {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+        }
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line.contains("refetchEvaluation") && tx.send(Instant::now()).is_err() {
+                    return;
+                }
+                line.clear();
+            }
+        });
+    }
+    drop(tx);
+
+    eprintln!("serve: {FLIPS} flips to {CLIENTS} stream clients ...");
+    let mut delays = Vec::with_capacity(FLIPS * CLIENTS);
+    let mut early = 0usize;
+    for i in 0..FLIPS {
+        if i % 2 == 0 {
+            backstop(dir, &url, &["flags", "kill", "--release", "v2", "--reason", "bench"]);
+        } else {
+            backstop(dir, &url, &["flags", "enable", "client_cards", "--reason", "bench"]);
+        }
+        let returned = Instant::now();
+        for _ in 0..CLIENTS {
+            let arrived =
+                rx.recv_timeout(Duration::from_secs(30)).expect("every client hears every flip");
+            // A change can arrive before the command has exited: it commits first.
+            match arrived.checked_duration_since(returned) {
+                Some(d) => delays.push(d),
+                None => {
+                    early += 1;
+                    delays.push(Duration::ZERO);
+                }
+            }
+        }
+    }
+    delays.sort();
+    let median = percentile(&delays, 0.5);
+    let p99 = percentile(&delays, 0.99);
+    println!(
+        "kill switch, command returned -> change at each of {CLIENTS} clients, {FLIPS} flips:"
+    );
+    println!(
+        "  backstop serve (LISTEN/NOTIFY -> SSE): median {}, p99 {}, max {} ({early} of {} arrived before the command exited)",
+        ms(median),
+        ms(p99),
+        ms(*delays.last().unwrap()),
+        delays.len()
+    );
+    println!("  5 s poll (flagd HTTP sync):  expected 2500 ms, worst 5000 ms  -> {:.0}x slower at the median", 2500.0 / median.as_secs_f64().max(1e-4) / 1000.0);
+    println!("  15 s poll (Unleash server):  expected 7500 ms, worst 15000 ms -> {:.0}x slower at the median", 7500.0 / median.as_secs_f64().max(1e-4) / 1000.0);
+    println!(
+        "  targets: median < 50 ms: {}; p99 < 1 s: {}",
+        if median < Duration::from_millis(50) { "met" } else { "NOT met" },
+        if p99 < Duration::from_secs(1) { "met" } else { "NOT met" }
+    );
+
+    // OFREP throughput.
+    let secs = 5;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let end = Instant::now() + Duration::from_secs(secs);
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                let mut i = 0usize;
+                while Instant::now() < end {
+                    let started = Instant::now();
+                    let body = format!(r#"{{"context": {{"targetingKey": "user-{t}-{i}"}}}}"#);
+                    match agent
+                        .post(format!("http://{addr}/ofrep/v1/evaluate/flags/client_cards"))
+                        .send(body.as_str())
+                    {
+                        Ok(mut r) if r.status() == 200 => {
+                            let _ = r.body_mut().read_to_string();
+                        }
+                        _ => errors += 1,
+                    }
+                    lat.push(started.elapsed());
+                    i += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (l, e) = t.join().unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    lat.sort();
+    println!(
+        "OFREP single evaluations, 4 clients, {secs} s: {:.0}/s, p99 {}, {errors} errors",
+        lat.len() as f64 / secs as f64,
+        ms(percentile(&lat, 0.99))
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
+}
