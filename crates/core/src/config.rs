@@ -56,6 +56,10 @@ struct File {
     flags: Vec<crate::flags::FlagDecl>,
     #[serde(default)]
     serve: ServeSection,
+    #[serde(default)]
+    triggers: Vec<crate::decide::config::RawTrigger>,
+    #[serde(default)]
+    decide: crate::decide::DecideSection,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -335,6 +339,10 @@ pub struct Config {
     pub flags: Vec<crate::flags::FlagDecl>,
     /// `[serve]`.
     pub serve: ServeSection,
+    /// `[[triggers]]`: what `watch` and `decide` sample and act on.
+    pub triggers: Vec<crate::decide::Trigger>,
+    /// `[decide]`.
+    pub decide: crate::decide::DecideSection,
 }
 
 impl Config {
@@ -377,6 +385,8 @@ impl Config {
                 verify: Default::default(),
                 flags: Vec::new(),
                 serve: Default::default(),
+                triggers: Vec::new(),
+                decide: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -424,6 +434,25 @@ impl Config {
                 return Err(invalid(format!("flag {} is declared twice", d.key)));
             }
         }
+        let mut triggers: Vec<crate::decide::Trigger> = Vec::new();
+        for raw in file.triggers {
+            let named = format!("\"{}\"", raw.name());
+            let at = |message: String| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
+                    .or_else(|| text.lines().position(|l| l.trim() == "[[triggers]]"))
+                    .map_or(1, |i| i + 1),
+                column: 1,
+                message,
+            };
+            let trigger = raw.check().map_err(at)?;
+            if triggers.iter().any(|t| t.name == trigger.name) {
+                return Err(at(format!("trigger {:?} is declared twice", trigger.name)));
+            }
+            triggers.push(trigger);
+        }
         let serve = file.serve;
         Ok(Config {
             path: Some(path.to_path_buf()),
@@ -436,6 +465,8 @@ impl Config {
             verify,
             flags: file.flags,
             serve,
+            triggers,
+            decide: file.decide,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod config;
+pub mod decide;
 pub mod flags;
 pub mod freeze;
 pub mod migrate;

@@ -1,0 +1,369 @@
+//! The rollback decision: samples in, verdict out. Pure, so `backstop
+//! decide` can replay recorded samples offline and `backstop watch` can
+//! decide live with the same code.
+//!
+//! A trigger breaches when its samples cross its threshold for long enough:
+//! `for` counts consecutive breaching samples (one missing sample does not
+//! reset it unless `on_missing` says so), `k_of_n` counts breaches among the
+//! last n. No data is never a pass: by default a missing sample holds the
+//! decision for a person. A breach whose last samples are falling holds too
+//! ("declining": the runbooks' guard against a needless rollback). Every
+//! verdict carries its evidence: the samples it rests on and the rule.
+
+pub(crate) mod config;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use config::{
+    parse_k_of_n, parse_number, Action, DecideSection, Method, OnMissing, Source, Trigger,
+};
+
+/// One sample: when (Unix seconds) and the value, `None` when the source
+/// gave nothing (no series, an error, `NaN`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub t: f64,
+    #[serde(deserialize_with = "config::lenient_number")]
+    pub value: Option<f64>,
+}
+
+/// What was already done, for escalation: `method` carried out at `t`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Taken {
+    pub t: f64,
+    pub method: Method,
+}
+
+/// The overall answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// A trigger calls for a rollback method.
+    Rollback,
+    /// Not enough to act on (no data, too few samples, declining, waiting
+    /// for a method to take effect): a person should look.
+    Hold,
+    /// Every trigger is within its threshold.
+    Ok,
+}
+
+/// One trigger's state, as its evidence says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Within the threshold.
+    Ok,
+    /// Crossed for long enough: calls for its action.
+    Breach,
+    /// Crossing, not yet for long enough.
+    Pending,
+    /// Crossed, but the last samples are getting better.
+    Declining,
+    /// The latest sample is missing.
+    NoData,
+    /// Fewer samples than `min_samples`.
+    Insufficient,
+    /// After the method was carried out: waiting for it to take effect.
+    Recovering,
+    /// Still crossed after the escalation window: the next method.
+    Escalate,
+}
+
+/// Why a trigger is in its state, with the samples it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub trigger: String,
+    pub source: &'static str,
+    /// The query, SQL, URL or command sampled.
+    pub query: String,
+    /// The rule, e.g. `above 0.05 for 5m`.
+    pub rule: String,
+    pub state: State,
+    /// A sentence saying why.
+    pub reason: String,
+    /// The action the trigger calls for.
+    pub action: Action,
+    pub dry_run: bool,
+    /// The samples the state rests on (the deciding window), oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// The decision and everything it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The method to carry out when the verdict is rollback.
+    pub method: Option<Method>,
+    /// The one flag to kill, when the deciding trigger names one.
+    pub flag: Option<String>,
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+}
+
+fn breaching(t: &Trigger, v: f64) -> bool {
+    match (t.above, t.below) {
+        (Some(a), _) if v > a => true,
+        (_, Some(b)) if v < b => true,
+        _ => false,
+    }
+}
+
+/// Whether the value got better from `a` to `b` (lower for `above`).
+fn better(t: &Trigger, a: f64, b: f64) -> bool {
+    if t.above.is_some() {
+        b < a
+    } else {
+        b > a
+    }
+}
+
+/// A sample judged: breaching (`Some(true)`), within (`Some(false)`), or
+/// unknown (`None`: missing and `on_missing = "hold"`).
+fn judged(t: &Trigger, s: &Sample) -> Option<bool> {
+    match s.value {
+        Some(v) if !v.is_nan() => Some(breaching(t, v)),
+        _ => match t.on_missing {
+            OnMissing::Breach => Some(true),
+            OnMissing::Hold | OnMissing::Ignore => None,
+        },
+    }
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    match v {
+        None => "no data".into(),
+        Some(v) if v.is_nan() => "NaN".into(),
+        Some(v) => format!("{v}"),
+    }
+}
+
+/// Decides one trigger on its samples (any order), at the time of the
+/// latest sample, given what has already been carried out.
+pub fn evaluate(
+    t: &Trigger,
+    samples: &[Sample],
+    taken: &[Taken],
+    escalate_after: Duration,
+) -> Evidence {
+    let mut samples: Vec<Sample> = samples.to_vec();
+    samples.sort_by(|a, b| a.t.total_cmp(&b.t));
+    if t.on_missing == OnMissing::Ignore {
+        samples.retain(|s| s.value.is_some_and(|v| !v.is_nan()));
+    }
+    let mut ev = Evidence {
+        trigger: t.name.clone(),
+        source: t.source.kind(),
+        query: t.source.text(),
+        rule: t.rule(),
+        state: State::Ok,
+        reason: String::new(),
+        action: t.action.clone(),
+        dry_run: t.dry_run,
+        samples: Vec::new(),
+    };
+    let Some(last) = samples.last().copied() else {
+        ev.state = State::NoData;
+        ev.reason = "no samples at all: no data is never a pass".into();
+        return ev;
+    };
+    let present = samples.iter().filter(|s| s.value.is_some_and(|v| !v.is_nan())).count();
+    if present < t.min_samples {
+        ev.state = State::Insufficient;
+        ev.reason =
+            format!("{present} sample(s) with data, fewer than min_samples = {}", t.min_samples);
+        ev.samples = samples;
+        return ev;
+    }
+    if judged(t, &last).is_none() {
+        ev.state = State::NoData;
+        ev.reason = format!("the latest sample (t={}) has no data; holding for a person", last.t);
+        ev.samples = samples[samples.len().saturating_sub(5)..].to_vec();
+        return ev;
+    }
+
+    // The deciding window and whether it breaches.
+    let (fired, window, why) = if let Some((k, n)) = t.k_of_n {
+        let window: Vec<Sample> = samples[samples.len().saturating_sub(n as usize)..].to_vec();
+        let hits = window.iter().filter(|s| judged(t, s) == Some(true)).count();
+        let fired = window.len() >= n as usize && hits >= k as usize;
+        (
+            fired,
+            window,
+            format!(
+                "{hits} of the last {} sample(s) crossed (needs {k} of {n})",
+                n.min(samples.len() as u32)
+            ),
+        )
+    } else {
+        // The run of consecutive breaching samples ending at the latest.
+        // A missing sample (`hold`) neither breaks nor extends it.
+        let mut start = samples.len();
+        for (i, s) in samples.iter().enumerate().rev() {
+            match judged(t, s) {
+                Some(true) => start = i,
+                Some(false) => break,
+                None => continue,
+            }
+        }
+        if start == samples.len() {
+            (
+                false,
+                samples[samples.len() - 1..].to_vec(),
+                format!("the latest value {} is within the threshold", fmt_value(last.value)),
+            )
+        } else {
+            let span = last.t - samples[start].t;
+            let need = t.for_.map_or(0.0, |d| d.as_secs_f64());
+            let fired = span >= need;
+            let window = samples[start.saturating_sub(1)..].to_vec();
+            let why = if need == 0.0 {
+                format!("the latest value {} crossed", fmt_value(last.value))
+            } else {
+                format!(
+                    "crossed for {} (needs {}): {} consecutive sample(s)",
+                    humantime::format_duration(Duration::from_secs_f64(span.max(0.0).round())),
+                    humantime::format_duration(Duration::from_secs_f64(need)),
+                    samples.len() - start
+                )
+            };
+            (fired, window, why)
+        }
+    };
+    ev.samples = window;
+    let crossing = judged(t, &last) == Some(true);
+    if !crossing && !fired {
+        ev.state = State::Ok;
+        ev.reason = why;
+        return ev;
+    }
+    if !fired {
+        ev.state = State::Pending;
+        ev.reason = why;
+        return ev;
+    }
+
+    // After this trigger's method was carried out: recovery or escalation.
+    let wanted = t.action.method();
+    if let Some(done) =
+        taken.iter().filter(|d| d.method >= wanted).max_by(|a, b| a.t.total_cmp(&b.t))
+    {
+        let since = last.t - done.t;
+        if since >= escalate_after.as_secs_f64() {
+            ev.state = State::Escalate;
+            ev.reason = format!(
+                "still {} ({}) {} after method {} was carried out, past the escalation window of {}",
+                if t.above.is_some() { "above" } else { "below" },
+                fmt_value(last.value),
+                humantime::format_duration(Duration::from_secs_f64(since.round())),
+                done.method,
+                humantime::format_duration(escalate_after)
+            );
+        } else {
+            ev.state = State::Recovering;
+            ev.reason = format!(
+                "method {} was carried out {} ago; waiting up to {} for it to take effect",
+                done.method,
+                humantime::format_duration(Duration::from_secs_f64(since.max(0.0).round())),
+                humantime::format_duration(escalate_after)
+            );
+        }
+        return ev;
+    }
+
+    // The runbooks' guard: a breach that is getting better holds.
+    if t.declining >= 2 {
+        let recent: Vec<f64> = samples
+            .iter()
+            .rev()
+            .filter_map(|s| s.value.filter(|v| !v.is_nan()))
+            .take(t.declining)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if recent.len() == t.declining && recent.windows(2).all(|w| better(t, w[0], w[1])) {
+            ev.state = State::Declining;
+            ev.reason = format!(
+                "{why}, but the last {} samples are getting better ({}): holding",
+                t.declining,
+                recent.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(" → ")
+            );
+            return ev;
+        }
+    }
+    ev.state = State::Breach;
+    ev.reason = why;
+    ev
+}
+
+/// Decides on every trigger's samples. A trigger without samples is no data.
+pub fn decide(
+    triggers: &[Trigger],
+    samples: &std::collections::BTreeMap<String, Vec<Sample>>,
+    taken: &[Taken],
+    section: &DecideSection,
+) -> Decision {
+    let evidence: Vec<Evidence> = triggers
+        .iter()
+        .map(|t| {
+            let s = samples.get(&t.name).map(Vec::as_slice).unwrap_or(&[]);
+            evaluate(t, s, taken, section.escalate_after)
+        })
+        .collect();
+    let live = || evidence.iter().filter(|e| !e.dry_run);
+    // The strongest method any live trigger calls for.
+    let mut call: Option<(Method, Option<String>, String)> = None;
+    for e in live() {
+        let (method, flag) = match e.state {
+            State::Breach => (e.action.method(), e.action.flag().map(str::to_string)),
+            State::Escalate => (e.action.method().next(), None),
+            _ => continue,
+        };
+        let stronger = call.as_ref().is_none_or(|(m, _, _)| method > *m);
+        if stronger {
+            call = Some((method, flag, format!("{}: {}", e.trigger, e.reason)));
+        }
+    }
+    if let Some((method, flag, reason)) = call {
+        // A method already carried out is not called for again.
+        let done = taken.iter().any(|d| d.method >= method) && flag.is_none();
+        if !done {
+            return Decision {
+                verdict: Verdict::Rollback,
+                method: Some(method),
+                flag,
+                reason,
+                evidence,
+            };
+        }
+    }
+    let holds: Vec<String> = live()
+        .filter(|e| {
+            matches!(
+                e.state,
+                State::NoData | State::Insufficient | State::Declining | State::Recovering
+            )
+        })
+        .map(|e| format!("{}: {}", e.trigger, e.reason))
+        .collect();
+    if !holds.is_empty() {
+        return Decision {
+            verdict: Verdict::Hold,
+            method: None,
+            flag: None,
+            reason: holds.join("; "),
+            evidence,
+        };
+    }
+    let reason = if triggers.is_empty() {
+        "no triggers are configured ([[triggers]] in backstop.toml)".to_string()
+    } else {
+        "every trigger is within its threshold".to_string()
+    };
+    Decision { verdict: Verdict::Ok, method: None, flag: None, reason, evidence }
+}
+
+#[cfg(test)]
+mod tests;
