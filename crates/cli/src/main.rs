@@ -38,6 +38,8 @@ enum Command {
     Flags(commands::flags::Args),
     /// The rollback decision on recorded samples: verdict, method and evidence (exit 1 on rollback).
     Decide(commands::decide::Args),
+    /// Sample the [[triggers]], decide, and carry out method A with --auto A.
+    Watch(commands::watch::Args),
     /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
     Serve(commands::serve::Args),
     /// Take over another migration tool's history (dry run unless --yes).
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Adopt(args) => commands::adopt::run(args, config),
         Command::Flags(args) => commands::flags::run(args, config),
         Command::Decide(args) => commands::decide::run(args, config),
+        Command::Watch(args) => commands::watch::run(args, config),
         Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),

@@ -60,6 +60,8 @@ struct File {
     triggers: Vec<crate::decide::config::RawTrigger>,
     #[serde(default)]
     decide: crate::decide::DecideSection,
+    #[serde(default)]
+    hooks: crate::respond::HooksSection,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -343,6 +345,8 @@ pub struct Config {
     pub triggers: Vec<crate::decide::Trigger>,
     /// `[decide]`.
     pub decide: crate::decide::DecideSection,
+    /// `[hooks]`: the commands rollback methods run at their steps.
+    pub hooks: crate::respond::HooksSection,
 }
 
 impl Config {
@@ -387,6 +391,7 @@ impl Config {
                 serve: Default::default(),
                 triggers: Vec::new(),
                 decide: Default::default(),
+                hooks: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -467,6 +472,7 @@ impl Config {
             serve,
             triggers,
             decide: file.decide,
+            hooks: file.hooks,
         })
     }
 

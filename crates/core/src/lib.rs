@@ -13,5 +13,7 @@ pub mod freeze;
 pub mod migrate;
 pub mod pg;
 pub mod rehearse;
+pub mod respond;
+pub mod shell;
 pub mod source;
 pub mod verify;

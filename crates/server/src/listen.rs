@@ -50,12 +50,14 @@ fn session(shared: &Shared) -> anyhow::Result<()> {
     while !stopping(shared) {
         let mut changed = false;
         {
+            // Wait for the first notification, then take what else is
+            // already there without waiting again: a change goes out at once.
             let mut notes = client.notifications();
-            let mut iter = notes.timeout_iter(Duration::from_millis(500));
-            while let Some(n) = iter.next()? {
-                if n.channel() == flags::CHANNEL {
-                    changed = true;
-                }
+            let first = notes.timeout_iter(Duration::from_millis(500)).next()?;
+            changed |= first.is_some_and(|n| n.channel() == flags::CHANNEL);
+            let mut rest = notes.iter();
+            while let Some(n) = rest.next()? {
+                changed |= n.channel() == flags::CHANNEL;
             }
         }
         if changed || last.elapsed() >= REFRESH {

@@ -19,6 +19,7 @@ pub mod serve;
 pub mod status;
 pub mod unfreeze;
 pub mod verify;
+pub mod watch;
 
 use std::io::Write;
 use std::path::Path;
@@ -107,6 +108,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::flags::FlagsError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::respond::RespondError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_server::ServeError>() {

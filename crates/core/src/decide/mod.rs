@@ -11,6 +11,7 @@
 //! verdict carries its evidence: the samples it rests on and the rule.
 
 pub(crate) mod config;
+pub mod sample;
 
 use std::time::Duration;
 

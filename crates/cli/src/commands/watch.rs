@@ -1,0 +1,279 @@
+//! `backstop watch`: samples the `[[triggers]]` on their intervals, shows
+//! each sample, decides with the same code as `backstop decide`, records
+//! every decision with its evidence, and with `--auto` carries out method A
+//! by itself; above what `--auto` allows it prints the command to run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use backstop_core::audit;
+use backstop_core::config::Config;
+use backstop_core::decide::sample::{Reading, Sampler};
+use backstop_core::decide::{self, Decision, Method, Sample, Taken, Verdict};
+use backstop_core::respond::{self, Target};
+use serde_json::json;
+
+use super::{print, UsageError};
+use crate::render::terminal_safe;
+use crate::{Connection, Format, Output};
+
+/// How much history each trigger keeps for its window.
+const KEEP: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Auto {
+    /// Decide and say; carry out nothing.
+    None,
+    /// Carry out method A (flags off) by itself.
+    #[value(name = "A")]
+    A,
+    #[value(name = "B")]
+    B,
+    #[value(name = "C")]
+    C,
+}
+
+impl Auto {
+    fn allows(self, m: Method) -> bool {
+        match self {
+            Auto::None => false,
+            Auto::A => m == Method::A,
+            Auto::B => m <= Method::B,
+            Auto::C => true,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    conn: Connection,
+    /// Stop after this long (default: until interrupted).
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    for_: Option<Duration>,
+    /// Carry out methods up to this one by itself.
+    #[arg(long, value_enum, default_value_t = Auto::None)]
+    auto: Auto,
+    /// The release method A turns off (default: the one release with flags on).
+    #[arg(long, value_name = "RELEASE")]
+    release: Option<String>,
+    /// One round: sample every trigger once, decide, act, and exit
+    /// (exit 1 when a method is called for and not carried out).
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The release whose flags method A turns off.
+pub fn release_to_kill(
+    client: &mut postgres::Client,
+    given: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(r) = given {
+        return Ok(r.to_string());
+    }
+    let mut on: Vec<String> = backstop_core::flags::list(client)?
+        .into_iter()
+        .filter(|f| f.enabled())
+        .map(|f| f.release)
+        .collect();
+    on.sort();
+    on.dedup();
+    match on.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
+            Err(UsageError("no release has a flag on: nothing for method A to turn off".into())
+                .into())
+        }
+        many => Err(UsageError(format!(
+            "flags of several releases are on ({}); name one with --release",
+            many.join(", ")
+        ))
+        .into()),
+    }
+}
+
+fn sample_line(name: &str, r: &Reading) -> String {
+    let at = chrono::DateTime::from_timestamp_millis((r.sample.t * 1000.0) as i64)
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_default();
+    match (&r.sample.value, &r.error) {
+        (Some(v), _) => format!("{at}  {} = {v}\n", terminal_safe(name)),
+        (None, Some(e)) => {
+            format!("{at}  {}: no value: {}\n", terminal_safe(name), terminal_safe(e))
+        }
+        (None, None) => format!("{at}  {}: no value\n", terminal_safe(name)),
+    }
+}
+
+/// The command that carries out `m` by hand.
+fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
+    match (m, flag) {
+        (Method::A, Some(f)) => format!("backstop rollback --method A --flag {f} --yes"),
+        (Method::A, None) => match release {
+            Some(r) => format!("backstop rollback --method A --release {r} --yes"),
+            None => "backstop rollback --method A --release <RELEASE> --yes".into(),
+        },
+        (Method::B, _) => "backstop rollback --method A --yes, then backstop restore <BACKUP> --yes (backstop backup list)".into(),
+        (Method::C, _) => "backstop rollback --method A --yes, then backstop rollback --to <VERSION>, and the incident steps of the runbook".into(),
+    }
+}
+
+fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
+    let exists: bool =
+        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
+    if exists {
+        let outcome = match d.verdict {
+            Verdict::Rollback => "rollback",
+            Verdict::Hold => "hold",
+            Verdict::Ok => "ok",
+        };
+        let mut details = serde_json::to_value(d)?;
+        details["source"] = json!("watch");
+        audit::record(
+            client,
+            &audit::Event { kind: "decide", outcome, versions: vec![], details },
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    if config.triggers.is_empty() {
+        return Err(UsageError("no [[triggers]] in backstop.toml: nothing to watch".into()).into());
+    }
+    watch(&config, &url, &args)
+}
+
+fn watch(config: &Config, url: &str, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut client = backstop_core::pg::connect(url, "backstop watch")?;
+    let mut sampler = Sampler::new(url, config.decide.prometheus_url.as_deref());
+    let mut series: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+    let mut due: Vec<Instant> = vec![Instant::now(); config.triggers.len()];
+    let mut taken: Vec<Taken> = Vec::new();
+    let mut last: Option<(Verdict, Option<Method>, Option<String>)> = None;
+    let started = Instant::now();
+    let text = args.output.format == Format::Text;
+    if text {
+        print(&format!(
+            "watching {} trigger(s){}; auto: {:?}\n",
+            config.triggers.len(),
+            args.for_
+                .map(|d| format!(" for {}", humantime::format_duration(d)))
+                .unwrap_or_default(),
+            args.auto
+        ))?;
+    }
+    loop {
+        let now = Instant::now();
+        for (i, t) in config.triggers.iter().enumerate() {
+            if due[i] > now {
+                continue;
+            }
+            let reading = sampler.sample(t);
+            if text {
+                print(&sample_line(&t.name, &reading))?;
+            }
+            let s = series.entry(t.name.clone()).or_default();
+            s.push(reading.sample);
+            if s.len() > KEEP {
+                s.drain(..s.len() - KEEP);
+            }
+            due[i] = now + t.interval;
+        }
+        let decision = decide::decide(&config.triggers, &series, &taken, &config.decide);
+        let key = (decision.verdict, decision.method, decision.flag.clone());
+        let changed = last.as_ref() != Some(&key);
+        if changed {
+            record(&mut client, &decision).context("recording the decision")?;
+            match args.output.format {
+                Format::Text => print(&format!("\n{}\n", super::decide::text(&decision)))?,
+                Format::Json => print(&format!("{}\n", serde_json::to_string(&decision)?))?,
+            }
+            last = Some(key);
+        }
+        let mut unanswered = false;
+        if let (Verdict::Rollback, Some(method)) = (decision.verdict, decision.method) {
+            let release = if decision.flag.is_none() {
+                release_to_kill(&mut client, args.release.as_deref()).ok()
+            } else {
+                None
+            };
+            if args.auto.allows(method) && method == Method::A {
+                let target = match (&decision.flag, &release) {
+                    (Some(f), _) => Some(Target::Flag(f.clone())),
+                    (None, Some(r)) => Some(Target::Release(r.clone())),
+                    (None, None) => None,
+                };
+                match target {
+                    Some(target) => {
+                        let reason = format!("backstop watch: {}", decision.reason);
+                        let steps = respond::method_a(
+                            &mut client,
+                            &target,
+                            &config.hooks,
+                            &reason,
+                            config.migrations.lock_wait,
+                            |s| {
+                                if text {
+                                    let mark = if s.ok { "✓" } else { "✗" };
+                                    let _ = print(&format!(
+                                        "{mark} method A: {} ({} ms): {}\n",
+                                        s.name,
+                                        s.took_ms,
+                                        terminal_safe(&s.detail)
+                                    ));
+                                }
+                            },
+                        )?;
+                        let _ = steps;
+                        taken.push(Taken {
+                            t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+                            method: Method::A,
+                        });
+                        if text {
+                            print(&format!(
+                                "method A carried out; watching whether the triggers clear within {}\n",
+                                humantime::format_duration(config.decide.escalate_after)
+                            ))?;
+                        }
+                    }
+                    None => {
+                        unanswered = true;
+                        if changed {
+                            print("method A is called for, and which release to turn off is not clear: pass --release\n")?;
+                        }
+                    }
+                }
+            } else {
+                unanswered = true;
+                if changed {
+                    let why = if args.auto.allows(method) {
+                        "backstop does not carry it out by itself yet"
+                    } else {
+                        "above --auto"
+                    };
+                    print(&format!(
+                        "method {method} is called for ({why}); to carry it out:\n  {}\n",
+                        command_for(method, release.as_deref(), decision.flag.as_deref())
+                    ))?;
+                }
+            }
+        }
+        if args.once {
+            return Ok(if unanswered { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
+        if args.for_.is_some_and(|d| started.elapsed() >= d) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let next = due.iter().min().copied().unwrap_or_else(Instant::now);
+        std::thread::sleep(
+            next.saturating_duration_since(Instant::now()).max(Duration::from_millis(50)),
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! `backstop watch` and `backstop rollback --method A`: live samples from
+//! real sources decide, method A turns the release's flags off and runs its
+//! hook, escalation to B is called for when A does not help, and a verdict
+//! never rests on bad data.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use common::Project;
+
+fn config(trigger: &str, extra: &str) -> String {
+    format!(
+        r#"[database]
+url = "${{DATABASE_URL}}"
+
+[hooks]
+after_kill = "echo redeployed >> hook.out"
+timeout = "5s"
+{extra}
+
+[[flags]]
+key = "client_cards"
+release = "v2"
+
+[[flags]]
+key = "client_memory"
+release = "v2"
+
+{trigger}
+"#
+    )
+}
+
+const SQL_TRIGGER: &str = r#"[[triggers]]
+name = "error rate"
+source = "sql"
+sql = "select rate from app_metrics.errors"
+above = 0.05
+interval = "1s"
+method = "A"
+"#;
+
+fn project(label: &str, trigger: &str, extra: &str, rate: f64) -> Project {
+    let p = Project::new(label);
+    p.config(&config(trigger, extra));
+    p.client()
+        .batch_execute(&format!(
+            "create schema app_metrics; create table app_metrics.errors (rate float8); insert into app_metrics.errors values ({rate})"
+        ))
+        .unwrap();
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_cards", "--reason", "launch"]).expect_code(0);
+    p.run(&["flags", "enable", "client_memory", "--reason", "launch"]).expect_code(0);
+    p
+}
+
+fn on(p: &Project) -> Vec<bool> {
+    let list = p.run(&["flags", "list", "--format", "json"]).expect_code(0).json();
+    list.as_array().unwrap().iter().map(|f| f["enabled"].as_bool().unwrap()).collect()
+}
+
+fn events(p: &Project, kind: &str) -> Vec<(String, serde_json::Value)> {
+    p.client()
+        .query("select outcome, details from backstop.events where kind = $1 order by id", &[&kind])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn a_breach_with_auto_a_turns_the_release_off_and_runs_the_hook() {
+    let p = project("watch_auto_a", SQL_TRIGGER, "", 0.08);
+    p.run(&["watch", "--once", "--auto", "A"])
+        .expect_code(0)
+        .expect_output("error rate = 0.08")
+        .expect_output("ROLLBACK: method A")
+        .expect_output("✓ method A: flags off")
+        .expect_output("✓ method A: after_kill hook");
+    assert_eq!(on(&p), [false, false]);
+    assert_eq!(std::fs::read_to_string(p.path().join("hook.out")).unwrap(), "redeployed\n");
+    let decided = events(&p, "decide");
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0].0, "rollback");
+    assert_eq!(decided[0].1["evidence"][0]["samples"][0]["value"], 0.08, "{:?}", decided[0].1);
+    let method: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(method, ["started", "ok"]);
+}
+
+#[test]
+fn without_auto_the_command_is_printed_and_nothing_changes() {
+    let p = project("watch_say", SQL_TRIGGER, "", 0.08);
+    p.run(&["watch", "--once"])
+        .expect_code(1)
+        .expect_output("method A is called for (above --auto)")
+        .expect_output("backstop rollback --method A --release v2 --yes");
+    assert_eq!(on(&p), [true, true]);
+    assert!(!p.path().join("hook.out").exists());
+}
+
+#[test]
+fn a_verdict_never_rests_on_bad_data() {
+    // The query fails: no value, a hold, nothing turned off.
+    let broken = SQL_TRIGGER.replace("app_metrics.errors", "app_metrics.missing");
+    let p = project("watch_bad_sql", &broken, "", 0.08);
+    p.run(&["watch", "--once", "--auto", "A"])
+        .expect_code(0)
+        .expect_output(
+            "no value: the query failed: relation \"app_metrics.missing\" does not exist",
+        )
+        .expect_output("HOLD");
+    assert_eq!(on(&p), [true, true]);
+
+    // An endpoint that answers HTML instead of JSON.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = "<html><body>Login</body></html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let http = format!(
+        "[[triggers]]\nname = \"error rate\"\nsource = \"http\"\nurl = \"http://{addr}/metrics.json\"\njson_path = \"errors.rate\"\nabove = 0.05\nmethod = \"A\"\ntimeout = \"2s\"\n"
+    );
+    p.config(&config(&http, ""));
+    p.run(&["watch", "--once", "--auto", "A"])
+        .expect_code(0)
+        .expect_output("answered 200 with an HTML page")
+        .expect_output("HOLD");
+    assert_eq!(on(&p), [true, true]);
+
+    // A command that hangs is stopped at its timeout: no value.
+    let hang = "[[triggers]]\nname = \"error rate\"\nsource = \"command\"\ncommand = \"sleep 30\"\nabove = 0.05\nmethod = \"A\"\ntimeout = \"300ms\"\n";
+    p.config(&config(hang, ""));
+    p.run(&["watch", "--once", "--auto", "A"])
+        .expect_code(0)
+        .expect_output("did not finish within 300ms");
+    assert_eq!(on(&p), [true, true]);
+}
+
+#[test]
+fn when_a_does_not_help_b_is_called_for_after_the_window() {
+    let p = project("watch_escalate", SQL_TRIGGER, "[decide]\nescalate_after = \"2s\"\n", 0.08);
+    p.run(&["watch", "--for", "6s", "--auto", "A"])
+        .expect_code(0)
+        .expect_output("✓ method A: flags off")
+        .expect_output("after method A was carried out, past the escalation window of 2s")
+        .expect_output("method B is called for (above --auto)");
+    let decided: Vec<String> = events(&p, "decide").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(decided.first().map(String::as_str), Some("rollback"));
+    assert!(decided.iter().any(|o| o == "hold"), "waiting for A shows as a hold: {decided:?}");
+    let methods = events(&p, "method").into_iter().filter(|(o, _)| o == "ok").count();
+    assert_eq!(methods, 1, "A is carried out once, not again on every sample");
+}
+
+#[test]
+fn rollback_method_a_says_what_it_would_do_then_does_it() {
+    let p = project("method_a", SQL_TRIGGER, "", 0.0);
+    p.run(&["rollback", "--method", "A"])
+        .expect_code(0)
+        .expect_output("method A would turn off release v2 (2: client_cards, client_memory)")
+        .expect_output("nothing changed");
+    assert_eq!(on(&p), [true, true]);
+    p.run(&["rollback", "--method", "A", "--flag", "client_memory", "--yes", "--reason", "cost"])
+        .expect_code(0)
+        .expect_output("flag client_memory off");
+    assert_eq!(on(&p), [true, false]);
+
+    p.config(
+        &config(SQL_TRIGGER, "")
+            .replace("echo redeployed >> hook.out", "echo deploy failed >&2; exit 7"),
+    );
+    p.run(&["rollback", "--method", "A", "--yes"])
+        .expect_code(1)
+        .expect_output("✓ flags off")
+        .expect_output("step after_kill hook failed")
+        .expect_output("deploy failed");
+    assert_eq!(on(&p), [false, false], "the flags stay off when the hook fails");
+    let outcomes: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes.last().map(String::as_str), Some("failed"));
+
+    p.run(&["rollback", "--method", "B", "--yes"])
+        .expect_code(2)
+        .expect_output("method B is not carried out by backstop yet");
+    p.run(&["rollback", "--method", "Z"])
+        .expect_code(2)
+        .expect_output("use A (flags off), B (restore) or C");
+    p.run(&["rollback", "--method", "A", "--release", "v9", "--yes"])
+        .expect_code(2)
+        .expect_output("no flag belongs to release v9");
+}
