@@ -198,3 +198,92 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
         .expect_code(2)
         .expect_output("no flag belongs to release v9");
 }
+
+/// Prometheus from Debian's package, when .ci/tools/prometheus.sh has run.
+fn prometheus() -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        eprintln!("skipped: prometheus is not installed (.ci/tools/prometheus.sh installs it)");
+    }
+    found
+}
+
+#[test]
+fn a_real_prometheus_breach_is_decided_one_interval_after_the_for_window() {
+    let Some(bin) = prometheus() else { return };
+    // The application's exporter: an error ratio of 8 %.
+    let exporter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = exporter.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in exporter.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = "# TYPE app_error_ratio gauge\napp_error_ratio 0.08\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("prometheus.yml"),
+        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let mut server = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", work.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", work.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    common::poll_until("prometheus is ready", 150, std::time::Duration::from_millis(200), || {
+        agent
+            .get(format!("http://127.0.0.1:{port}/-/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+
+    let trigger = "[[triggers]]\nname = \"error rate\"\nsource = \"prometheus\"\nquery = \"max(app_error_ratio)\"\nabove = 0.05\nfor = \"3s\"\ninterval = \"1s\"\nmethod = \"A\"\n";
+    let p = project(
+        "watch_prometheus",
+        trigger,
+        &format!("[decide]\nprometheus_url = \"http://127.0.0.1:{port}\"\n"),
+        0.0,
+    );
+    let run = p.run(&["watch", "--for", "12s", "--auto", "A", "--format", "json"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    run.expect_code(0);
+    let decisions: Vec<serde_json::Value> = run
+        .all()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fired = decisions
+        .iter()
+        .find(|d| d["verdict"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback: {decisions:?}"));
+    assert_eq!(fired["method"], "A");
+    // The samples it rests on: the breaching run spans the 3 s window, and
+    // the decision came at the first sample that completed it.
+    let samples = fired["evidence"][0]["samples"].as_array().unwrap();
+    let breaching: Vec<f64> = samples
+        .iter()
+        .filter(|s| s["value"].as_f64().is_some_and(|v| v > 0.05))
+        .map(|s| s["t"].as_f64().unwrap())
+        .collect();
+    let span = breaching.last().unwrap() - breaching.first().unwrap();
+    assert!((3.0..5.0).contains(&span), "decided after {span} s of breach: {fired}");
+    assert_eq!(on(&p), [false, false], "method A was carried out");
+}
