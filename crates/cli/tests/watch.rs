@@ -188,9 +188,9 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
     let outcomes: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
     assert_eq!(outcomes.last().map(String::as_str), Some("failed"));
 
-    p.run(&["rollback", "--method", "B", "--yes"])
+    p.run(&["rollback", "--method", "C", "--yes"])
         .expect_code(2)
-        .expect_output("method B is not carried out by backstop yet");
+        .expect_output("method C is not carried out by backstop yet");
     p.run(&["rollback", "--method", "Z"])
         .expect_code(2)
         .expect_output("use A (flags off), B (restore) or C");
@@ -286,4 +286,83 @@ fn a_real_prometheus_breach_is_decided_one_interval_after_the_for_window() {
     let span = breaching.last().unwrap() - breaching.first().unwrap();
     assert!((3.0..5.0).contains(&span), "decided after {span} s of breach: {fired}");
     assert_eq!(on(&p), [false, false], "method A was carried out");
+}
+
+#[test]
+fn method_b_turns_flags_off_stops_writes_and_restores_the_migrations_backup_keeping_late_writes() {
+    let p = Project::new("method_b");
+    let hooks = "[hooks]\nafter_kill = \"echo redeployed >> hook.out\"\nstop_writes = \"echo stop >> writes.out\"\nresume_writes = \"echo resume >> writes.out\"\n\n[backup]\nmax_age = \"1ms\"\n";
+    p.config(&format!(
+        "{}\n{hooks}\n[[flags]]\nkey = \"client_cards\"\nrelease = \"v2\"\n",
+        common::DEFAULT_CONFIG
+    ));
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY); INSERT INTO users SELECT generate_series(1, 50);",
+        Some("DROP TABLE users;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_clients",
+        "CREATE TABLE clients (id int PRIMARY KEY, name text);",
+        Some("DROP TABLE clients;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let guard: String = p
+        .client()
+        .query_one("select backup_id from backstop.applied where version = '2'", &[])
+        .unwrap()
+        .get(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_cards", "--reason", "launch"]).expect_code(0);
+    p.client().batch_execute("INSERT INTO clients VALUES (1, 'written after v2')").unwrap();
+
+    p.run(&["rollback", "--method", "B"])
+        .expect_code(0)
+        .expect_output(&format!("restore backup {guard}"))
+        .expect_output("nothing changed");
+    assert_eq!(on(&p), [true]);
+
+    p.run(&["rollback", "--method", "B", "--yes", "--reason", "error rate did not drop"])
+        .expect_code(0)
+        .expect_output("✓ flags off")
+        .expect_output("✓ stop_writes hook")
+        .expect_output("✓ restore")
+        .expect_output("kept as database")
+        .expect_output("✓ resume_writes hook")
+        .expect_output("✓ method B carried out");
+    assert_eq!(on(&p), [false], "the flags stay off: they are not part of the restore");
+    assert_eq!(std::fs::read_to_string(p.path().join("writes.out")).unwrap(), "stop\nresume\n");
+    let mut db = p.client();
+    let clients: Option<String> =
+        db.query_one("select to_regclass('public.clients')::text", &[]).unwrap().get(0);
+    assert_eq!(clients, None, "the database is as it was before v2");
+    let users: i64 = db.query_one("select count(*) from users", &[]).unwrap().get(0);
+    assert_eq!(users, 50);
+    let outcomes: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes, ["started", "ok"], "the log survives the restore");
+    // The late write is in the pre-restore snapshot.
+    let snapshot: String = db
+        .query_one(
+            "select details->>'snapshot_database' from backstop.events where kind = 'restore' and outcome = 'ok' order by id desc limit 1",
+            &[],
+        )
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(!snapshot.is_empty(), "the restore names its pre-restore snapshot");
+    let mut kept = common::CLUSTER.connect(&snapshot).unwrap();
+    let late: i64 = kept.query_one("select count(*) from clients", &[]).unwrap().get(0);
+    assert_eq!(late, 1);
+
+    // With nothing on and no backup to name, B says what it needs.
+    let bare = Project::new("method_b_none");
+    bare.config(&format!("{}\n[backup]\nrequired = false\n", common::DEFAULT_CONFIG));
+    bare.migration("1_t", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
+    bare.run(&["migrate"]).expect_code(0);
+    bare.run(&["rollback", "--method", "B", "--yes"])
+        .expect_code(2)
+        .expect_output("method B needs a backup to restore");
+    let still: Option<String> =
+        bare.client().query_one("select to_regclass('public.t')::text", &[]).unwrap().get(0);
+    assert_eq!(still.as_deref(), Some("t"), "nothing changed");
 }

@@ -19,6 +19,11 @@ use crate::flags::{self, FlagsError};
 pub struct HooksSection {
     /// After the flags are off (e.g. a redeploy, so no cached flag lingers).
     pub after_kill: Option<String>,
+    /// Method B, before the restore: stop the application's writes
+    /// (maintenance mode); the restore also freezes the database's.
+    pub stop_writes: Option<String>,
+    /// Method B, after the restore: let the application write again.
+    pub resume_writes: Option<String>,
     /// How long a hook may run before it is stopped and the method with it.
     #[serde(deserialize_with = "crate::config::duration")]
     pub timeout: Duration,
@@ -26,7 +31,12 @@ pub struct HooksSection {
 
 impl Default for HooksSection {
     fn default() -> Self {
-        HooksSection { after_kill: None, timeout: Duration::from_secs(120) }
+        HooksSection {
+            after_kill: None,
+            stop_writes: None,
+            resume_writes: None,
+            timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -71,6 +81,8 @@ pub enum RespondError {
     Step { step: String, detail: String },
     #[error("database error while recording the method")]
     Db(#[from] postgres::Error),
+    #[error("method B needs a backup to restore, and no applied migration recorded one; pass --backup ID (`backstop backup list` shows them)")]
+    NoBackup,
 }
 
 impl RespondError {
@@ -79,6 +91,7 @@ impl RespondError {
             RespondError::Flags(e) => e.exit_code(),
             RespondError::Step { .. } => 1,
             RespondError::Db(_) => 3,
+            RespondError::NoBackup => 2,
         }
     }
 }
@@ -98,18 +111,104 @@ fn step(name: &str, started: Instant, ok: bool, detail: String, output: Option<S
     Step { name: name.into(), ok, took_ms: started.elapsed().as_millis() as u64, detail, output }
 }
 
-/// Method A: the flags off, then the after-kill hook. `on_step` sees each
-/// step as it finishes. Records a started event and the outcome.
-pub fn method_a(
+/// One method being carried out: its steps so far, and the audit log.
+struct Run<'a> {
+    url: &'a str,
+    base: serde_json::Value,
+    logged: bool,
+    steps: Vec<Step>,
+    on_step: &'a mut dyn FnMut(&Step),
+}
+
+impl Run<'_> {
+    fn done(&mut self, s: Step) {
+        (self.on_step)(&s);
+        self.steps.push(s);
+    }
+
+    /// Writes the method's outcome with its steps, on a fresh session (a
+    /// restore replaces the database the first one was on).
+    fn finish(&self, outcome: &str) -> Result<(), RespondError> {
+        if !self.logged {
+            return Ok(());
+        }
+        let mut details = self.base.clone();
+        details["steps"] = json!(self.steps);
+        let mut client = crate::pg::connect(self.url, "backstop rollback").map_err(|e| {
+            RespondError::Step { step: "recording the outcome".into(), detail: e.to_string() }
+        })?;
+        audit::record(
+            &mut client,
+            &audit::Event { kind: "method", outcome, versions: vec![], details },
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed step and the method's failure; the error to return.
+    fn failed(&mut self, s: Step) -> RespondError {
+        let detail = s.detail.clone();
+        let name = s.name.clone();
+        self.done(s);
+        if let Err(e) = self.finish("failed") {
+            return e;
+        }
+        RespondError::Step { step: name, detail }
+    }
+
+    fn kill(
+        &mut self,
+        client: &mut postgres::Client,
+        target: &Target,
+        reason: &str,
+        lock_wait: Duration,
+    ) -> Result<(), RespondError> {
+        let actor = audit::actor();
+        let started = Instant::now();
+        let killed = match target {
+            Target::Release(r) => {
+                flags::kill_release(client, r, &actor, reason, lock_wait).map(|c| c.len())
+            }
+            Target::Flag(k) => flags::disable(client, k, &actor, reason, lock_wait).map(|_| 1),
+        };
+        match killed {
+            Ok(n) => {
+                let detail = format!("{n} flag(s) of {target} off; serve pushed the change");
+                self.done(step("flags off", started, true, detail, None));
+                Ok(())
+            }
+            Err(e) => {
+                self.done(step("flags off", started, false, e.to_string(), None));
+                self.finish("failed")?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn hook(
+        &mut self,
+        name: &str,
+        command: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), RespondError> {
+        let Some(command) = command else { return Ok(()) };
+        let started = Instant::now();
+        let (ok, output) = run_hook(command, timeout);
+        if ok {
+            self.done(step(name, started, true, format!("`{command}` ran"), Some(output)));
+            Ok(())
+        } else {
+            let detail = format!("`{command}`: {}", output.lines().next().unwrap_or(""));
+            Err(self.failed(step(name, started, false, detail, Some(output))))
+        }
+    }
+}
+
+fn begin<'a>(
     client: &mut postgres::Client,
-    target: &Target,
-    hooks: &HooksSection,
-    reason: &str,
-    lock_wait: Duration,
-    mut on_step: impl FnMut(&Step),
-) -> Result<Vec<Step>, RespondError> {
-    let actor = audit::actor();
-    let base = json!({ "method": "A", "target": target, "reason": reason });
+    url: &'a str,
+    base: serde_json::Value,
+    on_step: &'a mut dyn FnMut(&Step),
+) -> Result<Run<'a>, RespondError> {
     // Without the audit log there are no flags either: the kill says so.
     let logged: bool =
         client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
@@ -122,66 +221,128 @@ pub fn method_a(
         };
         audit::record(client, &start)?;
     }
-    let mut steps = Vec::new();
-    let finish = |client: &mut postgres::Client,
-                  steps: &[Step],
-                  outcome: &str|
-     -> Result<(), RespondError> {
-        if !logged {
-            return Ok(());
-        }
-        let mut details = base.clone();
-        details["steps"] = json!(steps);
-        audit::record(
-            client,
-            &audit::Event { kind: "method", outcome, versions: vec![], details },
-        )?;
-        Ok(())
-    };
+    Ok(Run { url, base, logged, steps: Vec::new(), on_step })
+}
 
+/// Method A: the flags off, then the after-kill hook. `on_step` sees each
+/// step as it finishes. Records a started event and the outcome.
+#[allow(clippy::too_many_arguments)]
+pub fn method_a(
+    client: &mut postgres::Client,
+    url: &str,
+    target: &Target,
+    hooks: &HooksSection,
+    reason: &str,
+    lock_wait: Duration,
+    mut on_step: impl FnMut(&Step),
+) -> Result<Vec<Step>, RespondError> {
+    let base = json!({ "method": "A", "target": target, "reason": reason });
+    let mut run = begin(client, url, base, &mut on_step)?;
+    run.kill(client, target, reason, lock_wait)?;
+    run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
+    run.finish("ok")?;
+    Ok(run.steps)
+}
+
+/// What method B restores, and how.
+pub struct Restore<'a> {
+    pub store: &'a crate::backup::store::Store,
+    pub tools: &'a crate::backup::tools::Tools,
+    /// The backup; `None`: the one the latest applied migration recorded.
+    pub backup: Option<String>,
+    pub options: crate::backup::restore::RestoreOptions,
+    pub freeze: &'a crate::config::FreezeSection,
+}
+
+/// The backup method B restores: the one given, or the one that guarded
+/// the latest migration that recorded one.
+pub fn backup_to_restore(
+    client: &mut postgres::Client,
+    given: Option<&str>,
+) -> Result<String, RespondError> {
+    if let Some(id) = given {
+        return Ok(id.to_string());
+    }
+    let exists: bool =
+        client.query_one("select to_regclass('backstop.applied') is not null", &[])?.get(0);
+    let recorded: Option<String> = if exists {
+        client
+            .query_opt(
+                "select backup_id from backstop.applied where backup_id is not null order by applied_at desc, version desc limit 1",
+                &[],
+            )?
+            .map(|r| r.get(0))
+    } else {
+        None
+    };
+    recorded.ok_or_else(|| RespondError::NoBackup)
+}
+
+/// Method B: A, then writes stopped (`[hooks] stop_writes`; the restore
+/// freezes the database's writes itself), the migration's backup restored
+/// (the state before it kept as a pre-restore snapshot, so nothing written
+/// since is lost), its row counts checked against the manifest, then
+/// `[hooks] resume_writes`. With `options.resume`, an interrupted restore
+/// is finished instead of started.
+#[allow(clippy::too_many_arguments)]
+pub fn method_b(
+    client: &mut postgres::Client,
+    url: &str,
+    target: Option<&Target>,
+    hooks: &HooksSection,
+    restore: &Restore<'_>,
+    reason: &str,
+    mut on_step: impl FnMut(&Step),
+) -> Result<Vec<Step>, RespondError> {
+    let id = backup_to_restore(client, restore.backup.as_deref())?;
+    // The backup must be there before anything is turned off for it.
+    restore.store.load(&id).map_err(|e| RespondError::Step {
+        step: "finding the backup".into(),
+        detail: crate::backup::chain(&e),
+    })?;
+    let base = json!({ "method": "B", "target": target, "reason": reason, "backup": id });
+    let lock_wait = restore.options.lock_wait;
+    let mut run = begin(client, url, base, &mut on_step)?;
+    match target {
+        Some(target) => {
+            run.kill(client, target, reason, lock_wait)?;
+            run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
+        }
+        None => run.done(step("flags off", Instant::now(), true, "no flag was on".into(), None)),
+    }
+    run.hook("stop_writes hook", hooks.stop_writes.as_deref(), hooks.timeout)?;
     let started = Instant::now();
-    let killed = match target {
-        Target::Release(r) => {
-            flags::kill_release(client, r, &actor, reason, lock_wait).map(|c| c.len())
-        }
-        Target::Flag(k) => flags::disable(client, k, &actor, reason, lock_wait).map(|_| 1),
-    };
-    let n = match killed {
-        Ok(n) => n,
-        Err(e) => {
-            let s = step("flags off", started, false, e.to_string(), None);
-            on_step(&s);
-            steps.push(s);
-            finish(client, &steps, "failed")?;
-            return Err(e.into());
-        }
-    };
-    let s = step(
-        "flags off",
-        started,
-        true,
-        format!("{n} flag(s) of {target} off; serve pushed the change"),
-        None,
+    let restored = crate::backup::restore::restore(
+        url,
+        restore.store,
+        restore.tools,
+        &id,
+        &restore.options,
+        restore.freeze,
+        &mut crate::backup::Quiet,
     );
-    on_step(&s);
-    steps.push(s);
-
-    if let Some(hook) = &hooks.after_kill {
-        let started = Instant::now();
-        let (ok, output) = run_hook(hook, hooks.timeout);
-        let detail = if ok {
-            format!("`{hook}` ran")
-        } else {
-            format!("`{hook}`: {}", output.lines().next().unwrap_or(""))
-        };
-        let s = step("after_kill hook", started, ok, detail.clone(), Some(output));
-        on_step(&s);
-        steps.push(s);
-        if !ok {
-            finish(client, &steps, "failed")?;
-            return Err(RespondError::Step { step: "after_kill hook".into(), detail });
+    match restored {
+        Ok(r) => {
+            let kept = match &r.snapshot_database {
+                Some(db) => {
+                    format!("the state before it kept as database {db} (backup {})", r.snapshot_id)
+                }
+                None => format!("the state before it kept as backup {}", r.snapshot_id),
+            };
+            let detail = format!(
+                "backup {id} restored{}: {} table(s), {} row(s) match its manifest; {kept}",
+                if r.resumed { " (resumed)" } else { "" },
+                r.tables,
+                r.rows
+            );
+            run.done(step("restore", started, true, detail, None));
+        }
+        Err(e) => {
+            let detail = crate::backup::chain(&e);
+            return Err(run.failed(step("restore", started, false, detail, None)));
         }
     }
-    finish(client, &steps, "ok")?;
-    Ok(steps)
+    run.hook("resume_writes hook", hooks.resume_writes.as_deref(), hooks.timeout)?;
+    run.finish("ok")?;
+    Ok(run.steps)
 }

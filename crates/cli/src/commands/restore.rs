@@ -31,7 +31,7 @@ pub struct Args {
 /// Lets this process outlive SIGINT and SIGTERM, while the programs it
 /// starts keep the default and stop (a handler, unlike an ignored signal,
 /// is reset when a child executes its program).
-fn outlive_interrupts() {
+pub fn outlive_interrupts() {
     extern "C" fn noted(signal: nix::libc::c_int) {
         backstop_core::backup::tools::INTERRUPTED_BY
             .store(signal, std::sync::atomic::Ordering::SeqCst);

@@ -42,6 +42,13 @@ pub struct Args {
     /// Carry the method out (without it: say what it would do).
     #[arg(long, requires = "method")]
     yes: bool,
+    /// Method B: the backup to restore (default: the one the latest applied
+    /// migration recorded).
+    #[arg(long, value_name = "ID", requires = "method")]
+    backup: Option<String>,
+    /// Method B: finish a restore that was interrupted.
+    #[arg(long, requires = "method")]
+    resume: bool,
 }
 
 /// `rollback --method`: the runbook's methods after COMMIT.
@@ -53,70 +60,118 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
             "--method {which:?}: use A (flags off), B (restore) or C (full rollback)"
         ))
     })?;
-    if m != Method::A {
-        return Err(super::UsageError(format!(
-            "method {m} is not carried out by backstop yet; do it by hand: `backstop rollback --method A --yes`, then {}",
-            if m == Method::B { "`backstop restore <BACKUP> --yes` (backstop backup list)" } else { "`backstop rollback --to <VERSION>` and the runbook's incident steps" }
-        ))
+    if m == Method::C {
+        return Err(super::UsageError(
+            "method C is not carried out by backstop yet; do it by hand: `backstop rollback --method B --yes` \
+             or `backstop rollback --method A --yes` then `backstop rollback --to <VERSION>`, and the runbook's incident steps"
+                .into(),
+        )
         .into());
     }
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url, store) = super::backup::load(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop rollback")?;
-    let target = match args.flag {
-        Some(f) => Target::Flag(f),
-        None => {
-            Target::Release(super::watch::release_to_kill(&mut client, args.release.as_deref())?)
+    let flags = backstop_core::flags::list(&mut client)?;
+    // After A, nothing is on any more: B goes on to its restore.
+    let nothing_on = !flags.iter().any(|f| f.enabled());
+    let target = match (args.flag, args.release.as_deref()) {
+        (Some(f), _) => Some(Target::Flag(f)),
+        (None, None) if m == Method::B && nothing_on => None,
+        (None, release) => {
+            Some(Target::Release(super::watch::release_to_kill(&mut client, release)?))
         }
     };
-    let flags = backstop_core::flags::list(&mut client)?;
     let affected: Vec<&str> = flags
         .iter()
         .filter(|f| match &target {
-            Target::Release(r) => &f.release == r,
-            Target::Flag(k) => &f.key == k,
+            Some(Target::Release(r)) => &f.release == r,
+            Some(Target::Flag(k)) => &f.key == k,
+            None => false,
         })
         .map(|f| f.key.as_str())
         .collect();
+    let restore_id = match m {
+        Method::B => Some(respond::backup_to_restore(&mut client, args.backup.as_deref())?),
+        _ => None,
+    };
     if !args.yes {
-        let mut plan = format!(
-            "method A would turn off {} ({}: {})",
-            target,
-            affected.len(),
-            affected.join(", ")
-        );
-        if let Some(hook) = &config.hooks.after_kill {
-            plan.push_str(&format!(", then run [hooks] after_kill `{hook}`"));
+        let mut plan = match &target {
+            Some(t) => format!(
+                "method {m} would turn off {t} ({}: {})",
+                affected.len(),
+                affected.join(", ")
+            ),
+            None => format!("method {m}: no flag is on, nothing to turn off"),
+        };
+        for (name, hook) in [
+            ("after_kill", &config.hooks.after_kill),
+            ("stop_writes", if m == Method::B { &config.hooks.stop_writes } else { &None }),
+        ] {
+            if let Some(hook) = hook {
+                plan.push_str(&format!(", run [hooks] {name} `{hook}`"));
+            }
         }
-        print(&format!(
-            "{plan}.
-nothing changed; run again with --yes to carry it out\n"
-        ))?;
+        if let Some(id) = &restore_id {
+            plan.push_str(&format!(
+                ", restore backup {id} (the current state kept as a pre-restore snapshot)"
+            ));
+            if let Some(hook) = &config.hooks.resume_writes {
+                plan.push_str(&format!(", run [hooks] resume_writes `{hook}`"));
+            }
+        }
+        print(&format!("{plan}.\nnothing changed; run again with --yes to carry it out\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reason = args.reason.unwrap_or_else(|| "backstop rollback --method A".into());
-    let steps = respond::method_a(
-        &mut client,
-        &target,
-        &config.hooks,
-        &reason,
-        config.migrations.lock_wait,
-        |s| {
-            if args.output.format == Format::Text {
-                let mark = if s.ok { "✓" } else { "✗" };
-                eprintln!(
-                    "{mark} {} ({} ms): {}",
-                    s.name,
-                    s.took_ms,
-                    crate::render::terminal_safe(&s.detail)
-                );
-            }
-        },
-    )?;
-    match args.output.format {
-        Format::Json => {
-            print_json(&serde_json::json!({ "method": "A", "target": target, "steps": steps }))?
+    let reason = args.reason.unwrap_or_else(|| format!("backstop rollback --method {m}"));
+    let text = args.output.format == Format::Text;
+    let on_step = |s: &respond::Step| {
+        if text {
+            let mark = if s.ok { "✓" } else { "✗" };
+            let detail = crate::render::terminal_safe(&s.detail);
+            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
         }
-        Format::Text => print(&format!("✓ method A carried out: {target} off\n"))?,
+    };
+    let steps = match restore_id {
+        None => respond::method_a(
+            &mut client,
+            &url,
+            target.as_ref().expect("method A always has a target"),
+            &config.hooks,
+            &reason,
+            config.migrations.lock_wait,
+            on_step,
+        )?,
+        Some(id) => {
+            let tools = backstop_core::backup::tools::Tools::find()?;
+            let restore = respond::Restore {
+                store: &store,
+                tools: &tools,
+                backup: Some(id),
+                options: backstop_core::backup::restore::RestoreOptions {
+                    jobs: super::backup::jobs(&config),
+                    resume: args.resume,
+                    lock_wait: config.migrations.lock_wait,
+                },
+                freeze: &config.freeze,
+            };
+            // Ctrl-C stops pg_restore; Backstop lives on to leave the
+            // database as it was, or on record for --resume.
+            super::restore::outlive_interrupts();
+            respond::method_b(
+                &mut client,
+                &url,
+                target.as_ref(),
+                &config.hooks,
+                &restore,
+                &reason,
+                on_step,
+            )?
+        }
+    };
+    match args.output.format {
+        Format::Json => print_json(
+            &serde_json::json!({ "method": m.to_string(), "target": target, "steps": steps }),
+        )?,
+        Format::Text => print(&format!("✓ method {m} carried out\n"))?,
     }
     Ok(ExitCode::SUCCESS)
 }

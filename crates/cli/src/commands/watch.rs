@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use backstop_core::audit;
+use backstop_core::backup::store::Store;
 use backstop_core::config::Config;
 use backstop_core::decide::sample::{Reading, Sampler};
 use backstop_core::decide::{self, Decision, Method, Sample, Taken, Verdict};
@@ -118,7 +119,7 @@ fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
             Some(r) => format!("backstop rollback --method A --release {r} --yes"),
             None => "backstop rollback --method A --release <RELEASE> --yes".into(),
         },
-        (Method::B, _) => "backstop rollback --method A --yes, then backstop restore <BACKUP> --yes (backstop backup list)".into(),
+        (Method::B, _) => "backstop rollback --method B --yes".into(),
         (Method::C, _) => "backstop rollback --method A --yes, then backstop rollback --to <VERSION>, and the incident steps of the runbook".into(),
     }
 }
@@ -143,14 +144,14 @@ fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url, store) = super::backup::load(config, &args.conn)?;
     if config.triggers.is_empty() {
         return Err(UsageError("no [[triggers]] in backstop.toml: nothing to watch".into()).into());
     }
-    watch(&config, &url, &args)
+    watch(&config, &url, &store, &args)
 }
 
-fn watch(config: &Config, url: &str, args: &Args) -> anyhow::Result<ExitCode> {
+fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
     let mut client = backstop_core::pg::connect(url, "backstop watch")?;
     let mut sampler = Sampler::new(url, config.decide.prometheus_url.as_deref());
     let mut series: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
@@ -204,57 +205,84 @@ fn watch(config: &Config, url: &str, args: &Args) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
-            if args.auto.allows(method) && method == Method::A {
-                let target = match (&decision.flag, &release) {
-                    (Some(f), _) => Some(Target::Flag(f.clone())),
-                    (None, Some(r)) => Some(Target::Release(r.clone())),
-                    (None, None) => None,
-                };
-                match target {
-                    Some(target) => {
-                        let reason = format!("backstop watch: {}", decision.reason);
-                        let steps = respond::method_a(
-                            &mut client,
-                            &target,
-                            &config.hooks,
-                            &reason,
-                            config.migrations.lock_wait,
-                            |s| {
-                                if text {
-                                    let mark = if s.ok { "✓" } else { "✗" };
-                                    let _ = print(&format!(
-                                        "{mark} method A: {} ({} ms): {}\n",
-                                        s.name,
-                                        s.took_ms,
-                                        terminal_safe(&s.detail)
-                                    ));
-                                }
-                            },
-                        )?;
-                        let _ = steps;
-                        taken.push(Taken {
-                            t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
-                            method: Method::A,
-                        });
-                        if text {
-                            print(&format!(
-                                "method A carried out; watching whether the triggers clear within {}\n",
-                                humantime::format_duration(config.decide.escalate_after)
-                            ))?;
-                        }
-                    }
-                    None => {
-                        unanswered = true;
-                        if changed {
-                            print("method A is called for, and which release to turn off is not clear: pass --release\n")?;
-                        }
-                    }
+            let target = match (&decision.flag, &release) {
+                (Some(f), _) => Some(Target::Flag(f.clone())),
+                (None, Some(r)) => Some(Target::Release(r.clone())),
+                (None, None) => None,
+            };
+            let step_line = |s: &respond::Step| {
+                if text {
+                    let mark = if s.ok { "✓" } else { "✗" };
+                    let detail = terminal_safe(&s.detail);
+                    let _ = print(&format!(
+                        "{mark} method {method}: {} ({} ms): {detail}\n",
+                        s.name, s.took_ms
+                    ));
+                }
+            };
+            let reason = format!("backstop watch: {}", decision.reason);
+            let carried = match (method, &target) {
+                (Method::A, Some(target)) if args.auto.allows(method) => {
+                    respond::method_a(
+                        &mut client,
+                        url,
+                        target,
+                        &config.hooks,
+                        &reason,
+                        config.migrations.lock_wait,
+                        step_line,
+                    )?;
+                    true
+                }
+                (Method::B, _) if args.auto.allows(method) => {
+                    let tools = backstop_core::backup::tools::Tools::find()?;
+                    let restore = respond::Restore {
+                        store,
+                        tools: &tools,
+                        backup: None,
+                        options: backstop_core::backup::restore::RestoreOptions {
+                            jobs: super::backup::jobs(config),
+                            resume: false,
+                            lock_wait: config.migrations.lock_wait,
+                        },
+                        freeze: &config.freeze,
+                    };
+                    respond::method_b(
+                        &mut client,
+                        url,
+                        target.as_ref(),
+                        &config.hooks,
+                        &restore,
+                        &reason,
+                        step_line,
+                    )?;
+                    // The restore replaced the database this session was on.
+                    client = backstop_core::pg::connect(url, "backstop watch")?;
+                    true
+                }
+                _ => false,
+            };
+            if carried {
+                taken.push(Taken {
+                    t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+                    method,
+                });
+                if text {
+                    print(&format!(
+                        "method {method} carried out; watching whether the triggers clear within {}\n",
+                        humantime::format_duration(config.decide.escalate_after)
+                    ))?;
+                }
+            } else if method == Method::A && target.is_none() && args.auto.allows(method) {
+                unanswered = true;
+                if changed {
+                    print("method A is called for, and which release to turn off is not clear: pass --release\n")?;
                 }
             } else {
                 unanswered = true;
                 if changed {
                     let why = if args.auto.allows(method) {
-                        "backstop does not carry it out by itself yet"
+                        "backstop does not carry out method C by itself yet"
                     } else {
                         "above --auto"
                     };

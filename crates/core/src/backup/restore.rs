@@ -458,6 +458,9 @@ impl Run<'_> {
             }
         };
         let carried = copy_events(&mut lock, &mut restored).and_then(|n| {
+            // The flags are as they are now, not as they were then.
+            crate::flags::carry_over(&mut lock, &mut restored)
+                .map_err(BackupError::db("carrying backstop.flags over"))?;
             if !temporary {
                 // The snapshot was frozen when it was set aside.
                 freeze::unfreeze(&mut restored)?;

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 pub use eval::{Evaluation, Evaluator, Reason};
 pub use store::{
-    disable, enable, history, kill_release, list, sync, FlagChange, FlagEvent, SyncReport,
+    carry_over, disable, enable, history, kill_release, list, sync, FlagChange, FlagEvent,
+    SyncReport,
 };
 
 /// The channel `NOTIFY` uses; its payload is the new ETag.

@@ -46,6 +46,29 @@ fn ensure(client: &mut Client, lock_wait: Duration) -> Result<(), FlagsError> {
     lock.batch_execute(TABLE_SQL).map_err(db("creating backstop.flags"))
 }
 
+/// Makes `to`'s flags what `from`'s are: a restore puts back the data, and
+/// the flags stay as they are now (a kill before the restore stays a kill).
+/// Both sessions must have the backstop schema.
+pub fn carry_over(from: &mut Client, to: &mut Client) -> Result<u64, postgres::Error> {
+    let exists: bool =
+        from.query_one("select to_regclass('backstop.flags') is not null", &[])?.get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let rows: Value = from
+        .query_one("select coalesce(jsonb_agg(to_jsonb(f)), '[]') from backstop.flags f", &[])?
+        .get(0);
+    let mut tx = to.transaction()?;
+    tx.batch_execute(TABLE_SQL)?;
+    tx.execute("delete from backstop.flags", &[])?;
+    let n = tx.execute(
+        "insert into backstop.flags select * from jsonb_populate_recordset(null::backstop.flags, $1)",
+        &[&rows],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
 /// Every flag, by key; none when the table does not exist yet.
 pub fn list(client: &mut impl GenericClient) -> Result<Vec<Flag>, FlagsError> {
     let exists: bool = client
