@@ -40,6 +40,8 @@ enum Command {
     Decide(commands::decide::Args),
     /// Sample the [[triggers]], decide, and carry out method A with --auto A.
     Watch(commands::watch::Args),
+    /// Incident texts from the timeline: report, Slack, status page, users' e-mail.
+    Incident(commands::incident::Args),
     /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
     Serve(commands::serve::Args),
     /// Take over another migration tool's history (dry run unless --yes).
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Flags(args) => commands::flags::run(args, config),
         Command::Decide(args) => commands::decide::run(args, config),
         Command::Watch(args) => commands::watch::run(args, config),
+        Command::Incident(args) => commands::incident::run(args, config),
         Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),

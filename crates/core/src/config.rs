@@ -62,6 +62,8 @@ struct File {
     decide: crate::decide::DecideSection,
     #[serde(default)]
     hooks: crate::respond::HooksSection,
+    #[serde(default)]
+    notify: crate::incident::NotifySection,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -347,6 +349,8 @@ pub struct Config {
     pub decide: crate::decide::DecideSection,
     /// `[hooks]`: the commands rollback methods run at their steps.
     pub hooks: crate::respond::HooksSection,
+    /// `[notify]`: where incident texts go and the templates they use.
+    pub notify: crate::incident::NotifySection,
 }
 
 impl Config {
@@ -392,6 +396,7 @@ impl Config {
                 triggers: Vec::new(),
                 decide: Default::default(),
                 hooks: Default::default(),
+                notify: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -473,22 +478,38 @@ impl Config {
             triggers,
             decide: file.decide,
             hooks: file.hooks,
+            notify: crate::incident::NotifySection {
+                templates: file.notify.templates.map(|t| match path.parent() {
+                    Some(parent) if t.is_relative() => parent.join(t),
+                    _ => t,
+                }),
+                ..file.notify
+            },
         })
     }
 
     /// `[serve] token` with its `${VAR}`s filled in from the environment
     /// (read only by `backstop serve`, so other commands need no token).
     pub fn serve_token(&self) -> Result<Option<String>, ConfigError> {
-        let Some(raw) = &self.serve.token else { return Ok(None) };
+        self.secret("[serve] token", self.serve.token.as_deref())
+    }
+
+    /// `[notify] slack_webhook` with its `${VAR}`s filled in.
+    pub fn slack_webhook(&self) -> Result<Option<String>, ConfigError> {
+        self.secret("[notify] slack_webhook", self.notify.slack_webhook.as_deref())
+    }
+
+    /// A setting that holds a secret, its `${VAR}`s filled in from the
+    /// environment only by the command that needs it.
+    fn secret(&self, what: &str, raw: Option<&str>) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
         let path = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
         interpolate(raw, |var| std::env::var(var).ok()).map(Some).map_err(|e| {
             let message = match e {
-                Interpolation::Missing(var) => format!(
-                    "[serve] token names ${{{var}}}, which is not set in the environment; export {var}"
-                ),
-                Interpolation::Unterminated => {
-                    "[serve] token has an unterminated `${`; write `${NAME}`".to_string()
+                Interpolation::Missing(var) => {
+                    format!("{what} names ${{{var}}}, which is not set in the environment; export {var}")
                 }
+                Interpolation::Unterminated => format!("{what} has an unterminated `${{`; write `${{NAME}}`"),
             };
             ConfigError::Invalid { path, line: 1, column: 1, message }
         })

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decide;
 pub mod flags;
 pub mod freeze;
+pub mod incident;
 pub mod migrate;
 pub mod pg;
 pub mod rehearse;

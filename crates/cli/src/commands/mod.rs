@@ -8,6 +8,7 @@ pub mod decide;
 pub mod demo;
 pub mod explain;
 pub mod flags;
+pub mod incident;
 pub mod init;
 pub mod migrate;
 pub mod new;
@@ -108,6 +109,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::flags::FlagsError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::incident::IncidentError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::respond::RespondError>() {

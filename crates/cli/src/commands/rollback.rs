@@ -123,14 +123,20 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
     }
     let reason = args.reason.unwrap_or_else(|| format!("backstop rollback --method {m}"));
     let text = args.output.format == Format::Text;
+    let mut alerted = false;
     let on_step = |s: &respond::Step| {
         if text {
             let mark = if s.ok { "✓" } else { "✗" };
             let detail = crate::render::terminal_safe(&s.detail);
             eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
         }
+        // The alert goes out once the method is on record and its first step done.
+        if !alerted {
+            alerted = true;
+            super::incident::announce(&config, &url, true);
+        }
     };
-    let steps = match restore_id {
+    let carried = match restore_id {
         None => respond::method_a(
             &mut client,
             &url,
@@ -139,7 +145,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
             &reason,
             config.migrations.lock_wait,
             on_step,
-        )?,
+        ),
         Some(id) => {
             let tools = backstop_core::backup::tools::Tools::find()?;
             let restore = respond::Restore {
@@ -164,9 +170,12 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
                 &restore,
                 &reason,
                 on_step,
-            )?
+            )
         }
     };
+    // The resolution, or the failure, goes out either way.
+    super::incident::announce(&config, &url, false);
+    let steps = carried?;
     match args.output.format {
         Format::Json => print_json(
             &serde_json::json!({ "method": m.to_string(), "target": target, "steps": steps }),

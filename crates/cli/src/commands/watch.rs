@@ -210,7 +210,12 @@ fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Resu
                 (None, Some(r)) => Some(Target::Release(r.clone())),
                 (None, None) => None,
             };
+            let mut alerted = false;
             let step_line = |s: &respond::Step| {
+                if !alerted {
+                    alerted = true;
+                    super::incident::announce(config, url, true);
+                }
                 if text {
                     let mark = if s.ok { "✓" } else { "✗" };
                     let detail = terminal_safe(&s.detail);
@@ -263,6 +268,7 @@ fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Resu
                 _ => false,
             };
             if carried {
+                super::incident::announce(config, url, false);
                 taken.push(Taken {
                     t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                     method,
