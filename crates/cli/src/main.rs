@@ -42,6 +42,8 @@ enum Command {
     Watch(commands::watch::Args),
     /// Incident texts from the timeline: report, Slack, status page, users' e-mail.
     Incident(commands::incident::Args),
+    /// Compare two databases table by table, every column; the rows that differ named by key.
+    Compare(commands::compare::Args),
     /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
     Serve(commands::serve::Args),
     /// Take over another migration tool's history (dry run unless --yes).
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::decide::run(args, config),
         Command::Watch(args) => commands::watch::run(args, config),
         Command::Incident(args) => commands::incident::run(args, config),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),

@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod backup;
 pub mod check;
+pub mod compare;
 pub mod decide;
 pub mod demo;
 pub mod explain;

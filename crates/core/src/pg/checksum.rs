@@ -191,6 +191,25 @@ pub fn table_checksum(
 }
 
 /// Schemas whose tables are user data.
+/// The SQL expression hashing one row of `schema.name` (aliased `t`), the
+/// same way its checksum does: equal rows hash alike on any two servers
+/// that use the same method.
+pub fn row_hash_sql(
+    client: &mut impl GenericClient,
+    method: &str,
+    schema: &str,
+    name: &str,
+) -> Result<String, postgres::Error> {
+    if method == METHOD_TEXT_HASH {
+        return Ok("hashtextextended(t::text, 0)".to_string());
+    }
+    let rows =
+        client.query(&columns_query("n.nspname = $1 and c.relname = $2"), &[&schema, &name])?;
+    let columns =
+        group_columns(rows).remove(&(schema.to_string(), name.to_string())).unwrap_or_default();
+    Ok(row_hash(&columns))
+}
+
 const USER_SCHEMAS: &str =
     "n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
     and n.nspname not like 'pg_temp%'";

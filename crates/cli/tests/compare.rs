@@ -1,0 +1,164 @@
+//! `backstop compare` between two throwaway clusters: equal databases
+//! match; in a 1,000,000-row table one changed cell, one missing and one
+//! extra row are each found and named by key; each type compares exactly;
+//! a table that cannot be read makes the verdict an error, never a match.
+
+mod common;
+
+use std::sync::LazyLock;
+
+use backstop_core::pg::cluster::Cluster;
+use common::{unique_name, Project};
+use serde_json::{json, Value};
+
+static OTHER: LazyLock<Cluster> =
+    LazyLock::new(|| Cluster::start().expect("a second cluster starts"));
+
+/// The same database on both clusters, set up by `sql`; the project runs on the first.
+fn pair(label: &str, sql: &str) -> (Project, String, String) {
+    let p = Project::new(label);
+    let db = unique_name(label);
+    OTHER.create_database(&db, None).unwrap();
+    p.client().batch_execute(sql).unwrap();
+    OTHER.connect(&db).unwrap().batch_execute(sql).unwrap();
+    let (source, target) = (p.url.clone(), OTHER.url(&db));
+    (p, source, target)
+}
+
+fn compare(p: &Project, source: &str, target: &str, code: i32) -> Value {
+    let run = p.run(&["compare", "--source", source, "--target", target, "--format", "json"]);
+    run.expect_code(code);
+    run.json()
+}
+
+fn keys(table: &Value, kind: &str) -> Vec<i64> {
+    table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .map(|r| r["key"]["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_changed_cell_a_missing_and_an_extra_row_among_a_million_are_named_by_key() {
+    let (p, source, target) = pair(
+        "compare_million",
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(12,2), at timestamptz, doc jsonb);
+         INSERT INTO items SELECT i, 'item ' || i, i / 100.0, '2026-01-01'::timestamptz + i * interval '1 second',
+                                  jsonb_build_object('n', i, 'tags', jsonb_build_array('a', i % 7))
+           FROM generate_series(1, 1000000) i;
+         CREATE TABLE notes (body text);
+         INSERT INTO notes VALUES ('no key here');",
+    );
+    let same = compare(&p, &source, &target, 0);
+    assert_eq!(same["verdict"], "match", "{same}");
+
+    let db = target.rsplit('/').next().unwrap().to_string();
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "UPDATE items SET name = 'renamed' WHERE id = 777777;
+             DELETE FROM items WHERE id = 123456;
+             INSERT INTO items VALUES (2000001, 'new', 1, now(), '{}');
+             INSERT INTO notes VALUES ('another');",
+        )
+        .unwrap();
+    let c = compare(&p, &source, &target, 1);
+    assert_eq!(c["verdict"], "differ");
+    let items =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.items").unwrap();
+    assert_eq!(keys(items, "missing"), [123456]);
+    assert_eq!(keys(items, "extra"), [2000001]);
+    assert_eq!(keys(items, "different"), [777777]);
+    let changed =
+        items["rows"].as_array().unwrap().iter().find(|r| r["kind"] == "different").unwrap();
+    assert_eq!(changed["columns"], json!({ "name": ["item 777777", "renamed"] }));
+    let notes =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.notes").unwrap();
+    assert_eq!(notes["status"], "differ");
+    assert!(notes["note"].as_str().unwrap().contains("no primary key"), "{notes}");
+
+    let text = p.run(&["compare", "--source", &source, "--target", &target]);
+    text.expect_code(1)
+        .expect_output("DIFFER")
+        .expect_output("missing in the target: {\"id\":123456}")
+        .expect_output("different {\"id\":777777}: name \"item 777777\" → \"renamed\"");
+    assert!(
+        !text.all().contains(&OTHER.url("x").split('@').next().unwrap().to_string()),
+        "no password shown"
+    );
+}
+
+#[test]
+fn every_type_compares_exactly() {
+    let (p, source, target) = pair(
+        "compare_types",
+        "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz, n numeric, j jsonb, label text, note text);",
+    );
+    p.client()
+        .batch_execute(
+            "INSERT INTO t VALUES
+               (1, '2026-01-01 00:00:00.000001+00', 1, '{}', 'x', 'a'),
+               (2, '2026-01-01', 1.23456789012345678901, '{}', 'x', 'a'),
+               (3, '2026-01-01', 1, '{\"a\": 1, \"b\": 2}', 'x', 'a'),
+               (4, '2026-01-01', 1, '{\"a\": 1}', 'x', 'a'),
+               (5, '2026-01-01', 1, '{}', 'Straße', 'a'),
+               (6, '2026-01-01', 1, '{}', 'x', NULL),
+               (7, '2026-01-01 02:00:00+02', 1, '{}', 'x', 'a')",
+        )
+        .unwrap();
+    let db = target.rsplit('/').next().unwrap().to_string();
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "ALTER TABLE t ALTER COLUMN label TYPE text COLLATE \"POSIX\";
+             INSERT INTO t VALUES
+               (1, '2026-01-01 00:00:00.000002+00', 1, '{}', 'x', 'a'),
+               (2, '2026-01-01', 1.23456789012345678902, '{}', 'x', 'a'),
+               (3, '2026-01-01', 1, '{\"b\": 2, \"a\": 1}', 'x', 'a'),
+               (4, '2026-01-01', 1, '{\"a\": 2}', 'x', 'a'),
+               (5, '2026-01-01', 1, '{}', 'Straße', 'a'),
+               (6, '2026-01-01', 1, '{}', 'x', ''),
+               (7, '2026-01-01 00:00:00+00', 1, '{}', 'x', 'a')",
+        )
+        .unwrap();
+    let c = compare(&p, &source, &target, 1);
+    let t = &c["tables"][0];
+    // 1 µs, the last digit of a numeric, a jsonb value, NULL against ''.
+    // Equal: jsonb key order, text under another collation, one instant
+    // written in two time zones.
+    assert_eq!(keys(t, "different"), [1, 2, 4, 6], "{t}");
+    assert_eq!((t["missing"].as_u64(), t["extra"].as_u64()), (Some(0), Some(0)));
+}
+
+#[test]
+fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
+    let (p, source, target) = pair(
+        "compare_error",
+        "CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);
+         CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);",
+    );
+    let db = target.rsplit('/').next().unwrap().to_string();
+    let role = unique_name("reader");
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT SELECT ON open TO {role};"
+        ))
+        .unwrap();
+    let reader = target.replacen(&target[11..target.find('@').unwrap()], &format!("{role}:pw"), 1);
+    let c = compare(&p, &source, &reader, 1);
+    assert_eq!(c["verdict"], "error", "{c}");
+    let secret =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.secret").unwrap();
+    assert_eq!(secret["status"], "error");
+    assert!(secret["note"].as_str().unwrap().contains("permission denied"), "{secret}");
+    let open =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.open").unwrap();
+    assert_eq!(open["status"], "match");
+}
