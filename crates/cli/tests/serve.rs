@@ -293,3 +293,47 @@ fn two_thousand_evaluations_a_second_for_ten_seconds_without_an_error() {
     assert_eq!(latencies.len() as u64, rate * secs);
     assert!(failures.is_empty(), "{} failed, first: {:?}", failures.len(), failures.first());
 }
+
+#[test]
+fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_release_off() {
+    let modules = common::tools_dir().join("puppeteer/node_modules");
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if !modules.join("puppeteer-core").is_dir() || !chromium.is_file() {
+        eprintln!("skipped: chromium or puppeteer-core is not installed (.ci/tools/chromium.sh installs them)");
+        return;
+    }
+    let p = project("serve_page", "");
+    let s = Server::start(&p);
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openfeature/status_page.cjs");
+    let out = std::process::Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(script)
+        .args([s.base.as_str(), TOKEN, "v2"])
+        .arg(&shot)
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        seen["before"],
+        json!({ "client_cards": "on", "client_memory": "off", "theme": "on" }),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["after"],
+        json!({ "client_cards": "off", "client_memory": "off", "theme": "on" }),
+        "{seen}"
+    );
+    assert_eq!(
+        enabled(&p),
+        [
+            ("client_cards".to_string(), false),
+            ("client_memory".to_string(), false),
+            ("theme".to_string(), true)
+        ]
+    );
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false));
+    eprintln!("status page screenshot: {}", shot.display());
+}
