@@ -162,3 +162,67 @@ fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
         c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.open").unwrap();
     assert_eq!(open["status"], "match");
 }
+
+#[test]
+fn a_role_freeze_stops_its_writes_and_unfreeze_gives_back_exactly_its_grants() {
+    let role = "app\"user; drop";
+    let p = Project::new("role_freeze");
+    p.client()
+        .batch_execute(
+            "CREATE ROLE \"app\"\"user; drop\" LOGIN PASSWORD 'pw';
+             CREATE TABLE \"my table; drop\" (id int PRIMARY KEY);
+             CREATE TABLE t2 (a int, b int);
+             CREATE TABLE t3 (id int);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON \"my table; drop\" TO \"app\"\"user; drop\";
+             GRANT SELECT ON t2 TO \"app\"\"user; drop\";
+             GRANT INSERT (a), UPDATE (b) ON t2 TO \"app\"\"user; drop\";
+             GRANT INSERT ON t3 TO \"app\"\"user; drop\" WITH GRANT OPTION;",
+        )
+        .unwrap();
+    let acls = |p: &Project| -> Vec<(String, Option<String>)> {
+        p.client()
+            .query(
+                "select c.relname::text || coalesce('.' || a.attname, ''), coalesce(a.attacl, c.relacl)::text
+                   from pg_class c left join pg_attribute a on a.attrelid = c.oid and a.attacl is not null
+                  where c.relname in ('my table; drop', 't2', 't3') order by 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let before = acls(&p);
+    let as_role =
+        p.url.replacen(&p.url[11..p.url.find('@').unwrap()], "app%22user%3B%20drop:pw", 1);
+    let write = |url: &str| {
+        let mut c = backstop_core::pg::connect(url, "test").unwrap();
+        c.batch_execute("INSERT INTO \"my table; drop\" VALUES ((random() * 1e9)::int)")
+    };
+    write(&as_role).expect("the role writes before the freeze");
+
+    p.run(&["freeze", "--role", role, "--reason", "cutover to V2"])
+        .expect_code(0)
+        .expect_output("revoked 6 write grant(s) on public")
+        .expect_output("backstop unfreeze --role 'app\"user; drop'");
+    let refused = write(&as_role).unwrap_err();
+    assert!(
+        refused.to_string().contains("permission denied")
+            || format!("{refused:?}").contains("permission denied")
+    );
+    let mut reader = backstop_core::pg::connect(&as_role, "test").unwrap();
+    reader.query_one("select count(*) from \"my table; drop\"", &[]).expect("reads go on");
+    p.run(&["freeze", "--role", role, "--reason", "again"])
+        .expect_code(0)
+        .expect_output("already frozen");
+
+    p.run(&["unfreeze", "--role", role])
+        .expect_code(0)
+        .expect_output("granted back the 6 write grant(s)");
+    assert_eq!(acls(&p), before, "exactly the grants there were, no more");
+    write(&as_role).expect("the role writes again");
+    p.run(&["unfreeze", "--role", role]).expect_code(0).expect_output("is not frozen");
+    p.run(&["freeze", "--role", "nobody_here", "--reason", "x"])
+        .expect_code(2)
+        .expect_output("there is no role nobody_here");
+}

@@ -35,12 +35,17 @@ pub enum FreezeError {
         #[source]
         source: postgres::Error,
     },
+    #[error("there is no role {role}; `\\du` in psql lists them")]
+    NoRole { role: String },
 }
 
 impl FreezeError {
     /// Exit code: a database failure is an environment error.
     pub fn exit_code(&self) -> u8 {
-        3
+        match self {
+            FreezeError::NoRole { .. } => 2,
+            FreezeError::Db { .. } => 3,
+        }
     }
 }
 
@@ -357,4 +362,244 @@ impl crate::migrate::Gate for FreezeGate {
             Err(e) => Err(refusal(format!("could not read the write freeze: {e}"), 3)),
         }
     }
+}
+
+/// The freeze of one role (the second scope of the one freeze): the role's
+/// write privileges on the tables of some schemas revoked, with exactly
+/// which grants existed (table and column grants, grant options, grantors)
+/// recorded in `backstop.role_freeze`, so that lifting it grants exactly
+/// those back and nothing more.
+const ROLE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS backstop.role_freeze (
+    role    text PRIMARY KEY,
+    since   timestamptz NOT NULL DEFAULT now(),
+    actor   text NOT NULL,
+    reason  text NOT NULL,
+    grants  jsonb NOT NULL
+)";
+
+/// One write grant the role held.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub schema: String,
+    pub table: String,
+    /// `None` for a table grant.
+    pub column: Option<String>,
+    pub privilege: String,
+    pub grantor: String,
+    pub grantable: bool,
+}
+
+impl Grant {
+    fn on(&self) -> String {
+        crate::pg::quote_qualified(Some(&self.schema), &self.table)
+    }
+
+    fn what(&self) -> String {
+        match &self.column {
+            Some(c) => format!("{} ({})", self.privilege, quote_ident(c)),
+            None => self.privilege.clone(),
+        }
+    }
+}
+
+/// What a role freeze did or found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoleFreeze {
+    pub role: String,
+    pub grants: Vec<Grant>,
+    /// Set earlier and still in force (freezing twice changes nothing).
+    pub already: bool,
+    /// Ways the role can still write that a revoke of its own grants does
+    /// not close (PUBLIC, roles it belongs to, ownership).
+    pub still_writes_through: Vec<String>,
+}
+
+/// The role's own write grants on the tables of `schemas`.
+fn write_grants(
+    client: &mut impl GenericClient,
+    role: &str,
+    schemas: &[String],
+) -> Result<Vec<Grant>, postgres::Error> {
+    let rows = client.query(
+        "select n.nspname::text, c.relname::text, null::text, a.privilege_type, g.rolname::text, a.is_grantable
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           cross join lateral aclexplode(c.relacl) a
+           join pg_roles r on r.oid = a.grantee join pg_roles g on g.oid = a.grantor
+          where c.relkind in ('r', 'p') and n.nspname = any($2) and r.rolname = $1
+            and a.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+         union all
+         select n.nspname::text, c.relname::text, att.attname::text, a.privilege_type, g.rolname::text, a.is_grantable
+           from pg_attribute att join pg_class c on c.oid = att.attrelid
+           join pg_namespace n on n.oid = c.relnamespace
+           cross join lateral aclexplode(att.attacl) a
+           join pg_roles r on r.oid = a.grantee join pg_roles g on g.oid = a.grantor
+          where c.relkind in ('r', 'p') and n.nspname = any($2) and r.rolname = $1
+            and a.privilege_type in ('INSERT', 'UPDATE') and not att.attisdropped
+          order by 1, 2, 3 nulls first, 4",
+        &[&role, &schemas],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Grant {
+            schema: r.get(0),
+            table: r.get(1),
+            column: r.get(2),
+            privilege: r.get(3),
+            grantor: r.get(4),
+            grantable: r.get(5),
+        })
+        .collect())
+}
+
+/// Ways `role` writes that are not its own grants.
+fn other_ways(
+    client: &mut impl GenericClient,
+    role: &str,
+    schemas: &[String],
+) -> Result<Vec<String>, postgres::Error> {
+    let rows = client.query(
+        "select distinct 'owns ' || n.nspname || '.' || c.relname
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace join pg_roles r on r.oid = c.relowner
+          where c.relkind in ('r', 'p') and n.nspname = any($2) and r.rolname = $1
+         union
+         select distinct 'PUBLIC may ' || a.privilege_type || ' on ' || n.nspname || '.' || c.relname
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace cross join lateral aclexplode(c.relacl) a
+          where c.relkind in ('r', 'p') and n.nspname = any($2) and a.grantee = 0
+            and a.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+         union
+         select distinct 'member of ' || g.rolname
+           from pg_auth_members m join pg_roles g on g.oid = m.roleid join pg_roles r on r.oid = m.member
+          where r.rolname = $1
+         order by 1",
+        &[&role, &schemas],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Revokes `role`'s own write grants on the tables of `schemas`, after
+/// recording them; idempotent. Other sessions keep their transactions.
+pub fn freeze_role(
+    client: &mut Client,
+    role: &str,
+    schemas: &[String],
+    reason: &str,
+) -> Result<RoleFreeze, FreezeError> {
+    let mut tx = client.transaction().map_err(db("starting the role freeze"))?;
+    tx.batch_execute(ROLE_TABLE_SQL).map_err(db("creating backstop.role_freeze"))?;
+    let exists: bool = tx
+        .query_one("select exists (select from pg_roles where rolname = $1)", &[&role])
+        .map_err(db("looking the role up"))?
+        .get(0);
+    if !exists {
+        return Err(FreezeError::NoRole { role: role.to_string() });
+    }
+    let still =
+        other_ways(&mut tx, role, schemas).map_err(db("reading the role's other privileges"))?;
+    if let Some(row) = tx
+        .query_opt("select grants from backstop.role_freeze where role = $1", &[&role])
+        .map_err(db("reading backstop.role_freeze"))?
+    {
+        let grants: Vec<Grant> = serde_json::from_value(row.get(0)).unwrap_or_default();
+        return Ok(RoleFreeze {
+            role: role.into(),
+            grants,
+            already: true,
+            still_writes_through: still,
+        });
+    }
+    let grants = write_grants(&mut tx, role, schemas).map_err(db("reading the role's grants"))?;
+    let who = quote_ident(role);
+    for g in &grants {
+        let sql = format!(
+            "REVOKE {} ON {} FROM {who} GRANTED BY {} CASCADE",
+            g.what(),
+            g.on(),
+            quote_ident(&g.grantor)
+        );
+        tx.batch_execute(&sql).map_err(db("revoking the role's write grants"))?;
+    }
+    tx.execute(
+        "insert into backstop.role_freeze (role, actor, reason, grants) values ($1, $2, $3, $4)",
+        &[
+            &role,
+            &audit::actor(),
+            &reason,
+            &serde_json::to_value(&grants).expect("grants serialize"),
+        ],
+    )
+    .map_err(db("recording the role freeze"))?;
+    let event = audit::Event {
+        kind: "freeze",
+        outcome: "ok",
+        versions: Vec::new(),
+        details: json!({ "role": role, "schemas": schemas, "reason": reason, "revoked": grants }),
+    };
+    audit::record(&mut tx, &event).map_err(db("writing the freeze event"))?;
+    tx.commit().map_err(db("committing the role freeze"))?;
+    Ok(RoleFreeze { role: role.into(), grants, already: false, still_writes_through: still })
+}
+
+/// Grants `role` exactly what its freeze revoked, and nothing more.
+/// `None` when the role is not frozen.
+pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant>>, FreezeError> {
+    let mut tx = client.transaction().map_err(db("starting the role unfreeze"))?;
+    let exists: bool = tx
+        .query_one("select to_regclass('backstop.role_freeze') is not null", &[])
+        .map_err(db("looking for backstop.role_freeze"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let Some(row) = tx
+        .query_opt("select grants from backstop.role_freeze where role = $1 for update", &[&role])
+        .map_err(db("reading backstop.role_freeze"))?
+    else {
+        return Ok(None);
+    };
+    let grants: Vec<Grant> = serde_json::from_value(row.get(0)).unwrap_or_default();
+    let who = quote_ident(role);
+    for g in &grants {
+        let sql = format!(
+            "GRANT {} ON {} TO {who}{} GRANTED BY {}",
+            g.what(),
+            g.on(),
+            if g.grantable { " WITH GRANT OPTION" } else { "" },
+            quote_ident(&g.grantor)
+        );
+        tx.batch_execute(&sql).map_err(db("granting the role's write grants back"))?;
+    }
+    tx.execute("delete from backstop.role_freeze where role = $1", &[&role])
+        .map_err(db("removing the role freeze record"))?;
+    let event = audit::Event {
+        kind: "unfreeze",
+        outcome: "ok",
+        versions: Vec::new(),
+        details: json!({ "role": role, "granted": grants }),
+    };
+    audit::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
+    tx.commit().map_err(db("committing the role unfreeze"))?;
+    Ok(Some(grants))
+}
+
+/// A role whose writes are frozen.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FrozenRole {
+    pub role: String,
+    pub since: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// The roles frozen now, with when and why.
+pub fn frozen_roles(client: &mut impl GenericClient) -> Result<Vec<FrozenRole>, postgres::Error> {
+    let exists: bool =
+        client.query_one("select to_regclass('backstop.role_freeze') is not null", &[])?.get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query("select role, since, actor, reason from backstop.role_freeze order by role", &[])?
+        .iter()
+        .map(|r| FrozenRole { role: r.get(0), since: r.get(1), actor: r.get(2), reason: r.get(3) })
+        .collect())
 }

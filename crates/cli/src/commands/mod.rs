@@ -9,6 +9,7 @@ pub mod decide;
 pub mod demo;
 pub mod explain;
 pub mod flags;
+pub mod freeze;
 pub mod incident;
 pub mod init;
 pub mod migrate;

@@ -33,6 +33,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect()?;
     let status = migrate::status(&mut client, &ctx.migrations)?;
     let frozen = backstop_core::freeze::current(&mut client)?;
+    let frozen_roles = backstop_core::freeze::frozen_roles(&mut client)?;
     let interrupted = if backstop_core::migrate::history::schema_exists(&mut client)? {
         backstop_core::audit::interrupted(&mut client)?
     } else {
@@ -61,6 +62,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let attention = !status.drifted.is_empty()
         || blocked
         || frozen.is_some()
+        || !frozen_roles.is_empty()
         || unfinished.is_some()
         || !status.half_applied.is_empty()
         || interrupted_no_tx;
@@ -72,6 +74,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             problems: &problems,
             ignored: &ctx.ignored,
             frozen,
+            frozen_roles: &frozen_roles,
             unfinished_restore: unfinished,
         })?,
         Format::Text => {
@@ -154,6 +157,16 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     if f.read_only_set { "" } else { " but not enforced (no right to ALTER DATABASE)" }
                 );
             }
+            for r in &frozen_roles {
+                let _ = writeln!(
+                    text,
+                    "frozen: role {} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
+                    terminal_safe(&r.role),
+                    r.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    r.actor,
+                    terminal_safe(&r.reason)
+                );
+            }
             if let Some(j) = &unfinished {
                 let _ = writeln!(text, "{}", restore_line(j));
             }
@@ -183,6 +196,7 @@ struct Shown<'a> {
     problems: &'a [ShownProblem<'a>],
     ignored: &'a [Ignored],
     frozen: Option<backstop_core::freeze::FreezeState>,
+    frozen_roles: &'a [backstop_core::freeze::FrozenRole],
     unfinished_restore: Option<backstop_core::backup::restore::Journal>,
 }
 

@@ -14,6 +14,9 @@ use crate::{Connection, Format, Output};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Give a frozen role its write grants back (instead of the database's freeze).
+    #[arg(long, value_name = "ROLE")]
+    role: Option<String>,
     #[command(flatten)]
     conn: Connection,
     #[command(flatten)]
@@ -23,6 +26,23 @@ pub struct Args {
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, store) = super::backup::load(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop")?;
+    if let Some(role) = &args.role {
+        let mut lock = super::freeze::locked(&mut client, &config)?;
+        let granted = freeze::unfreeze_role(&mut lock, role)?;
+        drop(lock);
+        let role = crate::render::terminal_safe(role);
+        match args.output.format {
+            Format::Json => print_json(&serde_json::json!({ "role": role, "granted": granted }))?,
+            Format::Text => print(&match &granted {
+                Some(g) => format!(
+                    "unfroze {role}: granted back the {} write grant(s) its freeze revoked\n",
+                    g.len()
+                ),
+                None => format!("{role} is not frozen; nothing changed\n"),
+            })?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     // A running restore holds the migration lock; wait for it like migrate does.
     let mut lock = MigrationLock::acquire(&mut client, config.migrations.lock_wait, |holder| {
         if let Some(h) = holder {
