@@ -226,3 +226,28 @@ fn a_role_freeze_stops_its_writes_and_unfreeze_gives_back_exactly_its_grants() {
         .expect_code(2)
         .expect_output("there is no role nobody_here");
 }
+
+#[test]
+fn orphans_of_the_targets_foreign_keys_are_counted_not_valid_ones_too() {
+    let (p, source, target) = pair(
+        "compare_fk",
+        "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1), (2);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int); INSERT INTO child VALUES (1, 1), (2, NULL), (3, 42);",
+    );
+    let db = target.rsplit('/').next().unwrap().to_string();
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute("ALTER TABLE child ADD CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent NOT VALID;")
+        .unwrap();
+    let c = compare(&p, &source, &target, 1);
+    assert_eq!(c["verdict"], "differ", "{c}");
+    assert!(c["tables"].as_array().unwrap().iter().all(|t| t["status"] == "match"), "{c}");
+    assert_eq!(
+        c["foreign_keys"],
+        json!([{ "table": "public.child", "constraint": "child_parent", "not_valid": true, "orphans": 1 }])
+    );
+    p.run(&["compare", "--source", &source, "--target", &target])
+        .expect_code(1)
+        .expect_output("foreign key child_parent (NOT VALID): 1 orphaned row(s) in the target");
+}

@@ -98,5 +98,18 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
             let _ = writeln!(out, "      … and {} more", all - listed);
         }
     }
+    if let Some(e) = &c.foreign_key_error {
+        let _ = writeln!(out, "  ! foreign keys not checked: {}", terminal_safe(e));
+    }
+    for fk in &c.foreign_keys {
+        let _ = writeln!(
+            out,
+            "  ✗ {}: foreign key {}{}: {} orphaned row(s) in the target",
+            terminal_safe(&fk.table),
+            terminal_safe(&fk.constraint),
+            if fk.not_valid { " (NOT VALID)" } else { "" },
+            fk.orphans
+        );
+    }
     out
 }
