@@ -9,7 +9,7 @@ use pg_query::protobuf::{self, AlterTableType, ObjectType, ScanToken, Token};
 use pg_query::NodeEnum;
 
 use crate::model::{Finding, Impact, Probability, Severity, Subject, TypeSpec};
-use crate::parse::{facts_of, Facts, Position, RelationName, SyntaxError};
+use crate::parse::{facts_of, Facts, Lines, Position, RelationName, SyntaxError};
 use crate::rules::{Code, Phase};
 use crate::suppress::{self, Ignore};
 
@@ -110,6 +110,9 @@ pub struct Stmt<'a> {
     pub facts: Facts,
     /// Indexes of the statement's tokens in the file's token list.
     toks: Range<usize>,
+    /// Byte offset in the file of the text the statement was parsed from:
+    /// locations in its tree count from there.
+    base: usize,
 }
 
 impl Stmt<'_> {
@@ -327,7 +330,7 @@ impl<'a> Cx<'a> {
         if offset < 0 {
             return self.head(stmt, 2);
         }
-        let offset = offset as usize;
+        let offset = stmt.base + offset as usize;
         self.tokens(stmt)
             .find(|t| (t.end as usize) > offset)
             .map(|t| t.start as usize..t.end as usize)
@@ -417,8 +420,8 @@ impl<'a> Cx<'a> {
 
     /// The end of a possibly qualified name starting at `location`.
     fn qualified_name_end(&self, stmt: &Stmt<'_>, location: i32) -> usize {
-        let mut toks =
-            self.tokens(stmt).skip_while(|t| (t.end as usize) <= location.max(0) as usize);
+        let from = stmt.base + location.max(0) as usize;
+        let mut toks = self.tokens(stmt).skip_while(|t| (t.end as usize) <= from);
         let Some(first) = toks.next() else { return stmt.end };
         let mut end = first.end as usize;
         let mut expect_dot = true;
@@ -562,66 +565,46 @@ fn is_comment(t: &ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
 }
 
-/// Byte offsets of line starts, for turning spans into line and column.
-struct Lines<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { text, starts }
-    }
-
-    fn position(&self, offset: usize) -> Position {
-        let mut offset = offset.min(self.text.len());
-        while !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
-        Position { line, column: self.text[start..offset].chars().count() + 1 }
-    }
-}
-
-/// A file parsed: the tree, its tokens and its statements' places.
+/// A file parsed: each statement's tree (see [`crate::parse::each_statement`])
+/// and the file's tokens.
 struct Parsed {
-    tree: pg_query::ParseResult,
+    stmts: Vec<protobuf::RawStmt>,
     tokens: Vec<ScanToken>,
 }
 
 impl Parsed {
     /// Stands in for a file the parser rejected: no statements, no tokens.
     fn empty() -> Parsed {
-        let tree = pg_query::parse("", 0).expect("the empty text parses");
-        Parsed { tree, tokens: Vec::new() }
+        Parsed { stmts: Vec::new(), tokens: Vec::new() }
     }
 }
 
 fn parse(input: &Input<'_>) -> Result<Parsed, InputError> {
-    let located = |text: &str| {
-        let error = match crate::parse::split(text) {
-            Err(error) => error,
-            // The whole-file parse failed but statement splitting did not:
-            // report the parser's own message at the start.
-            Ok(_) => SyntaxError {
-                message: "the file could not be parsed".into(),
-                offset: 0,
-                position: Position { line: 1, column: 1 },
-            },
-        };
-        InputError { path: input.path.to_string(), error }
-    };
-    let tree = pg_query::parse(input.text, 0).map_err(|_| located(input.text))?;
-    let tokens = pg_query::scan(input.text).map_err(|_| located(input.text))?.tokens;
-    Ok(Parsed { tree, tokens })
+    let located = |error| InputError { path: input.path.to_string(), error };
+    let mut stmts = Vec::new();
+    let mut ends = Vec::new();
+    crate::parse::each_statement(input.text, |start, slice, node| {
+        ends.push(start + slice.len());
+        stmts.push(protobuf::RawStmt {
+            stmt: node.map(|n| Box::new(protobuf::Node { node: Some(n) })),
+            stmt_location: i32::try_from(start).unwrap_or(i32::MAX),
+            stmt_len: i32::try_from(slice.len()).unwrap_or(i32::MAX),
+        })
+    })
+    .map_err(located)?;
+    let tokens = crate::parse::scan_in_pieces(input.text, &ends).map_err(|_| {
+        located(SyntaxError {
+            message: "the file could not be scanned".into(),
+            offset: 0,
+            position: Position { line: 1, column: 1 },
+        })
+    })?;
+    Ok(Parsed { stmts, tokens })
 }
 
 fn statements<'p>(parsed: &'p Parsed, text: &str) -> Vec<Stmt<'p>> {
     let mut out = Vec::new();
-    for raw in &parsed.tree.protobuf.stmts {
+    for raw in &parsed.stmts {
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else { continue };
         let from = usize::try_from(raw.stmt_location).unwrap_or(0);
         let to = match usize::try_from(raw.stmt_len) {
@@ -644,6 +627,7 @@ fn statements<'p>(parsed: &'p Parsed, text: &str) -> Vec<Stmt<'p>> {
             end: last.end as usize,
             facts: facts_of(node),
             toks: lo..hi,
+            base: from,
         });
     }
     out

@@ -15,8 +15,8 @@ pub use analyze::{check, Input, InputError, Options, Report};
 pub use batch::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
-    checksum, redact_secrets, referenced_relations, split, Facts, Position, RelationName,
-    Statement, SyntaxError,
+    checksum, checksum_split, redact_secrets, referenced_relations, split, Facts, Position,
+    RelationName, Statement, SyntaxError,
 };
 pub use rules::{Code, Family};
 

@@ -84,8 +84,6 @@ pub struct Facts {
     pub deletes_from: Option<RelationName>,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
     pub adds_enum_value: Option<String>,
-    /// Every string literal in the statement, for spotting uses of a new enum value.
-    pub string_literals: Vec<String>,
 }
 
 /// One statement of a migration file.
@@ -102,37 +100,156 @@ pub struct Statement {
 
 /// Splits `text` into statements with the real parser; comments and blank
 /// statements are dropped. A syntax error names its line and column.
+///
+/// Only one statement's parse tree is held at a time (see [`each_statement`]),
+/// so a data migration of many megabytes costs memory in proportion to its
+/// text, not to its tree.
 pub fn split(text: &str) -> Result<Vec<Statement>, SyntaxError> {
-    let parsed = match pg_query::parse(text, 0) {
-        Ok(parsed) => parsed,
-        Err(err) => return Err(locate_error(text, err)),
-    };
-    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
-    for raw in &parsed.protobuf.stmts {
-        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
-        let end = match usize::try_from(raw.stmt_len) {
-            Ok(0) | Err(_) => text.len(),
-            Ok(len) => start + len,
-        };
-        let Some(slice) = text.get(start..end) else {
-            continue;
-        };
+    let lines = Lines::new(text);
+    let mut statements = Vec::new();
+    each_statement(text, |start, slice, node| {
         let (sql, lead) = trim_leading_comments(slice);
         if sql.is_empty() {
-            continue;
+            return;
         }
         let offset = start + lead;
-        let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
-        let mut facts = node.map(facts_of).unwrap_or_default();
-        facts.string_literals = string_literals(sql);
+        let facts = node.as_ref().map(facts_of).unwrap_or_default();
         statements.push(Statement {
             sql: sql.to_string(),
             offset,
-            position: Position::of(text, offset),
+            position: lines.position(offset),
             facts,
         });
+    })?;
+    Ok(statements)
+}
+
+/// Calls `f` with each statement of `text` in order: its byte offset, its
+/// text (as PostgreSQL's parser delimits it, leading comments included) and
+/// its tree. The parser first finds where each statement ends without
+/// building trees for the caller, then each statement is parsed alone and
+/// its tree dropped after `f` returns (so locations in the tree count
+/// from the start of the statement's text, not of `text`). An `INSERT ... VALUES` keeps only its
+/// first row in the tree: no rule reads the values, and a data migration's
+/// rows would otherwise cost hundreds of bytes of tree per value.
+pub(crate) fn each_statement<'t>(
+    text: &'t str,
+    mut f: impl FnMut(usize, &'t str, Option<NodeEnum>),
+) -> Result<(), SyntaxError> {
+    for slice in split_in_windows(text).map_err(|e| locate_error(text, e))? {
+        // The slices borrow from `text`, so the pointer difference is the offset.
+        let start = slice.as_ptr() as usize - text.as_ptr() as usize;
+        let tree = pg_query::parse(slice, 0).map_err(|e| {
+            let error = locate_error(slice, e);
+            let offset = start + error.offset;
+            SyntaxError { offset, position: Position::of(text, offset), ..error }
+        })?;
+        let mut stmts = tree.protobuf.stmts;
+        let mut node = stmts.pop().and_then(|raw| raw.stmt).and_then(|n| n.node);
+        if let Some(node) = node.as_mut() {
+            slim(node);
+        }
+        f(start, slice, node);
+    }
+    Ok(())
+}
+
+/// The statements of `text`, as [`pg_query::split_with_parser`] delimits
+/// them, found a window at a time: the parser's memory for a whole text is
+/// about six times its size. A window ends after a line that ends in `;`;
+/// if the parser rejects the window (the cut fell inside a string, a
+/// comment or a function body), the window doubles, up to the whole rest of
+/// the text, whose verdict is final.
+fn split_in_windows(text: &str) -> Result<Vec<&str>, pg_query::Error> {
+    const WINDOW: usize = 1 << 20;
+    let mut statements = Vec::new();
+    let mut from = 0;
+    let mut window = WINDOW;
+    while from < text.len() {
+        let rest = &text[from..];
+        let cut = if rest.len() <= window {
+            rest.len()
+        } else {
+            let mut end = window;
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let ends_statement = |i: &usize| rest[..*i].trim_end_matches('\r').ends_with(';');
+            match rest[..end].rmatch_indices('\n').map(|(i, _)| i).find(ends_statement) {
+                Some(i) => i + 1,
+                None => {
+                    window *= 2;
+                    continue;
+                }
+            }
+        };
+        match pg_query::split_with_parser(&rest[..cut]) {
+            Ok(found) => {
+                statements.extend(found);
+                from += cut;
+                window = WINDOW;
+            }
+            Err(e) if cut == rest.len() => return Err(e),
+            Err(_) => window *= 2,
+        }
     }
     Ok(statements)
+}
+
+/// The tokens of `text`, the same as one scan of the whole text would give,
+/// but scanned piece by piece between the given statement ends: a scan of a
+/// whole large file costs about fifteen times its size at once.
+pub(crate) fn scan_in_pieces(
+    text: &str,
+    ends: &[usize],
+) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
+    let mut tokens = Vec::new();
+    let mut from = 0;
+    for &end in ends.iter().chain(std::iter::once(&text.len())) {
+        let Some(piece) = text.get(from..end).filter(|p| !p.is_empty()) else { continue };
+        let base = i32::try_from(from).unwrap_or(i32::MAX);
+        tokens.extend(pg_query::scan(piece)?.tokens.into_iter().map(|mut t| {
+            t.start += base;
+            t.end += base;
+            t
+        }));
+        from = end;
+    }
+    Ok(tokens)
+}
+
+/// Drops the rows after the first of an `INSERT ... VALUES`.
+fn slim(node: &mut NodeEnum) {
+    let NodeEnum::InsertStmt(insert) = node else { return };
+    let Some(NodeEnum::SelectStmt(select)) =
+        insert.select_stmt.as_mut().and_then(|s| s.node.as_mut())
+    else {
+        return;
+    };
+    select.values_lists.truncate(1);
+    select.values_lists.shrink_to_fit();
+}
+
+/// Byte offsets of line starts, for turning many offsets of one text into
+/// line and column without rescanning it each time.
+pub(crate) struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Lines { text, starts }
+    }
+
+    pub(crate) fn position(&self, offset: usize) -> Position {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        Position { line, column: self.text[start..offset].chars().count() + 1 }
+    }
 }
 
 /// Strips blanks and comments before a statement and blanks after it, so that
@@ -149,6 +266,14 @@ fn trim_leading_comments(slice: &str) -> (&str, usize) {
 
 fn is_comment(token: i32) -> bool {
     token == Token::SqlComment as i32 || token == Token::CComment as i32
+}
+
+impl Statement {
+    /// Every string literal in the statement, for spotting uses of a new
+    /// enum value. Read on demand: a data migration holds millions.
+    pub fn string_literals(&self) -> Vec<String> {
+        string_literals(&self.sql)
+    }
 }
 
 fn string_literals(sql: &str) -> Vec<String> {
@@ -319,7 +444,7 @@ fn error_offset(text: &str) -> Option<usize> {
     let tokens: Vec<_> = tokens.into_iter().filter(|t| !is_comment(t.token)).collect();
     let fails_inside = |k: usize| -> bool {
         let end = tokens[k - 1].end as usize;
-        match pg_query::parse(&text[..end], 0) {
+        match pg_query::split_with_parser(&text[..end]) {
             Ok(_) => false,
             Err(e) => !e.to_string().contains("at end of input"),
         }
@@ -409,9 +534,17 @@ fn mask_conninfo(literal: &str) -> String {
 /// keywords and unquoted identifiers (PostgreSQL folds those), but keeps
 /// every literal byte for byte: a changed default value is drift.
 pub fn checksum(text: &str) -> Result<String, SyntaxError> {
-    let scan = pg_query::scan(text).map_err(|e| locate_error(text, e))?;
+    checksum_split(text, &[])
+}
+
+/// [`checksum`], with the text scanned in pieces cut at the ends of its
+/// `statements` (as [`split`] gives them; the checksum is the same), so that
+/// a large file is never scanned whole.
+pub fn checksum_split(text: &str, statements: &[Statement]) -> Result<String, SyntaxError> {
+    let ends: Vec<usize> = statements.iter().map(|s| s.offset + s.sql.len()).collect();
+    let tokens = scan_in_pieces(text, &ends).map_err(|e| locate_error(text, e))?;
     let mut hasher = blake3::Hasher::new();
-    for token in scan.tokens.iter().filter(|t| !is_comment(t.token)) {
+    for token in tokens.iter().filter(|t| !is_comment(t.token)) {
         let Some(raw) = text.get(token.start as usize..token.end as usize) else {
             continue;
         };
@@ -461,6 +594,12 @@ mod tests {
     #[test]
     fn comment_and_whitespace_edits_keep_the_checksum() {
         let a = checksum("CREATE TABLE t (id int);").unwrap();
+        let many = "CREATE TABLE t (id int); -- one\nINSERT INTO t VALUES (1), (2);\n/* tail */";
+        assert_eq!(
+            checksum_split(many, &split(many).unwrap()).unwrap(),
+            checksum(many).unwrap(),
+            "scanning in pieces gives the checksum of one scan"
+        );
         let b = checksum("-- why\ncreate   table T (\n  id INT -- key\n);").unwrap();
         assert_eq!(a, b);
     }
@@ -527,7 +666,7 @@ mod tests {
             split("ALTER TYPE mood ADD VALUE 'meh'; UPDATE t SET m = 'meh' WHERE m = 'it''s';")
                 .unwrap();
         assert_eq!(stmts[0].facts.adds_enum_value.as_deref(), Some("meh"));
-        assert_eq!(stmts[1].facts.string_literals, vec!["meh", "it's"]);
+        assert_eq!(stmts[1].string_literals(), vec!["meh", "it's"]);
     }
 
     #[test]
@@ -554,5 +693,40 @@ mod tests {
     #[test]
     fn position_counts_characters_not_bytes() {
         assert_eq!(Position::of("é\nxé y", 6), Position { line: 2, column: 3 });
+    }
+
+    /// A text of several windows whose cuts fall inside a dollar-quoted
+    /// body, a BEGIN ATOMIC body, a comment and CRLF lines is split exactly
+    /// as one whole-text split does.
+    #[test]
+    fn split_in_windows_agrees_with_one_split_of_the_whole_text() {
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < 5 << 20 {
+            i += 1;
+            text.push_str(&match i % 5 {
+                0 => format!(
+                    "CREATE FUNCTION f{i}() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n{}  RETURN 1;\nEND;\n$$;\n",
+                    "  PERFORM 1;\n".repeat(3000)
+                ),
+                1 => format!(
+                    "CREATE FUNCTION g{i}() RETURNS int LANGUAGE sql BEGIN ATOMIC\n{} SELECT 1;\nEND;\n",
+                    " SELECT 1;\n".repeat(2000)
+                ),
+                2 => format!("/* a comment;\n{}*/ SELECT {i};\r\n", "x;\n".repeat(4000)),
+                3 => format!("INSERT INTO t VALUES ('{}');\n", "a;\n".repeat(5000)),
+                _ => format!("-- note;\nSELECT {i};\n"),
+            });
+        }
+        let whole = pg_query::split_with_parser(&text).unwrap();
+        let windows = split_in_windows(&text).unwrap();
+        assert_eq!(windows.len(), whole.len());
+        for (a, b) in windows.iter().zip(&whole) {
+            assert_eq!(a.as_ptr(), b.as_ptr(), "each statement starts at the same place");
+            assert_eq!(a, b);
+        }
+        let broken = format!("{text}SELECT (;\n");
+        let error = split(&broken).unwrap_err();
+        assert_eq!(error.position.line, broken.lines().count(), "{error}");
     }
 }

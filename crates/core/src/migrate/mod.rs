@@ -448,7 +448,7 @@ pub fn plan_up<'m>(pending: &[&'m Migration], each: bool) -> Vec<Group<'m>> {
 fn adds_value_used_later(m: &Migration, later: &[&Migration]) -> bool {
     m.up.statements.iter().filter_map(|s| s.facts.adds_enum_value.as_deref()).any(|value| {
         later.iter().any(|l| {
-            l.up.statements.iter().any(|s| s.facts.string_literals.iter().any(|lit| lit == value))
+            l.up.statements.iter().any(|s| s.string_literals().iter().any(|lit| lit == value))
         })
     })
 }

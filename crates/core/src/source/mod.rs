@@ -351,7 +351,7 @@ fn read_migration(entry: Found, layout: Layout) -> Migration {
                 .into(),
         });
     }
-    let checksum = backstop_lint::checksum(&up.text)
+    let checksum = backstop_lint::checksum_split(&up.text, &up.statements)
         .unwrap_or_else(|_| format!("raw:{}", blake3::hash(up.text.as_bytes()).to_hex()));
     Migration {
         version: entry.version,
