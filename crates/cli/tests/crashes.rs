@@ -284,3 +284,77 @@ fn ctrl_c_during_a_restore_is_reported_as_interrupted_and_leaves_the_database_as
     db.batch_execute("INSERT INTO items VALUES (-1, 'writes open again')").unwrap();
     p.run(&["status"]).expect_code(0);
 }
+
+#[test]
+fn sigkill_in_the_middle_of_method_b_and_resume_finish_it_with_nothing_lost() {
+    use std::os::unix::process::CommandExt as _;
+    let p = Project::new("method_b_sigkill");
+    p.config(&format!(
+        "{}\n[backup]\nmax_age = \"1ms\"\n\n[[flags]]\nkey = \"client_cards\"\nrelease = \"v2\"\n",
+        common::DEFAULT_CONFIG
+    ));
+    p.migration(
+        "1_items",
+        "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL);\n\
+         INSERT INTO items SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 400000) i;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("2_v2", "CREATE TABLE clients (id int PRIMARY KEY, name text);", None);
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_cards", "--reason", "launch"]).expect_code(0);
+    p.client().batch_execute("INSERT INTO clients VALUES (1, 'written after v2')").unwrap();
+
+    // The whole process group dies, pg_restore with it, as in an OOM kill
+    // of the container.
+    let child = p
+        .std_cmd(&["rollback", "--method", "B", "--yes"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(60), "the restore to start writing", || {
+        restoring_databases(&common::CLUSTER).iter().any(|d| d.starts_with(&p.db))
+    });
+    kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGKILL).unwrap();
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(run.code, None, "{run:#?}");
+    assert!(run.stderr.contains("✓ flags off"), "A was done before the restore: {run:#?}");
+
+    p.run(&["status"]).expect_code(1).expect_output("restore unfinished");
+    p.run(&["rollback", "--method", "B", "--yes", "--resume"])
+        .expect_code(0)
+        .expect_output("no flag was on")
+        .expect_output("(resumed)")
+        .expect_output("✓ method B carried out");
+    p.run(&["status"]).expect_code(0);
+
+    let mut db = p.client();
+    assert_eq!(db.count("items"), 400000);
+    assert!(!db.exists("clients"), "the database is as it was before v2");
+    assert!(
+        restoring_databases(&common::CLUSTER).iter().all(|d| !d.starts_with(&p.db)),
+        "nothing of the killed restore is left"
+    );
+    let flags = p.run(&["flags", "list", "--format", "json"]).expect_code(0).json();
+    assert_eq!(flags[0]["enabled"], false, "the kill outlived the crash and the restore");
+    let methods: Vec<String> = db
+        .query("select outcome from backstop.events where kind = 'method' order by id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(methods, ["started", "started", "ok"], "the killed run shows as interrupted");
+    // The late write is in the pre-restore snapshot.
+    let snapshot: String = db
+        .query_one(
+            "select details->>'snapshot_database' from backstop.events where kind = 'restore' and outcome = 'ok' order by id desc limit 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut kept = common::CLUSTER.connect(&snapshot).unwrap();
+    assert_eq!(kept.count("clients"), 1);
+}

@@ -190,7 +190,10 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
 
     p.run(&["rollback", "--method", "C", "--yes"])
         .expect_code(2)
-        .expect_output("method C is not carried out by backstop yet");
+        .expect_output("method C has nothing to revert");
+    p.run(&["rollback", "--method", "A", "--steps", "1"])
+        .expect_code(2)
+        .expect_output("--to and --steps choose the migrations method C reverts");
     p.run(&["rollback", "--method", "Z"])
         .expect_code(2)
         .expect_output("use A (flags off), B (restore) or C");
@@ -365,4 +368,118 @@ fn method_b_turns_flags_off_stops_writes_and_restores_the_migrations_backup_keep
     let still: Option<String> =
         bare.client().query_one("select to_regclass('public.t')::text", &[]).unwrap().get(0);
     assert_eq!(still.as_deref(), Some("t"), "nothing changed");
+}
+
+/// A project with protected `users` (50 rows) and a release v2 that made
+/// `client_notes` without row-level security (the runbook's leak), with 7
+/// notes of 3 users written since, and v2's flag on. `down` is v2's down.
+fn released_v2(label: &str, down: &str) -> Project {
+    let p = Project::new(label);
+    p.config(&format!(
+        "{}protected_tables = [\"users\"]\n\n[backup]\nrequired = false\n\n[hooks]\nafter_kill = \"echo redeployed >> hook.out\"\n\n[[flags]]\nkey = \"client_notes\"\nrelease = \"v2\"\n",
+        common::DEFAULT_CONFIG
+    ));
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY); INSERT INTO users SELECT generate_series(1, 50);",
+        Some("DROP TABLE users;"),
+    );
+    p.migration(
+        "2_v2",
+        "CREATE TABLE client_notes (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users, body text);\n\
+         CREATE INDEX ON client_notes (user_id);",
+        Some(down),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.client()
+        .batch_execute(
+            "INSERT INTO client_notes SELECT i, 1 + i % 3, 'note, \"quoted\"\nsecond line ' || i FROM generate_series(1, 7) i",
+        )
+        .unwrap();
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_notes", "--reason", "launch"]).expect_code(0);
+    p
+}
+
+#[test]
+fn method_c_exports_what_the_release_exposed_then_turns_it_off_and_reverts_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = released_v2("method_c", "DROP TABLE client_notes;");
+    p.run(&["rollback", "--method", "C"])
+        .expect_code(0)
+        .expect_output("revert 2 with their down files")
+        .expect_output("nothing changed");
+    assert_eq!(on(&p), [true]);
+
+    let run = p
+        .run(&["rollback", "--method", "C", "--yes", "--reason", "RLS leak"])
+        .expect_code(0)
+        .expect_output("✓ assess exposure")
+        .expect_output("client_notes (7 row(s), 3 distinct user_id, RLS OFF)")
+        .expect_output("✓ export forensics")
+        .expect_output("✓ flags off")
+        .expect_output("✓ after_kill hook")
+        .expect_output("✓ down migrations")
+        .expect_output("✓ protected tables")
+        .expect_output("✓ verify")
+        .expect_output("✓ method C carried out: 2 reverted")
+        .all();
+    assert_eq!(on(&p), [false]);
+    let mut db = p.client();
+    let notes: Option<String> =
+        db.query_one("select to_regclass('public.client_notes')::text", &[]).unwrap().get(0);
+    assert_eq!(notes, None, "v2 is reverted");
+    let users: i64 = db.query_one("select count(*) from users", &[]).unwrap().get(0);
+    assert_eq!(users, 50);
+    let outcomes: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes, ["started", "ok"]);
+
+    // The forensics: private, complete, checksummed, with the incident texts.
+    let root = p.path().join("forensics");
+    let folders: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(folders.len(), 1, "{run}");
+    let folder = &folders[0];
+    assert_eq!(std::fs::metadata(folder).unwrap().permissions().mode() & 0o777, 0o700);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
+            .unwrap();
+    let table = &manifest["tables"][0];
+    assert_eq!(table["table"], "client_notes");
+    assert_eq!(table["rows"], 7);
+    assert_eq!(table["owners"], 3);
+    assert_eq!(table["rls_enabled"], false);
+    let csv = std::fs::read(folder.join(table["file"].as_str().unwrap())).unwrap();
+    assert_eq!(table["blake3"].as_str().unwrap(), blake3::hash(&csv).to_hex().as_str());
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("id,user_id,body\n"), "{csv}");
+    assert!(csv.contains("\"note, \"\"quoted\"\"\nsecond line 7\""), "{csv}");
+    let report = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    assert!(report.contains("method C"), "{report}");
+    assert!(folder.join("user_email.txt").is_file());
+
+    // Nothing left to revert: C refuses before any step.
+    p.run(&["rollback", "--method", "C", "--yes", "--to", "1"])
+        .expect_code(2)
+        .expect_output("nothing to revert");
+}
+
+#[test]
+fn method_c_stops_when_a_down_would_damage_a_protected_table() {
+    let p = released_v2(
+        "method_c_damage",
+        "DROP TABLE client_notes;\nDELETE FROM users WHERE id > 40;",
+    );
+    p.run(&["rollback", "--method", "C", "--yes"])
+        .expect_code(1)
+        .expect_output("✓ export forensics")
+        .expect_output("✓ flags off")
+        .expect_output("✗ down migrations")
+        .expect_output("protected table users had 10 row(s) deleted");
+    let outcomes: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes, ["started", "failed"]);
+    let mut db = p.client();
+    let users: i64 = db.query_one("select count(*) from users", &[]).unwrap().get(0);
+    assert_eq!(users, 50, "the down was rolled back");
+    let notes: i64 = db.query_one("select count(*) from client_notes", &[]).unwrap().get(0);
+    assert_eq!(notes, 7, "v2 stays, its flags off");
 }

@@ -27,8 +27,10 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Carry out a rollback method of the runbook instead: A turns the
-    /// release's flags off and runs [hooks] after_kill.
-    #[arg(long, value_name = "A|B|C", conflicts_with_all = ["to", "steps", "dry_run"])]
+    /// release's flags off and runs [hooks] after_kill; B adds a restore of
+    /// the migration's backup; C exports what the release exposed, then A
+    /// and the down migrations (--to/--steps choose them; default the last).
+    #[arg(long, value_name = "A|B|C", conflicts_with = "dry_run")]
     method: Option<String>,
     /// Method A: the release whose flags go off (default: the one release with flags on).
     #[arg(long, value_name = "RELEASE", requires = "method", conflicts_with = "flag")]
@@ -61,11 +63,12 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
         ))
     })?;
     if m == Method::C {
-        return Err(super::UsageError(
-            "method C is not carried out by backstop yet; do it by hand: `backstop rollback --method B --yes` \
-             or `backstop rollback --method A --yes` then `backstop rollback --to <VERSION>`, and the runbook's incident steps"
-                .into(),
-        )
+        return full(args, config);
+    }
+    if args.to.is_some() || args.steps.is_some() {
+        return Err(super::UsageError(format!(
+            "--to and --steps choose the migrations method C reverts; method {m} reverts none"
+        ))
         .into());
     }
     let (config, url, store) = super::backup::load(config, &args.conn)?;
@@ -181,6 +184,136 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
             &serde_json::json!({ "method": m.to_string(), "target": target, "steps": steps }),
         )?,
         Format::Text => print(&format!("✓ method {m} carried out\n"))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rollback --method C`: the full rollback, with its forensics.
+fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use backstop_core::respond::{self, Target};
+    let ctx = Context::load(config, &args.conn)?;
+    let revert = match (&args.to, args.steps) {
+        (Some(v), _) => RollbackTarget::To(v.clone()),
+        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
+    };
+    let mut client = ctx.connect()?;
+    let any_on = backstop_core::flags::list(&mut client)?.iter().any(|f| f.enabled());
+    let target = match (args.flag, args.release.as_deref()) {
+        (Some(f), _) => Some(Target::Flag(f)),
+        (None, None) if !any_on => None,
+        (None, release) => {
+            Some(Target::Release(super::watch::release_to_kill(&mut client, release)?))
+        }
+    };
+    let root = ctx
+        .config
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
+        .join("forensics");
+    if !args.yes {
+        let plan = migrate::rollback(
+            &mut client,
+            &ctx.migrations,
+            &ctx.settings,
+            &revert,
+            true,
+            &mut Quiet,
+        )?;
+        let versions: Vec<String> = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
+        let flags = match &target {
+            Some(t) => format!("turn off {t}"),
+            None => "turn off no flag (none is on)".into(),
+        };
+        print(&format!(
+            "method C would count and export the tables that {} created to {}/<time>/, {flags}, \
+             revert {} with their down files, check the protected tables and verify.\n\
+             nothing changed; run again with --yes to carry it out\n",
+            if versions.is_empty() { "no migration".into() } else { versions.join(", ") },
+            root.display(),
+            if versions.is_empty() { "nothing".into() } else { versions.join(", ") },
+        ))?;
+        return Ok(if versions.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS });
+    }
+    let mut after = AfterRun::prepare(&ctx, &mut client, Phase::Rollback, false)?;
+    let mut verify = |client: &mut postgres::Client, report: &migrate::Report| {
+        let Some(after) = after.take() else {
+            return Ok("no verify check runs after a rollback (see [verify])".to_string());
+        };
+        match after.finish(client, report) {
+            Some(suite) if suite.ok() => {
+                Ok(format!("{} check(s) passed, {} warned", suite.passed, suite.warned))
+            }
+            Some(suite) => Err(format!(
+                "{} critical check(s) failed: {}",
+                suite.failed,
+                suite.text().lines().filter(|l| l.contains('✗')).collect::<Vec<_>>().join("; ")
+            )),
+            None => Ok("nothing was reverted, nothing to verify".to_string()),
+        }
+    };
+    let reason = args.reason.unwrap_or_else(|| "backstop rollback --method C".into());
+    let text = args.output.format == Format::Text;
+    let mut alerted = false;
+    let config = &ctx.config;
+    let url = &ctx.url;
+    let on_step = |s: &respond::Step| {
+        if text {
+            let mark = if s.ok { "✓" } else { "✗" };
+            let detail = crate::render::terminal_safe(&s.detail);
+            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
+        }
+        if !alerted {
+            alerted = true;
+            super::incident::announce(config, url, true);
+        }
+    };
+    let full = respond::Full {
+        migrations: &ctx.migrations,
+        settings: &ctx.settings,
+        revert: &revert,
+        forensics_root: &root,
+        owner_columns: &config.check.owner_columns,
+        protected_tables: &config.migrations.protected_tables,
+    };
+    let carried = respond::method_c(
+        &mut client,
+        url,
+        target.as_ref(),
+        &config.hooks,
+        &full,
+        &reason,
+        config.migrations.lock_wait,
+        &mut verify,
+        on_step,
+    );
+    super::incident::announce(config, url, false);
+    let outcome = carried?;
+    // The incident texts go beside the exports, from the timeline just written.
+    let incident = super::incident::gather(config, url, None)?;
+    let mut written = Vec::new();
+    for name in ["report.md", "user_email.txt"] {
+        let body =
+            backstop_core::incident::render(name, &incident, config.notify.templates.as_deref())?;
+        std::fs::write(outcome.forensics.join(name), body)?;
+        written.push(name);
+    }
+    match args.output.format {
+        Format::Json => print_json(&serde_json::json!({
+            "method": "C",
+            "target": target,
+            "reverted": outcome.reverted,
+            "exposure": outcome.exposure,
+            "forensics": outcome.forensics,
+            "steps": outcome.steps,
+        }))?,
+        Format::Text => print(&format!(
+            "✓ method C carried out: {} reverted; exports, manifest.json, {} in {}\n",
+            outcome.reverted.join(", "),
+            written.join(" and "),
+            outcome.forensics.display()
+        ))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! Carrying out a rollback method after COMMIT. Method A, the kill switch:
+//! Carrying out a rollback method after COMMIT (method C, the full
+//! rollback, is in [`full`]). Method A, the kill switch:
 //! the release's flags off (or the one flag a trigger names), then the
 //! `[hooks] after_kill` command (a redeploy, a cache purge). Each step is
 //! timed and recorded in `backstop.events`, a started event first, so an
@@ -12,6 +13,9 @@ use serde_json::json;
 
 use crate::audit;
 use crate::flags::{self, FlagsError};
+
+mod full;
+pub use full::{method_c, Full, FullOutcome, TableExposure};
 
 /// `[hooks]`: shell commands the methods run at their steps.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -83,6 +87,12 @@ pub enum RespondError {
     Db(#[from] postgres::Error),
     #[error("method B needs a backup to restore, and no applied migration recorded one; pass --backup ID (`backstop backup list` shows them)")]
     NoBackup,
+    #[error(transparent)]
+    Rollback(#[from] crate::migrate::ApplyError),
+    #[error(
+        "method C has nothing to revert: no applied migration is chosen (see `backstop status`)"
+    )]
+    NothingToRevert,
 }
 
 impl RespondError {
@@ -91,7 +101,8 @@ impl RespondError {
             RespondError::Flags(e) => e.exit_code(),
             RespondError::Step { .. } => 1,
             RespondError::Db(_) => 3,
-            RespondError::NoBackup => 2,
+            RespondError::NoBackup | RespondError::NothingToRevert => 2,
+            RespondError::Rollback(_) => 1,
         }
     }
 }
@@ -137,6 +148,7 @@ impl Run<'_> {
         let mut client = crate::pg::connect(self.url, "backstop rollback").map_err(|e| {
             RespondError::Step { step: "recording the outcome".into(), detail: e.to_string() }
         })?;
+        crate::freeze::exempt(&mut client)?;
         audit::record(
             &mut client,
             &audit::Event { kind: "method", outcome, versions: vec![], details },
@@ -209,6 +221,9 @@ fn begin<'a>(
     base: serde_json::Value,
     on_step: &'a mut dyn FnMut(&Step),
 ) -> Result<Run<'a>, RespondError> {
+    // A method acts on a frozen database too (a restore that died left
+    // one): its session is Backstop's, exempt like the others.
+    crate::freeze::exempt(client)?;
     // Without the audit log there are no flags either: the kill says so.
     let logged: bool =
         client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);

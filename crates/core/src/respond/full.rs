@@ -1,0 +1,379 @@
+//! Method C, the full rollback of a release. Before anything is undone,
+//! what the release exposed is counted (rows in the tables its migrations
+//! created, per owner where an owner column exists, and their row-level
+//! security) and those tables are exported to CSV, checksummed, for the
+//! forensics the runbook asks for. Then the flags go off, the release's
+//! migrations are reverted with their down files, the protected tables are
+//! checked against their row counts before the downs, and the verify suite
+//! runs.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{begin, step, HooksSection, RespondError, Step, Target};
+use crate::migrate::{self, RollbackTarget, Settings};
+use crate::pg::quote_ident;
+use crate::source::Migration;
+
+/// A table the release created, as it stands before method C.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableExposure {
+    /// `schema.name`, as PostgreSQL names it.
+    pub table: String,
+    /// The migration that created it.
+    pub created_by: String,
+    pub rows: i64,
+    /// The first of `[check] owner_columns` the table has.
+    pub owner_column: Option<String>,
+    /// Distinct owners among its rows.
+    pub owners: Option<i64>,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: i64,
+    /// The CSV export, relative to the forensics folder, and its BLAKE3.
+    pub file: String,
+    pub blake3: String,
+}
+
+/// What method C works on.
+pub struct Full<'a> {
+    /// The folder's migrations (their downs are run).
+    pub migrations: &'a [Migration],
+    pub settings: &'a Settings,
+    /// Which migrations make up the release.
+    pub revert: &'a RollbackTarget,
+    /// Where the forensics folder `<UTC time>/` is made.
+    pub forensics_root: &'a Path,
+    /// `[check] owner_columns`.
+    pub owner_columns: &'a [String],
+    /// `[migrations] protected_tables`.
+    pub protected_tables: &'a [String],
+}
+
+/// What method C did besides its steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct FullOutcome {
+    pub steps: Vec<Step>,
+    /// The migrations reverted, newest first.
+    pub reverted: Vec<String>,
+    pub exposure: Vec<TableExposure>,
+    /// The forensics folder (exports, `manifest.json`).
+    pub forensics: PathBuf,
+}
+
+/// Method C. `verify` runs the verify suite after the downs (given their
+/// report): a summary, or why it failed. Records a started event and the outcome like A and B.
+#[allow(clippy::too_many_arguments)]
+pub fn method_c(
+    client: &mut postgres::Client,
+    url: &str,
+    target: Option<&Target>,
+    hooks: &HooksSection,
+    full: &Full<'_>,
+    reason: &str,
+    lock_wait: Duration,
+    verify: &mut dyn FnMut(&mut postgres::Client, &migrate::Report) -> Result<String, String>,
+    mut on_step: impl FnMut(&Step),
+) -> Result<FullOutcome, RespondError> {
+    // What the downs would revert, decided before any step is taken.
+    let plan = migrate::rollback(
+        client,
+        full.migrations,
+        full.settings,
+        full.revert,
+        true,
+        &mut migrate::Quiet,
+    )?;
+    let reverted: Vec<String> = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
+    if reverted.is_empty() {
+        return Err(RespondError::NothingToRevert);
+    }
+    let base = json!({ "method": "C", "target": target, "reason": reason, "revert": reverted });
+    let mut run = begin(client, url, base, &mut on_step)?;
+
+    let started = Instant::now();
+    let created = created_tables(client, full.migrations, &reverted)?;
+    let folder = full.forensics_root.join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let mut exposure = Vec::new();
+    for (table, version) in &created {
+        match assess(client, table, version, full.owner_columns) {
+            Ok(e) => exposure.push(e),
+            Err(e) => {
+                let detail = format!("counting {table}: {e}");
+                return Err(run.failed(step("assess exposure", started, false, detail, None)));
+            }
+        }
+    }
+    let detail = exposure_summary(&exposure);
+    run.done(step("assess exposure", started, true, detail, None));
+
+    let started = Instant::now();
+    match export(client, &folder, &mut exposure, &reverted, reason) {
+        Ok(bytes) => {
+            let detail = format!(
+                "{} table(s), {bytes} byte(s) of CSV in {} (BLAKE3 in manifest.json)",
+                exposure.len(),
+                folder.display()
+            );
+            run.done(step("export forensics", started, true, detail, None));
+        }
+        Err(e) => {
+            let detail = format!("{}: {e}", folder.display());
+            return Err(run.failed(step("export forensics", started, false, detail, None)));
+        }
+    }
+
+    if let Some(target) = target {
+        run.kill(client, target, reason, lock_wait)?;
+        run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
+    }
+
+    let before = protected_rows(client, full.protected_tables)?;
+    let started = Instant::now();
+    let report = migrate::rollback(
+        client,
+        full.migrations,
+        full.settings,
+        full.revert,
+        false,
+        &mut migrate::Quiet,
+    );
+    let report = match report {
+        Ok(r) if !r.failed() => {
+            let done: Vec<&str> = r.done.iter().map(|d| d.version.as_str()).collect();
+            let detail = format!("reverted {}", done.join(", "));
+            run.done(step("down migrations", started, true, detail, None));
+            r
+        }
+        Ok(r) => {
+            let f = r.failure.as_ref().expect("a failed report names its failure");
+            let detail = format!(
+                "the down of {} failed and was rolled back: {}; {} reverted before it",
+                f.version,
+                f.message,
+                r.done.len()
+            );
+            return Err(run.failed(step("down migrations", started, false, detail, None)));
+        }
+        Err(e) => {
+            let detail = crate::backup::chain(&e);
+            return Err(run.failed(step("down migrations", started, false, detail, None)));
+        }
+    };
+
+    let started = Instant::now();
+    let after = protected_rows(client, full.protected_tables)?;
+    let damaged: Vec<String> = before
+        .iter()
+        .filter_map(|(table, rows)| {
+            let rows = (*rows)?;
+            match after.iter().find(|(t, _)| t == table).and_then(|(_, now)| *now) {
+                Some(now) if now >= rows => None,
+                Some(now) => Some(format!("{table} has {now} row(s), {rows} before")),
+                None => Some(format!("{table} is gone ({rows} row(s) before)")),
+            }
+        })
+        .collect();
+    if damaged.is_empty() {
+        let detail = format!("{} protected table(s) kept every row", after.len());
+        run.done(step("protected tables", started, true, detail, None));
+    } else {
+        let detail = format!(
+            "the downs damaged {}; restore the migration's backup: backstop rollback --method B --yes",
+            damaged.join("; ")
+        );
+        return Err(run.failed(step("protected tables", started, false, detail, None)));
+    }
+
+    let started = Instant::now();
+    match verify(client, &report) {
+        Ok(detail) => run.done(step("verify", started, true, detail, None)),
+        Err(detail) => return Err(run.failed(step("verify", started, false, detail, None))),
+    }
+    run.finish("ok")?;
+    Ok(FullOutcome { steps: run.steps, reverted, exposure, forensics: folder })
+}
+
+/// The tables the reverted migrations' up files create that exist now,
+/// with the version that created each, oldest migration first.
+fn created_tables(
+    client: &mut postgres::Client,
+    migrations: &[Migration],
+    reverted: &[String],
+) -> Result<Vec<(String, String)>, RespondError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for m in migrations.iter().filter(|m| reverted.contains(&m.version)) {
+        for s in &m.up.statements {
+            let Some(rel) = &s.facts.creates_table else { continue };
+            let written = crate::pg::quote_qualified(rel.schema.as_deref(), &rel.name);
+            let found: Option<String> = client
+                .query_one(
+                    "select c.oid::regclass::text from pg_class c
+                      where c.oid = to_regclass($1) and c.relkind in ('r', 'p')",
+                    &[&written],
+                )
+                .ok()
+                .and_then(|r| r.get(0));
+            if let Some(name) = found.filter(|n| !out.iter().any(|(t, _)| t == n)) {
+                out.push((name, m.version.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn assess(
+    client: &mut postgres::Client,
+    table: &str,
+    version: &str,
+    owner_columns: &[String],
+) -> Result<TableExposure, postgres::Error> {
+    let meta = client.query_one(
+        "select c.relrowsecurity, c.relforcerowsecurity,
+                (select count(*) from pg_policy p where p.polrelid = c.oid),
+                (select a.attname::text from unnest($2::text[]) with ordinality o(name, n)
+                   join pg_attribute a on a.attrelid = c.oid and a.attname = o.name
+                    and a.attnum > 0 and not a.attisdropped
+                  order by o.n limit 1)
+           from pg_class c where c.oid = $1::text::regclass",
+        &[&table, &owner_columns],
+    )?;
+    let owner_column: Option<String> = meta.get(3);
+    // Row security off: a policy must not hide rows from the count; a
+    // role it would apply to gets an error instead of a short count.
+    let counts = match &owner_column {
+        Some(col) => format!("select count(*), count(distinct {}) from {table}", quote_ident(col)),
+        None => format!("select count(*), null::bigint from {table}"),
+    };
+    let mut tx = client.transaction()?;
+    tx.batch_execute("set local row_security = off")?;
+    let row = tx.query_one(&counts, &[])?;
+    tx.commit()?;
+    Ok(TableExposure {
+        table: table.to_string(),
+        created_by: version.to_string(),
+        rows: row.get(0),
+        owner_column,
+        owners: row.get(1),
+        rls_enabled: meta.get(0),
+        rls_forced: meta.get(1),
+        policies: meta.get(2),
+        file: String::new(),
+        blake3: String::new(),
+    })
+}
+
+fn exposure_summary(exposure: &[TableExposure]) -> String {
+    if exposure.is_empty() {
+        return "the release created no table that still exists".into();
+    }
+    let tables: Vec<String> = exposure
+        .iter()
+        .map(|e| {
+            let owners = match (&e.owner_column, e.owners) {
+                (Some(col), Some(n)) => format!(", {n} distinct {col}"),
+                _ => String::new(),
+            };
+            let rls = match (e.rls_enabled, e.policies) {
+                (false, _) => ", RLS OFF",
+                (true, 0) => ", RLS on without a policy",
+                (true, _) => "",
+            };
+            format!("{} ({} row(s){owners}{rls})", e.table, e.rows)
+        })
+        .collect();
+    format!("{} new table(s): {}", exposure.len(), tables.join(", "))
+}
+
+/// Writes each table to `<folder>/<table>.csv` (folder 0700, files 0600:
+/// they hold users' rows) and `manifest.json`; returns the bytes written.
+fn export(
+    client: &mut postgres::Client,
+    folder: &Path,
+    exposure: &mut [TableExposure],
+    reverted: &[String],
+    reason: &str,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder)?;
+    let mut total = 0u64;
+    let mut tx = client.transaction()?;
+    // One snapshot for every table, read whole whatever the policies say.
+    tx.batch_execute(
+        "set transaction isolation level repeatable read, read only; set local row_security = off",
+    )?;
+    for e in exposure.iter_mut() {
+        let file = format!("{}.csv", e.table.replace(['/', '"', '\\'], "_"));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(folder.join(&file))?;
+        let mut reader = tx.copy_out(&format!(
+            "copy (select * from {}) to stdout with (format csv, header)",
+            e.table
+        ))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        out.sync_all()?;
+        e.file = file;
+        e.blake3 = hasher.finalize().to_hex().to_string();
+    }
+    tx.commit()?;
+    let manifest = json!({
+        "method": "C",
+        "taken_at": chrono::Utc::now(),
+        "reason": reason,
+        "reverted": reverted,
+        "tables": exposure,
+    });
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(folder.join("manifest.json"))?;
+    out.write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    out.sync_all()?;
+    Ok(total)
+}
+
+/// Exact row counts of the protected tables that exist (`None`: missing).
+fn protected_rows(
+    client: &mut postgres::Client,
+    protected: &[String],
+) -> Result<Vec<(String, Option<i64>)>, RespondError> {
+    let mut out = Vec::new();
+    for name in protected {
+        let (schema, table) = match name.split_once('.') {
+            Some((s, t)) => (Some(s), t),
+            None => (None, name.as_str()),
+        };
+        let written = crate::pg::quote_qualified(schema, table);
+        let exists: bool =
+            client.query_one("select to_regclass($1) is not null", &[&written])?.get(0);
+        let rows = if exists {
+            let mut tx = client.transaction()?;
+            tx.batch_execute("set local row_security = off")?;
+            let n: i64 = tx.query_one(&format!("select count(*) from {written}"), &[])?.get(0);
+            tx.commit()?;
+            Some(n)
+        } else {
+            None
+        };
+        out.push((name.clone(), rows));
+    }
+    Ok(out)
+}
