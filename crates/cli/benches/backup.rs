@@ -17,33 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use backstop_core::pg::cluster::Cluster;
+use common::{check, clean_env, secs};
+
+mod common;
 
 const DATABASE: &str = "bench";
-const DEFAULT_SCALE: u32 = 50;
-
-/// pgbench_accounts rebuilt with realistic columns: text of many lengths,
-/// money, timestamps in random order and a jsonb document per row.
-const REALISTIC_ACCOUNTS: &str = "
-SELECT setseed(0.42);
-CREATE TABLE accounts_varied AS
-SELECT aid, bid, abalance,
-       left(md5(aid::text) || md5((aid * 7)::text) || md5((aid * 13)::text), 12 + aid % 80) AS note,
-       round((random() * 100000)::numeric, 2) AS amount,
-       timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS seen_at,
-       jsonb_build_object(
-           'plan', (ARRAY['free', 'pro', 'team', 'enterprise'])[1 + aid % 4],
-           'score', round((random() * 100)::numeric, 3),
-           'active', aid % 3 <> 0,
-           'tags', jsonb_build_array(left(md5((aid * 3)::text), 6), left(md5((aid * 5)::text), 8))
-       ) AS attrs
-  FROM pgbench_accounts;
-DROP TABLE pgbench_accounts;
-ALTER TABLE accounts_varied RENAME TO pgbench_accounts;
-ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid);
-CREATE INDEX pgbench_accounts_seen_at_idx ON pgbench_accounts (seen_at);
-";
 
 fn main() -> ExitCode {
     match run() {
@@ -61,12 +41,7 @@ struct Bench {
 }
 
 fn run() -> anyhow::Result<()> {
-    let scale = match std::env::var("BENCH_SCALE") {
-        Ok(s) => s.trim().parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
-            format!("BENCH_SCALE={s:?} is not a positive whole number; unset it or set e.g. 50")
-        })?,
-        Err(_) => DEFAULT_SCALE,
-    };
+    let scale = common::scale()?;
     let cluster = Cluster::start().context("starting a throwaway PostgreSQL cluster")?;
     cluster.create_database(DATABASE, None).context("creating the benchmark database")?;
     let work = tempfile::Builder::new().prefix("backstop-bench-backup-").tempdir()?;
@@ -79,20 +54,7 @@ fn run() -> anyhow::Result<()> {
 
     eprintln!("backup bench: pgbench -i -s {scale}, then realistic account columns...");
     let t = Instant::now();
-    let mut init = bench.tool("pgbench");
-    init.args(["-i", "-q", "-s", &scale.to_string()]).arg(bench.cluster.url(DATABASE));
-    check(init.output().context("running pgbench -i")?, "pgbench -i")?;
-    let mut client = bench.cluster.connect(DATABASE)?;
-    client.batch_execute(REALISTIC_ACCOUNTS).context("adding realistic columns")?;
-    client.batch_execute("VACUUM ANALYZE").context("vacuuming")?;
-    let (rows, size): (i64, String) = {
-        let r = client.query_one(
-            "SELECT (SELECT count(*) FROM pgbench_accounts), pg_size_pretty(pg_database_size(current_database()))",
-            &[],
-        )?;
-        (r.get(0), r.get(1))
-    };
-    drop(client);
+    let (rows, size) = common::pgbench_realistic(&bench.cluster, DATABASE, scale)?;
     eprintln!("backup bench: {rows} accounts, database {size}, built in {}", secs(t.elapsed()));
 
     // 1. backup create vs pg_dump -Fc.
@@ -198,12 +160,6 @@ impl Bench {
     }
 }
 
-fn clean_env(cmd: &mut Command) {
-    for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"] {
-        cmd.env_remove(var);
-    }
-}
-
 fn timed(
     label: &str,
     f: impl FnOnce() -> anyhow::Result<std::process::Output>,
@@ -215,24 +171,8 @@ fn timed(
     Ok(took)
 }
 
-fn check(out: std::process::Output, label: &str) -> anyhow::Result<std::process::Output> {
-    if out.status.success() {
-        return Ok(out);
-    }
-    bail!(
-        "{label} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 fn mb(bytes: u64) -> String {

@@ -1,8 +1,10 @@
 //! `backstop demo`: the v1 -> v2 migration story from a real runbook, played
 //! on a throwaway cluster. A migration that fails half-way, one that drops a
 //! protected table, the good one and its verification suite (which catches
-//! a leaky policy planted afterwards), and the rollback; each expectation is
-//! checked against the database.
+//! a leaky policy planted afterwards), and the rollback; then the incident
+//! after COMMIT, decided and rolled back by `backstop watch` (methods A and
+//! B) and method C ([`incident`]). Each expectation is checked against the
+//! database.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -23,6 +25,8 @@ use backstop_core::verify::{
 };
 
 use crate::render::human;
+
+mod incident;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -280,6 +284,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )))
     });
 
+    // The restore of the last act replaces the database: no session of
+    // the demo may hold on to it.
+    drop(client);
+    incident::play(&mut story, &url, work.path(), &before.schema)?;
+
     let total = story.held + story.failed;
     let mut summary = String::new();
     let _ = write!(
@@ -298,7 +307,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  stop:    pg_ctl stop -D {}/data  (as the postgres user when root)",
             dir.display()
         );
-        drop(client);
         cluster.keep();
     }
     println!("{summary}");

@@ -1,0 +1,89 @@
+//! What the benchmarks share: a pgbench database with realistic rows, and
+//! small helpers for running and timing commands.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use backstop_core::pg::cluster::Cluster;
+
+const DEFAULT_SCALE: u32 = 50;
+
+/// pgbench_accounts rebuilt with realistic columns: text of many lengths,
+/// money, timestamps in random order and a jsonb document per row.
+pub const REALISTIC_ACCOUNTS: &str = "
+SELECT setseed(0.42);
+CREATE TABLE accounts_varied AS
+SELECT aid, bid, abalance,
+       left(md5(aid::text) || md5((aid * 7)::text) || md5((aid * 13)::text), 12 + aid % 80) AS note,
+       round((random() * 100000)::numeric, 2) AS amount,
+       timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS seen_at,
+       jsonb_build_object(
+           'plan', (ARRAY['free', 'pro', 'team', 'enterprise'])[1 + aid % 4],
+           'score', round((random() * 100)::numeric, 3),
+           'active', aid % 3 <> 0,
+           'tags', jsonb_build_array(left(md5((aid * 3)::text), 6), left(md5((aid * 5)::text), 8))
+       ) AS attrs
+  FROM pgbench_accounts;
+DROP TABLE pgbench_accounts;
+ALTER TABLE accounts_varied RENAME TO pgbench_accounts;
+ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid);
+CREATE INDEX pgbench_accounts_seen_at_idx ON pgbench_accounts (seen_at);
+";
+
+/// The pgbench scale: `BENCH_SCALE`, or 50.
+pub fn scale() -> anyhow::Result<u32> {
+    match std::env::var("BENCH_SCALE") {
+        Ok(s) => s.trim().parse::<u32>().ok().filter(|n| *n >= 1).with_context(|| {
+            format!("BENCH_SCALE={s:?} is not a positive whole number; unset it or set e.g. 50")
+        }),
+        Err(_) => Ok(DEFAULT_SCALE),
+    }
+}
+
+/// `pgbench -i -s SCALE` into `database`, its accounts rebuilt with
+/// realistic columns, vacuumed: the accounts' row count and the database's size.
+pub fn pgbench_realistic(
+    cluster: &Cluster,
+    database: &str,
+    scale: u32,
+) -> anyhow::Result<(i64, String)> {
+    let mut init = Command::new(cluster.bin().tool("pgbench"));
+    clean_env(&mut init);
+    init.args(["-i", "-q", "-s", &scale.to_string()]).arg(cluster.url(database));
+    check(init.output().context("running pgbench -i")?, "pgbench -i")?;
+    let mut client = cluster.connect(database)?;
+    client.batch_execute(REALISTIC_ACCOUNTS).context("adding realistic columns")?;
+    client.batch_execute("VACUUM ANALYZE").context("vacuuming")?;
+    let r = client.query_one(
+        "SELECT (SELECT count(*) FROM pgbench_accounts), pg_size_pretty(pg_database_size(current_database()))",
+        &[],
+    )?;
+    Ok((r.get(0), r.get(1)))
+}
+
+/// No PG* settings of the caller reach the command.
+pub fn clean_env(cmd: &mut Command) {
+    for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS"] {
+        cmd.env_remove(var);
+    }
+}
+
+/// The output of a command that succeeded, or an error with what it printed.
+pub fn check(out: std::process::Output, label: &str) -> anyhow::Result<std::process::Output> {
+    if out.status.success() {
+        return Ok(out);
+    }
+    bail!(
+        "{label} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
