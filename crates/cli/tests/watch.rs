@@ -87,6 +87,18 @@ fn a_breach_with_auto_a_turns_the_release_off_and_runs_the_hook() {
     assert_eq!(decided[0].1["evidence"][0]["samples"][0]["value"], 0.08, "{:?}", decided[0].1);
     let method: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
     assert_eq!(method, ["started", "ok"]);
+
+    // serve's /metrics shows the decision and the sample it rested on.
+    let s = common::server::Server::start(&p);
+    let (status, metrics, _) = s.get("/metrics", None);
+    assert_eq!(status, 200);
+    for line in [
+        "backstop_decision{verdict=\"rollback\",method=\"A\"} 1",
+        "backstop_trigger_state{trigger=\"error rate\",state=\"breach\",rule=\"above 0.05\"} 1",
+        "backstop_trigger_value{trigger=\"error rate\"} 0.08",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+    }
 }
 
 #[test]

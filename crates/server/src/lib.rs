@@ -81,6 +81,8 @@ pub(crate) struct Overview {
     pub rehearsal: Option<(chrono::DateTime<chrono::Utc>, bool, Option<String>)>,
     pub events: Vec<(chrono::DateTime<chrono::Utc>, String, String, String)>,
     pub last_decision: Option<chrono::DateTime<chrono::Utc>>,
+    /// The latest decision's details as recorded (verdict, method, evidence).
+    pub decision: Option<serde_json::Value>,
 }
 
 /// Everything the handlers share.

@@ -127,9 +127,13 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
         )? {
             out.events.push((row.get(0), row.get(1), row.get(2), row.get(3)));
         }
-        out.last_decision = client
-            .query_one("select max(at) from backstop.events where kind = 'decide'", &[])?
-            .get(0);
+        if let Some(row) = client.query_opt(
+            "select at, details from backstop.events where kind = 'decide' order by id desc limit 1",
+            &[],
+        )? {
+            out.last_decision = Some(row.get(0));
+            out.decision = Some(row.get(1));
+        }
     }
     // A backup folder that cannot be read leaves the list empty; the page
     // is not the place to fail over it.

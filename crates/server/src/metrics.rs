@@ -1,6 +1,8 @@
 //! `GET /metrics` in Prometheus' text exposition format: the flags' states,
-//! the evaluations served by flag and reason, the stream's clients, and the
-//! ages of the last migration, backup, rehearsal and rollback decision.
+//! the evaluations served by flag and reason, the stream's clients, the
+//! ages of the last migration, backup, rehearsal and rollback decision, and
+//! that decision's evidence: each trigger's state and the latest sample it
+//! rested on.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -126,6 +128,9 @@ pub(crate) fn render(shared: &Shared) -> String {
             let _ = writeln!(out, "{name} {:.3}", age(at));
         }
     }
+    if let Some(d) = &overview.decision {
+        decision(&mut out, d);
+    }
     if let Some((_, ok, _)) = &overview.rehearsal {
         family(
             &mut out,
@@ -136,6 +141,56 @@ pub(crate) fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "backstop_last_rehearsal_ok {}", u8::from(*ok));
     }
     out
+}
+
+/// The latest decision as recorded by `watch` (or `decide`): its verdict,
+/// and per trigger its state and the newest sample of its evidence.
+fn decision(out: &mut String, d: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    family(
+        out,
+        "backstop_decision",
+        "gauge",
+        "The latest decision: 1 for its verdict (ok, hold, rollback) and method.",
+    );
+    let _ = writeln!(
+        out,
+        "backstop_decision{{verdict=\"{}\",method=\"{}\"}} 1",
+        label(&text(&d["verdict"])),
+        label(d["method"].as_str().unwrap_or("none"))
+    );
+    let evidence = d["evidence"].as_array().cloned().unwrap_or_default();
+    family(
+        out,
+        "backstop_trigger_state",
+        "gauge",
+        "1 for each trigger's state in the latest decision (ok, pending, breach, declining, no_data, insufficient, recovering, escalate).",
+    );
+    for e in &evidence {
+        let _ = writeln!(
+            out,
+            "backstop_trigger_state{{trigger=\"{}\",state=\"{}\",rule=\"{}\"}} 1",
+            label(&text(&e["trigger"])),
+            label(&text(&e["state"])),
+            label(&text(&e["rule"]))
+        );
+    }
+    family(
+        out,
+        "backstop_trigger_value",
+        "gauge",
+        "The newest sample the latest decision rested on, per trigger (absent when it had no value).",
+    );
+    for e in &evidence {
+        let latest = e["samples"].as_array().and_then(|s| s.last());
+        if let Some(v) = latest.and_then(|s| s["value"].as_f64()) {
+            let _ = writeln!(
+                out,
+                "backstop_trigger_value{{trigger=\"{}\"}} {v}",
+                label(&text(&e["trigger"]))
+            );
+        }
+    }
 }
 
 #[cfg(test)]
