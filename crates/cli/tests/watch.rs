@@ -495,3 +495,35 @@ fn method_c_stops_when_a_down_would_damage_a_protected_table() {
     let notes: i64 = db.query_one("select count(*) from client_notes", &[]).unwrap().get(0);
     assert_eq!(notes, 7, "v2 stays, its flags off");
 }
+
+#[test]
+fn an_rls_violation_calls_for_c_at_once_and_watch_auto_c_carries_it_out() {
+    let p = released_v2("watch_auto_c", "DROP TABLE client_notes;");
+    let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
+    p.config(&format!(
+        "{config}\n[[triggers]]\nname = \"tables without RLS\"\nsource = \"sql\"\n\
+         sql = \"select count(*)::float8 from pg_class where relname = 'client_notes' and not relrowsecurity\"\n\
+         above = 0\ninterval = \"1s\"\nmethod = \"C\"\n"
+    ));
+    // Below --auto C, the command is printed and nothing changes.
+    p.run(&["watch", "--once", "--auto", "B"])
+        .expect_code(1)
+        .expect_output("ROLLBACK: method C")
+        .expect_output("backstop rollback --method C --yes");
+    assert_eq!(on(&p), [true]);
+    p.run(&["watch", "--once", "--auto", "C"])
+        .expect_code(0)
+        .expect_output("✓ method C: assess exposure")
+        .expect_output("client_notes (7 row(s), 3 distinct user_id, RLS OFF)")
+        .expect_output("✓ method C: down migrations")
+        .expect_output("forensics of method C in");
+    assert_eq!(on(&p), [false]);
+    let notes: Option<String> = p
+        .client()
+        .query_one("select to_regclass('public.client_notes')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(notes, None, "v2 is reverted");
+    let methods: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
+    assert_eq!(methods, ["started", "ok"]);
+}

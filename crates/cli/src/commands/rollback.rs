@@ -205,13 +205,7 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Some(Target::Release(super::watch::release_to_kill(&mut client, release)?))
         }
     };
-    let root = ctx
-        .config
-        .path
-        .as_deref()
-        .and_then(Path::parent)
-        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
-        .join("forensics");
+    let root = forensics_root(&ctx);
     if !args.yes {
         let plan = migrate::rollback(
             &mut client,
@@ -236,7 +230,59 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))?;
         return Ok(if versions.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS });
     }
-    let mut after = AfterRun::prepare(&ctx, &mut client, Phase::Rollback, false)?;
+    let reason = args.reason.unwrap_or_else(|| "backstop rollback --method C".into());
+    let text = args.output.format == Format::Text;
+    let on_step = |s: &respond::Step| {
+        if text {
+            let mark = if s.ok { "✓" } else { "✗" };
+            let detail = crate::render::terminal_safe(&s.detail);
+            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
+        }
+    };
+    let outcome = carry_out_c(&ctx, &mut client, target.as_ref(), &revert, &reason, on_step)?;
+    let written = "report.md and user_email.txt";
+    match args.output.format {
+        Format::Json => print_json(&serde_json::json!({
+            "method": "C",
+            "target": target,
+            "reverted": outcome.reverted,
+            "exposure": outcome.exposure,
+            "forensics": outcome.forensics,
+            "steps": outcome.steps,
+        }))?,
+        Format::Text => print(&format!(
+            "✓ method C carried out: {} reverted; exports, manifest.json, {} in {}\n",
+            outcome.reverted.join(", "),
+            written,
+            outcome.forensics.display()
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where method C writes its forensics: `forensics/` beside backstop.toml.
+fn forensics_root(ctx: &Context) -> std::path::PathBuf {
+    ctx.config
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
+        .join("forensics")
+}
+
+/// Method C with the verify suite after the downs, the alerts at its start
+/// and end, and the incident report and users' e-mail written beside the
+/// exports. `rollback --method C` and `watch --auto C` both use it.
+pub fn carry_out_c(
+    ctx: &Context,
+    client: &mut postgres::Client,
+    target: Option<&backstop_core::respond::Target>,
+    revert: &RollbackTarget,
+    reason: &str,
+    mut on_step: impl FnMut(&backstop_core::respond::Step),
+) -> anyhow::Result<backstop_core::respond::FullOutcome> {
+    use backstop_core::respond;
+    let mut after = AfterRun::prepare(ctx, client, Phase::Rollback, false)?;
     let mut verify = |client: &mut postgres::Client, report: &migrate::Report| {
         let Some(after) = after.take() else {
             return Ok("no verify check runs after a rollback (see [verify])".to_string());
@@ -253,69 +299,46 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             None => Ok("nothing was reverted, nothing to verify".to_string()),
         }
     };
-    let reason = args.reason.unwrap_or_else(|| "backstop rollback --method C".into());
-    let text = args.output.format == Format::Text;
+    let (config, url) = (&ctx.config, &ctx.url);
     let mut alerted = false;
-    let config = &ctx.config;
-    let url = &ctx.url;
-    let on_step = |s: &respond::Step| {
-        if text {
-            let mark = if s.ok { "✓" } else { "✗" };
-            let detail = crate::render::terminal_safe(&s.detail);
-            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
-        }
+    let step = |s: &respond::Step| {
+        on_step(s);
+        // The alert goes out once the method is on record and its first step done.
         if !alerted {
             alerted = true;
             super::incident::announce(config, url, true);
         }
     };
+    let root = forensics_root(ctx);
     let full = respond::Full {
         migrations: &ctx.migrations,
         settings: &ctx.settings,
-        revert: &revert,
+        revert,
         forensics_root: &root,
         owner_columns: &config.check.owner_columns,
         protected_tables: &config.migrations.protected_tables,
     };
     let carried = respond::method_c(
-        &mut client,
+        client,
         url,
-        target.as_ref(),
+        target,
         &config.hooks,
         &full,
-        &reason,
+        reason,
         config.migrations.lock_wait,
         &mut verify,
-        on_step,
+        step,
     );
     super::incident::announce(config, url, false);
     let outcome = carried?;
     // The incident texts go beside the exports, from the timeline just written.
     let incident = super::incident::gather(config, url, None)?;
-    let mut written = Vec::new();
     for name in ["report.md", "user_email.txt"] {
         let body =
             backstop_core::incident::render(name, &incident, config.notify.templates.as_deref())?;
         std::fs::write(outcome.forensics.join(name), body)?;
-        written.push(name);
     }
-    match args.output.format {
-        Format::Json => print_json(&serde_json::json!({
-            "method": "C",
-            "target": target,
-            "reverted": outcome.reverted,
-            "exposure": outcome.exposure,
-            "forensics": outcome.forensics,
-            "steps": outcome.steps,
-        }))?,
-        Format::Text => print(&format!(
-            "✓ method C carried out: {} reverted; exports, manifest.json, {} in {}\n",
-            outcome.reverted.join(", "),
-            written.join(" and "),
-            outcome.forensics.display()
-        ))?,
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(outcome)
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {

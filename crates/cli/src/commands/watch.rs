@@ -1,7 +1,8 @@
 //! `backstop watch`: samples the `[[triggers]]` on their intervals, shows
 //! each sample, decides with the same code as `backstop decide`, records
-//! every decision with its evidence, and with `--auto` carries out method A
-//! by itself; above what `--auto` allows it prints the command to run.
+//! every decision with its evidence, and with `--auto` carries out the
+//! methods up to the one it names (A, B or C) by itself; above what `--auto`
+//! allows it prints the command to run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -120,7 +121,7 @@ fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
             None => "backstop rollback --method A --release <RELEASE> --yes".into(),
         },
         (Method::B, _) => "backstop rollback --method B --yes".into(),
-        (Method::C, _) => "backstop rollback --method A --yes, then backstop rollback --to <VERSION>, and the incident steps of the runbook".into(),
+        (Method::C, _) => "backstop rollback --method C --yes".into(),
     }
 }
 
@@ -143,15 +144,21 @@ fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, store) = super::backup::load(config, &args.conn)?;
+pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, url, store) = super::backup::load(config_path, &args.conn)?;
     if config.triggers.is_empty() {
         return Err(UsageError("no [[triggers]] in backstop.toml: nothing to watch".into()).into());
     }
-    watch(&config, &url, &store, &args)
+    watch(&config, config_path, &url, &store, &args)
 }
 
-fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
+fn watch(
+    config: &Config,
+    config_path: Option<&Path>,
+    url: &str,
+    store: &Store,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
     let mut client = backstop_core::pg::connect(url, "backstop watch")?;
     let mut sampler = Sampler::new(url, config.decide.prometheus_url.as_deref());
     let mut series: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
@@ -265,10 +272,42 @@ fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Resu
                     client = backstop_core::pg::connect(url, "backstop watch")?;
                     true
                 }
+                (Method::C, _) if args.auto.allows(method) => {
+                    // Method C reverts the latest migration: the folder is needed.
+                    let ctx = super::Context::load(config_path, &args.conn)?;
+                    let print_step = |s: &respond::Step| {
+                        if text {
+                            let mark = if s.ok { "✓" } else { "✗" };
+                            let detail = terminal_safe(&s.detail);
+                            let _ = print(&format!(
+                                "{mark} method C: {} ({} ms): {detail}\n",
+                                s.name, s.took_ms
+                            ));
+                        }
+                    };
+                    let outcome = super::rollback::carry_out_c(
+                        &ctx,
+                        &mut client,
+                        target.as_ref(),
+                        &backstop_core::migrate::RollbackTarget::Steps(1),
+                        &reason,
+                        print_step,
+                    )?;
+                    if text {
+                        print(&format!(
+                            "forensics of method C in {}\n",
+                            outcome.forensics.display()
+                        ))?;
+                    }
+                    true
+                }
                 _ => false,
             };
             if carried {
-                super::incident::announce(config, url, false);
+                // Method C sends its own alerts.
+                if method != Method::C {
+                    super::incident::announce(config, url, false);
+                }
                 taken.push(Taken {
                     t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                     method,
@@ -287,13 +326,8 @@ fn watch(config: &Config, url: &str, store: &Store, args: &Args) -> anyhow::Resu
             } else {
                 unanswered = true;
                 if changed {
-                    let why = if args.auto.allows(method) {
-                        "backstop does not carry out method C by itself yet"
-                    } else {
-                        "above --auto"
-                    };
                     print(&format!(
-                        "method {method} is called for ({why}); to carry it out:\n  {}\n",
+                        "method {method} is called for (above --auto); to carry it out:\n  {}\n",
                         command_for(method, release.as_deref(), decision.flag.as_deref())
                     ))?;
                 }
