@@ -44,6 +44,8 @@ enum Command {
     Incident(commands::incident::Args),
     /// Compare two databases table by table, every column; the rows that differ named by key.
     Compare(commands::compare::Args),
+    /// Empty every table of a database in one transaction, after a verified backup (dry run unless --yes).
+    Clear(commands::clear::Args),
     /// Stop a role's writes: its write grants revoked, exactly which recorded for unfreeze.
     Freeze(commands::freeze::Args),
     /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => commands::watch::run(args, config),
         Command::Incident(args) => commands::incident::run(args, config),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Clear(args) => commands::clear::run(args, config),
         Command::Freeze(args) => commands::freeze::run(args, config),
         Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),

@@ -251,3 +251,76 @@ fn orphans_of_the_targets_foreign_keys_are_counted_not_valid_ones_too() {
         .expect_code(1)
         .expect_output("foreign key child_parent (NOT VALID): 1 orphaned row(s) in the target");
 }
+
+/// Chains, a cycle of deferrable keys, a self-reference and a hostile name.
+const CUTOVER_SCHEMA: &str = r#"
+CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY, account_id int NOT NULL REFERENCES accounts, total numeric(12,2));
+CREATE TABLE lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders, sku text);
+CREATE TABLE teams (id int PRIMARY KEY, lead_id int);
+CREATE TABLE people (id int PRIMARY KEY, team_id int REFERENCES teams DEFERRABLE INITIALLY DEFERRED, manager_id int REFERENCES people);
+ALTER TABLE teams ADD FOREIGN KEY (lead_id) REFERENCES people DEFERRABLE INITIALLY DEFERRED;
+CREATE TABLE "we;ird ""name" (id int PRIMARY KEY, "sel;ect" text);
+INSERT INTO accounts SELECT i, 'account ' || i FROM generate_series(1, 50) i;
+INSERT INTO orders SELECT i, 1 + i % 50, i * 1.5 FROM generate_series(1, 200) i;
+INSERT INTO lines SELECT i, 1 + i % 200, 'sku-' || i FROM generate_series(1, 600) i;
+BEGIN;
+INSERT INTO teams VALUES (1, 1), (2, 3);
+INSERT INTO people VALUES (1, 1, NULL), (2, 1, 1), (3, 2, 1), (4, 2, 3);
+COMMIT;
+INSERT INTO "we;ird ""name" VALUES (1, 'x');
+"#;
+
+#[test]
+fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
+    let (p, _, target) = pair("clear", CUTOVER_SCHEMA);
+    let db = target.rsplit('/').next().unwrap().to_string();
+    let count = |table: &str| -> i64 {
+        OTHER
+            .connect(&db)
+            .unwrap()
+            .query_one(&format!("select count(*) from {table}"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let plan = p
+        .run(&["clear", "--target", &target])
+        .expect_code(0)
+        .expect_output("nothing changed")
+        .all();
+    let at = |t: &str| plan.find(t).unwrap_or_else(|| panic!("{t} missing in {plan}"));
+    assert!(
+        at("public.lines (600") < at("public.orders (200")
+            && at("public.orders") < at("public.accounts (50"),
+        "{plan}"
+    );
+    assert!(plan.contains("on a foreign-key cycle (emptied together in one TRUNCATE): public.people, public.teams"), "{plan}");
+    assert_eq!(count("lines"), 600, "a dry run changes nothing");
+
+    // Only part of a chain: the rows referring to it stop the clear before anything is touched.
+    p.run(&["clear", "--target", &target, "--tables", "accounts", "--yes"])
+        .expect_code(1)
+        .expect_output("public.orders → public.accounts");
+    assert_eq!(count("accounts"), 50);
+    p.run(&["clear", "--target", &target, "--tables", "nosuch", "--yes"])
+        .expect_code(2)
+        .expect_output("no table matches nosuch");
+
+    let run = p
+        .run(&["clear", "--target", &target, "--yes"])
+        .expect_code(0)
+        .expect_output("verified")
+        .all();
+    assert!(run.contains("emptied 6 table(s), 857 row(s) removed in one transaction"), "{run}");
+    for t in ["accounts", "orders", "lines", "teams", "people", "\"we;ird \"\"name\""] {
+        assert_eq!(count(t), 0, "{t}");
+    }
+    let backups = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
+    assert_eq!(backups.as_array().unwrap().len(), 1, "{backups}");
+
+    // A wrong password: exit 3, the password never shown, nothing touched.
+    let wrong = format!("postgres://postgres:Sekr1tPw@{}", target.split_once('@').unwrap().1);
+    let refused = p.run(&["clear", "--target", &wrong, "--yes"]);
+    refused.expect_code(3);
+    assert!(!refused.all().contains("Sekr1tPw"), "{}", refused.all());
+}

@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod audit;
 pub mod backup;
 pub mod check;
+pub mod clear;
 pub mod compare;
 pub mod config;
 pub mod decide;

@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod backup;
 pub mod check;
+pub mod clear;
 pub mod compare;
 pub mod decide;
 pub mod demo;
@@ -127,6 +128,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::backup::BackupError>() {
             return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::clear::ClearError>() {
+            return match e {
+                backstop_core::clear::ClearError::Db { .. } => 3,
+                backstop_core::clear::ClearError::NoSuchTable(_) => 2,
+                backstop_core::clear::ClearError::ReferredFromOutside(_) => 1,
+            };
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::freeze::FreezeError>() {
             return e.exit_code();
