@@ -46,6 +46,8 @@ enum Command {
     Compare(commands::compare::Args),
     /// Empty every table of a database in one transaction, after a verified backup (dry run unless --yes).
     Clear(commands::clear::Args),
+    /// Bring the rows that differ from one database into another by key, in one transaction (dry run unless --apply).
+    Sync(commands::sync::Args),
     /// Stop a role's writes: its write grants revoked, exactly which recorded for unfreeze.
     Freeze(commands::freeze::Args),
     /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Command::Incident(args) => commands::incident::run(args, config),
         Command::Compare(args) => commands::compare::run(args),
         Command::Clear(args) => commands::clear::run(args, config),
+        Command::Sync(args) => commands::sync::run(args),
         Command::Freeze(args) => commands::freeze::run(args, config),
         Command::Serve(args) => commands::serve::run(args, config),
         Command::Demo(args) => commands::demo::run(args),

@@ -324,3 +324,70 @@ fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
     refused.expect_code(3);
     assert!(!refused.all().contains("Sekr1tPw"), "{}", refused.all());
 }
+
+#[test]
+fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
+    let events = "CREATE TABLE events (id int PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO events SELECT i, 'event ' || i, '2026-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 10) i;";
+    let (p, source, target) = pair("sync", &format!("{CUTOVER_SCHEMA}{events}"));
+    let db = target.rsplit('/').next().unwrap().to_string();
+    // Written on the new side since the switch: a new chain of rows, changes
+    // in a cycle, a hostile name, and two edits of different ages.
+    p.client()
+        .batch_execute(
+            r#"INSERT INTO accounts VALUES (51, 'new account');
+               INSERT INTO orders VALUES (201, 51, 99.99);
+               INSERT INTO lines VALUES (601, 201, 'sku-new');
+               UPDATE accounts SET name = 'renamed' WHERE id = 1;
+               UPDATE people SET manager_id = 2 WHERE id = 4;
+               UPDATE "we;ird ""name" SET "sel;ect" = 'changed' WHERE id = 1;
+               UPDATE events SET body = 'edited', updated_at = '2026-06-01' WHERE id = 1;
+               UPDATE events SET body = 'old edit', updated_at = '2025-12-01' WHERE id = 2;"#,
+        )
+        .unwrap();
+    // Only on the old side.
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute("INSERT INTO accounts VALUES (99, 'only here')")
+        .unwrap();
+
+    let dry = p
+        .run(&["sync", "--from", &source, "--to", &target, "--since", "2026-01-01 00:00"])
+        .expect_code(0)
+        .expect_output("(dry run)")
+        .expect_output("public.accounts: 1 to insert, 1 to update, 0 to delete, 1 only on the receiving side kept")
+        .expect_output("public.events: 0 to insert, 1 to update, 0 to delete, 1 older than --since left out")
+        .expect_output("public.lines: 1 to insert")
+        .expect_output("nothing changed")
+        .all();
+    assert!(!dry.contains("Sekr1t") && !dry.contains(&source), "URLs are shown masked: {dry}");
+    compare(&p, &source, &target, 1);
+
+    p.run(&["sync", "--from", &source, "--to", &target, "--apply", "--with-deletes"])
+        .expect_code(0)
+        .expect_output("✓ applied in one transaction; compared again: match, 0 missing, 0 different, 0 only on the receiving side");
+    let after = compare(&p, &source, &target, 0);
+    assert_eq!(after["verdict"], "match", "{after}");
+    let mut old = OTHER.connect(&db).unwrap();
+    let name: String = old
+        .query_one("select \"sel;ect\" from \"we;ird \"\"name\" where id = 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "changed");
+    let logged: i64 =
+        old.query_one("select count(*) from accounts where id = 99", &[]).unwrap().get(0);
+    assert_eq!(logged, 0, "--with-deletes removed the row only the old side had");
+
+    // A table on one side only: refused before anything is written.
+    OTHER.connect(&db).unwrap().batch_execute("CREATE TABLE stray (id int PRIMARY KEY)").unwrap();
+    p.client().batch_execute("UPDATE accounts SET name = 'again' WHERE id = 2").unwrap();
+    p.run(&["sync", "--from", &source, "--to", &target, "--apply"])
+        .expect_code(1)
+        .expect_output("public.stray exists only on the receiving side");
+    let n: String = old.query_one("select name from accounts where id = 2", &[]).unwrap().get(0);
+    assert_eq!(n, "account 2", "nothing was written");
+    p.run(&["sync", "--from", &source, "--to", &target, "--since", "yesterday"])
+        .expect_code(2)
+        .expect_output("--since \"yesterday\"");
+}

@@ -33,6 +33,10 @@ pub struct RowDiff {
     /// For `different`: column → [source value, target value].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, [Value; 2]>,
+    /// The whole source row (`to_jsonb`), for `missing` and `different`;
+    /// kept only when the caller asks for every row (sync).
+    #[serde(skip)]
+    pub source_row: Option<Value>,
 }
 
 /// One table's comparison.
@@ -195,7 +199,7 @@ impl Side<'_> {
 }
 
 /// The primary key's columns of a table, in key order.
-fn primary_key(
+pub(crate) fn primary_key(
     client: &mut Client,
     schema: &str,
     name: &str,
@@ -215,12 +219,14 @@ fn primary_key(
         .collect())
 }
 
-/// Compares one table present on both sides.
-fn table(
+/// Compares one table present on both sides, listing the first `keep`
+/// differing rows (with the source rows when `keep` is unlimited).
+pub(crate) fn table(
     source: &mut Client,
     target: &mut Client,
     schema: &str,
     name: &str,
+    keep: usize,
 ) -> Result<TableResult, postgres::Error> {
     let label = format!("{schema}.{name}");
     let a = checksum::table_checksum(source, schema, name)?;
@@ -282,6 +288,7 @@ fn table(
             "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3",
         )?;
     }
+    let whole = keep == usize::MAX;
     let mut stack: Vec<Vec<(i64, i64)>> = vec![Vec::new()];
     while let Some(path) = stack.pop() {
         let seed = path.len() as i64 + 1;
@@ -303,13 +310,23 @@ fn table(
             let keys: BTreeSet<&String> = rs.keys().chain(rt.keys()).collect();
             for k in keys {
                 let diff = match (rs.get(k), rt.get(k)) {
-                    (Some((key, _, _)), None) => {
+                    (Some((key, _, row)), None) => {
                         result.missing += 1;
-                        RowDiff { key: key.clone(), kind: "missing", columns: BTreeMap::new() }
+                        RowDiff {
+                            key: key.clone(),
+                            kind: "missing",
+                            columns: BTreeMap::new(),
+                            source_row: whole.then(|| row.clone()),
+                        }
                     }
                     (None, Some((key, _, _))) => {
                         result.extra += 1;
-                        RowDiff { key: key.clone(), kind: "extra", columns: BTreeMap::new() }
+                        RowDiff {
+                            key: key.clone(),
+                            kind: "extra",
+                            columns: BTreeMap::new(),
+                            source_row: None,
+                        }
                     }
                     (Some((key, ha, ra)), Some((_, hb, rb))) => {
                         if ha == hb {
@@ -332,11 +349,16 @@ fn table(
                                 columns.insert(c.clone(), [va, vb]);
                             }
                         }
-                        RowDiff { key: key.clone(), kind: "different", columns }
+                        RowDiff {
+                            key: key.clone(),
+                            kind: "different",
+                            columns,
+                            source_row: whole.then(|| ra.clone()),
+                        }
                     }
                     (None, None) => continue,
                 };
-                if result.rows.len() < SHOWN {
+                if result.rows.len() < keep {
                     result.rows.push(diff);
                 }
             }
@@ -373,7 +395,7 @@ pub fn compare(
         let result = match (a.contains(t), b.contains(t)) {
             (true, false) => empty("only_in_source"),
             (false, true) => empty("only_in_target"),
-            _ => match table(source, target, &t.0, &t.1) {
+            _ => match table(source, target, &t.0, &t.1, SHOWN) {
                 Ok(r) => r,
                 Err(e) => {
                     // Whatever broke, this table was not shown to match.

@@ -19,4 +19,5 @@ pub mod rehearse;
 pub mod respond;
 pub mod shell;
 pub mod source;
+pub mod sync;
 pub mod verify;

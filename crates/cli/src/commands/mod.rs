@@ -21,6 +21,7 @@ pub mod restore;
 pub mod rollback;
 pub mod serve;
 pub mod status;
+pub mod sync;
 pub mod unfreeze;
 pub mod verify;
 pub mod watch;
@@ -127,6 +128,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::backup::BackupError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::sync::SyncError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<backstop_core::clear::ClearError>() {
