@@ -133,6 +133,20 @@ fn every_type_compares_exactly() {
     // written in two time zones.
     assert_eq!(keys(t, "different"), [1, 2, 4, 6], "{t}");
     assert_eq!((t["missing"].as_u64(), t["extra"].as_u64()), (Some(0), Some(0)));
+    // The other collation is a schema difference of its own.
+    let schema: Vec<&str> =
+        c["schema"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(
+        schema.iter().any(|d| d.contains("label") && d.to_lowercase().contains("collat")),
+        "{schema:?}"
+    );
+    let md = p
+        .run(&["compare", "--source", &source, "--target", &target, "--format", "markdown"])
+        .expect_code(1)
+        .all();
+    assert!(md.starts_with("## Compare: DIFFER"), "{md}");
+    assert!(md.contains("| public.t | differ | 7 | 7 | 0 | 0 | 4 |"), "{md}");
+    assert!(md.contains("### Schema"), "{md}");
 }
 
 #[test]

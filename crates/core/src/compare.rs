@@ -7,6 +7,8 @@
 //! seed, and rows are fetched only for buckets of at most
 //! [`FETCH_LIMIT`] rows. A table that could not be compared makes the
 //! verdict an error: a match is only ever reported when it was proved.
+//! The schemas are compared too, with the semantic picture rehearsals use:
+//! behaviour differences count, cosmetic ones are reported apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,6 +82,16 @@ pub struct Comparison {
     /// Why the foreign keys could not be checked, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub foreign_key_error: Option<String>,
+    /// How the schemas differ in behaviour (tables, columns and their
+    /// types and collations, constraints, indexes, functions, policies):
+    /// the target against the source.
+    pub schema: Vec<String>,
+    /// Differences that change nothing (column order, a function body
+    /// written differently), reported apart, never a failure.
+    pub schema_cosmetic: Vec<String>,
+    /// Why the schemas could not be compared, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_error: Option<String>,
 }
 
 /// Counts the orphans of every foreign key of `client`'s user tables,
@@ -420,12 +432,34 @@ pub fn compare(
             Some(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())),
         ),
     };
-    let verdict = if foreign_key_error.is_some() || tables.iter().any(|t| t.status == "error") {
+    let message = |e: postgres::Error| {
+        e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+    };
+    let (schema, schema_cosmetic, schema_error) = match (
+        crate::pg::fingerprint::Schema::read(source),
+        crate::pg::fingerprint::Schema::read(target),
+    ) {
+        (Ok(a), Ok(b)) => (a.differences(&b), a.cosmetic_differences(&b), None),
+        (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(message(e))),
+    };
+    let broken = foreign_key_error.is_some() || schema_error.is_some();
+    let verdict = if broken || tables.iter().any(|t| t.status == "error") {
         "error"
-    } else if tables.iter().all(|t| t.status == "match") && foreign_keys.is_empty() {
+    } else if tables.iter().all(|t| t.status == "match")
+        && foreign_keys.is_empty()
+        && schema.is_empty()
+    {
         "match"
     } else {
         "differ"
     };
-    Ok(Comparison { verdict, tables, foreign_keys, foreign_key_error })
+    Ok(Comparison {
+        verdict,
+        tables,
+        foreign_keys,
+        foreign_key_error,
+        schema,
+        schema_cosmetic,
+        schema_error,
+    })
 }

@@ -11,7 +11,14 @@ use backstop_core::pg::{self, redact};
 
 use super::{print, print_json};
 use crate::render::terminal_safe;
-use crate::{Format, Output};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Json,
+    /// A report to paste into a ticket or a pull request.
+    Markdown,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,8 +31,9 @@ pub struct Args {
     /// Only these tables (`schema.table` or `table`, comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
     tables: Vec<String>,
-    #[command(flatten)]
-    output: Output,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    format: CompareFormat,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -35,9 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut source = pg::connect(&args.source, "backstop compare")?;
     let mut target = pg::connect(&args.target, "backstop compare")?;
     let result = compare::compare(&mut source, &mut target, &args.tables)?;
-    match args.output.format {
-        Format::Json => print_json(&result)?,
-        Format::Text => print(&text(&result, &redact(&args.source), &redact(&args.target)))?,
+    let (source, target) = (redact(&args.source), redact(&args.target));
+    match args.format {
+        CompareFormat::Json => print_json(&result)?,
+        CompareFormat::Text => print(&text(&result, &source, &target))?,
+        CompareFormat::Markdown => print(&markdown(&result, &source, &target))?,
     }
     Ok(if result.verdict == "match" { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -98,6 +108,19 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
             let _ = writeln!(out, "      … and {} more", all - listed);
         }
     }
+    if let Some(e) = &c.schema_error {
+        let _ = writeln!(out, "  ! schemas not compared: {}", terminal_safe(e));
+    }
+    for d in &c.schema {
+        let _ = writeln!(out, "  ✗ schema: {}", terminal_safe(d));
+    }
+    if !c.schema_cosmetic.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cosmetic schema differences (no effect, not counted): {}",
+            terminal_safe(&c.schema_cosmetic.join("; "))
+        );
+    }
     if let Some(e) = &c.foreign_key_error {
         let _ = writeln!(out, "  ! foreign keys not checked: {}", terminal_safe(e));
     }
@@ -110,6 +133,81 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
             if fk.not_valid { " (NOT VALID)" } else { "" },
             fk.orphans
         );
+    }
+    out
+}
+
+/// Text for a Markdown table cell: no pipes or line breaks.
+fn cell(text: &str) -> String {
+    terminal_safe(text).replace('|', "\\|").replace('\n', " ")
+}
+
+fn markdown(c: &Comparison, source: &str, target: &str) -> String {
+    let mut out = format!(
+        "## Compare: {}\n\n- Source: `{}`\n- Target: `{}`\n\n| Table | Status | Source rows | Target rows | Missing | Extra | Different | Note |\n|---|---|---:|---:|---:|---:|---:|---|\n",
+        c.verdict.to_uppercase(),
+        cell(source),
+        cell(target)
+    );
+    for t in &c.tables {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&t.table),
+            t.status,
+            rows(t.source_rows),
+            rows(t.target_rows),
+            t.missing,
+            t.extra,
+            t.different,
+            cell(t.note.as_deref().unwrap_or(""))
+        );
+    }
+    let differing: Vec<_> = c.tables.iter().filter(|t| !t.rows.is_empty()).collect();
+    if !differing.is_empty() {
+        out.push_str("\n### Differing rows\n\n| Table | Key | Kind | Columns (source → target) |\n|---|---|---|---|\n");
+        for t in differing {
+            for r in &t.rows {
+                let columns: Vec<String> =
+                    r.columns.iter().map(|(c, [a, b])| format!("{c}: {a} → {b}")).collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | {} | {} |",
+                    cell(&t.table),
+                    cell(&r.key.to_string()),
+                    r.kind,
+                    cell(&columns.join("; "))
+                );
+            }
+        }
+    }
+    if !c.schema.is_empty() || !c.schema_cosmetic.is_empty() || c.schema_error.is_some() {
+        out.push_str("\n### Schema\n\n");
+        if let Some(e) = &c.schema_error {
+            let _ = writeln!(out, "- not compared: {}", cell(e));
+        }
+        for d in &c.schema {
+            let _ = writeln!(out, "- {}", cell(d));
+        }
+        for d in &c.schema_cosmetic {
+            let _ = writeln!(out, "- cosmetic, not counted: {}", cell(d));
+        }
+    }
+    if !c.foreign_keys.is_empty() || c.foreign_key_error.is_some() {
+        out.push_str("\n### Foreign keys of the target\n\n");
+        if let Some(e) = &c.foreign_key_error {
+            let _ = writeln!(out, "- not checked: {}", cell(e));
+        }
+        for fk in &c.foreign_keys {
+            let _ = writeln!(
+                out,
+                "- {} `{}`{}: {} orphaned row(s)",
+                cell(&fk.table),
+                cell(&fk.constraint),
+                if fk.not_valid { " (NOT VALID)" } else { "" },
+                fk.orphans
+            );
+        }
     }
     out
 }
