@@ -26,7 +26,9 @@ fn pair(label: &str, sql: &str) -> (Project, String, String) {
 }
 
 fn compare(p: &Project, source: &str, target: &str, code: i32) -> Value {
-    let run = p.run(&["compare", "--source", source, "--target", target, "--format", "json"]);
+    let run = p.run(&[
+        "compare", "--source", source, "--target", target, "--format", "json", "--jobs", "3",
+    ]);
     run.expect_code(code);
     run.json()
 }

@@ -380,67 +380,97 @@ pub(crate) fn table(
     Ok(result)
 }
 
-/// Compares every user table (or those named `schema.table` in `only`).
-pub fn compare(
+/// Where a table's comparison is, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Started(&'a str),
+    Finished(&'a TableResult),
+}
+
+/// Why a comparison could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error(transparent)]
+    Connect(#[from] crate::pg::conn::ConnectError),
+    #[error("database error while listing the tables")]
+    Db(#[from] postgres::Error),
+}
+
+fn message(e: &postgres::Error) -> String {
+    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+/// A table to compare: (schema, name), whether the source has it, whether the target has it.
+type Listed = ((String, String), bool, bool);
+
+/// The tables of both sides that `only` chooses (`schema.table` or
+/// `table`; empty: all), and which side has each.
+fn tables_of(
     source: &mut Client,
     target: &mut Client,
     only: &[String],
-) -> Result<Comparison, postgres::Error> {
+) -> Result<Vec<Listed>, postgres::Error> {
     let a: BTreeSet<(String, String)> = checksum::user_tables(source)?.into_iter().collect();
     let b: BTreeSet<(String, String)> = checksum::user_tables(target)?.into_iter().collect();
     let wanted = |t: &(String, String)| {
         only.is_empty() || only.iter().any(|o| *o == format!("{}.{}", t.0, t.1) || *o == t.1)
     };
-    let mut tables = Vec::new();
-    for t in a.union(&b).filter(|t| wanted(t)) {
-        let empty = |status| TableResult {
-            table: format!("{}.{}", t.0, t.1),
-            status,
-            source_rows: None,
-            target_rows: None,
-            missing: 0,
-            extra: 0,
-            different: 0,
-            rows: Vec::new(),
-            note: None,
-        };
-        let result = match (a.contains(t), b.contains(t)) {
-            (true, false) => empty("only_in_source"),
-            (false, true) => empty("only_in_target"),
-            _ => match table(source, target, &t.0, &t.1, SHOWN) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Whatever broke, this table was not shown to match.
-                    for c in [&mut *source, &mut *target] {
-                        let _ = c.batch_execute("rollback");
-                    }
-                    let mut r = empty("error");
-                    r.note = Some(
-                        e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
-                    );
-                    r
+    Ok(a.union(&b)
+        .filter(|t| wanted(t))
+        .map(|t| (t.clone(), a.contains(t), b.contains(t)))
+        .collect())
+}
+
+/// One table's result, whatever happens: an error is a result too.
+fn one(
+    source: &mut Client,
+    target: &mut Client,
+    t: &(String, String),
+    in_a: bool,
+    in_b: bool,
+) -> TableResult {
+    let empty = |status| TableResult {
+        table: format!("{}.{}", t.0, t.1),
+        status,
+        source_rows: None,
+        target_rows: None,
+        missing: 0,
+        extra: 0,
+        different: 0,
+        rows: Vec::new(),
+        note: None,
+    };
+    match (in_a, in_b) {
+        (true, false) => empty("only_in_source"),
+        (false, true) => empty("only_in_target"),
+        _ => match table(source, target, &t.0, &t.1, SHOWN) {
+            Ok(r) => r,
+            Err(e) => {
+                // Whatever broke, this table was not shown to match.
+                for c in [&mut *source, &mut *target] {
+                    let _ = c.batch_execute("rollback");
                 }
-            },
-        };
-        tables.push(result);
+                let mut r = empty("error");
+                r.note = Some(message(&e));
+                r
+            }
+        },
     }
+}
+
+/// The target's foreign keys, the schemas, and the verdict over it all.
+fn conclude(source: &mut Client, target: &mut Client, tables: Vec<TableResult>) -> Comparison {
     // An FK check that fails is an error of the whole comparison.
     let (foreign_keys, foreign_key_error) = match orphans(target) {
         Ok(f) => (f, None),
-        Err(e) => (
-            Vec::new(),
-            Some(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())),
-        ),
-    };
-    let message = |e: postgres::Error| {
-        e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+        Err(e) => (Vec::new(), Some(message(&e))),
     };
     let (schema, schema_cosmetic, schema_error) = match (
         crate::pg::fingerprint::Schema::read(source),
         crate::pg::fingerprint::Schema::read(target),
     ) {
         (Ok(a), Ok(b)) => (a.differences(&b), a.cosmetic_differences(&b), None),
-        (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(message(e))),
+        (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(message(&e))),
     };
     let broken = foreign_key_error.is_some() || schema_error.is_some();
     let verdict = if broken || tables.iter().any(|t| t.status == "error") {
@@ -453,7 +483,7 @@ pub fn compare(
     } else {
         "differ"
     };
-    Ok(Comparison {
+    Comparison {
         verdict,
         tables,
         foreign_keys,
@@ -461,5 +491,83 @@ pub fn compare(
         schema,
         schema_cosmetic,
         schema_error,
-    })
+    }
+}
+
+/// Compares every user table (or those named `schema.table` in `only`).
+pub fn compare(
+    source: &mut Client,
+    target: &mut Client,
+    only: &[String],
+) -> Result<Comparison, postgres::Error> {
+    let mut tables = Vec::new();
+    for (t, in_a, in_b) in tables_of(source, target, only)? {
+        tables.push(one(source, target, &t, in_a, in_b));
+    }
+    Ok(conclude(source, target, tables))
+}
+
+/// [`compare`] over connections of its own, `jobs` tables at a time (each
+/// worker with a session on each side), telling `progress` as tables start
+/// and finish. Results keep the tables' order.
+pub fn compare_parallel(
+    source_url: &str,
+    target_url: &str,
+    only: &[String],
+    jobs: usize,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Comparison, CompareError> {
+    let connect = || -> Result<(Client, Client), CompareError> {
+        Ok((
+            crate::pg::connect(source_url, "backstop compare")?,
+            crate::pg::connect(target_url, "backstop compare")?,
+        ))
+    };
+    let (mut source, mut target) = connect()?;
+    let work = tables_of(&mut source, &mut target, only)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<TableResult>>> =
+        std::sync::Mutex::new(vec![None; work.len()]);
+    let run = |source: &mut Client, target: &mut Client| loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some((t, in_a, in_b)) = work.get(i) else { break };
+        let name = format!("{}.{}", t.0, t.1);
+        progress(Progress::Started(&name));
+        let r = one(source, target, t, *in_a, *in_b);
+        progress(Progress::Finished(&r));
+        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+    };
+    let workers = jobs.clamp(1, work.len().max(1));
+    std::thread::scope(|scope| -> Result<(), CompareError> {
+        let mut handles = Vec::new();
+        for _ in 1..workers {
+            let (mut s, mut t) = connect()?;
+            handles.push(scope.spawn(move || run(&mut s, &mut t)));
+        }
+        run(&mut source, &mut target);
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    })?;
+    let tables: Vec<TableResult> = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .zip(&work)
+        .map(|(r, (t, _, _))| {
+            r.unwrap_or_else(|| TableResult {
+                table: format!("{}.{}", t.0, t.1),
+                status: "error",
+                source_rows: None,
+                target_rows: None,
+                missing: 0,
+                extra: 0,
+                different: 0,
+                rows: Vec::new(),
+                note: Some("its worker stopped before comparing it".into()),
+            })
+        })
+        .collect();
+    Ok(conclude(&mut source, &mut target, tables))
 }

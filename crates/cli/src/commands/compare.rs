@@ -3,10 +3,16 @@
 //! when everything matches, 1 when something differs or could not be
 //! compared (never a match it did not prove).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use backstop_core::compare::{self, Comparison};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use backstop_core::compare::{self, Comparison, Progress};
 use backstop_core::pg::{self, redact};
 
 use super::{print, print_json};
@@ -31,6 +37,10 @@ pub struct Args {
     /// Only these tables (`schema.table` or `table`, comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
     tables: Vec<String>,
+    /// How many tables are compared at once, each with a session on each
+    /// side (default: the cores, at most 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     format: CompareFormat,
@@ -40,9 +50,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for url in [&args.source, &args.target] {
         pg::conn::parse_url(url)?;
     }
-    let mut source = pg::connect(&args.source, "backstop compare")?;
-    let mut target = pg::connect(&args.target, "backstop compare")?;
-    let result = compare::compare(&mut source, &mut target, &args.tables)?;
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+        usize::from,
+    );
+    let bars = Bars::new(args.format == CompareFormat::Text && std::io::stderr().is_terminal());
+    let result = compare::compare_parallel(&args.source, &args.target, &args.tables, jobs, &|p| {
+        bars.show(p)
+    })?;
+    drop(bars);
     let (source, target) = (redact(&args.source), redact(&args.target));
     match args.format {
         CompareFormat::Json => print_json(&result)?,
@@ -50,6 +66,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         CompareFormat::Markdown => print(&markdown(&result, &source, &target))?,
     }
     Ok(if result.verdict == "match" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A spinner per table being compared, on a terminal; nothing otherwise.
+struct Bars {
+    multi: Option<MultiProgress>,
+    running: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(on: bool) -> Bars {
+        Bars { multi: on.then(MultiProgress::new), running: Mutex::default() }
+    }
+
+    fn show(&self, p: Progress<'_>) {
+        let Some(multi) = &self.multi else { return };
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match p {
+            Progress::Started(table) => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(format!("{}: comparing", terminal_safe(table)));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                running.insert(table.to_string(), bar);
+            }
+            Progress::Finished(r) => {
+                if let Some(bar) = running.remove(&r.table) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                let _ = multi.println(format!("  {}: {}", terminal_safe(&r.table), r.status));
+            }
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
 }
 
 fn rows(n: Option<i64>) -> String {

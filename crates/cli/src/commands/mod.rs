@@ -103,6 +103,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<SourceError>() {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<backstop_core::compare::CompareError>() {
+            return match e {
+                backstop_core::compare::CompareError::Connect(ConnectError::BadUrl { .. }) => 2,
+                _ => 3,
+            };
+        }
         if let Some(e) = cause.downcast_ref::<ConnectError>() {
             return match e {
                 ConnectError::BadUrl { .. } => 2,
