@@ -37,8 +37,7 @@ fn rows_sql(n: i64) -> String {
                                    'tags', jsonb_build_array(left(md5((i * 3)::text), 6))) AS attrs,
                 i % 3 <> 0 AS active
            FROM generate_series(1, {n}) i;
-         ALTER TABLE accounts ADD PRIMARY KEY (id);
-         VACUUM ANALYZE accounts;"
+         ALTER TABLE accounts ADD PRIMARY KEY (id);"
     )
 }
 
@@ -84,13 +83,34 @@ fn reladiff(a: &str, b: &str, all_columns: bool) -> anyhow::Result<(Duration, us
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/reladiff.sh");
     let mut cmd = Command::new(script);
     clean_env(&mut cmd);
-    cmd.args([a, "accounts", b, "accounts", "-k", "id", "--json"]);
+    // Its console wraps lines at 80 columns, JSON included, when not on a terminal.
+    cmd.env("COLUMNS", "100000");
+    // reladiff knows only the postgresql:// scheme.
+    let (a, b) = (
+        a.replacen("postgres://", "postgresql://", 1),
+        b.replacen("postgres://", "postgresql://", 1),
+    );
+    cmd.args([&a, "accounts", &b, "accounts", "-k", "id", "--json"]);
     if all_columns {
         cmd.args(["-c", "%"]);
     }
     let t = Instant::now();
     let out = check(cmd.output().context("running reladiff")?, "reladiff")?;
     let took = t.elapsed();
+    // It exits 0 after logging an error, with no differences printed.
+    if String::from_utf8_lossy(&out.stderr).contains("ERROR") {
+        bail!("reladiff failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        let shown =
+            |b: &[u8]| String::from_utf8_lossy(b).lines().take(5).collect::<Vec<_>>().join("\n");
+        eprintln!(
+            "reladiff: {} line(s) of output; stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            shown(&out.stdout),
+            shown(&out.stderr)
+        );
+    }
     let keys: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -113,7 +133,10 @@ fn run() -> anyhow::Result<()> {
     let t = Instant::now();
     for c in [&one, &two] {
         c.create_database(DATABASE, None)?;
-        c.connect(DATABASE)?.batch_execute(&rows_sql(n)).context("building the table")?;
+        let mut db = c.connect(DATABASE)?;
+        db.batch_execute(&rows_sql(n)).context("building the table")?;
+        // On its own: VACUUM cannot run in the implicit transaction of a batch.
+        db.batch_execute("VACUUM ANALYZE accounts").context("vacuuming")?;
     }
     let size: String = one
         .connect(DATABASE)?

@@ -4,9 +4,10 @@
 //! bucketed by a hash of their primary key's text (so the two sides agree
 //! on which rows are in a bucket whatever their collations or key order),
 //! buckets whose count or hash sum differ are split again with another
-//! seed, and rows are fetched only for buckets of at most
-//! [`FETCH_LIMIT`] rows. A table that could not be compared makes the
-//! verdict an error: a match is only ever reported when it was proved.
+//! seed (level by level, one scan per side for all the buckets of a level),
+//! and rows are fetched only for buckets of at most [`FETCH_LIMIT`] rows.
+//! A table that could not be compared makes the verdict an error: a match
+//! is only ever reported when it was proved.
 //! The schemas are compared too, with the semantic picture rehearsals use:
 //! behaviour differences count, cosmetic ones are reported apart.
 
@@ -21,7 +22,9 @@ use crate::pg::{checksum, quote_ident, quote_qualified};
 /// Buckets per split.
 const FANOUT: i64 = 256;
 /// A bucket with at most this many rows on each side is fetched.
-pub const FETCH_LIMIT: i64 = 2000;
+pub const FETCH_LIMIT: i64 = 256;
+/// Rows fetched by one query at most (roughly: whole buckets are fetched).
+const FETCH_BATCH: i64 = 50_000;
 /// How many differing rows a table's result lists.
 pub const SHOWN: usize = 100;
 
@@ -158,52 +161,78 @@ struct Side<'a> {
     key_json: String,
 }
 
-fn bucket_filter(path: &[(i64, i64)], key_text: &str) -> String {
-    path.iter()
-        .map(|(seed, b)| {
+/// Runs `f` and `g` at once (one on each side's server) and gives both results.
+fn both<A: Send, B: Send>(f: impl FnOnce() -> A + Send, g: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|scope| {
+        let first = scope.spawn(f);
+        let second = g();
+        (first.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), second)
+    })
+}
+
+/// The deepest split: 256^6 buckets, far more than rows in any table.
+const LEVELS: u32 = 6;
+
+/// A row's bucket path down to `level` as one number: the bucket of each
+/// split (seeds 1..=level) as base-256 digits.
+fn path_code(key_text: &str, level: u32) -> String {
+    (1..=level)
+        .map(|seed| {
+            let weight = FANOUT.pow(level - seed);
             format!(
-                "(mod(hashtextextended({key_text}, {seed}), {FANOUT}) + {FANOUT}) % {FANOUT} = {b}"
+                "((mod(hashtextextended({key_text}, {seed}), {FANOUT}) + {FANOUT}) % {FANOUT}) * {weight}"
             )
         })
         .collect::<Vec<_>>()
-        .join(" and ")
+        .join(" + ")
 }
 
 impl Side<'_> {
-    /// Per bucket of the next split under `path`: row count and hash sum.
+    /// Row count and hash sum of every bucket at `level` under the
+    /// buckets `under` of the level above (all rows at level 1): one scan.
     fn buckets(
         &mut self,
-        path: &[(i64, i64)],
-        seed: i64,
+        level: u32,
+        under: &[i64],
     ) -> Result<BTreeMap<i64, (i64, String)>, postgres::Error> {
-        let filter =
-            if path.is_empty() { "true".to_string() } else { bucket_filter(path, &self.key_text) };
+        let filter = if level == 1 {
+            "true".to_string()
+        } else {
+            format!("({}) = any($1::bigint[])", path_code(&self.key_text, level - 1))
+        };
         let sql = format!(
-            "select (mod(hashtextextended({k}, {seed}), {FANOUT}) + {FANOUT}) % {FANOUT}, count(*), coalesce(sum({h}), 0)::text
+            "select {code}, count(*), coalesce(sum({h}), 0)::text
                from only {r} t where {filter} group by 1",
-            k = self.key_text,
+            code = path_code(&self.key_text, level),
             h = self.row_hash,
             r = self.relation
         );
-        Ok(self.client.query(&sql, &[])?.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+        let rows = if level == 1 {
+            self.client.query(&sql, &[])?
+        } else {
+            self.client.query(&sql, &[&under])?
+        };
+        Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
     }
 
-    /// The rows of a bucket: key text → (key JSON, row hash, row JSON).
+    /// The rows of the buckets `codes` at `level`: key text → (key JSON,
+    /// row hash, row JSON). One scan.
     fn rows(
         &mut self,
-        path: &[(i64, i64)],
+        level: u32,
+        codes: &[i64],
     ) -> Result<BTreeMap<String, (Value, i64, Value)>, postgres::Error> {
         let sql = format!(
-            "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t where {f}",
+            "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t where ({code}) = any($1::bigint[])",
             k = self.key_text,
             kj = self.key_json,
             h = self.row_hash,
             r = self.relation,
-            f = bucket_filter(path, &self.key_text)
+            code = path_code(&self.key_text, level)
         );
         Ok(self
             .client
-            .query(&sql, &[])?
+            .query(&sql, &[&codes])?
             .iter()
             .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2), r.get(3))))
             .collect())
@@ -241,8 +270,11 @@ pub(crate) fn table(
     keep: usize,
 ) -> Result<TableResult, postgres::Error> {
     let label = format!("{schema}.{name}");
-    let a = checksum::table_checksum(source, schema, name)?;
-    let b = checksum::table_checksum(target, schema, name)?;
+    let (a, b) = both(
+        || checksum::table_checksum(&mut *source, schema, name),
+        || checksum::table_checksum(&mut *target, schema, name),
+    );
+    let (a, b) = (a?, b?);
     let mut result = TableResult {
         table: label,
         status: "match",
@@ -301,24 +333,52 @@ pub(crate) fn table(
         )?;
     }
     let whole = keep == usize::MAX;
-    let mut stack: Vec<Vec<(i64, i64)>> = vec![Vec::new()];
-    while let Some(path) = stack.pop() {
-        let seed = path.len() as i64 + 1;
-        let (bs, bt) = (s.buckets(&path, seed)?, t.buckets(&path, seed)?);
-        let ids: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
-        for id in ids {
-            let (x, y) = (bs.get(&id), bt.get(&id));
+    // Breadth first: at each level one scan per side gives every bucket
+    // under the differing ones; small differing buckets are fetched
+    // together, big ones split again.
+    let mut under: Vec<i64> = Vec::new();
+    let mut fetch: Vec<(u32, Vec<i64>)> = Vec::new();
+    let mut batch_rows = 0i64;
+    for level in 1..=LEVELS {
+        if level > 1 && under.is_empty() {
+            break;
+        }
+        let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
+        let (bs, bt) = (bs?, bt?);
+        let codes: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
+        let mut small = Vec::new();
+        let mut big = Vec::new();
+        for code in codes {
+            let (x, y) = (bs.get(&code), bt.get(&code));
             if x == y {
                 continue;
             }
-            let mut sub = path.clone();
-            sub.push((seed, id));
             let size = x.map_or(0, |v| v.0).max(y.map_or(0, |v| v.0));
-            if size > FETCH_LIMIT && sub.len() < 6 {
-                stack.push(sub);
+            if size > FETCH_LIMIT && level < LEVELS {
+                big.push(code);
                 continue;
             }
-            let (rs, rt) = (s.rows(&sub)?, t.rows(&sub)?);
+            // Fetched in batches of about FETCH_BATCH rows: one scan per
+            // batch, memory bounded however much differs.
+            if small.is_empty() || batch_rows + size > FETCH_BATCH {
+                if !small.is_empty() {
+                    fetch.push((level, std::mem::take(&mut small)));
+                }
+                batch_rows = 0;
+            }
+            small.push(code);
+            batch_rows += size;
+        }
+        if !small.is_empty() {
+            fetch.push((level, small));
+        }
+        batch_rows = 0;
+        under = big;
+    }
+    for (level, codes) in fetch {
+        {
+            let (rs, rt) = both(|| s.rows(level, &codes), || t.rows(level, &codes));
+            let (rs, rt) = (rs?, rt?);
             let keys: BTreeSet<&String> = rs.keys().chain(rt.keys()).collect();
             for k in keys {
                 let diff = match (rs.get(k), rt.get(k)) {
