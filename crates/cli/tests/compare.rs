@@ -407,3 +407,19 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
         .expect_code(2)
         .expect_output("--since \"yesterday\"");
 }
+
+#[test]
+fn a_database_freeze_makes_it_read_only_until_unfreeze() {
+    let p = Project::new("database_freeze");
+    p.client().batch_execute("CREATE TABLE t (id int PRIMARY KEY)").unwrap();
+    p.run(&["freeze", "--database", "--role", "x", "--reason", "cutover"]).expect_code(2);
+    p.run(&["freeze", "--database", "--reason", "cutover to V2"])
+        .expect_code(0)
+        .expect_output("froze writes to database");
+    let refused = p.client().batch_execute("INSERT INTO t VALUES (1)").unwrap_err();
+    let message = refused.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(message.contains("read-only transaction"), "{refused:?}");
+    p.run(&["status"]).expect_code(1).expect_output("frozen");
+    p.run(&["unfreeze"]).expect_code(0).expect_output("lifted the write freeze");
+    p.client().batch_execute("INSERT INTO t VALUES (1)").unwrap();
+}

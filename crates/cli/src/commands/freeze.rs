@@ -1,6 +1,8 @@
 //! `backstop freeze --role ROLE`: the role's write grants on the schema's
 //! tables revoked, exactly which recorded, so `backstop unfreeze --role`
 //! gives back those and nothing more (a cutover's "make V1 read-only").
+//! `backstop freeze --database`: the whole database read-only, the freeze
+//! a restore takes (`backstop unfreeze` lifts it). One mechanism, two scopes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,8 +17,12 @@ use crate::{Connection, Format, Output};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The role whose writes stop.
-    #[arg(long, value_name = "ROLE")]
-    role: String,
+    #[arg(long, value_name = "ROLE", required_unless_present = "database")]
+    role: Option<String>,
+    /// Instead: make the whole database read-only for every session but
+    /// Backstop's (other sessions are ended so none keeps writing).
+    #[arg(long, conflicts_with_all = ["role", "schema"])]
+    database: bool,
     /// The schemas whose tables it may no longer write (default: public).
     #[arg(long, value_delimiter = ',', value_name = "SCHEMA,...", default_value = "public")]
     schema: Vec<String>,
@@ -62,8 +68,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let (config, url, _) = super::backup::load(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop")?;
+    let Some(role) = args.role.as_deref() else {
+        return database(&mut client, &config, &args);
+    };
     let mut lock = locked(&mut client, &config)?;
-    let done = freeze::freeze_role(&mut lock, &args.role, &args.schema, &args.reason)?;
+    let done = freeze::freeze_role(&mut lock, role, &args.schema, &args.reason)?;
     drop(lock);
     match args.output.format {
         Format::Json => print_json(&done)?,
@@ -87,6 +96,38 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     "  warning: {role} may still write: {}\n",
                     terminal_safe(way)
                 ));
+            }
+            print(&out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `freeze --database`: the freeze a restore takes, on purpose.
+fn database(
+    client: &mut postgres::Client,
+    config: &backstop_core::config::Config,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    let mut lock = locked(client, config)?;
+    let done = freeze::freeze(&mut lock, &args.reason, &config.freeze)?;
+    drop(lock);
+    match args.output.format {
+        Format::Json => print_json(&serde_json::json!({
+            "database": done.state.database,
+            "since": done.state.since,
+            "reason": done.state.reason,
+            "terminated": done.terminated,
+            "warnings": done.warnings,
+        }))?,
+        Format::Text => {
+            let mut out = format!(
+                "froze writes to database {}: read-only for every session but Backstop's ({} session(s) ended); `backstop unfreeze` lifts it\n",
+                terminal_safe(&done.state.database),
+                done.terminated
+            );
+            for w in &done.warnings {
+                out.push_str(&format!("  warning: {}\n", terminal_safe(w)));
             }
             print(&out)?;
         }
