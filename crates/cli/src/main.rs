@@ -114,7 +114,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::decide::run(args, config),
         Command::Watch(args) => commands::watch::run(args, config),
         Command::Incident(args) => commands::incident::run(args, config),
-        Command::Compare(args) => commands::compare::run(args),
+        Command::Compare(args) => commands::compare::run(args, config),
         Command::Clear(args) => commands::clear::run(args, config),
         Command::Sync(args) => commands::sync::run(args),
         Command::Freeze(args) => commands::freeze::run(args, config),

@@ -423,3 +423,48 @@ fn a_database_freeze_makes_it_read_only_until_unfreeze() {
     p.run(&["unfreeze"]).expect_code(0).expect_output("lifted the write freeze");
     p.client().batch_execute("INSERT INTO t VALUES (1)").unwrap();
 }
+
+#[test]
+fn the_verdict_follows_compare_policy_and_its_presets() {
+    let (p, source, target) = pair(
+        "compare_policy",
+        "CREATE TABLE items (id int PRIMARY KEY, qty int);
+         INSERT INTO items SELECT i, i FROM generate_series(1, 1000) i;",
+    );
+    let db = target.rsplit('/').next().unwrap().to_string();
+    // 5 rows of 1000 (0.5 %) missing in the target, one changed.
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute("DELETE FROM items WHERE id > 995; UPDATE items SET qty = 0 WHERE id = 1;")
+        .unwrap();
+    let judged = |config: &str, code: i32| -> Value {
+        p.config(&format!("{}\n{config}", common::DEFAULT_CONFIG));
+        compare(&p, &source, &target, code)["judgement"].clone()
+    };
+    let exact = judged("", 1);
+    assert_eq!(exact["verdict"], "fail", "{exact}");
+    assert_eq!(exact["criteria"][0]["ok"], false, "0.5 % is over the exact tolerance: {exact}");
+
+    let runbook = judged("[compare]\npreset = \"runbook\"\n", 1);
+    assert_eq!(runbook["row_count_tolerance"], 1.0);
+    assert_eq!(runbook["criteria"][0]["ok"], true, "within 1 %: {runbook}");
+    assert_eq!(runbook["criteria"][1]["ok"], false, "the checksums still differ: {runbook}");
+
+    // A live cutover may only ask for counts within 1 % and sound keys.
+    let counts =
+        judged("[compare]\npreset = \"runbook\"\nfail_on = [\"rows\", \"foreign_keys\"]\n", 0);
+    assert_eq!(counts["verdict"], "pass", "{counts}");
+    assert_eq!(counts["criteria"][1]["counts"], false);
+    p.run(&["compare", "--source", &source, "--target", &target])
+        .expect_code(0)
+        .expect_output("verdict: PASS ([compare] preset runbook, row counts within 1%)")
+        .expect_output(
+            "! content (reported, not counted): public.items: 5 missing, 0 extra, 1 different",
+        );
+
+    p.config(&format!("{}\n[compare]\nrow_count_tolerance = \"ten\"\n", common::DEFAULT_CONFIG));
+    p.run(&["compare", "--source", &source, "--target", &target])
+        .expect_code(2)
+        .expect_output("e.g. \"1%\"");
+}

@@ -64,6 +64,8 @@ struct File {
     hooks: crate::respond::HooksSection,
     #[serde(default)]
     notify: crate::incident::NotifySection,
+    #[serde(default)]
+    compare: crate::compare::CompareSection,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -351,6 +353,8 @@ pub struct Config {
     pub hooks: crate::respond::HooksSection,
     /// `[notify]`: where incident texts go and the templates they use.
     pub notify: crate::incident::NotifySection,
+    /// `[compare]`: what makes a comparison of two databases fail.
+    pub compare: crate::compare::CompareSection,
 }
 
 impl Config {
@@ -397,6 +401,7 @@ impl Config {
                 decide: Default::default(),
                 hooks: Default::default(),
                 notify: Default::default(),
+                compare: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -485,6 +490,7 @@ impl Config {
                 }),
                 ..file.notify
             },
+            compare: file.compare,
         })
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use backstop_core::compare::{self, Comparison, Progress};
+use backstop_core::compare::{self, Comparison, Judgement, Progress};
 use backstop_core::pg::{self, redact};
 
 use super::{print, print_json};
@@ -46,7 +46,8 @@ pub struct Args {
     format: CompareFormat,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let policy = backstop_core::config::Config::load(config)?.compare;
     for url in [&args.source, &args.target] {
         pg::conn::parse_url(url)?;
     }
@@ -60,12 +61,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     drop(bars);
     let (source, target) = (redact(&args.source), redact(&args.target));
+    let judged = policy.judge(&result);
     match args.format {
-        CompareFormat::Json => print_json(&result)?,
-        CompareFormat::Text => print(&text(&result, &source, &target))?,
-        CompareFormat::Markdown => print(&markdown(&result, &source, &target))?,
+        CompareFormat::Json => {
+            let mut json = serde_json::to_value(&result)?;
+            json["judgement"] = serde_json::to_value(&judged)?;
+            print_json(&json)?
+        }
+        CompareFormat::Text => {
+            print(&format!("{}{}", text(&result, &source, &target), judgement_text(&judged)))?
+        }
+        CompareFormat::Markdown => print(&format!(
+            "{}{}",
+            markdown(&result, &source, &target),
+            judgement_markdown(&judged)
+        ))?,
     }
-    Ok(if result.verdict == "match" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if judged.verdict == "pass" { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// A spinner per table being compared, on a terminal; nothing otherwise.
@@ -268,6 +280,60 @@ fn markdown(c: &Comparison, source: &str, target: &str) -> String {
                 fk.orphans
             );
         }
+    }
+    out
+}
+
+fn criterion_name(j: &compare::Judged) -> String {
+    serde_json::to_value(j.criterion)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn policy_name(j: &Judgement) -> String {
+    serde_json::to_value(j.preset)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn judgement_text(j: &Judgement) -> String {
+    let mut out = format!(
+        "verdict: {} ([compare] preset {}, row counts within {}%)\n",
+        j.verdict.to_uppercase(),
+        policy_name(j),
+        j.row_count_tolerance
+    );
+    for c in &j.criteria {
+        let mark = match (c.ok, c.counts) {
+            (true, _) => "✓",
+            (false, true) => "✗",
+            (false, false) => "!",
+        };
+        let counted = if c.counts { "" } else { " (reported, not counted)" };
+        let _ =
+            writeln!(out, "  {mark} {}{counted}: {}", criterion_name(c), terminal_safe(&c.detail));
+    }
+    out
+}
+
+fn judgement_markdown(j: &Judgement) -> String {
+    let mut out = format!(
+        "\n### Verdict: {} ([compare] preset {}, row counts within {}%)\n\n| Criterion | Counts | Result | Detail |\n|---|---|---|---|\n",
+        j.verdict.to_uppercase(),
+        policy_name(j),
+        j.row_count_tolerance
+    );
+    for c in &j.criteria {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            criterion_name(c),
+            if c.counts { "yes" } else { "no" },
+            if c.ok { "ok" } else { "failed" },
+            cell(&c.detail)
+        );
     }
     out
 }
