@@ -207,6 +207,12 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
     out
 }
 
+/// One finished step of a rollback method, as a line: `✓ flags off (3 ms): ...`.
+pub fn step_line(s: &backstop_core::respond::Step) -> String {
+    let mark = if s.ok { "✓" } else { "✗" };
+    format!("{mark} {} ({} ms): {}", s.name, s.took_ms, terminal_safe(&s.detail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

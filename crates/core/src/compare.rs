@@ -63,6 +63,23 @@ pub struct TableResult {
     pub note: Option<String>,
 }
 
+impl TableResult {
+    /// A result with nothing compared (yet): counts unknown, no rows.
+    fn empty(table: String, status: &'static str) -> TableResult {
+        TableResult {
+            table,
+            status,
+            source_rows: None,
+            target_rows: None,
+            missing: 0,
+            extra: 0,
+            different: 0,
+            rows: Vec::new(),
+            note: None,
+        }
+    }
+}
+
 /// One foreign key of the target, checked row by row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ForeignKey {
@@ -159,6 +176,8 @@ struct Side<'a> {
     key_text: String,
     /// The key as JSON, for showing it.
     key_json: String,
+    /// Buckets of the first split (a power of two, from the table's size).
+    first: i64,
 }
 
 /// Runs `f` and `g` at once (one on each side's server) and gives both results.
@@ -174,14 +193,14 @@ fn both<A: Send, B: Send>(f: impl FnOnce() -> A + Send, g: impl FnOnce() -> B) -
 const LEVELS: u32 = 6;
 
 /// A row's bucket path down to `level` as one number: the bucket of each
-/// split (seeds 1..=level) as base-256 digits.
-fn path_code(key_text: &str, level: u32) -> String {
+/// split (seeds 1..=level; `first` buckets at the first, [`FANOUT`] below)
+/// as digits, the first the most significant.
+fn path_code(key_text: &str, level: u32, first: i64) -> String {
     (1..=level)
         .map(|seed| {
+            let n = if seed == 1 { first } else { FANOUT };
             let weight = FANOUT.pow(level - seed);
-            format!(
-                "((mod(hashtextextended({key_text}, {seed}), {FANOUT}) + {FANOUT}) % {FANOUT}) * {weight}"
-            )
+            format!("((mod(hashtextextended({key_text}, {seed}), {n}) + {n}) % {n}) * {weight}")
         })
         .collect::<Vec<_>>()
         .join(" + ")
@@ -198,12 +217,12 @@ impl Side<'_> {
         let filter = if level == 1 {
             "true".to_string()
         } else {
-            format!("({}) = any($1::bigint[])", path_code(&self.key_text, level - 1))
+            format!("({}) = any($1::bigint[])", path_code(&self.key_text, level - 1, self.first))
         };
         let sql = format!(
             "select {code}, count(*), coalesce(sum({h}), 0)::text
                from only {r} t where {filter} group by 1",
-            code = path_code(&self.key_text, level),
+            code = path_code(&self.key_text, level, self.first),
             h = self.row_hash,
             r = self.relation
         );
@@ -228,7 +247,7 @@ impl Side<'_> {
             kj = self.key_json,
             h = self.row_hash,
             r = self.relation,
-            code = path_code(&self.key_text, level)
+            code = path_code(&self.key_text, level, self.first)
         );
         Ok(self
             .client
@@ -270,38 +289,33 @@ pub(crate) fn table(
     keep: usize,
 ) -> Result<TableResult, postgres::Error> {
     let label = format!("{schema}.{name}");
-    let (a, b) = both(
-        || checksum::table_checksum(&mut *source, schema, name),
-        || checksum::table_checksum(&mut *target, schema, name),
-    );
-    let (a, b) = (a?, b?);
-    let mut result = TableResult {
-        table: label,
-        status: "match",
-        source_rows: Some(a.rows),
-        target_rows: Some(b.rows),
-        missing: 0,
-        extra: 0,
-        different: 0,
-        rows: Vec::new(),
-        note: None,
-    };
-    if a == b {
-        return Ok(result);
-    }
-    result.status = "differ";
     let key = primary_key(source, schema, name)?;
     if key.is_empty() || key != primary_key(target, schema, name)? {
-        result.note = Some(if key.is_empty() {
-            "no primary key: only the row counts and the whole-table checksum are compared".into()
-        } else {
-            "the primary keys differ between the sides: only counts and checksums are compared"
-                .into()
-        });
+        let (a, b) = both(
+            || checksum::table_checksum(&mut *source, schema, name),
+            || checksum::table_checksum(&mut *target, schema, name),
+        );
+        let (a, b) = (a?, b?);
+        let mut result = TableResult::empty(label, if a == b { "match" } else { "differ" });
+        (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
+        if a != b {
+            result.note = Some(if key.is_empty() {
+                "no primary key: only the row counts and the whole-table checksum are compared"
+                    .into()
+            } else {
+                "the primary keys differ between the sides: only counts and checksums are compared"
+                    .into()
+            });
+        }
         return Ok(result);
     }
     let cols: Vec<String> = key.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
-    let key_text = format!("(row({}))::text", cols.join(", "));
+    // The key as text in the C collation: the same bytes, so the same
+    // bucket, on both sides whatever the columns' collations.
+    let key_text = match cols.as_slice() {
+        [one] => format!("(({one})::text collate \"C\")"),
+        many => format!("((row({}))::text collate \"C\")", many.join(", ")),
+    };
     let key_json = format!(
         "jsonb_build_object({})",
         key.iter()
@@ -312,12 +326,23 @@ pub(crate) fn table(
     );
     let method = checksum::method(source)?;
     let relation = quote_qualified(Some(schema), name);
+    // Enough first-level buckets that most hold a few dozen rows: one
+    // aggregate scan, then the rows of the differing buckets.
+    let estimate: f64 = source
+        .query_one(
+            "select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass",
+            &[&relation],
+        )?
+        .get(0);
+    let wanted = (estimate / (FETCH_LIMIT / 4) as f64).max(1.0) as u64;
+    let first = wanted.next_power_of_two().clamp(FANOUT as u64, 1 << 20) as i64;
     let mut s = Side {
         row_hash: checksum::row_hash_sql(source, method, schema, name)?,
         client: source,
         relation: relation.clone(),
         key_text: key_text.clone(),
         key_json: key_json.clone(),
+        first,
     };
     let mut t = Side {
         row_hash: checksum::row_hash_sql(target, method, schema, name)?,
@@ -325,13 +350,15 @@ pub(crate) fn table(
         relation,
         key_text,
         key_json,
+        first,
     };
-    // The key's text must not depend on the sessions' settings.
+    // The key's text and the row hashes must not depend on the sessions' settings.
     for side in [&mut s, &mut t] {
         side.client.batch_execute(
             "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3",
         )?;
     }
+    let mut result = TableResult::empty(label, "match");
     let whole = keep == usize::MAX;
     // Breadth first: at each level one scan per side gives every bucket
     // under the differing ones; small differing buckets are fetched
@@ -345,6 +372,16 @@ pub(crate) fn table(
         }
         let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
         let (bs, bt) = (bs?, bt?);
+        if level == 1 {
+            // Every row is in a first-level bucket: the counts, and (the
+            // hash sums being the checksum's) the same verdict as a checksum.
+            let rows = |b: &BTreeMap<i64, (i64, String)>| b.values().map(|v| v.0).sum::<i64>();
+            (result.source_rows, result.target_rows) = (Some(rows(&bs)), Some(rows(&bt)));
+            if bs == bt {
+                return Ok(result);
+            }
+            result.status = "differ";
+        }
         let codes: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
         let mut small = Vec::new();
         let mut big = Vec::new();
@@ -489,17 +526,7 @@ fn one(
     in_a: bool,
     in_b: bool,
 ) -> TableResult {
-    let empty = |status| TableResult {
-        table: format!("{}.{}", t.0, t.1),
-        status,
-        source_rows: None,
-        target_rows: None,
-        missing: 0,
-        extra: 0,
-        different: 0,
-        rows: Vec::new(),
-        note: None,
-    };
+    let empty = |status| TableResult::empty(format!("{}.{}", t.0, t.1), status);
     match (in_a, in_b) {
         (true, false) => empty("only_in_source"),
         (false, true) => empty("only_in_target"),
@@ -616,16 +643,10 @@ pub fn compare_parallel(
         .into_iter()
         .zip(&work)
         .map(|(r, (t, _, _))| {
-            r.unwrap_or_else(|| TableResult {
-                table: format!("{}.{}", t.0, t.1),
-                status: "error",
-                source_rows: None,
-                target_rows: None,
-                missing: 0,
-                extra: 0,
-                different: 0,
-                rows: Vec::new(),
-                note: Some("its worker stopped before comparing it".into()),
+            r.unwrap_or_else(|| {
+                let mut r = TableResult::empty(format!("{}.{}", t.0, t.1), "error");
+                r.note = Some("its worker stopped before comparing it".into());
+                r
             })
         })
         .collect();

@@ -129,9 +129,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
     let mut alerted = false;
     let on_step = |s: &respond::Step| {
         if text {
-            let mark = if s.ok { "✓" } else { "✗" };
-            let detail = crate::render::terminal_safe(&s.detail);
-            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
+            eprintln!("{}", crate::render::step_line(s));
         }
         // The alert goes out once the method is on record and its first step done.
         if !alerted {
@@ -234,9 +232,7 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let text = args.output.format == Format::Text;
     let on_step = |s: &respond::Step| {
         if text {
-            let mark = if s.ok { "✓" } else { "✗" };
-            let detail = crate::render::terminal_safe(&s.detail);
-            eprintln!("{mark} {} ({} ms): {detail}", s.name, s.took_ms);
+            eprintln!("{}", crate::render::step_line(s));
         }
     };
     let outcome = carry_out_c(&ctx, &mut client, target.as_ref(), &revert, &reason, on_step)?;

@@ -112,6 +112,13 @@ fn sample_line(name: &str, r: &Reading) -> String {
     }
 }
 
+/// A step of method `m` as watch prints it: `✓ method A: flags off (3 ms): ...`.
+fn step_text(m: Method, s: &respond::Step) -> String {
+    let line = crate::render::step_line(s);
+    let (mark, rest) = line.split_once(' ').unwrap_or(("", &line));
+    format!("{mark} method {m}: {rest}\n")
+}
+
 /// The command that carries out `m` by hand.
 fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
     match (m, flag) {
@@ -224,12 +231,7 @@ fn watch(
                     super::incident::announce(config, url, true);
                 }
                 if text {
-                    let mark = if s.ok { "✓" } else { "✗" };
-                    let detail = terminal_safe(&s.detail);
-                    let _ = print(&format!(
-                        "{mark} method {method}: {} ({} ms): {detail}\n",
-                        s.name, s.took_ms
-                    ));
+                    let _ = print(&step_text(method, s));
                 }
             };
             let reason = format!("backstop watch: {}", decision.reason);
@@ -277,12 +279,7 @@ fn watch(
                     let ctx = super::Context::load(config_path, &args.conn)?;
                     let print_step = |s: &respond::Step| {
                         if text {
-                            let mark = if s.ok { "✓" } else { "✗" };
-                            let detail = terminal_safe(&s.detail);
-                            let _ = print(&format!(
-                                "{mark} method C: {} ({} ms): {detail}\n",
-                                s.name, s.took_ms
-                            ));
+                            let _ = print(&step_text(Method::C, s));
                         }
                     };
                     let outcome = super::rollback::carry_out_c(

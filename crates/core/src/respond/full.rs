@@ -67,7 +67,8 @@ pub struct FullOutcome {
 }
 
 /// Method C. `verify` runs the verify suite after the downs (given their
-/// report): a summary, or why it failed. Records a started event and the outcome like A and B.
+/// report): a summary, or why it failed. Records a started event and the
+/// outcome like A and B.
 #[allow(clippy::too_many_arguments)]
 pub fn method_c(
     client: &mut postgres::Client,
