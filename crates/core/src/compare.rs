@@ -289,6 +289,13 @@ pub(crate) fn table(
     keep: usize,
 ) -> Result<TableResult, postgres::Error> {
     let label = format!("{schema}.{name}");
+    // Keys, timestamps and (with the text method) row hashes must not
+    // depend on the sessions' settings; JIT only slows these scans.
+    for c in [&mut *source, &mut *target] {
+        c.batch_execute(
+            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off",
+        )?;
+    }
     let key = primary_key(source, schema, name)?;
     if key.is_empty() || key != primary_key(target, schema, name)? {
         let (a, b) = both(
@@ -326,8 +333,10 @@ pub(crate) fn table(
     );
     let method = checksum::method(source)?;
     let relation = quote_qualified(Some(schema), name);
-    // Enough first-level buckets that most hold a few dozen rows: one
-    // aggregate scan, then the rows of the differing buckets.
+    // A keyed table gets no separate checksum: the first split's buckets
+    // carry the same row hashes, so their sums prove it the same, and a
+    // table that differs costs this one aggregate scan and a fetch. Enough
+    // buckets that most hold a few dozen rows.
     let estimate: f64 = source
         .query_one(
             "select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass",
@@ -336,6 +345,13 @@ pub(crate) fn table(
         .get(0);
     let wanted = (estimate / (FETCH_LIMIT / 4) as f64).max(1.0) as u64;
     let first = wanted.next_power_of_two().clamp(FANOUT as u64, 1 << 20) as i64;
+    // The planner cannot know the buckets are few, so it would neither
+    // keep them in memory nor share the scan with parallel workers.
+    for c in [&mut *source, &mut *target] {
+        c.batch_execute(
+            "set work_mem = '64MB'; set parallel_setup_cost = 0; set parallel_tuple_cost = 0",
+        )?;
+    }
     let mut s = Side {
         row_hash: checksum::row_hash_sql(source, method, schema, name)?,
         client: source,
@@ -352,12 +368,6 @@ pub(crate) fn table(
         key_json,
         first,
     };
-    // The key's text and the row hashes must not depend on the sessions' settings.
-    for side in [&mut s, &mut t] {
-        side.client.batch_execute(
-            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3",
-        )?;
-    }
     let mut result = TableResult::empty(label, "match");
     let whole = keep == usize::MAX;
     // Breadth first: at each level one scan per side gives every bucket
@@ -373,8 +383,8 @@ pub(crate) fn table(
         let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
         let (bs, bt) = (bs?, bt?);
         if level == 1 {
-            // Every row is in a first-level bucket: the counts, and (the
-            // hash sums being the checksum's) the same verdict as a checksum.
+            // Every row is in one first-level bucket: the counts, and the
+            // checksum's verdict (its sum is the buckets' sums added up).
             let rows = |b: &BTreeMap<i64, (i64, String)>| b.values().map(|v| v.0).sum::<i64>();
             (result.source_rows, result.target_rows) = (Some(rows(&bs)), Some(rows(&bt)));
             if bs == bt {
@@ -382,6 +392,7 @@ pub(crate) fn table(
             }
             result.status = "differ";
         }
+
         let codes: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
         let mut small = Vec::new();
         let mut big = Vec::new();
