@@ -30,7 +30,7 @@ enum Command {
     Status(commands::status::Args),
     /// Apply pending migrations in one guarded transaction.
     Migrate(commands::migrate::Args),
-    /// Revert applied migrations with their down files.
+    /// Revert applied migrations with their down files, or carry out method A, B or C (--method).
     Rollback(commands::rollback::Args),
     /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
     Rehearse(commands::rehearse::Args),
@@ -38,7 +38,7 @@ enum Command {
     Flags(commands::flags::Args),
     /// The rollback decision on recorded samples: verdict, method and evidence (exit 1 on rollback).
     Decide(commands::decide::Args),
-    /// Sample the [[triggers]], decide, and carry out method A with --auto A.
+    /// Sample the [[triggers]], decide, and carry out methods up to --auto (A, B or C).
     Watch(commands::watch::Args),
     /// Incident texts from the timeline: report, Slack, status page, users' e-mail.
     Incident(commands::incident::Args),

@@ -468,6 +468,25 @@ impl Config {
             }
             triggers.push(trigger);
         }
+        for t in &triggers {
+            if let Some((companion, _)) = &t.traffic {
+                if !triggers.iter().any(|o| &o.name == companion) {
+                    let named = format!("\"{}\"", t.name);
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        line: text
+                            .lines()
+                            .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
+                            .map_or(1, |i| i + 1),
+                        column: 1,
+                        message: format!(
+                            "trigger {:?}: traffic = {companion:?} names no trigger; declare one that counts requests (dry_run = true keeps it from deciding)",
+                            t.name
+                        ),
+                    });
+                }
+            }
+        }
         let serve = file.serve;
         Ok(Config {
             path: Some(path.to_path_buf()),
@@ -723,5 +742,25 @@ retention = "30d"
         let err = cfg.database_url(None).unwrap_err().to_string();
         assert!(err.starts_with("backstop.toml:2:"), "{err}");
         assert!(err.contains("BACKSTOP_TEST_SURELY_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn a_traffic_guard_must_name_another_trigger() {
+        let trigger = |extra: &str| {
+            format!(
+                "[[triggers]]\nname = \"error rate\"\nsource = \"sql\"\nsql = \"select 1\"\nabove = 0.05\nmethod = \"A\"\n{extra}"
+            )
+        };
+        let err = Config::parse(
+            &trigger("traffic = \"requests\"\nmin_traffic = 10\n"),
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("b.toml:2") && err.contains("names no trigger"), "{err}");
+        let err = Config::parse(&trigger("traffic = \"requests\"\n"), Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("min_traffic = N together"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! `backstop rollback`: revert applied migrations with their down files.
+//! `backstop rollback`: revert applied migrations with their down files,
+//! or carry out the runbook's rollback methods A, B and C (`--method`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -32,10 +33,10 @@ pub struct Args {
     /// and the down migrations (--to/--steps choose them; default the last).
     #[arg(long, value_name = "A|B|C", conflicts_with = "dry_run")]
     method: Option<String>,
-    /// Method A: the release whose flags go off (default: the one release with flags on).
+    /// Methods A to C: the release whose flags go off (default: the one release with flags on).
     #[arg(long, value_name = "RELEASE", requires = "method", conflicts_with = "flag")]
     release: Option<String>,
-    /// Method A: turn off only this flag.
+    /// Methods A to C: turn off only this flag.
     #[arg(long, value_name = "KEY", requires = "method")]
     flag: Option<String>,
     /// Why, for the audit log.

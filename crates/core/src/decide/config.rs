@@ -135,6 +135,11 @@ pub struct Trigger {
     pub interval: Duration,
     /// Fewer samples with data than this: inconclusive.
     pub min_samples: usize,
+    /// The companion trigger that measures traffic (e.g. requests per
+    /// second), and the least traffic below which this trigger's verdict is
+    /// inconclusive: an error rate over 3 requests proves nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<(String, f64)>,
     pub on_missing: OnMissing,
     /// Sampled and shown, decides nothing.
     pub dry_run: bool,
@@ -200,6 +205,8 @@ pub(crate) struct RawTrigger {
     interval: Option<String>,
     #[serde(default)]
     min_samples: usize,
+    traffic: Option<String>,
+    min_traffic: Option<f64>,
     #[serde(default)]
     on_missing: OnMissing,
     #[serde(default)]
@@ -303,6 +310,18 @@ impl RawTrigger {
                 ))
             }
         };
+        let traffic = match (self.traffic, self.min_traffic) {
+            (Some(t), Some(n)) if n.is_finite() && n >= 0.0 && t.trim() != name => Some((t, n)),
+            (Some(t), Some(_)) if t.trim() == name => {
+                return Err(format!("trigger {name:?}: traffic must name another trigger"))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "trigger {name:?}: give traffic = \"<trigger that counts requests>\" and min_traffic = N together (N a number from 0)"
+                ))
+            }
+        };
         Ok(Trigger {
             name,
             source,
@@ -312,6 +331,7 @@ impl RawTrigger {
             k_of_n,
             interval,
             min_samples: self.min_samples,
+            traffic,
             on_missing: self.on_missing,
             dry_run: self.dry_run,
             declining: self.declining.unwrap_or(3),

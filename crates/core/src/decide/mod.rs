@@ -300,6 +300,24 @@ pub fn evaluate(
 }
 
 /// Decides on every trigger's samples. A trigger without samples is no data.
+/// Makes `e` inconclusive when the companion trigger's latest sample says
+/// there was too little traffic to judge (or says nothing).
+fn too_little_traffic(e: &mut Evidence, companion: &str, least: f64, series: Option<&Vec<Sample>>) {
+    if matches!(e.state, State::NoData | State::Insufficient) {
+        return;
+    }
+    let latest = series.and_then(|s| s.iter().max_by(|a, b| a.t.total_cmp(&b.t))).copied();
+    let why = match latest.and_then(|s| s.value).filter(|v| !v.is_nan()) {
+        Some(v) if v >= least => return,
+        Some(v) => {
+            format!("traffic: {companion} = {v}, below min_traffic = {least}: too little to judge")
+        }
+        None => format!("traffic: {companion} has no value: too little known to judge"),
+    };
+    e.state = State::Insufficient;
+    e.reason = why;
+}
+
 pub fn decide(
     triggers: &[Trigger],
     samples: &std::collections::BTreeMap<String, Vec<Sample>>,
@@ -310,7 +328,11 @@ pub fn decide(
         .iter()
         .map(|t| {
             let s = samples.get(&t.name).map(Vec::as_slice).unwrap_or(&[]);
-            evaluate(t, s, taken, section.escalate_after)
+            let mut e = evaluate(t, s, taken, section.escalate_after);
+            if let Some((companion, least)) = &t.traffic {
+                too_little_traffic(&mut e, companion, *least, samples.get(companion));
+            }
+            e
         })
         .collect();
     let live = || evidence.iter().filter(|e| !e.dry_run);

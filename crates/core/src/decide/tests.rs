@@ -16,6 +16,7 @@ fn trigger(name: &str, above: f64, for_: Option<&str>, method: Method) -> Trigge
         k_of_n: None,
         interval: Duration::from_secs(30),
         min_samples: 0,
+        traffic: None,
         on_missing: OnMissing::Hold,
         dry_run: false,
         declining: 3,
@@ -214,4 +215,34 @@ fn below_thresholds_breach_downwards() {
     logins.below = Some(0.9);
     let d = run(&[logins], &[("login success", series(&steady(0.5, 3)))], &[]);
     assert_eq!(d.method, Some(Method::A), "{d:#?}");
+}
+
+/// An error rate over a handful of requests proves nothing: with the
+/// companion request rate under min_traffic, a breach is inconclusive
+/// and holds; with enough traffic the same series calls for A.
+#[test]
+fn too_little_traffic_makes_a_breach_inconclusive() {
+    let mut rate = error_rate();
+    rate.traffic = Some(("requests".into(), 10.0));
+    let mut requests = trigger("requests", 1e12, None, Method::A);
+    requests.dry_run = true;
+    let triggers = [rate, requests];
+    let breach: Vec<Sample> = series(&[Some(0.08); 12]);
+    let decide_with = |traffic: f64| {
+        let samples = BTreeMap::from([
+            ("error rate".to_string(), breach.clone()),
+            ("requests".to_string(), series(&[Some(traffic); 12])),
+        ]);
+        decide(&triggers, &samples, &[], &DecideSection::default())
+    };
+    let quiet = decide_with(3.0);
+    assert_eq!(quiet.verdict, Verdict::Hold, "{quiet:?}");
+    assert_eq!(quiet.evidence[0].state, State::Insufficient);
+    assert!(quiet.evidence[0].reason.contains("requests = 3, below min_traffic = 10"), "{quiet:?}");
+    let busy = decide_with(250.0);
+    assert_eq!((busy.verdict, busy.method), (Verdict::Rollback, Some(Method::A)), "{busy:?}");
+    // No traffic sample at all is no pass either.
+    let samples = BTreeMap::from([("error rate".to_string(), breach.clone())]);
+    let unknown = decide(&triggers, &samples, &[], &DecideSection::default());
+    assert_eq!(unknown.verdict, Verdict::Hold, "{unknown:?}");
 }
