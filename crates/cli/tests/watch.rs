@@ -87,6 +87,11 @@ fn a_breach_with_auto_a_turns_the_release_off_and_runs_the_hook() {
     assert_eq!(decided[0].1["evidence"][0]["samples"][0]["value"], 0.08, "{:?}", decided[0].1);
     let method: Vec<String> = events(&p, "method").into_iter().map(|(o, _)| o).collect();
     assert_eq!(method, ["started", "ok"]);
+    // The sample that moved the trigger to breach is an event of its own.
+    let samples = events(&p, "sample");
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0].1["state"], "breach");
+    assert_eq!(samples[0].1["sample"]["value"], 0.08, "{:?}", samples[0].1);
 
     // serve's /metrics shows the decision and the sample it rested on.
     let s = common::server::Server::start(&p);

@@ -151,6 +151,28 @@ fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A sample that moved its trigger to another state, as a `sample` event:
+/// the trigger, its new state and why, and the latest sample.
+fn record_sample(client: &mut postgres::Client, e: &decide::Evidence) -> anyhow::Result<()> {
+    let exists: bool =
+        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
+    if exists {
+        let details = json!({
+            "trigger": e.trigger,
+            "state": e.state,
+            "reason": e.reason,
+            "query": e.query,
+            "sample": e.samples.last(),
+            "source": "watch",
+        });
+        audit::record(
+            client,
+            &audit::Event { kind: "sample", outcome: "ok", versions: vec![], details },
+        )?;
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, store) = super::backup::load(config_path, &args.conn)?;
     if config.triggers.is_empty() {
@@ -172,6 +194,7 @@ fn watch(
     let mut due: Vec<Instant> = vec![Instant::now(); config.triggers.len()];
     let mut taken: Vec<Taken> = Vec::new();
     let mut last: Option<(Verdict, Option<Method>, Option<String>)> = None;
+    let mut states: BTreeMap<String, decide::State> = BTreeMap::new();
     let started = Instant::now();
     let text = args.output.format == Format::Text;
     if text {
@@ -202,6 +225,14 @@ fn watch(
             due[i] = now + t.interval;
         }
         let decision = decide::decide(&config.triggers, &series, &taken, &config.decide);
+        // The samples that matter: each one that moves a trigger to another
+        // state (ok → pending → breach, no data, recovering...) is an event.
+        for e in &decision.evidence {
+            if states.get(&e.trigger) != Some(&e.state) {
+                record_sample(&mut client, e).context("recording a sample")?;
+                states.insert(e.trigger.clone(), e.state);
+            }
+        }
         let key = (decision.verdict, decision.method, decision.flag.clone());
         let changed = last.as_ref() != Some(&key);
         if changed {
