@@ -296,24 +296,26 @@ pub(crate) fn table(
             "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off",
         )?;
     }
+    // The checksum first: one scan (parallel where the server allows)
+    // proves most tables the same.
+    let (a, b) = both(
+        || checksum::table_checksum(&mut *source, schema, name),
+        || checksum::table_checksum(&mut *target, schema, name),
+    );
+    let (a, b) = (a?, b?);
+    let mut result = TableResult::empty(label, if a == b { "match" } else { "differ" });
+    (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
+    if a == b {
+        return Ok(result);
+    }
     let key = primary_key(source, schema, name)?;
     if key.is_empty() || key != primary_key(target, schema, name)? {
-        let (a, b) = both(
-            || checksum::table_checksum(&mut *source, schema, name),
-            || checksum::table_checksum(&mut *target, schema, name),
-        );
-        let (a, b) = (a?, b?);
-        let mut result = TableResult::empty(label, if a == b { "match" } else { "differ" });
-        (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
-        if a != b {
-            result.note = Some(if key.is_empty() {
-                "no primary key: only the row counts and the whole-table checksum are compared"
-                    .into()
-            } else {
-                "the primary keys differ between the sides: only counts and checksums are compared"
-                    .into()
-            });
-        }
+        result.note = Some(if key.is_empty() {
+            "no primary key: only the row counts and the whole-table checksum are compared".into()
+        } else {
+            "the primary keys differ between the sides: only counts and checksums are compared"
+                .into()
+        });
         return Ok(result);
     }
     let cols: Vec<String> = key.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
@@ -333,10 +335,8 @@ pub(crate) fn table(
     );
     let method = checksum::method(source)?;
     let relation = quote_qualified(Some(schema), name);
-    // A keyed table gets no separate checksum: the first split's buckets
-    // carry the checksum's row hashes, so their sums prove it the same, and
-    // a table that differs costs this one aggregate scan and a fetch.
-    // Enough buckets that most hold a few dozen rows.
+    // Enough first-level buckets that most hold a few dozen rows: one
+    // aggregate scan, then the rows of the differing buckets.
     let estimate: f64 = source
         .query_one(
             "select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass",
@@ -369,7 +369,6 @@ pub(crate) fn table(
         key_json,
         first,
     };
-    let mut result = TableResult::empty(label, "match");
     let whole = keep == usize::MAX;
     // Breadth first: at each level one scan per side gives every bucket
     // under the differing ones; small differing buckets are fetched
@@ -383,16 +382,6 @@ pub(crate) fn table(
         }
         let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
         let (bs, bt) = (bs?, bt?);
-        if level == 1 {
-            // Every row is in one first-level bucket: the counts, and the
-            // checksum's verdict (its sum is the buckets' sums added up).
-            let rows = |b: &BTreeMap<i64, (i64, String)>| b.values().map(|v| v.0).sum::<i64>();
-            (result.source_rows, result.target_rows) = (Some(rows(&bs)), Some(rows(&bt)));
-            if bs == bt {
-                return Ok(result);
-            }
-            result.status = "differ";
-        }
 
         let codes: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
         let mut small = Vec::new();
