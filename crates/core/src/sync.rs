@@ -100,16 +100,16 @@ fn db(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> SyncError {
 
 /// The time a row was written, from its `updated_at` or else `created_at`.
 fn written_at(row: &Value) -> Option<Option<DateTime<Utc>>> {
+    // The column is there (`Some`); a NULL or unreadable time is `Some(None)`.
     let v = ["updated_at", "created_at"].iter().find_map(|c| row.get(*c))?;
-    let text = v.as_str()?;
-    Some(
+    Some(v.as_str().and_then(|text| {
         DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&Utc))
             .or_else(|_| {
                 NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
             })
-            .ok(),
-    )
+            .ok()
+    }))
 }
 
 /// Finds what differs from `from` to `to` and, with `apply`, brings it over.
