@@ -128,10 +128,11 @@ pub fn split(text: &str) -> Result<Vec<Statement>, SyntaxError> {
 /// text (as PostgreSQL's parser delimits it, leading comments included) and
 /// its tree. The parser first finds where each statement ends without
 /// building trees for the caller, then each statement is parsed alone and
-/// its tree dropped after `f` returns (so locations in the tree count
-/// from the start of the statement's text, not of `text`). An `INSERT ... VALUES` keeps only its
-/// first row in the tree: no rule reads the values, and a data migration's
-/// rows would otherwise cost hundreds of bytes of tree per value.
+/// its tree dropped after `f` returns (so locations in the tree count from
+/// the start of the statement's text, not of `text`). An `INSERT ...
+/// VALUES` keeps only its first row in the tree: no rule reads the values,
+/// and a data migration's rows would otherwise cost hundreds of bytes of
+/// tree per value.
 pub(crate) fn each_statement<'t>(
     text: &'t str,
     mut f: impl FnMut(usize, &'t str, Option<NodeEnum>),
