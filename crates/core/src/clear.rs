@@ -182,18 +182,12 @@ pub fn clear(client: &mut Client, plan: &Plan, lock_wait: Duration) -> Result<i6
     }
     tx.batch_execute(&format!("truncate {}", list.join(", ")))
         .map_err(db("emptying the tables"))?;
-    let logged: bool = tx
-        .query_one("select to_regclass('backstop.events') is not null", &[])
-        .map_err(db("looking for the audit log"))?
-        .get(0);
-    if logged {
-        let details = serde_json::json!({ "tables": plan.tables, "rows": rows });
-        crate::audit::record(
-            &mut tx,
-            &crate::audit::Event { kind: "clear", outcome: "ok", versions: vec![], details },
-        )
-        .map_err(db("recording the clear"))?;
-    }
+    let details = serde_json::json!({ "tables": plan.tables, "rows": rows });
+    crate::audit::record_if_logged(
+        &mut tx,
+        &crate::audit::Event { kind: "clear", outcome: "ok", versions: vec![], details },
+    )
+    .map_err(db("recording the clear"))?;
     tx.commit().map_err(db("committing"))?;
     Ok(rows)
 }

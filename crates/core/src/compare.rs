@@ -281,7 +281,7 @@ pub(crate) fn primary_key(
 
 /// Compares one table present on both sides, listing the first `keep`
 /// differing rows (with the source rows when `keep` is unlimited).
-pub(crate) fn table(
+fn table(
     source: &mut Client,
     target: &mut Client,
     schema: &str,
@@ -526,12 +526,13 @@ fn one(
     t: &(String, String),
     in_a: bool,
     in_b: bool,
+    keep: usize,
 ) -> TableResult {
     let empty = |status| TableResult::empty(format!("{}.{}", t.0, t.1), status);
     match (in_a, in_b) {
         (true, false) => empty("only_in_source"),
         (false, true) => empty("only_in_target"),
-        _ => match table(source, target, &t.0, &t.1, SHOWN) {
+        _ => match table(source, target, &t.0, &t.1, keep) {
             Ok(r) => r,
             Err(e) => {
                 // Whatever broke, this table was not shown to match.
@@ -588,9 +589,20 @@ pub fn compare(
     target: &mut Client,
     only: &[String],
 ) -> Result<Comparison, postgres::Error> {
+    compare_keeping(source, target, only, SHOWN)
+}
+
+/// [`compare`], listing the first `keep` differing rows of each table
+/// (every one, with its source row, when `keep` is `usize::MAX`: sync).
+pub(crate) fn compare_keeping(
+    source: &mut Client,
+    target: &mut Client,
+    only: &[String],
+    keep: usize,
+) -> Result<Comparison, postgres::Error> {
     let mut tables = Vec::new();
     for (t, in_a, in_b) in tables_of(source, target, only)? {
-        tables.push(one(source, target, &t, in_a, in_b));
+        tables.push(one(source, target, &t, in_a, in_b, keep));
     }
     Ok(conclude(source, target, tables))
 }
@@ -621,7 +633,7 @@ pub fn compare_parallel(
         let Some((t, in_a, in_b)) = work.get(i) else { break };
         let name = format!("{}.{}", t.0, t.1);
         progress(Progress::Started(&name));
-        let r = one(source, target, t, *in_a, *in_b);
+        let r = one(source, target, t, *in_a, *in_b, SHOWN);
         progress(Progress::Finished(&r));
         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
     };

@@ -139,8 +139,7 @@ pub fn gather(
     product: &str,
     database: &str,
 ) -> Result<Incident, IncidentError> {
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
+    let exists = crate::audit::logged(client)?;
     let mut incident = Incident {
         product: product.to_string(),
         database: database.to_string(),

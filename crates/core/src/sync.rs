@@ -118,10 +118,12 @@ pub fn sync(
     to: &mut Client,
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
-    let plan = compare::compare(from, to, &opts.tables).map_err(db("comparing"))?;
+    // Every differing row, with its source row, in one comparison.
+    let plan =
+        compare::compare_keeping(from, to, &opts.tables, usize::MAX).map_err(db("comparing"))?;
     let mut refused = Vec::new();
     let mut tables = Vec::new();
-    for t in &plan.tables {
+    for t in plan.tables {
         match t.status {
             "match" => continue,
             "differ" if t.note.is_none() => {}
@@ -140,8 +142,6 @@ pub fn sync(
             }
         }
         let (schema, name) = t.table.split_once('.').expect("compare names tables schema.table");
-        let full = compare::table(from, to, schema, name, usize::MAX)
-            .map_err(db(format!("reading the rows of {}", t.table)))?;
         let key = compare::primary_key(from, schema, name)
             .map_err(db(format!("reading the key of {}", t.table)))?;
         let mut s = TableSync {
@@ -155,7 +155,7 @@ pub fn sync(
             rows: Vec::new(),
             key,
         };
-        for r in full.rows {
+        for r in t.rows {
             if r.kind == "extra" {
                 if opts.with_deletes {
                     s.delete += 1;
@@ -285,17 +285,11 @@ fn apply(to: &mut Client, tables: &[TableSync]) -> Result<(), SyncError> {
             tx.execute(&sql, &[&batch]).map_err(db(format!("writing the rows of {}", t.table)))?;
         }
     }
-    let logged: bool = tx
-        .query_one("select to_regclass('backstop.events') is not null", &[])
-        .map_err(db("looking for the audit log"))?
-        .get(0);
-    if logged {
-        let details = serde_json::json!({ "tables": tables });
-        crate::audit::record(
-            &mut tx,
-            &crate::audit::Event { kind: "sync", outcome: "ok", versions: vec![], details },
-        )
-        .map_err(db("recording the sync"))?;
-    }
+    let details = serde_json::json!({ "tables": tables });
+    crate::audit::record_if_logged(
+        &mut tx,
+        &crate::audit::Event { kind: "sync", outcome: "ok", versions: vec![], details },
+    )
+    .map_err(db("recording the sync"))?;
     tx.commit().map_err(db("committing"))
 }

@@ -568,7 +568,8 @@ fn is_comment(t: &ScanToken) -> bool {
 /// A file parsed: each statement's tree (see [`crate::parse::each_statement`])
 /// and the file's tokens.
 struct Parsed {
-    stmts: Vec<protobuf::RawStmt>,
+    /// Each statement's text range in the file, and its tree.
+    stmts: Vec<(Range<usize>, NodeEnum)>,
     tokens: Vec<ScanToken>,
 }
 
@@ -582,16 +583,13 @@ impl Parsed {
 fn parse(input: &Input<'_>) -> Result<Parsed, InputError> {
     let located = |error| InputError { path: input.path.to_string(), error };
     let mut stmts = Vec::new();
-    let mut ends = Vec::new();
     crate::parse::each_statement(input.text, |start, slice, node| {
-        ends.push(start + slice.len());
-        stmts.push(protobuf::RawStmt {
-            stmt: node.map(|n| Box::new(protobuf::Node { node: Some(n) })),
-            stmt_location: i32::try_from(start).unwrap_or(i32::MAX),
-            stmt_len: i32::try_from(slice.len()).unwrap_or(i32::MAX),
-        })
+        if let Some(node) = node {
+            stmts.push((start..start + slice.len(), node));
+        }
     })
     .map_err(located)?;
+    let ends: Vec<usize> = stmts.iter().map(|(range, _)| range.end).collect();
     let tokens = crate::parse::scan_in_pieces(input.text, &ends).map_err(|_| {
         located(SyntaxError {
             message: "the file could not be scanned".into(),
@@ -602,15 +600,10 @@ fn parse(input: &Input<'_>) -> Result<Parsed, InputError> {
     Ok(Parsed { stmts, tokens })
 }
 
-fn statements<'p>(parsed: &'p Parsed, text: &str) -> Vec<Stmt<'p>> {
+fn statements(parsed: &Parsed) -> Vec<Stmt<'_>> {
     let mut out = Vec::new();
-    for raw in &parsed.stmts {
-        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else { continue };
-        let from = usize::try_from(raw.stmt_location).unwrap_or(0);
-        let to = match usize::try_from(raw.stmt_len) {
-            Ok(0) | Err(_) => text.len(),
-            Ok(len) => (from + len).min(text.len()),
-        };
+    for (range, node) in &parsed.stmts {
+        let (from, to) = (range.start, range.end);
         let tokens = &parsed.tokens;
         let lo = tokens.partition_point(|t| (t.start as usize) < from);
         let hi = tokens.partition_point(|t| (t.end as usize) <= to).max(lo);
@@ -648,8 +641,7 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
             })
         })
         .collect();
-    let stmts: Vec<Vec<Stmt<'_>>> =
-        parsed.iter().zip(inputs).map(|(p, i)| statements(p, i.text)).collect();
+    let stmts: Vec<Vec<Stmt<'_>>> = parsed.iter().map(statements).collect();
     let batch = {
         let files: Vec<(&str, &str, &[Stmt<'_>])> =
             inputs.iter().zip(&stmts).map(|(i, s)| (i.path, i.text, s.as_slice())).collect();

@@ -75,15 +75,13 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
     let (config, url, store) = super::backup::load(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop rollback")?;
     let flags = backstop_core::flags::list(&mut client)?;
-    // After A, nothing is on any more: B goes on to its restore.
-    let nothing_on = !flags.iter().any(|f| f.enabled());
-    let target = match (args.flag, args.release.as_deref()) {
-        (Some(f), _) => Some(Target::Flag(f)),
-        (None, None) if m == Method::B && nothing_on => None,
-        (None, release) => {
-            Some(Target::Release(super::watch::release_to_kill(&mut client, release)?))
-        }
-    };
+    let target = flags_to_kill(
+        &mut client,
+        &flags,
+        args.flag.clone(),
+        args.release.as_deref(),
+        m == Method::B,
+    )?;
     let affected: Vec<&str> = flags
         .iter()
         .filter(|f| match &target {
@@ -189,21 +187,13 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
 
 /// `rollback --method C`: the full rollback, with its forensics.
 fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    use backstop_core::respond::{self, Target};
+    use backstop_core::respond;
     let ctx = Context::load(config, &args.conn)?;
-    let revert = match (&args.to, args.steps) {
-        (Some(v), _) => RollbackTarget::To(v.clone()),
-        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
-    };
+    let revert = revert_target(args.to.clone(), args.steps);
     let mut client = ctx.connect()?;
-    let any_on = backstop_core::flags::list(&mut client)?.iter().any(|f| f.enabled());
-    let target = match (args.flag, args.release.as_deref()) {
-        (Some(f), _) => Some(Target::Flag(f)),
-        (None, None) if !any_on => None,
-        (None, release) => {
-            Some(Target::Release(super::watch::release_to_kill(&mut client, release)?))
-        }
-    };
+    let flags = backstop_core::flags::list(&mut client)?;
+    let target =
+        flags_to_kill(&mut client, &flags, args.flag.clone(), args.release.as_deref(), true)?;
     let root = forensics_root(&ctx);
     if !args.yes {
         let plan = migrate::rollback(
@@ -255,6 +245,32 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The migrations a rollback reverts: those after `--to`, or the last `--steps` (default 1).
+fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
+    match (to, steps) {
+        (Some(v), _) => RollbackTarget::To(v),
+        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
+    }
+}
+
+/// The flags a method turns off: `--flag`, or `--release`, or the one
+/// release with flags on. When `none_if_all_off` (B and C, which go on to
+/// restore or revert after a kill already done) and nothing is on: none.
+fn flags_to_kill(
+    client: &mut postgres::Client,
+    flags: &[backstop_core::flags::Flag],
+    flag: Option<String>,
+    release: Option<&str>,
+    none_if_all_off: bool,
+) -> anyhow::Result<Option<backstop_core::respond::Target>> {
+    use backstop_core::respond::Target;
+    Ok(match (flag, release) {
+        (Some(f), _) => Some(Target::Flag(f)),
+        (None, None) if none_if_all_off && !flags.iter().any(|f| f.enabled()) => None,
+        (None, release) => Some(Target::Release(super::watch::release_to_kill(client, release)?)),
+    })
 }
 
 /// Where method C writes its forensics: `forensics/` beside backstop.toml.
@@ -343,10 +359,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         return method(args, config, &which);
     }
     let ctx = Context::load(config, &args.conn)?;
-    let target = match (args.to, args.steps) {
-        (Some(v), _) => RollbackTarget::To(v),
-        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
-    };
+    let target = revert_target(args.to, args.steps);
     let mut client = ctx.connect()?;
     let after = AfterRun::prepare(&ctx, &mut client, Phase::Rollback, args.dry_run)?;
     let mut progress: Box<dyn Progress> = match args.output.format {

@@ -133,43 +133,35 @@ fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
 }
 
 fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
-    if exists {
-        let outcome = match d.verdict {
-            Verdict::Rollback => "rollback",
-            Verdict::Hold => "hold",
-            Verdict::Ok => "ok",
-        };
-        let mut details = serde_json::to_value(d)?;
-        details["source"] = json!("watch");
-        audit::record(
-            client,
-            &audit::Event { kind: "decide", outcome, versions: vec![], details },
-        )?;
-    }
+    let outcome = match d.verdict {
+        Verdict::Rollback => "rollback",
+        Verdict::Hold => "hold",
+        Verdict::Ok => "ok",
+    };
+    let mut details = serde_json::to_value(d)?;
+    details["source"] = json!("watch");
+    audit::record_if_logged(
+        client,
+        &audit::Event { kind: "decide", outcome, versions: vec![], details },
+    )?;
     Ok(())
 }
 
 /// A sample that moved its trigger to another state, as a `sample` event:
 /// the trigger, its new state and why, and the latest sample.
 fn record_sample(client: &mut postgres::Client, e: &decide::Evidence) -> anyhow::Result<()> {
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
-    if exists {
-        let details = json!({
-            "trigger": e.trigger,
-            "state": e.state,
-            "reason": e.reason,
-            "query": e.query,
-            "sample": e.samples.last(),
-            "source": "watch",
-        });
-        audit::record(
-            client,
-            &audit::Event { kind: "sample", outcome: "ok", versions: vec![], details },
-        )?;
-    }
+    let details = json!({
+        "trigger": e.trigger,
+        "state": e.state,
+        "reason": e.reason,
+        "query": e.query,
+        "sample": e.samples.last(),
+        "source": "watch",
+    });
+    audit::record_if_logged(
+        client,
+        &audit::Event { kind: "sample", outcome: "ok", versions: vec![], details },
+    )?;
     Ok(())
 }
 

@@ -48,6 +48,25 @@ pub fn record(client: &mut impl GenericClient, event: &Event<'_>) -> Result<(), 
     Ok(())
 }
 
+/// Whether the database has Backstop's audit log (a database Backstop has
+/// never migrated has none, and commands that only read or act on it do
+/// not create one).
+pub fn logged(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    Ok(client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0))
+}
+
+/// [`record`] when the database has the audit log; whether it had.
+pub fn record_if_logged(
+    client: &mut impl GenericClient,
+    event: &Event<'_>,
+) -> Result<bool, postgres::Error> {
+    let logged = logged(client)?;
+    if logged {
+        record(client, event)?;
+    }
+    Ok(logged)
+}
+
 /// A run that recorded its start but no outcome, and whose session is gone.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interrupted {

@@ -57,7 +57,9 @@ impl std::fmt::Display for Violation {
     }
 }
 
-fn resolve(
+/// The table a configured protected name means on this server (search
+/// path first, as PostgreSQL would), if it exists.
+pub(crate) fn resolve(
     client: &mut impl GenericClient,
     configured: &str,
 ) -> Result<Option<u32>, postgres::Error> {

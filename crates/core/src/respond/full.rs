@@ -245,16 +245,11 @@ fn assess(
         &[&table, &owner_columns],
     )?;
     let owner_column: Option<String> = meta.get(3);
-    // Row security off: a policy must not hide rows from the count; a
-    // role it would apply to gets an error instead of a short count.
     let counts = match &owner_column {
         Some(col) => format!("select count(*), count(distinct {}) from {table}", quote_ident(col)),
         None => format!("select count(*), null::bigint from {table}"),
     };
-    let mut tx = client.transaction()?;
-    tx.batch_execute("set local row_security = off")?;
-    let row = tx.query_one(&counts, &[])?;
-    tx.commit()?;
+    let row = unfiltered(client, &counts)?;
     Ok(TableExposure {
         table: table.to_string(),
         created_by: version.to_string(),
@@ -351,30 +346,34 @@ fn export(
     Ok(total)
 }
 
-/// Exact row counts of the protected tables that exist (`None`: missing).
+/// Exact row counts of the protected tables that exist (`None`: missing),
+/// each name resolved as the migration guard resolves it.
 fn protected_rows(
     client: &mut postgres::Client,
     protected: &[String],
 ) -> Result<Vec<(String, Option<i64>)>, RespondError> {
     let mut out = Vec::new();
     for name in protected {
-        let (schema, table) = match name.split_once('.') {
-            Some((s, t)) => (Some(s), t),
-            None => (None, name.as_str()),
-        };
-        let written = crate::pg::quote_qualified(schema, table);
-        let exists: bool =
-            client.query_one("select to_regclass($1) is not null", &[&written])?.get(0);
-        let rows = if exists {
-            let mut tx = client.transaction()?;
-            tx.batch_execute("set local row_security = off")?;
-            let n: i64 = tx.query_one(&format!("select count(*) from {written}"), &[])?.get(0);
-            tx.commit()?;
-            Some(n)
-        } else {
-            None
+        let rows = match crate::migrate::protect::resolve(client, name)? {
+            Some(oid) => {
+                let table: String =
+                    client.query_one("select $1::oid::regclass::text", &[&oid])?.get(0);
+                Some(unfiltered(client, &format!("select count(*) from {table}"))?.get(0))
+            }
+            None => None,
         };
         out.push((name.clone(), rows));
     }
     Ok(out)
+}
+
+/// The one row of `sql` with row security off: a policy must not hide
+/// rows from a count, and a role it would apply to gets an error instead
+/// of a short one.
+fn unfiltered(client: &mut postgres::Client, sql: &str) -> Result<postgres::Row, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute("set local row_security = off")?;
+    let row = tx.query_one(sql, &[])?;
+    tx.commit()?;
+    Ok(row)
 }

@@ -225,17 +225,13 @@ fn begin<'a>(
     // one): its session is Backstop's, exempt like the others.
     crate::freeze::exempt(client)?;
     // Without the audit log there are no flags either: the kill says so.
-    let logged: bool =
-        client.query_one("select to_regclass('backstop.events') is not null", &[])?.get(0);
-    if logged {
-        let start = audit::Event {
-            kind: "method",
-            outcome: "started",
-            versions: vec![],
-            details: base.clone(),
-        };
-        audit::record(client, &start)?;
-    }
+    let start = audit::Event {
+        kind: "method",
+        outcome: "started",
+        versions: vec![],
+        details: base.clone(),
+    };
+    let logged = audit::record_if_logged(client, &start)?;
     Ok(Run { url, base, logged, steps: Vec::new(), on_step })
 }
 
