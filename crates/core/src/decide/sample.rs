@@ -23,11 +23,14 @@ pub struct Reading {
     pub error: Option<String>,
 }
 
-/// Samples triggers; holds the database session the SQL sources share.
+/// Samples triggers; holds the database session the SQL sources share and
+/// the HTTP agent (its kept-alive connections) of the Prometheus and http
+/// sources.
 pub struct Sampler {
     url: String,
     prometheus: Option<String>,
     client: Option<postgres::Client>,
+    agent: ureq::Agent,
 }
 
 impl Sampler {
@@ -37,6 +40,11 @@ impl Sampler {
             url: url.to_string(),
             prometheus: prometheus.map(|p| p.trim_end_matches('/').to_string()),
             client: None,
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .user_agent("backstop-watch")
+                .build()
+                .into(),
         }
     }
 
@@ -45,7 +53,7 @@ impl Sampler {
         let got = match &t.source {
             Source::Prometheus { query } => self.prometheus(query, t.timeout),
             Source::Sql { sql } => self.sql(sql, t.timeout),
-            Source::Http { url, json_path } => http(url, json_path, t.timeout),
+            Source::Http { url, json_path } => http(&self.agent, url, json_path, t.timeout),
             Source::Command { command } => command_output(command, t.timeout),
         };
         match got {
@@ -77,7 +85,8 @@ impl Sampler {
                 String::new(),
             ));
         };
-        let body = get_json(&format!("{base}/api/v1/query"), &[("query", query)], timeout)?;
+        let body =
+            get_json(&self.agent, &format!("{base}/api/v1/query"), &[("query", query)], timeout)?;
         let raw = body.to_string();
         if body["status"] != "success" {
             let why = body["error"].as_str().unwrap_or("the query failed");
@@ -154,17 +163,12 @@ impl Sampler {
 }
 
 fn get_json(
+    agent: &ureq::Agent,
     url: &str,
     query: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<serde_json::Value, (String, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .user_agent("backstop-watch")
-        .build()
-        .into();
-    let mut req = agent.get(url);
+    let mut req = agent.get(url).config().timeout_global(Some(timeout)).build();
     for (k, v) in query {
         req = req.query(*k, *v);
     }
@@ -204,11 +208,12 @@ fn at_path<'a>(mut v: &'a serde_json::Value, path: &str) -> Option<&'a serde_jso
 }
 
 fn http(
+    agent: &ureq::Agent,
     url: &str,
     path: &str,
     timeout: Duration,
 ) -> Result<(Option<f64>, String), (String, String)> {
-    let body = get_json(url, &[], timeout)?;
+    let body = get_json(agent, url, &[], timeout)?;
     let raw = body.to_string();
     match at_path(&body, path) {
         None => Err((format!("the answer has nothing at {path}"), raw)),
