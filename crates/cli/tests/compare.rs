@@ -94,6 +94,102 @@ fn a_changed_cell_a_missing_and_an_extra_row_among_a_million_are_named_by_key() 
     );
 }
 
+/// The differing keys of `table` by kind, as JSON text.
+fn named(c: &Value, table: &str) -> Vec<(String, String)> {
+    let t = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == table).unwrap();
+    let mut out: Vec<(String, String)> = t["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{t}"))
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["key"].to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
+    // Integer keys are split in ranges and found through the index; keys
+    // whose span does not fit in 64 bits, text and composite keys by hash.
+    let (p, source, target) = pair(
+        "compare_keys",
+        "CREATE TABLE wide (id bigint PRIMARY KEY, v text);
+         INSERT INTO wide SELECT i * 1000000000000000, 'w' || i FROM generate_series(-9000, 9000, 7) i;
+         INSERT INTO wide VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max');
+         CREATE TABLE sparse (id int PRIMARY KEY, v text);
+         INSERT INTO sparse SELECT i * 100000 - 1000000000, 's' || i FROM generate_series(0, 20000) i;
+         INSERT INTO sparse SELECT i, 'd' || i FROM generate_series(1, 5000) i ON CONFLICT DO NOTHING;
+         CREATE TABLE small (id smallint PRIMARY KEY, v text);
+         INSERT INTO small SELECT i, 'x' FROM generate_series(-50, 49) i;
+         CREATE TABLE coded (code text PRIMARY KEY, v int);
+         INSERT INTO coded SELECT 'K' || i, i FROM generate_series(1, 5000) i;
+         CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b));
+         INSERT INTO pairs SELECT i % 50, 'b' || i, i FROM generate_series(1, 3000) i;
+         ANALYZE;",
+    );
+    let db = target.rsplit('/').next().unwrap().to_string();
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "UPDATE wide SET v = 'changed' WHERE id = 9223372036854775807;
+             DELETE FROM wide WHERE id = -9223372036854775808;
+             INSERT INTO wide VALUES (12345, 'extra');
+             UPDATE sparse SET v = 'changed' WHERE id = 4321;
+             DELETE FROM sparse WHERE id = -999900000;
+             INSERT INTO sparse VALUES (2000000000, 'extra');
+             DELETE FROM small;
+             ALTER TABLE coded ALTER COLUMN code TYPE text COLLATE \"POSIX\";
+             UPDATE coded SET v = -1 WHERE code = 'K4999';
+             DELETE FROM coded WHERE code = 'K17';
+             INSERT INTO coded VALUES ('k17', 17);
+             UPDATE pairs SET v = 0 WHERE a = 7 AND b = 'b7';
+             ANALYZE;",
+        )
+        .unwrap();
+    let c = compare(&p, &source, &target, 1);
+    let kinds = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = pairs.iter().map(|(k, j)| (k.to_string(), j.to_string())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        named(&c, "public.wide"),
+        kinds(&[
+            ("different", r#"{"id":9223372036854775807}"#),
+            ("missing", r#"{"id":-9223372036854775808}"#),
+            ("extra", r#"{"id":12345}"#)
+        ])
+    );
+    assert_eq!(
+        named(&c, "public.sparse"),
+        kinds(&[
+            ("different", r#"{"id":4321}"#),
+            ("missing", r#"{"id":-999900000}"#),
+            ("extra", r#"{"id":2000000000}"#)
+        ])
+    );
+    let small = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.small");
+    assert_eq!(
+        (small.unwrap()["missing"].as_u64(), small.unwrap()["target_rows"].as_i64()),
+        (Some(100), Some(0))
+    );
+    assert_eq!(
+        named(&c, "public.coded"),
+        kinds(&[
+            ("different", r#"{"code":"K4999"}"#),
+            ("missing", r#"{"code":"K17"}"#),
+            ("extra", r#"{"code":"k17"}"#)
+        ])
+    );
+    assert_eq!(named(&c, "public.pairs"), kinds(&[("different", r#"{"a":7,"b":"b7"}"#)]));
+    let sparse = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.sparse");
+    assert_eq!(
+        (sparse.unwrap()["source_rows"].as_i64(), sparse.unwrap()["target_rows"].as_i64()),
+        (Some(25001), Some(25001))
+    );
+}
+
 #[test]
 fn every_type_compares_exactly() {
     let (p, source, target) = pair(

@@ -1,11 +1,16 @@
-//! Comparing two databases table by table, every column, exactly: row
-//! counts and content checksums first (`pg::checksum`, the same row hash on
-//! both sides), then, for a table that differs, the exact rows. Rows are
-//! bucketed by a hash of their primary key's text (so the two sides agree
-//! on which rows are in a bucket whatever their collations or key order),
-//! buckets whose count or hash sum differ are split again with another
-//! seed (level by level, one scan per side for all the buckets of a level),
-//! and rows are fetched only for buckets of at most [`FETCH_LIMIT`] rows.
+//! Comparing two databases table by table, every column, exactly, with
+//! the row hash of `pg::checksum` (the same on both sides). Rows are put in
+//! buckets that both sides agree on whatever their collations or key
+//! order: ranges of the key when it is one integer column, otherwise a
+//! hash of the key's text in the C collation. Each side gives every
+//! bucket's row count and hash sum; buckets that differ are split again
+//! (level by level, one query per side for all the buckets of a level) and
+//! rows are fetched only for buckets of at most [`FETCH_LIMIT`] rows.
+//! Range buckets need no checksum first: their first split costs little
+//! more, proves a match as well, and a differing bucket's rows are found
+//! through the key's index. Hash buckets come after the checksum, which
+//! proves most tables the same in one scan, since finding a hash bucket's
+//! rows takes a scan.
 //! A table that could not be compared makes the verdict an error: a match
 //! is only ever reported when it was proved.
 //! The schemas are compared too, with the semantic picture rehearsals use:
@@ -23,6 +28,8 @@ use crate::pg::{checksum, quote_ident, quote_qualified};
 const FANOUT: i64 = 256;
 /// A bucket with at most this many rows on each side is fetched.
 pub const FETCH_LIMIT: i64 = 256;
+/// Rows a first-level range bucket holds, about.
+const RANGE_ROWS: f64 = 4096.0;
 /// Rows fetched by one query at most (roughly: whole buckets are fetched).
 const FETCH_BATCH: i64 = 50_000;
 /// How many differing rows a table's result lists.
@@ -166,6 +173,75 @@ pub fn orphans(client: &mut Client) -> Result<Vec<ForeignKey>, postgres::Error> 
     Ok(out)
 }
 
+/// How rows are put in buckets. Both sides must agree on every row's
+/// bucket whatever their collations, so a bucket is either a range of a
+/// single integer key (integers order alike everywhere) or a hash of the
+/// key's text in the C collation (any key).
+#[derive(Clone)]
+enum Split {
+    /// Hash buckets: `first` at the first split, [`FANOUT`] below, one
+    /// seed per level; finding a bucket's rows takes a scan.
+    Hash { key_text: String, first: i64 },
+    /// Ranges of the integer column `column` (quoted), from `lo`: at level
+    /// L (1-based) a bucket is `[start, start + widths[L - 1])`. Widths are
+    /// powers of two, each [`FANOUT`] times the next and the last 1, so
+    /// buckets nest and the deepest hold one key. A bucket's rows are
+    /// found through the key's index.
+    Range { column: String, lo: i64, widths: Vec<i64> },
+}
+
+impl Split {
+    /// Range buckets for a key of one integer column spanning `lo..=hi`
+    /// on the two sides together, about `first` buckets at the first
+    /// split; `None` when the span does not fit in 64-bit arithmetic.
+    fn range(column: String, lo: i64, hi: i64, first: i64) -> Option<Split> {
+        let span = hi.checked_sub(lo)?.checked_add(1)?;
+        let wanted = u64::try_from((span - 1) / first + 1).ok()?;
+        let mut width = i64::try_from(wanted.checked_next_power_of_two()?).ok()?;
+        // The last bucket's end must be representable too.
+        lo.checked_add((span / width + 1).checked_mul(width)?)?;
+        let mut widths = vec![width];
+        while width > 1 {
+            width = (width / FANOUT).max(1);
+            widths.push(width);
+        }
+        Some(Split::Range { column, lo, widths })
+    }
+
+    /// How many levels the split goes down at most.
+    fn levels(&self) -> u32 {
+        match self {
+            Split::Hash { .. } => LEVELS,
+            Split::Range { widths, .. } => widths.len() as u32,
+        }
+    }
+
+    /// A row's bucket at `level` as one number (for ranges, its start).
+    fn code(&self, level: u32) -> String {
+        match self {
+            Split::Hash { key_text, first } => path_code(key_text, level, *first),
+            Split::Range { column, lo, widths } => {
+                let w = widths[level as usize - 1];
+                format!("({lo}::int8 + ((t.{column}::int8 - {lo}::int8) / {w}) * {w})")
+            }
+        }
+    }
+
+    /// What follows `from only <relation> t` to keep the rows of the
+    /// buckets `$1` at `level`.
+    fn within(&self, level: u32) -> String {
+        match self {
+            Split::Hash { key_text, first } => {
+                format!("where ({}) = any($1::bigint[])", path_code(key_text, level, *first))
+            }
+            Split::Range { column, widths, .. } => format!(
+                "join unnest($1::bigint[]) b(start) on t.{column} >= b.start and t.{column} < b.start + {}",
+                widths[level as usize - 1]
+            ),
+        }
+    }
+}
+
 /// One side's view of a table.
 struct Side<'a> {
     client: &'a mut Client,
@@ -176,8 +252,7 @@ struct Side<'a> {
     key_text: String,
     /// The key as JSON, for showing it.
     key_json: String,
-    /// Buckets of the first split (a power of two, from the table's size).
-    first: i64,
+    split: Split,
 }
 
 /// Runs `f` and `g` at once (one on each side's server) and gives both results.
@@ -189,12 +264,12 @@ fn both<A: Send, B: Send>(f: impl FnOnce() -> A + Send, g: impl FnOnce() -> B) -
     })
 }
 
-/// The deepest split: 256^6 buckets, far more than rows in any table.
+/// The deepest hash split: 256^6 buckets, far more than rows in any table.
 const LEVELS: u32 = 6;
 
-/// A row's bucket path down to `level` as one number: the bucket of each
-/// split (seeds 1..=level; `first` buckets at the first, [`FANOUT`] below)
-/// as digits, the first the most significant.
+/// A row's hash bucket path down to `level` as one number: the bucket of
+/// each split (seeds 1..=level; `first` buckets at the first, [`FANOUT`]
+/// below) as digits, the first the most significant.
 fn path_code(key_text: &str, level: u32, first: i64) -> String {
     (1..=level)
         .map(|seed| {
@@ -208,21 +283,18 @@ fn path_code(key_text: &str, level: u32, first: i64) -> String {
 
 impl Side<'_> {
     /// Row count and hash sum of every bucket at `level` under the
-    /// buckets `under` of the level above (all rows at level 1): one scan.
+    /// buckets `under` of the level above (all rows at level 1): one scan
+    /// (for ranges, index scans of those buckets).
     fn buckets(
         &mut self,
         level: u32,
         under: &[i64],
     ) -> Result<BTreeMap<i64, (i64, String)>, postgres::Error> {
-        let filter = if level == 1 {
-            "true".to_string()
-        } else {
-            format!("({}) = any($1::bigint[])", path_code(&self.key_text, level - 1, self.first))
-        };
+        let filter = if level == 1 { String::new() } else { self.split.within(level - 1) };
         let sql = format!(
             "select {code}, count(*), coalesce(sum({h}), 0)::text
-               from only {r} t where {filter} group by 1",
-            code = path_code(&self.key_text, level, self.first),
+               from only {r} t {filter} group by 1",
+            code = self.split.code(level),
             h = self.row_hash,
             r = self.relation
         );
@@ -235,19 +307,19 @@ impl Side<'_> {
     }
 
     /// The rows of the buckets `codes` at `level`: key text → (key JSON,
-    /// row hash, row JSON). One scan.
+    /// row hash, row JSON).
     fn rows(
         &mut self,
         level: u32,
         codes: &[i64],
     ) -> Result<BTreeMap<String, (Value, i64, Value)>, postgres::Error> {
         let sql = format!(
-            "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t where ({code}) = any($1::bigint[])",
+            "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t {within}",
             k = self.key_text,
             kj = self.key_json,
             h = self.row_hash,
             r = self.relation,
-            code = path_code(&self.key_text, level, self.first)
+            within = self.split.within(level)
         );
         Ok(self
             .client
@@ -256,6 +328,41 @@ impl Side<'_> {
             .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2), r.get(3))))
             .collect())
     }
+}
+
+/// The key's column when it is one integer column on both sides, with the
+/// smallest and largest key of the two sides together.
+fn integer_key(
+    source: &mut Client,
+    target: &mut Client,
+    relation: &str,
+    key: &[String],
+) -> Result<Option<(String, i64, i64)>, postgres::Error> {
+    let [column] = key else { return Ok(None) };
+    let mut bounds = Vec::new();
+    for c in [source, target] {
+        let ty: String = c
+            .query_one(
+                "select format_type(atttypid, null) from pg_attribute
+                  where attrelid = $1::text::regclass and attname = $2",
+                &[&relation, column],
+            )?
+            .get(0);
+        if !matches!(ty.as_str(), "smallint" | "integer" | "bigint") {
+            return Ok(None);
+        }
+        let c_q = quote_ident(column);
+        let row = c.query_one(
+            &format!("select min({c_q})::int8, max({c_q})::int8 from only {relation}"),
+            &[],
+        )?;
+        if let (Some(lo), Some(hi)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+            bounds.push((lo, hi));
+        }
+    }
+    let lo = bounds.iter().map(|b| b.0).min();
+    let hi = bounds.iter().map(|b| b.1).max();
+    Ok(lo.zip(hi).map(|(lo, hi)| (quote_ident(column), lo, hi)))
 }
 
 /// The primary key's columns of a table, in key order.
@@ -293,30 +400,39 @@ fn table(
     // depend on the sessions' settings; JIT only slows these scans.
     for c in [&mut *source, &mut *target] {
         c.batch_execute(
-            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off",
+            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off; reset enable_seqscan",
         )?;
     }
-    // The checksum first: one scan (parallel where the server allows)
-    // proves most tables the same.
-    let (a, b) = both(
-        || checksum::table_checksum(&mut *source, schema, name),
-        || checksum::table_checksum(&mut *target, schema, name),
-    );
-    let (a, b) = (a?, b?);
-    let mut result = TableResult::empty(label, if a == b { "match" } else { "differ" });
-    (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
-    if a == b {
-        return Ok(result);
-    }
+    let relation = quote_qualified(Some(schema), name);
     let key = primary_key(source, schema, name)?;
-    if key.is_empty() || key != primary_key(target, schema, name)? {
-        result.note = Some(if key.is_empty() {
-            "no primary key: only the row counts and the whole-table checksum are compared".into()
-        } else {
-            "the primary keys differ between the sides: only counts and checksums are compared"
-                .into()
-        });
-        return Ok(result);
+    let same_key = !key.is_empty() && key == primary_key(target, schema, name)?;
+    let range = if same_key { integer_key(source, target, &relation, &key)? } else { None };
+    let mut result = TableResult::empty(label, "differ");
+    // With an integer key the first split's scan is the proof itself (its
+    // buckets sum to the checksum) and costs little more than the
+    // checksum; with any other key the checksum comes first: one scan
+    // (parallel where the server allows) proves most tables the same.
+    if range.is_none() {
+        let (a, b) = both(
+            || checksum::table_checksum(&mut *source, schema, name),
+            || checksum::table_checksum(&mut *target, schema, name),
+        );
+        let (a, b) = (a?, b?);
+        (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
+        if a == b {
+            result.status = "match";
+            return Ok(result);
+        }
+        if !same_key {
+            result.note = Some(if key.is_empty() {
+                "no primary key: only the row counts and the whole-table checksum are compared"
+                    .into()
+            } else {
+                "the primary keys differ between the sides: only counts and checksums are compared"
+                    .into()
+            });
+            return Ok(result);
+        }
     }
     let cols: Vec<String> = key.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
     // The key as text in the C collation: the same bytes, so the same
@@ -334,17 +450,25 @@ fn table(
             .join(", ")
     );
     let method = checksum::method(source)?;
-    let relation = quote_qualified(Some(schema), name);
-    // Enough first-level buckets that most hold a few dozen rows: one
-    // aggregate scan, then the rows of the differing buckets.
     let estimate: f64 = source
         .query_one(
             "select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass",
             &[&relation],
         )?
         .get(0);
-    let wanted = (estimate / (FETCH_LIMIT / 4) as f64).max(1.0) as u64;
-    let first = wanted.next_power_of_two().clamp(FANOUT as u64, 1 << 20) as i64;
+    // Ranges: buckets of some thousands of rows, few enough to hash in
+    // memory cheaply, since the rows of a differing one are found through
+    // the index. Hashes: enough buckets that most hold a few dozen rows,
+    // since finding a bucket's rows takes a scan.
+    let buckets = |rows_each: f64| {
+        ((estimate / rows_each).max(1.0) as u64).next_power_of_two().clamp(1, 1 << 20) as i64
+    };
+    let split = range
+        .and_then(|(column, lo, hi)| Split::range(column, lo, hi, buckets(RANGE_ROWS)))
+        .unwrap_or_else(|| Split::Hash {
+            key_text: key_text.clone(),
+            first: buckets((FETCH_LIMIT / 4) as f64).max(FANOUT),
+        });
     // The planner cannot know the buckets are few: it would sort every row
     // to group them, or plan to spill them. Hashing them in memory, in
     // parallel where the server allows, is what fits.
@@ -359,7 +483,7 @@ fn table(
         relation: relation.clone(),
         key_text: key_text.clone(),
         key_json: key_json.clone(),
-        first,
+        split: split.clone(),
     };
     let mut t = Side {
         row_hash: checksum::row_hash_sql(target, method, schema, name)?,
@@ -367,7 +491,7 @@ fn table(
         relation,
         key_text,
         key_json,
-        first,
+        split,
     };
     let whole = keep == usize::MAX;
     // Breadth first: at each level one scan per side gives every bucket
@@ -376,13 +500,29 @@ fn table(
     let mut under: Vec<i64> = Vec::new();
     let mut fetch: Vec<(u32, Vec<i64>)> = Vec::new();
     let mut batch_rows = 0i64;
-    for level in 1..=LEVELS {
+    let levels = s.split.levels();
+    for level in 1..=levels {
         if level > 1 && under.is_empty() {
             break;
         }
         let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
         let (bs, bt) = (bs?, bt?);
-
+        if level == 1 && result.source_rows.is_none() {
+            // Range buckets were not preceded by the checksum: all of them
+            // equal is the proof.
+            let rows = |b: &BTreeMap<i64, (i64, String)>| Some(b.values().map(|v| v.0).sum());
+            (result.source_rows, result.target_rows) = (rows(&bs), rows(&bt));
+            if bs == bt {
+                result.status = "match";
+                return Ok(result);
+            }
+            // The planner cannot know a bucket's range is narrow (its end
+            // is a parameter): it would scan the whole table once per
+            // bucket. The key's index is what fits.
+            for c in [&mut *s.client, &mut *t.client] {
+                c.batch_execute("set enable_seqscan = off")?;
+            }
+        }
         let codes: BTreeSet<i64> = bs.keys().chain(bt.keys()).copied().collect();
         let mut small = Vec::new();
         let mut big = Vec::new();
@@ -392,7 +532,7 @@ fn table(
                 continue;
             }
             let size = x.map_or(0, |v| v.0).max(y.map_or(0, |v| v.0));
-            if size > FETCH_LIMIT && level < LEVELS {
+            if size > FETCH_LIMIT && level < levels {
                 big.push(code);
                 continue;
             }
@@ -823,5 +963,38 @@ impl CompareSection {
             "pass"
         };
         Judgement { verdict, preset: self.preset, row_count_tolerance: tolerance, criteria }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn widths(split: Option<Split>) -> Option<(i64, Vec<i64>)> {
+        split.map(|s| match s {
+            Split::Range { lo, widths, .. } => (lo, widths),
+            Split::Hash { .. } => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn range_buckets_nest_down_to_one_key() {
+        // 10M dense keys in ~2442 buckets of 4096, then 16, then 1.
+        assert_eq!(
+            widths(Split::range("id".into(), 1, 10_000_000, 4096)),
+            Some((1, vec![4096, 16, 1]))
+        );
+        let (_, w) = widths(Split::range("id".into(), -1_000_000_000, 2_000_000_000, 8)).unwrap();
+        assert_eq!(w[0], 1 << 29);
+        assert!(w.windows(2).all(|p| p[1] == (p[0] / FANOUT).max(1) && p[0] % p[1] == 0), "{w:?}");
+        assert_eq!(w.last(), Some(&1));
+        assert_eq!(widths(Split::range("id".into(), 5, 5, 1)), Some((5, vec![1])));
+    }
+
+    #[test]
+    fn keys_spanning_more_than_64_bits_are_not_split_in_ranges() {
+        assert!(Split::range("id".into(), i64::MIN, i64::MAX, 4).is_none());
+        assert!(Split::range("id".into(), -10, i64::MAX, 1 << 20).is_none());
+        assert!(Split::range("id".into(), 0, i64::MAX / 2, 1 << 20).is_some());
     }
 }
