@@ -231,6 +231,12 @@ fn every_type_compares_exactly() {
     // written in two time zones.
     assert_eq!(keys(t, "different"), [1, 2, 4, 6], "{t}");
     assert_eq!((t["missing"].as_u64(), t["extra"].as_u64()), (Some(0), Some(0)));
+    // Both values shown to the last digit, as numbers.
+    let n = t["rows"].as_array().unwrap().iter().find(|r| r["key"]["id"] == 2).unwrap();
+    assert_eq!(
+        serde_json::to_string(&n["columns"]).unwrap(),
+        r#"{"n":[1.23456789012345678901,1.23456789012345678902]}"#
+    );
     // The other collation is a schema difference of its own.
     let schema: Vec<&str> =
         c["schema"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
@@ -563,4 +569,82 @@ fn the_verdict_follows_compare_policy_and_its_presets() {
     p.run(&["compare", "--source", &source, "--target", &target])
         .expect_code(2)
         .expect_output("e.g. \"1%\"");
+}
+
+#[test]
+fn tolerances_apply_only_when_asked_and_are_printed_with_the_verdict() {
+    let (p, source, target) = pair(
+        "compare_tolerances",
+        "CREATE TABLE m (id int PRIMARY KEY, price numeric(12,4), ratio float8, at timestamptz, local timestamp, note text);",
+    );
+    p.client()
+        .batch_execute(
+            "INSERT INTO m VALUES
+               (1, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (2, 10.0040, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (3, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (4, 10.0000, 0.5, '2026-01-01 00:00:00.123456+00', '2026-01-01 12:00:00', 'a'),
+               (5, 10.0000, 0.5, '2026-01-01 00:00:00.1234+00', '2026-01-01 12:00:00', 'a'),
+               (6, 10.0000, 0.1, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (7, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00.5004', 'a')",
+        )
+        .unwrap();
+    let db = target.rsplit('/').next().unwrap().to_string();
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO m VALUES
+               (1, 10.0040, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (2, 10.0060, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (3, 10.0200, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
+               (4, 10.0000, 0.5, '2026-01-01 00:00:00.123+00', '2026-01-01 12:00:00', 'a'),
+               (5, 10.0000, 0.5, '2026-01-01 00:00:00.1244+00', '2026-01-01 12:00:00', 'a'),
+               (6, 10.0000, 0.105, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'b'),
+               (7, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00.5', 'a')",
+        )
+        .unwrap();
+    // Exactly by default: every row differs.
+    let exact = compare(&p, &source, &target, 1);
+    assert_eq!(keys(&exact["tables"][0], "different"), [1, 2, 3, 4, 5, 6, 7], "{exact}");
+    assert!(exact.get("tolerances").is_none(), "{exact}");
+
+    p.config(&format!(
+        "{}\n[compare]\nnumeric_tolerance = 0.01\ntimestamp_precision = \"1ms\"\n",
+        common::DEFAULT_CONFIG
+    ));
+    let c = compare(&p, &source, &target, 1);
+    let t = &c["tables"][0];
+    // 1: 0.004 apart; 2: 0.002 apart though they round apart (10.00,
+    // 10.01); 4: the same millisecond; 7: the same, without a time zone.
+    // 3: 0.02 apart; 5: .123 against .124; 6: its note (its ratio is
+    // within the tolerance and not listed).
+    assert_eq!(keys(t, "different"), [3, 5, 6], "{c}");
+    let six = t["rows"].as_array().unwrap().iter().find(|r| r["key"]["id"] == 6).unwrap();
+    assert_eq!(six["columns"], json!({ "note": ["a", "b"] }));
+    assert_eq!(c["tolerances"], json!({ "numeric": "0.01", "timestamp_precision": "1ms" }));
+    p.run(&["compare", "--source", &source, "--target", &target]).expect_code(1).expect_output(
+        "equal within the tolerances of [compare]: numeric values within 0.01, timestamps to 1ms",
+    );
+
+    // Rows within the tolerances only: a match, said to be one within them.
+    OTHER.connect(&db).unwrap().batch_execute("DELETE FROM m WHERE id IN (3, 5, 6)").unwrap();
+    p.client().batch_execute("DELETE FROM m WHERE id IN (3, 5, 6)").unwrap();
+    let c = compare(&p, &source, &target, 0);
+    assert_eq!(c["tables"][0]["status"], "match", "{c}");
+    assert_eq!(
+        c["judgement"]["criteria"][1]["detail"],
+        "equal within the tolerances: numeric values within 0.01, timestamps to 1ms"
+    );
+
+    for (bad, hint) in [
+        ("numeric_tolerance = \"-1\"", "a positive decimal such as \"0.01\""),
+        ("numeric_tolerance = \"1e-3\"", "a positive decimal such as \"0.01\""),
+        ("timestamp_precision = \"1 minute\"", "write one of \"1s\", \"100ms\""),
+    ] {
+        p.config(&format!("{}\n[compare]\n{bad}\n", common::DEFAULT_CONFIG));
+        p.run(&["compare", "--source", &source, "--target", &target])
+            .expect_code(2)
+            .expect_output(hint);
+    }
 }

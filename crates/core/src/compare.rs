@@ -119,6 +119,75 @@ pub struct Comparison {
     /// Why the schemas could not be compared, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_error: Option<String>,
+    /// The tolerances the rows were compared with (none: exactly).
+    #[serde(skip_serializing_if = "Tolerances::is_exact")]
+    pub tolerances: Tolerances,
+}
+
+/// Differences that count as none, only when asked (`[compare]`
+/// `numeric_tolerance`, `timestamp_precision`); shown with the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tolerances {
+    /// numeric, real and double precision values at most this far apart
+    /// are equal: `"0.01"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numeric: Option<String>,
+    /// Timestamps and times are equal once rounded to this many
+    /// fractional digits of a second, as a column of that precision
+    /// stores them (6: exact).
+    #[serde(
+        rename = "timestamp_precision",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "precision_label"
+    )]
+    pub timestamp_digits: Option<u8>,
+}
+
+/// The precisions `timestamp_precision` accepts, by fractional digits.
+const PRECISIONS: [&str; 7] = ["1s", "100ms", "10ms", "1ms", "100us", "10us", "1us"];
+
+fn precision_label<S: serde::Serializer>(d: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.map_or("1us", |d| PRECISIONS[usize::from(d.min(6))]))
+}
+
+impl Tolerances {
+    pub fn is_exact(&self) -> bool {
+        self.numeric.is_none() && self.timestamp_digits.is_none()
+    }
+
+    /// How values are rounded before they are hashed: to the tolerance's
+    /// first significant decimal place, so values that round alike are
+    /// within it.
+    fn rounding(&self) -> checksum::Rounding {
+        checksum::Rounding {
+            numeric_scale: self.numeric.as_deref().map(numeric_scale),
+            time_digits: self.timestamp_digits,
+        }
+    }
+
+    /// In words, for the verdict: `numeric values within 0.01, timestamps to 1ms`.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(n) = &self.numeric {
+            parts.push(format!("numeric values within {n}"));
+        }
+        if let Some(d) = self.timestamp_digits {
+            parts.push(format!("timestamps to {}", PRECISIONS[usize::from(d.min(6))]));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// The decimal places `s` with 10^-s at most the tolerance `text` (a
+/// checked positive decimal): "0.01" → 2, "0.05" → 2, "5" → 0, "250" → -2.
+fn numeric_scale(text: &str) -> i32 {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let whole = whole.trim_start_matches('0');
+    if whole.is_empty() {
+        fraction.find(|c| c != '0').map_or(0, |z| z as i32 + 1)
+    } else {
+        1 - whole.len() as i32
+    }
 }
 
 /// Counts the orphans of every foreign key of `client`'s user tables,
@@ -394,6 +463,7 @@ fn table(
     schema: &str,
     name: &str,
     keep: usize,
+    tolerances: &Tolerances,
 ) -> Result<TableResult, postgres::Error> {
     let label = format!("{schema}.{name}");
     // Keys, timestamps and (with the text method) row hashes must not
@@ -424,13 +494,17 @@ fn table(
             return Ok(result);
         }
         if !same_key {
-            result.note = Some(if key.is_empty() {
+            let mut note = if key.is_empty() {
                 "no primary key: only the row counts and the whole-table checksum are compared"
-                    .into()
+                    .to_string()
             } else {
                 "the primary keys differ between the sides: only counts and checksums are compared"
-                    .into()
-            });
+                    .to_string()
+            };
+            if !tolerances.is_exact() {
+                note.push_str(", exactly (tolerances apply to rows matched by key)");
+            }
+            result.note = Some(note);
             return Ok(result);
         }
     }
@@ -478,7 +552,7 @@ fn table(
         )?;
     }
     let mut s = Side {
-        row_hash: checksum::row_hash_sql(source, method, schema, name)?,
+        row_hash: checksum::row_hash_sql(source, method, schema, name, &tolerances.rounding())?,
         client: source,
         relation: relation.clone(),
         key_text: key_text.clone(),
@@ -486,7 +560,7 @@ fn table(
         split: split.clone(),
     };
     let mut t = Side {
-        row_hash: checksum::row_hash_sql(target, method, schema, name)?,
+        row_hash: checksum::row_hash_sql(target, method, schema, name, &tolerances.rounding())?,
         client: target,
         relation,
         key_text,
@@ -553,69 +627,174 @@ fn table(
         batch_rows = 0;
         under = big;
     }
+    // The columns whose values may be equal within the tolerances though
+    // they differ, by their kind on the target.
+    let tolerant = if tolerances.is_exact() {
+        BTreeMap::new()
+    } else {
+        tolerant_columns(t.client, &t.relation, tolerances)?
+    };
     for (level, codes) in fetch {
-        {
-            let (rs, rt) = both(|| s.rows(level, &codes), || t.rows(level, &codes));
-            let (rs, rt) = (rs?, rt?);
-            let keys: BTreeSet<&String> = rs.keys().chain(rt.keys()).collect();
-            for k in keys {
-                let diff = match (rs.get(k), rt.get(k)) {
-                    (Some((key, _, row)), None) => {
-                        result.missing += 1;
-                        RowDiff {
-                            key: key.clone(),
-                            kind: "missing",
-                            columns: BTreeMap::new(),
-                            source_row: whole.then(|| row.clone()),
-                        }
-                    }
-                    (None, Some((key, _, _))) => {
-                        result.extra += 1;
-                        RowDiff {
-                            key: key.clone(),
-                            kind: "extra",
-                            columns: BTreeMap::new(),
-                            source_row: None,
-                        }
-                    }
-                    (Some((key, ha, ra)), Some((_, hb, rb))) => {
-                        if ha == hb {
-                            continue;
-                        }
-                        result.different += 1;
-                        let mut columns = BTreeMap::new();
-                        let names: BTreeSet<&String> = ra
-                            .as_object()
-                            .into_iter()
-                            .flat_map(|o| o.keys())
-                            .chain(rb.as_object().into_iter().flat_map(|o| o.keys()))
-                            .collect();
-                        for c in names {
-                            let (va, vb) = (
-                                ra.get(c).cloned().unwrap_or(Value::Null),
-                                rb.get(c).cloned().unwrap_or(Value::Null),
-                            );
-                            if va != vb {
-                                columns.insert(c.clone(), [va, vb]);
-                            }
-                        }
-                        RowDiff {
-                            key: key.clone(),
-                            kind: "different",
-                            columns,
-                            source_row: whole.then(|| ra.clone()),
-                        }
-                    }
-                    (None, None) => continue,
-                };
-                if result.rows.len() < keep {
-                    result.rows.push(diff);
-                }
+        let (rs, rt) = both(|| s.rows(level, &codes), || t.rows(level, &codes));
+        let (rs, rt) = (rs?, rt?);
+        let mut diffs = Vec::new();
+        for k in rs.keys().chain(rt.keys()).collect::<BTreeSet<&String>>() {
+            diffs.push(match (rs.get(k), rt.get(k)) {
+                (Some((key, _, row)), None) => RowDiff {
+                    key: key.clone(),
+                    kind: "missing",
+                    columns: BTreeMap::new(),
+                    source_row: whole.then(|| row.clone()),
+                },
+                (None, Some((key, _, _))) => RowDiff {
+                    key: key.clone(),
+                    kind: "extra",
+                    columns: BTreeMap::new(),
+                    source_row: None,
+                },
+                (Some((key, ha, ra)), Some((_, hb, rb))) if ha != hb => RowDiff {
+                    key: key.clone(),
+                    kind: "different",
+                    columns: differing_columns(ra, rb),
+                    source_row: whole.then(|| ra.clone()),
+                },
+                _ => continue,
+            });
+        }
+        if !tolerant.is_empty() {
+            drop_within_tolerances(t.client, tolerances, &tolerant, &mut diffs)?;
+        }
+        for diff in diffs {
+            match diff.kind {
+                "missing" => result.missing += 1,
+                "extra" => result.extra += 1,
+                _ => result.different += 1,
+            }
+            if result.rows.len() < keep {
+                result.rows.push(diff);
             }
         }
     }
+    // The hashes were of rounded values: no row left is the proof.
+    if !tolerances.is_exact()
+        && result.missing + result.extra + result.different == 0
+        && result.source_rows == result.target_rows
+    {
+        result.status = "match";
+    }
     result.rows.sort_by_key(|r| r.key.to_string());
     Ok(result)
+}
+
+/// The columns whose JSON values differ between two rows: column →
+/// [source value, target value].
+fn differing_columns(a: &Value, b: &Value) -> BTreeMap<String, [Value; 2]> {
+    let names: BTreeSet<&String> = a
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .chain(b.as_object().into_iter().flat_map(|o| o.keys()))
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|c| {
+            let (va, vb) = (
+                a.get(c).cloned().unwrap_or(Value::Null),
+                b.get(c).cloned().unwrap_or(Value::Null),
+            );
+            (va != vb).then(|| (c.clone(), [va, vb]))
+        })
+        .collect()
+}
+
+/// The columns of `relation` a tolerance applies to: name → the kind of
+/// value (`numeric`, or the time type).
+fn tolerant_columns(
+    client: &mut Client,
+    relation: &str,
+    tolerances: &Tolerances,
+) -> Result<BTreeMap<String, String>, postgres::Error> {
+    let rows = client.query(
+        "select a.attname::text, b.typname::text from pg_attribute a
+           join pg_type y on y.oid = a.atttypid
+           join pg_type b on b.oid = coalesce(nullif(y.typbasetype, 0), y.oid)
+          where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped
+            and b.typnamespace = 'pg_catalog'::regnamespace",
+        &[&relation],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let (name, ty): (String, String) = (r.get(0), r.get(1));
+            let kind = match ty.as_str() {
+                "numeric" | "float4" | "float8" if tolerances.numeric.is_some() => "numeric",
+                "timestamptz" | "timestamp" | "time" | "timetz"
+                    if tolerances.timestamp_digits.is_some() =>
+                {
+                    ty.as_str()
+                }
+                _ => return None,
+            };
+            Some((name, kind.to_string()))
+        })
+        .collect())
+}
+
+/// Takes out of `diffs` the values equal within the tolerances (checked
+/// by the server's own arithmetic, exactly), and the rows left with no
+/// differing value.
+fn drop_within_tolerances(
+    client: &mut Client,
+    tolerances: &Tolerances,
+    tolerant: &BTreeMap<String, String>,
+    diffs: &mut Vec<RowDiff>,
+) -> Result<(), postgres::Error> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let mut asked = Vec::new();
+    let (mut kinds, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, d) in diffs.iter().enumerate() {
+        for (column, [va, vb]) in &d.columns {
+            if let (Some(kind), Some(x), Some(y)) = (tolerant.get(column), text(va), text(vb)) {
+                asked.push((i, column.clone()));
+                kinds.push(kind.clone());
+                a.push(x);
+                b.push(y);
+            }
+        }
+    }
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let p = tolerances.timestamp_digits.unwrap_or(6);
+    let sql = format!(
+        "select coalesce(case u.k
+                  when 'numeric' then abs(u.a::numeric - u.b::numeric) <= $4::text::numeric
+                  when 'timestamptz' then u.a::timestamptz({p}) = u.b::timestamptz({p})
+                  when 'timestamp' then u.a::timestamp({p}) = u.b::timestamp({p})
+                  when 'time' then u.a::time({p}) = u.b::time({p})
+                  when 'timetz' then u.a::timetz({p}) = u.b::timetz({p}) end, false)
+           from unnest($1::text[], $2::text[], $3::text[]) with ordinality u(k, a, b, i)
+          order by u.i"
+    );
+    let within = client.query(&sql, &[&kinds, &a, &b, &tolerances.numeric])?;
+    let mut emptied = BTreeSet::new();
+    for ((i, column), row) in asked.into_iter().zip(within) {
+        if row.get::<_, bool>(0) {
+            diffs[i].columns.remove(&column);
+            emptied.insert(i);
+        }
+    }
+    let mut i = 0;
+    diffs.retain(|d| {
+        let keep = !(emptied.contains(&i) && d.columns.is_empty());
+        i += 1;
+        keep
+    });
+    Ok(())
 }
 
 /// Where a table's comparison is, for progress bars.
@@ -667,12 +846,13 @@ fn one(
     in_a: bool,
     in_b: bool,
     keep: usize,
+    tolerances: &Tolerances,
 ) -> TableResult {
     let empty = |status| TableResult::empty(format!("{}.{}", t.0, t.1), status);
     match (in_a, in_b) {
         (true, false) => empty("only_in_source"),
         (false, true) => empty("only_in_target"),
-        _ => match table(source, target, &t.0, &t.1, keep) {
+        _ => match table(source, target, &t.0, &t.1, keep, tolerances) {
             Ok(r) => r,
             Err(e) => {
                 // Whatever broke, this table was not shown to match.
@@ -688,7 +868,12 @@ fn one(
 }
 
 /// The target's foreign keys, the schemas, and the verdict over it all.
-fn conclude(source: &mut Client, target: &mut Client, tables: Vec<TableResult>) -> Comparison {
+fn conclude(
+    source: &mut Client,
+    target: &mut Client,
+    tables: Vec<TableResult>,
+    tolerances: &Tolerances,
+) -> Comparison {
     // An FK check that fails is an error of the whole comparison.
     let (foreign_keys, foreign_key_error) = match orphans(target) {
         Ok(f) => (f, None),
@@ -720,6 +905,7 @@ fn conclude(source: &mut Client, target: &mut Client, tables: Vec<TableResult>) 
         schema,
         schema_cosmetic,
         schema_error,
+        tolerances: tolerances.clone(),
     }
 }
 
@@ -729,7 +915,7 @@ pub fn compare(
     target: &mut Client,
     only: &[String],
 ) -> Result<Comparison, postgres::Error> {
-    compare_keeping(source, target, only, SHOWN)
+    compare_keeping(source, target, only, SHOWN, &Tolerances::default())
 }
 
 /// [`compare`], listing the first `keep` differing rows of each table
@@ -739,12 +925,13 @@ pub(crate) fn compare_keeping(
     target: &mut Client,
     only: &[String],
     keep: usize,
+    tolerances: &Tolerances,
 ) -> Result<Comparison, postgres::Error> {
     let mut tables = Vec::new();
     for (t, in_a, in_b) in tables_of(source, target, only)? {
-        tables.push(one(source, target, &t, in_a, in_b, keep));
+        tables.push(one(source, target, &t, in_a, in_b, keep, tolerances));
     }
-    Ok(conclude(source, target, tables))
+    Ok(conclude(source, target, tables, tolerances))
 }
 
 /// [`compare`] over connections of its own, `jobs` tables at a time (each
@@ -755,6 +942,7 @@ pub fn compare_parallel(
     target_url: &str,
     only: &[String],
     jobs: usize,
+    tolerances: &Tolerances,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Comparison, CompareError> {
     let connect = || -> Result<(Client, Client), CompareError> {
@@ -773,7 +961,7 @@ pub fn compare_parallel(
         let Some((t, in_a, in_b)) = work.get(i) else { break };
         let name = format!("{}.{}", t.0, t.1);
         progress(Progress::Started(&name));
-        let r = one(source, target, t, *in_a, *in_b, SHOWN);
+        let r = one(source, target, t, *in_a, *in_b, SHOWN, tolerances);
         progress(Progress::Finished(&r));
         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
     };
@@ -803,7 +991,7 @@ pub fn compare_parallel(
             })
         })
         .collect();
-    Ok(conclude(&mut source, &mut target, tables))
+    Ok(conclude(&mut source, &mut target, tables, tolerances))
 }
 
 /// `[compare]`: what makes a comparison fail.
@@ -820,12 +1008,73 @@ pub struct CompareSection {
     pub row_count_tolerance: Option<f64>,
     /// Which criteria fail the verdict. Default: the preset's.
     pub fail_on: Option<Vec<Criterion>>,
+    /// numeric, real and double precision values at most this far apart
+    /// count as equal: `"0.01"`. Default: exactly.
+    #[serde(deserialize_with = "tolerance")]
+    pub numeric_tolerance: Option<String>,
+    /// Timestamps and times count as equal once rounded to this precision
+    /// (`"1s"`, `"100ms"`, `"10ms"`, `"1ms"`, `"100us"`, `"10us"`,
+    /// `"1us"`), as a column of that precision stores them. Default: to
+    /// the microsecond.
+    #[serde(deserialize_with = "precision")]
+    pub timestamp_precision: Option<u8>,
 }
 
 impl Default for CompareSection {
     fn default() -> Self {
-        CompareSection { preset: Preset::Exact, row_count_tolerance: None, fail_on: None }
+        CompareSection {
+            preset: Preset::Exact,
+            row_count_tolerance: None,
+            fail_on: None,
+            numeric_tolerance: None,
+            timestamp_precision: None,
+        }
     }
+}
+
+/// `numeric_tolerance`: a positive decimal, as a string or a number.
+fn tolerance<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+    let text = match <Option<Written> as serde::Deserialize>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Written::Text(t)) => t.trim().to_string(),
+        Some(Written::Integer(i)) => i.to_string(),
+        Some(Written::Float(f)) => f.to_string(),
+    };
+    let digits = |p: &str| p.chars().all(|c| c.is_ascii_digit());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let well_formed = !text.is_empty()
+        && digits(whole)
+        && digits(fraction)
+        && !(whole.is_empty() && fraction.is_empty())
+        && text.chars().any(|c| ('1'..='9').contains(&c))
+        && text.len() <= 40;
+    if !well_formed {
+        return Err(serde::de::Error::custom(format!(
+            "numeric_tolerance = {text:?}: write how far apart two values may be and still count as equal, a positive decimal such as \"0.01\""
+        )));
+    }
+    Ok(Some(text))
+}
+
+/// `timestamp_precision`: one of [`PRECISIONS`], as fractional digits.
+fn precision<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let Some(text) = <Option<String> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let wanted = text.trim().replace('µ', "u");
+    PRECISIONS.iter().position(|p| *p == wanted).map(|d| Some(d as u8)).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "timestamp_precision = {text:?}: write one of {}",
+            PRECISIONS.map(|p| format!("\"{p}\"")).join(", ")
+        ))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -885,6 +1134,14 @@ pub struct Judgement {
 }
 
 impl CompareSection {
+    /// The tolerances rows are compared with.
+    pub fn tolerances(&self) -> Tolerances {
+        Tolerances {
+            numeric: self.numeric_tolerance.clone(),
+            timestamp_digits: self.timestamp_precision,
+        }
+    }
+
     /// The tolerance and failing criteria in force.
     fn policy(&self) -> (f64, Vec<Criterion>) {
         use Criterion::*;
@@ -936,8 +1193,11 @@ impl CompareSection {
                 ),
             })
             .collect();
-        let detail =
-            if differ.is_empty() { "checksums equal".to_string() } else { differ.join("; ") };
+        let detail = match (differ.is_empty(), c.tolerances.describe()) {
+            (true, None) => "checksums equal".to_string(),
+            (true, Some(within)) => format!("equal within the tolerances: {within}"),
+            (false, _) => differ.join("; "),
+        };
         add(Criterion::Content, differ.is_empty(), detail);
 
         let orphans: i64 = c.foreign_keys.iter().map(|f| f.orphans).sum();

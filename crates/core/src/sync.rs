@@ -119,8 +119,14 @@ pub fn sync(
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     // Every differing row, with its source row, in one comparison.
-    let plan =
-        compare::compare_keeping(from, to, &opts.tables, usize::MAX).map_err(db("comparing"))?;
+    let plan = compare::compare_keeping(
+        from,
+        to,
+        &opts.tables,
+        usize::MAX,
+        &compare::Tolerances::default(),
+    )
+    .map_err(db("comparing"))?;
     let mut refused = Vec::new();
     let mut tables = Vec::new();
     for t in plan.tables {

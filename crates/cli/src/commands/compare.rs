@@ -56,9 +56,15 @@ pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitC
         usize::from,
     );
     let bars = Bars::new(args.format == CompareFormat::Text && std::io::stderr().is_terminal());
-    let result = compare::compare_parallel(&args.source, &args.target, &args.tables, jobs, &|p| {
-        bars.show(p)
-    })?;
+    let tolerances = policy.tolerances();
+    let result = compare::compare_parallel(
+        &args.source,
+        &args.target,
+        &args.tables,
+        jobs,
+        &tolerances,
+        &|p| bars.show(p),
+    )?;
     drop(bars);
     let (source, target) = (redact(&args.source), redact(&args.target));
     let judged = policy.judge(&result);
@@ -135,6 +141,9 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
         terminal_safe(target),
         c.verdict.to_uppercase()
     );
+    if let Some(within) = c.tolerances.describe() {
+        let _ = writeln!(out, "  equal within the tolerances of [compare]: {within}");
+    }
     for t in &c.tables {
         let name = terminal_safe(&t.table);
         let _ = match t.status {
@@ -221,6 +230,13 @@ fn markdown(c: &Comparison, source: &str, target: &str) -> String {
         cell(source),
         cell(target)
     );
+    if let Some(within) = c.tolerances.describe() {
+        out = out.replacen(
+            "\n\n| Table",
+            &format!("\n- Equal within the tolerances of `[compare]`: {within}\n\n| Table"),
+            1,
+        );
+    }
     for t in &c.tables {
         let _ = writeln!(
             out,

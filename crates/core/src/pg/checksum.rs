@@ -199,6 +199,7 @@ pub fn row_hash_sql(
     method: &str,
     schema: &str,
     name: &str,
+    rounding: &Rounding,
 ) -> Result<String, postgres::Error> {
     if method == METHOD_TEXT_HASH {
         return Ok("hashtextextended(t::text, 0)".to_string());
@@ -207,7 +208,20 @@ pub fn row_hash_sql(
         client.query(&columns_query("n.nspname = $1 and c.relname = $2"), &[&schema, &name])?;
     let columns =
         group_columns(rows).remove(&(schema.to_string(), name.to_string())).unwrap_or_default();
-    Ok(row_hash(&columns))
+    Ok(row_hash_rounded(&columns, rounding))
+}
+
+/// Values hashed after rounding, for comparisons with tolerances: rows
+/// that hash alike are then equal within them (rows that do not are
+/// checked value by value). Checksums never round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rounding {
+    /// numeric, real and double precision values rounded to this many
+    /// decimal places (negative: to tens, hundreds...).
+    pub numeric_scale: Option<i32>,
+    /// Timestamps and times rounded to this many fractional digits of a
+    /// second (0..=6), as a column of that precision stores them.
+    pub time_digits: Option<u8>,
 }
 
 const USER_SCHEMAS: &str =
@@ -303,15 +317,28 @@ struct Column {
 /// `hashint4extended`) and makes the sum over rows see values swapped
 /// between rows.
 fn row_hash(columns: &[Column]) -> String {
+    row_hash_rounded(columns, &Rounding::default())
+}
+
+/// [`row_hash`] with values rounded first.
+fn row_hash_rounded(columns: &[Column], rounding: &Rounding) -> String {
     let mut terms = Vec::with_capacity(columns.len() + 1);
     let mut rest = Vec::new();
     for (i, col) in columns.iter().enumerate() {
-        let c = format!("t.{}", super::quote_ident(&col.name));
-        let direct = col
-            .base_type
-            .as_deref()
-            .and_then(|ty| DIRECT.iter().find(|(name, _)| *name == ty))
-            .map(|(_, call)| call);
+        let mut c = format!("t.{}", super::quote_ident(&col.name));
+        let mut ty = col.base_type.as_deref();
+        match (ty, rounding.numeric_scale, rounding.time_digits) {
+            (Some("numeric" | "float4" | "float8"), Some(scale), _) => {
+                c = format!("round({c}::numeric, {scale})");
+                ty = Some("numeric");
+            }
+            (Some(time @ ("timestamptz" | "timestamp" | "time" | "timetz")), _, Some(p)) => {
+                c = format!("({c})::{time}({p})");
+            }
+            _ => {}
+        }
+        let direct =
+            ty.and_then(|ty| DIRECT.iter().find(|(name, _)| *name == ty)).map(|(_, call)| call);
         match direct {
             Some(call) => {
                 let hash = call.replace("{c}", &c).replace("{s}", &literal(constant(2 * i as u64)));
@@ -422,6 +449,27 @@ mod tests {
     #[test]
     fn a_table_without_columns_still_has_a_row_hash() {
         assert_eq!(row_hash(&[]), "hashint4extended(0, 0::int8)");
+    }
+
+    #[test]
+    fn rounding_hashes_numbers_and_times_as_rounded() {
+        let rounding = Rounding { numeric_scale: Some(2), time_digits: Some(3) };
+        let sql = row_hash_rounded(
+            &[
+                column("price", Some("float8"), true, true),
+                column("at", Some("timestamptz"), true, true),
+                column("n", Some("int4"), true, true),
+            ],
+            &rounding,
+        );
+        assert!(sql.contains("hash_numeric_extended(round(t.\"price\"::numeric, 2), "), "{sql}");
+        assert!(
+            sql.contains("timestamp_hash_extended((t.\"at\")::timestamptz(3) at time zone"),
+            "{sql}"
+        );
+        assert!(sql.contains("hashint4extended(t.\"n\", "), "{sql}");
+        let exact = [column("price", Some("numeric"), true, true)];
+        assert_eq!(row_hash_rounded(&exact, &Rounding::default()), row_hash(&exact));
     }
 
     #[test]
