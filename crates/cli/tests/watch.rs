@@ -118,6 +118,35 @@ fn without_auto_the_command_is_printed_and_nothing_changes() {
 }
 
 #[test]
+fn on_a_terminal_watch_redraws_one_table_of_its_triggers() {
+    let p = project("watch_board", SQL_TRIGGER, "", 0.08);
+    // A pseudo-terminal from util-linux's `script`, as a user's shell has.
+    let command = format!("{} watch --for 3s", common::backstop_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.path())
+        .env("DATABASE_URL", &p.url)
+        .env_remove("BACKSTOP_CONFIG")
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // The trigger's line (value, rule, state) and the verdict's, redrawn
+    // in place rather than a line per sample.
+    assert!(screen.contains("\x1b["), "no cursor movement: {screen:?}");
+    let row = screen
+        .lines()
+        .map(|l| l.rsplit('\r').next().unwrap_or(l))
+        .find(|l| l.contains("error rate") && l.contains("breach"))
+        .unwrap_or_else(|| panic!("no trigger line: {screen:?}"));
+    assert!(row.contains("0.08") && row.contains("above 0.05"), "{row:?}");
+    assert!(screen.contains("verdict at ") && screen.contains("ROLLBACK: method A"), "{screen:?}");
+    assert!(!screen.contains("error rate = 0.08"), "sample lines on a terminal: {screen:?}");
+    // What happened is printed above the table, once.
+    assert_eq!(screen.matches("method A is called for (above --auto)").count(), 1, "{screen:?}");
+}
+
+#[test]
 fn a_verdict_never_rests_on_bad_data() {
     // The query fails: no value, a hold, nothing turned off.
     let broken = SQL_TRIGGER.replace("app_metrics.errors", "app_metrics.missing");

@@ -1,15 +1,18 @@
 //! `backstop watch`: samples the `[[triggers]]` on their intervals, shows
-//! each sample, decides with the same code as `backstop decide`, records
+//! each sample (on a terminal, in a table redrawn in place), decides with the same code as `backstop decide`, records
 //! every decision with its evidence, and with `--auto` carries out the
 //! methods up to the one it names (A, B or C) by itself; above what `--auto`
 //! allows it prints the command to run.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use backstop_core::audit;
 use backstop_core::backup::store::Store;
 use backstop_core::config::Config;
@@ -112,6 +115,101 @@ fn sample_line(name: &str, r: &Reading) -> String {
     }
 }
 
+/// Where watch writes. On a terminal: a table redrawn in place, a line
+/// per trigger (its latest value, rule and state) and one for the
+/// verdict, with what happens (decisions, steps) printed above it.
+/// Elsewhere: plain lines, one per sample too.
+struct Board {
+    multi: Option<MultiProgress>,
+    triggers: Vec<ProgressBar>,
+    verdict: Option<ProgressBar>,
+}
+
+impl Board {
+    fn new(on: bool, names: &[&str]) -> Board {
+        let Some(multi) = on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()))
+        else {
+            return Board { multi: None, triggers: Vec::new(), verdict: None };
+        };
+        let style = ProgressStyle::with_template("{msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let line = |text: String| {
+            let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()));
+            bar.set_message(text);
+            bar
+        };
+        let triggers = names.iter().map(|n| line(format!("  {}  …", terminal_safe(n)))).collect();
+        let verdict = Some(line("  verdict: waiting for the first samples".into()));
+        Board { multi: Some(multi), triggers, verdict }
+    }
+
+    /// Prints `text` (whole lines): above the table on a terminal.
+    fn say(&self, text: &str) -> anyhow::Result<()> {
+        match &self.multi {
+            Some(multi) => {
+                for line in text.trim_end_matches('\n').split('\n') {
+                    multi.println(line).context("writing to stdout")?;
+                }
+                Ok(())
+            }
+            None => print(text),
+        }
+    }
+
+    /// A sample as it is taken: a line of its own, unless the table shows it.
+    fn sample(&self, name: &str, r: &Reading) -> anyhow::Result<()> {
+        if self.multi.is_none() {
+            print(&sample_line(name, r))?;
+        }
+        Ok(())
+    }
+
+    /// Redraws the table from `d`'s evidence.
+    fn show(&self, triggers: &[&str], d: &Decision) {
+        let Some(verdict) = &self.verdict else { return };
+        let width = triggers.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        for (bar, name) in self.triggers.iter().zip(triggers) {
+            let Some(e) = d.evidence.iter().find(|e| e.trigger == *name) else { continue };
+            let value = e
+                .samples
+                .last()
+                .and_then(|s| s.value)
+                .map_or_else(|| "no value".to_string(), |v| v.to_string());
+            let state = serde_json::to_value(e.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "  {:width$}  {:>10}  {:<24}  {:<10}  {}",
+                terminal_safe(name),
+                value,
+                terminal_safe(&e.rule),
+                state,
+                terminal_safe(&e.reason)
+            ));
+        }
+        let at = chrono::Utc::now().format("%H:%M:%S");
+        let method = d.method.map(|m| format!(": method {m}")).unwrap_or_default();
+        verdict.set_message(format!(
+            "  verdict at {at}: {}{method}: {}",
+            serde_json::to_value(d.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_uppercase))
+                .unwrap_or_default(),
+            terminal_safe(&d.reason)
+        ));
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // The last table stays on the screen.
+        for bar in self.triggers.iter().chain(&self.verdict) {
+            bar.abandon();
+        }
+    }
+}
+
 /// A step of method `m` as watch prints it: `✓ method A: flags off (3 ms): ...`.
 fn step_text(m: Method, s: &respond::Step) -> String {
     let line = crate::render::step_line(s);
@@ -189,8 +287,10 @@ fn watch(
     let mut states: BTreeMap<String, decide::State> = BTreeMap::new();
     let started = Instant::now();
     let text = args.output.format == Format::Text;
+    let names: Vec<&str> = config.triggers.iter().map(|t| t.name.as_str()).collect();
+    let board = Board::new(text && std::io::stdout().is_terminal(), &names);
     if text {
-        print(&format!(
+        board.say(&format!(
             "watching {} trigger(s){}; auto: {:?}\n",
             config.triggers.len(),
             args.for_
@@ -207,7 +307,7 @@ fn watch(
             }
             let reading = sampler.sample(t);
             if text {
-                print(&sample_line(&t.name, &reading))?;
+                board.sample(&t.name, &reading)?;
             }
             let s = series.entry(t.name.clone()).or_default();
             s.push(reading.sample);
@@ -217,6 +317,7 @@ fn watch(
             due[i] = now + t.interval;
         }
         let decision = decide::decide(&config.triggers, &series, &taken, &config.decide);
+        board.show(&names, &decision);
         // The samples that matter: each one that moves a trigger to another
         // state (ok → pending → breach, no data, recovering...) is an event.
         for e in &decision.evidence {
@@ -230,7 +331,7 @@ fn watch(
         if changed {
             record(&mut client, &decision).context("recording the decision")?;
             match args.output.format {
-                Format::Text => print(&format!("\n{}\n", super::decide::text(&decision)))?,
+                Format::Text => board.say(&format!("\n{}\n", super::decide::text(&decision)))?,
                 Format::Json => print(&format!("{}\n", serde_json::to_string(&decision)?))?,
             }
             last = Some(key);
@@ -254,7 +355,7 @@ fn watch(
                     super::incident::announce(config, url, true);
                 }
                 if text {
-                    let _ = print(&step_text(method, s));
+                    let _ = board.say(&step_text(method, s));
                 }
             };
             let reason = format!("backstop watch: {}", decision.reason);
@@ -302,7 +403,7 @@ fn watch(
                     let ctx = super::Context::load(config_path, &args.conn)?;
                     let print_step = |s: &respond::Step| {
                         if text {
-                            let _ = print(&step_text(Method::C, s));
+                            let _ = board.say(&step_text(Method::C, s));
                         }
                     };
                     let outcome = super::rollback::carry_out_c(
@@ -314,7 +415,7 @@ fn watch(
                         print_step,
                     )?;
                     if text {
-                        print(&format!(
+                        board.say(&format!(
                             "forensics of method C in {}\n",
                             outcome.forensics.display()
                         ))?;
@@ -333,7 +434,7 @@ fn watch(
                     method,
                 });
                 if text {
-                    print(&format!(
+                    board.say(&format!(
                         "method {method} carried out; watching whether the triggers clear within {}\n",
                         humantime::format_duration(config.decide.escalate_after)
                     ))?;
@@ -341,12 +442,12 @@ fn watch(
             } else if method == Method::A && target.is_none() && args.auto.allows(method) {
                 unanswered = true;
                 if changed {
-                    print("method A is called for, and which release to turn off is not clear: pass --release\n")?;
+                    board.say("method A is called for, and which release to turn off is not clear: pass --release\n")?;
                 }
             } else {
                 unanswered = true;
                 if changed {
-                    print(&format!(
+                    board.say(&format!(
                         "method {method} is called for (above --auto); to carry it out:\n  {}\n",
                         command_for(method, release.as_deref(), decision.flag.as_deref())
                     ))?;
