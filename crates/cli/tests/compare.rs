@@ -446,7 +446,9 @@ fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
 #[test]
 fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
     let events = "CREATE TABLE events (id int PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
-         INSERT INTO events SELECT i, 'event ' || i, '2026-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 10) i;";
+         INSERT INTO events SELECT i, 'event ' || i, '2026-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 10) i;
+         CREATE SCHEMA \"app.v2\"; CREATE TABLE \"app.v2\".\"line.items\" (id int PRIMARY KEY, note text);
+         INSERT INTO \"app.v2\".\"line.items\" VALUES (1, 'dots are part of names');";
     let (p, source, target) = pair("sync", &format!("{CUTOVER_SCHEMA}{events}"));
     let db = target.rsplit('/').next().unwrap().to_string();
     // Written on the new side since the switch: a new chain of rows, changes
@@ -460,7 +462,8 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
                UPDATE people SET manager_id = 2 WHERE id = 4;
                UPDATE "we;ird ""name" SET "sel;ect" = 'changed' WHERE id = 1;
                UPDATE events SET body = 'edited', updated_at = '2026-06-01' WHERE id = 1;
-               UPDATE events SET body = 'old edit', updated_at = '2025-12-01' WHERE id = 2;"#,
+               UPDATE events SET body = 'old edit', updated_at = '2025-12-01' WHERE id = 2;
+               INSERT INTO "app.v2"."line.items" VALUES (2, 'new');"#,
         )
         .unwrap();
     // Only on the old side.
@@ -477,6 +480,7 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
         .expect_output("public.accounts: 1 to insert, 1 to update, 0 to delete, 1 only on the receiving side kept")
         .expect_output("public.events: 0 to insert, 1 to update, 0 to delete, 1 older than --since left out")
         .expect_output("public.lines: 1 to insert")
+        .expect_output("app.v2.line.items: 1 to insert")
         .expect_output("nothing changed")
         .all();
     assert!(!dry.contains("Sekr1t") && !dry.contains(&source), "URLs are shown masked: {dry}");

@@ -54,7 +54,13 @@ pub struct RowDiff {
 /// One table's comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableResult {
+    /// `schema.table`, for reading.
     pub table: String,
+    /// The schema and the table, as names (either may hold a dot).
+    #[serde(skip)]
+    pub schema: String,
+    #[serde(skip)]
+    pub name: String,
     /// `match`, `differ`, `only_in_source`, `only_in_target` or `error`.
     pub status: &'static str,
     pub source_rows: Option<i64>,
@@ -72,9 +78,11 @@ pub struct TableResult {
 
 impl TableResult {
     /// A result with nothing compared (yet): counts unknown, no rows.
-    fn empty(table: String, status: &'static str) -> TableResult {
+    fn empty(schema: &str, name: &str, status: &'static str) -> TableResult {
         TableResult {
-            table,
+            table: format!("{schema}.{name}"),
+            schema: schema.to_string(),
+            name: name.to_string(),
             status,
             source_rows: None,
             target_rows: None,
@@ -465,7 +473,6 @@ fn table(
     keep: usize,
     tolerances: &Tolerances,
 ) -> Result<TableResult, postgres::Error> {
-    let label = format!("{schema}.{name}");
     // Keys, timestamps and (with the text method) row hashes must not
     // depend on the sessions' settings; JIT only slows these scans.
     for c in [&mut *source, &mut *target] {
@@ -477,7 +484,7 @@ fn table(
     let key = primary_key(source, schema, name)?;
     let same_key = !key.is_empty() && key == primary_key(target, schema, name)?;
     let range = if same_key { integer_key(source, target, &relation, &key)? } else { None };
-    let mut result = TableResult::empty(label, "differ");
+    let mut result = TableResult::empty(schema, name, "differ");
     // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
     // checksum; with any other key the checksum comes first: one scan
@@ -848,7 +855,7 @@ fn one(
     keep: usize,
     tolerances: &Tolerances,
 ) -> TableResult {
-    let empty = |status| TableResult::empty(format!("{}.{}", t.0, t.1), status);
+    let empty = |status| TableResult::empty(&t.0, &t.1, status);
     match (in_a, in_b) {
         (true, false) => empty("only_in_source"),
         (false, true) => empty("only_in_target"),
@@ -985,7 +992,7 @@ pub fn compare_parallel(
         .zip(&work)
         .map(|(r, (t, _, _))| {
             r.unwrap_or_else(|| {
-                let mut r = TableResult::empty(format!("{}.{}", t.0, t.1), "error");
+                let mut r = TableResult::empty(&t.0, &t.1, "error");
                 r.note = Some("its worker stopped before comparing it".into());
                 r
             })

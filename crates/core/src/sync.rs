@@ -47,6 +47,9 @@ pub struct TableSync {
     rows: Vec<RowDiff>,
     #[serde(skip)]
     key: Vec<String>,
+    /// The table, quoted.
+    #[serde(skip)]
+    relation: String,
 }
 
 /// What a sync found and did.
@@ -147,8 +150,7 @@ pub fn sync(
                 continue;
             }
         }
-        let (schema, name) = t.table.split_once('.').expect("compare names tables schema.table");
-        let key = compare::primary_key(from, schema, name)
+        let key = compare::primary_key(from, &t.schema, &t.name)
             .map_err(db(format!("reading the key of {}", t.table)))?;
         let mut s = TableSync {
             table: t.table.clone(),
@@ -160,6 +162,7 @@ pub fn sync(
             note: None,
             rows: Vec::new(),
             key,
+            relation: quote_qualified(Some(&t.schema), &t.name),
         };
         for r in t.rows {
             if r.kind == "extra" {
@@ -242,8 +245,7 @@ fn apply(to: &mut Client, tables: &[TableSync]) -> Result<(), SyncError> {
     // Deletes first, referring tables first.
     for name in &referring_first {
         let t = by_name(name);
-        let (schema, table) = t.table.split_once('.').expect("schema.table");
-        let relation = quote_qualified(Some(schema), table);
+        let relation = &t.relation;
         let keys: Vec<&Value> =
             t.rows.iter().filter(|r| r.kind == "extra").map(|r| &r.key).collect();
         let on: Vec<String> =
@@ -263,9 +265,8 @@ fn apply(to: &mut Client, tables: &[TableSync]) -> Result<(), SyncError> {
     // Then inserts and updates, tables referred to first.
     for name in referring_first.iter().rev() {
         let t = by_name(name);
-        let (schema, table) = t.table.split_once('.').expect("schema.table");
-        let relation = quote_qualified(Some(schema), table);
-        let (columns, always) = writable_columns(&mut tx, &relation)
+        let relation = &t.relation;
+        let (columns, always) = writable_columns(&mut tx, relation)
             .map_err(db(format!("reading the columns of {}", t.table)))?;
         let list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let set: Vec<String> = columns
