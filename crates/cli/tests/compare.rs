@@ -109,8 +109,9 @@ fn named(c: &Value, table: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
-    // Integer keys are split in ranges and found through the index; keys
-    // whose span does not fit in 64 bits, text and composite keys by hash.
+    // Integer and uuid keys are split in ranges and found through the
+    // index; keys whose span does not fit in 64 bits, text and composite
+    // keys by hash.
     let (p, source, target) = pair(
         "compare_keys",
         "CREATE TABLE wide (id bigint PRIMARY KEY, v text);
@@ -123,6 +124,12 @@ fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
          INSERT INTO small SELECT i, 'x' FROM generate_series(-50, 49) i;
          CREATE TABLE coded (code text PRIMARY KEY, v int);
          INSERT INTO coded SELECT 'K' || i, i FROM generate_series(1, 5000) i;
+         CREATE TABLE ids (id uuid PRIMARY KEY, v text);
+         INSERT INTO ids SELECT md5(i::text)::uuid, 'u' || i FROM generate_series(1, 20000) i;
+         INSERT INTO ids VALUES ('00000000-0000-0000-0000-000000000000', 'min'),
+           ('ffffffff-ffff-ffff-ffff-ffffffffffff', 'max'),
+           ('12345678-9abc-def0-0000-000000000001', 'same 60 bits'),
+           ('12345678-9abc-def0-0000-000000000002', 'same 60 bits');
          CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b));
          INSERT INTO pairs SELECT i % 50, 'b' || i, i FROM generate_series(1, 3000) i;
          ANALYZE;",
@@ -144,6 +151,10 @@ fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
              DELETE FROM coded WHERE code = 'K17';
              INSERT INTO coded VALUES ('k17', 17);
              UPDATE pairs SET v = 0 WHERE a = 7 AND b = 'b7';
+             UPDATE ids SET v = 'changed' WHERE id = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+             UPDATE ids SET v = 'changed' WHERE id = '12345678-9abc-def0-0000-000000000002';
+             DELETE FROM ids WHERE id = '00000000-0000-0000-0000-000000000000';
+             INSERT INTO ids VALUES ('ffffffff-ffff-ffff-ffff-fffffffffffe', 'extra');
              ANALYZE;",
         )
         .unwrap();
@@ -183,6 +194,15 @@ fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
         ])
     );
     assert_eq!(named(&c, "public.pairs"), kinds(&[("different", r#"{"a":7,"b":"b7"}"#)]));
+    assert_eq!(
+        named(&c, "public.ids"),
+        kinds(&[
+            ("different", r#"{"id":"ffffffff-ffff-ffff-ffff-ffffffffffff"}"#),
+            ("different", r#"{"id":"12345678-9abc-def0-0000-000000000002"}"#),
+            ("missing", r#"{"id":"00000000-0000-0000-0000-000000000000"}"#),
+            ("extra", r#"{"id":"ffffffff-ffff-ffff-ffff-fffffffffffe"}"#)
+        ])
+    );
     let sparse = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.sparse");
     assert_eq!(
         (sparse.unwrap()["source_rows"].as_i64(), sparse.unwrap()["target_rows"].as_i64()),
