@@ -302,6 +302,57 @@ fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
 }
 
 #[test]
+fn a_table_dropped_while_it_is_compared_makes_the_verdict_an_error() {
+    let (p, source, target) = pair(
+        "compare_dropped",
+        "CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept VALUES (1);
+         CREATE TABLE doomed (id int PRIMARY KEY, v text);
+         INSERT INTO doomed SELECT i, 'v' || i FROM generate_series(1, 1000) i;",
+    );
+    let db = target.rsplit('/').next().unwrap().to_string();
+    // The table is locked on the target: compare lists it, then waits on it.
+    let mut holder = OTHER.connect(&db).unwrap();
+    holder.batch_execute("BEGIN; LOCK TABLE doomed IN ACCESS EXCLUSIVE MODE").unwrap();
+    let run = p
+        .std_cmd(&[
+            "compare", "--source", &source, "--target", &target, "--format", "json", "--jobs", "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watcher = OTHER.connect(&db).unwrap();
+    common::poll_until(
+        "compare waits for the lock",
+        300,
+        std::time::Duration::from_millis(100),
+        || {
+            let n: i64 = watcher
+                .query_one(
+                    "select count(*) from pg_stat_activity
+                  where datname = current_database() and wait_event_type = 'Lock'
+                    and application_name = 'backstop compare'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            n > 0
+        },
+    );
+    // Dropped in the middle of its comparison.
+    holder.batch_execute("DROP TABLE doomed; COMMIT").unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["verdict"], "error", "{c}");
+    let doomed =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.doomed").unwrap();
+    assert_eq!(doomed["status"], "error", "{c}");
+    assert!(doomed["note"].as_str().is_some_and(|n| !n.is_empty()), "{doomed}");
+    assert_eq!(c["judgement"]["verdict"], "error", "{c}");
+}
+
+#[test]
 fn a_role_freeze_stops_its_writes_and_unfreeze_gives_back_exactly_its_grants() {
     let role = "app\"user; drop";
     let p = Project::new("role_freeze");
