@@ -8,7 +8,8 @@
 //! pairs, every difference found.
 //!
 //! `cargo bench -p backstop-cli --bench compare`; `BENCH_ROWS` sets the
-//! rows (default 10,000,000). reladiff is installed into a cached venv by
+//! rows (default 10,000,000), `BENCH_KEY=uuid` keys them by uuid instead
+//! of bigint. reladiff is installed into a cached venv by
 //! `bench/reladiff.sh` when missing.
 
 use std::collections::BTreeSet;
@@ -24,11 +25,20 @@ mod common;
 
 const DATABASE: &str = "bench";
 
-fn rows_sql(n: i64) -> String {
+/// The key of row `i` as SQL: a bigint, or with `BENCH_KEY=uuid` a uuid.
+fn key_of(i: &str, uuid: bool) -> String {
+    if uuid {
+        format!("md5(({i})::text)::uuid")
+    } else {
+        format!("({i})::bigint")
+    }
+}
+
+fn rows_sql(n: i64, uuid: bool) -> String {
     format!(
         "SELECT setseed(0.42);
          CREATE TABLE accounts AS
-         SELECT i::bigint AS id,
+         SELECT {} AS id,
                 left(md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text), 12 + (i % 80)::int) AS note,
                 round((random() * 100000)::numeric, 2) AS amount,
                 timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years' AS seen_at,
@@ -37,7 +47,8 @@ fn rows_sql(n: i64) -> String {
                                    'tags', jsonb_build_array(left(md5((i * 3)::text), 6))) AS attrs,
                 i % 3 <> 0 AS active
            FROM generate_series(1, {n}) i;
-         ALTER TABLE accounts ADD PRIMARY KEY (id);"
+         ALTER TABLE accounts ADD PRIMARY KEY (id);",
+        key_of("i", uuid)
     )
 }
 
@@ -126,6 +137,11 @@ fn run() -> anyhow::Result<()> {
         })?,
         Err(_) => 10_000_000,
     };
+    let uuid = match std::env::var("BENCH_KEY").as_deref() {
+        Ok("uuid") => true,
+        Ok("bigint") | Err(_) => false,
+        Ok(other) => bail!("BENCH_KEY={other:?}: write bigint (the default) or uuid"),
+    };
     // reladiff first: an installation problem should show before the build.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/reladiff.sh");
     check(Command::new(&script).arg("--version").output()?, "bench/reladiff.sh")?;
@@ -134,7 +150,7 @@ fn run() -> anyhow::Result<()> {
     for c in [&one, &two] {
         c.create_database(DATABASE, None)?;
         let mut db = c.connect(DATABASE)?;
-        db.batch_execute(&rows_sql(n)).context("building the table")?;
+        db.batch_execute(&rows_sql(n, uuid)).context("building the table")?;
         // On its own: VACUUM cannot run in the implicit transaction of a batch.
         db.batch_execute("VACUUM ANALYZE accounts").context("vacuuming")?;
     }
@@ -142,8 +158,9 @@ fn run() -> anyhow::Result<()> {
         .connect(DATABASE)?
         .query_one("select pg_size_pretty(pg_total_relation_size('accounts'))", &[])?
         .get(0);
+    let key = if uuid { "uuid" } else { "bigint" };
     eprintln!(
-        "compare bench: {n} rows ({size}) on each of two clusters, built in {}",
+        "compare bench: {n} rows ({size}, {key} key) on each of two clusters, built in {}",
         secs(t.elapsed())
     );
     let (a, b) = (one.url(DATABASE), two.url(DATABASE));
@@ -153,8 +170,10 @@ fn run() -> anyhow::Result<()> {
         if expected > 0 {
             let step = n / 101;
             two.connect(DATABASE)?.batch_execute(&format!(
-                "UPDATE accounts SET amount = amount + 0.01 WHERE id IN (SELECT i * {step} + 13 FROM generate_series(1, 100) i);
-                 DELETE FROM accounts WHERE id IN (SELECT i * {step} + 57 FROM generate_series(1, 10) i);",
+                "UPDATE accounts SET amount = amount + 0.01 WHERE id IN (SELECT {} FROM generate_series(1, 100) i);
+                 DELETE FROM accounts WHERE id IN (SELECT {} FROM generate_series(1, 10) i);",
+                key_of(&format!("i * {step} + 13"), uuid),
+                key_of(&format!("i * {step} + 57"), uuid),
             ))?;
         }
         for c in [&one, &two] {
@@ -175,7 +194,7 @@ fn run() -> anyhow::Result<()> {
             secs(key_only),
         ));
     }
-    println!("compare bench: {n} rows ({size} per side), two clusters, one run:");
+    println!("compare bench: {n} rows ({size} per side, {key} key), two clusters, one run:");
     for l in lines {
         println!("  {l}");
     }
