@@ -109,9 +109,9 @@ fn named(c: &Value, table: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
-    // Integer and uuid keys are split in ranges and found through the
-    // index; keys whose span does not fit in 64 bits, text and composite
-    // keys by hash.
+    // Integer keys are split in ranges and found through the index; keys
+    // whose span does not fit in 64 bits, uuid, text and composite keys by
+    // hash.
     let (p, source, target) = pair(
         "compare_keys",
         "CREATE TABLE wide (id bigint PRIMARY KEY, v text);

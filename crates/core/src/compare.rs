@@ -1,12 +1,11 @@
 //! Comparing two databases table by table, every column, exactly, with
 //! the row hash of `pg::checksum` (the same on both sides). Rows are put in
 //! buckets that both sides agree on whatever their collations or key
-//! order: ranges of the key when it is one integer or uuid column,
-//! otherwise a hash of the key's text in the C collation. Each side gives
-//! every bucket's row count and hash sum; buckets that differ are split
-//! again (level by level, one query per side for all the buckets of a
-//! level) and rows are fetched only for buckets of at most
-//! [`FETCH_LIMIT`] rows.
+//! order: ranges of the key when it is one integer column, otherwise a
+//! hash of the key's text in the C collation. Each side gives every
+//! bucket's row count and hash sum; buckets that differ are split again
+//! (level by level, one query per side for all the buckets of a level) and
+//! rows are fetched only for buckets of at most [`FETCH_LIMIT`] rows.
 //! Range buckets need no checksum first: their first split costs little
 //! more, proves a match as well, and a differing bucket's rows are found
 //! through the key's index. Hash buckets come after the checksum, which
@@ -260,60 +259,19 @@ enum Split {
     /// Hash buckets: `first` at the first split, [`FANOUT`] below, one
     /// seed per level; finding a bucket's rows takes a scan.
     Hash { key_text: String, first: i64 },
-    /// Ranges of the key column `column` (quoted) as numbered by `kind`,
-    /// from `lo`: at level L (1-based) a bucket is
-    /// `[start, start + widths[L - 1])`. Widths are powers of two, each
-    /// [`FANOUT`] times the next and the last 1, so buckets nest and the
-    /// deepest hold one number. A bucket's rows are found through the
-    /// key's index.
-    Range { column: String, kind: Ordered, lo: i64, widths: Vec<i64> },
-}
-
-/// A one-column key that orders alike on both sides whatever their
-/// collations, numbered in that order by 64-bit integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ordered {
-    /// smallint, integer, bigint: the key itself.
-    Integer,
-    /// uuid (ordered byte by byte): its first 60 bits, so a number's keys
-    /// are a range of uuids.
-    Uuid,
-}
-
-/// The largest 60-bit number.
-const UUID_TOP: i64 = (1 << 60) - 1;
-
-impl Ordered {
-    /// The number of the key value `expr`.
-    fn number(self, expr: &str) -> String {
-        match self {
-            Ordered::Integer => format!("{expr}::int8"),
-            Ordered::Uuid => format!(
-                "((('x' || encode(substring(uuid_send({expr}) from 1 for 8), 'hex'))::bit(64)::int8 >> 4) & {UUID_TOP})"
-            ),
-        }
-    }
-
-    /// The rows of `t` whose key `column` is numbered from `b.start` to
-    /// just below `b.start + width`, as conditions the key's index serves.
-    fn between(self, column: &str, width: i64) -> String {
-        match self {
-            Ordered::Integer => {
-                format!("t.{column} >= b.start and t.{column} < b.start + {width}")
-            }
-            Ordered::Uuid => format!(
-                "t.{column} >= (lpad(to_hex(b.start), 15, '0') || repeat('0', 17))::uuid
-                 and t.{column} <= (lpad(to_hex(least(b.start + {width} - 1, {UUID_TOP})), 15, '0') || repeat('f', 17))::uuid"
-            ),
-        }
-    }
+    /// Ranges of the integer column `column` (quoted), from `lo`: at level
+    /// L (1-based) a bucket is `[start, start + widths[L - 1])`. Widths are
+    /// powers of two, each [`FANOUT`] times the next and the last 1, so
+    /// buckets nest and the deepest hold one key. A bucket's rows are
+    /// found through the key's index.
+    Range { column: String, lo: i64, widths: Vec<i64> },
 }
 
 impl Split {
     /// Range buckets for a key of one integer column spanning `lo..=hi`
     /// on the two sides together, about `first` buckets at the first
     /// split; `None` when the span does not fit in 64-bit arithmetic.
-    fn range(column: String, kind: Ordered, lo: i64, hi: i64, first: i64) -> Option<Split> {
+    fn range(column: String, lo: i64, hi: i64, first: i64) -> Option<Split> {
         let span = hi.checked_sub(lo)?.checked_add(1)?;
         let wanted = u64::try_from((span - 1) / first + 1).ok()?;
         let mut width = i64::try_from(wanted.checked_next_power_of_two()?).ok()?;
@@ -324,7 +282,7 @@ impl Split {
             width = (width / FANOUT).max(1);
             widths.push(width);
         }
-        Some(Split::Range { column, kind, lo, widths })
+        Some(Split::Range { column, lo, widths })
     }
 
     /// How many levels the split goes down at most.
@@ -339,10 +297,9 @@ impl Split {
     fn code(&self, level: u32) -> String {
         match self {
             Split::Hash { key_text, first } => path_code(key_text, level, *first),
-            Split::Range { column, kind, lo, widths } => {
+            Split::Range { column, lo, widths } => {
                 let w = widths[level as usize - 1];
-                let n = kind.number(&format!("t.{column}"));
-                format!("({lo}::int8 + (({n} - {lo}::int8) / {w}) * {w})")
+                format!("({lo}::int8 + ((t.{column}::int8 - {lo}::int8) / {w}) * {w})")
             }
         }
     }
@@ -354,9 +311,9 @@ impl Split {
             Split::Hash { key_text, first } => {
                 format!("where ({}) = any($1::bigint[])", path_code(key_text, level, *first))
             }
-            Split::Range { column, kind, widths, .. } => format!(
-                "join unnest($1::bigint[]) b(start) on {}",
-                kind.between(column, widths[level as usize - 1])
+            Split::Range { column, widths, .. } => format!(
+                "join unnest($1::bigint[]) b(start) on t.{column} >= b.start and t.{column} < b.start + {}",
+                widths[level as usize - 1]
             ),
         }
     }
@@ -450,17 +407,15 @@ impl Side<'_> {
     }
 }
 
-/// The key's column when it is one column that orders alike on both
-/// sides (an integer or a uuid on each), with how it is numbered and the
-/// smallest and largest number of the two sides together.
-fn ordered_key(
+/// The key's column when it is one integer column on both sides, with the
+/// smallest and largest key of the two sides together.
+fn integer_key(
     source: &mut Client,
     target: &mut Client,
     relation: &str,
     key: &[String],
-) -> Result<Option<(String, Ordered, i64, i64)>, postgres::Error> {
+) -> Result<Option<(String, i64, i64)>, postgres::Error> {
     let [column] = key else { return Ok(None) };
-    let mut kinds = Vec::new();
     let mut bounds = Vec::new();
     for c in [source, target] {
         let ty: String = c
@@ -470,31 +425,21 @@ fn ordered_key(
                 &[&relation, column],
             )?
             .get(0);
-        let kind = match ty.as_str() {
-            "smallint" | "integer" | "bigint" => Ordered::Integer,
-            "uuid" => Ordered::Uuid,
-            _ => return Ok(None),
-        };
-        // The ends of the key's index (uuid has no min() before PostgreSQL 16).
-        let n = kind.number(&format!("t.{}", quote_ident(column)));
-        let end = |order| {
-            format!(
-                "(select {n} from only {relation} t order by t.{} {order} limit 1)",
-                quote_ident(column)
-            )
-        };
-        let row = c.query_one(&format!("select {}, {}", end("asc"), end("desc")), &[])?;
+        if !matches!(ty.as_str(), "smallint" | "integer" | "bigint") {
+            return Ok(None);
+        }
+        let c_q = quote_ident(column);
+        let row = c.query_one(
+            &format!("select min({c_q})::int8, max({c_q})::int8 from only {relation}"),
+            &[],
+        )?;
         if let (Some(lo), Some(hi)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
             bounds.push((lo, hi));
         }
-        kinds.push(kind);
-    }
-    if kinds[0] != kinds[1] {
-        return Ok(None);
     }
     let lo = bounds.iter().map(|b| b.0).min();
     let hi = bounds.iter().map(|b| b.1).max();
-    Ok(lo.zip(hi).map(|(lo, hi)| (quote_ident(column), kinds[0], lo, hi)))
+    Ok(lo.zip(hi).map(|(lo, hi)| (quote_ident(column), lo, hi)))
 }
 
 /// The primary key's columns of a table, in key order.
@@ -538,9 +483,9 @@ fn table(
     let relation = quote_qualified(Some(schema), name);
     let key = primary_key(source, schema, name)?;
     let same_key = !key.is_empty() && key == primary_key(target, schema, name)?;
-    let range = if same_key { ordered_key(source, target, &relation, &key)? } else { None };
+    let range = if same_key { integer_key(source, target, &relation, &key)? } else { None };
     let mut result = TableResult::empty(schema, name, "differ");
-    // With an integer or uuid key the first split's scan is the proof itself (its
+    // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
     // checksum; with any other key the checksum comes first: one scan
     // (parallel where the server allows) proves most tables the same.
@@ -600,7 +545,7 @@ fn table(
         ((estimate / rows_each).max(1.0) as u64).next_power_of_two().clamp(1, 1 << 20) as i64
     };
     let split = range
-        .and_then(|(column, kind, lo, hi)| Split::range(column, kind, lo, hi, buckets(RANGE_ROWS)))
+        .and_then(|(column, lo, hi)| Split::range(column, lo, hi, buckets(RANGE_ROWS)))
         .unwrap_or_else(|| Split::Hash {
             key_text: key_text.clone(),
             first: buckets((FETCH_LIMIT / 4) as f64).max(FANOUT),
@@ -1303,25 +1248,20 @@ mod tests {
     fn range_buckets_nest_down_to_one_key() {
         // 10M dense keys in ~2442 buckets of 4096, then 16, then 1.
         assert_eq!(
-            widths(Split::range("id".into(), Ordered::Integer, 1, 10_000_000, 4096)),
+            widths(Split::range("id".into(), 1, 10_000_000, 4096)),
             Some((1, vec![4096, 16, 1]))
         );
-        let (_, w) =
-            widths(Split::range("id".into(), Ordered::Integer, -1_000_000_000, 2_000_000_000, 8))
-                .unwrap();
+        let (_, w) = widths(Split::range("id".into(), -1_000_000_000, 2_000_000_000, 8)).unwrap();
         assert_eq!(w[0], 1 << 29);
         assert!(w.windows(2).all(|p| p[1] == (p[0] / FANOUT).max(1) && p[0] % p[1] == 0), "{w:?}");
         assert_eq!(w.last(), Some(&1));
-        assert_eq!(
-            widths(Split::range("id".into(), Ordered::Integer, 5, 5, 1)),
-            Some((5, vec![1]))
-        );
+        assert_eq!(widths(Split::range("id".into(), 5, 5, 1)), Some((5, vec![1])));
     }
 
     #[test]
     fn keys_spanning_more_than_64_bits_are_not_split_in_ranges() {
-        assert!(Split::range("id".into(), Ordered::Integer, i64::MIN, i64::MAX, 4).is_none());
-        assert!(Split::range("id".into(), Ordered::Integer, -10, i64::MAX, 1 << 20).is_none());
-        assert!(Split::range("id".into(), Ordered::Integer, 0, i64::MAX / 2, 1 << 20).is_some());
+        assert!(Split::range("id".into(), i64::MIN, i64::MAX, 4).is_none());
+        assert!(Split::range("id".into(), -10, i64::MAX, 1 << 20).is_none());
+        assert!(Split::range("id".into(), 0, i64::MAX / 2, 1 << 20).is_some());
     }
 }
