@@ -57,17 +57,13 @@ fn a_changed_cell_a_missing_and_an_extra_row_among_a_million_are_named_by_key() 
     let same = compare(&p, &source, &target, 0);
     assert_eq!(same["verdict"], "match", "{same}");
 
-    let db = target.rsplit('/').next().unwrap().to_string();
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute(
-            "UPDATE items SET name = 'renamed' WHERE id = 777777;
+    on_target(
+        &target,
+        "UPDATE items SET name = 'renamed' WHERE id = 777777;
              DELETE FROM items WHERE id = 123456;
              INSERT INTO items VALUES (2000001, 'new', 1, now(), '{}');
              INSERT INTO notes VALUES ('another');",
-        )
-        .unwrap();
+    );
     let c = compare(&p, &source, &target, 1);
     assert_eq!(c["verdict"], "differ");
     let items =
@@ -92,6 +88,12 @@ fn a_changed_cell_a_missing_and_an_extra_row_among_a_million_are_named_by_key() 
         !text.all().contains(&OTHER.url("x").split('@').next().unwrap().to_string()),
         "no password shown"
     );
+}
+
+/// Runs `sql` on the target's database only.
+fn on_target(target: &str, sql: &str) {
+    let db = target.rsplit('/').next().unwrap();
+    OTHER.connect(db).unwrap().batch_execute(sql).unwrap();
 }
 
 /// The differing keys of `table` by kind, as JSON text.
@@ -134,12 +136,9 @@ fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
          INSERT INTO pairs SELECT i % 50, 'b' || i, i FROM generate_series(1, 3000) i;
          ANALYZE;",
     );
-    let db = target.rsplit('/').next().unwrap().to_string();
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute(
-            "UPDATE wide SET v = 'changed' WHERE id = 9223372036854775807;
+    on_target(
+        &target,
+        "UPDATE wide SET v = 'changed' WHERE id = 9223372036854775807;
              DELETE FROM wide WHERE id = -9223372036854775808;
              INSERT INTO wide VALUES (12345, 'extra');
              UPDATE sparse SET v = 'changed' WHERE id = 4321;
@@ -156,42 +155,46 @@ fn every_row_is_found_whatever_the_key_ranges_or_hashes() {
              DELETE FROM ids WHERE id = '00000000-0000-0000-0000-000000000000';
              INSERT INTO ids VALUES ('ffffffff-ffff-ffff-ffff-fffffffffffe', 'extra');
              ANALYZE;",
-        )
-        .unwrap();
+    );
     let c = compare(&p, &source, &target, 1);
     let kinds = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut v: Vec<_> = pairs.iter().map(|(k, j)| (k.to_string(), j.to_string())).collect();
         v.sort();
         v
     };
-    assert_eq!(
-        named(&c, "public.wide"),
-        kinds(&[
-            ("different", r#"{"id":9223372036854775807}"#),
-            ("missing", r#"{"id":-9223372036854775808}"#),
-            ("extra", r#"{"id":12345}"#)
-        ])
-    );
-    assert_eq!(
-        named(&c, "public.sparse"),
-        kinds(&[
-            ("different", r#"{"id":4321}"#),
-            ("missing", r#"{"id":-999900000}"#),
-            ("extra", r#"{"id":2000000000}"#)
-        ])
-    );
+    let expected: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "public.wide",
+            &[
+                ("different", r#"{"id":9223372036854775807}"#),
+                ("missing", r#"{"id":-9223372036854775808}"#),
+                ("extra", r#"{"id":12345}"#),
+            ],
+        ),
+        (
+            "public.sparse",
+            &[
+                ("different", r#"{"id":4321}"#),
+                ("missing", r#"{"id":-999900000}"#),
+                ("extra", r#"{"id":2000000000}"#),
+            ],
+        ),
+        (
+            "public.coded",
+            &[
+                ("different", r#"{"code":"K4999"}"#),
+                ("missing", r#"{"code":"K17"}"#),
+                ("extra", r#"{"code":"k17"}"#),
+            ],
+        ),
+    ];
+    for (table, rows) in expected {
+        assert_eq!(named(&c, table), kinds(rows), "{table}");
+    }
     let small = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.small");
     assert_eq!(
         (small.unwrap()["missing"].as_u64(), small.unwrap()["target_rows"].as_i64()),
         (Some(100), Some(0))
-    );
-    assert_eq!(
-        named(&c, "public.coded"),
-        kinds(&[
-            ("different", r#"{"code":"K4999"}"#),
-            ("missing", r#"{"code":"K17"}"#),
-            ("extra", r#"{"code":"k17"}"#)
-        ])
     );
     assert_eq!(named(&c, "public.pairs"), kinds(&[("different", r#"{"a":7,"b":"b7"}"#)]));
     assert_eq!(
@@ -228,12 +231,9 @@ fn every_type_compares_exactly() {
                (7, '2026-01-01 02:00:00+02', 1, '{}', 'x', 'a')",
         )
         .unwrap();
-    let db = target.rsplit('/').next().unwrap().to_string();
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute(
-            "ALTER TABLE t ALTER COLUMN label TYPE text COLLATE \"POSIX\";
+    on_target(
+        &target,
+        "ALTER TABLE t ALTER COLUMN label TYPE text COLLATE \"POSIX\";
              INSERT INTO t VALUES
                (1, '2026-01-01 00:00:00.000002+00', 1, '{}', 'x', 'a'),
                (2, '2026-01-01', 1.23456789012345678902, '{}', 'x', 'a'),
@@ -242,8 +242,7 @@ fn every_type_compares_exactly() {
                (5, '2026-01-01', 1, '{}', 'Straße', 'a'),
                (6, '2026-01-01', 1, '{}', 'x', ''),
                (7, '2026-01-01 00:00:00+00', 1, '{}', 'x', 'a')",
-        )
-        .unwrap();
+    );
     let c = compare(&p, &source, &target, 1);
     let t = &c["tables"][0];
     // 1 µs, the last digit of a numeric, a jsonb value, NULL against ''.
@@ -280,15 +279,11 @@ fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
         "CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);
          CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);",
     );
-    let db = target.rsplit('/').next().unwrap().to_string();
     let role = unique_name("reader");
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT SELECT ON open TO {role};"
-        ))
-        .unwrap();
+    on_target(
+        &target,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT SELECT ON open TO {role};"),
+    );
     let reader = target.replacen(&target[11..target.find('@').unwrap()], &format!("{role}:pw"), 1);
     let c = compare(&p, &source, &reader, 1);
     assert_eq!(c["verdict"], "error", "{c}");
@@ -423,12 +418,7 @@ fn orphans_of_the_targets_foreign_keys_are_counted_not_valid_ones_too() {
         "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1), (2);
          CREATE TABLE child (id int PRIMARY KEY, parent_id int); INSERT INTO child VALUES (1, 1), (2, NULL), (3, 42);",
     );
-    let db = target.rsplit('/').next().unwrap().to_string();
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute("ALTER TABLE child ADD CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent NOT VALID;")
-        .unwrap();
+    on_target(&target, "ALTER TABLE child ADD CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent NOT VALID;");
     let c = compare(&p, &source, &target, 1);
     assert_eq!(c["verdict"], "differ", "{c}");
     assert!(c["tables"].as_array().unwrap().iter().all(|t| t["status"] == "match"), "{c}");
@@ -538,11 +528,7 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
         )
         .unwrap();
     // Only on the old side.
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute("INSERT INTO accounts VALUES (99, 'only here')")
-        .unwrap();
+    on_target(&target, "INSERT INTO accounts VALUES (99, 'only here')");
 
     let dry = p
         .run(&["sync", "--from", &source, "--to", &target, "--since", "2026-01-01 00:00"])
@@ -608,13 +594,8 @@ fn the_verdict_follows_compare_policy_and_its_presets() {
         "CREATE TABLE items (id int PRIMARY KEY, qty int);
          INSERT INTO items SELECT i, i FROM generate_series(1, 1000) i;",
     );
-    let db = target.rsplit('/').next().unwrap().to_string();
     // 5 rows of 1000 (0.5 %) missing in the target, one changed.
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute("DELETE FROM items WHERE id > 995; UPDATE items SET qty = 0 WHERE id = 1;")
-        .unwrap();
+    on_target(&target, "DELETE FROM items WHERE id > 995; UPDATE items SET qty = 0 WHERE id = 1;");
     let judged = |config: &str, code: i32| -> Value {
         p.config(&format!("{}\n{config}", common::DEFAULT_CONFIG));
         compare(&p, &source, &target, code)["judgement"].clone()
@@ -648,37 +629,33 @@ fn the_verdict_follows_compare_policy_and_its_presets() {
 
 #[test]
 fn tolerances_apply_only_when_asked_and_are_printed_with_the_verdict() {
+    // Seven equal rows, then one difference in each.
     let (p, source, target) = pair(
         "compare_tolerances",
-        "CREATE TABLE m (id int PRIMARY KEY, price numeric(12,4), ratio float8, at timestamptz, local timestamp, note text);",
+        "CREATE TABLE m (id int PRIMARY KEY, price numeric(12,4), ratio float8, at timestamptz, local timestamp, note text);
+         INSERT INTO m SELECT i, 10, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'
+           FROM generate_series(1, 7) i;",
     );
     p.client()
         .batch_execute(
-            "INSERT INTO m VALUES
-               (1, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (2, 10.0040, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (3, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (4, 10.0000, 0.5, '2026-01-01 00:00:00.123456+00', '2026-01-01 12:00:00', 'a'),
-               (5, 10.0000, 0.5, '2026-01-01 00:00:00.1234+00', '2026-01-01 12:00:00', 'a'),
-               (6, 10.0000, 0.1, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (7, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00.5004', 'a')",
+            "UPDATE m SET price = 10.0040 WHERE id = 2;
+             UPDATE m SET at = '2026-01-01 00:00:00.123456+00' WHERE id = 4;
+             UPDATE m SET at = '2026-01-01 00:00:00.1234+00' WHERE id = 5;
+             UPDATE m SET ratio = 0.1 WHERE id = 6;
+             UPDATE m SET local = '2026-01-01 12:00:00.5004' WHERE id = 7;",
         )
         .unwrap();
     let db = target.rsplit('/').next().unwrap().to_string();
-    OTHER
-        .connect(&db)
-        .unwrap()
-        .batch_execute(
-            "INSERT INTO m VALUES
-               (1, 10.0040, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (2, 10.0060, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (3, 10.0200, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'a'),
-               (4, 10.0000, 0.5, '2026-01-01 00:00:00.123+00', '2026-01-01 12:00:00', 'a'),
-               (5, 10.0000, 0.5, '2026-01-01 00:00:00.1244+00', '2026-01-01 12:00:00', 'a'),
-               (6, 10.0000, 0.105, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00', 'b'),
-               (7, 10.0000, 0.5, '2026-01-01 00:00:00.1+00', '2026-01-01 12:00:00.5', 'a')",
-        )
-        .unwrap();
+    on_target(
+        &target,
+        "UPDATE m SET price = 10.0040 WHERE id = 1;
+             UPDATE m SET price = 10.0060 WHERE id = 2;
+             UPDATE m SET price = 10.0200 WHERE id = 3;
+             UPDATE m SET at = '2026-01-01 00:00:00.123+00' WHERE id = 4;
+             UPDATE m SET at = '2026-01-01 00:00:00.1244+00' WHERE id = 5;
+             UPDATE m SET ratio = 0.105, note = 'b' WHERE id = 6;
+             UPDATE m SET local = '2026-01-01 12:00:00.5' WHERE id = 7;",
+    );
     // Exactly by default: every row differs.
     let exact = compare(&p, &source, &target, 1);
     assert_eq!(keys(&exact["tables"][0], "different"), [1, 2, 3, 4, 5, 6, 7], "{exact}");
