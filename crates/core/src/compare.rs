@@ -581,6 +581,8 @@ fn table(
     let mut under: Vec<i64> = Vec::new();
     let mut fetch: Vec<(u32, Vec<i64>)> = Vec::new();
     let mut batch_rows = 0i64;
+    // Rows of buckets only one side has, set to be read.
+    let mut lone = 0usize;
     let levels = s.split.levels();
     for level in 1..=levels {
         if level > 1 && under.is_empty() {
@@ -615,7 +617,19 @@ fn table(
                 continue;
             }
             let size = x.map_or(0, |v| v.0).max(y.map_or(0, |v| v.0));
-            if size > FETCH_LIMIT && level < levels {
+            // A bucket one side lacks: every row of it is missing (or
+            // extra). Its rows are read only while some are still to be
+            // listed (all of them for sync); the rest are counted.
+            if x.is_none() || y.is_none() {
+                if !whole && lone >= keep {
+                    match x {
+                        Some(v) => result.missing += v.0 as usize,
+                        None => result.extra += size as usize,
+                    }
+                    continue;
+                }
+                lone += size as usize;
+            } else if size > FETCH_LIMIT && level < levels {
                 big.push(code);
                 continue;
             }
@@ -691,8 +705,28 @@ fn table(
     {
         result.status = "match";
     }
-    result.rows.sort_by_key(|r| r.key.to_string());
+    result.rows.sort_by(|a, b| key_order(&a.key, &b.key));
     Ok(result)
+}
+
+/// Keys in order for reading: numbers by value (`{"id":9}` before
+/// `{"id":10}`), anything else by its JSON text.
+fn key_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let parts = |v: &Value| -> Vec<Value> {
+        v.as_object().map_or_else(|| vec![v.clone()], |o| o.values().cloned().collect())
+    };
+    let (a, b) = (parts(a), parts(b));
+    for (x, y) in a.iter().zip(&b) {
+        let order = match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+            _ => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| x.to_string().cmp(&y.to_string()));
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// The columns whose JSON values differ between two rows: column →
