@@ -463,16 +463,18 @@ pub(crate) fn primary_key(
         .collect())
 }
 
-/// Compares one table present on both sides, listing the first `keep`
-/// differing rows (with the source rows when `keep` is unlimited).
+/// Compares one table present on both sides, listing the first
+/// `job.keep` differing rows (with the source rows when unlimited).
 fn table(
     source: &mut Client,
     target: &mut Client,
     schema: &str,
     name: &str,
-    keep: usize,
-    tolerances: &Tolerances,
+    job: &Job<'_>,
 ) -> Result<TableResult, postgres::Error> {
+    let (keep, tolerances) = (job.keep, job.tolerances);
+    let label = format!("{schema}.{name}");
+    let step = |what: &str| (job.progress)(Progress::Step(&label, what));
     // Keys, timestamps and (with the text method) row hashes must not
     // depend on the sessions' settings; JIT only slows these scans.
     for c in [&mut *source, &mut *target] {
@@ -490,6 +492,7 @@ fn table(
     // checksum; with any other key the checksum comes first: one scan
     // (parallel where the server allows) proves most tables the same.
     if range.is_none() {
+        step("checksums");
         let (a, b) = both(
             || checksum::table_checksum(&mut *source, schema, name),
             || checksum::table_checksum(&mut *target, schema, name),
@@ -588,6 +591,11 @@ fn table(
         if level > 1 && under.is_empty() {
             break;
         }
+        step(&if level == 1 {
+            "bucket sums over all rows".to_string()
+        } else {
+            format!("splitting {} differing bucket(s)", under.len())
+        });
         let (bs, bt) = both(|| s.buckets(level, &under), || t.buckets(level, &under));
         let (bs, bt) = (bs?, bt?);
         if level == 1 && result.source_rows.is_none() {
@@ -657,7 +665,13 @@ fn table(
     } else {
         tolerant_columns(t.client, &t.relation, tolerances)?
     };
-    for (level, codes) in fetch {
+    let batches = fetch.len();
+    for (i, (level, codes)) in fetch.into_iter().enumerate() {
+        step(&format!(
+            "reading the rows of {} differing bucket(s), batch {} of {batches}",
+            codes.len(),
+            i + 1
+        ));
         let (rs, rt) = both(|| s.rows(level, &codes), || t.rows(level, &codes));
         let (rs, rt) = (rs?, rt?);
         let mut diffs = Vec::new();
@@ -844,7 +858,18 @@ fn drop_within_tolerances(
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
     Started(&'a str),
+    /// A table's comparison moves on: (table, what it does now).
+    Step(&'a str, &'a str),
     Finished(&'a TableResult),
+}
+
+/// What each table's comparison is asked for.
+struct Job<'a> {
+    /// How many differing rows to list (every one, with its source row,
+    /// at `usize::MAX`: sync).
+    keep: usize,
+    tolerances: &'a Tolerances,
+    progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 /// Why a comparison could not start.
@@ -888,14 +913,13 @@ fn one(
     t: &(String, String),
     in_a: bool,
     in_b: bool,
-    keep: usize,
-    tolerances: &Tolerances,
+    job: &Job<'_>,
 ) -> TableResult {
     let empty = |status| TableResult::empty(&t.0, &t.1, status);
     match (in_a, in_b) {
         (true, false) => empty("only_in_source"),
         (false, true) => empty("only_in_target"),
-        _ => match table(source, target, &t.0, &t.1, keep, tolerances) {
+        _ => match table(source, target, &t.0, &t.1, job) {
             Ok(r) => r,
             Err(e) => {
                 // Whatever broke, this table was not shown to match.
@@ -970,9 +994,10 @@ pub(crate) fn compare_keeping(
     keep: usize,
     tolerances: &Tolerances,
 ) -> Result<Comparison, postgres::Error> {
+    let job = Job { keep, tolerances, progress: &|_| {} };
     let mut tables = Vec::new();
     for (t, in_a, in_b) in tables_of(source, target, only)? {
-        tables.push(one(source, target, &t, in_a, in_b, keep, tolerances));
+        tables.push(one(source, target, &t, in_a, in_b, &job));
     }
     Ok(conclude(source, target, tables, tolerances))
 }
@@ -996,6 +1021,7 @@ pub fn compare_parallel(
     };
     let (mut source, mut target) = connect()?;
     let work = tables_of(&mut source, &mut target, only)?;
+    let job = Job { keep: SHOWN, tolerances, progress };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<Option<TableResult>>> =
         std::sync::Mutex::new(vec![None; work.len()]);
@@ -1004,7 +1030,7 @@ pub fn compare_parallel(
         let Some((t, in_a, in_b)) = work.get(i) else { break };
         let name = format!("{}.{}", t.0, t.1);
         progress(Progress::Started(&name));
-        let r = one(source, target, t, *in_a, *in_b, SHOWN, tolerances);
+        let r = one(source, target, t, *in_a, *in_b, &job);
         progress(Progress::Finished(&r));
         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
     };

@@ -111,6 +111,11 @@ impl Bars {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 running.insert(table.to_string(), bar);
             }
+            Progress::Step(table, what) => {
+                if let Some(bar) = running.get(table) {
+                    bar.set_message(format!("{}: {}", terminal_safe(table), terminal_safe(what)));
+                }
+            }
             Progress::Finished(r) => {
                 if let Some(bar) = running.remove(&r.table) {
                     bar.finish_and_clear();
