@@ -256,15 +256,34 @@ pub fn orphans(client: &mut Client) -> Result<Vec<ForeignKey>, postgres::Error> 
 /// key's text in the C collation (any key).
 #[derive(Clone)]
 enum Split {
-    /// Hash buckets: `first` at the first split, [`FANOUT`] below, one
-    /// seed per level; finding a bucket's rows takes a scan.
-    Hash { key_text: String, first: i64 },
+    /// Hash buckets of the key: `first` at the first split, [`FANOUT`]
+    /// below, one seed per level; finding a bucket's rows takes a scan.
+    Hash { key: HashedKey, first: i64 },
     /// Ranges of the integer column `column` (quoted), from `lo`: at level
     /// L (1-based) a bucket is `[start, start + widths[L - 1])`. Widths are
     /// powers of two, each [`FANOUT`] times the next and the last 1, so
     /// buckets nest and the deepest hold one key. A bucket's rows are
     /// found through the key's index.
     Range { column: String, lo: i64, widths: Vec<i64> },
+}
+
+/// How a key is hashed into buckets, the same way on both sides.
+#[derive(Clone)]
+enum HashedKey {
+    /// The key as text in the C collation (SQL): any key.
+    Text(String),
+    /// A uuid column on both sides (quoted): by its own hash function,
+    /// three times cheaper than its text.
+    Uuid(String),
+}
+
+impl HashedKey {
+    fn hash(&self, seed: u32) -> String {
+        match self {
+            HashedKey::Text(text) => format!("hashtextextended({text}, {seed})"),
+            HashedKey::Uuid(column) => format!("uuid_hash_extended(t.{column}, {seed})"),
+        }
+    }
 }
 
 impl Split {
@@ -296,7 +315,7 @@ impl Split {
     /// A row's bucket at `level` as one number (for ranges, its start).
     fn code(&self, level: u32) -> String {
         match self {
-            Split::Hash { key_text, first } => path_code(key_text, level, *first),
+            Split::Hash { key, first } => path_code(key, level, *first),
             Split::Range { column, lo, widths } => {
                 let w = widths[level as usize - 1];
                 format!("({lo}::int8 + ((t.{column}::int8 - {lo}::int8) / {w}) * {w})")
@@ -308,8 +327,8 @@ impl Split {
     /// buckets `$1` at `level`.
     fn within(&self, level: u32) -> String {
         match self {
-            Split::Hash { key_text, first } => {
-                format!("where ({}) = any($1::bigint[])", path_code(key_text, level, *first))
+            Split::Hash { key, first } => {
+                format!("where ({}) = any($1::bigint[])", path_code(key, level, *first))
             }
             Split::Range { column, widths, .. } => format!(
                 "join unnest($1::bigint[]) b(start) on t.{column} >= b.start and t.{column} < b.start + {}",
@@ -347,12 +366,13 @@ const LEVELS: u32 = 6;
 /// A row's hash bucket path down to `level` as one number: the bucket of
 /// each split (seeds 1..=level; `first` buckets at the first, [`FANOUT`]
 /// below) as digits, the first the most significant.
-fn path_code(key_text: &str, level: u32, first: i64) -> String {
+fn path_code(key: &HashedKey, level: u32, first: i64) -> String {
     (1..=level)
         .map(|seed| {
             let n = if seed == 1 { first } else { FANOUT };
             let weight = FANOUT.pow(level - seed);
-            format!("((mod(hashtextextended({key_text}, {seed}), {n}) + {n}) % {n}) * {weight}")
+            let hash = key.hash(seed);
+            format!("((mod({hash}, {n}) + {n}) % {n}) * {weight}")
         })
         .collect::<Vec<_>>()
         .join(" + ")
@@ -407,30 +427,29 @@ impl Side<'_> {
     }
 }
 
-/// The key's column when it is one integer column on both sides, with the
-/// smallest and largest key of the two sides together.
-fn integer_key(
+/// The type of `column` of `relation`, as `format_type` writes it.
+fn column_type(c: &mut Client, relation: &str, column: &str) -> Result<String, postgres::Error> {
+    Ok(c.query_one(
+        "select format_type(atttypid, null) from pg_attribute
+          where attrelid = $1::text::regclass and attname = $2",
+        &[&relation, &column],
+    )?
+    .get(0))
+}
+
+/// The smallest and largest value of the integer column `column` on the
+/// two sides together (none when both are empty).
+fn integer_bounds(
     source: &mut Client,
     target: &mut Client,
     relation: &str,
-    key: &[String],
-) -> Result<Option<(String, i64, i64)>, postgres::Error> {
-    let [column] = key else { return Ok(None) };
+    column: &str,
+) -> Result<Option<(i64, i64)>, postgres::Error> {
     let mut bounds = Vec::new();
+    let q = quote_ident(column);
     for c in [source, target] {
-        let ty: String = c
-            .query_one(
-                "select format_type(atttypid, null) from pg_attribute
-                  where attrelid = $1::text::regclass and attname = $2",
-                &[&relation, column],
-            )?
-            .get(0);
-        if !matches!(ty.as_str(), "smallint" | "integer" | "bigint") {
-            return Ok(None);
-        }
-        let c_q = quote_ident(column);
         let row = c.query_one(
-            &format!("select min({c_q})::int8, max({c_q})::int8 from only {relation}"),
+            &format!("select min({q})::int8, max({q})::int8 from only {relation}"),
             &[],
         )?;
         if let (Some(lo), Some(hi)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
@@ -439,7 +458,7 @@ fn integer_key(
     }
     let lo = bounds.iter().map(|b| b.0).min();
     let hi = bounds.iter().map(|b| b.1).max();
-    Ok(lo.zip(hi).map(|(lo, hi)| (quote_ident(column), lo, hi)))
+    Ok(lo.zip(hi))
 }
 
 /// The primary key's columns of a table, in key order.
@@ -485,7 +504,23 @@ fn table(
     let relation = quote_qualified(Some(schema), name);
     let key = primary_key(source, schema, name)?;
     let same_key = !key.is_empty() && key == primary_key(target, schema, name)?;
-    let range = if same_key { integer_key(source, target, &relation, &key)? } else { None };
+    // A key of one column: its type on each side.
+    let types = match key.as_slice() {
+        [column] if same_key => Some((
+            column.clone(),
+            column_type(source, &relation, column)?,
+            column_type(target, &relation, column)?,
+        )),
+        _ => None,
+    };
+    let integer = |t: &str| matches!(t, "smallint" | "integer" | "bigint");
+    let range = match &types {
+        Some((column, a, b)) if integer(a) && integer(b) => {
+            integer_bounds(source, target, &relation, column)?
+                .map(|(lo, hi)| (quote_ident(column), lo, hi))
+        }
+        _ => None,
+    };
     let mut result = TableResult::empty(schema, name, "differ");
     // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
@@ -550,7 +585,12 @@ fn table(
     let split = range
         .and_then(|(column, lo, hi)| Split::range(column, lo, hi, buckets(RANGE_ROWS)))
         .unwrap_or_else(|| Split::Hash {
-            key_text: key_text.clone(),
+            key: match &types {
+                Some((column, a, b)) if a == "uuid" && b == "uuid" => {
+                    HashedKey::Uuid(quote_ident(column))
+                }
+                _ => HashedKey::Text(key_text.clone()),
+            },
             first: buckets((FETCH_LIMIT / 4) as f64).max(FANOUT),
         });
     // The planner cannot know the buckets are few: it would sort every row
