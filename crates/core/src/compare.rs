@@ -2,10 +2,11 @@
 //! the row hash of `pg::checksum` (the same on both sides). Rows are put in
 //! buckets that both sides agree on whatever their collations or key
 //! order: ranges of the key when it is one integer column, otherwise a
-//! hash of the key's text in the C collation. Each side gives every
-//! bucket's row count and hash sum; buckets that differ are split again
-//! (level by level, one query per side for all the buckets of a level) and
-//! rows are fetched only for buckets of at most [`FETCH_LIMIT`] rows.
+//! hash of the key (of its text in the C collation, or a uuid's own
+//! hash). Each side gives every bucket's row count and hash sum; buckets
+//! that differ are split again (level by level, one query per side for all
+//! the buckets of a level) and rows are fetched only for small buckets
+//! (at most [`FETCH_LIMIT`] rows, four times that for hash buckets).
 //! Range buckets need no checksum first: their first split costs little
 //! more, proves a match as well, and a differing bucket's rows are found
 //! through the key's index. Hash buckets come after the checksum, which
@@ -30,6 +31,9 @@ const FANOUT: i64 = 256;
 pub const FETCH_LIMIT: i64 = 256;
 /// Rows a first-level range bucket holds, about.
 const RANGE_ROWS: f64 = 4096.0;
+/// Rows a first-level hash bucket holds, about: few enough buckets to
+/// group them in memory cheaply, small enough to read a differing one.
+const HASH_ROWS: f64 = 512.0;
 /// Rows fetched by one query at most (roughly: whole buckets are fetched).
 const FETCH_BATCH: i64 = 50_000;
 /// How many differing rows a table's result lists.
@@ -302,6 +306,16 @@ impl Split {
             widths.push(width);
         }
         Some(Split::Range { column, lo, widths })
+    }
+
+    /// A differing bucket with at most this many rows on each side has
+    /// its rows read rather than split again. Reading a hash bucket's
+    /// rows takes a scan, so hash buckets are read bigger.
+    fn fetch_limit(&self) -> i64 {
+        match self {
+            Split::Hash { .. } => 4 * FETCH_LIMIT,
+            Split::Range { .. } => FETCH_LIMIT,
+        }
     }
 
     /// How many levels the split goes down at most.
@@ -591,7 +605,7 @@ fn table(
                 }
                 _ => HashedKey::Text(key_text.clone()),
             },
-            first: buckets((FETCH_LIMIT / 4) as f64).max(FANOUT),
+            first: buckets(HASH_ROWS).max(FANOUT),
         });
     // The planner cannot know the buckets are few: it would sort every row
     // to group them, or plan to spill them. Hashing them in memory, in
@@ -677,7 +691,7 @@ fn table(
                     continue;
                 }
                 lone += size as usize;
-            } else if size > FETCH_LIMIT && level < levels {
+            } else if size > s.split.fetch_limit() && level < levels {
                 big.push(code);
                 continue;
             }
