@@ -589,10 +589,10 @@ fn table(
             &[&relation],
         )?
         .get(0);
-    // Ranges: buckets of some thousands of rows, few enough to hash in
+    // Ranges: buckets of some thousands of rows, few enough to group in
     // memory cheaply, since the rows of a differing one are found through
-    // the index. Hashes: enough buckets that most hold a few dozen rows,
-    // since finding a bucket's rows takes a scan.
+    // the index. Hashes: buckets of some hundreds of rows, since a
+    // differing one is read whole, by a scan.
     let buckets = |rows_each: f64| {
         ((estimate / rows_each).max(1.0) as u64).next_power_of_two().clamp(1, 1 << 20) as i64
     };
