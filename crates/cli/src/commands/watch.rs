@@ -1,8 +1,9 @@
 //! `backstop watch`: samples the `[[triggers]]` on their intervals, shows
-//! each sample (on a terminal, in a table redrawn in place), decides with the same code as `backstop decide`, records
-//! every decision with its evidence, and with `--auto` carries out the
-//! methods up to the one it names (A, B or C) by itself; above what `--auto`
-//! allows it prints the command to run.
+//! each sample (on a terminal, in a table redrawn in place), decides with
+//! the same code as `backstop decide`, records every decision with its
+//! evidence, and with `--auto` carries out the methods up to the one it
+//! names (A, B or C) by itself; above what `--auto` allows it prints the
+//! command to run.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
