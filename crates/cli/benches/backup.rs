@@ -26,13 +26,7 @@ mod common;
 const DATABASE: &str = "bench";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("backup bench: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit("backup", run())
 }
 
 struct Bench {

@@ -53,13 +53,7 @@ fn rows_sql(n: i64, uuid: bool) -> String {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("compare bench: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit("compare", run())
 }
 
 /// The differing keys `backstop compare --format json` found.

@@ -56,13 +56,7 @@ escalate_after = "5s"
 "#;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("respond bench: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit("respond", run())
 }
 
 fn run() -> anyhow::Result<()> {

@@ -42,6 +42,14 @@ fn first_line(sql: &str, width: usize) -> String {
     }
 }
 
+/// The name serde gives a unit enum value (`breach`, `rollback`, `runbook`).
+pub fn label(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// `1.2s`, `35ms`: short durations for people.
 pub fn human(d: Duration) -> String {
     if d >= Duration::from_secs(1) {

@@ -355,9 +355,15 @@ impl Split {
 /// One side's view of a table.
 struct Side<'a> {
     client: &'a mut Client,
+    /// This side's row hash (its own columns' types).
+    row_hash: String,
+    shape: &'a Shape,
+}
+
+/// What both sides query alike.
+struct Shape {
     /// `schema.table`, quoted.
     relation: String,
-    row_hash: String,
     /// The key as one text value, the same on both sides.
     key_text: String,
     /// The key as JSON, for showing it.
@@ -401,13 +407,13 @@ impl Side<'_> {
         level: u32,
         under: &[i64],
     ) -> Result<BTreeMap<i64, (i64, String)>, postgres::Error> {
-        let filter = if level == 1 { String::new() } else { self.split.within(level - 1) };
+        let filter = if level == 1 { String::new() } else { self.shape.split.within(level - 1) };
         let sql = format!(
             "select {code}, count(*), coalesce(sum({h}), 0)::text
                from only {r} t {filter} group by 1",
-            code = self.split.code(level),
+            code = self.shape.split.code(level),
             h = self.row_hash,
-            r = self.relation
+            r = self.shape.relation
         );
         let rows = if level == 1 {
             self.client.query(&sql, &[])?
@@ -426,11 +432,11 @@ impl Side<'_> {
     ) -> Result<BTreeMap<String, (Value, i64, Value)>, postgres::Error> {
         let sql = format!(
             "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t {within}",
-            k = self.key_text,
-            kj = self.key_json,
+            k = self.shape.key_text,
+            kj = self.shape.key_json,
             h = self.row_hash,
-            r = self.relation,
-            within = self.split.within(level)
+            r = self.shape.relation,
+            within = self.shape.split.within(level)
         );
         Ok(self
             .client
@@ -615,21 +621,17 @@ fn table(
             "set work_mem = '64MB'; set enable_sort = off; set parallel_setup_cost = 0; set parallel_tuple_cost = 0",
         )?;
     }
+    let shape = Shape { relation, key_text, key_json, split };
+    let rounding = tolerances.rounding();
     let mut s = Side {
-        row_hash: checksum::row_hash_sql(source, method, schema, name, &tolerances.rounding())?,
+        row_hash: checksum::row_hash_sql(source, method, schema, name, &rounding)?,
         client: source,
-        relation: relation.clone(),
-        key_text: key_text.clone(),
-        key_json: key_json.clone(),
-        split: split.clone(),
+        shape: &shape,
     };
     let mut t = Side {
-        row_hash: checksum::row_hash_sql(target, method, schema, name, &tolerances.rounding())?,
+        row_hash: checksum::row_hash_sql(target, method, schema, name, &rounding)?,
         client: target,
-        relation,
-        key_text,
-        key_json,
-        split,
+        shape: &shape,
     };
     let whole = keep == usize::MAX;
     // Breadth first: at each level one scan per side gives every bucket
@@ -640,7 +642,7 @@ fn table(
     let mut batch_rows = 0i64;
     // Rows of buckets only one side has, set to be read.
     let mut lone = 0usize;
-    let levels = s.split.levels();
+    let levels = shape.split.levels();
     for level in 1..=levels {
         if level > 1 && under.is_empty() {
             break;
@@ -662,7 +664,7 @@ fn table(
                 return Ok(result);
             }
         }
-        if level == 1 && matches!(s.split, Split::Range { .. }) {
+        if level == 1 && matches!(shape.split, Split::Range { .. }) {
             // The planner cannot know a bucket's range is narrow (its end
             // is a parameter): it would scan the whole table once per
             // bucket. The key's index is what fits.
@@ -691,7 +693,7 @@ fn table(
                     continue;
                 }
                 lone += size as usize;
-            } else if size > s.split.fetch_limit() && level < levels {
+            } else if size > shape.split.fetch_limit() && level < levels {
                 big.push(code);
                 continue;
             }
@@ -717,7 +719,7 @@ fn table(
     let tolerant = if tolerances.is_exact() {
         BTreeMap::new()
     } else {
-        tolerant_columns(t.client, &t.relation, tolerances)?
+        tolerant_columns(t.client, &shape.relation, tolerances)?
     };
     let batches = fetch.len();
     for (i, (level, codes)) in fetch.into_iter().enumerate() {
@@ -1118,7 +1120,7 @@ pub fn compare_parallel(
 }
 
 /// `[compare]`: what makes a comparison fail.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompareSection {
     /// `exact` (the default: any difference fails) or `runbook` (the
@@ -1141,18 +1143,6 @@ pub struct CompareSection {
     /// the microsecond.
     #[serde(deserialize_with = "precision")]
     pub timestamp_precision: Option<u8>,
-}
-
-impl Default for CompareSection {
-    fn default() -> Self {
-        CompareSection {
-            preset: Preset::Exact,
-            row_count_tolerance: None,
-            fail_on: None,
-            numeric_tolerance: None,
-            timestamp_precision: None,
-        }
-    }
 }
 
 /// `numeric_tolerance`: a positive decimal, as a string or a number.
@@ -1200,9 +1190,10 @@ fn precision<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Er
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
+    #[default]
     Exact,
     Runbook,
 }

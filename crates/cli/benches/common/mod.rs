@@ -87,3 +87,14 @@ pub fn check(out: std::process::Output, label: &str) -> anyhow::Result<std::proc
 pub fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
+
+/// The bench's exit: its error, if any, said once with its label.
+pub fn exit(label: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{label} bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

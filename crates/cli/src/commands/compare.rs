@@ -16,7 +16,7 @@ use backstop_core::compare::{self, Comparison, Judgement, Progress};
 use backstop_core::pg::{self, redact};
 
 use super::{print, print_json};
-use crate::render::terminal_safe;
+use crate::render::{label, terminal_safe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompareFormat {
@@ -230,18 +230,15 @@ fn cell(text: &str) -> String {
 
 fn markdown(c: &Comparison, source: &str, target: &str) -> String {
     let mut out = format!(
-        "## Compare: {}\n\n- Source: `{}`\n- Target: `{}`\n\n| Table | Status | Source rows | Target rows | Missing | Extra | Different | Note |\n|---|---|---:|---:|---:|---:|---:|---|\n",
+        "## Compare: {}\n\n- Source: `{}`\n- Target: `{}`\n",
         c.verdict.to_uppercase(),
         cell(source),
         cell(target)
     );
     if let Some(within) = c.tolerances.describe() {
-        out = out.replacen(
-            "\n\n| Table",
-            &format!("\n- Equal within the tolerances of `[compare]`: {within}\n\n| Table"),
-            1,
-        );
+        let _ = writeln!(out, "- Equal within the tolerances of `[compare]`: {within}");
     }
+    out.push_str("\n| Table | Status | Source rows | Target rows | Missing | Extra | Different | Note |\n|---|---|---:|---:|---:|---:|---:|---|\n");
     for t in &c.tables {
         let _ = writeln!(
             out,
@@ -305,25 +302,11 @@ fn markdown(c: &Comparison, source: &str, target: &str) -> String {
     out
 }
 
-fn criterion_name(j: &compare::Judged) -> String {
-    serde_json::to_value(j.criterion)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn policy_name(j: &Judgement) -> String {
-    serde_json::to_value(j.preset)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn judgement_text(j: &Judgement) -> String {
     let mut out = format!(
         "verdict: {} ([compare] preset {}, row counts within {}%)\n",
         j.verdict.to_uppercase(),
-        policy_name(j),
+        label(&j.preset),
         j.row_count_tolerance
     );
     for c in &j.criteria {
@@ -333,8 +316,12 @@ fn judgement_text(j: &Judgement) -> String {
             (false, false) => "!",
         };
         let counted = if c.counts { "" } else { " (reported, not counted)" };
-        let _ =
-            writeln!(out, "  {mark} {}{counted}: {}", criterion_name(c), terminal_safe(&c.detail));
+        let _ = writeln!(
+            out,
+            "  {mark} {}{counted}: {}",
+            label(&c.criterion),
+            terminal_safe(&c.detail)
+        );
     }
     out
 }
@@ -343,14 +330,14 @@ fn judgement_markdown(j: &Judgement) -> String {
     let mut out = format!(
         "\n### Verdict: {} ([compare] preset {}, row counts within {}%)\n\n| Criterion | Counts | Result | Detail |\n|---|---|---|---|\n",
         j.verdict.to_uppercase(),
-        policy_name(j),
+        label(&j.preset),
         j.row_count_tolerance
     );
     for c in &j.criteria {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
-            criterion_name(c),
+            label(&c.criterion),
             if c.counts { "yes" } else { "no" },
             if c.ok { "ok" } else { "failed" },
             cell(&c.detail)

@@ -117,10 +117,7 @@ pub fn text(d: &Decision) -> String {
     };
     let _ = writeln!(out, "{head}\n  {}", terminal_safe(&d.reason));
     for e in &d.evidence {
-        let state = serde_json::to_value(e.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let state = crate::render::label(&e.state);
         let _ = writeln!(
             out,
             "\n{} {} [{}] {}: {state}{}",

@@ -23,7 +23,7 @@ use backstop_core::respond::{self, Target};
 use serde_json::json;
 
 use super::{print, UsageError};
-use crate::render::terminal_safe;
+use crate::render::{label, terminal_safe};
 use crate::{Connection, Format, Output};
 
 /// How much history each trigger keeps for its window.
@@ -121,35 +121,44 @@ fn sample_line(name: &str, r: &Reading) -> String {
 /// verdict, with what happens (decisions, steps) printed above it.
 /// Elsewhere: plain lines, one per sample too.
 struct Board {
-    multi: Option<MultiProgress>,
-    triggers: Vec<ProgressBar>,
-    verdict: Option<ProgressBar>,
+    live: Option<Live>,
+}
+
+/// The table on a terminal.
+struct Live {
+    multi: MultiProgress,
+    /// Each trigger's name and line.
+    triggers: Vec<(String, ProgressBar)>,
+    verdict: ProgressBar,
 }
 
 impl Board {
     fn new(on: bool, names: &[&str]) -> Board {
-        let Some(multi) = on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()))
-        else {
-            return Board { multi: None, triggers: Vec::new(), verdict: None };
-        };
-        let style = ProgressStyle::with_template("{msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let line = |text: String| {
-            let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()));
-            bar.set_message(text);
-            bar
-        };
-        let triggers = names.iter().map(|n| line(format!("  {}  …", terminal_safe(n)))).collect();
-        let verdict = Some(line("  verdict: waiting for the first samples".into()));
-        Board { multi: Some(multi), triggers, verdict }
+        let live = on.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let style = ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let line = |text: String| {
+                let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()));
+                bar.set_message(text);
+                bar
+            };
+            let triggers = names
+                .iter()
+                .map(|n| (n.to_string(), line(format!("  {}  …", terminal_safe(n)))))
+                .collect();
+            let verdict = line("  verdict: waiting for the first samples".into());
+            Live { multi, triggers, verdict }
+        });
+        Board { live }
     }
 
     /// Prints `text` (whole lines): above the table on a terminal.
     fn say(&self, text: &str) -> anyhow::Result<()> {
-        match &self.multi {
-            Some(multi) => {
+        match &self.live {
+            Some(live) => {
                 for line in text.trim_end_matches('\n').split('\n') {
-                    multi.println(line).context("writing to stdout")?;
+                    live.multi.println(line).context("writing to stdout")?;
                 }
                 Ok(())
             }
@@ -159,44 +168,37 @@ impl Board {
 
     /// A sample as it is taken: a line of its own, unless the table shows it.
     fn sample(&self, name: &str, r: &Reading) -> anyhow::Result<()> {
-        if self.multi.is_none() {
+        if self.live.is_none() {
             print(&sample_line(name, r))?;
         }
         Ok(())
     }
 
     /// Redraws the table from `d`'s evidence.
-    fn show(&self, triggers: &[&str], d: &Decision) {
-        let Some(verdict) = &self.verdict else { return };
-        let width = triggers.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-        for (bar, name) in self.triggers.iter().zip(triggers) {
+    fn show(&self, d: &Decision) {
+        let Some(live) = &self.live else { return };
+        let width = live.triggers.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+        for (name, bar) in &live.triggers {
             let Some(e) = d.evidence.iter().find(|e| e.trigger == *name) else { continue };
             let value = e
                 .samples
                 .last()
                 .and_then(|s| s.value)
                 .map_or_else(|| "no value".to_string(), |v| v.to_string());
-            let state = serde_json::to_value(e.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
             bar.set_message(format!(
                 "  {:width$}  {:>10}  {:<24}  {:<10}  {}",
                 terminal_safe(name),
                 value,
                 terminal_safe(&e.rule),
-                state,
+                label(&e.state),
                 terminal_safe(&e.reason)
             ));
         }
         let at = chrono::Utc::now().format("%H:%M:%S");
         let method = d.method.map(|m| format!(": method {m}")).unwrap_or_default();
-        verdict.set_message(format!(
+        live.verdict.set_message(format!(
             "  verdict at {at}: {}{method}: {}",
-            serde_json::to_value(d.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_uppercase))
-                .unwrap_or_default(),
+            label(&d.verdict).to_uppercase(),
             terminal_safe(&d.reason)
         ));
     }
@@ -205,8 +207,10 @@ impl Board {
 impl Drop for Board {
     fn drop(&mut self) {
         // The last table stays on the screen.
-        for bar in self.triggers.iter().chain(&self.verdict) {
-            bar.abandon();
+        if let Some(live) = &self.live {
+            for bar in live.triggers.iter().map(|(_, b)| b).chain([&live.verdict]) {
+                bar.abandon();
+            }
         }
     }
 }
@@ -318,7 +322,7 @@ fn watch(
             due[i] = now + t.interval;
         }
         let decision = decide::decide(&config.triggers, &series, &taken, &config.decide);
-        board.show(&names, &decision);
+        board.show(&decision);
         // The samples that matter: each one that moves a trigger to another
         // state (ok → pending → breach, no data, recovering...) is an event.
         for e in &decision.evidence {
