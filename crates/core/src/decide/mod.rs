@@ -299,7 +299,6 @@ pub fn evaluate(
     ev
 }
 
-/// Decides on every trigger's samples. A trigger without samples is no data.
 /// Makes `e` inconclusive when the companion trigger's latest sample says
 /// there was too little traffic to judge (or says nothing).
 fn too_little_traffic(e: &mut Evidence, companion: &str, least: f64, series: Option<&Vec<Sample>>) {
@@ -318,6 +317,7 @@ fn too_little_traffic(e: &mut Evidence, companion: &str, least: f64, series: Opt
     e.reason = why;
 }
 
+/// Decides on every trigger's samples. A trigger without samples is no data.
 pub fn decide(
     triggers: &[Trigger],
     samples: &std::collections::BTreeMap<String, Vec<Sample>>,
