@@ -50,14 +50,7 @@ pub fn label(value: &impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
-/// `1.2s`, `35ms`: short durations for people.
-pub fn human(d: Duration) -> String {
-    if d >= Duration::from_secs(1) {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
+pub use backstop_core::kit::duration::human;
 
 impl Progress for StderrProgress {
     fn note(&mut self, note: Note<'_>) {

@@ -36,7 +36,7 @@ fn demo_holds_every_expectation_and_leaves_no_cluster_behind() {
         "ROLLBACK: method A",
         "✓ method A: flags off",
         "ROLLBACK: method B",
-        "past the escalation window of 3s",
+        "past the escalation window of 3 s",
         "✓ method B: restore",
         "✓ the rows written since v2 are kept in the pre-restore snapshot: 2 clients in database",
         "*Rollback complete: MeetSolis*",

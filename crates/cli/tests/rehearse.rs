@@ -500,7 +500,7 @@ fn one_run_reports_every_migrations_round_trip_past_every_failure() {
     assert!(trip("4")["detail"].as_str().unwrap().contains("items_nmae_idx"), "{:#}", trip("4"));
     assert!(trip("5")["detail"].as_str().unwrap().contains("already exists"), "{:#}", trip("5"));
     assert!(
-        trip("10")["detail"].as_str().unwrap().contains("statement_timeout 2s"),
+        trip("10")["detail"].as_str().unwrap().contains("statement_timeout 2 s"),
         "{:#}",
         trip("10")
     );

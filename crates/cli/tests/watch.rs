@@ -189,7 +189,7 @@ fn a_verdict_never_rests_on_bad_data() {
     p.config(&config(hang, ""));
     p.run(&["watch", "--once", "--auto", "A"])
         .expect_code(0)
-        .expect_output("did not finish within 300ms");
+        .expect_output("did not finish within 300 ms");
     assert_eq!(on(&p), [true, true]);
 }
 
@@ -199,7 +199,7 @@ fn when_a_does_not_help_b_is_called_for_after_the_window() {
     p.run(&["watch", "--for", "6s", "--auto", "A"])
         .expect_code(0)
         .expect_output("✓ method A: flags off")
-        .expect_output("after method A was carried out, past the escalation window of 2s")
+        .expect_output("after method A was carried out, past the escalation window of 2 s")
         .expect_output("method B is called for (above --auto)");
     let decided: Vec<String> = events(&p, "decide").into_iter().map(|(o, _)| o).collect();
     assert_eq!(decided.first().map(String::as_str), Some("rollback"));

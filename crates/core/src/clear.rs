@@ -183,9 +183,9 @@ pub fn clear(client: &mut Client, plan: &Plan, lock_wait: Duration) -> Result<i6
     tx.batch_execute(&format!("truncate {}", list.join(", ")))
         .map_err(db("emptying the tables"))?;
     let details = serde_json::json!({ "tables": plan.tables, "rows": rows });
-    crate::audit::record_if_logged(
+    crate::schema::events::record_if_logged(
         &mut tx,
-        &crate::audit::Event { kind: "clear", outcome: "ok", versions: vec![], details },
+        &crate::schema::events::Event { kind: "clear", outcome: "ok", versions: vec![], details },
     )
     .map_err(db("recording the clear"))?;
     tx.commit().map_err(db("committing"))?;

@@ -110,14 +110,14 @@ pub struct MigrationsSection {
     pub protected_tables: Vec<String>,
     /// `SET LOCAL lock_timeout` for every migration transaction
     /// (`"off"`: zero, no limit).
-    #[serde(deserialize_with = "guard_duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
     pub lock_timeout: Duration,
     /// `SET LOCAL statement_timeout` for every migration transaction
     /// (`"off"`: zero, no limit).
-    #[serde(deserialize_with = "guard_duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
     pub statement_timeout: Duration,
     /// How long to wait for another run's migration lock.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub lock_wait: Duration,
     /// How often a migration that hit `lock_timeout` is retried (with backoff).
     pub lock_retries: u32,
@@ -162,7 +162,7 @@ pub struct RehearseSection {
     /// `migrate` refuses migrations without a recent passing rehearsal.
     pub required: bool,
     /// How recent that rehearsal must be.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub max_age: Duration,
     /// Whether a schema-only rehearsal satisfies the gate.
     pub accept_schema_only: bool,
@@ -203,17 +203,17 @@ pub struct BackupSection {
     /// Where backups are written, relative to the config file.
     pub dir: PathBuf,
     /// `migrate` reuses a verified backup of the same database younger than this.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub max_age: Duration,
     /// `backup prune` removes backups older than this...
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub retention: Duration,
     /// ...but always keeps this many of the newest.
     pub keep_min: usize,
     /// Parallel jobs of pg_dump and pg_restore (default: the number of cores).
     pub jobs: Option<usize>,
     /// A backup smaller than this does not satisfy the gate (bytes, or "1MB", "512KiB").
-    #[serde(deserialize_with = "size")]
+    #[serde(deserialize_with = "crate::kit::size::de")]
     pub min_size: u64,
     /// How a backup must have been verified to guard a migration.
     pub verified: VerifyLevel,
@@ -221,7 +221,7 @@ pub struct BackupSection {
     pub required: bool,
     /// How long pg_dump waits for a table lock another session holds
     /// (an ACCESS EXCLUSIVE lock blocks the dump) before giving up.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub lock_wait: Duration,
 }
 
@@ -256,74 +256,6 @@ impl Default for FreezeSection {
     fn default() -> Self {
         FreezeSection { terminate_sessions: true, roles: Vec::new() }
     }
-}
-
-/// Parses a byte size: a whole number of bytes, or text such as "1MB",
-/// "1.5 GB", "512KiB" (kB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("invalid size {text:?}"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1000,
-        "mb" | "m" => 1000 * 1000,
-        "gb" | "g" => 1000 * 1000 * 1000,
-        "tb" | "t" => 1000 * 1000 * 1000 * 1000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => return Err(format!("invalid size {text:?}: unknown unit {:?}", unit.trim())),
-    };
-    Ok((number * factor as f64).round() as u64)
-}
-
-fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bytes(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Bytes(n) => Ok(n),
-        Raw::Text(text) => parse_size(&text).map_err(|e| {
-            serde::de::Error::custom(format!("{e}; write it like 1048576, \"1MB\" or \"512KiB\""))
-        }),
-    }
-}
-
-/// A timeout that guards a migration: zero would turn the guard off
-/// without anyone meaning to (`"0s"` reads like "no waiting"), so zero is
-/// written `"off"`, on purpose.
-fn guard_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.trim().eq_ignore_ascii_case("off") {
-        return Ok(Duration::ZERO);
-    }
-    let value = humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write it like \"5s\" or \"15min\", or \"off\""
-        ))
-    })?;
-    if value.is_zero() {
-        return Err(serde::de::Error::custom(format!(
-            "{text:?} turns this guard off (PostgreSQL reads 0 as no limit); give a limit like \"5s\", \
-             or write \"off\" if no limit is meant"
-        )));
-    }
-    Ok(value)
-}
-
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write it like \"5s\", \"15min\" or \"1h\""
-        ))
-    })
 }
 
 /// The loaded configuration.
@@ -414,7 +346,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            let (line, column) = line_col(text, offset);
+            let (line, column) = crate::kit::text::line_col(text, offset);
             ConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
@@ -423,7 +355,7 @@ impl Config {
             }
         })?;
         let database_url = file.database.url.map(|url| {
-            let line = line_col(text, url.span().start).0;
+            let line = crate::kit::text::line_col(text, url.span().start).0;
             (url.into_inner(), line)
         });
         let mut migrations = file.migrations;
@@ -529,12 +461,12 @@ impl Config {
     fn secret(&self, what: &str, raw: Option<&str>) -> Result<Option<String>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
         let path = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-        interpolate(raw, |var| std::env::var(var).ok()).map(Some).map_err(|e| {
+        crate::kit::env::from_env(raw).map(Some).map_err(|e| {
             let message = match e {
-                Interpolation::Missing(var) => {
+                crate::kit::env::Interpolation::Missing(var) => {
                     format!("{what} names ${{{var}}}, which is not set in the environment; export {var}")
                 }
-                Interpolation::Unterminated => format!("{what} has an unterminated `${{`; write `${{NAME}}`"),
+                crate::kit::env::Interpolation::Unterminated => format!("{what} has an unterminated `${{`; write `${{NAME}}`"),
             };
             ConfigError::Invalid { path, line: 1, column: 1, message }
         })
@@ -551,52 +483,15 @@ impl Config {
             return Err(ConfigError::NoDatabase);
         };
         let path = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-        interpolate(raw, |var| std::env::var(var).ok()).map_err(|e| match e {
-            Interpolation::Missing(var) => ConfigError::MissingEnv { path, line: *line, var },
-            Interpolation::Unterminated => ConfigError::BadInterpolation { path, line: *line },
+        crate::kit::env::from_env(raw).map_err(|e| match e {
+            crate::kit::env::Interpolation::Missing(var) => {
+                ConfigError::MissingEnv { path, line: *line, var }
+            }
+            crate::kit::env::Interpolation::Unterminated => {
+                ConfigError::BadInterpolation { path, line: *line }
+            }
         })
     }
-}
-
-pub(crate) enum Interpolation {
-    Missing(String),
-    Unterminated,
-}
-
-/// Replaces `${NAME}` with the variable's value; `$$` is a literal `$`.
-pub(crate) fn interpolate(
-    raw: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, Interpolation> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix('{') {
-            let end = tail.find('}').ok_or(Interpolation::Unterminated)?;
-            let var = &tail[..end];
-            let value = lookup(var).ok_or_else(|| Interpolation::Missing(var.to_string()))?;
-            out.push_str(&value);
-            rest = &tail[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
 }
 
 #[cfg(test)]
@@ -684,14 +579,6 @@ retention = "30d"
     }
 
     #[test]
-    fn sizes_take_units() {
-        assert_eq!(parse_size("1048576"), Ok(1_048_576));
-        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
-        assert_eq!(parse_size("512KiB"), Ok(524_288));
-        assert!(parse_size("12 furlongs").is_err());
-    }
-
-    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = "[migrations]\ndir = \"m\"\nlock_timout = \"5s\"\n";
         let err = Config::parse(text, Path::new("backstop.toml")).unwrap_err().to_string();
@@ -720,19 +607,6 @@ retention = "30d"
     }
 
     #[test]
-    fn interpolation_fills_variables_and_names_missing_ones() {
-        let env = |v: &str| (v == "PW").then(|| "s3cret".to_string());
-        assert!(
-            matches!(interpolate("postgres://u:${PW}@h/d", env), Ok(s) if s == "postgres://u:s3cret@h/d")
-        );
-        assert!(matches!(interpolate("a$$b", env), Ok(s) if s == "a$b"));
-        assert!(
-            matches!(interpolate("${NOPE}", env), Err(Interpolation::Missing(v)) if v == "NOPE")
-        );
-        assert!(matches!(interpolate("${NOPE", env), Err(Interpolation::Unterminated)));
-    }
-
-    #[test]
     fn missing_env_names_the_line() {
         let cfg = Config::parse(
             "[database]\nurl = \"${BACKSTOP_TEST_SURELY_UNSET}\"\n",
@@ -742,6 +616,20 @@ retention = "30d"
         let err = cfg.database_url(None).unwrap_err().to_string();
         assert!(err.starts_with("backstop.toml:2:"), "{err}");
         assert!(err.contains("BACKSTOP_TEST_SURELY_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn a_trigger_json_path_is_checked_when_the_config_loads() {
+        let trigger = |path: &str| {
+            format!(
+                "[serve]\nlisten = \"127.0.0.1:1\"\n\n[[triggers]]\nname = \"errors\"\nsource = \"http\"\nurl = \"http://127.0.0.1:9/x\"\njson_path = \"{path}\"\nabove = 0.05\nmethod = \"A\"\n"
+            )
+        };
+        let cfg = Config::parse(&trigger("$.data.series[0].rate"), Path::new("b.toml")).unwrap();
+        assert_eq!(cfg.triggers.len(), 1);
+        let err =
+            Config::parse(&trigger("$.data..rate"), Path::new("b.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("b.toml:5:") && err.contains("write it like"), "{err}");
     }
 
     #[test]

@@ -9,22 +9,13 @@
 //! PostgreSQL without superuser) the freeze says what it could not do and
 //! goes on with what it could.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use postgres::{Client, GenericClient};
 use serde_json::json;
 
-use crate::audit;
 use crate::config::FreezeSection;
 use crate::pg::quote_ident;
-
-const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS backstop.freeze (
-    database         text PRIMARY KEY,
-    since            timestamptz NOT NULL DEFAULT now(),
-    actor            text NOT NULL,
-    reason           text NOT NULL,
-    read_only_set    boolean NOT NULL,
-    previous_setting text
-)";
+use crate::schema::events;
 
 /// Why a freeze could not be set or lifted.
 #[derive(Debug, thiserror::Error)]
@@ -53,20 +44,7 @@ fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> FreezeError {
     move |source| FreezeError::Db { context, source }
 }
 
-/// A freeze as recorded in `backstop.freeze`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FreezeState {
-    pub database: String,
-    pub since: DateTime<Utc>,
-    pub actor: String,
-    pub reason: String,
-    /// Whether `default_transaction_read_only` was set on the database
-    /// (false when the role may not alter it: writes were not blocked).
-    pub read_only_set: bool,
-    /// The database's own `default_transaction_read_only` before the
-    /// freeze, put back on unfreeze.
-    pub previous_setting: Option<String>,
-}
+pub use crate::schema::freeze::{FreezeState, FrozenRole};
 
 /// What freezing did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -79,32 +57,11 @@ pub struct Frozen {
 }
 
 /// Makes this session exempt from a write freeze.
-pub fn exempt(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    client.batch_execute("SET default_transaction_read_only = off")
-}
+pub use crate::schema::exempt;
 
 /// The current freeze of the connected database, if any.
 pub fn current(client: &mut impl GenericClient) -> Result<Option<FreezeState>, postgres::Error> {
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.freeze') is not null", &[])?.get(0);
-    if !exists {
-        return Ok(None);
-    }
-    // One row at most. Not matched by name: a frozen database set aside
-    // under another name (a pre-restore snapshot) is still frozen.
-    let row = client.query_opt(
-        "select database, since, actor, reason, read_only_set, previous_setting
-           from backstop.freeze order by since limit 1",
-        &[],
-    )?;
-    Ok(row.map(|r| FreezeState {
-        database: r.get(0),
-        since: r.get(1),
-        actor: r.get(2),
-        reason: r.get(3),
-        read_only_set: r.get(4),
-        previous_setting: r.get(5),
-    }))
+    crate::schema::freeze::current(client)
 }
 
 /// Freezes writes to the connected database. Idempotent: an existing
@@ -116,8 +73,7 @@ pub fn freeze(
     options: &FreezeSection,
 ) -> Result<Frozen, FreezeError> {
     exempt(client).map_err(db("exempting Backstop's session from the freeze"))?;
-    crate::migrate::history::ensure_schema(client).map_err(db("creating the backstop schema"))?;
-    client.batch_execute(TABLE_SQL).map_err(db("creating backstop.freeze"))?;
+    crate::schema::ensure(client).map_err(db("creating the backstop schema"))?;
     let mut warnings = Vec::new();
     let state = match current(client).map_err(db("reading backstop.freeze"))? {
         Some(state) => state,
@@ -150,24 +106,12 @@ pub fn freeze(
             let state = FreezeState {
                 database,
                 since: Utc::now(),
-                actor: audit::actor(),
+                actor: crate::schema::actor(),
                 reason: reason.to_string(),
                 read_only_set,
                 previous_setting: previous,
             };
-            tx.execute(
-                "insert into backstop.freeze (database, since, actor, reason, read_only_set, previous_setting)
-                 values ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &state.database,
-                    &state.since,
-                    &state.actor,
-                    &state.reason,
-                    &state.read_only_set,
-                    &state.previous_setting,
-                ],
-            )
-            .map_err(db("recording the freeze"))?;
+            crate::schema::freeze::insert(&mut tx, &state).map_err(db("recording the freeze"))?;
             tx.commit().map_err(db("committing the freeze"))?;
             state
         }
@@ -177,7 +121,7 @@ pub fn freeze(
     } else {
         0
     };
-    let event = audit::Event {
+    let event = events::Event {
         kind: "freeze",
         outcome: "ok",
         versions: Vec::new(),
@@ -188,7 +132,7 @@ pub fn freeze(
             "warnings": warnings,
         }),
     };
-    audit::record(client, &event).map_err(db("writing the freeze event"))?;
+    events::record(client, &event).map_err(db("writing the freeze event"))?;
     Ok(Frozen { state, terminated, warnings })
 }
 
@@ -272,14 +216,14 @@ pub fn unfreeze(client: &mut Client) -> Result<Option<FreezeState>, FreezeError>
         };
         tx.batch_execute(&sql).map_err(db("lifting the freeze"))?;
     }
-    tx.execute("delete from backstop.freeze", &[]).map_err(db("removing the freeze record"))?;
-    let event = audit::Event {
+    crate::schema::freeze::clear(&mut tx).map_err(db("removing the freeze record"))?;
+    let event = events::Event {
         kind: "unfreeze",
         outcome: "ok",
         versions: Vec::new(),
         details: json!({ "reason": state.reason, "since": state.since }),
     };
-    audit::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
+    events::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
     tx.commit().map_err(db("committing the unfreeze"))?;
     Ok(Some(state))
 }
@@ -369,14 +313,6 @@ impl crate::migrate::Gate for FreezeGate {
 /// which grants existed (table and column grants, grant options, grantors)
 /// recorded in `backstop.role_freeze`, so that lifting it grants exactly
 /// those back and nothing more.
-const ROLE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS backstop.role_freeze (
-    role    text PRIMARY KEY,
-    since   timestamptz NOT NULL DEFAULT now(),
-    actor   text NOT NULL,
-    reason  text NOT NULL,
-    grants  jsonb NOT NULL
-)";
-
 /// One write grant the role held.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
@@ -484,8 +420,8 @@ pub fn freeze_role(
     schemas: &[String],
     reason: &str,
 ) -> Result<RoleFreeze, FreezeError> {
+    crate::schema::ensure(client).map_err(db("creating the backstop schema"))?;
     let mut tx = client.transaction().map_err(db("starting the role freeze"))?;
-    tx.batch_execute(ROLE_TABLE_SQL).map_err(db("creating backstop.role_freeze"))?;
     let exists: bool = tx
         .query_one("select exists (select from pg_roles where rolname = $1)", &[&role])
         .map_err(db("looking the role up"))?
@@ -495,11 +431,10 @@ pub fn freeze_role(
     }
     let still =
         other_ways(&mut tx, role, schemas).map_err(db("reading the role's other privileges"))?;
-    if let Some(row) = tx
-        .query_opt("select grants from backstop.role_freeze where role = $1", &[&role])
+    if let Some(recorded) = crate::schema::freeze::role_grants(&mut tx, role, false)
         .map_err(db("reading backstop.role_freeze"))?
     {
-        let grants: Vec<Grant> = serde_json::from_value(row.get(0)).unwrap_or_default();
+        let grants: Vec<Grant> = serde_json::from_value(recorded).unwrap_or_default();
         return Ok(RoleFreeze {
             role: role.into(),
             grants,
@@ -518,23 +453,16 @@ pub fn freeze_role(
         );
         tx.batch_execute(&sql).map_err(db("revoking the role's write grants"))?;
     }
-    tx.execute(
-        "insert into backstop.role_freeze (role, actor, reason, grants) values ($1, $2, $3, $4)",
-        &[
-            &role,
-            &audit::actor(),
-            &reason,
-            &serde_json::to_value(&grants).expect("grants serialize"),
-        ],
-    )
-    .map_err(db("recording the role freeze"))?;
-    let event = audit::Event {
+    let recorded = serde_json::to_value(&grants).expect("grants serialize");
+    crate::schema::freeze::insert_role(&mut tx, role, reason, &recorded)
+        .map_err(db("recording the role freeze"))?;
+    let event = events::Event {
         kind: "freeze",
         outcome: "ok",
         versions: Vec::new(),
         details: json!({ "role": role, "schemas": schemas, "reason": reason, "revoked": grants }),
     };
-    audit::record(&mut tx, &event).map_err(db("writing the freeze event"))?;
+    events::record(&mut tx, &event).map_err(db("writing the freeze event"))?;
     tx.commit().map_err(db("committing the role freeze"))?;
     Ok(RoleFreeze { role: role.into(), grants, already: false, still_writes_through: still })
 }
@@ -543,20 +471,12 @@ pub fn freeze_role(
 /// `None` when the role is not frozen.
 pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant>>, FreezeError> {
     let mut tx = client.transaction().map_err(db("starting the role unfreeze"))?;
-    let exists: bool = tx
-        .query_one("select to_regclass('backstop.role_freeze') is not null", &[])
-        .map_err(db("looking for backstop.role_freeze"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let Some(row) = tx
-        .query_opt("select grants from backstop.role_freeze where role = $1 for update", &[&role])
+    let Some(recorded) = crate::schema::freeze::role_grants(&mut tx, role, true)
         .map_err(db("reading backstop.role_freeze"))?
     else {
         return Ok(None);
     };
-    let grants: Vec<Grant> = serde_json::from_value(row.get(0)).unwrap_or_default();
+    let grants: Vec<Grant> = serde_json::from_value(recorded).unwrap_or_default();
     let who = quote_ident(role);
     for g in &grants {
         let sql = format!(
@@ -568,38 +488,20 @@ pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant
         );
         tx.batch_execute(&sql).map_err(db("granting the role's write grants back"))?;
     }
-    tx.execute("delete from backstop.role_freeze where role = $1", &[&role])
+    crate::schema::freeze::remove_role(&mut tx, role)
         .map_err(db("removing the role freeze record"))?;
-    let event = audit::Event {
+    let event = events::Event {
         kind: "unfreeze",
         outcome: "ok",
         versions: Vec::new(),
         details: json!({ "role": role, "granted": grants }),
     };
-    audit::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
+    events::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
     tx.commit().map_err(db("committing the role unfreeze"))?;
     Ok(Some(grants))
 }
 
-/// A role whose writes are frozen.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FrozenRole {
-    pub role: String,
-    pub since: DateTime<Utc>,
-    pub actor: String,
-    pub reason: String,
-}
-
 /// The roles frozen now, with when and why.
 pub fn frozen_roles(client: &mut impl GenericClient) -> Result<Vec<FrozenRole>, postgres::Error> {
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.role_freeze') is not null", &[])?.get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    Ok(client
-        .query("select role, since, actor, reason from backstop.role_freeze order by role", &[])?
-        .iter()
-        .map(|r| FrozenRole { role: r.get(0), since: r.get(1), actor: r.get(2), reason: r.get(3) })
-        .collect())
+    crate::schema::freeze::frozen_roles(client)
 }

@@ -139,7 +139,7 @@ pub fn gather(
     product: &str,
     database: &str,
 ) -> Result<Incident, IncidentError> {
-    let exists = crate::audit::logged(client)?;
+    let exists = crate::schema::events::logged(client)?;
     let mut incident = Incident {
         product: product.to_string(),
         database: database.to_string(),
@@ -159,26 +159,22 @@ pub fn gather(
     }
     let since: DateTime<Utc> = match since {
         Some(s) => s,
-        None => client
-            .query_one(
-                "select coalesce(min(at), now()) from backstop.events
-                  where at > now() - interval '24 hours'
-                    and ((kind = 'decide' and outcome = 'rollback') or (kind = 'method' and outcome = 'started'))",
-                &[],
-            )?
-            .get(0),
+        None => crate::schema::events::first_rollback_since(
+            client,
+            Utc::now() - chrono::Duration::hours(24),
+        )?,
     };
-    let rows = client.query(
-        "select at, kind, outcome, actor, details from backstop.events
-          where at >= $1 and kind in ('decide', 'method', 'flag', 'restore', 'verify', 'freeze')
-            and not (kind = 'decide' and outcome = 'ok')
-          order by id",
-        &[&since],
+    let rows = crate::schema::events::since(
+        client,
+        since,
+        &["decide", "method", "flag", "restore", "verify", "freeze"],
     )?;
     let mut open = 0i32;
     for r in rows {
-        let (at, kind, outcome, actor, d): (DateTime<Utc>, String, String, String, Value) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let (at, kind, outcome, actor, d) = (r.at, r.kind, r.outcome, r.actor, r.details);
+        if kind == "decide" && outcome == "ok" {
+            continue;
+        }
         if outcome == "started" && kind != "method" {
             continue;
         }

@@ -3,7 +3,6 @@
 //! thin layer over this crate.
 
 pub mod adopt;
-pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod clear;
@@ -13,10 +12,12 @@ pub mod decide;
 pub mod flags;
 pub mod freeze;
 pub mod incident;
+pub mod kit;
 pub mod migrate;
 pub mod pg;
 pub mod rehearse;
 pub mod respond;
+pub mod schema;
 pub mod shell;
 pub mod source;
 pub mod sync;

@@ -55,7 +55,7 @@ pub fn run(command: &str, timeout: Duration) -> Ran {
                 let _ = child.wait();
                 break Err(format!(
                     "it did not finish within {}; stopped",
-                    humantime::format_duration(timeout)
+                    crate::kit::duration::human(timeout)
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),

@@ -293,9 +293,9 @@ fn apply(to: &mut Client, tables: &[TableSync]) -> Result<(), SyncError> {
         }
     }
     let details = serde_json::json!({ "tables": tables });
-    crate::audit::record_if_logged(
+    crate::schema::events::record_if_logged(
         &mut tx,
-        &crate::audit::Event { kind: "sync", outcome: "ok", versions: vec![], details },
+        &crate::schema::events::Event { kind: "sync", outcome: "ok", versions: vec![], details },
     )
     .map_err(db("recording the sync"))?;
     tx.commit().map_err(db("committing"))

@@ -10,21 +10,9 @@
 use pg_query::protobuf::{AlterTableType, ObjectType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, same_table, string_value, Stmt};
+use crate::model::Origin;
 use crate::parse::RelationName;
-
-/// Where the object a statement names came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// It existed before the batch; the live database knows it as `table`
-    /// (and `column`), which may differ from the name the statement uses.
-    Live { table: RelationName, column: Option<String> },
-    /// An earlier statement of the batch made it, at `at` (file:line).
-    Created { at: String },
-    /// An earlier statement of the batch removed it, at `at`, and none made
-    /// it again: the statement that names it fails.
-    Dropped { at: String },
-}
+use crate::stmt::{alter_cmds, same_table, string_value, Stmt};
 
 #[derive(Debug, Clone)]
 enum Change {
@@ -231,8 +219,9 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
-    use crate::analyze::{check, Input, Options};
-    use crate::batch::Origin;
+    use crate::analyze::check;
+    use crate::context::{Input, Options};
+    use crate::model::Origin;
     use crate::{Code, RelationName};
 
     type Found = (Code, String, usize, Option<Origin>);

@@ -3,16 +3,23 @@
 //! [`rules`] turn that into a risk assessment. No IO, no database: the live
 //! part of a check lives in `backstop-core`.
 
+// The floors, from the ground up; each module uses only those below it:
+// parse, risk, codes, model, stmt, batch, context, suppress, rules,
+// analyze. `compare` reads token streams and stands apart.
 pub mod analyze;
 pub mod batch;
+pub mod codes;
 pub mod compare;
+pub mod context;
 pub mod model;
 pub mod parse;
+pub mod risk;
 pub mod rules;
+pub mod stmt;
 pub mod suppress;
 
 pub use analyze::{check, Input, InputError, Options, Report};
-pub use batch::Origin;
+pub use model::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
     checksum, checksum_split, redact_secrets, referenced_relations, split, Facts, Position,

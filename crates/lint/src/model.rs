@@ -1,110 +1,72 @@
 //! The risk model of a check: probability × impact = severity, findings
 //! with their place in the file, and the go/no-go verdict they add up to.
 
-use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::ops::Range;
 
+use serde::Serialize;
+
+use crate::codes::Code;
 use crate::parse::RelationName;
-use crate::rules::Code;
+pub use crate::risk::{Impact, Probability, Severity};
 
-/// How likely the risk is to materialise, as a risk matrix says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Probability {
-    Low = 1,
-    Medium = 2,
-    High = 3,
-    /// Certain: the statement does it every time (or the database says so).
-    Certain = 4,
+/// Where the object a statement names came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// It existed before the batch; the live database knows it as `table`
+    /// (and `column`), which may differ from the name the statement uses.
+    Live { table: RelationName, column: Option<String> },
+    /// An earlier statement of the batch made it, at `at` (file:line).
+    Created { at: String },
+    /// An earlier statement of the batch removed it, at `at`, and none made
+    /// it again: the statement that names it fails.
+    Dropped { at: String },
 }
 
-/// How bad it is when it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Impact {
-    Low = 1,
-    Medium = 2,
-    High = 3,
-    /// Loss of protected data or a migration that cannot succeed.
-    Critical = 4,
+/// One ignore comment.
+#[derive(Debug)]
+pub struct Ignore {
+    /// The comment's byte range.
+    pub span: Range<usize>,
+    /// The line of the first code after the comment: what it applies to.
+    pub target_line: Option<usize>,
+    pub codes: Vec<Code>,
+    pub reason: String,
+    /// What is wrong with the comment, if anything; such a comment
+    /// suppresses nothing.
+    pub problem: Option<String>,
+    /// Whether it suppressed (or tried to suppress) a finding.
+    pub used: Cell<bool>,
 }
 
-/// Probability × impact, in four steps. Ordered from low to critical.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// Severity = probability × impact on 1–4 scales: 12 and above is
-    /// critical, 6–9 high, 2–4 medium, 1 low. So a certain loss of
-    /// something critical is critical, a medium chance of a high impact is
-    /// high, and a low chance of a low impact is low.
-    pub fn of(probability: Probability, impact: Impact) -> Severity {
-        match probability as u8 * impact as u8 {
-            12.. => Severity::Critical,
-            6..=11 => Severity::High,
-            2..=5 => Severity::Medium,
-            _ => Severity::Low,
+impl TypeSpec {
+    /// The type as people write it: `varchar(50)`, `integer[]`.
+    pub fn display(&self) -> String {
+        let base = self.name.strip_prefix("pg_catalog.").unwrap_or(&self.name);
+        let base = match base {
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "float4" => "real",
+            "float8" => "double precision",
+            "bpchar" => "char",
+            "bool" => "boolean",
+            other => other,
+        };
+        let mut out = base.to_string();
+        if !self.modifiers.is_empty() {
+            let mods: Vec<String> = self.modifiers.iter().map(i64::to_string).collect();
+            out.push_str(&format!("({})", mods.join(",")));
         }
+        if self.array {
+            out.push_str("[]");
+        }
+        out
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Every severity, most severe first.
-    pub const DESCENDING: [Severity; 4] =
-        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "low" => Ok(Severity::Low),
-            "medium" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            _ => Err(format!("unknown severity {s:?}; use critical, high, medium or low")),
-        }
-    }
-}
-
-impl Probability {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Probability::Low => "low",
-            Probability::Medium => "medium",
-            Probability::High => "high",
-            Probability::Certain => "certain",
-        }
-    }
-}
-
-impl Impact {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Impact::Low => "low",
-            Impact::Medium => "medium",
-            Impact::High => "high",
-            Impact::Critical => "critical",
-        }
+    /// The bare type name without schema, lowercase.
+    pub fn base(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
     }
 }
 
@@ -180,7 +142,7 @@ pub struct Finding {
     /// (made, renamed or dropped by an earlier statement, or live), for the
     /// live check to ask the database the right question.
     #[serde(skip)]
-    pub origin: Option<crate::batch::Origin>,
+    pub origin: Option<Origin>,
 }
 
 impl Finding {

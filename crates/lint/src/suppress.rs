@@ -5,32 +5,15 @@
 //! audited.
 
 use std::cell::Cell;
-use std::ops::Range;
 
 use pg_query::protobuf::{ScanToken, Token};
 
-use crate::analyze::{Cx, Hit};
-use crate::model::{Finding, Severity};
-use crate::rules::Code;
+use crate::codes::Code;
+use crate::context::{Cx, Hit};
+use crate::model::{Finding, Ignore, Severity};
 
 /// The comment's prefix.
 pub const IGNORE_PREFIX: &str = "backstop:ignore";
-
-/// One ignore comment.
-#[derive(Debug)]
-pub struct Ignore {
-    /// The comment's byte range.
-    pub span: Range<usize>,
-    /// The line of the first code after the comment: what it applies to.
-    pub target_line: Option<usize>,
-    pub codes: Vec<Code>,
-    pub reason: String,
-    /// What is wrong with the comment, if anything; such a comment
-    /// suppresses nothing.
-    pub problem: Option<String>,
-    /// Whether it suppressed (or tried to suppress) a finding.
-    pub used: Cell<bool>,
-}
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -134,7 +117,8 @@ pub(crate) fn apply(cx: &Cx<'_>, findings: &mut [Finding]) -> Vec<Hit> {
 
 #[cfg(test)]
 mod tests {
-    use crate::analyze::{check, Input, Options};
+    use crate::analyze::check;
+    use crate::context::{Input, Options};
 
     fn run(sql: &str) -> Vec<(String, bool)> {
         let opts = Options { runner_sets_lock_timeout: true, ..Options::default() };

@@ -368,7 +368,7 @@ async fn write<T: serde::Serialize + Send + 'static>(
     let done = tokio::task::spawn_blocking(move || {
         let mut client = backstop_core::pg::connect(&url, "backstop serve")
             .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        let actor = format!("{} (backstop serve)", backstop_core::audit::actor());
+        let actor = format!("{} (backstop serve)", backstop_core::schema::actor());
         change(&mut client, &actor, lock_wait).map_err(|e| {
             let status = match e.exit_code() {
                 2 if matches!(

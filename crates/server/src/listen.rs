@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use backstop_core::backup::store::Store;
 use backstop_core::flags::{self, Evaluator};
+use backstop_core::schema;
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::Client;
 
@@ -92,48 +93,21 @@ fn reload(shared: &Shared, client: &mut Client) -> anyhow::Result<()> {
 
 fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     let mut out = Overview::default();
-    let has = |client: &mut Client, table: &str| -> Result<bool, postgres::Error> {
-        Ok(client.query_one("select to_regclass($1) is not null", &[&table])?.get(0))
-    };
-    if has(client, "backstop.applied")? {
-        for row in client
-            .query("select version, name, applied_at from backstop.applied order by version", &[])?
-        {
-            out.applied.push((row.get(0), row.get(1), row.get(2)));
-        }
-    }
-    let applied: std::collections::HashSet<&str> =
-        out.applied.iter().map(|(v, _, _)| v.as_str()).collect();
-    out.pending = shared
-        .options
-        .migrations
+    // Applied, pending and drifted by the same rules as `backstop status`.
+    let status = backstop_core::migrate::status(client, &shared.options.migrations)?;
+    out.applied = status
+        .applied
         .iter()
-        .filter(|m| !applied.contains(m.version.as_str()))
-        .map(|m| format!("{} {}", m.version, m.name))
+        .map(|e| (e.version.clone(), e.name.clone(), e.applied_at.unwrap_or_default()))
         .collect();
-    if has(client, "backstop.rehearsals")? {
-        if let Some(row) = client.query_opt(
-            "select at, ok, report from backstop.rehearsals order by at desc limit 1",
-            &[],
-        )? {
-            out.rehearsal = Some((row.get(0), row.get(1), row.get(2)));
-        }
+    out.pending = status.pending.iter().map(|e| format!("{} {}", e.version, e.name)).collect();
+    out.rehearsal = schema::rehearsals::latest(client)?.map(|r| (r.at, r.ok, r.report));
+    for e in schema::events::recent(client, 15)? {
+        out.events.push((e.at, e.kind, e.outcome, e.actor));
     }
-    if has(client, "backstop.events")? {
-        for row in client.query(
-            "select at, kind, outcome, actor from backstop.events
-              where outcome <> 'started' order by id desc limit 15",
-            &[],
-        )? {
-            out.events.push((row.get(0), row.get(1), row.get(2), row.get(3)));
-        }
-        if let Some(row) = client.query_opt(
-            "select at, details from backstop.events where kind = 'decide' order by id desc limit 1",
-            &[],
-        )? {
-            out.last_decision = Some(row.get(0));
-            out.decision = Some(row.get(1));
-        }
+    if let Some(e) = schema::events::latest(client, "decide")? {
+        out.last_decision = Some(e.at);
+        out.decision = Some(e.details);
     }
     // A backup folder that cannot be read leaves the list empty; the page
     // is not the place to fail over it.

@@ -149,8 +149,8 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         .take(10)
         .map(|b| BackupRow {
             id: b.id.clone(),
-            age: backstop_core::backup::human_age(b.age(now)),
-            size: backstop_core::backup::human_size(b.size_bytes),
+            age: backstop_core::kit::duration::age(b.age(now)),
+            size: backstop_core::kit::size::human(b.size_bytes),
             verified: b
                 .verified()
                 .map(|v| format!("{v:?}").to_lowercase())

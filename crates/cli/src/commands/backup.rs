@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use backstop_core::backup::manifest::Kind;
 use backstop_core::backup::{
-    self, human_age, human_size, BackupGate, CreateOptions, GateMode, Manifest, Note, Store, Tools,
+    self, BackupGate, CreateOptions, GateMode, Manifest, Note, Store, Tools,
 };
 use backstop_core::config::{Config, VerifyLevel};
 use backstop_core::migrate::{Gate, Waived};
@@ -114,7 +114,7 @@ fn create(args: CreateArgs, config: &Config, store: &Store) -> anyhow::Result<Ex
             "✓ backup {} of {}: {}, {} table(s), {} row(s), schema {} ({:.1}s)\n  {}\n",
             m.id,
             m.database,
-            human_size(m.size_bytes),
+            backstop_core::kit::size::human(m.size_bytes),
             m.row_counts.len(),
             m.row_counts.values().sum::<i64>(),
             m.schema_fingerprint,
@@ -204,8 +204,8 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
             };
             [
                 m.id.clone(),
-                human_age(m.age(now)),
-                human_size(m.size_bytes),
+                backstop_core::kit::duration::age(m.age(now)),
+                backstop_core::kit::size::human(m.size_bytes),
                 verified,
                 m.label.clone().unwrap_or_else(|| "-".into()),
                 what,
@@ -294,8 +294,8 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                     "{verb} {} ({}, {} old, {})",
                     p.id,
                     if p.kind == Kind::Database { "database snapshot" } else { "dump" },
-                    human_age(Utc::now() - p.created_at),
-                    human_size(p.size_bytes)
+                    backstop_core::kit::duration::age(Utc::now() - p.created_at),
+                    backstop_core::kit::size::human(p.size_bytes)
                 );
             }
             for p in &report.partials {
@@ -314,7 +314,7 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                 out,
                 "kept {} backup(s) (retention {}, keep_min {})",
                 report.kept.len(),
-                humantime::format_duration(config.backup.retention),
+                backstop_core::kit::duration::human(config.backup.retention),
                 config.backup.keep_min
             );
             print(&out)?;
@@ -419,7 +419,7 @@ impl backup::Progress for Bar {
             }
             Note::Bytes(b) => {
                 if let Some(bar) = self.bar() {
-                    bar.set_message(format!("({} written)", human_size(b)));
+                    bar.set_message(format!("({} written)", backstop_core::kit::size::human(b)));
                 }
             }
             Note::Finished => self.clear(),

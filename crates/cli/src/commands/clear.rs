@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::backup::{self, human_size, store::Store, tools::Tools};
+use backstop_core::backup::{self, store::Store, tools::Tools};
 use backstop_core::clear;
 use backstop_core::config::Config;
 use backstop_core::pg::{self, redact};
@@ -89,7 +89,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "✓ backup {} of {} ({}), verified\n✓ emptied {} table(s), {rows} row(s) removed in one transaction; `backstop restore {}` brings them back\n",
             taken.id,
             terminal_safe(&shown),
-            human_size(taken.size_bytes),
+            backstop_core::kit::size::human(taken.size_bytes),
             plan.tables.len(),
             taken.id
         ))?,

@@ -225,7 +225,7 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
 
 /// Text for a Markdown table cell: no pipes or line breaks.
 fn cell(text: &str) -> String {
-    terminal_safe(text).replace('|', "\\|").replace('\n', " ")
+    backstop_core::kit::markdown::cell(&terminal_safe(text))
 }
 
 fn markdown(c: &Comparison, source: &str, target: &str) -> String {

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::audit;
 use backstop_core::flags::{self, Flag, FlagChange};
 
 use super::{print, print_json};
@@ -93,7 +92,7 @@ fn connect(
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let actor = audit::actor();
+    let actor = backstop_core::schema::actor();
     match args.command {
         Sub::List(c) => {
             let (_, mut client) = connect(config, &c)?;

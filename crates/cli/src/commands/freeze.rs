@@ -46,7 +46,7 @@ pub fn locked<'a>(
         }
     })
     .map_err(backstop_core::migrate::ApplyError::from)?;
-    backstop_core::migrate::history::ensure_schema(&mut lock)?;
+    backstop_core::schema::ensure(&mut lock)?;
     Ok(lock)
 }
 

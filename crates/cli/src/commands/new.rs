@@ -183,7 +183,7 @@ fn append_to_plan(plan: &Path, name: &str) -> anyhow::Result<()> {
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let actor = backstop_core::audit::actor();
+    let actor = backstop_core::schema::actor();
     let user = actor.split('@').next().unwrap_or("backstop");
     let _ = writeln!(
         text,

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::backup::{self, human_age, human_size, RestoreOptions, Tools};
+use backstop_core::backup::{self, RestoreOptions, Tools};
 use backstop_core::pg::redact;
 use chrono::Utc;
 
@@ -54,8 +54,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
              Writes are frozen meanwhile; the current state is kept as a pre-restore snapshot.\n\
              Type yes to go on: ",
             m.id,
-            human_age(m.age(Utc::now())),
-            human_size(m.size_bytes),
+            backstop_core::kit::duration::age(m.age(Utc::now())),
+            backstop_core::kit::size::human(m.size_bytes),
             m.row_counts.values().sum::<i64>(),
             m.row_counts.len(),
             m.database,

@@ -34,11 +34,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let status = migrate::status(&mut client, &ctx.migrations)?;
     let frozen = backstop_core::freeze::current(&mut client)?;
     let frozen_roles = backstop_core::freeze::frozen_roles(&mut client)?;
-    let interrupted = if backstop_core::migrate::history::schema_exists(&mut client)? {
-        backstop_core::audit::interrupted(&mut client)?
-    } else {
-        Vec::new()
-    };
+    let interrupted = backstop_core::schema::events::interrupted(&mut client)?;
     // A killed run of a no-transaction migration may have committed part of it.
     let interrupted_no_tx = interrupted.iter().any(|run| {
         run.versions
@@ -189,7 +185,7 @@ struct ShownProblem<'a> {
 #[derive(serde::Serialize)]
 struct Shown<'a> {
     /// Runs that started and recorded no outcome.
-    interrupted: &'a [backstop_core::audit::Interrupted],
+    interrupted: &'a [backstop_core::schema::events::Interrupted],
     layout: Layout,
     #[serde(flatten)]
     status: &'a migrate::Status,

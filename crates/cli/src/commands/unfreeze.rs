@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::backup::human_age;
 use backstop_core::freeze;
 use backstop_core::pg::lock::MigrationLock;
 use chrono::Utc;
@@ -69,7 +68,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Some(s) => format!(
                 "lifted the write freeze on {} (set {} ago by {}: {})\n",
                 s.database,
-                human_age(Utc::now() - s.since),
+                backstop_core::kit::duration::age(Utc::now() - s.since),
                 s.actor,
                 s.reason
             ),

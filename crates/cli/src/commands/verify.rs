@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use backstop_core::audit;
 use backstop_core::config::Config;
 use backstop_core::migrate::Report;
 use backstop_core::pg;
+use backstop_core::schema::events;
 use backstop_core::verify::{
     snapshot, ChecksumScope, Phase, Selection, Snapshot, Suite, SuiteReport,
 };
@@ -205,7 +205,7 @@ impl AfterRun {
             return None;
         }
         let result = self.suite.run();
-        let event = audit::Event {
+        let event = events::Event {
             kind: "verify",
             outcome: if result.ok() { "ok" } else { "failed" },
             versions: report.done.iter().map(|d| d.version.clone()).collect(),
@@ -218,7 +218,7 @@ impl AfterRun {
             }),
         };
         // The outcome is what matters; the log is best effort.
-        let _ = audit::record(client, &event);
+        let _ = events::record(client, &event);
         Some(result)
     }
 }

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use backstop_core::audit;
 use backstop_core::backup::store::Store;
 use backstop_core::config::Config;
 use backstop_core::decide::sample::{Reading, Sampler};
 use backstop_core::decide::{self, Decision, Method, Sample, Taken, Verdict};
 use backstop_core::respond::{self, Target};
+use backstop_core::schema::events;
 use serde_json::json;
 
 use super::{print, UsageError};
@@ -243,9 +243,9 @@ fn record(client: &mut postgres::Client, d: &Decision) -> anyhow::Result<()> {
     };
     let mut details = serde_json::to_value(d)?;
     details["source"] = json!("watch");
-    audit::record_if_logged(
+    events::record_if_logged(
         client,
-        &audit::Event { kind: "decide", outcome, versions: vec![], details },
+        &events::Event { kind: "decide", outcome, versions: vec![], details },
     )?;
     Ok(())
 }
@@ -261,9 +261,9 @@ fn record_sample(client: &mut postgres::Client, e: &decide::Evidence) -> anyhow:
         "sample": e.samples.last(),
         "source": "watch",
     });
-    audit::record_if_logged(
+    events::record_if_logged(
         client,
-        &audit::Event { kind: "sample", outcome: "ok", versions: vec![], details },
+        &events::Event { kind: "sample", outcome: "ok", versions: vec![], details },
     )?;
     Ok(())
 }
@@ -299,7 +299,7 @@ fn watch(
             "watching {} trigger(s){}; auto: {:?}\n",
             config.triggers.len(),
             args.for_
-                .map(|d| format!(" for {}", humantime::format_duration(d)))
+                .map(|d| format!(" for {}", backstop_core::kit::duration::human(d)))
                 .unwrap_or_default(),
             args.auto
         ))?;
@@ -441,7 +441,7 @@ fn watch(
                 if text {
                     board.say(&format!(
                         "method {method} carried out; watching whether the triggers clear within {}\n",
-                        humantime::format_duration(config.decide.escalate_after)
+                        backstop_core::kit::duration::human(config.decide.escalate_after)
                     ))?;
                 }
             } else if method == Method::A && target.is_none() && args.auto.allows(method) {

@@ -15,9 +15,8 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit;
-use crate::migrate::history as backstop_history;
 use crate::pg::lock::{LockError, MigrationLock};
+use crate::schema::{self, events};
 use crate::source::{Layout, Migration};
 
 pub use history::{RowState, ToolChecksum, ToolRow};
@@ -277,7 +276,7 @@ pub fn prepare(
     project: Option<&str>,
 ) -> Result<Plan, AdoptError> {
     let rows = history::read(client, tool, project)?;
-    let backstop: HashMap<String, String> = backstop_history::applied(client)
+    let backstop: HashMap<String, String> = schema::applied::all(client)
         .map_err(|source| AdoptError::Db { context: "backstop.applied", source })?
         .into_iter()
         .map(|r| (r.version, r.checksum))
@@ -302,21 +301,25 @@ pub fn apply(
     if !plan.ok() {
         return Ok(plan);
     }
-    backstop_history::ensure_schema(client).map_err(db("the backstop schema"))?;
+    schema::ensure(client).map_err(db("the backstop schema"))?;
     let mut tx = client.transaction().map_err(db("a transaction"))?;
     for a in &plan.adopt {
         let by = match &a.applied_by {
-            Some(who) => format!("{who} (adopted from {tool} by {})", audit::actor()),
-            None => format!("adopted from {tool} by {}", audit::actor()),
+            Some(who) => format!("{who} (adopted from {tool} by {})", crate::schema::actor()),
+            None => format!("adopted from {tool} by {}", crate::schema::actor()),
         };
-        tx.execute(
-            "insert into backstop.applied (version, name, checksum, applied_at, duration_ms, applied_by, no_transaction)
-             values ($1, $2, $3, coalesce($4, now()), $5, $6, $7)",
-            &[&a.version, &a.name, &a.checksum, &a.applied_at, &a.duration_ms.unwrap_or(0), &by, &a.no_transaction],
-        )
-        .map_err(db("backstop.applied"))?;
+        let row = schema::applied::Adopted {
+            version: &a.version,
+            name: &a.name,
+            checksum: &a.checksum,
+            applied_at: a.applied_at,
+            duration_ms: a.duration_ms.unwrap_or(0),
+            applied_by: &by,
+            no_transaction: a.no_transaction,
+        };
+        schema::applied::adopt(&mut tx, &row).map_err(db("backstop.applied"))?;
     }
-    let event = audit::Event {
+    let event = events::Event {
         kind: "adopt",
         outcome: "ok",
         versions: plan.adopt.iter().map(|a| a.version.clone()).collect(),
@@ -328,7 +331,7 @@ pub fn apply(
             "pending": plan.pending,
         }),
     };
-    audit::record(&mut tx, &event).map_err(db("backstop.events"))?;
+    events::record(&mut tx, &event).map_err(db("backstop.events"))?;
     tx.commit().map_err(db("the adoption"))?;
     Ok(plan)
 }

@@ -101,14 +101,7 @@ pub(crate) fn write_marks(
 pub(crate) fn applied_versions(
     client: &mut impl postgres::GenericClient,
 ) -> Result<Vec<String>, postgres::Error> {
-    if !crate::migrate::history::schema_exists(client)? {
-        return Ok(Vec::new());
-    }
-    Ok(client
-        .query("select version from backstop.applied order by version", &[])?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    crate::schema::applied::versions(client)
 }
 
 /// Row counts, schema fingerprint, roles and extensions as the connected
@@ -203,7 +196,7 @@ pub fn create(
         {
             // pg_dump's --lock-wait-timeout is a statement_timeout on its LOCK TABLE.
             BackupError::LockWait {
-                waited: humantime::format_duration(options.lock_wait).to_string(),
+                waited: crate::kit::duration::human(options.lock_wait),
                 output: tail(&stderr),
             }
         } else {
@@ -213,7 +206,7 @@ pub fn create(
     let facts = facts.map_err(|e| {
         if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
             BackupError::LockWait {
-                waited: humantime::format_duration(options.lock_wait).to_string(),
+                waited: crate::kit::duration::human(options.lock_wait),
                 output: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
             }
         } else {

@@ -12,8 +12,10 @@ use serde_json::json;
 use super::create::{create, source_of, CreateOptions, Source};
 use super::manifest::{Kind, Manifest};
 use super::verify::{verify, verify_checksums};
-use super::{chain, human_age, human_size, BackupError, Note, Progress, Store, Tools};
+use super::{chain, BackupError, Note, Progress, Store, Tools};
 use crate::config::{BackupSection, VerifyLevel};
+use crate::kit::duration;
+use crate::kit::size::human as size;
 use crate::migrate::{Gate, GatePass, GateRefusal};
 use crate::source::Migration;
 
@@ -130,8 +132,8 @@ impl BackupGate<'_> {
         verify_checksums(&self.store, tools, &mut m)?;
         self.progress.note(Note::Info(format!(
             "using backup {id} ({} old, {})",
-            human_age(m.age(Utc::now())),
-            human_size(m.size_bytes)
+            duration::age(m.age(Utc::now())),
+            size(m.size_bytes)
         )));
         Ok(m)
     }
@@ -143,15 +145,15 @@ impl BackupGate<'_> {
         if age > max_age {
             return Err(BackupError::Stale {
                 id: m.id.clone(),
-                age: human_age(age),
-                max_age: humantime::format_duration(self.policy.max_age).to_string(),
+                age: duration::age(age),
+                max_age: crate::kit::duration::human(self.policy.max_age),
             });
         }
         if m.size_bytes < self.policy.min_size {
             return Err(BackupError::TooSmall {
                 id: m.id.clone(),
-                size: human_size(m.size_bytes),
-                min_size: human_size(self.policy.min_size),
+                size: size(m.size_bytes),
+                min_size: size(self.policy.min_size),
             });
         }
         Ok(())
@@ -193,8 +195,8 @@ impl BackupGate<'_> {
                     self.progress.note(Note::Info(format!(
                         "reusing backup {} ({} old, {}, verified by {})",
                         m.id,
-                        human_age(m.age(Utc::now())),
-                        human_size(m.size_bytes),
+                        duration::age(m.age(Utc::now())),
+                        size(m.size_bytes),
                         match m.verified() {
                             Some(VerifyLevel::Restore) => "a test restore",
                             _ => "checksums",
@@ -224,7 +226,7 @@ impl BackupGate<'_> {
         self.progress.note(Note::Info(format!(
             "backup {} taken: {}, {} table(s), {} row(s) in {:.1}s",
             m.id,
-            human_size(m.size_bytes),
+            size(m.size_bytes),
             m.row_counts.len(),
             m.row_counts.values().sum::<i64>(),
             m.duration_ms as f64 / 1000.0
@@ -232,8 +234,8 @@ impl BackupGate<'_> {
         if m.size_bytes < self.policy.min_size {
             return Err(BackupError::TooSmall {
                 id: m.id.clone(),
-                size: human_size(m.size_bytes),
-                min_size: human_size(self.policy.min_size),
+                size: size(m.size_bytes),
+                min_size: size(self.policy.min_size),
             });
         }
         Ok(m)

@@ -236,45 +236,9 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// `1.2 MB`, `930 kB`: sizes for people.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// `45s`, `12min`, `3h`, `5d`: ages for people.
-pub fn human_age(age: chrono::Duration) -> String {
-    let s = age.num_seconds().max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}min", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_and_ages_read_well() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1_234_567), "1.2 MB");
-        assert_eq!(human_age(chrono::Duration::seconds(42)), "42s");
-        assert_eq!(human_age(chrono::Duration::minutes(90)), "1h");
-        assert_eq!(human_age(chrono::Duration::days(3)), "3d");
-    }
 
     #[test]
     fn exit_codes_follow_the_kind_of_failure() {

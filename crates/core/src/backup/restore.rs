@@ -17,7 +17,7 @@
 //! schema. Progress is journalled in `<backup dir>/restore.json`, so a
 //! crash leaves a state `status` shows and `--resume` finishes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,13 +31,12 @@ use super::store::new_id;
 use super::tools::{self, run_verbose, tail};
 use super::verify::{compare, verify_checksums};
 use super::{BackupError, Note, Progress, Store, Tools};
-use crate::audit;
 use crate::config::FreezeSection;
 use crate::freeze::{self, FreezeGuard};
-use crate::migrate::history;
 use crate::pg::conn::connect_db;
 use crate::pg::lock::MigrationLock;
 use crate::pg::quote_ident;
+use crate::schema::events;
 
 /// The journal's file name in the backup dir.
 pub const JOURNAL: &str = "restore.json";
@@ -459,7 +458,7 @@ impl Run<'_> {
         };
         let carried = copy_events(&mut lock, &mut restored).and_then(|n| {
             // The flags are as they are now, not as they were then.
-            crate::flags::carry_over(&mut lock, &mut restored)
+            crate::schema::flags::carry_over(&mut lock, &mut restored)
                 .map_err(BackupError::db("carrying backstop.flags over"))?;
             if !temporary {
                 // The snapshot was frozen when it was set aside.
@@ -565,10 +564,7 @@ impl Run<'_> {
         }
         // A backup taken during a freeze must not bring the freeze back.
         let mut restored = connect_to(self.url, name)?;
-        restored
-            .batch_execute(
-                "DO $$ BEGIN IF to_regclass('backstop.freeze') IS NOT NULL THEN DELETE FROM backstop.freeze; END IF; END $$",
-            )
+        crate::schema::freeze::clear(&mut restored)
             .map_err(BackupError::db("clearing a restored freeze record"))?;
         Ok(())
     }
@@ -653,12 +649,11 @@ impl Run<'_> {
             }));
         }
         // backstop.applied as the backup has it: it matches the restored schema.
-        if history::schema_exists(client)
+        if crate::schema::exists(client)
             .map_err(BackupError::db("reading the backstop schema"))
             .map_err(stuck)?
         {
-            client
-                .batch_execute("DELETE FROM backstop.applied")
+            crate::schema::applied::clear(client)
                 .map_err(BackupError::db("replacing backstop.applied"))
                 .map_err(stuck)?;
             let list = self.applied_list(m).map_err(stuck)?;
@@ -757,35 +752,30 @@ fn record_success(
     j: &Journal,
     report: &RestoreReport,
 ) -> Result<(), BackupError> {
-    history::ensure_schema(client).map_err(BackupError::db("creating the backstop schema"))?;
-    let already: bool = client
-        .query_one(
-            "select exists (select from backstop.events where kind = 'restore' and details->>'restore_id' = $1)",
-            &[&j.restore_id],
-        )
-        .map_err(BackupError::db("reading backstop.events"))?
-        .get(0);
-    if already {
+    crate::schema::ensure(client).map_err(BackupError::db("creating the backstop schema"))?;
+    let already = events::with_detail(client, "restore", "restore_id", &j.restore_id)
+        .map_err(BackupError::db("reading backstop.events"))?;
+    if !already.is_empty() {
         return Ok(());
     }
     let mut details = serde_json::to_value(report).expect("a report serializes");
     details["restore_id"] = json!(j.restore_id);
-    let event = audit::Event { kind: "restore", outcome: "ok", versions: Vec::new(), details };
-    audit::record(client, &event).map_err(BackupError::db("writing the restore event"))
+    let event = events::Event { kind: "restore", outcome: "ok", versions: Vec::new(), details };
+    events::record(client, &event).map_err(BackupError::db("writing the restore event"))
 }
 
 /// Best effort: a failed restore is audited in the target too.
 fn record_failure(url: &str, id: &str, e: &BackupError) {
     if let Ok(mut client) = crate::pg::connect(url, "backstop") {
         let _ = freeze::exempt(&mut client);
-        if history::schema_exists(&mut client).unwrap_or(false) {
-            let event = audit::Event {
+        if crate::schema::exists(&mut client).unwrap_or(false) {
+            let event = events::Event {
                 kind: "restore",
                 outcome: "failed",
                 versions: Vec::new(),
                 details: json!({ "backup_id": id, "error": super::chain(e) }),
             };
-            let _ = audit::record(&mut client, &event);
+            let _ = events::record(&mut client, &event);
         }
     }
 }
@@ -1031,44 +1021,12 @@ fn snapshot_manifest(
 /// Carries `backstop.events` over: every event of `from` that `to` lacks
 /// (the log of a backup is a prefix of the live one, ids included).
 fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
-    if !history::schema_exists(from).map_err(BackupError::db("reading the backstop schema"))? {
-        return Ok(0);
-    }
-    history::ensure_schema(to).map_err(BackupError::db("creating the backstop schema"))?;
-    const COLUMNS: &str = "id, at, kind, actor, outcome, versions, details";
-    let mut data = Vec::new();
-    let mut reader = from
-        .copy_out(&format!("COPY backstop.events ({COLUMNS}) TO STDOUT"))
-        .map_err(BackupError::db("reading backstop.events"))?;
-    reader.read_to_end(&mut data).map_err(BackupError::io("backstop.events"))?;
-    drop(reader);
-    let db = BackupError::db("writing backstop.events");
-    let mut tx = to.transaction().map_err(BackupError::db("writing backstop.events"))?;
-    tx.batch_execute(
-        "CREATE TEMP TABLE backstop_restore_events (LIKE backstop.events) ON COMMIT DROP",
-    )
-    .map_err(BackupError::db("writing backstop.events"))?;
-    let mut w = tx
-        .copy_in(&format!("COPY backstop_restore_events ({COLUMNS}) FROM STDIN"))
-        .map_err(BackupError::db("writing backstop.events"))?;
-    w.write_all(&data).map_err(BackupError::io("backstop.events"))?;
-    w.finish().map_err(BackupError::db("writing backstop.events"))?;
-    let n = tx
-        .execute(
-            &format!(
-                "INSERT INTO backstop.events ({COLUMNS}) OVERRIDING SYSTEM VALUE
-                 SELECT {COLUMNS} FROM backstop_restore_events e
-                  WHERE NOT EXISTS (SELECT FROM backstop.events x WHERE x.id = e.id) ORDER BY id"
-            ),
-            &[],
-        )
-        .map_err(BackupError::db("writing backstop.events"))?;
-    tx.batch_execute(
-        "SELECT setval(pg_get_serial_sequence('backstop.events', 'id'), (SELECT max(id) FROM backstop.events))",
-    )
-    .map_err(BackupError::db("writing backstop.events"))?;
-    tx.commit().map_err(db)?;
-    Ok(n)
+    crate::schema::events::carry_over(from, to).map_err(|e| match e {
+        crate::schema::events::CarryError::Db(source) => {
+            BackupError::db("carrying backstop.events over")(source)
+        }
+        crate::schema::events::CarryError::Io(source) => BackupError::io("backstop.events")(source),
+    })
 }
 
 /// Renames `target` to `snapshot` and `source` to `target` in one

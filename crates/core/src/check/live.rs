@@ -28,7 +28,7 @@ fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> CheckError {
 }
 
 fn name(t: &RelationName) -> String {
-    backstop_lint::analyze::display_table(t)
+    backstop_lint::stmt::display_table(t)
 }
 
 fn regclass(t: &RelationName) -> String {
@@ -103,20 +103,8 @@ fn table_facts(
     Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes: estimated.bytes }))
 }
 
-/// `2.1 MB`, `3.4 GB`.
 fn human_bytes(bytes: i64) -> String {
-    let units = ["bytes", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
+    crate::kit::size::human(bytes.max(0) as u64)
 }
 
 fn is_data_loss(code: Code) -> bool {
@@ -200,7 +188,7 @@ fn adjust(
     created: &[RelationName],
 ) -> Result<Outcome, CheckError> {
     let created_in_run =
-        |t: &RelationName| created.iter().any(|c| backstop_lint::analyze::same_table(c, t));
+        |t: &RelationName| created.iter().any(|c| backstop_lint::stmt::same_table(c, t));
     // What the batch did before this statement decides which question the
     // live database can answer.
     match (f.origin.clone(), f.subject.clone()) {
@@ -297,7 +285,7 @@ fn adjust(
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            if defs.iter().any(|d| backstop_lint::analyze::check_proves_not_null(d, &column)) {
+            if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, &column)) {
                 f.rate(Probability::Low, Impact::Low);
                 f.facts.push(format!(
                     "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
@@ -661,7 +649,7 @@ fn missing_protected_tables(
             _ => (None, configured.clone()),
         };
         let rel = RelationName { schema, name: table };
-        if created.iter().any(|c| backstop_lint::analyze::same_table(c, &rel)) {
+        if created.iter().any(|c| backstop_lint::stmt::same_table(c, &rel)) {
             continue;
         }
         let exists: bool = client
@@ -688,9 +676,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_read_like_people_write_them() {
-        assert_eq!(human_bytes(512), "512 bytes");
-        assert_eq!(human_bytes(8192), "8.0 kB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 + 400 * 1024 * 1024), "3.4 GB");
+    fn check_sizes_are_in_the_powers_of_1000_that_config_and_backups_use() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(8192), "8.2 kB");
+        // One unit system with config and backups: powers of 1000.
+        assert_eq!(human_bytes(3_400_000_000), "3.4 GB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.2 GB");
     }
 }

@@ -81,7 +81,7 @@ pub enum Source {
     /// A query on the database that returns one number.
     Sql { sql: String },
     /// A number at a JSON path (`a.b.0.c`) in an HTTP response.
-    Http { url: String, json_path: String },
+    Http { url: String, json_path: crate::kit::jsonpath::JsonPath },
     /// A shell command that prints one number.
     Command { command: String },
 }
@@ -162,7 +162,7 @@ impl Trigger {
         if let Some((k, n)) = self.k_of_n {
             out.push_str(&format!(" in {k} of the last {n} samples"));
         } else if let Some(d) = self.for_ {
-            out.push_str(&format!(" for {}", humantime::format_duration(d)));
+            out.push_str(&format!(" for {}", crate::kit::duration::human(d)));
         }
         out
     }
@@ -174,7 +174,7 @@ impl Trigger {
 pub struct DecideSection {
     /// After a method, how long the trigger has to clear before the next
     /// method is called for.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub escalate_after: Duration,
     /// Prometheus' base URL for `source = "prometheus"`.
     pub prometheus_url: Option<String>,
@@ -230,9 +230,8 @@ pub fn parse_k_of_n(text: &str) -> Result<(u32, u32), String> {
 }
 
 fn parse_duration(name: &str, key: &str, text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| {
-        format!("trigger {name:?}: {key} = {text:?} ({e}); write it like \"30s\" or \"5m\"")
-    })?;
+    let d =
+        crate::kit::duration::parse(text).map_err(|e| format!("trigger {name:?}: {key}: {e}"))?;
     if d.is_zero() && key != "for" {
         return Err(format!("trigger {name:?}: {key} must be more than zero"));
     }
@@ -265,7 +264,10 @@ impl RawTrigger {
                     .ok_or_else(|| {
                         format!("trigger {name:?}: url {url:?} is not an http(s) URL")
                     })?;
-                Source::Http { url, json_path: need(self.json_path.clone(), "json_path")? }
+                let path = need(self.json_path.clone(), "json_path")?;
+                let json_path = crate::kit::jsonpath::JsonPath::parse(&path)
+                    .map_err(|e| format!("trigger {name:?}: {e}"))?;
+                Source::Http { url, json_path }
             }
             "command" => Source::Command { command: need(self.command.clone(), "command")? },
             other => {

@@ -224,8 +224,8 @@ pub fn evaluate(
             } else {
                 format!(
                     "crossed for {} (needs {}): {} consecutive sample(s)",
-                    humantime::format_duration(Duration::from_secs_f64(span.max(0.0).round())),
-                    humantime::format_duration(Duration::from_secs_f64(need)),
+                    crate::kit::duration::human(Duration::from_secs_f64(span.max(0.0).round())),
+                    crate::kit::duration::human(Duration::from_secs_f64(need)),
                     samples.len() - start
                 )
             };
@@ -257,17 +257,17 @@ pub fn evaluate(
                 "still {} ({}) {} after method {} was carried out, past the escalation window of {}",
                 if t.above.is_some() { "above" } else { "below" },
                 fmt_value(last.value),
-                humantime::format_duration(Duration::from_secs_f64(since.round())),
+                crate::kit::duration::human(Duration::from_secs_f64(since.round())),
                 done.method,
-                humantime::format_duration(escalate_after)
+                crate::kit::duration::human(escalate_after)
             );
         } else {
             ev.state = State::Recovering;
             ev.reason = format!(
                 "method {} was carried out {} ago; waiting up to {} for it to take effect",
                 done.method,
-                humantime::format_duration(Duration::from_secs_f64(since.max(0.0).round())),
-                humantime::format_duration(escalate_after)
+                crate::kit::duration::human(Duration::from_secs_f64(since.max(0.0).round())),
+                crate::kit::duration::human(escalate_after)
             );
         }
         return ev;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{parse_number, Sample, Source, Trigger};
+use crate::kit::jsonpath::JsonPath;
 
 /// How much of a raw answer the evidence keeps.
 const RAW_LIMIT: usize = 600;
@@ -195,27 +196,15 @@ fn get_json(
     })
 }
 
-/// The value at `path` (`a.b.0.c`; `$` or `$.` prefix allowed).
-fn at_path<'a>(mut v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    let path = path.trim().trim_start_matches('$').trim_start_matches('.');
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        v = match v {
-            serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
-            other => other.get(part)?,
-        };
-    }
-    Some(v)
-}
-
 fn http(
     agent: &ureq::Agent,
     url: &str,
-    path: &str,
+    path: &JsonPath,
     timeout: Duration,
 ) -> Result<(Option<f64>, String), (String, String)> {
     let body = get_json(agent, url, &[], timeout)?;
     let raw = body.to_string();
-    match at_path(&body, path) {
+    match path.find(&body) {
         None => Err((format!("the answer has nothing at {path}"), raw)),
         Some(serde_json::Value::Null) => Ok((None, raw)),
         Some(serde_json::Value::Number(n)) => Ok((n.as_f64(), raw)),
@@ -253,11 +242,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_paths_reach_into_objects_and_arrays() {
+    fn a_trigger_path_in_the_checks_bracket_form_finds_its_value() {
+        // Regression: triggers read `a.0.b` only, checks `a[0].b` only; a
+        // path written for one gave "no value" forever in the other.
         let v = serde_json::json!({ "data": { "series": [{ "rate": 0.08 }] } });
-        assert_eq!(at_path(&v, "data.series.0.rate"), Some(&serde_json::json!(0.08)));
-        assert_eq!(at_path(&v, "$.data.series.0.rate"), Some(&serde_json::json!(0.08)));
-        assert_eq!(at_path(&v, "data.series.1.rate"), None);
+        for path in ["data.series.0.rate", "$.data.series[0].rate"] {
+            let path = JsonPath::parse(path).unwrap();
+            assert_eq!(path.find(&v), Some(&serde_json::json!(0.08)), "{path}");
+        }
     }
 
     #[test]

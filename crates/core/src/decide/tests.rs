@@ -53,7 +53,7 @@ fn six_minutes_at_eight_percent_calls_for_a() {
     assert_eq!(d.method, Some(Method::A));
     let e = &d.evidence[0];
     assert_eq!(e.state, State::Breach);
-    assert!(e.reason.contains("crossed for 6m"), "{}", e.reason);
+    assert!(e.reason.contains("crossed for 6 min"), "{}", e.reason);
     // The evidence holds the breaching run and the sample before it.
     assert_eq!(e.samples.first().unwrap().value, Some(0.01));
     assert!(e.samples[1..].iter().all(|s| s.value == Some(0.08)));

@@ -8,17 +8,15 @@
 pub mod eval;
 mod store;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use eval::{Evaluation, Evaluator, Reason};
 pub use store::{
-    carry_over, disable, enable, history, kill_release, list, sync, FlagChange, FlagEvent,
-    SyncReport,
+    disable, enable, history, kill_release, list, sync, FlagChange, FlagEvent, SyncReport,
 };
 
-/// The channel `NOTIFY` uses; its payload is the new ETag.
-pub const CHANNEL: &str = "backstop_flags";
+pub use crate::schema::flags::{Flag, State, CHANNEL};
 
 /// Why a flag operation could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -49,50 +47,6 @@ impl FlagsError {
             _ => 2,
         }
     }
-}
-
-/// Whether a flag serves its variants or is switched off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum State {
-    Enabled,
-    Disabled,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Enabled => "ENABLED",
-            State::Disabled => "DISABLED",
-        }
-    }
-
-    fn parse(text: &str) -> State {
-        if text == "ENABLED" {
-            State::Enabled
-        } else {
-            State::Disabled
-        }
-    }
-}
-
-/// One flag, as stored and as served.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Flag {
-    pub key: String,
-    pub state: State,
-    /// Variant name → value.
-    pub variants: Map<String, Value>,
-    pub default_variant: String,
-    /// flagd's JsonLogic targeting; `None` serves the default variant.
-    pub targeting: Option<Value>,
-    pub description: String,
-    pub owner: Option<String>,
-    pub release: String,
-    /// What the application's code falls back to when the flag is off.
-    pub code_default: Option<Value>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub updated_by: String,
 }
 
 impl Flag {

@@ -1,5 +1,6 @@
-//! `backstop.flags` and the changes to it: each in one transaction with its
-//! audit event and the `NOTIFY` that carries the new ETag.
+//! The flag changes: each in one transaction with its audit event and
+//! the `NOTIFY` that carries the new ETag. Rows are read and written
+//! through [`crate::schema::flags`].
 
 use std::time::Duration;
 
@@ -7,104 +8,21 @@ use postgres::{Client, GenericClient, Transaction};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{etag, rollout, Flag, FlagDecl, FlagsError, State, CHANNEL};
-use crate::audit;
-use crate::migrate::history;
-use crate::pg::lock::MigrationLock;
-
-const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS backstop.flags (
-    key             text PRIMARY KEY,
-    state           text NOT NULL CHECK (state IN ('ENABLED', 'DISABLED')),
-    variants        jsonb NOT NULL,
-    default_variant text NOT NULL,
-    targeting       jsonb,
-    description     text NOT NULL DEFAULT '',
-    owner           text,
-    release         text NOT NULL,
-    code_default    jsonb,
-    updated_at      timestamptz NOT NULL DEFAULT now(),
-    updated_by      text NOT NULL
-);
-CREATE INDEX IF NOT EXISTS flags_release_idx ON backstop.flags (release)";
+use super::{etag, rollout, Flag, FlagDecl, FlagsError, State};
+use crate::schema::{self, events, flags as table};
 
 fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> FlagsError {
     move |source| FlagsError::Db { context, source }
 }
 
-/// Creates the `backstop` schema (under the migration lock) and the flags
-/// table if they are missing.
-fn ensure(client: &mut Client, lock_wait: Duration) -> Result<(), FlagsError> {
-    let exists: bool = client
-        .query_one("select to_regclass('backstop.flags') is not null", &[])
-        .map_err(db("looking for backstop.flags"))?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    let mut lock = MigrationLock::acquire(client, lock_wait, |_| {})?;
-    history::ensure_schema(&mut lock).map_err(db("creating the backstop schema"))?;
-    lock.batch_execute(TABLE_SQL).map_err(db("creating backstop.flags"))
-}
-
-/// Makes `to`'s flags what `from`'s are: a restore puts back the data, and
-/// the flags stay as they are now (a kill before the restore stays a kill).
-/// Both sessions must have the backstop schema.
-pub fn carry_over(from: &mut Client, to: &mut Client) -> Result<u64, postgres::Error> {
-    let exists: bool =
-        from.query_one("select to_regclass('backstop.flags') is not null", &[])?.get(0);
-    if !exists {
-        return Ok(0);
-    }
-    let rows: Value = from
-        .query_one("select coalesce(jsonb_agg(to_jsonb(f)), '[]') from backstop.flags f", &[])?
-        .get(0);
-    let mut tx = to.transaction()?;
-    tx.batch_execute(TABLE_SQL)?;
-    tx.execute("delete from backstop.flags", &[])?;
-    let n = tx.execute(
-        "insert into backstop.flags select * from jsonb_populate_recordset(null::backstop.flags, $1)",
-        &[&rows],
-    )?;
-    tx.commit()?;
-    Ok(n)
+/// Creates the `backstop` schema with its flags table if it is missing.
+fn ensure(client: &mut Client, _lock_wait: Duration) -> Result<(), FlagsError> {
+    schema::ensure(client).map_err(db("creating the backstop schema"))
 }
 
 /// Every flag, by key; none when the table does not exist yet.
 pub fn list(client: &mut impl GenericClient) -> Result<Vec<Flag>, FlagsError> {
-    let exists: bool = client
-        .query_one("select to_regclass('backstop.flags') is not null", &[])
-        .map_err(db("looking for backstop.flags"))?
-        .get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let rows = client
-        .query(
-            "select key, state, variants, default_variant, targeting, description, owner,
-                    release, code_default, updated_at, updated_by
-               from backstop.flags order by key",
-            &[],
-        )
-        .map_err(db("reading backstop.flags"))?;
-    Ok(rows
-        .iter()
-        .map(|r| Flag {
-            key: r.get(0),
-            state: State::parse(r.get(1)),
-            variants: match r.get::<_, Value>(2) {
-                Value::Object(m) => m,
-                _ => Default::default(),
-            },
-            default_variant: r.get(3),
-            targeting: r.get(4),
-            description: r.get(5),
-            owner: r.get(6),
-            release: r.get(7),
-            code_default: r.get(8),
-            updated_at: r.get(9),
-            updated_by: r.get(10),
-        })
-        .collect())
+    table::list(client).map_err(db("reading backstop.flags"))
 }
 
 /// One flag's change, as audited and notified.
@@ -131,7 +49,7 @@ fn commit(
     let tag = etag(&flags);
     for c in changes.iter_mut() {
         c.etag = tag.clone();
-        let event = audit::Event {
+        let event = events::Event {
             kind: "flag",
             outcome: "ok",
             versions: Vec::new(),
@@ -140,10 +58,9 @@ fn commit(
                 "percent": c.percent, "reason": reason, "by": actor, "etag": tag,
             }),
         };
-        audit::record(&mut tx, &event).map_err(db("writing the flag event"))?;
+        events::record(&mut tx, &event).map_err(db("writing the flag event"))?;
     }
-    tx.execute("select pg_notify($1, $2)", &[&CHANNEL, &tag])
-        .map_err(db("notifying the flag change"))?;
+    table::notify(&mut tx, &tag).map_err(db("notifying the flag change"))?;
     tx.commit().map_err(db("committing the flag change"))
 }
 
@@ -171,12 +88,8 @@ pub fn enable(
         Some(p) => rollout(&flag, p)?,
         None => None,
     };
-    tx.execute(
-        "update backstop.flags set state = 'ENABLED', targeting = $2, updated_at = now(), updated_by = $3
-          where key = $1",
-        &[&key, &targeting, &actor],
-    )
-    .map_err(db("enabling the flag"))?;
+    table::set_state(&mut tx, key, State::Enabled, targeting.as_ref(), actor)
+        .map_err(db("enabling the flag"))?;
     let mut changes = [FlagChange {
         key: key.to_string(),
         release: flag.release,
@@ -202,11 +115,8 @@ pub fn disable(
     ensure(client, lock_wait)?;
     let mut tx = client.transaction().map_err(db("starting the flag change"))?;
     let flag = locked(&mut tx, key)?;
-    tx.execute(
-        "update backstop.flags set state = 'DISABLED', updated_at = now(), updated_by = $2 where key = $1",
-        &[&key, &actor],
-    )
-    .map_err(db("disabling the flag"))?;
+    table::set_state(&mut tx, key, State::Disabled, None, actor)
+        .map_err(db("disabling the flag"))?;
     let mut changes = [FlagChange {
         key: key.to_string(),
         release: flag.release,
@@ -231,27 +141,17 @@ pub fn kill_release(
     require_reason(reason)?;
     ensure(client, lock_wait)?;
     let mut tx = client.transaction().map_err(db("starting the kill"))?;
-    let rows = tx
-        .query(
-            "select key, state from backstop.flags where release = $1 order by key for update",
-            &[&release],
-        )
-        .map_err(db("reading the release's flags"))?;
+    let rows = table::disable_release(&mut tx, release, actor)
+        .map_err(db("disabling the release's flags"))?;
     if rows.is_empty() {
         return Err(FlagsError::UnknownRelease { release: release.to_string() });
     }
-    tx.execute(
-        "update backstop.flags set state = 'DISABLED', updated_at = now(), updated_by = $2
-          where release = $1",
-        &[&release, &actor],
-    )
-    .map_err(db("disabling the release's flags"))?;
     let mut changes: Vec<FlagChange> = rows
-        .iter()
-        .map(|r| FlagChange {
-            key: r.get(0),
+        .into_iter()
+        .map(|(key, from)| FlagChange {
+            key,
             release: release.to_string(),
-            from: State::parse(r.get(1)),
+            from,
             to: State::Disabled,
             percent: None,
             etag: String::new(),
@@ -263,11 +163,7 @@ pub fn kill_release(
 
 /// The flag `key`, locked for the change.
 fn locked(tx: &mut Transaction<'_>, key: &str) -> Result<Flag, FlagsError> {
-    let exists: bool = tx
-        .query_one("select exists (select from backstop.flags where key = $1 for update)", &[&key])
-        .map_err(db("locking the flag"))?
-        .get(0);
-    if !exists {
+    if !table::lock(tx, key).map_err(db("locking the flag"))? {
         return Err(FlagsError::UnknownFlag { key: key.to_string() });
     }
     list(tx)?
@@ -305,14 +201,17 @@ pub fn sync(
             report.kept.push(d.key.clone());
             continue;
         }
-        let variants = Value::Object(d.variants());
-        tx.execute(
-            "insert into backstop.flags
-               (key, state, variants, default_variant, description, owner, release, code_default, updated_by)
-             values ($1, 'DISABLED', $2, $3, $4, $5, $6, $7, $8)",
-            &[&d.key, &variants, &d.default_variant(), &d.description, &d.owner, &d.release, &d.default, &actor],
-        )
-        .map_err(db("creating a flag"))?;
+        let default_variant = d.default_variant();
+        let row = table::NewFlag {
+            key: &d.key,
+            variants: Value::Object(d.variants()),
+            default_variant: &default_variant,
+            description: &d.description,
+            owner: d.owner.as_deref(),
+            release: &d.release,
+            code_default: d.default.as_ref(),
+        };
+        table::insert(&mut tx, &row, actor).map_err(db("creating a flag"))?;
         report.created.push(d.key.clone());
         created.push(FlagChange {
             key: d.key.clone(),
@@ -345,18 +244,10 @@ pub struct FlagEvent {
 
 /// Every recorded change of `key`, oldest first.
 pub fn history(client: &mut impl GenericClient, key: &str) -> Result<Vec<FlagEvent>, FlagsError> {
-    if !history::schema_exists(client).map_err(db("looking for backstop.events"))? {
-        return Ok(Vec::new());
-    }
-    let rows = client
-        .query(
-            "select at, actor, details from backstop.events
-              where kind = 'flag' and details ->> 'key' = $1 order by id",
-            &[&key],
-        )
+    let rows = events::with_detail(client, "flag", "key", key)
         .map_err(db("reading the flag's history"))?;
     Ok(rows
-        .iter()
-        .map(|r| FlagEvent { at: r.get(0), actor: r.get(1), details: r.get(2) })
+        .into_iter()
+        .map(|e| FlagEvent { at: e.at, actor: e.actor, details: e.details })
         .collect())
 }

@@ -71,7 +71,7 @@ impl Gate for Waived {
         _: bool,
     ) -> Result<GatePass, GateRefusal> {
         Ok(GatePass {
-            detail: serde_json::json!({ "waived": self.reason, "by": crate::audit::actor() }),
+            detail: serde_json::json!({ "waived": self.reason, "by": crate::schema::actor() }),
             ..Default::default()
         })
     }

@@ -3,7 +3,6 @@
 //! Gates (backup, risk check, rehearsal) are composed by the CLI around this.
 
 mod gate;
-pub mod history;
 pub mod protect;
 mod run;
 pub mod trace;
@@ -14,13 +13,13 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
+pub use crate::schema::applied::AppliedRow;
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
-pub use history::AppliedRow;
 pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 
-use crate::audit;
 use crate::config::MigrationsSection;
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};
+use crate::schema::{self, events};
 use crate::source::{Migration, Order, Part, Problem};
 
 /// The guards that apply to every run.
@@ -247,7 +246,7 @@ pub struct HalfApplied {
 
 /// Compares the migrations folder with the database's history.
 pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, ApplyError> {
-    let rows = history::applied(client)
+    let rows = schema::applied::all(client)
         .map_err(|source| ApplyError::Db { context: "reading backstop.applied", source })?;
     let mut status = compare(migrations, rows);
     status.half_applied = half_applied(client, &status)
@@ -258,33 +257,17 @@ pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, A
 /// The latest outcome of each pending migration, where it is a failure
 /// that left statements committed.
 fn half_applied(client: &mut Client, status: &Status) -> Result<Vec<HalfApplied>, postgres::Error> {
-    if status.pending.is_empty() || !history::schema_exists(client)? {
-        return Ok(Vec::new());
-    }
     let pending: Vec<String> = status.pending.iter().map(|e| e.version.clone()).collect();
-    let rows = client.query(
-        "select v, e.details -> 'failure', e.at
-           from (select distinct on (v) v, e.id
-                   from backstop.events e, unnest(e.versions) v
-                  where e.kind = 'migrate' and e.outcome in ('ok', 'failed', 'rolled_back')
-                    and v = any($1)
-                  order by v, e.id desc) latest
-           join backstop.events e on e.id = latest.id
-          where e.outcome = 'failed'
-            and coalesce((e.details -> 'failure' ->> 'committed_statements')::int, 0) > 0",
-        &[&pending],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let failure: serde_json::Value = r.get(1);
+    Ok(schema::events::half_applied(client, &pending)?
+        .into_iter()
+        .map(|(version, failure, at)| {
             let num = |k: &str| failure[k].as_u64().unwrap_or(0) as usize;
             HalfApplied {
-                version: r.get(0),
+                version,
                 statement: num("statement"),
                 statements: num("statements"),
                 message: failure["message"].as_str().unwrap_or_default().to_string(),
-                at: r.get(2),
+                at,
             }
         })
         .collect())
@@ -514,7 +497,7 @@ pub fn migrate(
     }
     with_lock(client, settings, progress, |client, progress| {
         if !options.dry_run {
-            history::ensure_schema(client).map_err(|source| ApplyError::Db {
+            schema::ensure(client).map_err(|source| ApplyError::Db {
                 context: "creating the backstop schema",
                 source,
             })?;
@@ -649,7 +632,7 @@ fn with_lock<T>(
     })?;
     // Backstop's own session writes its history and events even while the
     // database is frozen; the freeze gate decides whether a migration may.
-    crate::freeze::exempt(&mut *lock)
+    schema::exempt(&mut *lock)
         .map_err(|source| ApplyError::Db { context: "exempting the session", source })?;
     f(&mut lock, progress)
 }
@@ -657,13 +640,13 @@ fn with_lock<T>(
 /// Records that a run starts, so that one killed before its outcome shows
 /// (`backstop status`).
 fn started(client: &mut Client, kind: &str, versions: Vec<String>) -> Result<(), ApplyError> {
-    if !history::schema_exists(client)
+    if !schema::exists(client)
         .map_err(|source| ApplyError::Db { context: "reading backstop.events", source })?
     {
         return Ok(());
     }
-    let event = audit::Event { kind, outcome: "started", versions, details: json!({}) };
-    audit::record(client, &event)
+    let event = events::Event { kind, outcome: "started", versions, details: json!({}) };
+    events::record(client, &event)
         .map_err(|source| ApplyError::Db { context: "writing the start event", source })
 }
 
@@ -680,14 +663,14 @@ fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
             .collect(),
         _ => Vec::new(),
     };
-    if history::schema_exists(client).unwrap_or(false) {
-        let event = audit::Event {
+    if schema::exists(client).unwrap_or(false) {
+        let event = events::Event {
             kind,
             outcome: "refused",
             versions,
             details: json!({ "reason": err.to_string() }),
         };
-        let _ = audit::record(client, &event);
+        let _ = events::record(client, &event);
     }
     err
 }
@@ -725,15 +708,15 @@ fn run_groups(
                 if !run.gates.is_empty() {
                     details["gates"] = serde_json::Value::Object(run.gates.clone());
                 }
-                let event = audit::Event { kind: run.kind, outcome: "ok", versions, details };
-                audit::record(client, &event).map_err(|source| ApplyError::Db {
+                let event = events::Event { kind: run.kind, outcome: "ok", versions, details };
+                events::record(client, &event).map_err(|source| ApplyError::Db {
                     context: "writing the audit event",
                     source,
                 })?;
                 report.done.extend(done);
             }
             GroupOutcome::Failed(failure) => {
-                let event = audit::Event {
+                let event = events::Event {
                     kind: run.kind,
                     outcome: if failure.rolled_back { "rolled_back" } else { "failed" },
                     versions,
@@ -741,7 +724,7 @@ fn run_groups(
                 };
                 // The schema may not exist on a dry database (a failed first run
                 // creates it first, so this only fails when the session is gone).
-                let _ = audit::record(client, &event);
+                let _ = events::record(client, &event);
                 report.failure = Some(*failure);
                 break;
             }
@@ -801,7 +784,7 @@ pub fn repair(
         .ok_or_else(|| ApplyError::UnknownVersion(version.to_string()))?;
     with_lock(client, settings, progress, |client, _| {
         let db = |context| move |source| ApplyError::Db { context, source };
-        let rows = history::applied(client).map_err(db("reading backstop.applied"))?;
+        let rows = schema::applied::all(client).map_err(db("reading backstop.applied"))?;
         let row = rows
             .iter()
             .find(|r| r.version == version)
@@ -814,15 +797,15 @@ pub fn repair(
         };
         if repaired.changed {
             let mut tx = client.transaction().map_err(db("starting the repair"))?;
-            history::set_checksum(&mut tx, version, &m.checksum)
+            schema::applied::set_checksum(&mut tx, version, &m.checksum)
                 .map_err(db("updating the checksum"))?;
-            let event = audit::Event {
+            let event = events::Event {
                 kind: "repair",
                 outcome: "ok",
                 versions: vec![version.to_string()],
                 details: json!({ "old_checksum": repaired.old_checksum, "new_checksum": repaired.new_checksum }),
             };
-            audit::record(&mut tx, &event).map_err(db("writing the audit event"))?;
+            events::record(&mut tx, &event).map_err(db("writing the audit event"))?;
             tx.commit().map_err(db("committing the repair"))?;
         }
         Ok(repaired)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, GenericClient};
 
 use super::trace::Tracer;
-use super::{history, protect, ApplyError, Note, Progress, Settings, Stamp};
+use super::{protect, ApplyError, Note, Progress, Settings, Stamp};
 use crate::source::{Migration, SqlFile};
 
 /// Which way a migration is run.
@@ -100,6 +100,26 @@ pub struct Done {
 pub enum GroupOutcome {
     Committed(Vec<Done>),
     Failed(Box<Failure>),
+}
+
+/// Records `m` as applied, in its own transaction.
+fn record_applied(
+    client: &mut impl postgres::GenericClient,
+    m: &Migration,
+    duration_ms: i64,
+    stamp: &Stamp,
+) -> Result<(), postgres::Error> {
+    let row = crate::schema::applied::NewApplied {
+        version: &m.version,
+        name: &m.name,
+        checksum: &m.checksum,
+        no_transaction: m.no_transaction,
+        repeatable: m.repeatable,
+        duration_ms,
+        backup_id: stamp.backup_id.as_deref(),
+        rehearsal_id: stamp.rehearsal_id.as_deref(),
+    };
+    crate::schema::applied::insert(client, &row)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -426,9 +446,9 @@ fn apply_in(
                 if let Some(failure) = run_verify(tx, group, m, progress)? {
                     return Ok(Err(Box::new(failure)));
                 }
-                history::insert(tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
+                record_applied(tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
             }
-            Direction::Down => history::remove(tx, &m.version).map_err(db_err)?,
+            Direction::Down => crate::schema::applied::remove(tx, &m.version).map_err(db_err)?,
         }
         done.push(Done {
             version: m.version.clone(),
@@ -588,8 +608,8 @@ fn run_autocommit(
         }
     }
     match group.direction {
-        Direction::Up => history::insert(&mut tx, m, ms(started.elapsed()) as i64, stamp),
-        Direction::Down => history::remove(&mut tx, &m.version),
+        Direction::Up => record_applied(&mut tx, m, ms(started.elapsed()) as i64, stamp),
+        Direction::Down => crate::schema::applied::remove(&mut tx, &m.version),
     }
     .map_err(db_err)?;
     tx.commit().map_err(db_err)?;

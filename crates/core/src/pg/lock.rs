@@ -36,7 +36,7 @@ pub enum LockError {
     #[error(
         "gave up waiting for the migration lock after {}; it is held by {}; \
          wait for that run to finish or stop it, or raise `lock_wait` in backstop.toml",
-        humantime::format_duration(*.waited),
+        crate::kit::duration::human(*.waited),
         .holder.as_ref().map_or("an unknown session".to_string(), |h| h.to_string())
     )]
     Timeout { waited: Duration, holder: Option<LockHolder> },

@@ -45,6 +45,18 @@ impl Prepared {
     }
 }
 
+/// A read-only repeatable-read transaction: every table read in it is seen
+/// as of one moment, so counts and checksums of several tables agree.
+pub fn one_moment(
+    client: &mut postgres::Client,
+) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
 /// Quotes an identifier (table, schema, role, database name) for SQL text.
 /// The one place names from config or catalogs become SQL: a name such as
 /// `x"; DROP TABLE users; --` stays a name.

@@ -32,33 +32,21 @@ impl Gate for RehearsalGate {
         let refuse =
             |reason: String, exit_code| GateRefusal { gate: "rehearsal".into(), reason, exit_code };
         let versions = pending.iter().map(|m| m.version.as_str()).collect::<Vec<_>>().join(", ");
-        let age = humantime::format_duration(self.max_age).to_string();
-        let table: bool = client
-            .query_one("select to_regclass('backstop.rehearsals') is not null", &[])
-            .map_err(|e| refuse(format!("could not read backstop.rehearsals: {e}"), 3))?
-            .get(0);
-        let found = if table {
-            client
-                .query_opt(
-                    "select id, to_char(at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), full_data
-                       from backstop.rehearsals
-                      where key = $1 and ok and at > now() - make_interval(secs => $2)
-                        and (full_data or $3)
-                      order by at desc limit 1",
-                    &[&key, &(self.max_age.as_secs_f64()), &self.accept_schema_only],
-                )
-                .map_err(|e| refuse(format!("could not read backstop.rehearsals: {e}"), 3))?
-        } else {
-            None
-        };
+        let age = crate::kit::duration::human(self.max_age);
+        let found = crate::schema::rehearsals::latest_pass(
+            client,
+            &key,
+            self.max_age,
+            self.accept_schema_only,
+        )
+        .map_err(|e| refuse(format!("could not read backstop.rehearsals: {e}"), 3))?;
         match found {
-            Some(row) => {
-                let id: String = row.get(0);
-                let at: String = row.get(1);
+            Some(pass) => {
+                let at = pass.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
                 Ok(GatePass {
-                    detail: serde_json::json!({ "id": id, "at": at, "key": key, "full_data": row.get::<_, bool>(2) }),
+                    detail: serde_json::json!({ "id": pass.id, "at": at, "key": key, "full_data": pass.full_data }),
                     backup_id: None,
-                    rehearsal_id: Some(id),
+                    rehearsal_id: Some(pass.id),
                 })
             }
             None => Err(refuse(

@@ -30,11 +30,11 @@ pub struct Lossy {
 }
 
 fn same(a: &RelationName, b: &RelationName) -> bool {
-    backstop_lint::analyze::same_table(a, b)
+    backstop_lint::stmt::same_table(a, b)
 }
 
 fn shown(r: &RelationName) -> String {
-    backstop_lint::analyze::display_table(r)
+    backstop_lint::stmt::display_table(r)
 }
 
 /// The lossy downs among `migrations`.

@@ -6,6 +6,7 @@
 //! rehearsal gate of `migrate` looks for.
 
 mod clone;
+mod dump;
 pub mod gate;
 mod lossy;
 pub mod record;
@@ -642,10 +643,10 @@ fn failed_at(f: &migrate::Failure, settings: &Settings) -> String {
     let timeout = match f.sqlstate.as_deref() {
         Some("57014") => format!(
             " (statement_timeout {})",
-            humantime::format_duration(settings.statement_timeout)
+            crate::kit::duration::human(settings.statement_timeout)
         ),
         Some("55P03") => {
-            format!(" (lock_timeout {})", humantime::format_duration(settings.lock_timeout))
+            format!(" (lock_timeout {})", crate::kit::duration::human(settings.lock_timeout))
         }
         _ => String::new(),
     };

@@ -7,8 +7,8 @@ use std::path::Path;
 use postgres::Client;
 
 use super::{Rehearsal, RehearseError};
-use crate::migrate::history;
 use crate::pg::lock::MigrationLock;
+use crate::schema;
 
 /// Writes the rehearsal into the target's history. The lock is taken so the
 /// `backstop` schema is never created by two runs at once.
@@ -19,31 +19,25 @@ pub fn record(
 ) -> Result<(), RehearseError> {
     let db = |context| move |source| RehearseError::Db { context, source };
     let mut lock = MigrationLock::acquire(client, wait, |_| {})?;
-    history::ensure_schema(&mut lock).map_err(db("creating the backstop schema"))?;
-    let migrations = serde_json::to_value(&r.migrations).unwrap_or_default();
+    schema::ensure(&mut lock).map_err(db("creating the backstop schema"))?;
     let report = r.report.as_ref().map(|p| p.display().to_string());
-    lock.execute(
-        "insert into backstop.rehearsals (id, key, ok, full_data, migrations, duration_ms, report, by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &r.id,
-            &r.key,
-            &r.ok,
-            &!r.copy.schema_only,
-            &migrations,
-            &(r.duration_ms as i64),
-            &report,
-            &crate::audit::actor(),
-        ],
-    )
-    .map_err(db("recording the rehearsal"))?;
-    let event = crate::audit::Event {
+    let row = schema::rehearsals::NewRehearsal {
+        id: &r.id,
+        key: &r.key,
+        ok: r.ok,
+        full_data: !r.copy.schema_only,
+        migrations: serde_json::to_value(&r.migrations).unwrap_or_default(),
+        duration_ms: r.duration_ms as i64,
+        report: report.as_deref(),
+    };
+    schema::rehearsals::insert(&mut *lock, &row).map_err(db("recording the rehearsal"))?;
+    let event = schema::events::Event {
         kind: "rehearse",
         outcome: if r.ok { "ok" } else { "failed" },
         versions: r.migrations.iter().map(|m| m.version.clone()).collect(),
         details: serde_json::json!({ "id": r.id, "key": r.key, "report": report }),
     };
-    crate::audit::record(&mut *lock, &event).map_err(db("writing the audit event"))?;
+    schema::events::record(&mut *lock, &event).map_err(db("writing the audit event"))?;
     Ok(())
 }
 

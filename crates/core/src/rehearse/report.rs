@@ -15,27 +15,14 @@ fn mark(ok: bool) -> &'static str {
 }
 
 fn human_ms(ms: u64) -> String {
-    if ms >= 1000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{ms} ms")
-    }
+    crate::kit::duration::human(std::time::Duration::from_millis(ms))
 }
 
 fn human_bytes(b: i64) -> String {
-    let b = b as f64;
-    match b {
-        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
-        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
-        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
-        b => format!("{b} B"),
-    }
+    crate::kit::size::human(b.max(0) as u64)
 }
 
-/// Cells must not break the table.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
+use crate::kit::markdown::cell;
 
 /// Renders the report.
 pub fn markdown(r: &Rehearsal) -> String {

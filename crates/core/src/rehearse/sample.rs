@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use postgres::{Client, Transaction};
 use serde::Serialize;
 
-use super::clone::{pipe_dump, prepare_cluster};
+use super::dump::{connect_source, pipe_dump, prepare_cluster};
 use super::RehearseError;
 use crate::pg::cluster::Cluster;
 use crate::pg::{quote_ident, quote_qualified};
@@ -91,7 +91,7 @@ pub(super) fn sample_into(
 ) -> Result<SampleInfo, RehearseError> {
     prepare_cluster(source_url, cluster)?;
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
-    let mut source = super::clone::connect_source(source_url)?;
+    let mut source = connect_source(source_url)?;
     let mut tx = source
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit;
 use crate::flags::{self, FlagsError};
+use crate::schema::events;
 
 mod full;
 pub use full::{method_c, Full, FullOutcome, TableExposure};
@@ -29,7 +29,7 @@ pub struct HooksSection {
     /// Method B, after the restore: let the application write again.
     pub resume_writes: Option<String>,
     /// How long a hook may run before it is stopped and the method with it.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::kit::duration::de")]
     pub timeout: Duration,
 }
 
@@ -149,9 +149,9 @@ impl Run<'_> {
             RespondError::Step { step: "recording the outcome".into(), detail: e.to_string() }
         })?;
         crate::freeze::exempt(&mut client)?;
-        audit::record(
+        events::record(
             &mut client,
-            &audit::Event { kind: "method", outcome, versions: vec![], details },
+            &events::Event { kind: "method", outcome, versions: vec![], details },
         )?;
         Ok(())
     }
@@ -174,7 +174,7 @@ impl Run<'_> {
         reason: &str,
         lock_wait: Duration,
     ) -> Result<(), RespondError> {
-        let actor = audit::actor();
+        let actor = crate::schema::actor();
         let started = Instant::now();
         let killed = match target {
             Target::Release(r) => {
@@ -225,13 +225,13 @@ fn begin<'a>(
     // one): its session is Backstop's, exempt like the others.
     crate::freeze::exempt(client)?;
     // Without the audit log there are no flags either: the kill says so.
-    let start = audit::Event {
+    let start = events::Event {
         kind: "method",
         outcome: "started",
         versions: vec![],
         details: base.clone(),
     };
-    let logged = audit::record_if_logged(client, &start)?;
+    let logged = events::record_if_logged(client, &start)?;
     Ok(Run { url, base, logged, steps: Vec::new(), on_step })
 }
 
@@ -274,19 +274,7 @@ pub fn backup_to_restore(
     if let Some(id) = given {
         return Ok(id.to_string());
     }
-    let exists: bool =
-        client.query_one("select to_regclass('backstop.applied') is not null", &[])?.get(0);
-    let recorded: Option<String> = if exists {
-        client
-            .query_opt(
-                "select backup_id from backstop.applied where backup_id is not null order by applied_at desc, version desc limit 1",
-                &[],
-            )?
-            .map(|r| r.get(0))
-    } else {
-        None
-    };
-    recorded.ok_or_else(|| RespondError::NoBackup)
+    crate::schema::applied::latest_backup_id(client)?.ok_or(RespondError::NoBackup)
 }
 
 /// Method B: A, then writes stopped (`[hooks] stop_writes`; the restore

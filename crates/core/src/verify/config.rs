@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{duration, interpolate, ConfigError, Interpolation};
+use crate::config::ConfigError;
+use crate::kit::duration::de as duration;
+use crate::kit::env::{interpolate, Interpolation};
 
 /// `[verify]` exactly as written, before each check is typed by its kind.
 #[derive(Debug, Default, Deserialize)]
@@ -640,7 +642,7 @@ fn typed(
         };
         invalid(path, text, at, format!("check {name:?}: {message}{hint}"))
     })?;
-    let line = crate::config::line_col(text, span.start).0;
+    let line = crate::kit::text::line_col(text, span.start).0;
     let spec = CheckSpec { name, severity, timeout, after, kind, line };
     validate(&spec).map_err(|(key, message)| {
         let at = key.and_then(|k| find_key(text, span.clone(), k)).unwrap_or(span.start);
@@ -748,7 +750,7 @@ fn validate_http(c: &HttpCheck) -> Result<(), (Option<&'static str>, String)> {
         }
     }
     if let Some(p) = &c.json_path {
-        crate::verify::checks::http::JsonPath::parse(p).map_err(|e| (Some("json_path"), e))?;
+        crate::kit::jsonpath::JsonPath::parse(p).map_err(|e| (Some("json_path"), e))?;
     }
     if c.json_equals.is_some() && c.json_path.is_none() {
         return Err((Some("json_equals"), "json_equals needs json_path".into()));
@@ -792,7 +794,7 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
 }
 
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
-    let (line, column) = crate::config::line_col(text, offset);
+    let (line, column) = crate::kit::text::line_col(text, offset);
     ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
 }
 

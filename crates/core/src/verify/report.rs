@@ -72,7 +72,7 @@ impl SuiteReport {
     /// One line: passed or failed, with the counts and the time.
     pub fn summary(&self) -> String {
         let total = self.checks.len();
-        let time = human(Duration::from_millis(self.duration_ms));
+        let time = crate::kit::duration::human(Duration::from_millis(self.duration_ms));
         let warnings = match self.warned {
             0 => String::new(),
             1 => ", 1 warning".to_string(),
@@ -98,7 +98,7 @@ impl SuiteReport {
                 c.status.mark(),
                 c.name,
                 c.detail,
-                human(Duration::from_millis(c.duration_ms))
+                crate::kit::duration::human(Duration::from_millis(c.duration_ms))
             );
         }
         let _ = writeln!(out, "{}", self.summary());
@@ -116,10 +116,10 @@ impl SuiteReport {
                 out,
                 "| {} | {} | `{}` | {} | {} |",
                 c.status.mark(),
-                md_cell(&c.name),
+                crate::kit::markdown::cell(&c.name),
                 c.kind,
-                md_cell(&c.detail),
-                human(Duration::from_millis(c.duration_ms))
+                crate::kit::markdown::cell(&c.detail),
+                crate::kit::duration::human(Duration::from_millis(c.duration_ms))
             );
         }
         out
@@ -180,21 +180,8 @@ fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
-/// `1.2s`, `35ms`: short durations for people.
-fn human(d: Duration) -> String {
-    if d >= Duration::from_secs(1) {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
-}
-
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', "<br>")
 }
 
 /// Escapes text for XML content and attributes; drops characters XML 1.0
@@ -245,12 +232,12 @@ mod tests {
     #[test]
     fn text_marks_each_check_and_sums_up() {
         let text = sample().text();
-        assert!(text.contains("✅ tables <exist>: clients, meetings exist (12ms)"), "{text}");
+        assert!(text.contains("✅ tables <exist>: clients, meetings exist (12 ms)"), "{text}");
         assert!(text.contains("❌ orphans & \"leaks\": 3 orphan rows"), "{text}");
         assert!(text.contains("⚠ slow | query: p95"), "{text}");
         assert!(
             text.ends_with(
-                "verify FAILED: 1 critical check(s) failed, 1/3 passed, 1 warning in 1.2s\n"
+                "verify FAILED: 1 critical check(s) failed, 1/3 passed, 1 warning in 1.2 s\n"
             ),
             "{text}"
         );

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Kind, TableName, VerifySection};
 use super::VerifyError;
 use crate::pg::checksum;
+use crate::schema::snapshots;
 
 /// One table's state in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +103,8 @@ impl Snapshot {
         scope: &ChecksumScope,
     ) -> Result<Snapshot, VerifyError> {
         let db = |context: &'static str| move |source| VerifyError::Db { context, source };
-        let mut tx = super::checks::one_moment(client)?;
+        let mut tx =
+            crate::pg::one_moment(client).map_err(db("starting a repeatable-read transaction"))?;
         let method = checksum::method(&mut tx).map_err(db("reading the server version"))?;
         let taken_at: DateTime<Utc> =
             tx.query_one("select now()", &[]).map_err(db("reading the time"))?.get(0);
@@ -189,79 +191,33 @@ pub fn from_backup(
     ))
 }
 
-const SNAPSHOTS_SQL: &str = "
-CREATE SCHEMA IF NOT EXISTS backstop;
-CREATE TABLE IF NOT EXISTS backstop.snapshots (
-    name     text PRIMARY KEY,
-    taken_at timestamptz NOT NULL,
-    taken_by text NOT NULL,
-    method   text NOT NULL,
-    tables   jsonb NOT NULL
-);";
-
 /// Stores `snapshot` under its name. A name is never overwritten: the
 /// older snapshot may be the only record of how things were.
 pub fn save(client: &mut Client, snapshot: &Snapshot) -> Result<(), VerifyError> {
     let db = |context: &'static str| move |source| VerifyError::Db { context, source };
-    let mut tx = client.transaction().map_err(db("starting to save the snapshot"))?;
-    tx.batch_execute(SNAPSHOTS_SQL).map_err(db("creating backstop.snapshots"))?;
-    let tables = serde_json::to_value(&snapshot.tables).unwrap_or_default();
-    let inserted = tx
-        .execute(
-            "insert into backstop.snapshots (name, taken_at, taken_by, method, tables)
-             values ($1, $2, $3, $4, $5) on conflict (name) do nothing",
-            &[
-                &snapshot.name,
-                &snapshot.taken_at,
-                &crate::audit::actor(),
-                &snapshot.method,
-                &tables,
-            ],
-        )
-        .map_err(db("saving the snapshot"))?;
-    if inserted == 0 {
-        let taken_at: DateTime<Utc> = tx
-            .query_one("select taken_at from backstop.snapshots where name = $1", &[&snapshot.name])
-            .map_err(db("reading the existing snapshot"))?
-            .get(0);
-        return Err(VerifyError::SnapshotExists { name: snapshot.name.clone(), taken_at });
+    let stored = snapshots::Stored {
+        name: snapshot.name.clone(),
+        taken_at: snapshot.taken_at,
+        method: snapshot.method.clone(),
+        tables: serde_json::to_value(&snapshot.tables).unwrap_or_default(),
+    };
+    match snapshots::save(client, &stored).map_err(db("saving the snapshot"))? {
+        Ok(()) => Ok(()),
+        Err(taken_at) => Err(VerifyError::SnapshotExists { name: snapshot.name.clone(), taken_at }),
     }
-    tx.commit().map_err(db("saving the snapshot"))
 }
 
 /// Loads the snapshot called `name`.
 pub fn load(client: &mut impl GenericClient, name: &str) -> Result<Snapshot, VerifyError> {
     let db = |context: &'static str| move |source| VerifyError::Db { context, source };
-    let exists: bool = client
-        .query_one("select to_regclass('backstop.snapshots') is not null", &[])
-        .map_err(db("looking for backstop.snapshots"))?
-        .get(0);
-    let not_found =
-        |known: Vec<String>| VerifyError::SnapshotNotFound { name: name.to_string(), known };
-    if !exists {
-        return Err(not_found(Vec::new()));
-    }
-    let row = client
-        .query_opt(
-            "select taken_at, method, tables from backstop.snapshots where name = $1",
-            &[&name],
-        )
-        .map_err(db("loading the snapshot"))?;
-    let Some(row) = row else {
-        let known = client
-            .query("select name from backstop.snapshots order by taken_at desc limit 10", &[])
-            .map_err(db("listing snapshots"))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        return Err(not_found(known));
+    let Some(stored) = snapshots::load(client, name).map_err(db("loading the snapshot"))? else {
+        let known = snapshots::names(client, 10).map_err(db("listing snapshots"))?;
+        return Err(VerifyError::SnapshotNotFound { name: name.to_string(), known });
     };
-    let tables: serde_json::Value = row.get(2);
-    let tables = serde_json::from_value(tables).map_err(|e| VerifyError::SnapshotCorrupt {
-        name: name.to_string(),
-        reason: e.to_string(),
+    let tables = serde_json::from_value(stored.tables).map_err(|e| {
+        VerifyError::SnapshotCorrupt { name: name.to_string(), reason: e.to_string() }
     })?;
-    Ok(Snapshot { name: name.to_string(), taken_at: row.get(0), method: row.get(1), tables })
+    Ok(Snapshot { name: stored.name, taken_at: stored.taken_at, method: stored.method, tables })
 }
 
 #[cfg(test)]

@@ -171,7 +171,7 @@ impl Suite {
                         let job = &self.jobs[i];
                         let outcome = Outcome::Fail(format!(
                             "timed out after {}; raise timeout on this check if it needs longer",
-                            humantime::format_duration(job.spec.timeout)
+                            crate::kit::duration::human(job.spec.timeout)
                         ));
                         results[i] = Some(result_of(job, outcome, now - start));
                     }

@@ -1,7 +1,7 @@
 //! BS202: a statement that cannot run inside a transaction, in a migration
 //! that runs in one.
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -4,7 +4,8 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, Cx, Hit};
+use crate::context::{Cx, Hit};
+use crate::stmt::{alter_cmds, display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -81,7 +82,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 AlterTableType::AtValidateConstraint if !cx.input.no_transaction => {
                     let same_tx = not_valid
                         .iter()
-                        .any(|(t, n)| n == &cmd.name && crate::analyze::same_table(t, &table));
+                        .any(|(t, n)| n == &cmd.name && crate::stmt::same_table(t, &table));
                     if same_tx {
                         out.push(
                             Hit::new(

@@ -2,7 +2,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

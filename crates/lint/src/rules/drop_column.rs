@@ -2,8 +2,9 @@
 
 use pg_query::protobuf::AlterTableType;
 
-use crate::batch::Origin;
-use crate::analyze::{Alter, display_table, Cx, Hit};
+use crate::model::Origin;
+use crate::context::{Alter, Cx, Hit};
+use crate::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -2,7 +2,8 @@
 
 use pg_query::protobuf::AlterTableType;
 
-use crate::analyze::{Alter, display_table, Cx, Hit};
+use crate::context::{Alter, Cx, Hit};
+use crate::stmt::{display_table};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

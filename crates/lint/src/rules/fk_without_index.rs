@@ -3,7 +3,8 @@
 use pg_query::protobuf::{self, AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{alter_cmds, display_table, same_table, string_value, Cx, Hit, Stmt};
+use crate::context::{Cx, Hit};
+use crate::stmt::{Stmt, alter_cmds, display_table, same_table, string_value};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 use crate::RelationName;

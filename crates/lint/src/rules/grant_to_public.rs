@@ -3,7 +3,7 @@
 use pg_query::protobuf::{ObjectType, RoleSpecType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

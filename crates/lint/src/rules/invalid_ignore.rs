@@ -1,6 +1,6 @@
 //! BS002: an ignore comment that cannot take effect.
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -3,7 +3,8 @@
 use pg_query::protobuf::{ObjectType, VariableSetKind};
 use pg_query::NodeEnum;
 
-use crate::analyze::{display_table, object_name, Cx, Hit};
+use crate::context::{Cx, Hit};
+use crate::stmt::{display_table, object_name};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -3,7 +3,8 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
-use crate::analyze::{Alter, display_table, type_spec, Cx, Hit};
+use crate::context::{Alter, Cx, Hit};
+use crate::stmt::{display_table, type_spec};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -3,7 +3,8 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
-use crate::analyze::{display_table, Cx, Hit};
+use crate::context::{Cx, Hit};
+use crate::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -44,7 +45,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         // Expand and contract: a view keeps the old name working.
         let kept = cx.stmts[stmt.index + 1..].iter().any(|s| match s.node {
             NodeEnum::ViewStmt(v) => {
-                v.view.as_ref().is_some_and(|v| crate::analyze::same_table(&Cx::rel(v), &table))
+                v.view.as_ref().is_some_and(|v| crate::stmt::same_table(&Cx::rel(v), &table))
             }
             _ => false,
         });

@@ -2,7 +2,8 @@
 
 use pg_query::NodeEnum;
 
-use crate::analyze::{string_value, Cx, Hit};
+use crate::context::{Cx, Hit};
+use crate::stmt::{string_value};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -1,6 +1,6 @@
 //! BS402: BEGIN, COMMIT, ROLLBACK or SAVEPOINT written in a migration.
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -1,6 +1,6 @@
 //! BS003: a migration file that cannot run as written.
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Family, Meta, Phase};
 

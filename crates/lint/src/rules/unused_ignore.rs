@@ -1,6 +1,6 @@
 //! BS001: an ignore comment that suppressed nothing.
 
-use crate::analyze::{Cx, Hit};
+use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

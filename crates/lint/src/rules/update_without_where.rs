@@ -2,7 +2,8 @@
 
 use pg_query::NodeEnum;
 
-use crate::analyze::{display_table, Cx, Hit};
+use crate::context::{Cx, Hit};
+use crate::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -58,7 +58,7 @@ fn risks(a: &Assessment) -> Vec<Risk<'_>> {
 }
 
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    backstop_core::kit::markdown::cell(text)
 }
 
 pub fn render(a: &Assessment) -> String {

@@ -186,11 +186,13 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             Ok(out) => out,
             Err(why) => return Ok(Err(why)),
         };
-        let guarded = count(
-            url,
-            "select count(*) from backstop.applied where version = '20260107120000' and backup_id is not null",
-        )?;
-        let backup = out.lines().find(|l| l.contains("backup")).unwrap_or_default().trim().to_string();
+        let mut c = pg::connect(url, "backstop demo")?;
+        let guarded = backstop_core::schema::applied::all(&mut c)?
+            .iter()
+            .filter(|r| r.version == "20260107120000" && r.backup_id.is_some())
+            .count();
+        let backup =
+            out.lines().find(|l| l.contains("backup")).unwrap_or_default().trim().to_string();
         Ok(if guarded == 1 { Ok(backup) } else { Err("no backup guards v2".into()) })
     });
     story.check("v2's flags on, and rows written since", || {
@@ -254,7 +256,8 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             return Ok(Err("watch did not carry out method B within 45 s".into()));
         }
         let a = lines.iter().any(|l| l.contains("method A: flags off"));
-        let flags_on = count(url, "select count(*) from backstop.flags where state = 'ENABLED'")?;
+        let mut c = pg::connect(url, "backstop demo")?;
+        let flags_on = backstop_core::schema::flags::list(&mut c)?.iter().filter(|f| f.enabled()).count();
         let clients = count(url, "select count(*) from pg_class where relname = 'clients' and relkind = 'r'")?;
         Ok(match (a, flags_on, clients) {
             (true, 0, 0) => Ok(format!("decided, A then B, in {:.1}s", started.elapsed().as_secs_f64())),
@@ -265,20 +268,23 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
 
     story.check("the rows written since v2 are kept in the pre-restore snapshot", || {
         let mut c = pg::connect(url, "backstop demo")?;
-        let snapshot: Option<String> = c
-            .query_opt(
-                "select details->>'snapshot_database' from backstop.events where kind = 'restore' and outcome = 'ok' order by id desc limit 1",
-                &[],
-            )?
-            .and_then(|r| r.get(0));
-        let Some(snapshot) = snapshot else { return Ok(Err("the restore named no snapshot".into())) };
+        let snapshot: Option<String> = backstop_core::schema::events::latest(&mut c, "restore")?
+            .filter(|e| e.outcome == "ok")
+            .and_then(|e| e.details["snapshot_database"].as_str().map(str::to_string));
+        let Some(snapshot) = snapshot else {
+            return Ok(Err("the restore named no snapshot".into()));
+        };
         let kept_url = url.replacen(
             &format!("/{}", c.query_one("select current_database()", &[])?.get::<_, String>(0)),
             &format!("/{snapshot}"),
             1,
         );
         let n = count(&kept_url, "select count(*) from clients")?;
-        Ok(if n == 2 { Ok(format!("2 clients in database {snapshot}")) } else { Err(format!("{n} clients in {snapshot}")) })
+        Ok(if n == 2 {
+            Ok(format!("2 clients in database {snapshot}"))
+        } else {
+            Err(format!("{n} clients in {snapshot}"))
+        })
     });
 
     story.check("incident report and Slack text written from the timeline", || {

@@ -40,5 +40,5 @@ pub(crate) fn run(
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    crate::kit::duration::human(d)
 }

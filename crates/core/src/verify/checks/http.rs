@@ -10,72 +10,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Outcome;
+use crate::kit::jsonpath::JsonPath;
 use crate::verify::config::HttpCheck;
 use crate::verify::VerifyError;
 
 /// Bodies larger than this are not read in full.
 const BODY_LIMIT: u64 = 1 << 20;
-
-/// One step of a JSON path: `.key` or `[index]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// A small JSON path: `$.data.items[0].id` (the `$.` is optional).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonPath(Vec<Step>);
-
-impl JsonPath {
-    /// Parses `$.a.b[0]`, `a.b[0]` or `$["a key"]`.
-    pub fn parse(text: &str) -> Result<JsonPath, String> {
-        let bad =
-            |why: &str| format!("json_path {text:?} {why}; write it like \"$.data.items[0].id\"");
-        let mut rest = text.trim();
-        rest = rest.strip_prefix('$').unwrap_or(rest);
-        let mut steps = Vec::new();
-        let mut first = true;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix('[') {
-                let end = r.find(']').ok_or_else(|| bad("has an unclosed ["))?;
-                let inner = r[..end].trim();
-                if let Some(key) = inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
-                    steps.push(Step::Key(key.to_string()));
-                } else {
-                    let n = inner.parse().map_err(|_| bad("has a non-numeric index"))?;
-                    steps.push(Step::Index(n));
-                }
-                rest = &r[end + 1..];
-            } else {
-                let r = match rest.strip_prefix('.') {
-                    Some(r) => r,
-                    None if first => rest,
-                    None => return Err(bad("needs . or [ between steps")),
-                };
-                let end = r.find(['.', '[']).unwrap_or(r.len());
-                if end == 0 {
-                    return Err(bad("has an empty key"));
-                }
-                steps.push(Step::Key(r[..end].to_string()));
-                rest = &r[end..];
-            }
-            first = false;
-        }
-        Ok(JsonPath(steps))
-    }
-
-    /// The value at this path, if there is one.
-    pub fn find<'v>(&self, mut value: &'v Value) -> Option<&'v Value> {
-        for step in &self.0 {
-            value = match step {
-                Step::Key(k) => value.get(k)?,
-                Step::Index(i) => value.get(*i)?,
-            };
-        }
-        Some(value)
-    }
-}
 
 pub(crate) fn run(
     c: &HttpCheck,
@@ -171,8 +111,8 @@ fn judge(c: &HttpCheck, statuses: &[u16], latencies: &[Duration], body: &str) ->
         let Ok(json) = serde_json::from_str::<Value>(body) else {
             return Outcome::Fail(format!("the body is not JSON; it begins {:?}", excerpt(body)));
         };
-        let parsed = JsonPath::parse(path).unwrap_or(JsonPath(Vec::new()));
-        match (parsed.find(&json), &c.json_equals) {
+        let parsed = JsonPath::parse(path).ok();
+        match (parsed.as_ref().and_then(|p| p.find(&json)), &c.json_equals) {
             (None | Some(Value::Null), _) => {
                 return Outcome::Fail(format!("the JSON has no value at {path}"));
             }
@@ -235,7 +175,7 @@ fn p95(latencies: &[Duration]) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
+    crate::kit::duration::human(d)
 }
 
 fn excerpt(body: &str) -> String {
@@ -245,19 +185,6 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_paths_parse_and_find() {
-        let v: Value = serde_json::json!({"data": {"items": [{"id": 7}], "a key": true}});
-        let find = |p: &str| JsonPath::parse(p).unwrap().find(&v).cloned();
-        assert_eq!(find("$.data.items[0].id"), Some(serde_json::json!(7)));
-        assert_eq!(find("data.items[0].id"), Some(serde_json::json!(7)));
-        assert_eq!(find("$.data[\"a key\"]"), Some(serde_json::json!(true)));
-        assert_eq!(find("$.data.items[3]"), None);
-        assert!(JsonPath::parse("$.a[").is_err());
-        assert!(JsonPath::parse("$.a..b").is_err());
-        assert!(JsonPath::parse("$.a[x]").is_err());
-    }
 
     #[test]
     fn runs_collapse_and_p95_is_nearest_rank() {

@@ -96,15 +96,9 @@ pub(crate) fn session(
     Ok(client)
 }
 
-/// A read-only repeatable-read transaction: every table read in it is seen
-/// as of one moment, so counts and checksums of several tables agree.
+/// A read-only repeatable-read transaction (see [`crate::pg::one_moment`]).
 pub(crate) fn one_moment(client: &mut Client) -> Result<postgres::Transaction<'_>, VerifyError> {
-    client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(db("starting a repeatable-read transaction"))
+    crate::pg::one_moment(client).map_err(db("starting a repeatable-read transaction"))
 }
 
 /// Maps a driver error to [`VerifyError::Db`] with what was being done.

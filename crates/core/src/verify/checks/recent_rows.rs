@@ -18,7 +18,7 @@ pub(crate) fn run(c: &RecentRowsCheck, client: &mut Client) -> Result<Outcome, V
     }
     let col = crate::pg::quote_ident(&c.column);
     let within = c.within.as_secs_f64();
-    let human = humantime::format_duration(c.within).to_string();
+    let human = crate::kit::duration::human(c.within);
     let recent: i64 = client
         .query_one(
             &format!(
@@ -51,7 +51,7 @@ pub(crate) fn run(c: &RecentRowsCheck, client: &mut Client) -> Result<Outcome, V
         None => "the table has no row with a value there".to_string(),
         Some(secs) => format!(
             "the newest is {} old",
-            humantime::format_duration(std::time::Duration::from_secs(secs.max(0.0) as u64))
+            crate::kit::duration::human(std::time::Duration::from_secs(secs.max(0.0) as u64))
         ),
     };
     Ok(Outcome::Fail(format!(

@@ -1,0 +1,129 @@
+//! Copying the source into a throwaway cluster with PostgreSQL's own
+//! tools: the cluster readied for the source's objects (its roles, a new
+//! enough server), then `pg_dump | pg_restore` streamed without a file.
+//! Used by whole copies (`clone.rs`) and sampled ones (`sample.rs`).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use postgres::Client;
+
+use super::RehearseError;
+use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::conn::{connect_db, parse_url, LibpqTarget};
+use crate::pg::quote_ident;
+
+/// A connection to database `dbname` of the server `url` points at.
+pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
+    connect_db(url, Some(dbname), "backstop rehearse").map_err(RehearseError::Connect)
+}
+
+pub(super) fn db_err(context: &'static str) -> impl Fn(postgres::Error) -> RehearseError {
+    move |source| RehearseError::Db { context, source }
+}
+
+/// A connection to the source database itself.
+pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> {
+    connect_to(source_url, &source_dbname(source_url)?)
+}
+
+/// Readies `cluster` for the source's objects: checks the local tools are
+/// new enough and creates the source's roles (NOLOGIN) so ownership and
+/// grants restore.
+pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(), RehearseError> {
+    let mut source = connect_source(source_url)?;
+    let roles: Vec<String> = source
+        .query("select rolname::text from pg_roles where rolname !~ '^pg_'", &[])
+        .map_err(db_err("listing the source's roles"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let server_major: i32 = source
+        .query_one("select current_setting('server_version_num')::int / 10000", &[])
+        .map_err(db_err("reading the source's version"))?
+        .get(0);
+    drop(source);
+    let bin = cluster.bin();
+    if (bin.major as i32) < server_major {
+        return Err(RehearseError::Clone {
+            reason: format!(
+                "the local PostgreSQL tools are version {} but the source runs {server_major}; \
+                 install PostgreSQL {server_major} or newer locally",
+                bin.major
+            ),
+        });
+    }
+    let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+    for role in roles {
+        let exists = admin
+            .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
+            .map_err(db_err("creating roles in the copy"))?
+            .is_some();
+        if !exists {
+            admin
+                .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
+                .map_err(db_err("creating roles in the copy"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `pg_dump --format=custom [extra] from | pg_restore --exit-on-error -d to`.
+pub(super) fn pipe_dump(
+    bin: &PgBin,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> Result<(), RehearseError> {
+    let from = LibpqTarget::from_url(from, None).map_err(RehearseError::Connect)?;
+    let to = LibpqTarget::from_url(to, None).map_err(RehearseError::Connect)?;
+    let spawn_err = |tool: &str| {
+        let tool = tool.to_string();
+        move |source: std::io::Error| RehearseError::Tool {
+            tool: tool.clone(),
+            output: source.to_string(),
+        }
+    };
+    let mut dump = Command::new(bin.tool("pg_dump"));
+    dump.args(["--format=custom", "--no-password"]).args(extra);
+    dump.arg(format!("--dbname={}", from.conninfo));
+    from.apply(&mut dump);
+    let mut dump =
+        dump.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(spawn_err("pg_dump"))?;
+    let mut restore = Command::new(bin.tool("pg_restore"));
+    restore.args(["--no-password", "--exit-on-error"]).arg(format!("--dbname={}", to.conninfo));
+    to.apply(&mut restore);
+    let restore = restore
+        .stdin(dump.stdout.take().expect("piped"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err("pg_restore"))?;
+    let restored = restore.wait_with_output().map_err(spawn_err("pg_restore"))?;
+    let mut dump_err = String::new();
+    if let Some(mut e) = dump.stderr.take() {
+        let _ = e.read_to_string(&mut dump_err);
+    }
+    let dumped = dump.wait().map_err(spawn_err("pg_dump"))?;
+    if !dumped.success() {
+        return Err(RehearseError::Tool { tool: "pg_dump".into(), output: dump_err.trim().into() });
+    }
+    if !restored.status.success() {
+        let output = String::from_utf8_lossy(&restored.stderr).trim().to_string();
+        let hint = if output.contains("extension") {
+            " (an extension the source uses is not installed locally; install it, e.g. its postgresql-contrib or -<name> package)"
+        } else {
+            ""
+        };
+        return Err(RehearseError::Tool {
+            tool: "pg_restore".into(),
+            output: format!("{output}{hint}"),
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn source_dbname(url: &str) -> Result<String, RehearseError> {
+    let config = parse_url(url).map_err(RehearseError::Connect)?;
+    Ok(config.get_dbname().unwrap_or("postgres").to_string())
+}

@@ -1,0 +1,175 @@
+//! `backstop.applied`: which migrations are applied, with their checksum,
+//! who applied them and when, and the backup and rehearsal that guarded
+//! them.
+
+use chrono::{DateTime, Utc};
+use postgres::GenericClient;
+
+use super::Error;
+
+/// One row of `backstop.applied`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliedRow {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub applied_by: String,
+    pub no_transaction: bool,
+    /// The backup that guarded this migration, if the backup gate ran.
+    pub backup_id: Option<String>,
+}
+
+/// Every applied migration (in no particular order; callers sort); none
+/// when the schema does not exist.
+pub fn all(client: &mut impl GenericClient) -> Result<Vec<AppliedRow>, Error> {
+    if !super::exists(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select version, name, checksum, applied_at, duration_ms, applied_by, no_transaction,
+                backup_id
+           from backstop.applied",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AppliedRow {
+            version: r.get(0),
+            name: r.get(1),
+            checksum: r.get(2),
+            applied_at: r.get(3),
+            duration_ms: r.get(4),
+            applied_by: r.get(5),
+            no_transaction: r.get(6),
+            backup_id: r.get(7),
+        })
+        .collect())
+}
+
+/// The applied versions, sorted; none without the schema.
+pub fn versions(client: &mut impl GenericClient) -> Result<Vec<String>, Error> {
+    if !super::has(client, "backstop.applied")? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query("select version from backstop.applied order by version", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// A migration about to be recorded as applied.
+#[derive(Debug, Clone)]
+pub struct NewApplied<'a> {
+    pub version: &'a str,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub no_transaction: bool,
+    /// A repeatable migration's row is brought up to date when it applies again.
+    pub repeatable: bool,
+    pub duration_ms: i64,
+    pub backup_id: Option<&'a str>,
+    pub rehearsal_id: Option<&'a str>,
+}
+
+/// Records a migration as applied; runs in the migration's own transaction.
+pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(), Error> {
+    // A repeatable migration applies again when its file changes: its row
+    // is brought up to date. Any other version is inserted once (the
+    // migration lock keeps two runs from racing).
+    let upsert = if m.repeatable {
+        " on conflict (version) do update set name = excluded.name, checksum = excluded.checksum,
+           applied_at = now(), duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
+           no_transaction = excluded.no_transaction, backup_id = excluded.backup_id,
+           rehearsal_id = excluded.rehearsal_id"
+    } else {
+        ""
+    };
+    client.execute(
+        &format!(
+            "insert into backstop.applied
+               (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id, rehearsal_id)
+             values ($1, $2, $3, $4, $5, $6, $7, $8){upsert}"
+        ),
+        &[
+            &m.version,
+            &m.name,
+            &m.checksum,
+            &m.duration_ms,
+            &super::actor(),
+            &m.no_transaction,
+            &m.backup_id,
+            &m.rehearsal_id,
+        ],
+    )?;
+    Ok(())
+}
+
+/// A migration taken over from another tool's history, as that tool
+/// recorded it (when, by whom, how long).
+#[derive(Debug, Clone)]
+pub struct Adopted<'a> {
+    pub version: &'a str,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub duration_ms: i64,
+    pub applied_by: &'a str,
+    pub no_transaction: bool,
+}
+
+/// Records an adopted migration.
+pub fn adopt(client: &mut impl GenericClient, m: &Adopted<'_>) -> Result<u64, Error> {
+    client.execute(
+        "insert into backstop.applied (version, name, checksum, applied_at, duration_ms, applied_by, no_transaction)
+         values ($1, $2, $3, coalesce($4, now()), $5, $6, $7)",
+        &[
+            &m.version,
+            &m.name,
+            &m.checksum,
+            &m.applied_at,
+            &m.duration_ms,
+            &m.applied_by,
+            &m.no_transaction,
+        ],
+    )
+}
+
+/// Forgets an applied migration; runs in the rollback's own transaction.
+pub fn remove(client: &mut impl GenericClient, version: &str) -> Result<(), Error> {
+    client.execute("delete from backstop.applied where version = $1", &[&version])?;
+    Ok(())
+}
+
+/// Forgets every applied migration (a restore puts the backup's rows back).
+pub fn clear(client: &mut impl GenericClient) -> Result<(), Error> {
+    client.batch_execute("DELETE FROM backstop.applied")
+}
+
+/// Accepts a new checksum for an applied migration.
+pub fn set_checksum(
+    client: &mut impl GenericClient,
+    version: &str,
+    checksum: &str,
+) -> Result<u64, Error> {
+    client.execute(
+        "update backstop.applied set checksum = $2 where version = $1",
+        &[&version, &checksum],
+    )
+}
+
+/// The backup the latest guarded migration recorded, if any.
+pub fn latest_backup_id(client: &mut impl GenericClient) -> Result<Option<String>, Error> {
+    if !super::has(client, "backstop.applied")? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            "select backup_id from backstop.applied where backup_id is not null
+              order by applied_at desc, version desc limit 1",
+            &[],
+        )?
+        .map(|r| r.get(0)))
+}

@@ -1,0 +1,291 @@
+//! `backstop.events`: the append-only audit log. Every migrate, rollback,
+//! repair, flag flip, decision, freeze, restore and method step, with who,
+//! when, outcome and details. Outcome events are written in their own
+//! transaction after the work's COMMIT or ROLLBACK, so a failure is never
+//! rolled back out of the log; a trigger refuses UPDATE and DELETE.
+
+use std::io::{Read as _, Write as _};
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, GenericClient};
+use serde_json::Value;
+
+use super::Error;
+
+/// One entry of the audit log.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// What happened: `migrate`, `rollback`, `repair`, `flag`, `decide`...
+    pub kind: &'a str,
+    /// `ok`, `failed`, `rolled_back`, `refused`, `started`...
+    pub outcome: &'a str,
+    /// The migration versions concerned.
+    pub versions: Vec<String>,
+    pub details: Value,
+}
+
+/// Appends `event` to the log as [`super::actor`]. The details carry the
+/// writing session's backend pid (`session`), which pairs a run's
+/// `started` event with its outcome: a start without one is a run that was
+/// killed or lost its server.
+pub fn record(client: &mut impl GenericClient, event: &Event<'_>) -> Result<(), Error> {
+    record_as(client, event, &super::actor())
+}
+
+/// [`record`] with another actor (a server's named token).
+pub fn record_as(
+    client: &mut impl GenericClient,
+    event: &Event<'_>,
+    actor: &str,
+) -> Result<(), Error> {
+    client.execute(
+        "insert into backstop.events (kind, actor, outcome, versions, details)
+         values ($1, $2, $3, $4,
+                 case when jsonb_typeof($5::jsonb) = 'object'
+                      then $5::jsonb || jsonb_build_object('session', pg_backend_pid())
+                      else $5::jsonb end)",
+        &[&event.kind, &actor, &event.outcome, &event.versions, &event.details],
+    )?;
+    Ok(())
+}
+
+/// Whether the database has Backstop's audit log (a database Backstop has
+/// never migrated has none, and commands that only read or act on it do
+/// not create one).
+pub fn logged(client: &mut impl GenericClient) -> Result<bool, Error> {
+    super::has(client, "backstop.events")
+}
+
+/// [`record`] when the database has the audit log; whether it had.
+pub fn record_if_logged(client: &mut impl GenericClient, event: &Event<'_>) -> Result<bool, Error> {
+    let logged = logged(client)?;
+    if logged {
+        record(client, event)?;
+    }
+    Ok(logged)
+}
+
+/// One event as read back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Logged {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub outcome: String,
+    pub actor: String,
+    pub versions: Vec<String>,
+    pub details: Value,
+}
+
+fn logged_row(r: &postgres::Row) -> Logged {
+    Logged {
+        id: r.get(0),
+        at: r.get(1),
+        kind: r.get(2),
+        outcome: r.get(3),
+        actor: r.get(4),
+        versions: r.get(5),
+        details: r.get(6),
+    }
+}
+
+const COLUMNS: &str = "id, at, kind, outcome, actor, versions, details";
+
+/// The newest `limit` events, newest first, leaving out `started` markers;
+/// none without the log.
+pub fn recent(client: &mut impl GenericClient, limit: i64) -> Result<Vec<Logged>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!(
+                "select {COLUMNS} from backstop.events where outcome <> 'started'
+                  order by id desc limit $1"
+            ),
+            &[&limit],
+        )?
+        .iter()
+        .map(logged_row)
+        .collect())
+}
+
+/// The latest event of `kind`, if any.
+pub fn latest(client: &mut impl GenericClient, kind: &str) -> Result<Option<Logged>, Error> {
+    if !logged(client)? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            &format!(
+                "select {COLUMNS} from backstop.events where kind = $1 order by id desc limit 1"
+            ),
+            &[&kind],
+        )?
+        .as_ref()
+        .map(logged_row))
+}
+
+/// Events of the given kinds from `since` on, oldest first.
+pub fn since(
+    client: &mut impl GenericClient,
+    since: DateTime<Utc>,
+    kinds: &[&str],
+) -> Result<Vec<Logged>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!(
+                "select {COLUMNS} from backstop.events where at >= $1 and kind = any($2)
+                  order by id"
+            ),
+            &[&since, &kinds],
+        )?
+        .iter()
+        .map(logged_row)
+        .collect())
+}
+
+/// When the first rollback decision or method start after `after` was,
+/// or now when there was none.
+pub fn first_rollback_since(
+    client: &mut impl GenericClient,
+    after: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Error> {
+    Ok(client
+        .query_one(
+            "select coalesce(min(at), now()) from backstop.events
+              where at > $1
+                and ((kind = 'decide' and outcome = 'rollback') or (kind = 'method' and outcome = 'started'))",
+            &[&after],
+        )?
+        .get(0))
+}
+
+/// Events with `details ->> key = value`, of `kind`, oldest first.
+pub fn with_detail(
+    client: &mut impl GenericClient,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> Result<Vec<Logged>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!(
+                "select {COLUMNS} from backstop.events
+                  where kind = $1 and details ->> $2 = $3 order by id"
+            ),
+            &[&kind, &key, &value],
+        )?
+        .iter()
+        .map(logged_row)
+        .collect())
+}
+
+/// A run that recorded its start but no outcome, and whose session is gone.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Interrupted {
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub versions: Vec<String>,
+}
+
+/// The runs that started and never recorded an outcome (killed, or their
+/// server went away) since the last run of their kind that did, newest
+/// first; a run still going (its session alive) is not one of them.
+pub fn interrupted(client: &mut impl GenericClient) -> Result<Vec<Interrupted>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select s.kind, s.at, s.actor, s.versions
+           from backstop.events s
+          where s.outcome = 'started'
+            and not exists (select from backstop.events o
+                             where o.id > s.id and o.kind = s.kind and o.outcome <> 'started')
+            and not exists (select from pg_stat_activity a
+                             where a.pid::text = s.details ->> 'session' and a.backend_start <= s.at)
+          order by s.id desc
+          limit 5",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Interrupted { kind: r.get(0), at: r.get(1), actor: r.get(2), versions: r.get(3) })
+        .collect())
+}
+
+/// The latest migrate outcome of each of `versions`, where it is a
+/// failure that left statements committed (a no-transaction migration that
+/// stopped half-way): the version, the failure's details and when.
+pub fn half_applied(
+    client: &mut impl GenericClient,
+    versions: &[String],
+) -> Result<Vec<(String, Value, DateTime<Utc>)>, Error> {
+    if versions.is_empty() || !super::exists(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select v, e.details -> 'failure', e.at
+           from (select distinct on (v) v, e.id
+                   from backstop.events e, unnest(e.versions) v
+                  where e.kind = 'migrate' and e.outcome in ('ok', 'failed', 'rolled_back')
+                    and v = any($1)
+                  order by v, e.id desc) latest
+           join backstop.events e on e.id = latest.id
+          where e.outcome = 'failed'
+            and coalesce((e.details -> 'failure' ->> 'committed_statements')::int, 0) > 0",
+        &[&versions],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Why the log could not be carried over to a restored database.
+#[derive(Debug, thiserror::Error)]
+pub enum CarryError {
+    #[error(transparent)]
+    Db(#[from] postgres::Error),
+    #[error("copying backstop.events")]
+    Io(#[from] std::io::Error),
+}
+
+/// Carries the log over from `from` to `to`: every event of `from` that
+/// `to` lacks (the log of a backup is a prefix of the live one, ids
+/// included), so a restore never rewinds the audit log.
+pub fn carry_over(from: &mut Client, to: &mut Client) -> Result<u64, CarryError> {
+    if !super::exists(from)? {
+        return Ok(0);
+    }
+    super::ensure(to)?;
+    const COPIED: &str = "id, at, kind, actor, outcome, versions, details";
+    let mut data = Vec::new();
+    let mut reader = from.copy_out(&format!("COPY backstop.events ({COPIED}) TO STDOUT"))?;
+    reader.read_to_end(&mut data)?;
+    drop(reader);
+    let mut tx = to.transaction()?;
+    tx.batch_execute(
+        "CREATE TEMP TABLE backstop_restore_events (LIKE backstop.events) ON COMMIT DROP",
+    )?;
+    let mut w = tx.copy_in(&format!("COPY backstop_restore_events ({COPIED}) FROM STDIN"))?;
+    w.write_all(&data)?;
+    w.finish()?;
+    let n = tx.execute(
+        &format!(
+            "INSERT INTO backstop.events ({COPIED}) OVERRIDING SYSTEM VALUE
+             SELECT {COPIED} FROM backstop_restore_events e
+              WHERE NOT EXISTS (SELECT FROM backstop.events x WHERE x.id = e.id) ORDER BY id"
+        ),
+        &[],
+    )?;
+    tx.batch_execute(
+        "SELECT setval(pg_get_serial_sequence('backstop.events', 'id'), (SELECT max(id) FROM backstop.events))",
+    )?;
+    tx.commit()?;
+    Ok(n)
+}

@@ -1,0 +1,185 @@
+//! Backstop's own schema, `backstop`, in the target database: the only
+//! code that creates, upgrades, reads or writes its tables. Domains call
+//! these functions; no other module holds SQL that names `backstop.*`.
+//!
+//! | table | what it holds |
+//! |---|---|
+//! | `applied` | the migrations applied, with checksum, who, when, backup and rehearsal ([`applied`]) |
+//! | `events` | the append-only audit log ([`events`]) |
+//! | `rehearsals` | rehearsal passes keyed by the migrations' checksums ([`rehearsals`]) |
+//! | `flags` | the release flags ([`flags`]) |
+//! | `freeze`, `role_freeze` | the write freeze of the database and of roles ([`freeze`]) |
+//! | `snapshots` | row counts and checksums taken by `verify --snapshot` ([`snapshots`]) |
+//! | `meta` | the version of this schema |
+//!
+//! The schema is created by the first command that writes, after it holds
+//! the migration lock; commands that only read never create it. It is left
+//! out of fingerprints, checksums and round-trip comparisons.
+
+pub mod applied;
+pub mod events;
+pub mod flags;
+pub mod freeze;
+pub mod rehearsals;
+pub mod snapshots;
+
+use postgres::GenericClient;
+
+/// The schema's name, for the comparisons that leave it out.
+pub const NAME: &str = "backstop";
+
+const SCHEMA_SQL: &str = r#"
+CREATE SCHEMA IF NOT EXISTS backstop;
+CREATE TABLE IF NOT EXISTS backstop.applied (
+    version        text PRIMARY KEY,
+    name           text NOT NULL,
+    checksum       text NOT NULL,
+    applied_at     timestamptz NOT NULL DEFAULT now(),
+    duration_ms    bigint NOT NULL,
+    applied_by     text NOT NULL,
+    no_transaction boolean NOT NULL DEFAULT false,
+    backup_id      text,
+    rehearsal_id   text
+);
+CREATE TABLE IF NOT EXISTS backstop.events (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind     text NOT NULL,
+    actor    text NOT NULL,
+    outcome  text NOT NULL,
+    versions text[] NOT NULL DEFAULT '{}',
+    details  jsonb NOT NULL DEFAULT '{}'
+);
+CREATE OR REPLACE FUNCTION backstop.events_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'backstop.events is an append-only audit log';
+END
+$$;
+DROP TRIGGER IF EXISTS events_append_only ON backstop.events;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON backstop.events
+    FOR EACH ROW EXECUTE FUNCTION backstop.events_append_only();
+CREATE TABLE IF NOT EXISTS backstop.rehearsals (
+    id          text PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    key         text NOT NULL,
+    ok          boolean NOT NULL,
+    full_data   boolean NOT NULL,
+    migrations  jsonb NOT NULL,
+    duration_ms bigint NOT NULL,
+    report      text,
+    by          text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rehearsals_key_idx ON backstop.rehearsals (key, at DESC);
+CREATE TABLE IF NOT EXISTS backstop.meta (
+    schema_version integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backstop.flags (
+    key             text PRIMARY KEY,
+    state           text NOT NULL CHECK (state IN ('ENABLED', 'DISABLED')),
+    variants        jsonb NOT NULL,
+    default_variant text NOT NULL,
+    targeting       jsonb,
+    description     text NOT NULL DEFAULT '',
+    owner           text,
+    release         text NOT NULL,
+    code_default    jsonb,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    updated_by      text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flags_release_idx ON backstop.flags (release);
+CREATE TABLE IF NOT EXISTS backstop.freeze (
+    database         text PRIMARY KEY,
+    since            timestamptz NOT NULL DEFAULT now(),
+    actor            text NOT NULL,
+    reason           text NOT NULL,
+    read_only_set    boolean NOT NULL,
+    previous_setting text
+);
+CREATE TABLE IF NOT EXISTS backstop.role_freeze (
+    role    text PRIMARY KEY,
+    since   timestamptz NOT NULL DEFAULT now(),
+    actor   text NOT NULL,
+    reason  text NOT NULL,
+    grants  jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backstop.snapshots (
+    name     text PRIMARY KEY,
+    taken_at timestamptz NOT NULL,
+    taken_by text NOT NULL,
+    method   text NOT NULL,
+    tables   jsonb NOT NULL
+);
+"#;
+
+/// The transaction-level advisory lock that serialises creating the
+/// schema (not the migration lock: a freeze during a long migration must
+/// not wait for it).
+const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
+
+/// Bumped whenever the scripts gain something; databases with an older
+/// version get the (idempotent) scripts again.
+const SCHEMA_VERSION: i32 = 3;
+
+/// Why the schema could not be read or written.
+pub type Error = postgres::Error;
+
+/// Creates or upgrades the `backstop` schema; cheap when it is current.
+/// Two sessions creating it at once take turns.
+pub fn ensure(client: &mut postgres::Client) -> Result<(), Error> {
+    if version(client)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let mut tx = client.transaction()?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    if version(&mut tx)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    tx.batch_execute(SCHEMA_SQL)?;
+    tx.execute("delete from backstop.meta", &[])?;
+    tx.execute("insert into backstop.meta (schema_version) values ($1)", &[&SCHEMA_VERSION])?;
+    tx.commit()
+}
+
+fn version(client: &mut impl GenericClient) -> Result<i32, Error> {
+    if !has(client, "backstop.meta")? {
+        return Ok(0);
+    }
+    Ok(client.query_one("select coalesce(max(schema_version), 0) from backstop.meta", &[])?.get(0))
+}
+
+/// Whether the history tables exist (read-only commands do not create them).
+pub fn exists(client: &mut impl GenericClient) -> Result<bool, Error> {
+    let row = client.query_one(
+        "select to_regclass('backstop.applied') is not null and to_regclass('backstop.events') is not null",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Whether `table` (schema-qualified) exists.
+pub(crate) fn has(client: &mut impl GenericClient, table: &str) -> Result<bool, Error> {
+    Ok(client.query_one("select to_regclass($1) is not null", &[&table])?.get(0))
+}
+
+/// Makes this session exempt from a write freeze: Backstop's own sessions
+/// write their history and events while the application's may not.
+pub fn exempt(client: &mut impl GenericClient) -> Result<(), Error> {
+    client.batch_execute("SET default_transaction_read_only = off")
+}
+
+/// Who is running Backstop, as recorded in history and events: the OS
+/// user and host, or the name a caller gives (a server's named token).
+pub fn actor() -> String {
+    let uid = nix::unistd::Uid::current();
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name))
+        .unwrap_or_else(|| format!("uid {uid}"));
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{user}@{host}")
+}

@@ -1,0 +1,141 @@
+//! One parsed statement with its place in the file, and the small readers
+//! of parse trees that rules, the batch and the runner share: names of
+//! dropped objects, string nodes, `ALTER TABLE` subcommands, types as
+//! written.
+
+use std::ops::Range;
+
+use pg_query::protobuf::{self, AlterTableType, ScanToken, Token};
+use pg_query::NodeEnum;
+
+use crate::model::TypeSpec;
+use crate::parse::{Facts, RelationName};
+
+/// One statement, parsed, with its place in the file.
+pub struct Stmt<'a> {
+    /// 0-based position among the file's statements.
+    pub index: usize,
+    pub node: &'a NodeEnum,
+    /// Byte range in the file, from the first keyword to the last token.
+    pub start: usize,
+    pub end: usize,
+    pub facts: Facts,
+    /// Indexes of the statement's tokens in the file's token list.
+    pub(crate) toks: Range<usize>,
+    /// Byte offset in the file of the text the statement was parsed from:
+    /// locations in its tree count from there.
+    pub(crate) base: usize,
+}
+
+impl Stmt<'_> {
+    pub fn span(&self) -> Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// Same table, allowing either side to leave the schema out.
+pub fn same_table(a: &RelationName, b: &RelationName) -> bool {
+    a.name == b.name && (a.schema.is_none() || b.schema.is_none() || a.schema == b.schema)
+}
+
+/// `schema.table` or `table`, as people write it.
+pub fn display_table(t: &RelationName) -> String {
+    match &t.schema {
+        Some(s) => format!("{s}.{}", t.name),
+        None => t.name.clone(),
+    }
+}
+
+/// `schema.table` from config, split.
+pub(crate) fn split_configured(configured: &str) -> (Option<&str>, &str) {
+    match configured.split_once('.') {
+        Some((schema, table)) if !schema.is_empty() && !table.contains('.') => {
+            (Some(schema), table)
+        }
+        _ => (None, configured),
+    }
+}
+
+/// The name in a `DROP` object list entry: a list of strings, the last
+/// one the name, the one before it the schema.
+pub fn object_name(node: &protobuf::Node) -> Option<RelationName> {
+    let parts: Vec<&str> = match node.node.as_ref()? {
+        NodeEnum::List(l) => l.items.iter().filter_map(string_value).collect(),
+        NodeEnum::String(s) => vec![s.sval.as_str()],
+        _ => return None,
+    };
+    let (name, rest) = parts.split_last()?;
+    Some(RelationName { schema: rest.last().map(|s| s.to_string()), name: name.to_string() })
+}
+
+/// The text of a `String` node.
+pub fn string_value(node: &protobuf::Node) -> Option<&str> {
+    match node.node.as_ref()? {
+        NodeEnum::String(s) => Some(s.sval.as_str()),
+        _ => None,
+    }
+}
+
+/// The `AlterTableCmd`s of an `ALTER TABLE`, with their position.
+pub fn alter_cmds(
+    stmt: &protobuf::AlterTableStmt,
+) -> impl Iterator<Item = (usize, &protobuf::AlterTableCmd, AlterTableType)> {
+    stmt.cmds.iter().enumerate().filter_map(|(k, c)| match c.node.as_ref()? {
+        NodeEnum::AlterTableCmd(cmd) => Some((k, cmd.as_ref(), cmd.subtype())),
+        _ => None,
+    })
+}
+
+/// A type as written: `pg_catalog.varchar` with modifiers `[50]`.
+pub fn type_spec(tn: &protobuf::TypeName, using: bool) -> TypeSpec {
+    let names: Vec<&str> = tn.names.iter().filter_map(string_value).collect();
+    let modifiers = tn
+        .typmods
+        .iter()
+        .filter_map(|m| match m.node.as_ref()? {
+            NodeEnum::AConst(c) => match c.val.as_ref()? {
+                protobuf::a_const::Val::Ival(i) => Some(i64::from(i.ival)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    TypeSpec { name: names.join("."), modifiers, array: !tn.array_bounds.is_empty(), using }
+}
+
+/// Whether a CHECK constraint, as `pg_get_constraintdef` prints it (e.g.
+/// `CHECK ((email IS NOT NULL))`), proves `column` is never NULL, so that
+/// `SET NOT NULL` can skip its scan. Read with the parser, not by pattern.
+pub fn check_proves_not_null(definition: &str, column: &str) -> bool {
+    let sql = format!("ALTER TABLE t ADD {definition}");
+    let Ok(parsed) = pg_query::parse(&sql, 0) else { return false };
+    let Some(NodeEnum::AlterTableStmt(a)) =
+        parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref())
+    else {
+        return false;
+    };
+    fn proves(node: Option<&protobuf::Node>, column: &str) -> bool {
+        match node.and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::NullTest(t)) => {
+                t.nulltesttype() == protobuf::NullTestType::IsNotNull
+                    && matches!(t.arg.as_deref().and_then(|a| a.node.as_ref()),
+                        Some(NodeEnum::ColumnRef(c))
+                            if c.fields.last().and_then(string_value) == Some(column))
+            }
+            Some(NodeEnum::BoolExpr(b)) if b.boolop() == protobuf::BoolExprType::AndExpr => {
+                b.args.iter().any(|a| proves(Some(a), column))
+            }
+            _ => false,
+        }
+    }
+    let proven =
+        alter_cmds(a).any(|(_, cmd, _)| match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+            Some(NodeEnum::Constraint(c)) => proves(c.raw_expr.as_deref(), column),
+            _ => false,
+        });
+    proven
+}
+
+pub(crate) fn is_comment(t: &ScanToken) -> bool {
+    t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
+}
