@@ -2,9 +2,13 @@
 //! keys, wrong types and malformed TOML are errors naming file, line and key.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::backup::BackupSection;
+use crate::freeze::FreezeSection;
+use crate::migrate::MigrationsSection;
+use crate::rehearse::RehearseSection;
 
 /// The config file Backstop looks for in the working directory.
 pub const DEFAULT_FILE: &str = "backstop.toml";
@@ -33,6 +37,12 @@ pub enum ConfigError {
         "no database given; pass --database-url, set DATABASE_URL, or set [database] url in backstop.toml"
     )]
     NoDatabase,
+}
+
+impl From<crate::kit::text::Located> for ConfigError {
+    fn from(l: crate::kit::text::Located) -> Self {
+        ConfigError::Invalid { path: l.path, line: l.line, column: l.column, message: l.message }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,164 +108,6 @@ impl Default for ServeSection {
 #[serde(deny_unknown_fields)]
 struct DatabaseSection {
     url: Option<toml::Spanned<String>>,
-}
-
-/// `[migrations]`: where the migrations are and how they are guarded.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MigrationsSection {
-    /// The migrations folder, relative to the config file.
-    pub dir: PathBuf,
-    /// Tables that no migration or rollback may drop, truncate or delete rows from.
-    pub protected_tables: Vec<String>,
-    /// `SET LOCAL lock_timeout` for every migration transaction
-    /// (`"off"`: zero, no limit).
-    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
-    pub lock_timeout: Duration,
-    /// `SET LOCAL statement_timeout` for every migration transaction
-    /// (`"off"`: zero, no limit).
-    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
-    pub statement_timeout: Duration,
-    /// How long to wait for another run's migration lock.
-    #[serde(deserialize_with = "crate::kit::duration::de")]
-    pub lock_wait: Duration,
-    /// How often a migration that hit `lock_timeout` is retried (with backoff).
-    pub lock_retries: u32,
-    /// The tool whose layout the folder follows; `None` (`"auto"`): detect it.
-    #[serde(deserialize_with = "layout")]
-    pub layout: Option<crate::source::Layout>,
-}
-
-fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
-    use crate::source::Layout;
-    let text = String::deserialize(d)?;
-    if text == "auto" {
-        return Ok(None);
-    }
-    Layout::lookup(&text).map(Some).ok_or_else(|| {
-        let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
-        serde::de::Error::custom(format!(
-            "unknown layout {text:?}; use \"auto\" (detect it), \"backstop\" or one of: {}",
-            names.join(", ")
-        ))
-    })
-}
-
-impl Default for MigrationsSection {
-    fn default() -> Self {
-        MigrationsSection {
-            dir: PathBuf::from("migrations"),
-            protected_tables: Vec::new(),
-            lock_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(15 * 60),
-            lock_wait: Duration::from_secs(10 * 60),
-            lock_retries: 3,
-            layout: None,
-        }
-    }
-}
-
-/// `[rehearse]`: the rehearsal gate and where reports go.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RehearseSection {
-    /// `migrate` refuses migrations without a recent passing rehearsal.
-    pub required: bool,
-    /// How recent that rehearsal must be.
-    #[serde(deserialize_with = "crate::kit::duration::de")]
-    pub max_age: Duration,
-    /// Whether a schema-only rehearsal satisfies the gate.
-    pub accept_schema_only: bool,
-    /// Where reports are written, relative to the config file.
-    pub report_dir: PathBuf,
-    /// A migration without a down fails the round trip; by default it is
-    /// reported as `no down` (old histories often have some).
-    pub require_down: bool,
-}
-
-impl Default for RehearseSection {
-    fn default() -> Self {
-        RehearseSection {
-            required: false,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            accept_schema_only: false,
-            report_dir: PathBuf::from("rehearsals"),
-            require_down: false,
-        }
-    }
-}
-
-/// How much verification a backup needs before it may guard a migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerifyLevel {
-    /// Every file matches its BLAKE3 checksum and `pg_restore --list` reads the archive.
-    Checksums,
-    /// As `checksums`, and a test restore into a throwaway cluster matched
-    /// the manifest's row counts and schema fingerprint.
-    Restore,
-}
-
-/// `[backup]`: the pre-migration backup and what counts as one.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackupSection {
-    /// Where backups are written, relative to the config file.
-    pub dir: PathBuf,
-    /// `migrate` reuses a verified backup of the same database younger than this.
-    #[serde(deserialize_with = "crate::kit::duration::de")]
-    pub max_age: Duration,
-    /// `backup prune` removes backups older than this...
-    #[serde(deserialize_with = "crate::kit::duration::de")]
-    pub retention: Duration,
-    /// ...but always keeps this many of the newest.
-    pub keep_min: usize,
-    /// Parallel jobs of pg_dump and pg_restore (default: the number of cores).
-    pub jobs: Option<usize>,
-    /// A backup smaller than this does not satisfy the gate (bytes, or "1MB", "512KiB").
-    #[serde(deserialize_with = "crate::kit::size::de")]
-    pub min_size: u64,
-    /// How a backup must have been verified to guard a migration.
-    pub verified: VerifyLevel,
-    /// Whether `migrate` requires a backup (the backup gate).
-    pub required: bool,
-    /// How long pg_dump waits for a table lock another session holds
-    /// (an ACCESS EXCLUSIVE lock blocks the dump) before giving up.
-    #[serde(deserialize_with = "crate::kit::duration::de")]
-    pub lock_wait: Duration,
-}
-
-impl Default for BackupSection {
-    fn default() -> Self {
-        BackupSection {
-            dir: PathBuf::from(".backstop/backups"),
-            max_age: Duration::from_secs(3600),
-            retention: Duration::from_secs(30 * 24 * 3600),
-            keep_min: 3,
-            jobs: None,
-            min_size: 0,
-            verified: VerifyLevel::Checksums,
-            required: true,
-            lock_wait: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[freeze]`: how writes are stopped during a restore.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FreezeSection {
-    /// Terminate other sessions of the database when freezing, so none
-    /// keeps writing in a transaction opened before the freeze.
-    pub terminate_sessions: bool,
-    /// Only terminate sessions of these roles (empty: every role).
-    pub roles: Vec<String>,
-}
-
-impl Default for FreezeSection {
-    fn default() -> Self {
-        FreezeSection { terminate_sessions: true, roles: Vec::new() }
-    }
 }
 
 /// The loaded configuration.
@@ -445,6 +297,76 @@ impl Config {
         })
     }
 
+    /// The risk check's settings: `[check]` with the guards of `[migrations]`.
+    pub fn check_settings(&self) -> crate::check::Settings {
+        let file = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        crate::check::Settings::new(&self.check, &self.migrations, file)
+    }
+
+    /// The `${ENV}` values of the `[verify]` http checks' headers (see
+    /// [`crate::verify::VerifySection::resolve_headers`]).
+    pub fn verify_headers(&self) -> Result<crate::verify::config::ResolvedHeaders, ConfigError> {
+        let file = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        Ok(self.verify.resolve_headers(&file)?)
+    }
+
+    /// What the suite after a migrate or rollback is built from; `None`
+    /// when `[verify] after_migrate` is off (no header is resolved then).
+    pub fn after_plan(&self) -> Result<Option<crate::verify::AfterPlan>, ConfigError> {
+        if !self.verify.after_migrate {
+            return Ok(None);
+        }
+        Ok(Some(crate::verify::AfterPlan {
+            section: self.verify.clone(),
+            headers: self.verify_headers()?,
+            backups: self.backup.dir.clone(),
+        }))
+    }
+
+    /// The responder that carries out methods A, B and C against the
+    /// database at `url`. `migrations` (the folder, read) lets it do method
+    /// C; without them C refuses.
+    pub fn responder(
+        &self,
+        url: &str,
+        migrations: Option<Vec<crate::source::Migration>>,
+    ) -> Result<crate::respond::Responder, ConfigError> {
+        use crate::respond::{forensics_root, FullSetup, Responder, RestoreSetup};
+        let full = match migrations {
+            Some(migrations) => Some(FullSetup {
+                migrations,
+                settings: crate::migrate::Settings::from(&self.migrations),
+                after: self.after_plan()?,
+                forensics_root: forensics_root(self.path.as_deref()),
+                owner_columns: self.check.owner_columns.clone(),
+            }),
+            None => None,
+        };
+        Ok(Responder {
+            url: url.to_string(),
+            hooks: self.hooks.clone(),
+            lock_wait: self.migrations.lock_wait,
+            notifier: self.notifier(url),
+            restore: RestoreSetup {
+                store: crate::backup::Store::new(&self.backup.dir),
+                jobs: self.backup_jobs(),
+                freeze: self.freeze.clone(),
+            },
+            full,
+        })
+    }
+
+    /// Where incident alerts go for the database at `url`.
+    pub fn notifier(&self, url: &str) -> crate::incident::Notifier {
+        let webhook = self.slack_webhook().map_err(|e| e.to_string());
+        crate::incident::Notifier::new(url, &self.notify, webhook)
+    }
+
+    /// Parallel jobs of pg_dump and pg_restore: `[backup] jobs`, or the cores.
+    pub fn backup_jobs(&self) -> usize {
+        self.backup.jobs.unwrap_or_else(crate::backup::create::default_jobs)
+    }
+
     /// `[serve] token` with its `${VAR}`s filled in from the environment
     /// (read only by `backstop serve`, so other commands need no token).
     pub fn serve_token(&self) -> Result<Option<String>, ConfigError> {
@@ -497,6 +419,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::VerifyLevel;
+    use std::time::Duration;
 
     const ISSUE_EXAMPLE: &str = r#"[database]
 url = "${DATABASE_URL}"

@@ -286,6 +286,95 @@ pub fn render(
         .map_err(err)
 }
 
+/// Where a method's alerts go and what the texts call things: the
+/// `[notify]` section with its webhook resolved (or why it could not be),
+/// and the database's and product's names.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    url: String,
+    templates: Option<PathBuf>,
+    /// The webhook, `None` when none is set, or why it could not be read.
+    webhook: Result<Option<String>, String>,
+    pub product: String,
+    pub database: String,
+}
+
+impl Notifier {
+    /// A notifier for the database at `url`.
+    pub fn new(url: &str, notify: &NotifySection, webhook: Result<Option<String>, String>) -> Self {
+        let database = url
+            .parse::<postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_dbname().map(str::to_string))
+            .unwrap_or_else(|| "database".into());
+        Notifier {
+            url: url.to_string(),
+            templates: notify.templates.clone(),
+            webhook,
+            product: notify.product.clone().unwrap_or_else(|| database.clone()),
+            database,
+        }
+    }
+
+    /// The incident since `from` (default: the latest), from the timeline.
+    pub fn gather(&self, from: Option<DateTime<Utc>>) -> Result<Incident, NotifyError> {
+        let mut client = crate::pg::connect(&self.url, "backstop incident")?;
+        Ok(gather(&mut client, from, &self.product, &self.database)?)
+    }
+
+    /// Renders template `name` for `incident`, the user's version first.
+    pub fn render(&self, name: &str, incident: &Incident) -> Result<String, IncidentError> {
+        render(name, incident, self.templates.as_deref())
+    }
+
+    /// Posts the Slack alert (`started`) or the resolution. `Ok` when no
+    /// webhook is set; a failure to post never stops a method: the caller
+    /// says it as a warning.
+    pub fn announce(&self, started: bool) -> Result<(), String> {
+        let webhook = match &self.webhook {
+            Ok(Some(w)) => w,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("not posting to Slack: {e}")),
+        };
+        let posted = self.gather(None).and_then(|i| {
+            let (name, title) = if started {
+                ("slack_alert.md", format!("Rollback in progress: {}", i.product))
+            } else if i.resolved {
+                ("slack_resolved.md", format!("Rollback complete: {}", i.product))
+            } else {
+                ("slack_resolved.md", format!("Rollback stopped: {}", i.product))
+            };
+            let text = self.render(name, &i)?;
+            Ok(post_slack(webhook, &title, &text)?)
+        });
+        posted.map(|_| ()).map_err(|e| crate::kit::error::chain(&e))
+    }
+
+    /// Whether a webhook is configured.
+    pub fn posts(&self) -> bool {
+        !matches!(self.webhook, Ok(None))
+    }
+}
+
+/// Why an incident could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Connect(#[from] crate::pg::ConnectError),
+    #[error(transparent)]
+    Incident(#[from] IncidentError),
+}
+
+impl NotifyError {
+    /// 2 or 3, as the cause says.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NotifyError::Connect(e) => e.exit_code(),
+            NotifyError::Incident(e) => e.exit_code(),
+        }
+    }
+}
+
 /// Slack's limit on a section's text.
 pub const SECTION_LIMIT: usize = 3000;
 

@@ -22,3 +22,4 @@ pub mod shell;
 pub mod source;
 pub mod sync;
 pub mod verify;
+pub mod watch;

@@ -3,7 +3,7 @@
 //! the first one's record, and lifting it (or dropping its guard) puts the
 //! database's own setting back.
 
-use backstop_core::config::FreezeSection;
+use backstop_core::freeze::FreezeSection;
 use backstop_core::freeze::{self, FreezeGuard};
 use backstop_core::pg::cluster::Cluster;
 

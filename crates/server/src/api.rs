@@ -382,7 +382,7 @@ async fn write<T: serde::Serialize + Send + 'static>(
                 2 => StatusCode::BAD_REQUEST,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            (status, backstop_core::backup::chain(&e))
+            (status, backstop_core::kit::error::chain(&e))
         })
     })
     .await;

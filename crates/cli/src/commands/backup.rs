@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use backstop_core::backup::manifest::Kind;
+use backstop_core::backup::VerifyLevel;
 use backstop_core::backup::{
     self, BackupGate, CreateOptions, GateMode, Manifest, Note, Store, Tools,
 };
-use backstop_core::config::{Config, VerifyLevel};
+use backstop_core::config::Config;
 use backstop_core::migrate::{Gate, Waived};
 use backstop_core::pg;
 use chrono::Utc;
@@ -146,7 +147,7 @@ struct Listed<'a> {
 fn list(args: ListArgs, store: &Store) -> anyhow::Result<ExitCode> {
     let (backups, problems) = store.list()?;
     for p in &problems {
-        eprintln!("warning: {}", backup::chain(p));
+        eprintln!("warning: {}", backstop_core::kit::error::chain(p));
     }
     let now = Utc::now();
     match args.output.format {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backstop_core::check::{self, Assessment, CheckGate, LiveInfo, Settings, Source};
+use backstop_core::check::{self, Assessment, CheckGate, LiveInfo, Source};
 use backstop_core::config::{Config, ConfigError};
 use backstop_core::migrate;
 use backstop_core::pg;
@@ -126,7 +126,7 @@ fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<Option<Str
 
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let settings = Settings::from_config(&config);
+    let settings = config.check_settings();
     let url = if args.offline { None } else { database_url(&config, &args.conn)? };
     // A configured database that cannot be reached is an error (exit 3),
     // never a quiet fallback to the SQL alone: with a wrong password the
@@ -199,7 +199,7 @@ pub fn migrate_gate<'a>(
     accept: Vec<Code>,
     show: bool,
 ) -> Option<CheckGate<'a>> {
-    let settings = Settings::from_config(config);
+    let settings = config.check_settings();
     if !settings.required {
         if !accept.is_empty() && show {
             eprintln!("note: [check] required = false, so --accept-risk has nothing to accept");

@@ -1,13 +1,10 @@
 //! `backstop incident report`: the incident document, the Slack message,
 //! the status-page update and the users' e-mail, from the real timeline in
-//! `backstop.events`; and the Slack alerts the methods post when they start
-//! and end.
+//! `backstop.events`, posted to Slack with `--post`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::config::Config;
-use backstop_core::incident::{self, Incident};
 use chrono::{DateTime, Utc};
 
 use super::{print, print_json, UsageError};
@@ -67,54 +64,12 @@ fn since(text: &str) -> Result<DateTime<Utc>, UsageError> {
         })
 }
 
-fn product(config: &Config, url: &str) -> (String, String) {
-    let database = url
-        .parse::<postgres::Config>()
-        .ok()
-        .and_then(|c| c.get_dbname().map(str::to_string))
-        .unwrap_or_else(|| "database".into());
-    (config.notify.product.clone().unwrap_or_else(|| database.clone()), database)
-}
-
-pub fn gather(config: &Config, url: &str, from: Option<DateTime<Utc>>) -> anyhow::Result<Incident> {
-    let (product, database) = product(config, url);
-    let mut client = backstop_core::pg::connect(url, "backstop incident")?;
-    Ok(incident::gather(&mut client, from, &product, &database)?)
-}
-
-/// Posts the Slack alert (`started`) or resolution; a failure to post is
-/// said, and never stops the method.
-pub fn announce(config: &Config, url: &str, started: bool) {
-    let webhook = match config.slack_webhook() {
-        Ok(Some(w)) => w,
-        Ok(None) => return,
-        Err(e) => {
-            eprintln!("warning: not posting to Slack: {e}");
-            return;
-        }
-    };
-    let posted = gather(config, url, None).and_then(|i| {
-        let (name, title) = if started {
-            ("slack_alert.md", format!("Rollback in progress: {}", i.product))
-        } else if i.resolved {
-            ("slack_resolved.md", format!("Rollback complete: {}", i.product))
-        } else {
-            ("slack_resolved.md", format!("Rollback stopped: {}", i.product))
-        };
-        let text = incident::render(name, &i, config.notify.templates.as_deref())?;
-        Ok(incident::post_slack(&webhook, &title, &text)?)
-    });
-    if let Err(e) = posted {
-        eprintln!("warning: {}", backstop_core::backup::chain(e.as_ref()));
-    }
-}
-
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let Sub::Report(r) = args.command;
     let (config, url, _) = super::backup::load(config, &r.conn)?;
     let from = r.since.as_deref().map(since).transpose()?;
-    let incident = gather(&config, &url, from)?;
-    let dir = config.notify.templates.as_deref();
+    let notifier = config.notifier(&url);
+    let incident = notifier.gather(from)?;
     let wanted: &[(&str, &str)] = match r.text {
         Text::All => &[
             ("report", "report.md"),
@@ -129,7 +84,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let mut texts = serde_json::Map::new();
     for (key, name) in wanted {
-        texts.insert(key.to_string(), incident::render(name, &incident, dir)?.into());
+        texts.insert(key.to_string(), notifier.render(name, &incident)?.into());
     }
     match r.output.format {
         Format::Json => print_json(&serde_json::json!({ "incident": incident, "texts": texts }))?,
@@ -149,7 +104,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         if config.notify.slack_webhook.is_none() {
             return Err(UsageError("--post needs [notify] slack_webhook".into()).into());
         }
-        announce(&config, &url, false);
+        if let Err(e) = notifier.announce(false) {
+            eprintln!("warning: {e}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

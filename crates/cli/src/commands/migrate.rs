@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
 use backstop_core::rehearse::gate::RehearsalGate;
-use backstop_core::verify::Phase;
+use backstop_core::verify::{AfterRun, Phase};
 
-use super::verify::{self, AfterRun};
+use super::verify;
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
 use crate::{Connection, Format, Output};
@@ -95,7 +95,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         gates.push(gate.as_mut());
     }
     let mut client = ctx.connect()?;
-    let after = AfterRun::prepare(&ctx, &mut client, Phase::Migrate, args.dry_run)?;
+    let plan = ctx.config.after_plan()?;
+    let after =
+        AfterRun::prepare(&mut client, &ctx.url, plan.as_ref(), Phase::Migrate, args.dry_run)?;
     let report = migrate::migrate(
         &mut client,
         &ctx.migrations,

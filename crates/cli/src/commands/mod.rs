@@ -127,6 +127,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<backstop_core::respond::RespondError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<backstop_core::watch::WatchError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<backstop_core::incident::NotifyError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<backstop_server::ServeError>() {
             return e.exit_code();
         }

@@ -84,7 +84,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     } else {
         Some(VerifyPlan {
             section: verify.clone(),
-            headers: verify.resolve_headers(ctx.config.path.as_deref())?,
+            headers: ctx.config.verify_headers()?,
             backups: ctx.config.backup.dir.clone(),
         })
     };

@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use backstop_core::decide::Method;
 use backstop_core::migrate::{self, Progress, Quiet, RollbackTarget};
-use backstop_core::verify::Phase;
+use backstop_core::respond::{self, Observer, Step, Target};
+use backstop_core::verify::{AfterRun, Phase};
 
-use super::verify::{self, AfterRun};
+use super::verify;
 use super::{print, print_json, Context};
 use crate::render::{self, StderrProgress};
 use crate::{Connection, Format, Output};
@@ -54,10 +56,25 @@ pub struct Args {
     resume: bool,
 }
 
+/// Prints each step of a method on stderr (text output) and warnings always.
+struct Steps {
+    text: bool,
+}
+
+impl Observer for Steps {
+    fn step(&mut self, _: Method, step: &Step) {
+        if self.text {
+            eprintln!("{}", render::step_line(step));
+        }
+    }
+
+    fn warning(&mut self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+}
+
 /// `rollback --method`: the runbook's methods after COMMIT.
 fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<ExitCode> {
-    use backstop_core::decide::Method;
-    use backstop_core::respond::{self, Target};
     let m = Method::parse(which).ok_or_else(|| {
         super::UsageError(format!(
             "--method {which:?}: use A (flags off), B (restore) or C (full rollback)"
@@ -72,16 +89,12 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
         ))
         .into());
     }
-    let (config, url, store) = super::backup::load(config, &args.conn)?;
+    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let responder = config.responder(&url, None)?;
     let mut client = backstop_core::pg::connect(&url, "backstop rollback")?;
     let flags = backstop_core::flags::list(&mut client)?;
-    let target = flags_to_kill(
-        &mut client,
-        &flags,
-        args.flag.clone(),
-        args.release.as_deref(),
-        m == Method::B,
-    )?;
+    let target =
+        respond::target(&flags, args.flag.clone(), args.release.as_deref(), m == Method::B)?;
     let affected: Vec<&str> = flags
         .iter()
         .filter(|f| match &target {
@@ -124,61 +137,29 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     let reason = args.reason.unwrap_or_else(|| format!("backstop rollback --method {m}"));
-    let text = args.output.format == Format::Text;
-    let mut alerted = false;
-    let on_step = |s: &respond::Step| {
-        if text {
-            eprintln!("{}", crate::render::step_line(s));
-        }
-        // The alert goes out once the method is on record and its first step done.
-        if !alerted {
-            alerted = true;
-            super::incident::announce(&config, &url, true);
-        }
-    };
+    let mut steps = Steps { text: args.output.format == Format::Text };
     let carried = match restore_id {
-        None => respond::method_a(
-            &mut client,
-            &url,
-            target.as_ref().expect("method A always has a target"),
-            &config.hooks,
-            &reason,
-            config.migrations.lock_wait,
-            on_step,
-        ),
+        None => {
+            let target = target.as_ref().expect("method A always has a target");
+            responder.method_a(&mut client, target, &reason, &mut steps)?
+        }
         Some(id) => {
-            let tools = backstop_core::backup::tools::Tools::find()?;
-            let restore = respond::Restore {
-                store: &store,
-                tools: &tools,
-                backup: Some(id),
-                options: backstop_core::backup::restore::RestoreOptions {
-                    jobs: super::backup::jobs(&config),
-                    resume: args.resume,
-                    lock_wait: config.migrations.lock_wait,
-                },
-                freeze: &config.freeze,
-            };
             // Ctrl-C stops pg_restore; Backstop lives on to leave the
             // database as it was, or on record for --resume.
             super::restore::outlive_interrupts();
-            respond::method_b(
+            responder.method_b(
                 &mut client,
-                &url,
                 target.as_ref(),
-                &config.hooks,
-                &restore,
+                Some(id),
+                args.resume,
                 &reason,
-                on_step,
-            )
+                &mut steps,
+            )?
         }
     };
-    // The resolution, or the failure, goes out either way.
-    super::incident::announce(&config, &url, false);
-    let steps = carried?;
     match args.output.format {
         Format::Json => print_json(
-            &serde_json::json!({ "method": m.to_string(), "target": target, "steps": steps }),
+            &serde_json::json!({ "method": m.to_string(), "target": target, "steps": carried }),
         )?,
         Format::Text => print(&format!("✓ method {m} carried out\n"))?,
     }
@@ -187,15 +168,13 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
 
 /// `rollback --method C`: the full rollback, with its forensics.
 fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    use backstop_core::respond;
     let ctx = Context::load(config, &args.conn)?;
     let revert = revert_target(args.to.clone(), args.steps);
     let mut client = ctx.connect()?;
     let flags = backstop_core::flags::list(&mut client)?;
-    let target =
-        flags_to_kill(&mut client, &flags, args.flag.clone(), args.release.as_deref(), true)?;
-    let root = forensics_root(&ctx);
+    let target = respond::target(&flags, args.flag.clone(), args.release.as_deref(), true)?;
     if !args.yes {
+        let root = respond::forensics_root(ctx.config.path.as_deref());
         let plan = migrate::rollback(
             &mut client,
             &ctx.migrations,
@@ -219,14 +198,10 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))?;
         return Ok(if versions.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS });
     }
+    let responder = ctx.config.responder(&ctx.url, Some(ctx.migrations.clone()))?;
     let reason = args.reason.unwrap_or_else(|| "backstop rollback --method C".into());
-    let text = args.output.format == Format::Text;
-    let on_step = |s: &respond::Step| {
-        if text {
-            eprintln!("{}", crate::render::step_line(s));
-        }
-    };
-    let outcome = carry_out_c(&ctx, &mut client, target.as_ref(), &revert, &reason, on_step)?;
+    let mut steps = Steps { text: args.output.format == Format::Text };
+    let outcome = responder.method_c(&mut client, target.as_ref(), &revert, &reason, &mut steps)?;
     let written = "report.md and user_email.txt";
     match args.output.format {
         Format::Json => print_json(&serde_json::json!({
@@ -255,105 +230,6 @@ fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
     }
 }
 
-/// The flags a method turns off: `--flag`, or `--release`, or the one
-/// release with flags on. When `none_if_all_off` (B and C, which go on to
-/// restore or revert after a kill already done) and nothing is on: none.
-fn flags_to_kill(
-    client: &mut postgres::Client,
-    flags: &[backstop_core::flags::Flag],
-    flag: Option<String>,
-    release: Option<&str>,
-    none_if_all_off: bool,
-) -> anyhow::Result<Option<backstop_core::respond::Target>> {
-    use backstop_core::respond::Target;
-    Ok(match (flag, release) {
-        (Some(f), _) => Some(Target::Flag(f)),
-        (None, None) if none_if_all_off && !flags.iter().any(|f| f.enabled()) => None,
-        (None, release) => Some(Target::Release(super::watch::release_to_kill(client, release)?)),
-    })
-}
-
-/// Where method C writes its forensics: `forensics/` beside backstop.toml.
-fn forensics_root(ctx: &Context) -> std::path::PathBuf {
-    ctx.config
-        .path
-        .as_deref()
-        .and_then(Path::parent)
-        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
-        .join("forensics")
-}
-
-/// Method C with the verify suite after the downs, the alerts at its start
-/// and end, and the incident report and users' e-mail written beside the
-/// exports. `rollback --method C` and `watch --auto C` both use it.
-pub fn carry_out_c(
-    ctx: &Context,
-    client: &mut postgres::Client,
-    target: Option<&backstop_core::respond::Target>,
-    revert: &RollbackTarget,
-    reason: &str,
-    mut on_step: impl FnMut(&backstop_core::respond::Step),
-) -> anyhow::Result<backstop_core::respond::FullOutcome> {
-    use backstop_core::respond;
-    let mut after = AfterRun::prepare(ctx, client, Phase::Rollback, false)?;
-    let mut verify = |client: &mut postgres::Client, report: &migrate::Report| {
-        let Some(after) = after.take() else {
-            return Ok("no verify check runs after a rollback (see [verify])".to_string());
-        };
-        match after.finish(client, report) {
-            Some(suite) if suite.ok() => {
-                Ok(format!("{} check(s) passed, {} warned", suite.passed, suite.warned))
-            }
-            Some(suite) => Err(format!(
-                "{} critical check(s) failed: {}",
-                suite.failed,
-                suite.text().lines().filter(|l| l.contains('✗')).collect::<Vec<_>>().join("; ")
-            )),
-            None => Ok("nothing was reverted, nothing to verify".to_string()),
-        }
-    };
-    let (config, url) = (&ctx.config, &ctx.url);
-    let mut alerted = false;
-    let step = |s: &respond::Step| {
-        on_step(s);
-        // The alert goes out once the method is on record and its first step done.
-        if !alerted {
-            alerted = true;
-            super::incident::announce(config, url, true);
-        }
-    };
-    let root = forensics_root(ctx);
-    let full = respond::Full {
-        migrations: &ctx.migrations,
-        settings: &ctx.settings,
-        revert,
-        forensics_root: &root,
-        owner_columns: &config.check.owner_columns,
-        protected_tables: &config.migrations.protected_tables,
-    };
-    let carried = respond::method_c(
-        client,
-        url,
-        target,
-        &config.hooks,
-        &full,
-        reason,
-        config.migrations.lock_wait,
-        &mut verify,
-        step,
-    );
-    super::incident::announce(config, url, false);
-    let outcome = carried?;
-    // The incident texts go beside the exports, from the timeline just written.
-    let incident = super::incident::gather(config, url, None)?;
-    for name in ["report.md", "user_email.txt"] {
-        let body =
-            backstop_core::incident::render(name, &incident, config.notify.templates.as_deref())?;
-        std::fs::write(outcome.forensics.join(name), body)?;
-    }
-    Ok(outcome)
-}
-
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Some(which) = args.method.clone() {
         return method(args, config, &which);
@@ -361,7 +237,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
     let target = revert_target(args.to, args.steps);
     let mut client = ctx.connect()?;
-    let after = AfterRun::prepare(&ctx, &mut client, Phase::Rollback, args.dry_run)?;
+    let plan = ctx.config.after_plan()?;
+    let after =
+        AfterRun::prepare(&mut client, &ctx.url, plan.as_ref(), Phase::Rollback, args.dry_run)?;
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),

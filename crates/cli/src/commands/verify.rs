@@ -10,14 +10,13 @@ use anyhow::Context as _;
 use backstop_core::config::Config;
 use backstop_core::migrate::Report;
 use backstop_core::pg;
-use backstop_core::schema::events;
 use backstop_core::verify::{
     snapshot, ChecksumScope, Phase, Selection, Snapshot, Suite, SuiteReport,
 };
 use clap::ValueEnum;
 use serde_json::json;
 
-use super::{print, print_json, Context, UsageError};
+use super::{print, print_json, UsageError};
 use crate::render::human;
 use crate::Connection;
 
@@ -82,7 +81,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let url = cfg.database_url(args.conn.database_url.as_deref())?;
     pg::conn::parse_url(&url)?;
     let snapshot_arg = snapshot_arg(&args.snapshot)?;
-    let headers = cfg.verify.resolve_headers(cfg.path.as_deref())?;
+    let headers = cfg.verify_headers()?;
     if let SnapshotArg::Save(name) = &snapshot_arg {
         if !args.only.is_empty() {
             return Err(UsageError("--only does not apply to --snapshot save".into()).into());
@@ -153,74 +152,6 @@ fn save(
         ))?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The suite `migrate` or `rollback` runs afterwards, prepared before the
-/// run so that what would stop it stops the run before anything changes:
-/// a header variable that is not set, a snapshot that does not exist. When
-/// a check compares with a snapshot it does not name, the state right
-/// before the run is taken as its baseline.
-pub struct AfterRun {
-    phase: Phase,
-    suite: Suite,
-}
-
-impl AfterRun {
-    /// `None` when `after_migrate` is off, nothing will change, or no
-    /// check belongs after this kind of run.
-    pub fn prepare(
-        ctx: &Context,
-        client: &mut postgres::Client,
-        phase: Phase,
-        dry_run: bool,
-    ) -> anyhow::Result<Option<AfterRun>> {
-        if !ctx.config.verify.after_migrate || dry_run {
-            return Ok(None);
-        }
-        let headers = ctx.config.verify.resolve_headers(ctx.config.path.as_deref())?;
-        let selection = Selection {
-            phase: Some(phase),
-            backups: Some(ctx.config.backup.dir.clone()),
-            ..Default::default()
-        };
-        let baseline = if selection.needs_baseline(&ctx.config.verify)? {
-            let name = match phase {
-                Phase::Migrate => "before this migrate",
-                Phase::Rollback => "before this rollback",
-            };
-            let scope = ChecksumScope::for_suite(&ctx.config.verify);
-            Some(Snapshot::take(client, name, &scope).context("taking the baseline snapshot")?)
-        } else {
-            None
-        };
-        let suite =
-            Suite::prepare(client, &ctx.url, &ctx.config.verify, &selection, baseline, &headers)?;
-        Ok((!suite.is_empty()).then_some(AfterRun { phase, suite }))
-    }
-
-    /// Runs the suite when the run changed something, and records the
-    /// outcome in the audit log.
-    pub fn finish(self, client: &mut postgres::Client, report: &Report) -> Option<SuiteReport> {
-        if report.done.is_empty() {
-            return None;
-        }
-        let result = self.suite.run();
-        let event = events::Event {
-            kind: "verify",
-            outcome: if result.ok() { "ok" } else { "failed" },
-            versions: report.done.iter().map(|d| d.version.clone()).collect(),
-            details: json!({
-                "after": self.phase,
-                "passed": result.passed,
-                "failed": result.failed,
-                "warned": result.warned,
-                "checks": result.checks.iter().map(|c| json!({"name": c.name, "status": c.status})).collect::<Vec<_>>(),
-            }),
-        };
-        // The outcome is what matters; the log is best effort.
-        let _ = events::record(client, &event);
-        Some(result)
-    }
 }
 
 /// The suite's lines after a migrate or rollback report and, when it

@@ -9,12 +9,13 @@ use chrono::Utc;
 use postgres::Client;
 use serde_json::json;
 
+use super::config::{BackupSection, VerifyLevel};
 use super::create::{create, source_of, CreateOptions, Source};
 use super::manifest::{Kind, Manifest};
 use super::verify::{verify, verify_checksums};
-use super::{chain, BackupError, Note, Progress, Store, Tools};
-use crate::config::{BackupSection, VerifyLevel};
+use super::{BackupError, Note, Progress, Store, Tools};
 use crate::kit::duration;
+use crate::kit::error::chain;
 use crate::kit::size::human as size;
 use crate::migrate::{Gate, GatePass, GateRefusal};
 use crate::source::Migration;

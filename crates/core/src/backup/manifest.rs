@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::config::VerifyLevel;
 use super::BackupError;
-use crate::config::VerifyLevel;
 
 /// The manifest's file name inside a backup's directory.
 pub const FILE: &str = "manifest.json";

@@ -8,8 +8,10 @@
 //! (pg_dump's directory). It is written as `<dir>/<id>.partial/` and renamed
 //! only when complete, so a listed backup is always a whole one.
 
+pub mod config;
 pub mod create;
 pub mod gate;
+pub mod identity;
 pub mod manifest;
 pub mod restore;
 pub mod retention;
@@ -19,6 +21,7 @@ pub mod verify;
 
 use std::path::PathBuf;
 
+pub use config::{BackupSection, VerifyLevel};
 pub use create::{create, CreateOptions};
 pub use gate::{BackupGate, GateMode};
 pub use manifest::{Check, Kind, Manifest};
@@ -218,22 +221,6 @@ pub struct Quiet;
 
 impl Progress for Quiet {
     fn note(&mut self, _: Note) {}
-}
-
-/// The error with its causes, for messages that end up in one string
-/// (gate refusals, manifests, the audit log).
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use super::store::new_id;
 use super::tools::{self, run_verbose, tail};
 use super::verify::{compare, verify_checksums};
 use super::{BackupError, Note, Progress, Store, Tools};
-use crate::config::FreezeSection;
+use crate::freeze::FreezeSection;
 use crate::freeze::{self, FreezeGuard};
 use crate::pg::conn::connect_db;
 use crate::pg::lock::MigrationLock;
@@ -235,7 +235,7 @@ pub fn restore(
         let who = holder.map_or("another session".to_string(), |h| h.to_string());
         run.progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
     })
-    .map_err(|e| BackupError::Refused(super::chain(&e)))?;
+    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))?;
 
     let strategy = match &unfinished {
         Some(j) => j.strategy,
@@ -291,7 +291,7 @@ pub fn restore(
             if let Err(lift) = guard.lift() {
                 return Err(BackupError::CleanupFailed {
                     cause: Box::new(e),
-                    cleanup: format!("lifting the freeze: {}", super::chain(&lift)),
+                    cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
                 });
             }
             Journal::remove(store)?;
@@ -773,7 +773,7 @@ fn record_failure(url: &str, id: &str, e: &BackupError) {
                 kind: "restore",
                 outcome: "failed",
                 versions: Vec::new(),
-                details: json!({ "backup_id": id, "error": super::chain(e) }),
+                details: json!({ "backup_id": id, "error": crate::kit::error::chain(e) }),
             };
             let _ = events::record(&mut client, &event);
         }

@@ -93,7 +93,7 @@ pub fn prune(
         match result {
             Ok(()) => report.removed.push(entry),
             Err(e) => {
-                entry.error = Some(super::chain(&e));
+                entry.error = Some(crate::kit::error::chain(&e));
                 report.failed.push(entry);
             }
         }

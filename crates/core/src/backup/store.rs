@@ -91,7 +91,7 @@ impl Store {
         if which != "latest" {
             return self.load(which);
         }
-        let source = super::create::source_of(client)?;
+        let source = super::identity::source_of(client)?;
         let (all, _) = self.list()?;
         all.into_iter()
             .rev()

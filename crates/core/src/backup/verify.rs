@@ -126,7 +126,7 @@ pub fn verify(
             ok: result.is_ok(),
             detail: match &result {
                 Ok(detail) => detail.clone(),
-                Err(e) => super::chain(e),
+                Err(e) => crate::kit::error::chain(e),
             },
         };
         // Only a verdict on the backup is recorded; a missing local

@@ -632,11 +632,9 @@ fn missing_protected_tables(
     created: &[RelationName],
 ) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
-    let config = settings.config_file.as_ref().map(|p| p.display().to_string());
-    let line = settings
-        .config_file
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+    let config = settings.config_file.display().to_string();
+    let line = std::fs::read_to_string(&settings.config_file)
+        .ok()
         .and_then(|text| {
             text.lines().position(|l| l.trim_start().starts_with("protected_tables")).map(|i| i + 1)
         })
@@ -659,7 +657,7 @@ fn missing_protected_tables(
         if !exists {
             let mut f = Finding::new(
                 Code::BS100,
-                config.clone().unwrap_or_else(|| crate::config::DEFAULT_FILE.to_string()),
+                config.clone(),
                 line,
                 format!("protected table {configured} does not exist on the server: backstop migrate's pre-flight refuses to run"),
                 "fix [migrations] protected_tables in backstop.toml, or check that this is the right database",

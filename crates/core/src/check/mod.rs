@@ -10,7 +10,7 @@ use std::path::Path;
 use backstop_lint::{Code, Finding, Input, Report, Severity, Verdict};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::config::Config;
+use crate::migrate::MigrationsSection;
 use crate::source::{Migration, Part, ProblemKind, SourceError};
 
 pub use gate::CheckGate;
@@ -74,22 +74,28 @@ pub struct Settings {
     pub fail_on: Severity,
     pub required: bool,
     /// The config file, where a finding about the configuration points.
-    pub config_file: Option<std::path::PathBuf>,
+    pub config_file: std::path::PathBuf,
 }
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Settings {
+    /// The check's settings from its own section and the guards of
+    /// `[migrations]` it judges statements against.
+    pub fn new(
+        check: &CheckSection,
+        migrations: &MigrationsSection,
+        config_file: std::path::PathBuf,
+    ) -> Settings {
         Settings {
             lint: backstop_lint::Options {
-                protected_tables: config.migrations.protected_tables.clone(),
-                owner_columns: config.check.owner_columns.clone(),
-                runner_sets_lock_timeout: !config.migrations.lock_timeout.is_zero(),
-                skip: config.check.skip.clone(),
+                protected_tables: migrations.protected_tables.clone(),
+                owner_columns: check.owner_columns.clone(),
+                runner_sets_lock_timeout: !migrations.lock_timeout.is_zero(),
+                skip: check.skip.clone(),
                 sequential: true,
             },
-            fail_on: config.check.fail_on,
-            required: config.check.required,
-            config_file: config.path.clone(),
+            fail_on: check.fail_on,
+            required: check.required,
+            config_file,
         }
     }
 }
@@ -314,6 +320,7 @@ impl CheckError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn the_check_section_has_defaults_and_rejects_unknown_keys_codes_and_severities() {

@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod error;
 pub mod jsonpath;
 pub mod markdown;
 pub mod size;

@@ -1,6 +1,20 @@
 //! Places in a text: the line and column of a byte offset, for messages
 //! that point at `file:line:column`.
 
+use std::path::PathBuf;
+
+/// A problem at a place in a file, said as `path:line:column: message`.
+/// Each config section's parser reports its problems with it; the config
+/// file as a whole turns it into its own error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", path.display())]
+pub struct Located {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
 /// The 1-based line and column (in characters) of byte `offset`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());

@@ -2,6 +2,7 @@
 //! detection, planning of transaction groups, and the audit of outcomes.
 //! Gates (backup, risk check, rehearsal) are composed by the CLI around this.
 
+pub mod config;
 mod gate;
 pub mod protect;
 mod run;
@@ -14,35 +15,13 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use crate::schema::applied::AppliedRow;
+pub use config::{MigrationsSection, Settings};
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 
-use crate::config::MigrationsSection;
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};
 use crate::schema::{self, events};
 use crate::source::{Migration, Order, Part, Problem};
-
-/// The guards that apply to every run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub protected_tables: Vec<String>,
-    pub lock_timeout: Duration,
-    pub statement_timeout: Duration,
-    pub lock_wait: Duration,
-    pub lock_retries: u32,
-}
-
-impl From<&MigrationsSection> for Settings {
-    fn from(m: &MigrationsSection) -> Self {
-        Settings {
-            protected_tables: m.protected_tables.clone(),
-            lock_timeout: m.lock_timeout,
-            statement_timeout: m.statement_timeout,
-            lock_wait: m.lock_wait,
-            lock_retries: m.lock_retries,
-        }
-    }
-}
 
 /// Things worth telling the operator while a run goes on.
 #[derive(Debug)]

@@ -21,6 +21,17 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
+impl ConnectError {
+    /// Exit code: a wrong URL is a usage error, an unreachable server an
+    /// environment error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConnectError::BadUrl { .. } => 2,
+            ConnectError::Unreachable { .. } => 3,
+        }
+    }
+}
+
 /// What is shown in place of a connection string that does not parse:
 /// nothing of it, since its password cannot be told from the rest.
 pub const HIDDEN_URL: &str = "(connection string hidden: it does not parse)";

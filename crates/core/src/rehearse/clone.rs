@@ -291,7 +291,8 @@ impl Workspace {
         run_id: String,
     ) -> Result<Workspace, RehearseError> {
         let store = Store::new(&from.dir);
-        let refused = |e: backup::BackupError| RehearseError::Clone { reason: backup::chain(&e) };
+        let refused =
+            |e: backup::BackupError| RehearseError::Clone { reason: crate::kit::error::chain(&e) };
         let m = store.pick(&mut connect_source(source_url)?, &from.id).map_err(refused)?;
         let mut info = CopyInfo {
             method: Method::Backup,

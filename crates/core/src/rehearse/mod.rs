@@ -6,6 +6,7 @@
 //! rehearsal gate of `migrate` looks for.
 
 mod clone;
+pub mod config;
 mod dump;
 pub mod gate;
 mod lossy;
@@ -14,6 +15,8 @@ pub mod report;
 mod sample;
 
 use std::path::PathBuf;
+
+pub use config::RehearseSection;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -1001,7 +1004,8 @@ impl BackedUp {
         conninfo: &str,
         settings: &Settings,
     ) -> Result<Result<BackedUp, String>, RehearseError> {
-        use crate::backup::{chain, create, Quiet, Store, Tools};
+        use crate::backup::{create, Quiet, Store, Tools};
+        use crate::kit::error::chain;
         let dir = clone::owned_temp_dir("backups")?;
         let store = Store::new(dir.path());
         let tools = match Tools::find() {
@@ -1025,7 +1029,8 @@ impl BackedUp {
         conninfo: &str,
         settings: &Settings,
     ) -> Result<crate::backup::restore::RestoreReport, String> {
-        use crate::backup::{chain, create, restore, Quiet};
+        use crate::backup::{create, restore, Quiet};
+        use crate::kit::error::chain;
         let options = restore::RestoreOptions {
             jobs: create::default_jobs(),
             resume: false,

@@ -162,7 +162,7 @@ pub fn method_c(
             return Err(run.failed(step("down migrations", started, false, detail, None)));
         }
         Err(e) => {
-            let detail = crate::backup::chain(&e);
+            let detail = crate::kit::error::chain(&e);
             return Err(run.failed(step("down migrations", started, false, detail, None)));
         }
     };

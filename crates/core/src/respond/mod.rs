@@ -15,7 +15,11 @@ use crate::flags::{self, FlagsError};
 use crate::schema::events;
 
 mod full;
+mod responder;
 pub use full::{method_c, Full, FullOutcome, TableExposure};
+pub use responder::{
+    forensics_root, release_to_kill, target, FullSetup, Observer, Responder, RestoreSetup,
+};
 
 /// `[hooks]`: shell commands the methods run at their steps.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -93,6 +97,12 @@ pub enum RespondError {
         "method C has nothing to revert: no applied migration is chosen (see `backstop status`)"
     )]
     NothingToRevert,
+    #[error("no release has a flag on: nothing for method A to turn off")]
+    NoFlagOn,
+    #[error("flags of several releases are on ({}); name one with --release", .0.join(", "))]
+    SeveralReleases(Vec<String>),
+    #[error("method C reverts migrations, and no migrations folder was read for it")]
+    NoFolder,
 }
 
 impl RespondError {
@@ -101,7 +111,11 @@ impl RespondError {
             RespondError::Flags(e) => e.exit_code(),
             RespondError::Step { .. } => 1,
             RespondError::Db(_) => 3,
-            RespondError::NoBackup | RespondError::NothingToRevert => 2,
+            RespondError::NoBackup
+            | RespondError::NothingToRevert
+            | RespondError::NoFlagOn
+            | RespondError::SeveralReleases(_)
+            | RespondError::NoFolder => 2,
             RespondError::Rollback(_) => 1,
         }
     }
@@ -262,7 +276,7 @@ pub struct Restore<'a> {
     /// The backup; `None`: the one the latest applied migration recorded.
     pub backup: Option<String>,
     pub options: crate::backup::restore::RestoreOptions,
-    pub freeze: &'a crate::config::FreezeSection,
+    pub freeze: &'a crate::freeze::FreezeSection,
 }
 
 /// The backup method B restores: the one given, or the one that guarded
@@ -297,7 +311,7 @@ pub fn method_b(
     // The backup must be there before anything is turned off for it.
     restore.store.load(&id).map_err(|e| RespondError::Step {
         step: "finding the backup".into(),
-        detail: crate::backup::chain(&e),
+        detail: crate::kit::error::chain(&e),
     })?;
     let base = json!({ "method": "B", "target": target, "reason": reason, "backup": id });
     let lock_wait = restore.options.lock_wait;
@@ -337,7 +351,7 @@ pub fn method_b(
             run.done(step("restore", started, true, detail, None));
         }
         Err(e) => {
-            let detail = crate::backup::chain(&e);
+            let detail = crate::kit::error::chain(&e);
             return Err(run.failed(step("restore", started, false, detail, None)));
         }
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::ConfigError;
 use crate::kit::duration::de as duration;
 use crate::kit::env::{interpolate, Interpolation};
+use crate::kit::text::Located;
 
 /// `[verify]` exactly as written, before each check is typed by its kind.
 #[derive(Debug, Default, Deserialize)]
@@ -475,7 +475,7 @@ impl VerifySection {
         raw: RawSection,
         text: &str,
         path: &Path,
-    ) -> Result<VerifySection, ConfigError> {
+    ) -> Result<VerifySection, Located> {
         let mut checks: Vec<CheckSpec> = Vec::with_capacity(raw.checks.len());
         for entry in raw.checks {
             let span = entry.span();
@@ -503,9 +503,7 @@ impl VerifySection {
 
     /// The `${ENV}` values of every http check's headers, resolved now so
     /// that a missing variable stops the run before anything happens.
-    pub fn resolve_headers(&self, path: Option<&Path>) -> Result<ResolvedHeaders, ConfigError> {
-        let path =
-            path.map_or_else(|| Path::new(crate::config::DEFAULT_FILE).into(), Path::to_path_buf);
+    pub fn resolve_headers(&self, path: &Path) -> Result<ResolvedHeaders, Located> {
         let mut out = ResolvedHeaders::default();
         for check in &self.checks {
             let Kind::Http(http) = &check.kind else { continue };
@@ -528,7 +526,7 @@ impl VerifySection {
                             check.name
                         ),
                     };
-                    ConfigError::Invalid { path: path.clone(), line: check.line, column: 1, message }
+                    Located { path: path.to_path_buf(), line: check.line, column: 1, message }
                 })?;
                 out.secrets.extend(from_env.into_inner());
                 headers.push((name.clone(), value));
@@ -552,7 +550,7 @@ fn typed(
     text: &str,
     span: std::ops::Range<usize>,
     path: &Path,
-) -> Result<CheckSpec, ConfigError> {
+) -> Result<CheckSpec, Located> {
     let at_key = |key: &str| find_key(text, span.clone(), key).unwrap_or(span.start);
     let name = match table.remove("name") {
         Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
@@ -793,9 +791,9 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
     None
 }
 
-fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
+fn invalid(path: &Path, text: &str, offset: usize, message: String) -> Located {
     let (line, column) = crate::kit::text::line_col(text, offset);
-    ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
+    Located { path: path.to_path_buf(), line, column, message }
 }
 
 #[cfg(test)]
@@ -907,10 +905,14 @@ owner_column = "user_id"
         let text = "[[verify.checks]]\nname = \"h\"\nkind = \"http\"\nurl = \"http://x/\"\nheaders = { Authorization = \"Bearer ${BACKSTOP_TEST_TOKEN_SET}\", Accept = \"text/plain\" }\n";
         let v = parse(text).unwrap();
         std::env::set_var("BACKSTOP_TEST_TOKEN_SET", "t0ken");
-        let resolved = v.resolve_headers(None).unwrap();
+        let resolved = v.resolve_headers(Path::new("backstop.toml")).unwrap();
         assert_eq!(resolved.secrets, ["t0ken"]);
         let missing = text.replace("BACKSTOP_TEST_TOKEN_SET", "BACKSTOP_TEST_SURELY_UNSET");
-        let err = parse(&missing).unwrap().resolve_headers(None).unwrap_err().to_string();
+        let err = parse(&missing)
+            .unwrap()
+            .resolve_headers(Path::new("backstop.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("backstop.toml:1:") && err.contains("BACKSTOP_TEST_SURELY_UNSET"),
             "{err}"

@@ -5,6 +5,7 @@
 //! severity and timeout. `backstop verify` runs it, and so do `migrate`
 //! and `rollback` afterwards when `after_migrate = true`.
 
+pub mod after;
 pub mod checks;
 pub mod config;
 pub mod report;
@@ -13,6 +14,7 @@ mod suite;
 
 use chrono::{DateTime, Utc};
 
+pub use after::{AfterPlan, AfterRun};
 pub use config::{CheckSpec, Kind, Phase, ResolvedHeaders, Severity, VerifySection};
 pub use report::{CheckResult, Status, SuiteReport};
 pub use snapshot::{ChecksumScope, Snapshot};

@@ -182,7 +182,7 @@ pub fn from_backup(
     which: &str,
 ) -> Result<Snapshot, VerifyError> {
     let store = crate::backup::Store::new(dir);
-    let backup = |e: crate::backup::BackupError| VerifyError::Backup(crate::backup::chain(&e));
+    let backup = |e: crate::backup::BackupError| VerifyError::Backup(crate::kit::error::chain(&e));
     let manifest = store.pick(client, which).map_err(backup)?;
     Ok(Snapshot::from_counts(
         &format!("{BACKUP_PREFIX}{}", manifest.id),

@@ -1,0 +1,63 @@
+//! `[backup]`: the pre-migration backup, what counts as one, and how it
+//! must have been verified.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How much verification a backup needs before it may guard a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyLevel {
+    /// Every file matches its BLAKE3 checksum and `pg_restore --list` reads the archive.
+    Checksums,
+    /// As `checksums`, and a test restore into a throwaway cluster matched
+    /// the manifest's row counts and schema fingerprint.
+    Restore,
+}
+
+/// `[backup]`: the pre-migration backup and what counts as one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSection {
+    /// Where backups are written, relative to the config file.
+    pub dir: PathBuf,
+    /// `migrate` reuses a verified backup of the same database younger than this.
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub max_age: Duration,
+    /// `backup prune` removes backups older than this...
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub retention: Duration,
+    /// ...but always keeps this many of the newest.
+    pub keep_min: usize,
+    /// Parallel jobs of pg_dump and pg_restore (default: the number of cores).
+    pub jobs: Option<usize>,
+    /// A backup smaller than this does not satisfy the gate (bytes, or "1MB", "512KiB").
+    #[serde(deserialize_with = "crate::kit::size::de")]
+    pub min_size: u64,
+    /// How a backup must have been verified to guard a migration.
+    pub verified: VerifyLevel,
+    /// Whether `migrate` requires a backup (the backup gate).
+    pub required: bool,
+    /// How long pg_dump waits for a table lock another session holds
+    /// (an ACCESS EXCLUSIVE lock blocks the dump) before giving up.
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub lock_wait: Duration,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: PathBuf::from(".backstop/backups"),
+            max_age: Duration::from_secs(3600),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            keep_min: 3,
+            jobs: None,
+            min_size: 0,
+            verified: VerifyLevel::Checksums,
+            required: true,
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}

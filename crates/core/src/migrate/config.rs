@@ -1,0 +1,84 @@
+//! `[migrations]`: where the migrations are and the guards every run of
+//! them gets; and [`Settings`], the part of it that apply needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// `[migrations]`: where the migrations are and how they are guarded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationsSection {
+    /// The migrations folder, relative to the config file.
+    pub dir: PathBuf,
+    /// Tables that no migration or rollback may drop, truncate or delete rows from.
+    pub protected_tables: Vec<String>,
+    /// `SET LOCAL lock_timeout` for every migration transaction
+    /// (`"off"`: zero, no limit).
+    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
+    pub lock_timeout: Duration,
+    /// `SET LOCAL statement_timeout` for every migration transaction
+    /// (`"off"`: zero, no limit).
+    #[serde(deserialize_with = "crate::kit::duration::de_guard")]
+    pub statement_timeout: Duration,
+    /// How long to wait for another run's migration lock.
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub lock_wait: Duration,
+    /// How often a migration that hit `lock_timeout` is retried (with backoff).
+    pub lock_retries: u32,
+    /// The tool whose layout the folder follows; `None` (`"auto"`): detect it.
+    #[serde(deserialize_with = "layout")]
+    pub layout: Option<crate::source::Layout>,
+}
+
+fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
+    use crate::source::Layout;
+    let text = String::deserialize(d)?;
+    if text == "auto" {
+        return Ok(None);
+    }
+    Layout::lookup(&text).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
+        serde::de::Error::custom(format!(
+            "unknown layout {text:?}; use \"auto\" (detect it), \"backstop\" or one of: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+impl Default for MigrationsSection {
+    fn default() -> Self {
+        MigrationsSection {
+            dir: PathBuf::from("migrations"),
+            protected_tables: Vec::new(),
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15 * 60),
+            lock_wait: Duration::from_secs(10 * 60),
+            lock_retries: 3,
+            layout: None,
+        }
+    }
+}
+
+/// The guards that apply to every run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub protected_tables: Vec<String>,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_wait: Duration,
+    pub lock_retries: u32,
+}
+
+impl From<&MigrationsSection> for Settings {
+    fn from(m: &MigrationsSection) -> Self {
+        Settings {
+            protected_tables: m.protected_tables.clone(),
+            lock_timeout: m.lock_timeout,
+            statement_timeout: m.statement_timeout,
+            lock_wait: m.lock_wait,
+            lock_retries: m.lock_retries,
+        }
+    }
+}

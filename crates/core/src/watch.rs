@@ -1,0 +1,339 @@
+//! The watch loop as a state machine over the pure [`crate::decide`]: each
+//! round samples the triggers that are due, decides, records in the audit
+//! log every sample that moves a trigger to another state and every new
+//! decision, and carries out the method called for when `auto` allows it
+//! (through the one [`Responder`]), keeping the escalation bookkeeping
+//! (which methods were taken, when). What it does is told as it happens,
+//! so `backstop watch`, the demo and a library user can each show it their
+//! own way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::decide::sample::{Reading, Sampler};
+use crate::decide::{self, DecideSection, Decision, Method, Sample, Taken, Trigger, Verdict};
+use crate::migrate::RollbackTarget;
+use crate::respond::{self, Observer, RespondError, Responder, Step, Target};
+use crate::schema::events;
+
+/// How much history each trigger keeps for its window.
+const KEEP: usize = 1000;
+
+/// The methods watch may carry out by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Auto {
+    /// Decide and say; carry out nothing.
+    None,
+    /// Method A (flags off).
+    A,
+    /// A or B.
+    B,
+    /// Any method.
+    C,
+}
+
+impl Auto {
+    /// Whether `m` may be carried out without a person.
+    pub fn allows(self, m: Method) -> bool {
+        match self {
+            Auto::None => false,
+            Auto::A => m == Method::A,
+            Auto::B => m <= Method::B,
+            Auto::C => true,
+        }
+    }
+}
+
+/// What happened in a round, told as it happens.
+#[derive(Debug)]
+pub enum Happening<'a> {
+    /// A trigger was sampled.
+    Sample { trigger: &'a str, reading: &'a Reading },
+    /// The round's decision; `changed` when it differs from the last one
+    /// (only those are recorded).
+    Decision { decision: &'a Decision, changed: bool },
+    /// A step of a method finished.
+    Step { method: Method, step: &'a Step },
+    /// Something went wrong that does not stop watching (a Slack post).
+    Warning(&'a str),
+    /// Method C wrote its forensics here.
+    Forensics(&'a Path),
+    /// A method was carried out; the triggers have this long to clear.
+    Carried { method: Method, escalate_after: Duration },
+    /// Method A is called for and which release to turn off is unclear.
+    NeedsRelease,
+    /// A method above `auto` is called for: the command that carries it out.
+    AboveAuto { method: Method, command: String },
+}
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("database error while {context}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(transparent)]
+    Connect(#[from] crate::pg::ConnectError),
+    #[error(transparent)]
+    Respond(Box<RespondError>),
+}
+
+impl From<RespondError> for WatchError {
+    fn from(e: RespondError) -> Self {
+        WatchError::Respond(Box::new(e))
+    }
+}
+
+impl WatchError {
+    /// Exit code: the database is an environment error; a method's own
+    /// failure keeps its code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WatchError::Db { .. } => 3,
+            WatchError::Connect(e) => e.exit_code(),
+            WatchError::Respond(e) => e.exit_code(),
+        }
+    }
+}
+
+/// What a round left for the caller to decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// A method is called for and was not carried out.
+    pub unanswered: bool,
+}
+
+/// The watch: triggers, their samples so far, and the methods taken.
+pub struct Watch {
+    triggers: Vec<Trigger>,
+    decide: DecideSection,
+    sampler: Sampler,
+    auto: Auto,
+    /// The release method A turns off (default: the one with flags on).
+    release: Option<String>,
+    series: BTreeMap<String, Vec<Sample>>,
+    due: Vec<Instant>,
+    taken: Vec<Taken>,
+    last: Option<(Verdict, Option<Method>, Option<String>)>,
+    states: BTreeMap<String, decide::State>,
+}
+
+impl Watch {
+    /// A watch of `triggers` on the database at `url`.
+    pub fn new(
+        triggers: Vec<Trigger>,
+        decide: DecideSection,
+        url: &str,
+        auto: Auto,
+        release: Option<String>,
+    ) -> Watch {
+        let sampler = Sampler::new(url, decide.prometheus_url.as_deref());
+        let due = vec![Instant::now(); triggers.len()];
+        Watch {
+            triggers,
+            decide,
+            sampler,
+            auto,
+            release,
+            series: BTreeMap::new(),
+            due,
+            taken: Vec::new(),
+            last: None,
+            states: BTreeMap::new(),
+        }
+    }
+
+    /// The triggers' names, in their order.
+    pub fn names(&self) -> Vec<&str> {
+        self.triggers.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// When the next trigger is due.
+    pub fn next_due(&self) -> Instant {
+        self.due.iter().min().copied().unwrap_or_else(Instant::now)
+    }
+
+    /// Samples what is due, decides, records, and acts. `client` is
+    /// replaced when a restore replaced the database it was on.
+    pub fn round(
+        &mut self,
+        client: &mut postgres::Client,
+        responder: &Responder,
+        tell: &mut dyn FnMut(Happening),
+    ) -> Result<Round, WatchError> {
+        self.sample_due(tell);
+        let decision = decide::decide(&self.triggers, &self.series, &self.taken, &self.decide);
+        // The samples that matter: each one that moves a trigger to another
+        // state (ok → pending → breach, no data, recovering...) is an event.
+        for e in &decision.evidence {
+            if self.states.get(&e.trigger) != Some(&e.state) {
+                record_sample(client, e)
+                    .map_err(|source| WatchError::Db { context: "recording a sample", source })?;
+                self.states.insert(e.trigger.clone(), e.state);
+            }
+        }
+        let key = (decision.verdict, decision.method, decision.flag.clone());
+        let changed = self.last.as_ref() != Some(&key);
+        if changed {
+            record(client, &decision)
+                .map_err(|source| WatchError::Db { context: "recording the decision", source })?;
+        }
+        tell(Happening::Decision { decision: &decision, changed });
+        if changed {
+            self.last = Some(key);
+        }
+        let (Verdict::Rollback, Some(method)) = (decision.verdict, decision.method) else {
+            return Ok(Round { unanswered: false });
+        };
+        self.act(client, responder, &decision, method, changed, tell)
+    }
+
+    fn sample_due(&mut self, tell: &mut dyn FnMut(Happening)) {
+        let now = Instant::now();
+        for (i, t) in self.triggers.iter().enumerate() {
+            if self.due[i] > now {
+                continue;
+            }
+            let reading = self.sampler.sample(t);
+            tell(Happening::Sample { trigger: &t.name, reading: &reading });
+            let s = self.series.entry(t.name.clone()).or_default();
+            s.push(reading.sample);
+            if s.len() > KEEP {
+                s.drain(..s.len() - KEEP);
+            }
+            self.due[i] = now + t.interval;
+        }
+    }
+
+    /// Carries out `method` when `auto` allows it, or says what to run.
+    fn act(
+        &mut self,
+        client: &mut postgres::Client,
+        responder: &Responder,
+        decision: &Decision,
+        method: Method,
+        changed: bool,
+        tell: &mut dyn FnMut(Happening),
+    ) -> Result<Round, WatchError> {
+        let release = match (&decision.flag, &self.release) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r.clone()),
+            (None, None) => crate::flags::list(client)
+                .ok()
+                .and_then(|flags| respond::release_to_kill(&flags, None).ok()),
+        };
+        let target = match (&decision.flag, &release) {
+            (Some(f), _) => Some(Target::Flag(f.clone())),
+            (None, Some(r)) => Some(Target::Release(r.clone())),
+            (None, None) => None,
+        };
+        let reason = format!("backstop watch: {}", decision.reason);
+        let mut observer = Tell(tell);
+        let carried = match (method, &target) {
+            _ if !self.auto.allows(method) => false,
+            (Method::A, Some(target)) => {
+                responder.method_a(client, target, &reason, &mut observer)?;
+                true
+            }
+            (Method::A, None) => false,
+            (Method::B, _) => {
+                responder.method_b(client, target.as_ref(), None, false, &reason, &mut observer)?;
+                // The restore replaced the database this session was on.
+                *client = crate::pg::connect(&responder.url, "backstop watch")?;
+                true
+            }
+            (Method::C, _) => {
+                let revert = RollbackTarget::Steps(1);
+                let outcome =
+                    responder.method_c(client, target.as_ref(), &revert, &reason, &mut observer)?;
+                (observer.0)(Happening::Forensics(&outcome.forensics));
+                true
+            }
+        };
+        let tell = observer.0;
+        if carried {
+            self.taken
+                .push(Taken { t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0, method });
+            tell(Happening::Carried { method, escalate_after: self.decide.escalate_after });
+            return Ok(Round { unanswered: false });
+        }
+        if changed {
+            if method == Method::A && target.is_none() && self.auto.allows(method) {
+                tell(Happening::NeedsRelease);
+            } else {
+                let command = command_for(method, release.as_deref(), decision.flag.as_deref());
+                tell(Happening::AboveAuto { method, command });
+            }
+        }
+        Ok(Round { unanswered: true })
+    }
+}
+
+/// The responder's observer, telling the watch's caller.
+struct Tell<'t>(&'t mut dyn FnMut(Happening));
+
+impl Observer for Tell<'_> {
+    fn step(&mut self, method: Method, step: &Step) {
+        (self.0)(Happening::Step { method, step });
+    }
+
+    fn warning(&mut self, text: &str) {
+        (self.0)(Happening::Warning(text));
+    }
+}
+
+/// The command that carries out `m` by hand.
+pub fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
+    match (m, flag) {
+        (Method::A, Some(f)) => format!("backstop rollback --method A --flag {f} --yes"),
+        (Method::A, None) => match release {
+            Some(r) => format!("backstop rollback --method A --release {r} --yes"),
+            None => "backstop rollback --method A --release <RELEASE> --yes".into(),
+        },
+        (Method::B, _) => "backstop rollback --method B --yes".into(),
+        (Method::C, _) => "backstop rollback --method C --yes".into(),
+    }
+}
+
+/// A decision, as a `decide` event.
+fn record(client: &mut postgres::Client, d: &Decision) -> Result<(), postgres::Error> {
+    let outcome = match d.verdict {
+        Verdict::Rollback => "rollback",
+        Verdict::Hold => "hold",
+        Verdict::Ok => "ok",
+    };
+    let mut details = serde_json::to_value(d).unwrap_or_default();
+    details["source"] = json!("watch");
+    events::record_if_logged(
+        client,
+        &events::Event { kind: "decide", outcome, versions: vec![], details },
+    )?;
+    Ok(())
+}
+
+/// A sample that moved its trigger to another state, as a `sample` event:
+/// the trigger, its new state and why, and the latest sample.
+fn record_sample(
+    client: &mut postgres::Client,
+    e: &decide::Evidence,
+) -> Result<(), postgres::Error> {
+    let details = json!({
+        "trigger": e.trigger,
+        "state": e.state,
+        "reason": e.reason,
+        "query": e.query,
+        "sample": e.samples.last(),
+        "source": "watch",
+    });
+    events::record_if_logged(
+        client,
+        &events::Event { kind: "sample", outcome: "ok", versions: vec![], details },
+    )?;
+    Ok(())
+}
