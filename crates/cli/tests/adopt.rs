@@ -51,7 +51,7 @@ fn tool(name: &str, installed_by: &str) -> Option<PathBuf> {
     }
     let found = dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file());
     if found.is_none() {
-        eprintln!("skipped: {name} is not installed ({installed_by} installs it)");
+        common::missing_tool(name, installed_by);
     }
     found
 }

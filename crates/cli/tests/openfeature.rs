@@ -64,7 +64,7 @@ fn project(label: &str) -> Project {
 fn the_official_ofrep_provider_gets_values_reasons_and_the_code_default_when_off() {
     let python = tools_dir().join("ofrep-venv/bin/python");
     if !python.is_file() {
-        eprintln!("skipped: openfeature-provider-ofrep is not installed (.ci/tools/openfeature.sh installs it)");
+        common::missing_tool("openfeature-provider-ofrep", ".ci/tools/openfeature.sh");
         return;
     }
     let p = project("of_python");
@@ -108,7 +108,7 @@ fn the_official_ofrep_provider_gets_values_reasons_and_the_code_default_when_off
 fn flagds_own_engine_assigns_exactly_the_variants_backstop_assigns_on_a_10_90_split() {
     let modules = tools_dir().join("openfeature-node/node_modules");
     if !modules.join("@openfeature/flagd-core").is_dir() {
-        eprintln!("skipped: @openfeature/flagd-core is not installed (.ci/tools/openfeature.sh installs it)");
+        common::missing_tool("@openfeature/flagd-core", ".ci/tools/openfeature.sh");
         return;
     }
     let p = project("of_flagd");

@@ -299,7 +299,7 @@ fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_relea
     let modules = common::tools_dir().join("puppeteer/node_modules");
     let chromium = std::path::Path::new("/usr/bin/chromium");
     if !modules.join("puppeteer-core").is_dir() || !chromium.is_file() {
-        eprintln!("skipped: chromium or puppeteer-core is not installed (.ci/tools/chromium.sh installs them)");
+        common::missing_tool("chromium or puppeteer-core", ".ci/tools/chromium.sh");
         return;
     }
     let p = project("serve_page", "");

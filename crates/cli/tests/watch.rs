@@ -255,7 +255,7 @@ fn prometheus() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .find(|p| p.is_file());
     if found.is_none() {
-        eprintln!("skipped: prometheus is not installed (.ci/tools/prometheus.sh installs it)");
+        common::missing_tool("prometheus", ".ci/tools/prometheus.sh");
     }
     found
 }

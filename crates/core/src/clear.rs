@@ -52,6 +52,18 @@ pub enum ClearError {
     ReferredFromOutside(Vec<String>),
 }
 
+impl ClearError {
+    /// 3 for the database, 2 for a table that is not there, 1 for tables
+    /// that others refer to (the check found a problem).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClearError::Db { .. } => 3,
+            ClearError::NoSuchTable(_) => 2,
+            ClearError::ReferredFromOutside(_) => 1,
+        }
+    }
+}
+
 fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> ClearError {
     move |source| ClearError::Db { context, source }
 }

@@ -10,11 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use backstop_core::backup::manifest::Kind;
 use backstop_core::backup::VerifyLevel;
-use backstop_core::backup::{
-    self, BackupGate, CreateOptions, GateMode, Manifest, Note, Store, Tools,
-};
+use backstop_core::backup::{self, CreateOptions, Manifest, Note, Store, Tools};
 use backstop_core::config::Config;
-use backstop_core::migrate::{Gate, Waived};
 use backstop_core::pg;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -80,7 +77,7 @@ struct PruneArgs {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
+    let config = super::config(config)?;
     let store = Store::new(&config.backup.dir);
     match args.command {
         Sub::Create(a) => create(a, &config, &store),
@@ -324,42 +321,6 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
     Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The backup gate for `migrate`, or `None` when `[backup] required = false`
-/// and no backup was named. `--no-backup REASON` waives it, audited.
-pub fn gate<'a>(
-    config: &Config,
-    url: &str,
-    named: Option<String>,
-    skip: Option<String>,
-    progress: &'a mut Bar,
-) -> anyhow::Result<Option<Box<dyn Gate + 'a>>> {
-    let mode = match (named, skip) {
-        (Some(id), _) => GateMode::Use(id),
-        (None, Some(reason)) => {
-            if reason.trim().is_empty() {
-                return Err(super::UsageError(
-                    "--no-backup needs a reason for the audit log, e.g. --no-backup \"empty database\""
-                        .into(),
-                )
-                .into());
-            }
-            if progress.text {
-                eprintln!("warning: migrating without a backup (--no-backup): {reason}");
-            }
-            return Ok(Some(Box::new(Waived { gate: "backup", reason })));
-        }
-        (None, None) if config.backup.required => GateMode::Take,
-        (None, None) => return Ok(None),
-    };
-    Ok(Some(Box::new(BackupGate {
-        url: url.to_string(),
-        store: Store::new(&config.backup.dir),
-        policy: config.backup.clone(),
-        mode,
-        progress,
-    })))
-}
-
 /// Progress of backups and restores on stderr: steps as lines in text
 /// mode, and a bar (tables done / total, bytes) only on a terminal.
 pub struct Bar {
@@ -434,7 +395,7 @@ impl backup::Progress for Bar {
 
 /// Reads `[backup]` and the URL for commands that do not load migrations.
 pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<(Config, String, Store)> {
-    let config = Config::load(config)?;
+    let config = super::config(config)?;
     let url = database_url(&config, conn).context("resolving the database URL")?;
     let store = Store::new(&config.backup.dir);
     Ok((config, url, store))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backstop_core::check::{self, Assessment, CheckGate, LiveInfo, Source};
+use backstop_core::check::{self, Assessment, LiveInfo, Source};
 use backstop_core::config::{Config, ConfigError};
 use backstop_core::migrate;
 use backstop_core::pg;
@@ -125,7 +125,7 @@ fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<Option<Str
 }
 
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
+    let config = super::config(config_path)?;
     let settings = config.check_settings();
     let url = if args.offline { None } else { database_url(&config, &args.conn)? };
     // A configured database that cannot be reached is an error (exit 3),
@@ -192,25 +192,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(if assessment.fails_at(fail_on) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// The check gate for `migrate`, unless `[check] required = false`.
-pub fn migrate_gate<'a>(
-    config: &Config,
-    url: &str,
-    accept: Vec<Code>,
-    show: bool,
-) -> Option<CheckGate<'a>> {
-    let settings = config.check_settings();
-    if !settings.required {
-        if !accept.is_empty() && show {
-            eprintln!("note: [check] required = false, so --accept-risk has nothing to accept");
-        }
-        return None;
-    }
-    let accepted = accept.clone();
-    let notify = Box::new(move |a: &Assessment| {
-        if show {
-            eprint!("{}", text::gate_summary(a, &accepted));
-        }
-    });
-    Some(CheckGate { settings, accept, database: pg::redact(url), notify })
+/// The check gate's summary as `migrate` prints it before applying.
+pub fn gate_summary(a: &Assessment, accepted: &[Code]) -> String {
+    text::gate_summary(a, accepted)
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use backstop_core::backup::{self, store::Store, tools::Tools};
 use backstop_core::clear;
-use backstop_core::config::Config;
 use backstop_core::pg::{self, redact};
 
 use super::{print, print_json};
@@ -31,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
+    let config = super::config(config)?;
     pg::conn::parse_url(&args.target)?;
     let mut client = pg::connect(&args.target, "backstop clear")?;
     let plan = clear::plan(&mut client, &args.tables)?;

@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let policy = backstop_core::config::Config::load(config)?.compare;
+    let policy = super::config(config)?.compare;
     for url in [&args.source, &args.target] {
         pg::conn::parse_url(url)?;
     }

@@ -72,7 +72,7 @@ fn read(path: &Path, config: &Config) -> anyhow::Result<Recorded> {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
+    let config = super::config(config)?;
     if config.triggers.is_empty() {
         return Err(
             UsageError("no [[triggers]] in backstop.toml: nothing to decide on".into()).into()

@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use backstop_core::migrate::{self, Gate, MigrateOptions, Progress, Quiet, Waived};
-use backstop_core::rehearse::gate::RehearsalGate;
-use backstop_core::verify::{AfterRun, Phase};
+use backstop_core::check::Assessment;
+use backstop_core::migrate::{MigrateOptions, Progress, Quiet};
+use backstop_core::migrator::{self, Waivers, Watchers};
+use backstop_core::verify::Phase;
 
 use super::verify;
 use super::{print, print_json, Context};
@@ -55,71 +56,57 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         allow_out_of_order: args.allow_out_of_order,
     };
-    let mut progress: Box<dyn Progress> = match args.output.format {
+    let text = args.output.format == Format::Text;
+    let waivers = Waivers {
+        accept_risk: args.accept_risk.clone(),
+        backup: args.backup,
+        no_backup: args.no_backup,
+        skip_rehearsal: args.skip_rehearsal,
+    };
+    let mut apply: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
-    // In the order of the runbook: the risk check, then the rehearsal.
-    let mut check_gate = super::check::migrate_gate(
-        &ctx.config,
-        &ctx.url,
-        args.accept_risk,
-        args.output.format == Format::Text,
-    );
-    let mut rehearsal: Box<dyn Gate> = match args.skip_rehearsal {
-        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
-        None => Box::new(RehearsalGate {
-            max_age: ctx.config.rehearse.max_age,
-            accept_schema_only: ctx.config.rehearse.accept_schema_only,
-        }),
+    let mut backup = super::backup::Bar::new(args.output.format);
+    let accepted = args.accept_risk;
+    let mut note = |line: &str| {
+        if text {
+            eprintln!("{line}");
+        }
     };
-    let mut backup_progress = super::backup::Bar::new(args.output.format);
-    let mut backup = super::backup::gate(
+    let watchers = Watchers {
+        assessment: Box::new(move |a: &Assessment| {
+            if text {
+                eprint!("{}", super::check::gate_summary(a, &accepted));
+            }
+        }),
+        backup: &mut backup,
+        apply: apply.as_mut(),
+        note: &mut note,
+    };
+    let mut client = ctx.connect()?;
+    let outcome = migrator::migrate(
+        &mut client,
         &ctx.config,
         &ctx.url,
-        args.backup,
-        args.no_backup,
-        &mut backup_progress,
-    )?;
-    // Cheap refusals first: the check and the rehearsal record cost little,
-    // the backup is a dump.
-    let mut freeze = backstop_core::freeze::FreezeGate;
-    let mut gates: Vec<&mut dyn Gate> = vec![&mut freeze];
-    if let Some(gate) = check_gate.as_mut() {
-        gates.push(gate);
-    }
-    if ctx.config.rehearse.required {
-        gates.push(rehearsal.as_mut());
-    }
-    if let Some(gate) = backup.as_mut() {
-        gates.push(gate.as_mut());
-    }
-    let mut client = ctx.connect()?;
-    let plan = ctx.config.after_plan()?;
-    let after =
-        AfterRun::prepare(&mut client, &ctx.url, plan.as_ref(), Phase::Migrate, args.dry_run)?;
-    let report = migrate::migrate(
-        &mut client,
         &ctx.migrations,
-        &ctx.settings,
         &options,
-        &mut gates,
-        progress.as_mut(),
+        waivers,
+        watchers,
     )?;
-    let verified = after.and_then(|after| after.finish(&mut client, &report));
+    let (report, verified) = (&outcome.report, outcome.verified.as_ref());
     match args.output.format {
-        Format::Json => print_json(&verify::with_suite(&report, verified.as_ref())?)?,
+        Format::Json => print_json(&verify::with_suite(report, verified)?)?,
         Format::Text => {
             print(&render::report(
-                &report,
+                report,
                 "applied",
                 "nothing to migrate: the database is up to date",
             ))?;
-            if let Some(suite) = &verified {
-                print(&verify::after_text(suite, Phase::Migrate, &report))?;
+            if let Some(suite) = verified {
+                print(&verify::after_text(suite, Phase::Migrate, report))?;
             }
         }
     }
-    let verify_failed = verified.as_ref().is_some_and(|s| !s.ok());
-    Ok(if report.failed() || verify_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if outcome.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

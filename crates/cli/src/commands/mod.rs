@@ -30,13 +30,27 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use backstop_core::config::{Config, ConfigError};
-use backstop_core::migrate::{ApplyError, Settings};
-use backstop_core::pg::cluster::ClusterError;
-use backstop_core::pg::{self, ConnectError};
-use backstop_core::source::{self, Migration, SourceError};
+use backstop_core::config::Config;
+use backstop_core::migrate::Settings;
+use backstop_core::pg;
+use backstop_core::source::{self, Migration};
 
 use crate::Connection;
+
+/// The configuration, loaded once per run (the first command that needs
+/// it loads it, and its warnings are said once): every command reads it
+/// the same way.
+pub fn config(path: Option<&Path>) -> anyhow::Result<Config> {
+    static LOADED: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    if let Some(config) = LOADED.get() {
+        return Ok(config.clone());
+    }
+    let config = Config::load(path)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(LOADED.get_or_init(|| config).clone())
+}
 
 /// A mistake in how the command was called (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +74,7 @@ pub struct Context {
 impl Context {
     /// Loads config and migrations (syntax errors stop here) and resolves the URL.
     pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
-        let config = Config::load(config)?;
-        for warning in config.warnings() {
-            eprintln!("warning: {warning}");
-        }
+        let config = self::config(config)?;
         let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;
@@ -97,75 +108,18 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     print(&text)
 }
 
-/// The exit code for an error: 2 usage or config, 3 environment, 1 otherwise.
+/// The exit code for an error: 2 usage or config, 3 environment, 1
+/// otherwise; core's errors each say theirs.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<UsageError>() || cause.is::<ConfigError>() || cause.is::<SourceError>() {
+        if cause.is::<UsageError>() {
             return 2;
         }
-        if let Some(e) = cause.downcast_ref::<backstop_core::compare::CompareError>() {
-            return match e {
-                backstop_core::compare::CompareError::Connect(ConnectError::BadUrl { .. }) => 2,
-                _ => 3,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<ConnectError>() {
-            return match e {
-                ConnectError::BadUrl { .. } => 2,
-                ConnectError::Unreachable { .. } => 3,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<ApplyError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::flags::FlagsError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::incident::IncidentError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::respond::RespondError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::watch::WatchError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::incident::NotifyError>() {
-            return e.exit_code();
+        if let Some(code) = backstop_core::exit::code(cause) {
+            return code;
         }
         if let Some(e) = cause.downcast_ref::<backstop_server::ServeError>() {
             return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::adopt::AdoptError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::backup::BackupError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::sync::SyncError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::clear::ClearError>() {
-            return match e {
-                backstop_core::clear::ClearError::Db { .. } => 3,
-                backstop_core::clear::ClearError::NoSuchTable(_) => 2,
-                backstop_core::clear::ClearError::ReferredFromOutside(_) => 1,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::freeze::FreezeError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::rehearse::RehearseError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::check::CheckError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<backstop_core::verify::VerifyError>() {
-            return e.exit_code();
-        }
-        if cause.is::<ClusterError>() || cause.is::<postgres::Error>() {
-            return 3;
         }
     }
     1

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backstop_core::config::Config;
 use backstop_core::source::{self, Layout, Migration};
 use chrono::Timelike as _;
 
@@ -37,7 +36,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let config = Config::load(config)?;
+    let config = super::config(config)?;
     let dir = &config.migrations.dir;
     if !dir.is_dir() {
         return Err(UsageError(format!(

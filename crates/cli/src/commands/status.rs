@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::migrate;
-use backstop_core::source::{Ignored, Layout, Part, Problem};
+use backstop_core::overview::{FileProblem, Overview};
+use backstop_core::source::{Ignored, Layout};
 
 use super::{print, print_json, Context};
 use crate::render::terminal_safe;
@@ -31,47 +32,18 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("{}", restore_line(j));
     }
     let mut client = ctx.connect()?;
-    let status = migrate::status(&mut client, &ctx.migrations)?;
-    let frozen = backstop_core::freeze::current(&mut client)?;
-    let frozen_roles = backstop_core::freeze::frozen_roles(&mut client)?;
-    let interrupted = backstop_core::schema::events::interrupted(&mut client)?;
-    // A killed run of a no-transaction migration may have committed part of it.
-    let interrupted_no_tx = interrupted.iter().any(|run| {
-        run.versions
-            .iter()
-            .any(|v| status.pending.iter().any(|p| &p.version == v && p.no_transaction))
-    });
-    let problems: Vec<ShownProblem> = ctx
-        .migrations
-        .iter()
-        .flat_map(|m| {
-            let pending = status.pending.iter().any(|e| e.version == m.version);
-            m.problems.iter().map(move |p| ShownProblem {
-                version: &m.version,
-                pending,
-                problem: p,
-            })
-        })
-        .collect();
-    let blocked = problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
-    // Anything that needs a person before the next migrate is exit 1.
-    let attention = !status.drifted.is_empty()
-        || blocked
-        || frozen.is_some()
-        || !frozen_roles.is_empty()
-        || unfinished.is_some()
-        || !status.half_applied.is_empty()
-        || interrupted_no_tx;
+    let o = Overview::read(&mut client, &ctx.migrations, unfinished)?;
+    let attention = o.needs_a_person();
     match args.output.format {
         Format::Json => print_json(&Shown {
-            interrupted: &interrupted,
+            interrupted: &o.interrupted,
             layout: ctx.layout,
-            status: &status,
-            problems: &problems,
+            status: &o.status,
+            problems: &o.problems,
             ignored: &ctx.ignored,
-            frozen,
-            frozen_roles: &frozen_roles,
-            unfinished_restore: unfinished,
+            frozen: &o.frozen,
+            frozen_roles: &o.frozen_roles,
+            unfinished_restore: &o.unfinished_restore,
         })?,
         Format::Text => {
             let mut text = format!(
@@ -80,25 +52,21 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 ctx.layout,
                 ctx.migrations.len()
             );
-            text.push_str(&render(&status));
-            if !problems.is_empty() {
-                let _ = writeln!(text, "cannot run as written ({}):", problems.len());
-                for p in &problems {
-                    let blocks = match (p.problem.part, p.pending) {
-                        (Part::Down, _) => "blocks a rollback through it",
-                        (_, true) => "blocks migrate",
-                        (_, false) => "applied already",
-                    };
+            text.push_str(&render(&o.status));
+            if !o.problems.is_empty() {
+                let _ = writeln!(text, "cannot run as written ({}):", o.problems.len());
+                for p in &o.problems {
                     let _ = writeln!(
                         text,
-                        "  {} {}: {} ({blocks})",
+                        "  {} {}: {} ({})",
                         p.version,
                         p.problem.part,
-                        terminal_safe(&p.problem.to_string())
+                        terminal_safe(&p.problem.to_string()),
+                        p.blocks()
                     );
                 }
             }
-            for run in &interrupted {
+            for run in &o.interrupted {
                 let _ = writeln!(
                     text,
                     "interrupted: a {} of {} started {} by {} and recorded no outcome (killed, or \
@@ -107,7 +75,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     terminal_safe(&run.versions.join(", ")),
                     run.at.format("%Y-%m-%d %H:%M:%S UTC"),
                     terminal_safe(&run.actor),
-                    if interrupted_no_tx {
+                    if o.interrupted_no_transaction {
                         ", but a no-transaction migration commits statement by statement: check \
                          what it left before migrating again"
                     } else {
@@ -115,9 +83,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
-            if !status.half_applied.is_empty() {
-                let _ = writeln!(text, "half-applied ({}):", status.half_applied.len());
-                for h in &status.half_applied {
+            if !o.status.half_applied.is_empty() {
+                let _ = writeln!(text, "half-applied ({}):", o.status.half_applied.len());
+                for h in &o.status.half_applied {
                     let _ = writeln!(
                         text,
                         "  {} stopped at statement {}/{} on {} ({}); statements 1-{} stay committed: \
@@ -142,7 +110,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            if let Some(f) = &frozen {
+            if let Some(f) = &o.frozen {
                 let _ = writeln!(
                     text,
                     "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop unfreeze`",
@@ -153,7 +121,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     if f.read_only_set { "" } else { " but not enforced (no right to ALTER DATABASE)" }
                 );
             }
-            for r in &frozen_roles {
+            for r in &o.frozen_roles {
                 let _ = writeln!(
                     text,
                     "frozen: role {} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
@@ -163,22 +131,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     terminal_safe(&r.reason)
                 );
             }
-            if let Some(j) = &unfinished {
+            if let Some(j) = &o.unfinished_restore {
                 let _ = writeln!(text, "{}", restore_line(j));
             }
             print(&text)?
         }
     }
     Ok(if attention { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// A file that cannot run, and whether its migration is still to apply.
-#[derive(serde::Serialize)]
-struct ShownProblem<'a> {
-    version: &'a str,
-    pending: bool,
-    #[serde(flatten)]
-    problem: &'a Problem,
 }
 
 /// `status --format json`: the migration status, and what else holds the database.
@@ -189,11 +148,11 @@ struct Shown<'a> {
     layout: Layout,
     #[serde(flatten)]
     status: &'a migrate::Status,
-    problems: &'a [ShownProblem<'a>],
+    problems: &'a [FileProblem],
     ignored: &'a [Ignored],
-    frozen: Option<backstop_core::freeze::FreezeState>,
+    frozen: &'a Option<backstop_core::freeze::FreezeState>,
     frozen_roles: &'a [backstop_core::freeze::FrozenRole],
-    unfinished_restore: Option<backstop_core::backup::restore::Journal>,
+    unfinished_restore: &'a Option<backstop_core::backup::restore::Journal>,
 }
 
 fn restore_line(j: &backstop_core::backup::restore::Journal) -> String {

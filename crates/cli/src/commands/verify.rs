@@ -77,7 +77,7 @@ fn snapshot_arg(values: &[String]) -> Result<SnapshotArg, UsageError> {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(config)?;
+    let cfg = super::config(config)?;
     let url = cfg.database_url(args.conn.database_url.as_deref())?;
     pg::conn::parse_url(&url)?;
     let snapshot_arg = snapshot_arg(&args.snapshot)?;

@@ -295,6 +295,19 @@ pub fn poll_until(
 }
 
 /// Where `.ci/tools/*.sh` install the third-party programs tests drive.
+/// Says that a test cannot run because `what` is missing. Where CI set
+/// `BACKSTOP_REQUIRE_TOOLS=1` (it installs every tool) this fails the test,
+/// so a run without a tool never looks like one with it; elsewhere the test
+/// says it skipped.
+#[track_caller]
+pub fn missing_tool(what: &str, installed_by: &str) {
+    let message = format!("{what} is not installed ({installed_by} installs it)");
+    if std::env::var("BACKSTOP_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        panic!("{message}, and BACKSTOP_REQUIRE_TOOLS=1 requires every tool");
+    }
+    eprintln!("skipped: {message}");
+}
+
 pub fn tools_dir() -> PathBuf {
     match std::env::var_os("BACKSTOP_TOOLS") {
         Some(t) => PathBuf::from(t),

@@ -1,0 +1,167 @@
+//! Guarded migrate as one policy, the way a library's migrator owns it:
+//! the gates in the runbook's order (write freeze, risk check, rehearsal,
+//! backup), each with its switch in the configuration and its audited
+//! waiver, then apply under the guards of [`crate::migrate`], then the
+//! verify suite when `[verify] after_migrate` is on. The CLI, the demo and
+//! a library user get the same order and the same waivers.
+
+use backstop_lint::Code;
+
+use crate::backup::{self, BackupGate, GateMode};
+use crate::check::{Assessment, CheckGate};
+use crate::config::{Config, ConfigError};
+use crate::freeze::FreezeGate;
+use crate::migrate::{self, ApplyError, Gate, MigrateOptions, Report, Waived};
+use crate::rehearse::gate::RehearsalGate;
+use crate::source::Migration;
+use crate::verify::{AfterRun, Phase, SuiteReport, VerifyError};
+
+/// What the operator waived or chose for this run; each waiver is
+/// recorded in the audit log with its reason.
+#[derive(Debug, Clone, Default)]
+pub struct Waivers {
+    /// Critical risks the check gate found that are accepted, by code.
+    pub accept_risk: Vec<Code>,
+    /// Use this backup (recent and verified) instead of taking one.
+    pub backup: Option<String>,
+    /// Migrate without a backup, for this reason.
+    pub no_backup: Option<String>,
+    /// Migrate without the rehearsal `[rehearse] required` asks for.
+    pub skip_rehearsal: Option<String>,
+}
+
+/// How the caller is told what happens.
+pub struct Watchers<'a> {
+    /// The risk check's assessment, when the check gate ran.
+    pub assessment: Box<dyn FnMut(&Assessment) + 'a>,
+    /// The backup's progress.
+    pub backup: &'a mut dyn backup::Progress,
+    /// Each group and statement of the apply.
+    pub apply: &'a mut dyn migrate::Progress,
+    /// Notes worth saying before the run (a waiver, a flag with no effect).
+    pub note: &'a mut dyn FnMut(&str),
+}
+
+/// What a guarded migrate did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// The verify suite's result, when it ran afterwards.
+    pub verified: Option<SuiteReport>,
+}
+
+impl Outcome {
+    /// Whether anything failed: the apply, or the suite afterwards.
+    pub fn failed(&self) -> bool {
+        self.report.failed() || self.verified.as_ref().is_some_and(|s| !s.ok())
+    }
+}
+
+/// Why a guarded migrate could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MigratorError {
+    #[error("--no-backup needs a reason for the audit log, e.g. --no-backup \"empty database\"")]
+    NoBackupReason,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+impl MigratorError {
+    /// 2 for a usage or config mistake; otherwise the cause's code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MigratorError::NoBackupReason | MigratorError::Config(_) => 2,
+            MigratorError::Apply(e) => e.exit_code(),
+            MigratorError::Verify(e) => e.exit_code(),
+        }
+    }
+}
+
+/// Applies the pending `migrations` to the database at `url` behind the
+/// gates of `config`.
+pub fn migrate(
+    client: &mut postgres::Client,
+    config: &Config,
+    url: &str,
+    migrations: &[Migration],
+    options: &MigrateOptions,
+    waivers: Waivers,
+    watchers: Watchers<'_>,
+) -> Result<Outcome, MigratorError> {
+    let Watchers { assessment, backup: backup_progress, apply, note } = watchers;
+    let check_settings = config.check_settings();
+    let mut check = if check_settings.required {
+        Some(CheckGate {
+            settings: check_settings,
+            accept: waivers.accept_risk,
+            database: crate::pg::redact(url),
+            notify: assessment,
+        })
+    } else {
+        if !waivers.accept_risk.is_empty() {
+            note("note: [check] required = false, so --accept-risk has nothing to accept");
+        }
+        None
+    };
+    let mut rehearsal: Box<dyn Gate> = match waivers.skip_rehearsal {
+        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
+        None => Box::new(RehearsalGate {
+            max_age: config.rehearse.max_age,
+            accept_schema_only: config.rehearse.accept_schema_only,
+        }),
+    };
+    let mut backup: Option<Box<dyn Gate + '_>> = match (waivers.backup, waivers.no_backup) {
+        (Some(id), _) => {
+            Some(Box::new(backup_gate(config, url, GateMode::Use(id), backup_progress)))
+        }
+        (None, Some(reason)) => {
+            if reason.trim().is_empty() {
+                return Err(MigratorError::NoBackupReason);
+            }
+            note(&format!("warning: migrating without a backup (--no-backup): {reason}"));
+            Some(Box::new(Waived { gate: "backup", reason }))
+        }
+        (None, None) if config.backup.required => {
+            Some(Box::new(backup_gate(config, url, GateMode::Take, backup_progress)))
+        }
+        (None, None) => None,
+    };
+    // In the order of the runbook, cheap refusals first: a freeze, the
+    // check and the rehearsal record cost little, the backup is a dump.
+    let mut freeze = FreezeGate;
+    let mut gates: Vec<&mut dyn Gate> = vec![&mut freeze];
+    if let Some(gate) = check.as_mut() {
+        gates.push(gate);
+    }
+    if config.rehearse.required {
+        gates.push(rehearsal.as_mut());
+    }
+    if let Some(gate) = backup.as_mut() {
+        gates.push(gate.as_mut());
+    }
+    let plan = config.after_plan()?;
+    let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
+    let settings = migrate::Settings::from(&config.migrations);
+    let report = migrate::migrate(client, migrations, &settings, options, &mut gates, apply)?;
+    let verified = after.and_then(|after| after.finish(client, &report));
+    Ok(Outcome { report, verified })
+}
+
+fn backup_gate<'a>(
+    config: &Config,
+    url: &str,
+    mode: GateMode,
+    progress: &'a mut dyn backup::Progress,
+) -> BackupGate<'a> {
+    BackupGate {
+        url: url.to_string(),
+        store: backup::Store::new(&config.backup.dir),
+        policy: config.backup.clone(),
+        mode,
+        progress,
+    }
+}

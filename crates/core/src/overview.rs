@@ -1,0 +1,108 @@
+//! The state of a database as `backstop status` and the status page show
+//! it: applied, pending and drifted migrations by the rules of
+//! [`crate::migrate::status`], the files that cannot run, runs that were
+//! interrupted, freezes, an unfinished restore; and the one rule of what
+//! needs a person before the next migrate.
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::backup::restore::Journal;
+use crate::freeze::{FreezeState, FrozenRole};
+use crate::migrate::{self, ApplyError, Status};
+use crate::schema::events::{self, Interrupted};
+use crate::source::{Migration, Part, Problem};
+
+/// A file that cannot run, and whether its migration is still to apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    pub version: String,
+    pub pending: bool,
+    #[serde(flatten)]
+    pub problem: Problem,
+}
+
+impl FileProblem {
+    /// What the problem stops.
+    pub fn blocks(&self) -> &'static str {
+        match (self.problem.part, self.pending) {
+            (Part::Down, _) => "blocks a rollback through it",
+            (_, true) => "blocks migrate",
+            (_, false) => "applied already",
+        }
+    }
+}
+
+/// The state of the database and its migrations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// Runs that started and recorded no outcome.
+    pub interrupted: Vec<Interrupted>,
+    /// One of the interrupted runs was of a pending no-transaction
+    /// migration, which commits statement by statement.
+    #[serde(skip)]
+    pub interrupted_no_transaction: bool,
+    #[serde(flatten)]
+    pub status: Status,
+    pub problems: Vec<FileProblem>,
+    pub frozen: Option<FreezeState>,
+    pub frozen_roles: Vec<FrozenRole>,
+    pub unfinished_restore: Option<Journal>,
+}
+
+impl Overview {
+    /// Reads the database's side; `unfinished_restore` comes from the
+    /// backups folder, read before connecting (an interrupted restore may
+    /// be why connecting fails).
+    pub fn read(
+        client: &mut Client,
+        migrations: &[Migration],
+        unfinished_restore: Option<Journal>,
+    ) -> Result<Overview, ApplyError> {
+        let db = |context: &'static str| move |source| ApplyError::Db { context, source };
+        let status = migrate::status(client, migrations)?;
+        let frozen = crate::freeze::current(client).map_err(db("reading backstop.freeze"))?;
+        let frozen_roles =
+            crate::freeze::frozen_roles(client).map_err(db("reading backstop.role_freeze"))?;
+        let interrupted = events::interrupted(client).map_err(db("reading backstop.events"))?;
+        let interrupted_no_transaction = interrupted.iter().any(|run| {
+            run.versions
+                .iter()
+                .any(|v| status.pending.iter().any(|p| &p.version == v && p.no_transaction))
+        });
+        let problems = migrations
+            .iter()
+            .flat_map(|m| {
+                let pending = status.pending.iter().any(|e| e.version == m.version);
+                m.problems.iter().map(move |p| FileProblem {
+                    version: m.version.clone(),
+                    pending,
+                    problem: p.clone(),
+                })
+            })
+            .collect();
+        Ok(Overview {
+            interrupted,
+            interrupted_no_transaction,
+            status,
+            problems,
+            frozen,
+            frozen_roles,
+            unfinished_restore,
+        })
+    }
+
+    /// Whether a person must look before the next migrate: drift, a
+    /// pending file that cannot run, a freeze, an unfinished restore, a
+    /// half-applied or interrupted no-transaction migration.
+    pub fn needs_a_person(&self) -> bool {
+        let blocked = self.problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
+        !self.status.drifted.is_empty()
+            || blocked
+            || self.frozen.is_some()
+            || !self.frozen_roles.is_empty()
+            || self.unfinished_restore.is_some()
+            || !self.status.half_applied.is_empty()
+            || self.interrupted_no_transaction
+    }
+}
