@@ -1,0 +1,204 @@
+//! The journal of a restore: `<backup dir>/restore.json`, rewritten whole
+//! (to a temporary name, then renamed) at each step, so a crash leaves a
+//! record that `status` shows and `restore --resume` continues from. Its
+//! fields and step names are a file format: a journal written by an older
+//! Backstop must still be finished by this one.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backup::store::new_id;
+use crate::backup::{BackupError, Store};
+
+/// The journal's file name in the backup dir.
+pub const JOURNAL: &str = "restore.json";
+
+/// How the backup is put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Restore into a new database and swap names.
+    Swap,
+    /// Dump the current state, drop the user schemas, restore into them.
+    Clean,
+}
+
+/// How far a restore got, in order: the last step the journal recorded.
+/// A resumed run starts from here (see `swap.rs` and `clean.rs` for what
+/// each strategy does after each step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The journal exists; nothing of the target changed yet.
+    Started,
+    /// Writes to the target are frozen.
+    Frozen,
+    /// Swap: the restore into the new database began. Clean: the
+    /// pre-restore backup is taken and the restore in place began.
+    Restoring,
+    /// The backup is restored and matches its manifest (swap: in the new
+    /// database, not yet in place; clean: in place).
+    Restored,
+    /// Swap: the names are swapped; only the audit and the cleanup are left.
+    Swapped,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Started => "started",
+            Step::Frozen => "writes frozen",
+            Step::Restoring => "restoring",
+            Step::Restored => "restored and checked, not yet in place",
+            Step::Swapped => "in place, finishing",
+        })
+    }
+}
+
+/// The journal of a restore in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    pub restore_id: String,
+    pub backup_id: String,
+    pub database: String,
+    pub strategy: Strategy,
+    pub step: Step,
+    /// Swap: the database the backup is restored into.
+    pub temp_database: Option<String>,
+    /// The pre-restore snapshot's backup id.
+    pub snapshot_id: Option<String>,
+    /// Swap: the name the current database is kept under.
+    pub snapshot_database: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Journal {
+    /// The journal of a new restore of backup `id` into `database`, at
+    /// [`Step::Started`] (not yet saved).
+    pub(super) fn begin(id: &str, database: &str, strategy: Strategy) -> Journal {
+        let now = Utc::now();
+        Journal {
+            restore_id: new_id(now),
+            backup_id: id.to_string(),
+            database: database.to_string(),
+            strategy,
+            step: Step::Started,
+            temp_database: None,
+            snapshot_id: None,
+            snapshot_database: None,
+            started_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The unfinished restore a run of backup `id` continues, if `resume`;
+    /// a refusal when the two disagree, since one backup's restore must not
+    /// start over another's half-way state, nor `--resume` start afresh.
+    pub(super) fn unfinished(
+        store: &Store,
+        id: &str,
+        resume: bool,
+    ) -> Result<Option<Journal>, BackupError> {
+        let unfinished = journal(store)?;
+        match (&unfinished, resume) {
+            (Some(j), false) => Err(BackupError::Refused(format!(
+                "a restore of backup {} into {} is unfinished ({}); finish it with \
+                 `backstop restore {} --resume`",
+                j.backup_id, j.database, j.step, j.backup_id
+            ))),
+            (Some(j), true) if j.backup_id != id => Err(BackupError::Refused(format!(
+                "the unfinished restore is of backup {}, not {id}; run `backstop restore {} --resume`",
+                j.backup_id, j.backup_id
+            ))),
+            (None, true) => Err(BackupError::Refused(format!(
+                "no unfinished restore in {}; run `backstop restore {id}` without --resume",
+                store.dir().display()
+            ))),
+            _ => Ok(unfinished),
+        }
+    }
+
+    /// Records that the restore reached `step`, before the run goes on, so
+    /// that a crash from here on resumes after it.
+    pub(super) fn record(&mut self, step: Step, store: &Store) -> Result<(), BackupError> {
+        self.step = step;
+        self.save(store)
+    }
+
+    /// Writes the journal to a temporary name and renames it, so a crash
+    /// leaves the old record or the new one, never half of one.
+    pub(super) fn save(&mut self, store: &Store) -> Result<(), BackupError> {
+        self.updated_at = Utc::now();
+        let path = store.dir().join(JOURNAL);
+        let tmp = store.dir().join(format!("{JOURNAL}.tmp"));
+        let text = serde_json::to_string_pretty(self).expect("a journal serializes");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| crate::backup::manifest::sync_dir(store.dir()))
+            .map_err(BackupError::io(&path))
+    }
+
+    /// Forgets the restore: it is finished, or abandoned with the target
+    /// as it was.
+    pub(super) fn remove(store: &Store) -> Result<(), BackupError> {
+        let path = store.dir().join(JOURNAL);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackupError::io(path)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The unfinished restore in `store`, if any (for `status`).
+pub fn journal(store: &Store) -> Result<Option<Journal>, BackupError> {
+    let path = store.dir().join(JOURNAL);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| BackupError::BadManifest { path, reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BackupError::io(path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--resume` must finish restores journalled by older Backstops: the
+    /// step names and fields on disk do not change.
+    #[test]
+    fn a_journal_on_disk_keeps_its_step_names_and_fields() {
+        let names: Vec<String> =
+            [Step::Started, Step::Frozen, Step::Restoring, Step::Restored, Step::Swapped]
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap())
+                .collect();
+        assert_eq!(
+            names,
+            ["\"started\"", "\"frozen\"", "\"restoring\"", "\"restored\"", "\"swapped\""]
+        );
+        let old = r#"{
+          "restore_id": "20260107T120000Z-ab12",
+          "backup_id": "20260107T110000Z-cd34",
+          "database": "app",
+          "strategy": "swap",
+          "step": "restored",
+          "temp_database": "app_restoring_20260107120000ab12",
+          "snapshot_id": null,
+          "snapshot_database": null,
+          "started_at": "2026-01-07T12:00:00Z",
+          "updated_at": "2026-01-07T12:01:00Z"
+        }"#;
+        let j: Journal = serde_json::from_str(old).unwrap();
+        assert_eq!((j.strategy, j.step), (Strategy::Swap, Step::Restored));
+        let again = serde_json::to_value(&j).unwrap();
+        let keys: Vec<&str> = again.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys.len(),
+            10,
+            "a journal has exactly the fields older Backstops wrote: {keys:?}"
+        );
+    }
+}

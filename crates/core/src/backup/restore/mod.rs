@@ -1,0 +1,336 @@
+//! `restore ID`: Method B's database half. The backup's checksums are
+//! verified before the target is touched; writes are frozen; the current
+//! state is kept as a pre-restore snapshot (never lost, only set aside);
+//! the backup is restored and its row counts and schema compared with the
+//! manifest; then writes resume and the restore is audited.
+//!
+//! Two ways, by what the role may do:
+//! - **swap** (the role may create databases and owns the target): restore
+//!   into a new database, check it, then rename both in one transaction.
+//!   The old database, kept read-only under a new name, is the pre-restore
+//!   snapshot, listed as a backup of kind `database` (`swap.rs`).
+//! - **clean** (it may not): dump the current state first (a backup
+//!   labelled `pre-restore`), drop the user schemas and restore into them
+//!   (`clean.rs`).
+//!
+//! `backstop.events` survives either way and gains the restore event;
+//! `backstop.applied` afterwards is the backup's, matching the restored
+//! schema. Progress is journalled in `<backup dir>/restore.json`
+//! (`journal.rs`), so a crash leaves a state `status` shows and `--resume`
+//! finishes: [`restore`] drives the steps the journal names ([`Step`]),
+//! each strategy going on after the last one recorded.
+
+mod clean;
+mod databases;
+mod journal;
+mod swap;
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde::Serialize;
+use serde_json::json;
+
+pub use databases::{connect_to, drop_leftovers, drop_snapshot};
+pub use journal::{journal, Journal, Step, Strategy, JOURNAL};
+
+use super::create::source_of;
+use super::manifest::{Kind, Manifest};
+use super::verify::verify_checksums;
+use super::{BackupError, Note, Progress, Store, Tools};
+use crate::freeze::{self, FreezeGuard, FreezeSection};
+use crate::pg::lock::MigrationLock;
+use crate::schema::events;
+
+/// Options of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// pg_restore's `--jobs`.
+    pub jobs: usize,
+    /// Finish an interrupted restore instead of starting one.
+    pub resume: bool,
+    /// How long to wait for the migration lock.
+    pub lock_wait: Duration,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub backup_id: String,
+    pub database: String,
+    pub strategy: Strategy,
+    /// The pre-restore snapshot: the state just before the restore.
+    pub snapshot_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_database: Option<String>,
+    pub tables: usize,
+    pub rows: i64,
+    pub duration_ms: u64,
+    pub resumed: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Restores backup `id` over the database at `url`: checks before the
+/// target is touched, then the journal's steps (`started`, `frozen`, then
+/// the strategy's), then the finish. With `options.resume` it finishes the
+/// unfinished restore of `id` from its last recorded step.
+#[allow(clippy::too_many_arguments)]
+pub fn restore(
+    url: &str,
+    store: &Store,
+    tools: &Tools,
+    id: &str,
+    options: &RestoreOptions,
+    freeze_options: &FreezeSection,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let unfinished = Journal::unfinished(store, id, options.resume)?;
+    let resumed = unfinished.is_some();
+
+    // What earlier restores left behind goes first.
+    for name in drop_leftovers(url, store)? {
+        progress.note(Note::Warning(format!("dropped {name}, left by an earlier restore")));
+    }
+
+    // 1. The backup must be intact before anything touches the target.
+    let mut m = store.load(id)?;
+    if m.kind == Kind::Dump {
+        progress.note(Note::Step(format!("verifying backup {id} ({} file(s))", m.files.len())));
+        verify_checksums(store, tools, &mut m)?;
+    }
+
+    let mut run = Run { url, store, tools, options, progress, warnings: Vec::new() };
+    // A swap that committed before a crash: the target is already the
+    // restored database; only the finish is left.
+    if let Some(j) = unfinished.as_ref().filter(|j| j.strategy == Strategy::Swap) {
+        if swap::swapped_already(url, j)? {
+            return run.finish(j, &m, started, true);
+        }
+    }
+
+    let mut client = crate::pg::connect(url, "backstop")?;
+    freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+    let source = source_of(&mut client)?;
+    if !m.same_database(source.system_identifier.as_deref(), &source.database) {
+        return Err(BackupError::WrongDatabase {
+            id: id.to_string(),
+            backup_database: m.database.clone(),
+            target_database: source.database,
+        });
+    }
+    let mut lock = MigrationLock::acquire(&mut client, options.lock_wait, |holder| {
+        let who = holder.map_or("another session".to_string(), |h| h.to_string());
+        run.progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
+    })
+    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))?;
+
+    // Step `started`.
+    let mut j = match unfinished {
+        Some(j) => j,
+        None => {
+            let strategy = strategy_for(&mut lock, url, &m, &source.database)?;
+            Journal::begin(id, &source.database, strategy)
+        }
+    };
+    j.save(store)?;
+    // 2. Freeze writes (idempotent on resume).
+    let guard = run.freeze_writes(&mut lock, &mut j, &source.database, freeze_options)?;
+    // 3.-5. The strategy's steps, after the last one the journal recorded.
+    let result = match j.strategy {
+        Strategy::Swap => run.swap(&mut j, &m, lock),
+        Strategy::Clean => run.clean(&mut j, &m, &mut lock),
+    };
+    if let Err(failure) = result {
+        return Err(run.failed(failure, guard, id, &source.database));
+    }
+    match j.strategy {
+        // The frozen database is the one set aside as the snapshot.
+        Strategy::Swap => guard.keep(),
+        Strategy::Clean => {
+            guard.lift()?;
+        }
+    }
+    run.finish(&j, &m, started, resumed)
+}
+
+/// How a new restore puts the backup in place: a swap where the role may,
+/// else clean; a database snapshot can only be swapped back in.
+fn strategy_for(
+    client: &mut Client,
+    url: &str,
+    m: &Manifest,
+    database: &str,
+) -> Result<Strategy, BackupError> {
+    if databases::can_swap(client, url)? {
+        Ok(Strategy::Swap)
+    } else if m.kind == Kind::Database {
+        Err(BackupError::Refused(format!(
+            "backup {} is a database snapshot; putting it back renames databases, which \
+             needs a role that owns {database} and may create databases",
+            m.id
+        )))
+    } else {
+        Ok(Strategy::Clean)
+    }
+}
+
+/// A failed restore: `Abandoned` left the target as it was, `Stuck` did
+/// not (the database stays frozen for `--resume` or a look).
+enum Failure {
+    Abandoned(BackupError),
+    Stuck(BackupError),
+}
+
+impl From<BackupError> for Failure {
+    fn from(e: BackupError) -> Self {
+        Failure::Abandoned(e)
+    }
+}
+
+/// One run of a restore: what every step needs, and the warnings it
+/// gathers for the report.
+struct Run<'a> {
+    url: &'a str,
+    store: &'a Store,
+    tools: &'a Tools,
+    options: &'a RestoreOptions,
+    progress: &'a mut dyn Progress,
+    warnings: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Step `frozen`: writes to the target stop for the rest of the run.
+    /// Frozen again on every run, resumed or not (a crash or `unfreeze` may
+    /// have lifted it, and freezing a frozen database changes nothing);
+    /// recorded the first time.
+    fn freeze_writes(
+        &mut self,
+        lock: &mut Client,
+        j: &mut Journal,
+        database: &str,
+        options: &FreezeSection,
+    ) -> Result<FreezeGuard, BackupError> {
+        self.progress.note(Note::Step(format!("freezing writes to {database}")));
+        let frozen = freeze::freeze(lock, &format!("restore of backup {}", j.backup_id), options)?;
+        let guard = FreezeGuard::new(self.url);
+        for w in &frozen.warnings {
+            self.progress.note(Note::Warning(w.clone()));
+        }
+        self.warnings.extend(frozen.warnings);
+        if j.step < Step::Frozen {
+            j.record(Step::Frozen, self.store)?;
+        }
+        Ok(guard)
+    }
+
+    /// The end of a failed run, by what it left: an abandoned run lifts the
+    /// freeze and forgets its journal, a stuck one keeps both. Either way
+    /// the failure is audited. Returns the error to report.
+    fn failed(
+        &self,
+        failure: Failure,
+        guard: FreezeGuard,
+        id: &str,
+        database: &str,
+    ) -> BackupError {
+        match failure {
+            Failure::Abandoned(mut e) => {
+                // Nothing of the target changed: lift the freeze, and forget the
+                // run only once that is done (a server that crashed cannot be
+                // unfrozen yet; the record then stays for --resume or unfreeze).
+                record_failure(self.url, id, &e);
+                if let Err(lift) = guard.lift() {
+                    return BackupError::CleanupFailed {
+                        cause: Box::new(e),
+                        cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
+                    };
+                }
+                if let Err(forget) = Journal::remove(self.store) {
+                    return forget;
+                }
+                if let BackupError::Interrupted { then, .. } = &mut e {
+                    *then = format!(
+                        "; the restore was abandoned: {database} is as it was and takes writes again"
+                    );
+                }
+                e
+            }
+            Failure::Stuck(e) => {
+                // The target is half-way: it stays frozen and the journal stays.
+                guard.keep();
+                record_failure(self.url, id, &e);
+                e
+            }
+        }
+    }
+
+    /// The finish, after `swapped` (swap) or `restored` (clean): the
+    /// restore is audited in the target, then its journal is forgotten. A
+    /// resumed run may do it again: the event is written once per restore.
+    fn finish(
+        &mut self,
+        j: &Journal,
+        m: &Manifest,
+        started: Instant,
+        resumed: bool,
+    ) -> Result<RestoreReport, BackupError> {
+        let mut client = crate::pg::connect(self.url, "backstop")?;
+        freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+        if j.strategy == Strategy::Swap {
+            // Whatever a restored backup says about a freeze, the new target is not frozen.
+            freeze::unfreeze(&mut client)?;
+        }
+        let report = RestoreReport {
+            backup_id: m.id.clone(),
+            database: j.database.clone(),
+            strategy: j.strategy,
+            snapshot_id: j.snapshot_id.clone().unwrap_or_default(),
+            // Only a swap keeps the old database under a new name.
+            snapshot_database: j.snapshot_database.clone(),
+            tables: m.row_counts.len(),
+            rows: m.row_counts.values().sum(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            resumed,
+            warnings: std::mem::take(&mut self.warnings),
+        };
+        record_success(&mut client, j, &report)?;
+        Journal::remove(self.store)?;
+        Ok(report)
+    }
+}
+
+/// The restore event in the target, once per restore id: a resumed run
+/// that stopped after writing it does not write it twice.
+fn record_success(
+    client: &mut Client,
+    j: &Journal,
+    report: &RestoreReport,
+) -> Result<(), BackupError> {
+    crate::schema::ensure(client).map_err(BackupError::db("creating the backstop schema"))?;
+    let already = events::with_detail(client, "restore", "restore_id", &j.restore_id)
+        .map_err(BackupError::db("reading backstop.events"))?;
+    if !already.is_empty() {
+        return Ok(());
+    }
+    let mut details = serde_json::to_value(report).expect("a report serializes");
+    details["restore_id"] = json!(j.restore_id);
+    let event = events::Event { kind: "restore", outcome: "ok", versions: Vec::new(), details };
+    events::record(client, &event).map_err(BackupError::db("writing the restore event"))
+}
+
+/// Best effort: a failed restore is audited in the target too.
+fn record_failure(url: &str, id: &str, e: &BackupError) {
+    if let Ok(mut client) = crate::pg::connect(url, "backstop") {
+        let _ = freeze::exempt(&mut client);
+        if crate::schema::exists(&mut client).unwrap_or(false) {
+            let event = events::Event {
+                kind: "restore",
+                outcome: "failed",
+                versions: Vec::new(),
+                details: json!({ "backup_id": id, "error": crate::kit::error::chain(e) }),
+            };
+            let _ = events::record(&mut client, &event);
+        }
+    }
+}
