@@ -115,23 +115,7 @@ pub fn create(
     // reused: the safe side.
     let (writes, storage) =
         write_marks(&mut client).map_err(BackupError::db("reading the write counters"))?;
-    let db = BackupError::db("exporting the dump's snapshot");
-    client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL lock_timeout = '{}ms'",
-            options.lock_wait.as_millis()
-        ))
-        .map_err(BackupError::db("starting the snapshot transaction"))?;
-    let row = client
-        .query_one(
-            "select pg_export_snapshot(),
-                    (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                      where c.relkind in ('r', 'm')
-                        and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast'))",
-            &[],
-        )
-        .map_err(db)?;
-    let (snapshot, tables): (String, i64) = (row.get(0), row.get(1));
+    let (snapshot, tables) = export_snapshot(&mut client, options.lock_wait)?;
     let jobs = options.jobs.max(1);
     progress.note(Note::Step(format!(
         "dumping {} with {jobs} job(s), {} compression",
@@ -152,31 +136,9 @@ pub fn create(
     let _ = client.batch_execute("COMMIT");
     progress.note(Note::Finished);
     if !status {
-        return Err(if stderr.contains("No space left on device") {
-            BackupError::DiskFull { path: store.dir().to_path_buf() }
-        } else if ["lock timeout", "could not obtain lock", "statement timeout"]
-            .iter()
-            .any(|m| stderr.contains(m))
-        {
-            // pg_dump's --lock-wait-timeout is a statement_timeout on its LOCK TABLE.
-            BackupError::LockWait {
-                waited: crate::kit::duration::human(options.lock_wait),
-                output: tail(&stderr),
-            }
-        } else {
-            BackupError::DumpFailed { output: tail(&stderr) }
-        });
+        return Err(dump_failure(&stderr, store, options.lock_wait));
     }
-    let facts = facts.map_err(|e| {
-        if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            BackupError::LockWait {
-                waited: crate::kit::duration::human(options.lock_wait),
-                output: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
-            }
-        } else {
-            BackupError::db("counting rows in the dump's snapshot")(e)
-        }
-    })?;
+    let facts = facts.map_err(|e| facts_failure(e, options.lock_wait))?;
 
     let files = manifest::checksum_files(&partial, manifest::DUMP_DIR)?;
     let entries = verify::list_archive(tools, &partial.join(manifest::DUMP_DIR))?;
@@ -221,6 +183,62 @@ pub fn create(
     store.commit(&id, &partial)?;
     guard.path = None;
     Ok(manifest)
+}
+
+/// Opens the dump's transaction (repeatable read, so the facts read in it
+/// describe what pg_dump dumps) and exports its snapshot for pg_dump.
+/// Returns the snapshot's name and the number of tables, for progress.
+/// The transaction stays open: the snapshot lives only as long as it.
+fn export_snapshot(client: &mut Client, lock_wait: Duration) -> Result<(String, i64), BackupError> {
+    let db = BackupError::db("exporting the dump's snapshot");
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL lock_timeout = '{}ms'",
+            lock_wait.as_millis()
+        ))
+        .map_err(BackupError::db("starting the snapshot transaction"))?;
+    let row = client
+        .query_one(
+            "select pg_export_snapshot(),
+                    (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                      where c.relkind in ('r', 'm')
+                        and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast'))",
+            &[],
+        )
+        .map_err(db)?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// What a failed pg_dump says, as the error that tells the operator what to
+/// do: a full disk and a table lock held too long each have their own.
+fn dump_failure(stderr: &str, store: &Store, lock_wait: Duration) -> BackupError {
+    if stderr.contains("No space left on device") {
+        BackupError::DiskFull { path: store.dir().to_path_buf() }
+    } else if ["lock timeout", "could not obtain lock", "statement timeout"]
+        .iter()
+        .any(|m| stderr.contains(m))
+    {
+        // pg_dump's --lock-wait-timeout is a statement_timeout on its LOCK TABLE.
+        BackupError::LockWait {
+            waited: crate::kit::duration::human(lock_wait),
+            output: tail(stderr),
+        }
+    } else {
+        BackupError::DumpFailed { output: tail(stderr) }
+    }
+}
+
+/// Why the facts could not be read in the dump's snapshot: the row counts
+/// wait for table locks as pg_dump does, and say so in the same words.
+fn facts_failure(e: postgres::Error, lock_wait: Duration) -> BackupError {
+    if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        BackupError::LockWait {
+            waited: crate::kit::duration::human(lock_wait),
+            output: e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
+        }
+    } else {
+        BackupError::db("counting rows in the dump's snapshot")(e)
+    }
 }
 
 /// Runs pg_dump from `snapshot` while `client` (inside the exporting
