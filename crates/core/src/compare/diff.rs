@@ -1,9 +1,43 @@
-//! The differences between two versions of rows: in which columns, and in
-//! an order fit for reading.
+//! The differences between two versions of rows: which rows are missing,
+//! extra or different, in which columns, in an order fit for reading.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+
+use super::buckets::BucketRows;
+use super::RowDiff;
+
+/// The rows that differ between the two sides' versions of the same
+/// buckets, in the order of their key text. With `whole` (sync) a missing
+/// or different row keeps its source row, to be written to the target.
+pub(super) fn row_diffs(rs: &BucketRows, rt: &BucketRows, whole: bool) -> Vec<RowDiff> {
+    let mut diffs = Vec::new();
+    for k in rs.keys().chain(rt.keys()).collect::<BTreeSet<&String>>() {
+        diffs.push(match (rs.get(k), rt.get(k)) {
+            (Some((key, _, row)), None) => RowDiff {
+                key: key.clone(),
+                kind: "missing",
+                columns: BTreeMap::new(),
+                source_row: whole.then(|| row.clone()),
+            },
+            (None, Some((key, _, _))) => RowDiff {
+                key: key.clone(),
+                kind: "extra",
+                columns: BTreeMap::new(),
+                source_row: None,
+            },
+            (Some((key, ha, ra)), Some((_, hb, rb))) if ha != hb => RowDiff {
+                key: key.clone(),
+                kind: "different",
+                columns: differing_columns(ra, rb),
+                source_row: whole.then(|| ra.clone()),
+            },
+            _ => continue,
+        });
+    }
+    diffs
+}
 
 /// Keys in order for reading: numbers by value (`{"id":9}` before
 /// `{"id":10}`), anything else by its JSON text.
@@ -27,7 +61,7 @@ pub(super) fn key_order(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 /// The columns whose JSON values differ between two rows: column →
 /// [source value, target value].
-pub(super) fn differing_columns(a: &Value, b: &Value) -> BTreeMap<String, [Value; 2]> {
+fn differing_columns(a: &Value, b: &Value) -> BTreeMap<String, [Value; 2]> {
     let names: BTreeSet<&String> = a
         .as_object()
         .into_iter()

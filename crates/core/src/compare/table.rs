@@ -9,10 +9,13 @@ use postgres::Client;
 
 use super::buckets::{both, HashedKey, Shape, Side, Split};
 use super::catalog::{column_type, integer_bounds, primary_key};
-use super::diff::{differing_columns, key_order};
-use super::tolerance::{drop_within_tolerances, tolerant_columns};
-use super::{Job, Progress, RowDiff, TableResult, FANOUT, FETCH_BATCH, HASH_ROWS, RANGE_ROWS};
+use super::diff::{key_order, row_diffs};
+use super::tolerance::{drop_within_tolerances, tolerant_columns, Tolerances};
+use super::{Job, Progress, TableResult, FANOUT, FETCH_BATCH, HASH_ROWS, RANGE_ROWS};
 use crate::pg::{checksum, quote_ident, quote_qualified};
+
+/// Differing buckets set to be read, in batches: (level, bucket codes).
+type Fetch = Vec<(u32, Vec<i64>)>;
 
 /// Compares one table present on both sides, listing the first
 /// `job.keep` differing rows (with the source rows when unlimited).
@@ -23,69 +26,159 @@ pub(super) fn table(
     name: &str,
     job: &Job<'_>,
 ) -> Result<TableResult, postgres::Error> {
-    let (keep, tolerances) = (job.keep, job.tolerances);
+    let tolerances = job.tolerances;
     let label = format!("{schema}.{name}");
     let step = |what: &str| (job.progress)(Progress::Step(&label, what));
-    // Keys, timestamps and (with the text method) row hashes must not
-    // depend on the sessions' settings; JIT only slows these scans.
-    for c in [&mut *source, &mut *target] {
-        c.batch_execute(
-            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off; reset enable_seqscan",
-        )?;
-    }
+    settle_sessions(source, target)?;
     let relation = quote_qualified(Some(schema), name);
-    let key = primary_key(source, schema, name)?;
-    let same_key = !key.is_empty() && key == primary_key(target, schema, name)?;
-    // A key of one column: its type on each side.
-    let types = match key.as_slice() {
-        [column] if same_key => Some((
-            column.clone(),
-            column_type(source, &relation, column)?,
-            column_type(target, &relation, column)?,
-        )),
-        _ => None,
-    };
-    let integer = |t: &str| matches!(t, "smallint" | "integer" | "bigint");
-    let range = match &types {
-        Some((column, a, b)) if integer(a) && integer(b) => {
-            integer_bounds(source, target, &relation, column)?
-                .map(|(lo, hi)| (quote_ident(column), lo, hi))
-        }
-        _ => None,
-    };
+    let key = Key::read(source, target, schema, name, &relation)?;
     let mut result = TableResult::empty(schema, name, "differ");
     // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
     // checksum; with any other key the checksum comes first: one scan
     // (parallel where the server allows) proves most tables the same.
-    if range.is_none() {
-        step("checksums");
-        let (a, b) = both(
-            || checksum::table_checksum(&mut *source, schema, name),
-            || checksum::table_checksum(&mut *target, schema, name),
-        );
-        let (a, b) = (a?, b?);
-        (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
-        if a == b {
-            result.status = "match";
-            return Ok(result);
-        }
-        if !same_key {
-            let mut note = if key.is_empty() {
-                "no primary key: only the row counts and the whole-table checksum are compared"
-                    .to_string()
-            } else {
-                "the primary keys differ between the sides: only counts and checksums are compared"
-                    .to_string()
-            };
-            if !tolerances.is_exact() {
-                note.push_str(", exactly (tolerances apply to rows matched by key)");
-            }
-            result.note = Some(note);
-            return Ok(result);
-        }
+    if key.range.is_none()
+        && checksum_settles(source, target, &key, tolerances, &mut result, &step)?
+    {
+        return Ok(result);
     }
-    let cols: Vec<String> = key.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
+    let method = checksum::method(source)?;
+    let shape = shape(source, relation, &key)?;
+    // The planner cannot know the buckets are few: it would sort every row
+    // to group them, or plan to spill them. Hashing them in memory, in
+    // parallel where the server allows, is what fits.
+    for c in [&mut *source, &mut *target] {
+        c.batch_execute(
+            "set work_mem = '64MB'; set enable_sort = off; set parallel_setup_cost = 0; set parallel_tuple_cost = 0",
+        )?;
+    }
+    let rounding = tolerances.rounding();
+    let mut s = Side {
+        row_hash: checksum::row_hash_sql(source, method, schema, name, &rounding)?,
+        client: source,
+        shape: &shape,
+    };
+    let mut t = Side {
+        row_hash: checksum::row_hash_sql(target, method, schema, name, &rounding)?,
+        client: target,
+        shape: &shape,
+    };
+    let Some(fetch) = descend(&mut s, &mut t, job, &mut result, &step)? else {
+        return Ok(result);
+    };
+    read_differing(&mut s, &mut t, fetch, job, &mut result, &step)?;
+    // The hashes were of rounded values: no row left is the proof.
+    if !tolerances.is_exact()
+        && result.missing + result.extra + result.different == 0
+        && result.source_rows == result.target_rows
+    {
+        result.status = "match";
+    }
+    result.rows.sort_by(|a, b| key_order(&a.key, &b.key));
+    Ok(result)
+}
+
+/// Keys, timestamps and (with the text method) row hashes must not
+/// depend on the sessions' settings; JIT only slows these scans.
+fn settle_sessions(source: &mut Client, target: &mut Client) -> Result<(), postgres::Error> {
+    for c in [source, target] {
+        c.batch_execute(
+            "set timezone = 'UTC'; set datestyle = 'ISO, YMD'; set extra_float_digits = 3; set jit = off; reset enable_seqscan",
+        )?;
+    }
+    Ok(())
+}
+
+/// What the two sides say about the table's primary key, which decides
+/// how its rows can be matched and put in buckets.
+struct Key {
+    /// The source's key columns, in key order (empty: no primary key).
+    columns: Vec<String>,
+    /// Both sides have this same key: rows can be matched by it.
+    same: bool,
+    /// A key of one column: (column, its type on the source, on the target).
+    types: Option<(String, String, String)>,
+    /// A key of one integer column on both sides: (column quoted, the
+    /// smallest and largest value of both sides), for range buckets.
+    range: Option<(String, i64, i64)>,
+}
+
+impl Key {
+    /// Reads the key of `relation` (`schema.name`, quoted) on both sides.
+    fn read(
+        source: &mut Client,
+        target: &mut Client,
+        schema: &str,
+        name: &str,
+        relation: &str,
+    ) -> Result<Key, postgres::Error> {
+        let columns = primary_key(source, schema, name)?;
+        let same = !columns.is_empty() && columns == primary_key(target, schema, name)?;
+        // A key of one column: its type on each side.
+        let types = match columns.as_slice() {
+            [column] if same => Some((
+                column.clone(),
+                column_type(source, relation, column)?,
+                column_type(target, relation, column)?,
+            )),
+            _ => None,
+        };
+        let integer = |t: &str| matches!(t, "smallint" | "integer" | "bigint");
+        let range = match &types {
+            Some((column, a, b)) if integer(a) && integer(b) => {
+                integer_bounds(source, target, relation, column)?
+                    .map(|(lo, hi)| (quote_ident(column), lo, hi))
+            }
+            _ => None,
+        };
+        Ok(Key { columns, same, types, range })
+    }
+}
+
+/// The whole-table checksums of both sides, into `result`; whether they
+/// settle the table: it matches, or its rows cannot be matched by key
+/// (then only the counts and checksums are compared, as its note says).
+fn checksum_settles(
+    source: &mut Client,
+    target: &mut Client,
+    key: &Key,
+    tolerances: &Tolerances,
+    result: &mut TableResult,
+    step: &dyn Fn(&str),
+) -> Result<bool, postgres::Error> {
+    step("checksums");
+    let (schema, name) = (&result.schema, &result.name);
+    let (a, b) = both(
+        || checksum::table_checksum(&mut *source, schema, name),
+        || checksum::table_checksum(&mut *target, schema, name),
+    );
+    let (a, b) = (a?, b?);
+    (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));
+    if a == b {
+        result.status = "match";
+        return Ok(true);
+    }
+    if !key.same {
+        let mut note = if key.columns.is_empty() {
+            "no primary key: only the row counts and the whole-table checksum are compared"
+                .to_string()
+        } else {
+            "the primary keys differ between the sides: only counts and checksums are compared"
+                .to_string()
+        };
+        if !tolerances.is_exact() {
+            note.push_str(", exactly (tolerances apply to rows matched by key)");
+        }
+        result.note = Some(note);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// What both sides query alike: the key as text and as JSON, and the
+/// buckets, sized by the source's row estimate.
+fn shape(source: &mut Client, relation: String, key: &Key) -> Result<Shape, postgres::Error> {
+    let cols: Vec<String> = key.columns.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
     // The key as text in the C collation: the same bytes, so the same
     // bucket, on both sides whatever the columns' collations.
     let key_text = match cols.as_slice() {
@@ -94,13 +187,13 @@ pub(super) fn table(
     };
     let key_json = format!(
         "jsonb_build_object({})",
-        key.iter()
+        key.columns
+            .iter()
             .zip(&cols)
             .map(|(k, c)| format!("'{}', {c}", k.replace('\'', "''")))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let method = checksum::method(source)?;
     let estimate: f64 = source
         .query_one(
             "select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass",
@@ -114,10 +207,12 @@ pub(super) fn table(
     let buckets = |rows_each: f64| {
         ((estimate / rows_each).max(1.0) as u64).next_power_of_two().clamp(1, 1 << 20) as i64
     };
-    let split = range
+    let split = key
+        .range
+        .clone()
         .and_then(|(column, lo, hi)| Split::range(column, lo, hi, buckets(RANGE_ROWS)))
         .unwrap_or_else(|| Split::Hash {
-            key: match &types {
+            key: match &key.types {
                 Some((column, a, b)) if a == "uuid" && b == "uuid" => {
                     HashedKey::Uuid(quote_ident(column))
                 }
@@ -125,36 +220,33 @@ pub(super) fn table(
             },
             first: buckets(HASH_ROWS).max(FANOUT),
         });
-    // The planner cannot know the buckets are few: it would sort every row
-    // to group them, or plan to spill them. Hashing them in memory, in
-    // parallel where the server allows, is what fits.
-    for c in [&mut *source, &mut *target] {
-        c.batch_execute(
-            "set work_mem = '64MB'; set enable_sort = off; set parallel_setup_cost = 0; set parallel_tuple_cost = 0",
-        )?;
-    }
-    let shape = Shape { relation, key_text, key_json, split };
-    let rounding = tolerances.rounding();
-    let mut s = Side {
-        row_hash: checksum::row_hash_sql(source, method, schema, name, &rounding)?,
-        client: source,
-        shape: &shape,
-    };
-    let mut t = Side {
-        row_hash: checksum::row_hash_sql(target, method, schema, name, &rounding)?,
-        client: target,
-        shape: &shape,
-    };
+    Ok(Shape { relation, key_text, key_json, split })
+}
+
+/// Goes down the bucket levels to the differing buckets small enough to
+/// read, which it gives in batches; `None` when the first level proves the
+/// table the same (no checksum came first). Buckets only one side has are
+/// counted in `result` once enough rows are set to be listed.
+fn descend(
+    s: &mut Side<'_>,
+    t: &mut Side<'_>,
+    job: &Job<'_>,
+    result: &mut TableResult,
+    step: &dyn Fn(&str),
+) -> Result<Option<Fetch>, postgres::Error> {
+    let keep = job.keep;
     let whole = keep == usize::MAX;
+    let shape: &Shape = s.shape;
+    let split = &shape.split;
     // Breadth first: at each level one scan per side gives every bucket
     // under the differing ones; small differing buckets are fetched
     // together, big ones split again.
     let mut under: Vec<i64> = Vec::new();
-    let mut fetch: Vec<(u32, Vec<i64>)> = Vec::new();
+    let mut fetch: Fetch = Vec::new();
     let mut batch_rows = 0i64;
     // Rows of buckets only one side has, set to be read.
     let mut lone = 0usize;
-    let levels = shape.split.levels();
+    let levels = split.levels();
     for level in 1..=levels {
         if level > 1 && under.is_empty() {
             break;
@@ -173,10 +265,10 @@ pub(super) fn table(
             (result.source_rows, result.target_rows) = (rows(&bs), rows(&bt));
             if bs == bt {
                 result.status = "match";
-                return Ok(result);
+                return Ok(None);
             }
         }
-        if level == 1 && matches!(shape.split, Split::Range { .. }) {
+        if level == 1 && matches!(split, Split::Range { .. }) {
             // The planner cannot know a bucket's range is narrow (its end
             // is a parameter): it would scan the whole table once per
             // bucket. The key's index is what fits.
@@ -205,7 +297,7 @@ pub(super) fn table(
                     continue;
                 }
                 lone += size as usize;
-            } else if size > shape.split.fetch_limit() && level < levels {
+            } else if size > split.fetch_limit() && level < levels {
                 big.push(code);
                 continue;
             }
@@ -226,12 +318,28 @@ pub(super) fn table(
         batch_rows = 0;
         under = big;
     }
+    Ok(Some(fetch))
+}
+
+/// Reads the rows of the differing buckets, batch by batch, and counts
+/// (and lists, up to `job.keep`) the rows that differ beyond the
+/// tolerances.
+fn read_differing(
+    s: &mut Side<'_>,
+    t: &mut Side<'_>,
+    fetch: Fetch,
+    job: &Job<'_>,
+    result: &mut TableResult,
+    step: &dyn Fn(&str),
+) -> Result<(), postgres::Error> {
+    let (keep, tolerances) = (job.keep, job.tolerances);
+    let whole = keep == usize::MAX;
     // The columns whose values may be equal within the tolerances though
     // they differ, by their kind on the target.
     let tolerant = if tolerances.is_exact() {
         BTreeMap::new()
     } else {
-        tolerant_columns(t.client, &shape.relation, tolerances)?
+        tolerant_columns(t.client, &t.shape.relation, tolerances)?
     };
     let batches = fetch.len();
     for (i, (level, codes)) in fetch.into_iter().enumerate() {
@@ -242,30 +350,7 @@ pub(super) fn table(
         ));
         let (rs, rt) = both(|| s.rows(level, &codes), || t.rows(level, &codes));
         let (rs, rt) = (rs?, rt?);
-        let mut diffs = Vec::new();
-        for k in rs.keys().chain(rt.keys()).collect::<BTreeSet<&String>>() {
-            diffs.push(match (rs.get(k), rt.get(k)) {
-                (Some((key, _, row)), None) => RowDiff {
-                    key: key.clone(),
-                    kind: "missing",
-                    columns: BTreeMap::new(),
-                    source_row: whole.then(|| row.clone()),
-                },
-                (None, Some((key, _, _))) => RowDiff {
-                    key: key.clone(),
-                    kind: "extra",
-                    columns: BTreeMap::new(),
-                    source_row: None,
-                },
-                (Some((key, ha, ra)), Some((_, hb, rb))) if ha != hb => RowDiff {
-                    key: key.clone(),
-                    kind: "different",
-                    columns: differing_columns(ra, rb),
-                    source_row: whole.then(|| ra.clone()),
-                },
-                _ => continue,
-            });
-        }
+        let mut diffs = row_diffs(&rs, &rt, whole);
         if !tolerant.is_empty() {
             drop_within_tolerances(t.client, tolerances, &tolerant, &mut diffs)?;
         }
@@ -280,13 +365,5 @@ pub(super) fn table(
             }
         }
     }
-    // The hashes were of rounded values: no row left is the proof.
-    if !tolerances.is_exact()
-        && result.missing + result.extra + result.different == 0
-        && result.source_rows == result.target_rows
-    {
-        result.status = "match";
-    }
-    result.rows.sort_by(|a, b| key_order(&a.key, &b.key));
-    Ok(result)
+    Ok(())
 }
