@@ -185,118 +185,149 @@ pub fn evaluate(
     }
 
     // The deciding window and whether it breaches.
-    let (fired, window, why) = if let Some((k, n)) = t.k_of_n {
-        let window: Vec<Sample> = samples[samples.len().saturating_sub(n as usize)..].to_vec();
-        let hits = window.iter().filter(|s| judged(t, s) == Some(true)).count();
-        let fired = window.len() >= n as usize && hits >= k as usize;
-        (
-            fired,
-            window,
-            format!(
-                "{hits} of the last {} sample(s) crossed (needs {k} of {n})",
-                n.min(samples.len() as u32)
-            ),
-        )
-    } else {
-        // The run of consecutive breaching samples ending at the latest.
-        // A missing sample (`hold`) neither breaks nor extends it.
-        let mut start = samples.len();
-        for (i, s) in samples.iter().enumerate().rev() {
-            match judged(t, s) {
-                Some(true) => start = i,
-                Some(false) => break,
-                None => continue,
-            }
-        }
-        if start == samples.len() {
-            (
-                false,
-                samples[samples.len() - 1..].to_vec(),
-                format!("the latest value {} is within the threshold", fmt_value(last.value)),
-            )
-        } else {
-            let span = last.t - samples[start].t;
-            let need = t.for_.map_or(0.0, |d| d.as_secs_f64());
-            let fired = span >= need;
-            let window = samples[start.saturating_sub(1)..].to_vec();
-            let why = if need == 0.0 {
-                format!("the latest value {} crossed", fmt_value(last.value))
-            } else {
-                format!(
-                    "crossed for {} (needs {}): {} consecutive sample(s)",
-                    crate::kit::duration::human(Duration::from_secs_f64(span.max(0.0).round())),
-                    crate::kit::duration::human(Duration::from_secs_f64(need)),
-                    samples.len() - start
-                )
-            };
-            (fired, window, why)
-        }
+    let Window { fired, samples: window, why } = match t.k_of_n {
+        Some((k, n)) => k_of_n_window(t, &samples, k, n),
+        None => run_window(t, &samples, last),
     };
     ev.samples = window;
     let crossing = judged(t, &last) == Some(true);
-    if !crossing && !fired {
-        ev.state = State::Ok;
-        ev.reason = why;
-        return ev;
-    }
-    if !fired {
-        ev.state = State::Pending;
-        ev.reason = why;
-        return ev;
-    }
+    (ev.state, ev.reason) = if !crossing && !fired {
+        (State::Ok, why)
+    } else if !fired {
+        (State::Pending, why)
+    } else if let Some(after) = after_method(t, taken, last, escalate_after) {
+        // After this trigger's method was carried out: recovery or escalation.
+        after
+    } else if let Some(reason) = declining(t, &samples, &why) {
+        // The runbooks' guard: a breach that is getting better holds.
+        (State::Declining, reason)
+    } else {
+        (State::Breach, why)
+    };
+    ev
+}
 
-    // After this trigger's method was carried out: recovery or escalation.
+/// The samples a trigger's state rests on and whether they breach, with
+/// a sentence saying so.
+struct Window {
+    /// Crossed for long enough (or often enough) to call for the action.
+    fired: bool,
+    /// The deciding window, oldest first: the evidence.
+    samples: Vec<Sample>,
+    why: String,
+}
+
+/// `k_of_n`: the last `n` samples breach when at least `k` of them cross
+/// (and there are `n`), whether or not the crossings are consecutive.
+fn k_of_n_window(t: &Trigger, samples: &[Sample], k: u32, n: u32) -> Window {
+    let window: Vec<Sample> = samples[samples.len().saturating_sub(n as usize)..].to_vec();
+    let hits = window.iter().filter(|s| judged(t, s) == Some(true)).count();
+    let fired = window.len() >= n as usize && hits >= k as usize;
+    Window {
+        fired,
+        samples: window,
+        why: format!(
+            "{hits} of the last {} sample(s) crossed (needs {k} of {n})",
+            n.min(samples.len() as u32)
+        ),
+    }
+}
+
+/// `for`: the samples breach when they have crossed for at least that
+/// long without a break, up to the latest (`last`, never missing here).
+fn run_window(t: &Trigger, samples: &[Sample], last: Sample) -> Window {
+    // The run of consecutive breaching samples ending at the latest.
+    // A missing sample (`hold`) neither breaks nor extends it.
+    let mut start = samples.len();
+    for (i, s) in samples.iter().enumerate().rev() {
+        match judged(t, s) {
+            Some(true) => start = i,
+            Some(false) => break,
+            None => continue,
+        }
+    }
+    if start == samples.len() {
+        return Window {
+            fired: false,
+            samples: samples[samples.len() - 1..].to_vec(),
+            why: format!("the latest value {} is within the threshold", fmt_value(last.value)),
+        };
+    }
+    let span = last.t - samples[start].t;
+    let need = t.for_.map_or(0.0, |d| d.as_secs_f64());
+    let why = if need == 0.0 {
+        format!("the latest value {} crossed", fmt_value(last.value))
+    } else {
+        format!(
+            "crossed for {} (needs {}): {} consecutive sample(s)",
+            crate::kit::duration::human(Duration::from_secs_f64(span.max(0.0).round())),
+            crate::kit::duration::human(Duration::from_secs_f64(need)),
+            samples.len() - start
+        )
+    };
+    Window { fired: span >= need, samples: samples[start.saturating_sub(1)..].to_vec(), why }
+}
+
+/// Once this trigger's method (or a stronger one) was carried out, a
+/// breach is no longer a call for it: it is recovering, within the
+/// escalation window, or escalates past it. `None` when none was.
+fn after_method(
+    t: &Trigger,
+    taken: &[Taken],
+    last: Sample,
+    escalate_after: Duration,
+) -> Option<(State, String)> {
     let wanted = t.action.method();
-    if let Some(done) =
-        taken.iter().filter(|d| d.method >= wanted).max_by(|a, b| a.t.total_cmp(&b.t))
-    {
-        let since = last.t - done.t;
-        if since >= escalate_after.as_secs_f64() {
-            ev.state = State::Escalate;
-            ev.reason = format!(
+    let done = taken.iter().filter(|d| d.method >= wanted).max_by(|a, b| a.t.total_cmp(&b.t))?;
+    let since = last.t - done.t;
+    Some(if since >= escalate_after.as_secs_f64() {
+        (
+            State::Escalate,
+            format!(
                 "still {} ({}) {} after method {} was carried out, past the escalation window of {}",
                 if t.above.is_some() { "above" } else { "below" },
                 fmt_value(last.value),
                 crate::kit::duration::human(Duration::from_secs_f64(since.round())),
                 done.method,
                 crate::kit::duration::human(escalate_after)
-            );
-        } else {
-            ev.state = State::Recovering;
-            ev.reason = format!(
+            ),
+        )
+    } else {
+        (
+            State::Recovering,
+            format!(
                 "method {} was carried out {} ago; waiting up to {} for it to take effect",
                 done.method,
                 crate::kit::duration::human(Duration::from_secs_f64(since.max(0.0).round())),
                 crate::kit::duration::human(escalate_after)
-            );
-        }
-        return ev;
-    }
+            ),
+        )
+    })
+}
 
-    // The runbooks' guard: a breach that is getting better holds.
-    if t.declining >= 2 {
-        let recent: Vec<f64> = samples
-            .iter()
-            .rev()
-            .filter_map(|s| s.value.filter(|v| !v.is_nan()))
-            .take(t.declining)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if recent.len() == t.declining && recent.windows(2).all(|w| better(t, w[0], w[1])) {
-            ev.state = State::Declining;
-            ev.reason = format!(
-                "{why}, but the last {} samples are getting better ({}): holding",
-                t.declining,
-                recent.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(" → ")
-            );
-            return ev;
-        }
+/// The runbooks' guard against a needless rollback: when the last
+/// `declining` values (2 or more asked) each got better, the reason to
+/// hold, built on `why`; `None` when they did not.
+fn declining(t: &Trigger, samples: &[Sample], why: &str) -> Option<String> {
+    if t.declining < 2 {
+        return None;
     }
-    ev.state = State::Breach;
-    ev.reason = why;
-    ev
+    let recent: Vec<f64> = samples
+        .iter()
+        .rev()
+        .filter_map(|s| s.value.filter(|v| !v.is_nan()))
+        .take(t.declining)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (recent.len() == t.declining && recent.windows(2).all(|w| better(t, w[0], w[1]))).then(|| {
+        format!(
+            "{why}, but the last {} samples are getting better ({}): holding",
+            t.declining,
+            recent.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(" → ")
+        )
+    })
 }
 
 /// Makes `e` inconclusive when the companion trigger's latest sample says
