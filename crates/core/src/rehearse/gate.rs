@@ -6,9 +6,20 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::key_of;
 use crate::migrate::{Gate, GatePass, GateRefusal};
 use crate::source::Migration;
+
+/// The gate's key for an ordered list of migrations.
+pub fn key_of<'a>(migrations: impl IntoIterator<Item = &'a Migration>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for m in migrations {
+        hasher.update(m.version.as_bytes());
+        hasher.update(b":");
+        hasher.update(m.checksum.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
 
 /// Looks for a passing rehearsal of exactly the pending migrations.
 pub struct RehearsalGate {
@@ -62,5 +73,38 @@ impl Gate for RehearsalGate {
                 1,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_of;
+
+    fn folder(files: &[(&str, &str)]) -> Vec<crate::source::Migration> {
+        let tmp = tempfile::tempdir().unwrap();
+        for (rel, sql) in files {
+            let p = tmp.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, sql).unwrap();
+        }
+        crate::source::load(tmp.path(), None).unwrap().migrations
+    }
+
+    #[test]
+    fn the_key_follows_versions_order_and_checksums() {
+        let ms = folder(&[("1_a/up.sql", "CREATE TABLE a (id int);"), ("2_b/up.sql", "SELECT 1;")]);
+        let key = key_of(ms.iter());
+        assert_eq!(key.len(), 32);
+        assert_eq!(key, key_of(ms.iter()), "the same list gives the same key");
+        assert_ne!(key, key_of(ms.iter().rev()), "order matters");
+        assert_ne!(key, key_of(ms.iter().take(1)), "every migration counts");
+        let changed =
+            folder(&[("1_a/up.sql", "CREATE TABLE a (id bigint);"), ("2_b/up.sql", "SELECT 1;")]);
+        assert_ne!(key, key_of(changed.iter()), "an edited up is another rehearsal");
+        let reformatted = folder(&[
+            ("1_a/up.sql", "CREATE  TABLE a (id int); -- hi"),
+            ("2_b/up.sql", "SELECT 1;"),
+        ]);
+        assert_eq!(key, key_of(reformatted.iter()), "whitespace and comments do not count");
     }
 }

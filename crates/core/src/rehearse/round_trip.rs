@@ -1,0 +1,340 @@
+//! The round trip of one migration: apply its up and keep it, try its down
+//! and the up after it, compare the copy with the state before the up, and
+//! judge the outcome. One migration at a time, so one run reports every
+//! migration and names the down that misses something.
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::locks::Tracing;
+use super::ms;
+use super::outcome::{Difference, LockRow, MigrationTrip, TripClass};
+use super::snapshot::{compare, snapshot_prepared, Snapshot};
+use super::RehearseError;
+use crate::migrate::{self, ApplyError, Direction, MigrateOptions, RollbackTarget, Settings};
+use crate::pg::Prepared;
+use crate::source::Migration;
+
+/// One migration's round trip, the locks its up took, and whether the
+/// copy is left where the next migrations cannot be rehearsed on it.
+pub(super) struct OneTrip {
+    pub(super) trip: MigrationTrip,
+    pub(super) locks: Vec<LockRow>,
+    pub(super) stops: bool,
+}
+
+impl OneTrip {
+    pub(super) fn not_rehearsed(m: &Migration, why: &str) -> OneTrip {
+        let mut trip = started(m);
+        trip.class = TripClass::NotRehearsed;
+        trip.detail = format!("not rehearsed: {why}");
+        OneTrip { trip, locks: Vec::new(), stops: true }
+    }
+}
+
+/// A trip of `m` before anything is known about it.
+fn started(m: &Migration) -> MigrationTrip {
+    MigrationTrip {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        class: TripClass::Ok,
+        detail: String::new(),
+        differences: Vec::new(),
+        cosmetic: Vec::new(),
+        duration_ms: 0,
+    }
+}
+
+/// Why a down or an up did not run through, with its place.
+fn failed_at(f: &migrate::Failure, settings: &Settings) -> String {
+    let place = match (&f.file, f.line, f.statement, f.statements) {
+        (Some(file), Some(line), Some(i), Some(n)) => {
+            format!(" at statement {i}/{n} ({}:{line})", file.display())
+        }
+        _ => String::new(),
+    };
+    let timeout = match f.sqlstate.as_deref() {
+        Some("57014") => format!(
+            " (statement_timeout {})",
+            crate::kit::duration::human(settings.statement_timeout)
+        ),
+        Some("55P03") => {
+            format!(" (lock_timeout {})", crate::kit::duration::human(settings.lock_timeout))
+        }
+        _ => String::new(),
+    };
+    format!("{}{place}{timeout}", f.message)
+}
+
+/// Applies `m` (the last of `known`) and keeps it applied; then tries its
+/// down and the up after it in a transaction that is rolled back, so the
+/// copy is back at the state after the up whatever the down does, and the
+/// next migration starts from there. A down that cannot run in a
+/// transaction is run for real, and the up applied again after it.
+pub(super) fn round_trip_one(
+    client: &mut Client,
+    prepared: &mut Prepared,
+    known: &[Migration],
+    settings: &Settings,
+    m: &Migration,
+    tracing: &mut Tracing<'_>,
+) -> Result<OneTrip, RehearseError> {
+    let t = Instant::now();
+    let mut trip = started(m);
+    let finish = |mut trip: MigrationTrip, locks: Vec<LockRow>, stops: bool| {
+        trip.duration_ms = ms(t.elapsed());
+        Ok(OneTrip { trip, locks, stops })
+    };
+    let before = snapshot_prepared(client, prepared)?;
+    // Migrations older than the latest applied one are rehearsed so that
+    // they can then be applied with --allow-out-of-order.
+    let opts = MigrateOptions {
+        to: Some(m.version.clone()),
+        allow_out_of_order: true,
+        ..Default::default()
+    };
+    let up = match migrate::migrate(client, known, settings, &opts, &mut [], tracing) {
+        Ok(up) => up,
+        Err(ApplyError::Unrunnable(problems)) => {
+            trip.class = TripClass::UpFails;
+            trip.detail = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+            return finish(trip, Vec::new(), true);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let locks = tracing.drain_locks();
+    if let Some(f) = up.failure {
+        trip.class = TripClass::UpFails;
+        trip.detail = format!("up fails: {}", failed_at(&f, settings));
+        return finish(trip, locks, true);
+    }
+    let up_ms = ms(t.elapsed());
+    let Some(down) = &m.down else {
+        trip.class = TripClass::NoDown;
+        trip.detail = format!("{} has no down: only a restore can undo it", m.label());
+        return finish(trip, locks, false);
+    };
+    if let Some(p) = m.problems_in(crate::source::Part::Down).next() {
+        trip.class = TripClass::DownFails;
+        trip.detail = format!("the down cannot run as written: {p}");
+        return finish(trip, locks, false);
+    }
+    let tried = if !down.no_transaction {
+        down_in_trial(client, prepared, settings, m, tracing)?
+    } else {
+        down_for_real(client, prepared, known, settings, &opts, tracing)?
+    };
+    let (after, re_up, stops) = match tried {
+        DownTry::Fails { detail, stops } => {
+            trip.class = TripClass::DownFails;
+            trip.detail = detail;
+            return finish(trip, locks, stops);
+        }
+        DownTry::Ran { after, re_up, stops } => (after, re_up, stops),
+    };
+    trip.differences = compare(&before, &after, Some(m.version.as_str()));
+    trip.cosmetic = cosmetic(&before, &after, &m.version);
+    (trip.class, trip.detail) =
+        judge(&trip.differences, trip.cosmetic.len(), re_up.as_deref(), up_ms);
+    finish(trip, locks, stops)
+}
+
+/// How trying a down went.
+enum DownTry {
+    /// The down ran through: the copy right after it, why the up did not
+    /// apply again (if it did not), and whether the copy is left where the
+    /// next migrations cannot start.
+    Ran { after: Snapshot, re_up: Option<String>, stops: bool },
+    /// The down failed: why, and whether the copy moved.
+    Fails { detail: String, stops: bool },
+}
+
+/// Down, snapshot, up again: all in one transaction that is rolled back,
+/// so the copy stays at the state after the up.
+fn down_in_trial(
+    client: &mut Client,
+    prepared: &mut Prepared,
+    settings: &Settings,
+    m: &Migration,
+    tracing: &mut Tracing<'_>,
+) -> Result<DownTry, RehearseError> {
+    let down_group =
+        migrate::Group { direction: Direction::Down, transactional: true, migrations: vec![m] };
+    let up_group = migrate::Group {
+        direction: Direction::Up,
+        transactional: !m.no_transaction,
+        migrations: vec![m],
+    };
+    // An up that cannot run in a transaction is not tried again here.
+    let groups: Vec<migrate::Group<'_>> =
+        if up_group.transactional { vec![down_group, up_group] } else { vec![down_group] };
+    let mut after = None;
+    let outcomes = migrate::trial(client, settings, &groups, tracing, |i, tx| {
+        if i == 0 {
+            after = Some(snapshot_prepared(tx, prepared));
+        }
+        Ok(())
+    })?;
+    tracing.forget();
+    if let Some(Err(f)) = outcomes.first() {
+        let detail = format!("down fails: {}", failed_at(f, settings));
+        return Ok(DownTry::Fails { detail, stops: false });
+    }
+    let re_up = match outcomes.get(1) {
+        Some(Err(f)) => Some(failed_at(f, settings)),
+        _ => None,
+    };
+    Ok(DownTry::Ran { after: after.expect("taken after the down passed")?, re_up, stops: false })
+}
+
+/// A down that must commit statement by statement: run it for real, then
+/// bring the up back.
+fn down_for_real(
+    client: &mut Client,
+    prepared: &mut Prepared,
+    known: &[Migration],
+    settings: &Settings,
+    up_again: &MigrateOptions,
+    tracing: &mut Tracing<'_>,
+) -> Result<DownTry, RehearseError> {
+    let down =
+        migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
+    if let Some(f) = down.failure {
+        let detail = format!("down fails: {}", failed_at(&f, settings));
+        // Statements it committed before failing stay: the copy moved.
+        return Ok(DownTry::Fails { detail, stops: f.committed_statements > 0 });
+    }
+    let after = snapshot_prepared(client, prepared)?;
+    let again = migrate::migrate(client, known, settings, up_again, &mut [], tracing)?;
+    tracing.forget();
+    let re_up = again.failure.as_ref().map(|f| failed_at(f, settings));
+    let stops = re_up.is_some();
+    Ok(DownTry::Ran { after, re_up, stops })
+}
+
+/// The differences after the down of `version` that change no behaviour,
+/// each named by its kind.
+fn cosmetic(before: &Snapshot, after: &Snapshot, version: &str) -> Vec<Difference> {
+    before
+        .schema
+        .cosmetic_differences(&after.schema)
+        .into_iter()
+        .map(|d| Difference {
+            version: Some(version.to_string()),
+            object: d.split([':', ' ']).take(2).collect::<Vec<_>>().join(" "),
+            message: format!("down of {version}: {d}"),
+        })
+        .collect()
+}
+
+/// How a round trip whose down ran through is judged: a difference that
+/// changes behaviour is a defect (whatever the up after it does); else a
+/// failing up after the down; else cosmetic differences; else ok.
+fn judge(
+    differences: &[Difference],
+    cosmetic: usize,
+    re_up: Option<&str>,
+    up_ms: u64,
+) -> (TripClass, String) {
+    match (re_up, differences.is_empty(), cosmetic == 0) {
+        (_, false, _) => (
+            TripClass::Defect,
+            format!(
+                "{} difference(s) after the down: {}{}",
+                differences.len(),
+                differences.iter().map(|d| d.object.as_str()).collect::<Vec<_>>().join(", "),
+                re_up.map(|r| format!("; the up after it fails too: {r}")).unwrap_or_default()
+            ),
+        ),
+        (Some(r), true, _) => (TripClass::ReUpFails, format!("the up after the down fails: {r}")),
+        (None, true, false) => {
+            (TripClass::CosmeticOnly, format!("restored but for {cosmetic} cosmetic difference(s)"))
+        }
+        (None, true, true) => {
+            (TripClass::Ok, format!("up {up_ms}ms, down and up again: schema and data restored"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn difference(object: &str) -> Difference {
+        Difference { version: Some("3".into()), object: object.into(), message: String::new() }
+    }
+
+    #[test]
+    fn a_behaviour_difference_is_a_defect_even_when_the_up_fails_again() {
+        let diffs = [difference("table public.t"), difference("index public.i")];
+        assert_eq!(
+            judge(&diffs, 2, None, 10),
+            (
+                TripClass::Defect,
+                "2 difference(s) after the down: table public.t, index public.i".into()
+            )
+        );
+        let (class, detail) = judge(&diffs, 0, Some("boom"), 10);
+        assert_eq!(class, TripClass::Defect);
+        assert!(detail.ends_with("; the up after it fails too: boom"), "{detail}");
+    }
+
+    #[test]
+    fn without_differences_the_up_again_then_cosmetics_decide() {
+        assert_eq!(
+            judge(&[], 3, Some("relation exists"), 10),
+            (TripClass::ReUpFails, "the up after the down fails: relation exists".into())
+        );
+        assert_eq!(
+            judge(&[], 3, None, 10),
+            (TripClass::CosmeticOnly, "restored but for 3 cosmetic difference(s)".into())
+        );
+        assert_eq!(
+            judge(&[], 0, None, 42),
+            (TripClass::Ok, "up 42ms, down and up again: schema and data restored".into())
+        );
+    }
+
+    fn failure(sqlstate: Option<&str>, place: bool) -> migrate::Failure {
+        migrate::Failure {
+            version: "3".into(),
+            name: "m".into(),
+            direction: Direction::Down,
+            stage: migrate::Stage::Statement,
+            file: place.then(|| "migrations/3_m/down.sql".into()),
+            statement: Some(2),
+            statements: Some(5),
+            line: Some(7),
+            column: Some(1),
+            sql: None,
+            sqlstate: sqlstate.map(str::to_string),
+            message: "canceling statement".into(),
+            detail: None,
+            hint: None,
+            rolled_back: true,
+            committed_statements: 0,
+            group: Vec::new(),
+            blockers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failure_names_its_place_and_the_timeout_that_ended_it() {
+        let settings = Settings {
+            protected_tables: Vec::new(),
+            lock_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(60),
+            lock_wait: std::time::Duration::from_secs(1),
+            lock_retries: 0,
+        };
+        let timeout = failed_at(&failure(Some("57014"), true), &settings);
+        assert!(
+            timeout.starts_with("canceling statement at statement 2/5 (migrations/3_m/down.sql:7)")
+        );
+        assert!(timeout.ends_with(" (statement_timeout 1 min)"), "{timeout}");
+        let lock = failed_at(&failure(Some("55P03"), false), &settings);
+        assert_eq!(lock, "canceling statement (lock_timeout 5 s)");
+        assert_eq!(failed_at(&failure(None, false), &settings), "canceling statement");
+    }
+}

@@ -1,0 +1,374 @@
+//! The run driver: copy the target, snapshot the copy, choose the pending
+//! migrations, round-trip each on the copy with its locks traced, run the
+//! `[verify]` suite on the migrated copy, play the failure scenarios on
+//! fresh copies, and gather it all into one [`Rehearsal`].
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::clone::{CopyDb, Workspace};
+use super::gate::key_of;
+use super::locks::Tracing;
+use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step};
+use super::round_trip::{round_trip_one, OneTrip};
+use super::scenarios::{scenario_a, scenario_b, scenario_c};
+use super::snapshot::snapshot_prepared;
+use super::{lossy, ms, Options, RehearseError, VerifyPlan};
+use crate::migrate::{self, ApplyError, Note, Progress, Settings};
+use crate::pg::Prepared;
+use crate::source::Migration;
+
+/// Counts the rehearsal's steps for the progress line.
+struct Stages {
+    done: usize,
+    total: usize,
+}
+
+impl Stages {
+    /// The copy is stage 1 and done; then the snapshot, a round trip per
+    /// pending migration and, when any is pending, the `[verify]` suite
+    /// (when it has checks) and the three scenarios.
+    fn new(pending: usize, verifies: bool) -> Stages {
+        let after_trips = if pending == 0 { 0 } else { 3 + usize::from(verifies) };
+        Stages { done: 1, total: 2 + pending + after_trips }
+    }
+
+    fn next(&mut self, progress: &mut dyn Progress, name: &str) {
+        self.done += 1;
+        progress.note(Note::Stage { index: self.done, total: self.total, name });
+    }
+}
+
+/// Which of `migrations` are pending on the copy, within `range`.
+fn pending<'m>(
+    client: &mut Client,
+    migrations: &'m [Migration],
+    range: &Option<(String, String)>,
+) -> Result<Vec<&'m Migration>, RehearseError> {
+    let status = migrate::status(client, migrations)?;
+    if !status.drifted.is_empty() {
+        return Err(ApplyError::Drift(status.drifted).into());
+    }
+    let versions: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
+    Ok(within(migrations, &versions, range))
+}
+
+/// The migrations whose versions are in `pending`, in folder order, and
+/// within the inclusive `range` of folder positions. A bound that names
+/// no migration of the folder leaves that side open.
+fn within<'m>(
+    migrations: &'m [Migration],
+    pending: &[&str],
+    range: &Option<(String, String)>,
+) -> Vec<&'m Migration> {
+    let order = crate::source::Order::of(migrations);
+    let bounds = range.as_ref().map(|(a, b)| (order.position(a), order.position(b)));
+    migrations
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| pending.contains(&m.version.as_str()))
+        .filter(|(i, _)| match bounds {
+            Some((a, b)) => a.is_none_or(|a| *i >= a) && b.is_none_or(|b| *i <= b),
+            None => true,
+        })
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Rehearses the pending migrations of the database at `source_url`.
+pub fn rehearse(
+    source_url: &str,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Rehearsal, RehearseError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let id = format!("{}-{:04x}", started_at.format("%Y%m%d-%H%M%S"), rand::random::<u16>());
+    let mut steps = Vec::new();
+
+    let t = Instant::now();
+    progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
+    let mut workspace = Workspace::open(source_url, options)?;
+    let main_copy = workspace.copy("round_trip")?;
+    steps.push(Step {
+        name: "copy".into(),
+        ok: true,
+        duration_ms: ms(t.elapsed()),
+        detail: workspace.info.describe(),
+    });
+
+    let mut client = main_copy.connect()?;
+    let mut prepared = Prepared::default();
+    let todo: Vec<Migration> =
+        pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
+    let mut stages = Stages::new(todo.len(), options.verifies());
+    stages.next(progress, "snapshot of the copy");
+    let t = Instant::now();
+    let start = snapshot_prepared(&mut client, &mut prepared)?;
+    steps.push(Step {
+        name: "snapshot".into(),
+        ok: true,
+        duration_ms: ms(t.elapsed()),
+        detail: format!("schema {} and {} tables", start.schema.fingerprint(), start.tables.len()),
+    });
+
+    let baseline = verify_baseline(&mut client, options)?;
+    let mut tracing = Tracing::new(progress);
+    let trips = RoundTrips::run(
+        &mut client,
+        &mut prepared,
+        migrations,
+        &todo,
+        settings,
+        options,
+        &mut stages,
+        &mut tracing,
+    )?;
+    steps.extend(trips.steps);
+    if let (Some(plan), true) = (&options.verify, !trips.stopped && !todo.is_empty()) {
+        if !plan.section.checks.is_empty() {
+            stages.next(tracing.inner, "the [verify] suite on the migrated copy");
+            steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
+        }
+    }
+    drop(client);
+
+    let scenarios =
+        play_scenarios(&mut workspace, migrations, settings, &todo, &mut stages, tracing.inner)?;
+    let lossy = lossy::find(&todo);
+    let ok = passed(&steps, &trips.round_trip, &scenarios);
+    Ok(Rehearsal {
+        id,
+        ok,
+        started_at,
+        duration_ms: ms(started.elapsed()),
+        copy: workspace.info.clone(),
+        tables: start.tables.len(),
+        rows: start.tables.iter().map(|t| t.rows).sum(),
+        key: key_of(todo.iter()),
+        migrations: todo
+            .iter()
+            .map(|m| Rehearsed {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+            })
+            .collect(),
+        steps,
+        round_trip: trips.round_trip,
+        scenarios,
+        lossy,
+        locks: trips.locks,
+        report: None,
+    })
+}
+
+/// Checks that compare with a snapshot compare with the copy's start.
+fn verify_baseline(
+    client: &mut Client,
+    options: &Options,
+) -> Result<Option<crate::verify::Snapshot>, RehearseError> {
+    Ok(match &options.verify {
+        Some(plan) if !plan.section.checks.is_empty() => {
+            let scope = crate::verify::ChecksumScope::for_suite(&plan.section);
+            Some(crate::verify::Snapshot::take(client, "rehearsal start", &scope).map_err(|e| {
+                RehearseError::Clone { reason: format!("could not take the verify baseline: {e}") }
+            })?)
+        }
+        _ => None,
+    })
+}
+
+/// What the round trips of all pending migrations found: the trips, the
+/// locks the ups took, a step per migration, and whether the copy was left
+/// where later migrations (and the `[verify]` suite) cannot run on it.
+struct RoundTrips {
+    round_trip: RoundTrip,
+    locks: Vec<LockRow>,
+    steps: Vec<Step>,
+    stopped: bool,
+}
+
+impl RoundTrips {
+    /// Round-trips each of `todo` in order on the copy, each from the state
+    /// after the ups before it.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        client: &mut Client,
+        prepared: &mut Prepared,
+        migrations: &[Migration],
+        todo: &[Migration],
+        settings: &Settings,
+        options: &Options,
+        stages: &mut Stages,
+        tracing: &mut Tracing<'_>,
+    ) -> Result<RoundTrips, RehearseError> {
+        let mut out = RoundTrips {
+            round_trip: RoundTrip::default(),
+            locks: Vec::new(),
+            steps: Vec::new(),
+            stopped: false,
+        };
+        // Only this run's migrations may be applied on the copy, in order.
+        let mut known: Vec<Migration> = migrations
+            .iter()
+            .filter(|m| !todo.iter().any(|t| t.version == m.version))
+            .cloned()
+            .collect();
+        // Set when the copy can no longer stand for the state after the
+        // migrations so far: an up failed, or a down that commits left it
+        // changed and the up would not apply again.
+        let mut stopped: Option<String> = None;
+        for m in todo {
+            known.push(m.clone());
+            stages.next(tracing.inner, &format!("round trip {}", m.label()));
+            let trip = match &stopped {
+                Some(why) => OneTrip::not_rehearsed(m, why),
+                None => round_trip_one(client, prepared, &known, settings, m, tracing)?,
+            };
+            if trip.stops && stopped.is_none() {
+                stopped =
+                    Some(format!("{} left the copy where the next ones cannot start", m.label()));
+            }
+            out.locks.extend(trip.locks);
+            out.steps.push(Step::of_trip(&m.label(), &trip.trip, options.require_down));
+            out.round_trip.record(trip.trip);
+        }
+        out.round_trip.ok = out.round_trip.passes(options.require_down);
+        out.stopped = stopped.is_some();
+        Ok(out)
+    }
+}
+
+/// The `[verify]` suite on the migrated copy, as after a real migrate.
+fn verify_step(
+    client: &mut Client,
+    copy: &CopyDb,
+    plan: &VerifyPlan,
+    baseline: Option<crate::verify::Snapshot>,
+) -> Result<Step, RehearseError> {
+    use crate::verify::{Selection, Suite};
+    let t = Instant::now();
+    let selection = Selection {
+        phase: Some(crate::verify::Phase::Migrate),
+        backups: Some(plan.backups.clone()),
+        ..Default::default()
+    };
+    let prepared = Suite::prepare(
+        client,
+        &copy.conninfo()?,
+        &plan.section,
+        &selection,
+        baseline,
+        &plan.headers,
+    );
+    let (ok, detail) = match prepared {
+        Ok(suite) if suite.is_empty() => (true, "no check runs after a migrate".to_string()),
+        Ok(suite) => {
+            let report = suite.run();
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::verify::Status::Fail)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            let mut detail = report.summary();
+            if !failed.is_empty() {
+                detail = format!("{detail}; {}", failed.join("; "));
+            }
+            (report.ok(), detail)
+        }
+        Err(e) => (false, format!("the suite could not be prepared: {e}")),
+    };
+    Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
+}
+
+/// Plays scenarios A, B and C, each on a fresh copy; none when nothing is
+/// pending.
+fn play_scenarios(
+    workspace: &mut Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    stages: &mut Stages,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Scenario>, RehearseError> {
+    let mut scenarios = Vec::new();
+    if todo.is_empty() {
+        return Ok(scenarios);
+    }
+    stages.next(progress, "scenario A: a failure mid-migration");
+    let copy = workspace.copy("scenario_a")?;
+    scenarios.push(scenario_a(&copy, migrations, settings, todo, progress)?);
+    stages.next(progress, "scenario B: restore the pre-migration backup");
+    let copy = workspace.copy("scenario_b")?;
+    scenarios.push(scenario_b(&copy, workspace, migrations, settings, todo, progress)?);
+    stages.next(progress, "scenario C: damage, export, downs, restore");
+    let copy = workspace.copy("scenario_c")?;
+    scenarios.push(scenario_c(&copy, workspace, migrations, settings, todo, progress)?);
+    Ok(scenarios)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stage a progress line was told about, as (index, total, name).
+    #[derive(Default)]
+    struct Seen(Vec<(usize, usize, String)>);
+
+    impl Progress for Seen {
+        fn note(&mut self, note: Note<'_>) {
+            if let Note::Stage { index, total, name } = note {
+                self.0.push((index, total, name.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn stages_count_the_trips_and_what_follows_them() {
+        assert_eq!(Stages::new(0, true).total, 2, "nothing pending: copy and snapshot");
+        assert_eq!(Stages::new(3, false).total, 8, "3 trips and 3 scenarios");
+        assert_eq!(Stages::new(3, true).total, 9, "and the [verify] suite");
+        let mut stages = Stages::new(1, false);
+        let mut seen = Seen::default();
+        stages.next(&mut seen, "snapshot of the copy");
+        stages.next(&mut seen, "round trip 1");
+        assert_eq!(
+            seen.0,
+            [(2, 6, "snapshot of the copy".to_string()), (3, 6, "round trip 1".to_string())]
+        );
+    }
+
+    fn folder() -> Vec<Migration> {
+        let tmp = tempfile::tempdir().unwrap();
+        for v in ["1_a", "2_b", "3_c", "4_d"] {
+            let p = tmp.path().join(v).join("up.sql");
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "SELECT 1;").unwrap();
+        }
+        crate::source::load(tmp.path(), None).unwrap().migrations
+    }
+
+    fn versions(ms: Vec<&Migration>) -> Vec<&str> {
+        ms.into_iter().map(|m| m.version.as_str()).collect()
+    }
+
+    #[test]
+    fn the_range_bounds_the_pending_migrations_by_folder_position() {
+        let ms = folder();
+        let range = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(versions(within(&ms, &["4", "2", "3"], &None)), ["2", "3", "4"]);
+        assert_eq!(versions(within(&ms, &["2", "3", "4"], &range("1", "3"))), ["2", "3"]);
+        assert_eq!(versions(within(&ms, &["1", "2", "3", "4"], &range("2", "2"))), ["2"]);
+        assert_eq!(
+            versions(within(&ms, &["1", "2", "3", "4"], &range("3", "9"))),
+            ["3", "4"],
+            "an unknown bound leaves its side open"
+        );
+        assert!(within(&ms, &["1"], &range("2", "4")).is_empty());
+    }
+}

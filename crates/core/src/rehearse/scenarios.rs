@@ -1,0 +1,510 @@
+//! The failure scenarios, each played on a fresh copy and timed: A, a
+//! statement fails mid-migration and the automatic rollback must leave the
+//! copy as it was; B, the pre-migration backup is restored over a migrated
+//! copy that took late writes; C, the full rollback after damage: detect
+//! the loss, export what the migration created, run the downs, restore.
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::clone::{self, CopyDb, Workspace};
+use super::ms;
+use super::outcome::{Difference, Scenario};
+use super::snapshot::{compare, listed, snapshot, Snapshot};
+use super::RehearseError;
+use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};
+use crate::pg::checksum::TableChecksum;
+use crate::source::Migration;
+
+/// Scenario A: a statement fails at the end of the last migration; the
+/// automatic rollback must leave the copy exactly as it was.
+pub(super) fn scenario_a(
+    copy: &CopyDb,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Scenario, RehearseError> {
+    let mut client = copy.connect()?;
+    let before = snapshot(&mut client)?;
+    let mut broken: Vec<Migration> = migrations.to_vec();
+    let last = todo.last().expect("called with pending migrations");
+    let target = broken.iter_mut().find(|m| m.version == last.version).expect("pending is known");
+    let injected = backstop_lint::split(
+        "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
+    )
+    .expect("valid SQL");
+    target.up.statements.extend(injected);
+    let t = Instant::now();
+    let report = migrate::migrate(&mut client, &broken, settings, &up_to(todo), &mut [], progress)?;
+    let duration_ms = ms(t.elapsed());
+    let after = snapshot(&mut client)?;
+    let diffs = compare(&before, &after, None);
+    let (ok, detail) = judge_a(&report, &diffs, &last.version);
+    Ok(Scenario { name: "A".into(), ok, duration_ms, detail })
+}
+
+/// Scenario A passes only when the injected failure stopped the run, the
+/// group was rolled back, nothing before it had committed, and the copy is
+/// as it was.
+fn judge_a(report: &migrate::Report, diffs: &[Difference], last: &str) -> (bool, String) {
+    match (&report.failure, diffs.is_empty(), report.done.is_empty()) {
+        (Some(f), true, true) if f.rolled_back => (
+            true,
+            format!(
+                "injected failure in {last} rolled back automatically; copy identical to the start"
+            ),
+        ),
+        (None, _, _) => (false, "the injected failure did not stop the migration".to_string()),
+        (Some(_), _, false) => (
+            false,
+            format!(
+                "{} committed before the failure (separate transactions): a failure there leaves them applied",
+                report.done.iter().map(|d| d.version.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        (Some(_), _, true) => {
+            (false, format!("the copy differs after the rollback: {}", listed(diffs)))
+        }
+    }
+}
+
+/// A table no migration uses: the "writes that arrive after the migration"
+/// of scenario B.
+const LATE_WRITES: &str = "backstop_rehearsal_late_writes";
+
+/// How many late writes scenario B makes, and must find kept.
+const LATE_ROWS: i64 = 25;
+
+/// Scenario B: back up, migrate, let writes arrive, restore the backup.
+/// The copy must equal the start and the late writes must survive in the
+/// pre-restore snapshot.
+pub(super) fn scenario_b(
+    copy: &CopyDb,
+    workspace: &mut Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Scenario, RehearseError> {
+    let t = Instant::now();
+    let fail = |detail: String| Scenario {
+        name: "B".into(),
+        ok: false,
+        duration_ms: ms(t.elapsed()),
+        detail,
+    };
+    let conninfo = copy.conninfo()?;
+    let mut client = copy.connect()?;
+    let before = snapshot(&mut client)?;
+    let backed = match BackedUp::take(&conninfo, settings)? {
+        Ok(b) => b,
+        Err(why) => return Ok(fail(why)),
+    };
+    let report =
+        migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
+    if let Some(f) = report.failure {
+        return Ok(fail(format!("the migration failed: {}", f.message)));
+    }
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {LATE_WRITES} (id int, note text);
+             INSERT INTO {LATE_WRITES} SELECT g, 'written after the migration' FROM generate_series(1, {LATE_ROWS}) g;"
+        ))
+        .map_err(|source| RehearseError::Db { context: "writing after the migration", source })?;
+    drop(client);
+    let restore_started = Instant::now();
+    let restored = match backed.restore(&conninfo, settings) {
+        Ok(r) => r,
+        Err(why) => return Ok(fail(why)),
+    };
+    let restore_ms = ms(restore_started.elapsed());
+    if let Some(db) = &restored.snapshot_database {
+        workspace.adopt(db);
+    }
+    let mut client = copy.connect()?;
+    let diffs = compare(&before, &snapshot(&mut client)?, None);
+    if !diffs.is_empty() {
+        return Ok(fail(format!("the restored copy differs from the start: {}", listed(&diffs))));
+    }
+    let kept = late_writes_kept(copy, &restored)?;
+    if kept != LATE_ROWS {
+        return Ok(fail(format!(
+            "the pre-restore snapshot {} holds {kept} of the {LATE_ROWS} late writes",
+            restored.snapshot_id
+        )));
+    }
+    Ok(Scenario {
+        name: "B".into(),
+        ok: true,
+        duration_ms: ms(t.elapsed()),
+        detail: format!(
+            "restored backup {} in {} ({:?}); copy identical to the start; {LATE_ROWS} late writes kept in pre-restore snapshot {}",
+            backed.manifest.id,
+            restore_time(restore_ms),
+            restored.strategy,
+            restored.snapshot_id
+        ),
+    })
+}
+
+/// How many late writes the pre-restore snapshot of scenario B holds.
+fn late_writes_kept(
+    copy: &CopyDb,
+    restored: &crate::backup::restore::RestoreReport,
+) -> Result<i64, RehearseError> {
+    Ok(match &restored.snapshot_database {
+        Some(db) => {
+            let snap = CopyDb { server_url: copy.server_url.clone(), dbname: db.clone() };
+            let mut c = snap.connect()?;
+            c.query_one(&format!("select count(*) from {LATE_WRITES}"), &[])
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        }
+        // The clean strategy keeps the snapshot as a dump; it was taken and
+        // verified by the restore itself.
+        None => LATE_ROWS,
+    })
+}
+
+/// A restore's time in scenario B's detail: seconds with a tenth from one
+/// second on, milliseconds below.
+fn restore_time(restore_ms: u64) -> String {
+    if restore_ms >= 1000 {
+        format!("{:.1}s", restore_ms as f64 / 1000.0)
+    } else {
+        format!("{restore_ms}ms")
+    }
+}
+
+/// Scenario C, the full rollback: after the migration, rows vanish from a
+/// protected table; the loss must show against the backup's row counts;
+/// the tables the migration created are exported to CSV for forensics;
+/// the downs run; the backup is restored; the copy must equal the start.
+pub(super) fn scenario_c(
+    copy: &CopyDb,
+    workspace: &mut Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Scenario, RehearseError> {
+    let t = Instant::now();
+    let done = |ok: bool, detail: String| Scenario {
+        name: "C".into(),
+        ok,
+        duration_ms: ms(t.elapsed()),
+        detail,
+    };
+    let conninfo = copy.conninfo()?;
+    let mut client = copy.connect()?;
+    let before = snapshot(&mut client)?;
+    let Some(victim) = victim(&before.tables, &settings.protected_tables).cloned() else {
+        return Ok(done(true, "skipped: no protected table holds rows to damage".into()));
+    };
+    let backed = match BackedUp::take(&conninfo, settings)? {
+        Ok(b) => b,
+        Err(why) => return Ok(done(false, why)),
+    };
+    let report =
+        migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
+    if let Some(f) = report.failure {
+        return Ok(done(false, format!("the migration failed: {}", f.message)));
+    }
+    let migrated = snapshot(&mut client)?;
+    let now = damage(&mut client, &victim)?;
+    let expected = backed.manifest.row_counts.get(&victim.table).copied().unwrap_or(victim.rows);
+    if now >= expected {
+        return Ok(done(false, format!("the deleted rows of {} went unnoticed", victim.table)));
+    }
+    // Forensic export of what the migration created, before it is undone.
+    let (new_tables, exported) = export_new_tables(&mut client, &before, &migrated)?;
+    let down = migrate::rollback(
+        &mut client,
+        migrations,
+        settings,
+        &RollbackTarget::Steps(todo.len()),
+        false,
+        progress,
+    )?;
+    if let Some(f) = down.failure {
+        return Ok(done(false, format!("the down migrations failed: {}", f.message)));
+    }
+    drop(client);
+    let restored = match backed.restore(&conninfo, settings) {
+        Ok(r) => r,
+        Err(why) => return Ok(done(false, why)),
+    };
+    if let Some(db) = &restored.snapshot_database {
+        workspace.adopt(db);
+    }
+    let mut client = copy.connect()?;
+    let diffs = compare(&before, &snapshot(&mut client)?, None);
+    if !diffs.is_empty() {
+        return Ok(done(
+            false,
+            format!("after the full rollback the copy differs from the start: {}", listed(&diffs)),
+        ));
+    }
+    Ok(done(
+        true,
+        format!(
+            "{} of {expected} rows deleted from {} detected against backup {}; {new_tables} new table(s) exported ({exported} rows); downs ran; backup restored; copy identical to the start",
+            expected - now,
+            victim.table,
+            backed.manifest.id,
+        ),
+    ))
+}
+
+/// The first protected table that holds rows is the one damaged.
+fn victim<'t>(tables: &'t [TableChecksum], protected: &[String]) -> Option<&'t TableChecksum> {
+    tables.iter().find(|t| {
+        t.rows > 0 && protected.iter().any(|p| t.table == *p || t.table == format!("public.{p}"))
+    })
+}
+
+/// How many rows scenario C deletes from a table of `rows`: a tenth, and
+/// at least one.
+fn doomed(rows: i64) -> i64 {
+    (rows / 10).max(1)
+}
+
+/// Deletes rows of `victim`; returns how many it holds after.
+fn damage(client: &mut Client, victim: &TableChecksum) -> Result<i64, RehearseError> {
+    let db = |context: &'static str| move |source| RehearseError::Db { context, source };
+    let (schema, name) = victim.table.split_once('.').unwrap_or(("public", &victim.table));
+    let qualified = crate::pg::quote_qualified(Some(schema), name);
+    let doomed = doomed(victim.rows);
+    // Damage as an incident would do it, past the guards and the FKs.
+    let _ = client.batch_execute("SET session_replication_role = replica");
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {qualified} WHERE ctid IN (SELECT ctid FROM {qualified} LIMIT {doomed})"
+        ))
+        .map_err(db("planting the damage"))?;
+    let _ = client.batch_execute("RESET session_replication_role");
+    Ok(client
+        .query_one(&format!("select count(*) from {qualified}"), &[])
+        .map_err(db("counting the damaged table"))?
+        .get(0))
+}
+
+/// Exports to CSV every table in `migrated` that `before` did not have;
+/// returns how many tables and how many rows.
+fn export_new_tables(
+    client: &mut Client,
+    before: &Snapshot,
+    migrated: &Snapshot,
+) -> Result<(usize, u64), RehearseError> {
+    let new_tables: Vec<&TableChecksum> = migrated
+        .tables
+        .iter()
+        .filter(|m| !before.tables.iter().any(|b| b.table == m.table))
+        .collect();
+    let mut exported = 0u64;
+    for table in &new_tables {
+        let (s, n) = table.table.split_once('.').unwrap_or(("public", &table.table));
+        let sql = format!(
+            "COPY {} TO STDOUT WITH (FORMAT csv, HEADER)",
+            crate::pg::quote_qualified(Some(s), n)
+        );
+        let mut reader = client
+            .copy_out(sql.as_str())
+            .map_err(|source| RehearseError::Db { context: "exporting a new table", source })?;
+        let mut csv = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut csv).map_err(|source| RehearseError::Io {
+            action: "export",
+            path: table.table.clone().into(),
+            source,
+        })?;
+        exported += csv_rows(&csv);
+    }
+    Ok((new_tables.len(), exported))
+}
+
+/// The data rows of a CSV export with a header line.
+fn csv_rows(csv: &[u8]) -> u64 {
+    csv.iter().filter(|b| **b == b'\n').count().saturating_sub(1) as u64
+}
+
+/// Applies the rehearsed migrations and no later ones.
+fn up_to(todo: &[Migration]) -> MigrateOptions {
+    MigrateOptions {
+        to: todo.last().map(|m| m.version.clone()),
+        allow_out_of_order: true,
+        ..Default::default()
+    }
+}
+
+/// A backup of a copy, in a temp store that goes with it.
+struct BackedUp {
+    _dir: tempfile::TempDir,
+    store: crate::backup::Store,
+    tools: crate::backup::Tools,
+    manifest: crate::backup::manifest::Manifest,
+}
+
+impl BackedUp {
+    /// Backs up the copy; `Ok(Err(why))` when the backup itself failed,
+    /// which fails the scenario rather than the rehearsal.
+    fn take(
+        conninfo: &str,
+        settings: &Settings,
+    ) -> Result<Result<BackedUp, String>, RehearseError> {
+        use crate::backup::{create, Quiet, Store, Tools};
+        use crate::kit::error::chain;
+        let dir = clone::owned_temp_dir("backups")?;
+        let store = Store::new(dir.path());
+        let tools = match Tools::find() {
+            Ok(tools) => tools,
+            Err(e) => return Ok(Err(format!("no pg_dump to back up with: {}", chain(&e)))),
+        };
+        let options = create::CreateOptions {
+            label: Some("rehearsal".into()),
+            jobs: create::default_jobs(),
+            lock_wait: settings.lock_wait,
+        };
+        Ok(match create::create(conninfo, &store, &tools, &options, &mut Quiet) {
+            Ok(manifest) => Ok(BackedUp { _dir: dir, store, tools, manifest }),
+            Err(e) => Err(format!("the pre-migration backup failed: {}", chain(&e))),
+        })
+    }
+
+    /// Restores the backup over the copy with the restore command's machinery.
+    fn restore(
+        &self,
+        conninfo: &str,
+        settings: &Settings,
+    ) -> Result<crate::backup::restore::RestoreReport, String> {
+        use crate::backup::{create, restore, Quiet};
+        use crate::kit::error::chain;
+        let options = restore::RestoreOptions {
+            jobs: create::default_jobs(),
+            resume: false,
+            lock_wait: settings.lock_wait,
+        };
+        restore::restore(
+            conninfo,
+            &self.store,
+            &self.tools,
+            &self.manifest.id,
+            &options,
+            &Default::default(),
+            &mut Quiet,
+        )
+        .map_err(|e| format!("the restore failed: {}", chain(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, rows: i64) -> TableChecksum {
+        TableChecksum { table: name.into(), rows, checksum: String::new() }
+    }
+
+    #[test]
+    fn the_victim_is_the_first_protected_table_with_rows() {
+        let tables = [
+            table("public.logs", 9),
+            table("public.users", 0),
+            table("billing.plans", 4),
+            table("public.orgs", 3),
+        ];
+        let protected = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let pick = |names: &[&str]| victim(&tables, &protected(names)).map(|t| t.table.clone());
+        assert_eq!(
+            pick(&["users", "orgs"]),
+            Some("public.orgs".into()),
+            "an empty table is spared"
+        );
+        assert_eq!(pick(&["billing.plans", "orgs"]), Some("billing.plans".into()));
+        assert_eq!(pick(&["plans"]), None, "a bare name means the public schema");
+        assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn a_tenth_of_the_rows_and_at_least_one_is_deleted() {
+        assert_eq!(doomed(1), 1);
+        assert_eq!(doomed(9), 1);
+        assert_eq!(doomed(250), 25);
+    }
+
+    #[test]
+    fn an_export_counts_rows_without_its_header() {
+        assert_eq!(csv_rows(b"id,note\n1,a\n2,b\n"), 2);
+        assert_eq!(csv_rows(b"id,note\n"), 0);
+        assert_eq!(csv_rows(b""), 0);
+    }
+
+    #[test]
+    fn a_restore_time_reads_in_seconds_from_one_second() {
+        assert_eq!(restore_time(999), "999ms");
+        assert_eq!(restore_time(1000), "1.0s");
+        assert_eq!(restore_time(12_345), "12.3s");
+    }
+
+    fn failure(rolled_back: bool) -> migrate::Failure {
+        migrate::Failure {
+            version: "2".into(),
+            name: "m".into(),
+            direction: migrate::Direction::Up,
+            stage: migrate::Stage::Statement,
+            file: None,
+            statement: None,
+            statements: None,
+            line: None,
+            column: None,
+            sql: None,
+            sqlstate: None,
+            message: "backstop rehearsal: injected failure".into(),
+            detail: None,
+            hint: None,
+            rolled_back,
+            committed_statements: 0,
+            group: Vec::new(),
+            blockers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scenario_a_passes_only_on_a_clean_automatic_rollback() {
+        let report = |failure, done: &[&str]| migrate::Report {
+            failure,
+            done: done
+                .iter()
+                .map(|v| migrate::Done { version: v.to_string(), name: "m".into(), duration_ms: 1 })
+                .collect(),
+            ..Default::default()
+        };
+        let diff = Difference {
+            version: None,
+            object: "table t".into(),
+            message: "table t is new".into(),
+        };
+        let clean = judge_a(&report(Some(failure(true)), &[]), &[], "2");
+        assert_eq!(
+            clean,
+            (
+                true,
+                "injected failure in 2 rolled back automatically; copy identical to the start"
+                    .into()
+            )
+        );
+        assert_eq!(
+            judge_a(&report(None, &["1", "2"]), &[], "2"),
+            (false, "the injected failure did not stop the migration".into())
+        );
+        let (ok, detail) = judge_a(&report(Some(failure(true)), &["1"]), &[], "2");
+        assert!(!ok);
+        assert!(detail.starts_with("1 committed before the failure"), "{detail}");
+        assert_eq!(
+            judge_a(&report(Some(failure(true)), &[]), &[diff], "2"),
+            (false, "the copy differs after the rollback: table t is new".into())
+        );
+        assert!(!judge_a(&report(Some(failure(false)), &[]), &[], "2").0);
+    }
+}

@@ -1,0 +1,164 @@
+//! Snapshots of a copy (its schema and every table's content) and how two
+//! of them differ, named by object: the round trip and the scenarios all
+//! prove their claim by comparing the copy with its start.
+
+use postgres::Client;
+
+use super::outcome::Difference;
+use super::RehearseError;
+use crate::pg::checksum::{table_checksums_prepared, TableChecksum};
+use crate::pg::fingerprint::Schema;
+use crate::pg::Prepared;
+
+/// A snapshot of a copy: its schema and every table's content.
+#[derive(Debug, Clone)]
+pub(super) struct Snapshot {
+    pub(super) schema: Schema,
+    pub(super) tables: Vec<TableChecksum>,
+}
+
+pub(super) fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {
+    snapshot_prepared(client, &mut Prepared::default())
+}
+
+/// A snapshot with the schema query prepared in `prepared`, which belongs
+/// to `client`'s connection: the round trips take two per migration.
+pub(super) fn snapshot_prepared(
+    client: &mut impl postgres::GenericClient,
+    prepared: &mut Prepared,
+) -> Result<Snapshot, RehearseError> {
+    let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
+    Ok(Snapshot {
+        schema: Schema::read_prepared(client, prepared).map_err(db)?,
+        tables: table_checksums_prepared(client, prepared).map_err(db)?,
+    })
+}
+
+/// The object a schema difference is about: `table public.t is gone` and
+/// `table public.t changed: ...` are both about `table public.t`.
+fn object_of(difference: &str) -> String {
+    difference
+        .split(" is ")
+        .next()
+        .unwrap_or(difference)
+        .split(" changed")
+        .next()
+        .unwrap_or(difference)
+        .to_string()
+}
+
+/// How `after` differs from `before` in schema and data; with `version`,
+/// each difference blames that migration's down.
+pub(super) fn compare(
+    before: &Snapshot,
+    after: &Snapshot,
+    version: Option<&str>,
+) -> Vec<Difference> {
+    let lead = match version {
+        Some(v) => format!("down.sql of {v} does not restore: "),
+        None => String::new(),
+    };
+    let mut out: Vec<Difference> = before
+        .schema
+        .differences(&after.schema)
+        .into_iter()
+        .map(|d| Difference {
+            version: version.map(str::to_string),
+            object: object_of(&d),
+            message: format!("{lead}{d}"),
+        })
+        .collect();
+    for t in &before.tables {
+        match after.tables.iter().find(|a| a.table == t.table) {
+            Some(a) if a == t => {}
+            Some(a) => out.push(Difference {
+                version: version.map(str::to_string),
+                object: format!("table {}", t.table),
+                message: format!(
+                    "{lead}data of table {} differs ({} rows before, {} after)",
+                    t.table, t.rows, a.rows
+                ),
+            }),
+            // A missing table is already a schema difference.
+            None => {}
+        }
+    }
+    out
+}
+
+/// A list of differences for a one-line detail.
+pub(super) fn listed(diffs: &[Difference]) -> String {
+    diffs.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::fingerprint::Object;
+
+    fn snap(objects: &[(&str, &str)], tables: &[(&str, i64, &str)]) -> Snapshot {
+        Snapshot {
+            schema: Schema {
+                objects: objects
+                    .iter()
+                    .map(|(k, d)| Object { key: k.to_string(), definition: d.to_string() })
+                    .collect(),
+                cosmetic: Vec::new(),
+            },
+            tables: tables
+                .iter()
+                .map(|(t, rows, sum)| TableChecksum {
+                    table: t.to_string(),
+                    rows: *rows,
+                    checksum: sum.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn differences_are_named_by_their_object() {
+        assert_eq!(object_of("table public.t is gone"), "table public.t");
+        assert_eq!(object_of("column public.t.a changed: int -> text"), "column public.t.a");
+        assert_eq!(object_of("index public.i is new"), "index public.i");
+    }
+
+    #[test]
+    fn identical_snapshots_do_not_differ() {
+        let s = snap(&[("table public.t", "a int")], &[("public.t", 3, "abc")]);
+        assert!(compare(&s, &s.clone(), Some("1")).is_empty());
+    }
+
+    #[test]
+    fn a_down_that_misses_schema_and_data_is_blamed_for_both() {
+        let before = snap(
+            &[("column public.t.a", "int"), ("table public.t", "")],
+            &[("public.t", 3, "abc"), ("public.gone", 1, "x")],
+        );
+        let after = snap(
+            &[("column public.t.a", "text"), ("table public.t", "")],
+            &[("public.t", 2, "abd")],
+        );
+        let diffs = compare(&before, &after, Some("7"));
+        let got: Vec<_> = diffs.iter().map(|d| (d.object.as_str(), d.message.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "column public.t.a",
+                    "down.sql of 7 does not restore: column public.t.a changed: int -> text"
+                ),
+                (
+                    "table public.t",
+                    "down.sql of 7 does not restore: data of table public.t differs (3 rows before, 2 after)"
+                ),
+            ],
+            "a table missing after is left to the schema comparison"
+        );
+        assert!(diffs.iter().all(|d| d.version.as_deref() == Some("7")));
+        assert_eq!(
+            listed(&compare(&before, &after, None)),
+            "column public.t.a changed: int -> text; data of table public.t differs (3 rows before, 2 after)"
+        );
+    }
+}
