@@ -73,6 +73,8 @@ pub enum RehearseError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Lock(#[from] crate::pg::lock::LockError),
+    #[error("could not render the rehearsal report")]
+    Report(#[source] minijinja::Error),
 }
 
 impl RehearseError {

@@ -51,7 +51,8 @@ pub fn write_files(dir: &Path, r: &mut Rehearsal) -> Result<std::path::PathBuf, 
     let stem = format!("{}-{}", r.started_at.format("%Y-%m-%d"), r.id);
     let md = dir.join(format!("{stem}.md"));
     r.report = Some(md.clone());
-    std::fs::write(&md, super::report::markdown(r)).map_err(io("write", &md))?;
+    let text = super::report::markdown(r).map_err(RehearseError::Report)?;
+    std::fs::write(&md, text).map_err(io("write", &md))?;
     let json = dir.join(format!("{stem}.json"));
     let text = serde_json::to_string_pretty(r).unwrap_or_default();
     std::fs::write(&json, text).map_err(io("write", &json))?;

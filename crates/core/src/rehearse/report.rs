@@ -1,10 +1,43 @@
 //! The rehearsal report in Markdown: what was rehearsed, on what copy,
 //! each step and scenario with its time, the lock trace, round-trip
-//! differences, lossy downs and the measured time to roll back.
+//! differences, lossy downs and the measured time to roll back. The text
+//! is the template `report.md` beside this file, filled from the
+//! [`Rehearsal`].
 
-use std::fmt::Write as _;
+use minijinja::{context, Environment};
+use serde::Serialize;
 
-use super::Rehearsal;
+use super::lossy;
+use super::outcome::{trip_counts, LockRow, Rehearsal, Scenario};
+
+/// The report's template.
+const TEMPLATE: &str = include_str!("report.md");
+
+/// A round trip as its table row shows it: the outcome as the summary
+/// writes it.
+#[derive(Serialize)]
+struct TripLine<'a> {
+    version: &'a str,
+    name: &'a str,
+    outcome: &'static str,
+    detail: &'a str,
+}
+
+/// A lock with what it blocks, in words.
+#[derive(Serialize)]
+struct LockLine<'a> {
+    #[serde(flatten)]
+    lock: &'a LockRow,
+    blocks: &'static str,
+}
+
+/// A scenario with the rollback method it times.
+#[derive(Serialize)]
+struct ScenarioLine<'a> {
+    #[serde(flatten)]
+    scenario: &'a Scenario,
+    method: &'static str,
+}
 
 fn mark(ok: bool) -> &'static str {
     if ok {
@@ -22,167 +55,257 @@ fn human_bytes(b: i64) -> String {
     crate::kit::size::human(b.max(0) as u64)
 }
 
-use crate::kit::markdown::cell;
+/// A checksum shortened to 16 characters, as the table shows it.
+fn short(checksum: &str) -> String {
+    checksum.get(..16.min(checksum.len())).unwrap_or(checksum).to_string()
+}
 
-/// Renders the report.
-pub fn markdown(r: &Rehearsal) -> String {
-    let mut out = String::new();
-    let verdict = if r.ok { "PASSED" } else { "FAILED" };
-    let _ = writeln!(out, "# Rehearsal {}: {verdict}\n", r.id);
-    let _ = writeln!(
-        out,
-        "Run {} UTC, took {}. Last tested: {}.\n",
-        r.started_at.format("%Y-%m-%d %H:%M:%S"),
-        human_ms(r.duration_ms),
-        r.started_at.format("%Y-%m-%d")
-    );
-
-    let _ = writeln!(out, "## What was rehearsed\n");
-    if r.migrations.is_empty() {
-        let _ = writeln!(out, "Nothing was pending.\n");
-    } else {
-        let _ = writeln!(out, "| version | name | checksum |\n|---|---|---|");
-        for m in &r.migrations {
-            let _ = writeln!(
-                out,
-                "| {} | {} | `{}` |",
-                m.version,
-                cell(&m.name),
-                &m.checksum[..16.min(m.checksum.len())]
-            );
-        }
-        let _ = writeln!(out, "\nGate key: `{}`\n", r.key);
-    }
-
-    let _ = writeln!(out, "## The copy\n");
-    let data = match (&r.copy.sample, r.copy.schema_only) {
+/// How much of the data the copy holds.
+fn data_of(r: &Rehearsal) -> String {
+    match (&r.copy.sample, r.copy.schema_only) {
         (_, true) => "schema only".to_string(),
         (Some(s), _) => format!("{}% sample", s.percent),
         (None, false) => "full".to_string(),
+    }
+}
+
+/// Renders the report.
+pub fn markdown(r: &Rehearsal) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.add_filter("cell", |text: &str| crate::kit::markdown::cell(text));
+    env.add_filter("ms", human_ms);
+    env.add_filter("mark", mark);
+    env.add_filter("short", |checksum: &str| short(checksum));
+    env.add_template("report.md", TEMPLATE)?;
+    let trips: Vec<TripLine<'_>> = r
+        .round_trip
+        .migrations
+        .iter()
+        .map(|t| TripLine {
+            version: &t.version,
+            name: &t.name,
+            outcome: t.class.label(),
+            detail: &t.detail,
+        })
+        .collect();
+    let locks: Vec<LockLine<'_>> =
+        r.locks.iter().map(|lock| LockLine { lock, blocks: lock.blocks() }).collect();
+    let scenarios: Vec<ScenarioLine<'_>> =
+        r.scenarios.iter().map(|s| ScenarioLine { scenario: s, method: s.method() }).collect();
+    // The time of all round trips, when there were any.
+    let round_trips: Vec<u64> = r
+        .steps
+        .iter()
+        .filter(|s| s.name.starts_with("round trip"))
+        .map(|s| s.duration_ms)
+        .collect();
+    let round_trips_ms = (!round_trips.is_empty()).then(|| round_trips.iter().sum::<u64>());
+    env.get_template("report.md")?.render(context! {
+        r => r,
+        verdict => if r.ok { "PASSED" } else { "FAILED" },
+        started => r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        tested => r.started_at.format("%Y-%m-%d").to_string(),
+        source_size => human_bytes(r.copy.source_size_bytes),
+        method => r.copy.describe(),
+        data => data_of(r),
+        trip_counts => trip_counts(&r.round_trip.migrations),
+        trips => trips,
+        lossy => lossy::summary(&r.lossy),
+        locks => locks,
+        scenarios => scenarios,
+        round_trips_ms => round_trips_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use crate::rehearse::{
+        CopyInfo, Difference, LockRow, LossKind, Lossy, Method, MigrationTrip, Rehearsal,
+        Rehearsed, RoundTrip, SampleInfo, Scenario, Step, TripClass,
     };
-    let _ = writeln!(
-        out,
-        "- source: `{}` ({})\n- method: {}\n- data: {data}\n- {} tables, {} rows\n",
-        r.copy.source,
-        human_bytes(r.copy.source_size_bytes),
-        r.copy.describe(),
-        r.tables,
-        r.rows
-    );
 
-    let _ = writeln!(out, "## Steps\n\n| | step | time | detail |\n|---|---|---|---|");
-    for s in &r.steps {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            mark(s.ok),
-            cell(&s.name),
-            human_ms(s.duration_ms),
-            cell(&s.detail)
+    fn step(name: &str, ok: bool, duration_ms: u64, detail: &str) -> Step {
+        Step { name: name.into(), ok, duration_ms, detail: detail.into() }
+    }
+
+    fn trip(version: &str, class: TripClass, detail: &str) -> MigrationTrip {
+        MigrationTrip {
+            version: version.into(),
+            name: format!("name | {version}"),
+            class,
+            detail: detail.into(),
+            differences: Vec::new(),
+            cosmetic: Vec::new(),
+            duration_ms: 12,
+        }
+    }
+
+    fn difference(message: &str) -> Difference {
+        Difference { version: Some("2".into()), object: "table t".into(), message: message.into() }
+    }
+
+    /// A failed rehearsal that fills every part of the report.
+    fn full() -> Rehearsal {
+        Rehearsal {
+            id: "20260107-120000-beef".into(),
+            ok: false,
+            started_at: chrono::Utc.with_ymd_and_hms(2026, 1, 7, 12, 0, 0).unwrap(),
+            duration_ms: 83_450,
+            copy: CopyInfo {
+                method: Method::Sample,
+                source: "postgres://app:***@db/app".into(),
+                source_size_bytes: 5 * 1024 * 1024,
+                schema_only: false,
+                fallback_reason: None,
+                backup_id: None,
+                sample: Some(SampleInfo {
+                    percent: 10.0,
+                    rows: 1234,
+                    whole_tables: vec!["backstop.applied".into()],
+                }),
+            },
+            tables: 7,
+            rows: 12_345,
+            migrations: vec![
+                Rehearsed {
+                    version: "1".into(),
+                    name: "add | pipe".into(),
+                    checksum: "0123456789abcdef0123456789abcdef".into(),
+                },
+                Rehearsed { version: "2".into(), name: "short".into(), checksum: "abc".into() },
+            ],
+            key: "k3y".into(),
+            steps: vec![
+                step("copy", true, 1500, "dump into a throwaway cluster"),
+                step("round trip 1", true, 40, "ok: restored"),
+                step("round trip 2", false, 2, "defect: line one\nline two"),
+            ],
+            round_trip: RoundTrip {
+                ok: false,
+                migrations: vec![
+                    trip("1", TripClass::Ok, "restored"),
+                    trip("2", TripClass::Defect, "1 difference(s) | after"),
+                ],
+                differences: vec![difference("down.sql of 2 does not restore: table t")],
+                cosmetic: vec![difference("down of 2: column position of t.a")],
+            },
+            scenarios: vec![
+                Scenario {
+                    name: "A".into(),
+                    ok: true,
+                    duration_ms: 30,
+                    detail: "rolled back".into(),
+                },
+                Scenario { name: "B".into(), ok: false, duration_ms: 2500, detail: "a | b".into() },
+                Scenario { name: "C".into(), ok: true, duration_ms: 61_000, detail: "done".into() },
+                Scenario { name: "D".into(), ok: true, duration_ms: 0, detail: String::new() },
+            ],
+            lossy: vec![Lossy {
+                version: "2".into(),
+                kind: LossKind::PreExisting,
+                object: "table users".into(),
+                message: "rolling back 2 destroys data that existed before it".into(),
+            }],
+            locks: vec![
+                LockRow {
+                    version: "1".into(),
+                    statement: 1,
+                    sql: "ALTER TABLE t ADD | c int".into(),
+                    relation: "public.t".into(),
+                    mode: "AccessExclusiveLock".into(),
+                    blocks_reads: true,
+                    blocks_writes: true,
+                    rewritten: true,
+                    held_ms: 1200,
+                },
+                LockRow {
+                    version: "2".into(),
+                    statement: 3,
+                    sql: "CREATE INDEX ON t (c)".into(),
+                    relation: "public.t".into(),
+                    mode: "ShareLock".into(),
+                    blocks_reads: false,
+                    blocks_writes: true,
+                    rewritten: false,
+                    held_ms: 5,
+                },
+                LockRow {
+                    version: "2".into(),
+                    statement: 4,
+                    sql: "SELECT 1".into(),
+                    relation: "public.u".into(),
+                    mode: "AccessShareLock".into(),
+                    blocks_reads: false,
+                    blocks_writes: false,
+                    rewritten: false,
+                    held_ms: 0,
+                },
+            ],
+            report: None,
+        }
+    }
+
+    /// A passing rehearsal with nothing pending, on a schema-only copy.
+    fn empty() -> Rehearsal {
+        let mut r = full();
+        r.ok = true;
+        r.copy.method = Method::Template;
+        r.copy.schema_only = true;
+        r.migrations.clear();
+        r.steps.truncate(1);
+        r.round_trip = RoundTrip::default();
+        r.scenarios.clear();
+        r.lossy.clear();
+        r.locks.clear();
+        r
+    }
+
+    #[test]
+    fn a_full_report_shows_every_part() {
+        let md = super::markdown(&full()).unwrap();
+        let lines: Vec<&str> = md.lines().collect();
+        for expected in [
+            "# Rehearsal 20260107-120000-beef: FAILED",
+            "Run 2026-01-07 12:00:00 UTC, took 1 min 23 s. Last tested: 2026-01-07.",
+            "| 1 | add \\| pipe | `0123456789abcdef` |",
+            "Gate key: `k3y`",
+            "- data: 10% sample",
+            "- source: `postgres://app:***@db/app` (5.2 MB)",
+            "| ✗ | round trip 2 | 2 ms | defect: line one<br>line two |",
+            "| ✗ | B | 2.5 s | a \\| b |",
+            "1 ok, 1 defect",
+            "| 2 | name \\| 2 | defect | 1 difference(s) \\| after |",
+            "- ✗ down.sql of 2 does not restore: table t",
+            "- note: down of 2: column position of t.a",
+            "- ⚠ rolling back 2 destroys data that existed before it",
+            "| 1 | 1 | `ALTER TABLE t ADD \\| c int` | public.t | AccessExclusiveLock | reads and writes | yes | 1.2 s |",
+            "| 2 | 4 | `SELECT 1` | public.u | AccessShareLock | - | no | 0 ms |",
+            "- round trips (up, down, up) of all migrations: 42 ms",
+            "- full rollback (export, down, restore) (scenario C): 1 min 1 s",
+        ] {
+            assert!(lines.contains(&expected), "missing {expected:?} in:\n{md}");
+        }
+        assert!(
+            md.contains("## Steps\n\n| | step | time | detail |\n|---|---|---|---|\n| ✓ | copy |")
         );
+        assert!(md.ends_with("- scenario (scenario D): 0 ms\n"), "{md}");
     }
 
-    let _ = writeln!(
-        out,
-        "\n## Failure scenarios\n\n| | scenario | time | detail |\n|---|---|---|---|"
-    );
-    for s in &r.scenarios {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            mark(s.ok),
-            s.name,
-            human_ms(s.duration_ms),
-            cell(&s.detail)
+    #[test]
+    fn an_empty_report_says_nothing_was_pending() {
+        let md = super::markdown(&empty()).unwrap();
+        assert!(md.starts_with("# Rehearsal 20260107-120000-beef: PASSED\n\nRun "), "{md}");
+        assert!(md.contains("## What was rehearsed\n\nNothing was pending.\n\n## The copy\n"));
+        assert!(
+            md.contains("- method: template copy on the source's server\n- data: schema only\n")
         );
+        assert!(md.contains("|---|---|---|---|\n| | none | | nothing pending |\n"));
+        assert!(md.contains("## Round trip (up → down → up)\n\nNothing was pending.\n\n## Lossy downs\n\nNone: no down drops"));
+        assert!(md.contains("No locks on existing relations were traced.\n"));
+        assert!(!md.contains("Gate key") && !md.contains("### "), "{md}");
+        assert!(md.ends_with("## Time to roll back\n\n"), "{md}");
     }
-    if r.scenarios.is_empty() {
-        let _ = writeln!(out, "| | none | | nothing pending |");
-    }
-
-    let _ = writeln!(out, "\n## Round trip (up → down → up)\n");
-    let trips = &r.round_trip.migrations;
-    if trips.is_empty() {
-        let _ = writeln!(out, "Nothing was pending.");
-    } else {
-        let _ = writeln!(out, "{}\n", super::trip_counts(trips));
-        let _ = writeln!(out, "| version | name | outcome | detail |\n|---|---|---|---|");
-        for t in trips {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                t.version,
-                cell(&t.name),
-                t.class.label(),
-                cell(&t.detail)
-            );
-        }
-    }
-    if !r.round_trip.differences.is_empty() {
-        let _ = writeln!(out, "\n### What the downs do not restore\n");
-        for d in &r.round_trip.differences {
-            let _ = writeln!(out, "- ✗ {}", d.message);
-        }
-    }
-    if !r.round_trip.cosmetic.is_empty() {
-        let _ = writeln!(out, "\n### Cosmetic differences (no behaviour changes)\n");
-        for d in &r.round_trip.cosmetic {
-            let _ = writeln!(out, "- note: {}", d.message);
-        }
-    }
-
-    let _ = writeln!(out, "\n## Lossy downs\n");
-    let lossy = super::lossy::summary(&r.lossy);
-    if lossy.is_empty() {
-        let _ = writeln!(out, "None: no down drops a table or column, or deletes rows.");
-    }
-    for l in &lossy {
-        let _ = writeln!(out, "- ⚠ {l}");
-    }
-
-    let _ = writeln!(out, "\n## Locks\n");
-    if r.locks.is_empty() {
-        let _ = writeln!(out, "No locks on existing relations were traced.");
-    } else {
-        let _ = writeln!(
-            out,
-            "| version | stmt | statement | relation | lock | blocks | rewrite | held |\n|---|---|---|---|---|---|---|---|"
-        );
-        for l in &r.locks {
-            let blocks = match (l.blocks_reads, l.blocks_writes) {
-                (true, _) => "reads and writes",
-                (false, true) => "writes",
-                _ => "-",
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | `{}` | {} | {} | {blocks} | {} | {} |",
-                l.version,
-                l.statement,
-                cell(&l.sql),
-                l.relation,
-                l.mode,
-                if l.rewritten { "yes" } else { "no" },
-                human_ms(l.held_ms)
-            );
-        }
-    }
-
-    let _ = writeln!(out, "\n## Time to roll back\n");
-    let downs: Vec<_> = r.steps.iter().filter(|s| s.name.starts_with("round trip")).collect();
-    if !downs.is_empty() {
-        let total: u64 = downs.iter().map(|s| s.duration_ms).sum();
-        let _ =
-            writeln!(out, "- round trips (up, down, up) of all migrations: {}", human_ms(total));
-    }
-    for s in &r.scenarios {
-        let method = match s.name.as_str() {
-            "A" => "automatic transaction rollback",
-            "B" => "restore of the pre-migration backup",
-            "C" => "full rollback (export, down, restore)",
-            _ => "scenario",
-        };
-        let _ = writeln!(out, "- {method} (scenario {}): {}", s.name, human_ms(s.duration_ms));
-    }
-    out
 }
