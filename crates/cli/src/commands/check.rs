@@ -185,7 +185,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     match args.format {
         CheckFormat::Text => print(&text::render(&assessment))?,
         CheckFormat::Json => print_json(&assessment)?,
-        CheckFormat::Markdown => print(&markdown::render(&assessment))?,
+        CheckFormat::Markdown => {
+            print(&markdown::render(&assessment).context("rendering the Markdown assessment")?)?
+        }
         CheckFormat::Sarif => print_json(&sarif::render(&assessment))?,
     }
     let fail_on = args.fail_on.map(Severity::from).unwrap_or(settings.fail_on);

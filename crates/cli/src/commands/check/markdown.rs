@@ -1,11 +1,11 @@
 //! The risk assessment document: summary, risk matrix, details per risk,
 //! a mitigation checklist and the verdict. Ready to paste into a pull
-//! request.
-
-use std::fmt::Write as _;
+//! request. The text is the template `markdown.md` beside this file.
 
 use backstop_core::check::Assessment;
 use backstop_lint::{Code, Finding, Impact, Probability, Severity, Verdict};
+use minijinja::{context, Environment};
+use serde::Serialize;
 
 /// One row of the matrix: the findings of one rule at one rating.
 struct Risk<'a> {
@@ -57,174 +57,253 @@ fn risks(a: &Assessment) -> Vec<Risk<'_>> {
     out
 }
 
-fn cell(text: &str) -> String {
-    backstop_core::kit::markdown::cell(text)
+/// The Markdown of the assessment; the text is `markdown.md` beside this
+/// file.
+const TEMPLATE: &str = include_str!("markdown.md");
+
+/// A finding as the risk details list it.
+#[derive(Serialize)]
+struct FindingLine<'a> {
+    file: &'a str,
+    line: usize,
+    column: usize,
+    message: &'a str,
+    facts: &'a [String],
+    help: &'a str,
 }
 
-pub fn render(a: &Assessment) -> String {
-    let risks = risks(a);
-    let mut out = String::new();
-    let _ = writeln!(out, "# Migration risk assessment\n");
-    let statements: usize = a.files.iter().map(|f| f.statements).sum();
-    let files: Vec<String> = a.files.iter().map(|f| format!("`{}`", f.path)).collect();
-    let _ = writeln!(out, "**Migrations:** {} ({statements} statements)  ", files.join(", "));
-    match &a.live {
-        Some(live) => {
-            let _ = writeln!(
-                out,
-                "**Database:** `{}` (PostgreSQL {}): live facts checked",
-                live.database, live.server_version
-            );
-        }
-        None => {
-            let why = a.static_only.as_deref().unwrap_or("no database");
-            let _ = writeln!(out, "**Database:** not checked (static analysis only: {why})");
+/// A finding as the suppressed and NO-GO lists name it.
+#[derive(Serialize)]
+struct Named<'a> {
+    code: String,
+    file: &'a str,
+    line: usize,
+    message: &'a str,
+    /// The reason of its ignore comment, when it was suppressed.
+    reason: &'a str,
+}
+
+impl<'a> Named<'a> {
+    fn of(f: &'a Finding) -> Named<'a> {
+        Named {
+            code: f.code.to_string(),
+            file: &f.file,
+            line: f.line,
+            message: &f.message,
+            reason: f.suppressed.as_deref().unwrap_or_default(),
         }
     }
+}
 
-    let _ = writeln!(out, "\n## Summary\n");
-    let _ = writeln!(out, "**Go/No-Go decision: {}**\n", a.verdict);
+/// One risk of the matrix with everything its rows and details show.
+#[derive(Serialize)]
+struct RiskView<'a> {
+    /// `R-001`: numbered in matrix order.
+    id: String,
+    risk: String,
+    code: String,
+    name: &'static str,
+    family: &'static str,
+    /// ` ×3` when the rule found it more than once.
+    times: String,
+    probability: &'static str,
+    probability_title: String,
+    impact: &'static str,
+    impact_upper: String,
+    severity: String,
+    mitigation: &'a str,
+    findings: Vec<FindingLine<'a>>,
+    why_it_hurts: String,
+    instead: String,
+    /// Each distinct mitigation once, for the checklist.
+    mitigations: Vec<&'a str>,
+}
+
+impl<'a> RiskView<'a> {
+    fn of(index: usize, r: &Risk<'a>) -> RiskView<'a> {
+        let meta = r.code.meta();
+        let mut mitigations: Vec<&str> = Vec::new();
+        for f in r.findings.iter().copied() {
+            if !mitigations.contains(&f.mitigation.as_str()) {
+                mitigations.push(&f.mitigation);
+            }
+        }
+        RiskView {
+            id: format!("R-{:03}", index + 1),
+            risk: capitalize(meta.risk),
+            code: r.code.to_string(),
+            name: meta.name,
+            family: meta.family.as_str(),
+            times: if r.findings.len() > 1 {
+                format!(" ×{}", r.findings.len())
+            } else {
+                String::new()
+            },
+            probability: r.probability.as_str(),
+            probability_title: capitalize(r.probability.as_str()),
+            impact: r.impact.as_str(),
+            impact_upper: r.impact.as_str().to_uppercase(),
+            severity: r.severity.as_str().to_uppercase(),
+            // A risk groups at least one finding: `risks` opens one with it.
+            mitigation: r
+                .findings
+                .first()
+                .copied()
+                .map(|f| f.mitigation.as_str())
+                .unwrap_or_default(),
+            findings: r
+                .findings
+                .iter()
+                .copied()
+                .map(|f| FindingLine {
+                    file: &f.file,
+                    line: f.line,
+                    column: f.column,
+                    message: &f.message,
+                    facts: &f.facts,
+                    help: &f.help,
+                })
+                .collect(),
+            why_it_hurts: doc_part(r.code, "Why it hurts"),
+            instead: doc_part(r.code, "Instead"),
+            mitigations,
+        }
+    }
+}
+
+/// Renders the assessment.
+pub fn render(a: &Assessment) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.add_filter("cell", |text: &str| backstop_core::kit::markdown::cell(text));
+    env.add_template("markdown.md", TEMPLATE)?;
+    let risks: Vec<RiskView<'_>> =
+        risks(a).iter().enumerate().map(|(i, r)| RiskView::of(i, r)).collect();
     let by_severity: Vec<String> = Severity::DESCENDING
         .iter()
         .filter(|s| a.summary.count(**s) > 0)
         .map(|s| format!("{} {}", a.summary.count(*s), s.as_str().to_uppercase()))
         .collect();
-    let _ = write!(out, "{} risk(s) identified from {} finding(s)", risks.len(), a.findings.len());
-    if !by_severity.is_empty() {
-        let _ = write!(out, ": {}", by_severity.join(", "));
-    }
-    if !a.suppressed.is_empty() {
-        let _ = write!(out, " ({} suppressed with a reason)", a.suppressed.len());
-    }
-    let _ = writeln!(out, ".\n");
-    match a.verdict {
-        Verdict::NoGo => {
-            let _ = writeln!(out, "- ❌ Do NOT proceed: critical risks below (a protected object lost, or a migration certain to fail)");
-        }
-        Verdict::ConditionalGo => {
-            let _ = writeln!(out, "- ✅ Proceed if: every mitigation of a HIGH risk is in place");
-            let _ = writeln!(out, "- ❌ Do NOT proceed if: any of them is not");
-        }
-        Verdict::Go => {
-            let _ = writeln!(out, "- ✅ Proceed; the notes below are worth a look");
-        }
+    let go = match a.verdict {
+        Verdict::NoGo => "no_go",
+        Verdict::ConditionalGo => "conditional_go",
+        Verdict::Go => "go",
+    };
+    let critical: Vec<Named<'_>> =
+        a.findings.iter().filter(|f| f.severity == Severity::Critical).map(Named::of).collect();
+    env.get_template("markdown.md")?.render(context! {
+        files => a.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        statements => a.files.iter().map(|f| f.statements).sum::<usize>(),
+        live => a.live,
+        static_only => a.static_only.as_deref().unwrap_or("no database"),
+        verdict => a.verdict.to_string(),
+        go => go,
+        risks => risks,
+        findings => a.findings.len(),
+        by_severity => by_severity,
+        suppressed => a.suppressed.iter().map(Named::of).collect::<Vec<_>>(),
+        critical => critical,
+        conditions => a.conditions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use backstop_core::check::{analyze, Assessment, LiveInfo, Settings, Source};
+    use backstop_lint::{Severity, Verdict};
+
+    /// The assessment of one file of `sql`, with `users` protected.
+    fn assess(sql: &str) -> Assessment {
+        let sources = vec![Source {
+            path: "migrations/1_m/up.sql".into(),
+            text: sql.into(),
+            no_transaction: false,
+            has_down: Some(true),
+            file_findings: Vec::new(),
+        }];
+        let settings = Settings {
+            lint: backstop_lint::Options {
+                protected_tables: vec!["users".into()],
+                ..Default::default()
+            },
+            fail_on: Severity::Critical,
+            required: false,
+            config_file: "backstop.toml".into(),
+        };
+        let report = analyze(&sources, &settings);
+        Assessment::new(sources, report, None)
     }
 
-    let _ = writeln!(out, "\n## Risk matrix\n");
-    if risks.is_empty() {
-        let _ = writeln!(out, "No risks found.");
-    } else {
-        let _ = writeln!(out, "| ID | Risk | Probability | Impact | Severity | Mitigation |");
-        let _ = writeln!(out, "|----|------|-------------|--------|----------|------------|");
-        for (i, r) in risks.iter().enumerate() {
-            let meta = r.code.meta();
-            let times = if r.findings.len() > 1 {
-                format!(" ×{}", r.findings.len())
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "| R-{:03} | {} (`{}`{times}) | {} | {} | **{}** | {} |",
-                i + 1,
-                cell(&capitalize(meta.risk)),
-                r.code,
-                capitalize(r.probability.as_str()),
-                r.impact.as_str().to_uppercase(),
-                r.severity.as_str().to_uppercase(),
-                cell(&r.findings[0].mitigation)
-            );
+    fn no_go() -> Assessment {
+        let mut a = assess(
+            "-- backstop:ignore BS101 archived to meetings.csv\nDROP TABLE IF EXISTS meetings;\nDROP TABLE users;\n",
+        );
+        a.live =
+            Some(LiveInfo { database: "postgres://u@h/db".into(), server_version: "17.2".into() });
+        a.findings[0].facts.push("users holds 42 rows | 3 MB".into());
+        a
+    }
+
+    fn conditional() -> Assessment {
+        let mut a = assess("DROP TABLE IF EXISTS a;\nDROP TABLE IF EXISTS b;\n");
+        a.static_only = Some("--offline".into());
+        a
+    }
+
+    fn go() -> Assessment {
+        assess("SELECT 1;\n")
+    }
+
+    #[test]
+    fn a_no_go_lists_live_facts_suppressions_and_what_to_fix() {
+        let md = super::render(&no_go()).unwrap();
+        let lines: Vec<&str> = md.lines().collect();
+        for expected in [
+            "**Migrations:** `migrations/1_m/up.sql` (2 statements)  ",
+            "**Database:** `postgres://u@h/db` (PostgreSQL 17.2): live facts checked",
+            "**Go/No-Go decision: NO-GO**",
+            "3 risk(s) identified from 3 finding(s): 1 CRITICAL, 1 MEDIUM, 1 LOW (1 suppressed with a reason).",
+            "- ❌ Do NOT proceed: critical risks below (a protected object lost, or a migration certain to fail)",
+            "### R-001: Protected table dropped or emptied (CRITICAL)",
+            "  - live: users holds 42 rows | 3 MB",
+            "- [ ] R-001 (CRITICAL): Remove the statement: protected tables are never dropped, truncated or deleted from",
+            "- `BS101` at `migrations/1_m/up.sql:2`: DROP TABLE meetings deletes the table and every row in it (reason: archived to meetings.csv)",
+            "- `BS100` `migrations/1_m/up.sql:3`: DROP TABLE removes protected table users",
+        ] {
+            assert!(lines.contains(&expected), "missing {expected:?} in:\n{md}");
         }
-        let _ = writeln!(
-            out,
-            "\n**Severity = Probability × Impact** (1–4 each): 12 and above CRITICAL, 6–9 HIGH, 2–4 MEDIUM, 1 LOW."
+        assert!(md.contains(
+            "| R-001 | Protected table dropped or emptied (`BS100`) | Certain | CRITICAL | **CRITICAL** |"
+        ));
+    }
+
+    #[test]
+    fn a_conditional_go_counts_repeats_and_numbers_its_conditions() {
+        let md = super::render(&conditional()).unwrap();
+        assert!(md.contains("**Database:** not checked (static analysis only: --offline)\n"));
+        assert!(md.contains(
+            "| R-001 | Table dropped with its rows (`BS101` ×2) | Medium | HIGH | **HIGH** |"
+        ));
+        assert_eq!(md.matches("- [ ] R-001 (HIGH): ").count(), 1, "a mitigation is listed once");
+        assert!(
+            md.contains("**CONDITIONAL GO.** Proceed only when all of these hold:\n\n1. "),
+            "{md}"
         );
     }
 
-    if !risks.is_empty() {
-        let _ = writeln!(out, "\n## Risk details");
-        for (i, r) in risks.iter().enumerate() {
-            let meta = r.code.meta();
-            let _ = writeln!(
-                out,
-                "\n### R-{:03}: {} ({})\n",
-                i + 1,
-                capitalize(meta.risk),
-                r.severity.as_str().to_uppercase()
-            );
-            let _ = writeln!(
-                out,
-                "`{}` {} · {} · probability {} × impact {} · `backstop explain {}`\n",
-                r.code,
-                meta.name,
-                meta.family.as_str(),
-                r.probability.as_str(),
-                r.impact.as_str(),
-                r.code
-            );
-            for f in &r.findings {
-                let _ = writeln!(out, "- `{}:{}:{}`: {}", f.file, f.line, f.column, f.message);
-                for fact in &f.facts {
-                    let _ = writeln!(out, "  - live: {fact}");
-                }
-                let _ = writeln!(out, "  - instead: {}", f.help);
-            }
-            let _ = writeln!(out, "\n**Why it hurts:** {}\n", doc_part(r.code, "Why it hurts"));
-            let _ = writeln!(out, "**Mitigation:** {}", doc_part(r.code, "Instead"));
-        }
+    #[test]
+    fn a_go_without_risks_says_so_in_every_section() {
+        let md = super::render(&go()).unwrap();
+        assert!(md.contains("0 risk(s) identified from 0 finding(s).\n\n- ✅ Proceed; the notes below are worth a look\n"));
+        assert!(md.contains("## Risk matrix\n\nNo risks found.\n\n## Mitigation checklist\n\nNothing to mitigate.\n"));
+        assert!(!md.contains("## Risk details"));
+        assert!(md.ends_with("## Verdict\n\n**GO.** No critical or high risk found.\n"), "{md}");
     }
 
-    let _ = writeln!(out, "\n## Mitigation checklist\n");
-    if risks.is_empty() {
-        let _ = writeln!(out, "Nothing to mitigate.");
+    #[test]
+    fn samples_have_their_verdicts() {
+        assert_eq!(no_go().verdict, Verdict::NoGo);
+        assert_eq!(conditional().verdict, Verdict::ConditionalGo);
+        assert_eq!(go().verdict, Verdict::Go);
     }
-    for (i, r) in risks.iter().enumerate() {
-        let mut seen: Vec<&str> = Vec::new();
-        for f in &r.findings {
-            if !seen.contains(&f.mitigation.as_str()) {
-                seen.push(&f.mitigation);
-                let _ = writeln!(
-                    out,
-                    "- [ ] R-{:03} ({}): {}",
-                    i + 1,
-                    r.severity.as_str().to_uppercase(),
-                    f.mitigation
-                );
-            }
-        }
-    }
-    if !a.suppressed.is_empty() {
-        let _ = writeln!(out, "\nSuppressed with a reason (`-- backstop:ignore`):\n");
-        for f in &a.suppressed {
-            let _ = writeln!(
-                out,
-                "- `{}` at `{}:{}`: {} (reason: {})",
-                f.code,
-                f.file,
-                f.line,
-                f.message,
-                f.suppressed.as_deref().unwrap_or_default()
-            );
-        }
-    }
-
-    let _ = writeln!(out, "\n## Verdict\n");
-    match a.verdict {
-        Verdict::NoGo => {
-            let _ = writeln!(out, "**NO-GO.** Fix these before migrating (or accept each with `backstop migrate --accept-risk CODE`, which is audited):\n");
-            for f in a.findings.iter().filter(|f| f.severity == Severity::Critical) {
-                let _ = writeln!(out, "- `{}` `{}:{}`: {}", f.code, f.file, f.line, f.message);
-            }
-        }
-        Verdict::ConditionalGo => {
-            let _ = writeln!(out, "**CONDITIONAL GO.** Proceed only when all of these hold:\n");
-            for (i, c) in a.conditions.iter().enumerate() {
-                let _ = writeln!(out, "{}. {c}", i + 1);
-            }
-        }
-        Verdict::Go => {
-            let _ = writeln!(out, "**GO.** No critical or high risk found.");
-        }
-    }
-    out
 }
