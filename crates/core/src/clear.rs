@@ -7,6 +7,7 @@
 //! foreign key from a table outside the set stops it before anything is
 //! touched.
 
+use crate::pg::db;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -40,12 +41,8 @@ pub struct Plan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClearError {
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error("no table matches {0}; `backstop compare` lists the tables")]
     NoSuchTable(String),
     #[error("tables outside the ones to clear refer to them, so emptying them would break {}; clear those too (--tables) or drop the keys first", .0.join(", "))]
@@ -57,15 +54,11 @@ impl ClearError {
     /// that others refer to (the check found a problem).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClearError::Db { .. } => 3,
+            ClearError::Db(_) => 3,
             ClearError::NoSuchTable(_) => 2,
             ClearError::ReferredFromOutside(_) => 1,
         }
     }
-}
-
-fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> ClearError {
-    move |source| ClearError::Db { context, source }
 }
 
 /// The user tables' foreign keys as (child, parent, constraint), by

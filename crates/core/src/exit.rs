@@ -64,7 +64,10 @@ mod tests {
         // folder error exited 1 instead of 2.
         let apply = crate::migrate::ApplyError::UnknownVersion("9".into());
         let e = crate::migrator::MigratorError::Apply(apply);
-        assert_eq!(code(&e), crate::migrate::ApplyError::UnknownVersion("9".into()).exit_code().into());
+        assert_eq!(
+            code(&e),
+            crate::migrate::ApplyError::UnknownVersion("9".into()).exit_code().into()
+        );
         assert_eq!(code(&crate::migrator::MigratorError::NoBackupReason), Some(2));
         let e = ConnectError::BadUrl { url: "x".into(), reason: "y".into() };
         assert_eq!(code(&e), Some(2));

@@ -59,7 +59,9 @@ impl Overview {
         migrations: &[Migration],
         unfinished_restore: Option<Journal>,
     ) -> Result<Overview, ApplyError> {
-        let db = |context: &'static str| move |source| ApplyError::Db { context, source };
+        let db = |context: &'static str| {
+            move |source| ApplyError::Db(crate::pg::DbError::new(context, source))
+        };
         let status = migrate::status(client, migrations)?;
         let frozen = crate::freeze::current(client).map_err(db("reading backstop.freeze"))?;
         let frozen_roles =

@@ -7,6 +7,7 @@
 //! `to_jsonb` and are read back with `jsonb_populate_recordset`, so every
 //! value keeps its type's own text form; a comparison afterwards proves it.
 
+use crate::pg::db;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
@@ -76,12 +77,8 @@ pub struct Remaining {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("database error while {context}")]
-    Db {
-        context: String,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error("nothing was changed: {}", .0.join("; "))]
     Refused(Vec<String>),
 }
@@ -90,15 +87,10 @@ impl SyncError {
     /// 1 when the data or the tables stop it, 3 when a database could not be talked to.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SyncError::Db { source, .. } if source.as_db_error().is_none() => 3,
+            SyncError::Db(e) if e.source.as_db_error().is_none() => 3,
             _ => 1,
         }
     }
-}
-
-fn db(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> SyncError {
-    let context = context.into();
-    move |source| SyncError::Db { context, source }
 }
 
 /// The time a row was written, from its `updated_at` or else `created_at`.
@@ -298,5 +290,5 @@ fn apply(to: &mut Client, tables: &[TableSync]) -> Result<(), SyncError> {
         &crate::schema::events::Event { kind: "sync", outcome: "ok", versions: vec![], details },
     )
     .map_err(db("recording the sync"))?;
-    tx.commit().map_err(db("committing"))
+    Ok(tx.commit().map_err(db("committing"))?)
 }

@@ -72,12 +72,8 @@ pub enum Happening<'a> {
 /// Why watching stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error(transparent)]
     Connect(#[from] crate::pg::ConnectError),
     #[error(transparent)]
@@ -95,7 +91,7 @@ impl WatchError {
     /// failure keeps its code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WatchError::Db { .. } => 3,
+            WatchError::Db(_) => 3,
             WatchError::Connect(e) => e.exit_code(),
             WatchError::Respond(e) => e.exit_code(),
         }
@@ -173,16 +169,18 @@ impl Watch {
         // state (ok → pending → breach, no data, recovering...) is an event.
         for e in &decision.evidence {
             if self.states.get(&e.trigger) != Some(&e.state) {
-                record_sample(client, e)
-                    .map_err(|source| WatchError::Db { context: "recording a sample", source })?;
+                record_sample(client, e).map_err(|source| {
+                    WatchError::Db(crate::pg::DbError::new("recording a sample", source))
+                })?;
                 self.states.insert(e.trigger.clone(), e.state);
             }
         }
         let key = (decision.verdict, decision.method, decision.flag.clone());
         let changed = self.last.as_ref() != Some(&key);
         if changed {
-            record(client, &decision)
-                .map_err(|source| WatchError::Db { context: "recording the decision", source })?;
+            record(client, &decision).map_err(|source| {
+                WatchError::Db(crate::pg::DbError::new("recording the decision", source))
+            })?;
         }
         tell(Happening::Decision { decision: &decision, changed });
         if changed {

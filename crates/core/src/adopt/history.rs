@@ -75,7 +75,9 @@ pub fn table_of(tool: Layout) -> &'static str {
 }
 
 fn db(table: &'static str) -> impl FnOnce(postgres::Error) -> AdoptError {
-    move |source| AdoptError::Db { context: table, source }
+    move |source| {
+        AdoptError::Db(crate::pg::DbError::new(format!("reading or writing {table}"), source))
+    }
 }
 
 /// Reads `tool`'s history from the database `client` is connected to.

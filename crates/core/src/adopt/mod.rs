@@ -31,12 +31,8 @@ pub enum AdoptError {
     NoHistory { tool: Layout, table: &'static str },
     #[error("{table} is not {tool}'s history table: {why}; name the right tool with --from")]
     WrongTable { tool: Layout, table: &'static str, why: &'static str },
-    #[error("database error while reading or writing {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error(transparent)]
     Lock(#[from] LockError),
 }
@@ -46,7 +42,7 @@ impl AdoptError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AdoptError::NoHistory { .. } | AdoptError::WrongTable { .. } => 2,
-            AdoptError::Db { .. } | AdoptError::Lock(_) => 3,
+            AdoptError::Db(_) | AdoptError::Lock(_) => 3,
         }
     }
 }
@@ -277,7 +273,9 @@ pub fn prepare(
 ) -> Result<Plan, AdoptError> {
     let rows = history::read(client, tool, project)?;
     let backstop: HashMap<String, String> = schema::applied::all(client)
-        .map_err(|source| AdoptError::Db { context: "backstop.applied", source })?
+        .map_err(|source| {
+            AdoptError::Db(crate::pg::DbError::new("reading or writing backstop.applied", source))
+        })?
         .into_iter()
         .map(|r| (r.version, r.checksum))
         .collect();
@@ -296,7 +294,7 @@ pub fn apply(
 ) -> Result<Plan, AdoptError> {
     let mut lock = MigrationLock::acquire(client, lock_wait, |_| {})?;
     let client: &mut Client = &mut lock;
-    let db = |context| move |source| AdoptError::Db { context, source };
+    let db = |context| move |source| AdoptError::Db(crate::pg::DbError::new(context, source));
     let plan = prepare(client, tool, migrations, project)?;
     if !plan.ok() {
         return Ok(plan);

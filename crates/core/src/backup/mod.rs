@@ -144,12 +144,8 @@ pub enum BackupError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Freeze(#[from] crate::freeze::FreezeError),
-    #[error("database error while {context}")]
-    Db {
-        context: String,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
 }
 
 impl BackupError {
@@ -178,7 +174,7 @@ impl BackupError {
 
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> BackupError {
         let context = context.into();
-        move |source| BackupError::Db { context, source }
+        move |source| BackupError::Db(crate::pg::DbError::new(context, source))
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BackupError {

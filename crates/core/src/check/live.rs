@@ -5,6 +5,7 @@
 //! raises or lowers the finding it concerns and is recorded on it.
 //! Read-only: nothing here changes the database.
 
+use crate::pg::db;
 use backstop_lint::{
     Code, Finding, Impact, Origin, Probability, RelationName, Report, Severity, Subject,
 };
@@ -22,10 +23,6 @@ const SMALL_ROWS: i64 = 100_000;
 /// At either, a lock or rewrite lasts minutes.
 const LARGE_BYTES: i64 = 1024 * 1024 * 1024;
 const LARGE_ROWS: i64 = 10_000_000;
-
-fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> CheckError {
-    move |source| CheckError::Db { context, source }
-}
 
 fn name(t: &RelationName) -> String {
     backstop_lint::stmt::display_table(t)

@@ -301,18 +301,14 @@ pub fn analyze(sources: &[Source], settings: &Settings) -> Report {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// The live part failed half-way: an environment error (exit 3).
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
 }
 
 impl CheckError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CheckError::Db { .. } => 3,
+            CheckError::Db(_) => 3,
         }
     }
 }

@@ -29,12 +29,8 @@ pub enum FlagsError {
     BadPercent { percent: u32 },
     #[error("a reason is needed (--reason \"...\"): every flag change is audited")]
     NoReason,
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error(transparent)]
     Lock(#[from] crate::pg::lock::LockError),
 }
@@ -43,7 +39,7 @@ impl FlagsError {
     /// 2 for what the operator asked wrongly, 3 for the database.
     pub fn exit_code(&self) -> u8 {
         match self {
-            FlagsError::Db { .. } | FlagsError::Lock(_) => 3,
+            FlagsError::Db(_) | FlagsError::Lock(_) => 3,
             _ => 2,
         }
     }

@@ -2,6 +2,7 @@
 //! the `NOTIFY` that carries the new ETag. Rows are read and written
 //! through [`crate::schema::flags`].
 
+use crate::pg::db;
 use std::time::Duration;
 
 use postgres::{Client, GenericClient, Transaction};
@@ -11,18 +12,14 @@ use serde_json::{json, Value};
 use super::{etag, rollout, Flag, FlagDecl, FlagsError, State};
 use crate::schema::{self, events, flags as table};
 
-fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> FlagsError {
-    move |source| FlagsError::Db { context, source }
-}
-
 /// Creates the `backstop` schema with its flags table if it is missing.
 fn ensure(client: &mut Client, _lock_wait: Duration) -> Result<(), FlagsError> {
-    schema::ensure(client).map_err(db("creating the backstop schema"))
+    Ok(schema::ensure(client).map_err(db("creating the backstop schema"))?)
 }
 
 /// Every flag, by key; none when the table does not exist yet.
 pub fn list(client: &mut impl GenericClient) -> Result<Vec<Flag>, FlagsError> {
-    table::list(client).map_err(db("reading backstop.flags"))
+    Ok(table::list(client).map_err(db("reading backstop.flags"))?)
 }
 
 /// One flag's change, as audited and notified.
@@ -61,7 +58,7 @@ fn commit(
         events::record(&mut tx, &event).map_err(db("writing the flag event"))?;
     }
     table::notify(&mut tx, &tag).map_err(db("notifying the flag change"))?;
-    tx.commit().map_err(db("committing the flag change"))
+    Ok(tx.commit().map_err(db("committing the flag change"))?)
 }
 
 fn require_reason(reason: &str) -> Result<(), FlagsError> {

@@ -63,7 +63,10 @@ pub fn freeze(
                     false
                 }
                 Err(e) => {
-                    return Err(FreezeError::Db { context: "freezing the database", source: e })
+                    return Err(FreezeError::Db(crate::pg::DbError::new(
+                        "freezing the database",
+                        e,
+                    )))
                 }
             };
             let state = FreezeState {
@@ -142,7 +145,9 @@ pub fn terminate_others(
             Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
                 refused.push(format!("pid {pid} ({user})"))
             }
-            Err(e) => return Err(FreezeError::Db { context: "terminating sessions", source: e }),
+            Err(e) => {
+                return Err(FreezeError::Db(crate::pg::DbError::new("terminating sessions", e)))
+            }
         }
     }
     if !refused.is_empty() {

@@ -12,6 +12,7 @@
 pub mod database;
 pub mod role;
 
+pub(crate) use crate::pg::db;
 use serde::Deserialize;
 
 pub use crate::schema::exempt;
@@ -39,12 +40,8 @@ impl Default for FreezeSection {
 /// Why a freeze could not be set or lifted.
 #[derive(Debug, thiserror::Error)]
 pub enum FreezeError {
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error(transparent)]
     Connect(#[from] crate::pg::ConnectError),
     #[error("there is no role {role}; `\\du` in psql lists them")]
@@ -57,11 +54,7 @@ impl FreezeError {
         match self {
             FreezeError::NoRole { .. } => 2,
             FreezeError::Connect(e) => e.exit_code(),
-            FreezeError::Db { .. } => 3,
+            FreezeError::Db(_) => 3,
         }
     }
-}
-
-pub(crate) fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> FreezeError {
-    move |source| FreezeError::Db { context, source }
 }

@@ -85,12 +85,8 @@ impl Progress for Quiet {
 pub enum ApplyError {
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error("lost the database session while running migration {version}; nothing of the interrupted transaction was committed")]
     ConnectionLost {
         version: String,
@@ -137,7 +133,7 @@ impl ApplyError {
             ApplyError::UnknownVersion(_)
             | ApplyError::NotApplied(_)
             | ApplyError::Unrunnable(_) => 2,
-            ApplyError::Lock(_) | ApplyError::Db { .. } | ApplyError::ConnectionLost { .. } => 3,
+            ApplyError::Lock(_) | ApplyError::Db(_) | ApplyError::ConnectionLost { .. } => 3,
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
     }
@@ -323,9 +319,8 @@ pub fn migrate(
     }
     with_lock(client, settings, progress, |client, progress| {
         if !options.dry_run {
-            schema::ensure(client).map_err(|source| ApplyError::Db {
-                context: "creating the backstop schema",
-                source,
+            schema::ensure(client).map_err(|source| {
+                ApplyError::Db(crate::pg::DbError::new("creating the backstop schema", source))
             })?;
         }
         let status = status(client, migrations)?;
@@ -458,22 +453,24 @@ fn with_lock<T>(
     })?;
     // Backstop's own session writes its history and events even while the
     // database is frozen; the freeze gate decides whether a migration may.
-    schema::exempt(&mut *lock)
-        .map_err(|source| ApplyError::Db { context: "exempting the session", source })?;
+    schema::exempt(&mut *lock).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("exempting the session", source))
+    })?;
     f(&mut lock, progress)
 }
 
 /// Records that a run starts, so that one killed before its outcome shows
 /// (`backstop status`).
 fn started(client: &mut Client, kind: &str, versions: Vec<String>) -> Result<(), ApplyError> {
-    if !schema::exists(client)
-        .map_err(|source| ApplyError::Db { context: "reading backstop.events", source })?
-    {
+    if !schema::exists(client).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("reading backstop.events", source))
+    })? {
         return Ok(());
     }
     let event = events::Event { kind, outcome: "started", versions, details: json!({}) };
-    events::record(client, &event)
-        .map_err(|source| ApplyError::Db { context: "writing the start event", source })
+    events::record(client, &event).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("writing the start event", source))
+    })
 }
 
 /// Audits a run refused before it started (drift, a missing down) and
@@ -535,9 +532,8 @@ fn run_groups(
                     details["gates"] = serde_json::Value::Object(run.gates.clone());
                 }
                 let event = events::Event { kind: run.kind, outcome: "ok", versions, details };
-                events::record(client, &event).map_err(|source| ApplyError::Db {
-                    context: "writing the audit event",
-                    source,
+                events::record(client, &event).map_err(|source| {
+                    ApplyError::Db(crate::pg::DbError::new("writing the audit event", source))
                 })?;
                 report.done.extend(done);
             }
@@ -609,7 +605,7 @@ pub fn repair(
         .find(|m| m.version == version)
         .ok_or_else(|| ApplyError::UnknownVersion(version.to_string()))?;
     with_lock(client, settings, progress, |client, _| {
-        let db = |context| move |source| ApplyError::Db { context, source };
+        let db = |context| move |source| ApplyError::Db(crate::pg::DbError::new(context, source));
         let rows = schema::applied::all(client).map_err(db("reading backstop.applied"))?;
         let row = rows
             .iter()

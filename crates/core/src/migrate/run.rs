@@ -336,7 +336,9 @@ fn run_transactional(
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
-    let db_err = |source| ApplyError::Db { context: "running the migration transaction", source };
+    let db_err = |source| {
+        ApplyError::Db(crate::pg::DbError::new("running the migration transaction", source))
+    };
     // Dropping `tx` without commit rolls back: every early return below is safe.
     let mut tx = client.transaction().map_err(db_err)?;
     set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
@@ -368,7 +370,7 @@ pub fn trial(
     progress: &mut dyn Progress,
     mut after: impl FnMut(usize, &mut postgres::Transaction<'_>) -> Result<(), ApplyError>,
 ) -> Result<Vec<TrialOutcome>, ApplyError> {
-    let db_err = |source| ApplyError::Db { context: "trying a migration", source };
+    let db_err = |source| ApplyError::Db(crate::pg::DbError::new("trying a migration", source));
     let mut tx = client.transaction().map_err(db_err)?;
     set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
     let mut outcomes = Vec::with_capacity(groups.len());
@@ -396,7 +398,9 @@ fn apply_in(
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<TrialOutcome, ApplyError> {
-    let db_err = |source| ApplyError::Db { context: "running the migration transaction", source };
+    let db_err = |source| {
+        ApplyError::Db(crate::pg::DbError::new("running the migration transaction", source))
+    };
     let baseline = match protect::preflight(tx, &settings.protected_tables, all_statements(group))
         .map_err(db_err)?
     {
@@ -518,7 +522,9 @@ fn run_autocommit(
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
-    let db_err = |source| ApplyError::Db { context: "running a no-transaction migration", source };
+    let db_err = |source| {
+        ApplyError::Db(crate::pg::DbError::new("running a no-transaction migration", source))
+    };
     let m = group.migrations[0];
     let file = group.file(m);
     let baseline = {

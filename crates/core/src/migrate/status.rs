@@ -78,11 +78,13 @@ pub struct HalfApplied {
 
 /// Compares the migrations folder with the database's history.
 pub fn status(client: &mut Client, migrations: &[Migration]) -> Result<Status, ApplyError> {
-    let rows = schema::applied::all(client)
-        .map_err(|source| ApplyError::Db { context: "reading backstop.applied", source })?;
+    let rows = schema::applied::all(client).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("reading backstop.applied", source))
+    })?;
     let mut status = compare(migrations, rows);
-    status.half_applied = half_applied(client, &status)
-        .map_err(|source| ApplyError::Db { context: "reading backstop.events", source })?;
+    status.half_applied = half_applied(client, &status).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("reading backstop.events", source))
+    })?;
     Ok(status)
 }
 

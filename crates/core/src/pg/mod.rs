@@ -45,6 +45,34 @@ impl Prepared {
     }
 }
 
+/// A database failure, with what Backstop was doing when it happened: the
+/// one error type every domain wraps for PostgreSQL's errors.
+#[derive(Debug, thiserror::Error)]
+#[error("database error while {context}")]
+pub struct DbError {
+    pub context: std::borrow::Cow<'static, str>,
+    #[source]
+    pub source: postgres::Error,
+}
+
+impl DbError {
+    /// The failure `source` while doing `context` ("reading the flags").
+    pub fn new(
+        context: impl Into<std::borrow::Cow<'static, str>>,
+        source: postgres::Error,
+    ) -> Self {
+        DbError { context: context.into(), source }
+    }
+}
+
+/// For `map_err`: `client.query(..).map_err(pg::db("reading the flags"))?`.
+pub fn db(
+    context: impl Into<std::borrow::Cow<'static, str>>,
+) -> impl FnOnce(postgres::Error) -> DbError {
+    let context = context.into();
+    move |source| DbError { context, source }
+}
+
 /// A read-only repeatable-read transaction: every table read in it is seen
 /// as of one moment, so counts and checksums of several tables agree.
 pub fn one_moment(

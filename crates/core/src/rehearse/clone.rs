@@ -356,7 +356,9 @@ impl Workspace {
                 quote_ident(&name),
                 quote_ident(&self.template)
             ))
-            .map_err(|source| RehearseError::Db { context: "copying the database", source })?;
+            .map_err(|source| {
+                RehearseError::Db(crate::pg::DbError::new("copying the database", source))
+            })?;
         self.made.push(name.clone());
         admin
             .batch_execute(&format!(

@@ -19,7 +19,7 @@ pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseErro
 }
 
 pub(super) fn db_err(context: &'static str) -> impl Fn(postgres::Error) -> RehearseError {
-    move |source| RehearseError::Db { context, source }
+    move |source| RehearseError::Db(crate::pg::DbError::new(context, source))
 }
 
 /// A connection to the source database itself.

@@ -56,12 +56,8 @@ pub enum RehearseError {
     Clone { reason: String },
     #[error("{tool} failed while copying the database: {output}")]
     Tool { tool: String, output: String },
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error("could not {action} {path}")]
     Io {
         action: &'static str,

@@ -17,7 +17,7 @@ pub fn record(
     r: &Rehearsal,
     wait: std::time::Duration,
 ) -> Result<(), RehearseError> {
-    let db = |context| move |source| RehearseError::Db { context, source };
+    let db = |context| move |source| RehearseError::Db(crate::pg::DbError::new(context, source));
     let mut lock = MigrationLock::acquire(client, wait, |_| {})?;
     schema::ensure(&mut lock).map_err(db("creating the backstop schema"))?;
     let report = r.report.as_ref().map(|p| p.display().to_string());

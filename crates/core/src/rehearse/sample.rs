@@ -16,6 +16,7 @@
 //! included) cannot be closed that way and are copied whole, as is
 //! Backstop's own history; the report names them.
 
+use crate::pg::db;
 use std::collections::{BTreeMap, BTreeSet};
 
 use postgres::{Client, Transaction};
@@ -76,10 +77,6 @@ struct Edge {
     parent: usize,
     columns: Vec<String>,
     referenced: Vec<String>,
-}
-
-fn db(context: &'static str) -> impl Fn(postgres::Error) -> RehearseError {
-    move |source| RehearseError::Db { context, source }
 }
 
 /// Fills database `base` of `cluster` with a `percent` sample of the source.

@@ -112,7 +112,7 @@ pub(super) fn scenario_b(
             "CREATE TABLE {LATE_WRITES} (id int, note text);
              INSERT INTO {LATE_WRITES} SELECT g, 'written after the migration' FROM generate_series(1, {LATE_ROWS}) g;"
         ))
-        .map_err(|source| RehearseError::Db { context: "writing after the migration", source })?;
+        .map_err(|source| RehearseError::Db(crate::pg::DbError::new("writing after the migration", source)))?;
     drop(client);
     let restore_started = Instant::now();
     let restored = match backed.restore(&conninfo, settings) {
@@ -273,7 +273,9 @@ fn doomed(rows: i64) -> i64 {
 
 /// Deletes rows of `victim`; returns how many it holds after.
 fn damage(client: &mut Client, victim: &TableChecksum) -> Result<i64, RehearseError> {
-    let db = |context: &'static str| move |source| RehearseError::Db { context, source };
+    let db = |context: &'static str| {
+        move |source| RehearseError::Db(crate::pg::DbError::new(context, source))
+    };
     let (schema, name) = victim.table.split_once('.').unwrap_or(("public", &victim.table));
     let qualified = crate::pg::quote_qualified(Some(schema), name);
     let doomed = doomed(victim.rows);
@@ -310,9 +312,9 @@ fn export_new_tables(
             "COPY {} TO STDOUT WITH (FORMAT csv, HEADER)",
             crate::pg::quote_qualified(Some(s), n)
         );
-        let mut reader = client
-            .copy_out(sql.as_str())
-            .map_err(|source| RehearseError::Db { context: "exporting a new table", source })?;
+        let mut reader = client.copy_out(sql.as_str()).map_err(|source| {
+            RehearseError::Db(crate::pg::DbError::new("exporting a new table", source))
+        })?;
         let mut csv = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut csv).map_err(|source| RehearseError::Io {
             action: "export",

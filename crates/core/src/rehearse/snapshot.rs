@@ -27,7 +27,9 @@ pub(super) fn snapshot_prepared(
     client: &mut impl postgres::GenericClient,
     prepared: &mut Prepared,
 ) -> Result<Snapshot, RehearseError> {
-    let db = |source| RehearseError::Db { context: "taking a snapshot of the copy", source };
+    let db = |source| {
+        RehearseError::Db(crate::pg::DbError::new("taking a snapshot of the copy", source))
+    };
     Ok(Snapshot {
         schema: Schema::read_prepared(client, prepared).map_err(db)?,
         tables: table_checksums_prepared(client, prepared).map_err(db)?,

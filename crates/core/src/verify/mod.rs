@@ -26,12 +26,8 @@ pub use suite::{Selection, Suite};
 pub enum VerifyError {
     #[error(transparent)]
     Connect(#[from] crate::pg::ConnectError),
-    #[error("database error while {context}")]
-    Db {
-        context: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Db(#[from] crate::pg::DbError),
     #[error("no check is named {name:?}; the configured checks are: {}", known.join(", "))]
     UnknownCheck { name: String, known: Vec<String> },
     #[error(
@@ -79,7 +75,7 @@ impl VerifyError {
             | VerifyError::SnapshotNotFound { .. }
             | VerifyError::SnapshotExists { .. }
             | VerifyError::Backup(_) => 2,
-            VerifyError::Connect(_) | VerifyError::Db { .. } => 3,
+            VerifyError::Connect(_) | VerifyError::Db(_) => 3,
             VerifyError::SnapshotCorrupt { .. }
             | VerifyError::TestRow { .. }
             | VerifyError::Http(_) => 1,

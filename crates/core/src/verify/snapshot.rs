@@ -102,7 +102,9 @@ impl Snapshot {
         name: &str,
         scope: &ChecksumScope,
     ) -> Result<Snapshot, VerifyError> {
-        let db = |context: &'static str| move |source| VerifyError::Db { context, source };
+        let db = |context: &'static str| {
+            move |source| VerifyError::Db(crate::pg::DbError::new(context, source))
+        };
         let mut tx =
             crate::pg::one_moment(client).map_err(db("starting a repeatable-read transaction"))?;
         let method = checksum::method(&mut tx).map_err(db("reading the server version"))?;
@@ -194,7 +196,9 @@ pub fn from_backup(
 /// Stores `snapshot` under its name. A name is never overwritten: the
 /// older snapshot may be the only record of how things were.
 pub fn save(client: &mut Client, snapshot: &Snapshot) -> Result<(), VerifyError> {
-    let db = |context: &'static str| move |source| VerifyError::Db { context, source };
+    let db = |context: &'static str| {
+        move |source| VerifyError::Db(crate::pg::DbError::new(context, source))
+    };
     let stored = snapshots::Stored {
         name: snapshot.name.clone(),
         taken_at: snapshot.taken_at,
@@ -209,7 +213,9 @@ pub fn save(client: &mut Client, snapshot: &Snapshot) -> Result<(), VerifyError>
 
 /// Loads the snapshot called `name`.
 pub fn load(client: &mut impl GenericClient, name: &str) -> Result<Snapshot, VerifyError> {
-    let db = |context: &'static str| move |source| VerifyError::Db { context, source };
+    let db = |context: &'static str| {
+        move |source| VerifyError::Db(crate::pg::DbError::new(context, source))
+    };
     let Some(stored) = snapshots::load(client, name).map_err(db("loading the snapshot"))? else {
         let known = snapshots::names(client, 10).map_err(db("listing snapshots"))?;
         return Err(VerifyError::SnapshotNotFound { name: name.to_string(), known });

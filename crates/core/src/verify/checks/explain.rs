@@ -30,7 +30,7 @@ pub(crate) fn run(c: &ExplainCheck, client: &mut Client) -> Result<Outcome, Veri
         Err(e) if e.as_db_error().is_some() => {
             return Ok(Outcome::Fail(format!("the query cannot be planned: {}", pg_message(&e))))
         }
-        Err(e) => return Err(VerifyError::Db { context: "planning the query", source: e }),
+        Err(e) => return Err(VerifyError::Db(crate::pg::DbError::new("planning the query", e))),
     };
     let text = explained
         .iter()

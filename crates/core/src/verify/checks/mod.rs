@@ -19,6 +19,7 @@ pub(crate) mod row_counts;
 pub(crate) mod sql;
 pub(crate) mod tables;
 
+pub(crate) use crate::pg::db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,12 +99,7 @@ pub(crate) fn session(
 
 /// A read-only repeatable-read transaction (see [`crate::pg::one_moment`]).
 pub(crate) fn one_moment(client: &mut Client) -> Result<postgres::Transaction<'_>, VerifyError> {
-    crate::pg::one_moment(client).map_err(db("starting a repeatable-read transaction"))
-}
-
-/// Maps a driver error to [`VerifyError::Db`] with what was being done.
-pub(crate) fn db(context: &'static str) -> impl Fn(postgres::Error) -> VerifyError {
-    move |source| VerifyError::Db { context, source }
+    Ok(crate::pg::one_moment(client).map_err(db("starting a repeatable-read transaction"))?)
 }
 
 /// PostgreSQL's error in one line: `SQLSTATE: message (detail)`.

@@ -238,7 +238,7 @@ fn op(
     match result {
         Ok(v) => Ok(Ok(v)),
         Err(e) if e.as_db_error().is_some() => Ok(Err(pg_message(&e))),
-        Err(e) => Err(VerifyError::Db { context: "running a test statement", source: e }),
+        Err(e) => Err(VerifyError::Db(crate::pg::DbError::new("running a test statement", e))),
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) fn run(c: &SqlCheck, client: &mut Client) -> Result<Outcome, VerifyEr
         Err(e) if e.as_db_error().is_some() => {
             return Ok(Outcome::Fail(format!("the query failed: {}", pg_message(&e))))
         }
-        Err(e) => return Err(VerifyError::Db { context: "running the query", source: e }),
+        Err(e) => return Err(VerifyError::Db(crate::pg::DbError::new("running the query", e))),
     };
     let rows: Vec<Vec<Option<String>>> = messages
         .iter()

@@ -1,0 +1,261 @@
+//! Taking over another tool's history: the real tools (sqlx-cli and
+//! diesel_cli from crates.io, dbmate from npm, sqitch from Debian; CI
+//! installs them with .ci/tools) migrate a fresh database, then `backstop
+//! adopt` records the same versions without running anything. Tools that no
+//! registry this project reaches provides (goose, golang-migrate, Flyway)
+//! are skipped with the reason printed; their tables are then written in
+//! the shape the tool creates, to test the readers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{event, DbExt, Project, CLUSTER};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
+
+fn project_from(layout: &str, label: &str) -> Project {
+    let p = Project::new(label);
+    let dir = p.path().join("migrations");
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&fixture(&format!("layouts/{layout}")), &dir);
+    p
+}
+
+/// The program `name`, from PATH or the tools cache; `None` (with the
+/// reason printed) when it is not installed.
+fn tool(name: &str, installed_by: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(t) = std::env::var_os("BACKSTOP_TOOLS") {
+        dirs.push(PathBuf::from(t).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cache/backstop-tools/bin"));
+    }
+    let found = dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file());
+    if found.is_none() {
+        crate::common::missing_tool(name, installed_by);
+    }
+    found
+}
+
+#[track_caller]
+fn run_tool(cmd: &mut Command) {
+    let out = cmd.output().expect("the tool starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What every adoption must come to: a dry run that writes nothing, then
+/// the history taken over, nothing pending, and a working rollback.
+fn adopt_and_roll_back(p: &Project, tool: &str, tool_table: &str, count: usize) {
+    let before: i64 = p.client().count(tool_table);
+    let dry = p.run(&["adopt", "--from", tool]);
+    dry.expect_code(0).expect_output(&format!("would adopt {count} migration(s)"));
+    assert!(!p.client().history_schema_exists(), "a dry run writes nothing");
+
+    p.run(&["adopt", "--from", tool, "--yes"]).expect_code(0).expect_output("✓ adopted");
+    let mut db = p.client();
+    assert_eq!(db.applied().len(), count);
+    let (kind, outcome, _) = db.events().pop().unwrap();
+    assert_eq!((kind.as_str(), outcome.as_str()), ("adopt", "ok"));
+    assert_eq!(db.count(tool_table), before, "the other tool's table is left as it was");
+
+    let status = p.run(&["status", "--format", "json"]);
+    let json = status.expect_code(0).json();
+    assert_eq!(json["pending"].as_array().unwrap().len(), 0, "{}", status.stdout);
+    assert_eq!(json["drifted"].as_array().unwrap().len(), 0, "{}", status.stdout);
+
+    // Adopting again changes nothing.
+    p.run(&["adopt", "--from", tool, "--yes"])
+        .expect_code(0)
+        .expect_output("adopted 0 migration(s)");
+
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    assert!(!db.exists("posts") && db.exists("users"));
+}
+
+#[test]
+fn sqlx_history_is_adopted_after_sqlx_cli_migrated() {
+    let Some(sqlx) = tool("sqlx", ".ci/tools/sqlx-cli.sh") else { return };
+    let p = project_from("sqlx", "adopt_sqlx");
+    run_tool(
+        Command::new(&sqlx)
+            .args(["migrate", "run", "--source", "migrations", "--database-url", &p.url])
+            .current_dir(p.path()),
+    );
+    adopt_and_roll_back(&p, "sqlx", "_sqlx_migrations", 3);
+}
+
+#[test]
+fn a_failed_sqlx_row_a_changed_file_and_a_lost_file_are_refused_by_name() {
+    let Some(sqlx) = tool("sqlx", ".ci/tools/sqlx-cli.sh") else { return };
+    let p = project_from("sqlx", "adopt_sqlx_findings");
+    run_tool(
+        Command::new(&sqlx)
+            .args(["migrate", "run", "--source", "migrations", "--database-url", &p.url])
+            .current_dir(p.path()),
+    );
+    let mut db = p.client();
+    db.execute("update _sqlx_migrations set success = false where version = 20200102000000", &[])
+        .unwrap();
+    p.write("migrations/20200103000000_posts.up.sql", "CREATE TABLE posts (id int);\n");
+    let run = p.run(&["adopt", "--from", "sqlx", "--yes"]);
+    run.expect_code(1)
+        .expect_output("20200102000000 (failed)")
+        .expect_output("success = false")
+        .expect_output("20200103000000 (checksum)")
+        .expect_output("nothing was adopted");
+    assert!(db.applied().is_empty());
+
+    std::fs::remove_file(p.path().join("migrations/20200101000000_users.up.sql")).unwrap();
+    std::fs::remove_file(p.path().join("migrations/20200101000000_users.down.sql")).unwrap();
+    p.run(&["adopt", "--from", "sqlx"])
+        .expect_code(1)
+        .expect_output("20200101000000 (missing_file)");
+}
+
+#[test]
+fn diesel_history_is_adopted_after_diesel_cli_migrated() {
+    let Some(diesel) = tool("diesel", ".ci/tools/diesel-cli.sh") else { return };
+    let p = project_from("diesel", "adopt_diesel");
+    run_tool(
+        Command::new(&diesel)
+            .args(["migration", "run", "--migration-dir", "migrations", "--database-url", &p.url])
+            .current_dir(p.path()),
+    );
+    adopt_and_roll_back(&p, "diesel", "__diesel_schema_migrations", 3);
+}
+
+#[test]
+fn dbmate_history_is_adopted_after_dbmate_migrated() {
+    let Some(dbmate) = tool("dbmate", ".ci/tools/dbmate.sh") else { return };
+    let p = project_from("dbmate", "adopt_dbmate");
+    let url = format!("{}?sslmode=disable", p.url);
+    run_tool(
+        Command::new(&dbmate)
+            .args(["--url", &url, "--migrations-dir", "migrations", "--no-dump-schema", "up"])
+            .current_dir(p.path()),
+    );
+    adopt_and_roll_back(&p, "dbmate", "schema_migrations", 3);
+}
+
+#[test]
+fn sqitch_history_is_adopted_after_sqitch_deployed() {
+    let Some(sqitch) = tool("sqitch", ".ci/tools/sqitch.sh") else { return };
+    let p = project_from("sqitch", "adopt_sqitch");
+    let target = format!("db:{}", p.url.replacen("postgres://", "pg://", 1));
+    run_tool(
+        Command::new(&sqitch)
+            .args(["deploy", &target])
+            .current_dir(p.path().join("migrations"))
+            .env("SQITCH_FULLNAME", "Backstop Test")
+            .env("SQITCH_EMAIL", "test@example.com"),
+    );
+    adopt_and_roll_back(&p, "sqitch", "sqitch.changes", 3);
+}
+
+#[test]
+fn goose_golang_migrate_and_flyway_tables_are_read_as_those_tools_write_them() {
+    for (name, why) in [
+        ("goose", "goose is published as Go source only"),
+        ("migrate", "golang-migrate is published as Go source and GitHub releases only"),
+        ("flyway", "Flyway is published on Maven and as a download only"),
+    ] {
+        if tool(name, "no registry this project reaches").is_none() {
+            eprintln!("  ({why}; its history table is written here in the shape the tool creates)");
+        }
+    }
+    // goose: the latest row of a version decides; version 0 is goose's own.
+    let p = project_from("goose", "adopt_goose");
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    db.batch_execute(
+        "drop schema backstop cascade;
+         create table goose_db_version (id serial primary key, version_id bigint not null,
+             is_applied boolean not null, tstamp timestamp default now());
+         insert into goose_db_version (version_id, is_applied) values (0, true), (1, true), (2, true), (3, true), (3, false), (3, true);",
+    )
+    .unwrap();
+    adopt_and_roll_back(&p, "goose", "goose_db_version", 3);
+
+    // golang-migrate: one row, the current version; dirty is refused.
+    let p = project_from("golang-migrate", "adopt_golang");
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    db.batch_execute(
+        "drop schema backstop cascade;
+         create table schema_migrations (version bigint not null primary key, dirty boolean not null);
+         insert into schema_migrations values (3, true);",
+    )
+    .unwrap();
+    p.run(&["adopt", "--from", "golang-migrate", "--yes"])
+        .expect_code(1)
+        .expect_output("3 (failed)")
+        .expect_output("dirty");
+    assert!(!db.history_schema_exists() || db.applied().is_empty());
+    db.execute("update schema_migrations set dirty = false", &[]).unwrap();
+    adopt_and_roll_back(&p, "golang-migrate", "schema_migrations", 3);
+
+    // Flyway: versioned rows with their CRC-32 checksums, a repeatable one.
+    let p = project_from("flyway", "adopt_flyway");
+    p.run(&["migrate"]).expect_code(0);
+    let crc = |file: &str| {
+        backstop_core::adopt::flyway_crc32(
+            &std::fs::read(p.path().join("migrations").join(file)).unwrap(),
+        )
+    };
+    let mut db = p.client();
+    db.batch_execute(
+        "drop schema backstop cascade;
+         create table flyway_schema_history (installed_rank int primary key, version varchar(50),
+             description varchar(200) not null, type varchar(20) not null, script varchar(1000) not null,
+             checksum int, installed_by varchar(100) not null, installed_on timestamp not null default now(),
+             execution_time int not null, success boolean not null);",
+    )
+    .unwrap();
+    for (rank, version, desc, script) in [
+        (1, Some("1"), "users", "V1__users.sql"),
+        (2, Some("1.1"), "users email idx", "V1.1__users_email_idx.sql"),
+        (3, Some("2"), "posts", "V2__posts.sql"),
+        (4, None, "recent users", "R__recent_users.sql"),
+    ] {
+        db.execute(
+            "insert into flyway_schema_history values ($1, $2, $3, 'SQL', $4, $5, 'flyway', now(), 7, true)",
+            &[&rank, &version, &desc, &script, &crc(script)],
+        )
+        .unwrap();
+    }
+    adopt_and_roll_back(&p, "flyway", "flyway_schema_history", 4);
+    assert!(db.events().contains(&event("rollback", "ok", &["2"])));
+}
+
+#[test]
+fn adopting_from_a_database_without_that_tools_table_is_a_usage_error() {
+    let p = project_from("sqlx", "adopt_nothing");
+    p.run(&["adopt", "--from", "sqlx"])
+        .expect_code(2)
+        .expect_output("no _sqlx_migrations in this database");
+    p.run(&["adopt", "--from", "rails"]).expect_code(2).expect_output("unknown tool \"rails\"");
+    assert!(!p.client().history_schema_exists());
+    let _ = &CLUSTER;
+}

@@ -1,0 +1,232 @@
+//! Bad input gets a clear error with the right exit code (2 usage or
+//! config, 3 environment), changes nothing in the database, and never
+//! shows a password.
+
+use crate::common::{DbExt, Project, Run, CLUSTER, DEFAULT_CONFIG};
+
+/// A project with one valid pending migration, so that any change to the
+/// database would show.
+fn project(label: &str) -> Project {
+    let p = Project::new(label);
+    p.migration("1_a", "CREATE TABLE a (id int);\n", Some("DROP TABLE a;\n"));
+    p
+}
+
+#[track_caller]
+fn assert_untouched(p: &Project, case: &str) {
+    let mut db = p.client();
+    assert_eq!(db.user_relations(), Vec::<String>::new(), "{case}: the database changed");
+    assert!(!db.history_schema_exists(), "{case}: the backstop schema was created");
+}
+
+#[test]
+fn config_errors_exit_2_and_name_file_and_line() {
+    let p = project("config_errors");
+    let with_migrations = |extra: &str| {
+        format!("[database]\nurl = \"${{DATABASE_URL}}\"\n\n[migrations]\ndir = \"migrations\"\n{extra}")
+    };
+
+    p.config(&with_migrations("lock_timout = \"5s\"\n"));
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("backstop.toml:6:")
+        .expect_output("lock_timout");
+    assert_untouched(&p, "unknown key");
+
+    p.config(&with_migrations("protected_tables = \"users\"\n"));
+    p.run(&["migrate"]).expect_code(2).expect_output("backstop.toml:6:");
+    assert_untouched(&p, "wrong type");
+
+    p.config(&with_migrations("statement_timeout = \"15 parsecs\"\n"));
+    p.run(&["status"]).expect_code(2).expect_output("backstop.toml:6:").expect_output("duration");
+    assert_untouched(&p, "bad duration");
+
+    p.config("[database\nurl = \"${DATABASE_URL}\"\n");
+    p.run(&["migrate"]).expect_code(2).expect_output("backstop.toml:1:");
+    assert_untouched(&p, "malformed TOML");
+
+    p.config(DEFAULT_CONFIG);
+    p.run(&["--config", "missing.toml", "migrate"])
+        .expect_code(2)
+        .expect_output("missing.toml not found");
+    assert_untouched(&p, "--config of a missing file");
+
+    // `${VAR}` in the URL with VAR unset, and nothing overriding it.
+    let run =
+        Run::from_output(p.cmd().env_remove("DATABASE_URL").args(["migrate"]).output().unwrap());
+    run.expect_code(2).expect_output("backstop.toml:2:").expect_output("DATABASE_URL");
+    assert_untouched(&p, "unset variable in the URL");
+
+    // `${VAR}` filled in from the environment when no override is given.
+    p.config("[database]\nurl = \"${BACKSTOP_TEST_DB_URL}\"\n");
+    let run = Run::from_output(
+        p.cmd()
+            .env_remove("DATABASE_URL")
+            .env("BACKSTOP_TEST_DB_URL", &p.url)
+            .args(["status"])
+            .output()
+            .unwrap(),
+    );
+    run.expect_code(0).expect_output("pending (1)");
+
+    // The same config under another name, passed explicitly, works.
+    p.write("conf/other.toml", "[migrations]\ndir = \"../migrations\"\n");
+    p.run(&["--config", "conf/other.toml", "status"]).expect_code(0).expect_output("1_a");
+}
+
+#[test]
+fn migration_folder_errors_exit_2_before_the_database_is_touched() {
+    let p = project("source_errors");
+    let reset = |p: &Project| {
+        let dir = p.path().join("migrations");
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        p.migration("1_a", "CREATE TABLE a (id int);\n", None);
+    };
+
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("migrations dir")
+        .expect_output("does not exist");
+    assert_untouched(&p, "missing migrations dir");
+
+    reset(&p);
+    p.migration("1_b", "CREATE TABLE b (id int);\n", None);
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("duplicate migration version")
+        .expect_output("1_b/up.sql");
+    assert_untouched(&p, "duplicate versions");
+
+    reset(&p);
+    p.write("migrations/2_b.up.sql", "CREATE TABLE b (id int);\n");
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("mixes two layouts")
+        .expect_output("2_b.up.sql");
+    assert_untouched(&p, "mixed layouts");
+
+    reset(&p);
+    p.migration("2_b", "CREATE TABLE b (id int);\n\nCREATE TABEL c (id int);\n", None);
+    let run = p.run(&["migrate"]);
+    run.expect_code(2).expect_output("2_b/up.sql:3:8: syntax error at or near \"TABEL\"");
+    assert_untouched(&p, "syntax error");
+
+    reset(&p);
+    p.migration("2_b", "BEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n", None);
+    p.run(&["migrate"]).expect_code(2).expect_output("2_b/up.sql:1:").expect_output("BEGIN");
+    assert_untouched(&p, "transaction control");
+
+    reset(&p);
+    p.migration("2_b", "-- to be written\n", None);
+    p.run(&["migrate"]).expect_code(2).expect_output("empty migration");
+    assert_untouched(&p, "empty migration");
+
+    reset(&p);
+    std::fs::create_dir_all(p.path().join("migrations/2_b")).unwrap();
+    std::fs::write(p.path().join("migrations/2_b/up.sql"), b"SELECT '\xff';\n").unwrap();
+    p.run(&["migrate"]).expect_code(2).expect_output("not valid UTF-8");
+    assert_untouched(&p, "non-UTF-8 file");
+
+    reset(&p);
+    p.run(&["migrate", "--to", "999"]).expect_code(2).expect_output("999");
+    assert_untouched(&p, "migrate --to an unknown version");
+
+    // And with the folder fixed, the same project migrates.
+    p.run(&["migrate"]).expect_code(0);
+    assert!(p.client().exists("a"));
+}
+
+#[test]
+fn rollback_to_an_unknown_version_exits_2_and_reverts_nothing() {
+    let p = project("rollback_unknown");
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "42"]).expect_code(2).expect_output("42");
+    let mut db = p.client();
+    assert!(db.exists("a"));
+    assert_eq!(db.applied(), ["1"]);
+}
+
+/// Connection strings that cannot work, the exit code each calls for, and
+/// the secret that must never be printed.
+fn bad_connections(db: &str) -> Vec<(&'static str, String, i32, Vec<&'static str>)> {
+    let port = CLUSTER.port();
+    vec![
+        (
+            "malformed URL",
+            "postgres://postgres:S3cretBadUrl@127.0.0.1:notaport/x".to_string(),
+            2,
+            vec!["S3cretBadUrl"],
+        ),
+        (
+            "unreachable server",
+            "postgres://postgres:S3cretUnreachable@127.0.0.1:1/x".to_string(),
+            3,
+            vec!["S3cretUnreachable"],
+        ),
+        (
+            "wrong password",
+            format!("postgres://postgres:Wr0ng%40S3cret@127.0.0.1:{port}/{db}"),
+            3,
+            vec!["Wr0ng%40S3cret", "Wr0ng@S3cret", "S3cret"],
+        ),
+        (
+            "wrong password in a keyword string",
+            format!("host=127.0.0.1 port={port} user=postgres password=KwS3cret dbname={db}"),
+            3,
+            vec!["KwS3cret"],
+        ),
+    ]
+}
+
+#[test]
+fn bad_urls_exit_2_unreachable_and_wrong_passwords_exit_3_and_no_password_is_printed() {
+    let p = project("connections");
+    for (case, url, code, secrets) in bad_connections(&p.db) {
+        for args in [
+            &["status"][..],
+            &["migrate"],
+            &["migrate", "--format", "json"],
+            &["rollback"],
+            &["repair", "1"],
+        ] {
+            let run = p.run_with_url(&url, args);
+            let what = format!("{case}, backstop {}", args.join(" "));
+            assert_eq!(run.code, Some(code), "{what}\n{}", run.all());
+            for secret in &secrets {
+                assert!(!run.all().contains(secret), "{what} printed {secret:?}:\n{}", run.all());
+            }
+            if code == 3 {
+                assert!(run.stderr.contains("could not connect"), "{what}: {}", run.stderr);
+            }
+        }
+        // The flag leaks no more than the variable does.
+        let run = Run::from_output(
+            p.cmd()
+                .env_remove("DATABASE_URL")
+                .args(["migrate", "--database-url", &url])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, Some(code), "{case}, --database-url\n{}", run.all());
+        for secret in &secrets {
+            assert!(!run.all().contains(secret), "{case} --database-url printed {secret:?}");
+        }
+    }
+    // A password written into backstop.toml itself is not shown either.
+    p.config(&format!(
+        "[database]\nurl = \"postgres://postgres:TomlS3cret@127.0.0.1:{}/{}\"\n",
+        CLUSTER.port(),
+        p.db
+    ));
+    let run =
+        Run::from_output(p.cmd().env_remove("DATABASE_URL").args(["migrate"]).output().unwrap());
+    run.expect_code(3).expect_output("password authentication failed");
+    assert!(!run.all().contains("TomlS3cret"), "{}", run.all());
+
+    let run = p.run_with_url(&bad_connections(&p.db)[2].1, &["status"]);
+    run.expect_output("password authentication failed").expect_output("postgres:****@");
+    assert_untouched(&p, "bad connections");
+}

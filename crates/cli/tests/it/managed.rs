@@ -1,0 +1,151 @@
+//! Conditions of real deployments: a database owner without superuser (as
+//! on managed PostgreSQL), and enum values that must be committed before use.
+
+use crate::common::{unique_name, DbExt, Project, CLUSTER};
+
+#[test]
+fn a_non_superuser_database_owner_can_migrate_guard_and_roll_back() {
+    let role = unique_name("owner");
+    let db = unique_name("owned");
+    let mut admin = CLUSTER.connect("postgres").unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        ))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
+    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", CLUSTER.port());
+
+    let project = Project::new("owner_project");
+    project.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\nprotected_tables = [\"users\"]\n");
+    project.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users SELECT i, 'u' || i FROM generate_series(1, 10) i;",
+        Some("DROP TABLE users;"),
+    );
+    project.migration(
+        "2_clients",
+        "CREATE TABLE clients (id int, user_id int REFERENCES users);",
+        Some("DROP TABLE clients;"),
+    );
+    project.run_with_url(&url, &["migrate"]).expect_code(0);
+
+    project.migration("3_cleanup", "DELETE FROM users WHERE id > 5;", Some("SELECT 1;"));
+    // Past the check gate (accepted), the guard must still hold as a non-superuser.
+    project
+        .run_with_url(&url, &["migrate", "--accept-risk", "BS100"])
+        .expect_code(1)
+        .expect_output("protected table users had 5 row(s) deleted");
+    project.run_with_url(&url, &["rollback", "--to", "1"]).expect_code(0);
+
+    let mut client = CLUSTER.connect(&db).unwrap();
+    assert_eq!(client.applied(), ["1"]);
+    assert_eq!(client.count("users"), 10);
+    assert!(!client.exists("clients"));
+    let owner: String = client
+        .query_one(
+            "select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = 'backstop'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, role, "the history schema belongs to the migrating role");
+}
+
+#[test]
+fn an_enum_value_added_and_used_later_is_committed_in_between() {
+    let project = Project::new("enum_split");
+    project.migration("1_mood", "CREATE TYPE mood AS ENUM ('ok');\nCREATE TABLE people (id int, mood mood);\nINSERT INTO people VALUES (1, 'ok'), (2, NULL);", None);
+    project.run(&["migrate"]).expect_code(0);
+    project.migration("2_add_meh", "ALTER TYPE mood ADD VALUE 'meh';", None);
+    project.migration("3_use_meh", "UPDATE people SET mood = 'meh' WHERE mood IS NULL;", None);
+    project
+        .run(&["migrate", "--dry-run"])
+        .expect_code(0)
+        .expect_output("group 1 (transaction, 1 statement(s)): 2\n")
+        .expect_output("group 2 (transaction, 1 statement(s)): 3\n");
+    project.run(&["migrate"]).expect_code(0);
+    let mut client = project.client();
+    assert_eq!(client.applied(), ["1", "2", "3"]);
+    let meh: i64 =
+        client.query_one("select count(*) from people where mood = 'meh'", &[]).unwrap().get(0);
+    assert_eq!(meh, 1);
+}
+
+#[test]
+fn using_a_new_enum_value_in_the_same_migration_fails_with_advice() {
+    let project = Project::new("enum_same");
+    project.migration(
+        "1_mood",
+        "CREATE TYPE mood AS ENUM ('ok');\nCREATE TABLE people (id int, mood mood);",
+        None,
+    );
+    project.run(&["migrate"]).expect_code(0);
+    project.migration(
+        "2_add_and_use",
+        "ALTER TYPE mood ADD VALUE 'meh';\nINSERT INTO people VALUES (1, 'meh');",
+        None,
+    );
+    project
+        .run(&["migrate"])
+        .expect_code(1)
+        .expect_output("error 55P04")
+        .expect_output("move the statements that use the new value into a later migration");
+    let mut client = project.client();
+    let labels: i64 = client
+        .query_one("select count(*) from pg_enum where enumtypid = 'mood'::regtype", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(labels, 1, "the rolled-back ADD VALUE left no label behind");
+}
+
+#[test]
+fn a_password_written_in_a_migration_is_never_shown_or_logged() {
+    let project = Project::new("secret_sql");
+    let role = unique_name("app_login");
+    project.migration(
+        "1_role",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'hunter2-first';\n\
+             CREATE ROLE {role}_b PASSWORD 'hunter2-second' IN ROLE no_such_role_at_all;"
+        ),
+        None,
+    );
+    let run = project.run(&["migrate"]);
+    run.expect_code(1).expect_output("PASSWORD '****'");
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+    let json = project.run(&["migrate", "--format", "json"]);
+    assert!(!json.all().contains("hunter2"), "{}", json.all());
+    let mut client = project.client();
+    let logged: String = client
+        .query_one("select string_agg(details::text, ' ') from backstop.events", &[])
+        .unwrap()
+        .get(0);
+    assert!(logged.contains("PASSWORD '****'"), "{logged}");
+    assert!(!logged.contains("hunter2"), "{logged}");
+}
+
+#[test]
+fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
+    let project = Project::new("nt_verify");
+    project.migration("1_t", "CREATE TABLE t (id int);", None);
+    project.run(&["migrate"]).expect_code(0);
+    project.migration(
+        "2_index",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);",
+        None,
+    );
+    project.write(
+        "migrations/2_index/verify.sql",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 't_id_unique') THEN\n  RAISE EXCEPTION 'unique index missing';\nEND IF; END $$;",
+    );
+    project
+        .run(&["migrate"])
+        .expect_code(1)
+        .expect_output("verify.sql statement 1/1 failed")
+        .expect_output("unique index missing")
+        .expect_output("NOT rolled back: 1 statement(s)");
+    let mut client = project.client();
+    assert!(client.exists("t_id_idx"), "the committed index stays, as the report says");
+    assert_eq!(client.applied(), ["1"], "a migration whose verify failed is not recorded");
+}
