@@ -179,13 +179,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lock_retries: 0,
     };
     let opts = MigrateOptions::default();
-
-    let v1 = write_set(work.path(), "v1", None)?;
+    let mut stage =
+        Act { client: &mut client, settings: &settings, opts: &opts, work: work.path() };
+    let v1 = write_set(stage.work, "v1", None)?;
     story.check("v1 schema with data applied (users, ai_usage_tracking, usage_alerts, meetings, participants, messages)", || {
-        let r = migrate::migrate(&mut client, &v1, &settings, &opts, &mut [], &mut Quiet)?;
+        let r = migrate::migrate(&mut *stage.client, &v1, stage.settings, stage.opts, &mut [], &mut Quiet)?;
         Ok(match &r.failure {
             None => {
-                let counts = row_counts(&mut client)?;
+                let counts = row_counts(&mut *stage.client)?;
                 let total: i64 = counts.iter().map(|(_, n)| n).sum();
                 Ok(format!("{total} rows in {} tables", counts.len()))
             }
@@ -193,97 +194,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
     });
     // Supabase lets its API roles into the auth schema that v1 made.
-    client
+    stage
+        .client
         .batch_execute("GRANT USAGE ON SCHEMA auth TO authenticated, service_role")
         .context("granting Supabase's roles the auth schema")?;
-    let before = snapshot(&mut client)?;
-    let v1_snapshot = verify::Snapshot::take(&mut client, "v1", &ChecksumScope::for_suite(&suite))?;
-
-    let half_way = write_set(work.path(), "half_way", Some((V2_HALF_WAY, None, None)))?;
-    story.check("v2 that fails half-way is rolled back", || {
-        let r = migrate::migrate(&mut client, &half_way, &settings, &opts, &mut [], &mut Quiet)?;
-        Ok(expect_failure(&r, Stage::Statement))
-    });
-    story.check("database unchanged", || unchanged(&mut client, &before));
-
-    let wrong = write_set(work.path(), "wrong_table", Some((V2_WRONG_TABLE, None, None)))?;
-    story.check("v2 that drops protected table users is refused", || {
-        let r = migrate::migrate(&mut client, &wrong, &settings, &opts, &mut [], &mut Quiet)?;
-        Ok(expect_failure(&r, Stage::ProtectedTable).map(|_| {
-            r.failure.as_ref().map_or(String::new(), |f| format!("{}, rolled back", f.message))
-        }))
-    });
-    story.check("database unchanged", || unchanged(&mut client, &before));
-
-    let good = write_set(work.path(), "good", Some((V2_UP, Some(V2_DOWN), Some(V2_VERIFY))))?;
-    story.check("good v2 applied: clients, meetings, action_items with RLS, policies, indexes, verify.sql passed", || {
-        let r = migrate::migrate(&mut client, &good, &settings, &opts, &mut [], &mut Quiet)?;
-        Ok(match (&r.failure, r.done.first()) {
-            (None, Some(d)) => Ok(format!("{} in {}", d.version, human(Duration::from_millis(d.duration_ms)))),
-            (Some(f), _) => Err(format!("it failed: {}", f.message)),
-            (None, None) => Err("nothing was applied".into()),
-        })
-    });
-    let mut lines = String::new();
-    story.check("v2 passes the verification suite", || {
-        let report = run_suite(&mut client, &url, &suite, Vec::new(), &v1_snapshot)?;
-        for line in report.text().lines().filter(|l| !l.starts_with("verify ")) {
-            let _ = writeln!(lines, "    {line}");
-        }
-        Ok(if report.ok() {
-            Ok(format!("{}/{} checks passed", report.passed, report.checks.len()))
-        } else {
-            Err(report.summary())
-        })
-    });
-    print!("{lines}");
-    story.check("a leaky policy planted afterwards is caught", || {
-        client.batch_execute("CREATE POLICY clients_debug ON clients FOR SELECT USING (true)")?;
-        let only = vec!["clients are private".to_string()];
-        let report = run_suite(&mut client, &url, &suite, only, &v1_snapshot);
-        client.batch_execute("DROP POLICY clients_debug ON clients")?;
-        Ok(match report?.checks.first() {
-            Some(c) if c.status == Status::Fail => {
-                Ok(format!("{} {}: {}", c.status.mark(), c.name, c.detail))
-            }
-            Some(c) => Err(format!("the check said {}: {}", c.status.mark(), c.detail)),
-            None => Err("no check ran".to_string()),
-        })
-    });
-    story.check("protected tables kept every row through v2", || {
-        let now = protected_counts(&row_counts(&mut client)?);
-        let was = protected_counts(&before.counts);
-        Ok(if now == was { Ok(describe(&now)) } else { Err(format!("{was:?} became {now:?}")) })
-    });
-
-    story.check("rollback restores the v1 schema", || {
-        let r = migrate::rollback(
-            &mut client,
-            &good,
-            &settings,
-            &RollbackTarget::Steps(1),
-            false,
-            &mut Quiet,
-        )?;
-        if let Some(f) = &r.failure {
-            return Ok(Err(format!("the rollback failed: {}", f.message)));
-        }
-        let now = snapshot(&mut client)?;
-        let diff = before.schema.differences(&now.schema);
-        if !diff.is_empty() {
-            return Ok(Err(format!("the schema differs from v1: {}", diff.join("; "))));
-        }
-        let protected_now = protected_counts(&now.counts);
-        if protected_now != protected_counts(&before.counts) {
-            return Ok(Err(format!("protected rows changed: {protected_now:?}")));
-        }
-        Ok(Ok(format!(
-            "schema fingerprint {} equal to v1, {}",
-            now.schema.fingerprint(),
-            describe(&protected_now)
-        )))
-    });
-
+    let before = snapshot(&mut *stage.client)?;
+    let v1_snapshot =
+        verify::Snapshot::take(&mut *stage.client, "v1", &ChecksumScope::for_suite(&suite))?;
+    failures_change_nothing(&mut story, &mut stage, &before)?;
+    let good = good_v2_is_verified(&mut story, &mut stage, &url, &suite, &before, &v1_snapshot)?;
+    rollback_restores_v1(&mut story, &mut stage, &good, &before);
     // The restore of the last act replaces the database: no session of
     // the demo may hold on to it.
     drop(client);
@@ -312,6 +232,139 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("{summary}");
     std::io::stdout().flush().context("writing to stdout")?;
     Ok(if story.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// What every act of the first part works with.
+struct Act<'a> {
+    client: &'a mut postgres::Client,
+    settings: &'a Settings,
+    opts: &'a MigrateOptions,
+    /// Where the acts write their migration folders.
+    work: &'a Path,
+}
+
+/// Act two: a v2 that fails half-way, and one that drops a protected
+/// table, each leave the database as it was.
+fn failures_change_nothing(
+    story: &mut Story,
+    stage: &mut Act<'_>,
+    before: &Snapshot,
+) -> anyhow::Result<()> {
+    let Act { client, settings, opts, work } = stage;
+    let (settings, opts) = (*settings, *opts);
+    let client: &mut postgres::Client = client;
+    let half_way = write_set(work, "half_way", Some((V2_HALF_WAY, None, None)))?;
+    story.check("v2 that fails half-way is rolled back", || {
+        let r = migrate::migrate(&mut *client, &half_way, settings, opts, &mut [], &mut Quiet)?;
+        Ok(expect_failure(&r, Stage::Statement))
+    });
+    story.check("database unchanged", || unchanged(&mut *client, before));
+
+    let wrong = write_set(work, "wrong_table", Some((V2_WRONG_TABLE, None, None)))?;
+    story.check("v2 that drops protected table users is refused", || {
+        let r = migrate::migrate(&mut *client, &wrong, settings, opts, &mut [], &mut Quiet)?;
+        Ok(expect_failure(&r, Stage::ProtectedTable).map(|_| {
+            r.failure.as_ref().map_or(String::new(), |f| format!("{}, rolled back", f.message))
+        }))
+    });
+    story.check("database unchanged", || unchanged(&mut *client, before));
+
+    Ok(())
+}
+
+/// Act three: the good v2 is applied, passes the verification suite, a
+/// leak planted afterwards is caught, and the protected rows stay.
+fn good_v2_is_verified(
+    story: &mut Story,
+    stage: &mut Act<'_>,
+    url: &str,
+    suite: &VerifySection,
+    before: &Snapshot,
+    v1_snapshot: &verify::Snapshot,
+) -> anyhow::Result<Vec<Migration>> {
+    let Act { client, settings, opts, work } = stage;
+    let (settings, opts) = (*settings, *opts);
+    let client: &mut postgres::Client = client;
+    let good = write_set(work, "good", Some((V2_UP, Some(V2_DOWN), Some(V2_VERIFY))))?;
+    story.check("good v2 applied: clients, meetings, action_items with RLS, policies, indexes, verify.sql passed", || {
+        let r = migrate::migrate(&mut *client, &good, settings, opts, &mut [], &mut Quiet)?;
+        Ok(match (&r.failure, r.done.first()) {
+            (None, Some(d)) => Ok(format!("{} in {}", d.version, human(Duration::from_millis(d.duration_ms)))),
+            (Some(f), _) => Err(format!("it failed: {}", f.message)),
+            (None, None) => Err("nothing was applied".into()),
+        })
+    });
+    let mut lines = String::new();
+    story.check("v2 passes the verification suite", || {
+        let report = run_suite(&mut *client, url, suite, Vec::new(), v1_snapshot)?;
+        for line in report.text().lines().filter(|l| !l.starts_with("verify ")) {
+            let _ = writeln!(lines, "    {line}");
+        }
+        Ok(if report.ok() {
+            Ok(format!("{}/{} checks passed", report.passed, report.checks.len()))
+        } else {
+            Err(report.summary())
+        })
+    });
+    print!("{lines}");
+    story.check("a leaky policy planted afterwards is caught", || {
+        client.batch_execute("CREATE POLICY clients_debug ON clients FOR SELECT USING (true)")?;
+        let only = vec!["clients are private".to_string()];
+        let report = run_suite(&mut *client, url, suite, only, v1_snapshot);
+        client.batch_execute("DROP POLICY clients_debug ON clients")?;
+        Ok(match report?.checks.first() {
+            Some(c) if c.status == Status::Fail => {
+                Ok(format!("{} {}: {}", c.status.mark(), c.name, c.detail))
+            }
+            Some(c) => Err(format!("the check said {}: {}", c.status.mark(), c.detail)),
+            None => Err("no check ran".to_string()),
+        })
+    });
+    story.check("protected tables kept every row through v2", || {
+        let now = protected_counts(&row_counts(&mut *client)?);
+        let was = protected_counts(&before.counts);
+        Ok(if now == was { Ok(describe(&now)) } else { Err(format!("{was:?} became {now:?}")) })
+    });
+    Ok(good)
+}
+
+/// Act four: rolling v2 back gives the v1 schema and every protected row.
+fn rollback_restores_v1(
+    story: &mut Story,
+    stage: &mut Act<'_>,
+    good: &[Migration],
+    before: &Snapshot,
+) {
+    let Act { client, settings, .. } = stage;
+    let settings = *settings;
+    let client: &mut postgres::Client = client;
+    story.check("rollback restores the v1 schema", || {
+        let r = migrate::rollback(
+            &mut *client,
+            good,
+            settings,
+            &RollbackTarget::Steps(1),
+            false,
+            &mut Quiet,
+        )?;
+        if let Some(f) = &r.failure {
+            return Ok(Err(format!("the rollback failed: {}", f.message)));
+        }
+        let now = snapshot(&mut *client)?;
+        let diff = before.schema.differences(&now.schema);
+        if !diff.is_empty() {
+            return Ok(Err(format!("the schema differs from v1: {}", diff.join("; "))));
+        }
+        let protected_now = protected_counts(&now.counts);
+        if protected_now != protected_counts(&before.counts) {
+            return Ok(Err(format!("protected rows changed: {protected_now:?}")));
+        }
+        Ok(Ok(format!(
+            "schema fingerprint {} equal to v1, {}",
+            now.schema.fingerprint(),
+            describe(&protected_now)
+        )))
+    });
 }
 
 fn describe(counts: &[(String, i64)]) -> String {

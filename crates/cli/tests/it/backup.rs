@@ -247,13 +247,18 @@ fn a_reused_backup_must_hold_the_state_the_migration_changes() {
         let mut writer = p.client();
         writer.batch_execute("INSERT INTO users VALUES (1000, 'late@example.com')").unwrap();
     }
-    crate::common::poll_until("the write shows in the statistics", 50, Duration::from_millis(100), || {
-        let n: i64 = db
+    crate::common::poll_until(
+        "the write shows in the statistics",
+        50,
+        Duration::from_millis(100),
+        || {
+            let n: i64 = db
             .query_one("select pg_stat_clear_snapshot()::text is null or true, n_tup_ins from pg_stat_user_tables where relname = 'users'", &[])
             .map(|r| r.get(1))
             .unwrap_or(0);
-        n >= 21
-    });
+            n >= 21
+        },
+    );
     p.migration("2_a", "CREATE TABLE a (id int);", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!(
         "not reusing backup {taken}: the database was written since it was taken"
@@ -585,10 +590,15 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
         .spawn()
         .unwrap();
     let journal = backups_dir(&p).join("restore.json");
-    crate::common::poll_until("the restore reaching pg_restore", 600, Duration::from_millis(50), || {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        text.contains("\"restoring\"") && started_marker.exists()
-    });
+    crate::common::poll_until(
+        "the restore reaching pg_restore",
+        600,
+        Duration::from_millis(50),
+        || {
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            text.contains("\"restoring\"") && started_marker.exists()
+        },
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -665,7 +675,10 @@ fn prune_applies_retention_and_keeps_the_newest_keep_min() {
         m["created_at"] = Value::String((created - chrono::Duration::days(40)).to_rfc3339());
         std::fs::write(&path, m.to_string()).unwrap();
     }
-    p.config(&format!("{}\n[backup]\nretention = \"30d\"\nkeep_min = 3\n", crate::common::DEFAULT_CONFIG));
+    p.config(&format!(
+        "{}\n[backup]\nretention = \"30d\"\nkeep_min = 3\n",
+        crate::common::DEFAULT_CONFIG
+    ));
     p.run(&["backup", "prune", "--dry-run"])
         .expect_code(0)
         .expect_output(&format!("would remove {}", ids[0]))

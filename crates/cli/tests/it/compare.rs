@@ -5,8 +5,8 @@
 
 use std::sync::LazyLock;
 
-use backstop_core::pg::cluster::Cluster;
 use crate::common::{unique_name, Project};
+use backstop_core::pg::cluster::Cluster;
 use serde_json::{json, Value};
 
 static OTHER: LazyLock<Cluster> =
@@ -642,7 +642,10 @@ fn the_verdict_follows_compare_policy_and_its_presets() {
             "! content (reported, not counted): public.items: 5 missing, 0 extra, 1 different",
         );
 
-    p.config(&format!("{}\n[compare]\nrow_count_tolerance = \"ten\"\n", crate::common::DEFAULT_CONFIG));
+    p.config(&format!(
+        "{}\n[compare]\nrow_count_tolerance = \"ten\"\n",
+        crate::common::DEFAULT_CONFIG
+    ));
     p.run(&["compare", "--source", &source, "--target", &target])
         .expect_code(2)
         .expect_output("e.g. \"1%\"");

@@ -5,9 +5,9 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use crate::common::{event, DbExt, Project, Run};
 use backstop_core::pg::cluster::Cluster;
 use backstop_core::pg::lock::MIGRATION_LOCK_KEY;
-use crate::common::{event, DbExt, Project, Run};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

@@ -2,9 +2,9 @@
 //! lossy downs, scenario A, the source left untouched, stale copies
 //! removed, the dump fallback, and the rehearsal gate of `migrate`.
 
+use crate::common::{DbExt, Project};
 use backstop_core::pg::checksum::table_checksums;
 use backstop_core::pg::fingerprint::Schema;
-use crate::common::{DbExt, Project};
 
 const BASE: &str = "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);
 INSERT INTO users SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 50) i;";

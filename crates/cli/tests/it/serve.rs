@@ -226,9 +226,11 @@ fn a_taken_port_or_a_bad_address_is_refused_clearly() {
         .expect_code(2)
         .expect_output("is not an address");
     // Reading the token from an unset variable is a config error, before listening.
-    crate::common::Run::from_output(p.cmd().args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap())
-        .expect_code(2)
-        .expect_output("SERVE_TOKEN");
+    crate::common::Run::from_output(
+        p.cmd().args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap(),
+    )
+    .expect_code(2)
+    .expect_output("SERVE_TOKEN");
     drop(taken);
 }
 

@@ -740,7 +740,8 @@ fn a_non_superuser_database_owner_can_run_the_whole_suite() {
         ))
         .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
-    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", crate::common::CLUSTER.port());
+    let url =
+        format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", crate::common::CLUSTER.port());
     let mut owner = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     owner.batch_execute(tables).unwrap();
 

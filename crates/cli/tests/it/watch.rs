@@ -293,12 +293,17 @@ fn a_real_prometheus_breach_is_decided_one_interval_after_the_for_window() {
         .expect("prometheus starts");
     let agent: ureq::Agent =
         ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    crate::common::poll_until("prometheus is ready", 150, std::time::Duration::from_millis(200), || {
-        agent
-            .get(format!("http://127.0.0.1:{port}/-/ready"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    crate::common::poll_until(
+        "prometheus is ready",
+        150,
+        std::time::Duration::from_millis(200),
+        || {
+            agent
+                .get(format!("http://127.0.0.1:{port}/-/ready"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+        },
+    );
 
     let trigger = "[[triggers]]\nname = \"error rate\"\nsource = \"prometheus\"\nquery = \"max(app_error_ratio)\"\nabove = 0.05\nfor = \"3s\"\ninterval = \"1s\"\nmethod = \"A\"\n";
     let p = project(

@@ -179,10 +179,19 @@ fn count(url: &str, sql: &str) -> anyhow::Result<i64> {
 pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> anyhow::Result<()> {
     let metrics = Metrics::start(url)?;
     let dir = project(root, &metrics.url)?;
-    let mut shown = String::new();
+    migrate_behind_a_backup(story, &dir, url);
+    flags_on_and_rows_written(story, &dir, url);
+    watch_escalates_to_b(story, &dir, url);
+    rows_kept_in_the_snapshot(story, url);
+    incident_texts(story, &dir, url);
+    method_c_on_a_leak(story, &dir, url, v1);
+    Ok(())
+}
 
+/// The last act: v2 applied again by `backstop migrate`, behind a verified backup.
+fn migrate_behind_a_backup(story: &mut Story, dir: &Path, url: &str) {
     story.check("v2 applied again by `backstop migrate`, behind a verified backup", || {
-        let out = match run(&dir, url, &["migrate"])? {
+        let out = match run(dir, url, &["migrate"])? {
             Ok(out) => out,
             Err(why) => return Ok(Err(why)),
         };
@@ -195,13 +204,17 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             out.lines().find(|l| l.contains("backup")).unwrap_or_default().trim().to_string();
         Ok(if guarded == 1 { Ok(backup) } else { Err("no backup guards v2".into()) })
     });
+}
+
+/// The last act: v2's flags on, and rows written since.
+fn flags_on_and_rows_written(story: &mut Story, dir: &Path, url: &str) {
     story.check("v2's flags on, and rows written since", || {
         for args in [
             &["flags", "sync"][..],
             &["flags", "enable", "client_cards", "--reason", "launch"],
             &["flags", "enable", "client_memory", "--reason", "launch"],
         ] {
-            if let Err(why) = run(&dir, url, args)? {
+            if let Err(why) = run(dir, url, args)? {
                 return Ok(Err(why));
             }
         }
@@ -211,9 +224,13 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
         )?;
         Ok(Ok("client_cards, client_memory on; 2 clients added by users".into()))
     });
+}
 
+/// The last act: watch --auto B: A, no recovery, B.
+fn watch_escalates_to_b(story: &mut Story, dir: &Path, url: &str) {
+    let mut shown = String::new();
     story.check("the app fails at 8 %: watch --auto B turns the flags off, sees no recovery, escalates to B and restores", || {
-        let mut child = backstop(&dir, url, &["watch", "--auto", "B", "--for", "60s"])?
+        let mut child = backstop(dir, url, &["watch", "--auto", "B", "--for", "60s"])?
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -264,8 +281,11 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             _ => Err(format!("method A seen: {a}, flags on: {flags_on}, clients table present: {clients}")),
         })
     });
-    print!("{}", std::mem::take(&mut shown));
+    print!("{shown}");
+}
 
+/// The last act: the rows written since v2 kept in the pre-restore snapshot.
+fn rows_kept_in_the_snapshot(story: &mut Story, url: &str) {
     story.check("the rows written since v2 are kept in the pre-restore snapshot", || {
         let mut c = pg::connect(url, "backstop demo")?;
         let snapshot: Option<String> = backstop_core::schema::events::latest(&mut c, "restore")?
@@ -286,13 +306,17 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             Err(format!("{n} clients in {snapshot}"))
         })
     });
+}
 
+/// The last act: the incident texts from the timeline.
+fn incident_texts(story: &mut Story, dir: &Path, url: &str) {
+    let mut shown = String::new();
     story.check("incident report and Slack text written from the timeline", || {
-        let report = match run(&dir, url, &["incident", "report", "--text", "report"])? {
+        let report = match run(dir, url, &["incident", "report", "--text", "report"])? {
             Ok(t) => t,
             Err(why) => return Ok(Err(why)),
         };
-        let slack = match run(&dir, url, &["incident", "report", "--text", "slack"])? {
+        let slack = match run(dir, url, &["incident", "report", "--text", "slack"])? {
             Ok(t) => t,
             Err(why) => return Ok(Err(why)),
         };
@@ -309,13 +333,17 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
             Err("the report does not name method B".into())
         })
     });
-    print!("{}", std::mem::take(&mut shown));
+    print!("{shown}");
+}
 
+/// The last act: method C on an RLS leak: exposure counted, exports written, v2 reverted.
+fn method_c_on_a_leak(story: &mut Story, dir: &Path, url: &str, v1: &Schema) {
+    let mut shown = String::new();
     story.check("scenario C: an RLS leak in v2 is counted, exported and reverted", || {
         for args in
             [&["migrate"][..], &["flags", "enable", "client_cards", "--reason", "second launch"]]
         {
-            if let Err(why) = run(&dir, url, args)? {
+            if let Err(why) = run(dir, url, args)? {
                 return Ok(Err(why));
             }
         }
@@ -325,7 +353,7 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
              INSERT INTO clients (user_id, name) VALUES (1, 'Ada'), (1, 'Charles'), (2, 'Grace')",
         )?;
         let out = match run(
-            &dir,
+            dir,
             url,
             &["rollback", "--method", "C", "--yes", "--reason", "RLS leak on clients"],
         )? {
@@ -351,5 +379,4 @@ pub(super) fn play(story: &mut Story, url: &str, root: &Path, v1: &Schema) -> an
         })
     });
     print!("{shown}");
-    Ok(())
 }

@@ -1,0 +1,29 @@
+//! The CLI's integration tests, one binary: the real `backstop` binary
+//! against one throwaway cluster (a fresh database and project folder per
+//! test), and real third-party programs where a test names one. One binary
+//! links the parser and the core once, not once per file.
+
+mod common;
+
+mod adopt;
+mod backup;
+mod bad_input;
+mod check;
+mod commands;
+mod compare;
+mod crashes;
+mod decide;
+mod demo;
+mod flags;
+mod floors;
+mod incident;
+mod layouts;
+mod managed;
+mod memory;
+mod openfeature;
+mod rehearse;
+mod secrets;
+mod serve;
+mod tls;
+mod verify;
+mod watch;

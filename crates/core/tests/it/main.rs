@@ -1,0 +1,6 @@
+//! Core's integration tests, one binary: the library against real
+//! throwaway clusters.
+
+mod checksum;
+mod freeze;
+mod gates;
