@@ -3,7 +3,6 @@
 //! password in the environment (never on a command line), files created
 //! 0600, and the child killed with us if we die.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -172,15 +171,7 @@ impl Tools {
         // Backstop's own sessions are exempt from a write freeze.
         cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
         cmd.stdin(Stdio::null());
-        // SAFETY: umask and prctl are async-signal-safe system calls with
-        // no allocation; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::shell::die_with_parent_privately(&mut cmd);
         cmd
     }
 }

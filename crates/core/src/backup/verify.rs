@@ -29,15 +29,11 @@ pub struct VerifyReport {
 /// The archive's table of contents from `pg_restore --list`: `Ok(Err(text))`
 /// when pg_restore cannot read it.
 pub fn toc(tools: &Tools, dump_dir: &Path) -> Result<Result<String, String>, BackupError> {
-    let out = std::process::Command::new(tools.pg_restore())
-        .arg("--list")
-        .arg(dump_dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| BackupError::Spawn {
-            tool: tools.pg_restore().display().to_string(),
-            source,
-        })?;
+    let mut cmd = std::process::Command::new(tools.pg_restore());
+    crate::shell::die_with_parent(&mut cmd);
+    let out = cmd.arg("--list").arg(dump_dir).stdin(Stdio::null()).output().map_err(|source| {
+        BackupError::Spawn { tool: tools.pg_restore().display().to_string(), source }
+    })?;
     if out.status.success() {
         Ok(Ok(String::from_utf8_lossy(&out.stdout).to_string()))
     } else {

@@ -88,11 +88,13 @@ pub(super) fn pipe_dump(
     dump.args(["--format=custom", "--no-password"]).args(extra);
     dump.arg(format!("--dbname={}", from.conninfo));
     from.apply(&mut dump);
+    crate::shell::die_with_parent(&mut dump);
     let mut dump =
         dump.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(spawn_err("pg_dump"))?;
     let mut restore = Command::new(bin.tool("pg_restore"));
     restore.args(["--no-password", "--exit-on-error"]).arg(format!("--dbname={}", to.conninfo));
     to.apply(&mut restore);
+    crate::shell::die_with_parent(&mut restore);
     let restore = restore
         .stdin(dump.stdout.take().expect("piped"))
         .stdout(Stdio::null())
