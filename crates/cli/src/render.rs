@@ -87,6 +87,11 @@ impl Progress for StderrProgress {
             Note::Retrying { attempt, of, wait } => {
                 format!("lock_timeout hit; retry {attempt}/{of} in {}", human(wait))
             }
+            Note::Kept { kept, folder } => format!(
+                "  kept {} in {} before the downs ran",
+                terminal_safe(&kept.to_string()),
+                terminal_safe(&folder.join(&kept.file).display().to_string())
+            ),
             Note::Stage { index, total: 0, name } => format!("[{index}/?] {}", terminal_safe(name)),
             Note::Stage { index, total, name } => {
                 format!("[{index}/{total}] {}", terminal_safe(name))
@@ -198,6 +203,15 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
             terminal_safe(&d.version),
             terminal_safe(&d.name),
             human(Duration::from_millis(d.duration_ms))
+        );
+    }
+    if let (false, Some(folder)) = (r.kept.is_empty(), &r.kept_in) {
+        let what: Vec<String> = r.kept.iter().map(|k| k.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "✓ kept before the downs removed them: {} (CSV and manifest.json in {})",
+            terminal_safe(&what.join(", ")),
+            terminal_safe(&folder.display().to_string())
         );
     }
     if let Some(f) = &r.failure {

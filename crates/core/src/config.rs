@@ -55,6 +55,8 @@ struct File {
     #[serde(default)]
     rehearse: RehearseSection,
     #[serde(default)]
+    rollback: crate::migrate::RollbackSection,
+    #[serde(default)]
     backup: BackupSection,
     #[serde(default)]
     freeze: FreezeSection,
@@ -119,6 +121,8 @@ pub struct Config {
     database_url: Option<(String, usize)>,
     pub migrations: MigrationsSection,
     pub rehearse: RehearseSection,
+    /// `[rollback]`: what an undo keeps before it removes data.
+    pub rollback: crate::migrate::RollbackSection,
     pub backup: BackupSection,
     pub freeze: FreezeSection,
     /// `[check]`: the risk check and the migrate gate built on it.
@@ -175,6 +179,7 @@ impl Config {
                 database_url: None,
                 migrations: Default::default(),
                 rehearse: Default::default(),
+                rollback: Default::default(),
                 backup: Default::default(),
                 freeze: Default::default(),
                 check: Default::default(),
@@ -213,8 +218,11 @@ impl Config {
         let mut migrations = file.migrations;
         let mut rehearse = file.rehearse;
         let mut backup = file.backup;
+        let mut rollback = file.rollback;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            for dir in [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir] {
+            for dir in
+                [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir, &mut rollback.dir]
+            {
                 if dir.is_relative() {
                     *dir = parent.join(&*dir);
                 }
@@ -272,11 +280,34 @@ impl Config {
             }
         }
         let serve = file.serve;
+        let zero = |section: &str, key: &str, why: &str| {
+            let line = crate::kit::text::line_where(text, |l| {
+                l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
+            })
+            .unwrap_or(1);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column: 1,
+                message: format!("[{section}] {key} = 0 {why}"),
+            }
+        };
+        if backup.jobs == Some(0) {
+            return Err(zero(
+                "backup",
+                "jobs",
+                "would run pg_dump with no job; give at least 1, or leave it out for one per core",
+            ));
+        }
+        if serve.max_evaluations_per_second == 0 {
+            return Err(zero("serve", "max_evaluations_per_second", "would refuse every evaluation; give the most a second you mean to serve (default 20000)"));
+        }
         Ok(Config {
             path: Some(path.to_path_buf()),
             database_url,
             migrations,
             rehearse,
+            rollback,
             backup,
             freeze: file.freeze,
             check: file.check,
@@ -295,6 +326,17 @@ impl Config {
             },
             compare: file.compare,
         })
+    }
+
+    /// The guards of a rollback with down files: those of `[migrations]`,
+    /// and a folder of its own under `[rollback] dir` where the values the
+    /// downs remove are kept first (unless `export_dropped = false`).
+    pub fn rollback_settings(&self) -> crate::migrate::Settings {
+        let mut settings = crate::migrate::Settings::from(&self.migrations);
+        if self.rollback.export_dropped {
+            settings.keep = Some(crate::migrate::keep::run_folder(&self.rollback.dir));
+        }
+        settings
     }
 
     /// The risk check's settings: `[check]` with the guards of `[migrations]`.
@@ -339,6 +381,7 @@ impl Config {
                 after: self.after_plan()?,
                 forensics_root: forensics_root(self.path.as_deref()),
                 owner_columns: self.check.owner_columns.clone(),
+                keep_dropped: self.rollback.export_dropped,
             }),
             None => None,
         };
@@ -540,6 +583,25 @@ retention = "30d"
         let err = cfg.database_url(None).unwrap_err().to_string();
         assert!(err.starts_with("backstop.toml:2:"), "{err}");
         assert!(err.contains("BACKSTOP_TEST_SURELY_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn values_postgres_or_the_server_would_misread_are_refused_with_their_line() {
+        // Regression: lock_timeout = "900us" went to PostgreSQL as '0ms',
+        // which is no limit; jobs = 0 and a zero rate were accepted.
+        let err = Config::parse("[migrations]\nlock_timeout = \"900us\"\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:2:") && err.contains("1ms"), "{err}");
+        let err = Config::parse("[backup]\ndir = \"b\"\njobs = 0\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:3:") && err.contains("jobs = 0"), "{err}");
+        let err = Config::parse("[serve]\nmax_evaluations_per_second = 0\n", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.toml:2:") && err.contains("every evaluation"), "{err}");
+        assert!(Config::parse("[backup]\njobs = 2\n", Path::new("b.toml")).is_ok());
     }
 
     #[test]

@@ -177,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         statement_timeout: Duration::from_secs(60),
         lock_wait: Duration::from_secs(10),
         lock_retries: 0,
+        keep: None,
     };
     let opts = MigrateOptions::default();
     let mut stage =

@@ -190,7 +190,8 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         };
         print(&format!(
             "method C would count and export the tables that {} created to {}/<time>/, {flags}, \
-             revert {} with their down files, check the protected tables and verify.\n\
+             revert {} with their down files (what they remove exported first), check the \
+             protected tables and verify.\n\
              nothing changed; run again with --yes to carry it out\n",
             if versions.is_empty() { "no migration".into() } else { versions.join(", ") },
             root.display(),
@@ -244,10 +245,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
     };
+    // What the downs remove is exported first, into a folder of this run.
+    let settings = ctx.config.rollback_settings();
     let report = migrate::rollback(
         &mut client,
         &ctx.migrations,
-        &ctx.settings,
+        &settings,
         &target,
         args.dry_run,
         progress.as_mut(),

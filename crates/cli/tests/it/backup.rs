@@ -276,16 +276,25 @@ fn a_reused_backup_must_hold_the_state_the_migration_changes() {
     // A schema change made by hand.
     let taken = take(&p);
     db.batch_execute("CREATE INDEX users_email_idx ON users (email)").unwrap();
-    p.migration("4_c", "CREATE TABLE c (id int);", None);
+    p.migration("4_c", "CREATE TABLE c (id int); CREATE SEQUENCE c_ids;", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!(
         "not reusing backup {taken}: the schema changed since it was taken"
     ));
 
+    // Regression: nextval() writes no row, and the backup was reused, so
+    // a restore would have handed the same ids out again.
+    let taken = take(&p);
+    db.query_one("select nextval('c_ids')", &[]).unwrap();
+    p.migration("5_d", "CREATE TABLE d (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: a sequence advanced since it was taken"
+    ));
+
     // Nothing since: reused.
     let taken = take(&p);
-    p.migration("5_d", "CREATE TABLE d (id int);", None);
+    p.migration("6_e", "CREATE TABLE e (id int);", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!("reusing backup {taken}"));
-    assert_eq!(applied_backup(&mut db, "5").as_deref(), Some(taken.as_str()));
+    assert_eq!(applied_backup(&mut db, "6").as_deref(), Some(taken.as_str()));
 }
 
 #[test]

@@ -25,5 +25,6 @@ mod rehearse;
 mod secrets;
 mod serve;
 mod tls;
+mod undo;
 mod verify;
 mod watch;

@@ -61,6 +61,21 @@ pub(crate) fn write_marks(
     Ok((row.get(0), row.get(1)))
 }
 
+/// A hash of where every user sequence stands (`last_value`, or `-` for
+/// one never used or not readable by this role).
+pub(crate) fn sequence_marks(
+    client: &mut impl postgres::GenericClient,
+) -> Result<String, postgres::Error> {
+    let row = client.query_one(
+        "select md5(coalesce(string_agg(quote_ident(schemaname) || '.' || quote_ident(sequencename)
+                    || '=' || coalesce(last_value::text, '-'), ',' order by schemaname, sequencename), ''))
+           from pg_sequences
+          where schemaname not in ('pg_catalog', 'information_schema', 'backstop')",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
 /// The versions in `backstop.applied`, sorted; none without the schema.
 pub(crate) fn applied_versions(
     client: &mut impl postgres::GenericClient,
@@ -115,6 +130,8 @@ pub fn create(
     // reused: the safe side.
     let (writes, storage) =
         write_marks(&mut client).map_err(BackupError::db("reading the write counters"))?;
+    let sequences =
+        sequence_marks(&mut client).map_err(BackupError::db("reading the sequences"))?;
     let (snapshot, tables) = export_snapshot(&mut client, options.lock_wait)?;
     let jobs = options.jobs.max(1);
     progress.note(Note::Step(format!(
@@ -176,7 +193,12 @@ pub fn create(
         extensions: facts.extensions,
         duration_ms: started.elapsed().as_millis() as u64,
         guards: Vec::new(),
-        state: Some(DbState { applied: facts.applied, writes, storage }),
+        state: Some(DbState {
+            applied: facts.applied,
+            writes,
+            storage,
+            sequences: Some(sequences),
+        }),
         snapshot_database: None,
     };
     manifest.write(&partial)?;

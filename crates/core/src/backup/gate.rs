@@ -274,5 +274,18 @@ fn changed_since(client: &mut Client, m: &Manifest) -> Result<Option<String>, Ba
     if storage != then.storage {
         return Ok(Some("a table was truncated or rewritten since it was taken".into()));
     }
+    let sequences =
+        super::create::sequence_marks(client).map_err(BackupError::db("reading the sequences"))?;
+    match &then.sequences {
+        None => return Ok(Some("it does not record where the sequences stood".into())),
+        Some(then) if *then != sequences => {
+            return Ok(Some(
+                "a sequence advanced since it was taken (nextval() writes no row, and a restore \
+                 would hand out its ids again)"
+                    .into(),
+            ))
+        }
+        Some(_) => {}
+    }
     Ok(None)
 }

@@ -78,6 +78,11 @@ pub struct DbState {
     /// A hash of the user tables' storage files (`relfilenode`): TRUNCATE
     /// and rewrites change it without counting as written rows.
     pub storage: String,
+    /// A hash of the user sequences' positions: `nextval()` writes no row,
+    /// and a restore of an older position would hand out ids again.
+    /// Absent in manifests of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<String>,
 }
 
 /// The manifest of one backup.

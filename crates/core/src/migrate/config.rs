@@ -69,6 +69,9 @@ pub struct Settings {
     pub statement_timeout: Duration,
     pub lock_wait: Duration,
     pub lock_retries: u32,
+    /// Where the values a rollback's downs remove are exported before they
+    /// run (this run's folder); `None`: not kept.
+    pub keep: Option<PathBuf>,
 }
 
 impl From<&MigrationsSection> for Settings {
@@ -79,6 +82,27 @@ impl From<&MigrationsSection> for Settings {
             statement_timeout: m.statement_timeout,
             lock_wait: m.lock_wait,
             lock_retries: m.lock_retries,
+            keep: None,
         }
+    }
+}
+
+/// `[rollback]`: what an undo keeps before it removes data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollbackSection {
+    /// Before a down migration drops a table, a column, an enum value in
+    /// use or rows, their values are exported (the table's key and the
+    /// values, CSV with BLAKE3 checksums in a manifest). `false` turns it
+    /// off, for a person who means to lose them.
+    pub export_dropped: bool,
+    /// Where those exports go, relative to the config file; each rollback
+    /// makes a folder of its own (`<UTC time>/`) in it.
+    pub dir: PathBuf,
+}
+
+impl Default for RollbackSection {
+    fn default() -> Self {
+        RollbackSection { export_dropped: true, dir: PathBuf::from(".backstop/exports") }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod gate;
+pub mod keep;
 pub mod protect;
 mod run;
 mod status;
@@ -16,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use crate::schema::applied::AppliedRow;
-pub use config::{MigrationsSection, Settings};
+pub use config::{MigrationsSection, RollbackSection, Settings};
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
@@ -53,6 +54,11 @@ pub enum Note<'a> {
         attempt: u32,
         of: u32,
         wait: Duration,
+    },
+    /// Values a down would remove were exported before it ran.
+    Kept {
+        kept: &'a keep::Kept,
+        folder: &'a std::path::Path,
     },
     /// A longer run (a rehearsal) starts its step `index` (from 1) of `total`.
     Stage {
@@ -111,6 +117,12 @@ pub enum ApplyError {
     Gate(#[from] GateRefusal),
     #[error("{}", unrunnable_message(.0))]
     Unrunnable(Vec<Problem>),
+    #[error(
+        "the values the down migrations would remove could not be kept first, so nothing was \
+         reverted; free the disk or fix the folder, or set [rollback] export_dropped = false \
+         if losing them is meant"
+    )]
+    Keep(#[source] keep::KeepError),
 }
 
 fn unrunnable_message(problems: &[Problem]) -> String {
@@ -133,7 +145,10 @@ impl ApplyError {
             ApplyError::UnknownVersion(_)
             | ApplyError::NotApplied(_)
             | ApplyError::Unrunnable(_) => 2,
-            ApplyError::Lock(_) | ApplyError::Db(_) | ApplyError::ConnectionLost { .. } => 3,
+            ApplyError::Lock(_)
+            | ApplyError::Db(_)
+            | ApplyError::ConnectionLost { .. }
+            | ApplyError::Keep(_) => 3,
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
     }
@@ -190,6 +205,12 @@ pub struct Report {
     pub done: Vec<Done>,
     /// Why the run stopped, if it did.
     pub failure: Option<Failure>,
+    /// What the downs removed, exported before they ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<keep::Kept>,
+    /// The folder of those exports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_in: Option<std::path::PathBuf>,
 }
 
 /// One planned group, for `--dry-run` and reports.
@@ -518,16 +539,25 @@ fn run_groups(
     if run.dry_run {
         return Ok(report);
     }
+    let mut collect = Collect { inner: progress, kept: Vec::new() };
     for group in groups {
         let started = std::time::Instant::now();
-        let outcome = run_with_retries(client, settings, group, run.stamp, progress)?;
+        let outcome = run_with_retries(client, settings, group, run.stamp, &mut collect)?;
         let versions = group.versions();
+        let kept = std::mem::take(&mut collect.kept);
+        if !kept.is_empty() {
+            report.kept_in = settings.keep.clone();
+        }
+        report.kept.extend(kept.iter().cloned());
         match outcome {
             GroupOutcome::Committed(done) => {
                 let mut details = json!({
                     "duration_ms": started.elapsed().as_millis() as u64,
                     "done": done,
                 });
+                if !kept.is_empty() {
+                    details["kept"] = json!({ "folder": settings.keep, "files": kept });
+                }
                 if !run.gates.is_empty() {
                     details["gates"] = serde_json::Value::Object(run.gates.clone());
                 }
@@ -553,6 +583,25 @@ fn run_groups(
         }
     }
     Ok(report)
+}
+
+/// Passes notes on, and keeps what the downs' exports kept for the report.
+struct Collect<'p> {
+    inner: &'p mut dyn Progress,
+    kept: Vec<keep::Kept>,
+}
+
+impl Progress for Collect<'_> {
+    fn note(&mut self, note: Note<'_>) {
+        if let Note::Kept { kept, .. } = &note {
+            self.kept.push((*kept).clone());
+        }
+        self.inner.note(note);
+    }
+
+    fn trace_locks(&self) -> bool {
+        self.inner.trace_locks()
+    }
 }
 
 fn run_with_retries(

@@ -342,6 +342,14 @@ fn run_transactional(
     // Dropping `tx` without commit rolls back: every early return below is safe.
     let mut tx = client.transaction().map_err(db_err)?;
     set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
+    if let (Direction::Down, Some(folder)) = (group.direction, &settings.keep) {
+        let statements: Vec<&str> = all_statements(group).map(|s| s.sql.as_str()).collect();
+        let kept =
+            super::keep::before_downs(&mut tx, &statements, folder).map_err(ApplyError::Keep)?;
+        for k in &kept {
+            progress.note(Note::Kept { kept: k, folder });
+        }
+    }
     match apply_in(&mut tx, settings, group, stamp, progress)? {
         Err(failure) => Ok(GroupOutcome::Failed(failure)),
         Ok(done) => {

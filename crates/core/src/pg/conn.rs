@@ -42,6 +42,9 @@ pub const HIDDEN_URL: &str = "(connection string hidden: it does not parse)";
 /// quoted `password='…'`, `password = x`) can carry it through. A string
 /// that does not parse is never shown.
 pub fn redact(conn: &str) -> String {
+    if unencoded_at(conn) {
+        return HIDDEN_URL.to_string();
+    }
     match take_tls_params(conn).0.parse::<Config>() {
         Ok(config) => display(&config, conn),
         Err(_) => HIDDEN_URL.to_string(),
@@ -227,6 +230,16 @@ pub struct ConnSpec {
 /// Parses a URL or `key=value` string, TLS parameters included. Over Unix
 /// sockets TLS is off whatever `sslmode` says, as in libpq.
 pub fn parse(conn: &str) -> Result<ConnSpec, ConnectError> {
+    if unencoded_at(conn) {
+        // Where the password ends cannot be known: no part of it is shown.
+        return Err(ConnectError::BadUrl {
+            url: HIDDEN_URL.to_string(),
+            reason: "the user or password holds an @ that is not percent-encoded, so where the \
+                     password ends cannot be told; write each @ in them as %40 \
+                     (postgres://user:pa%40ss@host/db)"
+                .to_string(),
+        });
+    }
     let bad = |reason: String| ConnectError::BadUrl {
         url: redact(conn),
         reason: if redact(conn) == HIDDEN_URL { reason } else { scrub(&reason, conn) },
@@ -552,6 +565,19 @@ pub fn error_chain(e: &postgres::Error) -> String {
     text
 }
 
+/// Whether a URL's user-and-password part holds an `@` of its own (the
+/// host follows the last one): the driver would take part of the password
+/// for the host name.
+fn unencoded_at(conn: &str) -> bool {
+    let Some(rest) =
+        conn.strip_prefix("postgres://").or_else(|| conn.strip_prefix("postgresql://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority.matches('@').count() > 1
+}
+
 /// Removes the password from a driver message, in case it quotes the input.
 fn scrub(message: &str, conn: &str) -> String {
     let password = take_tls_params(conn)
@@ -569,6 +595,18 @@ fn scrub(message: &str, conn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unencoded_at_in_the_password_shows_no_part_and_says_how_to_encode() {
+        // Regression: `ops:S3cr@w0rd@host` printed `ops:****@w0rd@…` and
+        // looked `w0rd@host` up as a host name.
+        let url = "postgres://ops:S3cr@w0rd@db.example.com/app";
+        assert_eq!(redact(url), HIDDEN_URL);
+        let err = parse(url).err().unwrap().to_string();
+        assert!(!err.contains("w0rd") && !err.contains("S3cr"), "{err}");
+        assert!(err.contains("%40"), "{err}");
+        assert!(parse("postgres://ops:S3cr%40w0rd@db.example.com/app").is_ok());
+    }
 
     #[test]
     fn redact_masks_passwords_in_urls_and_keyword_strings() {

@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod cluster;
 pub mod conn;
+pub mod export;
 pub mod fingerprint;
 pub mod lock;
 pub mod tls;

@@ -327,6 +327,7 @@ mod tests {
             statement_timeout: std::time::Duration::from_secs(60),
             lock_wait: std::time::Duration::from_secs(1),
             lock_retries: 0,
+            keep: None,
         };
         let timeout = failed_at(&failure(Some("57014"), true), &settings);
         assert!(

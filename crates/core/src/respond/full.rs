@@ -7,8 +7,6 @@
 //! checked against their row counts before the downs, and the verify suite
 //! runs.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,6 +51,9 @@ pub struct Full<'a> {
     pub owner_columns: &'a [String],
     /// `[migrations] protected_tables`.
     pub protected_tables: &'a [String],
+    /// Export what the downs remove (columns of tables that stay, rows, enum
+    /// values in use) before they run, into `<forensics>/dropped/`.
+    pub keep_dropped: bool,
 }
 
 /// What method C did besides its steps.
@@ -64,6 +65,8 @@ pub struct FullOutcome {
     pub exposure: Vec<TableExposure>,
     /// The forensics folder (exports, `manifest.json`).
     pub forensics: PathBuf,
+    /// What the downs removed, exported before they ran (in `dropped/`).
+    pub kept: Vec<migrate::keep::Kept>,
 }
 
 /// Method C. `verify` runs the verify suite after the downs (given their
@@ -96,10 +99,36 @@ pub fn method_c(
     }
     let base = json!({ "method": "C", "target": target, "reason": reason, "revert": reverted });
     let mut run = begin(client, url, base, &mut on_step)?;
-
-    let started = Instant::now();
-    let created = created_tables(client, full.migrations, &reverted)?;
     let folder = full.forensics_root.join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let exposure = forensics(&mut run, client, full, &folder, &reverted, reason)?;
+    if let Some(target) = target {
+        run.kill(client, target, reason, lock_wait)?;
+        run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
+    }
+    let before = protected_rows(client, full.protected_tables)?;
+    let report = downs(&mut run, client, full, &folder)?;
+    check_protected(&mut run, client, full, &before)?;
+    let started = Instant::now();
+    match verify(client, &report) {
+        Ok(detail) => run.done(step("verify", started, true, detail, None)),
+        Err(detail) => return Err(run.failed(step("verify", started, false, detail, None))),
+    }
+    run.finish("ok")?;
+    Ok(FullOutcome { steps: run.steps, reverted, exposure, forensics: folder, kept: report.kept })
+}
+
+/// The steps before anything is undone: what the release exposed,
+/// counted, and its tables exported for the forensics.
+fn forensics(
+    run: &mut super::Run<'_>,
+    client: &mut postgres::Client,
+    full: &Full<'_>,
+    folder: &Path,
+    reverted: &[String],
+    reason: &str,
+) -> Result<Vec<TableExposure>, RespondError> {
+    let started = Instant::now();
+    let created = created_tables(client, full.migrations, reverted)?;
     let mut exposure = Vec::new();
     for (table, version) in &created {
         match assess(client, table, version, full.owner_columns) {
@@ -112,9 +141,8 @@ pub fn method_c(
     }
     let detail = exposure_summary(&exposure);
     run.done(step("assess exposure", started, true, detail, None));
-
     let started = Instant::now();
-    match export(client, &folder, &mut exposure, &reverted, reason) {
+    match export(client, folder, &mut exposure, reverted, reason) {
         Ok(bytes) => {
             let detail = format!(
                 "{} table(s), {bytes} byte(s) of CSV in {} (BLAKE3 in manifest.json)",
@@ -122,51 +150,71 @@ pub fn method_c(
                 folder.display()
             );
             run.done(step("export forensics", started, true, detail, None));
+            Ok(exposure)
         }
         Err(e) => {
             let detail = format!("{}: {e}", folder.display());
-            return Err(run.failed(step("export forensics", started, false, detail, None)));
+            Err(run.failed(step("export forensics", started, false, detail, None)))
         }
     }
+}
 
-    if let Some(target) = target {
-        run.kill(client, target, reason, lock_wait)?;
-        run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
-    }
-
-    let before = protected_rows(client, full.protected_tables)?;
+/// The release's down migrations, with what they remove kept first in
+/// `<folder>/dropped/` (unless `[rollback] export_dropped = false`).
+fn downs(
+    run: &mut super::Run<'_>,
+    client: &mut postgres::Client,
+    full: &Full<'_>,
+    folder: &Path,
+) -> Result<migrate::Report, RespondError> {
+    let mut settings = full.settings.clone();
+    settings.keep = full.keep_dropped.then(|| folder.join("dropped"));
     let started = Instant::now();
     let report = migrate::rollback(
         client,
         full.migrations,
-        full.settings,
+        &settings,
         full.revert,
         false,
         &mut migrate::Quiet,
     );
-    let report = match report {
+    match report {
         Ok(r) if !r.failed() => {
             let done: Vec<&str> = r.done.iter().map(|d| d.version.as_str()).collect();
-            let detail = format!("reverted {}", done.join(", "));
+            let mut detail = format!("reverted {}", done.join(", "));
+            if !r.kept.is_empty() {
+                let kept: Vec<String> = r.kept.iter().map(|k| k.to_string()).collect();
+                detail.push_str(&format!("; kept first in dropped/: {}", kept.join(", ")));
+            }
             run.done(step("down migrations", started, true, detail, None));
-            r
+            Ok(r)
         }
         Ok(r) => {
-            let f = r.failure.as_ref().expect("a failed report names its failure");
-            let detail = format!(
-                "the down of {} failed and was rolled back: {}; {} reverted before it",
-                f.version,
-                f.message,
-                r.done.len()
-            );
-            return Err(run.failed(step("down migrations", started, false, detail, None)));
+            let detail = match r.failure.as_ref() {
+                Some(f) => format!(
+                    "the down of {} failed and was rolled back: {}; {} reverted before it",
+                    f.version,
+                    f.message,
+                    r.done.len()
+                ),
+                None => "the downs failed".to_string(),
+            };
+            Err(run.failed(step("down migrations", started, false, detail, None)))
         }
         Err(e) => {
             let detail = crate::kit::error::chain(&e);
-            return Err(run.failed(step("down migrations", started, false, detail, None)));
+            Err(run.failed(step("down migrations", started, false, detail, None)))
         }
-    };
+    }
+}
 
+/// The protected tables after the downs: every row they had before.
+fn check_protected(
+    run: &mut super::Run<'_>,
+    client: &mut postgres::Client,
+    full: &Full<'_>,
+    before: &[(String, Option<i64>)],
+) -> Result<(), RespondError> {
     let started = Instant::now();
     let after = protected_rows(client, full.protected_tables)?;
     let damaged: Vec<String> = before
@@ -183,21 +231,14 @@ pub fn method_c(
     if damaged.is_empty() {
         let detail = format!("{} protected table(s) kept every row", after.len());
         run.done(step("protected tables", started, true, detail, None));
+        Ok(())
     } else {
         let detail = format!(
             "the downs damaged {}; restore the migration's backup: backstop rollback --method B --yes",
             damaged.join("; ")
         );
-        return Err(run.failed(step("protected tables", started, false, detail, None)));
+        Err(run.failed(step("protected tables", started, false, detail, None)))
     }
-
-    let started = Instant::now();
-    match verify(client, &report) {
-        Ok(detail) => run.done(step("verify", started, true, detail, None)),
-        Err(detail) => return Err(run.failed(step("verify", started, false, detail, None))),
-    }
-    run.finish("ok")?;
-    Ok(FullOutcome { steps: run.steps, reverted, exposure, forensics: folder })
 }
 
 /// The tables the reverted migrations' up files create that exist now,
@@ -295,7 +336,7 @@ fn export(
     reverted: &[String],
     reason: &str,
 ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder)?;
+    crate::pg::export::folder(folder)?;
     let mut total = 0u64;
     let mut tx = client.transaction()?;
     // One snapshot for every table, read whole whatever the policies say.
@@ -303,32 +344,15 @@ fn export(
         "set transaction isolation level repeatable read, read only; set local row_security = off",
     )?;
     for e in exposure.iter_mut() {
-        let file = format!("{}.csv", e.table.replace(['/', '"', '\\'], "_"));
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(folder.join(&file))?;
-        let mut reader = tx.copy_out(&format!(
-            "copy (select * from {}) to stdout with (format csv, header)",
-            e.table
-        ))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            total += n as u64;
-        }
-        out.sync_all()?;
-        e.file = file;
-        e.blake3 = hasher.finalize().to_hex().to_string();
+        let file = crate::pg::export::file_name(&[&e.table], "csv");
+        let query = format!("select * from {}", e.table);
+        let written = crate::pg::export::csv(&mut tx, &query, folder, &file)?;
+        total += written.bytes;
+        e.file = written.file;
+        e.blake3 = written.blake3;
     }
     tx.commit()?;
+    // The manifest last: a folder without one was not finished.
     let manifest = json!({
         "method": "C",
         "taken_at": chrono::Utc::now(),
@@ -336,13 +360,7 @@ fn export(
         "reverted": reverted,
         "tables": exposure,
     });
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(folder.join("manifest.json"))?;
-    out.write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    out.sync_all()?;
+    crate::pg::export::text(folder, "manifest.json", &serde_json::to_string_pretty(&manifest)?)?;
     Ok(total)
 }
 

@@ -47,6 +47,8 @@ pub struct FullSetup {
     pub forensics_root: PathBuf,
     /// `[check] owner_columns`.
     pub owner_columns: Vec<String>,
+    /// `[rollback] export_dropped`: what the downs remove is exported first.
+    pub keep_dropped: bool,
 }
 
 /// Everything the methods need, taken from the configuration once.
@@ -226,6 +228,7 @@ impl Responder {
             forensics_root: &full.forensics_root,
             owner_columns: &full.owner_columns,
             protected_tables: &full.settings.protected_tables,
+            keep_dropped: full.keep_dropped,
         };
         let mut alerted = false;
         let carried = super::method_c(
@@ -258,7 +261,8 @@ impl Responder {
                 .render(name, &texts)
                 .map_err(|e| crate::kit::error::chain(&e))
                 .and_then(|body| {
-                    std::fs::write(outcome.forensics.join(name), body).map_err(|e| e.to_string())
+                    crate::pg::export::text(&outcome.forensics, name, &body)
+                        .map_err(|e| crate::kit::error::chain(&e))
                 });
             if let Err(detail) = written {
                 return Err(RespondError::Step { step: format!("writing {name}"), detail });

@@ -52,6 +52,7 @@ fn settings() -> Settings {
         statement_timeout: std::time::Duration::from_secs(60),
         lock_wait: std::time::Duration::from_secs(5),
         lock_retries: 0,
+        keep: None,
     }
 }
 
