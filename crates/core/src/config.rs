@@ -241,67 +241,9 @@ impl Config {
                 return Err(invalid(format!("flag {} is declared twice", d.key)));
             }
         }
-        let mut triggers: Vec<crate::decide::Trigger> = Vec::new();
-        for raw in file.triggers {
-            let named = format!("\"{}\"", raw.name());
-            let at = |message: String| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line: text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
-                    .or_else(|| text.lines().position(|l| l.trim() == "[[triggers]]"))
-                    .map_or(1, |i| i + 1),
-                column: 1,
-                message,
-            };
-            let trigger = raw.check().map_err(at)?;
-            if triggers.iter().any(|t| t.name == trigger.name) {
-                return Err(at(format!("trigger {:?} is declared twice", trigger.name)));
-            }
-            triggers.push(trigger);
-        }
-        for t in &triggers {
-            if let Some((companion, _)) = &t.traffic {
-                if !triggers.iter().any(|o| &o.name == companion) {
-                    let named = format!("\"{}\"", t.name);
-                    return Err(ConfigError::Invalid {
-                        path: path.to_path_buf(),
-                        line: text
-                            .lines()
-                            .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
-                            .map_or(1, |i| i + 1),
-                        column: 1,
-                        message: format!(
-                            "trigger {:?}: traffic = {companion:?} names no trigger; declare one that counts requests (dry_run = true keeps it from deciding)",
-                            t.name
-                        ),
-                    });
-                }
-            }
-        }
+        let triggers = triggers(file.triggers, text, path)?;
         let serve = file.serve;
-        let zero = |section: &str, key: &str, why: &str| {
-            let line = crate::kit::text::line_where(text, |l| {
-                l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
-            })
-            .unwrap_or(1);
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column: 1,
-                message: format!("[{section}] {key} = 0 {why}"),
-            }
-        };
-        if backup.jobs == Some(0) {
-            return Err(zero(
-                "backup",
-                "jobs",
-                "would run pg_dump with no job; give at least 1, or leave it out for one per core",
-            ));
-        }
-        if serve.max_evaluations_per_second == 0 {
-            return Err(zero("serve", "max_evaluations_per_second", "would refuse every evaluation; give the most a second you mean to serve (default 20000)"));
-        }
+        refuse_zeros(&backup, &serve, text, path)?;
         Ok(Config {
             path: Some(path.to_path_buf()),
             database_url,
@@ -457,6 +399,85 @@ impl Config {
             }
         })
     }
+}
+
+/// `[[triggers]]`, each checked, with the line of its name in errors.
+fn triggers(
+    raw: Vec<crate::decide::config::RawTrigger>,
+    text: &str,
+    path: &Path,
+) -> Result<Vec<crate::decide::Trigger>, ConfigError> {
+    let mut triggers: Vec<crate::decide::Trigger> = Vec::new();
+    for raw in raw {
+        let named = format!("\"{}\"", raw.name());
+        let at = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: text
+                .lines()
+                .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
+                .or_else(|| text.lines().position(|l| l.trim() == "[[triggers]]"))
+                .map_or(1, |i| i + 1),
+            column: 1,
+            message,
+        };
+        let trigger = raw.check().map_err(at)?;
+        if triggers.iter().any(|t| t.name == trigger.name) {
+            return Err(at(format!("trigger {:?} is declared twice", trigger.name)));
+        }
+        triggers.push(trigger);
+    }
+    for t in &triggers {
+        if let Some((companion, _)) = &t.traffic {
+            if !triggers.iter().any(|o| &o.name == companion) {
+                let named = format!("\"{}\"", t.name);
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("name") && l.contains(&named))
+                        .map_or(1, |i| i + 1),
+                    column: 1,
+                    message: format!(
+                        "trigger {:?}: traffic = {companion:?} names no trigger; declare one that counts requests (dry_run = true keeps it from deciding)",
+                        t.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(triggers)
+}
+
+/// Zero where zero makes no sense: no pg_dump job, no evaluation served.
+fn refuse_zeros(
+    backup: &BackupSection,
+    serve: &ServeSection,
+    text: &str,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let zero = |section: &str, key: &str, why: &str| {
+        let line = crate::kit::text::line_where(text, |l| {
+            l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
+        })
+        .unwrap_or(1);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            message: format!("[{section}] {key} = 0 {why}"),
+        }
+    };
+    if backup.jobs == Some(0) {
+        return Err(zero(
+            "backup",
+            "jobs",
+            "would run pg_dump with no job; give at least 1, or leave it out for one per core",
+        ));
+    }
+    if serve.max_evaluations_per_second == 0 {
+        return Err(zero("serve", "max_evaluations_per_second", "would refuse every evaluation; give the most a second you mean to serve (default 20000)"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The house rules of ARCHITECTURE.md, checked on the sources: crates and
 //! core's modules only import from their own floor or below, no import
 //! circle between modules or between the files of one folder, no source
-//! file over 800 lines.
+//! file over 800 lines, no function over 120.
 //!
 //! Imports are read as text (`crate::a::b`, `super::x`, `use crate::{a,
 //! b}`, `backstop_core::a`), outside `#[cfg(test)]` modules, which may
@@ -280,6 +280,56 @@ fn no_source_file_is_over_800_lines() {
     assert!(long.is_empty(), "split these by what they do:\n{}", long.join("\n"));
 }
 
+/// Functions longer than `max` lines outside test modules: (file, name,
+/// lines). A function ends at the first `}` at its own indentation.
+fn long_functions(max: usize) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    for (dir, _) in CRATES {
+        for f in sources(&root().join("crates").join(dir).join("src")) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            let lines: Vec<&str> = text.lines().collect();
+            let mut i = 0;
+            while i < lines.len() {
+                let line = lines[i];
+                let trimmed = line.trim_start();
+                let indent = line.len() - trimmed.len();
+                let body = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "async fn "]
+                    .iter()
+                    .find_map(|p| trimmed.strip_prefix(p));
+                match body {
+                    Some(rest) if !line.trim_end().ends_with(';') => {
+                        let name: String =
+                            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        let end = (i + 1..lines.len())
+                            .find(|&j| {
+                                let l = lines[j];
+                                l.len() - l.trim_start().len() == indent
+                                    && l.trim_start().starts_with('}')
+                            })
+                            .unwrap_or(lines.len() - 1);
+                        if end - i + 1 > max {
+                            out.push((f.display().to_string(), name, end - i + 1));
+                        }
+                        i = end + 1;
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_is_over_120_lines() {
+    let long: Vec<String> = long_functions(120)
+        .into_iter()
+        .map(|(file, name, n)| format!("{file}: fn {name} has {n} lines"))
+        .collect();
+    assert!(long.is_empty(), "split these into steps with names:\n{}", long.join("\n"));
+}
+
 #[test]
 fn the_import_reader_sees_each_form() {
     let module = vec!["backup".to_string(), "restore".to_string()];
@@ -292,4 +342,6 @@ fn the_import_reader_sees_each_form() {
     graph.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
     graph.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
     assert_eq!(circle(&graph), Some(vec!["a".into(), "b".into(), "a".into()]));
+    // The function reader finds long functions where there are some.
+    assert!(long_functions(60).iter().any(|(_, name, _)| name == "parse"), "config's parse");
 }
