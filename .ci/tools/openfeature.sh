@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Real OpenFeature clients for the serve tests: flagd's own evaluation
-# engine (npm @openfeature/flagd-core) and the official OFREP provider
-# (PyPI openfeature-provider-ofrep, with the OpenFeature Python SDK).
+# engine (npm @openfeature/flagd-core) and the official OFREP providers
+# (npm @openfeature/ofrep-provider with the server SDK; PyPI
+# openfeature-provider-ofrep, with the OpenFeature Python SDK).
 set -euo pipefail
 tools="${BACKSTOP_TOOLS:-$HOME/.cache/backstop-tools}"
 
 node_dir="$tools/openfeature-node"
-if [ ! -d "$node_dir/node_modules/@openfeature/flagd-core" ]; then
+if [ ! -d "$node_dir/node_modules/@openfeature/flagd-core" ] ||
+    [ ! -d "$node_dir/node_modules/@openfeature/ofrep-provider" ]; then
     command -v npm >/dev/null || { echo "openfeature: npm is not installed"; exit 1; }
-    echo "installing @openfeature/flagd-core into $node_dir (npm)"
+    echo "installing @openfeature/flagd-core and the OFREP provider into $node_dir (npm)"
     mkdir -p "$node_dir"
     npm install --silent --no-audit --no-fund --prefix "$node_dir" \
-        @openfeature/flagd-core@4 @openfeature/core@1 >/dev/null
+        @openfeature/flagd-core@4 @openfeature/core@1 \
+        @openfeature/ofrep-provider@0.1 @openfeature/server-sdk@1 >/dev/null
 fi
 
 venv="$tools/ofrep-venv"

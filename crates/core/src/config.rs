@@ -86,9 +86,18 @@ struct File {
 pub struct ServeSection {
     /// Where to listen.
     pub listen: String,
-    /// The bearer token writes need (`${ENV}` is filled in); without one,
-    /// nothing can be written through the server.
+    /// The bearer token writes need (`${ENV}` is filled in); without one
+    /// (and without `tokens`), nothing can be written through the server.
     pub token: Option<String>,
+    /// Named tokens (`{ alice = "${ALICE_TOKEN}" }`): a change made with one
+    /// is recorded as made by its name.
+    pub tokens: std::collections::BTreeMap<String, String>,
+    /// Connections served at once; more wait to be accepted. Each takes a
+    /// file descriptor (the server raises its own limit as far as allowed).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub header_timeout: std::time::Duration,
     /// Whether reads need the token too.
     pub private: bool,
     /// Evaluations a second before answers are 429 with Retry-After.
@@ -100,8 +109,11 @@ impl Default for ServeSection {
         ServeSection {
             listen: "127.0.0.1:8750".into(),
             token: None,
+            tokens: Default::default(),
             private: false,
             max_evaluations_per_second: 20_000,
+            max_connections: 1000,
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -352,10 +364,27 @@ impl Config {
         self.backup.jobs.unwrap_or_else(crate::backup::create::default_jobs)
     }
 
-    /// `[serve] token` with its `${VAR}`s filled in from the environment
-    /// (read only by `backstop serve`, so other commands need no token).
-    pub fn serve_token(&self) -> Result<Option<String>, ConfigError> {
-        self.secret("[serve] token", self.serve.token.as_deref())
+    /// `[serve] token` and `[serve] tokens` with their `${VAR}`s filled in
+    /// from the environment (read only by `backstop serve`, so other
+    /// commands need no token): (name, token) pairs; the unnamed token is
+    /// called `token`.
+    pub fn serve_tokens(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(t) = self.secret("[serve] token", self.serve.token.as_deref())? {
+            out.push(("token".to_string(), t));
+        }
+        for (name, raw) in &self.serve.tokens {
+            let what = format!("[serve] tokens.{name}");
+            if let Some(t) = self.secret(&what, Some(raw))? {
+                if t.trim().is_empty() {
+                    let path = self.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+                    let message = format!("{what} is empty; give each named token a secret value");
+                    return Err(ConfigError::Invalid { path, line: 1, column: 1, message });
+                }
+                out.push((name.clone(), t));
+            }
+        }
+        Ok(out)
     }
 
     /// `[notify] slack_webhook` with its `${VAR}`s filled in.
@@ -472,6 +501,13 @@ fn refuse_zeros(
             "backup",
             "jobs",
             "would run pg_dump with no job; give at least 1, or leave it out for one per core",
+        ));
+    }
+    if serve.max_connections == 0 {
+        return Err(zero(
+            "serve",
+            "max_connections",
+            "would accept no connection; give the most you mean to serve at once (default 1000)",
         ));
     }
     if serve.max_evaluations_per_second == 0 {

@@ -163,7 +163,13 @@ impl Watch {
         responder: &Responder,
         tell: &mut dyn FnMut(Happening),
     ) -> Result<Round, WatchError> {
-        self.sample_due(tell);
+        if self.sample_due(tell) {
+            let by = format!("{} pid {}", crate::schema::actor(), std::process::id());
+            let triggers = i32::try_from(self.triggers.len()).unwrap_or(i32::MAX);
+            crate::schema::watching::beat(client, &by, triggers).map_err(|e| {
+                WatchError::Db(crate::pg::DbError::new("recording the heartbeat", e))
+            })?;
+        }
         let decision = decide::decide(&self.triggers, &self.series, &self.taken, &self.decide);
         // The samples that matter: each one that moves a trigger to another
         // state (ok → pending → breach, no data, recovering...) is an event.
@@ -192,8 +198,10 @@ impl Watch {
         self.act(client, responder, &decision, method, changed, tell)
     }
 
-    fn sample_due(&mut self, tell: &mut dyn FnMut(Happening)) {
+    /// Samples the triggers that are due; whether any was.
+    fn sample_due(&mut self, tell: &mut dyn FnMut(Happening)) -> bool {
         let now = Instant::now();
+        let mut sampled = false;
         for (i, t) in self.triggers.iter().enumerate() {
             if self.due[i] > now {
                 continue;
@@ -206,7 +214,9 @@ impl Watch {
                 s.drain(..s.len() - KEEP);
             }
             self.due[i] = now + t.interval;
+            sampled = true;
         }
+        sampled
     }
 
     /// Carries out `method` when `auto` allows it, or says what to run.

@@ -33,6 +33,14 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let reads = Router::new()
         .route("/", get(page))
+        .route(
+            "/status.css",
+            get(|| async { asset("text/css; charset=utf-8", crate::page::STYLE) }),
+        )
+        .route(
+            "/status.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::page::SCRIPT) }),
+        )
         .route("/flags.json", get(flags_json))
         .route("/ofrep/v1/configuration", get(configuration))
         .route("/ofrep/v1/evaluate/flags", post(bulk))
@@ -76,17 +84,22 @@ impl IntoResponse for Problem {
 
 /// The refusal for a request without the right token, or `None` to go on.
 fn refusal(shared: &Shared, headers: &HeaderMap, write: bool) -> Option<Response> {
+    who(shared, headers, write).err().map(|r| *r)
+}
+
+/// The name of the token a request carries (`None` where reads need none),
+/// or the refusal.
+fn who(shared: &Shared, headers: &HeaderMap, write: bool) -> Result<Option<String>, Box<Response>> {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match shared.authorized(given) {
-        Auth::Ok => None,
-        Auth::WritesOff if !write => None,
-        Auth::WritesOff => Some(error(
+    let refused = match shared.authorized(given) {
+        Auth::Ok(name) => return Ok(Some(name)),
+        Auth::WritesOff if !write => return Ok(None),
+        Auth::WritesOff => error(
             StatusCode::FORBIDDEN,
             "GENERAL",
             "writes are off: set [serve] token (for example token = \"${BACKSTOP_SERVE_TOKEN}\") to allow them".into(),
-        )),
-        Auth::Missing => Some(
-            (
+        ),
+        Auth::Missing => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
                 Json(json!({
@@ -95,9 +108,9 @@ fn refusal(shared: &Shared, headers: &HeaderMap, write: bool) -> Option<Response
                 })),
             )
                 .into_response(),
-        ),
-        Auth::Wrong => Some(error(StatusCode::FORBIDDEN, "GENERAL", "the token is not right".into())),
-    }
+        Auth::Wrong => error(StatusCode::FORBIDDEN, "GENERAL", "the token is not right".into()),
+    };
+    Err(Box::new(refused))
 }
 
 async fn private_reads(State(shared): Ctx, request: Request, next: Next) -> Response {
@@ -110,12 +123,50 @@ async fn private_reads(State(shared): Ctx, request: Request, next: Next) -> Resp
 }
 
 async fn readyz(State(shared): Ctx) -> Response {
-    if shared.ready.load(Ordering::SeqCst) {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the database is not reachable\n").into_response()
+    let unavailable = |text: String| (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+    if !shared.loaded.load(Ordering::SeqCst) {
+        return unavailable(
+            "not ready: the flags have not been read from the database yet\n".into(),
+        );
+    }
+    match shared.stale() {
+        Some(since) => unavailable(format!(
+            "serving the last known flags, read before {}: the database is not reachable\n",
+            since.to_rfc3339()
+        )),
+        None if shared.ready.load(Ordering::SeqCst) => "ready\n".into_response(),
+        None => unavailable("the database is not reachable\n".into()),
     }
 }
+
+/// The answer to an evaluation asked before the flags were ever read:
+/// nothing is said as if it were known (not even "not found").
+fn not_loaded(shared: &Shared) -> Option<Response> {
+    if shared.loaded.load(Ordering::SeqCst) {
+        return None;
+    }
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "GENERAL",
+        "the flags have not been read from the database yet; retry in a second".into(),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Some(r)
+}
+
+/// Marks an answer made from the last known flags while the database is
+/// out of reach: `X-Backstop-Stale: <since>`.
+fn marked(shared: &Shared, mut response: Response) -> Response {
+    if let Some(since) = shared.stale() {
+        if let Ok(v) = HeaderValue::from_str(&since.to_rfc3339()) {
+            response.headers_mut().insert(STALE, v);
+        }
+    }
+    response
+}
+
+/// The header that says the flags served are the last known ones.
+const STALE: &str = "x-backstop-stale";
 
 /// Whether the request's `If-None-Match` names `etag`.
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
@@ -133,13 +184,16 @@ fn with_etag(mut response: Response, etag: &str) -> Response {
 }
 
 async fn flags_json(State(shared): Ctx, headers: HeaderMap) -> Response {
+    if let Some(r) = not_loaded(&shared) {
+        return r;
+    }
     let evaluator = shared.evaluator();
     let etag = evaluator.etag().to_string();
     if not_modified(&headers, &etag) {
         return with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag);
     }
     let list: Vec<_> = evaluator.flags().cloned().collect();
-    with_etag(Json(flags::flagd_document(&list)).into_response(), &etag)
+    marked(&shared, with_etag(Json(flags::flagd_document(&list)).into_response(), &etag))
 }
 
 async fn configuration() -> Json<Value> {
@@ -189,8 +243,25 @@ fn too_many() -> Response {
     r
 }
 
+/// The value a disabled flag is answered with, so that every provider
+/// takes the answer as a value (the npm one calls a 200 without `value`
+/// malformed, the Go and Java ones the same): the application's own code
+/// default when `[[flags]]` declares it, else the `off` variant's value,
+/// else `false` for a flag of booleans; otherwise none, and clients fall
+/// back to their default.
+fn disabled_value(flag: Option<&flags::Flag>) -> Option<Value> {
+    let flag = flag?;
+    if let Some(v) = flag.code_default.clone().filter(|v| !v.is_null()) {
+        return Some(v);
+    }
+    if let Some(v) = flag.variants.get("off") {
+        return Some(v.clone());
+    }
+    flag.variants.values().all(Value::is_boolean).then_some(Value::Bool(false))
+}
+
 /// One evaluation as OFREP answers it.
-fn answer(e: &Evaluation, metadata: &Value) -> Value {
+fn answer(e: &Evaluation, flag: Option<&flags::Flag>, metadata: &Value) -> Value {
     match e.error_code {
         Some(code) => json!({
             "key": e.key,
@@ -199,15 +270,13 @@ fn answer(e: &Evaluation, metadata: &Value) -> Value {
         }),
         None => {
             let mut out = json!({ "key": e.key, "reason": e.reason, "metadata": metadata });
-            if let Some(v) = &e.value {
-                out["value"] = v.clone();
+            if let Some(v) = e.value.clone().or_else(|| disabled_value(flag)) {
+                out["value"] = v;
             }
             match &e.variant {
                 Some(v) => out["variant"] = json!(v),
-                // Off: no value and no variant. The variant is still named
-                // (null) because the official Python provider reads it
-                // unconditionally; a missing value is what makes clients
-                // fall back to their code's default.
+                // Off: no variant. It is still named (null) because the
+                // official Python provider reads it unconditionally.
                 None => out["variant"] = Value::Null,
             }
             out
@@ -215,16 +284,18 @@ fn answer(e: &Evaluation, metadata: &Value) -> Value {
     }
 }
 
-fn metadata(shared: &Shared, key: &str) -> Value {
-    shared
-        .evaluator()
-        .flags()
-        .find(|f| f.key == key)
-        .map(|f| json!({ "release": f.release }))
-        .unwrap_or_else(|| json!({}))
+fn metadata(shared: &Shared, flag: Option<&flags::Flag>) -> Value {
+    let mut out = flag.map(|f| json!({ "release": f.release })).unwrap_or_else(|| json!({}));
+    if let Some(since) = shared.stale() {
+        out["stale"] = json!(since.to_rfc3339());
+    }
+    out
 }
 
 async fn single(State(shared): Ctx, Path(key): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = not_loaded(&shared) {
+        return r;
+    }
     let context = match context(&body) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
@@ -232,17 +303,22 @@ async fn single(State(shared): Ctx, Path(key): Path<String>, body: Bytes) -> Res
     if !shared.admit(1) {
         return too_many();
     }
-    let e = shared.evaluator().evaluate(&key, &context);
+    let evaluator = shared.evaluator();
+    let e = evaluator.evaluate(&key, &context);
     shared.metrics.evaluated(std::slice::from_ref(&e));
     let status = match e.error_code {
         None => StatusCode::OK,
         Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::BAD_REQUEST,
     };
-    (status, Json(answer(&e, &metadata(&shared, &key)))).into_response()
+    let flag = evaluator.flags().find(|f| f.key == key);
+    marked(&shared, (status, Json(answer(&e, flag, &metadata(&shared, flag)))).into_response())
 }
 
 async fn bulk(State(shared): Ctx, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = not_loaded(&shared) {
+        return r;
+    }
     let context = match context(&body) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
@@ -265,16 +341,19 @@ async fn bulk(State(shared): Ctx, headers: HeaderMap, body: Bytes) -> Response {
     let flags: Vec<Value> = all
         .iter()
         .map(|e| {
-            let release = evaluator.flags().find(|f| f.key == e.key).map(|f| f.release.clone());
-            answer(e, &json!({ "release": release }))
+            let flag = evaluator.flags().find(|f| f.key == e.key);
+            answer(e, flag, &metadata(&shared, flag))
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "flags": flags,
         "metadata": { "refreshConnections": true },
         "eventStreams": [{ "type": "sse", "url": "/ofrep/v1/events" }],
     });
-    with_etag(Json(body).into_response(), &etag)
+    if let Some(since) = shared.stale() {
+        body["metadata"]["stale"] = json!(since.to_rfc3339());
+    }
+    marked(&shared, with_etag(Json(body).into_response(), &etag))
 }
 
 /// Counts a stream client while it is connected.
@@ -331,9 +410,21 @@ async fn metrics(State(shared): Ctx) -> Response {
 
 async fn page(State(shared): Ctx) -> Response {
     match crate::page::render(&shared, &shared.options.database) {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => secured(Html(html).into_response()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "GENERAL", format!("the page: {e}")),
     }
+}
+
+/// The page's script or style.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    secured(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+fn secured(mut response: Response) -> Response {
+    for (name, value) in crate::page::SECURITY_HEADERS {
+        response.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The body of a write: what to do and why.
@@ -356,9 +447,11 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, shape: &str) -> Result<T,
         .map_err(|e| Problem(StatusCode::BAD_REQUEST, "PARSE_ERROR", format!("{e}; send {shape}")))
 }
 
-/// Runs a flag change on its own connection, off the async workers.
+/// Runs a flag change on its own connection, off the async workers,
+/// recorded as made by the named token `by`.
 async fn write<T: serde::Serialize + Send + 'static>(
     shared: &Arc<Shared>,
+    by: String,
     change: impl FnOnce(&mut postgres::Client, &str, Duration) -> Result<T, flags::FlagsError>
         + Send
         + 'static,
@@ -368,7 +461,7 @@ async fn write<T: serde::Serialize + Send + 'static>(
     let done = tokio::task::spawn_blocking(move || {
         let mut client = backstop_core::pg::connect(&url, "backstop serve")
             .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        let actor = format!("{} (backstop serve)", backstop_core::schema::actor());
+        let actor = format!("{by} (backstop serve token)");
         change(&mut client, &actor, lock_wait).map_err(|e| {
             let status = match e.exit_code() {
                 2 if matches!(
@@ -399,9 +492,10 @@ async fn set_flag(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refusal(&shared, &headers, true) {
-        return refused;
-    }
+    let by = match who(&shared, &headers, true) {
+        Ok(by) => by.unwrap_or_default(),
+        Err(refused) => return *refused,
+    };
     let req: SetFlag = match parse(
         &body,
         r#"{"enabled": true|false, "percent": 0-100 (optional), "reason": "..."}"#,
@@ -409,7 +503,7 @@ async fn set_flag(
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    write(&shared, move |client, actor, wait| {
+    write(&shared, by, move |client, actor, wait| {
         if req.enabled {
             flags::enable(client, &key, req.percent, actor, &req.reason, wait)
         } else {
@@ -426,14 +520,15 @@ async fn kill(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refusal(&shared, &headers, true) {
-        return refused;
-    }
+    let by = match who(&shared, &headers, true) {
+        Ok(by) => by.unwrap_or_default(),
+        Err(refused) => return *refused,
+    };
     let req: Kill = match parse(&body, r#"{"reason": "..."}"#) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    write(&shared, move |client, actor, wait| {
+    write(&shared, by, move |client, actor, wait| {
         flags::kill_release(client, &release, actor, &req.reason, wait)
     })
     .await

@@ -8,6 +8,7 @@
 //! page and Prometheus metrics. Writes need the bearer token.
 
 mod api;
+mod conn;
 mod listen;
 mod metrics;
 mod page;
@@ -29,11 +30,16 @@ pub struct Options {
     pub database: String,
     /// The database URL (never shown; see `backstop_core::pg::redact`).
     pub url: String,
-    /// The bearer token writes need; `None` turns writes off.
-    pub token: Option<String>,
+    /// The bearer tokens writes need, each with the name a change made with
+    /// it is recorded under; none turns writes off.
+    pub tokens: Vec<(String, String)>,
     /// Reads need the token too.
     pub private: bool,
     pub max_evaluations_per_second: u32,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
     pub lock_wait: Duration,
     /// Where backups are, for the status page and the metrics.
     pub backup_dir: PathBuf,
@@ -83,6 +89,8 @@ pub(crate) struct Overview {
     pub last_decision: Option<chrono::DateTime<chrono::Utc>>,
     /// The latest decision's details as recorded (verdict, method, evidence).
     pub decision: Option<serde_json::Value>,
+    /// The newest heartbeat of a running `watch`: when it last sampled.
+    pub watching: Option<backstop_core::schema::watching::Beat>,
 }
 
 /// Everything the handlers share.
@@ -92,6 +100,12 @@ pub(crate) struct Shared {
     pub overview: RwLock<Overview>,
     /// The listener's session is up and the flags are fresh.
     pub ready: AtomicBool,
+    /// The flags were read from the database at least once: before that,
+    /// nothing is answered as if it were known.
+    pub loaded: AtomicBool,
+    /// Since when the flags served are the last known ones, the database
+    /// being out of reach.
+    pub stale_since: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     pub changes: broadcast::Sender<Change>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: metrics::Metrics,
@@ -120,27 +134,38 @@ impl Shared {
         }
     }
 
-    /// Whether `header` (the request's `Authorization`) carries the token,
-    /// compared in constant time.
+    /// Whether `header` (the request's `Authorization`) carries one of the
+    /// tokens, and which: each compared in constant time, all of them.
     pub fn authorized(&self, header: Option<&str>) -> Auth {
-        let Some(token) = &self.options.token else { return Auth::WritesOff };
+        if self.options.tokens.is_empty() {
+            return Auth::WritesOff;
+        }
         let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return Auth::Missing;
         };
         use subtle::ConstantTimeEq as _;
-        let (a, b) = (blake3::hash(given.trim().as_bytes()), blake3::hash(token.as_bytes()));
-        if bool::from(a.as_bytes().ct_eq(b.as_bytes())) {
-            Auth::Ok
-        } else {
-            Auth::Wrong
+        let given = blake3::hash(given.trim().as_bytes());
+        let mut found = None;
+        for (name, token) in &self.options.tokens {
+            let known = blake3::hash(token.as_bytes());
+            if bool::from(given.as_bytes().ct_eq(known.as_bytes())) {
+                found = Some(name.clone());
+            }
         }
+        found.map_or(Auth::Wrong, Auth::Ok)
+    }
+
+    /// `Some(since)` while the flags served are the last known ones.
+    pub fn stale(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self.stale_since.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// The outcome of checking a request's token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Auth {
-    Ok,
+    /// A token of this name.
+    Ok(String),
     Missing,
     Wrong,
     /// No token is configured: nothing may be written.
@@ -170,6 +195,8 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         evaluator: RwLock::new(Arc::new(Evaluator::new(Vec::new()))),
         overview: RwLock::new(Overview::default()),
         ready: AtomicBool::new(false),
+        loaded: AtomicBool::new(false),
+        stale_since: Mutex::new(None),
         changes,
         shutdown,
         metrics: metrics::Metrics::default(),
@@ -181,15 +208,22 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
     let app = api::router(shared.clone());
     tracing::info!(address = %local, "backstop serve listening");
     eprintln!("backstop serve: listening on http://{local}");
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {local}, beyond this host: tokens and flags travel in clear \
+             unless TLS is in front (a reverse proxy that terminates it)"
+        );
+    }
+    let limits = conn::Limits {
+        max_connections: shared.options.max_connections,
+        header_timeout: shared.options.header_timeout,
+    };
     let signal = async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
-        .map_err(|source| ServeError::Bind { addr: local.to_string(), source })?;
+    conn::run(listener, app, limits, signal).await;
     shared.ready.store(false, Ordering::SeqCst);
     Ok(())
 }

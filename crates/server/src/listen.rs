@@ -35,6 +35,11 @@ fn run(shared: &Shared) {
     while !stopping(shared) {
         if let Err(e) = session(shared) {
             shared.ready.store(false, Ordering::SeqCst);
+            if shared.loaded.load(Ordering::SeqCst) {
+                // From now on the flags served are the last ones read.
+                let mut since = shared.stale_since.lock().unwrap_or_else(|e| e.into_inner());
+                since.get_or_insert_with(chrono::Utc::now);
+            }
             tracing::warn!(error = %e, "flag listener lost the database; reconnecting");
             std::thread::sleep(RECONNECT);
         }
@@ -46,6 +51,8 @@ fn session(shared: &Shared) -> anyhow::Result<()> {
     let mut client = backstop_core::pg::connect(&shared.options.url, "backstop serve")?;
     client.batch_execute(&format!("LISTEN {}", flags::CHANNEL))?;
     reload(shared, &mut client)?;
+    shared.loaded.store(true, Ordering::SeqCst);
+    *shared.stale_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
     shared.ready.store(true, Ordering::SeqCst);
     let mut last = Instant::now();
     while !stopping(shared) {
@@ -105,6 +112,7 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     for e in schema::events::recent(client, 15)? {
         out.events.push((e.at, e.kind, e.outcome, e.actor));
     }
+    out.watching = schema::watching::latest(client)?;
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);

@@ -13,6 +13,11 @@ use backstop_core::flags::Evaluation;
 
 use crate::Shared;
 
+/// The one label every key that names no flag is counted under: keys
+/// come from unauthenticated requests, and a series each would grow the
+/// server and `/metrics` without bound.
+const UNKNOWN: &str = "(unknown)";
+
 /// Counters the handlers add to.
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -28,7 +33,11 @@ impl Metrics {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            *map.entry((e.key.clone(), reason)).or_default() += 1;
+            let flag = match e.error_code {
+                Some(backstop_core::flags::eval::ErrorCode::FlagNotFound) => UNKNOWN.to_string(),
+                _ => e.key.clone(),
+            };
+            *map.entry((flag, reason)).or_default() += 1;
         }
     }
 }
@@ -120,6 +129,11 @@ pub(crate) fn render(shared: &Shared) -> String {
             "backstop_last_decision_age_seconds",
             "Seconds since the last rollback decision.",
             overview.last_decision,
+        ),
+        (
+            "backstop_watch_last_sample_age_seconds",
+            "Seconds since a running watch last sampled its triggers: a decision older than the watch's last sample is current; with no recent sample it was left by a watch that stopped.",
+            overview.watching.as_ref().map(|b| b.at),
         ),
     ];
     for (name, help, at) in ages {

@@ -1,5 +1,6 @@
 //! `GET /`: the status page. Server-rendered HTML (minijinja, escaped
-//! everywhere), no build step: migrations applied and pending, backups, the
+//! everywhere, its script and style served beside it under a strict
+//! content security policy), no build step: migrations applied and pending, backups, the
 //! last rehearsal, the flags with a kill button per release, the latest
 //! events. It reloads itself when the event stream announces a change.
 
@@ -16,16 +17,7 @@ const TEMPLATE: &str = r#"<!doctype html>
 <meta charset="utf-8">
 <title>Backstop: {{ database }}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; color: #222; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 2em; }
-table { border-collapse: collapse; width: 100%; }
-td, th { text-align: left; padding: .25em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
-.on { color: #176117; font-weight: bold; } .off { color: #8a1c1c; font-weight: bold; }
-.bad { color: #8a1c1c; } .muted { color: #777; }
-button { font: inherit; padding: .2em .8em; }
-pre { white-space: pre-wrap; background: #f6f6f6; padding: .6em; max-height: 20em; overflow: auto; }
-</style>
+<link rel="stylesheet" href="/status.css">
 </head>
 <body>
 <h1>Backstop <span class="muted">{{ database }}</span></h1>
@@ -77,8 +69,26 @@ pre { white-space: pre-wrap; background: #f6f6f6; padding: .6em; max-height: 20e
 {% endfor %}
 </table>
 
-<script>
-document.querySelectorAll("button.kill").forEach(function (b) {
+<script src="/status.js"></script>
+</body>
+</html>
+"#;
+
+/// The page's style, served at `/status.css`: no inline style, so the
+/// content security policy can forbid all of it.
+pub(crate) const STYLE: &str = r#"body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 2em; }
+table { border-collapse: collapse; width: 100%; }
+td, th { text-align: left; padding: .25em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+.on { color: #176117; font-weight: bold; } .off { color: #8a1c1c; font-weight: bold; }
+.bad { color: #8a1c1c; } .muted { color: #777; }
+button { font: inherit; padding: .2em .8em; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: .6em; max-height: 20em; overflow: auto; }
+"#;
+
+/// The page's script (the kill buttons, the reload on a change), served at
+/// `/status.js`.
+pub(crate) const SCRIPT: &str = r#"document.querySelectorAll("button.kill").forEach(function (b) {
   b.addEventListener("click", async function () {
     var out = document.getElementById("result");
     var reason = document.getElementById("reason").value || "killed from the status page";
@@ -94,10 +104,20 @@ document.querySelectorAll("button.kill").forEach(function (b) {
 });
 var stream = new EventSource("/ofrep/v1/events");
 stream.onmessage = function () { location.reload(); };
-</script>
-</body>
-</html>
 "#;
+
+/// What the page may load and who may frame it: its own script, style and
+/// event stream, nothing else, and no frame (no clickjacking of the kill
+/// button).
+pub(crate) const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
 
 #[derive(Serialize)]
 struct FlagRow {

@@ -103,6 +103,14 @@ fn mark(state: State) -> &'static str {
     }
 }
 
+/// Whether the only thing held for is a method already carried out taking
+/// effect: watch itself escalates when it does not.
+fn waiting_for_a_method(d: &Decision) -> bool {
+    let deciding = || d.evidence.iter().filter(|e| !e.dry_run);
+    deciding().any(|e| e.state == State::Recovering)
+        && deciding().all(|e| matches!(e.state, State::Ok | State::Recovering))
+}
+
 /// The decision for people: the verdict, why, and each trigger's evidence.
 pub fn text(d: &Decision) -> String {
     let mut out = String::new();
@@ -112,6 +120,12 @@ pub fn text(d: &Decision) -> String {
             None => format!("ROLLBACK: method {m}"),
         },
         (Verdict::Rollback, None) => "ROLLBACK".into(),
+        // Regression: watch --auto B said "a person should look" while it
+        // was itself waiting out the escalation window after method A.
+        (Verdict::Hold, _) if waiting_for_a_method(d) => {
+            "HOLD: waiting for the method carried out to take effect (watch escalates if it does not)"
+                .into()
+        }
         (Verdict::Hold, _) => "HOLD: a person should look".into(),
         (Verdict::Ok, _) => "OK".into(),
     };

@@ -22,7 +22,8 @@ pub struct Args {
 enum Sub {
     /// The flags, their releases and states.
     List(Common),
-    /// Turn a flag on, for everyone or a share of targeting keys.
+    /// Turn a flag on (or every flag of a release, --release), for everyone
+    /// or a share of targeting keys.
     Enable(Enable),
     /// Turn a flag off: applications fall back to their code's default.
     Disable(Change),
@@ -55,12 +56,21 @@ struct Change {
 
 #[derive(Debug, clap::Args)]
 struct Enable {
-    #[command(flatten)]
-    change: Change,
+    /// The flag's key.
+    #[arg(required_unless_present = "release", conflicts_with = "release")]
+    key: Option<String>,
+    /// Turn every flag of this release on, in one transaction.
+    #[arg(long, value_name = "RELEASE")]
+    release: Option<String>,
+    /// Why, for the audit log.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
     /// Serve the flag's variant to this share of targeting keys (0-100),
     /// split the way flagd splits.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(0..=100))]
     percent: Option<u32>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,17 +113,22 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
         Sub::Enable(e) => {
-            let (config, mut client) = connect(config, &e.change.common)?;
+            let (config, mut client) = connect(config, &e.common)?;
             let lock_wait = config.migrations.lock_wait;
-            let change = flags::enable(
-                &mut client,
-                &e.change.key,
-                e.percent,
-                &actor,
-                &e.change.reason,
-                lock_wait,
-            )?;
-            show(e.change.common.output.format, &[change])?;
+            let changes = match (&e.key, &e.release) {
+                (Some(key), _) => {
+                    vec![flags::enable(&mut client, key, e.percent, &actor, &e.reason, lock_wait)?]
+                }
+                (None, release) => flags::enable_release(
+                    &mut client,
+                    release.as_deref().unwrap_or_default(),
+                    e.percent,
+                    &actor,
+                    &e.reason,
+                    lock_wait,
+                )?,
+            };
+            show(e.common.output.format, &changes)?;
         }
         Sub::Disable(d) => {
             let (config, mut client) = connect(config, &d.common)?;

@@ -14,7 +14,7 @@ pub struct Args {
     dir: PathBuf,
 }
 
-const TEMPLATE: &str = r#"# Backstop configuration. Unknown keys are errors, so typos cannot hide.
+const TEMPLATE: &str = r##"# Backstop configuration. Unknown keys are errors, so typos cannot hide.
 
 [database]
 # The database to migrate. ${VAR} is read from the environment;
@@ -57,7 +57,75 @@ retention = "30d"
 keep_min = 3
 # "checksums", or "restore" to require a test restore before migrating.
 verified = "checksums"
-"#;
+
+[rollback]
+# Before a down migration drops a table, a column, an enum value in use or
+# rows, their values are exported (key and values, CSV, checksummed).
+export_dropped = true
+dir = ".backstop/exports"
+
+# What follows is off until you uncomment it: remove the "# " before each
+# line of a section you want. Every key is explained in docs/config.md.
+
+# [rehearse]
+# # migrate refuses migrations without a passing rehearsal this recent.
+# required = true
+# max_age = "7d"
+# report_dir = "rehearsals"
+
+# [verify]
+# # The suite of checks; migrate and rollback run it afterwards.
+# after_migrate = true
+#
+# [[verify.checks]]
+# name = "the database answers"
+# kind = "connection"
+
+# [[flags]]
+# # A release's flags: `backstop flags sync` creates them (off).
+# key = "new_checkout"
+# release = "v2"
+# description = "the new checkout page"
+# default = false
+
+# [serve]
+# # `backstop serve`: flags over flagd's JSON and OFREP, a status page.
+# listen = "127.0.0.1:8750"
+# # Writes need a token; a named one is recorded as who made the change.
+# tokens = { ops = "${BACKSTOP_OPS_TOKEN}" }
+# max_connections = 1000
+# header_timeout = "10s"
+
+# [[triggers]]
+# # What `backstop watch` samples, and the method a breach calls for.
+# name = "error rate"
+# source = "sql"
+# query = "select 0.0"
+# above = 0.05
+# for = "5m"
+# interval = "30s"
+# method = "A"
+
+# [decide]
+# # After method A, still breaching this long: method B.
+# escalate_after = "2m"
+
+# [hooks]
+# # Shell commands the methods run at their steps.
+# after_kill = "./deploy.sh --redeploy"
+# stop_writes = "./maintenance.sh on"
+# resume_writes = "./maintenance.sh off"
+# timeout = "2m"
+
+# [notify]
+# # Where the incident's texts go, and the product's name in them.
+# slack_webhook = "${SLACK_WEBHOOK_URL}"
+# product = "Acme"
+
+# [compare]
+# # "exact" (any difference fails) or "runbook" (the cutover runbook's matrix).
+# preset = "exact"
+"##;
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let file = config.map(Path::to_path_buf).unwrap_or_else(|| args.dir.join("backstop.toml"));
@@ -84,6 +152,47 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_commented_section_of_the_template_is_valid_when_uncommented() {
+        // Regression: init wrote no [[flags]], [serve], [[triggers]],
+        // [decide], [hooks], [notify] or [compare] at all.
+        let all: String = super::TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[') || rest.contains(" = ") || rest.starts_with('#') =>
+                {
+                    rest
+                }
+                _ if l == "#" => "",
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for section in [
+            "[[flags]]",
+            "[serve]",
+            "[[triggers]]",
+            "[decide]",
+            "[hooks]",
+            "[notify]",
+            "[compare]",
+            "[rollback]",
+        ] {
+            assert!(all.contains(section), "{section} is missing");
+        }
+        // SAFETY of the test's environment: the variables named are set for it.
+        let all = all
+            .replace("${BACKSTOP_OPS_TOKEN}", "t0ken")
+            .replace("${SLACK_WEBHOOK_URL}", "https://hooks.example.com/x");
+        let cfg = backstop_core::config::Config::parse(&all, std::path::Path::new("backstop.toml"));
+        assert!(cfg.is_ok(), "{cfg:?}\n{all}");
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.flags.len(), 1);
+        assert_eq!(cfg.triggers.len(), 1);
+        assert!(cfg.hooks.after_kill.is_some());
+    }
+
     #[test]
     fn the_template_is_a_valid_config() {
         let cfg = backstop_core::config::Config::parse(

@@ -20,8 +20,8 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, _) = super::backup::load(config, &args.conn)?;
-    let token = config.serve_token()?;
-    if config.serve.private && token.is_none() {
+    let tokens = config.serve_tokens()?;
+    if config.serve.private && tokens.is_empty() {
         return Err(super::UsageError(
             "[serve] private = true needs [serve] token: without one nobody could read".into(),
         )
@@ -46,9 +46,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         listen: args.listen.unwrap_or_else(|| config.serve.listen.clone()),
         database,
         url,
-        token,
+        tokens,
         private: config.serve.private,
         max_evaluations_per_second: config.serve.max_evaluations_per_second,
+        max_connections: config.serve.max_connections,
+        header_timeout: config.serve.header_timeout,
         lock_wait: config.migrations.lock_wait,
         backup_dir: config.backup.dir.clone(),
         migrations,

@@ -24,7 +24,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let ctx = Context::load(config, &args.conn)?;
+    let ctx = match Context::load(config, &args.conn) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            // A freeze or an unfinished restore is said even when the
+            // migrations folder cannot be read: it may be why a person looks.
+            if e.downcast_ref::<backstop_core::source::SourceError>().is_some() {
+                holds_without_folder(config, &args.conn);
+            }
+            return Err(e);
+        }
+    };
     // Shown before connecting: an interrupted restore may be why that fails.
     let store = backstop_core::backup::Store::new(&ctx.config.backup.dir);
     let unfinished = backstop_core::backup::restore::journal(&store)?;
@@ -111,25 +121,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 }
             }
             if let Some(f) = &o.frozen {
-                let _ = writeln!(
-                    text,
-                    "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop unfreeze`",
-                    f.database,
-                    f.since.format("%Y-%m-%d %H:%M:%S UTC"),
-                    f.actor,
-                    f.reason,
-                    if f.read_only_set { "" } else { " but not enforced (no right to ALTER DATABASE)" }
-                );
+                let _ = writeln!(text, "{}", frozen_line(f));
             }
             for r in &o.frozen_roles {
-                let _ = writeln!(
-                    text,
-                    "frozen: role {} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
-                    terminal_safe(&r.role),
-                    r.since.format("%Y-%m-%d %H:%M:%S UTC"),
-                    r.actor,
-                    terminal_safe(&r.reason)
-                );
+                let _ = writeln!(text, "{}", frozen_role_line(r));
             }
             if let Some(j) = &o.unfinished_restore {
                 let _ = writeln!(text, "{}", restore_line(j));
@@ -138,6 +133,25 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if attention { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// What holds the database, for `status` without a readable migrations
+/// folder: a freeze of it or of roles, an unfinished restore. Best effort:
+/// what cannot be read is left out, and the folder's error follows.
+fn holds_without_folder(config: Option<&Path>, conn: &crate::Connection) {
+    let Ok(config) = super::config(config) else { return };
+    let store = backstop_core::backup::Store::new(&config.backup.dir);
+    if let Ok(Some(j)) = backstop_core::backup::restore::journal(&store) {
+        eprintln!("{}", restore_line(&j));
+    }
+    let Ok(url) = config.database_url(conn.database_url.as_deref()) else { return };
+    let Ok(mut client) = backstop_core::pg::connect(&url, "backstop status") else { return };
+    if let Ok(Some(f)) = backstop_core::freeze::current(&mut client) {
+        eprintln!("{}", frozen_line(&f));
+    }
+    for r in backstop_core::freeze::frozen_roles(&mut client).unwrap_or_default() {
+        eprintln!("{}", frozen_role_line(&r));
+    }
 }
 
 /// `status --format json`: the migration status, and what else holds the database.
@@ -153,6 +167,27 @@ struct Shown<'a> {
     frozen: &'a Option<backstop_core::freeze::FreezeState>,
     frozen_roles: &'a [backstop_core::freeze::FrozenRole],
     unfinished_restore: &'a Option<backstop_core::backup::restore::Journal>,
+}
+
+fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {
+    format!(
+        "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop unfreeze`",
+        f.database,
+        f.since.format("%Y-%m-%d %H:%M:%S UTC"),
+        f.actor,
+        f.reason,
+        if f.read_only_set { "" } else { " but not enforced (no right to ALTER DATABASE)" }
+    )
+}
+
+fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
+    format!(
+        "frozen: role {} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
+        terminal_safe(&r.role),
+        r.since.format("%Y-%m-%d %H:%M:%S UTC"),
+        r.actor,
+        terminal_safe(&r.reason)
+    )
 }
 
 fn restore_line(j: &backstop_core::backup::restore::Journal) -> String {

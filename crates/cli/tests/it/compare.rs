@@ -420,6 +420,10 @@ fn a_role_freeze_stops_its_writes_and_unfreeze_gives_back_exactly_its_grants() {
     p.run(&["freeze", "--role", role, "--reason", "again"])
         .expect_code(0)
         .expect_output("already frozen");
+    // Regression: status needed a migrations folder to say so much as that.
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    p.run(&["status"]).expect_code(2).expect_output("frozen: role").expect_output("migrations dir");
+    std::fs::create_dir(p.path().join("migrations")).unwrap();
 
     p.run(&["unfreeze", "--role", role])
         .expect_code(0)

@@ -109,6 +109,13 @@ fn enable_rollout_disable_and_kill_are_audited_and_notified_in_one_transaction()
         .expect_code(0)
         .expect_output("ENABLED -> DISABLED")
         .expect_output("error rate 8%");
+
+    // The kill undone: the whole release on again, in one change.
+    p.run(&["flags", "enable", "--release", "v2", "--reason", "fixed forward"])
+        .expect_code(0)
+        .expect_output("✓ client_cards on")
+        .expect_output("✓ client_memory on");
+    assert!(enabled(&p, "client_cards") && enabled(&p, "client_memory"));
 }
 
 #[test]
@@ -121,6 +128,10 @@ fn unknown_flags_and_releases_missing_reasons_and_bad_shares_change_nothing() {
     p.run(&["flags", "kill", "--release", "v9", "--reason", "x"])
         .expect_code(2)
         .expect_output("no flag belongs to release v9");
+    p.run(&["flags", "enable", "--release", "v9", "--reason", "x"])
+        .expect_code(2)
+        .expect_output("no flag belongs to release v9");
+    p.run(&["flags", "enable", "client_cards", "--release", "v2", "--reason", "x"]).expect_code(2);
     p.run(&["flags", "enable", "client_cards"]).expect_code(2).expect_output("--reason");
     p.run(&["flags", "enable", "client_cards", "--reason", " "])
         .expect_code(2)

@@ -17,6 +17,7 @@ mod demo;
 mod flags;
 mod floors;
 mod incident;
+mod kill_switch;
 mod layouts;
 mod managed;
 mod memory;

@@ -127,3 +127,41 @@ fn flagds_own_engine_assigns_exactly_the_variants_backstop_assigns_on_a_10_90_sp
     // A 10 % bucket of 10,000 keys: far from 0 and from 10,000.
     assert!((800..=1200).contains(&on), "{on} keys on for a 10 % rollout: {got}");
 }
+
+#[test]
+fn the_npm_ofrep_provider_takes_a_killed_flag_as_disabled_not_as_an_error() {
+    // Regression: @openfeature/ofrep-provider 0.1.3 called the answer for a
+    // disabled flag malformed (no `value`), so every evaluation of a killed
+    // flag was an ERROR in the application's logs and hooks.
+    let modules = tools_dir().join("openfeature-node/node_modules");
+    if !modules.join("@openfeature/ofrep-provider").is_dir() {
+        crate::common::missing_tool("@openfeature/ofrep-provider", ".ci/tools/openfeature.sh");
+        return;
+    }
+    let p = project("of_npm");
+    p.run(&["flags", "kill", "--release", "v2", "--reason", "error rate"]).expect_code(0);
+    p.run(&["flags", "disable", "theme", "--reason", "test"]).expect_code(0);
+    let s = Server::start(&p);
+    let got = json_of(
+        Command::new("node").env("NODE_PATH", &modules).arg(fixture("ofrep_node.cjs")).args([
+            s.base.as_str(),
+            "client_cards:bool:true",
+            "theme:str:dark",
+            "no_such_flag:bool:true",
+        ]),
+    );
+    assert_eq!(got["client_cards"]["reason"], "DISABLED", "{got}");
+    assert_eq!(got["client_cards"]["error"], Value::Null, "{got}");
+    assert_eq!(got["client_cards"]["value"], false, "the declared code default: {got}");
+    assert_eq!(got["theme"]["reason"], "DISABLED", "{got}");
+    assert_eq!(got["theme"]["value"], "classic", "{got}");
+    assert_eq!(got["no_such_flag"]["error"], "FLAG_NOT_FOUND", "{got}");
+    let logged: Vec<&str> =
+        got["logged"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(
+        logged.iter().all(|l| l.contains("no_such_flag")
+            || l.contains("FlagNotFound")
+            || l.contains("not found")),
+        "only the unknown flag is an error: {logged:?}"
+    );
+}

@@ -194,11 +194,13 @@ fn a_verdict_never_rests_on_bad_data() {
 #[test]
 fn when_a_does_not_help_b_is_called_for_after_the_window() {
     let p = project("watch_escalate", SQL_TRIGGER, "[decide]\nescalate_after = \"2s\"\n", 0.08);
-    p.run(&["watch", "--for", "6s", "--auto", "A"])
-        .expect_code(0)
+    let run = p.run(&["watch", "--for", "6s", "--auto", "A"]);
+    run.expect_code(0)
         .expect_output("✓ method A: flags off")
+        .expect_output("HOLD: waiting for the method carried out to take effect")
         .expect_output("after method A was carried out, past the escalation window of 2 s")
         .expect_output("method B is called for (above --auto)");
+    assert!(!run.all().contains("a person should look"), "{}", run.all());
     let decided: Vec<String> = events(&p, "decide").into_iter().map(|(o, _)| o).collect();
     assert_eq!(decided.first().map(String::as_str), Some("rollback"));
     assert!(decided.iter().any(|o| o == "hold"), "waiting for A shows as a hold: {decided:?}");

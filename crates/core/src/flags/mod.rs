@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 pub use eval::{Evaluation, Evaluator, Reason};
 pub use store::{
-    disable, enable, history, kill_release, list, sync, FlagChange, FlagEvent, SyncReport,
+    disable, enable, enable_release, history, kill_release, list, sync, FlagChange, FlagEvent,
+    SyncReport,
 };
 
 pub use crate::schema::flags::{Flag, State, CHANNEL};

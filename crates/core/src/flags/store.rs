@@ -55,7 +55,8 @@ fn commit(
                 "percent": c.percent, "reason": reason, "by": actor, "etag": tag,
             }),
         };
-        events::record(&mut tx, &event).map_err(db("writing the flag event"))?;
+        // Who made the change: a person at a terminal, or a server's named token.
+        events::record_as(&mut tx, &event, actor).map_err(db("writing the flag event"))?;
     }
     table::notify(&mut tx, &tag).map_err(db("notifying the flag change"))?;
     Ok(tx.commit().map_err(db("committing the flag change"))?)
@@ -154,6 +155,46 @@ pub fn kill_release(
             etag: String::new(),
         })
         .collect();
+    commit(tx, &mut changes, actor, reason)?;
+    Ok(changes)
+}
+
+/// Turns every flag of `release` on, in one transaction (for everyone or
+/// for `percent` % of targeting keys): the launch, the undo of a kill.
+pub fn enable_release(
+    client: &mut Client,
+    release: &str,
+    percent: Option<u32>,
+    actor: &str,
+    reason: &str,
+    lock_wait: Duration,
+) -> Result<Vec<FlagChange>, FlagsError> {
+    require_reason(reason)?;
+    ensure(client, lock_wait)?;
+    let mut tx = client.transaction().map_err(db("starting the release's launch"))?;
+    let keys: Vec<String> =
+        list(&mut tx)?.into_iter().filter(|f| f.release == release).map(|f| f.key).collect();
+    if keys.is_empty() {
+        return Err(FlagsError::UnknownRelease { release: release.to_string() });
+    }
+    let mut changes = Vec::with_capacity(keys.len());
+    for key in keys {
+        let flag = locked(&mut tx, &key)?;
+        let targeting = match percent {
+            Some(p) => rollout(&flag, p)?,
+            None => None,
+        };
+        table::set_state(&mut tx, &key, State::Enabled, targeting.as_ref(), actor)
+            .map_err(db("enabling the flag"))?;
+        changes.push(FlagChange {
+            key,
+            release: release.to_string(),
+            from: flag.state,
+            to: State::Enabled,
+            percent,
+            etag: String::new(),
+        });
+    }
     commit(tx, &mut changes, actor, reason)?;
     Ok(changes)
 }

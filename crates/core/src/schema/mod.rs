@@ -10,6 +10,7 @@
 //! | `flags` | the release flags ([`flags`]) |
 //! | `freeze`, `role_freeze` | the write freeze of the database and of roles ([`freeze`]) |
 //! | `snapshots` | row counts and checksums taken by `verify --snapshot` ([`snapshots`]) |
+//! | `watching` | the heartbeat of each running `watch` ([`watching`]) |
 //! | `meta` | the version of this schema |
 //!
 //! The schema is created by the first command that writes, after it holds
@@ -22,6 +23,7 @@ pub mod flags;
 pub mod freeze;
 pub mod rehearsals;
 pub mod snapshots;
+pub mod watching;
 
 use postgres::GenericClient;
 
@@ -103,6 +105,11 @@ CREATE TABLE IF NOT EXISTS backstop.role_freeze (
     reason  text NOT NULL,
     grants  jsonb NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backstop.watching (
+    by       text PRIMARY KEY,
+    at       timestamptz NOT NULL,
+    triggers integer NOT NULL
+);
 CREATE TABLE IF NOT EXISTS backstop.snapshots (
     name     text PRIMARY KEY,
     taken_at timestamptz NOT NULL,
@@ -119,7 +126,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

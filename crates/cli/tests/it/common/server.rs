@@ -20,9 +20,20 @@ pub struct Server {
 
 impl Server {
     pub fn start(p: &Project) -> Server {
+        let server = Server::spawn(p, &[]);
+        poll_until("serve is ready", 100, Duration::from_millis(100), || {
+            server.get("/readyz", None).0 == 200
+        });
+        server
+    }
+
+    /// A server that is listening, whether or not it could read the flags;
+    /// `env` is added to its environment.
+    pub fn spawn(p: &Project, env: &[(&str, &str)]) -> Server {
         let mut child = p
             .std_cmd(&["serve", "--listen", "127.0.0.1:0"])
             .env("SERVE_TOKEN", TOKEN)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -36,11 +47,12 @@ impl Server {
         };
         // Keep reading the logs so the pipe never fills.
         std::thread::spawn(move || for _ in lines {});
-        let server = Server { child, base };
-        poll_until("serve is ready", 100, Duration::from_millis(100), || {
-            server.get("/readyz", None).0 == 200
-        });
-        server
+        Server { child, base }
+    }
+
+    /// The address, as `host:port`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     pub fn agent() -> ureq::Agent {
