@@ -67,6 +67,8 @@ pub enum Happening<'a> {
     NeedsRelease,
     /// A method above `auto` is called for: the command that carries it out.
     AboveAuto { method: Method, command: String },
+    /// The incident was closed: every trigger was clear for this long.
+    Closed { incident: i64, clear_for: Duration },
 }
 
 /// Why watching stopped.
@@ -118,6 +120,8 @@ pub struct Watch {
     taken: Vec<Taken>,
     last: Option<(Verdict, Option<Method>, Option<String>)>,
     states: BTreeMap<String, decide::State>,
+    /// Since when every trigger has been clear while an incident is open.
+    clear_since: Option<Instant>,
 }
 
 impl Watch {
@@ -142,6 +146,7 @@ impl Watch {
             taken: Vec::new(),
             last: None,
             states: BTreeMap::new(),
+            clear_since: None,
         }
     }
 
@@ -184,11 +189,19 @@ impl Watch {
         let key = (decision.verdict, decision.method, decision.flag.clone());
         let changed = self.last.as_ref() != Some(&key);
         if changed {
+            if decision.verdict == Verdict::Rollback {
+                // The first decision that calls for a rollback opens the incident.
+                let why = format!("decision: {}", decision.reason);
+                crate::schema::incidents::open(client, &why).map_err(|source| {
+                    WatchError::Db(crate::pg::DbError::new("opening the incident", source))
+                })?;
+            }
             record(client, &decision).map_err(|source| {
                 WatchError::Db(crate::pg::DbError::new("recording the decision", source))
             })?;
         }
         tell(Happening::Decision { decision: &decision, changed });
+        self.close_when_clear(client, responder, &decision, tell)?;
         if changed {
             self.last = Some(key);
         }
@@ -196,6 +209,44 @@ impl Watch {
             return Ok(Round { unanswered: false });
         };
         self.act(client, responder, &decision, method, changed, tell)
+    }
+
+    /// Closes the open incident once every trigger has been clear for
+    /// `[decide] close_after`, and says so (Slack hears it is resolved).
+    fn close_when_clear(
+        &mut self,
+        client: &mut postgres::Client,
+        responder: &Responder,
+        decision: &Decision,
+        tell: &mut dyn FnMut(Happening),
+    ) -> Result<(), WatchError> {
+        if decision.verdict != Verdict::Ok {
+            self.clear_since = None;
+            return Ok(());
+        }
+        let db = |source| WatchError::Db(crate::pg::DbError::new("closing the incident", source));
+        let Some(open) = crate::schema::incidents::current(client).map_err(db)? else {
+            self.clear_since = None;
+            return Ok(());
+        };
+        let since = *self.clear_since.get_or_insert_with(Instant::now);
+        let clear_for = self.decide.close_after;
+        if since.elapsed() < clear_for {
+            return Ok(());
+        }
+        let note = format!("every trigger clear for {}", crate::kit::duration::human(clear_for));
+        if crate::schema::incidents::close(client, open.id, "backstop watch", &note).map_err(db)? {
+            let details = json!({ "note": note, "source": "watch", "incident": open.id });
+            let event =
+                events::Event { kind: "incident", outcome: "closed", versions: vec![], details };
+            events::record(client, &event).map_err(db)?;
+            if let Err(e) = responder.notifier.announce(crate::incident::Stage::Resolved) {
+                tell(Happening::Warning(&e));
+            }
+            tell(Happening::Closed { incident: open.id, clear_for });
+        }
+        self.clear_since = None;
+        Ok(())
     }
 
     /// Samples the triggers that are due; whether any was.

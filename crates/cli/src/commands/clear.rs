@@ -76,6 +76,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let taken = backup::create(&args.target, &store, &tools, &options, &mut backup::Quiet)?;
     backup::verify::verify(&store, &tools, &taken.id, false, 1, &mut backup::Quiet)?;
     let rows = clear::clear(&mut client, &plan, config.migrations.lock_wait)?;
+    // Where the backup is, said whole: with no backstop.toml the folder is
+    // relative to where clear ran.
+    let folder = store.path(&taken.id);
+    let folder = std::fs::canonicalize(&folder).unwrap_or(folder);
     match args.output.format {
         Format::Json => print_json(&serde_json::json!({
             "target": shown,
@@ -83,12 +87,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "cleared": true,
             "rows": rows,
             "backup": taken.id,
+            "backup_path": folder,
         }))?,
         Format::Text => print(&format!(
-            "✓ backup {} of {} ({}), verified\n✓ emptied {} table(s), {rows} row(s) removed in one transaction; `backstop restore {}` brings them back\n",
+            "✓ backup {} of {} ({}, in {}), verified\n✓ emptied {} table(s), {rows} row(s) removed in one transaction; `backstop restore {}` brings them back\n",
             taken.id,
             terminal_safe(&shown),
             backstop_core::kit::size::human(taken.size_bytes),
+            terminal_safe(&folder.display().to_string()),
             plan.tables.len(),
             taken.id
         ))?,

@@ -171,6 +171,17 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
                 t.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             ),
         };
+        for (side, columns) in
+            [("source", &t.columns_only_in_source), ("target", &t.columns_only_in_target)]
+        {
+            if !columns.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      column(s) only in the {side}: {} (rows compared on the columns both have)",
+                    terminal_safe(&columns.join(", "))
+                );
+            }
+        }
         for r in &t.rows {
             let key = r.key.to_string();
             let key = terminal_safe(&key);

@@ -1,13 +1,14 @@
-//! `backstop incident report`: the incident document, the Slack message,
-//! the status-page update and the users' e-mail, from the real timeline in
-//! `backstop.events`, posted to Slack with `--post`.
+//! `backstop incident report|close|list`: an incident's texts (the report,
+//! the Slack message of its state, the status-page update, the users'
+//! e-mail) from its own events; closing it when it is over; the list.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use chrono::{DateTime, Utc};
+use backstop_core::incident::{self, Stage};
 
 use super::{print, print_json, UsageError};
+use crate::render::terminal_safe;
 use crate::{Connection, Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -18,8 +19,13 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
-    /// The incident's texts from the timeline in backstop.events.
+    /// An incident's texts, from its own events (default: the latest incident).
     Report(Report),
+    /// Close the open incident (or --incident ID) when it is over; Slack
+    /// hears it is resolved.
+    Close(Close),
+    /// The incidents, newest first: when each opened and closed, and why.
+    List(List),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,55 +41,71 @@ enum Text {
 struct Report {
     #[command(flatten)]
     conn: Connection,
-    /// From when: an RFC 3339 time, or a duration ago ("2h"). Default: the
-    /// first rollback decision or method of the last 24 hours.
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
+    /// The incident (`backstop incident list` shows them); default: the latest.
+    #[arg(long, value_name = "ID")]
+    incident: Option<i64>,
     /// Which text.
     #[arg(long, value_enum, default_value_t = Text::All)]
     text: Text,
-    /// Also post the resolution to [notify] slack_webhook.
-    #[arg(long)]
-    post: bool,
     #[command(flatten)]
     output: Output,
 }
 
-fn since(text: &str) -> Result<DateTime<Utc>, UsageError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    humantime::parse_duration(text)
-        .ok()
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .map(|d| Utc::now() - d)
-        .ok_or_else(|| {
-            UsageError(format!(
-                "--since {text:?}: write a time like 2026-01-07T14:20:00Z or a duration ago like 2h"
-            ))
-        })
+#[derive(Debug, clap::Args)]
+struct Close {
+    #[command(flatten)]
+    conn: Connection,
+    /// The incident to close; default: the open one.
+    #[arg(long, value_name = "ID")]
+    incident: Option<i64>,
+    /// What settled it, for the report and the audit log.
+    #[arg(long, value_name = "TEXT")]
+    note: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct List {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(flatten)]
+    output: Output,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let Sub::Report(r) = args.command;
+    match args.command {
+        Sub::Report(r) => report(r, config),
+        Sub::Close(c) => close(c, config),
+        Sub::List(l) => list(l, config),
+    }
+}
+
+fn report(r: Report, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, _) = super::backup::load(config, &r.conn)?;
-    let from = r.since.as_deref().map(since).transpose()?;
     let notifier = config.notifier(&url);
-    let incident = notifier.gather(from)?;
-    let wanted: &[(&str, &str)] = match r.text {
-        Text::All => &[
+    let incident = notifier.gather(r.incident)?;
+    if incident.id.is_none() {
+        print("no incident is on record: one opens with the first rollback decision or method\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let slack = match incident.last_method() {
+        _ if !incident.open => "slack_resolved.md",
+        Some(_) => "slack_method.md",
+        None => "slack_alert.md",
+    };
+    let wanted: Vec<(&str, &str)> = match r.text {
+        Text::All => vec![
             ("report", "report.md"),
-            ("slack", "slack_resolved.md"),
+            ("slack", slack),
             ("status_page", "status_page.txt"),
             ("user_email", "user_email.txt"),
         ],
-        Text::Report => &[("report", "report.md")],
-        Text::Slack => &[("slack", "slack_resolved.md")],
-        Text::Status => &[("status_page", "status_page.txt")],
-        Text::Email => &[("user_email", "user_email.txt")],
+        Text::Report => vec![("report", "report.md")],
+        Text::Slack => vec![("slack", slack)],
+        Text::Status => vec![("status_page", "status_page.txt")],
+        Text::Email => vec![("user_email", "user_email.txt")],
     };
     let mut texts = serde_json::Map::new();
-    for (key, name) in wanted {
+    for (key, name) in &wanted {
         texts.insert(key.to_string(), notifier.render(name, &incident)?.into());
     }
     match r.output.format {
@@ -100,12 +122,57 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             print(&out)?;
         }
     }
-    if r.post {
-        if config.notify.slack_webhook.is_none() {
-            return Err(UsageError("--post needs [notify] slack_webhook".into()).into());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn close(c: Close, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if c.note.trim().is_empty() {
+        return Err(UsageError("--note needs what settled it, for the report".into()).into());
+    }
+    let (config, url, _) = super::backup::load(config, &c.conn)?;
+    let mut client = backstop_core::pg::connect(&url, "backstop incident")?;
+    let by = backstop_core::schema::actor();
+    match incident::close(&mut client, c.incident, &by, &c.note)? {
+        Some(id) => {
+            if let Err(e) = config.notifier(&url).announce(Stage::Resolved) {
+                eprintln!("warning: {e}");
+            }
+            print(&format!("✓ incident {id} closed: {}\n", c.note))?;
         }
-        if let Err(e) = notifier.announce(false) {
-            eprintln!("warning: {e}");
+        None => print("no incident is open: nothing to close\n")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(l: List, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (_, url, _) = super::backup::load(config, &l.conn)?;
+    let mut client = backstop_core::pg::connect(&url, "backstop incident")?;
+    let all = incident::list(&mut client)?;
+    match l.output.format {
+        Format::Json => print_json(&all)?,
+        Format::Text => {
+            let mut out = String::new();
+            if all.is_empty() {
+                out.push_str("no incident is on record\n");
+            }
+            for r in &all {
+                let state = match (&r.closed_at, &r.closed_by) {
+                    (Some(at), by) => format!(
+                        "closed {} by {}: {}",
+                        at.format("%Y-%m-%d %H:%M UTC"),
+                        by.as_deref().unwrap_or("?"),
+                        terminal_safe(r.close_note.as_deref().unwrap_or(""))
+                    ),
+                    (None, _) => "OPEN".to_string(),
+                };
+                out.push_str(&format!(
+                    "{:>4}  opened {}  {state}\n      {}\n",
+                    r.id,
+                    r.opened_at.format("%Y-%m-%d %H:%M UTC"),
+                    terminal_safe(&r.opened_by)
+                ));
+            }
+            print(&out)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -45,6 +45,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    // Two `new` at once would both take the same next version: the folder
+    // is locked (flock on the directory itself) from reading it to writing.
+    let _locked = lock_folder(dir)?;
     let folder = source::load(dir, config.migrations.layout)?;
     let version = next_version(&folder.migrations, folder.layout, chrono::Utc::now());
     let name = &args.name;
@@ -111,6 +114,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     print(&created)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An exclusive lock on the migrations folder, held until dropped.
+fn lock_folder(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let handle = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    nix::fcntl::Flock::lock(handle, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", dir.display()))
 }
 
 /// A version after every one in the folder: the current UTC time as

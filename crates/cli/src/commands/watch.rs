@@ -275,6 +275,10 @@ fn tell(board: &Board, format: Format, h: Happening) -> anyhow::Result<()> {
         Happening::AboveAuto { method, command } => board.say(&format!(
             "method {method} is called for (above --auto); to carry it out:\n  {command}\n"
         ))?,
+        Happening::Closed { incident, clear_for } => board.say(&format!(
+            "incident {incident} closed: every trigger clear for {}\n",
+            backstop_core::kit::duration::human(clear_for)
+        ))?,
     }
     Ok(())
 }

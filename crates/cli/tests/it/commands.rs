@@ -698,6 +698,25 @@ fn two_new_migrations_in_the_same_second_get_different_versions() {
 }
 
 #[test]
+fn six_new_migrations_at_once_get_six_versions() {
+    // Regression: six `new` in parallel gave duplicate versions.
+    let p = Project::new("new_parallel");
+    let children: Vec<std::process::Child> =
+        (0..6).map(|i| p.std_cmd(&["new", &format!("change_{i}")]).spawn().unwrap()).collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let folders: Vec<String> = std::fs::read_dir(p.path().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let mut versions: Vec<&str> = folders.iter().map(|f| f.split_once('_').unwrap().0).collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 6, "{folders:?}");
+}
+
+#[test]
 fn status_exits_1_and_says_so_when_a_no_transaction_migration_stopped_half_way() {
     let p = Project::new("half_applied");
     p.migration("1_t", "CREATE TABLE t (id int);", None);

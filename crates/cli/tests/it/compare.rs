@@ -516,6 +516,9 @@ fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
         .expect_output("verified")
         .all();
     assert!(run.contains("emptied 6 table(s), 857 row(s) removed in one transaction"), "{run}");
+    // Regression: where the backup went was never said.
+    let backups_dir = std::fs::canonicalize(p.path().join(".backstop/backups")).unwrap();
+    assert!(run.contains(&format!("in {}/", backups_dir.display())), "{run}");
     for t in ["accounts", "orders", "lines", "teams", "people", "\"we;ird \"\"name\""] {
         assert_eq!(count(t), 0, "{t}");
     }
@@ -727,4 +730,27 @@ fn tolerances_apply_only_when_asked_and_are_printed_with_the_verdict() {
             .expect_code(2)
             .expect_output(hint);
     }
+}
+
+#[test]
+fn a_column_on_one_side_only_is_listed_apart_and_rows_compare_on_the_rest() {
+    // Regression: a column only the target had made every row "different".
+    let (p, source, target) = pair(
+        "compare_one_sided",
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);
+         INSERT INTO items SELECT i, 'item ' || i, i * 1.5 FROM generate_series(1, 500) i;",
+    );
+    on_target(&target, "ALTER TABLE items ADD COLUMN note text DEFAULT 'new'; UPDATE items SET name = 'renamed' WHERE id = 7;");
+    let c = compare(&p, &source, &target, 1);
+    let t = c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.items").unwrap();
+    assert_eq!(t["columns_only_in_target"], serde_json::json!(["note"]), "{t}");
+    assert_eq!(t["different"], 1, "only the row whose shared columns differ: {t}");
+    assert_eq!(t["rows"][0]["key"]["id"], 7);
+    assert!(t["rows"][0]["columns"].get("note").is_none(), "{t}");
+    let text = p
+        .run(&["compare", "--source", &source, "--target", &target])
+        .expect_code(1)
+        .expect_output("column(s) only in the target: note")
+        .all();
+    assert!(text.contains("1 different"), "{text}");
 }

@@ -39,10 +39,11 @@ fn demo_holds_every_expectation_and_leaves_no_cluster_behind() {
         "past the escalation window of 3 s",
         "✓ method B: restore",
         "✓ the rows written since v2 are kept in the pre-restore snapshot: 2 clients in database",
-        "*Rollback complete: MeetSolis*",
+        "*Incident 1 resolved: MeetSolis*",
         "clients (3 row(s), 2 distinct user_id, RLS OFF)",
         "✓ scenario C: an RLS leak in v2 is counted, exported and reverted",
-        "Subject: MeetSolis: a problem with our latest update",
+        "Subject: MeetSolis: some of your data may have been visible to other users",
+        "may have let other users see client records",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }

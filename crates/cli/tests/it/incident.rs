@@ -77,43 +77,196 @@ method = "A"
     p
 }
 
+fn titles(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<String> {
+    bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["blocks"][0]["text"]["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 #[test]
-fn a_method_posts_its_alert_and_resolution_and_the_report_tells_what_happened() {
+fn slack_follows_the_incident_started_method_done_and_resolved_only_when_closed() {
     let (webhook, bodies) = slack(vec![429]);
     let p = project("incident_texts", &webhook, "");
     let run = p.run(&["watch", "--once", "--auto", "A"]);
     run.expect_code(0);
     assert!(!run.all().contains("SECRETWEBHOOK"));
-
     let sent = bodies.lock().unwrap().clone();
+    assert_eq!(sent[0], sent[1], "the retry after 429 sends the same message");
+    // Regression: the method's end was posted as "Rollback complete" while
+    // the triggers still breached.
     assert_eq!(
-        sent.len(),
-        3,
-        "the alert (once refused with 429, then sent) and the resolution: {sent:?}"
+        titles(&bodies),
+        [
+            "MeetSolis: incident 1, rollback started",
+            "MeetSolis: incident 1, rollback started",
+            "MeetSolis: incident 1, method A done"
+        ]
     );
-    assert_eq!(sent[0], sent[1], "the retry sends the same message");
-    assert_eq!(sent[1]["blocks"][0]["text"]["text"], "Rollback in progress: MeetSolis");
-    assert_eq!(sent[2]["blocks"][0]["text"]["text"], "Rollback complete: MeetSolis");
     for body in &sent {
         for block in body["blocks"].as_array().unwrap() {
             assert!(block["text"]["text"].as_str().unwrap().len() <= 3000);
         }
     }
     let alert = sent[1]["blocks"][1]["text"]["text"].as_str().unwrap();
-    assert!(alert.contains("Why: error rate: the latest value 0.08 crossed"), "{alert}");
+    assert!(alert.contains("Method A: error rate: the latest value 0.08 crossed"), "{alert}");
+    let done = sent[2]["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(done.contains("turned the release's flags off"), "{done}");
 
-    let report = p.run(&["incident", "report", "--format", "json"]);
-    report.expect_code(0);
-    let r = report.json();
-    assert_eq!(r["incident"]["resolved"], true, "{r}");
+    let r = p.run(&["incident", "report", "--format", "json"]).expect_code(0).json();
+    assert_eq!(r["incident"]["id"], 1);
+    assert_eq!(r["incident"]["open"], true, "open until its triggers clear or a person closes it");
     assert_eq!(r["incident"]["flags_off"], serde_json::json!(["client_cards", "client_memory"]));
-    assert_eq!(r["incident"]["methods"], serde_json::json!([["A", "ok"]]));
+    assert_eq!(r["incident"]["methods"][0]["method"], "A");
+    assert_eq!(r["incident"]["methods"][0]["outcome"], "ok");
     let text = r["texts"]["report"].as_str().unwrap();
-    assert!(text.contains("- Flags turned off: client_cards, client_memory"), "{text}");
     assert!(text.contains("error rate (sql above 0.05): 0.08"), "{text}");
-    assert!(text.contains("method A ok: ✓ flags off"), "{text}");
-    assert!(r["texts"]["user_email"].as_str().unwrap().contains("MeetSolis"));
-    assert!(r["texts"]["status_page"].as_str().unwrap().contains("Resolved"));
+    assert!(text.contains("### Method A: done"), "{text}");
+    assert!(text.contains("turned the release's flags off"), "{text}");
+    let status = r["texts"]["status_page"].as_str().unwrap();
+    assert!(status.contains("some requests to MeetSolis failed"), "{status}");
+    assert!(!status.contains("client_cards") && !status.contains("launch"), "{status}");
+
+    p.run(&["incident", "close", "--note", "the bad query was fixed"])
+        .expect_code(0)
+        .expect_output("incident 1 closed");
+    assert_eq!(titles(&bodies).last().map(String::as_str), Some("MeetSolis: incident 1 resolved"));
+    let r = p.run(&["incident", "report", "--format", "json"]).expect_code(0).json();
+    assert_eq!(r["incident"]["open"], false);
+    assert!(r["texts"]["status_page"].as_str().unwrap().contains("Resolved"), "{r}");
+    p.run(&["incident", "close", "--note", "again"])
+        .expect_code(0)
+        .expect_output("no incident is open");
+    p.run(&["incident", "list"])
+        .expect_code(0)
+        .expect_output("the bad query was fixed")
+        .expect_output("decision: error rate");
+}
+
+#[test]
+fn a_manual_method_c_after_an_error_incident_is_its_own_incident_and_says_only_what_it_did() {
+    // Regression: `incident report` (a 24-hour window) merged a manual
+    // method C with an error-rate incident two minutes earlier: the texts
+    // claimed a restore C never did, cited the error-rate trigger, and
+    // told users of "a rise in errors" when users' records had been
+    // visible to others.
+    let p = Project::new("incident_c");
+    p.config(
+        r#"[database]
+url = "${DATABASE_URL}"
+
+[backup]
+required = false
+
+[notify]
+product = "MeetSolis"
+
+[[flags]]
+key = "clients"
+release = "v2"
+"#,
+    );
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY); INSERT INTO users SELECT generate_series(1, 60);",
+        Some("DROP TABLE users;"),
+    );
+    p.migration(
+        "2_clients",
+        "CREATE TABLE clients (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users, name text, company text);",
+        Some("DROP TABLE clients;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.client()
+        .batch_execute("INSERT INTO clients SELECT i, 1 + i % 47, 'c' || i, 'co' FROM generate_series(1, 120) i")
+        .unwrap();
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "clients", "--reason", "launch"]).expect_code(0);
+    // First an error-rate incident, handled with A and closed.
+    p.run(&["rollback", "--method", "A", "--yes", "--reason", "error rate 8%"]).expect_code(0);
+    p.run(&["incident", "close", "--note", "errors gone"]).expect_code(0);
+    p.run(&["flags", "enable", "clients", "--reason", "relaunch"]).expect_code(0);
+    // Then the RLS leak, by hand.
+    p.run(&[
+        "rollback",
+        "--method",
+        "C",
+        "--yes",
+        "--reason",
+        "RLS leak: clients visible to other users",
+    ])
+    .expect_code(0);
+    let r = p.run(&["incident", "report", "--format", "json"]).expect_code(0).json();
+    let i = &r["incident"];
+    assert_eq!(i["id"], 2, "its own incident: {i}");
+    assert_eq!(i["kind"], "exposure");
+    assert_eq!(i["methods"].as_array().unwrap().len(), 1);
+    assert_eq!(i["methods"][0]["method"], "C");
+    assert_eq!(i["exposure"]["rows"], 120);
+    assert_eq!(i["exposure"]["owners"], 47);
+    assert!(i["trigger"].is_null(), "no error-rate trigger is cited: {i}");
+    for key in ["report", "user_email", "slack", "status_page"] {
+        let text = r["texts"][key].as_str().unwrap();
+        assert!(!text.to_lowercase().contains("restor"), "{key} claims a restore:\n{text}");
+        assert!(!text.to_lowercase().contains("error"), "{key} speaks of errors:\n{text}");
+    }
+    let email = r["texts"]["user_email"].as_str().unwrap();
+    assert!(email.contains("client records (name, company)"), "{email}");
+    assert!(email.contains("47 account"), "{email}");
+    let status = r["texts"]["status_page"].as_str().unwrap();
+    assert!(!status.contains("RLS leak") && !status.contains("clients"), "{status}");
+    // The first incident's texts are still its own.
+    let first =
+        p.run(&["incident", "report", "--incident", "1", "--format", "json"]).expect_code(0).json();
+    assert_eq!(first["incident"]["methods"][0]["method"], "A");
+    assert_eq!(first["incident"]["methods"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn watch_closes_the_incident_once_its_triggers_are_clear_for_close_after() {
+    let (webhook, bodies) = slack(vec![]);
+    let p = Project::new("incident_close");
+    p.config(&format!(
+        r#"[database]
+url = "${{DATABASE_URL}}"
+
+[notify]
+slack_webhook = "{webhook}"
+product = "MeetSolis"
+
+[decide]
+close_after = "1s"
+
+[[flags]]
+key = "client_cards"
+release = "v2"
+
+[[triggers]]
+name = "error rate"
+source = "sql"
+sql = "select rate from app_metrics"
+above = 0.05
+method = "A"
+interval = "200ms"
+"#
+    ));
+    p.client()
+        .batch_execute(
+            "CREATE TABLE app_metrics (rate float8); INSERT INTO app_metrics VALUES (0.08)",
+        )
+        .unwrap();
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_cards", "--reason", "launch"]).expect_code(0);
+    p.run(&["watch", "--once", "--auto", "A"]).expect_code(0);
+    p.client().batch_execute("UPDATE app_metrics SET rate = 0.01").unwrap();
+    p.run(&["watch", "--for", "3s", "--auto", "A"])
+        .expect_code(0)
+        .expect_output("incident 1 closed: every trigger clear for 1 s");
+    assert_eq!(titles(&bodies).last().map(String::as_str), Some("MeetSolis: incident 1 resolved"));
+    let r = p.run(&["incident", "report", "--format", "json"]).expect_code(0).json();
+    assert_eq!(r["incident"]["closed_by"], "backstop watch");
 }
 
 #[test]
@@ -131,9 +284,9 @@ fn templates_can_be_replaced_and_a_refusing_webhook_is_named_without_its_secret(
     p.run(&["incident", "report", "--text", "report"])
         .expect_code(0)
         .expect_output("Custom report for MeetSolis: 2 flag(s) off");
-    p.run(&["incident", "report", "--since", "yesterday"])
+    p.run(&["incident", "report", "--incident", "99"])
         .expect_code(2)
-        .expect_output("--since \"yesterday\"");
+        .expect_output("there is no incident 99");
     p.write("texts/report.md", "{% if %}");
     p.run(&["incident", "report", "--text", "report"])
         .expect_code(2)

@@ -123,11 +123,7 @@ impl BackupGate<'_> {
             )));
         }
         if !m.same_database(source.system_identifier.as_deref(), &source.database) {
-            return Err(BackupError::WrongDatabase {
-                id: id.to_string(),
-                backup_database: m.database.clone(),
-                target_database: source.database.clone(),
-            });
+            return Err(BackupError::wrong_database(id, &m, source));
         }
         self.fits(&m)?;
         verify_checksums(&self.store, tools, &mut m)?;

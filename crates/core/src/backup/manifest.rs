@@ -288,10 +288,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
+    pub(crate) fn manifest() -> Manifest {
         Manifest {
             format: 1,
             id: "20260101T000000Z-abcd".into(),

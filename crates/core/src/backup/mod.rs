@@ -122,7 +122,7 @@ pub enum BackupError {
     )]
     LocalTooOld { id: String, backup_major: u32, local_major: u32 },
     #[error(
-        "backup {id} is of database {backup_database}, not of {target_database}; restore it into \
+        "backup {id} is of {backup_database}, not of {target_database}; restore it into \
          the database it was taken from (set --database-url)"
     )]
     WrongDatabase { id: String, backup_database: String, target_database: String },
@@ -149,6 +149,25 @@ pub enum BackupError {
 }
 
 impl BackupError {
+    /// The refusal of backup `m` for the database `source` is: the names,
+    /// and the clusters when the names are the same (a database `app` of
+    /// another cluster is not this `app`).
+    pub(crate) fn wrong_database(id: &str, m: &Manifest, source: &identity::Source) -> BackupError {
+        let short = |s: &str| s.chars().take(12).collect::<String>();
+        let (backup_database, target_database) = match (
+            m.database == source.database,
+            m.system_identifier.as_deref(),
+            source.system_identifier.as_deref(),
+        ) {
+            (true, Some(a), Some(b)) => (
+                format!("database {} of cluster {}", m.database, short(a)),
+                format!("database {} of this cluster ({})", source.database, short(b)),
+            ),
+            _ => (format!("database {}", m.database), source.database.clone()),
+        };
+        BackupError::WrongDatabase { id: id.to_string(), backup_database, target_database }
+    }
+
     /// The process exit code this error calls for: 1 when a backup failed a
     /// check, 2 for a usage mistake, 3 when the environment failed.
     pub fn exit_code(&self) -> u8 {
@@ -231,5 +250,23 @@ mod tests {
         assert_eq!(corrupt.exit_code(), 1);
         let unknown = BackupError::NotFound { id: "x".into(), dir: "d".into() };
         assert_eq!(unknown.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_database_of_the_same_name_on_another_cluster_is_named_as_such() {
+        // Regression: "is of database app, not of app".
+        let mut m = manifest::tests::manifest();
+        m.database = "app".into();
+        m.system_identifier = Some("7301234567890123456".into());
+        let source = identity::Source {
+            database: "app".into(),
+            system_identifier: Some("7309999999999999999".into()),
+            server_version: "15.8".into(),
+            server_version_num: 150008,
+            encoding: "UTF8".into(),
+        };
+        let text = BackupError::wrong_database("b1", &m, &source).to_string();
+        assert!(text.contains("database app of cluster 730123456789"), "{text}");
+        assert!(text.contains("database app of this cluster (730999999999)"), "{text}");
     }
 }

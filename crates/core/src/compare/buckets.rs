@@ -116,6 +116,8 @@ pub(super) struct Side<'a> {
     pub(super) client: &'a mut Client,
     /// This side's row hash (its own columns' types).
     pub(super) row_hash: String,
+    /// This side's row as JSON, without the columns the other side lacks.
+    pub(super) row_json: String,
     pub(super) shape: &'a Shape,
 }
 
@@ -192,10 +194,11 @@ impl Side<'_> {
         codes: &[i64],
     ) -> Result<BucketRows, postgres::Error> {
         let sql = format!(
-            "select {k}, {kj}, {h}, to_jsonb(t) from only {r} t {within}",
+            "select {k}, {kj}, {h}, {j} from only {r} t {within}",
             k = self.shape.key_text,
             kj = self.shape.key_json,
             h = self.row_hash,
+            j = self.row_json,
             r = self.shape.relation,
             within = self.shape.split.within(level)
         );

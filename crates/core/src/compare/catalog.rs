@@ -63,3 +63,19 @@ pub(crate) fn primary_key(
         .map(|r| r.get(0))
         .collect())
 }
+
+/// The columns of `schema.name`, in order.
+pub(super) fn columns(
+    client: &mut Client,
+    schema: &str,
+    name: &str,
+) -> Result<Vec<String>, postgres::Error> {
+    let rows = client.query(
+        "select a.attname::text from pg_attribute a
+           join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
+          order by a.attnum",
+        &[&schema, &name],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -99,6 +99,12 @@ pub struct TableResult {
     /// What else the reader must know (no primary key, the error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Columns one side has and the other does not: the rows are compared
+    /// on the columns both have, and these are listed apart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_only_in_source: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_only_in_target: Vec<String>,
 }
 
 impl TableResult {
@@ -116,6 +122,8 @@ impl TableResult {
             different: 0,
             rows: Vec::new(),
             note: None,
+            columns_only_in_source: Vec::new(),
+            columns_only_in_target: Vec::new(),
         }
     }
 }

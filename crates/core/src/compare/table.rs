@@ -33,12 +33,22 @@ pub(super) fn table(
     let relation = quote_qualified(Some(schema), name);
     let key = Key::read(source, target, schema, name, &relation)?;
     let mut result = TableResult::empty(schema, name, "differ");
+    // A column on one side only would make every row differ: the rows are
+    // compared on the columns both have, and the others listed apart.
+    let (mine, theirs) = both(
+        || super::catalog::columns(&mut *source, schema, name),
+        || super::catalog::columns(&mut *target, schema, name),
+    );
+    let (mine, theirs) = (mine?, theirs?);
+    result.columns_only_in_source = mine.iter().filter(|c| !theirs.contains(c)).cloned().collect();
+    result.columns_only_in_target = theirs.iter().filter(|c| !mine.contains(c)).cloned().collect();
+    let skip = (&result.columns_only_in_source.clone(), &result.columns_only_in_target.clone());
     // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
     // checksum; with any other key the checksum comes first: one scan
     // (parallel where the server allows) proves most tables the same.
     if key.range.is_none()
-        && checksum_settles(source, target, &key, tolerances, &mut result, &step)?
+        && checksum_settles(source, target, &key, tolerances, &mut result, skip, &step)?
     {
         return Ok(result);
     }
@@ -54,12 +64,14 @@ pub(super) fn table(
     }
     let rounding = tolerances.rounding();
     let mut s = Side {
-        row_hash: checksum::row_hash_sql(source, method, schema, name, &rounding)?,
+        row_hash: checksum::row_hash_sql_without(source, method, schema, name, &rounding, skip.0)?,
+        row_json: row_json(skip.0),
         client: source,
         shape: &shape,
     };
     let mut t = Side {
-        row_hash: checksum::row_hash_sql(target, method, schema, name, &rounding)?,
+        row_hash: checksum::row_hash_sql_without(target, method, schema, name, &rounding, skip.1)?,
+        row_json: row_json(skip.1),
         client: target,
         shape: &shape,
     };
@@ -76,6 +88,15 @@ pub(super) fn table(
     }
     result.rows.sort_by(|a, b| key_order(&a.key, &b.key));
     Ok(result)
+}
+
+/// A row as JSON without the columns `skip`.
+fn row_json(skip: &[String]) -> String {
+    if skip.is_empty() {
+        return "to_jsonb(t)".to_string();
+    }
+    let names: Vec<String> = skip.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect();
+    format!("(to_jsonb(t) - array[{}]::text[])", names.join(", "))
 }
 
 /// Keys, timestamps and (with the text method) row hashes must not
@@ -144,13 +165,14 @@ fn checksum_settles(
     key: &Key,
     tolerances: &Tolerances,
     result: &mut TableResult,
+    skip: (&Vec<String>, &Vec<String>),
     step: &dyn Fn(&str),
 ) -> Result<bool, postgres::Error> {
     step("checksums");
     let (schema, name) = (&result.schema, &result.name);
     let (a, b) = both(
-        || checksum::table_checksum(&mut *source, schema, name),
-        || checksum::table_checksum(&mut *target, schema, name),
+        || checksum::table_checksum_without(&mut *source, schema, name, skip.0),
+        || checksum::table_checksum_without(&mut *target, schema, name, skip.1),
     );
     let (a, b) = (a?, b?);
     (result.source_rows, result.target_rows) = (Some(a.rows), Some(b.rows));

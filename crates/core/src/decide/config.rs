@@ -178,11 +178,19 @@ pub struct DecideSection {
     pub escalate_after: Duration,
     /// Prometheus' base URL for `source = "prometheus"`.
     pub prometheus_url: Option<String>,
+    /// How long every trigger must be clear before `watch` closes the
+    /// incident (and Slack hears it is resolved).
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub close_after: Duration,
 }
 
 impl Default for DecideSection {
     fn default() -> Self {
-        DecideSection { escalate_after: Duration::from_secs(120), prometheus_url: None }
+        DecideSection {
+            escalate_after: Duration::from_secs(120),
+            prometheus_url: None,
+            close_after: Duration::from_secs(300),
+        }
     }
 }
 

@@ -184,10 +184,40 @@ pub fn table_checksum(
     schema: &str,
     name: &str,
 ) -> Result<TableChecksum, postgres::Error> {
+    table_checksum_without(client, schema, name, &[])
+}
+
+/// The checksum of one table over its columns but `skip` (those the other
+/// side of a comparison does not have).
+pub fn table_checksum_without(
+    client: &mut impl GenericClient,
+    schema: &str,
+    name: &str,
+    skip: &[String],
+) -> Result<TableChecksum, postgres::Error> {
     let method = method(client)?;
-    let sql = checksum_sql(client, method, 0, schema, name)?;
+    let rows =
+        client.query(&columns_query("n.nspname = $1 and c.relname = $2"), &[&schema, &name])?;
+    let mut columns =
+        group_columns(rows).remove(&(schema.to_string(), name.to_string())).unwrap_or_default();
+    columns.retain(|c| !skip.contains(&c.name));
+    let sql = if method == METHOD_TEXT_HASH && !skip.is_empty() {
+        let qualified = super::quote_qualified(Some(schema), name);
+        format!(
+            "select 0::bigint, count(*), coalesce(sum({}), 0)::text from only {qualified} t",
+            text_hash_without(skip)
+        )
+    } else {
+        checksum_query(method, 0, schema, name, &columns)
+    };
     let row = client.query_one(sql.as_str(), &[])?;
     Ok(checksum_of(method, format!("{schema}.{name}"), row.get(1), row.get(2)))
+}
+
+/// The text method's row hash of a row without the columns `skip`.
+fn text_hash_without(skip: &[String]) -> String {
+    let names: Vec<String> = skip.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect();
+    format!("hashtextextended((to_jsonb(t) - array[{}]::text[])::text, 0)", names.join(", "))
 }
 
 /// Schemas whose tables are user data.
@@ -201,13 +231,29 @@ pub fn row_hash_sql(
     name: &str,
     rounding: &Rounding,
 ) -> Result<String, postgres::Error> {
+    row_hash_sql_without(client, method, schema, name, rounding, &[])
+}
+
+/// [`row_hash_sql`] over the columns but `skip`.
+pub fn row_hash_sql_without(
+    client: &mut impl GenericClient,
+    method: &str,
+    schema: &str,
+    name: &str,
+    rounding: &Rounding,
+    skip: &[String],
+) -> Result<String, postgres::Error> {
     if method == METHOD_TEXT_HASH {
-        return Ok("hashtextextended(t::text, 0)".to_string());
+        if skip.is_empty() {
+            return Ok("hashtextextended(t::text, 0)".to_string());
+        }
+        return Ok(text_hash_without(skip));
     }
     let rows =
         client.query(&columns_query("n.nspname = $1 and c.relname = $2"), &[&schema, &name])?;
-    let columns =
+    let mut columns =
         group_columns(rows).remove(&(schema.to_string(), name.to_string())).unwrap_or_default();
+    columns.retain(|c| !skip.contains(&c.name));
     Ok(row_hash_rounded(&columns, rounding))
 }
 

@@ -33,6 +33,11 @@ pub struct TableExposure {
     pub rls_enabled: bool,
     pub rls_forced: bool,
     pub policies: i64,
+    /// Its columns besides the key and the owner column: what kind of data
+    /// it holds, for the users' e-mail.
+    pub columns: Vec<String>,
+    /// Since when the data was there: when its migration was applied.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// The CSV export, relative to the forensics folder, and its BLAKE3.
     pub file: String,
     pub blake3: String,
@@ -107,6 +112,11 @@ pub fn method_c(
     }
     let before = protected_rows(client, full.protected_tables)?;
     let report = downs(&mut run, client, full, &folder)?;
+    // The outcome event says what was exposed and what was kept, for the
+    // incident's texts.
+    run.base["exposure"] = json!(exposure);
+    run.base["kept"] = json!(report.kept);
+    run.base["forensics"] = json!(folder);
     check_protected(&mut run, client, full, &before)?;
     let started = Instant::now();
     match verify(client, &report) {
@@ -291,6 +301,20 @@ fn assess(
         None => format!("select count(*), null::bigint from {table}"),
     };
     let row = unfiltered(client, &counts)?;
+    let columns: Vec<String> = client
+        .query(
+            "select a.attname::text from pg_attribute a
+              where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped
+                and a.attname <> all($2::text[])
+                and not exists (select from pg_index i where i.indrelid = a.attrelid
+                                  and i.indisprimary and a.attnum = any(i.indkey))
+              order by a.attnum",
+            &[&table, &owner_column.iter().cloned().collect::<Vec<String>>()],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let since = crate::schema::applied::applied_at(client, version).ok().flatten();
     Ok(TableExposure {
         table: table.to_string(),
         created_by: version.to_string(),
@@ -300,6 +324,8 @@ fn assess(
         rls_enabled: meta.get(0),
         rls_forced: meta.get(1),
         policies: meta.get(2),
+        columns,
+        since,
         file: String::new(),
         blake3: String::new(),
     })

@@ -238,6 +238,14 @@ fn begin<'a>(
     // A method acts on a frozen database too (a restore that died left
     // one): its session is Backstop's, exempt like the others.
     crate::freeze::exempt(client)?;
+    // The first method (or rollback decision) opens the incident; the
+    // others join it.
+    let why = format!(
+        "method {}: {}",
+        base["method"].as_str().unwrap_or("?"),
+        base["reason"].as_str().unwrap_or("")
+    );
+    crate::schema::incidents::open(client, &why)?;
     // Without the audit log there are no flags either: the kill says so.
     let start = events::Event {
         kind: "method",
@@ -291,6 +299,28 @@ pub fn backup_to_restore(
     crate::schema::applied::latest_backup_id(client)?.ok_or(RespondError::NoBackup)
 }
 
+/// How many rows the state set aside by a restore held beyond the backup
+/// (rows written after the migration, less those deleted): the restored
+/// database kept under `snapshot`, counted against the backup's manifest.
+/// `None` when it cannot be counted.
+fn rows_since(
+    url: &str,
+    store: &crate::backup::store::Store,
+    id: &str,
+    snapshot: Option<&str>,
+) -> Option<i64> {
+    let snapshot = snapshot?;
+    let manifest = store.load(id).ok()?;
+    let mut kept = crate::pg::conn::connect_db(url, Some(snapshot), "backstop rollback").ok()?;
+    let counts = crate::pg::fingerprint::row_counts(&mut kept).ok()?;
+    Some(
+        counts
+            .iter()
+            .map(|(table, n)| (n - manifest.row_counts.get(table).copied().unwrap_or(0)).max(0))
+            .sum(),
+    )
+}
+
 /// Method B: A, then writes stopped (`[hooks] stop_writes`; the restore
 /// freezes the database's writes itself), the migration's backup restored
 /// (the state before it kept as a pre-restore snapshot, so nothing written
@@ -336,12 +366,22 @@ pub fn method_b(
     );
     match restored {
         Ok(r) => {
+            let since = rows_since(url, restore.store, &id, r.snapshot_database.as_deref());
+            let written = since
+                .map(|n| format!("{n} row(s) more than the backup held, "))
+                .unwrap_or_default();
             let kept = match &r.snapshot_database {
-                Some(db) => {
-                    format!("the state before it kept as database {db} (backup {})", r.snapshot_id)
-                }
+                Some(db) => format!(
+                    "the state before it ({written}kept as database {db}, backup {})",
+                    r.snapshot_id
+                ),
                 None => format!("the state before it kept as backup {}", r.snapshot_id),
             };
+            run.base["restore"] = json!({
+                "backup": id,
+                "kept_in": r.snapshot_database.clone().unwrap_or_else(|| format!("backup {}", r.snapshot_id)),
+                "rows_since": since,
+            });
             let detail = format!(
                 "backup {id} restored{}: {} table(s), {} row(s) match its manifest; {kept}",
                 if r.resumed { " (resumed)" } else { "" },

@@ -13,7 +13,7 @@ use crate::backup::store::Store;
 use crate::decide::Method;
 use crate::flags::Flag;
 use crate::freeze::FreezeSection;
-use crate::incident::Notifier;
+use crate::incident::{Notifier, Stage};
 use crate::migrate::{RollbackTarget, Settings};
 use crate::source::Migration;
 use crate::verify::{AfterPlan, AfterRun, Phase};
@@ -107,15 +107,16 @@ pub fn release_to_kill(flags: &[Flag], given: Option<&str>) -> Result<String, Re
 
 impl Responder {
     /// Posts the alert or the resolution; a failure is a warning.
-    fn announce(&self, started: bool, observer: &mut dyn Observer) {
-        if let Err(e) = self.notifier.announce(started) {
+    fn announce(&self, stage: Stage, observer: &mut dyn Observer) {
+        if let Err(e) = self.notifier.announce(stage) {
             observer.warning(&e);
         }
     }
 
     /// Method A: `target`'s flags off, then `[hooks] after_kill`. The alert
-    /// goes out once its first step is done; the resolution (or the
-    /// failure) at the end.
+    /// (or the escalation) goes out once its first step is done; what it did
+    /// (or where it stopped) at the end. The incident is resolved only when
+    /// it is closed.
     pub fn method_a(
         &self,
         client: &mut postgres::Client,
@@ -135,11 +136,11 @@ impl Responder {
                 observer.step(Method::A, s);
                 if !alerted {
                     alerted = true;
-                    self.announce(true, observer);
+                    self.announce(Stage::Begun, observer);
                 }
             },
         );
-        self.announce(false, observer);
+        self.announce(Stage::Ended, observer);
         carried
     }
 
@@ -178,11 +179,11 @@ impl Responder {
                 observer.step(Method::B, s);
                 if !alerted {
                     alerted = true;
-                    self.announce(true, observer);
+                    self.announce(Stage::Begun, observer);
                 }
             },
         );
-        self.announce(false, observer);
+        self.announce(Stage::Ended, observer);
         carried
     }
 
@@ -244,11 +245,11 @@ impl Responder {
                 observer.step(Method::C, s);
                 if !alerted {
                     alerted = true;
-                    self.announce(true, observer);
+                    self.announce(Stage::Begun, observer);
                 }
             },
         );
-        self.announce(false, observer);
+        self.announce(Stage::Ended, observer);
         let outcome = carried?;
         // The incident texts go beside the exports, from the timeline just written.
         let texts = self.notifier.gather(None).map_err(|e| RespondError::Step {

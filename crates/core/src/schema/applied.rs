@@ -160,6 +160,19 @@ pub fn set_checksum(
     )
 }
 
+/// When `version` was applied, if it is.
+pub fn applied_at(
+    client: &mut impl GenericClient,
+    version: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+    if !super::has(client, "backstop.applied")? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("select applied_at from backstop.applied where version = $1", &[&version])?
+        .map(|r| r.get(0)))
+}
+
 /// The backup the latest guarded migration recorded, if any.
 pub fn latest_backup_id(client: &mut impl GenericClient) -> Result<Option<String>, Error> {
     if !super::has(client, "backstop.applied")? {

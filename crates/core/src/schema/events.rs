@@ -38,13 +38,31 @@ pub fn record_as(
     event: &Event<'_>,
     actor: &str,
 ) -> Result<(), Error> {
+    // An event of the response belongs to the incident open when it is
+    // written. A schema older than incidents has no column for it.
+    if !super::incidents::recorded(client)? {
+        client.execute(
+            "insert into backstop.events (kind, actor, outcome, versions, details)
+             values ($1, $2, $3, $4,
+                     case when jsonb_typeof($5::jsonb) = 'object'
+                          then $5::jsonb || jsonb_build_object('session', pg_backend_pid())
+                          else $5::jsonb end)",
+            &[&event.kind, &actor, &event.outcome, &event.versions, &event.details],
+        )?;
+        return Ok(());
+    }
+    let incident = if super::incidents::KINDS.contains(&event.kind) {
+        super::incidents::current(client)?.map(|r| r.id)
+    } else {
+        None
+    };
     client.execute(
-        "insert into backstop.events (kind, actor, outcome, versions, details)
+        "insert into backstop.events (kind, actor, outcome, versions, details, incident)
          values ($1, $2, $3, $4,
                  case when jsonb_typeof($5::jsonb) = 'object'
                       then $5::jsonb || jsonb_build_object('session', pg_backend_pid())
-                      else $5::jsonb end)",
-        &[&event.kind, &actor, &event.outcome, &event.versions, &event.details],
+                      else $5::jsonb end, $6)",
+        &[&event.kind, &actor, &event.outcome, &event.versions, &event.details, &incident],
     )?;
     Ok(())
 }
@@ -142,6 +160,21 @@ pub fn since(
                   order by id"
             ),
             &[&since, &kinds],
+        )?
+        .iter()
+        .map(logged_row)
+        .collect())
+}
+
+/// The events of incident `id`, oldest first.
+pub fn of_incident(client: &mut impl GenericClient, id: i64) -> Result<Vec<Logged>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!("select {COLUMNS} from backstop.events where incident = $1 order by id"),
+            &[&id],
         )?
         .iter()
         .map(logged_row)
@@ -263,22 +296,28 @@ pub fn carry_over(from: &mut Client, to: &mut Client) -> Result<u64, CarryError>
         return Ok(0);
     }
     super::ensure(to)?;
-    const COPIED: &str = "id, at, kind, actor, outcome, versions, details";
+    // An older log has no incident column; the incidents go along with it.
+    let with_incidents = super::incidents::recorded(from)?;
+    let copied = if with_incidents {
+        "id, at, kind, actor, outcome, versions, details, incident"
+    } else {
+        "id, at, kind, actor, outcome, versions, details"
+    };
     let mut data = Vec::new();
-    let mut reader = from.copy_out(&format!("COPY backstop.events ({COPIED}) TO STDOUT"))?;
+    let mut reader = from.copy_out(&format!("COPY backstop.events ({copied}) TO STDOUT"))?;
     reader.read_to_end(&mut data)?;
     drop(reader);
     let mut tx = to.transaction()?;
     tx.batch_execute(
         "CREATE TEMP TABLE backstop_restore_events (LIKE backstop.events) ON COMMIT DROP",
     )?;
-    let mut w = tx.copy_in(&format!("COPY backstop_restore_events ({COPIED}) FROM STDIN"))?;
+    let mut w = tx.copy_in(&format!("COPY backstop_restore_events ({copied}) FROM STDIN"))?;
     w.write_all(&data)?;
     w.finish()?;
     let n = tx.execute(
         &format!(
-            "INSERT INTO backstop.events ({COPIED}) OVERRIDING SYSTEM VALUE
-             SELECT {COPIED} FROM backstop_restore_events e
+            "INSERT INTO backstop.events ({copied}) OVERRIDING SYSTEM VALUE
+             SELECT {copied} FROM backstop_restore_events e
               WHERE NOT EXISTS (SELECT FROM backstop.events x WHERE x.id = e.id) ORDER BY id"
         ),
         &[],
@@ -286,6 +325,36 @@ pub fn carry_over(from: &mut Client, to: &mut Client) -> Result<u64, CarryError>
     tx.batch_execute(
         "SELECT setval(pg_get_serial_sequence('backstop.events', 'id'), (SELECT max(id) FROM backstop.events))",
     )?;
+    if with_incidents {
+        carry_incidents(from, &mut tx)?;
+    }
     tx.commit()?;
     Ok(n)
+}
+
+/// The incidents as `from` has them replace those of `to` (a restore
+/// must not reopen or forget one).
+fn carry_incidents(
+    from: &mut Client,
+    to: &mut postgres::Transaction<'_>,
+) -> Result<(), CarryError> {
+    const COLUMNS: &str = "id, opened_at, opened_by, closed_at, closed_by, close_note";
+    let mut data = Vec::new();
+    let mut reader = from.copy_out(&format!("COPY backstop.incidents ({COLUMNS}) TO STDOUT"))?;
+    reader.read_to_end(&mut data)?;
+    drop(reader);
+    to.batch_execute(
+        "CREATE TEMP TABLE backstop_restore_incidents (LIKE backstop.incidents) ON COMMIT DROP",
+    )?;
+    let mut w = to.copy_in(&format!("COPY backstop_restore_incidents ({COLUMNS}) FROM STDIN"))?;
+    w.write_all(&data)?;
+    w.finish()?;
+    to.batch_execute(&format!(
+        "DELETE FROM backstop.incidents;
+         INSERT INTO backstop.incidents ({COLUMNS}) OVERRIDING SYSTEM VALUE
+         SELECT {COLUMNS} FROM backstop_restore_incidents ORDER BY id;
+         SELECT setval(pg_get_serial_sequence('backstop.incidents', 'id'),
+                       greatest((SELECT max(id) FROM backstop.incidents), 1))"
+    ))?;
+    Ok(())
 }

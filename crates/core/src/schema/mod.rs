@@ -11,6 +11,7 @@
 //! | `freeze`, `role_freeze` | the write freeze of the database and of roles ([`freeze`]) |
 //! | `snapshots` | row counts and checksums taken by `verify --snapshot` ([`snapshots`]) |
 //! | `watching` | the heartbeat of each running `watch` ([`watching`]) |
+//! | `incidents` | each incident: opened, closed, by what ([`incidents`]); events carry its id |
 //! | `meta` | the version of this schema |
 //!
 //! The schema is created by the first command that writes, after it holds
@@ -21,6 +22,7 @@ pub mod applied;
 pub mod events;
 pub mod flags;
 pub mod freeze;
+pub mod incidents;
 pub mod rehearsals;
 pub mod snapshots;
 pub mod watching;
@@ -105,6 +107,19 @@ CREATE TABLE IF NOT EXISTS backstop.role_freeze (
     reason  text NOT NULL,
     grants  jsonb NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backstop.incidents (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    opened_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    opened_by  text NOT NULL,
+    closed_at  timestamptz,
+    closed_by  text,
+    close_note text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open ON backstop.incidents ((true))
+    WHERE closed_at IS NULL;
+ALTER TABLE backstop.events ADD COLUMN IF NOT EXISTS incident bigint;
+CREATE INDEX IF NOT EXISTS events_incident_idx ON backstop.events (incident)
+    WHERE incident IS NOT NULL;
 CREATE TABLE IF NOT EXISTS backstop.watching (
     by       text PRIMARY KEY,
     at       timestamptz NOT NULL,
@@ -126,7 +141,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -311,28 +311,38 @@ fn rows_kept_in_the_snapshot(story: &mut Story, url: &str) {
 /// The last act: the incident texts from the timeline.
 fn incident_texts(story: &mut Story, dir: &Path, url: &str) {
     let mut shown = String::new();
-    story.check("incident report and Slack text written from the timeline", || {
-        let report = match run(dir, url, &["incident", "report", "--text", "report"])? {
-            Ok(t) => t,
-            Err(why) => return Ok(Err(why)),
-        };
-        let slack = match run(dir, url, &["incident", "report", "--text", "slack"])? {
-            Ok(t) => t,
-            Err(why) => return Ok(Err(why)),
-        };
-        shown.push_str(&indent(&report, 14));
-        shown.push_str("    ----- Slack -----\n");
-        shown.push_str(&indent(&slack, 8));
-        Ok(if report.contains("method B") {
-            Ok(format!(
-                "{} lines of report, {} of Slack",
-                report.lines().count(),
-                slack.lines().count()
-            ))
-        } else {
-            Err("the report does not name method B".into())
-        })
-    });
+    story.check(
+        "the incident closed, its report and Slack text written from its own steps",
+        || {
+            if let Err(why) = run(
+                dir,
+                url,
+                &["incident", "close", "--note", "errors back to 1 % after the restore"],
+            )? {
+                return Ok(Err(why));
+            }
+            let report = match run(dir, url, &["incident", "report", "--text", "report"])? {
+                Ok(t) => t,
+                Err(why) => return Ok(Err(why)),
+            };
+            let slack = match run(dir, url, &["incident", "report", "--text", "slack"])? {
+                Ok(t) => t,
+                Err(why) => return Ok(Err(why)),
+            };
+            shown.push_str(&indent(&report, 14));
+            shown.push_str("    ----- Slack -----\n");
+            shown.push_str(&indent(&slack, 8));
+            Ok(if report.contains("### Method B: done") && !report.contains("STOPPED") {
+                Ok(format!(
+                    "{} lines of report, {} of Slack",
+                    report.lines().count(),
+                    slack.lines().count()
+                ))
+            } else {
+                Err("the report does not tell method B as done".into())
+            })
+        },
+    );
     print!("{shown}");
 }
 

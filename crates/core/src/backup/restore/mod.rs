@@ -113,11 +113,7 @@ pub fn restore(
     freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
     let source = source_of(&mut client)?;
     if !m.same_database(source.system_identifier.as_deref(), &source.database) {
-        return Err(BackupError::WrongDatabase {
-            id: id.to_string(),
-            backup_database: m.database.clone(),
-            target_database: source.database,
-        });
+        return Err(BackupError::wrong_database(id, &m, &source));
     }
     let mut lock = MigrationLock::acquire(&mut client, options.lock_wait, |holder| {
         let who = holder.map_or("another session".to_string(), |h| h.to_string());

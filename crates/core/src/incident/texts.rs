@@ -1,0 +1,219 @@
+//! The incident's texts from templates: what the templates get besides the
+//! incident itself is worked out here once, from what was done (never from
+//! what was planned), so that no text can say a step ran that did not: the
+//! public actions (flags off, a restore, the release undone), what did not
+//! work in an outage, what kind of data was visible in an exposure.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use minijinja::{context, Environment};
+use serde_json::{json, Value};
+
+use super::{Incident, IncidentError};
+
+/// The built-in templates, by name.
+pub const TEMPLATES: [(&str, &str); 7] = [
+    ("report.md", include_str!("report.md")),
+    ("slack_alert.md", include_str!("slack_alert.md")),
+    ("slack_escalated.md", include_str!("slack_escalated.md")),
+    ("slack_method.md", include_str!("slack_method.md")),
+    ("slack_resolved.md", include_str!("slack_resolved.md")),
+    ("status_page.txt", include_str!("status_page.txt")),
+    ("user_email.txt", include_str!("user_email.txt")),
+];
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+}
+
+/// What users may be told was done: only what finished.
+fn public_actions(i: &Incident) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let done =
+        |prefix: &str| i.methods.iter().any(|m| m.done.iter().any(|d| d.starts_with(prefix)));
+    if done("turned the release's flags off") {
+        out.push("switched off the new features of the update");
+    }
+    if i.restored.is_some() {
+        out.push("restored our data to its state before the update");
+    }
+    if i.methods.iter().any(|m| m.method == "C" && m.outcome == "ok") {
+        out.push("undid the update");
+    }
+    out
+}
+
+/// What did not work, as users would say it, from the decision's reason.
+fn outage_what(i: &Incident) -> String {
+    let trigger = i.trigger.as_deref().unwrap_or("").to_lowercase();
+    if trigger.contains("error") || trigger.contains("5xx") || trigger.contains("fail") {
+        format!("some requests to {} failed", i.product)
+    } else if trigger.contains("latenc") || trigger.contains("slow") || trigger.contains("p95") {
+        format!("{} was slow to answer", i.product)
+    } else {
+        format!("{} did not work as it should", i.product)
+    }
+}
+
+/// What kind of data may have been visible: per open table, its records
+/// and their fields (`client records (name, company)`).
+fn data_kinds(i: &Incident) -> Vec<String> {
+    let Some(e) = &i.exposure else { return Vec::new() };
+    e.tables
+        .iter()
+        .filter(|t| t.rows > 0 && (!t.rls_enabled || t.policies == 0))
+        .map(|t| {
+            let name = t.table.rsplit('.').next().unwrap_or(&t.table).replace('_', " ");
+            let name = name.strip_suffix('s').unwrap_or(&name).to_string();
+            if t.columns.is_empty() {
+                format!("{name} records")
+            } else {
+                format!("{name} records ({})", t.columns.join(", ").replace('_', " "))
+            }
+        })
+        .collect()
+}
+
+/// Renders template `name` for `incident`, the user's version from `dir`
+/// when it has one.
+pub fn render(
+    name: &str,
+    incident: &Incident,
+    dir: Option<&Path>,
+) -> Result<String, IncidentError> {
+    let err = |e: minijinja::Error| IncidentError::Template {
+        name: name.to_string(),
+        message: e.to_string(),
+    };
+    let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+        Some(path) => std::fs::read_to_string(&path).map_err(|e| IncidentError::Template {
+            name: path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string()).ok_or_else(
+            || IncidentError::Template { name: name.into(), message: "no such template".into() },
+        )?,
+    };
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_template_owned(name.to_string(), source).map_err(err)?;
+    let timeline: Vec<Value> = incident
+        .timeline
+        .iter()
+        .map(|e| json!({ "at": e.at.format("%H:%M:%S").to_string(), "kind": e.kind, "summary": e.summary, "actor": e.actor }))
+        .collect();
+    let exposure = incident.exposure.as_ref();
+    env.get_template(name)
+        .map_err(err)?
+        .render(context! {
+            i => incident,
+            opened => when(incident.opened_at),
+            closed => when(incident.closed_at),
+            since => when(exposure.and_then(|e| e.since)),
+            until => when(exposure.and_then(|e| e.until)),
+            actions => public_actions(incident),
+            outage_what => outage_what(incident),
+            data_kinds => data_kinds(incident),
+            method => incident.last_method(),
+            methods_ok => incident.methods_ok(),
+            timeline => timeline,
+        })
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{ExposedTable, Exposure, Kind, MethodRun, Restored};
+
+    fn incident() -> Incident {
+        let mut i = Incident::empty("Acme", "app");
+        i.id = Some(7);
+        i.opened_at = Some(Utc::now());
+        i.lasted = "4 min".into();
+        i.open = true;
+        i.opened_by = "method C: RLS leak".into();
+        i
+    }
+
+    fn method(m: &str, outcome: &str, done: &[&str], failed: Option<&str>) -> MethodRun {
+        MethodRun {
+            method: m.into(),
+            outcome: outcome.into(),
+            reason: "internal reason".into(),
+            started_at: Utc::now(),
+            ended_at: Some(Utc::now()),
+            done: done.iter().map(|d| d.to_string()).collect(),
+            failed: failed.map(str::to_string),
+            flags_off: 2,
+        }
+    }
+
+    #[test]
+    fn a_method_c_incident_claims_no_restore_and_tells_users_about_the_exposure() {
+        // Regression: after a manual method C, the texts claimed a restore
+        // C never did and told users of "a rise in errors" when 47 users'
+        // records had been visible to others.
+        let mut i = incident();
+        i.kind = Kind::Exposure;
+        i.methods.push(method(
+            "C",
+            "ok",
+            &["turned the release's flags off (2 flag(s))", "ran the down migrations: reverted 2"],
+            None,
+        ));
+        i.exposure = Some(Exposure {
+            tables: vec![ExposedTable {
+                table: "clients".into(),
+                rows: 120,
+                owners: Some(47),
+                rls_enabled: false,
+                policies: 0,
+                columns: vec!["name".into(), "company".into()],
+            }],
+            rows: 120,
+            owners: 47,
+            open: true,
+            since: Some(Utc::now() - chrono::Duration::hours(3)),
+            until: Some(Utc::now()),
+            lasted: Some("3 h".into()),
+            exported: vec!["120 rows of clients".into()],
+            folder: Some("forensics/x".into()),
+        });
+        for name in ["report.md", "user_email.txt", "slack_method.md", "status_page.txt"] {
+            let text = render(name, &i, None).unwrap();
+            assert!(!text.to_lowercase().contains("restor"), "{name} claims a restore:\n{text}");
+        }
+        let email = render("user_email.txt", &i, None).unwrap();
+        assert!(email.contains("client records (name, company)"), "{email}");
+        assert!(email.contains("47"), "{email}");
+        assert!(!email.contains("error"), "{email}");
+        let status = render("status_page.txt", &i, None).unwrap();
+        assert!(!status.contains("internal reason") && !status.contains("clients"), "{status}");
+    }
+
+    #[test]
+    fn a_failed_restore_is_not_told_as_done_and_outages_say_what_failed() {
+        let mut i = incident();
+        i.trigger = Some("error rate above 0.05 for 5 min".into());
+        i.methods.push(method("A", "ok", &["turned the release's flags off (2 flag(s))"], None));
+        i.methods.push(method(
+            "B",
+            "failed",
+            &["turned the release's flags off (2 flag(s))"],
+            Some("restore: pg_restore failed"),
+        ));
+        i.escalated = true;
+        let email = render("user_email.txt", &i, None).unwrap();
+        assert!(email.contains("some requests to Acme failed"), "{email}");
+        assert!(!email.to_lowercase().contains("restored"), "{email}");
+        let report = render("report.md", &i, None).unwrap();
+        assert!(report.contains("STOPPED at restore: pg_restore failed"), "{report}");
+        i.restored =
+            Some(Restored { backup: "b1".into(), kept_in: "app_pre".into(), rows_since: Some(12) });
+        let slack = render("slack_resolved.md", &i, None).unwrap();
+        assert!(!slack.contains("flag"), "{slack}");
+    }
+}
