@@ -48,6 +48,8 @@ pub struct Overview {
     pub frozen: Option<FreezeState>,
     pub frozen_roles: Vec<FrozenRole>,
     pub unfinished_restore: Option<Journal>,
+    /// Copies a killed rehearsal left on this server.
+    pub rehearsal_copies: Vec<crate::rehearse::LeftCopy>,
 }
 
 impl Overview {
@@ -83,7 +85,13 @@ impl Overview {
                 })
             })
             .collect();
+        let rehearsal_copies = crate::rehearse::left_copies(client)
+            .map_err(db("listing rehearsal copies"))?
+            .into_iter()
+            .filter(|c| !c.running)
+            .collect();
         Ok(Overview {
+            rehearsal_copies,
             interrupted,
             interrupted_no_transaction,
             status,

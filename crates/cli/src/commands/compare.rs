@@ -44,6 +44,17 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     format: CompareFormat,
+    /// Leave this out of the schema comparison (`acl`: the relations'
+    /// privileges, e.g. the grants a cutover's freeze revoked).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "WHAT")]
+    ignore: Vec<Ignore>,
+}
+
+/// What a comparison may leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ignore {
+    /// The relations' privileges (GRANT/REVOKE).
+    Acl,
 }
 
 pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
@@ -63,6 +74,7 @@ pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitC
         &args.tables,
         jobs,
         &tolerances,
+        args.ignore.contains(&Ignore::Acl),
         &|p| bars.show(p),
     )?;
     drop(bars);
@@ -207,6 +219,9 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
     }
     if let Some(e) = &c.schema_error {
         let _ = writeln!(out, "  ! schemas not compared: {}", terminal_safe(e));
+    }
+    for left in &c.acl_left_out {
+        let _ = writeln!(out, "  (left out of the schema comparison: {})", terminal_safe(left));
     }
     for d in &c.schema {
         let _ = writeln!(out, "  ✗ schema: {}", terminal_safe(d));

@@ -19,13 +19,19 @@ pub struct Args {
     #[command(flatten)]
     output: Output,
     /// The backup to restore (from `backstop backup list`).
-    id: String,
+    #[arg(required_unless_present = "abandon")]
+    id: Option<String>,
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
     /// Finish a restore that was interrupted.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "abandon")]
     resume: bool,
+    /// Give up an interrupted restore that has not changed the database
+    /// yet: its restored copy is dropped, its journal forgotten, writes
+    /// unfrozen.
+    #[arg(long, conflicts_with = "id")]
+    abandon: bool,
 }
 
 /// Lets this process outlive SIGINT and SIGTERM, while the programs it
@@ -47,7 +53,11 @@ pub fn outlive_interrupts() {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, store) = super::backup::load(config, &args.conn)?;
-    let m = store.load(&args.id)?;
+    if args.abandon {
+        return abandon(&url, &store, args.output.format);
+    }
+    let id = args.id.clone().unwrap_or_default();
+    let m = store.load(&id)?;
     if !args.yes {
         confirm(&format!(
             "restore backup {} ({} old, {}, {} row(s) in {} table(s)) over database {} at {}?\n\
@@ -74,7 +84,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // say that it was interrupted.
     outlive_interrupts();
     let report =
-        backup::restore(&url, &store, &tools, &args.id, &options, &config.freeze, &mut progress)?;
+        backup::restore(&url, &store, &tools, &id, &options, &config.freeze, &mut progress)?;
     drop(progress);
     match args.output.format {
         Format::Json => print_json(&report)?,
@@ -101,6 +111,24 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             });
             print(&out)?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restore --abandon`.
+fn abandon(url: &str, store: &backup::Store, format: Format) -> anyhow::Result<ExitCode> {
+    let done = backup::restore::abandon(url, store)?;
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "abandoned": done }))?,
+        Format::Text => print(&match &done {
+            Some(a) => format!(
+                "abandoned the restore of backup {}: {}{}the database is as it was\n",
+                a.backup_id,
+                a.dropped.as_deref().map(|d| format!("dropped its copy {d}, ")).unwrap_or_default(),
+                if a.unfrozen { "lifted the write freeze; " } else { "" }
+            ),
+            None => "no restore is unfinished: nothing to abandon\n".to_string(),
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }

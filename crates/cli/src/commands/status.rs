@@ -54,85 +54,94 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             frozen: &o.frozen,
             frozen_roles: &o.frozen_roles,
             unfinished_restore: &o.unfinished_restore,
+            rehearsal_copies: &o.rehearsal_copies,
         })?,
-        Format::Text => {
-            let mut text = format!(
-                "{} ({} layout, {} migration(s))\n",
-                ctx.config.migrations.dir.display(),
-                ctx.layout,
-                ctx.migrations.len()
-            );
-            text.push_str(&render(&o.status));
-            if !o.problems.is_empty() {
-                let _ = writeln!(text, "cannot run as written ({}):", o.problems.len());
-                for p in &o.problems {
-                    let _ = writeln!(
-                        text,
-                        "  {} {}: {} ({})",
-                        p.version,
-                        p.problem.part,
-                        terminal_safe(&p.problem.to_string()),
-                        p.blocks()
-                    );
-                }
-            }
-            for run in &o.interrupted {
-                let _ = writeln!(
-                    text,
-                    "interrupted: a {} of {} started {} by {} and recorded no outcome (killed, or \
-                     its server went away); a transaction it had open was rolled back{}",
-                    run.kind,
-                    terminal_safe(&run.versions.join(", ")),
-                    run.at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    terminal_safe(&run.actor),
-                    if o.interrupted_no_transaction {
-                        ", but a no-transaction migration commits statement by statement: check \
-                         what it left before migrating again"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            if !o.status.half_applied.is_empty() {
-                let _ = writeln!(text, "half-applied ({}):", o.status.half_applied.len());
-                for h in &o.status.half_applied {
-                    let _ = writeln!(
-                        text,
-                        "  {} stopped at statement {}/{} on {} ({}); statements 1-{} stay committed: \
-                         finish or undo them by hand, then run `backstop migrate`",
-                        h.version,
-                        h.statement,
-                        h.statements,
-                        h.at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        terminal_safe(&h.message),
-                        h.statement.saturating_sub(1)
-                    );
-                }
-            }
-            if args.verbose && !ctx.ignored.is_empty() {
-                let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
-                for i in &ctx.ignored {
-                    let _ = writeln!(
-                        text,
-                        "  {}: {}",
-                        terminal_safe(&i.path.display().to_string()),
-                        i.why
-                    );
-                }
-            }
-            if let Some(f) = &o.frozen {
-                let _ = writeln!(text, "{}", frozen_line(f));
-            }
-            for r in &o.frozen_roles {
-                let _ = writeln!(text, "{}", frozen_role_line(r));
-            }
-            if let Some(j) = &o.unfinished_restore {
-                let _ = writeln!(text, "{}", restore_line(j));
-            }
-            print(&text)?
-        }
+        Format::Text => print(&text(&ctx, &o, args.verbose))?,
     }
     Ok(if attention { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `status` for people: the folder, the migrations, and what else holds
+/// the database.
+fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
+    let mut text = format!(
+        "{} ({} layout, {} migration(s))\n",
+        ctx.config.migrations.dir.display(),
+        ctx.layout,
+        ctx.migrations.len()
+    );
+    text.push_str(&render(&o.status));
+    if !o.problems.is_empty() {
+        let _ = writeln!(text, "cannot run as written ({}):", o.problems.len());
+        for p in &o.problems {
+            let _ = writeln!(
+                text,
+                "  {} {}: {} ({})",
+                p.version,
+                p.problem.part,
+                terminal_safe(&p.problem.to_string()),
+                p.blocks()
+            );
+        }
+    }
+    for run in &o.interrupted {
+        let _ = writeln!(
+            text,
+            "interrupted: a {} of {} started {} by {} and recorded no outcome (killed, or \
+             its server went away); a transaction it had open was rolled back{}",
+            run.kind,
+            terminal_safe(&run.versions.join(", ")),
+            run.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            terminal_safe(&run.actor),
+            if o.interrupted_no_transaction {
+                ", but a no-transaction migration commits statement by statement: check \
+                 what it left before migrating again"
+            } else {
+                ""
+            }
+        );
+    }
+    if !o.status.half_applied.is_empty() {
+        let _ = writeln!(text, "half-applied ({}):", o.status.half_applied.len());
+        for h in &o.status.half_applied {
+            let _ = writeln!(
+                text,
+                "  {} stopped at statement {}/{} on {} ({}); statements 1-{} stay committed: \
+                 finish or undo them by hand, then run `backstop migrate`",
+                h.version,
+                h.statement,
+                h.statements,
+                h.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                terminal_safe(&h.message),
+                h.statement.saturating_sub(1)
+            );
+        }
+    }
+    if verbose && !ctx.ignored.is_empty() {
+        let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
+        for i in &ctx.ignored {
+            let _ = writeln!(text, "  {}: {}", terminal_safe(&i.path.display().to_string()), i.why);
+        }
+    }
+    if let Some(f) = &o.frozen {
+        let _ = writeln!(text, "{}", frozen_line(f));
+    }
+    for r in &o.frozen_roles {
+        let _ = writeln!(text, "{}", frozen_role_line(r));
+    }
+    for c in &o.rehearsal_copies {
+        let _ = writeln!(
+            text,
+            "left by a rehearsal that was stopped: database {} ({}); the next `backstop \
+             rehearse` on this host drops it, or drop it by hand",
+            terminal_safe(&c.database),
+            terminal_safe(&c.owner)
+        );
+    }
+    if let Some(j) = &o.unfinished_restore {
+        let _ = writeln!(text, "{}", restore_line(j));
+    }
+    text
 }
 
 /// What holds the database, for `status` without a readable migrations
@@ -167,6 +176,7 @@ struct Shown<'a> {
     frozen: &'a Option<backstop_core::freeze::FreezeState>,
     frozen_roles: &'a [backstop_core::freeze::FrozenRole],
     unfinished_restore: &'a Option<backstop_core::backup::restore::Journal>,
+    rehearsal_copies: &'a [backstop_core::rehearse::LeftCopy],
 }
 
 fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {

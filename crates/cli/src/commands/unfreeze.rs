@@ -27,16 +27,35 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = backstop_core::pg::connect(&url, "backstop")?;
     if let Some(role) = &args.role {
         let mut lock = super::freeze::locked(&mut client, &config)?;
-        let granted = freeze::unfreeze_role(&mut lock, role)?;
+        let done = freeze::unfreeze_role(&mut lock, role)?;
         drop(lock);
         let role = crate::render::terminal_safe(role);
         match args.output.format {
-            Format::Json => print_json(&serde_json::json!({ "role": role, "granted": granted }))?,
-            Format::Text => print(&match &granted {
-                Some(g) => format!(
-                    "unfroze {role}: granted back the {} write grant(s) its freeze revoked\n",
-                    g.len()
-                ),
+            Format::Json => print_json(&serde_json::json!({
+                "role": role,
+                "granted": done.as_ref().map(|d| &d.granted),
+                "gone": done.as_ref().map(|d| &d.gone),
+            }))?,
+            Format::Text => print(&match &done {
+                Some(d) => {
+                    let mut out = format!(
+                        "unfroze {role}: granted back the {} write grant(s) its freeze revoked\n",
+                        d.granted.len()
+                    );
+                    for g in &d.gone {
+                        out.push_str(&format!(
+                            "  not granted: {} on {}.{}{}: dropped during the freeze\n",
+                            g.privilege,
+                            crate::render::terminal_safe(&g.schema),
+                            crate::render::terminal_safe(&g.table),
+                            g.column
+                                .as_deref()
+                                .map(|c| format!(" ({})", crate::render::terminal_safe(c)))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    out
+                }
                 None => format!("{role} is not frozen; nothing changed\n"),
             })?,
         }
@@ -57,8 +76,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("dropped {name}, left by an earlier restore");
     }
     if let Some(j) = restore::journal(&store)? {
+        let kept = j
+            .temp_database
+            .as_deref()
+            .map(|d| format!("its copy {d} is kept for it; "))
+            .unwrap_or_default();
         eprintln!(
-            "warning: the restore of backup {} is unfinished ({}); `backstop restore {} --resume` finishes it",
+            "warning: the restore of backup {} is unfinished ({}): {kept}`backstop restore {} --resume` \
+             finishes it, `backstop restore --abandon` gives it up",
             j.backup_id, j.step, j.backup_id
         );
     }

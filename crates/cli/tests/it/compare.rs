@@ -754,3 +754,80 @@ fn a_column_on_one_side_only_is_listed_apart_and_rows_compare_on_the_rest() {
         .all();
     assert!(text.contains("1 different"), "{text}");
 }
+
+#[test]
+fn a_role_freeze_gives_back_grants_of_other_grantors_across_renames_and_drops() {
+    // Regression: freeze --role failed on a grant another grantor made,
+    // and unfreeze --role failed (leaving the role frozen) when a table or
+    // column had been renamed or dropped during the freeze.
+    let p = Project::new("freeze_grantors");
+    let app = unique_name("app_role");
+    let owner = unique_name("owner_role");
+    p.client()
+        .batch_execute(&format!(
+            "CREATE ROLE {app} NOLOGIN; CREATE ROLE {owner} NOLOGIN;
+             CREATE TABLE a (id int, v text); CREATE TABLE b (id int); CREATE TABLE c (id int, x int);
+             ALTER TABLE a OWNER TO {owner};
+             SET ROLE {owner}; GRANT INSERT, UPDATE ON a TO {app}; RESET ROLE;
+             GRANT INSERT ON b TO {app}; GRANT UPDATE (x) ON c TO {app};"
+        ))
+        .unwrap();
+    p.run(&["freeze", "--role", &app, "--reason", "cutover"])
+        .expect_code(0)
+        .expect_output("revoked 4 write grant(s)");
+    let mut db = p.client();
+    let can =
+        |db: &mut postgres::Client, sql: &str| -> bool { db.query_one(sql, &[]).unwrap().get(0) };
+    assert!(!can(&mut db, &format!("select has_table_privilege('{app}', 'a', 'INSERT')")));
+    db.batch_execute(
+        "ALTER TABLE a RENAME TO a2; ALTER TABLE c RENAME COLUMN x TO y; DROP TABLE b;",
+    )
+    .unwrap();
+    p.run(&["unfreeze", "--role", &app])
+        .expect_code(0)
+        .expect_output("granted back the 3 write grant(s)")
+        .expect_output("not granted: INSERT on public.b: dropped during the freeze");
+    assert!(can(&mut db, &format!("select has_table_privilege('{app}', 'a2', 'INSERT')")));
+    assert!(can(&mut db, &format!("select has_column_privilege('{app}', 'c', 'y', 'UPDATE')")));
+    let grantor: String = db
+        .query_one(
+            &format!(
+                "select g.rolname::text from pg_class c cross join lateral aclexplode(c.relacl) x
+                   join pg_roles g on g.oid = x.grantor join pg_roles r on r.oid = x.grantee
+                  where c.relname = 'a2' and r.rolname = '{app}' and x.privilege_type = 'INSERT'"
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(grantor, owner, "given back in its grantor's name");
+}
+
+#[test]
+fn the_grants_a_freeze_revoked_are_no_difference_and_ignore_acl_leaves_all_out() {
+    // Regression: after `freeze --role`, compare failed on the grants the
+    // freeze itself had revoked.
+    let role = unique_name("cut_role");
+    let (p, source, target) = pair(
+        "compare_acl",
+        &format!(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);
+             GRANT INSERT, UPDATE ON t TO {role};"
+        ),
+    );
+    compare(&p, &source, &target, 0);
+    p.run(&["freeze", "--role", &role, "--reason", "cutover"]).expect_code(0);
+    let c = compare(&p, &source, &target, 0);
+    assert_eq!(c["verdict"], "match", "{c}");
+    assert!(c["acl_left_out"][0].as_str().unwrap().contains(&role), "{c}");
+    p.run(&["unfreeze", "--role", &role]).expect_code(0);
+    on_target(&target, &format!("REVOKE UPDATE ON t FROM {role}"));
+    let c = compare(&p, &source, &target, 1);
+    assert!(c["schema"].to_string().contains("acl="), "{c}");
+    let run = p.run(&[
+        "compare", "--source", &source, "--target", &target, "--ignore", "acl", "--format", "json",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.json()["verdict"], "match");
+}

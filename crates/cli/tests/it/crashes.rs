@@ -218,6 +218,28 @@ fn a_server_crash_mid_restore_keeps_its_record_and_resume_finishes_it() {
 }
 
 #[test]
+fn a_crashed_restore_can_be_abandoned_and_leaves_nothing_behind() {
+    // Regression: after a crash mid-restore, unfreeze said it dropped what
+    // the restore left but kept the `*_restoring_*` copy and the journal,
+    // and status stayed "unfinished"; there was no way to give it up.
+    let (cluster, p, _) = crashed_restore("restore_crash_abandon");
+    p.run(&["unfreeze"])
+        .expect_code(0)
+        .expect_output("is kept for it")
+        .expect_output("restore --abandon");
+    assert_eq!(restoring_databases(&cluster).len(), 1);
+    p.run(&["restore", "--abandon"])
+        .expect_code(0)
+        .expect_output("abandoned the restore of backup")
+        .expect_output("the database is as it was");
+    assert!(restoring_databases(&cluster).is_empty(), "{:?}", restoring_databases(&cluster));
+    p.run(&["status"]).expect_code(0);
+    p.run(&["restore", "--abandon"]).expect_code(0).expect_output("nothing to abandon");
+    let mut db = cluster.connect(&p.db).unwrap();
+    assert_eq!(db.count("items"), 400000, "the database as it was");
+}
+
+#[test]
 fn what_a_crashed_restore_left_and_no_record_needs_is_dropped_by_the_next_run() {
     let (cluster, p, _) = crashed_restore("restore_crash_leftover");
     // unfreeze lifts the freeze, keeps what the unfinished restore needs.

@@ -188,7 +188,7 @@ fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
                 "select datname::text from pg_database
                   where datname like 'backstop_rehearsal_%'
                     and shobj_description(oid, 'pg_database') like $1",
-                &[&format!("% {}", child_pid)],
+                &[&format!("% {}; of %", child_pid)],
             )
             .unwrap()
             .iter()
@@ -209,6 +209,12 @@ fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
     child.wait().unwrap();
     let left = copies(&mut admin);
     assert!(!left.is_empty(), "a killed rehearsal cannot clean up after itself");
+    // Regression: status said nothing of the copies left on the server.
+    let status = p.run(&["status"]).all();
+    assert!(
+        status.contains(&format!("left by a rehearsal that was stopped: database {}", left[0])),
+        "{status}"
+    );
     p.migration("2_slow", "CREATE TABLE t (id int);", Some("DROP TABLE t;"));
     p.run(&["rehearse"]).expect_code(0);
     assert!(copies(&mut admin).is_empty(), "stale copies {left:?} are left behind");

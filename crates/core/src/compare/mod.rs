@@ -160,6 +160,9 @@ pub struct Comparison {
     /// Why the schemas could not be compared, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_error: Option<String>,
+    /// Privileges left out of the schema comparison, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acl_left_out: Vec<String>,
     /// The tolerances the rows were compared with (none: exactly).
     #[serde(skip_serializing_if = "Tolerances::is_exact")]
     pub tolerances: Tolerances,
@@ -251,15 +254,40 @@ fn conclude(
     target: &mut Client,
     tables: Vec<TableResult>,
     tolerances: &Tolerances,
+    ignore_acl: bool,
 ) -> Comparison {
     // An FK check that fails is an error of the whole comparison.
     let (foreign_keys, foreign_key_error) = match orphans(target) {
         Ok(f) => (f, None),
         Err(e) => (Vec::new(), Some(message(&e))),
     };
+    // The grants a role freeze of Backstop's revoked are no difference; nor
+    // any grant when asked to leave them out.
+    let frozen: Vec<String> = [&mut *source, &mut *target]
+        .into_iter()
+        .flat_map(|c| crate::schema::freeze::frozen_roles(c).unwrap_or_default())
+        .map(|r| r.role)
+        .collect();
+    let mut acl_left_out = Vec::new();
+    if ignore_acl {
+        acl_left_out.push("every relation's privileges (--ignore acl)".to_string());
+    } else if !frozen.is_empty() {
+        acl_left_out.push(format!(
+            "the privileges of role(s) {} (frozen by backstop freeze)",
+            frozen.join(", ")
+        ));
+    }
+    let masked = |mut s: crate::pg::fingerprint::Schema| {
+        match (ignore_acl, frozen.is_empty()) {
+            (true, _) => s.mask_acl(None),
+            (false, false) => s.mask_acl(Some(&frozen)),
+            (false, true) => {}
+        }
+        s
+    };
     let (schema, schema_cosmetic, schema_error) = match (
-        crate::pg::fingerprint::Schema::read(source),
-        crate::pg::fingerprint::Schema::read(target),
+        crate::pg::fingerprint::Schema::read(source).map(masked),
+        crate::pg::fingerprint::Schema::read(target).map(masked),
     ) {
         (Ok(a), Ok(b)) => (a.differences(&b), a.cosmetic_differences(&b), None),
         (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(message(&e))),
@@ -283,6 +311,7 @@ fn conclude(
         schema,
         schema_cosmetic,
         schema_error,
+        acl_left_out,
         tolerances: tolerances.clone(),
     }
 }
@@ -310,18 +339,20 @@ pub(crate) fn compare_keeping(
     for (t, in_a, in_b) in tables_of(source, target, only)? {
         tables.push(one(source, target, &t, in_a, in_b, &job));
     }
-    Ok(conclude(source, target, tables, tolerances))
+    Ok(conclude(source, target, tables, tolerances, false))
 }
 
 /// [`compare`] over connections of its own, `jobs` tables at a time (each
 /// worker with a session on each side), telling `progress` as tables start
 /// and finish. Results keep the tables' order.
+#[allow(clippy::too_many_arguments)]
 pub fn compare_parallel(
     source_url: &str,
     target_url: &str,
     only: &[String],
     jobs: usize,
     tolerances: &Tolerances,
+    ignore_acl: bool,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Comparison, CompareError> {
     let connect = || -> Result<(Client, Client), CompareError> {
@@ -371,5 +402,5 @@ pub fn compare_parallel(
             })
         })
         .collect();
-    Ok(conclude(&mut source, &mut target, tables, tolerances))
+    Ok(conclude(&mut source, &mut target, tables, tolerances, ignore_acl))
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use crate::schema::exempt;
 pub use crate::schema::freeze::{FreezeState, FrozenRole};
 pub use database::{current, freeze, terminate_others, unfreeze, FreezeGate, FreezeGuard, Frozen};
-pub use role::{freeze_role, frozen_roles, unfreeze_role, Grant, RoleFreeze};
+pub use role::{freeze_role, frozen_roles, unfreeze_role, Grant, RoleFreeze, RoleUnfreeze};
 
 /// `[freeze]`: how writes are stopped during a restore.
 #[derive(Debug, Clone, Deserialize)]

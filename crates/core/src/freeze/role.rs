@@ -12,7 +12,9 @@ use crate::pg::quote_ident;
 use crate::schema::events;
 use crate::schema::freeze::FrozenRole;
 
-/// One write grant the role held.
+/// One write grant the role held. The table and column are recorded by
+/// identity too (OID, attribute number), so that a table or column renamed
+/// during the freeze still gets its grant back.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub schema: String,
@@ -22,6 +24,21 @@ pub struct Grant {
     pub privilege: String,
     pub grantor: String,
     pub grantable: bool,
+    /// The table's OID (absent in records of older versions).
+    #[serde(default)]
+    pub table_oid: Option<u32>,
+    /// The column's attribute number.
+    #[serde(default)]
+    pub attnum: Option<i16>,
+}
+
+/// What an unfreeze gave back, and what it could not: objects dropped
+/// during the freeze.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoleUnfreeze {
+    pub granted: Vec<Grant>,
+    /// Grants whose table or column no longer exists, named as recorded.
+    pub gone: Vec<Grant>,
 }
 
 impl Grant {
@@ -56,14 +73,16 @@ fn write_grants(
     schemas: &[String],
 ) -> Result<Vec<Grant>, postgres::Error> {
     let rows = client.query(
-        "select n.nspname::text, c.relname::text, null::text, a.privilege_type, g.rolname::text, a.is_grantable
+        "select n.nspname::text, c.relname::text, null::text, a.privilege_type, g.rolname::text, a.is_grantable,
+                c.oid, null::int2
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
            cross join lateral aclexplode(c.relacl) a
            join pg_roles r on r.oid = a.grantee join pg_roles g on g.oid = a.grantor
           where c.relkind in ('r', 'p') and n.nspname = any($2) and r.rolname = $1
             and a.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
          union all
-         select n.nspname::text, c.relname::text, att.attname::text, a.privilege_type, g.rolname::text, a.is_grantable
+         select n.nspname::text, c.relname::text, att.attname::text, a.privilege_type, g.rolname::text, a.is_grantable,
+                c.oid, att.attnum
            from pg_attribute att join pg_class c on c.oid = att.attrelid
            join pg_namespace n on n.oid = c.relnamespace
            cross join lateral aclexplode(att.attacl) a
@@ -82,6 +101,8 @@ fn write_grants(
             privilege: r.get(3),
             grantor: r.get(4),
             grantable: r.get(5),
+            table_oid: Some(r.get(6)),
+            attnum: r.get(7),
         })
         .collect())
 }
@@ -144,13 +165,10 @@ pub fn freeze_role(
     let grants = write_grants(&mut tx, role, schemas).map_err(db("reading the role's grants"))?;
     let who = quote_ident(role);
     for g in &grants {
-        let sql = format!(
-            "REVOKE {} ON {} FROM {who} GRANTED BY {} CASCADE",
-            g.what(),
-            g.on(),
-            quote_ident(&g.grantor)
-        );
-        tx.batch_execute(&sql).map_err(db("revoking the role's write grants"))?;
+        // PostgreSQL takes GRANTED BY for the current user only: a grant
+        // another role made is revoked as that role.
+        let sql = format!("REVOKE {} ON {} FROM {who} CASCADE", g.what(), g.on());
+        as_grantor(&mut tx, &g.grantor, &sql).map_err(db("revoking the role's write grants"))?;
     }
     let recorded = serde_json::to_value(&grants).expect("grants serialize");
     crate::schema::freeze::insert_role(&mut tx, role, reason, &recorded)
@@ -166,9 +184,45 @@ pub fn freeze_role(
     Ok(RoleFreeze { role: role.into(), grants, already: false, still_writes_through: still })
 }
 
-/// Grants `role` exactly what its freeze revoked, and nothing more.
-/// `None` when the role is not frozen.
-pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant>>, FreezeError> {
+/// Runs `sql` (a GRANT or REVOKE) as `grantor`, so that the grant is
+/// given or taken in that role's name.
+fn as_grantor(
+    tx: &mut postgres::Transaction<'_>,
+    grantor: &str,
+    sql: &str,
+) -> Result<(), postgres::Error> {
+    let me: String = tx.query_one("select current_user::text", &[])?.get(0);
+    if me == grantor {
+        return tx.batch_execute(sql);
+    }
+    tx.batch_execute(&format!("SET LOCAL ROLE {}", quote_ident(grantor)))?;
+    tx.batch_execute(sql)?;
+    tx.batch_execute("RESET ROLE")
+}
+
+/// `g` with the table's and column's names as they are now (they may
+/// have been renamed during the freeze); `None` when either was dropped.
+fn as_now(tx: &mut postgres::Transaction<'_>, g: &Grant) -> Result<Option<Grant>, postgres::Error> {
+    let Some(oid) = g.table_oid else { return Ok(Some(g.clone())) };
+    let row = tx.query_opt(
+        "select n.nspname::text, c.relname::text,
+                (select a.attname::text from pg_attribute a
+                  where a.attrelid = c.oid and a.attnum = $2 and not a.attisdropped)
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = $1",
+        &[&oid, &g.attnum.unwrap_or(0)],
+    )?;
+    let Some(row) = row else { return Ok(None) };
+    let column: Option<String> = row.get(2);
+    if g.attnum.is_some() && column.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Grant { schema: row.get(0), table: row.get(1), column, ..g.clone() }))
+}
+
+/// Grants `role` exactly what its freeze revoked, and nothing more, on the
+/// tables and columns as they are named now; what was dropped meanwhile
+/// is reported, not granted. `None` when the role is not frozen.
+pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<RoleUnfreeze>, FreezeError> {
     let mut tx = client.transaction().map_err(db("starting the role unfreeze"))?;
     let Some(recorded) = crate::schema::freeze::role_grants(&mut tx, role, true)
         .map_err(db("reading backstop.role_freeze"))?
@@ -177,15 +231,21 @@ pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant
     };
     let grants: Vec<Grant> = serde_json::from_value(recorded).unwrap_or_default();
     let who = quote_ident(role);
-    for g in &grants {
+    let mut done = RoleUnfreeze { granted: Vec::new(), gone: Vec::new() };
+    for g in grants {
+        let Some(now) = as_now(&mut tx, &g).map_err(db("looking the frozen tables up"))? else {
+            done.gone.push(g);
+            continue;
+        };
         let sql = format!(
-            "GRANT {} ON {} TO {who}{} GRANTED BY {}",
-            g.what(),
-            g.on(),
-            if g.grantable { " WITH GRANT OPTION" } else { "" },
-            quote_ident(&g.grantor)
+            "GRANT {} ON {} TO {who}{}",
+            now.what(),
+            now.on(),
+            if now.grantable { " WITH GRANT OPTION" } else { "" }
         );
-        tx.batch_execute(&sql).map_err(db("granting the role's write grants back"))?;
+        as_grantor(&mut tx, &now.grantor, &sql)
+            .map_err(db("granting the role's write grants back"))?;
+        done.granted.push(now);
     }
     crate::schema::freeze::remove_role(&mut tx, role)
         .map_err(db("removing the role freeze record"))?;
@@ -193,11 +253,11 @@ pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<Vec<Grant
         kind: "unfreeze",
         outcome: "ok",
         versions: Vec::new(),
-        details: json!({ "role": role, "granted": grants }),
+        details: json!({ "role": role, "granted": done.granted, "gone": done.gone }),
     };
     events::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
     tx.commit().map_err(db("committing the role unfreeze"))?;
-    Ok(Some(grants))
+    Ok(Some(done))
 }
 
 /// The roles frozen now, with when and why.

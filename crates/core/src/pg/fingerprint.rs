@@ -27,7 +27,67 @@ pub struct Schema {
     pub cosmetic: Vec<Object>,
 }
 
+/// The grantee of one `aclitem` as text (`name=privs/grantor`, the name
+/// quoted when it needs to be; empty for PUBLIC).
+fn grantee(item: &str) -> String {
+    let item = item.trim();
+    let Some(rest) = item.strip_prefix('"') else {
+        return item.split('=').next().unwrap_or("").to_string();
+    };
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('"', Some('"')) => {
+                out.push('"');
+                chars.next();
+            }
+            ('"', _) => break,
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `acl=` part of a relation's definition without the items `drop`
+/// says to leave out (every item when `drop` is `None`).
+fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
+    let Some(at) = definition.find(" acl=") else { return definition.to_string() };
+    let (head, acl) = definition.split_at(at);
+    let Some(roles) = drop else { return head.to_string() };
+    let inner = acl.trim_start_matches(" acl=").trim_start_matches('{').trim_end_matches('}');
+    // Items are separated by commas outside double quotes.
+    let mut items = Vec::new();
+    let (mut current, mut quoted) = (String::new(), false);
+    for c in inner.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    let kept: Vec<String> = items.into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
+    format!("{head} acl={{{}}}", kept.join(","))
+}
+
 impl Schema {
+    /// Leaves the relations' privileges out of the picture: all of them
+    /// (`roles` `None`), or those granted to `roles` (a role frozen by
+    /// `backstop freeze`, whose revoked grants are no difference).
+    pub fn mask_acl(&mut self, roles: Option<&[String]>) {
+        for o in &mut self.objects {
+            if o.key.starts_with("relation ") {
+                o.definition = masked_acl(&o.definition, roles);
+            }
+        }
+    }
+
     /// Reads the schema of the connected database.
     pub fn read(client: &mut impl GenericClient) -> Result<Schema, postgres::Error> {
         Schema::read_prepared(client, &mut super::Prepared::default())
@@ -309,6 +369,19 @@ pub fn row_counts(client: &mut impl GenericClient) -> Result<Vec<(String, i64)>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acl_items_of_a_frozen_role_or_all_of_them_are_left_out() {
+        let d = "r rls=false force=false persistence=p acl={postgres=arwdDxt/postgres,app=arw/postgres,\"we,ird\"=r/postgres}";
+        let app = ["app".to_string()];
+        assert_eq!(
+            masked_acl(d, Some(&app)),
+            "r rls=false force=false persistence=p acl={postgres=arwdDxt/postgres,\"we,ird\"=r/postgres}"
+        );
+        let weird = ["we,ird".to_string()];
+        assert!(!masked_acl(d, Some(&weird)).contains("we,ird"));
+        assert_eq!(masked_acl(d, None), "r rls=false force=false persistence=p");
+    }
     use crate::pg::cluster::Cluster;
 
     const BASE: &str = "

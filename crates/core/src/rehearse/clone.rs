@@ -137,11 +137,15 @@ fn admin(url: &str) -> Result<Client, RehearseError> {
     connect_to(url, "postgres").or_else(|_| connect_to(url, "template1"))
 }
 
-fn owner_marker() -> String {
+/// The comment a copy carries: who made it (`host pid`) and of what.
+fn owner_marker(of: &str) -> String {
     let host =
         nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-    format!("{MARKER}{host} {}", std::process::id())
+    format!("{MARKER}{host} {}{OF}{of}", std::process::id())
 }
+
+/// Where the copied database's name starts in the comment.
+const OF: &str = "; of ";
 
 /// Whether process `pid` of this host is gone.
 fn dead(pid: &str) -> bool {
@@ -189,6 +193,43 @@ pub(super) fn remove_stale_temp_dirs() {
     }
 }
 
+/// A copy of the database a rehearsal made on the source's own server and
+/// left there (its process was killed): `status` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftCopy {
+    pub database: String,
+    /// `host pid` of the rehearsal that made it.
+    pub owner: String,
+    /// Whether that rehearsal still runs (on this host).
+    pub running: bool,
+}
+
+/// The rehearsal copies of the database `client` is connected to, on its
+/// server.
+pub fn left_copies(client: &mut Client) -> Result<Vec<LeftCopy>, postgres::Error> {
+    let this: String = client.query_one("select current_database()::text", &[])?.get(0);
+    let host =
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let rows = client.query(
+        "select d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
+           from pg_database d where d.datname like $1 order by 1",
+        &[&format!("{PREFIX}%")],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let (name, comment): (String, String) = (row.get(0), row.get(1));
+            let (owner, of) = comment.strip_prefix(MARKER)?.split_once(OF)?;
+            if of != this {
+                return None;
+            }
+            let owner = owner.to_string();
+            let running = owner.rsplit_once(' ').is_some_and(|(h, pid)| h == host && !dead(pid));
+            Some(LeftCopy { database: name, owner, running })
+        })
+        .collect())
+}
+
 /// Drops copies left by rehearsals on this host whose process is gone.
 fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
     let host =
@@ -203,6 +244,8 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
     for row in rows {
         let (name, comment): (String, String) = (row.get(0), row.get(1));
         let Some(owner) = comment.strip_prefix(MARKER) else { continue };
+        // Older copies carry no `; of <database>`.
+        let owner = owner.split_once(OF).map_or(owner, |(o, _)| o);
         let Some((owner_host, pid)) = owner.rsplit_once(' ') else { continue };
         if owner_host == host && dead(pid) {
             admin
@@ -364,7 +407,7 @@ impl Workspace {
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS '{}'",
                 quote_ident(&name),
-                owner_marker().replace('\'', "''")
+                owner_marker(&self.template).replace('\'', "''")
             ))
             .map_err(db_err("marking the rehearsal copy"))?;
         Ok(CopyDb { server_url: self.server_url.clone(), dbname: name })

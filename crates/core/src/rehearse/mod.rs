@@ -28,6 +28,7 @@ mod snapshot;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use clone::{left_copies, LeftCopy};
 pub use config::RehearseSection;
 
 use crate::migrate::ApplyError;

@@ -141,7 +141,7 @@ impl Journal {
 
     /// Forgets the restore: it is finished, or abandoned with the target
     /// as it was.
-    pub(super) fn remove(store: &Store) -> Result<(), BackupError> {
+    pub(crate) fn remove(store: &Store) -> Result<(), BackupError> {
         let path = store.dir().join(JOURNAL);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackupError::io(path)(e)),

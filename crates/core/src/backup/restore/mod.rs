@@ -20,6 +20,7 @@
 //! finishes: [`restore`] drives the steps the journal names ([`Step`]),
 //! each strategy going on after the last one recorded.
 
+mod abandon;
 mod clean;
 mod databases;
 mod journal;
@@ -31,6 +32,7 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
+pub use abandon::{abandon, Abandoned};
 pub use databases::{connect_to, drop_leftovers, drop_snapshot};
 pub use journal::{journal, Journal, Step, Strategy, JOURNAL};
 

@@ -1,0 +1,76 @@
+//! Giving up an unfinished restore (`restore --abandon`) where that leaves
+//! the database as it was: a swap that never swapped (the database was
+//! never touched: the restored copy is dropped), or a restore in place that
+//! had not begun to change it. The journal is forgotten, the freeze the
+//! restore set is lifted, and the abandonment is audited. A restore that
+//! had already changed the database is refused: finishing it, or restoring
+//! its pre-restore backup, are the ways back.
+
+use serde_json::json;
+
+use super::databases::{database_exists, maintenance};
+use super::journal::{journal, Journal, Step, Strategy};
+use crate::backup::{BackupError, Store};
+use crate::freeze;
+use crate::pg::quote_ident;
+use crate::schema::events;
+
+/// What abandoning did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Abandoned {
+    pub backup_id: String,
+    /// The restored copy dropped, if there was one.
+    pub dropped: Option<String>,
+    /// Whether a write freeze was lifted.
+    pub unfrozen: bool,
+}
+
+/// Abandons the unfinished restore of the database at `url`; `None` when
+/// there is none.
+pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupError> {
+    let Some(j) = journal(store)? else { return Ok(None) };
+    refuse_past_the_point_of_no_return(&j)?;
+    let mut dropped = None;
+    if let Some(temp) = j.temp_database.as_deref().filter(|t| *t != j.database) {
+        let mut admin = maintenance(url)?;
+        if database_exists(&mut admin, temp)? {
+            admin
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(temp)))
+                .map_err(BackupError::db("dropping the restored copy"))?;
+            dropped = Some(temp.to_string());
+        }
+    }
+    Journal::remove(store)?;
+    let mut client = crate::pg::connect(url, "backstop")?;
+    let unfrozen = freeze::unfreeze(&mut client)?.is_some();
+    let event = events::Event {
+        kind: "restore",
+        outcome: "abandoned",
+        versions: Vec::new(),
+        details: json!({ "backup_id": j.backup_id, "step": j.step, "dropped": dropped }),
+    };
+    events::record_if_logged(&mut client, &event)
+        .map_err(BackupError::db("writing the abandon event"))?;
+    Ok(Some(Abandoned { backup_id: j.backup_id, dropped, unfrozen }))
+}
+
+/// A restore that may have changed the database cannot be given up.
+fn refuse_past_the_point_of_no_return(j: &Journal) -> Result<(), BackupError> {
+    let changed = match j.strategy {
+        Strategy::Swap => j.step == Step::Swapped,
+        Strategy::Clean => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
+    };
+    if !changed {
+        return Ok(());
+    }
+    let back = match &j.snapshot_id {
+        Some(s) => format!(", or restore its pre-restore backup {s} to go back"),
+        None => String::new(),
+    };
+    Err(BackupError::Refused(format!(
+        "the restore of backup {} had already changed database {} (it stopped at \"{}\"), so \
+         abandoning it would leave the database half-restored; finish it with `backstop restore \
+         {} --resume`{back}",
+        j.backup_id, j.database, j.step, j.backup_id
+    )))
+}
