@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real OpenFeature clients for the serve tests: flagd's own evaluation
-# engine (npm @openfeature/flagd-core) and the official OFREP providers
+# engine (npm @openfeature/flagd-core), flagd's provider syncing over gRPC
+# (npm @openfeature/flagd-provider, in-process) and the official OFREP providers
 # (npm @openfeature/ofrep-provider with the server SDK; PyPI
 # openfeature-provider-ofrep, with the OpenFeature Python SDK).
 set -euo pipefail
@@ -8,13 +9,15 @@ tools="${BACKSTOP_TOOLS:-$HOME/.cache/backstop-tools}"
 
 node_dir="$tools/openfeature-node"
 if [ ! -d "$node_dir/node_modules/@openfeature/flagd-core" ] ||
-    [ ! -d "$node_dir/node_modules/@openfeature/ofrep-provider" ]; then
+    [ ! -d "$node_dir/node_modules/@openfeature/ofrep-provider" ] ||
+    [ ! -d "$node_dir/node_modules/@openfeature/flagd-provider" ]; then
     command -v npm >/dev/null || { echo "openfeature: npm is not installed"; exit 1; }
-    echo "installing @openfeature/flagd-core and the OFREP provider into $node_dir (npm)"
+    echo "installing @openfeature/flagd-core, the flagd and OFREP providers into $node_dir (npm)"
     mkdir -p "$node_dir"
     npm install --silent --no-audit --no-fund --prefix "$node_dir" \
         @openfeature/flagd-core@4 @openfeature/core@1 \
-        @openfeature/ofrep-provider@0.1 @openfeature/server-sdk@1 >/dev/null
+        @openfeature/ofrep-provider@0.1 @openfeature/server-sdk@1 \
+        @openfeature/flagd-provider@0.16 @grpc/grpc-js@1 >/dev/null
 fi
 
 venv="$tools/ofrep-venv"

@@ -4,14 +4,16 @@
 //! Evaluation Protocol (`/ofrep/v1/evaluate/flags[/{key}]`) with a
 //! server-sent event stream (`/ofrep/v1/events`) that tells clients to
 //! refetch the moment a change commits (PostgreSQL LISTEN/NOTIFY, so a flip
-//! by any `backstop` on any host reaches every `serve`); health, a status
-//! page and Prometheus metrics. Writes need the bearer token.
+//! by any `backstop` on any host reaches every `serve`); flagd's gRPC sync
+//! (`flagd.sync.v1`) on the same port, pushing each change to flagd and its
+//! in-process providers; health, a status page and Prometheus metrics. Writes need the bearer token.
 
 mod api;
 mod conn;
 mod listen;
 mod metrics;
 mod page;
+mod sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +112,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub metrics: metrics::Metrics,
     pub stream_clients: AtomicI64,
+    /// Clients connected to the gRPC flag sync.
+    pub sync_clients: AtomicI64,
     rate: Mutex<(f64, Instant)>,
 }
 
@@ -201,11 +205,12 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         shutdown,
         metrics: metrics::Metrics::default(),
         stream_clients: AtomicI64::new(0),
+        sync_clients: AtomicI64::new(0),
         rate: Mutex::new((f64::from(options.max_evaluations_per_second.max(1)), Instant::now())),
         options,
     });
     listen::start(shared.clone());
-    let app = api::router(shared.clone());
+    let app = api::router(shared.clone()).merge(sync::routes(shared.clone()));
     tracing::info!(address = %local, "backstop serve listening");
     eprintln!("backstop serve: listening on http://{local}");
     if !local.ip().is_loopback() {

@@ -90,6 +90,8 @@ pub(crate) fn render(shared: &Shared) -> String {
     family(&mut out, "backstop_stream_clients", "gauge", "Clients connected to the event stream.");
     let _ =
         writeln!(out, "backstop_stream_clients {}", shared.stream_clients.load(Ordering::SeqCst));
+    family(&mut out, "backstop_sync_clients", "gauge", "Clients connected to the gRPC flag sync.");
+    let _ = writeln!(out, "backstop_sync_clients {}", shared.sync_clients.load(Ordering::SeqCst));
 
     family(
         &mut out,

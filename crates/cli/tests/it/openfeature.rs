@@ -165,3 +165,99 @@ fn the_npm_ofrep_provider_takes_a_killed_flag_as_disabled_not_as_an_error() {
         "only the unknown flag is an error: {logged:?}"
     );
 }
+
+#[test]
+fn the_flagd_provider_in_process_gets_a_kill_pushed_over_grpc_sync() {
+    // flagd's in-process providers used to poll /flags.json every 5 s; over
+    // flagd.sync.v1 the change is pushed the moment it commits, so the
+    // provider's configuration-changed event is what brings the new value.
+    let modules = tools_dir().join("openfeature-node/node_modules");
+    if !modules.join("@openfeature/flagd-provider").is_dir() {
+        crate::common::missing_tool("@openfeature/flagd-provider", ".ci/tools/openfeature.sh");
+        return;
+    }
+    let p = project("of_flagd_sync");
+    let s = Server::start(&p);
+    let (host, port) = s.addr().rsplit_once(':').unwrap();
+    let mut child = Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(fixture("flagd_sync.cjs"))
+        .args([host, port, "client_cards", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the providers did not report {what}"))
+    };
+    let ready = next("being ready");
+    assert_eq!(ready["ready"], 3, "{ready}");
+    assert_eq!(ready["first"]["value"], true, "enabled before the kill: {ready}");
+    assert_eq!(ready["first"]["reason"], "STATIC", "{ready}");
+
+    p.run(&["flags", "kill", "--release", "v2", "--reason", "error rate"]).expect_code(0);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        let change = next("the kill");
+        assert_eq!(change["value"], false, "the kill reached provider: {change}");
+        assert_eq!(change["reason"], "DISABLED", "{change}");
+        seen.insert(change["provider"].as_u64().unwrap());
+    }
+    let metrics = s.get("/metrics", None).1;
+    assert!(metrics.contains("backstop_sync_clients 3"), "{metrics}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// FetchAllFlags with grpc-js: its status code and details, or the keys.
+fn grpc_fetch(s: &Server, token: Option<&str>) -> Option<Value> {
+    let modules = tools_dir().join("openfeature-node/node_modules");
+    if !modules.join("@grpc/proto-loader").is_dir() {
+        crate::common::missing_tool("@grpc/proto-loader", ".ci/tools/openfeature.sh");
+        return None;
+    }
+    let proto = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/proto");
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_PATH", &modules).arg(fixture("grpc_fetch.cjs")).arg(s.addr()).arg(proto);
+    cmd.args(token);
+    Some(json_of(&mut cmd))
+}
+
+#[test]
+fn grpc_sync_asks_for_the_token_when_private_and_says_unavailable_before_the_first_load() {
+    let p = Project::new("of_grpc_private");
+    p.config(&CONFIG.replace("[serve]\n", "[serve]\nprivate = true\n"));
+    p.run(&["flags", "sync"]).expect_code(0);
+    let s = Server::start(&p);
+    let Some(none) = grpc_fetch(&s, None) else { return };
+    assert_eq!(none["code"], 16, "UNAUTHENTICATED without a token: {none}");
+    let wrong = grpc_fetch(&s, Some("not-the-token")).unwrap();
+    assert_eq!(wrong["code"], 7, "PERMISSION_DENIED with a wrong one: {wrong}");
+    let right = grpc_fetch(&s, Some(crate::common::server::TOKEN)).unwrap();
+    assert_eq!(right["code"], 0, "{right}");
+    assert_eq!(right["flags"], serde_json::json!(["client_cards", "client_memory", "theme"]));
+    drop(s);
+
+    // Never an empty flag set before the flags were read: UNAVAILABLE, so
+    // providers retry.
+    let nowhere =
+        p.url.rsplit_once('/').map(|(base, _)| format!("{base}/no_such_database")).unwrap();
+    let s = Server::spawn(&p, &[("DATABASE_URL", &nowhere)]);
+    crate::common::poll_until("serve answers", 50, std::time::Duration::from_millis(100), || {
+        s.get("/healthz", None).0 == 200
+    });
+    let early = grpc_fetch(&s, Some(crate::common::server::TOKEN)).unwrap();
+    assert_eq!(early["code"], 14, "UNAVAILABLE before the first load: {early}");
+    assert!(early["details"].as_str().unwrap_or("").contains("not been read"), "{early}");
+}
