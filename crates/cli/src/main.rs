@@ -34,6 +34,8 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
     Rehearse(commands::rehearse::Args),
+    /// Compute downs for migrations without one (or fix defective ones), proved on a replayed copy.
+    Downs(commands::downs::Args),
     /// Release flags: list, enable, disable, kill a release, history, sync.
     Flags(commands::flags::Args),
     /// The rollback decision on recorded samples: verdict, method and evidence (exit 1 on rollback).
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(args, config),
         Command::Rollback(args) => commands::rollback::run(args, config),
         Command::Rehearse(args) => commands::rehearse::run(args, config),
+        Command::Downs(args) => commands::downs::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Adopt(args) => commands::adopt::run(args, config),
         Command::Flags(args) => commands::flags::run(args, config),

@@ -34,6 +34,8 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
         crate::clear::ClearError,
         crate::freeze::FreezeError,
         crate::rehearse::RehearseError,
+        crate::downs::DownsError,
+        crate::downs::write::WriteError,
         crate::check::CheckError,
         crate::verify::VerifyError,
         ConnectError,

@@ -9,6 +9,7 @@ pub mod clear;
 pub mod compare;
 pub mod config;
 pub mod decide;
+pub mod downs;
 pub mod exit;
 pub mod flags;
 pub mod freeze;

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod context;
 pub mod model;
 pub mod parse;
+pub mod rewrite;
 pub mod risk;
 pub mod rules;
 pub mod stmt;

@@ -8,6 +8,7 @@ pub mod clear;
 pub mod compare;
 pub mod decide;
 pub mod demo;
+pub mod downs;
 pub mod explain;
 pub mod flags;
 pub mod freeze;

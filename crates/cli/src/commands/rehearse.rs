@@ -141,6 +141,20 @@ fn render(r: &Rehearsal) -> String {
     for d in &r.round_trip.differences {
         let _ = writeln!(out, "✗ {}", d.message);
     }
+    let fixable: Vec<&str> = r
+        .round_trip
+        .migrations
+        .iter()
+        .filter(|t| matches!(t.class, rehearse::TripClass::Defect | rehearse::TripClass::DownFails))
+        .map(|t| t.version.as_str())
+        .collect();
+    if !fixable.is_empty() {
+        let _ = writeln!(
+            out,
+            "fix available: `backstop downs {}` computes a proved fix for each defective down",
+            fixable.join(" ")
+        );
+    }
     for d in &r.round_trip.cosmetic {
         let _ = writeln!(out, "note: {}", d.message);
     }

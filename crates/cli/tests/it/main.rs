@@ -14,6 +14,7 @@ mod compare;
 mod crashes;
 mod decide;
 mod demo;
+mod downs;
 mod flags;
 mod floors;
 mod incident;

@@ -101,7 +101,7 @@ pub enum ApplyError {
     },
     #[error("{}", drift_message(.0))]
     Drift(Vec<Drift>),
-    #[error("cannot roll back: no down migration for {}; write the missing down.sql first", .0.join(", "))]
+    #[error("cannot roll back: no down migration for {}; `backstop downs --write` computes and proves one (or write it by hand)", .0.join(", "))]
     MissingDown(Vec<String>),
     #[error("version {0} is not a migration in the migrations dir; `backstop status` lists them")]
     UnknownVersion(String),

@@ -129,6 +129,8 @@ pub struct Workspace {
     made: Vec<String>,
     cluster: Option<Cluster>,
     run_id: String,
+    /// The database copies are marked as copies of (for `status`).
+    of: String,
     pub info: CopyInfo,
 }
 
@@ -318,6 +320,7 @@ impl Workspace {
         Workspace {
             server_url,
             template: template.to_string(),
+            of: template.to_string(),
             made: Vec::new(),
             cluster,
             run_id,
@@ -380,6 +383,44 @@ impl Workspace {
 
     /// Takes over cleaning up a database made from a copy (e.g. the
     /// pre-restore snapshot a restore leaves beside it).
+    /// Prepares copies that start empty (`template0`) or from `start`, a
+    /// database on the same server as `source_url` that holds what a
+    /// history is written on top of (a platform's schemas and roles).
+    /// Copies are marked as the source's, so `status` lists any left.
+    pub fn empty(source_url: &str, start: Option<&str>) -> Result<Workspace, RehearseError> {
+        let source_db = source_dbname(source_url)?;
+        let mut admin = admin(source_url)?;
+        let _ = drop_stale_copies(&mut admin);
+        let template = start.unwrap_or("template0");
+        let exists = admin
+            .query_opt("select 1 from pg_database where datname = $1", &[&template])
+            .map_err(db_err("looking for the database to start from"))?
+            .is_some();
+        if !exists {
+            return Err(RehearseError::Clone {
+                reason: format!(
+                    "there is no database {template:?} on the server to start from; create it or name another"
+                ),
+            });
+        }
+        let info = CopyInfo {
+            method: Method::Template,
+            source: match start {
+                Some(s) => format!("database {s} (the start of the history)"),
+                None => "an empty database".into(),
+            },
+            source_size_bytes: 0,
+            schema_only: true,
+            fallback_reason: None,
+            backup_id: None,
+            sample: None,
+        };
+        let run_id = format!("{:x}", rand::random::<u32>());
+        let mut w = Workspace::new(source_url.to_string(), template, None, run_id, info);
+        w.of = source_db;
+        Ok(w)
+    }
+
     pub fn adopt(&mut self, dbname: &str) {
         self.made.push(dbname.to_string());
     }
@@ -407,7 +448,7 @@ impl Workspace {
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS '{}'",
                 quote_ident(&name),
-                owner_marker(&self.template).replace('\'', "''")
+                owner_marker(&self.of).replace('\'', "''")
             ))
             .map_err(db_err("marking the rehearsal copy"))?;
         Ok(CopyDb { server_url: self.server_url.clone(), dbname: name })

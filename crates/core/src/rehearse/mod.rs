@@ -35,7 +35,7 @@ use crate::migrate::ApplyError;
 use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
-pub use clone::{CopyInfo, Method};
+pub use clone::{CopyDb, CopyInfo, Method, Workspace};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

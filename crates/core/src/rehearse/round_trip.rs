@@ -84,6 +84,14 @@ pub(super) fn round_trip_one(
     let mut trip = started(m);
     let finish = |mut trip: MigrationTrip, locks: Vec<LockRow>, stops: bool| {
         trip.duration_ms = ms(t.elapsed());
+        let hint = match trip.class {
+            TripClass::Defect | TripClass::DownFails => "computes a proved fix",
+            TripClass::NoDown => "computes a proved down",
+            _ => "",
+        };
+        if !hint.is_empty() {
+            trip.detail.push_str(&format!("; `backstop downs {}` {hint}", trip.version));
+        }
         Ok(OneTrip { trip, locks, stops })
     };
     let before = snapshot_prepared(client, prepared)?;

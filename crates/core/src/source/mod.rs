@@ -246,12 +246,38 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
         Layout::Flyway => flyway::discover(dir)?,
         Layout::Sqitch => sqitch::discover(dir)?,
     };
+    let mut found = found;
+    computed_downs(dir, &mut found.migrations);
     let mut migrations = Vec::with_capacity(found.migrations.len());
     for entry in found.migrations {
         migrations.push(read_migration(entry, layout));
     }
     check_duplicates(&migrations)?;
     Ok(Folder { dir: dir.to_path_buf(), layout, migrations, ignored: found.ignored })
+}
+
+/// Where `backstop downs --write` keeps the downs it computed for a
+/// layout that has none (or for a migration its tool gives none): the
+/// `backstop/downs` folder beside the migrations folder, one
+/// `<version>.down.sql` each.
+pub fn downs_dir(dir: &Path) -> PathBuf {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join("backstop").join("downs")
+}
+
+/// Gives each migration without a down of its own the computed one kept
+/// for it in [`downs_dir`], if any.
+fn computed_downs(dir: &Path, found: &mut [Found]) {
+    let downs = downs_dir(dir);
+    if !downs.is_dir() {
+        return;
+    }
+    for entry in found.iter_mut().filter(|f| f.down.is_none() && !f.repeatable) {
+        let path = downs.join(format!("{}.down.sql", entry.version));
+        if path.is_file() {
+            entry.down = Some(PartSource::file(path));
+        }
+    }
 }
 
 fn check_duplicates(migrations: &[Migration]) -> Result<(), SourceError> {

@@ -1,0 +1,319 @@
+//! `backstop downs`: computed downs for histories without them, fixes for
+//! hand-written downs that miss something, each proved on a replayed copy;
+//! `--write` saves them where the layout keeps downs, and `rollback` runs
+//! them. Histories shaped like real ones: renames, views on views,
+//! plpgsql and triggers, enums, RLS, grants, identity, data migrations.
+
+use serde_json::Value;
+
+use crate::common::{DbExt, Project};
+
+/// A history of `rounds` × 12 up-only migrations covering the kinds of
+/// change real histories make, each round in its own schema-qualified
+/// names so rounds do not collide.
+fn history(p: &Project, rounds: usize, role: &str) {
+    let mut n = 0;
+    let mut add = |p: &Project, name: &str, up: String| {
+        n += 1;
+        p.migration(&format!("2024-01-01-{n:06}_{name}"), &up, None);
+    };
+    for r in 0..rounds {
+        add(
+            p,
+            "types",
+            format!(
+                "CREATE TYPE mood{r} AS ENUM ('ok', 'meh');
+             CREATE DOMAIN email{r} AS text CHECK (VALUE LIKE '%@%');"
+            ),
+        );
+        add(
+            p,
+            "users",
+            format!(
+                "CREATE TABLE users{r} (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                email email{r} NOT NULL UNIQUE,
+                plan text DEFAULT 'free' CHECK (plan IN ('free', 'pro', 'team')),
+                mood mood{r} DEFAULT 'ok',
+                created_at timestamptz NOT NULL DEFAULT now());
+             COMMENT ON TABLE users{r} IS 'people who sign in';
+             CREATE INDEX users{r}_plan_idx ON users{r} (plan);
+             INSERT INTO users{r} (email, plan) VALUES ('a@x', 'pro'), ('b@x', 'free');"
+            ),
+        );
+        add(p, "orders", format!(
+            "CREATE TABLE orders{r} (id serial PRIMARY KEY, user_id bigint REFERENCES users{r}(id) ON DELETE CASCADE,
+                                     total numeric(10,2) NOT NULL DEFAULT 0, legacy_code text);
+             CREATE SEQUENCE invoice_no{r} START 1000;
+             SELECT setval('invoice_no{r}', 1234);"
+        ));
+        add(p, "views", format!(
+            "CREATE VIEW pro_users{r} AS SELECT id, email FROM users{r} WHERE plan = 'pro';
+             CREATE VIEW pro_emails{r} AS SELECT email FROM pro_users{r};
+             CREATE MATERIALIZED VIEW order_totals{r} AS SELECT user_id, sum(total) AS total FROM orders{r} GROUP BY user_id;
+             CREATE UNIQUE INDEX order_totals{r}_user ON order_totals{r} (user_id);"
+        ));
+        add(p, "audit", format!(
+            "CREATE TABLE audit{r} (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), what text);
+             CREATE FUNCTION audit{r}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               -- one row per change
+               INSERT INTO audit{r} (what) VALUES (TG_OP || ' ' || NEW.id);
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER users{r}_audit AFTER INSERT OR UPDATE ON users{r} FOR EACH ROW EXECUTE FUNCTION audit{r}();"
+        ));
+        add(p, "rls", format!(
+            "ALTER TABLE orders{r} ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own_orders{r} ON orders{r} USING (user_id = current_setting('app.user_id', true)::bigint);
+             GRANT SELECT ON orders{r}, pro_users{r} TO {role};
+             GRANT UPDATE (plan) ON users{r} TO {role};"
+        ));
+        add(
+            p,
+            "rename",
+            format!(
+                "ALTER TABLE orders{r} RENAME TO purchases{r};
+             ALTER TABLE purchases{r} RENAME COLUMN total TO amount;
+             ALTER INDEX users{r}_plan_idx RENAME TO users{r}_by_plan;"
+            ),
+        );
+        add(
+            p,
+            "columns",
+            format!(
+                "ALTER TABLE purchases{r} DROP COLUMN legacy_code;
+             ALTER TABLE purchases{r} ADD COLUMN note text DEFAULT '';
+             ALTER TABLE users{r} ALTER COLUMN plan SET DEFAULT 'trial';
+             ALTER TABLE audit{r} ALTER COLUMN what TYPE varchar(200);"
+            ),
+        );
+        add(p, "enum", format!("ALTER TYPE mood{r} ADD VALUE 'great';"));
+        add(p, "view_change", format!(
+            "CREATE OR REPLACE VIEW pro_users{r} AS SELECT id, email, plan FROM users{r} WHERE plan IN ('pro', 'team');
+             CREATE OR REPLACE FUNCTION audit{r}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               INSERT INTO audit{r} (what) VALUES (TG_OP || ' ' || NEW.id || ' ' || NEW.email);
+               RETURN NEW;
+             END $$;"
+        ));
+        add(
+            p,
+            "data",
+            format!(
+                "UPDATE users{r} SET plan = 'team' WHERE plan = 'pro';
+             ALTER TABLE users{r} ALTER COLUMN created_at DROP NOT NULL;"
+            ),
+        );
+        add(
+            p,
+            "drops",
+            format!(
+                "DROP VIEW pro_emails{r};
+             DROP INDEX users{r}_by_plan;
+             REVOKE UPDATE (plan) ON users{r} FROM {role};
+             COMMENT ON TABLE users{r} IS 'accounts';"
+            ),
+        );
+    }
+}
+
+fn role(p: &Project) -> String {
+    let role = format!("reader_{}", p.db);
+    p.client().batch_execute(&format!("CREATE ROLE {role} NOLOGIN")).unwrap();
+    role
+}
+
+/// Objects of the user's schema, the way a person would list them.
+fn schema_objects(p: &Project) -> Vec<String> {
+    p.client()
+        .query(
+            "select kind || ' ' || name from (
+               select 'relation' as kind, n.nspname || '.' || c.relname as name from pg_class c
+                 join pg_namespace n on n.oid = c.relnamespace
+                where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'backstop')
+               union all
+               select 'type', t.typname from pg_type t join pg_namespace n on n.oid = t.typnamespace
+                where n.nspname = 'public' and t.typtype in ('e', 'd')
+               union all
+               select 'function', p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                where n.nspname = 'public') o order by 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn an_up_only_history_gets_proved_downs_that_take_it_back_to_an_empty_schema() {
+    let p = Project::new("downs_history");
+    let role = role(&p);
+    history(&p, 2, &role);
+    let run = p.run(&["downs", "--format", "json"]);
+    run.expect_code(0);
+    let downs: Value = run.json();
+    let downs = downs.as_array().unwrap();
+    assert_eq!(downs.len(), 24, "{downs:#?}");
+    for d in downs {
+        assert_eq!(d["status"], "computed", "{d:#}");
+        assert_eq!(d["proved"], true, "{d:#}");
+    }
+    // What DDL cannot bring back is said, object by object.
+    let loses = |v: &str| {
+        downs.iter().find(|d| d["version"].as_str().unwrap().ends_with(v)).unwrap()["loses"]
+            .to_string()
+    };
+    assert!(loses("000008").contains("purchases0.legacy_code"), "{}", loses("000008"));
+    assert!(loses("000011").contains("UPDATE users0"), "{}", loses("000011"));
+
+    p.run(&["downs", "--write"]).expect_code(0);
+    assert!(p.path().join("migrations/2024-01-01-000007_rename/down.sql").is_file());
+    p.run(&["migrate"]).expect_code(0);
+    let applied = schema_objects(&p);
+    assert!(applied.contains(&"relation public.purchases1".to_string()), "{applied:?}");
+    p.run(&["rollback", "--steps", "24"]).expect_code(0);
+    assert_eq!(schema_objects(&p), Vec::<String>::new(), "the whole history rolled back");
+    // Forward again: the downs left nothing behind that the ups trip over.
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(schema_objects(&p), applied);
+}
+
+#[test]
+fn defective_hand_written_downs_get_proved_fixes() {
+    let p = Project::new("downs_fixes");
+    p.migration(
+        "2024-02-01-000001_base",
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, price int DEFAULT 0);
+         CREATE VIEW cheap AS SELECT id, name FROM items WHERE price < 10;
+         CREATE FUNCTION label(i items) RETURNS text LANGUAGE sql AS $$ SELECT i.name $$;",
+        Some("DROP FUNCTION label(items); DROP VIEW cheap; DROP TABLE items;"),
+    );
+    // A lost default, a constraint not restored, a view rebuilt from
+    // SELECT * gaining columns, a function left at the newer body.
+    p.migration(
+        "2024-02-02-000001_change",
+        "ALTER TABLE items ALTER COLUMN price SET DEFAULT 5;
+         ALTER TABLE items ADD CONSTRAINT price_positive CHECK (price >= 0);
+         ALTER TABLE items ADD COLUMN sku text;
+         CREATE OR REPLACE VIEW cheap AS SELECT id, name, sku FROM items WHERE price < 10;
+         CREATE OR REPLACE FUNCTION label(i items) RETURNS text LANGUAGE sql AS $$ SELECT upper(i.name) $$;",
+        Some(
+            "DROP VIEW cheap;
+             ALTER TABLE items DROP CONSTRAINT price_positive;
+             ALTER TABLE items DROP COLUMN sku;
+             CREATE VIEW cheap AS SELECT * FROM items WHERE price < 10;",
+        ),
+    );
+    // A deliberate no-op down that leaves the up's relations behind.
+    p.migration(
+        "2024-02-03-000001_more",
+        "CREATE TABLE tags (id int PRIMARY KEY, name text);
+         CREATE TABLE item_tags (item int REFERENCES items, tag int REFERENCES tags);",
+        Some("-- irreversible\nSELECT 1;"),
+    );
+    let rehearsal = p.run(&["rehearse", "--schema-only"]);
+    rehearsal.expect_code(1);
+    assert!(
+        rehearsal
+            .stdout
+            .contains("`backstop downs 2024-02-02-000001 2024-02-03-000001` computes a proved fix"),
+        "rehearse names the fix: {}",
+        rehearsal.stdout
+    );
+    let run = p.run(&["downs", "--format", "json"]);
+    run.expect_code(0);
+    let downs: Value = run.json();
+    let by = |v: &str| downs.as_array().unwrap().iter().find(|d| d["version"] == v).cloned();
+    assert!(by("2024-02-01-000001").is_none(), "a down that holds is not listed: {downs:#}");
+    let change = by("2024-02-02-000001").unwrap();
+    assert_eq!(
+        (change["status"].as_str(), change["proved"].as_bool()),
+        (Some("fixed"), Some(true)),
+        "{change:#}"
+    );
+    let sql = change["sql"].as_str().unwrap();
+    for needed in [
+        "SET DEFAULT 0",
+        "DROP VIEW",
+        "CREATE VIEW public.cheap",
+        "CREATE OR REPLACE FUNCTION public.label",
+    ] {
+        assert!(sql.contains(needed), "the fix lacks {needed}:\n{sql}");
+    }
+    assert!(
+        !sql.contains("price_positive"),
+        "the constraint the down did drop is not touched:\n{sql}"
+    );
+    let more = by("2024-02-03-000001").unwrap();
+    assert_eq!(more["status"], "fixed", "{more:#}");
+    let sql = more["sql"].as_str().unwrap();
+    assert!(
+        sql.contains("DROP TABLE IF EXISTS public.item_tags")
+            && sql.contains("DROP TABLE IF EXISTS public.tags"),
+        "{sql}"
+    );
+
+    // Hand-written files are replaced only with --force, and kept beside.
+    let refused = p.run(&["downs", "--write"]);
+    refused.expect_code(1);
+    assert!(refused.stdout.contains("pass --force"), "{}", refused.stdout);
+    p.run(&["downs", "--write", "--force"]).expect_code(0);
+    assert!(p.path().join("migrations/2024-02-02-000001_change/down.sql.orig").is_file());
+    let again = p.run(&["downs", "--format", "json", "2024-02-02-000001", "2024-02-03-000001"]);
+    again.expect_code(0);
+    for d in again.json().as_array().unwrap() {
+        assert_eq!(d["status"], "ok", "the fixed down now holds: {d:#}");
+    }
+    p.run(&["rehearse", "--schema-only"]).expect_code(0);
+}
+
+#[test]
+fn an_up_only_layout_keeps_computed_downs_beside_the_folder_and_rollback_runs_them() {
+    let p = Project::new("downs_sqlx");
+    p.write(
+        "migrations/20240301000001_users.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, email text);",
+    );
+    p.write(
+        "migrations/20240301000002_email.sql",
+        "ALTER TABLE users RENAME COLUMN email TO mail; CREATE INDEX users_mail ON users (mail);",
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let refused = p.run(&["rollback"]);
+    assert_ne!(refused.code, Some(0), "no down yet: {}", refused.stdout);
+    assert!(
+        refused.stderr.contains("backstop downs"),
+        "names the command that computes one: {}",
+        refused.stderr
+    );
+    p.run(&["downs", "--write"]).expect_code(0);
+    let kept = p.path().join("backstop/downs/20240301000002.down.sql");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.contains("RENAME COLUMN mail TO email"), "{text}");
+    p.run(&["rollback"]).expect_code(0);
+    let mut c = p.client();
+    let cols: Vec<String> = c
+        .query("select attname::text from pg_attribute where attrelid = 'users'::regclass and attnum > 0 and not attisdropped order by attnum", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(cols, ["id", "email"]);
+    assert!(!c.exists("users_mail"));
+}
+
+#[test]
+fn bad_input_to_downs_is_refused_with_the_fix() {
+    let p = Project::new("downs_bad");
+    p.migration("2024-03-01-000001_a", "CREATE TABLE a (id int);", None);
+    let run = p.run(&["downs", "2099-01-01-000001"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("backstop status"), "{}", run.stderr);
+    p.run(&["downs", "--force"]).expect_code(2);
+    let run = p.run(&["downs", "--start", "no_such_db"]);
+    run.expect_code(3);
+    assert!(run.stderr.contains("no_such_db"), "{}", run.stderr);
+    assert!(!p.path().join("migrations/2024-03-01-000001_a/down.sql").exists());
+}

@@ -1,0 +1,252 @@
+//! What the downs need from the catalogs besides `pg_dump`'s definitions:
+//! every table's columns by position (so a rename is told from a drop and
+//! an add) with type, default, nullability, identity, generation and
+//! collation; row security; enum labels; sequence values; and which views
+//! depend on a relation or a column. Read with `search_path` empty, so every
+//! name and expression comes out schema-qualified, as pg_dump writes them.
+
+use std::collections::HashMap;
+
+use postgres::GenericClient;
+
+/// Schemas that are never a user's.
+const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop', 'pg_toast')";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Column {
+    pub attnum: i16,
+    pub name: String,
+    /// `format_type`, qualified: `integer`, `public.mood`, `character varying(20)`.
+    pub type_name: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// `a` (always) or `d` (by default) for an identity column.
+    pub identity: Option<char>,
+    /// The expression of a stored generated column.
+    pub generated: Option<String>,
+    /// A collation other than the type's default, qualified.
+    pub collation: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Table {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub rls: bool,
+    pub force_rls: bool,
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    pub fn qualified(&self) -> String {
+        backstop_lint::rewrite::qualified(&self.schema, &self.name)
+    }
+}
+
+/// An enum type and its labels in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Enum {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub labels: Vec<String>,
+}
+
+/// A sequence's value: where `nextval` goes on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SequenceValue {
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Catalog {
+    pub tables: Vec<Table>,
+    pub enums: Vec<Enum>,
+    /// By qualified name (quoted as needed).
+    pub sequences: HashMap<String, SequenceValue>,
+    /// The relation each member object belongs to: (catalog, OID) of a
+    /// constraint, index, trigger, policy, rule or default → the table's
+    /// OID. pg_dump names no dependency for these.
+    pub owners: HashMap<(u32, u32), u32>,
+    /// The column that owns a sequence (serial): sequence OID → (table
+    /// OID, column number).
+    pub sequence_owners: HashMap<u32, (u32, i16)>,
+}
+
+impl Catalog {
+    pub fn table(&self, oid: u32) -> Option<&Table> {
+        self.tables.iter().find(|t| t.oid == oid)
+    }
+
+    pub fn table_named(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.schema == schema && t.name == name)
+    }
+
+    pub fn enum_of(&self, oid: u32) -> Option<&Enum> {
+        self.enums.iter().find(|e| e.oid == oid)
+    }
+
+    pub fn enum_named(&self, schema: &str, name: &str) -> Option<&Enum> {
+        self.enums.iter().find(|e| e.schema == schema && e.name == name)
+    }
+}
+
+/// Reads the catalog of the connected database.
+pub(super) fn read(client: &mut impl GenericClient) -> Result<Catalog, postgres::Error> {
+    client.batch_execute("SET search_path = ''")?;
+    let read = read_inner(client);
+    client.batch_execute("RESET search_path")?;
+    read
+}
+
+fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Error> {
+    let mut tables: Vec<Table> = Vec::new();
+    for row in client.query(
+        &format!(
+            "select c.oid, n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p') and n.nspname not in {SKIPPED}
+                and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                                   and d.objid = c.oid and d.deptype = 'e')
+              order by 2, 3"
+        ),
+        &[],
+    )? {
+        tables.push(Table {
+            oid: row.get(0),
+            schema: row.get(1),
+            name: row.get(2),
+            rls: row.get(3),
+            force_rls: row.get(4),
+            columns: Vec::new(),
+        });
+    }
+    let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
+    for row in client.query(
+        &format!(
+            "select a.attrelid, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                    a.attnotnull,
+                    case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
+                    nullif(a.attidentity, '')::text,
+                    case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
+                    case when a.attcollation <> t.typcollation
+                         then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end
+               from pg_attribute a
+               join pg_class c on c.oid = a.attrelid
+               join pg_namespace n on n.oid = c.relnamespace
+               join pg_type t on t.oid = a.atttypid
+               left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+               left join pg_collation co on co.oid = a.attcollation
+               left join pg_namespace cn on cn.oid = co.collnamespace
+              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p')
+                and n.nspname not in {SKIPPED}
+              order by a.attrelid, a.attnum"
+        ),
+        &[],
+    )? {
+        let Some(i) = index.get(&row.get::<_, u32>(0)) else { continue };
+        let identity: Option<String> = row.get(6);
+        tables[*i].columns.push(Column {
+            attnum: row.get(1),
+            name: row.get(2),
+            type_name: row.get(3),
+            not_null: row.get(4),
+            default: row.get(5),
+            identity: identity.and_then(|s| s.chars().next()),
+            generated: row.get(7),
+            collation: row.get(8),
+        });
+    }
+    let mut enums: Vec<Enum> = Vec::new();
+    for row in client.query(
+        &format!(
+            "select t.oid, n.nspname::text, t.typname::text,
+                    array(select e.enumlabel::text from pg_enum e where e.enumtypid = t.oid
+                           order by e.enumsortorder)
+               from pg_type t join pg_namespace n on n.oid = t.typnamespace
+              where t.typtype = 'e' and n.nspname not in {SKIPPED}"
+        ),
+        &[],
+    )? {
+        enums.push(Enum {
+            oid: row.get(0),
+            schema: row.get(1),
+            name: row.get(2),
+            labels: row.get(3),
+        });
+    }
+    let mut sequences = HashMap::new();
+    for row in client.query(
+        &format!(
+            "select quote_ident(schemaname) || '.' || quote_ident(sequencename),
+                    coalesce(last_value, start_value), last_value is not null
+               from pg_sequences where schemaname not in {SKIPPED}"
+        ),
+        &[],
+    )? {
+        sequences.insert(
+            row.get::<_, String>(0),
+            SequenceValue { last_value: row.get(1), is_called: row.get(2) },
+        );
+    }
+    let mut owners = HashMap::new();
+    for row in client.query(
+        "select 'pg_constraint'::regclass::oid, oid, conrelid from pg_constraint where conrelid <> 0
+         union all select 'pg_class'::regclass::oid, indexrelid, indrelid from pg_index
+         union all select 'pg_trigger'::regclass::oid, oid, tgrelid from pg_trigger
+         union all select 'pg_policy'::regclass::oid, oid, polrelid from pg_policy
+         union all select 'pg_rewrite'::regclass::oid, oid, ev_class from pg_rewrite
+         union all select 'pg_attrdef'::regclass::oid, oid, adrelid from pg_attrdef",
+        &[],
+    )? {
+        owners.insert((row.get(0), row.get(1)), row.get(2));
+    }
+    let mut sequence_owners = HashMap::new();
+    for row in client.query(
+        "select objid, refobjid, refobjsubid::int2 from pg_depend
+          where classid = 'pg_class'::regclass and refclassid = 'pg_class'::regclass
+            and deptype = 'a' and refobjsubid > 0
+            and objid in (select oid from pg_class where relkind = 'S')",
+        &[],
+    )? {
+        sequence_owners.insert(row.get(0), (row.get(1), row.get(2)));
+    }
+    Ok(Catalog { tables, enums, sequences, owners, sequence_owners })
+}
+
+/// The views and materialized views that depend on any of `relations`
+/// (and on `columns`, as (table, attnum)), directly or through other
+/// views: their OIDs.
+pub(super) fn dependent_views(
+    client: &mut impl GenericClient,
+    relations: &[u32],
+    columns: &[(u32, i16)],
+) -> Result<Vec<u32>, postgres::Error> {
+    if relations.is_empty() && columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let col_tables: Vec<u32> = columns.iter().map(|c| c.0).collect();
+    let col_nums: Vec<i16> = columns.iter().map(|c| c.1).collect();
+    let rows = client.query(
+        "with recursive deps(oid) as (
+             select distinct r.ev_class
+               from pg_depend d join pg_rewrite r on r.oid = d.objid
+              where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass
+                and r.ev_class <> d.refobjid
+                and (d.refobjid = any($1::oid[])
+                     or (d.refobjid, d.refobjsubid) in
+                        (select * from unnest($2::oid[], $3::int2[])))
+             union
+             select r.ev_class
+               from deps
+               join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = deps.oid
+               join pg_rewrite r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+              where r.ev_class <> deps.oid
+         )
+         select oid from deps",
+        &[&relations, &col_tables, &col_nums],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

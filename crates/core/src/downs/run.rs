@@ -1,0 +1,451 @@
+//! Replaying a history on a throwaway database and proving each down on
+//! the way. For every migration asked about: its own down is tried first
+//! (up and down in one transaction that is rolled back); where there is
+//! none, or it does not put the schema back, the schema is taken before
+//! and after (`pg_dump` and the catalog), a down is worked out, run in a
+//! transaction, the schema compared with the one before, and the
+//! transaction rolled back. The copy then goes on from the state after the
+//! up, so one run covers the whole history.
+
+use std::path::PathBuf;
+
+use postgres::Client;
+
+use super::plan::{self, Plan, State};
+use super::{catalog, toc, Down, DownsError, Options, Status};
+use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
+use crate::pg::fingerprint::Schema;
+use crate::rehearse::{CopyDb, Workspace};
+use crate::source::{Migration, Part};
+
+/// The copy being replayed, and what is known of its current state.
+struct Replay<'a> {
+    client: Client,
+    copy: CopyDb,
+    pg_dump: PathBuf,
+    migrations: &'a [Migration],
+    settings: &'a Settings,
+    progress: &'a mut dyn Progress,
+    /// The picture of the copy's current state, while it holds.
+    picture: Option<State>,
+}
+
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+    move |source| DownsError::Db(crate::pg::DbError::new(context, source))
+}
+
+/// Computes (or checks) the downs of `migrations` that `options` asks
+/// for, replaying the folder on a throwaway database on the server of
+/// `url`.
+pub fn compute(
+    url: &str,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Down>, DownsError> {
+    for v in &options.versions {
+        if !migrations.iter().any(|m| &m.version == v) {
+            return Err(DownsError::UnknownVersion { version: v.clone() });
+        }
+    }
+    let tools = crate::backup::tools::Tools::find()
+        .map_err(|e| DownsError::Tool { tool: "pg_dump", why: crate::kit::error::chain(&e) })?;
+    progress.note(Note::Stage { index: 1, total: 0, name: "preparing a throwaway database" });
+    let mut workspace = Workspace::empty(url, options.start.as_deref())?;
+    let copy = workspace.copy("downs")?;
+    let mut client = copy.connect()?;
+    crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+    let mut replay = Replay {
+        client,
+        copy,
+        pg_dump: tools.dir.join("pg_dump"),
+        migrations,
+        settings,
+        progress,
+        picture: None,
+    };
+    let asked =
+        |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
+    let todo: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
+    let total = todo.len();
+    let mut out = Vec::new();
+    let mut stopped: Option<String> = None;
+    for (i, m) in todo.into_iter().enumerate() {
+        if let Some(why) = &stopped {
+            if asked(m) {
+                out.push(unprovable(m, Vec::new(), vec![why.clone()]));
+            }
+            continue;
+        }
+        let label = format!("{} ({}/{total})", m.label(), i + 1);
+        replay.progress.note(Note::Stage { index: i + 1, total, name: &label });
+        if !asked(m) {
+            if let Some(why) = replay.up(m)? {
+                stopped = Some(format!(
+                    "not reached: the up of {} fails on the replayed database: {why}",
+                    m.label()
+                ));
+            }
+            continue;
+        }
+        let (down, stop) = replay.one(m)?;
+        if stop {
+            stopped = Some(format!("not reached: {} could not be replayed", m.label()));
+        }
+        out.push(down);
+    }
+    drop(replay);
+    drop(workspace);
+    Ok(out)
+}
+
+fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
+    Down {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        status: Status::Unprovable,
+        sql: None,
+        proved: false,
+        replaces: false,
+        loses,
+        notes,
+        replacement: None,
+    }
+}
+
+/// How a down fared on the copy.
+enum Proof {
+    /// The schema equals the one before; the cosmetic differences left.
+    Holds(Vec<String>),
+    /// It ran, and left these differences.
+    Differs(Vec<String>),
+    /// It failed.
+    Fails(String),
+}
+
+impl Replay<'_> {
+    /// The picture of the current state: `pg_dump` and the catalog.
+    fn picture(&mut self) -> Result<State, DownsError> {
+        if let Some(p) = self.picture.take() {
+            return Ok(p);
+        }
+        let dump = toc::dump(&self.pg_dump, &self.copy.server_url, &self.copy.dbname)?;
+        let catalog = catalog::read(&mut self.client).map_err(db("reading the catalog"))?;
+        Ok(State { dump, catalog })
+    }
+
+    fn schema(&mut self) -> Result<Schema, DownsError> {
+        Schema::read(&mut self.client).map_err(db("reading the schema"))
+    }
+
+    /// Applies the up of `m`; the failure, if it fails, with a hint when
+    /// it fails for want of an object the history did not make.
+    fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
+        Ok(self.up_failure(m)?.map(|(message, sqlstate)| {
+            let missing = ["42P01", "42883", "42704", "3F000", "42703"];
+            if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
+                format!(
+                    "{message} (the history does not build from an empty database: pass --start \
+                     with a database that holds what it is written on)"
+                )
+            } else {
+                message
+            }
+        }))
+    }
+
+    fn up_failure(
+        &mut self,
+        m: &Migration,
+    ) -> Result<Option<(String, Option<String>)>, DownsError> {
+        self.picture = None;
+        let opts = MigrateOptions {
+            to: Some(m.version.clone()),
+            allow_out_of_order: true,
+            ..Default::default()
+        };
+        match migrate::migrate(
+            &mut self.client,
+            self.migrations,
+            self.settings,
+            &opts,
+            &mut [],
+            self.progress,
+        ) {
+            Ok(report) => Ok(report.failure.map(|f| (f.message, f.sqlstate))),
+            Err(migrate::ApplyError::Unrunnable(problems)) => Ok(Some((
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+                None,
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `statements` and commits them.
+    fn commit(&mut self, statements: &[String]) -> Result<(), DownsError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        self.picture = None;
+        let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
+        tx.batch_execute(&joined(statements)).map_err(db("renaming objects back on the copy"))?;
+        tx.commit().map_err(db("committing on the copy"))
+    }
+
+    /// Runs `statements` in a transaction, compares the schema with
+    /// `before`, and rolls back.
+    fn prove(&mut self, statements: &[String], before: &Schema) -> Result<Proof, DownsError> {
+        let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
+        if let Err(e) = tx.batch_execute(&joined(statements)) {
+            return Ok(Proof::Fails(crate::pg::conn::error_chain(&e)));
+        }
+        let now = Schema::read(&mut tx).map_err(db("reading the schema"))?;
+        drop(tx);
+        let differences = before.differences(&now);
+        if differences.is_empty() {
+            Ok(Proof::Holds(before.cosmetic_differences(&now)))
+        } else {
+            Ok(Proof::Differs(differences))
+        }
+    }
+
+    /// The migration's own down tried after its up, both rolled back:
+    /// `None` when it cannot be tried so (outside a transaction).
+    fn try_own_down(
+        &mut self,
+        m: &Migration,
+        before: &Schema,
+    ) -> Result<Option<Proof>, DownsError> {
+        let Some(down) = &m.down else { return Ok(None) };
+        if m.no_transaction || down.no_transaction || !m.runnable(Part::Down) {
+            return Ok(None);
+        }
+        let groups = [
+            migrate::Group { direction: Direction::Up, transactional: true, migrations: vec![m] },
+            migrate::Group { direction: Direction::Down, transactional: true, migrations: vec![m] },
+        ];
+        let mut after = None;
+        let outcomes =
+            migrate::trial(&mut self.client, self.settings, &groups, self.progress, |i, tx| {
+                if i == 1 {
+                    after = Some(Schema::read(tx));
+                }
+                Ok(())
+            })?;
+        match (outcomes.first(), outcomes.get(1)) {
+            (Some(Err(f)), _) => Ok(Some(Proof::Fails(format!("the up fails: {}", f.message)))),
+            (_, Some(Err(f))) => Ok(Some(Proof::Fails(f.message.clone()))),
+            _ => {
+                let now = after.expect("read after the down").map_err(db("reading the schema"))?;
+                let differences = before.differences(&now);
+                Ok(Some(if differences.is_empty() {
+                    Proof::Holds(before.cosmetic_differences(&now))
+                } else {
+                    Proof::Differs(differences)
+                }))
+            }
+        }
+    }
+
+    /// One migration asked about; whether the replay must stop after it.
+    fn one(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
+        let before_schema = self.schema()?;
+        let mode = match self.try_own_down(m, &before_schema)? {
+            Some(Proof::Holds(cosmetic)) => {
+                if let Some(why) = self.up(m)? {
+                    let notes = vec![format!("the up fails: {why}")];
+                    return Ok((unprovable(m, Vec::new(), notes), true));
+                }
+                return Ok((own_down_holds(m, &cosmetic), false));
+            }
+            Some(Proof::Fails(why)) if why.starts_with("the up fails") => {
+                return Ok((unprovable(m, Vec::new(), vec![why]), true));
+            }
+            Some(Proof::Fails(why)) => Mode::Replace(why),
+            Some(Proof::Differs(_)) => Mode::AddTo,
+            None if m.down.is_some() => Mode::Replace(
+                "it runs outside a transaction or cannot run as written, so it was not tried"
+                    .into(),
+            ),
+            None => Mode::Compute,
+        };
+        let before = self.picture()?;
+        if let Some(why) = self.up(m)? {
+            let notes = vec![format!("the up fails on the replayed database: {why}")];
+            return Ok((unprovable(m, Vec::new(), notes), true));
+        }
+        if matches!(mode, Mode::AddTo) {
+            if let Some(why) = self.own_down_for_real()? {
+                let notes = vec![format!("the down fails when run for real: {why}")];
+                return Ok((unprovable(m, Vec::new(), notes), true));
+            }
+        }
+        let mut found = self.work_out(m, &before, &before_schema)?;
+        let stop = if matches!(mode, Mode::AddTo) {
+            // The copy is where the hand-written down left it: the fix
+            // takes it back to the state before the up, and the up again
+            // to where the next migration starts.
+            match found.proof {
+                Proof::Holds(_) => {
+                    self.commit(&found.plan.statements)?;
+                    self.up(m)?.is_some()
+                }
+                _ => {
+                    found.plan.notes.push(
+                        "the copy is left where this down leaves it: later migrations are not replayed".into(),
+                    );
+                    true
+                }
+            }
+        } else {
+            // The copy is at the state after the up, its objects the same:
+            // the picture of it is the next migration's "before".
+            self.picture = found.after_up.take();
+            false
+        };
+        Ok((found_down(m, found, mode), stop))
+    }
+
+    /// Runs the migration's own down for real.
+    fn own_down_for_real(&mut self) -> Result<Option<String>, DownsError> {
+        self.picture = None;
+        let report = migrate::rollback(
+            &mut self.client,
+            self.migrations,
+            self.settings,
+            &RollbackTarget::Steps(1),
+            false,
+            self.progress,
+        )?;
+        Ok(report.failure.map(|f| f.message))
+    }
+
+    /// Works out the down from the current state back to `before`, proves
+    /// it, and leaves the copy where it was.
+    fn work_out(
+        &mut self,
+        m: &Migration,
+        before: &State,
+        before_schema: &Schema,
+    ) -> Result<Found, DownsError> {
+        let now = self.picture()?;
+        let renames = plan::renames(before, &now);
+        self.commit(&renames)?;
+        let aligned = if renames.is_empty() { None } else { Some(self.picture()?) };
+        let target = aligned.as_ref().unwrap_or(&now);
+        let client = &mut self.client;
+        let mut dependents =
+            |rels: &[u32], cols: &[(u32, i16)]| catalog::dependent_views(client, rels, cols);
+        let mut worked =
+            plan::plan(before, target, &mut dependents).map_err(db("working out the down"))?;
+        let mut statements = renames.clone();
+        statements.append(&mut worked.statements);
+        let proof = self.prove(&worked_tail(&statements, renames.len()), before_schema)?;
+        if let Some(aligned) = &aligned {
+            let back = plan::renames(&now, aligned);
+            self.commit(&back)?;
+        }
+        worked.statements = statements;
+        worked.loses.extend(data_changes(m));
+        Ok(Found { plan: worked, proof, after_up: Some(now) })
+    }
+}
+
+/// The statements after the renames, which already ran on the copy.
+fn worked_tail(statements: &[String], renames: usize) -> Vec<String> {
+    statements[renames..].to_vec()
+}
+
+/// A down worked out and how its proof went.
+struct Found {
+    plan: Plan,
+    proof: Proof,
+    /// The picture the down was worked out from, renames not undone.
+    after_up: Option<State>,
+}
+
+/// What is worked out for a migration.
+enum Mode {
+    /// It has no down: the whole down.
+    Compute,
+    /// Its down runs but misses something: the statements to add.
+    AddTo,
+    /// Its down fails (why): a whole down to use instead.
+    Replace(String),
+}
+
+/// The report of a migration whose own down puts the schema back.
+fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
+    Down {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        status: Status::Ok,
+        sql: None,
+        proved: true,
+        replaces: false,
+        loses: Vec::new(),
+        notes: cosmetic.iter().map(|c| format!("cosmetic: {c}")).collect(),
+        replacement: None,
+    }
+}
+
+/// What the up changes in rows, which no down brings back.
+fn data_changes(m: &Migration) -> Vec<String> {
+    m.up.statements
+        .iter()
+        .filter_map(|s| {
+            let what = backstop_lint::rewrite::data_change(&s.sql)?;
+            Some(format!(
+                "rows the up changed with {what} ({}:{}) stay as the up left them",
+                m.up.path.display(),
+                s.position.line
+            ))
+        })
+        .collect()
+}
+
+fn joined(statements: &[String]) -> String {
+    statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
+}
+
+/// The report of one migration from what was worked out.
+fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
+    let Found { plan, proof, .. } = found;
+    let mut notes = plan.notes;
+    let proved = matches!(proof, Proof::Holds(_));
+    let status = match (&proof, &mode) {
+        (Proof::Holds(_), Mode::Compute) => Status::Computed,
+        (Proof::Holds(_), _) => Status::Fixed,
+        _ => Status::Unprovable,
+    };
+    match &proof {
+        Proof::Holds(cosmetic) => notes.extend(cosmetic.iter().map(|c| format!("cosmetic: {c}"))),
+        Proof::Differs(diffs) => {
+            notes.push(format!("not proved: after it, {} difference(s) remain", diffs.len()));
+            notes.extend(diffs.iter().take(10).cloned());
+        }
+        Proof::Fails(why) => notes.push(format!("not proved: it fails on the copy: {why}")),
+    }
+    if let Mode::Replace(why) = &mode {
+        notes.insert(0, format!("the hand-written down fails: {why}; this down replaces it"));
+    }
+    let adds = matches!(mode, Mode::AddTo);
+    let body = super::write::render(m, &plan.statements, &plan.loses, proved, adds);
+    let replacement = match (status, &m.down, adds) {
+        (Status::Fixed, Some(down), true) => Some(format!("{}\n\n{body}", down.text.trim_end())),
+        (Status::Fixed, _, false) => Some(body.clone()),
+        _ => None,
+    };
+    Down {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        status,
+        sql: Some(body),
+        proved,
+        replaces: matches!(mode, Mode::Replace(_)) && status == Status::Fixed,
+        loses: plan.loses,
+        notes,
+        replacement,
+    }
+}

@@ -1,0 +1,297 @@
+//! A database's schema as `pg_dump --schema-only --verbose` writes it: one
+//! entry per object in dependency order, each with the catalog identity
+//! (class and OID) pg_dump prints in its `TOC entry` comment, its name,
+//! kind, schema, owner, the entries it depends on, and the SQL that creates
+//! it. PostgreSQL's own tool writes every definition; this module only
+//! reads the comment lines that frame each entry.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use crate::pg::conn::LibpqTarget;
+
+/// One object of the dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// The dump's own number for the entry (what `Dependencies` name).
+    pub id: u32,
+    /// The catalog the object lives in (`pg_class`, `pg_proc`, … by OID),
+    /// 0 for entries that are parts of another (comments, privileges).
+    pub class: u32,
+    pub oid: u32,
+    /// As pg_dump names it: `users`, `users users_pkey` (table and
+    /// constraint), `touch()`, `TABLE users` (a comment or privilege).
+    pub name: String,
+    /// `TABLE`, `INDEX`, `FK CONSTRAINT`, `ACL`, …
+    pub kind: String,
+    /// Empty for objects outside a schema.
+    pub schema: String,
+    pub owner: String,
+    pub deps: Vec<u32>,
+    /// The statements that create it, as pg_dump wrote them.
+    pub sql: String,
+}
+
+impl Entry {
+    /// A key that survives renames: the catalog identity where pg_dump
+    /// gives one; else the kind, the identity of the object it belongs
+    /// to and its name.
+    pub fn identity(&self, dump: &Dump) -> String {
+        if self.oid != 0 {
+            return format!("{}|{}|{}", self.kind, self.class, self.oid);
+        }
+        let parent = self
+            .deps
+            .first()
+            .and_then(|d| dump.by_id(*d))
+            .map(|p| format!("{}|{}", p.class, p.oid))
+            .unwrap_or_default();
+        format!("{}|{parent}|{}", self.kind, self.name)
+    }
+
+    /// A key by name alone, for objects a down made again (new OIDs).
+    pub fn by_name(&self) -> String {
+        format!("{}|{}|{}", self.kind, self.schema, self.name)
+    }
+
+    /// For `CONSTRAINT`, `TRIGGER`, `POLICY`, `RULE` and `DEFAULT`
+    /// entries, whose names are `table object`: the two parts.
+    pub fn table_and_member(&self) -> Option<(&str, &str)> {
+        self.name.split_once(' ')
+    }
+}
+
+/// The OID of `pg_class`, the catalog of tables and views.
+pub(super) const PG_CLASS: u32 = 1259;
+
+/// A whole schema dump.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Dump {
+    pub entries: Vec<Entry>,
+    index: HashMap<u32, usize>,
+}
+
+impl Dump {
+    pub fn by_id(&self, id: u32) -> Option<&Entry> {
+        self.index.get(&id).map(|i| &self.entries[*i])
+    }
+
+    /// The entry `e` belongs to: the first it depends on, else the
+    /// relation the catalog says owns it (`owners`: (class, OID) →
+    /// relation OID).
+    pub fn parent_of(&self, e: &Entry, owners: &HashMap<(u32, u32), u32>) -> Option<&Entry> {
+        if let Some(d) = e.deps.first() {
+            return self.by_id(*d);
+        }
+        let owner = owners.get(&(e.class, e.oid))?;
+        self.entries.iter().find(|p| p.class == PG_CLASS && p.oid == *owner)
+    }
+
+    fn indexed(entries: Vec<Entry>) -> Dump {
+        let index = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+        Dump { entries, index }
+    }
+}
+
+/// Why the dump could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("could not run {tool}")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pg_dump --schema-only failed: {output}")]
+    Failed { output: String },
+}
+
+/// Dumps the schema of `dbname` on the server of `url` with the `pg_dump`
+/// in `bin_dir` (never the `backstop` schema).
+pub(super) fn dump(
+    pg_dump: &std::path::Path,
+    url: &str,
+    dbname: &str,
+) -> Result<Dump, super::DownsError> {
+    let target = LibpqTarget::from_url(url, Some(dbname)).map_err(super::DownsError::Connect)?;
+    let mut cmd = Command::new(pg_dump);
+    cmd.args(["--schema-only", "--verbose", "--no-password", "--exclude-schema=backstop"])
+        .arg(format!("--dbname={}", target.conninfo));
+    target.apply(&mut cmd);
+    crate::shell::die_with_parent(&mut cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| DumpError::Spawn { tool: pg_dump.display().to_string(), source })?;
+    if !out.status.success() {
+        // --verbose writes a line per step: keep what says what went wrong.
+        let output = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| {
+                ["error:", "detail:", "hint:", "DETAIL:", "HINT:"].iter().any(|w| l.contains(w))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(DumpError::Failed { output: output.trim().to_string() }.into());
+    }
+    Ok(parse(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `-- TOC entry 215 (class 1259 OID 16385)`: the id, class and OID.
+fn toc_line(line: &str) -> Option<(u32, u32, u32)> {
+    let rest = line.strip_prefix("-- TOC entry ")?;
+    let (id, rest) = rest.split_once(" (class ")?;
+    let (class, rest) = rest.split_once(" OID ")?;
+    let oid = rest.strip_suffix(')')?;
+    Some((id.trim().parse().ok()?, class.trim().parse().ok()?, oid.trim().parse().ok()?))
+}
+
+/// `-- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: app`.
+fn name_line(line: &str, e: &mut Entry) -> bool {
+    let Some(rest) = line.strip_prefix("-- Name: ") else { return false };
+    // The name may hold "; " itself (a function's arguments do not, but
+    // quoted names may): the fields are read from the end.
+    let Some((rest, owner)) = rest.rsplit_once("; Owner: ") else { return false };
+    let Some((rest, schema)) = rest.rsplit_once("; Schema: ") else { return false };
+    let Some((name, kind)) = rest.rsplit_once("; Type: ") else { return false };
+    e.name = name.to_string();
+    e.kind = kind.to_string();
+    e.schema = if schema == "-" { String::new() } else { schema.to_string() };
+    e.owner = if owner == "-" { String::new() } else { owner.to_string() };
+    true
+}
+
+/// pg_dump's own comment lines after the last entry. Comments inside an
+/// entry's SQL (a function body's) are kept.
+const FOOTER: [&str; 4] =
+    ["-- Completed on ", "-- PostgreSQL database dump", "-- Dumped from ", "-- Dumped by "];
+
+/// An entry's text without the session settings pg_dump writes between
+/// entries (`SET default_tablespace = '';` lands at the end of the entry
+/// before the one that needs it).
+fn without_settings(sql: &str) -> String {
+    use backstop_lint::rewrite;
+    if !sql.lines().any(|l| l.starts_with("SET ") || l.starts_with("SELECT pg_catalog.set_config"))
+    {
+        return sql.to_string();
+    }
+    match rewrite::statements(sql) {
+        Some(statements) => statements
+            .into_iter()
+            .filter(|s| !rewrite::is_session_setting(s))
+            .map(|s| format!("{s};"))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        None => sql.to_string(),
+    }
+}
+
+/// Reads pg_dump's plain output into entries. Lines pg_dump writes for
+/// psql (`\restrict`), the session settings at the top and its comments
+/// are not part of any entry's SQL.
+pub(super) fn parse(text: &str) -> Dump {
+    let mut entries = Vec::new();
+    let mut current: Option<Entry> = None;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some((id, class, oid)) = toc_line(line) {
+            if let Some(e) = current.take() {
+                entries.push(e);
+            }
+            let mut e = Entry {
+                id,
+                class,
+                oid,
+                name: String::new(),
+                kind: String::new(),
+                schema: String::new(),
+                owner: String::new(),
+                deps: Vec::new(),
+                sql: String::new(),
+            };
+            while let Some(next) = lines.peek() {
+                if let Some(deps) = next.strip_prefix("-- Dependencies: ") {
+                    e.deps.extend(deps.split_whitespace().filter_map(|d| d.parse::<u32>().ok()));
+                } else if !name_line(next, &mut e) && *next != "--" {
+                    break;
+                }
+                lines.next();
+            }
+            current = Some(e);
+            continue;
+        }
+        let Some(e) = current.as_mut() else { continue };
+        if line.starts_with('\\') || line == "--" || FOOTER.iter().any(|f| line.starts_with(f)) {
+            continue;
+        }
+        e.sql.push_str(line);
+        e.sql.push('\n');
+    }
+    if let Some(e) = current.take() {
+        entries.push(e);
+    }
+    for e in &mut entries {
+        e.sql = without_settings(e.sql.trim());
+    }
+    Dump::indexed(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "--
+-- PostgreSQL database dump
+--
+
+\\restrict abc
+
+SET statement_timeout = 0;
+
+--
+-- TOC entry 216 (class 1259 OID 16393)
+-- Name: users; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.users (
+    id bigint NOT NULL
+);
+
+ALTER TABLE public.users OWNER TO postgres;
+
+--
+-- TOC entry 3371 (class 0 OID 0)
+-- Dependencies: 216
+-- Name: TABLE users; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TABLE public.users IS 'people';
+
+
+-- Completed on 2026-11-24 15:51:40 UTC
+
+--
+-- PostgreSQL database dump complete
+--
+
+\\unrestrict abc
+";
+
+    #[test]
+    fn entries_are_framed_by_pg_dumps_comments() {
+        let dump = parse(SAMPLE);
+        assert_eq!(dump.entries.len(), 2);
+        let table = &dump.entries[0];
+        assert_eq!((table.id, table.class, table.oid), (216, 1259, 16393));
+        assert_eq!((table.kind.as_str(), table.schema.as_str()), ("TABLE", "public"));
+        assert_eq!(
+            table.sql,
+            "CREATE TABLE public.users (\n    id bigint NOT NULL\n);\n\nALTER TABLE public.users OWNER TO postgres;"
+        );
+        let comment = &dump.entries[1];
+        assert_eq!(comment.deps, [216]);
+        assert_eq!(comment.sql, "COMMENT ON TABLE public.users IS 'people';");
+        assert_eq!(comment.identity(&dump), "COMMENT|1259|16393|TABLE users");
+        assert_eq!(dump.parent_of(comment, &HashMap::new()).unwrap().name, "users");
+    }
+}

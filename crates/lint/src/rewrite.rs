@@ -1,0 +1,261 @@
+//! Small rewrites of single DDL statements through the real parser and
+//! deparser, for the downs Backstop computes from `pg_dump`'s definitions:
+//! `CREATE` to `CREATE OR REPLACE`, a comment cleared, a grant taken back,
+//! and questions about a statement (does it change an owner, rows?).
+//! Each takes one statement's text and answers `None` when the statement
+//! is not of the kind the rewrite is for, or does not parse.
+
+use pg_query::protobuf;
+use pg_query::NodeEnum;
+
+/// A name as SQL text: bare when PostgreSQL reads it back unchanged (lower
+/// case, no keyword that would be read as one), double-quoted otherwise.
+pub fn ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    let keyword = || {
+        pg_query::scan(name).map_or(true, |scan| {
+            scan.tokens.len() != 1
+                || !matches!(
+                    scan.tokens[0].keyword_kind(),
+                    protobuf::KeywordKind::NoKeyword | protobuf::KeywordKind::UnreservedKeyword
+                )
+        })
+    };
+    if plain && !keyword() {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `schema.name`, each part as [`ident`] writes it; no schema part when
+/// `schema` is empty.
+pub fn qualified(schema: &str, name: &str) -> String {
+    if schema.is_empty() {
+        ident(name)
+    } else {
+        format!("{}.{}", ident(schema), ident(name))
+    }
+}
+
+/// A string literal: `'it''s'`.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The one statement `sql` holds, parsed.
+fn one(sql: &str) -> Option<NodeEnum> {
+    let tree = pg_query::parse(sql, 0).ok()?;
+    let mut stmts = tree.protobuf.stmts.into_iter();
+    let first = stmts.next()?;
+    if stmts.next().is_some() {
+        return None;
+    }
+    first.stmt?.node
+}
+
+fn deparse(node: NodeEnum) -> Option<String> {
+    node.deparse(pg_query::DeparseOptions::default()).ok()
+}
+
+/// The statements of `text` (a piece of `pg_dump` output), each without
+/// its semicolon; `None` when the text does not parse.
+pub fn statements(text: &str) -> Option<Vec<String>> {
+    let pieces = pg_query::split_with_parser(text).ok()?;
+    Some(
+        pieces
+            .into_iter()
+            .map(|s| s.trim().trim_end_matches(';').trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+/// `CREATE FUNCTION` / `CREATE PROCEDURE` / `CREATE VIEW` as `CREATE OR
+/// REPLACE`, so a changed body or query is put back in place, keeping the
+/// object's identity and everything that depends on it.
+pub fn or_replace(sql: &str) -> Option<String> {
+    match one(sql)? {
+        NodeEnum::CreateFunctionStmt(mut f) => {
+            f.replace = true;
+            deparse(NodeEnum::CreateFunctionStmt(f))
+        }
+        NodeEnum::ViewStmt(mut v) => {
+            v.replace = true;
+            deparse(NodeEnum::ViewStmt(v))
+        }
+        _ => None,
+    }
+}
+
+/// `COMMENT ON … IS '…'` as `COMMENT ON … IS NULL`: the comment removed.
+pub fn cleared_comment(sql: &str) -> Option<String> {
+    match one(sql)? {
+        NodeEnum::CommentStmt(mut c) => {
+            c.comment = String::new();
+            deparse(NodeEnum::CommentStmt(c))
+        }
+        _ => None,
+    }
+}
+
+/// The statement that takes back what `GRANT` gave (a `REVOKE` of the same
+/// privileges, columns, objects and grantees), or gives back what `REVOKE`
+/// took: applied in reverse order, the inverses of a list of grants lead
+/// back to the privileges before it.
+pub fn inverse_grant(sql: &str) -> Option<String> {
+    match one(sql)? {
+        NodeEnum::GrantStmt(mut g) => {
+            g.is_grant = !g.is_grant;
+            g.grant_option = false;
+            g.behavior = protobuf::DropBehavior::DropRestrict as i32;
+            deparse(NodeEnum::GrantStmt(g))
+        }
+        NodeEnum::GrantRoleStmt(mut g) => {
+            g.is_grant = !g.is_grant;
+            g.opt.clear();
+            deparse(NodeEnum::GrantRoleStmt(g))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `sql` only sets an object's owner (`ALTER … OWNER TO`).
+pub fn is_owner_change(sql: &str) -> bool {
+    match one(sql) {
+        Some(NodeEnum::AlterOwnerStmt(_)) => true,
+        Some(NodeEnum::AlterTableStmt(a)) => {
+            !a.cmds.is_empty()
+                && a.cmds.iter().all(|c| match &c.node {
+                    Some(NodeEnum::AlterTableCmd(cmd)) => {
+                        cmd.subtype() == protobuf::AlterTableType::AtChangeOwner
+                    }
+                    _ => false,
+                })
+        }
+        _ => false,
+    }
+}
+
+/// `CREATE SEQUENCE name options` as `ALTER SEQUENCE name options`: a
+/// sequence's settings put back without recreating it (its value stays).
+pub fn sequence_as_alter(sql: &str) -> Option<String> {
+    match one(sql)? {
+        NodeEnum::CreateSeqStmt(c) => deparse(NodeEnum::AlterSeqStmt(protobuf::AlterSeqStmt {
+            sequence: c.sequence,
+            options: c.options,
+            for_identity: c.for_identity,
+            missing_ok: false,
+        })),
+        _ => None,
+    }
+}
+
+/// What rows `sql` changes, when it is a data change: `UPDATE public.t`,
+/// `DELETE FROM t`, `INSERT INTO t`, `TRUNCATE t`, `COPY t`, `MERGE INTO t`.
+pub fn data_change(sql: &str) -> Option<String> {
+    let name = |r: &Option<protobuf::RangeVar>| {
+        r.as_ref().map(|r| {
+            if r.schemaname.is_empty() {
+                r.relname.clone()
+            } else {
+                format!("{}.{}", r.schemaname, r.relname)
+            }
+        })
+    };
+    match one(sql)? {
+        NodeEnum::UpdateStmt(u) => Some(format!("UPDATE {}", name(&u.relation)?)),
+        NodeEnum::DeleteStmt(d) => Some(format!("DELETE FROM {}", name(&d.relation)?)),
+        NodeEnum::InsertStmt(i) => Some(format!("INSERT INTO {}", name(&i.relation)?)),
+        NodeEnum::MergeStmt(m) => Some(format!("MERGE INTO {}", name(&m.relation)?)),
+        NodeEnum::CopyStmt(c) if c.is_from => Some(format!("COPY {}", name(&c.relation)?)),
+        NodeEnum::TruncateStmt(t) => {
+            let tables: Vec<String> = t
+                .relations
+                .iter()
+                .filter_map(|n| match &n.node {
+                    Some(NodeEnum::RangeVar(r)) => name(&Some(r.clone())),
+                    _ => None,
+                })
+                .collect();
+            Some(format!("TRUNCATE {}", tables.join(", ")))
+        }
+        NodeEnum::DoStmt(_) => Some("DO block (its effect on rows cannot be read)".into()),
+        _ => None,
+    }
+}
+
+/// Whether `sql` only sets a session setting (`SET default_tablespace =
+/// ''`, `SELECT pg_catalog.set_config(…)`), as pg_dump writes between
+/// definitions.
+pub fn is_session_setting(sql: &str) -> bool {
+    match one(sql) {
+        Some(NodeEnum::VariableSetStmt(_)) => true,
+        Some(NodeEnum::SelectStmt(_)) => sql.contains("set_config("),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_only_when_they_must_be() {
+        assert_eq!(ident("users"), "users");
+        assert_eq!(ident("Users"), "\"Users\"");
+        assert_eq!(ident("user"), "\"user\"");
+        assert_eq!(ident("select"), "\"select\"");
+        assert_eq!(ident("name"), "name");
+        assert_eq!(ident("a b\""), "\"a b\"\"\"");
+        assert_eq!(qualified("public", "order"), "public.\"order\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn creates_become_replacements() {
+        let f = or_replace("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
+            .unwrap();
+        assert!(f.starts_with("CREATE OR REPLACE FUNCTION public.f()"), "{f}");
+        let v = or_replace("CREATE VIEW public.v AS SELECT 1 AS one").unwrap();
+        assert!(v.starts_with("CREATE OR REPLACE VIEW public.v"), "{v}");
+        assert_eq!(or_replace("CREATE TABLE t (a int)"), None);
+    }
+
+    #[test]
+    fn grants_are_taken_back_and_revokes_given_back() {
+        assert_eq!(
+            inverse_grant(
+                "GRANT SELECT, UPDATE (email) ON TABLE public.users TO app WITH GRANT OPTION"
+            )
+            .unwrap(),
+            "REVOKE select, update (email) ON public.users FROM app"
+        );
+        assert_eq!(
+            inverse_grant("REVOKE ALL ON TABLE public.users FROM postgres").unwrap(),
+            "GRANT ALL ON public.users TO postgres"
+        );
+        assert_eq!(inverse_grant("SELECT 1"), None);
+    }
+
+    #[test]
+    fn comments_owners_sequences_and_data_changes() {
+        assert_eq!(
+            cleared_comment("COMMENT ON TABLE public.users IS 'people'").unwrap(),
+            "COMMENT ON TABLE public.users IS NULL"
+        );
+        assert!(is_owner_change("ALTER TABLE public.users OWNER TO app"));
+        assert!(is_owner_change("ALTER FUNCTION public.f() OWNER TO app"));
+        assert!(!is_owner_change("ALTER TABLE public.users ADD COLUMN a int"));
+        let s = sequence_as_alter("CREATE SEQUENCE public.s START WITH 5 INCREMENT BY 2 CACHE 1")
+            .unwrap();
+        assert!(s.starts_with("ALTER SEQUENCE public.s"), "{s}");
+        assert_eq!(data_change("UPDATE orders SET a = 1").unwrap(), "UPDATE orders");
+        assert_eq!(data_change("TRUNCATE a, public.b").unwrap(), "TRUNCATE a, public.b");
+        assert_eq!(data_change("CREATE TABLE t (a int)"), None);
+        assert_eq!(statements("SELECT 1; SELECT 2;").unwrap(), ["SELECT 1", "SELECT 2"]);
+    }
+}
