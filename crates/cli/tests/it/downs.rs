@@ -85,7 +85,8 @@ fn history(p: &Project, rounds: usize, role: &str) {
                 "ALTER TABLE purchases{r} DROP COLUMN legacy_code;
              ALTER TABLE purchases{r} ADD COLUMN note text DEFAULT '';
              ALTER TABLE users{r} ALTER COLUMN plan SET DEFAULT 'trial';
-             ALTER TABLE audit{r} ALTER COLUMN what TYPE varchar(200);"
+             ALTER TABLE audit{r} ALTER COLUMN what TYPE varchar(200);
+             ALTER TABLE purchases{r} ADD CONSTRAINT amount_positive{r} CHECK (amount >= 0);"
             ),
         );
         add(p, "enum", format!("ALTER TYPE mood{r} ADD VALUE 'great';"));
@@ -112,7 +113,8 @@ fn history(p: &Project, rounds: usize, role: &str) {
                 "DROP VIEW pro_emails{r};
              DROP INDEX users{r}_by_plan;
              REVOKE UPDATE (plan) ON users{r} FROM {role};
-             COMMENT ON TABLE users{r} IS 'accounts';"
+             COMMENT ON TABLE users{r} IS 'accounts';
+             ALTER TABLE users{r} DROP CONSTRAINT users{r}_plan_check;"
             ),
         );
     }

@@ -28,6 +28,16 @@ pub(super) struct Column {
     pub collation: Option<String>,
 }
 
+/// A CHECK constraint of a table (pg_dump writes most inside the table's
+/// definition, so they have no entry of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Check {
+    pub oid: u32,
+    pub name: String,
+    /// `CHECK (…)`, with `NOT VALID` when it is not validated.
+    pub definition: String,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Table {
     pub oid: u32,
@@ -36,6 +46,7 @@ pub(super) struct Table {
     pub rls: bool,
     pub force_rls: bool,
     pub columns: Vec<Column>,
+    pub checks: Vec<Check>,
 }
 
 impl Table {
@@ -60,6 +71,12 @@ pub(super) struct SequenceValue {
     pub is_called: bool,
 }
 
+/// (catalog, OID) of a member object → the OID of its relation.
+pub(super) type Owners = HashMap<(u32, u32), u32>;
+
+/// Sequence OID → (table OID, column number) of the column that owns it.
+pub(super) type SequenceOwners = HashMap<u32, (u32, i16)>;
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct Catalog {
     pub tables: Vec<Table>,
@@ -69,10 +86,10 @@ pub(super) struct Catalog {
     /// The relation each member object belongs to: (catalog, OID) of a
     /// constraint, index, trigger, policy, rule or default → the table's
     /// OID. pg_dump names no dependency for these.
-    pub owners: HashMap<(u32, u32), u32>,
+    pub owners: Owners,
     /// The column that owns a sequence (serial): sequence OID → (table
     /// OID, column number).
-    pub sequence_owners: HashMap<u32, (u32, i16)>,
+    pub sequence_owners: SequenceOwners,
 }
 
 impl Catalog {
@@ -102,6 +119,19 @@ pub(super) fn read(client: &mut impl GenericClient) -> Result<Catalog, postgres:
 }
 
 fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Error> {
+    let tables = read_tables(client)?;
+    let (owners, sequence_owners) = read_owners(client)?;
+    Ok(Catalog {
+        tables,
+        enums: read_enums(client)?,
+        sequences: read_sequences(client)?,
+        owners,
+        sequence_owners,
+    })
+}
+
+/// Every user table with its columns and CHECK constraints.
+fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::Error> {
     let mut tables: Vec<Table> = Vec::new();
     for row in client.query(
         &format!(
@@ -121,6 +151,7 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
             rls: row.get(3),
             force_rls: row.get(4),
             columns: Vec::new(),
+            checks: Vec::new(),
         });
     }
     let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
@@ -159,6 +190,18 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
             collation: row.get(8),
         });
     }
+    for row in client.query(
+        "select conrelid, oid, conname::text, pg_get_constraintdef(oid)
+           from pg_constraint where contype = 'c' and conrelid <> 0 order by conrelid, conname",
+        &[],
+    )? {
+        let Some(i) = index.get(&row.get::<_, u32>(0)) else { continue };
+        tables[*i].checks.push(Check { oid: row.get(1), name: row.get(2), definition: row.get(3) });
+    }
+    Ok(tables)
+}
+
+fn read_enums(client: &mut impl GenericClient) -> Result<Vec<Enum>, postgres::Error> {
     let mut enums: Vec<Enum> = Vec::new();
     for row in client.query(
         &format!(
@@ -177,6 +220,12 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
             labels: row.get(3),
         });
     }
+    Ok(enums)
+}
+
+fn read_sequences(
+    client: &mut impl GenericClient,
+) -> Result<HashMap<String, SequenceValue>, postgres::Error> {
     let mut sequences = HashMap::new();
     for row in client.query(
         &format!(
@@ -191,6 +240,14 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
             SequenceValue { last_value: row.get(1), is_called: row.get(2) },
         );
     }
+    Ok(sequences)
+}
+
+/// Which relation each member object belongs to, and which column owns
+/// each sequence.
+fn read_owners(
+    client: &mut impl GenericClient,
+) -> Result<(Owners, SequenceOwners), postgres::Error> {
     let mut owners = HashMap::new();
     for row in client.query(
         "select 'pg_constraint'::regclass::oid, oid, conrelid from pg_constraint where conrelid <> 0
@@ -213,7 +270,7 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
     )? {
         sequence_owners.insert(row.get(0), (row.get(1), row.get(2)));
     }
-    Ok(Catalog { tables, enums, sequences, owners, sequence_owners })
+    Ok((owners, sequence_owners))
 }
 
 /// The views and materialized views that depend on any of `relations`

@@ -16,7 +16,9 @@
 //! `write` saves them where the layout keeps downs.
 
 mod catalog;
+mod columns;
 mod ddl;
+mod picture;
 mod plan;
 mod run;
 mod toc;

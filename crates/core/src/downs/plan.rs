@@ -11,129 +11,15 @@
 //! changed, created objects dropped, changed ones put back, removed ones
 //! made again, defaults and sequence values last.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use backstop_lint::rewrite;
+use backstop_lint::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
 
-use super::catalog::{Catalog, Column, Enum, Table};
+use super::catalog::{Catalog, Enum, Table};
+use super::columns::{columns, of_enum, retyped};
 use super::ddl;
-use super::toc::{Dump, Entry};
-use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
-
-/// One side of the comparison.
-pub(super) struct State {
-    pub dump: Dump,
-    pub catalog: Catalog,
-}
-
-/// A computed down before it is proved.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Plan {
-    pub statements: Vec<String>,
-    /// What cannot come back from DDL, each object named.
-    pub loses: Vec<String>,
-    pub notes: Vec<String>,
-}
-
-impl Plan {
-    fn push(&mut self, sql: impl Into<String>) {
-        let sql = sql.into();
-        for s in rewrite::statements(&sql).unwrap_or_else(|| vec![sql.clone()]) {
-            self.statements.push(s);
-        }
-    }
-
-    /// Every statement of an entry's definition.
-    fn push_entry(&mut self, e: &Entry) {
-        self.push(e.sql.clone());
-    }
-}
-
-/// The entries of `before` and `after` that are one object.
-struct Pairs {
-    /// after index → before index.
-    of_after: HashMap<usize, usize>,
-    /// before index → after index.
-    of_before: HashMap<usize, usize>,
-}
-
-fn pair(before: &Dump, after: &Dump) -> Pairs {
-    let mut by_identity: HashMap<String, usize> = HashMap::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    for (i, e) in before.entries.iter().enumerate() {
-        by_identity.insert(e.identity(before), i);
-        by_name.insert(e.by_name(), i);
-    }
-    let mut pairs = Pairs { of_after: HashMap::new(), of_before: HashMap::new() };
-    for (i, e) in after.entries.iter().enumerate() {
-        if let Some(&b) = by_identity.get(&e.identity(after)) {
-            pairs.of_after.insert(i, b);
-            pairs.of_before.insert(b, i);
-        }
-    }
-    // What a down made again has new OIDs: the same kind and name is the
-    // same object.
-    for (i, e) in after.entries.iter().enumerate() {
-        if pairs.of_after.contains_key(&i) {
-            continue;
-        }
-        if let Some(&b) = by_name.get(&e.by_name()) {
-            if !pairs.of_before.contains_key(&b) {
-                pairs.of_after.insert(i, b);
-                pairs.of_before.insert(b, i);
-            }
-        }
-    }
-    pairs
-}
-
-/// The tables of `before` and `after` that are one table: by OID, else by
-/// name.
-fn table_pairs<'c>(before: &'c Catalog, after: &'c Catalog) -> Vec<(&'c Table, &'c Table)> {
-    let mut out = Vec::new();
-    let mut taken = HashSet::new();
-    for a in &after.tables {
-        if let Some(b) = before.table(a.oid) {
-            out.push((b, a));
-            taken.insert(b.oid);
-        }
-    }
-    for a in &after.tables {
-        if before.table(a.oid).is_some() {
-            continue;
-        }
-        if let Some(b) = before.table_named(&a.schema, &a.name).filter(|b| !taken.contains(&b.oid))
-        {
-            out.push((b, a));
-            taken.insert(b.oid);
-        }
-    }
-    out
-}
-
-/// Columns of one table pair that are one column: by position when the
-/// table is the same object, then by name among the rest (a column a down
-/// added back has a new position).
-fn column_pairs<'t>(before: &'t Table, after: &'t Table) -> Vec<(&'t Column, &'t Column)> {
-    let mut out: Vec<(&Column, &Column)> = Vec::new();
-    if before.oid == after.oid {
-        for a in &after.columns {
-            if let Some(b) = before.columns.iter().find(|b| b.attnum == a.attnum) {
-                out.push((b, a));
-            }
-        }
-    }
-    for a in &after.columns {
-        if out.iter().any(|(_, x)| x.attnum == a.attnum) {
-            continue;
-        }
-        let free = |b: &&Column| b.name == a.name && !out.iter().any(|(x, _)| x.attnum == b.attnum);
-        if let Some(b) = before.columns.iter().find(free) {
-            out.push((b, a));
-        }
-    }
-    out
-}
+use super::picture::{column_pairs, is_view, pair, table_pairs, Plan, State, Work};
+use super::toc::Entry;
 
 const RENAMED_FIRST: [&str; 1] = ["SCHEMA"];
 
@@ -164,6 +50,16 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         if b.oid != a.oid {
             continue;
         }
+        for ac in &a.checks {
+            if let Some(bc) = b.checks.iter().find(|bc| bc.oid == ac.oid && bc.name != ac.name) {
+                columns.push(format!(
+                    "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                    b.qualified(),
+                    quote_ident(&ac.name),
+                    quote_ident(&bc.name)
+                ));
+            }
+        }
         for (bc, ac) in column_pairs(b, a) {
             if bc.name != ac.name {
                 columns.push(format!(
@@ -188,63 +84,6 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
 /// columns, through any number of views.
 pub(super) type Dependents<'f> =
     dyn FnMut(&[u32], &[(u32, i16)]) -> Result<Vec<u32>, postgres::Error> + 'f;
-
-/// What the comparison found, shared by the steps.
-struct Work<'s> {
-    before: &'s State,
-    after: &'s State,
-    pairs: Pairs,
-    /// After's tables that stay (paired), by OID.
-    kept_tables: HashSet<u32>,
-    /// After's relations (by OID) to drop and make again from `before`.
-    rebuild: HashSet<u32>,
-    plan: Plan,
-}
-
-impl Work<'_> {
-    /// Whether `e` is part of a table that stays, which the catalog
-    /// comparison puts back (defaults, row security, identity).
-    fn table_part(&self, dump: &Dump, e: &Entry, after_side: bool) -> bool {
-        if !ddl::part_of_table(e) {
-            return false;
-        }
-        let owners =
-            if after_side { &self.after.catalog.owners } else { &self.before.catalog.owners };
-        let Some(parent) = dump.parent_of(e, owners) else { return false };
-        if after_side {
-            self.kept_tables.contains(&parent.oid)
-        } else {
-            let paired = dump
-                .entries
-                .iter()
-                .position(|x| x.id == parent.id)
-                .and_then(|i| self.pairs.of_before.get(&i));
-            paired.is_some_and(|a| self.kept_tables.contains(&self.after.dump.entries[*a].oid))
-        }
-    }
-
-    fn created(&self, i: usize) -> bool {
-        !self.pairs.of_after.contains_key(&i)
-    }
-
-    /// The before entry paired with after entry `i`, when their
-    /// definitions differ.
-    fn changed(&self, i: usize) -> Option<&Entry> {
-        let b = &self.before.dump.entries[*self.pairs.of_after.get(&i)?];
-        (b.sql != self.after.dump.entries[i].sql).then_some(b)
-    }
-
-    fn parent_created(&self, e: &Entry) -> bool {
-        let dump = &self.after.dump;
-        dump.parent_of(e, &self.after.catalog.owners)
-            .and_then(|p| dump.entries.iter().position(|x| x.id == p.id))
-            .is_some_and(|i| self.created(i))
-    }
-}
-
-fn is_view(kind: &str) -> bool {
-    kind == "VIEW" || kind == "MATERIALIZED VIEW"
-}
 
 /// The down from `after` back to `before`, renames already undone.
 pub(super) fn plan(
@@ -278,19 +117,6 @@ fn enum_swaps<'c>(before: &'c Catalog, after: &'c Catalog) -> Vec<(&'c Enum, &'c
             (b.labels != a.labels).then_some((b, a))
         })
         .collect()
-}
-
-/// Whether the type of a column goes back (its own, or its enum's).
-fn retyped(before: &Column, after: &Column, swaps: &[(&Enum, &Enum)]) -> bool {
-    before.type_name != after.type_name
-        || before.collation != after.collation
-        || swaps.iter().any(|(_, e)| of_enum(after, e))
-}
-
-/// Whether `column` is of enum type `e` (or an array of it).
-fn of_enum(column: &Column, e: &Enum) -> bool {
-    let name = qualified(&e.schema, &e.name);
-    column.type_name == name || column.type_name == format!("{name}[]")
 }
 
 /// The views to drop and make again: those the up changed, and those
@@ -377,141 +203,6 @@ fn parent_rebuilt(work: &Work<'_>, e: &Entry) -> bool {
         .dump
         .parent_of(e, owners)
         .is_some_and(|p| is_view(&p.kind) && work.rebuild.contains(&p.oid))
-}
-
-/// Step 2: the columns of every table that stays, enum types put back,
-/// row security.
-fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &[(&Enum, &Enum)]) {
-    let plan = &mut work.plan;
-    for (b, a) in tables {
-        let paired: Vec<i16> = column_pairs(b, a).iter().map(|(_, ac)| ac.attnum).collect();
-        for c in a.columns.iter().filter(|c| !paired.contains(&c.attnum)) {
-            plan.push(format!(
-                "ALTER TABLE {} DROP COLUMN {}",
-                a.qualified(),
-                quote_ident(&c.name)
-            ));
-            plan.notes.push(format!(
-                "drops column {}.{}, which the up added: `backstop rollback` exports its values first ([rollback] export_dropped)",
-                a.qualified(),
-                quote_ident(&c.name)
-            ));
-        }
-    }
-    // A default is cast with its column: dropped before the type goes
-    // back, set again at the end.
-    for (b, a) in tables {
-        for (bc, ac) in column_pairs(b, a) {
-            if ac.default.is_some() && retyped(bc, ac, swaps) {
-                plan.push(ddl::set_default(a, &bc.name, None));
-            }
-        }
-    }
-    for (b, a) in swaps {
-        enum_back(plan, b, a, tables);
-    }
-    for (b, a) in tables {
-        for (bc, ac) in column_pairs(b, a) {
-            if bc.type_name != ac.type_name {
-                plan.loses.push(format!(
-                    "values of column {}.{} are cast back from {} to {}: what the up's conversion changed stays changed",
-                    a.qualified(),
-                    quote_ident(&bc.name),
-                    ac.type_name,
-                    bc.type_name
-                ));
-            }
-            for sql in ddl::alter_column(a, ac, bc) {
-                plan.push(sql);
-            }
-        }
-        let had: Vec<&str> = column_pairs(b, a).iter().map(|(bc, _)| bc.name.as_str()).collect();
-        for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())) {
-            plan.push(ddl::add_column(a, c));
-            plan.loses.push(format!(
-                "values of column {}.{}: the up dropped the column; the down adds it back {}",
-                a.qualified(),
-                quote_ident(&c.name),
-                if c.default.is_some() { "with its default" } else { "empty" }
-            ));
-            if c.not_null && c.default.is_none() && c.identity.is_none() {
-                plan.notes.push(format!(
-                    "column {}.{} comes back NOT NULL without a default: on a table with rows the down fails until values are given",
-                    a.qualified(),
-                    quote_ident(&c.name)
-                ));
-            }
-        }
-        if a.rls != b.rls {
-            let what = if b.rls { "ENABLE" } else { "DISABLE" };
-            plan.push(format!("ALTER TABLE {} {what} ROW LEVEL SECURITY", a.qualified()));
-        }
-        if a.force_rls != b.force_rls {
-            let what = if b.force_rls { "FORCE" } else { "NO FORCE" };
-            plan.push(format!("ALTER TABLE {} {what} ROW LEVEL SECURITY", a.qualified()));
-        }
-    }
-}
-
-/// Puts an enum type's labels back: values the up added by a swap to a
-/// new type of the old labels (PostgreSQL cannot remove a value), renamed
-/// values by renaming, removed ones by adding.
-fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[(&Table, &Table)]) {
-    let name = qualified(&after.schema, &after.name);
-    let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
-    let removed: Vec<&String> =
-        before.labels.iter().filter(|l| !after.labels.contains(l)).collect();
-    if added.len() == removed.len()
-        && before.labels.len() == after.labels.len()
-        && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
-    {
-        for (b, a) in before.labels.iter().zip(&after.labels).filter(|(b, a)| b != a) {
-            plan.push(format!(
-                "ALTER TYPE {name} RENAME VALUE {} TO {}",
-                quote_literal(a),
-                quote_literal(b)
-            ));
-        }
-        return;
-    }
-    if added.is_empty() {
-        for (i, label) in before.labels.iter().enumerate() {
-            if after.labels.contains(label) {
-                continue;
-            }
-            let place = match before.labels[i + 1..].iter().find(|l| after.labels.contains(l)) {
-                Some(next) => format!(" BEFORE {}", quote_literal(next)),
-                None => String::new(),
-            };
-            plan.push(format!("ALTER TYPE {name} ADD VALUE {}{place}", quote_literal(label)));
-        }
-        return;
-    }
-    let old = quote_ident(&format!("{}__backstop_old", after.name));
-    plan.push(format!("ALTER TYPE {name} RENAME TO {old}"));
-    let labels: Vec<String> = before.labels.iter().map(|l| quote_literal(l)).collect();
-    plan.push(format!("CREATE TYPE {name} AS ENUM ({})", labels.join(", ")));
-    let old_name = qualified(&after.schema, &format!("{}__backstop_old", after.name));
-    for (b, t) in tables {
-        let kept = column_pairs(b, t);
-        for (_, c) in kept.iter().filter(|(_, c)| of_enum(c, after)) {
-            let array = c.type_name.ends_with("[]");
-            let (to, via) =
-                if array { (format!("{name}[]"), "text[]") } else { (name.clone(), "text") };
-            plan.push(format!(
-                "ALTER TABLE {} ALTER COLUMN {} TYPE {to} USING {}::{via}::{to}",
-                t.qualified(),
-                quote_ident(&c.name),
-                quote_ident(&c.name)
-            ));
-        }
-    }
-    plan.push(format!("DROP TYPE {old_name}"));
-    let values: Vec<String> = added.iter().map(|l| quote_literal(l)).collect();
-    plan.notes.push(format!(
-        "type {name} goes back to its labels before the up: rows holding {} make the down fail until they are changed",
-        values.join(", ")
-    ));
 }
 
 /// Step 3: drop what the up created that is not part of something else,

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use postgres::Client;
 
-use super::plan::{self, Plan, State};
+use super::picture::{Plan, State};
+use super::plan;
 use super::{catalog, toc, Down, DownsError, Options, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
@@ -347,7 +348,9 @@ impl Replay<'_> {
             self.commit(&back)?;
         }
         worked.statements = statements;
-        worked.loses.extend(data_changes(m));
+        let (loses, notes) = data_changes(m, &before.catalog);
+        worked.loses.extend(loses);
+        worked.notes.extend(notes);
         Ok(Found { plan: worked, proof, after_up: Some(now) })
     }
 }
@@ -390,19 +393,34 @@ fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
     }
 }
 
-/// What the up changes in rows, which no down brings back.
-fn data_changes(m: &Migration) -> Vec<String> {
-    m.up.statements
-        .iter()
-        .filter_map(|s| {
-            let what = backstop_lint::rewrite::data_change(&s.sql)?;
-            Some(format!(
-                "rows the up changed with {what} ({}:{}) stay as the up left them",
-                m.up.path.display(),
-                s.position.line
-            ))
-        })
-        .collect()
+/// What the up changed in rows of tables that existed before it, which
+/// no down brings back (`loses`), and its `DO` blocks, whose effect on
+/// rows cannot be read (`notes`).
+fn data_changes(m: &Migration, before: &catalog::Catalog) -> (Vec<String>, Vec<String>) {
+    let (mut loses, mut notes) = (Vec::new(), Vec::new());
+    for s in &m.up.statements {
+        let Some(what) = backstop_lint::rewrite::data_change(&s.sql) else { continue };
+        let place = format!("{}:{}", m.up.path.display(), s.position.line);
+        if what.starts_with("DO ") {
+            notes.push(format!(
+                "the up's DO block ({place}) cannot be read: rows it changed, if any, stay as the up left them"
+            ));
+            continue;
+        }
+        // `UPDATE public.orders` → is `orders` a table from before the up?
+        let table = what.rsplit(' ').next().unwrap_or_default();
+        let (schema, name) = table.split_once('.').unwrap_or(("", table));
+        let existed = before
+            .tables
+            .iter()
+            .any(|t| t.name == name && (schema.is_empty() || t.schema == schema));
+        if existed {
+            loses.push(format!(
+                "rows the up changed with {what} ({place}) stay as the up left them"
+            ));
+        }
+    }
+    (loses, notes)
 }
 
 fn joined(statements: &[String]) -> String {

@@ -1,0 +1,222 @@
+//! Step 2 of a down: the tables that stay, column by column from the
+//! catalog (dropped, added back, altered to their old type, default,
+//! nullability, identity), their CHECK constraints, enum types put back
+//! and row security.
+
+use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
+
+use super::catalog::{Check, Column, Enum, Table};
+use super::ddl;
+use super::picture::{column_pairs, Plan, Work};
+use super::toc::Dump;
+
+/// Whether the type of a column goes back (its own, or its enum's).
+pub(super) fn retyped(before: &Column, after: &Column, swaps: &[(&Enum, &Enum)]) -> bool {
+    before.type_name != after.type_name
+        || before.collation != after.collation
+        || swaps.iter().any(|(_, e)| of_enum(after, e))
+}
+
+/// Whether `column` is of enum type `e` (or an array of it).
+pub(super) fn of_enum(column: &Column, e: &Enum) -> bool {
+    let name = qualified(&e.schema, &e.name);
+    column.type_name == name || column.type_name == format!("{name}[]")
+}
+
+/// The CHECK constraints of a table pair that pg_dump writes inside the
+/// table (no entry of their own), as (before, after) by OID, then name.
+pub(super) fn check_pairs<'t>(
+    work: &Work<'_>,
+    before: &'t Table,
+    after: &'t Table,
+) -> Vec<(Option<&'t Check>, Option<&'t Check>)> {
+    let inline = |dump: &Dump, c: &Check| {
+        !dump.entries.iter().any(|e| e.class == PG_CONSTRAINT && e.oid == c.oid)
+    };
+    let b: Vec<&Check> = before.checks.iter().filter(|c| inline(&work.before.dump, c)).collect();
+    let a: Vec<&Check> = after.checks.iter().filter(|c| inline(&work.after.dump, c)).collect();
+    let mut out = Vec::new();
+    for ac in &a {
+        let same =
+            b.iter().find(|bc| bc.oid == ac.oid).or_else(|| b.iter().find(|bc| bc.name == ac.name));
+        out.push((same.copied(), Some(*ac)));
+    }
+    for bc in &b {
+        if !out.iter().any(|(x, _)| x.is_some_and(|x| x.oid == bc.oid)) {
+            out.push((Some(*bc), None));
+        }
+    }
+    out
+}
+
+/// A CHECK constraint as it was and as it is (`None`: absent).
+type CheckChange = (Option<Check>, Option<Check>);
+
+/// The catalog OID of `pg_constraint`, as pg_dump prints it.
+pub(super) const PG_CONSTRAINT: u32 = 2606;
+
+/// Step 2: the columns of every table that stays, enum types put back,
+/// row security.
+pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &[(&Enum, &Enum)]) {
+    let checks: Vec<(String, Vec<CheckChange>)> = tables
+        .iter()
+        .map(|(b, a)| {
+            let pairs = check_pairs(work, b, a)
+                .into_iter()
+                .filter(|(x, y)| x.map(|c| &c.definition) != y.map(|c| &c.definition))
+                .map(|(x, y)| (x.cloned(), y.cloned()))
+                .collect();
+            (a.qualified(), pairs)
+        })
+        .collect();
+    let plan = &mut work.plan;
+    // Checks go first (they may name columns about to change) and come
+    // back last.
+    for (table, pairs) in &checks {
+        for (_, after) in pairs {
+            if let Some(c) = after {
+                plan.push(format!("ALTER TABLE {table} DROP CONSTRAINT {}", quote_ident(&c.name)));
+            }
+        }
+    }
+    for (b, a) in tables {
+        let paired: Vec<i16> = column_pairs(b, a).iter().map(|(_, ac)| ac.attnum).collect();
+        for c in a.columns.iter().filter(|c| !paired.contains(&c.attnum)) {
+            plan.push(format!(
+                "ALTER TABLE {} DROP COLUMN {}",
+                a.qualified(),
+                quote_ident(&c.name)
+            ));
+            plan.notes.push(format!(
+                "drops column {}.{}, which the up added: `backstop rollback` exports its values first ([rollback] export_dropped)",
+                a.qualified(),
+                quote_ident(&c.name)
+            ));
+        }
+    }
+    // A default is cast with its column: dropped before the type goes
+    // back, set again at the end.
+    for (b, a) in tables {
+        for (bc, ac) in column_pairs(b, a) {
+            if ac.default.is_some() && retyped(bc, ac, swaps) {
+                plan.push(ddl::set_default(a, &bc.name, None));
+            }
+        }
+    }
+    for (b, a) in swaps {
+        enum_back(plan, b, a, tables);
+    }
+    for (b, a) in tables {
+        for (bc, ac) in column_pairs(b, a) {
+            if bc.type_name != ac.type_name {
+                plan.loses.push(format!(
+                    "values of column {}.{} are cast back from {} to {}: what the up's conversion changed stays changed",
+                    a.qualified(),
+                    quote_ident(&bc.name),
+                    ac.type_name,
+                    bc.type_name
+                ));
+            }
+            for sql in ddl::alter_column(a, ac, bc) {
+                plan.push(sql);
+            }
+        }
+        let had: Vec<&str> = column_pairs(b, a).iter().map(|(bc, _)| bc.name.as_str()).collect();
+        for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())) {
+            plan.push(ddl::add_column(a, c));
+            plan.loses.push(format!(
+                "values of column {}.{}: the up dropped the column; the down adds it back {}",
+                a.qualified(),
+                quote_ident(&c.name),
+                if c.default.is_some() { "with its default" } else { "empty" }
+            ));
+            if c.not_null && c.default.is_none() && c.identity.is_none() {
+                plan.notes.push(format!(
+                    "column {}.{} comes back NOT NULL without a default: on a table with rows the down fails until values are given",
+                    a.qualified(),
+                    quote_ident(&c.name)
+                ));
+            }
+        }
+        if a.rls != b.rls {
+            let what = if b.rls { "ENABLE" } else { "DISABLE" };
+            plan.push(format!("ALTER TABLE {} {what} ROW LEVEL SECURITY", a.qualified()));
+        }
+        if a.force_rls != b.force_rls {
+            let what = if b.force_rls { "FORCE" } else { "NO FORCE" };
+            plan.push(format!("ALTER TABLE {} {what} ROW LEVEL SECURITY", a.qualified()));
+        }
+    }
+    for (table, pairs) in &checks {
+        for (before, _) in pairs {
+            if let Some(c) = before {
+                plan.push(format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {} {}",
+                    quote_ident(&c.name),
+                    c.definition
+                ));
+            }
+        }
+    }
+}
+
+/// Puts an enum type's labels back: values the up added by a swap to a
+/// new type of the old labels (PostgreSQL cannot remove a value), renamed
+/// values by renaming, removed ones by adding.
+pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[(&Table, &Table)]) {
+    let name = qualified(&after.schema, &after.name);
+    let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
+    let removed: Vec<&String> =
+        before.labels.iter().filter(|l| !after.labels.contains(l)).collect();
+    if added.len() == removed.len()
+        && before.labels.len() == after.labels.len()
+        && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
+    {
+        for (b, a) in before.labels.iter().zip(&after.labels).filter(|(b, a)| b != a) {
+            plan.push(format!(
+                "ALTER TYPE {name} RENAME VALUE {} TO {}",
+                quote_literal(a),
+                quote_literal(b)
+            ));
+        }
+        return;
+    }
+    if added.is_empty() {
+        for (i, label) in before.labels.iter().enumerate() {
+            if after.labels.contains(label) {
+                continue;
+            }
+            let place = match before.labels[i + 1..].iter().find(|l| after.labels.contains(l)) {
+                Some(next) => format!(" BEFORE {}", quote_literal(next)),
+                None => String::new(),
+            };
+            plan.push(format!("ALTER TYPE {name} ADD VALUE {}{place}", quote_literal(label)));
+        }
+        return;
+    }
+    let old = quote_ident(&format!("{}__backstop_old", after.name));
+    plan.push(format!("ALTER TYPE {name} RENAME TO {old}"));
+    let labels: Vec<String> = before.labels.iter().map(|l| quote_literal(l)).collect();
+    plan.push(format!("CREATE TYPE {name} AS ENUM ({})", labels.join(", ")));
+    let old_name = qualified(&after.schema, &format!("{}__backstop_old", after.name));
+    for (b, t) in tables {
+        let kept = column_pairs(b, t);
+        for (_, c) in kept.iter().filter(|(_, c)| of_enum(c, after)) {
+            let array = c.type_name.ends_with("[]");
+            let (to, via) =
+                if array { (format!("{name}[]"), "text[]") } else { (name.clone(), "text") };
+            plan.push(format!(
+                "ALTER TABLE {} ALTER COLUMN {} TYPE {to} USING {}::{via}::{to}",
+                t.qualified(),
+                quote_ident(&c.name),
+                quote_ident(&c.name)
+            ));
+        }
+    }
+    plan.push(format!("DROP TYPE {old_name}"));
+    let values: Vec<String> = added.iter().map(|l| quote_literal(l)).collect();
+    plan.notes.push(format!(
+        "type {name} goes back to its labels before the up: rows holding {} make the down fail until they are changed",
+        values.join(", ")
+    ));
+}
