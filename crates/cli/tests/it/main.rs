@@ -27,5 +27,6 @@ mod secrets;
 mod serve;
 mod tls;
 mod undo;
+mod up_only;
 mod verify;
 mod watch;
