@@ -28,5 +28,6 @@ mod serve;
 mod tls;
 mod undo;
 mod up_only;
+mod up_only_adopt;
 mod verify;
 mod watch;

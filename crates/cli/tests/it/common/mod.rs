@@ -368,3 +368,18 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 pub fn fixture_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
+
+/// The first file under `dir` whose path contains `needle`.
+pub fn find_file(dir: &Path, needle: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, needle) {
+                return Some(found);
+            }
+        } else if path.display().to_string().contains(needle) {
+            return Some(path);
+        }
+    }
+    None
+}
