@@ -29,5 +29,6 @@ mod tls;
 mod undo;
 mod up_only;
 mod up_only_adopt;
+mod up_only_history;
 mod verify;
 mod watch;
