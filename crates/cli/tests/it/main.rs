@@ -30,5 +30,6 @@ mod undo;
 mod up_only;
 mod up_only_adopt;
 mod up_only_history;
+mod up_only_platform;
 mod verify;
 mod watch;
