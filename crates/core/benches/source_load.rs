@@ -66,6 +66,18 @@ fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
             write(&dir.join(format!("revert/m{i}.sql")), &down);
             let _ = writeln!(plan, "m{i} 2020-01-01T00:00:00Z Bench <bench@example.com> # migration {i}");
         }
+        // The up-only layouts: in a folder named as the tool names it.
+        Layout::Supabase => write(&dir.join(format!("migrations/{stamp}_m{i}.sql")), &up),
+        Layout::Prisma => write(&dir.join(format!("migrations/{stamp}_m{i}/migration.sql")), &up),
+        Layout::Drizzle => {
+            write(&dir.join(format!("{i:04}_m{i}.sql")), &up);
+            let comma = if i == 0 { "" } else { "," };
+            let when = 1_600_000_000_000u64 + i as u64;
+            let _ = write!(
+                plan,
+                "{comma}\n{{\"idx\":{i},\"version\":\"7\",\"when\":{when},\"tag\":\"{i:04}_m{i}\",\"breakpoints\":true}}"
+            );
+        }
     }
 }
 
@@ -95,12 +107,21 @@ fn main() {
     let mut worst = Duration::ZERO;
     for layout in Layout::ALL {
         let dir = tmp.path().join(layout.name());
-        let mut plan = String::from("%syntax-version=1.0.0\n%project=bench\n\n");
+        let mut plan = match layout {
+            Layout::Sqitch => String::from("%syntax-version=1.0.0\n%project=bench\n\n"),
+            _ => String::new(),
+        };
         for i in 0..n {
             write_migration(&dir, layout, i, &mut plan);
         }
         if layout == Layout::Sqitch {
             write(&dir.join("sqitch.plan"), &plan);
+        }
+        if layout == Layout::Drizzle {
+            let journal = format!(
+                "{{\"version\":\"7\",\"dialect\":\"postgresql\",\"entries\":[{plan}\n]}}\n"
+            );
+            write(&dir.join("meta/_journal.json"), &journal);
         }
         let mut loads = Vec::new();
         let mut reads = Vec::new();

@@ -11,7 +11,7 @@ use crate::backup::restore::Journal;
 use crate::freeze::{FreezeState, FrozenRole};
 use crate::migrate::{self, ApplyError, Status};
 use crate::schema::events::{self, Interrupted};
-use crate::source::{Migration, Part, Problem};
+use crate::source::{Migration, Part, Problem, Stray};
 
 /// A file that cannot run, and whether its migration is still to apply.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +45,9 @@ pub struct Overview {
     #[serde(flatten)]
     pub status: Status,
     pub problems: Vec<FileProblem>,
+    /// Files of the folder that look like migrations and that their tool
+    /// would never run (a name it skips, a file its journal does not list).
+    pub strays: Vec<Stray>,
     pub frozen: Option<FreezeState>,
     pub frozen_roles: Vec<FrozenRole>,
     pub unfinished_restore: Option<Journal>,
@@ -59,6 +62,7 @@ impl Overview {
     pub fn read(
         client: &mut Client,
         migrations: &[Migration],
+        strays: &[Stray],
         unfinished_restore: Option<Journal>,
     ) -> Result<Overview, ApplyError> {
         let db = |context: &'static str| {
@@ -96,6 +100,7 @@ impl Overview {
             interrupted_no_transaction,
             status,
             problems,
+            strays: strays.to_vec(),
             frozen,
             frozen_roles,
             unfinished_restore,
@@ -104,11 +109,13 @@ impl Overview {
 
     /// Whether a person must look before the next migrate: drift, a
     /// pending file that cannot run, a freeze, an unfinished restore, a
-    /// half-applied or interrupted no-transaction migration.
+    /// half-applied or interrupted no-transaction migration, a file that
+    /// looks like a migration and would never run.
     pub fn needs_a_person(&self) -> bool {
         let blocked = self.problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
         !self.status.drifted.is_empty()
             || blocked
+            || !self.strays.is_empty()
             || self.frozen.is_some()
             || !self.frozen_roles.is_empty()
             || self.unfinished_restore.is_some()

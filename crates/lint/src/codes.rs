@@ -41,6 +41,7 @@ macro_rules! with_rules {
         BS504 security_definer_search_path,
         BS601 fk_without_index,
         BS701 create_extension,
+        BS702 platform_dependency,
             }
     };
 }

@@ -199,7 +199,7 @@ impl<'a> Cx<'a> {
             Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
                 b.column(self.file, stmt, table, column)
             }
-            Subject::Extension { .. } => return None,
+            Subject::Extension { .. } | Subject::Platform { .. } => return None,
         })
     }
 

@@ -89,6 +89,9 @@ pub enum Subject {
     ForeignKey { table: RelationName, columns: Vec<String> },
     /// Functions of a default whose volatility only the database knows.
     Functions { table: RelationName, names: Vec<String> },
+    /// Something a platform (Supabase) creates before any migration: a
+    /// `role`, a `schema`, a `function` (`auth.uid`) or a `publication`.
+    Platform { kind: &'static str, name: String },
 }
 
 /// A type as written in the migration: its name and modifiers, enough for

@@ -16,7 +16,7 @@ use crate::{Connection, Format, Output};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The tool whose history table to adopt: diesel, sqlx, dbmate,
-    /// golang-migrate, goose, flyway or sqitch.
+    /// golang-migrate, goose, flyway, sqitch, supabase, prisma or drizzle.
     #[arg(long, value_name = "TOOL", value_parser = tool)]
     from: Layout,
     /// Write the adopted history (without it, only show what would be written).

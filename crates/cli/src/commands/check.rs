@@ -143,8 +143,10 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         (None, false) => Some("no database configured: live facts not checked".to_string()),
         _ => None,
     };
+    let mut strays = Vec::new();
     let sources = if args.paths.is_empty() {
         let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
+        strays = folder.strays.clone();
         match client.as_mut() {
             Some(client) => {
                 let status = migrate::status(client, &folder.migrations)?;
@@ -171,6 +173,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // command line, or a folder checked offline, are judged one by one.
     settings.lint.sequential = args.paths.is_empty() && client.is_some();
     let mut report = check::analyze(&sources, &settings);
+    if !settings.lint.skip.contains(&Code::BS003) {
+        report.findings.extend(check::stray_findings(&strays));
+    }
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {
             check::live::assess(client, &mut report, &settings)?;

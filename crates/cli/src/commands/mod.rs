@@ -68,6 +68,8 @@ pub struct Context {
     pub layout: source::Layout,
     /// Files of the folder that are not migrations.
     pub ignored: Vec<source::Ignored>,
+    /// Files that look like migrations but that their tool would not run.
+    pub strays: Vec<source::Stray>,
     pub settings: Settings,
     pub url: String,
 }
@@ -85,6 +87,7 @@ impl Context {
             migrations: folder.migrations,
             layout: folder.layout,
             ignored: folder.ignored,
+            strays: folder.strays,
             settings,
             url,
         })

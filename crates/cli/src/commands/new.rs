@@ -1,8 +1,10 @@
 //! `backstop new NAME`: a new migration in the folder's own layout (a
 //! backstop/diesel folder with up, down and verify files; sqlx or
 //! golang-migrate file pairs; a dbmate or goose file with its sections; a
-//! Flyway script pair; a sqitch plan line with its three scripts), with a
-//! version later than every one already there.
+//! Flyway script pair; a sqitch plan line with its three scripts; a
+//! Supabase `<timestamp>_name.sql`; a Prisma `<timestamp>_name/migration.sql`;
+//! a Drizzle `NNNN_name.sql` with its entry in `meta/_journal.json`), with
+//! a version later than every one already there.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ pub struct Args {
 
 const UP_NOTE: &str = "the change. Runs in one transaction with the other pending migrations.";
 const DOWN_NOTE: &str = "Undo the up exactly; `backstop rollback` runs this.";
+const UP_ONLY_NOTE: &str = "No down file: this layout's tool keeps none.";
 const VERIFY_NOTE: &str =
     "Assertions run after the up, inside its transaction: a statement that fails\n\
      -- (e.g. DO $$ BEGIN ... RAISE EXCEPTION ... END $$) rolls the migration back.";
@@ -49,31 +52,75 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // is locked (flock on the directory itself) from reading it to writing.
     let _locked = lock_folder(dir)?;
     let folder = source::load(dir, config.migrations.layout)?;
-    let version = next_version(&folder.migrations, folder.layout, chrono::Utc::now());
-    let name = &args.name;
-    let files: Vec<(PathBuf, String)> = match folder.layout {
+    let now = chrono::Utc::now();
+    let version = next_version(&folder.migrations, folder.layout, now);
+    let files = files_of(&folder, &version, &args.name)?;
+    let mut created = String::new();
+    for (path, _) in &files {
+        if path.exists() {
+            return Err(UsageError(format!("{} already exists", path.display())).into());
+        }
+    }
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        let _ = writeln!(created, "created {}", path.display());
+    }
+    if folder.layout == Layout::Drizzle {
+        // The file runs only once the journal lists it.
+        let tag = format!("{version}_{}", args.name);
+        match source::drizzle::append_to_journal(&folder.dir, &tag, now.timestamp_millis()) {
+            Ok(entry) => {
+                let journal = folder.dir.join(source::drizzle::JOURNAL);
+                let _ =
+                    writeln!(created, "added {tag} (when {}) to {}", entry.when, journal.display());
+            }
+            Err(e) => {
+                for (path, _) in &files {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    print(&created)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The files of a new migration `name` at `version` in the folder's layout.
+fn files_of(
+    folder: &source::Folder,
+    version: &str,
+    name: &str,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let dir = &folder.dir;
+    let up = format!("-- {name}: {UP_NOTE}\n");
+    Ok(match folder.layout {
         Layout::Diesel => {
             let d = dir.join(format!("{version}_{name}"));
             vec![
-                (d.join("up.sql"), format!("-- {name}: {UP_NOTE}\n")),
+                (d.join("up.sql"), up),
                 (d.join("down.sql"), format!("-- {DOWN_NOTE}\n")),
                 (d.join("verify.sql"), format!("-- {VERIFY_NOTE}\n")),
             ]
         }
         Layout::Sqlx | Layout::GolangMigrate => vec![
-            (dir.join(format!("{version}_{name}.up.sql")), format!("-- {name}: {UP_NOTE}\n")),
+            (dir.join(format!("{version}_{name}.up.sql")), up),
             (dir.join(format!("{version}_{name}.down.sql")), format!("-- {DOWN_NOTE}\n")),
         ],
         Layout::Dbmate => vec![(
             dir.join(format!("{version}_{name}.sql")),
-            format!("-- migrate:up\n-- {name}: {UP_NOTE}\n\n-- migrate:down\n-- {DOWN_NOTE}\n"),
+            format!("-- migrate:up\n{up}\n-- migrate:down\n-- {DOWN_NOTE}\n"),
         )],
         Layout::Goose => vec![(
             dir.join(format!("{version}_{name}.sql")),
-            format!("-- +goose Up\n-- {name}: {UP_NOTE}\n\n-- +goose Down\n-- {DOWN_NOTE}\n"),
+            format!("-- +goose Up\n{up}\n-- +goose Down\n-- {DOWN_NOTE}\n"),
         )],
         Layout::Flyway => vec![
-            (dir.join(format!("V{version}__{name}.sql")), format!("-- {name}: {UP_NOTE}\n")),
+            (dir.join(format!("V{version}__{name}.sql")), up),
             (dir.join(format!("U{version}__{name}.sql")), format!("-- {DOWN_NOTE}\n")),
         ],
         Layout::Sqitch => {
@@ -97,23 +144,15 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 })
                 .collect()
         }
-    };
-    let mut created = String::new();
-    for (path, _) in &files {
-        if path.exists() {
-            return Err(UsageError(format!("{} already exists", path.display())).into());
+        // The up-only layouts: the tool has no down file.
+        Layout::Supabase | Layout::Drizzle => {
+            vec![(dir.join(format!("{version}_{name}.sql")), format!("{up}-- {UP_ONLY_NOTE}\n"))]
         }
-    }
-    for (path, text) in files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        let _ = writeln!(created, "created {}", path.display());
-    }
-    print(&created)?;
-    Ok(ExitCode::SUCCESS)
+        Layout::Prisma => vec![(
+            dir.join(format!("{version}_{name}")).join("migration.sql"),
+            format!("{up}-- {UP_ONLY_NOTE}\n"),
+        )],
+    })
 }
 
 /// An exclusive lock on the migrations folder, held until dropped.
@@ -137,6 +176,14 @@ fn next_version(
     let versioned: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
     if layout == Layout::Sqitch {
         return String::new();
+    }
+    // The Supabase CLI and Prisma name migrations by their UTC time.
+    if matches!(layout, Layout::Supabase | Layout::Prisma) {
+        return later_stamp(&versioned, now, STAMP);
+    }
+    // drizzle-kit numbers from 0000.
+    if layout == Layout::Drizzle && versioned.is_empty() {
+        return "0000".to_string();
     }
     if layout == Layout::Flyway {
         let major = versioned

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use backstop_core::migrate;
 use backstop_core::overview::{FileProblem, Overview};
-use backstop_core::source::{Ignored, Layout};
+use backstop_core::source::{Ignored, Layout, Stray};
 
 use super::{print, print_json, Context};
 use crate::render::terminal_safe;
@@ -42,7 +42,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("{}", restore_line(j));
     }
     let mut client = ctx.connect()?;
-    let o = Overview::read(&mut client, &ctx.migrations, unfinished)?;
+    let o = Overview::read(&mut client, &ctx.migrations, &ctx.strays, unfinished)?;
     let attention = o.needs_a_person();
     match args.output.format {
         Format::Json => print_json(&Shown {
@@ -51,6 +51,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             status: &o.status,
             problems: &o.problems,
             ignored: &ctx.ignored,
+            strays: &o.strays,
             frozen: &o.frozen,
             frozen_roles: &o.frozen_roles,
             unfinished_restore: &o.unfinished_restore,
@@ -117,6 +118,12 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
             );
         }
     }
+    if !o.strays.is_empty() {
+        let _ = writeln!(text, "never run by {} ({}):", ctx.layout, o.strays.len());
+        for s in &o.strays {
+            let _ = writeln!(text, "  {}", terminal_safe(&s.to_string()));
+        }
+    }
     if verbose && !ctx.ignored.is_empty() {
         let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
         for i in &ctx.ignored {
@@ -173,6 +180,8 @@ struct Shown<'a> {
     status: &'a migrate::Status,
     problems: &'a [FileProblem],
     ignored: &'a [Ignored],
+    /// Files that look like migrations and that their tool would not run.
+    strays: &'a [Stray],
     frozen: &'a Option<backstop_core::freeze::FreezeState>,
     frozen_roles: &'a [backstop_core::freeze::FrozenRole],
     unfinished_restore: &'a Option<backstop_core::backup::restore::Journal>,

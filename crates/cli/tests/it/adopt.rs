@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{event, DbExt, Project, CLUSTER};
+use crate::common::{event, find_program as find, program as tool, run_program as run_tool};
+use crate::common::{DbExt, Project, CLUSTER};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
@@ -34,41 +35,6 @@ fn project_from(layout: &str, label: &str) -> Project {
     std::fs::remove_dir_all(&dir).unwrap();
     copy_dir(&fixture(&format!("layouts/{layout}")), &dir);
     p
-}
-
-/// The program `name`, from PATH or the tools cache; `None` (with the
-/// reason printed, or a failure where every tool is required) when it is
-/// not installed.
-fn tool(name: &str, installed_by: &str) -> Option<PathBuf> {
-    let found = find(name);
-    if found.is_none() {
-        crate::common::missing_tool(name, installed_by);
-    }
-    found
-}
-
-/// The program `name`, from PATH or the tools cache.
-fn find(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    if let Some(t) = std::env::var_os("BACKSTOP_TOOLS") {
-        dirs.push(PathBuf::from(t).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cache/backstop-tools/bin"));
-    }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-#[track_caller]
-fn run_tool(cmd: &mut Command) {
-    let out = cmd.output().expect("the tool starts");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// What every adoption must come to: a dry run that writes nothing, then

@@ -17,6 +17,12 @@ pub enum ToolChecksum {
     Crc32(i32),
     /// sqitch: SHA-1 of the deploy script.
     Sha1(String),
+    /// Prisma (of migration.sql) and Drizzle (of the file's text): SHA-256.
+    Sha256(String),
+    /// The Supabase CLI keeps no checksum but the statements it ran: this
+    /// is a digest of their token streams (see [`statements_digest`]), so
+    /// that how the CLI cut and trimmed them does not count.
+    Statements(String),
 }
 
 /// What the tool says about one version.
@@ -71,7 +77,30 @@ pub fn table_of(tool: Layout) -> &'static str {
         Layout::Goose => "goose_db_version",
         Layout::Flyway => "flyway_schema_history",
         Layout::Sqitch => "sqitch.changes",
+        Layout::Supabase => "supabase_migrations.schema_migrations",
+        Layout::Prisma => "_prisma_migrations",
+        Layout::Drizzle => "drizzle.__drizzle_migrations",
     }
+}
+
+/// A digest of SQL statements that ignores how they were cut into pieces,
+/// their comments and whitespace: each piece is split by PostgreSQL's
+/// parser and each statement's token checksum goes in, in order. A piece
+/// that does not parse makes a digest no file can match.
+pub fn statements_digest<'a>(pieces: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for piece in pieces {
+        let sums = backstop_lint::split(piece).and_then(|stmts| {
+            stmts.iter().map(|s| backstop_lint::checksum(&s.sql)).collect::<Result<Vec<_>, _>>()
+        });
+        match sums {
+            Ok(sums) => sums.iter().for_each(|s| {
+                hasher.update(s.as_bytes());
+            }),
+            Err(_) => return format!("unparsable:{}", blake3::hash(piece.as_bytes()).to_hex()),
+        }
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 fn db(table: &'static str) -> impl FnOnce(postgres::Error) -> AdoptError {
@@ -104,24 +133,7 @@ pub fn read(
         .map(|r| r.get(0))
         .collect();
     let has = |c: &str| columns.iter().any(|x| x == c);
-    // dbmate and golang-migrate share a table name; the columns tell them apart.
-    match tool {
-        Layout::GolangMigrate if !has("dirty") => {
-            return Err(AdoptError::WrongTable {
-                tool,
-                table,
-                why: "it has no `dirty` column: dbmate's table?",
-            })
-        }
-        Layout::Dbmate if has("dirty") => {
-            return Err(AdoptError::WrongTable {
-                tool,
-                table,
-                why: "it has a `dirty` column: golang-migrate's table?",
-            })
-        }
-        _ => {}
-    }
+    same_tool(tool, table, &has)?;
     let rows = match tool {
         Layout::Sqlx => client
             .query(
@@ -198,8 +210,25 @@ pub fn read(
         }
         Layout::Flyway => flyway(client)?,
         Layout::Sqitch => sqitch(client, project)?,
+        Layout::Supabase => supabase(client, &has)?,
+        Layout::Prisma => prisma(client)?,
+        Layout::Drizzle => drizzle(client)?,
     };
     Ok(rows)
+}
+
+/// dbmate and golang-migrate share a table name; the columns tell them apart.
+fn same_tool(
+    tool: Layout,
+    table: &'static str,
+    has: &dyn Fn(&str) -> bool,
+) -> Result<(), AdoptError> {
+    let why = match tool {
+        Layout::GolangMigrate if !has("dirty") => "it has no `dirty` column: dbmate's table?",
+        Layout::Dbmate if has("dirty") => "it has a `dirty` column: golang-migrate's table?",
+        _ => return Ok(()),
+    };
+    Err(AdoptError::WrongTable { tool, table, why })
 }
 
 /// Flyway's history replayed in order: undo and delete entries take a
@@ -300,4 +329,106 @@ fn sqitch(client: &mut Client, project: Option<&str>) -> Result<Vec<ToolRow>, Ad
         }
     }
     Ok(out)
+}
+
+/// The Supabase CLI's history: `version`, and where the CLI is recent
+/// enough to keep them, `name` and `statements` (newer columns such as
+/// `created_by` are read when present, never required). It records only
+/// migrations that finished: its batch and the row commit together.
+fn supabase(client: &mut Client, has: &dyn Fn(&str) -> bool) -> Result<Vec<ToolRow>, AdoptError> {
+    let table = table_of(Layout::Supabase);
+    let statements = if has("statements") { "statements" } else { "null::text[]" };
+    let created_by = if has("created_by") { "created_by::text" } else { "null::text" };
+    let sql =
+        format!("select version::text, {statements}, {created_by} from {table} order by version");
+    let rows = client.query(&sql, &[]).map_err(db(table))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let statements: Option<Vec<Option<String>>> = r.get(1);
+            let statements: Vec<String> =
+                statements.unwrap_or_default().into_iter().flatten().collect();
+            ToolRow {
+                applied_by: r.get(2),
+                // A row without statements (an older CLI's, or one written
+                // by hand) has nothing to compare.
+                checksum: (!statements.is_empty()).then(|| {
+                    ToolChecksum::Statements(statements_digest(
+                        statements.iter().map(String::as_str),
+                    ))
+                }),
+                ..ToolRow::applied(r.get(0))
+            }
+        })
+        .collect())
+}
+
+/// Prisma's history: one row per attempt at a migration. A migration is
+/// applied when an attempt finished and was not rolled back; an attempt
+/// that neither finished nor was marked rolled back (`prisma migrate
+/// resolve --rolled-back`) is a failed migration Prisma itself refuses to
+/// go past.
+fn prisma(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
+    let table = table_of(Layout::Prisma);
+    let rows = client
+        .query(
+            "select migration_name::text, checksum::text,
+                    extract(epoch from finished_at)::float8, rolled_back_at is not null,
+                    (extract(epoch from (finished_at - started_at)) * 1000)::bigint, logs
+               from _prisma_migrations order by started_at, migration_name",
+            &[],
+        )
+        .map_err(db(table))?;
+    let mut out: Vec<ToolRow> = Vec::new();
+    for r in &rows {
+        let name: String = r.get(0);
+        let finished: Option<f64> = r.get(2);
+        let rolled_back: bool = r.get(3);
+        let row = match (finished, rolled_back) {
+            (_, true) => continue,
+            (Some(at), false) => ToolRow {
+                applied_at: epoch(Some(at)),
+                duration_ms: r.get(4),
+                checksum: Some(ToolChecksum::Sha256(r.get(1))),
+                ..ToolRow::applied(name.clone())
+            },
+            (None, false) => {
+                let logs: Option<String> = r.get(5);
+                let first = logs.as_deref().and_then(|l| l.lines().find(|l| !l.trim().is_empty()));
+                let why = match first {
+                    Some(line) => format!(
+                        "Prisma recorded it as started and never finished ({})",
+                        line.chars().take(200).collect::<String>().trim()
+                    ),
+                    None => "Prisma recorded it as started and never finished".to_string(),
+                };
+                ToolRow { state: RowState::Failed { why }, ..ToolRow::applied(name.clone()) }
+            }
+        };
+        // The latest attempt decides, but a finished one is never undone by
+        // a failed row before it.
+        out.retain(|o| o.version != name);
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Drizzle's history: `hash` (SHA-256 of the file) and `created_at`, the
+/// journal entry's `when`, which is how drizzle tells what it applied.
+fn drizzle(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
+    let table = table_of(Layout::Drizzle);
+    let rows = client
+        .query(
+            "select created_at::text, hash::text from drizzle.__drizzle_migrations
+              order by created_at, id",
+            &[],
+        )
+        .map_err(db(table))?;
+    Ok(rows
+        .iter()
+        .map(|r| ToolRow {
+            checksum: Some(ToolChecksum::Sha256(r.get(1))),
+            ..ToolRow::applied(r.get(0))
+        })
+        .collect())
 }

@@ -1,7 +1,9 @@
 //! Taking over another tool's history: its applied versions become
 //! Backstop's, without running anything. Every applied version must have
 //! its file in the folder, with the checksum the tool recorded (sqlx,
-//! Flyway and sqitch record one), and none may be failed or dirty; any such
+//! Flyway, sqitch, Prisma and Drizzle record one; the Supabase CLI records
+//! the statements it ran, compared by their tokens; the others keep no
+//! checksum), and none may be failed or dirty; any such
 //! finding is named and nothing is adopted until it is resolved. The other
 //! tool's table is only read.
 
@@ -93,15 +95,54 @@ impl Plan {
     }
 }
 
-/// The other tool's checksum of a migration's up file, computed its way.
-fn tool_checksum(m: &Migration, kind: &ToolChecksum) -> Option<ToolChecksum> {
+/// Whether the checksum the other tool recorded is the one of the
+/// migration's up file now, computed the tool's way.
+fn checksum_matches(m: &Migration, recorded: &ToolChecksum) -> bool {
     use sha2::Digest as _;
-    let bytes = std::fs::read(&m.up.path).ok()?;
-    Some(match kind {
-        ToolChecksum::Sha384(_) => ToolChecksum::Sha384(hex(&sha2::Sha384::digest(&bytes))),
-        ToolChecksum::Sha1(_) => ToolChecksum::Sha1(hex(&sha1::Sha1::digest(&bytes))),
-        ToolChecksum::Crc32(_) => ToolChecksum::Crc32(flyway_crc32(&bytes)),
-    })
+    if let ToolChecksum::Statements(digest) = recorded {
+        if !m.runnable(crate::source::Part::Up) {
+            return false;
+        }
+        return *digest
+            == history::statements_digest(m.up.statements.iter().map(|s| s.sql.as_str()));
+    }
+    let Ok(bytes) = std::fs::read(&m.up.path) else {
+        return false;
+    };
+    match recorded {
+        ToolChecksum::Sha384(sum) => *sum == hex(&sha2::Sha384::digest(&bytes)),
+        ToolChecksum::Sha1(sum) => *sum == hex(&sha1::Sha1::digest(&bytes)),
+        ToolChecksum::Crc32(sum) => *sum == flyway_crc32(&bytes),
+        // Prisma accepts the script with its line endings changed either
+        // way (git may have converted them); drizzle hashes the text as is.
+        ToolChecksum::Sha256(sum) if m.layout == Layout::Prisma => {
+            line_ending_variants(&bytes).iter().any(|b| *sum == hex(&sha2::Sha256::digest(b)))
+        }
+        ToolChecksum::Sha256(sum) => *sum == hex(&sha2::Sha256::digest(&bytes)),
+        ToolChecksum::Statements(_) => unreachable!("compared above"),
+    }
+}
+
+/// The bytes as they are, with CRLF made LF, and with LF made CRLF.
+fn line_ending_variants(bytes: &[u8]) -> [Vec<u8>; 3] {
+    let mut lf = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        lf.push(bytes[i]);
+        i += 1;
+    }
+    let mut crlf = Vec::with_capacity(lf.len() + lf.len() / 16);
+    for &b in &lf {
+        if b == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    [bytes.to_vec(), lf, crlf]
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -134,8 +175,12 @@ fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
         Layout::Sqlx | Layout::GolangMigrate | Layout::Goose | Layout::Dbmate => {
             digits(&row.version) == digits(&m.tool_version)
         }
-        Layout::Flyway => row.version == m.tool_version,
-        Layout::Sqitch => row.version == m.tool_version,
+        // Flyway: the normalized version; sqitch: the change; Supabase:
+        // the digits as text; Prisma: the folder's name; Drizzle: the
+        // journal entry's `when`.
+        Layout::Flyway | Layout::Sqitch | Layout::Supabase | Layout::Prisma | Layout::Drizzle => {
+            row.version == m.tool_version
+        }
     }
 }
 
@@ -196,14 +241,17 @@ pub fn plan(
         taken.insert(i);
         let m = &migrations[i];
         if let Some(recorded) = &row.checksum {
-            let ours = tool_checksum(m, recorded);
-            if ours.as_ref() != Some(recorded) {
+            if !checksum_matches(m, recorded) {
+                let what = match recorded {
+                    ToolChecksum::Statements(_) => "other statements",
+                    _ => "another checksum",
+                };
                 plan.findings.push(Finding {
                     version: row.version.clone(),
                     kind: "checksum",
                     message: format!(
-                        "{}: {tool} recorded another checksum for {} than the file has now, so the \
-                         file changed after it was applied; restore the applied version of the \
+                        "{}: {tool} recorded {what} for {} than the file has now, so the file \
+                         changed after it was applied; restore the applied version of the \
                          file, then adopt",
                         m.label(),
                         m.up.path.display()

@@ -295,8 +295,55 @@ fn adjust(
         }
         Some(Subject::Extension { name: ext }) => extension(client, f, &ext).map(|_| Outcome::Keep),
         Some(Subject::ForeignKey { table, columns }) => foreign_key(client, f, &table, &columns),
+        Some(Subject::Platform { kind, name }) => platform_object(client, f, kind, &name),
         Some(Subject::Policy { .. }) | Some(Subject::Functions { .. }) | None => Ok(Outcome::Keep),
     }
+}
+
+/// A platform's role, schema, function or publication the migration uses:
+/// dropped when the database has it, NO-GO when it does not (the statement
+/// is certain to fail, and the reason is the platform, not the SQL).
+fn platform_object(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    kind: &str,
+    name: &str,
+) -> Result<Outcome, CheckError> {
+    let (schema, base) = name.split_once('.').unwrap_or(("", name));
+    let sql = match kind {
+        "role" => "select $1::text is null or exists (select from pg_roles where rolname = $2)",
+        "schema" => {
+            "select $1::text is null or exists (select from pg_namespace where nspname = $2)"
+        }
+        "publication" => {
+            "select $1::text is null or exists (select from pg_publication where pubname = $2)"
+        }
+        _ => {
+            "select exists (select from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                             where n.nspname = $1 and p.proname = $2)"
+        }
+    };
+    let present: bool = client
+        .query_one(sql, &[&schema, &base])
+        .map_err(db("reading the catalogs for the platform's objects"))?
+        .get(0);
+    if present {
+        return Ok(Outcome::Drop);
+    }
+    f.rate(Probability::Certain, Impact::High);
+    let what =
+        if kind == "function" { format!("function {name}()") } else { format!("{kind} {name}") };
+    f.message = format!(
+        "uses the Supabase platform's {what}, which this database does not have: the statement fails"
+    );
+    f.facts.push(format!(
+        "this database has no {what}; the Supabase platform creates it before any migration"
+    ));
+    f.help = "run the migration against the Supabase project's database; to run it elsewhere (a \
+              rehearsal copy, an empty or CI database), create the platform's roles (NOLOGIN), \
+              the auth schema with auth.uid() and the extensions schema there first"
+        .into();
+    Ok(Outcome::Keep)
 }
 
 fn column_type(
@@ -471,7 +518,7 @@ fn subject_names(subject: &Subject) -> Option<(&RelationName, Option<&str>)> {
         Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
             Some((table, Some(column)))
         }
-        Subject::Extension { .. } => None,
+        Subject::Extension { .. } | Subject::Platform { .. } => None,
     }
 }
 
@@ -509,7 +556,7 @@ fn renamed_subject(subject: &Subject, live: RelationName, column: Option<String>
                 *c = column;
             }
         }
-        Subject::Extension { .. } => {}
+        Subject::Extension { .. } | Subject::Platform { .. } => {}
     }
     s
 }

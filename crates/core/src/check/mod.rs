@@ -287,6 +287,31 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
         .collect()
 }
 
+/// Files of the folder that look like migrations and that their tool would
+/// never run (a name the Supabase CLI skips, a file drizzle's journal does
+/// not list): BS003 at the file, medium, so the author hears of it before
+/// a release that counts on it.
+pub fn stray_findings(strays: &[crate::source::Stray]) -> Vec<Finding> {
+    strays
+        .iter()
+        .map(|s| {
+            let at = backstop_lint::Position { line: s.line, column: 1 };
+            let path = s.path.display().to_string();
+            let mut f = backstop_lint::analyze::file_finding(
+                Code::BS003,
+                &path,
+                at,
+                s.message.clone(),
+                "rename it or list it so the tool runs it, or move it out of the migrations folder",
+            );
+            f.probability = backstop_lint::Probability::Medium;
+            f.impact = backstop_lint::Impact::Medium;
+            f.severity = Severity::of(f.probability, f.impact);
+            f
+        })
+        .collect()
+}
+
 /// Runs the pure analysis over `sources`, in order, as one run.
 pub fn analyze(sources: &[Source], settings: &Settings) -> Report {
     let inputs: Vec<Input<'_>> = sources.iter().map(Source::input).collect();

@@ -25,6 +25,12 @@ pub enum Layout {
     Flyway,
     /// `sqitch.plan` with `deploy/`, `revert/` and `verify/`.
     Sqitch,
+    /// `supabase/migrations/<timestamp>_name.sql`: up only.
+    Supabase,
+    /// `prisma/migrations/<timestamp>_name/migration.sql`: up only.
+    Prisma,
+    /// `NNNN_name.sql` ordered by `meta/_journal.json`: up only.
+    Drizzle,
 }
 
 impl std::fmt::Display for Layout {
@@ -38,7 +44,7 @@ impl std::fmt::Display for Layout {
 
 impl Layout {
     /// Every layout, for help texts and `adopt --from`.
-    pub const ALL: [Layout; 7] = [
+    pub const ALL: [Layout; 10] = [
         Layout::Diesel,
         Layout::Sqlx,
         Layout::Dbmate,
@@ -46,6 +52,9 @@ impl Layout {
         Layout::Goose,
         Layout::Flyway,
         Layout::Sqitch,
+        Layout::Supabase,
+        Layout::Prisma,
+        Layout::Drizzle,
     ];
 
     /// The name used in `backstop.toml` and messages.
@@ -58,7 +67,18 @@ impl Layout {
             Layout::Goose => "goose",
             Layout::Flyway => "flyway",
             Layout::Sqitch => "sqitch",
+            Layout::Supabase => "supabase",
+            Layout::Prisma => "prisma",
+            Layout::Drizzle => "drizzle",
         }
+    }
+
+    /// Whether the tool writes down migrations at all. For the up-only
+    /// layouts (Supabase, Prisma, Drizzle) a migration's down is never
+    /// read from the folder: it stays `None` unless Backstop keeps one of
+    /// its own.
+    pub fn has_downs(self) -> bool {
+        !matches!(self, Layout::Supabase | Layout::Prisma | Layout::Drizzle)
     }
 
     /// Finds a layout by its name (`backstop` is diesel's).
@@ -87,7 +107,76 @@ impl Layout {
             Layout::Goose => "`-- +goose NO TRANSACTION`",
             Layout::Flyway => "`executeInTransaction=false` in the script's .conf file",
             Layout::GolangMigrate | Layout::Sqitch => "no BEGIN … COMMIT in the file",
+            Layout::Prisma => {
+                "the statement alone in its own migration.sql (Prisma runs a one-statement \
+                 script outside a transaction), or `-- backstop:no-transaction` as its first line"
+            }
+            Layout::Supabase | Layout::Drizzle => {
+                "`-- backstop:no-transaction` as its first line; the tool itself always runs \
+                 migrations in a transaction, so such a migration can only be run by Backstop"
+            }
         }
+    }
+}
+
+/// Where the migrations of `dir` are, for the tools that keep them at a
+/// fixed place in a project: `supabase/migrations`, `prisma/migrations`,
+/// and drizzle's output folder (the one with `meta/_journal.json`).
+/// `[migrations] dir` may name that folder or the project's root; the
+/// layout comes back when the place says it. With `layout` given, only
+/// that tool's place is looked for. A root holding two tools' folders is
+/// an error naming both.
+pub(super) fn locate(
+    dir: &Path,
+    layout: Option<Layout>,
+) -> Result<(PathBuf, Option<Layout>), SourceError> {
+    let wanted = |l: Layout| layout.is_none_or(|w| w == l);
+    let named = |p: &Path, name: &str| file_name(p) == name;
+    let mut found: Vec<(Layout, PathBuf)> = Vec::new();
+    if wanted(Layout::Supabase) {
+        let parent_is_supabase = dir.parent().is_some_and(|p| named(p, "supabase"));
+        if named(dir, "migrations") && parent_is_supabase {
+            return Ok((dir.to_path_buf(), Some(Layout::Supabase)));
+        }
+        if named(dir, "supabase") && dir.join("migrations").is_dir() {
+            return Ok((dir.join("migrations"), Some(Layout::Supabase)));
+        }
+        if dir.join("supabase/migrations").is_dir() {
+            found.push((Layout::Supabase, dir.join("supabase/migrations")));
+        }
+    }
+    if wanted(Layout::Prisma) {
+        if dir.join("migration_lock.toml").is_file() {
+            return Ok((dir.to_path_buf(), Some(Layout::Prisma)));
+        }
+        if named(dir, "prisma") && dir.join("migrations").is_dir() {
+            return Ok((dir.join("migrations"), Some(Layout::Prisma)));
+        }
+        if dir.join("prisma/migrations").is_dir() {
+            found.push((Layout::Prisma, dir.join("prisma/migrations")));
+        }
+    }
+    if wanted(Layout::Drizzle) {
+        if dir.join("meta").is_dir() && dir.join(super::drizzle::JOURNAL).is_file() {
+            return Ok((dir.to_path_buf(), Some(Layout::Drizzle)));
+        }
+        if dir.join("drizzle").join(super::drizzle::JOURNAL).is_file() {
+            found.push((Layout::Drizzle, dir.join("drizzle")));
+        }
+    }
+    match found.len() {
+        0 => Ok((dir.to_path_buf(), layout)),
+        1 => {
+            let (l, path) = found.remove(0);
+            Ok((path, Some(l)))
+        }
+        _ => Err(SourceError::MixedLayouts {
+            dir: dir.to_path_buf(),
+            a: found[0].0,
+            first: found[0].1.clone(),
+            b: found[1].0,
+            second: found[1].1.clone(),
+        }),
     }
 }
 
@@ -103,10 +192,13 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
     for path in entries(dir)? {
         let name = file_name(&path);
         let layout = if path.is_dir() {
-            if !path.join("up.sql").is_file() {
+            if path.join("up.sql").is_file() {
+                Layout::Diesel
+            } else if path.join(super::prisma::SCRIPT).is_file() && split_stem(name).is_some() {
+                Layout::Prisma
+            } else {
                 continue;
             }
-            Layout::Diesel
         } else if flyway::is_script_name(name) {
             Layout::Flyway
         } else if let Some(base) = name.strip_suffix(".sql") {

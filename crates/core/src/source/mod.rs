@@ -1,6 +1,7 @@
 //! Reading a migrations folder into one model, whatever tool wrote it:
 //! backstop/diesel folders, sqlx and golang-migrate file pairs, dbmate and
-//! goose files with marked sections, Flyway scripts and sqitch plans. Each
+//! goose files with marked sections, Flyway scripts and sqitch plans, and
+//! the up-only layouts of the Supabase CLI, Prisma and Drizzle. Each
 //! layout is an adapter (one file each) that finds the migrations, maps the
 //! tool's own options onto the no-transaction flag and orders the versions
 //! by the tool's own rule.
@@ -8,14 +9,19 @@
 //! Folders are read leniently and run strictly: a file that does not parse,
 //! or cannot run the way it is declared, stays in the model with its
 //! [`Problem`]; only a command that would execute that very file refuses.
-//! Files that are not migrations are ignored and listed.
+//! Files that are not migrations are ignored and listed; a file that looks
+//! like a migration but that its tool would never run is a [`Stray`]: a
+//! finding, never a reason to stop reading.
 
 mod dirs;
+pub mod drizzle;
 mod flyway;
 mod layout;
 mod paired;
+mod prisma;
 mod sections;
 mod sqitch;
+mod supabase;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +56,12 @@ pub enum SourceError {
     MixedLayouts { dir: PathBuf, a: Layout, first: PathBuf, b: Layout, second: PathBuf },
     #[error("{path}:{line}: {message}")]
     Plan { path: PathBuf, line: usize, message: String },
+    #[error("could not write {path}; check the folder's permissions and free space")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which part of a migration a [`Problem`] is in, so that only the command
@@ -93,6 +105,9 @@ pub enum ProblemKind {
     /// The tool's migration cannot be run by Backstop (a goose Go
     /// migration, an option that changes semantics Backstop does not have).
     Unsupported,
+    /// The layout's own list of its migrations (drizzle's journal) cannot
+    /// be read, so the migration's order and identity are unknown.
+    Journal,
 }
 
 /// A file that cannot run as it is: where, and why.
@@ -194,14 +209,36 @@ pub struct Ignored {
     pub why: String,
 }
 
+/// A file that looks like a migration but that its tool would never run:
+/// a `.sql` file with a name the Supabase CLI skips, one that drizzle's
+/// journal does not list. Unlike an [`Ignored`] file it is a finding:
+/// `status` and `check` say where it is and what to do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stray {
+    pub path: PathBuf,
+    pub line: usize,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl std::fmt::Display for Stray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+    }
+}
+
 /// A migrations folder as read: its layout, its migrations in the order
 /// they apply, and what was ignored.
 #[derive(Debug, Clone)]
 pub struct Folder {
+    /// Where the migrations are: `[migrations] dir`, or the tool's folder
+    /// inside it when it names a project's root (`supabase/migrations`).
     pub dir: PathBuf,
     pub layout: Layout,
     pub migrations: Vec<Migration>,
     pub ignored: Vec<Ignored>,
+    /// Files that look like migrations and that the tool would not run.
+    pub strays: Vec<Stray>,
 }
 
 impl Folder {
@@ -235,7 +272,9 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });
     }
-    let layout = match layout {
+    let (dir, located) = layout::locate(dir, layout)?;
+    let dir = dir.as_path();
+    let layout = match located {
         Some(l) => l,
         None => layout::detect(dir)?,
     };
@@ -245,6 +284,9 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
         Layout::Dbmate | Layout::Goose => sections::discover(dir, layout)?,
         Layout::Flyway => flyway::discover(dir)?,
         Layout::Sqitch => sqitch::discover(dir)?,
+        Layout::Supabase => supabase::discover(dir)?,
+        Layout::Prisma => prisma::discover(dir)?,
+        Layout::Drizzle => drizzle::discover(dir)?,
     };
     let mut found = found;
     computed_downs(dir, &mut found.migrations);
@@ -253,7 +295,13 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
         migrations.push(read_migration(entry, layout));
     }
     check_duplicates(&migrations)?;
-    Ok(Folder { dir: dir.to_path_buf(), layout, migrations, ignored: found.ignored })
+    Ok(Folder {
+        dir: dir.to_path_buf(),
+        layout,
+        migrations,
+        ignored: found.ignored,
+        strays: found.strays,
+    })
 }
 
 /// Where `backstop downs --write` keeps the downs it computed for a
@@ -350,6 +398,7 @@ impl Found {
 pub(crate) struct Discovered {
     pub migrations: Vec<Found>,
     pub ignored: Vec<Ignored>,
+    pub strays: Vec<Stray>,
 }
 
 fn read_migration(entry: Found, layout: Layout) -> Migration {
@@ -469,6 +518,13 @@ fn transaction_problems(
     part: Part,
 ) -> Vec<(ProblemKind, Position, String)> {
     let mut problems = Vec::new();
+    // Prisma sends the script as one query: a lone statement runs outside
+    // a transaction, as PostgreSQL runs any single-statement query.
+    let alone =
+        matches!(file.statements.as_slice(), [s] if s.facts.outside_transaction_only.is_some());
+    if layout == Layout::Prisma && alone {
+        file.no_transaction = true;
+    }
     let authors_own = layout.author_owns_transactions();
     if authors_own {
         let control: Vec<&Statement> =

@@ -306,3 +306,180 @@ fn error_positions_map_into_the_file() {
     assert_eq!(m.up.position_in(1, Some(10)), Position { line: 5, column: 3 });
     assert_eq!(m.up.position_in(1, None), Position { line: 4, column: 1 });
 }
+
+// The up-only layouts: Supabase CLI, Prisma, Drizzle.
+
+const JOURNAL: &str = r#"{
+  "version": "7",
+  "dialect": "postgresql",
+  "entries": [
+    {
+      "idx": 0,
+      "version": "7",
+      "when": 1700000000000,
+      "tag": "0000_users",
+      "breakpoints": true
+    },
+    {
+      "idx": 1,
+      "version": "7",
+      "when": 1700000100000,
+      "tag": "0001_posts",
+      "breakpoints": true
+    }
+  ]
+}
+"#;
+
+#[test]
+fn supabase_is_found_from_the_project_root_and_from_its_migrations_folder() {
+    let (tmp, f) = folder(&[
+        ("supabase/config.toml", "project_id = \"app\"\n"),
+        ("supabase/seed.sql", "INSERT INTO users VALUES (1);\n"),
+        ("supabase/migrations/20240102000000_posts.sql", "CREATE TABLE posts (id int);"),
+        ("supabase/migrations/20240101000000_users.sql", "CREATE TABLE users (id int);"),
+        ("supabase/migrations/README.md", "# how we migrate"),
+    ]);
+    assert_eq!(f.layout, Layout::Supabase);
+    assert_eq!(versions(&f), ["20240101000000", "20240102000000"]);
+    assert!(f.dir.ends_with("supabase/migrations"));
+    assert!(f.migrations.iter().all(|m| m.down.is_none() && m.problems.is_empty()));
+    let ignored: Vec<_> = f.ignored.iter().map(|i| file_name(&i.path)).collect();
+    assert_eq!(ignored, ["README.md", "config.toml", "seed.sql"]);
+    assert!(f.strays.is_empty());
+    let inner = load(&tmp.path().join("supabase/migrations"), None).unwrap();
+    assert_eq!(inner.layout, Layout::Supabase);
+    assert_eq!(versions(&inner), versions(&f));
+    let named = load(tmp.path(), Some(Layout::Supabase)).unwrap();
+    assert_eq!(versions(&named), versions(&f));
+}
+
+#[test]
+fn a_supabase_file_with_a_name_the_cli_skips_is_a_stray_and_the_rest_is_read() {
+    let (_tmp, f) = folder(&[
+        ("supabase/migrations/20240101000000_users.sql", "CREATE TABLE users (id int);"),
+        ("supabase/migrations/2024-01-02 add posts.sql", "CREATE TABLE posts (id int);"),
+        ("supabase/migrations/20240103000000_broken.sql", "CREATE TABEL x ();"),
+    ]);
+    assert_eq!(versions(&f), ["20240101000000", "20240103000000"]);
+    let stray = &f.strays[0];
+    assert!(stray.path.ends_with("2024-01-02 add posts.sql"), "{stray}");
+    assert!(stray.message.contains("20240101120000_add_posts.sql"), "{stray}");
+    let p = &f.migrations[1].problems[0];
+    assert_eq!((p.kind, p.line, p.column), (ProblemKind::Syntax, 1, 8));
+}
+
+#[test]
+fn prisma_folders_in_name_order_with_the_lock_file_beside() {
+    let (tmp, f) = folder(&[
+        ("prisma/schema.prisma", "datasource db { provider = \"postgresql\" }\n"),
+        ("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n"),
+        (
+            "prisma/migrations/20240102000000_idx/migration.sql",
+            "-- CreateIndex\nCREATE INDEX CONCURRENTLY i ON users (id);\n",
+        ),
+        (
+            "prisma/migrations/20240101000000_init/migration.sql",
+            "CREATE TABLE users (id int);\nCREATE TABLE posts (id int);\n",
+        ),
+        ("prisma/migrations/0_init/migration.sql", "CREATE SCHEMA app;"),
+        (
+            "prisma/migrations/20240103000000_two/migration.sql",
+            "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY j ON t (id);\n",
+        ),
+    ]);
+    assert_eq!(f.layout, Layout::Prisma);
+    assert_eq!(versions(&f), ["0", "20240101000000", "20240102000000", "20240103000000"]);
+    assert_eq!(f.migrations[1].tool_version, "20240101000000_init");
+    assert!(f.migrations[2].no_transaction, "a lone statement runs outside a transaction");
+    assert!(f.migrations[2].problems.is_empty(), "{:?}", f.migrations[2].problems);
+    let p = &f.migrations[3].problems[0];
+    assert_eq!((p.kind, p.line), (ProblemKind::NeedsNoTransaction, 2));
+    assert!(p.message.contains("alone in its own migration.sql"), "{}", p.message);
+    assert!(f.ignored.iter().any(|i| file_name(&i.path) == "migration_lock.toml"));
+    // The migrations folder itself, named directly.
+    let inner = load(&tmp.path().join("prisma/migrations"), None).unwrap();
+    assert_eq!((inner.layout, inner.migrations.len()), (Layout::Prisma, 4));
+}
+
+#[test]
+fn a_prisma_folder_without_migration_sql_is_a_problem_of_that_migration_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "migration_lock.toml", b"provider = \"postgresql\"\n");
+    write(tmp.path(), "20240101000000_init/migration.sql", b"CREATE TABLE a (id int);");
+    write(tmp.path(), "20240102000000_lost/notes.txt", b"forgot the file");
+    let f = load(tmp.path(), None).unwrap();
+    assert!(f.migrations[0].problems.is_empty());
+    let p = &f.migrations[1].problems[0];
+    assert_eq!(p.kind, ProblemKind::MissingFile);
+    assert!(p.path.ends_with("20240102000000_lost"), "{p}");
+    assert!(p.message.contains("has no migration.sql; restore it"), "{p}");
+}
+
+#[test]
+fn drizzle_order_comes_from_the_journal_not_the_names() {
+    let journal = JOURNAL.replace("0000_users", "0009_users");
+    let (tmp, f) = folder(&[
+        ("drizzle/meta/_journal.json", &journal),
+        ("drizzle/meta/0000_snapshot.json", "{}"),
+        ("drizzle/0009_users.sql", "CREATE TABLE users (id int);\n--> statement-breakpoint\nCREATE INDEX users_id ON users (id);"),
+        ("drizzle/0001_posts.sql", "CREATE TABLE posts (id int);"),
+        ("drizzle/0002_draft.sql", "CREATE TABLE draft (id int);"),
+    ]);
+    assert_eq!(f.layout, Layout::Drizzle);
+    assert_eq!(versions(&f), ["0009", "0001"]);
+    assert_eq!(f.migrations[0].tool_version, "1700000000000");
+    assert_eq!(f.migrations[0].up.statements.len(), 2, "split at the breakpoint by the parser");
+    assert_eq!(f.migrations[0].up.statements[1].position.line, 3);
+    assert!(f.strays[0].message.contains("0002_draft.sql is not in meta/_journal.json"));
+    assert!(f.ignored.iter().any(|i| file_name(&i.path) == "0000_snapshot.json"));
+    let inner = load(&tmp.path().join("drizzle"), None).unwrap();
+    assert_eq!(versions(&inner), ["0009", "0001"]);
+}
+
+#[test]
+fn a_malformed_drizzle_journal_is_a_problem_of_every_migration_and_all_are_read() {
+    let (_tmp, f) = folder(&[
+        ("meta/_journal.json", "{\n  \"entries\": [\n    { \"idx\": 0, \"when\": }\n  ]\n}\n"),
+        ("0000_users.sql", "CREATE TABLE users (id int);"),
+        ("0001_posts.sql", "CREATE TABLE posts (id int);"),
+    ]);
+    assert_eq!(f.layout, Layout::Drizzle);
+    assert_eq!(versions(&f), ["0000", "0001"]);
+    for m in &f.migrations {
+        let p = &m.problems[0];
+        assert_eq!((p.kind, p.line), (ProblemKind::Journal, 3));
+        assert!(p.to_string().contains("meta/_journal.json:3:"), "{p}");
+        assert!(p.message.contains("restore it from version control"), "{p}");
+    }
+}
+
+#[test]
+fn a_drizzle_journal_entry_without_its_file_names_the_journal_line() {
+    let (_tmp, f) = folder(&[
+        ("meta/_journal.json", JOURNAL),
+        ("0000_users.sql", "CREATE TABLE users (id int);"),
+    ]);
+    assert!(f.migrations[0].problems.is_empty());
+    let p = &f.migrations[1].problems[0];
+    assert_eq!((p.kind, p.line), (ProblemKind::MissingFile, 16));
+}
+
+#[test]
+fn timestamped_plain_sql_files_stay_sqlx_outside_a_supabase_folder() {
+    let (_tmp, f) = folder(&[("20240101000000_users.sql", "CREATE TABLE users (id int);")]);
+    assert_eq!(f.layout, Layout::Sqlx);
+    let (_tmp, f) = folder(&[("1_a/up.sql", "SELECT 1;"), ("2_b/up.sql", "SELECT 2;")]);
+    assert_eq!(f.layout, Layout::Diesel);
+}
+
+#[test]
+fn a_root_with_supabase_and_prisma_folders_names_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "supabase/migrations/20240101000000_a.sql", b"SELECT 1;");
+    write(tmp.path(), "prisma/migrations/20240101000000_a/migration.sql", b"SELECT 1;");
+    let err = load(tmp.path(), None).unwrap_err().to_string();
+    assert!(err.contains("supabase/migrations") && err.contains("prisma/migrations"), "{err}");
+    let f = load(tmp.path(), Some(Layout::Prisma)).unwrap();
+    assert_eq!(f.layout, Layout::Prisma);
+}

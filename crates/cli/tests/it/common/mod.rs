@@ -315,3 +315,71 @@ pub fn tools_dir() -> PathBuf {
             .join(".cache/backstop-tools"),
     }
 }
+
+/// The program `name`, from PATH or the tools cache.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.push(tools_dir().join("bin"));
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The program `name`, from PATH or the tools cache; `None` (with the
+/// reason printed, or a failure where every tool is required) when it is
+/// not installed.
+#[track_caller]
+pub fn program(name: &str, installed_by: &str) -> Option<PathBuf> {
+    let found = find_program(name);
+    if found.is_none() {
+        missing_tool(name, installed_by);
+    }
+    found
+}
+
+/// Runs a third-party program and asserts that it succeeded, showing its
+/// output when it did not.
+#[track_caller]
+pub fn run_program(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().expect("the tool starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A copy of folder `src` at `dst`, with everything under it.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
+
+/// A fixture under `tests/fixtures`.
+pub fn fixture_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+/// The first file under `dir` whose path contains `needle`.
+pub fn find_file(dir: &Path, needle: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, needle) {
+                return Some(found);
+            }
+        } else if path.display().to_string().contains(needle) {
+            return Some(path);
+        }
+    }
+    None
+}
