@@ -11,10 +11,11 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// release goes bad the only way back is a full restore from backup,
 /// which takes longer and also rewinds everything written since.
 ///
-/// **Instead:** write `down.sql` that undoes the migration (drop what it
-/// created, recreate what it dropped) and rehearse it. If the migration is
-/// truly irreversible, say so: `-- backstop:ignore BS403 reason` above its
-/// first statement.
+/// **Instead:** `backstop downs --write` computes the down from the schema
+/// before and after the up and proves it on a replayed copy (up-only
+/// layouts keep it in `backstop/downs/`); or write `down.sql` by hand and
+/// rehearse it. If the migration is truly irreversible, say so:
+/// `-- backstop:ignore BS403 reason` above its first statement.
 pub const META: Meta = Meta {
     name: "missing-down",
     family: Family::Robustness,
@@ -35,6 +36,6 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         first,
         cx.head(first, 2),
         "this migration has no down migration: backstop rollback cannot undo it, only a restore can",
-        "write down.sql beside up.sql (or VERSION_name.down.sql) that reverts it",
+        "`backstop downs --write` computes and proves one (or write the down by hand)",
     ));
 }
