@@ -165,3 +165,34 @@ pub fn planted(i: usize) -> (String, String, Option<Plant>) {
         _ => (up, down, None),
     }
 }
+
+/// Migration `i` of the planted history in a project whose schema keeps
+/// growing: each up also adds a plpgsql function and every second one a
+/// table with an identity key, an index, a foreign key to the table before
+/// and a view over it, which its down drops again. After 280 migrations the
+/// schema holds over 600 relations and 330 functions. The plants are
+/// those of [`planted`]. (Not every bench that includes this file uses it.)
+#[allow(dead_code)]
+pub fn grown(i: usize) -> (String, String, Option<Plant>) {
+    let (up, down, plant) = planted(i);
+    let mut more_up = format!(
+        "CREATE FUNCTION grown_f{i}(x bigint) RETURNS bigint LANGUAGE plpgsql STABLE AS $$\n\
+         BEGIN\n  RETURN x + {i};\nEND\n$$;"
+    );
+    let mut more_down = format!("DROP FUNCTION grown_f{i}(bigint);");
+    if i.is_multiple_of(2) {
+        let parent = if i >= 2 {
+            format!(",\n  parent_id bigint REFERENCES grown_t{}", i - 2)
+        } else {
+            String::new()
+        };
+        more_up = format!(
+            "{more_up}\nCREATE TABLE grown_t{i} (\n  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n  \
+             owner_id bigint NOT NULL,\n  note text,\n  created_at timestamptz NOT NULL DEFAULT now(){parent}\n);\n\
+             CREATE INDEX grown_t{i}_owner_idx ON grown_t{i} (owner_id);\n\
+             CREATE VIEW grown_v{i} AS SELECT id, owner_id, grown_f{i}(owner_id) AS score FROM grown_t{i};"
+        );
+        more_down = format!("DROP VIEW grown_v{i};\nDROP TABLE grown_t{i};\n{more_down}");
+    }
+    (format!("{up}\n{more_up}"), format!("{more_down}\n{down}"), plant)
+}

@@ -113,7 +113,7 @@ pub fn user_tables(
 /// enough for a checksum statement of its own.
 fn tables_query() -> String {
     format!(
-        "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}
+        "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}, c.oid
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
           where c.relkind = 'r' and {USER_SCHEMAS}
           order by 1, 2"
@@ -143,17 +143,55 @@ pub fn table_checksums_prepared(
     prepared: &mut super::Prepared,
 ) -> Result<Vec<TableChecksum>, postgres::Error> {
     let list = prepared.get(client, &tables_query())?;
-    let tables: Vec<(String, String, bool)> =
-        client.query(&list, &[])?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let tables: Vec<(String, String, bool, u32)> = client
+        .query(&list, &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let all_columns = prepared.get(client, &columns_query(USER_SCHEMAS))?;
+    let columns = client.query(&all_columns, &[])?;
+    Ok(checksums(client, prepared, tables, columns)?.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Checksums of the user tables among the relations `oids`, each with its
+/// OID, in name order.
+pub fn table_checksums_of(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+    oids: &[u32],
+) -> Result<Vec<(u32, TableChecksum)>, postgres::Error> {
+    if oids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let only = "c.oid = any($1::oid[])";
+    let list = prepared
+        .get(client, &tables_query().replace("order by", &format!("and {only} order by")))?;
+    let tables: Vec<(String, String, bool, u32)> = client
+        .query(&list, &[&oids])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let some_columns = prepared.get(client, &columns_query(only))?;
+    let columns = client.query(&some_columns, &[&oids])?;
+    checksums(client, prepared, tables, columns)
+}
+
+/// Checksums of `tables` (schema, name, big, OID) whose columns are
+/// `columns` (rows of [`columns_query`]).
+fn checksums(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+    tables: Vec<(String, String, bool, u32)>,
+    columns: Vec<postgres::Row>,
+) -> Result<Vec<(u32, TableChecksum)>, postgres::Error> {
     if tables.is_empty() {
         return Ok(Vec::new());
     }
     let method = method(client)?;
-    let all_columns = prepared.get(client, &columns_query(USER_SCHEMAS))?;
-    let mut columns = group_columns(client.query(&all_columns, &[])?);
+    let mut columns = group_columns(columns);
     let mut small = Vec::new();
     let mut statements = Vec::new();
-    for (i, (schema, name, big)) in tables.iter().enumerate() {
+    for (i, (schema, name, big, _)) in tables.iter().enumerate() {
         let cols = columns.remove(&(schema.clone(), name.clone())).unwrap_or_default();
         let sql = checksum_query(method, i as i64, schema, name, &cols);
         if *big {
@@ -170,8 +208,11 @@ pub fn table_checksums_prepared(
         let statement = prepared.get(client, &sql)?;
         for r in client.query(&statement, &[])? {
             let i: i64 = r.get(0);
-            let (schema, name, _) = &tables[i as usize];
-            out.push((i, checksum_of(method, format!("{schema}.{name}"), r.get(1), r.get(2))));
+            let (schema, name, _, oid) = &tables[i as usize];
+            out.push((
+                i,
+                (*oid, checksum_of(method, format!("{schema}.{name}"), r.get(1), r.get(2))),
+            ));
         }
     }
     out.sort_by_key(|(i, _)| *i);

@@ -99,120 +99,330 @@ impl Schema {
         client: &mut impl GenericClient,
         prepared: &mut super::Prepared,
     ) -> Result<Schema, postgres::Error> {
-        let statement = prepared.get(client, schema_query())?;
+        Ok(Schema::of(read_owned(client, prepared, None)?))
+    }
+
+    /// The picture made of objects read with their owners.
+    pub fn of(owned: impl IntoIterator<Item = Owned>) -> Schema {
         let mut objects = Vec::new();
         let mut cosmetic = Vec::new();
-        for row in client.query(&statement, &[])? {
-            let object = Object { key: row.get(0), definition: row.get(1) };
-            if object.key.starts_with("column order ") {
-                cosmetic.push(object);
+        for o in owned {
+            if o.cosmetic {
+                cosmetic.push(o.object);
             } else {
-                objects.push(object);
+                objects.push(o.object);
             }
         }
         objects.sort();
         cosmetic.sort();
-        Ok(Schema { objects, cosmetic })
+        Schema { objects, cosmetic }
     }
 }
 
-/// The one query that reads every object of the schema.
-fn schema_query() -> &'static str {
-    static QUERY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    QUERY.get_or_init(|| {
-        let queries = [
-            // Columns: type, nullability, default, identity, generation. Position is left out.
+/// Who an object of the picture belongs to: the catalog row whose change
+/// (or whose dependencies' change) can change the object. A relation owns
+/// its columns, constraints, indexes, triggers, policies and view text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    Relation(u32),
+    Function(u32),
+    Type(u32),
+    Schema(u32),
+    Extension(u32),
+}
+
+impl Owner {
+    fn of(kind: &str, oid: u32) -> Owner {
+        match kind {
+            "r" => Owner::Relation(oid),
+            "f" => Owner::Function(oid),
+            "t" => Owner::Type(oid),
+            "n" => Owner::Schema(oid),
+            _ => Owner::Extension(oid),
+        }
+    }
+}
+
+/// An object of the picture with its owner.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub owner: Owner,
+    pub object: Object,
+    /// Column order: reported apart as a cosmetic difference.
+    pub cosmetic: bool,
+}
+
+/// The owners whose objects one read covers, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners {
+    pub relations: Vec<u32>,
+    pub functions: Vec<u32>,
+    pub types: Vec<u32>,
+    pub schemas: Vec<u32>,
+    pub extensions: Vec<u32>,
+}
+
+impl Owners {
+    pub fn add(&mut self, owner: Owner) {
+        match owner {
+            Owner::Relation(o) => self.relations.push(o),
+            Owner::Function(o) => self.functions.push(o),
+            Owner::Type(o) => self.types.push(o),
+            Owner::Schema(o) => self.schemas.push(o),
+            Owner::Extension(o) => self.extensions.push(o),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.relations.is_empty()
+            && self.functions.is_empty()
+            && self.types.is_empty()
+            && self.schemas.is_empty()
+            && self.extensions.is_empty()
+    }
+}
+
+/// Reads the objects of the picture with their owners: all of them, or
+/// only those of `only`.
+pub fn read_owned(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+    only: Option<&Owners>,
+) -> Result<Vec<Owned>, postgres::Error> {
+    let rows = match only {
+        None => {
+            let statement = prepared.get(client, schema_query(false))?;
+            client.query(&statement, &[])?
+        }
+        Some(o) if o.is_empty() => Vec::new(),
+        Some(o) => {
+            let statement = prepared.get(client, schema_query(true))?;
+            client.query(
+                &statement,
+                &[&o.relations, &o.functions, &o.types, &o.schemas, &o.extensions],
+            )?
+        }
+    };
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let object = Object { key: row.get(0), definition: row.get(1) };
+            Owned {
+                owner: Owner::of(row.get(2), row.get(3)),
+                cosmetic: object.key.starts_with("column order "),
+                object,
+            }
+        })
+        .collect())
+}
+
+/// One part of the picture's query: its select list, the rest of the
+/// statement, and the owner of each row (kind and OID expression).
+struct Part {
+    select: String,
+    from: String,
+    kind: &'static str,
+    owner: &'static str,
+}
+
+/// The parts of the picture, one per kind of object.
+fn parts() -> Vec<Part> {
+    let mut parts = relation_parts();
+    parts.extend(other_parts());
+    parts
+}
+
+fn part(select: String, from: String, kind: &'static str, owner: &'static str) -> Part {
+    Part { select, from, kind, owner }
+}
+
+/// The parts about relations: what a table or view has and is.
+fn relation_parts() -> Vec<Part> {
+    vec![
+        // Columns: type, nullability, default, identity, generation. Position is left out.
+        part(
+            "'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
+                    format_type(a.atttypid, a.atttypmod)
+                    || case when a.attnotnull then ' not null' else '' end
+                    || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+                    || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end
+                    || case when a.attgenerated <> '' then ' generated' else '' end
+                    || coalesce(' collate ' || co.collname, '')"
+                .into(),
             format!(
-                "select 'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
-                        format_type(a.atttypid, a.atttypmod)
-                        || case when a.attnotnull then ' not null' else '' end
-                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-                        || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end
-                        || case when a.attgenerated <> '' then ' generated' else '' end
-                        || coalesce(' collate ' || co.collname, '')
-                   from pg_attribute a
-                   join pg_class c on c.oid = a.attrelid
-                   join pg_namespace n on n.oid = c.relnamespace
-                   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-                   left join pg_collation co on co.oid = a.attcollation and a.attcollation <> 100
-                  where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
-                    and n.nspname not in {SKIPPED}"
+                "from pg_attribute a
+               join pg_class c on c.oid = a.attrelid
+               join pg_namespace n on n.oid = c.relnamespace
+               left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+               left join pg_collation co on co.oid = a.attcollation and a.attcollation <> 100
+              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
+                and n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+        part(
+            "'relation ' || n.nspname || '.' || c.relname,
+                    c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
+                    || ' persistence=' || c.relpersistence::text
+                    || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
+                    -- No ACL means the owner's default one: a GRANT and its REVOKE
+                    -- leave it written out, with the same rights.
+                    || ' acl=' || coalesce(c.relacl, acldefault((case when c.relkind = 'S' then 's' else 'r' end)::\"char\", c.relowner))::text"
+                .into(),
             format!(
-                "select 'relation ' || n.nspname || '.' || c.relname,
-                        c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
-                        || ' persistence=' || c.relpersistence::text
-                        || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
-                        -- No ACL means the owner's default one: a GRANT and its REVOKE
-                        -- leave it written out, with the same rights.
-                        || ' acl=' || coalesce(c.relacl, acldefault((case when c.relkind = 'S' then 's' else 'r' end)::\"char\", c.relowner))::text
-                   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
+                "from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+        part(
+            "'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
+                    pg_get_constraintdef(k.oid, true)"
+                .into(),
             format!(
-                "select 'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
-                        pg_get_constraintdef(k.oid, true)
-                   from pg_constraint k join pg_class c on c.oid = k.conrelid
-                   join pg_namespace n on n.oid = c.relnamespace
-                  where n.nspname not in {SKIPPED}"
+                "from pg_constraint k join pg_class c on c.oid = k.conrelid
+               join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+        part(
+            "'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)".into(),
             format!(
-                "select 'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)
-                   from pg_index x join pg_class i on i.oid = x.indexrelid
-                   join pg_namespace n on n.oid = i.relnamespace
-                  where n.nspname not in {SKIPPED}"
+                "from pg_index x join pg_class i on i.oid = x.indexrelid
+               join pg_namespace n on n.oid = i.relnamespace
+              where n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "x.indrelid",
+        ),
+        part(
+            "'trigger ' || n.nspname || '.' || c.relname || '.' || t.tgname,
+                    pg_get_triggerdef(t.oid, true) || ' enabled=' || t.tgenabled::text"
+                .into(),
             format!(
-                "select 'trigger ' || n.nspname || '.' || c.relname || '.' || t.tgname,
-                        pg_get_triggerdef(t.oid, true) || ' enabled=' || t.tgenabled::text
-                   from pg_trigger t join pg_class c on c.oid = t.tgrelid
-                   join pg_namespace n on n.oid = c.relnamespace
-                  where not t.tgisinternal and n.nspname not in {SKIPPED}"
+                "from pg_trigger t join pg_class c on c.oid = t.tgrelid
+               join pg_namespace n on n.oid = c.relnamespace
+              where not t.tgisinternal and n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+        part(
+            "'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname,
+                    p.permissive || ' ' || p.cmd || ' to ' || array_to_string(p.roles, ',')
+                    || coalesce(' using ' || p.qual, '') || coalesce(' check ' || p.with_check, '')"
+                .into(),
             format!(
-                "select 'policy ' || schemaname || '.' || tablename || '.' || policyname,
-                        permissive || ' ' || cmd || ' to ' || array_to_string(roles, ',')
-                        || coalesce(' using ' || qual, '') || coalesce(' check ' || with_check, '')
-                   from pg_policies where schemaname not in {SKIPPED}"
+                "from pg_policies p join pg_namespace n on n.nspname = p.schemaname
+               join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
+              where p.schemaname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+        // What pg_views says of a view, read from pg_class for its OID.
+        part(
+            "'view ' || n.nspname || '.' || c.relname, pg_get_viewdef(c.oid)".into(),
             format!(
-                "select 'view ' || schemaname || '.' || viewname, definition
-                   from pg_views where schemaname not in {SKIPPED}"
+                "from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind = 'v' and n.nspname not in {SKIPPED}"
             ),
+            "r",
+            "c.oid",
+        ),
+    ]
+}
+
+/// Functions, types, extensions, schemas, and column order apart.
+fn other_parts() -> Vec<Part> {
+    vec![
+        part(
+            "'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                    case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else p.prokind::text end"
+                .into(),
             format!(
-                "select 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-                        case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else p.prokind::text end
-                   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-                   left join pg_depend dep on dep.classid = 'pg_proc'::regclass and dep.objid = p.oid and dep.deptype = 'e'
-                  where n.nspname not in {SKIPPED} and dep.objid is null"
+                "from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+               left join pg_depend dep on dep.classid = 'pg_proc'::regclass and dep.objid = p.oid and dep.deptype = 'e'
+              where n.nspname not in {SKIPPED} and dep.objid is null"
             ),
+            "f",
+            "p.oid",
+        ),
+        part(
+            "'type ' || n.nspname || '.' || t.typname,
+                    t.typtype::text || coalesce(' ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder)
+                                                         from pg_enum e where e.enumtypid = t.oid), '')"
+                .into(),
             format!(
-                "select 'type ' || n.nspname || '.' || t.typname,
-                        t.typtype::text || coalesce(' ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder)
-                                                             from pg_enum e where e.enumtypid = t.oid), '')
-                   from pg_type t join pg_namespace n on n.oid = t.typnamespace
-                  where t.typtype in ('e', 'd', 'r') and n.nspname not in {SKIPPED}"
+                "from pg_type t join pg_namespace n on n.oid = t.typnamespace
+              where t.typtype in ('e', 'd', 'r') and n.nspname not in {SKIPPED}"
             ),
-            "select 'extension ' || extname, extversion from pg_extension".to_string(),
+            "t",
+            "t.oid",
+        ),
+        part("'extension ' || x.extname, x.extversion".into(), "from pg_extension x where true".into(), "e", "x.oid"),
+        part(
+            "'schema ' || n.nspname, pg_get_userbyid(n.nspowner)::text".into(),
             format!(
-                "select 'schema ' || nspname, pg_get_userbyid(nspowner)::text from pg_namespace
-                  where nspname not in {SKIPPED} and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'"
+                "from pg_namespace n
+              where n.nspname not in {SKIPPED} and n.nspname not like 'pg_temp%' and n.nspname not like 'pg_toast_temp%'"
             ),
-        ];
-        let order = format!(
-            "select 'column order ' || n.nspname || '.' || c.relname,
-                    string_agg(a.attname, ', ' order by a.attnum)
-               from pg_attribute a join pg_class c on c.oid = a.attrelid
+            "n",
+            "n.oid",
+        ),
+        part(
+            "'column order ' || n.nspname || '.' || c.relname, string_agg(a.attname, ', ' order by a.attnum)"
+                .into(),
+            format!(
+                "from pg_attribute a join pg_class c on c.oid = a.attrelid
                join pg_namespace n on n.oid = c.relnamespace
               where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
-                and n.nspname not in {SKIPPED}
-              group by 1"
-        );
-        // One round trip: rehearsals take two snapshots per migration.
-        queries
+                and n.nspname not in {SKIPPED}"
+            ),
+            "r",
+            "c.oid",
+        ),
+    ]
+}
+
+/// The one query that reads every object of the schema (one round trip:
+/// rehearsals read the picture twice per migration), or with `filtered`
+/// only the objects of the owners given as `$1` (relations), `$2`
+/// (functions), `$3` (types), `$4` (schemas) and `$5` (extensions).
+fn schema_query(filtered: bool) -> &'static str {
+    static QUERIES: [std::sync::OnceLock<String>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    QUERIES[usize::from(filtered)].get_or_init(|| {
+        parts()
             .iter()
-            .chain(std::iter::once(&order))
-            .map(|q| format!("({q})"))
+            .map(|p| {
+                let param = match p.kind {
+                    "r" => 1,
+                    "f" => 2,
+                    "t" => 3,
+                    "n" => 4,
+                    _ => 5,
+                };
+                let only = if filtered {
+                    format!(" and {} = any(${param}::oid[])", p.owner)
+                } else {
+                    String::new()
+                };
+                // Column order is one row per relation.
+                let group = if p.select.contains("string_agg(a.attname") {
+                    " group by 1, 3, 4"
+                } else {
+                    ""
+                };
+                format!(
+                    "(select {}, '{}'::text, {}::oid {}{only}{group})",
+                    p.select, p.kind, p.owner, p.from
+                )
+            })
             .collect::<Vec<_>>()
             .join("\nunion all\n")
     })

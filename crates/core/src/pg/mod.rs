@@ -8,6 +8,7 @@ pub mod export;
 pub mod fingerprint;
 pub mod lock;
 pub mod tls;
+pub mod tracked;
 
 pub use conn::{connect, redact, ConnectError};
 

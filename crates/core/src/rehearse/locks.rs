@@ -8,6 +8,7 @@ use super::ms;
 use super::outcome::LockRow;
 use crate::migrate::trace::StatementTrace;
 use crate::migrate::{Direction, Note, Progress};
+use crate::pg::tracked::Written;
 
 /// One traced statement of an up: version, 1-based statement number, SQL,
 /// how long it ran, and what it locked.
@@ -17,16 +18,42 @@ type Traced = (String, usize, String, Duration, StatementTrace);
 pub(super) struct Tracing<'p> {
     pub(super) inner: &'p mut dyn Progress,
     statements: Vec<Traced>,
+    /// Relations the statements since the last take may have written rows
+    /// of, from the locks they took.
+    written: Written,
 }
 
 impl<'p> Tracing<'p> {
     pub(super) fn new(inner: &'p mut dyn Progress) -> Tracing<'p> {
-        Tracing { inner, statements: Vec::new() }
+        Tracing { inner, statements: Vec::new(), written: Written::None }
     }
+
+    /// The relations written since the last take.
+    pub(super) fn take_written(&mut self) -> Written {
+        std::mem::take(&mut self.written)
+    }
+}
+
+/// Whether a lock lets its holder write rows (`RowExclusiveLock` and
+/// stronger; `ShareLock` too, which `CREATE INDEX` takes: more than needed
+/// is only slower).
+fn writes(mode: &str) -> bool {
+    !matches!(mode, "AccessShareLock" | "RowShareLock")
 }
 
 impl Progress for Tracing<'_> {
     fn note(&mut self, note: Note<'_>) {
+        if let Note::Statement { trace, .. } = &note {
+            // A statement not traced committed on its own: anything may
+            // have been written.
+            let written = match trace {
+                Some(t) => Written::Some(
+                    t.locks.iter().filter(|l| writes(&l.mode)).map(|l| l.oid).collect(),
+                ),
+                None => Written::All,
+            };
+            self.written = std::mem::take(&mut self.written).and(written);
+        }
         if let Note::Statement {
             version,
             direction: Direction::Up,
@@ -63,6 +90,7 @@ impl Tracing<'_> {
     /// locks were taken from its first up, and the report lists them once.
     pub(super) fn forget(&mut self) {
         self.statements.clear();
+        self.written = Written::None;
     }
 }
 

@@ -10,9 +10,10 @@ use postgres::Client;
 use super::locks::Tracing;
 use super::ms;
 use super::outcome::{Difference, LockRow, MigrationTrip, TripClass};
-use super::snapshot::{compare, snapshot_prepared, Snapshot};
+use super::snapshot::{compare, look, refresh, written_here, Snapshot};
 use super::RehearseError;
 use crate::migrate::{self, ApplyError, Direction, MigrateOptions, RollbackTarget, Settings};
+use crate::pg::tracked::{Tracked, Written};
 use crate::pg::Prepared;
 use crate::source::Migration;
 
@@ -72,9 +73,11 @@ fn failed_at(f: &migrate::Failure, settings: &Settings) -> String {
 /// copy is back at the state after the up whatever the down does, and the
 /// next migration starts from there. A down that cannot run in a
 /// transaction is run for real, and the up applied again after it.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn round_trip_one(
     client: &mut Client,
     prepared: &mut Prepared,
+    tracked: &mut Tracked,
     known: &[Migration],
     settings: &Settings,
     m: &Migration,
@@ -94,7 +97,8 @@ pub(super) fn round_trip_one(
         }
         Ok(OneTrip { trip, locks, stops })
     };
-    let before = snapshot_prepared(client, prepared)?;
+    // The picture of the copy as it is before the up.
+    refresh(tracked, client, prepared)?;
     // Migrations older than the latest applied one are rehearsed so that
     // they can then be applied with --allow-out-of-order.
     let opts = MigrateOptions {
@@ -112,6 +116,7 @@ pub(super) fn round_trip_one(
         Err(e) => return Err(e.into()),
     };
     let locks = tracing.drain_locks();
+    tracked.wrote(tracing.take_written());
     if let Some(f) = up.failure {
         trip.class = TripClass::UpFails;
         trip.detail = format!("up fails: {}", failed_at(&f, settings));
@@ -129,17 +134,17 @@ pub(super) fn round_trip_one(
         return finish(trip, locks, false);
     }
     let tried = if !down.no_transaction {
-        down_in_trial(client, prepared, settings, m, tracing)?
+        down_in_trial(client, prepared, tracked, settings, m, tracing)?
     } else {
-        down_for_real(client, prepared, known, settings, &opts, tracing)?
+        down_for_real(client, prepared, tracked, known, settings, &opts, tracing)?
     };
-    let (after, re_up, stops) = match tried {
+    let (before, after, re_up, stops) = match tried {
         DownTry::Fails { detail, stops } => {
             trip.class = TripClass::DownFails;
             trip.detail = detail;
             return finish(trip, locks, stops);
         }
-        DownTry::Ran { after, re_up, stops } => (after, re_up, stops),
+        DownTry::Ran { before, after, re_up, stops } => (before, after, re_up, stops),
     };
     trip.differences = compare(&before, &after, Some(m.version.as_str()));
     trip.cosmetic = cosmetic(&before, &after, &m.version);
@@ -150,10 +155,11 @@ pub(super) fn round_trip_one(
 
 /// How trying a down went.
 enum DownTry {
-    /// The down ran through: the copy right after it, why the up did not
-    /// apply again (if it did not), and whether the copy is left where the
-    /// next migrations cannot start.
-    Ran { after: Snapshot, re_up: Option<String>, stops: bool },
+    /// The down ran through: the part of the copy the up or the down may
+    /// have changed, before the up and right after the down; why the up did
+    /// not apply again (if it did not), and whether the copy is left where
+    /// the next migrations cannot start.
+    Ran { before: Snapshot, after: Snapshot, re_up: Option<String>, stops: bool },
     /// The down failed: why, and whether the copy moved.
     Fails { detail: String, stops: bool },
 }
@@ -163,6 +169,7 @@ enum DownTry {
 fn down_in_trial(
     client: &mut Client,
     prepared: &mut Prepared,
+    tracked: &Tracked,
     settings: &Settings,
     m: &Migration,
     tracing: &mut Tracing<'_>,
@@ -180,7 +187,7 @@ fn down_in_trial(
     let mut after = None;
     let outcomes = migrate::trial(client, settings, &groups, tracing, |i, tx| {
         if i == 0 {
-            after = Some(snapshot_prepared(tx, prepared));
+            after = Some(written_here(tx).and_then(|w| look(tracked, tx, prepared, w)));
         }
         Ok(())
     })?;
@@ -193,7 +200,8 @@ fn down_in_trial(
         Some(Err(f)) => Some(failed_at(f, settings)),
         _ => None,
     };
-    Ok(DownTry::Ran { after: after.expect("taken after the down passed")?, re_up, stops: false })
+    let (before, after) = after.expect("taken after the down passed")?;
+    Ok(DownTry::Ran { before, after, re_up, stops: false })
 }
 
 /// A down that must commit statement by statement: run it for real, then
@@ -201,6 +209,7 @@ fn down_in_trial(
 fn down_for_real(
     client: &mut Client,
     prepared: &mut Prepared,
+    tracked: &mut Tracked,
     known: &[Migration],
     settings: &Settings,
     up_again: &MigrateOptions,
@@ -213,12 +222,14 @@ fn down_for_real(
         // Statements it committed before failing stay: the copy moved.
         return Ok(DownTry::Fails { detail, stops: f.committed_statements > 0 });
     }
-    let after = snapshot_prepared(client, prepared)?;
+    let (before, after) = look(tracked, client, prepared, Written::All)?;
     let again = migrate::migrate(client, known, settings, up_again, &mut [], tracing)?;
     tracing.forget();
+    // The down committed and the up ran again: the next look reads it all.
+    tracked.wrote(Written::All);
     let re_up = again.failure.as_ref().map(|f| failed_at(f, settings));
     let stops = re_up.is_some();
-    Ok(DownTry::Ran { after, re_up, stops })
+    Ok(DownTry::Ran { before, after, re_up, stops })
 }
 
 /// The differences after the down of `version` that change no behaviour,

@@ -13,9 +13,10 @@ use super::locks::Tracing;
 use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step};
 use super::round_trip::{round_trip_one, OneTrip};
 use super::scenarios::{scenario_a, scenario_b, scenario_c};
-use super::snapshot::snapshot_prepared;
+use super::snapshot::{track, Snapshot};
 use super::{lossy, ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, ApplyError, Note, Progress, Settings};
+use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
 use crate::source::Migration;
 
@@ -107,7 +108,8 @@ pub fn rehearse(
     let mut stages = Stages::new(todo.len(), options.verifies());
     stages.next(progress, "snapshot of the copy");
     let t = Instant::now();
-    let start = snapshot_prepared(&mut client, &mut prepared)?;
+    let mut tracked = track(&mut client, &mut prepared)?;
+    let start = Snapshot { schema: tracked.schema(), tables: tracked.tables() };
     steps.push(Step {
         name: "snapshot".into(),
         ok: true,
@@ -120,6 +122,7 @@ pub fn rehearse(
     let trips = RoundTrips::run(
         &mut client,
         &mut prepared,
+        &mut tracked,
         migrations,
         &todo,
         settings,
@@ -199,6 +202,7 @@ impl RoundTrips {
     fn run(
         client: &mut Client,
         prepared: &mut Prepared,
+        tracked: &mut Tracked,
         migrations: &[Migration],
         todo: &[Migration],
         settings: &Settings,
@@ -227,7 +231,7 @@ impl RoundTrips {
             stages.next(tracing.inner, &format!("round trip {}", m.label()));
             let trip = match &stopped {
                 Some(why) => OneTrip::not_rehearsed(m, why),
-                None => round_trip_one(client, prepared, &known, settings, m, tracing)?,
+                None => round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?,
             };
             if trip.stops && stopped.is_none() {
                 stopped =

@@ -8,6 +8,7 @@ use super::outcome::Difference;
 use super::RehearseError;
 use crate::pg::checksum::{table_checksums_prepared, TableChecksum};
 use crate::pg::fingerprint::Schema;
+use crate::pg::tracked::{Part, Tracked, Written};
 use crate::pg::Prepared;
 
 /// A snapshot of a copy: its schema and every table's content.
@@ -15,6 +16,62 @@ use crate::pg::Prepared;
 pub(super) struct Snapshot {
     pub(super) schema: Schema,
     pub(super) tables: Vec<TableChecksum>,
+}
+
+impl From<Part> for Snapshot {
+    fn from(part: Part) -> Snapshot {
+        Snapshot { schema: part.schema, tables: part.tables }
+    }
+}
+
+fn db(source: postgres::Error) -> RehearseError {
+    RehearseError::Db(crate::pg::DbError::new("taking a snapshot of the copy", source))
+}
+
+/// The copy's picture, read whole once and then kept current.
+pub(super) fn track(
+    client: &mut Client,
+    prepared: &mut Prepared,
+) -> Result<Tracked, RehearseError> {
+    Tracked::read(client, prepared).map_err(db)
+}
+
+/// Brings the picture up to the copy's state now.
+pub(super) fn refresh(
+    tracked: &mut Tracked,
+    client: &mut Client,
+    prepared: &mut Prepared,
+) -> Result<(), RehearseError> {
+    tracked.refresh(client, prepared).map_err(db)
+}
+
+/// The part of the copy that may differ from the picture, before and now,
+/// in `client`'s transaction; `written`: relations written since the ups
+/// that [`Tracked::wrote`] noted (in a transaction, [`written_here`]).
+pub(super) fn look(
+    tracked: &Tracked,
+    client: &mut impl postgres::GenericClient,
+    prepared: &mut Prepared,
+    written: Written,
+) -> Result<(Snapshot, Snapshot), RehearseError> {
+    let (before, after) = tracked.look(client, prepared, written).map_err(db)?;
+    Ok((before.into(), after.into()))
+}
+
+/// The relations the open transaction holds a lock on that lets it write
+/// rows: no row is written without one.
+pub(super) fn written_here(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Written, RehearseError> {
+    let rows = client
+        .query(
+            "select distinct relation from pg_locks
+              where pid = pg_backend_pid() and locktype = 'relation' and granted
+                and relation is not null and mode not in ('AccessShareLock', 'RowShareLock')",
+            &[],
+        )
+        .map_err(db)?;
+    Ok(Written::Some(rows.iter().map(|r| r.get::<_, u32>(0)).collect()))
 }
 
 pub(super) fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {

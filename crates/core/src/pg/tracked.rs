@@ -1,0 +1,549 @@
+//! A picture of a database (its schema and every table's content) kept
+//! current by re-reading only what changed, so that a run which reads the
+//! picture after every migration costs what the migrations touch, not the
+//! size of the schema times their number.
+//!
+//! What changed is found in the catalogs themselves. Every catalog row a
+//! statement writes gets a new `xmin`, the transaction that wrote it: a
+//! row whose `xmin` is newer than the snapshot the picture was read at was
+//! written since, whatever statement wrote it (`DO` blocks, dynamic SQL and
+//! functions included). Rows gone since are found by listing the catalogs'
+//! row OIDs. Each changed row is mapped to the object of the picture it
+//! belongs to (a constraint to its table, a rewrite rule to its view) and
+//! so is everything that depends on it in `pg_depend`, transitively: a
+//! table renamed changes the text of the views and foreign keys that name
+//! it. A change no dependency records (a role renamed, another
+//! `search_path`) reads the whole picture again.
+//!
+//! Content: a table's checksum is taken again when its relation changed
+//! or when the caller says rows of it were written (rehearsals know it
+//! from the locks each statement took: no row is written without at least
+//! a `RowExclusiveLock`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use postgres::GenericClient;
+
+use super::checksum::{table_checksums_of, TableChecksum};
+use super::fingerprint::{read_owned, Owned, Owner, Owners, Schema};
+use super::Prepared;
+
+/// The tables whose rows were written since the picture was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Written {
+    /// Those relations (OIDs); the set may hold more than tables.
+    #[default]
+    None,
+    Some(BTreeSet<u32>),
+    /// Unknown (statements ran outside a traced transaction): all of them.
+    All,
+}
+
+impl Written {
+    /// Both sets of writes together.
+    pub fn and(self, other: Written) -> Written {
+        match (self, other) {
+            (Written::All, _) | (_, Written::All) => Written::All,
+            (Written::None, w) | (w, Written::None) => w,
+            (Written::Some(mut a), Written::Some(b)) => {
+                a.extend(b);
+                Written::Some(a)
+            }
+        }
+    }
+
+    fn contains(&self, oid: u32) -> bool {
+        match self {
+            Written::None => false,
+            Written::Some(set) => set.contains(&oid),
+            Written::All => true,
+        }
+    }
+}
+
+/// A part of the picture: the objects of some owners and the content of
+/// some tables. Two parts over the same owners and tables compare as two
+/// whole pictures would: everything else is the same in both.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub schema: Schema,
+    pub tables: Vec<TableChecksum>,
+}
+
+/// Tables' contents with their OIDs.
+type Checksums = Vec<(u32, TableChecksum)>;
+
+/// A catalog row: the catalog's OID and the row's.
+type Row = (u32, u32);
+
+/// The catalogs' rows that make up the picture, each with its owner.
+#[derive(Debug, Clone, Default)]
+struct Inventory {
+    rows: HashMap<Row, Owner>,
+    /// Relations that are tables (their content is checksummed).
+    tables: BTreeSet<u32>,
+    roles: BTreeSet<u32>,
+}
+
+/// What a look at the catalogs found since the picture was read.
+struct Changes {
+    inventory: Inventory,
+    owners: BTreeSet<Owner>,
+    /// A change no dependency records: read everything again.
+    whole: bool,
+}
+
+/// The picture of one database, kept current by [`Tracked::refresh`].
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The oldest transaction still running when the picture was read:
+    /// catalog rows written by it or later are news.
+    since: String,
+    search_path: String,
+    inventory: Inventory,
+    objects: BTreeMap<Owner, Vec<Owned>>,
+    tables: BTreeMap<u32, TableChecksum>,
+    /// Rows written since the picture was read, as the caller said.
+    written: Written,
+}
+
+impl Tracked {
+    /// Reads the whole picture.
+    pub fn read(
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<Tracked, postgres::Error> {
+        let since = horizon(client)?;
+        let (inventory, _, search_path) = listing(client, prepared, &since)?;
+        let mut tracked = Tracked {
+            since,
+            search_path,
+            inventory,
+            objects: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            written: Written::None,
+        };
+        tracked.replace(read_owned(client, prepared, None)?, None);
+        let all: Vec<u32> = tracked.inventory.tables.iter().copied().collect();
+        tracked.tables = table_checksums_of(client, prepared, &all)?.into_iter().collect();
+        Ok(tracked)
+    }
+
+    /// The whole picture.
+    pub fn schema(&self) -> Schema {
+        Schema::of(self.objects.values().flatten().cloned())
+    }
+
+    /// Every table's content, in name order.
+    pub fn tables(&self) -> Vec<TableChecksum> {
+        let mut tables: Vec<TableChecksum> = self.tables.values().cloned().collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        tables
+    }
+
+    /// Notes rows written since the picture was read (by statements that
+    /// committed), for the next [`Tracked::refresh`] or look.
+    pub fn wrote(&mut self, written: Written) {
+        self.written = std::mem::take(&mut self.written).and(written);
+    }
+
+    /// Brings the picture up to the database's state now.
+    pub fn refresh(
+        &mut self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<(), postgres::Error> {
+        let since = horizon(client)?;
+        let (changes, search_path) = self.changes(client, prepared)?;
+        let written = std::mem::take(&mut self.written);
+        if changes.whole || search_path != self.search_path {
+            *self = Tracked::read(client, prepared)?;
+            return Ok(());
+        }
+        let (now, tables) =
+            self.read_changed(client, prepared, &changes.owners, &changes.inventory, &written)?;
+        self.replace(now, Some(&changes.owners));
+        for oid in tables_of(&changes.owners, &self.inventory, &written) {
+            self.tables.remove(&oid);
+        }
+        self.tables.extend(tables);
+        self.inventory = changes.inventory;
+        self.since = since;
+        Ok(())
+    }
+
+    /// What differs between the picture and the database now (in the
+    /// caller's transaction, which may be undone afterwards), with
+    /// `written` (rows written since, on top of those [`Tracked::wrote`]
+    /// noted): the part of the picture that may differ, as read before and
+    /// as it is now. The picture itself stays as it was.
+    pub fn look(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        written: Written,
+    ) -> Result<(Part, Part), postgres::Error> {
+        let (changes, search_path) = self.changes(client, prepared)?;
+        let written = self.written.clone().and(written);
+        if changes.whole || search_path != self.search_path {
+            let now = Tracked::read(client, prepared)?;
+            let whole = |t: &Tracked| Part { schema: t.schema(), tables: t.tables() };
+            return Ok((whole(self), whole(&now)));
+        }
+        let (now, tables) =
+            self.read_changed(client, prepared, &changes.owners, &changes.inventory, &written)?;
+        let before_tables = tables_of(&changes.owners, &self.inventory, &written);
+        let before = Part {
+            schema: Schema::of(
+                changes.owners.iter().filter_map(|o| self.objects.get(o)).flatten().cloned(),
+            ),
+            tables: before_tables.iter().filter_map(|t| self.tables.get(t)).cloned().collect(),
+        };
+        let after =
+            Part { schema: Schema::of(now), tables: tables.into_iter().map(|(_, t)| t).collect() };
+        Ok((before, after))
+    }
+
+    /// The objects of `owners` and the content of the tables that may
+    /// have changed, as they are now.
+    fn read_changed(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        owners: &BTreeSet<Owner>,
+        now: &Inventory,
+        written: &Written,
+    ) -> Result<(Vec<Owned>, Checksums), postgres::Error> {
+        let mut only = Owners::default();
+        owners.iter().for_each(|o| only.add(*o));
+        let objects = read_owned(client, prepared, Some(&only))?;
+        let tables: Vec<u32> = tables_of(owners, now, written).into_iter().collect();
+        Ok((objects, table_checksums_of(client, prepared, &tables)?))
+    }
+
+    /// Puts `now` in place of the objects of `owners` (of every owner
+    /// when `None`).
+    fn replace(&mut self, now: Vec<Owned>, owners: Option<&BTreeSet<Owner>>) {
+        match owners {
+            None => self.objects.clear(),
+            Some(owners) => owners.iter().for_each(|o| {
+                self.objects.remove(o);
+            }),
+        }
+        for o in now {
+            self.objects.entry(o.owner).or_default().push(o);
+        }
+    }
+
+    /// The catalog rows new, changed or gone since the picture was read,
+    /// as the owners whose objects may differ.
+    fn changes(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<(Changes, String), postgres::Error> {
+        let (inventory, entries, search_path) = listing(client, prepared, &self.since)?;
+        let mut changed: BTreeSet<Row> = BTreeSet::new();
+        let mut owners = BTreeSet::new();
+        // Roles: their names are in privileges, policies and owners.
+        let mut whole = inventory.roles != self.inventory.roles;
+        for e in entries {
+            if e.role {
+                whole |= e.fresh;
+                continue;
+            }
+            let news = e.fresh || (e.listed && !self.inventory.rows.contains_key(&e.row));
+            match e.owner {
+                _ if !news => {}
+                Some(owner) => {
+                    owners.insert(owner);
+                    changed.insert(e.row);
+                }
+                None => {
+                    changed.insert(e.row);
+                }
+            }
+        }
+        // An object gone, and what went with it.
+        for (row, owner) in &self.inventory.rows {
+            if !inventory.rows.contains_key(row) {
+                owners.insert(*owner);
+            }
+        }
+        // Everything that depends on what changed may read differently.
+        if !changed.is_empty() {
+            let (catalogs, oids): (Vec<u32>, Vec<u32>) = changed.into_iter().unzip();
+            let statement = prepared.get(client, DEPENDENTS)?;
+            for r in client.query(&statement, &[&catalogs, &oids])? {
+                if let Some(owner) = inventory.rows.get(&(r.get(0), r.get(1))) {
+                    owners.insert(*owner);
+                }
+            }
+        }
+        Ok((Changes { inventory, owners, whole }, search_path))
+    }
+}
+
+/// One row of [`INVENTORY`].
+struct Entry {
+    row: Row,
+    /// `None`: a row that only leads to its dependents.
+    owner: Option<Owner>,
+    fresh: bool,
+    listed: bool,
+    role: bool,
+}
+
+/// The catalog rows the picture is made of, read now: the inventory, every
+/// row with whether it was written since `since`, and the search_path.
+fn listing(
+    client: &mut impl GenericClient,
+    prepared: &mut Prepared,
+    since: &str,
+) -> Result<(Inventory, Vec<Entry>, String), postgres::Error> {
+    let statement = prepared.get(client, INVENTORY)?;
+    let rows = client.query(&statement, &[&since])?;
+    let mut inventory = Inventory::default();
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut search_path = String::new();
+    for r in &rows {
+        let row: Row = (r.get(0), r.get(1));
+        let (kind, owner_oid): (&str, u32) = (r.get(2), r.get(3));
+        let (fresh, listed): (bool, bool) = (r.get(4), r.get(5));
+        let owner = match kind {
+            "path" => {
+                search_path = r.get(6);
+                continue;
+            }
+            "a" => {
+                inventory.roles.insert(row.1);
+                None
+            }
+            "-" => None,
+            "r" | "rt" => Some(Owner::Relation(owner_oid)),
+            "f" => Some(Owner::Function(owner_oid)),
+            "t" => Some(Owner::Type(owner_oid)),
+            "n" => Some(Owner::Schema(owner_oid)),
+            _ => Some(Owner::Extension(owner_oid)),
+        };
+        if kind == "rt" {
+            inventory.tables.insert(owner_oid);
+        }
+        if let (true, Some(o)) = (listed, owner) {
+            inventory.rows.insert(row, o);
+        }
+        entries.push(Entry { row, owner, fresh, listed, role: kind == "a" });
+    }
+    Ok((inventory, entries, search_path))
+}
+
+/// The tables among `owners` (in `inventory`) and those written.
+fn tables_of(owners: &BTreeSet<Owner>, inventory: &Inventory, written: &Written) -> BTreeSet<u32> {
+    inventory
+        .tables
+        .iter()
+        .copied()
+        .filter(|t| written.contains(*t) || owners.contains(&Owner::Relation(*t)))
+        .collect()
+}
+
+/// The oldest transaction still running: rows written by it or by any
+/// later one are news to a picture read now.
+fn horizon(client: &mut impl GenericClient) -> Result<String, postgres::Error> {
+    let row = client.query_one(
+        "select (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Every catalog row the picture is made of: `(catalog, oid, owner kind,
+/// owner oid, written since $1, listed)`. Listed rows are every row of
+/// their catalog in user schemas (a row missing later is gone); the others
+/// (columns, enum labels, index rows, collations) only when written since
+/// and stand for their owner. `rt` marks a table, `a` a role, `-` a row
+/// that only leads to its dependents, `path` the session's search_path.
+const INVENTORY: &str = "
+with fresh_since as (select $1::text::xid as x),
+     users as (select oid from pg_namespace
+                where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+                  and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%')
+select 'pg_class'::regclass::oid, c.oid,
+       case when c.relkind = 'r' then 'rt' else 'r' end,
+       coalesce(x.indrelid, c.oid), age(c.xmin) <= age(f.x), true, null::text
+  from pg_class c cross join fresh_since f left join pg_index x on x.indexrelid = c.oid
+ where c.relnamespace in (select oid from users)
+union all
+select 'pg_constraint'::regclass::oid, k.oid, case when k.conrelid <> 0 then 'r' else 't' end,
+       case when k.conrelid <> 0 then k.conrelid else k.contypid end, age(k.xmin) <= age(f.x), true, null
+  from pg_constraint k cross join fresh_since f where k.connamespace in (select oid from users)
+union all
+select 'pg_trigger'::regclass::oid, t.oid, 'r', t.tgrelid, age(t.xmin) <= age(f.x), true, null
+  from pg_trigger t cross join fresh_since f join pg_class c on c.oid = t.tgrelid
+ where c.relnamespace in (select oid from users)
+union all
+select 'pg_policy'::regclass::oid, p.oid, 'r', p.polrelid, age(p.xmin) <= age(f.x), true, null
+  from pg_policy p cross join fresh_since f join pg_class c on c.oid = p.polrelid
+ where c.relnamespace in (select oid from users)
+union all
+select 'pg_rewrite'::regclass::oid, w.oid, 'r', w.ev_class, age(w.xmin) <= age(f.x), true, null
+  from pg_rewrite w cross join fresh_since f join pg_class c on c.oid = w.ev_class
+ where c.relnamespace in (select oid from users)
+union all
+select 'pg_attrdef'::regclass::oid, d.oid, 'r', d.adrelid, age(d.xmin) <= age(f.x), true, null
+  from pg_attrdef d cross join fresh_since f join pg_class c on c.oid = d.adrelid
+ where c.relnamespace in (select oid from users)
+union all
+select 'pg_proc'::regclass::oid, p.oid, 'f', p.oid, age(p.xmin) <= age(f.x), true, null
+  from pg_proc p cross join fresh_since f where p.pronamespace in (select oid from users)
+union all
+select 'pg_type'::regclass::oid, t.oid, case when t.typrelid <> 0 then 'r' else 't' end,
+       case when t.typrelid <> 0 then t.typrelid else t.oid end, age(t.xmin) <= age(f.x), true, null
+  from pg_type t cross join fresh_since f where t.typnamespace in (select oid from users)
+union all
+select 'pg_namespace'::regclass::oid, n.oid, 'n', n.oid, age(n.xmin) <= age(f.x), true, null
+  from pg_namespace n cross join fresh_since f where n.oid in (select oid from users)
+union all
+select 'pg_extension'::regclass::oid, e.oid, 'e', e.oid, age(e.xmin) <= age(f.x), true, null
+  from pg_extension e cross join fresh_since f
+union all
+select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, age(a.xmin) <= age(f.x), true, null
+  from pg_authid a cross join fresh_since f
+union all
+select 'pg_class'::regclass::oid, a.attrelid, 'r', a.attrelid, true, false, null
+  from pg_attribute a cross join fresh_since f
+ where age(a.xmin) <= age(f.x) and a.attrelid in (select c.oid from pg_class c where c.relnamespace in (select oid from users))
+union all
+select 'pg_type'::regclass::oid, e.enumtypid, 't', e.enumtypid, true, false, null
+  from pg_enum e cross join fresh_since f where age(e.xmin) <= age(f.x)
+union all
+select 'pg_class'::regclass::oid, x.indexrelid, 'r', x.indrelid, true, false, null
+  from pg_index x cross join fresh_since f where age(x.xmin) <= age(f.x)
+union all
+select 'pg_collation'::regclass::oid, o.oid, '-', o.oid, true, false, null
+  from pg_collation o cross join fresh_since f where age(o.xmin) <= age(f.x)
+union all
+select 0, 0, 'path', 0, false, false, current_setting('search_path')";
+
+/// Every object that depends on the objects `($1[i], $2[i])` (catalog and
+/// OID), directly or through others, the objects themselves included.
+const DEPENDENTS: &str = "
+with recursive changed(classid, objid) as (
+    select * from unnest($1::oid[], $2::oid[])
+  union
+    select d.classid, d.objid
+      from pg_depend d join changed c on d.refclassid = c.classid and d.refobjid = c.objid
+)
+select classid, objid from changed";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::checksum::table_checksums;
+    use crate::pg::cluster::Cluster;
+
+    const BASE: &str = "
+        CREATE TYPE mood AS ENUM ('ok', 'meh');
+        CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, plan text DEFAULT 'free', m mood);
+        CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint REFERENCES users, total numeric CHECK (total >= 0));
+        CREATE INDEX orders_user_idx ON orders (user_id);
+        ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own ON users USING (email = current_user);
+        CREATE VIEW pro_users AS SELECT id, email FROM users WHERE plan = 'pro';
+        CREATE VIEW pro_orders AS SELECT o.id, p.email FROM orders o JOIN pro_users p ON p.id = o.user_id;
+        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+        CREATE SCHEMA extra;
+        CREATE TABLE extra.things (id int);
+        INSERT INTO users (email) VALUES ('a@x'), ('b@x');
+        INSERT INTO orders (user_id, total) VALUES (1, 10);";
+
+    /// Changes of every kind a migration makes; each with the relations
+    /// whose rows it writes (as a rehearsal learns from the locks).
+    const CHANGES: &[(&str, &[&str])] = &[
+        ("ALTER TABLE users RENAME TO members", &[]),
+        ("ALTER TABLE members RENAME COLUMN email TO mail", &[]),
+        ("ALTER TABLE orders DROP CONSTRAINT orders_total_check", &[]),
+        ("DROP INDEX orders_user_idx", &[]),
+        ("DROP POLICY own ON members", &[]),
+        ("DROP TRIGGER users_touch ON members", &[]),
+        ("CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$", &[]),
+        ("ALTER TYPE mood ADD VALUE 'sad'", &[]),
+        ("ALTER TYPE mood RENAME TO feeling", &[]),
+        ("GRANT SELECT ON orders TO PUBLIC", &[]),
+        ("ALTER TABLE members ALTER COLUMN plan SET DEFAULT 'pro'", &[]),
+        ("ALTER TABLE members ALTER COLUMN plan DROP DEFAULT", &[]),
+        ("DO $$ BEGIN EXECUTE 'CREATE TABLE made_in_do (a int)'; END $$", &[]),
+        ("ALTER SCHEMA extra RENAME TO spare", &[]),
+        ("CREATE ROLE tracked_reader; GRANT SELECT ON members TO tracked_reader", &[]),
+        ("ALTER ROLE tracked_reader RENAME TO tracked_watcher", &[]),
+        ("DROP VIEW pro_orders", &[]),
+        ("INSERT INTO orders (user_id, total) VALUES (2, 5)", &["orders"]),
+        ("DELETE FROM orders WHERE total = 5", &["orders"]),
+        ("TRUNCATE spare.things", &[]),
+        ("ALTER TABLE orders ALTER COLUMN total TYPE float8", &[]),
+        ("ALTER TABLE members DISABLE ROW LEVEL SECURITY", &[]),
+        ("DROP TABLE made_in_do", &[]),
+    ];
+
+    fn written(client: &mut impl GenericClient, tables: &[&str]) -> Written {
+        if tables.is_empty() {
+            return Written::None;
+        }
+        let oids = tables
+            .iter()
+            .map(|t| client.query_one("select $1::text::regclass::oid", &[t]).unwrap().get(0))
+            .collect();
+        Written::Some(oids)
+    }
+
+    #[test]
+    fn a_kept_picture_is_the_picture_read_whole_after_every_kind_of_change() {
+        let cluster = Cluster::start().unwrap();
+        cluster.create_database("tracked", None).unwrap();
+        let mut client = cluster.connect("tracked").unwrap();
+        client.batch_execute(BASE).unwrap();
+        let mut prepared = Prepared::default();
+        let mut tracked = Tracked::read(&mut client, &mut prepared).unwrap();
+        for (sql, writes) in CHANGES {
+            // Inside a transaction that is undone: the look sees the change.
+            let whole_before = Schema::read(&mut client).unwrap();
+            let sums_before = table_checksums(&mut client).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.batch_execute(sql).unwrap();
+            let w = written(&mut tx, writes);
+            let (before, after) = tracked.look(&mut tx, &mut prepared, w).unwrap();
+            let whole_after = Schema::read(&mut tx).unwrap();
+            let sums_after = table_checksums(&mut tx).unwrap();
+            tx.rollback().unwrap();
+            assert_eq!(
+                before.schema.differences(&after.schema),
+                whole_before.differences(&whole_after),
+                "{sql}: the part looked at differs as the whole does"
+            );
+            assert_eq!(
+                before.schema.cosmetic_differences(&after.schema),
+                whole_before.cosmetic_differences(&whole_after),
+                "{sql}"
+            );
+            for t in &after.tables {
+                assert!(sums_after.contains(t), "{sql}: {t:?} is the table's content now");
+            }
+            let changed: Vec<_> = sums_before.iter().filter(|t| !sums_after.contains(t)).collect();
+            for t in changed {
+                assert!(
+                    before.tables.contains(t),
+                    "{sql}: {} was written and is looked at",
+                    t.table
+                );
+            }
+            // Then for real: the kept picture follows.
+            client.batch_execute(sql).unwrap();
+            let w = written(&mut client, writes);
+            tracked.wrote(w);
+            tracked.refresh(&mut client, &mut prepared).unwrap();
+            assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap(), "after {sql}");
+            assert_eq!(tracked.tables(), table_checksums(&mut client).unwrap(), "after {sql}");
+        }
+    }
+}
