@@ -12,7 +12,7 @@
 //!    calls an error. Targets: 5× faster, every defect found, no cosmetic
 //!    down called an error.
 //!    The same on a project whose schema keeps growing (the history's
-//!    `grown` form: over 600 relations and 330 functions at the end), where
+//!    `grown` form: over 800 relations and 300 functions at the end), where
 //!    reading the whole schema after every migration would make the run
 //!    O(migrations × schema): Backstop reads again only what each
 //!    migration touched. Target: 5× on both.
@@ -20,7 +20,10 @@
 //!    template against `pg_dump | psql`. Target: 5× faster.
 //!
 //! Run: `cargo bench -p backstop-cli --bench rehearse`
-//! (BENCH_MIGRATIONS sets the history's length, default 280.)
+//! (BENCH_MIGRATIONS sets the history's length, default 280;
+//! BENCH_HISTORIES=grown rehearses only that one; BENCH_BACKSTOP names
+//! another `backstop` binary to measure, for A/B runs against an older
+//! build.)
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -163,7 +166,9 @@ fn baseline(cluster: &Cluster, db: &str, dir: &Path, n: usize) -> (Duration, Vec
 /// Runs `backstop`; exit 1 (the rehearsal found problems) is an answer too.
 fn backstop(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_backstop"))
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let out = Command::new(binary)
         .args(args)
         .current_dir(dir)
         .env("DATABASE_URL", url)
@@ -216,6 +221,19 @@ fn round_trips(
         theirs.as_secs_f64(),
         if ratio >= 5.0 { "met" } else { "NOT met" }
     );
+    // Whether a round trip costs more as the schema grows.
+    let per_trip = |range: &[serde_json::Value]| {
+        let mut ms: Vec<u64> = range.iter().filter_map(|t| t["duration_ms"].as_u64()).collect();
+        ms.sort_unstable();
+        ms.get(ms.len() / 2).copied().unwrap_or_default()
+    };
+    let tenth = (n / 10).max(1);
+    let _ = writeln!(
+        report,
+        "  backstop rehearse: median round trip {} ms in the first {tenth} migrations, {} ms in the last {tenth}",
+        per_trip(&trips[..tenth]),
+        per_trip(&trips[n - tenth..])
+    );
     for (who, j) in [("backstop rehearse", &a), ("pg_dump -s + psql", &b)] {
         let _ = writeln!(
             report,
@@ -257,7 +275,11 @@ fn main() {
     let mut report = String::new();
 
     // 1. Round trips over the planted history, then over the grown one.
+    let only = std::env::var("BENCH_HISTORIES").unwrap_or_default();
     for (name, history) in [("planted", planted as History), ("grown", grown as History)] {
+        if !only.is_empty() && !only.split(',').any(|h| h == name) {
+            continue;
+        }
         round_trips(&cluster, &work.path().join(name), name, n, history, &mut report);
     }
 
