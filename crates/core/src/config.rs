@@ -232,6 +232,9 @@ impl Config {
         let mut backup = file.backup;
         let mut rollback = file.rollback;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(c) = backup.config.as_mut().filter(|c| c.is_relative()) {
+                *c = parent.join(&*c);
+            }
             for dir in
                 [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir, &mut rollback.dir]
             {
@@ -496,6 +499,34 @@ fn refuse_zeros(
             message: format!("[{section}] {key} = 0 {why}"),
         }
     };
+    if backup.engine == crate::backup::config::Engine::PgBackRest
+        && backup.stanza.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
+        let line = crate::kit::text::line_where(text, |l| {
+            l.starts_with("engine") && l["engine".len()..].trim_start().starts_with('=')
+        })
+        .unwrap_or(1);
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            message: "[backup] engine = \"pgbackrest\" needs the stanza of this cluster: \
+                      add stanza = \"…\" (as in `pgbackrest info`)"
+                .into(),
+        });
+    }
+    if backup.pgbackrest_command.first().is_none_or(|p| p.trim().is_empty()) {
+        let line = crate::kit::text::line_where(text, |l| l.starts_with("pgbackrest_command"))
+            .unwrap_or(1);
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            message: "[backup] pgbackrest_command names no program; give it as a list, \
+                      `[\"sudo\", \"-u\", \"postgres\", \"pgbackrest\"]`, or leave it out"
+                .into(),
+        });
+    }
     if backup.jobs == Some(0) {
         return Err(zero(
             "backup",

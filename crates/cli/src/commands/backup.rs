@@ -128,6 +128,8 @@ fn create(args: CreateArgs, config: &Config, store: &Store) -> anyhow::Result<Ex
 struct Listed<'a> {
     id: &'a str,
     kind: Kind,
+    /// `pg_dump` or `pgbackrest`.
+    engine: &'static str,
     label: Option<&'a str>,
     database: &'a str,
     created_at: chrono::DateTime<Utc>,
@@ -138,6 +140,10 @@ struct Listed<'a> {
     guards: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot_database: Option<&'a str>,
+    /// For pgBackRest: the named restore point, its LSN and WAL segment,
+    /// the stanza and the backup a restore starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_point: Option<&'a backstop_core::backup::manifest::RestorePoint>,
     path: String,
 }
 
@@ -155,6 +161,7 @@ fn list(args: ListArgs, store: &Store) -> anyhow::Result<ExitCode> {
                 .map(|m| Listed {
                     id: &m.id,
                     kind: m.kind,
+                    engine: m.kind.engine(),
                     label: m.label.as_deref(),
                     database: &m.database,
                     created_at: m.created_at,
@@ -164,6 +171,7 @@ fn list(args: ListArgs, store: &Store) -> anyhow::Result<ExitCode> {
                     verified_by: m.verified(),
                     guards: &m.guards,
                     snapshot_database: m.snapshot_database.as_deref(),
+                    restore_point: m.restore_point.as_ref(),
                     path: store.path(&m.id).display().to_string(),
                 })
                 .collect();
@@ -190,6 +198,7 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
         .map(|m| {
             let verified = match (m.kind, m.verified()) {
                 (Kind::Database, _) => "snapshot".to_string(),
+                (Kind::RestorePoint, _) => "archived".to_string(),
                 (_, Some(VerifyLevel::Restore)) => "restore".to_string(),
                 (_, Some(VerifyLevel::Checksums)) => "checksums".to_string(),
                 (_, None) => "NO".to_string(),
@@ -199,6 +208,13 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
                 Kind::Database => {
                     format!("database {}", m.snapshot_database.as_deref().unwrap_or("?"))
                 }
+                Kind::RestorePoint => match &m.restore_point {
+                    Some(p) => format!(
+                        "pgBackRest restore point {} of {} (stanza {}, LSN {})",
+                        p.name, m.database, p.stanza, p.lsn
+                    ),
+                    None => format!("pgBackRest restore point of {}", m.database),
+                },
             };
             [
                 m.id.clone(),
@@ -291,7 +307,11 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                     out,
                     "{verb} {} ({}, {} old, {})",
                     p.id,
-                    if p.kind == Kind::Database { "database snapshot" } else { "dump" },
+                    match p.kind {
+                        Kind::Database => "database snapshot",
+                        Kind::RestorePoint => "pgBackRest restore point record",
+                        Kind::Dump => "dump",
+                    },
                     backstop_core::kit::duration::age(Utc::now() - p.created_at),
                     backstop_core::kit::size::human(p.size_bytes)
                 );

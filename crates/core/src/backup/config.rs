@@ -17,6 +17,19 @@ pub enum VerifyLevel {
     Restore,
 }
 
+/// What takes the pre-migration backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+pub enum Engine {
+    /// A verified logical dump (`pg_dump`), restored with `pg_restore`.
+    #[default]
+    #[serde(rename = "pg_dump")]
+    PgDump,
+    /// The team's pgBackRest: a healthy stanza with a recent backup, and a
+    /// named restore point whose WAL is archived.
+    #[serde(rename = "pgbackrest")]
+    PgBackRest,
+}
+
 /// `[backup]`: the pre-migration backup and what counts as one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +57,19 @@ pub struct BackupSection {
     /// (an ACCESS EXCLUSIVE lock blocks the dump) before giving up.
     #[serde(deserialize_with = "crate::kit::duration::de")]
     pub lock_wait: Duration,
+    /// `pg_dump` (default) or `pgbackrest`.
+    pub engine: Engine,
+    /// pgBackRest's stanza of this cluster (needed with `engine = "pgbackrest"`).
+    pub stanza: Option<String>,
+    /// pgBackRest's own config file, relative to this one (default: pgBackRest's).
+    pub config: Option<PathBuf>,
+    /// How pgBackRest is run, as a program and its first arguments
+    /// (`["sudo", "-u", "postgres", "pgbackrest"]`); default `["pgbackrest"]`.
+    pub pgbackrest_command: Vec<String>,
+    /// How long the gate waits for the WAL holding its restore point to be
+    /// archived.
+    #[serde(deserialize_with = "crate::kit::duration::de")]
+    pub archive_wait: Duration,
 }
 
 impl Default for BackupSection {
@@ -58,6 +84,11 @@ impl Default for BackupSection {
             verified: VerifyLevel::Checksums,
             required: true,
             lock_wait: Duration::from_secs(60),
+            engine: Engine::PgDump,
+            stanza: None,
+            config: None,
+            pgbackrest_command: vec!["pgbackrest".into()],
+            archive_wait: Duration::from_secs(60),
         }
     }
 }

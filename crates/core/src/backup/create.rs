@@ -200,6 +200,7 @@ pub fn create(
             sequences: Some(sequences),
         }),
         snapshot_database: None,
+        restore_point: None,
     };
     manifest.write(&partial)?;
     store.commit(&id, &partial)?;

@@ -9,9 +9,10 @@ use chrono::Utc;
 use postgres::Client;
 use serde_json::json;
 
-use super::config::{BackupSection, VerifyLevel};
+use super::config::{BackupSection, Engine, VerifyLevel};
 use super::create::{create, source_of, CreateOptions, Source};
 use super::manifest::{Kind, Manifest};
+use super::pgbackrest;
 use super::verify::{verify, verify_checksums};
 use super::{BackupError, Note, Progress, Store, Tools};
 use crate::kit::duration;
@@ -65,6 +66,9 @@ impl BackupGate<'_> {
         dry_run: bool,
     ) -> Result<GatePass, BackupError> {
         let source = source_of(client)?;
+        if self.policy.engine == Engine::PgBackRest {
+            return self.restore_point(client, &source, pending, dry_run);
+        }
         let tools = Tools::find()?;
         tools.check_server(source.server_version_num)?;
         let (mut m, reused) = match self.mode.clone() {
@@ -211,6 +215,47 @@ impl BackupGate<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The gate with pgBackRest: a healthy stanza with a recent backup and
+    /// a restore point made now, archived, recorded in the store.
+    fn restore_point(
+        &mut self,
+        client: &mut Client,
+        source: &Source,
+        pending: &[&Migration],
+        dry_run: bool,
+    ) -> Result<GatePass, BackupError> {
+        let mut m = pgbackrest::guard(client, source, &self.policy, dry_run, self.progress)?;
+        let Some(point) = m.restore_point.clone() else {
+            return Ok(GatePass {
+                detail: json!({ "engine": "pgbackrest", "would_create_restore_point": true }),
+                ..Default::default()
+            });
+        };
+        m.guards = pending.iter().map(|p| p.version.clone()).collect();
+        let partial = self.store.begin(&m.id)?;
+        m.write(&partial)?;
+        self.store.commit(&m.id, &partial)?;
+        self.progress.note(Note::Info(format!(
+            "restore point {} archived (WAL {}, LSN {}); pgBackRest backup {} in {:.1}s",
+            point.name,
+            point.wal_file,
+            point.lsn,
+            point.backup_label,
+            m.duration_ms as f64 / 1000.0
+        )));
+        Ok(GatePass {
+            detail: json!({
+                "id": m.id,
+                "engine": "pgbackrest",
+                "restore_point": point.name,
+                "lsn": point.lsn,
+                "backup_label": point.backup_label,
+            }),
+            backup_id: Some(m.id),
+            rehearsal_id: None,
+        })
     }
 
     fn take(&mut self, tools: &Tools) -> Result<Manifest, BackupError> {

@@ -28,6 +28,21 @@ pub enum Kind {
     /// A whole database kept under another name on the same server: the
     /// pre-restore snapshot a restore leaves behind.
     Database,
+    /// A named restore point in a pgBackRest stanza's archived WAL: a
+    /// point-in-time recovery to it is the backup.
+    #[serde(rename = "restore_point")]
+    RestorePoint,
+}
+
+impl Kind {
+    /// The engine that made a backup of this kind: `pg_dump` or
+    /// `pgbackrest`.
+    pub fn engine(self) -> &'static str {
+        match self {
+            Kind::Dump | Kind::Database => "pg_dump",
+            Kind::RestorePoint => "pgbackrest",
+        }
+    }
 }
 
 /// One file of the archive.
@@ -85,6 +100,22 @@ pub struct DbState {
     pub sequences: Option<String>,
 }
 
+/// Where a restore point is and what brings it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    /// The name given to `pg_create_restore_point`: `--type=name --target=…`.
+    pub name: String,
+    /// Its WAL position.
+    pub lsn: String,
+    /// The WAL segment that holds it, archived before the gate passed.
+    pub wal_file: String,
+    pub stanza: String,
+    /// The newest backup in the repository when the point was made: the
+    /// one a restore starts from.
+    pub backup_label: String,
+    pub backup_stopped_at: DateTime<Utc>,
+}
+
 /// The manifest of one backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -123,6 +154,9 @@ pub struct Manifest {
     /// For [`Kind::Database`]: the database that holds the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_database: Option<String>,
+    /// For [`Kind::RestorePoint`]: where the point is and what restores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_point: Option<RestorePoint>,
     #[serde(default)]
     pub verification: Verification,
 }
@@ -316,6 +350,7 @@ pub(crate) mod tests {
             guards: vec![],
             state: None,
             snapshot_database: None,
+            restore_point: None,
             verification: Verification::default(),
         }
     }

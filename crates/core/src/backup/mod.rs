@@ -13,6 +13,7 @@ pub mod create;
 pub mod gate;
 pub mod identity;
 pub mod manifest;
+pub mod pgbackrest;
 pub mod restore;
 pub mod retention;
 pub mod store;
@@ -138,6 +139,9 @@ pub enum BackupError {
          database? lower min_size in backstop.toml if the size is expected"
     )]
     TooSmall { id: String, size: String, min_size: String },
+    /// pgBackRest refused or failed: what, and what to do.
+    #[error("{what}{}", if fix.is_empty() { String::new() } else { format!("; {fix}") })]
+    PgBackRest { what: String, fix: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]

@@ -88,7 +88,9 @@ pub fn prune(
         }
         let result = match m.kind {
             Kind::Database => drop_database(m).and_then(|()| store.remove(&m.id)),
-            Kind::Dump => store.remove(&m.id),
+            // Only the record: the stanza's backups and WAL are pgBackRest's
+            // to expire, by its own retention.
+            Kind::Dump | Kind::RestorePoint => store.remove(&m.id),
         };
         match result {
             Ok(()) => report.removed.push(entry),

@@ -105,6 +105,13 @@ pub fn verify(
     progress: &mut dyn Progress,
 ) -> Result<VerifyReport, BackupError> {
     let mut m = store.load(id)?;
+    if m.kind == Kind::RestorePoint {
+        return Err(BackupError::Refused(format!(
+            "backup {id} is a pgBackRest restore point; its backups and WAL are verified by \
+             pgBackRest: `pgbackrest --stanza={} verify`",
+            m.restore_point.as_ref().map_or("?", |p| p.stanza.as_str())
+        )));
+    }
     if m.kind == Kind::Database {
         return Err(BackupError::Refused(format!(
             "backup {id} is a database snapshot (database {} on the server), not files to check; \

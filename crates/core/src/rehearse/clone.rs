@@ -340,6 +340,15 @@ impl Workspace {
         let refused =
             |e: backup::BackupError| RehearseError::Clone { reason: crate::kit::error::chain(&e) };
         let m = store.pick(&mut connect_source(source_url)?, &from.id).map_err(refused)?;
+        if m.kind == backup::Kind::RestorePoint {
+            return Err(RehearseError::Clone {
+                reason: format!(
+                    "backup {} is a pgBackRest restore point; a rehearsal copies a dump or a \
+                     database snapshot (rehearse without --from-backup to copy the live database)",
+                    m.id
+                ),
+            });
+        }
         let mut info = CopyInfo {
             method: Method::Backup,
             source: format!(

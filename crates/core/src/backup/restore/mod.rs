@@ -97,6 +97,9 @@ pub fn restore(
 
     // 1. The backup must be intact before anything touches the target.
     let mut m = store.load(id)?;
+    if m.kind == Kind::RestorePoint {
+        return Err(point_in_time(&m));
+    }
     if m.kind == Kind::Dump {
         progress.note(Note::Step(format!("verifying backup {id} ({} file(s))", m.files.len())));
         verify_checksums(store, tools, &mut m)?;
@@ -331,4 +334,17 @@ fn record_failure(url: &str, id: &str, e: &BackupError) {
             let _ = events::record(&mut client, &event);
         }
     }
+}
+
+/// Why `restore` does not bring back a pgBackRest restore point itself
+/// yet, and the commands that do.
+pub(crate) fn point_in_time(m: &super::Manifest) -> BackupError {
+    let (stanza, name) =
+        m.restore_point.as_ref().map_or(("?", "?"), |p| (p.stanza.as_str(), p.name.as_str()));
+    BackupError::Refused(format!(
+        "backup {} is pgBackRest restore point {name}: a point-in-time recovery of the whole \
+         cluster, which Backstop does not carry out yet; stop the server and run \
+         `pgbackrest --stanza={stanza} --delta --type=name --target={name} --target-action=promote restore`",
+        m.id
+    ))
 }

@@ -15,7 +15,7 @@ use super::databases::{
     connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
 };
 use super::journal::{Journal, Step};
-use super::{Failure, Run};
+use super::{point_in_time, Failure, Run};
 use crate::backup::create::{facts, source_of};
 use crate::backup::manifest::{Kind, Manifest, Verification};
 use crate::backup::store::new_id;
@@ -61,6 +61,7 @@ impl Incoming {
     /// and kept in the journal, so that a resumed run finds it again.
     fn of(j: &mut Journal, m: &Manifest, admin: &mut Client) -> Result<Incoming, Failure> {
         match m.kind {
+            Kind::RestorePoint => Err(point_in_time(m).into()),
             Kind::Dump => {
                 let name = j
                     .temp_database
@@ -411,6 +412,7 @@ fn snapshot_manifest(
         guards: Vec::new(),
         state: None,
         snapshot_database: Some(snapshot_db.to_string()),
+        restore_point: None,
         verification: Verification::default(),
     })
 }

@@ -1,0 +1,326 @@
+//! pgBackRest as the backup engine: for databases too big to dump before
+//! every migration, the team's physical backups with continuous WAL
+//! archiving are the safety net. The gate proves that net holds (the
+//! stanza is healthy, archiving works, the latest backup is complete and
+//! recent) and then marks the moment before the migration with a named
+//! restore point whose WAL is archived: recovery to that name brings the
+//! cluster back to exactly that moment. The record is a manifest in the
+//! same store as dumps, of kind [`Kind::RestorePoint`].
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use postgres::Client;
+use serde::Deserialize;
+
+use super::config::BackupSection;
+use super::identity::Source;
+use super::manifest::{Kind, Manifest, RestorePoint, Verification};
+use super::store::new_id;
+use super::{BackupError, Note, Progress};
+use crate::kit::duration;
+
+/// How to run pgBackRest for one stanza.
+#[derive(Debug, Clone)]
+pub struct PgBackRest {
+    command: Vec<String>,
+    stanza: String,
+    config: Option<std::path::PathBuf>,
+}
+
+impl PgBackRest {
+    /// pgBackRest as `[backup]` says to run it; `None` for another engine.
+    pub fn of(policy: &BackupSection) -> Option<PgBackRest> {
+        Some(PgBackRest {
+            command: policy.pgbackrest_command.clone(),
+            stanza: policy.stanza.clone()?,
+            config: policy.config.clone(),
+        })
+    }
+
+    pub fn stanza(&self) -> &str {
+        &self.stanza
+    }
+
+    /// Runs `pgbackrest <args>` for the stanza; its standard output, or why
+    /// it failed (its ERROR lines).
+    fn run(&self, args: &[&str]) -> Result<String, BackupError> {
+        let (program, first) = self.command.split_first().expect("checked when the config loads");
+        let mut cmd = Command::new(program);
+        cmd.args(first).arg(format!("--stanza={}", self.stanza));
+        if let Some(config) = &self.config {
+            cmd.arg(format!("--config={}", config.display()));
+        }
+        cmd.args(args).stdin(std::process::Stdio::null());
+        crate::shell::die_with_parent(&mut cmd);
+        let shown = format!("pgbackrest {}", args.join(" "));
+        let out = cmd.output().map_err(|e| BackupError::PgBackRest {
+            what: format!("could not run {program}: {e}"),
+            fix: "install pgBackRest (`apt-get install pgbackrest`) or set [backup] \
+                  pgbackrest_command"
+                .into(),
+        })?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        let errors: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("ERROR") || l.starts_with("HINT") || l.starts_with("WARN"))
+            .collect();
+        let said = if errors.is_empty() { text.trim().to_string() } else { errors.join(" ") };
+        Err(BackupError::PgBackRest {
+            what: format!(
+                "`{shown}` for stanza {} failed ({}): {}",
+                self.stanza,
+                out.status,
+                crate::shell::truncated(&said, 600)
+            ),
+            fix: String::new(),
+        })
+    }
+
+    /// The stanza's latest complete backup, from `pgbackrest info`, after
+    /// checking the stanza is this cluster's and healthy.
+    fn latest_backup(&self, source: &Source) -> Result<Backup, BackupError> {
+        let json = self.run(&["--output=json", "info"])?;
+        let stanzas: Vec<Stanza> =
+            serde_json::from_str(&json).map_err(|e| BackupError::PgBackRest {
+                what: format!("`pgbackrest info` printed JSON Backstop cannot read: {e}"),
+                fix: "check the pgBackRest version (2.x) Backstop runs".into(),
+            })?;
+        let refuse = |what: String, fix: String| BackupError::PgBackRest { what, fix };
+        let Some(stanza) = stanzas.into_iter().find(|s| s.name == self.stanza) else {
+            return Err(refuse(
+                format!("`pgbackrest info` lists no stanza {}", self.stanza),
+                "check [backup] stanza and config".into(),
+            ));
+        };
+        if stanza.status.code != 0 {
+            let fix = if stanza.status.code == 1 {
+                format!("create it: `pgbackrest --stanza={} stanza-create`", self.stanza)
+            } else {
+                format!("see `pgbackrest --stanza={} info`", self.stanza)
+            };
+            return Err(refuse(
+                format!("stanza {} is not usable: {}", self.stanza, stanza.status.message),
+                fix,
+            ));
+        }
+        if let (Some(mine), Some(db)) = (&source.system_identifier, stanza.db.last()) {
+            if mine != &db.system_id.to_string() {
+                return Err(refuse(
+                    format!(
+                        "stanza {} backs up another cluster (system identifier {}, this server's is {mine})",
+                        self.stanza, db.system_id
+                    ),
+                    "set [backup] stanza to this cluster's stanza".into(),
+                ));
+            }
+        }
+        stanza.backup.into_iter().rev().find(|b| !b.error.unwrap_or(false)).ok_or_else(|| {
+            refuse(
+                format!("stanza {} holds no complete backup", self.stanza),
+                format!("take one: `pgbackrest --stanza={} backup`", self.stanza),
+            )
+        })
+    }
+}
+
+/// One stanza of `pgbackrest info --output=json`: what the gate reads.
+#[derive(Debug, Deserialize)]
+struct Stanza {
+    name: String,
+    status: Status,
+    #[serde(default)]
+    db: Vec<StanzaDb>,
+    #[serde(default)]
+    backup: Vec<Backup>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    code: i64,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StanzaDb {
+    #[serde(rename = "system-id")]
+    system_id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Backup {
+    label: String,
+    #[serde(default)]
+    error: Option<bool>,
+    timestamp: Stamps,
+}
+
+#[derive(Debug, Deserialize)]
+struct Stamps {
+    stop: i64,
+}
+
+/// The gate with pgBackRest: the latest backup is recent, archiving works,
+/// and a restore point made now is archived. Returns the record of it.
+pub fn guard(
+    client: &mut Client,
+    source: &Source,
+    policy: &BackupSection,
+    dry_run: bool,
+    progress: &mut dyn Progress,
+) -> Result<Manifest, BackupError> {
+    let started = Instant::now();
+    let engine = PgBackRest::of(policy).expect("the config requires a stanza");
+    progress.note(Note::Step(format!("checking pgBackRest stanza {}", engine.stanza)));
+    let latest = engine.latest_backup(source)?;
+    let stopped = Utc.timestamp_opt(latest.timestamp.stop, 0).single().unwrap_or_default();
+    let age = Utc::now() - stopped;
+    if age.to_std().unwrap_or_default() > policy.max_age {
+        return Err(BackupError::PgBackRest {
+            what: format!(
+                "the latest pgBackRest backup of stanza {} ({}) finished {} ago, longer ago than \
+                 [backup] max_age ({})",
+                engine.stanza,
+                latest.label,
+                duration::age(age),
+                duration::human(policy.max_age)
+            ),
+            fix: format!(
+                "take one: `pgbackrest --stanza={} backup` (or raise max_age)",
+                engine.stanza
+            ),
+        });
+    }
+    // Archiving works: pgBackRest switches the WAL and waits for it.
+    engine.run(&["check"]).map_err(|e| match e {
+        BackupError::PgBackRest { what, .. } => BackupError::PgBackRest {
+            what: format!("WAL archiving does not work: {what}"),
+            fix: "fix archive_command (see the server's log) before migrating".into(),
+        },
+        e => e,
+    })?;
+    let mut record = record_of(source, &latest, stopped);
+    if dry_run {
+        return Ok(record);
+    }
+    let id = new_id(Utc::now());
+    let name = format!("backstop-{id}");
+    progress.note(Note::Step(format!("creating restore point {name}")));
+    let (lsn, wal_file) = restore_point(client, &name, policy.archive_wait)?;
+    record.schema_fingerprint = crate::pg::fingerprint::Schema::read(client)
+        .map_err(BackupError::db("reading the schema at the restore point"))?
+        .fingerprint();
+    record.id = id;
+    record.created_at = Utc::now();
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    record.restore_point = Some(RestorePoint {
+        name,
+        lsn,
+        wal_file,
+        stanza: engine.stanza.clone(),
+        backup_label: latest.label,
+        backup_stopped_at: stopped,
+    });
+    Ok(record)
+}
+
+/// The record of a restore point before it is made (`restore_point` is
+/// filled once it is).
+fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manifest {
+    Manifest {
+        format: 1,
+        id: String::new(),
+        kind: Kind::RestorePoint,
+        label: Some(format!("pre-migrate, pgBackRest backup {}", latest.label)),
+        created_at: stopped,
+        database: source.database.clone(),
+        system_identifier: source.system_identifier.clone(),
+        server_version: source.server_version.clone(),
+        server_version_num: source.server_version_num,
+        encoding: source.encoding.clone(),
+        pg_dump_version: None,
+        compression: None,
+        jobs: None,
+        size_bytes: 0,
+        files: Vec::new(),
+        row_counts: Default::default(),
+        schema_fingerprint: String::new(),
+        roles: Vec::new(),
+        extensions: Vec::new(),
+        duration_ms: 0,
+        guards: Vec::new(),
+        state: None,
+        snapshot_database: None,
+        restore_point: None,
+        verification: Verification::default(),
+    }
+}
+
+/// Creates the restore point `name`, switches to a new WAL segment so the
+/// one holding it can be archived, and waits up to `wait` until it is.
+/// Returns its LSN and segment.
+fn restore_point(
+    client: &mut Client,
+    name: &str,
+    wait: Duration,
+) -> Result<(String, String), BackupError> {
+    let row = client
+        .query_one(
+            "select lsn::text, pg_walfile_name(lsn) from pg_create_restore_point($1) lsn",
+            &[&name],
+        )
+        .map_err(|e| BackupError::PgBackRest {
+            what: format!(
+                "could not create restore point {name}: {}",
+                e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+            ),
+            fix: "the gate's role needs pg_create_restore_point and pg_switch_wal (a superuser, \
+                  or GRANT EXECUTE on both)"
+                .into(),
+        })?;
+    let (lsn, wal_file): (String, String) = (row.get(0), row.get(1));
+    client
+        .query_one("select pg_switch_wal()", &[])
+        .map_err(BackupError::db("switching the WAL segment"))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let row = client
+            .query_one(
+                "select coalesce(last_archived_wal, ''), coalesce(last_failed_wal, ''),
+                        coalesce(last_failed_time::text, '')
+                   from pg_stat_archiver",
+                &[],
+            )
+            .map_err(BackupError::db("reading pg_stat_archiver"))?;
+        let (archived, failed, failed_at): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        // Segment names of one timeline sort in WAL order.
+        if archived.len() == wal_file.len() && archived >= wal_file {
+            return Ok((lsn, wal_file));
+        }
+        if Instant::now() >= deadline {
+            let failed = if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; the last failure was {failed} at {failed_at}")
+            };
+            return Err(BackupError::PgBackRest {
+                what: format!(
+                    "WAL segment {wal_file} holding restore point {name} was not archived within \
+                     {} (last archived: {}){failed}",
+                    duration::human(wait),
+                    if archived.is_empty() { "none" } else { &archived }
+                ),
+                fix: "check archive_command and the server's log, or raise [backup] archive_wait"
+                    .into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
