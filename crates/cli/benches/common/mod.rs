@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use backstop_core::pg::cluster::Cluster;
 
+pub mod archived;
+
 const DEFAULT_SCALE: u32 = 50;
 
 /// pgbench_accounts rebuilt with realistic columns: text of many lengths,

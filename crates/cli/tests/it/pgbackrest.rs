@@ -4,82 +4,15 @@
 //! migration; a backup too old, broken archiving and a stanza that does not
 //! exist refuse before anything runs, each saying why and what to do.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use backstop_core::pg::cluster::Cluster;
 
 use crate::common::{program, run_program, Project};
 
-/// A cluster archiving into a pgBackRest repository with one full backup.
-struct Archived {
-    cluster: Cluster,
-    /// Holds pgBackRest's config, repository, logs and locks.
-    home: tempfile::TempDir,
-}
-
-impl Archived {
-    fn config(&self) -> PathBuf {
-        self.home.path().join("pgbackrest.conf")
-    }
-
-    /// pgBackRest as the cluster's owner (`postgres` when the tests run
-    /// as root), as its archive_command runs.
-    fn pgbackrest(&self, args: &[&str]) -> Command {
-        let mut cmd = if nix::unistd::Uid::effective().is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "pgbackrest"]);
-            c
-        } else {
-            Command::new("pgbackrest")
-        };
-        cmd.arg(format!("--config={}", self.config().display())).arg("--stanza=main").args(args);
-        cmd
-    }
-
-    fn start() -> Option<Archived> {
-        program("pgbackrest", ".ci/tools/pgbackrest.sh")?;
-        let mut cluster = Cluster::start().expect("throwaway cluster");
-        let home = tempfile::Builder::new().prefix("backstop-pgbackrest-").tempdir().unwrap();
-        for sub in ["repo", "log", "lock"] {
-            std::fs::create_dir(home.path().join(sub)).unwrap();
-        }
-        let data = cluster.dir().join("data");
-        let p = |s: &str| home.path().join(s).display().to_string();
-        std::fs::write(
-            home.path().join("pgbackrest.conf"),
-            format!(
-                "[global]\nrepo1-path={}\nrepo1-retention-full=2\nlog-path={}\nlock-path={}\n\
-                 log-level-console=warn\nlog-level-file=off\nstart-fast=y\narchive-timeout=20\n\
-                 compress-type=none\n\n[main]\npg1-path={}\npg1-port={}\npg1-socket-path={}\npg1-user=postgres\n",
-                p("repo"),
-                p("log"),
-                p("lock"),
-                data.display(),
-                cluster.port(),
-                cluster.dir().display()
-            ),
-        )
-        .unwrap();
-        if nix::unistd::Uid::effective().is_root() {
-            run_program(Command::new("chown").args(["-R", "postgres"]).arg(home.path()));
-        }
-        cluster.stop_immediate().unwrap();
-        let conf = data.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
-            "archive_mode = on\nwal_level = replica\n\
-             archive_command = 'pgbackrest --config={} --stanza=main archive-push %p'\n",
-            home.path().join("pgbackrest.conf").display()
-        ));
-        std::fs::write(&conf, text).unwrap();
-        cluster.restart().unwrap();
-        let archived = Archived { cluster, home };
-        run_program(&mut archived.pgbackrest(&["stanza-create"]));
-        run_program(&mut archived.pgbackrest(&["--type=full", "backup"]));
-        Some(archived)
-    }
-}
+#[path = "../../benches/common/archived.rs"]
+mod archived;
+use archived::Archived;
 
 fn engine_config(config: &Path, stanza: &str, max_age: &str) -> String {
     format!(
@@ -105,7 +38,10 @@ fn applied(p: &Project, cluster: &Cluster) -> Vec<(String, Option<String>)> {
 
 #[test]
 fn the_gate_archives_a_restore_point_and_refuses_when_the_net_does_not_hold() {
-    let Some(archived) = Archived::start() else { return };
+    if program("pgbackrest", ".ci/tools/pgbackrest.sh").is_none() {
+        return;
+    }
+    let archived = Archived::start(|_| Ok(())).expect("a cluster archiving into pgBackRest");
     let cluster = &archived.cluster;
     let p = Project::on(cluster, "pgbackrest");
     p.config(&engine_config(&archived.config(), "main", "1h"));
