@@ -71,7 +71,8 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
         ctx.layout,
         ctx.migrations.len()
     );
-    text.push_str(&render(&o.status));
+    let store = backstop_core::backup::Store::new(&ctx.config.backup.dir);
+    text.push_str(&render(&o.status, &|id| guarded_by(&store, id)));
     if !o.problems.is_empty() {
         let _ = writeln!(text, "cannot run as written ({}):", o.problems.len());
         for p in &o.problems {
@@ -220,7 +221,19 @@ fn restore_line(j: &backstop_core::backup::restore::Journal) -> String {
     )
 }
 
-fn render(s: &migrate::Status) -> String {
+/// What guarded a migration, by its backup id: a pgBackRest restore point
+/// says so with its name.
+fn guarded_by(store: &backstop_core::backup::Store, id: &str) -> String {
+    match store.load(id) {
+        Ok(m) => match &m.restore_point {
+            Some(p) => format!("restore point {} (pgBackRest, stanza {})", p.name, p.stanza),
+            None => format!("backup {id}"),
+        },
+        Err(_) => format!("backup {id}"),
+    }
+}
+
+fn render(s: &migrate::Status, guard: &dyn Fn(&str) -> String) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "applied ({}):", s.applied.len());
     for e in &s.applied {
@@ -232,7 +245,7 @@ fn render(s: &migrate::Status) -> String {
         };
         let at =
             e.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
-        let backup = e.backup_id.as_deref().map(|b| format!("  backup {b}")).unwrap_or_default();
+        let backup = e.backup_id.as_deref().map(|b| format!("  {}", guard(b))).unwrap_or_default();
         let _ = writeln!(
             out,
             "  {}_{}  {at}  by {}{backup}{mark}",

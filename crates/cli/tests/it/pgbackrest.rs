@@ -69,8 +69,10 @@ fn the_gate_archives_a_restore_point_and_refuses_when_the_net_does_not_hold() {
     let wal = point["wal_file"].as_str().unwrap();
     assert!(max.as_str() >= wal, "archived up to {max}, the point is in {wal}");
     assert_eq!(point["backup_label"], info[0]["backup"][0]["label"]);
-    // Text output says what it is.
+    // Text output says what it is, and status names what guards 001.
     p.run(&["backup", "list"]).expect_code(0).expect_output("pgBackRest restore point backstop-");
+    p.run(&["status"])
+        .expect_output(&format!("restore point {} (pgBackRest", point["name"].as_str().unwrap()));
     // `restore` says plainly what restores it rather than pretending.
     p.run(&["restore", &id, "--yes"])
         .expect_code(2)
