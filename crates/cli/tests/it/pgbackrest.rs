@@ -73,6 +73,11 @@ fn the_gate_archives_a_restore_point_and_refuses_when_the_net_does_not_hold() {
     p.run(&["backup", "list"]).expect_code(0).expect_output("pgBackRest restore point backstop-");
     p.run(&["status"])
         .expect_output(&format!("restore point {} (pgBackRest", point["name"].as_str().unwrap()));
+    // A point-in-time recovery to it in a throwaway cluster has the schema
+    // recorded at the point (before 001 ran: no table items).
+    p.run(&["backup", "verify", &id, "--restore"])
+        .expect_code(0)
+        .expect_output(&format!("recovered to {}", point["name"].as_str().unwrap()));
     // `restore` says plainly what restores it rather than pretending.
     p.run(&["restore", &id, "--yes"])
         .expect_code(2)

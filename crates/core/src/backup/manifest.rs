@@ -114,6 +114,12 @@ pub struct RestorePoint {
     /// one a restore starts from.
     pub backup_label: String,
     pub backup_stopped_at: DateTime<Utc>,
+    /// How pgBackRest was run for it (`[backup] pgbackrest_command`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// pgBackRest's config file, if `[backup] config` named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
 }
 
 /// The manifest of one backup.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::config::BackupSection;
 use super::identity::Source;
-use super::manifest::{Kind, Manifest, RestorePoint, Verification};
+use super::manifest::{Check, Kind, Manifest, RestorePoint, Verification};
 use super::store::new_id;
 use super::{BackupError, Note, Progress};
 use crate::kit::duration;
@@ -30,6 +30,16 @@ pub struct PgBackRest {
 }
 
 impl PgBackRest {
+    /// pgBackRest as it was run for a restore point.
+    pub fn of_point(point: &RestorePoint) -> PgBackRest {
+        let command = if point.command.is_empty() {
+            vec!["pgbackrest".into()]
+        } else {
+            point.command.clone()
+        };
+        PgBackRest { command, stanza: point.stanza.clone(), config: point.config.clone() }
+    }
+
     /// pgBackRest as `[backup]` says to run it; `None` for another engine.
     pub fn of(policy: &BackupSection) -> Option<PgBackRest> {
         Some(PgBackRest {
@@ -139,6 +149,14 @@ struct Stanza {
     db: Vec<StanzaDb>,
     #[serde(default)]
     backup: Vec<Backup>,
+    #[serde(default)]
+    archive: Vec<Archive>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Archive {
+    #[serde(default)]
+    max: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +234,14 @@ pub fn guard(
     record.schema_fingerprint = crate::pg::fingerprint::Schema::read(client)
         .map_err(BackupError::db("reading the schema at the restore point"))?
         .fingerprint();
+    record.verification.checksums = Some(Check {
+        at: Utc::now(),
+        ok: true,
+        detail: format!(
+            "WAL segment {wal_file} holding the point archived; backup {} complete in stanza {}",
+            latest.label, engine.stanza
+        ),
+    });
     record.id = id;
     record.created_at = Utc::now();
     record.duration_ms = started.elapsed().as_millis() as u64;
@@ -226,6 +252,8 @@ pub fn guard(
         stanza: engine.stanza.clone(),
         backup_label: latest.label,
         backup_stopped_at: stopped,
+        command: engine.command.clone(),
+        config: engine.config.clone(),
     });
     Ok(record)
 }
@@ -322,5 +350,116 @@ fn restore_point(
             });
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Verifies a restore point: the repository still holds the backup it
+/// starts from and the WAL up to it (`pgbackrest info`); with `restore`,
+/// a point-in-time recovery to it in a throwaway cluster (never the
+/// production server), whose schema must be the one recorded at the point.
+pub fn verify_point(
+    m: &Manifest,
+    restore: bool,
+    progress: &mut dyn Progress,
+) -> Result<(Check, Option<Check>), BackupError> {
+    let point = m
+        .restore_point
+        .as_ref()
+        .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))?;
+    let engine = PgBackRest::of_point(point);
+    progress.note(Note::Step(format!(
+        "checking stanza {} for restore point {}",
+        point.stanza, point.name
+    )));
+    let json = engine.run(&["--output=json", "info"])?;
+    let stanzas: Vec<Stanza> = serde_json::from_str(&json).unwrap_or_default();
+    let stanza = stanzas.iter().find(|s| s.name == point.stanza);
+    let held = stanza.is_some_and(|s| s.backup.iter().any(|b| b.label == point.backup_label));
+    let archived_to = stanza
+        .and_then(|s| s.archive.iter().filter_map(|a| a.max.clone()).max())
+        .unwrap_or_default();
+    let covered = archived_to.len() == point.wal_file.len() && archived_to >= point.wal_file;
+    let checks = Check {
+        at: Utc::now(),
+        ok: held && covered,
+        detail: match (held, covered) {
+            (true, true) => format!(
+                "stanza {} holds backup {} and WAL up to {archived_to}, past {} (the point's)",
+                point.stanza, point.backup_label, point.wal_file
+            ),
+            (false, _) => format!(
+                "stanza {} no longer holds backup {}: the point cannot be restored from it",
+                point.stanza, point.backup_label
+            ),
+            (true, false) => format!(
+                "stanza {} holds WAL up to {} only; the point is in {}",
+                point.stanza,
+                if archived_to.is_empty() { "none" } else { &archived_to },
+                point.wal_file
+            ),
+        },
+    };
+    if !checks.ok || !restore {
+        return Ok((checks, None));
+    }
+    Ok((checks, Some(recover_throwaway(m, point, &engine, progress))))
+}
+
+/// A point-in-time recovery of `point` in a throwaway cluster, compared
+/// with the schema recorded at the point.
+fn recover_throwaway(
+    m: &Manifest,
+    point: &RestorePoint,
+    engine: &PgBackRest,
+    progress: &mut dyn Progress,
+) -> Check {
+    let started = Instant::now();
+    progress.note(Note::Step(format!(
+        "restoring backup {} and the WAL up to {} into a throwaway cluster",
+        point.backup_label, point.name
+    )));
+    let result = (|| -> Result<String, BackupError> {
+        let bin = crate::pg::cluster::PgBin::find()?;
+        let major = m.server_version_num / 10000;
+        if bin.major != major as u32 {
+            return Err(BackupError::Refused(format!(
+                "the backup is of PostgreSQL {major} and the local server binaries are {}; a \
+                 physical backup restores only into its own major version",
+                bin.major
+            )));
+        }
+        let cluster = crate::pg::cluster::Cluster::start_restored(bin, |data, _| {
+            std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
+            let target = format!("--target={}", point.name);
+            let set = format!("--set={}", point.backup_label);
+            let pg1 = format!("--pg1-path={}", data.display());
+            let args = ["--type=name", &target, "--target-action=promote", &set, &pg1, "restore"];
+            engine.run(&args).map(|_| ()).map_err(|e| crate::kit::error::chain(&e))
+        })?;
+        let mut client = cluster.connect(&m.database)?;
+        let fingerprint = crate::pg::fingerprint::Schema::read(&mut client)
+            .map_err(BackupError::db("reading the restored schema"))?
+            .fingerprint();
+        if fingerprint != m.schema_fingerprint {
+            return Err(BackupError::Mismatch {
+                id: m.id.clone(),
+                differences: vec![format!(
+                    "schema fingerprint {fingerprint}, recorded at the point {}",
+                    m.schema_fingerprint
+                )],
+            });
+        }
+        Ok(format!(
+            "recovered to {} in a throwaway PostgreSQL {} cluster in {:.1}s: schema fingerprint \
+             {fingerprint} as recorded at the point",
+            point.name,
+            cluster.bin().major,
+            started.elapsed().as_secs_f64()
+        ))
+    })();
+    Check {
+        at: Utc::now(),
+        ok: result.is_ok(),
+        detail: result.unwrap_or_else(|e| crate::kit::error::chain(&e)),
     }
 }

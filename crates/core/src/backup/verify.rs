@@ -106,11 +106,23 @@ pub fn verify(
 ) -> Result<VerifyReport, BackupError> {
     let mut m = store.load(id)?;
     if m.kind == Kind::RestorePoint {
-        return Err(BackupError::Refused(format!(
-            "backup {id} is a pgBackRest restore point; its backups and WAL are verified by \
-             pgBackRest: `pgbackrest --stanza={} verify`",
-            m.restore_point.as_ref().map_or("?", |p| p.stanza.as_str())
-        )));
+        let (checks, restored) = super::pgbackrest::verify_point(&m, restore, progress)?;
+        progress.note(Note::Finished);
+        m.verification.checksums = Some(checks.clone());
+        if restored.is_some() {
+            m.verification.restore = restored.clone();
+        }
+        store.save(&m)?;
+        let failed: Vec<String> = [Some(&checks), restored.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|c| !c.ok)
+            .map(|c| c.detail.clone())
+            .collect();
+        if !failed.is_empty() {
+            return Err(BackupError::Corrupt { id: id.to_string(), problems: failed });
+        }
+        return Ok(VerifyReport { id: id.to_string(), checksums: checks, restore: restored });
     }
     if m.kind == Kind::Database {
         return Err(BackupError::Refused(format!(
