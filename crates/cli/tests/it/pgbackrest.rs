@@ -78,6 +78,12 @@ fn the_gate_archives_a_restore_point_and_refuses_when_the_net_does_not_hold() {
     p.run(&["backup", "verify", &id, "--restore"])
         .expect_code(0)
         .expect_output(&format!("recovered to {}", point["name"].as_str().unwrap()));
+    // A rehearsal on a recovery of the point, never on the production
+    // server: 001 is pending there and round-trips.
+    let rehearsal =
+        p.run(&["rehearse", "--from-backup", &id, "--format", "json"]).expect_code(0).json();
+    assert_eq!(rehearsal["round_trip"]["migrations"][0]["version"], "001", "{rehearsal}");
+    assert_eq!(rehearsal["copy"]["backup_id"], id.as_str(), "{rehearsal}");
     // `restore` says plainly what restores it rather than pretending.
     p.run(&["restore", &id, "--yes"])
         .expect_code(2)

@@ -402,40 +402,49 @@ pub fn verify_point(
     if !checks.ok || !restore {
         return Ok((checks, None));
     }
-    Ok((checks, Some(recover_throwaway(m, point, &engine, progress))))
+    Ok((checks, Some(recover_throwaway(m, point, progress))))
 }
 
-/// A point-in-time recovery of `point` in a throwaway cluster, compared
-/// with the schema recorded at the point.
-fn recover_throwaway(
+/// A point-in-time recovery of the restore point `m` in a throwaway
+/// cluster on this machine, running once the recovery reached the point.
+pub fn recover(
     m: &Manifest,
-    point: &RestorePoint,
-    engine: &PgBackRest,
     progress: &mut dyn Progress,
-) -> Check {
-    let started = Instant::now();
+) -> Result<crate::pg::cluster::Cluster, BackupError> {
+    let point = m
+        .restore_point
+        .as_ref()
+        .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))?;
+    let engine = PgBackRest::of_point(point);
     progress.note(Note::Step(format!(
         "restoring backup {} and the WAL up to {} into a throwaway cluster",
         point.backup_label, point.name
     )));
+    let bin = crate::pg::cluster::PgBin::find()?;
+    let major = m.server_version_num / 10000;
+    if i64::from(bin.major) != i64::from(major) {
+        return Err(BackupError::Refused(format!(
+            "the backup is of PostgreSQL {major} and the local server binaries are {}; a \
+             physical backup restores only into its own major version",
+            bin.major
+        )));
+    }
+    Ok(crate::pg::cluster::Cluster::start_restored(bin, |data, _| {
+        std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
+        let target = format!("--target={}", point.name);
+        let set = format!("--set={}", point.backup_label);
+        let pg1 = format!("--pg1-path={}", data.display());
+        let args = ["--type=name", &target, "--target-action=promote", &set, &pg1, "restore"];
+        engine.run(&args).map(|_| ()).map_err(|e| crate::kit::error::chain(&e))
+    })?)
+}
+
+/// A point-in-time recovery of `point` in a throwaway cluster, compared
+/// with the schema recorded at the point.
+fn recover_throwaway(m: &Manifest, point: &RestorePoint, progress: &mut dyn Progress) -> Check {
+    let started = Instant::now();
     let result = (|| -> Result<String, BackupError> {
-        let bin = crate::pg::cluster::PgBin::find()?;
-        let major = m.server_version_num / 10000;
-        if bin.major != major as u32 {
-            return Err(BackupError::Refused(format!(
-                "the backup is of PostgreSQL {major} and the local server binaries are {}; a \
-                 physical backup restores only into its own major version",
-                bin.major
-            )));
-        }
-        let cluster = crate::pg::cluster::Cluster::start_restored(bin, |data, _| {
-            std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
-            let target = format!("--target={}", point.name);
-            let set = format!("--set={}", point.backup_label);
-            let pg1 = format!("--pg1-path={}", data.display());
-            let args = ["--type=name", &target, "--target-action=promote", &set, &pg1, "restore"];
-            engine.run(&args).map(|_| ()).map_err(|e| crate::kit::error::chain(&e))
-        })?;
+        let cluster = recover(m, progress)?;
         let mut client = cluster.connect(&m.database)?;
         let fingerprint = crate::pg::fingerprint::Schema::read(&mut client)
             .map_err(BackupError::db("reading the restored schema"))?

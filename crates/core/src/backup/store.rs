@@ -81,8 +81,9 @@ impl Store {
         Manifest::read(&dir)
     }
 
-    /// Backup `which`: an id, or `latest`, the newest verified dump of the
-    /// database `client` is connected to (same system identifier and name).
+    /// Backup `which`: an id, or `latest`, the newest verified dump (or
+    /// pgBackRest restore point) of the database `client` is connected to
+    /// (same system identifier and name).
     pub fn pick(
         &self,
         client: &mut postgres::Client,
@@ -96,7 +97,7 @@ impl Store {
         all.into_iter()
             .rev()
             .find(|m| {
-                m.kind == manifest::Kind::Dump
+                matches!(m.kind, manifest::Kind::Dump | manifest::Kind::RestorePoint)
                     && m.verified().is_some()
                     && m.same_database(source.system_identifier.as_deref(), &source.database)
             })

@@ -529,6 +529,13 @@ rm -rf "$2""#;
         format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}", self.password, self.port)
     }
 
+    /// A connection URL for `database` as the superuser over the cluster's
+    /// Unix socket (no password: the socket is private and trusted), for a
+    /// cluster that takes no TCP connection ([`Cluster::start_restored`]).
+    pub fn socket_url(&self, database: &str) -> String {
+        format!("postgres://{SUPERUSER}@/{database}?host={}&port={}", self.dir.display(), self.port)
+    }
+
     /// A superuser session on `database`, over the Unix socket when TCP
     /// takes TLS only.
     pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {

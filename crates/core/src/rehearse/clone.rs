@@ -340,15 +340,6 @@ impl Workspace {
         let refused =
             |e: backup::BackupError| RehearseError::Clone { reason: crate::kit::error::chain(&e) };
         let m = store.pick(&mut connect_source(source_url)?, &from.id).map_err(refused)?;
-        if m.kind == backup::Kind::RestorePoint {
-            return Err(RehearseError::Clone {
-                reason: format!(
-                    "backup {} is a pgBackRest restore point; a rehearsal copies a dump or a \
-                     database snapshot (rehearse without --from-backup to copy the live database)",
-                    m.id
-                ),
-            });
-        }
         let mut info = CopyInfo {
             method: Method::Backup,
             source: format!(
@@ -377,6 +368,15 @@ impl Workspace {
             info.fallback_reason =
                 Some(format!("a database snapshot, copied by template from {snapshot}"));
             return Ok(Workspace::new(source_url.to_string(), &snapshot, None, run_id, info));
+        }
+        if m.kind == backup::Kind::RestorePoint {
+            // Recovered on this machine from the stanza's repository: the
+            // production server is not touched.
+            let cluster = backup::pgbackrest::recover(&m, &mut backup::Quiet).map_err(refused)?;
+            info.fallback_reason =
+                Some("a point-in-time recovery of a pgBackRest restore point".into());
+            let url = cluster.socket_url(&m.database);
+            return Ok(Workspace::new(url, &m.database, Some(cluster), run_id, info));
         }
         let tools = backup::tools::Tools::find().map_err(refused)?;
         let problems = backup::verify::check_files(&store, &tools, &m).map_err(refused)?;
