@@ -24,6 +24,7 @@ mod managed;
 mod memory;
 mod openfeature;
 mod rehearse;
+mod rehearse_history;
 mod secrets;
 mod serve;
 mod tls;
