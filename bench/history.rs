@@ -196,3 +196,96 @@ pub fn grown(i: usize) -> (String, String, Option<Plant>) {
     }
     (format!("{up}\n{more_up}"), format!("{more_down}\n{down}"), plant)
 }
+
+/// The planted history with the shapes that made the report of a long
+/// rehearsal hard to read planted as well, in every block of 40: an up
+/// that drops a table whose down is a deliberate no-op (a relation gone,
+/// with its columns, indexes and sequence), a down that puts a view back
+/// with another definition and one that puts a function back with another
+/// body (diffs to show), an index built concurrently (a migration that must
+/// run outside a transaction), an enum value a later migration uses (the
+/// batch must commit in between), and a migration marked to run outside a
+/// transaction that does not need to (a split that can be avoided).
+// Read by the rehearse integration test, not by every bench that includes this file.
+#[allow(dead_code)]
+pub fn planted_more(i: usize) -> (String, String, Option<Plant>) {
+    let base = i / 10 * 10;
+    let t = format!("t{base}");
+    let (up, down) = migration(i);
+    match i % 40 {
+        // Marked to run outside a transaction for no reason.
+        2 => (format!("-- backstop:no-transaction\n{up}"), down, None),
+        // The view on a view gets a column; the down makes it again with
+        // another filter.
+        15 => {
+            let (v, vv) = (format!("v{}", i - 2), format!("vv{}", i - 2));
+            (
+                format!(
+                    "DROP VIEW {vv};\nCREATE VIEW {vv} AS SELECT id, tag, name FROM {v} WHERE tag IS NOT NULL;"
+                ),
+                format!(
+                    "DROP VIEW {vv};\nCREATE VIEW {vv} AS SELECT id, tag FROM {v} WHERE tag IS NOT NULL AND id > 0;"
+                ),
+                Some(Plant::Defect),
+            )
+        }
+        // An index built concurrently: outside a transaction, both ways.
+        22 => (
+            format!("-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY {t}_name_idx{i} ON {t} (name);"),
+            format!("-- backstop:no-transaction\nDROP INDEX CONCURRENTLY {t}_name_idx{i};"),
+            None,
+        ),
+        // The up rewrites an earlier function; the down puts back another
+        // body than the one it had.
+        34 => {
+            let f = format!("f{}", i - 20);
+            let body = |n: usize| {
+                format!(
+                    "CREATE OR REPLACE FUNCTION {f}(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$\n\
+                     BEGIN\n  RETURN x * {n};\nEND\n$$;"
+                )
+            };
+            (body(i), body(i - 20), Some(Plant::Defect))
+        }
+        // A new value of an earlier enum, used by the next migration: the
+        // batch must commit in between. The down swaps the type back (and
+        // makes the table's `SELECT *` view again with the columns it had,
+        // `name` being `title` since the end of that block).
+        35 => {
+            let (ty, table) = (format!("status{}", i - 9), format!("t{}", i - 15));
+            (
+                format!("ALTER TYPE {ty} ADD VALUE 'archived';"),
+                format!(
+                    "DROP VIEW vall{};\n\
+                     ALTER TYPE {ty} RENAME TO {ty}_old;\n\
+                     CREATE TYPE {ty} AS ENUM ('new', 'active', 'closed');\n\
+                     ALTER TABLE {table} ALTER COLUMN {ty} DROP DEFAULT,\n  \
+                     ALTER COLUMN {ty} TYPE {ty} USING {ty}::text::{ty},\n  \
+                     ALTER COLUMN {ty} SET DEFAULT 'new';\n\
+                     DROP TYPE {ty}_old;\n\
+                     CREATE VIEW vall{} AS SELECT id, title AS name, created_at, payload, score{}, {ty} FROM {table};",
+                    i - 15,
+                    i - 15,
+                    i - 14
+                ),
+                None,
+            )
+        }
+        36 => (
+            format!(
+                "{up}\nUPDATE t{} SET status{} = 'archived' WHERE false;",
+                i - 16,
+                i - 10
+            ),
+            down,
+            None,
+        ),
+        // The table goes; the down is a deliberate no-op.
+        39 => (
+            format!("DROP TABLE {t} CASCADE;"),
+            "-- irreversible: the table is gone\nSELECT 1;".to_string(),
+            Some(Plant::Defect),
+        ),
+        _ => planted(i),
+    }
+}

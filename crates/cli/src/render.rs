@@ -54,7 +54,14 @@ pub use backstop_core::kit::duration::human;
 
 impl Progress for StderrProgress {
     fn note(&mut self, note: Note<'_>) {
-        let line = match note {
+        let _ = writeln!(std::io::stderr(), "{}", note_line(note));
+    }
+}
+
+/// A progress note as one line of text.
+pub fn note_line(note: Note<'_>) -> String {
+    {
+        match note {
             Note::WaitingForLock { holder } => match holder {
                 Some(h) => format!("waiting for the migration lock held by {h}"),
                 None => "waiting for the migration lock".to_string(),
@@ -96,8 +103,7 @@ impl Progress for StderrProgress {
             Note::Stage { index, total, name } => {
                 format!("[{index}/{total}] {}", terminal_safe(name))
             }
-        };
-        let _ = writeln!(std::io::stderr(), "{line}");
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub use model::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
     checksum, checksum_split, redact_secrets, referenced_relations, split, Facts, Position,
-    RelationName, Statement, SyntaxError,
+    RelationName, Rename, Statement, SyntaxError,
 };
 pub use rules::{Code, Family};
 

@@ -84,6 +84,19 @@ pub struct Facts {
     pub deletes_from: Option<RelationName>,
     /// The value an `ALTER TYPE ... ADD VALUE` adds.
     pub adds_enum_value: Option<String>,
+    /// A table (or view) or one of its columns that `ALTER ... RENAME` gives
+    /// a new name: later statements know it by that name.
+    pub renames: Option<Rename>,
+}
+
+/// `ALTER TABLE t RENAME TO n` (no column) or `ALTER TABLE t RENAME
+/// COLUMN c TO n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    pub table: RelationName,
+    /// The column renamed; `None` when the table itself is.
+    pub column: Option<String>,
+    pub to: String,
 }
 
 /// One statement of a migration file.
@@ -376,9 +389,21 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::AlterEnumStmt(s) if !s.new_val.is_empty() => {
             facts.adds_enum_value = Some(s.new_val.clone());
         }
+        NodeEnum::RenameStmt(s) => facts.renames = rename_of(s),
         _ => {}
     }
     facts
+}
+
+fn rename_of(s: &protobuf::RenameStmt) -> Option<Rename> {
+    use protobuf::ObjectType as T;
+    let table = s.relation.as_ref().map(RelationName::from_range_var)?;
+    let column = match s.rename_type() {
+        T::ObjectTable | T::ObjectView | T::ObjectMatview | T::ObjectForeignTable => None,
+        T::ObjectColumn => Some(s.subname.clone()),
+        _ => return None,
+    };
+    Some(Rename { table, column, to: s.newname.clone() })
 }
 
 /// `DROP TABLE a.b` names its tables as lists of strings.
@@ -651,6 +676,22 @@ mod tests {
         assert_eq!(dropped, [(None, "a"), (Some("app"), "b")]);
         assert_eq!(stmts[1].facts.adds_columns[0].1, "c");
         assert_eq!(stmts[1].facts.drops_columns[0].1, "d");
+    }
+
+    #[test]
+    fn facts_name_renamed_tables_and_columns() {
+        let stmts = split(
+            "ALTER TABLE app.users RENAME TO accounts; ALTER TABLE t RENAME COLUMN a TO b; ALTER INDEX i RENAME TO j;",
+        )
+        .unwrap();
+        let users = RelationName { schema: Some("app".into()), name: "users".into() };
+        assert_eq!(
+            stmts[0].facts.renames,
+            Some(Rename { table: users, column: None, to: "accounts".into() })
+        );
+        let column = stmts[1].facts.renames.as_ref().unwrap();
+        assert_eq!((column.column.as_deref(), column.to.as_str()), (Some("a"), "b"));
+        assert_eq!(stmts[2].facts.renames, None, "an index is no table");
     }
 
     #[test]

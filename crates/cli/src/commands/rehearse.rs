@@ -1,16 +1,18 @@
 //! `backstop rehearse`: the whole migration path on a throwaway copy of the
 //! target, timed, with a Markdown report and a recorded pass.
 
-use std::fmt::Write as _;
+mod text;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backstop_core::migrate::{Progress, Quiet};
-use backstop_core::rehearse::{self, record, FromBackup, Options, Rehearsal, VerifyPlan};
+use backstop_core::migrate::{Note, Progress};
+use backstop_core::rehearse::{self, record, FromBackup, Options, VerifyPlan};
 
 use super::{print, print_json, Context, UsageError};
-use crate::render::{human, StderrProgress};
+use crate::render::note_line;
 use crate::{Connection, Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +42,33 @@ pub struct Args {
     /// Where to write the report (default: [rehearse] report_dir).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+    /// Also echo every statement run on the copies on stderr (they always
+    /// go to the statement log beside the report), and list every round
+    /// trip, cosmetic note and lossy down.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Where a rehearsal's progress goes: the stages on stderr (text output
+/// only), every statement into the log beside the report, and on stderr
+/// too with `--verbose`.
+struct RehearseProgress {
+    log: Option<std::io::BufWriter<std::fs::File>>,
+    stages: bool,
+    echo: bool,
+}
+
+impl Progress for RehearseProgress {
+    fn note(&mut self, note: Note<'_>) {
+        let stage = matches!(note, Note::Stage { .. });
+        let line = note_line(note);
+        if let (false, Some(log)) = (stage, self.log.as_mut()) {
+            let _ = writeln!(log, "{line}");
+        }
+        if (stage && self.stages) || (!stage && self.echo) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
 }
 
 fn percent(text: &str) -> Result<f64, String> {
@@ -98,13 +127,36 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
         require_down: ctx.config.rehearse.require_down,
     };
-    let mut progress: Box<dyn Progress> = match args.output.format {
-        Format::Text => Box::new(StderrProgress),
-        Format::Json => Box::new(Quiet),
-    };
-    let mut r =
-        rehearse::rehearse(&source, &ctx.migrations, &ctx.settings, &options, progress.as_mut())?;
     let dir = args.report_dir.unwrap_or_else(|| ctx.config.rehearse.report_dir.clone());
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the report folder {}", dir.display()))?;
+    // Named after the run once its id is known.
+    let running_log = dir.join(format!("rehearsal-{}.log.partial", std::process::id()));
+    let log = std::fs::File::create(&running_log)
+        .with_context(|| format!("creating the statement log {}", running_log.display()))?;
+    let text = args.output.format == Format::Text;
+    let mut progress = RehearseProgress {
+        log: Some(std::io::BufWriter::new(log)),
+        stages: text,
+        echo: text && args.verbose,
+    };
+    let rehearsed =
+        rehearse::rehearse(&source, &ctx.migrations, &ctx.settings, &options, &mut progress);
+    if let Some(mut log) = progress.log.take() {
+        let _ = log.flush();
+    }
+    let mut r = match rehearsed {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("the statements run so far are in {}", running_log.display());
+            return Err(e.into());
+        }
+    };
+    let log = dir.join(format!("{}.log", record::stem(&r)));
+    match std::fs::rename(&running_log, &log) {
+        Ok(()) => r.statements = Some(log),
+        Err(e) => eprintln!("warning: the statement log stays at {}: {e}", running_log.display()),
+    }
     record::write_files(&dir, &mut r).context("writing the rehearsal report")?;
     // The pass is recorded in the target when it can be reached; the JSON
     // beside the report holds it either way.
@@ -116,73 +168,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     match args.output.format {
         Format::Json => print_json(&r)?,
-        Format::Text => print(&render(&r))?,
+        Format::Text => print(&text::render(&r, args.verbose))?,
     }
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn render(r: &Rehearsal) -> String {
-    let ms = |v: u64| human(std::time::Duration::from_millis(v));
-    let mark = |ok: bool| if ok { "✓" } else { "✗" };
-    let mut out = String::new();
-    for s in &r.steps {
-        let _ = writeln!(out, "{} {}: {} ({})", mark(s.ok), s.name, s.detail, ms(s.duration_ms));
-    }
-    for s in &r.scenarios {
-        let _ = writeln!(
-            out,
-            "{} scenario {}: {} ({})",
-            mark(s.ok),
-            s.name,
-            s.detail,
-            ms(s.duration_ms)
-        );
-    }
-    for d in &r.round_trip.differences {
-        let _ = writeln!(out, "✗ {}", d.message);
-    }
-    let fixable: Vec<&str> = r
-        .round_trip
-        .migrations
-        .iter()
-        .filter(|t| matches!(t.class, rehearse::TripClass::Defect | rehearse::TripClass::DownFails))
-        .map(|t| t.version.as_str())
-        .collect();
-    if !fixable.is_empty() {
-        let _ = writeln!(
-            out,
-            "fix available: `backstop downs {}` computes a proved fix for each defective down",
-            fixable.join(" ")
-        );
-    }
-    for d in &r.round_trip.cosmetic {
-        let _ = writeln!(out, "note: {}", d.message);
-    }
-    if !r.round_trip.migrations.is_empty() {
-        let _ = writeln!(out, "round trips: {}", rehearse::trip_counts(&r.round_trip.migrations));
-    }
-    for l in rehearse::lossy_summary(&r.lossy) {
-        let _ = writeln!(out, "⚠ {l}");
-    }
-    let blocking = r.locks.iter().filter(|l| l.blocks_writes).count();
-    if blocking > 0 {
-        let _ = writeln!(out, "{blocking} lock(s) block writes; see the report's lock table");
-    }
-    if let Some(path) = &r.report {
-        let _ = writeln!(out, "report: {}", path.display());
-    }
-    let _ = writeln!(
-        out,
-        "rehearsal {}: {} migration(s), {} in {}",
-        if r.ok { "passed" } else { "FAILED" },
-        r.migrations.len(),
-        match r.copy.method {
-            rehearse::Method::Template => "template copy",
-            rehearse::Method::Dump => "dumped copy",
-            rehearse::Method::Sample => "sampled copy",
-            rehearse::Method::Backup => "copy of a backup",
-        },
-        ms(r.duration_ms)
-    );
-    out
 }

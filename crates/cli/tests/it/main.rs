@@ -25,6 +25,7 @@ mod memory;
 mod openfeature;
 mod pgbackrest;
 mod rehearse;
+mod rehearse_history;
 mod secrets;
 mod serve;
 mod tls;

@@ -91,15 +91,27 @@ fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
     let diffs = json["round_trip"]["differences"].as_array().unwrap();
     assert!(
         diffs.iter().any(|d| d["version"] == "2"
-            && d["message"].as_str().unwrap().contains("down.sql of 2 does not restore")
-            && d["object"].as_str().unwrap().contains("public.users.seats")),
+            && d["message"] == "the down leaves column public.users.seats, which the up added"
+            && d["object"] == "column public.users.seats"),
         "{diffs:#?}"
     );
-    p.run(&["rehearse"])
-        .expect_code(1)
-        .expect_output("column public.users.seats is new")
-        .expect_output("[3/6] round trip 2_two_columns")
-        .expect_output("2 up step 2/2 ALTER TABLE users ADD COLUMN seats int");
+    let run = p.run(&["rehearse"]);
+    run.expect_code(1)
+        .expect_output("the down leaves column public.users.seats, which the up added")
+        .expect_output("[3/6] round trip 2_two_columns");
+    // The statements go to the log beside the report, not the terminal.
+    let echo = "2 up step 2/2 ALTER TABLE users ADD COLUMN seats int";
+    assert!(!run.all().contains(echo), "{}", run.all());
+    let log = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("statements run: "))
+        .unwrap_or_else(|| panic!("the run says where its statement log is: {}", run.stdout));
+    assert!(log.starts_with("rehearsals/") && log.ends_with(".log"), "{log}");
+    let logged = std::fs::read_to_string(p.path().join(log)).unwrap();
+    assert!(logged.contains(echo), "{logged}");
+    assert!(!logged.contains("[3/6]"), "stages stay on the terminal: {logged}");
+    p.run(&["rehearse", "--verbose"]).expect_code(1).expect_output(echo);
 }
 
 #[test]
@@ -502,6 +514,17 @@ fn one_run_reports_every_migrations_round_trip_past_every_failure() {
         trip("3")
     );
     assert!(trip("4")["detail"].as_str().unwrap().contains("items_nmae_idx"), "{:#}", trip("4"));
+    // Regression: "down fails: down fails: ...", the class written twice.
+    for s in json["steps"].as_array().unwrap() {
+        let detail = s["detail"].as_str().unwrap();
+        for class in ["down fails", "up fails", "not rehearsed", "no down"] {
+            assert!(!detail.contains(&format!("{class}: {class}")), "{detail}");
+        }
+    }
+    let step =
+        json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "round trip 4_name_idx");
+    let detail = step.unwrap()["detail"].as_str().unwrap();
+    assert!(detail.starts_with("down fails: index \"items_nmae_idx\" does not exist"), "{detail}");
     assert!(trip("5")["detail"].as_str().unwrap().contains("already exists"), "{:#}", trip("5"));
     assert!(
         trip("10")["detail"].as_str().unwrap().contains("statement_timeout 2 s"),

@@ -13,6 +13,7 @@
 mod clone;
 pub mod config;
 mod dump;
+mod explain;
 pub mod gate;
 mod locks;
 mod lossy;
@@ -24,6 +25,8 @@ mod run;
 mod sample;
 mod scenarios;
 mod snapshot;
+mod splits;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,8 +42,8 @@ pub use clone::{CopyDb, CopyInfo, Method, Workspace};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{
-    trip_counts, Difference, LockRow, MigrationTrip, Rehearsal, Rehearsed, RoundTrip, Scenario,
-    Step, TripClass,
+    trip_counts, DefinitionDiff, Difference, LockRow, MigrationTrip, Presence, Rehearsal,
+    Rehearsed, RelationChange, RoundTrip, Scenario, Split, Step, TripClass,
 };
 pub use run::rehearse;
 pub use sample::SampleInfo;

@@ -18,6 +18,44 @@ pub struct Difference {
     pub message: String,
 }
 
+/// Whether a relation a down misses is gone or new after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// There before the up, missing after the down.
+    Gone,
+    /// Missing before the up, there after the down.
+    New,
+}
+
+/// A relation (table, view, sequence, ...) a down leaves gone or new,
+/// reported once: its columns, indexes, constraints, triggers and policies
+/// went or came with it and are counted, not listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelationChange {
+    /// `public.orders`.
+    pub relation: String,
+    /// `table`, `view`, `materialized view`, `sequence`, ...
+    pub kind: String,
+    pub presence: Presence,
+    /// Rows, where the relation holds any (before the up when gone, after
+    /// the down when new).
+    pub rows: Option<i64>,
+    /// Bytes on disk with its indexes and TOAST, where it could be measured.
+    pub bytes: Option<i64>,
+    /// What went or came with it: (what, how many), e.g. `("column", 12)`.
+    pub parts: Vec<(String, usize)>,
+}
+
+/// A view or function the down does not put back as it was: its
+/// definition before the up and after the down, as a unified diff.
+#[derive(Debug, Clone, Serialize)]
+pub struct DefinitionDiff {
+    /// `view public.active_users`, `function public.touch()`.
+    pub object: String,
+    pub diff: String,
+}
+
 /// One timed step of the rehearsal.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -50,6 +88,10 @@ pub struct RoundTrip {
     pub differences: Vec<Difference>,
     /// Differences that change no behaviour, each naming its kind.
     pub cosmetic: Vec<Difference>,
+    /// Whether a migration without a down fails it (`[rehearse]
+    /// require_down`).
+    #[serde(default)]
+    pub require_down: bool,
 }
 
 impl RoundTrip {
@@ -145,8 +187,15 @@ pub struct MigrationTrip {
     pub name: String,
     pub class: TripClass,
     pub detail: String,
-    /// What the down fails to restore (a `defect`).
+    /// What the down fails to restore (a `defect`), one line per object;
+    /// a relation gone or new is one line with what went with it.
     pub differences: Vec<Difference>,
+    /// The relations among `differences` that are gone or new.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub relations: Vec<RelationChange>,
+    /// The views and functions among `differences` that changed, as diffs.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub definitions: Vec<DefinitionDiff>,
     pub cosmetic: Vec<Difference>,
     pub duration_ms: u64,
 }
@@ -157,8 +206,28 @@ pub struct Scenario {
     /// `A`, `B` or `C`.
     pub name: String,
     pub ok: bool,
+    /// Not played (scenario C without a protected table to damage): it
+    /// times nothing, so "Time to roll back" leaves it out.
+    #[serde(default)]
+    pub skipped: bool,
     pub duration_ms: u64,
     pub detail: String,
+    /// Scenario A: where the batch cannot run as one transaction.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub splits: Vec<Split>,
+}
+
+/// A place where the batch commits before its end, so a failure after it
+/// cannot roll back what came before.
+#[derive(Debug, Clone, Serialize)]
+pub struct Split {
+    /// The version the new transaction (or the lone migration) starts at.
+    pub at: String,
+    /// Which statement forces it, in words.
+    pub why: String,
+    /// How the project avoids it; `None` when it cannot (a notice, not a
+    /// failure).
+    pub fix: Option<String>,
 }
 
 impl Scenario {
@@ -228,6 +297,9 @@ pub struct Rehearsal {
     pub locks: Vec<LockRow>,
     /// The Markdown report, once written.
     pub report: Option<PathBuf>,
+    /// The log of every statement run on the copies, where one was kept.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub statements: Option<PathBuf>,
 }
 
 /// Whether a rehearsal passed: every step, every round trip and every
@@ -251,13 +323,22 @@ mod tests {
                 object: "table t".into(),
                 message: format!("down.sql of {version} does not restore: table t"),
             }],
+            relations: Vec::new(),
+            definitions: Vec::new(),
             cosmetic: Vec::new(),
             duration_ms: 7,
         }
     }
 
     fn scenario(name: &str, ok: bool) -> Scenario {
-        Scenario { name: name.into(), ok, duration_ms: 1, detail: String::new() }
+        Scenario {
+            name: name.into(),
+            ok,
+            skipped: false,
+            duration_ms: 1,
+            detail: String::new(),
+            splits: Vec::new(),
+        }
     }
 
     #[test]

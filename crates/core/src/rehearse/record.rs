@@ -41,6 +41,12 @@ pub fn record(
     Ok(())
 }
 
+/// The name the files of `r` share in the report folder, without the
+/// extension: `2026-01-07-20260107-120000-beef`.
+pub fn stem(r: &Rehearsal) -> String {
+    format!("{}-{}", r.started_at.format("%Y-%m-%d"), r.id)
+}
+
 /// Writes the report and its JSON twin into `dir` and returns the report's path.
 pub fn write_files(dir: &Path, r: &mut Rehearsal) -> Result<std::path::PathBuf, RehearseError> {
     let io = |action, path: &Path| {
@@ -48,7 +54,7 @@ pub fn write_files(dir: &Path, r: &mut Rehearsal) -> Result<std::path::PathBuf, 
         move |source| RehearseError::Io { action, path, source }
     };
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let stem = format!("{}-{}", r.started_at.format("%Y-%m-%d"), r.id);
+    let stem = stem(r);
     let md = dir.join(format!("{stem}.md"));
     r.report = Some(md.clone());
     let text = super::report::markdown(r).map_err(RehearseError::Report)?;

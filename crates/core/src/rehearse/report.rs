@@ -8,19 +8,36 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use super::lossy;
-use super::outcome::{trip_counts, LockRow, Rehearsal, Scenario};
+use super::outcome::{trip_counts, LockRow, Rehearsal, Scenario, Step};
+use super::summary;
 
 /// The report's template.
 const TEMPLATE: &str = include_str!("report.md");
 
-/// A round trip as its table row shows it: the outcome as the summary
-/// writes it.
+/// A migration that fails its round trip, as the summary and the
+/// details show it.
 #[derive(Serialize)]
-struct TripLine<'a> {
+struct Failing<'a> {
     version: &'a str,
     name: &'a str,
+    label: String,
     outcome: &'static str,
-    detail: &'a str,
+    why: String,
+    failure: &'a str,
+    differences: Vec<&'a str>,
+    definitions: &'a [super::outcome::DefinitionDiff],
+    re_up: Option<&'a str>,
+    fix: Option<String>,
+}
+
+/// A rehearsed migration with its outcome, for the table of them all.
+#[derive(Serialize)]
+struct Every<'a> {
+    version: &'a str,
+    name: &'a str,
+    checksum: &'a str,
+    outcome: &'static str,
+    duration_ms: Option<u64>,
 }
 
 /// A lock with what it blocks, in words.
@@ -60,6 +77,16 @@ fn short(checksum: &str) -> String {
     checksum.get(..16.min(checksum.len())).unwrap_or(checksum).to_string()
 }
 
+/// What kind of copy the rehearsal ran on, in a few words.
+pub fn copy_kind(r: &Rehearsal) -> &'static str {
+    match r.copy.method {
+        super::Method::Template => "template copy",
+        super::Method::Dump => "dumped copy",
+        super::Method::Sample => "sampled copy",
+        super::Method::Backup => "copy of a backup",
+    }
+}
+
 /// How much of the data the copy holds.
 fn data_of(r: &Rehearsal) -> String {
     match (&r.copy.sample, r.copy.schema_only) {
@@ -67,6 +94,40 @@ fn data_of(r: &Rehearsal) -> String {
         (Some(s), _) => format!("{}% sample", s.percent),
         (None, false) => "full".to_string(),
     }
+}
+
+fn failing(r: &Rehearsal) -> Vec<Failing<'_>> {
+    summary::failing(r)
+        .into_iter()
+        .map(|t| Failing {
+            version: &t.version,
+            name: &t.name,
+            label: t.label(),
+            outcome: t.class.label(),
+            why: t.why(),
+            failure: t.failure(),
+            differences: t.differences.iter().map(|d| d.message.as_str()).collect(),
+            definitions: &t.definitions,
+            re_up: t.re_up(),
+            fix: t.fix(),
+        })
+        .collect()
+}
+
+fn every(r: &Rehearsal) -> Vec<Every<'_>> {
+    r.migrations
+        .iter()
+        .map(|m| {
+            let trip = r.round_trip.migrations.iter().find(|t| t.version == m.version);
+            Every {
+                version: &m.version,
+                name: &m.name,
+                checksum: &m.checksum,
+                outcome: trip.map_or("", |t| t.class.label()),
+                duration_ms: trip.map(|t| t.duration_ms),
+            }
+        })
+        .collect()
 }
 
 /// Renders the report.
@@ -78,29 +139,18 @@ pub fn markdown(r: &Rehearsal) -> Result<String, minijinja::Error> {
     env.add_filter("mark", mark);
     env.add_filter("short", |checksum: &str| short(checksum));
     env.add_template("report.md", TEMPLATE)?;
-    let trips: Vec<TripLine<'_>> = r
-        .round_trip
-        .migrations
-        .iter()
-        .map(|t| TripLine {
-            version: &t.version,
-            name: &t.name,
-            outcome: t.class.label(),
-            detail: &t.detail,
-        })
-        .collect();
     let locks: Vec<LockLine<'_>> =
         r.locks.iter().map(|lock| LockLine { lock, blocks: lock.blocks() }).collect();
     let scenarios: Vec<ScenarioLine<'_>> =
         r.scenarios.iter().map(|s| ScenarioLine { scenario: s, method: s.method() }).collect();
+    let (trip_steps, other_steps): (Vec<&Step>, Vec<&Step>) =
+        r.steps.iter().partition(|s| s.name.starts_with("round trip"));
     // The time of all round trips, when there were any.
-    let round_trips: Vec<u64> = r
-        .steps
-        .iter()
-        .filter(|s| s.name.starts_with("round trip"))
-        .map(|s| s.duration_ms)
-        .collect();
-    let round_trips_ms = (!round_trips.is_empty()).then(|| round_trips.iter().sum::<u64>());
+    let round_trips_ms =
+        (!trip_steps.is_empty()).then(|| trip_steps.iter().map(|s| s.duration_ms).sum::<u64>());
+    let failing = failing(r);
+    let fixable: Vec<&str> =
+        failing.iter().filter(|t| t.fix.is_some()).map(|t| t.version).collect();
     env.get_template("report.md")?.render(context! {
         r => r,
         verdict => if r.ok { "PASSED" } else { "FAILED" },
@@ -108,9 +158,14 @@ pub fn markdown(r: &Rehearsal) -> Result<String, minijinja::Error> {
         tested => r.started_at.format("%Y-%m-%d").to_string(),
         source_size => human_bytes(r.copy.source_size_bytes),
         method => r.copy.describe(),
+        copy_kind => copy_kind(r),
         data => data_of(r),
         trip_counts => trip_counts(&r.round_trip.migrations),
-        trips => trips,
+        failing => failing,
+        fixable => fixable.join(" "),
+        other_steps => other_steps,
+        every => every(r),
+        cosmetic => summary::cosmetic_line(r),
         lossy => lossy::summary(&r.lossy),
         locks => locks,
         scenarios => scenarios,
@@ -123,12 +178,23 @@ mod tests {
     use chrono::TimeZone;
 
     use crate::rehearse::{
-        CopyInfo, Difference, LockRow, LossKind, Lossy, Method, MigrationTrip, Rehearsal,
-        Rehearsed, RoundTrip, SampleInfo, Scenario, Step, TripClass,
+        CopyInfo, DefinitionDiff, Difference, LockRow, LossKind, Lossy, Method, MigrationTrip,
+        Rehearsal, Rehearsed, RoundTrip, SampleInfo, Scenario, Split, Step, TripClass,
     };
 
     fn step(name: &str, ok: bool, duration_ms: u64, detail: &str) -> Step {
         Step { name: name.into(), ok, duration_ms, detail: detail.into() }
+    }
+
+    fn scenario(name: &str, ok: bool, duration_ms: u64, detail: &str) -> Scenario {
+        Scenario {
+            name: name.into(),
+            ok,
+            skipped: false,
+            duration_ms,
+            detail: detail.into(),
+            splits: Vec::new(),
+        }
     }
 
     fn trip(version: &str, class: TripClass, detail: &str) -> MigrationTrip {
@@ -138,6 +204,8 @@ mod tests {
             class,
             detail: detail.into(),
             differences: Vec::new(),
+            relations: Vec::new(),
+            definitions: Vec::new(),
             cosmetic: Vec::new(),
             duration_ms: 12,
         }
@@ -149,6 +217,20 @@ mod tests {
 
     /// A failed rehearsal that fills every part of the report.
     fn full() -> Rehearsal {
+        let mut defect = trip(
+            "2",
+            TripClass::Defect,
+            "2 difference(s) | after; the up after it fails too: boom; `backstop downs 2` computes a proved fix",
+        );
+        defect.differences = vec![
+            difference("table public.t (200 rows, 48 kB) with its 4 columns is gone: the up removes it and the down does not bring it back"),
+            difference("view public.v differs after the down (diff below)"),
+        ];
+        defect.definitions = vec![DefinitionDiff {
+            object: "view public.v".into(),
+            diff: "--- before the up\n+++ after the down\n@@ -1 +1 @@\n- SELECT 1;\n+ SELECT 2;\n"
+                .into(),
+        }];
         Rehearsal {
             id: "20260107-120000-beef".into(),
             ok: false,
@@ -176,32 +258,37 @@ mod tests {
                     checksum: "0123456789abcdef0123456789abcdef".into(),
                 },
                 Rehearsed { version: "2".into(), name: "short".into(), checksum: "abc".into() },
+                Rehearsed { version: "3".into(), name: "gone".into(), checksum: "def".into() },
             ],
             key: "k3y".into(),
             steps: vec![
                 step("copy", true, 1500, "dump into a throwaway cluster"),
                 step("round trip 1", true, 40, "ok: restored"),
                 step("round trip 2", false, 2, "defect: line one\nline two"),
+                step("round trip 3", false, 3, "down fails: no such index"),
             ],
             round_trip: RoundTrip {
                 ok: false,
                 migrations: vec![
                     trip("1", TripClass::Ok, "restored"),
-                    trip("2", TripClass::Defect, "1 difference(s) | after"),
+                    defect,
+                    trip("3", TripClass::DownFails, "index \"i\" does not exist at statement 1/1 (down.sql:1)"),
                 ],
                 differences: vec![difference("down.sql of 2 does not restore: table t")],
                 cosmetic: vec![difference("down of 2: column position of t.a")],
+                require_down: false,
             },
             scenarios: vec![
                 Scenario {
-                    name: "A".into(),
-                    ok: true,
-                    duration_ms: 30,
-                    detail: "rolled back".into(),
+                    splits: vec![
+                        Split { at: "2".into(), why: "2_short runs alone outside a transaction: CREATE INDEX CONCURRENTLY (up.sql:1) cannot run inside one".into(), fix: None },
+                        Split { at: "3".into(), why: "3_gone is marked to run outside a transaction, but none of its statements needs to".into(), fix: Some("remove the mark".into()) },
+                    ],
+                    ..scenario("A", false, 30, "rolled back")
                 },
-                Scenario { name: "B".into(), ok: false, duration_ms: 2500, detail: "a | b".into() },
-                Scenario { name: "C".into(), ok: true, duration_ms: 61_000, detail: "done".into() },
-                Scenario { name: "D".into(), ok: true, duration_ms: 0, detail: String::new() },
+                scenario("B", false, 2500, "a | b"),
+                Scenario { skipped: true, ..scenario("C", true, 4, "no protected table holds rows to damage") },
+                scenario("D", true, 0, ""),
             ],
             lossy: vec![Lossy {
                 version: "2".into(),
@@ -223,17 +310,6 @@ mod tests {
                 },
                 LockRow {
                     version: "2".into(),
-                    statement: 3,
-                    sql: "CREATE INDEX ON t (c)".into(),
-                    relation: "public.t".into(),
-                    mode: "ShareLock".into(),
-                    blocks_reads: false,
-                    blocks_writes: true,
-                    rewritten: false,
-                    held_ms: 5,
-                },
-                LockRow {
-                    version: "2".into(),
                     statement: 4,
                     sql: "SELECT 1".into(),
                     relation: "public.u".into(),
@@ -245,6 +321,7 @@ mod tests {
                 },
             ],
             report: None,
+            statements: Some("rehearsals/x.log".into()),
         }
     }
 
@@ -260,6 +337,7 @@ mod tests {
         r.scenarios.clear();
         r.lossy.clear();
         r.locks.clear();
+        r.statements = None;
         r
     }
 
@@ -270,42 +348,68 @@ mod tests {
         for expected in [
             "# Rehearsal 20260107-120000-beef: FAILED",
             "Run 2026-01-07 12:00:00 UTC, took 1 min 23 s. Last tested: 2026-01-07.",
-            "| 1 | add \\| pipe | `0123456789abcdef` |",
+            "- 3 migration(s) rehearsed on a sampled copy (10% sample): 1 ok, 1 defect, 1 down fails",
+            "- – scenario C skipped: no protected table holds rows to damage",
+            "- the statements run on the copies: `rehearsals/x.log`",
+            "| 2 | name \\| 2 | defect | table public.t (200 rows, 48 kB) with its 4 columns is gone: the up removes it and the down does not bring it… (+1 more) |",
+            "| 3 | name \\| 3 | down fails | index \"i\" does not exist at statement 1/1 (down.sql:1) |",
+            "Fix: `backstop downs 2` computes a proved fix for each defective down.",
+            "### 2_name | 2: defect",
+            "- ✗ view public.v differs after the down (diff below)",
+            "- the up after it fails too: boom",
+            "- fix: `backstop downs 2` computes a proved fix",
+            "### 3_name | 3: down fails",
+            "- ✗ index \"i\" does not exist at statement 1/1 (down.sql:1)",
+            "| 1 | add \\| pipe | `0123456789abcdef` | ok | 12 ms |",
             "Gate key: `k3y`",
             "- data: 10% sample",
             "- source: `postgres://app:***@db/app` (5.2 MB)",
-            "| ✗ | round trip 2 | 2 ms | defect: line one<br>line two |",
+            "| ✗ | round trips | 45 ms | 3 migration(s): 1 ok, 1 defect, 1 down fails |",
             "| ✗ | B | 2.5 s | a \\| b |",
-            "1 ok, 1 defect",
-            "| 2 | name \\| 2 | defect | 1 difference(s) \\| after |",
-            "- ✗ down.sql of 2 does not restore: table t",
+            "| – | C | skipped | no protected table holds rows to damage |",
+            "- notice, at 2: 2_short runs alone outside a transaction: CREATE INDEX CONCURRENTLY (up.sql:1) cannot run inside one",
+            "- ✗ at 3: 3_gone is marked to run outside a transaction, but none of its statements needs to. Fix: remove the mark",
             "- note: down of 2: column position of t.a",
             "- ⚠ rolling back 2 destroys data that existed before it",
             "| 1 | 1 | `ALTER TABLE t ADD \\| c int` | public.t | AccessExclusiveLock | reads and writes | yes | 1.2 s |",
             "| 2 | 4 | `SELECT 1` | public.u | AccessShareLock | - | no | 0 ms |",
-            "- round trips (up, down, up) of all migrations: 42 ms",
+            "- round trips (up, down, up) of all migrations: 45 ms",
             "- full rollback (export, down, restore) (scenario C): 1 min 1 s",
         ] {
+            if expected.contains("scenario C): ") {
+                assert!(!lines.contains(&expected), "a skipped scenario is timed in:\n{md}");
+                continue;
+            }
             assert!(lines.contains(&expected), "missing {expected:?} in:\n{md}");
         }
         assert!(
+            md.contains("`view public.v`:\n\n```diff\n--- before the up\n+++ after the down\n@@ -1 +1 @@\n- SELECT 1;\n+ SELECT 2;\n```\n"),
+            "{md}"
+        );
+        assert!(
             md.contains("## Steps\n\n| | step | time | detail |\n|---|---|---|---|\n| ✓ | copy |")
         );
-        assert!(md.ends_with("- scenario (scenario D): 0 ms\n"), "{md}");
+        assert!(!md.contains("| round trip 1 |"), "round trips are one row of the steps: {md}");
+        let summary = md.find("## Summary").unwrap();
+        let details = md.find("## What the failing migrations do not restore").unwrap();
+        let copy = md.find("## The copy").unwrap();
+        assert!(summary < details && details < copy, "summary, details, then the rest: {md}");
+        assert!(md.find("### 2_").unwrap() < md.find("### 3_").unwrap(), "details in run order");
+        assert!(md.contains("- scenario (scenario D): 0 ms\n"), "{md}");
     }
 
     #[test]
     fn an_empty_report_says_nothing_was_pending() {
         let md = super::markdown(&empty()).unwrap();
         assert!(md.starts_with("# Rehearsal 20260107-120000-beef: PASSED\n\nRun "), "{md}");
-        assert!(md.contains("## What was rehearsed\n\nNothing was pending.\n\n## The copy\n"));
+        assert!(md.contains("## Summary\n\n- nothing was pending\n\n## The copy\n"), "{md}");
         assert!(
             md.contains("- method: template copy on the source's server\n- data: schema only\n")
         );
         assert!(md.contains("|---|---|---|---|\n| | none | | nothing pending |\n"));
-        assert!(md.contains("## Round trip (up → down → up)\n\nNothing was pending.\n\n## Lossy downs\n\nNone: no down drops"));
+        assert!(md.contains("## Lossy downs\n\nNone: no down drops"), "{md}");
         assert!(md.contains("No locks on existing relations were traced.\n"));
         assert!(!md.contains("Gate key") && !md.contains("### "), "{md}");
-        assert!(md.ends_with("## Time to roll back\n\n"), "{md}");
+        assert!(md.ends_with("## Every migration\n\nNothing was pending.\n"), "{md}");
     }
 }

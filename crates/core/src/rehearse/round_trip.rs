@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use postgres::Client;
 
+use super::explain;
 use super::locks::Tracing;
 use super::ms;
 use super::outcome::{Difference, LockRow, MigrationTrip, TripClass};
@@ -29,7 +30,7 @@ impl OneTrip {
     pub(super) fn not_rehearsed(m: &Migration, why: &str) -> OneTrip {
         let mut trip = started(m);
         trip.class = TripClass::NotRehearsed;
-        trip.detail = format!("not rehearsed: {why}");
+        trip.detail = why.to_string();
         OneTrip { trip, locks: Vec::new(), stops: true }
     }
 }
@@ -42,6 +43,8 @@ fn started(m: &Migration) -> MigrationTrip {
         class: TripClass::Ok,
         detail: String::new(),
         differences: Vec::new(),
+        relations: Vec::new(),
+        definitions: Vec::new(),
         cosmetic: Vec::new(),
         duration_ms: 0,
     }
@@ -99,6 +102,9 @@ pub(super) fn round_trip_one(
     };
     // The picture of the copy as it is before the up.
     refresh(tracked, client, prepared)?;
+    let dropped = explain::measure(client, &explain::dropped_by_up(m)).map_err(|source| {
+        RehearseError::Db(crate::pg::DbError::new("measuring the tables the up drops", source))
+    })?;
     // Migrations older than the latest applied one are rehearsed so that
     // they can then be applied with --allow-out-of-order.
     let opts = MigrateOptions {
@@ -119,13 +125,13 @@ pub(super) fn round_trip_one(
     tracked.wrote(tracing.take_written());
     if let Some(f) = up.failure {
         trip.class = TripClass::UpFails;
-        trip.detail = format!("up fails: {}", failed_at(&f, settings));
+        trip.detail = failed_at(&f, settings);
         return finish(trip, locks, true);
     }
     let up_ms = ms(t.elapsed());
     let Some(down) = &m.down else {
         trip.class = TripClass::NoDown;
-        trip.detail = format!("{} has no down: only a restore can undo it", m.label());
+        trip.detail = "only a restore can undo it".to_string();
         return finish(trip, locks, false);
     };
     if let Some(p) = m.problems_in(crate::source::Part::Down).next() {
@@ -146,7 +152,18 @@ pub(super) fn round_trip_one(
         }
         DownTry::Ran { before, after, re_up, stops } => (before, after, re_up, stops),
     };
-    trip.differences = compare(&before, &after, Some(m.version.as_str()));
+    let diffs = compare(&before, &after, Some(m.version.as_str()));
+    let told = explain::tell_on_copy(
+        client,
+        prepared,
+        &m.version,
+        diffs,
+        (&before, &after),
+        &dropped,
+        !stops,
+    )?;
+    (trip.differences, trip.relations, trip.definitions) =
+        (told.differences, told.relations, told.definitions);
     trip.cosmetic = cosmetic(&before, &after, &m.version);
     (trip.class, trip.detail) =
         judge(&trip.differences, trip.cosmetic.len(), re_up.as_deref(), up_ms);
@@ -193,7 +210,7 @@ fn down_in_trial(
     })?;
     tracing.forget();
     if let Some(Err(f)) = outcomes.first() {
-        let detail = format!("down fails: {}", failed_at(f, settings));
+        let detail = failed_at(f, settings);
         return Ok(DownTry::Fails { detail, stops: false });
     }
     let re_up = match outcomes.get(1) {
@@ -218,7 +235,7 @@ fn down_for_real(
     let down =
         migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
     if let Some(f) = down.failure {
-        let detail = format!("down fails: {}", failed_at(&f, settings));
+        let detail = failed_at(&f, settings);
         // Statements it committed before failing stay: the copy moved.
         return Ok(DownTry::Fails { detail, stops: f.committed_statements > 0 });
     }
@@ -336,6 +353,22 @@ mod tests {
             group: Vec::new(),
             blockers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_step_names_the_class_of_its_trip_once() {
+        // Regression: "not rehearsed: not rehearsed: ..." and "down fails:
+        // down fails: ...", the class written by the trip and by its step.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("2_x")).unwrap();
+        std::fs::write(tmp.path().join("2_x/up.sql"), "SELECT 1;").unwrap();
+        let m = &crate::source::load(tmp.path(), None).unwrap().migrations[0];
+        let trip = OneTrip::not_rehearsed(m, "1_a left the copy where the next ones cannot start");
+        let step = super::super::outcome::Step::of_trip("2_x", &trip.trip, false);
+        assert_eq!(
+            step.detail,
+            "not rehearsed: 1_a left the copy where the next ones cannot start"
+        );
     }
 
     #[test]

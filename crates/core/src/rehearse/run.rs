@@ -166,6 +166,7 @@ pub fn rehearse(
         lossy,
         locks: trips.locks,
         report: None,
+        statements: None,
     })
 }
 
@@ -242,6 +243,7 @@ impl RoundTrips {
             out.round_trip.record(trip.trip);
         }
         out.round_trip.ok = out.round_trip.passes(options.require_down);
+        out.round_trip.require_down = options.require_down;
         out.stopped = stopped.is_some();
         Ok(out)
     }

@@ -10,7 +10,7 @@ use postgres::Client;
 
 use super::clone::{self, CopyDb, Workspace};
 use super::ms;
-use super::outcome::{Difference, Scenario};
+use super::outcome::{Difference, Scenario, Split};
 use super::snapshot::{compare, listed, snapshot, Snapshot};
 use super::RehearseError;
 use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};
@@ -18,7 +18,11 @@ use crate::pg::checksum::TableChecksum;
 use crate::source::Migration;
 
 /// Scenario A: a statement fails at the end of the last migration; the
-/// automatic rollback must leave the copy exactly as it was.
+/// automatic rollback must leave the copy exactly as it was. Where the
+/// batch cannot run as one transaction, the transactions before the last
+/// are applied first and the copy must be as they left it; each split is
+/// named with the statement that forces it, and one the project can avoid
+/// fails the scenario with its fix.
 pub(super) fn scenario_a(
     copy: &CopyDb,
     migrations: &[Migration],
@@ -26,42 +30,91 @@ pub(super) fn scenario_a(
     todo: &[Migration],
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
+    let splits = super::splits::of(todo);
+    let avoidable = splits.iter().any(|s| s.fix.is_some());
+    let scenario = |ok: bool, duration_ms: u64, detail: String, splits: Vec<Split>| Scenario {
+        name: "A".into(),
+        ok: ok && !avoidable,
+        skipped: false,
+        duration_ms,
+        detail,
+        splits,
+    };
+    let pending: Vec<&Migration> = todo.iter().collect();
+    let groups = migrate::plan_up(&pending, false);
+    let Some(last) = groups.iter().rposition(|g| g.transactional) else {
+        let detail = "every migration runs outside a transaction: no failure rolls back on its own";
+        return Ok(scenario(true, 0, detail.to_string(), splits));
+    };
+    let target = groups[last].migrations.last().expect("a planned group is never empty");
+    let in_last = groups[last].migrations.len();
     let mut client = copy.connect()?;
+    if let Some(before_last) = last.checked_sub(1).map(|g| groups[g].migrations.last()) {
+        // A failure in the last transaction cannot undo the ones before it.
+        let to = before_last.map(|m| m.version.clone());
+        let options = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
+        let report =
+            migrate::migrate(&mut client, migrations, settings, &options, &mut [], progress)?;
+        if let Some(f) = report.failure {
+            let detail = format!("the transactions before the last one failed: {}", f.message);
+            return Ok(scenario(false, 0, detail, splits));
+        }
+    }
     let before = snapshot(&mut client)?;
     let mut broken: Vec<Migration> = migrations.to_vec();
-    let last = todo.last().expect("called with pending migrations");
-    let target = broken.iter_mut().find(|m| m.version == last.version).expect("pending is known");
+    let injected_into =
+        broken.iter_mut().find(|m| m.version == target.version).expect("pending is known");
     let injected = backstop_lint::split(
         "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
     )
     .expect("valid SQL");
-    target.up.statements.extend(injected);
+    injected_into.up.statements.extend(injected);
     let t = Instant::now();
-    let report = migrate::migrate(&mut client, &broken, settings, &up_to(todo), &mut [], progress)?;
+    let options = MigrateOptions {
+        to: Some(target.version.clone()),
+        allow_out_of_order: true,
+        ..Default::default()
+    };
+    let report = migrate::migrate(&mut client, &broken, settings, &options, &mut [], progress)?;
     let duration_ms = ms(t.elapsed());
     let after = snapshot(&mut client)?;
     let diffs = compare(&before, &after, None);
-    let (ok, detail) = judge_a(&report, &diffs, &last.version);
-    Ok(Scenario { name: "A".into(), ok, duration_ms, detail })
+    let (ok, detail) = judge_a(&report, &diffs, &target.version, (in_last, groups.len()));
+    Ok(scenario(ok, duration_ms, detail, splits))
 }
 
 /// Scenario A passes only when the injected failure stopped the run, the
-/// group was rolled back, nothing before it had committed, and the copy is
-/// as it was.
-fn judge_a(report: &migrate::Report, diffs: &[Difference], last: &str) -> (bool, String) {
+/// transaction was rolled back, nothing in it had committed, and the copy
+/// is as it was before it. `(migrations, transactions)`: how many
+/// migrations the last transaction holds, and how many the batch runs in.
+fn judge_a(
+    report: &migrate::Report,
+    diffs: &[Difference],
+    last: &str,
+    (migrations, transactions): (usize, usize),
+) -> (bool, String) {
     match (&report.failure, diffs.is_empty(), report.done.is_empty()) {
-        (Some(f), true, true) if f.rolled_back => (
+        (Some(f), true, true) if f.rolled_back && transactions <= 1 => (
             true,
             format!(
                 "injected failure in {last} rolled back automatically; copy identical to the start"
+            ),
+        ),
+        (Some(f), true, true) if f.rolled_back => (
+            true,
+            format!(
+                "injected failure in {last} rolled back the last of the batch's {transactions} \
+                 transactions ({migrations} migration(s)) automatically; copy identical to the \
+                 state before it; the ones before it stay committed (see the splits)"
             ),
         ),
         (None, _, _) => (false, "the injected failure did not stop the migration".to_string()),
         (Some(_), _, false) => (
             false,
             format!(
-                "{} committed before the failure (separate transactions): a failure there leaves them applied",
-                report.done.iter().map(|d| d.version.as_str()).collect::<Vec<_>>().join(", ")
+                "{} migration(s) committed before the failure, up to {}: a failure there leaves them applied",
+                report.done.len(),
+                report.done.last().map_or("", |d| d.version.as_str())
             ),
         ),
         (Some(_), _, true) => {
@@ -92,8 +145,10 @@ pub(super) fn scenario_b(
     let fail = |detail: String| Scenario {
         name: "B".into(),
         ok: false,
+        skipped: false,
         duration_ms: ms(t.elapsed()),
         detail,
+        splits: Vec::new(),
     };
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
@@ -138,6 +193,7 @@ pub(super) fn scenario_b(
     Ok(Scenario {
         name: "B".into(),
         ok: true,
+        skipped: false,
         duration_ms: ms(t.elapsed()),
         detail: format!(
             "restored backup {} in {} ({:?}); copy identical to the start; {LATE_ROWS} late writes kept in pre-restore snapshot {}",
@@ -146,6 +202,7 @@ pub(super) fn scenario_b(
             restored.strategy,
             restored.snapshot_id
         ),
+        splits: Vec::new(),
     })
 }
 
@@ -194,14 +251,19 @@ pub(super) fn scenario_c(
     let done = |ok: bool, detail: String| Scenario {
         name: "C".into(),
         ok,
+        skipped: false,
         duration_ms: ms(t.elapsed()),
         detail,
+        splits: Vec::new(),
     };
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
     let before = snapshot(&mut client)?;
     let Some(victim) = victim(&before.tables, &settings.protected_tables).cloned() else {
-        return Ok(done(true, "skipped: no protected table holds rows to damage".into()));
+        let detail = "no protected table holds rows to damage; list one in [migrations] \
+                      protected_tables to rehearse the full rollback"
+            .to_string();
+        return Ok(Scenario { skipped: true, ..done(true, detail) });
     };
     let backed = match BackedUp::take(&conninfo, settings)? {
         Ok(b) => b,
@@ -487,7 +549,7 @@ mod tests {
             object: "table t".into(),
             message: "table t is new".into(),
         };
-        let clean = judge_a(&report(Some(failure(true)), &[]), &[], "2");
+        let clean = judge_a(&report(Some(failure(true)), &[]), &[], "2", (2, 1));
         assert_eq!(
             clean,
             (
@@ -497,16 +559,26 @@ mod tests {
             )
         );
         assert_eq!(
-            judge_a(&report(None, &["1", "2"]), &[], "2"),
+            judge_a(&report(None, &["1", "2"]), &[], "2", (2, 1)),
             (false, "the injected failure did not stop the migration".into())
         );
-        let (ok, detail) = judge_a(&report(Some(failure(true)), &["1"]), &[], "2");
+        let (ok, detail) = judge_a(&report(Some(failure(true)), &["1"]), &[], "2", (2, 1));
         assert!(!ok);
-        assert!(detail.starts_with("1 committed before the failure"), "{detail}");
         assert_eq!(
-            judge_a(&report(Some(failure(true)), &[]), &[diff], "2"),
+            detail,
+            "1 migration(s) committed before the failure, up to 1: a failure there leaves them applied",
+            "regression: every committed version was listed on one line"
+        );
+        let (ok, detail) = judge_a(&report(Some(failure(true)), &[]), &[], "9", (3, 4));
+        assert!(ok);
+        assert!(
+            detail.contains("the last of the batch's 4 transactions (3 migration(s))"),
+            "{detail}"
+        );
+        assert_eq!(
+            judge_a(&report(Some(failure(true)), &[]), &[diff], "2", (2, 1)),
             (false, "the copy differs after the rollback: table t is new".into())
         );
-        assert!(!judge_a(&report(Some(failure(false)), &[]), &[], "2").0);
+        assert!(!judge_a(&report(Some(failure(false)), &[]), &[], "2", (2, 1)).0);
     }
 }

@@ -1,0 +1,123 @@
+//! `backstop rehearse` on a long generated history with broken, cosmetic
+//! and awkward downs planted in it (`bench/history.rs`): the output must
+//! stay a few lines per failing migration, name each planted defect in
+//! its summary, report a gone table once with its size, show a changed
+//! view or function as a diff, and say where the batch splits and why.
+
+use crate::common::Project;
+
+#[path = "../../../../bench/history.rs"]
+#[allow(dead_code)]
+mod history;
+
+/// Long enough for two full blocks of 40 and every planted shape.
+const MIGRATIONS: usize = 90;
+
+fn version(i: usize) -> String {
+    format!("{:05}", i + 1)
+}
+
+#[test]
+fn a_long_history_reads_as_a_summary_then_the_details_of_each_failing_migration() {
+    let p = Project::new("rh_history");
+    let mut planted = Vec::new();
+    for i in 0..MIGRATIONS {
+        let (up, down, plant) = history::planted_more(i);
+        p.migration(&format!("{}_m{i}", version(i)), &up, Some(&down));
+        if plant.is_some_and(|p| p != history::Plant::Cosmetic) {
+            planted.push(version(i));
+        }
+    }
+    let run = p.run(&["rehearse"]);
+    run.expect_code(1);
+    let out = &run.stdout;
+    let lines: Vec<&str> = out.lines().collect();
+
+    // The summary names every planted defect, and nothing else.
+    let start = lines
+        .iter()
+        .position(|l| l.ends_with("migration(s) fail the round trip:"))
+        .unwrap_or_else(|| panic!("no summary of the failing migrations:\n{out}"));
+    let summary: Vec<&str> =
+        lines[start + 1..].iter().take_while(|l| !l.is_empty()).copied().collect();
+    let listed: Vec<String> = summary
+        .iter()
+        .map(|l| l.trim_start().split('_').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(listed, planted, "the summary lists exactly the planted defects:\n{out}");
+    // Its details follow, in the same order.
+    let details: Vec<usize> = planted
+        .iter()
+        .map(|v| {
+            lines[start + summary.len()..]
+                .iter()
+                .position(|l| l.starts_with(&format!("{v}_")))
+                .unwrap_or_else(|| panic!("no details for {v}:\n{out}"))
+        })
+        .collect();
+    assert!(details.windows(2).all(|w| w[0] < w[1]), "details in run order:\n{out}");
+
+    // A few lines per failing migration (a diff is some ten), not one per
+    // migration or column.
+    assert!(
+        lines.len() <= 20 + 10 * planted.len(),
+        "{} lines for {} failing migrations:\n{out}",
+        lines.len(),
+        planted.len()
+    );
+    assert!(lines.iter().all(|l| l.chars().count() < 400), "a line runs on:\n{out}");
+    assert!(!out.contains("✓ round trip 00001"), "healthy round trips are counted, not listed");
+
+    // A dropped table with a no-op down: one line, its size, what went with it.
+    // Once in the summary, once in the details.
+    let gone: Vec<&&str> = lines.iter().filter(|l| l.contains("public.t30")).collect();
+    assert_eq!(gone.len(), 2, "{gone:#?}");
+    let gone = &gone[1..];
+    assert!(
+        gone[0].contains("table public.t30 (300 rows, ")
+            && gone[0].contains("kB) with its 5 columns, 1 constraint, 2 indexes and 1 sequence is gone: the up removes it"),
+        "{}",
+        gone[0]
+    );
+
+    // A view and a function put back wrong: diffs, not both texts whole.
+    for expected in [
+        "-  WHERE (v13.tag IS NOT NULL);",
+        "+  WHERE ((v13.tag IS NOT NULL) AND (v13.id > 0));",
+        "-  RETURN x * 24;",
+        "+  RETURN x * 14;",
+    ] {
+        assert!(lines.iter().any(|l| l.trim_start() == expected), "no {expected:?} in:\n{out}");
+    }
+    assert_eq!(out.matches("CREATE OR REPLACE FUNCTION public.f14").count(), 0, "{out}");
+
+    // Scenario A names its splits: notices it cannot avoid, a finding it can.
+    assert!(out.contains("✗ scenario A: injected failure in "), "{out}");
+    assert!(
+        out.contains(
+            "  notice: 00023_m22 runs alone outside a transaction: CREATE INDEX CONCURRENTLY (up.sql:2) cannot run inside one"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("the enum value 'archived' it adds is used by 00037_m36"), "{out}");
+    assert!(
+        out.contains("  ✗ 00003_m2 is marked to run outside a transaction, but none of its statements needs to; fix: remove the mark"),
+        "{out}"
+    );
+    assert!(out.contains("– scenario C skipped: no protected table"), "{out}");
+
+    // The report: the same summary, diffs, and no per-column lines.
+    let report = lines.iter().find_map(|l| l.strip_prefix("report: ")).expect("report path");
+    let md = std::fs::read_to_string(p.path().join(report)).unwrap();
+    for v in &planted {
+        assert!(md.contains(&format!("\n| {v} | m")), "{v} not in the report's summary");
+    }
+    assert!(md.contains("```diff\n--- before the up\n+++ after the down\n"), "{md}");
+    assert!(!md.contains("column public.t30."), "{md}");
+    assert!(!md.contains("(scenario C):"), "a skipped scenario is not timed: {md}");
+    assert!(md.lines().count() < 800, "{} report lines", md.lines().count());
+    let log = lines.iter().find_map(|l| l.strip_prefix("statements run: ")).expect("log path");
+    let logged = std::fs::read_to_string(p.path().join(log)).unwrap();
+    assert!(logged.contains("00001 up step 1/2 CREATE TABLE t0"), "{}", &logged[..200]);
+    assert!(!run.stderr.contains("up step"), "statements are not echoed without --verbose");
+}
