@@ -65,8 +65,7 @@ impl BackupGate<'_> {
         dry_run: bool,
     ) -> Result<GatePass, BackupError> {
         let source = source_of(client)?;
-        let tools = Tools::find()?;
-        tools.check_server(source.server_version_num)?;
+        let tools = Tools::for_server(source.server_version_num)?;
         let (mut m, reused) = match self.mode.clone() {
             GateMode::Use(id) => (self.named(&tools, &source, &id)?, true),
             GateMode::Take => match self.reusable(client, &tools, &source)? {

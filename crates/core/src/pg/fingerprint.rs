@@ -149,12 +149,27 @@ fn schema_query() -> &'static str {
                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
                   where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
             ),
+            // From 18 a column's NOT NULL is also a constraint (contype 'n'),
+            // named by whoever made it (`t_col_not_null`, or as pg_dump
+            // restored it). The column above already says NOT NULL; the
+            // constraint counts only where it says more (NOT VALID, NO
+            // INHERIT), keyed by its column, never by its name.
             format!(
                 "select 'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
                         pg_get_constraintdef(k.oid, true)
                    from pg_constraint k join pg_class c on c.oid = k.conrelid
                    join pg_namespace n on n.oid = c.relnamespace
-                  where n.nspname not in {SKIPPED}"
+                  where n.nspname not in {SKIPPED} and k.contype <> 'n'"
+            ),
+            format!(
+                "select 'not null ' || n.nspname || '.' || c.relname || '.' || a.attname,
+                        case when k.convalidated then '' else 'not valid ' end
+                        || case when k.connoinherit then 'no inherit' else '' end
+                   from pg_constraint k join pg_class c on c.oid = k.conrelid
+                   join pg_namespace n on n.oid = c.relnamespace
+                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = k.conkey[1]
+                  where n.nspname not in {SKIPPED} and k.contype = 'n'
+                    and (not k.convalidated or k.connoinherit)"
             ),
             format!(
                 "select 'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)
@@ -450,6 +465,42 @@ mod tests {
             let diff = base.differences(&other);
             assert!(diff.iter().any(|d| d.starts_with(expect)), "{name}: {diff:?}");
             assert_ne!(base.fingerprint(), other.fingerprint(), "{name}");
+        }
+    }
+
+    #[test]
+    fn not_null_is_said_once_whatever_its_constraint_is_named() {
+        let cluster = Cluster::start().unwrap();
+        // On 18 the renamed table keeps `old_name_email_not_null`, the fresh
+        // one gets `users_email_not_null`: the same schema all the same.
+        let renamed = schema_of(
+            &cluster,
+            "nn_renamed",
+            "CREATE TABLE old_name (id int NOT NULL, email text NOT NULL);
+             ALTER TABLE old_name RENAME TO users;",
+        );
+        let fresh = schema_of(
+            &cluster,
+            "nn_fresh",
+            "CREATE TABLE users (id int NOT NULL, email text NOT NULL);",
+        );
+        assert!(renamed.differences(&fresh).is_empty(), "{:?}", renamed.differences(&fresh));
+        assert_eq!(renamed.fingerprint(), fresh.fingerprint());
+        let nullable =
+            schema_of(&cluster, "nn_nullable", "CREATE TABLE users (id int NOT NULL, email text);");
+        let diff = fresh.differences(&nullable);
+        assert_eq!(diff.len(), 1, "NOT NULL said once: {diff:?}");
+        assert!(diff[0].starts_with("column public.users.email changed"), "{diff:?}");
+        if cluster.bin().major >= 18 {
+            // What only the constraint says still counts.
+            let not_valid = schema_of(
+                &cluster,
+                "nn_not_valid",
+                "CREATE TABLE users (id int NOT NULL, email text);
+                 ALTER TABLE users ADD CONSTRAINT email_nn NOT NULL email NOT VALID;",
+            );
+            let diff = fresh.differences(&not_valid);
+            assert!(diff.iter().any(|d| d.starts_with("not null public.users.email")), "{diff:?}");
         }
     }
 }
