@@ -168,7 +168,10 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     } else {
         sources_from_paths(&args.paths)?
     };
-    let mut settings = settings;
+    let mut settings = match client.as_mut() {
+        Some(client) => settings.for_server(client)?,
+        None => settings,
+    };
     // Only the pending migrations run as one sequence; files named on the
     // command line, or a folder checked offline, are judged one by one.
     settings.lint.sequential = args.paths.is_empty() && client.is_some();

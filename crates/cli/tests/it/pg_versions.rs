@@ -1,5 +1,7 @@
 //! PostgreSQL versions: the programs found for a server of another major
-//! than the local one (`[postgres] bin_dirs`, `status --verbose`).
+//! than the local one (`[postgres] bin_dirs`, `status --verbose`), and SQL
+//! judged against the server's version (`check` live and offline, a down a
+//! rollback cannot run).
 
 use std::path::PathBuf;
 
@@ -96,4 +98,64 @@ fn a_copy_of_a_server_never_runs_on_an_older_major() {
             "a throwaway copy of a PostgreSQL {major} database needs PostgreSQL {major}'s server binaries"
         ));
     }
+}
+
+#[test]
+fn check_judges_syntax_against_the_servers_version_live_and_offline() {
+    let p = Project::new("pgv_check");
+    p.migration(
+        "1_counts",
+        "CREATE TABLE audit (n bigint);\nINSERT INTO audit SELECT count(*) FROM (SELECT 1);",
+        None,
+    );
+    let server = CLUSTER.bin().major;
+    let live = p.run(&["check", "--format", "json"]);
+    let json = live.json();
+    let found = json["findings"].as_array().unwrap().iter().any(|f| f["code"] == "BS305");
+    if server < 16 {
+        live.expect_code(1);
+        assert!(found, "{json:#}");
+        live.expect_output("needs PostgreSQL 16");
+    } else {
+        assert!(!found, "{json:#}");
+    }
+    // Offline, the version comes from backstop.toml.
+    p.config(&format!("{}\n[check]\nserver_version = \"15\"\n", crate::common::DEFAULT_CONFIG));
+    let offline = p.run(&["check", "--offline", "migrations/1_counts/up.sql"]);
+    offline.expect_code(1).expect_output("BS305").expect_output("needs PostgreSQL 16");
+    p.config(&format!(
+        "{}\n[check]\nserver_version = \"sixteen\"\n",
+        crate::common::DEFAULT_CONFIG
+    ));
+    p.run(&["check", "--offline"]).expect_code(2).expect_output("server_version must be");
+}
+
+#[test]
+fn a_down_that_needs_a_newer_server_blocks_the_rollback_through_it() {
+    let server = CLUSTER.bin().major;
+    if server >= 18 {
+        return;
+    }
+    let p = Project::new("pgv_down");
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int, email text NOT NULL);",
+        Some("DROP TABLE users;"),
+    );
+    p.migration(
+        "2_optional",
+        "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;",
+        Some("ALTER TABLE users ADD CONSTRAINT users_email_nn NOT NULL email;"),
+    );
+    p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
+    let status = p.run(&["status"]);
+    status
+        .expect_output("2 down")
+        .expect_output("needs PostgreSQL 18; the server is PostgreSQL")
+        .expect_output("blocks a rollback through it");
+    let rollback = p.run(&["rollback"]);
+    assert_ne!(rollback.code, Some(0), "{}", rollback.all());
+    rollback.expect_output("needs PostgreSQL 18");
+    use crate::common::DbExt;
+    assert_eq!(p.client().applied(), ["1", "2"], "the rollback ran");
 }
