@@ -1,7 +1,7 @@
 //! PostgreSQL versions: the programs found for a server of another major
 //! than the local one (`[postgres] bin_dirs`, `status --verbose`), and SQL
 //! judged against the server's version (`check` live and offline, a down a
-//! rollback cannot run).
+//! rollback cannot run), and a comparison of databases on two majors.
 
 use std::path::PathBuf;
 
@@ -158,4 +158,38 @@ fn a_down_that_needs_a_newer_server_blocks_the_rollback_through_it() {
     rollback.expect_output("needs PostgreSQL 18");
     use crate::common::DbExt;
     assert_eq!(p.client().applied(), ["1", "2"], "the rollback ran");
+}
+
+#[test]
+fn the_same_schema_on_two_majors_compares_equal_whatever_17_added_to_privileges() {
+    // A cutover from 15 to 17 (or back): 17 gives a table's owner, and
+    // GRANT ALL, the MAINTAIN privilege 15 has no letter for.
+    let Some((major, dir)) = other_major() else { return };
+    let bin = Search::of(vec![(dir, Origin::Env)]).first(Kit::Server).unwrap();
+    let other = Cluster::start_with(PgBin::from(bin)).unwrap();
+    let sql = "CREATE ROLE pgv_app NOLOGIN;
+        CREATE TABLE t (id int PRIMARY KEY, v text);
+        GRANT ALL ON t TO pgv_app;
+        INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 20) i;";
+    let p = Project::new("pgv_compare");
+    p.client().batch_execute(&sql.replace("CREATE ROLE pgv_app NOLOGIN;", "DO $$ BEGIN CREATE ROLE pgv_app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;")).unwrap();
+    let target = crate::common::unique_name("pgv_compare");
+    other.create_database(&target, None).unwrap();
+    other.connect(&target).unwrap().batch_execute(sql).unwrap();
+    let run = p.run(&[
+        "compare",
+        "--source",
+        &p.url,
+        "--target",
+        &other.url(&target),
+        "--format",
+        "json",
+    ]);
+    let json = run.json();
+    assert_eq!(json["verdict"], "match", "{json:#}");
+    run.expect_code(0);
+    if (major >= 17) != (CLUSTER.bin().major >= 17) {
+        // Said, not hidden: the comparison left that privilege out.
+        assert!(json.to_string().contains("the MAINTAIN privilege"), "{json:#}");
+    }
 }

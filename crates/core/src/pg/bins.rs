@@ -211,12 +211,11 @@ impl Search {
         out.join(", ")
     }
 
-    /// The places, in order, that are not directories holding every
-    /// program of `kit` (for `BACKSTOP_PG_BIN`'s message).
+    /// The program of `kit` that the one place searched lacks (a single
+    /// `BACKSTOP_PG_BIN` folder, for its message); `None` with more places.
     pub fn lacking(&self, kit: Kit) -> Option<(PathBuf, &'static str)> {
-        self.places.iter().find_map(|(d, _)| {
-            kit.tools().iter().find(|t| !d.join(t).is_file()).map(|t| (d.clone(), *t))
-        })
+        let [(dir, _)] = self.places.as_slice() else { return None };
+        kit.tools().iter().find(|t| !dir.join(t).is_file()).map(|t| (dir.clone(), *t))
     }
 
     /// Every directory that holds the programs of `kit`, in search order,
@@ -433,7 +432,9 @@ mod tests {
         assert_eq!((server.major, server.origin), (16, Origin::Path));
         let client = search.first(Kit::Client).unwrap();
         assert_eq!((client.major, client.origin), (17, Origin::Config));
-        assert_eq!(search.lacking(Kit::Server), Some((clients, "pg_ctl")));
+        assert_eq!(search.lacking(Kit::Server), None, "more than one place");
+        let one = Search::of(vec![(clients.clone(), Origin::Env)]);
+        assert_eq!(one.lacking(Kit::Server), Some((clients, "pg_ctl")));
     }
 
     #[test]

@@ -32,7 +32,8 @@ const SUPERUSER: &str = "postgres";
 pub enum ClusterError {
     #[error(
         "PostgreSQL server binaries (initdb, pg_ctl) not found; looked in {searched}; \
-         install them (`apt-get install postgresql`) or set BACKSTOP_PG_BIN to the directory that holds them"
+         install them (`apt-get install postgresql`) or name the directory that holds them in \
+         BACKSTOP_PG_BIN or [postgres] bin_dirs"
     )]
     BinariesMissing { searched: String },
     #[error(

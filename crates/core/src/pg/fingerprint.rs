@@ -55,8 +55,14 @@ fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
     let Some(at) = definition.find(" acl=") else { return definition.to_string() };
     let (head, acl) = definition.split_at(at);
     let Some(roles) = drop else { return head.to_string() };
+    let kept: Vec<String> =
+        acl_items(acl).into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
+    format!("{head} acl={{{}}}", kept.join(","))
+}
+
+/// The items of an ` acl={…}` part, split at commas outside double quotes.
+fn acl_items(acl: &str) -> Vec<String> {
     let inner = acl.trim_start_matches(" acl=").trim_start_matches('{').trim_end_matches('}');
-    // Items are separated by commas outside double quotes.
     let mut items = Vec::new();
     let (mut current, mut quoted) = (String::new(), false);
     for c in inner.chars() {
@@ -72,8 +78,27 @@ fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
     if !current.is_empty() {
         items.push(current);
     }
-    let kept: Vec<String> = items.into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
-    format!("{head} acl={{{}}}", kept.join(","))
+    items
+}
+
+/// The definition with the privilege letter `privilege` taken out of every
+/// ACL item (`name=arwdDxtm/grantor` → `name=arwdDxt/grantor`).
+fn without_privilege(definition: &str, privilege: char) -> String {
+    let Some(at) = definition.find(" acl=") else { return definition.to_string() };
+    let (head, acl) = definition.split_at(at);
+    let items: Vec<String> = acl_items(acl)
+        .into_iter()
+        .map(|item| {
+            let Some(slash) = item.rfind('/') else { return item };
+            let (left, grantor) = item.split_at(slash);
+            let Some(eq) = left.rfind('=') else { return item };
+            let (who, privileges) = left.split_at(eq + 1);
+            let privileges =
+                privileges.replace(&format!("{privilege}*"), "").replace(privilege, "");
+            format!("{who}{privileges}{grantor}")
+        })
+        .collect();
+    format!("{head} acl={{{}}}", items.join(","))
 }
 
 impl Schema {
@@ -84,6 +109,18 @@ impl Schema {
         for o in &mut self.objects {
             if o.key.starts_with("relation ") {
                 o.definition = masked_acl(&o.definition, roles);
+            }
+        }
+    }
+
+    /// Leaves the privilege with letter `privilege` out of the relations'
+    /// privileges: `m` (MAINTAIN, from PostgreSQL 17, which 17 gives a
+    /// table's owner and GRANT ALL) when the other side of a comparison is
+    /// older and has no such privilege.
+    pub fn drop_privilege(&mut self, privilege: char) {
+        for o in &mut self.objects {
+            if o.key.starts_with("relation ") {
+                o.definition = without_privilege(&o.definition, privilege);
             }
         }
     }
@@ -396,6 +433,11 @@ mod tests {
         let weird = ["we,ird".to_string()];
         assert!(!masked_acl(d, Some(&weird)).contains("we,ird"));
         assert_eq!(masked_acl(d, None), "r rls=false force=false persistence=p");
+        let maintain = "r acl={postgres=arwdDxtm/postgres,\"a=m\"=rm*/postgres,app=m/postgres}";
+        assert_eq!(
+            without_privilege(maintain, 'm'),
+            "r acl={postgres=arwdDxt/postgres,\"a=m\"=r/postgres,app=/postgres}"
+        );
     }
     use crate::pg::cluster::Cluster;
 
