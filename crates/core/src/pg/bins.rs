@@ -172,7 +172,12 @@ impl Search {
             }
         }
         if let Some(paths) = std::env::var_os("PATH") {
-            places.extend(std::env::split_paths(&paths).map(|d| (d, Origin::Path)));
+            // An empty entry is not the working directory here.
+            places.extend(
+                std::env::split_paths(&paths)
+                    .filter(|d| d.is_absolute())
+                    .map(|d| (d, Origin::Path)),
+            );
         }
         Search { places, exclusive: false }
     }
