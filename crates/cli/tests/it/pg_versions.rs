@@ -147,6 +147,11 @@ fn a_down_that_needs_a_newer_server_blocks_the_rollback_through_it() {
         "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;",
         Some("ALTER TABLE users ADD CONSTRAINT users_email_nn NOT NULL email;"),
     );
+    // Before it is applied, check says so: the migration may go, its undo not.
+    p.run(&["check"])
+        .expect_code(0)
+        .expect_output("the down of 2_optional cannot run")
+        .expect_output("needs PostgreSQL 18");
     p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
     let status = p.run(&["status"]);
     status

@@ -165,6 +165,18 @@ impl Source {
         }
     }
 
+    /// [`Source::of_migration`] for a server of major `server` (when
+    /// known): a down that needs a newer PostgreSQL is a down that cannot
+    /// run.
+    pub fn of_migration_on(m: &Migration, server: Option<u32>) -> Source {
+        let mut source = Source::of_migration(m);
+        if m.runnable(Part::Down) {
+            let p = server.and_then(|s| m.needs_newer_server(s));
+            source.file_findings.extend(p.map(|p| down_finding(m, &p)));
+        }
+        source
+    }
+
     /// A SQL file named on the command line. Whether it has a down is told
     /// by its layout: `up.sql` beside `down.sql`, `X.up.sql` beside
     /// `X.down.sql`; other files do not say.
@@ -304,27 +316,30 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
     m.problems
         .iter()
         .filter(|p| p.part != Part::Up || !seen_by_analysis.contains(&p.kind))
-        .map(|p| {
-            let at = backstop_lint::Position { line: p.line, column: p.column };
-            let path = p.path.display().to_string();
-            let (message, help) = match p.part {
-                Part::Down => (
-                    format!("the down of {} cannot run: {}", m.label(), p.message),
-                    "fix the down file before a rollback through this migration is needed",
-                ),
-                part => (
-                    format!("the {part} of {} cannot run: {}", m.label(), p.message),
-                    "fix it: backstop migrate refuses to apply this migration until then",
-                ),
-            };
-            let mut f = backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help);
-            if p.part == Part::Down {
-                f.probability = backstop_lint::Probability::Medium;
-                f.severity = Severity::of(f.probability, f.impact);
+        .map(|p| match p.part {
+            Part::Down => down_finding(m, p),
+            part => {
+                let at = backstop_lint::Position { line: p.line, column: p.column };
+                let path = p.path.display().to_string();
+                let message = format!("the {part} of {} cannot run: {}", m.label(), p.message);
+                let help = "fix it: backstop migrate refuses to apply this migration until then";
+                backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help)
             }
-            f
         })
         .collect()
+}
+
+/// A down that cannot run: high, since the migration can be applied but a
+/// rollback through it fails.
+fn down_finding(m: &Migration, p: &crate::source::Problem) -> Finding {
+    let at = backstop_lint::Position { line: p.line, column: p.column };
+    let path = p.path.display().to_string();
+    let message = format!("the down of {} cannot run: {}", m.label(), p.message);
+    let help = "fix the down file before a rollback through this migration is needed";
+    let mut f = backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help);
+    f.probability = backstop_lint::Probability::Medium;
+    f.severity = Severity::of(f.probability, f.impact);
+    f
 }
 
 /// Files of the folder that look like migrations and that their tool would
