@@ -78,6 +78,8 @@ struct File {
     notify: crate::incident::NotifySection,
     #[serde(default)]
     compare: crate::compare::CompareSection,
+    #[serde(default)]
+    postgres: crate::pg::bins::PostgresSection,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -155,6 +157,8 @@ pub struct Config {
     pub notify: crate::incident::NotifySection,
     /// `[compare]`: what makes a comparison of two databases fail.
     pub compare: crate::compare::CompareSection,
+    /// `[postgres]`: where PostgreSQL's programs are, beside the usual places.
+    pub postgres: crate::pg::bins::PostgresSection,
 }
 
 impl Config {
@@ -179,7 +183,15 @@ impl Config {
 impl Config {
     /// Loads `path`, or `./backstop.toml` when none is given. Without an
     /// explicit path a missing file means defaults; with one it is an error.
+    /// The loaded `[postgres] bin_dirs` join every later search for
+    /// PostgreSQL's programs ([`crate::pg::bins`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = Config::read(path)?;
+        crate::pg::bins::set_config_dirs(config.postgres.bin_dirs.clone());
+        Ok(config)
+    }
+
+    fn read(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (path, explicit) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_FILE), false),
@@ -203,6 +215,7 @@ impl Config {
                 hooks: Default::default(),
                 notify: Default::default(),
                 compare: Default::default(),
+                postgres: Default::default(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
@@ -231,12 +244,15 @@ impl Config {
         let mut rehearse = file.rehearse;
         let mut backup = file.backup;
         let mut rollback = file.rollback;
+        let mut postgres = file.postgres;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Some(c) = backup.config.as_mut().filter(|c| c.is_relative()) {
                 *c = parent.join(&*c);
             }
             for dir in
                 [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir, &mut rollback.dir]
+                    .into_iter()
+                    .chain(postgres.bin_dirs.iter_mut())
             {
                 if dir.is_relative() {
                     *dir = parent.join(&*dir);
@@ -282,6 +298,7 @@ impl Config {
                 ..file.notify
             },
             compare: file.compare,
+            postgres,
         })
     }
 

@@ -78,14 +78,19 @@ impl Overview {
                 .iter()
                 .any(|v| status.pending.iter().any(|p| &p.version == v && p.no_transaction))
         });
+        let server =
+            crate::pg::server_version_num(client).map_err(db("reading the server version"))?;
+        let server = crate::pg::bins::major_of_num(server);
         let problems = migrations
             .iter()
             .flat_map(|m| {
                 let pending = status.pending.iter().any(|e| e.version == m.version);
-                m.problems.iter().map(move |p| FileProblem {
+                // A down the server cannot run, named as the parser's own problems are.
+                let newer = m.runnable(Part::Down).then(|| m.needs_newer_server(server)).flatten();
+                m.problems.iter().cloned().chain(newer).map(move |problem| FileProblem {
                     version: m.version.clone(),
                     pending,
-                    problem: p.clone(),
+                    problem,
                 })
             })
             .collect();

@@ -31,6 +31,7 @@ macro_rules! with_rules {
         BS302 rename_column,
         BS303 drop_not_null,
         BS304 enum_value_without_position,
+        BS305 needs_newer_server,
         BS401 missing_if_exists,
         BS402 transaction_control,
         BS403 missing_down,

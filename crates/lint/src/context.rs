@@ -53,6 +53,10 @@ pub struct Options {
     /// a later one. Off, each file is judged on its own, as when checking
     /// a folder whose older migrations are long applied.
     pub sequential: bool,
+    /// The major version of the server the files will run on (from the
+    /// database, or `[check] server_version`); `None`: unknown, and
+    /// syntax newer than some server is not judged.
+    pub server_major: Option<u32>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             runner_sets_lock_timeout: false,
             skip: Vec::new(),
             sequential: true,
+            server_major: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! part of a check lives in `backstop-core`.
 
 // The floors, from the ground up; each module uses only those below it:
-// parse, risk, codes, model, stmt, batch, context, suppress, rules,
+// parse, versions, risk, codes, model, stmt, batch, context, suppress, rules,
 // analyze. `compare` reads token streams and stands apart.
 pub mod analyze;
 pub mod batch;
@@ -18,6 +18,7 @@ pub mod risk;
 pub mod rules;
 pub mod stmt;
 pub mod suppress;
+pub mod versions;
 
 pub use analyze::{check, Input, InputError, Options, Report};
 pub use model::Origin;

@@ -138,6 +138,13 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
+    // The server's version judges the SQL: the live server's, else
+    // `[check] server_version`.
+    let mut settings = match client.as_mut() {
+        Some(client) => settings.for_server(client)?,
+        None => settings,
+    };
+    let server = settings.lint.server_major;
     let static_only = match (&url, args.offline) {
         (_, true) => Some("--offline: live facts not checked".to_string()),
         (None, false) => Some("no database configured: live facts not checked".to_string()),
@@ -154,7 +161,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                     .migrations
                     .iter()
                     .filter(|m| status.pending.iter().any(|p| p.version == m.version))
-                    .map(Source::of_migration)
+                    .map(|m| Source::of_migration_on(m, server))
                     .collect()
             }
             None => {
@@ -162,13 +169,12 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                     args.format,
                     "note: no database reachable; checking every migration in the folder",
                 );
-                folder.migrations.iter().map(Source::of_migration).collect()
+                folder.migrations.iter().map(|m| Source::of_migration_on(m, server)).collect()
             }
         }
     } else {
         sources_from_paths(&args.paths)?
     };
-    let mut settings = settings;
     // Only the pending migrations run as one sequence; files named on the
     // command line, or a folder checked offline, are judged one by one.
     settings.lint.sequential = args.paths.is_empty() && client.is_some();

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+
 use backstop_core::migrate;
 use backstop_core::overview::{FileProblem, Overview};
 use backstop_core::source::{Ignored, Layout, Stray};
@@ -18,7 +20,8 @@ pub struct Args {
     conn: Connection,
     #[command(flatten)]
     output: Output,
-    /// Also list the files of the migrations folder that are not migrations.
+    /// Also list the files of the migrations folder that are not migrations,
+    /// and which PostgreSQL programs serve this server.
     #[arg(long, short)]
     verbose: bool,
 }
@@ -57,7 +60,15 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             unfinished_restore: &o.unfinished_restore,
             rehearsal_copies: &o.rehearsal_copies,
         })?,
-        Format::Text => print(&text(&ctx, &o, args.verbose))?,
+        Format::Text => {
+            let mut out = text(&ctx, &o, args.verbose);
+            if args.verbose {
+                let num = backstop_core::pg::server_version_num(&mut client)
+                    .context("reading the server's version")?;
+                out.push_str(&programs(num));
+            }
+            print(&out)?
+        }
     }
     Ok(if attention { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -150,6 +161,22 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
         let _ = writeln!(text, "{}", restore_line(j));
     }
     text
+}
+
+/// Which of PostgreSQL's programs Backstop runs for this server.
+fn programs(server_version_num: i32) -> String {
+    let mut out = format!(
+        "PostgreSQL {} server; programs used for it:\n",
+        backstop_core::backup::tools::version_text(server_version_num)
+    );
+    for c in backstop_core::pg::bins::choices_for(server_version_num) {
+        let found = match &c.found {
+            Ok(b) => b.to_string(),
+            Err(miss) => format!("{miss}; {} cannot run", c.used_for),
+        };
+        let _ = writeln!(out, "  {}: {}", c.kit, terminal_safe(&found));
+    }
+    out
 }
 
 /// What holds the database, for `status` without a readable migrations

@@ -23,6 +23,7 @@ mod layouts;
 mod managed;
 mod memory;
 mod openfeature;
+mod pg_versions;
 mod pgbackrest;
 mod rehearse;
 mod rehearse_history;

@@ -119,7 +119,7 @@ pub fn create(
     store.clean_partials();
     let mut client = crate::pg::connect(url, "backstop")?;
     let source = source_of(&mut client)?;
-    tools.check_server(source.server_version_num)?;
+    let tools = &tools.fit(source.server_version_num)?;
     let created_at = Utc::now();
     let id = new_id(created_at);
     let partial = store.begin(&id)?;

@@ -69,8 +69,7 @@ impl BackupGate<'_> {
         if self.policy.engine == Engine::PgBackRest {
             return self.restore_point(client, &source, pending, dry_run);
         }
-        let tools = Tools::find()?;
-        tools.check_server(source.server_version_num)?;
+        let tools = Tools::for_server(source.server_version_num)?;
         let (mut m, reused) = match self.mode.clone() {
             GateMode::Use(id) => (self.named(&tools, &source, &id)?, true),
             GateMode::Take => match self.reusable(client, &tools, &source)? {

@@ -168,6 +168,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The version that wrote the archive, as a `server_version_num`: the
+    /// pg_dump's major (a pg_restore needs that major or newer to read
+    /// it), else the server's.
+    pub fn written_by_num(&self) -> i32 {
+        let dump = self
+            .pg_dump_version
+            .as_deref()
+            .and_then(crate::pg::bins::major_of)
+            .map_or(0, |m| m as i32 * 10_000);
+        dump.max(self.server_version_num)
+    }
+
     /// How far this backup is verified: `None` when a check failed or none
     /// ran. A failed checksum check outweighs an older passed restore.
     pub fn verified(&self) -> Option<VerifyLevel> {

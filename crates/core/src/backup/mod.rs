@@ -53,13 +53,14 @@ pub enum BackupError {
     CleanupFailed { cause: Box<BackupError>, cleanup: String },
     #[error(
         "{tool} not found in {searched}; install the PostgreSQL client tools \
-         (`apt-get install postgresql-client`) or set BACKSTOP_PG_BIN to the directory that holds {tool}"
+         (`apt-get install postgresql-client`) or name the directory that holds {tool} in \
+         BACKSTOP_PG_BIN or [postgres] bin_dirs"
     )]
     ToolMissing { tool: &'static str, searched: String },
     #[error(
         "{tool} {tool_version} cannot back up PostgreSQL {server_version} (a dump needs a {tool} of the \
-         server's major version or newer); install the PostgreSQL {server_major} client tools or set \
-         BACKSTOP_PG_BIN to their directory"
+         server's major version or newer); install the PostgreSQL {server_major} client tools or name \
+         their directory in BACKSTOP_PG_BIN or [postgres] bin_dirs"
     )]
     ToolTooOld {
         tool: &'static str,
@@ -119,7 +120,7 @@ pub enum BackupError {
     MissingExtension { id: String, missing: Vec<String>, major: u32 },
     #[error(
         "backup {id} is a backup of PostgreSQL {backup_major}, newer than the local PostgreSQL {local_major}; \
-         install PostgreSQL {backup_major} or set BACKSTOP_PG_BIN to its binaries"
+         install PostgreSQL {backup_major} or name its bin directory in BACKSTOP_PG_BIN or [postgres] bin_dirs"
     )]
     LocalTooOld { id: String, backup_major: u32, local_major: u32 },
     #[error(

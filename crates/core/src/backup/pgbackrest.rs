@@ -420,15 +420,9 @@ pub fn recover(
         "restoring backup {} and the WAL up to {} into a throwaway cluster",
         point.backup_label, point.name
     )));
-    let bin = crate::pg::cluster::PgBin::find()?;
-    let major = m.server_version_num / 10000;
-    if i64::from(bin.major) != i64::from(major) {
-        return Err(BackupError::Refused(format!(
-            "the backup is of PostgreSQL {major} and the local server binaries are {}; a \
-             physical backup restores only into its own major version",
-            bin.major
-        )));
-    }
+    // A physical backup starts only under its own major.
+    let major = crate::pg::bins::major_of_num(m.server_version_num);
+    let bin = crate::pg::cluster::PgBin::for_major(major, crate::pg::bins::Match::Exact)?;
     Ok(crate::pg::cluster::Cluster::start_restored(bin, |data, _| {
         std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
         let target = format!("--target={}", point.name);

@@ -1,5 +1,5 @@
-//! Finding and running the real `pg_dump` and `pg_restore`: from the same
-//! directory as the local server binaries (or `BACKSTOP_PG_BIN`), with the
+//! Finding and running the real `pg_dump` and `pg_restore`: of the
+//! server's major version ([`crate::pg::bins`]), with the
 //! password in the environment (never on a command line), files created
 //! 0600, and the child killed with us if we die.
 
@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::io::{BufRead, BufReader};
 
 use super::{BackupError, Note, Progress};
-use crate::pg::cluster::PgBin;
+use crate::pg::bins::{major_of_num, BinDir, Kit, Match, Miss, Origin, Search};
 
 /// The client tools a backup needs, and their version.
 #[derive(Debug, Clone)]
@@ -18,6 +18,11 @@ pub struct Tools {
     /// `15.8`, from `pg_dump --version`.
     pub version: String,
     pub major: u32,
+    /// Where the search found them.
+    pub origin: Origin,
+    /// Whether this pg_dump was built with zstd (16 and later may be built
+    /// without it): asked of pg_dump on first use.
+    zstd: std::sync::OnceLock<bool>,
 }
 
 /// How pg_dump compresses: the best codec the local pg_dump has.
@@ -47,67 +52,73 @@ impl Compression {
 }
 
 impl Tools {
-    /// `BACKSTOP_PG_BIN` when set (it must hold pg_dump and pg_restore),
-    /// else the directory of the local server binaries, else the newest
-    /// `/usr/lib/postgresql/<major>/bin`, else `PATH`.
+    /// The first `pg_dump` and `pg_restore` of the search
+    /// ([`crate::pg::bins`]), before the server is known; [`Tools::fit`]
+    /// then picks those of the server's major.
     pub fn find() -> Result<Tools, BackupError> {
-        if let Some(dir) = std::env::var_os("BACKSTOP_PG_BIN") {
-            let dir = PathBuf::from(dir);
-            let searched = format!("BACKSTOP_PG_BIN={}", dir.display());
-            for tool in ["pg_dump", "pg_restore"] {
-                if !dir.join(tool).is_file() {
-                    return Err(BackupError::ToolMissing { tool, searched });
-                }
-            }
-            return Tools::at(dir);
-        }
-        let mut candidates = Vec::new();
-        if let Ok(bin) = PgBin::find() {
-            candidates.push(bin.dir);
-        }
-        if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-            let mut majors: Vec<u32> =
-                entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
-            majors.sort_unstable_by(|a, b| b.cmp(a));
-            candidates.extend(
-                majors.iter().map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin"))),
-            );
-        }
-        if let Some(paths) = std::env::var_os("PATH") {
-            candidates.extend(std::env::split_paths(&paths));
-        }
-        match candidates
-            .into_iter()
-            .find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file())
-        {
-            Some(dir) => Tools::at(dir),
-            None => Err(BackupError::ToolMissing {
-                tool: "pg_dump",
-                searched: "the PostgreSQL server's bin dir, /usr/lib/postgresql/*/bin and PATH"
-                    .into(),
-            }),
+        let search = Search::new();
+        match search.first(Kit::Client) {
+            Ok(b) => Ok(Tools::at(b)),
+            Err(miss) => Err(Tools::missing(&search, &miss)),
         }
     }
 
-    fn at(dir: PathBuf) -> Result<Tools, BackupError> {
-        let tool = dir.join("pg_dump");
-        let out =
-            Command::new(&tool).arg("--version").stdin(Stdio::null()).output().map_err(
-                |source| BackupError::Spawn { tool: tool.display().to_string(), source },
-            )?;
-        // "pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)"
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let version = text.split_whitespace().nth(2).unwrap_or_default().to_string();
-        let major = version.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
-            BackupError::DumpFailed {
-                output: format!(
-                    "{} --version printed {:?}, not a PostgreSQL version",
-                    tool.display(),
-                    text.trim()
-                ),
+    /// The tools for a server of `server_version_num`: of its major, else
+    /// of the nearest newer major (PostgreSQL's tools read older servers,
+    /// never newer ones). Refuses when only older tools are found.
+    pub fn for_server(server_version_num: i32) -> Result<Tools, BackupError> {
+        Tools::search_for(&Search::new(), server_version_num, None)
+    }
+
+    /// [`Tools::for_server`], keeping these tools when their major is the
+    /// server's.
+    pub fn fit(&self, server_version_num: i32) -> Result<Tools, BackupError> {
+        if self.major == major_of_num(server_version_num) {
+            return Ok(self.clone());
+        }
+        Tools::search_for(&Search::new(), server_version_num, Some(self))
+    }
+
+    fn search_for(
+        search: &Search,
+        server_version_num: i32,
+        had: Option<&Tools>,
+    ) -> Result<Tools, BackupError> {
+        let server_major = major_of_num(server_version_num);
+        match search.for_major(Kit::Client, server_major, Match::OrNewer) {
+            Ok(b) => Ok(Tools::at(b)),
+            Err(Miss::Major { found, .. }) => {
+                let newest = found.iter().max_by_key(|b| b.major).map(|b| b.version.clone());
+                Err(BackupError::ToolTooOld {
+                    tool: "pg_dump",
+                    tool_version: newest.or(had.map(|t| t.version.clone())).unwrap_or_default(),
+                    server_version: version_text(server_version_num),
+                    server_major,
+                })
             }
-        })?;
-        Ok(Tools { dir, version, major })
+            Err(miss) => Err(Tools::missing(search, &miss)),
+        }
+    }
+
+    fn missing(search: &Search, miss: &Miss) -> BackupError {
+        let searched = match miss {
+            Miss::None { searched } | Miss::Major { searched, .. } => searched.clone(),
+        };
+        let tool = match search.lacking(Kit::Client) {
+            Some((_, tool)) if search.is_exclusive() => tool,
+            _ => "pg_dump",
+        };
+        BackupError::ToolMissing { tool, searched }
+    }
+
+    fn at(b: BinDir) -> Tools {
+        Tools {
+            dir: b.dir,
+            version: b.version,
+            major: b.major,
+            origin: b.origin,
+            zstd: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn pg_dump(&self) -> PathBuf {
@@ -120,7 +131,8 @@ impl Tools {
 
     /// The codec this pg_dump supports best.
     pub fn compression(&self) -> Compression {
-        if self.major >= 16 {
+        let zstd = *self.zstd.get_or_init(|| self.major >= 16 && supports_zstd(&self.pg_dump()));
+        if zstd {
             Compression::Zstd
         } else {
             Compression::Gzip
@@ -130,21 +142,6 @@ impl Tools {
     /// The pg_dump argument for [`Tools::compression`].
     pub fn compression_arg(&self) -> &'static str {
         self.compression().arg()
-    }
-
-    /// Refuses a pg_dump older than the server: it cannot read the
-    /// server's catalogs (and would refuse itself, less clearly).
-    pub fn check_server(&self, server_version_num: i32) -> Result<(), BackupError> {
-        let server_major = (server_version_num / 10_000) as u32;
-        if self.major < server_major {
-            return Err(BackupError::ToolTooOld {
-                tool: "pg_dump",
-                tool_version: self.version.clone(),
-                server_version: version_text(server_version_num),
-                server_major,
-            });
-        }
-        Ok(())
     }
 
     /// A command for `tool` (`pg_dump`, `pg_restore`) against `target`:
@@ -173,6 +170,22 @@ impl Tools {
         cmd.stdin(Stdio::null());
         crate::shell::die_with_parent_privately(&mut cmd);
         cmd
+    }
+}
+
+/// Whether `pg_dump` takes `--compress=zstd`: a build without zstd refuses
+/// the option before it connects anywhere, and one with it goes on to fail
+/// connecting to a socket that is not there.
+fn supports_zstd(pg_dump: &Path) -> bool {
+    let out = Command::new(pg_dump)
+        .args(["--compress=zstd", "--schema-only", "--file=/dev/null"])
+        .arg("--dbname=host=/nonexistent/backstop-probe dbname=probe connect_timeout=1")
+        .stdin(Stdio::null())
+        .env_remove("PGPASSWORD")
+        .output();
+    match out {
+        Ok(out) => !String::from_utf8_lossy(&out.stderr).contains("does not support compression"),
+        Err(_) => false,
     }
 }
 

@@ -13,7 +13,8 @@ use chrono::Utc;
 use super::manifest::{self, Check, Kind, Manifest};
 use super::tools::{self, run_verbose, tail, Tools};
 use super::{BackupError, Note, Progress, Store};
-use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::bins::Match;
+use crate::pg::cluster::{Cluster, ClusterError, PgBin};
 use crate::pg::fingerprint::{row_counts, Schema};
 use crate::pg::quote_ident;
 
@@ -60,7 +61,10 @@ fn toc_entries(list: &str) -> usize {
 pub fn check_files(store: &Store, tools: &Tools, m: &Manifest) -> Result<Vec<String>, BackupError> {
     let mut problems = manifest::compare_files(&store.path(&m.id), &m.files);
     if problems.is_empty() {
-        if let Err(output) = toc(tools, &store.dump_dir(&m.id))? {
+        // A pg_restore older than the pg_dump that wrote the archive cannot
+        // read it: take one of that major or newer when there is one.
+        let fitted = tools.fit(m.written_by_num()).unwrap_or_else(|_| tools.clone());
+        if let Err(output) = toc(&fitted, &store.dump_dir(&m.id))? {
             problems.push(format!("pg_restore --list cannot read it: {output}"));
         }
     }
@@ -195,15 +199,22 @@ pub fn restore_throwaway(
     jobs: usize,
     progress: &mut dyn Progress,
 ) -> Result<Cluster, BackupError> {
-    let bin = PgBin::find()?;
-    let backup_major = (m.server_version_num / 10_000) as u32;
-    if bin.major < backup_major {
-        return Err(BackupError::LocalTooOld {
-            id: m.id.clone(),
-            backup_major,
-            local_major: bin.major,
-        });
-    }
+    let backup_major = crate::pg::bins::major_of_num(m.server_version_num);
+    // The backup's own major, else the nearest newer one: a restore into an
+    // older server is refused.
+    let bin = match PgBin::for_major(backup_major, Match::OrNewer) {
+        Ok(bin) => bin,
+        Err(ClusterError::NoMajor { .. }) => {
+            return Err(BackupError::LocalTooOld {
+                id: m.id.clone(),
+                backup_major,
+                local_major: PgBin::find()?.major,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let fitted = tools.fit((bin.major * 10_000) as i32)?;
+    let tools = &fitted;
     progress.note(Note::Step(format!("starting a throwaway PostgreSQL {} cluster", bin.major)));
     let major = bin.major;
     let cluster = Cluster::start_with(bin)?;

@@ -30,9 +30,12 @@ impl CheckGate<'_> {
         client: &mut Client,
         pending: &[&Migration],
     ) -> Result<Assessment, CheckError> {
-        let sources: Vec<Source> = pending.iter().map(|m| Source::of_migration(m)).collect();
-        let mut report = analyze(&sources, &self.settings);
-        live::assess(client, &mut report, &self.settings)?;
+        let settings = self.settings.for_server(client)?;
+        let server = settings.lint.server_major;
+        let sources: Vec<Source> =
+            pending.iter().map(|m| Source::of_migration_on(m, server)).collect();
+        let mut report = analyze(&sources, &settings);
+        live::assess(client, &mut report, &settings)?;
         let server_version: String = client
             .query_one("select current_setting('server_version')", &[])
             .map(|r| r.get(0))

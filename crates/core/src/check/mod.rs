@@ -32,6 +32,11 @@ pub struct CheckSection {
     /// Rules turned off for this project, by code or name.
     #[serde(deserialize_with = "codes")]
     pub skip: Vec<Code>,
+    /// The production server's major version (`"15"`, `"17.2"`), for
+    /// judging syntax newer than it without a database; with live facts
+    /// the database's own version counts.
+    #[serde(deserialize_with = "major")]
+    pub server_version: Option<u32>,
 }
 
 impl Default for CheckSection {
@@ -44,7 +49,28 @@ impl Default for CheckSection {
                 .map(|s| s.to_string())
                 .collect(),
             skip: Vec::new(),
+            server_version: None,
         }
+    }
+}
+
+fn major<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u32),
+        Text(String),
+    }
+    let major = match Written::deserialize(d)? {
+        Written::Number(n) => Some(n),
+        Written::Text(t) => crate::pg::bins::major_of(t.trim())
+            .filter(|_| t.trim().chars().all(|c| c.is_ascii_digit() || c == '.')),
+    };
+    match major {
+        Some(m) if (10..100).contains(&m) => Ok(Some(m)),
+        _ => Err(serde::de::Error::custom(
+            "server_version must be a PostgreSQL version such as \"15\" or \"17.2\"",
+        )),
     }
 }
 
@@ -78,6 +104,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// These settings for the server `client` is connected to: its major
+    /// version is the one syntax is judged against.
+    pub fn for_server(
+        &self,
+        client: &mut impl postgres::GenericClient,
+    ) -> Result<Settings, CheckError> {
+        let num = crate::pg::server_version_num(client)
+            .map_err(|e| crate::pg::DbError::new("reading the server version", e))?;
+        let mut settings = self.clone();
+        settings.lint.server_major = Some(crate::pg::bins::major_of_num(num));
+        Ok(settings)
+    }
+
     /// The check's settings from its own section and the guards of
     /// `[migrations]` it judges statements against.
     pub fn new(
@@ -92,6 +131,7 @@ impl Settings {
                 runner_sets_lock_timeout: !migrations.lock_timeout.is_zero(),
                 skip: check.skip.clone(),
                 sequential: true,
+                server_major: check.server_version,
             },
             fail_on: check.fail_on,
             required: check.required,
@@ -123,6 +163,18 @@ impl Source {
             has_down: Some(m.down.is_some()),
             file_findings: file_findings(m),
         }
+    }
+
+    /// [`Source::of_migration`] for a server of major `server` (when
+    /// known): a down that needs a newer PostgreSQL is a down that cannot
+    /// run.
+    pub fn of_migration_on(m: &Migration, server: Option<u32>) -> Source {
+        let mut source = Source::of_migration(m);
+        if m.runnable(Part::Down) {
+            let p = server.and_then(|s| m.needs_newer_server(s));
+            source.file_findings.extend(p.map(|p| down_finding(m, &p)));
+        }
+        source
     }
 
     /// A SQL file named on the command line. Whether it has a down is told
@@ -264,27 +316,30 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
     m.problems
         .iter()
         .filter(|p| p.part != Part::Up || !seen_by_analysis.contains(&p.kind))
-        .map(|p| {
-            let at = backstop_lint::Position { line: p.line, column: p.column };
-            let path = p.path.display().to_string();
-            let (message, help) = match p.part {
-                Part::Down => (
-                    format!("the down of {} cannot run: {}", m.label(), p.message),
-                    "fix the down file before a rollback through this migration is needed",
-                ),
-                part => (
-                    format!("the {part} of {} cannot run: {}", m.label(), p.message),
-                    "fix it: backstop migrate refuses to apply this migration until then",
-                ),
-            };
-            let mut f = backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help);
-            if p.part == Part::Down {
-                f.probability = backstop_lint::Probability::Medium;
-                f.severity = Severity::of(f.probability, f.impact);
+        .map(|p| match p.part {
+            Part::Down => down_finding(m, p),
+            part => {
+                let at = backstop_lint::Position { line: p.line, column: p.column };
+                let path = p.path.display().to_string();
+                let message = format!("the {part} of {} cannot run: {}", m.label(), p.message);
+                let help = "fix it: backstop migrate refuses to apply this migration until then";
+                backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help)
             }
-            f
         })
         .collect()
+}
+
+/// A down that cannot run: high, since the migration can be applied but a
+/// rollback through it fails.
+fn down_finding(m: &Migration, p: &crate::source::Problem) -> Finding {
+    let at = backstop_lint::Position { line: p.line, column: p.column };
+    let path = p.path.display().to_string();
+    let message = format!("the down of {} cannot run: {}", m.label(), p.message);
+    let help = "fix the down file before a rollback through this migration is needed";
+    let mut f = backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help);
+    f.probability = backstop_lint::Probability::Medium;
+    f.severity = Severity::of(f.probability, f.impact);
+    f
 }
 
 /// Files of the folder that look like migrations and that their tool would

@@ -277,11 +277,25 @@ fn conclude(
             frozen.join(", ")
         ));
     }
+    // MAINTAIN came with 17: where only one side has it, it is left out.
+    let majors = [&mut *source, &mut *target]
+        .map(|c| crate::pg::server_version_num(c).map(crate::pg::bins::major_of_num).unwrap_or(0));
+    let maintain_on_one_side = (majors[0] >= 17) != (majors[1] >= 17) && !ignore_acl;
+    if maintain_on_one_side {
+        acl_left_out.push(format!(
+            "the MAINTAIN privilege, which PostgreSQL {} has and {} has not",
+            majors[0].max(majors[1]),
+            majors[0].min(majors[1])
+        ));
+    }
     let masked = |mut s: crate::pg::fingerprint::Schema| {
         match (ignore_acl, frozen.is_empty()) {
             (true, _) => s.mask_acl(None),
             (false, false) => s.mask_acl(Some(&frozen)),
             (false, true) => {}
+        }
+        if maintain_on_one_side {
+            s.drop_privilege('m');
         }
         s
     };

@@ -50,13 +50,21 @@ pub fn compute(
             return Err(DownsError::UnknownVersion { version: v.clone() });
         }
     }
-    let tools = crate::backup::tools::Tools::find()
-        .map_err(|e| DownsError::Tool { tool: "pg_dump", why: crate::kit::error::chain(&e) })?;
+    let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
+        tool: "pg_dump",
+        why: crate::kit::error::chain(&e),
+    };
+    let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
     progress.note(Note::Stage { index: 1, total: 0, name: "preparing a throwaway database" });
     let mut workspace = Workspace::empty(url, options.start.as_deref())?;
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+    let server: i32 = client
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .map_err(db("reading the server version"))?
+        .get(0);
+    let tools = tools.fit(server).map_err(tool_err)?;
     let mut replay = Replay {
         client,
         copy,

@@ -452,7 +452,14 @@ pub fn rollback(
         if !missing.is_empty() {
             return Err(refused(client, "rollback", ApplyError::MissingDown(missing)));
         }
-        let problems = problems_of(&targets, &[Part::Down]);
+        let mut problems = problems_of(&targets, &[Part::Down]);
+        if problems.is_empty() {
+            let server = crate::pg::server_version_num(client).map_err(|source| {
+                ApplyError::Db(crate::pg::DbError::new("reading the server version", source))
+            })?;
+            let server = crate::pg::bins::major_of_num(server);
+            problems.extend(targets.iter().filter_map(|m| m.needs_newer_server(server)));
+        }
         if !problems.is_empty() {
             return Err(refused(client, "rollback", ApplyError::Unrunnable(problems)));
         }

@@ -20,6 +20,8 @@ use nix::unistd::{Gid, Uid, User};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use crate::pg::bins::{BinDir, Kit, Match, Miss, Origin, Search};
+
 const DIR_PREFIX: &str = "backstop-cluster-";
 const OWNER_FILE: &str = "owner.pid";
 const SUPERUSER: &str = "postgres";
@@ -30,7 +32,8 @@ const SUPERUSER: &str = "postgres";
 pub enum ClusterError {
     #[error(
         "PostgreSQL server binaries (initdb, pg_ctl) not found; looked in {searched}; \
-         install them (`apt-get install postgresql`) or set BACKSTOP_PG_BIN to the directory that holds them"
+         install them (`apt-get install postgresql`) or name the directory that holds them in \
+         BACKSTOP_PG_BIN or [postgres] bin_dirs"
     )]
     BinariesMissing { searched: String },
     #[error(
@@ -38,6 +41,12 @@ pub enum ClusterError {
          and pg_ctl, or install them (`apt-get install postgresql`) and unset it"
     )]
     BadBinDir { dir: PathBuf, tool: &'static str },
+    #[error(
+        "a throwaway copy of a PostgreSQL {major} database needs PostgreSQL {major}'s server \
+         binaries (initdb, pg_ctl): {miss}; install PostgreSQL {major} or name its bin directory \
+         in BACKSTOP_PG_BIN or [postgres] bin_dirs"
+    )]
+    NoMajor { major: u32, miss: String },
     #[error(
         "running as root, but there is no `postgres` user to own the throwaway cluster \
          (PostgreSQL refuses to run as root); create one with `useradd postgres` or run as a normal user"
@@ -49,6 +58,12 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the `postgres` user may not run {tool} (a cluster started as root runs as `postgres`); \
+         put PostgreSQL's binaries where it may enter (not under a private home folder), or \
+         run as a normal user"
+    )]
+    Unreachable { tool: String },
     #[error("could not run {tool}")]
     Spawn {
         tool: String,
@@ -66,62 +81,44 @@ pub enum ClusterError {
 pub struct PgBin {
     pub dir: PathBuf,
     pub major: u32,
+    /// `17.10`, from `pg_ctl --version`.
+    pub version: String,
+    /// Where the search found it.
+    pub origin: Origin,
 }
 
 impl PgBin {
-    /// Finds the server binaries: `BACKSTOP_PG_BIN`, `pg_config --bindir`,
-    /// the newest `/usr/lib/postgresql/<major>/bin`, then `PATH`.
+    /// The first server binaries of the search ([`crate::pg::bins`]), of
+    /// whatever major: for a cluster that copies no database.
     pub fn find() -> Result<PgBin, ClusterError> {
-        if let Some(dir) = std::env::var_os("BACKSTOP_PG_BIN") {
-            let dir = PathBuf::from(dir);
-            for tool in ["initdb", "pg_ctl"] {
-                if !dir.join(tool).is_file() {
-                    return Err(ClusterError::BadBinDir { dir, tool });
-                }
-            }
-            return PgBin::at(dir);
+        let search = Search::new();
+        match search.first(Kit::Server) {
+            Ok(b) => Ok(PgBin::from(b)),
+            Err(miss) => Err(PgBin::missing(&search, miss)),
         }
-        let mut searched = vec!["BACKSTOP_PG_BIN (unset)".to_string()];
-        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if out.status.success() && has_server_tools(&dir) {
-                return PgBin::at(dir);
-            }
-            searched.push(format!("pg_config --bindir ({})", dir.display()));
-        }
-        if let Some(dir) = newest_debian_bin_dir() {
-            return PgBin::at(dir);
-        }
-        searched.push("/usr/lib/postgresql/*/bin".to_string());
-        if let Some(paths) = std::env::var_os("PATH") {
-            for dir in std::env::split_paths(&paths) {
-                if has_server_tools(&dir) {
-                    return PgBin::at(dir);
-                }
-            }
-        }
-        searched.push("PATH".to_string());
-        Err(ClusterError::BinariesMissing { searched: searched.join(", ") })
     }
 
-    fn at(dir: PathBuf) -> Result<PgBin, ClusterError> {
-        let tool = dir.join("pg_ctl");
-        let out = Command::new(&tool)
-            .arg("--version")
-            .output()
-            .map_err(|source| ClusterError::Spawn { tool: tool.display().to_string(), source })?;
-        // "pg_ctl (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-        let text = String::from_utf8_lossy(&out.stdout);
-        let major = text
-            .split_whitespace()
-            .nth(2)
-            .and_then(|v| v.split('.').next())
-            .and_then(|m| m.parse().ok())
-            .ok_or_else(|| ClusterError::Tool {
-                tool: tool.display().to_string(),
-                output: format!("unexpected version output {text:?}"),
-            })?;
-        Ok(PgBin { dir, major })
+    /// The server binaries for a copy of a PostgreSQL `major` database:
+    /// of that major, or with [`Match::OrNewer`] the nearest newer one.
+    pub fn for_major(major: u32, how: Match) -> Result<PgBin, ClusterError> {
+        let search = Search::new();
+        match search.for_major(Kit::Server, major, how) {
+            Ok(b) => Ok(PgBin::from(b)),
+            Err(miss @ Miss::None { .. }) => Err(PgBin::missing(&search, miss)),
+            Err(miss) => Err(ClusterError::NoMajor { major, miss: miss.to_string() }),
+        }
+    }
+
+    fn missing(search: &Search, miss: Miss) -> ClusterError {
+        if search.is_exclusive() {
+            if let Some((dir, tool)) = search.lacking(Kit::Server) {
+                return ClusterError::BadBinDir { dir, tool };
+            }
+        }
+        let searched = match miss {
+            Miss::None { searched } | Miss::Major { searched, .. } => searched,
+        };
+        ClusterError::BinariesMissing { searched }
     }
 
     /// The path of one of the server tools (`initdb`, `pg_ctl`, `pg_dump`...).
@@ -130,18 +127,10 @@ impl PgBin {
     }
 }
 
-fn has_server_tools(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
-}
-
-fn newest_debian_bin_dir() -> Option<PathBuf> {
-    let entries = fs::read_dir("/usr/lib/postgresql").ok()?;
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .max_by_key(|major| *major)
-        .map(|major| PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")))
-        .filter(|dir| has_server_tools(dir))
+impl From<BinDir> for PgBin {
+    fn from(b: BinDir) -> PgBin {
+        PgBin { dir: b.dir, major: b.major, version: b.version, origin: b.origin }
+    }
 }
 
 /// The account the server runs as: the `postgres` user when we are root.
@@ -370,10 +359,13 @@ impl Cluster {
     }
 
     fn run(&self, mut cmd: Command, tool: &str) -> Result<(), ClusterError> {
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| ClusterError::Spawn { tool: tool.to_string(), source })?;
+        let out = cmd.stdin(Stdio::null()).output().map_err(|source| {
+            if self.run_as.is_some() && source.kind() == std::io::ErrorKind::PermissionDenied {
+                let program = Path::new(cmd.get_program()).display().to_string();
+                return ClusterError::Unreachable { tool: program };
+            }
+            ClusterError::Spawn { tool: tool.to_string(), source }
+        })?;
         if out.status.success() {
             return Ok(());
         }

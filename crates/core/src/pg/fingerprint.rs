@@ -55,8 +55,14 @@ fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
     let Some(at) = definition.find(" acl=") else { return definition.to_string() };
     let (head, acl) = definition.split_at(at);
     let Some(roles) = drop else { return head.to_string() };
+    let kept: Vec<String> =
+        acl_items(acl).into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
+    format!("{head} acl={{{}}}", kept.join(","))
+}
+
+/// The items of an ` acl={…}` part, split at commas outside double quotes.
+fn acl_items(acl: &str) -> Vec<String> {
     let inner = acl.trim_start_matches(" acl=").trim_start_matches('{').trim_end_matches('}');
-    // Items are separated by commas outside double quotes.
     let mut items = Vec::new();
     let (mut current, mut quoted) = (String::new(), false);
     for c in inner.chars() {
@@ -72,8 +78,27 @@ fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
     if !current.is_empty() {
         items.push(current);
     }
-    let kept: Vec<String> = items.into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
-    format!("{head} acl={{{}}}", kept.join(","))
+    items
+}
+
+/// The definition with the privilege letter `privilege` taken out of every
+/// ACL item (`name=arwdDxtm/grantor` → `name=arwdDxt/grantor`).
+fn without_privilege(definition: &str, privilege: char) -> String {
+    let Some(at) = definition.find(" acl=") else { return definition.to_string() };
+    let (head, acl) = definition.split_at(at);
+    let items: Vec<String> = acl_items(acl)
+        .into_iter()
+        .map(|item| {
+            let Some(slash) = item.rfind('/') else { return item };
+            let (left, grantor) = item.split_at(slash);
+            let Some(eq) = left.rfind('=') else { return item };
+            let (who, privileges) = left.split_at(eq + 1);
+            let privileges =
+                privileges.replace(&format!("{privilege}*"), "").replace(privilege, "");
+            format!("{who}{privileges}{grantor}")
+        })
+        .collect();
+    format!("{head} acl={{{}}}", items.join(","))
 }
 
 impl Schema {
@@ -84,6 +109,18 @@ impl Schema {
         for o in &mut self.objects {
             if o.key.starts_with("relation ") {
                 o.definition = masked_acl(&o.definition, roles);
+            }
+        }
+    }
+
+    /// Leaves the privilege with letter `privilege` out of the relations'
+    /// privileges: `m` (MAINTAIN, from PostgreSQL 17, which 17 gives a
+    /// table's owner and GRANT ALL) when the other side of a comparison is
+    /// older and has no such privilege.
+    pub fn drop_privilege(&mut self, privilege: char) {
+        for o in &mut self.objects {
+            if o.key.starts_with("relation ") {
+                o.definition = without_privilege(&o.definition, privilege);
             }
         }
     }
@@ -284,7 +321,27 @@ fn relation_parts() -> Vec<Part> {
             format!(
                 "from pg_constraint k join pg_class c on c.oid = k.conrelid
                join pg_namespace n on n.oid = c.relnamespace
-              where n.nspname not in {SKIPPED}"
+              where n.nspname not in {SKIPPED} and k.contype <> 'n'"
+            ),
+            "r",
+            "c.oid",
+        ),
+        // From 18 a column's NOT NULL is also a constraint (contype 'n'),
+        // named by whoever made it (`t_col_not_null`, or as pg_dump
+        // restored it). The column above already says NOT NULL; the
+        // constraint counts only where it says more (NOT VALID, NO
+        // INHERIT), keyed by its column, never by its name.
+        part(
+            "'not null ' || n.nspname || '.' || c.relname || '.' || a.attname,
+                    case when k.convalidated then '' else 'not valid ' end
+                    || case when k.connoinherit then 'no inherit' else '' end"
+                .into(),
+            format!(
+                "from pg_constraint k join pg_class c on c.oid = k.conrelid
+               join pg_namespace n on n.oid = c.relnamespace
+               join pg_attribute a on a.attrelid = k.conrelid and a.attnum = k.conkey[1]
+              where n.nspname not in {SKIPPED} and k.contype = 'n'
+                and (not k.convalidated or k.connoinherit)"
             ),
             "r",
             "c.oid",
@@ -591,6 +648,11 @@ mod tests {
         let weird = ["we,ird".to_string()];
         assert!(!masked_acl(d, Some(&weird)).contains("we,ird"));
         assert_eq!(masked_acl(d, None), "r rls=false force=false persistence=p");
+        let maintain = "r acl={postgres=arwdDxtm/postgres,\"a=m\"=rm*/postgres,app=m/postgres}";
+        assert_eq!(
+            without_privilege(maintain, 'm'),
+            "r acl={postgres=arwdDxt/postgres,\"a=m\"=r/postgres,app=/postgres}"
+        );
     }
     use crate::pg::cluster::Cluster;
 
@@ -660,6 +722,42 @@ mod tests {
             let diff = base.differences(&other);
             assert!(diff.iter().any(|d| d.starts_with(expect)), "{name}: {diff:?}");
             assert_ne!(base.fingerprint(), other.fingerprint(), "{name}");
+        }
+    }
+
+    #[test]
+    fn not_null_is_said_once_whatever_its_constraint_is_named() {
+        let cluster = Cluster::start().unwrap();
+        // On 18 the renamed table keeps `old_name_email_not_null`, the fresh
+        // one gets `users_email_not_null`: the same schema all the same.
+        let renamed = schema_of(
+            &cluster,
+            "nn_renamed",
+            "CREATE TABLE old_name (id int NOT NULL, email text NOT NULL);
+             ALTER TABLE old_name RENAME TO users;",
+        );
+        let fresh = schema_of(
+            &cluster,
+            "nn_fresh",
+            "CREATE TABLE users (id int NOT NULL, email text NOT NULL);",
+        );
+        assert!(renamed.differences(&fresh).is_empty(), "{:?}", renamed.differences(&fresh));
+        assert_eq!(renamed.fingerprint(), fresh.fingerprint());
+        let nullable =
+            schema_of(&cluster, "nn_nullable", "CREATE TABLE users (id int NOT NULL, email text);");
+        let diff = fresh.differences(&nullable);
+        assert_eq!(diff.len(), 1, "NOT NULL said once: {diff:?}");
+        assert!(diff[0].starts_with("column public.users.email changed"), "{diff:?}");
+        if cluster.bin().major >= 18 {
+            // What only the constraint says still counts.
+            let not_valid = schema_of(
+                &cluster,
+                "nn_not_valid",
+                "CREATE TABLE users (id int NOT NULL, email text);
+                 ALTER TABLE users ADD CONSTRAINT email_nn NOT NULL email NOT VALID;",
+            );
+            let diff = fresh.differences(&not_valid);
+            assert!(diff.iter().any(|d| d.starts_with("not null public.users.email")), "{diff:?}");
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Everything that speaks to PostgreSQL directly: connections, the
-//! migration lock, identifier quoting and throwaway clusters.
+//! migration lock, identifier quoting, throwaway clusters and the search
+//! for PostgreSQL's programs of each major version.
 
+pub mod bins;
 pub mod checksum;
 pub mod cluster;
 pub mod conn;
@@ -45,6 +47,11 @@ impl Prepared {
         self.0.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
+}
+
+/// The server's `server_version_num` (`170010` for 17.10).
+pub fn server_version_num(client: &mut impl GenericClient) -> Result<i32, postgres::Error> {
+    Ok(client.query_one("select current_setting('server_version_num')::int", &[])?.get(0))
 }
 
 /// A database failure, with what Backstop was doing when it happened: the

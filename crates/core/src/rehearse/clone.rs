@@ -14,7 +14,8 @@ use super::dump::{connect_source, connect_to, db_err, pipe_dump, prepare_cluster
 use super::sample::{sample_into, SampleInfo};
 use super::{Options, RehearseError};
 use crate::backup::{self, Store};
-use crate::pg::cluster::Cluster;
+use crate::pg::bins::Match;
+use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::LibpqTarget;
 use crate::pg::{quote_ident, redact};
 
@@ -261,6 +262,22 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
     Ok(())
 }
 
+/// The source server's major version.
+fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
+    let num: i32 = admin
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .map_err(db_err("reading the server version"))?
+        .get(0);
+    Ok(crate::pg::bins::major_of_num(num))
+}
+
+/// A throwaway cluster for a copy of a PostgreSQL `major` database: of
+/// that very major, so the copy accepts and refuses what the source does.
+fn copy_cluster(major: u32) -> Result<Cluster, RehearseError> {
+    let bin = PgBin::for_major(major, Match::Exact).map_err(RehearseError::Cluster)?;
+    Cluster::start_with(bin).map_err(RehearseError::Cluster)
+}
+
 impl Workspace {
     /// Prepares copies of the database `source_url` names, or of the
     /// backup or sample `options` asks for.
@@ -278,6 +295,7 @@ impl Workspace {
             .query_one("select pg_database_size($1)", &[&source_db])
             .map_err(db_err("reading the source's size"))?
             .get(0);
+        let source_major = server_major(&mut admin)?;
         let mut info = CopyInfo {
             method: Method::Template,
             source: redact(source_url),
@@ -289,7 +307,7 @@ impl Workspace {
         };
         if let Some(percent) = options.sample {
             drop(admin);
-            let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
+            let cluster = copy_cluster(source_major)?;
             info.method = Method::Sample;
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
             return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
@@ -303,7 +321,7 @@ impl Workspace {
         let Some(why) = refusal else {
             return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
         };
-        let cluster = Cluster::start().map_err(RehearseError::Cluster)?;
+        let cluster = copy_cluster(source_major)?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;

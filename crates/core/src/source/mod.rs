@@ -108,6 +108,9 @@ pub enum ProblemKind {
     /// The layout's own list of its migrations (drizzle's journal) cannot
     /// be read, so the migration's order and identity are unknown.
     Journal,
+    /// A statement needs a newer PostgreSQL than the server's (known only
+    /// with the server: see [`Migration::needs_newer_server`]).
+    NeedsNewerServer,
 }
 
 /// A file that cannot run as it is: where, and why.
@@ -199,6 +202,27 @@ impl Migration {
     /// Whether the file of `part` can be run (it may still not exist).
     pub fn runnable(&self, part: Part) -> bool {
         self.problems_in(part).next().is_none()
+    }
+
+    /// The first statement of the down that needs a newer PostgreSQL than
+    /// `server_major` (syntax or a feature a later release brought), as a
+    /// problem that blocks a rollback through this migration.
+    pub fn needs_newer_server(&self, server_major: u32) -> Option<Problem> {
+        let down = self.down.as_ref()?;
+        down.statements.iter().find_map(|st| {
+            let need = backstop_lint::versions::newest_need(&st.sql)?;
+            (need.major > server_major).then(|| Problem {
+                part: Part::Down,
+                kind: ProblemKind::NeedsNewerServer,
+                path: down.path.clone(),
+                line: st.position.line,
+                column: st.position.column,
+                message: format!(
+                    "{} needs PostgreSQL {}; the server is PostgreSQL {server_major} (write it as {})",
+                    need.what, need.major, need.instead
+                ),
+            })
+        })
     }
 }
 

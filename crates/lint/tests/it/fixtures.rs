@@ -3,9 +3,10 @@
 
 use backstop_lint::{check, Code, Input, Options};
 
-/// The options the fixtures are written for: `users` is protected.
+/// The options the fixtures are written for: `users` is protected, the
+/// server is PostgreSQL 15.
 fn options() -> Options {
-    Options { protected_tables: vec!["users".into()], ..Options::default() }
+    Options { protected_tables: vec!["users".into()], server_major: Some(15), ..Options::default() }
 }
 
 fn codes_in(code: Code, sql: &str, has_down: bool) -> Vec<Code> {

@@ -100,6 +100,9 @@ pub fn restore(
     if m.kind == Kind::RestorePoint {
         return Err(point_in_time(&m));
     }
+    // pg_restore of the archive's major (or newer) restores it.
+    let fitted = if m.kind == Kind::Dump { tools.fit(m.written_by_num())? } else { tools.clone() };
+    let tools = &fitted;
     if m.kind == Kind::Dump {
         progress.note(Note::Step(format!("verifying backup {id} ({} file(s))", m.files.len())));
         verify_checksums(store, tools, &mut m)?;
