@@ -81,13 +81,18 @@ fn a_long_history_reads_as_a_summary_then_the_details_of_each_failing_migration(
     );
 
     // A view and a function put back wrong: diffs, not both texts whole.
+    // (PostgreSQL 18 leaves the view's columns unqualified: `tag`, not `v13.tag`.)
     for expected in [
         "-  WHERE (v13.tag IS NOT NULL);",
         "+  WHERE ((v13.tag IS NOT NULL) AND (v13.id > 0));",
         "-  RETURN x * 24;",
         "+  RETURN x * 14;",
     ] {
-        assert!(lines.iter().any(|l| l.trim_start() == expected), "no {expected:?} in:\n{out}");
+        let unqualified = expected.replace("v13.", "");
+        assert!(
+            lines.iter().any(|l| l.trim_start() == expected || l.trim_start() == unqualified),
+            "no {expected:?} in:\n{out}"
+        );
     }
     assert_eq!(out.matches("CREATE OR REPLACE FUNCTION public.f14").count(), 0, "{out}");
 
