@@ -362,10 +362,7 @@ pub fn verify_point(
     restore: bool,
     progress: &mut dyn Progress,
 ) -> Result<(Check, Option<Check>), BackupError> {
-    let point = m
-        .restore_point
-        .as_ref()
-        .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))?;
+    let point = point_of(m)?;
     let engine = PgBackRest::of_point(point);
     progress.note(Note::Step(format!(
         "checking stanza {} for restore point {}",
@@ -405,16 +402,20 @@ pub fn verify_point(
     Ok((checks, Some(recover_throwaway(m, point, progress))))
 }
 
+/// The restore point an entry of kind `restore_point` records.
+fn point_of(m: &Manifest) -> Result<&RestorePoint, BackupError> {
+    m.restore_point
+        .as_ref()
+        .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))
+}
+
 /// A point-in-time recovery of the restore point `m` in a throwaway
 /// cluster on this machine, running once the recovery reached the point.
 pub fn recover(
     m: &Manifest,
     progress: &mut dyn Progress,
 ) -> Result<crate::pg::cluster::Cluster, BackupError> {
-    let point = m
-        .restore_point
-        .as_ref()
-        .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))?;
+    let point = point_of(m)?;
     let engine = PgBackRest::of_point(point);
     progress.note(Note::Step(format!(
         "restoring backup {} and the WAL up to {} into a throwaway cluster",

@@ -197,13 +197,7 @@ impl Cluster {
         bin: PgBin,
         restore: impl FnOnce(&Path, Option<u32>) -> Result<(), String>,
     ) -> Result<Cluster, ClusterError> {
-        reap_stale_clusters();
-        let run_as = run_as()?;
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .map_err(|source| ClusterError::Dir { path: std::env::temp_dir(), source })?
-            .keep();
+        let (run_as, dir) = fresh_dir()?;
         let mut cluster = Cluster {
             bin,
             dir,
@@ -291,13 +285,7 @@ impl Cluster {
     }
 
     fn launch(bin: PgBin, tls: Option<(&str, &str)>) -> Result<Cluster, ClusterError> {
-        reap_stale_clusters();
-        let run_as = run_as()?;
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .map_err(|source| ClusterError::Dir { path: std::env::temp_dir(), source })?
-            .keep();
+        let (run_as, dir) = fresh_dir()?;
         let password: String =
             rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
         let mut cluster = Cluster {
@@ -584,6 +572,19 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
+}
+
+/// The account a new cluster runs as and its new directory, once the
+/// directories of clusters whose owners died are gone.
+fn fresh_dir() -> Result<(Option<RunAs>, PathBuf), ClusterError> {
+    reap_stale_clusters();
+    let run_as = run_as()?;
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .map_err(|source| ClusterError::Dir { path: std::env::temp_dir(), source })?
+        .keep();
+    Ok((run_as, dir))
 }
 
 /// Hands every file under `dir` to `who`.
