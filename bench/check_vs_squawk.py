@@ -1,8 +1,10 @@
-"""Times `backstop check` and `squawk` over the same generated corpus and
-lists which findings each reports that the other misses.
+"""Times `backstop check --offline` and `squawk` on the same up files of a
+realistic generated history, text and JSON output, and prints the ratios;
+then lists which findings each reports that the other misses on a corpus
+of risky shapes.
 
 Run through bench/check_vs_squawk.sh, which builds backstop, installs
-squawk-cli when it is missing and generates the corpus.
+squawk-cli when it is missing and generates both.
 """
 
 import collections
@@ -43,39 +45,81 @@ for rule, codes in EQUIVALENT.items():
         BACKSTOP_TO_SQUAWK[code].add(rule)
 
 
-def timed(cmd, cwd, rounds):
-    """Median and min wall time of `rounds` runs after one warm-up; the
-    output of the last run."""
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    times = []
+def children_cpu():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed_side_by_side(cmds, cwd, rounds):
+    """Runs every command once per round, in turn, after one warm-up each,
+    so that load from elsewhere falls on all of them alike. Per command:
+    median wall and CPU seconds, and the output of its last run."""
+    results = {name: {"wall": [], "cpu": [], "out": None} for name in cmds}
+    for name, cmd in cmds.items():
+        subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     for _ in range(rounds):
-        start = time.perf_counter()
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), out
+        for name, cmd in cmds.items():
+            before = children_cpu()
+            start = time.perf_counter()
+            out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+            results[name]["wall"].append(time.perf_counter() - start)
+            results[name]["cpu"].append(children_cpu() - before)
+            results[name]["out"] = out
+    for r in results.values():
+        r["wall"] = statistics.median(r["wall"])
+        r["cpu"] = statistics.median(r["cpu"])
+    return results
+
+
+def speed(backstop, history, rounds):
+    """`backstop check --offline` against squawk on the same up files of a
+    realistic history, text and JSON, with the ratios."""
+    folder = os.path.join(history, "supabase", "migrations")
+    files = sorted(os.path.join("supabase", "migrations", f) for f in os.listdir(folder))
+    squawk = ["squawk", "--assume-in-transaction", *files]
+    cmds = {
+        "backstop text": [backstop, "check", "--offline"],
+        "squawk text": squawk,
+        "backstop json": [backstop, "check", "--offline", "--format", "json"],
+        "squawk json": ["squawk", "--reporter", "json", "--assume-in-transaction", *files],
+    }
+    r = timed_side_by_side(cmds, history, rounds)
+    report = json.loads(r["backstop json"]["out"].stdout)
+    statements = sum(f["statements"] for f in report["files"])
+    version = subprocess.run(["squawk", "--version"], capture_output=True, text=True).stdout.split()[-1]
+    print(f"history: {len(files)} up files, {statements} statements ({history}); squawk {version}; "
+          f"median of {rounds} alternating rounds")
+    for kind in ("text", "json"):
+        b, s = r[f"backstop {kind}"], r[f"squawk {kind}"]
+        print(f"  {kind:<4}  backstop {b['wall']:.3f}s wall, {b['cpu']:.3f}s cpu | "
+              f"squawk {s['wall']:.3f}s wall, {s['cpu']:.3f}s cpu | "
+              f"ratio {b['wall'] / s['wall']:.2f}x wall, {b['cpu'] / s['cpu']:.2f}x cpu (target <= 1.00x)")
+    counts = collections.Counter(f["code"] for f in report["findings"])
+    print(f"  backstop: {len(report['findings'])} findings ({', '.join(f'{c} {n}' for c, n in counts.most_common())}), "
+          f"verdict {report['verdict']}; squawk: {len(json.loads(r['squawk json']['out'].stdout or '[]'))} violations")
 
 
 def main():
-    backstop, corpus, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    backstop, history, corpus, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    speed(backstop, history, rounds)
+
+    # What each reports that the other misses, on the corpus of risky shapes.
     files = sorted(
         os.path.join("migrations", d, "up.sql") for d in os.listdir(os.path.join(corpus, "migrations"))
     )
-    b_cmd = [backstop, "check", "--offline", "--format", "json"]
-    s_cmd = ["squawk", "--reporter", "json", "--assume-in-transaction", *files]
-    b_med, b_min, b_out = timed(b_cmd, corpus, rounds)
-    s_med, s_min, s_out = timed(s_cmd, corpus, rounds)
+    b_out = subprocess.run([backstop, "check", "--offline", "--format", "json"], cwd=corpus,
+                           capture_output=True, text=True)
+    s_out = subprocess.run(["squawk", "--reporter", "json", "--assume-in-transaction", *files], cwd=corpus,
+                           capture_output=True, text=True)
     if b_out.returncode not in (0, 1):
         sys.exit(f"backstop check failed ({b_out.returncode}): {b_out.stderr}")
     report = json.loads(b_out.stdout)
     b_findings = report["findings"] + report.get("suppressed", [])
     s_findings = json.loads(s_out.stdout or "[]")
     statements = sum(f["statements"] for f in report["files"])
-
-    print(f"corpus: {len(files)} migration files, {statements} statements ({corpus})")
-    print(f"backstop check --offline: median {b_med:.3f}s, min {b_min:.3f}s over {rounds} runs; "
-          f"{len(b_findings)} findings, verdict {report['verdict']}")
-    print(f"squawk {s_out.args and subprocess.run(['squawk', '--version'], capture_output=True, text=True).stdout.split()[-1]}: "
-          f"median {s_med:.3f}s, min {s_min:.3f}s over {rounds} runs; {len(s_findings)} violations")
+    print(f"\ncorpus of risky shapes: {len(files)} migration files, {statements} statements ({corpus}); "
+          f"backstop {len(b_findings)} findings, squawk {len(s_findings)} violations")
 
     # Compare per (file, rule family): which risks one reports in a file
     # and the other does not.

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
 
-use backstop_core::migrate::{Direction, Failure, Note, Progress, Report, Stage};
+use backstop_core::migrate::{
+    Direction, EnumValueRule, Failure, Note, PlannedGroup, Progress, Report, Stage, Standing,
+};
 
 /// `text` with control characters escaped (`\n`, `\x1b`), so that a file or
 /// object name holding a newline or a terminal escape cannot forge or hide
@@ -99,6 +101,18 @@ pub fn note_line(note: Note<'_>) -> String {
                 terminal_safe(&kept.to_string()),
                 terminal_safe(&folder.join(&kept.file).display().to_string())
             ),
+            Note::Plan { groups, enum_values } => {
+                let mut text = String::new();
+                if groups.len() > 1 {
+                    let _ = writeln!(
+                        text,
+                        "plan: {} groups, not one transaction; a failure leaves the groups before it committed",
+                        groups.len()
+                    );
+                }
+                text.push_str(&plan(groups, enum_values, false));
+                text.trim_end().to_string()
+            }
             Note::Stage { index, total: 0, name } => format!("[{index}/?] {}", terminal_safe(name)),
             Note::Stage { index, total, name } => {
                 format!("[{index}/{total}] {}", terminal_safe(name))
@@ -107,8 +121,9 @@ pub fn note_line(note: Note<'_>) -> String {
     }
 }
 
-/// The failure report: migration, statement, place, SQL, PostgreSQL's words.
-pub fn failure(f: &Failure) -> String {
+/// The failure report: migration, statement, place, SQL, PostgreSQL's
+/// words, and where the run leaves the database.
+pub fn failure(f: &Failure, standing: Option<&Standing>) -> String {
     let mut out = String::new();
     let what = match f.direction {
         Direction::Up => "migration",
@@ -165,19 +180,92 @@ pub fn failure(f: &Failure) -> String {
     if let Some(hint) = &f.hint {
         let _ = writeln!(out, "  hint: {}", safe(hint));
     }
-    if f.rolled_back {
-        let _ = writeln!(
-            out,
-            "  rolled back: nothing of {} was committed; the database is as it was",
-            safe(&f.group.join(", "))
-        );
+    outcome(&mut out, f, standing);
+    out
+}
+
+/// A list of versions, shortened in the middle when long.
+fn versions(list: &[String]) -> String {
+    let shown = if list.len() <= 8 {
+        list.join(", ")
     } else {
+        format!(
+            "{} … {} ({} in all)",
+            list[..3].join(", "),
+            list[list.len() - 2..].join(", "),
+            list.len()
+        )
+    };
+    terminal_safe(&shown).into_owned()
+}
+
+/// What the failure left: rolled back, still committed, never run, and the
+/// way back. "As it was" only when the run committed nothing.
+fn outcome(out: &mut String, f: &Failure, standing: Option<&Standing>) {
+    let committed = standing.map_or(&[][..], |s| s.committed.as_slice());
+    let group = versions(&f.group);
+    if !f.rolled_back {
         let _ = writeln!(
             out,
             "  NOT rolled back: {} statement(s) of this no-transaction migration were committed and stay; \
              fix the cause, undo them by hand if needed, then run it again",
             f.committed_statements
         );
+    } else if committed.is_empty() {
+        let _ = writeln!(
+            out,
+            "  rolled back: nothing of {group} was committed; the database is as it was"
+        );
+    } else {
+        let n = standing.map_or(0, |s| s.failed_group);
+        let _ = writeln!(out, "  rolled back: group {n} ({group}); nothing of it was committed");
+    }
+    let Some(s) = standing else { return };
+    if !committed.is_empty() {
+        let groups = match s.failed_group {
+            2 => "group 1".to_string(),
+            n => format!("groups 1–{}", n - 1),
+        };
+        let verb = if f.direction == Direction::Up { "applied" } else { "reverted" };
+        let _ = writeln!(
+            out,
+            "  still committed: {groups} of this run {verb} {} migration(s), which stay {verb}: {}",
+            committed.len(),
+            versions(committed)
+        );
+    }
+    if !s.not_run.is_empty() {
+        let _ = writeln!(out, "  not run: {}", versions(&s.not_run));
+    }
+    if let Some(undo) = &s.undo {
+        let what = if f.direction == Direction::Up {
+            "undo what stays applied"
+        } else {
+            "apply again what was reverted"
+        };
+        let _ = writeln!(out, "  to {what}: {}", terminal_safe(undo));
+    }
+}
+
+/// The groups of a run, each with why it is apart, and the rule each added
+/// enum value fell under. `full` lists every version of a group (the dry
+/// run); otherwise a long group is shortened in the middle.
+pub fn plan(groups: &[PlannedGroup], enum_values: &[EnumValueRule], full: bool) -> String {
+    let mut out = String::new();
+    for (i, g) in groups.iter().enumerate() {
+        let how = if g.transactional { "transaction" } else { "no transaction" };
+        let list = if full {
+            terminal_safe(&g.versions.join(", ")).into_owned()
+        } else {
+            versions(&g.versions)
+        };
+        let _ = writeln!(out, "group {} ({how}, {} statement(s)): {list}", i + 1, g.statements,);
+        if let Some(split) = &g.split {
+            let _ = writeln!(out, "  apart: {}", terminal_safe(&split.to_string()));
+        }
+    }
+    for rule in enum_values {
+        let _ = writeln!(out, "enum value {}", terminal_safe(&rule.to_string()));
     }
     out
 }
@@ -189,14 +277,16 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
         if r.groups.is_empty() {
             let _ = writeln!(out, "{nothing}");
         }
-        for (i, g) in r.groups.iter().enumerate() {
-            let how = if g.transactional { "transaction" } else { "no transaction" };
+        out.push_str(&plan(&r.groups, &r.enum_values, true));
+        if r.groups.len() > 1 {
+            let instead = if verb_done == "applied" {
+                " ([migrations] all_or_nothing = true refuses such a run instead)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "group {} ({how}, {} statement(s)): {}",
-                i + 1,
-                g.statements,
-                terminal_safe(&g.versions.join(", "))
+                "not one transaction: a failure in a group leaves the groups before it committed{instead}"
             );
         }
         let _ = writeln!(out, "dry run: nothing was changed");
@@ -221,7 +311,7 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
         );
     }
     if let Some(f) = &r.failure {
-        out.push_str(&failure(f));
+        out.push_str(&failure(f, r.standing.as_ref()));
     } else if r.done.is_empty() {
         let _ = writeln!(out, "{nothing}");
     }

@@ -146,7 +146,11 @@ pub fn migrate(
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
-    let report = migrate::migrate(client, migrations, &settings, options, &mut gates, apply)?;
+    let options = MigrateOptions {
+        all_or_nothing: options.all_or_nothing || config.migrations.all_or_nothing,
+        ..options.clone()
+    };
+    let report = migrate::migrate(client, migrations, &settings, &options, &mut gates, apply)?;
     let verified = after.and_then(|after| after.finish(client, &report));
     Ok(Outcome { report, verified })
 }

@@ -9,11 +9,12 @@ use pg_query::protobuf::{AlterTableType, ObjectType, ScanToken};
 use pg_query::NodeEnum;
 
 use crate::codes::Code;
-use crate::context::{Cx, Hit, PolicyDef, RunFacts};
+use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RunFacts};
 pub use crate::context::{Input, Options, DEFAULT_OWNER_COLUMNS};
 use crate::model::Finding;
 use crate::parse::{facts_of, Lines, Position, RelationName, SyntaxError};
 use crate::risk::Severity;
+use crate::rules::rls_missing::owner_table;
 use crate::rules::Phase;
 use crate::stmt::{alter_cmds, is_comment, same_table, string_value, Stmt};
 use crate::suppress;
@@ -113,10 +114,10 @@ fn statements(parsed: &Parsed) -> Vec<Stmt<'_>> {
 pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     // A file the parser rejects is a finding; the others are checked as usual.
     let mut unparsable = Vec::new();
-    let parsed: Vec<Parsed> = inputs
-        .iter()
-        .map(|input| {
-            parse(input).unwrap_or_else(|e| {
+    let parsed: Vec<Parsed> = crate::parallel::in_parallel(inputs.iter().collect(), parse)
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|e| {
                 if !opts.skip.contains(&Code::BS003) {
                     unparsable.push(syntax_finding(&e));
                 }
@@ -161,15 +162,17 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
             ignores: suppress::parse(input.text, &p.tokens),
             tokens: &p.tokens,
             batch: &batch,
+            lines: Lines::new(input.text),
         };
         collect_run_facts(&cx, &mut run);
+        crate::rules::fk_without_index::collect(&cx, &mut run);
         contexts.push(cx);
     }
+    crate::rules::fk_without_index::finish(&mut run, &batch);
     report.created_tables = created_by_file.into_iter().flatten().collect();
 
     for mut cx in contexts {
         cx.run = &run;
-        let lines = Lines::new(cx.input.text);
         let mut hits = Vec::new();
         for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
             if code.meta().phase == Phase::Statements {
@@ -177,24 +180,29 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
             }
         }
         let mut findings: Vec<Finding> = Vec::new();
+        let mut probes: Vec<Finding> = Vec::new();
         for hit in hits {
             let latent = hit.latent;
-            let finding = to_finding(&cx, &lines, hit);
+            let finding = to_finding(&cx, hit);
             if latent {
-                report.probes.push(finding);
+                probes.push(finding);
             } else {
                 findings.push(finding);
             }
         }
-        let extra = suppress::apply(&cx, &mut findings);
-        findings.extend(extra.into_iter().map(|h| to_finding(&cx, &lines, h)));
+        // An ignore comment covers a probe too: a live check that confirms
+        // it keeps it suppressed, and the comment is not unused meanwhile.
+        let mut extra = suppress::apply(&cx, &mut probes);
+        report.probes.extend(probes);
+        extra.extend(suppress::apply(&cx, &mut findings));
+        findings.extend(extra.into_iter().map(|h| to_finding(&cx, h)));
         let mut late = Vec::new();
         for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
             if code.meta().phase == Phase::AfterSuppression {
                 code.check(&cx, &mut late);
             }
         }
-        findings.extend(late.into_iter().map(|h| to_finding(&cx, &lines, h)));
+        findings.extend(late.into_iter().map(|h| to_finding(&cx, h)));
         findings.sort_by_key(|f| (f.span.start, f.code));
         report.findings.extend(findings);
     }
@@ -227,11 +235,11 @@ pub fn file_finding(code: Code, path: &str, at: Position, message: String, help:
 }
 
 /// Builds a finding from a hit: place, rating and the rule's mitigation.
-fn to_finding(cx: &Cx<'_>, lines: &Lines<'_>, hit: Hit) -> Finding {
+fn to_finding(cx: &Cx<'_>, hit: Hit) -> Finding {
     let meta = hit.code.meta();
     let (probability, impact) = hit.rating.unwrap_or((meta.probability, meta.impact));
-    let start = lines.position(hit.span.start);
-    let end = lines.position(hit.span.end.max(hit.span.start));
+    let start = cx.lines.position(hit.span.start);
+    let end = cx.lines.position(hit.span.end.max(hit.span.start));
     Finding {
         code: hit.code,
         rule: meta.name,
@@ -258,10 +266,13 @@ fn to_finding(cx: &Cx<'_>, lines: &Lines<'_>, hit: Hit) -> Finding {
     }
 }
 
-/// Row level security and policies across the run.
+/// Row level security, owner tables and policies across the run.
 fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
     let mut dropped_policies: Vec<(RelationName, String)> = Vec::new();
     for stmt in &cx.stmts {
+        if let Some((table, column)) = owner_table(stmt, &cx.opts.owner_columns) {
+            run.owner_tables.push(OwnerTable { file: cx.file, stmt: stmt.index, table, column });
+        }
         match stmt.node {
             NodeEnum::AlterTableStmt(a) => {
                 let Some(rv) = &a.relation else { continue };

@@ -144,8 +144,9 @@ impl Batch {
     pub fn build(files: &[(&str, &str, &[Stmt<'_>])], sequential: bool) -> Batch {
         let mut events = Vec::new();
         for (file, (path, text, stmts)) in files.iter().enumerate() {
+            let lines = crate::parse::Lines::new(text);
             for stmt in stmts.iter() {
-                let line = text[..stmt.start.min(text.len())].matches('\n').count() + 1;
+                let line = lines.line(stmt.start);
                 for change in changes(stmt.node) {
                     events.push(Event {
                         file,
@@ -184,6 +185,24 @@ impl Batch {
             }
         }
         Origin::Live { table: name, column: None }
+    }
+
+    /// What the table that statement `stmt` of `file` names is called once
+    /// every later statement of the checked files has run; `None` when one
+    /// of them drops it. The final schema of the files checked, whether
+    /// they run as one sequence or are judged one by one: an index a later
+    /// migration adds serves a foreign key all the same.
+    pub fn fate(&self, file: usize, stmt: usize, table: &RelationName) -> Option<RelationName> {
+        let start = self.events.partition_point(|e| (e.file, e.stmt) <= (file, stmt));
+        let mut name = table.clone();
+        for e in &self.events[start..] {
+            match &e.change {
+                Change::Rename { from, to } if same_table(from, &name) => name = to.clone(),
+                Change::Drop(t) if same_table(t, &name) => return None,
+                _ => {}
+            }
+        }
+        Some(name)
     }
 
     /// Where `table`.`column`, as statement `stmt` of `file` names it, came from.

@@ -88,11 +88,41 @@ pub(crate) struct PolicyDef {
     pub dropped_before: bool,
 }
 
+/// A new table with an owner column (`[check] owner_columns`).
+pub(crate) struct OwnerTable {
+    pub file: usize,
+    pub stmt: usize,
+    pub table: RelationName,
+    pub column: String,
+}
+
+/// An index some statement of the run creates (a `PRIMARY KEY` or
+/// `UNIQUE` constraint makes one too).
+pub(crate) struct IndexDef {
+    pub file: usize,
+    pub stmt: usize,
+    /// The table as the statement names it.
+    pub table: RelationName,
+    /// The index's name, for a `DROP INDEX` later in the run.
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub partial: bool,
+    /// The table's name once the whole run is done; `None` when the run
+    /// drops the table or the index.
+    pub final_table: Option<RelationName>,
+}
+
 /// Facts about the whole run that rules of one file need.
 #[derive(Default)]
 pub(crate) struct RunFacts {
+    /// Indexes the run creates, with what became of them.
+    pub indexes: Vec<IndexDef>,
+    /// `DROP INDEX`es of the run: file, statement, index name.
+    pub dropped_indexes: Vec<(usize, usize, String)>,
     /// Tables that some statement of the run puts under row level security.
     pub rls_enabled: Vec<RelationName>,
+    /// New tables with an owner column, in run order.
+    pub owner_tables: Vec<OwnerTable>,
     pub policies: Vec<PolicyDef>,
 }
 
@@ -107,6 +137,8 @@ pub struct Cx<'a> {
     pub(crate) tokens: &'a [ScanToken],
     /// What the run does to names, statement by statement.
     pub(crate) batch: &'a crate::batch::Batch,
+    /// Where each line of the file starts.
+    pub(crate) lines: crate::parse::Lines<'a>,
 }
 
 /// One subcommand of an `ALTER TABLE` on an existing table, with what
@@ -204,7 +236,9 @@ impl<'a> Cx<'a> {
             Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
                 b.column(self.file, stmt, table, column)
             }
-            Subject::Extension { .. } | Subject::Platform { .. } => return None,
+            Subject::Extension { .. } | Subject::Platform { .. } | Subject::RowSecurity { .. } => {
+                return None
+            }
         })
     }
 

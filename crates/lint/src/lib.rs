@@ -4,15 +4,20 @@
 //! part of a check lives in `backstop-core`.
 
 // The floors, from the ground up; each module uses only those below it:
-// parse, versions, risk, codes, model, stmt, batch, context, suppress, rules,
-// analyze. `compare` reads token streams and stands apart.
+// parallel, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
+// batch, context, suppress, rules, analyze. `compare` reads token streams
+// and stands apart.
 pub mod analyze;
 pub mod batch;
+pub mod checksum;
 pub mod codes;
 pub mod compare;
 pub mod context;
+pub mod enum_use;
 pub mod model;
+pub mod parallel;
 pub mod parse;
+pub mod redact;
 pub mod rewrite;
 pub mod risk;
 pub mod rules;
@@ -21,12 +26,14 @@ pub mod suppress;
 pub mod versions;
 
 pub use analyze::{check, Input, InputError, Options, Report};
+pub use checksum::{checksum, checksum_split};
 pub use model::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
 pub use parse::{
-    checksum, checksum_split, redact_secrets, referenced_relations, split, Facts, Position,
-    RelationName, Rename, Statement, SyntaxError,
+    referenced_relations, split, split_only, EnumValue, Facts, Position, RelationName, Rename,
+    Routine, Statement, SyntaxError,
 };
+pub use redact::redact_secrets;
 pub use rules::{Code, Family};
 
 /// The first-line marker of a migration that must run outside a transaction.

@@ -89,6 +89,10 @@ pub enum Subject {
     ForeignKey { table: RelationName, columns: Vec<String> },
     /// Functions of a default whose volatility only the database knows.
     Functions { table: RelationName, names: Vec<String> },
+    /// A table with an owner column but no row level security, in a run
+    /// that enables RLS nowhere: only the database can say whether the
+    /// project uses RLS at all.
+    RowSecurity { table: RelationName },
     /// Something a platform (Supabase) creates before any migration: a
     /// `role`, a `schema`, a `function` (`auth.uid`) or a `publication`.
     Platform { kind: &'static str, name: String },

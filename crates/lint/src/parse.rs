@@ -1,7 +1,7 @@
 //! Splitting migration SQL into statements with PostgreSQL's own parser, and
 //! the facts about each statement that the engine needs before it runs them.
 
-use pg_query::protobuf::{self, AlterTableType, DropBehavior, KeywordKind, Token};
+use pg_query::protobuf::{self, AlterTableType, DropBehavior, Token};
 use pg_query::NodeEnum;
 
 /// A place in a SQL text, 1-based, as editors show it.
@@ -82,8 +82,19 @@ pub struct Facts {
     pub truncates: Vec<RelationName>,
     /// The table a `DELETE` removes rows from.
     pub deletes_from: Option<RelationName>,
-    /// The value an `ALTER TYPE ... ADD VALUE` adds.
-    pub adds_enum_value: Option<String>,
+    /// The value an `ALTER TYPE ... ADD VALUE` adds, and to which type.
+    pub adds_enum_value: Option<EnumValue>,
+    /// The enum type a `CREATE TYPE ... AS ENUM` makes, as written.
+    pub creates_enum_type: Option<String>,
+    /// A function or procedure whose body PostgreSQL reads only when it
+    /// runs (any language but SQL), by name.
+    pub defines_routine: Option<Routine>,
+    /// `CREATE TRIGGER`: the table and the function it runs.
+    pub trigger: Option<(RelationName, String)>,
+    /// The table an `INSERT`, `UPDATE`, `DELETE`, `MERGE` or `COPY ... FROM` writes.
+    pub writes_table: Option<RelationName>,
+    /// `ALTER TABLE ... ENABLE ROW LEVEL SECURITY`.
+    pub enables_rls: bool,
     /// A table (or view) or one of its columns that `ALTER ... RENAME` gives
     /// a new name: later statements know it by that name.
     pub renames: Option<Rename>,
@@ -97,6 +108,23 @@ pub struct Rename {
     /// The column renamed; `None` when the table itself is.
     pub column: Option<String>,
     pub to: String,
+}
+
+/// A label an `ALTER TYPE ... ADD VALUE` adds to an enum type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnumValue {
+    /// The type as written: `mood` or `app.mood`.
+    pub type_name: String,
+    pub label: String,
+}
+
+/// A routine whose body is text until it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routine {
+    pub name: String,
+    /// `CREATE OR REPLACE`: an existing routine (and the triggers that run
+    /// it) may get the new body.
+    pub replace: bool,
 }
 
 /// One statement of a migration file.
@@ -134,6 +162,29 @@ pub fn split(text: &str) -> Result<Vec<Statement>, SyntaxError> {
             facts,
         });
     })?;
+    Ok(statements)
+}
+
+/// The statements of `text` as [`split`] gives them, but without their
+/// facts: the parser only finds where each ends, and no tree is built.
+/// For a caller that parses the statements itself (the check).
+pub fn split_only(text: &str) -> Result<Vec<Statement>, SyntaxError> {
+    let lines = Lines::new(text);
+    let mut statements = Vec::new();
+    for slice in split_in_windows(text).map_err(|e| locate_error(text, e))? {
+        let start = slice.as_ptr() as usize - text.as_ptr() as usize;
+        let (sql, lead) = trim_leading_comments(slice);
+        if sql.is_empty() {
+            continue;
+        }
+        let offset = start + lead;
+        statements.push(Statement {
+            sql: sql.to_string(),
+            offset,
+            position: lines.position(offset),
+            facts: Facts::default(),
+        });
+    }
     Ok(statements)
 }
 
@@ -258,6 +309,11 @@ impl<'a> Lines<'a> {
         Lines { text, starts }
     }
 
+    /// The 1-based line of byte `offset`, without counting columns.
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset.min(self.text.len()))
+    }
+
     pub(crate) fn position(&self, offset: usize) -> Position {
         let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
         let line = self.starts.partition_point(|&s| s <= offset);
@@ -270,6 +326,16 @@ impl<'a> Lines<'a> {
 /// line numbers point at the statement's first keyword. Returns the text and
 /// how many bytes were dropped at the front.
 fn trim_leading_comments(slice: &str) -> (&str, usize) {
+    // Most statements start with a keyword: no comment to skip, no scan.
+    let lead = slice.len() - slice.trim_start_matches(|c: char| c.is_ascii_whitespace()).len();
+    let rest = &slice[lead..];
+    if !rest.starts_with("--") && !rest.starts_with("/*") {
+        return if rest.trim_end().is_empty() {
+            ("", slice.len())
+        } else {
+            (rest.trim_end(), lead)
+        };
+    }
     let tokens = pg_query::scan(slice).map(|s| s.tokens).unwrap_or_default();
     let first = tokens.iter().find(|t| !is_comment(t.token)).map(|t| t.start as usize);
     match first {
@@ -278,28 +344,24 @@ fn trim_leading_comments(slice: &str) -> (&str, usize) {
     }
 }
 
-fn is_comment(token: i32) -> bool {
+pub(crate) fn is_comment(token: i32) -> bool {
     token == Token::SqlComment as i32 || token == Token::CComment as i32
 }
 
 impl Statement {
-    /// Every string literal in the statement, for spotting uses of a new
-    /// enum value. Read on demand: a data migration holds millions.
+    /// Every string literal in the statement, as written but unquoted.
+    /// Read on demand: a data migration holds millions.
     pub fn string_literals(&self) -> Vec<String> {
-        string_literals(&self.sql)
+        let Ok(scan) = pg_query::scan(&self.sql) else {
+            return Vec::new();
+        };
+        scan.tokens
+            .iter()
+            .filter(|t| t.token == Token::Sconst as i32)
+            .filter_map(|t| self.sql.get(t.start as usize..t.end as usize))
+            .map(|lit| lit.trim_start_matches(['E', 'e']).trim_matches('\'').replace("''", "'"))
+            .collect()
     }
-}
-
-fn string_literals(sql: &str) -> Vec<String> {
-    let Ok(scan) = pg_query::scan(sql) else {
-        return Vec::new();
-    };
-    scan.tokens
-        .iter()
-        .filter(|t| t.token == Token::Sconst as i32)
-        .filter_map(|t| sql.get(t.start as usize..t.end as usize))
-        .map(|lit| lit.trim_start_matches(['E', 'e']).trim_matches('\'').replace("''", "'"))
-        .collect()
 }
 
 pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
@@ -349,7 +411,8 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
             facts.rewrites.extend(facts.truncates.iter().cloned());
         }
         NodeEnum::DeleteStmt(s) => {
-            facts.deletes_from = s.relation.as_ref().map(RelationName::from_range_var);
+            facts.deletes_from = written(&s.relation);
+            facts.writes_table = facts.deletes_from.clone();
         }
         NodeEnum::ClusterStmt(s) => {
             facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
@@ -374,6 +437,7 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
                         Ok(AlterTableType::AtDropColumn) => {
                             facts.drops_columns.push((rel.clone(), cmd.name.clone()));
                         }
+                        Ok(AlterTableType::AtEnableRowSecurity) => facts.enables_rls = true,
                         _ => {}
                     }
                 }
@@ -387,9 +451,24 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
             }
         }
         NodeEnum::AlterEnumStmt(s) if !s.new_val.is_empty() => {
-            facts.adds_enum_value = Some(s.new_val.clone());
+            let type_name = dotted(&s.type_name);
+            facts.adds_enum_value = Some(EnumValue { type_name, label: s.new_val.clone() });
         }
         NodeEnum::RenameStmt(s) => facts.renames = rename_of(s),
+        NodeEnum::CreateEnumStmt(s) => facts.creates_enum_type = Some(dotted(&s.type_name)),
+        NodeEnum::CreateFunctionStmt(f) if f.sql_body.is_none() && routine_language(f) != "sql" => {
+            let name = f.funcname.last().map(|n| dotted(std::slice::from_ref(n)));
+            facts.defines_routine = name.map(|name| Routine { name, replace: f.replace });
+        }
+        NodeEnum::CreateTrigStmt(t) => {
+            let table = t.relation.as_ref().map(RelationName::from_range_var);
+            let function = t.funcname.last().map(|n| dotted(std::slice::from_ref(n)));
+            facts.trigger = table.zip(function);
+        }
+        NodeEnum::InsertStmt(s) => facts.writes_table = written(&s.relation),
+        NodeEnum::UpdateStmt(s) => facts.writes_table = written(&s.relation),
+        NodeEnum::MergeStmt(s) => facts.writes_table = written(&s.relation),
+        NodeEnum::CopyStmt(s) if s.is_from => facts.writes_table = written(&s.relation),
         _ => {}
     }
     facts
@@ -404,6 +483,38 @@ fn rename_of(s: &protobuf::RenameStmt) -> Option<Rename> {
         _ => return None,
     };
     Some(Rename { table, column, to: s.newname.clone() })
+}
+
+fn written(relation: &Option<protobuf::RangeVar>) -> Option<RelationName> {
+    relation.as_ref().map(RelationName::from_range_var)
+}
+
+/// `a.b` from a list of `String` nodes.
+fn dotted(items: &[protobuf::Node]) -> String {
+    let parts: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match &i.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    parts.join(".")
+}
+
+/// The `LANGUAGE` of a `CREATE FUNCTION`, lowercase (`sql` when unsaid).
+pub(crate) fn routine_language(f: &protobuf::CreateFunctionStmt) -> String {
+    f.options
+        .iter()
+        .find_map(|o| match &o.node {
+            Some(NodeEnum::DefElem(d)) if d.defname == "language" => {
+                match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
+                    Some(NodeEnum::String(s)) => Some(s.sval.to_lowercase()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| "sql".to_string())
 }
 
 /// `DROP TABLE a.b` names its tables as lists of strings.
@@ -451,7 +562,7 @@ fn has_option(options: &[protobuf::Node], name: &str) -> bool {
 /// binding reports only the message, so the offending token is found by
 /// parsing ever longer prefixes: the first prefix whose error is no longer
 /// "at end of input" ends with the token PostgreSQL complains about.
-fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
+pub(crate) fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
     let message = match err {
         pg_query::Error::Parse(m) | pg_query::Error::Scan(m) | pg_query::Error::Split(m) => m,
         other => other.to_string(),
@@ -510,86 +621,10 @@ pub fn referenced_relations(sql: &str) -> Vec<String> {
     pg_query::parse(sql, 0).map(|p| p.tables()).unwrap_or_default()
 }
 
-/// The SQL with secrets masked, for showing it: string literals after
-/// `PASSWORD` (roles, user mappings) become `'****'`, and `password=` in a
-/// `CONNECTION '...'` string (subscriptions) is masked. Unscannable text is
-/// returned unchanged; it cannot have run either.
-pub fn redact_secrets(sql: &str) -> String {
-    let Ok(scan) = pg_query::scan(sql) else {
-        return sql.to_string();
-    };
-    let tokens: Vec<_> = scan.tokens.iter().filter(|t| !is_comment(t.token)).collect();
-    let mut out = String::with_capacity(sql.len());
-    let mut copied = 0;
-    for pair in tokens.windows(2) {
-        let (keyword, value) = (pair[0], pair[1]);
-        if value.token != Token::Sconst as i32 {
-            continue;
-        }
-        let (start, end) = (value.start as usize, value.end as usize);
-        let replacement = if keyword.token == Token::Password as i32 {
-            "'****'".to_string()
-        } else if keyword.token == Token::Connection as i32 {
-            mask_conninfo(&sql[start..end])
-        } else {
-            continue;
-        };
-        out.push_str(&sql[copied..start]);
-        out.push_str(&replacement);
-        copied = end;
-    }
-    out.push_str(&sql[copied..]);
-    out
-}
-
-fn mask_conninfo(literal: &str) -> String {
-    literal
-        .split(' ')
-        .map(|part| match part.split_once('=') {
-            Some((key, _)) if key.trim_start_matches('\'').eq_ignore_ascii_case("password") => {
-                let quote = if part.ends_with('\'') && !part.starts_with('\'') { "'" } else { "" };
-                format!("{key}=****{quote}")
-            }
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A checksum of the SQL that ignores comments, whitespace and the case of
-/// keywords and unquoted identifiers (PostgreSQL folds those), but keeps
-/// every literal byte for byte: a changed default value is drift.
-pub fn checksum(text: &str) -> Result<String, SyntaxError> {
-    checksum_split(text, &[])
-}
-
-/// [`checksum`], with the text scanned in pieces cut at the ends of its
-/// `statements` (as [`split`] gives them; the checksum is the same), so that
-/// a large file is never scanned whole.
-pub fn checksum_split(text: &str, statements: &[Statement]) -> Result<String, SyntaxError> {
-    let ends: Vec<usize> = statements.iter().map(|s| s.offset + s.sql.len()).collect();
-    let tokens = scan_in_pieces(text, &ends).map_err(|e| locate_error(text, e))?;
-    let mut hasher = blake3::Hasher::new();
-    for token in tokens.iter().filter(|t| !is_comment(t.token)) {
-        let Some(raw) = text.get(token.start as usize..token.end as usize) else {
-            continue;
-        };
-        let folds = token.keyword_kind != KeywordKind::NoKeyword as i32
-            || (token.token == Token::Ident as i32 && !raw.starts_with('"'));
-        if folds {
-            hasher.update(raw.to_lowercase().as_bytes());
-        } else {
-            hasher.update(raw.as_bytes());
-        }
-        // A separator that cannot occur inside a token keeps `ab c` and `a bc` apart.
-        hasher.update(&[0]);
-    }
-    Ok(hasher.finalize().to_hex().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{checksum, checksum_split};
 
     #[test]
     fn splits_statements_with_dollar_quotes_and_semicolons_in_strings() {
@@ -707,29 +742,9 @@ mod tests {
         let stmts =
             split("ALTER TYPE mood ADD VALUE 'meh'; UPDATE t SET m = 'meh' WHERE m = 'it''s';")
                 .unwrap();
-        assert_eq!(stmts[0].facts.adds_enum_value.as_deref(), Some("meh"));
-        assert_eq!(stmts[1].string_literals(), vec!["meh", "it's"]);
-    }
-
-    #[test]
-    fn secrets_are_masked_for_display() {
-        assert_eq!(
-            redact_secrets("ALTER ROLE app WITH LOGIN PASSWORD 's3cret' VALID UNTIL 'infinity'"),
-            "ALTER ROLE app WITH LOGIN PASSWORD '****' VALID UNTIL 'infinity'"
-        );
-        assert_eq!(
-            redact_secrets(
-                "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'pw')"
-            ),
-            "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password '****')"
-        );
-        assert_eq!(
-            redact_secrets(
-                "CREATE SUBSCRIPTION s CONNECTION 'host=h password=pw dbname=d' PUBLICATION p"
-            ),
-            "CREATE SUBSCRIPTION s CONNECTION 'host=h password=**** dbname=d' PUBLICATION p"
-        );
-        assert_eq!(redact_secrets("SELECT 'password'"), "SELECT 'password'");
+        let added = stmts[0].facts.adds_enum_value.as_ref().unwrap();
+        assert_eq!((added.type_name.as_str(), added.label.as_str()), ("mood", "meh"));
+        assert_eq!(stmts[1].facts.writes_table.as_ref().unwrap().name, "t");
     }
 
     #[test]

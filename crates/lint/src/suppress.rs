@@ -83,7 +83,7 @@ pub(crate) fn apply(cx: &Cx<'_>, findings: &mut [Finding]) -> Vec<Hit> {
     let mut extra = Vec::new();
     for f in findings.iter_mut() {
         let stmt_line =
-            f.statement.and_then(|s| cx.stmts.get(s - 1)).map(|s| line_of(cx.input.text, s.start));
+            f.statement.and_then(|s| cx.stmts.get(s - 1)).map(|s| cx.lines.line(s.start));
         let ignore = cx.ignores.iter().find(|ig| {
             ig.problem.is_none()
                 && ig.codes.contains(&f.code)
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn names_work_like_codes_and_several_can_be_listed() {
-        let sql = "-- backstop:ignore drop-table,BS401 archived first\nDROP TABLE meetings;\n";
+        let sql = "-- backstop:no-transaction\n-- backstop:ignore drop-table,BS401 archived first\nDROP TABLE meetings;\n";
         assert_eq!(run(sql), vec![("BS401".into(), true), ("BS101".into(), true)]);
     }
 

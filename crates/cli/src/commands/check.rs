@@ -72,6 +72,9 @@ pub struct Args {
     /// Do not connect to the database: static analysis only.
     #[arg(long)]
     offline: bool,
+    /// Count the findings per rule instead of listing them (text and json).
+    #[arg(long)]
+    statistics: bool,
 }
 
 /// Parses a rule code or name for `--accept-risk`.
@@ -97,7 +100,8 @@ fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
         } else if path.join("up.sql").is_file() {
             out.push(Source::read(&path.join("up.sql"))?);
         } else if path.is_dir() {
-            out.extend(source::load(path, None)?.migrations.iter().map(Source::of_migration));
+            let folder = source::load_for_check(path, None)?;
+            out.extend(folder.migrations.iter().map(Source::of_migration));
         } else {
             return Err(UsageError(format!(
                 "{}: no such file or folder; pass SQL files, migration folders or a migrations folder",
@@ -125,6 +129,13 @@ fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<Option<Str
 }
 
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if args.statistics && !matches!(args.format, CheckFormat::Text | CheckFormat::Json) {
+        return Err(UsageError(
+            "--statistics counts findings per rule in text or json; drop it for --format markdown or sarif"
+                .into(),
+        )
+        .into());
+    }
     let config = super::config(config_path)?;
     let settings = config.check_settings();
     let url = if args.offline { None } else { database_url(&config, &args.conn)? };
@@ -152,7 +163,13 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let mut strays = Vec::new();
     let sources = if args.paths.is_empty() {
-        let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
+        // The pending ones are told by the checksums; without a database
+        // every file is checked, and parsed once, by the check.
+        let (dir, layout) = (&config.migrations.dir, config.migrations.layout);
+        let folder = match client {
+            Some(_) => source::load(dir, layout)?,
+            None => source::load_for_check(dir, layout)?,
+        };
         strays = folder.strays.clone();
         match client.as_mut() {
             Some(client) => {
@@ -194,7 +211,13 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut assessment = Assessment::new(sources, report, live);
     assessment.static_only = static_only;
     match args.format {
-        CheckFormat::Text => print(&text::render(&assessment))?,
+        CheckFormat::Text => print(&text::render(&assessment, args.statistics))?,
+        CheckFormat::Json if args.statistics => print_json(&serde_json::json!({
+            "verdict": assessment.verdict,
+            "conditions": assessment.conditions,
+            "summary": assessment.summary,
+            "statistics": assessment.statistics(),
+        }))?,
         CheckFormat::Json => print_json(&assessment)?,
         CheckFormat::Markdown => {
             print(&markdown::render(&assessment).context("rendering the Markdown assessment")?)?

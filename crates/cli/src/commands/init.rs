@@ -34,6 +34,11 @@ statement_timeout = "15min"
 lock_wait = "10min"
 # How often a migration that hit lock_timeout is retried, with backoff.
 lock_retries = 3
+# Pending migrations run in one transaction, except that Backstop commits
+# before a no-transaction migration and before the first use of an enum
+# value added earlier in the run, and says so. true: refuse such a batch
+# before anything runs instead.
+all_or_nothing = false
 
 [check]
 # `backstop migrate` runs the risk check first and refuses a NO-GO unless

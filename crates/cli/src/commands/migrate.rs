@@ -55,6 +55,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         each: args.each,
         dry_run: args.dry_run,
         allow_out_of_order: args.allow_out_of_order,
+        all_or_nothing: false,
     };
     let text = args.output.format == Format::Text;
     let waivers = Waivers {

@@ -271,32 +271,55 @@ fn adjust(
         Some(Subject::ColumnType { table, column, new_type }) => {
             column_type(client, f, &table, &column, &new_type)
         }
-        Some(Subject::NotNull { table, column }) => {
-            let defs: Vec<String> = client
-                .query(
-                    "select pg_get_constraintdef(oid) from pg_constraint
-                      where conrelid = to_regclass($1) and contype = 'c' and convalidated",
-                    &[&regclass(&table)],
-                )
-                .map_err(db("reading check constraints"))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, &column)) {
-                f.rate(Probability::Low, Impact::Low);
-                f.facts.push(format!(
-                    "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
-                    name(&table)
-                ));
-            } else if let Some(facts) = table_size(client, &table)? {
-                scale_lock(f, &table, &facts);
-            }
-            Ok(Outcome::Keep)
-        }
+        Some(Subject::NotNull { table, column }) => not_null(client, f, &table, &column),
         Some(Subject::Extension { name: ext }) => extension(client, f, &ext).map(|_| Outcome::Keep),
         Some(Subject::ForeignKey { table, columns }) => foreign_key(client, f, &table, &columns),
         Some(Subject::Platform { kind, name }) => platform_object(client, f, kind, &name),
+        Some(Subject::RowSecurity { .. }) => rls_note(client, f),
         Some(Subject::Policy { .. }) | Some(Subject::Functions { .. }) | None => Ok(Outcome::Keep),
+    }
+}
+
+/// A column becoming NOT NULL: a validated CHECK that proves it spares the
+/// scan; otherwise the lock lasts as long as the table is big.
+fn not_null(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    table: &RelationName,
+    column: &str,
+) -> Result<Outcome, CheckError> {
+    let defs: Vec<String> = client
+        .query(
+            "select pg_get_constraintdef(oid) from pg_constraint
+                      where conrelid = to_regclass($1) and contype = 'c' and convalidated",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading check constraints"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, column)) {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!(
+            "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
+            name(table)
+        ));
+    } else if let Some(facts) = table_size(client, table)? {
+        scale_lock(f, table, &facts);
+    }
+    Ok(Outcome::Keep)
+}
+
+/// The note for a project that enables row level security nowhere:
+/// dropped when the database shows that it does (the tables are then
+/// reported one by one, see `confirm`).
+fn rls_note(client: &mut impl GenericClient, f: &mut Finding) -> Result<Outcome, CheckError> {
+    match tables_with_rls(client)? {
+        Some(_) => Ok(Outcome::Drop),
+        None => {
+            f.facts.push("the database has row level security on no table either".into());
+            Ok(Outcome::Keep)
+        }
     }
 }
 
@@ -518,8 +541,33 @@ fn subject_names(subject: &Subject) -> Option<(&RelationName, Option<&str>)> {
         Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
             Some((table, Some(column)))
         }
-        Subject::Extension { .. } | Subject::Platform { .. } => None,
+        Subject::Extension { .. } | Subject::Platform { .. } | Subject::RowSecurity { .. } => None,
     }
+}
+
+/// How many tables of the database have row level security, and a few of
+/// them by name; `None` when none has.
+fn tables_with_rls(client: &mut impl GenericClient) -> Result<Option<String>, CheckError> {
+    let row = client
+        .query_one(
+            "select count(*), coalesce(string_agg(name, ', ') filter (where n <= 3), '')
+               from (select format('%I.%I', s.nspname, c.relname) as name,
+                            row_number() over (order by s.nspname, c.relname) as n
+                       from pg_class c join pg_namespace s on s.oid = c.relnamespace
+                      where c.relrowsecurity and c.relkind in ('r', 'p')
+                        and s.nspname not in ('pg_catalog', 'information_schema', 'backstop')) t",
+            &[],
+        )
+        .map_err(db("reading which tables have row level security"))?;
+    let count: i64 = row.get(0);
+    let some: String = row.get(1);
+    Ok((count > 0).then(|| {
+        if count > 3 {
+            format!("{count} table(s), e.g. {some}")
+        } else {
+            format!("{count} table(s): {some}")
+        }
+    }))
 }
 
 /// What the database calls the subject, when the batch renamed it before
@@ -556,7 +604,7 @@ fn renamed_subject(subject: &Subject, live: RelationName, column: Option<String>
                 *c = column;
             }
         }
-        Subject::Extension { .. } | Subject::Platform { .. } => {}
+        Subject::Extension { .. } | Subject::Platform { .. } | Subject::RowSecurity { .. } => {}
     }
     s
 }
@@ -634,6 +682,13 @@ fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, Che
                 return Ok(true);
             }
             Ok(false)
+        }
+        Some(Subject::RowSecurity { .. }) => {
+            let Some(tables) = tables_with_rls(client)? else { return Ok(false) };
+            f.facts.push(format!(
+                "the database has row level security on {tables}: this project relies on it"
+            ));
+            Ok(true)
         }
         Some(Subject::Functions { table, names }) => {
             let mut volatile = Vec::new();

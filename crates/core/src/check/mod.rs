@@ -258,6 +258,15 @@ pub struct Summary {
 }
 
 impl Summary {
+    fn add(&mut self, s: Severity) {
+        match s {
+            Severity::Critical => self.critical += 1,
+            Severity::High => self.high += 1,
+            Severity::Medium => self.medium += 1,
+            Severity::Low => self.low += 1,
+        }
+    }
+
     pub fn count(&self, s: Severity) -> usize {
         match s {
             Severity::Critical => self.critical,
@@ -273,19 +282,18 @@ impl Assessment {
     pub fn new(sources: Vec<Source>, report: Report, live: Option<LiveInfo>) -> Assessment {
         let (suppressed, mut findings): (Vec<Finding>, Vec<Finding>) =
             report.findings.into_iter().partition(|f| f.suppressed.is_some());
+        let mut place: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, s) in sources.iter().enumerate() {
+            place.entry(s.path.as_str()).or_insert(i);
+        }
         let order = |f: &Finding| {
-            let file = sources.iter().position(|s| s.path == f.file).unwrap_or(usize::MAX);
+            let file = place.get(f.file.as_str()).copied().unwrap_or(usize::MAX);
             (std::cmp::Reverse(f.severity), file, f.span.start, f.code)
         };
-        findings.sort_by_key(order);
+        findings.sort_by_cached_key(order);
         let mut summary = Summary::default();
         for f in &findings {
-            match f.severity {
-                Severity::Critical => summary.critical += 1,
-                Severity::High => summary.high += 1,
-                Severity::Medium => summary.medium += 1,
-                Severity::Low => summary.low += 1,
-            }
+            summary.add(f.severity);
         }
         Assessment {
             verdict: Verdict::of(&findings),
@@ -304,6 +312,40 @@ impl Assessment {
     pub fn fails_at(&self, fail_on: Severity) -> bool {
         self.findings.iter().any(|f| f.severity >= fail_on)
     }
+
+    /// How many unsuppressed findings each rule has, most first (then by
+    /// code), as `check --statistics` shows them.
+    pub fn statistics(&self) -> Vec<RuleCount> {
+        let mut out: Vec<RuleCount> = Vec::new();
+        for f in &self.findings {
+            let at = match out.iter().position(|c| c.code == f.code) {
+                Some(at) => at,
+                None => {
+                    out.push(RuleCount {
+                        code: f.code,
+                        rule: f.rule,
+                        count: 0,
+                        by_severity: Summary::default(),
+                    });
+                    out.len() - 1
+                }
+            };
+            let c = &mut out[at];
+            c.count += 1;
+            c.by_severity.add(f.severity);
+        }
+        out.sort_by_key(|c| (std::cmp::Reverse(c.count), c.code));
+        out
+    }
+}
+
+/// One rule's findings in a check, for `check --statistics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCount {
+    pub code: Code,
+    pub rule: &'static str,
+    pub count: usize,
+    pub by_severity: Summary,
 }
 
 /// What is wrong with a migration's files beyond what the analysis of its

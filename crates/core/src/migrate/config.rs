@@ -30,6 +30,11 @@ pub struct MigrationsSection {
     /// The tool whose layout the folder follows; `None` (`"auto"`): detect it.
     #[serde(deserialize_with = "layout")]
     pub layout: Option<crate::source::Layout>,
+    /// Refuse, before anything runs, a batch of pending migrations that
+    /// cannot be one transaction (a no-transaction migration, or an enum
+    /// value added and used by a later migration), instead of committing
+    /// between its groups.
+    pub all_or_nothing: bool,
 }
 
 fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
@@ -57,6 +62,7 @@ impl Default for MigrationsSection {
             lock_wait: Duration::from_secs(10 * 60),
             lock_retries: 3,
             layout: None,
+            all_or_nothing: false,
         }
     }
 }

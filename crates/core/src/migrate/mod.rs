@@ -5,6 +5,7 @@
 pub mod config;
 mod gate;
 pub mod keep;
+mod plan;
 pub mod protect;
 mod run;
 mod status;
@@ -19,6 +20,7 @@ use serde_json::json;
 pub use crate::schema::applied::AppliedRow;
 pub use config::{MigrationsSection, RollbackSection, Settings};
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
+pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
 pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
 
@@ -59,6 +61,12 @@ pub enum Note<'a> {
     Kept {
         kept: &'a keep::Kept,
         folder: &'a std::path::Path,
+    },
+    /// The groups of a run that is not one transaction (or adds enum
+    /// values), before the first group starts.
+    Plan {
+        groups: &'a [PlannedGroup],
+        enum_values: &'a [EnumValueRule],
     },
     /// A longer run (a rehearsal) starts its step `index` (from 1) of `total`.
     Stage {
@@ -115,6 +123,8 @@ pub enum ApplyError {
     OutOfOrder { older: Vec<String>, latest: String },
     #[error(transparent)]
     Gate(#[from] GateRefusal),
+    #[error("{}", not_one_transaction_message(.reasons, .each, .first_group.as_deref()))]
+    NotOneTransaction { reasons: Vec<String>, each: bool, first_group: Option<String> },
     #[error("{}", unrunnable_message(.0))]
     Unrunnable(Vec<Problem>),
     #[error(
@@ -123,6 +133,30 @@ pub enum ApplyError {
          if losing them is meant"
     )]
     Keep(#[source] keep::KeepError),
+}
+
+fn not_one_transaction_message(reasons: &[String], each: &bool, first: Option<&str>) -> String {
+    if *each {
+        return "--each asks for one transaction per migration and [migrations] all_or_nothing = true \
+                for one transaction in all; drop one of them"
+            .to_string();
+    }
+    let mut text =
+        "[migrations] all_or_nothing = true, and the pending migrations cannot run in one \
+                    transaction; nothing was applied:"
+            .to_string();
+    for r in reasons {
+        text.push_str(&format!("\n  - {r}"));
+    }
+    let split = match first {
+        Some(v) => format!("apply the first group alone (`backstop migrate --to {v}`) and the rest in later runs, "),
+        None => String::new(),
+    };
+    text.push_str(&format!(
+        "\n{split}or set all_or_nothing = false to let Backstop commit between the groups \
+         (`backstop migrate --dry-run` shows them)"
+    ));
+    text
 }
 
 fn unrunnable_message(problems: &[Problem]) -> String {
@@ -144,7 +178,8 @@ impl ApplyError {
             ApplyError::Drift(_) | ApplyError::MissingDown(_) | ApplyError::OutOfOrder { .. } => 1,
             ApplyError::UnknownVersion(_)
             | ApplyError::NotApplied(_)
-            | ApplyError::Unrunnable(_) => 2,
+            | ApplyError::Unrunnable(_)
+            | ApplyError::NotOneTransaction { .. } => 2,
             ApplyError::Lock(_)
             | ApplyError::Db(_)
             | ApplyError::ConnectionLost { .. }
@@ -199,12 +234,19 @@ fn problems_of(migrations: &[&Migration], parts: &[Part]) -> Vec<Problem> {
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub dry_run: bool,
-    /// The transaction groups, in order: each inner list runs together.
+    /// The transaction groups, in order, each with why it is apart.
     pub groups: Vec<PlannedGroup>,
+    /// The values `ALTER TYPE ... ADD VALUE` adds, and the rule each fell under.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enum_values: Vec<EnumValueRule>,
     /// Migrations that were committed.
     pub done: Vec<Done>,
     /// Why the run stopped, if it did.
     pub failure: Option<Failure>,
+    /// Where a run that failed leaves the database: what stays committed,
+    /// what was rolled back, what never ran, and the way back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
     /// What the downs removed, exported before they ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<keep::Kept>,
@@ -213,12 +255,23 @@ pub struct Report {
     pub kept_in: Option<std::path::PathBuf>,
 }
 
-/// One planned group, for `--dry-run` and reports.
+/// Where a run that failed in group `failed_group` leaves the database.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlannedGroup {
-    pub transactional: bool,
-    pub versions: Vec<String>,
-    pub statements: usize,
+pub struct Standing {
+    /// The failed group, from 1.
+    pub failed_group: usize,
+    /// How many groups the run had.
+    pub groups: usize,
+    /// Versions the groups before the failed one committed; they stay.
+    pub committed: Vec<String>,
+    /// Versions of the failed group that were rolled back (all of them,
+    /// or none when a no-transaction migration stopped half-way).
+    pub rolled_back: Vec<String>,
+    /// Versions of the groups after the failed one, which never ran.
+    pub not_run: Vec<String>,
+    /// The command that takes the database back to where the run started,
+    /// when something of the run stays committed.
+    pub undo: Option<String>,
 }
 
 impl Report {
@@ -238,79 +291,9 @@ pub struct MigrateOptions {
     pub dry_run: bool,
     /// Apply pending migrations older than the latest applied one.
     pub allow_out_of_order: bool,
-}
-
-/// Splits pending migrations into transaction groups. A no-transaction
-/// migration runs alone; a group is committed after a migration that adds
-/// an enum value a later migration uses (PostgreSQL forbids using it
-/// before COMMIT).
-pub fn plan_up<'m>(pending: &[&'m Migration], each: bool) -> Vec<Group<'m>> {
-    let mut groups: Vec<Group<'m>> = Vec::new();
-    let mut open = false;
-    for (i, m) in pending.iter().enumerate() {
-        if m.no_transaction {
-            groups.push(Group {
-                direction: Direction::Up,
-                transactional: false,
-                migrations: vec![m],
-            });
-            open = false;
-            continue;
-        }
-        if open && !each {
-            groups.last_mut().expect("open group").migrations.push(m);
-        } else {
-            groups.push(Group {
-                direction: Direction::Up,
-                transactional: true,
-                migrations: vec![m],
-            });
-        }
-        open = !each && !adds_value_used_later(m, &pending[i + 1..]);
-    }
-    groups
-}
-
-fn adds_value_used_later(m: &Migration, later: &[&Migration]) -> bool {
-    m.up.statements.iter().filter_map(|s| s.facts.adds_enum_value.as_deref()).any(|value| {
-        later.iter().any(|l| {
-            l.up.statements.iter().any(|s| s.string_literals().iter().any(|lit| lit == value))
-        })
-    })
-}
-
-fn plan_down<'m>(targets: &[&'m Migration]) -> Vec<Group<'m>> {
-    let mut groups: Vec<Group<'m>> = Vec::new();
-    for m in targets {
-        let no_transaction = m.down.as_ref().is_some_and(|d| d.no_transaction);
-        match groups.last_mut() {
-            Some(g) if g.transactional && !no_transaction => g.migrations.push(m),
-            _ => groups.push(Group {
-                direction: Direction::Down,
-                transactional: !no_transaction,
-                migrations: vec![m],
-            }),
-        }
-    }
-    groups
-}
-
-fn planned(groups: &[Group<'_>]) -> Vec<PlannedGroup> {
-    groups
-        .iter()
-        .map(|g| PlannedGroup {
-            transactional: g.transactional,
-            versions: g.versions(),
-            statements: g
-                .migrations
-                .iter()
-                .map(|m| match g.direction {
-                    Direction::Up => m.up.statements.len(),
-                    Direction::Down => m.down.as_ref().map_or(0, |d| d.statements.len()),
-                })
-                .sum(),
-        })
-        .collect()
+    /// `[migrations] all_or_nothing`: refuse, before anything runs, a batch
+    /// that cannot be one transaction.
+    pub all_or_nothing: bool,
 }
 
 /// Applies pending migrations under the migration lock. `gates` run under
@@ -328,16 +311,16 @@ pub fn migrate(
             return Err(ApplyError::UnknownVersion(to.clone()));
         }
     }
-    // A file that cannot run is bad input: refused before anything is
-    // written (and again under the lock, where the history is certain).
+    // A file that cannot run, or a batch that cannot keep the promise of
+    // all_or_nothing, is bad input: refused before anything is written
+    // (and again under the lock, where the history is certain).
     let before = status(client, migrations)?;
-    let problems = problems_of(
-        &select_pending(migrations, &before, options.to.as_deref()),
-        &[Part::Up, Part::Verify],
-    );
+    let pending = select_pending(migrations, &before, options.to.as_deref());
+    let problems = problems_of(&pending, &[Part::Up, Part::Verify]);
     if !problems.is_empty() {
         return Err(ApplyError::Unrunnable(problems));
     }
+    one_transaction_if_asked(&plan_up(&pending, options.each), options)?;
     with_lock(client, settings, progress, |client, progress| {
         if !options.dry_run {
             schema::ensure(client).map_err(|source| {
@@ -348,32 +331,13 @@ pub fn migrate(
         if !status.drifted.is_empty() {
             return Err(refused(client, "migrate", ApplyError::Drift(status.drifted)));
         }
-        let order = Order::of(migrations);
         let pending = select_pending(migrations, &status, options.to.as_deref());
         if !options.dry_run && !pending.is_empty() {
             started(client, "migrate", pending.iter().map(|m| m.version.clone()).collect())?;
         }
-        let latest = status
-            .applied
-            .iter()
-            .filter_map(|e| order.position(&e.version))
-            .filter(|i| !migrations[*i].repeatable)
-            .max();
-        if let (Some(latest), false) = (latest, options.allow_out_of_order) {
-            let older: Vec<String> = pending
-                .iter()
-                .filter(|m| !m.repeatable && order.position(&m.version).is_some_and(|i| i < latest))
-                .map(|m| m.version.clone())
-                .collect();
-            if !older.is_empty() {
-                let latest = migrations[latest].version.clone();
-                return Err(refused(client, "migrate", ApplyError::OutOfOrder { older, latest }));
-            }
-        }
-        let problems = problems_of(&pending, &[Part::Up, Part::Verify]);
-        if !problems.is_empty() {
-            return Err(refused(client, "migrate", ApplyError::Unrunnable(problems)));
-        }
+        let plan = plan_up(&pending, options.each);
+        refusals(migrations, &status, &pending, &plan, options)
+            .map_err(|e| refused(client, "migrate", e))?;
         let mut stamp = Stamp::default();
         let mut passed = serde_json::Map::new();
         if !pending.is_empty() {
@@ -390,10 +354,71 @@ pub fn migrate(
                 }
             }
         }
-        let groups = plan_up(&pending, options.each);
-        let run = Run { kind: "migrate", dry_run: options.dry_run, stamp: &stamp, gates: passed };
-        run_groups(client, settings, &groups, &run, progress)
+        let run = Run {
+            kind: "migrate",
+            dry_run: options.dry_run,
+            stamp: &stamp,
+            gates: passed,
+            before: latest_applied(migrations, &status).map(|m| m.version.clone()),
+        };
+        run_groups(client, settings, &plan, &run, progress)
     })
+}
+
+/// The latest applied migration that a rollback can go back to.
+fn latest_applied<'m>(migrations: &'m [Migration], status: &Status) -> Option<&'m Migration> {
+    let order = Order::of(migrations);
+    status
+        .applied
+        .iter()
+        .filter_map(|e| order.position(&e.version))
+        .filter(|i| !migrations[*i].repeatable)
+        .max()
+        .map(|i| &migrations[i])
+}
+
+/// What refuses a forward run under the lock before any gate: pending
+/// migrations older than the latest applied one, files that cannot run,
+/// a batch that cannot be the one transaction `all_or_nothing` asks for.
+fn refusals(
+    migrations: &[Migration],
+    status: &Status,
+    pending: &[&Migration],
+    plan: &Plan<'_>,
+    options: &MigrateOptions,
+) -> Result<(), ApplyError> {
+    let order = Order::of(migrations);
+    if let (Some(latest), false) = (latest_applied(migrations, status), options.allow_out_of_order)
+    {
+        let at = order.position(&latest.version);
+        let older: Vec<String> = pending
+            .iter()
+            .filter(|m| {
+                let position = order.position(&m.version);
+                !m.repeatable && matches!((position, at), (Some(i), Some(l)) if i < l)
+            })
+            .map(|m| m.version.clone())
+            .collect();
+        if !older.is_empty() {
+            return Err(ApplyError::OutOfOrder { older, latest: latest.version.clone() });
+        }
+    }
+    let problems = problems_of(pending, &[Part::Up, Part::Verify]);
+    if !problems.is_empty() {
+        return Err(ApplyError::Unrunnable(problems));
+    }
+    one_transaction_if_asked(plan, options)
+}
+
+/// Refuses a plan of more than one group when the run must be all or
+/// nothing: the groups before a failed one would stay committed.
+fn one_transaction_if_asked(plan: &Plan<'_>, options: &MigrateOptions) -> Result<(), ApplyError> {
+    if !options.all_or_nothing || plan.is_one_group() {
+        return Ok(());
+    }
+    let first_group =
+        plan.groups.first().and_then(|g| g.migrations.last()).map(|m| m.version.clone());
+    Err(ApplyError::NotOneTransaction { reasons: plan.reasons(), each: options.each, first_group })
 }
 
 /// Which applied migrations a rollback reverts.
@@ -463,10 +488,15 @@ pub fn rollback(
         if !problems.is_empty() {
             return Err(refused(client, "rollback", ApplyError::Unrunnable(problems)));
         }
-        let groups = plan_down(&targets);
-        let run =
-            Run { kind: "rollback", dry_run, stamp: &Stamp::default(), gates: Default::default() };
-        run_groups(client, settings, &groups, &run, progress)
+        let plan = plan_down(&targets);
+        let run = Run {
+            kind: "rollback",
+            dry_run,
+            stamp: &Stamp::default(),
+            gates: Default::default(),
+            before: None,
+        };
+        run_groups(client, settings, &plan, &run, progress)
     })
 }
 
@@ -533,21 +563,32 @@ struct Run<'a> {
     stamp: &'a Stamp,
     /// Details of the gates that passed, for the audit log.
     gates: serde_json::Map<String, serde_json::Value>,
+    /// The latest version applied before the run: where a rollback of what
+    /// the run committed goes back to.
+    before: Option<String>,
 }
 
 fn run_groups(
     client: &mut Client,
     settings: &Settings,
-    groups: &[Group<'_>],
+    plan: &Plan<'_>,
     run: &Run<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Report, ApplyError> {
-    let mut report = Report { dry_run: run.dry_run, groups: planned(groups), ..Default::default() };
+    let mut report = Report {
+        dry_run: run.dry_run,
+        groups: plan.planned(),
+        enum_values: plan.enum_values.clone(),
+        ..Default::default()
+    };
     if run.dry_run {
         return Ok(report);
     }
+    if plan.groups.len() > 1 || !plan.enum_values.is_empty() {
+        progress.note(Note::Plan { groups: &report.groups, enum_values: &report.enum_values });
+    }
     let mut collect = Collect { inner: progress, kept: Vec::new() };
-    for group in groups {
+    for (index, group) in plan.groups.iter().enumerate() {
         let started = std::time::Instant::now();
         let outcome = run_with_retries(client, settings, group, run.stamp, &mut collect)?;
         let versions = group.versions();
@@ -575,21 +616,52 @@ fn run_groups(
                 report.done.extend(done);
             }
             GroupOutcome::Failed(failure) => {
+                let standing = standing(plan, index, &report.done, &failure, run);
                 let event = events::Event {
                     kind: run.kind,
                     outcome: if failure.rolled_back { "rolled_back" } else { "failed" },
                     versions,
-                    details: json!({ "failure": failure, "gates": run.gates }),
+                    details: json!({ "failure": failure, "standing": standing, "gates": run.gates }),
                 };
                 // The schema may not exist on a dry database (a failed first run
                 // creates it first, so this only fails when the session is gone).
                 let _ = events::record(client, &event);
                 report.failure = Some(*failure);
+                report.standing = Some(standing);
                 break;
             }
         }
     }
     Ok(report)
+}
+
+/// Where a run stands after group `index` failed: what the groups before
+/// committed, what was rolled back, what never ran, and the command back
+/// to where the run started.
+fn standing(
+    plan: &Plan<'_>,
+    index: usize,
+    done: &[Done],
+    failure: &Failure,
+    run: &Run<'_>,
+) -> Standing {
+    let committed: Vec<String> = done.iter().map(|d| d.version.clone()).collect();
+    let undo = match (committed.first(), run.kind) {
+        (None, _) => None,
+        (Some(newest), "rollback") => Some(format!("backstop migrate --to {newest}")),
+        (Some(_), _) => Some(match &run.before {
+            Some(version) => format!("backstop rollback --to {version}"),
+            None => format!("backstop rollback --steps {}", committed.len()),
+        }),
+    };
+    Standing {
+        failed_group: index + 1,
+        groups: plan.groups.len(),
+        committed,
+        rolled_back: if failure.rolled_back { failure.group.clone() } else { Vec::new() },
+        not_run: plan.groups[index + 1..].iter().flat_map(|g| g.versions()).collect(),
+        undo,
+    }
 }
 
 /// Passes notes on, and keeps what the downs' exports kept for the report.
@@ -688,55 +760,4 @@ pub fn repair(
         }
         Ok(repaired)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Migration>) {
-        let tmp = tempfile::tempdir().unwrap();
-        for (path, sql) in files {
-            let path = tmp.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, sql).unwrap();
-        }
-        let ms = crate::source::load(tmp.path(), None).unwrap().migrations;
-        (tmp, ms)
-    }
-
-    fn shape(groups: &[Group<'_>]) -> Vec<(bool, Vec<String>)> {
-        groups.iter().map(|g| (g.transactional, g.versions())).collect()
-    }
-
-    #[test]
-    fn a_new_enum_value_used_later_commits_its_group_first() {
-        let (_tmp, ms) = load(&[
-            ("1_add_value/up.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
-            ("2_use_value/up.sql", "UPDATE people SET mood = 'meh' WHERE mood IS NULL;"),
-            ("3_more/up.sql", "CREATE TABLE t (id int);"),
-        ]);
-        let pending: Vec<&Migration> = ms.iter().collect();
-        assert_eq!(
-            shape(&plan_up(&pending, false)),
-            vec![(true, vec!["1".to_string()]), (true, vec!["2".to_string(), "3".to_string()])]
-        );
-    }
-
-    #[test]
-    fn unrelated_migrations_share_one_transaction_unless_each() {
-        let (_tmp, ms) = load(&[
-            ("1_a/up.sql", "ALTER TYPE mood ADD VALUE 'meh';"),
-            ("2_b/up.sql", "CREATE TABLE t (id int);"),
-            ("3_c/up.sql", "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);"),
-            ("4_d/up.sql", "CREATE TABLE u (id int);"),
-        ]);
-        let pending: Vec<&Migration> = ms.iter().collect();
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            shape(&plan_up(&pending, false)),
-            vec![(true, v(&["1", "2"])), (false, v(&["3"])), (true, v(&["4"]))]
-        );
-        assert_eq!(plan_up(&pending, true).len(), 4);
-    }
 }

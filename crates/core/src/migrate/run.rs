@@ -29,7 +29,7 @@ pub struct Group<'m> {
 }
 
 impl Group<'_> {
-    fn file<'a>(&self, m: &'a Migration) -> &'a SqlFile {
+    pub(super) fn file<'a>(&self, m: &'a Migration) -> &'a SqlFile {
         match self.direction {
             Direction::Up => &m.up,
             Direction::Down => m.down.as_ref().expect("planned downs exist"),

@@ -41,7 +41,7 @@ pub(super) fn scenario_a(
         splits,
     };
     let pending: Vec<&Migration> = todo.iter().collect();
-    let groups = migrate::plan_up(&pending, false);
+    let groups = migrate::plan_up(&pending, false).groups;
     let Some(last) = groups.iter().rposition(|g| g.transactional) else {
         let detail = "every migration runs outside a transaction: no failure rolls back on its own";
         return Ok(scenario(true, 0, detail.to_string(), splits));

@@ -13,7 +13,7 @@ use crate::source::Migration;
 /// The splits of the batch `todo`, in run order.
 pub(super) fn of(todo: &[Migration]) -> Vec<Split> {
     let pending: Vec<&Migration> = todo.iter().collect();
-    let groups = migrate::plan_up(&pending, false);
+    let groups = migrate::plan_up(&pending, false).groups;
     let mut out = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         if !g.transactional {
@@ -47,7 +47,7 @@ fn alone(m: &Migration) -> Split {
     }
     let statements = &m.up.statements;
     let used_here = statements.iter().enumerate().find_map(|(i, s)| {
-        let value = s.facts.adds_enum_value.as_deref()?;
+        let value = s.facts.adds_enum_value.as_ref().map(|v| v.label.as_str())?;
         statements[i + 1..]
             .iter()
             .any(|later| later.string_literals().iter().any(|l| l == value))
@@ -84,8 +84,12 @@ fn alone(m: &Migration) -> Split {
 fn committed_between(first: &Group<'_>, next: &Group<'_>, todo: &[Migration]) -> Split {
     let last = first.migrations.last().expect("a planned group is never empty");
     let at = next.migrations[0].version.clone();
-    let values: Vec<&str> =
-        last.up.statements.iter().filter_map(|s| s.facts.adds_enum_value.as_deref()).collect();
+    let values: Vec<&str> = last
+        .up
+        .statements
+        .iter()
+        .filter_map(|s| s.facts.adds_enum_value.as_ref().map(|v| v.label.as_str()))
+        .collect();
     let start = todo.iter().position(|m| m.version == last.version).map_or(todo.len(), |i| i + 1);
     let user = values.iter().find_map(|v| {
         todo[start..]

@@ -293,6 +293,27 @@ impl<'a> Order<'a> {
 
 /// Reads every migration in `dir` with `layout` (`None`: detect it).
 pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
+    load_parsing(dir, layout, Depth::Full)
+}
+
+/// What the check needs of a folder, which parses the up files itself:
+/// the same as [`load`], except that up files are not parsed (no
+/// statements, or for diesel's emptiness check statements without facts)
+/// and no checksum is taken, so no file is parsed twice. Layouts whose up files must be read to know how they run
+/// (the author's own transactions, Prisma's lone statement) are read in
+/// full. Not for anything that runs, plans or compares migrations.
+pub fn load_for_check(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
+    load_parsing(dir, layout, Depth::SplitUp)
+}
+
+/// How deep `load` reads the up files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Full,
+    SplitUp,
+}
+
+fn load_parsing(dir: &Path, layout: Option<Layout>, depth: Depth) -> Result<Folder, SourceError> {
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });
     }
@@ -314,10 +335,12 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
     };
     let mut found = found;
     computed_downs(dir, &mut found.migrations);
-    let mut migrations = Vec::with_capacity(found.migrations.len());
-    for entry in found.migrations {
-        migrations.push(read_migration(entry, layout));
-    }
+    // Each file is read and parsed on its own: on every core.
+    let full =
+        depth == Depth::Full || layout.author_owns_transactions() || layout == Layout::Prisma;
+    let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| {
+        read_migration(entry, layout, full)
+    });
     check_duplicates(&migrations)?;
     Ok(Folder {
         dir: dir.to_path_buf(),
@@ -425,10 +448,11 @@ pub(crate) struct Discovered {
     pub strays: Vec<Stray>,
 }
 
-fn read_migration(entry: Found, layout: Layout) -> Migration {
+fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
     let mut problems = entry.problems;
     let mut read = |part: Part, src: PartSource| -> SqlFile {
-        let (file, mut found) = read_part(part, src, layout);
+        let deep = full || part != Part::Up;
+        let (file, mut found) = read_part(part, src, layout, deep);
         problems.append(&mut found);
         file
     };
@@ -450,8 +474,12 @@ fn read_migration(entry: Found, layout: Layout) -> Migration {
                 .into(),
         });
     }
-    let checksum = backstop_lint::checksum_split(&up.text, &up.statements)
-        .unwrap_or_else(|_| format!("raw:{}", blake3::hash(up.text.as_bytes()).to_hex()));
+    let checksum = if full {
+        backstop_lint::checksum_split(&up.text, &up.statements)
+            .unwrap_or_else(|_| format!("raw:{}", blake3::hash(up.text.as_bytes()).to_hex()))
+    } else {
+        String::new()
+    };
     Migration {
         version: entry.version,
         tool_version: entry.tool_version,
@@ -468,9 +496,11 @@ fn read_migration(entry: Found, layout: Layout) -> Migration {
     }
 }
 
-/// Reads and parses one part. Never fails: what is wrong comes back as
-/// problems beside a file with no statements.
-fn read_part(part: Part, src: PartSource, layout: Layout) -> (SqlFile, Vec<Problem>) {
+/// Reads and parses one part (`deep`: with each statement's facts and
+/// whether the file can run as declared; otherwise only split). Never
+/// fails: what is wrong comes back as problems beside a file with no
+/// statements.
+fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFile, Vec<Problem>) {
     let problem = |kind, line, column, message: String| Problem {
         part,
         kind,
@@ -502,7 +532,13 @@ fn read_part(part: Part, src: PartSource, layout: Layout) -> (SqlFile, Vec<Probl
         statements: Vec::new(),
         no_transaction: src.no_transaction || marker,
     };
-    match backstop_lint::split(&file.text) {
+    // Only split, only where the layout needs the statements to read the
+    // folder (diesel: an empty up is a problem); the check parses the rest.
+    if !deep && layout != Layout::Diesel {
+        return (file, Vec::new());
+    }
+    let split = if deep { backstop_lint::split } else { backstop_lint::split_only };
+    match split(&file.text) {
         Ok(statements) => file.statements = statements,
         Err(error) => {
             let p = problem(
@@ -513,6 +549,9 @@ fn read_part(part: Part, src: PartSource, layout: Layout) -> (SqlFile, Vec<Probl
             );
             return (file, vec![p]);
         }
+    }
+    if !deep {
+        return (file, Vec::new());
     }
     let problems = transaction_problems(&mut file, layout, part)
         .into_iter()

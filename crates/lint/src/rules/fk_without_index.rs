@@ -1,17 +1,20 @@
 //! BS601: a foreign key whose referencing columns have no index.
 
-use pg_query::protobuf::{self, AlterTableType, ConstrType};
+use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
-use crate::context::{Cx, Hit};
-use crate::stmt::{Stmt, alter_cmds, display_table, same_table, string_value};
+use crate::batch::Batch;
+use crate::context::{Cx, Hit, IndexDef, RunFacts};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
+use crate::stmt::{alter_cmds, display_table, same_table, string_value, Stmt};
 use crate::RelationName;
 
 /// **What it finds:** a `FOREIGN KEY` (or `REFERENCES`) whose referencing
-/// columns are not the leading columns of an index created in the same
-/// migration. A partial index does not count. For a table that already
+/// columns are not the leading columns of an index, judged on the schema
+/// the checked migrations leave behind: an index created later in the
+/// batch serves it, and a foreign key whose table a later migration drops
+/// is no finding. A partial index does not count. For a table that already
 /// exists, a database URL lets the check look at its existing indexes.
 ///
 /// **Why it hurts:** PostgreSQL indexes the referenced key, not the
@@ -33,12 +36,6 @@ pub const META: Meta = Meta {
     mitigation: "Index the referencing columns of every foreign key",
     phase: Phase::Statements,
 };
-
-struct Index {
-    table: RelationName,
-    columns: Vec<String>,
-    partial: Option<String>,
-}
 
 struct ForeignKey<'s> {
     table: RelationName,
@@ -63,99 +60,142 @@ fn referenced(c: &protobuf::Constraint) -> String {
     c.pktable.as_ref().map(|p| display_table(&Cx::rel(p))).unwrap_or_default()
 }
 
-/// Keys of PRIMARY KEY / UNIQUE constraints, and FKs, of one column or table.
-fn from_constraint<'s>(
-    c: &protobuf::Constraint,
-    table: &RelationName,
-    column: Option<&str>,
-    stmt: &'s Stmt<'s>,
-    indexes: &mut Vec<Index>,
-    fks: &mut Vec<ForeignKey<'s>>,
+/// Every constraint a statement adds, with its table and, for a column
+/// constraint, its column.
+fn each_constraint<'n>(
+    node: &'n NodeEnum,
+    mut f: impl FnMut(&'n protobuf::Constraint, RelationName, Option<&'n str>),
 ) {
-    let cols = |list: &[protobuf::Node]| match column {
-        Some(col) => vec![col.to_string()],
-        None => names(list),
-    };
-    match c.contype() {
-        ConstrType::ConstrPrimary | ConstrType::ConstrUnique => {
-            indexes.push(Index { table: table.clone(), columns: cols(&c.keys), partial: None })
+    match node {
+        NodeEnum::CreateStmt(c) => {
+            let Some(rv) = &c.relation else { return };
+            let table = Cx::rel(rv);
+            for elt in &c.table_elts {
+                match elt.node.as_ref() {
+                    Some(NodeEnum::ColumnDef(col)) => {
+                        for k in constraints(&col.constraints) {
+                            f(k, table.clone(), Some(&col.colname));
+                        }
+                    }
+                    Some(NodeEnum::Constraint(k)) => f(k, table.clone(), None),
+                    _ => {}
+                }
+            }
         }
-        ConstrType::ConstrForeign => fks.push(ForeignKey {
-            table: table.clone(),
-            columns: cols(&c.fk_attrs),
-            referenced: referenced(c),
-            stmt,
-            location: c.location,
-        }),
+        NodeEnum::AlterTableStmt(a) => {
+            let Some(rv) = &a.relation else { return };
+            let table = Cx::rel(rv);
+            for (_, cmd, kind) in alter_cmds(a) {
+                match (kind, cmd.def.as_ref().and_then(|d| d.node.as_ref())) {
+                    (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(k))) => {
+                        f(k, table.clone(), None)
+                    }
+                    (AlterTableType::AtAddColumn, Some(NodeEnum::ColumnDef(col))) => {
+                        for k in constraints(&col.constraints) {
+                            f(k, table.clone(), Some(&col.colname));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         _ => {}
     }
 }
 
-pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    let mut indexes: Vec<Index> = Vec::new();
-    let mut fks: Vec<ForeignKey<'_>> = Vec::new();
+/// Takes in the indexes one file creates and drops, for the run.
+pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
     for stmt in &cx.stmts {
+        let at = |table, name: &str, columns, partial| IndexDef {
+            file: cx.file,
+            stmt: stmt.index,
+            table,
+            name: (!name.is_empty()).then(|| name.to_string()),
+            columns,
+            partial,
+            final_table: None,
+        };
         match stmt.node {
-            NodeEnum::CreateStmt(c) => {
-                let Some(rv) = &c.relation else { continue };
-                let table = Cx::rel(rv);
-                for elt in &c.table_elts {
-                    match elt.node.as_ref() {
-                        Some(NodeEnum::ColumnDef(col)) => {
-                            for k in constraints(&col.constraints) {
-                                from_constraint(k, &table, Some(&col.colname), stmt, &mut indexes, &mut fks);
-                            }
-                        }
-                        Some(NodeEnum::Constraint(k)) => {
-                            from_constraint(k, &table, None, stmt, &mut indexes, &mut fks)
-                        }
-                        _ => {}
-                    }
-                }
-            }
             NodeEnum::IndexStmt(i) => {
                 let Some(rv) = &i.relation else { continue };
                 let mut columns = Vec::new();
                 for p in &i.index_params {
                     match p.node.as_ref() {
-                        Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => columns.push(e.name.clone()),
+                        Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => {
+                            columns.push(e.name.clone())
+                        }
                         _ => break,
                     }
                 }
-                let partial = i.where_clause.is_some().then(|| i.idxname.clone());
-                indexes.push(Index { table: Cx::rel(rv), columns, partial });
+                run.indexes.push(at(Cx::rel(rv), &i.idxname, columns, i.where_clause.is_some()));
             }
-            NodeEnum::AlterTableStmt(a) => {
-                let Some(rv) = &a.relation else { continue };
-                let table = Cx::rel(rv);
-                for (_, cmd, kind) in alter_cmds(a) {
-                    match (kind, cmd.def.as_ref().and_then(|d| d.node.as_ref())) {
-                        (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(k))) => {
-                            from_constraint(k, &table, None, stmt, &mut indexes, &mut fks)
+            NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectIndex => {
+                for o in &d.objects {
+                    if let Some(NodeEnum::List(l)) = o.node.as_ref() {
+                        if let Some(name) = l.items.iter().filter_map(string_value).next_back() {
+                            run.dropped_indexes.push((cx.file, stmt.index, name.to_string()));
                         }
-                        (AlterTableType::AtAddColumn, Some(NodeEnum::ColumnDef(col))) => {
-                            for k in constraints(&col.constraints) {
-                                from_constraint(k, &table, Some(&col.colname), stmt, &mut indexes, &mut fks);
-                            }
-                        }
-                        _ => {}
                     }
                 }
             }
-            _ => {}
+            node => each_constraint(node, |k, table, column| {
+                if matches!(k.contype(), ConstrType::ConstrPrimary | ConstrType::ConstrUnique) {
+                    let columns = match column {
+                        Some(col) => vec![col.to_string()],
+                        None => names(&k.keys),
+                    };
+                    run.indexes.push(at(table, &k.conname, columns, false));
+                }
+            }),
         }
+    }
+}
+
+/// Works out what became of each index once the whole run is done.
+pub(crate) fn finish(run: &mut RunFacts, batch: &Batch) {
+    let dropped = &run.dropped_indexes;
+    for ix in &mut run.indexes {
+        let dropped_later = ix.name.as_ref().is_some_and(|name| {
+            dropped.iter().any(|(f, s, d)| (*f, *s) > (ix.file, ix.stmt) && d == name)
+        });
+        ix.final_table =
+            if dropped_later { None } else { batch.fate(ix.file, ix.stmt, &ix.table) };
+    }
+}
+
+pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    let mut fks: Vec<ForeignKey<'_>> = Vec::new();
+    for stmt in &cx.stmts {
+        each_constraint(stmt.node, |k, table, column| {
+            if k.contype() == ConstrType::ConstrForeign {
+                fks.push(ForeignKey {
+                    table,
+                    columns: column.map_or_else(|| names(&k.fk_attrs), |c| vec![c.to_string()]),
+                    referenced: referenced(k),
+                    stmt,
+                    location: k.location,
+                });
+            }
+        });
     }
     for fk in fks {
         if fk.columns.is_empty() {
             continue;
         }
-        let leading = |ix: &Index| {
+        // The schema the run leaves behind: a table dropped later needs no
+        // index, and an index made later serves.
+        let Some(last) = cx.batch.fate(cx.file, fk.stmt.index, &fk.table) else { continue };
+        let leading = |ix: &IndexDef| {
             ix.columns.len() >= fk.columns.len()
                 && fk.columns.iter().all(|c| ix.columns[..fk.columns.len()].contains(c))
         };
-        let on_table: Vec<&Index> =
-            indexes.iter().filter(|ix| same_table(&ix.table, &fk.table) && leading(ix)).collect();
-        if on_table.iter().any(|ix| ix.partial.is_none()) {
+        let on_table: Vec<&IndexDef> = cx
+            .run
+            .indexes
+            .iter()
+            .filter(|ix| ix.final_table.as_ref().is_some_and(|t| same_table(t, &last)) && leading(ix))
+            .collect();
+        if on_table.iter().any(|ix| !ix.partial) {
             continue;
         }
         let table = display_table(&fk.table);
@@ -164,7 +204,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             "foreign key {table}({cols}) → {} has no index on {table}({cols}): each DELETE on {} scans {table}",
             fk.referenced, fk.referenced
         );
-        if let Some(partial) = on_table.iter().find_map(|ix| ix.partial.as_deref()) {
+        if let Some(partial) = on_table.iter().find_map(|ix| ix.name.as_deref()) {
             message.push_str(&format!("; the partial index {partial} does not serve it"));
         }
         let new = cx.is_new(fk.stmt.index, &fk.table) || matches!(fk.stmt.node, NodeEnum::CreateStmt(_));
@@ -179,5 +219,69 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             hit = hit.subject(Subject::ForeignKey { table: fk.table.clone(), columns: fk.columns.clone() });
         }
         out.push(hit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options};
+
+    /// Lines of BS601 findings per file, the files run as one batch (or,
+    /// with `sequential` off, judged one by one).
+    fn found(files: &[(&str, &str)], sequential: bool) -> Vec<(String, usize)> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::file(p, t)).collect();
+        let opts = Options { sequential, ..Options::default() };
+        let report = check(&inputs, &opts);
+        let all = report.findings.into_iter().chain(report.probes);
+        all.filter(|f| f.code == Code::BS601).map(|f| (f.file, f.line)).collect()
+    }
+
+    const FK: &str = "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users (id));";
+
+    #[test]
+    fn an_index_a_later_migration_creates_serves_the_foreign_key() {
+        for sequential in [true, false] {
+            let later = [("1.sql", FK), ("2.sql", "CREATE INDEX orders_user_idx ON orders (user_id);")];
+            assert_eq!(found(&later, sequential), [], "sequential: {sequential}");
+        }
+        // Under the name a rename gave the table later.
+        let renamed = [
+            ("1.sql", FK),
+            ("2.sql", "ALTER TABLE orders RENAME TO purchases;"),
+            ("3.sql", "CREATE INDEX ON purchases (user_id, id);"),
+        ];
+        assert_eq!(found(&renamed, true), []);
+        // An index made before the foreign key serves it as well.
+        let before = [
+            ("1.sql", "CREATE TABLE orders (id int, user_id int);\nCREATE INDEX ON orders (user_id);"),
+            ("2.sql", "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);"),
+        ];
+        assert_eq!(found(&before, true), []);
+    }
+
+    #[test]
+    fn a_table_a_later_migration_drops_needs_no_index() {
+        let files = [("1.sql", FK), ("2.sql", "DROP TABLE orders;")];
+        assert_eq!(found(&files, true), []);
+    }
+
+    #[test]
+    fn an_index_dropped_later_partial_or_on_a_dropped_table_does_not_serve() {
+        let dropped = [
+            ("1.sql", FK),
+            ("2.sql", "CREATE INDEX orders_user_idx ON orders (user_id);"),
+            ("3.sql", "DROP INDEX orders_user_idx;"),
+        ];
+        assert_eq!(found(&dropped, true), [("1.sql".to_string(), 1)]);
+        let partial = [("1.sql", FK), ("2.sql", "CREATE INDEX p ON orders (user_id) WHERE id > 0;")];
+        assert_eq!(found(&partial, true), [("1.sql".to_string(), 1)]);
+        let recreated = [
+            ("1.sql", "CREATE TABLE orders (id int, user_id int);\nCREATE INDEX ON orders (user_id);"),
+            ("2.sql", &format!("DROP TABLE orders;\n{FK}")),
+        ];
+        assert_eq!(found(&recreated, true), [("2.sql".to_string(), 2)]);
+        // Another column, or the columns in a later place, do not serve.
+        let other = [("1.sql", FK), ("2.sql", "CREATE INDEX ON orders (id, user_id);")];
+        assert_eq!(found(&other, true), [("1.sql".to_string(), 1)]);
     }
 }

@@ -7,24 +7,24 @@ use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 
-/// **What it finds:** `CREATE TABLE`, `CREATE INDEX`, `CREATE SCHEMA`, `CREATE
-/// SEQUENCE`, `CREATE EXTENSION` without `IF NOT EXISTS`, and `DROP ...`
-/// without `IF EXISTS`.
+/// **What it finds:** in a no-transaction migration, `CREATE TABLE`,
+/// `CREATE INDEX`, `CREATE SCHEMA`, `CREATE SEQUENCE`, `CREATE EXTENSION`
+/// without `IF NOT EXISTS`, and `DROP ...` without `IF EXISTS`.
 ///
-/// **Why it hurts:** a migration that is run again after a partial failure
-/// stops at the first object that already exists (or is already gone).
-/// Backstop runs ordinary migrations all-or-nothing, so this mostly bites
-/// no-transaction migrations (where it is rated higher) and files that are
-/// also run by hand or by other tools.
+/// **Why it hurts:** a no-transaction migration commits statement by
+/// statement; when it stops half-way, running it again stops at the first
+/// object that already exists (or is already gone). An ordinary migration
+/// is not reported: Backstop runs it inside a transaction, so a failure
+/// leaves nothing of it behind and a re-run meets the database as it was.
 ///
-/// **Instead:** write `CREATE ... IF NOT EXISTS` and `DROP ... IF EXISTS`,
-/// and keep no-transaction migrations to one statement each.
+/// **Instead:** write `CREATE ... IF NOT EXISTS` and `DROP ... IF EXISTS`
+/// in no-transaction migrations, and keep them to one statement each.
 pub const META: Meta = Meta {
     name: "missing-if-exists",
     family: Family::Robustness,
-    probability: Probability::Low,
-    impact: Impact::Low,
-    risk: "migration cannot be re-run after a partial failure",
+    probability: Probability::Medium,
+    impact: Impact::Medium,
+    risk: "no-transaction migration cannot be re-run after a partial failure",
     mitigation: "Use IF [NOT] EXISTS so a re-run after a partial failure succeeds",
     phase: Phase::Statements,
 };
@@ -47,11 +47,10 @@ fn object_word(t: ObjectType) -> Option<&'static str> {
 }
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    let rating = if cx.input.no_transaction {
-        (Probability::Medium, Impact::Medium)
-    } else {
-        (META.probability, META.impact)
-    };
+    // Inside a transaction a partial failure leaves nothing behind.
+    if !cx.input.no_transaction {
+        return;
+    }
     for stmt in &cx.stmts {
         let missing = match stmt.node {
             NodeEnum::CreateStmt(s) if !s.if_not_exists => Some(("CREATE TABLE", "IF NOT EXISTS")),
@@ -85,10 +84,29 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 Code::BS401,
                 stmt,
                 cx.head(stmt, 2),
-                format!("{shown} without {clause} fails when the migration is run again after a partial failure"),
+                format!("{shown} without {clause} fails when this no-transaction migration is run again after a partial failure"),
                 format!("write {shown} {clause}"),
             )
-            .rated(rating.0, rating.1),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options, Severity};
+
+    fn bs401(sql: &str) -> Vec<Severity> {
+        let report = check(&[Input::file("t.sql", sql)], &Options::default());
+        report.findings.iter().filter(|f| f.code == Code::BS401).map(|f| f.severity).collect()
+    }
+
+    #[test]
+    fn silent_in_a_transaction_kept_for_a_no_transaction_migration() {
+        let sql = "CREATE TABLE t (id int);\nDROP TABLE old;\nCREATE INDEX t_id ON t (id);";
+        assert_eq!(bs401(sql), []);
+        let no_tx = "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nDROP INDEX CONCURRENTLY old_idx;";
+        assert_eq!(bs401(no_tx), [Severity::Medium, Severity::Medium]);
+        let guarded = "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);";
+        assert_eq!(bs401(guarded), []);
     }
 }

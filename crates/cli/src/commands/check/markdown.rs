@@ -262,7 +262,7 @@ mod tests {
             "**Migrations:** `migrations/1_m/up.sql` (2 statements)  ",
             "**Database:** `postgres://u@h/db` (PostgreSQL 17.2): live facts checked",
             "**Go/No-Go decision: NO-GO**",
-            "3 risk(s) identified from 3 finding(s): 1 CRITICAL, 1 MEDIUM, 1 LOW (1 suppressed with a reason).",
+            "2 risk(s) identified from 2 finding(s): 1 CRITICAL, 1 MEDIUM (1 suppressed with a reason).",
             "- ❌ Do NOT proceed: critical risks below (a protected object lost, or a migration certain to fail)",
             "### R-001: Protected table dropped or emptied (CRITICAL)",
             "  - live: users holds 42 rows | 3 MB",

@@ -1,6 +1,8 @@
-//! The text report: each finding like a compiler diagnostic, then the
-//! verdict with its conditions.
+//! The text report: the verdict with its conditions first, then each
+//! finding like a compiler diagnostic (or their count per rule), then what
+//! was checked.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use backstop_core::check::Assessment;
@@ -8,9 +10,33 @@ use backstop_lint::{Code, Finding, Severity, Verdict};
 
 use crate::render::terminal_safe;
 
-/// The line `line` (1-based) of `text`, tabs as spaces.
-fn source_line(text: &str, line: usize) -> Option<String> {
-    text.lines().nth(line.checked_sub(1)?).map(|l| l.replace('\t', "    "))
+/// The checked texts by path, each with where its lines start, so that a
+/// report of many findings in one long file reads each line directly.
+struct Texts<'a> {
+    by_path: HashMap<&'a str, (&'a str, Vec<usize>)>,
+}
+
+impl<'a> Texts<'a> {
+    fn of(a: &'a Assessment) -> Texts<'a> {
+        let mut by_path = HashMap::new();
+        for s in &a.sources {
+            by_path.entry(s.path.as_str()).or_insert_with(|| {
+                let mut starts = vec![0];
+                starts.extend(s.text.match_indices('\n').map(|(i, _)| i + 1));
+                (s.text.as_str(), starts)
+            });
+        }
+        Texts { by_path }
+    }
+
+    /// Line `line` (1-based) of the file at `path`, tabs as spaces.
+    fn line(&self, path: &str, line: usize) -> Option<String> {
+        let (text, starts) = self.by_path.get(path)?;
+        let start = *starts.get(line.checked_sub(1)?)?;
+        let end = starts.get(line).map_or(text.len(), |next| next - 1);
+        let l = &text[start..end];
+        Some(l.strip_suffix('\r').unwrap_or(l).replace('\t', "    "))
+    }
 }
 
 fn counts(a: &Assessment) -> String {
@@ -26,11 +52,10 @@ fn counts(a: &Assessment) -> String {
     text
 }
 
-fn finding(out: &mut String, a: &Assessment, f: &Finding) {
+fn finding(out: &mut String, texts: &Texts<'_>, f: &Finding) {
     let _ = writeln!(out, "{}[{}]: {}", f.severity, f.code, terminal_safe(&f.message));
     let _ = writeln!(out, "  --> {}:{}:{}", terminal_safe(&f.file), f.line, f.column);
-    let text = a.sources.iter().find(|s| s.path == f.file).map(|s| s.text.as_str());
-    if let Some(line) = text.and_then(|t| source_line(t, f.line)) {
+    if let Some(line) = texts.line(&f.file, f.line) {
         let width = f.line.to_string().len();
         let pad = " ".repeat(width);
         let line_len = line.chars().count();
@@ -48,23 +73,10 @@ fn finding(out: &mut String, a: &Assessment, f: &Finding) {
     let _ = writeln!(out);
 }
 
-/// The whole report.
-pub fn render(a: &Assessment) -> String {
-    let mut out = String::new();
-    for f in &a.findings {
-        finding(&mut out, a, f);
-    }
-    let statements: usize = a.files.iter().map(|f| f.statements).sum();
-    let against = match &a.live {
-        Some(live) => {
-            format!("live facts from {} (PostgreSQL {})", live.database, live.server_version)
-        }
-        None => {
-            format!("static analysis only ({})", a.static_only.as_deref().unwrap_or("no database"))
-        }
-    };
-    let _ =
-        writeln!(out, "checked {} file(s), {statements} statement(s); {against}", a.files.len());
+/// The verdict and what it asks: the conditions of a CONDITIONAL GO, or
+/// what a NO-GO needs. First in the report, so the reader of a long one
+/// sees what to do before the findings behind it.
+fn verdict(out: &mut String, a: &Assessment) {
     let without = if a.live.is_none() { ", without live facts" } else { "" };
     let _ = writeln!(out, "verdict: {} ({}){without}", a.verdict, counts(a));
     match a.verdict {
@@ -91,6 +103,61 @@ pub fn render(a: &Assessment) -> String {
             }
         }
         Verdict::Go => {}
+    }
+}
+
+/// The count of findings per rule (`--statistics`), most first.
+fn statistics(out: &mut String, a: &Assessment) {
+    let rows = a.statistics();
+    let width = rows.iter().map(|r| r.rule.len()).max().unwrap_or(0);
+    for r in &rows {
+        let severities: Vec<String> = Severity::DESCENDING
+            .iter()
+            .filter(|s| r.by_severity.count(**s) > 0)
+            .map(|s| format!("{} {s}", r.by_severity.count(*s)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<width$}  {}",
+            r.count,
+            r.code,
+            r.rule,
+            severities.join(", ")
+        );
+    }
+}
+
+/// The whole report: the verdict with its conditions, the findings (or,
+/// with `statistics`, their count per rule), then what was checked.
+pub fn render(a: &Assessment, with_statistics: bool) -> String {
+    let mut out = String::new();
+    verdict(&mut out, a);
+    let _ = writeln!(out);
+    if with_statistics {
+        statistics(&mut out, a);
+        if !a.findings.is_empty() {
+            let _ = writeln!(out);
+        }
+    } else {
+        let texts = Texts::of(a);
+        for f in &a.findings {
+            finding(&mut out, &texts, f);
+        }
+    }
+    let statements: usize = a.files.iter().map(|f| f.statements).sum();
+    let against = match &a.live {
+        Some(live) => {
+            format!("live facts from {} (PostgreSQL {})", live.database, live.server_version)
+        }
+        None => {
+            format!("static analysis only ({})", a.static_only.as_deref().unwrap_or("no database"))
+        }
+    };
+    let _ =
+        writeln!(out, "checked {} file(s), {statements} statement(s); {against}", a.files.len());
+    if !a.findings.is_empty() {
+        // The last line of a long report says the verdict again.
+        let _ = writeln!(out, "verdict: {} ({})", a.verdict, counts(a));
     }
     out
 }
