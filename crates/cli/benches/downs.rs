@@ -16,33 +16,19 @@
 //! (BENCH_MIGRATIONS sets the history's length, default 300.)
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backstop_core::pg::cluster::Cluster;
 
+mod common;
 #[path = "../../../bench/history.rs"]
 mod history;
 use history::{migration, planted, Plant};
 
+/// `backstop ARGS`, whose standard output is JSON.
 fn backstop(dir: &Path, url: &str, args: &[&str]) -> (Duration, serde_json::Value) {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_backstop"))
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let elapsed = t.elapsed();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "backstop {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (elapsed, serde_json::from_slice(&out.stdout).expect("JSON on stdout"))
+    let (took, out) = common::backstop(dir, url, args);
+    (took, serde_json::from_str(&out).expect("JSON on stdout"))
 }
 
 /// A project folder holding migrations 0..n: each `(up, down)` from

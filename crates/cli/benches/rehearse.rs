@@ -36,8 +36,10 @@ fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+mod common;
 #[path = "../../../bench/history.rs"]
 mod history;
+use common::backstop;
 use history::{grown, planted, Plant};
 
 /// A history: migration `i`'s up, down and plant.
@@ -161,29 +163,6 @@ fn baseline(cluster: &Cluster, db: &str, dir: &Path, n: usize) -> (Duration, Vec
         flagged.push(!down || differs || !again);
     }
     (t.elapsed(), flagged)
-}
-
-/// Runs `backstop`; exit 1 (the rehearsal found problems) is an answer too.
-fn backstop(dir: &Path, url: &str, args: &[&str]) -> (Duration, String) {
-    let t = Instant::now();
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
-    let out = Command::new(binary)
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let elapsed = t.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "backstop {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (elapsed, stdout)
 }
 
 /// Rehearses one history both ways and says how each did.

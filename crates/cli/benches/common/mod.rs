@@ -100,3 +100,29 @@ pub fn exit(label: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
         }
     }
 }
+
+/// Runs `backstop ARGS` in `dir` against `url` (or the binary that
+/// `BENCH_BACKSTOP` names, for A/B runs against an older build): its time
+/// and standard output. Exit 1 (the command found problems) is an answer
+/// too; anything else stops the benchmark.
+pub fn backstop(dir: &std::path::Path, url: &str, args: &[&str]) -> (Duration, String) {
+    let t = std::time::Instant::now();
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let out = Command::new(binary)
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("backstop runs");
+    let elapsed = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "backstop {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (elapsed, stdout)
+}

@@ -6,34 +6,16 @@
 //! are skipped with the reason printed; their tables are then written in
 //! the shape the tool creates, to test the readers.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{copy_dir, fixture_path, DbExt, Project, CLUSTER};
 use crate::common::{event, find_program as find, program as tool, run_program as run_tool};
-use crate::common::{DbExt, Project, CLUSTER};
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-}
 
 fn project_from(layout: &str, label: &str) -> Project {
     let p = Project::new(label);
     let dir = p.path().join("migrations");
     std::fs::remove_dir_all(&dir).unwrap();
-    copy_dir(&fixture(&format!("layouts/{layout}")), &dir);
+    copy_dir(&fixture_path(&format!("layouts/{layout}")), &dir);
     p
 }
 

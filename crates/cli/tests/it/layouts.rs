@@ -3,34 +3,16 @@
 //! migration, downs, and the layout's repeatable or dependency case; and
 //! the five ways a real diesel folder broke Backstop, each a fixture.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{DbExt, Project};
-
-/// A fixture folder under `tests/fixtures`.
-pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-}
+use crate::common::{copy_dir, fixture_path, DbExt, Project};
 
 /// A project whose migrations folder is a copy of fixture `rel`.
 fn project_from(rel: &str, label: &str) -> Project {
     let p = Project::new(label);
     let dir = p.path().join("migrations");
     std::fs::remove_dir_all(&dir).unwrap();
-    copy_dir(&fixture(rel), &dir);
+    copy_dir(&fixture_path(rel), &dir);
     p
 }
 

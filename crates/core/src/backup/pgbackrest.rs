@@ -93,15 +93,19 @@ impl PgBackRest {
         })
     }
 
+    /// What `pgbackrest info` says of the stanzas.
+    fn info(&self) -> Result<Vec<Stanza>, BackupError> {
+        let json = self.run(&["--output=json", "info"])?;
+        serde_json::from_str(&json).map_err(|e| BackupError::PgBackRest {
+            what: format!("`pgbackrest info` printed JSON Backstop cannot read: {e}"),
+            fix: "check the pgBackRest version (2.x) Backstop runs".into(),
+        })
+    }
+
     /// The stanza's latest complete backup, from `pgbackrest info`, after
     /// checking the stanza is this cluster's and healthy.
     fn latest_backup(&self, source: &Source) -> Result<Backup, BackupError> {
-        let json = self.run(&["--output=json", "info"])?;
-        let stanzas: Vec<Stanza> =
-            serde_json::from_str(&json).map_err(|e| BackupError::PgBackRest {
-                what: format!("`pgbackrest info` printed JSON Backstop cannot read: {e}"),
-                fix: "check the pgBackRest version (2.x) Backstop runs".into(),
-            })?;
+        let stanzas = self.info()?;
         let refuse = |what: String, fix: String| BackupError::PgBackRest { what, fix };
         let Some(stanza) = stanzas.into_iter().find(|s| s.name == self.stanza) else {
             return Err(refuse(
@@ -368,8 +372,7 @@ pub fn verify_point(
         "checking stanza {} for restore point {}",
         point.stanza, point.name
     )));
-    let json = engine.run(&["--output=json", "info"])?;
-    let stanzas: Vec<Stanza> = serde_json::from_str(&json).unwrap_or_default();
+    let stanzas = engine.info()?;
     let stanza = stanzas.iter().find(|s| s.name == point.stanza);
     let held = stanza.is_some_and(|s| s.backup.iter().any(|b| b.label == point.backup_label));
     let archived_to = stanza

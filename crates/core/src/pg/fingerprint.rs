@@ -169,7 +169,8 @@ pub enum Owner {
 }
 
 impl Owner {
-    fn of(kind: &str, oid: u32) -> Owner {
+    /// The owner a query names by kind (`r`, `f`, `t`, `n`, `e`) and OID.
+    pub(super) fn of(kind: &str, oid: u32) -> Owner {
         match kind {
             "r" => Owner::Relation(oid),
             "f" => Owner::Function(oid),

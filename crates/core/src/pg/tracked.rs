@@ -91,6 +91,8 @@ struct Changes {
     owners: BTreeSet<Owner>,
     /// A change no dependency records: read everything again.
     whole: bool,
+    /// Where the next look starts: see [`Listing::horizon`].
+    horizon: String,
 }
 
 /// The picture of one database, kept current by [`Tracked::refresh`].
@@ -113,12 +115,12 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<Tracked, postgres::Error> {
-        let since = horizon(client)?;
-        let (inventory, _, search_path) = listing(client, prepared, &since)?;
+        // Frozen: which rows are news does not matter to a whole read.
+        let now = listing(client, prepared, "2")?;
         let mut tracked = Tracked {
-            since,
-            search_path,
-            inventory,
+            since: now.horizon,
+            search_path: now.search_path,
+            inventory: now.inventory,
             objects: BTreeMap::new(),
             tables: BTreeMap::new(),
             written: Written::None,
@@ -153,10 +155,9 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<(), postgres::Error> {
-        let since = horizon(client)?;
-        let (changes, search_path) = self.changes(client, prepared)?;
+        let changes = self.changes(client, prepared)?;
         let written = std::mem::take(&mut self.written);
-        if changes.whole || search_path != self.search_path {
+        if changes.whole {
             *self = Tracked::read(client, prepared)?;
             return Ok(());
         }
@@ -168,7 +169,7 @@ impl Tracked {
         }
         self.tables.extend(tables);
         self.inventory = changes.inventory;
-        self.since = since;
+        self.since = changes.horizon;
         Ok(())
     }
 
@@ -183,9 +184,9 @@ impl Tracked {
         prepared: &mut Prepared,
         written: Written,
     ) -> Result<(Part, Part), postgres::Error> {
-        let (changes, search_path) = self.changes(client, prepared)?;
+        let changes = self.changes(client, prepared)?;
         let written = self.written.clone().and(written);
-        if changes.whole || search_path != self.search_path {
+        if changes.whole {
             let now = Tracked::read(client, prepared)?;
             let whole = |t: &Tracked| Part { schema: t.schema(), tables: t.tables() };
             return Ok((whole(self), whole(&now)));
@@ -241,12 +242,14 @@ impl Tracked {
         &self,
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
-    ) -> Result<(Changes, String), postgres::Error> {
-        let (inventory, entries, search_path) = listing(client, prepared, &self.since)?;
+    ) -> Result<Changes, postgres::Error> {
+        let Listing { inventory, entries, search_path, horizon } =
+            listing(client, prepared, &self.since)?;
         let mut changed: BTreeSet<Row> = BTreeSet::new();
         let mut owners = BTreeSet::new();
-        // Roles: their names are in privileges, policies and owners.
-        let mut whole = inventory.roles != self.inventory.roles;
+        // Roles: their names are in privileges, policies and owners; the
+        // search_path decides how every definition names things.
+        let mut whole = inventory.roles != self.inventory.roles || search_path != self.search_path;
         for e in entries {
             if e.role {
                 whole |= e.fresh;
@@ -280,11 +283,11 @@ impl Tracked {
                 }
             }
         }
-        Ok((Changes { inventory, owners, whole }, search_path))
+        Ok(Changes { inventory, owners, whole, horizon })
     }
 }
 
-/// One row of [`INVENTORY`].
+/// One row of [`inventory_query`].
 struct Entry {
     row: Row,
     /// `None`: a row that only leads to its dependents.
@@ -294,18 +297,28 @@ struct Entry {
     role: bool,
 }
 
-/// The catalog rows the picture is made of, read now: the inventory, every
-/// row with whether it was written since `since`, and the search_path.
+/// The catalog rows the picture is made of, read now.
+struct Listing {
+    inventory: Inventory,
+    /// Every row, with whether it was written since the `since` asked for.
+    entries: Vec<Entry>,
+    search_path: String,
+    /// The oldest transaction still running: rows written by it or by any
+    /// later one are news to a picture read now.
+    horizon: String,
+}
+
 fn listing(
     client: &mut impl GenericClient,
     prepared: &mut Prepared,
     since: &str,
-) -> Result<(Inventory, Vec<Entry>, String), postgres::Error> {
-    let statement = prepared.get(client, INVENTORY)?;
+) -> Result<Listing, postgres::Error> {
+    let statement = prepared.get(client, inventory_query())?;
     let rows = client.query(&statement, &[&since])?;
     let mut inventory = Inventory::default();
     let mut entries = Vec::with_capacity(rows.len());
     let mut search_path = String::new();
+    let mut horizon = String::new();
     for r in &rows {
         let row: Row = (r.get(0), r.get(1));
         let (kind, owner_oid): (&str, u32) = (r.get(2), r.get(3));
@@ -315,16 +328,17 @@ fn listing(
                 search_path = r.get(6);
                 continue;
             }
+            "since" => {
+                horizon = r.get(6);
+                continue;
+            }
             "a" => {
                 inventory.roles.insert(row.1);
                 None
             }
             "-" => None,
-            "r" | "rt" => Some(Owner::Relation(owner_oid)),
-            "f" => Some(Owner::Function(owner_oid)),
-            "t" => Some(Owner::Type(owner_oid)),
-            "n" => Some(Owner::Schema(owner_oid)),
-            _ => Some(Owner::Extension(owner_oid)),
+            "rt" => Some(Owner::Relation(owner_oid)),
+            kind => Some(Owner::of(kind, owner_oid)),
         };
         if kind == "rt" {
             inventory.tables.insert(owner_oid);
@@ -334,7 +348,7 @@ fn listing(
         }
         entries.push(Entry { row, owner, fresh, listed, role: kind == "a" });
     }
-    Ok((inventory, entries, search_path))
+    Ok(Listing { inventory, entries, search_path, horizon })
 }
 
 /// The tables among `owners` (in `inventory`) and those written.
@@ -347,23 +361,42 @@ fn tables_of(owners: &BTreeSet<Owner>, inventory: &Inventory, written: &Written)
         .collect()
 }
 
-/// The oldest transaction still running: rows written by it or by any
-/// later one are news to a picture read now.
-fn horizon(client: &mut impl GenericClient) -> Result<String, postgres::Error> {
-    let row = client.query_one(
-        "select (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text",
-        &[],
-    )?;
-    Ok(row.get(0))
-}
+/// Catalogs whose rows belong to a relation: the catalog and the column
+/// naming it.
+const OF_RELATIONS: &[(&str, &str)] = &[
+    ("pg_trigger", "tgrelid"),
+    ("pg_policy", "polrelid"),
+    ("pg_rewrite", "ev_class"),
+    ("pg_attrdef", "adrelid"),
+];
 
 /// Every catalog row the picture is made of: `(catalog, oid, owner kind,
-/// owner oid, written since $1, listed)`. Listed rows are every row of
-/// their catalog in user schemas (a row missing later is gone); the others
-/// (columns, enum labels, index rows, collations) only when written since
-/// and stand for their owner. `rt` marks a table, `a` a role, `-` a row
-/// that only leads to its dependents, `path` the session's search_path.
-const INVENTORY: &str = "
+/// owner oid, written since $1, listed, text)`. Listed rows are every row
+/// of their catalog in user schemas (a row missing later is gone); the
+/// others (columns, enum labels, index rows, collations) only when written
+/// since and stand for their owner. `rt` marks a table, `a` a role, `-` a
+/// row that only leads to its dependents; `path` carries the session's
+/// search_path and `since` the oldest transaction still running.
+fn inventory_query() -> &'static str {
+    static QUERY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    QUERY.get_or_init(|| {
+        let of_relations: String = OF_RELATIONS
+            .iter()
+            .map(|(catalog, rel)| {
+                format!(
+                    "union all
+select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x), true, null
+  from {catalog} o cross join fresh_since f join pg_class c on c.oid = o.{rel}
+ where c.relnamespace in (select oid from users)
+"
+                )
+            })
+            .collect();
+        format!("{INVENTORY_HEAD}{of_relations}{INVENTORY_TAIL}")
+    })
+}
+
+const INVENTORY_HEAD: &str = "
 with fresh_since as (select $1::text::xid as x),
      users as (select oid from pg_namespace
                 where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
@@ -377,23 +410,9 @@ union all
 select 'pg_constraint'::regclass::oid, k.oid, case when k.conrelid <> 0 then 'r' else 't' end,
        case when k.conrelid <> 0 then k.conrelid else k.contypid end, age(k.xmin) <= age(f.x), true, null
   from pg_constraint k cross join fresh_since f where k.connamespace in (select oid from users)
-union all
-select 'pg_trigger'::regclass::oid, t.oid, 'r', t.tgrelid, age(t.xmin) <= age(f.x), true, null
-  from pg_trigger t cross join fresh_since f join pg_class c on c.oid = t.tgrelid
- where c.relnamespace in (select oid from users)
-union all
-select 'pg_policy'::regclass::oid, p.oid, 'r', p.polrelid, age(p.xmin) <= age(f.x), true, null
-  from pg_policy p cross join fresh_since f join pg_class c on c.oid = p.polrelid
- where c.relnamespace in (select oid from users)
-union all
-select 'pg_rewrite'::regclass::oid, w.oid, 'r', w.ev_class, age(w.xmin) <= age(f.x), true, null
-  from pg_rewrite w cross join fresh_since f join pg_class c on c.oid = w.ev_class
- where c.relnamespace in (select oid from users)
-union all
-select 'pg_attrdef'::regclass::oid, d.oid, 'r', d.adrelid, age(d.xmin) <= age(f.x), true, null
-  from pg_attrdef d cross join fresh_since f join pg_class c on c.oid = d.adrelid
- where c.relnamespace in (select oid from users)
-union all
+";
+
+const INVENTORY_TAIL: &str = "union all
 select 'pg_proc'::regclass::oid, p.oid, 'f', p.oid, age(p.xmin) <= age(f.x), true, null
   from pg_proc p cross join fresh_since f where p.pronamespace in (select oid from users)
 union all
@@ -423,7 +442,10 @@ union all
 select 'pg_collation'::regclass::oid, o.oid, '-', o.oid, true, false, null
   from pg_collation o cross join fresh_since f where age(o.xmin) <= age(f.x)
 union all
-select 0, 0, 'path', 0, false, false, current_setting('search_path')";
+select 0, 0, 'path', 0, false, false, current_setting('search_path')
+union all
+select 0, 0, 'since', 0, false, false,
+       (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text";
 
 /// Every object that depends on the objects `($1[i], $2[i])` (catalog and
 /// OID), directly or through others, the objects themselves included.
