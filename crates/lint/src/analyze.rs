@@ -11,8 +11,9 @@ use pg_query::NodeEnum;
 use crate::codes::Code;
 use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RunFacts};
 pub use crate::context::{Input, Options, DEFAULT_OWNER_COLUMNS};
+use crate::facts::{facts_of, RelationName};
 use crate::model::Finding;
-use crate::parse::{facts_of, Lines, Position, RelationName, SyntaxError};
+use crate::parse::{Lines, Position, SyntaxError};
 use crate::risk::Severity;
 use crate::rules::rls_missing::owner_table;
 use crate::rules::Phase;
@@ -52,8 +53,9 @@ pub struct Report {
 /// A file parsed: each statement's tree (see [`crate::parse::each_statement`])
 /// and the file's tokens.
 struct Parsed {
-    /// Each statement's text range in the file, and its tree.
-    stmts: Vec<(Range<usize>, NodeEnum)>,
+    /// Each statement's text range in the file, where its tree's locations
+    /// count from, and its tree.
+    stmts: Vec<(Range<usize>, usize, NodeEnum)>,
     tokens: Vec<ScanToken>,
 }
 
@@ -64,29 +66,92 @@ impl Parsed {
     }
 }
 
-fn parse(input: &Input<'_>) -> Result<Parsed, InputError> {
-    let located = |error| InputError { path: input.path.to_string(), error };
-    let mut stmts = Vec::new();
-    crate::parse::each_statement(input.text, |start, slice, node| {
-        if let Some(node) = node {
-            stmts.push((start..start + slice.len(), node));
+/// Every file parsed, or why it could not be. A short file is parsed
+/// whole by the thread that reads it; a long one (a pulled schema, a data
+/// migration) is cut into pieces ([`crate::parse::pieces`]) meanwhile, and
+/// its pieces are then parsed on every core rather than holding up the
+/// run. They go in batches of a few megabytes of text, each batch's trees
+/// and tokens joining their file's before the next is parsed: a long data
+/// migration's pieces are never all held twice.
+fn parse_all(inputs: &[Input<'_>]) -> Vec<Result<Parsed, InputError>> {
+    const BATCH_BYTES: usize = 4 << 20;
+    let located = |input: &Input<'_>, error| InputError { path: input.path.to_string(), error };
+    let first = crate::parallel::in_parallel(inputs.iter().collect(), |input| {
+        let pieces = crate::parse::pieces(input.text).map_err(|e| located(input, e))?;
+        match pieces.as_slice() {
+            [whole] => parse_piece(input.text, whole.clone())
+                .map(|parsed| (parsed, Vec::new()))
+                .map_err(|e| located(input, e)),
+            _ => Ok((Parsed::empty(), pieces)),
         }
-    })
-    .map_err(located)?;
-    let ends: Vec<usize> = stmts.iter().map(|(range, _)| range.end).collect();
-    let tokens = crate::parse::scan_in_pieces(input.text, &ends).map_err(|_| {
-        located(SyntaxError {
+    });
+    let mut batches: Vec<Vec<(usize, Range<usize>)>> = vec![Vec::new()];
+    let mut bytes = 0;
+    let mut files = Vec::with_capacity(first.len());
+    for (file, result) in first.into_iter().enumerate() {
+        let (parsed, pieces) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                files.push(Err(e));
+                continue;
+            }
+        };
+        files.push(Ok(parsed));
+        for range in pieces {
+            if bytes + range.len() > BATCH_BYTES && bytes > 0 {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += range.len();
+            batches.last_mut().expect("one batch at least").push((file, range));
+        }
+    }
+    for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+        let done = crate::parallel::in_parallel(batch, |(file, range)| {
+            (file, parse_piece(inputs[file].text, range))
+        });
+        for (file, piece) in done {
+            let Ok(all) = &mut files[file] else { continue };
+            match piece {
+                Ok(piece) => {
+                    all.stmts.extend(piece.stmts);
+                    all.tokens.extend(piece.tokens);
+                }
+                Err(e) => files[file] = Err(located(&inputs[file], e)),
+            }
+        }
+    }
+    files
+}
+
+/// One piece of a file parsed, with its tokens (offsets in the file).
+fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
+    let mut stmts = Vec::new();
+    crate::parse::parse_piece(text, range.clone(), |p| {
+        if let Some(tree) = p.tree {
+            stmts.push((p.start..p.start + p.sql.len(), p.base, tree));
+        }
+    })?;
+    let base = i32::try_from(range.start).unwrap_or(i32::MAX);
+    let tokens = crate::parse::scan(&text[range])
+        .map_err(|_| SyntaxError {
             message: "the file could not be scanned".into(),
             offset: 0,
             position: Position { line: 1, column: 1 },
+        })?
+        .into_iter()
+        .map(|mut t| {
+            t.start += base;
+            t.end += base;
+            t
         })
-    })?;
+        .collect();
     Ok(Parsed { stmts, tokens })
 }
 
 fn statements(parsed: &Parsed) -> Vec<Stmt<'_>> {
     let mut out = Vec::new();
-    for (range, node) in &parsed.stmts {
+    for (range, base, node) in &parsed.stmts {
         let (from, to) = (range.start, range.end);
         let tokens = &parsed.tokens;
         let lo = tokens.partition_point(|t| (t.start as usize) < from);
@@ -104,7 +169,7 @@ fn statements(parsed: &Parsed) -> Vec<Stmt<'_>> {
             end: last.end as usize,
             facts: facts_of(node),
             toks: lo..hi,
-            base: from,
+            base: *base,
         });
     }
     out
@@ -114,7 +179,7 @@ fn statements(parsed: &Parsed) -> Vec<Stmt<'_>> {
 pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     // A file the parser rejects is a finding; the others are checked as usual.
     let mut unparsable = Vec::new();
-    let parsed: Vec<Parsed> = crate::parallel::in_parallel(inputs.iter().collect(), parse)
+    let parsed: Vec<Parsed> = parse_all(inputs)
         .into_iter()
         .map(|result| {
             result.unwrap_or_else(|e| {
@@ -125,7 +190,8 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
             })
         })
         .collect();
-    let stmts: Vec<Vec<Stmt<'_>>> = parsed.iter().map(statements).collect();
+    let stmts: Vec<Vec<Stmt<'_>>> =
+        crate::parallel::in_parallel(parsed.iter().collect(), statements);
     let batch = {
         let files: Vec<(&str, &str, &[Stmt<'_>])> =
             inputs.iter().zip(&stmts).map(|(i, s)| (i.path, i.text, s.as_slice())).collect();
@@ -171,43 +237,56 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     crate::rules::fk_without_index::finish(&mut run, &batch);
     report.created_tables = created_by_file.into_iter().flatten().collect();
 
-    for mut cx in contexts {
-        cx.run = &run;
-        let mut hits = Vec::new();
-        for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
-            if code.meta().phase == Phase::Statements {
-                code.check(&cx, &mut hits);
-            }
-        }
-        let mut findings: Vec<Finding> = Vec::new();
-        let mut probes: Vec<Finding> = Vec::new();
-        for hit in hits {
-            let latent = hit.latent;
-            let finding = to_finding(&cx, hit);
-            if latent {
-                probes.push(finding);
-            } else {
-                findings.push(finding);
-            }
-        }
-        // An ignore comment covers a probe too: a live check that confirms
-        // it keeps it suppressed, and the comment is not unused meanwhile.
-        let mut extra = suppress::apply(&cx, &mut probes);
-        report.probes.extend(probes);
-        extra.extend(suppress::apply(&cx, &mut findings));
-        findings.extend(extra.into_iter().map(|h| to_finding(&cx, h)));
-        let mut late = Vec::new();
-        for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
-            if code.meta().phase == Phase::AfterSuppression {
-                code.check(&cx, &mut late);
-            }
-        }
-        findings.extend(late.into_iter().map(|h| to_finding(&cx, h)));
-        findings.sort_by_key(|f| (f.span.start, f.code));
+    // Each file's rules run apart, on every core.
+    let run = &run;
+    let per_file = crate::parallel::in_parallel(contexts, |mut cx| {
+        cx.run = run;
+        findings_of(&cx, opts)
+    });
+    for (findings, probes) in per_file {
         report.findings.extend(findings);
+        report.probes.extend(probes);
     }
     report.findings.extend(unparsable);
+    // Freeing every tree takes a twentieth of a check: it happens on
+    // another thread, while the caller goes on with the report.
+    let _ = std::thread::Builder::new().name("free trees".into()).spawn(move || drop(parsed));
     report
+}
+
+/// The findings and the probes of one file, in the file's order.
+fn findings_of(cx: &Cx<'_>, opts: &Options) -> (Vec<Finding>, Vec<Finding>) {
+    let mut hits = Vec::new();
+    for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
+        if code.meta().phase == Phase::Statements {
+            code.check(cx, &mut hits);
+        }
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut probes: Vec<Finding> = Vec::new();
+    for hit in hits {
+        let latent = hit.latent;
+        let finding = to_finding(cx, hit);
+        if latent {
+            probes.push(finding);
+        } else {
+            findings.push(finding);
+        }
+    }
+    // An ignore comment covers a probe too: a live check that confirms
+    // it keeps it suppressed, and the comment is not unused meanwhile.
+    let mut extra = suppress::apply(cx, &mut probes);
+    extra.extend(suppress::apply(cx, &mut findings));
+    findings.extend(extra.into_iter().map(|h| to_finding(cx, h)));
+    let mut late = Vec::new();
+    for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
+        if code.meta().phase == Phase::AfterSuppression {
+            code.check(cx, &mut late);
+        }
+    }
+    findings.extend(late.into_iter().map(|h| to_finding(cx, h)));
+    findings.sort_by_key(|f| (f.span.start, f.code));
+    (findings, probes)
 }
 
 /// The finding for a file the parser rejected.

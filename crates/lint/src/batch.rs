@@ -10,8 +10,8 @@
 use pg_query::protobuf::{AlterTableType, ObjectType};
 use pg_query::NodeEnum;
 
+use crate::facts::RelationName;
 use crate::model::Origin;
-use crate::parse::RelationName;
 use crate::stmt::{alter_cmds, same_table, string_value, Stmt};
 
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@ use pg_query::protobuf::{KeywordKind, Token};
 /// folded to lower case; a dollar-quoted literal (a function body) is
 /// read as tokens too, since whitespace in it does not matter either.
 fn tokens(text: &str) -> Option<Vec<String>> {
-    let scan = pg_query::scan(text).ok()?;
-    let mut out = Vec::with_capacity(scan.tokens.len());
-    for t in &scan.tokens {
+    let scanned = crate::parse::scan(text).ok()?;
+    let mut out = Vec::with_capacity(scanned.len());
+    for t in &scanned {
         if t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32 {
             continue;
         }

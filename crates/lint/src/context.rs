@@ -9,8 +9,8 @@ use pg_query::protobuf::{self, AlterTableType, ScanToken};
 use pg_query::NodeEnum;
 
 use crate::codes::Code;
+use crate::facts::RelationName;
 use crate::model::{Ignore, Origin, Subject};
-use crate::parse::RelationName;
 use crate::risk::{Impact, Probability};
 use crate::stmt::{alter_cmds, is_comment, split_configured, Stmt};
 

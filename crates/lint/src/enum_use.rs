@@ -36,7 +36,8 @@ use pg_query::protobuf::{self, Token};
 use pg_query::NodeEnum;
 use serde_json::Value;
 
-use crate::parse::{routine_language, EnumValue, RelationName, Routine, Statement};
+use crate::facts::{routine_language, EnumValue, RelationName, Routine};
+use crate::parse::Statement;
 use crate::stmt::same_table;
 
 /// A value added since the last commit, and where (`P` is the caller's
@@ -233,11 +234,11 @@ fn body_uses(code: &str, label: &str, depth: usize) -> bool {
     if !may_hold(code, label) {
         return false;
     }
-    let Ok(scan) = pg_query::scan(code) else {
+    let Ok(tokens) = crate::parse::scan(code) else {
         // Code that cannot be scanned: cautious, by its text.
         return code.contains(label);
     };
-    scan.tokens
+    tokens
         .iter()
         .filter(|t| t.token == Token::Sconst as i32 || t.token == Token::Usconst as i32)
         .filter_map(|t| code.get(t.start as usize..t.end as usize))

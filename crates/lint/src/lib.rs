@@ -4,7 +4,7 @@
 //! part of a check lives in `backstop-core`.
 
 // The floors, from the ground up; each module uses only those below it:
-// parallel, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
+// parallel, facts, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
 // batch, context, suppress, rules, analyze. `compare` reads token streams
 // and stands apart.
 pub mod analyze;
@@ -14,6 +14,7 @@ pub mod codes;
 pub mod compare;
 pub mod context;
 pub mod enum_use;
+pub mod facts;
 pub mod model;
 pub mod parallel;
 pub mod parse;
@@ -27,12 +28,10 @@ pub mod versions;
 
 pub use analyze::{check, Input, InputError, Options, Report};
 pub use checksum::{checksum, checksum_split};
+pub use facts::{EnumValue, Facts, RelationName, Rename, Routine};
 pub use model::Origin;
 pub use model::{conditions, Finding, Impact, Probability, Severity, Subject, TypeSpec, Verdict};
-pub use parse::{
-    referenced_relations, split, split_only, EnumValue, Facts, Position, RelationName, Rename,
-    Routine, Statement, SyntaxError,
-};
+pub use parse::{referenced_relations, split, split_only, Position, Statement, SyntaxError};
 pub use redact::redact_secrets;
 pub use rules::{Code, Family};
 

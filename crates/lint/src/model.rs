@@ -7,7 +7,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::codes::Code;
-use crate::parse::RelationName;
+use crate::facts::RelationName;
 pub use crate::risk::{Impact, Probability, Severity};
 
 /// Where the object a statement names came from.

@@ -1,8 +1,11 @@
-//! Splitting migration SQL into statements with PostgreSQL's own parser, and
-//! the facts about each statement that the engine needs before it runs them.
+//! Splitting migration SQL into statements with PostgreSQL's own parser,
+//! each with the facts the engine needs before it runs it (`facts.rs`).
 
-use pg_query::protobuf::{self, AlterTableType, DropBehavior, Token};
+use pg_query::protobuf::{self, Token};
 use pg_query::NodeEnum;
+use std::ops::Range;
+
+use crate::facts::{facts_of, Facts};
 
 /// A place in a SQL text, 1-based, as editors show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,92 +44,6 @@ pub struct SyntaxError {
     pub position: Position,
 }
 
-/// A relation named in a statement, as written (schema may be empty).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RelationName {
-    pub schema: Option<String>,
-    pub name: String,
-}
-
-impl RelationName {
-    pub(crate) fn from_range_var(rv: &protobuf::RangeVar) -> Self {
-        RelationName {
-            schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
-            name: rv.relname.clone(),
-        }
-    }
-}
-
-/// What the engine must know about a statement before running it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Facts {
-    /// `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`...: Backstop owns the transaction.
-    pub transaction_control: bool,
-    /// PostgreSQL refuses to run it inside a transaction block (e.g.
-    /// `CREATE INDEX CONCURRENTLY`); names the construct.
-    pub outside_transaction_only: Option<&'static str>,
-    /// Relations whose storage the statement replaces (TRUNCATE, a rewriting
-    /// ALTER TABLE, CLUSTER, VACUUM FULL): their rows must be counted around it.
-    pub rewrites: Vec<RelationName>,
-    /// The table a `CREATE TABLE` (or `CREATE TABLE AS`) makes.
-    pub creates_table: Option<RelationName>,
-    /// Tables a `DROP TABLE` removes.
-    pub drops_tables: Vec<RelationName>,
-    /// Columns `ALTER TABLE ... ADD COLUMN` adds: (table, column).
-    pub adds_columns: Vec<(RelationName, String)>,
-    /// Columns `ALTER TABLE ... DROP COLUMN` removes: (table, column).
-    pub drops_columns: Vec<(RelationName, String)>,
-    /// A `TRUNCATE ... CASCADE`, which also empties tables it does not name.
-    pub truncate_cascade: bool,
-    /// Tables a `TRUNCATE` empties.
-    pub truncates: Vec<RelationName>,
-    /// The table a `DELETE` removes rows from.
-    pub deletes_from: Option<RelationName>,
-    /// The value an `ALTER TYPE ... ADD VALUE` adds, and to which type.
-    pub adds_enum_value: Option<EnumValue>,
-    /// The enum type a `CREATE TYPE ... AS ENUM` makes, as written.
-    pub creates_enum_type: Option<String>,
-    /// A function or procedure whose body PostgreSQL reads only when it
-    /// runs (any language but SQL), by name.
-    pub defines_routine: Option<Routine>,
-    /// `CREATE TRIGGER`: the table and the function it runs.
-    pub trigger: Option<(RelationName, String)>,
-    /// The table an `INSERT`, `UPDATE`, `DELETE`, `MERGE` or `COPY ... FROM` writes.
-    pub writes_table: Option<RelationName>,
-    /// `ALTER TABLE ... ENABLE ROW LEVEL SECURITY`.
-    pub enables_rls: bool,
-    /// A table (or view) or one of its columns that `ALTER ... RENAME` gives
-    /// a new name: later statements know it by that name.
-    pub renames: Option<Rename>,
-}
-
-/// `ALTER TABLE t RENAME TO n` (no column) or `ALTER TABLE t RENAME
-/// COLUMN c TO n`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rename {
-    pub table: RelationName,
-    /// The column renamed; `None` when the table itself is.
-    pub column: Option<String>,
-    pub to: String,
-}
-
-/// A label an `ALTER TYPE ... ADD VALUE` adds to an enum type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnumValue {
-    /// The type as written: `mood` or `app.mood`.
-    pub type_name: String,
-    pub label: String,
-}
-
-/// A routine whose body is text until it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routine {
-    pub name: String,
-    /// `CREATE OR REPLACE`: an existing routine (and the triggers that run
-    /// it) may get the new body.
-    pub replace: bool,
-}
-
 /// One statement of a migration file.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -142,19 +59,18 @@ pub struct Statement {
 /// Splits `text` into statements with the real parser; comments and blank
 /// statements are dropped. A syntax error names its line and column.
 ///
-/// Only one statement's parse tree is held at a time (see [`each_statement`]),
-/// so a data migration of many megabytes costs memory in proportion to its
-/// text, not to its tree.
+/// A data migration of many megabytes costs memory in proportion to its
+/// text, not to its tree (see [`each_statement`]).
 pub fn split(text: &str) -> Result<Vec<Statement>, SyntaxError> {
     let lines = Lines::new(text);
     let mut statements = Vec::new();
-    each_statement(text, |start, slice, node| {
-        let (sql, lead) = trim_leading_comments(slice);
+    each_statement(text, |parsed| {
+        let (sql, lead) = trim_leading_comments(parsed.sql);
         if sql.is_empty() {
             return;
         }
-        let offset = start + lead;
-        let facts = node.as_ref().map(facts_of).unwrap_or_default();
+        let offset = parsed.start + lead;
+        let facts = parsed.tree.as_ref().map(facts_of).unwrap_or_default();
         statements.push(Statement {
             sql: sql.to_string(),
             offset,
@@ -188,33 +104,83 @@ pub fn split_only(text: &str) -> Result<Vec<Statement>, SyntaxError> {
     Ok(statements)
 }
 
-/// Calls `f` with each statement of `text` in order: its byte offset, its
-/// text (as PostgreSQL's parser delimits it, leading comments included) and
-/// its tree. The parser first finds where each statement ends without
-/// building trees for the caller, then each statement is parsed alone and
-/// its tree dropped after `f` returns (so locations in the tree count from
-/// the start of the statement's text, not of `text`). An `INSERT ...
-/// VALUES` keeps only its first row in the tree: no rule reads the values,
-/// and a data migration's rows would otherwise cost hundreds of bytes of
-/// tree per value.
+/// The size of text parsed in one call (see [`pieces`]): its trees take a
+/// few megabytes at most.
+const PARSE_WHOLE: usize = 64 << 10;
+
+/// One statement as [`each_statement`] hands it over.
+pub(crate) struct Parsed<'t> {
+    /// Byte offset of `sql` in the text.
+    pub start: usize,
+    /// As PostgreSQL's parser delimits it, leading comments included.
+    pub sql: &'t str,
+    /// Where the tree's locations count from, as a byte offset in the text.
+    pub base: usize,
+    pub tree: Option<NodeEnum>,
+}
+
+/// Calls `f` with each statement of `text` in order, parsing it a piece at
+/// a time (see [`pieces`]).
 pub(crate) fn each_statement<'t>(
     text: &'t str,
-    mut f: impl FnMut(usize, &'t str, Option<NodeEnum>),
+    mut f: impl FnMut(Parsed<'t>),
 ) -> Result<(), SyntaxError> {
-    for slice in split_in_windows(text).map_err(|e| locate_error(text, e))? {
+    for piece in pieces(text)? {
+        parse_piece(text, piece, &mut f)?;
+    }
+    Ok(())
+}
+
+/// The pieces of `text` that are parsed one call each, in order, covering
+/// the text: the whole text when it is short, else runs of whole
+/// statements of about [`PARSE_WHOLE`] bytes, found by a split that builds
+/// no trees. So the trees of one piece at most are built at once, and
+/// memory follows the text's size, not its tree's; and the pieces of one
+/// long file can be parsed on several cores.
+pub(crate) fn pieces(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
+    if text.len() <= PARSE_WHOLE {
+        let whole = 0..text.len();
+        return Ok(vec![whole]);
+    }
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for sql in split_in_windows(text).map_err(|e| locate_error(text, e))? {
         // The slices borrow from `text`, so the pointer difference is the offset.
-        let start = slice.as_ptr() as usize - text.as_ptr() as usize;
-        let tree = pg_query::parse(slice, 0).map_err(|e| {
-            let error = locate_error(slice, e);
-            let offset = start + error.offset;
-            SyntaxError { offset, position: Position::of(text, offset), ..error }
-        })?;
-        let mut stmts = tree.protobuf.stmts;
-        let mut node = stmts.pop().and_then(|raw| raw.stmt).and_then(|n| n.node);
-        if let Some(node) = node.as_mut() {
-            slim(node);
+        let start = sql.as_ptr() as usize - text.as_ptr() as usize;
+        if start + sql.len() - from > PARSE_WHOLE && start > from {
+            pieces.push(from..start);
+            from = start;
         }
-        f(start, slice, node);
+    }
+    pieces.push(from..text.len());
+    Ok(pieces)
+}
+
+/// Parses the piece `range` of `text` (see [`pieces`]) in one call and
+/// calls `f` with each of its statements. An `INSERT ... VALUES` keeps
+/// only its first row in the tree: no rule reads the values, and a data
+/// migration's rows would otherwise cost hundreds of bytes of tree per
+/// value.
+pub(crate) fn parse_piece<'t>(
+    text: &'t str,
+    range: Range<usize>,
+    mut f: impl FnMut(Parsed<'t>),
+) -> Result<(), SyntaxError> {
+    let base = range.start;
+    let piece = &text[range];
+    let tree = pg_query::parse(piece, 0).map_err(|e| {
+        let error = locate_error(piece, e);
+        let offset = base + error.offset;
+        SyntaxError { offset, position: Position::of(text, offset), ..error }
+    })?;
+    for raw in tree.protobuf.stmts {
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(piece.len());
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => piece.len(),
+            Ok(len) => (start + len).min(piece.len()),
+        };
+        let tree = raw.stmt.and_then(|n| n.node).map(slim);
+        f(Parsed { start: base + start, sql: &piece[start..end], base, tree });
     }
     Ok(())
 }
@@ -262,18 +228,29 @@ fn split_in_windows(text: &str) -> Result<Vec<&str>, pg_query::Error> {
 }
 
 /// The tokens of `text`, the same as one scan of the whole text would give,
-/// but scanned piece by piece between the given statement ends: a scan of a
-/// whole large file costs about fifteen times its size at once.
+/// but scanned in pieces of about [`PARSE_WHOLE`] bytes cut at the given
+/// statement ends: a scan of a whole large file costs about fifteen times
+/// its size at once.
 pub(crate) fn scan_in_pieces(
     text: &str,
     ends: &[usize],
 ) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
+    let mut cuts = Vec::new();
+    let (mut from, mut previous) = (0, 0);
+    for &end in ends {
+        if end - from > PARSE_WHOLE && previous > from {
+            cuts.push(previous);
+            from = previous;
+        }
+        previous = end;
+    }
+    cuts.push(text.len());
     let mut tokens = Vec::new();
     let mut from = 0;
-    for &end in ends.iter().chain(std::iter::once(&text.len())) {
+    for end in cuts {
         let Some(piece) = text.get(from..end).filter(|p| !p.is_empty()) else { continue };
         let base = i32::try_from(from).unwrap_or(i32::MAX);
-        tokens.extend(pg_query::scan(piece)?.tokens.into_iter().map(|mut t| {
+        tokens.extend(scan(piece)?.into_iter().map(|mut t| {
             t.start += base;
             t.end += base;
             t
@@ -284,15 +261,16 @@ pub(crate) fn scan_in_pieces(
 }
 
 /// Drops the rows after the first of an `INSERT ... VALUES`.
-fn slim(node: &mut NodeEnum) {
-    let NodeEnum::InsertStmt(insert) = node else { return };
-    let Some(NodeEnum::SelectStmt(select)) =
-        insert.select_stmt.as_mut().and_then(|s| s.node.as_mut())
-    else {
-        return;
-    };
-    select.values_lists.truncate(1);
-    select.values_lists.shrink_to_fit();
+fn slim(mut node: NodeEnum) -> NodeEnum {
+    if let NodeEnum::InsertStmt(insert) = &mut node {
+        if let Some(NodeEnum::SelectStmt(select)) =
+            insert.select_stmt.as_mut().and_then(|s| s.node.as_mut())
+        {
+            select.values_lists.truncate(1);
+            select.values_lists.shrink_to_fit();
+        }
+    }
+    node
 }
 
 /// Byte offsets of line starts, for turning many offsets of one text into
@@ -336,12 +314,22 @@ fn trim_leading_comments(slice: &str) -> (&str, usize) {
             (rest.trim_end(), lead)
         };
     }
-    let tokens = pg_query::scan(slice).map(|s| s.tokens).unwrap_or_default();
+    let tokens = scan(slice).unwrap_or_default();
     let first = tokens.iter().find(|t| !is_comment(t.token)).map(|t| t.start as usize);
     match first {
         Some(start) => (slice[start..].trim_end(), start),
         None => ("", slice.len()),
     }
+}
+
+/// The tokens of `text`, straight from PostgreSQL's scanner (no protobuf
+/// round trip). Text of blanks alone has none, and is not handed to the
+/// binding, which reads a null list then.
+pub(crate) fn scan(text: &str) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
+    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
+        return Ok(Vec::new());
+    }
+    pg_query::scan_tokens(text)
 }
 
 pub(crate) fn is_comment(token: i32) -> bool {
@@ -352,210 +340,16 @@ impl Statement {
     /// Every string literal in the statement, as written but unquoted.
     /// Read on demand: a data migration holds millions.
     pub fn string_literals(&self) -> Vec<String> {
-        let Ok(scan) = pg_query::scan(&self.sql) else {
+        let Ok(tokens) = scan(&self.sql) else {
             return Vec::new();
         };
-        scan.tokens
+        tokens
             .iter()
             .filter(|t| t.token == Token::Sconst as i32)
             .filter_map(|t| self.sql.get(t.start as usize..t.end as usize))
             .map(|lit| lit.trim_start_matches(['E', 'e']).trim_matches('\'').replace("''", "'"))
             .collect()
     }
-}
-
-pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
-    let mut facts = Facts::default();
-    match node {
-        NodeEnum::TransactionStmt(_) => facts.transaction_control = true,
-        NodeEnum::IndexStmt(s) if s.concurrent => {
-            facts.outside_transaction_only = Some("CREATE INDEX CONCURRENTLY")
-        }
-        NodeEnum::DropStmt(s) if s.concurrent => {
-            facts.outside_transaction_only = Some("DROP INDEX CONCURRENTLY")
-        }
-        NodeEnum::ReindexStmt(s) if has_option(&s.params, "concurrently") => {
-            facts.outside_transaction_only = Some("REINDEX CONCURRENTLY");
-        }
-        NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => {
-            facts.outside_transaction_only = Some("VACUUM");
-            if has_option(&s.options, "full") {
-                facts.rewrites.extend(s.rels.iter().filter_map(|r| match &r.node {
-                    Some(NodeEnum::VacuumRelation(v)) => {
-                        v.relation.as_ref().map(RelationName::from_range_var)
-                    }
-                    _ => None,
-                }));
-            }
-        }
-        NodeEnum::CreateStmt(s) => {
-            facts.creates_table = s.relation.as_ref().map(RelationName::from_range_var);
-        }
-        NodeEnum::CreateTableAsStmt(s) => {
-            facts.creates_table =
-                s.into.as_ref().and_then(|i| i.rel.as_ref()).map(RelationName::from_range_var);
-        }
-        NodeEnum::CreatedbStmt(_) => facts.outside_transaction_only = Some("CREATE DATABASE"),
-        NodeEnum::DropdbStmt(_) => facts.outside_transaction_only = Some("DROP DATABASE"),
-        NodeEnum::AlterSystemStmt(_) => facts.outside_transaction_only = Some("ALTER SYSTEM"),
-        NodeEnum::CreateTableSpaceStmt(_) => {
-            facts.outside_transaction_only = Some("CREATE TABLESPACE")
-        }
-        NodeEnum::DropTableSpaceStmt(_) => facts.outside_transaction_only = Some("DROP TABLESPACE"),
-        NodeEnum::TruncateStmt(s) => {
-            facts.truncate_cascade = s.behavior == DropBehavior::DropCascade as i32;
-            facts.truncates.extend(s.relations.iter().filter_map(|r| match &r.node {
-                Some(NodeEnum::RangeVar(rv)) => Some(RelationName::from_range_var(rv)),
-                _ => None,
-            }));
-            facts.rewrites.extend(facts.truncates.iter().cloned());
-        }
-        NodeEnum::DeleteStmt(s) => {
-            facts.deletes_from = written(&s.relation);
-            facts.writes_table = facts.deletes_from.clone();
-        }
-        NodeEnum::ClusterStmt(s) => {
-            facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
-        }
-        NodeEnum::DropStmt(s) if s.remove_type == protobuf::ObjectType::ObjectTable as i32 => {
-            facts.drops_tables.extend(s.objects.iter().filter_map(dropped_name));
-        }
-        NodeEnum::AlterTableStmt(s) => {
-            if let Some(rel) = s.relation.as_ref().map(RelationName::from_range_var) {
-                for cmd in s.cmds.iter().filter_map(|c| match &c.node {
-                    Some(NodeEnum::AlterTableCmd(cmd)) => Some(cmd),
-                    _ => None,
-                }) {
-                    match AlterTableType::try_from(cmd.subtype) {
-                        Ok(AlterTableType::AtAddColumn) => {
-                            if let Some(NodeEnum::ColumnDef(col)) =
-                                cmd.def.as_ref().and_then(|d| d.node.as_ref())
-                            {
-                                facts.adds_columns.push((rel.clone(), col.colname.clone()));
-                            }
-                        }
-                        Ok(AlterTableType::AtDropColumn) => {
-                            facts.drops_columns.push((rel.clone(), cmd.name.clone()));
-                        }
-                        Ok(AlterTableType::AtEnableRowSecurity) => facts.enables_rls = true,
-                        _ => {}
-                    }
-                }
-            }
-            let rewriting = s.cmds.iter().any(|c| match &c.node {
-                Some(NodeEnum::AlterTableCmd(cmd)) => rewrites_table(cmd.subtype),
-                _ => false,
-            });
-            if rewriting {
-                facts.rewrites.extend(s.relation.as_ref().map(RelationName::from_range_var));
-            }
-        }
-        NodeEnum::AlterEnumStmt(s) if !s.new_val.is_empty() => {
-            let type_name = dotted(&s.type_name);
-            facts.adds_enum_value = Some(EnumValue { type_name, label: s.new_val.clone() });
-        }
-        NodeEnum::RenameStmt(s) => facts.renames = rename_of(s),
-        NodeEnum::CreateEnumStmt(s) => facts.creates_enum_type = Some(dotted(&s.type_name)),
-        NodeEnum::CreateFunctionStmt(f) if f.sql_body.is_none() && routine_language(f) != "sql" => {
-            let name = f.funcname.last().map(|n| dotted(std::slice::from_ref(n)));
-            facts.defines_routine = name.map(|name| Routine { name, replace: f.replace });
-        }
-        NodeEnum::CreateTrigStmt(t) => {
-            let table = t.relation.as_ref().map(RelationName::from_range_var);
-            let function = t.funcname.last().map(|n| dotted(std::slice::from_ref(n)));
-            facts.trigger = table.zip(function);
-        }
-        NodeEnum::InsertStmt(s) => facts.writes_table = written(&s.relation),
-        NodeEnum::UpdateStmt(s) => facts.writes_table = written(&s.relation),
-        NodeEnum::MergeStmt(s) => facts.writes_table = written(&s.relation),
-        NodeEnum::CopyStmt(s) if s.is_from => facts.writes_table = written(&s.relation),
-        _ => {}
-    }
-    facts
-}
-
-fn rename_of(s: &protobuf::RenameStmt) -> Option<Rename> {
-    use protobuf::ObjectType as T;
-    let table = s.relation.as_ref().map(RelationName::from_range_var)?;
-    let column = match s.rename_type() {
-        T::ObjectTable | T::ObjectView | T::ObjectMatview | T::ObjectForeignTable => None,
-        T::ObjectColumn => Some(s.subname.clone()),
-        _ => return None,
-    };
-    Some(Rename { table, column, to: s.newname.clone() })
-}
-
-fn written(relation: &Option<protobuf::RangeVar>) -> Option<RelationName> {
-    relation.as_ref().map(RelationName::from_range_var)
-}
-
-/// `a.b` from a list of `String` nodes.
-fn dotted(items: &[protobuf::Node]) -> String {
-    let parts: Vec<&str> = items
-        .iter()
-        .filter_map(|i| match &i.node {
-            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-            _ => None,
-        })
-        .collect();
-    parts.join(".")
-}
-
-/// The `LANGUAGE` of a `CREATE FUNCTION`, lowercase (`sql` when unsaid).
-pub(crate) fn routine_language(f: &protobuf::CreateFunctionStmt) -> String {
-    f.options
-        .iter()
-        .find_map(|o| match &o.node {
-            Some(NodeEnum::DefElem(d)) if d.defname == "language" => {
-                match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
-                    Some(NodeEnum::String(s)) => Some(s.sval.to_lowercase()),
-                    _ => None,
-                }
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| "sql".to_string())
-}
-
-/// `DROP TABLE a.b` names its tables as lists of strings.
-fn dropped_name(object: &protobuf::Node) -> Option<RelationName> {
-    let Some(NodeEnum::List(list)) = &object.node else {
-        return None;
-    };
-    let parts: Vec<String> = list
-        .items
-        .iter()
-        .filter_map(|i| match &i.node {
-            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-            _ => None,
-        })
-        .collect();
-    match parts.as_slice() {
-        [name] => Some(RelationName { schema: None, name: name.clone() }),
-        [.., schema, name] => {
-            Some(RelationName { schema: Some(schema.clone()), name: name.clone() })
-        }
-        [] => None,
-    }
-}
-
-/// ALTER TABLE subcommands that may give the table new storage.
-fn rewrites_table(subtype: i32) -> bool {
-    matches!(
-        AlterTableType::try_from(subtype),
-        Ok(AlterTableType::AtAddColumn
-            | AlterTableType::AtAlterColumnType
-            | AlterTableType::AtSetAccessMethod
-            | AlterTableType::AtSetLogged
-            | AlterTableType::AtSetUnLogged
-            | AlterTableType::AtSetTableSpace
-            | AlterTableType::AtDropExpression
-            | AlterTableType::AtSetExpression)
-    )
-}
-
-fn has_option(options: &[protobuf::Node], name: &str) -> bool {
-    options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == name))
 }
 
 /// Finds where a statement the parser rejects goes wrong. The parser's Rust
@@ -572,8 +366,8 @@ pub(crate) fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
 }
 
 fn error_offset(text: &str) -> Option<usize> {
-    let tokens = match pg_query::scan(text) {
-        Ok(scan) => scan.tokens,
+    let tokens = match scan(text) {
+        Ok(tokens) => tokens,
         // The scanner itself failed (e.g. an unterminated string): point at
         // the last token it could read before that.
         Err(_) => return Some(last_scannable_offset(text)),
@@ -608,8 +402,8 @@ fn last_scannable_offset(text: &str) -> usize {
     let mut end = text.len();
     while end > 0 {
         end = floor_char_boundary(text, end - 1);
-        if let Ok(scan) = pg_query::scan(&text[..end]) {
-            return scan.tokens.last().map_or(0, |t| t.end as usize).min(text.len());
+        if let Ok(tokens) = scan(&text[..end]) {
+            return tokens.last().map_or(0, |t| t.end as usize).min(text.len());
         }
     }
     0
@@ -625,6 +419,7 @@ pub fn referenced_relations(sql: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::checksum::{checksum, checksum_split};
+    use crate::facts::{RelationName, Rename};
 
     #[test]
     fn splits_statements_with_dollar_quotes_and_semicolons_in_strings() {
@@ -750,6 +545,62 @@ mod tests {
     #[test]
     fn position_counts_characters_not_bytes() {
         assert_eq!(Position::of("é\nxé y", 6), Position { line: 2, column: 3 });
+    }
+
+    /// A short text is parsed whole in one call; its statements, their
+    /// places and their trees must be what splitting first gives: the same
+    /// slices as the parser's own split, and tree locations that point
+    /// into the statement.
+    #[test]
+    fn a_text_parsed_whole_gives_what_splitting_first_gives() {
+        let text = "-- lead\nCREATE TABLE a (id int);\n/* c; */ SELECT 'x;y' AS v;;\r\n\
+            CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\n\
+            INSERT INTO a VALUES (1), (2), (3);\nALTER TABLE a ADD COLUMN b text -- no semicolon";
+        assert!(text.len() <= PARSE_WHOLE);
+        let mut whole = Vec::new();
+        each_statement(text, |p| {
+            let tree = p.tree.expect("every statement has a tree");
+            whole.push((p.start, p.sql, p.base, tree));
+        })
+        .unwrap();
+        let split = pg_query::split_with_parser(text).unwrap();
+        assert_eq!(whole.len(), split.len());
+        for ((start, sql, _, tree), expected) in whole.iter().zip(&split) {
+            assert_eq!(*sql, *expected);
+            assert_eq!(&text[*start..*start + sql.len()], *expected);
+            let alone = pg_query::parse(expected, 0).unwrap().protobuf.stmts[0].stmt.clone();
+            let alone = alone.and_then(|n| n.node).map(slim).unwrap();
+            assert_eq!(
+                tree.deparse(Default::default()).unwrap(),
+                alone.deparse(Default::default()).unwrap()
+            );
+        }
+        // Locations count from `base`: the INSERT's table is where it is written.
+        let (_, _, base, insert) = &whole[3];
+        let NodeEnum::InsertStmt(insert) = insert else { panic!("{insert:?}") };
+        let at = *base + insert.relation.as_ref().unwrap().location as usize;
+        assert!(text[at..].starts_with("a VALUES"), "{}", &text[at..]);
+
+        // A long text is parsed in pieces that cover it, cut between
+        // statements: the same statements, and locations still in place.
+        let long = format!("{text}\n;\n").repeat(3 * PARSE_WHOLE / text.len());
+        let cut = pieces(&long).unwrap();
+        assert!(cut.len() >= 3, "{cut:?}");
+        assert!(cut.windows(2).all(|w| w[0].end == w[1].start) && cut[0].start == 0);
+        assert_eq!(cut.last().unwrap().end, long.len());
+        let split = pg_query::split_with_parser(&long).unwrap();
+        let mut n = 0;
+        each_statement(&long, |p| {
+            assert_eq!(p.sql, split[n]);
+            assert_eq!(&long[p.start..p.start + p.sql.len()], split[n]);
+            if let Some(NodeEnum::InsertStmt(insert)) = &p.tree {
+                let at = p.base + insert.relation.as_ref().unwrap().location as usize;
+                assert!(long[at..].starts_with("a VALUES"), "{}", &long[at..]);
+            }
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(n, split.len());
     }
 
     /// A text of several windows whose cuts fall inside a dollar-quoted

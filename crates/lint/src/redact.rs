@@ -10,10 +10,10 @@ use crate::parse::is_comment;
 /// `CONNECTION '...'` string (subscriptions) is masked. Unscannable text is
 /// returned unchanged; it cannot have run either.
 pub fn redact_secrets(sql: &str) -> String {
-    let Ok(scan) = pg_query::scan(sql) else {
+    let Ok(tokens) = crate::parse::scan(sql) else {
         return sql.to_string();
     };
-    let tokens: Vec<_> = scan.tokens.iter().filter(|t| !is_comment(t.token)).collect();
+    let tokens: Vec<_> = tokens.iter().filter(|t| !is_comment(t.token)).collect();
     let mut out = String::with_capacity(sql.len());
     let mut copied = 0;
     for pair in tokens.windows(2) {

@@ -16,10 +16,10 @@ pub fn ident(name: &str) -> String {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     let keyword = || {
-        pg_query::scan(name).map_or(true, |scan| {
-            scan.tokens.len() != 1
+        crate::parse::scan(name).map_or(true, |tokens| {
+            tokens.len() != 1
                 || !matches!(
-                    scan.tokens[0].keyword_kind(),
+                    tokens[0].keyword_kind(),
                     protobuf::KeywordKind::NoKeyword | protobuf::KeywordKind::UnreservedKeyword
                 )
         })

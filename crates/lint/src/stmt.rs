@@ -8,8 +8,8 @@ use std::ops::Range;
 use pg_query::protobuf::{self, AlterTableType, ScanToken, Token};
 use pg_query::NodeEnum;
 
+use crate::facts::{Facts, RelationName};
 use crate::model::TypeSpec;
-use crate::parse::{Facts, RelationName};
 
 /// One statement, parsed, with its place in the file.
 pub struct Stmt<'a> {
