@@ -52,35 +52,56 @@ struct Use {
     span: Range<usize>,
 }
 
+/// A platform object's first use in a file, and how many more follow.
+struct First<'s, 'a> {
+    key: (&'static str, String),
+    stmt: &'s Stmt<'a>,
+    span: Range<usize>,
+    more: usize,
+}
+
+/// Each platform object once per file, at its first use, with how many
+/// more uses follow: a pulled schema grants to `anon` hundreds of times,
+/// and one note (or, live, one NO-GO) per role says all there is to say.
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let mut created: Vec<(&'static str, String)> = Vec::new();
+    let mut first: Vec<First<'_, '_>> = Vec::new();
     for stmt in &cx.stmts {
         created.extend(creates(stmt));
-        let mut seen: Vec<(&'static str, String)> = Vec::new();
         for u in uses(cx, stmt) {
             let key = (u.kind, u.name.clone());
             let made = |k: &(&str, String)| {
                 *k == key || (u.kind == "function" && k.0 == "schema" && u.name.starts_with(&format!("{}.", k.1)))
             };
-            if created.iter().any(made) || seen.contains(&key) {
+            if created.iter().any(made) {
                 continue;
             }
-            seen.push(key);
-            let what = match u.kind {
-                "function" => format!("function {}()", u.name),
-                kind => format!("{kind} {}", u.name),
-            };
-            out.push(
-                Hit::new(
-                    Code::BS702,
-                    stmt,
-                    u.span,
-                    format!("uses the Supabase platform's {what}, which the migration does not create"),
-                    "run it against the Supabase project's database; where another database stands in for it (a rehearsal copy, CI), create the platform's roles and schemas there first",
-                )
-                .subject(Subject::Platform { kind: u.kind, name: u.name }),
-            );
+            match first.iter_mut().find(|f| f.key == key) {
+                Some(f) => f.more += 1,
+                None => first.push(First { key, stmt, span: u.span, more: 0 }),
+            }
         }
+    }
+    for First { key: (kind, name), stmt, span, more } in first {
+        let what = match kind {
+            "function" => format!("function {name}()"),
+            kind => format!("{kind} {name}"),
+        };
+        let also = match more {
+            0 => String::new(),
+            1 => " (and 1 more use in this file)".to_string(),
+            n => format!(" (and {n} more uses in this file)"),
+        };
+        out.push(
+            Hit::new(
+                Code::BS702,
+                stmt,
+                span,
+                format!("uses the Supabase platform's {what}{also}, which the migration does not create"),
+                "run it against the Supabase project's database; where another database stands in for it (a rehearsal copy, CI), create the platform's roles and schemas there first",
+            )
+            .subject(Subject::Platform { kind, name }),
+        );
     }
 }
 
