@@ -32,6 +32,11 @@ pub struct Args {
     /// unfrozen.
     #[arg(long, conflicts_with = "id")]
     abandon: bool,
+    /// A pgBackRest restore point brings back the whole cluster: go on
+    /// even though other databases in it changed since the point (their
+    /// writes since are undone, kept in the pre-restore data directory).
+    #[arg(long)]
+    whole_cluster: bool,
 }
 
 /// Lets this process outlive SIGINT and SIGTERM, while the programs it
@@ -58,7 +63,16 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let id = args.id.clone().unwrap_or_default();
     let m = store.load(&id)?;
-    if !args.yes {
+    if !args.yes && m.kind == backup::Kind::RestorePoint {
+        confirm(&format!(
+            "restore the whole cluster of database {} at {} to pgBackRest restore point {}?\n\
+             The server is stopped and started again; its data directory is kept whole beside \
+             the restored one.\nType yes to go on: ",
+            m.database,
+            redact(&url),
+            m.restore_point.as_ref().map_or("?", |p| p.name.as_str()),
+        ))?;
+    } else if !args.yes {
         confirm(&format!(
             "restore backup {} ({} old, {}, {} row(s) in {} table(s)) over database {} at {}?\n\
              Writes are frozen meanwhile; the current state is kept as a pre-restore snapshot.\n\
@@ -78,6 +92,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         jobs: super::backup::jobs(&config),
         resume: args.resume,
         lock_wait: config.migrations.lock_wait,
+        whole_cluster: args.whole_cluster,
+        server: config.backup.server_control(),
     };
     // Ctrl-C reaches pg_restore and Backstop alike: pg_restore stops, and
     // Backstop lives on to leave the target as it was (or on record) and
@@ -98,13 +114,19 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 report.duration_ms as f64 / 1000.0,
                 if report.resumed { ", resumed" } else { "" }
             );
-            out.push_str(&match &report.snapshot_database {
-                Some(db) => format!(
+            out.push_str(&match (&report.kept_data_dir, &report.snapshot_database) {
+                (Some(dir), _) => format!(
+                    "  the cluster as it was before the restore is kept whole in {} (nothing \
+                     written since the point is lost); to go back, stop the server and swap the \
+                     directories again\n",
+                    dir.display()
+                ),
+                (None, Some(db)) => format!(
                     "  the state before the restore is kept as database {db} (backup {}); \
                      `backstop restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),
-                None => format!(
+                (None, None) => format!(
                     "  the state before the restore is backup {}; `backstop restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),

@@ -54,6 +54,11 @@ pub struct Args {
     /// Method B: finish a restore that was interrupted.
     #[arg(long, requires = "method")]
     resume: bool,
+    /// Method B with a pgBackRest restore point: restore the whole cluster
+    /// even though other databases in it changed since the point (their
+    /// writes since are undone, kept in the pre-restore data directory).
+    #[arg(long, requires = "method")]
+    whole_cluster: bool,
 }
 
 /// Prints each step of a method on stderr (text output) and warnings always.
@@ -151,7 +156,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
                 &mut client,
                 target.as_ref(),
                 Some(id),
-                args.resume,
+                respond::RestoreRun { resume: args.resume, whole_cluster: args.whole_cluster },
                 &reason,
                 &mut steps,
             )?

@@ -120,6 +120,35 @@ pub struct RestorePoint {
     /// pgBackRest's config file, if `[backup] config` named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// What the point holds, read on its own snapshot (points made before
+    /// Backstop recorded it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PointState>,
+}
+
+/// The state a restore point marks: what a recovery to it must show, and
+/// the cluster's databases as they were, to tell later whether a restore
+/// of the whole cluster would undo writes to another one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointState {
+    /// The protected tables' row counts and checksums at the point.
+    pub protected: Vec<crate::pg::checksum::TableChecksum>,
+    /// Versions in `backstop.applied` at the point.
+    pub applied: Vec<String>,
+    /// Every database's write counters just before the point.
+    pub databases: Vec<DatabaseWrites>,
+    /// How long writes to the protected tables waited for the point.
+    pub locked_ms: u64,
+}
+
+/// One database's rows written since its statistics began
+/// (`pg_stat_database`: inserted + updated + deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseWrites {
+    pub name: String,
+    pub writes: i64,
+    /// When its statistics began, if they were ever reset.
+    pub stats_reset: Option<String>,
 }
 
 /// The manifest of one backup.

@@ -1,0 +1,442 @@
+//! The restore of a pgBackRest restore point: a point-in-time recovery of
+//! the whole cluster, swapped in for the server's data directory. Checks
+//! first (this host, the directory's owner, no user tablespaces, no other
+//! database changed since the point unless `--whole-cluster`), then the
+//! journal's steps, each resumable after a crash:
+//!
+//! - `recovering` → `recovered`: `pgbackrest restore --type=name` into
+//!   `<data_dir>.restoring-<id>`, started on a spare port with archiving
+//!   off until it promotes at the point;
+//! - `verified`: the protected tables' row counts and checksums, the schema
+//!   and `backstop.applied` as recorded at the point, else the copy is
+//!   removed and nothing else changed;
+//! - `frozen`: the database's writes frozen, the audit log and the flags
+//!   carried over to the copy;
+//! - `swapping` → `swapped`: the server stopped, `<data_dir>` renamed to
+//!   `<data_dir>.pre-restore-<id>` (kept: nothing written since the point is
+//!   lost), the copy renamed into its place and the server started as it
+//!   ran before;
+//! - the finish: the restore audited, the journal forgotten.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::journal::{crash_point, Journal, Physical, PhysicalStep, Strategy};
+use super::server;
+use super::{copy_events, record_failure, record_success, RestoreOptions, RestoreReport};
+use crate::backup::create::source_of;
+use crate::backup::manifest::{Manifest, RestorePoint};
+use crate::backup::pgbackrest::{point_of, restore_to};
+use crate::backup::point;
+use crate::backup::{BackupError, Note, Progress, Store};
+use crate::freeze::{self, FreezeGuard, FreezeSection};
+use crate::pg::lock::MigrationLock;
+
+/// What one physical restore works with.
+struct Pitr<'a> {
+    url: &'a str,
+    store: &'a Store,
+    m: &'a Manifest,
+    point: &'a RestorePoint,
+    progress: &'a mut dyn Progress,
+    warnings: Vec<String>,
+}
+
+/// Restores the restore point `m` over the server of `url`, or finishes
+/// the unfinished restore `unfinished` of it.
+pub(super) fn restore(
+    url: &str,
+    store: &Store,
+    m: &Manifest,
+    unfinished: Option<Journal>,
+    options: &RestoreOptions,
+    freeze_options: &FreezeSection,
+    progress: &mut dyn Progress,
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let point = point_of(m)?;
+    let resumed = unfinished.is_some();
+    let mut run = Pitr { url, store, m, point, progress, warnings: Vec::new() };
+    // A swap under way may have left the server down: it goes on without
+    // a session first.
+    if let Some(mut j) = unfinished.clone().filter(past_no_return) {
+        run.swap_in(&mut j)?;
+        return run.finish(&j, started, true);
+    }
+    let mut client = crate::pg::connect(url, "backstop")?;
+    freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+    let source = source_of(&mut client)?;
+    if !m.same_database(source.system_identifier.as_deref(), &source.database) {
+        return Err(BackupError::wrong_database(&m.id, m, &source));
+    }
+    let mut lock = MigrationLock::acquire(&mut client, options.lock_wait, |holder| {
+        let who = holder.map_or("another session".to_string(), |h| h.to_string());
+        run.progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
+    })
+    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))?;
+    let mut j = match unfinished {
+        Some(j) => j,
+        None => {
+            let physical = run.check(&mut lock, &source.database, options)?;
+            let mut j = Journal::begin(&m.id, &source.database, Strategy::Physical);
+            j.physical = Some(physical);
+            j.record_physical(PhysicalStep::Checked, store)?;
+            j
+        }
+    };
+    let guard = match run.prepare(&mut j, &mut lock, freeze_options) {
+        Ok(guard) => guard,
+        Err((e, freeze)) => return Err(run.abandon(&j, e, freeze)),
+    };
+    // Past here the server stops: only --resume finishes the restore.
+    j.record_physical(PhysicalStep::Swapping, store)?;
+    let _ = lock.batch_execute("select pg_advisory_unlock_all()");
+    drop(lock);
+    drop(client);
+    guard.keep();
+    if let Err(e) = run.swap_in(&mut j) {
+        record_failure(url, &m.id, &e);
+        return Err(BackupError::Refused(format!(
+            "{}; the restore stopped while swapping the data directories: finish it with \
+             `backstop restore {} --resume`",
+            crate::kit::error::chain(&e),
+            m.id
+        )));
+    }
+    run.finish(&j, started, resumed)
+}
+
+/// Whether the unfinished restore `j` has begun to stop the server.
+fn past_no_return(j: &Journal) -> bool {
+    j.physical.as_ref().is_some_and(|p| p.step >= PhysicalStep::Swapping)
+}
+
+impl Pitr<'_> {
+    /// The checks before anything is touched; what the restore works on.
+    fn check(
+        &mut self,
+        client: &mut Client,
+        database: &str,
+        options: &RestoreOptions,
+    ) -> Result<Physical, BackupError> {
+        let row = client
+            .query_one(
+                "select current_setting('data_directory'),
+                        current_setting('server_version_num')::int,
+                        coalesce((select string_agg(spcname::text, ', ' order by spcname)
+                                    from pg_tablespace
+                                   where spcname not in ('pg_default', 'pg_global')), '')",
+                &[],
+            )
+            .map_err(BackupError::db("reading the server's data directory (a superuser, or a role with pg_read_all_settings)"))?;
+        let (data_dir, version, tablespaces): (String, i32, String) =
+            (row.get(0), row.get(1), row.get(2));
+        let major = crate::pg::bins::major_of_num(version);
+        if major != crate::pg::bins::major_of_num(self.m.server_version_num) {
+            return Err(BackupError::Refused(format!(
+                "restore point {} is of PostgreSQL {}, the server runs {major}; a physical \
+                 backup starts only under its own major",
+                self.point.name,
+                crate::pg::bins::major_of_num(self.m.server_version_num)
+            )));
+        }
+        let data_dir = PathBuf::from(data_dir);
+        let owner = server::owner_of(&data_dir)?;
+        if !tablespaces.is_empty() {
+            return Err(BackupError::PgBackRest {
+                what: format!(
+                    "the cluster has tablespace(s) {tablespaces} outside its data directory; \
+                     pgBackRest would restore them over the live ones, which the server still \
+                     uses while the copy is checked"
+                ),
+                fix: "restore with pgBackRest yourself (server stopped, --delta), or move the \
+                      tablespaces' contents into pg_default"
+                    .into(),
+            });
+        }
+        self.whole_cluster(client, database, options.whole_cluster)?;
+        let bin = crate::pg::cluster::PgBin::for_major(major, crate::pg::bins::Match::Exact)?;
+        Ok(Physical {
+            step: PhysicalStep::Checked,
+            server_options: server::server_options(&data_dir)?,
+            data_dir,
+            bin_dir: bin.dir,
+            major,
+            owner,
+            port: server::spare_port()?,
+            server_stop: options.server.stop.clone(),
+            server_start: options.server.start.clone(),
+        })
+    }
+
+    /// A physical restore brings back every database of the cluster: one
+    /// that changed since the point is refused unless `whole_cluster`.
+    fn whole_cluster(
+        &mut self,
+        client: &mut Client,
+        database: &str,
+        whole_cluster: bool,
+    ) -> Result<(), BackupError> {
+        let changed = match &self.point.state {
+            Some(state) => {
+                let now = point::database_writes(client)?;
+                point::changed_since(&state.databases, &now, database)
+            }
+            None => vec!["the point recorded no write counters to compare".to_string()],
+        };
+        self.progress.note(Note::Step(format!(
+            "a physical restore is of the whole cluster: every database on the server goes back \
+             to restore point {}",
+            self.point.name
+        )));
+        if changed.is_empty() {
+            return Ok(());
+        }
+        if !whole_cluster {
+            return Err(BackupError::Refused(format!(
+                "a physical restore brings back the whole cluster, and other databases changed \
+                 since restore point {}: {}; their writes since would be undone (kept only in the \
+                 pre-restore data directory). Pass --whole-cluster to restore all of it anyway",
+                self.point.name,
+                changed.join(", ")
+            )));
+        }
+        let w = format!(
+            "--whole-cluster: writes since the point to other databases are undone ({}); the \
+             pre-restore data directory keeps them",
+            changed.join(", ")
+        );
+        self.progress.note(Note::Warning(w.clone()));
+        self.warnings.push(w);
+        Ok(())
+    }
+
+    /// The steps up to `frozen`, after the journal's last one. A failure
+    /// returns the freeze's guard when the writes were frozen, for the
+    /// abandon to lift.
+    fn prepare(
+        &mut self,
+        j: &mut Journal,
+        lock: &mut Client,
+        freeze_options: &FreezeSection,
+    ) -> Result<FreezeGuard, (BackupError, Option<FreezeGuard>)> {
+        let p = j.physical.clone().expect("a physical restore's journal");
+        let restoring = p.restoring(&j.restore_id);
+        let run_dir = p.run_dir(&j.restore_id);
+        if p.step < PhysicalStep::Recovered || !restoring.exists() {
+            j.record_physical(PhysicalStep::Recovering, self.store).map_err(|e| (e, None))?;
+            self.recover(&p, &restoring).map_err(|e| (e, None))?;
+        }
+        self.progress.note(Note::Step(format!(
+            "starting the copy on port {} until it recovers to {}",
+            p.port, self.point.name
+        )));
+        server::start_copy(&p, &restoring, &run_dir).map_err(|e| (e, None))?;
+        if p.step < PhysicalStep::Recovered {
+            j.record_physical(PhysicalStep::Recovered, self.store).map_err(|e| (e, None))?;
+        }
+        let mut copy = server::copy_client(&p, &restoring, &run_dir, self.url, &j.database)
+            .map_err(|e| (e, None))?;
+        // Checked again on a resumed run: the copy was left unattended.
+        self.verify(&mut copy).map_err(|e| (e, None))?;
+        if p.step < PhysicalStep::Verified {
+            j.record_physical(PhysicalStep::Verified, self.store).map_err(|e| (e, None))?;
+        }
+        self.progress.note(Note::Step(format!("freezing writes to {}", j.database)));
+        let reason = format!("restore of backup {}", j.backup_id);
+        let frozen = freeze::freeze(lock, &reason, freeze_options).map_err(|e| (e.into(), None))?;
+        let guard = FreezeGuard::new(self.url);
+        for w in frozen.warnings {
+            self.progress.note(Note::Warning(w.clone()));
+            self.warnings.push(w);
+        }
+        // Everything the log and the flags say now goes with the copy.
+        let carried = copy_events(lock, &mut copy).and_then(|_| {
+            crate::schema::flags::carry_over(lock, &mut copy)
+                .map(|_| ())
+                .map_err(BackupError::db("carrying backstop.flags over"))
+        });
+        if let Err(e) = carried {
+            return Err((e, Some(guard)));
+        }
+        if let Err(e) = j.record_physical(PhysicalStep::Frozen, self.store) {
+            return Err((e, Some(guard)));
+        }
+        Ok(guard)
+    }
+
+    /// Step `recovering`: pgBackRest restores into a new directory beside
+    /// the data directory (a resumed run starts it over).
+    fn recover(&mut self, p: &Physical, restoring: &std::path::Path) -> Result<(), BackupError> {
+        server::stop(p, restoring)?;
+        server::fresh_dir(restoring, p.owner)?;
+        self.progress.note(Note::Step(format!(
+            "restoring pgBackRest backup {} and the WAL up to {} into {}",
+            self.point.backup_label,
+            self.point.name,
+            restoring.display()
+        )));
+        restore_to(self.point, restoring)?;
+        server::chown_tree(restoring, p.owner).map_err(BackupError::io(restoring))
+    }
+
+    /// Step `verified`: the copy holds what the point recorded.
+    fn verify(&mut self, copy: &mut Client) -> Result<(), BackupError> {
+        self.progress.note(Note::Step(format!("checking the copy against {}", self.point.name)));
+        let in_recovery: bool = copy
+            .query_one("select pg_is_in_recovery()", &[])
+            .map_err(BackupError::db("reading the copy's state"))?
+            .get(0);
+        let mut differences = Vec::new();
+        if in_recovery {
+            differences.push("the copy did not end its recovery at the point".to_string());
+        }
+        if let Some(state) = &self.point.state {
+            differences.extend(point::differences(copy, state)?);
+        }
+        let fingerprint = crate::pg::fingerprint::Schema::read(copy)
+            .map_err(BackupError::db("reading the copy's schema"))?
+            .fingerprint();
+        if fingerprint != self.m.schema_fingerprint {
+            differences.push(format!(
+                "schema fingerprint {fingerprint}, {} at the point",
+                self.m.schema_fingerprint
+            ));
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(BackupError::Mismatch { id: self.m.id.clone(), differences })
+        }
+    }
+
+    /// The end of a run that failed before the server was touched: the
+    /// copy goes, the freeze is lifted, the journal forgotten. Returns the
+    /// error to report.
+    fn abandon(&mut self, j: &Journal, e: BackupError, freeze: Option<FreezeGuard>) -> BackupError {
+        record_failure(self.url, &self.m.id, &e);
+        if let Err(cleanup) = remove_copy(j) {
+            return BackupError::CleanupFailed { cause: Box::new(e), cleanup };
+        }
+        if let Some(freeze) = freeze {
+            if let Err(lift) = freeze.lift() {
+                return BackupError::CleanupFailed {
+                    cause: Box::new(e),
+                    cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
+                };
+            }
+        }
+        if let Err(forget) = Journal::remove(self.store) {
+            return forget;
+        }
+        e
+    }
+
+    /// Steps `swapping` and `swapped`, each move only if it is still to
+    /// do: the server stopped, the copy stopped, the directories renamed,
+    /// the server started on the restored one and taking connections.
+    fn swap_in(&mut self, j: &mut Journal) -> Result<(), BackupError> {
+        let p = j.physical.clone().expect("a physical restore's journal");
+        let (restoring, kept) = (p.restoring(&j.restore_id), p.kept(&j.restore_id));
+        if !kept.exists() {
+            self.progress
+                .note(Note::Step(format!("stopping the server on {}", p.data_dir.display())));
+            server::stop_server(&p)?;
+        }
+        crash_point("stopped");
+        if restoring.exists() {
+            server::stop(&p, &restoring)?;
+        }
+        if !kept.exists() {
+            server::rename(&p.data_dir, &kept)?;
+        }
+        if restoring.exists() && !p.data_dir.exists() {
+            server::rename(&restoring, &p.data_dir)?;
+        }
+        crash_point("moved");
+        if !p.data_dir.exists() {
+            return Err(BackupError::PgBackRest {
+                what: format!(
+                    "neither the restored copy {} nor a data directory {} exists",
+                    restoring.display(),
+                    p.data_dir.display()
+                ),
+                fix: format!(
+                    "the replaced data directory is {}; rename it back to start the server as it was",
+                    kept.display()
+                ),
+            });
+        }
+        self.progress.note(Note::Step(format!(
+            "starting the server on the restored {}",
+            p.data_dir.display()
+        )));
+        server::start_server(&p, &server_log(&p, &j.restore_id))?;
+        server::wait_accepting(self.url, Duration::from_secs(600))?;
+        j.record_physical(PhysicalStep::Swapped, self.store)
+    }
+
+    /// The finish: the restore audited in the restored database, the
+    /// copy's run directory removed, the journal forgotten.
+    fn finish(
+        &mut self,
+        j: &Journal,
+        started: Instant,
+        resumed: bool,
+    ) -> Result<RestoreReport, BackupError> {
+        let p = j.physical.as_ref().expect("a physical restore's journal");
+        let mut client = crate::pg::connect(self.url, "backstop")?;
+        freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+        // The point was before the freeze; make sure of it all the same.
+        freeze::unfreeze(&mut client)?;
+        let kept = p.kept(&j.restore_id);
+        let note = format!(
+            "take a new pgBackRest backup: the server runs on a new timeline from {}",
+            self.point.name
+        );
+        self.progress.note(Note::Warning(note.clone()));
+        self.warnings.push(note);
+        let state = self.point.state.as_ref();
+        let report = RestoreReport {
+            backup_id: self.m.id.clone(),
+            database: j.database.clone(),
+            strategy: Strategy::Physical,
+            snapshot_id: String::new(),
+            snapshot_database: None,
+            kept_data_dir: Some(kept),
+            tables: state.map_or(0, |s| s.protected.len()),
+            rows: state.map_or(0, |s| s.protected.iter().map(|t| t.rows).sum()),
+            duration_ms: started.elapsed().as_millis() as u64,
+            resumed,
+            warnings: std::mem::take(&mut self.warnings),
+        };
+        record_success(&mut client, j, &report)?;
+        let _ = std::fs::remove_dir_all(p.run_dir(&j.restore_id));
+        Journal::remove(self.store)?;
+        Ok(report)
+    }
+}
+
+/// Where the server started on the restored directory logs what it says
+/// before its own logging takes over.
+fn server_log(p: &Physical, restore_id: &str) -> PathBuf {
+    let mut name = p.data_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".backstop-{restore_id}.log"));
+    p.data_dir.with_file_name(name)
+}
+
+/// Stops and removes the copy of an unfinished restore that never
+/// stopped the server (`--abandon`, or a failed check); what failed.
+pub(super) fn remove_copy(j: &Journal) -> Result<(), String> {
+    let Some(p) = &j.physical else { return Ok(()) };
+    let restoring = p.restoring(&j.restore_id);
+    if restoring.exists() {
+        server::stop(p, &restoring).map_err(|e| crate::kit::error::chain(&e))?;
+        std::fs::remove_dir_all(&restoring)
+            .map_err(|e| format!("removing {}: {e}", restoring.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(p.run_dir(&j.restore_id));
+    Ok(())
+}
