@@ -129,7 +129,10 @@ fn a_restore_point_brings_the_cluster_back_and_keeps_what_was_written_since() {
     let Some((archived, p)) = setup("pitr") else { return };
     let cluster = &archived.cluster;
     p.migration("001_items", "CREATE TABLE items (id int);", Some("DROP TABLE items;"));
-    p.run(&["migrate"]).expect_code(0).expect_output("restore point backstop-");
+    p.run(&["migrate"])
+        .expect_code(0)
+        .expect_output("restore point backstop-")
+        .expect_output("protected table(s) waited");
     let id = guard_of(&p, "001");
     // The state at the point: the protected table, exactly.
     let list = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
@@ -225,10 +228,32 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
     );
     drop(db);
 
-    // Again, killed after the directories were swapped and before the
-    // server started: the server is down until --resume.
+    // Killed with writes frozen and the copy running: --abandon removes
+    // the copy and lifts the freeze, nothing else changed.
     p.run(&["migrate"]).expect_code(0);
     let id = guard_of(&p, "002");
+    let killed = p
+        .std_cmd(&["restore", &id, "--yes"])
+        .env("BACKSTOP_TEST_CRASH_AFTER", "frozen")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
+    let frozen = cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (1)");
+    assert!(format!("{frozen:?}").contains("read-only"), "{frozen:?}");
+    let copies = || {
+        std::fs::read_dir(cluster.dir())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".restoring-"))
+            .count()
+    };
+    assert_eq!(copies(), 1);
+    p.run(&["restore", "--abandon"]).expect_code(0).expect_output("abandoned");
+    assert_eq!(copies(), 0);
+    cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (1)").unwrap();
+    assert_eq!(names(cluster), 100);
+
+    // Again, killed after the directories were swapped and before the
+    // server started: the server is down until --resume.
     let killed = p
         .std_cmd(&["restore", &id, "--yes"])
         .env("BACKSTOP_TEST_CRASH_AFTER", "moved")

@@ -280,6 +280,31 @@ pub fn journal(store: &Store) -> Result<Option<Journal>, BackupError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_physical_restore_works_beside_the_data_directory() {
+        let p = Physical {
+            step: PhysicalStep::Checked,
+            data_dir: PathBuf::from("/var/lib/postgresql/16/main"),
+            bin_dir: PathBuf::from("/usr/lib/postgresql/16/bin"),
+            major: 16,
+            server_options: String::new(),
+            owner: (105, 110),
+            port: 5999,
+            server_stop: vec![],
+            server_start: vec![],
+        };
+        let id = "20260107T120000Z-ab12";
+        assert_eq!(
+            p.restoring(id),
+            Path::new("/var/lib/postgresql/16/main.restoring-20260107T120000Z-ab12")
+        );
+        assert_eq!(
+            p.kept(id),
+            Path::new("/var/lib/postgresql/16/main.pre-restore-20260107T120000Z-ab12")
+        );
+        assert!(PhysicalStep::Frozen < PhysicalStep::Swapping);
+    }
+
     /// `--resume` must finish restores journalled by older Backstops: the
     /// step names and fields on disk do not change.
     #[test]

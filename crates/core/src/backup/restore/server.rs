@@ -314,3 +314,32 @@ pub(super) fn rename(from: &Path, to: &Path) -> Result<(), BackupError> {
     let parent: PathBuf = to.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     crate::backup::manifest::sync_dir(&parent).map_err(BackupError::io(parent))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_started_again_with_the_arguments_it_ran_with() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("postmaster.opts"),
+            "/usr/lib/postgresql/16/bin/postgres \"-D\" \"/var/lib/pg data\" \"-p\" \"5433\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            server_options(dir.path()).unwrap(),
+            "\"-D\" \"/var/lib/pg data\" \"-p\" \"5433\""
+        );
+        std::fs::write(dir.path().join("postmaster.opts"), "/usr/bin/postgres\n").unwrap();
+        assert_eq!(server_options(dir.path()).unwrap(), "");
+    }
+
+    #[test]
+    fn a_data_directory_nobody_here_can_read_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = owner_of(&dir.path().join("data")).unwrap_err().to_string();
+        assert!(e.contains("cannot read") && e.contains("PG_VERSION"), "{e}");
+        assert!(e.contains("owner"), "{e}");
+    }
+}
