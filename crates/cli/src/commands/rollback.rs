@@ -131,9 +131,19 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
             }
         }
         if let Some(id) = &restore_id {
-            plan.push_str(&format!(
-                ", restore backup {id} (the current state kept as a pre-restore snapshot)"
-            ));
+            let point = backstop_core::backup::Store::new(&config.backup.dir)
+                .load(id)
+                .ok()
+                .and_then(|m| m.restore_point.map(|p| p.name));
+            plan.push_str(&match point {
+                Some(name) => format!(
+                    ", restore the whole cluster to pgBackRest restore point {name} (backup {id}; \
+                     the data directory it replaces kept whole beside it)"
+                ),
+                None => format!(
+                    ", restore backup {id} (the current state kept as a pre-restore snapshot)"
+                ),
+            });
             if let Some(hook) = &config.hooks.resume_writes {
                 plan.push_str(&format!(", run [hooks] resume_writes `{hook}`"));
             }

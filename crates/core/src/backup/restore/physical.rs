@@ -125,14 +125,15 @@ impl Pitr<'_> {
             .query_one(
                 "select current_setting('data_directory'),
                         current_setting('server_version_num')::int,
+                        current_setting('port')::int,
                         coalesce((select string_agg(spcname::text, ', ' order by spcname)
                                     from pg_tablespace
                                    where spcname not in ('pg_default', 'pg_global')), '')",
                 &[],
             )
             .map_err(BackupError::db("reading the server's data directory (a superuser, or a role with pg_read_all_settings)"))?;
-        let (data_dir, version, tablespaces): (String, i32, String) =
-            (row.get(0), row.get(1), row.get(2));
+        let (data_dir, version, port, tablespaces): (String, i32, i32, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         let major = crate::pg::bins::major_of_num(version);
         if major != crate::pg::bins::major_of_num(self.m.server_version_num) {
             return Err(BackupError::Refused(format!(
@@ -156,11 +157,10 @@ impl Pitr<'_> {
                     .into(),
             });
         }
-        self.whole_cluster(client, database, options.whole_cluster)?;
         let bin = crate::pg::cluster::PgBin::for_major(major, crate::pg::bins::Match::Exact)?;
-        Ok(Physical {
+        let mut physical = Physical {
             step: PhysicalStep::Checked,
-            server_options: server::server_options(&data_dir)?,
+            server_options: String::new(),
             data_dir,
             bin_dir: bin.dir,
             major,
@@ -168,7 +168,11 @@ impl Pitr<'_> {
             port: server::spare_port()?,
             server_stop: options.server.stop.clone(),
             server_start: options.server.start.clone(),
-        })
+        };
+        server::same_server(&physical, self.m.system_identifier.as_deref(), port as u16)?;
+        physical.server_options = server::server_options(&physical.data_dir)?;
+        self.whole_cluster(client, database, options.whole_cluster)?;
+        Ok(physical)
     }
 
     /// A physical restore brings back every database of the cluster: one

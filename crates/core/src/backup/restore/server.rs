@@ -61,6 +61,60 @@ pub(super) fn owner_of(data_dir: &Path) -> Result<(u32, u32), BackupError> {
     Ok((meta.uid(), meta.gid()))
 }
 
+/// Proves that the data directory of `p` on this host is the one the
+/// server at the other end of the connection runs on: its control file
+/// names the same system identifier and says it is in production (not a
+/// standby of it), and its `postmaster.pid` names a live process here
+/// listening on the server's port. A restore run from another host whose
+/// disk holds a directory of the same name must not stop that one.
+pub(super) fn same_server(
+    p: &Physical,
+    system_identifier: Option<&str>,
+    port: u16,
+) -> Result<(), BackupError> {
+    let fix = "run Backstop on the database server's host, against the primary, as the data \
+               directory's owner";
+    let mut cmd = as_owner(p, p.bin_dir.join("pg_controldata"));
+    cmd.env("LC_ALL", "C").arg(&p.data_dir);
+    let out = cmd
+        .output()
+        .map_err(|source| BackupError::Spawn { tool: "pg_controldata".into(), source })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches(':').trim().to_string())
+            .unwrap_or_default()
+    };
+    let (local_id, state) = (field("Database system identifier"), field("Database cluster state"));
+    let dir = p.data_dir.display();
+    if system_identifier.is_some_and(|id| id != local_id) {
+        return Err(refuse(
+            format!(
+                "{dir} on this host is cluster {local_id}, not the server's ({})",
+                system_identifier.unwrap_or_default()
+            ),
+            fix,
+        ));
+    }
+    if state != "in production" {
+        return Err(refuse(format!("the cluster in {dir} on this host is {state:?}"), fix));
+    }
+    let pid_file = std::fs::read_to_string(p.data_dir.join("postmaster.pid")).unwrap_or_default();
+    let lines: Vec<&str> = pid_file.lines().collect();
+    let pid = lines.first().and_then(|l| l.trim().parse::<i32>().ok());
+    let alive = pid
+        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    let listening = lines.get(3).and_then(|l| l.trim().parse::<u16>().ok()) == Some(port);
+    if !alive || !listening {
+        return Err(refuse(
+            format!("no server of {dir} runs on this host on port {port} (its postmaster.pid)"),
+            fix,
+        ));
+    }
+    Ok(())
+}
+
 /// The server's arguments from `<data_dir>/postmaster.opts` (the program
 /// left out), as `pg_ctl -o` takes them.
 pub(super) fn server_options(data_dir: &Path) -> Result<String, BackupError> {
@@ -333,6 +387,36 @@ mod tests {
         );
         std::fs::write(dir.path().join("postmaster.opts"), "/usr/bin/postgres\n").unwrap();
         assert_eq!(server_options(dir.path()).unwrap(), "");
+    }
+
+    /// A directory of the same name that is another cluster, or not the
+    /// one listening on the server's port, is not the server's.
+    #[test]
+    fn only_the_data_directory_of_the_server_connected_to_is_taken_for_it() {
+        let cluster = crate::pg::cluster::Cluster::start().unwrap();
+        let data_dir = cluster.dir().join("data");
+        let id: String = cluster
+            .connect("postgres")
+            .unwrap()
+            .query_one("select system_identifier::text from pg_control_system()", &[])
+            .unwrap()
+            .get(0);
+        let p = Physical {
+            step: super::super::journal::PhysicalStep::Checked,
+            owner: owner_of(&data_dir).unwrap(),
+            data_dir,
+            bin_dir: cluster.bin().dir.clone(),
+            major: cluster.bin().major,
+            server_options: String::new(),
+            port: 0,
+            server_stop: vec![],
+            server_start: vec![],
+        };
+        same_server(&p, Some(&id), cluster.port()).unwrap();
+        let other = same_server(&p, Some("1234"), cluster.port()).unwrap_err().to_string();
+        assert!(other.contains(&format!("is cluster {id}, not the server's (1234)")), "{other}");
+        let port = same_server(&p, Some(&id), cluster.port() + 1).unwrap_err().to_string();
+        assert!(port.contains("no server of"), "{port}");
     }
 
     #[test]
