@@ -63,14 +63,18 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let id = args.id.clone().unwrap_or_default();
     let m = store.load(&id)?;
-    if !args.yes && m.kind == backup::Kind::RestorePoint {
+    let whole = match (&m.restore_point, &m.kept_data_dir) {
+        (Some(p), _) => Some(format!("pgBackRest restore point {}", p.name)),
+        (None, Some(k)) => Some(format!("the data directory kept in {}", k.path.display())),
+        (None, None) => None,
+    };
+    if let (false, Some(whole)) = (args.yes, &whole) {
         confirm(&format!(
-            "restore the whole cluster of database {} at {} to pgBackRest restore point {}?\n\
+            "restore the whole cluster of database {} at {} to {whole}?\n\
              The server is stopped and started again; its data directory is kept whole beside \
              the restored one.\nType yes to go on: ",
             m.database,
             redact(&url),
-            m.restore_point.as_ref().map_or("?", |p| p.name.as_str()),
         ))?;
     } else if !args.yes {
         confirm(&format!(
@@ -116,10 +120,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
             out.push_str(&match (&report.kept_data_dir, &report.snapshot_database) {
                 (Some(dir), _) => format!(
-                    "  the cluster as it was before the restore is kept whole in {} (nothing \
-                     written since the point is lost); to go back, stop the server and swap the \
-                     directories again\n",
-                    dir.display()
+                    "  the cluster as it was before the restore is kept whole in {} (backup {}: \
+                     nothing written since the point is lost); `backstop restore {}` swaps it \
+                     back\n",
+                    dir.display(),
+                    report.snapshot_id,
+                    report.snapshot_id
                 ),
                 (None, Some(db)) => format!(
                     "  the state before the restore is kept as database {db} (backup {}); \

@@ -197,6 +197,31 @@ fn a_restore_point_brings_the_cluster_back_and_keeps_what_was_written_since() {
     assert!(!cluster.connect(&p.db).unwrap().exists("items"));
     assert_eq!(count(cluster, "bystander", "t"), 1);
     assert_eq!(kept_dirs(cluster).len(), 2);
+
+    // The replaced data directory is an entry of its own: restoring it
+    // swaps it back as it was (items, and bystander's second row).
+    let list = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
+    let kept: Vec<&serde_json::Value> =
+        list.as_array().unwrap().iter().filter(|e| e["kind"] == "data_directory").collect();
+    assert_eq!(kept.len(), 2, "{list}");
+    let back = kept.iter().map(|e| e["id"].as_str().unwrap()).max().unwrap().to_string();
+    p.run(&["backup", "list"]).expect_code(0).expect_output("data directory");
+    p.run(&["restore", &back, "--yes"]).expect_code(0).expect_output("kept whole in");
+    assert!(cluster.connect(&p.db).unwrap().exists("items"));
+    assert_eq!(count(cluster, "bystander", "t"), 2);
+    let list = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
+    assert!(!list.as_array().unwrap().iter().any(|e| e["id"] == back.as_str()), "{list}");
+    assert_eq!(kept_dirs(cluster).len(), 2);
+
+    // A point made after that, on a timeline that is no longer the newest
+    // in the archive, is recovered on its own timeline.
+    p.migration("002_more", "CREATE TABLE more (id int);", Some("DROP TABLE more;"));
+    p.run(&["migrate"]).expect_code(0).expect_output("restore point backstop-");
+    let third = guard_of(&p, "002");
+    p.run(&["restore", &third, "--yes"]).expect_code(0);
+    let mut db = cluster.connect(&p.db).unwrap();
+    assert!(db.exists("items") && !db.exists("more"));
+    assert_eq!(db.applied(), ["001"]);
 }
 
 #[test]

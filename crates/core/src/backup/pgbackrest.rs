@@ -310,6 +310,7 @@ fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manife
         state: None,
         snapshot_database: None,
         restore_point: None,
+        kept_data_dir: None,
         verification: Verification::default(),
     }
 }
@@ -438,13 +439,26 @@ pub fn recover(
 }
 
 /// Restores the backup the point starts from into the empty directory
-/// `data`, set to recover to the point and promote there.
+/// `data`, set to recover to the point and promote there. The recovery
+/// follows the point's own timeline (its WAL segment's name begins with
+/// it), not the newest in the archive: after a restore swapped back, the
+/// newest timeline may have forked before the point.
 pub(crate) fn restore_to(point: &RestorePoint, data: &std::path::Path) -> Result<(), BackupError> {
     let target = format!("--target={}", point.name);
     let set = format!("--set={}", point.backup_label);
     let pg1 = format!("--pg1-path={}", data.display());
-    let args = ["--type=name", &target, "--target-action=promote", &set, &pg1, "restore"];
+    let mut args = vec!["--type=name", &target, "--target-action=promote", &set, &pg1];
+    let timeline = timeline_of(&point.wal_file).map(|t| format!("--target-timeline={t}"));
+    if let Some(t) = &timeline {
+        args.push(t);
+    }
+    args.push("restore");
     PgBackRest::of_point(point).run(&args).map(|_| ())
+}
+
+/// The timeline of a WAL segment name (its first eight hex digits).
+fn timeline_of(wal_file: &str) -> Option<u32> {
+    wal_file.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()).filter(|t| *t > 0)
 }
 
 /// A point-in-time recovery of `point` in a throwaway cluster, compared
@@ -478,5 +492,17 @@ fn recover_throwaway(m: &Manifest, point: &RestorePoint, progress: &mut dyn Prog
         at: Utc::now(),
         ok: result.is_ok(),
         detail: result.unwrap_or_else(|e| crate::kit::error::chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_is_recovered_on_the_timeline_of_its_segment() {
+        assert_eq!(timeline_of("000000020000000000000005"), Some(2));
+        assert_eq!(timeline_of("0000000A00000001000000FF"), Some(10));
+        assert_eq!(timeline_of(""), None);
     }
 }

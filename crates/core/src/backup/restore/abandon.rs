@@ -35,7 +35,11 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
         super::physical::remove_copy(&j).map_err(|cleanup| {
             BackupError::Refused(format!("could not remove the restore's copy: {cleanup}"))
         })?;
-        dropped = j.physical.as_ref().map(|p| p.restoring(&j.restore_id).display().to_string());
+        dropped = j
+            .physical
+            .as_ref()
+            .filter(|p| p.incoming.is_none())
+            .map(|p| p.restoring(&j.restore_id).display().to_string());
     }
     if let Some(temp) = j.temp_database.as_deref().filter(|t| *t != j.database) {
         let mut admin = maintenance(url)?;

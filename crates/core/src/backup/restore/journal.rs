@@ -127,13 +127,20 @@ pub struct Physical {
     /// `[backup] server_stop` and `server_start`, when set.
     pub server_stop: Vec<String>,
     pub server_start: Vec<String>,
+    /// A data directory kept by an earlier restore, swapped back in as it
+    /// is (no recovery); `None`: a recovery into `restoring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<PathBuf>,
 }
 
 impl Physical {
     /// Where the copy is restored: beside the data directory, so that the
     /// swap is two renames on one file system.
     pub fn restoring(&self, restore_id: &str) -> PathBuf {
-        sibling(&self.data_dir, &format!("restoring-{restore_id}"))
+        match &self.incoming {
+            Some(kept) => kept.clone(),
+            None => sibling(&self.data_dir, &format!("restoring-{restore_id}")),
+        }
     }
 
     /// Where the replaced data directory is kept.
@@ -292,6 +299,7 @@ mod tests {
             port: 5999,
             server_stop: vec![],
             server_start: vec![],
+            incoming: None,
         };
         let id = "20260107T120000Z-ab12";
         assert_eq!(

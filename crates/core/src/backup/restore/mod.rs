@@ -101,7 +101,7 @@ pub fn restore(
     let unfinished = Journal::unfinished(store, id, options.resume)?;
     let resumed = unfinished.is_some();
     let mut m = store.load(id)?;
-    if m.kind == Kind::RestorePoint {
+    if matches!(m.kind, Kind::RestorePoint | Kind::DataDirectory) {
         return physical::restore(url, store, &m, unfinished, options, freeze_options, progress);
     }
 
@@ -360,12 +360,17 @@ fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
     })
 }
 
-/// A restore point is not restored into a database: the refusal of a
-/// path that would try.
+/// A restore point or a kept data directory is not restored into a
+/// database: the refusal of a path that would try.
 pub(crate) fn point_in_time(m: &super::Manifest) -> BackupError {
-    let name = m.restore_point.as_ref().map_or("?", |p| p.name.as_str());
+    let what = match (&m.restore_point, &m.kept_data_dir) {
+        (Some(p), _) => format!("pgBackRest restore point {}", p.name),
+        (None, Some(k)) => format!("data directory {}", k.path.display()),
+        (None, None) => "a whole cluster".into(),
+    };
     BackupError::Refused(format!(
-        "backup {} is pgBackRest restore point {name}: it is restored as the whole cluster          (`backstop restore {}`), not into a database",
+        "backup {} is {what}: it is restored as the whole cluster (`backstop restore {}`), not \
+         into a database",
         m.id, m.id
     ))
 }

@@ -27,9 +27,10 @@ use super::journal::{crash_point, Journal, Physical, PhysicalStep, Strategy};
 use super::server;
 use super::{copy_events, record_failure, record_success, RestoreOptions, RestoreReport};
 use crate::backup::create::source_of;
-use crate::backup::manifest::{Manifest, RestorePoint};
-use crate::backup::pgbackrest::{point_of, restore_to};
+use crate::backup::manifest::{DatabaseWrites, KeptDataDir, Kind, Manifest, RestorePoint};
+use crate::backup::pgbackrest::restore_to;
 use crate::backup::point;
+use crate::backup::store::new_id;
 use crate::backup::{BackupError, Note, Progress, Store};
 use crate::freeze::{self, FreezeGuard, FreezeSection};
 use crate::pg::lock::MigrationLock;
@@ -39,7 +40,12 @@ struct Pitr<'a> {
     url: &'a str,
     store: &'a Store,
     m: &'a Manifest,
-    point: &'a RestorePoint,
+    /// What comes back: a restore point (recovered), or a kept data
+    /// directory (swapped back as it is).
+    point: Option<&'a RestorePoint>,
+    kept: Option<&'a KeptDataDir>,
+    /// It, in words.
+    what: String,
     progress: &'a mut dyn Progress,
     warnings: Vec<String>,
 }
@@ -56,9 +62,19 @@ pub(super) fn restore(
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    let point = point_of(m)?;
+    let (point, kept) = (m.restore_point.as_ref(), m.kept_data_dir.as_ref());
+    let what = match (point, kept) {
+        (Some(p), _) => format!("restore point {}", p.name),
+        (None, Some(k)) => format!("the data directory kept in {}", k.path.display()),
+        (None, None) => {
+            return Err(BackupError::Refused(format!(
+                "backup {} records no restore point and no data directory",
+                m.id
+            )))
+        }
+    };
     let resumed = unfinished.is_some();
-    let mut run = Pitr { url, store, m, point, progress, warnings: Vec::new() };
+    let mut run = Pitr { url, store, m, point, kept, what, progress, warnings: Vec::new() };
     // A swap under way may have left the server down: it goes on without
     // a session first.
     if let Some(mut j) = unfinished.clone().filter(past_no_return) {
@@ -90,7 +106,9 @@ pub(super) fn restore(
         Ok(guard) => guard,
         Err((e, freeze)) => return Err(run.abandon(&j, e, freeze)),
     };
-    // Past here the server stops: only --resume finishes the restore.
+    // Past here the server stops: only --resume finishes the restore. The
+    // replaced directory's entry id is fixed now, for a resumed finish.
+    j.snapshot_id.get_or_insert_with(|| new_id(chrono::Utc::now()));
     j.record_physical(PhysicalStep::Swapping, store)?;
     let _ = lock.batch_execute("select pg_advisory_unlock_all()");
     drop(lock);
@@ -137,13 +155,14 @@ impl Pitr<'_> {
         let major = crate::pg::bins::major_of_num(version);
         if major != crate::pg::bins::major_of_num(self.m.server_version_num) {
             return Err(BackupError::Refused(format!(
-                "restore point {} is of PostgreSQL {}, the server runs {major}; a physical \
-                 backup starts only under its own major",
-                self.point.name,
+                "{} is of PostgreSQL {}, the server runs {major}; a data directory starts only \
+                 under its own major",
+                self.what,
                 crate::pg::bins::major_of_num(self.m.server_version_num)
             )));
         }
         let data_dir = PathBuf::from(data_dir);
+        let incoming = self.incoming(&data_dir)?;
         let owner = server::owner_of(&data_dir)?;
         if !tablespaces.is_empty() {
             return Err(BackupError::PgBackRest {
@@ -168,6 +187,7 @@ impl Pitr<'_> {
             port: server::spare_port()?,
             server_stop: options.server.stop.clone(),
             server_start: options.server.start.clone(),
+            incoming,
         };
         server::same_server(&physical, self.m.system_identifier.as_deref(), port as u16)?;
         physical.server_options = server::server_options(&physical.data_dir)?;
@@ -183,17 +203,22 @@ impl Pitr<'_> {
         database: &str,
         whole_cluster: bool,
     ) -> Result<(), BackupError> {
-        let changed = match &self.point.state {
-            Some(state) => {
+        let recorded: Option<&Vec<DatabaseWrites>> = match (self.point, self.kept) {
+            (Some(p), _) => p.state.as_ref().map(|s| &s.databases),
+            (None, Some(k)) => Some(&k.databases),
+            (None, None) => None,
+        };
+        let changed = match recorded {
+            Some(databases) => {
                 let now = point::database_writes(client)?;
-                point::changed_since(&state.databases, &now, database)
+                point::changed_since(databases, &now, database)
             }
             None => vec!["the point recorded no write counters to compare".to_string()],
         };
         self.progress.note(Note::Step(format!(
             "a physical restore is of the whole cluster: every database on the server goes back \
-             to restore point {}",
-            self.point.name
+             to {}",
+            self.what
         )));
         if changed.is_empty() {
             return Ok(());
@@ -201,9 +226,9 @@ impl Pitr<'_> {
         if !whole_cluster {
             return Err(BackupError::Refused(format!(
                 "a physical restore brings back the whole cluster, and other databases changed \
-                 since restore point {}: {}; their writes since would be undone (kept only in the \
-                 pre-restore data directory). Pass --whole-cluster to restore all of it anyway",
-                self.point.name,
+                 since {}: {}; their writes since would be undone (kept only in the pre-restore \
+                 data directory). Pass --whole-cluster to restore all of it anyway",
+                self.what,
                 changed.join(", ")
             )));
         }
@@ -229,14 +254,14 @@ impl Pitr<'_> {
         let p = j.physical.clone().expect("a physical restore's journal");
         let restoring = p.restoring(&j.restore_id);
         let run_dir = p.run_dir(&j.restore_id);
-        if p.step < PhysicalStep::Recovered || !restoring.exists() {
-            j.record_physical(PhysicalStep::Recovering, self.store).map_err(|e| (e, None))?;
-            self.recover(&p, &restoring).map_err(|e| (e, None))?;
+        if let Some(point) = self.point {
+            if p.step < PhysicalStep::Recovered || !restoring.exists() {
+                j.record_physical(PhysicalStep::Recovering, self.store).map_err(|e| (e, None))?;
+                self.recover(&p, point, &restoring).map_err(|e| (e, None))?;
+            }
         }
-        self.progress.note(Note::Step(format!(
-            "starting the copy on port {} until it recovers to {}",
-            p.port, self.point.name
-        )));
+        self.progress
+            .note(Note::Step(format!("starting {} on port {} as a copy", self.what, p.port)));
         server::start_copy(&p, &restoring, &run_dir).map_err(|e| (e, None))?;
         if p.step < PhysicalStep::Recovered {
             j.record_physical(PhysicalStep::Recovered, self.store).map_err(|e| (e, None))?;
@@ -273,22 +298,28 @@ impl Pitr<'_> {
 
     /// Step `recovering`: pgBackRest restores into a new directory beside
     /// the data directory (a resumed run starts it over).
-    fn recover(&mut self, p: &Physical, restoring: &std::path::Path) -> Result<(), BackupError> {
+    fn recover(
+        &mut self,
+        p: &Physical,
+        point: &RestorePoint,
+        restoring: &std::path::Path,
+    ) -> Result<(), BackupError> {
         server::stop(p, restoring)?;
         server::fresh_dir(restoring, p.owner)?;
         self.progress.note(Note::Step(format!(
             "restoring pgBackRest backup {} and the WAL up to {} into {}",
-            self.point.backup_label,
-            self.point.name,
+            point.backup_label,
+            point.name,
             restoring.display()
         )));
-        restore_to(self.point, restoring)?;
+        restore_to(point, restoring)?;
         server::chown_tree(restoring, p.owner).map_err(BackupError::io(restoring))
     }
 
-    /// Step `verified`: the copy holds what the point recorded.
+    /// Step `verified`: the copy holds what the point recorded (a kept
+    /// data directory is as it ran: only its recovery is checked).
     fn verify(&mut self, copy: &mut Client) -> Result<(), BackupError> {
-        self.progress.note(Note::Step(format!("checking the copy against {}", self.point.name)));
+        self.progress.note(Note::Step(format!("checking the copy of {}", self.what)));
         let in_recovery: bool = copy
             .query_one("select pg_is_in_recovery()", &[])
             .map_err(BackupError::db("reading the copy's state"))?
@@ -297,7 +328,13 @@ impl Pitr<'_> {
         if in_recovery {
             differences.push("the copy did not end its recovery at the point".to_string());
         }
-        if let Some(state) = &self.point.state {
+        let Some(at_point) = self.point else {
+            return match differences.is_empty() {
+                true => Ok(()),
+                false => Err(BackupError::Mismatch { id: self.m.id.clone(), differences }),
+            };
+        };
+        if let Some(state) = &at_point.state {
             differences.extend(point::differences(copy, state)?);
         }
         let fingerprint = crate::pg::fingerprint::Schema::read(copy)
@@ -396,18 +433,21 @@ impl Pitr<'_> {
         // The point was before the freeze; make sure of it all the same.
         freeze::unfreeze(&mut client)?;
         let kept = p.kept(&j.restore_id);
-        let note = format!(
-            "take a new pgBackRest backup: the server runs on a new timeline from {}",
-            self.point.name
-        );
-        self.progress.note(Note::Warning(note.clone()));
-        self.warnings.push(note);
-        let state = self.point.state.as_ref();
+        if let Some(point) = self.point {
+            let note = format!(
+                "take a new pgBackRest backup: the server runs on a new timeline from {}",
+                point.name
+            );
+            self.progress.note(Note::Warning(note.clone()));
+            self.warnings.push(note);
+        }
+        let snapshot_id = self.keep_replaced(j, &mut client)?;
+        let state = self.point.and_then(|p| p.state.as_ref());
         let report = RestoreReport {
             backup_id: self.m.id.clone(),
             database: j.database.clone(),
             strategy: Strategy::Physical,
-            snapshot_id: String::new(),
+            snapshot_id,
             snapshot_database: None,
             kept_data_dir: Some(kept),
             tables: state.map_or(0, |s| s.protected.len()),
@@ -418,8 +458,67 @@ impl Pitr<'_> {
         };
         record_success(&mut client, j, &report)?;
         let _ = std::fs::remove_dir_all(p.run_dir(&j.restore_id));
+        if self.m.kind == Kind::DataDirectory {
+            // Swapped back in, it is the server's again, no longer a backup.
+            self.store.remove(&self.m.id)?;
+        }
         Journal::remove(self.store)?;
         Ok(report)
+    }
+
+    /// The data directory the restore replaced, as an entry of the store
+    /// (kind `data_directory`, by the id the journal fixed before the
+    /// swap, written once); its id.
+    fn keep_replaced(&mut self, j: &Journal, client: &mut Client) -> Result<String, BackupError> {
+        let p = j.physical.as_ref().expect("a physical restore's journal");
+        let id = j.snapshot_id.clone().unwrap_or_else(|| new_id(chrono::Utc::now()));
+        if self.store.load(&id).is_ok() {
+            return Ok(id);
+        }
+        let mut k = self.m.clone();
+        k.id = id.clone();
+        k.kind = Kind::DataDirectory;
+        k.label = Some(format!("pre-restore, before restore {}", j.restore_id));
+        k.created_at = chrono::Utc::now();
+        (k.files, k.size_bytes, k.duration_ms) = (Vec::new(), 0, 0);
+        (k.guards, k.row_counts, k.schema_fingerprint) =
+            (Vec::new(), Default::default(), String::new());
+        (k.state, k.snapshot_database, k.restore_point) = (None, None, None);
+        k.verification = Default::default();
+        k.kept_data_dir = Some(KeptDataDir {
+            path: p.kept(&j.restore_id),
+            data_dir: p.data_dir.clone(),
+            restore_id: j.restore_id.clone(),
+            databases: point::database_writes(client)?,
+        });
+        let partial = self.store.begin(&id)?;
+        k.write(&partial)?;
+        self.store.commit(&id, &partial)?;
+        Ok(id)
+    }
+
+    /// For a kept data directory: it must still be there, and be a copy
+    /// of this server's (the same data directory); its path.
+    fn incoming(&self, data_dir: &std::path::Path) -> Result<Option<PathBuf>, BackupError> {
+        let Some(kept) = self.kept else { return Ok(None) };
+        if kept.data_dir != data_dir {
+            return Err(BackupError::Refused(format!(
+                "backup {} is the data directory {} kept for {}; the server runs on {}",
+                self.m.id,
+                kept.path.display(),
+                kept.data_dir.display(),
+                data_dir.display()
+            )));
+        }
+        if !kept.path.join("PG_VERSION").exists() {
+            return Err(BackupError::Refused(format!(
+                "the data directory {} of backup {} is gone; remove the entry with `backstop \
+                 backup prune`",
+                kept.path.display(),
+                self.m.id
+            )));
+        }
+        Ok(Some(kept.path.clone()))
     }
 }
 
@@ -438,6 +537,9 @@ pub(super) fn remove_copy(j: &Journal) -> Result<(), String> {
     let restoring = p.restoring(&j.restore_id);
     if restoring.exists() {
         server::stop(p, &restoring).map_err(|e| crate::kit::error::chain(&e))?;
+    }
+    // A kept data directory is only stopped: it is the backup.
+    if restoring.exists() && p.incoming.is_none() {
         std::fs::remove_dir_all(&restoring)
             .map_err(|e| format!("removing {}: {e}", restoring.display()))?;
     }

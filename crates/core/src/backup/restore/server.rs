@@ -411,6 +411,7 @@ mod tests {
             port: 0,
             server_stop: vec![],
             server_start: vec![],
+            incoming: None,
         };
         same_server(&p, Some(&id), cluster.port()).unwrap();
         let other = same_server(&p, Some("1234"), cluster.port()).unwrap_err().to_string();

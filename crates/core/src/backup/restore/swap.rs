@@ -61,7 +61,7 @@ impl Incoming {
     /// and kept in the journal, so that a resumed run finds it again.
     fn of(j: &mut Journal, m: &Manifest, admin: &mut Client) -> Result<Incoming, Failure> {
         match m.kind {
-            Kind::RestorePoint => Err(point_in_time(m).into()),
+            Kind::RestorePoint | Kind::DataDirectory => Err(point_in_time(m).into()),
             Kind::Dump => {
                 let name = j
                     .temp_database
@@ -413,6 +413,7 @@ fn snapshot_manifest(
         state: None,
         snapshot_database: Some(snapshot_db.to_string()),
         restore_point: None,
+        kept_data_dir: None,
         verification: Verification::default(),
     })
 }
