@@ -222,6 +222,18 @@ fn a_restore_point_brings_the_cluster_back_and_keeps_what_was_written_since() {
     let mut db = cluster.connect(&p.db).unwrap();
     assert!(db.exists("items") && !db.exists("more"));
     assert_eq!(db.applied(), ["001"]);
+    drop(db);
+
+    // Retention removes kept directories with their entries, never the
+    // server's own.
+    assert_eq!(kept_dirs(cluster).len(), 3);
+    let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
+    p.config(
+        &config.replace("max_age = \"1h\"", "max_age = \"1h\"\nretention = \"1ms\"\nkeep_min = 0"),
+    );
+    p.run(&["backup", "prune"]).expect_code(0).expect_output("kept data directory");
+    assert!(kept_dirs(cluster).is_empty());
+    assert_eq!(cluster.connect(&p.db).unwrap().applied(), ["001"]);
 }
 
 #[test]
