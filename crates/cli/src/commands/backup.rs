@@ -217,11 +217,7 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
                     None => format!("pgBackRest restore point of {}", m.database),
                 },
                 Kind::DataDirectory => match &m.kept_data_dir {
-                    Some(k) => format!(
-                        "data directory {} (the cluster before restore {})",
-                        k.path.display(),
-                        k.restore_id
-                    ),
+                    Some(k) => format!("data directory {}", k.path.display()),
                     None => "a kept data directory".to_string(),
                 },
             };

@@ -109,15 +109,26 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     match args.output.format {
         Format::Json => print_json(&report)?,
         Format::Text => {
-            let mut out = format!(
-                "✓ restored backup {} into {}: {} table(s), {} row(s) match the manifest ({:.1}s{})\n",
-                report.backup_id,
-                report.database,
-                report.tables,
-                report.rows,
+            let took = format!(
+                "{:.1}s{}",
                 report.duration_ms as f64 / 1000.0,
                 if report.resumed { ", resumed" } else { "" }
             );
+            let mut out = match (&report.kept_data_dir, &m.restore_point) {
+                (Some(_), Some(point)) => format!(
+                    "✓ restored the whole cluster of {} to restore point {} (backup {}): {} \
+                     protected table(s), {} row(s) and the schema as recorded at the point ({took})\n",
+                    report.database, point.name, report.backup_id, report.tables, report.rows
+                ),
+                (Some(_), None) => format!(
+                    "✓ swapped the cluster of {} back to the data directory of backup {} ({took})\n",
+                    report.database, report.backup_id
+                ),
+                (None, _) => format!(
+                    "✓ restored backup {} into {}: {} table(s), {} row(s) match the manifest ({took})\n",
+                    report.backup_id, report.database, report.tables, report.rows
+                ),
+            };
             out.push_str(&match (&report.kept_data_dir, &report.snapshot_database) {
                 (Some(dir), _) => format!(
                     "  the cluster as it was before the restore is kept whole in {} (backup {}: \
