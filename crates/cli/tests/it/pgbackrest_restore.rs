@@ -289,6 +289,37 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
     cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (1)").unwrap();
     assert_eq!(names(cluster), 100);
 
+    // Killed again with writes frozen, and the copy changed meanwhile: the
+    // resumed run checks it again, finds the difference and abandons,
+    // leaving the database as it was and writable.
+    let killed = p
+        .std_cmd(&["restore", &id, "--yes"])
+        .env("BACKSTOP_TEST_CRASH_AFTER", "frozen")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
+    let journal = p.path().join(".backstop/backups/restore.json");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    let run_dir =
+        cluster.dir().join(format!("data.backstop-{}", j["restore_id"].as_str().unwrap()));
+    let mut copy = postgres::Config::new()
+        .host_path(&run_dir)
+        .port(j["physical"]["port"].as_u64().unwrap() as u16)
+        .user("postgres")
+        .dbname(&p.db)
+        .connect(postgres::NoTls)
+        .unwrap();
+    copy.batch_execute("UPDATE accounts SET name = 'tampered' WHERE id = 1").unwrap();
+    drop(copy);
+    p.run(&["restore", &id, "--resume", "--yes"])
+        .expect_code(1)
+        .expect_output("public.accounts's checksum");
+    assert_eq!(copies(), 0);
+    assert!(!journal.exists());
+    cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (2)").unwrap();
+    assert_eq!(names(cluster), 100);
+
     // Again, killed after the directories were swapped and before the
     // server started: the server is down until --resume.
     let killed = p
@@ -298,7 +329,6 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
         .unwrap();
     assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
     assert!(cluster.connect(&p.db).is_err(), "the server is down after the kill");
-    let journal = p.path().join(".backstop/backups/restore.json");
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.contains("\"swapping\""), "{text}");
     // Abandoning is refused past the point of no return.

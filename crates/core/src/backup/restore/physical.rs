@@ -1,12 +1,14 @@
 //! The restore of a pgBackRest restore point: a point-in-time recovery of
 //! the whole cluster, swapped in for the server's data directory. Checks
-//! first (this host, the directory's owner, no user tablespaces, no other
-//! database changed since the point unless `--whole-cluster`), then the
-//! journal's steps, each resumable after a crash:
+//! first (this host and this server, the directory's owner, no user
+//! tablespaces, no other database changed since the point unless
+//! `--whole-cluster`), then the journal's steps, each resumable after a
+//! crash:
 //!
 //! - `recovering` → `recovered`: `pgbackrest restore --type=name` into
-//!   `<data_dir>.restoring-<id>`, started on a spare port with archiving
-//!   off until it promotes at the point;
+//!   `<data_dir>.restoring-<id>`, started on a spare port with no archive
+//!   command (its WAL kept for the server's) until it promotes at the
+//!   point;
 //! - `verified`: the protected tables' row counts and checksums, the schema
 //!   and `backstop.applied` as recorded at the point, else the copy is
 //!   removed and nothing else changed;
@@ -16,7 +18,11 @@
 //!   `<data_dir>.pre-restore-<id>` (kept: nothing written since the point is
 //!   lost), the copy renamed into its place and the server started as it
 //!   ran before;
-//! - the finish: the restore audited, the journal forgotten.
+//! - the finish: the replaced directory recorded as an entry of kind
+//!   `data_directory`, the restore audited, the journal forgotten.
+//!
+//! Such an entry is restored the same way without the recovery: the kept
+//! directory is the copy, started, frozen for, and swapped back in.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -116,12 +122,14 @@ pub(super) fn restore(
     guard.keep();
     if let Err(e) = run.swap_in(&mut j) {
         record_failure(url, &m.id, &e);
-        return Err(BackupError::Refused(format!(
-            "{}; the restore stopped while swapping the data directories: finish it with \
-             `backstop restore {} --resume`",
-            crate::kit::error::chain(&e),
-            m.id
-        )));
+        return Err(BackupError::PgBackRest {
+            what: crate::kit::error::chain(&e),
+            fix: format!(
+                "the restore stopped while swapping the data directories: fix that, then finish \
+                 it with `backstop restore {} --resume`",
+                m.id
+            ),
+        });
     }
     run.finish(&j, started, resumed)
 }
@@ -254,28 +262,32 @@ impl Pitr<'_> {
         let p = j.physical.clone().expect("a physical restore's journal");
         let restoring = p.restoring(&j.restore_id);
         let run_dir = p.run_dir(&j.restore_id);
+        // A resumed run may find the writes frozen by the run before.
+        let url = self.url;
+        let fail =
+            |e: BackupError| (e, (p.step >= PhysicalStep::Frozen).then(|| FreezeGuard::new(url)));
         if let Some(point) = self.point {
             if p.step < PhysicalStep::Recovered || !restoring.exists() {
-                j.record_physical(PhysicalStep::Recovering, self.store).map_err(|e| (e, None))?;
-                self.recover(&p, point, &restoring).map_err(|e| (e, None))?;
+                j.record_physical(PhysicalStep::Recovering, self.store).map_err(fail)?;
+                self.recover(&p, point, &restoring).map_err(fail)?;
             }
         }
         self.progress
             .note(Note::Step(format!("starting {} on port {} as a copy", self.what, p.port)));
-        server::start_copy(&p, &restoring, &run_dir).map_err(|e| (e, None))?;
+        server::start_copy(&p, &restoring, &run_dir).map_err(fail)?;
         if p.step < PhysicalStep::Recovered {
-            j.record_physical(PhysicalStep::Recovered, self.store).map_err(|e| (e, None))?;
+            j.record_physical(PhysicalStep::Recovered, self.store).map_err(fail)?;
         }
-        let mut copy = server::copy_client(&p, &restoring, &run_dir, self.url, &j.database)
-            .map_err(|e| (e, None))?;
+        let mut copy =
+            server::copy_client(&p, &restoring, &run_dir, self.url, &j.database).map_err(fail)?;
         // Checked again on a resumed run: the copy was left unattended.
-        self.verify(&mut copy).map_err(|e| (e, None))?;
+        self.verify(&mut copy).map_err(fail)?;
         if p.step < PhysicalStep::Verified {
-            j.record_physical(PhysicalStep::Verified, self.store).map_err(|e| (e, None))?;
+            j.record_physical(PhysicalStep::Verified, self.store).map_err(fail)?;
         }
         self.progress.note(Note::Step(format!("freezing writes to {}", j.database)));
         let reason = format!("restore of backup {}", j.backup_id);
-        let frozen = freeze::freeze(lock, &reason, freeze_options).map_err(|e| (e.into(), None))?;
+        let frozen = freeze::freeze(lock, &reason, freeze_options).map_err(|e| fail(e.into()))?;
         let guard = FreezeGuard::new(self.url);
         for w in frozen.warnings {
             self.progress.note(Note::Warning(w.clone()));
