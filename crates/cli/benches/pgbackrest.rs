@@ -11,6 +11,14 @@
 //! Targets: the pgBackRest gate under 5 s and at least 50x faster than the
 //! dump.
 //!
+//! Then what the restore point buys back, each against its reference in
+//! the same run: the method B restore of the point (pgBackRest restore
+//! into a new data directory, recovery to the point, verification, the
+//! swap) against `pg_restore -j2` of the pg_dump gate's dump into an empty
+//! database; and the rehearsal copy (`backup verify --restore`: recovery
+//! of the point into a throwaway cluster, what `rehearse --from-backup`
+//! does) against a template copy (`CREATE DATABASE … TEMPLATE`).
+//!
 //! `cargo bench -p backstop-cli --bench pgbackrest` (needs pgBackRest:
 //! `.ci/tools/pgbackrest.sh`).
 
@@ -108,6 +116,79 @@ fn run() -> anyhow::Result<()> {
         if ours < 5.0 { "met" } else { "NOT met" },
         if ratio >= 50.0 { "met" } else { "NOT met" },
         ungated.as_secs_f64()
+    );
+    restores(&archived, dir, &url, scale, &size)
+}
+
+/// The id of the newest store entry of `kind`.
+fn entry(dir: &Path, url: &str, kind: &str) -> anyhow::Result<String> {
+    let (_, out) = common::backstop(dir, url, &["backup", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&out)?;
+    let ids = list.as_array().context("backup list is a list")?.iter();
+    ids.filter(|e| e["kind"] == kind)
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .max()
+        .with_context(|| format!("no {kind} entry in {out}"))
+}
+
+/// The restore point against `pg_restore -j2`, the rehearsal copy
+/// against a template copy.
+fn restores(
+    archived: &Archived,
+    dir: &Path,
+    url: &str,
+    scale: u32,
+    size: &str,
+) -> anyhow::Result<()> {
+    let cluster = &archived.cluster;
+    let point = entry(dir, url, "restore_point")?;
+    let dump = entry(dir, url, "dump")?;
+
+    eprintln!("pgbackrest bench: rehearsal copy, recovery into a throwaway cluster...");
+    let (recovery, out) = common::backstop(dir, url, &["backup", "verify", &point, "--restore"]);
+    if !out.contains("recovered to") {
+        bail!("backup verify --restore did not recover the point:\n{out}");
+    }
+    eprintln!("pgbackrest bench: template copy...");
+    let mut admin = cluster.connect("postgres")?;
+    let t = Instant::now();
+    admin.batch_execute(&format!("CREATE DATABASE bench_template TEMPLATE {DATABASE}"))?;
+    let template = t.elapsed();
+    admin.batch_execute("DROP DATABASE bench_template")?;
+
+    eprintln!("pgbackrest bench: pg_restore -j2 of the pg_dump gate's dump...");
+    admin.batch_execute("CREATE DATABASE bench_restored TEMPLATE template0")?;
+    let mut pg_restore = Command::new(cluster.bin().tool("pg_restore"));
+    common::clean_env(&mut pg_restore);
+    pg_restore
+        .args(["-j2", "--no-owner", "-d"])
+        .arg(cluster.url("bench_restored"))
+        .arg(dir.join("backups").join(&dump).join("dump"));
+    let t = Instant::now();
+    common::check(pg_restore.output().context("running pg_restore")?, "pg_restore")?;
+    let logical = t.elapsed();
+    admin.batch_execute("DROP DATABASE bench_restored")?;
+    drop(admin);
+
+    eprintln!("pgbackrest bench: method B restore of the point...");
+    let (physical, out) =
+        common::backstop(dir, url, &["restore", &point, "--yes", "--whole-cluster"]);
+    if !out.contains("kept whole in") {
+        bail!("restore of the point did not finish:\n{out}");
+    }
+    println!(
+        "method B restore, pgbench scale {scale} ({size}): restore point {:.1}s (pgBackRest \
+         restore, recovery, verification, swap), pg_restore -j2 of a dump {:.1}s: {:.2}x",
+        physical.as_secs_f64(),
+        logical.as_secs_f64(),
+        logical.as_secs_f64() / physical.as_secs_f64()
+    );
+    println!(
+        "rehearsal copy, pgbench scale {scale} ({size}): recovery of the point into a throwaway \
+         cluster {:.1}s, template copy {:.1}s on the production server: {:.2}x",
+        recovery.as_secs_f64(),
+        template.as_secs_f64(),
+        template.as_secs_f64() / recovery.as_secs_f64()
     );
     Ok(())
 }

@@ -368,6 +368,7 @@ impl Config {
                 store: crate::backup::Store::new(&self.backup.dir),
                 jobs: self.backup_jobs(),
                 freeze: self.freeze.clone(),
+                server: self.backup.server_control(),
             },
             full,
         })
@@ -543,6 +544,23 @@ fn refuse_zeros(
                       `[\"sudo\", \"-u\", \"postgres\", \"pgbackrest\"]`, or leave it out"
                 .into(),
         });
+    }
+    for (key, argv) in
+        [("server_stop", &backup.server_stop), ("server_start", &backup.server_start)]
+    {
+        if argv.first().is_some_and(|p| p.trim().is_empty()) {
+            let line = crate::kit::text::line_where(text, |l| l.starts_with(key)).unwrap_or(1);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column: 1,
+                message: format!(
+                    "[backup] {key} names no program; give it as a list, \
+                     `[\"systemctl\", \"{}\", \"postgresql@16-main\"]`, or leave it out for pg_ctl",
+                    if key == "server_stop" { "stop" } else { "start" }
+                ),
+            });
+        }
     }
     if backup.jobs == Some(0) {
         return Err(zero(

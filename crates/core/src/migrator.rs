@@ -166,6 +166,7 @@ fn backup_gate<'a>(
         store: backup::Store::new(&config.backup.dir),
         policy: config.backup.clone(),
         mode,
+        protected: config.migrations.protected_tables.clone(),
         progress,
     }
 }

@@ -302,7 +302,14 @@ impl Watch {
             }
             (Method::A, None) => false,
             (Method::B, _) => {
-                responder.method_b(client, target.as_ref(), None, false, &reason, &mut observer)?;
+                responder.method_b(
+                    client,
+                    target.as_ref(),
+                    None,
+                    crate::respond::RestoreRun::default(),
+                    &reason,
+                    &mut observer,
+                )?;
                 // The restore replaced the database this session was on.
                 *client = crate::pg::connect(&responder.url, "backstop watch")?;
                 true

@@ -83,6 +83,9 @@ impl Archived {
                 bail!("chown of {} failed", home.path().display());
             }
         }
+        // The throwaway cluster commits asynchronously: without a
+        // checkpoint the immediate stop loses what `fill` just committed.
+        cluster.connect("postgres")?.batch_execute("CHECKPOINT")?;
         cluster.stop_immediate()?;
         let conf = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf)?;

@@ -199,6 +199,7 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
             let verified = match (m.kind, m.verified()) {
                 (Kind::Database, _) => "snapshot".to_string(),
                 (Kind::RestorePoint, _) => "archived".to_string(),
+                (Kind::DataDirectory, _) => "kept".to_string(),
                 (_, Some(VerifyLevel::Restore)) => "restore".to_string(),
                 (_, Some(VerifyLevel::Checksums)) => "checksums".to_string(),
                 (_, None) => "NO".to_string(),
@@ -214,6 +215,10 @@ fn render_list(backups: &[Manifest], store: &Store, now: chrono::DateTime<Utc>) 
                         p.name, m.database, p.stanza, p.lsn
                     ),
                     None => format!("pgBackRest restore point of {}", m.database),
+                },
+                Kind::DataDirectory => match &m.kept_data_dir {
+                    Some(k) => format!("data directory {}", k.path.display()),
+                    None => "a kept data directory".to_string(),
                 },
             };
             [
@@ -310,6 +315,7 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                     match p.kind {
                         Kind::Database => "database snapshot",
                         Kind::RestorePoint => "pgBackRest restore point record",
+                        Kind::DataDirectory => "kept data directory",
                         Kind::Dump => "dump",
                     },
                     backstop_core::kit::duration::age(Utc::now() - p.created_at),

@@ -32,6 +32,11 @@ pub struct Args {
     /// unfrozen.
     #[arg(long, conflicts_with = "id")]
     abandon: bool,
+    /// A pgBackRest restore point brings back the whole cluster: go on
+    /// even though other databases in it changed since the point (their
+    /// writes since are undone, kept in the pre-restore data directory).
+    #[arg(long)]
+    whole_cluster: bool,
 }
 
 /// Lets this process outlive SIGINT and SIGTERM, while the programs it
@@ -58,7 +63,20 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let id = args.id.clone().unwrap_or_default();
     let m = store.load(&id)?;
-    if !args.yes {
+    let whole = match (&m.restore_point, &m.kept_data_dir) {
+        (Some(p), _) => Some(format!("pgBackRest restore point {}", p.name)),
+        (None, Some(k)) => Some(format!("the data directory kept in {}", k.path.display())),
+        (None, None) => None,
+    };
+    if let (false, Some(whole)) = (args.yes, &whole) {
+        confirm(&format!(
+            "restore the whole cluster of database {} at {} to {whole}?\n\
+             The server is stopped and started again; its data directory is kept whole beside \
+             the restored one.\nType yes to go on: ",
+            m.database,
+            redact(&url),
+        ))?;
+    } else if !args.yes {
         confirm(&format!(
             "restore backup {} ({} old, {}, {} row(s) in {} table(s)) over database {} at {}?\n\
              Writes are frozen meanwhile; the current state is kept as a pre-restore snapshot.\n\
@@ -78,6 +96,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         jobs: super::backup::jobs(&config),
         resume: args.resume,
         lock_wait: config.migrations.lock_wait,
+        whole_cluster: args.whole_cluster,
+        server: config.backup.server_control(),
     };
     // Ctrl-C reaches pg_restore and Backstop alike: pg_restore stops, and
     // Backstop lives on to leave the target as it was (or on record) and
@@ -89,22 +109,41 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     match args.output.format {
         Format::Json => print_json(&report)?,
         Format::Text => {
-            let mut out = format!(
-                "✓ restored backup {} into {}: {} table(s), {} row(s) match the manifest ({:.1}s{})\n",
-                report.backup_id,
-                report.database,
-                report.tables,
-                report.rows,
+            let took = format!(
+                "{:.1}s{}",
                 report.duration_ms as f64 / 1000.0,
                 if report.resumed { ", resumed" } else { "" }
             );
-            out.push_str(&match &report.snapshot_database {
-                Some(db) => format!(
+            let mut out = match (&report.kept_data_dir, &m.restore_point) {
+                (Some(_), Some(point)) => format!(
+                    "✓ restored the whole cluster of {} to restore point {} (backup {}): {} \
+                     protected table(s), {} row(s) and the schema as recorded at the point ({took})\n",
+                    report.database, point.name, report.backup_id, report.tables, report.rows
+                ),
+                (Some(_), None) => format!(
+                    "✓ swapped the cluster of {} back to the data directory of backup {} ({took})\n",
+                    report.database, report.backup_id
+                ),
+                (None, _) => format!(
+                    "✓ restored backup {} into {}: {} table(s), {} row(s) match the manifest ({took})\n",
+                    report.backup_id, report.database, report.tables, report.rows
+                ),
+            };
+            out.push_str(&match (&report.kept_data_dir, &report.snapshot_database) {
+                (Some(dir), _) => format!(
+                    "  the cluster as it was before the restore is kept whole in {} (backup {}: \
+                     nothing written since the point is lost); `backstop restore {}` swaps it \
+                     back\n",
+                    dir.display(),
+                    report.snapshot_id,
+                    report.snapshot_id
+                ),
+                (None, Some(db)) => format!(
                     "  the state before the restore is kept as database {db} (backup {}); \
                      `backstop restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),
-                None => format!(
+                (None, None) => format!(
                     "  the state before the restore is backup {}; `backstop restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),

@@ -54,6 +54,11 @@ pub struct Args {
     /// Method B: finish a restore that was interrupted.
     #[arg(long, requires = "method")]
     resume: bool,
+    /// Method B with a pgBackRest restore point: restore the whole cluster
+    /// even though other databases in it changed since the point (their
+    /// writes since are undone, kept in the pre-restore data directory).
+    #[arg(long, requires = "method")]
+    whole_cluster: bool,
 }
 
 /// Prints each step of a method on stderr (text output) and warnings always.
@@ -126,9 +131,19 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
             }
         }
         if let Some(id) = &restore_id {
-            plan.push_str(&format!(
-                ", restore backup {id} (the current state kept as a pre-restore snapshot)"
-            ));
+            let point = backstop_core::backup::Store::new(&config.backup.dir)
+                .load(id)
+                .ok()
+                .and_then(|m| m.restore_point.map(|p| p.name));
+            plan.push_str(&match point {
+                Some(name) => format!(
+                    ", restore the whole cluster to pgBackRest restore point {name} (backup {id}; \
+                     the data directory it replaces kept whole beside it)"
+                ),
+                None => format!(
+                    ", restore backup {id} (the current state kept as a pre-restore snapshot)"
+                ),
+            });
             if let Some(hook) = &config.hooks.resume_writes {
                 plan.push_str(&format!(", run [hooks] resume_writes `{hook}`"));
             }
@@ -151,7 +166,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
                 &mut client,
                 target.as_ref(),
                 Some(id),
-                args.resume,
+                respond::RestoreRun { resume: args.resume, whole_cluster: args.whole_cluster },
                 &reason,
                 &mut steps,
             )?

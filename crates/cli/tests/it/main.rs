@@ -27,6 +27,7 @@ mod migrate_groups;
 mod openfeature;
 mod pg_versions;
 mod pgbackrest;
+mod pgbackrest_restore;
 mod rehearse;
 mod rehearse_history;
 mod secrets;

@@ -70,6 +70,29 @@ pub struct BackupSection {
     /// archived.
     #[serde(deserialize_with = "crate::kit::duration::de")]
     pub archive_wait: Duration,
+    /// How a physical restore stops the server, as a program and its
+    /// arguments (`["systemctl", "stop", "postgresql@16-main"]`); default
+    /// `pg_ctl stop -m fast` of the server's major.
+    pub server_stop: Vec<String>,
+    /// How it starts the server again; default `pg_ctl start` with the
+    /// arguments the server ran with (`postmaster.opts`).
+    pub server_start: Vec<String>,
+}
+
+/// `[backup] server_stop` and `server_start`: how a physical restore
+/// stops and starts the server (empty: `pg_ctl` of the server's major,
+/// with the arguments it ran with).
+#[derive(Debug, Clone, Default)]
+pub struct ServerControl {
+    pub stop: Vec<String>,
+    pub start: Vec<String>,
+}
+
+impl BackupSection {
+    /// How a physical restore stops and starts the server.
+    pub fn server_control(&self) -> ServerControl {
+        ServerControl { stop: self.server_stop.clone(), start: self.server_start.clone() }
+    }
 }
 
 impl Default for BackupSection {
@@ -89,6 +112,8 @@ impl Default for BackupSection {
             config: None,
             pgbackrest_command: vec!["pgbackrest".into()],
             archive_wait: Duration::from_secs(60),
+            server_stop: Vec::new(),
+            server_start: Vec::new(),
         }
     }
 }

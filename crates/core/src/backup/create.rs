@@ -201,6 +201,7 @@ pub fn create(
         }),
         snapshot_database: None,
         restore_point: None,
+        kept_data_dir: None,
     };
     manifest.write(&partial)?;
     store.commit(&id, &partial)?;

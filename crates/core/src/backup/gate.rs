@@ -36,6 +36,9 @@ pub struct BackupGate<'a> {
     pub store: Store,
     pub policy: BackupSection,
     pub mode: GateMode,
+    /// `[migrations] protected_tables`: a restore point records their
+    /// exact state.
+    pub protected: Vec<String>,
     pub progress: &'a mut dyn Progress,
 }
 
@@ -225,7 +228,8 @@ impl BackupGate<'_> {
         pending: &[&Migration],
         dry_run: bool,
     ) -> Result<GatePass, BackupError> {
-        let mut m = pgbackrest::guard(client, source, &self.policy, dry_run, self.progress)?;
+        let at = pgbackrest::Site { source, url: &self.url, protected: &self.protected };
+        let mut m = pgbackrest::guard(client, &at, &self.policy, dry_run, self.progress)?;
         let Some(point) = m.restore_point.clone() else {
             return Ok(GatePass {
                 detail: json!({ "engine": "pgbackrest", "would_create_restore_point": true }),

@@ -32,6 +32,11 @@ pub enum Kind {
     /// point-in-time recovery to it is the backup.
     #[serde(rename = "restore_point")]
     RestorePoint,
+    /// A whole data directory a physical restore replaced, kept beside the
+    /// server's: the cluster as it was just before the restore. Putting
+    /// it back is the restore's swap alone.
+    #[serde(rename = "data_directory")]
+    DataDirectory,
 }
 
 impl Kind {
@@ -40,7 +45,7 @@ impl Kind {
     pub fn engine(self) -> &'static str {
         match self {
             Kind::Dump | Kind::Database => "pg_dump",
-            Kind::RestorePoint => "pgbackrest",
+            Kind::RestorePoint | Kind::DataDirectory => "pgbackrest",
         }
     }
 }
@@ -120,6 +125,49 @@ pub struct RestorePoint {
     /// pgBackRest's config file, if `[backup] config` named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// What the point holds, read on its own snapshot (points made before
+    /// Backstop recorded it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PointState>,
+}
+
+/// The state a restore point marks: what a recovery to it must show, and
+/// the cluster's databases as they were, to tell later whether a restore
+/// of the whole cluster would undo writes to another one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointState {
+    /// The protected tables' row counts and checksums at the point.
+    pub protected: Vec<crate::pg::checksum::TableChecksum>,
+    /// Versions in `backstop.applied` at the point.
+    pub applied: Vec<String>,
+    /// Every database's write counters just before the point.
+    pub databases: Vec<DatabaseWrites>,
+    /// How long writes to the protected tables waited for the point.
+    pub locked_ms: u64,
+}
+
+/// A data directory a physical restore replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptDataDir {
+    /// Where it is kept (`<data_dir>.pre-restore-<restore id>`).
+    pub path: PathBuf,
+    /// The server's data directory it was, and goes back to.
+    pub data_dir: PathBuf,
+    /// The restore that set it aside.
+    pub restore_id: String,
+    /// Every database's write counters once the restored server ran: a
+    /// swap back undoes whatever was written since, in every database.
+    pub databases: Vec<DatabaseWrites>,
+}
+
+/// One database's rows written since its statistics began
+/// (`pg_stat_database`: inserted + updated + deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseWrites {
+    pub name: String,
+    pub writes: i64,
+    /// When its statistics began, if they were ever reset.
+    pub stats_reset: Option<String>,
 }
 
 /// The manifest of one backup.
@@ -163,6 +211,9 @@ pub struct Manifest {
     /// For [`Kind::RestorePoint`]: where the point is and what restores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_point: Option<RestorePoint>,
+    /// For [`Kind::DataDirectory`]: where it is kept and what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_data_dir: Option<KeptDataDir>,
     #[serde(default)]
     pub verification: Verification,
 }
@@ -369,6 +420,7 @@ pub(crate) mod tests {
             state: None,
             snapshot_database: None,
             restore_point: None,
+            kept_data_dir: None,
             verification: Verification::default(),
         }
     }

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod identity;
 pub mod manifest;
 pub mod pgbackrest;
+pub mod point;
 pub mod restore;
 pub mod retention;
 pub mod store;

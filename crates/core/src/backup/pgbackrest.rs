@@ -188,15 +188,24 @@ struct Stamps {
     stop: i64,
 }
 
+/// Where the gate runs: the database, how to open a second session on
+/// it, and the tables the point must hold exactly.
+pub struct Site<'a> {
+    pub source: &'a Source,
+    pub url: &'a str,
+    pub protected: &'a [String],
+}
+
 /// The gate with pgBackRest: the latest backup is recent, archiving works,
 /// and a restore point made now is archived. Returns the record of it.
 pub fn guard(
     client: &mut Client,
-    source: &Source,
+    at: &Site<'_>,
     policy: &BackupSection,
     dry_run: bool,
     progress: &mut dyn Progress,
 ) -> Result<Manifest, BackupError> {
+    let source = at.source;
     let started = Instant::now();
     let engine = PgBackRest::of(policy).expect("the config requires a stanza");
     progress.note(Note::Step(format!("checking pgBackRest stanza {}", engine.stanza)));
@@ -234,7 +243,17 @@ pub fn guard(
     let id = new_id(Utc::now());
     let name = format!("backstop-{id}");
     progress.note(Note::Step(format!("creating restore point {name}")));
-    let (lsn, wal_file) = restore_point(client, &name, policy.archive_wait)?;
+    let marked = super::point::mark(client, at.url, &name, at.protected, policy.lock_wait)?;
+    if marked.state.locked_ms > 0 {
+        progress.note(Note::Info(format!(
+            "restore point {name}: writes to the {} protected table(s) waited {} ms for it",
+            marked.state.protected.len(),
+            marked.state.locked_ms
+        )));
+    }
+    let (lsn, wal_file) = (marked.lsn, marked.wal_file);
+    archived(client, &name, &wal_file, policy.archive_wait)?;
+    record.row_counts = marked.state.protected.iter().map(|t| (t.table.clone(), t.rows)).collect();
     record.schema_fingerprint = crate::pg::fingerprint::Schema::read(client)
         .map_err(BackupError::db("reading the schema at the restore point"))?
         .fingerprint();
@@ -258,6 +277,7 @@ pub fn guard(
         backup_stopped_at: stopped,
         command: engine.command.clone(),
         config: engine.config.clone(),
+        state: Some(marked.state),
     });
     Ok(record)
 }
@@ -290,33 +310,19 @@ fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manife
         state: None,
         snapshot_database: None,
         restore_point: None,
+        kept_data_dir: None,
         verification: Verification::default(),
     }
 }
 
-/// Creates the restore point `name`, switches to a new WAL segment so the
-/// one holding it can be archived, and waits up to `wait` until it is.
-/// Returns its LSN and segment.
-fn restore_point(
+/// Switches to a new WAL segment so that `wal_file`, holding the restore
+/// point `name`, can be archived, and waits up to `wait` until it is.
+fn archived(
     client: &mut Client,
     name: &str,
+    wal_file: &str,
     wait: Duration,
-) -> Result<(String, String), BackupError> {
-    let row = client
-        .query_one(
-            "select lsn::text, pg_walfile_name(lsn) from pg_create_restore_point($1) lsn",
-            &[&name],
-        )
-        .map_err(|e| BackupError::PgBackRest {
-            what: format!(
-                "could not create restore point {name}: {}",
-                e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
-            ),
-            fix: "the gate's role needs pg_create_restore_point and pg_switch_wal (a superuser, \
-                  or GRANT EXECUTE on both)"
-                .into(),
-        })?;
-    let (lsn, wal_file): (String, String) = (row.get(0), row.get(1));
+) -> Result<(), BackupError> {
     client
         .query_one("select pg_switch_wal()", &[])
         .map_err(BackupError::db("switching the WAL segment"))?;
@@ -333,8 +339,8 @@ fn restore_point(
         let (archived, failed, failed_at): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));
         // Segment names of one timeline sort in WAL order.
-        if archived.len() == wal_file.len() && archived >= wal_file {
-            return Ok((lsn, wal_file));
+        if archived.len() == wal_file.len() && archived.as_str() >= wal_file {
+            return Ok(());
         }
         if Instant::now() >= deadline {
             let failed = if failed.is_empty() {
@@ -406,7 +412,7 @@ pub fn verify_point(
 }
 
 /// The restore point an entry of kind `restore_point` records.
-fn point_of(m: &Manifest) -> Result<&RestorePoint, BackupError> {
+pub(crate) fn point_of(m: &Manifest) -> Result<&RestorePoint, BackupError> {
     m.restore_point
         .as_ref()
         .ok_or_else(|| BackupError::Refused(format!("backup {} records no restore point", m.id)))
@@ -419,7 +425,6 @@ pub fn recover(
     progress: &mut dyn Progress,
 ) -> Result<crate::pg::cluster::Cluster, BackupError> {
     let point = point_of(m)?;
-    let engine = PgBackRest::of_point(point);
     progress.note(Note::Step(format!(
         "restoring backup {} and the WAL up to {} into a throwaway cluster",
         point.backup_label, point.name
@@ -429,12 +434,31 @@ pub fn recover(
     let bin = crate::pg::cluster::PgBin::for_major(major, crate::pg::bins::Match::Exact)?;
     Ok(crate::pg::cluster::Cluster::start_restored(bin, |data, _| {
         std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
-        let target = format!("--target={}", point.name);
-        let set = format!("--set={}", point.backup_label);
-        let pg1 = format!("--pg1-path={}", data.display());
-        let args = ["--type=name", &target, "--target-action=promote", &set, &pg1, "restore"];
-        engine.run(&args).map(|_| ()).map_err(|e| crate::kit::error::chain(&e))
+        restore_to(point, data).map_err(|e| crate::kit::error::chain(&e))
     })?)
+}
+
+/// Restores the backup the point starts from into the empty directory
+/// `data`, set to recover to the point and promote there. The recovery
+/// follows the point's own timeline (its WAL segment's name begins with
+/// it), not the newest in the archive: after a restore swapped back, the
+/// newest timeline may have forked before the point.
+pub(crate) fn restore_to(point: &RestorePoint, data: &std::path::Path) -> Result<(), BackupError> {
+    let target = format!("--target={}", point.name);
+    let set = format!("--set={}", point.backup_label);
+    let pg1 = format!("--pg1-path={}", data.display());
+    let mut args = vec!["--type=name", &target, "--target-action=promote", &set, &pg1];
+    let timeline = timeline_of(&point.wal_file).map(|t| format!("--target-timeline={t}"));
+    if let Some(t) = &timeline {
+        args.push(t);
+    }
+    args.push("restore");
+    PgBackRest::of_point(point).run(&args).map(|_| ())
+}
+
+/// The timeline of a WAL segment name (its first eight hex digits).
+fn timeline_of(wal_file: &str) -> Option<u32> {
+    wal_file.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()).filter(|t| *t > 0)
 }
 
 /// A point-in-time recovery of `point` in a throwaway cluster, compared
@@ -468,5 +492,17 @@ fn recover_throwaway(m: &Manifest, point: &RestorePoint, progress: &mut dyn Prog
         at: Utc::now(),
         ok: result.is_ok(),
         detail: result.unwrap_or_else(|e| crate::kit::error::chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_is_recovered_on_the_timeline_of_its_segment() {
+        assert_eq!(timeline_of("000000020000000000000005"), Some(2));
+        assert_eq!(timeline_of("0000000A00000001000000FF"), Some(10));
+        assert_eq!(timeline_of(""), None);
     }
 }

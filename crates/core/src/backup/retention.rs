@@ -91,6 +91,8 @@ pub fn prune(
             // Only the record: the stanza's backups and WAL are pgBackRest's
             // to expire, by its own retention.
             Kind::Dump | Kind::RestorePoint => store.remove(&m.id),
+            // The cluster as it was before a physical restore: its files go.
+            Kind::DataDirectory => remove_kept(m).and_then(|()| store.remove(&m.id)),
         };
         match result {
             Ok(()) => report.removed.push(entry),
@@ -101,6 +103,15 @@ pub fn prune(
         }
     }
     Ok(report)
+}
+
+/// Removes a kept data directory (never the one it was, which is live).
+fn remove_kept(m: &super::Manifest) -> Result<(), BackupError> {
+    let Some(kept) = &m.kept_data_dir else { return Ok(()) };
+    if kept.path == kept.data_dir || !kept.path.exists() {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&kept.path).map_err(BackupError::io(&kept.path))
 }
 
 #[cfg(test)]

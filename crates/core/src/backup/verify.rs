@@ -128,6 +128,13 @@ pub fn verify(
         }
         return Ok(VerifyReport { id: id.to_string(), checksums: checks, restore: restored });
     }
+    if let (Kind::DataDirectory, Some(kept)) = (m.kind, &m.kept_data_dir) {
+        return Err(BackupError::Refused(format!(
+            "backup {id} is the data directory {} a restore replaced, kept whole; `backstop \
+             restore {id}` swaps it back",
+            kept.path.display()
+        )));
+    }
     if m.kind == Kind::Database {
         return Err(BackupError::Refused(format!(
             "backup {id} is a database snapshot (database {} on the server), not files to check; \

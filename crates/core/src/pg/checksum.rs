@@ -84,7 +84,7 @@ const HASHABLE: &str = "array['int2', 'int4', 'int8', 'numeric', 'float4', 'floa
     'time', 'timetz', 'jsonb', 'bytea', 'inet', 'cidr', 'macaddr', 'oid']::regtype[]::oid[]";
 
 /// One table's content: row count and an order-independent checksum.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableChecksum {
     /// `schema.table`.
     pub table: String,

@@ -387,6 +387,15 @@ impl Workspace {
                 Some(format!("a database snapshot, copied by template from {snapshot}"));
             return Ok(Workspace::new(source_url.to_string(), &snapshot, None, run_id, info));
         }
+        if m.kind == backup::Kind::DataDirectory {
+            return Err(RehearseError::Clone {
+                reason: format!(
+                    "backup {} is a data directory a restore replaced, on the production server; \
+                     rehearse from a restore point or a dump",
+                    m.id
+                ),
+            });
+        }
         if m.kind == backup::Kind::RestorePoint {
             // Recovered on this machine from the stanza's repository: the
             // production server is not touched.

@@ -448,6 +448,8 @@ impl BackedUp {
             jobs: create::default_jobs(),
             resume: false,
             lock_wait: settings.lock_wait,
+            whole_cluster: false,
+            server: Default::default(),
         };
         restore::restore(
             conninfo,

@@ -18,7 +18,8 @@ mod full;
 mod responder;
 pub use full::{method_c, Full, FullOutcome, TableExposure};
 pub use responder::{
-    forensics_root, release_to_kill, target, FullSetup, Observer, Responder, RestoreSetup,
+    forensics_root, release_to_kill, target, FullSetup, Observer, Responder, RestoreRun,
+    RestoreSetup,
 };
 
 /// `[hooks]`: shell commands the methods run at their steps.
@@ -370,16 +371,25 @@ pub fn method_b(
             let written = since
                 .map(|n| format!("{n} row(s) more than the backup held, "))
                 .unwrap_or_default();
-            let kept = match &r.snapshot_database {
-                Some(db) => format!(
+            let kept = match (&r.kept_data_dir, &r.snapshot_database) {
+                (Some(dir), _) => format!(
+                    "the whole cluster as it was before it kept in data directory {}",
+                    dir.display()
+                ),
+                (None, Some(db)) => format!(
                     "the state before it ({written}kept as database {db}, backup {})",
                     r.snapshot_id
                 ),
-                None => format!("the state before it kept as backup {}", r.snapshot_id),
+                (None, None) => format!("the state before it kept as backup {}", r.snapshot_id),
+            };
+            let kept_in = match (&r.kept_data_dir, &r.snapshot_database) {
+                (Some(dir), _) => dir.display().to_string(),
+                (None, Some(db)) => db.clone(),
+                (None, None) => format!("backup {}", r.snapshot_id),
             };
             run.base["restore"] = json!({
                 "backup": id,
-                "kept_in": r.snapshot_database.clone().unwrap_or_else(|| format!("backup {}", r.snapshot_id)),
+                "kept_in": kept_in,
                 "rows_since": since,
             });
             let detail = format!(

@@ -33,6 +33,18 @@ pub struct RestoreSetup {
     pub store: Store,
     pub jobs: usize,
     pub freeze: FreezeSection,
+    /// How a physical restore stops and starts the server.
+    pub server: crate::backup::restore::ServerControl,
+}
+
+/// How method B's restore runs this time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreRun {
+    /// Finish an interrupted restore instead of starting one.
+    pub resume: bool,
+    /// A physical restore goes on when other databases changed since
+    /// the point.
+    pub whole_cluster: bool,
 }
 
 /// What method C works on: the folder's migrations (their downs run), the
@@ -152,7 +164,7 @@ impl Responder {
         client: &mut postgres::Client,
         target: Option<&Target>,
         backup: Option<String>,
-        resume: bool,
+        how: RestoreRun,
         reason: &str,
         observer: &mut dyn Observer,
     ) -> Result<Vec<Step>, RespondError> {
@@ -164,7 +176,13 @@ impl Responder {
             store: &self.restore.store,
             tools: &tools,
             backup,
-            options: RestoreOptions { jobs: self.restore.jobs, resume, lock_wait: self.lock_wait },
+            options: RestoreOptions {
+                jobs: self.restore.jobs,
+                resume: how.resume,
+                lock_wait: self.lock_wait,
+                whole_cluster: how.whole_cluster,
+                server: self.restore.server.clone(),
+            },
             freeze: &self.restore.freeze,
         };
         let mut alerted = false;

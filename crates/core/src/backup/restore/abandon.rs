@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::databases::{database_exists, maintenance};
-use super::journal::{journal, Journal, Step, Strategy};
+use super::journal::{journal, Journal, PhysicalStep, Step, Strategy};
 use crate::backup::{BackupError, Store};
 use crate::freeze;
 use crate::pg::quote_ident;
@@ -31,6 +31,16 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
     let Some(j) = journal(store)? else { return Ok(None) };
     refuse_past_the_point_of_no_return(&j)?;
     let mut dropped = None;
+    if j.strategy == Strategy::Physical {
+        super::physical::remove_copy(&j).map_err(|cleanup| {
+            BackupError::Refused(format!("could not remove the restore's copy: {cleanup}"))
+        })?;
+        dropped = j
+            .physical
+            .as_ref()
+            .filter(|p| p.incoming.is_none())
+            .map(|p| p.restoring(&j.restore_id).display().to_string());
+    }
     if let Some(temp) = j.temp_database.as_deref().filter(|t| *t != j.database) {
         let mut admin = maintenance(url)?;
         if database_exists(&mut admin, temp)? {
@@ -58,6 +68,7 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
 fn refuse_past_the_point_of_no_return(j: &Journal) -> Result<(), BackupError> {
     let changed = match j.strategy {
         Strategy::Swap => j.step == Step::Swapped,
+        Strategy::Physical => j.physical.as_ref().is_some_and(|p| p.step >= PhysicalStep::Swapping),
         Strategy::Clean => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
     };
     if !changed {

@@ -4,6 +4,8 @@
 //! fields and step names are a file format: a journal written by an older
 //! Backstop must still be finished by this one.
 
+use std::path::{Path, PathBuf};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ pub enum Strategy {
     Swap,
     /// Dump the current state, drop the user schemas, restore into them.
     Clean,
+    /// A point-in-time recovery of the whole cluster into a new data
+    /// directory beside the server's, swapped in for it (`physical.rs`).
+    Physical,
 }
 
 /// How far a restore got, in order: the last step the journal recorded.
@@ -71,6 +76,89 @@ pub struct Journal {
     pub snapshot_database: Option<String>,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Physical: the server's data directory and how far the swap got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<Physical>,
+}
+
+/// How far a physical restore got, in order. A resumed run goes on after
+/// the last one recorded; within `swapping`, by which directories exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhysicalStep {
+    /// The checks passed; nothing exists yet.
+    Checked,
+    /// pgBackRest restores into the new directory (a resumed run starts
+    /// it over).
+    Recovering,
+    /// The copy runs on a spare port, recovered to the point and promoted.
+    Recovered,
+    /// The copy matches the state recorded at the point.
+    Verified,
+    /// Writes to the database are frozen; the audit log and flags are
+    /// carried over to the copy.
+    Frozen,
+    /// The server is being stopped and the directories swapped: past the
+    /// point of no return (only `--resume` finishes it).
+    Swapping,
+    /// The copy runs as the server; only the audit is left.
+    Swapped,
+}
+
+/// What a physical restore works on, kept so that a resumed run (maybe
+/// with the server down) finds it all again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Physical {
+    pub step: PhysicalStep,
+    /// The server's data directory (`SHOW data_directory`).
+    pub data_dir: PathBuf,
+    /// The directory of the server's major's `pg_ctl`.
+    pub bin_dir: PathBuf,
+    /// The server's major version.
+    pub major: u32,
+    /// The server's arguments as `postmaster.opts` records them (after
+    /// the program), to start it again the same way.
+    pub server_options: String,
+    /// The data directory's owner (uid, gid): the account pg_ctl runs as
+    /// when Backstop runs as root.
+    pub owner: (u32, u32),
+    /// The copy's spare port.
+    pub port: u16,
+    /// `[backup] server_stop` and `server_start`, when set.
+    pub server_stop: Vec<String>,
+    pub server_start: Vec<String>,
+    /// A data directory kept by an earlier restore, swapped back in as it
+    /// is (no recovery); `None`: a recovery into `restoring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<PathBuf>,
+}
+
+impl Physical {
+    /// Where the copy is restored: beside the data directory, so that the
+    /// swap is two renames on one file system.
+    pub fn restoring(&self, restore_id: &str) -> PathBuf {
+        match &self.incoming {
+            Some(kept) => kept.clone(),
+            None => sibling(&self.data_dir, &format!("restoring-{restore_id}")),
+        }
+    }
+
+    /// Where the replaced data directory is kept.
+    pub fn kept(&self, restore_id: &str) -> PathBuf {
+        sibling(&self.data_dir, &format!("pre-restore-{restore_id}"))
+    }
+
+    /// The copy's socket, its access rules and its log.
+    pub fn run_dir(&self, restore_id: &str) -> PathBuf {
+        sibling(&self.data_dir, &format!("backstop-{restore_id}"))
+    }
+}
+
+/// `<dir>.<suffix>`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
 }
 
 impl Journal {
@@ -89,6 +177,7 @@ impl Journal {
             snapshot_database: None,
             started_at: now,
             updated_at: now,
+            physical: None,
         }
     }
 
@@ -126,6 +215,28 @@ impl Journal {
         self.save(store)
     }
 
+    /// Records that a physical restore reached `step` (and the step
+    /// `status` shows for it).
+    pub(super) fn record_physical(
+        &mut self,
+        step: PhysicalStep,
+        store: &Store,
+    ) -> Result<(), BackupError> {
+        self.step = match step {
+            PhysicalStep::Checked => Step::Started,
+            PhysicalStep::Recovering | PhysicalStep::Recovered => Step::Restoring,
+            PhysicalStep::Verified => Step::Restored,
+            PhysicalStep::Frozen | PhysicalStep::Swapping => Step::Frozen,
+            PhysicalStep::Swapped => Step::Swapped,
+        };
+        if let Some(p) = self.physical.as_mut() {
+            p.step = step;
+        }
+        self.save(store)?;
+        crash_point(&format!("{step:?}").to_lowercase());
+        Ok(())
+    }
+
     /// Writes the journal to a temporary name and renames it, so a crash
     /// leaves the old record or the new one, never half of one.
     pub(super) fn save(&mut self, store: &Store) -> Result<(), BackupError> {
@@ -150,6 +261,16 @@ impl Journal {
     }
 }
 
+/// For the tests of resuming: `BACKSTOP_TEST_CRASH_AFTER=<point>` kills
+/// this process (SIGKILL, as the kernel's OOM killer would) when a
+/// physical restore passes that point (a step's name, or `stopped` and
+/// `moved` inside the swap).
+pub(super) fn crash_point(point: &str) {
+    if std::env::var("BACKSTOP_TEST_CRASH_AFTER").is_ok_and(|p| p == point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// The unfinished restore in `store`, if any (for `status`).
 pub fn journal(store: &Store) -> Result<Option<Journal>, BackupError> {
     let path = store.dir().join(JOURNAL);
@@ -165,6 +286,32 @@ pub fn journal(store: &Store) -> Result<Option<Journal>, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_physical_restore_works_beside_the_data_directory() {
+        let p = Physical {
+            step: PhysicalStep::Checked,
+            data_dir: PathBuf::from("/var/lib/postgresql/16/main"),
+            bin_dir: PathBuf::from("/usr/lib/postgresql/16/bin"),
+            major: 16,
+            server_options: String::new(),
+            owner: (105, 110),
+            port: 5999,
+            server_stop: vec![],
+            server_start: vec![],
+            incoming: None,
+        };
+        let id = "20260107T120000Z-ab12";
+        assert_eq!(
+            p.restoring(id),
+            Path::new("/var/lib/postgresql/16/main.restoring-20260107T120000Z-ab12")
+        );
+        assert_eq!(
+            p.kept(id),
+            Path::new("/var/lib/postgresql/16/main.pre-restore-20260107T120000Z-ab12")
+        );
+        assert!(PhysicalStep::Frozen < PhysicalStep::Swapping);
+    }
 
     /// `--resume` must finish restores journalled by older Backstops: the
     /// step names and fields on disk do not change.

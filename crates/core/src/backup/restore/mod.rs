@@ -24,6 +24,8 @@ mod abandon;
 mod clean;
 mod databases;
 mod journal;
+mod physical;
+mod server;
 mod swap;
 
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ use postgres::Client;
 use serde::Serialize;
 use serde_json::json;
 
+pub use super::config::ServerControl;
 pub use abandon::{abandon, Abandoned};
 pub use databases::{connect_to, drop_leftovers, drop_snapshot};
 pub use journal::{journal, Journal, Step, Strategy, JOURNAL};
@@ -53,6 +56,11 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// How long to wait for the migration lock.
     pub lock_wait: Duration,
+    /// A physical restore: go on when other databases of the cluster
+    /// changed since the point (their writes are undone).
+    pub whole_cluster: bool,
+    /// A physical restore: how the server is stopped and started.
+    pub server: ServerControl,
 }
 
 /// What a restore did.
@@ -65,6 +73,9 @@ pub struct RestoreReport {
     pub snapshot_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_database: Option<String>,
+    /// A physical restore: the replaced data directory, kept whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_data_dir: Option<std::path::PathBuf>,
     pub tables: usize,
     pub rows: i64,
     pub duration_ms: u64,
@@ -89,6 +100,10 @@ pub fn restore(
     let started = Instant::now();
     let unfinished = Journal::unfinished(store, id, options.resume)?;
     let resumed = unfinished.is_some();
+    let mut m = store.load(id)?;
+    if matches!(m.kind, Kind::RestorePoint | Kind::DataDirectory) {
+        return physical::restore(url, store, &m, unfinished, options, freeze_options, progress);
+    }
 
     // What earlier restores left behind goes first.
     for name in drop_leftovers(url, store)? {
@@ -96,10 +111,6 @@ pub fn restore(
     }
 
     // 1. The backup must be intact before anything touches the target.
-    let mut m = store.load(id)?;
-    if m.kind == Kind::RestorePoint {
-        return Err(point_in_time(&m));
-    }
     // pg_restore of the archive's major (or newer) restores it.
     let fitted = if m.kind == Kind::Dump { tools.fit(m.written_by_num())? } else { tools.clone() };
     let tools = &fitted;
@@ -144,6 +155,7 @@ pub fn restore(
     let result = match j.strategy {
         Strategy::Swap => run.swap(&mut j, &m, lock),
         Strategy::Clean => run.clean(&mut j, &m, &mut lock),
+        Strategy::Physical => Err(Failure::Abandoned(point_in_time(&m))),
     };
     if let Err(failure) = result {
         return Err(run.failed(failure, guard, id, &source.database));
@@ -151,7 +163,7 @@ pub fn restore(
     match j.strategy {
         // The frozen database is the one set aside as the snapshot.
         Strategy::Swap => guard.keep(),
-        Strategy::Clean => {
+        Strategy::Clean | Strategy::Physical => {
             guard.lift()?;
         }
     }
@@ -292,6 +304,7 @@ impl Run<'_> {
             snapshot_id: j.snapshot_id.clone().unwrap_or_default(),
             // Only a swap keeps the old database under a new name.
             snapshot_database: j.snapshot_database.clone(),
+            kept_data_dir: None,
             tables: m.row_counts.len(),
             rows: m.row_counts.values().sum(),
             duration_ms: started.elapsed().as_millis() as u64,
@@ -339,15 +352,25 @@ fn record_failure(url: &str, id: &str, e: &BackupError) {
     }
 }
 
-/// Why `restore` does not bring back a pgBackRest restore point itself
-/// yet, and the commands that do.
+/// Carries `backstop.events` (and the incidents) over from `from` to `to`.
+fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
+    events::carry_over(from, to).map_err(|e| match e {
+        events::CarryError::Db(source) => BackupError::db("carrying backstop.events over")(source),
+        events::CarryError::Io(source) => BackupError::io("backstop.events")(source),
+    })
+}
+
+/// A restore point or a kept data directory is not restored into a
+/// database: the refusal of a path that would try.
 pub(crate) fn point_in_time(m: &super::Manifest) -> BackupError {
-    let (stanza, name) =
-        m.restore_point.as_ref().map_or(("?", "?"), |p| (p.stanza.as_str(), p.name.as_str()));
+    let what = match (&m.restore_point, &m.kept_data_dir) {
+        (Some(p), _) => format!("pgBackRest restore point {}", p.name),
+        (None, Some(k)) => format!("data directory {}", k.path.display()),
+        (None, None) => "a whole cluster".into(),
+    };
     BackupError::Refused(format!(
-        "backup {} is pgBackRest restore point {name}: a point-in-time recovery of the whole \
-         cluster, which Backstop does not carry out yet; stop the server and run \
-         `pgbackrest --stanza={stanza} --delta --type=name --target={name} --target-action=promote restore`",
-        m.id
+        "backup {} is {what}: it is restored as the whole cluster (`backstop restore {}`), not \
+         into a database",
+        m.id, m.id
     ))
 }

@@ -15,7 +15,7 @@ use super::databases::{
     connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
 };
 use super::journal::{Journal, Step};
-use super::{point_in_time, Failure, Run};
+use super::{copy_events, point_in_time, Failure, Run};
 use crate::backup::create::{facts, source_of};
 use crate::backup::manifest::{Kind, Manifest, Verification};
 use crate::backup::store::new_id;
@@ -61,7 +61,7 @@ impl Incoming {
     /// and kept in the journal, so that a resumed run finds it again.
     fn of(j: &mut Journal, m: &Manifest, admin: &mut Client) -> Result<Incoming, Failure> {
         match m.kind {
-            Kind::RestorePoint => Err(point_in_time(m).into()),
+            Kind::RestorePoint | Kind::DataDirectory => Err(point_in_time(m).into()),
             Kind::Dump => {
                 let name = j
                     .temp_database
@@ -413,18 +413,8 @@ fn snapshot_manifest(
         state: None,
         snapshot_database: Some(snapshot_db.to_string()),
         restore_point: None,
+        kept_data_dir: None,
         verification: Verification::default(),
-    })
-}
-
-/// Carries `backstop.events` over: every event of `from` that `to` lacks
-/// (the log of a backup is a prefix of the live one, ids included).
-fn copy_events(from: &mut Client, to: &mut Client) -> Result<u64, BackupError> {
-    crate::schema::events::carry_over(from, to).map_err(|e| match e {
-        crate::schema::events::CarryError::Db(source) => {
-            BackupError::db("carrying backstop.events over")(source)
-        }
-        crate::schema::events::CarryError::Io(source) => BackupError::io("backstop.events")(source),
     })
 }
 
