@@ -388,3 +388,53 @@ fn what_a_physical_restore_cannot_do_safely_is_refused_before_anything_changes()
     assert!(kept_dirs(cluster).is_empty());
     assert!(!p.path().join(".backstop/backups/restore.json").exists());
 }
+
+/// `pg_ctl ARGS -D <data>` of `cluster`, as the cluster's owner.
+fn pg_ctl(cluster: &Cluster, args: &[&str]) -> std::process::Output {
+    let tool = cluster.bin().tool("pg_ctl");
+    let mut cmd = if nix::unistd::Uid::effective().is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(tool);
+        c
+    } else {
+        Command::new(tool)
+    };
+    cmd.args(args).arg("-D").arg(cluster.dir().join("data")).output().unwrap()
+}
+
+#[test]
+fn a_server_whose_configuration_lives_outside_its_data_directory_is_restored_too() {
+    let Some((archived, p)) = setup("pitr_etc") else { return };
+    let cluster = &archived.cluster;
+    // As Debian keeps it: postgresql.conf in a directory of its own, named
+    // on the server's command line; the backup then holds none.
+    let etc = cluster.dir().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    Command::new("chown").arg("postgres").arg(&etc).status().unwrap();
+    let out = pg_ctl(cluster, &["stop", "-m", "fast", "-w"]);
+    assert!(out.status.success(), "{out:?}");
+    let conf = etc.join("postgresql.conf");
+    std::fs::rename(cluster.dir().join("data").join("postgresql.conf"), &conf).unwrap();
+    let log = cluster.dir().join("server.log").display().to_string();
+    let options = format!("-p {} -c config_file='{}'", cluster.port(), conf.display());
+    let out = pg_ctl(cluster, &["start", "-w", "-l", &log, "-o", &options]);
+    assert!(out.status.success(), "{out:?}");
+    archived.run(&["--type=full", "backup"]).unwrap();
+
+    p.migration("001_items", "CREATE TABLE items (id int);", Some("DROP TABLE items;"));
+    p.run(&["migrate"]).expect_code(0).expect_output("restore point backstop-");
+    let id = guard_of(&p, "001");
+    cluster
+        .connect(&p.db)
+        .unwrap()
+        .batch_execute("INSERT INTO accounts VALUES (101, 'late')")
+        .unwrap();
+
+    p.run(&["restore", &id, "--yes"]).expect_code(0).expect_output("whole cluster");
+    let mut db = cluster.connect(&p.db).unwrap();
+    assert_eq!(db.count("accounts"), 100);
+    assert!(!db.exists("items"), "the schema is back at the point");
+    let file: String = db.query_one("SHOW config_file", &[]).unwrap().get(0);
+    assert_eq!(file, conf.display().to_string(), "the server reads its own configuration again");
+    assert!(!cluster.dir().join("data").join("postgresql.conf").exists());
+}

@@ -232,7 +232,7 @@ pub(super) fn start_copy(
     std::fs::write(&hba, "local all all trust\n").map_err(BackupError::io(&hba))?;
     chown_tree(&hba, p.owner).map_err(BackupError::io(&hba))?;
     let log = run_dir.join("copy.log");
-    let options = format!(
+    let mut options = format!(
         "-p {} -c listen_addresses='' -c unix_socket_directories='{}' -c hba_file='{}' \
          -c archive_mode=on -c archive_command=''{} -c hot_standby=off -c shared_buffers=128MB",
         p.port,
@@ -241,6 +241,22 @@ pub(super) fn start_copy(
         // Where a library archives instead, it must be off too.
         if p.major >= 15 { " -c archive_library=''" } else { "" }
     );
+    // A server whose configuration lives outside its data directory (as
+    // Debian's clusters keep theirs in /etc) left none in the backup: the
+    // copy gets empty files of its own, the command line saying the rest.
+    // The server started on it after the swap reads its own again.
+    if !restoring.join("postgresql.conf").exists() {
+        for name in ["postgresql.conf", "pg_ident.conf"] {
+            let path = run_dir.join(name);
+            std::fs::write(&path, "").map_err(BackupError::io(&path))?;
+            chown_tree(&path, p.owner).map_err(BackupError::io(&path))?;
+        }
+        options.push_str(&format!(
+            " -c config_file='{}' -c ident_file='{}'",
+            run_dir.join("postgresql.conf").display(),
+            run_dir.join("pg_ident.conf").display()
+        ));
+    }
     let mut cmd = pg_ctl(p);
     cmd.args(["start", "-w", "-t", "86400", "-D"])
         .arg(restoring)
