@@ -256,15 +256,10 @@ impl Run<'_> {
                 // run only once that is done (a server that crashed cannot be
                 // unfrozen yet; the record then stays for --resume or unfreeze).
                 record_failure(self.url, id, &e);
-                if let Err(lift) = guard.lift() {
-                    return BackupError::CleanupFailed {
-                        cause: Box::new(e),
-                        cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
-                    };
-                }
-                if let Err(forget) = Journal::remove(self.store) {
-                    return forget;
-                }
+                e = match lift_and_forget(Some(guard), self.store, e) {
+                    Ok(e) => e,
+                    Err(cleanup) => return cleanup,
+                };
                 if let BackupError::Interrupted { then, .. } = &mut e {
                     *then = format!(
                         "; the restore was abandoned: {database} is as it was and takes writes again"
@@ -337,6 +332,25 @@ fn record_success(
 }
 
 /// Best effort: a failed restore is audited in the target too.
+/// After an abandoned run that changed nothing of the target: the freeze
+/// lifted, then the run forgotten (not before: a server that crashed cannot
+/// be unfrozen yet, and the record then stays for --resume or unfreeze).
+/// `Ok(e)` when both were done; else the error that says what is left.
+fn lift_and_forget(
+    freeze: Option<FreezeGuard>,
+    store: &Store,
+    e: BackupError,
+) -> Result<BackupError, BackupError> {
+    if let Some(Err(lift)) = freeze.map(FreezeGuard::lift) {
+        return Err(BackupError::CleanupFailed {
+            cause: Box::new(e),
+            cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
+        });
+    }
+    Journal::remove(store)?;
+    Ok(e)
+}
+
 fn record_failure(url: &str, id: &str, e: &BackupError) {
     if let Ok(mut client) = crate::pg::connect(url, "backstop") {
         let _ = freeze::exempt(&mut client);

@@ -31,7 +31,9 @@ use postgres::Client;
 
 use super::journal::{crash_point, Journal, Physical, PhysicalStep, Strategy};
 use super::server;
-use super::{copy_events, record_failure, record_success, RestoreOptions, RestoreReport};
+use super::{
+    copy_events, lift_and_forget, record_failure, record_success, RestoreOptions, RestoreReport,
+};
 use crate::backup::create::source_of;
 use crate::backup::manifest::{DatabaseWrites, KeptDataDir, Kind, Manifest, RestorePoint};
 use crate::backup::pgbackrest::restore_to;
@@ -373,18 +375,7 @@ impl Pitr<'_> {
         if let Err(cleanup) = remove_copy(j) {
             return BackupError::CleanupFailed { cause: Box::new(e), cleanup };
         }
-        if let Some(freeze) = freeze {
-            if let Err(lift) = freeze.lift() {
-                return BackupError::CleanupFailed {
-                    cause: Box::new(e),
-                    cleanup: format!("lifting the freeze: {}", crate::kit::error::chain(&lift)),
-                };
-            }
-        }
-        if let Err(forget) = Journal::remove(self.store) {
-            return forget;
-        }
-        e
+        lift_and_forget(freeze, self.store, e).unwrap_or_else(|cleanup| cleanup)
     }
 
     /// Steps `swapping` and `swapped`, each move only if it is still to
