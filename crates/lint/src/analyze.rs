@@ -50,7 +50,7 @@ pub struct Report {
     pub created_tables: Vec<RelationName>,
 }
 
-/// A file parsed: each statement's tree (see [`crate::parse::each_statement`])
+/// A file parsed: each statement's tree (see [`parse_all`])
 /// and the file's tokens.
 struct Parsed {
     /// Each statement's text range in the file, where its tree's locations
