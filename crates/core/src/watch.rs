@@ -122,6 +122,9 @@ pub struct Watch {
     states: BTreeMap<String, decide::State>,
     /// Since when every trigger has been clear while an incident is open.
     clear_since: Option<Instant>,
+    /// Method B may restore a restore point over other databases that
+    /// changed since it (`--whole-cluster`).
+    whole_cluster: bool,
 }
 
 impl Watch {
@@ -147,7 +150,15 @@ impl Watch {
             last: None,
             states: BTreeMap::new(),
             clear_since: None,
+            whole_cluster: false,
         }
+    }
+
+    /// Lets method B restore a pgBackRest restore point, which brings back
+    /// the whole cluster, even when other databases in it changed since.
+    pub fn whole_cluster(mut self, on: bool) -> Watch {
+        self.whole_cluster = on;
+        self
     }
 
     /// The triggers' names, in their order.
@@ -306,7 +317,7 @@ impl Watch {
                     client,
                     target.as_ref(),
                     None,
-                    crate::respond::RestoreRun::default(),
+                    crate::respond::RestoreRun { resume: false, whole_cluster: self.whole_cluster },
                     &reason,
                     &mut observer,
                 )?;

@@ -58,6 +58,11 @@ pub struct Args {
     /// The release method A turns off (default: the one release with flags on).
     #[arg(long, value_name = "RELEASE")]
     release: Option<String>,
+    /// Let method B restore a pgBackRest restore point even when other
+    /// databases of the cluster changed since it (their writes are undone,
+    /// and kept in the replaced data directory).
+    #[arg(long)]
+    whole_cluster: bool,
     /// One round: sample every trigger once, decide, act, and exit
     /// (exit 1 when a method is called for and not carried out).
     #[arg(long)]
@@ -203,7 +208,8 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         &url,
         args.auto.into(),
         args.release.clone(),
-    );
+    )
+    .whole_cluster(args.whole_cluster);
     let mut client = backstop_core::pg::connect(&url, "backstop watch")?;
     let started = Instant::now();
     let text = args.output.format == Format::Text;

@@ -438,3 +438,34 @@ fn a_server_whose_configuration_lives_outside_its_data_directory_is_restored_too
     assert_eq!(file, conf.display().to_string(), "the server reads its own configuration again");
     assert!(!cluster.dir().join("data").join("postgresql.conf").exists());
 }
+
+#[test]
+fn watch_auto_b_restores_the_point_over_changed_databases_only_with_whole_cluster() {
+    let Some((archived, p)) = setup("pitr_watch") else { return };
+    let cluster = &archived.cluster;
+    p.migration("001_items", "CREATE TABLE items (id int);", Some("DROP TABLE items;"));
+    p.run(&["migrate"]).expect_code(0).expect_output("restore point backstop-");
+    let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
+    p.config(&format!(
+        "{config}\n[[triggers]]\nname = \"bad items\"\nsource = \"sql\"\n\
+         sql = \"select count(*)::float8 from items\"\nabove = 0\ninterval = \"1s\"\nmethod = \"B\"\n"
+    ));
+    cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (1)").unwrap();
+    cluster.connect("bystander").unwrap().batch_execute("INSERT INTO t VALUES (2)").unwrap();
+    // The statistics reach pg_stat_database up to a second late.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    // Another database wrote since the point: the watch's method B
+    // refuses, and nothing changes.
+    let refused = p.run(&["watch", "--once", "--auto", "B"]);
+    assert_ne!(refused.code, Some(0), "{}", refused.all());
+    refused.expect_output("bystander").expect_output("--whole-cluster");
+    assert!(cluster.connect(&p.db).unwrap().exists("items"));
+    assert_eq!(count(cluster, "bystander", "t"), 2);
+    assert!(kept_dirs(cluster).is_empty());
+
+    p.run(&["watch", "--once", "--auto", "B", "--whole-cluster"]).expect_code(0);
+    assert!(!cluster.connect(&p.db).unwrap().exists("items"), "the schema is back at the point");
+    assert_eq!(count(cluster, "bystander", "t"), 1, "the whole cluster is back at the point");
+    assert_eq!(kept_dirs(cluster).len(), 1);
+}
