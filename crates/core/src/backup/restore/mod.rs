@@ -134,11 +134,7 @@ pub fn restore(
     if !m.same_database(source.system_identifier.as_deref(), &source.database) {
         return Err(BackupError::wrong_database(id, &m, &source));
     }
-    let mut lock = MigrationLock::acquire(&mut client, options.lock_wait, |holder| {
-        let who = holder.map_or("another session".to_string(), |h| h.to_string());
-        run.progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
-    })
-    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))?;
+    let mut lock = migration_lock(&mut client, options.lock_wait, run.progress)?;
 
     // Step `started`.
     let mut j = match unfinished {
@@ -332,6 +328,20 @@ fn record_success(
 }
 
 /// Best effort: a failed restore is audited in the target too.
+/// The migration lock a restore holds, taken on `client` (waiting up to
+/// `wait`, saying who holds it meanwhile).
+fn migration_lock<'c>(
+    client: &'c mut Client,
+    wait: Duration,
+    progress: &mut dyn Progress,
+) -> Result<MigrationLock<'c>, BackupError> {
+    MigrationLock::acquire(client, wait, |holder| {
+        let who = holder.map_or("another session".to_string(), |h| h.to_string());
+        progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
+    })
+    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))
+}
+
 /// After an abandoned run that changed nothing of the target: the freeze
 /// lifted, then the run forgotten (not before: a server that crashed cannot
 /// be unfrozen yet, and the record then stays for --resume or unfreeze).

@@ -32,7 +32,8 @@ use postgres::Client;
 use super::journal::{crash_point, Journal, Physical, PhysicalStep, Strategy};
 use super::server;
 use super::{
-    copy_events, lift_and_forget, record_failure, record_success, RestoreOptions, RestoreReport,
+    copy_events, lift_and_forget, migration_lock, record_failure, record_success, RestoreOptions,
+    RestoreReport,
 };
 use crate::backup::create::source_of;
 use crate::backup::manifest::{DatabaseWrites, KeptDataDir, Kind, Manifest, RestorePoint};
@@ -41,7 +42,6 @@ use crate::backup::point;
 use crate::backup::store::new_id;
 use crate::backup::{BackupError, Note, Progress, Store};
 use crate::freeze::{self, FreezeGuard, FreezeSection};
-use crate::pg::lock::MigrationLock;
 
 /// What one physical restore works with.
 struct Pitr<'a> {
@@ -95,11 +95,7 @@ pub(super) fn restore(
     if !m.same_database(source.system_identifier.as_deref(), &source.database) {
         return Err(BackupError::wrong_database(&m.id, m, &source));
     }
-    let mut lock = MigrationLock::acquire(&mut client, options.lock_wait, |holder| {
-        let who = holder.map_or("another session".to_string(), |h| h.to_string());
-        run.progress.note(Note::Step(format!("waiting for the migration lock held by {who}")));
-    })
-    .map_err(|e| BackupError::Refused(crate::kit::error::chain(&e)))?;
+    let mut lock = migration_lock(&mut client, options.lock_wait, run.progress)?;
     let mut j = match unfinished {
         Some(j) => j,
         None => {
