@@ -419,11 +419,7 @@ fn rollback_fixture(p: &Project) -> postgres::Client {
 }
 
 fn trail(db: &mut postgres::Client) -> Vec<String> {
-    db.query("select version from trail order by id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    db.texts("select version from trail order by id")
 }
 
 #[test]

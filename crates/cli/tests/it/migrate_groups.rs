@@ -22,11 +22,9 @@ fn with_mood(label: &str) -> Project {
 }
 
 fn labels(db: &mut postgres::Client) -> Vec<String> {
-    db.query("select enumlabel::text from pg_enum where enumtypid = 'mood'::regtype order by enumsortorder", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    db.texts(
+        "select enumlabel::text from pg_enum where enumtypid = 'mood'::regtype order by enumsortorder",
+    )
 }
 
 #[test]

@@ -51,6 +51,16 @@ fn guard_of(p: &Project, version: &str) -> String {
         .unwrap_or_else(|| panic!("no entry guards {version}: {list}"))
 }
 
+/// `restore ID` killed by a signal once it has recorded `step`.
+fn kill_restore_at(p: &Project, id: &str, step: &str) {
+    let killed = p
+        .std_cmd(&["restore", id, "--yes"])
+        .env("BACKSTOP_TEST_CRASH_AFTER", step)
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "not killed at {step}: {killed:?}");
+}
+
 fn count(cluster: &Cluster, db: &str, table: &str) -> i64 {
     cluster.connect(db).unwrap().count(table)
 }
@@ -269,12 +279,7 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
     // the copy and lifts the freeze, nothing else changed.
     p.run(&["migrate"]).expect_code(0);
     let id = guard_of(&p, "002");
-    let killed = p
-        .std_cmd(&["restore", &id, "--yes"])
-        .env("BACKSTOP_TEST_CRASH_AFTER", "frozen")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
+    kill_restore_at(&p, &id, "frozen");
     let frozen = cluster.connect(&p.db).unwrap().batch_execute("INSERT INTO items VALUES (1)");
     assert!(format!("{frozen:?}").contains("read-only"), "{frozen:?}");
     let copies = || {
@@ -292,12 +297,7 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
     // Killed again with writes frozen, and the copy changed meanwhile: the
     // resumed run checks it again, finds the difference and abandons,
     // leaving the database as it was and writable.
-    let killed = p
-        .std_cmd(&["restore", &id, "--yes"])
-        .env("BACKSTOP_TEST_CRASH_AFTER", "frozen")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
+    kill_restore_at(&p, &id, "frozen");
     let journal = p.path().join(".backstop/backups/restore.json");
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
@@ -322,12 +322,7 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
 
     // Again, killed after the directories were swapped and before the
     // server started: the server is down until --resume.
-    let killed = p
-        .std_cmd(&["restore", &id, "--yes"])
-        .env("BACKSTOP_TEST_CRASH_AFTER", "moved")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "not killed: {killed:?}");
+    kill_restore_at(&p, &id, "moved");
     assert!(cluster.connect(&p.db).is_err(), "the server is down after the kill");
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.contains("\"swapping\""), "{text}");

@@ -214,6 +214,8 @@ pub trait DbExt {
     fn all_events(&mut self) -> Vec<(String, String, Vec<String>)>;
     /// Tables, views and sequences outside the system schemas.
     fn user_relations(&mut self) -> Vec<String>;
+    /// The first column of every row `sql` returns, a text column.
+    fn texts(&mut self, sql: &str) -> Vec<String>;
 }
 
 impl DbExt for postgres::Client {
@@ -235,11 +237,11 @@ impl DbExt for postgres::Client {
         if !self.exists("backstop.applied") {
             return Vec::new();
         }
-        self.query("select version from backstop.applied order by version", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        self.texts("select version from backstop.applied order by version")
+    }
+
+    fn texts(&mut self, sql: &str) -> Vec<String> {
+        self.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
     }
 
     fn events(&mut self) -> Vec<(String, String, Vec<String>)> {
