@@ -250,7 +250,11 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     report.findings.extend(unparsable);
     // Freeing every tree takes a twentieth of a check: it happens on
     // another thread, while the caller goes on with the report.
-    let _ = std::thread::Builder::new().name("free trees".into()).spawn(move || drop(parsed));
+    // Its stack is the parser threads' (`parallel.rs`): freeing a deep tree recurses.
+    let _ = std::thread::Builder::new()
+        .name("free trees".into())
+        .stack_size(8 << 20)
+        .spawn(move || drop(parsed));
     report
 }
 

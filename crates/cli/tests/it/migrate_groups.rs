@@ -99,10 +99,7 @@ fn a_failure_after_committed_groups_says_what_stays_and_the_way_back() {
     assert_eq!(plan["enum_values"][0]["rule"], "committed_before_use");
     assert_eq!(plan["enum_values"][0]["used_in"], "4_use_meh");
 
-    let dry = p.run(&["migrate", "--dry-run"]);
-    eprintln!("DRYRUN<<{}>>", dry.all());
     let run = p.run(&["migrate"]);
-    eprintln!("RUN<<{}>>", run.all());
     run.expect_code(1)
         // The plan, before anything runs.
         .expect_output("plan: 4 groups, not one transaction")

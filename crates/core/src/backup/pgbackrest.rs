@@ -49,10 +49,6 @@ impl PgBackRest {
         })
     }
 
-    pub fn stanza(&self) -> &str {
-        &self.stanza
-    }
-
     /// Runs `pgbackrest <args>` for the stanza; its standard output, or why
     /// it failed (its ERROR lines).
     fn run(&self, args: &[&str]) -> Result<String, BackupError> {

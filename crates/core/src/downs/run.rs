@@ -60,10 +60,8 @@ pub fn compute(
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
-    let server: i32 = client
-        .query_one("select current_setting('server_version_num')::int", &[])
-        .map_err(db("reading the server version"))?
-        .get(0);
+    let server =
+        crate::pg::server_version_num(&mut client).map_err(db("reading the server version"))?;
     let tools = tools.fit(server).map_err(tool_err)?;
     let mut replay = Replay {
         client,

@@ -320,7 +320,9 @@ pub fn migrate(
     if !problems.is_empty() {
         return Err(ApplyError::Unrunnable(problems));
     }
-    one_transaction_if_asked(&plan_up(&pending, options.each), options)?;
+    if options.all_or_nothing {
+        one_transaction_if_asked(&plan_up(&pending, options.each), options)?;
+    }
     with_lock(client, settings, progress, |client, progress| {
         if !options.dry_run {
             schema::ensure(client).map_err(|source| {

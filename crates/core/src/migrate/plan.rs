@@ -10,7 +10,7 @@
 //! added enum value fell under.
 
 use backstop_lint::enum_use::{Added, Transaction, Use};
-use backstop_lint::{Position, Statement};
+use backstop_lint::Statement;
 use serde::Serialize;
 
 use super::run::{Direction, Group};
@@ -145,7 +145,8 @@ type At = (usize, usize);
 
 /// `file:line` of byte `offset` in statement `stmt` of `file`.
 fn place(file: &SqlFile, stmt: &Statement, offset: usize) -> String {
-    let line = Position::of(&file.text, stmt.offset + offset).line;
+    let before = &stmt.sql.as_bytes()[..offset.min(stmt.sql.len())];
+    let line = stmt.position.line + before.iter().filter(|&&b| b == b'\n').count();
     format!("{}:{line}", file.path.display())
 }
 

@@ -95,8 +95,7 @@ pub struct TableChecksum {
 
 /// The checksum method this server supports.
 pub fn method(client: &mut impl GenericClient) -> Result<&'static str, postgres::Error> {
-    let version: i32 =
-        client.query_one("select current_setting('server_version_num')::int", &[])?.get(0);
+    let version = super::server_version_num(client)?;
     Ok(if version >= 140000 { METHOD_COLUMN_HASH } else { METHOD_TEXT_HASH })
 }
 

@@ -279,7 +279,7 @@ impl Cluster {
         fs::set_permissions(data, fs::Permissions::from_mode(0o700))
             .map_err(|e| self.dir_err(e))?;
         if let Some(who) = self.run_as {
-            chown_tree(data, who).map_err(|e| self.dir_err(e))?;
+            chown_tree(data, (who.uid.as_raw(), who.gid.as_raw())).map_err(|e| self.dir_err(e))?;
         }
         Ok(())
     }
@@ -587,18 +587,19 @@ fn fresh_dir() -> Result<(Option<RunAs>, PathBuf), ClusterError> {
     Ok((run_as, dir))
 }
 
-/// Hands every file under `dir` to `who`.
-fn chown_tree(dir: &Path, who: RunAs) -> std::io::Result<()> {
-    nix::unistd::chown(dir, Some(who.uid), Some(who.gid))?;
+/// Hands `dir` and every file under it to the user and group `(uid, gid)`.
+pub(crate) fn chown_tree(dir: &Path, owner: (u32, u32)) -> std::io::Result<()> {
+    nix::unistd::chown(dir, Some(owner.0.into()), Some(owner.1.into()))?;
     if dir.is_dir() && !dir.is_symlink() {
         for entry in fs::read_dir(dir)? {
-            chown_tree(&entry?.path(), who)?;
+            chown_tree(&entry?.path(), owner)?;
         }
     }
     Ok(())
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A TCP port free on 127.0.0.1 now.
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

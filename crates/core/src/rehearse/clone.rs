@@ -264,11 +264,9 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
 
 /// The source server's major version.
 fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
-    let num: i32 = admin
-        .query_one("select current_setting('server_version_num')::int", &[])
-        .map_err(db_err("reading the server version"))?
-        .get(0);
-    Ok(crate::pg::bins::major_of_num(num))
+    crate::pg::server_version_num(admin)
+        .map(crate::pg::bins::major_of_num)
+        .map_err(db_err("reading the server version"))
 }
 
 /// A throwaway cluster for a copy of a PostgreSQL `major` database: of

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::databases::{database_exists, maintenance};
-use super::journal::{journal, Journal, PhysicalStep, Step, Strategy};
+use super::journal::{journal, Journal, Step, Strategy};
 use crate::backup::{BackupError, Store};
 use crate::freeze;
 use crate::pg::quote_ident;
@@ -68,7 +68,7 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
 fn refuse_past_the_point_of_no_return(j: &Journal) -> Result<(), BackupError> {
     let changed = match j.strategy {
         Strategy::Swap => j.step == Step::Swapped,
-        Strategy::Physical => j.physical.as_ref().is_some_and(|p| p.step >= PhysicalStep::Swapping),
+        Strategy::Physical => super::physical::past_no_return(j),
         Strategy::Clean => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
     };
     if !changed {

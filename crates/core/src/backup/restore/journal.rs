@@ -152,6 +152,12 @@ impl Physical {
     pub fn run_dir(&self, restore_id: &str) -> PathBuf {
         sibling(&self.data_dir, &format!("backstop-{restore_id}"))
     }
+
+    /// Where the server started on the restored directory logs what it
+    /// says before its own logging takes over.
+    pub fn server_log(&self, restore_id: &str) -> PathBuf {
+        sibling(&self.data_dir, &format!("backstop-{restore_id}.log"))
+    }
 }
 
 /// `<dir>.<suffix>`.

@@ -133,7 +133,7 @@ pub(super) fn restore(
 }
 
 /// Whether the unfinished restore `j` has begun to stop the server.
-fn past_no_return(j: &Journal) -> bool {
+pub(super) fn past_no_return(j: &Journal) -> bool {
     j.physical.as_ref().is_some_and(|p| p.step >= PhysicalStep::Swapping)
 }
 
@@ -323,7 +323,7 @@ impl Pitr<'_> {
             restoring.display()
         )));
         restore_to(point, restoring)?;
-        server::chown_tree(restoring, p.owner).map_err(BackupError::io(restoring))
+        crate::pg::cluster::chown_tree(restoring, p.owner).map_err(BackupError::io(restoring))
     }
 
     /// Step `verified`: the copy holds what the point recorded (a kept
@@ -413,7 +413,7 @@ impl Pitr<'_> {
             "starting the server on the restored {}",
             p.data_dir.display()
         )));
-        server::start_server(&p, &server_log(&p, &j.restore_id))?;
+        server::start_server(&p, &p.server_log(&j.restore_id))?;
         server::wait_accepting(self.url, Duration::from_secs(600))?;
         j.record_physical(PhysicalStep::Swapped, self.store)
     }
@@ -519,14 +519,6 @@ impl Pitr<'_> {
         }
         Ok(Some(kept.path.clone()))
     }
-}
-
-/// Where the server started on the restored directory logs what it says
-/// before its own logging takes over.
-fn server_log(p: &Physical, restore_id: &str) -> PathBuf {
-    let mut name = p.data_dir.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".backstop-{restore_id}.log"));
-    p.data_dir.with_file_name(name)
 }
 
 /// Stops and removes the copy of an unfinished restore that never

@@ -127,10 +127,7 @@ pub(super) fn server_options(data_dir: &Path) -> Result<String, BackupError> {
 /// A free TCP port for the copy (it listens on none; the port names its
 /// socket).
 pub(super) fn spare_port() -> Result<u16, BackupError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(BackupError::io("127.0.0.1"))
+    crate::pg::cluster::free_port().map_err(BackupError::io("127.0.0.1"))
 }
 
 /// A program run as the data directory's owner, without the caller's PG*
@@ -186,18 +183,6 @@ pub(super) fn stop(p: &Physical, dir: &Path) -> Result<(), BackupError> {
     run(cmd, &format!("pg_ctl stop -D {}", dir.display()))
 }
 
-/// Hands `dir` and everything under it to `owner`.
-pub(super) fn chown_tree(dir: &Path, owner: (u32, u32)) -> std::io::Result<()> {
-    let (uid, gid) = (Some(owner.0.into()), Some(owner.1.into()));
-    nix::unistd::chown(dir, uid, gid)?;
-    if dir.is_dir() && !dir.is_symlink() {
-        for entry in std::fs::read_dir(dir)? {
-            chown_tree(&entry?.path(), owner)?;
-        }
-    }
-    Ok(())
-}
-
 /// An empty directory of the owner's, mode 0700.
 pub(super) fn fresh_dir(dir: &Path, owner: (u32, u32)) -> Result<(), BackupError> {
     if dir.exists() {
@@ -206,7 +191,7 @@ pub(super) fn fresh_dir(dir: &Path, owner: (u32, u32)) -> Result<(), BackupError
     std::fs::create_dir(dir).map_err(BackupError::io(dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(BackupError::io(dir))?;
-    chown_tree(dir, owner).map_err(BackupError::io(dir))
+    crate::pg::cluster::chown_tree(dir, owner).map_err(BackupError::io(dir))
 }
 
 /// Starts the copy in `restoring` on the spare port, over a private
@@ -230,7 +215,7 @@ pub(super) fn start_copy(
     }
     let hba = run_dir.join("pg_hba.conf");
     std::fs::write(&hba, "local all all trust\n").map_err(BackupError::io(&hba))?;
-    chown_tree(&hba, p.owner).map_err(BackupError::io(&hba))?;
+    crate::pg::cluster::chown_tree(&hba, p.owner).map_err(BackupError::io(&hba))?;
     let log = run_dir.join("copy.log");
     let mut options = format!(
         "-p {} -c listen_addresses='' -c unix_socket_directories='{}' -c hba_file='{}' \
@@ -249,7 +234,7 @@ pub(super) fn start_copy(
         for name in ["postgresql.conf", "pg_ident.conf"] {
             let path = run_dir.join(name);
             std::fs::write(&path, "").map_err(BackupError::io(&path))?;
-            chown_tree(&path, p.owner).map_err(BackupError::io(&path))?;
+            crate::pg::cluster::chown_tree(&path, p.owner).map_err(BackupError::io(&path))?;
         }
         options.push_str(&format!(
             " -c config_file='{}' -c ident_file='{}'",
@@ -329,11 +314,11 @@ fn hook(argv: &[String], what: &str) -> Result<(), BackupError> {
 
 /// Stops the server: `[backup] server_stop`, or `pg_ctl stop -m fast`.
 pub(super) fn stop_server(p: &Physical) -> Result<(), BackupError> {
-    if !running(p, &p.data_dir) {
-        return Ok(());
-    }
     if p.server_stop.is_empty() {
         return stop(p, &p.data_dir);
+    }
+    if !running(p, &p.data_dir) {
+        return Ok(());
     }
     hook(&p.server_stop, "server_stop")?;
     let deadline = Instant::now() + Duration::from_secs(600);
