@@ -30,7 +30,9 @@ pub(super) fn scenario_a(
     todo: &[Migration],
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
-    let splits = super::splits::of(todo);
+    let pending: Vec<&Migration> = todo.iter().collect();
+    let plan = migrate::plan_up(&pending, false);
+    let splits = super::splits::of(&plan);
     let avoidable = splits.iter().any(|s| s.fix.is_some());
     let scenario = |ok: bool, duration_ms: u64, detail: String, splits: Vec<Split>| Scenario {
         name: "A".into(),
@@ -40,8 +42,7 @@ pub(super) fn scenario_a(
         detail,
         splits,
     };
-    let pending: Vec<&Migration> = todo.iter().collect();
-    let groups = migrate::plan_up(&pending, false).groups;
+    let groups = plan.groups;
     let Some(last) = groups.iter().rposition(|g| g.transactional) else {
         let detail = "every migration runs outside a transaction: no failure rolls back on its own";
         return Ok(scenario(true, 0, detail.to_string(), splits));

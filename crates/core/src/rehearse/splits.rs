@@ -7,19 +7,19 @@
 //! fix.
 
 use super::outcome::Split;
-use crate::migrate::{self, Group};
+use crate::migrate::{self, Group, Plan};
 use crate::source::Migration;
 
-/// The splits of the batch `todo`, in run order.
-pub(super) fn of(todo: &[Migration]) -> Vec<Split> {
-    let pending: Vec<&Migration> = todo.iter().collect();
-    let groups = migrate::plan_up(&pending, false).groups;
+/// The splits of the batch `migrate` planned, in run order.
+pub(super) fn of(plan: &Plan<'_>) -> Vec<Split> {
+    let groups = &plan.groups;
     let mut out = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         if !g.transactional {
             out.push(alone(g.migrations[0]));
         } else if let Some(next) = groups.get(i + 1).filter(|n| n.transactional) {
-            out.push(committed_between(g, next, todo));
+            let why = plan.splits.get(i + 1).and_then(Option::as_ref);
+            out.push(committed_between(g, next, why));
         }
     }
     out
@@ -80,31 +80,18 @@ fn alone(m: &Migration) -> Split {
 }
 
 /// Two transactions in a row: the first commits an enum value the second
-/// uses.
-fn committed_between(first: &Group<'_>, next: &Group<'_>, todo: &[Migration]) -> Split {
-    let last = first.migrations.last().expect("a planned group is never empty");
+/// uses, as the plan found it (`why`).
+fn committed_between(first: &Group<'_>, next: &Group<'_>, why: Option<&migrate::Split>) -> Split {
     let at = next.migrations[0].version.clone();
-    let values: Vec<&str> = last
-        .up
-        .statements
-        .iter()
-        .filter_map(|s| s.facts.adds_enum_value.as_ref().map(|v| v.label.as_str()))
-        .collect();
-    let start = todo.iter().position(|m| m.version == last.version).map_or(todo.len(), |i| i + 1);
-    let user = values.iter().find_map(|v| {
-        todo[start..]
-            .iter()
-            .find(|m| m.up.statements.iter().any(|s| s.string_literals().iter().any(|l| l == v)))
-            .map(|m| (*v, m))
-    });
-    let why = match user {
-        Some((value, m)) => format!(
-            "the batch commits after {}: the enum value '{value}' it adds is used by {}, which \
-             PostgreSQL allows only after the value's transaction commits",
-            last.label(),
-            m.label()
+    let why = match why {
+        Some(migrate::Split::EnumValueUsed { label, added_in, used_in, .. }) => format!(
+            "the batch commits after {added_in}: the enum value '{label}' it adds is used by \
+             {used_in}, which PostgreSQL allows only after the value's transaction commits"
         ),
-        None => format!("the batch commits after {}", last.label()),
+        _ => {
+            let last = first.migrations.last().expect("a planned group is never empty");
+            format!("the batch commits after {}", last.label())
+        }
     };
     Split { at, why, fix: None }
 }
@@ -137,7 +124,10 @@ mod tests {
             ("6_needless/up.sql", "-- backstop:no-transaction\nCREATE INDEX j ON t (s);"),
             ("7_c/up.sql", "SELECT 1;"),
         ]);
-        let splits = of(&ms);
+        fn plan(ms: &[Migration]) -> Plan<'_> {
+            migrate::plan_up(&ms.iter().collect::<Vec<_>>(), false)
+        }
+        let splits = of(&plan(&ms));
         let got: Vec<(&str, &str, bool)> =
             splits.iter().map(|s| (s.at.as_str(), s.why.as_str(), s.fix.is_some())).collect();
         assert_eq!(
@@ -161,6 +151,6 @@ mod tests {
             ]
         );
         assert!(splits[2].fix.as_deref().unwrap().contains("-- backstop:no-transaction"));
-        assert!(of(&ms[..1]).is_empty(), "one migration, one transaction");
+        assert!(of(&plan(&ms[..1])).is_empty(), "one migration, one transaction");
     }
 }
