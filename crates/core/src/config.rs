@@ -241,6 +241,11 @@ impl Config {
             (url.into_inner(), line)
         });
         let mut migrations = file.migrations;
+        // Without `dir`, the migrations are found from the project's root.
+        migrations.dir_given = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("migrations").and_then(|m| m.get("dir")).map(|_| ()))
+            .is_some();
         let mut rehearse = file.rehearse;
         let mut backup = file.backup;
         let mut rollback = file.rollback;

@@ -353,6 +353,7 @@ fn to_finding(cx: &Cx<'_>, hit: Hit) -> Finding {
 fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
     let mut dropped_policies: Vec<(RelationName, String)> = Vec::new();
     for stmt in &cx.stmts {
+        run.platform_made.extend(crate::rules::platform_dependency::creates(stmt));
         if let Some((table, column)) = owner_table(stmt, &cx.opts.owner_columns) {
             run.owner_tables.push(OwnerTable { file: cx.file, stmt: stmt.index, table, column });
         }

@@ -124,6 +124,9 @@ pub(crate) struct RunFacts {
     /// New tables with an owner column, in run order.
     pub owner_tables: Vec<OwnerTable>,
     pub policies: Vec<PolicyDef>,
+    /// Objects named like the platform's that the run creates itself
+    /// (`(kind, name)`, as BS702 names them): the project's own.
+    pub platform_made: Vec<(&'static str, String)>,
 }
 
 /// What rules see: one file, its statements and the run around it.

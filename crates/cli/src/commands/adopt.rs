@@ -37,9 +37,7 @@ fn tool(text: &str) -> Result<Layout, String> {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let project = (args.from == Layout::Sqitch)
-        .then(|| adopt::sqitch_project(&ctx.config.migrations.dir))
-        .flatten();
+    let project = (args.from == Layout::Sqitch).then(|| adopt::sqitch_project(&ctx.dir)).flatten();
     let mut client = ctx.connect()?;
     let plan = if args.yes {
         adopt::apply(

@@ -100,7 +100,7 @@ fn sources_from_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
         } else if path.join("up.sql").is_file() {
             out.push(Source::read(&path.join("up.sql"))?);
         } else if path.is_dir() {
-            let folder = source::load_for_check(path, None)?;
+            let folder = source::load_for_check(path, None, true)?;
             out.extend(folder.migrations.iter().map(Source::of_migration));
         } else {
             return Err(UsageError(format!(
@@ -165,10 +165,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let sources = if args.paths.is_empty() {
         // The pending ones are told by the checksums; without a database
         // every file is checked, and parsed once, by the check.
-        let (dir, layout) = (&config.migrations.dir, config.migrations.layout);
         let folder = match client {
-            Some(_) => source::load(dir, layout)?,
-            None => source::load_for_check(dir, layout)?,
+            Some(_) => config.migrations.load()?,
+            None => config.migrations.load_for_check()?,
         };
         strays = folder.strays.clone();
         match client.as_mut() {

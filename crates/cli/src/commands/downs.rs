@@ -69,7 +69,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut written = Vec::new();
     let mut refused = Vec::new();
     if args.write {
-        let dir = &ctx.config.migrations.dir;
+        let dir = &ctx.dir;
         let flyway_undo = ctx.migrations.iter().any(|m| {
             m.down.as_ref().is_some_and(|d| {
                 d.path.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with('U'))

@@ -1,9 +1,12 @@
-//! `backstop init`: a commented backstop.toml and an empty migrations folder.
+//! `backstop init`: a commented backstop.toml; the project's migrations
+//! where its tool keeps them, or else an empty migrations folder.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+
+use backstop_core::source;
 
 use super::{print, UsageError};
 
@@ -143,6 +146,20 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
+    if let Some(place) = source::project::find(&args.dir, None)? {
+        // The project's tool keeps its migrations: found, not created.
+        let text = TEMPLATE.replacen(FOLDER_LINES, &found_lines(&args.dir, &place), 1);
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        let layout = place.layout.map(|l| format!(" ({l} layout)")).unwrap_or_default();
+        print(&format!(
+            "wrote {}\nfound the migrations in {}{layout}: {}\nnext: `backstop status`, then \
+             `backstop check` and `backstop migrate`\n",
+            file.display(),
+            place.dir.display(),
+            place.why
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let migrations = args.dir.join("migrations");
     std::fs::create_dir_all(&migrations)
         .with_context(|| format!("creating {}", migrations.display()))?;
@@ -153,6 +170,35 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         migrations.display()
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The template's lines that name the migrations folder.
+const FOLDER_LINES: &str =
+    "# Folder of migrations: VERSION_name/{up,down,verify}.sql (as `backstop new`
+# writes them) or VERSION_name.up.sql / VERSION_name.down.sql.
+dir = \"migrations\"
+";
+
+/// What `init` says of a folder it found: where, what said so, and the
+/// lines that would pin it, commented (Backstop finds it on every run).
+fn found_lines(root: &Path, place: &source::project::Place) -> String {
+    let dir = place.dir.strip_prefix(root).unwrap_or(&place.dir);
+    let dir = dir.to_string_lossy().trim_start_matches("./").to_string();
+    let mut text = format!(
+        "# Found by `backstop init`: {dir} ({}).\n\
+         # Backstop finds it again on every run; uncomment to pin it.\n# dir = {}\n",
+        place.why,
+        toml_string(&dir)
+    );
+    if let Some(layout) = place.layout {
+        text.push_str(&format!("# layout = \"{}\"\n", layout.name()));
+    }
+    text
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub struct UsageError(pub String);
 /// connection is made.
 pub struct Context {
     pub config: Config,
+    /// Where the migrations are (the tool's folder, when the project's
+    /// root was given or found).
+    pub dir: std::path::PathBuf,
     /// The folder's migrations, in the order they apply.
     pub migrations: Vec<Migration>,
     /// The layout the folder was read as.
@@ -78,12 +81,13 @@ impl Context {
     /// Loads config and migrations (syntax errors stop here) and resolves the URL.
     pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
         let config = self::config(config)?;
-        let folder = source::load(&config.migrations.dir, config.migrations.layout)?;
+        let folder = config.migrations.load()?;
         let url = config.database_url(conn.database_url.as_deref())?;
         pg::conn::parse_url(&url)?;
         let settings = Settings::from(&config.migrations);
         Ok(Context {
             config,
+            dir: folder.dir,
             migrations: folder.migrations,
             layout: folder.layout,
             ignored: folder.ignored,

@@ -40,14 +40,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         .into());
     }
     let config = super::config(config)?;
-    let dir = &config.migrations.dir;
-    if !dir.is_dir() {
-        return Err(UsageError(format!(
-            "migrations dir {} does not exist; run `backstop init` first",
-            dir.display()
-        ))
-        .into());
-    }
+    let (dir, _) = config.migrations.resolve()?;
+    let dir = &dir;
     // Two `new` at once would both take the same next version: the folder
     // is locked (flock on the directory itself) from reading it to writing.
     let _locked = lock_folder(dir)?;

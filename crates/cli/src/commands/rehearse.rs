@@ -95,7 +95,7 @@ fn range(text: &str, ctx: &Context) -> anyhow::Result<(String, String)> {
         if !ctx.migrations.iter().any(|m| &m.version == bound) {
             return Err(UsageError(format!(
                 "--migrations {text:?}: {bound} is not a migration of {}; `backstop status` lists the versions",
-                ctx.config.migrations.dir.display()
+                ctx.dir.display()
             ))
             .into());
         }

@@ -29,14 +29,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     // The page lists pending migrations; a folder that cannot be read only
     // leaves that list empty.
-    let migrations =
-        match backstop_core::source::load(&config.migrations.dir, config.migrations.layout) {
-            Ok(folder) => folder.migrations,
-            Err(e) => {
-                eprintln!("warning: the status page will show no pending migrations: {e}");
-                Vec::new()
-            }
-        };
+    let migrations = match config.migrations.load() {
+        Ok(folder) => folder.migrations,
+        Err(e) => {
+            eprintln!("warning: the status page will show no pending migrations: {e}");
+            Vec::new()
+        }
+    };
     let database = url
         .parse::<postgres::Config>()
         .ok()

@@ -78,7 +78,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
     let mut text = format!(
         "{} ({} layout, {} migration(s))\n",
-        ctx.config.migrations.dir.display(),
+        ctx.dir.display(),
         ctx.layout,
         ctx.migrations.len()
     );

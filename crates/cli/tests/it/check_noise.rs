@@ -118,3 +118,56 @@ fn the_verdict_comes_first_and_statistics_count_findings_per_rule() {
         .expect_code(2)
         .expect_output("--statistics counts findings per rule in text or json");
 }
+
+#[test]
+fn widening_an_integer_to_prismas_decimal_is_not_called_lossy() {
+    let p = Project::new("noise_widening");
+    p.client()
+        .batch_execute(
+            "CREATE TABLE invoices (id int PRIMARY KEY, amount integer, rate numeric(10,2));
+             INSERT INTO invoices VALUES (1, 2147483647, 12345678.99);",
+        )
+        .unwrap();
+    p.migration(
+        "1_decimal",
+        "ALTER TABLE \"invoices\" ALTER COLUMN \"amount\" SET DATA TYPE DECIMAL(65,30);\n\
+         ALTER TABLE \"invoices\" ALTER COLUMN \"rate\" SET DATA TYPE DECIMAL(65,30);\n",
+        None,
+    );
+    let json = p.run(&["check", "--format", "json"]).json();
+    let narrowing = of(&json, "BS107");
+    assert_eq!(narrowing.len(), 2, "{json}");
+    for f in narrowing {
+        assert_eq!(f["severity"], "low", "{f}");
+        let facts = f["facts"].to_string();
+        assert!(facts.contains("widens the type"), "{f}");
+    }
+    // A real narrowing stays what it was.
+    p.migration("2_narrow", "ALTER TABLE invoices ALTER COLUMN rate TYPE numeric(6,2);\n", None);
+    let json = p.run(&["check", "--format", "json"]).json();
+    let narrow = of(&json, "BS107");
+    assert!(narrow.iter().any(|f| f["severity"] != "low"), "{json}");
+}
+
+#[test]
+fn an_up_only_history_without_downs_gets_one_line_with_the_count() {
+    let p = Project::new("noise_up_only_downs");
+    for i in 0..40 {
+        p.write(
+            &format!("migrations/supabase/migrations/202401010000{i:02}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int PRIMARY KEY);\n"),
+        );
+    }
+    let json = p.run(&["check", "--offline", "--format", "json"]).json();
+    let missing = of(&json, "BS403");
+    assert_eq!(missing.len(), 1, "{json}");
+    let message = missing[0]["message"].as_str().unwrap();
+    assert!(message.starts_with("40 migrations have no down"), "{message}");
+    assert!(missing[0]["help"].as_str().unwrap().contains("backstop downs --write"));
+    // A layout with downs still names each migration that lacks one.
+    let q = no_rls("noise_diesel_downs");
+    q.migration("4_more", "CREATE TABLE more (id int);\n", None);
+    q.migration("5_again", "CREATE TABLE again (id int);\n", None);
+    let json = q.run(&["check", "--offline", "--format", "json"]).json();
+    assert_eq!(of(&json, "BS403").len(), 2, "{json}");
+}

@@ -40,3 +40,4 @@ mod up_only_history;
 mod up_only_platform;
 mod verify;
 mod watch;
+mod zero_config;

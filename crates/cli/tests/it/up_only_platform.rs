@@ -71,3 +71,41 @@ fn supabase_migrations_on_a_database_without_the_platform_name_what_is_missing()
     p.run(&["migrate"]).expect_code(0);
     assert!(BARE.connect(&p.db).unwrap().exists("public.posts"));
 }
+
+#[test]
+fn a_reference_to_auth_users_is_a_table_and_a_projects_own_auth_table_is_no_platform_use() {
+    // On the shared cluster: this test creates no role, and the roles of
+    // this module's own cluster must stay missing for the test above.
+    let p = Project::new("platform_table_refs");
+    p.migration(
+        "20240101000000_profiles",
+        "create table profiles (id uuid primary key references auth.users(id), name text);\n",
+        None,
+    );
+    p.migration(
+        "20240102000000_own_auth",
+        "create table auth_log (email text);\ncreate table auth (email text, user_id int);\n\
+         create view auth_emails as select auth.email from auth where auth.user_id > 0;\n",
+        None,
+    );
+    // Without auth.users: NO-GO, and what is missing is a table.
+    let json = p.run(&["check", "--format", "json"]).json();
+    let platform: Vec<&serde_json::Value> =
+        json["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "BS702").collect();
+    assert_eq!(platform.len(), 1, "{platform:#?}");
+    let message = platform[0]["message"].as_str().unwrap();
+    assert!(message.contains("table auth.users, which this database does not have"), "{message}");
+    assert!(!message.contains("function"), "{message}");
+
+    // With the platform's auth.users: no finding at all, and GO.
+    p.client()
+        .batch_execute(
+            "create schema auth; create table auth.users (id uuid primary key, email text)",
+        )
+        .unwrap();
+    let run = p.run(&["check", "--format", "json"]);
+    let json = run.json();
+    assert!(!json["findings"].as_array().unwrap().iter().any(|f| f["code"] == "BS702"), "{json}");
+    run.expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+}

@@ -274,7 +274,14 @@ fn adjust(
         Some(Subject::NotNull { table, column }) => not_null(client, f, &table, &column),
         Some(Subject::Extension { name: ext }) => extension(client, f, &ext).map(|_| Outcome::Keep),
         Some(Subject::ForeignKey { table, columns }) => foreign_key(client, f, &table, &columns),
-        Some(Subject::Platform { kind, name }) => platform_object(client, f, kind, &name),
+        Some(Subject::Platform { kind, name }) => {
+            if super::platform::present(client, kind, &name)? {
+                Ok(Outcome::Drop)
+            } else {
+                super::platform::missing(f, kind, &name);
+                Ok(Outcome::Keep)
+            }
+        }
         Some(Subject::RowSecurity { .. }) => rls_note(client, f),
         Some(Subject::Policy { .. }) | Some(Subject::Functions { .. }) | None => Ok(Outcome::Keep),
     }
@@ -323,52 +330,6 @@ fn rls_note(client: &mut impl GenericClient, f: &mut Finding) -> Result<Outcome,
     }
 }
 
-/// A platform's role, schema, function or publication the migration uses:
-/// dropped when the database has it, NO-GO when it does not (the statement
-/// is certain to fail, and the reason is the platform, not the SQL).
-fn platform_object(
-    client: &mut impl GenericClient,
-    f: &mut Finding,
-    kind: &str,
-    name: &str,
-) -> Result<Outcome, CheckError> {
-    let (schema, base) = name.split_once('.').unwrap_or(("", name));
-    let sql = match kind {
-        "role" => "select $1::text is null or exists (select from pg_roles where rolname = $2)",
-        "schema" => {
-            "select $1::text is null or exists (select from pg_namespace where nspname = $2)"
-        }
-        "publication" => {
-            "select $1::text is null or exists (select from pg_publication where pubname = $2)"
-        }
-        _ => {
-            "select exists (select from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-                             where n.nspname = $1 and p.proname = $2)"
-        }
-    };
-    let present: bool = client
-        .query_one(sql, &[&schema, &base])
-        .map_err(db("reading the catalogs for the platform's objects"))?
-        .get(0);
-    if present {
-        return Ok(Outcome::Drop);
-    }
-    f.rate(Probability::Certain, Impact::High);
-    let what =
-        if kind == "function" { format!("function {name}()") } else { format!("{kind} {name}") };
-    f.message = format!(
-        "uses the Supabase platform's {what}, which this database does not have: the statement fails"
-    );
-    f.facts.push(format!(
-        "this database has no {what}; the Supabase platform creates it before any migration"
-    ));
-    f.help = "run the migration against the Supabase project's database; to run it elsewhere (a \
-              rehearsal copy, an empty or CI database), create the platform's roles (NOLOGIN), \
-              the auth schema with auth.uid() and the extensions schema there first"
-        .into();
-    Ok(Outcome::Keep)
-}
-
 fn column_type(
     client: &mut impl GenericClient,
     f: &mut Finding,
@@ -378,7 +339,8 @@ fn column_type(
 ) -> Result<Outcome, CheckError> {
     let current = client
         .query_opt(
-            "select a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod)
+            "select a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),
+                    (select typname::text from pg_type where oid = a.atttypid)
                from pg_attribute a
               where a.attrelid = to_regclass($1) and a.attname = $2 and a.attnum > 0 and not a.attisdropped",
             &[&regclass(table), &column],
@@ -397,6 +359,14 @@ fn column_type(
     let (old_oid, old_mod, shown): (u32, i32, String) =
         (current.get(0), current.get(1), current.get(2));
     f.facts.push(format!("{}.{column} is {shown} today", name(table)));
+    let old_name: String = current.get(3);
+    if f.code == Code::BS107 && new_type.widens(&old_name, &typmod_modifiers(&old_name, old_mod)) {
+        f.rate(Probability::Low, Impact::Low);
+        f.facts.push(format!(
+            "{} holds every value of {shown}: the change widens the type, no value is cut",
+            new_type.display()
+        ));
+    }
     let target =
         if new_type.array { format!("{}[]", new_type.name) } else { new_type.name.clone() };
     let new_oid: Option<u32> = client
@@ -443,6 +413,20 @@ fn column_type(
         }
     }
     Ok(Outcome::Keep)
+}
+
+/// The modifiers a stored typmod stands for, as written (`varchar(50)`:
+/// `[50]`; `numeric(10,2)`: `[10, 2]`).
+fn typmod_modifiers(type_name: &str, typmod: i32) -> Vec<i64> {
+    if typmod < 0 {
+        return Vec::new();
+    }
+    let m = i64::from(typmod) - 4;
+    match type_name {
+        "numeric" => vec![(m >> 16) & 0xffff, m & 0xffff],
+        "varchar" | "bpchar" => vec![m],
+        _ => Vec::new(),
+    }
 }
 
 fn extension(

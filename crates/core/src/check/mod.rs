@@ -4,6 +4,7 @@
 
 mod gate;
 pub mod live;
+mod platform;
 
 use std::path::Path;
 
@@ -147,6 +148,10 @@ pub struct Source {
     pub text: String,
     pub no_transaction: bool,
     pub has_down: Option<bool>,
+    /// The migration comes from a layout whose tool writes no downs
+    /// (Supabase, Prisma, Drizzle): its missing down is said once for the
+    /// whole run, with the count, not once per file.
+    pub up_only: bool,
     /// Findings about the migration's files that the SQL analysis cannot
     /// see: a down or verify script that cannot run, an up that is missing
     /// or asks for what Backstop cannot honour.
@@ -161,6 +166,7 @@ impl Source {
             text: m.up.text.clone(),
             no_transaction: m.no_transaction,
             has_down: Some(m.down.is_some()),
+            up_only: !m.layout.has_downs(),
             file_findings: file_findings(m),
         }
     }
@@ -201,6 +207,7 @@ impl Source {
             text,
             no_transaction,
             has_down,
+            up_only: false,
             file_findings: Vec::new(),
         })
     }
@@ -409,10 +416,42 @@ pub fn stray_findings(strays: &[crate::source::Stray]) -> Vec<Finding> {
         .collect()
 }
 
+/// On a layout whose tool writes no downs, every migration lacks one:
+/// BS403 there is one finding, at the first, with the count and the
+/// command that computes them, not hundreds of the same line.
+fn one_line_for_missing_downs(sources: &[Source], report: &mut Report) {
+    let up_only: std::collections::HashSet<&str> =
+        sources.iter().filter(|s| s.up_only).map(|s| s.path.as_str()).collect();
+    let is_up_only = |f: &Finding| {
+        f.code == Code::BS403 && f.suppressed.is_none() && up_only.contains(f.file.as_str())
+    };
+    let count = report.findings.iter().filter(|f| is_up_only(f)).count();
+    if count < 2 {
+        return;
+    }
+    let mut first = true;
+    report.findings.retain_mut(|f| {
+        if !is_up_only(f) {
+            return true;
+        }
+        if !std::mem::take(&mut first) {
+            return false;
+        }
+        f.message = format!(
+            "{count} migrations have no down (their tool writes none): backstop rollback cannot \
+             undo them, only a restore can"
+        );
+        f.help = "`backstop downs --write` computes and proves them all (kept in backstop/downs/)"
+            .into();
+        true
+    });
+}
+
 /// Runs the pure analysis over `sources`, in order, as one run.
 pub fn analyze(sources: &[Source], settings: &Settings) -> Report {
     let inputs: Vec<Input<'_>> = sources.iter().map(Source::input).collect();
     let mut report = backstop_lint::check(&inputs, &settings.lint);
+    one_line_for_missing_downs(sources, &mut report);
     if !settings.lint.skip.contains(&Code::BS003) {
         report.findings.extend(sources.iter().flat_map(|s| s.file_findings.iter().cloned()));
     }

@@ -10,8 +10,14 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MigrationsSection {
-    /// The migrations folder, relative to the config file.
+    /// The migrations folder, relative to the config file; when the
+    /// configuration does not name one, the project's root (the config
+    /// file's folder, or the current one), where the migrations are found
+    /// by their tool's place (`dir_given` false).
     pub dir: PathBuf,
+    /// Whether `dir` was written in the configuration.
+    #[serde(skip)]
+    pub dir_given: bool,
     /// Tables that no migration or rollback may drop, truncate or delete rows from.
     pub protected_tables: Vec<String>,
     /// `SET LOCAL lock_timeout` for every migration transaction
@@ -55,7 +61,8 @@ fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layou
 impl Default for MigrationsSection {
     fn default() -> Self {
         MigrationsSection {
-            dir: PathBuf::from("migrations"),
+            dir: PathBuf::from("."),
+            dir_given: false,
             protected_tables: Vec::new(),
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(15 * 60),
@@ -64,6 +71,27 @@ impl Default for MigrationsSection {
             layout: None,
             all_or_nothing: false,
         }
+    }
+}
+
+impl MigrationsSection {
+    /// The project's migrations, read whole: from `dir` when the
+    /// configuration names it, else found from the project's root.
+    pub fn load(&self) -> Result<crate::source::Folder, crate::source::SourceError> {
+        crate::source::load_from(&self.dir, self.layout, self.dir_given)
+    }
+
+    /// The same, read as the check needs it (see [`crate::source::load_for_check`]).
+    pub fn load_for_check(&self) -> Result<crate::source::Folder, crate::source::SourceError> {
+        crate::source::load_for_check(&self.dir, self.layout, self.dir_given)
+    }
+
+    /// Where the migrations are and the layout the place tells, without
+    /// reading them.
+    pub fn resolve(
+        &self,
+    ) -> Result<(PathBuf, Option<crate::source::Layout>), crate::source::SourceError> {
+        crate::source::resolve(&self.dir, self.layout, self.dir_given)
     }
 }
 

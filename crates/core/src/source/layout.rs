@@ -89,6 +89,12 @@ impl Layout {
         Layout::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name))
     }
 
+    /// Whether the tool keeps its migrations at a place of its own in a
+    /// project, so that a `migrations/` folder is never its.
+    pub fn fixed_place(self) -> bool {
+        matches!(self, Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::Sqitch)
+    }
+
     /// Whether the tool leaves transactions to the author: it never wraps a
     /// migration in one, so `BEGIN` … `COMMIT` in a file is the author's.
     pub fn author_owns_transactions(self) -> bool {
@@ -178,6 +184,23 @@ pub(super) fn locate(
             second: found[1].1.clone(),
         }),
     }
+}
+
+/// Whether `dir` holds anything shaped like a migration: a `.sql` file, a
+/// folder with `up.sql` or `migration.sql`, a sqitch plan or a drizzle
+/// journal. A project's root holds none of these directly.
+pub(super) fn holds_migrations(dir: &Path) -> bool {
+    if dir.join("sqitch.plan").is_file() || dir.join(super::drizzle::JOURNAL).is_file() {
+        return true;
+    }
+    let Ok(found) = entries(dir) else { return false };
+    found.iter().any(|p| {
+        if p.is_dir() {
+            p.join("up.sql").is_file() || p.join(super::prisma::SCRIPT).is_file()
+        } else {
+            file_name(p).to_ascii_lowercase().ends_with(".sql")
+        }
+    })
 }
 
 /// Tells the layout of `dir` from what is in it. A folder with evidence of

@@ -19,6 +19,7 @@ mod flyway;
 mod layout;
 mod paired;
 mod prisma;
+pub mod project;
 mod sections;
 mod sqitch;
 mod supabase;
@@ -39,6 +40,23 @@ pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
 pub enum SourceError {
     #[error("migrations dir {path} does not exist; create it with `backstop init` or set [migrations] dir in backstop.toml")]
     DirMissing { path: PathBuf },
+    #[error(
+        "no migrations found in {root}: looked for supabase/migrations, prisma/migrations, a \
+         drizzle output folder, sqitch.plan, migrations/ and db/migrations; run Backstop from \
+         the project's root, set [migrations] dir in backstop.toml, or create a folder with \
+         `backstop init`"
+    )]
+    NothingFound { root: PathBuf },
+    #[error(
+        "{root} holds two tools' migrations: {first} and {second}; set [migrations] dir (or \
+         layout) in backstop.toml to the one Backstop runs"
+    )]
+    TwoProjects { root: PathBuf, first: String, second: String },
+    #[error(
+        "{setting}:{line}: {key} names {dir}, which does not exist; correct it there, or create \
+         the folder with the tool ({tool}) first"
+    )]
+    NamedMissing { setting: PathBuf, line: usize, key: String, dir: PathBuf, tool: Layout },
     #[error("could not read {path}")]
     Read {
         path: PathBuf,
@@ -293,7 +311,14 @@ impl<'a> Order<'a> {
 
 /// Reads every migration in `dir` with `layout` (`None`: detect it).
 pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
-    load_parsing(dir, layout, Depth::Full)
+    load_parsing(dir, layout, true, Depth::Full)
+}
+
+/// Reads the migrations of a project: in `dir` when the configuration
+/// names it (`given`), else found from `dir`, the project's root, where
+/// the project's tool keeps them ([`project::find`]).
+pub fn load_from(dir: &Path, layout: Option<Layout>, given: bool) -> Result<Folder, SourceError> {
+    load_parsing(dir, layout, given, Depth::Full)
 }
 
 /// What the check needs of a folder, which parses the up files itself:
@@ -302,8 +327,12 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
 /// and no checksum is taken, so no file is parsed twice. Layouts whose up files must be read to know how they run
 /// (the author's own transactions, Prisma's lone statement) are read in
 /// full. Not for anything that runs, plans or compares migrations.
-pub fn load_for_check(dir: &Path, layout: Option<Layout>) -> Result<Folder, SourceError> {
-    load_parsing(dir, layout, Depth::SplitUp)
+pub fn load_for_check(
+    dir: &Path,
+    layout: Option<Layout>,
+    given: bool,
+) -> Result<Folder, SourceError> {
+    load_parsing(dir, layout, given, Depth::SplitUp)
 }
 
 /// How deep `load` reads the up files.
@@ -313,11 +342,40 @@ enum Depth {
     SplitUp,
 }
 
-fn load_parsing(dir: &Path, layout: Option<Layout>, depth: Depth) -> Result<Folder, SourceError> {
+/// Where the migrations of `dir` are, and their layout when the place
+/// tells it: `dir` itself (or the tool's folder inside it) when the
+/// configuration names it, else found from the project's root.
+pub fn resolve(
+    dir: &Path,
+    layout: Option<Layout>,
+    given: bool,
+) -> Result<(PathBuf, Option<Layout>), SourceError> {
+    if !given {
+        return match project::find(dir, layout)? {
+            Some(place) => Ok((place.dir, place.layout.or(layout))),
+            None => Err(SourceError::NothingFound { root: dir.to_path_buf() }),
+        };
+    }
     if !dir.is_dir() {
         return Err(SourceError::DirMissing { path: dir.to_path_buf() });
     }
-    let (dir, located) = layout::locate(dir, layout)?;
+    let (found, located) = layout::locate(dir, layout)?;
+    if located.is_none() && !layout::holds_migrations(&found) {
+        // A project's root named as the folder: its tool's place inside.
+        if let Some(place) = project::find(dir, layout)? {
+            return Ok((place.dir, place.layout.or(layout)));
+        }
+    }
+    Ok((found, located))
+}
+
+fn load_parsing(
+    dir: &Path,
+    layout: Option<Layout>,
+    given: bool,
+    depth: Depth,
+) -> Result<Folder, SourceError> {
+    let (dir, located) = resolve(dir, layout, given)?;
     let dir = dir.as_path();
     let layout = match located {
         Some(l) => l,

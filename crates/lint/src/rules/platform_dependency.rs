@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 
-use pg_query::protobuf::{ScanToken, Token};
 use pg_query::NodeEnum;
+use serde_json::Value;
 
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
@@ -70,10 +70,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         created.extend(creates(stmt));
         for u in uses(cx, stmt) {
             let key = (u.kind, u.name.clone());
-            let made = |k: &(&str, String)| {
-                *k == key || (u.kind == "function" && k.0 == "schema" && u.name.starts_with(&format!("{}.", k.1)))
+            let in_schema = |k: &(&str, String)| {
+                k.0 == "schema" && u.name.starts_with(&format!("{}.", k.1))
             };
-            if created.iter().any(made) {
+            let made = |k: &(&str, String)| *k == key || in_schema(k);
+            if created.iter().any(made) || cx.run.platform_made.iter().any(made) {
                 continue;
             }
             match first.iter_mut().find(|f| f.key == key) {
@@ -83,10 +84,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
     }
     for First { key: (kind, name), stmt, span, more } in first {
-        let what = match kind {
-            "function" => format!("function {name}()"),
-            kind => format!("{kind} {name}"),
-        };
+        let what = describe(kind, &name);
         let also = match more {
             0 => String::new(),
             1 => " (and 1 more use in this file)".to_string(),
@@ -105,63 +103,210 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
-/// What a statement creates of the platform's objects.
-fn creates(stmt: &Stmt<'_>) -> Vec<(&'static str, String)> {
+/// How a message names a platform object: `function auth.uid()`, `table auth.users`.
+pub fn describe(kind: &str, name: &str) -> String {
+    match kind {
+        "function" => format!("function {name}()"),
+        kind => format!("{kind} {name}"),
+    }
+}
+
+/// What a statement creates of the platform's objects: a project that
+/// makes one itself (anywhere in the run) uses its own, not the platform's.
+pub(crate) fn creates(stmt: &Stmt<'_>) -> Vec<(&'static str, String)> {
+    let two = |names: &[pg_query::protobuf::Node]| -> Option<String> {
+        let parts: Vec<&str> = names.iter().filter_map(crate::stmt::string_value).collect();
+        match parts.as_slice() {
+            [schema, name] => Some(format!("{schema}.{name}")),
+            _ => None,
+        }
+    };
     match stmt.node {
         NodeEnum::CreateRoleStmt(r) => vec![("role", r.role.clone())],
         NodeEnum::CreateSchemaStmt(s) => vec![("schema", s.schemaname.clone())],
         NodeEnum::CreatePublicationStmt(p) => vec![("publication", p.pubname.clone())],
-        NodeEnum::CreateFunctionStmt(f) => {
-            let parts: Vec<String> =
-                f.funcname.iter().filter_map(crate::stmt::string_value).map(str::to_string).collect();
-            match parts.as_slice() {
-                [schema, name] => vec![("function", format!("{schema}.{name}"))],
-                _ => Vec::new(),
-            }
-        }
+        NodeEnum::CreateFunctionStmt(f) => two(&f.funcname).map(|n| ("function", n)).into_iter().collect(),
+        NodeEnum::CreateStmt(c) => c
+            .relation
+            .as_ref()
+            .filter(|rv| !rv.schemaname.is_empty())
+            .map(|rv| ("table", format!("{}.{}", rv.schemaname, rv.relname)))
+            .into_iter()
+            .collect(),
+        NodeEnum::ViewStmt(v) => v
+            .view
+            .as_ref()
+            .filter(|rv| !rv.schemaname.is_empty())
+            .map(|rv| ("table", format!("{}.{}", rv.schemaname, rv.relname)))
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
 
-/// The platform objects a statement names, from its tokens (so names in
-/// strings and comments do not count).
+/// The platform objects a statement names, read from its parse tree: a
+/// table (`REFERENCES auth.users (id)`, `FROM auth.users`), a function
+/// call (`auth.uid()`), a type (`extensions.vector`), a role (`TO
+/// authenticated`, `SET ROLE anon`), a schema named as such (`GRANT USAGE
+/// ON SCHEMA auth`, `CREATE EXTENSION … SCHEMA extensions`) and the
+/// realtime publication. A column reference (`auth.email`, where `auth` is
+/// a table of the project) names no schema; names in strings, comments
+/// and function bodies do not count. Only a statement whose tokens hold
+/// one of the platform's names is read whole.
 fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
-    let tokens: Vec<&ScanToken> = cx.tokens(stmt).collect();
-    let text = |t: &ScanToken| cx.input.text.get(t.start as usize..t.end as usize).unwrap_or("");
-    let ident = |t: &ScanToken| -> Option<String> {
-        let raw = text(t);
-        if let Some(quoted) = raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            return Some(quoted.replace("\"\"", "\""));
-        }
-        (t.token == Token::Ident as i32).then(|| raw.to_ascii_lowercase())
-    };
+    let names_one = cx.tokens(stmt).any(|t| {
+        let raw = cx.input.text.get(t.start as usize..t.end as usize).unwrap_or("");
+        let word = raw.trim_matches('"').to_ascii_lowercase();
+        ROLES.contains(&word.as_str()) || SCHEMAS.contains(&word.as_str()) || word == PUBLICATION
+    });
+    if !names_one {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let Some(name) = ident(t) else { continue };
-        let dot_after = tokens.get(i + 1).is_some_and(|n| text(n) == ".");
-        let dot_before = i > 0 && text(tokens[i - 1]) == ".";
-        let span = t.start as usize..t.end as usize;
-        if dot_before {
-            continue;
-        }
-        if ROLES.contains(&name.as_str()) {
-            out.push(Use { kind: "role", name, span });
-        } else if name == PUBLICATION {
-            out.push(Use { kind: "publication", name, span });
-        } else if SCHEMAS.contains(&name.as_str()) {
-            let after_schema = i > 0 && text(tokens[i - 1]).eq_ignore_ascii_case("schema");
-            let member = tokens.get(i + 2).filter(|_| dot_after).and_then(|m| ident(m));
-            let called = tokens.get(i + 3).is_some_and(|p| text(p) == "(");
-            match member {
-                Some(member) if called => {
-                    let end = tokens[i + 2].end as usize;
-                    out.push(Use { kind: "function", name: format!("{name}.{member}"), span: span.start..end });
+    match stmt.node {
+        NodeEnum::VariableSetStmt(v) if v.name == "role" => {
+            for arg in &v.args {
+                if let Some(NodeEnum::AConst(c)) = arg.node.as_ref() {
+                    if let Some(pg_query::protobuf::a_const::Val::Sval(s)) = &c.val {
+                        if ROLES.contains(&s.sval.as_str()) {
+                            let span = cx.token_at(stmt, c.location);
+                            out.push(Use { kind: "role", name: s.sval.clone(), span });
+                        }
+                    }
                 }
-                Some(_) => out.push(Use { kind: "schema", name, span }),
-                None if after_schema => out.push(Use { kind: "schema", name, span }),
-                None => {}
             }
         }
+        NodeEnum::AlterPublicationStmt(p) if p.pubname == PUBLICATION => {
+            let span = cx.name_token(stmt, PUBLICATION, 0).unwrap_or_else(|| cx.head(stmt, 2));
+            out.push(Use { kind: "publication", name: PUBLICATION.into(), span });
+        }
+        NodeEnum::GrantStmt(g) if g.objtype() == pg_query::protobuf::ObjectType::ObjectSchema => {
+            for schema in g.objects.iter().filter_map(crate::stmt::string_value) {
+                if SCHEMAS.contains(&schema) {
+                    schema_use(cx, stmt, schema, &mut out);
+                }
+            }
+        }
+        NodeEnum::CreateExtensionStmt(e) => {
+            for o in &e.options {
+                if let Some(NodeEnum::DefElem(d)) = o.node.as_ref() {
+                    let schema = d.arg.as_deref().and_then(crate::stmt::string_value);
+                    if let Some(schema) = schema.filter(|s| d.defname == "schema" && SCHEMAS.contains(s)) {
+                        schema_use(cx, stmt, schema, &mut out);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
+    let Ok(tree) = serde_json::to_value(stmt.node) else { return out };
+    walk(&tree, &mut |v| {
+        let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default();
+        let at = |key: &str| v.get(key).and_then(Value::as_i64).unwrap_or(-1) as i32;
+        let two = |key: &str| -> Option<(String, String)> {
+            let parts: Vec<&str> = v
+                .get(key)?
+                .as_array()?
+                .iter()
+                .filter_map(|p| p.pointer("/node/String/sval").and_then(Value::as_str))
+                .collect();
+            match parts.as_slice() {
+                [schema, name] if SCHEMAS.contains(schema) => Some((schema.to_string(), name.to_string())),
+                _ => None,
+            }
+        };
+        // Each node kind by its shape: a relation, a function call, a
+        // type name and a role appear both tagged and as plain fields.
+        if v.get("relpersistence").is_some() && SCHEMAS.contains(&text("schemaname")) {
+            let name = format!("{}.{}", text("schemaname"), text("relname"));
+            out.push(Use { kind: "table", name, span: cx.tokens_from(stmt, at("location"), 3) });
+        } else if v.get("agg_star").is_some() {
+            if let Some((schema, name)) = two("funcname") {
+                let span = cx.tokens_from(stmt, at("location"), 3);
+                out.push(Use { kind: "function", name: format!("{schema}.{name}"), span });
+            }
+        } else if v.get("typemod").is_some() {
+            if let Some((schema, name)) = two("names") {
+                let span = cx.tokens_from(stmt, at("location"), 3);
+                out.push(Use { kind: "type", name: format!("{schema}.{name}"), span });
+            }
+        } else if v.get("roletype").is_some() && ROLES.contains(&text("rolename")) {
+            let span = cx.token_at(stmt, at("location"));
+            out.push(Use { kind: "role", name: text("rolename").to_string(), span });
+        }
+    });
     out
+}
+
+/// Every object of a JSON tree, depth first.
+fn walk(v: &Value, f: &mut impl FnMut(&Value)) {
+    match v {
+        Value::Object(map) => {
+            f(v);
+            map.values().for_each(|inner| walk(inner, f));
+        }
+        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
+        _ => {}
+    }
+}
+
+/// A platform schema named as a schema, at its name in the statement.
+fn schema_use(cx: &Cx<'_>, stmt: &Stmt<'_>, schema: &str, out: &mut Vec<Use>) {
+    let span = cx.name_token(stmt, schema, 0).unwrap_or_else(|| cx.head(stmt, 2));
+    out.push(Use { kind: "schema", name: schema.to_string(), span });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options};
+
+    /// The platform objects BS702 names in a run of files.
+    fn named(files: &[&str]) -> Vec<String> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|t| Input::file("t.sql", t)).collect();
+        let report = check(&inputs, &Options::default());
+        report.findings.iter().filter(|f| f.code == Code::BS702).map(|f| f.message.clone()).collect()
+    }
+
+    #[test]
+    fn a_foreign_key_to_auth_users_is_a_table_not_a_function() {
+        let found = named(&["create table profiles (id uuid primary key references auth.users(id));"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("table auth.users"), "{found:?}");
+        let insert = named(&["insert into auth.users (id) values ('00000000-0000-0000-0000-000000000001');"]);
+        assert!(insert[0].contains("table auth.users"), "{insert:?}");
+        let call = named(&["create policy p on t using (owner = auth.uid());"]);
+        assert!(call[0].contains("function auth.uid()"), "{call:?}");
+    }
+
+    #[test]
+    fn a_projects_own_table_named_auth_is_no_platform_use() {
+        let found = named(&[
+            "create table auth (email text, user_id int);",
+            "select auth.email from auth where auth.user_id = 1;",
+        ]);
+        assert_eq!(found, Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_object_another_file_of_the_run_creates_is_the_projects_own() {
+        let found = named(&[
+            "create schema auth;\ncreate function auth.uid() returns uuid language sql as $$ select null::uuid $$;",
+            "create policy p on t using (owner = auth.uid());",
+            "create role anon nologin;",
+            "grant select on t to anon;",
+        ]);
+        assert_eq!(found, Vec::<String>::new());
+        // Names in strings and function bodies do not count.
+        let quoted = named(&["create function f() returns void language plpgsql as $$ begin perform auth.uid(); end $$;\ncomment on table t is 'for anon';"]);
+        assert_eq!(quoted, Vec::<String>::new());
+    }
+
+    #[test]
+    fn roles_schemas_types_and_the_publication_are_named() {
+        let found = named(&["grant usage on schema auth to authenticated;\nset role anon;\ncreate extension if not exists pgcrypto schema extensions;\ncreate table v (e extensions.vector(3));\nalter publication supabase_realtime add table v;"]);
+        let all = found.join("\n");
+        for what in ["schema auth", "role authenticated", "role anon", "schema extensions", "type extensions.vector", "publication supabase_realtime"] {
+            assert!(all.contains(what), "{what} missing from {all}");
+        }
+    }
 }

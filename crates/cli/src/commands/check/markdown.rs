@@ -219,6 +219,7 @@ mod tests {
             text: sql.into(),
             no_transaction: false,
             has_down: Some(true),
+            up_only: false,
             file_findings: Vec::new(),
         }];
         let settings = Settings {

@@ -1,0 +1,135 @@
+//! A project tried as a new user tries it: from its root, with no
+//! `backstop.toml`, the database from `DATABASE_URL`. The migrations are
+//! found where the project's tool keeps them (the Supabase CLI's folder,
+//! Prisma's beside the schema `package.json` names, drizzle-kit's `out`);
+//! `init` writes what it found and creates no folder; every documented
+//! form of `dir` behaves the same, `downs --write` included; a setting
+//! that names a missing folder and a root holding two tools' folders are
+//! refused with the place and the fix, before the database is touched.
+
+use crate::common::{DbExt, Project};
+
+/// A project with no backstop.toml and no `migrations/`.
+fn bare(label: &str) -> Project {
+    let p = Project::new(label);
+    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    p
+}
+
+const USERS: &str = "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n";
+const POSTS: &str =
+    "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id), body text);\n";
+
+#[test]
+fn a_supabase_project_with_no_config_is_found_and_migrated_from_its_root() {
+    let p = bare("zero_supabase");
+    p.write("supabase/config.toml", "project_id = \"app\"\n");
+    p.write("supabase/seed.sql", "insert into users values (1, 'a@x');\n");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
+    let status = p.run(&["status"]);
+    status.expect_code(0).expect_output("supabase layout, 2 migration(s)");
+    status.expect_output("pending (2)");
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(p.client().applied(), ["20240101000000", "20240102000000"]);
+    // The seed is not a migration: nothing of it ran.
+    assert_eq!(p.client().count("users"), 0);
+}
+
+#[test]
+fn init_in_a_drizzle_project_writes_what_it_found_and_creates_no_folder() {
+    let p = bare("zero_drizzle_init");
+    p.write(
+        "drizzle.config.ts",
+        "import { defineConfig } from 'drizzle-kit';\n\nexport default defineConfig({\n  \
+         dialect: 'postgresql',\n  schema: './src/db/schema.ts',\n  out: './src/db/drizzle',\n});\n",
+    );
+    p.write("src/db/drizzle/0000_users.sql", USERS);
+    p.write(
+        "src/db/drizzle/meta/_journal.json",
+        r#"{"version": "7", "dialect": "postgresql", "entries": [
+  {"idx": 0, "version": "7", "when": 1704067200000, "tag": "0000_users", "breakpoints": true}
+]}"#,
+    );
+    let init = p.run(&["init"]);
+    init.expect_code(0).expect_output("drizzle.config.ts (out)");
+    let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
+    assert!(config.contains("# dir = \"src/db/drizzle\""), "{config}");
+    assert!(config.contains("# layout = \"drizzle\""), "{config}");
+    assert!(!p.path().join("migrations").exists(), "init created a migrations folder");
+    p.run(&["status"]).expect_code(0).expect_output("drizzle layout, 1 migration(s)");
+}
+
+#[test]
+fn init_where_nothing_is_found_creates_the_folder_as_before() {
+    let p = bare("zero_init_empty");
+    p.run(&["init"]).expect_code(0);
+    assert!(p.path().join("migrations").is_dir());
+    let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
+    assert!(config.contains("\ndir = \"migrations\""), "{config}");
+}
+
+#[test]
+fn prisma_migrations_beside_the_schema_package_json_names() {
+    let p = bare("zero_prisma_pkg");
+    p.write(
+        "package.json",
+        "{\n  \"name\": \"app\",\n  \"prisma\": {\n    \"schema\": \"db/schema.prisma\"\n  }\n}\n",
+    );
+    p.write("db/schema.prisma", "datasource db {\n  provider = \"postgresql\"\n}\n");
+    p.write("db/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
+    p.write("db/migrations/20240101000000_init/migration.sql", USERS);
+    p.run(&["status"]).expect_code(0).expect_output("prisma layout, 1 migration(s)");
+    p.run(&["check", "--offline"]).expect_code(0);
+}
+
+#[test]
+fn a_setting_naming_a_missing_folder_is_refused_at_its_line_before_the_database() {
+    let p = bare("zero_drizzle_missing");
+    p.write(
+        "drizzle.config.ts",
+        "export default {\n  dialect: 'postgresql',\n  out: './drizzle/sql',\n};\n",
+    );
+    for cmd in [&["status"][..], &["migrate"], &["check"]] {
+        let run = p.run(cmd);
+        run.expect_code(2).expect_output("drizzle.config.ts:3: out names");
+        run.expect_output("drizzle/sql");
+    }
+    assert!(!p.client().history_schema_exists(), "the database was touched");
+}
+
+#[test]
+fn two_tools_folders_in_one_root_are_named_with_the_fix() {
+    let p = bare("zero_two_tools");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("prisma/migrations/20240101000000_init/migration.sql", USERS);
+    let run = p.run(&["status"]);
+    run.expect_code(2).expect_output("supabase/migrations");
+    run.expect_output("prisma/migrations").expect_output("set [migrations] dir");
+    // Naming the layout picks one.
+    p.config("[migrations]\nlayout = \"prisma\"\n");
+    p.run(&["status"]).expect_code(0).expect_output("prisma layout, 1 migration(s)");
+}
+
+#[test]
+fn nothing_found_says_where_it_looked_and_how_to_start() {
+    let p = bare("zero_nothing");
+    let run = p.run(&["status"]);
+    run.expect_code(2).expect_output("no migrations found in");
+    run.expect_output("backstop init");
+}
+
+#[test]
+fn downs_written_with_dir_dot_are_where_rollback_reads_them() {
+    let p = bare("zero_downs_dot");
+    p.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \".\"\n");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
+    p.run(&["downs", "--write"]).expect_code(0).expect_output("20240102000000");
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "20240101000000"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("public.users") && !db.exists("public.posts"));
+    assert_eq!(db.applied(), ["20240101000000"]);
+}

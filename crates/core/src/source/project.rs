@@ -1,0 +1,539 @@
+//! Finding a project's migrations from its root, with no configuration:
+//! where each tool keeps its folder, read from the tool's own settings
+//! where it has them (`drizzle.config.*`'s `out`, `prisma.config.*`'s
+//! `migrations.path` or `schema`, `package.json`'s `prisma.schema`,
+//! `diesel.toml`, `sqitch.conf`, `flyway.conf`), else the tool's
+//! conventional place (`supabase/migrations`, `prisma/migrations`, the
+//! folder holding drizzle's `meta/_journal.json`, `migrations/`,
+//! `db/migrations`, Flyway's `sql/`). A root holding two tools' folders is
+//! an error that names both; a setting that names a folder that does not
+//! exist is an error with the setting's file and line.
+
+use std::path::{Path, PathBuf};
+
+use super::{drizzle, entries, file_name, flyway, Layout, SourceError};
+
+/// Where a project's migrations were found, and what said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub dir: PathBuf,
+    /// `None` when the folder's own files tell the layout (`migrations/`).
+    pub layout: Option<Layout>,
+    /// What pointed at it: `drizzle.config.ts (out)`, `the Supabase CLI's folder`.
+    pub why: String,
+}
+
+/// The files a tool's settings may live in, in the order the tool reads them.
+const DRIZZLE_CONFIGS: [&str; 7] = [
+    "drizzle.config.ts",
+    "drizzle.config.mts",
+    "drizzle.config.cts",
+    "drizzle.config.js",
+    "drizzle.config.mjs",
+    "drizzle.config.cjs",
+    "drizzle.config.json",
+];
+const PRISMA_CONFIGS: [&str; 6] = [
+    "prisma.config.ts",
+    "prisma.config.mts",
+    "prisma.config.cts",
+    "prisma.config.js",
+    "prisma.config.mjs",
+    "prisma.config.cjs",
+];
+/// Folders never searched for drizzle's journal.
+const SKIPPED: [&str; 6] = ["node_modules", "target", "dist", "build", ".git", ".next"];
+
+/// Every place under `root` where a tool keeps migrations (with `layout`,
+/// only that tool's). Places that are the same folder count once.
+pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, SourceError> {
+    let wanted = |l: Layout| layout.is_none_or(|w| w == l);
+    let mut out: Vec<Place> = Vec::new();
+    let mut push = |place: Option<Place>| {
+        if let Some(p) = place {
+            let same = |q: &Place| same_dir(&q.dir, &p.dir);
+            if !out.iter().any(same) {
+                out.push(p);
+            }
+        }
+    };
+    if wanted(Layout::Supabase) && root.join("supabase/migrations").is_dir() {
+        push(Some(Place {
+            dir: root.join("supabase/migrations"),
+            layout: Some(Layout::Supabase),
+            why: "the Supabase CLI's folder".into(),
+        }));
+    }
+    if wanted(Layout::Prisma) {
+        push(prisma(root)?);
+    }
+    if wanted(Layout::Drizzle) {
+        push(drizzle_place(root)?);
+    }
+    if wanted(Layout::Sqitch) {
+        push(sqitch(root));
+    }
+    if wanted(Layout::Diesel) {
+        push(diesel(root)?);
+    }
+    if wanted(Layout::Flyway) {
+        push(flyway_place(root));
+    }
+    for (folder, why) in [
+        ("migrations", "the conventional migrations folder"),
+        ("db/migrations", "dbmate's default folder"),
+    ] {
+        let dir = root.join(folder);
+        if dir.is_dir() && layout.is_none_or(|l| !l.fixed_place()) {
+            push(Some(Place { dir, layout, why: why.into() }));
+        }
+    }
+    Ok(out)
+}
+
+/// The one place of `root`'s migrations; `None` when it has none.
+pub fn find(root: &Path, layout: Option<Layout>) -> Result<Option<Place>, SourceError> {
+    let mut found = candidates(root, layout)?;
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(SourceError::TwoProjects {
+            root: root.to_path_buf(),
+            first: describe(&found[0]),
+            second: describe(&found[1]),
+        }),
+    }
+}
+
+fn describe(p: &Place) -> String {
+    let tool = p.layout.map(|l| format!("{l}, ")).unwrap_or_default();
+    format!("{} ({tool}{})", p.dir.display(), p.why)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Prisma: `prisma.config.*`'s `migrations.path`, else the folder beside
+/// the schema (`prisma.config.*`'s or `package.json`'s `schema`: a file's
+/// folder, or a schema folder itself), else `prisma/migrations`.
+fn prisma(root: &Path) -> Result<Option<Place>, SourceError> {
+    for name in PRISMA_CONFIGS {
+        let path = root.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let values = js_values(&text);
+        if let Some(v) = values.iter().find(|v| v.key == ["migrations", "path"]) {
+            let dir = root.join(&v.value);
+            return named(dir, &path, v.line, "migrations.path", Layout::Prisma).map(Some);
+        }
+        if let Some(v) = values.iter().find(|v| v.key == ["schema"]) {
+            let dir = beside_schema(&root.join(&v.value));
+            return named(dir, &path, v.line, "schema", Layout::Prisma).map(Some);
+        }
+    }
+    let package = root.join("package.json");
+    if let Ok(text) = std::fs::read_to_string(&package) {
+        let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let schema =
+            json.as_ref().and_then(|j| j.pointer("/prisma/schema")).and_then(|s| s.as_str());
+        if let Some(schema) = schema {
+            let line = line_of(&text, "\"schema\"");
+            let dir = beside_schema(&root.join(schema));
+            return named(dir, &package, line, "prisma.schema", Layout::Prisma).map(Some);
+        }
+    }
+    let dir = root.join("prisma/migrations");
+    Ok(dir.is_dir().then(|| Place {
+        dir,
+        layout: Some(Layout::Prisma),
+        why: "Prisma's folder".into(),
+    }))
+}
+
+/// Where Prisma keeps the migrations of `schema`: beside the schema file,
+/// or inside a schema folder.
+fn beside_schema(schema: &Path) -> PathBuf {
+    if schema.is_dir() {
+        schema.join("migrations")
+    } else {
+        schema.parent().unwrap_or(Path::new(".")).join("migrations")
+    }
+}
+
+/// A folder a tool's setting names: there, or an error at the setting.
+fn named(
+    dir: PathBuf,
+    setting: &Path,
+    line: usize,
+    key: &str,
+    layout: Layout,
+) -> Result<Place, SourceError> {
+    if !dir.is_dir() {
+        return Err(SourceError::NamedMissing {
+            setting: setting.to_path_buf(),
+            line,
+            key: key.to_string(),
+            dir,
+            tool: layout,
+        });
+    }
+    Ok(Place { dir, layout: Some(layout), why: format!("{} ({key})", file_name(setting)) })
+}
+
+/// Drizzle: `drizzle.config.*`'s `out` (drizzle-kit's default is
+/// `drizzle`), else the first folder holding `meta/_journal.json`.
+fn drizzle_place(root: &Path) -> Result<Option<Place>, SourceError> {
+    for name in DRIZZLE_CONFIGS {
+        let path = root.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let out = if name.ends_with(".json") {
+            let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+            json.and_then(|j| j.get("out").and_then(|o| o.as_str()).map(str::to_string))
+                .map(|v| (v, line_of(&text, "\"out\"")))
+        } else {
+            js_values(&text).into_iter().find(|v| v.key == ["out"]).map(|v| (v.value, v.line))
+        };
+        let Some((out, line)) = out else {
+            let dir = root.join("drizzle");
+            if dir.join(drizzle::JOURNAL).is_file() {
+                return Ok(Some(Place {
+                    dir,
+                    layout: Some(Layout::Drizzle),
+                    why: format!("{name} (drizzle-kit's default out)"),
+                }));
+            }
+            continue;
+        };
+        return named(root.join(out), &path, line, "out", Layout::Drizzle).map(Some);
+    }
+    Ok(journal_under(root, 3).map(|dir| Place {
+        dir,
+        layout: Some(Layout::Drizzle),
+        why: format!("the folder holding {}", drizzle::JOURNAL),
+    }))
+}
+
+/// The first folder under `dir` (breadth first, `depth` levels) that
+/// holds drizzle's journal.
+fn journal_under(dir: &Path, depth: usize) -> Option<PathBuf> {
+    let mut level = vec![dir.to_path_buf()];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for d in &level {
+            let Ok(children) = entries(d) else { continue };
+            for child in children.into_iter().filter(|c| c.is_dir()) {
+                if SKIPPED.contains(&file_name(&child)) {
+                    continue;
+                }
+                if child.join(drizzle::JOURNAL).is_file() {
+                    return Some(child);
+                }
+                next.push(child);
+            }
+        }
+        level = next;
+    }
+    None
+}
+
+/// sqitch: `sqitch.plan` at the root, or under `sqitch.conf`'s `top_dir`.
+fn sqitch(root: &Path) -> Option<Place> {
+    let top = std::fs::read_to_string(root.join("sqitch.conf"))
+        .ok()
+        .and_then(|t| ini_value(&t, "core", "top_dir"))
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.to_path_buf());
+    top.join("sqitch.plan").is_file().then(|| Place {
+        dir: top,
+        layout: Some(Layout::Sqitch),
+        why: "sqitch.plan".into(),
+    })
+}
+
+/// diesel: `diesel.toml`'s `[migrations_directory] dir`.
+fn diesel(root: &Path) -> Result<Option<Place>, SourceError> {
+    let path = root.join("diesel.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let table: Option<toml::Table> = toml::from_str(&text).ok();
+    let dir = table
+        .as_ref()
+        .and_then(|t| t.get("migrations_directory"))
+        .and_then(|m| m.get("dir"))
+        .and_then(|d| d.as_str());
+    match dir {
+        Some(dir) => {
+            let line = line_of(&text, "dir");
+            named(root.join(dir), &path, line, "migrations_directory.dir", Layout::Diesel).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Flyway: `flyway.conf`'s first `filesystem:` location, else `sql/` or
+/// Maven's `src/main/resources/db/migration` when they hold Flyway scripts.
+fn flyway_place(root: &Path) -> Option<Place> {
+    let configured = std::fs::read_to_string(root.join("flyway.conf")).ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let v = l.trim().strip_prefix("flyway.locations")?.trim().strip_prefix('=')?;
+            let first = v.split(',').next()?.trim();
+            Some(first.strip_prefix("filesystem:").unwrap_or(first).to_string())
+        })
+    });
+    let mut places: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(dir) = configured {
+        places.push((root.join(dir), "flyway.conf (flyway.locations)".into()));
+    }
+    for dir in ["sql", "src/main/resources/db/migration", "db/migration"] {
+        places.push((root.join(dir), format!("Flyway's {dir} folder")));
+    }
+    places.into_iter().find_map(|(dir, why)| {
+        let scripts = entries(&dir)
+            .map(|es| es.iter().any(|p| flyway::is_script_name(file_name(p))))
+            .unwrap_or(false);
+        scripts.then_some(Place { dir, layout: Some(Layout::Flyway), why })
+    })
+}
+
+/// `key = value` in `[section]` of an ini-style file (git's format, as
+/// sqitch.conf is).
+fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(s) = line.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            current = s.trim().to_string();
+        } else if current == section {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(v.trim().trim_matches('"').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The 1-based line of the first `needle` in `text` (1 when absent).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle).map_or(1, |at| text[..at].lines().count().max(1))
+}
+
+/// A string literal a JavaScript or TypeScript config sets: its key path
+/// (`["migrations", "path"]`), value and line.
+#[derive(Debug, PartialEq, Eq)]
+struct JsValue {
+    key: Vec<String>,
+    value: String,
+    line: usize,
+}
+
+/// The literal string values of the object keys in a JavaScript or
+/// TypeScript file, with the keys of the objects around them. Comments and
+/// other strings do not count; a value that is not a literal (an
+/// environment variable, a call) is not read.
+fn js_values(text: &str) -> Vec<JsValue> {
+    let tokens = js_tokens(text);
+    let mut out = Vec::new();
+    let mut path: Vec<Option<String>> = Vec::new();
+    let mut pending: Option<String> = None;
+    for (i, (tok, line)) in tokens.iter().enumerate() {
+        match tok {
+            Tok::Punct('{') => {
+                path.push(pending.take());
+            }
+            Tok::Punct('}') => {
+                path.pop();
+            }
+            Tok::Word(w) | Tok::Str(w)
+                if matches!(tokens.get(i + 1), Some((Tok::Punct(':'), _))) =>
+            {
+                pending = Some(w.clone());
+                if let Some((Tok::Str(value), _)) = tokens.get(i + 2) {
+                    let mut key: Vec<String> = path.iter().flatten().cloned().collect();
+                    key.push(w.clone());
+                    out.push(JsValue { key, value: value.clone(), line: *line });
+                    pending = None;
+                }
+            }
+            Tok::Punct(',') => pending = None,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Punct(char),
+}
+
+/// Words, string literals and punctuation of JavaScript, with their lines;
+/// comments skipped. Template literals count as strings when they hold no
+/// `${`.
+fn js_tokens(text: &str) -> Vec<(Tok, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\n' => {
+                line += 1;
+                i += 1;
+            }
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    line += usize::from(chars[i] == '\n');
+                    i += 1;
+                }
+                i += 2;
+            }
+            '"' | '\'' | '`' => {
+                let start_line = line;
+                let mut value = String::new();
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    }
+                    line += usize::from(chars[i] == '\n');
+                    value.push(chars[i]);
+                    i += 1;
+                }
+                i += 1;
+                if !(c == '`' && value.contains("${")) {
+                    out.push((Tok::Str(value), start_line));
+                }
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '$' => {
+                let mut word = String::new();
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+                {
+                    word.push(chars[i]);
+                    i += 1;
+                }
+                out.push((Tok::Word(word), line));
+            }
+            c if c.is_whitespace() => i += 1,
+            c => {
+                out.push((Tok::Punct(c), line));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn a_drizzle_config_names_its_out_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(
+            r,
+            "drizzle.config.ts",
+            "import { defineConfig } from 'drizzle-kit';\n// out: \"./nowhere\"\nexport default defineConfig({\n  schema: './src/db/schema.ts',\n  out: './src/db/migrations',\n  dialect: 'postgresql',\n});\n",
+        );
+        write(r, "src/db/migrations/meta/_journal.json", "{\"entries\": []}");
+        let place = find(r, None).unwrap().unwrap();
+        assert_eq!(place.dir, r.join("./src/db/migrations"));
+        assert_eq!(place.layout, Some(Layout::Drizzle));
+        assert_eq!(place.why, "drizzle.config.ts (out)");
+    }
+
+    #[test]
+    fn a_drizzle_config_naming_a_missing_folder_is_an_error_at_its_line() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "drizzle.config.ts", "export default {\n  out: \"./gone\",\n};\n");
+        let err = find(root.path(), None).unwrap_err().to_string();
+        assert!(err.contains("drizzle.config.ts:2"), "{err}");
+        assert!(err.contains("gone"), "{err}");
+    }
+
+    #[test]
+    fn prisma_schema_in_package_json_moves_the_migrations() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "package.json", "{\n  \"name\": \"app\",\n  \"prisma\": {\n    \"schema\": \"db/schema.prisma\"\n  }\n}\n");
+        write(r, "db/schema.prisma", "datasource db { provider = \"postgresql\" }\n");
+        write(r, "db/migrations/20240101000000_init/migration.sql", "create table t (id int);\n");
+        let place = find(r, None).unwrap().unwrap();
+        assert_eq!(place.dir, r.join("db/schema.prisma").parent().unwrap().join("migrations"));
+        assert_eq!(place.layout, Some(Layout::Prisma));
+    }
+
+    #[test]
+    fn prisma_config_migrations_path_wins() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(
+            r,
+            "prisma.config.ts",
+            "export default defineConfig({\n  schema: 'prisma/schema.prisma',\n  migrations: {\n    path: 'prisma/history',\n  },\n});\n",
+        );
+        write(r, "prisma/history/migration_lock.toml", "provider = \"postgresql\"\n");
+        let place = find(r, None).unwrap().unwrap();
+        assert_eq!(place.dir, r.join("prisma/history"));
+    }
+
+    #[test]
+    fn two_tools_in_one_root_are_named() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("supabase/migrations")).unwrap();
+        std::fs::create_dir_all(r.join("prisma/migrations")).unwrap();
+        let err = find(r, None).unwrap_err().to_string();
+        assert!(err.contains("supabase/migrations") && err.contains("prisma/migrations"), "{err}");
+        // Naming the layout picks one.
+        let place = find(r, Some(Layout::Prisma)).unwrap().unwrap();
+        assert_eq!(place.dir, r.join("prisma/migrations"));
+    }
+
+    #[test]
+    fn a_journal_anywhere_shallow_is_drizzles_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "node_modules/x/meta/_journal.json", "{}");
+        write(r, "server/drizzle/meta/_journal.json", "{\"entries\": []}");
+        let place = find(r, None).unwrap().unwrap();
+        assert_eq!(place.dir, r.join("server/drizzle"));
+    }
+
+    #[test]
+    fn nothing_found_is_none_and_conventional_folders_are_found() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(find(root.path(), None).unwrap(), None);
+        std::fs::create_dir_all(root.path().join("db/migrations")).unwrap();
+        let place = find(root.path(), None).unwrap().unwrap();
+        assert_eq!(place.dir, root.path().join("db/migrations"));
+        assert_eq!(place.layout, None);
+    }
+
+    #[test]
+    fn js_values_skip_comments_and_follow_nesting() {
+        let v = js_values("/* out: 'x' */ const a = { 'out': \"y\", nested: { path: `z` } }");
+        assert_eq!(v[0].key, ["out"]);
+        assert_eq!(v[0].value, "y");
+        assert_eq!(v[1].key, ["nested", "path"]);
+    }
+}
