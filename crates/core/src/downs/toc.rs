@@ -168,22 +168,20 @@ const FOOTER: [&str; 4] =
 
 /// An entry's text without the session settings pg_dump writes between
 /// entries (`SET default_tablespace = '';` lands at the end of the entry
-/// before the one that needs it).
+/// before the one that needs it). Only the trailing lines are taken off,
+/// so the rest keeps pg_dump's own text byte for byte: an entry must read
+/// the same whichever entry happens to follow it.
 fn without_settings(sql: &str) -> String {
-    use backstop_lint::rewrite;
-    if !sql.lines().any(|l| l.starts_with("SET ") || l.starts_with("SELECT pg_catalog.set_config"))
-    {
-        return sql.to_string();
+    let mut lines: Vec<&str> = sql.lines().collect();
+    while let Some(last) = lines.last() {
+        let setting = last.starts_with("SET ") || last.starts_with("SELECT pg_catalog.set_config(");
+        if setting || last.trim().is_empty() {
+            lines.pop();
+        } else {
+            break;
+        }
     }
-    match rewrite::statements(sql) {
-        Some(statements) => statements
-            .into_iter()
-            .filter(|s| !rewrite::is_session_setting(s))
-            .map(|s| format!("{s};"))
-            .collect::<Vec<_>>()
-            .join("\n\n"),
-        None => sql.to_string(),
-    }
+    lines.join("\n")
 }
 
 /// Reads pg_dump's plain output into entries. Lines pg_dump writes for
@@ -293,5 +291,22 @@ COMMENT ON TABLE public.users IS 'people';
         assert_eq!(comment.sql, "COMMENT ON TABLE public.users IS 'people';");
         assert_eq!(comment.identity(&dump), "COMMENT|1259|16393|TABLE users");
         assert_eq!(dump.parent_of(comment, &HashMap::new()).unwrap().name, "users");
+    }
+
+    #[test]
+    fn an_entry_reads_the_same_whatever_follows_it() {
+        // Regression: the settings pg_dump writes before the first table
+        // landed at the end of the entry before it, which then differed
+        // from the same entry elsewhere in the dump, and a down put an
+        // untouched platform function back.
+        let body = "CREATE FUNCTION auth.uid() RETURNS uuid\n    LANGUAGE sql STABLE\n    AS $$\n  SELECT 1\n$$;\n\n\nALTER FUNCTION auth.uid() OWNER TO postgres;";
+        let before = parse(&format!(
+            "--\n-- TOC entry 1 (class 1255 OID 10)\n-- Name: uid(); Type: FUNCTION; Schema: auth; Owner: postgres\n--\n\n{body}\n\nSET default_tablespace = '';\n\nSET default_table_access_method = heap;\n\n"
+        ));
+        let after = parse(&format!(
+            "--\n-- TOC entry 1 (class 1255 OID 10)\n-- Name: uid(); Type: FUNCTION; Schema: auth; Owner: postgres\n--\n\n{body}\n\n"
+        ));
+        assert_eq!(before.entries[0].sql, after.entries[0].sql);
+        assert_eq!(before.entries[0].sql, body);
     }
 }
