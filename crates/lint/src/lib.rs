@@ -13,6 +13,7 @@ pub mod checksum;
 pub mod codes;
 pub mod compare;
 pub mod context;
+pub mod data;
 pub mod enum_use;
 pub mod facts;
 pub mod model;

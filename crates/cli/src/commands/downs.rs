@@ -75,7 +75,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 d.path.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with('U'))
             })
         });
-        for d in shown.iter().filter(|d| matches!(d.status, Status::Computed | Status::Fixed)) {
+        let savable = |d: &&&Down| {
+            matches!(d.status, Status::Computed | Status::Fixed)
+                || (d.status == Status::Irreversible && d.proved)
+        };
+        for d in shown.iter().filter(savable) {
             let Some(m) = ctx.migrations.iter().find(|m| m.version == d.version) else { continue };
             match downs::write::save(dir, m, d, flyway_undo, args.force) {
                 Ok(path) => written.push((d.version.clone(), path)),
@@ -108,6 +112,10 @@ fn render(
             Status::Fixed => "its down misses something: fix computed and proved",
             Status::Ok => "its own down puts the schema back",
             Status::Unprovable => "no down could be proved",
+            Status::Irreversible => {
+                "its data cannot be put back by SQL (the schema part is proved): only the backup \
+                 taken before it holds the rows"
+            }
         };
         let _ = writeln!(out, "{mark} {}_{}: {what}", d.version, d.name);
         for l in &d.loses {
@@ -134,10 +142,14 @@ fn render(
     let count = |s: Status| shown.iter().filter(|d| d.status == s).count();
     let _ = writeln!(
         out,
-        "downs: {} computed, {} fixed, {} unprovable{}",
+        "downs: {} computed, {} fixed, {} unprovable{}{}",
         count(Status::Computed),
         count(Status::Fixed),
         count(Status::Unprovable),
+        match count(Status::Irreversible) {
+            0 => String::new(),
+            n => format!(", {n} with data only a backup holds"),
+        },
         if count(Status::Ok) > 0 { format!(", {} ok", count(Status::Ok)) } else { String::new() }
     );
     if written.is_empty() && (count(Status::Computed) + count(Status::Fixed)) > 0 {

@@ -47,6 +47,15 @@ pub struct Args {
     /// trip, cosmetic note and lossy down.
     #[arg(long, short)]
     verbose: bool,
+    /// A migration whose data changes no SQL can put back (an UPDATE of
+    /// rows that were there, a DO block's), accepted so the rehearsal can
+    /// pass; needs --reason, which is recorded. Repeat for several.
+    #[arg(long, value_name = "VERSION", requires = "reason")]
+    accept_irreversible: Vec<String>,
+    /// Why the migrations of --accept-irreversible may go ahead (recorded
+    /// in the report and the audit log).
+    #[arg(long, value_name = "TEXT", requires = "accept_irreversible")]
+    reason: Option<String>,
 }
 
 /// Where a rehearsal's progress goes: the stages on stderr (text output
@@ -69,6 +78,35 @@ impl Progress for RehearseProgress {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
+}
+
+/// `--accept-irreversible` checked: versions of the folder, a reason that
+/// says something.
+fn accepted(
+    versions: &[String],
+    reason: Option<&str>,
+    ctx: &Context,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let reason = reason.map(str::trim).unwrap_or_default();
+    if !versions.is_empty() && reason.is_empty() {
+        return Err(UsageError(
+            "--reason is empty; say why the data of these migrations may go without a way back \
+             but the backup (it is recorded)"
+                .into(),
+        )
+        .into());
+    }
+    for v in versions {
+        if !ctx.migrations.iter().any(|m| &m.version == v) {
+            return Err(UsageError(format!(
+                "--accept-irreversible {v}: no migration of {} has this version; `backstop status` \
+                 lists them",
+                ctx.dir.display()
+            ))
+            .into());
+        }
+    }
+    Ok(versions.iter().map(|v| (v.clone(), reason.to_string())).collect())
 }
 
 fn percent(text: &str) -> Result<f64, String> {
@@ -126,6 +164,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             .from_backup
             .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
         require_down: ctx.config.rehearse.require_down,
+        accept_irreversible: accepted(&args.accept_irreversible, args.reason.as_deref(), &ctx)?,
     };
     let dir = args.report_dir.unwrap_or_else(|| ctx.config.rehearse.report_dir.clone());
     std::fs::create_dir_all(&dir)

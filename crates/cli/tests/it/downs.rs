@@ -159,7 +159,12 @@ fn an_up_only_history_gets_proved_downs_that_take_it_back_to_an_empty_schema() {
     let downs = downs.as_array().unwrap();
     assert_eq!(downs.len(), 24, "{downs:#?}");
     for d in downs {
-        assert_eq!(d["status"], "computed", "{d:#}");
+        // The data migration's UPDATE of rows that were there cannot be
+        // put back by SQL: said so, never "computed" as if it could.
+        let data = d["version"].as_str().unwrap().ends_with("000011")
+            || d["version"].as_str().unwrap().ends_with("000023");
+        let status = if data { "irreversible" } else { "computed" };
+        assert_eq!(d["status"], status, "{d:#}");
         assert_eq!(d["proved"], true, "{d:#}");
     }
     // What DDL cannot bring back is said, object by object.
@@ -318,4 +323,52 @@ fn bad_input_to_downs_is_refused_with_the_fix() {
     run.expect_code(3);
     assert!(run.stderr.contains("no_such_db"), "{}", run.stderr);
     assert!(!p.path().join("migrations/2024-03-01-000001_a/down.sql").exists());
+}
+
+#[test]
+fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_changes_say_so() {
+    let p = Project::new("downs_data");
+    p.migration(
+        "2024-03-01-000001_plans",
+        "CREATE TABLE plans (id text PRIMARY KEY, price int NOT NULL, note text);
+         CREATE TABLE events (at timestamptz DEFAULT now(), what text);
+         INSERT INTO plans VALUES ('legacy', 5, 'kept');",
+        None,
+    );
+    p.migration(
+        "2024-03-01-000002_seed",
+        "INSERT INTO plans VALUES ('free', 0, NULL), ('pro', 20, 'monthly');
+         INSERT INTO plans (id, price) VALUES ('team', 50) ON CONFLICT DO NOTHING;",
+        None,
+    );
+    p.migration(
+        "2024-03-01-000003_backfill",
+        "DO $$ BEGIN UPDATE plans SET note = 'old' WHERE note IS NULL; END $$;
+         INSERT INTO events (what) VALUES ('backfilled');",
+        None,
+    );
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let of =
+        |v: &str| downs.as_array().unwrap().iter().find(|d| d["version"] == v).unwrap().clone();
+    let seed = of("2024-03-01-000002");
+    assert_eq!(seed["status"], "computed", "{seed:#}");
+    let sql = seed["sql"].as_str().unwrap();
+    assert!(sql.contains("DELETE FROM plans WHERE (id = 'team'"), "{sql}");
+    assert!(sql.contains("(id = 'free')"), "{sql}");
+    let backfill = of("2024-03-01-000003");
+    assert_eq!(backfill["status"], "irreversible", "{backfill:#}");
+    let loses = backfill["loses"].to_string();
+    assert!(loses.contains("UPDATE plans in a DO block"), "{loses}");
+    assert!(loses.contains("inserted into events"), "{loses}");
+
+    p.run(&["downs", "--write"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+    // A row someone added since, and the conflict row made different: kept.
+    p.client()
+        .batch_execute("INSERT INTO plans VALUES ('enterprise', 99, NULL); UPDATE plans SET price = 55 WHERE id = 'team'")
+        .unwrap();
+    p.run(&["rollback", "--to", "2024-03-01-000001"]).expect_code(0);
+    let mut ids = p.client().texts("select id from plans order by id");
+    ids.sort();
+    assert_eq!(ids, ["enterprise", "legacy", "team"]);
 }

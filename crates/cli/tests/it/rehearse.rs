@@ -630,3 +630,39 @@ fn a_down_in_postgresql_18s_syntax_passes_on_18_and_fails_before() {
         assert!(text.contains("syntax error"), "{text}");
     }
 }
+
+#[test]
+fn data_no_sql_puts_back_is_named_alike_by_downs_and_rehearse_and_passes_only_when_accepted() {
+    let p = project("rh_irreversible");
+    p.config(&format!("{}\n[rehearse]\nrequired = true\n", crate::common::DEFAULT_CONFIG));
+    p.migration("2_upper", "UPDATE users SET email = upper(email) WHERE id <= 10;", None);
+    let downs = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    assert_eq!(downs[0]["status"], "irreversible", "{downs:#}");
+    p.run(&["downs", "--write"]).expect_code(0);
+
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let trip = &json["round_trip"]["migrations"][0];
+    assert_eq!(trip["class"], "data_irreversible", "{trip:#}");
+    let detail = trip["detail"].as_str().unwrap();
+    assert!(detail.contains("UPDATE users"), "{detail}");
+    assert!(detail.contains("--accept-irreversible 2"), "{detail}");
+    assert!(!detail.contains("backstop downs"), "no loop back to downs: {detail}");
+    p.run(&["migrate"]).expect_code(1).expect_output("no passing rehearsal");
+
+    p.run(&["rehearse", "--accept-irreversible", "2"]).expect_code(2);
+    p.run(&["rehearse", "--accept-irreversible", "9", "--reason", "x"]).expect_code(2);
+    p.run(&["rehearse", "--accept-irreversible", "2", "--reason", "emails are re-derived nightly"])
+        .expect_code(0);
+    let accepted: serde_json::Value = p
+        .client()
+        .query_one(
+            "select details->'accepted_irreversible' from backstop.events where kind = 'rehearse' order by id desc limit 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(accepted.to_string().contains("emails are re-derived nightly"), "{accepted}");
+    p.run(&["migrate"]).expect_code(0);
+}

@@ -17,6 +17,7 @@
 
 mod catalog;
 mod columns;
+mod data;
 mod ddl;
 mod picture;
 mod plan;
@@ -45,6 +46,11 @@ pub enum Status {
     Ok,
     /// No down could be proved; `notes` say why.
     Unprovable,
+    /// The down puts the schema back (proved), but the up changed rows
+    /// that were there in a way no SQL puts back (`UPDATE`, `DELETE`,
+    /// `INSERT … SELECT`, a `DO` block's): `loses` names them, and only
+    /// the backup taken before the migration holds them.
+    Irreversible,
 }
 
 impl Status {
@@ -54,6 +60,7 @@ impl Status {
             Status::Fixed => "fixed",
             Status::Ok => "ok",
             Status::Unprovable => "unprovable",
+            Status::Irreversible => "irreversible",
         }
     }
 }

@@ -13,7 +13,7 @@ use postgres::Client;
 
 use super::picture::{Plan, State};
 use super::plan;
-use super::{catalog, toc, Down, DownsError, Options, Status};
+use super::{catalog, data, toc, Down, DownsError, Options, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::rehearse::{CopyDb, Workspace};
@@ -202,14 +202,26 @@ impl Replay<'_> {
 
     /// Runs `statements` in a transaction, compares the schema with
     /// `before`, and rolls back.
-    fn prove(&mut self, statements: &[String], before: &Schema) -> Result<Proof, DownsError> {
+    fn prove(
+        &mut self,
+        statements: &[String],
+        before: &Schema,
+        rows: &[(String, String)],
+    ) -> Result<Proof, DownsError> {
         let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
         if let Err(e) = tx.batch_execute(&joined(statements)) {
             return Ok(Proof::Fails(crate::pg::conn::error_chain(&e)));
         }
         let now = Schema::read(&mut tx).map_err(db("reading the schema"))?;
+        let mut differences = Vec::new();
+        for (table, digest) in rows {
+            let after = data::rows_digest(&mut tx, table).map_err(db("reading the rows"))?;
+            if &after != digest {
+                differences.push(format!("the rows of {table} differ from those before the up"));
+            }
+        }
         drop(tx);
-        let differences = before.differences(&now);
+        differences.extend(before.differences(&now));
         if differences.is_empty() {
             Ok(Proof::Holds(before.cosmetic_differences(&now)))
         } else {
@@ -278,6 +290,12 @@ impl Replay<'_> {
             None => Mode::Compute,
         };
         let before = self.picture()?;
+        let mut rows = Vec::new();
+        for table in data::inserted_tables(m, &before.catalog) {
+            let digest =
+                data::rows_digest(&mut self.client, &table).map_err(db("reading the rows"))?;
+            rows.push((table, digest));
+        }
         if let Some(why) = self.up(m)? {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
             return Ok((unprovable(m, Vec::new(), notes), true));
@@ -288,7 +306,7 @@ impl Replay<'_> {
                 return Ok((unprovable(m, Vec::new(), notes), true));
             }
         }
-        let mut found = self.work_out(m, &before, &before_schema)?;
+        let mut found = self.work_out(m, &before, &before_schema, &rows)?;
         let stop = if matches!(mode, Mode::AddTo) {
             // The copy is where the hand-written down left it: the fix
             // takes it back to the state before the up, and the up again
@@ -335,6 +353,7 @@ impl Replay<'_> {
         m: &Migration,
         before: &State,
         before_schema: &Schema,
+        rows: &[(String, String)],
     ) -> Result<Found, DownsError> {
         let now = self.picture()?;
         let renames = plan::renames(before, &now);
@@ -346,18 +365,23 @@ impl Replay<'_> {
             |rels: &[u32], cols: &[(u32, i16)]| catalog::dependent_views(client, rels, cols);
         let mut worked =
             plan::plan(before, target, &mut dependents).map_err(db("working out the down"))?;
+        let data = data::plan(&mut self.client, m, &before.catalog).map_err(db("reading keys"))?;
         let mut statements = renames.clone();
+        statements.extend(data.statements);
         statements.append(&mut worked.statements);
-        let proof = self.prove(&worked_tail(&statements, renames.len()), before_schema)?;
+        // Only the tables the down deletes from are to have their rows back.
+        let rows: Vec<(String, String)> =
+            rows.iter().filter(|(t, _)| data.tables.contains(t)).cloned().collect();
+        let proof = self.prove(&worked_tail(&statements, renames.len()), before_schema, &rows)?;
         if let Some(aligned) = &aligned {
             let back = plan::renames(&now, aligned);
             self.commit(&back)?;
         }
         worked.statements = statements;
-        let (loses, notes) = data_changes(m, &before.catalog);
-        worked.loses.extend(loses);
-        worked.notes.extend(notes);
-        Ok(Found { plan: worked, proof, after_up: Some(now) })
+        let irreversible = !data.irreversible.is_empty();
+        worked.loses.extend(data.irreversible);
+        worked.notes.extend(data.unreadable);
+        Ok(Found { plan: worked, proof, after_up: Some(now), irreversible })
     }
 }
 
@@ -372,6 +396,8 @@ struct Found {
     proof: Proof,
     /// The picture the down was worked out from, renames not undone.
     after_up: Option<State>,
+    /// The up changed rows that were there in a way no SQL puts back.
+    irreversible: bool,
 }
 
 /// What is worked out for a migration.
@@ -399,46 +425,17 @@ fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
     }
 }
 
-/// What the up changed in rows of tables that existed before it, which
-/// no down brings back (`loses`), and its `DO` blocks, whose effect on
-/// rows cannot be read (`notes`).
-fn data_changes(m: &Migration, before: &catalog::Catalog) -> (Vec<String>, Vec<String>) {
-    let (mut loses, mut notes) = (Vec::new(), Vec::new());
-    for s in &m.up.statements {
-        let Some(what) = backstop_lint::rewrite::data_change(&s.sql) else { continue };
-        let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        if what.starts_with("DO ") {
-            notes.push(format!(
-                "the up's DO block ({place}) cannot be read: rows it changed, if any, stay as the up left them"
-            ));
-            continue;
-        }
-        // `UPDATE public.orders` → is `orders` a table from before the up?
-        let table = what.rsplit(' ').next().unwrap_or_default();
-        let (schema, name) = table.split_once('.').unwrap_or(("", table));
-        let existed = before
-            .tables
-            .iter()
-            .any(|t| t.name == name && (schema.is_empty() || t.schema == schema));
-        if existed {
-            loses.push(format!(
-                "rows the up changed with {what} ({place}) stay as the up left them"
-            ));
-        }
-    }
-    (loses, notes)
-}
-
 fn joined(statements: &[String]) -> String {
     statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
 }
 
 /// The report of one migration from what was worked out.
 fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
-    let Found { plan, proof, .. } = found;
+    let Found { plan, proof, irreversible, .. } = found;
     let mut notes = plan.notes;
     let proved = matches!(proof, Proof::Holds(_));
     let status = match (&proof, &mode) {
+        (Proof::Holds(_), _) if irreversible => Status::Irreversible,
         (Proof::Holds(_), Mode::Compute) => Status::Computed,
         (Proof::Holds(_), _) => Status::Fixed,
         _ => Status::Unprovable,
@@ -451,14 +448,24 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         }
         Proof::Fails(why) => notes.push(format!("not proved: it fails on the copy: {why}")),
     }
+    if irreversible && proved {
+        notes.insert(
+            0,
+            "the schema part is proved, but rows the up changed cannot be put back by SQL: only \
+             the backup taken before the migration holds them (`backstop backup list`, `backstop \
+             restore`)"
+                .into(),
+        );
+    }
     if let Mode::Replace(why) = &mode {
         notes.insert(0, format!("the hand-written down fails: {why}; this down replaces it"));
     }
     let adds = matches!(mode, Mode::AddTo);
     let body = super::write::render(m, &plan.statements, &plan.loses, proved, adds);
-    let replacement = match (status, &m.down, adds) {
-        (Status::Fixed, Some(down), true) => Some(format!("{}\n\n{body}", down.text.trim_end())),
-        (Status::Fixed, _, false) => Some(body.clone()),
+    let fixes = proved && !matches!(mode, Mode::Compute);
+    let replacement = match (fixes, &m.down, adds) {
+        (true, Some(down), true) => Some(format!("{}\n\n{body}", down.text.trim_end())),
+        (true, _, false) => Some(body.clone()),
         _ => None,
     };
     Down {

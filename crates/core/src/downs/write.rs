@@ -129,8 +129,9 @@ pub fn save(
     force: bool,
 ) -> Result<PathBuf, WriteError> {
     let text = match (down.status, &down.replacement, &down.sql) {
-        (Status::Fixed, Some(r), _) => r.clone(),
+        (Status::Fixed | Status::Irreversible, Some(r), _) => r.clone(),
         (Status::Computed, _, Some(sql)) => sql.clone(),
+        (Status::Irreversible, None, Some(sql)) if down.proved => sql.clone(),
         _ => {
             let why = down.notes.first().cloned().unwrap_or_else(|| "nothing to save".into());
             return Err(WriteError::NotProved { version: m.version.clone(), why });

@@ -114,6 +114,9 @@ pub struct Options {
     /// A migration without a down fails the round trip (`[rehearse]
     /// require_down`); otherwise it is reported as `no down`.
     pub require_down: bool,
+    /// Migrations whose data changes no SQL puts back, accepted for the
+    /// rehearsal to pass, each with the reason recorded (`--accept-irreversible`).
+    pub accept_irreversible: Vec<(String, String)>,
 }
 
 impl Options {

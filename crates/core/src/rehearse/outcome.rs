@@ -130,14 +130,23 @@ pub enum TripClass {
     UpFails,
     /// Not rehearsed, because an earlier migration's up failed.
     NotRehearsed,
+    /// The schema round trips, but the up changed rows that were there in
+    /// a way no SQL puts back (`UPDATE`, `DELETE`, `INSERT … SELECT`, a
+    /// `DO` block's): only the backup holds them. An error until accepted
+    /// with a reason.
+    DataIrreversible,
+    /// [`TripClass::DataIrreversible`], accepted with a recorded reason.
+    DataAccepted,
 }
 
 impl TripClass {
     /// Every class, in the order the summary counts them.
-    const ORDER: [TripClass; 8] = [
+    const ORDER: [TripClass; 10] = [
         TripClass::Ok,
         TripClass::CosmeticOnly,
         TripClass::NoDown,
+        TripClass::DataAccepted,
+        TripClass::DataIrreversible,
         TripClass::Defect,
         TripClass::DownFails,
         TripClass::ReUpFails,
@@ -148,7 +157,7 @@ impl TripClass {
     /// Whether this outcome fails the rehearsal.
     pub fn is_error(self, require_down: bool) -> bool {
         match self {
-            TripClass::Ok | TripClass::CosmeticOnly => false,
+            TripClass::Ok | TripClass::CosmeticOnly | TripClass::DataAccepted => false,
             TripClass::NoDown => require_down,
             _ => true,
         }
@@ -165,6 +174,8 @@ impl TripClass {
             TripClass::ReUpFails => "re-up fails",
             TripClass::UpFails => "up fails",
             TripClass::NotRehearsed => "not rehearsed",
+            TripClass::DataIrreversible => "data only a backup holds",
+            TripClass::DataAccepted => "data only a backup holds (accepted)",
         }
     }
 }
@@ -344,8 +355,13 @@ mod tests {
     #[test]
     fn only_real_failures_are_errors_and_no_down_only_when_required() {
         for c in TripClass::ORDER {
-            let expected =
-                !matches!(c, TripClass::Ok | TripClass::CosmeticOnly | TripClass::NoDown);
+            let expected = !matches!(
+                c,
+                TripClass::Ok
+                    | TripClass::CosmeticOnly
+                    | TripClass::NoDown
+                    | TripClass::DataAccepted
+            );
             assert_eq!(c.is_error(false), expected, "{c:?}");
         }
         assert!(TripClass::NoDown.is_error(true));

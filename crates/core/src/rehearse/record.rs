@@ -35,7 +35,19 @@ pub fn record(
         kind: "rehearse",
         outcome: if r.ok { "ok" } else { "failed" },
         versions: r.migrations.iter().map(|m| m.version.clone()).collect(),
-        details: serde_json::json!({ "id": r.id, "key": r.key, "report": report }),
+        details: serde_json::json!({
+            "id": r.id,
+            "key": r.key,
+            "report": report,
+            // Data no SQL puts back, accepted for this pass, with why.
+            "accepted_irreversible": r
+                .round_trip
+                .migrations
+                .iter()
+                .filter(|t| t.class == super::TripClass::DataAccepted)
+                .map(|t| serde_json::json!({ "version": t.version, "detail": t.detail }))
+                .collect::<Vec<_>>(),
+        }),
     };
     schema::events::record(&mut *lock, &event).map_err(db("writing the audit event"))?;
     Ok(())

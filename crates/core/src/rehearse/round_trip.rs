@@ -167,7 +167,52 @@ pub(super) fn round_trip_one(
     trip.cosmetic = cosmetic(&before, &after, &m.version);
     (trip.class, trip.detail) =
         judge(&trip.differences, trip.cosmetic.len(), re_up.as_deref(), up_ms);
+    if trip.class == TripClass::Defect {
+        if let Some(lost) = only_lost_data(m, &trip.differences) {
+            trip.class = TripClass::DataIrreversible;
+            trip.detail = format!(
+                "the schema round trips; {lost}: only the backup taken before it holds those rows \
+                 (accept with `backstop rehearse --accept-irreversible {} --reason \"…\"`)",
+                m.version
+            );
+        }
+    }
     finish(trip, locks, stops)
+}
+
+/// When every difference after the down is in the rows of a table the
+/// up changed in a way no SQL puts back (or that a `DO` block it cannot
+/// read may have changed): what the up did, for the trip's detail. The
+/// same reading of the up as `backstop downs` makes, so the two agree.
+fn only_lost_data(m: &Migration, differences: &[Difference]) -> Option<String> {
+    use backstop_lint::data::RowChange;
+    let mut lost: Vec<(String, Option<String>)> = Vec::new();
+    for s in &m.up.statements {
+        let place = format!("{}:{}", m.up.path.display(), s.position.line);
+        for change in backstop_lint::data::row_changes(&s.sql) {
+            match change {
+                RowChange::Irreversible { what, table } => {
+                    lost.push((format!("{what} ({place})"), table.map(|t| t.name)))
+                }
+                RowChange::Unreadable { what } => lost.push((format!("{what} ({place})"), None)),
+                RowChange::Inserted(_) => {}
+            }
+        }
+    }
+    if lost.is_empty() {
+        return None;
+    }
+    let explained = |d: &Difference| {
+        let Some(table) = d.object.strip_prefix("table ") else { return false };
+        let is_data = d.message.contains("data of table");
+        let name = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
+        is_data && lost.iter().any(|(_, t)| t.as_deref().is_none_or(|t| t == name))
+    };
+    if differences.is_empty() || !differences.iter().all(explained) {
+        return None;
+    }
+    let what: Vec<String> = lost.into_iter().map(|(w, _)| w).collect();
+    Some(format!("rows the up changed with {} cannot be put back by SQL", what.join(", ")))
 }
 
 /// How trying a down went.

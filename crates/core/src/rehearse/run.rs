@@ -10,7 +10,7 @@ use postgres::Client;
 use super::clone::{CopyDb, Workspace};
 use super::gate::key_of;
 use super::locks::Tracing;
-use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step};
+use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step, TripClass};
 use super::round_trip::{round_trip_one, OneTrip};
 use super::scenarios::{scenario_a, scenario_b, scenario_c};
 use super::snapshot::{track, Snapshot};
@@ -230,10 +230,15 @@ impl RoundTrips {
         for m in todo {
             known.push(m.clone());
             stages.next(tracing.inner, &format!("round trip {}", m.label()));
-            let trip = match &stopped {
+            let mut trip = match &stopped {
                 Some(why) => OneTrip::not_rehearsed(m, why),
                 None => round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?,
             };
+            let accepted = options.accept_irreversible.iter().find(|(v, _)| *v == m.version);
+            if let (TripClass::DataIrreversible, Some((_, reason))) = (trip.trip.class, accepted) {
+                trip.trip.class = TripClass::DataAccepted;
+                trip.trip.detail = format!("{}; accepted: {reason}", trip.trip.detail);
+            }
             if trip.stops && stopped.is_none() {
                 stopped =
                     Some(format!("{} left the copy where the next ones cannot start", m.label()));

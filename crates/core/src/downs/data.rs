@@ -1,0 +1,203 @@
+//! The data part of a down: rows an up inserted that its text names
+//! (`INSERT … VALUES` with a key among its constants, into a table that
+//! was there before) are deleted, exactly those; every other change of
+//! rows that were there (`UPDATE`, `DELETE`, `INSERT … SELECT`, a `DO`
+//! block's) cannot be put back by SQL and is said so, pointing at the
+//! backup. The proof compares the rows of the tables the down deletes
+//! from with the rows before the up.
+
+use postgres::GenericClient;
+
+use backstop_lint::data::{Inserted, RowChange};
+use backstop_lint::rewrite::{ident, qualified};
+use backstop_lint::RelationName;
+
+use super::catalog::Catalog;
+use crate::source::Migration;
+
+/// What the down does to rows, and what it cannot do.
+#[derive(Debug, Default)]
+pub(super) struct DataDown {
+    /// The deletes, in the order the down runs them (the up's last first).
+    pub statements: Vec<String>,
+    /// The tables whose rows the proof compares, as SQL names.
+    pub tables: Vec<String>,
+    /// Changes of rows that were there, which no SQL puts back: what and where.
+    pub irreversible: Vec<String>,
+    /// What cannot be read at all (a `DO` block's dynamic SQL).
+    pub unreadable: Vec<String>,
+}
+
+/// The tables the up inserts into that were there before it (`before`),
+/// as SQL names: the ones whose rows a proof compares.
+pub(super) fn inserted_tables(m: &Migration, before: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &m.up.statements {
+        for change in backstop_lint::data::row_changes(&s.sql) {
+            if let RowChange::Inserted(i) = change {
+                let name = sql_name(&i.table);
+                if existed(before, &i.table) && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Works out the data part of the down of `m`, on the copy after its up.
+pub(super) fn plan(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    before: &Catalog,
+) -> Result<DataDown, postgres::Error> {
+    let mut out = DataDown::default();
+    for s in &m.up.statements {
+        let place = format!("{}:{}", m.up.path.display(), s.position.line);
+        for change in backstop_lint::data::row_changes(&s.sql) {
+            match change {
+                RowChange::Inserted(i) if existed(before, &i.table) => {
+                    match delete_of(client, &i)? {
+                        Ok(delete) => {
+                            out.statements.push(delete);
+                            let name = sql_name(&i.table);
+                            if !out.tables.contains(&name) {
+                                out.tables.push(name);
+                            }
+                        }
+                        Err(why) => out.irreversible.push(format!(
+                            "rows the up inserted into {} ({place}) cannot be told apart: {why}; \
+                             they stay",
+                            shown(&i.table)
+                        )),
+                    }
+                }
+                RowChange::Irreversible { what, table } => {
+                    if table.as_ref().is_none_or(|t| existed(before, t)) {
+                        out.irreversible.push(format!(
+                            "rows the up changed with {what} ({place}) cannot be put back by SQL"
+                        ));
+                    }
+                }
+                RowChange::Unreadable { what } => out.unreadable.push(format!(
+                    "the up's {what} ({place}) cannot be read: rows it changed, if any, stay as \
+                     the up left them"
+                )),
+                RowChange::Inserted(_) => {}
+            }
+        }
+    }
+    out.statements.reverse();
+    Ok(out)
+}
+
+/// The up's rows of `table`, as one digest, for a proof to compare.
+pub(super) fn rows_digest(
+    client: &mut impl GenericClient,
+    table: &str,
+) -> Result<String, postgres::Error> {
+    let row = client.query_one(
+        &format!(
+            "select count(*)::text || ':' || coalesce(md5(string_agg(t::text, E'\\n' order by t::text)), '')
+               from {table} t"
+        ),
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+fn existed(before: &Catalog, t: &RelationName) -> bool {
+    before
+        .tables
+        .iter()
+        .any(|b| b.name == t.name && t.schema.as_ref().is_none_or(|s| *s == b.schema))
+}
+
+fn sql_name(t: &RelationName) -> String {
+    qualified(t.schema.as_deref().unwrap_or(""), &t.name)
+}
+
+fn shown(t: &RelationName) -> String {
+    backstop_lint::stmt::display_table(t)
+}
+
+/// The `DELETE` of exactly the rows `i` wrote, or why it cannot be said.
+/// A plain insert failed on any key that was there, so every key it names
+/// is its own: the rows are matched by key. After `ON CONFLICT DO
+/// NOTHING` a key may have been there already: a row is deleted only when
+/// every constant the insert gave matches too.
+fn delete_of(
+    client: &mut impl GenericClient,
+    i: &Inserted,
+) -> Result<Result<String, String>, postgres::Error> {
+    let table = sql_name(&i.table);
+    let columns: Vec<String> = match &i.columns {
+        Some(c) => c.clone(),
+        None => client
+            .query(
+                "select attname::text from pg_attribute
+                  where attrelid = to_regclass($1) and attnum > 0 and not attisdropped
+                  order by attnum",
+                &[&table],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    };
+    let keys: Vec<Vec<String>> = client
+        .query(
+            "select array_agg(a.attname::text order by k.n)
+               from pg_index i
+              cross join lateral unnest(i.indkey) with ordinality k(attnum, n)
+               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+              where i.indrelid = to_regclass($1) and (i.indisprimary or i.indisunique)
+                and i.indpred is null and i.indexprs is null
+              group by i.indexrelid, i.indisprimary
+              order by i.indisprimary desc, 1",
+            &[&table],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let value = |row: &[Option<String>], column: &str| -> Option<String> {
+        let at = columns.iter().position(|c| c == column)?;
+        row.get(at).cloned().flatten()
+    };
+    let known =
+        |key: &[String]| i.rows.iter().all(|row| key.iter().all(|k| value(row, k).is_some()));
+    let Some(key) = keys.iter().find(|k| known(k)) else {
+        return Ok(Err(if keys.is_empty() {
+            "the table has no primary key or unique constraint".into()
+        } else {
+            "no key of the table is given as a constant in every row".into()
+        }));
+    };
+    let matched: Vec<String> = if i.skips_conflicts {
+        columns
+            .iter()
+            .filter(|c| i.rows.iter().all(|row| value(row, c).is_some()))
+            .cloned()
+            .collect()
+    } else {
+        key.clone()
+    };
+    let rows: Vec<String> = i
+        .rows
+        .iter()
+        .map(|row| {
+            let parts: Vec<String> = matched
+                .iter()
+                .map(|c| {
+                    let v = value(row, c).unwrap_or_default();
+                    if key.contains(c) {
+                        format!("{} = {v}", ident(c))
+                    } else {
+                        format!("{} IS NOT DISTINCT FROM {v}", ident(c))
+                    }
+                })
+                .collect();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    Ok(Ok(format!("DELETE FROM {table} WHERE {}", rows.join("\n   OR "))))
+}
