@@ -18,6 +18,7 @@ mod demo;
 mod downs;
 mod flags;
 mod floors;
+mod freeze;
 mod incident;
 mod kill_switch;
 mod layouts;
