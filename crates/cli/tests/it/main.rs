@@ -35,6 +35,7 @@ mod secrets;
 mod serve;
 mod tls;
 mod undo;
+mod unreadable;
 mod up_only;
 mod up_only_adopt;
 mod up_only_history;
