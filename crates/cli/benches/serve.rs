@@ -14,13 +14,20 @@
 //!    installed (.ci/tools/openfeature.sh installs it).
 //! 3. OFREP single-flag evaluations per second from 4 keep-alive clients
 //!    on 127.0.0.1 for 5 s, with p99 latency.
+//! 4. A new client's request (a fresh connection to `/healthz`) while
+//!    1,100 and then 3,000 slow clients trickle their headers a byte at a
+//!    time and reconnect when cut off, against the same request on the
+//!    idle server in the same run: median, max, and the ratio of the
+//!    medians. Target: every answer within 1 s.
 //!
-//! Run: `cargo bench -p backstop-cli --bench serve`
+//! Run: `cargo bench -p backstop-cli --bench serve` (all), or
+//! `cargo bench -p backstop-cli --bench serve -- slow` (4 only).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use backstop_core::pg::cluster::Cluster;
@@ -82,6 +89,18 @@ fn main() {
     };
     std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_secs(1));
+    let end_server = |mut server: std::process::Child| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = server.wait();
+    };
+    if std::env::args().skip(1).any(|a| a == "slow") {
+        slow_clients(&addr);
+        end_server(server);
+        return;
+    }
 
     // 100 stream clients, each reporting when a change reaches it.
     let (tx, rx) = mpsc::channel::<Instant>();
@@ -197,11 +216,8 @@ fn main() {
         lat.len() as f64 / secs as f64,
         ms(percentile(&lat, 0.99))
     );
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = server.wait();
+    slow_clients(&addr);
+    end_server(server);
 }
 
 const PROVIDERS: usize = 20;
@@ -280,4 +296,114 @@ fn grpc_sync(dir: &std::path::Path, url: &str, addr: &str) {
         "  target: p99 < 100 ms: {}",
         if p99 < Duration::from_millis(100) { "met" } else { "NOT met" }
     );
+}
+
+/// The slow clients' byte `i`: a request line, then a header that never ends.
+fn trickled_byte(i: usize) -> u8 {
+    const START: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: bench\r\nX-Slow: ";
+    START.get(i).copied().unwrap_or(b'a')
+}
+
+/// `n` slow clients, each sending one byte every 100 ms and connecting
+/// again when the server cuts it off, as a slowloris does, until `stop`.
+fn slowloris(
+    addr: &str,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    connected: mpsc::Sender<()>,
+) -> std::thread::JoinHandle<usize> {
+    let addr = addr.to_string();
+    std::thread::spawn(move || {
+        let connect = || {
+            let mut c = TcpStream::connect(&addr).ok()?;
+            c.write_all(&[trickled_byte(0)]).ok()?;
+            Some((c, 1usize))
+        };
+        let mut slow: Vec<Option<(TcpStream, usize)>> = (0..n).map(|_| connect()).collect();
+        let _ = connected.send(());
+        let mut reconnects = 0;
+        while !stop.load(Ordering::SeqCst) {
+            for s in &mut slow {
+                let sent = s.as_mut().is_some_and(|(c, i)| {
+                    *i += 1;
+                    c.write_all(&[trickled_byte(*i)]).is_ok()
+                });
+                if !sent {
+                    reconnects += 1;
+                    *s = connect();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reconnects
+    })
+}
+
+/// One new client's `GET /healthz` on a fresh connection: how long until
+/// the whole answer, `None` when it is not a 200 within 30 s.
+fn fresh_request(addr: &str) -> Option<Duration> {
+    let started = Instant::now();
+    let mut c = TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).ok()?;
+    answer.starts_with(b"HTTP/1.1 200").then(|| started.elapsed())
+}
+
+/// Up to 20 fresh requests, one every 100 ms, for at most a minute; the
+/// sorted latencies and how many got no answer.
+fn fresh_requests(addr: &str) -> (Vec<Duration>, usize) {
+    let (mut answered, mut failed) = (Vec::new(), 0);
+    let until = Instant::now() + Duration::from_secs(60);
+    while answered.len() + failed < 20 && Instant::now() < until {
+        match fresh_request(addr) {
+            Some(d) => answered.push(d),
+            None => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    answered.sort();
+    (answered, failed)
+}
+
+/// Part 4: a new client's answer under slow clients, against the idle server.
+fn slow_clients(addr: &str) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.max(4096.min(hard)), hard);
+    }
+    let (idle, _) = fresh_requests(addr);
+    let reference = percentile(&idle, 0.5);
+    println!("a new client's GET /healthz on a fresh connection:");
+    println!("  idle server (reference): median {}", ms(reference));
+    for n in [1100, 3000] {
+        eprintln!("serve: {n} slow clients ...");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (connected, all_connected) = mpsc::channel();
+        let trickler = slowloris(addr, n, stop.clone(), connected);
+        // Every slow client connected, and trickling for a while.
+        let _ = all_connected.recv();
+        std::thread::sleep(Duration::from_secs(1));
+        let (answered, failed) = fresh_requests(addr);
+        stop.store(true, Ordering::SeqCst);
+        let reconnects = trickler.join().unwrap();
+        if answered.is_empty() {
+            println!("  {n} slow clients: no answer within 30 s ({failed} tried)");
+            continue;
+        }
+        let median = percentile(&answered, 0.5);
+        let max = *answered.last().unwrap();
+        println!(
+            "  {n} slow clients ({reconnects} reconnects after being cut off): median {}, max {}, \
+             {failed} unanswered of {} -> {:.1}x the idle median; target every answer < 1 s: {}",
+            ms(median),
+            ms(max),
+            answered.len() + failed,
+            median.as_secs_f64() / reference.as_secs_f64().max(1e-6),
+            if failed == 0 && max < Duration::from_secs(1) { "met" } else { "NOT met" }
+        );
+        // The cut-off clients' sockets close before the next round.
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -94,10 +94,13 @@ pub struct ServeSection {
     /// Named tokens (`{ alice = "${ALICE_TOKEN}" }`): a change made with one
     /// is recorded as made by its name.
     pub tokens: std::collections::BTreeMap<String, String>,
-    /// Connections served at once; more wait to be accepted. Each takes a
-    /// file descriptor (the server raises its own limit as far as allowed).
+    /// Connections open at once; when all are taken, a new client takes
+    /// the place of the one that has waited longest for a request. Each
+    /// takes a file descriptor (the server raises its own limit as far as
+    /// allowed).
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers (on a new
+    /// connection: to send any request).
     #[serde(deserialize_with = "crate::kit::duration::de")]
     pub header_timeout: std::time::Duration,
     /// Whether reads need the token too.

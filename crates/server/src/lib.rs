@@ -13,6 +13,7 @@ mod conn;
 mod listen;
 mod metrics;
 mod page;
+mod room;
 mod sync;
 
 use std::net::SocketAddr;
@@ -38,7 +39,8 @@ pub struct Options {
     /// Reads need the token too.
     pub private: bool,
     pub max_evaluations_per_second: u32,
-    /// Connections served at once; more wait in the listen queue.
+    /// Connections open at once; a new client takes the place of the one
+    /// that has waited longest for a request (see `conn`).
     pub max_connections: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
@@ -183,7 +185,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         .listen
         .parse()
         .map_err(|_| ServeError::BadAddress { addr: options.listen.clone() })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| {
+    let listener = conn::bind(addr).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
             ServeError::PortInUse { addr: addr.to_string() }
         } else {

@@ -79,8 +79,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let role = terminal_safe(&done.role);
             let mut out = if done.already {
+                let was = match done.frozen_as.as_deref() {
+                    Some(was) if was != done.role => format!(" (as {})", terminal_safe(was)),
+                    _ => String::new(),
+                };
                 format!(
-                    "{role} was already frozen ({} grant(s) recorded); nothing changed\n",
+                    "{role} was already frozen{was} ({} grant(s) recorded); nothing changed\n",
                     done.grants.len()
                 )
             } else {

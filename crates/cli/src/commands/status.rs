@@ -228,8 +228,13 @@ fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {
 }
 
 fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
+    let was = if r.frozen_as == r.role {
+        String::new()
+    } else {
+        format!(" (frozen as {})", terminal_safe(&r.frozen_as))
+    };
     format!(
-        "frozen: role {} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
+        "frozen: role {}{was} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
         terminal_safe(&r.role),
         r.since.format("%Y-%m-%d %H:%M:%S UTC"),
         r.actor,

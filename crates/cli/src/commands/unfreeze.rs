@@ -29,34 +29,20 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let mut lock = super::freeze::locked(&mut client, &config)?;
         let done = freeze::unfreeze_role(&mut lock, role)?;
         drop(lock);
-        let role = crate::render::terminal_safe(role);
         match args.output.format {
             Format::Json => print_json(&serde_json::json!({
-                "role": role,
+                "role": done.as_ref().map_or(role.as_str(), |d| d.role.as_str()),
+                "frozen_as": done.as_ref().map(|d| &d.frozen_as),
+                "dropped": done.as_ref().map(|d| d.dropped),
                 "granted": done.as_ref().map(|d| &d.granted),
                 "gone": done.as_ref().map(|d| &d.gone),
             }))?,
             Format::Text => print(&match &done {
-                Some(d) => {
-                    let mut out = format!(
-                        "unfroze {role}: granted back the {} write grant(s) its freeze revoked\n",
-                        d.granted.len()
-                    );
-                    for g in &d.gone {
-                        out.push_str(&format!(
-                            "  not granted: {} on {}.{}{}: dropped during the freeze\n",
-                            g.privilege,
-                            crate::render::terminal_safe(&g.schema),
-                            crate::render::terminal_safe(&g.table),
-                            g.column
-                                .as_deref()
-                                .map(|c| format!(" ({})", crate::render::terminal_safe(c)))
-                                .unwrap_or_default()
-                        ));
-                    }
-                    out
-                }
-                None => format!("{role} is not frozen; nothing changed\n"),
+                Some(d) => role_unfrozen(d),
+                None => format!(
+                    "{} is not frozen; nothing changed\n",
+                    crate::render::terminal_safe(role)
+                ),
             })?,
         }
         return Ok(ExitCode::SUCCESS);
@@ -101,4 +87,37 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         })?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `unfreeze --role` did, naming the role as it is now and as it was
+/// frozen when it has been renamed since.
+fn role_unfrozen(d: &freeze::RoleUnfreeze) -> String {
+    use crate::render::terminal_safe;
+    let (role, was) = (terminal_safe(&d.role), terminal_safe(&d.frozen_as));
+    if d.dropped {
+        return format!(
+            "unfroze {was}: the role was dropped during its freeze, so none of its {} write \
+             grant(s) could be given back; its freeze record is removed\n",
+            d.gone.len()
+        );
+    }
+    let renamed = if d.role == d.frozen_as {
+        String::new()
+    } else {
+        format!(" (frozen as {was}, renamed since)")
+    };
+    let mut out = format!(
+        "unfroze {role}{renamed}: granted back the {} write grant(s) its freeze revoked\n",
+        d.granted.len()
+    );
+    for g in &d.gone {
+        out.push_str(&format!(
+            "  not granted: {} on {}.{}{}: dropped during the freeze\n",
+            g.privilege,
+            terminal_safe(&g.schema),
+            terminal_safe(&g.table),
+            g.column.as_deref().map(|c| format!(" ({})", terminal_safe(c))).unwrap_or_default()
+        ));
+    }
+    out
 }

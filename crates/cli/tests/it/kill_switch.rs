@@ -1,11 +1,14 @@
 //! The kill switch stays up: unknown keys cannot grow the metrics, slow
-//! clients cannot hold every connection, nothing is answered "not found"
+//! clients cannot hold every connection (nor keep a new client waiting
+//! while they trickle their headers), nothing is answered "not found"
 //! before the flags were read, a server cut off from its database says it
 //! serves the last known flags, a disabled flag is an answer every OFREP
 //! provider takes, and a change made through the server names its token.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::server::{Server, TOKEN};
@@ -162,6 +165,83 @@ fn slow_clients_are_cut_off_and_cannot_hold_every_connection() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let (status, _, _) = s.get("/healthz", None);
     assert_eq!(status, 200, "the slots are free again");
+}
+
+/// What a slow client sends, one byte at a time: a request line, then a
+/// header that never ends.
+fn trickled_byte(i: usize) -> u8 {
+    const START: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    START.get(i).copied().unwrap_or(b'a')
+}
+
+/// Raises this process's soft limit of open files to `want` (as far as
+/// the hard limit allows): the test holds a socket per slow client.
+fn raise_open_files(want: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).unwrap();
+    }
+}
+
+/// Whether the server still holds `c` open: nothing to read yet, no end.
+fn still_open(c: &TcpStream) -> bool {
+    c.set_nonblocking(true).unwrap();
+    matches!(c.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_new_client_is_answered_while_more_slow_clients_than_connections_trickle_headers() {
+    // Regression (issue 34): 1,100 sockets sending their headers a byte at
+    // a time held all 1,000 connections, and a new client waited until the
+    // header timeout cut them off.
+    const SLOW: usize = 1100;
+    raise_open_files(SLOW as u64 + 512);
+    // The header timeout is far away: an answer cannot come from it.
+    let p = project("ks_slowloris", "header_timeout = \"5min\"");
+    let s = Server::start(&p);
+    let slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let mut c = TcpStream::connect(s.addr()).unwrap();
+            c.write_all(&[trickled_byte(0)]).unwrap();
+            c
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut slow = slow;
+            let mut i = 1;
+            while !stop.load(Ordering::SeqCst) {
+                for c in &mut slow {
+                    // One the server closed fails to write: it stays closed.
+                    let _ = c.write_all(&[trickled_byte(i)]);
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            slow
+        })
+    };
+    // A safety bound for a server that never answers, far below the
+    // header timeout: the answer must not wait for the slow clients.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let answer = agent.get(format!("{}/healthz", s.base)).call();
+    stop.store(true, Ordering::SeqCst);
+    let slow = trickler.join().unwrap();
+    let answer = answer.expect("a new client is answered while the slow ones trickle");
+    assert_eq!(answer.status(), 200);
+    let open = slow.iter().filter(|c| still_open(c)).count();
+    // Only the oldest of them made room: each new client takes the place
+    // of one that never sent a whole request.
+    assert!(open >= SLOW * 8 / 10, "{open} of {SLOW} slow clients still connected");
+    let (status, _, _) = s.get("/readyz", None);
+    assert_eq!(status, 200, "the server still serves");
 }
 
 #[test]

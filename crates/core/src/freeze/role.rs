@@ -2,7 +2,8 @@
 //! of some schemas revoked, with exactly which grants existed (table and
 //! column grants, grant options, grantors) recorded in
 //! `backstop.role_freeze`, so that lifting it grants exactly those back and
-//! nothing more.
+//! nothing more. The role is kept by identity (its OID): renamed during
+//! the freeze, it is unfrozen under either name.
 
 use postgres::{Client, GenericClient};
 use serde_json::json;
@@ -10,7 +11,7 @@ use serde_json::json;
 use super::{db, FreezeError};
 use crate::pg::quote_ident;
 use crate::schema::events;
-use crate::schema::freeze::FrozenRole;
+use crate::schema::freeze::{FrozenRole, Lookup, RoleRecord};
 
 /// One write grant the role held. The table and column are recorded by
 /// identity too (OID, attribute number), so that a table or column renamed
@@ -36,6 +37,13 @@ pub struct Grant {
 /// during the freeze.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RoleUnfreeze {
+    /// The role's name now.
+    pub role: String,
+    /// Its name when it was frozen (another when it was renamed since).
+    pub frozen_as: String,
+    /// The role itself was dropped during the freeze: nothing could be
+    /// given back, and the record is gone.
+    pub dropped: bool,
     pub granted: Vec<Grant>,
     /// Grants whose table or column no longer exists, named as recorded.
     pub gone: Vec<Grant>,
@@ -58,6 +66,8 @@ impl Grant {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RoleFreeze {
     pub role: String,
+    /// When it was already frozen: its name then.
+    pub frozen_as: Option<String>,
     pub grants: Vec<Grant>,
     /// Set earlier and still in force (freezing twice changes nothing).
     pub already: bool,
@@ -151,12 +161,13 @@ pub fn freeze_role(
     }
     let still =
         other_ways(&mut tx, role, schemas).map_err(db("reading the role's other privileges"))?;
-    if let Some(recorded) = crate::schema::freeze::role_grants(&mut tx, role, false)
+    if let Some(recorded) = crate::schema::freeze::find_role(&mut tx, role, Lookup::Role, false)
         .map_err(db("reading backstop.role_freeze"))?
     {
-        let grants: Vec<Grant> = serde_json::from_value(recorded).unwrap_or_default();
+        let grants: Vec<Grant> = serde_json::from_value(recorded.grants).unwrap_or_default();
         return Ok(RoleFreeze {
             role: role.into(),
+            frozen_as: Some(recorded.frozen_as),
             grants,
             already: true,
             still_writes_through: still,
@@ -181,7 +192,13 @@ pub fn freeze_role(
     };
     events::record(&mut tx, &event).map_err(db("writing the freeze event"))?;
     tx.commit().map_err(db("committing the role freeze"))?;
-    Ok(RoleFreeze { role: role.into(), grants, already: false, still_writes_through: still })
+    Ok(RoleFreeze {
+        role: role.into(),
+        frozen_as: None,
+        grants,
+        already: false,
+        still_writes_through: still,
+    })
 }
 
 /// Runs `sql` (a GRANT or REVOKE) as `grantor`, so that the grant is
@@ -219,21 +236,45 @@ fn as_now(tx: &mut postgres::Transaction<'_>, g: &Grant) -> Result<Option<Grant>
     Ok(Some(Grant { schema: row.get(0), table: row.get(1), column, ..g.clone() }))
 }
 
-/// Grants `role` exactly what its freeze revoked, and nothing more, on the
-/// tables and columns as they are named now; what was dropped meanwhile
-/// is reported, not granted. `None` when the role is not frozen.
+/// Grants the role `role` names exactly what its freeze revoked, and
+/// nothing more, on the tables and columns as they are named now; what
+/// was dropped meanwhile is reported, not granted. `role` is its name now
+/// or the one it was frozen under. `None` when no such role is frozen.
 pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<RoleUnfreeze>, FreezeError> {
     let mut tx = client.transaction().map_err(db("starting the role unfreeze"))?;
-    let Some(recorded) = crate::schema::freeze::role_grants(&mut tx, role, true)
-        .map_err(db("reading backstop.role_freeze"))?
+    let Some(record) =
+        crate::schema::freeze::find_role(&mut tx, role, Lookup::RoleOrFrozenAs, true)
+            .map_err(db("reading backstop.role_freeze"))?
     else {
         return Ok(None);
     };
-    let grants: Vec<Grant> = serde_json::from_value(recorded).unwrap_or_default();
+    let grants: Vec<Grant> = serde_json::from_value(record.grants.clone()).unwrap_or_default();
+    let mut done = RoleUnfreeze {
+        role: record.now.clone().unwrap_or_else(|| record.frozen_as.clone()),
+        frozen_as: record.frozen_as.clone(),
+        dropped: record.now.is_none(),
+        granted: Vec::new(),
+        gone: Vec::new(),
+    };
+    match &record.now {
+        Some(now) => grant_back(&mut tx, now, grants, &mut done)?,
+        // Its grants went with it: there is no one to give them to.
+        None => done.gone = grants,
+    }
+    finish(tx, &record, &done)?;
+    Ok(Some(done))
+}
+
+/// Grants `role` each of `grants` as it is named now, noting the gone.
+fn grant_back(
+    tx: &mut postgres::Transaction<'_>,
+    role: &str,
+    grants: Vec<Grant>,
+    done: &mut RoleUnfreeze,
+) -> Result<(), FreezeError> {
     let who = quote_ident(role);
-    let mut done = RoleUnfreeze { granted: Vec::new(), gone: Vec::new() };
     for g in grants {
-        let Some(now) = as_now(&mut tx, &g).map_err(db("looking the frozen tables up"))? else {
+        let Some(now) = as_now(tx, &g).map_err(db("looking the frozen tables up"))? else {
             done.gone.push(g);
             continue;
         };
@@ -243,21 +284,36 @@ pub fn unfreeze_role(client: &mut Client, role: &str) -> Result<Option<RoleUnfre
             now.on(),
             if now.grantable { " WITH GRANT OPTION" } else { "" }
         );
-        as_grantor(&mut tx, &now.grantor, &sql)
-            .map_err(db("granting the role's write grants back"))?;
+        as_grantor(tx, &now.grantor, &sql).map_err(db("granting the role's write grants back"))?;
         done.granted.push(now);
     }
-    crate::schema::freeze::remove_role(&mut tx, role)
+    Ok(())
+}
+
+/// Forgets the freeze and audits the unfreeze, in its transaction.
+fn finish(
+    mut tx: postgres::Transaction<'_>,
+    record: &RoleRecord,
+    done: &RoleUnfreeze,
+) -> Result<(), FreezeError> {
+    crate::schema::freeze::remove_role(&mut tx, record)
         .map_err(db("removing the role freeze record"))?;
     let event = events::Event {
         kind: "unfreeze",
         outcome: "ok",
         versions: Vec::new(),
-        details: json!({ "role": role, "granted": done.granted, "gone": done.gone }),
+        details: json!({
+            "role": done.role,
+            "frozen_as": done.frozen_as,
+            "role_oid": record.role_oid,
+            "dropped": done.dropped,
+            "granted": done.granted,
+            "gone": done.gone,
+        }),
     };
     events::record(&mut tx, &event).map_err(db("writing the unfreeze event"))?;
     tx.commit().map_err(db("committing the role unfreeze"))?;
-    Ok(Some(done))
+    Ok(())
 }
 
 /// The roles frozen now, with when and why.

@@ -101,12 +101,21 @@ CREATE TABLE IF NOT EXISTS backstop.freeze (
     previous_setting text
 );
 CREATE TABLE IF NOT EXISTS backstop.role_freeze (
-    role    text PRIMARY KEY,
-    since   timestamptz NOT NULL DEFAULT now(),
-    actor   text NOT NULL,
-    reason  text NOT NULL,
-    grants  jsonb NOT NULL
+    role     text NOT NULL,
+    since    timestamptz NOT NULL DEFAULT now(),
+    actor    text NOT NULL,
+    reason   text NOT NULL,
+    grants   jsonb NOT NULL
 );
+-- A frozen role is kept by identity: renamed during its freeze, it is
+-- still the one frozen. Its OID means it only in the cluster the freeze
+-- was set in (`cluster`: its system identifier, null where hidden).
+ALTER TABLE backstop.role_freeze ADD COLUMN IF NOT EXISTS role_oid oid;
+ALTER TABLE backstop.role_freeze ADD COLUMN IF NOT EXISTS cluster text;
+UPDATE backstop.role_freeze f SET role_oid = r.oid
+  FROM pg_roles r WHERE f.role_oid IS NULL AND r.rolname = f.role;
+ALTER TABLE backstop.role_freeze DROP CONSTRAINT IF EXISTS role_freeze_pkey;
+CREATE UNIQUE INDEX IF NOT EXISTS role_freeze_role_oid ON backstop.role_freeze (role_oid);
 CREATE TABLE IF NOT EXISTS backstop.incidents (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     opened_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -141,7 +150,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{entries, file_name, Discovered, Found, Ignored, PartSource, SourceError};
+use super::{entries, file_name, present, Discovered, Found, Ignored, PartSource, SourceError};
 
 pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut out = Discovered::default();
@@ -22,7 +22,8 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
             continue;
         }
         let up = path.join("up.sql");
-        if !up.is_file() {
+        // Present, even as a symlink that leads nowhere: reported when read.
+        if !present(&up) {
             out.ignored.push(Ignored {
                 path,
                 why: "a folder without up.sql; add one if it is a migration".into(),
@@ -34,7 +35,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
         let no_transaction = !runs_in_transaction(&path.join("metadata.toml"));
         let part = |file: &str| {
             let p = path.join(file);
-            p.is_file().then_some(PartSource { path: p, text: None, no_transaction })
+            present(&p).then_some(PartSource { path: p, text: None, no_transaction })
         };
         let mut found = Found::new(
             version.clone(),

@@ -88,7 +88,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut sql_files: Vec<PathBuf> = Vec::new();
     for path in entries(dir)? {
         let name = file_name(&path);
-        if path.is_file() && name.ends_with(".sql") {
+        if !super::real_dir(&path) && name.ends_with(".sql") {
             sql_files.push(path);
         } else if name != "meta" {
             out.ignored.push(Ignored {
@@ -154,7 +154,7 @@ fn listed_migration(journal: &Path, text: &str, entry: &Entry, file: PathBuf) ->
     let (version, name) = split_tag(&entry.tag);
     let mut found =
         Found::new(version, entry.when.to_string(), name, PartSource::file(file.clone()));
-    if !file.is_file() {
+    if !super::present(&file) {
         found.up.text = Some(String::new());
         found.problems.push(Problem {
             part: Part::Up,

@@ -149,7 +149,8 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
     for path in entries(dir)? {
-        if path.is_dir() {
+        // A symlink with a script's name is that script, wherever it leads.
+        if super::real_dir(&path) || (path.is_dir() && !is_script_name(file_name(&path))) {
             walk(&path, out)?;
         } else {
             out.push(path);

@@ -214,10 +214,13 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
     let mut paired: Vec<PathBuf> = Vec::new();
     for path in entries(dir)? {
         let name = file_name(&path);
-        let layout = if path.is_dir() {
-            if path.join("up.sql").is_file() {
+        // A symlink with a file's name is taken as that file, wherever it leads.
+        let layout = if super::real_dir(&path) || (path.is_dir() && !name.ends_with(".sql")) {
+            if super::present(&path.join("up.sql")) {
                 Layout::Diesel
-            } else if path.join(super::prisma::SCRIPT).is_file() && split_stem(name).is_some() {
+            } else if super::present(&path.join(super::prisma::SCRIPT))
+                && split_stem(name).is_some()
+            {
                 Layout::Prisma
             } else {
                 continue;

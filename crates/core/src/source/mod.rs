@@ -9,7 +9,9 @@
 //! Folders are read leniently and run strictly: a file that does not parse,
 //! or cannot run the way it is declared, stays in the model with its
 //! [`Problem`]; only a command that would execute that very file refuses.
-//! Files that are not migrations are ignored and listed; a file that looks
+//! A file a layout names that cannot be read (a symlink that leads nowhere,
+//! to a folder or round in a loop) is a problem of its migration, never
+//! skipped. Files that are not migrations are ignored and listed; a file that looks
 //! like a migration but that its tool would never run is a [`Stray`]: a
 //! finding, never a reason to stop reading.
 
@@ -23,6 +25,7 @@ pub mod project;
 mod sections;
 mod sqitch;
 mod supabase;
+mod unreadable;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -427,7 +430,7 @@ fn computed_downs(dir: &Path, found: &mut [Found]) {
     }
     for entry in found.iter_mut().filter(|f| f.down.is_none() && !f.repeatable) {
         let path = downs.join(format!("{}.down.sql", entry.version));
-        if path.is_file() {
+        if present(&path) {
             entry.down = Some(PartSource::file(path));
         }
     }
@@ -574,13 +577,17 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
     let text = match text {
         Ok(text) => text,
         Err(e) => {
+            let message = match &e {
+                SourceError::Read { source, .. } => unreadable::why(&src.path, source),
+                _ => e.to_string(),
+            };
             let empty = SqlFile {
                 path: src.path.clone(),
                 text: String::new(),
                 statements: Vec::new(),
                 no_transaction: src.no_transaction,
             };
-            return (empty, vec![problem(ProblemKind::Unreadable, 1, 1, e.to_string())]);
+            return (empty, vec![problem(ProblemKind::Unreadable, 1, 1, message)]);
         }
     };
     let marker = text.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
@@ -746,6 +753,20 @@ pub(crate) fn entries(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     out.retain(|p| !file_name(p).starts_with('.'));
     out.sort();
     Ok(out)
+}
+
+/// Whether anything is at `path`, a symlink that leads nowhere included:
+/// a file a layout names is taken when present and reported when it
+/// cannot be read, never passed over as missing.
+pub(crate) fn present(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
+/// Whether `path` is a folder in its own right, not a symlink: the layouts
+/// of files pass over folders, but take a symlink with a migration's name
+/// as the file it stands for, wherever it leads.
+pub(crate) fn real_dir(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
 
 pub(crate) fn file_name(path: &Path) -> &str {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    entries, file_name, numeric_order, split_stem, Discovered, Found, Ignored, Layout, PartSource,
-    SourceError,
+    entries, file_name, numeric_order, real_dir, split_stem, Discovered, Found, Ignored, Layout,
+    PartSource, SourceError,
 };
 
 /// sqlx's marker for a migration that runs outside a transaction.
@@ -21,7 +21,7 @@ pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceE
     let mut pairs: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
     for path in entries(dir)? {
         let name = file_name(&path).to_string();
-        let Some(base) = name.strip_suffix(".sql").filter(|_| path.is_file()) else {
+        let Some(base) = name.strip_suffix(".sql").filter(|_| !real_dir(&path)) else {
             out.ignored.push(Ignored { path, why: format!("not a {layout} migration file") });
             continue;
         };

@@ -41,7 +41,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
         };
         let script = path.join(SCRIPT);
         let mut found = Found::new(version, folder.clone(), name, PartSource::file(script.clone()));
-        if !script.is_file() {
+        if !super::present(&script) {
             found.up.text = Some(String::new());
             found.problems.push(Problem {
                 part: Part::Up,

@@ -53,7 +53,8 @@ pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceE
             // goose also runs migrations written in Go.
             name.strip_suffix(".go").filter(|_| layout == Layout::Goose)
         });
-        let Some((version, title)) = stem.filter(|_| path.is_file()).and_then(leading_version)
+        let Some((version, title)) =
+            stem.filter(|_| !super::real_dir(&path)).and_then(leading_version)
         else {
             out.ignored.push(Ignored { path, why: format!("not a {layout} migration file") });
             continue;

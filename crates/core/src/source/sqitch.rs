@@ -134,7 +134,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
             change.name.clone(),
             PartSource::file(deploy.clone()),
         );
-        if !deploy.is_file() {
+        if !super::present(&deploy) {
             found.up.text = Some(String::new());
             found.problems.push(Problem {
                 part: Part::Up,
@@ -149,8 +149,8 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
                 ),
             });
         }
-        found.down = Some(script("revert")).filter(|p| p.is_file()).map(PartSource::file);
-        found.verify = Some(script("verify")).filter(|p| p.is_file()).map(PartSource::file);
+        found.down = Some(script("revert")).filter(|p| super::present(p)).map(PartSource::file);
+        found.verify = Some(script("verify")).filter(|p| super::present(p)).map(PartSource::file);
         // `requires` names a change; with a rework, the instance deployed
         // before this line.
         found.requires = change

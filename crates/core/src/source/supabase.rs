@@ -23,7 +23,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut out = Discovered::default();
     for path in entries(dir)? {
         let name = file_name(&path).to_string();
-        if path.is_dir() {
+        if super::real_dir(&path) {
             out.ignored.push(Ignored {
                 path,
                 why: "a folder inside supabase/migrations; the Supabase CLI reads only the \
