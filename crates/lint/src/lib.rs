@@ -20,6 +20,7 @@ pub mod model;
 pub mod parallel;
 pub mod parse;
 pub mod redact;
+pub mod refs;
 pub mod rewrite;
 pub mod risk;
 pub mod rules;

@@ -60,8 +60,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Text => Box::new(Stages),
         Format::Json => Box::new(Silent),
     };
-    let found =
+    let computed =
         downs::compute(&ctx.url, &ctx.migrations, &ctx.settings, &options, progress.as_mut())?;
+    if args.output.format == Format::Text {
+        for note in &computed.start {
+            eprintln!("start: {note}");
+        }
+    }
+    let found = computed.downs;
     // By default only what needs a person is shown: a down that holds is
     // listed only when asked for by version.
     let shown: Vec<&Down> =

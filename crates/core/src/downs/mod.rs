@@ -22,6 +22,7 @@ mod ddl;
 mod picture;
 mod plan;
 mod run;
+mod start;
 mod toc;
 pub mod write;
 
@@ -88,15 +89,24 @@ pub struct Down {
     pub replacement: Option<String>,
 }
 
+/// What `backstop downs` worked out: each migration's down, and what
+/// the replay started from.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub downs: Vec<Down>,
+    /// What the start holds and what of the platform it left out.
+    pub start: Vec<String>,
+}
+
 /// What to compute, and on what.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Only these versions (default: every migration without a down and
     /// every one whose down does not put the schema back).
     pub versions: Vec<String>,
-    /// A database on the target's server the history starts from (the
-    /// platform's schemas and roles, as Prisma's shadow database); an empty
-    /// one when `None`.
+    /// What the history starts from instead of the target's platform: a
+    /// database on the target's server (as Prisma's shadow database), or a
+    /// schema dump file. `None`: the target's platform, found by itself.
     pub start: Option<String>,
 }
 
@@ -120,6 +130,31 @@ pub enum DownsError {
         "{version}: no migration of the folder has this version; `backstop status` lists them"
     )]
     UnknownVersion { version: String },
+    #[error(
+        "{place}: the {part} cannot be replayed: {why}; nothing ran. Move it out of the \
+         migrations Backstop replays (run it by hand on the server), or mark the migration \
+         applied with `backstop adopt`"
+    )]
+    Unsafe { place: String, part: String, why: String },
+    #[error(
+        "the history uses {used}, of extension {name}, which the target has and this machine's \
+         PostgreSQL {major} does not: install it for PostgreSQL {major} (Debian: \
+         postgresql-{major}-{name} or postgresql-contrib), or pass --start with a database that \
+         has it"
+    )]
+    MissingExtension { name: String, major: i32, used: String },
+    #[error(
+        "the start cannot copy the platform's schemas {schemas} from the target: {output}; grant \
+         the role Backstop connects as USAGE on those schemas and SELECT on their tables (pg_dump \
+         reads their definitions and locks each table, reading no rows), or pass --start with a \
+         database or a schema dump (`supabase db dump`, `pg_dump -s`)"
+    )]
+    StartCopy { schemas: String, output: String },
+    #[error(
+        "{path} does not restore as the start of the replay: {output}; fix the file, or take it \
+         again (`supabase db dump -f FILE`, `pg_dump -s -f FILE`)"
+    )]
+    StartFile { path: std::path::PathBuf, output: String },
 }
 
 impl From<RehearseError> for DownsError {
@@ -138,7 +173,9 @@ impl DownsError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DownsError::Connect(ConnectError::BadUrl { .. })
-            | DownsError::UnknownVersion { .. } => 2,
+            | DownsError::UnknownVersion { .. }
+            | DownsError::StartFile { .. } => 2,
+            DownsError::Unsafe { .. } => 1,
             DownsError::Workspace(e) => e.exit_code(),
             DownsError::Apply(e) => e.exit_code(),
             _ => 3,

@@ -13,10 +13,10 @@ use postgres::Client;
 
 use super::picture::{Plan, State};
 use super::plan;
-use super::{catalog, data, toc, Down, DownsError, Options, Status};
+use super::{catalog, data, toc, Computed, Down, DownsError, Options, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
-use crate::rehearse::{CopyDb, Workspace};
+use crate::rehearse::CopyDb;
 use crate::source::{Migration, Part};
 
 /// The copy being replayed, and what is known of its current state.
@@ -44,7 +44,7 @@ pub fn compute(
     settings: &Settings,
     options: &Options,
     progress: &mut dyn Progress,
-) -> Result<Vec<Down>, DownsError> {
+) -> Result<Computed, DownsError> {
     for v in &options.versions {
         if !migrations.iter().any(|m| &m.version == v) {
             return Err(DownsError::UnknownVersion { version: v.clone() });
@@ -55,23 +55,20 @@ pub fn compute(
         why: crate::kit::error::chain(&e),
     };
     let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
-    progress.note(Note::Stage { index: 1, total: 0, name: "preparing a throwaway database" });
-    let mut workspace = Workspace::empty(url, options.start.as_deref())?;
+    progress.note(Note::Stage { index: 1, total: 0, name: "preparing the start of the replay" });
+    let server = {
+        let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?
+    };
+    let tools = tools.fit(server).map_err(tool_err)?;
+    let pg_dump = tools.dir.join("pg_dump");
+    let (mut workspace, start_notes) =
+        super::start::open(url, migrations, options.start.as_deref(), &pg_dump)?;
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
-    let server =
-        crate::pg::server_version_num(&mut client).map_err(db("reading the server version"))?;
-    let tools = tools.fit(server).map_err(tool_err)?;
-    let mut replay = Replay {
-        client,
-        copy,
-        pg_dump: tools.dir.join("pg_dump"),
-        migrations,
-        settings,
-        progress,
-        picture: None,
-    };
+    let mut replay =
+        Replay { client, copy, pg_dump, migrations, settings, progress, picture: None };
     let asked =
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
     let todo: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
@@ -104,7 +101,7 @@ pub fn compute(
     }
     drop(replay);
     drop(workspace);
-    Ok(out)
+    Ok(Computed { downs: out, start: start_notes })
 }
 
 fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
@@ -153,8 +150,8 @@ impl Replay<'_> {
             let missing = ["42P01", "42883", "42704", "3F000", "42703"];
             if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
                 format!(
-                    "{message} (the history does not build from an empty database: pass --start \
-                     with a database that holds what it is written on)"
+                    "{message} (the history is written on something neither it nor the target's \
+                     platform holds: pass --start with a database or a schema dump that does)"
                 )
             } else {
                 message

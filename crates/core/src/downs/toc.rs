@@ -113,9 +113,20 @@ pub(super) fn dump(
     url: &str,
     dbname: &str,
 ) -> Result<Dump, super::DownsError> {
+    dump_with(pg_dump, url, dbname, &[])
+}
+
+/// [`dump`] with more of pg_dump's options (`--schema=auth`).
+pub(super) fn dump_with(
+    pg_dump: &std::path::Path,
+    url: &str,
+    dbname: &str,
+    extra: &[String],
+) -> Result<Dump, super::DownsError> {
     let target = LibpqTarget::from_url(url, Some(dbname)).map_err(super::DownsError::Connect)?;
     let mut cmd = Command::new(pg_dump);
     cmd.args(["--schema-only", "--verbose", "--no-password", "--exclude-schema=backstop"])
+        .args(extra)
         .arg(format!("--dbname={}", target.conninfo));
     target.apply(&mut cmd);
     crate::shell::die_with_parent(&mut cmd);

@@ -10,7 +10,9 @@
 use postgres::Client;
 use serde::Serialize;
 
-use super::dump::{connect_source, connect_to, db_err, pipe_dump, prepare_cluster, source_dbname};
+use super::dump::{
+    carry_settings, connect_source, connect_to, db_err, pipe_dump, prepare_cluster, source_dbname,
+};
 use super::sample::{sample_into, SampleInfo};
 use super::{Options, RehearseError};
 use crate::backup::{self, Store};
@@ -415,34 +417,13 @@ impl Workspace {
         Ok(Workspace::new(cluster.url(&m.database), &m.database, Some(cluster), run_id, info))
     }
 
-    /// Takes over cleaning up a database made from a copy (e.g. the
-    /// pre-restore snapshot a restore leaves beside it).
-    /// Prepares copies that start empty (`template0`) or from `start`, a
-    /// database on the same server as `source_url` that holds what a
-    /// history is written on top of (a platform's schemas and roles).
-    /// Copies are marked as the source's, so `status` lists any left.
-    pub fn empty(source_url: &str, start: Option<&str>) -> Result<Workspace, RehearseError> {
-        let source_db = source_dbname(source_url)?;
-        let mut admin = admin(source_url)?;
-        let _ = drop_stale_copies(&mut admin);
-        let template = start.unwrap_or("template0");
-        let exists = admin
-            .query_opt("select 1 from pg_database where datname = $1", &[&template])
-            .map_err(db_err("looking for the database to start from"))?
-            .is_some();
-        if !exists {
-            return Err(RehearseError::Clone {
-                reason: format!(
-                    "there is no database {template:?} on the server to start from; create it or name another"
-                ),
-            });
-        }
+    /// Copies made in `cluster` (a throwaway one, which nothing of the
+    /// source's server shares) from its database `base`, marked as copies
+    /// of `of`; `source` says what `base` holds, for the report.
+    pub fn in_cluster(cluster: Cluster, base: &str, of: &str, source: String) -> Workspace {
         let info = CopyInfo {
-            method: Method::Template,
-            source: match start {
-                Some(s) => format!("database {s} (the start of the history)"),
-                None => "an empty database".into(),
-            },
+            method: Method::Dump,
+            source,
             source_size_bytes: 0,
             schema_only: true,
             fallback_reason: None,
@@ -450,11 +431,18 @@ impl Workspace {
             sample: None,
         };
         let run_id = format!("{:x}", rand::random::<u32>());
-        let mut w = Workspace::new(source_url.to_string(), template, None, run_id, info);
-        w.of = source_db;
-        Ok(w)
+        let mut w = Workspace::new(cluster.url(base), base, Some(cluster), run_id, info);
+        w.of = of.to_string();
+        w
     }
 
+    /// The throwaway cluster the copies are made in, if they are.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Takes over cleaning up a database made from a copy (e.g. the
+    /// pre-restore snapshot a restore leaves beside it).
     pub fn adopt(&mut self, dbname: &str) {
         self.made.push(dbname.to_string());
     }
@@ -478,6 +466,10 @@ impl Workspace {
                 RehearseError::Db(crate::pg::DbError::new("copying the database", source))
             })?;
         self.made.push(name.clone());
+        // A template copy does not carry the database's own settings.
+        let settings = super::globals::database_settings(&mut admin, &self.template)
+            .map_err(db_err("reading the database's settings"))?;
+        let _ = super::globals::apply_database_settings(&mut admin, &name, &settings);
         admin
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS '{}'",
@@ -538,8 +530,9 @@ fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String
     Ok(None)
 }
 
-/// `pg_dump -Fc source | pg_restore -d cluster/base`.
-fn dump_into(
+/// `pg_dump -Fc source | pg_restore -d cluster/base`, the cluster readied
+/// first (the source's roles) and the database's own settings carried.
+pub fn dump_into(
     source_url: &str,
     cluster: &Cluster,
     base: &str,
@@ -547,6 +540,7 @@ fn dump_into(
 ) -> Result<(), RehearseError> {
     prepare_cluster(source_url, cluster)?;
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
+    carry_settings(source_url, cluster, base)?;
     let extra: &[&str] = if schema_only { &["--schema-only"] } else { &[] };
     pipe_dump(cluster.bin(), source_url, &cluster.url(base), extra)
 }

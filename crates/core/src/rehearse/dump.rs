@@ -11,7 +11,6 @@ use postgres::Client;
 use super::RehearseError;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::{connect_db, parse_url, LibpqTarget};
-use crate::pg::quote_ident;
 
 /// A connection to database `dbname` of the server `url` points at.
 pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
@@ -28,21 +27,14 @@ pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> 
 }
 
 /// Readies `cluster` for the source's objects: checks the local tools are
-/// new enough and creates the source's roles (NOLOGIN) so ownership and
-/// grants restore.
+/// new enough and makes the source's roles there (NOLOGIN, with their
+/// attributes, memberships and settings) so ownership and grants restore.
 pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(), RehearseError> {
     let mut source = connect_source(source_url)?;
-    let roles: Vec<String> = source
-        .query("select rolname::text from pg_roles where rolname !~ '^pg_'", &[])
-        .map_err(db_err("listing the source's roles"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let server_major: i32 = source
         .query_one("select current_setting('server_version_num')::int / 10000", &[])
         .map_err(db_err("reading the source's version"))?
         .get(0);
-    drop(source);
     let bin = cluster.bin();
     if (bin.major as i32) < server_major {
         return Err(RehearseError::Clone {
@@ -54,17 +46,21 @@ pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(),
         });
     }
     let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
-    for role in roles {
-        let exists = admin
-            .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
-            .map_err(db_err("creating roles in the copy"))?
-            .is_some();
-        if !exists {
-            admin
-                .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
-                .map_err(db_err("creating roles in the copy"))?;
-        }
-    }
+    super::globals::copy_roles(&mut source, &mut admin)
+        .map_err(db_err("creating the source's roles in the copy"))
+}
+
+/// Gives database `base` of `cluster` the source database's own settings.
+pub(super) fn carry_settings(
+    source_url: &str,
+    cluster: &Cluster,
+    base: &str,
+) -> Result<(), RehearseError> {
+    let mut source = connect_source(source_url)?;
+    let settings = super::globals::database_settings(&mut source, &source_dbname(source_url)?)
+        .map_err(db_err("reading the source database's settings"))?;
+    let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+    let _ = super::globals::apply_database_settings(&mut admin, base, &settings);
     Ok(())
 }
 

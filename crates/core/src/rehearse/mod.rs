@@ -15,6 +15,7 @@ pub mod config;
 mod dump;
 mod explain;
 pub mod gate;
+pub mod globals;
 mod locks;
 mod lossy;
 mod outcome;
@@ -38,7 +39,7 @@ use crate::migrate::ApplyError;
 use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
-pub use clone::{CopyDb, CopyInfo, Method, Workspace};
+pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

@@ -1,0 +1,369 @@
+//! Where a replay starts: a throwaway cluster of the target's major, so
+//! that nothing a history does (create a role, `ALTER ROLE … SET`, `ALTER
+//! SYSTEM`) reaches the target's server, holding the target's roles and
+//! its database's own settings, and then, by itself, the target's
+//! platform: the schemas the history uses and does not create (the
+//! definitions, never the rows), the extensions it did not create, the
+//! publications it names. Objects the history attaches to the platform (a
+//! trigger on `auth.users`, a policy on `storage.objects`, a table added
+//! to `supabase_realtime`) are left out: the history makes them. `--start`
+//! names a database on the target's server or a schema dump file instead.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use postgres::Client;
+
+use backstop_lint::refs::{Reach, Refs};
+
+use super::toc::{self, Entry};
+use super::DownsError;
+use crate::pg::bins::Match;
+use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::quote_ident;
+use crate::rehearse::{globals, CopyDb, Workspace};
+use crate::source::{Migration, Part};
+
+/// The database of the throwaway cluster the replay's copies are made from.
+const BASE: &str = "replay_start";
+
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+    move |source| DownsError::Db(crate::pg::DbError::new(context, source))
+}
+
+/// Refuses a history with a statement that cannot be replayed without
+/// reaching outside the copy, before anything runs.
+pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError> {
+    for m in migrations {
+        for (part, file) in [(Part::Up, Some(&m.up)), (Part::Down, m.down.as_ref())] {
+            let Some(file) = file else { continue };
+            for s in &file.statements {
+                if let Some(Reach::Outside(why)) = backstop_lint::refs::reach(&s.sql) {
+                    return Err(DownsError::Unsafe {
+                        place: format!("{}:{}", file.path.display(), s.position.line),
+                        part: part.to_string(),
+                        why,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The replay's start for `migrations` against the target `url`, and what
+/// it says of what it holds.
+pub(super) fn open(
+    url: &str,
+    migrations: &[Migration],
+    start: Option<&str>,
+    pg_dump: &Path,
+) -> Result<(Workspace, Vec<String>), DownsError> {
+    refuse_outside(migrations)?;
+    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+    let dbname: String = target
+        .query_one("select current_database()::text", &[])
+        .map_err(db("reading the database"))?
+        .get(0);
+    let major = crate::pg::server_version_num(&mut target)
+        .map(crate::pg::bins::major_of_num)
+        .map_err(db("reading the server version"))?;
+    let bin = PgBin::for_major(major, Match::Exact).map_err(cluster_err)?;
+    let cluster = Cluster::start_with(bin).map_err(cluster_err)?;
+    let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
+    globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
+    let (notes, source) = match start {
+        Some(file) if Path::new(file).is_file() => {
+            cluster.create_database(BASE, None).map_err(cluster_err)?;
+            carry_settings(&mut target, &mut admin, &dbname)?;
+            restore_file(&cluster, Path::new(file))?;
+            (Vec::new(), format!("the schema dump {file}"))
+        }
+        Some(database) => {
+            let copy = CopyDb { server_url: url.to_string(), dbname: database.to_string() };
+            crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, false)?;
+            (Vec::new(), format!("database {database} (the start of the history)"))
+        }
+        None => {
+            cluster.create_database(BASE, None).map_err(cluster_err)?;
+            carry_settings(&mut target, &mut admin, &dbname)?;
+            let notes = platform(&mut target, url, &dbname, &cluster, migrations, pg_dump)?;
+            (notes, "the target's platform".to_string())
+        }
+    };
+    Ok((Workspace::in_cluster(cluster, BASE, &dbname, source), notes))
+}
+
+fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {
+    DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e)))
+}
+
+fn carry_settings(target: &mut Client, admin: &mut Client, dbname: &str) -> Result<(), DownsError> {
+    let settings = globals::database_settings(target, dbname)
+        .map_err(db("reading the database's settings"))?;
+    let _ = globals::apply_database_settings(admin, BASE, &settings);
+    Ok(())
+}
+
+/// A schema dump file (plain SQL as `pg_dump -s` or `supabase db dump`
+/// write it, or pg_dump's custom or directory format) restored as the start.
+fn restore_file(cluster: &Cluster, file: &Path) -> Result<(), DownsError> {
+    let url = cluster.url(BASE);
+    let target = crate::pg::conn::LibpqTarget::from_url(&url, None).map_err(DownsError::Connect)?;
+    let custom = std::fs::read(file).map(|b| b.starts_with(b"PGDMP")).unwrap_or(false);
+    let mut cmd = if custom || file.is_dir() {
+        let mut c = Command::new(cluster.bin().tool("pg_restore"));
+        c.args(["--no-password", "--exit-on-error", "--no-owner"])
+            .arg(format!("--dbname={}", target.conninfo));
+        c.arg(file);
+        c
+    } else {
+        let mut c = Command::new(cluster.bin().tool("psql"));
+        c.args(["--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg(format!("--dbname={}", target.conninfo));
+        c.arg("-f").arg(file);
+        c
+    };
+    target.apply(&mut cmd);
+    crate::shell::die_with_parent(&mut cmd);
+    let out =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(
+            |e| DownsError::StartFile { path: file.to_path_buf(), output: e.to_string() },
+        )?;
+    if !out.status.success() {
+        let output =
+            String::from_utf8_lossy(&out.stderr).lines().take(5).collect::<Vec<_>>().join("\n");
+        return Err(DownsError::StartFile { path: file.to_path_buf(), output });
+    }
+    Ok(())
+}
+
+/// Puts into the start what the history is written on and the target
+/// has: extensions, the schemas it uses with their definitions (less what
+/// it attaches itself), the publications it names. What could not be put
+/// there is said, entry by entry.
+fn platform(
+    target: &mut Client,
+    url: &str,
+    dbname: &str,
+    cluster: &Cluster,
+    migrations: &[Migration],
+    pg_dump: &Path,
+) -> Result<Vec<String>, DownsError> {
+    let mut refs = Refs::default();
+    for m in migrations {
+        for s in &m.up.statements {
+            refs.add(&s.sql);
+        }
+    }
+    let mut base = cluster.connect(BASE).map_err(cluster_err)?;
+    base.batch_execute("SET check_function_bodies = off").map_err(db("preparing the start"))?;
+    let mut notes = Vec::new();
+    let extensions = extensions(target, &mut base, &refs, &mut notes)?;
+    let schemas: Vec<String> = target
+        .query(
+            "select nspname::text from pg_namespace
+              where nspname !~ '^pg_' and nspname not in ('information_schema', 'public', 'backstop')
+              order by 1",
+            &[],
+        )
+        .map_err(db("listing the target's schemas"))?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|n| refs.names.contains(n) && !refs.created_schemas.contains(n))
+        .collect();
+    let mut copied = 0;
+    let mut left_out: Vec<String> = Vec::new();
+    if !schemas.is_empty() {
+        let args: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();
+        let dump =
+            toc::dump_with(pg_dump, url, dbname, &args).map_err(|e| start_copy(e, &schemas))?;
+        let mut skipped: HashSet<u32> = HashSet::new();
+        for e in &dump.entries {
+            if history_makes(&refs, e) || e.deps.iter().any(|d| skipped.contains(d)) {
+                skipped.insert(e.id);
+                continue;
+            }
+            let sql = if e.kind == "SCHEMA" {
+                e.sql.replacen("CREATE SCHEMA ", "CREATE SCHEMA IF NOT EXISTS ", 1)
+            } else {
+                e.sql.clone()
+            };
+            match base.batch_execute(&sql) {
+                Ok(()) => copied += 1,
+                Err(err) => {
+                    skipped.insert(e.id);
+                    left_out.push(format!(
+                        "{} {}{}: {}",
+                        e.kind,
+                        if e.schema.is_empty() { String::new() } else { format!("{}.", e.schema) },
+                        e.name,
+                        crate::pg::conn::error_chain(&err)
+                    ));
+                }
+            }
+        }
+    }
+    let publications = publications(target, &mut base, &refs, &schemas)?;
+    let roles: i64 = base
+        .query_one("select count(*) from pg_roles where rolname !~ '^pg_'", &[])
+        .map_err(db("counting roles"))?
+        .get(0);
+    notes.insert(
+        0,
+        format!(
+            "the replay starts from the target's platform, in a throwaway cluster: {roles} role(s), \
+             schemas [{}] ({copied} definitions, no rows), extensions [{}], publications [{}]",
+            schemas.join(", "),
+            extensions.join(", "),
+            publications.join(", ")
+        ),
+    );
+    notes.extend(left_out.into_iter().map(|l| format!("left out of the start: {l}")));
+    Ok(notes)
+}
+
+/// Whether the history makes `e` itself: a trigger, policy, rule or index
+/// it attaches, a relation, type or function it creates.
+fn history_makes(refs: &Refs, e: &Entry) -> bool {
+    match e.kind.as_str() {
+        "TRIGGER" | "POLICY" | "RULE" => e.table_and_member().is_some_and(|(t, m)| {
+            refs.attached.contains(&(t.to_string(), m.trim_matches('"').to_string()))
+        }),
+        "INDEX" => refs.attached.contains(&(String::new(), e.name.clone())),
+        "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "SEQUENCE" | "TYPE" | "DOMAIN" | "FUNCTION"
+        | "PROCEDURE" => {
+            let name = e.name.split('(').next().unwrap_or(&e.name);
+            refs.creates(&e.schema, name)
+        }
+        _ => false,
+    }
+}
+
+/// Why the start could not copy the platform, with what to grant.
+fn start_copy(e: DownsError, schemas: &[String]) -> DownsError {
+    match e {
+        DownsError::Dump(toc::DumpError::Failed { output }) => {
+            DownsError::StartCopy { schemas: schemas.join(", "), output }
+        }
+        other => other,
+    }
+}
+
+/// The target's extensions the history did not create, made in the start
+/// (in their schemas). One this machine's PostgreSQL lacks is an error
+/// when the history uses a name of it, a note otherwise.
+fn extensions(
+    target: &mut Client,
+    base: &mut Client,
+    refs: &Refs,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, DownsError> {
+    let rows = target
+        .query(
+            "select e.extname::text, n.nspname::text,
+                    array(select coalesce(p.proname, t.typname)::text
+                            from pg_depend d
+                            left join pg_proc p on d.classid = 'pg_proc'::regclass and p.oid = d.objid
+                            left join pg_type t on d.classid = 'pg_type'::regclass and t.oid = d.objid
+                           where d.refobjid = e.oid and d.deptype = 'e'
+                             and coalesce(p.proname, t.typname) is not null)
+               from pg_extension e join pg_namespace n on n.oid = e.extnamespace
+              where e.extname <> 'plpgsql' order by e.oid",
+            &[],
+        )
+        .map_err(db("listing the target's extensions"))?;
+    let major: i32 = base
+        .query_one("select current_setting('server_version_num')::int / 10000", &[])
+        .map_err(db("reading the version"))?
+        .get(0);
+    let mut made = Vec::new();
+    for r in rows {
+        let (name, schema, members): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
+        if refs.created_extensions.contains(&name) {
+            continue;
+        }
+        let available = base
+            .query_opt("select 1 from pg_available_extensions where name = $1", &[&name])
+            .map_err(db("listing the available extensions"))?
+            .is_some();
+        if !available {
+            let used: Vec<&String> =
+                members.iter().filter(|m| refs.names.contains(*m)).take(3).collect();
+            if let Some(first) = used.first() {
+                return Err(DownsError::MissingExtension { name, major, used: first.to_string() });
+            }
+            notes.push(format!(
+                "extension {name} of the target is not installed on this machine's PostgreSQL {major}; the history uses nothing of it, so the start goes without"
+            ));
+            continue;
+        }
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {s}; CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {s} CASCADE",
+            quote_ident(&name),
+            s = quote_ident(&schema)
+        );
+        match base.batch_execute(&sql) {
+            Ok(()) => made.push(name),
+            Err(e) => notes.push(format!(
+                "extension {name} could not be made in the start: {}",
+                crate::pg::conn::error_chain(&e)
+            )),
+        }
+    }
+    Ok(made)
+}
+
+/// The publications the history names and does not create, with the
+/// platform's own tables in them (never the project's: the history adds
+/// those).
+fn publications(
+    target: &mut Client,
+    base: &mut Client,
+    refs: &Refs,
+    schemas: &[String],
+) -> Result<Vec<String>, DownsError> {
+    let rows = target
+        .query(
+            "select pubname::text, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate,
+                    array(select quote_ident(schemaname) || '.' || quote_ident(tablename)
+                            from pg_publication_tables t
+                           where t.pubname = p.pubname and t.schemaname = any($1))
+               from pg_publication p order by 1",
+            &[&schemas],
+        )
+        .map_err(db("listing the target's publications"))?;
+    let mut made = Vec::new();
+    for r in rows {
+        let name: String = r.get(0);
+        if !refs.names.contains(&name) || refs.created_publications.contains(&name) {
+            continue;
+        }
+        let actions: Vec<&str> = [(2, "insert"), (3, "update"), (4, "delete"), (5, "truncate")]
+            .into_iter()
+            .filter(|(i, _)| r.get::<_, bool>(*i))
+            .map(|(_, a)| a)
+            .collect();
+        let all = if r.get::<_, bool>(1) { " FOR ALL TABLES" } else { "" };
+        let tables: Vec<String> = r.get(6);
+        let mut sql = format!(
+            "CREATE PUBLICATION {}{all} WITH (publish = '{}')",
+            quote_ident(&name),
+            actions.join(", ")
+        );
+        if !all.is_empty() || tables.is_empty() {
+            sql.push(';');
+        } else {
+            sql = format!(
+                "{sql}; ALTER PUBLICATION {} ADD TABLE {}",
+                quote_ident(&name),
+                tables.join(", ")
+            );
+        }
+        if base.batch_execute(&sql).is_ok() {
+            made.push(name);
+        }
+    }
+    Ok(made)
+}
