@@ -144,7 +144,8 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub path: String,
-    pub text: String,
+    /// The text, shared with the migration it came from.
+    pub text: std::sync::Arc<str>,
     pub no_transaction: bool,
     pub has_down: Option<bool>,
     /// Findings about the migration's files that the SQL analysis cannot
@@ -198,7 +199,7 @@ impl Source {
             text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
         Ok(Source {
             path: path.display().to_string(),
-            text,
+            text: text.into(),
             no_transaction,
             has_down,
             file_findings: Vec::new(),
