@@ -230,3 +230,30 @@ fn bad_urls_exit_2_unreachable_and_wrong_passwords_exit_3_and_no_password_is_pri
     run.expect_output("password authentication failed").expect_output("postgres:****@");
     assert_untouched(&p, "bad connections");
 }
+
+/// Regression: `mysql://…` was read as a `key=value` string and answered
+/// "unexpected EOF". Another database's URL is named by its scheme, with
+/// the fix, exit 2, and its password never shown.
+#[test]
+fn another_databases_url_is_refused_naming_its_scheme() {
+    let p = project("other_scheme");
+    for url in ["mysql://app:MyS3cret@db.example:3306/shop", "postgress://app:MyS3cret@h/shop"] {
+        let run = p.run_with_url(url, &["status"]);
+        run.expect_code(2).expect_output("postgres://user:password@host:port/database");
+        let scheme = url.split("://").next().unwrap();
+        run.expect_output(&format!("{scheme}://"));
+        assert!(!run.all().contains("unexpected EOF"), "{}", run.all());
+        assert!(!run.all().contains("MyS3cret"), "{}", run.all());
+    }
+    // A keyword string is still a connection string.
+    let url: postgres::Config = p.url.parse().unwrap();
+    let password = String::from_utf8(url.get_password().unwrap_or_default().to_vec()).unwrap();
+    let keywords = format!(
+        "host=127.0.0.1 port={} user={} password={password} dbname={}",
+        CLUSTER.port(),
+        url.get_user().unwrap_or("postgres"),
+        p.db
+    );
+    p.run_with_url(&keywords, &["status"]).expect_code(0);
+    assert_untouched(&p, "another database's URL");
+}
