@@ -257,3 +257,23 @@ fn another_databases_url_is_refused_naming_its_scheme() {
     p.run_with_url(&keywords, &["status"]).expect_code(0);
     assert_untouched(&p, "another database's URL");
 }
+
+/// Regression: `backstop --database-url URL status` was refused: the
+/// option was known only after the subcommand.
+#[test]
+fn the_database_url_may_come_before_the_subcommand() {
+    let p = project("url_first");
+    let run = Run::from_output(
+        p.cmd()
+            .env_remove("DATABASE_URL")
+            .args(["--database-url", &p.url, "status"])
+            .output()
+            .unwrap(),
+    );
+    run.expect_code(0).expect_output("1_a");
+    // Before the subcommand it wins over the environment, as after it.
+    let run =
+        p.run_with_url("postgres://nobody@127.0.0.1:1/x", &["--database-url", &p.url, "status"]);
+    run.expect_code(0).expect_output("1_a");
+    assert_untouched(&p, "--database-url before the subcommand");
+}
