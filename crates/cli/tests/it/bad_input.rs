@@ -277,3 +277,25 @@ fn the_database_url_may_come_before_the_subcommand() {
     run.expect_code(0).expect_output("1_a");
     assert_untouched(&p, "--database-url before the subcommand");
 }
+
+/// Regression: `--role ""` went on with a blank role and answered with
+/// hints that named nobody. A blank name is a usage error that says what
+/// to write instead.
+#[test]
+fn a_blank_role_or_release_name_is_refused_with_the_fix() {
+    let p = project("blank_names");
+    for (args, says) in [
+        (&["unfreeze", "--role", ""][..], "backstop status"),
+        (&["unfreeze", "--role", "  "], "backstop status"),
+        (&["freeze", "--role", "", "--reason", "x"], "backstop status"),
+        (&["rollback", "--method", "A", "--release", "", "--yes"], "backstop flags list"),
+        (&["flags", "kill", "--release", "", "--reason", "x"], "backstop flags list"),
+    ] {
+        let run = p.run(args);
+        let what = args.join(" ");
+        assert_eq!(run.code, Some(2), "{what}\n{}", run.all());
+        assert!(run.stderr.contains(says), "{what}: {}", run.stderr);
+        assert!(run.stderr.contains("blank"), "{what}: {}", run.stderr);
+    }
+    assert_untouched(&p, "blank names");
+}

@@ -206,6 +206,35 @@ lock_wait = "1s"
     holder.execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).unwrap();
 }
 
+/// Regression: a method killed half-way showed in `status` as
+/// "interrupted: a method of  started": a method names no versions.
+#[test]
+fn an_interrupted_method_is_named_by_its_method_and_release() {
+    let p = Project::new("method_killed");
+    p.config(&format!(
+        "{}\n[hooks]\nafter_kill = \"touch hook.started; sleep 60\"\n\n[[flags]]\nkey = \"cards\"\nrelease = \"v2\"\n",
+        crate::common::DEFAULT_CONFIG
+    ));
+    p.migration("1_a", "CREATE TABLE a (id int);\n", Some("DROP TABLE a;\n"));
+    p.run(&["migrate", "--no-backup", "test"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "cards", "--reason", "launch"]).expect_code(0);
+    let mut child = p
+        .std_cmd(&["rollback", "--method", "A", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = p.path().join("hook.started");
+    wait_for(Duration::from_secs(30), "the after_kill hook to start", || started.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = p.run(&["status"]);
+    let all = run.all();
+    assert!(!all.contains("of  started"), "{all}");
+    run.expect_output("interrupted: method A of release v2 started");
+}
+
 /// The databases a restore restores into, on `cluster`.
 fn restoring_databases(cluster: &Cluster) -> Vec<String> {
     let mut admin = cluster.connect("postgres").unwrap();
