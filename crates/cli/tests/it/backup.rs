@@ -296,11 +296,20 @@ fn a_reused_backup_must_hold_the_state_the_migration_changes() {
         "not reusing backup {taken}: a sequence advanced since it was taken"
     ));
 
+    // Regression: a sequence set lower was said to have "advanced".
+    db.query_one("select setval('c_ids', 100)", &[]).unwrap();
+    let taken = take(&p);
+    db.query_one("select setval('c_ids', 5)", &[]).unwrap();
+    p.migration("6_d2", "CREATE TABLE d2 (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: a sequence was set back since it was taken (public.c_ids: 100 to 5"
+    ));
+
     // Nothing since: reused.
     let taken = take(&p);
-    p.migration("6_e", "CREATE TABLE e (id int);", None);
+    p.migration("7_e", "CREATE TABLE e (id int);", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!("reusing backup {taken}"));
-    assert_eq!(applied_backup(&mut db, "6").as_deref(), Some(taken.as_str()));
+    assert_eq!(applied_backup(&mut db, "7").as_deref(), Some(taken.as_str()));
 }
 
 #[test]
