@@ -147,6 +147,8 @@ pub fn create(
         write_marks(&mut client).map_err(BackupError::db("reading the write counters"))?;
     let sequences =
         sequence_values(&mut client).map_err(BackupError::db("reading the sequences"))?;
+    let last_event = crate::schema::events::newest_id(&mut client)
+        .map_err(BackupError::db("reading backstop.events"))?;
     let (snapshot, tables) = export_snapshot(&mut client, options.lock_wait)?;
     let jobs = options.jobs.max(1);
     progress.note(Note::Step(format!(
@@ -214,6 +216,7 @@ pub fn create(
             storage,
             sequences: None,
             sequence_values: Some(sequences),
+            last_event: Some(last_event),
         }),
         snapshot_database: None,
         restore_point: None,

@@ -301,6 +301,18 @@ fn changed_since(client: &mut Client, m: &Manifest) -> Result<Option<String>, Ba
             "{newer} migration(s) applied and {gone} reverted since it was taken"
         )));
     }
+    // Applied and reverted again: the history, the schema and the counters
+    // may all be back where they were, and the rows written meanwhile are
+    // not in the backup. The log says what ran.
+    let runs = crate::schema::events::changes_after(client, then.last_event, m.created_at)
+        .map_err(BackupError::db("reading backstop.events"))?;
+    if !runs.is_empty() {
+        let runs: Vec<String> = runs.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+        return Ok(Some(format!(
+            "the database was changed since it was taken: backstop.events records {} after it",
+            runs.join(" and ")
+        )));
+    }
     let schema = crate::pg::fingerprint::Schema::read(client)
         .map_err(BackupError::db("reading the schema"))?
         .fingerprint();

@@ -108,6 +108,12 @@ pub struct DbState {
     /// older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence_values: Option<std::collections::BTreeMap<String, Option<i64>>>,
+    /// The id of the newest event in `backstop.events` (0 without the
+    /// log): a migration applied and reverted since leaves the schema and
+    /// the counters as they were, and is still a change the backup does
+    /// not hold. Absent in manifests of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<i64>,
 }
 
 /// Where a restore point is and what brings it back.

@@ -74,6 +74,43 @@ pub fn logged(client: &mut impl GenericClient) -> Result<bool, Error> {
     super::has(client, "backstop.events")
 }
 
+/// The id of the newest event, 0 without the log (ids start at 1): the
+/// mark a backup keeps of where the log stood, to tell later what ran
+/// after it.
+pub fn newest_id(client: &mut impl GenericClient) -> Result<i64, Error> {
+    if !logged(client)? {
+        return Ok(0);
+    }
+    let newest: Option<i64> = client.query_one("select max(id) from backstop.events", &[])?.get(0);
+    Ok(newest.unwrap_or(0))
+}
+
+/// The kinds of the runs that changed the database's schema or data after
+/// event `after` (or, without that mark, after the time `since`), each
+/// with how many: migrations applied or reverted, restores, syncs and
+/// clears that got as far as writing. Runs that only started, were
+/// refused or rolled back changed nothing.
+pub fn changes_after(
+    client: &mut impl GenericClient,
+    after: Option<i64>,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select kind, count(*)
+           from backstop.events
+          where (id > $1 or ($1 is null and at > $2))
+            and kind in ('migrate', 'rollback', 'restore', 'sync', 'clear')
+            and outcome not in ('started', 'refused', 'rolled_back', 'abandoned')
+          group by kind
+          order by min(id)",
+        &[&after, &since],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// [`record`] when the database has the audit log; whether it had.
 pub fn record_if_logged(client: &mut impl GenericClient, event: &Event<'_>) -> Result<bool, Error> {
     let logged = logged(client)?;
