@@ -16,6 +16,11 @@ struct Cli {
     /// Config file (default: ./backstop.toml if present).
     #[arg(long, global = true, env = "BACKSTOP_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// `--database-url` before the subcommand (`backstop --database-url URL
+    /// status`): clap hands a global option's value to the subcommand's
+    /// own [`Connection`], which every command reads.
+    #[command(flatten)]
+    _conn: Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,11 +79,12 @@ enum Command {
     Verify(commands::verify::Args),
 }
 
-/// `--database-url`, shared by every command that talks to a database.
+/// `--database-url`, shared by every command that talks to a database;
+/// global, so it may also come before the subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Database URL; overrides [database] url in backstop.toml.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 }
 

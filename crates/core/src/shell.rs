@@ -1,8 +1,10 @@
 //! Running a user's shell command (a trigger's `command`, a hook) with a
 //! time limit that holds: the command runs in a process group of its own,
 //! and at the deadline the whole group is killed, children included, and
-//! its pipes are no longer waited on. Output is read while it runs so a
-//! chatty command never blocks on a full pipe. And the tie that makes a
+//! its pipes are no longer waited on; so are the descendants that left the
+//! group (`setsid`, a daemonising script), found by the mark each of its
+//! processes inherits in its environment. Output is read while it runs so
+//! a chatty command never blocks on a full pipe. And the tie that makes a
 //! child program (pg_dump, pg_restore) die with Backstop.
 
 use std::os::unix::process::CommandExt as _;
@@ -66,12 +68,67 @@ fn kill_group(pgid: u32) {
     );
 }
 
-/// Runs `sh -c command` in a process group of its own, stopped (the whole
-/// group) after `timeout`.
+/// The environment variable every process of a run inherits, naming the
+/// run: a descendant that left the process group still carries it.
+const RUN_MARK: &str = "BACKSTOP_RUN";
+
+/// A mark no other run of any Backstop process shares.
+fn new_mark() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// The processes (other than this one) whose environment holds
+/// `RUN_MARK=mark`; those of other users cannot be read, and are none of
+/// ours.
+fn marked(mark: &str) -> Vec<nix::unistd::Pid> {
+    let entry = format!("{RUN_MARK}={mark}\0");
+    let inner = format!("\0{entry}");
+    let holds = |env: &[u8], needle: &[u8]| env.windows(needle.len()).any(|w| w == needle);
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.starts_with(entry.as_bytes()) || holds(&env, inner.as_bytes()))
+        })
+        .map(|pid| nix::unistd::Pid::from_raw(pid as i32))
+        .collect()
+}
+
+/// Kills the processes that carry the run's mark: stopped first, so that
+/// none forks another in between, then killed; again until none is left
+/// (a bounded number of rounds).
+fn kill_marked(mark: &str) {
+    use nix::sys::signal::{kill, Signal};
+    for _ in 0..20 {
+        let found = marked(mark);
+        if found.is_empty() {
+            return;
+        }
+        for pid in &found {
+            let _ = kill(*pid, Signal::SIGSTOP);
+        }
+        for pid in &found {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `sh -c command` in a process group of its own, stopped after
+/// `timeout`: the whole group, and the descendants that left it.
 pub fn run(command: &str, timeout: Duration) -> Ran {
+    let mark = new_mark();
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
+        .env(RUN_MARK, &mark)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,6 +154,7 @@ pub fn run(command: &str, timeout: Duration) -> Ran {
             Ok(Some(status)) => break Err(format!("it exited with {status}")),
             Ok(None) if started.elapsed() > timeout => {
                 kill_group(pgid);
+                kill_marked(&mark);
                 let _ = child.wait();
                 break Err(format!(
                     "it did not finish within {}; stopped, with its children",
@@ -178,6 +236,44 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
         assert_eq!(ran.outcome, Ok(()));
         assert_eq!(ran.stdout.trim(), "0.5");
+    }
+
+    /// Whether process `pid` is gone (or only a zombie waiting for its reaper).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => {
+                stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            }
+        }
+    }
+
+    #[test]
+    fn a_timeout_stops_a_grandchild_that_left_the_group_with_setsid() {
+        // Regression: `setsid` puts the grandchild in a session and group
+        // of its own, out of reach of the group kill, and it outlived the
+        // hook's timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let command = format!(
+            "setsid sh -c 'echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 300' & sleep 60",
+            pidfile.display()
+        );
+        let ran = run(&command, Duration::from_millis(500));
+        assert!(ran.outcome.unwrap_err().contains("did not finish"));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let alive = !gone(pid);
+        if alive {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(!alive, "the setsid grandchild {pid} outlived the timeout");
     }
 
     #[test]

@@ -127,9 +127,14 @@ fn parse_all(inputs: &[Input<'_>]) -> Vec<Result<Parsed, InputError>> {
 /// One piece of a file parsed, with its tokens (offsets in the file).
 fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
     let mut stmts = Vec::new();
+    let mut inserts = Vec::new();
     crate::parse::parse_piece(text, range.clone(), |p| {
         if let Some(tree) = p.tree {
-            stmts.push((p.start..p.start + p.sql.len(), p.base, tree));
+            let span = p.start..p.start + p.sql.len();
+            if p.slimmed {
+                inserts.push(span.clone());
+            }
+            stmts.push((span, p.base, tree));
         }
     })?;
     let base = i32::try_from(range.start).unwrap_or(i32::MAX);
@@ -146,6 +151,7 @@ fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
             t
         })
         .collect();
+    let tokens = crate::parse::without_data_rows(tokens, &inserts);
     Ok(Parsed { stmts, tokens })
 }
 

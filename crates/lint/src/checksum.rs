@@ -17,11 +17,13 @@ pub fn checksum(text: &str) -> Result<String, SyntaxError> {
 /// a large file is never scanned whole.
 pub fn checksum_split(text: &str, statements: &[Statement]) -> Result<String, SyntaxError> {
     let ends: Vec<usize> = statements.iter().map(|s| s.offset + s.sql.len()).collect();
-    let tokens = scan_in_pieces(text, &ends).map_err(|e| locate_error(text, e))?;
     let mut hasher = blake3::Hasher::new();
-    for token in tokens.iter().filter(|t| !is_comment(t.token)) {
+    scan_in_pieces(text, &ends, |token| {
+        if is_comment(token.token) {
+            return;
+        }
         let Some(raw) = text.get(token.start as usize..token.end as usize) else {
-            continue;
+            return;
         };
         let folds = token.keyword_kind != KeywordKind::NoKeyword as i32
             || (token.token == Token::Ident as i32 && !raw.starts_with('"'));
@@ -32,6 +34,7 @@ pub fn checksum_split(text: &str, statements: &[Statement]) -> Result<String, Sy
         }
         // A separator that cannot occur inside a token keeps `ab c` and `a bc` apart.
         hasher.update(&[0]);
-    }
+    })
+    .map_err(|e| locate_error(text, e))?;
     Ok(hasher.finalize().to_hex().to_string())
 }

@@ -117,6 +117,9 @@ pub(crate) struct Parsed<'t> {
     /// Where the tree's locations count from, as a byte offset in the text.
     pub base: usize,
     pub tree: Option<NodeEnum>,
+    /// The tree is an `INSERT ... VALUES` whose rows after the first were
+    /// dropped (see [`slim`]).
+    pub slimmed: bool,
 }
 
 /// Calls `f` with each statement of `text` in order, parsing it a piece at
@@ -179,8 +182,11 @@ pub(crate) fn parse_piece<'t>(
             Ok(0) | Err(_) => piece.len(),
             Ok(len) => (start + len).min(piece.len()),
         };
-        let tree = raw.stmt.and_then(|n| n.node).map(slim);
-        f(Parsed { start: base + start, sql: &piece[start..end], base, tree });
+        let (tree, slimmed) = match raw.stmt.and_then(|n| n.node).map(slim) {
+            Some((tree, slimmed)) => (Some(tree), slimmed),
+            None => (None, false),
+        };
+        f(Parsed { start: base + start, sql: &piece[start..end], base, tree, slimmed });
     }
     Ok(())
 }
@@ -227,14 +233,17 @@ fn split_in_windows(text: &str) -> Result<Vec<&str>, pg_query::Error> {
     Ok(statements)
 }
 
-/// The tokens of `text`, the same as one scan of the whole text would give,
-/// but scanned in pieces of about [`PARSE_WHOLE`] bytes cut at the given
-/// statement ends: a scan of a whole large file costs about fifteen times
-/// its size at once.
+/// Calls `f` with the tokens of `text` in order, the same as one scan of
+/// the whole text would give, but scanned in pieces of about
+/// [`PARSE_WHOLE`] bytes cut at the given statement ends, each piece's
+/// tokens let go before the next is scanned: a scan of a whole large file
+/// costs about fifteen times its size at once, and its tokens alone more
+/// than twice.
 pub(crate) fn scan_in_pieces(
     text: &str,
     ends: &[usize],
-) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
+    mut f: impl FnMut(&protobuf::ScanToken),
+) -> Result<(), pg_query::Error> {
     let mut cuts = Vec::new();
     let (mut from, mut previous) = (0, 0);
     for &end in ends {
@@ -245,32 +254,126 @@ pub(crate) fn scan_in_pieces(
         previous = end;
     }
     cuts.push(text.len());
-    let mut tokens = Vec::new();
     let mut from = 0;
     for end in cuts {
         let Some(piece) = text.get(from..end).filter(|p| !p.is_empty()) else { continue };
         let base = i32::try_from(from).unwrap_or(i32::MAX);
-        tokens.extend(scan(piece)?.into_iter().map(|mut t| {
+        for mut t in scan(piece)? {
             t.start += base;
             t.end += base;
-            t
-        }));
+            f(&t);
+        }
         from = end;
     }
-    Ok(tokens)
+    Ok(())
 }
 
-/// Drops the rows after the first of an `INSERT ... VALUES`.
-fn slim(mut node: NodeEnum) -> NodeEnum {
+/// Drops the rows after the first of an `INSERT ... VALUES`; says
+/// whether there were any.
+fn slim(mut node: NodeEnum) -> (NodeEnum, bool) {
+    let mut slimmed = false;
     if let NodeEnum::InsertStmt(insert) = &mut node {
         if let Some(NodeEnum::SelectStmt(select)) =
             insert.select_stmt.as_mut().and_then(|s| s.node.as_mut())
         {
+            slimmed = select.values_lists.len() > 1;
             select.values_lists.truncate(1);
             select.values_lists.shrink_to_fit();
         }
     }
-    node
+    (node, slimmed)
+}
+
+/// `tokens` (of a text, in order) without those of the rows after the
+/// first of each `INSERT ... VALUES` in `inserts` (the statements' byte
+/// ranges) that hold only constants: the tokens of a data migration's
+/// rows cost more than twice its text, and the tree, which keeps only the
+/// first row, has let them go already ([`slim`]). A row that names
+/// anything (an identifier: a function, a column, a schema) keeps its
+/// tokens for the rules that read names from tokens; comments are kept.
+pub(crate) fn without_data_rows(
+    tokens: Vec<protobuf::ScanToken>,
+    inserts: &[Range<usize>],
+) -> Vec<protobuf::ScanToken> {
+    let mut dropped: Vec<Range<usize>> = Vec::new();
+    for span in inserts {
+        let lo = tokens.partition_point(|t| (t.start as usize) < span.start);
+        let hi = tokens.partition_point(|t| (t.end as usize) <= span.end).max(lo);
+        dropped
+            .extend(constant_rows(&tokens[lo..hi]).into_iter().map(|r| r.start + lo..r.end + lo));
+    }
+    if dropped.is_empty() {
+        return tokens;
+    }
+    let mut kept = Vec::with_capacity(tokens.len());
+    let mut rows = dropped.iter().peekable();
+    for (i, t) in tokens.into_iter().enumerate() {
+        while rows.peek().is_some_and(|r| r.end <= i) {
+            rows.next();
+        }
+        let in_row = rows.peek().is_some_and(|r| r.contains(&i));
+        if !in_row || is_comment(t.token) {
+            kept.push(t);
+        }
+    }
+    kept.shrink_to_fit();
+    kept
+}
+
+/// The token ranges (indexes into `stmt`, one statement's tokens) of the
+/// rows after the first of its top-level `VALUES` that name nothing, each
+/// with the comma before it.
+fn constant_rows(stmt: &[protobuf::ScanToken]) -> Vec<Range<usize>> {
+    let code: Vec<usize> = (0..stmt.len()).filter(|&i| !is_comment(stmt[i].token)).collect();
+    let kind = |k: usize| code.get(k).map(|&i| stmt[i].token);
+    let (open, close, comma) = (i32::from(b'('), i32::from(b')'), i32::from(b','));
+    // The end of the parenthesised group opened at code[k]: the code index of its `)`.
+    let group_end = |k: usize| -> Option<usize> {
+        let mut depth = 0;
+        for (j, &i) in code.iter().enumerate().skip(k) {
+            match stmt[i].token {
+                t if t == open => depth += 1,
+                t if t == close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    let mut depth = 0;
+    let mut values = None;
+    for (k, &i) in code.iter().enumerate() {
+        match stmt[i].token {
+            t if t == open => depth += 1,
+            t if t == close => depth -= 1,
+            t if t == Token::Values as i32 && depth == 0 => {
+                values = Some(k);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let mut rows = Vec::new();
+    let Some(values) = values else { return rows };
+    if kind(values + 1) != Some(open) {
+        return rows;
+    }
+    let Some(mut end) = group_end(values + 1) else { return rows };
+    while kind(end + 1) == Some(comma) && kind(end + 2) == Some(open) {
+        let Some(row_end) = group_end(end + 2) else { break };
+        let names = code[end + 2..=row_end].iter().any(|&i| {
+            stmt[i].token == Token::Ident as i32 || stmt[i].token == Token::Uident as i32
+        });
+        if !names {
+            rows.push(code[end + 1]..code[row_end] + 1);
+        }
+        end = row_end;
+    }
+    rows
 }
 
 /// Byte offsets of line starts, for turning many offsets of one text into
@@ -569,7 +672,7 @@ mod tests {
             assert_eq!(*sql, *expected);
             assert_eq!(&text[*start..*start + sql.len()], *expected);
             let alone = pg_query::parse(expected, 0).unwrap().protobuf.stmts[0].stmt.clone();
-            let alone = alone.and_then(|n| n.node).map(slim).unwrap();
+            let alone = alone.and_then(|n| n.node).map(|n| slim(n).0).unwrap();
             assert_eq!(
                 tree.deparse(Default::default()).unwrap(),
                 alone.deparse(Default::default()).unwrap()
@@ -601,6 +704,31 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, split.len());
+    }
+
+    /// The tokens of a data migration's rows cost more than twice its
+    /// text; only rows of constants after the first go, with their comma.
+    #[test]
+    fn only_the_later_rows_of_constants_lose_their_tokens() {
+        let text = "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (auth.uid(), 'z'), \
+                    (3, -4.5) -- note\n, (NULL, E'q''s') ON CONFLICT (a) DO NOTHING RETURNING a";
+        let tokens = scan(text).unwrap();
+        let whole = [Range { start: 0, end: text.len() }];
+        let kept = without_data_rows(tokens.clone(), &whole);
+        let words = |ts: &[protobuf::ScanToken]| {
+            ts.iter().map(|t| &text[t.start as usize..t.end as usize]).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(
+            words(&kept),
+            "INSERT INTO t ( a , b ) VALUES ( 1 , 'x' ) , ( auth . uid ( ) , 'z' ) -- note \
+             ON CONFLICT ( a ) DO NOTHING RETURNING a"
+        );
+        // A statement that is not a slimmed INSERT keeps every token.
+        assert_eq!(without_data_rows(tokens.clone(), &[]).len(), tokens.len());
+        let select = "SELECT * FROM (VALUES (1), (2)) v";
+        let all = scan(select).unwrap();
+        let whole = [Range { start: 0, end: select.len() }];
+        assert_eq!(without_data_rows(all.clone(), &whole).len(), all.len());
     }
 
     /// A text of several windows whose cuts fall inside a dollar-quoted

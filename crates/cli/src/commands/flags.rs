@@ -60,7 +60,7 @@ struct Enable {
     #[arg(required_unless_present = "release", conflicts_with = "release")]
     key: Option<String>,
     /// Turn every flag of this release on, in one transaction.
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", value_parser = super::release_name)]
     release: Option<String>,
     /// Why, for the audit log.
     #[arg(long, value_name = "TEXT")]
@@ -76,7 +76,7 @@ struct Enable {
 #[derive(Debug, clap::Args)]
 struct Kill {
     /// The release whose flags go off.
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", value_parser = super::release_name)]
     release: String,
     /// Why, for the audit log.
     #[arg(long, value_name = "TEXT")]

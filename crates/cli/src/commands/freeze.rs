@@ -17,7 +17,12 @@ use crate::{Connection, Format, Output};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The role whose writes stop.
-    #[arg(long, value_name = "ROLE", required_unless_present = "database")]
+    #[arg(
+        long,
+        value_name = "ROLE",
+        required_unless_present = "database",
+        value_parser = super::role_name
+    )]
     role: Option<String>,
     /// Instead: make the whole database read-only for every session but
     /// Backstop's (other sessions are ended so none keeps writing).

@@ -53,6 +53,29 @@ pub fn config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(LOADED.get_or_init(|| config).clone())
 }
 
+/// `--role ROLE`: a role's name, never blank (a blank one names nobody,
+/// and the hints that repeat it would name nobody either).
+pub fn role_name(value: &str) -> Result<String, String> {
+    named(value, "a role's name, e.g. --role app_writer; `backstop status` lists the frozen roles")
+}
+
+/// `--release RELEASE`: a release's name, never blank.
+pub fn release_name(value: &str) -> Result<String, String> {
+    named(value, "a release's name, e.g. --release v2; `backstop flags list` shows the releases")
+}
+
+/// `--flag KEY`: a flag's key, never blank.
+pub fn flag_key(value: &str) -> Result<String, String> {
+    named(value, "a flag's key, e.g. --flag new_checkout; `backstop flags list` shows them")
+}
+
+fn named(value: &str, wanted: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(format!("it is blank; write {wanted}"));
+    }
+    Ok(value.to_string())
+}
+
 /// A mistake in how the command was called (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

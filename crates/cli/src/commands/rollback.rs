@@ -36,10 +36,16 @@ pub struct Args {
     #[arg(long, value_name = "A|B|C", conflicts_with = "dry_run")]
     method: Option<String>,
     /// Methods A to C: the release whose flags go off (default: the one release with flags on).
-    #[arg(long, value_name = "RELEASE", requires = "method", conflicts_with = "flag")]
+    #[arg(
+        long,
+        value_name = "RELEASE",
+        requires = "method",
+        conflicts_with = "flag",
+        value_parser = super::release_name
+    )]
     release: Option<String>,
     /// Methods A to C: turn off only this flag.
-    #[arg(long, value_name = "KEY", requires = "method")]
+    #[arg(long, value_name = "KEY", requires = "method", value_parser = super::flag_key)]
     flag: Option<String>,
     /// Why, for the audit log.
     #[arg(long, value_name = "TEXT", requires = "method")]

@@ -2,6 +2,7 @@
 //! JSON, OFREP and its event stream), a status page and metrics. The server
 //! itself is `backstop-server`; this builds its options from the config.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -54,11 +55,16 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         backup_dir: config.backup.dir.clone(),
         migrations,
     };
-    // Request logs on stderr; RUST_LOG narrows or widens them.
+    // Request logs on stderr; RUST_LOG narrows or widens them. Colour only
+    // on a terminal: stderr sent to a log file gets plain text.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

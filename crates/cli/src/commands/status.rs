@@ -100,10 +100,9 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
     for run in &o.interrupted {
         let _ = writeln!(
             text,
-            "interrupted: a {} of {} started {} by {} and recorded no outcome (killed, or \
+            "interrupted: {} started {} by {} and recorded no outcome (killed, or \
              its server went away); a transaction it had open was rolled back{}",
-            run.kind,
-            terminal_safe(&run.versions.join(", ")),
+            terminal_safe(&run.what()),
             run.at.format("%Y-%m-%d %H:%M:%S UTC"),
             terminal_safe(&run.actor),
             if o.interrupted_no_transaction {
@@ -233,9 +232,9 @@ fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
     } else {
         format!(" (frozen as {})", terminal_safe(&r.frozen_as))
     };
+    let role = terminal_safe(&r.role);
     format!(
-        "frozen: role {}{was} may not write since {} by {} ({}); lift with `backstop unfreeze --role`",
-        terminal_safe(&r.role),
+        "frozen: role {role}{was} may not write since {} by {} ({}); lift with `backstop unfreeze --role {role}`",
         r.since.format("%Y-%m-%d %H:%M:%S UTC"),
         r.actor,
         terminal_safe(&r.reason)

@@ -14,7 +14,7 @@ use crate::{Connection, Format, Output};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Give a frozen role its write grants back (instead of the database's freeze).
-    #[arg(long, value_name = "ROLE")]
+    #[arg(long, value_name = "ROLE", value_parser = super::role_name)]
     role: Option<String>,
     #[command(flatten)]
     conn: Connection,

@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Auto::None)]
     auto: Auto,
     /// The release method A turns off (default: the one release with flags on).
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", value_parser = super::release_name)]
     release: Option<String>,
     /// Let method B restore a pgBackRest restore point even when other
     /// databases of the cluster changed since it (their writes are undone,

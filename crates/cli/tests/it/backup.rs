@@ -296,11 +296,41 @@ fn a_reused_backup_must_hold_the_state_the_migration_changes() {
         "not reusing backup {taken}: a sequence advanced since it was taken"
     ));
 
+    // Regression: a sequence set lower was said to have "advanced".
+    db.query_one("select setval('c_ids', 100)", &[]).unwrap();
+    let taken = take(&p);
+    db.query_one("select setval('c_ids', 5)", &[]).unwrap();
+    p.migration("6_d2", "CREATE TABLE d2 (id int);", None);
+    p.run(&["migrate"]).expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: a sequence was set back since it was taken (public.c_ids: 100 to 5"
+    ));
+
     // Nothing since: reused.
     let taken = take(&p);
-    p.migration("6_e", "CREATE TABLE e (id int);", None);
+    p.migration("7_e", "CREATE TABLE e (id int);", None);
     p.run(&["migrate"]).expect_code(0).expect_output(&format!("reusing backup {taken}"));
-    assert_eq!(applied_backup(&mut db, "6").as_deref(), Some(taken.as_str()));
+    assert_eq!(applied_backup(&mut db, "7").as_deref(), Some(taken.as_str()));
+}
+
+/// Regression: a migration applied and reverted after the backup left the
+/// history, the schema and the counters as they were, and the backup was
+/// reused, though rows written meanwhile were in neither.
+#[test]
+fn a_backup_is_not_reused_after_a_migration_was_applied_and_reverted() {
+    let p = with_users("reuse_reverted", 20);
+    p.run(&["migrate"]).expect_code(0);
+    let created = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json();
+    let taken = created["id"].as_str().unwrap().to_string();
+    p.migration("2_notes", "CREATE TABLE notes (id int);", Some("DROP TABLE notes;"));
+    p.run(&["migrate", "--no-backup", "applied and reverted at once"]).expect_code(0);
+    p.run(&["rollback", "--to", "1"]).expect_code(0);
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output(&format!(
+        "not reusing backup {taken}: the database was changed since it was taken: \
+         backstop.events records 1 migrate and 1 rollback after it"
+    ));
+    let mut db = p.client();
+    assert_ne!(applied_backup(&mut db, "2").as_deref(), Some(taken.as_str()));
 }
 
 #[test]

@@ -230,3 +230,72 @@ fn bad_urls_exit_2_unreachable_and_wrong_passwords_exit_3_and_no_password_is_pri
     run.expect_output("password authentication failed").expect_output("postgres:****@");
     assert_untouched(&p, "bad connections");
 }
+
+/// Regression: `mysql://…` was read as a `key=value` string and answered
+/// "unexpected EOF". Another database's URL is named by its scheme, with
+/// the fix, exit 2, and its password never shown.
+#[test]
+fn another_databases_url_is_refused_naming_its_scheme() {
+    let p = project("other_scheme");
+    for url in ["mysql://app:MyS3cret@db.example:3306/shop", "postgress://app:MyS3cret@h/shop"] {
+        let run = p.run_with_url(url, &["status"]);
+        run.expect_code(2).expect_output("postgres://user:password@host:port/database");
+        let scheme = url.split("://").next().unwrap();
+        run.expect_output(&format!("{scheme}://"));
+        assert!(!run.all().contains("unexpected EOF"), "{}", run.all());
+        assert!(!run.all().contains("MyS3cret"), "{}", run.all());
+    }
+    // A keyword string is still a connection string.
+    let url: postgres::Config = p.url.parse().unwrap();
+    let password = String::from_utf8(url.get_password().unwrap_or_default().to_vec()).unwrap();
+    let keywords = format!(
+        "host=127.0.0.1 port={} user={} password={password} dbname={}",
+        CLUSTER.port(),
+        url.get_user().unwrap_or("postgres"),
+        p.db
+    );
+    p.run_with_url(&keywords, &["status"]).expect_code(0);
+    assert_untouched(&p, "another database's URL");
+}
+
+/// Regression: `backstop --database-url URL status` was refused: the
+/// option was known only after the subcommand.
+#[test]
+fn the_database_url_may_come_before_the_subcommand() {
+    let p = project("url_first");
+    let run = Run::from_output(
+        p.cmd()
+            .env_remove("DATABASE_URL")
+            .args(["--database-url", &p.url, "status"])
+            .output()
+            .unwrap(),
+    );
+    run.expect_code(0).expect_output("1_a");
+    // Before the subcommand it wins over the environment, as after it.
+    let run =
+        p.run_with_url("postgres://nobody@127.0.0.1:1/x", &["--database-url", &p.url, "status"]);
+    run.expect_code(0).expect_output("1_a");
+    assert_untouched(&p, "--database-url before the subcommand");
+}
+
+/// Regression: `--role ""` went on with a blank role and answered with
+/// hints that named nobody. A blank name is a usage error that says what
+/// to write instead.
+#[test]
+fn a_blank_role_or_release_name_is_refused_with_the_fix() {
+    let p = project("blank_names");
+    for (args, says) in [
+        (&["unfreeze", "--role", ""][..], "backstop status"),
+        (&["unfreeze", "--role", "  "], "backstop status"),
+        (&["freeze", "--role", "", "--reason", "x"], "backstop status"),
+        (&["rollback", "--method", "A", "--release", "", "--yes"], "backstop flags list"),
+        (&["flags", "kill", "--release", "", "--reason", "x"], "backstop flags list"),
+    ] {
+        let run = p.run(args);
+        let what = args.join(" ");
+        assert_eq!(run.code, Some(2), "{what}\n{}", run.all());
+        assert!(run.stderr.contains(says), "{what}: {}", run.stderr);
+        assert!(run.stderr.contains("blank"), "{what}: {}", run.stderr);
+    }
+    assert_untouched(&p, "blank names");
+}

@@ -166,6 +166,75 @@ lock_wait = "1s"
     assert_eq!(db.applied(), ["1"]);
 }
 
+/// Regression: a role that may not see the holder's session (no
+/// superuser, not pg_read_all_stats, as on managed PostgreSQL) got
+/// "pid 12 ( as app from local socket, since )": the hidden parts shown
+/// blank.
+#[test]
+fn the_lock_holder_is_named_without_blanks_when_its_session_is_hidden() {
+    let p = Project::new("lock_hidden");
+    let role = crate::common::unique_name("waiter");
+    let mut admin = p.client();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'waiter-pw' NOSUPERUSER; \
+             GRANT ALL ON DATABASE \"{db}\" TO {role}; GRANT ALL ON SCHEMA public TO {role}",
+            db = p.db
+        ))
+        .unwrap();
+    p.config(
+        r#"[database]
+url = "${DATABASE_URL}"
+
+[migrations]
+dir = "migrations"
+lock_wait = "1s"
+"#,
+    );
+    p.migration("1_a", "CREATE TABLE a (id int);\n", None);
+    let mut holder = p.client();
+    holder.execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).unwrap();
+    let url =
+        format!("postgres://{role}:waiter-pw@127.0.0.1:{}/{}", crate::common::CLUSTER.port(), p.db);
+    let run = p.run_with_url(&url, &["migrate"]);
+    run.expect_code(3).expect_output("gave up waiting for the migration lock");
+    let all = run.all();
+    for blank in ["since )", "( as", "from local socket"] {
+        assert!(!all.contains(blank), "{blank:?} in {all}");
+    }
+    run.expect_output("pid ");
+    holder.execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).unwrap();
+}
+
+/// Regression: a method killed half-way showed in `status` as
+/// "interrupted: a method of  started": a method names no versions.
+#[test]
+fn an_interrupted_method_is_named_by_its_method_and_release() {
+    let p = Project::new("method_killed");
+    p.config(&format!(
+        "{}\n[hooks]\nafter_kill = \"touch hook.started; sleep 60\"\n\n[[flags]]\nkey = \"cards\"\nrelease = \"v2\"\n",
+        crate::common::DEFAULT_CONFIG
+    ));
+    p.migration("1_a", "CREATE TABLE a (id int);\n", Some("DROP TABLE a;\n"));
+    p.run(&["migrate", "--no-backup", "test"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "cards", "--reason", "launch"]).expect_code(0);
+    let mut child = p
+        .std_cmd(&["rollback", "--method", "A", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = p.path().join("hook.started");
+    wait_for(Duration::from_secs(30), "the after_kill hook to start", || started.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = p.run(&["status"]);
+    let all = run.all();
+    assert!(!all.contains("of  started"), "{all}");
+    run.expect_output("interrupted: method A of release v2 started");
+}
+
 /// The databases a restore restores into, on `cluster`.
 fn restoring_databases(cluster: &Cluster) -> Vec<String> {
     let mut admin = cluster.connect("postgres").unwrap();

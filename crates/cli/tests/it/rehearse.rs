@@ -99,6 +99,15 @@ fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
     run.expect_code(1)
         .expect_output("the down leaves column public.users.seats, which the up added")
         .expect_output("[3/6] round trip 2_two_columns");
+    // Regression: "1 migration(s) fail the round trip" above, then
+    // "rehearsal FAILED: 2 migration(s)": the count rehearsed read as the
+    // count failing. The verdict counts as the list does.
+    p.migration("3_plans", "CREATE TABLE plans (id int);", Some("DROP TABLE plans;"));
+    let two = p.run(&["rehearse"]);
+    two.expect_code(1)
+        .expect_output("1 migration(s) fail the round trip:")
+        .expect_output("rehearsal FAILED: 1 of 2 migration(s) fail the round trip, ");
+    std::fs::remove_dir_all(p.path().join("migrations/3_plans")).unwrap();
     // The statements go to the log beside the report, not the terminal.
     let echo = "2 up step 2/2 ALTER TABLE users ADD COLUMN seats int";
     assert!(!run.all().contains(echo), "{}", run.all());

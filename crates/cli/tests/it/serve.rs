@@ -338,3 +338,37 @@ fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_relea
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false));
     eprintln!("status page screenshot: {}", shot.display());
 }
+
+/// Regression: colour codes went into the log file when `serve`'s stderr
+/// was redirected to it; colour is for a terminal only.
+#[test]
+fn the_log_written_to_a_file_holds_no_colour_codes() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let p = project("serve_log_file", "");
+    let log = p.path().join("serve.log");
+    let mut child = p
+        .std_cmd(&["serve", "--listen", "127.0.0.1:0"])
+        .env("SERVE_TOKEN", TOKEN)
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    crate::common::poll_until(
+        "serve says where it listens",
+        100,
+        Duration::from_millis(100),
+        || read().contains("listening on http://"),
+    );
+    let text = read();
+    let base = text.split("listening on ").nth(1).unwrap().lines().next().unwrap().trim();
+    let answer = Server::agent().get(format!("{base}/readyz")).call().unwrap();
+    assert_eq!(answer.status(), 200);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
+    let text = read();
+    assert!(text.contains("backstop serve listening"), "the request log is written: {text}");
+    assert!(!text.contains('\x1b'), "colour codes in the log file: {text:?}");
+}

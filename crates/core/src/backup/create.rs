@@ -62,7 +62,8 @@ pub(crate) fn write_marks(
 }
 
 /// A hash of where every user sequence stands (`last_value`, or `-` for
-/// one never used or not readable by this role).
+/// one never used or not readable by this role), as older manifests
+/// record it.
 pub(crate) fn sequence_marks(
     client: &mut impl postgres::GenericClient,
 ) -> Result<String, postgres::Error> {
@@ -74,6 +75,20 @@ pub(crate) fn sequence_marks(
         &[],
     )?;
     Ok(row.get(0))
+}
+
+/// Where every user sequence stands, by `schema.name`: its `last_value`,
+/// none for one never used or not readable by this role.
+pub(crate) fn sequence_values(
+    client: &mut impl postgres::GenericClient,
+) -> Result<BTreeMap<String, Option<i64>>, postgres::Error> {
+    let rows = client.query(
+        "select quote_ident(schemaname) || '.' || quote_ident(sequencename), last_value
+           from pg_sequences
+          where schemaname not in ('pg_catalog', 'information_schema', 'backstop')",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The versions in `backstop.applied`, sorted; none without the schema.
@@ -131,7 +146,9 @@ pub fn create(
     let (writes, storage) =
         write_marks(&mut client).map_err(BackupError::db("reading the write counters"))?;
     let sequences =
-        sequence_marks(&mut client).map_err(BackupError::db("reading the sequences"))?;
+        sequence_values(&mut client).map_err(BackupError::db("reading the sequences"))?;
+    let last_event = crate::schema::events::newest_id(&mut client)
+        .map_err(BackupError::db("reading backstop.events"))?;
     let (snapshot, tables) = export_snapshot(&mut client, options.lock_wait)?;
     let jobs = options.jobs.max(1);
     progress.note(Note::Step(format!(
@@ -197,7 +214,9 @@ pub fn create(
             applied: facts.applied,
             writes,
             storage,
-            sequences: Some(sequences),
+            sequences: None,
+            sequence_values: Some(sequences),
+            last_event: Some(last_event),
         }),
         snapshot_database: None,
         restore_point: None,

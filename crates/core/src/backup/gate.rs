@@ -301,6 +301,18 @@ fn changed_since(client: &mut Client, m: &Manifest) -> Result<Option<String>, Ba
             "{newer} migration(s) applied and {gone} reverted since it was taken"
         )));
     }
+    // Applied and reverted again: the history, the schema and the counters
+    // may all be back where they were, and the rows written meanwhile are
+    // not in the backup. The log says what ran.
+    let runs = crate::schema::events::changes_after(client, then.last_event, m.created_at)
+        .map_err(BackupError::db("reading backstop.events"))?;
+    if !runs.is_empty() {
+        let runs: Vec<String> = runs.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+        return Ok(Some(format!(
+            "the database was changed since it was taken: backstop.events records {} after it",
+            runs.join(" and ")
+        )));
+    }
     let schema = crate::pg::fingerprint::Schema::read(client)
         .map_err(BackupError::db("reading the schema"))?
         .fingerprint();
@@ -318,18 +330,86 @@ fn changed_since(client: &mut Client, m: &Manifest) -> Result<Option<String>, Ba
     if storage != then.storage {
         return Ok(Some("a table was truncated or rewritten since it was taken".into()));
     }
-    let sequences =
-        super::create::sequence_marks(client).map_err(BackupError::db("reading the sequences"))?;
-    match &then.sequences {
-        None => return Ok(Some("it does not record where the sequences stood".into())),
-        Some(then) if *then != sequences => {
-            return Ok(Some(
-                "a sequence advanced since it was taken (nextval() writes no row, and a restore \
-                 would hand out its ids again)"
-                    .into(),
-            ))
+    match (&then.sequence_values, &then.sequences) {
+        (Some(then), _) => {
+            let now = super::create::sequence_values(client)
+                .map_err(BackupError::db("reading the sequences"))?;
+            Ok(sequence_moved(then, &now))
         }
-        Some(_) => {}
+        (None, Some(hash)) => {
+            let now = super::create::sequence_marks(client)
+                .map_err(BackupError::db("reading the sequences"))?;
+            Ok((*hash != now).then(|| "a sequence moved since it was taken".into()))
+        }
+        (None, None) => Ok(Some("it does not record where the sequences stood".into())),
     }
-    Ok(None)
+}
+
+/// How the first sequence that moved between `then` and `now` moved, if
+/// any did: advanced (`nextval()` writes no row, and a restore would hand
+/// its ids out again) or set back (`setval`, `RESTART`: a restore would
+/// put it ahead again).
+fn sequence_moved(
+    then: &std::collections::BTreeMap<String, Option<i64>>,
+    now: &std::collections::BTreeMap<String, Option<i64>>,
+) -> Option<String> {
+    let names = then.keys().chain(now.keys().filter(|k| !then.contains_key(*k)));
+    for name in names {
+        let (before, after) = (then.get(name), now.get(name));
+        if before == after {
+            continue;
+        }
+        let shown = |v: Option<&Option<i64>>| match v {
+            Some(Some(n)) => n.to_string(),
+            Some(None) => "unused".to_string(),
+            None => "absent".to_string(),
+        };
+        let moved = format!("{name}: {} to {}", shown(before), shown(after));
+        let set_back = format!(
+            "a sequence was set back since it was taken ({moved}; a restore would put it ahead \
+             again)"
+        );
+        let advanced = format!(
+            "a sequence advanced since it was taken ({moved}; nextval() writes no row, and a \
+             restore would hand out its ids again)"
+        );
+        return Some(match (before, after) {
+            (Some(before), Some(after)) => match (before, after) {
+                (Some(b), Some(a)) if a < b => set_back,
+                (Some(_), None) => set_back,
+                _ => advanced,
+            },
+            _ => format!("a sequence was created or dropped since it was taken ({moved})"),
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_moved;
+    use std::collections::BTreeMap;
+
+    fn at(values: &[(&str, Option<i64>)]) -> BTreeMap<String, Option<i64>> {
+        values.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// Regression: a sequence set lower was said to have "advanced".
+    #[test]
+    fn a_sequence_set_lower_is_said_to_be_set_back() {
+        let then = at(&[("public.a", Some(120)), ("public.b", Some(7))]);
+        assert_eq!(sequence_moved(&then, &then), None);
+        let lowered = sequence_moved(&then, &at(&[("public.a", Some(5)), ("public.b", Some(7))]));
+        assert!(lowered.as_deref().unwrap().starts_with("a sequence was set back"), "{lowered:?}");
+        assert!(lowered.unwrap().contains("public.a: 120 to 5"));
+        let restarted = sequence_moved(&then, &at(&[("public.a", None), ("public.b", Some(7))]));
+        assert!(restarted.unwrap().contains("set back"));
+        let advanced =
+            sequence_moved(&then, &at(&[("public.a", Some(120)), ("public.b", Some(9))]));
+        assert!(advanced.unwrap().starts_with("a sequence advanced"));
+        let first_use = sequence_moved(&at(&[("public.c", None)]), &at(&[("public.c", Some(1))]));
+        assert!(first_use.unwrap().starts_with("a sequence advanced"));
+        let created = sequence_moved(&then, &at(&[("public.a", Some(120))]));
+        assert!(created.unwrap().contains("created or dropped"));
+    }
 }

@@ -98,11 +98,22 @@ pub struct DbState {
     /// A hash of the user tables' storage files (`relfilenode`): TRUNCATE
     /// and rewrites change it without counting as written rows.
     pub storage: String,
-    /// A hash of the user sequences' positions: `nextval()` writes no row,
-    /// and a restore of an older position would hand out ids again.
-    /// Absent in manifests of older versions.
+    /// A hash of the user sequences' positions, as older versions kept
+    /// them (see `sequence_values`, which replaces it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequences: Option<String>,
+    /// Where each user sequence stood (`last_value`; none when never used
+    /// or not readable): `nextval()` writes no row, and a restore of an
+    /// older position would hand out ids again. Absent in manifests of
+    /// older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_values: Option<std::collections::BTreeMap<String, Option<i64>>>,
+    /// The id of the newest event in `backstop.events` (0 without the
+    /// log): a migration applied and reverted since leaves the schema and
+    /// the counters as they were, and is still a change the backup does
+    /// not hold. Absent in manifests of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<i64>,
 }
 
 /// Where a restore point is and what brings it back.

@@ -145,7 +145,8 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub path: String,
-    pub text: String,
+    /// The text, shared with the migration it came from.
+    pub text: std::sync::Arc<str>,
     pub no_transaction: bool,
     pub has_down: Option<bool>,
     /// The migration comes from a layout whose tool writes no downs
@@ -204,7 +205,7 @@ impl Source {
             text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
         Ok(Source {
             path: path.display().to_string(),
-            text,
+            text: text.into(),
             no_transaction,
             has_down,
             up_only: false,

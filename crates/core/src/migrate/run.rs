@@ -179,6 +179,32 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
     }
 }
 
+/// A session holding a lock a statement waited for, as `pg_stat_activity`
+/// shows it to this role: what it may not see is null.
+struct Blocker {
+    pid: i32,
+    application: String,
+    user: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+}
+
+impl std::fmt::Display for Blocker {
+    /// `pid 7 (app, user u, idle in transaction since …)`, leaving out
+    /// what is hidden rather than showing it blank.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut words = vec![self.application.clone()];
+        words.extend(self.user.as_ref().filter(|u| !u.is_empty()).map(|u| format!("user {u}")));
+        words.push(match (&self.state, &self.since) {
+            (Some(state), Some(since)) => format!("{state} since {since}"),
+            (Some(state), None) => state.clone(),
+            (None, Some(since)) => format!("since {since}"),
+            (None, None) => "this role may not see more of it".into(),
+        });
+        write!(f, "pid {} ({})", self.pid, words.join(", "))
+    }
+}
+
 /// The other sessions holding locks on the relations `sql` names: who a
 /// statement that ran out of `lock_timeout` was waiting for.
 pub(super) fn blockers(client: &mut Client, sql: &str) -> Vec<String> {
@@ -188,9 +214,9 @@ pub(super) fn blockers(client: &mut Client, sql: &str) -> Vec<String> {
     }
     let rows = client.query(
         "select a.pid, coalesce(nullif(a.application_name, ''), '(no application name)'),
-                coalesce(a.usename::text, ''), coalesce(a.state, ''),
-                coalesce(to_char(coalesce(a.xact_start, a.query_start) at time zone 'UTC',
-                                 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), ''),
+                a.usename::text, a.state,
+                to_char(coalesce(a.xact_start, a.query_start) at time zone 'UTC',
+                        'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
                 string_agg(distinct l.mode || ' on ' || c.relname, ', ')
            from pg_locks l
            join pg_stat_activity a on a.pid = l.pid
@@ -204,15 +230,14 @@ pub(super) fn blockers(client: &mut Client, sql: &str) -> Vec<String> {
     rows.map(|rows| {
         rows.iter()
             .map(|r| {
-                format!(
-                    "pid {} ({}, user {}, {} since {}) holds {}",
-                    r.get::<_, i32>(0),
-                    r.get::<_, String>(1),
-                    r.get::<_, String>(2),
-                    r.get::<_, String>(3),
-                    r.get::<_, String>(4),
-                    r.get::<_, String>(5)
-                )
+                let blocker = Blocker {
+                    pid: r.get(0),
+                    application: r.get(1),
+                    user: r.get(2),
+                    state: r.get(3),
+                    since: r.get(4),
+                };
+                format!("{blocker} holds {}", r.get::<_, String>(5))
             })
             .collect()
     })
@@ -632,4 +657,35 @@ fn run_autocommit(
         name: m.name.clone(),
         duration_ms: ms(started.elapsed()),
     }]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Blocker;
+
+    /// Regression: "pid 7 (app, user u,  since ) holds …" for a session
+    /// this role may not see.
+    #[test]
+    fn a_hidden_blocker_is_named_without_blanks() {
+        let hidden = Blocker {
+            pid: 7,
+            application: "(no application name)".into(),
+            user: Some("app".into()),
+            state: None,
+            since: None,
+        };
+        assert_eq!(
+            hidden.to_string(),
+            "pid 7 ((no application name), user app, this role may not see more of it)"
+        );
+        let seen = Blocker {
+            state: Some("idle in transaction".into()),
+            since: Some("2026-01-07 12:00:00 UTC".into()),
+            ..hidden
+        };
+        assert_eq!(
+            seen.to_string(),
+            "pid 7 ((no application name), user app, idle in transaction since 2026-01-07 12:00:00 UTC)"
+        );
+    }
 }

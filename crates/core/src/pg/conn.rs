@@ -230,6 +230,16 @@ pub struct ConnSpec {
 /// Parses a URL or `key=value` string, TLS parameters included. Over Unix
 /// sockets TLS is off whatever `sslmode` says, as in libpq.
 pub fn parse(conn: &str) -> Result<ConnSpec, ConnectError> {
+    if let Some(scheme) = foreign_scheme(conn) {
+        return Err(ConnectError::BadUrl {
+            url: format!("{scheme}://…"),
+            reason: format!(
+                "{scheme}:// is not the scheme of a PostgreSQL URL; write \
+                 postgres://user:password@host:port/database (or postgresql://, or libpq's \
+                 host=… dbname=… pairs)"
+            ),
+        });
+    }
     if unencoded_at(conn) {
         // Where the password ends cannot be known: no part of it is shown.
         return Err(ConnectError::BadUrl {
@@ -565,6 +575,16 @@ pub fn error_chain(e: &postgres::Error) -> String {
     text
 }
 
+/// The scheme of a URL that is not `postgres://` or `postgresql://`, which
+/// the driver would read as `key=value` pairs ("unexpected EOF"). Only the
+/// scheme is shown: the rest may hold a password.
+fn foreign_scheme(conn: &str) -> Option<&str> {
+    let (scheme, _) = conn.trim_start().split_once("://")?;
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | ':'));
+    (is_scheme && !matches!(scheme, "postgres" | "postgresql")).then_some(scheme)
+}
+
 /// Whether a URL's user-and-password part holds an `@` of its own (the
 /// host follows the last one): the driver would take part of the password
 /// for the host name.
@@ -595,6 +615,21 @@ fn scrub(message: &str, conn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_databases_scheme_is_named_without_the_rest_of_the_url() {
+        for url in ["mysql://a:MyS3cret@h/x", "postgress://a:MyS3cret@h/x", "jdbc:postgresql://h/"]
+        {
+            let err = parse(url).unwrap_err();
+            let text = err.to_string();
+            let scheme = url.split("://").next().unwrap();
+            assert!(err.exit_code() == 2 && text.contains(&format!("{scheme}://")), "{text}");
+            assert!(text.contains("postgres://user:password@host:port/database"), "{text}");
+            assert!(!text.contains("MyS3cret") && !text.contains("unexpected EOF"), "{text}");
+        }
+        assert!(parse("postgresql://h/db").is_ok());
+        assert!(parse("host=h dbname=db options='-c x=a://b'").is_ok());
+    }
 
     #[test]
     fn an_unencoded_at_in_the_password_shows_no_part_and_says_how_to_encode() {

@@ -16,18 +16,42 @@ pub struct LockHolder {
     pub pid: i32,
     pub application: String,
     pub user: String,
-    pub client: String,
-    pub since: String,
+    /// `None` where this role may not see the session's details (another
+    /// role's session, without superuser or `pg_read_all_stats`).
+    pub client: Option<String>,
+    pub since: Option<String>,
 }
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pid {} ({} as {} from {}, since {})",
-            self.pid, self.application, self.user, self.client, self.since
-        )
+        write!(f, "pid {} ({})", self.pid, session_words(self))
     }
+}
+
+/// `app as user from host, since …`, leaving out what is blank or hidden,
+/// and saying when it is hidden: never `( as x from local socket, since )`.
+fn session_words(h: &LockHolder) -> String {
+    let mut words = Vec::new();
+    let application = h.application.trim();
+    if !application.is_empty() {
+        words.push(application.to_string());
+    }
+    if !h.user.trim().is_empty() {
+        words.push(format!("as {}", h.user));
+    }
+    if let Some(client) = &h.client {
+        words.push(format!("from {client}"));
+    }
+    let mut text = words.join(" ");
+    match &h.since {
+        Some(since) if text.is_empty() => text = format!("since {since}"),
+        Some(since) => text.push_str(&format!(", since {since}")),
+        None => {
+            let hidden = "this role may not see more of it";
+            text = if text.is_empty() { hidden.to_string() } else { format!("{text}; {hidden}") };
+        }
+    }
+    text
 }
 
 /// Why the lock was not taken.
@@ -49,8 +73,10 @@ pub fn holder(client: &mut Client) -> Result<Option<LockHolder>, postgres::Error
     let key = MIGRATION_LOCK_KEY;
     let row = client.query_opt(
         "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
-                coalesce(host(a.client_addr), 'local socket'),
-                coalesce(to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), '')
+                -- Hidden from a role that may not see the session: null, not a guess.
+                case when a.backend_start is not null
+                     then coalesce(host(a.client_addr), 'local socket') end,
+                to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')
            from pg_locks l join pg_stat_activity a on a.pid = l.pid
           where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
             and l.classid::bigint = (($1::bigint >> 32) & 4294967295) and l.objid::bigint = ($1::bigint & 4294967295)
@@ -129,5 +155,29 @@ fn acquire(
             return Err(LockError::Timeout { waited: started.elapsed(), holder: last_holder });
         }
         std::thread::sleep(Duration::from_millis(200).min(wait.saturating_sub(started.elapsed())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockHolder;
+
+    /// Regression: "pid 12 ( as app from local socket, since )" when the
+    /// waiting role may not see the holder's session.
+    #[test]
+    fn a_holder_is_named_without_blanks() {
+        let seen = LockHolder {
+            pid: 12,
+            application: "deploy".into(),
+            user: "app".into(),
+            client: Some("10.0.0.5".into()),
+            since: Some("2026-01-07 12:00:00 UTC".into()),
+        };
+        assert_eq!(
+            seen.to_string(),
+            "pid 12 (deploy as app from 10.0.0.5, since 2026-01-07 12:00:00 UTC)"
+        );
+        let hidden = LockHolder { application: String::new(), client: None, since: None, ..seen };
+        assert_eq!(hidden.to_string(), "pid 12 (as app; this role may not see more of it)");
     }
 }

@@ -72,6 +72,25 @@ pub fn failing(r: &Rehearsal) -> Vec<&MigrationTrip> {
     rt.migrations.iter().filter(|t| t.class.is_error(rt.require_down)).collect()
 }
 
+/// What failed the rehearsal, counted the way the lines before the verdict
+/// count it: `1 of 2 migration(s) fail the round trip`, `scenario B
+/// fails`, `the verify suite fails`. Empty when it passed.
+pub fn failures(r: &Rehearsal) -> Vec<String> {
+    let mut out = Vec::new();
+    let trips = failing(r).len();
+    if trips > 0 {
+        out.push(format!(
+            "{trips} of {} migration(s) fail the round trip",
+            r.round_trip.migrations.len().max(trips)
+        ));
+    }
+    let other_steps = r.steps.iter().filter(|s| !s.ok && !s.name.starts_with("round trip"));
+    out.extend(other_steps.map(|s| format!("the {} fails", s.name)));
+    let scenarios = r.scenarios.iter().filter(|s| !s.ok && !s.skipped);
+    out.extend(scenarios.map(|s| format!("scenario {} fails", s.name)));
+    out
+}
+
 /// The cosmetic differences summed up in one line, by kind; `None` when
 /// there are none.
 pub fn cosmetic_line(r: &Rehearsal) -> Option<String> {

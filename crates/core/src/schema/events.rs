@@ -74,6 +74,43 @@ pub fn logged(client: &mut impl GenericClient) -> Result<bool, Error> {
     super::has(client, "backstop.events")
 }
 
+/// The id of the newest event, 0 without the log (ids start at 1): the
+/// mark a backup keeps of where the log stood, to tell later what ran
+/// after it.
+pub fn newest_id(client: &mut impl GenericClient) -> Result<i64, Error> {
+    if !logged(client)? {
+        return Ok(0);
+    }
+    let newest: Option<i64> = client.query_one("select max(id) from backstop.events", &[])?.get(0);
+    Ok(newest.unwrap_or(0))
+}
+
+/// The kinds of the runs that changed the database's schema or data after
+/// event `after` (or, without that mark, after the time `since`), each
+/// with how many: migrations applied or reverted, restores, syncs and
+/// clears that got as far as writing. Runs that only started, were
+/// refused or rolled back changed nothing.
+pub fn changes_after(
+    client: &mut impl GenericClient,
+    after: Option<i64>,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select kind, count(*)
+           from backstop.events
+          where (id > $1 or ($1 is null and at > $2))
+            and kind in ('migrate', 'rollback', 'restore', 'sync', 'clear')
+            and outcome not in ('started', 'refused', 'rolled_back', 'abandoned')
+          group by kind
+          order by min(id)",
+        &[&after, &since],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// [`record`] when the database has the audit log; whether it had.
 pub fn record_if_logged(client: &mut impl GenericClient, event: &Event<'_>) -> Result<bool, Error> {
     let logged = logged(client)?;
@@ -227,6 +264,35 @@ pub struct Interrupted {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub versions: Vec<String>,
+    /// A method's letter and what it turned off (`release v2`, `flag k`),
+    /// from its start event; a method names no versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl Interrupted {
+    /// What ran, as a person names it, with no blank name in it:
+    /// `a migrate of 1, 2`, `method A of release v2`, `a restore`.
+    pub fn what(&self) -> String {
+        let filled = |s: &&String| !s.trim().is_empty();
+        if self.kind == "method" {
+            let method = match self.method.as_ref().filter(filled) {
+                Some(letter) => format!("method {letter}"),
+                None => "a method".to_string(),
+            };
+            return match self.target.as_ref().filter(filled) {
+                Some(target) => format!("{method} of {target}"),
+                None => method,
+            };
+        }
+        let versions: Vec<&str> = self.versions.iter().filter(filled).map(String::as_str).collect();
+        match versions.as_slice() {
+            [] => format!("a {}", self.kind),
+            _ => format!("a {} of {}", self.kind, versions.join(", ")),
+        }
+    }
 }
 
 /// The runs that started and never recorded an outcome (killed, or their
@@ -237,7 +303,9 @@ pub fn interrupted(client: &mut impl GenericClient) -> Result<Vec<Interrupted>, 
         return Ok(Vec::new());
     }
     let rows = client.query(
-        "select s.kind, s.at, s.actor, s.versions
+        "select s.kind, s.at, s.actor, s.versions, s.details ->> 'method',
+                coalesce('release ' || nullif(btrim(s.details -> 'target' ->> 'release'), ''),
+                         'flag ' || nullif(btrim(s.details -> 'target' ->> 'flag'), ''))
            from backstop.events s
           where s.outcome = 'started'
             and not exists (select from backstop.events o
@@ -250,7 +318,14 @@ pub fn interrupted(client: &mut impl GenericClient) -> Result<Vec<Interrupted>, 
     )?;
     Ok(rows
         .iter()
-        .map(|r| Interrupted { kind: r.get(0), at: r.get(1), actor: r.get(2), versions: r.get(3) })
+        .map(|r| Interrupted {
+            kind: r.get(0),
+            at: r.get(1),
+            actor: r.get(2),
+            versions: r.get(3),
+            method: r.get(4),
+            target: r.get(5),
+        })
         .collect())
 }
 
@@ -357,4 +432,38 @@ fn carry_incidents(
                        greatest((SELECT max(id) FROM backstop.incidents), 1))"
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        kind: &str,
+        versions: &[&str],
+        method: Option<&str>,
+        target: Option<&str>,
+    ) -> Interrupted {
+        Interrupted {
+            kind: kind.into(),
+            at: Utc::now(),
+            actor: "ops".into(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+            method: method.map(str::to_string),
+            target: target.map(str::to_string),
+        }
+    }
+
+    /// Regression: "a method of  started", a method naming no versions.
+    #[test]
+    fn an_interrupted_run_is_named_without_a_blank() {
+        assert_eq!(run("migrate", &["1", "2"], None, None).what(), "a migrate of 1, 2");
+        assert_eq!(
+            run("method", &[], Some("A"), Some("release v2")).what(),
+            "method A of release v2"
+        );
+        assert_eq!(run("method", &[], Some("B"), None).what(), "method B");
+        assert_eq!(run("method", &[], Some(" "), Some("")).what(), "a method");
+        assert_eq!(run("restore", &[""], None, None).what(), "a restore");
+    }
 }

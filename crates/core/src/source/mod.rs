@@ -157,8 +157,9 @@ pub struct SqlFile {
     pub path: PathBuf,
     /// The text as it runs: for a file with up and down sections, the whole
     /// file with the other section blanked, so lines and columns are the
-    /// file's own.
-    pub text: String,
+    /// file's own. Shared, not copied, by what reads it whole (the check's
+    /// sources): a data migration's text may be tens of megabytes.
+    pub text: std::sync::Arc<str>,
     /// Empty when the file does not parse (see the migration's problems).
     pub statements: Vec<Statement>,
     /// Runs outside a transaction, statement by statement.
@@ -583,7 +584,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
             };
             let empty = SqlFile {
                 path: src.path.clone(),
-                text: String::new(),
+                text: std::sync::Arc::from(""),
                 statements: Vec::new(),
                 no_transaction: src.no_transaction,
             };
@@ -593,7 +594,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
     let marker = text.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
     let mut file = SqlFile {
         path: src.path.clone(),
-        text,
+        text: std::sync::Arc::from(text),
         statements: Vec::new(),
         no_transaction: src.no_transaction || marker,
     };
@@ -663,7 +664,7 @@ fn transaction_problems(
         if !control.is_empty() && only_begin_commit {
             // Blanked in the text too, so the file's lines stay where they
             // are and the analysis sees what runs.
-            let mut text = std::mem::take(&mut file.text).into_bytes();
+            let mut text = file.text.as_bytes().to_vec();
             for stmt in file.statements.iter().filter(|s| s.facts.transaction_control) {
                 let end = (stmt.offset + stmt.sql.len()).min(text.len());
                 text[stmt.offset..end].iter_mut().for_each(|b| {
@@ -672,7 +673,7 @@ fn transaction_problems(
                     }
                 });
             }
-            file.text = String::from_utf8(text).expect("ASCII keywords replaced by spaces");
+            file.text = String::from_utf8(text).expect("ASCII keywords replaced by spaces").into();
             file.statements.retain(|s| !s.facts.transaction_control);
         } else if control.is_empty()
             && file.statements.iter().any(|s| s.facts.outside_transaction_only.is_some())

@@ -23,7 +23,7 @@ impl<'a> Texts<'a> {
             by_path.entry(s.path.as_str()).or_insert_with(|| {
                 let mut starts = vec![0];
                 starts.extend(s.text.match_indices('\n').map(|(i, _)| i + 1));
-                (s.text.as_str(), starts)
+                (&*s.text, starts)
             });
         }
         Texts { by_path }

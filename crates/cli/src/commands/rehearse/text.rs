@@ -176,11 +176,20 @@ pub fn render(r: &Rehearsal, verbose: bool) -> String {
     if let Some(path) = &r.statements {
         let _ = writeln!(out, "statements run: {}", safe(&path.display().to_string()));
     }
+    // The verdict counts what failed as the lines above it do: never the
+    // number rehearsed where the number failing is read.
+    let failures = summary::failures(r);
+    let verdict = match (r.ok, failures.is_empty()) {
+        (true, _) | (false, true) => format!(
+            "{}: {} migration(s)",
+            if r.ok { "passed" } else { "FAILED" },
+            r.migrations.len()
+        ),
+        (false, false) => format!("FAILED: {}", failures.join("; ")),
+    };
     let _ = writeln!(
         out,
-        "rehearsal {}: {} migration(s), {} in {}",
-        if r.ok { "passed" } else { "FAILED" },
-        r.migrations.len(),
+        "rehearsal {verdict}, {} in {}",
         rehearse::report::copy_kind(r),
         ms(r.duration_ms)
     );
