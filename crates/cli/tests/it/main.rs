@@ -33,6 +33,7 @@ mod rehearse;
 mod rehearse_history;
 mod secrets;
 mod serve;
+mod throwaway;
 mod tls;
 mod undo;
 mod unreadable;

@@ -16,6 +16,7 @@ use super::plan;
 use super::{catalog, data, toc, Computed, Down, DownsError, Options, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
+use crate::rehearse::server_state as roles;
 use crate::rehearse::CopyDb;
 use crate::source::{Migration, Part};
 
@@ -118,6 +119,13 @@ fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
     }
 }
 
+/// What a proof compares beside the schema: the rows of the tables a data
+/// down deletes from, and what the whole (throwaway) server shares.
+struct Baseline {
+    rows: Vec<(String, String)>,
+    globals: roles::Globals,
+}
+
 /// How a down fared on the copy.
 enum Proof {
     /// The schema equals the one before; the cosmetic differences left.
@@ -203,7 +211,7 @@ impl Replay<'_> {
         &mut self,
         statements: &[String],
         before: &Schema,
-        rows: &[(String, String)],
+        baseline: &Baseline,
     ) -> Result<Proof, DownsError> {
         let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
         if let Err(e) = tx.batch_execute(&joined(statements)) {
@@ -211,12 +219,14 @@ impl Replay<'_> {
         }
         let now = Schema::read(&mut tx).map_err(db("reading the schema"))?;
         let mut differences = Vec::new();
-        for (table, digest) in rows {
+        for (table, digest) in &baseline.rows {
             let after = data::rows_digest(&mut tx, table).map_err(db("reading the rows"))?;
             if &after != digest {
                 differences.push(format!("the rows of {table} differ from those before the up"));
             }
         }
+        let globals = roles::Globals::read(&mut tx).map_err(db("reading the roles"))?;
+        differences.extend(baseline.globals.differences(&globals));
         drop(tx);
         differences.extend(before.differences(&now));
         if differences.is_empty() {
@@ -224,6 +234,32 @@ impl Replay<'_> {
         } else {
             Ok(Proof::Differs(differences))
         }
+    }
+
+    /// Proves the `ALTER SYSTEM` part of a down for real (it cannot run in
+    /// a transaction), then runs the up's own `ALTER SYSTEM` statements
+    /// again so the replay goes on from the state after the up. Why it
+    /// does not hold, if it does not.
+    fn prove_system(
+        &mut self,
+        m: &Migration,
+        system: &[String],
+        before: &roles::Globals,
+    ) -> Result<Option<String>, DownsError> {
+        for s in system {
+            if let Err(e) = self.client.batch_execute(s) {
+                return Ok(Some(format!("{s} fails: {}", crate::pg::conn::error_chain(&e))));
+            }
+        }
+        let now = roles::Globals::read(&mut self.client).map_err(db("reading the settings"))?;
+        let held = before.same_system(&now);
+        for s in m.up.statements.iter().filter(|s| {
+            matches!(backstop_lint::refs::reach(&s.sql), Some(backstop_lint::refs::Reach::Server(w)) if w == "ALTER SYSTEM")
+        }) {
+            self.client.batch_execute(&s.sql).map_err(db("setting the up's configuration again"))?;
+        }
+        self.client.batch_execute("SELECT pg_reload_conf()").map_err(db("reloading"))?;
+        Ok((!held).then(|| "ALTER SYSTEM settings differ from those before the up".into()))
     }
 
     /// The migration's own down tried after its up, both rolled back:
@@ -293,6 +329,8 @@ impl Replay<'_> {
                 data::rows_digest(&mut self.client, &table).map_err(db("reading the rows"))?;
             rows.push((table, digest));
         }
+        let globals = roles::Globals::read(&mut self.client).map_err(db("reading the roles"))?;
+        let baseline = Baseline { rows, globals };
         if let Some(why) = self.up(m)? {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
             return Ok((unprovable(m, Vec::new(), notes), true));
@@ -303,7 +341,7 @@ impl Replay<'_> {
                 return Ok((unprovable(m, Vec::new(), notes), true));
             }
         }
-        let mut found = self.work_out(m, &before, &before_schema, &rows)?;
+        let mut found = self.work_out(m, &before, &before_schema, &baseline)?;
         let stop = if matches!(mode, Mode::AddTo) {
             // The copy is where the hand-written down left it: the fix
             // takes it back to the state before the up, and the up again
@@ -350,7 +388,7 @@ impl Replay<'_> {
         m: &Migration,
         before: &State,
         before_schema: &Schema,
-        rows: &[(String, String)],
+        baseline: &Baseline,
     ) -> Result<Found, DownsError> {
         let now = self.picture()?;
         let renames = plan::renames(before, &now);
@@ -363,13 +401,27 @@ impl Replay<'_> {
         let mut worked =
             plan::plan(before, target, &mut dependents).map_err(db("working out the down"))?;
         let data = data::plan(&mut self.client, m, &before.catalog).map_err(db("reading keys"))?;
+        let globals_now =
+            roles::Globals::read(&mut self.client).map_err(db("reading the roles"))?;
+        let globals = roles::plan(&baseline.globals, &globals_now);
         let mut statements = renames.clone();
         statements.extend(data.statements);
+        statements.extend(globals.first);
         statements.append(&mut worked.statements);
+        statements.extend(globals.last);
         // Only the tables the down deletes from are to have their rows back.
-        let rows: Vec<(String, String)> =
-            rows.iter().filter(|(t, _)| data.tables.contains(t)).cloned().collect();
-        let proof = self.prove(&worked_tail(&statements, renames.len()), before_schema, &rows)?;
+        let compared = Baseline {
+            rows: baseline.rows.iter().filter(|(t, _)| data.tables.contains(t)).cloned().collect(),
+            globals: baseline.globals.clone(),
+        };
+        let mut proof =
+            self.prove(&worked_tail(&statements, renames.len()), before_schema, &compared)?;
+        if !globals.system.is_empty() && matches!(proof, Proof::Holds(_)) {
+            if let Some(why) = self.prove_system(m, &globals.system, &baseline.globals)? {
+                proof = Proof::Differs(vec![why]);
+            }
+        }
+        statements.extend(globals.system);
         if let Some(aligned) = &aligned {
             let back = plan::renames(&now, aligned);
             self.commit(&back)?;
@@ -378,6 +430,7 @@ impl Replay<'_> {
         let irreversible = !data.irreversible.is_empty();
         worked.loses.extend(data.irreversible);
         worked.notes.extend(data.unreadable);
+        worked.notes.extend(globals.notes);
         Ok(Found { plan: worked, proof, after_up: Some(now), irreversible })
     }
 }

@@ -21,6 +21,12 @@ pub(super) fn render(
     adds: bool,
 ) -> String {
     let mut out = String::new();
+    // ALTER SYSTEM cannot run in a transaction: the down runs statement by
+    // statement, as the up did.
+    if statements.iter().any(|s| s.trim_start().to_ascii_uppercase().starts_with("ALTER SYSTEM")) {
+        out.push_str(crate::source::NO_TRANSACTION_MARKER);
+        out.push('\n');
+    }
     let what = if adds {
         format!("Statements to add at the end of the down of {}", m.label())
     } else {

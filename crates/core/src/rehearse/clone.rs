@@ -135,6 +135,13 @@ pub struct Workspace {
     /// The database copies are marked as copies of (for `status`).
     of: String,
     pub info: CopyInfo,
+    /// Set when the migrations change what the whole server shares: roles
+    /// a copy's migrations made would be in the next copy's way, so every
+    /// copy after the first gets a throwaway cluster of its own, its roles
+    /// from this source.
+    isolated_from: Option<String>,
+    /// Those clusters.
+    more: Vec<Cluster>,
 }
 
 /// A connection to a maintenance database of the server `url` points at.
@@ -281,7 +288,13 @@ fn copy_cluster(major: u32) -> Result<Cluster, RehearseError> {
 impl Workspace {
     /// Prepares copies of the database `source_url` names, or of the
     /// backup or sample `options` asks for.
-    pub fn open(source_url: &str, options: &Options) -> Result<Workspace, RehearseError> {
+    /// `isolate`: why the copy must not be on the source's server (the
+    /// migrations change what the whole server shares), if it must not.
+    pub fn open(
+        source_url: &str,
+        options: &Options,
+        isolate: Option<String>,
+    ) -> Result<Workspace, RehearseError> {
         let source_db = source_dbname(source_url)?;
         let mut admin = admin(source_url)?;
         let _ = drop_stale_copies(&mut admin);
@@ -312,7 +325,10 @@ impl Workspace {
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
             return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
         }
-        let refusal = if options.schema_only {
+        let isolated = isolate.is_some();
+        let refusal = if let Some(why) = isolate {
+            Some(why)
+        } else if options.schema_only {
             Some("a schema-only copy is dumped".to_string())
         } else {
             template_refusal(&mut admin, &source_db)?
@@ -325,7 +341,11 @@ impl Workspace {
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;
-        Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info))
+        let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
+        if isolated {
+            w.isolated_from = Some(source_url.to_string());
+        }
+        Ok(w)
     }
 
     fn new(
@@ -343,6 +363,8 @@ impl Workspace {
             cluster,
             run_id,
             info,
+            isolated_from: None,
+            more: Vec::new(),
         }
     }
 
@@ -450,6 +472,26 @@ impl Workspace {
     /// Makes a new copy.
     pub fn copy(&mut self, label: &str) -> Result<CopyDb, RehearseError> {
         let name = format!("{PREFIX}{}_{}_{label}", self.run_id, self.made.len());
+        if let (Some(source), Some(first), false) =
+            (&self.isolated_from, &self.cluster, self.made.is_empty())
+        {
+            // The first copy's migrations may have made roles: the next
+            // copy starts in a cluster of its own, from the untouched base.
+            let cluster =
+                Cluster::start_with(first.bin().clone()).map_err(RehearseError::Cluster)?;
+            prepare_cluster(source, &cluster)?;
+            cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
+            let mut base = admin(&self.server_url)?;
+            let settings = super::globals::database_settings(&mut base, &self.template)
+                .map_err(db_err("reading the database's settings"))?;
+            let mut there = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+            let _ = super::globals::apply_database_settings(&mut there, &name, &settings);
+            pipe_dump(cluster.bin(), &first.url(&self.template), &cluster.url(&name), &[])?;
+            self.made.push(name.clone());
+            let copy = CopyDb { server_url: cluster.url(&name), dbname: name };
+            self.more.push(cluster);
+            return Ok(copy);
+        }
         let mut admin = admin(&self.server_url)?;
         let strategy: i32 = admin
             .query_one("select current_setting('server_version_num')::int", &[])

@@ -58,7 +58,7 @@ pub fn apply_database_settings(
 
 /// `name = value` for a stored `name=value`: list settings as stored
 /// (their elements keep their own quoting), the rest as one literal.
-fn assignment(setting: &str) -> Option<String> {
+pub fn assignment(setting: &str) -> Option<String> {
     let (name, value) = setting.split_once('=')?;
     const LISTS: [&str; 5] = [
         "search_path",

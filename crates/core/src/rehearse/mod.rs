@@ -25,6 +25,7 @@ mod round_trip;
 mod run;
 mod sample;
 mod scenarios;
+pub mod server_state;
 mod snapshot;
 mod splits;
 pub mod summary;
@@ -59,6 +60,11 @@ pub enum RehearseError {
     Cluster(#[source] ClusterError),
     #[error("could not copy the database: {reason}")]
     Clone { reason: String },
+    #[error(
+        "{place}: cannot be rehearsed: {why}; nothing ran. Run it by hand on the server, outside \
+         the migrations Backstop rehearses"
+    )]
+    Unsafe { place: String, why: String },
     #[error("{tool} failed while copying the database: {output}")]
     Tool { tool: String, output: String },
     #[error(transparent)]
@@ -84,6 +90,7 @@ impl RehearseError {
         match self {
             RehearseError::Connect(ConnectError::BadUrl { .. }) => 2,
             RehearseError::Apply(e) => e.exit_code(),
+            RehearseError::Unsafe { .. } => 1,
             _ => 3,
         }
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::clone::{CopyDb, Workspace};
+use super::dump::db_err;
 use super::gate::key_of;
 use super::locks::Tracing;
 use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step, TripClass};
@@ -77,6 +78,53 @@ fn within<'m>(
         .collect()
 }
 
+/// Why the copy must be in a throwaway cluster, when a migration the
+/// rehearsal may run (a pending one, up or down) changes what the whole
+/// server shares: a copy on the source's server would change production
+/// (a role, `ALTER SYSTEM`, a role's settings). A statement that cannot
+/// be rehearsed anywhere without reaching outside (a tablespace's
+/// directory, a subscription) is refused before anything runs.
+fn server_reach(
+    source_url: &str,
+    migrations: &[Migration],
+    options: &Options,
+) -> Result<Option<String>, RehearseError> {
+    use backstop_lint::refs::Reach;
+    let mut source = super::dump::connect_source(source_url)?;
+    let applied = if crate::schema::exists(&mut source).map_err(db_err("reading the history"))? {
+        crate::schema::applied::versions(&mut source).map_err(db_err("reading the history"))?
+    } else {
+        Vec::new()
+    };
+    drop(source);
+    let in_range = |m: &Migration| match &options.range {
+        Some((a, b)) => m.version.as_str() >= a.as_str() && m.version.as_str() <= b.as_str(),
+        None => true,
+    };
+    let mut isolate = None;
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version) && in_range(m)) {
+        for file in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            for s in &file.statements {
+                let place = || format!("{}:{}", file.path.display(), s.position.line);
+                match backstop_lint::refs::reach(&s.sql) {
+                    Some(Reach::Outside(why)) => {
+                        return Err(RehearseError::Unsafe { place: place(), why })
+                    }
+                    Some(Reach::Server(what)) if isolate.is_none() => {
+                        isolate = Some(format!(
+                            "{what} at {} changes what the whole server shares: rehearsed where it \
+                             cannot reach production",
+                            place()
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(isolate)
+}
+
 /// Rehearses the pending migrations of the database at `source_url`.
 pub fn rehearse(
     source_url: &str,
@@ -92,7 +140,8 @@ pub fn rehearse(
 
     let t = Instant::now();
     progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
-    let mut workspace = Workspace::open(source_url, options)?;
+    let isolate = server_reach(source_url, migrations, options)?;
+    let mut workspace = Workspace::open(source_url, options, isolate)?;
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
         name: "copy".into(),
