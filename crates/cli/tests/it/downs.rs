@@ -372,3 +372,58 @@ fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_cha
     ids.sort();
     assert_eq!(ids, ["enterprise", "legacy", "team"]);
 }
+
+#[test]
+fn a_type_restored_under_a_foreign_key_and_tables_whose_policies_read_each_other_get_proved_downs()
+{
+    let p = Project::new("downs_fk_policies");
+    p.migration(
+        "2024-04-01-000001_base",
+        "CREATE TABLE a (id int PRIMARY KEY, name text);
+         CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id));
+         CREATE VIEW a_names AS SELECT id, name FROM a;
+         INSERT INTO a VALUES (1, 'one'); INSERT INTO b VALUES (1, 1);",
+        None,
+    );
+    // Prisma's way of turning an int key into text.
+    p.migration(
+        "2024-04-01-000002_text_ids",
+        "ALTER TABLE \"b\" DROP CONSTRAINT \"b_a_id_fkey\";
+         DROP VIEW a_names;
+         ALTER TABLE \"a\" DROP CONSTRAINT \"a_pkey\", ALTER COLUMN \"id\" SET DATA TYPE TEXT, ADD CONSTRAINT \"a_pkey\" PRIMARY KEY (\"id\");
+         ALTER TABLE \"b\" ALTER COLUMN \"a_id\" SET DATA TYPE TEXT;
+         ALTER TABLE \"b\" ADD CONSTRAINT \"b_a_id_fkey\" FOREIGN KEY (\"a_id\") REFERENCES \"a\"(\"id\");
+         CREATE VIEW a_names AS SELECT id, name FROM a;",
+        None,
+    );
+    p.migration(
+        "2024-04-01-000003_teams",
+        "CREATE TABLE teams (id int PRIMARY KEY);
+         CREATE TABLE members (team_id int REFERENCES teams (id), user_id int);
+         ALTER TABLE teams ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE members ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY team_read ON teams USING (EXISTS (SELECT 1 FROM members m WHERE m.team_id = teams.id));
+         CREATE POLICY member_read ON members USING (EXISTS (SELECT 1 FROM teams t WHERE t.id = members.team_id));",
+        None,
+    );
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    for d in downs.as_array().unwrap() {
+        assert_eq!(d["status"], "computed", "{d:#}");
+    }
+    let retype = downs[1]["sql"].as_str().unwrap();
+    let drop_fk = retype.find("DROP CONSTRAINT IF EXISTS b_a_id_fkey").expect(retype);
+    let cast = retype.find("ALTER COLUMN id TYPE integer").expect(retype);
+    let add_fk = retype.find("ADD CONSTRAINT b_a_id_fkey").expect(retype);
+    assert!(drop_fk < cast && cast < add_fk, "{retype}");
+    p.run(&["downs", "--write"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-04-01-000001"]).expect_code(0);
+    let mut db = p.client();
+    let key: String = db
+        .query_one("select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'a'::regclass and attname = 'id'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(key, "integer");
+    assert!(!db.exists("public.teams") && !db.exists("public.members"));
+    assert_eq!(db.count("b"), 1, "the rows stay, their keys cast back");
+}

@@ -307,3 +307,27 @@ pub(super) fn dependent_views(
     )?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
+
+/// The foreign keys (constraint OIDs) on or to `columns` (relation OID,
+/// column number): a column's type cannot go back while one holds it to a
+/// column of the other type, so the down drops them first and makes them
+/// again after.
+pub(super) fn foreign_keys_on(
+    client: &mut impl GenericClient,
+    columns: &[(u32, i16)],
+) -> Result<Vec<u32>, postgres::Error> {
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tables: Vec<u32> = columns.iter().map(|c| c.0).collect();
+    let nums: Vec<i16> = columns.iter().map(|c| c.1).collect();
+    let rows = client.query(
+        "select c.oid from pg_constraint c
+          where c.contype = 'f'
+            and exists (select 1 from unnest($1::oid[], $2::int2[]) x(rel, att)
+                         where (x.rel = c.conrelid and x.att = any(c.conkey))
+                            or (x.rel = c.confrelid and x.att = any(c.confkey)))",
+        &[&tables, &nums],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -141,6 +141,9 @@ pub(super) struct Work<'s> {
     pub kept_tables: HashSet<u32>,
     /// After's relations (by OID) to drop and make again from `before`.
     pub rebuild: HashSet<u32>,
+    /// After's foreign keys (constraint OIDs) to drop and make again
+    /// around a column whose type goes back.
+    pub refit: HashSet<u32>,
     pub plan: Plan,
 }
 

@@ -82,8 +82,11 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
 
 /// The views (by OID in `after`) that depend on the given relations and
 /// columns, through any number of views.
+/// The catalog's answer for what depends on relations and columns: the
+/// views (relation OIDs) on them, and the foreign keys (constraint OIDs)
+/// on or to the columns.
 pub(super) type Dependents<'f> =
-    dyn FnMut(&[u32], &[(u32, i16)]) -> Result<Vec<u32>, postgres::Error> + 'f;
+    dyn FnMut(&[u32], &[(u32, i16)]) -> Result<(Vec<u32>, Vec<u32>), postgres::Error> + 'f;
 
 /// The down from `after` back to `before`, renames already undone.
 pub(super) fn plan(
@@ -94,10 +97,17 @@ pub(super) fn plan(
     let pairs = pair(&before.dump, &after.dump);
     let tables = table_pairs(&before.catalog, &after.catalog);
     let kept_tables = tables.iter().map(|(_, a)| a.oid).collect();
-    let mut work =
-        Work { before, after, pairs, kept_tables, rebuild: HashSet::new(), plan: Plan::default() };
+    let mut work = Work {
+        before,
+        after,
+        pairs,
+        kept_tables,
+        rebuild: HashSet::new(),
+        refit: HashSet::new(),
+        plan: Plan::default(),
+    };
     let swaps = enum_swaps(&before.catalog, &after.catalog);
-    work.rebuild = to_rebuild(&work, &tables, &swaps, dependents)?;
+    (work.rebuild, work.refit) = to_rebuild(&work, &tables, &swaps, dependents)?;
     drop_dependents(&mut work);
     columns(&mut work, &tables, &swaps);
     drop_created(&mut work);
@@ -120,13 +130,14 @@ fn enum_swaps<'c>(before: &'c Catalog, after: &'c Catalog) -> Vec<(&'c Enum, &'c
 }
 
 /// The views to drop and make again: those the up changed, and those
-/// that depend on them or on a column whose type goes back.
+/// that depend on them or on a column whose type goes back; and the
+/// foreign keys on or to such a column, dropped and made again around it.
 fn to_rebuild(
     work: &Work<'_>,
     tables: &[(&Table, &Table)],
     swaps: &[(&Enum, &Enum)],
     dependents: &mut Dependents<'_>,
-) -> Result<HashSet<u32>, postgres::Error> {
+) -> Result<(HashSet<u32>, HashSet<u32>), postgres::Error> {
     let changed_views: Vec<u32> = work
         .after
         .dump
@@ -146,8 +157,9 @@ fn to_rebuild(
         }
     }
     let mut out: HashSet<u32> = changed_views.iter().copied().collect();
-    out.extend(dependents(&changed_views, &columns)?);
-    Ok(out)
+    let (views, fks) = dependents(&changed_views, &columns)?;
+    out.extend(views);
+    Ok((out, fks.into_iter().collect()))
 }
 
 /// Step 1: what must go before columns change: views and members the up
@@ -161,7 +173,8 @@ fn drop_dependents(work: &mut Work<'_>) {
             continue;
         }
         let created = work.created(i);
-        let rebuilt = is_view(&e.kind) && work.rebuild.contains(&e.oid);
+        let rebuilt = (is_view(&e.kind) && work.rebuild.contains(&e.oid))
+            || (e.kind == "FK CONSTRAINT" && !created && work.refit.contains(&e.oid));
         if e.kind == "ACL" && (created || work.changed(i).is_some()) {
             if created && work.parent_created(e) {
                 continue;
@@ -212,7 +225,10 @@ fn drop_created(work: &mut Work<'_>) {
     let after = &work.after.dump;
     let mut out = Vec::new();
     for (i, e) in after.entries.iter().enumerate() {
-        if e.kind == "FK CONSTRAINT" && work.created(i) && work.parent_created(e) {
+        // A policy or rule on one new table may read another: dropping
+        // either table first fails on the other's dependence.
+        let ties = matches!(e.kind.as_str(), "FK CONSTRAINT" | "POLICY" | "RULE");
+        if ties && work.created(i) && work.parent_created(e) {
             out.extend(ddl::drop_of(e));
         }
     }
@@ -334,7 +350,11 @@ fn recreate(work: &mut Work<'_>) {
                     is_view(&ae.kind) && work.rebuild.contains(&ae.oid)
                 })
             });
-        if !(gone || changed_member || rebuilt_view || member_of_rebuilt) {
+        let refit = paired.is_some_and(|a| {
+            let ae = &work.after.dump.entries[a];
+            ae.kind == "FK CONSTRAINT" && work.refit.contains(&ae.oid)
+        });
+        if !(gone || changed_member || rebuilt_view || member_of_rebuilt || refit) {
             continue;
         }
         work.plan.push_entry(e);

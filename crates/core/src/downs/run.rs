@@ -396,8 +396,12 @@ impl Replay<'_> {
         let aligned = if renames.is_empty() { None } else { Some(self.picture()?) };
         let target = aligned.as_ref().unwrap_or(&now);
         let client = &mut self.client;
-        let mut dependents =
-            |rels: &[u32], cols: &[(u32, i16)]| catalog::dependent_views(client, rels, cols);
+        let mut dependents = |rels: &[u32], cols: &[(u32, i16)]| {
+            Ok((
+                catalog::dependent_views(client, rels, cols)?,
+                catalog::foreign_keys_on(client, cols)?,
+            ))
+        };
         let mut worked =
             plan::plan(before, target, &mut dependents).map_err(db("working out the down"))?;
         let data = data::plan(&mut self.client, m, &before.catalog).map_err(db("reading keys"))?;
