@@ -21,6 +21,7 @@ pub mod parallel;
 pub mod parse;
 pub mod redact;
 pub mod refs;
+pub mod requires;
 pub mod rewrite;
 pub mod risk;
 pub mod rules;

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use crate::common::{Project, DEFAULT_CONFIG};
+use crate::common::{DbExt, Project, DEFAULT_CONFIG};
 use serde_json::Value;
 
 /// Every file under `dir`.
@@ -224,4 +224,49 @@ fn a_down_that_removes_no_data_exports_nothing() {
     let out = p.run(&["rollback"]).expect_code(0).all();
     assert!(!out.contains("kept"), "{out}");
     assert!(!p.path().join(".backstop/exports").exists());
+}
+
+#[test]
+fn rollback_dry_run_names_the_rows_a_down_would_fail_on_and_the_fix_before_anything_runs() {
+    let p = Project::new("undo_rows_block");
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, legacy text NOT NULL DEFAULT 'x');",
+        Some("DROP TABLE users;"),
+    );
+    p.migration(
+        "2_drop_legacy",
+        "ALTER TABLE users DROP COLUMN legacy;",
+        Some("ALTER TABLE users ADD COLUMN legacy text NOT NULL;"),
+    );
+    p.migration(
+        "3_email_optional",
+        "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_key;",
+        Some("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\nALTER TABLE users ALTER COLUMN email SET NOT NULL;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.client().batch_execute("INSERT INTO users VALUES (1, NULL), (2, 'a@x'), (3, 'a@x')").unwrap();
+
+    let dry = p.run(&["rollback", "--to", "1", "--dry-run"]);
+    dry.expect_code(1).expect_output("the live rows would make downs fail");
+    dry.expect_output("3_email_optional/down.sql:1: 1 value(s) of (email) appear more than once");
+    dry.expect_output("(a@x)");
+    dry.expect_output("3_email_optional/down.sql:2: 1 row(s) of users hold NULL in email");
+    dry.expect_output("UPDATE users SET email");
+    // 3's down changes no row of users: 2's is judged on today's rows too.
+    dry.expect_output("2_drop_legacy/down.sql:1: users has 3 row(s)");
+    p.run(&["rollback", "--to", "1"]).expect_code(1).expect_output("nothing ran");
+    assert_eq!(p.client().applied(), ["1", "2", "3"]);
+
+    // Rows fixed, the next down is judged: the NOT NULL column comes back
+    // to a table with rows and no default.
+    p.client().batch_execute("UPDATE users SET email = id || '@x'").unwrap();
+    p.run(&["rollback", "--steps", "1", "--dry-run"]).expect_code(0);
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let dry = p.run(&["rollback", "--steps", "1", "--dry-run"]);
+    dry.expect_code(1).expect_output(
+        "users has 3 row(s), and the down adds legacy back NOT NULL with no default",
+    );
+    dry.expect_output("give legacy a DEFAULT");
+    assert_eq!(p.client().applied(), ["1", "2"]);
 }

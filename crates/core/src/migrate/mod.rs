@@ -7,6 +7,7 @@ mod gate;
 pub mod keep;
 mod plan;
 pub mod protect;
+pub mod rows_block;
 mod run;
 mod status;
 pub mod trace;
@@ -111,6 +112,8 @@ pub enum ApplyError {
     Drift(Vec<Drift>),
     #[error("cannot roll back: no down migration for {}; `backstop downs --write` computes and proves one (or write it by hand)", .0.join(", "))]
     MissingDown(Vec<String>),
+    #[error("cannot roll back: the live rows would make {} fail; nothing ran:\n  {}", if .0.len() == 1 { "a down" } else { "downs" }, .0.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("\n  "))]
+    RowsBlock(Vec<rows_block::RowBlock>),
     #[error("version {0} is not a migration in the migrations dir; `backstop status` lists them")]
     UnknownVersion(String),
     #[error("version {0} is not applied; `backstop status` lists what is")]
@@ -175,7 +178,10 @@ impl ApplyError {
     /// The process exit code this error calls for.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ApplyError::Drift(_) | ApplyError::MissingDown(_) | ApplyError::OutOfOrder { .. } => 1,
+            ApplyError::Drift(_)
+            | ApplyError::MissingDown(_)
+            | ApplyError::RowsBlock(_)
+            | ApplyError::OutOfOrder { .. } => 1,
             ApplyError::UnknownVersion(_)
             | ApplyError::NotApplied(_)
             | ApplyError::Unrunnable(_)
@@ -490,6 +496,12 @@ pub fn rollback(
         if !problems.is_empty() {
             return Err(refused(client, "rollback", ApplyError::Unrunnable(problems)));
         }
+        let blocks = rows_block::check(client, &targets).map_err(|source| {
+            ApplyError::Db(crate::pg::DbError::new("reading the rows the downs meet", source))
+        })?;
+        if !blocks.is_empty() {
+            return Err(refused(client, "rollback", ApplyError::RowsBlock(blocks)));
+        }
         let plan = plan_down(&targets);
         let run = Run {
             kind: "rollback",
@@ -540,6 +552,7 @@ fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
         ApplyError::Drift(d) => d.iter().map(|d| d.version.clone()).collect(),
         ApplyError::OutOfOrder { older, .. } => older.clone(),
         // Labels are `VERSION_name`; the log holds versions, as elsewhere.
+        ApplyError::RowsBlock(blocks) => blocks.iter().map(|b| b.version.clone()).collect(),
         ApplyError::MissingDown(labels) => labels
             .iter()
             .map(|l| l.split_once('_').map_or(l.as_str(), |(version, _)| version).to_string())
