@@ -11,7 +11,7 @@ use std::process::Command;
 use backstop_core::pg::cluster::Cluster;
 
 use super::pgbackrest::archived::Archived;
-use crate::common::{program, DbExt, Project};
+use crate::common::{kill_restore_at, program, DbExt, Project};
 
 const ACCOUNTS: &str = "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);
 INSERT INTO accounts SELECT i, 'name ' || i FROM generate_series(1, 100) i;";
@@ -49,16 +49,6 @@ fn guard_of(p: &Project, version: &str) -> String {
         .map(|e| e["id"].as_str().unwrap().to_string())
         .max()
         .unwrap_or_else(|| panic!("no entry guards {version}: {list}"))
-}
-
-/// `restore ID` killed by a signal once it has recorded `step`.
-fn kill_restore_at(p: &Project, id: &str, step: &str) {
-    let killed = p
-        .std_cmd(&["restore", id, "--yes"])
-        .env("BACKSTOP_TEST_CRASH_AFTER", step)
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "not killed at {step}: {killed:?}");
 }
 
 fn count(cluster: &Cluster, db: &str, table: &str) -> i64 {

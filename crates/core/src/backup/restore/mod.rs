@@ -145,6 +145,7 @@ pub fn restore(
         }
     };
     j.save(store)?;
+    journal::crash_point(Step::Started.name());
     // 2. Freeze writes (idempotent on resume).
     let guard = run.freeze_writes(&mut lock, &mut j, &source.database, freeze_options)?;
     // 3.-5. The strategy's steps, after the last one the journal recorded.
@@ -303,6 +304,7 @@ impl Run<'_> {
             warnings: std::mem::take(&mut self.warnings),
         };
         record_success(&mut client, j, &report)?;
+        journal::crash_point("audited");
         Journal::remove(self.store)?;
         Ok(report)
     }

@@ -14,7 +14,7 @@ use postgres::Client;
 use super::databases::{
     connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
 };
-use super::journal::{Journal, Step};
+use super::journal::{crash_point, Journal, Step};
 use super::{copy_events, point_in_time, Failure, Run};
 use crate::backup::create::{facts, source_of};
 use crate::backup::manifest::{Kind, Manifest, Verification};
@@ -151,6 +151,7 @@ impl Run<'_> {
                     // 4. The current database becomes the pre-restore snapshot.
                     let aside =
                         self.set_aside_current(j, &mut lock, restored, &mut admin, &incoming)?;
+                    crash_point("set_aside");
                     // 5. The swap.
                     return self.swap_in(j, m, lock, &mut admin, &incoming, &aside);
                 }
@@ -431,6 +432,7 @@ fn swap_names(
     admin
         .batch_execute(&format!("ALTER DATABASE {t} WITH ALLOW_CONNECTIONS false"))
         .map_err(BackupError::db(format!("closing {target} to new sessions")))?;
+    crash_point("closed");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left: Vec<String> = admin
@@ -468,8 +470,10 @@ fn swap_names(
             let _ = admin.batch_execute("ROLLBACK");
             BackupError::db("swapping the databases")(e)
         })?;
+    crash_point("renamed");
     admin
         .batch_execute(&format!("ALTER DATABASE {p} WITH ALLOW_CONNECTIONS true"))
         .map_err(BackupError::db(format!("opening {snapshot} for reading")))?;
+    crash_point("reopened");
     Ok(())
 }
