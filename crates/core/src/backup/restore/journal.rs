@@ -287,7 +287,8 @@ impl Journal {
 /// restore passes that point: a step's name as the journal writes it
 /// once the journal recorded it, or a point inside a step (a logical
 /// swap's `set_aside`, `closed`, `renamed` and `reopened`, its finish's
-/// `audited`; a physical swap's `stopped` and `moved`).
+/// `audited`; a physical swap's `stopped`, `moved` and `starting`, the
+/// last once the server's start is launched and before it is up).
 pub(super) fn crash_point(point: &str) {
     if std::env::var("BACKSTOP_TEST_CRASH_AFTER").is_ok_and(|p| p == point) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);

@@ -25,6 +25,7 @@ mod clean;
 mod databases;
 mod journal;
 mod physical;
+mod postmaster;
 mod server;
 mod swap;
 
