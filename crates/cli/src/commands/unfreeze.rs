@@ -24,6 +24,9 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, store) = super::backup::load(config, &args.conn)?;
+    // A restore that stopped in its swap may have left the database closed
+    // to sessions.
+    backstop_core::backup::restore::reopen(&url, &store)?;
     let mut client = backstop_core::pg::connect(&url, "backstop")?;
     if let Some(role) = &args.role {
         let mut lock = super::freeze::locked(&mut client, &config)?;

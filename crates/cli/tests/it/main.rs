@@ -31,6 +31,7 @@ mod pgbackrest;
 mod pgbackrest_restore;
 mod rehearse;
 mod rehearse_history;
+mod restore_steps;
 mod secrets;
 mod serve;
 mod throwaway;

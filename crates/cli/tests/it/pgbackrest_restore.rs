@@ -11,7 +11,7 @@ use std::process::Command;
 use backstop_core::pg::cluster::Cluster;
 
 use super::pgbackrest::archived::Archived;
-use crate::common::{program, DbExt, Project};
+use crate::common::{kill_restore_at, program, DbExt, Project};
 
 const ACCOUNTS: &str = "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);
 INSERT INTO accounts SELECT i, 'name ' || i FROM generate_series(1, 100) i;";
@@ -49,16 +49,6 @@ fn guard_of(p: &Project, version: &str) -> String {
         .map(|e| e["id"].as_str().unwrap().to_string())
         .max()
         .unwrap_or_else(|| panic!("no entry guards {version}: {list}"))
-}
-
-/// `restore ID` killed by a signal once it has recorded `step`.
-fn kill_restore_at(p: &Project, id: &str, step: &str) {
-    let killed = p
-        .std_cmd(&["restore", id, "--yes"])
-        .env("BACKSTOP_TEST_CRASH_AFTER", step)
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "not killed at {step}: {killed:?}");
 }
 
 fn count(cluster: &Cluster, db: &str, table: &str) -> i64 {
@@ -333,6 +323,55 @@ fn method_b_restores_the_point_and_a_swap_killed_half_way_is_finished_by_resume(
     assert_eq!(cluster.connect(&p.db).unwrap().applied(), ["001"]);
     assert!(!journal.exists());
     assert_eq!(kept_dirs(cluster).len(), 2);
+    p.run(&["status"]).expect_code(0);
+}
+
+/// How many `-D` the server's command line holds: as `postmaster.opts`
+/// recorded it, and as the running server's own (what `ps` shows).
+fn data_dir_flags(cluster: &Cluster) -> (usize, usize) {
+    let data = cluster.dir().join("data");
+    let opts = std::fs::read_to_string(data.join("postmaster.opts")).unwrap();
+    let recorded = opts.split_whitespace().filter(|a| *a == "\"-D\"").count();
+    let pid = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+    let pid = pid.lines().next().unwrap().trim().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let running = cmdline.split(|b| *b == 0).filter(|a| *a == b"-D").count();
+    (recorded, running)
+}
+
+/// Regression: a resumed physical restore started the server while the
+/// start the killed run left was still going ("another server might be
+/// running", exit 3), and each swap added a `-D` to the server's command
+/// line.
+#[test]
+fn a_physical_restore_killed_while_the_server_starts_is_resumed_on_that_start() {
+    let Some((archived, p)) = setup("pitr_starting") else { return };
+    let cluster = &archived.cluster;
+    assert_eq!(data_dir_flags(cluster), (1, 1));
+    p.migration("001_items", "CREATE TABLE items (id int);", Some("DROP TABLE items;"));
+    p.run(&["migrate"]).expect_code(0);
+    let id = guard_of(&p, "001");
+
+    // Killed once the server's start was launched: that start goes on.
+    kill_restore_at(&p, &id, "starting");
+    let resumed = p.run(&["restore", &id, "--resume", "--yes"]);
+    resumed.expect_code(0).expect_output("resumed");
+    assert!(!resumed.all().contains("another server"), "{resumed:?}");
+    assert!(!cluster.connect(&p.db).unwrap().exists("items"), "the schema is back at the point");
+    assert_eq!(data_dir_flags(cluster), (1, 1), "the server runs as it ran before");
+
+    // The replaced directory swapped back: still one -D.
+    let list = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
+    let back = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "data_directory")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .expect("the replaced data directory's entry");
+    p.run(&["restore", &back, "--yes"]).expect_code(0);
+    assert!(cluster.connect(&p.db).unwrap().exists("items"));
+    assert_eq!(data_dir_flags(cluster), (1, 1));
     p.run(&["status"]).expect_code(0);
 }
 

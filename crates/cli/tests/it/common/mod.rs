@@ -200,6 +200,18 @@ impl Project {
     }
 }
 
+/// `backstop restore ID --yes` killed by SIGKILL once it has passed
+/// `point`: a step its journal recorded, or a point inside a step
+/// (`BACKSTOP_TEST_CRASH_AFTER`, see the restore's journal).
+pub fn kill_restore_at(p: &Project, id: &str, point: &str) {
+    let killed = p
+        .std_cmd(&["restore", id, "--yes"])
+        .env("BACKSTOP_TEST_CRASH_AFTER", point)
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "not killed at {point}: {killed:?}");
+}
+
 /// What a test asserts about a database, straight from the catalogs.
 pub trait DbExt {
     fn exists(&mut self, relation: &str) -> bool;

@@ -26,10 +26,15 @@ pub struct Abandoned {
 }
 
 /// Abandons the unfinished restore of the database at `url`; `None` when
-/// there is none.
+/// there is none. A swap is looked at from the maintenance database first
+/// (it may have stopped with the target closed to sessions, or after its
+/// renames committed: then it is refused). The journal goes last, once the
+/// abandonment is audited, so that a run that fails half-way can be
+/// repeated.
 pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupError> {
     let Some(j) = journal(store)? else { return Ok(None) };
-    refuse_past_the_point_of_no_return(&j)?;
+    let swapped = j.strategy == Strategy::Swap && super::swap::reopen(url, store, &j)?;
+    refuse_past_the_point_of_no_return(&j, swapped)?;
     let mut dropped = None;
     if j.strategy == Strategy::Physical {
         super::physical::remove_copy(&j).map_err(|cleanup| {
@@ -50,24 +55,34 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
             dropped = Some(temp.to_string());
         }
     }
-    Journal::remove(store)?;
+    if j.strategy == Strategy::Swap {
+        super::swap::keep_incoming_frozen(url, store, &j)?;
+    }
     let mut client = crate::pg::connect(url, "backstop")?;
     let unfrozen = freeze::unfreeze(&mut client)?.is_some();
     let event = events::Event {
         kind: "restore",
         outcome: "abandoned",
         versions: Vec::new(),
-        details: json!({ "backup_id": j.backup_id, "step": j.step, "dropped": dropped }),
+        details: json!({
+            "backup_id": j.backup_id,
+            "restore_id": j.restore_id,
+            "step": j.step,
+            "dropped": dropped,
+        }),
     };
     events::record_if_logged(&mut client, &event)
         .map_err(BackupError::db("writing the abandon event"))?;
+    Journal::remove(store)?;
     Ok(Some(Abandoned { backup_id: j.backup_id, dropped, unfrozen }))
 }
 
-/// A restore that may have changed the database cannot be given up.
-fn refuse_past_the_point_of_no_return(j: &Journal) -> Result<(), BackupError> {
+/// A restore that may have changed the database cannot be given up; a
+/// swap has when its renames committed (`swapped`), whatever its journal
+/// says.
+fn refuse_past_the_point_of_no_return(j: &Journal, swapped: bool) -> Result<(), BackupError> {
     let changed = match j.strategy {
-        Strategy::Swap => j.step == Step::Swapped,
+        Strategy::Swap => swapped || j.step == Step::Swapped,
         Strategy::Physical => super::physical::past_no_return(j),
         Strategy::Clean => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
     };
@@ -78,10 +93,17 @@ fn refuse_past_the_point_of_no_return(j: &Journal) -> Result<(), BackupError> {
         Some(s) => format!(", or restore its pre-restore backup {s} to go back"),
         None => String::new(),
     };
+    let how_far = if swapped {
+        "its databases were already swapped: the database is the restored one".to_string()
+    } else {
+        format!(
+            "it stopped at \"{}\"; abandoning it would leave the database half-restored",
+            j.step
+        )
+    };
     Err(BackupError::Refused(format!(
-        "the restore of backup {} had already changed database {} (it stopped at \"{}\"), so \
-         abandoning it would leave the database half-restored; finish it with `backstop restore \
-         {} --resume`{back}",
-        j.backup_id, j.database, j.step, j.backup_id
+        "the restore of backup {} had already changed database {} ({how_far}); finish it with \
+         `backstop restore {} --resume`{back}",
+        j.backup_id, j.database, j.backup_id
     )))
 }

@@ -48,6 +48,19 @@ pub enum Step {
     Swapped,
 }
 
+impl Step {
+    /// The step's name in the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Started => "started",
+            Step::Frozen => "frozen",
+            Step::Restoring => "restoring",
+            Step::Restored => "restored",
+            Step::Swapped => "swapped",
+        }
+    }
+}
+
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -218,7 +231,9 @@ impl Journal {
     /// that a crash from here on resumes after it.
     pub(super) fn record(&mut self, step: Step, store: &Store) -> Result<(), BackupError> {
         self.step = step;
-        self.save(store)
+        self.save(store)?;
+        crash_point(step.name());
+        Ok(())
     }
 
     /// Records that a physical restore reached `step` (and the step
@@ -269,8 +284,11 @@ impl Journal {
 
 /// For the tests of resuming: `BACKSTOP_TEST_CRASH_AFTER=<point>` kills
 /// this process (SIGKILL, as the kernel's OOM killer would) when a
-/// physical restore passes that point (a step's name, or `stopped` and
-/// `moved` inside the swap).
+/// restore passes that point: a step's name as the journal writes it
+/// once the journal recorded it, or a point inside a step (a logical
+/// swap's `set_aside`, `closed`, `renamed` and `reopened`, its finish's
+/// `audited`; a physical swap's `stopped`, `moved` and `starting`, the
+/// last once the server's start is launched and before it is up).
 pub(super) fn crash_point(point: &str) {
     if std::env::var("BACKSTOP_TEST_CRASH_AFTER").is_ok_and(|p| p == point) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
@@ -332,6 +350,9 @@ mod tests {
             names,
             ["\"started\"", "\"frozen\"", "\"restoring\"", "\"restored\"", "\"swapped\""]
         );
+        for step in [Step::Started, Step::Frozen, Step::Restoring, Step::Restored, Step::Swapped] {
+            assert_eq!(serde_json::to_string(&step).unwrap(), format!("\"{}\"", step.name()));
+        }
         let old = r#"{
           "restore_id": "20260107T120000Z-ab12",
           "backup_id": "20260107T110000Z-cd34",

@@ -25,6 +25,7 @@ mod clean;
 mod databases;
 mod journal;
 mod physical;
+mod postmaster;
 mod server;
 mod swap;
 
@@ -86,7 +87,9 @@ pub struct RestoreReport {
 /// Restores backup `id` over the database at `url`: checks before the
 /// target is touched, then the journal's steps (`started`, `frozen`, then
 /// the strategy's), then the finish. With `options.resume` it finishes the
-/// unfinished restore of `id` from its last recorded step.
+/// unfinished restore of `id` from its last recorded step. Every run that
+/// got as far as a journal ends in an event: `ok`, or `failed` with the
+/// error (best effort: the server may be gone).
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
     url: &str,
@@ -99,71 +102,116 @@ pub fn restore(
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
     let unfinished = Journal::unfinished(store, id, options.resume)?;
-    let resumed = unfinished.is_some();
-    let mut m = store.load(id)?;
+    let m = store.load(id)?;
     if matches!(m.kind, Kind::RestorePoint | Kind::DataDirectory) {
         return physical::restore(url, store, &m, unfinished, options, freeze_options, progress);
     }
-
-    // What earlier restores left behind goes first.
-    for name in drop_leftovers(url, store)? {
-        progress.note(Note::Warning(format!("dropped {name}, left by an earlier restore")));
-    }
-
-    // 1. The backup must be intact before anything touches the target.
     // pg_restore of the archive's major (or newer) restores it.
     let fitted = if m.kind == Kind::Dump { tools.fit(m.written_by_num())? } else { tools.clone() };
-    let tools = &fitted;
-    if m.kind == Kind::Dump {
-        progress.note(Note::Step(format!("verifying backup {id} ({} file(s))", m.files.len())));
-        verify_checksums(store, tools, &mut m)?;
-    }
-
-    let mut run = Run { url, store, tools, options, progress, warnings: Vec::new() };
-    // A swap that committed before a crash: the target is already the
-    // restored database; only the finish is left.
-    if let Some(j) = unfinished.as_ref().filter(|j| j.strategy == Strategy::Swap) {
-        if swap::swapped_already(url, j)? {
-            return run.finish(j, &m, started, true);
-        }
-    }
-
-    let mut client = crate::pg::connect(url, "backstop")?;
-    freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
-    let source = source_of(&mut client)?;
-    if !m.same_database(source.system_identifier.as_deref(), &source.database) {
-        return Err(BackupError::wrong_database(id, &m, &source));
-    }
-    let mut lock = migration_lock(&mut client, options.lock_wait, run.progress)?;
-
-    // Step `started`.
-    let mut j = match unfinished {
-        Some(j) => j,
-        None => {
-            let strategy = strategy_for(&mut lock, url, &m, &source.database)?;
-            Journal::begin(id, &source.database, strategy)
-        }
+    let mut run = Run {
+        url,
+        store,
+        tools: &fitted,
+        options,
+        progress,
+        warnings: Vec::new(),
+        journalled: unfinished.is_some(),
+        audited: false,
     };
-    j.save(store)?;
-    // 2. Freeze writes (idempotent on resume).
-    let guard = run.freeze_writes(&mut lock, &mut j, &source.database, freeze_options)?;
-    // 3.-5. The strategy's steps, after the last one the journal recorded.
-    let result = match j.strategy {
-        Strategy::Swap => run.swap(&mut j, &m, lock),
-        Strategy::Clean => run.clean(&mut j, &m, &mut lock),
-        Strategy::Physical => Err(Failure::Abandoned(point_in_time(&m))),
-    };
-    if let Err(failure) = result {
-        return Err(run.failed(failure, guard, id, &source.database));
-    }
-    match j.strategy {
-        // The frozen database is the one set aside as the snapshot.
-        Strategy::Swap => guard.keep(),
-        Strategy::Clean | Strategy::Physical => {
-            guard.lift()?;
+    let result = run.logical(m, unfinished, freeze_options, started);
+    if let Err(e) = &result {
+        if run.journalled && !run.audited {
+            record_failure(url, id, e);
         }
     }
-    run.finish(&j, &m, started, resumed)
+    result
+}
+
+impl Run<'_> {
+    /// The restore of a dump or of a database snapshot, from the journal's
+    /// last step (`unfinished`) or from the start.
+    fn logical(
+        &mut self,
+        mut m: Manifest,
+        unfinished: Option<Journal>,
+        freeze_options: &FreezeSection,
+        started: Instant,
+    ) -> Result<RestoreReport, BackupError> {
+        let (url, store, id) = (self.url, self.store, m.id.clone());
+        let resumed = unfinished.is_some();
+        // An unfinished swap may have stopped with the target closed to
+        // sessions; one whose renames committed has only the finish left.
+        if let Some(j) = unfinished.as_ref().filter(|j| j.strategy == Strategy::Swap) {
+            if swap::reopen(url, store, j)? {
+                return self.finish(j, &m, started, true);
+            }
+        }
+        // What earlier restores left behind goes first.
+        for name in drop_leftovers(url, store)? {
+            self.note_warning(format!("dropped {name}, left by an earlier restore"));
+        }
+        // 1. The backup must be intact before anything touches the target.
+        if m.kind == Kind::Dump {
+            let files = m.files.len();
+            self.progress.note(Note::Step(format!("verifying backup {id} ({files} file(s))")));
+            verify_checksums(store, self.tools, &mut m)?;
+        }
+        let mut client = crate::pg::connect(url, "backstop")?;
+        freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
+        let source = source_of(&mut client)?;
+        if !m.same_database(source.system_identifier.as_deref(), &source.database) {
+            return Err(BackupError::wrong_database(&id, &m, &source));
+        }
+        let mut lock = migration_lock(&mut client, self.options.lock_wait, self.progress)?;
+
+        // Step `started`.
+        let mut j = match unfinished {
+            Some(j) => j,
+            None => {
+                let strategy = strategy_for(&mut lock, url, &m, &source.database)?;
+                Journal::begin(&id, &source.database, strategy)
+            }
+        };
+        j.save(store)?;
+        self.journalled = true;
+        journal::crash_point(Step::Started.name());
+        // 2. Freeze writes (idempotent on resume).
+        let guard = self.freeze_writes(&mut lock, &mut j, &source.database, freeze_options)?;
+        // 3.-5. The strategy's steps, after the last one the journal recorded.
+        let result = match j.strategy {
+            Strategy::Swap => self.swap(&mut j, &m, lock),
+            Strategy::Clean => self.clean(&mut j, &m, &mut lock),
+            Strategy::Physical => Err(Failure::Abandoned(point_in_time(&m))),
+        };
+        if let Err(failure) = result {
+            return Err(self.failed(failure, guard, &source.database));
+        }
+        match j.strategy {
+            // The frozen database is the one set aside as the snapshot.
+            Strategy::Swap => guard.keep(),
+            Strategy::Clean | Strategy::Physical => {
+                guard.lift()?;
+            }
+        }
+        self.finish(&j, &m, started, resumed)
+    }
+
+    /// A warning, said now and kept for the report.
+    fn note_warning(&mut self, w: String) {
+        self.progress.note(Note::Warning(w.clone()));
+        self.warnings.push(w);
+    }
+}
+
+/// Lets sessions into the databases an unfinished swap involves again,
+/// through the maintenance database (the swap may have stopped with the
+/// target closed to them); nothing without an unfinished swap. For
+/// `unfreeze`, which must reach the target.
+pub fn reopen(url: &str, store: &Store) -> Result<(), BackupError> {
+    match journal(store)? {
+        Some(j) if j.strategy == Strategy::Swap => swap::reopen(url, store, &j).map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 /// How a new restore puts the backup in place: a swap where the role may,
@@ -209,6 +257,11 @@ struct Run<'a> {
     options: &'a RestoreOptions,
     progress: &'a mut dyn Progress,
     warnings: Vec<String>,
+    /// The run has a journal (resumed, or saved by this run): its failure
+    /// is audited.
+    journalled: bool,
+    /// Its outcome is audited already.
+    audited: bool,
 }
 
 impl Run<'_> {
@@ -238,20 +291,13 @@ impl Run<'_> {
 
     /// The end of a failed run, by what it left: an abandoned run lifts the
     /// freeze and forgets its journal, a stuck one keeps both. Either way
-    /// the failure is audited. Returns the error to report.
-    fn failed(
-        &self,
-        failure: Failure,
-        guard: FreezeGuard,
-        id: &str,
-        database: &str,
-    ) -> BackupError {
+    /// the failure is audited (by [`restore`]). Returns the error to report.
+    fn failed(&self, failure: Failure, guard: FreezeGuard, database: &str) -> BackupError {
         match failure {
             Failure::Abandoned(mut e) => {
                 // Nothing of the target changed: lift the freeze, and forget the
                 // run only once that is done (a server that crashed cannot be
                 // unfrozen yet; the record then stays for --resume or unfreeze).
-                record_failure(self.url, id, &e);
                 e = match lift_and_forget(Some(guard), self.store, e) {
                     Ok(e) => e,
                     Err(cleanup) => return cleanup,
@@ -266,15 +312,15 @@ impl Run<'_> {
             Failure::Stuck(e) => {
                 // The target is half-way: it stays frozen and the journal stays.
                 guard.keep();
-                record_failure(self.url, id, &e);
                 e
             }
         }
     }
 
-    /// The finish, after `swapped` (swap) or `restored` (clean): the
-    /// restore is audited in the target, then its journal is forgotten. A
-    /// resumed run may do it again: the event is written once per restore.
+    /// The finish, after `swapped` (swap) or `restored` (clean): a swap's
+    /// snapshot recorded as a backup, the restore audited in the target,
+    /// then its journal forgotten. A resumed run may do it again: the
+    /// entry and the event are written once per restore.
     fn finish(
         &mut self,
         j: &Journal,
@@ -282,6 +328,9 @@ impl Run<'_> {
         started: Instant,
         resumed: bool,
     ) -> Result<RestoreReport, BackupError> {
+        if j.strategy == Strategy::Swap {
+            self.keep_snapshot(j)?;
+        }
         let mut client = crate::pg::connect(self.url, "backstop")?;
         freeze::exempt(&mut client).map_err(BackupError::db("exempting the session"))?;
         if j.strategy == Strategy::Swap {
@@ -303,7 +352,14 @@ impl Run<'_> {
             warnings: std::mem::take(&mut self.warnings),
         };
         record_success(&mut client, j, &report)?;
+        self.audited = true;
+        journal::crash_point("audited");
         Journal::remove(self.store)?;
+        if j.strategy == Strategy::Swap && m.kind == Kind::Database {
+            // The snapshot that came back is live again, no longer a backup
+            // (last: a resumed finish still needs its entry).
+            self.store.remove(&m.id)?;
+        }
         Ok(report)
     }
 }

@@ -25,7 +25,7 @@
 //! directory is the copy, started, frozen for, and swapped back in.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use postgres::Client;
 
@@ -413,8 +413,7 @@ impl Pitr<'_> {
             "starting the server on the restored {}",
             p.data_dir.display()
         )));
-        server::start_server(&p, &p.server_log(&j.restore_id))?;
-        server::wait_accepting(self.url, Duration::from_secs(600))?;
+        server::start_server(&p, &p.server_log(&j.restore_id), self.url)?;
         j.record_physical(PhysicalStep::Swapped, self.store)
     }
 

@@ -2,7 +2,8 @@
 //! directory and the account that owns it, the copy recovered beside it
 //! on a spare port (private socket, no archiving), and the swap's moves:
 //! stop the server, rename the directories, start it again. Each move
-//! looks at what is there first, so that a resumed run repeats none.
+//! looks at what is there first (the directories, and what runs on them:
+//! `postmaster.rs`), so that a resumed run repeats none.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::journal::Physical;
+use super::journal::{crash_point, Physical};
+use super::postmaster;
 use crate::backup::BackupError;
 
 /// An environment refusal: what is wrong and what to do (exit 3).
@@ -160,23 +162,33 @@ fn pg_ctl(p: &Physical) -> Command {
     as_owner(p, p.bin_dir.join("pg_ctl"))
 }
 
-/// Whether a server runs on the data directory `dir`.
-pub(super) fn running(p: &Physical, dir: &Path) -> bool {
-    dir.join("postmaster.pid").exists()
-        && pg_ctl(p)
-            .arg("status")
-            .arg("-D")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// Whether a server runs, or is starting, on the data directory `dir`
+/// (`postmaster.pid` and the processes: see `postmaster.rs`).
+pub(super) fn running(dir: &Path) -> bool {
+    postmaster::on(dir).is_some()
 }
 
-/// Stops the server on `dir`, if one runs there.
+/// Stops the server on `dir`, if one runs there. One still starting is
+/// waited for until its `postmaster.pid` names it, which `pg_ctl stop`
+/// needs.
 pub(super) fn stop(p: &Physical, dir: &Path) -> Result<(), BackupError> {
-    if !running(p, dir) {
-        return Ok(());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match postmaster::on(dir) {
+            None => return Ok(()),
+            Some(found) if found.recorded => break,
+            Some(found) if Instant::now() > deadline => {
+                return Err(refuse(
+                    format!(
+                    "a server (pid {}) is starting on {} and wrote no postmaster.pid in a minute",
+                    found.pid,
+                    dir.display()
+                ),
+                    "stop that process, then run the restore again",
+                ))
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
     let mut cmd = pg_ctl(p);
     cmd.args(["stop", "-m", "fast", "-w", "-t", "600", "-D"]).arg(dir);
@@ -207,7 +219,7 @@ pub(super) fn start_copy(
     restoring: &Path,
     run_dir: &Path,
 ) -> Result<(), BackupError> {
-    if running(p, restoring) {
+    if running(restoring) {
         return Ok(());
     }
     if !run_dir.exists() {
@@ -283,6 +295,7 @@ pub(super) fn copy_client(
     let mut config = postgres::Config::new();
     config.host_path(run_dir).port(p.port).user(&user).dbname(database);
     config.application_name("backstop");
+    let deadline = Instant::now() + Duration::from_secs(86400);
     loop {
         let e = match config.connect(postgres::NoTls) {
             Ok(mut client) => {
@@ -293,10 +306,13 @@ pub(super) fn copy_client(
             Err(e) => e,
         };
         let said = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string());
-        let recovering = said.contains("not accepting connections")
+        // No answer yet (a copy an earlier run started may not have made
+        // its socket), or one that says it is on its way.
+        let recovering = e.as_db_error().is_none()
+            || said.contains("not accepting connections")
             || said.contains("starting up")
             || said.contains("in recovery");
-        if !recovering || !running(p, restoring) {
+        if !recovering || !running(restoring) || Instant::now() > deadline {
             let e = refuse(format!("the recovered copy takes no session: {said}"), "");
             return Err(with_log(e, &run_dir.join("copy.log")));
         }
@@ -317,12 +333,12 @@ pub(super) fn stop_server(p: &Physical) -> Result<(), BackupError> {
     if p.server_stop.is_empty() {
         return stop(p, &p.data_dir);
     }
-    if !running(p, &p.data_dir) {
+    if !running(&p.data_dir) {
         return Ok(());
     }
     hook(&p.server_stop, "server_stop")?;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while running(p, &p.data_dir) {
+    while running(&p.data_dir) {
         if Instant::now() > deadline {
             return Err(refuse(
                 format!("the server on {} still runs after server_stop", p.data_dir.display()),
@@ -334,33 +350,142 @@ pub(super) fn stop_server(p: &Physical) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// Starts the server on its data directory: `[backup] server_start`, or
-/// `pg_ctl start` with the arguments it ran with before; its log at `log`.
-pub(super) fn start_server(p: &Physical, log: &Path) -> Result<(), BackupError> {
-    if running(p, &p.data_dir) {
+/// Starts the server on its data directory (`[backup] server_start`, or
+/// `pg_ctl start` with the arguments it ran with before; its log at
+/// `log`) and waits until it takes sessions at `url`. What runs there is
+/// looked at first: a server up or still starting (a run killed while it
+/// started the server leaves that start going on) is waited for, never
+/// started a second time.
+pub(super) fn start_server(p: &Physical, log: &Path, url: &str) -> Result<(), BackupError> {
+    if wait_for_server(p, url, Duration::ZERO)? {
         return Ok(());
     }
-    if !p.server_start.is_empty() {
-        return hook(&p.server_start, "server_start");
+    if p.server_start.is_empty() {
+        let mut cmd = pg_ctl(p);
+        // -W: the wait is ours, by the server's own postmaster.pid.
+        cmd.args(["start", "-W", "-D"]).arg(&p.data_dir).arg("-l").arg(log);
+        let options = without_data_dir(&p.server_options, &p.data_dir);
+        if !options.is_empty() {
+            cmd.arg("-o").arg(options);
+        }
+        run(cmd, "starting the server on the restored data directory")
+            .map_err(|e| with_log(e, log))?;
+    } else {
+        hook(&p.server_start, "server_start")?;
     }
-    let mut cmd = pg_ctl(p);
-    cmd.args(["start", "-w", "-t", "86400", "-D"]).arg(&p.data_dir).arg("-l").arg(log);
-    if !p.server_options.is_empty() {
-        cmd.arg("-o").arg(&p.server_options);
+    crash_point("starting");
+    if wait_for_server(p, url, Duration::from_secs(5))? {
+        return Ok(());
     }
-    run(cmd, "starting the server on the restored data directory").map_err(|e| with_log(e, log))
+    let e = refuse(
+        format!("the server on {} stopped while it started", p.data_dir.display()),
+        "see its log, fix what it says, then run the restore with --resume again",
+    );
+    Err(with_log(e, log))
 }
 
-/// Waits until the server at `url` takes connections again.
-pub(super) fn wait_accepting(url: &str, limit: Duration) -> Result<(), BackupError> {
-    let deadline = Instant::now() + limit;
+/// Waits for the server on the data directory while one runs or starts
+/// there (as long as its `postmaster.pid` says it is starting, then up to
+/// ten minutes for a session at `url`): `true` once it takes sessions and
+/// is the one on the data directory; `false` when none runs there (after
+/// `grace`, for a start just launched to show).
+fn wait_for_server(p: &Physical, url: &str, grace: Duration) -> Result<bool, BackupError> {
+    let since = Instant::now();
+    let mut ready_since: Option<Instant> = None;
     loop {
-        match crate::pg::connect(url, "backstop") {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        let refused = match crate::pg::connect(url, "backstop") {
+            Ok(mut client) => {
+                same_data_dir(&mut client, p, url)?;
+                return Ok(true);
+            }
+            Err(e) => e,
+        };
+        let waited_too_long = match postmaster::on(&p.data_dir) {
+            None if since.elapsed() >= grace => return Ok(false),
+            None => false,
+            Some(found) if found.ready => {
+                ready_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(600)
+            }
+            Some(_) => since.elapsed() > Duration::from_secs(86400),
+        };
+        if waited_too_long {
+            return Err(refused.into());
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The server answering at `url` must be the one on the data directory,
+/// not another that took its port while it was down.
+fn same_data_dir(client: &mut Client, p: &Physical, url: &str) -> Result<(), BackupError> {
+    let Ok(row) = client.query_one("select current_setting('data_directory')", &[]) else {
+        return Ok(());
+    };
+    let theirs = PathBuf::from(row.get::<_, String>(0));
+    let canonical = |d: &Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+    if canonical(&theirs) == canonical(&p.data_dir) {
+        return Ok(());
+    }
+    Err(refuse(
+        format!(
+            "{} is answered by the server of {}, not the one on {}",
+            crate::pg::redact(url),
+            theirs.display(),
+            p.data_dir.display()
+        ),
+        "stop that server (it took the port while the restored one was down), then run the \
+         restore with --resume again",
+    ))
+}
+
+/// The server's arguments without the `-D` that names its data directory
+/// itself: `pg_ctl start -D` gives that one, and passing it again would
+/// add one more `-D` to the server's command line at every restore. A
+/// `-D` naming another directory (a configuration directory whose
+/// `postgresql.conf` sets `data_directory`) stays, being the one the
+/// server goes by.
+fn without_data_dir(options: &str, data_dir: &Path) -> String {
+    let canonical = |d: &Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+    let is_data_dir =
+        |token: &str| canonical(Path::new(token.trim_matches('"'))) == canonical(data_dir);
+    let tokens = arguments(options);
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let bare = tokens[i].trim_matches('"');
+        if (bare == "-D" || bare == "--pgdata") && tokens.get(i + 1).is_some_and(|t| is_data_dir(t))
+        {
+            i += 2;
+            continue;
+        }
+        let joined = bare.strip_prefix("--pgdata=").or_else(|| bare.strip_prefix("-D"));
+        if !joined.is_some_and(|d| !d.is_empty() && is_data_dir(d)) {
+            kept.push(tokens[i]);
+        }
+        i += 1;
+    }
+    kept.join(" ")
+}
+
+/// The arguments of a `postmaster.opts` line as written: each in double
+/// quotes (PostgreSQL does not escape quotes inside), or bare.
+fn arguments(options: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    let mut rest = options.trim_start();
+    while !rest.is_empty() {
+        let end = match rest.strip_prefix('"') {
+            // Up to the quote that ends the argument: one before a space or the end.
+            Some(inner) => inner
+                .match_indices('"')
+                .map(|(at, _)| at + 2)
+                .find(|&end| rest[end..].is_empty() || rest[end..].starts_with(' '))
+                .unwrap_or(rest.len()),
+            None => rest.find(' ').unwrap_or(rest.len()),
+        };
+        tokens.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    tokens
 }
 
 /// Renames `from` to `to` and makes the rename durable.
@@ -388,6 +513,25 @@ mod tests {
         );
         std::fs::write(dir.path().join("postmaster.opts"), "/usr/bin/postgres\n").unwrap();
         assert_eq!(server_options(dir.path()).unwrap(), "");
+    }
+
+    #[test]
+    fn the_server_is_started_again_without_a_second_data_directory() {
+        let tmp = tempfile::Builder::new().prefix("pg data ").tempdir().unwrap();
+        let (dir, d) = (tmp.path(), tmp.path().display());
+        let opts = format!("\"-D\" \"{d}\" \"-p\" \"5433\"");
+        assert_eq!(without_data_dir(&opts, dir), "\"-p\" \"5433\"");
+        // The ones older restores added go too.
+        let opts = format!("\"-D\" \"{d}\" \"-D\" \"{d}\" \"-c\" \"config_file=/etc/pg.conf\"");
+        assert_eq!(without_data_dir(&opts, dir), "\"-c\" \"config_file=/etc/pg.conf\"");
+        // A configuration directory is what the server goes by: it stays.
+        let opts = "\"-D\" \"/etc/postgresql/16/main\" \"-p\" \"5433\"";
+        assert_eq!(without_data_dir(opts, dir), opts);
+        assert_eq!(
+            without_data_dir(&format!("-p 5433 --pgdata={d}x"), dir),
+            format!("-p 5433 --pgdata={d}x")
+        );
+        assert_eq!(without_data_dir("", dir), "");
     }
 
     /// A directory of the same name that is another cluster, or not the

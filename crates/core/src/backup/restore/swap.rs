@@ -3,9 +3,13 @@
 //! as it is), check it, keep the current database as the pre-restore
 //! snapshot, carry the audit log over, then rename both in one
 //! transaction. Atomic, and the old database, kept read-only under a new
-//! name, is listed as a backup of kind `database`.
+//! name, is listed as a backup of kind `database` once the renames
+//! committed (never before: an entry names a database that exists). A run
+//! stopped anywhere, between the swap's statements or by a server
+//! restart, is looked at from the maintenance database ([`reopen`]):
+//! every database it involves takes sessions again, and whether the
+//! renames committed says whether only the finish is left.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -14,38 +18,77 @@ use postgres::Client;
 use super::databases::{
     connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
 };
-use super::journal::{Journal, Step};
+use super::journal::{crash_point, Journal, Step};
 use super::{copy_events, point_in_time, Failure, Run};
 use crate::backup::create::{facts, source_of};
 use crate::backup::manifest::{Kind, Manifest, Verification};
-use crate::backup::store::new_id;
+use crate::backup::store::{new_id, PARTIAL};
 use crate::backup::tools::{self, run_verbose, tail};
 use crate::backup::verify::compare;
-use crate::backup::{BackupError, Note};
+use crate::backup::{BackupError, Note, Store};
 use crate::freeze::{self, FreezeSection};
 use crate::pg::lock::MigrationLock;
 use crate::pg::quote_ident;
 
-/// Whether the unfinished swap `j` committed before its run stopped: its
-/// snapshot database exists (the journal may not say `swapped` yet), and
-/// only the finish is left. If not, the run stopped before the swap, at
-/// worst after closing the target to new sessions: the target is opened
-/// to sessions again and the restore goes on under a new freeze.
-pub(super) fn swapped_already(url: &str, j: &Journal) -> Result<bool, BackupError> {
+/// Where the unfinished swap `j` stands, seen from the maintenance
+/// database (the target refuses sessions when the run stopped after
+/// closing it, also across a server restart), with the databases it
+/// involves taking sessions again. Returns whether the renames committed:
+/// the snapshot database exists, and only the finish is left. If not, the
+/// target is the database as it was, and an entry an older Backstop
+/// recorded for the snapshot before the swap is removed: its database
+/// never existed.
+pub(super) fn reopen(url: &str, store: &Store, j: &Journal) -> Result<bool, BackupError> {
     let mut admin = maintenance(url)?;
-    if let Some(snap) = &j.snapshot_database {
-        if database_exists(&mut admin, snap)? {
-            return Ok(true);
+    let snapshot = match &j.snapshot_database {
+        Some(snap) if database_exists(&mut admin, snap)? => Some(snap),
+        _ => None,
+    };
+    allow_connections(&mut admin, &j.database)?;
+    if let Some(snap) = snapshot {
+        // Stopped between the renames and opening the snapshot again.
+        allow_connections(&mut admin, snap)?;
+        return Ok(true);
+    }
+    if let (Some(id), Some(snap)) = (&j.snapshot_id, &j.snapshot_database) {
+        if store.load(id).is_ok_and(|m| m.snapshot_database.as_ref() == Some(snap)) {
+            store.remove(id)?;
         }
     }
-    // Killed between closing the target to new sessions and the swap.
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-            quote_ident(&j.database)
-        ))
-        .map_err(BackupError::db(format!("opening {} to sessions again", j.database)))?;
     Ok(false)
+}
+
+/// `ALTER DATABASE name WITH ALLOW_CONNECTIONS true`.
+fn allow_connections(admin: &mut Client, name: &str) -> Result<(), BackupError> {
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(name)))
+        .map_err(BackupError::db(format!("opening {name} to sessions again")))
+}
+
+/// A pre-restore snapshot's database stays a backup when putting it back
+/// is given up: frozen again as it was kept (the swap lifts its freeze
+/// before the renames). Nothing for a restore of a dump.
+pub(super) fn keep_incoming_frozen(
+    url: &str,
+    store: &Store,
+    j: &Journal,
+) -> Result<(), BackupError> {
+    let Ok(m) = store.load(&j.backup_id) else { return Ok(()) };
+    match (m.kind, &m.snapshot_database) {
+        (Kind::Database, Some(name)) => refreeze(url, name),
+        _ => Ok(()),
+    }
+}
+
+/// Freezes the snapshot database `name` again, unless it is frozen.
+fn refreeze(url: &str, name: &str) -> Result<(), BackupError> {
+    let mut c = connect_to(url, name)?;
+    let frozen = freeze::current(&mut c).map_err(BackupError::db("reading backstop.freeze"))?;
+    if frozen.is_none() {
+        let quiet = FreezeSection { terminate_sessions: false, roles: vec![] };
+        freeze::freeze(&mut c, "pre-restore snapshot", &quiet)?;
+    }
+    Ok(())
 }
 
 /// The database the backup comes in as: a new one it is restored into
@@ -87,11 +130,9 @@ impl Incoming {
     }
 }
 
-/// The current database, set aside: the name it will be kept under, and
-/// the directory of its manifest in the store (removed if the swap fails).
+/// The current database, set aside: the name it will be kept under.
 struct SetAside {
     database: String,
-    dir: PathBuf,
 }
 
 /// Abandoning leaves the target as it was, but only once the database
@@ -141,7 +182,7 @@ impl Run<'_> {
                 // Restored and checked, by this run or an earlier one (then
                 // checked again, as it was left unattended). A journal that
                 // says `swapped` gets here only when the snapshot database is
-                // gone (see `swapped_already`): the swap is not confirmed, so
+                // gone (see `reopen`): the swap is not confirmed, so
                 // the run goes on from the check.
                 Step::Restored | Step::Swapped => {
                     let restored = match checked.take() {
@@ -151,8 +192,9 @@ impl Run<'_> {
                     // 4. The current database becomes the pre-restore snapshot.
                     let aside =
                         self.set_aside_current(j, &mut lock, restored, &mut admin, &incoming)?;
+                    crash_point("set_aside");
                     // 5. The swap.
-                    return self.swap_in(j, m, lock, &mut admin, &incoming, &aside);
+                    return self.swap_in(j, lock, &mut admin, &incoming, &aside);
                 }
             }
         }
@@ -217,11 +259,12 @@ impl Run<'_> {
         Ok(restored)
     }
 
-    /// Step 4, under the freeze: the current database is recorded as the
-    /// pre-restore snapshot (a backup of kind `database`, by names kept in
-    /// the journal), and the audit log and the flags are carried over to
-    /// the restored database. Recorded by the files it writes, not a step
-    /// of its own: a resumed run does it again.
+    /// Step 4, under the freeze: the name the current database will be
+    /// kept under and the id of its entry are fixed in the journal, and
+    /// the audit log and the flags are carried over to the restored
+    /// database. Not a step of its own: a resumed run does it again. The
+    /// entry itself is written once the snapshot database exists
+    /// ([`Run::keep_snapshot`]).
     fn set_aside_current(
         &mut self,
         j: &mut Journal,
@@ -235,18 +278,8 @@ impl Run<'_> {
             .snapshot_database
             .get_or_insert_with(|| derived_name(&target, "pre_restore", &j.restore_id))
             .clone();
-        let snap_id = j.snapshot_id.get_or_insert_with(|| new_id(Utc::now())).clone();
+        j.snapshot_id.get_or_insert_with(|| new_id(Utc::now()));
         j.save(self.store)?;
-        self.progress.note(Note::Step(format!(
-            "keeping the current {target} as {snap_name} (backup {snap_id}, kind database)"
-        )));
-        let snapshot = match snapshot_manifest(lock, &snap_id, &snap_name) {
-            Ok(s) => s,
-            Err(e) => {
-                drop(restored);
-                return Err(abandon(admin, incoming, e));
-            }
-        };
         let carried = copy_events(lock, &mut restored).and_then(|n| {
             // The flags are as they are now, not as they were then.
             crate::schema::flags::carry_over(lock, &mut restored)
@@ -257,19 +290,11 @@ impl Run<'_> {
             }
             Ok(n)
         });
-        if let Err(e) = carried {
-            drop(restored);
-            return Err(abandon(admin, incoming, e));
-        }
         drop(restored);
-        let snap_dir = self.store.path(&snap_id);
-        let saved = std::fs::create_dir_all(&snap_dir)
-            .map_err(|source| BackupError::Dir { path: self.store.dir().to_path_buf(), source })
-            .and_then(|()| snapshot.write(&snap_dir));
-        if let Err(e) = saved {
+        if let Err(e) = carried {
             return Err(abandon(admin, incoming, e));
         }
-        Ok(SetAside { database: snap_name, dir: snap_dir })
+        Ok(SetAside { database: snap_name })
     }
 
     /// Step `swapped`: nobody may be connected to either database. Our own
@@ -279,7 +304,6 @@ impl Run<'_> {
     fn swap_in(
         &mut self,
         j: &mut Journal,
-        m: &Manifest,
         mut lock: MigrationLock<'_>,
         admin: &mut Client,
         incoming: &Incoming,
@@ -289,30 +313,44 @@ impl Run<'_> {
         self.progress.note(Note::Step(format!("swapping {source_db} in as {target}")));
         let _ = lock.batch_execute("select pg_advisory_unlock_all()");
         drop(lock);
-        let swapped = swap_names(admin, &target, source_db, &aside.database);
-        if let Err(e) = swapped {
-            let _ = admin.batch_execute(&format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                quote_ident(&target)
-            ));
-            let _ = std::fs::remove_dir_all(&aside.dir);
+        if let Err(e) = swap_names(admin, &target, source_db, &aside.database) {
+            let _ = allow_connections(admin, &target);
             if !incoming.temporary {
                 // Put the snapshot's freeze back as it was.
-                if let Ok(mut c) = connect_to(self.url, source_db) {
-                    let _ = freeze::freeze(
-                        &mut c,
-                        "pre-restore snapshot",
-                        &FreezeSection { terminate_sessions: false, roles: vec![] },
-                    );
-                }
+                let _ = refreeze(self.url, source_db);
             }
             return Err(abandon(admin, incoming, e));
         }
         j.record(Step::Swapped, self.store)?;
-        if !incoming.temporary {
-            // The snapshot that came back is live again, no longer a backup.
-            let _ = self.store.remove(&m.id);
+        Ok(())
+    }
+
+    /// After the renames: the database as it was before the restore, now
+    /// the snapshot database, recorded as a backup of kind `database`.
+    /// Read from the snapshot itself (frozen since before the renames), so
+    /// that a resumed finish records the same; written once.
+    pub(super) fn keep_snapshot(&mut self, j: &Journal) -> Result<(), BackupError> {
+        let (Some(id), Some(name)) = (&j.snapshot_id, &j.snapshot_database) else {
+            return Ok(());
+        };
+        if self.store.load(id).is_ok() {
+            return Ok(());
         }
+        self.progress.note(Note::Step(format!(
+            "keeping the {} as it was as {name} (backup {id}, kind database)",
+            j.database
+        )));
+        let mut client = connect_to(self.url, name)?;
+        let mut snapshot = snapshot_manifest(&mut client, id, name)?;
+        snapshot.database = j.database.clone();
+        // What a run killed while writing it left.
+        let partial = self.store.dir().join(format!("{id}{PARTIAL}"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(BackupError::io(&partial))?;
+        }
+        let partial = self.store.begin(id)?;
+        snapshot.write(&partial)?;
+        self.store.commit(id, &partial)?;
         Ok(())
     }
 
@@ -431,6 +469,7 @@ fn swap_names(
     admin
         .batch_execute(&format!("ALTER DATABASE {t} WITH ALLOW_CONNECTIONS false"))
         .map_err(BackupError::db(format!("closing {target} to new sessions")))?;
+    crash_point("closed");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left: Vec<String> = admin
@@ -468,8 +507,10 @@ fn swap_names(
             let _ = admin.batch_execute("ROLLBACK");
             BackupError::db("swapping the databases")(e)
         })?;
+    crash_point("renamed");
     admin
         .batch_execute(&format!("ALTER DATABASE {p} WITH ALLOW_CONNECTIONS true"))
         .map_err(BackupError::db(format!("opening {snapshot} for reading")))?;
+    crash_point("reopened");
     Ok(())
 }
