@@ -37,6 +37,7 @@ mod undo;
 mod up_only;
 mod up_only_adopt;
 mod up_only_history;
+mod up_only_in_step;
 mod up_only_platform;
 mod verify;
 mod watch;
