@@ -4,7 +4,9 @@
 //! Supabase CLI's `migration list` and `migration up`, drizzle-kit's
 //! migrator; Prisma's engines cannot be installed here, so its table is
 //! held against the shape Prisma creates and read back through `backstop
-//! adopt`'s reader).
+//! adopt`'s reader). A database another tool migrated, whose history
+//! Backstop has not adopted, is named by `status`, NO-GO in `check` and
+//! refused by `migrate` until `backstop adopt`.
 
 use std::path::Path;
 use std::process::Command;
@@ -113,9 +115,14 @@ fn drizzle_migrator_applies_only_what_backstop_did_not_and_again_what_it_reverte
     drizzle_kit_migrate(&p, &kit);
     assert!(p.client().exists("posts"));
     assert_eq!(p.client().count(table), 3);
+    p.run(&["status"])
+        .expect_code(1)
+        .expect_output("not adopted: drizzle.__drizzle_migrations (drizzle's history)")
+        .expect_output("backstop adopt --from drizzle");
     p.run(&["adopt", "--from", "drizzle", "--yes"])
         .expect_code(0)
         .expect_output("adopted 1 migration(s)");
+    p.run(&["status"]).expect_code(0);
 
     down(&p, "migrations", "0002", "DROP FUNCTION post_count(integer);\nDROP TABLE \"posts\";\n");
     p.run(&["rollback"]).expect_code(0);
@@ -182,6 +189,47 @@ fn prisma_rows_are_written_as_prisma_writes_them_and_a_rollback_marks_them_rolle
     p.run(&["migrate"]).expect_code(0);
     assert_eq!(db.count("_prisma_migrations"), 4, "a new attempt, as Prisma records one");
     reads_back(&p, "prisma", 3);
+}
+
+#[test]
+fn a_supabase_history_not_adopted_is_named_and_refused_until_adopted() {
+    let Some(cli) = program("supabase", ".ci/tools/supabase.sh") else { return };
+    let p = project_from("supabase", "in_step_not_adopted");
+    supabase_platform(&mut p.client());
+    supabase_up(&p, &cli);
+    let table = "supabase_migrations.schema_migrations";
+    let theirs = |db: &mut postgres::Client| -> Vec<String> {
+        db.user_relations().into_iter().filter(|r| !r.starts_with("backstop.")).collect()
+    };
+    let relations = theirs(&mut p.client());
+
+    p.run(&["status"])
+        .expect_code(1)
+        .expect_output(&format!("not adopted: {table} (supabase's history) records 3 pending"))
+        .expect_output("`backstop adopt --from supabase`");
+    let json = p.run(&["status", "--format", "json"]).json();
+    assert_eq!(json["unadopted"][0]["applied"].as_array().unwrap().len(), 3);
+    p.run(&["check"])
+        .expect_code(1)
+        .expect_output("NO-GO")
+        .expect_output("supabase already applied 3 pending migration(s)")
+        .expect_output("backstop adopt --from supabase");
+    p.run(&["migrate"])
+        .expect_code(1)
+        .expect_output("NO-GO, 1 critical finding(s)")
+        .expect_output("BS003")
+        .expect_output("take the history over with `backstop adopt --from supabase`");
+    let mut db = p.client();
+    assert!(db.applied().is_empty(), "migrate ran nothing");
+    assert_eq!(db.count(table), 3);
+    assert_eq!(theirs(&mut db), relations, "nothing of the project's changed");
+
+    p.run(&["adopt", "--from", "supabase", "--yes"]).expect_code(0);
+    let status = p.run(&["status"]);
+    status.expect_code(0);
+    assert!(!status.stdout.contains("not adopted"), "{}", status.stdout);
+    p.run(&["check"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0).expect_output("nothing to migrate");
 }
 
 /// A rehearsal's copy is thrown away: its round trips hold the project's
