@@ -1,12 +1,14 @@
 //! The state of a database as `backstop status` and the status page show
 //! it: applied, pending and drifted migrations by the rules of
 //! [`crate::migrate::status`], the files that cannot run, runs that were
-//! interrupted, freezes, an unfinished restore; and the one rule of what
-//! needs a person before the next migrate.
+//! interrupted, freezes, an unfinished restore, another tool's history not
+//! taken over; and the one rule of what needs a person before the next
+//! migrate.
 
 use postgres::Client;
 use serde::Serialize;
 
+use crate::adopt::Unadopted;
 use crate::backup::restore::Journal;
 use crate::freeze::{FreezeState, FrozenRole};
 use crate::migrate::{self, ApplyError, Status};
@@ -53,6 +55,8 @@ pub struct Overview {
     pub unfinished_restore: Option<Journal>,
     /// Copies a killed rehearsal left on this server.
     pub rehearsal_copies: Vec<crate::rehearse::LeftCopy>,
+    /// Other tools' histories holding versions Backstop has not recorded.
+    pub unadopted: Vec<Unadopted>,
 }
 
 impl Overview {
@@ -94,6 +98,8 @@ impl Overview {
                 })
             })
             .collect();
+        let all: Vec<&Migration> = migrations.iter().collect();
+        let unadopted = crate::adopt::unadopted(client, &all).map_err(ApplyError::Db)?;
         let rehearsal_copies = crate::rehearse::left_copies(client)
             .map_err(db("listing rehearsal copies"))?
             .into_iter()
@@ -109,13 +115,15 @@ impl Overview {
             frozen,
             frozen_roles,
             unfinished_restore,
+            unadopted,
         })
     }
 
     /// Whether a person must look before the next migrate: drift, a
     /// pending file that cannot run, a freeze, an unfinished restore, a
     /// half-applied or interrupted no-transaction migration, a file that
-    /// looks like a migration and would never run.
+    /// looks like a migration and would never run, a pending migration
+    /// another tool already applied.
     pub fn needs_a_person(&self) -> bool {
         let blocked = self.problems.iter().any(|p| p.pending && p.problem.part != Part::Down);
         !self.status.drifted.is_empty()
@@ -126,5 +134,6 @@ impl Overview {
             || self.unfinished_restore.is_some()
             || !self.status.half_applied.is_empty()
             || self.interrupted_no_transaction
+            || self.unadopted.iter().any(|u| !u.applied.is_empty())
     }
 }

@@ -162,23 +162,21 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let mut strays = Vec::new();
+    let mut folder = None;
     let sources = if args.paths.is_empty() {
         // The pending ones are told by the checksums; without a database
         // every file is checked, and parsed once, by the check.
-        let folder = match client {
+        let loaded = match client {
             Some(_) => config.migrations.load()?,
             None => config.migrations.load_for_check()?,
         };
-        strays = folder.strays.clone();
+        strays = loaded.strays.clone();
+        let folder = folder.insert(loaded);
         match client.as_mut() {
             Some(client) => {
                 let status = migrate::status(client, &folder.migrations)?;
-                folder
-                    .migrations
-                    .iter()
-                    .filter(|m| status.pending.iter().any(|p| p.version == m.version))
-                    .map(|m| Source::of_migration_on(m, server))
-                    .collect()
+                folder.migrations.retain(|m| status.pending.iter().any(|p| p.version == m.version));
+                folder.migrations.iter().map(|m| Source::of_migration_on(m, server)).collect()
             }
             None => {
                 note(
@@ -201,6 +199,11 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {
             check::live::assess(client, &mut report, &settings)?;
+            // Pending migrations another tool already applied: they fail.
+            if let (Some(folder), false) = (&folder, settings.lint.skip.contains(&Code::BS003)) {
+                let pending: Vec<&source::Migration> = folder.migrations.iter().collect();
+                report.findings.extend(check::unadopted::findings(client, &pending)?);
+            }
             let server_version: String =
                 client.query_one("select current_setting('server_version')", &[])?.get(0);
             Some(LiveInfo { database: pg::redact(url), server_version })

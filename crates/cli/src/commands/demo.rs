@@ -178,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lock_wait: Duration::from_secs(10),
         lock_retries: 0,
         keep: None,
+        tool_history: true,
     };
     let opts = MigrateOptions::default();
     let mut stage =

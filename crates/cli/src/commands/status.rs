@@ -59,6 +59,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             frozen_roles: &o.frozen_roles,
             unfinished_restore: &o.unfinished_restore,
             rehearsal_copies: &o.rehearsal_copies,
+            unadopted: &o.unadopted,
         })?,
         Format::Text => {
             let mut out = text(&ctx, &o, args.verbose);
@@ -135,6 +136,9 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
             let _ = writeln!(text, "  {}", terminal_safe(&s.to_string()));
         }
     }
+    for u in &o.unadopted {
+        text.push_str(&unadopted_lines(u));
+    }
     if verbose && !ctx.ignored.is_empty() {
         let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
         for i in &ctx.ignored {
@@ -160,6 +164,54 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
         let _ = writeln!(text, "{}", restore_line(j));
     }
     text
+}
+
+/// Another tool's history that Backstop has not taken over.
+fn unadopted_lines(u: &backstop_core::adopt::Unadopted) -> String {
+    let list = |versions: &[String]| {
+        let mut named: Vec<String> =
+            versions.iter().take(5).map(|v| terminal_safe(v).into_owned()).collect();
+        if versions.len() > 5 {
+            named.push(format!("and {} more", versions.len() - 5));
+        }
+        named.join(", ")
+    };
+    let mut out = String::new();
+    if !u.applied.is_empty() {
+        let _ = writeln!(
+            out,
+            "not adopted: {} ({}'s history) records {} pending migration(s) as applied: {}; \
+             `backstop migrate` would run them again and fail: take the history over with `{}`",
+            u.table,
+            u.tool,
+            u.applied.len(),
+            list(&u.applied),
+            u.command()
+        );
+    }
+    if !u.failed.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} left {} failed: finish or undo {} with {} before adopting",
+            u.tool,
+            list(&u.failed),
+            if u.failed.len() == 1 { "it" } else { "them" },
+            u.tool
+        );
+    }
+    if !u.unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} ({}'s history) records {} version(s) no migration of the folder has: {}; if \
+             they are this project's, restore their files, then `{}`",
+            u.table,
+            u.tool,
+            u.unknown.len(),
+            list(&u.unknown),
+            u.command()
+        );
+    }
+    out
 }
 
 /// Which of PostgreSQL's programs Backstop runs for this server.
@@ -213,6 +265,8 @@ struct Shown<'a> {
     frozen_roles: &'a [backstop_core::freeze::FrozenRole],
     unfinished_restore: &'a Option<backstop_core::backup::restore::Journal>,
     rehearsal_copies: &'a [backstop_core::rehearse::LeftCopy],
+    /// Other tools' histories holding versions Backstop has not recorded.
+    unadopted: &'a [backstop_core::adopt::Unadopted],
 }
 
 fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {

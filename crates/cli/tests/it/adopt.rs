@@ -46,6 +46,11 @@ fn adopt_and_roll_back(p: &Project, tool: &str, tool_table: &str, count: usize) 
 
     p.run(&["rollback", "--steps", "1"]).expect_code(0);
     assert!(!db.exists("posts") && db.exists("users"));
+    // The other tool's row for it stays behind: stale since the revert,
+    // not a migration that tool applied, so it applies again.
+    p.run(&["status"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+    assert!(db.exists("posts"));
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod unreadable;
 mod up_only;
 mod up_only_adopt;
 mod up_only_history;
+mod up_only_in_step;
 mod up_only_platform;
 mod verify;
 mod watch;

@@ -50,7 +50,7 @@ fn new_migration_applies(p: &Project, sql: &str) {
 }
 
 /// drizzle-kit's config for the project's copy of the fixture.
-fn drizzle_config(p: &Project) {
+pub fn drizzle_config(p: &Project) {
     p.write(
         "drizzle.config.js",
         "module.exports = {\n  dialect: \"postgresql\",\n  out: \"./migrations/drizzle\",\n  \
@@ -141,7 +141,7 @@ fn supabase_history_is_adopted_after_the_supabase_cli_migrated() {
 }
 
 /// `_prisma_migrations` as `prisma migrate deploy` creates it.
-const PRISMA_TABLE: &str = r#"CREATE TABLE "_prisma_migrations" (
+pub const PRISMA_TABLE: &str = r#"CREATE TABLE "_prisma_migrations" (
     "id" VARCHAR(36) NOT NULL PRIMARY KEY,
     "checksum" VARCHAR(64) NOT NULL,
     "finished_at" TIMESTAMPTZ,
@@ -202,8 +202,11 @@ fn prisma_history_is_adopted_failed_attempts_refused() {
                 "  (prisma cannot run here: its schema engine is downloaded from Prisma's own \
                  host at install time; _prisma_migrations is written as Prisma's docs describe)"
             );
+            // Backstop writes Prisma's table too: both histories go.
             p.run(&["migrate"]).expect_code(0);
-            p.client().batch_execute("drop schema backstop cascade").unwrap();
+            p.client()
+                .batch_execute("drop schema backstop cascade; drop table _prisma_migrations")
+                .unwrap();
             prisma_history_by_hand(&p);
         }
     }

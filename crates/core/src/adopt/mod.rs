@@ -5,9 +5,14 @@
 //! the statements it ran, compared by their tokens; the others keep no
 //! checksum), and none may be failed or dirty; any such
 //! finding is named and nothing is adopted until it is resolved. The other
-//! tool's table is only read.
+//! tool's table is only read by adopting; [`in_step`] writes it when
+//! Backstop applies or reverts a migration of a Supabase, Prisma or Drizzle
+//! project, and [`unadopted`] finds the histories Backstop has not taken
+//! over.
 
 pub mod history;
+pub mod in_step;
+mod unadopted;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -22,6 +27,8 @@ use crate::schema::{self, events};
 use crate::source::{Layout, Migration};
 
 pub use history::{RowState, ToolChecksum, ToolRow};
+pub use in_step::InStepError;
+pub use unadopted::{unadopted, Unadopted};
 
 /// Why an adoption could not be planned or carried out.
 #[derive(Debug, thiserror::Error)]

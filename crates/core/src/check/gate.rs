@@ -36,6 +36,9 @@ impl CheckGate<'_> {
             pending.iter().map(|m| Source::of_migration_on(m, server)).collect();
         let mut report = analyze(&sources, &settings);
         live::assess(client, &mut report, &settings)?;
+        if !settings.lint.skip.contains(&Code::BS003) {
+            report.findings.extend(super::unadopted::findings(client, pending)?);
+        }
         let server_version: String = client
             .query_one("select current_setting('server_version')", &[])
             .map(|r| r.get(0))

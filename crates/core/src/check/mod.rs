@@ -5,6 +5,7 @@
 mod gate;
 pub mod live;
 mod platform;
+pub mod unadopted;
 
 use std::path::Path;
 

@@ -51,6 +51,8 @@ pub fn compute(
             return Err(DownsError::UnknownVersion { version: v.clone() });
         }
     }
+    // The replay's pictures hold the project's schema, not its tools' history.
+    let settings = &settings.on_copy();
     let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
         tool: "pg_dump",
         why: crate::kit::error::chain(&e),

@@ -106,6 +106,19 @@ pub struct Settings {
     /// Where the values a rollback's downs remove are exported before they
     /// run (this run's folder); `None`: not kept.
     pub keep: Option<PathBuf>,
+    /// Whether applying and reverting also writes the history row of the
+    /// migration's own tool (Supabase, Prisma, Drizzle; see
+    /// [`crate::adopt::in_step`]). Off on throwaway copies (rehearsals,
+    /// computed downs), whose pictures and round trips hold only the
+    /// project's own schema.
+    pub tool_history: bool,
+}
+
+impl Settings {
+    /// These settings for a throwaway copy: no other tool's history.
+    pub fn on_copy(&self) -> Settings {
+        Settings { tool_history: false, ..self.clone() }
+    }
 }
 
 impl From<&MigrationsSection> for Settings {
@@ -117,6 +130,7 @@ impl From<&MigrationsSection> for Settings {
             lock_wait: m.lock_wait,
             lock_retries: m.lock_retries,
             keep: None,
+            tool_history: true,
         }
     }
 }

@@ -136,6 +136,8 @@ pub enum ApplyError {
          if losing them is meant"
     )]
     Keep(#[source] keep::KeepError),
+    #[error(transparent)]
+    ToolHistory(#[from] crate::adopt::InStepError),
 }
 
 fn not_one_transaction_message(reasons: &[String], each: &bool, first: Option<&str>) -> String {
@@ -189,7 +191,8 @@ impl ApplyError {
             ApplyError::Lock(_)
             | ApplyError::Db(_)
             | ApplyError::ConnectionLost { .. }
-            | ApplyError::Keep(_) => 3,
+            | ApplyError::Keep(_)
+            | ApplyError::ToolHistory(_) => 3,
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
     }

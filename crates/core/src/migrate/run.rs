@@ -102,13 +102,15 @@ pub enum GroupOutcome {
     Failed(Box<Failure>),
 }
 
-/// Records `m` as applied, in its own transaction.
+/// Records `m` as applied, in Backstop's history and in its own tool's
+/// (Supabase, Prisma, Drizzle), in the caller's transaction.
 fn record_applied(
     client: &mut impl postgres::GenericClient,
     m: &Migration,
     duration_ms: i64,
     stamp: &Stamp,
-) -> Result<(), postgres::Error> {
+    settings: &Settings,
+) -> Result<(), ApplyError> {
     let row = crate::schema::applied::NewApplied {
         version: &m.version,
         name: &m.name,
@@ -119,7 +121,35 @@ fn record_applied(
         backup_id: stamp.backup_id.as_deref(),
         rehearsal_id: stamp.rehearsal_id.as_deref(),
     };
-    crate::schema::applied::insert(client, &row)
+    crate::schema::applied::insert(client, &row).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new(
+            "recording the migration in backstop.applied",
+            source,
+        ))
+    })?;
+    if settings.tool_history {
+        crate::adopt::in_step::applied(client, m, duration_ms)?;
+    }
+    Ok(())
+}
+
+/// Takes `m` out of Backstop's history and out of its own tool's, in the
+/// caller's transaction.
+fn record_reverted(
+    client: &mut impl postgres::GenericClient,
+    m: &Migration,
+    settings: &Settings,
+) -> Result<(), ApplyError> {
+    crate::schema::applied::remove(client, &m.version).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new(
+            "removing the migration from backstop.applied",
+            source,
+        ))
+    })?;
+    if settings.tool_history {
+        crate::adopt::in_step::reverted(client, m)?;
+    }
+    Ok(())
 }
 
 fn ms(d: Duration) -> u64 {
@@ -483,9 +513,9 @@ fn apply_in(
                 if let Some(failure) = run_verify(tx, group, m, progress)? {
                     return Ok(Err(Box::new(failure)));
                 }
-                record_applied(tx, m, ms(started.elapsed()) as i64, stamp).map_err(db_err)?;
+                record_applied(tx, m, ms(started.elapsed()) as i64, stamp, settings)?;
             }
-            Direction::Down => crate::schema::applied::remove(tx, &m.version).map_err(db_err)?,
+            Direction::Down => record_reverted(tx, m, settings)?,
         }
         done.push(Done {
             version: m.version.clone(),
@@ -647,10 +677,9 @@ fn run_autocommit(
         }
     }
     match group.direction {
-        Direction::Up => record_applied(&mut tx, m, ms(started.elapsed()) as i64, stamp),
-        Direction::Down => crate::schema::applied::remove(&mut tx, &m.version),
+        Direction::Up => record_applied(&mut tx, m, ms(started.elapsed()) as i64, stamp, settings)?,
+        Direction::Down => record_reverted(&mut tx, m, settings)?,
     }
-    .map_err(db_err)?;
     tx.commit().map_err(db_err)?;
     Ok(GroupOutcome::Committed(vec![Done {
         version: m.version.clone(),

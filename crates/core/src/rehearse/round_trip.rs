@@ -425,6 +425,7 @@ mod tests {
             lock_wait: std::time::Duration::from_secs(1),
             lock_retries: 0,
             keep: None,
+            tool_history: true,
         };
         let timeout = failed_at(&failure(Some("57014"), true), &settings);
         assert!(

@@ -133,6 +133,8 @@ pub fn rehearse(
     options: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Rehearsal, RehearseError> {
+    // The copy is thrown away: its tools' histories are not kept in step.
+    let settings = &settings.on_copy();
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let id = format!("{}-{:04x}", started_at.format("%Y%m%d-%H%M%S"), rand::random::<u16>());

@@ -354,6 +354,24 @@ pub fn half_applied(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
+/// When each version was last reverted by a rollback that committed: a
+/// row another tool wrote before then is stale, not a version it applied.
+pub fn last_reverted(
+    client: &mut impl GenericClient,
+) -> Result<std::collections::HashMap<String, DateTime<Utc>>, Error> {
+    if !super::exists(client)? {
+        return Ok(Default::default());
+    }
+    let rows = client.query(
+        "select v, max(e.at)
+           from backstop.events e, unnest(e.versions) v
+          where e.kind = 'rollback' and e.outcome = 'ok'
+          group by v",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// Why the log could not be carried over to a restored database.
 #[derive(Debug, thiserror::Error)]
 pub enum CarryError {

@@ -53,6 +53,7 @@ fn settings() -> Settings {
         lock_wait: std::time::Duration::from_secs(5),
         lock_retries: 0,
         keep: None,
+        tool_history: true,
     }
 }
 

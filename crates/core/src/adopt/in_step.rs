@@ -1,0 +1,269 @@
+//! Keeping the team's other tools in step: a migration of a Supabase,
+//! Prisma or Drizzle project that Backstop applies gets the row its own
+//! tool would have written, and one Backstop reverts loses it as that
+//! tool's own undo would take it out, in the transaction that writes or
+//! removes the `backstop.applied` row. `supabase migration list`, `prisma
+//! migrate status` and drizzle's migrator then agree with the database,
+//! whoever ran the migration. What is written reads back through
+//! [`super::history`] as applied, with the checksum the tool compares.
+
+use postgres::types::ToSql;
+use postgres::GenericClient;
+
+use super::history::table_of;
+use crate::source::{Layout, Migration};
+
+/// Why the other tool's history could not follow a migration: the
+/// migration's own transaction went back with it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "could not {action} {tool}'s own history row for {version} in {table}, so neither it nor \
+     Backstop's own record was written; let Backstop's role create and write {table} (or \
+     create it as {tool} does), then run the command again"
+)]
+pub struct InStepError {
+    pub tool: Layout,
+    pub table: &'static str,
+    /// The version as the tool records it.
+    pub version: String,
+    /// `write` or `take out`.
+    pub action: &'static str,
+    #[source]
+    pub source: postgres::Error,
+}
+
+/// The Supabase CLI's table as the CLI creates it (with the columns its
+/// later versions add right away: `statements` and `name`).
+const SUPABASE_TABLE: &str = "create schema if not exists supabase_migrations;
+    create table if not exists supabase_migrations.schema_migrations (
+        version text not null primary key, statements text[], name text)";
+
+/// `_prisma_migrations` as `prisma migrate deploy` creates it, in the
+/// schema the connection's search path names first.
+const PRISMA_TABLE: &str = "create table if not exists _prisma_migrations (
+        id varchar(36) primary key not null,
+        checksum varchar(64) not null,
+        finished_at timestamptz,
+        migration_name varchar(255) not null,
+        logs text,
+        rolled_back_at timestamptz,
+        started_at timestamptz not null default now(),
+        applied_steps_count integer not null default 0)";
+
+/// drizzle-orm's migrator table for PostgreSQL.
+const DRIZZLE_TABLE: &str = "create schema if not exists drizzle;
+    create table if not exists drizzle.__drizzle_migrations (
+        id serial primary key, hash text not null, created_at bigint)";
+
+/// Whether migrations of `layout` carry another tool's history along.
+pub fn keeps_history(layout: Layout) -> bool {
+    matches!(layout, Layout::Supabase | Layout::Prisma | Layout::Drizzle)
+}
+
+/// Writes the row `m`'s tool keeps for an applied migration, creating the
+/// table first when it is missing, as the tool does; `duration_ms` is how
+/// long the migration ran. Nothing for layouts whose tool is not kept in
+/// step.
+pub fn applied(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    duration_ms: i64,
+) -> Result<(), InStepError> {
+    if !keeps_history(m.layout) {
+        return Ok(());
+    }
+    let fail = failing(m, "write");
+    let table = table_of(m.layout);
+    let mut columns = columns(client, table).map_err(&fail)?;
+    if columns.is_empty() {
+        let ddl = match m.layout {
+            Layout::Supabase => SUPABASE_TABLE,
+            Layout::Prisma => PRISMA_TABLE,
+            _ => DRIZZLE_TABLE,
+        };
+        client.batch_execute(ddl).map_err(&fail)?;
+        columns = self::columns(client, table).map_err(&fail)?;
+    }
+    match m.layout {
+        Layout::Supabase => supabase_applied(client, m, &columns),
+        Layout::Prisma => prisma_applied(client, m, duration_ms),
+        _ => drizzle_applied(client, m),
+    }
+    .map_err(fail)
+}
+
+/// Takes `m` out of its tool's history as the tool's own undo does: the
+/// Supabase CLI's `migration repair --status reverted` deletes the row,
+/// Prisma's rows are marked rolled back (`prisma migrate status` then
+/// counts the migration as not applied), drizzle's row goes so that its
+/// migrator applies the migration again. Nothing when the table is missing.
+pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), InStepError> {
+    if !keeps_history(m.layout) {
+        return Ok(());
+    }
+    let fail = failing(m, "take out");
+    if columns(client, table_of(m.layout)).map_err(&fail)?.is_empty() {
+        return Ok(());
+    }
+    let version = m.tool_version.as_str();
+    match m.layout {
+        Layout::Supabase => client
+            .execute(
+                "delete from supabase_migrations.schema_migrations where version = $1",
+                &[&version],
+            )
+            .map(drop),
+        Layout::Prisma => client
+            .execute(
+                "update _prisma_migrations set rolled_back_at = clock_timestamp()
+                  where migration_name = $1 and rolled_back_at is null",
+                &[&version],
+            )
+            .map(drop),
+        _ => match drizzle_when(m) {
+            Some(when) => client
+                .execute("delete from drizzle.__drizzle_migrations where created_at = $1", &[&when])
+                .map(drop),
+            None => Ok(()),
+        },
+    }
+    .map_err(fail)
+}
+
+fn failing<'m>(
+    m: &'m Migration,
+    action: &'static str,
+) -> impl Fn(postgres::Error) -> InStepError + 'm {
+    move |source| InStepError {
+        tool: m.layout,
+        table: table_of(m.layout),
+        version: m.tool_version.clone(),
+        action,
+        source,
+    }
+}
+
+/// The table's columns; none when it does not exist.
+fn columns(client: &mut impl GenericClient, table: &str) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "select attname::text from pg_attribute
+              where attrelid = to_regclass($1) and attnum > 0 and not attisdropped",
+            &[&table],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The CLI's row: the version, the name and the statements it ran, plus
+/// who ran it where a newer table keeps that. A row the CLI left for the
+/// same version (a migration applied again after a repair) is replaced.
+fn supabase_applied(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    columns: &[String],
+) -> Result<(), postgres::Error> {
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    let statements: Vec<&str> = m.up.statements.iter().map(|s| s.sql.as_str()).collect();
+    let actor = crate::schema::actor();
+    let mut names = vec!["version"];
+    let mut values: Vec<&(dyn ToSql + Sync)> = vec![&m.tool_version];
+    if has("name") {
+        names.push("name");
+        values.push(&m.name);
+    }
+    if has("statements") {
+        names.push("statements");
+        values.push(&statements);
+    }
+    if has("created_by") {
+        names.push("created_by");
+        values.push(&actor);
+    }
+    let places: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    client.execute(
+        "delete from supabase_migrations.schema_migrations where version = $1",
+        &[&m.tool_version],
+    )?;
+    client.execute(
+        &format!(
+            "insert into supabase_migrations.schema_migrations ({}) values ({})",
+            names.join(", "),
+            places.join(", ")
+        ),
+        &values,
+    )?;
+    Ok(())
+}
+
+/// Prisma's row of one finished attempt: its id, the SHA-256 of
+/// migration.sql, the folder's name, one step applied, started when the
+/// migration started.
+fn prisma_applied(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    duration_ms: i64,
+) -> Result<(), postgres::Error> {
+    let checksum = sha256_hex(m.up.text.as_bytes());
+    let seconds = duration_ms as f64 / 1000.0;
+    client.execute(
+        "insert into _prisma_migrations
+           (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at,
+            applied_steps_count)
+         values ($1, $2, clock_timestamp(), $3, null, null,
+                 clock_timestamp() - make_interval(secs => $4), 1)",
+        &[&uuid_v4(), &checksum, &m.tool_version, &seconds],
+    )?;
+    Ok(())
+}
+
+/// drizzle's row: the SHA-256 of the file's text and the journal entry's
+/// `when`, which its migrator compares with the entries of the journal.
+fn drizzle_applied(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
+    let Some(when) = drizzle_when(m) else {
+        // A migration whose journal entry cannot be read never runs.
+        return Ok(());
+    };
+    client.execute("delete from drizzle.__drizzle_migrations where created_at = $1", &[&when])?;
+    client.execute(
+        "insert into drizzle.__drizzle_migrations (hash, created_at) values ($1, $2)",
+        &[&sha256_hex(m.up.text.as_bytes()), &when],
+    )?;
+    Ok(())
+}
+
+/// The journal entry's `when`, which drizzle records as `created_at`.
+fn drizzle_when(m: &Migration) -> Option<i64> {
+    m.tool_version.parse().ok()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    super::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// A random (version 4) UUID as text, as Prisma gives each attempt.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = super::hex(&b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_version_4_uuids() {
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36, "{id}");
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(parts[2].starts_with('4'), "{id}");
+        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
+        assert_ne!(id, uuid_v4());
+    }
+}
