@@ -146,13 +146,75 @@ pub fn migrate(
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
+    let kept_downs = if config.migrations.keep_downs && !options.dry_run {
+        keep_downs(client, url, migrations, &settings, note)
+    } else {
+        Default::default()
+    };
     let options = MigrateOptions {
         all_or_nothing: options.all_or_nothing || config.migrations.all_or_nothing,
+        kept_downs,
         ..options.clone()
     };
     let report = migrate::migrate(client, migrations, &settings, &options, &mut gates, apply)?;
     let verified = after.and_then(|after| after.finish(client, &report));
     Ok(Outcome { report, verified })
+}
+
+/// The downs of the pending migrations that have none and whose layout
+/// writes none, computed and proved on a throwaway copy of the target's
+/// schema (its platform there by itself), to keep with their records. A
+/// down that cannot be proved, or a copy that cannot be made, is said and
+/// the run goes on: a rollback through it then needs a restore.
+fn keep_downs(
+    client: &mut postgres::Client,
+    url: &str,
+    migrations: &[Migration],
+    settings: &migrate::Settings,
+    note: &mut dyn FnMut(&str),
+) -> std::collections::BTreeMap<String, String> {
+    let mut kept = std::collections::BTreeMap::new();
+    let Ok(status) = migrate::status(client, migrations) else { return kept };
+    let versions: Vec<String> = migrations
+        .iter()
+        .filter(|m| !m.layout.has_downs() && m.down.is_none() && !m.repeatable)
+        .filter(|m| status.pending.iter().any(|p| p.version == m.version))
+        .map(|m| m.version.clone())
+        .collect();
+    if versions.is_empty() {
+        return kept;
+    }
+    let options = crate::downs::Options { versions, start: None, from_target: true };
+    match crate::downs::compute(url, migrations, settings, &options, &mut migrate::Quiet) {
+        Ok(computed) => {
+            let mut missing = Vec::new();
+            for d in computed.downs {
+                match (d.proved, d.sql) {
+                    (true, Some(sql)) => {
+                        kept.insert(d.version, sql);
+                    }
+                    _ => missing.push(d.version),
+                }
+            }
+            if !kept.is_empty() {
+                note(&format!(
+                    "kept a proved down for {} migration(s) with their records: `backstop rollback` runs them",
+                    kept.len()
+                ));
+            }
+            if !missing.is_empty() {
+                note(&format!(
+                    "warning: no down could be proved for {} (`backstop downs` says why); a rollback through them needs a restore (method B)",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Err(e) => note(&format!(
+            "warning: the downs to keep could not be computed ({}); a rollback of these migrations needs `backstop downs --write` or a restore",
+            crate::kit::error::chain(&e)
+        )),
+    }
+    kept
 }
 
 fn backup_gate<'a>(

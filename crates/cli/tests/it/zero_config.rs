@@ -133,3 +133,32 @@ fn downs_written_with_dir_dot_are_where_rollback_reads_them() {
     assert!(db.exists("public.users") && !db.exists("public.posts"));
     assert_eq!(db.applied(), ["20240101000000"]);
 }
+
+#[test]
+fn migrate_keeps_a_proved_down_for_each_migration_of_an_up_only_layout_and_rollback_runs_it() {
+    let p = bare("zero_kept_downs");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.run(&["migrate"]).expect_code(0);
+    p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
+    p.write(
+        "supabase/migrations/20240103000000_plans.sql",
+        "CREATE TABLE plans (id text PRIMARY KEY, price int);\nINSERT INTO plans VALUES ('free', 0);\n",
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("kept a proved down for 2 migration(s)");
+    let kept = p
+        .client()
+        .texts("select version from backstop.applied where kept_down is not null order by version");
+    assert_eq!(kept, ["20240101000000", "20240102000000", "20240103000000"]);
+    // No `downs --write`, no file: the rollback runs the kept downs.
+    assert!(!p.path().join("supabase/backstop").exists());
+    p.run(&["rollback", "--to", "20240101000000"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("public.users") && !db.exists("public.posts") && !db.exists("public.plans"));
+    assert_eq!(db.applied(), ["20240101000000"]);
+    p.run(&["rollback"]).expect_code(0);
+    assert!(!p.client().exists("public.users"));
+    // Switched off, nothing is kept, and a rollback says what to do.
+    p.config("[migrations]\nkeep_downs = false\n");
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback"]).expect_code(1).expect_output("backstop downs --write");
+}

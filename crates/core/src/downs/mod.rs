@@ -108,6 +108,10 @@ pub struct Options {
     /// database on the target's server (as Prisma's shadow database), or a
     /// schema dump file. `None`: the target's platform, found by itself.
     pub start: Option<String>,
+    /// Start from the target as it is (its schema, no rows, and what it
+    /// has applied), so only the pending migrations are replayed: for the
+    /// downs `migrate` keeps.
+    pub from_target: bool,
 }
 
 /// Why downs could not be computed at all (one migration that cannot be

@@ -65,8 +65,7 @@ pub fn compute(
     };
     let tools = tools.fit(server).map_err(tool_err)?;
     let pg_dump = tools.dir.join("pg_dump");
-    let (mut workspace, start_notes) =
-        super::start::open(url, migrations, options.start.as_deref(), &pg_dump)?;
+    let (mut workspace, start_notes) = super::start::open(url, migrations, options, &pg_dump)?;
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;

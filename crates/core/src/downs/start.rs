@@ -57,9 +57,10 @@ pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError>
 pub(super) fn open(
     url: &str,
     migrations: &[Migration],
-    start: Option<&str>,
+    options: &super::Options,
     pg_dump: &Path,
 ) -> Result<(Workspace, Vec<String>), DownsError> {
+    let start = options.start.as_deref();
     refuse_outside(migrations)?;
     let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
     let dbname: String = target
@@ -73,6 +74,12 @@ pub(super) fn open(
     let cluster = Cluster::start_with(bin).map_err(cluster_err)?;
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
+    if options.from_target {
+        crate::rehearse::dump_into(url, &cluster, BASE, true)?;
+        applied_as_on(&mut target, &cluster)?;
+        let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
+        return Ok((w, Vec::new()));
+    }
     let (notes, source) = match start {
         Some(file) if Path::new(file).is_file() => {
             cluster.create_database(BASE, None).map_err(cluster_err)?;
@@ -93,6 +100,29 @@ pub(super) fn open(
         }
     };
     Ok((Workspace::in_cluster(cluster, BASE, &dbname, source), notes))
+}
+
+/// Records on the start what the target has applied (a schema-only copy
+/// holds no rows), so that the replay applies only what is pending.
+fn applied_as_on(target: &mut Client, cluster: &Cluster) -> Result<(), DownsError> {
+    let rows = crate::schema::applied::all(target).map_err(db("reading the target's history"))?;
+    let mut base = cluster.connect(BASE).map_err(cluster_err)?;
+    crate::schema::ensure(&mut base).map_err(db("creating Backstop's tables on the start"))?;
+    for r in &rows {
+        let row = crate::schema::applied::NewApplied {
+            version: &r.version,
+            name: &r.name,
+            checksum: &r.checksum,
+            no_transaction: r.no_transaction,
+            repeatable: false,
+            duration_ms: r.duration_ms,
+            backup_id: None,
+            rehearsal_id: None,
+            kept_down: None,
+        };
+        crate::schema::applied::insert(&mut base, &row).map_err(db("copying the history"))?;
+    }
+    Ok(())
 }
 
 fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {

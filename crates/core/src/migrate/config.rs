@@ -41,6 +41,10 @@ pub struct MigrationsSection {
     /// value added and used by a later migration), instead of committing
     /// between its groups.
     pub all_or_nothing: bool,
+    /// On a layout without downs (Supabase, Prisma, Drizzle), `migrate`
+    /// computes and proves the down of each migration it applies and keeps
+    /// it with the migration's record, for `rollback`.
+    pub keep_downs: bool,
 }
 
 fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
@@ -70,6 +74,7 @@ impl Default for MigrationsSection {
             lock_retries: 3,
             layout: None,
             all_or_nothing: false,
+            keep_downs: true,
         }
     }
 }

@@ -50,6 +50,9 @@ pub trait Gate {
 pub struct Stamp {
     pub backup_id: Option<String>,
     pub rehearsal_id: Option<String>,
+    /// Downs computed and proved before the run, by version, kept with
+    /// each migration's record.
+    pub kept_downs: std::collections::BTreeMap<String, String>,
 }
 
 /// A gate the operator waived for this run (`--no-backup REASON` and the

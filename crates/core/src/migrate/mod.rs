@@ -303,6 +303,8 @@ pub struct MigrateOptions {
     /// `[migrations] all_or_nothing`: refuse, before anything runs, a batch
     /// that cannot be one transaction.
     pub all_or_nothing: bool,
+    /// Proved downs to keep with the records of the migrations they undo.
+    pub kept_downs: std::collections::BTreeMap<String, String>,
 }
 
 /// Applies pending migrations under the migration lock. `gates` run under
@@ -349,7 +351,7 @@ pub fn migrate(
         let plan = plan_up(&pending, options.each);
         refusals(migrations, &status, &pending, &plan, options)
             .map_err(|e| refused(client, "migrate", e))?;
-        let mut stamp = Stamp::default();
+        let mut stamp = Stamp { kept_downs: options.kept_downs.clone(), ..Stamp::default() };
         let mut passed = serde_json::Map::new();
         if !pending.is_empty() {
             for gate in gates.iter_mut() {
@@ -479,6 +481,11 @@ pub fn rollback(
         let targets: Vec<&Migration> = chosen
             .iter()
             .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
+            .collect();
+        let kept = status::with_kept_downs(client, &targets)?;
+        let targets: Vec<&Migration> = targets
+            .into_iter()
+            .map(|m| kept.iter().find(|k| k.version == m.version).unwrap_or(m))
             .collect();
         if !dry_run && !chosen.is_empty() {
             started(client, "rollback", chosen.iter().map(|e| e.version.clone()).collect())?;

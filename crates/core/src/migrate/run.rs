@@ -120,6 +120,7 @@ fn record_applied(
         duration_ms,
         backup_id: stamp.backup_id.as_deref(),
         rehearsal_id: stamp.rehearsal_id.as_deref(),
+        kept_down: stamp.kept_downs.get(&m.version).map(String::as_str),
     };
     crate::schema::applied::insert(client, &row).map_err(|source| {
         ApplyError::Db(crate::pg::DbError::new(

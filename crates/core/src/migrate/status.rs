@@ -168,3 +168,23 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
         .collect();
     Status { applied, pending, drifted, half_applied: Vec::new() }
 }
+
+/// The migrations of `targets` without a down that have one kept with
+/// their record (computed and proved when `migrate` applied them), as
+/// migrations with that down.
+pub(super) fn with_kept_downs(
+    client: &mut Client,
+    targets: &[&Migration],
+) -> Result<Vec<Migration>, ApplyError> {
+    if targets.iter().all(|m| m.down.is_some()) {
+        return Ok(Vec::new());
+    }
+    let kept = crate::schema::applied::kept_downs(client).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("reading the kept downs", source))
+    })?;
+    Ok(targets
+        .iter()
+        .filter(|m| m.down.is_none())
+        .filter_map(|m| kept.get(&m.version).map(|sql| m.with_kept_down(sql)))
+        .collect())
+}

@@ -72,6 +72,8 @@ pub struct NewApplied<'a> {
     pub duration_ms: i64,
     pub backup_id: Option<&'a str>,
     pub rehearsal_id: Option<&'a str>,
+    /// The down Backstop computed and proved for it, when its layout has none.
+    pub kept_down: Option<&'a str>,
 }
 
 /// Records a migration as applied; runs in the migration's own transaction.
@@ -83,15 +85,16 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
         " on conflict (version) do update set name = excluded.name, checksum = excluded.checksum,
            applied_at = now(), duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
            no_transaction = excluded.no_transaction, backup_id = excluded.backup_id,
-           rehearsal_id = excluded.rehearsal_id"
+           rehearsal_id = excluded.rehearsal_id, kept_down = excluded.kept_down"
     } else {
         ""
     };
     client.execute(
         &format!(
             "insert into backstop.applied
-               (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id, rehearsal_id)
-             values ($1, $2, $3, $4, $5, $6, $7, $8){upsert}"
+               (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id,
+                rehearsal_id, kept_down)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9){upsert}"
         ),
         &[
             &m.version,
@@ -102,9 +105,21 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
             &m.no_transaction,
             &m.backup_id,
             &m.rehearsal_id,
+            &m.kept_down,
         ],
     )?;
     Ok(())
+}
+
+/// The downs Backstop kept for applied migrations, by version.
+pub fn kept_downs(
+    client: &mut impl GenericClient,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    Ok(client
+        .query("select version, kept_down from backstop.applied where kept_down is not null", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// A migration taken over from another tool's history, as that tool

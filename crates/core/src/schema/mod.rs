@@ -134,6 +134,9 @@ CREATE TABLE IF NOT EXISTS backstop.watching (
     at       timestamptz NOT NULL,
     triggers integer NOT NULL
 );
+-- The down Backstop computed and proved for a migration of a layout
+-- without downs, kept with its record so a rollback can run it.
+ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS kept_down text;
 CREATE TABLE IF NOT EXISTS backstop.snapshots (
     name     text PRIMARY KEY,
     taken_at timestamptz NOT NULL,
@@ -150,7 +153,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 6;
+const SCHEMA_VERSION: i32 = 7;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

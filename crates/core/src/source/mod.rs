@@ -18,6 +18,7 @@
 mod dirs;
 pub mod drizzle;
 mod flyway;
+mod kept;
 mod layout;
 mod paired;
 mod prisma;
