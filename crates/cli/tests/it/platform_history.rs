@@ -57,37 +57,76 @@ static OWN: LazyLock<Cluster> = LazyLock::new(|| {
 /// database at a time is given them.
 static PLATFORM_LOCK: Mutex<()> = Mutex::new(());
 
+/// A cluster of the machine's own PostgreSQL for this module alone, where
+/// `uuid-ossp` and `pgcrypto` are (Debian's 15 has both, 16's wheel not).
+static LOCAL: LazyLock<Cluster> =
+    LazyLock::new(|| Cluster::start().expect("a cluster of the local PostgreSQL starts"));
+
+/// Which server the platform runs on.
+#[derive(Clone, Copy)]
+pub enum Server {
+    /// PostgreSQL 16 with pgvector.
+    Pg16,
+    /// The machine's own PostgreSQL, with uuid-ossp and pgcrypto.
+    Local,
+}
+
 /// A project on the Supabase-shaped database: no backstop.toml, no
 /// `migrations/`, and its database given the platform.
 pub struct OnPlatform {
     pub p: Project,
+    pub cluster: &'static Cluster,
     pub bin: PathBuf,
     pub platform: Platform,
 }
 
 impl OnPlatform {
-    /// `None` when PostgreSQL 16 is not installed (the test skipped).
+    /// On PostgreSQL 16; `None` when it is not installed (the test skipped).
     pub fn new(label: &str) -> Option<OnPlatform> {
-        let bin = pg16()?;
-        let p = Project::on(&OWN, label);
+        OnPlatform::on(Server::Pg16, label)
+    }
+
+    /// On `server`; `None` when what it needs is not installed.
+    pub fn on(server: Server, label: &str) -> Option<OnPlatform> {
+        let (cluster, bin): (&'static Cluster, PathBuf) = match server {
+            Server::Pg16 => {
+                let bin = pg16()?;
+                (&OWN, bin)
+            }
+            Server::Local => (&LOCAL, LOCAL.bin().dir.clone()),
+        };
+        let p = Project::on(cluster, label);
         std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
         std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-        let mut db = OWN.connect(&p.db).unwrap();
+        let mut db = cluster.connect(&p.db).unwrap();
         {
             let _one = PLATFORM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             db.batch_execute(history::PLATFORM).expect("the platform fixture is made");
         }
         let platform = Platform::of(&mut db);
-        assert!(platform.vector, "PostgreSQL 16 of .ci/tools/postgresql.sh ships pgvector");
-        Some(OnPlatform { p, bin, platform })
+        match server {
+            Server::Pg16 => {
+                assert!(platform.vector, "PostgreSQL 16 of .ci/tools/postgresql.sh ships pgvector")
+            }
+            Server::Local if !platform.uuid_ossp => {
+                missing_tool(
+                    "uuid-ossp of the local PostgreSQL",
+                    ".ci/prereqs (postgresql-contrib)",
+                );
+                return None;
+            }
+            Server::Local => {}
+        }
+        Some(OnPlatform { p, cluster, bin, platform })
     }
 
     /// A direct connection to the project's database.
     pub fn db(&self) -> postgres::Client {
-        OWN.connect(&self.p.db).unwrap()
+        self.cluster.connect(&self.p.db).unwrap()
     }
 
-    /// `backstop ARGS` from the project's root, its throwaway clusters 16.
+    /// `backstop ARGS` from the project's root, its throwaway clusters of
+    /// the server's major.
     pub fn run(&self, args: &[&str]) -> Run {
         self.p.run_env(&[("BACKSTOP_PG_BIN", &self.bin)], args)
     }
@@ -170,21 +209,22 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 /// Rows the project's users wrote after the release: a profile for a user
 /// of the platform, a subscription, a document with its embedding.
-fn app_rows(db: &mut postgres::Client) {
-    db.batch_execute(
+fn app_rows(db: &mut postgres::Client, platform: Platform) {
+    let embedding = if platform.vector { "[1,2,3]" } else { "{1,2,3}" };
+    let sql = format!(
         "insert into public.profiles (id, username, full_name)
            values ('9c1a6f0e-3f7e-4a55-9a4e-0d1b2c3d4e01', 'ada', 'Ada Lovelace');
          insert into public.subscriptions (user_id, plan_id)
            values ('9c1a6f0e-3f7e-4a55-9a4e-0d1b2c3d4e01', 'pro');
          insert into public.documents (owner_id, content, embedding)
-           values ('9c1a6f0e-3f7e-4a55-9a4e-0d1b2c3d4e02', 'notes on the engine', '[1,2,3]');
+           values ('9c1a6f0e-3f7e-4a55-9a4e-0d1b2c3d4e02', 'notes on the engine', '{embedding}');
 ",
-    )
-    .expect("the app's rows are written");
+    );
+    db.batch_execute(&sql).expect("the app's rows are written");
 }
 
 /// What `migrate` built on the platform, read from the catalogs.
-fn assert_built(db: &mut postgres::Client, realtime: i64) {
+fn assert_built(db: &mut postgres::Client, realtime: i64, platform: Platform) {
     let one =
         |db: &mut postgres::Client, sql: &str| -> i64 { db.query_one(sql, &[]).unwrap().get(0) };
     assert_eq!(
@@ -197,24 +237,34 @@ fn assert_built(db: &mut postgres::Client, realtime: i64) {
         realtime,
         "subscriptions and every block's table are in supabase_realtime"
     );
-    assert_eq!(
-        one(
-            db,
-            "select count(*) from pg_attribute where attrelid = 'public.documents'::regclass
-                   and attname = 'embedding' and format_type(atttypid, atttypmod) = 'vector(3)'"
-        ),
-        1
-    );
+    let (embedding, key) = match platform {
+        Platform { vector: true, .. } => ("vector(3)", "gen_random_uuid()"),
+        _ => ("real[]", "uuid_generate_v4()"),
+    };
+    let column = |db: &mut postgres::Client, name: &str| -> (String, String) {
+        let r = db
+            .query_one(
+                "select format_type(a.atttypid, a.atttypmod), coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+                   from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                  where a.attrelid = 'public.documents'::regclass and a.attname = $1",
+                &[&name],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(column(db, "embedding").0, embedding);
+    // Unqualified: found through the database's search_path.
+    assert_eq!(column(db, "id").1, if platform.uuid_ossp { "uuid_generate_v4()" } else { key });
     assert_eq!(one(db, "select count(*) from storage.buckets where id = 'avatars'"), 1);
     assert_eq!(one(db, "select count(*) from public.plans"), 2);
 }
 
 /// The whole issue on one layout.
-fn round_trip(layout: Layout) {
+fn round_trip(layout: Layout, server: Server, n: usize) {
     let label = format!("platform_{}", layout.name());
-    let Some(t) = OnPlatform::new(&label) else { return };
+    let Some(t) = OnPlatform::on(server, &label) else { return };
     let (before, before_schema) = platform_state(&mut t.db());
-    let steps = history::write(t.p.path(), layout, MIGRATIONS, t.platform);
+    let steps = history::write(t.p.path(), layout, n, t.platform);
 
     let status = t.run(&["status", "--format", "json"]);
     status.expect_code(0);
@@ -222,14 +272,14 @@ fn round_trip(layout: Layout) {
     assert_eq!(json["layout"], layout.name(), "{}", status.stdout);
     assert!(json["problems"].as_array().unwrap().is_empty(), "{}", status.stdout);
     let versions = pending(&status);
-    assert_eq!(versions.len(), MIGRATIONS);
+    assert_eq!(versions.len(), n);
 
     t.run(&["migrate"]).expect_code(0);
     let mut db = t.db();
-    assert_eq!(db.applied().len(), MIGRATIONS);
+    assert_eq!(db.applied().len(), n);
     let realtime = 1 + steps.iter().filter(|s| s.name.starts_with("rls_")).count();
-    assert_built(&mut db, realtime as i64);
-    app_rows(&mut db);
+    assert_built(&mut db, realtime as i64, t.platform);
+    app_rows(&mut db, t.platform);
 
     let downs = t.run(&["downs", "--format", "json"]);
     let list = downs.json().as_array().unwrap_or_else(|| panic!("{}", downs.all())).clone();
@@ -243,14 +293,14 @@ fn round_trip(layout: Layout) {
         list.iter().filter(|d| d["proved"] != true || d["status"] == "unprovable").collect();
     assert!(unproved.is_empty(), "downs not proved: {unproved:#?}");
     downs.expect_code(0);
-    assert_eq!(list.len(), MIGRATIONS, "one down per migration");
+    assert_eq!(list.len(), n, "one down per migration");
     let irreversible: BTreeSet<&str> =
         status_of.iter().filter(|(_, s)| s == "irreversible").map(|(v, _)| v.as_str()).collect();
     let backfills: BTreeSet<&str> =
         steps.iter().zip(&versions).filter(|(s, _)| s.backfill).map(|(_, v)| v.as_str()).collect();
     assert_eq!(irreversible, backfills, "irreversible exactly for the UPDATE backfills");
     let computed = status_of.iter().filter(|(_, s)| s == "computed").count();
-    assert_eq!(computed, MIGRATIONS - backfills.len(), "{status_of:?}");
+    assert_eq!(computed, n - backfills.len(), "{status_of:?}");
     let seed = list.iter().find(|d| d["version"] == versions[4].as_str()).unwrap();
     assert!(
         seed["sql"].as_str().unwrap().contains("DELETE FROM plans WHERE (id = 'free')"),
@@ -258,9 +308,9 @@ fn round_trip(layout: Layout) {
     );
 
     t.run(&["downs", "--write"]).expect_code(0);
-    assert_eq!(files_ending(t.p.path(), ".down.sql").len(), MIGRATIONS);
+    assert_eq!(files_ending(t.p.path(), ".down.sql").len(), n);
 
-    let steps_arg = MIGRATIONS.to_string();
+    let steps_arg = n.to_string();
     let rollback = t.run(&["rollback", "--steps", &steps_arg]);
     rollback.expect_code(0);
     let (after, schema) = platform_state(&mut db);
@@ -285,26 +335,29 @@ fn round_trip(layout: Layout) {
 
 #[test]
 fn a_supabase_cli_history_on_the_platform_rolls_back_to_the_platform_alone() {
-    round_trip(Layout::Supabase);
+    round_trip(Layout::Supabase, Server::Pg16, MIGRATIONS);
 }
 
 #[test]
 fn a_prisma_history_on_the_platform_rolls_back_to_the_platform_alone() {
-    round_trip(Layout::Prisma);
+    round_trip(Layout::Prisma, Server::Pg16, MIGRATIONS);
+}
+
+#[test]
+fn a_supabase_cli_history_keyed_by_uuid_ossp_rolls_back_to_the_platform_alone() {
+    // Shorter: the same shapes, on the machine's own PostgreSQL, with
+    // unqualified uuid_generate_v4() and no pgvector.
+    round_trip(Layout::Supabase, Server::Local, 100);
 }
 
 #[test]
 fn a_drizzle_history_on_the_platform_rolls_back_to_the_platform_alone() {
-    round_trip(Layout::Drizzle);
+    round_trip(Layout::Drizzle, Server::Pg16, MIGRATIONS);
 }
 
 /// A short Supabase CLI history of `files` (name, SQL) on the platform,
-/// migrated, its downs computed and written, and rolled back whole: the
-/// state before and after, and the rollback's run.
-fn short_round_trip(
-    label: &str,
-    files: &[(&str, &str)],
-) -> Option<(PlatformState, PlatformState, Run)> {
+/// migrated, its downs computed and written; and the state before it.
+fn short_history(label: &str, files: &[(&str, &str)]) -> Option<(OnPlatform, PlatformState)> {
     let t = OnPlatform::new(label)?;
     let (before, _) = platform_state(&mut t.db());
     for (i, (name, sql)) in files.iter().enumerate() {
@@ -312,6 +365,16 @@ fn short_round_trip(
     }
     t.run(&["migrate"]).expect_code(0);
     t.run(&["downs", "--write"]).expect_code(0);
+    Some((t, before))
+}
+
+/// The same, rolled back whole: the state before and after, and the
+/// rollback's run.
+fn short_round_trip(
+    label: &str,
+    files: &[(&str, &str)],
+) -> Option<(PlatformState, PlatformState, Run)> {
+    let (t, before) = short_history(label, files)?;
     let rollback = t.run(&["rollback", "--steps", &files.len().to_string()]);
     let (after, _) = platform_state(&mut t.db());
     Some((before, after, rollback))
@@ -362,4 +425,48 @@ fn an_extension_the_platform_had_stays_when_create_extension_if_not_exists_is_ro
         rollback.all()
     );
     assert_eq!(after.fingerprint, before.fingerprint);
+}
+
+/// Regression: the replay's start lacked the target's default privileges,
+/// so a GRANT they had made a no-op got a down that revoked what they gave.
+#[test]
+fn a_grant_the_platforms_default_privileges_already_gave_is_kept_by_its_down() {
+    // On Supabase every table made in public is granted to anon,
+    // authenticated and service_role; projects grant explicitly anyway.
+    let acl = "select relacl::text from pg_class where oid = 'public.notes'::regclass";
+    let Some((t, _)) = short_history(
+        "platform_default_acl",
+        &[
+            ("notes", "create table public.notes (id bigint primary key, body text);\n"),
+            ("notes_grants", "grant select, insert on public.notes to authenticated;\n"),
+        ],
+    ) else {
+        return;
+    };
+    let granted = t.db().texts(acl);
+    assert!(granted[0].contains("authenticated=arwdDxt"), "{granted:?}");
+    t.run(&["rollback"]).expect_code(0);
+    assert_eq!(t.db().texts(acl), granted, "the down revoked what the default privileges gave");
+}
+
+#[test]
+#[ignore = "defect: rows an up inserts into a table it renamed are neither deleted by the computed down nor called irreversible; the down is proved on the schema alone, and the up fails when run again"]
+fn rows_inserted_into_a_table_the_up_renamed_are_deleted_by_its_down() {
+    let Some((t, _)) = short_history(
+        "platform_renamed_insert",
+        &[
+            ("tags", "create table public.tags (id int primary key, name text not null);\n"),
+            (
+                "labels",
+                "alter table public.tags rename to labels;\n\
+                 insert into public.labels (id, name) values (1, 'urgent');\n",
+            ),
+        ],
+    ) else {
+        return;
+    };
+    t.run(&["rollback"]).expect_code(0);
+    assert_eq!(t.db().count("public.tags"), 0, "the up's row stayed after its down");
+    t.run(&["migrate"]).expect_code(0);
+    assert_eq!(t.db().count("public.labels"), 1);
 }
