@@ -106,10 +106,22 @@ pub fn exit(label: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
 /// and standard output. Exit 1 (the command found problems) is an answer
 /// too; anything else stops the benchmark.
 pub fn backstop(dir: &std::path::Path, url: &str, args: &[&str]) -> (Duration, String) {
+    backstop_with(dir, url, args, &[])
+}
+
+/// [`backstop`] with more variables in its environment (`BACKSTOP_PG_BIN`
+/// for a server of another major than the machine's own).
+pub fn backstop_with(
+    dir: &std::path::Path,
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> (Duration, String) {
     let t = std::time::Instant::now();
     let binary =
         std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
     let out = Command::new(binary)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .args(args)
         .current_dir(dir)
         .env("DATABASE_URL", url)

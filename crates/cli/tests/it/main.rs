@@ -29,6 +29,7 @@ mod openfeature;
 mod pg_versions;
 mod pgbackrest;
 mod pgbackrest_restore;
+mod platform_history;
 mod rehearse;
 mod rehearse_history;
 mod restore_steps;

@@ -6,7 +6,10 @@
 //! definitions, never the rows), the extensions it did not create, the
 //! publications it names. Objects the history attaches to the platform (a
 //! trigger on `auth.users`, a policy on `storage.objects`, a table added
-//! to `supabase_realtime`) are left out: the history makes them. `--start`
+//! to `supabase_realtime`) are left out: the history makes them. The
+//! database's default privileges come too (on Supabase every table made in
+//! `public` is granted to `anon`, `authenticated` and `service_role`), so
+//! a `GRANT` they already made is no change in the replay either. `--start`
 //! names a database on the target's server or a schema dump file instead.
 
 use std::collections::HashSet;
@@ -235,6 +238,7 @@ fn platform(
             }
         }
     }
+    default_privileges(target, &mut base, &mut left_out)?;
     let publications = publications(target, &mut base, &refs, &schemas)?;
     let roles: i64 = base
         .query_one("select count(*) from pg_roles where rolname !~ '^pg_'", &[])
@@ -343,6 +347,65 @@ fn extensions(
         }
     }
     Ok(made)
+}
+
+/// The target's default privileges (`ALTER DEFAULT PRIVILEGES`), made in
+/// the start: the grants a table, sequence, function, type or schema gets
+/// when the history creates it there are then the target's. An entry for
+/// every schema replaces the built-in defaults of its role and kind, so
+/// they are revoked first; an entry of one schema only adds. What the
+/// start refuses (a schema it does not hold) is said in `left_out`.
+fn default_privileges(
+    target: &mut Client,
+    base: &mut Client,
+    left_out: &mut Vec<String>,
+) -> Result<(), DownsError> {
+    let rows = target
+        .query(
+            "select quote_ident(pg_get_userbyid(d.defaclrole)), n.nspname::text,
+                    case d.defaclobjtype when 'r' then 'TABLES' when 'S' then 'SEQUENCES'
+                         when 'f' then 'FUNCTIONS' when 'T' then 'TYPES' else 'SCHEMAS' end,
+                    coalesce(array_agg(a.privilege_type || ' TO ' ||
+                               case when a.grantee = 0 then 'PUBLIC'
+                                    else quote_ident(pg_get_userbyid(a.grantee)) end ||
+                               case when a.is_grantable then ' WITH GRANT OPTION' else '' end)
+                             filter (where a.privilege_type is not null), '{}')
+               from pg_default_acl d
+               left join pg_namespace n on n.oid = d.defaclnamespace
+               left join lateral aclexplode(d.defaclacl) a on true
+              group by d.oid, d.defaclrole, n.nspname, d.defaclobjtype
+              order by 1, 2 nulls first, 3",
+            &[],
+        )
+        .map_err(db("reading the target's default privileges"))?;
+    for r in rows {
+        let (role, schema, kind, grants): (String, Option<String>, String, Vec<String>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let head = match &schema {
+            Some(s) => {
+                format!("ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {}", quote_ident(s))
+            }
+            None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {role}"),
+        };
+        let mut sql = String::new();
+        if schema.is_none() {
+            sql.push_str(&format!(
+                "{head} REVOKE ALL ON {kind} FROM PUBLIC; {head} REVOKE ALL ON {kind} FROM {role};"
+            ));
+        }
+        for g in &grants {
+            let (privilege, to) = g.split_once(" TO ").unwrap_or((g, ""));
+            sql.push_str(&format!("{head} GRANT {privilege} ON {kind} TO {to};"));
+        }
+        if let Err(err) = base.batch_execute(&sql) {
+            left_out.push(format!(
+                "DEFAULT PRIVILEGES of {role}{} on {kind}: {}",
+                schema.map(|s| format!(" in schema {s}")).unwrap_or_default(),
+                crate::pg::conn::error_chain(&err)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The publications the history names and does not create, with the
