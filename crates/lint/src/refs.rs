@@ -20,6 +20,8 @@ pub struct Refs {
     /// Identifiers written before a `.`: schemas, or tables in a column
     /// reference; a schema is used when its name is here.
     pub qualifiers: BTreeSet<String>,
+    /// Made by the history (`IF NOT EXISTS` ones are not: they may be the
+    /// platform's, and are then taken from the target).
     pub created_schemas: BTreeSet<String>,
     pub created_roles: BTreeSet<String>,
     pub created_extensions: BTreeSet<String>,
@@ -92,7 +94,9 @@ impl Refs {
             }
         };
         let object = match node {
-            NodeEnum::CreateSchemaStmt(s) => {
+            // `IF NOT EXISTS` is written for what may be there already (a
+            // platform's schema or extension): it is not the history's own.
+            NodeEnum::CreateSchemaStmt(s) if !s.if_not_exists => {
                 self.created_schemas.insert(s.schemaname.clone());
                 None
             }
@@ -100,7 +104,7 @@ impl Refs {
                 self.created_roles.insert(r.role.clone());
                 None
             }
-            NodeEnum::CreateExtensionStmt(e) => {
+            NodeEnum::CreateExtensionStmt(e) if !e.if_not_exists => {
                 self.created_extensions.insert(e.extname.clone());
                 None
             }
@@ -285,7 +289,9 @@ mod tests {
             "create trigger on_auth_user_created after insert on auth.users for each row execute function public.handle_new_user()",
             "create policy \"avatar read\" on storage.objects for select using (bucket_id = 'avatars')",
             "create schema app",
+            "create schema if not exists extensions",
             "create extension if not exists vector with schema extensions",
+            "create extension citext",
             "create index profiles_avatar_idx on public.profiles (avatar)",
         ] {
             r.add(sql);
@@ -299,7 +305,11 @@ mod tests {
                 && r.names.contains("avatar")
         );
         assert!(r.created_schemas.contains("app"));
-        assert!(r.created_extensions.contains("vector"));
+        // What may be there already is not the history's own.
+        assert!(!r.created_schemas.contains("extensions"));
+        assert!(
+            r.created_extensions.contains("citext") && !r.created_extensions.contains("vector")
+        );
         assert!(r.creates("public", "profiles") && r.creates("public", "handle_new_user"));
         assert!(r.attached.contains(&("users".into(), "on_auth_user_created".into())));
         assert!(r.attached.contains(&("objects".into(), "avatar read".into())));

@@ -353,7 +353,8 @@ fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_cha
     let seed = of("2024-03-01-000002");
     assert_eq!(seed["status"], "computed", "{seed:#}");
     let sql = seed["sql"].as_str().unwrap();
-    assert!(sql.contains("DELETE FROM plans WHERE (id = 'team'"), "{sql}");
+    assert!(sql.contains("DELETE FROM plans WHERE ((id = 'team'"), "{sql}");
+    assert!(sql.contains("AND xmin::text::bigint"), "{sql}");
     assert!(sql.contains("(id = 'free')"), "{sql}");
     let backfill = of("2024-03-01-000003");
     assert_eq!(backfill["status"], "irreversible", "{backfill:#}");

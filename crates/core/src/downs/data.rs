@@ -29,20 +29,41 @@ pub(super) struct DataDown {
 }
 
 /// The tables the up inserts into that were there before it (`before`),
-/// as SQL names: the ones whose rows a proof compares.
+/// as SQL names before the up (a table it renamed first is named as it
+/// was): the ones whose rows a proof compares.
 pub(super) fn inserted_tables(m: &Migration, before: &Catalog) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in &m.up.statements {
+    for (i, s) in m.up.statements.iter().enumerate() {
         for change in backstop_lint::data::row_changes(&s.sql) {
-            if let RowChange::Inserted(i) = change {
-                let name = sql_name(&i.table);
-                if existed(before, &i.table) && !out.contains(&name) {
+            if let RowChange::Inserted(ins) = change {
+                let was = as_before(m, i, &ins.table);
+                let name = sql_name(&was);
+                if existed(before, &was) && !out.contains(&name) {
                     out.push(name);
                 }
             }
         }
     }
     out
+}
+
+/// `table` as it was named before the up, undoing the renames of the
+/// table by the up's statements before statement `at`. The down puts
+/// those names back before it deletes rows.
+fn as_before(m: &Migration, at: usize, table: &RelationName) -> RelationName {
+    let mut name = table.clone();
+    for s in m.up.statements[..at].iter().rev() {
+        let Some(r) = &s.facts.renames else { continue };
+        let same_schema =
+            name.schema.is_none() || r.table.schema.is_none() || name.schema == r.table.schema;
+        if r.column.is_none() && r.to == name.name && same_schema {
+            name = RelationName {
+                schema: name.schema.clone().or(r.table.schema.clone()),
+                name: r.table.name.clone(),
+            };
+        }
+    }
+    name
 }
 
 /// Works out the data part of the down of `m`, on the copy after its up.
@@ -52,12 +73,22 @@ pub(super) fn plan(
     before: &Catalog,
 ) -> Result<DataDown, postgres::Error> {
     let mut out = DataDown::default();
-    for s in &m.up.statements {
+    for (at, s) in m.up.statements.iter().enumerate() {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
         for change in backstop_lint::data::row_changes(&s.sql) {
+            let change = match change {
+                RowChange::Inserted(mut i) => {
+                    i.table = as_before(m, at, &i.table);
+                    RowChange::Inserted(i)
+                }
+                RowChange::Irreversible { what, table } => {
+                    RowChange::Irreversible { what, table: table.map(|t| as_before(m, at, &t)) }
+                }
+                other => other,
+            };
             match change {
                 RowChange::Inserted(i) if existed(before, &i.table) => {
-                    match delete_of(client, &i)? {
+                    match delete_of(client, &i, &m.version)? {
                         Ok(delete) => {
                             out.statements.push(delete);
                             let name = sql_name(&i.table);
@@ -124,11 +155,15 @@ fn shown(t: &RelationName) -> String {
 /// The `DELETE` of exactly the rows `i` wrote, or why it cannot be said.
 /// A plain insert failed on any key that was there, so every key it names
 /// is its own: the rows are matched by key. After `ON CONFLICT DO
-/// NOTHING` a key may have been there already: a row is deleted only when
-/// every constant the insert gave matches too.
+/// NOTHING` a key may have been there already (a bucket the dashboard
+/// made): a row is deleted only when every constant the insert gave
+/// matches and the transaction that applied `version` wrote it (its
+/// `xmin`, against `backstop.applied.xid`), so a row that was there, or
+/// was changed since, stays.
 fn delete_of(
     client: &mut impl GenericClient,
     i: &Inserted,
+    version: &str,
 ) -> Result<Result<String, String>, postgres::Error> {
     let table = sql_name(&i.table);
     let columns: Vec<String> = match &i.columns {
@@ -199,5 +234,13 @@ fn delete_of(
             format!("({})", parts.join(" AND "))
         })
         .collect();
-    Ok(Ok(format!("DELETE FROM {table} WHERE {}", rows.join("\n   OR "))))
+    let matched = rows.join("\n   OR ");
+    if !i.skips_conflicts {
+        return Ok(Ok(format!("DELETE FROM {table} WHERE {matched}")));
+    }
+    Ok(Ok(format!(
+        "DELETE FROM {table} WHERE ({matched})\n  AND xmin::text::bigint = \
+         (SELECT xid % 4294967296 FROM backstop.applied WHERE version = {})",
+        backstop_lint::rewrite::literal(version)
+    )))
 }

@@ -137,6 +137,11 @@ CREATE TABLE IF NOT EXISTS backstop.watching (
 -- The down Backstop computed and proved for a migration of a layout
 -- without downs, kept with its record so a rollback can run it.
 ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS kept_down text;
+-- The transaction that applied it: a down deletes only the rows that
+-- transaction inserted where the up skipped conflicts (rows already
+-- there stay). Rows recorded before this column have none.
+ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS xid bigint;
+ALTER TABLE backstop.applied ALTER COLUMN xid SET DEFAULT txid_current();
 CREATE TABLE IF NOT EXISTS backstop.snapshots (
     name     text PRIMARY KEY,
     taken_at timestamptz NOT NULL,
