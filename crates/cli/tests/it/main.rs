@@ -32,6 +32,7 @@ mod pgbackrest_restore;
 mod platform_history;
 mod rehearse;
 mod rehearse_history;
+mod replay_start;
 mod restore_steps;
 mod secrets;
 mod serve;
