@@ -22,8 +22,12 @@ fn a_schema_dump_file_is_a_start_and_one_that_does_not_restore_is_refused() {
     assert_eq!(down[0]["status"], "unprovable", "{down:#}");
     assert!(down[0]["notes"].to_string().contains("pass --start"), "{down:#}");
 
-    p.write("base.sql", "CREATE SCHEMA app_base;\nCREATE TABLE app_base.items (id int PRIMARY KEY);\n");
-    let down: Value = p.run(&["downs", "--start", "base.sql", "--format", "json"]).expect_code(0).json();
+    p.write(
+        "base.sql",
+        "CREATE SCHEMA app_base;\nCREATE TABLE app_base.items (id int PRIMARY KEY);\n",
+    );
+    let down: Value =
+        p.run(&["downs", "--start", "base.sql", "--format", "json"]).expect_code(0).json();
     assert_eq!(down[0]["status"], "computed", "{down:#}");
     assert!(down[0]["sql"].as_str().unwrap().contains("DROP TABLE IF EXISTS public.item_notes"));
 
@@ -53,7 +57,11 @@ fn a_platform_schema_the_role_cannot_read_is_named_with_what_to_grant() {
         .unwrap();
     let url = format!("postgres://{role}:app-pw@127.0.0.1:{}/{db}", CLUSTER.port());
     let p = Project::new("locked_platform_project");
-    p.migration("1_profiles", "CREATE TABLE profiles (id uuid PRIMARY KEY REFERENCES auth.users (id));", None);
+    p.migration(
+        "1_profiles",
+        "CREATE TABLE profiles (id uuid PRIMARY KEY REFERENCES auth.users (id));",
+        None,
+    );
     let run = p.run_with_url(&url, &["downs"]);
     run.expect_code(3).expect_output("cannot copy the platform's schemas auth");
     run.expect_output("grant the role Backstop connects as USAGE on those schemas");
