@@ -66,5 +66,22 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     }
     // Prisma applies its folders in the order of their names.
     out.migrations.sort_by(|a, b| a.tool_version.cmp(&b.tool_version));
+    key_shared_timestamps(&mut out.migrations);
     Ok(out)
+}
+
+/// Prisma keys a migration by its whole folder name, so two folders may
+/// share a timestamp (`20240101000000_init`, `20240101000000_tags`): a
+/// squashed history or a merge leaves such pairs. Each of those is keyed
+/// by its folder name in Backstop's history too; a timestamp no other
+/// folder shares stays the key, as it always was.
+fn key_shared_timestamps(found: &mut [Found]) {
+    let mut count: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in found.iter() {
+        *count.entry(f.version.clone()).or_default() += 1;
+    }
+    for f in found.iter_mut().filter(|f| count[&f.version] > 1) {
+        f.version = f.tool_version.clone();
+        f.name = f.tool_version.clone();
+    }
 }

@@ -403,6 +403,24 @@ fn prisma_folders_in_name_order_with_the_lock_file_beside() {
 }
 
 #[test]
+fn prisma_folders_sharing_a_timestamp_are_two_migrations_in_name_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "migration_lock.toml", b"provider = \"postgresql\"\n");
+    write(tmp.path(), "20240101000000_tags/migration.sql", b"CREATE TABLE tags (id int);");
+    write(tmp.path(), "20240101000000_init/migration.sql", b"CREATE TABLE users (id int);");
+    write(tmp.path(), "20240102000000_posts/migration.sql", b"CREATE TABLE posts (id int);");
+    let f = load(tmp.path(), None).unwrap();
+    assert_eq!(
+        versions(&f),
+        ["20240101000000_init", "20240101000000_tags", "20240102000000"],
+        "keyed by the whole folder name where a timestamp is shared, as Prisma keys them"
+    );
+    assert_eq!(f.migrations[1].label(), "20240101000000_tags");
+    assert_eq!(f.migrations[1].tool_version, "20240101000000_tags");
+    assert_eq!(f.migrations[2].label(), "20240102000000_posts");
+}
+
+#[test]
 fn a_prisma_folder_without_migration_sql_is_a_problem_of_that_migration_only() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), "migration_lock.toml", b"provider = \"postgresql\"\n");
