@@ -207,8 +207,8 @@ fn outcome(out: &mut String, f: &Failure, standing: Option<&Standing>) {
     if !f.rolled_back {
         let _ = writeln!(
             out,
-            "  NOT rolled back: {} statement(s) of this no-transaction migration were committed and stay; \
-             fix the cause, undo them by hand if needed, then run it again",
+            "  NOT rolled back: {} statement(s) of this migration ran outside its failed transaction, \
+             were committed and stay; fix the cause, undo them by hand if needed, then run it again",
             f.committed_statements
         );
     } else if committed.is_empty() {

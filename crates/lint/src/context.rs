@@ -22,6 +22,10 @@ pub struct Input<'a> {
     pub text: &'a str,
     /// The migration runs outside a transaction (`-- backstop:no-transaction`).
     pub no_transaction: bool,
+    /// Byte ranges of a migration that runs in a transaction whose
+    /// statements run outside one: after its author's `COMMIT`, where the
+    /// migration's tool leaves them so (drizzle).
+    pub outside_transaction: Vec<Range<usize>>,
     /// Whether the migration has a down file; `None` for a plain SQL file
     /// whose layout says nothing about one.
     pub has_down: Option<bool>,
@@ -32,7 +36,7 @@ impl<'a> Input<'a> {
     pub fn file(path: &'a str, text: &'a str) -> Input<'a> {
         let no_transaction =
             text.lines().next().is_some_and(|l| l.trim() == crate::NO_TRANSACTION_MARKER);
-        Input { path, text, no_transaction, has_down: None }
+        Input { path, text, no_transaction, outside_transaction: Vec::new(), has_down: None }
     }
 }
 
@@ -142,6 +146,15 @@ pub struct Cx<'a> {
     pub(crate) batch: &'a crate::batch::Batch,
     /// Where each line of the file starts.
     pub(crate) lines: crate::parse::Lines<'a>,
+}
+
+impl Cx<'_> {
+    /// Whether `stmt` runs inside a transaction block: the migration's
+    /// own, up to its author's `COMMIT` where its tool honours one.
+    pub fn in_transaction(&self, stmt: &Stmt<'_>) -> bool {
+        !self.input.no_transaction
+            && !self.input.outside_transaction.iter().any(|r| r.contains(&stmt.start))
+    }
 }
 
 /// One subcommand of an `ALTER TABLE` on an existing table, with what

@@ -165,35 +165,14 @@ fn constant(n: &Node) -> Option<String> {
 /// own plpgsql parser: each SQL statement in it as if it stood alone; a
 /// dynamic `EXECUTE` is unreadable.
 fn do_block(d: &protobuf::DoStmt) -> Vec<RowChange> {
-    let mut body = None;
-    let mut language = "plpgsql".to_string();
-    for arg in &d.args {
-        if let Some(NodeEnum::DefElem(e)) = arg.node.as_ref() {
-            let value = e.arg.as_deref().and_then(crate::stmt::string_value);
-            match (e.defname.as_str(), value) {
-                ("as", Some(v)) => body = Some(v.to_string()),
-                ("language", Some(v)) => language = v.to_ascii_lowercase(),
-                _ => {}
-            }
-        }
-    }
     let unreadable = |why: &str| vec![RowChange::Unreadable { what: format!("DO block ({why})") }];
-    let Some(body) = body else { return Vec::new() };
-    if language != "plpgsql" {
-        return unreadable(&format!("in {language}"));
-    }
-    let mut tag = "do_body".to_string();
-    while body.contains(&format!("${tag}$")) {
-        tag.push('_');
-    }
-    let function = format!(
-        "CREATE FUNCTION pg_temp.backstop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}$"
-    );
-    let Ok(tree) = pg_query::parse_plpgsql(&function) else {
-        return unreadable("its plpgsql does not parse");
+    let tree = match crate::plpgsql::do_tree(d) {
+        Ok(Some(tree)) => tree,
+        Ok(None) => return Vec::new(),
+        Err(why) => return unreadable(&why),
     };
     let mut out = Vec::new();
-    walk(&tree, &mut |key, v| match key {
+    crate::plpgsql::walk(&tree, &mut |key, v| match key {
         "PLpgSQL_stmt_execsql" => {
             if let Some(query) = v.pointer("/sqlstmt/PLpgSQL_expr/query").and_then(Value::as_str) {
                 for change in row_changes(query) {
@@ -220,19 +199,6 @@ fn do_block(d: &protobuf::DoStmt) -> Vec<RowChange> {
         _ => {}
     });
     out
-}
-
-fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
-    match v {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                f(key, inner);
-                walk(inner, f);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

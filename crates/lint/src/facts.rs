@@ -196,6 +196,11 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::UpdateStmt(s) => facts.writes_table = written(&s.relation),
         NodeEnum::MergeStmt(s) => facts.writes_table = written(&s.relation),
         NodeEnum::CopyStmt(s) if s.is_from => facts.writes_table = written(&s.relation),
+        // PostgreSQL refuses a DO block's COMMIT or ROLLBACK inside a
+        // transaction block ("invalid transaction termination").
+        NodeEnum::DoStmt(d) if crate::plpgsql::do_block_ends_transactions(d) => {
+            facts.outside_transaction_only = Some("a DO block that commits")
+        }
         _ => {}
     }
     facts

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod model;
 pub mod parallel;
 pub mod parse;
+mod plpgsql;
 pub mod redact;
 pub mod refs;
 pub mod requires;

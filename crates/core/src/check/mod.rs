@@ -149,6 +149,9 @@ pub struct Source {
     /// The text, shared with the migration it came from.
     pub text: std::sync::Arc<str>,
     pub no_transaction: bool,
+    /// Byte ranges whose statements run outside a transaction though the
+    /// migration runs in one (after its author's `COMMIT` in drizzle).
+    pub outside_transaction: Vec<std::ops::Range<usize>>,
     pub has_down: Option<bool>,
     /// The migration comes from a layout whose tool writes no downs
     /// (Supabase, Prisma, Drizzle): its missing down is said once for the
@@ -167,6 +170,7 @@ impl Source {
             path: m.up.path.display().to_string(),
             text: m.up.text.clone(),
             no_transaction: m.no_transaction,
+            outside_transaction: m.up.outside_transaction(),
             has_down: Some(m.down.is_some()),
             up_only: !m.layout.has_downs(),
             file_findings: file_findings(m),
@@ -208,6 +212,7 @@ impl Source {
             path: path.display().to_string(),
             text: text.into(),
             no_transaction,
+            outside_transaction: Vec::new(),
             has_down,
             up_only: false,
             file_findings: Vec::new(),
@@ -219,6 +224,7 @@ impl Source {
             path: &self.path,
             text: &self.text,
             no_transaction: self.no_transaction,
+            outside_transaction: self.outside_transaction.clone(),
             has_down: self.has_down,
         }
     }

@@ -271,12 +271,12 @@ impl Replay<'_> {
         before: &Schema,
     ) -> Result<Option<Proof>, DownsError> {
         let Some(down) = &m.down else { return Ok(None) };
-        if m.no_transaction || down.no_transaction || !m.runnable(Part::Down) {
+        if !m.up.in_one_transaction() || down.no_transaction || !m.runnable(Part::Down) {
             return Ok(None);
         }
         let groups = [
-            migrate::Group { direction: Direction::Up, transactional: true, migrations: vec![m] },
-            migrate::Group { direction: Direction::Down, transactional: true, migrations: vec![m] },
+            migrate::Group::whole(Direction::Up, true, vec![m]),
+            migrate::Group::whole(Direction::Down, true, vec![m]),
         ];
         let mut after = None;
         let outcomes =

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod gate;
+mod group;
 pub mod keep;
 mod plan;
 pub mod protect;
@@ -726,6 +727,9 @@ fn run_with_retries(
                 if let Some(sql) = &f.sql {
                     f.blockers = run::blockers(client, sql);
                 }
+            }
+            if let GroupOutcome::Failed(f) = &mut outcome {
+                run::half_applied(group, f);
             }
             return Ok(outcome);
         }

@@ -9,6 +9,8 @@
 //! each group, why it is apart from the one before, and the rule each
 //! added enum value fell under.
 
+use std::ops::Range;
+
 use backstop_lint::enum_use::{Added, Transaction, Use};
 use backstop_lint::Statement;
 use serde::Serialize;
@@ -28,6 +30,12 @@ pub enum Split {
     NoTransaction { version: String, construct: Option<String>, at: String },
     /// The group comes after a no-transaction migration.
     AfterNoTransaction { version: String },
+    /// The author's `COMMIT` in the file (in layouts whose tool runs the
+    /// file as written): the run commits there, and what follows runs in a
+    /// new transaction, or outside one where the tool runs it so.
+    AuthorsCommit { version: String, at: String, why: String },
+    /// The group comes after a migration its author's `COMMIT` split.
+    AfterAuthorsCommit { version: String },
     /// The group's first migration uses an enum value that the group before
     /// added, which PostgreSQL allows only once that group has committed.
     EnumValueUsed {
@@ -53,6 +61,12 @@ impl std::fmt::Display for Split {
             }
             Split::AfterNoTransaction { version } => {
                 write!(f, "it follows the no-transaction migration {version}")
+            }
+            Split::AuthorsCommit { version, at, why } => {
+                write!(f, "{version} commits at its author's COMMIT ({at}), which {why}")
+            }
+            Split::AfterAuthorsCommit { version } => {
+                write!(f, "it follows {version}, which its author's COMMIT splits")
             }
             Split::EnumValueUsed { type_name, label, added_at, used_in, used_at, how, .. } => {
                 write!(
@@ -186,7 +200,8 @@ impl<'m> Plan<'m> {
     pub fn reasons(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for split in self.splits.iter().flatten() {
-            if !matches!(split, Split::AfterNoTransaction { .. }) {
+            if !matches!(split, Split::AfterNoTransaction { .. } | Split::AfterAuthorsCommit { .. })
+            {
                 out.push(split.to_string());
             }
         }
@@ -201,7 +216,7 @@ impl<'m> Plan<'m> {
             .map(|(g, split)| PlannedGroup {
                 transactional: g.transactional,
                 versions: g.versions(),
-                statements: g.migrations.iter().map(|m| g.file(m).statements.len()).sum(),
+                statements: g.statements().count(),
                 split: split.clone(),
             })
             .collect()
@@ -225,9 +240,12 @@ impl<'m> Plan<'m> {
         tx: &mut Transaction<'m, At>,
         pending: &[&'m Migration],
         mi: usize,
+        part: &Part,
     ) -> Option<Foreign> {
         let m = pending[mi];
-        for (si, s) in m.up.statements.iter().enumerate() {
+        let autocommit = !part.transactional;
+        for si in part.statements.clone() {
+            let s = &m.up.statements[si];
             if let Some((added, found)) = tx.uses(s) {
                 if added.at.0 != mi {
                     return Some(Foreign { added: added.clone(), stmt: si, found });
@@ -240,8 +258,7 @@ impl<'m> Plan<'m> {
                 }
             }
             if let Some(v) = &s.facts.adds_enum_value {
-                let rule =
-                    if m.no_transaction { EnumRule::NoTransaction } else { EnumRule::Unused };
+                let rule = if autocommit { EnumRule::NoTransaction } else { EnumRule::Unused };
                 self.enum_values.push(EnumValueRule {
                     version: m.version.clone(),
                     type_name: v.type_name.clone(),
@@ -252,7 +269,7 @@ impl<'m> Plan<'m> {
                 });
             }
             tx.record(s, (mi, si));
-            if m.no_transaction {
+            if autocommit {
                 tx.commit();
             }
         }
@@ -285,54 +302,109 @@ impl<'m> Plan<'m> {
     }
 }
 
+/// A run of one migration's statements in one transaction, or outside
+/// one: the whole up, or a part of it its author's `COMMIT` marks.
+struct Part {
+    statements: Range<usize>,
+    transactional: bool,
+    /// Whether the migration's last statement is in it.
+    finishes: bool,
+    /// Why the run commits before it: the author's statement, for every
+    /// part but the first.
+    split: Option<Split>,
+}
+
+/// The parts of `m`'s up, in run order.
+fn parts_of(m: &Migration) -> Vec<Part> {
+    let segments = m.up.segments();
+    let n = segments.len();
+    segments
+        .into_iter()
+        .enumerate()
+        .map(|(i, seg)| Part {
+            statements: seg.statements,
+            transactional: seg.transactional,
+            finishes: i + 1 == n,
+            split: seg.boundary.map(|b| Split::AuthorsCommit {
+                version: m.label(),
+                at: format!("{}:{}", m.up.path.display(), b.line),
+                why: b.why.clone(),
+            }),
+        })
+        .collect()
+}
+
 /// Splits pending migrations into transaction groups: one transaction for
-/// all, except that a no-transaction migration runs alone and a
-/// transaction commits before a migration that uses an enum value it added;
-/// with `each`, one transaction per migration.
+/// all, except that a no-transaction migration runs alone, a transaction
+/// commits before a migration that uses an enum value it added, and a
+/// migration whose author's `COMMIT` splits it commits there (what follows
+/// runs in a group of its own, or outside a transaction where its tool
+/// runs it so); with `each`, one transaction per migration.
 pub fn plan_up<'m>(pending: &[&'m Migration], each: bool) -> Plan<'m> {
     let mut plan = Plan::default();
     let mut tx: Transaction<'m, At> = Transaction::default();
-    // Whether the last group is a transaction the next migration may join.
-    let mut open = false;
+    // Why the next migration may not join the last group (`None`: it may).
+    let mut closed: Option<Split> = None;
     for (mi, m) in pending.iter().enumerate() {
-        let group =
-            |transactional| Group { direction: Direction::Up, transactional, migrations: vec![*m] };
-        if m.no_transaction {
+        let parts = parts_of(m);
+        for part in &parts {
+            let group = |transactional| Group {
+                direction: Direction::Up,
+                transactional,
+                migrations: vec![*m],
+                first_from: part.statements.start,
+                last_until: (!part.finishes).then_some(part.statements.end),
+            };
+            if !part.transactional {
+                tx.commit();
+                plan.feed(&mut tx, pending, mi, part);
+                let split =
+                    part.split.clone().unwrap_or_else(|| no_transaction_split(&m.label(), &m.up));
+                plan.push(group(false), Some(split));
+                closed = Some(Split::AfterNoTransaction { version: m.label() });
+                continue;
+            }
+            let split = match (&part.split, &closed) {
+                (Some(split), _) => Some(split.clone()),
+                (None, Some(_)) if plan.groups.is_empty() => None,
+                (None, Some(why)) => Some(why.clone()),
+                (None, None) if plan.groups.is_empty() => None,
+                (None, None) if each => Some(Split::Each),
+                (None, None) => {
+                    let mut trial = tx.clone();
+                    let mark = plan.enum_values.len();
+                    match plan.feed(&mut trial, pending, mi, part) {
+                        None => {
+                            tx = trial;
+                            let last = plan.groups.last_mut().expect("an open group");
+                            last.migrations.push(m);
+                            last.last_until = (!part.finishes).then_some(part.statements.end);
+                            closed = close_after(m, part);
+                            continue;
+                        }
+                        Some(found) => {
+                            plan.enum_values.truncate(mark);
+                            Some(plan.committed_before(pending, mi, found))
+                        }
+                    }
+                }
+            };
             tx.commit();
-            plan.feed(&mut tx, pending, mi);
-            plan.push(group(false), Some(no_transaction_split(&m.label(), &m.up)));
-            open = false;
-            continue;
+            plan.feed(&mut tx, pending, mi, part);
+            plan.push(group(true), split);
+            closed = close_after(m, part);
         }
-        let split = if open && !each {
-            let mut trial = tx.clone();
-            let mark = plan.enum_values.len();
-            match plan.feed(&mut trial, pending, mi) {
-                None => {
-                    tx = trial;
-                    plan.groups.last_mut().expect("an open group").migrations.push(m);
-                    continue;
-                }
-                Some(found) => {
-                    plan.enum_values.truncate(mark);
-                    Some(plan.committed_before(pending, mi, found))
-                }
-            }
-        } else {
-            match plan.groups.last() {
-                None => None,
-                Some(last) if !last.transactional => {
-                    Some(Split::AfterNoTransaction { version: last.migrations[0].label() })
-                }
-                Some(_) => Some(Split::Each),
-            }
-        };
-        tx.commit();
-        plan.feed(&mut tx, pending, mi);
-        plan.push(group(true), split);
-        open = true;
     }
     plan
+}
+
+/// Why no migration may join the group `part` of `m` ran in: it ends
+/// where the author's `COMMIT` splits `m`, or it holds the last part of a
+/// split migration (whose failure must not take other migrations with
+/// it); `None` when it stays open.
+fn close_after(m: &Migration, part: &Part) -> Option<Split> {
+    let split_here = part.split.is_some() || !part.finishes;
+    split_here.then(|| Split::AfterAuthorsCommit { version: m.label() })
 }
 
 /// The groups of a rollback: the downs newest first in one transaction,
@@ -349,11 +421,7 @@ pub fn plan_down<'m>(targets: &[&'m Migration]) -> Plan<'m> {
                 } else {
                     last.map(|g| Split::AfterNoTransaction { version: g.migrations[0].label() })
                 };
-                let group = Group {
-                    direction: Direction::Down,
-                    transactional: !down.no_transaction,
-                    migrations: vec![m],
-                };
+                let group = Group::whole(Direction::Down, !down.no_transaction, vec![m]);
                 plan.push(group, split);
             }
         }
@@ -403,6 +471,40 @@ mod tests {
         assert!(added_at.ends_with("2_add_value/up.sql:1"), "{added_at}");
         assert!(used_at.ends_with("4_use_value/up.sql:2"), "{used_at}");
         assert!(matches!(plan.enum_values[0].rule, EnumRule::CommittedBeforeUse { .. }));
+    }
+
+    #[test]
+    fn the_authors_commit_after_add_value_splits_its_migration_and_closes_the_group() {
+        let (_tmp, ms) = load(&[
+            ("migration_lock.toml", "provider = \"postgresql\"\n"),
+            ("20240101000000_a/migration.sql", "CREATE TABLE a (id int);"),
+            (
+                "20240102000000_b/migration.sql",
+                "BEGIN;\nALTER TYPE kind ADD VALUE 'b';\nCOMMIT;\nUPDATE t SET k = 'b';\n",
+            ),
+            ("20240103000000_c/migration.sql", "CREATE TABLE c (id int);"),
+        ]);
+        let pending: Vec<&Migration> = ms.iter().collect();
+        let plan = plan_up(&pending, false);
+        let v3 = ["20240101000000", "20240102000000", "20240103000000"];
+        assert_eq!(
+            shape(&plan),
+            vec![(true, v(&v3[..2])), (true, v(&v3[1..2])), (true, v(&v3[2..]))]
+        );
+        let groups = &plan.groups;
+        assert_eq!((groups[0].range(1), groups[0].finishes(1)), (0..1, false));
+        assert_eq!((groups[1].range(0), groups[1].finishes(0)), (1..2, true));
+        assert!(groups[1].continues() && !groups[2].continues());
+        let Some(Split::AuthorsCommit { at, why, .. }) = &plan.splits[1] else {
+            panic!("{:?}", plan.splits)
+        };
+        assert!(at.ends_with("20240102000000_b/migration.sql:3"), "{at}");
+        assert!(why.contains("ADD VALUE of 'b' to kind"), "{why}");
+        assert!(matches!(&plan.splits[2], Some(Split::AfterAuthorsCommit { .. })));
+        let counts: Vec<usize> = plan.planned().iter().map(|g| g.statements).collect();
+        assert_eq!(counts, [2, 1, 1]);
+        assert_eq!(plan.reasons().len(), 1, "{:?}", plan.reasons());
+        assert_eq!(plan.enum_values[0].rule, EnumRule::Unused);
     }
 
     #[test]

@@ -7,40 +7,10 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, GenericClient};
 
+pub use super::group::{Direction, Group};
 use super::trace::Tracer;
 use super::{protect, ApplyError, Note, Progress, Settings, Stamp};
 use crate::source::{Migration, SqlFile};
-
-/// Which way a migration is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-/// Migrations run together: in one transaction, or (a no-transaction
-/// migration) alone, statement by statement.
-#[derive(Debug, Clone)]
-pub struct Group<'m> {
-    pub direction: Direction,
-    pub transactional: bool,
-    pub migrations: Vec<&'m Migration>,
-}
-
-impl Group<'_> {
-    pub(super) fn file<'a>(&self, m: &'a Migration) -> &'a SqlFile {
-        match self.direction {
-            Direction::Up => &m.up,
-            Direction::Down => m.down.as_ref().expect("planned downs exist"),
-        }
-    }
-
-    /// The versions in this group, in run order.
-    pub fn versions(&self) -> Vec<String> {
-        self.migrations.iter().map(|m| m.version.clone()).collect()
-    }
-}
 
 /// Where a failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -379,10 +349,14 @@ pub fn run_group(
     }
 }
 
-fn all_statements<'a>(
-    group: &'a Group<'a>,
-) -> impl Iterator<Item = &'a backstop_lint::Statement> + Clone {
-    group.migrations.iter().flat_map(move |m| group.file(m).statements.iter())
+/// A failure of the later part of a migration its author's COMMIT split:
+/// whatever this group did is undone, but the earlier part stays
+/// committed, so the migration is half applied.
+pub(super) fn half_applied(group: &Group<'_>, f: &mut Failure) {
+    if group.continues() && f.rolled_back {
+        f.rolled_back = false;
+        f.committed_statements = group.first_from;
+    }
 }
 
 fn run_transactional(
@@ -399,7 +373,7 @@ fn run_transactional(
     let mut tx = client.transaction().map_err(db_err)?;
     set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
     if let (Direction::Down, Some(folder)) = (group.direction, &settings.keep) {
-        let statements: Vec<&str> = all_statements(group).map(|s| s.sql.as_str()).collect();
+        let statements: Vec<&str> = group.statements().map(|s| s.sql.as_str()).collect();
         let kept =
             super::keep::before_downs(&mut tx, &statements, folder).map_err(ApplyError::Keep)?;
         for k in &kept {
@@ -465,7 +439,7 @@ fn apply_in(
     let db_err = |source| {
         ApplyError::Db(crate::pg::DbError::new("running the migration transaction", source))
     };
-    let baseline = match protect::preflight(tx, &settings.protected_tables, all_statements(group))
+    let baseline = match protect::preflight(tx, &settings.protected_tables, group.statements())
         .map_err(db_err)?
     {
         Ok(b) => b,
@@ -474,10 +448,11 @@ fn apply_in(
     let mut tracer =
         if progress.trace_locks() { Some(Tracer::start(tx).map_err(db_err)?) } else { None };
     let mut done = Vec::with_capacity(group.migrations.len());
-    for m in &group.migrations {
+    for (i, m) in group.migrations.iter().enumerate() {
         let started = Instant::now();
         let file = group.file(m);
-        for (index, stmt) in file.statements.iter().enumerate() {
+        for index in group.range(i) {
+            let stmt = &file.statements[index];
             let t = Instant::now();
             if let Err(e) = tx.batch_execute(&stmt.sql) {
                 if is_fatal(false, &e) {
@@ -508,6 +483,10 @@ fn apply_in(
                 elapsed,
                 trace: trace.as_ref(),
             });
+        }
+        if !group.finishes(i) {
+            // Its author's COMMIT comes next: the rest runs in the next group.
+            continue;
         }
         match group.direction {
             Direction::Up => {
@@ -591,11 +570,13 @@ fn run_autocommit(
     };
     let m = group.migrations[0];
     let file = group.file(m);
+    let range = group.range(0);
+    let statements = &file.statements[range.clone()];
     let baseline = {
         let mut tx = client.transaction().map_err(db_err)?;
         // The statements say which protected tables they rewrite (VACUUM
         // FULL): those get their rows counted, so a rewrite is not damage.
-        let b = protect::preflight(&mut tx, &settings.protected_tables, file.statements.iter())
+        let b = protect::preflight(&mut tx, &settings.protected_tables, statements.iter())
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         match b {
@@ -616,14 +597,15 @@ fn run_autocommit(
     // run in a transaction gets its own, checked before COMMIT: between
     // separate transactions the server flushes the per-transaction delete
     // counts the protected-table check reads, so a DELETE could go unseen.
-    let user_transactions = file.statements.iter().any(|s| s.facts.transaction_control);
-    for (index, stmt) in file.statements.iter().enumerate() {
+    let user_transactions = statements.iter().any(|s| s.facts.transaction_control);
+    for index in range.clone() {
+        let stmt = &file.statements[index];
         let t = Instant::now();
         let guarded = !user_transactions
             && stmt.facts.outside_transaction_only.is_none()
             && !settings.protected_tables.is_empty();
         let result = if guarded {
-            run_guarded(client, &settings.protected_tables, stmt, &file.statements)
+            run_guarded(client, &settings.protected_tables, stmt, statements)
         } else {
             client.batch_execute(&stmt.sql).map(|()| Vec::new())
         };
@@ -666,14 +648,19 @@ fn run_autocommit(
     let violations = protect::postcheck(&mut tx, &baseline).map_err(db_err)?;
     if !violations.is_empty() {
         let mut f = protected_failure(group, Stage::ProtectedTable, &violations);
-        f.committed_statements = file.statements.len();
+        f.committed_statements = range.end;
         return Ok(GroupOutcome::Failed(Box::new(f)));
+    }
+    if !group.finishes(0) {
+        // Its author's BEGIN comes next: the rest runs in the next group.
+        tx.commit().map_err(db_err)?;
+        return Ok(GroupOutcome::Committed(Vec::new()));
     }
     if group.direction == Direction::Up {
         if let Some(mut f) = run_verify(&mut tx, group, m, progress)? {
             // Its statements are committed; only the history row is withheld.
             f.rolled_back = false;
-            f.committed_statements = file.statements.len();
+            f.committed_statements = range.end;
             return Ok(GroupOutcome::Failed(Box::new(f)));
         }
     }

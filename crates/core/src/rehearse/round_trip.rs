@@ -236,13 +236,8 @@ fn down_in_trial(
     m: &Migration,
     tracing: &mut Tracing<'_>,
 ) -> Result<DownTry, RehearseError> {
-    let down_group =
-        migrate::Group { direction: Direction::Down, transactional: true, migrations: vec![m] };
-    let up_group = migrate::Group {
-        direction: Direction::Up,
-        transactional: !m.no_transaction,
-        migrations: vec![m],
-    };
+    let down_group = migrate::Group::whole(Direction::Down, true, vec![m]);
+    let up_group = migrate::Group::whole(Direction::Up, m.up.in_one_transaction(), vec![m]);
     // An up that cannot run in a transaction is not tried again here.
     let groups: Vec<migrate::Group<'_>> =
         if up_group.transactional { vec![down_group, up_group] } else { vec![down_group] };

@@ -43,7 +43,9 @@ pub(super) fn scenario_a(
         splits,
     };
     let groups = plan.groups;
-    let Some(last) = groups.iter().rposition(|g| g.transactional) else {
+    // The last transaction a migration starts in: the failure goes at its
+    // end (where its author's COMMIT may split the migration).
+    let Some(last) = groups.iter().rposition(|g| g.transactional && !g.continues()) else {
         let detail = "every migration runs outside a transaction: no failure rolls back on its own";
         return Ok(scenario(true, 0, detail.to_string(), splits));
     };
@@ -69,7 +71,12 @@ pub(super) fn scenario_a(
         "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
     )
     .expect("valid SQL");
-    injected_into.up.statements.extend(injected);
+    let at = groups[last].last_until.unwrap_or(injected_into.up.statements.len());
+    let added = injected.len();
+    injected_into.up.statements.splice(at..at, injected);
+    for b in injected_into.up.boundaries.iter_mut().filter(|b| b.from >= at) {
+        b.from += added;
+    }
     let t = Instant::now();
     let options = MigrateOptions {
         to: Some(target.version.clone()),

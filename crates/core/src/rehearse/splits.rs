@@ -15,7 +15,18 @@ pub(super) fn of(plan: &Plan<'_>) -> Vec<Split> {
     let groups = &plan.groups;
     let mut out = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        if !g.transactional {
+        let authors = plan
+            .splits
+            .get(i)
+            .and_then(Option::as_ref)
+            .filter(|s| matches!(s, migrate::Split::AuthorsCommit { .. }));
+        if let (Some(split), false) = (authors, g.transactional) {
+            out.push(Split {
+                at: g.migrations[0].version.clone(),
+                why: split.to_string(),
+                fix: None,
+            });
+        } else if !g.transactional {
             out.push(alone(g.migrations[0]));
         } else if let Some(next) = groups.get(i + 1).filter(|n| n.transactional) {
             let why = plan.splits.get(i + 1).and_then(Option::as_ref);
@@ -39,6 +50,18 @@ fn alone(m: &Migration) -> Split {
             at: before,
             why: format!(
                 "{} runs alone outside a transaction: {what} ({}) cannot run inside one",
+                m.label(),
+                at(s.position.line)
+            ),
+            fix: None,
+        };
+    }
+    if let Some(s) = m.up.statements.iter().find(|s| s.facts.transaction_control) {
+        return Split {
+            at: before,
+            why: format!(
+                "{} runs alone outside Backstop's transaction: its own transaction statements \
+                 ({}) run as written",
                 m.label(),
                 at(s.position.line)
             ),
@@ -88,6 +111,10 @@ fn committed_between(first: &Group<'_>, next: &Group<'_>, why: Option<&migrate::
             "the batch commits after {added_in}: the enum value '{label}' it adds is used by \
              {used_in}, which PostgreSQL allows only after the value's transaction commits"
         ),
+        Some(
+            split @ (migrate::Split::AuthorsCommit { .. }
+            | migrate::Split::AfterAuthorsCommit { .. }),
+        ) => format!("the batch commits: {split}"),
         _ => {
             let last = first.migrations.last().expect("a planned group is never empty");
             format!("the batch commits after {}", last.label())

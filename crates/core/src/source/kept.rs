@@ -25,7 +25,13 @@ impl Migration {
             column: e.position.column,
             message: e.message,
         }));
-        m.down = Some(SqlFile { path, text: sql.into(), statements, no_transaction });
+        m.down = Some(SqlFile {
+            path,
+            text: sql.into(),
+            statements,
+            no_transaction,
+            boundaries: Vec::new(),
+        });
         m
     }
 }

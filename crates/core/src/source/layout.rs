@@ -98,7 +98,14 @@ impl Layout {
     /// Whether the tool leaves transactions to the author: it never wraps a
     /// migration in one, so `BEGIN` … `COMMIT` in a file is the author's.
     pub fn author_owns_transactions(self) -> bool {
-        matches!(self, Layout::GolangMigrate | Layout::Sqitch)
+        matches!(self, Layout::GolangMigrate | Layout::Sqitch | Layout::Prisma)
+    }
+
+    /// Whether the author's own `BEGIN` and `COMMIT` in a file are
+    /// honoured: where the tool leaves transactions to the author, and in
+    /// drizzle, whose transaction the author may end with `COMMIT`.
+    pub fn honours_authors_transactions(self) -> bool {
+        self.author_owns_transactions() || self == Layout::Drizzle
     }
 
     /// How a migration of this layout says it must run outside a transaction.
@@ -112,12 +119,20 @@ impl Layout {
             Layout::Dbmate => "`-- migrate:up transaction:false`",
             Layout::Goose => "`-- +goose NO TRANSACTION`",
             Layout::Flyway => "`executeInTransaction=false` in the script's .conf file",
-            Layout::GolangMigrate | Layout::Sqitch => "no BEGIN … COMMIT in the file",
+            Layout::GolangMigrate => "no BEGIN … COMMIT in the file",
+            Layout::Sqitch => {
+                "a `COMMIT;` before it (psql runs what follows outside a transaction), or no \
+                 BEGIN … COMMIT in the file"
+            }
             Layout::Prisma => {
                 "the statement alone in its own migration.sql (Prisma runs a one-statement \
                  script outside a transaction), or `-- backstop:no-transaction` as its first line"
             }
-            Layout::Supabase | Layout::Drizzle => {
+            Layout::Drizzle => {
+                "a `COMMIT;` line before it: drizzle, and Backstop, then run what follows outside \
+                 a transaction"
+            }
+            Layout::Supabase => {
                 "`-- backstop:no-transaction` as its first line; the tool itself always runs \
                  migrations in a transaction, so such a migration can only be run by Backstop"
             }

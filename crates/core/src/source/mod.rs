@@ -26,6 +26,7 @@ pub mod project;
 mod sections;
 mod sqitch;
 mod supabase;
+mod transactions;
 mod unreadable;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use std::path::{Path, PathBuf};
 use backstop_lint::{Position, Statement};
 
 pub use layout::Layout;
+pub use transactions::{Boundary, Segment};
 
 /// The first-line marker of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
@@ -165,6 +167,9 @@ pub struct SqlFile {
     pub statements: Vec<Statement>,
     /// Runs outside a transaction, statement by statement.
     pub no_transaction: bool,
+    /// Where a file that runs in a transaction commits before going on, at
+    /// its author's word ([`transactions`]); empty for most files.
+    pub boundaries: Vec<Boundary>,
 }
 
 impl SqlFile {
@@ -399,8 +404,7 @@ fn load_parsing(
     let mut found = found;
     computed_downs(dir, &mut found.migrations);
     // Each file is read and parsed on its own: on every core.
-    let full =
-        depth == Depth::Full || layout.author_owns_transactions() || layout == Layout::Prisma;
+    let full = depth == Depth::Full || layout.honours_authors_transactions();
     let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| {
         read_migration(entry, layout, full)
     });
@@ -588,6 +592,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
                 text: std::sync::Arc::from(""),
                 statements: Vec::new(),
                 no_transaction: src.no_transaction,
+                boundaries: Vec::new(),
             };
             return (empty, vec![problem(ProblemKind::Unreadable, 1, 1, message)]);
         }
@@ -598,6 +603,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
         text: std::sync::Arc::from(text),
         statements: Vec::new(),
         no_transaction: src.no_transaction || marker,
+        boundaries: Vec::new(),
     };
     // Only split, only where the layout needs the statements to read the
     // folder (diesel: an empty up is a problem); the check parses the rest.
@@ -620,7 +626,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
     if !deep {
         return (file, Vec::new());
     }
-    let problems = transaction_problems(&mut file, layout, part)
+    let problems = transactions::read(&mut file, layout, part)
         .into_iter()
         .map(|(kind, pos, message)| problem(kind, pos.line, pos.column, message))
         .collect();
@@ -634,90 +640,6 @@ fn read_text(path: &Path) -> Result<String, SourceError> {
         path: path.into(),
         offset: e.utf8_error().valid_up_to(),
     })
-}
-
-/// Whether the file can run the way its layout declares it. For layouts
-/// whose tool never wraps a migration in a transaction (golang-migrate,
-/// sqitch), the author's own `BEGIN` … `COMMIT` marks the transaction they
-/// meant: those statements are dropped and the rest runs in Backstop's
-/// guarded transaction; a file that needs to run outside one (CONCURRENTLY)
-/// is run that way, as its tool would.
-fn transaction_problems(
-    file: &mut SqlFile,
-    layout: Layout,
-    part: Part,
-) -> Vec<(ProblemKind, Position, String)> {
-    let mut problems = Vec::new();
-    // Prisma sends the script as one query: a lone statement runs outside
-    // a transaction, as PostgreSQL runs any single-statement query.
-    let alone =
-        matches!(file.statements.as_slice(), [s] if s.facts.outside_transaction_only.is_some());
-    if layout == Layout::Prisma && alone {
-        file.no_transaction = true;
-    }
-    let authors_own = layout.author_owns_transactions();
-    if authors_own {
-        let control: Vec<&Statement> =
-            file.statements.iter().filter(|s| s.facts.transaction_control).collect();
-        // sqitch's verify scripts end in ROLLBACK: they only look.
-        let only_begin_commit =
-            control.iter().all(|s| is_begin_or_commit(&s.sql, part == Part::Verify));
-        if !control.is_empty() && only_begin_commit {
-            // Blanked in the text too, so the file's lines stay where they
-            // are and the analysis sees what runs.
-            let mut text = file.text.as_bytes().to_vec();
-            for stmt in file.statements.iter().filter(|s| s.facts.transaction_control) {
-                let end = (stmt.offset + stmt.sql.len()).min(text.len());
-                text[stmt.offset..end].iter_mut().for_each(|b| {
-                    if *b != b'\n' {
-                        *b = b' ';
-                    }
-                });
-            }
-            file.text = String::from_utf8(text).expect("ASCII keywords replaced by spaces").into();
-            file.statements.retain(|s| !s.facts.transaction_control);
-        } else if control.is_empty()
-            && file.statements.iter().any(|s| s.facts.outside_transaction_only.is_some())
-        {
-            file.no_transaction = true;
-        }
-    }
-    if file.no_transaction {
-        return problems;
-    }
-    for stmt in &file.statements {
-        if stmt.facts.transaction_control {
-            let first = stmt.sql.lines().next().unwrap_or_default();
-            let fix = if authors_own {
-                "only BEGIN … COMMIT around the whole file can be honoured; split the file"
-            } else {
-                "Backstop runs each migration in a transaction itself; remove it, or mark the \
-                 migration as one that runs outside a transaction"
-            };
-            problems.push((
-                ProblemKind::TransactionControl,
-                stmt.position,
-                format!("`{first}` inside a migration; {fix}"),
-            ));
-        } else if let Some(what) = stmt.facts.outside_transaction_only {
-            problems.push((
-                ProblemKind::NeedsNoTransaction,
-                stmt.position,
-                format!(
-                    "{what} cannot run inside a transaction; put it in its own migration marked \
-                     to run outside one ({})",
-                    layout.no_transaction_hint()
-                ),
-            ));
-        }
-    }
-    problems
-}
-
-fn is_begin_or_commit(sql: &str, rollback_too: bool) -> bool {
-    let word = sql.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-    matches!(word.as_str(), "BEGIN" | "START" | "COMMIT" | "END")
-        || (rollback_too && word.trim_end_matches(';') == "ROLLBACK")
 }
 
 /// Blanks every line of `text` outside `keep` (0-based line numbers), so

@@ -29,10 +29,7 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if cx.input.no_transaction {
-        return;
-    }
-    for stmt in &cx.stmts {
+    for stmt in cx.stmts.iter().filter(|s| cx.in_transaction(s)) {
         let Some(what) = stmt.facts.outside_transaction_only else { continue };
         let words = what.split_whitespace().count();
         out.push(Hit::new(

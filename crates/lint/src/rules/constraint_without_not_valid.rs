@@ -79,7 +79,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                         .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
                     );
                 }
-                AlterTableType::AtValidateConstraint if !cx.input.no_transaction => {
+                AlterTableType::AtValidateConstraint if cx.in_transaction(stmt) => {
                     let same_tx = not_valid
                         .iter()
                         .any(|(t, n)| n == &cmd.name && crate::stmt::same_table(t, &table));

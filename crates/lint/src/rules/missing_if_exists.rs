@@ -48,10 +48,7 @@ fn object_word(t: ObjectType) -> Option<&'static str> {
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     // Inside a transaction a partial failure leaves nothing behind.
-    if !cx.input.no_transaction {
-        return;
-    }
-    for stmt in &cx.stmts {
+    for stmt in cx.stmts.iter().filter(|s| !cx.in_transaction(s)) {
         let missing = match stmt.node {
             NodeEnum::CreateStmt(s) if !s.if_not_exists => Some(("CREATE TABLE", "IF NOT EXISTS")),
             NodeEnum::CreateTableAsStmt(s)

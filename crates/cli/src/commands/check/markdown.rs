@@ -218,6 +218,7 @@ mod tests {
             path: "migrations/1_m/up.sql".into(),
             text: sql.into(),
             no_transaction: false,
+            outside_transaction: Vec::new(),
             has_down: Some(true),
             up_only: false,
             file_findings: Vec::new(),

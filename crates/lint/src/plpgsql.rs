@@ -1,0 +1,85 @@
+//! A `DO` block's plpgsql, read with PostgreSQL's own plpgsql parser:
+//! what the data changes and the transaction facts of a statement need.
+
+use pg_query::protobuf;
+use pg_query::NodeEnum;
+use serde_json::Value;
+
+/// A `DO` block's plpgsql as PostgreSQL's own plpgsql parser reads it:
+/// `Err` says why it cannot be read (another language, a parse error),
+/// `Ok(None)` that the block has no body.
+pub(crate) fn do_tree(d: &protobuf::DoStmt) -> Result<Option<Value>, String> {
+    let mut body = None;
+    let mut language = "plpgsql".to_string();
+    for arg in &d.args {
+        if let Some(NodeEnum::DefElem(e)) = arg.node.as_ref() {
+            let value = match e.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::String(v)) => Some(v.sval.as_str()),
+                _ => None,
+            };
+            match (e.defname.as_str(), value) {
+                ("as", Some(v)) => body = Some(v.to_string()),
+                ("language", Some(v)) => language = v.to_ascii_lowercase(),
+                _ => {}
+            }
+        }
+    }
+    let Some(body) = body else { return Ok(None) };
+    if language != "plpgsql" {
+        return Err(format!("in {language}"));
+    }
+    let mut tag = "do_body".to_string();
+    while body.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    let function = format!(
+        "CREATE FUNCTION pg_temp.backstop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}$"
+    );
+    pg_query::parse_plpgsql(&function).map(Some).map_err(|_| "its plpgsql does not parse".into())
+}
+
+/// Whether a `DO` block's plpgsql has a `COMMIT` or `ROLLBACK` of its own,
+/// which PostgreSQL runs only when the block is not inside a transaction
+/// block.
+pub(crate) fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
+    let Ok(Some(tree)) = do_tree(d) else { return false };
+    let mut ends = false;
+    walk(&tree, &mut |key, _| {
+        ends |= matches!(key, "PLpgSQL_stmt_commit" | "PLpgSQL_stmt_rollback");
+    });
+    ends
+}
+
+pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
+    match v {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                f(key, inner);
+                walk(inner, f);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_do_block_that_commits_is_told_from_one_that_does_not() {
+        let ends = |sql: &str| match pg_query::parse(sql, 0).unwrap().protobuf.stmts[0]
+            .stmt
+            .as_ref()
+            .and_then(|s| s.node.as_ref())
+        {
+            Some(NodeEnum::DoStmt(d)) => do_block_ends_transactions(d),
+            other => panic!("{other:?}"),
+        };
+        assert!(ends("do $$ begin update t set a = 1; commit; end $$"));
+        assert!(ends("do $$ begin if true then rollback; end if; end $$"));
+        assert!(!ends("do $$ begin update t set a = 1; end $$"));
+        assert!(!ends("do language plpython3u $$ plpy.commit() $$"));
+    }
+}
