@@ -23,6 +23,14 @@ pub(super) const LOCK: &str = "migration_lock.toml";
 pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut out = Discovered::default();
     for path in entries(dir)? {
+        if path.file_name().and_then(|n| n.to_str()).is_none() {
+            out.ignored.push(Ignored {
+                path,
+                why: "a name that is not UTF-8: Prisma cannot read it as a migration; rename it"
+                    .into(),
+            });
+            continue;
+        }
         let folder = file_name(&path).to_string();
         if !path.is_dir() {
             let why = if folder == LOCK {

@@ -418,6 +418,17 @@ fn prisma_folders_sharing_a_timestamp_are_two_migrations_in_name_order() {
     assert_eq!(f.migrations[1].label(), "20240101000000_tags");
     assert_eq!(f.migrations[1].tool_version, "20240101000000_tags");
     assert_eq!(f.migrations[2].label(), "20240102000000_posts");
+    // A folder name Prisma cannot read is listed and skipped.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = tmp.path().join(std::ffi::OsStr::from_bytes(b"20240103000000_caf\xe9"));
+    std::fs::create_dir(&odd).unwrap();
+    let f = load(tmp.path(), None).unwrap();
+    assert_eq!(f.migrations.len(), 3);
+    assert!(
+        f.ignored.iter().any(|i| i.path == odd && i.why.contains("not UTF-8")),
+        "{:?}",
+        f.ignored
+    );
 }
 
 #[test]
