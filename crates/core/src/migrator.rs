@@ -146,14 +146,13 @@ pub fn migrate(
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
-    let kept_downs = if config.migrations.keep_downs && !options.dry_run {
-        keep_downs(client, url, migrations, &settings, note)
-    } else {
-        Default::default()
-    };
+    // Last: the downs are worked out only for a run every gate let through.
+    let mut keep = KeepDowns { url, migrations, settings: &settings, note };
+    if config.migrations.keep_downs {
+        gates.push(&mut keep);
+    }
     let options = MigrateOptions {
         all_or_nothing: options.all_or_nothing || config.migrations.all_or_nothing,
-        kept_downs,
         ..options.clone()
     };
     let report = migrate::migrate(client, migrations, &settings, &options, &mut gates, apply)?;
@@ -161,29 +160,54 @@ pub fn migrate(
     Ok(Outcome { report, verified })
 }
 
-/// The downs of the pending migrations that have none and whose layout
-/// writes none, computed and proved on a throwaway copy of the target's
-/// schema (its platform there by itself), to keep with their records. A
-/// down that cannot be proved, or a copy that cannot be made, is said and
-/// the run goes on: a rollback through it then needs a restore.
+/// The last step before the first statement: the downs of the pending
+/// migrations that have none and whose layout writes none, computed and
+/// proved on a throwaway copy of the target's schema (its platform there
+/// by itself), to keep with their records. It never refuses: a down that
+/// cannot be proved, or a copy that cannot be made, is said and the run
+/// goes on (a rollback through it then needs a restore).
+struct KeepDowns<'a> {
+    url: &'a str,
+    migrations: &'a [Migration],
+    settings: &'a migrate::Settings,
+    note: &'a mut dyn FnMut(&str),
+}
+
+impl Gate for KeepDowns<'_> {
+    fn name(&self) -> &str {
+        "keep_downs"
+    }
+
+    fn check(
+        &mut self,
+        _: &mut postgres::Client,
+        pending: &[&Migration],
+        dry_run: bool,
+    ) -> Result<migrate::GatePass, migrate::GateRefusal> {
+        let versions: Vec<String> = pending
+            .iter()
+            .filter(|m| !m.layout.has_downs() && m.down.is_none() && !m.repeatable)
+            .map(|m| m.version.clone())
+            .collect();
+        if dry_run || versions.is_empty() {
+            return Ok(migrate::GatePass::default());
+        }
+        let kept = keep_downs(self.url, self.migrations, self.settings, versions, self.note);
+        let detail = serde_json::json!({ "kept": kept.len() });
+        Ok(migrate::GatePass { detail, kept_downs: kept, ..Default::default() })
+    }
+}
+
+/// The proved downs of `versions`, by version; what could not be proved
+/// is said through `note`.
 fn keep_downs(
-    client: &mut postgres::Client,
     url: &str,
     migrations: &[Migration],
     settings: &migrate::Settings,
+    versions: Vec<String>,
     note: &mut dyn FnMut(&str),
 ) -> std::collections::BTreeMap<String, String> {
     let mut kept = std::collections::BTreeMap::new();
-    let Ok(status) = migrate::status(client, migrations) else { return kept };
-    let versions: Vec<String> = migrations
-        .iter()
-        .filter(|m| !m.layout.has_downs() && m.down.is_none() && !m.repeatable)
-        .filter(|m| status.pending.iter().any(|p| p.version == m.version))
-        .map(|m| m.version.clone())
-        .collect();
-    if versions.is_empty() {
-        return kept;
-    }
     let options = crate::downs::Options { versions, start: None, from_target: true };
     match crate::downs::compute(url, migrations, settings, &options, &mut migrate::Quiet) {
         Ok(computed) => {

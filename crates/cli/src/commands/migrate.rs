@@ -56,7 +56,6 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         allow_out_of_order: args.allow_out_of_order,
         all_or_nothing: false,
-        kept_downs: Default::default(),
     };
     let text = args.output.format == Format::Text;
     let waivers = Waivers {

@@ -162,3 +162,17 @@ fn migrate_keeps_a_proved_down_for_each_migration_of_an_up_only_layout_and_rollb
     p.run(&["migrate"]).expect_code(0);
     p.run(&["rollback"]).expect_code(1).expect_output("backstop downs --write");
 }
+
+/// Regression: the downs to keep were worked out before the gates ran, so
+/// a history the check refused cost a replay of every pending migration
+/// first (minutes on a long history) and only then the refusal.
+#[test]
+fn a_run_the_check_gate_refuses_works_out_no_down_first() {
+    let p = bare("zero_refused_no_downs");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("supabase/migrations/20240102000000_ext.sql", "CREATE EXTENSION no_such_extension;\n");
+    let run = p.run(&["migrate"]);
+    run.expect_code(1).expect_output("check gate refused the migration");
+    assert!(!run.all().contains("kept a proved down"), "{}", run.all());
+    assert!(p.client().applied().is_empty());
+}

@@ -111,7 +111,7 @@ impl BackupGate<'_> {
                 "verified": m.verified(),
             }),
             backup_id: Some(m.id),
-            rehearsal_id: None,
+            ..Default::default()
         })
     }
 
@@ -257,7 +257,7 @@ impl BackupGate<'_> {
                 "backup_label": point.backup_label,
             }),
             backup_id: Some(m.id),
-            rehearsal_id: None,
+            ..Default::default()
         })
     }
 

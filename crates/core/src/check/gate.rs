@@ -122,7 +122,7 @@ impl Gate for CheckGate<'_> {
         })?;
         (self.notify)(&assessment);
         let detail = decide(&assessment, &self.accept)?;
-        Ok(GatePass { detail, backup_id: None, rehearsal_id: None })
+        Ok(GatePass { detail, ..Default::default() })
     }
 }
 

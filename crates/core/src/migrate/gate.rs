@@ -18,6 +18,9 @@ pub struct GatePass {
     pub backup_id: Option<String>,
     /// The rehearsal that covered this run, written to `backstop.applied.rehearsal_id`.
     pub rehearsal_id: Option<String>,
+    /// Downs computed and proved for the pending migrations, by version,
+    /// kept with each migration's record.
+    pub kept_downs: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a gate refused the run, and the exit code the refusal calls for

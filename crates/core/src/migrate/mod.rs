@@ -304,8 +304,6 @@ pub struct MigrateOptions {
     /// `[migrations] all_or_nothing`: refuse, before anything runs, a batch
     /// that cannot be one transaction.
     pub all_or_nothing: bool,
-    /// Proved downs to keep with the records of the migrations they undo.
-    pub kept_downs: std::collections::BTreeMap<String, String>,
 }
 
 /// Applies pending migrations under the migration lock. `gates` run under
@@ -352,7 +350,7 @@ pub fn migrate(
         let plan = plan_up(&pending, options.each);
         refusals(migrations, &status, &pending, &plan, options)
             .map_err(|e| refused(client, "migrate", e))?;
-        let mut stamp = Stamp { kept_downs: options.kept_downs.clone(), ..Stamp::default() };
+        let mut stamp = Stamp::default();
         let mut passed = serde_json::Map::new();
         if !pending.is_empty() {
             for gate in gates.iter_mut() {
@@ -360,6 +358,7 @@ pub fn migrate(
                     Ok(pass) => {
                         stamp.backup_id = pass.backup_id.or(stamp.backup_id);
                         stamp.rehearsal_id = pass.rehearsal_id.or(stamp.rehearsal_id);
+                        stamp.kept_downs.extend(pass.kept_downs);
                         passed.insert(gate.name().to_string(), pass.detail);
                     }
                     Err(refusal) => {

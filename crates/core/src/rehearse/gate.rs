@@ -56,8 +56,8 @@ impl Gate for RehearsalGate {
                 let at = pass.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
                 Ok(GatePass {
                     detail: serde_json::json!({ "id": pass.id, "at": at, "key": key, "full_data": pass.full_data }),
-                    backup_id: None,
                     rehearsal_id: Some(pass.id),
+                    ..Default::default()
                 })
             }
             None => Err(refuse(

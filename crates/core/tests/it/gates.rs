@@ -40,7 +40,7 @@ impl Gate for Fixed {
         Ok(GatePass {
             detail: serde_json::json!({ "ok": true }),
             backup_id: Some("b-1".into()),
-            rehearsal_id: None,
+            ..Default::default()
         })
     }
 }
