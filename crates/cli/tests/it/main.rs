@@ -9,6 +9,7 @@ mod adopt;
 mod backup;
 mod bad_input;
 mod check;
+mod check_cleared;
 mod check_noise;
 mod commands;
 mod compare;
