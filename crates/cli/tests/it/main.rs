@@ -35,6 +35,7 @@ mod rehearse;
 mod rehearse_history;
 mod replay_start;
 mod restore_steps;
+mod rollback_options;
 mod secrets;
 mod serve;
 mod throwaway;
