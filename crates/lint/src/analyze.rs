@@ -12,11 +12,11 @@ use crate::codes::Code;
 use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RunFacts};
 pub use crate::context::{Input, Options, DEFAULT_OWNER_COLUMNS};
 use crate::facts::{facts_of, RelationName};
-use crate::model::Finding;
+use crate::model::{Finding, Origin, Subject};
 use crate::parse::{Lines, Position, SyntaxError};
 use crate::risk::Severity;
 use crate::rules::rls_missing::owner_table;
-use crate::rules::Phase;
+use crate::rules::{Family, Phase};
 use crate::stmt::{alter_cmds, is_comment, same_table, string_value, Stmt};
 use crate::suppress;
 
@@ -274,7 +274,7 @@ fn findings_of(cx: &Cx<'_>, opts: &Options) -> (Vec<Finding>, Vec<Finding>) {
     }
     let mut findings: Vec<Finding> = Vec::new();
     let mut probes: Vec<Finding> = Vec::new();
-    for hit in hits {
+    for hit in hits.into_iter().filter_map(|h| judged_by_batch(cx, h)) {
         let latent = hit.latent;
         let finding = to_finding(cx, hit);
         if latent {
@@ -297,6 +297,46 @@ fn findings_of(cx: &Cx<'_>, opts: &Options) -> (Vec<Finding>, Vec<Finding>) {
     findings.extend(late.into_iter().map(|h| to_finding(cx, h)));
     findings.sort_by_key(|f| (f.span.start, f.code));
     (findings, probes)
+}
+
+/// `hit` as what the batch did before its statement leaves it, or
+/// `None` when that clears it: a statement with IF EXISTS on a table
+/// the batch already dropped does nothing, a lock on a table the batch made blocks
+/// no one, a table or column it made holds no one's rows yet and no
+/// running code knows it. A lock is judged by its table, also when
+/// the column it concerns is one the batch added: the hit is then
+/// about the table, whose size the live check weighs.
+fn judged_by_batch(cx: &Cx<'_>, mut hit: Hit) -> Option<Hit> {
+    let (Some(stmt), Some(subject)) = (hit.stmt, hit.subject.as_ref()) else {
+        return Some(hit);
+    };
+    let created = |o: &Origin| matches!(o, Origin::Created { .. });
+    // Dropped earlier in the batch and dropped again IF EXISTS: a no-op.
+    if matches!(subject, Subject::Table { missing_ok: true, .. })
+        && matches!(cx.origin(stmt, subject), Some(Origin::Dropped { .. }))
+    {
+        return None;
+    }
+    match hit.code.meta().family {
+        Family::Locks => {
+            let Some(table) = subject.table() else { return Some(hit) };
+            if created(&cx.batch.table(cx.file, stmt, table)) {
+                return None;
+            }
+            let column_made =
+                matches!(subject, Subject::ColumnType { .. } | Subject::NotNull { .. })
+                    && cx.origin(stmt, subject).as_ref().is_some_and(created);
+            if column_made {
+                let table = table.clone();
+                hit.subject = Some(Subject::Table { table, missing_ok: false });
+            }
+            Some(hit)
+        }
+        Family::DataLoss | Family::Compatibility => {
+            (!cx.origin(stmt, subject).as_ref().is_some_and(created)).then_some(hit)
+        }
+        _ => Some(hit),
+    }
 }
 
 /// The finding for a file the parser rejected.

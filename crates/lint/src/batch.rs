@@ -74,17 +74,9 @@ fn is_relation(kind: ObjectType) -> bool {
 fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
     match node {
-        NodeEnum::CreateStmt(s) => {
-            s.relation.as_ref().map(rel).map(Change::Create).into_iter().collect()
+        NodeEnum::CreateStmt(_) | NodeEnum::CreateTableAsStmt(_) | NodeEnum::SelectStmt(_) => {
+            crate::facts::made_table(node).map(Change::Create).into_iter().collect()
         }
-        NodeEnum::CreateTableAsStmt(s) => s
-            .into
-            .as_ref()
-            .and_then(|i| i.rel.as_ref())
-            .map(rel)
-            .map(Change::Create)
-            .into_iter()
-            .collect(),
         NodeEnum::ViewStmt(s) => s.view.as_ref().map(rel).map(Change::Create).into_iter().collect(),
         NodeEnum::DropStmt(d) if is_relation(d.remove_type()) => d
             .objects
@@ -288,6 +280,22 @@ mod tests {
         ]);
         assert!(at(&found, Code::BS102, "2.sql", 2).is_none(), "{found:?}");
         assert!(at(&found, Code::BS102, "2.sql", 3).is_some(), "{found:?}");
+    }
+
+    #[test]
+    fn select_into_create_table_as_and_materialized_views_are_made_by_the_batch() {
+        let found = findings(&[(
+            "1.sql",
+            "SELECT id INTO work_table FROM live_t;\nCREATE INDEX w_idx ON work_table (id);\nDROP TABLE work_table;\n\
+             SELECT 1 AS id INTO TEMP u_table UNION SELECT 2;\nTRUNCATE u_table;\n\
+             CREATE TABLE c AS SELECT 1 AS id;\nDELETE FROM c;\n\
+             CREATE MATERIALIZED VIEW mv AS SELECT 1 AS id;\nCREATE INDEX mv_idx ON mv (id);\n\
+             DROP TABLE IF EXISTS work_table;\nDROP TABLE live_t;",
+        )]);
+        let left: Vec<_> = found.iter().filter(|f| f.0 != Code::BS209).collect();
+        // Only the drop of the live table is left.
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!((left[0].0, left[0].2), (Code::BS101, 11), "{left:?}");
     }
 
     #[test]

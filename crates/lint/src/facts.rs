@@ -32,7 +32,8 @@ pub struct Facts {
     /// Relations whose storage the statement replaces (TRUNCATE, a rewriting
     /// ALTER TABLE, CLUSTER, VACUUM FULL): their rows must be counted around it.
     pub rewrites: Vec<RelationName>,
-    /// The table a `CREATE TABLE` (or `CREATE TABLE AS`) makes.
+    /// The table a `CREATE TABLE` (`CREATE TABLE AS`, `SELECT … INTO`,
+    /// `CREATE MATERIALIZED VIEW`) makes.
     pub creates_table: Option<RelationName>,
     /// Tables a `DROP TABLE` removes.
     pub drops_tables: Vec<RelationName>,
@@ -91,6 +92,27 @@ pub struct Routine {
     pub replace: bool,
 }
 
+/// The table (or materialized view) a statement makes: `CREATE TABLE`,
+/// `CREATE TABLE … AS`, `CREATE MATERIALIZED VIEW` and `SELECT … INTO`,
+/// which PostgreSQL's parser leaves as a SELECT with its INTO clause
+/// (in a set operation, on the leftmost SELECT).
+pub(crate) fn made_table(node: &NodeEnum) -> Option<RelationName> {
+    let into = match node {
+        NodeEnum::CreateStmt(s) => return s.relation.as_ref().map(RelationName::from_range_var),
+        NodeEnum::CreateTableAsStmt(s) => s.into.as_deref(),
+        NodeEnum::SelectStmt(s) => {
+            let mut select = s;
+            while select.into_clause.is_none() {
+                let Some(left) = select.larg.as_ref() else { break };
+                select = left;
+            }
+            select.into_clause.as_deref()
+        }
+        _ => None,
+    };
+    into.and_then(|i| i.rel.as_ref()).map(RelationName::from_range_var)
+}
+
 pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
     let mut facts = Facts::default();
     match node {
@@ -115,12 +137,8 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
                 }));
             }
         }
-        NodeEnum::CreateStmt(s) => {
-            facts.creates_table = s.relation.as_ref().map(RelationName::from_range_var);
-        }
-        NodeEnum::CreateTableAsStmt(s) => {
-            facts.creates_table =
-                s.into.as_ref().and_then(|i| i.rel.as_ref()).map(RelationName::from_range_var);
+        NodeEnum::CreateStmt(_) | NodeEnum::CreateTableAsStmt(_) | NodeEnum::SelectStmt(_) => {
+            facts.creates_table = made_table(node);
         }
         NodeEnum::CreatedbStmt(_) => facts.outside_transaction_only = Some("CREATE DATABASE"),
         NodeEnum::DropdbStmt(_) => facts.outside_transaction_only = Some("DROP DATABASE"),

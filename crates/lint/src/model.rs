@@ -159,8 +159,9 @@ pub enum Subject {
     ColumnType { table: RelationName, column: String, new_type: TypeSpec },
     /// A column that becomes NOT NULL.
     NotNull { table: RelationName, column: String },
-    /// An extension the migration creates.
-    Extension { name: String },
+    /// An extension the migration creates; `if_not_exists` when the
+    /// statement says IF NOT EXISTS (an installed one is then a no-op).
+    Extension { name: String, if_not_exists: bool },
     /// A policy the migration creates on an existing table.
     Policy { table: RelationName, name: String },
     /// A foreign key on an existing table whose columns may lack an index.
@@ -174,6 +175,22 @@ pub enum Subject {
     /// Something a platform (Supabase) creates before any migration: a
     /// `role`, a `schema`, a `function` (`auth.uid`) or a `publication`.
     Platform { kind: &'static str, name: String },
+}
+
+impl Subject {
+    /// The table the subject is on, as the statement names it.
+    pub fn table(&self) -> Option<&RelationName> {
+        match self {
+            Subject::Table { table, .. }
+            | Subject::ColumnType { table, .. }
+            | Subject::NotNull { table, .. }
+            | Subject::Policy { table, .. }
+            | Subject::ForeignKey { table, .. }
+            | Subject::Functions { table, .. }
+            | Subject::RowSecurity { table } => Some(table),
+            Subject::Extension { .. } | Subject::Platform { .. } => None,
+        }
+    }
 }
 
 /// A type as written in the migration: its name and modifiers, enough for

@@ -179,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lock_retries: 0,
         keep: None,
         tool_history: true,
+        reason: None,
     };
     let opts = MigrateOptions::default();
     let mut stage =

@@ -21,9 +21,12 @@ pub struct Args {
     #[command(flatten)]
     output: Output,
     /// Revert everything applied after VERSION (VERSION stays applied).
+    /// The default rollback and method C; methods A and B revert no
+    /// migration (A turns flags off, B restores a backup).
     #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
     to: Option<String>,
-    /// Revert the last N applied migrations (default 1).
+    /// Revert the last N applied migrations (default 1). The default
+    /// rollback and method C; methods A and B revert no migration.
     #[arg(long, value_name = "N")]
     steps: Option<usize>,
     /// Show what would be reverted and change nothing.
@@ -47,11 +50,13 @@ pub struct Args {
     /// Methods A to C: turn off only this flag.
     #[arg(long, value_name = "KEY", requires = "method", value_parser = super::flag_key)]
     flag: Option<String>,
-    /// Why, for the audit log.
-    #[arg(long, value_name = "TEXT", requires = "method")]
+    /// Why, for the audit log (every method, the default one too).
+    #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
-    /// Carry the method out (without it: say what it would do).
-    #[arg(long, requires = "method")]
+    /// Carry it out. Methods A to C without it say what they would do; the
+    /// default rollback reverts at once (`--dry-run` shows it first) and
+    /// takes --yes as well, so a script may pass it to every rollback.
+    #[arg(long, conflicts_with = "dry_run")]
     yes: bool,
     /// Method B: the backup to restore (default: the one the latest applied
     /// migration recorded).
@@ -95,8 +100,10 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
         return full(args, config);
     }
     if args.to.is_some() || args.steps.is_some() {
+        let does = if m == Method::A { "turns flags off" } else { "restores a backup" };
         return Err(super::UsageError(format!(
-            "--to and --steps choose the migrations method C reverts; method {m} reverts none"
+            "--to and --steps choose the migrations that the default rollback (no --method) or \
+             method C reverts; method {m} {does} and reverts no migration"
         ))
         .into());
     }
@@ -267,7 +274,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         Format::Json => Box::new(Quiet),
     };
     // What the downs remove is exported first, into a folder of this run.
-    let settings = ctx.config.rollback_settings();
+    let settings =
+        migrate::Settings { reason: args.reason.clone(), ..ctx.config.rollback_settings() };
     let report = migrate::rollback(
         &mut client,
         &ctx.migrations,

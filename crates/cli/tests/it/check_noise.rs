@@ -134,14 +134,12 @@ fn widening_an_integer_to_prismas_decimal_is_not_called_lossy() {
          ALTER TABLE \"invoices\" ALTER COLUMN \"rate\" SET DATA TYPE DECIMAL(65,30);\n",
         None,
     );
+    // Offline the old types are unknown: two findings. The database says
+    // both widen: no value is cut, and they are not reported.
+    let offline = p.run(&["check", "--offline", "--format", "json"]).json();
+    assert_eq!(of(&offline, "BS107").len(), 2, "{offline}");
     let json = p.run(&["check", "--format", "json"]).json();
-    let narrowing = of(&json, "BS107");
-    assert_eq!(narrowing.len(), 2, "{json}");
-    for f in narrowing {
-        assert_eq!(f["severity"], "low", "{f}");
-        let facts = f["facts"].to_string();
-        assert!(facts.contains("widens the type"), "{f}");
-    }
+    assert_eq!(of(&json, "BS107"), Vec::<&Value>::new(), "{json}");
     // A real narrowing stays what it was.
     p.migration("2_narrow", "ALTER TABLE invoices ALTER COLUMN rate TYPE numeric(6,2);\n", None);
     let json = p.run(&["check", "--format", "json"]).json();

@@ -39,6 +39,31 @@ fn a_schema_dump_file_is_a_start_and_one_that_does_not_restore_is_refused() {
 }
 
 #[test]
+fn a_start_that_lacks_what_the_history_needs_is_named_not_asked_for_again() {
+    let p = Project::new("start_given");
+    p.migration(
+        "1_notes",
+        "CREATE TABLE item_notes (id int PRIMARY KEY, item_id int REFERENCES app_base.items (id));",
+        None,
+    );
+    // A database given as the start, that lacks app_base too.
+    let start = unique_name("bare_start");
+    CLUSTER.create_database(&start, None).unwrap();
+    let down: Value =
+        p.run(&["downs", "--start", &start, "--format", "json"]).expect_code(1).json();
+    let notes = down[0]["notes"].to_string();
+    assert!(notes.contains(&format!("the start given with --start, database {start}")), "{notes}");
+    assert!(!notes.contains("pass --start"), "--start was given: {notes}");
+    // A schema dump file given as the start, the same.
+    p.write("base.sql", "CREATE SCHEMA other_base;\n");
+    let down: Value =
+        p.run(&["downs", "--start", "base.sql", "--format", "json"]).expect_code(1).json();
+    let notes = down[0]["notes"].to_string();
+    assert!(notes.contains("the start given with --start, the schema dump base.sql"), "{notes}");
+    assert!(!notes.contains("pass --start"), "--start was given: {notes}");
+}
+
+#[test]
 fn a_platform_schema_the_role_cannot_read_is_named_with_what_to_grant() {
     let role = unique_name("app");
     let db = unique_name("locked_platform");

@@ -239,7 +239,8 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
         .expect_output("method C has nothing to revert");
     p.run(&["rollback", "--method", "A", "--steps", "1"])
         .expect_code(2)
-        .expect_output("--to and --steps choose the migrations method C reverts");
+        .expect_output("the default rollback (no --method) or method C reverts")
+        .expect_output("method A turns flags off and reverts no migration");
     p.run(&["rollback", "--method", "Z"])
         .expect_code(2)
         .expect_output("use A (flags off), B (restore) or C");

@@ -2,7 +2,8 @@
 //! many rows a drop loses, how big a locked table is, whether an extension
 //! is available, a policy name taken, a type change binary-coercible, a
 //! foreign key already indexed, a protected table present. Each fact
-//! raises or lowers the finding it concerns and is recorded on it.
+//! raises or lowers the finding it concerns and is recorded on it, or
+//! clears it: a finding whose own facts clear it is not reported.
 //! Read-only: nothing here changes the database.
 
 use crate::pg::db;
@@ -215,18 +216,14 @@ fn adjust(
                     return Ok(Outcome::Keep);
                 }
                 if missing_ok {
-                    f.rate(Probability::Low, Impact::Low);
-                    f.facts.push(format!(
-                        "{} does not exist on the server: IF EXISTS makes this a no-op",
-                        name(&table)
-                    ));
-                } else {
-                    f.rate(Probability::Certain, Impact::High);
-                    f.facts.push(format!(
-                        "{} does not exist on the server: the statement fails",
-                        name(&table)
-                    ));
+                    // Not there, and IF EXISTS: the statement does nothing.
+                    return Ok(Outcome::Drop);
                 }
+                f.rate(Probability::Certain, Impact::High);
+                f.facts.push(format!(
+                    "{} does not exist on the server: the statement fails",
+                    name(&table)
+                ));
                 return Ok(Outcome::Keep);
             };
             if f.code == Code::BS404 {
@@ -249,7 +246,10 @@ fn adjust(
                     if f.code != Code::BS100 {
                         f.rate(Probability::Low, Impact::Low);
                     }
-                    f.facts.push(format!("{} is empty: no rows are lost", name(&table)));
+                    f.facts.push(format!(
+                        "{} is empty today: rows written before the migration runs would be lost",
+                        name(&table)
+                    ));
                 } else {
                     if f.code != Code::BS100 {
                         f.rate(Probability::High, Impact::High);
@@ -272,7 +272,9 @@ fn adjust(
             column_type(client, f, &table, &column, &new_type)
         }
         Some(Subject::NotNull { table, column }) => not_null(client, f, &table, &column),
-        Some(Subject::Extension { name: ext }) => extension(client, f, &ext).map(|_| Outcome::Keep),
+        Some(Subject::Extension { name: ext, if_not_exists }) => {
+            extension(client, f, &ext, if_not_exists)
+        }
         Some(Subject::ForeignKey { table, columns }) => foreign_key(client, f, &table, &columns),
         Some(Subject::Platform { kind, name }) => {
             if super::platform::present(client, kind, &name)? {
@@ -306,11 +308,9 @@ fn not_null(
         .map(|r| r.get(0))
         .collect();
     if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, column)) {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!(
-            "a validated CHECK ({column} IS NOT NULL) exists on {}: PostgreSQL skips the scan",
-            name(table)
-        ));
+        // A validated CHECK (column IS NOT NULL) proves it: PostgreSQL
+        // skips the scan, which is all the finding is about.
+        return Ok(Outcome::Drop);
     } else if let Some(facts) = table_size(client, table)? {
         scale_lock(f, table, &facts);
     }
@@ -361,11 +361,8 @@ fn column_type(
     f.facts.push(format!("{}.{column} is {shown} today", name(table)));
     let old_name: String = current.get(3);
     if f.code == Code::BS107 && new_type.widens(&old_name, &typmod_modifiers(&old_name, old_mod)) {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!(
-            "{} holds every value of {shown}: the change widens the type, no value is cut",
-            new_type.display()
-        ));
+        // The new type holds every value of the old one: no value is cut.
+        return Ok(Outcome::Drop);
     }
     let target =
         if new_type.array { format!("{}[]", new_type.name) } else { new_type.name.clone() };
@@ -399,14 +396,10 @@ fn column_type(
     }
     if old_oid == new_oid && widening {
         // Same type, wider or unconstrained: no rewrite, nothing cut.
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push("the change only widens the type: no rewrite, no value is cut".into());
+        return Ok(Outcome::Drop);
     } else if coercible && f.code == Code::BS206 && (old_oid != new_oid || widening) {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!(
-            "{shown} converts to {} without a rewrite (binary-coercible)",
-            new_type.display()
-        ));
+        // Binary-coercible: PostgreSQL converts without a rewrite.
+        return Ok(Outcome::Drop);
     } else if f.code == Code::BS206 {
         if let Some(facts) = table_size(client, table)? {
             scale_lock(f, table, &facts);
@@ -429,11 +422,15 @@ fn typmod_modifiers(type_name: &str, typmod: i32) -> Vec<i64> {
     }
 }
 
+/// An extension installed (and created IF NOT EXISTS) or available to the
+/// role clears the finding; one missing, untrusted for this role, or
+/// installed and created again without IF NOT EXISTS makes it certain.
 fn extension(
     client: &mut impl GenericClient,
     f: &mut Finding,
     ext: &str,
-) -> Result<(), CheckError> {
+    if_not_exists: bool,
+) -> Result<Outcome, CheckError> {
     let row = client
         .query_one(
             "select (select extversion from pg_extension where extname = $1),
@@ -452,8 +449,14 @@ fn extension(
     let is_superuser: bool = row.get::<_, Option<bool>>(3).unwrap_or(false);
     let role: String = row.get(4);
     if let Some(version) = installed {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!("{ext} {version} is already installed"));
+        if if_not_exists {
+            return Ok(Outcome::Drop);
+        }
+        f.rate(Probability::Certain, Impact::High);
+        f.facts.push(format!(
+            "{ext} {version} is already installed: CREATE EXTENSION without IF NOT EXISTS fails"
+        ));
+        f.help = format!("write CREATE EXTENSION IF NOT EXISTS {ext}");
     } else if available.is_none() {
         f.rate(Probability::Certain, Impact::High);
         f.facts.push(format!(
@@ -470,13 +473,10 @@ fn extension(
         ));
         f.help = "have a superuser create the extension before the migration, or run it with a role that may".into();
     } else {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!(
-            "{ext} {} is available and {role} may create it",
-            available.unwrap_or_default()
-        ));
+        // Available, and this role may create it.
+        return Ok(Outcome::Drop);
     }
-    Ok(())
+    Ok(Outcome::Keep)
 }
 
 fn foreign_key(
@@ -601,8 +601,10 @@ fn subject_name(subject: &Subject) -> String {
     }
 }
 
-/// The subject was made by an earlier statement of the batch: no rows from
-/// before the batch are in it, and a lock on it blocks no one.
+/// The subject was made by an earlier statement of the batch. The
+/// analysis already leaves out what that clears (a lock on it, its rows,
+/// running code that cannot know it, see `Cx::judged_by_batch`); what is
+/// left is a rule the database cannot inform: it has nothing of it yet.
 fn made_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
     let what = subject_name(subject);
     if f.code == Code::BS100 {
@@ -611,12 +613,8 @@ fn made_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
         return;
     }
     f.rate(Probability::Low, Impact::Low);
-    let consequence = if is_data_loss(f.code) || f.code == Code::BS107 {
-        "no rows from before the batch are lost"
-    } else if f.code == Code::BS404 {
+    let consequence = if f.code == Code::BS404 {
         "it holds only rows the batch itself inserts"
-    } else if is_lock(f.code) {
-        "the lock blocks no one"
     } else {
         "the database has nothing of it yet"
     };
@@ -624,19 +622,12 @@ fn made_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
 }
 
 /// The subject was dropped by an earlier statement of the batch: the
-/// statement fails, unless it says IF EXISTS.
+/// statement fails (with IF EXISTS it does nothing, and the analysis
+/// leaves it out).
 fn dropped_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
     let what = subject_name(subject);
-    if matches!(subject, Subject::Table { missing_ok: true, .. }) {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!(
-            "{what} is dropped earlier in this batch, at {at}: IF EXISTS makes this a no-op"
-        ));
-    } else {
-        f.rate(Probability::Certain, Impact::High);
-        f.facts
-            .push(format!("{what} is dropped earlier in this batch, at {at}: the statement fails"));
-    }
+    f.rate(Probability::Certain, Impact::High);
+    f.facts.push(format!("{what} is dropped earlier in this batch, at {at}: the statement fails"));
 }
 
 /// Probes become findings only when the database confirms them.

@@ -30,6 +30,39 @@ struct Replay<'a> {
     progress: &'a mut dyn Progress,
     /// The picture of the copy's current state, while it holds.
     picture: Option<State>,
+    /// Where the replay started, as a failure names it.
+    start: Start,
+}
+
+/// Where a replay started: what an up that fails for want of an object
+/// names, so that a user who gave `--start` is not told to give it.
+enum Start {
+    /// The target's platform, copied by itself.
+    Platform,
+    /// The start the user named with `--start`, as said (`database base`,
+    /// `the schema dump base.sql`).
+    Given(String),
+    /// The target's own schema (`migrate` keeping downs).
+    Target,
+}
+
+impl Start {
+    /// The hint after an up that failed for want of an object.
+    fn hint(&self) -> String {
+        match self {
+            Start::Platform => "the history is written on something neither it nor the target's \
+                                platform holds: pass --start with a database or a schema dump \
+                                that does"
+                .into(),
+            Start::Given(start) => format!(
+                "the history is written on something neither it nor the start given with \
+                 --start, {start}, holds: give --start a database or a schema dump that has it"
+            ),
+            Start::Target => {
+                "the history is written on something neither it nor the target holds".into()
+            }
+        }
+    }
 }
 
 fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
@@ -69,8 +102,13 @@ pub fn compute(
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+    let start = match &options.start {
+        _ if options.from_target => Start::Target,
+        Some(_) => Start::Given(workspace.info.source.clone()),
+        None => Start::Platform,
+    };
     let mut replay =
-        Replay { client, copy, pg_dump, migrations, settings, progress, picture: None };
+        Replay { client, copy, pg_dump, migrations, settings, progress, picture: None, start };
     let asked =
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
     let todo: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
@@ -158,10 +196,7 @@ impl Replay<'_> {
         Ok(self.up_failure(m)?.map(|(message, sqlstate)| {
             let missing = ["42P01", "42883", "42704", "3F000", "42703"];
             if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
-                format!(
-                    "{message} (the history is written on something neither it nor the target's \
-                     platform holds: pass --start with a database or a schema dump that does)"
-                )
+                format!("{message} ({})", self.start.hint())
             } else {
                 message
             }

@@ -93,7 +93,7 @@ pub(super) fn open(
         Some(database) => {
             let copy = CopyDb { server_url: url.to_string(), dbname: database.to_string() };
             crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, false)?;
-            (Vec::new(), format!("database {database} (the start of the history)"))
+            (Vec::new(), format!("database {database}"))
         }
         None => {
             cluster.create_database(BASE, None).map_err(cluster_err)?;

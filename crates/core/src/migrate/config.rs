@@ -117,6 +117,9 @@ pub struct Settings {
     /// computed downs), whose pictures and round trips hold only the
     /// project's own schema.
     pub tool_history: bool,
+    /// Why the run is made, as the person who ran it said
+    /// (`rollback --reason`): written into its audit events.
+    pub reason: Option<String>,
 }
 
 impl Settings {
@@ -136,6 +139,7 @@ impl From<&MigrationsSection> for Settings {
             lock_retries: m.lock_retries,
             keep: None,
             tool_history: true,
+            reason: None,
         }
     }
 }

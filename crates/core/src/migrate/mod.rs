@@ -2,6 +2,7 @@
 //! detection, planning of transaction groups, and the audit of outcomes.
 //! Gates (backup, risk check, rehearsal) are composed by the CLI around this.
 
+mod audit;
 pub mod config;
 mod gate;
 mod group;
@@ -29,6 +30,7 @@ pub use status::{status, Drift, Entry, HalfApplied, Status};
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};
 use crate::schema::{self, events};
 use crate::source::{Migration, Order, Part, Problem};
+use audit::{refused, started};
 
 /// Things worth telling the operator while a run goes on.
 #[derive(Debug)]
@@ -345,7 +347,8 @@ pub fn migrate(
         }
         let pending = select_pending(migrations, &status, options.to.as_deref());
         if !options.dry_run && !pending.is_empty() {
-            started(client, "migrate", pending.iter().map(|m| m.version.clone()).collect())?;
+            let versions = pending.iter().map(|m| m.version.clone()).collect();
+            started(client, "migrate", versions, settings.reason.as_deref())?;
         }
         let plan = plan_up(&pending, options.each);
         refusals(migrations, &status, &pending, &plan, options)
@@ -488,7 +491,8 @@ pub fn rollback(
             .map(|m| kept.iter().find(|k| k.version == m.version).unwrap_or(m))
             .collect();
         if !dry_run && !chosen.is_empty() {
-            started(client, "rollback", chosen.iter().map(|e| e.version.clone()).collect())?;
+            let versions = chosen.iter().map(|e| e.version.clone()).collect();
+            started(client, "rollback", versions, settings.reason.as_deref())?;
         }
         let missing: Vec<String> =
             targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
@@ -539,46 +543,6 @@ fn with_lock<T>(
         ApplyError::Db(crate::pg::DbError::new("exempting the session", source))
     })?;
     f(&mut lock, progress)
-}
-
-/// Records that a run starts, so that one killed before its outcome shows
-/// (`backstop status`).
-fn started(client: &mut Client, kind: &str, versions: Vec<String>) -> Result<(), ApplyError> {
-    if !schema::exists(client).map_err(|source| {
-        ApplyError::Db(crate::pg::DbError::new("reading backstop.events", source))
-    })? {
-        return Ok(());
-    }
-    let event = events::Event { kind, outcome: "started", versions, details: json!({}) };
-    events::record(client, &event).map_err(|source| {
-        ApplyError::Db(crate::pg::DbError::new("writing the start event", source))
-    })
-}
-
-/// Audits a run refused before it started (drift, a missing down) and
-/// hands the error back. Best effort: the refusal itself is what matters.
-fn refused(client: &mut Client, kind: &str, err: ApplyError) -> ApplyError {
-    let versions = match &err {
-        ApplyError::Drift(d) => d.iter().map(|d| d.version.clone()).collect(),
-        ApplyError::OutOfOrder { older, .. } => older.clone(),
-        // Labels are `VERSION_name`; the log holds versions, as elsewhere.
-        ApplyError::RowsBlock(blocks) => blocks.iter().map(|b| b.version.clone()).collect(),
-        ApplyError::MissingDown(labels) => labels
-            .iter()
-            .map(|l| l.split_once('_').map_or(l.as_str(), |(version, _)| version).to_string())
-            .collect(),
-        _ => Vec::new(),
-    };
-    if schema::exists(client).unwrap_or(false) {
-        let event = events::Event {
-            kind,
-            outcome: "refused",
-            versions,
-            details: json!({ "reason": err.to_string() }),
-        };
-        let _ = events::record(client, &event);
-    }
-    err
 }
 
 /// What kind of run `run_groups` carries out, and what it stamps and logs.
@@ -634,6 +598,7 @@ fn run_groups(
                 if !run.gates.is_empty() {
                     details["gates"] = serde_json::Value::Object(run.gates.clone());
                 }
+                audit::said(&mut details, settings);
                 let event = events::Event { kind: run.kind, outcome: "ok", versions, details };
                 events::record(client, &event).map_err(|source| {
                     ApplyError::Db(crate::pg::DbError::new("writing the audit event", source))
@@ -642,11 +607,14 @@ fn run_groups(
             }
             GroupOutcome::Failed(failure) => {
                 let standing = standing(plan, index, &report.done, &failure, run);
+                let mut details =
+                    json!({ "failure": failure, "standing": standing, "gates": run.gates });
+                audit::said(&mut details, settings);
                 let event = events::Event {
                     kind: run.kind,
                     outcome: if failure.rolled_back { "rolled_back" } else { "failed" },
                     versions,
-                    details: json!({ "failure": failure, "standing": standing, "gates": run.gates }),
+                    details,
                 };
                 // The schema may not exist on a dry database (a failed first run
                 // creates it first, so this only fails when the session is gone).

@@ -421,6 +421,7 @@ mod tests {
             lock_retries: 0,
             keep: None,
             tool_history: true,
+            reason: None,
         };
         let timeout = failed_at(&failure(Some("57014"), true), &settings);
         assert!(

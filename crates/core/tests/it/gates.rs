@@ -54,6 +54,7 @@ fn settings() -> Settings {
         lock_retries: 0,
         keep: None,
         tool_history: true,
+        reason: None,
     }
 }
 

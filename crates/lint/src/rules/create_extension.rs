@@ -8,8 +8,10 @@ use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `CREATE EXTENSION`. With a database URL the check asks
 /// the server: an extension missing from `pg_available_extensions`, or one
-/// that needs a superuser the migration role is not, is NO-GO; one that is
-/// already installed is a note.
+/// that needs a superuser the migration role is not, is NO-GO, and so is
+/// one already installed that the statement creates without `IF NOT
+/// EXISTS`; one installed (with `IF NOT EXISTS`) or available to the role
+/// is no finding.
 ///
 /// **Why it hurts:** the extension's files must be installed on the
 /// database server, and managed services allow only a list of them (often
@@ -51,7 +53,10 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                     e.extname
                 ),
             )
-            .subject(Subject::Extension { name: e.extname.clone() }),
+            .subject(Subject::Extension {
+                name: e.extname.clone(),
+                if_not_exists: e.if_not_exists,
+            }),
         );
     }
 }

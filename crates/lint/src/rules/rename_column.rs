@@ -5,7 +5,7 @@ use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
 use crate::stmt::{display_table};
-use crate::model::{Impact, Probability, Subject};
+use crate::model::{Impact, Origin, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `ALTER TABLE ... RENAME COLUMN` on a table the
@@ -37,7 +37,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
         let Some(rv) = &r.relation else { continue };
         let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+        // No running code knows a table or a column the batch made.
+        let made = matches!(cx.column_origin(stmt.index, &table, &r.subname), Origin::Created { .. });
+        if made || cx.is_new(stmt.index, &table) {
             continue;
         }
         out.push(

@@ -19,7 +19,7 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// NOT VALID`; in the next `VALIDATE CONSTRAINT c` (no blocking lock); then
 /// `SET NOT NULL`, which on PostgreSQL 12+ uses the validated constraint
 /// and skips the scan, and `DROP CONSTRAINT c`. With a database URL,
-/// `backstop check` sees such a constraint and lowers this finding.
+/// `backstop check` sees such a constraint and drops this finding.
 pub const META: Meta = Meta {
     name: "set-not-null",
     family: Family::Locks,
