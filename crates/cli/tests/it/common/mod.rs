@@ -178,6 +178,20 @@ impl Project {
         Run::from_output(self.cmd().args(args).output().expect("backstop runs"))
     }
 
+    /// Runs `backstop ARGS` that may take long (a history of hundreds of
+    /// migrations): up to 20 minutes, and says how long it took.
+    pub fn run_long(&self, args: &[&str]) -> Run {
+        let t = std::time::Instant::now();
+        let out = self
+            .cmd()
+            .timeout(std::time::Duration::from_secs(1200))
+            .args(args)
+            .output()
+            .expect("backstop runs");
+        eprintln!("backstop {}: {:.1} s", args.join(" "), t.elapsed().as_secs_f64());
+        Run::from_output(out)
+    }
+
     /// Runs `backstop ARGS` with `DATABASE_URL` set to `url` instead.
     pub fn run_with_url(&self, url: &str, args: &[&str]) -> Run {
         Run::from_output(
