@@ -44,7 +44,7 @@ pub fn block(b: usize) -> Vec<(String, String)> {
     };
     // The last migration of a block: a foreign server every tenth block,
     // a rename otherwise.
-    let last = if b % 10 == 0 {
+    let last = if b.is_multiple_of(10) {
         (
             format!("{}_report_server_{b}", i(9)),
             format!(
