@@ -33,13 +33,19 @@ const DRIZZLE_CONFIGS: [&str; 7] = [
     "drizzle.config.cjs",
     "drizzle.config.json",
 ];
-const PRISMA_CONFIGS: [&str; 6] = [
+const PRISMA_CONFIGS: [&str; 12] = [
     "prisma.config.ts",
     "prisma.config.mts",
     "prisma.config.cts",
     "prisma.config.js",
     "prisma.config.mjs",
     "prisma.config.cjs",
+    ".config/prisma.ts",
+    ".config/prisma.mts",
+    ".config/prisma.cts",
+    ".config/prisma.js",
+    ".config/prisma.mjs",
+    ".config/prisma.cjs",
 ];
 /// Folders never searched for drizzle's journal.
 const SKIPPED: [&str; 6] = ["node_modules", "target", "dist", "build", ".git", ".next"];
@@ -117,20 +123,23 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Prisma: `prisma.config.*`'s `migrations.path`, else the folder beside
-/// the schema (`prisma.config.*`'s or `package.json`'s `schema`: a file's
-/// folder, or a schema folder itself), else `prisma/migrations`.
+/// Prisma: `prisma.config.*`'s (or `.config/prisma.*`'s) `migrations.path`,
+/// else the folder beside the schema (the config's or `package.json`'s
+/// `schema`: a file's folder, or a schema folder itself), else
+/// `prisma/migrations`. A config's paths count from its own folder, as
+/// Prisma reads them.
 fn prisma(root: &Path) -> Result<Option<Place>, SourceError> {
     for name in PRISMA_CONFIGS {
         let path = root.join(name);
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let base = path.parent().unwrap_or(root).to_path_buf();
         let values = js_values(&text);
         if let Some(v) = values.iter().find(|v| v.key == ["migrations", "path"]) {
-            let dir = root.join(&v.value);
+            let dir = lexical(&base.join(&v.value));
             return named(dir, &path, v.line, "migrations.path", Layout::Prisma).map(Some);
         }
         if let Some(v) = values.iter().find(|v| v.key == ["schema"]) {
-            let dir = beside_schema(&root.join(&v.value));
+            let dir = beside_schema(&lexical(&base.join(&v.value)));
             return named(dir, &path, v.line, "schema", Layout::Prisma).map(Some);
         }
     }
@@ -151,6 +160,22 @@ fn prisma(root: &Path) -> Result<Option<Place>, SourceError> {
         layout: Some(Layout::Prisma),
         why: "Prisma's folder".into(),
     }))
+}
+
+/// `path` with `a/..` and `.` taken out by their names alone, as a tool
+/// that joins its settings' relative paths shows them.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Where Prisma keeps the migrations of `schema`: beside the schema file,
@@ -494,6 +519,20 @@ mod tests {
         write(r, "prisma/history/migration_lock.toml", "provider = \"postgresql\"\n");
         let place = find(r, None).unwrap().unwrap();
         assert_eq!(place.dir, r.join("prisma/history"));
+    }
+
+    #[test]
+    fn prismas_config_in_the_config_folder_counts_paths_from_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            ".config/prisma.ts",
+            "export default { schema: '../db/schema.prisma', migrations: { path: '../db/migrations' } };\n",
+        );
+        write(tmp.path(), "db/migrations/20240101000000_init/migration.sql", "SELECT 1;");
+        let place = find(tmp.path(), None).unwrap().unwrap();
+        assert_eq!(place.dir, tmp.path().join("db/migrations"));
+        assert_eq!(place.layout, Some(Layout::Prisma));
     }
 
     #[test]
