@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use backstop_lint::{Position, Statement};
 
 pub use layout::Layout;
+pub use project::HistoryTable;
 
 /// The first-line marker of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
@@ -205,6 +206,9 @@ pub struct Migration {
     pub requires: Vec<String>,
     /// Why parts of it cannot run; empty for a healthy migration.
     pub problems: Vec<Problem>,
+    /// The history table its tool's settings name (drizzle's
+    /// `migrations.table`), looked for beside the tool's default.
+    pub history: Option<std::sync::Arc<HistoryTable>>,
 }
 
 impl Migration {
@@ -401,8 +405,11 @@ fn load_parsing(
     // Each file is read and parsed on its own: on every core.
     let full =
         depth == Depth::Full || layout.author_owns_transactions() || layout == Layout::Prisma;
-    let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| {
-        read_migration(entry, layout, full)
+    let history = (layout == Layout::Drizzle).then(|| project::drizzle_history(dir)).flatten();
+    let history = history.map(std::sync::Arc::new);
+    let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| Migration {
+        history: history.clone(),
+        ..read_migration(entry, layout, full)
     });
     check_duplicates(&migrations)?;
     Ok(Folder {
@@ -556,6 +563,7 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         repeatable: entry.repeatable,
         requires: entry.requires,
         problems,
+        history: None,
     }
 }
 
