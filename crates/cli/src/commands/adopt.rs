@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::adopt::{self, Plan};
-use backstop_core::source::Layout;
+use backstop_core::source::{HistoryTable, Layout};
 
 use super::{print, print_json, Context};
 use crate::render::terminal_safe;
@@ -19,6 +19,12 @@ pub struct Args {
     /// golang-migrate, goose, flyway, sqitch, supabase, prisma or drizzle.
     #[arg(long, value_name = "TOOL", value_parser = tool)]
     from: Layout,
+    /// The tool's history table, when it is not the one the tool uses by
+    /// default or its settings name (drizzle.config's migrations.table):
+    /// `SCHEMA.NAME`, or `NAME` in the search path. Without it, both are
+    /// looked for and the one holding rows is read.
+    #[arg(long, value_name = "SCHEMA.NAME", value_parser = table)]
+    table: Option<HistoryTable>,
     /// Write the adopted history (without it, only show what would be written).
     #[arg(long)]
     yes: bool,
@@ -35,6 +41,11 @@ fn tool(text: &str) -> Result<Layout, String> {
     })
 }
 
+fn table(text: &str) -> Result<HistoryTable, String> {
+    HistoryTable::parse(text)
+        .ok_or_else(|| format!("{text:?} is no table name; write SCHEMA.NAME or NAME"))
+}
+
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
     let project = (args.from == Layout::Sqitch).then(|| adopt::sqitch_project(&ctx.dir)).flatten();
@@ -45,10 +56,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             args.from,
             &ctx.migrations,
             project.as_deref(),
+            args.table.as_ref(),
             ctx.settings.lock_wait,
         )?
     } else {
-        adopt::prepare(&mut client, args.from, &ctx.migrations, project.as_deref())?
+        let table = args.table.as_ref();
+        adopt::prepare(&mut client, args.from, &ctx.migrations, project.as_deref(), table)?
     };
     let written = args.yes && plan.ok();
     match args.output.format {

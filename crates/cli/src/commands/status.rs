@@ -182,11 +182,11 @@ fn unadopted_lines(u: &backstop_core::adopt::Unadopted) -> String {
             out,
             "not adopted: {} ({}'s history) records {} pending migration(s) as applied: {}; \
              `backstop migrate` would run them again and fail: take the history over with `{}`",
-            u.table,
+            terminal_safe(&u.table),
             u.tool,
             u.applied.len(),
             list(&u.applied),
-            u.command()
+            terminal_safe(&u.command())
         );
     }
     if !u.failed.is_empty() {
@@ -204,11 +204,11 @@ fn unadopted_lines(u: &backstop_core::adopt::Unadopted) -> String {
             out,
             "{} ({}'s history) records {} version(s) no migration of the folder has: {}; if \
              they are this project's, restore their files, then `{}`",
-            u.table,
+            terminal_safe(&u.table),
             u.tool,
             u.unknown.len(),
             list(&u.unknown),
-            u.command()
+            terminal_safe(&u.command())
         );
     }
     out

@@ -21,6 +21,7 @@ mod downs;
 mod flags;
 mod floors;
 mod freeze;
+mod history_table;
 mod incident;
 mod kill_switch;
 mod layouts;

@@ -1,11 +1,13 @@
 //! Reading another tool's history table into one shape: which versions it
-//! applied, when, with what checksum, and which it marks failed or dirty.
+//! applied, when, with what checksum, and which it marks failed or dirty;
+//! and which table that is, where the tool may keep it under another name
+//! ([`locate`]).
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
 
 use super::AdoptError;
-use crate::source::Layout;
+use crate::source::{HistoryTable, Layout, Migration};
 
 /// A checksum as the other tool recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,6 +85,95 @@ pub fn table_of(tool: Layout) -> &'static str {
     }
 }
 
+/// The table a tool keeps its history in unless told otherwise.
+pub fn default_table(tool: Layout) -> HistoryTable {
+    HistoryTable::parse(table_of(tool)).expect("the tools' tables are names")
+}
+
+/// The table as SQL names it.
+pub fn sql_name(table: &HistoryTable) -> String {
+    crate::pg::quote_qualified(table.schema.as_deref(), &table.name)
+}
+
+/// The tables `tool`'s history may be in, the one its settings name
+/// (drizzle's `migrations.table`, as read with the `migrations`) first,
+/// then the tool's default.
+pub fn candidates(tool: Layout, migrations: &[&Migration]) -> Vec<HistoryTable> {
+    let configured =
+        migrations.iter().filter(|m| m.layout == tool).find_map(|m| m.history.as_deref().cloned());
+    let mut out: Vec<HistoryTable> = configured.into_iter().collect();
+    let default = default_table(tool);
+    if !out.iter().any(|t| t.schema == default.schema && t.name == default.name) {
+        out.push(default);
+    }
+    out
+}
+
+/// A candidate as a message names it: with the setting that named it.
+pub fn described(table: &HistoryTable) -> String {
+    match &table.set_in {
+        Some(place) => format!("{table} (named in {place})"),
+        None => table.to_string(),
+    }
+}
+
+/// Which of `candidates` holds the tool's history in this database: the
+/// one with rows; with none, the first that exists (`Ok(None)` when none
+/// does); two with rows is an error that names both.
+pub fn in_use(
+    client: &mut impl postgres::GenericClient,
+    tool: Layout,
+    candidates: &[HistoryTable],
+) -> Result<Option<HistoryTable>, AdoptError> {
+    let mut existing = Vec::new();
+    let mut holding = Vec::new();
+    for t in candidates {
+        let name = sql_name(t);
+        let exists: bool = client
+            .query_one("select to_regclass($1) is not null", &[&name])
+            .map_err(db_of(&name))?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let rows: bool = client
+            .query_one(&format!("select exists (select from {name})"), &[])
+            .map_err(db_of(&name))?
+            .get(0);
+        existing.push(t.clone());
+        if rows {
+            holding.push(t.clone());
+        }
+    }
+    match holding.as_slice() {
+        [first, second, ..] => Err(AdoptError::TwoHistories {
+            tool,
+            first: described(first),
+            second: described(second),
+        }),
+        [one] => Ok(Some(one.clone())),
+        [] => Ok(existing.into_iter().next()),
+    }
+}
+
+/// The history table of `tool` to adopt from: `named` outright (`adopt
+/// --table`), else the one of [`candidates`] that [`in_use`] finds.
+pub fn locate(
+    client: &mut Client,
+    tool: Layout,
+    named: Option<&HistoryTable>,
+    migrations: &[&Migration],
+) -> Result<HistoryTable, AdoptError> {
+    if let Some(t) = named {
+        return Ok(t.clone());
+    }
+    let candidates = candidates(tool, migrations);
+    in_use(client, tool, &candidates)?.ok_or_else(|| AdoptError::NoHistory {
+        tool,
+        table: candidates.iter().map(described).collect::<Vec<_>>().join(" or "),
+    })
+}
+
 /// A digest of SQL statements that ignores how they were cut into pieces,
 /// their comments and whitespace: each piece is split by PostgreSQL's
 /// parser and each statement's token checksum goes in, in order. A piece
@@ -103,32 +194,34 @@ pub fn statements_digest<'a>(pieces: impl IntoIterator<Item = &'a str>) -> Strin
     hasher.finalize().to_hex().to_string()
 }
 
-fn db(table: &'static str) -> impl FnOnce(postgres::Error) -> AdoptError {
+fn db_of(table: &str) -> impl FnOnce(postgres::Error) -> AdoptError + '_ {
     move |source| {
         AdoptError::Db(crate::pg::DbError::new(format!("reading or writing {table}"), source))
     }
 }
 
-/// Reads `tool`'s history from the database `client` is connected to.
+/// Reads `tool`'s history from `table` in the database `client` is
+/// connected to.
 pub fn read(
     client: &mut Client,
     tool: Layout,
+    table: &HistoryTable,
     project: Option<&str>,
 ) -> Result<Vec<ToolRow>, AdoptError> {
-    let table = table_of(tool);
-    let exists: bool = client
-        .query_one("select to_regclass($1) is not null", &[&table])
-        .map_err(db(table))?
-        .get(0);
+    let t = sql_name(table);
+    let t = t.as_str();
+    let db = db_of;
+    let exists: bool =
+        client.query_one("select to_regclass($1) is not null", &[&t]).map_err(db(t))?.get(0);
     if !exists {
-        return Err(AdoptError::NoHistory { tool, table });
+        return Err(AdoptError::NoHistory { tool, table: table.to_string() });
     }
     let columns: Vec<String> = client
         .query(
             "select attname::text from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped",
-            &[&table],
+            &[&t],
         )
-        .map_err(db(table))?
+        .map_err(db(t))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -137,12 +230,14 @@ pub fn read(
     let rows = match tool {
         Layout::Sqlx => client
             .query(
-                "select version::text, installed_on, success, encode(checksum, 'hex'),
-                        (execution_time / 1000000)::bigint
-                   from _sqlx_migrations order by version",
+                &format!(
+                    "select version::text, installed_on, success, encode(checksum, 'hex'),
+                            (execution_time / 1000000)::bigint
+                       from {t} order by version"
+                ),
                 &[],
             )
-            .map_err(db(table))?
+            .map_err(db(t))?
             .iter()
             .map(|r| {
                 let success: bool = r.get(2);
@@ -161,22 +256,24 @@ pub fn read(
             .collect(),
         Layout::Diesel => client
             .query(
-                "select version::text, extract(epoch from run_on)::float8 from __diesel_schema_migrations order by version",
+                &format!(
+                    "select version::text, extract(epoch from run_on)::float8 from {t} order by version"
+                ),
                 &[],
             )
-            .map_err(db(table))?
+            .map_err(db(t))?
             .iter()
             .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
             .collect(),
         Layout::Dbmate => client
-            .query("select version::text from schema_migrations order by version", &[])
-            .map_err(db(table))?
+            .query(&format!("select version::text from {t} order by version"), &[])
+            .map_err(db(t))?
             .iter()
             .map(|r| ToolRow::applied(r.get(0)))
             .collect(),
         Layout::GolangMigrate => client
-            .query("select version::text, dirty from schema_migrations", &[])
-            .map_err(db(table))?
+            .query(&format!("select version::text, dirty from {t}"), &[])
+            .map_err(db(t))?
             .iter()
             .map(|r| {
                 let dirty: bool = r.get(1);
@@ -197,22 +294,24 @@ pub fn read(
             // The latest row of each version decides; version 0 is goose's own.
             client
                 .query(
-                    "select distinct on (version_id) version_id::text, is_applied, extract(epoch from tstamp)::float8
-                       from goose_db_version where version_id <> 0
-                      order by version_id, id desc",
+                    &format!(
+                        "select distinct on (version_id) version_id::text, is_applied, extract(epoch from tstamp)::float8
+                           from {t} where version_id <> 0
+                          order by version_id, id desc"
+                    ),
                     &[],
                 )
-                .map_err(db(table))?
+                .map_err(db(t))?
                 .iter()
                 .filter(|r| r.get::<_, bool>(1))
                 .map(|r| ToolRow { applied_at: epoch(r.get(2)), ..ToolRow::applied(r.get(0)) })
                 .collect()
         }
-        Layout::Flyway => flyway(client)?,
-        Layout::Sqitch => sqitch(client, project)?,
-        Layout::Supabase => supabase(client, &has)?,
-        Layout::Prisma => prisma(client)?,
-        Layout::Drizzle => drizzle(client)?,
+        Layout::Flyway => flyway(client, t)?,
+        Layout::Sqitch => sqitch(client, table, project)?,
+        Layout::Supabase => supabase(client, t, &has)?,
+        Layout::Prisma => prisma(client, t)?,
+        Layout::Drizzle => drizzle(client, t)?,
     };
     Ok(rows)
 }
@@ -220,7 +319,7 @@ pub fn read(
 /// dbmate and golang-migrate share a table name; the columns tell them apart.
 fn same_tool(
     tool: Layout,
-    table: &'static str,
+    table: &HistoryTable,
     has: &dyn Fn(&str) -> bool,
 ) -> Result<(), AdoptError> {
     let why = match tool {
@@ -228,21 +327,23 @@ fn same_tool(
         Layout::Dbmate if has("dirty") => "it has a `dirty` column: golang-migrate's table?",
         _ => return Ok(()),
     };
-    Err(AdoptError::WrongTable { tool, table, why })
+    Err(AdoptError::WrongTable { tool, table: table.to_string(), why })
 }
 
 /// Flyway's history replayed in order: undo and delete entries take a
 /// version back out, a baseline counts every version up to it, the latest
 /// entry of a repeatable script holds its checksum.
-fn flyway(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
+fn flyway(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
-            "select version, description, type, checksum, installed_by,
-                    extract(epoch from installed_on)::float8, execution_time::bigint, success
-               from flyway_schema_history order by installed_rank",
+            &format!(
+                "select version, description, type, checksum, installed_by,
+                        extract(epoch from installed_on)::float8, execution_time::bigint, success
+                   from {t} order by installed_rank"
+            ),
             &[],
         )
-        .map_err(db("flyway_schema_history"))?;
+        .map_err(db_of(t))?;
     let mut out: Vec<ToolRow> = Vec::new();
     for r in rows {
         let version: Option<String> = r.get(0);
@@ -290,17 +391,25 @@ fn epoch(seconds: Option<f64>) -> Option<DateTime<Utc>> {
 }
 
 /// sqitch's deployed changes of the project, and changes whose latest event
-/// is a failure.
-fn sqitch(client: &mut Client, project: Option<&str>) -> Result<Vec<ToolRow>, AdoptError> {
-    let changes = client
+/// is a failure (in `events` beside `changes`, in the registry's schema).
+fn sqitch(
+    client: &mut Client,
+    changes: &HistoryTable,
+    project: Option<&str>,
+) -> Result<Vec<ToolRow>, AdoptError> {
+    let events = sql_name(&HistoryTable { name: "events".into(), ..changes.clone() });
+    let changes = sql_name(changes);
+    let rows = client
         .query(
-            "select change, script_hash, committed_at, committer_name
-               from sqitch.changes where $1::text is null or project = $1
-              order by committed_at, change_id",
+            &format!(
+                "select change, script_hash, committed_at, committer_name
+                   from {changes} where $1::text is null or project = $1
+                  order by committed_at, change_id"
+            ),
             &[&project],
         )
-        .map_err(db("sqitch.changes"))?;
-    let mut out: Vec<ToolRow> = changes
+        .map_err(db_of(&changes))?;
+    let mut out: Vec<ToolRow> = rows
         .iter()
         .map(|r| ToolRow {
             applied_at: r.get(2),
@@ -311,12 +420,14 @@ fn sqitch(client: &mut Client, project: Option<&str>) -> Result<Vec<ToolRow>, Ad
         .collect();
     let failed = client
         .query(
-            "select distinct on (change) change, event
-               from sqitch.events where $1::text is null or project = $1
-              order by change, committed_at desc",
+            &format!(
+                "select distinct on (change) change, event
+                   from {events} where $1::text is null or project = $1
+                  order by change, committed_at desc"
+            ),
             &[&project],
         )
-        .map_err(db("sqitch.events"))?;
+        .map_err(db_of(&events))?;
     for r in failed {
         let (change, event): (String, String) = (r.get(0), r.get(1));
         if event == "fail" && !out.iter().any(|o| o.version == change) {
@@ -335,13 +446,16 @@ fn sqitch(client: &mut Client, project: Option<&str>) -> Result<Vec<ToolRow>, Ad
 /// enough to keep them, `name` and `statements` (newer columns such as
 /// `created_by` are read when present, never required). It records only
 /// migrations that finished: its batch and the row commit together.
-fn supabase(client: &mut Client, has: &dyn Fn(&str) -> bool) -> Result<Vec<ToolRow>, AdoptError> {
-    let table = table_of(Layout::Supabase);
+fn supabase(
+    client: &mut Client,
+    table: &str,
+    has: &dyn Fn(&str) -> bool,
+) -> Result<Vec<ToolRow>, AdoptError> {
     let statements = if has("statements") { "statements" } else { "null::text[]" };
     let created_by = if has("created_by") { "created_by::text" } else { "null::text" };
     let sql =
         format!("select version::text, {statements}, {created_by} from {table} order by version");
-    let rows = client.query(&sql, &[]).map_err(db(table))?;
+    let rows = client.query(&sql, &[]).map_err(db_of(table))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -368,17 +482,18 @@ fn supabase(client: &mut Client, has: &dyn Fn(&str) -> bool) -> Result<Vec<ToolR
 /// that neither finished nor was marked rolled back (`prisma migrate
 /// resolve --rolled-back`) is a failed migration Prisma itself refuses to
 /// go past.
-fn prisma(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
-    let table = table_of(Layout::Prisma);
+fn prisma(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
-            "select migration_name::text, checksum::text,
-                    extract(epoch from finished_at)::float8, rolled_back_at is not null,
-                    (extract(epoch from (finished_at - started_at)) * 1000)::bigint, logs
-               from _prisma_migrations order by started_at, migration_name",
+            &format!(
+                "select migration_name::text, checksum::text,
+                        extract(epoch from finished_at)::float8, rolled_back_at is not null,
+                        (extract(epoch from (finished_at - started_at)) * 1000)::bigint, logs
+                   from {table} order by started_at, migration_name"
+            ),
             &[],
         )
-        .map_err(db(table))?;
+        .map_err(db_of(table))?;
     let mut out: Vec<ToolRow> = Vec::new();
     for r in &rows {
         let name: String = r.get(0);
@@ -415,15 +530,13 @@ fn prisma(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
 
 /// Drizzle's history: `hash` (SHA-256 of the file) and `created_at`, the
 /// journal entry's `when`, which is how drizzle tells what it applied.
-fn drizzle(client: &mut Client) -> Result<Vec<ToolRow>, AdoptError> {
-    let table = table_of(Layout::Drizzle);
+fn drizzle(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
-            "select created_at::text, hash::text from drizzle.__drizzle_migrations
-              order by created_at, id",
+            &format!("select created_at::text, hash::text from {table} order by created_at, id"),
             &[],
         )
-        .map_err(db(table))?;
+        .map_err(db_of(table))?;
     Ok(rows
         .iter()
         .map(|r| ToolRow {

@@ -6,30 +6,40 @@
 //! migrate status` and drizzle's migrator then agree with the database,
 //! whoever ran the migration. What is written reads back through
 //! [`super::history`] as applied, with the checksum the tool compares.
+//! The table is the one the database holds: the one the latest `backstop
+//! adopt` read, else the one with the tool's rows of the tool's default
+//! and the one its settings name (drizzle's `migrations.table`), else the
+//! first of those that exists; where none does, it is created as the tool
+//! would, under the name its settings give.
 
 use postgres::types::ToSql;
 use postgres::GenericClient;
 
-use super::history::table_of;
-use crate::source::{Layout, Migration};
+use super::history::{self, sql_name};
+use crate::source::{HistoryTable, Layout, Migration};
 
 /// Why the other tool's history could not follow a migration: the
 /// migration's own transaction went back with it.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "could not {action} {tool}'s own history row for {version} in {table}, so neither it nor \
-     Backstop's own record was written; let Backstop's role create and write {table} (or \
-     create it as {tool} does), then run the command again"
-)]
-pub struct InStepError {
-    pub tool: Layout,
-    pub table: &'static str,
-    /// The version as the tool records it.
-    pub version: String,
-    /// `write` or `take out`.
-    pub action: &'static str,
-    #[source]
-    pub source: postgres::Error,
+pub enum InStepError {
+    #[error(
+        "could not {action} {tool}'s own history row for {version} in {table}, so neither it \
+         nor Backstop's own record was written; let Backstop's role create and write {table} \
+         (or create it as {tool} does), then run the command again"
+    )]
+    Write {
+        tool: Layout,
+        table: String,
+        /// The version as the tool records it.
+        version: String,
+        /// `write` or `take out`.
+        action: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    /// Which table holds the tool's history cannot be told (two hold rows).
+    #[error(transparent)]
+    Table(Box<super::AdoptError>),
 }
 
 /// The Supabase CLI's table as the CLI creates it (with the columns its
@@ -50,10 +60,41 @@ const PRISMA_TABLE: &str = "create table if not exists _prisma_migrations (
         started_at timestamptz not null default now(),
         applied_steps_count integer not null default 0)";
 
-/// drizzle-orm's migrator table for PostgreSQL.
-const DRIZZLE_TABLE: &str = "create schema if not exists drizzle;
-    create table if not exists drizzle.__drizzle_migrations (
-        id serial primary key, hash text not null, created_at bigint)";
+/// drizzle-orm's migrator table for PostgreSQL, in the schema and under
+/// the name drizzle's settings give.
+fn drizzle_table(t: &HistoryTable) -> String {
+    let schema = t.schema.as_deref().unwrap_or("drizzle");
+    format!(
+        "create schema if not exists {}; create table if not exists {} (
+            id serial primary key, hash text not null, created_at bigint)",
+        crate::pg::quote_ident(schema),
+        sql_name(t)
+    )
+}
+
+/// The table `m`'s tool keeps its history in here (see the module's
+/// comment), and whether it exists.
+fn table_for(
+    client: &mut impl GenericClient,
+    m: &Migration,
+) -> Result<(HistoryTable, bool), InStepError> {
+    let boxed = |e: super::AdoptError| InStepError::Table(Box::new(e));
+    let fail = |source| {
+        boxed(super::AdoptError::Db(crate::pg::DbError::new("reading backstop.events", source)))
+    };
+    let adopted = crate::schema::events::adopted_from(client, m.layout.name()).map_err(fail)?;
+    let mut candidates = history::candidates(m.layout, &[m]);
+    if let Some(t) = adopted.as_deref().and_then(HistoryTable::parse) {
+        let exists = !columns(client, &sql_name(&t)).map_err(failing(m, "read", &t))?.is_empty();
+        if exists {
+            return Ok((t, true));
+        }
+    }
+    match history::in_use(client, m.layout, &candidates).map_err(boxed)? {
+        Some(t) => Ok((t, true)),
+        None => Ok((candidates.remove(0), false)),
+    }
+}
 
 /// Whether migrations of `layout` carry another tool's history along.
 pub fn keeps_history(layout: Layout) -> bool {
@@ -72,22 +113,22 @@ pub fn applied(
     if !keeps_history(m.layout) {
         return Ok(());
     }
-    let fail = failing(m, "write");
-    let table = table_of(m.layout);
-    let mut columns = columns(client, table).map_err(&fail)?;
-    if columns.is_empty() {
+    let (table, exists) = table_for(client, m)?;
+    let fail = failing(m, "write", &table);
+    let t = sql_name(&table);
+    if !exists {
         let ddl = match m.layout {
-            Layout::Supabase => SUPABASE_TABLE,
-            Layout::Prisma => PRISMA_TABLE,
-            _ => DRIZZLE_TABLE,
+            Layout::Supabase => SUPABASE_TABLE.to_string(),
+            Layout::Prisma => PRISMA_TABLE.to_string(),
+            _ => drizzle_table(&table),
         };
-        client.batch_execute(ddl).map_err(&fail)?;
-        columns = self::columns(client, table).map_err(&fail)?;
+        client.batch_execute(&ddl).map_err(&fail)?;
     }
+    let columns = columns(client, &t).map_err(&fail)?;
     match m.layout {
-        Layout::Supabase => supabase_applied(client, m, &columns),
-        Layout::Prisma => prisma_applied(client, m, duration_ms),
-        _ => drizzle_applied(client, m),
+        Layout::Supabase => supabase_applied(client, m, &t, &columns),
+        Layout::Prisma => prisma_applied(client, m, &t, duration_ms),
+        _ => drizzle_applied(client, m, &t),
     }
     .map_err(fail)
 }
@@ -101,28 +142,29 @@ pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), In
     if !keeps_history(m.layout) {
         return Ok(());
     }
-    let fail = failing(m, "take out");
-    if columns(client, table_of(m.layout)).map_err(&fail)?.is_empty() {
+    let (table, exists) = table_for(client, m)?;
+    if !exists {
         return Ok(());
     }
+    let fail = failing(m, "take out", &table);
+    let t = sql_name(&table);
     let version = m.tool_version.as_str();
     match m.layout {
-        Layout::Supabase => client
-            .execute(
-                "delete from supabase_migrations.schema_migrations where version = $1",
-                &[&version],
-            )
-            .map(drop),
+        Layout::Supabase => {
+            client.execute(&format!("delete from {t} where version = $1"), &[&version]).map(drop)
+        }
         Layout::Prisma => client
             .execute(
-                "update _prisma_migrations set rolled_back_at = clock_timestamp()
-                  where migration_name = $1 and rolled_back_at is null",
+                &format!(
+                    "update {t} set rolled_back_at = clock_timestamp()
+                      where migration_name = $1 and rolled_back_at is null"
+                ),
                 &[&version],
             )
             .map(drop),
         _ => match drizzle_when(m) {
             Some(when) => client
-                .execute("delete from drizzle.__drizzle_migrations where created_at = $1", &[&when])
+                .execute(&format!("delete from {t} where created_at = $1"), &[&when])
                 .map(drop),
             None => Ok(()),
         },
@@ -133,10 +175,12 @@ pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), In
 fn failing<'m>(
     m: &'m Migration,
     action: &'static str,
+    table: &HistoryTable,
 ) -> impl Fn(postgres::Error) -> InStepError + 'm {
-    move |source| InStepError {
+    let table = table.to_string();
+    move |source| InStepError::Write {
         tool: m.layout,
-        table: table_of(m.layout),
+        table: table.clone(),
         version: m.tool_version.clone(),
         action,
         source,
@@ -162,6 +206,7 @@ fn columns(client: &mut impl GenericClient, table: &str) -> Result<Vec<String>, 
 fn supabase_applied(
     client: &mut impl GenericClient,
     m: &Migration,
+    table: &str,
     columns: &[String],
 ) -> Result<(), postgres::Error> {
     let has = |c: &str| columns.iter().any(|x| x == c);
@@ -182,16 +227,9 @@ fn supabase_applied(
         values.push(&actor);
     }
     let places: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    client.execute(&format!("delete from {table} where version = $1"), &[&m.tool_version])?;
     client.execute(
-        "delete from supabase_migrations.schema_migrations where version = $1",
-        &[&m.tool_version],
-    )?;
-    client.execute(
-        &format!(
-            "insert into supabase_migrations.schema_migrations ({}) values ({})",
-            names.join(", "),
-            places.join(", ")
-        ),
+        &format!("insert into {table} ({}) values ({})", names.join(", "), places.join(", ")),
         &values,
     )?;
     Ok(())
@@ -203,16 +241,19 @@ fn supabase_applied(
 fn prisma_applied(
     client: &mut impl GenericClient,
     m: &Migration,
+    table: &str,
     duration_ms: i64,
 ) -> Result<(), postgres::Error> {
     let checksum = sha256_hex(m.up.text.as_bytes());
     let seconds = duration_ms as f64 / 1000.0;
     client.execute(
-        "insert into _prisma_migrations
-           (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at,
-            applied_steps_count)
-         values ($1, $2, clock_timestamp(), $3, null, null,
-                 clock_timestamp() - make_interval(secs => $4), 1)",
+        &format!(
+            "insert into {table}
+               (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at,
+                applied_steps_count)
+             values ($1, $2, clock_timestamp(), $3, null, null,
+                     clock_timestamp() - make_interval(secs => $4), 1)"
+        ),
         &[&uuid_v4(), &checksum, &m.tool_version, &seconds],
     )?;
     Ok(())
@@ -220,14 +261,18 @@ fn prisma_applied(
 
 /// drizzle's row: the SHA-256 of the file's text and the journal entry's
 /// `when`, which its migrator compares with the entries of the journal.
-fn drizzle_applied(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
+fn drizzle_applied(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    table: &str,
+) -> Result<(), postgres::Error> {
     let Some(when) = drizzle_when(m) else {
         // A migration whose journal entry cannot be read never runs.
         return Ok(());
     };
-    client.execute("delete from drizzle.__drizzle_migrations where created_at = $1", &[&when])?;
+    client.execute(&format!("delete from {table} where created_at = $1"), &[&when])?;
     client.execute(
-        "insert into drizzle.__drizzle_migrations (hash, created_at) values ($1, $2)",
+        &format!("insert into {table} (hash, created_at) values ($1, $2)"),
         &[&sha256_hex(m.up.text.as_bytes()), &when],
     )?;
     Ok(())

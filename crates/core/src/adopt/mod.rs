@@ -8,7 +8,9 @@
 //! tool's table is only read by adopting; [`in_step`] writes it when
 //! Backstop applies or reverts a migration of a Supabase, Prisma or Drizzle
 //! project, and [`unadopted`] finds the histories Backstop has not taken
-//! over.
+//! over. The table is the one the database holds: the tool's default and
+//! the one its settings name are both looked for ([`history::locate`]),
+//! or `adopt --table` names it.
 
 pub mod history;
 pub mod in_step;
@@ -24,7 +26,7 @@ use serde_json::json;
 
 use crate::pg::lock::{LockError, MigrationLock};
 use crate::schema::{self, events};
-use crate::source::{Layout, Migration};
+use crate::source::{HistoryTable, Layout, Migration};
 
 pub use history::{RowState, ToolChecksum, ToolRow};
 pub use in_step::InStepError;
@@ -35,11 +37,17 @@ pub use unadopted::{unadopted, Unadopted};
 pub enum AdoptError {
     #[error(
         "no {table} in this database: nothing that {tool} recorded to adopt; check the database \
-         URL, or name the tool that migrated it with --from"
+         URL, name the tool that migrated it with --from, or its table with --table SCHEMA.NAME"
     )]
-    NoHistory { tool: Layout, table: &'static str },
+    NoHistory { tool: Layout, table: String },
     #[error("{table} is not {tool}'s history table: {why}; name the right tool with --from")]
-    WrongTable { tool: Layout, table: &'static str, why: &'static str },
+    WrongTable { tool: Layout, table: String, why: &'static str },
+    #[error(
+        "{tool}'s history is in two tables of this database, both with rows: {first} and \
+         {second}; name the one {tool}'s migrator uses with `backstop adopt --from {tool} \
+         --table SCHEMA.NAME` (and empty or drop the other, so that the two cannot disagree)"
+    )]
+    TwoHistories { tool: Layout, first: String, second: String },
     #[error(transparent)]
     Db(#[from] crate::pg::DbError),
     #[error(transparent)]
@@ -50,7 +58,9 @@ impl AdoptError {
     /// Exit code: a missing or wrong table is a usage error, the rest environment.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AdoptError::NoHistory { .. } | AdoptError::WrongTable { .. } => 2,
+            AdoptError::NoHistory { .. }
+            | AdoptError::WrongTable { .. }
+            | AdoptError::TwoHistories { .. } => 2,
             AdoptError::Db(_) | AdoptError::Lock(_) => 3,
         }
     }
@@ -85,7 +95,8 @@ pub struct Adoption {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub tool: Layout,
-    pub table: &'static str,
+    /// The history table read, `schema.name`.
+    pub table: String,
     /// Migrations to record as applied, in folder order.
     pub adopt: Vec<Adoption>,
     /// Versions Backstop's own history already has.
@@ -196,13 +207,14 @@ fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
 /// checksums).
 pub fn plan(
     tool: Layout,
+    table: &HistoryTable,
     migrations: &[Migration],
     rows: &[ToolRow],
     backstop: &HashMap<String, String>,
 ) -> Plan {
     let mut plan = Plan {
         tool,
-        table: history::table_of(tool),
+        table: table.to_string(),
         adopt: Vec::new(),
         already: Vec::new(),
         findings: Vec::new(),
@@ -319,14 +331,19 @@ fn missing(tool: Layout, row: &ToolRow) -> Finding {
     }
 }
 
-/// Reads both histories and plans the adoption (changes nothing).
+/// Reads both histories and plans the adoption (changes nothing): the
+/// tool's from `table` when given (`adopt --table`), else from the table
+/// [`history::locate`] finds.
 pub fn prepare(
     client: &mut Client,
     tool: Layout,
     migrations: &[Migration],
     project: Option<&str>,
+    table: Option<&HistoryTable>,
 ) -> Result<Plan, AdoptError> {
-    let rows = history::read(client, tool, project)?;
+    let all: Vec<&Migration> = migrations.iter().collect();
+    let table = history::locate(client, tool, table, &all)?;
+    let rows = history::read(client, tool, &table, project)?;
     let backstop: HashMap<String, String> = schema::applied::all(client)
         .map_err(|source| {
             AdoptError::Db(crate::pg::DbError::new("reading or writing backstop.applied", source))
@@ -334,7 +351,7 @@ pub fn prepare(
         .into_iter()
         .map(|r| (r.version, r.checksum))
         .collect();
-    Ok(plan(tool, migrations, &rows, &backstop))
+    Ok(plan(tool, &table, migrations, &rows, &backstop))
 }
 
 /// Records the plan's migrations as applied, with the audit event, in one
@@ -345,12 +362,13 @@ pub fn apply(
     tool: Layout,
     migrations: &[Migration],
     project: Option<&str>,
+    table: Option<&HistoryTable>,
     lock_wait: Duration,
 ) -> Result<Plan, AdoptError> {
     let mut lock = MigrationLock::acquire(client, lock_wait, |_| {})?;
     let client: &mut Client = &mut lock;
     let db = |context| move |source| AdoptError::Db(crate::pg::DbError::new(context, source));
-    let plan = prepare(client, tool, migrations, project)?;
+    let plan = prepare(client, tool, migrations, project, table)?;
     if !plan.ok() {
         return Ok(plan);
     }

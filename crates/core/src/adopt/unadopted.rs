@@ -18,7 +18,8 @@ use crate::source::{Layout, Migration};
 #[derive(Debug, Clone, Serialize)]
 pub struct Unadopted {
     pub tool: Layout,
-    pub table: &'static str,
+    /// The history table, `schema.name`.
+    pub table: String,
     /// Migrations of the folder (by Backstop's version, in folder order)
     /// the tool records as applied or failed, which Backstop has not
     /// recorded: pending here, and sure to fail if run again.
@@ -31,9 +32,14 @@ pub struct Unadopted {
 }
 
 impl Unadopted {
-    /// The command that takes the tool's history over.
+    /// The command that takes the tool's history over (naming the table
+    /// when it is not the tool's default).
     pub fn command(&self) -> String {
-        format!("backstop adopt --from {}", self.tool.name())
+        let mut command = format!("backstop adopt --from {}", self.tool.name());
+        if self.table != history::table_of(self.tool) {
+            command.push_str(&format!(" --table {}", self.table));
+        }
+        command
     }
 }
 
@@ -42,13 +48,18 @@ impl Unadopted {
 /// the pending ones), in folder order. A table of a tool's name whose
 /// shape is not that tool's (another framework's `schema_migrations`) is
 /// passed by. sqitch's changes are read for the project of the folder's
-/// plan.
+/// plan. A tool's history is looked for in its default table and in the
+/// one its settings name (see [`history::candidates`]).
 pub fn unadopted(
     client: &mut Client,
     migrations: &[&Migration],
 ) -> Result<Vec<Unadopted>, crate::pg::DbError> {
     let db = |context| move |source| crate::pg::DbError::new(context, source);
-    let tables: Vec<&str> = Layout::ALL.iter().map(|l| history::table_of(*l)).collect();
+    let candidates: Vec<(Layout, crate::source::HistoryTable)> = Layout::ALL
+        .iter()
+        .flat_map(|l| history::candidates(*l, migrations).into_iter().map(|t| (*l, t)))
+        .collect();
+    let tables: Vec<String> = candidates.iter().map(|(_, t)| history::sql_name(t)).collect();
     let present: HashSet<String> = client
         .query("select t from unnest($1::text[]) t where to_regclass(t) is not null", &[&tables])
         .map_err(db("looking for other tools' history tables"))?
@@ -70,19 +81,19 @@ pub fn unadopted(
     };
     let project = sqitch_project(migrations);
     let mut out = Vec::new();
-    for tool in Layout::ALL {
-        let table = history::table_of(tool);
-        if !present.contains(table) {
+    for (tool, table) in &candidates {
+        let tool = *tool;
+        if !present.contains(&history::sql_name(table)) {
             continue;
         }
-        let rows = match history::read(client, tool, project.as_deref()) {
+        let rows = match history::read(client, tool, table, project.as_deref()) {
             Ok(rows) => rows,
             // The session is gone: nothing else can be read either.
             Err(AdoptError::Db(e)) if e.source.as_db_error().is_none() => return Err(e),
             // Not this tool's table, or not of a shape it writes.
             Err(_) => continue,
         };
-        let found = judge(tool, table, migrations, &rows, &backstop);
+        let found = judge(tool, table.to_string(), migrations, &rows, &backstop);
         if !found.applied.is_empty() || !found.unknown.is_empty() {
             out.push(found);
         }
@@ -122,7 +133,7 @@ impl Backstop {
 /// What `rows` of `tool` hold that Backstop's history lacks.
 fn judge(
     tool: Layout,
-    table: &'static str,
+    table: String,
     migrations: &[&Migration],
     rows: &[history::ToolRow],
     backstop: &Backstop,
@@ -184,18 +195,18 @@ mod tests {
         let folder = crate::source::load(tmp.path(), Some(Layout::GolangMigrate)).unwrap();
         let all: Vec<&Migration> = folder.migrations.iter().collect();
         let backstop = Backstop { recorded: ["1".to_string()].into(), reverted: HashMap::new() };
-        let table = history::table_of(Layout::GolangMigrate);
+        let table = || history::table_of(Layout::GolangMigrate).to_string();
 
         // golang-migrate's one row: every version up to it is applied.
         let rows = [row("2", true, RowState::Applied)];
-        let found = judge(Layout::GolangMigrate, table, &all, &rows, &backstop);
+        let found = judge(Layout::GolangMigrate, table(), &all, &rows, &backstop);
         assert_eq!(found.applied, ["2"]);
         assert!(found.failed.is_empty() && found.unknown.is_empty());
         assert_eq!(found.command(), "backstop adopt --from golang-migrate");
 
         let dirty = RowState::Failed { why: "dirty".into() };
         let rows = [row("3", false, dirty), row("9", false, RowState::Applied)];
-        let found = judge(Layout::Sqlx, table, &all, &rows, &backstop);
+        let found = judge(Layout::Sqlx, table(), &all, &rows, &backstop);
         assert_eq!(
             (found.applied, found.failed, found.unknown),
             (vec!["3".to_string()], vec!["3".to_string()], vec!["9".to_string()])
@@ -206,14 +217,14 @@ mod tests {
         let at = Utc::now();
         let backstop = Backstop { reverted: [("2".to_string(), at)].into(), ..backstop };
         let stale = row("2", false, RowState::Applied);
-        assert!(judge(Layout::Sqlx, table, &all, std::slice::from_ref(&stale), &backstop)
+        assert!(judge(Layout::Sqlx, table(), &all, std::slice::from_ref(&stale), &backstop)
             .applied
             .is_empty());
         let before = ToolRow { applied_at: Some(at - chrono::Duration::seconds(1)), ..stale };
-        assert!(judge(Layout::Sqlx, table, &all, std::slice::from_ref(&before), &backstop)
+        assert!(judge(Layout::Sqlx, table(), &all, std::slice::from_ref(&before), &backstop)
             .applied
             .is_empty());
         let again = ToolRow { applied_at: Some(at + chrono::Duration::seconds(1)), ..before };
-        assert_eq!(judge(Layout::Sqlx, table, &all, &[again], &backstop).applied, ["2"]);
+        assert_eq!(judge(Layout::Sqlx, table(), &all, &[again], &backstop).applied, ["2"]);
     }
 }

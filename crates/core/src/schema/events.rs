@@ -372,6 +372,21 @@ pub fn last_reverted(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The history table (`schema.name`) the latest adoption from the tool
+/// `from` read: the table that tool's history is kept in step in.
+pub fn adopted_from(client: &mut impl GenericClient, from: &str) -> Result<Option<String>, Error> {
+    if !super::exists(client)? {
+        return Ok(None);
+    }
+    let row = client.query_opt(
+        "select details->>'table' from backstop.events
+          where kind = 'adopt' and outcome = 'ok' and details->>'from' = $1
+          order by id desc limit 1",
+        &[&from],
+    )?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
 /// Why the log could not be carried over to a restored database.
 #[derive(Debug, thiserror::Error)]
 pub enum CarryError {

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use backstop_lint::{Position, Statement};
 
 pub use layout::Layout;
+pub use project::HistoryTable;
 pub use transactions::{Boundary, Segment};
 
 /// The first-line marker of a migration that must run outside a transaction.
@@ -210,6 +211,9 @@ pub struct Migration {
     pub requires: Vec<String>,
     /// Why parts of it cannot run; empty for a healthy migration.
     pub problems: Vec<Problem>,
+    /// The history table its tool's settings name (drizzle's
+    /// `migrations.table`), looked for beside the tool's default.
+    pub history: Option<std::sync::Arc<HistoryTable>>,
 }
 
 impl Migration {
@@ -405,8 +409,11 @@ fn load_parsing(
     computed_downs(dir, &mut found.migrations);
     // Each file is read and parsed on its own: on every core.
     let full = depth == Depth::Full || layout.honours_authors_transactions();
-    let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| {
-        read_migration(entry, layout, full)
+    let history = (layout == Layout::Drizzle).then(|| project::drizzle_history(dir)).flatten();
+    let history = history.map(std::sync::Arc::new);
+    let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| Migration {
+        history: history.clone(),
+        ..read_migration(entry, layout, full)
     });
     check_duplicates(&migrations)?;
     Ok(Folder {
@@ -560,6 +567,7 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         repeatable: entry.repeatable,
         requires: entry.requires,
         problems,
+        history: None,
     }
 }
 

@@ -7,7 +7,10 @@
 //! folder holding drizzle's `meta/_journal.json`, `migrations/`,
 //! `db/migrations`, Flyway's `sql/`). A root holding two tools' folders is
 //! an error that names both; a setting that names a folder that does not
-//! exist is an error with the setting's file and line.
+//! exist is an error with the setting's file and line. The history table a
+//! tool's settings name (`drizzle.config.*`'s `migrations.table` and
+//! `migrations.schema`) is read the same way, as data, never by running
+//! the file.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +50,103 @@ const PRISMA_CONFIGS: [&str; 12] = [
     ".config/prisma.mjs",
     ".config/prisma.cjs",
 ];
+/// A tool's history table: its schema (`None`: the first of the search
+/// path) and name, and the setting that named it, if one did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryTable {
+    pub schema: Option<String>,
+    pub name: String,
+    /// `drizzle.config.ts:7 (migrations.table)`; `None` for a tool's
+    /// default or a table named on the command line.
+    #[serde(skip)]
+    pub set_in: Option<String>,
+}
+
+impl HistoryTable {
+    /// `name` or `schema.name`, as written on a command line
+    /// (`adopt --table`): the first dot parts the schema from the name.
+    pub fn parse(text: &str) -> Option<HistoryTable> {
+        let (schema, name) = match text.split_once('.') {
+            Some((s, n)) => (Some(s.to_string()), n.to_string()),
+            None => (None, text.to_string()),
+        };
+        let ok = |t: &str| !t.is_empty() && !t.chars().any(char::is_whitespace);
+        (ok(&name) && schema.as_deref().is_none_or(ok)).then_some(HistoryTable {
+            schema,
+            name,
+            set_in: None,
+        })
+    }
+}
+
+impl std::fmt::Display for HistoryTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// The history table drizzle keeps for the migrations in `out` when the
+/// `drizzle.config.*` whose `out` is that folder (in it or a folder above,
+/// up to four levels) names one in `migrations.table` or
+/// `migrations.schema`; drizzle's defaults fill in the other
+/// (`__drizzle_migrations` in schema `drizzle`).
+pub fn drizzle_history(out: &Path) -> Option<HistoryTable> {
+    let out = out.canonicalize().ok()?;
+    for root in out.ancestors().take(5) {
+        for name in DRIZZLE_CONFIGS {
+            let path = root.join(name);
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let values: Vec<JsValue> =
+                if name.ends_with(".json") { json_values(&text) } else { js_values(&text) };
+            let value = |key: &[&str]| values.iter().find(|v| v.key == key);
+            let folder = value(&["out"]).map_or("drizzle", |v| v.value.as_str());
+            if !root.join(folder).canonicalize().is_ok_and(|d| d == out) {
+                continue;
+            }
+            let table = value(&["migrations", "table"]);
+            let schema = value(&["migrations", "schema"]);
+            let (key, line) = match (table, schema) {
+                (Some(t), _) => ("migrations.table", t.line),
+                (None, Some(s)) => ("migrations.schema", s.line),
+                (None, None) => return None,
+            };
+            return Some(HistoryTable {
+                schema: Some(schema.map_or("drizzle", |v| v.value.as_str()).to_string()),
+                name: table.map_or("__drizzle_migrations", |v| v.value.as_str()).to_string(),
+                set_in: Some(format!("{}:{line} ({key})", file_name(&path))),
+            });
+        }
+    }
+    None
+}
+
+/// The string values of a JSON config as [`js_values`] gives them.
+fn json_values(text: &str) -> Vec<JsValue> {
+    fn walk(v: &serde_json::Value, key: &mut Vec<String>, text: &str, out: &mut Vec<JsValue>) {
+        let Some(map) = v.as_object() else { return };
+        for (k, v) in map {
+            key.push(k.clone());
+            match v {
+                serde_json::Value::String(s) => out.push(JsValue {
+                    key: key.clone(),
+                    value: s.clone(),
+                    line: line_of(text, &format!("\"{k}\"")),
+                }),
+                _ => walk(v, key, text, out),
+            }
+            key.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        walk(&json, &mut Vec::new(), text, &mut out);
+    }
+    out
+}
+
 /// Folders never searched for drizzle's journal.
 const SKIPPED: [&str; 6] = ["node_modules", "target", "dist", "build", ".git", ".next"];
 
@@ -493,6 +593,46 @@ mod tests {
         let err = find(root.path(), None).unwrap_err().to_string();
         assert!(err.contains("drizzle.config.ts:2"), "{err}");
         assert!(err.contains("gone"), "{err}");
+    }
+
+    #[test]
+    fn a_drizzle_config_names_its_history_table_for_its_own_out_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "db/migrations/meta/_journal.json", "{\"entries\": []}");
+        // No config: drizzle's default table, nothing to say.
+        assert_eq!(drizzle_history(&r.join("db/migrations")), None);
+        write(
+            r,
+            "drizzle.config.ts",
+            "export default defineConfig({\n  out: './db/migrations',\n  migrations: {\n    table: 'app_migrations', // drizzle-kit's\n  },\n});\n",
+        );
+        let table = drizzle_history(&r.join("db/migrations")).unwrap();
+        assert_eq!(table.to_string(), "drizzle.app_migrations");
+        assert_eq!(table.set_in.as_deref(), Some("drizzle.config.ts:4 (migrations.table)"));
+        // The schema alone, in JSON; and a config whose out is another folder says nothing.
+        std::fs::remove_file(r.join("drizzle.config.ts")).unwrap();
+        write(
+            r,
+            "drizzle.config.json",
+            "{\"out\": \"db/migrations\",\n \"migrations\": {\"schema\": \"ops\"}}",
+        );
+        assert_eq!(
+            drizzle_history(&r.join("db/migrations")).unwrap().to_string(),
+            "ops.__drizzle_migrations"
+        );
+        write(r, "other/meta/_journal.json", "{}");
+        assert_eq!(drizzle_history(&r.join("other")), None);
+    }
+
+    #[test]
+    fn a_history_table_on_the_command_line_is_a_name_or_schema_dot_name() {
+        let t = HistoryTable::parse("ops.history").unwrap();
+        assert_eq!((t.schema.as_deref(), t.name.as_str()), (Some("ops"), "history"));
+        assert_eq!(HistoryTable::parse("history").unwrap().schema, None);
+        for bad in ["", ".x", "x.", "a b"] {
+            assert_eq!(HistoryTable::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
