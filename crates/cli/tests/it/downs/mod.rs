@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+mod calls;
 mod kinds;
 mod order;
 
