@@ -9,6 +9,7 @@
 // and stands apart.
 pub mod analyze;
 pub mod batch;
+pub mod calls;
 pub mod checksum;
 pub mod codes;
 pub mod compare;
@@ -16,6 +17,7 @@ pub mod context;
 pub mod data;
 pub mod enum_use;
 pub mod facts;
+pub mod inverse;
 pub mod model;
 pub mod parallel;
 pub mod parse;
@@ -28,6 +30,7 @@ pub mod risk;
 pub mod rules;
 pub mod stmt;
 pub mod suppress;
+pub mod using;
 pub mod versions;
 
 pub use analyze::{check, Input, InputError, Options, Report};

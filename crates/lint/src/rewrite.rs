@@ -119,6 +119,14 @@ pub fn inverse_grant(sql: &str) -> Option<String> {
             g.opt.clear();
             deparse(NodeEnum::GrantRoleStmt(g))
         }
+        // `ALTER DEFAULT PRIVILEGES … GRANT …` and its `REVOKE`.
+        NodeEnum::AlterDefaultPrivilegesStmt(mut d) => {
+            let g = d.action.as_mut()?;
+            g.is_grant = !g.is_grant;
+            g.grant_option = false;
+            g.behavior = protobuf::DropBehavior::DropRestrict as i32;
+            deparse(NodeEnum::AlterDefaultPrivilegesStmt(d))
+        }
         _ => None,
     }
 }
@@ -237,6 +245,13 @@ mod tests {
         assert_eq!(
             inverse_grant("REVOKE ALL ON TABLE public.users FROM postgres").unwrap(),
             "GRANT ALL ON public.users TO postgres"
+        );
+        assert_eq!(
+            inverse_grant(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC"
+            )
+            .unwrap(),
+            "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA public REVOKE select ON TABLES FROM public"
         );
         assert_eq!(inverse_grant("SELECT 1"), None);
     }

@@ -26,6 +26,13 @@ pub(super) struct Column {
     pub generated: Option<String>,
     /// A collation other than the type's default, qualified.
     pub collation: Option<String>,
+    /// What pg_dump sets with `ALTER COLUMN`: the statistics target (when
+    /// set), the storage (`p`, `e`, `m`, `x`), the compression (when set)
+    /// and the options (`n_distinct=…`).
+    pub statistics: Option<i32>,
+    pub storage: Option<String>,
+    pub compression: Option<String>,
+    pub options: Vec<String>,
 }
 
 /// A CHECK constraint of a table (pg_dump writes most inside the table's
@@ -47,6 +54,15 @@ pub(super) struct Table {
     pub force_rls: bool,
     pub columns: Vec<Column>,
     pub checks: Vec<Check>,
+    /// Storage parameters (`fillfactor=70`), those of its TOAST table
+    /// apart (`autovacuum_enabled=false`, set as `toast.…`).
+    pub options: Vec<String>,
+    pub toast_options: Vec<String>,
+    /// `d`, `n`, `f` or `i` (then `replica_index` names the index).
+    pub replica_identity: String,
+    pub replica_index: Option<String>,
+    /// The tables it inherits from (not a partition's parent), qualified.
+    pub parents: Vec<String>,
 }
 
 impl Table {
@@ -90,6 +106,20 @@ pub(super) struct Catalog {
     /// The column that owns a sequence (serial): sequence OID → (table
     /// OID, column number).
     pub sequence_owners: SequenceOwners,
+    /// What the catalog says of each object of the dump, by (catalog, OID).
+    pub objects: HashMap<(u32, u32), ObjectFacts>,
+}
+
+/// What the catalog says of one object of the dump.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ObjectFacts {
+    /// `pg_identify_object`'s identity: quoted and qualified as DDL names
+    /// the object (`public.===(public.kind,pg_catalog.text)`, `(integer
+    /// AS public.kind)`, `public.ops USING btree`).
+    pub identity: String,
+    /// A function's result and its arguments with names and defaults: what
+    /// `CREATE OR REPLACE` cannot change.
+    pub signature: Option<String>,
 }
 
 impl Catalog {
@@ -110,15 +140,22 @@ impl Catalog {
     }
 }
 
-/// Reads the catalog of the connected database.
-pub(super) fn read(client: &mut impl GenericClient) -> Result<Catalog, postgres::Error> {
+/// Reads the catalog of the connected database, and what it says of the
+/// objects of `dump` (the same database's).
+pub(super) fn read(
+    client: &mut impl GenericClient,
+    dump: &super::toc::Dump,
+) -> Result<Catalog, postgres::Error> {
     client.batch_execute("SET search_path = ''")?;
-    let read = read_inner(client);
+    let read = read_inner(client, dump);
     client.batch_execute("RESET search_path")?;
     read
 }
 
-fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Error> {
+fn read_inner(
+    client: &mut impl GenericClient,
+    dump: &super::toc::Dump,
+) -> Result<Catalog, postgres::Error> {
     let tables = read_tables(client)?;
     let (owners, sequence_owners) = read_owners(client)?;
     Ok(Catalog {
@@ -127,7 +164,34 @@ fn read_inner(client: &mut impl GenericClient) -> Result<Catalog, postgres::Erro
         sequences: read_sequences(client)?,
         owners,
         sequence_owners,
+        objects: read_objects(client, dump)?,
     })
+}
+
+/// What the catalog says of every object of `dump` that has an identity.
+fn read_objects(
+    client: &mut impl GenericClient,
+    dump: &super::toc::Dump,
+) -> Result<HashMap<(u32, u32), ObjectFacts>, postgres::Error> {
+    let (classes, oids): (Vec<u32>, Vec<u32>) =
+        dump.entries.iter().filter(|e| e.class != 0).map(|e| (e.class, e.oid)).unzip();
+    let rows = client.query(
+        "select x.c, x.o, (pg_identify_object(x.c, x.o, 0)).identity,
+                case when x.c = 'pg_proc'::regclass
+                     then pg_get_function_result(x.o) || ' (' || pg_get_function_arguments(x.o) || ')' end
+           from unnest($1::oid[], $2::oid[]) x(c, o)",
+        &[&classes, &oids],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let facts = ObjectFacts {
+                identity: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                signature: r.get(3),
+            };
+            ((r.get(0), r.get(1)), facts)
+        })
+        .collect())
 }
 
 /// Every user table with its columns and CHECK constraints.
@@ -137,7 +201,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
         &format!(
             "select c.oid, n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where c.relkind in ('r', 'p') and n.nspname not in {SKIPPED}
+              where c.relkind in ('r', 'p', 'f') and n.nspname not in {SKIPPED}
                 and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
                                    and d.objid = c.oid and d.deptype = 'e')
               order by 2, 3"
@@ -152,6 +216,11 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             force_rls: row.get(4),
             columns: Vec::new(),
             checks: Vec::new(),
+            options: Vec::new(),
+            toast_options: Vec::new(),
+            replica_identity: String::new(),
+            replica_index: None,
+            parents: Vec::new(),
         });
     }
     let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
@@ -171,7 +240,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
                left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
                left join pg_collation co on co.oid = a.attcollation
                left join pg_namespace cn on cn.oid = co.collnamespace
-              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p')
+              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'f')
                 and n.nspname not in {SKIPPED}
               order by a.attrelid, a.attnum"
         ),
@@ -188,6 +257,10 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             identity: identity.and_then(|s| s.chars().next()),
             generated: row.get(7),
             collation: row.get(8),
+            statistics: None,
+            storage: None,
+            compression: None,
+            options: Vec::new(),
         });
     }
     for row in client.query(

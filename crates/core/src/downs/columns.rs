@@ -61,14 +61,19 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     let checks: Vec<(String, Vec<CheckChange>)> = tables
         .iter()
         .map(|(b, a)| {
+            // Changed, or around a type or function the down changes.
+            let refit =
+                |c: Option<&Check>| c.is_some_and(|c| work.refit.contains(&(PG_CONSTRAINT, c.oid)));
             let pairs = check_pairs(work, b, a)
                 .into_iter()
-                .filter(|(x, y)| x.map(|c| &c.definition) != y.map(|c| &c.definition))
+                .filter(|(x, y)| x.map(|c| &c.definition) != y.map(|c| &c.definition) || refit(*y))
                 .map(|(x, y)| (x.cloned(), y.cloned()))
                 .collect();
             (a.qualified(), pairs)
         })
         .collect();
+    let redefault = work.redefault.clone();
+    let usings = work.usings.clone();
     let plan = &mut work.plan;
     // Checks go first (they may name columns about to change) and come
     // back last.
@@ -98,7 +103,8 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     // back, set again at the end.
     for (b, a) in tables {
         for (bc, ac) in column_pairs(b, a) {
-            if ac.default.is_some() && retyped(bc, ac, swaps) {
+            let around = redefault.contains(&(a.oid, ac.attnum));
+            if ac.default.is_some() && (retyped(bc, ac, swaps) || around) {
                 plan.push(ddl::set_default(a, &bc.name, None));
             }
         }
@@ -108,18 +114,16 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
     for (b, a) in tables {
         for (bc, ac) in column_pairs(b, a) {
-            if bc.type_name != ac.type_name {
-                plan.loses.push(format!(
-                    "values of column {}.{} are cast back from {} to {}: what the up's conversion changed stays changed",
-                    a.qualified(),
-                    quote_ident(&bc.name),
-                    ac.type_name,
-                    bc.type_name
-                ));
-            }
-            for sql in ddl::alter_column(a, ac, bc) {
+            let using = using_back(plan, &usings, (b, a), (bc, ac));
+            for sql in ddl::alter_column(a, ac, bc, using.as_deref()) {
                 plan.push(sql);
             }
+            for sql in super::storage::column_back(a, ac, bc) {
+                plan.push(sql);
+            }
+        }
+        for sql in super::storage::table_back(a, b) {
+            plan.push(sql);
         }
         let had: Vec<&str> = column_pairs(b, a).iter().map(|(bc, _)| bc.name.as_str()).collect();
         for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())) {
@@ -160,18 +164,68 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
 }
 
+/// How the old values of a column whose type goes back are computed: the
+/// inverse of the up's `USING` where it is known (what it cannot restore
+/// said in `loses`), else a cast (and the values named as cast back).
+fn using_back(
+    plan: &mut Plan,
+    usings: &super::picture::Usings,
+    (b, a): (&Table, &Table),
+    (bc, ac): (&Column, &Column),
+) -> Option<String> {
+    if bc.type_name == ac.type_name {
+        return None;
+    }
+    let inverse = usings
+        .get(&(b.name.clone(), bc.name.clone()))
+        .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())))
+        .and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
+    let column = format!("{}.{}", a.qualified(), quote_ident(&bc.name));
+    match inverse {
+        Some(inverse) => {
+            if let Some(what) = &inverse.loses {
+                plan.loses.push(format!(
+                    "values of column {column} come back as {}: {what}",
+                    inverse.expression
+                ));
+            }
+            Some(format!("({})::{}", inverse.expression, bc.type_name))
+        }
+        None => {
+            plan.loses.push(format!(
+                "values of column {column} are cast back from {} to {}: what the up's conversion changed stays changed",
+                ac.type_name, bc.type_name
+            ));
+            None
+        }
+    }
+}
+
+/// Whether putting `after`'s labels back to `before`'s takes a new type
+/// (PostgreSQL cannot remove a value): not when values were only renamed
+/// or removed.
+pub(super) fn needs_new_type(before: &Enum, after: &Enum) -> bool {
+    let added = after.labels.iter().filter(|l| !before.labels.contains(l)).count();
+    !(added == 0 || renamed_only(before, after))
+}
+
+/// Whether `after`'s labels are `before`'s, some renamed in place.
+fn renamed_only(before: &Enum, after: &Enum) -> bool {
+    let added = after.labels.iter().filter(|l| !before.labels.contains(l)).count();
+    let removed: Vec<&String> =
+        before.labels.iter().filter(|l| !after.labels.contains(l)).collect();
+    added == removed.len()
+        && before.labels.len() == after.labels.len()
+        && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
+}
+
 /// Puts an enum type's labels back: values the up added by a swap to a
 /// new type of the old labels (PostgreSQL cannot remove a value), renamed
 /// values by renaming, removed ones by adding.
 pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[(&Table, &Table)]) {
     let name = qualified(&after.schema, &after.name);
     let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
-    let removed: Vec<&String> =
-        before.labels.iter().filter(|l| !after.labels.contains(l)).collect();
-    if added.len() == removed.len()
-        && before.labels.len() == after.labels.len()
-        && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
-    {
+    if renamed_only(before, after) {
         for (b, a) in before.labels.iter().zip(&after.labels).filter(|(b, a)| b != a) {
             plan.push(format!(
                 "ALTER TYPE {name} RENAME VALUE {} TO {}",

@@ -104,6 +104,7 @@ pub(super) fn is_member(kind: &str) -> bool {
             | "ROW SECURITY"
             | "COMMENT"
             | "ACL"
+            | "DEFAULT ACL"
             | "SEQUENCE OWNED BY"
             | "PUBLICATION TABLE"
             | "TABLE ATTACH"
@@ -219,7 +220,13 @@ pub(super) fn set_default(table: &Table, column: &str, default: Option<&str>) ->
 /// The statements that turn column `now` of `table` back into `was`
 /// (same column, by position or name), defaults aside: type, collation,
 /// nullability, identity and generation.
-pub(super) fn alter_column(table: &Table, now: &Column, was: &Column) -> Vec<String> {
+/// `using`: how the old values are computed (default: a cast).
+pub(super) fn alter_column(
+    table: &Table,
+    now: &Column,
+    was: &Column,
+    using: Option<&str>,
+) -> Vec<String> {
     let t = table.qualified();
     let col = quote_ident(&was.name);
     let mut out = Vec::new();
@@ -231,9 +238,11 @@ pub(super) fn alter_column(table: &Table, now: &Column, was: &Column) -> Vec<Str
     }
     if now.type_name != was.type_name || now.collation != was.collation {
         let collate = was.collation.as_ref().map(|c| format!(" COLLATE {c}")).unwrap_or_default();
+        let using =
+            using.map(str::to_string).unwrap_or_else(|| format!("{col}::{}", was.type_name));
         out.push(format!(
-            "ALTER TABLE {t} ALTER COLUMN {col} TYPE {}{collate} USING {col}::{}",
-            was.type_name, was.type_name
+            "ALTER TABLE {t} ALTER COLUMN {col} TYPE {}{collate} USING {using}",
+            was.type_name
         ));
     }
     // Before identity: a column must be NOT NULL to become one.

@@ -15,14 +15,18 @@
 //! its statements, `run` replays the history and proves each down,
 //! `write` saves them where the layout keeps downs.
 
+mod around;
+mod calls;
 mod catalog;
 mod columns;
 mod data;
 mod ddl;
+mod objects;
 mod picture;
 mod plan;
 mod run;
 mod start;
+mod storage;
 mod toc;
 pub mod write;
 

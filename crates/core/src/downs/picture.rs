@@ -24,6 +24,9 @@ pub(super) struct Plan {
     /// What cannot come back from DDL, each object named.
     pub loses: Vec<String>,
     pub notes: Vec<String>,
+    /// Objects of kinds no down here handles, which the up made, changed
+    /// or dropped: the down is unprovable, whatever its proof says.
+    pub unheld: Vec<String>,
 }
 
 impl Plan {
@@ -132,6 +135,10 @@ pub(super) fn column_pairs<'t>(
     out
 }
 
+/// The up's `USING` expressions of column type changes, by (table name,
+/// column name) as the up writes them.
+pub(super) type Usings = HashMap<(String, String), String>;
+
 /// What the comparison found, shared by the steps.
 pub(super) struct Work<'s> {
     pub before: &'s State,
@@ -141,9 +148,20 @@ pub(super) struct Work<'s> {
     pub kept_tables: HashSet<u32>,
     /// After's relations (by OID) to drop and make again from `before`.
     pub rebuild: HashSet<u32>,
-    /// After's foreign keys (constraint OIDs) to drop and make again
-    /// around a column whose type goes back.
-    pub refit: HashSet<u32>,
+    /// After's objects, by (catalog, OID), to drop and make again around
+    /// what the down changes (see `super::around`).
+    pub refit: HashSet<(u32, u32)>,
+    /// After's column defaults, (table OID, column number), to drop and set
+    /// again around what the down changes.
+    pub redefault: HashSet<(u32, i16)>,
+    /// Before's entries (by index) made ahead of the columns that need them.
+    pub early: HashSet<usize>,
+    /// The up's `USING` expressions of column type changes, by (table,
+    /// column) as the up names them.
+    pub usings: Usings,
+    /// Before's entries (by index) put back in place (an index's storage
+    /// parameters), not made again.
+    pub in_place: HashSet<usize>,
     pub plan: Plan,
 }
 
@@ -178,6 +196,13 @@ impl Work<'_> {
     pub fn changed(&self, i: usize) -> Option<&Entry> {
         let b = &self.before.dump.entries[*self.pairs.of_after.get(&i)?];
         (b.sql != self.after.dump.entries[i].sql).then_some(b)
+    }
+
+    /// The statement that drops `e`, an object of the state after the up.
+    pub fn drop_after(&self, e: &Entry) -> Option<String> {
+        ddl::drop_of(e).or_else(|| {
+            super::objects::drop_of(e, self.after.catalog.objects.get(&(e.class, e.oid)))
+        })
     }
 
     pub fn parent_created(&self, e: &Entry) -> bool {

@@ -15,10 +15,11 @@ use std::collections::HashSet;
 
 use backstop_lint::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
 
+use super::around::{Around, Dependents, Seeds};
 use super::catalog::{Catalog, Enum, Table};
-use super::columns::{columns, of_enum, retyped};
+use super::columns::{columns, needs_new_type, of_enum, retyped};
 use super::ddl;
-use super::picture::{column_pairs, is_view, pair, table_pairs, Plan, State, Work};
+use super::picture::{column_pairs, is_view, pair, table_pairs, Plan, State, Usings, Work};
 use super::toc::Entry;
 
 const RENAMED_FIRST: [&str; 1] = ["SCHEMA"];
@@ -35,7 +36,12 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         if ae.name == be.name && ae.schema == be.schema {
             continue;
         }
-        let Some(sql) = ddl::rename_back(be, ae) else { continue };
+        let facts = after.catalog.objects.get(&(ae.class, ae.oid));
+        let Some(sql) =
+            ddl::rename_back(be, ae).or_else(|| super::objects::rename_back(be, ae, facts))
+        else {
+            continue;
+        };
         let list = if RENAMED_FIRST.contains(&ae.kind.as_str()) {
             &mut first
         } else if ddl::is_member(&ae.kind) {
@@ -80,19 +86,12 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
     out
 }
 
-/// The views (by OID in `after`) that depend on the given relations and
-/// columns, through any number of views.
-/// The catalog's answer for what depends on relations and columns: the
-/// views (relation OIDs) on them, and the foreign keys (constraint OIDs)
-/// on or to the columns.
-pub(super) type Dependents<'f> =
-    dyn FnMut(&[u32], &[(u32, i16)]) -> Result<(Vec<u32>, Vec<u32>), postgres::Error> + 'f;
-
 /// The down from `after` back to `before`, renames already undone.
 pub(super) fn plan(
     before: &State,
     after: &State,
     dependents: &mut Dependents<'_>,
+    usings: &Usings,
 ) -> Result<Plan, postgres::Error> {
     let pairs = pair(&before.dump, &after.dump);
     let tables = table_pairs(&before.catalog, &after.catalog);
@@ -104,17 +103,46 @@ pub(super) fn plan(
         kept_tables,
         rebuild: HashSet::new(),
         refit: HashSet::new(),
+        redefault: HashSet::new(),
+        early: HashSet::new(),
+        in_place: HashSet::new(),
+        usings: usings.clone(),
         plan: Plan::default(),
     };
+    work.plan.unheld = unheld(&work);
     let swaps = enum_swaps(&before.catalog, &after.catalog);
-    (work.rebuild, work.refit) = to_rebuild(&work, &tables, &swaps, dependents)?;
+    let around = to_rebuild(&work, &tables, &swaps, dependents)?;
+    (work.rebuild, work.refit, work.redefault) = (around.views, around.refit, around.redefault);
     drop_dependents(&mut work);
+    make_early(&mut work, &tables);
     columns(&mut work, &tables, &swaps);
     drop_created(&mut work);
     put_back_changed(&mut work);
     recreate(&mut work);
     defaults_and_sequences(&mut work, &tables, &swaps);
     Ok(work.plan)
+}
+
+/// The objects of kinds no down here handles that the up made, changed
+/// or dropped.
+fn unheld(work: &Work<'_>) -> Vec<String> {
+    let shown = |e: &Entry| {
+        let name =
+            if e.schema.is_empty() { e.name.clone() } else { format!("{}.{}", e.schema, e.name) };
+        format!("{} {name}", e.kind.to_lowercase())
+    };
+    let mut out = Vec::new();
+    for (i, e) in work.after.dump.entries.iter().enumerate() {
+        if !super::objects::handled(&e.kind) && (work.created(i) || work.changed(i).is_some()) {
+            out.push(shown(e));
+        }
+    }
+    for (i, e) in work.before.dump.entries.iter().enumerate() {
+        if !super::objects::handled(&e.kind) && !work.pairs.of_before.contains_key(&i) {
+            out.push(shown(e));
+        }
+    }
+    out
 }
 
 /// Enum types whose labels the up changed: (before, after).
@@ -129,15 +157,16 @@ fn enum_swaps<'c>(before: &'c Catalog, after: &'c Catalog) -> Vec<(&'c Enum, &'c
         .collect()
 }
 
-/// The views to drop and make again: those the up changed, and those
-/// that depend on them or on a column whose type goes back; and the
-/// foreign keys on or to such a column, dropped and made again around it.
+/// What to drop and make again around what the down changes (see
+/// [`super::around`]): the views the up changed and their dependents, and
+/// what depends on a column whose type goes back, on an enum type swapped
+/// back, or on a function made again with `DROP` and `CREATE`.
 fn to_rebuild(
     work: &Work<'_>,
     tables: &[(&Table, &Table)],
     swaps: &[(&Enum, &Enum)],
     dependents: &mut Dependents<'_>,
-) -> Result<(HashSet<u32>, HashSet<u32>), postgres::Error> {
+) -> Result<Around, postgres::Error> {
     let changed_views: Vec<u32> = work
         .after
         .dump
@@ -156,10 +185,58 @@ fn to_rebuild(
             }
         }
     }
-    let mut out: HashSet<u32> = changed_views.iter().copied().collect();
-    let (views, fks) = dependents(&changed_views, &columns)?;
-    out.extend(views);
-    Ok((out, fks.into_iter().collect()))
+    let types = swaps.iter().filter(|(b, a)| needs_new_type(b, a)).map(|(_, a)| a.oid).collect();
+    let functions = replaced_functions(work);
+    let seeds = Seeds { relations: changed_views, columns, types, functions };
+    let mut around = dependents(&seeds)?;
+    for f in &seeds.functions {
+        around.refit.insert((PG_PROC, *f));
+    }
+    Ok(around)
+}
+
+/// The catalog OID of `pg_proc`, as pg_dump prints it.
+const PG_PROC: u32 = 1255;
+
+/// The functions (OIDs after the up) whose result or arguments the up
+/// changed, which `CREATE OR REPLACE` cannot put back: dropped and made
+/// again, with their dependents around them.
+fn replaced_functions(work: &Work<'_>) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (i, e) in work.after.dump.entries.iter().enumerate() {
+        if !matches!(e.kind.as_str(), "FUNCTION" | "PROCEDURE") {
+            continue;
+        }
+        let Some(b) = work.changed(i) else { continue };
+        let signature = |state: &State, x: &Entry| {
+            state.catalog.objects.get(&(x.class, x.oid)).and_then(|f| f.signature.clone())
+        };
+        if signature(work.before, b) != signature(work.after, e) {
+            out.push(e.oid);
+        }
+    }
+    out
+}
+
+/// Makes the types the columns about to be added back or changed are of,
+/// where the up dropped them, before the columns step.
+fn make_early(work: &mut Work<'_>, tables: &[(&Table, &Table)]) {
+    let mut columns = Vec::new();
+    for (b, a) in tables {
+        let pairs = column_pairs(b, a);
+        for (bc, ac) in &pairs {
+            if bc.type_name != ac.type_name || bc.collation != ac.collation {
+                columns.push(*bc);
+            }
+        }
+        let had: Vec<&str> = pairs.iter().map(|(bc, _)| bc.name.as_str()).collect();
+        columns.extend(b.columns.iter().filter(|c| !had.contains(&c.name.as_str())));
+    }
+    for i in super::around::early(work, &columns) {
+        work.early.insert(i);
+        let e = &work.before.dump.entries[i];
+        work.plan.push_entry(e);
+    }
 }
 
 /// Step 1: what must go before columns change: views and members the up
@@ -174,8 +251,9 @@ fn drop_dependents(work: &mut Work<'_>) {
         }
         let created = work.created(i);
         let rebuilt = (is_view(&e.kind) && work.rebuild.contains(&e.oid))
-            || (e.kind == "FK CONSTRAINT" && !created && work.refit.contains(&e.oid));
-        if e.kind == "ACL" && (created || work.changed(i).is_some()) {
+            || (!created && work.refit.contains(&(e.class, e.oid)));
+        let acl = matches!(e.kind.as_str(), "ACL" | "DEFAULT ACL");
+        if acl && (created || work.changed(i).is_some()) {
             if created && work.parent_created(e) {
                 continue;
             }
@@ -188,6 +266,13 @@ fn drop_dependents(work: &mut Work<'_>) {
             continue;
         }
         let member = ddl::is_member(&e.kind);
+        if !created && !rebuilt && !parent_rebuilt(work, e) {
+            if let Some(statements) = storage_in_place(work, i, e) {
+                out.statements.extend(statements);
+                work.in_place.insert(work.pairs.of_after[&i]);
+                continue;
+            }
+        }
         let goes = if created && member {
             // A member goes with its parent when that goes too.
             !work.parent_created(e) && !parent_rebuilt(work, e)
@@ -202,12 +287,24 @@ fn drop_dependents(work: &mut Work<'_>) {
                 && !parent_rebuilt(work, e)
         };
         if goes {
-            if let Some(sql) = ddl::drop_of(e) {
+            if let Some(sql) = work.drop_after(e) {
                 out.push(sql);
             }
         }
     }
     work.plan.statements.extend(out.statements);
+}
+
+/// An index (or the constraint it makes) the up changed only in its
+/// storage parameters: `ALTER INDEX` puts them back in place.
+fn storage_in_place(work: &Work<'_>, i: usize, e: &Entry) -> Option<Vec<String>> {
+    let index = match e.kind.as_str() {
+        "INDEX" => qualified(&e.schema, &e.name),
+        "CONSTRAINT" => qualified(&e.schema, e.table_and_member()?.1),
+        _ => return None,
+    };
+    let b = work.changed(i)?;
+    backstop_lint::inverse::index_storage_back(&b.sql, &e.sql, &index)
 }
 
 fn parent_rebuilt(work: &Work<'_>, e: &Entry) -> bool {
@@ -229,7 +326,7 @@ fn drop_created(work: &mut Work<'_>) {
         // either table first fails on the other's dependence.
         let ties = matches!(e.kind.as_str(), "FK CONSTRAINT" | "POLICY" | "RULE");
         if ties && work.created(i) && work.parent_created(e) {
-            out.extend(ddl::drop_of(e));
+            out.extend(work.drop_after(e));
         }
     }
     for (i, e) in after.entries.iter().enumerate().rev() {
@@ -239,7 +336,7 @@ fn drop_created(work: &mut Work<'_>) {
         if work.table_part(after, e, true) || owned_by_dropped_column(work, e) {
             continue;
         }
-        match ddl::drop_of(e) {
+        match work.drop_after(e) {
             Some(sql) => {
                 if matches!(e.kind.as_str(), "TABLE" | "FOREIGN TABLE") {
                     work.plan.notes.push(format!(
@@ -250,9 +347,10 @@ fn drop_created(work: &mut Work<'_>) {
                 }
                 out.push(sql);
             }
-            None if e.kind == "SEQUENCE" => {}
-            None => work.plan.notes.push(format!(
-                "{} {} was created by the up and Backstop cannot remove it: drop it by hand",
+            // A shell type goes with its type.
+            None if matches!(e.kind.as_str(), "SEQUENCE" | "SHELL TYPE") => {}
+            None => work.plan.unheld.push(format!(
+                "{} {}, which the up created and Backstop cannot remove",
                 e.kind.to_lowercase(),
                 e.name
             )),
@@ -290,9 +388,25 @@ fn put_back_changed(work: &mut Work<'_>) {
             continue;
         }
         let Some(b) = work.changed(i) else { continue };
+        // Dropped with what depends on it, made again after.
+        if work.refit.contains(&(e.class, e.oid)) {
+            continue;
+        }
         let statements = rewrite::statements(&b.sql).unwrap_or_default();
         let owners: Vec<&String> =
             statements.iter().filter(|s| rewrite::is_owner_change(s)).collect();
+        if super::objects::changed_in_place(&e.kind) {
+            let facts = work.after.catalog.objects.get(&(e.class, e.oid));
+            match super::objects::put_back(b, e, facts, work.drop_after(e)) {
+                Some(statements) => statements.into_iter().for_each(|s| work.plan.push(s)),
+                None => work.plan.unheld.push(format!(
+                    "{} {}, which the up changed and Backstop cannot put back",
+                    e.kind.to_lowercase(),
+                    e.name
+                )),
+            }
+            continue;
+        }
         match e.kind.as_str() {
             "FUNCTION" | "PROCEDURE" => {
                 for s in &statements {
@@ -312,6 +426,20 @@ fn put_back_changed(work: &mut Work<'_>) {
                 }
             }
             "TABLE" | "TYPE" | "SCHEMA" | "EXTENSION" => {}
+            // Columns from the catalog; its own options in place.
+            "FOREIGN TABLE" => {
+                let (bf, af) = (statements.first(), rewrite::statements(&e.sql));
+                let af = af.and_then(|a| a.into_iter().next());
+                let owner_changed = e.owner != b.owner;
+                if let (Some(bf), Some(af)) = (bf, af) {
+                    work.plan.statements.extend(backstop_lint::inverse::options_back(bf, &af));
+                }
+                if owner_changed {
+                    for s in owners {
+                        work.plan.push(s.clone());
+                    }
+                }
+            }
             _ if e.owner != b.owner => {
                 for s in owners {
                     work.plan.push(s.clone());
@@ -331,7 +459,10 @@ fn put_back_changed(work: &mut Work<'_>) {
 fn recreate(work: &mut Work<'_>) {
     let before = &work.before.dump;
     for (i, e) in before.entries.iter().enumerate() {
-        if work.table_part(before, e, false) {
+        if work.table_part(before, e, false)
+            || work.early.contains(&i)
+            || work.in_place.contains(&i)
+        {
             continue;
         }
         let paired = work.pairs.of_before.get(&i).copied();
@@ -352,7 +483,7 @@ fn recreate(work: &mut Work<'_>) {
             });
         let refit = paired.is_some_and(|a| {
             let ae = &work.after.dump.entries[a];
-            ae.kind == "FK CONSTRAINT" && work.refit.contains(&ae.oid)
+            work.refit.contains(&(ae.class, ae.oid))
         });
         if !(gone || changed_member || rebuilt_view || member_of_rebuilt || refit) {
             continue;
@@ -380,7 +511,8 @@ fn defaults_and_sequences(
     for (b, a) in tables {
         let pairs = column_pairs(b, a);
         for (bc, ac) in &pairs {
-            let dropped = ac.default.is_some() && retyped(bc, ac, swaps);
+            let around = work.redefault.contains(&(a.oid, ac.attnum));
+            let dropped = ac.default.is_some() && (retyped(bc, ac, swaps) || around);
             if bc.generated.is_some() || bc.identity.is_some() {
                 continue;
             }

@@ -1,14 +1,15 @@
 //! A semantic picture of a database's schema, read from the catalogs: one
 //! line per object (table column, constraint, index, trigger, policy, RLS
-//! setting, view, function, type, sequence, extension) in a stable order,
-//! and a fingerprint over them. Column order is kept apart: it changes no
+//! setting, view, function, type, sequence, extension, and every other kind
+//! `pg_dump --schema-only` writes: see `pg::kinds`) in a stable order, and
+//! a fingerprint over them. Column order is kept apart: it changes no
 //! behaviour but `SELECT *`. Never a text diff of `pg_dump` output, which
 //! differs for reasons that do not matter. The `backstop` schema is left out.
 
 use postgres::GenericClient;
 
-/// Schemas that are never part of a user's schema.
-const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop', 'pg_toast')";
+use super::kinds::kind_parts;
+use super::parts::{other_parts, relation_member_parts, relation_parts, Part, SKIPPED};
 
 /// One object of the schema: a stable key and its definition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -49,10 +50,11 @@ fn grantee(item: &str) -> String {
     out
 }
 
-/// The `acl=` part of a relation's definition without the items `drop`
-/// says to leave out (every item when `drop` is `None`).
+/// The `acl=` part of an object's definition (always its last part)
+/// without the items `drop` says to leave out (every item when `drop` is
+/// `None`).
 fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
-    let Some(at) = definition.find(" acl=") else { return definition.to_string() };
+    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
     let (head, acl) = definition.split_at(at);
     let Some(roles) = drop else { return head.to_string() };
     let kept: Vec<String> =
@@ -84,7 +86,7 @@ fn acl_items(acl: &str) -> Vec<String> {
 /// The definition with the privilege letter `privilege` taken out of every
 /// ACL item (`name=arwdDxtm/grantor` → `name=arwdDxt/grantor`).
 fn without_privilege(definition: &str, privilege: char) -> String {
-    let Some(at) = definition.find(" acl=") else { return definition.to_string() };
+    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
     let (head, acl) = definition.split_at(at);
     let items: Vec<String> = acl_items(acl)
         .into_iter()
@@ -102,26 +104,22 @@ fn without_privilege(definition: &str, privilege: char) -> String {
 }
 
 impl Schema {
-    /// Leaves the relations' privileges out of the picture: all of them
+    /// Leaves the objects' privileges out of the picture: all of them
     /// (`roles` `None`), or those granted to `roles` (a role frozen by
     /// `backstop freeze`, whose revoked grants are no difference).
     pub fn mask_acl(&mut self, roles: Option<&[String]>) {
         for o in &mut self.objects {
-            if o.key.starts_with("relation ") {
-                o.definition = masked_acl(&o.definition, roles);
-            }
+            o.definition = masked_acl(&o.definition, roles);
         }
     }
 
-    /// Leaves the privilege with letter `privilege` out of the relations'
+    /// Leaves the privilege with letter `privilege` out of the objects'
     /// privileges: `m` (MAINTAIN, from PostgreSQL 17, which 17 gives a
     /// table's owner and GRANT ALL) when the other side of a comparison is
     /// older and has no such privilege.
     pub fn drop_privilege(&mut self, privilege: char) {
         for o in &mut self.objects {
-            if o.key.starts_with("relation ") {
-                o.definition = without_privilege(&o.definition, privilege);
-            }
+            o.definition = without_privilege(&o.definition, privilege);
         }
     }
 
@@ -166,17 +164,25 @@ pub enum Owner {
     Type(u32),
     Schema(u32),
     Extension(u32),
+    /// An object of another catalog (a server, a cast, a publication):
+    /// the catalog's OID and the object's.
+    Object(u32, u32),
 }
 
 impl Owner {
-    /// The owner a query names by kind (`r`, `f`, `t`, `n`, `e`) and OID.
+    /// The owner a query names by kind (`r`, `f`, `t`, `n`, `e`, or the
+    /// OID of the catalog holding it) and OID.
     pub(super) fn of(kind: &str, oid: u32) -> Owner {
         match kind {
             "r" => Owner::Relation(oid),
             "f" => Owner::Function(oid),
             "t" => Owner::Type(oid),
             "n" => Owner::Schema(oid),
-            _ => Owner::Extension(oid),
+            "e" => Owner::Extension(oid),
+            class => match class.parse() {
+                Ok(class) => Owner::Object(class, oid),
+                Err(_) => Owner::Extension(oid),
+            },
         }
     }
 }
@@ -198,6 +204,9 @@ pub struct Owners {
     pub types: Vec<u32>,
     pub schemas: Vec<u32>,
     pub extensions: Vec<u32>,
+    /// Objects of other catalogs: the catalogs' OIDs and the objects', in step.
+    pub classes: Vec<u32>,
+    pub objects: Vec<u32>,
 }
 
 impl Owners {
@@ -208,6 +217,10 @@ impl Owners {
             Owner::Type(o) => self.types.push(o),
             Owner::Schema(o) => self.schemas.push(o),
             Owner::Extension(o) => self.extensions.push(o),
+            Owner::Object(class, o) => {
+                self.classes.push(class);
+                self.objects.push(o);
+            }
         }
     }
 
@@ -217,6 +230,7 @@ impl Owners {
             && self.types.is_empty()
             && self.schemas.is_empty()
             && self.extensions.is_empty()
+            && self.objects.is_empty()
     }
 }
 
@@ -227,21 +241,13 @@ pub fn read_owned(
     prepared: &mut super::Prepared,
     only: Option<&Owners>,
 ) -> Result<Vec<Owned>, postgres::Error> {
-    let rows = match only {
-        None => {
-            let statement = prepared.get(client, schema_query(false))?;
-            client.query(&statement, &[])?
-        }
-        Some(o) if o.is_empty() => Vec::new(),
-        Some(o) => {
-            let statement = prepared.get(client, schema_query(true))?;
-            client.query(
-                &statement,
-                &[&o.relations, &o.functions, &o.types, &o.schemas, &o.extensions],
-            )?
-        }
-    };
-    Ok(rows
+    let major = prepared.major(client)?;
+    // The query is large and its estimate high: JIT would compile it for
+    // longer than it runs.
+    client.batch_execute("SET jit = off")?;
+    let rows = read_rows(client, prepared, only, major);
+    client.batch_execute("RESET jit")?;
+    Ok(rows?
         .iter()
         .map(|row| {
             let object = Object { key: row.get(0), definition: row.get(1) };
@@ -254,232 +260,87 @@ pub fn read_owned(
         .collect())
 }
 
-/// One part of the picture's query: its select list, the rest of the
-/// statement, and the owner of each row (kind and OID expression).
-struct Part {
-    select: String,
-    from: String,
-    kind: &'static str,
-    owner: &'static str,
-}
-
-/// The parts of the picture, one per kind of object.
-fn parts() -> Vec<Part> {
-    let mut parts = relation_parts();
-    parts.extend(other_parts());
-    parts
-}
-
-fn part(select: String, from: String, kind: &'static str, owner: &'static str) -> Part {
-    Part { select, from, kind, owner }
-}
-
-/// The parts about relations: what a table or view has and is.
-fn relation_parts() -> Vec<Part> {
-    vec![
-        // Columns: type, nullability, default, identity, generation. Position is left out.
-        part(
-            "'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
-                    format_type(a.atttypid, a.atttypmod)
-                    || case when a.attnotnull then ' not null' else '' end
-                    || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-                    || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end
-                    || case when a.attgenerated <> '' then ' generated' else '' end
-                    || coalesce(' collate ' || co.collname, '')"
-                .into(),
-            format!(
-                "from pg_attribute a
-               join pg_class c on c.oid = a.attrelid
-               join pg_namespace n on n.oid = c.relnamespace
-               left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-               left join pg_collation co on co.oid = a.attcollation and a.attcollation <> 100
-              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
-                and n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-        part(
-            "'relation ' || n.nspname || '.' || c.relname,
-                    c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
-                    || ' persistence=' || c.relpersistence::text
-                    || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
-                    -- No ACL means the owner's default one: a GRANT and its REVOKE
-                    -- leave it written out, with the same rights.
-                    || ' acl=' || coalesce(c.relacl, acldefault((case when c.relkind = 'S' then 's' else 'r' end)::\"char\", c.relowner))::text"
-                .into(),
-            format!(
-                "from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-        part(
-            "'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
-                    pg_get_constraintdef(k.oid, true)"
-                .into(),
-            format!(
-                "from pg_constraint k join pg_class c on c.oid = k.conrelid
-               join pg_namespace n on n.oid = c.relnamespace
-              where n.nspname not in {SKIPPED} and k.contype <> 'n'"
-            ),
-            "r",
-            "c.oid",
-        ),
-        // From 18 a column's NOT NULL is also a constraint (contype 'n'),
-        // named by whoever made it (`t_col_not_null`, or as pg_dump
-        // restored it). The column above already says NOT NULL; the
-        // constraint counts only where it says more (NOT VALID, NO
-        // INHERIT), keyed by its column, never by its name.
-        part(
-            "'not null ' || n.nspname || '.' || c.relname || '.' || a.attname,
-                    case when k.convalidated then '' else 'not valid ' end
-                    || case when k.connoinherit then 'no inherit' else '' end"
-                .into(),
-            format!(
-                "from pg_constraint k join pg_class c on c.oid = k.conrelid
-               join pg_namespace n on n.oid = c.relnamespace
-               join pg_attribute a on a.attrelid = k.conrelid and a.attnum = k.conkey[1]
-              where n.nspname not in {SKIPPED} and k.contype = 'n'
-                and (not k.convalidated or k.connoinherit)"
-            ),
-            "r",
-            "c.oid",
-        ),
-        part(
-            "'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)".into(),
-            format!(
-                "from pg_index x join pg_class i on i.oid = x.indexrelid
-               join pg_namespace n on n.oid = i.relnamespace
-              where n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "x.indrelid",
-        ),
-        part(
-            "'trigger ' || n.nspname || '.' || c.relname || '.' || t.tgname,
-                    pg_get_triggerdef(t.oid, true) || ' enabled=' || t.tgenabled::text"
-                .into(),
-            format!(
-                "from pg_trigger t join pg_class c on c.oid = t.tgrelid
-               join pg_namespace n on n.oid = c.relnamespace
-              where not t.tgisinternal and n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-        part(
-            "'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname,
-                    p.permissive || ' ' || p.cmd || ' to ' || array_to_string(p.roles, ',')
-                    || coalesce(' using ' || p.qual, '') || coalesce(' check ' || p.with_check, '')"
-                .into(),
-            format!(
-                "from pg_policies p join pg_namespace n on n.nspname = p.schemaname
-               join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
-              where p.schemaname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-        // What pg_views says of a view, read from pg_class for its OID.
-        part(
-            "'view ' || n.nspname || '.' || c.relname, pg_get_viewdef(c.oid)".into(),
-            format!(
-                "from pg_class c join pg_namespace n on n.oid = c.relnamespace
-              where c.relkind = 'v' and n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-    ]
-}
-
-/// Functions, types, extensions, schemas, and column order apart.
-fn other_parts() -> Vec<Part> {
-    vec![
-        part(
-            "'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-                    case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else p.prokind::text end"
-                .into(),
-            format!(
-                "from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-               left join pg_depend dep on dep.classid = 'pg_proc'::regclass and dep.objid = p.oid and dep.deptype = 'e'
-              where n.nspname not in {SKIPPED} and dep.objid is null"
-            ),
-            "f",
-            "p.oid",
-        ),
-        part(
-            "'type ' || n.nspname || '.' || t.typname,
-                    t.typtype::text || coalesce(' ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder)
-                                                         from pg_enum e where e.enumtypid = t.oid), '')"
-                .into(),
-            format!(
-                "from pg_type t join pg_namespace n on n.oid = t.typnamespace
-              where t.typtype in ('e', 'd', 'r') and n.nspname not in {SKIPPED}"
-            ),
-            "t",
-            "t.oid",
-        ),
-        part("'extension ' || x.extname, x.extversion".into(), "from pg_extension x where true".into(), "e", "x.oid"),
-        part(
-            "'schema ' || n.nspname, pg_get_userbyid(n.nspowner)::text".into(),
-            format!(
-                "from pg_namespace n
-              where n.nspname not in {SKIPPED} and n.nspname not like 'pg_temp%' and n.nspname not like 'pg_toast_temp%'"
-            ),
-            "n",
-            "n.oid",
-        ),
-        part(
-            "'column order ' || n.nspname || '.' || c.relname, string_agg(a.attname, ', ' order by a.attnum)"
-                .into(),
-            format!(
-                "from pg_attribute a join pg_class c on c.oid = a.attrelid
-               join pg_namespace n on n.oid = c.relnamespace
-              where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f')
-                and n.nspname not in {SKIPPED}"
-            ),
-            "r",
-            "c.oid",
-        ),
-    ]
+fn read_rows(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+    only: Option<&Owners>,
+    major: i32,
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    Ok(match only {
+        None => {
+            let statement = prepared.get(client, schema_query(false, major))?;
+            client.query(&statement, &[])?
+        }
+        Some(o) if o.is_empty() => Vec::new(),
+        Some(o) => {
+            let statement = prepared.get(client, schema_query(true, major))?;
+            client.query(
+                &statement,
+                &[
+                    &o.relations,
+                    &o.functions,
+                    &o.types,
+                    &o.schemas,
+                    &o.extensions,
+                    &o.classes,
+                    &o.objects,
+                ],
+            )?
+        }
+    })
 }
 
 /// The one query that reads every object of the schema (one round trip:
 /// rehearsals read the picture twice per migration), or with `filtered`
 /// only the objects of the owners given as `$1` (relations), `$2`
-/// (functions), `$3` (types), `$4` (schemas) and `$5` (extensions).
-fn schema_query(filtered: bool) -> &'static str {
-    static QUERIES: [std::sync::OnceLock<String>; 2] =
-        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    QUERIES[usize::from(filtered)].get_or_init(|| {
+/// (functions), `$3` (types), `$4` (schemas), `$5` (extensions) and `$6`
+/// with `$7` (objects of other catalogs: the catalogs and the objects).
+fn parts() -> Vec<Part> {
+    let mut parts = relation_parts();
+    parts.extend(relation_member_parts());
+    parts.extend(other_parts());
+    parts.extend(kind_parts());
+    parts
+}
+
+fn schema_query(filtered: bool, major: i32) -> &'static str {
+    static QUERIES: [std::sync::OnceLock<String>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    // The catalogs differ before 15 (no publication schemas, row filters).
+    let modern = major >= 15;
+    let at = if modern { 15 } else { 14 };
+    QUERIES[usize::from(filtered) * 2 + usize::from(modern)].get_or_init(|| {
         parts()
             .iter()
+            .filter(|p| p.since <= at && at < p.until)
             .map(|p| {
                 let param = match p.kind {
                     "r" => 1,
                     "f" => 2,
                     "t" => 3,
                     "n" => 4,
-                    _ => 5,
+                    "e" => 5,
+                    _ => 6,
                 };
-                let only = if filtered {
-                    format!(" and {} = any(${param}::oid[])", p.owner)
+                let only = match (filtered, param) {
+                    (false, _) => String::new(),
+                    (true, 6) => format!(
+                        " and ('{}'::regclass::oid, {}) in (select * from unnest($6::oid[], $7::oid[]))",
+                        p.kind, p.owner
+                    ),
+                    (true, _) => format!(" and {} = any(${param}::oid[])", p.owner),
+                };
+                let kind = if p.kind.starts_with("pg_") {
+                    format!("'{}'::regclass::oid::text", p.kind)
                 } else {
-                    String::new()
+                    format!("'{}'::text", p.kind)
                 };
                 // Column order is one row per relation.
-                let group = if p.select.contains("string_agg(a.attname") {
+                let group = if p.select.starts_with("'column order ") {
                     " group by 1, 3, 4"
                 } else {
                     ""
                 };
-                format!(
-                    "(select {}, '{}'::text, {}::oid {}{only}{group})",
-                    p.select, p.kind, p.owner, p.from
-                )
+                format!("(select {}, {kind}, {}::oid {}{only}{group})", p.select, p.owner, p.from)
             })
             .collect::<Vec<_>>()
             .join("\nunion all\n")

@@ -8,7 +8,9 @@ pub mod cluster;
 pub mod conn;
 pub mod export;
 pub mod fingerprint;
+pub mod kinds;
 pub mod lock;
+mod parts;
 pub mod tls;
 pub mod tracked;
 
@@ -23,7 +25,11 @@ use postgres::{GenericClient, Statement};
 /// planning a large catalog query costs more than running it: a rehearsal
 /// reads the schema twice per migration. Use one cache per connection.
 #[derive(Default)]
-pub struct Prepared(HashMap<String, Statement>);
+pub struct Prepared {
+    statements: HashMap<String, Statement>,
+    /// The server's major version, once asked.
+    major: Option<i32>,
+}
 
 /// How many statements one [`Prepared`] keeps before starting afresh.
 const MAX_PREPARED: usize = 64;
@@ -35,17 +41,27 @@ impl Prepared {
         client: &mut impl GenericClient,
         sql: &str,
     ) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.0.get(sql) {
+        if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
         // Statements whose tables changed are never asked for again; a
         // dropped statement is closed on the server.
-        if self.0.len() >= MAX_PREPARED {
-            self.0.clear();
+        if self.statements.len() >= MAX_PREPARED {
+            self.statements.clear();
         }
         let statement = client.prepare(sql)?;
-        self.0.insert(sql.to_string(), statement.clone());
+        self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
+    }
+
+    /// The server's major version (`17`), asked once per cache.
+    pub fn major(&mut self, client: &mut impl GenericClient) -> Result<i32, postgres::Error> {
+        if let Some(major) = self.major {
+            return Ok(major);
+        }
+        let major = server_version_num(client)? / 10000;
+        self.major = Some(major);
+        Ok(major)
     }
 }
 

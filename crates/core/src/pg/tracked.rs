@@ -392,7 +392,7 @@ select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x),
                 )
             })
             .collect();
-        format!("{INVENTORY_HEAD}{of_relations}{INVENTORY_TAIL}")
+        format!("{INVENTORY_HEAD}{of_relations}{INVENTORY_TAIL}{}", super::kinds::INVENTORY)
     })
 }
 
@@ -402,8 +402,9 @@ with fresh_since as (select $1::text::xid as x),
                 where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
                   and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%')
 select 'pg_class'::regclass::oid, c.oid,
-       case when c.relkind = 'r' then 'rt' else 'r' end,
-       coalesce(x.indrelid, c.oid), age(c.xmin) <= age(f.x), true, null::text
+       case c.relkind when 'r' then 'rt' when 'c' then 't' else 'r' end,
+       case when c.relkind = 'c' then c.reltype else coalesce(x.indrelid, c.oid) end,
+       age(c.xmin) <= age(f.x), true, null::text
   from pg_class c cross join fresh_since f left join pg_index x on x.indexrelid = c.oid
  where c.relnamespace in (select oid from users)
 union all
@@ -429,9 +430,10 @@ union all
 select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, age(a.xmin) <= age(f.x), true, null
   from pg_authid a cross join fresh_since f
 union all
-select 'pg_class'::regclass::oid, a.attrelid, 'r', a.attrelid, true, false, null
-  from pg_attribute a cross join fresh_since f
- where age(a.xmin) <= age(f.x) and a.attrelid in (select c.oid from pg_class c where c.relnamespace in (select oid from users))
+select 'pg_class'::regclass::oid, a.attrelid, case when c.relkind = 'c' then 't' else 'r' end,
+       case when c.relkind = 'c' then c.reltype else a.attrelid end, true, false, null
+  from pg_attribute a cross join fresh_since f join pg_class c on c.oid = a.attrelid
+ where age(a.xmin) <= age(f.x) and c.relnamespace in (select oid from users)
 union all
 select 'pg_type'::regclass::oid, e.enumtypid, 't', e.enumtypid, true, false, null
   from pg_enum e cross join fresh_since f where age(e.xmin) <= age(f.x)
@@ -440,7 +442,8 @@ select 'pg_class'::regclass::oid, x.indexrelid, 'r', x.indrelid, true, false, nu
   from pg_index x cross join fresh_since f where age(x.xmin) <= age(f.x)
 union all
 select 'pg_collation'::regclass::oid, o.oid, '-', o.oid, true, false, null
-  from pg_collation o cross join fresh_since f where age(o.xmin) <= age(f.x)
+  from pg_collation o cross join fresh_since f
+ where age(o.xmin) <= age(f.x) and o.collnamespace not in (select oid from users)
 union all
 select 0, 0, 'path', 0, false, false, current_setting('search_path')
 union all
@@ -478,7 +481,22 @@ mod tests {
         CREATE SCHEMA extra;
         CREATE TABLE extra.things (id int);
         INSERT INTO users (email) VALUES ('a@x'), ('b@x');
-        INSERT INTO orders (user_id, total) VALUES (1, 10);";
+        INSERT INTO orders (user_id, total) VALUES (1, 10);
+        CREATE FOREIGN DATA WRAPPER w;
+        CREATE SERVER s FOREIGN DATA WRAPPER w OPTIONS (host 'a');
+        CREATE USER MAPPING FOR PUBLIC SERVER s OPTIONS (user 'u');
+        CREATE FOREIGN TABLE ft (a int) SERVER s;
+        CREATE TEXT SEARCH CONFIGURATION cfg (COPY = simple);
+        CREATE SCHEMA pubs;
+        CREATE TABLE pubs.events (id int PRIMARY KEY);
+        CREATE PUBLICATION pub FOR TABLE orders;
+        CREATE STATISTICS st ON id, user_id FROM orders;
+        CREATE TYPE comp AS (a int);
+        CREATE DOMAIN dom AS int CHECK (VALUE > 0);
+        CREATE OPERATOR FAMILY fam USING btree;
+        CREATE COLLATION coll (provider = icu, locale = 'und');
+        CREATE FUNCTION quiet() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+        CREATE EVENT TRIGGER quiet ON ddl_command_end EXECUTE FUNCTION quiet();";
 
     /// Changes of every kind a migration makes; each with the relations
     /// whose rows it writes (as a rehearsal learns from the locks).
@@ -506,6 +524,27 @@ mod tests {
         ("ALTER TABLE orders ALTER COLUMN total TYPE float8", &[]),
         ("ALTER TABLE members DISABLE ROW LEVEL SECURITY", &[]),
         ("DROP TABLE made_in_do", &[]),
+        ("ALTER SERVER s OPTIONS (SET host 'b')", &[]),
+        ("ALTER USER MAPPING FOR PUBLIC SERVER s OPTIONS (SET user 'v')", &[]),
+        ("ALTER FOREIGN TABLE ft OPTIONS (ADD schema_name 'x')", &[]),
+        ("ALTER SERVER s RENAME TO s2", &[]),
+        ("ALTER TEXT SEARCH CONFIGURATION cfg DROP MAPPING FOR asciiword", &[]),
+        ("ALTER PUBLICATION pub ADD TABLES IN SCHEMA pubs", &[]),
+        ("ALTER PUBLICATION pub DROP TABLES IN SCHEMA pubs", &[]),
+        ("ALTER PUBLICATION pub ADD TABLE spare.things", &[]),
+        ("ALTER STATISTICS st SET STATISTICS 50", &[]),
+        ("ALTER TYPE comp ADD ATTRIBUTE b text", &[]),
+        ("ALTER DOMAIN dom ADD CONSTRAINT small CHECK (VALUE < 100)", &[]),
+        ("ALTER OPERATOR FAMILY fam USING btree ADD FUNCTION 1 (int4, int4) btint4cmp(int4, int4)", &[]),
+        ("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC", &[]),
+        ("ALTER TABLE orders SET (fillfactor = 70)", &[]),
+        ("ALTER TABLE orders ALTER COLUMN total SET STATISTICS 200", &[]),
+        ("ALTER EVENT TRIGGER quiet DISABLE", &[]),
+        ("CREATE CAST (comp AS text) WITH INOUT", &[]),
+        ("CREATE RULE no_delete AS ON DELETE TO orders DO INSTEAD NOTHING", &[]),
+        ("ALTER COLLATION coll RENAME TO coll2", &[]),
+        ("DROP TEXT SEARCH CONFIGURATION cfg", &[]),
+        ("DROP SERVER s2 CASCADE", &[]),
     ];
 
     fn written(client: &mut impl GenericClient, tables: &[&str]) -> Written {

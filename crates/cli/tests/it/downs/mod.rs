@@ -6,6 +6,10 @@
 
 use serde_json::Value;
 
+mod calls;
+mod kinds;
+mod order;
+
 use crate::common::{DbExt, Project};
 
 /// A history of `rounds` × 12 up-only migrations covering the kinds of

@@ -1,0 +1,145 @@
+//! Downs whose order and shape matter: a type made again before the
+//! column of it is added back, a function whose result type changed made
+//! again with `DROP` and `CREATE` around its dependents, an added enum
+//! label and Prisma's enum swap undone with every index, check, policy,
+//! default and view that compares the column dropped and made again
+//! around the new type, storage parameters put back, and a type change's
+//! `USING` undone by its inverse. Each is proved, written, and run.
+
+use backstop_core::pg::fingerprint::Schema;
+use serde_json::Value;
+
+use crate::common::Project;
+
+const BASE: &str = "
+    CREATE TYPE kind AS ENUM ('x', 'y');
+    CREATE TYPE status AS ENUM ('draft', 'done');
+    CREATE TYPE \"Role\" AS ENUM ('USER', 'ADMIN');
+    CREATE TABLE t (id int PRIMARY KEY, kind kind DEFAULT 'x', st status NOT NULL DEFAULT 'draft', n int CHECK (n > 0), body text);
+    CREATE TABLE u (id int PRIMARY KEY, st status);
+    CREATE TABLE users (id int PRIMARY KEY, role \"Role\" NOT NULL DEFAULT 'USER');
+    CREATE INDEX t_x ON t (id) WHERE kind = 'x';
+    ALTER TABLE t ADD CONSTRAINT not_y CHECK (kind <> 'y');
+    ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY only_x ON t USING (kind = 'x');
+    CREATE VIEW xs AS SELECT id FROM t WHERE kind = 'x';
+    CREATE FUNCTION total() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+    CREATE VIEW totals AS SELECT total() AS n;
+    CREATE TABLE w (id int, v int DEFAULT total());
+    CREATE TABLE files (id int PRIMARY KEY, body text, created bigint, at timestamptz, payload text);
+    INSERT INTO t (id, n, body) VALUES (1, 1, 'one');
+    INSERT INTO u VALUES (1, 'done');
+    INSERT INTO users VALUES (1, 'ADMIN');
+    INSERT INTO files VALUES (1, 'héllo', 1700000000, '2024-01-02 03:04:05+00', '{\"b\": 1,  \"a\": 2}');";
+
+const STEPS: &[(&str, &str)] = &[
+    ("add_value", "ALTER TYPE kind ADD VALUE 'z'"),
+    (
+        "drop_enum_column",
+        "ALTER TABLE u DROP COLUMN st; ALTER TABLE t DROP COLUMN st; DROP TYPE status",
+    ),
+    (
+        "result_type",
+        "DROP FUNCTION total() CASCADE;
+         CREATE FUNCTION total() RETURNS bigint LANGUAGE sql AS $$ SELECT 2::bigint $$;
+         CREATE VIEW totals AS SELECT total() AS n",
+    ),
+    (
+        "prisma_swap",
+        "ALTER TYPE \"Role\" RENAME TO \"Role_old\";
+         CREATE TYPE \"Role\" AS ENUM ('USER', 'ADMIN', 'OWNER');
+         ALTER TABLE \"users\" ALTER COLUMN \"role\" DROP DEFAULT;
+         ALTER TABLE \"users\" ALTER COLUMN \"role\" TYPE \"Role\" USING (\"role\"::text::\"Role\");
+         ALTER TABLE \"users\" ALTER COLUMN \"role\" SET DEFAULT 'USER';
+         DROP TYPE \"Role_old\"",
+    ),
+    (
+        "storage",
+        "ALTER TABLE t SET (autovacuum_vacuum_scale_factor = 0.01, fillfactor = 80);
+         ALTER TABLE t SET (toast.autovacuum_enabled = false);
+         ALTER INDEX t_pkey SET (fillfactor = 60);
+         ALTER TABLE t ALTER COLUMN n SET STATISTICS 500",
+    ),
+    (
+        "using",
+        "ALTER TABLE files ALTER COLUMN body TYPE bytea USING convert_to(body, 'UTF8');
+         ALTER TABLE files ALTER COLUMN created TYPE timestamptz USING to_timestamp(created);
+         ALTER TABLE files ALTER COLUMN at TYPE bigint USING extract(epoch from at)::bigint;
+         ALTER TABLE files ALTER COLUMN payload TYPE jsonb USING payload::text::jsonb",
+    ),
+];
+
+fn down_of(downs: &Value, step: usize) -> &Value {
+    let version = format!("2024-06-01-{:06}", step + 2);
+    downs.as_array().unwrap().iter().find(|d| d["version"] == version.as_str()).unwrap()
+}
+
+#[test]
+fn downs_make_again_in_dependency_order_and_around_what_they_change() {
+    let p = Project::new("downs_order");
+    p.migration("2024-06-01-000001_base", BASE, None);
+    for (i, (name, sql)) in STEPS.iter().enumerate() {
+        p.migration(&format!("2024-06-01-{:06}_{name}", i + 2), sql, None);
+    }
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    for d in downs.as_array().unwrap() {
+        assert_eq!(d["proved"], true, "{d:#}");
+        assert_eq!(d["status"], "computed", "{d:#}");
+    }
+    let sql = |step: usize| down_of(&downs, step)["sql"].as_str().unwrap().to_string();
+    // The added label: what compares the column goes around the new type.
+    let add_value = sql(0);
+    for around in
+        ["DROP POLICY IF EXISTS only_x", "DROP INDEX IF EXISTS public.t_x", "DROP CONSTRAINT not_y"]
+    {
+        let at = add_value.find(around).expect(&add_value);
+        assert!(at < add_value.find("RENAME TO kind__backstop_old").unwrap(), "{add_value}");
+    }
+    // The type before the column of it.
+    let enum_column = sql(1);
+    let made = enum_column.find("CREATE TYPE public.status").expect(&enum_column);
+    assert!(made < enum_column.find("ADD COLUMN st").unwrap(), "{enum_column}");
+    // DROP and CREATE, not CREATE OR REPLACE, with the view around it.
+    let result = sql(2);
+    assert!(!result.contains("CREATE OR REPLACE FUNCTION"), "{result}");
+    let drop_view = result.find("DROP VIEW IF EXISTS public.totals").expect(&result);
+    let drop_fn = result.find("DROP FUNCTION IF EXISTS public.total()").expect(&result);
+    let create_fn = result.find("CREATE FUNCTION public.total()").expect(&result);
+    let create_view = result.find("CREATE VIEW public.totals").expect(&result);
+    assert!(drop_view < drop_fn && drop_fn < create_fn && create_fn < create_view, "{result}");
+    // Storage parameters put back in place.
+    let storage = sql(4);
+    assert!(storage.contains("ALTER INDEX public.t_pkey RESET (fillfactor)"), "{storage}");
+    assert!(
+        storage.contains(
+            "RESET (autovacuum_vacuum_scale_factor, fillfactor, toast.autovacuum_enabled)"
+        ),
+        "{storage}"
+    );
+    // USING undone by its inverse; what it cannot restore is named.
+    let using = down_of(&downs, 5);
+    let text = using["sql"].as_str().unwrap();
+    for inverse in ["convert_from(body, 'UTF8')", "extract(epoch FROM created)", "to_timestamp(at)"]
+    {
+        assert!(text.contains(inverse), "{text}");
+    }
+    assert!(using["loses"].to_string().contains("jsonb keeps no whitespace"), "{using:#}");
+
+    p.run(&["downs", "--write"]).expect_code(0);
+    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
+    let mut db = p.client();
+    let back = Schema::read(&mut db).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let row = db
+        .query_one("select body, created, at = '2024-01-02 03:04:05+00', payload from files", &[])
+        .unwrap();
+    let (body, created, at, payload): (String, i64, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((body.as_str(), created, at), ("héllo", 1700000000, true), "values come back");
+    assert_eq!(payload, r#"{"a": 2, "b": 1}"#, "as jsonb wrote it, as `loses` says");
+    let role: String = db.query_one("select role::text from users", &[]).unwrap().get(0);
+    assert_eq!(role, "ADMIN");
+}

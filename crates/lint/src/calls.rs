@@ -1,0 +1,181 @@
+//! The functions a statement calls when it runs (`SELECT cron.schedule(…)`,
+//! `CALL app.refresh()`, `PERFORM vault.create_secret(…)` in a `DO`
+//! block), with the constants they are given: a call of a volatile
+//! function changes something no schema picture shows (a job scheduled, a
+//! secret stored, a request sent), so a down must undo it, or say it
+//! cannot. DDL is left out: a function named in a default or an index
+//! runs later, on rows, not when the migration runs.
+
+use pg_query::protobuf::{self, Node};
+use pg_query::NodeEnum;
+use serde_json::Value;
+
+/// One call: the function's schema (as written) and name, and its
+/// arguments, each with its name (`url := …`) and its value when it is a
+/// constant (a string's text, a number as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub schema: Option<String>,
+    pub name: String,
+    pub args: Vec<(Option<String>, Option<String>)>,
+}
+
+impl Call {
+    /// The argument at `position`, or named `name`.
+    pub fn arg(&self, position: usize, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(name))
+            .or_else(|| self.args.get(position).filter(|(n, _)| n.is_none()))
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// `schema.name`, or `name`.
+    pub fn shown(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The calls `sql` (one statement) makes when it runs: those of a
+/// `SELECT`, a `CALL`, and the `SELECT`s, `PERFORM`s and `CALL`s of a `DO`
+/// block.
+pub fn calls(sql: &str) -> Vec<Call> {
+    let Ok(tree) = pg_query::parse(sql, 0) else { return Vec::new() };
+    let mut out = Vec::new();
+    for raw in &tree.protobuf.stmts {
+        match raw.stmt.as_ref().and_then(|s| s.node.as_ref()) {
+            Some(NodeEnum::SelectStmt(s)) => collect(&NodeEnum::SelectStmt(s.clone()), &mut out),
+            Some(NodeEnum::CallStmt(c)) => {
+                if let Some(f) = &c.funccall {
+                    out.push(call(f));
+                }
+            }
+            Some(NodeEnum::DoStmt(d)) => out.extend(do_block(d)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn call(f: &protobuf::FuncCall) -> Call {
+    let names: Vec<&str> = f.funcname.iter().filter_map(crate::stmt::string_value).collect();
+    let (schema, name) = match names.as_slice() {
+        [.., s, n] => (Some(s.to_string()), n.to_string()),
+        [n] => (None, n.to_string()),
+        [] => (None, String::new()),
+    };
+    let args = f
+        .args
+        .iter()
+        .map(|a| match a.node.as_ref() {
+            Some(NodeEnum::NamedArgExpr(n)) => {
+                (Some(n.name.clone()), n.arg.as_deref().and_then(constant))
+            }
+            _ => (None, constant(a)),
+        })
+        .collect();
+    Call { schema, name, args }
+}
+
+/// A constant's value: a string's text, a number as written, through casts.
+fn constant(n: &Node) -> Option<String> {
+    match n.node.as_ref()? {
+        NodeEnum::AConst(c) => match c.val.as_ref()? {
+            protobuf::a_const::Val::Sval(s) => Some(s.sval.clone()),
+            protobuf::a_const::Val::Ival(i) => Some(i.ival.to_string()),
+            protobuf::a_const::Val::Fval(f) => Some(f.fval.clone()),
+            protobuf::a_const::Val::Boolval(b) => Some(b.boolval.to_string()),
+            protobuf::a_const::Val::Bsval(b) => Some(b.bsval.clone()),
+        },
+        NodeEnum::TypeCast(c) => c.arg.as_deref().and_then(constant),
+        _ => None,
+    }
+}
+
+/// Every function call in a statement's tree, outermost first.
+fn collect(node: &NodeEnum, out: &mut Vec<Call>) {
+    let mut found = Vec::new();
+    node.nodes().into_iter().for_each(|(n, _, _, _)| {
+        if let pg_query::NodeRef::FuncCall(f) = n {
+            found.push(call(f));
+        }
+    });
+    out.extend(found);
+}
+
+/// The calls of a `DO` block's statements, read with the plpgsql parser.
+fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
+    let body = d.args.iter().find_map(|a| match a.node.as_ref() {
+        Some(NodeEnum::DefElem(e)) if e.defname == "as" => {
+            e.arg.as_deref().and_then(crate::stmt::string_value).map(str::to_string)
+        }
+        _ => None,
+    });
+    let Some(body) = body else { return Vec::new() };
+    let mut tag = "do_body".to_string();
+    while body.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    let function = format!(
+        "CREATE FUNCTION pg_temp.backstop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}$"
+    );
+    let Ok(tree) = pg_query::parse_plpgsql(&function) else { return Vec::new() };
+    let mut out = Vec::new();
+    walk(&tree, &mut |key, v| {
+        let query = match key {
+            "PLpgSQL_stmt_execsql" => v.pointer("/sqlstmt/PLpgSQL_expr/query"),
+            "PLpgSQL_stmt_perform" | "PLpgSQL_stmt_call" => v.pointer("/expr/PLpgSQL_expr/query"),
+            _ => None,
+        };
+        let Some(query) = query.and_then(Value::as_str) else { return };
+        let query = match key {
+            // PERFORM's expression is a SELECT without its keyword.
+            "PLpgSQL_stmt_perform"
+                if !query.trim_start().to_ascii_lowercase().starts_with("select") =>
+            {
+                format!("SELECT {query}")
+            }
+            _ => query.to_string(),
+        };
+        out.extend(calls(&query));
+    });
+    out
+}
+
+fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
+    match v {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                f(key, inner);
+                walk(inner, f);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_read_with_their_constants() {
+        let c = calls("select cron.schedule('nightly-clean', '0 3 * * *', $$ delete from logs $$)");
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].shown(), "cron.schedule");
+        assert_eq!(c[0].arg(0, "job_name"), Some("nightly-clean"));
+        let named = calls("SELECT vault.create_secret('s3cret', new_name => 'stripe_key')");
+        assert_eq!(named[0].arg(1, "new_name"), Some("stripe_key"));
+        let net =
+            calls("select net.http_post(url := 'https://example.com', body := '{}'::jsonb) as id");
+        assert_eq!(net[0].shown(), "net.http_post");
+        let block = calls("do $$ begin perform cron.unschedule('old'); call app.refresh(); end $$");
+        let names: Vec<String> = block.iter().map(Call::shown).collect();
+        assert_eq!(names, ["cron.unschedule", "app.refresh"]);
+        assert_eq!(calls("create table t (id int default nextval('s'))"), []);
+    }
+}
