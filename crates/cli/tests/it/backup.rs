@@ -164,6 +164,28 @@ fn a_test_restore_creates_the_sources_roles_and_names_missing_extensions() {
     assert_eq!(listed(&p)[0]["verified_by"], "restore");
 }
 
+/// Regression: a foreign server's options in another order than pg_dump
+/// writes them (it sorts them) made every test restore of its database
+/// "not match its manifest", and so failed scenario B of a rehearsal.
+#[test]
+fn options_in_another_order_than_pg_dumps_are_the_same_schema() {
+    let p = with_users("options_order", 1);
+    p.migration(
+        "2_server",
+        "CREATE EXTENSION IF NOT EXISTS postgres_fdw;\n\
+         CREATE SERVER reports FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'localhost', dbname 'reports');\n\
+         CREATE USER MAPPING FOR CURRENT_USER SERVER reports OPTIONS (user 'reporter', password_required 'false');\n\
+         ALTER TABLE users SET (fillfactor = 90, autovacuum_enabled = false);",
+        None,
+    );
+    p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
+    let id = p.run(&["backup", "create", "--format", "json"]).expect_code(0).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.run(&["backup", "verify", &id, "--restore"]).expect_code(0);
+}
+
 #[test]
 fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     let p = with_users("gate", 100);

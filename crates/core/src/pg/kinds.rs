@@ -124,7 +124,7 @@ fn foreign_parts() -> Vec<Part> {
         part(
             "'foreign data wrapper ' || w.fdwname,
                     'handler=' || w.fdwhandler::regproc::text || ' validator=' || w.fdwvalidator::regproc::text
-                    || coalesce(' options=' || array_to_string(w.fdwoptions, ','), '')
+                    || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(w.fdwoptions) o), '')
                     || ' acl=' || coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text"
                 .into(),
             format!("from pg_foreign_data_wrapper w where {}", made("pg_foreign_data_wrapper", "w")),
@@ -135,7 +135,7 @@ fn foreign_parts() -> Vec<Part> {
             "'server ' || s.srvname,
                     'wrapper=' || w.fdwname || coalesce(' type=' || s.srvtype, '')
                     || coalesce(' version=' || s.srvversion, '')
-                    || coalesce(' options=' || array_to_string(s.srvoptions, ','), '')
+                    || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(s.srvoptions) o), '')
                     || ' acl=' || coalesce(s.srvacl, acldefault('S', s.srvowner))::text"
                 .into(),
             format!(
@@ -151,7 +151,7 @@ fn foreign_parts() -> Vec<Part> {
         // see them.
         part(
             "'user mapping ' || u.usename || ' server ' || u.srvname,
-                    coalesce('options=' || array_to_string(u.umoptions, ','), '')"
+                    coalesce('options=' || (select string_agg(o::text, ',' order by o::text) from unnest(u.umoptions) o), '')"
                 .into(),
             "from pg_user_mappings u where u.srvid >= 16384".into(),
             "pg_user_mapping",
@@ -159,7 +159,7 @@ fn foreign_parts() -> Vec<Part> {
         ),
         part(
             "'foreign table ' || n.nspname || '.' || c.relname,
-                    'server=' || s.srvname || coalesce(' options=' || array_to_string(f.ftoptions, ','), '')"
+                    'server=' || s.srvname || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(f.ftoptions) o), '')"
                 .into(),
             format!(
                 "from pg_foreign_table f join pg_class c on c.oid = f.ftrelid
@@ -339,7 +339,7 @@ fn more_parts() -> Vec<Part> {
         part(
             "'event trigger ' || t.evtname,
                     t.evtevent || ' ' || t.evtfoid::regprocedure::text || ' enabled=' || t.evtenabled::text
-                    || coalesce(' tags=' || array_to_string(t.evttags, ','), '')
+                    || coalesce(' tags=' || (select string_agg(o::text, ',' order by o::text) from unnest(t.evttags) o), '')
                     || ' owner=' || pg_get_userbyid(t.evtowner)"
                 .into(),
             format!("from pg_event_trigger t where {}", made("pg_event_trigger", "t")),

@@ -66,8 +66,8 @@ pub(super) fn relation_parts() -> Vec<Part> {
                     || case when coalesce(a.attstattarget, -1) >= 0 then ' statistics ' || a.attstattarget else '' end
                     || case when a.attstorage <> ty.typstorage then ' storage ' || a.attstorage::text else '' end
                     || case when a.attcompression <> '' then ' compression ' || a.attcompression::text else '' end
-                    || coalesce(' options=' || array_to_string(a.attoptions, ','), '')
-                    || coalesce(' fdw options=' || array_to_string(a.attfdwoptions, ','), '')
+                    || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(a.attoptions) o), '')
+                    || coalesce(' fdw options=' || (select string_agg(o::text, ',' order by o::text) from unnest(a.attfdwoptions) o), '')
                     || coalesce(' acl=' || a.attacl::text, '')"
                 .into(),
             format!(
@@ -87,8 +87,8 @@ pub(super) fn relation_parts() -> Vec<Part> {
             "'relation ' || n.nspname || '.' || c.relname,
                     c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
                     || ' persistence=' || c.relpersistence::text
-                    || coalesce(' options=' || array_to_string(c.reloptions, ','), '')
-                    || coalesce(' toast options=' || array_to_string(tc.reloptions, ','), '')
+                    || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(c.reloptions) o), '')
+                    || coalesce(' toast options=' || (select string_agg(o::text, ',' order by o::text) from unnest(tc.reloptions) o), '')
                     || ' replica identity=' || c.relreplident::text
                     || coalesce(' access method=' || am.amname, '')
                     || coalesce(' of type=' || format_type(nullif(c.reloftype, 0), null), '')
@@ -177,7 +177,7 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
         ),
         part(
             "'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname,
-                    p.permissive || ' ' || p.cmd || ' to ' || array_to_string(p.roles, ',')
+                    p.permissive || ' ' || p.cmd || ' to ' || (select string_agg(o::text, ',' order by o::text) from unnest(p.roles) o)
                     || coalesce(' using ' || p.qual, '') || coalesce(' check ' || p.with_check, '')"
                 .into(),
             format!(
