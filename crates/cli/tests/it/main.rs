@@ -16,6 +16,7 @@ mod crashes;
 mod decide;
 mod demo;
 mod downs;
+mod drill;
 mod flags;
 mod floors;
 mod freeze;

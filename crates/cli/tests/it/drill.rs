@@ -1,0 +1,258 @@
+//! `backstop drill` on the demo's application (Supabase-style auth and
+//! RLS, release flags, a release v3 that adds a column and a table): every
+//! step passes within its target and the target is left as it was but
+//! for the drill's record; a target of 1 ms makes method B slow; a down
+//! that leaves a column fails method C by name; `--due` fails once the
+//! last passed drill is older than `every`; two drills take turns; a drill
+//! killed at any step leaves no cluster, no process and no workspace, and
+//! the next drill reports it.
+
+use std::time::Duration;
+
+use backstop_core::pg::cluster::Cluster;
+
+use crate::common::{DbExt, Project, Run};
+
+const V1: &str = include_str!("../../src/commands/demo/v1.sql");
+const V2_UP: &str = include_str!("../../src/commands/demo/v2_up.sql");
+const V2_DOWN: &str = include_str!("../../src/commands/demo/v2_down.sql");
+
+/// What Supabase has before any migration: the roles its API uses, with
+/// their rights on what the migrations create.
+const PLATFORM: &str = r#"
+DO $$ BEGIN CREATE ROLE authenticated NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE service_role NOLOGIN BYPASSRLS;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+GRANT USAGE ON SCHEMA public TO authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+  GRANT USAGE, SELECT ON SEQUENCES TO authenticated, service_role;
+"#;
+
+/// The release drilled: archiving clients, and tags on them.
+const V3_UP: &str = r#"ALTER TABLE clients ADD COLUMN archived_at timestamptz;
+CREATE TABLE client_tags (
+  id bigserial PRIMARY KEY,
+  user_id bigint NOT NULL REFERENCES users (id),
+  client_id bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+  tag text NOT NULL
+);
+ALTER TABLE client_tags ENABLE ROW LEVEL SECURITY;
+CREATE POLICY client_tags_own ON client_tags
+  USING (user_id = (SELECT id FROM users WHERE clerk_id = auth.uid()));
+"#;
+const V3_DOWN: &str = "DROP TABLE client_tags;\nALTER TABLE clients DROP COLUMN archived_at;\n";
+/// The planted defect: the down forgets the column.
+const V3_DOWN_LEAVES_A_COLUMN: &str = "DROP TABLE client_tags;\n";
+
+fn config(drill: &str) -> String {
+    format!(
+        r#"[database]
+url = "${{DATABASE_URL}}"
+
+[migrations]
+dir = "migrations"
+protected_tables = ["users", "ai_usage_tracking", "usage_alerts"]
+
+[backup]
+dir = "backups"
+jobs = 2
+
+[[flags]]
+key = "client_cards"
+release = "v2"
+
+[[flags]]
+key = "client_tags"
+release = "v3"
+
+[[verify.checks]]
+name = "database connection OK"
+kind = "connection"
+
+[[verify.checks]]
+name = "Epic 1 tables exist"
+kind = "tables"
+tables = ["users", "ai_usage_tracking", "usage_alerts", "clients"]
+
+[[verify.checks]]
+name = "clients are private"
+kind = "rls_isolation"
+table = "clients"
+owner_column = "user_id"
+identity = {{ table = "users", column = "clerk_id" }}
+
+[[verify.checks]]
+name = "protected tables kept every row"
+kind = "row_counts"
+tables = ["users", "ai_usage_tracking", "usage_alerts"]
+
+[[verify.checks]]
+name = "no orphan rows"
+kind = "foreign_keys"
+
+[drill]
+{drill}
+"#
+    )
+}
+
+const TARGETS: &str = "method_a = \"5m\"\nmethod_b = \"20m\"\nmethod_c = \"1h\"\nevery = \"90d\"\n";
+
+/// The demo's application on `cluster`: v1 and v2 applied, then release
+/// v3 behind the backup `migrate` takes, its flag on, and rows written
+/// since (clients of v2, tags of v3).
+fn app(label: &str, cluster: &Cluster, v3_down: &str, drill: &str) -> Project {
+    let p = Project::on(cluster, label);
+    p.config(&config(drill));
+    cluster.connect(&p.db).unwrap().batch_execute(PLATFORM).unwrap();
+    p.migration("20260101000000_v1", V1, Some("SELECT 1;"));
+    p.migration("20260102000000_v2", V2_UP, Some(V2_DOWN));
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "--release", "v2", "--reason", "launch"]).expect_code(0);
+    let mut db = cluster.connect(&p.db).unwrap();
+    db.batch_execute(
+        "INSERT INTO clients (user_id, name, company)
+         SELECT 1 + i % 20, 'client ' || i, 'co ' || i FROM generate_series(1, 40) i;",
+    )
+    .unwrap();
+    p.migration("20260103000000_v3", V3_UP, Some(v3_down));
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "disable", "client_cards", "--reason", "v3 replaces it"]).expect_code(0);
+    p.run(&["flags", "enable", "--release", "v3", "--reason", "launch"]).expect_code(0);
+    // Written after the backup taken before v3.
+    db.batch_execute(
+        "INSERT INTO clients (user_id, name) VALUES (1, 'late client');
+         INSERT INTO client_tags (user_id, client_id, tag) SELECT user_id, id, 'vip' FROM clients WHERE id <= 5;",
+    )
+    .unwrap();
+    p
+}
+
+/// Everything of the target a drill must not change: the schema, every
+/// row of every table, the roles of the server, its databases, and
+/// Backstop's own tables but `drills`.
+fn everything(cluster: &Cluster, db: &str) -> Vec<String> {
+    let mut c = cluster.connect(db).unwrap();
+    let mut out = vec![backstop_core::pg::fingerprint::Schema::read(&mut c).unwrap().fingerprint()];
+    let tables = c.texts(
+        "select format('%I.%I', n.nspname, c.relname) from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace
+          where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema')
+            and not (n.nspname = 'backstop' and c.relname = 'drills')
+          order by 1",
+    );
+    for t in tables {
+        let rows: String = c
+            .query_one(
+                &format!(
+                    "select '{}: ' || count(*) || ' ' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') from {t} x",
+                    t.replace('\'', "''")
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        out.push(rows);
+    }
+    out.extend(c.texts(
+        "select concat_ws(' ', rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb,
+                rolcanlogin, rolreplication, rolbypassrls, rolconfig::text)
+           from pg_roles order by 1",
+    ));
+    out.extend(c.texts("select datname::text from pg_database order by 1"));
+    out
+}
+
+fn drills(p: &Project) -> Vec<(String, Option<String>)> {
+    p.client()
+        .query("select outcome, step from backstop.drills order by id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn a_drill_of_the_demo_passes_every_step_and_changes_nothing_but_its_record() {
+    let cluster = Cluster::start().unwrap();
+    let p = app("drill_demo", &cluster, V3_DOWN, TARGETS);
+    let before = everything(&cluster, &p.db);
+    let run = p.run(&["drill"]);
+    run.expect_code(0);
+    for line in [
+        "✓ restore",
+        "✓ release",
+        "20260103000000 applied again (the backup predates it)",
+        "✓ method A",
+        "flags of release v3 off",
+        "✓ method C",
+        "20260103000000 reverted; the schema is the one the release started from",
+        "✓ method B",
+        "clients are private",
+        "public.client_tags +5",
+        "method C keeps them but those of the tables the release created (public.client_tags +5)",
+        "drill passed",
+    ] {
+        run.expect_output(line);
+    }
+    assert_eq!(everything(&cluster, &p.db), before, "the drill changed the target:\n{}", run.all());
+    let mut db = cluster.connect(&p.db).unwrap();
+    let recorded: Vec<(String, Option<String>, Option<String>)> = db
+        .query("select outcome, release, backup_id from backstop.drills", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].0, "passed");
+    assert_eq!(recorded[0].1.as_deref(), Some("v3"));
+
+    let list = p.run(&["drill", "--list"]);
+    list.expect_code(0).expect_output("passed");
+    let md = p.run(&["drill", "--list", "--format", "markdown"]);
+    md.expect_code(0).expect_output("| Drill | Started | Outcome |");
+    p.run(&["drill", "--due"]).expect_code(0).expect_output("drill passed");
+    p.config(&config("every = \"1s\"\n"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let due = p.run(&["drill", "--due"]);
+    due.expect_code(1).expect_output("drill overdue: the last passed drill ran");
+}
+
+#[test]
+fn a_target_of_one_millisecond_makes_method_b_slow_and_the_drill_fail() {
+    let p = app("drill_slow", &crate::common::CLUSTER, V3_DOWN, "method_b = \"1ms\"\n");
+    let run = p.run(&["drill", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let b = json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "method B").unwrap();
+    assert_eq!(b["outcome"], "slow", "{json:#}");
+    assert_eq!(b["target_ms"], 1);
+    assert!(json["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["problem"].as_str().unwrap().contains("over its target of 1 ms")));
+    for step in ["restore", "release", "method A", "method C"] {
+        let s = json["steps"].as_array().unwrap().iter().find(|s| s["name"] == step).unwrap();
+        assert_eq!(s["outcome"], "passed", "{step}: {json:#}");
+    }
+    assert_eq!(drills(&p), [("failed".to_string(), None)]);
+    let md = p.run(&["drill", "--format", "markdown"]);
+    md.expect_code(1).expect_output("## Last tested").expect_output("| method B | ⚠ slow |");
+}
+
+#[test]
+fn a_down_that_leaves_a_column_fails_method_c_and_names_the_column() {
+    let p = app("drill_defect", &crate::common::CLUSTER, V3_DOWN_LEAVES_A_COLUMN, TARGETS);
+    let run: Run = p.run(&["drill"]);
+    run.expect_code(1)
+        .expect_output("✗ method C")
+        .expect_output("column public.clients.archived_at is still there (the downs leave it)")
+        .expect_output("✓ method B")
+        .expect_output("drill failed: 1 step(s) failed (method C)");
+}
