@@ -256,3 +256,179 @@ fn a_down_that_leaves_a_column_fails_method_c_and_names_the_column() {
         .expect_output("✓ method B")
         .expect_output("drill failed: 1 step(s) failed (method C)");
 }
+
+#[test]
+fn the_report_goes_to_the_teams_slack_and_mail_and_no_user_text_goes_anywhere() {
+    let (webhook, posted) = crate::incident::slack(vec![]);
+    let p = app("drill_notify", &crate::common::CLUSTER, V3_DOWN, TARGETS);
+    let mail = p.path().join("mail.txt");
+    p.config(&format!(
+        "{}\n[notify]\nslack_webhook = \"{webhook}\"\nproduct = \"MeetSolis\"\n\
+         team_email = [\"oncall@example.com\"]\nsendmail = [\"sh\", \"-c\", \"cat > '{}'\"]\n",
+        config(TARGETS),
+        mail.display()
+    ));
+    p.run(&["drill"]).expect_code(0).expect_output("report sent to the team: Slack, e-mail");
+    let posted = posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1, "only the report, no alert of the copy's methods: {posted:#?}");
+    let text = posted[0].to_string();
+    assert!(text.contains("MeetSolis: rollback drill passed"), "{text}");
+    assert!(text.contains("method B"), "{text}");
+    assert!(!text.contains("some of your data"), "a user text went to Slack: {text}");
+    let mail = std::fs::read_to_string(&mail).unwrap();
+    assert!(
+        mail.starts_with("To: oncall@example.com\nSubject: MeetSolis: rollback drill passed\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("✓ method C"), "{mail}");
+    assert!(!mail.contains("some of your data"), "{mail}");
+}
+
+#[test]
+fn a_backup_that_holds_the_release_is_drilled_against_the_releases_own_backup() {
+    let p = app("drill_holds", &crate::common::CLUSTER, V3_DOWN_LEAVES_A_COLUMN, TARGETS);
+    p.run(&["backup", "create"]).expect_code(0);
+    let run = p.run(&["drill"]);
+    run.expect_code(1)
+        .expect_output("the backup holds the release (20260103000000)")
+        .expect_output("column public.clients.archived_at is still there")
+        .expect_output("✓ method B");
+    // The release's own backup pruned: production's method B has nothing
+    // to restore, and C's downs cannot be proved.
+    let release_backup: String = p
+        .client()
+        .query_one("select backup_id from backstop.applied where version = '20260103000000'", &[])
+        .unwrap()
+        .get(0);
+    std::fs::remove_dir_all(p.path().join("backups").join(&release_backup)).unwrap();
+    let run = p.run(&["drill"]);
+    run.expect_code(1)
+        .expect_output(&format!("the release's backup {release_backup}, which production's method B restores, is not in"))
+        .expect_output("the schema before the release is not known")
+        .expect_output("✓ method C");
+}
+
+#[test]
+fn two_drills_at_once_take_turns() {
+    let p = app("drill_turns", &crate::common::CLUSTER, V3_DOWN, TARGETS);
+    let first = p
+        .std_cmd(&["drill"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::common::poll_until("the first drill runs", 600, Duration::from_millis(50), || {
+        p.client().exists("backstop.drills") && !drills(&p).is_empty()
+    });
+    let second = p
+        .std_cmd(&["drill"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = Run::from_output(first.wait_with_output().unwrap());
+    let second = Run::from_output(second.wait_with_output().unwrap());
+    first.expect_code(0);
+    second.expect_code(0).expect_output("waiting for the drill lock: another drill runs");
+    let mut db = p.client();
+    let rows =
+        db.query("select started_at, finished_at from backstop.drills order by id", &[]).unwrap();
+    assert_eq!(rows.len(), 2);
+    let first_done: chrono::DateTime<chrono::Utc> = rows[0].get(1);
+    let second_began: chrono::DateTime<chrono::Utc> = rows[1].get(0);
+    assert!(second_began >= first_done, "the drills overlapped: {first_done} > {second_began}");
+}
+
+/// Whether a process of this machine names `path` in its command line.
+fn process_naming(path: &str) -> Option<String> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(path) {
+            return Some(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    None
+}
+
+#[test]
+fn a_drill_killed_at_any_step_leaves_nothing_and_the_next_says_what_it_cleaned() {
+    let p = app("drill_killed", &crate::common::CLUSTER, V3_DOWN, TARGETS);
+    let steps = ["restore", "release", "method A", "method C", "method B", "record"];
+    let mut before: Option<&str> = None;
+    for step in steps {
+        let killed = Run::from_output(
+            p.std_cmd(&["drill"]).env("BACKSTOP_TEST_DRILL_KILL", step).output().unwrap(),
+        );
+        assert_eq!(killed.code, None, "not killed at {step}: {killed:?}");
+        if let Some(earlier) = before {
+            killed.expect_output(&format!(
+                "was interrupted at step {earlier}; its record now says so"
+            ));
+        }
+        let (at, dirs): (Option<String>, Vec<String>) = {
+            let row = p
+                .client()
+                .query_one(
+                    "select step, work_dirs from backstop.drills order by id desc limit 1",
+                    &[],
+                )
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        assert_eq!(at.as_deref(), Some(step));
+        assert_eq!(dirs.len(), 2, "the workspace and the cluster are on record: {dirs:?}");
+        for dir in &dirs {
+            crate::common::poll_until(
+                &format!("{dir} is removed"),
+                300,
+                Duration::from_millis(100),
+                || !std::path::Path::new(dir).exists(),
+            );
+            // The watcher that removed it ends just after.
+            crate::common::poll_until(
+                &format!(
+                    "no process of the killed drill names {dir} (left: {:?})",
+                    process_naming(dir)
+                ),
+                100,
+                Duration::from_millis(100),
+                || process_naming(dir).is_none(),
+            );
+        }
+        p.run(&["drill", "--list"]).expect_code(0).expect_output(&format!("interrupted at {step}"));
+        before = Some(step);
+    }
+    // And from outside, while method B's restore runs (pg_restore and all).
+    let mut child = p
+        .std_cmd(&["drill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::poll_until("the drill is at method B", 1200, Duration::from_millis(50), || {
+        drills(&p).last().is_some_and(|(o, at)| o == "running" && at.as_deref() == Some("method B"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dirs: Vec<String> = p
+        .client()
+        .query_one("select work_dirs from backstop.drills order by id desc limit 1", &[])
+        .unwrap()
+        .get(0);
+    for dir in &dirs {
+        crate::common::poll_until(
+            &format!("{dir} is removed"),
+            300,
+            Duration::from_millis(100),
+            || !std::path::Path::new(dir).exists() && process_naming(dir).is_none(),
+        );
+    }
+    let last = p.run(&["drill"]);
+    last.expect_code(0).expect_output("was interrupted at step method B; its record now says so");
+    let outcomes: Vec<String> = drills(&p).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes.len(), 8, "{outcomes:?}");
+    assert!(outcomes[..7].iter().all(|o| o == "interrupted"), "{outcomes:?}");
+    assert_eq!(outcomes[7], "passed");
+}

@@ -54,6 +54,7 @@ impl Play<'_, '_> {
     fn begin(&mut self, name: &str) -> Result<Instant, DrillError> {
         self.observer.note(Note::Starting(name));
         self.mark(name)?;
+        kill_point(name);
         Ok(Instant::now())
     }
 
@@ -67,7 +68,6 @@ impl Play<'_, '_> {
             &self.work_dirs,
         )
         .map_err(db("recording the drill's step"))?;
-        kill_point(name);
         Ok(())
     }
 
@@ -350,6 +350,7 @@ pub fn run(
         duration_ms: clock.elapsed().as_millis() as u64,
         passed,
     };
+    play.mark("record")?;
     kill_point("record");
     let finished = drills::Finished {
         outcome: if passed { "passed" } else { "failed" },
@@ -381,11 +382,14 @@ fn play_steps(
     let section = &play.setup.section;
     let (a, b, c) = (Some(section.method_a), Some(section.method_b), Some(section.method_c));
     let later = [("release", None), ("method A", a), ("method C", c), ("method B", b)];
-    let started = play.begin("restore")?;
+    play.observer.note(Note::Starting("restore"));
+    play.mark("restore")?;
+    let started = Instant::now();
     let copy: Result<Copy, String> = copy::start(bin, m);
     if let Ok(copy) = &copy {
         play.work_dirs.push(copy.cluster.dir().display().to_string());
         play.mark("restore")?;
+        kill_point("restore");
     }
     let filled = match copy {
         Ok(copy) => {
