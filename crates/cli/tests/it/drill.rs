@@ -217,6 +217,21 @@ fn a_drill_of_the_demo_passes_every_step_and_changes_nothing_but_its_record() {
     let md = p.run(&["drill", "--list", "--format", "markdown"]);
     md.expect_code(0).expect_output("| Drill | Started | Outcome |");
     p.run(&["drill", "--due"]).expect_code(0).expect_output("drill passed");
+    p.run(&["status"]).expect_code(0).expect_output("last drill: passed");
+    let json = p.run(&["status", "--format", "json"]).expect_code(0).json();
+    assert_eq!(json["drill"]["overdue"], false, "{json:#}");
+    let server = crate::common::server::Server::start(&p);
+    let (_, metrics, _) = server.get("/metrics", None);
+    for line in [
+        "backstop_drill_age_seconds ",
+        "backstop_drill_due 0",
+        "backstop_drill_last_passed 1",
+        "backstop_drill_step{step=\"method C\",outcome=\"passed\"} 1",
+        "backstop_drill_step_target_seconds{step=\"method B\"} 1200.000",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    drop(server);
     p.config(&config("every = \"1s\"\n"));
     std::thread::sleep(Duration::from_millis(1100));
     let due = p.run(&["drill", "--due"]);
@@ -242,6 +257,18 @@ fn a_target_of_one_millisecond_makes_method_b_slow_and_the_drill_fail() {
         assert_eq!(s["outcome"], "passed", "{step}: {json:#}");
     }
     assert_eq!(drills(&p), [("failed".to_string(), None)]);
+    p.run(&["status"]).expect_code(0).expect_output("last drill: failed");
+    let server = crate::common::server::Server::start(&p);
+    let (_, metrics, _) = server.get("/metrics", None);
+    assert!(
+        metrics.contains("backstop_drill_step{step=\"method B\",outcome=\"slow\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("backstop_drill_due 1"), "no drill passed: {metrics}");
+    assert!(!metrics.contains("backstop_drill_age_seconds"), "{metrics}");
+    let (_, page, _) = server.get("/", None);
+    assert!(page.contains("<h2>Last drill</h2>") && page.contains(">slow</td>"), "{page}");
+    drop(server);
     let md = p.run(&["drill", "--format", "markdown"]);
     md.expect_code(1).expect_output("## Last tested").expect_output("| method B | ⚠ slow |");
 }

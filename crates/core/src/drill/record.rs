@@ -135,6 +135,24 @@ pub struct Due {
 }
 
 impl Due {
+    /// The line `status` shows: the last drill, and when the next is due;
+    /// nothing where no drill was ever recorded.
+    pub fn status_line(&self, now: DateTime<Utc>) -> Option<String> {
+        let last = self.last.as_ref()?;
+        let outcome = match last.step.as_deref() {
+            Some(step) if last.outcome == "interrupted" => format!("interrupted at {step}"),
+            _ => last.outcome.clone(),
+        };
+        Some(format!(
+            "last drill: {} {} ({} ago, drill {}); {}",
+            outcome,
+            last.started_at.format("%Y-%m-%d %H:%M UTC"),
+            crate::kit::duration::age(now - last.started_at),
+            last.id,
+            self.text(now)
+        ))
+    }
+
     /// One line for people.
     pub fn text(&self, now: DateTime<Utc>) -> String {
         let every = crate::kit::duration::human(Duration::from_millis(self.every_ms));
