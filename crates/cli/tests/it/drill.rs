@@ -180,7 +180,8 @@ fn drills(p: &Project) -> Vec<(String, Option<String>)> {
 #[test]
 fn a_drill_of_the_demo_passes_every_step_and_changes_nothing_but_its_record() {
     let cluster = Cluster::start().unwrap();
-    let p = app("drill_demo", &cluster, V3_DOWN, TARGETS);
+    let hooks = format!("{TARGETS}\n[hooks]\nafter_kill = \"touch hook-ran\"\n");
+    let p = app("drill_demo", &cluster, V3_DOWN, &hooks);
     let before = everything(&cluster, &p.db);
     let run = p.run(&["drill"]);
     run.expect_code(0);
@@ -197,9 +198,11 @@ fn a_drill_of_the_demo_passes_every_step_and_changes_nothing_but_its_record() {
         "public.client_tags +5",
         "method C keeps them but those of the tables the release created (public.client_tags +5)",
         "drill passed",
+        "[hooks] after_kill not run (not marked safe: [drill] hooks)",
     ] {
         run.expect_output(line);
     }
+    assert!(!p.path().join("hook-ran").exists(), "a hook not marked safe ran in a drill");
     assert_eq!(everything(&cluster, &p.db), before, "the drill changed the target:\n{}", run.all());
     let mut db = cluster.connect(&p.db).unwrap();
     let recorded: Vec<(String, Option<String>, Option<String>)> = db
@@ -240,7 +243,8 @@ fn a_drill_of_the_demo_passes_every_step_and_changes_nothing_but_its_record() {
 
 #[test]
 fn a_target_of_one_millisecond_makes_method_b_slow_and_the_drill_fail() {
-    let p = app("drill_slow", &crate::common::CLUSTER, V3_DOWN, "method_b = \"1ms\"\n");
+    let drill = "method_b = \"1ms\"\nhooks = [\"after_kill\"]\n\n[hooks]\nafter_kill = \"echo drill=$BACKSTOP_DRILL >> hook.txt\"\n";
+    let p = app("drill_slow", &crate::common::CLUSTER, V3_DOWN, drill);
     let run = p.run(&["drill", "--format", "json"]);
     run.expect_code(1);
     let json = run.json();
@@ -257,6 +261,9 @@ fn a_target_of_one_millisecond_makes_method_b_slow_and_the_drill_fail() {
         assert_eq!(s["outcome"], "passed", "{step}: {json:#}");
     }
     assert_eq!(drills(&p), [("failed".to_string(), None)]);
+    // The hook marked safe ran after each method's kill, told it is a drill.
+    let hook = std::fs::read_to_string(p.path().join("hook.txt")).unwrap();
+    assert_eq!(hook, "drill=1\ndrill=1\ndrill=1\n");
     p.run(&["status"]).expect_code(0).expect_output("last drill: failed");
     let server = crate::common::server::Server::start(&p);
     let (_, metrics, _) = server.get("/metrics", None);

@@ -143,14 +143,18 @@ impl Due {
             Some(step) if last.outcome == "interrupted" => format!("interrupted at {step}"),
             _ => last.outcome.clone(),
         };
-        Some(format!(
-            "last drill: {} {} ({} ago, drill {}); {}",
-            outcome,
+        let head = format!(
+            "last drill: {outcome} {} (drill {}, {} ago)",
             last.started_at.format("%Y-%m-%d %H:%M UTC"),
-            crate::kit::duration::age(now - last.started_at),
             last.id,
-            self.text(now)
-        ))
+            crate::kit::duration::age(now - last.started_at),
+        );
+        Some(match self.due_at {
+            Some(due) if last.passed() && !self.overdue => {
+                format!("{head}; the next is due in {}", crate::kit::duration::age(due - now))
+            }
+            _ => format!("{head}; {}", self.text(now)),
+        })
     }
 
     /// One line for people.
