@@ -466,3 +466,26 @@ fn a_drill_killed_at_any_step_leaves_nothing_and_the_next_says_what_it_cleaned()
     assert!(outcomes[..7].iter().all(|o| o == "interrupted"), "{outcomes:?}");
     assert_eq!(outcomes[7], "passed");
 }
+
+#[test]
+fn what_cannot_be_drilled_is_refused_before_anything_is_written() {
+    let p = Project::new("drill_refused");
+    p.config(&config(TARGETS));
+    p.run(&["drill"]).expect_code(2).expect_output("no verified backup of database");
+    p.run(&["drill", "--from-backup", "20990101T000000Z-0000"])
+        .expect_code(2)
+        .expect_output("no backup 20990101T000000Z-0000");
+    p.run(&["drill", "--from-backup", ""]).expect_code(2).expect_output("it is blank");
+    p.config(&config("hooks = [\"stop_writes\"]\n"));
+    let line = config("").lines().position(|l| l == "[drill]").unwrap() + 2;
+    p.run(&["drill"])
+        .expect_code(2)
+        .expect_output(&format!("backstop.toml:{line}:"))
+        .expect_output("stops or starts production's writes");
+    assert!(!p.client().history_schema_exists(), "a refused drill wrote to the target");
+    p.config(&config(TARGETS));
+    p.run(&["drill", "--due"])
+        .expect_code(1)
+        .expect_output("drill overdue: no drill ever ran (one is asked every 90 d)");
+    p.run(&["drill", "--list"]).expect_code(0).expect_output("no drill recorded yet");
+}

@@ -170,10 +170,12 @@ impl Due {
             _ => String::new(),
         };
         match (self.last_passed, self.due_at) {
+            (None, _) if self.last.is_none() => {
+                format!("drill overdue: no drill ever ran (one is asked every {every}); run `backstop drill`")
+            }
             (None, _) => format!(
-                "drill overdue: no drill has passed yet (every {every} is asked){}; run \
-                 `backstop drill`",
-                if last.is_empty() { "; none ever ran".to_string() } else { last }
+                "drill overdue: no drill has passed yet (one is asked every {every}){last}; run \
+                 `backstop drill`"
             ),
             (Some(at), Some(due)) if self.overdue => format!(
                 "drill overdue: the last passed drill ran {} ago ({}), more than every {every}, \
