@@ -63,6 +63,8 @@ enum Command {
     Adopt(commands::adopt::Args),
     /// Accept the current file's checksum for an applied migration (audited).
     Repair(commands::repair::Args),
+    /// Play the runbook's rollbacks on a copy of the latest backup, timed against [drill]; --list, --due.
+    Drill(commands::drill::Args),
     /// Play the v1 -> v2 migration story on a throwaway cluster.
     Demo(commands::demo::Args),
     /// Assess the risk of pending migrations: findings and a GO / CONDITIONAL GO / NO-GO verdict.
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => commands::sync::run(args),
         Command::Freeze(args) => commands::freeze::run(args, config),
         Command::Serve(args) => commands::serve::run(args, config),
+        Command::Drill(args) => commands::drill::run(args, config),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),
         Command::Explain(args) => commands::explain::run(args),

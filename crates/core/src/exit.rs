@@ -38,6 +38,7 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
         crate::downs::write::WriteError,
         crate::check::CheckError,
         crate::verify::VerifyError,
+        crate::drill::DrillError,
         ConnectError,
     );
     if let Some(e) = err.downcast_ref::<CompareError>() {

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod config;
 pub mod decide;
 pub mod downs;
+pub mod drill;
 pub mod exit;
 pub mod flags;
 pub mod freeze;

@@ -49,6 +49,8 @@ pub struct Options {
     pub backup_dir: PathBuf,
     /// The migrations folder's migrations, for the status page.
     pub migrations: Vec<backstop_core::source::Migration>,
+    /// `[drill] every`: how old the last passed drill may be.
+    pub drill_every: Duration,
 }
 
 /// Why the server could not run.
@@ -95,6 +97,8 @@ pub(crate) struct Overview {
     pub decision: Option<serde_json::Value>,
     /// The newest heartbeat of a running `watch`: when it last sampled.
     pub watching: Option<backstop_core::schema::watching::Beat>,
+    /// The last drill and when the next is due.
+    pub drill: Option<backstop_core::drill::Due>,
 }
 
 /// Everything the handlers share.

@@ -113,6 +113,8 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
         out.events.push((e.at, e.kind, e.outcome, e.actor));
     }
     out.watching = schema::watching::latest(client)?;
+    let every = shared.options.drill_every;
+    out.drill = Some(backstop_core::drill::due(client, every, chrono::Utc::now())?);
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);

@@ -2,7 +2,7 @@
 //! the evaluations served by flag and reason, the stream's clients, the
 //! ages of the last migration, backup, rehearsal and rollback decision, and
 //! that decision's evidence: each trigger's state and the latest sample it
-//! rested on.
+//! rested on; the last drill, its age and each step's outcome.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -147,6 +147,9 @@ pub(crate) fn render(shared: &Shared) -> String {
     if let Some(d) = &overview.decision {
         decision(&mut out, d);
     }
+    if let Some(due) = &overview.drill {
+        drill(&mut out, due, now);
+    }
     if let Some((_, ok, _)) = &overview.rehearsal {
         family(
             &mut out,
@@ -157,6 +160,88 @@ pub(crate) fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "backstop_last_rehearsal_ok {}", u8::from(*ok));
     }
     out
+}
+
+/// The last drill: the age of the last one that passed (what `drill
+/// --due` holds against `[drill] every`), whether a drill is due, and each
+/// step of the last drill with its outcome, time and target.
+fn drill(out: &mut String, due: &backstop_core::drill::Due, now: chrono::DateTime<chrono::Utc>) {
+    if let Some(at) = due.last_passed {
+        family(
+            out,
+            "backstop_drill_age_seconds",
+            "gauge",
+            "Seconds since the last passed rollback drill finished.",
+        );
+        let _ = writeln!(
+            out,
+            "backstop_drill_age_seconds {:.3}",
+            (now - at).num_milliseconds() as f64 / 1000.0
+        );
+    }
+    family(
+        out,
+        "backstop_drill_every_seconds",
+        "gauge",
+        "[drill] every: how old the last passed drill may be.",
+    );
+    let _ = writeln!(out, "backstop_drill_every_seconds {:.3}", due.every_ms as f64 / 1000.0);
+    family(out, "backstop_drill_due", "gauge", "1 when no drill passed within [drill] every.");
+    let _ = writeln!(out, "backstop_drill_due {}", u8::from(due.overdue));
+    let Some(last) = &due.last else { return };
+    family(
+        out,
+        "backstop_drill_last_passed",
+        "gauge",
+        "1 when the last drill passed (0: failed or interrupted).",
+    );
+    let _ = writeln!(out, "backstop_drill_last_passed {}", u8::from(last.passed()));
+    let steps = last.steps.as_array().cloned().unwrap_or_default();
+    if steps.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "backstop_drill_step",
+        "gauge",
+        "1 for each step of the last drill with its outcome (passed, slow, failed, not_run).",
+    );
+    for s in &steps {
+        let _ = writeln!(
+            out,
+            "backstop_drill_step{{step=\"{}\",outcome=\"{}\"}} 1",
+            label(s["name"].as_str().unwrap_or("")),
+            label(s["outcome"].as_str().unwrap_or(""))
+        );
+    }
+    family(
+        out,
+        "backstop_drill_step_seconds",
+        "gauge",
+        "How long each step of the last drill took.",
+    );
+    for s in &steps {
+        let _ = writeln!(
+            out,
+            "backstop_drill_step_seconds{{step=\"{}\"}} {:.3}",
+            label(s["name"].as_str().unwrap_or("")),
+            s["took_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        );
+    }
+    family(
+        out,
+        "backstop_drill_step_target_seconds",
+        "gauge",
+        "The runbook's target for each step of the last drill that has one ([drill]).",
+    );
+    for s in steps.iter().filter(|s| s["target_ms"].is_number()) {
+        let _ = writeln!(
+            out,
+            "backstop_drill_step_target_seconds{{step=\"{}\"}} {:.3}",
+            label(s["name"].as_str().unwrap_or("")),
+            s["target_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        );
+    }
 }
 
 /// The latest decision as recorded by `watch` (or `decide`): its verdict,

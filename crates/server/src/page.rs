@@ -1,8 +1,8 @@
 //! `GET /`: the status page. Server-rendered HTML (minijinja, escaped
 //! everywhere, its script and style served beside it under a strict
 //! content security policy), no build step: migrations applied and pending, backups, the
-//! last rehearsal, the flags with a kill button per release, the latest
-//! events. It reloads itself when the event stream announces a change.
+//! last rehearsal, the last drill with its steps, the flags with a kill
+//! button per release, the latest events. It reloads itself when the event stream announces a change.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +62,14 @@ const TEMPLATE: &str = r#"<!doctype html>
 <h2>Last rehearsal</h2>
 {% if rehearsal %}<p class="{% if rehearsal.ok %}on{% else %}off{% endif %}">{% if rehearsal.ok %}passed{% else %}failed{% endif %}, {{ rehearsal.at }}</p>
 {% if rehearsal.report %}<pre>{{ rehearsal.report }}</pre>{% endif %}{% else %}<p class="bad">Never rehearsed.</p>{% endif %}
+
+<h2>Last drill</h2>
+{% if drill %}<p class="{% if drill.passed %}on{% else %}off{% endif %}">{{ drill.outcome }}, {{ drill.at }} by {{ drill.by }}{% if drill.release %}, release {{ drill.release }}{% endif %}</p>
+{% if drill.steps %}<table>
+<tr><th>Step</th><th>Outcome</th><th>Time</th><th>Target</th></tr>
+{% for s in drill.steps %}<tr><td>{{ s.name }}</td><td class="{% if s.outcome == "passed" %}on{% else %}off{% endif %}">{{ s.outcome }}</td><td>{{ s.took }}</td><td>{{ s.target }}</td></tr>
+{% endfor %}</table>{% endif %}
+<p class="{% if drill.overdue %}bad{% else %}muted{% endif %}">{{ drill.due }}</p>{% else %}<p class="bad">Never drilled: <code>backstop drill</code> plays the runbook's rollbacks on a copy and keeps the date.</p>{% endif %}
 
 <h2>Latest events</h2>
 <table>
@@ -181,6 +189,38 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         .rehearsal
         .as_ref()
         .map(|(at, ok, report)| context! { at => when(*at), ok => ok, report => report });
+    let drill = overview.drill.as_ref().and_then(|due| {
+        let last = due.last.as_ref()?;
+        let ms = |v: &serde_json::Value| {
+            v.as_u64()
+                .map(|n| backstop_core::kit::duration::human(std::time::Duration::from_millis(n)))
+        };
+        let steps: Vec<_> = last
+            .steps
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                context! {
+                    name => s["name"].as_str().unwrap_or(""),
+                    outcome => s["outcome"].as_str().unwrap_or("").replace('_', " "),
+                    took => ms(&s["took_ms"]).unwrap_or_default(),
+                    target => ms(&s["target_ms"]).unwrap_or_else(|| "–".into()),
+                }
+            })
+            .collect();
+        Some(context! {
+            outcome => last.outcome,
+            passed => last.passed(),
+            at => when(last.started_at),
+            by => last.by,
+            release => last.release,
+            steps => steps,
+            overdue => due.overdue,
+            due => due.text(now),
+        })
+    });
     let events: Vec<_> = overview
         .events
         .iter()
@@ -196,6 +236,7 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         pending => overview.pending,
         backups => backups,
         rehearsal => rehearsal,
+        drill => drill,
         events => events,
     })
 }

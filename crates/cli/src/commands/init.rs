@@ -133,6 +133,14 @@ dir = ".backstop/exports"
 # [compare]
 # # "exact" (any difference fails) or "runbook" (the cutover runbook's matrix).
 # preset = "exact"
+
+# [drill]
+# # `backstop drill`: the runbook's targets per method, and how often a
+# # drill must pass (`backstop drill --due` fails after that).
+# method_a = "5m"
+# method_b = "20m"
+# method_c = "1h"
+# every = "90d"
 "##;
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod decide;
 pub mod demo;
 pub mod downs;
+pub mod drill;
 pub mod explain;
 pub mod flags;
 pub mod freeze;

@@ -54,6 +54,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         lock_wait: config.migrations.lock_wait,
         backup_dir: config.backup.dir.clone(),
         migrations,
+        drill_every: config.drill.every,
     };
     // Request logs on stderr; RUST_LOG narrows or widens them. Colour only
     // on a terminal: stderr sent to a log file gets plain text.

@@ -47,8 +47,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect()?;
     let o = Overview::read(&mut client, &ctx.migrations, &ctx.strays, unfinished)?;
     let attention = o.needs_a_person();
+    let now = chrono::Utc::now();
+    let drill = backstop_core::drill::due(&mut client, ctx.config.drill.every, now)?;
     match args.output.format {
         Format::Json => print_json(&Shown {
+            drill: drill.last.as_ref().map(|_| &drill),
             interrupted: &o.interrupted,
             layout: ctx.layout,
             status: &o.status,
@@ -63,6 +66,9 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         })?,
         Format::Text => {
             let mut out = text(&ctx, &o, args.verbose);
+            if let Some(line) = drill.status_line(now) {
+                let _ = writeln!(out, "{}", terminal_safe(&line));
+            }
             if args.verbose {
                 let num = backstop_core::pg::server_version_num(&mut client)
                     .context("reading the server's version")?;
@@ -252,6 +258,9 @@ fn holds_without_folder(config: Option<&Path>, conn: &crate::Connection) {
 /// `status --format json`: the migration status, and what else holds the database.
 #[derive(serde::Serialize)]
 struct Shown<'a> {
+    /// The last drill and when the next is due, once a drill ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill: Option<&'a backstop_core::drill::Due>,
     /// Runs that started and recorded no outcome.
     interrupted: &'a [backstop_core::schema::events::Interrupted],
     layout: Layout,

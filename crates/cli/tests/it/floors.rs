@@ -30,7 +30,7 @@ const CORE_FLOORS: [&[&str]; 6] = [
         // the migration path
         "migrate", "check", "rehearse", "adopt", "downs", // safety
         "backup", "freeze", "verify", // response
-        "flags", "decide", "incident", "respond", "watch", // data tools
+        "flags", "decide", "incident", "respond", "watch", "drill", // data tools
         "compare", "sync", "clear", // what status and serve show
         "overview",
     ],

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// A stand-in for Slack's webhook: answers `statuses` in turn (then 200)
 /// and keeps every body it was sent.
-fn slack(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(crate) fn slack(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Value>>>) {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/services/T000/B000/SECRETWEBHOOK", server.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));

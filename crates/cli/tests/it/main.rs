@@ -18,6 +18,7 @@ mod crashes;
 mod decide;
 mod demo;
 mod downs;
+mod drill;
 mod flags;
 mod floors;
 mod freeze;

@@ -220,11 +220,28 @@ pub fn restore_throwaway(
         }
         Err(e) => return Err(e.into()),
     };
-    let fitted = tools.fit((bin.major * 10_000) as i32)?;
-    let tools = &fitted;
     progress.note(Note::Step(format!("starting a throwaway PostgreSQL {} cluster", bin.major)));
-    let major = bin.major;
     let cluster = Cluster::start_with(bin)?;
+    restore_into(&cluster, store, tools, m, jobs, progress)?;
+    Ok(cluster)
+}
+
+/// Restores the files of backup `m` into the throwaway `cluster` (which
+/// must never be production), as database `m.database`: the backup's
+/// extensions checked first, its roles that the cluster lacks created
+/// NOLOGIN (a caller that copied the source's roles with their
+/// attributes has them already), the database made with its encoding.
+pub fn restore_into(
+    cluster: &Cluster,
+    store: &Store,
+    tools: &Tools,
+    m: &Manifest,
+    jobs: usize,
+    progress: &mut dyn Progress,
+) -> Result<(), BackupError> {
+    let major = cluster.bin().major;
+    let fitted = tools.fit((major * 10_000) as i32)?;
+    let tools = &fitted;
     let mut admin = cluster.connect("postgres")?;
     let db = BackupError::db("preparing the throwaway cluster");
     let available: Vec<String> = admin
@@ -258,13 +275,19 @@ pub fn restore_throwaway(
         setup.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(role)));
     }
     admin.batch_execute(&setup).map_err(BackupError::db("creating the source's roles"))?;
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
-            quote_ident(&m.database),
-            m.encoding.replace('\'', "")
-        ))
-        .map_err(BackupError::db("creating the database to restore into"))?;
+    let exists: bool = admin
+        .query_one("select exists (select from pg_database where datname = $1)", &[&m.database])
+        .map_err(BackupError::db("looking for the database to restore into"))?
+        .get(0);
+    if !exists {
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
+                quote_ident(&m.database),
+                m.encoding.replace('\'', "")
+            ))
+            .map_err(BackupError::db("creating the database to restore into"))?;
+    }
 
     progress.note(Note::Step(format!(
         "restoring backup {} into the throwaway cluster with {jobs} job(s)",
@@ -280,7 +303,7 @@ pub fn restore_throwaway(
     if !ok {
         return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
     }
-    Ok(cluster)
+    Ok(())
 }
 
 /// What differs between the connected database and the manifest: row

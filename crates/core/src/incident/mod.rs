@@ -7,6 +7,7 @@
 //! told as done. Users can override any template with a file of the same
 //! name in `[notify] templates`.
 
+mod mail;
 mod notify;
 mod slack;
 mod story;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use mail::{message, send_mail};
 pub use notify::{Notifier, NotifyError, Stage};
 pub use slack::{post_slack, slack_payload, split_sections, SECTION_LIMIT};
 pub use story::{ExposedTable, Exposure, MethodRun, Restored};
@@ -25,7 +27,7 @@ pub use texts::{render, TEMPLATES};
 use crate::schema::{events, incidents};
 
 /// `[notify]` in backstop.toml.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifySection {
     /// A Slack incoming-webhook URL (`${ENV}` is filled in when posting);
@@ -36,6 +38,27 @@ pub struct NotifySection {
     pub templates: Option<PathBuf>,
     /// The product's name in the texts.
     pub product: Option<String>,
+    /// The team's addresses: reports meant for the team (a drill's) are
+    /// mailed there. Never users: their e-mail is written, not sent.
+    pub team_email: Vec<String>,
+    /// The `From:` of those e-mails (default: what the mailer puts).
+    pub email_from: Option<String>,
+    /// The mailer, given the message on its standard input with its
+    /// recipients in the headers (`sendmail -t` and its kin: msmtp, ssmtp).
+    pub sendmail: Vec<String>,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        NotifySection {
+            slack_webhook: None,
+            templates: None,
+            product: None,
+            team_email: Vec::new(),
+            email_from: None,
+            sendmail: vec!["sendmail".into(), "-t".into(), "-i".into()],
+        }
+    }
 }
 
 /// Why an incident text could not be made or sent.

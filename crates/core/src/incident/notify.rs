@@ -27,6 +27,10 @@ pub struct Notifier {
     templates: Option<PathBuf>,
     /// The webhook, `None` when none is set, or why it could not be read.
     webhook: Result<Option<String>, String>,
+    /// The team's addresses and how mail reaches them.
+    team_email: Vec<String>,
+    email_from: Option<String>,
+    sendmail: Vec<String>,
     pub product: String,
     pub database: String,
 }
@@ -62,6 +66,9 @@ impl Notifier {
             url: url.to_string(),
             templates: notify.templates.clone(),
             webhook,
+            team_email: notify.team_email.clone(),
+            email_from: notify.email_from.clone(),
+            sendmail: notify.sendmail.clone(),
             product: notify.product.clone().unwrap_or_else(|| database.clone()),
             database,
         }
@@ -116,5 +123,34 @@ impl Notifier {
     /// Whether a webhook is configured.
     pub fn posts(&self) -> bool {
         !matches!(self.webhook, Ok(None))
+    }
+
+    /// A notifier that tells no one: for work on a throwaway copy, whose
+    /// methods must not alert anyone as if production were hit.
+    pub fn silent(url: &str) -> Notifier {
+        let quiet = NotifySection { team_email: Vec::new(), ..NotifySection::default() };
+        Notifier::new(url, &quiet, Ok(None))
+    }
+
+    /// Posts a text for the team under `title` to Slack: `Ok(false)` when
+    /// no webhook is set.
+    pub fn post_to_team(&self, title: &str, text: &str) -> Result<bool, String> {
+        match &self.webhook {
+            Ok(None) => Ok(false),
+            Err(e) => Err(format!("not posting to Slack: {e}")),
+            Ok(Some(w)) => {
+                post_slack(w, title, text).map(|_| true).map_err(|e| crate::kit::error::chain(&e))
+            }
+        }
+    }
+
+    /// Mails a text to `[notify] team_email`: `Ok(false)` when no address
+    /// is set.
+    pub fn mail_team(&self, subject: &str, text: &str) -> Result<bool, String> {
+        if self.team_email.is_empty() {
+            return Ok(false);
+        }
+        let m = super::message(self.email_from.as_deref(), &self.team_email, subject, text);
+        super::send_mail(&self.sendmail, &m).map(|()| true)
     }
 }

@@ -10,6 +10,10 @@ use postgres::Client;
 /// The advisory lock key: "backstop" as eight bytes.
 pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"backstop");
 
+/// The drill lock's key: two drills of one database take turns, and a
+/// drill never waits for (or holds up) a migration.
+pub const DRILL_LOCK_KEY: i64 = i64::from_be_bytes(*b"bs-drill");
+
 /// Who holds the migration lock, for "waiting for ..." messages.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LockHolder {
@@ -70,7 +74,12 @@ pub enum LockError {
 
 /// Looks up the session holding the migration lock.
 pub fn holder(client: &mut Client) -> Result<Option<LockHolder>, postgres::Error> {
-    let key = MIGRATION_LOCK_KEY;
+    holder_of(client, MIGRATION_LOCK_KEY)
+}
+
+/// Looks up the session holding the session-level advisory lock `key` in
+/// this database.
+pub fn holder_of(client: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {
     let row = client.query_opt(
         "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
                 -- Hidden from a role that may not see the session: null, not a guess.

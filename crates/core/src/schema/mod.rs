@@ -12,6 +12,7 @@
 //! | `snapshots` | row counts and checksums taken by `verify --snapshot` ([`snapshots`]) |
 //! | `watching` | the heartbeat of each running `watch` ([`watching`]) |
 //! | `incidents` | each incident: opened, closed, by what ([`incidents`]); events carry its id |
+//! | `drills` | each rollback drill: when, on what backup and release, its steps timed, its outcome and report ([`drills`]) |
 //! | `meta` | the version of this schema |
 //!
 //! The schema is created by the first command that writes, after it holds
@@ -19,6 +20,7 @@
 //! out of fingerprints, checksums and round-trip comparisons.
 
 pub mod applied;
+pub mod drills;
 pub mod events;
 pub mod flags;
 pub mod freeze;
@@ -149,6 +151,23 @@ CREATE TABLE IF NOT EXISTS backstop.snapshots (
     method   text NOT NULL,
     tables   jsonb NOT NULL
 );
+-- Rollback drills: the only rows a drill writes to the database it drills.
+CREATE TABLE IF NOT EXISTS backstop.drills (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    outcome     text NOT NULL CHECK (outcome IN ('running', 'passed', 'failed', 'interrupted')),
+    by          text NOT NULL,
+    backup_id   text,
+    release     text,
+    step        text,
+    steps       jsonb NOT NULL DEFAULT '[]',
+    duration_ms bigint,
+    report      text,
+    work_dirs   text[] NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS drills_passed_idx ON backstop.drills (finished_at DESC)
+    WHERE outcome = 'passed';
 "#;
 
 /// The transaction-level advisory lock that serialises creating the
@@ -158,7 +177,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -70,11 +70,19 @@ impl AfterRun {
         if report.done.is_empty() {
             return None;
         }
+        let versions = report.done.iter().map(|d| d.version.clone()).collect();
+        Some(self.run(client, versions))
+    }
+
+    /// Runs the suite whatever ran before it (a rollback method that
+    /// reverts no migration: the flags off, a restore), and records the
+    /// outcome in the audit log with `versions`.
+    pub fn run(self, client: &mut Client, versions: Vec<String>) -> SuiteReport {
         let result = self.suite.run();
         let event = events::Event {
             kind: "verify",
             outcome: if result.ok() { "ok" } else { "failed" },
-            versions: report.done.iter().map(|d| d.version.clone()).collect(),
+            versions,
             details: json!({
                 "after": self.phase,
                 "passed": result.passed,
@@ -85,6 +93,6 @@ impl AfterRun {
         };
         // The outcome is what matters; the log is best effort.
         let _ = events::record(client, &event);
-        Some(result)
+        result
     }
 }
