@@ -95,6 +95,8 @@ pub(crate) struct Overview {
     pub decision: Option<serde_json::Value>,
     /// The newest heartbeat of a running `watch`: when it last sampled.
     pub watching: Option<backstop_core::schema::watching::Beat>,
+    /// The release ramps running, with whether a process carries them on.
+    pub ramps: Vec<backstop_core::flags::ramp::RampStatus>,
 }
 
 /// Everything the handlers share.

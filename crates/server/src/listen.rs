@@ -113,6 +113,7 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
         out.events.push((e.at, e.kind, e.outcome, e.actor));
     }
     out.watching = schema::watching::latest(client)?;
+    out.ramps = flags::ramp::statuses(client)?;
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);
