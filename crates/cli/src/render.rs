@@ -358,9 +358,10 @@ pub fn ramp_news(news: &backstop_core::watch::RampNews) -> String {
             format!("✗ {} killed at {}%: the release is off\n", of(r), r.share())
         }
         RampNews::Ended(r) => format!(
-            "{} ended elsewhere, {}: {}\n",
+            "{} {} by {}: {}\n",
             of(r),
             label(&r.state),
+            terminal_safe(r.ended_by.as_deref().unwrap_or("another process")),
             terminal_safe(r.end_note.as_deref().unwrap_or(""))
         ),
     }

@@ -87,10 +87,11 @@ fn status(p: &Project) -> Value {
     }
 }
 
-/// Waits until the ramp serves `share`.
+/// Waits until a running ramp serves `share`.
 fn until_share(p: &Project, share: i64) {
     for _ in 0..600 {
-        if status(p)["share"] == share {
+        let now = status(p);
+        if now["state"] == "running" && now["share"] == share {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -364,7 +365,23 @@ fn bad_ramps_are_refused_and_change_nothing() {
         .expect_output("aborted at 1%");
     assert_eq!(exit_of(&mut running), Some(1));
     let out = std::fs::read_to_string(p.path().join("ramp.out")).unwrap();
-    assert!(out.contains("ended elsewhere, aborted: aborted: looks wrong"), "{out}");
+    assert!(out.contains("ramp of v2 (1 of 5) aborted by "), "{out}");
+    assert!(out.contains(": looks wrong"), "{out}");
     let st = status(&p);
     assert_eq!((st["state"].as_str(), st["share"].as_i64()), (Some("aborted"), Some(1)));
+
+    // A release turned off by hand stops its ramp, held or not.
+    let mut again = ramp_in_background(&p, "again.out");
+    until_share(&p, 1);
+    p.run(&["flags", "kill", "--release", "v2", "--reason", "by hand"]).expect_code(0);
+    assert_eq!(exit_of(&mut again), Some(1));
+    let st = status(&p);
+    assert_eq!(st["state"], "killed", "{st}");
+    assert!(
+        st["end_note"]
+            .as_str()
+            .unwrap()
+            .contains("flag new_checkout of the release was turned off outside the ramp"),
+        "{st}"
+    );
 }

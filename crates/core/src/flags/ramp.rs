@@ -325,11 +325,7 @@ pub fn advance(client: &mut Client, r: &Ramp, actor: &str) -> Result<Advanced, R
     if now.step != r.step || now.next_share().is_none() {
         return Ok(Advanced::Moved(now));
     }
-    let flags: Vec<_> =
-        super::list(&mut tx)?.into_iter().filter(|f| f.release == r.release).collect();
-    if let Some(off) = flags.iter().find(|f| f.state == State::Disabled) {
-        // A person or a watch turned the release off: the ramp goes no further.
-        let note = format!("flag {} of the release was turned off outside the ramp", off.key);
+    if let Some(note) = turned_off(&mut tx, &now)? {
         let ended = stop(tx, &now, RampState::Killed, actor, &note)?;
         return Ok(Advanced::Ended(ended));
     }
@@ -354,6 +350,37 @@ pub fn advance(client: &mut Client, r: &Ramp, actor: &str) -> Result<Advanced, R
     Ok(Advanced::Stepped { ramp, changes })
 }
 
+/// Why `r` may go no further when a person or a watch turned a flag of
+/// its release off (`flags kill`, the status page's button, a method A).
+fn turned_off(client: &mut impl GenericClient, r: &Ramp) -> Result<Option<String>, RampError> {
+    let off = super::list(client)?
+        .into_iter()
+        .find(|f| f.release == r.release && f.state == State::Disabled);
+    Ok(off.map(|f| format!("flag {} of the release was turned off outside the ramp", f.key)))
+}
+
+/// Records running ramp `r` as killed when a flag of its release was
+/// turned off outside it; the ramp as it ended, none while its release is on.
+pub fn end_if_turned_off(
+    client: &mut Client,
+    r: &Ramp,
+    actor: &str,
+) -> Result<Option<Ramp>, RampError> {
+    if turned_off(client, r)?.is_none() {
+        return Ok(None);
+    }
+    let mut tx = client.transaction().map_err(db("stopping the ramp"))?;
+    let Some(now) = table::lock(&mut tx, r.id).map_err(db("reading the ramp"))? else {
+        return Ok(None);
+    };
+    match turned_off(&mut tx, &now)? {
+        Some(note) if now.state == RampState::Running => {
+            Ok(Some(stop(tx, &now, RampState::Killed, actor, &note)?))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Stops the running ramp of `release` where it is: the share served
 /// stays (`flags kill` turns the release off). The ramp as it ended.
 pub fn abort(
@@ -370,7 +397,7 @@ pub fn abort(
     let Some(r) = table::lock(&mut tx, r.id).map_err(db("reading the ramp"))? else {
         return Err(RampError::NoRamp { release: release.to_string() });
     };
-    stop(tx, &r, RampState::Aborted, actor, &format!("aborted: {reason}"))
+    stop(tx, &r, RampState::Aborted, actor, reason)
 }
 
 /// Records that ramp `r` was killed (its release turned off at a breach);

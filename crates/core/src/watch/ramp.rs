@@ -149,6 +149,14 @@ impl Watch {
         }
         let ids: Vec<i64> = self.ramps.held.keys().copied().collect();
         for id in ids {
+            let Some(held) = self.ramps.held.get_mut(&id) else { continue };
+            let stopped = ramp::end_if_turned_off(client, &held.ramp, &carrier())
+                .map_err(|e| WatchError::Ramp(Box::new(e)))?;
+            if let Some(ended) = stopped {
+                held.ramp = ended;
+                self.ended(client, id, tell, false)?;
+                continue;
+            }
             let judgement = self.judgement(id, decision);
             let Some(held) = self.ramps.held.get_mut(&id) else { continue };
             let said = summary(decision, &judgement);
