@@ -324,6 +324,49 @@ pub fn step_line(s: &backstop_core::respond::Step) -> String {
     format!("{mark} {} ({} ms): {}", s.name, s.took_ms, terminal_safe(&s.detail))
 }
 
+/// `50% at 12:10:00 UTC`: a ramp's next step, or none at its last.
+pub fn next_step(r: &backstop_core::flags::ramp::Ramp) -> Option<String> {
+    let share = r.next_share()?;
+    let at = r.next_at?;
+    Some(format!("{share}% at {}", at.format("%H:%M:%S UTC")))
+}
+
+/// What happened to a ramp a watch carries on, as a line.
+pub fn ramp_news(news: &backstop_core::watch::RampNews) -> String {
+    use backstop_core::watch::RampNews;
+    let of = |r: &backstop_core::flags::ramp::Ramp| {
+        format!("ramp of {} ({} of {})", terminal_safe(&r.release), r.step + 1, r.steps.len())
+    };
+    let next = |r: &backstop_core::flags::ramp::Ramp| {
+        next_step(r).map(|n| format!("; next {n} if the triggers are clear")).unwrap_or_default()
+    };
+    match news {
+        RampNews::Carried(r) => {
+            format!("{} carried on here at {}%{}\n", of(r), r.share(), next(r))
+        }
+        RampNews::Elsewhere(r) => format!(
+            "{} is carried on by {}; left to it\n",
+            of(r),
+            terminal_safe(r.driven_by.as_deref().unwrap_or("another process"))
+        ),
+        RampNews::Stepped(r) => format!("✓ {}: {}% served{}\n", of(r), r.share(), next(r)),
+        RampNews::Holding { ramp, reason } => {
+            format!("{} holds at {}%: {}\n", of(ramp), ramp.share(), terminal_safe(reason))
+        }
+        RampNews::Done(r) => format!("✓ {} done at {}%\n", of(r), r.share()),
+        RampNews::Killed(r) => {
+            format!("✗ {} killed at {}%: the release is off\n", of(r), r.share())
+        }
+        RampNews::Ended(r) => format!(
+            "{} {} by {}: {}\n",
+            of(r),
+            label(&r.state),
+            terminal_safe(r.ended_by.as_deref().unwrap_or("another process")),
+            terminal_safe(r.end_note.as_deref().unwrap_or(""))
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

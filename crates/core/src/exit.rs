@@ -24,6 +24,7 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
         crate::migrator::MigratorError,
         crate::migrate::ApplyError,
         crate::flags::FlagsError,
+        crate::flags::ramp::RampError,
         crate::incident::IncidentError,
         crate::incident::NotifyError,
         crate::respond::RespondError,

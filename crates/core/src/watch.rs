@@ -19,6 +19,9 @@ use crate::migrate::RollbackTarget;
 use crate::respond::{self, Observer, RespondError, Responder, Step, Target};
 use crate::schema::events;
 
+mod ramp;
+pub use ramp::{RampNews, RampRun};
+
 /// How much history each trigger keeps for its window.
 const KEEP: usize = 1000;
 
@@ -69,6 +72,8 @@ pub enum Happening<'a> {
     AboveAuto { method: Method, command: String },
     /// The incident was closed: every trigger was clear for this long.
     Closed { incident: i64, clear_for: Duration },
+    /// Something happened to a release ramp this watch carries on.
+    Ramp(RampNews<'a>),
 }
 
 /// Why watching stopped.
@@ -80,6 +85,8 @@ pub enum WatchError {
     Connect(#[from] crate::pg::ConnectError),
     #[error(transparent)]
     Respond(Box<RespondError>),
+    #[error(transparent)]
+    Ramp(Box<crate::flags::ramp::RampError>),
 }
 
 impl From<RespondError> for WatchError {
@@ -96,6 +103,7 @@ impl WatchError {
             WatchError::Db(_) => 3,
             WatchError::Connect(e) => e.exit_code(),
             WatchError::Respond(e) => e.exit_code(),
+            WatchError::Ramp(e) => e.exit_code(),
         }
     }
 }
@@ -105,6 +113,8 @@ impl WatchError {
 pub struct Round {
     /// A method is called for and was not carried out.
     pub unanswered: bool,
+    /// The round's verdict.
+    pub verdict: Verdict,
 }
 
 /// The watch: triggers, their samples so far, and the methods taken.
@@ -117,6 +127,10 @@ pub struct Watch {
     release: Option<String>,
     series: BTreeMap<String, Vec<Sample>>,
     due: Vec<Instant>,
+    /// When each trigger was last sampled.
+    sampled: Vec<Option<Instant>>,
+    /// The release ramps this watch carries on.
+    ramps: ramp::Ramps,
     taken: Vec<Taken>,
     last: Option<(Verdict, Option<Method>, Option<String>)>,
     states: BTreeMap<String, decide::State>,
@@ -138,6 +152,7 @@ impl Watch {
     ) -> Watch {
         let sampler = Sampler::new(url, decide.prometheus_url.as_deref());
         let due = vec![Instant::now(); triggers.len()];
+        let sampled = vec![None; triggers.len()];
         Watch {
             triggers,
             decide,
@@ -146,6 +161,8 @@ impl Watch {
             release,
             series: BTreeMap::new(),
             due,
+            sampled,
+            ramps: ramp::Ramps::default(),
             taken: Vec::new(),
             last: None,
             states: BTreeMap::new(),
@@ -166,9 +183,10 @@ impl Watch {
         self.triggers.iter().map(|t| t.name.as_str()).collect()
     }
 
-    /// When the next trigger is due.
+    /// When the next trigger, or the next step of a ramp carried on, is due.
     pub fn next_due(&self) -> Instant {
-        self.due.iter().min().copied().unwrap_or_else(Instant::now)
+        let trigger = self.due.iter().min().copied().unwrap_or_else(Instant::now);
+        self.ramps.next_due().map_or(trigger, |step| step.min(trigger))
     }
 
     /// Samples what is due, decides, records, and acts. `client` is
@@ -213,12 +231,18 @@ impl Watch {
         }
         tell(Happening::Decision { decision: &decision, changed });
         self.close_when_clear(client, responder, &decision, tell)?;
+        let killed = self.carry_ramps(client, responder, &decision, tell)?;
         if changed {
             self.last = Some(key);
         }
+        let answered = Round { unanswered: false, verdict: decision.verdict };
         let (Verdict::Rollback, Some(method)) = (decision.verdict, decision.method) else {
-            return Ok(Round { unanswered: false });
+            return Ok(answered);
         };
+        if killed && method == Method::A {
+            // The ramps' kill was this method A.
+            return Ok(answered);
+        }
         self.act(client, responder, &decision, method, changed, tell)
     }
 
@@ -276,6 +300,7 @@ impl Watch {
                 s.drain(..s.len() - KEEP);
             }
             self.due[i] = now + t.interval;
+            self.sampled[i] = Some(now);
             sampled = true;
         }
         sampled
@@ -338,7 +363,7 @@ impl Watch {
             self.taken
                 .push(Taken { t: chrono::Utc::now().timestamp_millis() as f64 / 1000.0, method });
             tell(Happening::Carried { method, escalate_after: self.decide.escalate_after });
-            return Ok(Round { unanswered: false });
+            return Ok(Round { unanswered: false, verdict: decision.verdict });
         }
         if changed {
             if method == Method::A && target.is_none() && self.auto.allows(method) {
@@ -348,7 +373,7 @@ impl Watch {
                 tell(Happening::AboveAuto { method, command });
             }
         }
-        Ok(Round { unanswered: true })
+        Ok(Round { unanswered: true, verdict: decision.verdict })
     }
 }
 

@@ -99,6 +99,8 @@ pub(crate) struct Overview {
     pub watching: Option<backstop_core::schema::watching::Beat>,
     /// The last drill and when the next is due.
     pub drill: Option<backstop_core::drill::Due>,
+    /// The release ramps running, with whether a process carries them on.
+    pub ramps: Vec<backstop_core::flags::ramp::RampStatus>,
 }
 
 /// Everything the handlers share.

@@ -115,6 +115,7 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     out.watching = schema::watching::latest(client)?;
     let every = shared.options.drill_every;
     out.drill = Some(backstop_core::drill::due(client, every, chrono::Utc::now())?);
+    out.ramps = flags::ramp::statuses(client)?;
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);

@@ -150,6 +150,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     if let Some(due) = &overview.drill {
         drill(&mut out, due, now);
     }
+    ramps(&mut out, &overview.ramps);
     if let Some((_, ok, _)) = &overview.rehearsal {
         family(
             &mut out,
@@ -240,6 +241,73 @@ fn drill(out: &mut String, due: &backstop_core::drill::Due, now: chrono::DateTim
             "backstop_drill_step_target_seconds{{step=\"{}\"}} {:.3}",
             label(s["name"].as_str().unwrap_or("")),
             s["target_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        );
+    }
+}
+
+/// The running release ramps: the share each serves, its step, when the
+/// next is due, and whether a process carries it on.
+fn ramps(out: &mut String, ramps: &[backstop_core::flags::ramp::RampStatus]) {
+    if ramps.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "backstop_ramp_share",
+        "gauge",
+        "The share (per cent) a running release ramp serves now.",
+    );
+    for s in ramps {
+        let _ = writeln!(
+            out,
+            "backstop_ramp_share{{release=\"{}\"}} {}",
+            label(&s.ramp.release),
+            s.share
+        );
+    }
+    family(
+        out,
+        "backstop_ramp_step",
+        "gauge",
+        "The step a running release ramp is at (1 is the first), of `steps`.",
+    );
+    for s in ramps {
+        let _ = writeln!(
+            out,
+            "backstop_ramp_step{{release=\"{}\",steps=\"{}\"}} {}",
+            label(&s.ramp.release),
+            s.ramp.steps.len(),
+            s.ramp.step + 1
+        );
+    }
+    family(
+        out,
+        "backstop_ramp_next_step_seconds",
+        "gauge",
+        "Seconds until a running ramp's next step is due (0: due, waiting for the triggers to be clear).",
+    );
+    for s in ramps {
+        if let Some(d) = s.ramp.due_in() {
+            let _ = writeln!(
+                out,
+                "backstop_ramp_next_step_seconds{{release=\"{}\"}} {:.3}",
+                label(&s.ramp.release),
+                d.as_secs_f64()
+            );
+        }
+    }
+    family(
+        out,
+        "backstop_ramp_carried",
+        "gauge",
+        "1 when a process (flags ramp or watch) carries the ramp on; 0: it stands still until one does.",
+    );
+    for s in ramps {
+        let _ = writeln!(
+            out,
+            "backstop_ramp_carried{{release=\"{}\"}} {}",
+            label(&s.ramp.release),
+            u8::from(s.carried)
         );
     }
 }

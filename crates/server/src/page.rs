@@ -45,6 +45,20 @@ const TEMPLATE: &str = r#"<!doctype html>
 <p class="muted">No flags yet: declare them under [[flags]] in backstop.toml and run <code>backstop flags sync</code>.</p>
 {% endif %}
 
+{% if ramps %}
+<h2>Ramps</h2>
+<table>
+<tr><th>Release</th><th>Serving</th><th>Steps</th><th>Next</th><th>Carried on</th></tr>
+{% for r in ramps %}<tr>
+<td>{{ r.release }}</td>
+<td class="on">{{ r.share }}%</td>
+<td><code>{{ r.path }}</code> every {{ r.every }}</td>
+<td>{{ r.next }}</td>
+<td class="{% if r.carried %}muted{% else %}bad{% endif %}">{{ r.carrier }}</td>
+</tr>
+{% endfor %}</table>
+{% endif %}
+
 <h2>Migrations</h2>
 <p>{{ applied }} applied, {{ pending | length }} pending.</p>
 <table>
@@ -221,6 +235,33 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
             due => due.text(now),
         })
     });
+    let ramps: Vec<_> = overview
+        .ramps
+        .iter()
+        .map(|s| {
+            let r = &s.ramp;
+            let next = match (s.next_share, r.next_at) {
+                (Some(share), Some(at)) => {
+                    format!("{share}% at {}, when the triggers are clear", when(at))
+                }
+                _ => "none: its last step".to_string(),
+            };
+            let carrier = if s.carried {
+                r.driven_by.clone().unwrap_or_else(|| "by a process".into())
+            } else {
+                "by no process: it stands still".to_string()
+            };
+            context! {
+                release => r.release,
+                share => s.share,
+                path => r.path(),
+                every => backstop_core::kit::duration::human(r.every()),
+                next => next,
+                carried => s.carried,
+                carrier => carrier,
+            }
+        })
+        .collect();
     let events: Vec<_> = overview
         .events
         .iter()
@@ -238,5 +279,6 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         rehearsal => rehearsal,
         drill => drill,
         events => events,
+        ramps => ramps,
     })
 }

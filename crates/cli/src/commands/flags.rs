@@ -1,6 +1,7 @@
-//! `backstop flags list|enable|disable|kill|history|sync`: the release flags
-//! in the database, the kill switch of Method A. Every change is audited
-//! with its reason and reaches every `backstop serve` at once.
+//! `backstop flags list|enable|disable|kill|ramp|history|sync`: the release
+//! flags in the database, the kill switch of Method A. Every change is
+//! audited with its reason and reaches every `backstop serve` at once.
+//! `flags ramp` is in [`super::ramp`].
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,6 +30,9 @@ enum Sub {
     Disable(Change),
     /// Turn every flag of a release off, in one transaction (Method A).
     Kill(Kill),
+    /// Raise a release's share step by step, judged by the [[triggers]]
+    /// between steps and killed at a breach; --status, --abort.
+    Ramp(super::ramp::Args),
     /// Every recorded change of a flag.
     History(History),
     /// Create the flags [[flags]] declares (off); report those it no longer does.
@@ -152,6 +156,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             )?;
             show(k.common.output.format, &changes)?;
         }
+        Sub::Ramp(r) => return super::ramp::run(r, config),
         Sub::History(h) => {
             let (_, mut client) = connect(config, &h.common)?;
             let events = flags::history(&mut client, &h.key)?;

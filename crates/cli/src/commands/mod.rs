@@ -17,6 +17,7 @@ pub mod incident;
 pub mod init;
 pub mod migrate;
 pub mod new;
+pub mod ramp;
 pub mod rehearse;
 pub mod repair;
 pub mod restore;

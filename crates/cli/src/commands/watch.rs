@@ -88,7 +88,7 @@ fn sample_line(name: &str, r: &Reading) -> String {
 /// per trigger (its latest value, rule and state) and one for the
 /// verdict, with what happens (decisions, steps) printed above it.
 /// Elsewhere: plain lines, one per sample too.
-struct Board {
+pub struct Board {
     live: Option<Live>,
 }
 
@@ -101,7 +101,7 @@ struct Live {
 }
 
 impl Board {
-    fn new(on: bool, names: &[&str]) -> Board {
+    pub fn new(on: bool, names: &[&str]) -> Board {
         let live = on.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template("{msg}")
@@ -122,7 +122,7 @@ impl Board {
     }
 
     /// Prints `text` (whole lines): above the table on a terminal.
-    fn say(&self, text: &str) -> anyhow::Result<()> {
+    pub fn say(&self, text: &str) -> anyhow::Result<()> {
         match &self.live {
             Some(live) => {
                 for line in text.trim_end_matches('\n').split('\n') {
@@ -249,7 +249,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 /// Shows one happening of a round: on the board in text, decisions as
 /// JSON lines otherwise.
-fn tell(board: &Board, format: Format, h: Happening) -> anyhow::Result<()> {
+pub fn tell(board: &Board, format: Format, h: Happening) -> anyhow::Result<()> {
     let text = format == Format::Text;
     match h {
         Happening::Sample { trigger, reading } if text => board.sample(trigger, reading)?,
@@ -285,6 +285,8 @@ fn tell(board: &Board, format: Format, h: Happening) -> anyhow::Result<()> {
             "incident {incident} closed: every trigger clear for {}\n",
             backstop_core::kit::duration::human(clear_for)
         ))?,
+        Happening::Ramp(news) if text => board.say(&crate::render::ramp_news(&news))?,
+        Happening::Ramp(news) => print(&format!("{}\n", serde_json::to_string(&news)?))?,
     }
     Ok(())
 }

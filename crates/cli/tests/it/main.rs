@@ -34,6 +34,7 @@ mod pg_versions;
 mod pgbackrest;
 mod pgbackrest_restore;
 mod platform_history;
+mod ramps;
 mod rehearse;
 mod rehearse_history;
 mod replay_start;

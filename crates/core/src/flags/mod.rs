@@ -3,9 +3,11 @@
 //! and sends `NOTIFY backstop_flags` with the new ETag, in the same
 //! transaction, so every `backstop serve` on any host pushes it to its
 //! clients the moment it commits. Evaluation ([`eval`]) is pure and follows
-//! flagd's semantics, so flagd-compatible clients agree with it.
+//! flagd's semantics, so flagd-compatible clients agree with it. A release
+//! ramp ([`ramp`]) raises a release's share step by step.
 
 pub mod eval;
+pub mod ramp;
 mod store;
 
 use serde::Deserialize;

@@ -33,10 +33,13 @@ pub struct FlagChange {
     pub percent: Option<u32>,
     /// The ETag of all flags after the change.
     pub etag: String,
+    /// The ramp whose step this change is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<i64>,
 }
 
 /// Writes the changes' events and the notification, then commits.
-fn commit(
+pub(super) fn commit(
     mut tx: Transaction<'_>,
     changes: &mut [FlagChange],
     actor: &str,
@@ -46,15 +49,14 @@ fn commit(
     let tag = etag(&flags);
     for c in changes.iter_mut() {
         c.etag = tag.clone();
-        let event = events::Event {
-            kind: "flag",
-            outcome: "ok",
-            versions: Vec::new(),
-            details: json!({
-                "key": c.key, "release": c.release, "from": c.from, "to": c.to,
-                "percent": c.percent, "reason": reason, "by": actor, "etag": tag,
-            }),
-        };
+        let mut details = json!({
+            "key": c.key, "release": c.release, "from": c.from, "to": c.to,
+            "percent": c.percent, "reason": reason, "by": actor, "etag": tag,
+        });
+        if let Some(ramp) = c.ramp {
+            details["ramp"] = json!(ramp);
+        }
+        let event = events::Event { kind: "flag", outcome: "ok", versions: Vec::new(), details };
         // Who made the change: a person at a terminal, or a server's named token.
         events::record_as(&mut tx, &event, actor).map_err(db("writing the flag event"))?;
     }
@@ -62,7 +64,7 @@ fn commit(
     Ok(tx.commit().map_err(db("committing the flag change"))?)
 }
 
-fn require_reason(reason: &str) -> Result<(), FlagsError> {
+pub(super) fn require_reason(reason: &str) -> Result<(), FlagsError> {
     if reason.trim().is_empty() {
         return Err(FlagsError::NoReason);
     }
@@ -95,6 +97,7 @@ pub fn enable(
         to: State::Enabled,
         percent,
         etag: String::new(),
+        ramp: None,
     }];
     commit(tx, &mut changes, actor, reason)?;
     let [change] = changes;
@@ -122,6 +125,7 @@ pub fn disable(
         to: State::Disabled,
         percent: None,
         etag: String::new(),
+        ramp: None,
     }];
     commit(tx, &mut changes, actor, reason)?;
     let [change] = changes;
@@ -153,6 +157,7 @@ pub fn kill_release(
             to: State::Disabled,
             percent: None,
             etag: String::new(),
+            ramp: None,
         })
         .collect();
     commit(tx, &mut changes, actor, reason)?;
@@ -172,19 +177,32 @@ pub fn enable_release(
     require_reason(reason)?;
     ensure(client, lock_wait)?;
     let mut tx = client.transaction().map_err(db("starting the release's launch"))?;
+    let mut changes = share_release(&mut tx, release, percent, actor)?;
+    commit(tx, &mut changes, actor, reason)?;
+    Ok(changes)
+}
+
+/// Turns every flag of `release` on for `percent` % of targeting keys
+/// (everyone without a share or at 100) in `tx`; the changes, to commit.
+pub(super) fn share_release(
+    tx: &mut Transaction<'_>,
+    release: &str,
+    percent: Option<u32>,
+    actor: &str,
+) -> Result<Vec<FlagChange>, FlagsError> {
     let keys: Vec<String> =
-        list(&mut tx)?.into_iter().filter(|f| f.release == release).map(|f| f.key).collect();
+        list(tx)?.into_iter().filter(|f| f.release == release).map(|f| f.key).collect();
     if keys.is_empty() {
         return Err(FlagsError::UnknownRelease { release: release.to_string() });
     }
     let mut changes = Vec::with_capacity(keys.len());
     for key in keys {
-        let flag = locked(&mut tx, &key)?;
+        let flag = locked(tx, &key)?;
         let targeting = match percent {
             Some(p) => rollout(&flag, p)?,
             None => None,
         };
-        table::set_state(&mut tx, &key, State::Enabled, targeting.as_ref(), actor)
+        table::set_state(tx, &key, State::Enabled, targeting.as_ref(), actor)
             .map_err(db("enabling the flag"))?;
         changes.push(FlagChange {
             key,
@@ -193,9 +211,9 @@ pub fn enable_release(
             to: State::Enabled,
             percent,
             etag: String::new(),
+            ramp: None,
         });
     }
-    commit(tx, &mut changes, actor, reason)?;
     Ok(changes)
 }
 
@@ -258,6 +276,7 @@ pub fn sync(
             to: State::Disabled,
             percent: None,
             etag: String::new(),
+            ramp: None,
         });
     }
     report.undeclared = existing

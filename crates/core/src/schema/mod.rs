@@ -11,6 +11,7 @@
 //! | `freeze`, `role_freeze` | the write freeze of the database and of roles ([`freeze`]) |
 //! | `snapshots` | row counts and checksums taken by `verify --snapshot` ([`snapshots`]) |
 //! | `watching` | the heartbeat of each running `watch` ([`watching`]) |
+//! | `ramps` | each release ramp: its steps, the step it is at and when the next is due, how it ended ([`ramps`]) |
 //! | `incidents` | each incident: opened, closed, by what ([`incidents`]); events carry its id |
 //! | `drills` | each rollback drill: when, on what backup and release, its steps timed, its outcome and report ([`drills`]) |
 //! | `meta` | the version of this schema |
@@ -25,6 +26,7 @@ pub mod events;
 pub mod flags;
 pub mod freeze;
 pub mod incidents;
+pub mod ramps;
 pub mod rehearsals;
 pub mod snapshots;
 pub mod watching;
@@ -168,6 +170,28 @@ CREATE TABLE IF NOT EXISTS backstop.drills (
 );
 CREATE INDEX IF NOT EXISTS drills_passed_idx ON backstop.drills (finished_at DESC)
     WHERE outcome = 'passed';
+-- Release ramps: one running at most per release. `step` indexes `steps`.
+CREATE TABLE IF NOT EXISTS backstop.ramps (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    release    text NOT NULL,
+    steps      integer[] NOT NULL CHECK (cardinality(steps) > 0),
+    every_ms   bigint NOT NULL CHECK (every_ms > 0),
+    step       integer NOT NULL,
+    step_at    timestamptz NOT NULL,
+    next_at    timestamptz,
+    state      text NOT NULL CHECK (state IN ('running', 'done', 'killed', 'aborted')),
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_by text NOT NULL,
+    reason     text NOT NULL,
+    ended_at   timestamptz,
+    ended_by   text,
+    end_note   text,
+    driven_by  text,
+    judged_at  timestamptz,
+    judgement  jsonb
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ramps_one_running ON backstop.ramps (release)
+    WHERE state = 'running';
 "#;
 
 /// The transaction-level advisory lock that serialises creating the
@@ -177,7 +201,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 8;
+const SCHEMA_VERSION: i32 = 9;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -4,3 +4,4 @@
 mod checksum;
 mod freeze;
 mod gates;
+mod ramps;

@@ -294,8 +294,10 @@ impl Pitr<'_> {
         // Everything the log and the flags say now goes with the copy.
         let carried = copy_events(lock, &mut copy).and_then(|_| {
             crate::schema::flags::carry_over(lock, &mut copy)
+                .map_err(BackupError::db("carrying backstop.flags over"))?;
+            crate::schema::ramps::carry_over(lock, &mut copy)
                 .map(|_| ())
-                .map_err(BackupError::db("carrying backstop.flags over"))
+                .map_err(BackupError::db("carrying backstop.ramps over"))
         });
         if let Err(e) = carried {
             return Err((e, Some(guard)));

@@ -281,9 +281,11 @@ impl Run<'_> {
         j.snapshot_id.get_or_insert_with(|| new_id(Utc::now()));
         j.save(self.store)?;
         let carried = copy_events(lock, &mut restored).and_then(|n| {
-            // The flags are as they are now, not as they were then.
+            // The flags and their ramps are as they are now, not as they were then.
             crate::schema::flags::carry_over(lock, &mut restored)
                 .map_err(BackupError::db("carrying backstop.flags over"))?;
+            crate::schema::ramps::carry_over(lock, &mut restored)
+                .map_err(BackupError::db("carrying backstop.ramps over"))?;
             if !incoming.temporary {
                 // The snapshot was frozen when it was set aside.
                 freeze::unfreeze(&mut restored)?;
