@@ -25,6 +25,9 @@ pub struct Refs {
     pub created_schemas: BTreeSet<String>,
     pub created_roles: BTreeSet<String>,
     pub created_extensions: BTreeSet<String>,
+    /// Extensions made with `IF NOT EXISTS`: the platform's when it had
+    /// them before the history began, else the history's.
+    pub maybe_created_extensions: BTreeSet<String>,
     pub created_publications: BTreeSet<String>,
     /// Relations, types and functions: `(schema or "", name)`.
     pub created_objects: BTreeSet<(String, String)>,
@@ -106,6 +109,10 @@ impl Refs {
             }
             NodeEnum::CreateExtensionStmt(e) if !e.if_not_exists => {
                 self.created_extensions.insert(e.extname.clone());
+                None
+            }
+            NodeEnum::CreateExtensionStmt(e) => {
+                self.maybe_created_extensions.insert(e.extname.clone());
                 None
             }
             NodeEnum::CreatePublicationStmt(p) => {

@@ -285,6 +285,26 @@ fn start_copy(e: DownsError, schemas: &[String]) -> DownsError {
     }
 }
 
+/// When the target's migration history began, as the object id of the
+/// oldest history table there (Backstop's own, or one of the migration
+/// tools'): objects with a greater id were made after it. `None` when
+/// the target keeps no history.
+fn history_began(target: &mut Client) -> Result<Option<u32>, DownsError> {
+    let row = target
+        .query_one(
+            "select min(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p')
+                and ((n.nspname = 'backstop' and c.relname = 'applied')
+                  or (n.nspname = 'sqitch' and c.relname = 'changes')
+                  or c.relname in ('_prisma_migrations', '__drizzle_migrations', 'schema_migrations',
+                                   '_sqlx_migrations', 'flyway_schema_history', 'goose_db_version',
+                                   '__diesel_schema_migrations'))",
+            &[],
+        )
+        .map_err(db("reading when the target's history began"))?;
+    Ok(row.get::<_, Option<u32>>(0))
+}
+
 /// The target's extensions the history did not create, made in the start
 /// (in their schemas). One this machine's PostgreSQL lacks is an error
 /// when the history uses a name of it, a note otherwise.
@@ -302,7 +322,8 @@ fn extensions(
                             left join pg_proc p on d.classid = 'pg_proc'::regclass and p.oid = d.objid
                             left join pg_type t on d.classid = 'pg_type'::regclass and t.oid = d.objid
                            where d.refobjid = e.oid and d.deptype = 'e'
-                             and coalesce(p.proname, t.typname) is not null)
+                             and coalesce(p.proname, t.typname) is not null),
+                    e.oid
                from pg_extension e join pg_namespace n on n.oid = e.extnamespace
               where e.extname <> 'plpgsql' order by e.oid",
             &[],
@@ -312,10 +333,17 @@ fn extensions(
         .query_one("select current_setting('server_version_num')::int / 10000", &[])
         .map_err(db("reading the version"))?
         .get(0);
+    let began = history_began(target)?;
     let mut made = Vec::new();
     for r in rows {
         let (name, schema, members): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
+        let oid: u32 = r.get(3);
         if refs.created_extensions.contains(&name) {
+            continue;
+        }
+        // `CREATE EXTENSION IF NOT EXISTS` of one made after the history
+        // began: the history made it, so its down may drop it.
+        if refs.maybe_created_extensions.contains(&name) && began.is_some_and(|b| oid > b) {
             continue;
         }
         let available = base
