@@ -35,6 +35,7 @@ mod pgbackrest;
 mod pgbackrest_restore;
 mod platform_history;
 mod ramps;
+mod real_histories;
 mod rehearse;
 mod rehearse_history;
 mod replay_start;
