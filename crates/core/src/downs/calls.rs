@@ -67,16 +67,32 @@ fn effect(c: &Call) -> Effect {
     Effect::Other
 }
 
+/// Whether `sql` may call a function when it runs (a `SELECT`, `CALL` or
+/// `DO`): the others are not parsed again (a data migration's `INSERT`s
+/// may be megabytes).
+fn may_call(sql: &str) -> bool {
+    let head: String = sql.trim_start().chars().take(6).collect::<String>().to_ascii_lowercase();
+    ["select", "call", "do", "with", "("].iter().any(|k| head.starts_with(k))
+}
+
 /// Whether `sql` (one statement) calls a function that reaches outside
 /// the database, and which.
 pub(super) fn reaches_outside(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !may_call(sql) || !(lower.contains("http_") || lower.contains("dblink")) {
+        return None;
+    }
     calls(sql).into_iter().find(|c| matches!(effect(c), Effect::Outside(_))).map(|c| c.shown())
 }
 
 /// `migrations` as the replay runs them: a statement that calls a
 /// function reaching outside the database is replaced by a `SELECT` that
 /// says so, so that the copy never sends what production would.
-pub(super) fn replayed(migrations: &[Migration]) -> Vec<Migration> {
+pub(super) fn replayed(migrations: &[Migration]) -> std::borrow::Cow<'_, [Migration]> {
+    let outside = |m: &Migration| m.up.statements.iter().any(|s| reaches_outside(&s.sql).is_some());
+    if !migrations.iter().any(outside) {
+        return std::borrow::Cow::Borrowed(migrations);
+    }
     let mut out = migrations.to_vec();
     for m in &mut out {
         for s in &mut m.up.statements {
@@ -88,14 +104,14 @@ pub(super) fn replayed(migrations: &[Migration]) -> Vec<Migration> {
             }
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The tables whose rows show what the up's known calls did, where the
 /// start has them (`cron.job`, `vault.secrets`), as SQL names.
 pub(super) fn shown_in(m: &Migration, before: &Catalog) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in &m.up.statements {
+    for s in m.up.statements.iter().filter(|s| may_call(&s.sql)) {
         for c in calls(&s.sql) {
             if let Effect::Undone { table, .. } = effect(&c) {
                 let (schema, name) = table.split_once('.').unwrap_or(("public", table));
@@ -126,7 +142,7 @@ pub(super) fn plan(
     m: &Migration,
 ) -> Result<CallsDown, postgres::Error> {
     let mut out = CallsDown::default();
-    for s in &m.up.statements {
+    for s in m.up.statements.iter().filter(|s| may_call(&s.sql)) {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
         for c in calls(&s.sql) {
             let shown = c.shown();

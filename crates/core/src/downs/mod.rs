@@ -11,9 +11,13 @@
 //! `loses`, never pretended back.
 //!
 //! Where to look: `toc` reads pg_dump's entries, `catalog` the columns
-//! and sequences, `plan` works a down out from two pictures, `ddl` writes
-//! its statements, `run` replays the history and proves each down,
-//! `write` saves them where the layout keeps downs.
+//! and sequences (`storage` the tables' settings), `plan` works a down out
+//! from two pictures, `ddl` writes its statements, `objects` handles the
+//! kinds outside tables and functions (and refuses, by name, a kind no down
+//! handles), `around` says what to drop and make again around a change,
+//! `data` and `calls` the rows and the function calls, `run` replays the
+//! history and proves each down, `write` saves them where the layout keeps
+//! downs.
 
 mod around;
 mod calls;

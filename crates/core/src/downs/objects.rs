@@ -118,9 +118,10 @@ pub(super) fn drop_of(e: &Entry, facts: Option<&ObjectFacts>) -> Option<String> 
             ))
         }
         "TRANSFORM" => {
-            // `for integer on language sql`.
-            let identity = &facts?.identity;
-            let (ty, language) = identity.strip_prefix("for ")?.rsplit_once(" on language ")?;
+            // `for integer on language sql` (`for integer language sql` from 18).
+            let rest = facts?.identity.strip_prefix("for ")?;
+            let (ty, language) =
+                rest.rsplit_once(" on language ").or_else(|| rest.rsplit_once(" language "))?;
             Some(format!("DROP TRANSFORM IF EXISTS FOR {ty} LANGUAGE {language}"))
         }
         "TABLE ATTACH" => inverse::detach_of(&first(e)?),

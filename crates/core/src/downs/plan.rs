@@ -349,6 +349,8 @@ fn drop_created(work: &mut Work<'_>) {
             }
             // A shell type goes with its type.
             None if matches!(e.kind.as_str(), "SEQUENCE" | "SHELL TYPE") => {}
+            // Named once already, as a kind no down handles.
+            None if !super::objects::handled(&e.kind) => {}
             None => work.plan.unheld.push(format!(
                 "{} {}, which the up created and Backstop cannot remove",
                 e.kind.to_lowercase(),
@@ -542,5 +544,53 @@ fn defaults_and_sequences(
             value.last_value,
             value.is_called
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::downs::catalog::Catalog;
+    use crate::downs::toc;
+
+    fn state(entries: &[(u32, &str, &str, &str)]) -> State {
+        let text: String = entries
+            .iter()
+            .map(|(id, name, kind, sql)| {
+                format!(
+                    "--\n-- TOC entry {id} (class 0 OID 0)\n-- Name: {name}; Type: {kind}; Schema: public; Owner: app\n--\n\n{sql}\n\n"
+                )
+            })
+            .collect();
+        State { dump: toc::parse(&text), catalog: Catalog::default() }
+    }
+
+    #[test]
+    fn a_kind_no_down_handles_makes_the_down_unprovable_by_name() {
+        // Regression: an object Backstop could not remove was a note, and
+        // the down, empty, was proved while the object stayed.
+        let before = state(&[(1, "t", "TABLE", "CREATE TABLE public.t (id integer);")]);
+        let after = state(&[
+            (1, "t", "TABLE", "CREATE TABLE public.t (id integer);"),
+            (
+                2,
+                "TABLE t",
+                "SECURITY LABEL",
+                "SECURITY LABEL FOR selinux ON TABLE public.t IS 'x';",
+            ),
+            (3, "g", "PROPERTY GRAPH", "CREATE PROPERTY GRAPH public.g;"),
+        ]);
+        let mut none = |_: &Seeds| Ok(Around::default());
+        let plan = plan(&before, &after, &mut none, &Usings::default()).unwrap();
+        assert_eq!(plan.unheld.len(), 2, "{:?}", plan.unheld);
+        assert!(plan.unheld.iter().any(|u| u.starts_with("security label")), "{:?}", plan.unheld);
+        assert!(plan.unheld.iter().any(|u| u.starts_with("property graph")), "{:?}", plan.unheld);
+        let same = plan_of(&before);
+        assert!(same.unheld.is_empty(), "{:?}", same.unheld);
+    }
+
+    fn plan_of(s: &State) -> Plan {
+        let mut none = |_: &Seeds| Ok(Around::default());
+        plan(s, s, &mut none, &Usings::default()).unwrap()
     }
 }

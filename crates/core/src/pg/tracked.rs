@@ -494,7 +494,7 @@ mod tests {
         CREATE TYPE comp AS (a int);
         CREATE DOMAIN dom AS int CHECK (VALUE > 0);
         CREATE OPERATOR FAMILY fam USING btree;
-        CREATE COLLATION coll (provider = icu, locale = 'und');
+        CREATE COLLATION coll (provider = libc, locale = 'C');
         CREATE FUNCTION quiet() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
         CREATE EVENT TRIGGER quiet ON ddl_command_end EXECUTE FUNCTION quiet();";
 

@@ -98,6 +98,7 @@ fn belongs(key: &str, definition: &str, rel: &str) -> Option<&'static str> {
         ("constraint ", "constraint"),
         ("trigger ", "trigger"),
         ("policy ", "policy"),
+        ("rule ", "rule"),
     ] {
         if key
             .strip_prefix(prefix)
@@ -232,6 +233,15 @@ fn parts_of(
         if taken[j] || other.presence() != Some(presence) {
             continue;
         }
+        // A sequence's settings and a foreign table's server are the
+        // relation's own lines, not parts to count.
+        if [format!("sequence {rel}"), format!("foreign table {rel}")]
+            .iter()
+            .any(|k| k == other.key)
+        {
+            taken[j] = true;
+            continue;
+        }
         let def = other.before.or(other.after).unwrap_or_default();
         if let Some(part) = belongs(other.key, def, rel) {
             taken[j] = true;
@@ -254,6 +264,12 @@ fn parts_of(
                 taken[j] = true;
                 count("sequence");
             }
+        }
+        let settings = format!("sequence {qualified}");
+        if let Some(j) =
+            changes.iter().position(|o| o.key == settings && o.presence() == Some(presence))
+        {
+            taken[j] = true;
         }
     }
     parts
@@ -460,9 +476,10 @@ mod tests {
     }
 
     /// A table with a serial key, an index, a constraint and a trigger.
-    const ORDERS: [(&str, &str); 9] = [
+    const ORDERS: [(&str, &str); 10] = [
         ("relation public.orders", "r rls=false force=false persistence=p acl={}"),
         ("relation public.orders_id_seq", "S rls=false force=false persistence=p acl={}"),
+        ("sequence public.orders_id_seq", "bigint start=1 increment=1"),
         ("column public.orders.id", "bigint not null default nextval('orders_id_seq'::regclass)"),
         ("column public.orders.total", "numeric"),
         ("column public.orders.note", "text"),
@@ -481,9 +498,9 @@ mod tests {
     #[test]
     fn a_gone_relation_is_one_line_with_its_size_and_what_went_with_it() {
         let before = schema(&ORDERS);
-        let after = schema(&ORDERS[8..]);
+        let after = schema(&ORDERS[9..]);
         let after_up = schema(&[]);
-        let diffs: Vec<Difference> = ORDERS[..8].iter().map(|(k, _)| diff(k)).collect();
+        let diffs: Vec<Difference> = ORDERS[..9].iter().map(|(k, _)| diff(k)).collect();
         let bytes = |rel: &str| (rel == "public.orders").then_some(49_152);
         let p = Pictures {
             before: &before,
@@ -507,10 +524,10 @@ mod tests {
     #[test]
     fn a_new_relation_says_whether_the_up_left_it_or_the_down_made_it() {
         let before = schema(&[]);
-        let after = schema(&ORDERS[..8]);
-        let diffs: Vec<Difference> = ORDERS[..8].iter().map(|(k, _)| diff(k)).collect();
+        let after = schema(&ORDERS[..9]);
+        let diffs: Vec<Difference> = ORDERS[..9].iter().map(|(k, _)| diff(k)).collect();
         let none = |_: &str| None;
-        let left = schema(&ORDERS[..8]);
+        let left = schema(&ORDERS[..9]);
         let mut p = Pictures {
             before: &before,
             before_rows: &[],
