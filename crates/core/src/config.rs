@@ -80,6 +80,12 @@ struct File {
     compare: crate::compare::CompareSection,
     #[serde(default)]
     postgres: crate::pg::bins::PostgresSection,
+    #[serde(default)]
+    rollout: crate::rollout::config::RawSection,
+    #[serde(default)]
+    targets: Vec<crate::rollout::config::RawTarget>,
+    #[serde(default)]
+    waves: Vec<crate::rollout::config::RawWave>,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -162,6 +168,9 @@ pub struct Config {
     pub compare: crate::compare::CompareSection,
     /// `[postgres]`: where PostgreSQL's programs are, beside the usual places.
     pub postgres: crate::pg::bins::PostgresSection,
+    /// `[rollout]`, `[[targets]]` and `[[waves]]`: the databases a rollout
+    /// carries the migrations to, and in which waves.
+    pub rollout: crate::rollout::RolloutConfig,
 }
 
 impl Config {
@@ -201,25 +210,10 @@ impl Config {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config {
-                path: None,
-                database_url: None,
-                migrations: Default::default(),
-                rehearse: Default::default(),
-                rollback: Default::default(),
-                backup: Default::default(),
-                freeze: Default::default(),
-                check: Default::default(),
-                verify: Default::default(),
-                flags: Vec::new(),
-                serve: Default::default(),
-                triggers: Vec::new(),
-                decide: Default::default(),
-                hooks: Default::default(),
-                notify: Default::default(),
-                compare: Default::default(),
-                postgres: Default::default(),
-            }),
+            // No file: every section's defaults, as an empty file gives them.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Config { path: None, ..Config::parse("", &path)? })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
             }
@@ -281,6 +275,12 @@ impl Config {
             }
         }
         let triggers = triggers(file.triggers, text, path)?;
+        let rollout = crate::rollout::config::Raw {
+            section: file.rollout,
+            targets: file.targets,
+            waves: file.waves,
+        };
+        let rollout = crate::rollout::RolloutConfig::from_raw(rollout, text, path)?;
         let serve = file.serve;
         refuse_zeros(&backup, &serve, text, path)?;
         Ok(Config {
@@ -307,6 +307,7 @@ impl Config {
             },
             compare: file.compare,
             postgres,
+            rollout,
         })
     }
 

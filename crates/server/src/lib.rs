@@ -49,6 +49,9 @@ pub struct Options {
     pub backup_dir: PathBuf,
     /// The migrations folder's migrations, for the status page.
     pub migrations: Vec<backstop_core::source::Migration>,
+    /// The control database of `[rollout]`, whose current rollout the
+    /// status page shows (never shown itself).
+    pub rollout_control: Option<String>,
 }
 
 /// Why the server could not run.
@@ -95,6 +98,8 @@ pub(crate) struct Overview {
     pub decision: Option<serde_json::Value>,
     /// The newest heartbeat of a running `watch`: when it last sampled.
     pub watching: Option<backstop_core::schema::watching::Beat>,
+    /// The latest rollout in the control database, when one is configured.
+    pub rollout: Option<backstop_core::rollout::Record>,
 }
 
 /// Everything the handlers share.
