@@ -429,5 +429,11 @@ fn failure_words(f: &migrate::Failure) -> String {
         _ => String::new(),
     };
     let undone = if f.rolled_back { "rolled back" } else { "NOT all rolled back" };
-    format!("migration {} ({:?}{at}) failed: {}; {undone}", f.version, f.stage, f.message)
+    let stage = match f.stage {
+        migrate::Stage::PreFlight => "pre-flight",
+        migrate::Stage::Statement => "up",
+        migrate::Stage::Verify => "verify.sql",
+        migrate::Stage::ProtectedTable => "protected tables",
+    };
+    format!("migration {} ({stage}{at}) failed: {}; {undone}", f.version, f.message)
 }
