@@ -293,6 +293,9 @@ impl rollout::Apply for FleetMigrator<'_> {
         })?;
         let mut notes = Vec::new();
         let mut config = self.config.clone();
+        // The wave runs databases side by side: one pg_dump job each
+        // unless [backup] jobs says otherwise (more only add sessions).
+        config.backup.jobs.get_or_insert(1);
         if target.kind == rollout::Kind::CitusCoordinator {
             if config.backup.required && config.backup.engine == backup::config::Engine::PgDump {
                 return Err(fail(rollout::citus::DUMP_IS_NOT_A_BACKUP.to_string()));

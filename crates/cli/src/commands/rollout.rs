@@ -96,7 +96,7 @@ impl rollout::Observer for Lines {
             Happening::Baked { wave, verdict } => {
                 format!("wave {}: bake {verdict}", terminal_safe(wave))
             }
-            Happening::Halted { reason } => format!("halted: {}", terminal_safe(reason)),
+            Happening::Halted { reason } => terminal_safe(reason).into_owned(),
             Happening::UndoStarted { wave, databases } => {
                 format!("undo of wave {}: {databases} database(s)", terminal_safe(wave))
             }
@@ -212,7 +212,7 @@ fn record_text(r: &Record) -> String {
             out,
             "  wave {:<12} {:<8} {}",
             terminal_safe(&w.wave.name),
-            w.wave.state,
+            w.wave.state.as_str(),
             counts.join(", ")
         );
     }

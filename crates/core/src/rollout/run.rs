@@ -313,8 +313,8 @@ fn run_wave(shared: &Shared<'_>, wave: &rollouts::Wave) -> Result<Option<String>
     let failed = failures.load(Ordering::SeqCst);
     if failed >= halt_after {
         let reason = format!(
-            "wave {:?} halted: {failed} database(s) failed (halt_after = {halt_after}); the \
-             databases it had not reached are untouched",
+            "wave {:?} halted: {failed} database(s) failed (halt_after = {halt_after}); those it \
+             had not reached are untouched, and so are the waves after it",
             wave.name
         );
         shared.write("recording the wave", |c| {

@@ -112,7 +112,10 @@ pub fn undo(setup: &Setup<'_>) -> Result<Record, RolloutError> {
     let mut control = control.into_inner().unwrap_or_else(|e| e.into_inner());
     let (state, reason) = match failures.load(Ordering::SeqCst) {
         0 => (RolloutState::Undone, "every database that got the release went back".to_string()),
-        n => (RolloutState::Undoing, format!("{n} database(s) could not be taken back")),
+        n => (
+            RolloutState::Undoing,
+            format!("undo incomplete: {n} database(s) could not be taken back"),
+        ),
     };
     if state == RolloutState::Undoing {
         setup.observer.happening(Happening::Halted { reason: &reason });
