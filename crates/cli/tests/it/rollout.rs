@@ -274,6 +274,11 @@ fn a_trigger_breached_during_the_canarys_bake_halts_before_the_next_wave() {
     assert_eq!(json["waves"][0]["state"], "halted");
     assert_eq!(json["waves"][0]["evidence"]["verdict"], "breach", "{json}");
     assert_eq!(json["waves"][1]["state"], "pending");
+    // A halted rollout is resumed or undone, not started over.
+    p.run(&["rollout"])
+        .expect_code(2)
+        .expect_output("rollout 1 is halted")
+        .expect_output("--resume");
 
     // The status page shows where the rollout stands.
     let server = crate::common::server::Server::start(p);

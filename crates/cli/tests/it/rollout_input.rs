@@ -61,6 +61,15 @@ fn bad_rollout_input_is_refused_before_anything_is_written_and_names_its_fix() {
     refused(p, &["backstop.toml:18:", "both count and share"]);
     p.config(&config(QUERY, "\n[[waves]]\nname = \"all\"\ntargets = [\"tenat-*\"]\n"));
     refused(p, &["backstop.toml:16:", "\"tenat-*\" matches no target", "tenant-{name}"]);
+    // A control database that cannot be reached is the environment's (3).
+    let unreachable = config(QUERY, ALL).replace(
+        "control = \"${DATABASE_URL}\"",
+        &format!("control = \"postgres://backstop:{}@127.0.0.1:1/control\"", password()),
+    );
+    p.config(&unreachable);
+    let run = p.run(&["rollout"]);
+    run.expect_code(3).expect_output("cannot reach the control database");
+    assert!(!run.all().contains(&password()), "{}", run.all());
     // And the dry run shows the plan with the passwords masked.
     p.config(&config(QUERY, ALL));
     let run = p.run(&["rollout", "--dry-run"]);
