@@ -37,6 +37,8 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Revert applied migrations with their down files, or carry out method A, B or C (--method).
     Rollback(commands::rollback::Args),
+    /// Carry the migrations to every database of [[targets]] in waves, each with its gates (--resume, --undo, status).
+    Rollout(commands::rollout::Args),
     /// Rehearse pending migrations on a throwaway copy: up, down, up, failures, timed.
     Rehearse(commands::rehearse::Args),
     /// Compute downs for migrations without one (or fix defective ones), proved on a replayed copy.
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args, config),
         Command::Migrate(args) => commands::migrate::run(args, config),
         Command::Rollback(args) => commands::rollback::run(args, config),
+        Command::Rollout(args) => commands::rollout::run(args, config),
         Command::Rehearse(args) => commands::rehearse::run(args, config),
         Command::Downs(args) => commands::downs::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),

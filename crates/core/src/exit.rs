@@ -28,6 +28,7 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
         crate::incident::IncidentError,
         crate::incident::NotifyError,
         crate::respond::RespondError,
+        crate::rollout::RolloutError,
         crate::watch::WatchError,
         crate::adopt::AdoptError,
         crate::backup::BackupError,

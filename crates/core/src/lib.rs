@@ -22,6 +22,7 @@ pub mod overview;
 pub mod pg;
 pub mod rehearse;
 pub mod respond;
+pub mod rollout;
 pub mod schema;
 pub mod shell;
 pub mod source;

@@ -11,8 +11,10 @@ use crate::backup::{self, BackupGate, GateMode};
 use crate::check::{Assessment, CheckGate};
 use crate::config::{Config, ConfigError};
 use crate::freeze::FreezeGate;
+use crate::kit::error::chain;
 use crate::migrate::{self, ApplyError, Gate, MigrateOptions, Report, Waived};
 use crate::rehearse::gate::RehearsalGate;
+use crate::rollout;
 use crate::source::Migration;
 use crate::verify::{AfterRun, Phase, SuiteReport, VerifyError};
 
@@ -255,4 +257,186 @@ fn backup_gate<'a>(
         protected: config.migrations.protected_tables.clone(),
         progress,
     }
+}
+
+/// A rollout's databases, each migrated by [`migrate`] with every gate it
+/// has alone and taken back by `migrate::rollback` (its downs, the kept
+/// computed ones included) or, where no down exists, method B's restore of
+/// its backup: what `backstop migrate` and `backstop rollback` would do to
+/// it, one database at a time, from the threads of a wave.
+pub struct FleetMigrator<'a> {
+    pub config: &'a Config,
+    pub migrations: &'a [Migration],
+}
+
+impl rollout::Apply for FleetMigrator<'_> {
+    fn migrate(
+        &self,
+        target: &rollout::Target,
+        to: Option<&str>,
+        positioned: &mut dyn FnMut(&rollout::Position) -> Result<(), String>,
+    ) -> Result<rollout::Applied, rollout::Failed> {
+        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
+        let mut client = crate::pg::connect(&target.url, "backstop rollout")
+            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
+        let facts = rollout::citus::facts(&mut client).map_err(|e| {
+            fail(format!("reading its extensions: {}", crate::pg::conn::error_chain(&e)))
+        })?;
+        rollout::citus::judge(target.kind, &facts).map_err(fail)?;
+        let status = migrate::status(&mut client, self.migrations).map_err(|e| fail(chain(&e)))?;
+        let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
+        let pending = status.pending.iter().map(|p| p.version.clone()).collect();
+        positioned(&rollout::Position { before, pending }).map_err(|e| {
+            fail(format!(
+                "its position could not be recorded in the control database ({e}); nothing ran"
+            ))
+        })?;
+        let mut notes = Vec::new();
+        let mut config = self.config.clone();
+        // The wave runs databases side by side: one pg_dump job each
+        // unless [backup] jobs says otherwise (more only add sessions).
+        config.backup.jobs.get_or_insert(1);
+        if target.kind == rollout::Kind::CitusCoordinator {
+            if config.backup.required && config.backup.engine == backup::config::Engine::PgDump {
+                return Err(fail(rollout::citus::DUMP_IS_NOT_A_BACKUP.to_string()));
+            }
+            if config.migrations.keep_downs {
+                config.migrations.keep_downs = false;
+                notes.push(rollout::citus::NO_COMPUTED_DOWNS.to_string());
+            }
+        }
+        let options = MigrateOptions { to: to.map(str::to_string), ..Default::default() };
+        let mut note = |line: &str| notes.push(line.to_string());
+        let watchers = Watchers {
+            assessment: Box::new(|_: &Assessment| {}),
+            backup: &mut backup::Quiet,
+            apply: &mut migrate::Quiet,
+            note: &mut note,
+        };
+        let outcome = migrate(
+            &mut client,
+            &config,
+            &target.url,
+            self.migrations,
+            &options,
+            Waivers::default(),
+            watchers,
+        );
+        let after = migrate::status(&mut client, self.migrations)
+            .ok()
+            .and_then(|s| migrate::latest_applied(self.migrations, &s).map(|m| m.version.clone()));
+        let outcome =
+            outcome.map_err(|e| rollout::Failed { after: after.clone(), ..fail(chain(&e)) })?;
+        let versions: Vec<String> = outcome.report.done.iter().map(|d| d.version.clone()).collect();
+        if let Some(failure) = &outcome.report.failure {
+            return Err(rollout::Failed { error: failure_words(failure), versions, after });
+        }
+        if let Some(suite) = outcome.verified.as_ref().filter(|s| !s.ok()) {
+            let error = format!(
+                "applied, but the verify suite failed afterwards ({}); the rollout's undo takes it back",
+                suite.summary()
+            );
+            return Err(rollout::Failed { error, versions, after });
+        }
+        Ok(rollout::Applied { versions, after, notes })
+    }
+
+    fn undo(
+        &self,
+        target: &rollout::Target,
+        before: Option<&str>,
+    ) -> Result<rollout::Undone, String> {
+        let mut client = crate::pg::connect(&target.url, "backstop rollout --undo")
+            .map_err(|e| format!("cannot reach it: {}", chain(&e)))?;
+        let revert = match before {
+            Some(v) => migrate::RollbackTarget::To(v.to_string()),
+            None => migrate::RollbackTarget::Steps(usize::MAX),
+        };
+        let mut settings = migrate::Settings {
+            reason: Some("backstop rollout --undo".into()),
+            ..self.config.rollback_settings()
+        };
+        if self.config.rollback.export_dropped {
+            // A folder per database: a wave's undos run at once.
+            let safe: String = target
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                .collect();
+            let root = self.config.rollback.dir.join("rollout").join(safe);
+            settings.keep = Some(migrate::keep::run_folder(&root));
+        }
+        let plan = self.config.after_plan().map_err(|e| chain(&e))?;
+        let after =
+            AfterRun::prepare(&mut client, &target.url, plan.as_ref(), Phase::Rollback, false)
+                .map_err(|e| chain(&e))?;
+        match migrate::rollback(
+            &mut client,
+            self.migrations,
+            &settings,
+            &revert,
+            false,
+            &mut migrate::Quiet,
+        ) {
+            Ok(report) => {
+                if let Some(failure) = &report.failure {
+                    return Err(failure_words(failure));
+                }
+                let verified = after.and_then(|after| after.finish(&mut client, &report));
+                if let Some(suite) = verified.as_ref().filter(|s| !s.ok()) {
+                    return Err(format!(
+                        "reverted, but the verify suite failed afterwards ({})",
+                        suite.summary()
+                    ));
+                }
+                let reverted = report.done.iter().map(|d| d.version.clone()).collect();
+                Ok(rollout::Undone { reverted, how: "downs" })
+            }
+            Err(ApplyError::MissingDown(missing)) => self.restore(&mut client, target, &missing),
+            Err(e) => Err(chain(&e)),
+        }
+    }
+}
+
+impl FleetMigrator<'_> {
+    /// Method B for a database whose migrations have no down: the backup
+    /// its latest migration recorded, restored with the current state kept.
+    fn restore(
+        &self,
+        client: &mut postgres::Client,
+        target: &rollout::Target,
+        missing: &[String],
+    ) -> Result<rollout::Undone, String> {
+        let responder = self.config.responder(&target.url, None).map_err(|e| chain(&e))?;
+        let reason = format!("backstop rollout --undo: no down for {}", missing.join(", "));
+        let how = crate::respond::RestoreRun::default();
+        responder.method_b(client, None, None, how, &reason, &mut QuietSteps).map_err(|e| {
+            format!("no down for {}, and the restore failed: {}", missing.join(", "), chain(&e))
+        })?;
+        Ok(rollout::Undone { reverted: missing.to_vec(), how: "restore" })
+    }
+}
+
+/// A method's steps, said nowhere: the rollout records the outcome.
+struct QuietSteps;
+
+impl crate::respond::Observer for QuietSteps {
+    fn step(&mut self, _: crate::decide::Method, _: &crate::respond::Step) {}
+    fn warning(&mut self, _: &str) {}
+}
+
+/// A failed migration in one line: which, where, why.
+fn failure_words(f: &migrate::Failure) -> String {
+    let at = match (f.statement, f.statements) {
+        (Some(i), Some(n)) => format!(", statement {i}/{n}"),
+        _ => String::new(),
+    };
+    let undone = if f.rolled_back { "rolled back" } else { "NOT all rolled back" };
+    let stage = match f.stage {
+        migrate::Stage::PreFlight => "pre-flight",
+        migrate::Stage::Statement => "up",
+        migrate::Stage::Verify => "verify.sql",
+        migrate::Stage::ProtectedTable => "protected tables",
+    };
+    format!("migration {} ({stage}{at}) failed: {}; {undone}", f.version, f.message)
 }

@@ -51,6 +51,9 @@ pub struct Options {
     pub migrations: Vec<backstop_core::source::Migration>,
     /// `[drill] every`: how old the last passed drill may be.
     pub drill_every: Duration,
+    /// The control database of `[rollout]`, whose current rollout the
+    /// status page shows (never shown itself).
+    pub rollout_control: Option<String>,
 }
 
 /// Why the server could not run.
@@ -101,6 +104,8 @@ pub(crate) struct Overview {
     pub drill: Option<backstop_core::drill::Due>,
     /// The release ramps running, with whether a process carries them on.
     pub ramps: Vec<backstop_core::flags::ramp::RampStatus>,
+    /// The latest rollout in the control database, when one is configured.
+    pub rollout: Option<backstop_core::rollout::Record>,
 }
 
 /// Everything the handlers share.

@@ -98,6 +98,18 @@ fn reload(shared: &Shared, client: &mut Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The latest rollout of the control database, read on this session when
+/// it is the served database; nothing when it cannot be read (the page is
+/// not the place to fail over it).
+fn rollout(shared: &Shared, client: &mut Client) -> Option<backstop_core::rollout::Record> {
+    let control = shared.options.rollout_control.as_deref()?;
+    if control == shared.options.url {
+        return backstop_core::rollout::current(client).ok().flatten();
+    }
+    let mut other = backstop_core::pg::connect(control, "backstop serve").ok()?;
+    backstop_core::rollout::current(&mut other).ok().flatten()
+}
+
 fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     let mut out = Overview::default();
     // Applied, pending and drifted by the same rules as `backstop status`.
@@ -116,6 +128,7 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     let every = shared.options.drill_every;
     out.drill = Some(backstop_core::drill::due(client, every, chrono::Utc::now())?);
     out.ramps = flags::ramp::statuses(client)?;
+    out.rollout = rollout(shared, client);
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);

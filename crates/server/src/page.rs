@@ -59,6 +59,15 @@ const TEMPLATE: &str = r#"<!doctype html>
 {% endfor %}</table>
 {% endif %}
 
+{% if rollout %}<h2>Rollout {{ rollout.id }}</h2>
+<p id="rollout" class="{% if rollout.ok %}on{% elif rollout.state == "running" %}muted{% else %}bad{% endif %}">{{ rollout.state }}, started {{ rollout.started_at }} by {{ rollout.started_by }}{% if rollout.reason %}: {{ rollout.reason }}{% endif %}</p>
+<table>
+<tr><th>Wave</th><th>State</th><th>Databases</th></tr>
+{% for w in rollout.waves %}<tr><td>{{ w.name }}</td><td>{{ w.state }}</td><td>{{ w.counts }}</td></tr>
+{% endfor %}</table>
+{% for t in rollout.failed %}<p class="bad"><code>{{ t.name }}</code> failed: {{ t.error }}</p>
+{% endfor %}{% if rollout.next %}<p>Next: {{ rollout.next }}</p>{% endif %}
+{% endif %}
 <h2>Migrations</h2>
 <p>{{ applied }} applied, {{ pending | length }} pending.</p>
 <table>
@@ -160,6 +169,38 @@ struct BackupRow {
 
 fn when(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// The current rollout as the page shows it: each wave's counts in words,
+/// the databases that failed (their URLs are never shown).
+fn rollout_context(r: &backstop_core::rollout::Record) -> minijinja::Value {
+    use backstop_core::rollout::TargetState;
+    let waves: Vec<_> = r
+        .waves
+        .iter()
+        .map(|w| {
+            let counts: Vec<String> = w.counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            context! { name => w.wave.name, state => w.wave.state.as_str(), counts => counts.join(", ") }
+        })
+        .collect();
+    let failed: Vec<_> = r
+        .targets
+        .iter()
+        .filter(|t| t.state == TargetState::Failed || t.undo_error.is_some())
+        .take(20)
+        .map(|t| context! { name => t.name, error => t.undo_error.as_ref().or(t.error.as_ref()) })
+        .collect();
+    context! {
+        id => r.rollout.id,
+        state => r.rollout.state.as_str(),
+        ok => r.ok(),
+        started_at => when(r.rollout.started_at),
+        started_by => r.rollout.started_by,
+        reason => r.rollout.reason,
+        waves => waves,
+        failed => failed,
+        next => r.next,
+    }
 }
 
 pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinja::Error> {
@@ -267,7 +308,9 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         .iter()
         .map(|(at, kind, outcome, actor)| context! { at => when(*at), kind => kind, outcome => outcome, actor => actor })
         .collect();
+    let rollout = overview.rollout.as_ref().map(rollout_context);
     env.get_template("status.html")?.render(context! {
+        rollout => rollout,
         database => database,
         ready => shared.ready.load(std::sync::atomic::Ordering::SeqCst),
         now => when(now),

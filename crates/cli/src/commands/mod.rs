@@ -22,6 +22,7 @@ pub mod rehearse;
 pub mod repair;
 pub mod restore;
 pub mod rollback;
+pub mod rollout;
 pub mod serve;
 pub mod status;
 pub mod sync;

@@ -37,6 +37,17 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Vec::new()
         }
     };
+    // The page shows the current rollout when one is configured.
+    let rollout_control = match config.rollout.control() {
+        None => None,
+        Some(_) => match backstop_core::rollout::plan::control_url(&config.rollout) {
+            Ok(control) => Some(control),
+            Err(e) => {
+                eprintln!("warning: the status page will show no rollout: {e}");
+                None
+            }
+        },
+    };
     let database = url
         .parse::<postgres::Config>()
         .ok()
@@ -55,6 +66,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         backup_dir: config.backup.dir.clone(),
         migrations,
         drill_every: config.drill.every,
+        rollout_control,
     };
     // Request logs on stderr; RUST_LOG narrows or widens them. Colour only
     // on a terminal: stderr sent to a log file gets plain text.

@@ -41,6 +41,8 @@ mod rehearse_history;
 mod replay_start;
 mod restore_steps;
 mod rollback_options;
+mod rollout;
+mod rollout_input;
 mod secrets;
 mod serve;
 mod throwaway;

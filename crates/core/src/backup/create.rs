@@ -12,7 +12,7 @@ use postgres::Client;
 
 pub use super::identity::{source_of, Source};
 use super::manifest::{self, Check, DbState, Extension, Kind, Manifest, Verification};
-use super::store::{new_id, PartialGuard, Store};
+use super::store::{PartialGuard, Store};
 use super::tools::{self, dir_size, run_verbose_with, tail, Tools};
 use super::{verify, BackupError, Note, Progress};
 use crate::pg::fingerprint::{row_counts, Schema};
@@ -136,8 +136,7 @@ pub fn create(
     let source = source_of(&mut client)?;
     let tools = &tools.fit(source.server_version_num)?;
     let created_at = Utc::now();
-    let id = new_id(created_at);
-    let partial = store.begin(&id)?;
+    let (id, partial) = store.begin_new(created_at)?;
     let mut guard = PartialGuard { path: Some(partial.clone()) };
 
     // Read before the snapshot: a write in between is in the dump but not

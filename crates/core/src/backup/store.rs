@@ -153,6 +153,25 @@ impl Store {
         Ok(partial)
     }
 
+    /// [`Store::begin`] under a new id ([`new_id`]) that no backup, complete
+    /// or not, has: backups taken at once (a rollout's wave) may draw the
+    /// same id in the same second, and the one that comes second draws again.
+    pub fn begin_new(&self, now: DateTime<Utc>) -> Result<(String, PathBuf), BackupError> {
+        let mut tries = 0;
+        loop {
+            let id = new_id(now);
+            tries += 1;
+            if self.path(&id).exists() && tries < 16 {
+                continue;
+            }
+            match self.begin(&id) {
+                Err(BackupError::Dir { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {}
+                other => return other.map(|partial| (id, partial)),
+            }
+        }
+    }
+
     /// Renames `<id>.partial` to `<id>` once it is complete.
     pub fn commit(&self, id: &str, partial: &Path) -> Result<PathBuf, BackupError> {
         let _ = std::fs::remove_file(partial.join(OWNER_FILE));
@@ -238,6 +257,21 @@ impl Drop for PartialGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backups_begun_in_the_same_second_each_get_their_own_id() {
+        // Regression: a rollout's wave takes backups at once, and two drew
+        // the same id in the same second (16 random bits): the second
+        // failed on the first one's folder.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("backups"));
+        let now = "2026-01-07T12:00:00Z".parse().unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 0..600 {
+            let (id, partial) = store.begin_new(now).unwrap();
+            assert!(partial.is_dir() && ids.insert(id.clone()), "{id} twice");
+        }
+    }
 
     #[test]
     fn ids_sort_by_time_and_only_dead_partials_are_cleaned() {

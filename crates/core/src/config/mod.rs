@@ -82,6 +82,11 @@ struct File {
     postgres: crate::pg::bins::PostgresSection,
     #[serde(default)]
     drill: crate::drill::DrillSection,
+    rollout: crate::rollout::config::RawSection,
+    #[serde(default)]
+    targets: Vec<crate::rollout::config::RawTarget>,
+    #[serde(default)]
+    waves: Vec<crate::rollout::config::RawWave>,
 }
 
 /// `[serve]`: `backstop serve`'s address and who may write.
@@ -166,6 +171,9 @@ pub struct Config {
     pub postgres: crate::pg::bins::PostgresSection,
     /// `[drill]`: the runbook's targets a drill is held to, and how often.
     pub drill: crate::drill::DrillSection,
+    /// `[rollout]`, `[[targets]]` and `[[waves]]`: the databases a rollout
+    /// carries the migrations to, and in which waves.
+    pub rollout: crate::rollout::RolloutConfig,
 }
 
 impl Config {
@@ -205,26 +213,10 @@ impl Config {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config {
-                path: None,
-                database_url: None,
-                migrations: Default::default(),
-                rehearse: Default::default(),
-                rollback: Default::default(),
-                backup: Default::default(),
-                freeze: Default::default(),
-                check: Default::default(),
-                verify: Default::default(),
-                flags: Vec::new(),
-                serve: Default::default(),
-                triggers: Vec::new(),
-                decide: Default::default(),
-                hooks: Default::default(),
-                notify: Default::default(),
-                compare: Default::default(),
-                postgres: Default::default(),
-                drill: Default::default(),
-            }),
+            // No file: every section's defaults, as an empty file gives them.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Config { path: None, ..Config::parse("", &path)? })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(ConfigError::Missing { path })
             }
@@ -286,6 +278,12 @@ impl Config {
             }
         }
         let triggers = triggers(file.triggers, text, path)?;
+        let rollout = crate::rollout::config::Raw {
+            section: file.rollout,
+            targets: file.targets,
+            waves: file.waves,
+        };
+        let rollout = crate::rollout::RolloutConfig::from_raw(rollout, text, path)?;
         let serve = file.serve;
         refuse_zeros(&backup, &serve, text, path)?;
         Ok(Config {
@@ -313,6 +311,7 @@ impl Config {
             compare: file.compare,
             postgres,
             drill: file.drill,
+            rollout,
         })
     }
 

@@ -382,7 +382,7 @@ pub fn migrate(
 }
 
 /// The latest applied migration that a rollback can go back to.
-fn latest_applied<'m>(migrations: &'m [Migration], status: &Status) -> Option<&'m Migration> {
+pub fn latest_applied<'m>(migrations: &'m [Migration], status: &Status) -> Option<&'m Migration> {
     let order = Order::of(migrations);
     status
         .applied

@@ -165,11 +165,8 @@ impl Search {
             places.extend(dirs.iter().map(|d| (d.clone(), Origin::Config)));
         }
         places.extend(debian_dirs(Path::new("/usr/lib/postgresql")));
-        if let Ok(out) = Command::new("pg_config").arg("--bindir").stdin(Stdio::null()).output() {
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && !dir.is_empty() {
-                places.push((PathBuf::from(dir), Origin::PgConfig));
-            }
+        if let Some(dir) = pg_config_bindir() {
+            places.push((dir, Origin::PgConfig));
         }
         if let Some(paths) = std::env::var_os("PATH") {
             // An empty entry is not the working directory here.
@@ -323,12 +320,47 @@ fn debian_dirs(root: &Path) -> Vec<(PathBuf, Origin)> {
     majors.into_iter().map(|m| (root.join(m.to_string()).join("bin"), Origin::Debian)).collect()
 }
 
+/// `pg_config --bindir`, asked once per process and `PATH`: a search runs
+/// for every database of a rollout, and Debian's `pg_config` is a script.
+fn pg_config_bindir() -> Option<PathBuf> {
+    type Asked = std::collections::HashMap<Option<std::ffi::OsString>, Option<PathBuf>>;
+    static ASKED: std::sync::OnceLock<std::sync::Mutex<Asked>> = std::sync::OnceLock::new();
+    let path = std::env::var_os("PATH");
+    // Held while asking: the threads of a wave ask once between them.
+    let mut asked = ASKED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = asked.get(&path) {
+        return known.clone();
+    }
+    let found = Command::new("pg_config")
+        .arg("--bindir")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from);
+    asked.insert(path, found.clone());
+    found
+}
+
 /// The version a PostgreSQL program prints: `pg_dump (PostgreSQL) 15.18
-/// (Debian 15.18-0+deb12u1)` gives `15.18`.
+/// (Debian 15.18-0+deb12u1)` gives `15.18`. Asked once per process for a
+/// program file as it is (its size and time of change).
 pub fn tool_version(tool: &Path) -> Option<String> {
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    type Asked = std::collections::HashMap<Key, Option<String>>;
+    static ASKED: std::sync::OnceLock<std::sync::Mutex<Asked>> = std::sync::OnceLock::new();
+    let meta = std::fs::metadata(tool).ok()?;
+    let key = (tool.to_path_buf(), meta.len(), meta.modified().ok());
+    let mut asked = ASKED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = asked.get(&key) {
+        return known.clone();
+    }
     let out = Command::new(tool).arg("--version").stdin(Stdio::null()).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    version_of(&text)
+    let version = version_of(&String::from_utf8_lossy(&out.stdout));
+    asked.insert(key, version.clone());
+    version
 }
 
 /// The version in a `--version` line: the word after `(PostgreSQL)`.

@@ -330,6 +330,8 @@ impl Workspace {
             Some(why)
         } else if options.schema_only {
             Some("a schema-only copy is dumped".to_string())
+        } else if let Some(why) = citus_refusal(&mut admin, source_url)? {
+            Some(why)
         } else {
             template_refusal(&mut admin, &source_db)?
         };
@@ -537,6 +539,32 @@ impl Drop for Workspace {
             }
         }
     }
+}
+
+/// Why a Citus database is never copied by template (its metadata would
+/// point the copy at the same shards), when the source is one. The
+/// session that asks is gone before this returns: a template copy needs
+/// the source to itself.
+fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>, RehearseError> {
+    let mut source = connect_source(source_url)?;
+    let pid: i32 = source
+        .query_one("select pg_backend_pid()", &[])
+        .map_err(db_err("reading the source's extensions"))?
+        .get(0);
+    let facts = crate::rollout::citus::facts(&mut source)
+        .map_err(db_err("reading the source's extensions"))?;
+    drop(source);
+    for _ in 0..100 {
+        let gone: bool = admin
+            .query_one("select not exists (select from pg_stat_activity where pid = $1)", &[&pid])
+            .map_err(db_err("checking for other sessions"))?
+            .get(0);
+        if gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(crate::rollout::citus::template_copy_refusal(&facts))
 }
 
 /// Why a template copy on the source's server is not possible, if it is not.

@@ -14,6 +14,7 @@
 //! | `ramps` | each release ramp: its steps, the step it is at and when the next is due, how it ended ([`ramps`]) |
 //! | `incidents` | each incident: opened, closed, by what ([`incidents`]); events carry its id |
 //! | `drills` | each rollback drill: when, on what backup and release, its steps timed, its outcome and report ([`drills`]) |
+//! | `rollouts`, `rollout_waves`, `rollout_targets` | a rollout's plan and each database's state, in the control database ([`rollouts`]) |
 //! | `meta` | the version of this schema |
 //!
 //! The schema is created by the first command that writes, after it holds
@@ -28,6 +29,7 @@ pub mod freeze;
 pub mod incidents;
 pub mod ramps;
 pub mod rehearsals;
+pub mod rollouts;
 pub mod snapshots;
 pub mod watching;
 
@@ -192,6 +194,57 @@ CREATE TABLE IF NOT EXISTS backstop.ramps (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ramps_one_running ON backstop.ramps (release)
     WHERE state = 'running';
+-- A rollout of the migrations over many databases, in the control
+-- database: its plan (waves, the databases of each) and every database's
+-- state, written before and after each step so a killed run resumes.
+CREATE TABLE IF NOT EXISTS backstop.rollouts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_by  text NOT NULL,
+    state       text NOT NULL
+                CHECK (state IN ('running', 'halted', 'done', 'undoing', 'undone')),
+    release     jsonb NOT NULL,
+    to_version  text,
+    reason      text,
+    updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS backstop.rollout_waves (
+    rollout     bigint NOT NULL REFERENCES backstop.rollouts (id),
+    idx         integer NOT NULL,
+    name        text NOT NULL,
+    parallel    integer NOT NULL,
+    halt_after  integer NOT NULL,
+    bake_ms     bigint NOT NULL,
+    state       text NOT NULL
+                CHECK (state IN ('pending', 'running', 'baking', 'done', 'halted', 'undone')),
+    started_at  timestamptz,
+    finished_at timestamptz,
+    evidence    jsonb,
+    PRIMARY KEY (rollout, idx)
+);
+CREATE TABLE IF NOT EXISTS backstop.rollout_targets (
+    rollout     bigint NOT NULL REFERENCES backstop.rollouts (id),
+    name        text NOT NULL,
+    wave        integer NOT NULL,
+    position    integer NOT NULL,
+    kind        text NOT NULL,
+    url         text NOT NULL,
+    state       text NOT NULL
+                CHECK (state IN ('pending', 'running', 'done', 'failed', 'undoing', 'undone')),
+    positioned  boolean NOT NULL DEFAULT false,
+    before_version text,
+    after_version  text,
+    applied     text[] NOT NULL DEFAULT '{}',
+    error       text,
+    undo_error  text,
+    attempts    integer NOT NULL DEFAULT 0,
+    started_at  timestamptz,
+    finished_at timestamptz,
+    updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (rollout, name)
+);
+CREATE INDEX IF NOT EXISTS rollout_targets_wave_idx ON backstop.rollout_targets (rollout, wave, position);
 "#;
 
 /// The transaction-level advisory lock that serialises creating the
@@ -201,7 +254,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 9;
+const SCHEMA_VERSION: i32 = 10;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;
