@@ -82,6 +82,7 @@ struct File {
     postgres: crate::pg::bins::PostgresSection,
     #[serde(default)]
     drill: crate::drill::DrillSection,
+    #[serde(default)]
     rollout: crate::rollout::config::RawSection,
     #[serde(default)]
     targets: Vec<crate::rollout::config::RawTarget>,
