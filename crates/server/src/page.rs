@@ -203,6 +203,36 @@ fn rollout_context(r: &backstop_core::rollout::Record) -> minijinja::Value {
     }
 }
 
+/// The running release ramps, as the page shows them.
+fn ramps_context(ramps: &[backstop_core::flags::ramp::RampStatus]) -> Vec<minijinja::Value> {
+    ramps
+        .iter()
+        .map(|s| {
+            let r = &s.ramp;
+            let next = match (s.next_share, r.next_at) {
+                (Some(share), Some(at)) => {
+                    format!("{share}% at {}, when the triggers are clear", when(at))
+                }
+                _ => "none: its last step".to_string(),
+            };
+            let carrier = if s.carried {
+                r.driven_by.clone().unwrap_or_else(|| "by a process".into())
+            } else {
+                "by no process: it stands still".to_string()
+            };
+            context! {
+                release => r.release,
+                share => s.share,
+                path => r.path(),
+                every => backstop_core::kit::duration::human(r.every()),
+                next => next,
+                carried => s.carried,
+                carrier => carrier,
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinja::Error> {
     let mut env = Environment::new();
     env.add_template("status.html", TEMPLATE)?;
@@ -276,33 +306,7 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
             due => due.text(now),
         })
     });
-    let ramps: Vec<_> = overview
-        .ramps
-        .iter()
-        .map(|s| {
-            let r = &s.ramp;
-            let next = match (s.next_share, r.next_at) {
-                (Some(share), Some(at)) => {
-                    format!("{share}% at {}, when the triggers are clear", when(at))
-                }
-                _ => "none: its last step".to_string(),
-            };
-            let carrier = if s.carried {
-                r.driven_by.clone().unwrap_or_else(|| "by a process".into())
-            } else {
-                "by no process: it stands still".to_string()
-            };
-            context! {
-                release => r.release,
-                share => s.share,
-                path => r.path(),
-                every => backstop_core::kit::duration::human(r.every()),
-                next => next,
-                carried => s.carried,
-                carrier => carrier,
-            }
-        })
-        .collect();
+    let ramps = ramps_context(&overview.ramps);
     let events: Vec<_> = overview
         .events
         .iter()
