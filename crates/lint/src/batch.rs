@@ -23,6 +23,9 @@ enum Change {
         from: RelationName,
         to: RelationName,
     },
+    /// Rows put in the table: `CREATE TABLE … AS` or `SELECT … INTO`
+    /// (with data), `INSERT`, `COPY … FROM`.
+    Fill(RelationName),
     AddColumn(RelationName, String),
     DropColumn(RelationName, String),
     RenameColumn {
@@ -74,8 +77,23 @@ fn is_relation(kind: ObjectType) -> bool {
 fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
     match node {
-        NodeEnum::CreateStmt(_) | NodeEnum::CreateTableAsStmt(_) | NodeEnum::SelectStmt(_) => {
+        NodeEnum::CreateStmt(_) => {
             crate::facts::made_table(node).map(Change::Create).into_iter().collect()
+        }
+        NodeEnum::CreateTableAsStmt(_) | NodeEnum::SelectStmt(_) => {
+            let with_data = match node {
+                NodeEnum::CreateTableAsStmt(s) => !s.into.as_ref().is_some_and(|i| i.skip_data),
+                _ => true,
+            };
+            let Some(made) = crate::facts::made_table(node) else { return Vec::new() };
+            let fill = with_data.then(|| Change::Fill(made.clone()));
+            std::iter::once(Change::Create(made)).chain(fill).collect()
+        }
+        NodeEnum::InsertStmt(i) => {
+            i.relation.as_ref().map(rel).map(Change::Fill).into_iter().collect()
+        }
+        NodeEnum::CopyStmt(c) if c.is_from => {
+            c.relation.as_ref().map(rel).map(Change::Fill).into_iter().collect()
         }
         NodeEnum::ViewStmt(s) => s.view.as_ref().map(rel).map(Change::Create).into_iter().collect(),
         NodeEnum::DropStmt(d) if is_relation(d.remove_type()) => d
@@ -179,6 +197,26 @@ impl Batch {
         Origin::Live { table: name, column: None }
     }
 
+    /// Where the batch last put rows in `table`, as statement `stmt` of
+    /// `file` names it, since an earlier statement of the batch made it;
+    /// `None` when the batch did not make it or left it empty.
+    pub fn filled(&self, file: usize, stmt: usize, table: &RelationName) -> Option<String> {
+        let mut name = table.clone();
+        let mut filled = None;
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::Fill(t) if same_table(t, &name) => {
+                    filled.get_or_insert_with(|| e.at.clone());
+                }
+                Change::Create(t) if same_table(t, &name) => return filled,
+                Change::Drop(t) if same_table(t, &name) => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// What the table that statement `stmt` of `file` names is called once
     /// every later statement of the checked files has run; `None` when one
     /// of them drops it. The final schema of the files checked, whether
@@ -270,6 +308,30 @@ mod tests {
         let live = at(&found, Code::BS102, "4.sql", 4).expect("the DROP COLUMN of a live table");
         let table = RelationName { schema: None, name: "live_t".into() };
         assert_eq!(live.3, Some(Origin::Live { table, column: None }));
+    }
+
+    #[test]
+    fn a_not_null_column_on_a_table_the_batch_filled_is_a_finding_and_on_one_it_left_empty_not() {
+        let found = findings(&[
+            ("1.sql", "CREATE TABLE work AS SELECT id FROM live_t;\nALTER TABLE work ADD COLUMN n int NOT NULL;"),
+            ("2.sql", "SELECT id INTO w2 FROM live_t;\nALTER TABLE w2 RENAME TO w3;\nALTER TABLE w3 ADD COLUMN n int NOT NULL;"),
+            ("3.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nALTER TABLE t ADD COLUMN n int NOT NULL;"),
+            ("4.sql", "CREATE TABLE e (id int);\nALTER TABLE e ADD COLUMN n int NOT NULL;\n\
+                       CREATE TABLE s AS SELECT id FROM live_t WITH NO DATA;\nALTER TABLE s ADD COLUMN n int NOT NULL;"),
+        ]);
+        let made = |at: &str| Some(Origin::Created { at: at.into() });
+        assert_eq!(
+            at(&found, Code::BS404, "1.sql", 2).expect("CTAS, then NOT NULL").3,
+            made("1.sql:1")
+        );
+        assert_eq!(
+            at(&found, Code::BS404, "2.sql", 3).expect("SELECT INTO, renamed").3,
+            made("2.sql:1")
+        );
+        assert!(at(&found, Code::BS404, "3.sql", 3).is_some(), "INSERT, then NOT NULL: {found:?}");
+        // Made empty, or WITH NO DATA: no row can be there.
+        assert!(at(&found, Code::BS404, "4.sql", 2).is_none(), "{found:?}");
+        assert!(at(&found, Code::BS404, "4.sql", 4).is_none(), "{found:?}");
     }
 
     #[test]

@@ -236,6 +236,13 @@ impl<'a> Cx<'a> {
         matches!(self.batch.table(self.file, stmt, table), Origin::Created { .. })
     }
 
+    /// Where the batch put rows in `table`, as statement `stmt` names it,
+    /// when the batch made it; `None` for a table it did not make or left
+    /// empty.
+    pub fn filled_new(&self, stmt: usize, table: &RelationName) -> Option<String> {
+        self.batch.filled(self.file, stmt, table)
+    }
+
     /// Where `table`.`column`, as statement `stmt` names it, came from.
     pub fn column_origin(&self, stmt: usize, table: &RelationName, column: &str) -> Origin {
         self.batch.column(self.file, stmt, table, column)
@@ -261,12 +268,16 @@ impl<'a> Cx<'a> {
     /// Every subcommand of every `ALTER TABLE` on a table that existed
     /// before (see [`Cx::is_new`]): the shape most lock and data rules read.
     pub fn existing_table_alters(&self) -> impl Iterator<Item = Alter<'_, 'a>> + '_ {
+        self.table_alters().filter(|a| !self.is_new(a.stmt.index, &a.table))
+    }
+
+    /// Every `ALTER TABLE` command of the file, on any table.
+    pub fn table_alters(&self) -> impl Iterator<Item = Alter<'_, 'a>> + '_ {
         self.stmts.iter().flat_map(move |stmt| {
             let found = match stmt.node {
                 NodeEnum::AlterTableStmt(alter) => alter.relation.as_ref().map(|rv| (alter, rv)),
                 _ => None,
             };
-            let found = found.filter(|(_, rv)| !self.is_new(stmt.index, &Cx::rel(rv)));
             found.into_iter().flat_map(move |(alter, rv)| {
                 alter_cmds(alter).map(move |(k, cmd, kind)| Alter {
                     stmt,

@@ -157,6 +157,12 @@ const CASES: &[Case] = &[
         reported: "CREATE EXTENSION IF NOT EXISTS no_such_extension;\n",
     },
     Case {
+        code: "BS404",
+        clears: "the table is made empty earlier in the batch (reported when the batch fills it)",
+        cleared: &["CREATE TABLE w (id int);\nALTER TABLE w ADD COLUMN n int NOT NULL;\n"],
+        reported: "CREATE TABLE w AS SELECT id FROM users;\nALTER TABLE w ADD COLUMN n int NOT NULL;\n",
+    },
+    Case {
         code: "BS702",
         clears: "the database has the platform's function auth.uid() (pg_proc)",
         cleared: &["CREATE POLICY clients_auth ON clients USING (auth.uid() = user_id);\n"],

@@ -612,13 +612,18 @@ fn made_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
         f.facts.push(format!("{what} is made earlier in this batch, at {at}"));
         return;
     }
+    if f.code == Code::BS404 {
+        // Reported on a table the batch made only when the batch fills it:
+        // whether that gives it a row is known when the migration runs.
+        f.facts.push(format!(
+            "{what} is made earlier in this batch, at {at}, and filled by it: the statement fails if that gives it any row"
+        ));
+        return;
+    }
     f.rate(Probability::Low, Impact::Low);
-    let consequence = if f.code == Code::BS404 {
-        "it holds only rows the batch itself inserts"
-    } else {
-        "the database has nothing of it yet"
-    };
-    f.facts.push(format!("{what} is made earlier in this batch, at {at}: {consequence}"));
+    f.facts.push(format!(
+        "{what} is made earlier in this batch, at {at}: the database has nothing of it yet"
+    ));
 }
 
 /// The subject was dropped by an earlier statement of the batch: the

@@ -10,7 +10,8 @@ use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `ALTER TABLE ... ADD COLUMN ... NOT NULL` without a
 /// `DEFAULT` (nor identity, serial or generated) on a table the migration
-/// did not create.
+/// did not create, or on one it created and then filled (`CREATE TABLE
+/// ... AS`, `SELECT ... INTO`, `INSERT`, `COPY`).
 ///
 /// **Why it hurts:** the existing rows get NULL in the new column, which
 /// violates `NOT NULL`, so the statement fails as soon as the table has a
@@ -34,8 +35,13 @@ pub const META: Meta = Meta {
 const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.existing_table_alters() {
+    for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.table_alters() {
         if kind != AlterTableType::AtAddColumn {
+            continue;
+        }
+        // A table the batch made holds only the rows the batch put in it.
+        let filled = cx.filled_new(stmt.index, &table);
+        if cx.is_new(stmt.index, &table) && filled.is_none() {
             continue;
         }
         let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
@@ -52,7 +58,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             .collect();
         let not_null = def.is_not_null
             || kinds.iter().any(|k| matches!(k, ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
-        let filled = def.raw_default.is_some()
+        let valued = def.raw_default.is_some()
             || kinds.iter().any(|k| {
                 matches!(
                     k,
@@ -60,16 +66,20 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 )
             })
             || def.type_name.as_ref().is_some_and(|t| SERIAL.contains(&type_spec(t, false).base()));
-        if !not_null || filled {
+        if !not_null || valued {
             continue;
         }
+        let rows = match &filled {
+            Some(at) => format!(" (the batch puts rows in it at {at})"),
+            None => String::new(),
+        };
         out.push(
             Hit::new(
                 Code::BS404,
                 stmt,
                 cx.alter_cmd(stmt, Some(rv), k),
                 format!(
-                    "ADD COLUMN {} NOT NULL without a DEFAULT fails if {} has any row",
+                    "ADD COLUMN {} NOT NULL without a DEFAULT fails if {} has any row{rows}",
                     def.colname,
                     display_table(&table)
                 ),
