@@ -39,6 +39,40 @@ impl Call {
     }
 }
 
+impl Call {
+    /// Why the call reaches outside the database, if it does: pg_net's
+    /// `net.http_*` sends an HTTP request, dblink runs SQL elsewhere. Such
+    /// a call is never run on a copy.
+    pub fn reaches_outside(&self) -> Option<&'static str> {
+        let name = self.name.as_str();
+        if self.schema.as_deref() == Some("net") && name.starts_with("http_") {
+            return Some("pg_net sends an HTTP request");
+        }
+        if name.starts_with("dblink") && name != "dblink_connect" {
+            return Some("dblink runs SQL on another database");
+        }
+        None
+    }
+}
+
+/// Whether `sql` may call a function when it runs (a `SELECT`, `CALL` or
+/// `DO`): the others need not be parsed again (a data migration's
+/// `INSERT`s may be megabytes).
+pub fn may_call(sql: &str) -> bool {
+    let head: String = sql.trim_start().chars().take(6).collect::<String>().to_ascii_lowercase();
+    ["select", "call", "do", "with", "("].iter().any(|k| head.starts_with(k))
+}
+
+/// The first call in `sql` (one statement) that reaches outside the
+/// database, as `schema.name`.
+pub fn reaches_outside(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !may_call(sql) || !(lower.contains("http_") || lower.contains("dblink")) {
+        return None;
+    }
+    calls(sql).into_iter().find(|c| c.reaches_outside().is_some()).map(|c| c.shown())
+}
+
 /// The calls `sql` (one statement) makes when it runs: those of a
 /// `SELECT`, a `CALL`, and the `SELECT`s, `PERFORM`s and `CALL`s of a `DO`
 /// block.

@@ -96,3 +96,41 @@ fn downs_and_rehearse_change_nothing_the_server_shares_and_their_downs_put_it_ba
     assert_eq!(server_state(), before, "the downs did not put the server back");
     assert!(!OWN.connect(&p.db).unwrap().exists("public.items"));
 }
+
+/// A call that reaches outside the database (pg_net's `http_post`) is not
+/// run on a rehearsal's copies, and the rehearsal says so; the migration
+/// itself still sends it. The stand-in fails on any database but the
+/// project's own, as a request sent from a copy would be a real one.
+#[test]
+fn a_rehearsal_never_sends_what_a_migration_sends_outside_the_database() {
+    let p = Project::new("rehearse_pg_net");
+    p.client()
+        .batch_execute(&format!(
+            "CREATE SCHEMA net;
+             CREATE TABLE net.sent (url text);
+             CREATE FUNCTION net.http_post(url text) RETURNS bigint LANGUAGE plpgsql AS $$
+             BEGIN
+               IF current_database() <> '{}' THEN
+                 RAISE EXCEPTION 'a request was sent from a copy: %', url;
+               END IF;
+               INSERT INTO net.sent VALUES (url);
+               RETURN 1;
+             END $$;",
+            p.db
+        ))
+        .unwrap();
+    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", Some("DROP TABLE items;"));
+    p.migration(
+        "2_hook",
+        "ALTER TABLE items ADD COLUMN note text;\nselect net.http_post('https://hooks.example.com/deploy');",
+        Some("ALTER TABLE items DROP COLUMN note;"),
+    );
+    let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+    let steps = json["steps"].as_array().unwrap();
+    let skipped = steps.iter().find(|s| s["name"] == "not replayed").expect("a not-replayed step");
+    let detail = skipped["detail"].as_str().unwrap();
+    assert!(detail.contains("net.http_post") && detail.contains("2_hook/up.sql:2"), "{detail}");
+    assert_eq!(p.client().count("net.sent"), 0, "the rehearsal sent nothing");
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(p.client().count("net.sent"), 1, "the migration itself sends it");
+}

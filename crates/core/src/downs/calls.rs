@@ -5,11 +5,12 @@
 //! `vault.secrets`; the proof compares those tables' rows with the rows
 //! before the up. A call that reaches outside the database (pg_net's
 //! `net.http_*`, dblink) is never replayed: the replay runs the migration
-//! without that statement, and the down says that what it sent stays sent.
+//! without that statement (`rehearse::outside`), and the down says that
+//! what it sent stays sent.
 //! Any other call of a volatile function outside `pg_catalog` is named as
 //! a change the down cannot put back.
 
-use backstop_lint::calls::{calls, Call};
+use backstop_lint::calls::{calls, may_call, Call};
 use backstop_lint::rewrite::literal;
 use postgres::GenericClient;
 
@@ -34,11 +35,8 @@ fn schema_is(c: &Call, schema: &str) -> bool {
 
 fn effect(c: &Call) -> Effect {
     let name = c.name.as_str();
-    if schema_is(c, "net") && name.starts_with("http_") {
-        return Effect::Outside("pg_net sends an HTTP request");
-    }
-    if name.starts_with("dblink") && name != "dblink_connect" {
-        return Effect::Outside("dblink runs SQL on another database");
+    if let Some(why) = c.reaches_outside() {
+        return Effect::Outside(why);
     }
     if schema_is(c, "cron") && matches!(name, "schedule" | "schedule_in_database") {
         // schedule(job_name, schedule, command); schedule(schedule, command) has no name.
@@ -65,46 +63,6 @@ fn effect(c: &Call) -> Effect {
         };
     }
     Effect::Other
-}
-
-/// Whether `sql` may call a function when it runs (a `SELECT`, `CALL` or
-/// `DO`): the others are not parsed again (a data migration's `INSERT`s
-/// may be megabytes).
-fn may_call(sql: &str) -> bool {
-    let head: String = sql.trim_start().chars().take(6).collect::<String>().to_ascii_lowercase();
-    ["select", "call", "do", "with", "("].iter().any(|k| head.starts_with(k))
-}
-
-/// Whether `sql` (one statement) calls a function that reaches outside
-/// the database, and which.
-pub(super) fn reaches_outside(sql: &str) -> Option<String> {
-    let lower = sql.to_ascii_lowercase();
-    if !may_call(sql) || !(lower.contains("http_") || lower.contains("dblink")) {
-        return None;
-    }
-    calls(sql).into_iter().find(|c| matches!(effect(c), Effect::Outside(_))).map(|c| c.shown())
-}
-
-/// `migrations` as the replay runs them: a statement that calls a
-/// function reaching outside the database is replaced by a `SELECT` that
-/// says so, so that the copy never sends what production would.
-pub(super) fn replayed(migrations: &[Migration]) -> std::borrow::Cow<'_, [Migration]> {
-    let outside = |m: &Migration| m.up.statements.iter().any(|s| reaches_outside(&s.sql).is_some());
-    if !migrations.iter().any(outside) {
-        return std::borrow::Cow::Borrowed(migrations);
-    }
-    let mut out = migrations.to_vec();
-    for m in &mut out {
-        for s in &mut m.up.statements {
-            if let Some(call) = reaches_outside(&s.sql) {
-                s.sql = format!(
-                    "SELECT {}",
-                    literal(&format!("not replayed: {call} reaches outside the database"))
-                );
-            }
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 /// The tables whose rows show what the up's known calls did, where the

@@ -25,7 +25,7 @@ struct Replay<'a> {
     client: Client,
     copy: CopyDb,
     pg_dump: PathBuf,
-    /// The migrations as replayed (see `calls::replayed`) and as written.
+    /// The migrations as replayed (see `rehearse::outside::replayed`) and as written.
     migrations: &'a [Migration],
     originals: &'a [Migration],
     settings: &'a Settings,
@@ -112,7 +112,7 @@ pub fn compute(
         None => Start::Platform,
     };
     // What reaches outside the database is never replayed.
-    let replayed = super::calls::replayed(migrations);
+    let replayed = crate::rehearse::outside::replayed(migrations);
     let mut replay = Replay {
         client,
         copy,

@@ -19,6 +19,7 @@ pub mod globals;
 mod locks;
 mod lossy;
 mod outcome;
+pub mod outside;
 pub mod record;
 pub mod report;
 mod round_trip;

@@ -135,6 +135,11 @@ pub fn rehearse(
 ) -> Result<Rehearsal, RehearseError> {
     // The copy is thrown away: its tools' histories are not kept in step.
     let settings = &settings.on_copy();
+    // Nor does a copy send what production would: a call that reaches
+    // outside the database (pg_net, dblink) is not run there.
+    let originals = migrations;
+    let replayed = super::outside::replayed(migrations);
+    let migrations: &[Migration] = &replayed;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let id = format!("{}-{:04x}", started_at.format("%Y%m%d-%H%M%S"), rand::random::<u16>());
@@ -156,6 +161,20 @@ pub fn rehearse(
     let mut prepared = Prepared::default();
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
+    let pending_originals =
+        originals.iter().filter(|m| todo.iter().any(|t| t.version == m.version));
+    let not_replayed = super::outside::calls_in(pending_originals);
+    if !not_replayed.is_empty() {
+        steps.push(Step {
+            name: "not replayed".into(),
+            ok: true,
+            duration_ms: 0,
+            detail: format!(
+                "{}: reaches outside the database, so the copies run the migration without it",
+                not_replayed.join(", ")
+            ),
+        });
+    }
     let mut stages = Stages::new(todo.len(), options.verifies());
     stages.next(progress, "snapshot of the copy");
     let t = Instant::now();
