@@ -26,7 +26,12 @@ enum Change {
     /// Rows put in the table: `CREATE TABLE … AS` or `SELECT … INTO`
     /// (with data), `INSERT`, `COPY … FROM`.
     Fill(RelationName),
-    AddColumn(RelationName, String),
+    /// A column added; `valued` when it gets a value in every row (a
+    /// default, identity, serial or generated).
+    AddColumn(RelationName, String, bool),
+    /// An `UPDATE` of the table: it may give a column added earlier its
+    /// values.
+    Update(RelationName),
     DropColumn(RelationName, String),
     RenameColumn {
         table: RelationName,
@@ -89,6 +94,9 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
             let fill = with_data.then(|| Change::Fill(made.clone()));
             std::iter::once(Change::Create(made)).chain(fill).collect()
         }
+        NodeEnum::UpdateStmt(u) => {
+            u.relation.as_ref().map(rel).map(Change::Update).into_iter().collect()
+        }
         NodeEnum::InsertStmt(i) => {
             i.relation.as_ref().map(rel).map(Change::Fill).into_iter().collect()
         }
@@ -131,9 +139,11 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
                 .filter_map(|(_, cmd, kind)| match kind {
                     AlterTableType::AtAddColumn => {
                         match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
-                            Some(NodeEnum::ColumnDef(c)) => {
-                                Some(Change::AddColumn(table.clone(), c.colname.clone()))
-                            }
+                            Some(NodeEnum::ColumnDef(c)) => Some(Change::AddColumn(
+                                table.clone(),
+                                c.colname.clone(),
+                                crate::stmt::column_gets_value(c),
+                            )),
                             _ => None,
                         }
                     }
@@ -217,6 +227,41 @@ impl Batch {
         None
     }
 
+    /// Where an earlier statement of the batch added `table`.`column`, as
+    /// statement `stmt` of `file` names them, to a table that existed
+    /// before the batch, with nothing to fill it: no default, and no
+    /// `UPDATE` of the table since. Every row the table had holds NULL
+    /// there.
+    pub fn added_empty(
+        &self,
+        file: usize,
+        stmt: usize,
+        table: &RelationName,
+        column: &str,
+    ) -> Option<String> {
+        let mut name = table.clone();
+        let mut col = column.to_string();
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::RenameColumn { table, from, to }
+                    if same_table(table, &name) && *to == col =>
+                {
+                    col = from.clone()
+                }
+                Change::AddColumn(t, c, valued) if same_table(t, &name) && *c == col => {
+                    return (!valued).then(|| e.at.clone())
+                }
+                Change::Update(t) | Change::Create(t) | Change::Drop(t) if same_table(t, &name) => {
+                    return None
+                }
+                Change::DropColumn(t, c) if same_table(t, &name) && *c == col => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// What the table that statement `stmt` of `file` names is called once
     /// every later statement of the checked files has run; `None` when one
     /// of them drops it. The final schema of the files checked, whether
@@ -247,7 +292,7 @@ impl Batch {
                 {
                     col = from.clone()
                 }
-                Change::AddColumn(t, c) if same_table(t, &name) && *c == col => {
+                Change::AddColumn(t, c, _) if same_table(t, &name) && *c == col => {
                     return Origin::Created { at: e.at.clone() }
                 }
                 Change::DropColumn(t, c) if same_table(t, &name) && *c == col => {
@@ -332,6 +377,32 @@ mod tests {
         // Made empty, or WITH NO DATA: no row can be there.
         assert!(at(&found, Code::BS404, "4.sql", 2).is_none(), "{found:?}");
         assert!(at(&found, Code::BS404, "4.sql", 4).is_none(), "{found:?}");
+    }
+
+    #[test]
+    fn set_not_null_on_a_column_added_with_nothing_to_fill_it_is_a_finding() {
+        let found = findings(&[
+            ("1.sql", "ALTER TABLE live_t ADD COLUMN a int;\nALTER TABLE live_t ALTER COLUMN a SET NOT NULL;"),
+            ("2.sql", "ALTER TABLE live_t ADD COLUMN b int;\nALTER TABLE live_t RENAME COLUMN b TO c;\nALTER TABLE live_t ALTER COLUMN c SET NOT NULL;"),
+            ("3.sql", "ALTER TABLE live_t ADD COLUMN d int;\nUPDATE live_t SET d = 1;\nALTER TABLE live_t ALTER COLUMN d SET NOT NULL;"),
+            ("4.sql", "ALTER TABLE live_t ADD COLUMN e int DEFAULT 0;\nALTER TABLE live_t ALTER COLUMN e SET NOT NULL;\n\
+                       ALTER TABLE live_t ALTER COLUMN old SET NOT NULL;"),
+        ]);
+        let live = RelationName { schema: None, name: "live_t".into() };
+        let at_1 = at(&found, Code::BS404, "1.sql", 2).expect("added, then SET NOT NULL");
+        assert_eq!(
+            at_1.3,
+            Some(Origin::Live { table: live, column: None }),
+            "the live table's rows are counted"
+        );
+        assert!(
+            at(&found, Code::BS404, "2.sql", 3).is_some(),
+            "followed through a rename: {found:?}"
+        );
+        // Filled by an UPDATE or a default, or a column that was there: no certainty.
+        assert!(at(&found, Code::BS404, "3.sql", 3).is_none(), "{found:?}");
+        assert!(at(&found, Code::BS404, "4.sql", 2).is_none(), "{found:?}");
+        assert!(at(&found, Code::BS404, "4.sql", 3).is_none(), "{found:?}");
     }
 
     #[test]

@@ -243,6 +243,13 @@ impl<'a> Cx<'a> {
         self.batch.filled(self.file, stmt, table)
     }
 
+    /// Where the batch added `table`.`column`, as statement `stmt` names
+    /// them, to a live table with nothing to fill it (see
+    /// `Batch::added_empty`).
+    pub fn added_empty(&self, stmt: usize, table: &RelationName, column: &str) -> Option<String> {
+        self.batch.added_empty(self.file, stmt, table, column)
+    }
+
     /// Where `table`.`column`, as statement `stmt` names it, came from.
     pub fn column_origin(&self, stmt: usize, table: &RelationName, column: &str) -> Origin {
         self.batch.column(self.file, stmt, table, column)

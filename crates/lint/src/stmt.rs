@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use pg_query::protobuf::{self, AlterTableType, ScanToken, Token};
+use pg_query::protobuf::{self, AlterTableType, ConstrType, ScanToken, Token};
 use pg_query::NodeEnum;
 
 use crate::facts::{Facts, RelationName};
@@ -87,6 +87,21 @@ pub fn alter_cmds(
 }
 
 /// A type as written: `pg_catalog.varchar` with modifiers `[50]`.
+const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
+
+/// Whether a column as defined gets a value in every existing row when it
+/// is added: a default, identity, serial or generated.
+pub fn column_gets_value(def: &protobuf::ColumnDef) -> bool {
+    def.raw_default.is_some()
+        || def.constraints.iter().any(|c| {
+            matches!(c.node.as_ref(), Some(NodeEnum::Constraint(c)) if matches!(
+                c.contype(),
+                ConstrType::ConstrDefault | ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
+            ))
+        })
+        || def.type_name.as_ref().is_some_and(|t| SERIAL.contains(&type_spec(t, false).base()))
+}
+
 pub fn type_spec(tn: &protobuf::TypeName, using: bool) -> TypeSpec {
     let names: Vec<&str> = tn.names.iter().filter_map(string_value).collect();
     let modifiers = tn

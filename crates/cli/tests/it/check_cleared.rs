@@ -203,6 +203,23 @@ fn a_finding_whose_own_facts_clear_it_is_not_reported_for_any_rule_with_live_fac
     }
 }
 
+/// A column added with no value, then SET NOT NULL, on a table with rows
+/// fails for certain: critical, with the rows counted; an UPDATE between
+/// gives the rows their values, and the finding goes.
+#[test]
+fn set_not_null_on_a_column_just_added_with_no_value_is_a_certain_failure() {
+    let p = Project::new("set_not_null_added");
+    p.client().batch_execute(LIVE).unwrap();
+    let sql = "ALTER TABLE users ADD COLUMN plan text;\nALTER TABLE users ALTER COLUMN plan SET NOT NULL;\n";
+    let found = found(&p, "BS404", sql);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["severity"], "critical", "{:#}", found[0]);
+    assert!(found[0]["facts"].to_string().contains("holds 50 row(s)"), "{:#}", found[0]);
+    let filled = "ALTER TABLE users ADD COLUMN plan text;\nUPDATE users SET plan = 'free';\n\
+                  ALTER TABLE users ALTER COLUMN plan SET NOT NULL;\n";
+    assert_eq!(self::found(&p, "BS404", filled), Vec::<Value>::new());
+}
+
 #[test]
 fn select_into_then_an_index_and_a_drop_is_go_not_a_false_no_go() {
     let p = Project::new("cleared_select_into");

@@ -230,7 +230,7 @@ fn adjust(
                 if facts.rows > 0 {
                     f.rate(Probability::Certain, Impact::High);
                     f.facts.push(format!(
-                        "{} holds {}: ADD COLUMN ... NOT NULL without a DEFAULT fails",
+                        "{} holds {}: a NOT NULL column with no value for them fails",
                         name(&table),
                         facts.rows_text()
                     ));

@@ -4,14 +4,15 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
 use crate::context::{Alter, Cx, Hit};
-use crate::stmt::{display_table, type_spec};
+use crate::stmt::{column_gets_value, display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `ALTER TABLE ... ADD COLUMN ... NOT NULL` without a
 /// `DEFAULT` (nor identity, serial or generated) on a table the migration
 /// did not create, or on one it created and then filled (`CREATE TABLE
-/// ... AS`, `SELECT ... INTO`, `INSERT`, `COPY`).
+/// ... AS`, `SELECT ... INTO`, `INSERT`, `COPY`); and `SET NOT NULL` on a
+/// column the batch added that way, with no `UPDATE` of the table between.
 ///
 /// **Why it hurts:** the existing rows get NULL in the new column, which
 /// violates `NOT NULL`, so the statement fails as soon as the table has a
@@ -32,10 +33,28 @@ pub const META: Meta = Meta {
     phase: Phase::Statements,
 };
 
-const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
-
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.table_alters() {
+        if kind == AlterTableType::AtSetNotNull {
+            // The column was added earlier in the batch with no value.
+            if let Some(at) = cx.added_empty(stmt.index, &table, &cmd.name) {
+                out.push(
+                    Hit::new(
+                        Code::BS404,
+                        stmt,
+                        cx.alter_cmd(stmt, Some(rv), k),
+                        format!(
+                            "SET NOT NULL on {0}.{1}, added at {at} without a DEFAULT, fails if {0} has any row",
+                            display_table(&table),
+                            cmd.name
+                        ),
+                        "give the column a DEFAULT when it is added, or UPDATE its rows before SET NOT NULL",
+                    )
+                    .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
+                );
+            }
+            continue;
+        }
         if kind != AlterTableType::AtAddColumn {
             continue;
         }
@@ -48,25 +67,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         else {
             continue;
         };
-        let kinds: Vec<ConstrType> = def
-            .constraints
-            .iter()
-            .filter_map(|c| match c.node.as_ref() {
-                Some(NodeEnum::Constraint(c)) => Some(c.contype()),
-                _ => None,
-            })
-            .collect();
         let not_null = def.is_not_null
-            || kinds.iter().any(|k| matches!(k, ConstrType::ConstrNotnull | ConstrType::ConstrPrimary));
-        let valued = def.raw_default.is_some()
-            || kinds.iter().any(|k| {
-                matches!(
-                    k,
-                    ConstrType::ConstrDefault | ConstrType::ConstrIdentity | ConstrType::ConstrGenerated
-                )
-            })
-            || def.type_name.as_ref().is_some_and(|t| SERIAL.contains(&type_spec(t, false).base()));
-        if !not_null || valued {
+            || def.constraints.iter().any(|c| {
+                matches!(c.node.as_ref(), Some(NodeEnum::Constraint(c))
+                    if matches!(c.contype(), ConstrType::ConstrNotnull | ConstrType::ConstrPrimary))
+            });
+        if !not_null || column_gets_value(def) {
             continue;
         }
         let rows = match &filled {
