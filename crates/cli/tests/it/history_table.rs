@@ -162,3 +162,38 @@ fn adopt_table_names_any_tools_history_table() {
         .expect_code(2)
         .expect_output("write SCHEMA.NAME or NAME");
 }
+
+/// An extension a migration made with `IF NOT EXISTS` after the history
+/// began is the history's, and its down drops it; the history began with
+/// the table drizzle's config names, which drizzle made before anything
+/// of Backstop's existed.
+#[test]
+fn an_extension_made_after_the_named_history_table_is_the_historys() {
+    let Some(kit) = program("drizzle-kit", ".ci/tools/drizzle-kit.sh") else { return };
+    let p = drizzle_project("history_named_extension", true);
+    let journal = p.path().join("migrations/drizzle/meta/_journal.json");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let last = text.rfind('}').unwrap();
+    let entries_end = text[..last].rfind(']').unwrap();
+    let entry = ",\n    {\n      \"idx\": 3,\n      \"version\": \"7\",\n      \"when\": 1704326400000,\n      \
+                 \"tag\": \"0003_trgm\",\n      \"breakpoints\": true\n    }\n  ";
+    let closing = text[..entries_end].rfind('}').unwrap() + 1;
+    std::fs::write(&journal, format!("{}{entry}{}", &text[..closing], &text[entries_end..]))
+        .unwrap();
+    p.write(
+        "migrations/drizzle/0003_trgm.sql",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;--> statement-breakpoint\n\
+         CREATE INDEX \"users_email_trgm\" ON \"users\" USING gin (\"email\" gin_trgm_ops);\n",
+    );
+    drizzle_kit(&p, &kit, "drizzle.config.js");
+    let mut db = p.client();
+    assert_eq!(db.count("ops.app_history"), 4, "drizzle-kit ran all four");
+    p.run(&["adopt", "--from", "drizzle", "--yes"]).expect_code(0);
+    p.run_long(&["downs", "--write"]).expect_code(0);
+    let down = std::fs::read_to_string(p.path().join("migrations/backstop/downs/0003.down.sql"))
+        .expect("the down of 0003 is written");
+    assert!(down.to_lowercase().contains("drop extension"), "{down}");
+    p.run(&["rollback"]).expect_code(0);
+    let trgm = db.texts("select extname::text from pg_extension where extname = 'pg_trgm'");
+    assert!(trgm.is_empty(), "the history's extension stayed after its rollback");
+}

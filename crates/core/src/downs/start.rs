@@ -193,7 +193,14 @@ fn platform(
     let mut base = cluster.connect(BASE).map_err(cluster_err)?;
     base.batch_execute("SET check_function_bodies = off").map_err(db("preparing the start"))?;
     let mut notes = Vec::new();
-    let extensions = extensions(target, &mut base, &refs, &mut notes)?;
+    // The tools' history tables their own settings name (drizzle's
+    // `migrations.table`), beside the defaults; no schema: any.
+    let named: Vec<(String, String)> = migrations
+        .iter()
+        .filter_map(|m| m.history.as_deref())
+        .map(|t| (t.schema.clone().unwrap_or_default(), t.name.clone()))
+        .collect();
+    let extensions = extensions(target, &mut base, &refs, &named, &mut notes)?;
     let schemas: Vec<String> = target
         .query(
             "select nspname::text from pg_namespace
@@ -286,10 +293,15 @@ fn start_copy(e: DownsError, schemas: &[String]) -> DownsError {
 }
 
 /// When the target's migration history began, as the object id of the
-/// oldest history table there (Backstop's own, or one of the migration
-/// tools'): objects with a greater id were made after it. `None` when
+/// oldest history table there (Backstop's own, one of the migration
+/// tools' under its default name, or one their settings `named`): objects with a greater id were made after it. `None` when
 /// the target keeps no history.
-fn history_began(target: &mut Client) -> Result<Option<u32>, DownsError> {
+fn history_began(
+    target: &mut Client,
+    named: &[(String, String)],
+) -> Result<Option<u32>, DownsError> {
+    let (schemas, names): (Vec<&str>, Vec<&str>) =
+        named.iter().map(|(s, n)| (s.as_str(), n.as_str())).unzip();
     let row = target
         .query_one(
             "select min(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -298,8 +310,10 @@ fn history_began(target: &mut Client) -> Result<Option<u32>, DownsError> {
                   or (n.nspname = 'sqitch' and c.relname = 'changes')
                   or c.relname in ('_prisma_migrations', '__drizzle_migrations', 'schema_migrations',
                                    '_sqlx_migrations', 'flyway_schema_history', 'goose_db_version',
-                                   '__diesel_schema_migrations'))",
-            &[],
+                                   '__diesel_schema_migrations')
+                  or exists (select from unnest($1::text[], $2::text[]) u(s, r)
+                              where r = c.relname and (s = '' or s = n.nspname)))",
+            &[&schemas, &names],
         )
         .map_err(db("reading when the target's history began"))?;
     Ok(row.get::<_, Option<u32>>(0))
@@ -312,6 +326,7 @@ fn extensions(
     target: &mut Client,
     base: &mut Client,
     refs: &Refs,
+    named: &[(String, String)],
     notes: &mut Vec<String>,
 ) -> Result<Vec<String>, DownsError> {
     let rows = target
@@ -333,7 +348,7 @@ fn extensions(
         .query_one("select current_setting('server_version_num')::int / 10000", &[])
         .map_err(db("reading the version"))?
         .get(0);
-    let began = history_began(target)?;
+    let began = history_began(target, named)?;
     let mut made = Vec::new();
     for r in rows {
         let (name, schema, members): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
