@@ -387,6 +387,7 @@ mod tests {
             ("3.sql", "ALTER TABLE live_t ADD COLUMN d int;\nUPDATE live_t SET d = 1;\nALTER TABLE live_t ALTER COLUMN d SET NOT NULL;"),
             ("4.sql", "ALTER TABLE live_t ADD COLUMN e int DEFAULT 0;\nALTER TABLE live_t ALTER COLUMN e SET NOT NULL;\n\
                        ALTER TABLE live_t ALTER COLUMN old SET NOT NULL;"),
+            ("5.sql", "CREATE TABLE n (id int);\nALTER TABLE n ADD COLUMN a int;\nALTER TABLE n ALTER COLUMN a SET NOT NULL;"),
         ]);
         let live = RelationName { schema: None, name: "live_t".into() };
         let at_1 = at(&found, Code::BS404, "1.sql", 2).expect("added, then SET NOT NULL");
@@ -403,6 +404,8 @@ mod tests {
         assert!(at(&found, Code::BS404, "3.sql", 3).is_none(), "{found:?}");
         assert!(at(&found, Code::BS404, "4.sql", 2).is_none(), "{found:?}");
         assert!(at(&found, Code::BS404, "4.sql", 3).is_none(), "{found:?}");
+        // A table the batch made holds no one's rows.
+        assert!(at(&found, Code::BS404, "5.sql", 3).is_none(), "{found:?}");
     }
 
     #[test]

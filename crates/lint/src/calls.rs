@@ -37,9 +37,7 @@ impl Call {
             None => self.name.clone(),
         }
     }
-}
 
-impl Call {
     /// Why the call reaches outside the database, if it does: pg_net's
     /// `net.http_*` sends an HTTP request, dblink runs SQL elsewhere. Such
     /// a call is never run on a copy.

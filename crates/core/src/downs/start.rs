@@ -294,8 +294,9 @@ fn start_copy(e: DownsError, schemas: &[String]) -> DownsError {
 
 /// When the target's migration history began, as the object id of the
 /// oldest history table there (Backstop's own, one of the migration
-/// tools' under its default name, or one their settings `named`): objects with a greater id were made after it. `None` when
-/// the target keeps no history.
+/// tools' under its default name, or one their settings `named`):
+/// objects with a greater id were made after it. `None` when the target
+/// keeps no history.
 fn history_began(
     target: &mut Client,
     named: &[(String, String)],

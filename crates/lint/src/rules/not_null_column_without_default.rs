@@ -36,8 +36,10 @@ pub const META: Meta = Meta {
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for Alter { stmt, alter: a, rv, table, k, cmd, kind } in cx.table_alters() {
         if kind == AlterTableType::AtSetNotNull {
-            // The column was added earlier in the batch with no value.
-            if let Some(at) = cx.added_empty(stmt.index, &table, &cmd.name) {
+            // The column was added earlier in the batch with no value, to
+            // a table the batch did not make (that one has no rows of others).
+            let added = cx.added_empty(stmt.index, &table, &cmd.name);
+            if let Some(at) = added.filter(|_| !cx.is_new(stmt.index, &table)) {
                 out.push(
                     Hit::new(
                         Code::BS404,
