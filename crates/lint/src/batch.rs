@@ -188,43 +188,61 @@ impl Batch {
             .filter(move |e| (e.file, e.stmt) < (file, stmt) && (self.sequential || e.file == file))
     }
 
-    /// Where the relation `table`, as statement `stmt` of `file` names it,
-    /// came from.
-    pub fn table(&self, file: usize, stmt: usize, table: &RelationName) -> Origin {
+    /// Walks the changes before statement `stmt` of `file` back, latest
+    /// first, following renames of `table` (and of `column`, if given) to
+    /// the names they had then; `seen` decides at the first change it
+    /// answers for, given those names. `Err` holds the names before the
+    /// batch when no change decided.
+    fn walk<R>(
+        &self,
+        file: usize,
+        stmt: usize,
+        table: &RelationName,
+        column: Option<&str>,
+        mut seen: impl FnMut(&Event, &RelationName, Option<&str>) -> Option<R>,
+    ) -> Result<R, (RelationName, Option<String>)> {
         let mut name = table.clone();
+        let mut col = column.map(str::to_string);
         for e in self.before(file, stmt) {
             match &e.change {
                 Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
-                Change::Create(t) if same_table(t, &name) => {
-                    return Origin::Created { at: e.at.clone() }
+                Change::RenameColumn { table, from, to }
+                    if same_table(table, &name) && col.as_deref() == Some(to) =>
+                {
+                    col = Some(from.clone())
                 }
-                Change::Drop(t) if same_table(t, &name) => {
-                    return Origin::Dropped { at: e.at.clone() }
+                _ => {
+                    if let Some(decided) = seen(e, &name, col.as_deref()) {
+                        return Ok(decided);
+                    }
                 }
-                _ => {}
             }
         }
-        Origin::Live { table: name, column: None }
+        Err((name, col))
+    }
+
+    /// Where the relation `table`, as statement `stmt` of `file` names it,
+    /// came from.
+    pub fn table(&self, file: usize, stmt: usize, table: &RelationName) -> Origin {
+        self.walk(file, stmt, table, None, |e, name, _| made_or_dropped(e, name))
+            .unwrap_or_else(|(table, _)| Origin::Live { table, column: None })
     }
 
     /// Where the batch last put rows in `table`, as statement `stmt` of
     /// `file` names it, since an earlier statement of the batch made it;
     /// `None` when the batch did not make it or left it empty.
     pub fn filled(&self, file: usize, stmt: usize, table: &RelationName) -> Option<String> {
-        let mut name = table.clone();
         let mut filled = None;
-        for e in self.before(file, stmt) {
-            match &e.change {
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
-                Change::Fill(t) if same_table(t, &name) => {
-                    filled.get_or_insert_with(|| e.at.clone());
-                }
-                Change::Create(t) if same_table(t, &name) => return filled,
-                Change::Drop(t) if same_table(t, &name) => return None,
-                _ => {}
+        self.walk(file, stmt, table, None, |e, name, _| match &e.change {
+            Change::Fill(t) if same_table(t, name) => {
+                filled.get_or_insert_with(|| e.at.clone());
+                None
             }
-        }
-        None
+            Change::Create(t) if same_table(t, name) => Some(filled.take()),
+            Change::Drop(t) if same_table(t, name) => Some(None),
+            _ => None,
+        })
+        .unwrap_or(None)
     }
 
     /// Where an earlier statement of the batch added `table`.`column`, as
@@ -239,27 +257,19 @@ impl Batch {
         table: &RelationName,
         column: &str,
     ) -> Option<String> {
-        let mut name = table.clone();
-        let mut col = column.to_string();
-        for e in self.before(file, stmt) {
-            match &e.change {
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
-                Change::RenameColumn { table, from, to }
-                    if same_table(table, &name) && *to == col =>
-                {
-                    col = from.clone()
-                }
-                Change::AddColumn(t, c, valued) if same_table(t, &name) && *c == col => {
-                    return (!valued).then(|| e.at.clone())
-                }
-                Change::Update(t) | Change::Create(t) | Change::Drop(t) if same_table(t, &name) => {
-                    return None
-                }
-                Change::DropColumn(t, c) if same_table(t, &name) && *c == col => return None,
-                _ => {}
+        self.walk(file, stmt, table, Some(column), |e, name, col| match &e.change {
+            Change::AddColumn(t, c, valued) if same_table(t, name) && Some(c.as_str()) == col => {
+                Some((!valued).then(|| e.at.clone()))
             }
-        }
-        None
+            Change::Update(t) | Change::Create(t) | Change::Drop(t) if same_table(t, name) => {
+                Some(None)
+            }
+            Change::DropColumn(t, c) if same_table(t, name) && Some(c.as_str()) == col => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .unwrap_or(None)
     }
 
     /// What the table that statement `stmt` of `file` names is called once
@@ -282,32 +292,26 @@ impl Batch {
 
     /// Where `table`.`column`, as statement `stmt` of `file` names it, came from.
     pub fn column(&self, file: usize, stmt: usize, table: &RelationName, column: &str) -> Origin {
-        let mut name = table.clone();
-        let mut col = column.to_string();
-        for e in self.before(file, stmt) {
-            match &e.change {
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
-                Change::RenameColumn { table, from, to }
-                    if same_table(table, &name) && *to == col =>
-                {
-                    col = from.clone()
-                }
-                Change::AddColumn(t, c, _) if same_table(t, &name) && *c == col => {
-                    return Origin::Created { at: e.at.clone() }
-                }
-                Change::DropColumn(t, c) if same_table(t, &name) && *c == col => {
-                    return Origin::Dropped { at: e.at.clone() }
-                }
-                Change::Create(t) if same_table(t, &name) => {
-                    return Origin::Created { at: e.at.clone() }
-                }
-                Change::Drop(t) if same_table(t, &name) => {
-                    return Origin::Dropped { at: e.at.clone() }
-                }
-                _ => {}
+        self.walk(file, stmt, table, Some(column), |e, name, col| match &e.change {
+            Change::AddColumn(t, c, _) if same_table(t, name) && Some(c.as_str()) == col => {
+                Some(Origin::Created { at: e.at.clone() })
             }
-        }
-        Origin::Live { table: name, column: Some(col) }
+            Change::DropColumn(t, c) if same_table(t, name) && Some(c.as_str()) == col => {
+                Some(Origin::Dropped { at: e.at.clone() })
+            }
+            _ => made_or_dropped(e, name),
+        })
+        .unwrap_or_else(|(table, column)| Origin::Live { table, column })
+    }
+}
+
+/// The origin `e` gives the relation called `name` when it made or
+/// dropped it.
+fn made_or_dropped(e: &Event, name: &RelationName) -> Option<Origin> {
+    match &e.change {
+        Change::Create(t) if same_table(t, name) => Some(Origin::Created { at: e.at.clone() }),
+        Change::Drop(t) if same_table(t, name) => Some(Origin::Dropped { at: e.at.clone() }),
+        _ => None,
     }
 }
 
