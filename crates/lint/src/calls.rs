@@ -64,8 +64,11 @@ pub fn may_call(sql: &str) -> bool {
 /// The first call in `sql` (one statement) that reaches outside the
 /// database, as `schema.name`.
 pub fn reaches_outside(sql: &str) -> Option<String> {
+    if !may_call(sql) {
+        return None;
+    }
     let lower = sql.to_ascii_lowercase();
-    if !may_call(sql) || !(lower.contains("http_") || lower.contains("dblink")) {
+    if !(lower.contains("http_") || lower.contains("dblink")) {
         return None;
     }
     calls(sql).into_iter().find(|c| c.reaches_outside().is_some()).map(|c| c.shown())
@@ -129,34 +132,18 @@ fn constant(n: &Node) -> Option<String> {
 
 /// Every function call in a statement's tree, outermost first.
 fn collect(node: &NodeEnum, out: &mut Vec<Call>) {
-    let mut found = Vec::new();
-    node.nodes().into_iter().for_each(|(n, _, _, _)| {
+    for (n, _, _, _) in node.nodes() {
         if let pg_query::NodeRef::FuncCall(f) = n {
-            found.push(call(f));
+            out.push(call(f));
         }
-    });
-    out.extend(found);
+    }
 }
 
 /// The calls of a `DO` block's statements, read with the plpgsql parser.
 fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
-    let body = d.args.iter().find_map(|a| match a.node.as_ref() {
-        Some(NodeEnum::DefElem(e)) if e.defname == "as" => {
-            e.arg.as_deref().and_then(crate::stmt::string_value).map(str::to_string)
-        }
-        _ => None,
-    });
-    let Some(body) = body else { return Vec::new() };
-    let mut tag = "do_body".to_string();
-    while body.contains(&format!("${tag}$")) {
-        tag.push('_');
-    }
-    let function = format!(
-        "CREATE FUNCTION pg_temp.backstop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}$"
-    );
-    let Ok(tree) = pg_query::parse_plpgsql(&function) else { return Vec::new() };
+    let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { return Vec::new() };
     let mut out = Vec::new();
-    walk(&tree, &mut |key, v| {
+    crate::plpgsql::walk(&tree, &mut |key, v| {
         let query = match key {
             "PLpgSQL_stmt_execsql" => v.pointer("/sqlstmt/PLpgSQL_expr/query"),
             "PLpgSQL_stmt_perform" | "PLpgSQL_stmt_call" => v.pointer("/expr/PLpgSQL_expr/query"),
@@ -175,19 +162,6 @@ fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
         out.extend(calls(&query));
     });
     out
-}
-
-fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
-    match v {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                f(key, inner);
-                walk(inner, f);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -146,19 +146,7 @@ fn constant(n: &Node) -> Option<String> {
     if !is_constant(n) {
         return None;
     }
-    let select = NodeEnum::SelectStmt(Box::new(protobuf::SelectStmt {
-        target_list: vec![Node {
-            node: Some(NodeEnum::ResTarget(Box::new(protobuf::ResTarget {
-                val: Some(Box::new(n.clone())),
-                ..Default::default()
-            }))),
-        }],
-        limit_option: protobuf::LimitOption::Default as i32,
-        op: protobuf::SetOperation::SetopNone as i32,
-        ..Default::default()
-    }));
-    let text = select.deparse(pg_query::DeparseOptions::default()).ok()?;
-    text.strip_prefix("SELECT ").map(str::to_string)
+    crate::requires::expression(n)
 }
 
 /// The data changes a `DO` block's plpgsql makes, read from PostgreSQL's

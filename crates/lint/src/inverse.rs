@@ -9,17 +9,7 @@
 use pg_query::protobuf::{self, Node};
 use pg_query::NodeEnum;
 
-use crate::rewrite::{ident, literal};
-
-fn one(sql: &str) -> Option<NodeEnum> {
-    let tree = pg_query::parse(sql, 0).ok()?;
-    let mut stmts = tree.protobuf.stmts.into_iter();
-    let first = stmts.next()?;
-    if stmts.next().is_some() {
-        return None;
-    }
-    first.stmt?.node
-}
+use crate::rewrite::{ident, literal, one, qualified};
 
 /// A role as `CREATE USER MAPPING FOR` names it.
 fn role(r: &Option<protobuf::RoleSpec>) -> Option<String> {
@@ -46,11 +36,7 @@ pub fn drop_user_mapping(sql: &str) -> Option<String> {
 }
 
 fn range_var(r: &protobuf::RangeVar) -> String {
-    if r.schemaname.is_empty() {
-        ident(&r.relname)
-    } else {
-        format!("{}.{}", ident(&r.schemaname), ident(&r.relname))
-    }
+    qualified(&r.schemaname, &r.relname)
 }
 
 /// `ALTER TABLE parent DETACH PARTITION child` of pg_dump's `ALTER TABLE
@@ -199,7 +185,6 @@ fn index_storage(sql: &str) -> Option<(String, Vec<(String, String)>)> {
                     NodeEnum::Integer(i) => i.ival.to_string(),
                     NodeEnum::Float(f) => f.fval.clone(),
                     NodeEnum::Boolean(b) => b.boolval.to_string(),
-                    NodeEnum::TypeName(_) | NodeEnum::AConst(_) => return None,
                     _ => return None,
                 };
                 Some((d.defname.clone(), value))
@@ -258,7 +243,7 @@ pub fn publication_back(before: &str, now: &str) -> Option<String> {
         ("publish_generated_columns", "none"),
     ];
     let mut items = Vec::new();
-    for (key, value) in generic(&a.options).iter().chain(was.iter()) {
+    for (key, _) in generic(&a.options).iter().chain(was.iter()) {
         if items.iter().any(|(k, _): &(String, String)| k == key) {
             continue;
         }
@@ -266,7 +251,6 @@ pub fn publication_back(before: &str, now: &str) -> Option<String> {
             Some((_, v)) => v.clone(),
             None => defaults.iter().find(|(k, _)| k == key)?.1.to_string(),
         };
-        let _ = value;
         items.push((key.clone(), back));
     }
     let set: Vec<String> =

@@ -46,8 +46,9 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The one statement `sql` holds, parsed.
-fn one(sql: &str) -> Option<NodeEnum> {
+/// The one statement `sql` holds, parsed; `None` for none, several, or
+/// SQL that does not parse.
+pub(crate) fn one(sql: &str) -> Option<NodeEnum> {
     let tree = pg_query::parse(sql, 0).ok()?;
     let mut stmts = tree.protobuf.stmts.into_iter();
     let first = stmts.next()?;

@@ -9,6 +9,7 @@ use pg_query::protobuf::{self, Node};
 use pg_query::NodeEnum;
 
 use crate::facts::RelationName;
+use crate::requires::expression;
 use crate::rewrite::ident;
 
 /// A column type change of an `ALTER TABLE` and its `USING` expression.
@@ -30,10 +31,7 @@ pub fn retypes(sql: &str) -> Vec<Retype> {
             continue;
         };
         let Some(rv) = a.relation.as_ref() else { continue };
-        let table = RelationName {
-            schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
-            name: rv.relname.clone(),
-        };
+        let table = RelationName::from_range_var(rv);
         for (_, cmd, kind) in crate::stmt::alter_cmds(a) {
             if kind != protobuf::AlterTableType::AtAlterColumnType {
                 continue;
@@ -47,23 +45,6 @@ pub fn retypes(sql: &str) -> Vec<Retype> {
         }
     }
     out
-}
-
-/// An expression node as SQL.
-fn expression(n: &Node) -> Option<String> {
-    let select = NodeEnum::SelectStmt(Box::new(protobuf::SelectStmt {
-        target_list: vec![Node {
-            node: Some(NodeEnum::ResTarget(Box::new(protobuf::ResTarget {
-                val: Some(Box::new(n.clone())),
-                ..Default::default()
-            }))),
-        }],
-        limit_option: protobuf::LimitOption::Default as i32,
-        op: protobuf::SetOperation::SetopNone as i32,
-        ..Default::default()
-    }));
-    let text = select.deparse(pg_query::DeparseOptions::default()).ok()?;
-    text.strip_prefix("SELECT ").map(str::to_string)
 }
 
 /// The expression `sql` parsed.
