@@ -112,7 +112,7 @@ pub fn compute(
         None => Start::Platform,
     };
     // What reaches outside the database is never replayed.
-    let replayed = crate::rehearse::outside::replayed(migrations);
+    let (replayed, _) = crate::rehearse::outside::replayed(migrations);
     let mut replay = Replay {
         client,
         copy,

@@ -3,42 +3,42 @@
 //! the replay of `backstop downs` run the migrations without it, so a copy
 //! never sends what production would.
 
+use std::borrow::Cow;
+
 use backstop_lint::calls::reaches_outside;
 use backstop_lint::rewrite::literal;
 
 use crate::source::Migration;
 
 /// `migrations` as a copy runs them: each statement that calls a function
-/// reaching outside the database replaced by a `SELECT` that says so.
-pub fn replayed(migrations: &[Migration]) -> std::borrow::Cow<'_, [Migration]> {
-    let outside = |m: &Migration| m.up.statements.iter().any(|s| reaches_outside(&s.sql).is_some());
-    if !migrations.iter().any(outside) {
-        return std::borrow::Cow::Borrowed(migrations);
+/// reaching outside the database replaced by a `SELECT` that says so;
+/// and each such call with its version and place (`net.http_post
+/// (…/up.sql:4)`).
+pub fn replayed(migrations: &[Migration]) -> (Cow<'_, [Migration]>, Vec<(String, String)>) {
+    let mut found = Vec::new();
+    for (i, m) in migrations.iter().enumerate() {
+        for (j, s) in m.up.statements.iter().enumerate() {
+            if let Some(call) = reaches_outside(&s.sql) {
+                found.push((i, j, call));
+            }
+        }
+    }
+    if found.is_empty() {
+        return (Cow::Borrowed(migrations), Vec::new());
     }
     let mut out = migrations.to_vec();
-    for m in &mut out {
-        for s in &mut m.up.statements {
-            if let Some(call) = reaches_outside(&s.sql) {
-                s.sql = format!(
-                    "SELECT {}",
-                    literal(&format!("not replayed: {call} reaches outside the database"))
-                );
-            }
-        }
+    let mut calls = Vec::with_capacity(found.len());
+    for (i, j, call) in found {
+        let m = &mut out[i];
+        let s = &mut m.up.statements[j];
+        calls.push((
+            m.version.clone(),
+            format!("{call} ({}:{})", m.up.path.display(), s.position.line),
+        ));
+        s.sql = format!(
+            "SELECT {}",
+            literal(&format!("not replayed: {call} reaches outside the database"))
+        );
     }
-    std::borrow::Cow::Owned(out)
-}
-
-/// Each such call in `migrations`, with its place: `net.http_post
-/// (…/up.sql:4)`.
-pub(super) fn calls_in<'m>(migrations: impl Iterator<Item = &'m Migration>) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in migrations {
-        for s in &m.up.statements {
-            if let Some(call) = reaches_outside(&s.sql) {
-                out.push(format!("{call} ({}:{})", m.up.path.display(), s.position.line));
-            }
-        }
-    }
-    out
+    (Cow::Owned(out), calls)
 }

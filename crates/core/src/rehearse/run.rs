@@ -137,8 +137,7 @@ pub fn rehearse(
     let settings = &settings.on_copy();
     // Nor does a copy send what production would: a call that reaches
     // outside the database (pg_net, dblink) is not run there.
-    let originals = migrations;
-    let replayed = super::outside::replayed(migrations);
+    let (replayed, outside) = super::outside::replayed(migrations);
     let migrations: &[Migration] = &replayed;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -161,9 +160,11 @@ pub fn rehearse(
     let mut prepared = Prepared::default();
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
-    let pending_originals =
-        originals.iter().filter(|m| todo.iter().any(|t| t.version == m.version));
-    let not_replayed = super::outside::calls_in(pending_originals);
+    let not_replayed: Vec<&str> = outside
+        .iter()
+        .filter(|(version, _)| todo.iter().any(|t| &t.version == version))
+        .map(|(_, call)| call.as_str())
+        .collect();
     if !not_replayed.is_empty() {
         steps.push(Step {
             name: "not replayed".into(),
