@@ -407,10 +407,6 @@ impl FleetMigrator<'_> {
         target: &rollout::Target,
         missing: &[String],
     ) -> Result<rollout::Undone, String> {
-        // The fleet shares one backup dir, and a dir keeps the journal of
-        // one restore at a time: a wave's restores take turns.
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let responder = self.config.responder(&target.url, None).map_err(|e| chain(&e))?;
         let reason = format!("backstop rollout --undo: no down for {}", missing.join(", "));
         let how = crate::respond::RestoreRun::default();

@@ -84,6 +84,15 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
 }
 
+/// The lock whose holder may restore from `store`'s dir in this process.
+fn store_turn(store: &Store) -> std::sync::Arc<std::sync::Mutex<()>> {
+    static TURNS: std::sync::Mutex<
+        std::collections::BTreeMap<std::path::PathBuf, std::sync::Arc<std::sync::Mutex<()>>>,
+    > = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    turns.entry(store.dir().to_path_buf()).or_default().clone()
+}
+
 /// Restores backup `id` over the database at `url`: checks before the
 /// target is touched, then the journal's steps (`started`, `frozen`, then
 /// the strategy's), then the finish. With `options.resume` it finishes the
@@ -101,6 +110,10 @@ pub fn restore(
     progress: &mut dyn Progress,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
+    // A backup dir keeps the journal of one restore at a time: restores
+    // into one dir from this process (a rollout's wave) take turns.
+    let turn = store_turn(store);
+    let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
     let unfinished = Journal::unfinished(store, id, options.resume)?;
     let m = store.load(id)?;
     if matches!(m.kind, Kind::RestorePoint | Kind::DataDirectory) {
