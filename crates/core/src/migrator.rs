@@ -285,8 +285,7 @@ impl rollout::Apply for FleetMigrator<'_> {
         rollout::citus::judge(target.kind, &facts).map_err(fail)?;
         let status = migrate::status(&mut client, self.migrations).map_err(|e| fail(chain(&e)))?;
         let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
-        let pending = status.pending.iter().map(|p| p.version.clone()).collect();
-        positioned(&rollout::Position { before, pending }).map_err(|e| {
+        positioned(&rollout::Position { before }).map_err(|e| {
             fail(format!(
                 "its position could not be recorded in the control database ({e}); nothing ran"
             ))

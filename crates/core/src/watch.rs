@@ -198,7 +198,7 @@ impl Watch {
         tell: &mut dyn FnMut(Happening),
     ) -> Result<Round, WatchError> {
         if self.sample_due(tell) {
-            let by = format!("{} pid {}", crate::schema::actor(), std::process::id());
+            let by = ramp::carrier();
             let triggers = i32::try_from(self.triggers.len()).unwrap_or(i32::MAX);
             crate::schema::watching::beat(client, &by, triggers).map_err(|e| {
                 WatchError::Db(crate::pg::DbError::new("recording the heartbeat", e))

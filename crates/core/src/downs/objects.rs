@@ -174,13 +174,7 @@ pub(super) fn changed_in_place(kind: &str) -> bool {
 /// `after`'s (one object the up changed), for the kinds of this module:
 /// options and settings by `ALTER` where PostgreSQL can change them in
 /// place, otherwise the object dropped (by `drop`) and made again.
-pub(super) fn put_back(
-    before: &Entry,
-    after: &Entry,
-    facts: Option<&ObjectFacts>,
-    drop: Option<String>,
-) -> Option<Vec<String>> {
-    let _ = facts;
+pub(super) fn put_back(before: &Entry, after: &Entry, drop: Option<String>) -> Option<Vec<String>> {
     let b = rewrite::statements(&before.sql)?;
     let a = rewrite::statements(&after.sql)?;
     let owners = |list: &[String]| -> Vec<String> {

@@ -398,8 +398,7 @@ fn put_back_changed(work: &mut Work<'_>) {
         let owners: Vec<&String> =
             statements.iter().filter(|s| rewrite::is_owner_change(s)).collect();
         if super::objects::changed_in_place(&e.kind) {
-            let facts = work.after.catalog.objects.get(&(e.class, e.oid));
-            match super::objects::put_back(b, e, facts, work.drop_after(e)) {
+            match super::objects::put_back(b, e, work.drop_after(e)) {
                 Some(statements) => statements.into_iter().for_each(|s| work.plan.push(s)),
                 None => work.plan.unheld.push(format!(
                     "{} {}, which the up changed and Backstop cannot put back",

@@ -8,6 +8,7 @@
 use postgres::Client;
 
 use crate::backup::{self, Kind, Manifest, Store, Tools};
+use crate::kit::error::chain;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::fingerprint::Schema;
 use crate::pg::quote_ident;
@@ -19,10 +20,6 @@ pub(super) struct Copy {
     pub cluster: Cluster,
     /// A URL of the copy's database, password included: never shown.
     pub url: String,
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    crate::kit::error::chain(e)
 }
 
 impl Copy {

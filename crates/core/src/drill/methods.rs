@@ -12,6 +12,7 @@ use postgres::Client;
 use super::copy::{self, Copy};
 use super::Setup;
 use crate::backup::{self, Store, Tools};
+use crate::kit::error::chain;
 use crate::migrate::{self, Entry, MigrateOptions, RollbackTarget};
 use crate::pg::fingerprint::Schema;
 use crate::respond::{
@@ -86,10 +87,6 @@ impl respond::Observer for Parts<'_> {
 }
 
 const REASON: &str = "backstop drill: the runbook played on a throwaway copy";
-
-fn chain(e: &dyn std::error::Error) -> String {
-    crate::kit::error::chain(e)
-}
 
 impl Stage<'_> {
     /// The responder production uses, pointed at the copy: no hook that

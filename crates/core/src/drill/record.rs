@@ -11,12 +11,9 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{DrillError, Note, Observer};
+use crate::pg::db;
 use crate::pg::lock::DRILL_LOCK_KEY;
 use crate::schema::drills::{self, Record};
-
-fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> DrillError {
-    move |source| DrillError::Db(crate::pg::DbError::new(context, source))
-}
 
 /// The drill lock, held until dropped; the server drops it with a session
 /// that dies.
@@ -212,5 +209,5 @@ pub fn due(client: &mut Client, every: Duration, now: DateTime<Utc>) -> Result<D
 
 /// The drills of the database `client` is on, newest first.
 pub fn history(client: &mut Client, limit: i64) -> Result<Vec<Record>, DrillError> {
-    drills::list(client, limit).map_err(db("reading backstop.drills"))
+    Ok(drills::list(client, limit).map_err(db("reading backstop.drills"))?)
 }

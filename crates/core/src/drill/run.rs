@@ -20,12 +20,9 @@ use super::{
 use crate::backup::{Kind, Manifest, Store, Tools};
 use crate::pg::bins::Match;
 use crate::pg::cluster::PgBin;
+use crate::pg::db;
 use crate::schema::drills;
 use crate::verify::{AfterPlan, Phase};
-
-fn db(context: &'static str) -> impl FnOnce(postgres::Error) -> DrillError {
-    move |source| DrillError::Db(crate::pg::DbError::new(context, source))
-}
 
 /// For the tests of a drill killed at each step: `BACKSTOP_TEST_DRILL_KILL=<step>`
 /// kills this process (SIGKILL) once the step is on record (the restore's

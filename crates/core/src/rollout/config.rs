@@ -167,11 +167,6 @@ impl RolloutConfig {
         Ok(RolloutConfig { control, targets, waves, path: path.to_path_buf() })
     }
 
-    /// Whether the file declares any target or wave.
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty() && self.waves.is_empty()
-    }
-
     /// `[rollout] control` as written with its line, or the first
     /// target's URL with its: the control database, `${ENV}` not yet
     /// filled in. `None` without targets.

@@ -61,8 +61,6 @@ impl std::fmt::Debug for Target {
 pub struct Position {
     /// The latest migration applied.
     pub before: Option<String>,
-    /// The migrations of the release still to apply.
-    pub pending: Vec<String>,
 }
 
 /// What a database's run did when it went through.
@@ -176,13 +174,6 @@ pub enum Happening<'a> {
 /// Receives [`Happening`]s; called from the threads of a wave.
 pub trait Observer: Sync {
     fn happening(&self, happening: Happening<'_>);
-}
-
-/// An [`Observer`] that says nothing.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn happening(&self, _: Happening<'_>) {}
 }
 
 /// Why a rollout could not be started, resumed or undone (as opposed to

@@ -89,7 +89,7 @@ impl Ramps {
 }
 
 /// Who carries ramps on from this process, as recorded.
-fn carrier() -> String {
+pub(super) fn carrier() -> String {
     format!("{} pid {}", crate::schema::actor(), std::process::id())
 }
 
