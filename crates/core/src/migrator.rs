@@ -149,7 +149,8 @@ pub fn migrate(
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
     // Last: the downs are worked out only for a run every gate let through.
-    let mut keep = KeepDowns { url, migrations, settings: &settings, note };
+    let proofs = config.rehearse.proofs.as_path();
+    let mut keep = KeepDowns { url, migrations, settings: &settings, proofs, note };
     if config.migrations.keep_downs {
         gates.push(&mut keep);
     }
@@ -163,15 +164,17 @@ pub fn migrate(
 }
 
 /// The last step before the first statement: the downs of the pending
-/// migrations that have none and whose layout writes none, computed and
-/// proved on a throwaway copy of the target's schema (its platform there
-/// by itself), to keep with their records. It never refuses: a down that
-/// cannot be proved, or a copy that cannot be made, is said and the run
-/// goes on (a rollback through it then needs a restore).
+/// migrations that have none and whose layout writes none, reused from a
+/// kept proof where one covers the migration on the schema it starts from
+/// and proved now on a throwaway copy of the target's schema for the rest,
+/// to keep with their records. It never refuses: a down that cannot be
+/// proved, or a copy that cannot be made, is said and the run goes on (a
+/// rollback through it then needs a restore).
 struct KeepDowns<'a> {
     url: &'a str,
     migrations: &'a [Migration],
     settings: &'a migrate::Settings,
+    proofs: &'a std::path::Path,
     note: &'a mut dyn FnMut(&str),
 }
 
@@ -182,7 +185,7 @@ impl Gate for KeepDowns<'_> {
 
     fn check(
         &mut self,
-        _: &mut postgres::Client,
+        client: &mut postgres::Client,
         pending: &[&Migration],
         dry_run: bool,
     ) -> Result<migrate::GatePass, migrate::GateRefusal> {
@@ -194,53 +197,85 @@ impl Gate for KeepDowns<'_> {
         if dry_run || versions.is_empty() {
             return Ok(migrate::GatePass::default());
         }
-        let kept = keep_downs(self.url, self.migrations, self.settings, versions, self.note);
-        let detail = serde_json::json!({ "kept": kept.len() });
-        Ok(migrate::GatePass { detail, kept_downs: kept, ..Default::default() })
+        let mut store = crate::downs::proofs::Store::open(self.proofs);
+        let kept = crate::downs::keep::keep(
+            client,
+            self.url,
+            self.migrations,
+            self.settings,
+            pending,
+            &versions,
+            &mut store,
+        );
+        let kept = match kept {
+            Ok(kept) => kept,
+            Err(e) => {
+                (self.note)(&format!(
+                    "warning: the downs to keep could not be computed ({}); a rollback of these \
+                     migrations needs `backstop downs --write` or a restore",
+                    chain(&e)
+                ));
+                return Ok(migrate::GatePass::default());
+            }
+        };
+        for line in kept_lines(&kept) {
+            (self.note)(&line);
+        }
+        let detail = serde_json::json!({
+            "kept": kept.downs.len(),
+            "reused": kept.reused,
+            "proved_now": kept.proved_now.iter().map(|m| &m.version).collect::<Vec<_>>(),
+            "unproved": kept.unproved,
+        });
+        Ok(migrate::GatePass { detail, kept_downs: kept.downs, ..Default::default() })
     }
 }
 
-/// The proved downs of `versions`, by version; what could not be proved
-/// is said through `note`.
-fn keep_downs(
-    url: &str,
-    migrations: &[Migration],
-    settings: &migrate::Settings,
-    versions: Vec<String>,
-    note: &mut dyn FnMut(&str),
-) -> std::collections::BTreeMap<String, String> {
-    let mut kept = std::collections::BTreeMap::new();
-    let options = crate::downs::Options { versions, start: None, from_target: true };
-    match crate::downs::compute(url, migrations, settings, &options, &mut migrate::Quiet) {
-        Ok(computed) => {
-            let mut missing = Vec::new();
-            for d in computed.downs {
-                match (d.proved, d.sql) {
-                    (true, Some(sql)) => {
-                        kept.insert(d.version, sql);
-                    }
-                    _ => missing.push(d.version),
-                }
-            }
-            if !kept.is_empty() {
-                note(&format!(
-                    "kept a proved down for {} migration(s) with their records: `backstop rollback` runs them",
-                    kept.len()
-                ));
-            }
-            if !missing.is_empty() {
-                note(&format!(
-                    "warning: no down could be proved for {} (`backstop downs` says why); a rollback through them needs a restore (method B)",
-                    missing.join(", ")
-                ));
-            }
-        }
-        Err(e) => note(&format!(
-            "warning: the downs to keep could not be computed ({}); a rollback of these migrations needs `backstop downs --write` or a restore",
-            crate::kit::error::chain(&e)
-        )),
+/// What the operator is told about the kept downs: which came from a kept
+/// proof, which were proved now and why no proof covered them, which
+/// could not be proved.
+fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
+    let mut lines = kept.notes.clone();
+    if !kept.reused.is_empty() {
+        lines.push(format!(
+            "reused the kept proof of {} down(s): {}",
+            kept.reused.len(),
+            listed(&kept.reused)
+        ));
     }
-    kept
+    if !kept.proved_now.is_empty() {
+        let why: Vec<String> = kept.proved_now.iter().take(5).map(|m| m.to_string()).collect();
+        let more = kept.proved_now.len().saturating_sub(5);
+        lines.push(format!(
+            "proved {} down(s) now: {}{}",
+            kept.proved_now.len(),
+            why.join("; "),
+            if more > 0 { format!("; and {more} more") } else { String::new() }
+        ));
+    }
+    let count = kept.downs.len();
+    if count > 0 {
+        lines.push(format!(
+            "kept a proved down for {count} migration(s) with their records: `backstop rollback` runs them"
+        ));
+    }
+    if !kept.unproved.is_empty() {
+        lines.push(format!(
+            "warning: no down could be proved for {} (`backstop downs` says why); a rollback through them needs a restore (method B)",
+            kept.unproved.join(", ")
+        ));
+    }
+    lines
+}
+
+/// Versions in a line: all of a few, the first and last of many.
+fn listed(versions: &[String]) -> String {
+    match versions {
+        [] => String::new(),
+        [one] => one.clone(),
+        v if v.len() <= 4 => v.join(", "),
+        v => format!("{} … {}", v[0], v[v.len() - 1]),
+    }
 }
 
 fn backup_gate<'a>(

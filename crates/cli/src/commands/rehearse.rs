@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use backstop_core::downs::proofs;
 use backstop_core::migrate::{Note, Progress};
-use backstop_core::rehearse::{self, record, FromBackup, Options, VerifyPlan};
+use backstop_core::rehearse::{record, FromBackup, Options, VerifyPlan};
 
 use super::{print, print_json, Context, UsageError};
 use crate::render::note_line;
@@ -56,6 +57,10 @@ pub struct Args {
     /// in the report and the audit log).
     #[arg(long, value_name = "TEXT", requires = "accept_irreversible")]
     reason: Option<String>,
+    /// A migration whose down is missing or cannot be proved fails the
+    /// rehearsal (as `[rehearse] require_down = true`).
+    #[arg(long)]
+    require_downs: bool,
 }
 
 /// Where a rehearsal's progress goes: the stages on stderr (text output
@@ -163,7 +168,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         from_backup: args
             .from_backup
             .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
-        require_down: ctx.config.rehearse.require_down,
+        require_down: ctx.config.rehearse.require_down || args.require_downs,
         accept_irreversible: accepted(&args.accept_irreversible, args.reason.as_deref(), &ctx)?,
     };
     let dir = args.report_dir.unwrap_or_else(|| ctx.config.rehearse.report_dir.clone());
@@ -179,13 +184,25 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         stages: text,
         echo: text && args.verbose,
     };
-    let rehearsed =
-        rehearse::rehearse(&source, &ctx.migrations, &ctx.settings, &options, &mut progress);
+    let mut store = proofs::Store::open(&ctx.config.rehearse.proofs);
+    let rehearsed = backstop_core::downs::maker::rehearse(
+        &source,
+        &ctx.migrations,
+        &ctx.settings,
+        &options,
+        &mut store,
+        &mut progress,
+    );
     if let Some(mut log) = progress.log.take() {
         let _ = log.flush();
     }
     let mut r = match rehearsed {
-        Ok(r) => r,
+        Ok((r, notes)) => {
+            for note in notes.iter().filter(|_| text) {
+                eprintln!("{note}");
+            }
+            r
+        }
         Err(e) => {
             eprintln!("the statements run so far are in {}", running_log.display());
             return Err(e.into());

@@ -427,7 +427,7 @@ $$;",
         "CREATE ROLE rehearse_reporting_role NOLOGIN;\nGRANT SELECT ON items TO rehearse_reporting_role;",
         Some("REVOKE SELECT ON items FROM rehearse_reporting_role;"),
     );
-    // no down.
+    // no down: one is computed and proved.
     p.migration(
         "6_note",
         "ALTER TABLE items ADD COLUMN note text;\nCREATE VIEW items_all AS SELECT * FROM items;",
@@ -498,7 +498,7 @@ fn one_run_reports_every_migrations_round_trip_past_every_failure() {
         ("3", "defect"),
         ("4", "down_fails"),
         ("5", "re_up_fails"),
-        ("6", "no_down"),
+        ("6", "proved"),
         ("7", "cosmetic_only"),
         ("8", "ok"),
         ("9", "cosmetic_only"),
@@ -569,16 +569,24 @@ fn one_run_reports_every_migrations_round_trip_past_every_failure() {
     let report = std::fs::read_to_string(p.path().join(json["report"].as_str().unwrap())).unwrap();
     assert!(report.contains("| 3 | price_default | defect |"), "{report}");
     assert!(
-        report.contains("3 ok, 2 cosmetic only, 1 no down, 1 defect, 2 down fails, 1 re-up fails"),
+        report.contains(
+            "3 ok, 1 down computed and proved, 2 cosmetic only, 1 defect, 2 down fails, 1 re-up fails"
+        ),
         "{report}"
     );
-    // `no down` is an error only when the project says so.
+    // A down only a backup can undo is an error only when the project
+    // says so.
+    p.migration("12_backfill", "UPDATE items SET id = id;", None);
+    let json = p.run(&["rehearse", "--format", "json", "--migrations", "12..12"]).json();
+    assert_eq!(json["round_trip"]["ok"], true, "{:#}", json["round_trip"]);
+    assert_eq!(json["round_trip"]["migrations"][0]["class"], "irreversible");
+    assert_eq!(json["steps"][1]["name"], "before the range", "{:#}", json["steps"]);
     p.config(&crate::common::DEFAULT_CONFIG.replace(
         "dir = \"migrations\"",
         "dir = \"migrations\"\nstatement_timeout = \"2s\"\n\n[rehearse]\nrequire_down = true",
     ));
-    let json = p.run(&["rehearse", "--format", "json", "--migrations", "6..6"]).json();
-    assert_eq!(json["ok"], false, "{:#}", json["round_trip"]);
+    let json = p.run(&["rehearse", "--format", "json", "--migrations", "12..12"]).json();
+    assert_eq!(json["round_trip"]["ok"], false, "{:#}", json["steps"]);
     let _ = p.client().batch_execute("DROP ROLE IF EXISTS rehearse_reporting_role");
 }
 

@@ -255,10 +255,15 @@ impl Config {
             if let Some(c) = backup.config.as_mut().filter(|c| c.is_relative()) {
                 *c = parent.join(&*c);
             }
-            for dir in
-                [&mut migrations.dir, &mut rehearse.report_dir, &mut backup.dir, &mut rollback.dir]
-                    .into_iter()
-                    .chain(postgres.bin_dirs.iter_mut())
+            for dir in [
+                &mut migrations.dir,
+                &mut rehearse.report_dir,
+                &mut rehearse.proofs,
+                &mut backup.dir,
+                &mut rollback.dir,
+            ]
+            .into_iter()
+            .chain(postgres.bin_dirs.iter_mut())
             {
                 if dir.is_relative() {
                     *dir = parent.join(&*dir);

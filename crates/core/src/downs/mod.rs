@@ -25,9 +25,12 @@ mod catalog;
 mod columns;
 mod data;
 mod ddl;
+pub mod keep;
+pub mod maker;
 mod objects;
 mod picture;
 mod plan;
+pub mod proofs;
 mod run;
 mod start;
 mod storage;
@@ -95,6 +98,13 @@ pub struct Down {
     /// added, or the computed one where the hand-written one fails).
     #[serde(skip)]
     pub replacement: Option<String>,
+    /// The semantic fingerprint of the schema the up started from on the
+    /// copy, and of the schema after it (where it was read): what keys
+    /// the proof ([`proofs`]).
+    #[serde(skip)]
+    pub start: Option<String>,
+    #[serde(skip)]
+    pub end: Option<String>,
 }
 
 /// What `backstop downs` worked out: each migration's down, and what
@@ -104,6 +114,8 @@ pub struct Computed {
     pub downs: Vec<Down>,
     /// What the start holds and what of the platform it left out.
     pub start: Vec<String>,
+    /// The PostgreSQL major the downs were proved on.
+    pub major: u32,
 }
 
 /// What to compute, and on what.

@@ -21,8 +21,8 @@ use crate::rehearse::CopyDb;
 use crate::source::{Migration, Part};
 
 /// The copy being replayed, and what is known of its current state.
-struct Replay<'a> {
-    client: Client,
+pub(super) struct Replay<'a> {
+    client: &'a mut Client,
     copy: CopyDb,
     pg_dump: PathBuf,
     /// The migrations as replayed (see `rehearse::outside::replayed`) and as written.
@@ -40,7 +40,7 @@ struct Replay<'a> {
 
 /// Where a replay started: what an up that fails for want of an object
 /// names, so that a user who gave `--start` is not told to give it.
-enum Start {
+pub(super) enum Start {
     /// The target's platform, copied by itself.
     Platform,
     /// The start the user named with `--start`, as said (`database base`,
@@ -114,7 +114,7 @@ pub fn compute(
     // What reaches outside the database is never replayed.
     let (replayed, _) = crate::rehearse::outside::replayed(migrations);
     let mut replay = Replay {
-        client,
+        client: &mut client,
         copy,
         pg_dump,
         migrations: &replayed,
@@ -129,8 +129,11 @@ pub fn compute(
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
     let todo: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
     let total = todo.len();
-    let mut out = Vec::new();
+    let mut out: Vec<Down> = Vec::new();
     let mut stopped: Option<String> = None;
+    // The down whose proof ends where the next migration starts: its end
+    // fingerprint is that start's.
+    let mut open_end: Option<usize> = None;
     for (i, m) in todo.into_iter().enumerate() {
         if let Some(why) = &stopped {
             if asked(m) {
@@ -140,7 +143,11 @@ pub fn compute(
         }
         let label = format!("{} ({}/{total})", m.label(), i + 1);
         replay.progress.note(Note::Stage { index: i + 1, total, name: &label });
-        if !asked(m) {
+        let before = if asked(m) || open_end.is_some() { Some(replay.schema()?) } else { None };
+        if let (Some(at), Some(schema)) = (open_end.take(), &before) {
+            out[at].end = Some(super::proofs::fingerprint(schema, migrations));
+        }
+        let Some(before) = before.filter(|_| asked(m)) else {
             if let Some(why) = replay.up(m)? {
                 stopped = Some(format!(
                     "not reached: the up of {} fails on the replayed database: {why}",
@@ -148,16 +155,24 @@ pub fn compute(
                 ));
             }
             continue;
-        }
-        let (down, stop) = replay.one(m)?;
+        };
+        let start = super::proofs::fingerprint(&before, migrations);
+        let (mut down, stop) = replay.one(m, before)?;
+        down.start = Some(start);
         if stop {
             stopped = Some(format!("not reached: {} could not be replayed", m.label()));
+        } else if down.proved {
+            open_end = Some(out.len());
         }
         out.push(down);
     }
+    if let Some(at) = open_end {
+        out[at].end = Some(super::proofs::fingerprint(&replay.schema()?, migrations));
+    }
     drop(replay);
     drop(workspace);
-    Ok(Computed { downs: out, start: start_notes })
+    let major = crate::pg::bins::major_of_num(server);
+    Ok(Computed { downs: out, start: start_notes, major })
 }
 
 fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
@@ -171,6 +186,8 @@ fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
         loses,
         notes,
         replacement: None,
+        start: None,
+        end: None,
     }
 }
 
@@ -191,6 +208,41 @@ enum Proof {
     Fails(String),
 }
 
+impl<'a> Replay<'a> {
+    /// A replay over a copy someone else drives (a rehearsal), with what
+    /// an earlier replay over it knew: the picture of its state and the
+    /// statements prepared on `client`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn over(
+        client: &'a mut Client,
+        copy: CopyDb,
+        pg_dump: PathBuf,
+        (migrations, originals): (&'a [Migration], &'a [Migration]),
+        settings: &'a Settings,
+        progress: &'a mut dyn Progress,
+        (picture, prepared): (Option<State>, crate::pg::Prepared),
+        start: Start,
+    ) -> Replay<'a> {
+        Replay {
+            client,
+            copy,
+            pg_dump,
+            migrations,
+            originals,
+            settings,
+            progress,
+            picture,
+            prepared,
+            start,
+        }
+    }
+
+    /// What the replay knows of the copy's state, for the next one over it.
+    pub(super) fn into_parts(self) -> (Option<State>, crate::pg::Prepared) {
+        (self.picture, self.prepared)
+    }
+}
+
 impl Replay<'_> {
     /// The picture of the current state: `pg_dump` and the catalog.
     fn picture(&mut self) -> Result<State, DownsError> {
@@ -199,14 +251,14 @@ impl Replay<'_> {
         }
         let dump = toc::dump(&self.pg_dump, &self.copy.server_url, &self.copy.dbname)?;
         let mut catalog =
-            catalog::read(&mut self.client, &dump).map_err(db("reading the catalog"))?;
-        super::storage::read_settings(&mut self.client, &mut catalog.tables)
+            catalog::read(&mut *self.client, &dump).map_err(db("reading the catalog"))?;
+        super::storage::read_settings(&mut *self.client, &mut catalog.tables)
             .map_err(db("reading the tables' settings"))?;
         Ok(State { dump, catalog })
     }
 
-    fn schema(&mut self) -> Result<Schema, DownsError> {
-        Schema::read_prepared(&mut self.client, &mut self.prepared)
+    pub(super) fn schema(&mut self) -> Result<Schema, DownsError> {
+        Schema::read_prepared(&mut *self.client, &mut self.prepared)
             .map_err(db("reading the schema"))
     }
 
@@ -234,7 +286,7 @@ impl Replay<'_> {
             ..Default::default()
         };
         match migrate::migrate(
-            &mut self.client,
+            &mut *self.client,
             self.migrations,
             self.settings,
             &opts,
@@ -308,7 +360,7 @@ impl Replay<'_> {
                 return Ok(Some(format!("{s} fails: {}", crate::pg::conn::error_chain(&e))));
             }
         }
-        let now = roles::Globals::read(&mut self.client).map_err(db("reading the settings"))?;
+        let now = roles::Globals::read(&mut *self.client).map_err(db("reading the settings"))?;
         let held = before.same_system(&now);
         for s in m.up.statements.iter().filter(|s| {
             matches!(backstop_lint::refs::reach(&s.sql), Some(backstop_lint::refs::Reach::Server(w)) if w == "ALTER SYSTEM")
@@ -337,7 +389,7 @@ impl Replay<'_> {
         let mut after = None;
         let prepared = &mut self.prepared;
         let outcomes =
-            migrate::trial(&mut self.client, self.settings, &groups, self.progress, |i, tx| {
+            migrate::trial(&mut *self.client, self.settings, &groups, self.progress, |i, tx| {
                 if i == 1 {
                     after = Some(Schema::read_prepared(tx, prepared));
                 }
@@ -359,8 +411,11 @@ impl Replay<'_> {
     }
 
     /// One migration asked about; whether the replay must stop after it.
-    fn one(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
-        let before_schema = self.schema()?;
+    pub(super) fn one(
+        &mut self,
+        m: &Migration,
+        before_schema: Schema,
+    ) -> Result<(Down, bool), DownsError> {
         let mode = match self.try_own_down(m, &before_schema)? {
             Some(Proof::Holds(cosmetic)) => {
                 if let Some(why) = self.up(m)? {
@@ -388,10 +443,10 @@ impl Replay<'_> {
         compared.extend(super::calls::shown_in(original, &before.catalog));
         for table in compared {
             let digest =
-                data::rows_digest(&mut self.client, &table).map_err(db("reading the rows"))?;
+                data::rows_digest(&mut *self.client, &table).map_err(db("reading the rows"))?;
             rows.push((table, digest));
         }
-        let globals = roles::Globals::read(&mut self.client).map_err(db("reading the roles"))?;
+        let globals = roles::Globals::read(&mut *self.client).map_err(db("reading the roles"))?;
         let baseline = Baseline { rows, globals };
         if let Some(why) = self.up(m)? {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
@@ -433,7 +488,7 @@ impl Replay<'_> {
     fn own_down_for_real(&mut self) -> Result<Option<String>, DownsError> {
         self.picture = None;
         let report = migrate::rollback(
-            &mut self.client,
+            &mut *self.client,
             self.migrations,
             self.settings,
             &RollbackTarget::Steps(1),
@@ -457,7 +512,7 @@ impl Replay<'_> {
         self.commit(&renames)?;
         let aligned = if renames.is_empty() { None } else { Some(self.picture()?) };
         let target = aligned.as_ref().unwrap_or(&now);
-        let client = &mut self.client;
+        let client = &mut *self.client;
         let mut dependents =
             |seeds: &super::around::Seeds| super::around::dependents(client, seeds);
         let usings =
@@ -469,13 +524,13 @@ impl Replay<'_> {
         let mut worked = plan::plan(before, target, &mut dependents, &usings)
             .map_err(db("working out the down"))?;
         let mut data =
-            data::plan(&mut self.client, m, &before.catalog).map_err(db("reading keys"))?;
-        let calls = super::calls::plan(&mut self.client, m).map_err(db("reading functions"))?;
+            data::plan(&mut *self.client, m, &before.catalog).map_err(db("reading keys"))?;
+        let calls = super::calls::plan(&mut *self.client, m).map_err(db("reading functions"))?;
         data.statements.extend(calls.statements);
         data.tables.extend(calls.tables);
         data.irreversible.extend(calls.irreversible);
         let globals_now =
-            roles::Globals::read(&mut self.client).map_err(db("reading the roles"))?;
+            roles::Globals::read(&mut *self.client).map_err(db("reading the roles"))?;
         let globals = roles::plan(&baseline.globals, &globals_now);
         let mut statements = renames.clone();
         statements.extend(data.statements);
@@ -545,6 +600,8 @@ fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
         loses: Vec::new(),
         notes: cosmetic.iter().map(|c| format!("cosmetic: {c}")).collect(),
         replacement: None,
+        start: None,
+        end: None,
     }
 }
 
@@ -612,5 +669,7 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         loses: plan.loses,
         notes,
         replacement,
+        start: None,
+        end: None,
     }
 }

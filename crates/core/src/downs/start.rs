@@ -74,7 +74,8 @@ pub(super) fn open(
         .map(crate::pg::bins::major_of_num)
         .map_err(db("reading the server version"))?;
     let bin = PgBin::for_major(major, Match::Exact).map_err(cluster_err)?;
-    let cluster = Cluster::start_with(bin).map_err(cluster_err)?;
+    // The replay holds a schema and the rows its migrations insert.
+    let cluster = Cluster::start_sized(bin, 64 << 20).map_err(cluster_err)?;
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {

@@ -177,14 +177,22 @@ impl Cluster {
 
     /// Creates and starts a new cluster with the given binaries.
     pub fn start_with(bin: PgBin) -> Result<Cluster, ClusterError> {
-        Cluster::launch(bin, None)
+        Cluster::launch(bin, None, None)
+    }
+
+    /// The same for a cluster expected to hold about `bytes` (a schema
+    /// without rows, a small copy): placed on a memory filesystem when
+    /// there is room to spare (see [`base_dir`]), where the thousands of
+    /// files a schema makes cost no disk writes.
+    pub fn start_sized(bin: PgBin, bytes: u64) -> Result<Cluster, ClusterError> {
+        Cluster::launch(bin, None, Some(bytes))
     }
 
     /// A cluster whose TCP port accepts TLS connections only
     /// (`hostnossl ... reject`), with this certificate and key (PEM): for
     /// tests of TLS clients. [`Cluster::connect`] goes over the Unix socket.
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Cluster, ClusterError> {
-        Cluster::launch(PgBin::find()?, Some((cert_pem, key_pem)))
+        Cluster::launch(PgBin::find()?, Some((cert_pem, key_pem)), None)
     }
 
     /// A cluster whose data directory `restore` writes (a physical
@@ -197,7 +205,7 @@ impl Cluster {
         bin: PgBin,
         restore: impl FnOnce(&Path, Option<u32>) -> Result<(), String>,
     ) -> Result<Cluster, ClusterError> {
-        let (run_as, dir) = fresh_dir()?;
+        let (run_as, dir) = fresh_dir(None)?;
         let mut cluster = Cluster {
             bin,
             dir,
@@ -284,8 +292,12 @@ impl Cluster {
         Ok(())
     }
 
-    fn launch(bin: PgBin, tls: Option<(&str, &str)>) -> Result<Cluster, ClusterError> {
-        let (run_as, dir) = fresh_dir()?;
+    fn launch(
+        bin: PgBin,
+        tls: Option<(&str, &str)>,
+        bytes: Option<u64>,
+    ) -> Result<Cluster, ClusterError> {
+        let (run_as, dir) = fresh_dir(bytes)?;
         let password: String =
             rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
         let mut cluster = Cluster {
@@ -576,15 +588,46 @@ impl Drop for Cluster {
 
 /// The account a new cluster runs as and its new directory, once the
 /// directories of clusters whose owners died are gone.
-fn fresh_dir() -> Result<(Option<RunAs>, PathBuf), ClusterError> {
+fn fresh_dir(bytes: Option<u64>) -> Result<(Option<RunAs>, PathBuf), ClusterError> {
     reap_stale_clusters();
     let run_as = run_as()?;
+    let base = base_dir(bytes);
     let dir = tempfile::Builder::new()
         .prefix(DIR_PREFIX)
-        .tempdir()
-        .map_err(|source| ClusterError::Dir { path: std::env::temp_dir(), source })?
+        .tempdir_in(&base)
+        .map_err(|source| ClusterError::Dir { path: base.clone(), source })?
         .keep();
     Ok((run_as, dir))
+}
+
+/// The memory filesystem clusters may use.
+const MEMORY_DIR: &str = "/dev/shm";
+
+/// Where a new cluster's directory goes: `BACKSTOP_CLUSTER_DIR` when it is
+/// set; a cluster expected to hold `bytes` on the memory filesystem when
+/// it has four times that free and a GiB beside; the temp dir otherwise
+/// (a copy of unknown size, which may be a whole production database).
+pub fn base_dir(bytes: Option<u64>) -> PathBuf {
+    if let Some(dir) = std::env::var_os("BACKSTOP_CLUSTER_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    match bytes {
+        Some(bytes) if memory_room() >= bytes.saturating_mul(4).saturating_add(1 << 30) => {
+            PathBuf::from(MEMORY_DIR)
+        }
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// Bytes free on the memory filesystem (0 where there is none).
+fn memory_room() -> u64 {
+    let dir = Path::new(MEMORY_DIR);
+    if !dir.is_dir() {
+        return 0;
+    }
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .unwrap_or(0)
 }
 
 /// Hands `dir` and every file under it to the user and group `(uid, gid)`.
@@ -606,9 +649,12 @@ pub(crate) fn free_port() -> std::io::Result<u16> {
 /// Removes clusters whose owner process is gone: stops their server and
 /// deletes their dir. Best effort; a cluster still in use is never touched.
 pub fn reap_stale_clusters() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
+    let mut bases = vec![std::env::temp_dir(), PathBuf::from(MEMORY_DIR)];
+    if let Some(dir) = std::env::var_os("BACKSTOP_CLUSTER_DIR").filter(|d| !d.is_empty()) {
+        bases.push(PathBuf::from(dir));
+    }
+    bases.dedup();
+    let entries = bases.iter().filter_map(|b| fs::read_dir(b).ok()).flatten();
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name();
         if !name.to_string_lossy().starts_with(DIR_PREFIX) {

@@ -280,9 +280,22 @@ fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
 
 /// A throwaway cluster for a copy of a PostgreSQL `major` database: of
 /// that very major, so the copy accepts and refuses what the source does.
-fn copy_cluster(major: u32) -> Result<Cluster, RehearseError> {
+/// `bytes`: about what the copy holds; the rehearsal makes several copies
+/// of it there (the round trip, the scenarios, scenario B's backup).
+fn copy_cluster(major: u32, bytes: u64) -> Result<Cluster, RehearseError> {
     let bin = PgBin::for_major(major, Match::Exact).map_err(RehearseError::Cluster)?;
-    Cluster::start_with(bin).map_err(RehearseError::Cluster)
+    Cluster::start_sized(bin, bytes.saturating_mul(6)).map_err(RehearseError::Cluster)
+}
+
+/// What a copy of a database of `size` bytes holds: a schema-only copy
+/// holds the catalog of an empty database and the schema's empty files.
+fn copy_bytes(size: i64, schema_only: bool, sample: Option<f64>) -> u64 {
+    let size = size.max(0) as u64;
+    match (schema_only, sample) {
+        (true, _) => (16 << 20) + size / 50,
+        (false, Some(percent)) => (size as f64 * percent / 100.0) as u64 + (16 << 20),
+        (false, None) => size,
+    }
 }
 
 impl Workspace {
@@ -320,7 +333,7 @@ impl Workspace {
         };
         if let Some(percent) = options.sample {
             drop(admin);
-            let cluster = copy_cluster(source_major)?;
+            let cluster = copy_cluster(source_major, copy_bytes(size, false, Some(percent)))?;
             info.method = Method::Sample;
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
             return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
@@ -339,7 +352,7 @@ impl Workspace {
         let Some(why) = refusal else {
             return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
         };
-        let cluster = copy_cluster(source_major)?;
+        let cluster = copy_cluster(source_major, copy_bytes(size, options.schema_only, None))?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;
@@ -479,8 +492,9 @@ impl Workspace {
         {
             // The first copy's migrations may have made roles: the next
             // copy starts in a cluster of its own, from the untouched base.
-            let cluster =
-                Cluster::start_with(first.bin().clone()).map_err(RehearseError::Cluster)?;
+            let bytes = copy_bytes(self.info.source_size_bytes, self.info.schema_only, None);
+            let cluster = Cluster::start_sized(first.bin().clone(), bytes.saturating_mul(2))
+                .map_err(RehearseError::Cluster)?;
             prepare_cluster(source, &cluster)?;
             cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
             let mut base = admin(&self.server_url)?;

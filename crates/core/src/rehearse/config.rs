@@ -21,6 +21,9 @@ pub struct RehearseSection {
     /// A migration without a down fails the round trip; by default it is
     /// reported as `no down` (old histories often have some).
     pub require_down: bool,
+    /// Where proved downs are kept for `migrate` to reuse, relative to
+    /// the config file (`downs::proofs`).
+    pub proofs: PathBuf,
 }
 
 impl Default for RehearseSection {
@@ -31,6 +34,7 @@ impl Default for RehearseSection {
             accept_schema_only: false,
             report_dir: PathBuf::from("rehearsals"),
             require_down: false,
+            proofs: PathBuf::from(".backstop/proofs.json"),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! lock traces into the report's rows.
 
 mod clone;
+mod computed;
 pub mod config;
 mod dump;
 mod explain;
@@ -42,6 +43,7 @@ use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
 pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
+pub use computed::{DownMaker, Made, MadeDown};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{
@@ -83,6 +85,14 @@ pub enum RehearseError {
     Lock(#[from] crate::pg::lock::LockError),
     #[error("could not render the rehearsal report")]
     Report(#[source] minijinja::Error),
+    /// Working out a down on the copy failed (not: the down could not be
+    /// proved, which is a trip's outcome).
+    #[error("could not work out the down of {version} on the copy")]
+    Down {
+        version: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl RehearseError {

@@ -137,14 +137,28 @@ pub enum TripClass {
     DataIrreversible,
     /// [`TripClass::DataIrreversible`], accepted with a recorded reason.
     DataAccepted,
+    /// It had no down: one was computed from the schema before and after
+    /// its up, and proved (up, down, schema as before) on the copy; kept
+    /// for `migrate` to reuse (`downs::proofs`).
+    Proved,
+    /// It had no down, and none could be proved: the detail says why. An
+    /// error only with `--require-downs` (`[rehearse] require_down`).
+    Unprovable,
+    /// It had no down: the one computed puts the schema back, but rows
+    /// the up changed only the backup taken before it holds. An error
+    /// only with `--require-downs`, until accepted with a reason.
+    Irreversible,
 }
 
 impl TripClass {
     /// Every class, in the order the summary counts them.
-    const ORDER: [TripClass; 10] = [
+    const ORDER: [TripClass; 13] = [
         TripClass::Ok,
+        TripClass::Proved,
         TripClass::CosmeticOnly,
         TripClass::NoDown,
+        TripClass::Unprovable,
+        TripClass::Irreversible,
         TripClass::DataAccepted,
         TripClass::DataIrreversible,
         TripClass::Defect,
@@ -158,7 +172,8 @@ impl TripClass {
     pub fn is_error(self, require_down: bool) -> bool {
         match self {
             TripClass::Ok | TripClass::CosmeticOnly | TripClass::DataAccepted => false,
-            TripClass::NoDown => require_down,
+            TripClass::Proved => false,
+            TripClass::NoDown | TripClass::Unprovable | TripClass::Irreversible => require_down,
             _ => true,
         }
     }
@@ -176,6 +191,9 @@ impl TripClass {
             TripClass::NotRehearsed => "not rehearsed",
             TripClass::DataIrreversible => "data only a backup holds",
             TripClass::DataAccepted => "data only a backup holds (accepted)",
+            TripClass::Proved => "down computed and proved",
+            TripClass::Unprovable => "unprovable down",
+            TripClass::Irreversible => "irreversible (data only a backup holds)",
         }
     }
 }
@@ -361,10 +379,16 @@ mod tests {
                     | TripClass::CosmeticOnly
                     | TripClass::NoDown
                     | TripClass::DataAccepted
+                    | TripClass::Proved
+                    | TripClass::Unprovable
+                    | TripClass::Irreversible
             );
             assert_eq!(c.is_error(false), expected, "{c:?}");
         }
         assert!(TripClass::NoDown.is_error(true));
+        assert!(TripClass::Unprovable.is_error(true));
+        assert!(TripClass::Irreversible.is_error(true));
+        assert!(!TripClass::Proved.is_error(true));
         assert!(!TripClass::CosmeticOnly.is_error(true));
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::clone::{CopyDb, Workspace};
+use super::computed::{self, DownMaker};
 use super::dump::db_err;
 use super::gate::key_of;
 use super::locks::Tracing;
@@ -97,8 +98,14 @@ fn server_reach(
         Vec::new()
     };
     drop(source);
+    // The pending migrations before a range are applied to the copy too
+    // (`before_range`): every one up to the range's end counts.
+    let order = crate::source::Order::of(migrations);
     let in_range = |m: &Migration| match &options.range {
-        Some((a, b)) => m.version.as_str() >= a.as_str() && m.version.as_str() <= b.as_str(),
+        Some((_, b)) => match (order.position(&m.version), order.position(b)) {
+            (Some(at), Some(end)) => at <= end,
+            _ => true,
+        },
         None => true,
     };
     let mut isolate = None;
@@ -125,12 +132,15 @@ fn server_reach(
     Ok(isolate)
 }
 
-/// Rehearses the pending migrations of the database at `source_url`.
+/// Rehearses the pending migrations of the database at `source_url`; the
+/// downs of those that have none are worked out and proved by `maker`,
+/// where one is given (otherwise their trip is `no down`).
 pub fn rehearse(
     source_url: &str,
     migrations: &[Migration],
     settings: &Settings,
     options: &Options,
+    maker: Option<&mut dyn DownMaker>,
     progress: &mut dyn Progress,
 ) -> Result<Rehearsal, RehearseError> {
     // The copy is thrown away: its tools' histories are not kept in step.
@@ -160,22 +170,18 @@ pub fn rehearse(
     let mut prepared = Prepared::default();
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
-    let not_replayed: Vec<&str> = outside
-        .iter()
-        .filter(|(version, _)| todo.iter().any(|t| &t.version == version))
-        .map(|(_, call)| call.as_str())
-        .collect();
-    if !not_replayed.is_empty() {
-        steps.push(Step {
-            name: "not replayed".into(),
-            ok: true,
-            duration_ms: 0,
-            detail: format!(
-                "{}: reaches outside the database, so the copies run the migration without it",
-                not_replayed.join(", ")
-            ),
-        });
-    }
+    steps.extend(not_replayed(&outside, &todo));
+    let todo = match before_range(&mut client, migrations, settings, options, &todo, progress)? {
+        Some(step) if !step.ok => {
+            steps.push(step);
+            Vec::new()
+        }
+        Some(step) => {
+            steps.push(step);
+            todo
+        }
+        None => todo,
+    };
     let mut stages = Stages::new(todo.len(), options.verifies());
     stages.next(progress, "snapshot of the copy");
     let t = Instant::now();
@@ -192,6 +198,7 @@ pub fn rehearse(
     let mut tracing = Tracing::new(progress);
     let trips = RoundTrips::run(
         &mut client,
+        &main_copy,
         &mut prepared,
         &mut tracked,
         migrations,
@@ -200,6 +207,7 @@ pub fn rehearse(
         options,
         &mut stages,
         &mut tracing,
+        maker,
     )?;
     steps.extend(trips.steps);
     if let (Some(plan), true) = (&options.verify, !trips.stopped && !todo.is_empty()) {
@@ -241,6 +249,70 @@ pub fn rehearse(
     })
 }
 
+/// The step that names the calls reaching outside the database that the
+/// copies run the migrations of `todo` without.
+fn not_replayed(outside: &[(String, String)], todo: &[Migration]) -> Option<Step> {
+    let calls: Vec<&str> = outside
+        .iter()
+        .filter(|(version, _)| todo.iter().any(|t| &t.version == version))
+        .map(|(_, call)| call.as_str())
+        .collect();
+    (!calls.is_empty()).then(|| Step {
+        name: "not replayed".into(),
+        ok: true,
+        duration_ms: 0,
+        detail: format!(
+            "{}: reaches outside the database, so the copies run the migration without it",
+            calls.join(", ")
+        ),
+    })
+}
+
+/// With a range, the pending migrations before it are applied to the copy
+/// first, not rehearsed: the rehearsed ones start where they will. The
+/// step that says so; `None` when there are none.
+fn before_range(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &Options,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<Option<Step>, RehearseError> {
+    let (Some(_), Some(first)) = (&options.range, todo.first()) else { return Ok(None) };
+    let order = crate::source::Order::of(migrations);
+    let at = order.position(&first.version);
+    let earlier: Vec<&Migration> = pending(client, migrations, &None)?
+        .into_iter()
+        .filter(|m| order.position(&m.version) < at)
+        .collect();
+    let Some(last) = earlier.last() else { return Ok(None) };
+    let t = Instant::now();
+    let options = migrate::MigrateOptions {
+        to: Some(last.version.clone()),
+        allow_out_of_order: true,
+        ..Default::default()
+    };
+    let report = migrate::migrate(client, migrations, settings, &options, &mut [], progress)?;
+    let (ok, detail) = match report.failure {
+        None => (
+            true,
+            format!(
+                "{} pending migration(s) before the range applied first, not rehearsed",
+                earlier.len()
+            ),
+        ),
+        Some(f) => (
+            false,
+            format!(
+                "{} before the range fails, so the range cannot be rehearsed: {}",
+                f.version, f.message
+            ),
+        ),
+    };
+    Ok(Some(Step { name: "before the range".into(), ok, duration_ms: ms(t.elapsed()), detail }))
+}
+
 /// Checks that compare with a snapshot compare with the copy's start.
 fn verify_baseline(
     client: &mut Client,
@@ -273,6 +345,7 @@ impl RoundTrips {
     #[allow(clippy::too_many_arguments)]
     fn run(
         client: &mut Client,
+        copy: &CopyDb,
         prepared: &mut Prepared,
         tracked: &mut Tracked,
         migrations: &[Migration],
@@ -281,6 +354,7 @@ impl RoundTrips {
         options: &Options,
         stages: &mut Stages,
         tracing: &mut Tracing<'_>,
+        mut maker: Option<&mut dyn DownMaker>,
     ) -> Result<RoundTrips, RehearseError> {
         let mut out = RoundTrips {
             round_trip: RoundTrip::default(),
@@ -301,12 +375,22 @@ impl RoundTrips {
         for m in todo {
             known.push(m.clone());
             stages.next(tracing.inner, &format!("round trip {}", m.label()));
-            let mut trip = match &stopped {
-                Some(why) => OneTrip::not_rehearsed(m, why),
-                None => round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?,
+            let mut trip = match (&stopped, maker.as_deref_mut()) {
+                (Some(why), _) => OneTrip::not_rehearsed(m, why),
+                (None, Some(maker)) if m.down.is_none() => computed::round_trip(
+                    client, copy, tracked, &known, settings, m, tracing, maker,
+                )?,
+                (None, maker) => {
+                    if let Some(maker) = maker {
+                        maker.moved();
+                    }
+                    round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?
+                }
             };
             let accepted = options.accept_irreversible.iter().find(|(v, _)| *v == m.version);
-            if let (TripClass::DataIrreversible, Some((_, reason))) = (trip.trip.class, accepted) {
+            let irreversible =
+                matches!(trip.trip.class, TripClass::DataIrreversible | TripClass::Irreversible);
+            if let (true, Some((_, reason))) = (irreversible, accepted) {
                 trip.trip.class = TripClass::DataAccepted;
                 trip.trip.detail = format!("{}; accepted: {reason}", trip.trip.detail);
             }

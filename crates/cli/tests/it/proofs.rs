@@ -1,0 +1,200 @@
+//! Prove once, deploy fast: `rehearse` works out and proves the down of
+//! every migration that has none and keeps the proof; `migrate` reuses a
+//! proof where it still holds (the same file, the same starting schema,
+//! the same major) and proves the rest, saying which and why; a store it
+//! cannot trust is set aside, never used.
+
+use serde_json::Value;
+
+use crate::common::{DbExt, Project, CLUSTER};
+
+/// A project with no config and the Supabase CLI's folder, as a new user has it.
+fn supabase(label: &str) -> Project {
+    let p = Project::new(label);
+    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    p
+}
+
+const USERS: &str = "create table users (id bigint primary key, email text not null);\n\
+                     insert into users values (1, 'a@example.com'), (2, 'b@example.com');\n";
+const POSTS: &str = "create table posts (id bigint primary key, user_id bigint references users (id), body text);\n\
+                     create index posts_user on posts (user_id);\n\
+                     create view user_posts as select u.email, p.body from users u join posts p on p.user_id = u.id;\n";
+const PLANS: &str = "create table plans (id text primary key, price int);\n\
+                     insert into plans values ('free', 0), ('pro', 10);\n";
+const BACKFILL: &str = "alter table users add column domain text;\n\
+                        update users set domain = split_part(email, '@', 2);\n";
+
+fn write_history(p: &Project) {
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
+    p.write("supabase/migrations/20240103000000_plans.sql", PLANS);
+}
+
+fn classes(json: &Value) -> Vec<(String, String)> {
+    json["round_trip"]["migrations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no round trips: {json:#}"))
+        .iter()
+        .map(|t| (t["version"].as_str().unwrap().into(), t["class"].as_str().unwrap().into()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn rehearse_proves_the_downs_of_an_up_only_history_and_migrate_reuses_them() {
+    let p = supabase("proofs_reused");
+    write_history(&p);
+    let run = p.run(&["rehearse", "--format", "json"]);
+    let json = run.expect_code(0).json();
+    assert_eq!(
+        classes(&json),
+        pairs(&[
+            ("20240101000000", "proved"),
+            ("20240102000000", "proved"),
+            ("20240103000000", "proved")
+        ]),
+        "{:#}",
+        json["round_trip"]
+    );
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join(".backstop/proofs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store["proofs"].as_array().unwrap().len(), 3, "{store:#}");
+    // The deploy proves nothing again: every down comes from the proofs.
+    let migrate = p.run(&["migrate"]);
+    migrate.expect_code(0).expect_output("reused the kept proof of 3 down(s)");
+    assert!(!migrate.all().contains("proved 3 down(s) now"), "{}", migrate.all());
+    let kept = p
+        .client()
+        .texts("select version from backstop.applied where kept_down is not null order by version");
+    assert_eq!(kept, ["20240101000000", "20240102000000", "20240103000000"]);
+    // And the reused downs undo what they claim to.
+    p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("public.users") && !db.exists("public.posts") && !db.exists("public.plans"));
+    assert_eq!(db.applied(), ["20240101000000"]);
+    // A migration added after the rehearsal is the only one proved now.
+    p.write("supabase/migrations/20240104000000_backfill.sql", BACKFILL);
+    let again = p.run(&["migrate"]);
+    again.expect_code(0).expect_output("reused the kept proof of 2 down(s)");
+    again.expect_output("proved 1 down(s) now: 20240104000000 (no proof of it was kept)");
+}
+
+#[test]
+fn a_proof_never_covers_another_file_another_schema_or_another_major() {
+    let p = supabase("proofs_misses");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
+    p.run(&["rehearse"]).expect_code(0);
+    // One byte more in the second file (a space, at its end).
+    p.write("supabase/migrations/20240102000000_posts.sql", &format!("{POSTS} "));
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output("reused the kept proof of 1 down(s): 20240101000000");
+    run.expect_output(
+        "proved 1 down(s) now: 20240102000000 (its file changed since its down was proved)",
+    );
+    p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
+    p.run(&["rollback", "--yes"]).expect_code(0);
+    // The schema changed by hand since the rehearsal.
+    p.client().batch_execute("create table audit (id int)").unwrap();
+    let run = p.run(&["migrate"]);
+    run.expect_code(0)
+        .expect_output("proved 2 down(s) now: 20240101000000 (the schema it starts from");
+    assert!(!run.all().contains("reused the kept proof"), "{}", run.all());
+    p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
+    p.run(&["rollback", "--yes"]).expect_code(0);
+    p.client().batch_execute("drop table audit").unwrap();
+    // A proof edited by hand (here: said to come from another major) no
+    // longer matches its seal: the store is not trusted.
+    let store = p.path().join(".backstop/proofs.json");
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    for proof in json["proofs"].as_array_mut().unwrap() {
+        proof["major"] = 99.into();
+    }
+    std::fs::write(&store, serde_json::to_string(&json).unwrap()).unwrap();
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output("do not match their seal");
+    run.expect_output("proved 2 down(s) now");
+    p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
+    p.run(&["rollback", "--yes"]).expect_code(0);
+    // A store that does not parse is set aside, never trusted.
+    std::fs::write(&store, "{ \"backstop\": ").unwrap();
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output("is not one Backstop wrote");
+    run.expect_output("proved 2 down(s) now");
+}
+
+/// A major other than the shared cluster's, with its programs, as
+/// `.ci/tools/postgresql.sh` installs them (`None`: skipped, or failed
+/// where every tool is required).
+fn other_major() -> Option<(u32, std::path::PathBuf)> {
+    let other = if CLUSTER.bin().major == 17 { 18 } else { 17 };
+    let dir = crate::common::tools_dir().join(format!("pg/{other}/bin"));
+    if dir.join("pg_ctl").is_file() {
+        return Some((other, dir));
+    }
+    crate::common::missing_tool(&format!("PostgreSQL {other}"), ".ci/tools/postgresql.sh");
+    None
+}
+
+#[test]
+fn a_proof_made_on_another_major_is_proved_again_and_says_so() {
+    use backstop_core::pg::bins::{Kit, Origin, Search};
+    use backstop_core::pg::cluster::{Cluster, PgBin};
+    let Some((major, dir)) = other_major() else { return };
+    let bin = Search::of(vec![(dir.clone(), Origin::Env)]).first(Kit::Server).unwrap();
+    let staging = Cluster::start_with(PgBin::from(bin)).unwrap();
+    let p = supabase("proofs_major");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    // Rehearsed on a staging server of another major, with the same
+    // (empty) schema: its proof names that major.
+    let db = crate::common::unique_name("staging");
+    staging.create_database(&db, None).unwrap();
+    let mut cmd = p.cmd();
+    cmd.env("DATABASE_URL", staging.url(&db)).env("BACKSTOP_PG_BIN", &dir);
+    let run = crate::common::Run::from_output(cmd.arg("rehearse").output().unwrap());
+    run.expect_code(0);
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join(".backstop/proofs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store["proofs"][0]["major"], major, "{store:#}");
+    let here = CLUSTER.bin().major;
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output(&format!(
+        "20240101000000 (its down was proved on PostgreSQL {major}, and this server is {here})"
+    ));
+}
+
+#[test]
+fn require_downs_fails_a_rehearsal_on_a_down_only_a_backup_can_undo() {
+    let p = supabase("proofs_require");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.run(&["migrate"]).expect_code(0);
+    p.write("supabase/migrations/20240102000000_backfill.sql", BACKFILL);
+    let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+    assert_eq!(classes(&json), pairs(&[("20240102000000", "irreversible")]));
+    let trip = &json["round_trip"]["migrations"][0];
+    assert!(trip["detail"].as_str().unwrap().contains("UPDATE"), "{trip:#}");
+    p.run(&["rehearse", "--require-downs"]).expect_code(1);
+    let accepted = p.run(&[
+        "rehearse",
+        "--require-downs",
+        "--accept-irreversible",
+        "20240102000000",
+        "--reason",
+        "the domain can be derived again from the email",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        classes(&accepted.expect_code(0).json()),
+        pairs(&[("20240102000000", "data_accepted")])
+    );
+}

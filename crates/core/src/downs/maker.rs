@@ -1,0 +1,203 @@
+//! One run proves a release, ups and downs: `rehearse` with the downs of
+//! the migrations that have none worked out and proved on the
+//! rehearsal's own copy, in the same replay ([`Maker`] is the rehearsal's
+//! `DownMaker`), and each proof kept in the store for `migrate` to reuse.
+
+use std::path::PathBuf;
+
+use postgres::Client;
+
+use super::picture::State;
+use super::proofs::Store;
+use super::run::{Replay, Start};
+use super::{keep, Down, DownsError, Status};
+use crate::migrate::{Progress, Settings};
+use crate::pg::fingerprint::Schema;
+use crate::rehearse::{self, CopyDb, DownMaker, Made, MadeDown, Rehearsal, RehearseError};
+use crate::source::Migration;
+
+/// Works out and proves downs on a rehearsal's copy, remembering what it
+/// knows of the copy between migrations while nothing else changes it.
+pub struct Maker<'a> {
+    /// The migrations as written (the rehearsal replays them with the
+    /// calls that reach outside taken out).
+    originals: &'a [Migration],
+    pg_dump: Option<PathBuf>,
+    /// The picture after the last up this maker applied, the statements
+    /// prepared on the copy's session, and the schema after that up.
+    picture: Option<State>,
+    prepared: crate::pg::Prepared,
+    schema: Option<Schema>,
+    major: u32,
+    /// Every down made, in order.
+    pub made: Vec<Down>,
+}
+
+impl<'a> Maker<'a> {
+    pub fn new(originals: &'a [Migration]) -> Maker<'a> {
+        Maker {
+            originals,
+            pg_dump: None,
+            picture: None,
+            prepared: Default::default(),
+            schema: None,
+            major: 0,
+            made: Vec::new(),
+        }
+    }
+
+    /// `pg_dump` for the copy's server, found once.
+    fn pg_dump(&mut self, client: &mut Client) -> Result<PathBuf, DownsError> {
+        if let Some(p) = &self.pg_dump {
+            return Ok(p.clone());
+        }
+        let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
+            tool: "pg_dump",
+            why: crate::kit::error::chain(&e),
+        };
+        let server = crate::pg::server_version_num(client).map_err(|e| {
+            DownsError::Db(crate::pg::DbError::new("reading the server version", e))
+        })?;
+        self.major = crate::pg::bins::major_of_num(server);
+        let tools = crate::backup::tools::Tools::find().and_then(|t| t.fit(server));
+        let path = tools.map_err(tool_err)?.dir.join("pg_dump");
+        self.pg_dump = Some(path.clone());
+        Ok(path)
+    }
+
+    fn made(
+        &mut self,
+        client: &mut Client,
+        copy: &CopyDb,
+        known: &[Migration],
+        m: &Migration,
+        settings: &Settings,
+        progress: &mut dyn Progress,
+    ) -> Result<(Down, bool), DownsError> {
+        let pg_dump = self.pg_dump(client)?;
+        let known_state = (self.picture.take(), std::mem::take(&mut self.prepared));
+        let cached = self.schema.take();
+        let mut replay = Replay::over(
+            client,
+            copy.clone(),
+            pg_dump,
+            (known, self.originals),
+            settings,
+            progress,
+            known_state,
+            Start::Target,
+        );
+        let before = match cached {
+            Some(s) => s,
+            None => replay.schema()?,
+        };
+        let start = super::proofs::fingerprint(&before, self.originals);
+        let (mut down, stops) = replay.one(m, before)?;
+        down.start = Some(start);
+        if !stops {
+            let after = replay.schema()?;
+            down.end = Some(super::proofs::fingerprint(&after, self.originals));
+            self.schema = Some(after);
+        }
+        (self.picture, self.prepared) = replay.into_parts();
+        if stops {
+            self.picture = None;
+        }
+        Ok((down, stops))
+    }
+}
+
+impl DownMaker for Maker<'_> {
+    fn up_and_down(
+        &mut self,
+        client: &mut Client,
+        copy: &CopyDb,
+        known: &[Migration],
+        m: &Migration,
+        settings: &Settings,
+        progress: &mut dyn Progress,
+    ) -> Result<MadeDown, RehearseError> {
+        let (down, stops) = self
+            .made(client, copy, known, m, settings, progress)
+            .map_err(|e| RehearseError::Down { version: m.version.clone(), source: Box::new(e) })?;
+        let first_note = down.notes.first().cloned().unwrap_or_default();
+        let made = match down.status {
+            Status::Computed if down.proved => MadeDown {
+                made: Made::Proved,
+                detail: format!(
+                    "{} statement(s) undo its up on the copy; kept for `migrate`",
+                    down.sql.as_deref().map_or(0, count_statements)
+                ),
+                stops,
+            },
+            Status::Irreversible => MadeDown {
+                made: Made::Irreversible,
+                detail: if down.loses.is_empty() {
+                    "rows the up changed cannot be put back by SQL".into()
+                } else {
+                    format!("it loses {}", down.loses.join("; "))
+                },
+                stops,
+            },
+            _ if stops && first_note.contains("the up fails") => {
+                MadeDown { made: Made::UpFails, detail: first_note, stops }
+            }
+            _ => MadeDown {
+                made: Made::Unprovable,
+                detail: if first_note.is_empty() {
+                    "no down could be proved".into()
+                } else {
+                    first_note
+                },
+                stops,
+            },
+        };
+        self.made.push(down);
+        Ok(made)
+    }
+
+    fn moved(&mut self) {
+        self.picture = None;
+        self.schema = None;
+    }
+}
+
+fn count_statements(sql: &str) -> usize {
+    backstop_lint::split(sql).map_or(0, |s| s.len())
+}
+
+/// Rehearses the pending migrations of `source_url` with the downs of
+/// those that have none worked out and proved on the copy, and keeps each
+/// proof in `store` (which is saved). What to say of the store: its notes.
+pub fn rehearse(
+    source_url: &str,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &rehearse::Options,
+    store: &mut Store,
+    progress: &mut dyn Progress,
+) -> Result<(Rehearsal, Vec<String>), RehearseError> {
+    let mut maker = Maker::new(migrations);
+    let r =
+        rehearse::rehearse(source_url, migrations, settings, options, Some(&mut maker), progress)?;
+    let mut notes: Vec<String> =
+        store.note.take().map(|n| format!("note: {n}")).into_iter().collect();
+    let mut kept = 0;
+    for d in &maker.made {
+        let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
+        if let Some(proof) = keep::proof_of(m, d, maker.major, "rehearse") {
+            store.put(proof);
+            kept += 1;
+        }
+    }
+    if kept > 0 {
+        match store.save() {
+            Ok(()) => notes.push(format!(
+                "kept the proof of {kept} computed down(s) in {} for `migrate` to reuse",
+                store.path().map_or_else(|| "memory".into(), |p| p.display().to_string())
+            )),
+            Err(e) => notes.push(format!("warning: the proofs were not kept: {e}")),
+        }
+    }
+    Ok((r, notes))
+}

@@ -1,0 +1,533 @@
+//! Proofs kept and reused. A down's proof (its up, then the down, on a
+//! copy gave back the schema before) holds for the same up, applied to a
+//! schema with the same semantic fingerprint, on the same PostgreSQL
+//! major: nothing else goes into the key, neither the database's name nor
+//! its host, so a proof made by `rehearse` on a copy, on staging or on the
+//! target itself serves the target's `migrate`, and a rollout's tenants
+//! with equal schemas share one. Anything that differs (one byte of the
+//! up, the schema changed by hand, another major) is no match, and the
+//! miss says which.
+//!
+//! The store is one JSON file (`[rehearse] proofs`, by default
+//! `.backstop/proofs.json` beside `backstop.toml`), written whole to a
+//! temporary name and renamed, under an exclusive lock on a file beside
+//! it, merged with what another run wrote meanwhile. A store that does not
+//! parse, or that another version of Backstop wrote, is set aside with a
+//! note and never trusted.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pg::fingerprint::Schema;
+use crate::source::Migration;
+
+/// The store's own format; a change of it, or of Backstop, starts afresh.
+const FORMAT: u32 = 1;
+
+/// Proofs kept per migration version: the newest few (a version proved
+/// on several schemas, or rewritten before it shipped).
+const PER_VERSION: usize = 4;
+
+/// How a down stood when it was proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// The down puts the schema back, and the up changed no rows that were there.
+    Proved,
+    /// The down puts the schema back; rows the up changed only the
+    /// backup holds (`loses` names them).
+    Irreversible,
+}
+
+/// One kept proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    pub version: String,
+    pub name: String,
+    /// BLAKE3 of the up as it runs (every byte counts).
+    pub file: String,
+    /// The semantic fingerprint of the schema the up started from.
+    pub start: String,
+    /// The fingerprint of the schema after the up, where it was read: the
+    /// next migration's proof starts there.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// The PostgreSQL major it was proved on.
+    pub major: u32,
+    pub class: Class,
+    /// The down, as `rollback` runs it.
+    pub down: String,
+    #[serde(default)]
+    pub loses: Vec<String>,
+    /// Which command proved it (`rehearse`, `migrate`, `downs`) and when.
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// BLAKE3 over everything above: a proof edited or damaged since it
+    /// was written is not used.
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl Proof {
+    /// The seal of what the proof says.
+    fn sealed(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for part in [&self.version, &self.name, &self.file, &self.start] {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        h.update(self.end.as_deref().unwrap_or("").as_bytes());
+        h.update(&[0]);
+        h.update(&self.major.to_le_bytes());
+        h.update(format!("{:?}", self.class).as_bytes());
+        h.update(&[0]);
+        h.update(self.down.as_bytes());
+        for l in &self.loses {
+            h.update(&[0]);
+            h.update(l.as_bytes());
+        }
+        h.finalize().to_hex()[..32].to_string()
+    }
+
+    fn same_key(&self, other: &Proof) -> bool {
+        self.version == other.version
+            && self.file == other.file
+            && self.start == other.start
+            && self.major == other.major
+    }
+}
+
+/// The file's whole content.
+#[derive(Debug, Serialize, Deserialize)]
+struct File {
+    backstop: String,
+    format: u32,
+    proofs: Vec<Proof>,
+}
+
+/// The fingerprint a proof is keyed by: the semantic schema's, less what
+/// the project's migration tool keeps its history in (its table, with
+/// what belongs to it, or its whole schema where it has one of its own:
+/// `supabase_migrations`, `drizzle`, `sqitch`). A copy does not keep that
+/// history in step and the target does, and no down touches it.
+pub fn fingerprint(schema: &Schema, migrations: &[Migration]) -> String {
+    let refs: Vec<&Migration> = migrations.iter().collect();
+    let mut layouts: Vec<crate::source::Layout> = migrations.iter().map(|m| m.layout).collect();
+    layouts.dedup();
+    let mut prefixes: Vec<String> = Vec::new();
+    for layout in layouts {
+        for t in crate::adopt::history::candidates(layout, &refs) {
+            match t.schema.as_deref() {
+                Some(own) if own != "public" => prefixes.push(format!("{own}.")),
+                own => prefixes.push(format!("{}.{}", own.unwrap_or("public"), t.name)),
+            }
+        }
+    }
+    let tool_schema = |key: &str| {
+        key.strip_prefix("schema ")
+            .is_some_and(|n| prefixes.iter().any(|p| p.strip_suffix('.') == Some(n)))
+    };
+    let tool_object = |key: &str| {
+        key.split(' ').skip(1).any(|word| {
+            prefixes.iter().any(|p| {
+                word.strip_prefix(p.as_str()).is_some_and(|rest| {
+                    p.ends_with('.') || rest.is_empty() || rest.starts_with(['.', '_'])
+                })
+            })
+        })
+    };
+    let mut hasher = blake3::Hasher::new();
+    for o in schema.objects.iter().filter(|o| !tool_schema(&o.key) && !tool_object(&o.key)) {
+        hasher.update(o.key.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(o.definition.as_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// The identity of an up as the proof keys it: every byte of its text.
+pub fn file_key(m: &Migration) -> String {
+    blake3::hash(m.up.text.as_bytes()).to_hex()[..32].to_string()
+}
+
+/// Why no kept proof covers a migration on a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    pub version: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.version, self.why)
+    }
+}
+
+/// The kept proofs, read once.
+#[derive(Debug, Default)]
+pub struct Store {
+    path: Option<PathBuf>,
+    proofs: Vec<Proof>,
+    /// Proofs added by this run, to be written.
+    added: Vec<Proof>,
+    /// Why the file on disk was not trusted, if it was not.
+    pub note: Option<String>,
+}
+
+impl Store {
+    /// The store at `path`; a missing file is an empty store. Never fails:
+    /// a file that cannot be read or trusted is left aside with a note.
+    pub fn open(path: &Path) -> Store {
+        let mut store = Store { path: Some(path.to_path_buf()), ..Store::default() };
+        match read(path) {
+            Ok(proofs) => store.proofs = proofs,
+            Err(why) => store.note = why,
+        }
+        store
+    }
+
+    /// A store kept in memory only.
+    pub fn in_memory() -> Store {
+        Store::default()
+    }
+
+    /// Where it is kept.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// How many proofs it holds.
+    pub fn len(&self) -> usize {
+        self.proofs.len() + self.added.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Proof> {
+        self.added.iter().rev().chain(self.proofs.iter().rev())
+    }
+
+    /// The proof of `m`'s down on a schema with fingerprint `start` on
+    /// PostgreSQL `major`, or why there is none.
+    pub fn find(&self, m: &Migration, start: &str, major: u32) -> Result<&Proof, Miss> {
+        let file = file_key(m);
+        let mut same_version = self.all().filter(|p| p.version == m.version).peekable();
+        if same_version.peek().is_none() {
+            return Err(self.miss(m, "no proof of it was kept".into()));
+        }
+        let of_file: Vec<&Proof> = same_version.filter(|p| p.file == file).collect();
+        if of_file.is_empty() {
+            return Err(self.miss(m, "its file changed since its down was proved".into()));
+        }
+        let on_schema: Vec<&Proof> = of_file.iter().copied().filter(|p| p.start == start).collect();
+        if on_schema.is_empty() {
+            return Err(self.miss(
+                m,
+                format!(
+                    "the schema it starts from ({start}) is not the one its down was proved on \
+                     ({})",
+                    of_file[0].start
+                ),
+            ));
+        }
+        match on_schema.iter().find(|p| p.major == major) {
+            Some(p) => Ok(p),
+            None => Err(self.miss(
+                m,
+                format!(
+                    "its down was proved on PostgreSQL {}, and this server is {major}",
+                    on_schema[0].major
+                ),
+            )),
+        }
+    }
+
+    fn miss(&self, m: &Migration, why: String) -> Miss {
+        Miss { version: m.version.clone(), why }
+    }
+
+    /// Keeps `proof` (replacing one with the same key), to be written by
+    /// [`Store::save`].
+    pub fn put(&mut self, mut proof: Proof) {
+        proof.seal = proof.sealed();
+        self.added.retain(|p| !p.same_key(&proof));
+        self.added.push(proof);
+    }
+
+    /// Writes what this run added, merged with what the file holds now
+    /// (another run may have written it meanwhile). Nothing to write:
+    /// nothing happens.
+    pub fn save(&mut self) -> Result<(), String> {
+        let Some(path) = self.path.clone() else { return Ok(()) };
+        if self.added.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let _lock = lock(&path)?;
+        // What is on disk now wins over what was read at the start, and
+        // this run's proofs over both.
+        let mut proofs = read(&path).unwrap_or_default();
+        for p in &self.added {
+            proofs.retain(|q| !q.same_key(p));
+            proofs.push(p.clone());
+        }
+        let proofs = pruned(proofs);
+        let file = File { backstop: env!("CARGO_PKG_VERSION").into(), format: FORMAT, proofs };
+        let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("json.partial");
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        self.proofs = file.proofs;
+        self.added.clear();
+        Ok(())
+    }
+}
+
+/// The newest [`PER_VERSION`] proofs of each version, oldest first.
+fn pruned(proofs: Vec<Proof>) -> Vec<Proof> {
+    let mut by_version: BTreeMap<String, Vec<Proof>> = BTreeMap::new();
+    for p in proofs {
+        by_version.entry(p.version.clone()).or_default().push(p);
+    }
+    let mut out: Vec<Proof> = Vec::new();
+    for (_, mut list) in by_version {
+        list.sort_by_key(|p| p.at);
+        let skip = list.len().saturating_sub(PER_VERSION);
+        out.extend(list.into_iter().skip(skip));
+    }
+    out.sort_by(|a, b| (a.at, &a.version).cmp(&(b.at, &b.version)));
+    out
+}
+
+/// The proofs of the file at `path`: none when it does not exist; `Err`
+/// with why it is not trusted otherwise.
+fn read(path: &Path) -> Result<Vec<Proof>, Option<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Some(format!(
+                "the proof store {} cannot be read ({e}): every down is proved again",
+                path.display()
+            )))
+        }
+    };
+    let file: File = serde_json::from_str(&text).map_err(|e| {
+        Some(format!(
+            "the proof store {} is not one Backstop wrote ({e}): it is ignored and every down \
+             is proved again; delete it to start afresh",
+            path.display()
+        ))
+    })?;
+    if file.backstop != env!("CARGO_PKG_VERSION") || file.format != FORMAT {
+        return Err(Some(format!(
+            "the proof store {} was written by Backstop {} (this is {}): its proofs are not \
+             trusted and every down is proved again; the file is rewritten with new proofs",
+            path.display(),
+            file.backstop,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let total = file.proofs.len();
+    let proofs: Vec<Proof> = file.proofs.into_iter().filter(|p| p.seal == p.sealed()).collect();
+    if proofs.len() < total {
+        return Err(Some(format!(
+            "{} proof(s) of the store {} do not match their seal (edited or damaged since they \
+             were written): the store is not trusted and every down is proved again",
+            total - proofs.len(),
+            path.display()
+        )));
+    }
+    Ok(proofs)
+}
+
+/// An exclusive lock on `<path>.lock`, held until the guard goes.
+fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let lock_path = path.with_extension("json.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(dir: &Path, version: &str, sql: &str) -> Migration {
+        let folder = dir.join(format!("{version}_m"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("up.sql"), sql).unwrap();
+        crate::source::load(dir, None)
+            .unwrap()
+            .migrations
+            .into_iter()
+            .find(|m| m.version == version)
+            .unwrap()
+    }
+
+    fn proof(m: &Migration, start: &str, major: u32) -> Proof {
+        Proof {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            file: file_key(m),
+            start: start.into(),
+            end: Some("after".into()),
+            major,
+            class: Class::Proved,
+            down: "DROP TABLE t".into(),
+            loses: Vec::new(),
+            by: "rehearse".into(),
+            at: chrono::Utc::now(),
+            seal: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_proof_covers_only_its_file_its_schema_and_its_major() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let mut store = Store::in_memory();
+        assert_eq!(store.find(&m, "s0", 15).unwrap_err().why, "no proof of it was kept");
+        store.put(proof(&m, "s0", 15));
+        assert_eq!(store.find(&m, "s0", 15).unwrap().down, "DROP TABLE t");
+        let why = store.find(&m, "s1", 15).unwrap_err().why;
+        assert!(why.starts_with("the schema it starts from (s1)"), "{why}");
+        let why = store.find(&m, "s0", 16).unwrap_err().why;
+        assert_eq!(why, "its down was proved on PostgreSQL 15, and this server is 16");
+        // One byte more, even a space, is another file.
+        let other = tempfile::tempdir().unwrap();
+        let changed = migration(other.path(), "1", "CREATE TABLE t (id int); ");
+        let why = store.find(&changed, "s0", 15).unwrap_err().why;
+        assert_eq!(why, "its file changed since its down was proved");
+    }
+
+    #[test]
+    fn saved_proofs_are_read_back_and_merged_with_another_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let n = migration(tmp.path(), "2", "CREATE TABLE u (id int);");
+        let path = tmp.path().join(".backstop/proofs.json");
+        let mut first = Store::open(&path);
+        let mut second = Store::open(&path);
+        first.put(proof(&m, "s0", 15));
+        first.save().unwrap();
+        second.put(proof(&n, "s1", 15));
+        second.save().unwrap();
+        let read = Store::open(&path);
+        assert!(read.note.is_none());
+        assert!(read.find(&m, "s0", 15).is_ok(), "the first run's proof survives the second's");
+        assert!(read.find(&n, "s1", 15).is_ok());
+        assert_eq!(read.len(), 2);
+    }
+
+    #[test]
+    fn a_corrupt_store_or_another_versions_is_never_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let path = tmp.path().join("proofs.json");
+        std::fs::write(&path, "{ not json").unwrap();
+        let store = Store::open(&path);
+        assert!(store.is_empty());
+        assert!(store.note.as_deref().unwrap().contains("is not one Backstop wrote"));
+        let mut sealed = proof(&m, "s0", 15);
+        sealed.seal = sealed.sealed();
+        let old = File { backstop: "0.0.1".into(), format: FORMAT, proofs: vec![sealed] };
+        std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+        let store = Store::open(&path);
+        assert!(store.find(&m, "s0", 15).is_err(), "another version's proof is not used");
+        assert!(store.note.as_deref().unwrap().contains("written by Backstop 0.0.1"));
+        // Saving replaces the untrusted file with this version's.
+        let mut store = store;
+        store.put(proof(&m, "s1", 15));
+        store.save().unwrap();
+        let again = Store::open(&path);
+        assert!(again.note.is_none());
+        assert!(again.find(&m, "s1", 15).is_ok());
+        assert!(again.find(&m, "s0", 15).is_err());
+    }
+
+    #[test]
+    fn a_proof_edited_since_it_was_written_is_never_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let path = tmp.path().join("proofs.json");
+        let mut store = Store::open(&path);
+        store.put(proof(&m, "s0", 15));
+        store.save().unwrap();
+        assert!(Store::open(&path).find(&m, "s0", 15).is_ok());
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("DROP TABLE t", "DROP TABLE other")).unwrap();
+        let store = Store::open(&path);
+        assert!(store.find(&m, "s0", 15).is_err());
+        assert!(
+            store.note.as_deref().unwrap().contains("do not match their seal"),
+            "{:?}",
+            store.note
+        );
+    }
+
+    #[test]
+    fn the_tools_history_is_no_part_of_the_fingerprint() {
+        use crate::pg::fingerprint::Object;
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("supabase/migrations")).unwrap();
+        std::fs::write(tmp.path().join("supabase/migrations/20240101000000_a.sql"), "SELECT 1;")
+            .unwrap();
+        let ms =
+            crate::source::load(&tmp.path().join("supabase/migrations"), None).unwrap().migrations;
+        let object = |key: &str| Object { key: key.into(), definition: "d".into() };
+        let base = vec![object("relation public.users"), object("column public.users.id")];
+        let mut with_history = base.clone();
+        for key in [
+            "schema supabase_migrations",
+            "relation supabase_migrations.schema_migrations",
+            "column supabase_migrations.schema_migrations.version",
+            "index supabase_migrations.schema_migrations_pkey",
+        ] {
+            with_history.push(object(key));
+        }
+        let schema = |objects| Schema { objects, cosmetic: Vec::new() };
+        assert_eq!(
+            fingerprint(&schema(base.clone()), &ms),
+            fingerprint(&schema(with_history), &ms)
+        );
+        let mut other = base;
+        other.push(object("relation public.supabase_migrations_copy"));
+        assert_ne!(
+            fingerprint(&schema(other.clone()), &ms),
+            fingerprint(&schema(other[..2].to_vec()), &ms),
+            "a table of the project's is part of it"
+        );
+    }
+
+    #[test]
+    fn only_the_newest_proofs_of_a_version_are_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let mut proofs = Vec::new();
+        for i in 0..7 {
+            let mut p = proof(&m, &format!("s{i}"), 15);
+            p.at += chrono::Duration::seconds(i);
+            proofs.push(p);
+        }
+        let kept = pruned(proofs);
+        let starts: Vec<&str> = kept.iter().map(|p| p.start.as_str()).collect();
+        assert_eq!(starts, ["s3", "s4", "s5", "s6"]);
+    }
+}

@@ -1,0 +1,110 @@
+//! The round trip of a migration that has no down: its down is worked out
+//! and proved on the rehearsal's own copy by a [`DownMaker`] (the `downs`
+//! engine implements it one floor over, so that this module needs nothing
+//! of it), and the trip says how that went in the classes `backstop
+//! downs` uses: proved, data only a backup holds, unprovable.
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::clone::CopyDb;
+use super::locks::Tracing;
+use super::ms;
+use super::outcome::{MigrationTrip, TripClass};
+use super::round_trip::OneTrip;
+use super::RehearseError;
+use crate::migrate::{Progress, Settings};
+use crate::pg::tracked::Tracked;
+use crate::source::Migration;
+
+/// How a computed down fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// Worked out and proved.
+    Proved,
+    /// The schema part is proved; rows the up changed only a backup holds.
+    Irreversible,
+    /// No down could be proved.
+    Unprovable,
+    /// The up itself fails: nothing after it can be rehearsed.
+    UpFails,
+}
+
+/// What a [`DownMaker`] made of one migration.
+#[derive(Debug, Clone)]
+pub struct MadeDown {
+    pub made: Made,
+    /// Why, in a line: what it cannot prove, the up's error, what is lost.
+    pub detail: String,
+    /// The copy is left where the next migrations cannot start.
+    pub stops: bool,
+}
+
+/// What works out and proves the downs of migrations that have none, on
+/// the rehearsal's copy, in the order the rehearsal applies them.
+pub trait DownMaker {
+    /// Applies the up of `m` (the last of `known`) on `client` through
+    /// `progress`, works its down out and proves it; the copy is left at
+    /// the state after the up.
+    fn up_and_down(
+        &mut self,
+        client: &mut Client,
+        copy: &CopyDb,
+        known: &[Migration],
+        m: &Migration,
+        settings: &Settings,
+        progress: &mut dyn Progress,
+    ) -> Result<MadeDown, RehearseError>;
+
+    /// The copy was changed by other hands since the last call: what the
+    /// maker knows of its state is stale.
+    fn moved(&mut self);
+}
+
+/// The round trip of `m`, which has no down, through `maker`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn round_trip(
+    client: &mut Client,
+    copy: &CopyDb,
+    tracked: &mut Tracked,
+    known: &[Migration],
+    settings: &Settings,
+    m: &Migration,
+    tracing: &mut Tracing<'_>,
+    maker: &mut dyn DownMaker,
+) -> Result<OneTrip, RehearseError> {
+    let t = Instant::now();
+    let made = maker.up_and_down(client, copy, known, m, settings, tracing)?;
+    let locks = tracing.drain_locks();
+    tracked.wrote(tracing.take_written());
+    let (class, detail) = match made.made {
+        Made::Proved => (TripClass::Proved, made.detail),
+        Made::Irreversible => (
+            TripClass::Irreversible,
+            format!(
+                "{}; the computed down puts the schema back, and only the backup taken before it \
+                 holds those rows (accept with `backstop rehearse --accept-irreversible {} \
+                 --reason \"…\"`)",
+                made.detail, m.version
+            ),
+        ),
+        Made::Unprovable => (
+            TripClass::Unprovable,
+            format!("{}; `backstop downs {}` shows the down it tried", made.detail, m.version),
+        ),
+        Made::UpFails => (TripClass::UpFails, made.detail),
+    };
+    let trip = MigrationTrip {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        class,
+        detail,
+        differences: Vec::new(),
+        relations: Vec::new(),
+        definitions: Vec::new(),
+        cosmetic: Vec::new(),
+        duration_ms: ms(t.elapsed()),
+    };
+    Ok(OneTrip { trip, locks, stops: made.stops })
+}
