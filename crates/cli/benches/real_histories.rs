@@ -1,24 +1,32 @@
-//! A Prisma history of 810 migrations as Prisma leaves it (see
-//! `bench/prisma_history.rs`: shared timestamps, the author's `BEGIN` …
-//! `COMMIT`, `COMMIT` after `ADD VALUE`, one-statement `CONCURRENTLY`
-//! scripts, enum swaps, work tables, type changes, foreign servers),
-//! measured in one run on one throwaway cluster:
+//! Long histories as their tools leave them, measured on the default path
+//! a user runs (no `backstop.toml`: the check gate, the verified backup
+//! and the kept downs all on), each figure against its reference in the
+//! same run on one throwaway cluster, for the 810-migration Prisma history
+//! of `bench/prisma_history.rs` and the 300-migration drizzle history of
+//! `bench/drizzle_history.rs`:
 //!
-//! 1. `backstop migrate` of the whole history into an empty database,
-//!    against `psql -f` per file, which is how a history is applied by
-//!    hand (and close to how Prisma sends each script). Backstop runs with
-//!    its gates and its kept downs off (`[check] required = false`,
-//!    `[backup] required = false`, `[migrations] keep_downs = false`): the
-//!    apply alone; the default run (check gate and kept downs on) is
-//!    printed after it. Goal: at least 10 times faster than psql.
-//! 2. `backstop rehearse` of the same history on an empty database (copy,
-//!    a round trip per migration, scenarios A and B), against one plain
-//!    apply of it (`backstop migrate`, gates off). Goal: at most 3 times.
+//! 1. one plain apply (`backstop migrate` with gates and kept downs off)
+//!    against `psql -f` per file, the way a history is applied by hand;
+//! 2. the first `migrate` of the whole history, every default gate on and
+//!    nothing rehearsed (a down proved for each migration): goal no slower
+//!    than psql per file;
+//! 3. `rehearse` of the whole history, every down worked out and
+//!    round-tripped: goal at most 3 times one plain apply;
+//! 4. `migrate` after that rehearsal (every down's proof reused): goal at
+//!    most 1.5 times one plain apply;
+//! 5. the deploy of one new migration on top of the history, after a
+//!    rehearsal of it and with nothing rehearsed: goal at most 1 s plus
+//!    the backup gate's own time (printed beside).
 //!
-//! Run: `cargo bench -p backstop-cli --bench real_histories`
-//! (BENCH_BLOCKS sets the history's length in blocks of 10, default 81).
+//! Then a generated diesel-style history of 250 with authored downs
+//! (`bench/history.rs`: views on views, plpgsql, data backfills):
+//! `rehearse` against one plain apply, goal at most 3 times.
+//!
+//! Run: `cargo bench -p backstop-cli --bench real_histories` (BENCH_BLOCKS
+//! sets the Prisma history's length in blocks of 10, default 81;
+//! BENCH_ONLY=prisma|drizzle|diesel runs one part).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,52 +34,270 @@ use anyhow::Context as _;
 use backstop_core::pg::cluster::Cluster;
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../../bench/drizzle_history.rs"]
+mod drizzle_history;
+#[allow(dead_code)]
+#[path = "../../../bench/history.rs"]
+mod history;
 #[allow(dead_code)] // the test names the data changes
 #[path = "../../../bench/prisma_history.rs"]
 mod prisma_history;
 
-const GATES_OFF: &str =
-    "[migrations]\nlayout = \"prisma\"\ndir = \"db/migrations\"\nkeep_downs = false\n\n\
-                         [check]\nrequired = false\n\n[backup]\nrequired = false\n";
+/// Gates and kept downs off: the apply alone.
+const GATES_OFF: &str = "[migrations]\nkeep_downs = false\n\n[check]\nrequired = false\n\n\
+                         [backup]\nrequired = false\n";
 
 fn main() -> std::process::ExitCode {
     common::exit("real_histories", run())
 }
 
-/// A project folder holding the history, with `config` as its backstop.toml.
-fn project(
-    root: &Path,
-    name: &str,
+/// One tool's history written in a project folder as the tool leaves it.
+struct History {
+    label: &'static str,
+    /// Where the migration files are, relative to the project.
+    folder: &'static str,
+    /// Writes the history into a project; returns each file to run with
+    /// psql, in order.
+    write: fn(&Path, usize) -> Vec<PathBuf>,
+    /// Writes one more migration after the history; returns its file.
+    more: fn(&Path, usize) -> PathBuf,
     blocks: usize,
-    config: Option<&str>,
-) -> anyhow::Result<std::path::PathBuf> {
-    let dir = root.join(name);
-    let names = prisma_history::write(&dir.join("db/migrations"), blocks);
-    anyhow::ensure!(!names.is_empty(), "no migrations written");
-    if let Some(config) = config {
-        std::fs::write(dir.join("backstop.toml"), config)?;
-    }
-    Ok(dir)
 }
 
-/// `psql -f` of each folder's migration.sql, in Prisma's order.
-fn psql_per_file(cluster: &Cluster, db: &str, dir: &Path) -> anyhow::Result<Duration> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+fn prisma_write(project: &Path, blocks: usize) -> Vec<PathBuf> {
+    let dir = project.join("prisma/migrations");
+    let names = prisma_history::write(&dir, blocks);
+    names.iter().map(|n| dir.join(n).join("migration.sql")).collect()
+}
+
+fn prisma_more(project: &Path, blocks: usize) -> PathBuf {
+    let stamp = prisma_history::stamp(blocks * prisma_history::PER_BLOCK + 1);
+    let dir = project.join(format!("prisma/migrations/{stamp}_deploy_notes"));
+    std::fs::create_dir_all(&dir).expect("the folder is made");
+    let file = dir.join("migration.sql");
+    std::fs::write(
+        &file,
+        "-- AlterTable\nALTER TABLE \"Item_1\" ADD COLUMN \"deployNote\" TEXT;\n\n\
+         -- CreateIndex\nCREATE INDEX \"Item_1_deployNote_idx\" ON \"Item_1\"(\"deployNote\");\n",
+    )
+    .expect("the migration is written");
+    file
+}
+
+fn drizzle_write(project: &Path, blocks: usize) -> Vec<PathBuf> {
+    let dir = project.join("drizzle");
+    let tags = drizzle_history::write(&dir, blocks, None);
+    tags.iter().map(|t| dir.join(format!("{t}.sql"))).collect()
+}
+
+fn drizzle_more(project: &Path, blocks: usize) -> PathBuf {
+    let dir = project.join("drizzle");
+    let mut tags = drizzle_history::write(&dir, blocks, None);
+    let tag = format!("{:04}_deploy_notes", tags.len());
+    let file = dir.join(format!("{tag}.sql"));
+    std::fs::write(
+        &file,
+        "ALTER TABLE \"events_1\" ADD COLUMN \"deploy_note\" text;--> statement-breakpoint\n\
+         CREATE INDEX \"events_1_deploy_note_idx\" ON \"events_1\" USING btree (\"deploy_note\");",
+    )
+    .expect("the migration is written");
+    tags.push(tag);
+    let n = tags.len();
+    std::fs::write(dir.join("meta/_journal.json"), drizzle_history::journal(&tags, n))
+        .expect("the journal is written");
+    file
+}
+
+/// `psql -f` of each file, in order.
+fn psql_files(cluster: &Cluster, db: &str, files: &[PathBuf]) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    for name in &names {
+    for file in files {
         let mut psql = Command::new(cluster.bin().tool("psql"));
         common::clean_env(&mut psql);
-        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(dir.join(name).join("migration.sql"))
-            .arg(cluster.url(db));
-        common::check(psql.output().context("running psql")?, &format!("psql -f {name}"))?;
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"]).arg(file).arg(cluster.url(db));
+        common::check(psql.output().context("running psql")?, &format!("psql -f {file:?}"))?;
     }
     Ok(t.elapsed())
+}
+
+/// `backstop ARGS` with its standard error too: time, and both outputs.
+fn backstop(dir: &Path, url: &str, args: &[&str]) -> anyhow::Result<(Duration, String)> {
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let t = Instant::now();
+    let mut cmd = Command::new(binary);
+    common::clean_env(&mut cmd);
+    let out = cmd
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running backstop")?;
+    let elapsed = t.elapsed();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(out.status.success(), "backstop {args:?} failed:\n{text}");
+    Ok((elapsed, text))
+}
+
+/// The backup gate's own time, as its line says it (`… in 0.5s`).
+fn backup_time(output: &str) -> Duration {
+    let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
+    let secs = line.and_then(|l| l.rsplit(" in ").next()).map(|t| t.trim()).and_then(|t| {
+        match t.strip_suffix("ms") {
+            Some(ms) => ms.trim().parse::<f64>().ok().map(|v| v / 1000.0),
+            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
+        }
+    });
+    Duration::from_secs_f64(secs.unwrap_or(0.0))
+}
+
+/// The line that says how many downs were reused and proved now.
+fn proofs_line(output: &str) -> String {
+    let reused = output.lines().find(|l| l.starts_with("reused the kept proof"));
+    let proved = output.lines().find(|l| l.starts_with("proved "));
+    let cut = |l: &str| l.split(':').next().unwrap_or(l).to_string();
+    [reused.map(cut), proved.map(cut)].into_iter().flatten().collect::<Vec<_>>().join("; ")
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
+    let project = |name: &str, config: Option<&str>| -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+        let dir = root.join(format!("{}_{name}", h.label));
+        std::fs::create_dir_all(&dir)?;
+        let files = (h.write)(&dir, h.blocks);
+        if let Some(config) = config {
+            std::fs::write(dir.join("backstop.toml"), config)?;
+        }
+        Ok((dir, files))
+    };
+    let db = |name: &str| -> anyhow::Result<String> {
+        let db = format!("{}_{name}", h.label);
+        cluster.create_database(&db, None)?;
+        Ok(cluster.url(&db))
+    };
+    let (_, files) = project("psql", None)?;
+    println!("history: {} {} migrations under {}", files.len(), h.label, h.folder);
+    db("psql")?;
+    let psql = psql_files(cluster, &format!("{}_psql", h.label), &files)?;
+    let (plain_dir, _) = project("plain", Some(GATES_OFF))?;
+    let (plain, _) = backstop(&plain_dir, &db("plain")?, &["migrate"])?;
+    println!(
+        "  one plain apply (gates and downs off): {}; psql -f per file {}",
+        common::secs(plain),
+        common::secs(psql)
+    );
+
+    // Nothing rehearsed: every down proved by migrate itself.
+    let (first_dir, _) = project("first", None)?;
+    let first_url = db("first")?;
+    let (first, out) = backstop(&first_dir, &first_url, &["migrate"])?;
+    println!(
+        "  first migrate, every default gate on, nothing rehearsed: {} = {:.2}x psql per file \
+         (goal <= 1x: {}); {}",
+        common::secs(first),
+        ratio(first, psql),
+        met(first <= psql),
+        proofs_line(&out)
+    );
+
+    // Rehearsed first: the deploy reuses every proof.
+    let (rehearsed_dir, _) = project("rehearsed", None)?;
+    let rehearsed_url = db("rehearsed")?;
+    let (rehearse, out) = backstop(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
+    let verdict = out.lines().rfind(|l| l.starts_with("rehearsal ")).unwrap_or_default();
+    let trips = out.lines().find(|l| l.contains("round trips of")).unwrap_or_default();
+    println!(
+        "  rehearse, every down round-tripped: {} = {:.2}x one plain apply (goal <= 3x: {}); {}; {}",
+        common::secs(rehearse),
+        ratio(rehearse, plain),
+        met(ratio(rehearse, plain) <= 3.0),
+        trips.trim(),
+        verdict
+    );
+    let (after, out) = backstop(&rehearsed_dir, &rehearsed_url, &["migrate"])?;
+    println!(
+        "  migrate after that rehearsal: {} = {:.2}x one plain apply (goal <= 1.5x: {}); {}",
+        common::secs(after),
+        ratio(after, plain),
+        met(ratio(after, plain) <= 1.5),
+        proofs_line(&out)
+    );
+
+    // One new migration on top of the history.
+    let one = (h.more)(&rehearsed_dir, h.blocks);
+    (h.more)(&first_dir, h.blocks);
+    let one_psql = psql_files(cluster, &format!("{}_psql", h.label), &[one])?;
+    let (_, _) = backstop(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
+    for (how, dir, url) in [
+        ("after a rehearsal of it", &rehearsed_dir, &rehearsed_url),
+        ("nothing rehearsed", &first_dir, &first_url),
+    ] {
+        let (deploy, out) = backstop(dir, url, &["migrate"])?;
+        let backup = backup_time(&out);
+        let own = deploy.saturating_sub(backup);
+        println!(
+            "  deploy of one new migration, {how}: {} with the backup gate's {} = {} beside the \
+             backup (goal <= 1s: {}); psql -f of the file {}; {}",
+            common::secs(deploy),
+            common::secs(backup),
+            common::secs(own),
+            met(own <= Duration::from_secs(1)),
+            common::secs(one_psql),
+            proofs_line(&out)
+        );
+    }
+    Ok(())
+}
+
+/// The diesel-style history with authored downs: rehearse against one
+/// plain apply.
+fn authored(cluster: &Cluster, root: &Path) -> anyhow::Result<()> {
+    let n = 250;
+    let write = |name: &str, config: &str| -> anyhow::Result<PathBuf> {
+        let dir = root.join(name);
+        for i in 0..n {
+            let (up, down) = history::migration(i);
+            let folder = dir.join(format!("migrations/{:04}_m{i}", i + 1));
+            std::fs::create_dir_all(&folder)?;
+            std::fs::write(folder.join("up.sql"), up)?;
+            std::fs::write(folder.join("down.sql"), down)?;
+        }
+        std::fs::write(dir.join("backstop.toml"), config)?;
+        Ok(dir)
+    };
+    let config = "[migrations]\ndir = \"migrations\"\n";
+    let gates_off = GATES_OFF.replace("[migrations]\n", config);
+    let plain_dir = write("diesel_plain", &gates_off)?;
+    cluster.create_database("diesel_plain", None)?;
+    let (plain, _) = backstop(&plain_dir, &cluster.url("diesel_plain"), &["migrate"])?;
+    let dir = write("diesel_rehearsed", config)?;
+    cluster.create_database("diesel_rehearsed", None)?;
+    let (rehearse, out) = backstop(&dir, &cluster.url("diesel_rehearsed"), &["rehearse"])?;
+    let verdict = out.lines().rfind(|l| l.starts_with("rehearsal ")).unwrap_or_default();
+    println!("history: {n} diesel-style migrations with authored downs");
+    println!(
+        "  rehearse: {} against one plain apply {}: {:.2}x (goal <= 3x: {}); {verdict}",
+        common::secs(rehearse),
+        common::secs(plain),
+        ratio(rehearse, plain),
+        met(ratio(rehearse, plain) <= 3.0)
+    );
+    Ok(())
 }
 
 fn run() -> anyhow::Result<()> {
@@ -81,42 +307,37 @@ fn run() -> anyhow::Result<()> {
         })?,
         Err(_) => 81,
     };
-    let n = blocks * prisma_history::PER_BLOCK;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if !["", "prisma", "drizzle", "diesel"].contains(&only.as_str()) {
+        anyhow::bail!("BENCH_ONLY={only:?}: say prisma, drizzle or diesel, or unset it");
+    }
     let cluster = Cluster::start()?;
     let root = tempfile::tempdir()?;
     println!(
-        "history: {n} Prisma migrations ({blocks} blocks), PostgreSQL {}",
+        "PostgreSQL {}, every figure from one run on one throwaway cluster",
         cluster.bin().version
     );
-
-    for db in ["by_psql", "by_backstop", "by_default", "plain", "rehearsed"] {
-        cluster.create_database(db, None)?;
+    let histories = [
+        History {
+            label: "prisma",
+            folder: "prisma/migrations",
+            write: prisma_write,
+            more: prisma_more,
+            blocks,
+        },
+        History {
+            label: "drizzle",
+            folder: "drizzle",
+            write: drizzle_write,
+            more: drizzle_more,
+            blocks: 30,
+        },
+    ];
+    for h in histories.iter().filter(|h| only.is_empty() || only == h.label) {
+        measure(&cluster, root.path(), h)?;
     }
-    let by_hand = project(root.path(), "psql", blocks, None)?;
-    let psql = psql_per_file(&cluster, "by_psql", &by_hand.join("db/migrations"))?;
-    let gates_off = project(root.path(), "backstop", blocks, Some(GATES_OFF))?;
-    let (migrate, _) = common::backstop(&gates_off, &cluster.url("by_backstop"), &["migrate"]);
-    println!(
-        "migrate, gates off: backstop {}; psql -f per file {}: {:.1}x faster (goal >= 10x)",
-        common::secs(migrate),
-        common::secs(psql),
-        psql.as_secs_f64() / migrate.as_secs_f64()
-    );
-    let default = project(root.path(), "default", blocks, None)?;
-    let (full, _) = common::backstop(&default, &cluster.url("by_default"), &["migrate"]);
-    println!(
-        "migrate with no backstop.toml (check gate, {n} downs computed, proved and kept): {}",
-        common::secs(full)
-    );
-
-    let (plain, _) = common::backstop(&gates_off, &cluster.url("plain"), &["migrate"]);
-    let (rehearse, out) = common::backstop(&gates_off, &cluster.url("rehearsed"), &["rehearse"]);
-    let verdict = out.lines().last().unwrap_or_default().to_string();
-    println!(
-        "rehearse: {} against one plain apply {}: {:.2}x (goal <= 3x); {verdict}",
-        common::secs(rehearse),
-        common::secs(plain),
-        rehearse.as_secs_f64() / plain.as_secs_f64()
-    );
+    if only.is_empty() || only == "diesel" {
+        authored(&cluster, root.path())?;
+    }
     Ok(())
 }

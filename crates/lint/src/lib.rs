@@ -7,6 +7,7 @@
 // parallel, facts, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
 // batch, context, suppress, rules, analyze. `compare` reads token streams
 // and stands apart.
+pub mod adds;
 pub mod analyze;
 pub mod batch;
 pub mod calls;

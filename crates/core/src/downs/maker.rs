@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 use postgres::Client;
 
-use super::picture::State;
 use super::proofs::Store;
 use super::run::{Replay, Start};
 use super::{keep, Down, DownsError, Status};
 use crate::migrate::{Progress, Settings};
-use crate::pg::fingerprint::Schema;
+use crate::pg::tracked::Tracked;
+use crate::pg::Prepared;
 use crate::rehearse::{self, CopyDb, DownMaker, Made, MadeDown, Rehearsal, RehearseError};
 use crate::source::Migration;
 
@@ -23,11 +23,6 @@ pub struct Maker<'a> {
     /// calls that reach outside taken out).
     originals: &'a [Migration],
     pg_dump: Option<PathBuf>,
-    /// The picture after the last up this maker applied, the statements
-    /// prepared on the copy's session, and the schema after that up.
-    picture: Option<State>,
-    prepared: crate::pg::Prepared,
-    schema: Option<Schema>,
     major: u32,
     /// Every down made, in order.
     pub made: Vec<Down>,
@@ -35,15 +30,7 @@ pub struct Maker<'a> {
 
 impl<'a> Maker<'a> {
     pub fn new(originals: &'a [Migration]) -> Maker<'a> {
-        Maker {
-            originals,
-            pg_dump: None,
-            picture: None,
-            prepared: Default::default(),
-            schema: None,
-            major: 0,
-            made: Vec::new(),
-        }
+        Maker { originals, pg_dump: None, major: 0, made: Vec::new() }
     }
 
     /// `pg_dump` for the copy's server, found once.
@@ -65,18 +52,22 @@ impl<'a> Maker<'a> {
         Ok(path)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn made(
         &mut self,
         client: &mut Client,
         copy: &CopyDb,
+        picture: (&mut Tracked, &mut Prepared),
         known: &[Migration],
         m: &Migration,
         settings: &Settings,
         progress: &mut dyn Progress,
     ) -> Result<(Down, bool), DownsError> {
         let pg_dump = self.pg_dump(client)?;
-        let known_state = (self.picture.take(), std::mem::take(&mut self.prepared));
-        let cached = self.schema.take();
+        // A copy of a database Backstop never migrated has no history yet.
+        crate::schema::ensure(client).map_err(|e| {
+            DownsError::Db(crate::pg::DbError::new("creating Backstop's tables on the copy", e))
+        })?;
         let mut replay = Replay::over(
             client,
             copy.clone(),
@@ -84,24 +75,16 @@ impl<'a> Maker<'a> {
             (known, self.originals),
             settings,
             progress,
-            known_state,
+            picture,
             Start::Target,
         );
-        let before = match cached {
-            Some(s) => s,
-            None => replay.schema()?,
-        };
+        let before = replay.schema()?;
         let start = super::proofs::fingerprint(&before, self.originals);
         let (mut down, stops) = replay.one(m, before)?;
         down.start = Some(start);
         if !stops {
             let after = replay.schema()?;
             down.end = Some(super::proofs::fingerprint(&after, self.originals));
-            self.schema = Some(after);
-        }
-        (self.picture, self.prepared) = replay.into_parts();
-        if stops {
-            self.picture = None;
         }
         Ok((down, stops))
     }
@@ -112,13 +95,14 @@ impl DownMaker for Maker<'_> {
         &mut self,
         client: &mut Client,
         copy: &CopyDb,
+        picture: (&mut Tracked, &mut Prepared),
         known: &[Migration],
         m: &Migration,
         settings: &Settings,
         progress: &mut dyn Progress,
     ) -> Result<MadeDown, RehearseError> {
         let (down, stops) = self
-            .made(client, copy, known, m, settings, progress)
+            .made(client, copy, picture, known, m, settings, progress)
             .map_err(|e| RehearseError::Down { version: m.version.clone(), source: Box::new(e) })?;
         let first_note = down.notes.first().cloned().unwrap_or_default();
         let made = match down.status {
@@ -156,10 +140,7 @@ impl DownMaker for Maker<'_> {
         Ok(made)
     }
 
-    fn moved(&mut self) {
-        self.picture = None;
-        self.schema = None;
-    }
+    fn moved(&mut self) {}
 }
 
 fn count_statements(sql: &str) -> usize {

@@ -31,6 +31,7 @@ mod objects;
 mod picture;
 mod plan;
 pub mod proofs;
+mod quick;
 mod run;
 mod start;
 mod storage;

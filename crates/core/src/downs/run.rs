@@ -16,24 +16,29 @@ use super::plan;
 use super::{catalog, data, toc, Computed, Down, DownsError, Options, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
+use crate::pg::tracked::Tracked;
+use crate::pg::Prepared;
 use crate::rehearse::server_state as roles;
 use crate::rehearse::CopyDb;
 use crate::source::{Migration, Part};
 
 /// The copy being replayed, and what is known of its current state.
 pub(super) struct Replay<'a> {
-    client: &'a mut Client,
-    copy: CopyDb,
+    pub(super) client: &'a mut Client,
+    pub(super) copy: CopyDb,
     pg_dump: PathBuf,
     /// The migrations as replayed (see `rehearse::outside::replayed`) and as written.
-    migrations: &'a [Migration],
+    pub(super) migrations: &'a [Migration],
     originals: &'a [Migration],
-    settings: &'a Settings,
-    progress: &'a mut dyn Progress,
+    pub(super) settings: &'a Settings,
+    pub(super) progress: &'a mut dyn Progress,
     /// The picture of the copy's current state, while it holds.
-    picture: Option<State>,
-    /// The schema picture's query, planned once for the whole replay.
-    prepared: crate::pg::Prepared,
+    pub(super) picture: Option<State>,
+    /// The schema picture's queries, planned once for the whole replay.
+    pub(super) prepared: &'a mut Prepared,
+    /// The semantic picture, kept current between migrations: the state
+    /// before the up of the migration being worked out.
+    pub(super) tracked: &'a mut Tracked,
     /// Where the replay started, as a failure names it.
     start: Start,
 }
@@ -106,6 +111,9 @@ pub fn compute(
     let copy = workspace.copy("downs")?;
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+    let mut prepared = Prepared::default();
+    let mut tracked =
+        Tracked::read(&mut client, &mut prepared).map_err(db("reading the copy's schema"))?;
     let start = match &options.start {
         _ if options.from_target => Start::Target,
         Some(_) => Start::Given(workspace.info.source.clone()),
@@ -122,60 +130,94 @@ pub fn compute(
         settings,
         progress,
         picture: None,
-        prepared: Default::default(),
+        prepared: &mut prepared,
+        tracked: &mut tracked,
         start,
     };
     let asked =
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
-    let todo: Vec<&Migration> = migrations.iter().filter(|m| !m.repeatable).collect();
-    let total = todo.len();
-    let mut out: Vec<Down> = Vec::new();
-    let mut stopped: Option<String> = None;
-    // The down whose proof ends where the next migration starts: its end
-    // fingerprint is that start's.
-    let mut open_end: Option<usize> = None;
-    for (i, m) in todo.into_iter().enumerate() {
-        if let Some(why) = &stopped {
-            if asked(m) {
-                out.push(unprovable(m, Vec::new(), vec![why.clone()]));
-            }
-            continue;
-        }
-        let label = format!("{} ({}/{total})", m.label(), i + 1);
-        replay.progress.note(Note::Stage { index: i + 1, total, name: &label });
-        let before = if asked(m) || open_end.is_some() { Some(replay.schema()?) } else { None };
-        if let (Some(at), Some(schema)) = (open_end.take(), &before) {
-            out[at].end = Some(super::proofs::fingerprint(schema, migrations));
-        }
-        let Some(before) = before.filter(|_| asked(m)) else {
-            if let Some(why) = replay.up(m)? {
-                stopped = Some(format!(
-                    "not reached: the up of {} fails on the replayed database: {why}",
-                    m.label()
-                ));
-            }
-            continue;
-        };
-        let start = super::proofs::fingerprint(&before, migrations);
-        let (mut down, stop) = replay.one(m, before)?;
-        down.start = Some(start);
-        if stop {
-            stopped = Some(format!("not reached: {} could not be replayed", m.label()));
-        } else if down.proved {
-            open_end = Some(out.len());
-        }
-        out.push(down);
-    }
-    if let Some(at) = open_end {
-        out[at].end = Some(super::proofs::fingerprint(&replay.schema()?, migrations));
-    }
+    // Only what the copy has not applied is replayed (a start from the
+    // target holds its history).
+    let status = migrate::status(&mut *replay.client, replay.migrations)?;
+    let pending: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
+    let todo: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
+        .collect();
+    let out = replay.replay_all(&todo, &asked)?;
     drop(replay);
     drop(workspace);
     let major = crate::pg::bins::major_of_num(server);
     Ok(Computed { downs: out, start: start_notes, major })
 }
 
-fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
+impl Replay<'_> {
+    /// Replays `todo` in order, working out the down of each that `asked`
+    /// says; the ups of those between are applied together, just before
+    /// the next one asked about (and not at all after the last).
+    fn replay_all(
+        &mut self,
+        todo: &[&Migration],
+        asked: &dyn Fn(&Migration) -> bool,
+    ) -> Result<Vec<Down>, DownsError> {
+        let total = todo.len();
+        let mut out: Vec<Down> = Vec::new();
+        let mut stopped: Option<String> = None;
+        // The down whose proof ends where the next migration starts: its
+        // end fingerprint is that start's.
+        let mut open_end: Option<usize> = None;
+        // The last migration not asked about whose up is still to apply.
+        let mut deferred: Option<&Migration> = None;
+        for (i, m) in todo.iter().copied().enumerate() {
+            if let Some(why) = &stopped {
+                if asked(m) {
+                    out.push(unprovable(m, Vec::new(), vec![why.clone()]));
+                }
+                continue;
+            }
+            if !asked(m) {
+                if let Some(at) = open_end.take() {
+                    let schema = self.schema()?;
+                    out[at].end = Some(super::proofs::fingerprint(&schema, self.originals));
+                }
+                deferred = Some(m);
+                continue;
+            }
+            if let Some(d) = deferred.take() {
+                if let Some(why) = self.up(d)? {
+                    let why = format!(
+                        "not reached: the up of {} fails on the replayed database: {why}",
+                        d.label()
+                    );
+                    out.push(unprovable(m, Vec::new(), vec![why.clone()]));
+                    stopped = Some(why);
+                    continue;
+                }
+            }
+            let label = format!("{} ({}/{total})", m.label(), i + 1);
+            self.progress.note(Note::Stage { index: i + 1, total, name: &label });
+            let before = self.schema()?;
+            let start = super::proofs::fingerprint(&before, self.originals);
+            if let Some(at) = open_end.take() {
+                out[at].end = Some(start.clone());
+            }
+            let (mut down, stop) = self.one(m, before)?;
+            down.start = Some(start);
+            if stop {
+                stopped = Some(format!("not reached: {} could not be replayed", m.label()));
+            } else if down.proved {
+                open_end = Some(out.len());
+            }
+            out.push(down);
+        }
+        if let Some(at) = open_end {
+            out[at].end = Some(super::proofs::fingerprint(&self.schema()?, self.originals));
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
     Down {
         version: m.version.clone(),
         name: m.name.clone(),
@@ -209,9 +251,8 @@ enum Proof {
 }
 
 impl<'a> Replay<'a> {
-    /// A replay over a copy someone else drives (a rehearsal), with what
-    /// an earlier replay over it knew: the picture of its state and the
-    /// statements prepared on `client`.
+    /// A replay over a copy someone else drives (a rehearsal): its
+    /// session, the statements prepared on it and its picture, current.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn over(
         client: &'a mut Client,
@@ -220,7 +261,7 @@ impl<'a> Replay<'a> {
         (migrations, originals): (&'a [Migration], &'a [Migration]),
         settings: &'a Settings,
         progress: &'a mut dyn Progress,
-        (picture, prepared): (Option<State>, crate::pg::Prepared),
+        (tracked, prepared): (&'a mut Tracked, &'a mut Prepared),
         start: Start,
     ) -> Replay<'a> {
         Replay {
@@ -231,15 +272,11 @@ impl<'a> Replay<'a> {
             originals,
             settings,
             progress,
-            picture,
+            picture: None,
             prepared,
+            tracked,
             start,
         }
-    }
-
-    /// What the replay knows of the copy's state, for the next one over it.
-    pub(super) fn into_parts(self) -> (Option<State>, crate::pg::Prepared) {
-        (self.picture, self.prepared)
     }
 }
 
@@ -257,14 +294,17 @@ impl Replay<'_> {
         Ok(State { dump, catalog })
     }
 
+    /// The schema as it is now, from the picture brought up to date.
     pub(super) fn schema(&mut self) -> Result<Schema, DownsError> {
-        Schema::read_prepared(&mut *self.client, &mut self.prepared)
-            .map_err(db("reading the schema"))
+        self.tracked
+            .refresh(&mut *self.client, &mut *self.prepared)
+            .map_err(db("reading the schema"))?;
+        Ok(self.tracked.schema())
     }
 
     /// Applies the up of `m`; the failure, if it fails, with a hint when
     /// it fails for want of an object the history did not make.
-    fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
+    pub(super) fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
         Ok(self.up_failure(m)?.map(|(message, sqlstate)| {
             let missing = ["42P01", "42883", "42704", "3F000", "42703"];
             if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
@@ -325,8 +365,8 @@ impl Replay<'_> {
         if let Err(e) = tx.batch_execute(&joined(statements)) {
             return Ok(Proof::Fails(crate::pg::conn::error_chain(&e)));
         }
-        let now =
-            Schema::read_prepared(&mut tx, &mut self.prepared).map_err(db("reading the schema"))?;
+        let now = Schema::read_prepared(&mut tx, &mut *self.prepared)
+            .map_err(db("reading the schema"))?;
         let mut differences = Vec::new();
         for (table, digest) in &baseline.rows {
             let after = data::rows_digest(&mut tx, table).map_err(db("reading the rows"))?;
@@ -387,7 +427,7 @@ impl Replay<'_> {
             migrate::Group::whole(Direction::Down, true, vec![m]),
         ];
         let mut after = None;
-        let prepared = &mut self.prepared;
+        let prepared = &mut *self.prepared;
         let outcomes =
             migrate::trial(&mut *self.client, self.settings, &groups, self.progress, |i, tx| {
                 if i == 1 {
@@ -416,6 +456,11 @@ impl Replay<'_> {
         m: &Migration,
         before_schema: Schema,
     ) -> Result<(Down, bool), DownsError> {
+        if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
+            if let Some(down) = self.quick(m, &reading)? {
+                return Ok(down);
+            }
+        }
         let mode = match self.try_own_down(m, &before_schema)? {
             Some(Proof::Holds(cosmetic)) => {
                 if let Some(why) = self.up(m)? {
@@ -605,7 +650,7 @@ fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
     }
 }
 
-fn joined(statements: &[String]) -> String {
+pub(super) fn joined(statements: &[String]) -> String {
     statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
 }
 

@@ -218,7 +218,6 @@ impl Cluster {
             recovering: true,
         };
         cluster.prepare()?;
-        fs::remove_file(cluster.dir.join("pwfile")).map_err(|e| cluster.dir_err(e))?;
         cluster.spawn_watcher()?;
         let data = cluster.data_dir();
         restore(&data, run_as.map(|w| w.uid.as_raw()))
@@ -318,6 +317,7 @@ impl Cluster {
             cluster.enable_tls(cert, key)?;
         }
         cluster.start_server()?;
+        cluster.set_password()?;
         Ok(cluster)
     }
 
@@ -328,15 +328,9 @@ impl Cluster {
     fn prepare(&self) -> Result<(), ClusterError> {
         fs::write(self.dir.join(OWNER_FILE), std::process::id().to_string())
             .map_err(|e| self.dir_err(e))?;
-        let pwfile = self.dir.join("pwfile");
-        fs::write(&pwfile, &self.password).map_err(|e| self.dir_err(e))?;
-        fs::set_permissions(&pwfile, fs::Permissions::from_mode(0o600))
-            .map_err(|e| self.dir_err(e))?;
         if let Some(who) = self.run_as {
-            for path in [&self.dir, &pwfile] {
-                nix::unistd::chown(path, Some(who.uid), Some(who.gid))
-                    .map_err(|e| self.dir_err(e.into()))?;
-            }
+            nix::unistd::chown(&self.dir, Some(who.uid), Some(who.gid))
+                .map_err(|e| self.dir_err(e.into()))?;
         }
         Ok(())
     }
@@ -399,15 +393,29 @@ rm -rf "$2""#;
         Ok(())
     }
 
+    /// The data directory: a copy of the one kept for these binaries
+    /// (`pg::template`), or `initdb` (whose result is then kept). No
+    /// password is set here: [`Cluster::set_password`] sets this
+    /// cluster's own once it runs.
     fn init_db(&self) -> Result<(), ClusterError> {
-        let mut cmd = self.command("initdb");
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
-            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
-            .arg(format!("--pwfile={}", self.dir.join("pwfile").display()));
-        self.run(cmd, "initdb")?;
-        fs::remove_file(self.dir.join("pwfile")).map_err(|e| self.dir_err(e))?;
+        let args: Vec<String> =
+            ["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"]
+                .into_iter()
+                .chain(["-E", "UTF8", "--locale=C", "--no-sync"])
+                .map(str::to_string)
+                .collect();
+        let data = self.data_dir();
+        if super::template::copy_kept(&self.bin, &args, &data) {
+            if let Some(who) = self.run_as {
+                chown_tree(&data, (who.uid.as_raw(), who.gid.as_raw()))
+                    .map_err(|e| self.dir_err(e))?;
+            }
+        } else {
+            let mut cmd = self.command("initdb");
+            cmd.arg("-D").arg(&data).args(&args);
+            self.run(cmd, "initdb")?;
+            super::template::keep(&self.bin, &args, &data);
+        }
         // Durability is worthless for a throwaway copy; speed is not.
         let settings = format!(
             "\n# backstop throwaway cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
@@ -417,9 +425,25 @@ rm -rf "$2""#;
         );
         fs::OpenOptions::new()
             .append(true)
-            .open(self.data_dir().join("postgresql.conf"))
+            .open(data.join("postgresql.conf"))
             .and_then(|mut f| f.write_all(settings.as_bytes()))
             .map_err(|e| self.dir_err(e))
+    }
+
+    /// Gives the superuser this cluster's own password, over the private
+    /// socket (TCP takes a password, which it has none of before this).
+    fn set_password(&self) -> Result<(), ClusterError> {
+        let mut client = postgres::Config::new()
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(SUPERUSER)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .map_err(ClusterError::Connect)?;
+        // The password is letters and digits only: no quoting to get wrong.
+        client
+            .batch_execute(&format!("ALTER ROLE {SUPERUSER} PASSWORD '{}'", self.password))
+            .map_err(ClusterError::Connect)
     }
 
     fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), ClusterError> {

@@ -137,6 +137,18 @@ impl Schema {
         Ok(Schema::of(read_owned(client, prepared, None)?))
     }
 
+    /// A picture of (key, definition) pairs, for tests that compare
+    /// pictures without a database.
+    #[cfg(test)]
+    pub(crate) fn of_pairs(objects: &[(&str, &str)]) -> Schema {
+        let mut objects: Vec<Object> = objects
+            .iter()
+            .map(|(k, d)| Object { key: k.to_string(), definition: d.to_string() })
+            .collect();
+        objects.sort();
+        Schema { objects, cosmetic: Vec::new() }
+    }
+
     /// The picture made of objects read with their owners.
     pub fn of(owned: impl IntoIterator<Item = Owned>) -> Schema {
         let mut objects = Vec::new();

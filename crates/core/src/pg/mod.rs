@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod kinds;
 pub mod lock;
 mod parts;
+mod template;
 pub mod tls;
 pub mod tracked;
 

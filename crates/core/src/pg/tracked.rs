@@ -40,6 +40,18 @@ pub enum Written {
 }
 
 impl Written {
+    /// The relations the open transaction of `client` holds a lock on that
+    /// lets it write rows: no row is written without one.
+    pub fn here(client: &mut impl GenericClient) -> Result<Written, postgres::Error> {
+        let rows = client.query(
+            "select distinct relation from pg_locks
+              where pid = pg_backend_pid() and locktype = 'relation' and granted
+                and relation is not null and mode not in ('AccessShareLock', 'RowShareLock')",
+            &[],
+        )?;
+        Ok(Written::Some(rows.iter().map(|r| r.get::<_, u32>(0)).collect()))
+    }
+
     /// Both sets of writes together.
     pub fn and(self, other: Written) -> Written {
         match (self, other) {

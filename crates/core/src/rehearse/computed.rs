@@ -16,6 +16,7 @@ use super::round_trip::OneTrip;
 use super::RehearseError;
 use crate::migrate::{Progress, Settings};
 use crate::pg::tracked::Tracked;
+use crate::pg::Prepared;
 use crate::source::Migration;
 
 /// How a computed down fared.
@@ -46,11 +47,14 @@ pub struct MadeDown {
 pub trait DownMaker {
     /// Applies the up of `m` (the last of `known`) on `client` through
     /// `progress`, works its down out and proves it; the copy is left at
-    /// the state after the up.
+    /// the state after the up. `picture`: the copy's picture, current
+    /// before the up, and the statements prepared on `client`.
+    #[allow(clippy::too_many_arguments)]
     fn up_and_down(
         &mut self,
         client: &mut Client,
         copy: &CopyDb,
+        picture: (&mut Tracked, &mut Prepared),
         known: &[Migration],
         m: &Migration,
         settings: &Settings,
@@ -67,7 +71,7 @@ pub trait DownMaker {
 pub(super) fn round_trip(
     client: &mut Client,
     copy: &CopyDb,
-    tracked: &mut Tracked,
+    (tracked, prepared): (&mut Tracked, &mut Prepared),
     known: &[Migration],
     settings: &Settings,
     m: &Migration,
@@ -75,7 +79,8 @@ pub(super) fn round_trip(
     maker: &mut dyn DownMaker,
 ) -> Result<OneTrip, RehearseError> {
     let t = Instant::now();
-    let made = maker.up_and_down(client, copy, known, m, settings, tracing)?;
+    super::snapshot::refresh(tracked, client, prepared)?;
+    let made = maker.up_and_down(client, copy, (tracked, prepared), known, m, settings, tracing)?;
     let locks = tracing.drain_locks();
     tracked.wrote(tracing.take_written());
     let (class, detail) = match made.made {

@@ -452,15 +452,9 @@ pub(super) fn to_measure(diffs: &[Difference]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::fingerprint::Object;
 
     fn schema(objects: &[(&str, &str)]) -> Schema {
-        let mut objects: Vec<Object> = objects
-            .iter()
-            .map(|(k, d)| Object { key: k.to_string(), definition: d.to_string() })
-            .collect();
-        objects.sort();
-        Schema { objects, cosmetic: Vec::new() }
+        Schema::of_pairs(objects)
     }
 
     fn diff(object: &str) -> Difference {

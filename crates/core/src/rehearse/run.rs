@@ -378,7 +378,14 @@ impl RoundTrips {
             let mut trip = match (&stopped, maker.as_deref_mut()) {
                 (Some(why), _) => OneTrip::not_rehearsed(m, why),
                 (None, Some(maker)) if m.down.is_none() => computed::round_trip(
-                    client, copy, tracked, &known, settings, m, tracing, maker,
+                    client,
+                    copy,
+                    (tracked, prepared),
+                    &known,
+                    settings,
+                    m,
+                    tracing,
+                    maker,
                 )?,
                 (None, maker) => {
                     if let Some(maker) = maker {

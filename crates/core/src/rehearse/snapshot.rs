@@ -63,15 +63,7 @@ pub(super) fn look(
 pub(super) fn written_here(
     client: &mut impl postgres::GenericClient,
 ) -> Result<Written, RehearseError> {
-    let rows = client
-        .query(
-            "select distinct relation from pg_locks
-              where pid = pg_backend_pid() and locktype = 'relation' and granted
-                and relation is not null and mode not in ('AccessShareLock', 'RowShareLock')",
-            &[],
-        )
-        .map_err(db)?;
-    Ok(Written::Some(rows.iter().map(|r| r.get::<_, u32>(0)).collect()))
+    Written::here(client).map_err(db)
 }
 
 pub(super) fn snapshot(client: &mut Client) -> Result<Snapshot, RehearseError> {

@@ -1,0 +1,471 @@
+//! Downs exact by construction. When every statement of an up only adds
+//! (`backstop_lint::adds`) and the schema picture after it holds only new
+//! objects beside the old ones unchanged, the down is the drop of what it
+//! added, read from the picture: no `pg_dump`, no definition to put back.
+//! It is proved like any other: the up and this down in one transaction
+//! that is rolled back, the part of the picture they touched compared
+//! with the one before (schema and every touched table's rows). Only
+//! then is the up applied for real. Anything else (a changed object, a
+//! kind this reader does not drop, a proof that does not hold) leaves the
+//! copy as it was, for the full way of `run`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use backstop_lint::adds::{ColumnChange, Shape};
+use backstop_lint::rewrite::{ident, qualified};
+use backstop_lint::RelationName;
+use postgres::Client;
+
+use super::run::{joined, Replay};
+use super::{Down, DownsError, Status};
+use crate::migrate::{self, Direction};
+use crate::pg::fingerprint::Schema;
+use crate::pg::tracked::Written;
+use crate::source::Migration;
+
+/// How an up reads for the quick way: every statement in one of the
+/// shapes of `backstop_lint::adds`, in order, with its place.
+pub(super) struct Reading {
+    shapes: Vec<(String, Shape)>,
+}
+
+/// The up of `m` read for the quick way: `None` when it does not run in
+/// one transaction or a statement of it is in no such shape.
+pub(super) fn read(m: &Migration) -> Option<Reading> {
+    if !m.up.in_one_transaction() || m.up.statements.is_empty() || !m.problems.is_empty() {
+        return None;
+    }
+    let mut made = backstop_lint::adds::Made::default();
+    let mut shapes = Vec::new();
+    for s in &m.up.statements {
+        let place = format!("{}:{}", m.up.path.display(), s.position.line);
+        for shape in backstop_lint::adds::shapes(&s.sql, &mut made).ok()? {
+            shapes.push((place.clone(), shape));
+        }
+    }
+    Some(Reading { shapes })
+}
+
+impl Reading {
+    /// What the up changes in rows that were there, as `loses` says it.
+    fn lost(&self) -> Vec<String> {
+        self.shapes
+            .iter()
+            .filter_map(|(place, s)| match s {
+                Shape::Data(what) => Some(format!(
+                    "rows the up changed with {what} ({place}) cannot be put back by SQL"
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The statements that take back its renames and column changes, the
+    /// last first, from what the catalog says before the up.
+    fn inverses(&self, client: &mut Client) -> Result<Option<Vec<String>>, postgres::Error> {
+        let mut out = Vec::new();
+        for (_, shape) in self.shapes.iter().rev() {
+            match shape {
+                Shape::Rename(back) => out.push(back.clone()),
+                Shape::Column { table, column, change } => {
+                    let Some(back) = column_back(client, table, column, *change)? else {
+                        return Ok(None);
+                    };
+                    out.push(back);
+                }
+                Shape::Adds | Shape::Data(_) => {}
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The statement that puts a column's type, default or NOT NULL back as
+/// the catalog has it now (before the up); `None` when there is no such
+/// column yet.
+fn column_back(
+    client: &mut Client,
+    table: &RelationName,
+    column: &str,
+    change: ColumnChange,
+) -> Result<Option<String>, postgres::Error> {
+    let name = match &table.schema {
+        Some(s) => qualified(s, &table.name),
+        None => ident(&table.name),
+    };
+    let row = client.query_opt(
+        "select format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), a.attnotnull
+           from pg_attribute a
+           left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+          where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped",
+        &[&name, &column],
+    )?;
+    let Some(row) = row else { return Ok(None) };
+    let (ty, default, not_null): (String, Option<String>, bool) =
+        (row.get(0), row.get(1), row.get(2));
+    let col = ident(column);
+    Ok(Some(match change {
+        ColumnChange::Type => {
+            format!("ALTER TABLE {name} ALTER COLUMN {col} TYPE {ty} USING {col}::{ty}")
+        }
+        ColumnChange::Default => match default {
+            Some(d) => format!("ALTER TABLE {name} ALTER COLUMN {col} SET DEFAULT {d}"),
+            None => format!("ALTER TABLE {name} ALTER COLUMN {col} DROP DEFAULT"),
+        },
+        ColumnChange::NotNull if not_null => {
+            format!("ALTER TABLE {name} ALTER COLUMN {col} SET NOT NULL")
+        }
+        ColumnChange::NotNull => format!("ALTER TABLE {name} ALTER COLUMN {col} DROP NOT NULL"),
+    }))
+}
+
+/// A relation of the picture: its schema and name.
+type Rel = (String, String);
+
+/// The new objects, by what their drop looks like.
+#[derive(Default)]
+struct Added {
+    tables: BTreeMap<char, Vec<Rel>>,
+    columns: BTreeMap<Rel, Vec<String>>,
+    constraints: Vec<(Rel, String)>,
+    indexes: Vec<(Rel, Rel)>,
+    triggers: Vec<(Rel, String)>,
+    policies: Vec<(Rel, String)>,
+    routines: Vec<String>,
+    types: Vec<(bool, Rel)>,
+    schemas: Vec<String>,
+    extensions: Vec<String>,
+}
+
+/// `schema.name` of a key's rest, cut into exactly `n` parts: `None`
+/// where a name holds a dot (the key cannot say where names end).
+fn parts(rest: &str, n: usize) -> Option<Vec<String>> {
+    let p: Vec<String> = rest.split('.').map(str::to_string).collect();
+    (p.len() == n).then_some(p)
+}
+
+/// The table an index is on, from `pg_get_indexdef`'s `… ON [ONLY] s.t USING …`.
+fn index_table(definition: &str) -> Option<Rel> {
+    let (_, after) = definition.split_once(" ON ")?;
+    let after = after.strip_prefix("ONLY ").unwrap_or(after);
+    let name = after.split(" USING ").next()?;
+    let t = parts(name, 2)?;
+    let unquote = |s: &str| s.trim_matches('"').replace("\"\"", "\"");
+    Some((unquote(&t[0]), unquote(&t[1])))
+}
+
+/// The drops that take `after` back to `before` (two pictures of the
+/// same owners), when `after` only adds to `before`; `None` otherwise.
+pub(super) fn drops(before: &Schema, after: &Schema) -> Option<Vec<String>> {
+    let old: BTreeMap<&str, &str> =
+        before.objects.iter().map(|o| (o.key.as_str(), o.definition.as_str())).collect();
+    let now: BTreeMap<&str, &str> =
+        after.objects.iter().map(|o| (o.key.as_str(), o.definition.as_str())).collect();
+    // Something that was there changed or went: no add.
+    if old.iter().any(|(k, d)| now.get(k) != Some(d)) {
+        return None;
+    }
+    let new: Vec<(&str, &str)> =
+        now.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(k, d)| (*k, *d)).collect();
+    let mut added = Added::default();
+    let made: BTreeSet<Rel> = new
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix("relation "))
+        .filter_map(|r| parts(r, 2))
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    for (key, definition) in &new {
+        let (kind, rest) = key_kind(key)?;
+        match kind {
+            "relation" => {
+                let p = parts(rest, 2)?;
+                let relkind = definition.chars().next()?;
+                added.tables.entry(relkind).or_default().push((p[0].clone(), p[1].clone()));
+            }
+            "view" | "sequence" => {}
+            "column" | "constraint" | "trigger" | "policy" | "not null" => {
+                let p = parts(rest, 3)?;
+                let rel = (p[0].clone(), p[1].clone());
+                if made.contains(&rel) {
+                    continue;
+                }
+                let member = p[2].clone();
+                match kind {
+                    "column" => added.columns.entry(rel).or_default().push(member),
+                    "constraint" => added.constraints.push((rel, member)),
+                    "trigger" => added.triggers.push((rel, member)),
+                    "policy" => added.policies.push((rel, member)),
+                    _ => return None,
+                }
+            }
+            "index" => {
+                let p = parts(rest, 2)?;
+                let table = index_table(definition)?;
+                if !made.contains(&table) {
+                    added.indexes.push((table, (p[0].clone(), p[1].clone())));
+                }
+            }
+            "function" => {
+                let (name, args) = rest.split_once('(')?;
+                let p = parts(name, 2)?;
+                added.routines.push(format!("{}({args}", qualified(&p[0], &p[1])));
+            }
+            "type" => {
+                let p = parts(rest, 2)?;
+                added.types.push((definition.starts_with('d'), (p[0].clone(), p[1].clone())));
+            }
+            "schema" => added.schemas.push(rest.to_string()),
+            "extension" => added.extensions.push(rest.to_string()),
+            _ => return None,
+        }
+    }
+    Some(statements(added))
+}
+
+/// A key's kind and the rest: `not null` is the one kind of two words
+/// this reader drops; any other kind of several words is not.
+fn key_kind(key: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = key.strip_prefix("not null ") {
+        return Some(("not null", rest));
+    }
+    key.split_once(' ')
+}
+
+fn list(rels: &[Rel]) -> String {
+    rels.iter().map(|(s, n)| qualified(s, n)).collect::<Vec<_>>().join(", ")
+}
+
+/// The drops in the order dependents go first.
+fn statements(a: Added) -> Vec<String> {
+    let mut out = Vec::new();
+    for (rel, name) in &a.triggers {
+        out.push(format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            ident(name),
+            qualified(&rel.0, &rel.1)
+        ));
+    }
+    for (rel, name) in &a.policies {
+        out.push(format!("DROP POLICY IF EXISTS {} ON {}", ident(name), qualified(&rel.0, &rel.1)));
+    }
+    let kind = |k: char| a.tables.get(&k).map(|v| v.as_slice()).unwrap_or(&[]);
+    for (k, what) in [('v', "VIEW"), ('m', "MATERIALIZED VIEW")] {
+        if !kind(k).is_empty() {
+            out.push(format!("DROP {what} IF EXISTS {}", list(kind(k))));
+        }
+    }
+    for (rel, name) in &a.constraints {
+        out.push(format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            qualified(&rel.0, &rel.1),
+            ident(name)
+        ));
+    }
+    for (k, what) in [('f', "FOREIGN TABLE"), ('r', "TABLE"), ('p', "TABLE")] {
+        if !kind(k).is_empty() {
+            out.push(format!("DROP {what} IF EXISTS {}", list(kind(k))));
+        }
+    }
+    for (rel, columns) in &a.columns {
+        let cols: Vec<String> =
+            columns.iter().map(|c| format!("DROP COLUMN {}", ident(c))).collect();
+        out.push(format!("ALTER TABLE {} {}", qualified(&rel.0, &rel.1), cols.join(", ")));
+    }
+    for (_, index) in &a.indexes {
+        out.push(format!("DROP INDEX IF EXISTS {}", qualified(&index.0, &index.1)));
+    }
+    if !kind('S').is_empty() {
+        out.push(format!("DROP SEQUENCE IF EXISTS {}", list(kind('S'))));
+    }
+    if !a.routines.is_empty() {
+        out.push(format!("DROP ROUTINE IF EXISTS {}", a.routines.join(", ")));
+    }
+    for (domain, t) in &a.types {
+        let what = if *domain { "DOMAIN" } else { "TYPE" };
+        out.push(format!("DROP {what} IF EXISTS {}", qualified(&t.0, &t.1)));
+    }
+    if !a.schemas.is_empty() {
+        let names: Vec<String> = a.schemas.iter().map(|s| ident(s)).collect();
+        out.push(format!("DROP SCHEMA IF EXISTS {}", names.join(", ")));
+    }
+    for x in &a.extensions {
+        out.push(format!("DROP EXTENSION IF EXISTS {}", ident(x)));
+    }
+    out
+}
+
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+    move |source| DownsError::Db(crate::pg::DbError::new(context, source))
+}
+
+/// How the quick way went inside the trial.
+enum Tried {
+    /// Not an add after all (or a kind this reader does not drop).
+    Not,
+    /// The drops, and whether they gave the picture before back.
+    Proved(Vec<String>),
+    Failed,
+}
+
+impl Replay<'_> {
+    /// The down of `m` the quick way, proved, with its up then applied for
+    /// real; `None` (and the copy as it was) when it does not hold.
+    pub(super) fn quick(
+        &mut self,
+        m: &Migration,
+        reading: &Reading,
+    ) -> Result<Option<(Down, bool)>, DownsError> {
+        self.tracked
+            .refresh(&mut *self.client, &mut *self.prepared)
+            .map_err(db("reading the schema"))?;
+        let Some(inverses) = reading.inverses(self.client).map_err(db("reading the columns"))?
+        else {
+            return Ok(None);
+        };
+        let lost = reading.lost();
+        let group = migrate::Group::whole(Direction::Up, true, vec![m]);
+        let mut tried = Tried::Not;
+        let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
+        // Quiet: the locks the rehearsal reports are those of the real up.
+        let quiet = &mut migrate::Quiet;
+        let outcomes = migrate::trial(self.client, self.settings, &[group], quiet, |_, tx| {
+            let apply = |e: postgres::Error| {
+                migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
+            };
+            tx.batch_execute("SAVEPOINT backstop_quick").map_err(apply)?;
+            tried = match prove(tx, tracked, prepared, &inverses, lost.is_empty()) {
+                Ok(tried) => tried,
+                Err(_) => Tried::Failed,
+            };
+            tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)
+        })?;
+        if outcomes.iter().any(|o| o.is_err()) {
+            return Ok(None);
+        }
+        let Tried::Proved(statements) = tried else { return Ok(None) };
+        if let Some(why) = self.up(m)? {
+            let notes = vec![format!("the up fails on the replayed database: {why}")];
+            return Ok(Some((super::run::unprovable(m, Vec::new(), notes), true)));
+        }
+        self.picture = None;
+        let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
+        let body = super::write::render(m, &statements, &lost, true, false);
+        let down = Down {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            status,
+            sql: Some(body),
+            proved: true,
+            replaces: false,
+            loses: lost,
+            notes: vec!["read from its statements: the down takes back what they changed and \
+                         drops what they added"
+                .into()],
+            replacement: None,
+            start: None,
+            end: None,
+        };
+        Ok(Some((down, false)))
+    }
+}
+
+/// In the trial's transaction after the up: the inverses, then the drops
+/// of what is left added, then the picture compared with the one before
+/// the up (and each touched table's rows, where no row is lost).
+fn prove(
+    tx: &mut postgres::Transaction<'_>,
+    tracked: &crate::pg::tracked::Tracked,
+    prepared: &mut crate::pg::Prepared,
+    inverses: &[String],
+    rows_too: bool,
+) -> Result<Tried, postgres::Error> {
+    if !inverses.is_empty() {
+        tx.batch_execute(&joined(inverses))?;
+    }
+    let written = Written::here(tx)?;
+    let (before, after) = tracked.look(tx, prepared, written)?;
+    let Some(drops) = drops(&before.schema, &after.schema) else { return Ok(Tried::Not) };
+    if !drops.is_empty() {
+        tx.batch_execute(&joined(&drops))?;
+    }
+    let written = Written::here(tx)?;
+    let (was, now) = tracked.look(tx, prepared, written)?;
+    let same = was.schema.differences(&now.schema).is_empty()
+        && (!rows_too || same_rows(&was.tables, &now.tables));
+    let mut statements = inverses.to_vec();
+    statements.extend(drops);
+    Ok(if same { Tried::Proved(statements) } else { Tried::Failed })
+}
+
+/// Whether two lists of table contents hold the same rows, table by table.
+fn same_rows(
+    a: &[crate::pg::checksum::TableChecksum],
+    b: &[crate::pg::checksum::TableChecksum],
+) -> bool {
+    let key =
+        |t: &crate::pg::checksum::TableChecksum| (t.table.clone(), t.rows, t.checksum.clone());
+    let mut x: Vec<_> = a.iter().map(key).collect();
+    let mut y: Vec<_> = b.iter().map(key).collect();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(objects: &[(&str, &str)]) -> Schema {
+        Schema::of_pairs(objects)
+    }
+
+    #[test]
+    fn what_an_up_added_is_dropped_dependents_first() {
+        let before =
+            schema(&[("relation public.old", "r rls=false"), ("column public.old.id", "integer")]);
+        let after = schema(&[
+            ("relation public.old", "r rls=false"),
+            ("column public.old.id", "integer"),
+            ("column public.old.tag_id", "integer"),
+            ("constraint public.old.old_tag_fk", "FOREIGN KEY (tag_id) REFERENCES tags(id)"),
+            ("relation public.tags", "r rls=false"),
+            ("column public.tags.id", "integer"),
+            ("relation public.Tag_1", "r rls=false"),
+            (
+                "index public.tags_pkey",
+                "CREATE UNIQUE INDEX tags_pkey ON public.tags USING btree (id)",
+            ),
+            ("index public.old_tag", "CREATE INDEX old_tag ON public.old USING btree (tag_id)"),
+            ("relation public.tagged", "v rls=false"),
+            ("view public.tagged", " SELECT 1"),
+            ("type public.mood", "e a,b acl="),
+            ("function public.f(a integer)", "CREATE FUNCTION …"),
+        ]);
+        assert_eq!(
+            drops(&before, &after).unwrap(),
+            [
+                "DROP VIEW IF EXISTS public.tagged",
+                "ALTER TABLE public.old DROP CONSTRAINT IF EXISTS old_tag_fk",
+                "DROP TABLE IF EXISTS public.\"Tag_1\", public.tags",
+                "ALTER TABLE public.old DROP COLUMN tag_id",
+                "DROP INDEX IF EXISTS public.old_tag",
+                "DROP ROUTINE IF EXISTS public.f(a integer)",
+                "DROP TYPE IF EXISTS public.mood",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_up_that_changes_what_was_there_is_no_add() {
+        let before = schema(&[("relation public.old", "r rls=false")]);
+        let changed = schema(&[("relation public.old", "r rls=true")]);
+        assert!(drops(&before, &changed).is_none());
+        let gone = schema(&[]);
+        assert!(drops(&before, &gone).is_none());
+        let dotted =
+            schema(&[("relation public.old", "r rls=false"), ("relation public.a.b", "r")]);
+        assert!(drops(&before, &dotted).is_none(), "a name with a dot cannot be read from the key");
+        let other = schema(&[("relation public.old", "r rls=false"), ("rule public.old.r", "…")]);
+        assert!(drops(&before, &other).is_none(), "a kind this reader does not drop");
+    }
+}

@@ -1,0 +1,92 @@
+//! A fresh data directory kept once per set of server binaries, so that a
+//! throwaway cluster is a copy of it rather than a new `initdb` (which
+//! writes and syncs the catalogs of three databases: most of a small
+//! cluster's start). The first cluster of a set of binaries runs `initdb`
+//! and leaves a copy of its untouched data directory in the cache
+//! (`$BACKSTOP_CACHE_DIR`, else `$XDG_CACHE_HOME/backstop`, else
+//! `~/.cache/backstop`, under `initdb/`), written to a temporary name and
+//! renamed; a copy that is not whole, or of another version, is not used.
+//! The superuser's password is not in it: each cluster sets its own.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::cluster::PgBin;
+
+/// Where the kept data directories are; `None` when there is no home.
+fn cache_root() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("BACKSTOP_CACHE_DIR") {
+        return Some(dir.join("initdb"));
+    }
+    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(base.join("backstop").join("initdb"))
+}
+
+/// The kept data directory for `bin` run with `args`: one per binaries'
+/// place, version and `initdb` options.
+fn kept(bin: &PgBin, args: &[String]) -> Option<PathBuf> {
+    let mut h = blake3::Hasher::new();
+    h.update(bin.dir.to_string_lossy().as_bytes());
+    h.update(bin.version.as_bytes());
+    for a in args {
+        h.update(a.as_bytes());
+        h.update(&[0]);
+    }
+    let key = h.finalize().to_hex()[..24].to_string();
+    Some(cache_root()?.join(format!("{}-{key}", bin.major)))
+}
+
+/// Whether `dir` is a whole data directory of `major`.
+fn whole(dir: &Path, major: u32) -> bool {
+    let version = fs::read_to_string(dir.join("PG_VERSION")).unwrap_or_default();
+    version.trim() == major.to_string() && dir.join("global/pg_control").is_file()
+}
+
+/// Copies the kept data directory for `bin` and `args` to `data` (which
+/// does not exist yet); `false` when there is none to copy.
+pub(super) fn copy_kept(bin: &PgBin, args: &[String], data: &Path) -> bool {
+    let Some(from) = kept(bin, args).filter(|d| whole(d, bin.major)) else { return false };
+    match copy_tree(&from, data) {
+        Ok(()) => true,
+        Err(_) => {
+            let _ = fs::remove_dir_all(data);
+            false
+        }
+    }
+}
+
+/// Keeps a copy of `data`, fresh from `initdb`, for the next clusters of
+/// `bin` and `args`. Best effort: a cache that cannot be written only
+/// means the next cluster runs `initdb` too.
+pub(super) fn keep(bin: &PgBin, args: &[String], data: &Path) {
+    let Some(to) = kept(bin, args) else { return };
+    if whole(&to, bin.major) {
+        return;
+    }
+    let Some(parent) = to.parent() else { return };
+    if fs::create_dir_all(parent).is_err() {
+        return;
+    }
+    let partial = parent.join(format!(".partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    if copy_tree(data, &partial).is_err() || fs::rename(&partial, &to).is_err() {
+        let _ = fs::remove_dir_all(&partial);
+    }
+}
+
+/// `from` copied to `to`, files with their permissions.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir(to)?;
+    fs::set_permissions(to, fs::metadata(from)?.permissions())?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

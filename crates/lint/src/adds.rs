@@ -1,0 +1,306 @@
+//! What each statement of an up does, in the shapes whose down needs no
+//! definition taken before the up: it makes something new (a table, a
+//! column, an index, a view, a function, a type, …) or fills what the
+//! migration made; it renames (the down renames back); it changes a column
+//! of a table that was there (its type, default or NOT NULL: the down
+//! puts back what the catalog said before); it changes rows that were
+//! there in a way no SQL puts back (the down says so); it drops what the
+//! migration itself made. Any other statement is not read here, and the
+//! caller works the down out the full way. What a statement in these
+//! shapes may still change by surprise (`CREATE OR REPLACE` of something
+//! that was there, a `GRANT` on an old table) the caller sees in the
+//! schema picture, and the proof decides.
+
+use pg_query::protobuf::{self, AlterTableType, ObjectType};
+use pg_query::NodeEnum;
+
+use crate::data::RowChange;
+use crate::facts::{made_table, RelationName};
+use crate::rewrite::{ident, qualified};
+use crate::stmt::{alter_cmds, object_name, same_table};
+
+/// What the statements of one migration made so far, so that an `INSERT`
+/// into one of them, or its `DROP`, still needs nothing from before.
+#[derive(Debug, Default)]
+pub struct Made {
+    tables: Vec<RelationName>,
+}
+
+impl Made {
+    fn has(&self, t: &RelationName) -> bool {
+        self.tables.iter().any(|m| same_table(m, t))
+    }
+}
+
+/// How a column of a table that was there changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnChange {
+    Type,
+    Default,
+    NotNull,
+}
+
+/// What one statement does, as far as its down is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// It makes something new, fills or drops what the migration made.
+    Adds,
+    /// It renames; the statement that renames back.
+    Rename(String),
+    /// It changes a column of a table that was there.
+    Column { table: RelationName, column: String, change: ColumnChange },
+    /// It changes rows that were there in a way no SQL puts back (`UPDATE
+    /// t`, `DELETE FROM t`, `INSERT … SELECT`).
+    Data(String),
+}
+
+/// The shapes of `sql` (one statement), or why it is none of them.
+/// `made` gathers the tables the migration's statements make, in order.
+pub fn shapes(sql: &str, made: &mut Made) -> Result<Vec<Shape>, String> {
+    let tree = pg_query::parse(sql, 0).map_err(|e| format!("it does not parse: {e}"))?;
+    let mut out = Vec::new();
+    for raw in &tree.protobuf.stmts {
+        let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else { continue };
+        out.extend(one(node, sql, made)?);
+    }
+    Ok(out)
+}
+
+fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String> {
+    let adds = Ok(vec![Shape::Adds]);
+    match node {
+        NodeEnum::CreateStmt(_) => {
+            made.tables.extend(made_table(node));
+            adds
+        }
+        NodeEnum::CreateTableAsStmt(s) if s.objtype() == ObjectType::ObjectTable => {
+            no_calls(node)?;
+            made.tables.extend(made_table(node));
+            adds
+        }
+        NodeEnum::SelectStmt(_) if made_table(node).is_some() => {
+            no_calls(node)?;
+            made.tables.extend(made_table(node));
+            adds
+        }
+        NodeEnum::IndexStmt(s) if !s.concurrent => adds,
+        NodeEnum::ViewStmt(_)
+        | NodeEnum::CreateFunctionStmt(_)
+        | NodeEnum::CreateEnumStmt(_)
+        | NodeEnum::CompositeTypeStmt(_)
+        | NodeEnum::CreateDomainStmt(_)
+        | NodeEnum::CreateRangeStmt(_)
+        | NodeEnum::CreateSeqStmt(_)
+        | NodeEnum::CreateTrigStmt(_)
+        | NodeEnum::CreatePolicyStmt(_)
+        | NodeEnum::CreateExtensionStmt(_)
+        | NodeEnum::CommentStmt(_)
+        | NodeEnum::GrantStmt(_)
+        | NodeEnum::VariableSetStmt(_)
+        // The author's BEGIN … COMMIT around the file: the caller takes
+        // only an up that runs in one transaction.
+        | NodeEnum::TransactionStmt(_) => adds,
+        NodeEnum::CreateSchemaStmt(s) if s.schema_elts.is_empty() => adds,
+        NodeEnum::AlterTableStmt(a) => alter_table(a, made),
+        NodeEnum::RenameStmt(r) => rename_back(r).map(|back| vec![Shape::Rename(back)]),
+        NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
+            let all_made = d.objects.iter().all(|o| object_name(o).is_some_and(|t| made.has(&t)));
+            if all_made && !d.objects.is_empty() {
+                adds
+            } else {
+                Err("it drops a table made before it".into())
+            }
+        }
+        NodeEnum::InsertStmt(s) => {
+            let into = s.relation.as_ref().map(RelationName::from_range_var);
+            match into {
+                Some(t) if made.has(&t) => adds,
+                _ if s.select_stmt.as_deref().is_some_and(is_values) => {
+                    Err("it inserts rows named in its text into a table made before it".into())
+                }
+                _ => data(sql, made),
+            }
+        }
+        NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => data(sql, made),
+        other => Err(format!("{} may change what was there", kind_of(other))),
+    }
+}
+
+/// An `INSERT`'s source is a `VALUES` list.
+fn is_values(n: &protobuf::Node) -> bool {
+    matches!(n.node.as_ref(), Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty())
+}
+
+/// The rows a data statement changes: no loss where it is a table the
+/// migration made.
+fn data(sql: &str, made: &Made) -> Result<Vec<Shape>, String> {
+    let mut out = Vec::new();
+    for change in crate::data::row_changes(sql) {
+        match change {
+            RowChange::Irreversible { table: Some(t), .. } if made.has(&t) => {}
+            RowChange::Irreversible { what, .. } => out.push(Shape::Data(what)),
+            RowChange::Inserted(i) if made.has(&i.table) => {}
+            _ => return Err("it changes rows in a way read only the full way".into()),
+        }
+    }
+    Ok(out)
+}
+
+fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, String> {
+    let table = a.relation.as_ref().map(RelationName::from_range_var).ok_or("no table")?;
+    let mut out = Vec::new();
+    for (_, cmd, kind) in alter_cmds(a) {
+        let change = match kind {
+            AlterTableType::AtAddColumn | AlterTableType::AtAddConstraint => {
+                out.push(Shape::Adds);
+                continue;
+            }
+            _ if made.has(&table) => {
+                out.push(Shape::Adds);
+                continue;
+            }
+            AlterTableType::AtAlterColumnType => ColumnChange::Type,
+            AlterTableType::AtColumnDefault => ColumnChange::Default,
+            AlterTableType::AtSetNotNull | AlterTableType::AtDropNotNull => ColumnChange::NotNull,
+            _ => return Err(format!("ALTER TABLE {:?} changes what was there", cmd.subtype())),
+        };
+        let column = cmd.name.clone();
+        out.push(Shape::Column { table: table.clone(), column, change });
+    }
+    Ok(out)
+}
+
+/// The statement that renames back what `r` renames: a table, view,
+/// column, index, constraint or type.
+fn rename_back(r: &protobuf::RenameStmt) -> Result<String, String> {
+    use ObjectType as T;
+    let rel = r.relation.as_ref();
+    let name = |rv: &protobuf::RangeVar, n: &str| match rv.schemaname.as_str() {
+        "" => ident(n),
+        s => qualified(s, n),
+    };
+    let keyword = |t: T| match t {
+        T::ObjectTable => "TABLE",
+        T::ObjectView => "VIEW",
+        T::ObjectMatview => "MATERIALIZED VIEW",
+        T::ObjectIndex => "INDEX",
+        T::ObjectForeignTable => "FOREIGN TABLE",
+        _ => "TABLE",
+    };
+    let (new, old) = (ident(&r.newname), &r.subname);
+    Ok(match (r.rename_type(), rel) {
+        (t @ (T::ObjectTable | T::ObjectView | T::ObjectMatview | T::ObjectIndex), Some(rv)) => {
+            format!(
+                "ALTER {} {} RENAME TO {}",
+                keyword(t),
+                name(rv, &r.newname),
+                ident(&rv.relname)
+            )
+        }
+        (T::ObjectColumn, Some(rv)) => {
+            let on = keyword(r.relation_type());
+            format!("ALTER {on} {} RENAME COLUMN {new} TO {}", name(rv, &rv.relname), ident(old))
+        }
+        (T::ObjectTabconstraint, Some(rv)) => format!(
+            "ALTER TABLE {} RENAME CONSTRAINT {new} TO {}",
+            name(rv, &rv.relname),
+            ident(old)
+        ),
+        (T::ObjectType, None) => {
+            let t = r.object.as_deref().and_then(object_name).ok_or("no type name")?;
+            let renamed = match &t.schema {
+                Some(s) => qualified(s, &r.newname),
+                None => ident(&r.newname),
+            };
+            format!("ALTER TYPE {renamed} RENAME TO {}", ident(&t.name))
+        }
+        _ => return Err("a rename of this kind is read only the full way".into()),
+    })
+}
+
+/// A `SELECT … INTO` or `CREATE TABLE … AS` whose query calls a function
+/// may advance a sequence or write elsewhere.
+fn no_calls(node: &NodeEnum) -> Result<(), String> {
+    if format!("{node:?}").contains("FuncCall") {
+        return Err("its query calls a function".into());
+    }
+    Ok(())
+}
+
+/// The statement's kind as the parser names it.
+fn kind_of(node: &NodeEnum) -> String {
+    let debug = format!("{node:?}");
+    debug.split(['(', ' ']).next().unwrap_or("a statement").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(statements: &[&str]) -> Result<Vec<Shape>, String> {
+        let mut made = Made::default();
+        let mut out = Vec::new();
+        for s in statements {
+            out.extend(shapes(s, &mut made)?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn what_only_adds_is_told_from_what_changes_what_was_there() {
+        let all = read(&[
+            "CREATE TABLE t (id serial PRIMARY KEY, v text)",
+            "CREATE INDEX t_v ON t (v)",
+            "ALTER TABLE old ADD COLUMN c int DEFAULT 0, ADD CONSTRAINT c_pos CHECK (c >= 0)",
+            "INSERT INTO t (v) VALUES ('a')",
+            "UPDATE t SET v = 'b'",
+            "CREATE VIEW tv AS SELECT * FROM t",
+            "CREATE TYPE e AS ENUM ('a')",
+            "COMMENT ON TABLE t IS 'x'",
+            "GRANT SELECT ON t TO PUBLIC",
+            "SELECT id INTO work FROM t",
+            "DROP TABLE work",
+        ])
+        .unwrap();
+        assert!(all.iter().all(|s| *s == Shape::Adds), "{all:?}");
+        assert!(read(&["INSERT INTO old VALUES (1)"]).unwrap_err().contains("named in its text"));
+        assert!(read(&["DROP TABLE old"]).is_err());
+        assert!(read(&["CREATE INDEX CONCURRENTLY i ON t (v)"]).is_err());
+        assert!(read(&["DO $$ BEGIN PERFORM 1; END $$"]).is_err());
+        assert!(read(&["SELECT nextval('s') INTO work FROM t"]).unwrap_err().contains("calls"));
+        assert!(read(&["SELECT setval('s', 10)"]).is_err());
+        assert!(read(&["ALTER TABLE t ALTER COLUMN v SET STATISTICS 10"]).is_err());
+    }
+
+    #[test]
+    fn renames_column_changes_and_lost_rows_are_read_with_their_way_back() {
+        let shapes = read(&[
+            "ALTER TABLE \"Tag\" RENAME COLUMN \"label\" TO \"title\"",
+            "ALTER TABLE app.items RENAME TO goods",
+            "ALTER INDEX items_name_idx RENAME TO goods_name_idx",
+            "ALTER TABLE t2 RENAME CONSTRAINT a TO b",
+            "ALTER TYPE app.\"Mood\" RENAME TO mood_old",
+            "ALTER TABLE items ALTER COLUMN payload TYPE jsonb USING payload::jsonb, ALTER COLUMN n SET DEFAULT 1",
+            "UPDATE items SET n = 2",
+        ])
+        .unwrap();
+        let items = RelationName { schema: None, name: "items".into() };
+        assert_eq!(
+            shapes,
+            [
+                Shape::Rename("ALTER TABLE \"Tag\" RENAME COLUMN title TO label".into()),
+                Shape::Rename("ALTER TABLE app.goods RENAME TO items".into()),
+                Shape::Rename("ALTER INDEX goods_name_idx RENAME TO items_name_idx".into()),
+                Shape::Rename("ALTER TABLE t2 RENAME CONSTRAINT b TO a".into()),
+                Shape::Rename("ALTER TYPE app.mood_old RENAME TO \"Mood\"".into()),
+                Shape::Column {
+                    table: items.clone(),
+                    column: "payload".into(),
+                    change: ColumnChange::Type
+                },
+                Shape::Column { table: items, column: "n".into(), change: ColumnChange::Default },
+                Shape::Data("UPDATE items".into()),
+            ]
+        );
+    }
+}
