@@ -98,6 +98,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         lock_wait: config.migrations.lock_wait,
         whole_cluster: args.whole_cluster,
         server: config.backup.server_control(),
+        mode: config.backup.restore,
+        schemas: config.backup.restore_schemas.clone(),
     };
     // Ctrl-C reaches pg_restore and Backstop alike: pg_restore stops, and
     // Backstop lives on to leave the target as it was (or on record) and

@@ -497,7 +497,7 @@ fn a_database_owner_without_createdb_restores_by_dump_and_clean() {
     let run = p.run_with_url(&url, &["restore", &guard, "--yes", "--format", "json"]);
     run.expect_code(0);
     let report = run.json();
-    assert_eq!(report["strategy"], "clean");
+    assert_eq!(report["strategy"], "in_place");
     assert!(!run.all().contains("pw@"), "the password was printed");
     assert_eq!(db.count("users"), 50);
     assert!(!db.exists("clients"));

@@ -34,6 +34,7 @@ mod pg_versions;
 mod pgbackrest;
 mod pgbackrest_restore;
 mod platform_history;
+mod platform_restore;
 mod proofs;
 mod ramps;
 mod real_histories;

@@ -58,6 +58,17 @@ fn all_open(cluster: &Cluster, p: &Project) -> Vec<String> {
     dbs.into_iter().map(|(name, _)| name).collect()
 }
 
+/// However the restore was killed, no database of the project refuses
+/// its users for long: a watcher lets them in again once the restore is
+/// gone (issue 42: a kill inside the swap left the target closed).
+#[track_caller]
+fn open_soon(cluster: &Cluster, p: &Project) {
+    let every = std::time::Duration::from_millis(200);
+    crate::common::poll_until("every database of the project takes connections", 50, every, || {
+        databases(cluster, p).iter().all(|(_, open)| *open)
+    });
+}
+
 /// The snapshot databases `backup list` names; each must exist.
 #[track_caller]
 fn listed_snapshots(cluster: &Cluster, p: &Project) -> Vec<String> {
@@ -141,6 +152,7 @@ fn restored(cluster: &Cluster, p: &Project) {
 fn abandoned_then_resumed(point: &str) {
     let (p, id) = project(&CLUSTER, &format!("restore_at_{point}"));
     kill_restore_at(&p, &id, point);
+    open_soon(&CLUSTER, &p);
     p.run(&["restore", "--abandon"])
         .expect_code(0)
         .expect_output("abandoned the restore of backup");
@@ -156,6 +168,7 @@ fn abandoned_then_resumed(point: &str) {
 fn refused_then_resumed(point: &str) {
     let (p, id) = project(&CLUSTER, &format!("restore_at_{point}"));
     kill_restore_at(&p, &id, point);
+    open_soon(&CLUSTER, &p);
     p.run(&["restore", "--abandon"]).expect_code(2).expect_output("--resume");
     all_open(&CLUSTER, &p);
     p.run(&["restore", &id, "--resume", "--yes"]).expect_code(0).expect_output("resumed");

@@ -30,6 +30,20 @@ pub enum Engine {
     PgBackRest,
 }
 
+/// How a logical backup is put back (`[backup] restore`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreMode {
+    /// A swap where it can work, in place where it cannot (saying why).
+    #[default]
+    Auto,
+    /// The project's schemas restored inside the database, the platform's
+    /// left as they are.
+    InPlace,
+    /// Restore into a new database and swap the names.
+    Swap,
+}
+
 /// `[backup]`: the pre-migration backup and what counts as one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -77,6 +91,11 @@ pub struct BackupSection {
     /// How it starts the server again; default `pg_ctl start` with the
     /// arguments the server ran with (`postmaster.opts`).
     pub server_start: Vec<String>,
+    /// How a dump is put back: `auto`, `in-place` or `swap`.
+    pub restore: RestoreMode,
+    /// The schemas a restore in place puts back (default: every schema of
+    /// the backup that is not the platform's; see `restore/in_place.rs`).
+    pub restore_schemas: Vec<String>,
 }
 
 /// `[backup] server_stop` and `server_start`: how a physical restore
@@ -114,6 +133,8 @@ impl Default for BackupSection {
             archive_wait: Duration::from_secs(60),
             server_stop: Vec::new(),
             server_start: Vec::new(),
+            restore: RestoreMode::Auto,
+            restore_schemas: Vec::new(),
         }
     }
 }

@@ -36,6 +36,7 @@ pub fn default_jobs() -> usize {
 pub(crate) struct Facts {
     pub row_counts: BTreeMap<String, i64>,
     pub fingerprint: String,
+    pub fingerprints: std::collections::BTreeMap<String, String>,
     pub roles: Vec<String>,
     pub extensions: Vec<Extension>,
     /// Versions in `backstop.applied`.
@@ -116,6 +117,7 @@ pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
     Ok(Facts {
         row_counts: counts.into_iter().collect(),
         fingerprint: schema.fingerprint(),
+        fingerprints: schema.fingerprints_by_schema(),
         roles,
         extensions,
         applied: applied_versions(client)?,
@@ -205,6 +207,7 @@ pub fn create(
         files,
         row_counts: facts.row_counts,
         schema_fingerprint: facts.fingerprint,
+        schema_fingerprints: facts.fingerprints,
         roles: facts.roles,
         extensions: facts.extensions,
         duration_ms: started.elapsed().as_millis() as u64,

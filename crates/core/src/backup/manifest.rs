@@ -205,6 +205,11 @@ pub struct Manifest {
     /// Exact row counts per table (`schema.table`), from the dump's snapshot.
     pub row_counts: BTreeMap<String, i64>,
     pub schema_fingerprint: String,
+    /// The fingerprint of each schema's part, so that a restore of some
+    /// schemas can be checked (backups made before Backstop recorded it
+    /// have none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schema_fingerprints: BTreeMap<String, String>,
     /// Roles of the source server, so a test restore can create them.
     pub roles: Vec<String>,
     pub extensions: Vec<Extension>,
@@ -424,6 +429,7 @@ pub(crate) mod tests {
             files: vec![],
             row_counts: BTreeMap::new(),
             schema_fingerprint: "f".into(),
+            schema_fingerprints: BTreeMap::new(),
             roles: vec![],
             extensions: vec![],
             duration_ms: 1,

@@ -299,6 +299,7 @@ fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manife
         files: Vec::new(),
         row_counts: Default::default(),
         schema_fingerprint: String::new(),
+        schema_fingerprints: Default::default(),
         roles: Vec::new(),
         extensions: Vec::new(),
         duration_ms: 0,

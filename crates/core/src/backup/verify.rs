@@ -318,6 +318,42 @@ pub fn compare(client: &mut postgres::Client, m: &Manifest) -> Result<Vec<String
     Ok(differences(&m.row_counts, &counts, &m.schema_fingerprint, &fingerprint))
 }
 
+/// How a restore of `schemas` in place differs from what manifest `m`
+/// says of them: each of their tables' rows, and each schema's part of
+/// the picture where the manifest recorded it. The rest of the database
+/// (the platform's schemas, written since) is not the backup's to judge.
+pub fn compare_schemas(
+    client: &mut postgres::Client,
+    m: &Manifest,
+    schemas: &[String],
+) -> Result<Vec<String>, BackupError> {
+    let ours = |table: &String| schemas.iter().any(|s| table.starts_with(&format!("{s}.")));
+    let counts: BTreeMap<String, i64> = row_counts(client)
+        .map_err(BackupError::db("counting restored rows"))?
+        .into_iter()
+        .filter(|(t, _)| ours(t))
+        .collect();
+    let expected: BTreeMap<String, i64> =
+        m.row_counts.iter().filter(|(t, _)| ours(t)).map(|(t, n)| (t.clone(), *n)).collect();
+    let mut out = differences(&expected, &counts, "", "");
+    if !m.schema_fingerprints.is_empty() {
+        let found = Schema::read(client)
+            .map_err(BackupError::db("reading the restored schema"))?
+            .fingerprints_by_schema();
+        for s in schemas {
+            let (want, got) = (m.schema_fingerprints.get(s), found.get(s));
+            if want != got {
+                out.push(format!(
+                    "schema {s}'s fingerprint {} differs from the manifest's {}",
+                    got.map_or("(none)", String::as_str),
+                    want.map_or("(none)", String::as_str)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn differences(
     expected: &BTreeMap<String, i64>,
     found: &BTreeMap<String, i64>,

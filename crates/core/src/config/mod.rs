@@ -388,6 +388,8 @@ impl Config {
                 jobs: self.backup_jobs(),
                 freeze: self.freeze.clone(),
                 server: self.backup.server_control(),
+                mode: self.backup.restore,
+                schemas: self.backup.restore_schemas.clone(),
             },
             full,
         })
@@ -419,6 +421,7 @@ impl Config {
                 }),
             },
             freeze: self.freeze.clone(),
+            restore: (self.backup.restore, self.backup.restore_schemas.clone()),
             owner_columns: self.check.owner_columns.clone(),
             keep_dropped: self.rollback.export_dropped,
             notifier: self.notifier(url),

@@ -110,6 +110,8 @@ impl Stage<'_> {
                 jobs: s.jobs,
                 freeze: s.freeze.clone(),
                 server: Default::default(),
+                mode: s.restore.0,
+                schemas: s.restore.1.clone(),
             },
             full: Some(FullSetup {
                 migrations: s.migrations.clone(),

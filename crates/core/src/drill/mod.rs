@@ -68,6 +68,9 @@ pub struct Setup {
     /// The `[verify]` suite, when it has checks.
     pub verify: Option<AfterPlan>,
     pub freeze: FreezeSection,
+    /// `[backup] restore` and `restore_schemas`: method B on the copy puts
+    /// the backup back as production's would.
+    pub restore: (crate::backup::config::RestoreMode, Vec<String>),
     /// `[check] owner_columns`, for method C's exposure counts.
     pub owner_columns: Vec<String>,
     /// `[rollback] export_dropped`.

@@ -372,6 +372,27 @@ impl Schema {
         hasher.finalize().to_hex()[..16].to_string()
     }
 
+    /// A fingerprint of each schema's part: the objects whose name is in
+    /// that schema (`column public.t.c`, `schema public`), by schema name;
+    /// what belongs to none (an extension, a publication) under `""`.
+    pub fn fingerprints_by_schema(&self) -> std::collections::BTreeMap<String, String> {
+        let mut parts: std::collections::BTreeMap<String, blake3::Hasher> = Default::default();
+        for o in &self.objects {
+            let schema = match o.key.strip_prefix("schema ") {
+                Some(name) => name,
+                None => {
+                    o.key.split(' ').find_map(|w| w.split_once('.').map(|(s, _)| s)).unwrap_or("")
+                }
+            };
+            let h = parts.entry(schema.to_string()).or_default();
+            h.update(o.key.as_bytes());
+            h.update(&[0]);
+            h.update(o.definition.as_bytes());
+            h.update(&[0]);
+        }
+        parts.into_iter().map(|(k, h)| (k, h.finalize().to_hex()[..16].to_string())).collect()
+    }
+
     /// What differs from `other` in behaviour: objects gone, new or changed.
     pub fn differences(&self, other: &Schema) -> Vec<String> {
         diff(&self.objects, &other.objects)

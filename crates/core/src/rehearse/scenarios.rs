@@ -458,6 +458,8 @@ impl BackedUp {
             lock_wait: settings.lock_wait,
             whole_cluster: false,
             server: Default::default(),
+            mode: Default::default(),
+            schemas: Vec::new(),
         };
         restore::restore(
             conninfo,

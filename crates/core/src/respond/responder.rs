@@ -35,6 +35,10 @@ pub struct RestoreSetup {
     pub freeze: FreezeSection,
     /// How a physical restore stops and starts the server.
     pub server: crate::backup::restore::ServerControl,
+    /// How a dump is put back, and which schemas in place (`[backup]
+    /// restore`, `restore_schemas`).
+    pub mode: crate::backup::config::RestoreMode,
+    pub schemas: Vec<String>,
 }
 
 /// How method B's restore runs this time.
@@ -182,6 +186,8 @@ impl Responder {
                 lock_wait: self.lock_wait,
                 whole_cluster: how.whole_cluster,
                 server: self.restore.server.clone(),
+                mode: self.restore.mode,
+                schemas: self.restore.schemas.clone(),
             },
             freeze: &self.restore.freeze,
         };

@@ -12,7 +12,6 @@ use super::databases::{database_exists, maintenance};
 use super::journal::{journal, Journal, Step, Strategy};
 use crate::backup::{BackupError, Store};
 use crate::freeze;
-use crate::pg::quote_ident;
 use crate::schema::events;
 
 /// What abandoning did.
@@ -49,8 +48,7 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
     if let Some(temp) = j.temp_database.as_deref().filter(|t| *t != j.database) {
         let mut admin = maintenance(url)?;
         if database_exists(&mut admin, temp)? {
-            admin
-                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(temp)))
+            super::databases::drop_database(&mut admin, temp)
                 .map_err(BackupError::db("dropping the restored copy"))?;
             dropped = Some(temp.to_string());
         }
@@ -84,7 +82,7 @@ fn refuse_past_the_point_of_no_return(j: &Journal, swapped: bool) -> Result<(), 
     let changed = match j.strategy {
         Strategy::Swap => swapped || j.step == Step::Swapped,
         Strategy::Physical => super::physical::past_no_return(j),
-        Strategy::Clean => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
+        Strategy::InPlace => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
     };
     if !changed {
         return Ok(());

@@ -46,26 +46,94 @@ pub fn drop_leftovers(url: &str, store: &Store) -> Result<Vec<String>, BackupErr
         .collect();
     let mut dropped = Vec::new();
     for name in names {
-        if admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name))).is_ok() {
+        if drop_database(&mut admin, &name).is_ok() {
             dropped.push(name);
         }
     }
     Ok(dropped)
 }
 
-/// Whether this role may swap databases: it owns the target (or is
-/// superuser), may create databases, and can reach a maintenance database.
-pub(super) fn can_swap(client: &mut Client, url: &str) -> Result<bool, BackupError> {
-    let may: bool = client
+/// Drops database `name` (if it exists) from a maintenance session. Plain
+/// `DROP DATABASE` makes autovacuum workers leave by itself; sessions of
+/// clients this role may end are ended and the drop tried again, for a few
+/// seconds. Never `WITH (FORCE)`, which ends every session and fails for a
+/// role that may not end an autovacuum worker's.
+pub(super) fn drop_database(admin: &mut Client, name: &str) -> Result<(), postgres::Error> {
+    let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
+    let mut attempts = 0;
+    loop {
+        match admin.batch_execute(&sql) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) && attempts < 25 =>
+            {
+                attempts += 1;
+                let _ = admin.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity
+                      where datname = $1 and pid <> pg_backend_pid() and backend_type = 'client backend'
+                        and pg_has_role(usesysid, 'USAGE')",
+                    &[&name],
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Why a swap of `database` (the one `client` is on) cannot work, if it
+/// cannot: the role may not create databases or does not own it, it is
+/// the `postgres` database every tool and platform service connects to,
+/// other roles own schemas in it (a platform's, whose rows a swap would
+/// roll back too), or no other database can be reached to rename it from.
+pub(super) fn swap_refusal(
+    client: &mut Client,
+    url: &str,
+    database: &str,
+) -> Result<Option<String>, BackupError> {
+    let row = client
         .query_one(
-            "select r.rolsuper or (r.rolcreatedb and d.datdba = r.oid)
+            "select r.rolsuper, r.rolcreatedb, d.datdba = r.oid, current_user::text,
+                    coalesce((select array_agg(n.nspname::text order by n.nspname) from pg_namespace n
+                               where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'backstop')
+                                 and n.nspname not like 'pg_temp%' and n.nspname not like 'pg_toast_temp%'
+                                 and n.nspowner <> d.datdba and n.nspowner <> r.oid
+                                 and pg_get_userbyid(n.nspowner) <> 'pg_database_owner'), '{}')
                from pg_roles r, pg_database d
               where r.rolname = current_user and d.datname = current_database()",
             &[],
         )
-        .map_err(BackupError::db("reading the role's rights"))?
-        .get(0);
-    Ok(may && maintenance(url).is_ok())
+        .map_err(BackupError::db("reading the role's rights"))?;
+    let (superuser, createdb, owns, role, theirs): (bool, bool, bool, String, Vec<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    if database == "postgres" {
+        return Ok(Some(
+            "it is the database named postgres, which the server's tools and a platform's \
+             services connect to by name"
+                .into(),
+        ));
+    }
+    if !(superuser || createdb && owns) {
+        return Ok(Some(format!(
+            "role {role} {} (a swap creates a database and renames {database})",
+            if createdb {
+                format!("does not own {database}")
+            } else {
+                "may not create databases".into()
+            }
+        )));
+    }
+    if !theirs.is_empty() {
+        return Ok(Some(format!(
+            "schema(s) {} belong to other roles (a platform's), whose rows a swap would take back \
+             to the backup's too",
+            theirs.join(", ")
+        )));
+    }
+    if maintenance_for(url, database).is_err() {
+        return Ok(Some("no other database of the server can be reached to rename it from".into()));
+    }
+    Ok(None)
 }
 
 /// A session on another database of the same server, exempt from freezes.
@@ -79,6 +147,14 @@ pub fn connect_to(url: &str, dbname: &str) -> Result<Client, BackupError> {
 /// creating, renaming and dropping databases.
 pub(super) fn maintenance(url: &str) -> Result<Client, BackupError> {
     connect_to(url, "postgres").or_else(|_| connect_to(url, "template1"))
+}
+
+/// A maintenance session that is not on `database` itself.
+fn maintenance_for(url: &str, database: &str) -> Result<Client, BackupError> {
+    match database {
+        "postgres" => connect_to(url, "template1"),
+        _ => maintenance(url),
+    }
 }
 
 /// Whether the server has a database called `name`.
@@ -221,8 +297,7 @@ pub fn drop_snapshot(url: &str, m: &Manifest) -> Result<(), BackupError> {
         return Ok(());
     };
     let mut admin = maintenance(url)?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+    drop_database(&mut admin, name)
         .map_err(BackupError::db(format!("dropping the snapshot database {name}")))
 }
 

@@ -21,8 +21,11 @@ pub const JOURNAL: &str = "restore.json";
 pub enum Strategy {
     /// Restore into a new database and swap names.
     Swap,
-    /// Dump the current state, drop the user schemas, restore into them.
-    Clean,
+    /// Dump the current state, then drop the project's schemas and
+    /// restore them in one transaction, the platform's left as they are
+    /// (`in_place.rs`). Older journals call it `clean`.
+    #[serde(rename = "in_place", alias = "clean")]
+    InPlace,
     /// A point-in-time recovery of the whole cluster into a new data
     /// directory beside the server's, swapped in for it (`physical.rs`).
     Physical,
@@ -38,11 +41,11 @@ pub enum Step {
     Started,
     /// Writes to the target are frozen.
     Frozen,
-    /// Swap: the restore into the new database began. Clean: the
+    /// Swap: the restore into the new database began. In place: the
     /// pre-restore backup is taken and the restore in place began.
     Restoring,
     /// The backup is restored and matches its manifest (swap: in the new
-    /// database, not yet in place; clean: in place).
+    /// database, not yet in place; in place: in place).
     Restored,
     /// Swap: the names are swapped; only the audit and the cleanup are left.
     Swapped,
@@ -92,6 +95,10 @@ pub struct Journal {
     /// Physical: the server's data directory and how far the swap got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<Physical>,
+    /// Why the backup is put back this way, where it was chosen over a
+    /// swap (or by `[backup] restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// How far a physical restore got, in order. A resumed run goes on after
@@ -197,6 +204,7 @@ impl Journal {
             started_at: now,
             updated_at: now,
             physical: None,
+            why: None,
         }
     }
 

@@ -21,13 +21,14 @@
 //! each strategy going on after the last one recorded.
 
 mod abandon;
-mod clean;
 mod databases;
+mod in_place;
 mod journal;
 mod physical;
 mod postmaster;
 mod server;
 mod swap;
+mod toc;
 
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,11 @@ pub struct RestoreOptions {
     pub whole_cluster: bool,
     /// A physical restore: how the server is stopped and started.
     pub server: ServerControl,
+    /// How a dump is put back (`[backup] restore`).
+    pub mode: super::config::RestoreMode,
+    /// The schemas a restore in place puts back (`[backup]
+    /// restore_schemas`; empty: the project's, found by itself).
+    pub schemas: Vec<String>,
 }
 
 /// What a restore did.
@@ -82,6 +88,9 @@ pub struct RestoreReport {
     pub duration_ms: u64,
     pub resumed: bool,
     pub warnings: Vec<String>,
+    /// Why it was put back this way rather than by a swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// The lock whose holder may restore from `store`'s dir in this process.
@@ -181,8 +190,12 @@ impl Run<'_> {
         let mut j = match unfinished {
             Some(j) => j,
             None => {
-                let strategy = strategy_for(&mut lock, url, &m, &source.database)?;
-                Journal::begin(&id, &source.database, strategy)
+                let (strategy, why) =
+                    strategy_for(&mut lock, url, &m, &source.database, self.options.mode)?;
+                if let Some(why) = &why {
+                    self.progress.note(Note::Info(why.clone()));
+                }
+                Journal { why, ..Journal::begin(&id, &source.database, strategy) }
             }
         };
         j.save(store)?;
@@ -193,7 +206,7 @@ impl Run<'_> {
         // 3.-5. The strategy's steps, after the last one the journal recorded.
         let result = match j.strategy {
             Strategy::Swap => self.swap(&mut j, &m, lock),
-            Strategy::Clean => self.clean(&mut j, &m, &mut lock),
+            Strategy::InPlace => self.in_place(&mut j, &m, &mut lock),
             Strategy::Physical => Err(Failure::Abandoned(point_in_time(&m))),
         };
         if let Err(failure) = result {
@@ -202,7 +215,7 @@ impl Run<'_> {
         match j.strategy {
             // The frozen database is the one set aside as the snapshot.
             Strategy::Swap => guard.keep(),
-            Strategy::Clean | Strategy::Physical => {
+            Strategy::InPlace | Strategy::Physical => {
                 guard.lift()?;
             }
         }
@@ -227,24 +240,43 @@ pub fn reopen(url: &str, store: &Store) -> Result<(), BackupError> {
     }
 }
 
-/// How a new restore puts the backup in place: a swap where the role may,
-/// else clean; a database snapshot can only be swapped back in.
+/// How a new restore puts the backup in place, and why when it is not a
+/// swap: as `[backup] restore` says, or by itself a swap where one can
+/// work and in place where it cannot. A database snapshot can only be
+/// swapped back in.
 fn strategy_for(
     client: &mut Client,
     url: &str,
     m: &Manifest,
     database: &str,
-) -> Result<Strategy, BackupError> {
-    if databases::can_swap(client, url)? {
-        Ok(Strategy::Swap)
-    } else if m.kind == Kind::Database {
-        Err(BackupError::Refused(format!(
-            "backup {} is a database snapshot; putting it back renames databases, which \
-             needs a role that owns {database} and may create databases",
-            m.id
-        )))
-    } else {
-        Ok(Strategy::Clean)
+    mode: super::config::RestoreMode,
+) -> Result<(Strategy, Option<String>), BackupError> {
+    use super::config::RestoreMode;
+    let swap_refusal = databases::swap_refusal(client, url, database)?;
+    if m.kind == Kind::Database {
+        return match swap_refusal {
+            None => Ok((Strategy::Swap, None)),
+            Some(why) => Err(BackupError::Refused(format!(
+                "backup {} is a database snapshot; putting it back renames databases, which \
+                 cannot work here: {why}",
+                m.id
+            ))),
+        };
+    }
+    match (mode, swap_refusal) {
+        (RestoreMode::InPlace, _) => Ok((
+            Strategy::InPlace,
+            Some("restoring in place, as [backup] restore = \"in-place\" says".to_string()),
+        )),
+        (RestoreMode::Swap, Some(why)) => Err(BackupError::Refused(format!(
+            "[backup] restore = \"swap\", but a swap cannot work here: {why}; set restore = \
+             \"in-place\" (or leave it out) to restore the project's schemas inside {database}"
+        ))),
+        (_, None) => Ok((Strategy::Swap, None)),
+        (RestoreMode::Auto, Some(why)) => Ok((
+            Strategy::InPlace,
+            Some(format!("restoring in place, since a swap cannot work here: {why}")),
+        )),
     }
 }
 
@@ -362,6 +394,7 @@ impl Run<'_> {
             rows: m.row_counts.values().sum(),
             duration_ms: started.elapsed().as_millis() as u64,
             resumed,
+            why: j.why.clone(),
             warnings: std::mem::take(&mut self.warnings),
         };
         record_success(&mut client, j, &report)?;

@@ -455,6 +455,7 @@ impl Pitr<'_> {
             duration_ms: started.elapsed().as_millis() as u64,
             resumed,
             warnings: std::mem::take(&mut self.warnings),
+            why: None,
         };
         record_success(&mut client, j, &report)?;
         let _ = std::fs::remove_dir_all(p.run_dir(&j.restore_id));

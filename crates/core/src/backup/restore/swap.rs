@@ -58,6 +58,65 @@ pub(super) fn reopen(url: &str, store: &Store, j: &Journal) -> Result<bool, Back
     Ok(false)
 }
 
+/// A process that lets sessions into `names` again once this one is
+/// gone without saying it is done: the swap closes the target to new
+/// sessions, and a kill there must not leave it closed to its users. It
+/// waits on a pipe only this process holds (the kernel closes it however
+/// the process ends), then runs `psql` against a maintenance database.
+struct Reopener {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl Reopener {
+    fn start(
+        url: &str,
+        tools: &crate::backup::Tools,
+        names: &[&str],
+    ) -> Result<Reopener, BackupError> {
+        use std::os::unix::process::CommandExt as _;
+        let maintenance = if names.contains(&"postgres") { "template1" } else { "postgres" };
+        let target = crate::backup::tools::target(url, Some(maintenance))?;
+        let cmd = tools.command("psql", &target);
+        // The psql the watcher runs gets this command's environment
+        // (the password); the watcher itself must outlive this process.
+        let statements: Vec<String> = names
+            .iter()
+            .map(|n| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(n)))
+            .collect();
+        let script = r#"read line; [ "$line" = done ] && exit 0; exec "$0" -X -q "$@""#;
+        let mut watcher = std::process::Command::new("sh");
+        watcher.arg("-c").arg(script).arg(cmd.get_program());
+        for s in &statements {
+            watcher.arg("-c").arg(s);
+        }
+        watcher.arg(format!("--dbname={}", target.conninfo));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => watcher.env(k, v),
+                None => watcher.env_remove(k),
+            };
+        }
+        let mut child = watcher
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| BackupError::Spawn { tool: "sh".into(), source })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        Ok(Reopener { child, stdin })
+    }
+
+    /// The swap ended here, one way or the other: the watcher goes.
+    fn done(mut self) {
+        use std::io::Write as _;
+        let _ = self.stdin.write_all(b"done\n");
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
 /// `ALTER DATABASE name WITH ALLOW_CONNECTIONS true`.
 fn allow_connections(admin: &mut Client, name: &str) -> Result<(), BackupError> {
     admin
@@ -315,7 +374,12 @@ impl Run<'_> {
         self.progress.note(Note::Step(format!("swapping {source_db} in as {target}")));
         let _ = lock.batch_execute("select pg_advisory_unlock_all()");
         drop(lock);
-        if let Err(e) = swap_names(admin, &target, source_db, &aside.database) {
+        // Whatever ends this process from here on, both names take
+        // sessions again (the watcher acts when the process is gone).
+        let reopener = Reopener::start(self.url, self.tools, &[&target, &aside.database])?;
+        let swapped = swap_names(admin, &target, source_db, &aside.database);
+        reopener.done();
+        if let Err(e) = swapped {
             let _ = allow_connections(admin, &target);
             if !incoming.temporary {
                 // Put the snapshot's freeze back as it was.
@@ -446,6 +510,7 @@ fn snapshot_manifest(
         files: Vec::new(),
         row_counts: f.row_counts,
         schema_fingerprint: f.fingerprint,
+        schema_fingerprints: f.fingerprints,
         roles: f.roles,
         extensions: f.extensions,
         duration_ms: 0,
