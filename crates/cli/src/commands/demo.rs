@@ -387,7 +387,8 @@ fn run_suite(
     only: Vec<String>,
     v1: &verify::Snapshot,
 ) -> anyhow::Result<verify::SuiteReport> {
-    let selection = Selection { only, ..Default::default() };
+    // The checks that hold after v2's migrate (`after` in verify.toml).
+    let selection = Selection { only, phase: Some(verify::Phase::Migrate), ..Default::default() };
     let prepared = Suite::prepare(
         client,
         url,

@@ -489,3 +489,61 @@ fn what_cannot_be_drilled_is_refused_before_anything_is_written() {
         .expect_output("drill overdue: no drill ever ran (one is asked every 90 d)");
     p.run(&["drill", "--list"]).expect_code(0).expect_output("no drill recorded yet");
 }
+
+/// The demo's own suite (`demo/verify.toml`), as a project that uses it.
+const DEMO_SUITE: &str = include_str!("../../src/commands/demo/verify.toml");
+
+/// Regression (issue 42): the demo's own v2 release failed its drill:
+/// method C ran every rls_isolation check whatever its `after`, on a table
+/// the rollback removes, and method B said "clients are private: table
+/// clients does not exist". Every release of the demo passes its drill.
+#[test]
+fn the_demos_own_release_passes_its_drill_with_the_demos_suite() {
+    let cluster = Cluster::start().unwrap();
+    let p = Project::on(&cluster, "drill_demo_v2");
+    p.config(&format!(
+        "[database]\nurl = \"${{DATABASE_URL}}\"\n\n[migrations]\ndir = \"migrations\"\n\
+         protected_tables = [\"users\", \"ai_usage_tracking\", \"usage_alerts\"]\n\n\
+         [backup]\ndir = \"backups\"\njobs = 2\n\n[[flags]]\nkey = \"client_cards\"\nrelease = \"v2\"\n\n\
+         [drill]\n{TARGETS}\n{DEMO_SUITE}"
+    ));
+    cluster.connect(&p.db).unwrap().batch_execute(PLATFORM).unwrap();
+    p.migration("20260101000000_v1", V1, Some("SELECT 1;"));
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("20260107120000_v2", V2_UP, Some(V2_DOWN));
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "--release", "v2", "--reason", "launch"]).expect_code(0);
+    let run = p.run(&["drill"]);
+    run.expect_code(0).expect_output("drill passed");
+    assert!(!run.all().contains("does not exist"), "{}", run.all());
+}
+
+/// A project that declares no flags has no kill switch: method A is not
+/// used, and the drill passes on B and C; one that declares flags but
+/// none for the release still fails A; `[drill] methods` chooses.
+#[test]
+fn a_method_the_project_does_not_use_is_not_held_against_its_drill() {
+    let cluster = Cluster::start().unwrap();
+    let p = app("drill_no_flags", &cluster, V3_DOWN, TARGETS);
+    let without_flags: String = config(TARGETS)
+        .split("[[flags]]")
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part.to_string()
+            } else {
+                part.split_once("\n\n").map_or("", |x| x.1).to_string()
+            }
+        })
+        .collect();
+    assert!(!without_flags.contains("[[flags]]"), "{without_flags}");
+    p.config(&without_flags);
+    let run = p.run(&["drill"]);
+    run.expect_code(0).expect_output("drill passed");
+    run.expect_output("method A").expect_output("not used: the project declares no [[flags]]");
+    // Only B, by the project's word.
+    p.config(&without_flags.replace("[drill]\n", "[drill]\nmethods = [\"B\"]\n"));
+    let run = p.run(&["drill"]);
+    run.expect_code(0).expect_output("not used: method C is not among [drill] methods");
+}

@@ -36,6 +36,11 @@ pub struct DrillSection {
     /// How long a drill waits for another drill of the same database.
     #[serde(deserialize_with = "crate::kit::duration::de")]
     pub lock_wait: Duration,
+    /// The methods the project's runbook uses, of `A`, `B` and `C`; a
+    /// method left out is reported `not used`. Default: all three, but A
+    /// where the project declares no `[[flags]]`.
+    #[serde(deserialize_with = "methods")]
+    pub methods: Option<Vec<char>>,
 }
 
 impl Default for DrillSection {
@@ -49,15 +54,57 @@ impl Default for DrillSection {
             hooks: Vec::new(),
             notify: true,
             lock_wait: Duration::from_secs(2 * 3600),
+            methods: None,
         }
     }
 }
 
 impl DrillSection {
+    /// Whether the drill plays method `m` (`A`, `B`, `C`), or why not:
+    /// `[drill] methods` names the runbook's; without it, all three, but
+    /// A where the project declares no flags (it has no kill switch).
+    pub fn uses(&self, m: char, has_flags: bool) -> Result<(), String> {
+        match &self.methods {
+            Some(chosen) if !chosen.contains(&m) => {
+                Err(format!("method {m} is not among [drill] methods"))
+            }
+            Some(_) => Ok(()),
+            None if m == 'A' && !has_flags => Err(
+                "the project declares no [[flags]], so it has no kill switch to turn off; declare \
+                 the release's flags to drill method A, or name the methods the runbook uses in \
+                 [drill] methods"
+                    .into(),
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `[hooks] after_kill` may run during a drill.
     pub fn runs_after_kill(&self) -> bool {
         self.hooks.iter().any(|h| h == "after_kill")
     }
+}
+
+fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<char>>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    let mut out = Vec::new();
+    for name in &names {
+        match name.trim().to_ascii_uppercase().as_str() {
+            m @ ("A" | "B" | "C") => out.extend(m.chars()),
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "methods: {name:?} is no method of the runbook; write some of \"A\" (the \
+                     kill switch), \"B\" (restore the backup) and \"C\" (the downs)"
+                )))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(serde::de::Error::custom(
+            "methods: a drill plays at least one method; leave the key out for all of them",
+        ));
+    }
+    Ok(Some(out))
 }
 
 fn hooks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -117,5 +164,12 @@ mod tests {
         assert!(err.contains("is no hook"), "{err}");
         let err = parse("[drill]\nevery = \"quarterly\"\n").unwrap_err();
         assert!(err.contains("invalid duration"), "{err}");
+        let err = parse("[drill]\nmethods = [\"A\", \"D\"]\n").unwrap_err();
+        assert!(err.contains("\"D\" is no method"), "{err}");
+        assert!(parse("[drill]\nmethods = []\n").unwrap_err().contains("at least one"));
+        assert_eq!(
+            parse("[drill]\nmethods = [\"b\", \"C\"]\n").unwrap().methods,
+            Some(vec!['B', 'C'])
+        );
     }
 }

@@ -126,11 +126,12 @@ impl Stage<'_> {
 
     /// The verify suite on the copy, as after a rollback: a summary, or
     /// which checks failed.
-    fn verify(&self, client: &mut Client) -> Result<String, String> {
-        let prepared = AfterRun::prepare(client, &self.copy.url, self.plan, Phase::Rollback, false)
+    fn verify(&self, client: &mut Client, phase: Phase) -> Result<String, String> {
+        let prepared = AfterRun::prepare(client, &self.copy.url, self.plan, phase, false)
             .map_err(|e| format!("preparing the verify suite: {}", chain(&e)))?;
         let Some(after) = prepared else {
-            return Ok("nothing verified: no [verify] check runs after a rollback".into());
+            let when = if phase == Phase::Rollback { "a rollback" } else { "a migrate" };
+            return Ok(format!("nothing verified: no [verify] check runs after {when}"));
         };
         let suite = after.run(client, Vec::new());
         if suite.ok() {
@@ -309,11 +310,19 @@ pub(super) fn method_a(stage: &Stage<'_>, observer: &mut dyn super::Observer) ->
         (Some(_), false) => "; [hooks] after_kill not run (not marked safe: [drill] hooks)",
         _ => "",
     };
-    verified(stage, &mut client, format!("flags of release {release} off{hook}"), steps)
+    // The release is still there with its flags off: what holds after it.
+    let what = format!("flags of release {release} off{hook}");
+    verified(stage, &mut client, what, steps, Phase::Migrate)
 }
 
-fn verified(stage: &Stage<'_>, client: &mut Client, what: String, parts: Vec<Step>) -> Done {
-    match stage.verify(client) {
+fn verified(
+    stage: &Stage<'_>,
+    client: &mut Client,
+    what: String,
+    parts: Vec<Step>,
+    phase: Phase,
+) -> Done {
+    match stage.verify(client, phase) {
         Ok(v) => Done::ok(format!("{what}; {v}"), parts),
         Err(v) => Done::failed(
             format!("{what}; {v}"),
@@ -348,10 +357,15 @@ pub(super) fn method_c(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
     ) {
         Ok(o) => o,
         Err(e) => {
-            return Done::failed(
-                chain(&e),
-                "the downs of the release fail on its own data: fix them, then rehearse",
-            )
+            let why = chain(&e);
+            let fix = if why.contains("no down migration for") {
+                "the release has no down to run: have Backstop keep a proved one (on an up-only \
+                 layout `migrate` does, with [migrations] keep_downs on) or write one (`backstop \
+                 downs --write`), then rehearse; until then method B is the release's only undo"
+            } else {
+                "the downs of the release fail on its own data: fix them, then rehearse"
+            };
+            return Done::failed(why, fix);
         }
     };
     let reverted = outcome.reverted.join(", ");
@@ -421,5 +435,5 @@ pub(super) fn method_b(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
         Err(e) => return Done::failed(format!("connecting to the restored copy: {e}"), ""),
     };
     let what = format!("the copy's own backup {} restored", on.own_backup);
-    verified(stage, &mut client, what, steps)
+    verified(stage, &mut client, what, steps, Phase::Rollback)
 }

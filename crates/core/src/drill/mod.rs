@@ -101,6 +101,9 @@ pub enum StepOutcome {
     Failed,
     /// A step before it failed, so it could not be played.
     NotRun,
+    /// A method the project's runbook does not use (no `[[flags]]` for
+    /// A, or left out of `[drill] methods`): said, not held against it.
+    NotUsed,
 }
 
 impl StepOutcome {
@@ -110,6 +113,7 @@ impl StepOutcome {
             StepOutcome::Slow => "slow",
             StepOutcome::Failed => "failed",
             StepOutcome::NotRun => "not run",
+            StepOutcome::NotUsed => "not used",
         }
     }
 
@@ -119,6 +123,7 @@ impl StepOutcome {
             StepOutcome::Slow => "⚠",
             StepOutcome::Failed => "✗",
             StepOutcome::NotRun => "·",
+            StepOutcome::NotUsed => "–",
         }
     }
 }

@@ -241,7 +241,13 @@ impl Responder {
                 Some(suite) => Err(format!(
                     "{} critical check(s) failed: {}",
                     suite.failed,
-                    suite.text().lines().filter(|l| l.contains('✗')).collect::<Vec<_>>().join("; ")
+                    suite
+                        .checks
+                        .iter()
+                        .filter(|c| c.status == crate::verify::Status::Fail)
+                        .map(|c| format!("{}: {}", c.name, c.detail))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )),
                 None => Ok("nothing was reverted, nothing to verify".to_string()),
             }
