@@ -348,6 +348,37 @@ fn too_little_traffic(e: &mut Evidence, companion: &str, least: f64, series: Opt
     e.reason = why;
 }
 
+/// The strongest method carried out that is at least `wanted`, else
+/// `wanted` itself.
+fn carried(taken: &[Taken], wanted: Method) -> Method {
+    taken.iter().map(|d| d.method).filter(|m| *m >= wanted).max().unwrap_or(wanted)
+}
+
+/// The rule when several triggers breach at once, said after the deciding
+/// trigger's reason: the strongest method any of them calls for is carried
+/// out (method C turns the flags off as A would, and B restores as well),
+/// so a data exposure is never left waiting behind a flag flip. Empty when
+/// only one trigger breaches.
+fn others_breaching(evidence: &[Evidence], deciding: &str, method: Method) -> String {
+    let others: Vec<String> = evidence
+        .iter()
+        .filter(|e| !e.dry_run && !deciding.starts_with(&format!("{}:", e.trigger)))
+        .filter_map(|e| match e.state {
+            State::Breach => Some(format!("{} (method {})", e.trigger, e.action.method())),
+            State::Escalate => Some(format!("{} (method {})", e.trigger, e.action.method().next())),
+            _ => None,
+        })
+        .collect();
+    if others.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; method {method} is the strongest the breaching triggers call for (also breaching: {}), \
+         and it does what the weaker ones do",
+        others.join(", ")
+    )
+}
+
 /// Decides on every trigger's samples. A trigger without samples is no data.
 pub fn decide(
     triggers: &[Trigger],
@@ -372,7 +403,9 @@ pub fn decide(
     for e in live() {
         let (method, flag) = match e.state {
             State::Breach => (e.action.method(), e.action.flag().map(str::to_string)),
-            State::Escalate => (e.action.method().next(), None),
+            // Past the method actually carried out, which may be stronger
+            // than the trigger's own (B after A escalated: C next).
+            State::Escalate => (carried(taken, e.action.method()).next(), None),
             _ => continue,
         };
         let stronger = call.as_ref().is_none_or(|(m, _, _)| method > *m);
@@ -380,10 +413,11 @@ pub fn decide(
             call = Some((method, flag, format!("{}: {}", e.trigger, e.reason)));
         }
     }
-    if let Some((method, flag, reason)) = call {
+    if let Some((method, flag, mut reason)) = call {
         // A method already carried out is not called for again.
         let done = taken.iter().any(|d| d.method >= method) && flag.is_none();
         if !done {
+            reason.push_str(&others_breaching(&evidence, &reason, method));
             return Decision {
                 verdict: Verdict::Rollback,
                 method: Some(method),
@@ -393,6 +427,20 @@ pub fn decide(
             };
         }
     }
+    // Still breaching with every method it calls for carried out: nothing
+    // left to do by itself, and certainly not "within its threshold".
+    let exhausted: Vec<String> = live()
+        .filter(|e| matches!(e.state, State::Breach | State::Escalate))
+        .map(|e| {
+            format!(
+                "{}: {}; method {} was carried out and nothing stronger is left: a person should \
+                 look",
+                e.trigger,
+                e.reason,
+                carried(taken, e.action.method())
+            )
+        })
+        .collect();
     let holds: Vec<String> = live()
         .filter(|e| {
             matches!(
@@ -401,6 +449,7 @@ pub fn decide(
             )
         })
         .map(|e| format!("{}: {}", e.trigger, e.reason))
+        .chain(exhausted)
         .collect();
     if !holds.is_empty() {
         return Decision {

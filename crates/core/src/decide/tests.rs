@@ -95,6 +95,16 @@ fn one_rls_violation_calls_for_c_at_once_over_a() {
     assert_eq!(d.verdict, Verdict::Rollback);
     assert_eq!(d.method, Some(Method::C), "{d:#?}");
     assert!(d.reason.starts_with("rls violations:"), "{}", d.reason);
+    // Two symptoms at once: the decision says which trigger chose C, and
+    // what else breaches.
+    assert!(
+        d.reason.ends_with(
+            "; method C is the strongest the breaching triggers call for (also breaching: error \
+             rate (method A)), and it does what the weaker ones do"
+        ),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -245,4 +255,23 @@ fn too_little_traffic_makes_a_breach_inconclusive() {
     let samples = BTreeMap::from([("error rate".to_string(), breach.clone())]);
     let unknown = decide(&triggers, &samples, &[], &DecideSection::default());
     assert_eq!(unknown.verdict, Verdict::Hold, "{unknown:?}");
+}
+
+/// Regression (issue 42): after method B the error rate was still above
+/// its threshold past the escalation window, and the decision said "OK:
+/// every trigger is within its threshold" above that very line: the
+/// escalation went from the trigger's own method (A) to B, which was
+/// already carried out. It goes on from the method carried out.
+#[test]
+fn an_escalation_goes_on_from_the_method_carried_out_and_never_says_ok() {
+    let errors = steady(0.08, 12);
+    let after_b = [Taken { method: Method::B, t: 60.0 }];
+    let d = run(&[error_rate()], &[("error rate", series(&errors))], &after_b);
+    assert_eq!(d.verdict, Verdict::Rollback, "{d:#?}");
+    assert_eq!(d.method, Some(Method::C), "{d:#?}");
+    let after_c = [Taken { method: Method::B, t: 60.0 }, Taken { method: Method::C, t: 90.0 }];
+    let d = run(&[error_rate()], &[("error rate", series(&errors))], &after_c);
+    assert_eq!(d.verdict, Verdict::Hold, "{d:#?}");
+    assert!(d.reason.contains("nothing stronger is left: a person should look"), "{}", d.reason);
+    assert!(!d.reason.contains("within its threshold"), "{}", d.reason);
 }
