@@ -20,8 +20,17 @@ fn project_from(layout: &str, label: &str) -> Project {
 }
 
 /// What every adoption must come to: a dry run that writes nothing, then
-/// the history taken over, nothing pending, and a working rollback.
-fn adopt_and_roll_back(p: &Project, tool: &str, tool_table: &str, count: usize) {
+/// the history taken over, nothing pending, and a working rollback that
+/// the tool's own table follows: `after_rollback` rows in it once the
+/// last migration is reverted (the tool's own undo would leave as many),
+/// and one more once it is applied again.
+fn adopt_and_roll_back(
+    p: &Project,
+    tool: &str,
+    tool_table: &str,
+    count: usize,
+    after_rollback: i64,
+) {
     let before: i64 = p.client().count(tool_table);
     let dry = p.run(&["adopt", "--from", tool]);
     dry.expect_code(0).expect_output(&format!("would adopt {count} migration(s)"));
@@ -46,11 +55,15 @@ fn adopt_and_roll_back(p: &Project, tool: &str, tool_table: &str, count: usize) 
 
     p.run(&["rollback", "--steps", "1"]).expect_code(0);
     assert!(!db.exists("posts") && db.exists("users"));
-    // The other tool's row for it stays behind: stale since the revert,
-    // not a migration that tool applied, so it applies again.
+    // The tool's history follows the revert, as its own undo would.
+    assert_eq!(db.count(tool_table), after_rollback, "{tool_table} after the rollback");
     p.run(&["status"]).expect_code(0);
     p.run(&["migrate"]).expect_code(0);
     assert!(db.exists("posts"));
+    let kept_in_step = after_rollback != before;
+    let again =
+        if kept_in_step && tool != "golang-migrate" { after_rollback + 1 } else { after_rollback };
+    assert_eq!(db.count(tool_table), again, "{tool_table} after the migration applied again");
 }
 
 #[test]
@@ -62,7 +75,7 @@ fn sqlx_history_is_adopted_after_sqlx_cli_migrated() {
             .args(["migrate", "run", "--source", "migrations", "--database-url", &p.url])
             .current_dir(p.path()),
     );
-    adopt_and_roll_back(&p, "sqlx", "_sqlx_migrations", 3);
+    adopt_and_roll_back(&p, "sqlx", "_sqlx_migrations", 3, 2);
 }
 
 #[test]
@@ -102,7 +115,7 @@ fn diesel_history_is_adopted_after_diesel_cli_migrated() {
             .args(["migration", "run", "--migration-dir", "migrations", "--database-url", &p.url])
             .current_dir(p.path()),
     );
-    adopt_and_roll_back(&p, "diesel", "__diesel_schema_migrations", 3);
+    adopt_and_roll_back(&p, "diesel", "__diesel_schema_migrations", 3, 2);
 }
 
 #[test]
@@ -115,7 +128,21 @@ fn dbmate_history_is_adopted_after_dbmate_migrated() {
             .args(["--url", &url, "--migrations-dir", "migrations", "--no-dump-schema", "up"])
             .current_dir(p.path()),
     );
-    adopt_and_roll_back(&p, "dbmate", "schema_migrations", 3);
+    adopt_and_roll_back(&p, "dbmate", "schema_migrations", 3, 2);
+    // dbmate itself agrees: nothing pending after Backstop applied it
+    // again, one pending after Backstop reverted it.
+    let status = |p: &Project| {
+        Command::new(&dbmate)
+            .args(["--url", &url, "--migrations-dir", "migrations", "status", "--exit-code"])
+            .current_dir(p.path())
+            .output()
+            .unwrap()
+    };
+    assert!(status(&p).status.success(), "{}", String::from_utf8_lossy(&status(&p).stdout));
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let pending = status(&p);
+    assert_eq!(pending.status.code(), Some(1), "{}", String::from_utf8_lossy(&pending.stdout));
+    assert!(String::from_utf8_lossy(&pending.stdout).contains("Pending: 1"));
 }
 
 #[test]
@@ -130,7 +157,7 @@ fn sqitch_history_is_adopted_after_sqitch_deployed() {
             .env("SQITCH_FULLNAME", "Backstop Test")
             .env("SQITCH_EMAIL", "test@example.com"),
     );
-    adopt_and_roll_back(&p, "sqitch", "sqitch.changes", 3);
+    adopt_and_roll_back(&p, "sqitch", "sqitch.changes", 3, 3);
 }
 
 #[test]
@@ -156,7 +183,7 @@ fn goose_golang_migrate_and_flyway_tables_are_read_as_those_tools_write_them() {
          insert into goose_db_version (version_id, is_applied) values (0, true), (1, true), (2, true), (3, true), (3, false), (3, true);",
     )
     .unwrap();
-    adopt_and_roll_back(&p, "goose", "goose_db_version", 3);
+    adopt_and_roll_back(&p, "goose", "goose_db_version", 3, 3);
 
     // golang-migrate: one row, the current version; dirty is refused.
     let p = project_from("golang-migrate", "adopt_golang");
@@ -174,7 +201,9 @@ fn goose_golang_migrate_and_flyway_tables_are_read_as_those_tools_write_them() {
         .expect_output("dirty");
     assert!(!db.history_schema_exists() || db.applied().is_empty());
     db.execute("update schema_migrations set dirty = false", &[]).unwrap();
-    adopt_and_roll_back(&p, "golang-migrate", "schema_migrations", 3);
+    adopt_and_roll_back(&p, "golang-migrate", "schema_migrations", 3, 1);
+    let current: i64 = db.query_one("select version from schema_migrations", &[]).unwrap().get(0);
+    assert_eq!(current, 3, "golang-migrate's one row names the latest version again");
 
     // Flyway: versioned rows with their CRC-32 checksums, a repeatable one.
     let p = project_from("flyway", "adopt_flyway");
@@ -205,7 +234,21 @@ fn goose_golang_migrate_and_flyway_tables_are_read_as_those_tools_write_them() {
         )
         .unwrap();
     }
-    adopt_and_roll_back(&p, "flyway", "flyway_schema_history", 4);
+    adopt_and_roll_back(&p, "flyway", "flyway_schema_history", 4, 3);
+    // Flyway's row of the migration applied again: the next rank, its
+    // checksum as Flyway computes it.
+    let row = db
+        .query_one(
+            "select installed_rank, description, type, script, checksum, success
+               from flyway_schema_history where version = '2'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 5);
+    assert_eq!(row.get::<_, String>(1), "posts");
+    assert_eq!(row.get::<_, String>(3), "V2__posts.sql");
+    assert_eq!(row.get::<_, Option<i32>>(4), Some(crc("V2__posts.sql")));
+    assert!(row.get::<_, bool>(5));
     assert!(db.events().contains(&event("rollback", "ok", &["2"])));
 }
 

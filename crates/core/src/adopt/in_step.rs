@@ -1,6 +1,7 @@
-//! Keeping the team's other tools in step: a migration of a Supabase,
-//! Prisma or Drizzle project that Backstop applies gets the row its own
-//! tool would have written, and one Backstop reverts loses it as that
+//! Keeping the team's other tools in step: a migration that Backstop
+//! applies gets the row its own tool would have written (the Supabase
+//! CLI's, Prisma's and drizzle's here; sqlx's, diesel's, dbmate's,
+//! golang-migrate's, goose's and Flyway's in [`super::writers`]), and one Backstop reverts loses it as that
 //! tool's own undo would take it out, in the transaction that writes or
 //! removes the `backstop.applied` row. `supabase migration list`, `prisma
 //! migrate status` and drizzle's migrator then agree with the database,
@@ -96,9 +97,11 @@ fn table_for(
     }
 }
 
-/// Whether migrations of `layout` carry another tool's history along.
+/// Whether migrations of `layout` carry another tool's history along:
+/// every tool's but sqitch's, whose registry (changes, events, tags, the
+/// plan's change ids) Backstop does not write.
 pub fn keeps_history(layout: Layout) -> bool {
-    matches!(layout, Layout::Supabase | Layout::Prisma | Layout::Drizzle)
+    layout != Layout::Sqitch
 }
 
 /// Writes the row `m`'s tool keeps for an applied migration, creating the
@@ -114,6 +117,12 @@ pub fn applied(
         return Ok(());
     }
     let (table, exists) = table_for(client, m)?;
+    // The folder layouts other tools share (a backstop/diesel folder, a
+    // sqlx/golang-migrate pair) do not say which tool the project uses:
+    // their history is kept only where the tool's table is there.
+    if !exists && !matches!(m.layout, Layout::Supabase | Layout::Prisma | Layout::Drizzle) {
+        return Ok(());
+    }
     let fail = failing(m, "write", &table);
     let t = sql_name(&table);
     if !exists {
@@ -128,7 +137,8 @@ pub fn applied(
     match m.layout {
         Layout::Supabase => supabase_applied(client, m, &t, &columns),
         Layout::Prisma => prisma_applied(client, m, &t, duration_ms),
-        _ => drizzle_applied(client, m, &t),
+        Layout::Drizzle => drizzle_applied(client, m, &t),
+        _ => super::writers::applied(client, m, &t, duration_ms),
     }
     .map_err(fail)
 }
@@ -162,12 +172,16 @@ pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), In
                 &[&version],
             )
             .map(drop),
-        _ => match drizzle_when(m) {
+        Layout::Drizzle => match drizzle_when(m) {
             Some(when) => client
                 .execute(&format!("delete from {t} where created_at = $1"), &[&when])
                 .map(drop),
             None => Ok(()),
         },
+        _ => crate::schema::applied::versions(client).and_then(|mut applied| {
+            applied.retain(|v| v != &m.version);
+            super::writers::reverted(client, m, &t, &applied)
+        }),
     }
     .map_err(fail)
 }

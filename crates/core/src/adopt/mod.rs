@@ -15,6 +15,7 @@
 pub mod history;
 pub mod in_step;
 mod unadopted;
+mod writers;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
