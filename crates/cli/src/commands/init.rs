@@ -189,7 +189,7 @@ dir = \"migrations\"
 
 /// What `init` says of a folder it found: where, what said so, and the
 /// lines that would pin it, commented (Backstop finds it on every run).
-fn found_lines(root: &Path, place: &source::project::Place) -> String {
+fn found_lines(root: &Path, place: &source::Place) -> String {
     let dir = place.dir.strip_prefix(root).unwrap_or(&place.dir);
     let dir = dir.to_string_lossy().trim_start_matches("./").to_string();
     let mut text = format!(

@@ -176,3 +176,70 @@ fn a_run_the_check_gate_refuses_works_out_no_down_first() {
     assert!(!run.all().contains("kept a proved down"), "{}", run.all());
     assert!(p.client().applied().is_empty());
 }
+
+/// Issue 43: a Go module that requires golang-migrate keeps its pairs of
+/// `*.up.sql` files anywhere in it; found with no config and read as
+/// golang-migrate (not as sqlx), and so also with `dir` set.
+#[test]
+fn a_go_modules_golang_migrate_folder_is_found_anywhere_in_it() {
+    let p = bare("zero_go");
+    p.write("go.mod", "module example.com/app\n\ngo 1.22\n\nrequire github.com/golang-migrate/migrate/v4 v4.17.1\n");
+    p.write("internal/store/migrations/000001_users.up.sql", USERS);
+    p.write("internal/store/migrations/000001_users.down.sql", "DROP TABLE users;\n");
+    p.write("internal/store/migrations/000002_posts.up.sql", POSTS);
+    p.write("internal/store/migrations/000002_posts.down.sql", "DROP TABLE posts;\n");
+    let json = p.run(&["status", "--format", "json"]).expect_code(0).json();
+    assert_eq!(json["layout"], "golang-migrate", "{json:#}");
+    assert_eq!(json["pending"].as_array().unwrap().len(), 2, "{json:#}");
+    p.config("[migrations]\ndir = \"internal/store/migrations\"\n");
+    let json = p.run(&["status", "--format", "json"]).expect_code(0).json();
+    assert_eq!(json["layout"], "golang-migrate", "{json:#}");
+}
+
+/// Issue 43: a monorepo holding several tools' folders names every
+/// candidate with its tool and count and asks for `dir` (it took the
+/// root's drizzle folder beside a package's Prisma history unasked).
+#[test]
+fn a_monorepos_folders_are_each_named_with_their_tool_and_count() {
+    let p = bare("zero_monorepo");
+    p.write("drizzle/0000_users.sql", USERS);
+    p.write(
+        "drizzle/meta/_journal.json",
+        r#"{"version":"7","dialect":"postgresql","entries":[{"idx":0,"version":"7","when":1700000000000,"tag":"0000_users","breakpoints":true}]}"#,
+    );
+    p.write("packages/db/prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
+    p.write("packages/db/prisma/migrations/20240101000000_users/migration.sql", USERS);
+    p.write("packages/db/prisma/migrations/20240102000000_posts/migration.sql", POSTS);
+    let run = p.run(&["status"]);
+    run.expect_code(2).expect_output("holds the migrations of 2 projects");
+    run.expect_output("drizzle, 1 migration(s)").expect_output("prisma, 2 migration(s)");
+    run.expect_output("set [migrations] dir");
+    assert!(!p.client().history_schema_exists(), "nothing was written");
+}
+
+/// Issue 43: a tool's history table under a name no setting gives is
+/// known by its shape: `status` says it is not adopted, instead of
+/// planning every migration again.
+#[test]
+fn a_history_table_under_any_name_is_known_by_its_shape() {
+    let p = bare("zero_shape");
+    p.write("drizzle/0000_users.sql", USERS);
+    p.write(
+        "drizzle/meta/_journal.json",
+        r#"{"version":"7","dialect":"postgresql","entries":[{"idx":0,"version":"7","when":1700000000000,"tag":"0000_users","breakpoints":true}]}"#,
+    );
+    let mut db = p.client();
+    db.batch_execute(&format!(
+        "{USERS}
+         create table public.app_history (id serial primary key, hash text not null, created_at bigint);
+         insert into public.app_history (hash, created_at) values ('x', 1700000000000);"
+    ))
+    .unwrap();
+    let run = p.run(&["status"]);
+    run.expect_code(1).expect_output("not adopted: public.app_history (drizzle's history)");
+    // A table of the application's with those columns but no migration's
+    // row is no history.
+    db.batch_execute("update public.app_history set created_at = 42").unwrap();
+    let run = p.run(&["status"]);
+    assert!(!run.all().contains("app_history"), "{}", run.all());
+}

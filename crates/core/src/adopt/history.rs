@@ -545,3 +545,71 @@ fn drizzle(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError>
         })
         .collect())
 }
+
+/// The columns each tool's history table has, sorted: how a table is
+/// known as a tool's under any name (drizzle's `migrations.table`, a
+/// renamed `schema_migrations`). dbmate's one `version` column says too
+/// little to tell.
+const SHAPES: &[(Layout, &[&str])] = &[
+    (Layout::Drizzle, &["created_at", "hash", "id"]),
+    (Layout::GolangMigrate, &["dirty", "version"]),
+    (Layout::Diesel, &["run_on", "version"]),
+    (Layout::Goose, &["id", "is_applied", "tstamp", "version_id"]),
+    (
+        Layout::Sqlx,
+        &["checksum", "description", "execution_time", "installed_on", "success", "version"],
+    ),
+    (
+        Layout::Prisma,
+        &[
+            "applied_steps_count",
+            "checksum",
+            "finished_at",
+            "id",
+            "logs",
+            "migration_name",
+            "rolled_back_at",
+            "started_at",
+        ],
+    ),
+    (
+        Layout::Flyway,
+        &[
+            "checksum",
+            "description",
+            "execution_time",
+            "installed_by",
+            "installed_on",
+            "installed_rank",
+            "script",
+            "success",
+            "type",
+            "version",
+        ],
+    ),
+];
+
+/// The tables of the database shaped as a tool's history, whatever their
+/// name, with that tool.
+pub fn by_shape(client: &mut Client) -> Result<Vec<(Layout, HistoryTable)>, postgres::Error> {
+    let rows = client.query(
+        "select n.nspname::text, c.relname::text,
+                array_agg(a.attname::text order by a.attname::text)
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+          where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema', 'backstop')
+            and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+          group by n.nspname, c.relname having count(*) between 2 and 10",
+        &[],
+    )?;
+    let mut out = Vec::new();
+    for r in rows {
+        let columns: Vec<String> = r.get(2);
+        let Some((tool, _)) = SHAPES.iter().find(|(_, shape)| *shape == columns.as_slice()) else {
+            continue;
+        };
+        let table = HistoryTable { schema: Some(r.get(0)), name: r.get(1), set_in: None };
+        out.push((*tool, table));
+    }
+    Ok(out)
+}

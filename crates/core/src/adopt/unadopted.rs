@@ -55,10 +55,27 @@ pub fn unadopted(
     migrations: &[&Migration],
 ) -> Result<Vec<Unadopted>, crate::pg::DbError> {
     let db = |context| move |source| crate::pg::DbError::new(context, source);
-    let candidates: Vec<(Layout, crate::source::HistoryTable)> = Layout::ALL
+    let mut candidates: Vec<(Layout, crate::source::HistoryTable)> = Layout::ALL
         .iter()
         .flat_map(|l| history::candidates(*l, migrations).into_iter().map(|t| (*l, t)))
         .collect();
+    // A tool's table under another name (a setting Backstop did not read,
+    // a rename) is known by its shape: only the project's own tools', and
+    // only where it records a migration of the folder (a table of the
+    // application's that happens to have those columns is no history).
+    let named = candidates.len();
+    let tools: Vec<Layout> = migrations.iter().map(|m| m.layout).collect();
+    let shaped = history::by_shape(client).map_err(db("looking for history tables by shape"))?;
+    for (tool, table) in shaped.into_iter().filter(|(t, _)| tools.contains(t)) {
+        let same = |(l, t): &(Layout, crate::source::HistoryTable)| {
+            *l == tool
+                && t.name == table.name
+                && t.schema.as_deref().is_none_or(|s| Some(s) == table.schema.as_deref())
+        };
+        if !candidates.iter().any(same) {
+            candidates.push((tool, table));
+        }
+    }
     let tables: Vec<String> = candidates.iter().map(|(_, t)| history::sql_name(t)).collect();
     let present: HashSet<String> = client
         .query("select t from unnest($1::text[]) t where to_regclass(t) is not null", &[&tables])
@@ -66,7 +83,7 @@ pub fn unadopted(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    if present.is_empty() {
+    if present.is_empty() && candidates.len() == named {
         return Ok(Vec::new());
     }
     let recorded: HashSet<String> = crate::schema::applied::all(client)
@@ -81,9 +98,10 @@ pub fn unadopted(
     };
     let project = sqitch_project(migrations);
     let mut out = Vec::new();
-    for (tool, table) in &candidates {
+    for (i, (tool, table)) in candidates.iter().enumerate() {
         let tool = *tool;
-        if !present.contains(&history::sql_name(table)) {
+        let by_shape = i >= named;
+        if !by_shape && !present.contains(&history::sql_name(table)) {
             continue;
         }
         let rows = match history::read(client, tool, table, project.as_deref()) {
@@ -94,7 +112,7 @@ pub fn unadopted(
             Err(_) => continue,
         };
         let found = judge(tool, table.to_string(), migrations, &rows, &backstop);
-        if !found.applied.is_empty() || !found.unknown.is_empty() {
+        if !found.applied.is_empty() || (!by_shape && !found.unknown.is_empty()) {
             out.push(found);
         }
     }

@@ -263,6 +263,11 @@ pub(super) fn alter_column(
     out
 }
 
+/// Statements as one script, each ended by a semicolon.
+pub(super) fn joined(statements: &[String]) -> String {
+    statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

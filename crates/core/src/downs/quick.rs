@@ -16,11 +16,12 @@ use backstop_lint::rewrite::{ident, qualified};
 use backstop_lint::RelationName;
 use postgres::Client;
 
-use super::run::{joined, Replay};
+use super::ddl::joined;
 use super::{Down, DownsError, Status};
-use crate::migrate::{self, Direction};
+use crate::migrate::{self, Direction, Settings};
 use crate::pg::fingerprint::Schema;
-use crate::pg::tracked::Written;
+use crate::pg::tracked::{Tracked, Written};
+use crate::pg::Prepared;
 use crate::source::Migration;
 
 /// How an up reads for the quick way: every statement in one of the
@@ -307,65 +308,61 @@ enum Tried {
     Failed,
 }
 
-impl Replay<'_> {
-    /// The down of `m` the quick way, proved, with its up then applied for
-    /// real; `None` (and the copy as it was) when it does not hold.
-    pub(super) fn quick(
-        &mut self,
-        m: &Migration,
-        reading: &Reading,
-    ) -> Result<Option<(Down, bool)>, DownsError> {
-        self.tracked
-            .refresh(&mut *self.client, &mut *self.prepared)
-            .map_err(db("reading the schema"))?;
-        let Some(inverses) = reading.inverses(self.client).map_err(db("reading the columns"))?
-        else {
-            return Ok(None);
+/// Tries the quick down of `m` on `client` (whose picture `tracked`
+/// holds the state before the up) in a transaction that is rolled back:
+/// its statements when they prove, `None` otherwise (the copy as it was).
+pub(super) fn try_down(
+    client: &mut Client,
+    settings: &Settings,
+    (tracked, prepared): (&mut Tracked, &mut Prepared),
+    m: &Migration,
+    reading: &Reading,
+) -> Result<Option<Vec<String>>, DownsError> {
+    tracked.refresh(&mut *client, &mut *prepared).map_err(db("reading the schema"))?;
+    let Some(inverses) = reading.inverses(client).map_err(db("reading the columns"))? else {
+        return Ok(None);
+    };
+    let rows_too = reading.lost().is_empty();
+    let group = migrate::Group::whole(Direction::Up, true, vec![m]);
+    let mut tried = Tried::Not;
+    let tracked = &*tracked;
+    // Quiet: the locks the rehearsal reports are those of the real up.
+    let quiet = &mut migrate::Quiet;
+    let outcomes = migrate::trial(client, settings, &[group], quiet, |_, tx| {
+        let apply = |e: postgres::Error| {
+            migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
         };
-        let lost = reading.lost();
-        let group = migrate::Group::whole(Direction::Up, true, vec![m]);
-        let mut tried = Tried::Not;
-        let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
-        // Quiet: the locks the rehearsal reports are those of the real up.
-        let quiet = &mut migrate::Quiet;
-        let outcomes = migrate::trial(self.client, self.settings, &[group], quiet, |_, tx| {
-            let apply = |e: postgres::Error| {
-                migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
-            };
-            tx.batch_execute("SAVEPOINT backstop_quick").map_err(apply)?;
-            tried = match prove(tx, tracked, prepared, &inverses, lost.is_empty()) {
-                Ok(tried) => tried,
-                Err(_) => Tried::Failed,
-            };
-            tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)
-        })?;
-        if outcomes.iter().any(|o| o.is_err()) {
-            return Ok(None);
-        }
-        let Tried::Proved(statements) = tried else { return Ok(None) };
-        if let Some(why) = self.up(m)? {
-            let notes = vec![format!("the up fails on the replayed database: {why}")];
-            return Ok(Some((super::run::unprovable(m, Vec::new(), notes), true)));
-        }
-        self.picture = None;
-        let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
-        let body = super::write::render(m, &statements, &lost, true, false);
-        let down = Down {
-            version: m.version.clone(),
-            name: m.name.clone(),
-            status,
-            sql: Some(body),
-            proved: true,
-            replaces: false,
-            loses: lost,
-            notes: vec!["read from its statements: the down takes back what they changed and \
-                         drops what they added"
-                .into()],
-            replacement: None,
-            start: None,
-            end: None,
-        };
-        Ok(Some((down, false)))
+        tx.batch_execute("SAVEPOINT backstop_quick").map_err(apply)?;
+        tried = prove(tx, tracked, prepared, &inverses, rows_too).unwrap_or(Tried::Failed);
+        tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)
+    })?;
+    if outcomes.iter().any(|o| o.is_err()) {
+        return Ok(None);
+    }
+    Ok(match tried {
+        Tried::Proved(statements) => Some(statements),
+        Tried::Not | Tried::Failed => None,
+    })
+}
+
+/// The report of a down proved the quick way.
+pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> Down {
+    let lost = reading.lost();
+    let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
+    Down {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        status,
+        sql: Some(super::write::render(m, statements, &lost, true, false)),
+        proved: true,
+        replaces: false,
+        loses: lost,
+        notes: vec!["read from its statements: the down takes back what they changed and \
+                     drops what they added"
+            .into()],
+        replacement: None,
+        start: None,
+        end: None,
     }
 }
 
@@ -374,8 +371,8 @@ impl Replay<'_> {
 /// the up (and each touched table's rows, where no row is lost).
 fn prove(
     tx: &mut postgres::Transaction<'_>,
-    tracked: &crate::pg::tracked::Tracked,
-    prepared: &mut crate::pg::Prepared,
+    tracked: &Tracked,
+    prepared: &mut Prepared,
     inverses: &[String],
     rows_too: bool,
 ) -> Result<Tried, postgres::Error> {

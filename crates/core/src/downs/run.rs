@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use postgres::Client;
 
+use super::ddl::joined;
 use super::picture::{Plan, State};
 use super::plan;
 use super::{catalog, data, toc, Computed, Down, DownsError, Options, Status};
@@ -24,21 +25,21 @@ use crate::source::{Migration, Part};
 
 /// The copy being replayed, and what is known of its current state.
 pub(super) struct Replay<'a> {
-    pub(super) client: &'a mut Client,
-    pub(super) copy: CopyDb,
+    client: &'a mut Client,
+    copy: CopyDb,
     pg_dump: PathBuf,
     /// The migrations as replayed (see `rehearse::outside::replayed`) and as written.
-    pub(super) migrations: &'a [Migration],
+    migrations: &'a [Migration],
     originals: &'a [Migration],
-    pub(super) settings: &'a Settings,
-    pub(super) progress: &'a mut dyn Progress,
+    settings: &'a Settings,
+    progress: &'a mut dyn Progress,
     /// The picture of the copy's current state, while it holds.
-    pub(super) picture: Option<State>,
+    picture: Option<State>,
     /// The schema picture's queries, planned once for the whole replay.
-    pub(super) prepared: &'a mut Prepared,
+    prepared: &'a mut Prepared,
     /// The semantic picture, kept current between migrations: the state
     /// before the up of the migration being worked out.
-    pub(super) tracked: &'a mut Tracked,
+    tracked: &'a mut Tracked,
     /// Where the replay started, as a failure names it.
     start: Start,
 }
@@ -217,7 +218,7 @@ impl Replay<'_> {
     }
 }
 
-pub(super) fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
+fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
     Down {
         version: m.version.clone(),
         name: m.name.clone(),
@@ -304,7 +305,7 @@ impl Replay<'_> {
 
     /// Applies the up of `m`; the failure, if it fails, with a hint when
     /// it fails for want of an object the history did not make.
-    pub(super) fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
+    fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
         Ok(self.up_failure(m)?.map(|(message, sqlstate)| {
             let missing = ["42P01", "42883", "42704", "3F000", "42703"];
             if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
@@ -457,8 +458,17 @@ impl Replay<'_> {
         before_schema: Schema,
     ) -> Result<(Down, bool), DownsError> {
         if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
-            if let Some(down) = self.quick(m, &reading)? {
-                return Ok(down);
+            let picture = (&mut *self.tracked, &mut *self.prepared);
+            if let Some(statements) =
+                super::quick::try_down(self.client, self.settings, picture, m, &reading)?
+            {
+                // Proved: the up for real, and the copy goes on from there.
+                if let Some(why) = self.up(m)? {
+                    let notes = vec![format!("the up fails on the replayed database: {why}")];
+                    return Ok((unprovable(m, Vec::new(), notes), true));
+                }
+                self.picture = None;
+                return Ok((super::quick::down(m, &statements, &reading), false));
             }
         }
         let mode = match self.try_own_down(m, &before_schema)? {
@@ -648,10 +658,6 @@ fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
         start: None,
         end: None,
     }
-}
-
-pub(super) fn joined(statements: &[String]) -> String {
-    statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
 }
 
 /// The report of one migration from what was worked out.

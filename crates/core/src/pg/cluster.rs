@@ -21,6 +21,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::pg::bins::{BinDir, Kit, Match, Miss, Origin, Search};
+use crate::pg::template::Binaries;
 
 const DIR_PREFIX: &str = "backstop-cluster-";
 const OWNER_FILE: &str = "owner.pid";
@@ -405,7 +406,9 @@ rm -rf "$2""#;
                 .map(str::to_string)
                 .collect();
         let data = self.data_dir();
-        if super::template::copy_kept(&self.bin, &args, &data) {
+        let bin =
+            Binaries { dir: &self.bin.dir, version: &self.bin.version, major: self.bin.major };
+        if super::template::copy_kept(&bin, &args, &data) {
             if let Some(who) = self.run_as {
                 chown_tree(&data, (who.uid.as_raw(), who.gid.as_raw()))
                     .map_err(|e| self.dir_err(e))?;
@@ -414,7 +417,7 @@ rm -rf "$2""#;
             let mut cmd = self.command("initdb");
             cmd.arg("-D").arg(&data).args(&args);
             self.run(cmd, "initdb")?;
-            super::template::keep(&self.bin, &args, &data);
+            super::template::keep(&bin, &args, &data);
         }
         // Durability is worthless for a throwaway copy; speed is not.
         let settings = format!(

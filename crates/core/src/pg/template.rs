@@ -11,8 +11,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::cluster::PgBin;
-
 /// Where the kept data directories are; `None` when there is no home.
 fn cache_root() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
@@ -23,9 +21,17 @@ fn cache_root() -> Option<PathBuf> {
     Some(base.join("backstop").join("initdb"))
 }
 
+/// Which binaries a kept data directory is for: their folder, version
+/// (`15.18`) and major.
+pub(super) struct Binaries<'a> {
+    pub dir: &'a Path,
+    pub version: &'a str,
+    pub major: u32,
+}
+
 /// The kept data directory for `bin` run with `args`: one per binaries'
 /// place, version and `initdb` options.
-fn kept(bin: &PgBin, args: &[String]) -> Option<PathBuf> {
+fn kept(bin: &Binaries<'_>, args: &[String]) -> Option<PathBuf> {
     let mut h = blake3::Hasher::new();
     h.update(bin.dir.to_string_lossy().as_bytes());
     h.update(bin.version.as_bytes());
@@ -45,7 +51,7 @@ fn whole(dir: &Path, major: u32) -> bool {
 
 /// Copies the kept data directory for `bin` and `args` to `data` (which
 /// does not exist yet); `false` when there is none to copy.
-pub(super) fn copy_kept(bin: &PgBin, args: &[String], data: &Path) -> bool {
+pub(super) fn copy_kept(bin: &Binaries<'_>, args: &[String], data: &Path) -> bool {
     let Some(from) = kept(bin, args).filter(|d| whole(d, bin.major)) else { return false };
     match copy_tree(&from, data) {
         Ok(()) => true,
@@ -59,7 +65,7 @@ pub(super) fn copy_kept(bin: &PgBin, args: &[String], data: &Path) -> bool {
 /// Keeps a copy of `data`, fresh from `initdb`, for the next clusters of
 /// `bin` and `args`. Best effort: a cache that cannot be written only
 /// means the next cluster runs `initdb` too.
-pub(super) fn keep(bin: &PgBin, args: &[String], data: &Path) {
+pub(super) fn keep(bin: &Binaries<'_>, args: &[String], data: &Path) {
     let Some(to) = kept(bin, args) else { return };
     if whole(&to, bin.major) {
         return;

@@ -21,6 +21,17 @@ use super::{
     SourceError, Stray,
 };
 
+/// The files drizzle-kit's settings may live in, in the order it reads them.
+pub(super) const CONFIGS: [&str; 7] = [
+    "drizzle.config.ts",
+    "drizzle.config.mts",
+    "drizzle.config.cts",
+    "drizzle.config.js",
+    "drizzle.config.mjs",
+    "drizzle.config.cjs",
+    "drizzle.config.json",
+];
+
 /// The journal, relative to the migrations folder.
 pub const JOURNAL: &str = "meta/_journal.json";
 

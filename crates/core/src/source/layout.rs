@@ -4,6 +4,16 @@ use std::path::{Path, PathBuf};
 
 use super::{entries, file_name, flyway, sections, split_stem, SourceError};
 
+/// Where a project's migrations were found, and what said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub dir: PathBuf,
+    /// `None` when the folder's own files tell the layout (`migrations/`).
+    pub layout: Option<Layout>,
+    /// What pointed at it: `drizzle.config.ts (out)`, `the Supabase CLI's folder`.
+    pub why: String,
+}
+
 /// The tool whose folder layout a migrations folder follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

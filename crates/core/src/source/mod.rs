@@ -20,6 +20,7 @@ pub mod drizzle;
 mod flyway;
 mod kept;
 mod layout;
+mod nested;
 mod paired;
 mod prisma;
 pub mod project;
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use backstop_lint::{Position, Statement};
 
-pub use layout::Layout;
+pub use layout::{Layout, Place};
 pub use project::HistoryTable;
 pub use transactions::{Boundary, Segment};
 
@@ -48,17 +49,24 @@ pub enum SourceError {
     #[error("migrations dir {path} does not exist; create it with `backstop init` or set [migrations] dir in backstop.toml")]
     DirMissing { path: PathBuf },
     #[error(
-        "no migrations found in {root}: looked for supabase/migrations, prisma/migrations, a \
-         drizzle output folder, sqitch.plan, migrations/ and db/migrations; run Backstop from \
-         the project's root, set [migrations] dir in backstop.toml, or create a folder with \
+        "no migrations found in {root}: looked for supabase/migrations, prisma/migrations (and \
+         Prisma's settings in prisma.config.*, package.json), a drizzle output folder \
+         (drizzle.config.*'s out, meta/_journal.json), sqitch.plan, diesel.toml, flyway.conf, \
+         sql/, migrations/ and db/migrations at the root; below it, the *.up.sql or goose \
+         folders of a Go module that requires golang-migrate or goose, Flyway's \
+         src/main/resources/db/migration of any Java module and spring.flyway.locations, and \
+         the Supabase and Prisma folders of a monorepo's packages; run Backstop from the \
+         project's root, set [migrations] dir in backstop.toml, or create a folder with \
          `backstop init`"
     )]
     NothingFound { root: PathBuf },
     #[error(
-        "{root} holds two tools' migrations: {first} and {second}; set [migrations] dir (or \
-         layout) in backstop.toml to the one Backstop runs"
+        "{root} holds the migrations of {} projects: {}; set [migrations] dir (and layout) in \
+         backstop.toml to the one Backstop runs",
+        .places.len(),
+        .places.join("; ")
     )]
-    TwoProjects { root: PathBuf, first: String, second: String },
+    Several { root: PathBuf, places: Vec<String> },
     #[error(
         "{setting}:{line}: {key} names {dir}, which does not exist; correct it there, or create \
          the folder with the tool ({tool}) first"
@@ -393,7 +401,12 @@ fn load_parsing(
     let dir = dir.as_path();
     let layout = match located {
         Some(l) => l,
-        None => layout::detect(dir)?,
+        // A pair of *.up.sql files is golang-migrate's in a Go module that
+        // requires it; sqlx's elsewhere.
+        None => match (layout::detect(dir)?, nested::go_tool(dir)) {
+            (Layout::Sqlx, Some(Layout::GolangMigrate)) => Layout::GolangMigrate,
+            (found, _) => found,
+        },
     };
     let found = match layout {
         Layout::Diesel => dirs::discover(dir)?,

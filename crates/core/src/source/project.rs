@@ -14,28 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{drizzle, entries, file_name, flyway, Layout, SourceError};
+use super::{drizzle, entries, file_name, flyway, Layout, Place, SourceError};
 
-/// Where a project's migrations were found, and what said so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub dir: PathBuf,
-    /// `None` when the folder's own files tell the layout (`migrations/`).
-    pub layout: Option<Layout>,
-    /// What pointed at it: `drizzle.config.ts (out)`, `the Supabase CLI's folder`.
-    pub why: String,
-}
-
-/// The files a tool's settings may live in, in the order the tool reads them.
-const DRIZZLE_CONFIGS: [&str; 7] = [
-    "drizzle.config.ts",
-    "drizzle.config.mts",
-    "drizzle.config.cts",
-    "drizzle.config.js",
-    "drizzle.config.mjs",
-    "drizzle.config.cjs",
-    "drizzle.config.json",
-];
+/// The files Prisma's settings may live in, in the order Prisma reads them.
 const PRISMA_CONFIGS: [&str; 12] = [
     "prisma.config.ts",
     "prisma.config.mts",
@@ -95,30 +76,28 @@ impl std::fmt::Display for HistoryTable {
 /// (`__drizzle_migrations` in schema `drizzle`).
 pub fn drizzle_history(out: &Path) -> Option<HistoryTable> {
     let out = out.canonicalize().ok()?;
-    for root in out.ancestors().take(5) {
-        for name in DRIZZLE_CONFIGS {
-            let path = root.join(name);
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let values: Vec<JsValue> =
-                if name.ends_with(".json") { json_values(&text) } else { js_values(&text) };
-            let value = |key: &[&str]| values.iter().find(|v| v.key == key);
-            let folder = value(&["out"]).map_or("drizzle", |v| v.value.as_str());
-            if !root.join(folder).canonicalize().is_ok_and(|d| d == out) {
-                continue;
-            }
-            let table = value(&["migrations", "table"]);
-            let schema = value(&["migrations", "schema"]);
-            let (key, line) = match (table, schema) {
-                (Some(t), _) => ("migrations.table", t.line),
-                (None, Some(s)) => ("migrations.schema", s.line),
-                (None, None) => return None,
-            };
-            return Some(HistoryTable {
-                schema: Some(schema.map_or("drizzle", |v| v.value.as_str()).to_string()),
-                name: table.map_or("__drizzle_migrations", |v| v.value.as_str()).to_string(),
-                set_in: Some(format!("{}:{line} ({key})", file_name(&path))),
-            });
+    for (path, bases) in super::nested::drizzle_configs_of(&out) {
+        let name = file_name(&path);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let values: Vec<JsValue> =
+            if name.ends_with(".json") { json_values(&text) } else { js_values(&text) };
+        let value = |key: &[&str]| values.iter().find(|v| v.key == key);
+        let folder = value(&["out"]).map_or("drizzle", |v| v.value.as_str());
+        if !bases.iter().any(|b| b.join(folder).canonicalize().is_ok_and(|d| d == out)) {
+            continue;
         }
+        let table = value(&["migrations", "table"]);
+        let schema = value(&["migrations", "schema"]);
+        let (key, line) = match (table, schema) {
+            (Some(t), _) => ("migrations.table", t.line),
+            (None, Some(s)) => ("migrations.schema", s.line),
+            (None, None) => return None,
+        };
+        return Some(HistoryTable {
+            schema: Some(schema.map_or("drizzle", |v| v.value.as_str()).to_string()),
+            name: table.map_or("__drizzle_migrations", |v| v.value.as_str()).to_string(),
+            set_in: Some(format!("{}:{line} ({key})", file_name(&path))),
+        });
     }
     None
 }
@@ -157,9 +136,11 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     let mut out: Vec<Place> = Vec::new();
     let mut push = |place: Option<Place>| {
         if let Some(p) = place {
-            let same = |q: &Place| same_dir(&q.dir, &p.dir);
-            if !out.iter().any(same) {
-                out.push(p);
+            match out.iter_mut().find(|q| same_dir(&q.dir, &p.dir)) {
+                // The same folder found twice: what names its tool wins.
+                Some(q) if q.layout.is_none() && p.layout.is_some() => *q = p,
+                Some(_) => {}
+                None => out.push(p),
             }
         }
     };
@@ -194,6 +175,11 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
             push(Some(Place { dir, layout, why: why.into() }));
         }
     }
+    for place in super::nested::places(root) {
+        if place.layout.is_none_or(wanted) {
+            push(Some(place));
+        }
+    }
     Ok(out)
 }
 
@@ -203,17 +189,22 @@ pub fn find(root: &Path, layout: Option<Layout>) -> Result<Option<Place>, Source
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => Err(SourceError::TwoProjects {
+        _ => Err(SourceError::Several {
             root: root.to_path_buf(),
-            first: describe(&found[0]),
-            second: describe(&found[1]),
+            places: found.iter().map(describe).collect(),
         }),
     }
 }
 
+/// A candidate as the error names it: its folder, tool, how many
+/// migrations it holds, and what pointed at it.
 fn describe(p: &Place) -> String {
+    let count = super::load(&p.dir, p.layout).map_or_else(
+        |_| "migrations not readable".to_string(),
+        |f| format!("{} migration(s)", f.migrations.len()),
+    );
     let tool = p.layout.map(|l| format!("{l}, ")).unwrap_or_default();
-    format!("{} ({tool}{})", p.dir.display(), p.why)
+    format!("{} ({tool}{count}; {})", p.dir.display(), p.why)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
@@ -311,7 +302,7 @@ fn named(
 /// Drizzle: `drizzle.config.*`'s `out` (drizzle-kit's default is
 /// `drizzle`), else the first folder holding `meta/_journal.json`.
 fn drizzle_place(root: &Path) -> Result<Option<Place>, SourceError> {
-    for name in DRIZZLE_CONFIGS {
+    for name in drizzle::CONFIGS {
         let path = root.join(name);
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let out = if name.ends_with(".json") {
@@ -623,6 +614,29 @@ mod tests {
         );
         write(r, "other/meta/_journal.json", "{}");
         assert_eq!(drizzle_history(&r.join("other")), None);
+    }
+
+    #[test]
+    fn a_drizzle_config_below_the_package_that_runs_drizzle_kit_names_the_table() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(
+            r,
+            "apps/web/package.json",
+            r#"{"scripts": {"db:migrate": "drizzle-kit migrate --config server/db/drizzle.config.ts"}}"#,
+        );
+        write(
+            r,
+            "apps/web/server/db/drizzle.config.ts",
+            "export default {\n  out: './drizzle',\n  migrations: { table: 'app_migrations', schema: 'public' },\n};\n",
+        );
+        write(r, "apps/web/drizzle/meta/_journal.json", "{}");
+        let table = drizzle_history(&r.join("apps/web/drizzle")).expect("the config names it");
+        assert_eq!(
+            (table.schema.as_deref(), table.name.as_str()),
+            (Some("public"), "app_migrations")
+        );
+        assert_eq!(table.set_in.as_deref(), Some("drizzle.config.ts:3 (migrations.table)"));
     }
 
     #[test]
