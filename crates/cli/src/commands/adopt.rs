@@ -1,6 +1,7 @@
-//! `backstop adopt --from TOOL`: take over the history another migration
-//! tool kept in the database, so Backstop knows what is applied without
-//! running anything again. A dry run unless `--yes`.
+//! `backstop adopt [--from TOOL]`: take over the history another
+//! migration tool kept in the database, so Backstop knows what is applied
+//! without running anything again (without `--from`, the one `status`
+//! names). A dry run unless `--yes`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,8 +18,10 @@ use crate::{Connection, Format, Output};
 pub struct Args {
     /// The tool whose history table to adopt: diesel, sqlx, dbmate,
     /// golang-migrate, goose, flyway, sqitch, supabase, prisma or drizzle.
+    /// Without it, the one tool's history that `status` names as not
+    /// adopted.
     #[arg(long, value_name = "TOOL", value_parser = tool)]
-    from: Layout,
+    from: Option<Layout>,
     /// The tool's history table, when it is not the one the tool uses by
     /// default or its settings name (drizzle.config's migrations.table):
     /// `SCHEMA.NAME`, or `NAME` in the search path. Without it, both are
@@ -48,20 +51,26 @@ fn table(text: &str) -> Result<HistoryTable, String> {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let project = (args.from == Layout::Sqitch).then(|| adopt::sqitch_project(&ctx.dir)).flatten();
     let mut client = ctx.connect()?;
+    let (from, table) = match args.from {
+        Some(from) => (from, args.table),
+        None => {
+            let (from, found) = adopt::the_unadopted(&mut client, &ctx.migrations)?;
+            (from, Some(args.table.unwrap_or(found)))
+        }
+    };
+    let project = (from == Layout::Sqitch).then(|| adopt::sqitch_project(&ctx.dir)).flatten();
     let plan = if args.yes {
         adopt::apply(
             &mut client,
-            args.from,
+            from,
             &ctx.migrations,
             project.as_deref(),
-            args.table.as_ref(),
+            table.as_ref(),
             ctx.settings.lock_wait,
         )?
     } else {
-        let table = args.table.as_ref();
-        adopt::prepare(&mut client, args.from, &ctx.migrations, project.as_deref(), table)?
+        adopt::prepare(&mut client, from, &ctx.migrations, project.as_deref(), table.as_ref())?
     };
     let written = args.yes && plan.ok();
     match args.output.format {

@@ -242,4 +242,16 @@ fn a_history_table_under_any_name_is_known_by_its_shape() {
     db.batch_execute("update public.app_history set created_at = 42").unwrap();
     let run = p.run(&["status"]);
     assert!(!run.all().contains("app_history"), "{}", run.all());
+    p.run(&["adopt", "--yes"]).expect_code(2).expect_output("nothing to adopt");
+    // `adopt` without --from takes the one history `status` names.
+    // With the hash drizzle takes of the file's text.
+    db.execute(
+        "update public.app_history set created_at = 1700000000000,
+                hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+        &[&USERS],
+    )
+    .unwrap();
+    p.run(&["adopt", "--yes"]).expect_code(0).expect_output("adopted 1 migration(s)");
+    assert_eq!(db.applied().len(), 1);
+    p.run(&["status"]).expect_code(0);
 }

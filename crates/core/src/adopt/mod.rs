@@ -49,6 +49,17 @@ pub enum AdoptError {
          --table SCHEMA.NAME` (and empty or drop the other, so that the two cannot disagree)"
     )]
     TwoHistories { tool: Layout, first: String, second: String },
+    #[error(
+        "no other tool's history in this database records a migration of the folder: nothing \
+         to adopt; name the tool that migrated it with --from (and its table with --table)"
+    )]
+    NothingToAdopt,
+    #[error(
+        "several tools' histories record migrations of the folder: {}; name the one to adopt \
+         with --from (and --table)",
+        .0.join(", ")
+    )]
+    Several(Vec<String>),
     #[error(transparent)]
     Db(#[from] crate::pg::DbError),
     #[error(transparent)]
@@ -61,9 +72,31 @@ impl AdoptError {
         match self {
             AdoptError::NoHistory { .. }
             | AdoptError::WrongTable { .. }
-            | AdoptError::TwoHistories { .. } => 2,
+            | AdoptError::TwoHistories { .. }
+            | AdoptError::NothingToAdopt
+            | AdoptError::Several(_) => 2,
             AdoptError::Db(_) | AdoptError::Lock(_) => 3,
         }
+    }
+}
+
+/// The one tool's history that `status` names as not adopted, and its
+/// table: what `adopt` without `--from` takes over.
+pub fn the_unadopted(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<(Layout, HistoryTable), AdoptError> {
+    let refs: Vec<&Migration> = migrations.iter().collect();
+    let found = unadopted(client, &refs)?;
+    match found.as_slice() {
+        [] => Err(AdoptError::NothingToAdopt),
+        [one] => {
+            let table = HistoryTable::parse(&one.table).ok_or(AdoptError::NothingToAdopt)?;
+            Ok((one.tool, table))
+        }
+        many => Err(AdoptError::Several(
+            many.iter().map(|u| format!("{} ({})", u.table, u.tool.name())).collect(),
+        )),
     }
 }
 
