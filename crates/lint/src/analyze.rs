@@ -411,19 +411,23 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 }
             }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectPolicy => {
-                // DROP POLICY name ON table: the object is [schema?, table, name].
-                for obj in &d.objects {
-                    if let Some(NodeEnum::List(l)) = obj.node.as_ref() {
-                        let parts: Vec<&str> = l.items.iter().filter_map(string_value).collect();
-                        if let Some((name, table)) = parts.split_last() {
-                            if let Some((t, schema)) = table.split_last() {
-                                dropped_policies.push((
-                                    RelationName {
-                                        schema: schema.last().map(|s| s.to_string()),
-                                        name: t.to_string(),
-                                    },
-                                    name.to_string(),
-                                ));
+                dropped_policies.extend(policies_dropped(d));
+            }
+            NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
+                let tables = d.objects.iter().filter_map(crate::stmt::object_name);
+                run.dropped_tables.extend(tables.map(|t| (cx.file, stmt.index, t)));
+            }
+            // A DO block that drops a policy (`IF EXISTS (…) THEN DROP
+            // POLICY …`) frees its name as a plain DROP POLICY does.
+            NodeEnum::DoStmt(d) => {
+                for sql in crate::plpgsql::sql_statements(d) {
+                    let Ok(tree) = pg_query::parse(&sql, 0) else { continue };
+                    for raw in &tree.protobuf.stmts {
+                        if let Some(NodeEnum::DropStmt(d)) =
+                            raw.stmt.as_ref().and_then(|s| s.node.as_ref())
+                        {
+                            if d.remove_type() == ObjectType::ObjectPolicy {
+                                dropped_policies.extend(policies_dropped(d));
                             }
                         }
                     }
@@ -448,6 +452,26 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
             _ => {}
         }
     }
+}
+
+/// DROP POLICY name ON table: each object is [schema?, table, name].
+fn policies_dropped(d: &pg_query::protobuf::DropStmt) -> Vec<(RelationName, String)> {
+    let mut out = Vec::new();
+    for obj in &d.objects {
+        if let Some(NodeEnum::List(l)) = obj.node.as_ref() {
+            let parts: Vec<&str> = l.items.iter().filter_map(string_value).collect();
+            if let Some((name, table)) = parts.split_last() {
+                if let Some((t, schema)) = table.split_last() {
+                    let table = RelationName {
+                        schema: schema.last().map(|s| s.to_string()),
+                        name: t.to_string(),
+                    };
+                    out.push((table, name.to_string()));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -492,6 +516,15 @@ mod tests {
         let report = check(&[a, b], &opts);
         let codes: Vec<_> = report.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(codes, ["BS201"]);
+    }
+
+    #[test]
+    fn a_policy_dropped_in_a_do_block_may_be_created_again() {
+        let create = "CREATE TABLE IF NOT EXISTS t (id int);\nALTER TABLE t ENABLE ROW LEVEL SECURITY;\nCREATE POLICY p ON t USING (true);\n";
+        let again = "CREATE POLICY p ON t USING (id > 0);\n";
+        assert!(codes(&format!("{create}{again}")).contains(&"BS502"));
+        let drop = "DO $$ BEGIN\n  IF EXISTS (SELECT 1 FROM pg_policies WHERE policyname = 'p') THEN\n    DROP POLICY p ON t;\n  END IF;\nEND $$;\n";
+        assert!(!codes(&format!("{create}{drop}{again}")).contains(&"BS502"));
     }
 
     #[test]

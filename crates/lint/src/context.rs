@@ -127,6 +127,8 @@ pub(crate) struct RunFacts {
     pub rls_enabled: Vec<RelationName>,
     /// New tables with an owner column, in run order.
     pub owner_tables: Vec<OwnerTable>,
+    /// `DROP TABLE`s of the run: file, statement, table.
+    pub dropped_tables: Vec<(usize, usize, RelationName)>,
     pub policies: Vec<PolicyDef>,
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.

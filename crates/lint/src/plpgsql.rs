@@ -50,6 +50,21 @@ pub(crate) fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
     ends
 }
 
+/// The SQL statements a `DO` block runs as written (not those it builds
+/// at run time), in its order.
+pub(crate) fn sql_statements(d: &protobuf::DoStmt) -> Vec<String> {
+    let Ok(Some(tree)) = do_tree(d) else { return Vec::new() };
+    let mut out = Vec::new();
+    walk(&tree, &mut |key, v| {
+        if key == "PLpgSQL_stmt_execsql" {
+            if let Some(q) = v.pointer("/sqlstmt/PLpgSQL_expr/query").and_then(Value::as_str) {
+                out.push(q.to_string());
+            }
+        }
+    });
+    out
+}
+
 pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
     match v {
         Value::Object(map) => {

@@ -38,10 +38,11 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         code: "BS101",
-        clears: "the table is made by SELECT … INTO earlier in the batch; a table not there, dropped IF EXISTS",
+        clears: "the table is made by SELECT … INTO earlier in the batch; a table not there, dropped IF EXISTS (also when the batch makes it after)",
         cleared: &[
             "SELECT id, email INTO work_table FROM users;\nCREATE INDEX work_table_idx ON work_table (id);\nDROP TABLE work_table;\n",
             "DROP TABLE IF EXISTS never_was;\n",
+            "DROP TABLE IF EXISTS fresh CASCADE;\nCREATE TABLE fresh (id int PRIMARY KEY);\n",
         ],
         reported: "DROP TABLE items;\n",
     },

@@ -212,12 +212,13 @@ fn adjust(
             let facts =
                 if counts { table_facts(client, &table)? } else { table_size(client, &table)? };
             let Some(facts) = facts else {
+                if missing_ok {
+                    // Not there, and IF EXISTS: the statement does nothing
+                    // (had the batch made it before, the origin said so).
+                    return Ok(Outcome::Drop);
+                }
                 if created_in_run(&table) {
                     return Ok(Outcome::Keep);
-                }
-                if missing_ok {
-                    // Not there, and IF EXISTS: the statement does nothing.
-                    return Ok(Outcome::Drop);
                 }
                 f.rate(Probability::Certain, Impact::High);
                 f.facts.push(format!(

@@ -1,11 +1,12 @@
 //! BS401: CREATE without IF NOT EXISTS, DROP without IF EXISTS.
 
-use pg_query::protobuf::ObjectType;
+use pg_query::protobuf::{self, ObjectType};
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
+use crate::stmt::string_value;
 
 /// **What it finds:** in a no-transaction migration, `CREATE TABLE`,
 /// `CREATE INDEX`, `CREATE SCHEMA`, `CREATE SEQUENCE`, `CREATE EXTENSION`
@@ -65,7 +66,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             NodeEnum::CreateExtensionStmt(s) if !s.if_not_exists => {
                 Some(("CREATE EXTENSION", "IF NOT EXISTS"))
             }
-            NodeEnum::DropStmt(s) if !s.missing_ok => {
+            // A function or view this file made again with CREATE OR REPLACE
+            // just before is there on a re-run: its DROP cannot fail.
+            NodeEnum::DropStmt(s) if !s.missing_ok && !remade_before(cx, stmt.index, s) => {
                 object_word(s.remove_type()).map(|w| (w, "IF EXISTS"))
             }
             _ => None,
@@ -88,6 +91,33 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
+/// Whether every object `drop` names is a function or view that a statement
+/// of this file before `index` makes with `CREATE OR REPLACE` (by name).
+fn remade_before(cx: &Cx<'_>, index: usize, drop: &protobuf::DropStmt) -> bool {
+    let names_of = |list: &[protobuf::Node]| list.iter().filter_map(string_value).next_back().map(str::to_string);
+    let remade: Vec<(ObjectType, String)> = cx.stmts[..index]
+        .iter()
+        .filter_map(|s| match s.node {
+            NodeEnum::CreateFunctionStmt(f) if f.replace => {
+                let kind = if f.is_procedure { ObjectType::ObjectProcedure } else { ObjectType::ObjectFunction };
+                names_of(&f.funcname).map(|n| (kind, n))
+            }
+            NodeEnum::ViewStmt(v) if v.replace => v.view.as_ref().map(|r| (ObjectType::ObjectView, r.relname.clone())),
+            _ => None,
+        })
+        .collect();
+    let kind = drop.remove_type();
+    !drop.objects.is_empty()
+        && drop.objects.iter().all(|obj| {
+            let name = match obj.node.as_ref() {
+                Some(NodeEnum::ObjectWithArgs(o)) => names_of(&o.objname),
+                Some(NodeEnum::List(l)) => names_of(&l.items),
+                _ => None,
+            };
+            name.is_some_and(|n| remade.iter().any(|(k, m)| *k == kind && *m == n))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{check, Code, Input, Options, Severity};
@@ -105,5 +135,15 @@ mod tests {
         assert_eq!(bs401(no_tx), [Severity::Medium, Severity::Medium]);
         let guarded = "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);";
         assert_eq!(bs401(guarded), []);
+    }
+
+    #[test]
+    fn a_drop_of_what_the_file_just_made_again_is_not_reported() {
+        let remade = "-- backstop:no-transaction\nCREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';\nSELECT f();\nDROP FUNCTION f();";
+        assert_eq!(bs401(remade), []);
+        let other = "-- backstop:no-transaction\nCREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';\nDROP FUNCTION g();";
+        assert_eq!(bs401(other), [Severity::Medium]);
+        let plain = "-- backstop:no-transaction\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';\nDROP FUNCTION f();";
+        assert_eq!(bs401(plain), [Severity::Medium]);
     }
 }

@@ -12,9 +12,9 @@ use crate::RelationName;
 /// **What it finds:** `CREATE TABLE` of a table with an owner column (by
 /// default `user_id`, `tenant_id` or `owner_id`; set `[check]
 /// owner_columns`) that no migration of the run puts under row level
-/// security, in a project that uses it: some migration of the run enables
-/// it on another table, or (with a database URL) some table of the
-/// database has it. A project that enables row level security nowhere
+/// security (and that the run does not drop again), in a project that
+/// uses it: some migration of the run enables it on another table, or
+/// (with a database URL) some table of the database has it. A project that enables row level security nowhere
 /// gets one low note for all such tables instead: its rows are kept apart
 /// by the application, and a high finding per table would only be noise.
 ///
@@ -67,7 +67,15 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let enabled = |t: &RelationName| run.rls_enabled.iter().any(|e| same_table(e, t));
     // Whether the run itself shows that the project uses row level security.
     let uses_rls = !run.rls_enabled.is_empty();
-    let open: Vec<&OwnerTable> = run.owner_tables.iter().filter(|o| !enabled(&o.table)).collect();
+    // A table the run drops again (a work table) holds no one's rows after it.
+    let dropped_later = |o: &OwnerTable| {
+        run.dropped_tables.iter().any(|(file, stmt, t)| {
+            same_table(t, &o.table)
+                && ((*file == o.file && *stmt > o.stmt) || (cx.opts.sequential && *file > o.file))
+        })
+    };
+    let open: Vec<&OwnerTable> =
+        run.owner_tables.iter().filter(|o| !enabled(&o.table) && !dropped_later(o)).collect();
     for o in open.iter().filter(|o| o.file == cx.file) {
         let Some(stmt) = cx.stmts.get(o.stmt) else { continue };
         let NodeEnum::CreateStmt(c) = stmt.node else { continue };
@@ -159,6 +167,18 @@ mod tests {
         assert_eq!(at, [(Severity::High, "2.sql")]);
         assert!(findings[0].message.starts_with("files has an owner column (owner_id)"));
         assert!(probes.is_empty());
+    }
+
+    #[test]
+    fn a_table_a_later_migration_drops_is_not_reported() {
+        let mut files = TWO.to_vec();
+        files.push(("3.sql", "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\nDROP TABLE files;"));
+        let (findings, probes) = bs501(&files);
+        assert!(findings.is_empty() && probes.is_empty(), "{findings:?} {probes:?}");
+        // Judged file by file, a later file's drop is not this file's.
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::file(p, t)).collect();
+        let report = check(&inputs, &Options { sequential: false, ..Options::default() });
+        assert!(report.findings.iter().any(|f| f.code == Code::BS501), "{:?}", report.findings);
     }
 
     #[test]
