@@ -181,7 +181,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             None => {
                 note(
                     args.format,
-                    "note: no database reachable; checking every migration in the folder",
+                    "note: no database reachable; checking every migration in the folder, in order, as on an empty database",
                 );
                 folder.migrations.iter().map(|m| Source::of_migration_on(m, server)).collect()
             }
@@ -189,10 +189,14 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     } else {
         sources_from_paths(&args.paths)?
     };
-    // Only the pending migrations run as one sequence; files named on the
-    // command line, or a folder checked offline, are judged one by one.
-    settings.lint.sequential = args.paths.is_empty() && client.is_some();
+    // The pending migrations run as one sequence, and so does a folder
+    // checked offline: from its first migration, on an empty database.
+    // Files named on the command line are judged one by one.
+    settings.lint.sequential = args.paths.is_empty();
     let mut report = check::analyze(&sources, &settings);
+    if args.paths.is_empty() && client.is_none() {
+        check::from_empty(&mut report);
+    }
     if !settings.lint.skip.contains(&Code::BS003) {
         report.findings.extend(check::stray_findings(&strays));
     }

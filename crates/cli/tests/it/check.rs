@@ -147,6 +147,32 @@ fn without_paths_and_without_a_database_every_migration_in_the_folder_is_checked
 }
 
 #[test]
+fn a_folder_checked_offline_runs_from_its_first_migration_on_an_empty_database() {
+    let p = Project::new("offline_from_empty");
+    p.config("[migrations]\ndir = \"migrations\"\n");
+    p.migration("20240101000000_make", "DROP TABLE IF EXISTS items CASCADE;\nCREATE TABLE items (id int PRIMARY KEY, name text);\n", None);
+    p.migration(
+        "20240102000000_grow",
+        "CREATE INDEX items_name ON items (name);\nALTER TABLE items ALTER COLUMN id TYPE bigint;\nCREATE TABLE work (id int);\n",
+        None,
+    );
+    p.migration("20240103000000_tidy", "DROP TABLE work;\n", None);
+    let json = p.run(&["check", "--offline", "--format", "json"]).json();
+    let found = codes(&json);
+    for code in ["BS101", "BS201", "BS107"] {
+        assert!(
+            !found.contains(&code.to_string()),
+            "{code} on an empty database's history: {json:#}"
+        );
+    }
+    // The same file named alone is judged without the history before it.
+    let json = p
+        .run(&["check", "--offline", "--format", "json", "migrations/20240102000000_grow/up.sql"])
+        .json();
+    assert!(codes(&json).contains(&"BS201".to_string()), "{json:#}");
+}
+
+#[test]
 fn fail_on_lowers_the_bar_and_config_sets_it() {
     let p = demo_v2("fail_on");
     let path = "migrations/20260107120000_v2";
