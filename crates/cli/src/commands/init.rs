@@ -79,7 +79,7 @@ dir = ".backstop/exports"
 # # migrate refuses migrations without a passing rehearsal this recent.
 # required = true
 # max_age = "7d"
-# report_dir = "rehearsals"
+# report_dir = ".backstop/rehearsals"
 
 # [verify]
 # # The suite of checks; migrate and rollback run it afterwards.
