@@ -1,5 +1,6 @@
 //! What people expect of a command-line tool, checked on the real binary
-//! with no database: `init` keeping Backstop's local files out of git.
+//! with no database: shell completions and man pages generated from the
+//! parser itself, and `init` keeping Backstop's local files out of git.
 
 use std::path::Path;
 
@@ -77,4 +78,93 @@ fn init_creates_a_gitignore_that_git_obeys_for_every_local_file() {
             .unwrap();
         assert!(!ignored.success(), "git ignores {kept}, which the project keeps");
     }
+}
+
+#[test]
+fn bash_completions_complete_the_commands_of_the_real_parser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = backstop(tmp.path(), &["completions", "bash"]);
+    run.expect_code(0);
+    for needle in ["_backstop()", "rehearse", "rollback", "completions", "--database-url"] {
+        assert!(run.stdout.contains(needle), "the script lacks {needle:?}");
+    }
+    let Some(bash) = program("bash", "the system's packages") else { return };
+    let script = tmp.path().join("backstop.bash");
+    std::fs::write(&script, &run.stdout).unwrap();
+    // What bash offers after `backstop re<TAB>` and `backstop completions <TAB>`.
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let probe = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT={}; \
+             _backstop backstop '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            words.len() - 1,
+            line.len(),
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = run_program(std::process::Command::new(&bash).args(["--norc", "-c", &probe]));
+        let mut offered: Vec<String> = out.lines().map(str::to_string).collect();
+        offered.sort();
+        offered
+    };
+    assert_eq!(complete("backstop re"), ["rehearse", "repair", "restore"]);
+    // The shells, beside the options (bash offers both on an empty word).
+    let shells: Vec<String> =
+        complete("backstop completions ").into_iter().filter(|w| !w.starts_with('-')).collect();
+    assert_eq!(shells, ["bash", "elvish", "fish", "powershell", "zsh"]);
+}
+
+#[test]
+fn every_shell_gets_a_script_and_an_unknown_shell_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let run = backstop(tmp.path(), &["completions", shell]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("rehearse"), "{shell}: the script lacks rehearse");
+    }
+    let run = backstop(tmp.path(), &["completions", "nosuch"]);
+    run.expect_code(2)
+        .expect_output("invalid value 'nosuch'")
+        .expect_output("[possible values: bash, elvish, fish, powershell, zsh]");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn man_prints_backstops_page_in_roff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = backstop(tmp.path(), &["man"]);
+    run.expect_code(0);
+    // Only roff requests (string definitions) come before the title.
+    let mut lines = run.stdout.lines();
+    let title = lines.by_ref().find(|l| !l.starts_with(".ie") && !l.starts_with(".el"));
+    let title = title.unwrap_or_default();
+    assert!(title.starts_with(".TH backstop 1 "), "first line after the definitions: {title:?}");
+    assert!(run.stdout.starts_with('.'), "not roff: {:?}", &run.stdout[..80.min(run.stdout.len())]);
+    for needle in [".SH NAME", ".SH SYNOPSIS", ".SH SUBCOMMANDS", "backstop\\-rehearse(1)"] {
+        assert!(run.stdout.contains(needle), "the page lacks {needle:?}");
+    }
+}
+
+#[test]
+fn man_dir_writes_one_page_per_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("share/man/man1");
+    let run = backstop(tmp.path(), &["man", "--dir", out.to_str().unwrap()]);
+    run.expect_code(0);
+    let mut pages: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    pages.sort();
+    for page in ["backstop.1", "backstop-migrate.1", "backstop-rehearse.1", "backstop-flags-list.1"]
+    {
+        assert!(pages.iter().any(|p| p == page), "{page} missing from {pages:?}");
+        let text = std::fs::read_to_string(out.join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(text.contains(&format!("\n.TH {name} 1 ")), "{page} is titled otherwise");
+    }
+    assert!(!pages.iter().any(|p| p.contains("help")), "clap's help got a page: {pages:?}");
+    run.expect_output(&format!("wrote {} man pages to ", pages.len()));
 }
