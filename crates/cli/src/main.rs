@@ -81,7 +81,7 @@ enum Command {
     Unfreeze(commands::unfreeze::Args),
     /// Run the verification suite of [verify] (exit 1 when a critical check fails).
     Verify(commands::verify::Args),
-    /// Print the completion script for a shell: bash, zsh, fish, powershell or elvish.
+    /// Print a shell's completion script (`--help`: the shells, and where each script goes).
     Completions(commands::completions::Args),
     /// Print the man page (roff), or write one page per command with --dir.
     Man(commands::man::Args),

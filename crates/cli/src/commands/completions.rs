@@ -9,6 +9,7 @@ use clap_complete::Shell;
 
 use super::print;
 
+/// `backstop completions SHELL`; the shells are clap_complete's own list.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
 Install, for example:

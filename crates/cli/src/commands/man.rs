@@ -11,6 +11,7 @@ use clap_mangen::Man;
 
 use super::print;
 
+/// `backstop man [--dir DIR]`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Write one page per command into this folder (created if missing)
