@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Safe PostgreSQL migrations: guarded, audited, reversible.
 #[derive(Debug, Parser)]
@@ -81,6 +81,10 @@ enum Command {
     Unfreeze(commands::unfreeze::Args),
     /// Run the verification suite of [verify] (exit 1 when a critical check fails).
     Verify(commands::verify::Args),
+    /// Print a shell's completion script (`--help`: the shells, and where each script goes).
+    Completions(commands::completions::Args),
+    /// Print the man page (roff), or write one page per command with --dir.
+    Man(commands::man::Args),
 }
 
 /// `--database-url`, shared by every command that talks to a database;
@@ -141,6 +145,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(args, config),
         Command::Unfreeze(args) => commands::unfreeze::run(args, config),
         Command::Verify(args) => commands::verify::run(args, config),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

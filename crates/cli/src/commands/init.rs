@@ -1,5 +1,8 @@
 //! `backstop init`: a commented backstop.toml; the project's migrations
-//! where its tool keeps them, or else an empty migrations folder.
+//! where its tool keeps them, or else an empty migrations folder; and
+//! `.backstop/` in the project's `.gitignore`.
+
+mod gitignore;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,7 +82,7 @@ dir = ".backstop/exports"
 # # migrate refuses migrations without a passing rehearsal this recent.
 # required = true
 # max_age = "7d"
-# report_dir = "rehearsals"
+# report_dir = ".backstop/rehearsals"
 
 # [verify]
 # # The suite of checks; migrate and rollback run it afterwards.
@@ -143,6 +146,8 @@ dir = ".backstop/exports"
 # every = "90d"
 "##;
 
+/// Writes the config and, where no tool keeps them, the migrations
+/// folder; then keeps `.backstop/` out of git.
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let file = config.map(Path::to_path_buf).unwrap_or_else(|| args.dir.join("backstop.toml"));
     if file.exists() {
@@ -154,29 +159,28 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    if let Some(place) = source::project::find(&args.dir, None)? {
+    let (wrote, next) = if let Some(place) = source::project::find(&args.dir, None)? {
         // The project's tool keeps its migrations: found, not created.
         let text = TEMPLATE.replacen(FOLDER_LINES, &found_lines(&args.dir, &place), 1);
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
         let layout = place.layout.map(|l| format!(" ({l} layout)")).unwrap_or_default();
-        print(&format!(
-            "wrote {}\nfound the migrations in {}{layout}: {}\nnext: `backstop status`, then \
-             `backstop check` and `backstop migrate`\n",
+        let wrote = format!(
+            "wrote {}\nfound the migrations in {}{layout}: {}",
             file.display(),
             place.dir.display(),
             place.why
-        ))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let migrations = args.dir.join("migrations");
-    std::fs::create_dir_all(&migrations)
-        .with_context(|| format!("creating {}", migrations.display()))?;
-    std::fs::write(&file, TEMPLATE).with_context(|| format!("writing {}", file.display()))?;
-    print(&format!(
-        "wrote {} and {}/\nnext: `backstop new <name>` to write a migration, then `backstop migrate`\n",
-        file.display(),
-        migrations.display()
-    ))?;
+        );
+        (wrote, "`backstop status`, then `backstop check` and `backstop migrate`")
+    } else {
+        let migrations = args.dir.join("migrations");
+        std::fs::create_dir_all(&migrations)
+            .with_context(|| format!("creating {}", migrations.display()))?;
+        std::fs::write(&file, TEMPLATE).with_context(|| format!("writing {}", file.display()))?;
+        let wrote = format!("wrote {} and {}/", file.display(), migrations.display());
+        (wrote, "`backstop new <name>` to write a migration, then `backstop migrate`")
+    };
+    let ignored = gitignore::ensure(&args.dir)?;
+    print(&format!("{wrote}\n{}\nnext: {next}\n", ignored.said()))?;
     Ok(ExitCode::SUCCESS)
 }
 

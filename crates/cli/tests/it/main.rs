@@ -14,6 +14,7 @@ mod check_cleared;
 mod check_noise;
 mod commands;
 mod compare;
+mod conventions;
 mod crashes;
 mod decide;
 mod demo;

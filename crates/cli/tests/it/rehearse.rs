@@ -116,7 +116,7 @@ fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
         .lines()
         .find_map(|l| l.strip_prefix("statements run: "))
         .unwrap_or_else(|| panic!("the run says where its statement log is: {}", run.stdout));
-    assert!(log.starts_with("rehearsals/") && log.ends_with(".log"), "{log}");
+    assert!(log.starts_with(".backstop/rehearsals/") && log.ends_with(".log"), "{log}");
     let logged = std::fs::read_to_string(p.path().join(log)).unwrap();
     assert!(logged.contains(echo), "{logged}");
     assert!(!logged.contains("[3/6]"), "stages stay on the terminal: {logged}");

@@ -93,7 +93,9 @@ fn random_passwords_never_reach_output_reports_or_events() {
             assert_eq!(run.code, Some(0), "{}", run.all());
             assert!(run.all().contains("rehearsal passed: 1 migration(s)"), "{}", run.all());
             assert_hidden("rehearse", &run.all(), &pw);
-            assert_hidden("the rehearsal report", &all_files(&p.path().join("rehearsals")), &pw);
+            let reports = all_files(&p.path().join(".backstop/rehearsals"));
+            assert!(!reports.is_empty(), "no rehearsal report in .backstop/rehearsals");
+            assert_hidden("the rehearsal report", &reports, &pw);
             let run = p.run_with_url(&url, &["backup", "create"]);
             assert_hidden("backup create", &run.all(), &pw);
             assert_hidden("the backup's files", &all_files(&p.path().join(".backstop")), &pw);

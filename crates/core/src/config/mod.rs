@@ -13,6 +13,12 @@ use crate::rehearse::RehearseSection;
 /// The config file Backstop looks for in the working directory.
 pub const DEFAULT_FILE: &str = "backstop.toml";
 
+/// The folder, beside the config file, that holds what Backstop writes
+/// for a project by default: backups, exports, rehearsal reports, proofs.
+/// None of it belongs in version control; `backstop init` adds it to the
+/// project's `.gitignore`.
+pub const LOCAL_DIR: &str = ".backstop";
+
 /// What is wrong with the configuration. All of these are usage errors (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

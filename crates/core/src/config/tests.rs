@@ -24,6 +24,22 @@ fn accepts_the_documented_example() {
     assert_eq!(cfg.database_url(Some("postgres://x/y")).unwrap(), "postgres://x/y");
 }
 
+#[test]
+fn every_file_backstop_writes_by_default_is_under_the_local_dir() {
+    // Regression: rehearsal reports went to ./rehearsals/, beside the
+    // project's own files and outside the folder init keeps out of git.
+    let cfg = Config::parse("", Path::new("backstop.toml")).unwrap();
+    for (key, dir) in [
+        ("[rehearse] report_dir", &cfg.rehearse.report_dir),
+        ("[rehearse] proofs", &cfg.rehearse.proofs),
+        ("[backup] dir", &cfg.backup.dir),
+        ("[rollback] dir", &cfg.rollback.dir),
+    ] {
+        assert!(dir.starts_with(LOCAL_DIR), "{key} defaults to {}", dir.display());
+    }
+    assert_eq!(cfg.rehearse.report_dir, PathBuf::from(".backstop/rehearsals"));
+}
+
 /// The `[backup]` block of issue 3, exactly as scripts write it.
 const BACKUP_CONTRACT: &str = r#"[backup]
 dir = ".backstop/backups"

@@ -16,7 +16,9 @@ pub struct RehearseSection {
     pub max_age: Duration,
     /// Whether a schema-only rehearsal satisfies the gate.
     pub accept_schema_only: bool,
-    /// Where reports are written, relative to the config file.
+    /// Where reports are written, relative to the config file; under
+    /// `.backstop/` with the project's other local files, which `backstop
+    /// init` keeps out of version control.
     pub report_dir: PathBuf,
     /// A migration without a down fails the round trip; by default it is
     /// reported as `no down` (old histories often have some).
@@ -32,7 +34,7 @@ impl Default for RehearseSection {
             required: false,
             max_age: Duration::from_secs(7 * 24 * 3600),
             accept_schema_only: false,
-            report_dir: PathBuf::from("rehearsals"),
+            report_dir: PathBuf::from(".backstop/rehearsals"),
             require_down: false,
             proofs: PathBuf::from(".backstop/proofs.json"),
         }

@@ -321,7 +321,7 @@ mod tests {
                 },
             ],
             report: None,
-            statements: Some("rehearsals/x.log".into()),
+            statements: Some(".backstop/rehearsals/x.log".into()),
         }
     }
 
@@ -350,7 +350,7 @@ mod tests {
             "Run 2026-01-07 12:00:00 UTC, took 1 min 23 s. Last tested: 2026-01-07.",
             "- 3 migration(s) rehearsed on a sampled copy (10% sample): 1 ok, 1 defect, 1 down fails",
             "- – scenario C skipped: no protected table holds rows to damage",
-            "- the statements run on the copies: `rehearsals/x.log`",
+            "- the statements run on the copies: `.backstop/rehearsals/x.log`",
             "| 2 | name \\| 2 | defect | table public.t (200 rows, 48 kB) with its 4 columns is gone: the up removes it and the down does not bring it… (+1 more) |",
             "| 3 | name \\| 3 | down fails | index \"i\" does not exist at statement 1/1 (down.sql:1) |",
             "Fix: `backstop downs 2` computes a proved fix for each defective down.",
