@@ -75,6 +75,34 @@ pub fn statements(text: &str) -> Option<Vec<String>> {
     )
 }
 
+/// `ALTER DATABASE <database> …` (`SET`, `RESET`, `WITH` options) as a `DO`
+/// block that alters the database it runs in: how a copy, whose database
+/// has another name, runs what the history says of the target's own
+/// (Supabase migrations write `alter database postgres set …`). `None` for
+/// any other statement, or one that names another database.
+pub fn on_current_database(sql: &str, database: &str) -> Option<String> {
+    const MARK: &str = "backstop_current_database";
+    let named = match one(sql)? {
+        NodeEnum::AlterDatabaseSetStmt(a) => a.dbname == database,
+        NodeEnum::AlterDatabaseStmt(a) => a.dbname == database,
+        _ => false,
+    };
+    if !named {
+        return None;
+    }
+    // The name is the first token after ALTER DATABASE (comments skipped):
+    // only it changes, the rest of the statement runs as written.
+    let tokens = crate::parse::scan(sql).ok()?;
+    let name = tokens.iter().filter(|t| !crate::parse::is_comment(t.token)).nth(2)?;
+    let (from, to) = (name.start as usize, name.end as usize);
+    let altered = format!("{}{MARK}{}", &sql[..from], &sql[to..]);
+    Some(format!(
+        "DO $backstop$ BEGIN EXECUTE replace({}, {}, quote_ident(current_database())); END $backstop$",
+        literal(&altered),
+        literal(MARK)
+    ))
+}
+
 /// `CREATE FUNCTION` / `CREATE PROCEDURE` / `CREATE VIEW` as `CREATE OR
 /// REPLACE`, so a changed body or query is put back in place, keeping the
 /// object's identity and everything that depends on it.
@@ -222,6 +250,35 @@ mod tests {
         assert_eq!(ident("a b\""), "\"a b\"\"\"");
         assert_eq!(qualified("public", "order"), "public.\"order\"");
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn the_targets_database_becomes_the_one_the_statement_runs_in() {
+        let set = on_current_database(
+            "alter database postgres set \"app.jwt_exp\" to '3600'",
+            "postgres",
+        )
+        .unwrap();
+        assert!(
+            set.starts_with(
+                "DO $backstop$ BEGIN EXECUTE replace('alter database backstop_current_database set"
+            ),
+            "{set}"
+        );
+        assert!(
+            set.contains("''3600''") && set.contains("quote_ident(current_database())"),
+            "{set}"
+        );
+        let quoted = on_current_database(
+            "ALTER /* it */ DATABASE \"postgres\" WITH CONNECTION LIMIT 5",
+            "postgres",
+        );
+        assert!(quoted.unwrap().contains("ALTER /* it */ DATABASE backstop_current_database WITH"));
+        assert_eq!(
+            on_current_database("ALTER DATABASE other SET work_mem = '8MB'", "postgres"),
+            None
+        );
+        assert_eq!(on_current_database("ALTER TABLE t ADD COLUMN a int", "postgres"), None);
     }
 
     #[test]

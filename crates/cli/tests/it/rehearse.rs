@@ -683,3 +683,34 @@ fn data_no_sql_puts_back_is_named_alike_by_downs_and_rehearse_and_passes_only_wh
     assert!(accepted.to_string().contains("emails are re-derived nightly"), "{accepted}");
     p.run(&["migrate"]).expect_code(0);
 }
+
+/// Regression (issue 42): a history that sets something on its own
+/// database by name (`alter database postgres set …` on Supabase) failed
+/// in every copy, whose database has another name. The copy's database is
+/// the one altered, and the target's settings stay as they were.
+#[test]
+fn alter_database_of_the_targets_name_alters_the_copys_database() {
+    let p = project("rh_alter_db");
+    let db = &p.db;
+    p.migration(
+        "2_settings",
+        &format!("ALTER DATABASE {db} SET app.greeting TO 'hello';\nALTER TABLE users ADD COLUMN greeting text;"),
+        Some(&format!("ALTER TABLE users DROP COLUMN greeting;\nALTER DATABASE {db} RESET app.greeting;")),
+    );
+    let json = p.run(&["rehearse", "--format", "json"]).json();
+    assert_eq!(json["round_trip"]["ok"], true, "{json:#}");
+    let settings: Vec<String> = p
+        .client()
+        .query(
+            "select unnest(setconfig) from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = current_database())",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !settings.iter().any(|s| s.starts_with("app.greeting")),
+        "the target was changed: {settings:?}"
+    );
+}

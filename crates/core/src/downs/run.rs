@@ -121,7 +121,8 @@ pub fn compute(
         None => Start::Platform,
     };
     // What reaches outside the database is never replayed.
-    let (replayed, _) = crate::rehearse::outside::replayed(migrations);
+    let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
+    let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);
     let mut replay = Replay {
         client: &mut client,
         copy,

@@ -111,6 +111,11 @@ pub fn one_moment(
         .start()
 }
 
+/// The database `conn` names (`postgres` when it names none).
+pub fn database_of(conn: &str) -> Result<String, ConnectError> {
+    Ok(conn::parse_url(conn)?.get_dbname().unwrap_or("postgres").to_string())
+}
+
 /// Quotes an identifier (table, schema, role, database name) for SQL text.
 /// The one place names from config or catalogs become SQL: a name such as
 /// `x"; DROP TABLE users; --` stays a name.

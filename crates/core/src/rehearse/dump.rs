@@ -10,7 +10,7 @@ use postgres::Client;
 
 use super::RehearseError;
 use crate::pg::cluster::{Cluster, PgBin};
-use crate::pg::conn::{connect_db, parse_url, LibpqTarget};
+use crate::pg::conn::{connect_db, LibpqTarget};
 
 /// A connection to database `dbname` of the server `url` points at.
 pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
@@ -122,6 +122,5 @@ pub(super) fn pipe_dump(
 }
 
 pub(super) fn source_dbname(url: &str) -> Result<String, RehearseError> {
-    let config = parse_url(url).map_err(RehearseError::Connect)?;
-    Ok(config.get_dbname().unwrap_or("postgres").to_string())
+    crate::pg::database_of(url).map_err(RehearseError::Connect)
 }

@@ -147,7 +147,8 @@ pub fn rehearse(
     let settings = &settings.on_copy();
     // Nor does a copy send what production would: a call that reaches
     // outside the database (pg_net, dblink) is not run there.
-    let (replayed, outside) = super::outside::replayed(migrations);
+    let database = super::dump::source_dbname(source_url)?;
+    let (replayed, outside) = super::outside::replayed(migrations, &database);
     let migrations: &[Migration] = &replayed;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
