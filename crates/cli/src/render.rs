@@ -271,6 +271,29 @@ pub fn plan(groups: &[PlannedGroup], enum_values: &[EnumValueRule], full: bool) 
 }
 
 /// The text summary of a migrate or rollback report.
+/// A rollback's migrations whose ups changed rows the downs do not put
+/// back, each with the backup that holds them.
+fn not_put_back(r: &Report) -> String {
+    let mut out = String::new();
+    if let Some(label) = &r.stopped_before {
+        let _ = writeln!(
+            out,
+            "! stopped before {}: it has no down (`backstop downs --write` computes and proves one); it and the migrations before it stay applied",
+            terminal_safe(label)
+        );
+    }
+    if !r.not_put_back.is_empty() {
+        let _ = writeln!(
+            out,
+            "! the downs do not put back what these ups changed (only a restore can):"
+        );
+        for n in &r.not_put_back {
+            let _ = writeln!(out, "  - {}", terminal_safe(&n.to_string()));
+        }
+    }
+    out
+}
+
 pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
     let mut out = String::new();
     if r.dry_run {
@@ -289,6 +312,7 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
                 "not one transaction: a failure in a group leaves the groups before it committed{instead}"
             );
         }
+        out.push_str(&not_put_back(r));
         let _ = writeln!(out, "dry run: nothing was changed");
         return out;
     }
@@ -309,6 +333,9 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
             terminal_safe(&what.join(", ")),
             terminal_safe(&folder.display().to_string())
         );
+    }
+    if r.failure.is_none() {
+        out.push_str(&not_put_back(r));
     }
     if let Some(f) = &r.failure {
         out.push_str(&failure(f, r.standing.as_ref()));

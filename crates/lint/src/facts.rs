@@ -58,6 +58,9 @@ pub struct Facts {
     pub trigger: Option<(RelationName, String)>,
     /// The table an `INSERT`, `UPDATE`, `DELETE`, `MERGE` or `COPY ... FROM` writes.
     pub writes_table: Option<RelationName>,
+    /// The table an `UPDATE` changes rows of, and the columns it sets.
+    pub updates: Option<RelationName>,
+    pub updated_columns: Vec<String>,
     /// `ALTER TABLE ... ENABLE ROW LEVEL SECURITY`.
     pub enables_rls: bool,
     /// A table (or view) or one of its columns that `ALTER ... RENAME` gives
@@ -211,7 +214,11 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
             facts.trigger = table.zip(function);
         }
         NodeEnum::InsertStmt(s) => facts.writes_table = written(&s.relation),
-        NodeEnum::UpdateStmt(s) => facts.writes_table = written(&s.relation),
+        NodeEnum::UpdateStmt(s) => {
+            facts.writes_table = written(&s.relation);
+            facts.updates = facts.writes_table.clone();
+            facts.updated_columns = set_columns(s);
+        }
         NodeEnum::MergeStmt(s) => facts.writes_table = written(&s.relation),
         NodeEnum::CopyStmt(s) if s.is_from => facts.writes_table = written(&s.relation),
         // PostgreSQL refuses a DO block's COMMIT or ROLLBACK inside a
@@ -219,9 +226,37 @@ pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
         NodeEnum::DoStmt(d) if crate::plpgsql::do_block_ends_transactions(d) => {
             facts.outside_transaction_only = Some("a DO block that commits")
         }
+        // `IF NOT EXISTS (…) THEN ALTER TYPE … ADD VALUE …`: the value is
+        // added as by a plain ADD VALUE, and used later under the same rule.
+        NodeEnum::DoStmt(d) => facts.adds_enum_value = enum_value_added_in(d),
         _ => {}
     }
     facts
+}
+
+/// The columns an `UPDATE` sets.
+fn set_columns(s: &protobuf::UpdateStmt) -> Vec<String> {
+    s.target_list
+        .iter()
+        .filter_map(|t| match t.node.as_ref() {
+            Some(NodeEnum::ResTarget(r)) => Some(r.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The enum value a `DO` block adds with `ALTER TYPE … ADD VALUE` as
+/// written (the first, when it adds several).
+fn enum_value_added_in(d: &protobuf::DoStmt) -> Option<EnumValue> {
+    crate::plpgsql::sql_statements(d).iter().find_map(|sql| {
+        let tree = pg_query::parse(sql, 0).ok()?;
+        tree.protobuf.stmts.iter().find_map(|raw| match raw.stmt.as_ref()?.node.as_ref()? {
+            NodeEnum::AlterEnumStmt(s) if !s.new_val.is_empty() => {
+                Some(EnumValue { type_name: dotted(&s.type_name), label: s.new_val.clone() })
+            }
+            _ => None,
+        })
+    })
 }
 
 fn rename_of(s: &protobuf::RenameStmt) -> Option<Rename> {

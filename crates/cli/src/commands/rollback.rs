@@ -20,7 +20,8 @@ pub struct Args {
     conn: Connection,
     #[command(flatten)]
     output: Output,
-    /// Revert everything applied after VERSION (VERSION stays applied).
+    /// Revert everything applied after VERSION (VERSION stays applied);
+    /// `start` reverts everything the downs reach.
     /// The default rollback and method C; methods A and B revert no
     /// migration (A turns flags off, B restores a backup).
     #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
@@ -254,6 +255,7 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// The migrations a rollback reverts: those after `--to`, or the last `--steps` (default 1).
 fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
     match (to, steps) {
+        (Some(v), _) if v == "start" => RollbackTarget::Start,
         (Some(v), _) => RollbackTarget::To(v),
         (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
     }

@@ -1,7 +1,8 @@
 //! `rollback`'s options with the default method (the down migrations, no
 //! `--method`): `--reason` goes into the audit log, `--yes` is taken, and
 //! `--steps` and `--to` say in their usage and in their error which
-//! methods they belong to.
+//! methods they belong to; `--to start` goes as far as the downs reach, and
+//! a rollback names what its downs do not put back.
 
 use crate::common::{DbExt, Project};
 
@@ -61,4 +62,48 @@ fn steps_with_a_method_that_reverts_no_migration_says_which_methods_take_it() {
             .expect_output(&format!("method {method} {does} and reverts no migration"));
     }
     assert_eq!(db.applied(), ["1", "2"]);
+}
+
+/// Issue 43: `--to start` undoes everything the downs reach and stops
+/// before the first migration that has none; the dry run and the run name
+/// each up whose changed rows no down puts back, and the backup that
+/// holds them. Filling a column the same up added is no such change.
+#[test]
+fn rollback_to_start_goes_as_far_as_the_downs_reach_and_names_what_they_cannot_put_back() {
+    let p = Project::new("rb_start");
+    let mut db = p.client();
+    db.batch_execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1), (2);").unwrap();
+    p.migration("1_drop_legacy", "DROP TABLE legacy;", None);
+    p.migration(
+        "2_items",
+        "CREATE TABLE items (id int PRIMARY KEY, price int);\nINSERT INTO items VALUES (1, 10), (2, 20);",
+        Some("DROP TABLE items;"),
+    );
+    p.migration(
+        "3_prices",
+        "UPDATE items SET price = price * 2;\nALTER TABLE items ADD COLUMN note text;\nUPDATE items SET note = 'x';",
+        Some("ALTER TABLE items DROP COLUMN note;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+
+    let dry = p.run(&["rollback", "--to", "start", "--dry-run"]);
+    dry.expect_code(0)
+        .expect_output("stopped before 1_drop_legacy: it has no down")
+        .expect_output("3_prices: UPDATE of items (")
+        .expect_output("up.sql:1)");
+    assert!(
+        !dry.stdout.contains("up.sql:3)"),
+        "filling the added column is no loss:\n{}",
+        dry.stdout
+    );
+    assert!(!dry.stdout.contains("2_items:"), "{}", dry.stdout);
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+
+    p.run(&["rollback", "--to", "start"])
+        .expect_code(0)
+        .expect_output("stopped before 1_drop_legacy")
+        .expect_output("3_prices: UPDATE of items");
+    assert_eq!(db.applied(), ["1"]);
+    assert!(!db.exists("items"));
 }

@@ -7,6 +7,7 @@ pub mod config;
 mod gate;
 mod group;
 pub mod keep;
+pub mod lost;
 mod plan;
 pub mod protect;
 pub mod rows_block;
@@ -265,6 +266,13 @@ pub struct Report {
     /// The folder of those exports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_in: Option<std::path::PathBuf>,
+    /// A rollback's migrations whose ups changed rows the downs cannot
+    /// put back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_put_back: Vec<lost::NotPutBack>,
+    /// `rollback --to start` stopped before this migration: it has no down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_before: Option<String>,
 }
 
 /// Where a run that failed in group `failed_group` leaves the database.
@@ -444,6 +452,9 @@ pub enum RollbackTarget {
     Steps(usize),
     /// Everything applied after this version (which stays applied).
     To(String),
+    /// Everything applied, newest first, down to the first migration that
+    /// has no down (`--to start`).
+    Start,
 }
 
 /// Reverts applied migrations with their down files, newest first, in one
@@ -463,8 +474,9 @@ pub fn rollback(
         let mut applied: Vec<&Entry> =
             status.applied.iter().filter(|e| !repeatable(&e.version)).collect();
         applied.reverse();
-        let chosen: Vec<&Entry> = match target {
+        let mut chosen: Vec<&Entry> = match target {
             RollbackTarget::Steps(n) => applied.into_iter().take(*n).collect(),
+            RollbackTarget::Start => applied,
             RollbackTarget::To(v) => {
                 if !applied.iter().any(|e| &e.version == v) {
                     return Err(ApplyError::NotApplied(v.clone()));
@@ -486,10 +498,19 @@ pub fn rollback(
             .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
             .collect();
         let kept = status::with_kept_downs(client, &targets)?;
-        let targets: Vec<&Migration> = targets
+        let mut targets: Vec<&Migration> = targets
             .into_iter()
             .map(|m| kept.iter().find(|k| k.version == m.version).unwrap_or(m))
             .collect();
+        // To the start: as far as the downs reach.
+        let mut stopped_before = None;
+        if let (RollbackTarget::Start, Some(at)) =
+            (target, targets.iter().position(|m| m.down.is_none()).filter(|&at| at > 0))
+        {
+            stopped_before = Some(targets[at].label());
+            targets.truncate(at);
+            chosen.retain(|e| targets.iter().any(|m| m.version == e.version));
+        }
         if !dry_run && !chosen.is_empty() {
             let versions = chosen.iter().map(|e| e.version.clone()).collect();
             started(client, "rollback", versions, settings.reason.as_deref())?;
@@ -524,7 +545,10 @@ pub fn rollback(
             gates: Default::default(),
             before: None,
         };
-        run_groups(client, settings, &plan, &run, progress)
+        let mut report = run_groups(client, settings, &plan, &run, progress)?;
+        report.not_put_back = lost::of(&targets, &chosen);
+        report.stopped_before = stopped_before;
+        Ok(report)
     })
 }
 

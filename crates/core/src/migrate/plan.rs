@@ -473,6 +473,22 @@ mod tests {
         assert!(matches!(plan.enum_values[0].rule, EnumRule::CommittedBeforeUse { .. }));
     }
 
+    /// Regression (issue 43): a value added inside a DO block's IF was not
+    /// seen, the migration that used it joined the same group and the
+    /// group failed with 55P04.
+    #[test]
+    fn a_value_added_in_a_do_block_commits_before_its_user_too() {
+        let add = "DO $$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_enum WHERE enumlabel = 'meh') THEN\n    ALTER TYPE mood ADD VALUE 'meh';\n  END IF;\nEND $$;";
+        let (_tmp, ms) = load(&[
+            ("1_add_value/up.sql", add),
+            ("2_use_value/up.sql", "UPDATE people SET mood = 'meh';"),
+        ]);
+        let pending: Vec<&Migration> = ms.iter().collect();
+        let plan = plan_up(&pending, false);
+        assert_eq!(shape(&plan), vec![(true, v(&["1"])), (true, v(&["2"]))]);
+        assert_eq!(plan.enum_values[0].label, "meh");
+    }
+
     #[test]
     fn the_authors_commit_after_add_value_splits_its_migration_and_closes_the_group() {
         let (_tmp, ms) = load(&[

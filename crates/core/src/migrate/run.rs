@@ -258,8 +258,9 @@ fn hint_for(db: Option<&postgres::error::DbError>, stage: Stage) -> Option<Strin
                     or make the migration cheaper (batches, CONCURRENTLY)"
         }
         "55P04" => {
-            "move the statements that use the new value into a later migration; \
-                    Backstop commits between the two"
+            "a value an enum gained in this transaction was used before it committed: \
+                    run `backstop migrate --each` (one transaction per migration), or move \
+                    the statements that use the new value into a later migration"
         }
         _ if stage == Stage::Verify => {
             "verify.sql asserts the migration's outcome; fix the \
