@@ -714,3 +714,38 @@ fn alter_database_of_the_targets_name_alters_the_copys_database() {
         "the target was changed: {settings:?}"
     );
 }
+
+/// Issue 43: a history with a file that cannot run is rehearsed up to the
+/// migration before it; that file and those after it are named, never
+/// applied to a copy, and the rehearsal does not pass.
+#[test]
+fn a_file_that_cannot_run_stops_the_rehearsal_there_and_is_named_with_the_rest() {
+    let p = project("rh_broken");
+    p.migration(
+        "2_plan",
+        "ALTER TABLE users ADD COLUMN plan text;",
+        Some("ALTER TABLE users DROP COLUMN plan;"),
+    );
+    p.migration("3_broken", "CREATE TABLE b (id int;", Some("DROP TABLE b;"));
+    p.migration("4_after", "CREATE TABLE c (id int);", Some("DROP TABLE c;"));
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let trips: Vec<&str> = json["round_trip"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(trips, ["2"], "{json:#}");
+    assert_eq!(json["round_trip"]["ok"], true, "{json:#}");
+    let step =
+        json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "not rehearsed").unwrap();
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("3_broken cannot run as written") && detail.contains("3_broken/up.sql:1:"),
+        "{detail}"
+    );
+    assert!(detail.contains("not rehearsed after it: 4_after"), "{detail}");
+    assert_eq!(p.client().applied(), ["1"], "nothing was applied to the source");
+}

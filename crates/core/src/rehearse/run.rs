@@ -3,6 +3,7 @@
 //! `[verify]` suite on the migrated copy, play the failure scenarios on
 //! fresh copies, and gather it all into one [`Rehearsal`].
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use postgres::Client;
@@ -172,6 +173,10 @@ pub fn rehearse(
     let todo: Vec<Migration> =
         pending(&mut client, migrations, &options.range)?.into_iter().cloned().collect();
     steps.extend(not_replayed(&outside, &todo));
+    let (todo, unrunnable) = up_to_unrunnable(todo);
+    // What is not rehearsed is not applied to the copies either.
+    let migrations = &*without(migrations, unrunnable.as_ref());
+    steps.extend(unrunnable.map(|u| u.step));
     let todo = match before_range(&mut client, migrations, settings, options, &todo, progress)? {
         Some(step) if !step.ok => {
             steps.push(step);
@@ -267,6 +272,51 @@ fn not_replayed(outside: &[(String, String)], todo: &[Migration]) -> Option<Step
             calls.join(", ")
         ),
     })
+}
+
+/// The pending migrations from the first that cannot run as written: the
+/// step that names them, and their versions.
+struct Unrunnable {
+    step: Step,
+    skipped: Vec<String>,
+}
+
+/// `migrations` without those `unrunnable` names.
+fn without<'m>(
+    migrations: &'m [Migration],
+    unrunnable: Option<&Unrunnable>,
+) -> Cow<'m, [Migration]> {
+    match unrunnable {
+        Some(u) => migrations.iter().filter(|m| !u.skipped.contains(&m.version)).cloned().collect(),
+        None => Cow::Borrowed(migrations),
+    }
+}
+
+/// `todo` up to the first migration whose up (or verify) cannot run as
+/// written, as `migrate --to` would apply it, and the failed step that
+/// names that file and the migrations after it, which are not rehearsed.
+fn up_to_unrunnable(mut todo: Vec<Migration>) -> (Vec<Migration>, Option<Unrunnable>) {
+    use crate::source::Part;
+    let broken = |m: &Migration| !m.runnable(Part::Up) || !m.runnable(Part::Verify);
+    let Some(at) = todo.iter().position(broken) else { return (todo, None) };
+    let rest: Vec<Migration> = todo.split_off(at);
+    let problems: Vec<String> = rest[0]
+        .problems
+        .iter()
+        .filter(|p| matches!(p.part, Part::Up | Part::Verify))
+        .map(|p| p.to_string())
+        .collect();
+    let after: Vec<String> = rest[1..].iter().map(Migration::label).collect();
+    let mut detail = format!(
+        "{} cannot run as written ({}): rehearsed up to the migration before it",
+        rest[0].label(),
+        problems.join("; ")
+    );
+    if !after.is_empty() {
+        detail.push_str(&format!("; not rehearsed after it: {}", after.join(", ")));
+    }
+    let step = Step { name: "not rehearsed".into(), ok: false, duration_ms: 0, detail };
+    (todo, Some(Unrunnable { step, skipped: rest.iter().map(|m| m.version.clone()).collect() }))
 }
 
 /// With a range, the pending migrations before it are applied to the copy

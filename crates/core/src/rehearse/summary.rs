@@ -85,7 +85,12 @@ pub fn failures(r: &Rehearsal) -> Vec<String> {
         ));
     }
     let other_steps = r.steps.iter().filter(|s| !s.ok && !s.name.starts_with("round trip"));
-    out.extend(other_steps.map(|s| format!("the {} fails", s.name)));
+    out.extend(other_steps.map(|s| match s.name.as_str() {
+        "not rehearsed" => {
+            "a file cannot run as written: what follows it is not rehearsed".to_string()
+        }
+        name => format!("the {name} fails"),
+    }));
     let scenarios = r.scenarios.iter().filter(|s| !s.ok && !s.skipped);
     out.extend(scenarios.map(|s| format!("scenario {} fails", s.name)));
     out
