@@ -24,11 +24,32 @@ use crate::stmt::{alter_cmds, object_name, same_table};
 #[derive(Debug, Default)]
 pub struct Made {
     tables: Vec<RelationName>,
+    /// Columns added to tables that were there: (table, column).
+    columns: Vec<(RelationName, String)>,
 }
 
 impl Made {
     fn has(&self, t: &RelationName) -> bool {
         self.tables.iter().any(|m| same_table(m, t))
+    }
+
+    fn has_column(&self, t: &RelationName, column: &str) -> bool {
+        self.columns.iter().any(|(m, c)| c == column && same_table(m, t))
+    }
+
+    /// Whether an `UPDATE` sets only columns made by the migration: it
+    /// changes nothing that was there.
+    fn fills_only_new(&self, u: &protobuf::UpdateStmt) -> bool {
+        let Some(t) = u.relation.as_ref().map(RelationName::from_range_var) else { return false };
+        let set: Vec<&str> = u
+            .target_list
+            .iter()
+            .filter_map(|n| match n.node.as_ref() {
+                Some(NodeEnum::ResTarget(r)) => Some(r.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        !set.is_empty() && set.iter().all(|c| self.has_column(&t, c))
     }
 }
 
@@ -101,7 +122,7 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         // only an up that runs in one transaction.
         | NodeEnum::TransactionStmt(_) => adds,
         NodeEnum::CreateSchemaStmt(s) if s.schema_elts.is_empty() => adds,
-        NodeEnum::AlterTableStmt(a) => alter_table(a, made),
+        NodeEnum::AlterTableStmt(a) => alter_table(a, made).inspect(|_| made.columns.extend(added_columns(a))),
         NodeEnum::RenameStmt(r) => rename_back(r).map(|back| vec![Shape::Rename(back)]),
         NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
             let all_made = d.objects.iter().all(|o| object_name(o).is_some_and(|t| made.has(&t)));
@@ -121,6 +142,7 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
                 _ => data(sql, made),
             }
         }
+        NodeEnum::UpdateStmt(u) if made.fills_only_new(u) => adds,
         NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => data(sql, made),
         other => Err(format!("{} may change what was there", kind_of(other))),
     }
@@ -146,6 +168,20 @@ fn data(sql: &str, made: &Made) -> Result<Vec<Shape>, String> {
     Ok(out)
 }
 
+/// The columns `ALTER TABLE … ADD COLUMN` adds: (table, column).
+fn added_columns(a: &protobuf::AlterTableStmt) -> Vec<(RelationName, String)> {
+    let Some(table) = a.relation.as_ref().map(RelationName::from_range_var) else {
+        return Vec::new();
+    };
+    alter_cmds(a)
+        .filter(|(_, _, kind)| *kind == AlterTableType::AtAddColumn)
+        .filter_map(|(_, cmd, _)| match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
+            Some(NodeEnum::ColumnDef(c)) => Some((table.clone(), c.colname.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, String> {
     let table = a.relation.as_ref().map(RelationName::from_range_var).ok_or("no table")?;
     let mut out = Vec::new();
@@ -155,7 +191,7 @@ fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, 
                 out.push(Shape::Adds);
                 continue;
             }
-            _ if made.has(&table) => {
+            _ if made.has(&table) || made.has_column(&table, &cmd.name) => {
                 out.push(Shape::Adds);
                 continue;
             }
@@ -302,5 +338,24 @@ mod tests {
                 Shape::Data("UPDATE items".into()),
             ]
         );
+    }
+
+    /// Issue 43: a column the same migration adds and fills held nothing
+    /// before it; an UPDATE that also sets an old column did change rows.
+    #[test]
+    fn filling_a_column_the_migration_added_loses_nothing() {
+        let filled = read(&[
+            "ALTER TABLE items ADD COLUMN slug text",
+            "UPDATE items SET slug = lower(name)",
+            "ALTER TABLE items ALTER COLUMN slug SET NOT NULL",
+        ])
+        .unwrap();
+        assert!(filled.iter().all(|s| *s == Shape::Adds), "{filled:?}");
+        let both = read(&[
+            "ALTER TABLE items ADD COLUMN slug text",
+            "UPDATE items SET slug = name, name = ''",
+        ])
+        .unwrap();
+        assert!(both.iter().any(|s| matches!(s, Shape::Data(_))), "{both:?}");
     }
 }

@@ -23,8 +23,10 @@ const POSTS: &str = "create table posts (id bigint primary key, user_id bigint r
                      create view user_posts as select u.email, p.body from users u join posts p on p.user_id = u.id;\n";
 const PLANS: &str = "create table plans (id text primary key, price int);\n\
                      insert into plans values ('free', 0), ('pro', 10);\n";
+/// Fills the column it adds (no loss) and lowers the emails that were
+/// there (which only a backup holds as they were).
 const BACKFILL: &str = "alter table users add column domain text;\n\
-                        update users set domain = split_part(email, '@', 2);\n";
+                        update users set domain = split_part(email, '@', 2), email = lower(email);\n";
 
 fn write_history(p: &Project) {
     p.write("supabase/migrations/20240101000000_users.sql", USERS);

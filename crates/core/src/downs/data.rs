@@ -104,7 +104,8 @@ pub(super) fn plan(
                     }
                 }
                 RowChange::Irreversible { what, table } => {
-                    if table.as_ref().is_none_or(|t| existed(before, t)) {
+                    let changed_old = table.as_ref().is_none_or(|t| existed(before, t));
+                    if changed_old && !fills_only_added(m, at) {
                         out.irreversible.push(format!(
                             "rows the up changed with {what} ({place}) cannot be put back by SQL"
                         ));
@@ -120,6 +121,20 @@ pub(super) fn plan(
     }
     out.statements.reverse();
     Ok(out)
+}
+
+/// Whether statement `at` of `m`'s up is an `UPDATE` that sets only
+/// columns the up added before it: they held nothing before the up.
+fn fills_only_added(m: &Migration, at: usize) -> bool {
+    let s = &m.up.statements[at];
+    let Some(table) = &s.facts.updates else { return false };
+    let added = m.up.statements[..at].iter().flat_map(|e| &e.facts.adds_columns);
+    let added: Vec<&(RelationName, String)> = added.collect();
+    !s.facts.updated_columns.is_empty()
+        && s.facts
+            .updated_columns
+            .iter()
+            .all(|c| added.iter().any(|(t, a)| a == c && backstop_lint::stmt::same_table(t, table)))
 }
 
 /// The up's rows of `table`, as one digest, for a proof to compare.

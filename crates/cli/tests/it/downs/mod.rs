@@ -4,7 +4,7 @@
 //! them. Histories shaped like real ones: renames, views on views,
 //! plpgsql and triggers, enums, RLS, grants, identity, data migrations.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 mod calls;
 mod kinds;
@@ -351,6 +351,19 @@ fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_cha
          INSERT INTO events (what) VALUES ('backfilled');",
         None,
     );
+    // Issue 43: a column the up adds and fills held nothing before it.
+    p.migration(
+        "2024-03-01-000004_slug",
+        "ALTER TABLE plans ADD COLUMN slug text;\nUPDATE plans SET slug = lower(id);",
+        None,
+    );
+    // The same read the full way (a no-transaction up).
+    p.migration(
+        "2024-03-01-000005_code",
+        "-- backstop:no-transaction\nALTER TABLE plans ADD COLUMN code text;\nUPDATE plans SET code = upper(id);\n\
+         CREATE INDEX CONCURRENTLY plans_code ON plans (code);",
+        None,
+    );
     let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
     let of =
         |v: &str| downs.as_array().unwrap().iter().find(|d| d["version"] == v).unwrap().clone();
@@ -365,6 +378,10 @@ fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_cha
     let loses = backfill["loses"].to_string();
     assert!(loses.contains("UPDATE plans in a DO block"), "{loses}");
     assert!(loses.contains("inserted into events"), "{loses}");
+    let slug = of("2024-03-01-000004");
+    assert_eq!((&slug["status"], &slug["proved"]), (&json!("computed"), &json!(true)), "{slug:#}");
+    let code = of("2024-03-01-000005");
+    assert_eq!((&code["status"], &code["proved"]), (&json!("computed"), &json!(true)), "{code:#}");
 
     p.run(&["downs", "--write"]).expect_code(0);
     p.run(&["migrate"]).expect_code(0);
