@@ -128,6 +128,9 @@ fn slack_follows_the_incident_started_method_done_and_resolved_only_when_closed(
     let status = r["texts"]["status_page"].as_str().unwrap();
     assert!(status.contains("some requests to MeetSolis failed"), "{status}");
     assert!(!status.contains("client_cards") && !status.contains("launch"), "{status}");
+    // Regression: "Monitoring" once method A was done, with errors at 8 %.
+    assert!(status.starts_with("MeetSolis: Investigating"), "{status}");
+    assert!(status.contains("We are still working on it."), "{status}");
 
     p.run(&["incident", "close", "--note", "the bad query was fixed"])
         .expect_code(0)
@@ -222,6 +225,66 @@ release = "v2"
         p.run(&["incident", "report", "--incident", "1", "--format", "json"]).expect_code(0).json();
     assert_eq!(first["incident"]["methods"][0]["method"], "A");
     assert_eq!(first["incident"]["methods"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_state_before_the_update(
+) {
+    // Regression: method B restored the backup taken before only the
+    // latest migration, 2_clients still applied, and the status page said
+    // "restored our data to its state before the update".
+    let p = Project::new("incident_b_partial");
+    p.config(&format!(
+        "{}\n[backup]\nmax_age = \"1ms\"\n\n[notify]\nproduct = \"MeetSolis\"\n\n[[flags]]\nkey = \"client_notes\"\nrelease = \"v2\"\n",
+        crate::common::DEFAULT_CONFIG
+    ));
+    p.migration("1_users", "CREATE TABLE users (id int PRIMARY KEY);", Some("DROP TABLE users;"));
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_clients",
+        "CREATE TABLE clients (id int PRIMARY KEY);",
+        Some("DROP TABLE clients;"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("3_notes", "CREATE TABLE notes (id int PRIMARY KEY);", Some("DROP TABLE notes;"));
+    p.run(&["migrate"]).expect_code(0);
+    let guard: String = p
+        .client()
+        .query_one("select backup_id from backstop.applied where version = '3'", &[])
+        .unwrap()
+        .get(0);
+    p.run(&["flags", "sync"]).expect_code(0);
+    p.run(&["flags", "enable", "client_notes", "--reason", "launch"]).expect_code(0);
+    p.run(&["rollback", "--method", "B", "--yes", "--reason", "error rate 8%"]).expect_code(0);
+    let clients: Option<String> =
+        p.client().query_one("select to_regclass('public.clients')::text", &[]).unwrap().get(0);
+    assert_eq!(clients.as_deref(), Some("clients"), "the release's first migration stays");
+
+    let r = p.run(&["incident", "report", "--format", "json"]).expect_code(0).json();
+    assert_eq!(r["incident"]["restored"]["undid"], serde_json::json!(["3_notes"]), "{r}");
+    assert_eq!(r["incident"]["restored"]["at"], "2_clients", "{r}");
+    for key in ["status_page", "user_email"] {
+        let text = r["texts"][key].as_str().unwrap();
+        assert!(!text.contains("its state before the update"), "{key}:\n{text}");
+        assert!(
+            text.contains(
+                "restored our data from a backup taken before the update's latest database change"
+            ),
+            "{key}:\n{text}"
+        );
+        assert!(!text.contains("3_notes") && !text.contains(&guard), "{key}:\n{text}");
+    }
+    let status = r["texts"]["status_page"].as_str().unwrap();
+    assert!(
+        status.starts_with("MeetSolis: Investigating"),
+        "no decision found the triggers clear:\n{status}"
+    );
+    let report = r["texts"]["report"].as_str().unwrap();
+    assert!(report.contains(&format!("Method B restored backup {guard} (taken ")), "{report}");
+    assert!(
+        report.contains("it took back 3_notes; the database is at 2_clients, and what the migrations up to it made is still there"),
+        "{report}"
+    );
 }
 
 #[test]

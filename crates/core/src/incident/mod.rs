@@ -128,6 +128,10 @@ pub struct Incident {
     pub trigger: Option<String>,
     /// The values that decision rested on.
     pub evidence: Vec<String>,
+    /// The latest decision among its events (`ok`, `hold`, `rollback`):
+    /// `ok` when every trigger was within its threshold. `None` when watch
+    /// decided nothing while it was open.
+    pub latest_decision: Option<String>,
     pub methods: Vec<MethodRun>,
     /// More than one method: the first did not settle it.
     pub escalated: bool,
@@ -172,6 +176,7 @@ impl Incident {
             opened_by: String::new(),
             trigger: None,
             evidence: Vec::new(),
+            latest_decision: None,
             methods: Vec::new(),
             escalated: false,
             exposure: None,
@@ -184,6 +189,13 @@ impl Incident {
     /// Whether every method carried out finished.
     pub fn methods_ok(&self) -> bool {
         !self.methods.is_empty() && self.methods.iter().all(|m| m.outcome == "ok")
+    }
+
+    /// Whether the methods are done and the triggers have been found clear
+    /// since: what "Monitoring" may be said on. A method that finished
+    /// while errors still breach has not settled the incident.
+    pub fn settled(&self) -> bool {
+        self.methods_ok() && self.latest_decision.as_deref() == Some("ok")
     }
 
     /// The latest method, if any.
@@ -258,8 +270,11 @@ pub fn gather(
     let ends = outcomes(&rows);
     for (i, e) in rows.iter().enumerate() {
         match (e.kind.as_str(), e.outcome.as_str()) {
-            ("decide", "rollback") if out.trigger.is_none() => {
-                (out.trigger, out.evidence) = decision(&e.details);
+            ("decide", verdict) => {
+                if verdict == "rollback" && out.trigger.is_none() {
+                    (out.trigger, out.evidence) = decision(&e.details);
+                }
+                out.latest_decision = Some(verdict.to_string());
             }
             ("method", "started") => {
                 let end = ends.get(&i).map(|&j| &rows[j]);

@@ -64,10 +64,20 @@ pub struct Exposure {
     pub folder: Option<String>,
 }
 
-/// What a method B restore did with the state it replaced.
+/// What a method B restore brought back, and what it did with the state
+/// it replaced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Restored {
     pub backup: String,
+    /// When the backup was taken (`None` in records of older versions).
+    pub taken_at: Option<DateTime<Utc>>,
+    /// The migrations the restore took back (`version_name`, oldest
+    /// first): those the backup predates. `None` where it was not
+    /// recorded, and then no text says what the restore took back.
+    pub undid: Option<Vec<String>>,
+    /// The latest migration still applied after it: its schema, and that
+    /// of every migration before it, is still there.
+    pub at: Option<String>,
     /// Where the replaced state is kept (a database or a backup).
     pub kept_in: String,
     /// Rows that state held beyond the backup: written after the migration.
@@ -179,8 +189,17 @@ pub(super) fn exposure(end: &Logged) -> Option<Exposure> {
 /// What method B's outcome event says the restore set aside.
 pub(super) fn restored(end: &Logged) -> Option<Restored> {
     let r = &end.details["restore"];
+    let names = |v: &Value| -> Option<Vec<String>> {
+        v.as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    };
     Some(Restored {
         backup: r["backup"].as_str()?.to_string(),
+        taken_at: r["taken_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        undid: names(&r["undid"]),
+        at: r["at"].as_str().map(str::to_string),
         kept_in: r["kept_in"].as_str().unwrap_or("?").to_string(),
         rows_since: r["rows_since"].as_i64(),
     })

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{context, Environment};
 use serde_json::{json, Value};
 
-use super::{Incident, IncidentError};
+use super::{Incident, IncidentError, Restored};
 
 /// The built-in templates, by name.
 pub const TEMPLATES: [(&str, &str); 7] = [
@@ -27,19 +27,38 @@ fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
 
+/// What users may be told a restore brought back: only as far back as it
+/// went. A backup taken before the update's latest change leaves the
+/// changes before it in place, so it is never "the state before the
+/// update"; where the record does not say what was taken back, only that a
+/// backup was restored.
+fn restored_what(r: &Restored) -> String {
+    match r.undid.as_deref() {
+        Some([]) | None => "restored our data from a backup".to_string(),
+        Some([_]) => {
+            "restored our data from a backup taken before the update's latest database change"
+                .to_string()
+        }
+        Some(many) => format!(
+            "restored our data from a backup taken before the update's latest {} database changes",
+            many.len()
+        ),
+    }
+}
+
 /// What users may be told was done: only what finished.
-fn public_actions(i: &Incident) -> Vec<&'static str> {
+fn public_actions(i: &Incident) -> Vec<String> {
     let mut out = Vec::new();
     let done =
         |prefix: &str| i.methods.iter().any(|m| m.done.iter().any(|d| d.starts_with(prefix)));
     if done("turned the release's flags off") {
-        out.push("switched off the new features of the update");
+        out.push("switched off the new features of the update".to_string());
     }
-    if i.restored.is_some() {
-        out.push("restored our data to its state before the update");
+    if let Some(r) = &i.restored {
+        out.push(restored_what(r));
     }
     if i.methods.iter().any(|m| m.method == "C" && m.outcome == "ok") {
-        out.push("undid the update");
+        out.push("undid the update".to_string());
     }
     out
 }
@@ -118,6 +137,8 @@ pub fn render(
             data_kinds => data_kinds(incident),
             method => incident.last_method(),
             methods_ok => incident.methods_ok(),
+            settled => incident.settled(),
+            taken => when(incident.restored.as_ref().and_then(|r| r.taken_at)),
             timeline => timeline,
         })
         .map_err(err)
@@ -211,9 +232,81 @@ mod tests {
         assert!(!email.to_lowercase().contains("restored"), "{email}");
         let report = render("report.md", &i, None).unwrap();
         assert!(report.contains("STOPPED at restore: pg_restore failed"), "{report}");
-        i.restored =
-            Some(Restored { backup: "b1".into(), kept_in: "app_pre".into(), rows_since: Some(12) });
+        i.restored = Some(restored(None, None));
         let slack = render("slack_resolved.md", &i, None).unwrap();
         assert!(!slack.contains("flag"), "{slack}");
+    }
+
+    fn restored(undid: Option<&[&str]>, at: Option<&str>) -> Restored {
+        Restored {
+            backup: "b2".into(),
+            taken_at: Some(Utc::now()),
+            undid: undid.map(|u| u.iter().map(|v| v.to_string()).collect()),
+            at: at.map(str::to_string),
+            kept_in: "app_pre".into(),
+            rows_since: Some(12),
+        }
+    }
+
+    #[test]
+    fn a_restore_of_the_latest_migrations_backup_is_not_told_as_the_state_before_the_update() {
+        // Regression: method B restored the backup taken before only the
+        // latest migration, the release's first migration still applied,
+        // and every text said "restored our data to its state before the
+        // update".
+        let mut i = incident();
+        i.trigger = Some("error rate above 0.05 for 5 min".into());
+        let restore = "restored the database: backup b2 restored";
+        i.methods.push(method("B", "ok", &[restore], None));
+        i.restored = Some(restored(Some(&["3_notes"]), Some("2_clients")));
+        for name in ["status_page.txt", "user_email.txt"] {
+            let text = render(name, &i, None).unwrap();
+            assert!(!text.contains("its state before the update"), "{name}:\n{text}");
+            assert!(
+                text.contains("restored our data from a backup taken before the update's latest database change"),
+                "{name}:\n{text}"
+            );
+            assert!(!text.contains("3_notes") && !text.contains("b2"), "{name}:\n{text}");
+        }
+        let report = render("report.md", &i, None).unwrap();
+        assert!(report.contains("Method B restored backup b2 (taken "), "{report}");
+        assert!(report.contains("it took back 3_notes; the database is at 2_clients, and what the migrations up to it made is still there"), "{report}");
+
+        i.restored = Some(restored(Some(&["2_clients", "3_notes"]), Some("1_users")));
+        let status = render("status_page.txt", &i, None).unwrap();
+        assert!(status.contains("before the update's latest 2 database changes"), "{status}");
+        // A record that does not say what was taken back claims no point in time.
+        i.restored = Some(restored(None, None));
+        let status = render("status_page.txt", &i, None).unwrap();
+        assert!(status.contains("We restored our data from a backup."), "{status}");
+        let report = render("report.md", &i, None).unwrap();
+        assert!(report.contains("which migrations it took back was not recorded"), "{report}");
+    }
+
+    #[test]
+    fn a_method_done_while_the_triggers_still_breach_is_not_monitoring() {
+        // Regression: the status page said "Monitoring" once the methods
+        // had finished, with errors still at 8 %.
+        let mut i = incident();
+        i.trigger = Some("error rate above 0.05 for 5 min".into());
+        i.methods.push(method("A", "ok", &["turned the release's flags off (2 flag(s))"], None));
+        for still in [Some("rollback"), Some("hold"), None] {
+            i.latest_decision = still.map(str::to_string);
+            let status = render("status_page.txt", &i, None).unwrap();
+            assert!(status.starts_with("Acme: Investigating"), "{still:?}:\n{status}");
+            assert!(status.contains("We are still working on it."), "{still:?}:\n{status}");
+            assert!(!status.contains("Monitoring"), "{still:?}:\n{status}");
+            let email = render("user_email.txt", &i, None).unwrap();
+            assert!(email.contains("We are still working on it."), "{email}");
+        }
+        i.latest_decision = Some("ok".into());
+        let status = render("status_page.txt", &i, None).unwrap();
+        assert!(status.starts_with("Acme: Monitoring"), "{status}");
+        assert!(status.contains("The problem has stopped"), "{status}");
+        assert!(!status.contains("still working"), "{status}");
+        // Clear triggers do not make a stopped method settled.
+        i.methods.push(method("B", "failed", &[], Some("restore: pg_restore failed")));
+        let status = render("status_page.txt", &i, None).unwrap();
+        assert!(status.starts_with("Acme: Investigating"), "{status}");
     }
 }

@@ -322,6 +322,33 @@ fn rows_since(
     )
 }
 
+/// The applied migrations as `version_name`, oldest first; `None` when
+/// they cannot be read (the texts then claim nothing about them).
+fn applied_names(client: &mut postgres::Client) -> Option<Vec<String>> {
+    let mut rows = crate::schema::applied::all(client).ok()?;
+    rows.sort_by(|a, b| (a.applied_at, &a.version).cmp(&(b.applied_at, &b.version)));
+    Some(rows.into_iter().map(|r| format!("{}_{}", r.version, r.name)).collect())
+}
+
+/// What a restore did to the history, for the incident's texts: the
+/// migrations it took back (applied before it, not after) and the latest
+/// one still applied after it, read on a fresh session (the restore
+/// replaced the database). Null where a side could not be read (or, for
+/// `before`, was not read by this run), so no text claims more than the
+/// database showed.
+fn history_after(url: &str, before: Option<Vec<String>>) -> serde_json::Value {
+    let after =
+        crate::pg::connect(url, "backstop rollback").ok().and_then(|mut c| applied_names(&mut c));
+    match (before, after) {
+        (Some(before), Some(after)) => {
+            let undid: Vec<&String> = before.iter().filter(|v| !after.contains(v)).collect();
+            json!({ "undid": undid, "at": after.last() })
+        }
+        (None, Some(after)) => json!({ "undid": null, "at": after.last() }),
+        (_, None) => json!({ "undid": null, "at": null }),
+    }
+}
+
 /// Method B: A, then writes stopped (`[hooks] stop_writes`; the restore
 /// freezes the database's writes itself), the migration's backup restored
 /// (the state before it kept as a pre-restore snapshot, so nothing written
@@ -355,6 +382,7 @@ pub fn method_b(
         None => run.done(step("flags off", Instant::now(), true, "no flag was on".into(), None)),
     }
     run.hook("stop_writes hook", hooks.stop_writes.as_deref(), hooks.timeout)?;
+    let before = applied_names(client);
     let started = Instant::now();
     let restored = crate::backup::restore::restore(
         url,
@@ -387,8 +415,14 @@ pub fn method_b(
                 (None, Some(db)) => db.clone(),
                 (None, None) => format!("backup {}", r.snapshot_id),
             };
+            // A resumed restore began in an earlier run: what this one
+            // read before it may be half restored already.
+            let history = history_after(url, before.filter(|_| !r.resumed));
             run.base["restore"] = json!({
                 "backup": id,
+                "taken_at": restore.store.load(&id).ok().map(|m| m.created_at),
+                "undid": history["undid"],
+                "at": history["at"],
                 "kept_in": kept_in,
                 "rows_since": since,
             });
