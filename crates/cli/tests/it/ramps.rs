@@ -250,6 +250,35 @@ fn a_ramp_follows_every_step_over_ofrep_and_a_breach_at_25_kills_it_at_once() {
 }
 
 #[test]
+fn flags_ramp_status_after_a_kill_shows_the_breach_not_the_clear_judgement_before_it() {
+    // Regression: `--status` of a ramp killed by a breach showed "OK
+    // (clear)", the judgement of the round before the breach.
+    let p = project("ramp_killed_status");
+    allow(&p, 5);
+    let out = std::fs::File::create(p.path().join("ramp.out")).unwrap();
+    let args = ["flags", "ramp", "v2", "--steps", "1,5", "--every", "1h", "--reason", "canary"];
+    let mut ramp = p.std_cmd(&args).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
+    // Clear at 1%, the next step an hour away: it stays, judged clear.
+    poll_until("the ramp is judged clear", 300, Duration::from_millis(100), || {
+        status(&p)["judgement"]["judged"] == "clear"
+    });
+    p.run(&["flags", "ramp", "v2", "--status"]).expect_code(0).expect_output("OK (clear)");
+    p.client().execute("update app_metrics.gate set breach = true", &[]).unwrap();
+    assert_eq!(exit_of(&mut ramp), Some(1), "killed, the escalation settled");
+    let st = status(&p);
+    assert_eq!(st["state"], "killed", "{st}");
+    let j = &st["judgement"];
+    assert_eq!(j["verdict"], "rollback", "{st}");
+    assert_eq!(j["judged"], "breach: the release is killed", "{st}");
+    assert_eq!(j["evidence"][0]["trigger"], "error rate", "{st}");
+    assert_eq!(j["evidence"][0]["state"], "breach", "{st}");
+    assert_eq!(j["evidence"][0]["value"], json!(0.9), "{st}");
+    let shown = p.run(&["flags", "ramp", "v2", "--status"]).expect_code(0).stdout.clone();
+    assert!(shown.contains("ROLLBACK (breach: the release is killed)"), "{shown}");
+    assert!(!shown.contains("OK (clear)"), "{shown}");
+}
+
+#[test]
 fn a_ramp_killed_9_goes_on_from_its_recorded_step_by_flags_ramp_and_by_watch() {
     let p = project("ramp_resume");
     allow(&p, 5);

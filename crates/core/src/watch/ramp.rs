@@ -159,7 +159,7 @@ impl Watch {
             }
             let judgement = self.judgement(id, decision);
             let Some(held) = self.ramps.held.get_mut(&id) else { continue };
-            let said = summary(decision, &judgement);
+            let said = summary(decision, judged(&judgement));
             ramp::judged(client, &held.ramp, &said).map_err(WatchError::Db)?;
             match ramp::next_move(&held.ramp, &judgement) {
                 Move::Wait => {}
@@ -310,6 +310,10 @@ impl Watch {
         for id in ids {
             let r = self.ramps.held[&id].ramp.clone();
             let why = format!("killed at {}% by a breach: {}", r.share(), decision.reason);
+            // The breach is the ramp's last judgement: `--status` shows what
+            // killed it, not the clear round before.
+            let said = summary(decision, "breach: the release is killed");
+            ramp::judged(client, &r, &said).map_err(WatchError::Db)?;
             // Recorded first: whatever happens next, the ramp goes no further.
             let ended = ramp::killed(client, &r, &carrier(), &why)
                 .map_err(|e| WatchError::Ramp(Box::new(e)))?;
@@ -336,9 +340,19 @@ impl Watch {
     }
 }
 
+/// What a judgement means for the ramp, in words.
+fn judged(judgement: &Judgement) -> &'static str {
+    match judgement {
+        Judgement::Clear => "clear",
+        Judgement::Unjudged => "not sampled since the step began",
+        Judgement::Hold(_) => "holding",
+    }
+}
+
 /// What `flags ramp --status` shows of the latest judgement: the verdict,
-/// why, what the ramp does about it, and each trigger's state and latest value.
-fn summary(decision: &Decision, judgement: &Judgement) -> serde_json::Value {
+/// why, what the ramp does about it (`judged`), and each trigger's state
+/// and latest value.
+fn summary(decision: &Decision, judged: &str) -> serde_json::Value {
     let evidence: Vec<_> = decision
         .evidence
         .iter()
@@ -352,11 +366,6 @@ fn summary(decision: &Decision, judgement: &Judgement) -> serde_json::Value {
             })
         })
         .collect();
-    let judged = match judgement {
-        Judgement::Clear => "clear",
-        Judgement::Unjudged => "not sampled since the step began",
-        Judgement::Hold(_) => "holding",
-    };
     json!({
         "verdict": decision.verdict,
         "reason": decision.reason,
