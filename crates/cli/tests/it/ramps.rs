@@ -301,9 +301,25 @@ fn a_ramp_killed_9_goes_on_from_its_recorded_step_by_flags_ramp_and_by_watch() {
     allow(&p, 50);
     until_share(&p, 50);
     // While it runs, another ramp of the release is refused, whoever asks.
+    // Regression: the refusal named the carrier on record (`driven_by`,
+    // maybe the process killed above), not the session holding the ramp.
     let mut again: Vec<&str> = STEPS.to_vec();
     again.push("again");
-    p.run(&again).expect_code(2).expect_output("is carried on by");
+    let holder: i32 = p
+        .client()
+        .query_one(
+            "select pid from pg_locks where locktype = 'advisory' and objsubid = 2 and granted
+                and database = (select oid from pg_database where datname = current_database())",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let refused = p.run(&again);
+    refused
+        .expect_code(2)
+        .expect_output(&format!("is carried on by the session pid {holder} (backstop flags ramp"));
+    let recorded = status(&p)["driven_by"].as_str().unwrap().to_string();
+    assert!(!refused.all().contains(&recorded), "names {recorded:?}: {}", refused.all());
     second.kill().unwrap();
     second.wait().unwrap();
     let out = std::fs::read_to_string(p.path().join("second.out")).unwrap();

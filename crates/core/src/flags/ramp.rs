@@ -32,7 +32,7 @@ pub enum RampError {
     BadEvery { given: String, why: String },
     #[error("release {release} is already ramping (ramp {id}: steps {steps}, at {share}%); carry it on with `backstop flags ramp {release}`, or stop it first with `backstop flags ramp {release} --abort --reason \"...\"`")]
     Running { release: String, id: i64, steps: String, share: i32 },
-    #[error("the ramp of release {release} is carried on by {by} right now; `backstop flags ramp {release} --status` shows it (stop that process to carry it on here)")]
+    #[error("the ramp of release {release} is carried on by {by} right now; `backstop flags ramp {release} --status` shows it (stop the process of that session, or end the session with pg_terminate_backend, to carry it on here)")]
     CarriedElsewhere { release: String, by: String },
     #[error("no ramp of release {release} is running; start one with `backstop flags ramp {release} --steps 1,5,25,50,100 --every 10m --reason \"...\"`")]
     NoRamp { release: String },
@@ -285,10 +285,14 @@ pub fn take_over(client: &mut impl GenericClient, r: &Ramp, by: &str) -> Result<
     if table::take_over(client, r.id, by).map_err(db("taking the ramp over"))? {
         return Ok(());
     }
-    Err(RampError::CarriedElsewhere {
-        release: r.release.clone(),
-        by: r.driven_by.clone().unwrap_or_else(|| "another process".into()),
-    })
+    // The live holder, not `driven_by`: that names whoever took it last,
+    // maybe a process killed since.
+    let holder = table::holder(client, r.id).map_err(db("looking for the ramp's carrier"))?;
+    let by = match holder {
+        Some(h) => format!("the session {h}"),
+        None => "a session this role may not see".into(),
+    };
+    Err(RampError::CarriedElsewhere { release: r.release.clone(), by })
 }
 
 /// Whether this session could take `r` over (none other carries it on).

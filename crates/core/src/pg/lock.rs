@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 /// The advisory lock key: "backstop" as eight bytes.
 pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"backstop");
@@ -80,6 +80,28 @@ pub fn holder(client: &mut Client) -> Result<Option<LockHolder>, postgres::Error
 /// Looks up the session holding the session-level advisory lock `key` in
 /// this database.
 pub fn holder_of(client: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {
+    // One bigint key: its high half is the lock's classid, its low half objid.
+    holder_at(client, (key >> 32) & 0xffff_ffff, key & 0xffff_ffff, 1)
+}
+
+/// Looks up the session holding the session-level advisory lock of the two
+/// integer keys `(class, key)` in this database (`pg_advisory_lock(int, int)`).
+pub fn holder_of_pair(
+    client: &mut impl GenericClient,
+    class: i32,
+    key: i32,
+) -> Result<Option<LockHolder>, postgres::Error> {
+    holder_at(client, i64::from(class as u32), i64::from(key as u32), 2)
+}
+
+/// The session holding the advisory lock that `pg_locks` shows as
+/// `classid`, `objid`, `objsubid`.
+fn holder_at(
+    client: &mut impl GenericClient,
+    classid: i64,
+    objid: i64,
+    objsubid: i16,
+) -> Result<Option<LockHolder>, postgres::Error> {
     let row = client.query_opt(
         "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
                 -- Hidden from a role that may not see the session: null, not a guess.
@@ -88,10 +110,9 @@ pub fn holder_of(client: &mut Client, key: i64) -> Result<Option<LockHolder>, po
                 to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')
            from pg_locks l join pg_stat_activity a on a.pid = l.pid
           where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
-            and l.classid::bigint = (($1::bigint >> 32) & 4294967295) and l.objid::bigint = ($1::bigint & 4294967295)
-            and l.objsubid = 1
+            and l.classid::bigint = $1 and l.objid::bigint = $2 and l.objsubid = $3
           limit 1",
-        &[&key],
+        &[&classid, &objid, &objsubid],
     )?;
     Ok(row.map(|r| LockHolder {
         pid: r.get(0),

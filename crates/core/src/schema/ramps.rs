@@ -244,6 +244,16 @@ pub fn take_over(client: &mut impl GenericClient, id: i64, by: &str) -> Result<b
     Ok(got)
 }
 
+/// The session that carries ramp `id` on now (holds its advisory lock),
+/// read live from `pg_locks`: `driven_by` names the process that last
+/// took it, which may since have died and been followed by another.
+pub fn holder(
+    client: &mut impl GenericClient,
+    id: i64,
+) -> Result<Option<crate::pg::lock::LockHolder>, Error> {
+    crate::pg::lock::holder_of_pair(client, DRIVE_CLASS, (id & 2_147_483_647) as i32)
+}
+
 /// Lets ramp `id` go: another process may carry it on.
 pub fn let_go(client: &mut impl GenericClient, id: i64) -> Result<(), Error> {
     client.execute(
