@@ -356,17 +356,7 @@ pub(super) fn method_c(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
         &mut parts,
     ) {
         Ok(o) => o,
-        Err(e) => {
-            let why = chain(&e);
-            let fix = if why.contains("no down migration for") {
-                "the release has no down to run: have Backstop keep a proved one (on an up-only \
-                 layout `migrate` does, with [migrations] keep_downs on) or write one (`backstop \
-                 downs --write`), then rehearse; until then method B is the release's only undo"
-            } else {
-                "the downs of the release fail on its own data: fix them, then rehearse"
-            };
-            return Done::failed(why, fix);
-        }
+        Err(e) => return Done::failed(chain(&e), &c_fix(&e)),
     };
     let reverted = outcome.reverted.join(", ");
     let left = match (&on.before, Schema::read(&mut client)) {
@@ -396,6 +386,28 @@ pub(super) fn method_c(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
         Err(_) => "the schema before the release is not known, so not compared",
     };
     Done::ok(format!("{reverted} reverted; {proved}"), outcome.steps)
+}
+
+/// The fix for method C stopped by `e`, from what stopped it (the error's
+/// kind, never its words).
+fn c_fix(e: &respond::RespondError) -> String {
+    use respond::RespondError;
+    match e {
+        RespondError::Rollback(migrate::ApplyError::MissingDown(labels)) => format!(
+            "{} {} no down migration to run: have Backstop keep a proved one (on an up-only \
+             layout `migrate` does, with [migrations] keep_downs on) or write one (`backstop \
+             downs --write`), then rehearse; until then method B is the release's only undo",
+            labels.join(", "),
+            if labels.len() == 1 { "has" } else { "have" }
+        ),
+        RespondError::Rollback(migrate::ApplyError::RowsBlock(_)) => {
+            "the downs of the release fail on its own data: fix them, then rehearse".into()
+        }
+        RespondError::Step { step, .. } if step == "down migrations" => {
+            "the downs of the release fail on its own data: fix them, then rehearse".into()
+        }
+        _ => "see why method C stopped: the error says what to do".into(),
+    }
 }
 
 /// A schema difference said from the downs' side.
@@ -436,4 +448,38 @@ pub(super) fn method_b(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
     };
     let what = format!("the copy's own backup {} restored", on.own_backup);
     verified(stage, &mut client, what, steps, Phase::Rollback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::ApplyError;
+    use crate::respond::RespondError;
+
+    #[test]
+    fn a_migration_with_no_down_is_told_it_has_none_not_that_its_downs_fail_on_its_data() {
+        // Regression: the fix was chosen by the words of the error, and
+        // said "the downs of the release fail on its own data".
+        let fix = c_fix(&RespondError::Rollback(ApplyError::MissingDown(vec![
+            "20260103000000_v3".into(),
+        ])));
+        assert!(fix.starts_with("20260103000000_v3 has no down migration to run"), "{fix}");
+        assert!(fix.contains("`backstop downs --write`"), "{fix}");
+        assert!(!fix.contains("fail on its own data"), "{fix}");
+        let two = c_fix(&RespondError::Rollback(ApplyError::MissingDown(vec![
+            "2_a".into(),
+            "3_b".into(),
+        ])));
+        assert!(two.starts_with("2_a, 3_b have no down migration to run"), "{two}");
+        // A down that ran and failed is the downs' own fault.
+        let failed = c_fix(&RespondError::Step {
+            step: "down migrations".into(),
+            detail: "the down of 3 failed and was rolled back: no down migration for x".into(),
+        });
+        assert!(failed.contains("fail on its own data"), "{failed}");
+        // What stopped C before its downs is neither.
+        let verify =
+            c_fix(&RespondError::Step { step: "verify".into(), detail: "1 check failed".into() });
+        assert!(!verify.contains("no down") && !verify.contains("own data"), "{verify}");
+    }
 }
