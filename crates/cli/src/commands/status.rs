@@ -42,7 +42,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let store = backstop_core::backup::Store::new(&ctx.config.backup.dir);
     let unfinished = backstop_core::backup::restore::journal(&store)?;
     if let Some(j) = &unfinished {
-        eprintln!("{}", restore_line(j));
+        eprintln!("{}", restore_line(&ctx.url, j));
     }
     let mut client = ctx.connect()?;
     let o = Overview::read(&mut client, &ctx.migrations, &ctx.strays, unfinished)?;
@@ -167,7 +167,7 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
         );
     }
     if let Some(j) = &o.unfinished_restore {
-        let _ = writeln!(text, "{}", restore_line(j));
+        let _ = writeln!(text, "{}", restore_line(&ctx.url, j));
     }
     text
 }
@@ -242,10 +242,12 @@ fn programs(server_version_num: i32) -> String {
 fn holds_without_folder(config: Option<&Path>, conn: &crate::Connection) {
     let Ok(config) = super::config(config) else { return };
     let store = backstop_core::backup::Store::new(&config.backup.dir);
+    let url = config.database_url(conn.database_url.as_deref());
     if let Ok(Some(j)) = backstop_core::backup::restore::journal(&store) {
-        eprintln!("{}", restore_line(&j));
+        // Without a URL no server is asked: the journal alone says.
+        eprintln!("{}", restore_line(url.as_deref().unwrap_or(""), &j));
     }
-    let Ok(url) = config.database_url(conn.database_url.as_deref()) else { return };
+    let Ok(url) = url else { return };
     let Ok(mut client) = backstop_core::pg::connect(&url, "backstop status") else { return };
     if let Ok(Some(f)) = backstop_core::freeze::current(&mut client) {
         eprintln!("{}", frozen_line(&f));
@@ -304,9 +306,22 @@ fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
     )
 }
 
-fn restore_line(j: &backstop_core::backup::restore::Journal) -> String {
+/// An unfinished restore, and both ways out of it: finishing it, or giving
+/// it up while it has not changed the database yet (else why not).
+fn restore_line(url: &str, j: &backstop_core::backup::restore::Journal) -> String {
+    let give_up = if backstop_core::backup::restore::abandonable(url, j) {
+        ", or give it up with `backstop restore --abandon` (the database stays as it was)"
+            .to_string()
+    } else {
+        let back = j
+            .snapshot_id
+            .as_deref()
+            .map(|s| format!(", or restore its pre-restore backup {s} to go back"))
+            .unwrap_or_default();
+        format!(" (it has begun to change the database, so `backstop restore --abandon` refuses it){back}")
+    };
     format!(
-        "restore unfinished: backup {} into {} stopped at \"{}\" ({}); finish it with `backstop restore {} --resume`",
+        "restore unfinished: backup {} into {} stopped at \"{}\" ({}); finish it with `backstop restore {} --resume`{give_up}",
         j.backup_id,
         j.database,
         j.step,

@@ -153,6 +153,11 @@ fn abandoned_then_resumed(point: &str) {
     let (p, id) = project(&CLUSTER, &format!("restore_at_{point}"));
     kill_restore_at(&p, &id, point);
     open_soon(&CLUSTER, &p);
+    // Regression: status named only `--resume`.
+    p.run(&["status"]).expect_output(&format!(
+        "finish it with `backstop restore {id} --resume`, or give it up with `backstop restore \
+         --abandon` (the database stays as it was)"
+    ));
     p.run(&["restore", "--abandon"])
         .expect_code(0)
         .expect_output("abandoned the restore of backup");
@@ -169,6 +174,12 @@ fn refused_then_resumed(point: &str) {
     let (p, id) = project(&CLUSTER, &format!("restore_at_{point}"));
     kill_restore_at(&p, &id, point);
     open_soon(&CLUSTER, &p);
+    let status = p.run(&["status"]);
+    status.expect_output(&format!(
+        "finish it with `backstop restore {id} --resume` (it has begun to change the database, \
+         so `backstop restore --abandon` refuses it)"
+    ));
+    assert!(!status.all().contains("give it up"), "{}", status.all());
     p.run(&["restore", "--abandon"]).expect_code(2).expect_output("--resume");
     all_open(&CLUSTER, &p);
     p.run(&["restore", &id, "--resume", "--yes"]).expect_code(0).expect_output("resumed");

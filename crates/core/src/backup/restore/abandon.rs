@@ -75,16 +75,36 @@ pub fn abandon(url: &str, store: &Store) -> Result<Option<Abandoned>, BackupErro
     Ok(Some(Abandoned { backup_id: j.backup_id, dropped, unfrozen }))
 }
 
+/// Whether the unfinished restore `j` of the database at `url` can still
+/// be given up: it has not begun to change the database. A swap is also
+/// looked at on the server, changing nothing there: its renames may have
+/// committed after its journal was last written (its snapshot database
+/// exists then). Where the server cannot be asked, the journal says.
+pub fn abandonable(url: &str, j: &Journal) -> bool {
+    if !by_journal(j) {
+        return false;
+    }
+    let swapped = || -> Result<bool, BackupError> {
+        let Some(snapshot) = &j.snapshot_database else { return Ok(false) };
+        database_exists(&mut maintenance(url)?, snapshot)
+    };
+    j.strategy != Strategy::Swap || !swapped().unwrap_or(false)
+}
+
+/// Whether `j`'s journal says it has not begun to change the database.
+fn by_journal(j: &Journal) -> bool {
+    match j.strategy {
+        Strategy::Swap => j.step != Step::Swapped,
+        Strategy::Physical => !super::physical::past_no_return(j),
+        Strategy::InPlace => !matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
+    }
+}
+
 /// A restore that may have changed the database cannot be given up; a
 /// swap has when its renames committed (`swapped`), whatever its journal
 /// says.
 fn refuse_past_the_point_of_no_return(j: &Journal, swapped: bool) -> Result<(), BackupError> {
-    let changed = match j.strategy {
-        Strategy::Swap => swapped || j.step == Step::Swapped,
-        Strategy::Physical => super::physical::past_no_return(j),
-        Strategy::InPlace => matches!(j.step, Step::Restoring | Step::Restored | Step::Swapped),
-    };
-    if !changed {
+    if !swapped && by_journal(j) {
         return Ok(());
     }
     let back = match &j.snapshot_id {

@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use super::config::ServerControl;
-pub use abandon::{abandon, Abandoned};
+pub use abandon::{abandon, abandonable, Abandoned};
 pub use databases::{connect_to, drop_leftovers, drop_snapshot};
 pub use journal::{journal, Journal, Step, Strategy, JOURNAL};
 
