@@ -5,7 +5,7 @@
 
 use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
 
-use super::catalog::{Check, Column, Enum, Table};
+use super::catalog::{Catalog, Check, Column, Enum, Table};
 use super::ddl;
 use super::picture::{column_pairs, Plan, Work};
 use super::toc::Dump;
@@ -74,6 +74,7 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
         .collect();
     let redefault = work.redefault.clone();
     let usings = work.usings.clone();
+    let (was, now) = (&work.before.catalog, &work.after.catalog);
     let plan = &mut work.plan;
     // Checks go first (they may name columns about to change) and come
     // back last.
@@ -114,7 +115,8 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
     for (b, a) in tables {
         for (bc, ac) in column_pairs(b, a) {
-            let using = using_back(plan, &usings, (b, a), (bc, ac));
+            let labels = of_any_enum(bc, was) || of_any_enum(ac, now);
+            let using = using_back(plan, &usings, (b, a), (bc, ac), labels);
             for sql in ddl::alter_column(a, ac, bc, using.as_deref()) {
                 plan.push(sql);
             }
@@ -164,23 +166,42 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
 }
 
+/// Whether `c` is of an enum type of `catalog` (or an array of one).
+fn of_any_enum(c: &Column, catalog: &Catalog) -> bool {
+    catalog.enums.iter().any(|e| of_enum(c, e))
+}
+
 /// How the old values of a column whose type goes back are computed: the
 /// inverse of the up's `USING` where it is known (what it cannot restore
 /// said in `loses`), else a cast (and the values named as cast back).
+/// Where either type is an enum (`labels`), the cast goes through text:
+/// PostgreSQL has no cast between two enum types, and a label's text is
+/// the value (nothing lost when the up only cast it the same way).
 fn using_back(
     plan: &mut Plan,
     usings: &super::picture::Usings,
     (b, a): (&Table, &Table),
     (bc, ac): (&Column, &Column),
+    labels: bool,
 ) -> Option<String> {
     if bc.type_name == ac.type_name {
         return None;
     }
-    let inverse = usings
+    let up = usings
         .get(&(b.name.clone(), bc.name.clone()))
-        .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())))
-        .and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
+        .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())));
+    let inverse = up.and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
     let column = format!("{}.{}", a.qualified(), quote_ident(&bc.name));
+    if labels && inverse.is_none() {
+        if !up.is_none_or(|u| backstop_lint::using::through_text(u, &bc.name)) {
+            plan.loses.push(format!(
+                "values of column {column} are cast back from {} to {} by their text: what the up's conversion changed stays changed",
+                ac.type_name, bc.type_name
+            ));
+        }
+        let text = if bc.type_name.ends_with("[]") { "text[]" } else { "text" };
+        return Some(format!("{}::{text}::{}", quote_ident(&bc.name), bc.type_name));
+    }
     match inverse {
         Some(inverse) => {
             if let Some(what) = &inverse.loses {
