@@ -223,11 +223,20 @@ fn using_back(
 }
 
 /// Whether putting `after`'s labels back to `before`'s takes a new type
-/// (PostgreSQL cannot remove a value): not when values were only renamed
-/// or removed.
+/// (PostgreSQL can neither remove a value nor move one): not when values
+/// were only renamed, or removed with the rest kept in their order.
 pub(super) fn needs_new_type(before: &Enum, after: &Enum) -> bool {
     let added = after.labels.iter().filter(|l| !before.labels.contains(l)).count();
-    !(added == 0 || renamed_only(before, after))
+    !renamed_only(before, after) && (added > 0 || reordered(before, after))
+}
+
+/// Whether the labels both have come in another order (Prisma's swap to a
+/// new type whose labels are listed in another order).
+fn reordered(before: &Enum, after: &Enum) -> bool {
+    let kept = |of: &Enum, other: &Enum| -> Vec<String> {
+        of.labels.iter().filter(|l| other.labels.contains(l)).cloned().collect()
+    };
+    kept(before, after) != kept(after, before)
 }
 
 /// Whether `after`'s labels are `before`'s, some renamed in place.
@@ -240,9 +249,10 @@ fn renamed_only(before: &Enum, after: &Enum) -> bool {
         && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
 }
 
-/// Puts an enum type's labels back: values the up added by a swap to a
-/// new type of the old labels (PostgreSQL cannot remove a value), renamed
-/// values by renaming, removed ones by adding.
+/// Puts an enum type's labels back: values the up added, or labels it put
+/// in another order, by a swap to a new type of the old labels in their
+/// order (PostgreSQL can neither remove nor move a value), renamed values
+/// by renaming, removed ones by adding.
 pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[(&Table, &Table)]) {
     let name = qualified(&after.schema, &after.name);
     let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
@@ -256,7 +266,7 @@ pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[
         }
         return;
     }
-    if added.is_empty() {
+    if !needs_new_type(before, after) {
         for (i, label) in before.labels.iter().enumerate() {
             if after.labels.contains(label) {
                 continue;
@@ -289,9 +299,37 @@ pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[
         }
     }
     plan.push(format!("DROP TYPE {old_name}"));
+    if added.is_empty() {
+        return;
+    }
     let values: Vec<String> = added.iter().map(|l| quote_literal(l)).collect();
     plan.notes.push(format!(
         "type {name} goes back to its labels before the up: rows holding {} make the down fail until they are changed",
         values.join(", ")
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(labels: &[&str]) -> Enum {
+        let labels = labels.iter().map(|l| l.to_string()).collect();
+        Enum { oid: 1, schema: "public".into(), name: "level".into(), labels }
+    }
+
+    #[test]
+    fn labels_in_another_order_take_a_new_type_as_added_ones_do() {
+        let before = labels(&["low", "mid", "high"]);
+        for (after, new_type) in [
+            (&["high", "mid", "low"][..], true),
+            (&["mid", "low"][..], true),
+            (&["low", "high"][..], false),
+            (&["low", "middle", "high"][..], false),
+            (&["low", "mid", "high", "top"][..], true),
+            (&["low", "mid", "high"][..], false),
+        ] {
+            assert_eq!(needs_new_type(&before, &labels(after)), new_type, "{after:?}");
+        }
+    }
 }
