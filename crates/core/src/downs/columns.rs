@@ -49,8 +49,22 @@ pub(super) fn check_pairs<'t>(
     out
 }
 
-/// A CHECK constraint as it was and as it is (`None`: absent).
-type CheckChange = (Option<Check>, Option<Check>);
+/// A CHECK constraint as it was and as it is (`None`: absent), and the
+/// comment to make again on it as it was.
+type CheckChange = ((Option<Check>, Option<Check>), Option<String>);
+
+/// The comment on a CHECK constraint of `table` as it was, when the up
+/// kept it: the down drops the constraint and adds it back, and makes the
+/// comment again after (a comment the up removed comes back with what
+/// the up removed).
+fn kept_comment(work: &Work<'_>, table: &Table, check: &Check) -> Option<String> {
+    let name = format!("CONSTRAINT {} ON {}", quote_ident(&check.name), quote_ident(&table.name));
+    let entries = &work.before.dump.entries;
+    let i = entries
+        .iter()
+        .position(|e| e.kind == "COMMENT" && e.schema == table.schema && e.name == name)?;
+    work.pairs.of_before.contains_key(&i).then(|| entries[i].sql.clone())
+}
 
 /// The catalog OID of `pg_constraint`, as pg_dump prints it.
 pub(super) const PG_CONSTRAINT: u32 = 2606;
@@ -67,7 +81,7 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
             let pairs = check_pairs(work, b, a)
                 .into_iter()
                 .filter(|(x, y)| x.map(|c| &c.definition) != y.map(|c| &c.definition) || refit(*y))
-                .map(|(x, y)| (x.cloned(), y.cloned()))
+                .map(|(x, y)| ((x.cloned(), y.cloned()), x.and_then(|x| kept_comment(work, b, x))))
                 .collect();
             (a.qualified(), pairs)
         })
@@ -79,7 +93,7 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     // Checks go first (they may name columns about to change) and come
     // back last.
     for (table, pairs) in &checks {
-        for (_, after) in pairs {
+        for ((_, after), _) in pairs {
             if let Some(c) = after {
                 plan.push(format!("ALTER TABLE {table} DROP CONSTRAINT {}", quote_ident(&c.name)));
             }
@@ -154,13 +168,16 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
         }
     }
     for (table, pairs) in &checks {
-        for (before, _) in pairs {
+        for ((before, _), comment) in pairs {
             if let Some(c) = before {
                 plan.push(format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {} {}",
                     quote_ident(&c.name),
                     c.definition
                 ));
+            }
+            if let Some(comment) = comment {
+                plan.push(comment.clone());
             }
         }
     }
