@@ -155,6 +155,22 @@ pub fn inverse(using: &str, column: &str, old_type: &str) -> Option<Inverse> {
     }
 }
 
+/// Whether `using` is column `column` cast, at most through `text`, to
+/// its new type (`c::t`, `c::text::t`, `c::text[]::t[]`): the values keep
+/// their text, so a cast back through text gives each its old value
+/// (what Prisma writes to move a column from one enum type to another).
+pub fn through_text(using: &str, column: &str) -> bool {
+    let Some(node) = parse_expression(using) else { return false };
+    let Some(NodeEnum::TypeCast(c)) = node.node.as_ref() else { return is_column(&node, column) };
+    let Some(inner) = c.arg.as_deref() else { return false };
+    match inner.node.as_ref() {
+        Some(NodeEnum::TypeCast(i)) => {
+            cast_type(i) == "text" && i.arg.as_deref().is_some_and(|a| is_column(a, column))
+        }
+        _ => is_column(inner, column),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +199,16 @@ mod tests {
         assert!(json.loses.is_some());
         assert_eq!(inverse("payload::json", "payload", "text").unwrap().loses, None);
         assert_eq!(inverse("upper(name)", "name", "text"), None);
+    }
+
+    #[test]
+    fn a_cast_through_text_is_told_from_a_conversion() {
+        assert!(through_text("(status::text::state)", "status"));
+        assert!(through_text("status::\"State\"", "status"));
+        assert!(through_text("kinds::text[]::public.kind[]", "kinds"));
+        assert!(through_text("status", "status"));
+        assert!(!through_text("upper(status::text)::state", "status"));
+        assert!(!through_text("status::int::state", "status"));
+        assert!(!through_text("other::text::state", "status"));
     }
 }

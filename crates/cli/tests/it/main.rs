@@ -13,6 +13,7 @@ mod check;
 mod check_cleared;
 mod check_noise;
 mod commands;
+mod comments;
 mod compare;
 mod conventions;
 mod crashes;

@@ -5,7 +5,7 @@
 
 use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
 
-use super::catalog::{Check, Column, Enum, Table};
+use super::catalog::{Catalog, Check, Column, Enum, Table};
 use super::ddl;
 use super::picture::{column_pairs, Plan, Work};
 use super::toc::Dump;
@@ -49,8 +49,22 @@ pub(super) fn check_pairs<'t>(
     out
 }
 
-/// A CHECK constraint as it was and as it is (`None`: absent).
-type CheckChange = (Option<Check>, Option<Check>);
+/// A CHECK constraint as it was and as it is (`None`: absent), and the
+/// comment to make again on it as it was.
+type CheckChange = ((Option<Check>, Option<Check>), Option<String>);
+
+/// The comment on a CHECK constraint of `table` as it was, when the up
+/// kept it: the down drops the constraint and adds it back, and makes the
+/// comment again after (a comment the up removed comes back with what
+/// the up removed).
+fn kept_comment(work: &Work<'_>, table: &Table, check: &Check) -> Option<String> {
+    let name = format!("CONSTRAINT {} ON {}", quote_ident(&check.name), quote_ident(&table.name));
+    let entries = &work.before.dump.entries;
+    let i = entries
+        .iter()
+        .position(|e| e.kind == "COMMENT" && e.schema == table.schema && e.name == name)?;
+    work.pairs.of_before.contains_key(&i).then(|| entries[i].sql.clone())
+}
 
 /// The catalog OID of `pg_constraint`, as pg_dump prints it.
 pub(super) const PG_CONSTRAINT: u32 = 2606;
@@ -67,18 +81,19 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
             let pairs = check_pairs(work, b, a)
                 .into_iter()
                 .filter(|(x, y)| x.map(|c| &c.definition) != y.map(|c| &c.definition) || refit(*y))
-                .map(|(x, y)| (x.cloned(), y.cloned()))
+                .map(|(x, y)| ((x.cloned(), y.cloned()), x.and_then(|x| kept_comment(work, b, x))))
                 .collect();
             (a.qualified(), pairs)
         })
         .collect();
     let redefault = work.redefault.clone();
     let usings = work.usings.clone();
+    let (was, now) = (&work.before.catalog, &work.after.catalog);
     let plan = &mut work.plan;
     // Checks go first (they may name columns about to change) and come
     // back last.
     for (table, pairs) in &checks {
-        for (_, after) in pairs {
+        for ((_, after), _) in pairs {
             if let Some(c) = after {
                 plan.push(format!("ALTER TABLE {table} DROP CONSTRAINT {}", quote_ident(&c.name)));
             }
@@ -114,7 +129,8 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
     for (b, a) in tables {
         for (bc, ac) in column_pairs(b, a) {
-            let using = using_back(plan, &usings, (b, a), (bc, ac));
+            let labels = of_any_enum(bc, was) || of_any_enum(ac, now);
+            let using = using_back(plan, &usings, (b, a), (bc, ac), labels);
             for sql in ddl::alter_column(a, ac, bc, using.as_deref()) {
                 plan.push(sql);
             }
@@ -152,7 +168,7 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
         }
     }
     for (table, pairs) in &checks {
-        for (before, _) in pairs {
+        for ((before, _), comment) in pairs {
             if let Some(c) = before {
                 plan.push(format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {} {}",
@@ -160,27 +176,49 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
                     c.definition
                 ));
             }
+            if let Some(comment) = comment {
+                plan.push(comment.clone());
+            }
         }
     }
+}
+
+/// Whether `c` is of an enum type of `catalog` (or an array of one).
+fn of_any_enum(c: &Column, catalog: &Catalog) -> bool {
+    catalog.enums.iter().any(|e| of_enum(c, e))
 }
 
 /// How the old values of a column whose type goes back are computed: the
 /// inverse of the up's `USING` where it is known (what it cannot restore
 /// said in `loses`), else a cast (and the values named as cast back).
+/// Where either type is an enum (`labels`), the cast goes through text:
+/// PostgreSQL has no cast between two enum types, and a label's text is
+/// the value (nothing lost when the up only cast it the same way).
 fn using_back(
     plan: &mut Plan,
     usings: &super::picture::Usings,
     (b, a): (&Table, &Table),
     (bc, ac): (&Column, &Column),
+    labels: bool,
 ) -> Option<String> {
     if bc.type_name == ac.type_name {
         return None;
     }
-    let inverse = usings
+    let up = usings
         .get(&(b.name.clone(), bc.name.clone()))
-        .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())))
-        .and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
+        .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())));
+    let inverse = up.and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
     let column = format!("{}.{}", a.qualified(), quote_ident(&bc.name));
+    if labels && inverse.is_none() {
+        if !up.is_none_or(|u| backstop_lint::using::through_text(u, &bc.name)) {
+            plan.loses.push(format!(
+                "values of column {column} are cast back from {} to {} by their text: what the up's conversion changed stays changed",
+                ac.type_name, bc.type_name
+            ));
+        }
+        let text = if bc.type_name.ends_with("[]") { "text[]" } else { "text" };
+        return Some(format!("{}::{text}::{}", quote_ident(&bc.name), bc.type_name));
+    }
     match inverse {
         Some(inverse) => {
             if let Some(what) = &inverse.loses {
@@ -202,11 +240,20 @@ fn using_back(
 }
 
 /// Whether putting `after`'s labels back to `before`'s takes a new type
-/// (PostgreSQL cannot remove a value): not when values were only renamed
-/// or removed.
+/// (PostgreSQL can neither remove a value nor move one): not when values
+/// were only renamed, or removed with the rest kept in their order.
 pub(super) fn needs_new_type(before: &Enum, after: &Enum) -> bool {
     let added = after.labels.iter().filter(|l| !before.labels.contains(l)).count();
-    !(added == 0 || renamed_only(before, after))
+    !renamed_only(before, after) && (added > 0 || reordered(before, after))
+}
+
+/// Whether the labels both have come in another order (Prisma's swap to a
+/// new type whose labels are listed in another order).
+fn reordered(before: &Enum, after: &Enum) -> bool {
+    let kept = |of: &Enum, other: &Enum| -> Vec<String> {
+        of.labels.iter().filter(|l| other.labels.contains(l)).cloned().collect()
+    };
+    kept(before, after) != kept(after, before)
 }
 
 /// Whether `after`'s labels are `before`'s, some renamed in place.
@@ -219,9 +266,10 @@ fn renamed_only(before: &Enum, after: &Enum) -> bool {
         && before.labels.iter().zip(&after.labels).all(|(b, a)| b == a || removed.contains(&b))
 }
 
-/// Puts an enum type's labels back: values the up added by a swap to a
-/// new type of the old labels (PostgreSQL cannot remove a value), renamed
-/// values by renaming, removed ones by adding.
+/// Puts an enum type's labels back: values the up added, or labels it put
+/// in another order, by a swap to a new type of the old labels in their
+/// order (PostgreSQL can neither remove nor move a value), renamed values
+/// by renaming, removed ones by adding.
 pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[(&Table, &Table)]) {
     let name = qualified(&after.schema, &after.name);
     let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
@@ -235,7 +283,7 @@ pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[
         }
         return;
     }
-    if added.is_empty() {
+    if !needs_new_type(before, after) {
         for (i, label) in before.labels.iter().enumerate() {
             if after.labels.contains(label) {
                 continue;
@@ -268,9 +316,37 @@ pub(super) fn enum_back(plan: &mut Plan, before: &Enum, after: &Enum, tables: &[
         }
     }
     plan.push(format!("DROP TYPE {old_name}"));
+    if added.is_empty() {
+        return;
+    }
     let values: Vec<String> = added.iter().map(|l| quote_literal(l)).collect();
     plan.notes.push(format!(
         "type {name} goes back to its labels before the up: rows holding {} make the down fail until they are changed",
         values.join(", ")
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(labels: &[&str]) -> Enum {
+        let labels = labels.iter().map(|l| l.to_string()).collect();
+        Enum { oid: 1, schema: "public".into(), name: "level".into(), labels }
+    }
+
+    #[test]
+    fn labels_in_another_order_take_a_new_type_as_added_ones_do() {
+        let before = labels(&["low", "mid", "high"]);
+        for (after, new_type) in [
+            (&["high", "mid", "low"][..], true),
+            (&["mid", "low"][..], true),
+            (&["low", "high"][..], false),
+            (&["low", "middle", "high"][..], false),
+            (&["low", "mid", "high", "top"][..], true),
+            (&["low", "mid", "high"][..], false),
+        ] {
+            assert_eq!(needs_new_type(&before, &labels(after)), new_type, "{after:?}");
+        }
+    }
 }

@@ -455,9 +455,33 @@ fn put_back_changed(work: &mut Work<'_>) {
     }
 }
 
+/// Whether the down drops `p` (an entry of `before` that the up kept)
+/// and makes it again: around what it changes (`refit`), a view it
+/// rebuilds, an enum type it swaps for one of the old labels (`swapped`:
+/// their OIDs after the up), a member the up changed. A comment on it
+/// goes with it, and is made again after it.
+fn remade(work: &Work<'_>, p: &Entry, swapped: &[u32]) -> bool {
+    let before = &work.before.dump;
+    let Some(i) = before.entries.iter().position(|x| x.id == p.id) else { return false };
+    let Some(a) = work.pairs.of_before.get(&i) else { return false };
+    let ae = &work.after.dump.entries[*a];
+    let kept_in_place = matches!(ae.kind.as_str(), "COMMENT" | "SEQUENCE OWNED BY" | "ACL")
+        || work.in_place.contains(&i);
+    work.refit.contains(&(ae.class, ae.oid))
+        || (is_view(&ae.kind) && work.rebuild.contains(&ae.oid))
+        || (ae.kind == "TYPE" && swapped.contains(&ae.oid))
+        || (ddl::is_member(&ae.kind) && !kept_in_place && ae.sql != p.sql)
+}
+
 /// Step 5: make again, in `before`'s order, what the up removed, the
-/// members it changed and the views being rebuilt with their members.
+/// members it changed, the views being rebuilt with their members, and
+/// the comments on what the down drops and makes again.
 fn recreate(work: &mut Work<'_>) {
+    let swapped: Vec<u32> = enum_swaps(&work.before.catalog, &work.after.catalog)
+        .into_iter()
+        .filter(|(b, a)| needs_new_type(b, a))
+        .map(|(_, a)| a.oid)
+        .collect();
     let before = &work.before.dump;
     for (i, e) in before.entries.iter().enumerate() {
         if work.table_part(before, e, false)
@@ -486,7 +510,18 @@ fn recreate(work: &mut Work<'_>) {
             let ae = &work.after.dump.entries[a];
             work.refit.contains(&(ae.class, ae.oid))
         });
-        if !(gone || changed_member || rebuilt_view || member_of_rebuilt || refit) {
+        let comment_of_remade = e.kind == "COMMENT"
+            && !gone
+            && before
+                .parent_of(e, &work.before.catalog.owners)
+                .is_some_and(|p| remade(work, p, &swapped));
+        if !(gone
+            || changed_member
+            || rebuilt_view
+            || member_of_rebuilt
+            || refit
+            || comment_of_remade)
+        {
             continue;
         }
         work.plan.push_entry(e);

@@ -166,6 +166,21 @@ pub(super) fn drops(before: &Schema, after: &Schema) -> Option<Vec<String>> {
     if old.iter().any(|(k, d)| now.get(k) != Some(d)) {
         return None;
     }
+    // A comment on what was there, changed, lost or new: put back the full
+    // way (a comment on what the up made goes with it).
+    let comments = |s: &Schema| -> BTreeMap<String, String> {
+        let of = s.cosmetic.iter().filter(|o| o.commented().is_some());
+        of.map(|o| (o.key.clone(), o.definition.clone())).collect()
+    };
+    let (had, has) = (comments(before), comments(after));
+    let on_old = |key: &String| {
+        key.strip_prefix(crate::pg::comments::PREFIX).is_some_and(|k| old.contains_key(k))
+    };
+    if had.iter().any(|(k, d)| has.get(k) != Some(d))
+        || has.keys().any(|k| !had.contains_key(k) && on_old(k))
+    {
+        return None;
+    }
     let new: Vec<(&str, &str)> =
         now.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(k, d)| (*k, *d)).collect();
     let mut added = Added::default();
@@ -388,6 +403,7 @@ fn prove(
     let written = Written::here(tx)?;
     let (was, now) = tracked.look(tx, prepared, written)?;
     let same = was.schema.differences(&now.schema).is_empty()
+        && was.schema.cosmetic_differences(&now.schema).is_empty()
         && (!rows_too || same_rows(&was.tables, &now.tables));
     let mut statements = inverses.to_vec();
     statements.extend(drops);
@@ -464,5 +480,23 @@ mod tests {
         assert!(drops(&before, &dotted).is_none(), "a name with a dot cannot be read from the key");
         let other = schema(&[("relation public.old", "r rls=false"), ("rule public.old.r", "…")]);
         assert!(drops(&before, &other).is_none(), "a kind this reader does not drop");
+    }
+
+    #[test]
+    fn a_comment_on_what_was_there_is_put_back_the_full_way() {
+        let comment = |key: &str, text: &str| crate::pg::fingerprint::Object {
+            key: format!("comment on {key}"),
+            definition: text.into(),
+        };
+        let mut before = schema(&[("relation public.old", "r rls=false")]);
+        let mut after =
+            schema(&[("relation public.old", "r rls=false"), ("relation public.new", "r")]);
+        after.cosmetic = vec![comment("relation public.new", "made here")];
+        assert_eq!(drops(&before, &after).unwrap(), ["DROP TABLE IF EXISTS public.new"]);
+        after.cosmetic.push(comment("relation public.old", "commented"));
+        assert!(drops(&before, &after).is_none(), "a comment on an old table");
+        before.cosmetic = vec![comment("relation public.old", "was")];
+        after.cosmetic.pop();
+        assert!(drops(&before, &after).is_none(), "a comment lost");
     }
 }

@@ -2,12 +2,15 @@
 //! line per object (table column, constraint, index, trigger, policy, RLS
 //! setting, view, function, type, sequence, extension, and every other kind
 //! `pg_dump --schema-only` writes: see `pg::kinds`) in a stable order, and
-//! a fingerprint over them. Column order is kept apart: it changes no
-//! behaviour but `SELECT *`. Never a text diff of `pg_dump` output, which
-//! differs for reasons that do not matter. The `backstop` schema is left out.
+//! a fingerprint over them. Column order and comments are kept apart: they
+//! change no behaviour (but `SELECT *`), so they are compared as cosmetic
+//! and the fingerprint leaves them out. Never a text diff of `pg_dump`
+//! output, which differs for reasons that do not matter. The `backstop`
+//! schema is left out.
 
 use postgres::GenericClient;
 
+use super::comments::{comment_parts, PREFIX as COMMENT};
 use super::kinds::kind_parts;
 use super::parts::{other_parts, relation_member_parts, relation_parts, Part, SKIPPED};
 
@@ -23,8 +26,10 @@ pub struct Object {
 pub struct Schema {
     /// Everything that changes behaviour: the fingerprint covers these.
     pub objects: Vec<Object>,
-    /// What only `SELECT *` and positional INSERT notice (column order),
-    /// reported apart so nobody learns to ignore a schema difference.
+    /// What changes no behaviour: column order (only `SELECT *` and
+    /// positional INSERT notice it) and comments, reported apart so nobody
+    /// learns to ignore a schema difference. The fingerprint leaves them
+    /// out.
     pub cosmetic: Vec<Object>,
 }
 
@@ -204,8 +209,16 @@ impl Owner {
 pub struct Owned {
     pub owner: Owner,
     pub object: Object,
-    /// Column order: reported apart as a cosmetic difference.
+    /// Column order or a comment: reported apart as a cosmetic difference.
     pub cosmetic: bool,
+}
+
+impl Object {
+    /// The key of the object a comment is on (`column public.t.c` of
+    /// `comment on column public.t.c`); `None` for what is no comment.
+    pub fn commented(&self) -> Option<&str> {
+        self.key.strip_prefix(COMMENT)
+    }
 }
 
 /// The owners whose objects one read covers, by kind.
@@ -265,7 +278,7 @@ pub fn read_owned(
             let object = Object { key: row.get(0), definition: row.get(1) };
             Owned {
                 owner: Owner::of(row.get(2), row.get(3)),
-                cosmetic: object.key.starts_with("column order "),
+                cosmetic: object.key.starts_with("column order ") || object.commented().is_some(),
                 object,
             }
         })
@@ -312,6 +325,7 @@ fn parts() -> Vec<Part> {
     parts.extend(relation_member_parts());
     parts.extend(other_parts());
     parts.extend(kind_parts());
+    parts.extend(comment_parts());
     parts
 }
 
@@ -407,30 +421,65 @@ impl Schema {
     /// (only `SELECT *` and positional INSERT notice), a function body
     /// that differs only in whitespace, comments or keyword case, a view
     /// that differs only by a date frozen into it when it was created, a
-    /// view whose columns follow its table's new order.
+    /// view whose columns follow its table's new order, a comment lost,
+    /// changed or added (`comment on column public.t.c: lost (it was
+    /// '…')`).
     pub fn cosmetic_differences(&self, other: &Schema) -> Vec<String> {
         let mut out: Vec<String> = diff(&self.objects, &other.objects)
             .into_iter()
             .filter_map(|c| c.cosmetic().map(|class| format!("{}: {class}", c.key)))
             .collect();
         out.extend(self.column_order_differences(other));
+        out.extend(self.comment_differences(other));
         out
     }
 
+    /// The cosmetic objects of both pictures whose object (`of`: its key
+    /// in `objects`, `None` when it is of another class) is on both sides:
+    /// an object gone or new is already a behaviour difference.
+    fn cosmetic_on_both(
+        &self,
+        other: &Schema,
+        of: impl Fn(&Object) -> Option<String>,
+    ) -> (Vec<Object>, Vec<Object>) {
+        // `objects` is sorted by key.
+        let exists =
+            |s: &Schema, key: &str| s.objects.binary_search_by(|x| x.key.as_str().cmp(key)).is_ok();
+        let shared =
+            |o: &&Object| of(o).is_some_and(|key| exists(self, &key) && exists(other, &key));
+        let mine = self.cosmetic.iter().filter(shared).cloned().collect();
+        let theirs = other.cosmetic.iter().filter(shared).cloned().collect();
+        (mine, theirs)
+    }
+
     fn column_order_differences(&self, other: &Schema) -> Vec<String> {
-        // A column order that belongs to a table gone or new is already a
-        // behaviour difference.
-        let shared = |o: &&Object| {
-            let key = format!("relation {}", o.key.trim_start_matches("column order "));
-            // `objects` is sorted by key.
-            let exists = |s: &Schema| s.objects.binary_search_by(|x| x.key.cmp(&key)).is_ok();
-            exists(self) && exists(other)
-        };
-        let mine: Vec<Object> = self.cosmetic.iter().filter(shared).cloned().collect();
-        let theirs: Vec<Object> = other.cosmetic.iter().filter(shared).cloned().collect();
+        let (mine, theirs) = self.cosmetic_on_both(other, |o| {
+            o.key.strip_prefix("column order ").map(|table| format!("relation {table}"))
+        });
         diff(&mine, &theirs)
             .into_iter()
             .map(|c| format!("{c} (only SELECT * and positional INSERT notice)"))
+            .collect()
+    }
+
+    fn comment_differences(&self, other: &Schema) -> Vec<String> {
+        let (mine, theirs) = self.cosmetic_on_both(other, |o| o.commented().map(str::to_string));
+        let shown = |text: &str| {
+            let mut short: String = text.chars().take(60).collect();
+            if short.len() < text.len() {
+                short.push('…');
+            }
+            backstop_lint::rewrite::literal(&short)
+        };
+        diff(&mine, &theirs)
+            .into_iter()
+            .map(|c| match (&c.before, &c.after) {
+                (Some(b), None) => format!("{}: lost (it was {})", c.key, shown(b)),
+                (Some(b), Some(a)) => {
+                    format!("{}: changed from {} to {}", c.key, shown(b), shown(a))
+                }
+                (None, a) => format!("{}: added ({})", c.key, shown(a.as_deref().unwrap_or(""))),
+            })
             .collect()
     }
 }
@@ -618,6 +667,51 @@ mod tests {
             assert!(diff.iter().any(|d| d.starts_with(expect)), "{name}: {diff:?}");
             assert_ne!(base.fingerprint(), other.fingerprint(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_comment_lost_changed_or_added_is_a_named_cosmetic_difference_outside_the_fingerprint() {
+        let cluster = Cluster::start().unwrap();
+        let commented = format!(
+            "{BASE} COMMENT ON TABLE users IS 'people'; COMMENT ON COLUMN users.email IS 'where to write';
+             COMMENT ON FUNCTION touch() IS 'keeps rows'; COMMENT ON TYPE mood IS 'how it feels';
+             COMMENT ON INDEX users_plan_idx IS 'by plan'; COMMENT ON POLICY own ON users IS 'mine';"
+        );
+        let base = schema_of(&cluster, "cm_base", &commented);
+        let other = schema_of(
+            &cluster,
+            "cm_other",
+            &(commented
+                .replace("'where to write'", "'where to send'")
+                .replace("COMMENT ON TYPE mood IS 'how it feels';", "")
+                .replace("COMMENT ON TABLE users IS 'people';", "")
+                .replace("'mine'", "'it''s mine'")
+                + " COMMENT ON VIEW pro_users IS 'who pays';"),
+        );
+        assert!(base.differences(&other).is_empty(), "{:?}", base.differences(&other));
+        assert_eq!(base.fingerprint(), other.fingerprint(), "comments key no proof");
+        let mut cosmetic = base.cosmetic_differences(&other);
+        cosmetic.sort();
+        assert_eq!(
+            cosmetic,
+            [
+                "comment on column public.users.email: changed from 'where to write' to 'where to send'",
+                "comment on policy public.users.own: changed from 'mine' to 'it''s mine'",
+                "comment on relation public.pro_users: added ('who pays')",
+                "comment on relation public.users: lost (it was 'people')",
+                "comment on type public.mood: lost (it was 'how it feels')",
+            ]
+        );
+        // A comment whose object is gone is no second difference.
+        let no_index = schema_of(
+            &cluster,
+            "cm_no_index",
+            &commented
+                .replace("CREATE INDEX users_plan_idx ON users (plan);", "")
+                .replace("COMMENT ON INDEX users_plan_idx IS 'by plan';", ""),
+        );
+        assert_eq!(base.differences(&no_index).len(), 1, "{:?}", base.differences(&no_index));
+        assert!(base.cosmetic_differences(&no_index).is_empty());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! operators and their classes and families, text search objects,
 //! collations, conversions, event triggers, publications, extended
 //! statistics, rules, default privileges, languages, access methods,
-//! transforms), a part of another kind, or something that is not a
-//! database's schema (the whole server's, data, statistics). The list is
+//! transforms), a part of another kind, a cosmetic kind held apart
+//! (comments: `pg::comments`), or something that is not a database's
+//! schema (the whole server's, data, statistics). The list is
 //! checked against the server's own catalogs by the catalog test, so a
 //! catalog a new major brings fails it until it is placed here.
 
@@ -18,6 +19,10 @@ pub enum Held {
     Kind(&'static str),
     /// Rows that are part of objects of another kind, held there.
     PartOf(&'static str),
+    /// Objects the picture holds apart, as cosmetic: a difference in them
+    /// is reported by name and changes no behaviour (the fingerprint
+    /// leaves them out).
+    Cosmetic(&'static str),
     /// Not a database's schema: why.
     Outside(&'static str),
     /// A kind the picture cannot hold yet: a down that creates, changes or
@@ -45,7 +50,7 @@ pub const CATALOGS: &[(&str, Held)] = &[
     ("pg_db_role_setting", Held::Outside("role and database settings are the whole server's (downs put them back as server state)")),
     ("pg_default_acl", Held::Kind("default privileges")),
     ("pg_depend", Held::Outside("dependencies order objects; they are no objects")),
-    ("pg_description", Held::Outside("comments change no behaviour: downs put them back from pg_dump's entries, the picture leaves them out")),
+    ("pg_description", Held::Cosmetic("comment")),
     ("pg_enum", Held::PartOf("type")),
     ("pg_event_trigger", Held::Kind("event trigger")),
     ("pg_extension", Held::Kind("extension")),

@@ -5,6 +5,7 @@
 pub mod bins;
 pub mod checksum;
 pub mod cluster;
+pub mod comments;
 pub mod conn;
 pub mod export;
 pub mod fingerprint;

@@ -404,7 +404,11 @@ select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x),
                 )
             })
             .collect();
-        format!("{INVENTORY_HEAD}{of_relations}{INVENTORY_TAIL}{}", super::kinds::INVENTORY)
+        format!(
+            "{INVENTORY_HEAD}{of_relations}{INVENTORY_TAIL}{}{}",
+            super::kinds::INVENTORY,
+            super::comments::INVENTORY
+        )
     })
 }
 
@@ -557,6 +561,17 @@ mod tests {
         ("ALTER COLLATION coll RENAME TO coll2", &[]),
         ("DROP TEXT SEARCH CONFIGURATION cfg", &[]),
         ("DROP SERVER s2 CASCADE", &[]),
+        ("COMMENT ON TABLE members IS 'people'", &[]),
+        ("COMMENT ON COLUMN members.mail IS 'where to write'", &[]),
+        ("COMMENT ON COLUMN members.mail IS 'where to send'", &[]),
+        ("COMMENT ON INDEX orders_pkey IS 'the key'", &[]),
+        ("COMMENT ON FUNCTION touch() IS 'keeps rows fresh'", &[]),
+        ("COMMENT ON TYPE feeling IS 'moods'", &[]),
+        ("COMMENT ON CONSTRAINT orders_pkey ON orders IS 'one per order'", &[]),
+        ("COMMENT ON VIEW pro_users IS 'who pays'", &[]),
+        ("COMMENT ON SCHEMA public IS 'the app'", &[]),
+        ("COMMENT ON COLUMN members.mail IS NULL", &[]),
+        ("DROP FUNCTION touch() CASCADE", &[]),
     ];
 
     fn written(client: &mut impl GenericClient, tables: &[&str]) -> Written {

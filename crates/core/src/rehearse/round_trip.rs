@@ -298,7 +298,11 @@ fn cosmetic(before: &Snapshot, after: &Snapshot, version: &str) -> Vec<Differenc
         .into_iter()
         .map(|d| Difference {
             version: Some(version.to_string()),
-            object: d.split([':', ' ']).take(2).collect::<Vec<_>>().join(" "),
+            // `comment on column public.t.c: lost (…)`: what the comment is on.
+            object: match d.strip_prefix(crate::pg::comments::PREFIX) {
+                Some(_) => d.split(": ").next().unwrap_or(&d).to_string(),
+                None => d.split([':', ' ']).take(2).collect::<Vec<_>>().join(" "),
+            },
             message: format!("down of {version}: {d}"),
         })
         .collect()

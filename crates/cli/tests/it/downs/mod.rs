@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 mod calls;
+mod enums;
 mod kinds;
 mod order;
 
