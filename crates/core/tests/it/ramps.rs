@@ -52,7 +52,13 @@ fn one_carrier_at_a_time_no_step_twice_and_a_restore_keeps_the_ramps() {
     assert_eq!((r.share(), r.state), (1, RampState::Running));
     // B may not carry it on while A does, nor start another.
     let err = ramp::begin(&mut b, "v2", Some(&plan), "b", "again").unwrap_err();
-    assert!(err.to_string().contains("is carried on by a"), "{err}");
+    // The refusal names the live session holding the ramp's lock, with its pid.
+    let a_pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let said = err.to_string();
+    assert!(
+        said.contains(&format!("is carried on by the session pid {a_pid} (carrier a")),
+        "{said}"
+    );
     let other = Plan::parse("10,100", "1s").unwrap();
     let err = ramp::begin(&mut b, "v2", Some(&other), "b", "again").unwrap_err();
     assert!(err.to_string().contains("already ramping"), "{err}");
