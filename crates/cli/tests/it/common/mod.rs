@@ -152,13 +152,16 @@ impl Project {
     }
 
     /// `backstop` in the project folder with `DATABASE_URL` set to the
-    /// project's database and no `BACKSTOP_CONFIG` from outside.
+    /// project's database and no `BACKSTOP_CONFIG` from outside. The
+    /// timeout only stops a hung run: it is no speed check (those are the
+    /// benchmarks'), and a history of hundreds of migrations on two busy
+    /// cores takes minutes.
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("backstop").expect("backstop binary is built");
         cmd.current_dir(self.path())
             .env("DATABASE_URL", &self.url)
             .env_remove("BACKSTOP_CONFIG")
-            .timeout(std::time::Duration::from_secs(120));
+            .timeout(std::time::Duration::from_secs(600));
         cmd
     }
 
