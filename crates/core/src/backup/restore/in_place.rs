@@ -321,7 +321,9 @@ fn attached(
 /// Supabase, what `anon` and `authenticated` get on every new table of
 /// `public`) and loses every object this role may drop; a schema made
 /// since the backup goes whole. Then `backstop.applied` is emptied for
-/// the backup's rows. Objects of other roles stay, each named.
+/// the backup's rows. Objects of other roles stay, each named. What is
+/// part of another object (an extension's members, an identity column's
+/// sequence) goes with it: dropped alone, it fails the whole restore.
 fn drop_script(
     client: &mut Client,
     schemas: &[String],
@@ -370,7 +372,7 @@ fn drop_script(
                    from pg_extension x join pg_namespace n on n.oid = x.extnamespace
                   where n.nspname = any($1)
                ) x
-              where not exists (select from pg_depend d where d.classid = x.class and d.objid = x.oid and d.deptype = 'e')
+              where not exists (select from pg_depend d where d.classid = x.class and d.objid = x.oid and d.deptype in ('e', 'i'))
               order by 1, 2",
             &[&kept],
         )
