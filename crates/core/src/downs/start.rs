@@ -25,6 +25,7 @@ use super::toc::{self, Entry};
 use super::DownsError;
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::preload::Preload;
 use crate::pg::quote_ident;
 use crate::rehearse::{globals, CopyDb, Workspace};
 use crate::source::{Migration, Part};
@@ -75,8 +76,11 @@ pub(super) fn open(
         .map(crate::pg::bins::major_of_num)
         .map_err(db("reading the server version"))?;
     let bin = PgBin::for_major(major, Match::Exact).map_err(cluster_err)?;
+    // What the target's server loads at its start, the replay's does:
+    // `create extension pg_cron` works nowhere else.
+    let preload = Preload::read(&mut target).map_err(db("reading what the server preloads"))?;
     // The replay holds a schema and the rows its migrations insert.
-    let cluster = Cluster::start_sized(bin, 64 << 20).map_err(cluster_err)?;
+    let cluster = Cluster::start_preloaded(bin, 64 << 20, &preload, BASE).map_err(cluster_err)?;
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {
