@@ -37,6 +37,7 @@ mod pgbackrest;
 mod pgbackrest_restore;
 mod platform_history;
 mod platform_restore;
+mod preload;
 mod proofs;
 mod ramps;
 mod real_histories;

@@ -29,7 +29,7 @@ use backstop_core::pg::fingerprint::Schema;
 use crate::common::{find_file, missing_tool, tools_dir, DbExt, Project, Run};
 
 #[path = "../../../../bench/supabase_history.rs"]
-mod history;
+pub(crate) mod history;
 use history::{Layout, Platform};
 
 /// Migrations in each history.

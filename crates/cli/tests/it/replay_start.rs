@@ -116,3 +116,39 @@ fn a_rehearsal_copy_keeps_the_databases_own_settings() {
     p.run(&["migrate"]).expect_code(0);
     assert_eq!(db.texts("select tag from items"), ["tagged"]);
 }
+
+#[test]
+fn a_function_found_through_the_databases_search_path_is_in_the_replay_start() {
+    let p = Project::new("path_start");
+    let mut db = p.client();
+    // As Supabase has it: `extensions` on the database's search_path, and
+    // a function there the history calls unqualified (here a plain SQL
+    // function, no extension needed). The history never names the schema.
+    db.batch_execute(&format!(
+        "CREATE SCHEMA extensions;
+         CREATE FUNCTION extensions.uuid_generate_v4() RETURNS uuid LANGUAGE sql
+             AS $$ SELECT gen_random_uuid() $$;
+         ALTER DATABASE {} SET search_path = \"$user\", public, extensions;",
+        p.db
+    ))
+    .unwrap();
+    p.migration(
+        "1_items",
+        "CREATE TABLE items (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), name text);\n\
+         INSERT INTO items (name) VALUES ('first');",
+        None,
+    );
+    p.migration(
+        "2_tags",
+        "ALTER TABLE items ADD COLUMN tag uuid DEFAULT uuid_generate_v4();",
+        None,
+    );
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let statuses: Vec<&str> =
+        downs.as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["computed", "computed"], "{downs:#}");
+    assert!(downs[1]["sql"].as_str().unwrap().contains("DROP COLUMN"), "{downs:#}");
+    p.run(&["rehearse"]).expect_code(0);
+    p.run(&["rehearse", "--schema-only"]).expect_code(0);
+    assert!(!db.exists("items"), "a copy's migration reached the target");
+}

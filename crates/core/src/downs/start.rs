@@ -2,8 +2,9 @@
 //! that nothing a history does (create a role, `ALTER ROLE … SET`, `ALTER
 //! SYSTEM`) reaches the target's server, holding the target's roles and
 //! its database's own settings, and then, by itself, the target's
-//! platform: the schemas the history uses and does not create (the
-//! definitions, never the rows), the extensions it did not create, the
+//! platform: the schemas the history uses and does not create, and those
+//! on the target's `search_path` (the definitions, never the rows), the
+//! extensions it did not create, the
 //! publications it names. Objects the history attaches to the platform (a
 //! trigger on `auth.users`, a policy on `storage.objects`, a table added
 //! to `supabase_realtime`) are left out: the history makes them. The
@@ -24,6 +25,7 @@ use super::toc::{self, Entry};
 use super::DownsError;
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::preload::Preload;
 use crate::pg::quote_ident;
 use crate::rehearse::{globals, CopyDb, Workspace};
 use crate::source::{Migration, Part};
@@ -74,8 +76,11 @@ pub(super) fn open(
         .map(crate::pg::bins::major_of_num)
         .map_err(db("reading the server version"))?;
     let bin = PgBin::for_major(major, Match::Exact).map_err(cluster_err)?;
+    // What the target's server loads at its start, the replay's does:
+    // `create extension pg_cron` works nowhere else.
+    let preload = Preload::read(&mut target).map_err(db("reading what the server preloads"))?;
     // The replay holds a schema and the rows its migrations insert.
-    let cluster = Cluster::start_sized(bin, 64 << 20).map_err(cluster_err)?;
+    let cluster = Cluster::start_preloaded(bin, 64 << 20, &preload, BASE).map_err(cluster_err)?;
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {
@@ -202,6 +207,7 @@ fn platform(
         .map(|t| (t.schema.clone().unwrap_or_default(), t.name.clone()))
         .collect();
     let extensions = extensions(target, &mut base, &refs, &named, &mut notes)?;
+    let on_path = search_path_schemas(target)?;
     let schemas: Vec<String> = target
         .query(
             "select nspname::text from pg_namespace
@@ -212,7 +218,8 @@ fn platform(
         .map_err(db("listing the target's schemas"))?
         .iter()
         .map(|r| r.get::<_, String>(0))
-        .filter(|n| refs.names.contains(n) && !refs.created_schemas.contains(n))
+        .filter(|n| refs.names.contains(n) || on_path.contains(n))
+        .filter(|n| !refs.created_schemas.contains(n))
         .collect();
     let mut copied = 0;
     let mut left_out: Vec<String> = Vec::new();
@@ -264,6 +271,35 @@ fn platform(
     );
     notes.extend(left_out.into_iter().map(|l| format!("left out of the start: {l}")));
     Ok(notes)
+}
+
+/// The schemas on the target's `search_path`, as its server, its
+/// database and its roles set it (`ALTER DATABASE … SET search_path`,
+/// `pg_db_role_setting`): a function there that the history calls
+/// unqualified (`uuid_generate_v4()` in `extensions`) is found through
+/// it, though the history never names the schema.
+fn search_path_schemas(target: &mut Client) -> Result<HashSet<String>, DownsError> {
+    let rows = target
+        .query(
+            "select substr(c.setting, length('search_path=') + 1)
+               from pg_db_role_setting s cross join lateral unnest(s.setconfig) c(setting)
+              where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+                and c.setting like 'search_path=%'
+             union all
+             select reset_val from pg_settings where name = 'search_path'",
+            &[],
+        )
+        .map_err(db("reading the target's search_path"))?;
+    Ok(rows
+        .iter()
+        .flat_map(|r| {
+            let path: String = r.get(0);
+            path.split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty() && s != "$user")
+                .collect::<Vec<_>>()
+        })
+        .collect())
 }
 
 /// Whether the history makes `e` itself: a trigger, policy, rule or index

@@ -19,6 +19,7 @@ use crate::backup::{self, Store};
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::LibpqTarget;
+use crate::pg::preload::Preload;
 use crate::pg::{quote_ident, redact};
 
 const PREFIX: &str = "backstop_rehearsal_";
@@ -279,12 +280,14 @@ fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
 }
 
 /// A throwaway cluster for a copy of a PostgreSQL `major` database: of
-/// that very major, so the copy accepts and refuses what the source does.
+/// that very major, so the copy accepts and refuses what the source does,
+/// and loading what the source's server `preload`s.
 /// `bytes`: about what the copy holds; the rehearsal makes several copies
 /// of it there (the round trip, the scenarios, scenario B's backup).
-fn copy_cluster(major: u32, bytes: u64) -> Result<Cluster, RehearseError> {
+fn copy_cluster(major: u32, bytes: u64, preload: &Preload) -> Result<Cluster, RehearseError> {
     let bin = PgBin::for_major(major, Match::Exact).map_err(RehearseError::Cluster)?;
-    Cluster::start_sized(bin, bytes.saturating_mul(6)).map_err(RehearseError::Cluster)
+    Cluster::start_preloaded(bin, bytes.saturating_mul(6), preload, BASE)
+        .map_err(RehearseError::Cluster)
 }
 
 /// What a copy of a database of `size` bytes holds: a schema-only copy
@@ -303,10 +306,12 @@ impl Workspace {
     /// backup or sample `options` asks for.
     /// `isolate`: why the copy must not be on the source's server (the
     /// migrations change what the whole server shares), if it must not.
+    /// `extensions`: those the migrations create or drop.
     pub fn open(
         source_url: &str,
         options: &Options,
         isolate: Option<String>,
+        extensions: &[String],
     ) -> Result<Workspace, RehearseError> {
         let source_db = source_dbname(source_url)?;
         let mut admin = admin(source_url)?;
@@ -322,6 +327,8 @@ impl Workspace {
             .map_err(db_err("reading the source's size"))?
             .get(0);
         let source_major = server_major(&mut admin)?;
+        let preload = Preload::read(&mut admin)
+            .map_err(db_err("reading what the source's server preloads"))?;
         let mut info = CopyInfo {
             method: Method::Template,
             source: redact(source_url),
@@ -333,7 +340,8 @@ impl Workspace {
         };
         if let Some(percent) = options.sample {
             drop(admin);
-            let cluster = copy_cluster(source_major, copy_bytes(size, false, Some(percent)))?;
+            let bytes = copy_bytes(size, false, Some(percent));
+            let cluster = copy_cluster(source_major, bytes, &preload)?;
             info.method = Method::Sample;
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
             return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
@@ -345,6 +353,8 @@ impl Workspace {
             Some("a schema-only copy is dumped".to_string())
         } else if let Some(why) = citus_refusal(&mut admin, source_url)? {
             Some(why)
+        } else if let Some(why) = bound_refusal(&preload, extensions) {
+            Some(why)
         } else {
             template_refusal(&mut admin, &source_db)?
         };
@@ -352,7 +362,8 @@ impl Workspace {
         let Some(why) = refusal else {
             return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
         };
-        let cluster = copy_cluster(source_major, copy_bytes(size, options.schema_only, None))?;
+        let bytes = copy_bytes(size, options.schema_only, None);
+        let cluster = copy_cluster(source_major, bytes, &preload)?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;
@@ -493,7 +504,8 @@ impl Workspace {
             // The first copy's migrations may have made roles: the next
             // copy starts in a cluster of its own, from the untouched base.
             let bytes = copy_bytes(self.info.source_size_bytes, self.info.schema_only, None);
-            let cluster = Cluster::start_sized(first.bin().clone(), bytes.saturating_mul(2))
+            let (bin, preload) = (first.bin().clone(), first.preload());
+            let cluster = Cluster::start_preloaded(bin, bytes.saturating_mul(2), &preload, &name)
                 .map_err(RehearseError::Cluster)?;
             prepare_cluster(source, &cluster)?;
             cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
@@ -507,6 +519,11 @@ impl Workspace {
             let copy = CopyDb { server_url: cluster.url(&name), dbname: name };
             self.more.push(cluster);
             return Ok(copy);
+        }
+        // A library that works in one database of the server (pg_cron)
+        // works in this copy; its worker leaves the template first.
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.preload_for(&name).map_err(RehearseError::Cluster)?;
         }
         let mut admin = admin(&self.server_url)?;
         let strategy: i32 = admin
@@ -579,6 +596,20 @@ fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>,
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Ok(crate::rollout::citus::template_copy_refusal(&facts))
+}
+
+/// Why a copy on the source's server could not run the migrations, when
+/// they create or drop an extension that its server lets one database
+/// hold only (pg_cron, in the database `cron.database_name` names).
+fn bound_refusal(preload: &Preload, extensions: &[String]) -> Option<String> {
+    let (extension, database) = preload.bound_extension()?;
+    extensions.iter().any(|e| e == extension).then(|| {
+        format!(
+            "the migrations create or drop extension {extension}, which the source's server \
+             lets database {database} hold only (cron.database_name); the copy's cluster lets \
+             the copy hold it"
+        )
+    })
 }
 
 /// Why a template copy on the source's server is not possible, if it is not.

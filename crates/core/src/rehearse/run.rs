@@ -85,12 +85,14 @@ fn within<'m>(
 /// server shares: a copy on the source's server would change production
 /// (a role, `ALTER SYSTEM`, a role's settings). A statement that cannot
 /// be rehearsed anywhere without reaching outside (a tablespace's
-/// directory, a subscription) is refused before anything runs.
+/// directory, a subscription) is refused before anything runs. Also the
+/// extensions those migrations create (a down that creates one: its up
+/// dropped it).
 fn server_reach(
     source_url: &str,
     migrations: &[Migration],
     options: &Options,
-) -> Result<Option<String>, RehearseError> {
+) -> Result<(Option<String>, Vec<String>), RehearseError> {
     use backstop_lint::refs::Reach;
     let mut source = super::dump::connect_source(source_url)?;
     let applied = if crate::schema::exists(&mut source).map_err(db_err("reading the history"))? {
@@ -110,9 +112,11 @@ fn server_reach(
         None => true,
     };
     let mut isolate = None;
+    let mut refs = backstop_lint::refs::Refs::default();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version) && in_range(m)) {
         for file in std::iter::once(&m.up).chain(m.down.as_ref()) {
             for s in &file.statements {
+                refs.add(&s.sql);
                 let place = || format!("{}:{}", file.path.display(), s.position.line);
                 match backstop_lint::refs::reach(&s.sql) {
                     Some(Reach::Outside(why)) => {
@@ -130,7 +134,9 @@ fn server_reach(
             }
         }
     }
-    Ok(isolate)
+    let extensions =
+        refs.created_extensions.into_iter().chain(refs.maybe_created_extensions).collect();
+    Ok((isolate, extensions))
 }
 
 /// Rehearses the pending migrations of the database at `source_url`; the
@@ -158,8 +164,8 @@ pub fn rehearse(
 
     let t = Instant::now();
     progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
-    let isolate = server_reach(source_url, migrations, options)?;
-    let mut workspace = Workspace::open(source_url, options, isolate)?;
+    let (isolate, extensions) = server_reach(source_url, migrations, options)?;
+    let mut workspace = Workspace::open(source_url, options, isolate, &extensions)?;
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
         name: "copy".into(),

@@ -136,6 +136,27 @@ pub(super) fn swap_refusal(
     Ok(None)
 }
 
+/// Why a swap cannot work where the backup holds an extension its server
+/// lets one database hold only (pg_cron, in the database
+/// `cron.database_name` names): its `CREATE EXTENSION` fails in the
+/// database a swap restores into beside the target.
+pub(super) fn bound_refusal(
+    client: &mut Client,
+    m: &Manifest,
+    database: &str,
+) -> Result<Option<String>, BackupError> {
+    let preload = crate::pg::preload::Preload::read(client)
+        .map_err(BackupError::db("reading what the server preloads"))?;
+    let Some((extension, bound_to)) = preload.bound_extension() else { return Ok(None) };
+    if !m.extensions.iter().any(|e| e.name == extension) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the backup holds extension {extension}, which the server lets database {bound_to} hold \
+         only (cron.database_name), so a database restored beside {database} could not make it"
+    )))
+}
+
 /// A session on another database of the same server, exempt from freezes.
 pub fn connect_to(url: &str, dbname: &str) -> Result<Client, BackupError> {
     let mut client = connect_db(url, Some(dbname), "backstop")?;

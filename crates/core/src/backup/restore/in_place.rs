@@ -224,6 +224,53 @@ impl Run<'_> {
     }
 }
 
+/// The statements that take the grants on each schema of `schemas` back
+/// to where PostgreSQL starts them (`pg_init_privs` for `public`, the
+/// owner's alone for any other), so that the backup's own grants on it,
+/// replayed after, leave it as the backup had it: a migration's `GRANT
+/// USAGE ON SCHEMA public TO supabase_auth_admin` goes, the platform's
+/// grants from before the backup come back.
+fn grants_reset(client: &mut Client, schemas: &[String]) -> Result<String, BackupError> {
+    let rows = client
+        .query(
+            "with s as (
+               select n.nspname, n.nspowner,
+                      coalesce(n.nspacl, acldefault('n', n.nspowner)) as now,
+                      coalesce((select i.initprivs from pg_init_privs i
+                                 where i.objoid = n.oid and i.classoid = 'pg_namespace'::regclass
+                                   and i.objsubid = 0),
+                               acldefault('n', n.nspowner)) as start
+                 from pg_namespace n where n.nspname = any($1)),
+             now as (select nspname, nspowner, (aclexplode(now)).* from s),
+             start as (select nspname, nspowner, (aclexplode(start)).* from s)
+             select 'REVOKE', nspname::text, privilege_type, grantee::regrole::text, grantee = 0
+               from (select nspname, nspowner, grantee, privilege_type from now
+                     except select nspname, nspowner, grantee, privilege_type from start) x
+              where grantee <> nspowner
+             union all
+             select 'GRANT', nspname::text, privilege_type, grantee::regrole::text, grantee = 0
+               from (select nspname, nspowner, grantee, privilege_type from start
+                     except select nspname, nspowner, grantee, privilege_type from now) x
+              where grantee <> nspowner
+             order by 1 desc, 2, 4, 3",
+            &[&schemas],
+        )
+        .map_err(BackupError::db("reading the grants on the project's schemas"))?;
+    let mut sql = String::new();
+    for r in rows {
+        let (verb, schema, privilege, grantee, public): (String, String, String, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        // regrole's text is already a quoted identifier.
+        let who = if public { "PUBLIC".to_string() } else { grantee };
+        let (to, tail) = if verb == "REVOKE" { ("FROM", " CASCADE") } else { ("TO", "") };
+        sql.push_str(&format!(
+            "{verb} {privilege} ON SCHEMA {} {to} {who}{tail};\n",
+            quote_ident(&schema)
+        ));
+    }
+    Ok(sql)
+}
+
 /// `schemas a, b` or `schema a`.
 fn listed(what: &str, names: &[String]) -> String {
     match names {
@@ -321,7 +368,9 @@ fn attached(
 /// Supabase, what `anon` and `authenticated` get on every new table of
 /// `public`) and loses every object this role may drop; a schema made
 /// since the backup goes whole. Then `backstop.applied` is emptied for
-/// the backup's rows. Objects of other roles stay, each named.
+/// the backup's rows. Objects of other roles stay, each named. What is
+/// part of another object (an extension's members, an identity column's
+/// sequence) goes with it: dropped alone, it fails the whole restore.
 fn drop_script(
     client: &mut Client,
     schemas: &[String],
@@ -370,7 +419,7 @@ fn drop_script(
                    from pg_extension x join pg_namespace n on n.oid = x.extnamespace
                   where n.nspname = any($1)
                ) x
-              where not exists (select from pg_depend d where d.classid = x.class and d.objid = x.oid and d.deptype = 'e')
+              where not exists (select from pg_depend d where d.classid = x.class and d.objid = x.oid and d.deptype in ('e', 'i'))
               order by 1, 2",
             &[&kept],
         )
@@ -387,6 +436,8 @@ fn drop_script(
             ));
         }
     }
+    let in_both: Vec<String> = kept.iter().filter(|s| in_backup.contains(s)).cloned().collect();
+    sql.push_str(&grants_reset(client, &in_both)?);
     if crate::schema::exists(client).map_err(BackupError::db("reading the backstop schema"))? {
         sql.push_str("TRUNCATE backstop.applied;\n");
     }

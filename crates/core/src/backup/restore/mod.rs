@@ -252,7 +252,10 @@ fn strategy_for(
     mode: super::config::RestoreMode,
 ) -> Result<(Strategy, Option<String>), BackupError> {
     use super::config::RestoreMode;
-    let swap_refusal = databases::swap_refusal(client, url, database)?;
+    let swap_refusal = match databases::swap_refusal(client, url, database)? {
+        Some(why) => Some(why),
+        None => databases::bound_refusal(client, m, database)?,
+    };
     if m.kind == Kind::Database {
         return match swap_refusal {
             None => Ok((Strategy::Swap, None)),

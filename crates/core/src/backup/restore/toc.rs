@@ -124,16 +124,19 @@ impl Toc {
         self.entries.iter().any(|e| e.kind == kind && e.schema == schema && e.name == name)
     }
 
-    /// A `--use-list` file of the entries in `schemas`, the entries
-    /// `keep` names, and the data of `backstop.applied`; but those of the
-    /// schemas in `existing` themselves (the schema, its grants, comment
-    /// and default privileges), which stay as they are.
+    /// A `--use-list` file of the entries in `schemas` with the grants on
+    /// them, the entries `keep` names, and the data of `backstop.applied`;
+    /// but those of the schemas in `existing` themselves (the schema, its
+    /// comment and default privileges), which stay as they are.
     pub(super) fn selected(
         &self,
         schemas: &[String],
         keep: &[String],
         existing: &[String],
     ) -> Result<tempfile::NamedTempFile, BackupError> {
+        let of_restored = |e: &Entry| {
+            e.name.strip_prefix("SCHEMA ").is_some_and(|n| schemas.iter().any(|x| x == n))
+        };
         let of_schema = |e: &Entry| {
             e.name.strip_prefix("SCHEMA ").is_some_and(|n| existing.iter().any(|x| x == n))
         };
@@ -142,6 +145,9 @@ impl Toc {
         for e in &self.entries {
             let chosen = match (e.kind.as_str(), e.schema.as_str()) {
                 ("SCHEMA", "-") => schemas.contains(&e.name) && !existing.contains(&e.name),
+                // The grants on a schema restored: a kept one's were
+                // taken back to PostgreSQL's start first.
+                ("ACL", "-") if of_restored(e) => true,
                 ("COMMENT" | "ACL", "-") => !of_schema(e) && keep.contains(&e.own_key()),
                 ("DEFAULT ACL", s) if existing.iter().any(|x| x == s) => false,
                 ("TABLE DATA", "backstop") => e.name == "applied",
@@ -164,6 +170,8 @@ mod tests {
         6; 2615 2200 SCHEMA - public pg_database_owner\n\
         7; 2615 16400 SCHEMA - app owner\n\
         8; 2615 16401 SCHEMA - auth supabase_auth_admin\n\
+        3400; 0 0 ACL - SCHEMA public pg_database_owner\n\
+        3401; 0 0 ACL - SCHEMA auth supabase_auth_admin\n\
         2; 3079 16384 EXTENSION - pg_trgm \n\
         3357; 0 0 COMMENT - EXTENSION pg_trgm \n\
         215; 1259 16386 TABLE public users owner\n\
@@ -178,7 +186,7 @@ mod tests {
     #[test]
     fn entries_are_read_with_their_kind_schema_and_name() {
         let toc = Toc::parse(LIST);
-        assert_eq!(toc.entries.len(), 13);
+        assert_eq!(toc.entries.len(), 15);
         assert!(toc.has("TABLE DATA", "public", "users"));
         assert!(toc.has("TRIGGER", "auth", "users on_auth_user_created"));
         assert!(toc.has("FK CONSTRAINT", "public", "posts posts_user_id_fkey"));
@@ -195,6 +203,6 @@ mod tests {
             toc.selected(&["public".into(), "app".into()], &keep, &["public".into()]).unwrap();
         let chosen = std::fs::read_to_string(file.path()).unwrap();
         let kinds: Vec<&str> = chosen.lines().map(|l| l.split_once("; ").unwrap().0).collect();
-        assert_eq!(kinds, ["7", "215", "3356", "3360", "3205", "3206"], "{chosen}");
+        assert_eq!(kinds, ["7", "3400", "215", "3356", "3360", "3205", "3206"], "{chosen}");
     }
 }

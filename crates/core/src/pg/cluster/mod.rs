@@ -21,7 +21,10 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::pg::bins::{BinDir, Kit, Match, Miss, Origin, Search};
+use crate::pg::preload::{Preload, CONF_FILE};
 use crate::pg::template::Binaries;
+
+mod restored;
 
 const DIR_PREFIX: &str = "backstop-cluster-";
 const OWNER_FILE: &str = "owner.pid";
@@ -75,6 +78,13 @@ pub enum ClusterError {
     Tool { tool: String, output: String },
     #[error("could not connect to the throwaway cluster")]
     Connect(#[source] postgres::Error),
+    #[error(
+        "the target's server preloads {libraries} (shared_preload_libraries), which PostgreSQL \
+         {major} in {dir} cannot load, so no copy of it can run here: install it ({how}), or name \
+         a bin directory whose PostgreSQL {major} has it in BACKSTOP_PG_BIN or [postgres] \
+         bin_dirs; nothing ran"
+    )]
+    PreloadMissing { libraries: String, major: u32, dir: PathBuf, how: String },
 }
 
 /// The directory of the local PostgreSQL server binaries and their major version.
@@ -162,6 +172,9 @@ pub struct Cluster {
     tls_only: bool,
     /// Restored from a backup: starting waits for the recovery to end.
     recovering: bool,
+    /// What the server loads at its start, and the database its settings
+    /// name now (`pg::preload`).
+    preload: Option<(Preload, String)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -178,7 +191,7 @@ impl Cluster {
 
     /// Creates and starts a new cluster with the given binaries.
     pub fn start_with(bin: PgBin) -> Result<Cluster, ClusterError> {
-        Cluster::launch(bin, None, None)
+        Cluster::launch(bin, None, None, None)
     }
 
     /// The same for a cluster expected to hold about `bytes` (a schema
@@ -186,117 +199,85 @@ impl Cluster {
     /// there is room to spare (see [`base_dir`]), where the thousands of
     /// files a schema makes cost no disk writes.
     pub fn start_sized(bin: PgBin, bytes: u64) -> Result<Cluster, ClusterError> {
-        Cluster::launch(bin, None, Some(bytes))
+        Cluster::launch(bin, None, Some(bytes), None)
+    }
+
+    /// The same for a copy of a server that preloads `preload`, its
+    /// settings pointed at the copy's database `database`. A library the
+    /// binaries cannot load is named with how to provide it before
+    /// anything starts.
+    pub fn start_preloaded(
+        bin: PgBin,
+        bytes: u64,
+        preload: &Preload,
+        database: &str,
+    ) -> Result<Cluster, ClusterError> {
+        if preload.is_empty() {
+            return Cluster::start_sized(bin, bytes);
+        }
+        Cluster::launch(bin, None, Some(bytes), Some((preload.clone(), database.to_string())))
+    }
+
+    /// What the cluster preloads (empty for none).
+    pub fn preload(&self) -> Preload {
+        self.preload.as_ref().map(|(p, _)| p.clone()).unwrap_or_default()
+    }
+
+    /// Points the preloaded libraries' settings that name a database
+    /// (`cron.database_name`, read only at the server's start) at
+    /// `database`, restarting the server when they named another: every
+    /// session on the cluster ends.
+    pub fn preload_for(&mut self, database: &str) -> Result<(), ClusterError> {
+        let Some((preload, current)) = &self.preload else { return Ok(()) };
+        if !preload.names_database() || current == database {
+            return Ok(());
+        }
+        self.write_preload(database)?;
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]);
+        self.run(cmd, "pg_ctl stop")?;
+        self.running = false;
+        self.restart()
+    }
+
+    /// Writes the preload for `database` where `postgresql.conf` includes it.
+    fn write_preload(&mut self, database: &str) -> Result<(), ClusterError> {
+        let Some((preload, current)) = &mut self.preload else { return Ok(()) };
+        let path = self.dir.join("data").join(CONF_FILE);
+        fs::write(&path, preload.conf(database))
+            .map_err(|source| ClusterError::Dir { path: path.clone(), source })?;
+        *current = database.to_string();
+        if let Some(who) = self.run_as {
+            nix::unistd::chown(&path, Some(who.uid), Some(who.gid))
+                .map_err(|e| ClusterError::Dir { path, source: e.into() })?;
+        }
+        Ok(())
     }
 
     /// A cluster whose TCP port accepts TLS connections only
     /// (`hostnossl ... reject`), with this certificate and key (PEM): for
     /// tests of TLS clients. [`Cluster::connect`] goes over the Unix socket.
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Cluster, ClusterError> {
-        Cluster::launch(PgBin::find()?, Some((cert_pem, key_pem)), None)
-    }
-
-    /// A cluster whose data directory `restore` writes (a physical
-    /// backup restored into it, with its recovery settings), started
-    /// once recovery ends: reachable only over its private socket (its
-    /// roles' passwords are the production's), with nothing archived.
-    /// `restore` gets the data directory and the account the server runs
-    /// as; the files it leaves are handed to that account.
-    pub fn start_restored(
-        bin: PgBin,
-        restore: impl FnOnce(&Path, Option<u32>) -> Result<(), String>,
-    ) -> Result<Cluster, ClusterError> {
-        let (run_as, dir) = fresh_dir(None)?;
-        let mut cluster = Cluster {
-            bin,
-            dir,
-            port: 0,
-            password: String::new(),
-            run_as,
-            watcher: None,
-            running: false,
-            tls_only: true,
-            recovering: true,
-        };
-        cluster.prepare()?;
-        cluster.spawn_watcher()?;
-        let data = cluster.data_dir();
-        restore(&data, run_as.map(|w| w.uid.as_raw()))
-            .map_err(|output| ClusterError::Tool { tool: "restore".into(), output })?;
-        cluster.own_restored(&data)?;
-        cluster.start_server()?;
-        cluster.wait_recovered()?;
-        Ok(cluster)
-    }
-
-    /// Waits until a restored cluster ends its recovery and takes
-    /// connections; a recovery that fails stops the server, and its log
-    /// says why.
-    fn wait_recovered(&self) -> Result<(), ClusterError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-        loop {
-            let e = match self.connect("postgres") {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
-            };
-            let text = match &e {
-                ClusterError::Connect(pe) => {
-                    pe.as_db_error().map_or_else(|| pe.to_string(), |d| d.message().to_string())
-                }
-                other => other.to_string(),
-            };
-            let recovering = text.contains("not accepting connections")
-                || text.contains("starting up")
-                || text.contains("in recovery");
-            if !recovering || std::time::Instant::now() >= deadline {
-                let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                return Err(ClusterError::Tool {
-                    tool: "recovery".into(),
-                    output: format!("{text}\n{}", tail.join("\n")),
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
-    /// Makes a restored data directory a throwaway cluster's: owned by
-    /// the server's account, its own config (the production's kept beside
-    /// as `postgresql.conf.restored`; its recovery settings stay in
-    /// `postgresql.auto.conf`), the socket only, no archiving.
-    fn own_restored(&self, data: &Path) -> Result<(), ClusterError> {
-        let conf = data.join("postgresql.conf");
-        if conf.exists() {
-            fs::rename(&conf, data.join("postgresql.conf.restored"))
-                .map_err(|e| self.dir_err(e))?;
-        }
-        let settings = format!(
-            "# backstop throwaway cluster, restored from a backup\nlisten_addresses = ''\n\
-             unix_socket_directories = '{}'\narchive_mode = off\nhot_standby = off\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n\
-             log_min_messages = warning\nhba_file = '{}'\nident_file = '{}'\n",
-            self.dir.display(),
-            data.join("pg_hba.conf").display(),
-            data.join("pg_ident.conf").display()
-        );
-        fs::write(&conf, settings).map_err(|e| self.dir_err(e))?;
-        fs::write(data.join("pg_hba.conf"), "local all all trust\n")
-            .map_err(|e| self.dir_err(e))?;
-        fs::write(data.join("pg_ident.conf"), "").map_err(|e| self.dir_err(e))?;
-        fs::set_permissions(data, fs::Permissions::from_mode(0o700))
-            .map_err(|e| self.dir_err(e))?;
-        if let Some(who) = self.run_as {
-            chown_tree(data, (who.uid.as_raw(), who.gid.as_raw())).map_err(|e| self.dir_err(e))?;
-        }
-        Ok(())
+        Cluster::launch(PgBin::find()?, Some((cert_pem, key_pem)), None, None)
     }
 
     fn launch(
         bin: PgBin,
         tls: Option<(&str, &str)>,
         bytes: Option<u64>,
+        preload: Option<(Preload, String)>,
     ) -> Result<Cluster, ClusterError> {
+        if let Some((p, _)) = &preload {
+            let missing = p.missing(&bin.dir);
+            if !missing.is_empty() {
+                return Err(ClusterError::PreloadMissing {
+                    libraries: missing.join(", "),
+                    major: bin.major,
+                    dir: bin.dir.clone(),
+                    how: Preload::how_to_provide(&missing, bin.major),
+                });
+            }
+        }
         let (run_as, dir) = fresh_dir(bytes)?;
         let password: String =
             rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
@@ -310,10 +291,15 @@ impl Cluster {
             running: false,
             tls_only: tls.is_some(),
             recovering: false,
+            preload: None,
         };
         cluster.prepare()?;
         cluster.spawn_watcher()?;
         cluster.init_db()?;
+        if let Some((p, database)) = preload {
+            cluster.preload = Some((p, String::new()));
+            cluster.write_preload(&database)?;
+        }
         if let Some((cert, key)) = tls {
             cluster.enable_tls(cert, key)?;
         }
@@ -423,7 +409,7 @@ rm -rf "$2""#;
         let settings = format!(
             "\n# backstop throwaway cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n\
-             log_min_messages = warning\n",
+             log_min_messages = warning\ninclude_if_exists = '{CONF_FILE}'\n",
             self.dir.display()
         );
         fs::OpenOptions::new()

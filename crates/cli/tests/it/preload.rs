@@ -1,0 +1,266 @@
+//! Copies carry what the target's server preloads: a Supabase CLI history
+//! of 90 migrations on a database named `postgres` whose server preloads
+//! pg_cron, which creates the extension, schedules named jobs, stores
+//! Vault secrets and calls pg_net, is rehearsed and its downs proved in
+//! throwaway clusters that preload pg_cron too (each pointing
+//! `cron.database_name` at its copy), and rolled back to its first
+//! migration with `cron.job` as it was. A library the target preloads and
+//! this machine lacks is named with how to provide it, before anything
+//! runs (exit 3). pg_cron comes from Debian (`.ci/tools/pg-cron.sh`);
+//! Vault and pg_net are stand-ins over tables shaped as theirs.
+
+use std::sync::LazyLock;
+
+use backstop_core::pg::cluster::{Cluster, PgBin};
+use backstop_core::pg::preload::Preload;
+
+use crate::common::{missing_tool, Project, Run, DEFAULT_CONFIG};
+use crate::platform_history::history;
+
+/// The pg_cron of the local PostgreSQL; `None` (skipped, or failed where
+/// every tool is required) when it is not installed.
+fn pg_cron() -> Option<PgBin> {
+    let bin = PgBin::find().expect("PostgreSQL's server binaries");
+    if Preload::of(&["pg_cron"]).missing(&bin.dir).is_empty() {
+        return Some(bin);
+    }
+    missing_tool(&format!("pg_cron for PostgreSQL {}", bin.major), ".ci/tools/pg-cron.sh");
+    None
+}
+
+/// A server that preloads pg_cron for its database `postgres`, as
+/// Supabase's does: this module's alone (the platform's roles are the
+/// whole cluster's).
+static CRON: LazyLock<Cluster> = LazyLock::new(|| {
+    let bin = PgBin::find().expect("PostgreSQL's server binaries");
+    Cluster::start_preloaded(bin, 256 << 20, &Preload::of(&["pg_cron"]), "postgres")
+        .expect("a cluster preloading pg_cron starts")
+});
+
+/// What the platform has besides the fixture: Vault's secrets and pg_net's
+/// `http_post`, which fails anywhere but in the target's own database (a
+/// copy that ran it would fail).
+const STAND_INS: &str = "
+    CREATE SCHEMA vault;
+    CREATE TABLE vault.secrets (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text UNIQUE,
+                                secret text, description text);
+    CREATE FUNCTION vault.create_secret(new_secret text, new_name text DEFAULT NULL,
+                                        new_description text DEFAULT '')
+        RETURNS uuid LANGUAGE sql AS $$ INSERT INTO vault.secrets (secret, name, description)
+                                        VALUES (new_secret, new_name, new_description) RETURNING id $$;
+    CREATE SCHEMA net;
+    CREATE TABLE net.sent (url text, body jsonb);
+    CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT '{}') RETURNS bigint
+        LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_database() <> 'postgres' THEN
+        RAISE EXCEPTION 'a request reached outside the database from a copy: %', url;
+      END IF;
+      INSERT INTO net.sent VALUES (url, body);
+      RETURN 1;
+    END $$;";
+
+/// The project's own migrations around the generated ones: the first
+/// enables pg_cron and schedules a job; the last ten schedule, store
+/// secrets and call pg_net.
+fn own(i: usize) -> Option<(&'static str, &'static str)> {
+    Some(match i {
+        0 => (
+            "enable_cron",
+            "create extension pg_cron with schema pg_catalog;\n\
+             select cron.schedule('nightly-vacuum', '0 3 * * *', 'vacuum analyze');\n",
+        ),
+        81 => (
+            "purge_job",
+            "select cron.schedule('purge-sessions', '*/30 * * * *', $$select 1$$);\n",
+        ),
+        82 => ("stripe_secret", "select vault.create_secret('sk_live_123', 'stripe_key', 'payments');\n"),
+        83 => (
+            "deploy_hook",
+            "select net.http_post(url := 'https://hooks.example.com/deploy', body := '{\"v\": 1}');\n",
+        ),
+        84 => (
+            "ping_job",
+            "select cron.schedule('ping-hook', '*/5 * * * *',\n  \
+             $$select net.http_post(url := 'https://hooks.example.com/ping')$$);\n",
+        ),
+        85 => ("mail_secret", "select vault.create_secret('re_456', 'resend_key');\n"),
+        86 => (
+            "job_runs",
+            "create table public.job_runs (id bigint generated always as identity primary key,\n  \
+             at timestamptz not null default now());\n\
+             select cron.schedule('log-run', '* * * * *', $$insert into public.job_runs default values$$);\n",
+        ),
+        87 => ("job_runs_note", "alter table public.job_runs add column note text;\n"),
+        88 => ("job_runs_at", "create index job_runs_at on public.job_runs (at);\n"),
+        89 => (
+            "weekly_report",
+            "select cron.schedule('weekly-report', '0 8 * * 1', $$select count(*) from public.job_runs$$);\n",
+        ),
+        _ => return None,
+    })
+}
+
+/// The jobs as the test compares them.
+fn jobs(db: &mut postgres::Client) -> Vec<(i64, String, String, String)> {
+    db.query("select jobid, jobname, schedule, command from cron.job order by jobid", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+fn one(db: &mut postgres::Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// The project on `CRON`'s database `postgres`: no backstop.toml, the
+/// Supabase CLI's folder.
+fn project() -> Project {
+    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
+    Project { dir, db: "postgres".into(), url: CRON.url("postgres") }
+}
+
+#[test]
+fn a_pg_cron_history_is_rehearsed_proved_and_rolled_back_in_copies_that_preload_it() {
+    if pg_cron().is_none() {
+        return;
+    }
+    let p = project();
+    let mut db = CRON.connect("postgres").unwrap();
+    db.batch_execute(history::PLATFORM).expect("the platform fixture is made");
+    db.batch_execute(STAND_INS).unwrap();
+    let platform = history::Platform::of(&mut db);
+    let mut versions = Vec::new();
+    for i in 0..90 {
+        let (name, sql) = match own(i) {
+            Some((name, sql)) => (name.to_string(), format!("-- {name}\n{sql}")),
+            None => {
+                let s = history::migration(i - 1, platform);
+                let sql = format!("-- {}\n{};\n", s.name, s.statements.join(";\n\n"));
+                (s.name, sql)
+            }
+        };
+        let stamp = history::stamp(i);
+        p.write(&format!("supabase/migrations/{stamp}_{name}.sql"), &sql);
+        versions.push(stamp);
+    }
+    p.write("supabase/config.toml", "project_id = \"cron-history\"\n");
+
+    // Rehearsed before anything is applied: the history creates pg_cron,
+    // which its server lets `postgres` alone hold, so the copies are in a
+    // throwaway cluster that preloads it for each copy.
+    let rehearse = p.run_long(&["rehearse", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&rehearse.stdout)
+        .unwrap_or_else(|e| panic!("{e}\n{}", rehearse.all()));
+    assert!(
+        json["copy"]["fallback_reason"].to_string().contains("extension pg_cron"),
+        "{:#}",
+        json["copy"]
+    );
+    let failed: Vec<&serde_json::Value> =
+        json["steps"].as_array().unwrap().iter().filter(|s| s["ok"] != true).collect();
+    assert!(failed.is_empty(), "steps failed: {failed:#?}");
+    let scenario = |name: &str| {
+        json["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone()
+    };
+    assert_eq!(scenario("A")["ok"], true, "{:#}", scenario("A"));
+    // Scenario B restores in place (the copy holds the platform's schemas,
+    // owned by other roles): the project's schemas are the backup's, and
+    // the restore itself succeeds. What the migrations made in the
+    // platform's schemas (pg_cron's `cron`, policies on storage.objects)
+    // stays, as a restore in place leaves them; the rehearsal's check of
+    // the whole copy still counts that as a difference (open: issue 42
+    // part 1), so `ok` and the exit code are not asserted here.
+    let b = scenario("B");
+    let detail = b["detail"].as_str().unwrap_or_default();
+    assert!(b["ok"] == true || detail.starts_with("the restored copy differs"), "{b:#}");
+    assert!(!detail.contains(" public."), "the project's schema differs after B: {b:#}");
+    assert!(jobs_table_absent(&mut db), "a copy's migration reached the target");
+    assert_eq!(one(&mut db, "select count(*) from net.sent"), 0, "a copy sent a request");
+
+    let downs = p.run_long(&["downs", "--write", "--format", "json"]);
+    let list: serde_json::Value =
+        serde_json::from_str(&downs.stdout).unwrap_or_else(|e| panic!("{e}\n{}", downs.all()));
+    let of = |v: &str| list.as_array().unwrap().iter().find(|d| d["version"] == v).unwrap();
+    let unproved: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "unprovable" || d["status"] == "failed")
+        .collect();
+    assert!(unproved.is_empty(), "downs not proved: {unproved:#?}");
+    downs.expect_code(0);
+    assert!(
+        of(&versions[0])["sql"].to_string().contains("DROP EXTENSION"),
+        "{:#}",
+        of(&versions[0])
+    );
+    for (i, job) in
+        [(81, "purge-sessions"), (84, "ping-hook"), (86, "log-run"), (89, "weekly-report")]
+    {
+        let sql = of(&versions[i])["sql"].to_string();
+        assert!(sql.contains(&format!("cron.unschedule('{job}')")), "{i}: {sql}");
+    }
+    let secret = of(&versions[82])["sql"].to_string();
+    assert!(secret.contains("DELETE FROM vault.secrets WHERE name = 'stripe_key'"), "{secret}");
+    let hook = of(&versions[83]);
+    assert_eq!(hook["status"], "irreversible", "{hook:#}");
+    assert!(hook["loses"].to_string().contains("net.http_post"), "{hook:#}");
+
+    p.run_long(&["migrate", "--to", &versions[0]]).expect_code(0);
+    let before = jobs(&mut db);
+    assert_eq!(before.len(), 1, "{before:?}");
+    p.run_long(&["migrate"]).expect_code(0);
+    assert_eq!(jobs(&mut db).len(), 5);
+    assert_eq!(one(&mut db, "select count(*) from vault.secrets"), 2);
+    assert_eq!(one(&mut db, "select count(*) from net.sent"), 1, "migrate sends it for real");
+
+    let rollback = p.run_long(&["rollback", "--to", &versions[0]]);
+    rollback.expect_code(0);
+    assert_eq!(jobs(&mut db), before, "cron.job holds what it held before\n{}", rollback.all());
+    assert_eq!(one(&mut db, "select count(*) from vault.secrets"), 0, "the secrets are gone");
+    assert_eq!(one(&mut db, "select count(*) from net.sent"), 1, "what was sent stays sent");
+}
+
+fn jobs_table_absent(db: &mut postgres::Client) -> bool {
+    db.query_one("select to_regclass('cron.job') is null", &[]).unwrap().get(0)
+}
+
+#[test]
+fn a_library_the_target_preloads_and_this_machine_lacks_is_named_before_anything_runs() {
+    let bin = PgBin::find().unwrap();
+    let libdir = std::process::Command::new(bin.tool("pg_config")).arg("--pkglibdir").output();
+    let libdir = String::from_utf8_lossy(&libdir.unwrap().stdout).trim().to_string();
+    // The target's server loads a library by its path; the file is gone
+    // once it runs, as on a machine that never had it.
+    let own = tempfile::Builder::new().prefix("backstop-preload-").tempdir().unwrap();
+    std::fs::set_permissions(own.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    std::fs::copy(format!("{libdir}/auto_explain.so"), own.path().join("auto_explain.so")).unwrap();
+    let library = own.path().join("auto_explain").display().to_string();
+    let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&[&library]), "postgres")
+        .expect("a cluster preloading auto_explain by its path starts");
+    std::fs::remove_file(own.path().join("auto_explain.so")).unwrap();
+    let db = crate::common::unique_name("preload_missing");
+    target.create_database(&db, None).unwrap();
+    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
+    let p = Project { dir, db: db.clone(), url: target.url(&db) };
+    p.write("backstop.toml", DEFAULT_CONFIG);
+    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", None);
+
+    let said = |run: &Run| {
+        run.expect_code(3)
+            .expect_output("the target's server preloads")
+            .expect_output(&library)
+            .expect_output("nothing ran");
+    };
+    said(&p.run(&["downs"]));
+    said(&p.run(&["rehearse", "--schema-only"]));
+    // A template copy on the target's own server has what it preloads.
+    p.run(&["rehearse"]).expect_code(0);
+    let mut client = target.connect(&db).unwrap();
+    assert!(jobs_table_absent(&mut client));
+    let items: bool = client.query_one("select to_regclass('items') is null", &[]).unwrap().get(0);
+    assert!(items, "a copy's migration reached the target");
+}
