@@ -76,6 +76,24 @@ fn sqlx_history_is_adopted_after_sqlx_cli_migrated() {
             .current_dir(p.path()),
     );
     adopt_and_roll_back(&p, "sqlx", "_sqlx_migrations", 3, 2);
+    // sqlx-cli itself agrees, checksums included: all installed after
+    // Backstop applied the last one again, that one pending once reverted.
+    let info = || {
+        let out = Command::new(&sqlx)
+            .args(["migrate", "info", "--source", "migrations", "--database-url", &p.url])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = info();
+    assert_eq!(text.matches("/installed").count(), 3, "{text}");
+    assert!(!text.contains("checksum") && !text.contains("pending"), "{text}");
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let text = info();
+    assert_eq!(text.matches("/installed").count(), 2, "{text}");
+    assert!(text.contains("20200103000000/pending"), "{text}");
 }
 
 #[test]
@@ -116,6 +134,24 @@ fn diesel_history_is_adopted_after_diesel_cli_migrated() {
             .current_dir(p.path()),
     );
     adopt_and_roll_back(&p, "diesel", "__diesel_schema_migrations", 3, 2);
+    // diesel_cli itself agrees: all run after Backstop applied the last
+    // one again, that one not run once Backstop reverted it.
+    let list = || {
+        let out = Command::new(&diesel)
+            .args(["migration", "list", "--migration-dir", "migrations", "--database-url", &p.url])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = list();
+    assert_eq!(text.matches("[X]").count(), 3, "{text}");
+    assert!(!text.contains("[ ]"), "{text}");
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let text = list();
+    assert!(text.contains("[ ] 2020-01-03-000000-0000_posts"), "{text}");
+    assert_eq!(text.matches("[X]").count(), 2, "{text}");
 }
 
 #[test]
