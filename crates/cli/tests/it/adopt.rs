@@ -76,6 +76,24 @@ fn sqlx_history_is_adopted_after_sqlx_cli_migrated() {
             .current_dir(p.path()),
     );
     adopt_and_roll_back(&p, "sqlx", "_sqlx_migrations", 3, 2);
+    // sqlx-cli itself agrees, checksums included: all installed after
+    // Backstop applied the last one again, that one pending once reverted.
+    let info = || {
+        let out = Command::new(&sqlx)
+            .args(["migrate", "info", "--source", "migrations", "--database-url", &p.url])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = info();
+    assert_eq!(text.matches("/installed").count(), 3, "{text}");
+    assert!(!text.contains("checksum") && !text.contains("pending"), "{text}");
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let text = info();
+    assert_eq!(text.matches("/installed").count(), 2, "{text}");
+    assert!(text.contains("20200103000000/pending"), "{text}");
 }
 
 #[test]
@@ -116,6 +134,24 @@ fn diesel_history_is_adopted_after_diesel_cli_migrated() {
             .current_dir(p.path()),
     );
     adopt_and_roll_back(&p, "diesel", "__diesel_schema_migrations", 3, 2);
+    // diesel_cli itself agrees: all run after Backstop applied the last
+    // one again, that one not run once Backstop reverted it.
+    let list = || {
+        let out = Command::new(&diesel)
+            .args(["migration", "list", "--migration-dir", "migrations", "--database-url", &p.url])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = list();
+    assert_eq!(text.matches("[X]").count(), 3, "{text}");
+    assert!(!text.contains("[ ]"), "{text}");
+    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    let text = list();
+    assert!(text.contains("[ ] 2020-01-03-000000-0000_posts"), "{text}");
+    assert_eq!(text.matches("[X]").count(), 2, "{text}");
 }
 
 #[test]
@@ -157,7 +193,135 @@ fn sqitch_history_is_adopted_after_sqitch_deployed() {
             .env("SQITCH_FULLNAME", "Backstop Test")
             .env("SQITCH_EMAIL", "test@example.com"),
     );
-    adopt_and_roll_back(&p, "sqitch", "sqitch.changes", 3, 3);
+    adopt_and_roll_back(&p, "sqitch", "sqitch.changes", 3, 2);
+}
+
+/// A plan with what sqitch hashes into a change's id beyond the fixture's:
+/// a URI, a tag, a note of two lines, a tagged require and a conflict.
+const SQITCH_PLAN: &str = "%syntax-version=1.0.0
+%project=fixture
+%uri=https://example.com/fixture/
+
+users 2020-01-01T00:00:00Z Fixture <fixture@example.com> # The users table.
+users_email_idx [users] 2020-01-02T00:00:00Z Fixture <fixture@example.com> # Look users\\nup by email.
+@v1 2020-01-02T12:00:00Z Tagger <tag@example.com> # First release.
+posts [users@v1 !other:old] 2020-01-03T00:00:00Z Fixture <fixture@example.com>
+";
+
+/// sqitch's registry without the times and committers of a run: what
+/// sqitch writes for a plan, whoever deploys it.
+fn sqitch_registry(p: &Project) -> Vec<String> {
+    let mut db = p.client();
+    let sql =
+        "select format('change %s %s %s %s %L %s %s %s', change_id, script_hash, change, project,
+                             note, planned_at at time zone 'UTC', planner_name, planner_email)
+                 from sqitch.changes
+               union all
+               select format('dependency %s %s %s %s', change_id, type, dependency, dependency_id)
+                 from sqitch.dependencies
+               union all
+               select format('tag %s %s %s %L %s %s %s', tag_id, tag, change_id, note,
+                             planned_at at time zone 'UTC', planner_name, planner_email)
+                 from sqitch.tags
+               order by 1";
+    db.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+#[test]
+fn sqitchs_registry_follows_backstops_migrate_and_rollback_as_sqitch_writes_it() {
+    let Some(sqitch) = tool("sqitch", ".ci/tools/sqitch.sh") else { return };
+    let p = project_from("sqitch", "sqitch_in_step");
+    p.write("migrations/sqitch.plan", SQITCH_PLAN);
+    let target = format!("db:{}", p.url.replacen("postgres://", "pg://", 1));
+    let sqitch_run = |args: &[&str]| {
+        let out = Command::new(&sqitch)
+            .args(args)
+            .arg(&target)
+            .current_dir(p.path().join("migrations"))
+            .env("SQITCH_FULLNAME", "Backstop Test")
+            .env("SQITCH_EMAIL", "test@example.com")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = sqitch_run(&["deploy"]);
+    assert_eq!(code, Some(0), "{text}");
+    let by_sqitch = sqitch_registry(&p);
+    assert_eq!(by_sqitch.len(), 3 + 3 + 1, "{by_sqitch:#?}");
+    p.run(&["adopt", "--from", "sqitch", "--yes"]).expect_code(0);
+
+    p.run(&["rollback", "--to", "users"]).expect_code(0);
+    let (code, status) = sqitch_run(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("# Name:     users\n"), "{status}");
+    assert!(status.contains("Undeployed changes:\n  * users_email_idx @v1\n  * posts"), "{status}");
+    let mut db = p.client();
+    let reverts = db
+        .query(
+            "select change, tags::text, requires::text, conflicts::text from sqitch.events
+              where event = 'revert' order by committed_at",
+            &[],
+        )
+        .unwrap();
+    let reverts: Vec<(String, String, String, String)> =
+        reverts.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let row = |c: &str, t: &str, r: &str, n: &str| (c.into(), t.into(), r.into(), n.into());
+    assert_eq!(
+        reverts,
+        [
+            row("posts", "{}", "{users@v1}", "{other:old}"),
+            row("users_email_idx", "{@v1}", "{users}", "{}")
+        ]
+    );
+
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(sqitch_registry(&p), by_sqitch, "the rows sqitch itself wrote for the plan");
+    let (code, status) = sqitch_run(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(
+        status.contains("# Name:     posts\n") && status.contains("Nothing to deploy (up-to-date)"),
+        "{status}"
+    );
+    let (code, deploy) = sqitch_run(&["deploy"]);
+    assert_eq!(code, Some(0), "{deploy}");
+    assert!(deploy.contains("Nothing to deploy (up-to-date)"), "{deploy}");
+    // sqitch reverts what Backstop deployed, by the rows Backstop wrote.
+    let (code, revert) = sqitch_run(&["revert", "-y", "--to", "users"]);
+    assert_eq!(code, Some(0), "{revert}");
+    let reverted: Vec<&str> = revert.lines().filter(|l| l.ends_with(" ok")).collect();
+    assert_eq!(reverted.len(), 2, "{revert}");
+    assert!(reverted[0].contains("- posts ") && reverted[1].contains("- users_email_idx @v1 "));
+    assert!(!db.exists("posts"));
+}
+
+/// A plan line without what sqitch hashes into the change's id gives no
+/// faithful id: the migration is refused by the line, and neither sqitch's
+/// registry nor Backstop's history gains the change.
+#[test]
+fn a_sqitch_change_without_its_planner_is_refused_rather_than_recorded_under_another_id() {
+    let Some(sqitch) = tool("sqitch", ".ci/tools/sqitch.sh") else { return };
+    let p = project_from("sqitch", "sqitch_no_planner");
+    let target = format!("db:{}", p.url.replacen("postgres://", "pg://", 1));
+    run_tool(
+        Command::new(&sqitch)
+            .args(["deploy", "--to", "users", &target])
+            .current_dir(p.path().join("migrations"))
+            .env("SQITCH_FULLNAME", "Backstop Test")
+            .env("SQITCH_EMAIL", "test@example.com"),
+    );
+    p.run(&["adopt", "--from", "sqitch", "--yes"]).expect_code(0);
+    let plan = p.path().join("migrations/sqitch.plan");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replace("2020-01-03T00:00:00Z Fixture <fixture@example.com> ", ""))
+        .unwrap();
+    p.run(&["migrate"])
+        .expect_code(2)
+        .expect_output("sqitch.plan:6: posts lacks its time or planner");
+    let mut db = p.client();
+    assert!(!db.exists("posts"), "the change went back with its registry row");
+    assert_eq!(db.count("sqitch.changes"), db.applied().len() as i64);
 }
 
 #[test]

@@ -174,3 +174,23 @@ fn all_or_nothing_refuses_a_batch_that_cannot_be_one_transaction_before_anything
     assert_eq!(db.applied(), ["1", "2", "3"]);
     assert!(db.exists("items_sku_idx") && db.exists("tags"));
 }
+
+/// Regression (issue 43): a value added inside a DO block's IF and used by
+/// a later migration joined its user's group, which failed with 55P04.
+#[test]
+fn an_enum_value_added_in_a_do_block_commits_before_the_migration_that_uses_it() {
+    let p = with_mood("enum_do_block");
+    p.migration(
+        "2_add_meh",
+        "DO $$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_enum WHERE enumlabel = 'meh') THEN\n    \
+         ALTER TYPE mood ADD VALUE 'meh';\n  END IF;\nEND $$;\n",
+        None,
+    );
+    p.migration("3_use_meh", "UPDATE people SET mood = 'meh' WHERE id = 2;\n", None);
+    let dry = p.run(&["migrate", "--dry-run"]);
+    dry.expect_code(0).expect_output("group 2");
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    assert_eq!(labels(&mut db), ["ok", "meh"]);
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+}

@@ -1,7 +1,8 @@
 //! Keeping the team's other tools in step: a migration that Backstop
 //! applies gets the row its own tool would have written (the Supabase
 //! CLI's, Prisma's and drizzle's here; sqlx's, diesel's, dbmate's,
-//! golang-migrate's, goose's and Flyway's in [`super::writers`]), and one Backstop reverts loses it as that
+//! golang-migrate's, goose's and Flyway's in [`super::writers`]; sqitch's
+//! registry in [`super::sqitch`]), and one Backstop reverts loses it as that
 //! tool's own undo would take it out, in the transaction that writes or
 //! removes the `backstop.applied` row. `supabase migration list`, `prisma
 //! migrate status` and drizzle's migrator then agree with the database,
@@ -41,6 +42,30 @@ pub enum InStepError {
     /// Which table holds the tool's history cannot be told (two hold rows).
     #[error(transparent)]
     Table(Box<super::AdoptError>),
+    /// sqitch's registry row cannot be written as sqitch writes it: the
+    /// plan does not give the change's id.
+    #[error(
+        "could not {action} sqitch's registry row for {version} in {table} as sqitch would: \
+         {why}; so neither it nor Backstop's own record was written; fix sqitch.plan (`sqitch \
+         plan` reads it as sqitch does), then run the command again"
+    )]
+    Sqitch {
+        table: String,
+        version: String,
+        /// `write` or `take out`.
+        action: &'static str,
+        why: String,
+    },
+}
+
+impl InStepError {
+    /// 2 where the project's files are at fault (a sqitch plan), else 3.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InStepError::Sqitch { .. } => 2,
+            _ => 3,
+        }
+    }
 }
 
 /// The Supabase CLI's table as the CLI creates it (with the columns its
@@ -97,13 +122,6 @@ fn table_for(
     }
 }
 
-/// Whether migrations of `layout` carry another tool's history along:
-/// every tool's but sqitch's, whose registry (changes, events, tags, the
-/// plan's change ids) Backstop does not write.
-pub fn keeps_history(layout: Layout) -> bool {
-    layout != Layout::Sqitch
-}
-
 /// Writes the row `m`'s tool keeps for an applied migration, creating the
 /// table first when it is missing, as the tool does; `duration_ms` is how
 /// long the migration ran. Nothing for layouts whose tool is not kept in
@@ -113,15 +131,16 @@ pub fn applied(
     m: &Migration,
     duration_ms: i64,
 ) -> Result<(), InStepError> {
-    if !keeps_history(m.layout) {
-        return Ok(());
-    }
     let (table, exists) = table_for(client, m)?;
     // The folder layouts other tools share (a backstop/diesel folder, a
     // sqlx/golang-migrate pair) do not say which tool the project uses:
     // their history is kept only where the tool's table is there.
     if !exists && !matches!(m.layout, Layout::Supabase | Layout::Prisma | Layout::Drizzle) {
         return Ok(());
+    }
+    if m.layout == Layout::Sqitch {
+        return super::sqitch::applied(client, m, &table)
+            .map_err(sqitch_failing(m, "write", &table));
     }
     let fail = failing(m, "write", &table);
     let t = sql_name(&table);
@@ -149,12 +168,13 @@ pub fn applied(
 /// counts the migration as not applied), drizzle's row goes so that its
 /// migrator applies the migration again. Nothing when the table is missing.
 pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), InStepError> {
-    if !keeps_history(m.layout) {
-        return Ok(());
-    }
     let (table, exists) = table_for(client, m)?;
     if !exists {
         return Ok(());
+    }
+    if m.layout == Layout::Sqitch {
+        return super::sqitch::reverted(client, m, &table)
+            .map_err(sqitch_failing(m, "take out", &table));
     }
     let fail = failing(m, "take out", &table);
     let t = sql_name(&table);
@@ -198,6 +218,26 @@ fn failing<'m>(
         version: m.tool_version.clone(),
         action,
         source,
+    }
+}
+
+fn sqitch_failing<'m>(
+    m: &'m Migration,
+    action: &'static str,
+    table: &HistoryTable,
+) -> impl Fn(super::sqitch::RegistryError) -> InStepError + 'm {
+    let table = table.to_string();
+    move |e| match e {
+        super::sqitch::RegistryError::Db(source) => InStepError::Write {
+            tool: m.layout,
+            table: table.clone(),
+            version: m.tool_version.clone(),
+            action,
+            source,
+        },
+        super::sqitch::RegistryError::Plan(why) => {
+            InStepError::Sqitch { table: table.clone(), version: m.version.clone(), action, why }
+        }
     }
 }
 

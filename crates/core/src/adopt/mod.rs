@@ -14,6 +14,7 @@
 
 pub mod history;
 pub mod in_step;
+mod sqitch;
 mod unadopted;
 mod writers;
 

@@ -136,14 +136,15 @@ struct Backstop {
 impl Backstop {
     /// Whether `row` of `tool` for `m` is one Backstop has since reverted:
     /// written before the revert, or (the row has no time) by a tool
-    /// whose rows Backstop does not keep in step, so it stayed behind.
+    /// other than the migration's own, whose rows the revert did not take
+    /// out, so it stayed behind.
     fn reverted_since(&self, tool: Layout, row: &history::ToolRow, m: &Migration) -> bool {
         let Some(at) = self.reverted.get(&m.version) else {
             return false;
         };
         match row.applied_at {
             Some(applied) => applied < *at,
-            None => !(m.layout == tool && super::in_step::keeps_history(tool)),
+            None => m.layout != tool,
         }
     }
 }

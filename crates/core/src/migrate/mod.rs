@@ -195,8 +195,8 @@ impl ApplyError {
             ApplyError::Lock(_)
             | ApplyError::Db(_)
             | ApplyError::ConnectionLost { .. }
-            | ApplyError::Keep(_)
-            | ApplyError::ToolHistory(_) => 3,
+            | ApplyError::Keep(_) => 3,
+            ApplyError::ToolHistory(e) => e.exit_code(),
             ApplyError::Gate(refusal) => refusal.exit_code,
         }
     }

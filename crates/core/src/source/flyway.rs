@@ -4,7 +4,12 @@
 //! `<script>.conf` (`executeInTransaction=false`). Versions order by their
 //! numeric parts (`1.10` after `1.9`; `1_1` is `1.1`); repeatable scripts
 //! come after every versioned one, by description, and apply again when
-//! their checksum changes.
+//! their checksum changes. A baseline script `B<version>__…` stands for
+//! every versioned script up to its version: Flyway runs the newest one
+//! on a database without history in their place. Where those versioned
+//! scripts are gone from the folder, the baseline is the first migration
+//! (as Flyway runs it on a new database); where they are still there,
+//! they run and the baseline is listed as ignored, with why.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ pub const REPEATABLE_PREFIX: &str = "R__";
 enum Script {
     Versioned { version: String, description: String },
     Undo { version: String, description: String },
+    Baseline { version: String, description: String },
     Repeatable { description: String },
 }
 
@@ -49,6 +55,7 @@ fn parse_name(name: &str) -> Option<Script> {
     match kind {
         "V" => Some(Script::Versioned { version, description }),
         "U" => Some(Script::Undo { version, description }),
+        "B" => Some(Script::Baseline { version, description }),
         _ => None,
     }
 }
@@ -94,6 +101,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut versioned: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut repeatable: Vec<(String, PathBuf)> = Vec::new();
+    let mut baselines: Vec<(String, PathBuf, String)> = Vec::new();
     for path in files {
         let name = file_name(&path).to_string();
         match parse_name(&name) {
@@ -110,13 +118,48 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
             Some(Script::Undo { version, .. }) => {
                 undo.insert(version, path);
             }
+            Some(Script::Baseline { version, description }) => {
+                baselines.push((version, path, description));
+            }
             Some(Script::Repeatable { description }) => repeatable.push((description, path)),
             None if name.ends_with(".sql.conf") => {}
             None => out.ignored.push(Ignored {
                 path,
-                why: "not a Flyway script name (V<version>__<description>.sql, U…, R__…)".into(),
+                why: "not a Flyway script name (V<version>__<description>.sql, U…, B…, R__…)"
+                    .into(),
             }),
         }
+    }
+    baselines.sort_by(|a, b| order(&a.0, &b.0));
+    // Flyway's pick on a new database: the newest baseline. It takes the
+    // place of the versioned scripts up to its version only where none of
+    // them is left to run.
+    let newest = baselines.pop();
+    let starts = newest
+        .as_ref()
+        .filter(|(v, ..)| !versioned.keys().any(|k| order(k, v).is_le()))
+        .map(|(v, ..)| v.clone());
+    for (version, path, _) in baselines.into_iter().chain(newest.clone()) {
+        if starts.as_ref() == Some(&version) {
+            continue;
+        }
+        let why = match &newest {
+            Some((v, ..)) if *v != version => format!(
+                "a Flyway baseline script older than the newest one (B{v}); Flyway, and \
+                 Backstop, only ever start from the newest"
+            ),
+            _ => format!(
+                "a Flyway baseline script: the versioned scripts up to {version} are in the \
+                 folder and run in its place; delete them or the baseline so one remains"
+            ),
+        };
+        out.ignored.push(Ignored { path, why });
+    }
+    if let Some((version, path, description)) = newest.filter(|(v, ..)| starts.as_ref() == Some(v))
+    {
+        let mut found = Found::new(version.clone(), version.clone(), description, script(path));
+        found.problems = conf_problems(&mut found.up, Part::Up);
+        out.migrations.push(found);
     }
     for (version, (path, description)) in versioned {
         let mut found = Found::new(version.clone(), version.clone(), description, script(path));
@@ -244,6 +287,10 @@ mod tests {
             parse_name("R__views.sql"),
             Some(Script::Repeatable { description: "views".into() })
         );
+        assert_eq!(
+            parse_name("B2__base.sql"),
+            Some(Script::Baseline { version: "2".into(), description: "base".into() })
+        );
         assert_eq!(parse_name("V1__.sql"), None);
         assert_eq!(parse_name("Vx__a.sql"), None);
         assert_eq!(parse_name("README.md"), None);
@@ -251,5 +298,39 @@ mod tests {
         assert!(order("1.9", "1.10").is_lt());
         assert!(order("2", "1.10").is_gt());
         assert!(order("1", "1.0.1").is_lt());
+    }
+
+    fn folder(files: &[&str]) -> (tempfile::TempDir, Discovered) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::write(dir.path().join(f), "CREATE TABLE t (id int);\n").unwrap();
+        }
+        let found = discover(dir.path()).unwrap();
+        (dir, found)
+    }
+
+    fn versions(d: &Discovered) -> Vec<&str> {
+        d.migrations.iter().map(|m| m.version.as_str()).collect()
+    }
+
+    #[test]
+    fn a_baseline_whose_versioned_scripts_are_gone_is_the_first_migration() {
+        let (_dir, d) =
+            folder(&["B1__old_base.sql", "B3__base.sql", "V4__posts.sql", "V3_1__tags.sql"]);
+        assert_eq!(versions(&d), ["3", "3.1", "4"]);
+        assert_eq!(d.ignored.len(), 1);
+        assert!(
+            d.ignored[0].why.contains("older than the newest one (B3)"),
+            "{}",
+            d.ignored[0].why
+        );
+    }
+
+    #[test]
+    fn a_baseline_beside_the_scripts_it_stands_for_is_named_not_run() {
+        let (_dir, d) = folder(&["V1__users.sql", "V2__posts.sql", "B2__base.sql"]);
+        assert_eq!(versions(&d), ["1", "2"]);
+        assert_eq!(d.ignored.len(), 1);
+        assert!(d.ignored[0].why.contains("up to 2 are in the folder"), "{}", d.ignored[0].why);
     }
 }

@@ -25,7 +25,7 @@ mod paired;
 mod prisma;
 pub mod project;
 mod sections;
-mod sqitch;
+pub mod sqitch;
 mod supabase;
 mod transactions;
 mod unreadable;
