@@ -73,6 +73,13 @@ pub enum Shape {
     /// It changes rows that were there in a way no SQL puts back (`UPDATE
     /// t`, `DELETE FROM t`, `INSERT … SELECT`).
     Data(String),
+    /// It sets or resets storage parameters of a table that was there:
+    /// the down puts back what the catalog said of these keys before.
+    Options { table: RelationName, keys: Vec<String> },
+    /// It drops a column of a table that was there: the down adds it back
+    /// as the catalog defined it before, with the indexes and constraints
+    /// that went with it; its values are lost.
+    DropColumn { table: RelationName, column: String },
 }
 
 /// The shapes of `sql` (one statement), or why it is none of them.
@@ -104,7 +111,7 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
             made.tables.extend(made_table(node));
             adds
         }
-        NodeEnum::IndexStmt(s) if !s.concurrent => adds,
+        NodeEnum::IndexStmt(_) => adds,
         NodeEnum::ViewStmt(_)
         | NodeEnum::CreateFunctionStmt(_)
         | NodeEnum::CreateEnumStmt(_)
@@ -115,6 +122,9 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         | NodeEnum::CreateTrigStmt(_)
         | NodeEnum::CreatePolicyStmt(_)
         | NodeEnum::CreateExtensionStmt(_)
+        | NodeEnum::CreateFdwStmt(_)
+        | NodeEnum::CreateForeignServerStmt(_)
+        | NodeEnum::CreateUserMappingStmt(_)
         | NodeEnum::CommentStmt(_)
         | NodeEnum::GrantStmt(_)
         | NodeEnum::VariableSetStmt(_)
@@ -195,6 +205,14 @@ fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, 
                 out.push(Shape::Adds);
                 continue;
             }
+            AlterTableType::AtSetRelOptions | AlterTableType::AtResetRelOptions => {
+                out.push(Shape::Options { table: table.clone(), keys: option_keys(cmd)? });
+                continue;
+            }
+            AlterTableType::AtDropColumn => {
+                out.push(Shape::DropColumn { table: table.clone(), column: cmd.name.clone() });
+                continue;
+            }
             AlterTableType::AtAlterColumnType => ColumnChange::Type,
             AlterTableType::AtColumnDefault => ColumnChange::Default,
             AlterTableType::AtSetNotNull | AlterTableType::AtDropNotNull => ColumnChange::NotNull,
@@ -204,6 +222,22 @@ fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, 
         out.push(Shape::Column { table: table.clone(), column, change });
     }
     Ok(out)
+}
+
+/// The keys an `ALTER TABLE … SET (…)` or `RESET (…)` names; a key of
+/// the TOAST table is read only the full way.
+fn option_keys(cmd: &protobuf::AlterTableCmd) -> Result<Vec<String>, String> {
+    let Some(NodeEnum::List(list)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+        return Err("storage parameters without a list".into());
+    };
+    let mut keys = Vec::new();
+    for item in &list.items {
+        match item.node.as_ref() {
+            Some(NodeEnum::DefElem(d)) if d.defnamespace.is_empty() => keys.push(d.defname.clone()),
+            _ => return Err("a TOAST storage parameter is read only the full way".into()),
+        }
+    }
+    Ok(keys)
 }
 
 /// The statement that renames back what `r` renames: a table, view,
@@ -301,7 +335,9 @@ mod tests {
         assert!(all.iter().all(|s| *s == Shape::Adds), "{all:?}");
         assert!(read(&["INSERT INTO old VALUES (1)"]).unwrap_err().contains("named in its text"));
         assert!(read(&["DROP TABLE old"]).is_err());
-        assert!(read(&["CREATE INDEX CONCURRENTLY i ON t (v)"]).is_err());
+        // Made outside a transaction, it still only adds: its caller proves
+        // its drop after applying it.
+        assert_eq!(read(&["CREATE INDEX CONCURRENTLY i ON t (v)"]).unwrap(), [Shape::Adds]);
         assert!(read(&["DO $$ BEGIN PERFORM 1; END $$"]).is_err());
         assert!(read(&["SELECT nextval('s') INTO work FROM t"]).unwrap_err().contains("calls"));
         assert!(read(&["SELECT setval('s', 10)"]).is_err());
@@ -338,6 +374,39 @@ mod tests {
                 Shape::Data("UPDATE items".into()),
             ]
         );
+    }
+
+    #[test]
+    fn storage_parameters_and_dropped_columns_are_read_with_what_they_name() {
+        let events = RelationName { schema: None, name: "events".into() };
+        assert_eq!(
+            read(&[
+                "ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.01, fillfactor = 90)",
+                "ALTER TABLE events RESET (fillfactor)",
+                "ALTER TABLE events DROP COLUMN legacy",
+            ])
+            .unwrap(),
+            [
+                Shape::Options {
+                    table: events.clone(),
+                    keys: vec!["autovacuum_vacuum_scale_factor".into(), "fillfactor".into()]
+                },
+                Shape::Options { table: events.clone(), keys: vec!["fillfactor".into()] },
+                Shape::DropColumn { table: events, column: "legacy".into() },
+            ]
+        );
+        assert!(read(&["ALTER TABLE events SET (toast.autovacuum_enabled = false)"]).is_err());
+        // What the migration made is only added, whatever it does to it.
+        assert_eq!(
+            read(&["ALTER TABLE events ADD COLUMN c int", "ALTER TABLE events DROP COLUMN c"])
+                .unwrap(),
+            [Shape::Adds, Shape::Adds]
+        );
+        let servers = read(&[
+            "CREATE SERVER reports FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'r')",
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER reports OPTIONS (user 'r')",
+        ]);
+        assert_eq!(servers.unwrap(), [Shape::Adds, Shape::Adds]);
     }
 
     /// Issue 43: a column the same migration adds and fills held nothing

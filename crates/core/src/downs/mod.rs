@@ -19,6 +19,7 @@
 //! history and proves each down, `write` saves them where the layout keeps
 //! downs.
 
+mod again;
 mod around;
 mod calls;
 mod catalog;

@@ -28,12 +28,15 @@ use crate::source::Migration;
 /// shapes of `backstop_lint::adds`, in order, with its place.
 pub(super) struct Reading {
     shapes: Vec<(String, Shape)>,
+    /// The up runs in one transaction: its proof can run inside it, and
+    /// a proof that does not hold leaves the copy as it was.
+    pub transactional: bool,
 }
 
-/// The up of `m` read for the quick way: `None` when it does not run in
-/// one transaction or a statement of it is in no such shape.
+/// The up of `m` read for the quick way: `None` when a statement of it is
+/// in no such shape.
 pub(super) fn read(m: &Migration) -> Option<Reading> {
-    if !m.up.in_one_transaction() || m.up.statements.is_empty() || !m.problems.is_empty() {
+    if m.up.statements.is_empty() || !m.problems.is_empty() {
         return None;
     }
     let mut made = backstop_lint::adds::Made::default();
@@ -44,7 +47,7 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
             shapes.push((place.clone(), shape));
         }
     }
-    Some(Reading { shapes })
+    Some(Reading { shapes, transactional: m.up.in_one_transaction() })
 }
 
 impl Reading {
@@ -74,11 +77,79 @@ impl Reading {
                     };
                     out.push(back);
                 }
+                Shape::Options { table, keys } => out.push(options_back(client, table, keys)?),
+                Shape::DropColumn { table, column } => {
+                    let Some(back) = super::again::column(client, table, column)? else {
+                        return Ok(None);
+                    };
+                    out.extend(back);
+                }
                 Shape::Adds | Shape::Data(_) => {}
             }
         }
         Ok(Some(out))
     }
+}
+
+/// What the up's dropped columns held, as `loses` says it (the down
+/// adds the column back, not its values).
+fn dropped(reading: &Reading) -> Vec<String> {
+    reading
+        .shapes
+        .iter()
+        .filter_map(|(place, s)| match s {
+            Shape::DropColumn { table, column } => Some(format!(
+                "values of column {}.{}: the up dropped the column ({place}); the down adds it \
+                 back with its default, or empty",
+                table_name(table),
+                ident(column)
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn table_name(table: &RelationName) -> String {
+    match &table.schema {
+        Some(s) => qualified(s, &table.name),
+        None => ident(&table.name),
+    }
+}
+
+/// The statement that puts the storage parameters `keys` of `table` back
+/// as the catalog has them now (before the up): each set to its old
+/// value, or reset where it had none.
+fn options_back(
+    client: &mut Client,
+    table: &RelationName,
+    keys: &[String],
+) -> Result<String, postgres::Error> {
+    let name = table_name(table);
+    let row = client.query_one(
+        "select coalesce(reloptions, '{}') from pg_class where oid = to_regclass($1)",
+        &[&name],
+    );
+    let old: Vec<String> = match row {
+        Ok(row) => row.get(0),
+        Err(_) => Vec::new(),
+    };
+    let mut set = Vec::new();
+    let mut reset = Vec::new();
+    for key in keys {
+        let value = old.iter().find_map(|o| o.strip_prefix(&format!("{key}=")));
+        match value {
+            Some(v) => set.push(format!("{} = {}", ident(key), backstop_lint::rewrite::literal(v))),
+            None => reset.push(ident(key)),
+        }
+    }
+    let mut parts = Vec::new();
+    if !reset.is_empty() {
+        parts.push(format!("RESET ({})", reset.join(", ")));
+    }
+    if !set.is_empty() {
+        parts.push(format!("SET ({})", set.join(", ")));
+    }
+    Ok(format!("ALTER TABLE {name} {}", parts.join(", ")))
 }
 
 /// The statement that puts a column's type, default or NOT NULL back as
@@ -136,6 +207,10 @@ struct Added {
     types: Vec<(bool, Rel)>,
     schemas: Vec<String>,
     extensions: Vec<String>,
+    /// User mappings (user, server), servers and wrappers.
+    mappings: Vec<(String, String)>,
+    servers: Vec<String>,
+    wrappers: Vec<String>,
 }
 
 /// `schema.name` of a key's rest, cut into exactly `n` parts: `None`
@@ -230,6 +305,12 @@ pub(super) fn drops(before: &Schema, after: &Schema) -> Option<Vec<String>> {
                 let p = parts(rest, 2)?;
                 added.types.push((definition.starts_with('d'), (p[0].clone(), p[1].clone())));
             }
+            "user mapping" => {
+                let (user, server) = rest.rsplit_once(" server ")?;
+                added.mappings.push((user.to_string(), server.to_string()));
+            }
+            "server" => added.servers.push(rest.to_string()),
+            "foreign data wrapper" => added.wrappers.push(rest.to_string()),
             "schema" => added.schemas.push(rest.to_string()),
             "extension" => added.extensions.push(rest.to_string()),
             _ => return None,
@@ -238,11 +319,14 @@ pub(super) fn drops(before: &Schema, after: &Schema) -> Option<Vec<String>> {
     Some(statements(added))
 }
 
-/// A key's kind and the rest: `not null` is the one kind of two words
-/// this reader drops; any other kind of several words is not.
+/// A key's kind and the rest: `not null`, `user mapping` and `foreign
+/// data wrapper` are the kinds of several words this reader drops; any
+/// other kind of several words is not.
 fn key_kind(key: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = key.strip_prefix("not null ") {
-        return Some(("not null", rest));
+    for kind in ["not null", "user mapping", "foreign data wrapper"] {
+        if let Some(rest) = key.strip_prefix(kind).and_then(|r| r.strip_prefix(' ')) {
+            return Some((kind, rest));
+        }
     }
     key.split_once(' ')
 }
@@ -254,6 +338,10 @@ fn list(rels: &[Rel]) -> String {
 /// The drops in the order dependents go first.
 fn statements(a: Added) -> Vec<String> {
     let mut out = Vec::new();
+    for (user, server) in &a.mappings {
+        let user = if user == "public" { "PUBLIC".to_string() } else { ident(user) };
+        out.push(format!("DROP USER MAPPING IF EXISTS FOR {user} SERVER {}", ident(server)));
+    }
     for (rel, name) in &a.triggers {
         out.push(format!(
             "DROP TRIGGER IF EXISTS {} ON {}",
@@ -290,6 +378,12 @@ fn statements(a: Added) -> Vec<String> {
     for (_, index) in &a.indexes {
         out.push(format!("DROP INDEX IF EXISTS {}", qualified(&index.0, &index.1)));
     }
+    for s in &a.servers {
+        out.push(format!("DROP SERVER IF EXISTS {}", ident(s)));
+    }
+    for w in &a.wrappers {
+        out.push(format!("DROP FOREIGN DATA WRAPPER IF EXISTS {}", ident(w)));
+    }
     if !kind('S').is_empty() {
         out.push(format!("DROP SEQUENCE IF EXISTS {}", list(kind('S'))));
     }
@@ -323,47 +417,92 @@ enum Tried {
     Failed,
 }
 
-/// Tries the quick down of `m` on `client` (whose picture `tracked`
-/// holds the state before the up) in a transaction that is rolled back:
-/// its statements when they prove, `None` otherwise (the copy as it was).
-pub(super) fn try_down(
+/// How applying an up the quick way went.
+pub(super) enum Quick {
+    /// Its down is proved (these statements) and the up is applied.
+    Proved(Vec<String>),
+    /// Its up fails (the message and SQLSTATE); nothing changed.
+    UpFails(String, Option<String>),
+    /// Not proved this way; nothing changed: the full way may go on.
+    Not,
+}
+
+/// The statements that take back the up's renames and column changes,
+/// read from the catalog before the up (whose picture `tracked` is then
+/// brought up to): `None` when a column it changes is not there yet.
+pub(super) fn before(
+    client: &mut Client,
+    (tracked, prepared): (&mut Tracked, &mut Prepared),
+    reading: &Reading,
+) -> Result<Option<Vec<String>>, DownsError> {
+    tracked.refresh(&mut *client, &mut *prepared).map_err(db("reading the schema"))?;
+    reading.inverses(client).map_err(db("reading the columns"))
+}
+
+/// Applies the up of `m`, which runs in one transaction, and proves the
+/// quick down inside that transaction (a savepoint rolled back to): the
+/// up is committed only when the down is proved, so where it is not the
+/// copy is as it was, for the full way.
+pub(super) fn apply_proved(
     client: &mut Client,
     settings: &Settings,
     (tracked, prepared): (&mut Tracked, &mut Prepared),
     m: &Migration,
     reading: &Reading,
-) -> Result<Option<Vec<String>>, DownsError> {
-    tracked.refresh(&mut *client, &mut *prepared).map_err(db("reading the schema"))?;
-    let Some(inverses) = reading.inverses(client).map_err(db("reading the columns"))? else {
-        return Ok(None);
+    progress: &mut dyn migrate::Progress,
+) -> Result<Quick, DownsError> {
+    let Some(inverses) = before(client, (&mut *tracked, &mut *prepared), reading)? else {
+        return Ok(Quick::Not);
     };
     let rows_too = reading.lost().is_empty();
     let group = migrate::Group::whole(Direction::Up, true, vec![m]);
     let mut tried = Tried::Not;
     let tracked = &*tracked;
-    // Quiet: the locks the rehearsal reports are those of the real up.
-    let quiet = &mut migrate::Quiet;
-    let outcomes = migrate::trial(client, settings, &[group], quiet, |_, tx| {
+    let (outcome, _) = migrate::attempt(client, settings, &group, progress, |tx| {
         let apply = |e: postgres::Error| {
             migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
         };
         tx.batch_execute("SAVEPOINT backstop_quick").map_err(apply)?;
         tried = prove(tx, tracked, prepared, &inverses, rows_too).unwrap_or(Tried::Failed);
-        tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)
+        tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)?;
+        Ok(matches!(tried, Tried::Proved(_)))
     })?;
-    if outcomes.iter().any(|o| o.is_err()) {
-        return Ok(None);
+    if let Err(f) = outcome {
+        return Ok(Quick::UpFails(f.message, f.sqlstate));
     }
     Ok(match tried {
-        Tried::Proved(statements) => Some(statements),
-        Tried::Not | Tried::Failed => None,
+        Tried::Proved(statements) => Quick::Proved(statements),
+        Tried::Not | Tried::Failed => Quick::Not,
+    })
+}
+
+/// Proves the quick down of an up already applied outside a transaction
+/// (`inverses` read before it), in a transaction that is rolled back:
+/// its statements when they give the picture before back, else why not.
+pub(super) fn prove_applied(
+    client: &mut Client,
+    (tracked, prepared): (&Tracked, &mut Prepared),
+    inverses: &[String],
+    reading: &Reading,
+) -> Result<Result<Vec<String>, String>, DownsError> {
+    let mut tx = client.transaction().map_err(db("starting a transaction"))?;
+    let tried = prove(&mut tx, tracked, prepared, inverses, reading.lost().is_empty());
+    tx.rollback().map_err(db("rolling back"))?;
+    Ok(match tried {
+        Ok(Tried::Proved(statements)) => Ok(statements),
+        Ok(Tried::Not) => Err("the up changed something besides adding".into()),
+        Ok(Tried::Failed) => Err("the drops of what it added leave the schema changed".into()),
+        Err(e) => {
+            Err(format!("the drops of what it added fail: {}", crate::pg::conn::error_chain(&e)))
+        }
     })
 }
 
 /// The report of a down proved the quick way.
 pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> Down {
-    let lost = reading.lost();
+    let mut lost = reading.lost();
     let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
+    lost.extend(dropped(reading));
     Down {
         version: m.version.clone(),
         name: m.name.clone(),

@@ -307,14 +307,18 @@ impl Replay<'_> {
     /// Applies the up of `m`; the failure, if it fails, with a hint when
     /// it fails for want of an object the history did not make.
     fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
-        Ok(self.up_failure(m)?.map(|(message, sqlstate)| {
-            let missing = ["42P01", "42883", "42704", "3F000", "42703"];
-            if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
-                format!("{message} ({})", self.start.hint())
-            } else {
-                message
-            }
-        }))
+        Ok(self.up_failure(m)?.map(|(message, sqlstate)| self.hinted(message, sqlstate)))
+    }
+
+    /// An up's failure, with a hint when it fails for want of an object
+    /// the history did not make.
+    fn hinted(&self, message: String, sqlstate: Option<String>) -> String {
+        let missing = ["42P01", "42883", "42704", "3F000", "42703"];
+        if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
+            format!("{message} ({})", self.start.hint())
+        } else {
+            message
+        }
     }
 
     fn up_failure(
@@ -459,17 +463,8 @@ impl Replay<'_> {
         before_schema: Schema,
     ) -> Result<(Down, bool), DownsError> {
         if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
-            let picture = (&mut *self.tracked, &mut *self.prepared);
-            if let Some(statements) =
-                super::quick::try_down(self.client, self.settings, picture, m, &reading)?
-            {
-                // Proved: the up for real, and the copy goes on from there.
-                if let Some(why) = self.up(m)? {
-                    let notes = vec![format!("the up fails on the replayed database: {why}")];
-                    return Ok((unprovable(m, Vec::new(), notes), true));
-                }
-                self.picture = None;
-                return Ok((super::quick::down(m, &statements, &reading), false));
+            if let Some(done) = self.quick(m, &reading)? {
+                return Ok(done);
             }
         }
         let mode = match self.try_own_down(m, &before_schema)? {
@@ -538,6 +533,63 @@ impl Replay<'_> {
             false
         };
         Ok((found_down(m, found, mode), stop))
+    }
+
+    /// The quick way for `m` (read as `reading`): the up applied once with
+    /// its down proved; `None` when the full way is to go on from the state
+    /// before the up, which is left as it was.
+    fn quick(
+        &mut self,
+        m: &Migration,
+        reading: &super::quick::Reading,
+    ) -> Result<Option<(Down, bool)>, DownsError> {
+        use super::quick::Quick;
+        let picture = (&mut *self.tracked, &mut *self.prepared);
+        if reading.transactional {
+            let tried = super::quick::apply_proved(
+                self.client,
+                self.settings,
+                picture,
+                m,
+                reading,
+                self.progress,
+            )?;
+            return Ok(match tried {
+                Quick::Proved(statements) => {
+                    self.picture = None;
+                    Some((super::quick::down(m, &statements, reading), false))
+                }
+                Quick::UpFails(message, sqlstate) => {
+                    let why = self.hinted(message, sqlstate);
+                    let notes = vec![format!("the up fails on the replayed database: {why}")];
+                    Some((unprovable(m, Vec::new(), notes), true))
+                }
+                Quick::Not => None,
+            });
+        }
+        // An up that cannot run in one transaction is applied for real
+        // first; its down is then proved in a transaction rolled back.
+        let Some(inverses) = super::quick::before(self.client, picture, reading)? else {
+            return Ok(None);
+        };
+        if let Some(why) = self.up(m)? {
+            let notes = vec![format!("the up fails on the replayed database: {why}")];
+            return Ok(Some((unprovable(m, Vec::new(), notes), true)));
+        }
+        let picture = (&*self.tracked, &mut *self.prepared);
+        let down = match super::quick::prove_applied(self.client, picture, &inverses, reading)? {
+            Ok(statements) => super::quick::down(m, &statements, reading),
+            Err(why) => unprovable(
+                m,
+                Vec::new(),
+                vec![format!(
+                    "not proved: {why}; its up runs outside a transaction, so the copy cannot \
+                     go back to before it to work the down out another way: write this down \
+                     by hand"
+                )],
+            ),
+        };
+        Ok(Some((down, false)))
     }
 
     /// Runs the migration's own down for real.

@@ -25,7 +25,7 @@ pub use crate::schema::applied::AppliedRow;
 pub use config::{MigrationsSection, RollbackSection, Settings};
 pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
-pub use run::{trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
+pub use run::{attempt, trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
 
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};

@@ -428,6 +428,35 @@ pub fn trial(
     Ok(outcomes)
 }
 
+/// Applies a transactional `group` as a real run does (its statements,
+/// guards and history rows), then lets `keep` look at the transaction:
+/// committed when it says so, rolled back otherwise. A copy's proof runs
+/// inside (a savepoint it rolls back to), so the up that a proof covers
+/// is applied once, not tried and then applied again.
+pub fn attempt(
+    client: &mut Client,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+    keep: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<bool, ApplyError>,
+) -> Result<(TrialOutcome, bool), ApplyError> {
+    let db_err = |source| ApplyError::Db(crate::pg::DbError::new("applying a migration", source));
+    debug_assert!(group.transactional);
+    let mut tx = client.transaction().map_err(db_err)?;
+    set_timeouts(&mut tx, "LOCAL", settings).map_err(db_err)?;
+    progress.note(Note::GroupStarted { group });
+    let outcome = apply_in(&mut tx, settings, group, &Stamp::default(), progress)?;
+    if outcome.is_err() || !keep(&mut tx)? {
+        tx.rollback().map_err(db_err)?;
+        return Ok((outcome, false));
+    }
+    tx.commit().map_err(|e| ApplyError::ConnectionLost {
+        version: group.versions().join(","),
+        source: e,
+    })?;
+    Ok((outcome, true))
+}
+
 /// The statements, checks and history rows of a transactional group in
 /// `tx`, which the caller commits or rolls back.
 fn apply_in(

@@ -10,6 +10,7 @@ mod calls;
 mod enums;
 mod kinds;
 mod order;
+mod quick;
 
 use crate::common::{DbExt, Project};
 
