@@ -112,6 +112,9 @@ fn method_b_restores_the_projects_schemas_in_place_and_leaves_the_platforms_rows
         "restoring in place, since a swap cannot work here: it is the database named postgres",
     );
     assert_eq!(report["strategy"], "in_place", "{report:#}");
+    let put_back = report["schemas"].as_array().expect("what it put back is named");
+    assert!(put_back.contains(&"public".into()), "{report:#}");
+    assert!(!put_back.contains(&"auth".into()), "{report:#}");
     assert!(!run.all().contains("owner-pw"), "the password was printed");
 
     let mut db = OWN.connect("postgres").unwrap();

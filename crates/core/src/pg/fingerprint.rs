@@ -214,6 +214,29 @@ pub struct Owned {
 }
 
 impl Object {
+    /// The schema the object's name is in (`column public.t.c`, `schema
+    /// public`); `""` for what belongs to none by its key (an extension,
+    /// a publication, a cast of built-in types).
+    pub fn schema_of_key(&self) -> &str {
+        match self.key.strip_prefix("schema ") {
+            Some(name) => name,
+            None => {
+                self.key.split(' ').find_map(|w| w.split_once('.').map(|(s, _)| s)).unwrap_or("")
+            }
+        }
+    }
+
+    /// The schema the object lives in: its name's, or an extension's own
+    /// schema (`schema=` of its definition); `""` for one of none.
+    pub fn schema(&self) -> &str {
+        if self.key.starts_with("extension ") {
+            if let Some((_, schema)) = self.definition.split_once(" schema=") {
+                return schema.split(' ').next().unwrap_or("");
+            }
+        }
+        self.schema_of_key()
+    }
+
     /// The key of the object a comment is on (`column public.t.c` of
     /// `comment on column public.t.c`); `None` for what is no comment.
     pub fn commented(&self) -> Option<&str> {
@@ -392,13 +415,7 @@ impl Schema {
     pub fn fingerprints_by_schema(&self) -> std::collections::BTreeMap<String, String> {
         let mut parts: std::collections::BTreeMap<String, blake3::Hasher> = Default::default();
         for o in &self.objects {
-            let schema = match o.key.strip_prefix("schema ") {
-                Some(name) => name,
-                None => {
-                    o.key.split(' ').find_map(|w| w.split_once('.').map(|(s, _)| s)).unwrap_or("")
-                }
-            };
-            let h = parts.entry(schema.to_string()).or_default();
+            let h = parts.entry(o.schema_of_key().to_string()).or_default();
             h.update(o.key.as_bytes());
             h.update(&[0]);
             h.update(o.definition.as_bytes());

@@ -244,6 +244,13 @@ pub struct Scenario {
     /// Scenario A: where the batch cannot run as one transaction.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub splits: Vec<Split>,
+    /// Scenario B restored in place: how the copy differs from the start
+    /// outside the schemas the restore put back (the platform's schemas,
+    /// an extension pg_catalog holds, a policy on `storage.objects`),
+    /// which a restore in place leaves as they are by design. A note,
+    /// never a failure.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub left_in_place: Vec<String>,
 }
 
 /// A place where the batch commits before its end, so a failure after it
@@ -367,6 +374,7 @@ mod tests {
             duration_ms: 1,
             detail: String::new(),
             splits: Vec::new(),
+            left_in_place: Vec::new(),
         }
     }
 

@@ -194,6 +194,7 @@ mod tests {
             duration_ms,
             detail: detail.into(),
             splits: Vec::new(),
+            left_in_place: Vec::new(),
         }
     }
 

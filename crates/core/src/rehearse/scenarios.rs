@@ -41,6 +41,7 @@ pub(super) fn scenario_a(
         duration_ms,
         detail,
         splits,
+        left_in_place: Vec::new(),
     };
     let groups = plan.groups;
     // The last transaction a migration starts in: the failure goes at its
@@ -157,6 +158,7 @@ pub(super) fn scenario_b(
         duration_ms: ms(t.elapsed()),
         detail,
         splits: Vec::new(),
+        left_in_place: Vec::new(),
     };
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
@@ -187,7 +189,7 @@ pub(super) fn scenario_b(
         workspace.adopt(db);
     }
     let mut client = copy.connect()?;
-    let diffs = compare(&before, &snapshot(&mut client)?, None);
+    let (diffs, left_in_place) = judge_b(&before, &snapshot(&mut client)?, &restored.schemas);
     if !diffs.is_empty() {
         return Ok(fail(format!("the restored copy differs from the start: {}", listed(&diffs))));
     }
@@ -204,14 +206,51 @@ pub(super) fn scenario_b(
         skipped: false,
         duration_ms: ms(t.elapsed()),
         detail: format!(
-            "restored backup {} in {} ({:?}); copy identical to the start; {LATE_ROWS} late writes kept in pre-restore snapshot {}",
+            "restored backup {} in {} ({:?}); {}; {LATE_ROWS} late writes kept in pre-restore snapshot {}",
             backed.manifest.id,
             restore_time(restore_ms),
             restored.strategy,
+            identical_b(&restored.schemas, left_in_place.len()),
             restored.snapshot_id
         ),
         splits: Vec::new(),
+        left_in_place: left_in_place.iter().map(|d| d.message.clone()).collect(),
     })
+}
+
+/// Scenario B's (and C's) comparison of the copy after the restore with its start:
+/// the differences that fail it, and those a restore in place leaves by
+/// design. A restore of the whole database (`restored` empty) must give
+/// back all of it; a restore in place must give back the schemas it put
+/// back, and what differs elsewhere (the platform's schemas, an extension
+/// kept in `pg_catalog`, a policy on a platform's table) is only noted.
+fn judge_b(
+    before: &Snapshot,
+    after: &Snapshot,
+    restored: &[String],
+) -> (Vec<Difference>, Vec<Difference>) {
+    if restored.is_empty() {
+        return (compare(before, after, None), Vec::new());
+    }
+    let (before_in, before_out) = before.split(restored);
+    let (after_in, after_out) = after.split(restored);
+    (compare(&before_in, &after_in, None), compare(&before_out, &after_out, None))
+}
+
+/// What scenario B's detail says of the copy once it passed.
+fn identical_b(restored: &[String], left: usize) -> String {
+    match (restored, left) {
+        ([], _) => "copy identical to the start".into(),
+        (schemas, 0) => format!(
+            "restored schema(s) {} identical to the start; nothing else differs",
+            schemas.join(", ")
+        ),
+        (schemas, n) => format!(
+            "restored schema(s) {} identical to the start; {n} difference(s) outside them left \
+             as a restore in place leaves them (noted, not errors)",
+            schemas.join(", ")
+        ),
+    }
 }
 
 /// How many late writes the pre-restore snapshot of scenario B holds.
@@ -263,6 +302,7 @@ pub(super) fn scenario_c(
         duration_ms: ms(t.elapsed()),
         detail,
         splits: Vec::new(),
+        left_in_place: Vec::new(),
     };
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
@@ -310,22 +350,26 @@ pub(super) fn scenario_c(
         workspace.adopt(db);
     }
     let mut client = copy.connect()?;
-    let diffs = compare(&before, &snapshot(&mut client)?, None);
+    let (diffs, left) = judge_b(&before, &snapshot(&mut client)?, &restored.schemas);
     if !diffs.is_empty() {
         return Ok(done(
             false,
             format!("after the full rollback the copy differs from the start: {}", listed(&diffs)),
         ));
     }
-    Ok(done(
-        true,
-        format!(
-            "{} of {expected} rows deleted from {} detected against backup {}; {new_tables} new table(s) exported ({exported} rows); downs ran; backup restored; copy identical to the start",
-            expected - now,
-            victim.table,
-            backed.manifest.id,
-        ),
-    ))
+    Ok(Scenario {
+        left_in_place: left.iter().map(|d| d.message.clone()).collect(),
+        ..done(
+            true,
+            format!(
+                "{} of {expected} rows deleted from {} detected against backup {}; {new_tables} new table(s) exported ({exported} rows); downs ran; backup restored; {}",
+                expected - now,
+                victim.table,
+                backed.manifest.id,
+                identical_b(&restored.schemas, left.len()),
+            ),
+        )
+    })
 }
 
 /// The first protected table that holds rows is the one damaged.
@@ -514,6 +558,68 @@ mod tests {
         assert_eq!(csv_rows(b"id,note\n1,a\n2,b\n"), 2);
         assert_eq!(csv_rows(b"id,note\n"), 0);
         assert_eq!(csv_rows(b""), 0);
+    }
+
+    fn snap(objects: &[(&str, &str)], tables: &[(&str, i64)]) -> Snapshot {
+        Snapshot {
+            schema: crate::pg::fingerprint::Schema {
+                objects: objects
+                    .iter()
+                    .map(|(k, d)| crate::pg::fingerprint::Object {
+                        key: k.to_string(),
+                        definition: d.to_string(),
+                    })
+                    .collect(),
+                cosmetic: Vec::new(),
+            },
+            tables: tables.iter().map(|(t, rows)| table(t, *rows)).collect(),
+        }
+    }
+
+    #[test]
+    fn scenario_b_in_place_fails_on_the_restored_schemas_and_notes_the_rest() {
+        let before = snap(
+            &[("column public.t.a", "int"), ("schema public", "postgres")],
+            &[("public.t", 3), ("storage.objects", 2)],
+        );
+        let after = snap(
+            &[
+                ("column public.t.a", "int"),
+                ("extension pg_cron", "1.6 schema=pg_catalog"),
+                ("policy storage.objects.own", "using (true)"),
+                ("schema cron", "postgres"),
+                ("schema public", "postgres"),
+            ],
+            &[("public.t", 3), ("storage.objects", 4), ("cron.job", 1)],
+        );
+        let public = ["public".to_string()];
+        let (errors, left) = judge_b(&before, &after, &public);
+        assert!(errors.is_empty(), "{}", listed(&errors));
+        assert_eq!(
+            listed(&left),
+            "extension pg_cron is new; policy storage.objects.own is new; schema cron is new; \
+             data of table storage.objects differs (2 rows before, 4 after)"
+        );
+        let (errors, _) = judge_b(&before, &after, &[]);
+        assert_eq!(errors.len(), 4, "a whole-database restore must give back all of it");
+
+        let broken = snap(
+            &[("column public.t.a", "text"), ("schema public", "postgres")],
+            &[("public.t", 2), ("storage.objects", 2)],
+        );
+        let (errors, left) = judge_b(&before, &broken, &public);
+        assert_eq!(
+            listed(&errors),
+            "column public.t.a changed: int -> text; data of table public.t differs (3 rows before, 2 after)",
+            "a real difference in a restored schema still fails"
+        );
+        assert!(left.is_empty());
+        assert_eq!(
+            identical_b(&public, 3),
+            "restored schema(s) public identical to the start; 3 difference(s) outside them left \
+             as a restore in place leaves them (noted, not errors)"
+        );
+        assert_eq!(identical_b(&[], 0), "copy identical to the start");
     }
 
     #[test]

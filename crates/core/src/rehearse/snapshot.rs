@@ -24,6 +24,38 @@ impl From<Part> for Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The snapshot split by where each object and table lives: in one of
+    /// `schemas`, and elsewhere (other schemas, and objects of no schema
+    /// such as an extension kept in `pg_catalog`). What a restore in place
+    /// put back is the first part.
+    pub(super) fn split(&self, schemas: &[String]) -> (Snapshot, Snapshot) {
+        let within = |schema: &str| schemas.iter().any(|s| s == schema);
+        let part = |objects: &[crate::pg::fingerprint::Object]| {
+            let (inside, outside): (Vec<_>, Vec<_>) =
+                objects.iter().cloned().partition(|o| within(o.schema()));
+            (inside, outside)
+        };
+        let (objects_in, objects_out) = part(&self.schema.objects);
+        let (cosmetic_in, cosmetic_out) = part(&self.schema.cosmetic);
+        let (tables_in, tables_out): (Vec<_>, Vec<_>) = self
+            .tables
+            .iter()
+            .cloned()
+            .partition(|t| within(t.table.split_once('.').map_or("public", |(s, _)| s)));
+        (
+            Snapshot {
+                schema: Schema { objects: objects_in, cosmetic: cosmetic_in },
+                tables: tables_in,
+            },
+            Snapshot {
+                schema: Schema { objects: objects_out, cosmetic: cosmetic_out },
+                tables: tables_out,
+            },
+        )
+    }
+}
+
 fn db(source: postgres::Error) -> RehearseError {
     RehearseError::Db(crate::pg::DbError::new("taking a snapshot of the copy", source))
 }
@@ -165,6 +197,32 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_split_keeps_each_object_with_the_schema_it_lives_in() {
+        let s = snap(
+            &[
+                ("column public.t.a", "int"),
+                ("extension citext", "1.6 schema=public"),
+                ("extension pg_cron", "1.6 schema=pg_catalog"),
+                ("policy storage.objects.mine", "using (true)"),
+                ("schema cron", "postgres"),
+                ("schema public", "postgres"),
+            ],
+            &[("public.t", 3, "abc"), ("cron.job", 1, "x")],
+        );
+        let (inside, outside) = s.split(&["public".to_string()]);
+        let keys =
+            |s: &Snapshot| s.schema.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&inside), ["column public.t.a", "extension citext", "schema public"]);
+        assert_eq!(
+            keys(&outside),
+            ["extension pg_cron", "policy storage.objects.mine", "schema cron"],
+            "an extension lives in its own schema, whatever its name"
+        );
+        assert_eq!(inside.tables.len(), 1);
+        assert_eq!(outside.tables[0].table, "cron.job");
     }
 
     #[test]

@@ -93,6 +93,17 @@ fn scenarios(out: &mut String, r: &Rehearsal, verbose: bool) {
             let fix = p.fix.as_deref().unwrap_or_default();
             let _ = writeln!(out, "  ✗ {}; fix: {}", safe(&p.why), safe(fix));
         }
+        let shown = if verbose { s.left_in_place.len() } else { SPLITS_SHOWN };
+        for d in s.left_in_place.iter().take(shown) {
+            let _ = writeln!(out, "  note: left in place by design: {}", safe(d));
+        }
+        if s.left_in_place.len() > shown {
+            let _ = writeln!(
+                out,
+                "  note: … and {} more difference(s) a restore in place leaves, listed in the report",
+                s.left_in_place.len() - shown
+            );
+        }
     }
 }
 

@@ -138,6 +138,7 @@ impl Run<'_> {
             return Err(Failure::Stuck(BackupError::Mismatch { id: m.id.clone(), differences }));
         }
         j.record(Step::Restored, self.store)?;
+        self.restored = schemas;
         Ok(())
     }
 

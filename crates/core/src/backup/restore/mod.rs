@@ -88,6 +88,12 @@ pub struct RestoreReport {
     pub duration_ms: u64,
     pub resumed: bool,
     pub warnings: Vec<String>,
+    /// A restore in place: the schemas it put back. The rest of the
+    /// database (the platform's schemas, extensions and other objects of
+    /// no restored schema) stayed as it was, by design. Empty when the
+    /// whole database was restored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
     /// Why it was put back this way rather than by a swap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
@@ -137,6 +143,7 @@ pub fn restore(
         options,
         progress,
         warnings: Vec::new(),
+        restored: Vec::new(),
         journalled: unfinished.is_some(),
         audited: false,
     };
@@ -305,6 +312,8 @@ struct Run<'a> {
     options: &'a RestoreOptions,
     progress: &'a mut dyn Progress,
     warnings: Vec<String>,
+    /// A restore in place: the schemas it put back.
+    restored: Vec<String>,
     /// The run has a journal (resumed, or saved by this run): its failure
     /// is audited.
     journalled: bool,
@@ -399,6 +408,7 @@ impl Run<'_> {
             resumed,
             why: j.why.clone(),
             warnings: std::mem::take(&mut self.warnings),
+            schemas: std::mem::take(&mut self.restored),
         };
         record_success(&mut client, j, &report)?;
         self.audited = true;

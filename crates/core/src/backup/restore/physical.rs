@@ -455,6 +455,7 @@ impl Pitr<'_> {
             duration_ms: started.elapsed().as_millis() as u64,
             resumed,
             warnings: std::mem::take(&mut self.warnings),
+            schemas: Vec::new(),
             why: None,
         };
         record_success(&mut client, j, &report)?;
