@@ -255,3 +255,53 @@ fn a_history_table_under_any_name_is_known_by_its_shape() {
     assert_eq!(db.applied().len(), 1);
     p.run(&["status"]).expect_code(0);
 }
+
+/// Issue 43: a multi-module Java project's Flyway scripts are found with
+/// no config where Flyway looks: here the locations a module's Spring
+/// `application.yml` names, `{vendor}` as `postgresql`. A second module
+/// on Flyway's default place makes two candidates, each named with its
+/// count (exit 2); a flyway.conf naming a folder that does not exist is
+/// refused at its line, before the database is touched.
+#[test]
+fn a_java_modules_flyway_scripts_are_found_where_flyway_looks() {
+    let p = bare("zero_flyway");
+    p.write("pom.xml", "<project><modules><module>app</module></modules></project>\n");
+    p.write("app/pom.xml", "<project/>\n");
+    p.write(
+        "app/src/main/resources/application.yml",
+        "spring:\n  datasource:\n    url: jdbc:postgresql://localhost/app\n  flyway:\n    \
+         locations:\n      - classpath:db/changes/{vendor}\n",
+    );
+    p.write("app/src/main/resources/db/changes/postgresql/V1__users.sql", USERS);
+    p.write("app/src/main/resources/db/changes/postgresql/V1.1__posts.sql", POSTS);
+    p.write("app/src/main/resources/db/migration/V9__not_read.sql", "SELECT 1;\n");
+    let json = p.run(&["status", "--format", "json"]).expect_code(0).json();
+    assert_eq!(json["layout"], "flyway", "{json:#}");
+    let pending: Vec<&str> = json["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(pending, ["1", "1.1"], "{json:#}");
+
+    p.write(
+        "billing/src/main/resources/db/migration/V1__plans.sql",
+        "CREATE TABLE plans (id int);\n",
+    );
+    let run = p.run(&["status"]);
+    run.expect_code(2).expect_output("holds the migrations of 2 projects");
+    run.expect_output("application.yml:5 (spring.flyway.locations)");
+    run.expect_output("flyway, 2 migration(s)").expect_output("flyway, 1 migration(s)");
+    run.expect_output("set [migrations] dir");
+    std::fs::remove_dir_all(p.path().join("billing")).unwrap();
+
+    p.write(
+        "flyway.conf",
+        "flyway.url=jdbc:postgresql://localhost/app\nflyway.locations=filesystem:sql/pg\n",
+    );
+    let run = p.run(&["status"]);
+    run.expect_code(2).expect_output("flyway.conf:2: flyway.locations names");
+    run.expect_output("sql/pg");
+    assert!(!p.client().history_schema_exists(), "the database was touched");
+}

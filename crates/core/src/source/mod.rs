@@ -18,6 +18,7 @@
 mod dirs;
 pub mod drizzle;
 mod flyway;
+mod flyway_places;
 mod kept;
 mod layout;
 mod nested;
@@ -51,11 +52,13 @@ pub enum SourceError {
     #[error(
         "no migrations found in {root}: looked for supabase/migrations, prisma/migrations (and \
          Prisma's settings in prisma.config.*, package.json), a drizzle output folder \
-         (drizzle.config.*'s out, meta/_journal.json), sqitch.plan, diesel.toml, flyway.conf, \
-         sql/, migrations/ and db/migrations at the root; below it, the *.up.sql or goose \
-         folders of a Go module that requires golang-migrate or goose, Flyway's \
-         src/main/resources/db/migration of any Java module and spring.flyway.locations, and \
-         the Supabase and Prisma folders of a monorepo's packages; run Backstop from the \
+         (drizzle.config.*'s out, meta/_journal.json), sqitch.plan, diesel.toml, Flyway's \
+         sql/ and db/migration, migrations/ and db/migrations at the root; below it, the \
+         *.up.sql or goose folders of a Go module that requires golang-migrate or goose, in \
+         the root and any Java module the locations of flyway.conf, conf/flyway.conf or \
+         spring.flyway.locations (application.properties, application.yml), else Flyway's \
+         src/main/resources/db/migration, and the Supabase and Prisma folders of a \
+         monorepo's packages; run Backstop from the \
          project's root, set [migrations] dir in backstop.toml, or create a folder with \
          `backstop init`"
     )]

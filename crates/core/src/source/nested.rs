@@ -1,17 +1,14 @@
 //! Migrations below the root, where a project's tool looks for them: a Go
 //! module's (its `go.mod` requires golang-migrate or goose) folders of
 //! `*.up.sql` files or of goose's annotated scripts, anywhere in the
-//! module (`internal/store/migrations`); a Java project's Flyway scripts
-//! in any module's `src/main/resources/db/migration` (its `{vendor}`
-//! folder `postgresql` too) and where `spring.flyway.locations` points;
-//! and the tools' folders of a monorepo's packages (`packages/db/prisma`,
+//! module (`internal/store/migrations`); and the tools' folders of a monorepo's packages (`packages/db/prisma`,
 //! `apps/web/supabase`, a drizzle output folder). The walk skips what is
 //! no project's own (dependencies, build output, examples, fixtures).
 
 use std::path::{Path, PathBuf};
 
 use super::Place;
-use super::{entries, file_name, flyway, Layout};
+use super::{entries, file_name, Layout};
 
 /// Folders never walked into.
 const SKIPPED: &[&str] = &[
@@ -39,8 +36,8 @@ const SKIPPED: &[&str] = &[
 /// How deep below the root the walk goes.
 const DEPTH: usize = 6;
 
-/// Every folder below `root` (not `root` itself), with its depth.
-fn folders(root: &Path) -> Vec<PathBuf> {
+/// Every folder below `root` (not `root` itself), down to [`DEPTH`].
+pub(super) fn folders(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut level = vec![root.to_path_buf()];
     for _ in 0..DEPTH {
@@ -97,58 +94,19 @@ fn holds(dir: &Path, tool: Layout) -> bool {
     }
 }
 
-/// Whether `dir` or a folder in it holds Flyway scripts.
-fn flyway_scripts_under(dir: &Path) -> bool {
-    let here = |d: &Path| {
-        entries(d).is_ok_and(|es| es.iter().any(|p| flyway::is_script_name(file_name(p))))
-    };
-    here(dir) || entries(dir).is_ok_and(|es| es.iter().any(|d| d.is_dir() && here(d)))
-}
-
 /// The `go.mod` files of the modules below `root` (a repository of several).
 fn go_mods(root: &Path) -> Vec<PathBuf> {
     let Ok(children) = entries(root) else { return Vec::new() };
     children.into_iter().map(|c| c.join("go.mod")).filter(|g| g.is_file()).collect()
 }
 
-/// The folders a Spring application's `spring.flyway.locations` names, for
-/// the module whose `src/main/resources` is `resources`: `classpath:` in
-/// the resources, `filesystem:` from the module, `{vendor}` as
-/// `postgresql`.
-fn spring_locations(resources: &Path) -> Vec<(PathBuf, String)> {
-    let module = resources.parent().and_then(Path::parent).and_then(Path::parent);
-    let mut out = Vec::new();
-    for name in ["application.properties", "application.yml", "application.yaml"] {
-        let Ok(text) = std::fs::read_to_string(resources.join(name)) else { continue };
-        let value = text.lines().find_map(|l| {
-            let l = l.trim();
-            let rest = l
-                .strip_prefix("spring.flyway.locations")
-                .or_else(|| l.strip_prefix("locations"))?
-                .trim_start();
-            let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':'))?;
-            Some(rest.trim().trim_matches(['"', '\'']).to_string())
-        });
-        let Some(value) = value else { continue };
-        for location in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-            let location = location.replace("{vendor}", "postgresql");
-            let dir =
-                match (location.strip_prefix("classpath:"), location.strip_prefix("filesystem:")) {
-                    (Some(c), _) => resources.join(c.trim_start_matches('/')),
-                    (_, Some(f)) => module.map_or_else(|| PathBuf::from(f), |m| m.join(f)),
-                    _ => resources.join(&location),
-                };
-            out.push((dir, format!("{name} (spring.flyway.locations)")));
-        }
-    }
-    out
-}
-
-/// The places below `root` where a project's tool keeps migrations.
-pub(super) fn places(root: &Path) -> Vec<Place> {
+/// The places among `below` (the folders under `root`, [`folders`])
+/// where a project's tool keeps migrations; Flyway's are
+/// `flyway_places`'.
+pub(super) fn places(root: &Path, below: &[PathBuf]) -> Vec<Place> {
     let mut out = Vec::new();
     let go_module = root.join("go.mod").is_file() || !go_mods(root).is_empty();
-    for dir in &folders(root) {
+    for dir in below {
         if let Some(tool) = go_module.then(|| go_tool(dir)).flatten() {
             if holds(dir, tool) {
                 let what = match tool {
@@ -160,21 +118,6 @@ pub(super) fn places(root: &Path) -> Vec<Place> {
             }
         }
         let rel = dir.strip_prefix(root).unwrap_or(dir);
-        // Flyway reads its locations with their folders (`{vendor}` ones).
-        if rel.ends_with("src/main/resources/db/migration") && flyway_scripts_under(dir) {
-            out.push(Place {
-                dir: dir.clone(),
-                layout: Some(Layout::Flyway),
-                why: "Flyway's place in a Java module (src/main/resources/db/migration)".into(),
-            });
-        }
-        if rel.ends_with("src/main/resources") {
-            for (found, why) in spring_locations(dir) {
-                if flyway_scripts_under(&found) {
-                    out.push(Place { dir: found, layout: Some(Layout::Flyway), why });
-                }
-            }
-        }
         if rel.ends_with("supabase/migrations") && rel.components().count() > 2 {
             out.push(Place {
                 dir: dir.clone(),
@@ -255,7 +198,7 @@ mod tests {
     }
 
     fn found(root: &Path) -> Vec<(String, Option<Layout>)> {
-        let mut out: Vec<(String, Option<Layout>)> = places(root)
+        let mut out: Vec<(String, Option<Layout>)> = places(root, &folders(root))
             .into_iter()
             .map(|p| (p.dir.strip_prefix(root).unwrap().display().to_string(), p.layout))
             .collect();
@@ -285,26 +228,6 @@ mod tests {
             "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;\n",
         );
         assert_eq!(found(g), [("db/sql".to_string(), Some(Layout::Goose))]);
-    }
-
-    #[test]
-    fn a_java_projects_flyway_scripts_are_found_where_flyway_looks() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        write(r, "service/src/main/resources/db/migration/postgresql/V1__init.sql", "SELECT 1;");
-        write(
-            r,
-            "api/src/main/resources/application.properties",
-            "spring.flyway.locations=classpath:db/changes/{vendor}\n",
-        );
-        write(r, "api/src/main/resources/db/changes/postgresql/V1__a.sql", "SELECT 1;");
-        assert_eq!(
-            found(r),
-            [
-                ("api/src/main/resources/db/changes/postgresql".to_string(), Some(Layout::Flyway)),
-                ("service/src/main/resources/db/migration".to_string(), Some(Layout::Flyway)),
-            ]
-        );
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! where each tool keeps its folder, read from the tool's own settings
 //! where it has them (`drizzle.config.*`'s `out`, `prisma.config.*`'s
 //! `migrations.path` or `schema`, `package.json`'s `prisma.schema`,
-//! `diesel.toml`, `sqitch.conf`, `flyway.conf`), else the tool's
-//! conventional place (`supabase/migrations`, `prisma/migrations`, the
-//! folder holding drizzle's `meta/_journal.json`, `migrations/`,
-//! `db/migrations`, Flyway's `sql/`). A root holding two tools' folders is
+//! `diesel.toml`, `sqitch.conf`; Flyway's in `flyway_places`), else the
+//! tool's conventional place (`supabase/migrations`, `prisma/migrations`,
+//! the folder holding drizzle's `meta/_journal.json`, `migrations/`,
+//! `db/migrations`). A root holding two tools' folders is
 //! an error that names both; a setting that names a folder that does not
 //! exist is an error with the setting's file and line. The history table a
 //! tool's settings name (`drizzle.config.*`'s `migrations.table` and
@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{drizzle, entries, file_name, flyway, Layout, Place, SourceError};
+use super::{drizzle, entries, file_name, Layout, Place, SourceError};
 
 /// The files Prisma's settings may live in, in the order Prisma reads them.
 const PRISMA_CONFIGS: [&str; 12] = [
@@ -163,8 +163,11 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     if wanted(Layout::Diesel) {
         push(diesel(root)?);
     }
+    let below = super::nested::folders(root);
     if wanted(Layout::Flyway) {
-        push(flyway_place(root));
+        for place in super::flyway_places::places(root, &below)? {
+            push(Some(place));
+        }
     }
     for (folder, why) in [
         ("migrations", "the conventional migrations folder"),
@@ -175,7 +178,7 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
             push(Some(Place { dir, layout, why: why.into() }));
         }
     }
-    for place in super::nested::places(root) {
+    for place in super::nested::places(root, &below) {
         if place.layout.is_none_or(wanted) {
             push(Some(place));
         }
@@ -386,31 +389,6 @@ fn diesel(root: &Path) -> Result<Option<Place>, SourceError> {
         }
         None => Ok(None),
     }
-}
-
-/// Flyway: `flyway.conf`'s first `filesystem:` location, else `sql/` or
-/// Maven's `src/main/resources/db/migration` when they hold Flyway scripts.
-fn flyway_place(root: &Path) -> Option<Place> {
-    let configured = std::fs::read_to_string(root.join("flyway.conf")).ok().and_then(|t| {
-        t.lines().find_map(|l| {
-            let v = l.trim().strip_prefix("flyway.locations")?.trim().strip_prefix('=')?;
-            let first = v.split(',').next()?.trim();
-            Some(first.strip_prefix("filesystem:").unwrap_or(first).to_string())
-        })
-    });
-    let mut places: Vec<(PathBuf, String)> = Vec::new();
-    if let Some(dir) = configured {
-        places.push((root.join(dir), "flyway.conf (flyway.locations)".into()));
-    }
-    for dir in ["sql", "src/main/resources/db/migration", "db/migration"] {
-        places.push((root.join(dir), format!("Flyway's {dir} folder")));
-    }
-    places.into_iter().find_map(|(dir, why)| {
-        let scripts = entries(&dir)
-            .map(|es| es.iter().any(|p| flyway::is_script_name(file_name(p))))
-            .unwrap_or(false);
-        scripts.then_some(Place { dir, layout: Some(Layout::Flyway), why })
-    })
 }
 
 /// `key = value` in `[section]` of an ini-style file (git's format, as

@@ -1,0 +1,349 @@
+//! Where Flyway looks for a Java project's scripts, read from its settings
+//! as data: each module's (the root, and every folder holding
+//! `src/main/resources`, a `flyway.conf` or a `conf/flyway.conf`)
+//! `flyway.locations` in `flyway.conf` or `conf/flyway.conf`, else
+//! `spring.flyway.locations` in `src/main/resources/application.properties`
+//! or `application.yml`, else Flyway's default `src/main/resources/db/migration`
+//! (and at the root the CLI's `sql/` and `db/migration`). A `classpath:`
+//! location (or one with no prefix) is the module's `src/main/resources`,
+//! a `filesystem:` one counts from the module; `{vendor}` is `postgresql`.
+//! A location that does not exist is an error naming the setting's file
+//! and line; a location on a cloud store (`s3:`, `gcs:`) is not a folder
+//! and is passed over.
+
+use std::path::{Path, PathBuf};
+
+use super::{entries, file_name, flyway, Layout, Place, SourceError};
+
+/// One location a setting names, with where it was named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Location {
+    /// As written, `{vendor}` already replaced.
+    pub(super) text: String,
+    pub(super) file: PathBuf,
+    pub(super) line: usize,
+    pub(super) key: &'static str,
+}
+
+/// Flyway's `{vendor}` placeholder, as Flyway fills it for PostgreSQL.
+fn vendor(location: &str) -> String {
+    location.replace("{vendor}", "postgresql")
+}
+
+/// The items of a comma-separated list (a properties value, or a YAML
+/// flow list `[a, b]`), each trimmed of quotes.
+fn items(value: &str) -> Vec<String> {
+    value
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|i| i.trim().trim_matches(['"', '\'']).trim())
+        .filter(|i| !i.is_empty())
+        .map(vendor)
+        .collect()
+}
+
+/// `key`'s value in a Java properties text, with the line its key is on:
+/// `key=value`, `key: value` or `key value`, continued over lines that
+/// end in `\`; `#` and `!` start comments.
+pub(super) fn property(text: &str, key: &str) -> Option<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_start();
+        let number = i + 1;
+        i += 1;
+        if line.starts_with(['#', '!']) {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(key) else { continue };
+        if !(rest.is_empty() || rest.starts_with([' ', '\t', '=', ':'])) {
+            continue;
+        }
+        let rest = rest.trim_start();
+        let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+        let mut value = rest.trim().to_string();
+        while value.ends_with('\\') && i < lines.len() {
+            value.pop();
+            value.push_str(lines[i].trim());
+            i += 1;
+        }
+        return Some((value, number));
+    }
+    None
+}
+
+/// `spring.flyway.locations` in a YAML text, with its line: written
+/// nested (`spring:` / `flyway:` / `locations:`) or dotted at any level,
+/// its value inline (`a, b` or `[a, b]`) or as a block list (`- a`).
+pub(super) fn yaml_locations(text: &str) -> Option<(Vec<String>, usize)> {
+    const PATH: [&str; 3] = ["spring", "flyway", "locations"];
+    // The key path of each open mapping, by indent.
+    let mut open: Vec<(usize, Vec<String>)> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.split(" #").next().unwrap_or(raw).trim_end();
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') || body.starts_with('-') || body == "---" {
+            if body == "---" {
+                open.clear();
+            }
+            continue;
+        }
+        let indent = line.len() - body.len();
+        let Some((key, value)) = body.split_once(':') else { continue };
+        while open.last().is_some_and(|(at, _)| *at >= indent) {
+            open.pop();
+        }
+        let mut path: Vec<String> = open.last().map(|(_, p)| p.clone()).unwrap_or_default();
+        path.extend(key.trim().trim_matches(['"', '\'']).split('.').map(str::to_string));
+        let value = value.trim();
+        if path != PATH {
+            if value.is_empty() {
+                open.push((indent, path));
+            }
+            continue;
+        }
+        if !value.is_empty() {
+            return Some((items(value), i + 1));
+        }
+        // A block list under the key.
+        let listed = lines[i + 1..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| l.is_empty() || l.starts_with('-') || l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix('-'))
+            .flat_map(items)
+            .collect();
+        return Some((listed, i + 1));
+    }
+    None
+}
+
+/// The locations a module's settings name for Flyway: its `flyway.conf`
+/// (or `conf/flyway.conf`), else its Spring application's. Empty: none
+/// named, so Flyway looks in its default place.
+pub(super) fn named_locations(module: &Path) -> Vec<Location> {
+    for conf in ["flyway.conf", "conf/flyway.conf"] {
+        let file = module.join(conf);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        if let Some((value, line)) = property(&text, "flyway.locations") {
+            let key = "flyway.locations";
+            let at = |text| Location { text, file: file.clone(), line, key };
+            return items(&value).into_iter().map(at).collect();
+        }
+    }
+    let resources = module.join("src/main/resources");
+    let key = "spring.flyway.locations";
+    for name in ["application.properties", "application.yml", "application.yaml"] {
+        let file = resources.join(name);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let found = if name.ends_with(".properties") {
+            property(&text, key).map(|(v, line)| (items(&v), line))
+        } else {
+            yaml_locations(&text)
+        };
+        if let Some((locations, line)) = found {
+            let at = |text| Location { text, file: file.clone(), line, key };
+            return locations.into_iter().map(at).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// The folder a location of `module` is, or `None` for one that is no
+/// folder (a cloud store).
+fn folder_of(module: &Path, location: &str) -> Option<PathBuf> {
+    let resources = module.join("src/main/resources");
+    if let Some(path) = location.strip_prefix("filesystem:") {
+        return Some(module.join(path));
+    }
+    if let Some(path) = location.strip_prefix("classpath:") {
+        return Some(resources.join(path.trim_start_matches('/')));
+    }
+    if location.contains(':') {
+        return None;
+    }
+    // No prefix means the classpath to Flyway; the CLI's users often mean
+    // a folder beside the config.
+    let classpath = resources.join(location.trim_start_matches('/'));
+    Some(if classpath.is_dir() || !module.join(location).is_dir() {
+        classpath
+    } else {
+        module.join(location)
+    })
+}
+
+/// Whether `dir` or a folder in it holds Flyway scripts (Flyway reads a
+/// location with its subfolders).
+fn scripts_under(dir: &Path) -> bool {
+    let here = |d: &Path| {
+        entries(d).is_ok_and(|es| es.iter().any(|p| flyway::is_script_name(file_name(p))))
+    };
+    here(dir) || entries(dir).is_ok_and(|es| es.iter().any(|d| d.is_dir() && here(d)))
+}
+
+/// Whether Flyway could be run from `dir` as a module of the project.
+fn is_module(dir: &Path) -> bool {
+    file_name(dir) != "conf"
+        && (dir.join("src/main/resources").is_dir()
+            || dir.join("flyway.conf").is_file()
+            || dir.join("conf/flyway.conf").is_file())
+}
+
+/// The places where Flyway keeps scripts for `root` and the modules among
+/// `below` (folders under it): each named location that holds scripts,
+/// else the module's default place when it holds them. A named location
+/// that does not exist is an error at its setting.
+pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, SourceError> {
+    let mut out = Vec::new();
+    let modules = std::iter::once(root).chain(below.iter().map(PathBuf::as_path));
+    for module in modules.filter(|m| *m == root || is_module(m)) {
+        let named = named_locations(module);
+        for location in &named {
+            let Some(dir) = folder_of(module, &location.text) else { continue };
+            if !dir.is_dir() {
+                return Err(SourceError::NamedMissing {
+                    setting: location.file.clone(),
+                    line: location.line,
+                    key: location.key.to_string(),
+                    dir,
+                    tool: Layout::Flyway,
+                });
+            }
+            if scripts_under(&dir) {
+                let why =
+                    format!("{}:{} ({})", file_name(&location.file), location.line, location.key);
+                out.push(Place { dir, layout: Some(Layout::Flyway), why });
+            }
+        }
+        if !named.is_empty() {
+            continue;
+        }
+        let mut defaults = vec!["src/main/resources/db/migration"];
+        if module == root {
+            defaults.extend(["sql", "db/migration"]);
+        }
+        for default in defaults {
+            let dir = module.join(default);
+            if scripts_under(&dir) {
+                let why = format!("Flyway's default place ({default})");
+                out.push(Place { dir, layout: Some(Layout::Flyway), why });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn found(root: &Path) -> Vec<(String, String)> {
+        let below = super::super::nested::folders(root);
+        let mut out: Vec<(String, String)> = places(root, &below)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.dir.strip_prefix(root).unwrap().display().to_string(), p.why))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_properties_value_is_read_with_its_line_and_continuations() {
+        let text = "# flyway.locations=filesystem:old\nflyway.url=jdbc:x\n\
+                    flyway.locations = filesystem:sql/a,\\\n    classpath:db/{vendor}\n";
+        let (value, line) = property(text, "flyway.locations").unwrap();
+        assert_eq!(line, 3);
+        assert_eq!(items(&value), ["filesystem:sql/a", "classpath:db/postgresql"]);
+        assert_eq!(property("flyway.locationsX=a\n", "flyway.locations"), None);
+        assert_eq!(property("flyway.locations a\n", "flyway.locations"), Some(("a".into(), 1)));
+    }
+
+    #[test]
+    fn springs_yaml_locations_are_read_nested_dotted_or_listed() {
+        let nested = "server:\n  port: 8080\nspring:\n  datasource:\n    url: x\n  flyway:\n    \
+                      enabled: true\n    locations: classpath:db/changes/{vendor}, filesystem:sql\n";
+        assert_eq!(
+            yaml_locations(nested),
+            Some((vec!["classpath:db/changes/postgresql".into(), "filesystem:sql".into()], 8))
+        );
+        let dotted = "spring:\n  flyway.locations: [\"classpath:db/a\"]\n";
+        assert_eq!(yaml_locations(dotted), Some((vec!["classpath:db/a".into()], 2)));
+        let listed = "spring.flyway:\n  locations:\n    - classpath:db/a\n    # old\n    - classpath:db/b\n  baseline-on-migrate: true\n";
+        assert_eq!(
+            yaml_locations(listed),
+            Some((vec!["classpath:db/a".into(), "classpath:db/b".into()], 2))
+        );
+        let other = "app:\n  flyway:\n    locations: classpath:nope\n";
+        assert_eq!(yaml_locations(other), None, "only spring's key counts");
+    }
+
+    #[test]
+    fn every_module_is_read_where_flyway_looks_in_it() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        // A module on Flyway's default, its scripts in the vendor folder.
+        write(r, "billing/pom.xml", "<project/>");
+        write(r, "billing/src/main/resources/db/migration/postgresql/V1__a.sql", "SELECT 1;");
+        // A module whose flyway.conf names a classpath location.
+        write(r, "orders/flyway.conf", "flyway.locations=classpath:db/orders/{vendor}\n");
+        write(r, "orders/src/main/resources/db/orders/postgresql/V1__a.sql", "SELECT 1;");
+        write(r, "orders/src/main/resources/db/migration/V9__ignored.sql", "SELECT 1;");
+        // The CLI's layout: conf/flyway.conf naming a folder.
+        write(r, "cli/conf/flyway.conf", "flyway.locations=filesystem:scripts\n");
+        write(r, "cli/scripts/V1__a.sql", "SELECT 1;");
+        // Spring's YAML.
+        write(
+            r,
+            "api/src/main/resources/application.yml",
+            "spring:\n  flyway:\n    locations:\n      - classpath:db/api\n",
+        );
+        write(r, "api/src/main/resources/db/api/V1__a.sql", "SELECT 1;");
+        assert_eq!(
+            found(r),
+            [
+                (
+                    "api/src/main/resources/db/api".into(),
+                    "application.yml:3 (spring.flyway.locations)".into()
+                ),
+                (
+                    "billing/src/main/resources/db/migration".into(),
+                    "Flyway's default place (src/main/resources/db/migration)".into()
+                ),
+                ("cli/scripts".into(), "flyway.conf:1 (flyway.locations)".into()),
+                (
+                    "orders/src/main/resources/db/orders/postgresql".into(),
+                    "flyway.conf:1 (flyway.locations)".into()
+                ),
+            ],
+            "a module that names its locations is not read in the default place"
+        );
+    }
+
+    #[test]
+    fn a_location_that_does_not_exist_is_an_error_at_its_setting() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(
+            r,
+            "flyway.conf",
+            "flyway.url=jdbc:postgresql://x\nflyway.locations=filesystem:sql/missing\n",
+        );
+        let err = places(r, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("flyway.conf:2: flyway.locations names"), "{text}");
+        assert!(text.contains("sql/missing"), "{text}");
+        // A cloud location is no folder: passed over.
+        write(r, "flyway.conf", "flyway.locations=s3:bucket/db\n");
+        assert_eq!(places(r, &[]).unwrap(), []);
+    }
+}
