@@ -1,8 +1,9 @@
 //! The transaction groups of `migrate` on a real cluster: the plan says
 //! each group and why it is apart, an added enum value splits nothing
 //! unless a later statement uses it, a failure after committed groups says
-//! what stays and how to go back, and `all_or_nothing` refuses a batch
-//! that cannot be one unit before anything runs.
+//! what stays and how to go back, a value the plan cannot see fails its
+//! group with a fix that names `--each`, and `all_or_nothing` refuses a
+//! batch that cannot be one unit before anything runs.
 
 use crate::common::{DbExt, Project};
 use serde_json::Value;
@@ -193,4 +194,25 @@ fn an_enum_value_added_in_a_do_block_commits_before_the_migration_that_uses_it()
     let mut db = p.client();
     assert_eq!(labels(&mut db), ["ok", "meh"]);
     assert_eq!(db.applied(), ["1", "2", "3"]);
+}
+
+#[test]
+fn an_enum_value_the_plan_cannot_see_fails_its_group_with_a_fix_that_names_each() {
+    let p = with_mood("enum_unseen");
+    // The value is added by a string the planner cannot read as SQL.
+    p.migration(
+        "2_add_meh",
+        "DO $$ BEGIN EXECUTE 'ALTER TYPE mood ADD VALUE ' || quote_literal('meh'); END $$;\n",
+        None,
+    );
+    p.migration("3_use_meh", "UPDATE people SET mood = 'meh' WHERE id = 2;\n", None);
+    let run = p.run(&["migrate"]);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    run.expect_output("backstop migrate --each");
+    let mut db = p.client();
+    assert_eq!(db.applied(), ["1"], "the failed group changed nothing");
+    assert_eq!(labels(&mut db), ["ok"]);
+    p.run(&["migrate", "--each"]).expect_code(0);
+    assert_eq!(labels(&mut p.client()), ["ok", "meh"]);
+    assert_eq!(p.client().applied(), ["1", "2", "3"]);
 }
