@@ -17,6 +17,7 @@ pub mod compare;
 pub mod context;
 pub mod data;
 pub mod enum_use;
+pub mod expand;
 pub mod facts;
 pub mod inverse;
 pub mod model;

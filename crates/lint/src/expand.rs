@@ -1,0 +1,265 @@
+//! Which statements of an up have an expand form: a way to serve the new
+//! shape beside the old one without changing what the running application
+//! reads and writes. Pure reading of the parse tree; what the database
+//! says (does the table exist, is the column there) is the engine's part.
+//!
+//! The forms of this first slice: `ADD COLUMN` that is nullable or gets a
+//! constant default (added to the table for real: the old shape never
+//! names it), and `RENAME COLUMN` (served by the new shape's view under
+//! the new name; the table keeps the old name until contract). Anything
+//! else is refused with the reason, so the caller can name the statement.
+
+use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
+use pg_query::NodeEnum;
+
+use crate::facts::RelationName;
+use crate::stmt::{alter_cmds, type_spec};
+
+/// What one statement does in an expand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// `ALTER TABLE t ADD COLUMN c …`: the statement runs as written at
+    /// expand; rollback drops the column.
+    AddColumn { table: RelationName, column: String },
+    /// `ALTER TABLE t RENAME COLUMN a TO b`: the new shape's view shows
+    /// `a` as `b`; the statement runs as written at contract.
+    RenameColumn { table: RelationName, from: String, to: String },
+}
+
+/// The expand forms of `sql` (one statement), or why it has none.
+pub fn forms(sql: &str) -> Result<Vec<Form>, String> {
+    let tree = pg_query::parse(sql, 0).map_err(|e| format!("it does not parse: {e}"))?;
+    let mut out = Vec::new();
+    for raw in &tree.protobuf.stmts {
+        let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else { continue };
+        out.extend(one(node)?);
+    }
+    Ok(out)
+}
+
+fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
+    match node {
+        NodeEnum::AlterTableStmt(a) if a.objtype() == ObjectType::ObjectTable => alter_table(a),
+        NodeEnum::RenameStmt(r)
+            if r.rename_type() == ObjectType::ObjectColumn
+                && r.relation_type() == ObjectType::ObjectTable =>
+        {
+            let rv = r.relation.as_ref().ok_or("the statement names no table")?;
+            if r.missing_ok {
+                return Err("`IF EXISTS` leaves open which table the new shape shows; \
+                            name a table that is there"
+                    .into());
+            }
+            Ok(vec![Form::RenameColumn {
+                table: relation(rv),
+                from: r.subname.clone(),
+                to: r.newname.clone(),
+            }])
+        }
+        other => Err(format!("{} has no expand form yet", kind(other))),
+    }
+}
+
+fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
+    let rv = a.relation.as_ref().ok_or("the statement names no table")?;
+    if a.missing_ok {
+        return Err("`IF EXISTS` leaves open which table the new shape shows; \
+                    name a table that is there"
+            .into());
+    }
+    let mut out = Vec::new();
+    for (_, cmd, kind) in alter_cmds(a) {
+        if kind != AlterTableType::AtAddColumn {
+            return Err(format!(
+                "ALTER TABLE {} has no expand form yet; only ADD COLUMN does in this release",
+                subcommand(kind)
+            ));
+        }
+        if cmd.missing_ok {
+            return Err("ADD COLUMN IF NOT EXISTS: a rollback could not tell whether the expand \
+                        added the column; drop IF NOT EXISTS"
+                .into());
+        }
+        let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+            return Err("ADD COLUMN without a column definition".into());
+        };
+        column_expands(def)?;
+        out.push(Form::AddColumn { table: relation(rv), column: def.colname.clone() });
+    }
+    Ok(out)
+}
+
+/// Why a new column cannot be added under the running application: one it
+/// cannot insert without (NOT NULL with no default), one whose value each
+/// row computes (a volatile default, identity, generated, serial: the
+/// table is rewritten or every row written), or one with a constraint
+/// (checked against every row under lock; not an expand form yet).
+fn column_expands(def: &protobuf::ColumnDef) -> Result<(), String> {
+    let c = &def.colname;
+    if let Some(t) = def.type_name.as_ref() {
+        let base = type_spec(t, false);
+        if matches!(
+            base.base(),
+            "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial"
+        ) {
+            return Err(format!(
+                "column {c} is {}: every existing row gets a value from a sequence, \
+                 which rewrites the table; add it as a plain nullable column",
+                base.base()
+            ));
+        }
+    }
+    let mut default = def.raw_default.as_deref();
+    let mut not_null = def.is_not_null;
+    for con in &def.constraints {
+        let Some(NodeEnum::Constraint(con)) = con.node.as_ref() else { continue };
+        match con.contype() {
+            ConstrType::ConstrNull => {}
+            ConstrType::ConstrNotnull => not_null = true,
+            ConstrType::ConstrDefault => default = con.raw_expr.as_deref().or(default),
+            ConstrType::ConstrIdentity | ConstrType::ConstrGenerated => {
+                return Err(format!(
+                    "column {c} is identity or generated: every existing row is written; \
+                     add it as a plain nullable column"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "column {c} comes with a {} constraint, which has no expand form yet; \
+                     add the column alone and the constraint in a later migration",
+                    constraint(other)
+                ))
+            }
+        }
+    }
+    match default {
+        Some(d) if !constant(d) => Err(format!(
+            "column {c} has a default that is not a constant: existing rows would need a \
+             backfill, which this release does not do yet; use a constant default"
+        )),
+        None if not_null => Err(format!(
+            "column {c} is NOT NULL without a default: the running application does not \
+             write it, so its inserts would fail; give it a constant default"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A literal, possibly cast (`'x'::text`, `0`, `-1`, `NULL`, `true`).
+fn constant(node: &protobuf::Node) -> bool {
+    match node.node.as_ref() {
+        Some(NodeEnum::AConst(_)) => true,
+        Some(NodeEnum::TypeCast(t)) => t.arg.as_deref().is_some_and(constant),
+        // `-1` is a unary minus over a constant in older parsers.
+        Some(NodeEnum::AExpr(e)) => {
+            e.lexpr.is_none()
+                && e.name.len() == 1
+                && e.rexpr.as_deref().is_some_and(|r| matches!(r.node, Some(NodeEnum::AConst(_))))
+        }
+        _ => false,
+    }
+}
+
+fn relation(rv: &protobuf::RangeVar) -> RelationName {
+    RelationName {
+        schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
+        name: rv.relname.clone(),
+    }
+}
+
+fn kind(node: &NodeEnum) -> &'static str {
+    match node {
+        NodeEnum::CreateStmt(_) => "CREATE TABLE",
+        NodeEnum::IndexStmt(_) => "CREATE INDEX",
+        NodeEnum::DropStmt(_) => "DROP",
+        NodeEnum::RenameStmt(_) => "this RENAME (only RENAME COLUMN of a table)",
+        NodeEnum::AlterTableStmt(_) => "ALTER of anything but a table",
+        NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => {
+            "a change of rows"
+        }
+        NodeEnum::ViewStmt(_) => "CREATE VIEW",
+        NodeEnum::CreateFunctionStmt(_) => "CREATE FUNCTION",
+        NodeEnum::TransactionStmt(_) => "a transaction statement",
+        _ => "this kind of statement",
+    }
+}
+
+fn subcommand(kind: AlterTableType) -> String {
+    let name = format!("{kind:?}");
+    let name = name.strip_prefix("At").unwrap_or(&name);
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+fn constraint(kind: ConstrType) -> &'static str {
+    match kind {
+        ConstrType::ConstrCheck => "CHECK",
+        ConstrType::ConstrPrimary => "PRIMARY KEY",
+        ConstrType::ConstrUnique => "UNIQUE",
+        ConstrType::ConstrForeign => "REFERENCES",
+        ConstrType::ConstrExclusion => "EXCLUDE",
+        _ => "column",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str) -> RelationName {
+        RelationName { schema: None, name: name.into() }
+    }
+
+    #[test]
+    fn nullable_and_constant_default_columns_expand() {
+        assert_eq!(
+            forms("ALTER TABLE users ADD COLUMN nick text").unwrap(),
+            [Form::AddColumn { table: table("users"), column: "nick".into() }]
+        );
+        assert_eq!(
+            forms("ALTER TABLE users ADD COLUMN a int NOT NULL DEFAULT 0, ADD b text DEFAULT 'x'::text")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(forms("ALTER TABLE users ADD COLUMN a int DEFAULT -1").is_ok());
+    }
+
+    #[test]
+    fn columns_the_old_shape_cannot_live_with_are_refused_with_the_fix() {
+        let e = forms("ALTER TABLE users ADD COLUMN a int NOT NULL").unwrap_err();
+        assert!(e.contains("NOT NULL without a default"), "{e}");
+        let e = forms("ALTER TABLE users ADD COLUMN a timestamptz DEFAULT now()").unwrap_err();
+        assert!(e.contains("not a constant"), "{e}");
+        let e = forms("ALTER TABLE users ADD COLUMN a bigserial").unwrap_err();
+        assert!(e.contains("bigserial"), "{e}");
+        let e = forms("ALTER TABLE users ADD COLUMN a int REFERENCES t(id)").unwrap_err();
+        assert!(e.contains("REFERENCES"), "{e}");
+        let e = forms("ALTER TABLE users ADD COLUMN IF NOT EXISTS a int").unwrap_err();
+        assert!(e.contains("IF NOT EXISTS"), "{e}");
+    }
+
+    #[test]
+    fn a_column_rename_expands_and_other_statements_say_why_not() {
+        assert_eq!(
+            forms("ALTER TABLE app.users RENAME COLUMN name TO full_name").unwrap(),
+            [Form::RenameColumn {
+                table: RelationName { schema: Some("app".into()), name: "users".into() },
+                from: "name".into(),
+                to: "full_name".into(),
+            }]
+        );
+        let e = forms("ALTER TABLE users DROP COLUMN name").unwrap_err();
+        assert!(e.contains("DROP COLUMN has no expand form"), "{e}");
+        let e = forms("CREATE INDEX ON users (name)").unwrap_err();
+        assert!(e.contains("CREATE INDEX"), "{e}");
+        let e = forms("ALTER TABLE users RENAME TO people").unwrap_err();
+        assert!(e.contains("RENAME"), "{e}");
+    }
+}
