@@ -12,6 +12,7 @@ pub mod decide;
 pub mod downs;
 pub mod drill;
 pub mod exit;
+pub mod expand;
 pub mod flags;
 pub mod freeze;
 pub mod incident;

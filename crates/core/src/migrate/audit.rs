@@ -63,3 +63,19 @@ pub(super) fn refused(client: &mut Client, kind: &str, err: ApplyError) -> Apply
     }
     err
 }
+
+/// Refuses (audited) a plain migrate or rollback while an expand is open:
+/// it would change the tables under both shapes the expand serves.
+pub(super) fn not_expanded(client: &mut Client, kind: &str) -> Result<(), ApplyError> {
+    let open = crate::schema::expands::open(client).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new("reading the expand in progress", source))
+    })?;
+    match open {
+        Some(e) => Err(refused(
+            client,
+            kind,
+            ApplyError::Expanded { version: e.version, new_schema: e.new_schema },
+        )),
+        None => Ok(()),
+    }
+}

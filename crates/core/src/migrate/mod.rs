@@ -142,6 +142,8 @@ pub enum ApplyError {
     Keep(#[source] keep::KeepError),
     #[error(transparent)]
     ToolHistory(#[from] crate::adopt::InStepError),
+    #[error("an expand of {version} is in progress (schema {new_schema}); `backstop migrate --contract` or `backstop rollback` ends it first")]
+    Expanded { version: String, new_schema: String },
 }
 
 fn not_one_transaction_message(reasons: &[String], each: &bool, first: Option<&str>) -> String {
@@ -191,7 +193,8 @@ impl ApplyError {
             ApplyError::UnknownVersion(_)
             | ApplyError::NotApplied(_)
             | ApplyError::Unrunnable(_)
-            | ApplyError::NotOneTransaction { .. } => 2,
+            | ApplyError::NotOneTransaction { .. }
+            | ApplyError::Expanded { .. } => 2,
             ApplyError::Lock(_)
             | ApplyError::Db(_)
             | ApplyError::ConnectionLost { .. }
@@ -349,6 +352,7 @@ pub fn migrate(
                 ApplyError::Db(crate::pg::DbError::new("creating the backstop schema", source))
             })?;
         }
+        audit::not_expanded(client, "migrate")?;
         let status = status(client, migrations)?;
         if !status.drifted.is_empty() {
             return Err(refused(client, "migrate", ApplyError::Drift(status.drifted)));
@@ -468,6 +472,7 @@ pub fn rollback(
     progress: &mut dyn Progress,
 ) -> Result<Report, ApplyError> {
     with_lock(client, settings, progress, |client, progress| {
+        audit::not_expanded(client, "rollback")?;
         let status = status(client, migrations)?;
         // Repeatable migrations have no down; a rollback passes them by.
         let repeatable = |v: &str| migrations.iter().any(|m| m.version == v && m.repeatable);

@@ -15,6 +15,7 @@
 //! | `incidents` | each incident: opened, closed, by what ([`incidents`]); events carry its id |
 //! | `drills` | each rollback drill: when, on what backup and release, its steps timed, its outcome and report ([`drills`]) |
 //! | `rollouts`, `rollout_waves`, `rollout_targets` | a rollout's plan and each database's state, in the control database ([`rollouts`]) |
+//! | `expands` | each expand: its schema of views, what it added and renames, whether it is open ([`expands`]) |
 //! | `meta` | the version of this schema |
 //!
 //! The schema is created by the first command that writes, after it holds
@@ -24,6 +25,7 @@
 pub mod applied;
 pub mod drills;
 pub mod events;
+pub mod expands;
 pub mod flags;
 pub mod freeze;
 pub mod incidents;
@@ -245,6 +247,22 @@ CREATE TABLE IF NOT EXISTS backstop.rollout_targets (
     PRIMARY KEY (rollout, name)
 );
 CREATE INDEX IF NOT EXISTS rollout_targets_wave_idx ON backstop.rollout_targets (rollout, wave, position);
+-- An expand: the pending migrations served as a new shape (a schema of
+-- views) beside the old one until contract or rollback. One open at most.
+CREATE TABLE IF NOT EXISTS backstop.expands (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    schema      text NOT NULL,
+    version     text NOT NULL,
+    new_schema  text NOT NULL,
+    plan        jsonb NOT NULL,
+    state       text NOT NULL CHECK (state IN ('expanded', 'contracted', 'rolled_back')),
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_by  text NOT NULL,
+    ended_at    timestamptz,
+    ended_by    text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS expands_one_open ON backstop.expands ((true))
+    WHERE state = 'expanded';
 "#;
 
 /// The transaction-level advisory lock that serialises creating the
@@ -254,7 +272,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 10;
+const SCHEMA_VERSION: i32 = 11;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -2,6 +2,7 @@
 //! throwaway clusters.
 
 mod checksum;
+mod expand;
 mod freeze;
 mod gates;
 mod ramps;

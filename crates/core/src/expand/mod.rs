@@ -1,0 +1,332 @@
+//! Expand/contract from plain SQL (issue 44, first slice): the pending
+//! migrations served as a new shape beside the old one, so two versions
+//! of an application write at once and a rollback loses no write.
+//!
+//! `expand` adds the new columns to the tables for real (nullable or with
+//! a constant default: the old shape never names them) and makes a schema
+//! `<schema>_<version>` of updatable views, one per table, showing the new
+//! shape (renamed columns under their new names). Every write through
+//! either shape lands in the same table. `contract` runs the renames for
+//! real, drops the views and records the migrations as applied;
+//! `rollback` drops the views and the added columns (their values
+//! exported first when `[rollback]` keeps them). Each is one transaction
+//! under the migration lock, recorded in `backstop.expands` and the
+//! audit log; a statement with no expand form refuses the whole expand
+//! before anything changes.
+
+pub mod plan;
+pub mod views;
+
+use std::collections::BTreeMap;
+
+use postgres::Client;
+use serde_json::json;
+
+use crate::migrate::{self, keep, ApplyError, Settings};
+use crate::pg::lock::{LockError, MigrationLock};
+use crate::pg::{db, quote_ident, quote_qualified, DbError};
+use crate::schema::{self, applied, events, expands};
+use crate::source::Migration;
+pub use plan::{Plan, Refusal};
+
+/// Why an expand, contract or rollback of an expand did not run; nothing
+/// changed in each case.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpandError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("no pending migrations to expand; `backstop status` lists them")]
+    NothingPending,
+    #[error(
+        "the pending migrations cannot be expanded; nothing changed:\n  {}\n\
+         apply them with `backstop migrate`, or move these statements to a later migration",
+        .0.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n  ")
+    )]
+    NoExpandForm(Vec<Refusal>),
+    #[error(
+        "an expand of {version} is in progress (schema {new_schema}, by {by}); finish it with \
+         `backstop migrate --contract` or undo it with `backstop rollback` first"
+    )]
+    InProgress { version: String, new_schema: String, by: String },
+    #[error("no expand is in progress; `backstop migrate --expand` starts one")]
+    NoExpand,
+    #[error(
+        "the expand's migrations differ from their files: {}; restore the files (contract runs \
+         what was expanded)",
+        .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    Drift(Vec<String>),
+    #[error(
+        "table{} {} of schema {schema} {} row level security, and PostgreSQL {major} has no \
+         security_invoker views (15 and later): the new shape would bypass the policies; \
+         apply with `backstop migrate` or upgrade the server",
+        if .tables.len() == 1 { "" } else { "s" }, .tables.join(", "),
+        if .tables.len() == 1 { "has" } else { "have" }
+    )]
+    RlsBeforeFifteen { schema: String, tables: Vec<String>, major: i32 },
+    #[error(
+        "schema {0} already exists; an expand serves the new shape there: drop or rename it first"
+    )]
+    SchemaTaken(String),
+    #[error(
+        "schema name {0} is longer than PostgreSQL's 63 bytes; use a shorter schema or version"
+    )]
+    NameTooLong(String),
+    #[error("the values of the added columns could not be kept, so nothing was rolled back; free the disk or set [rollback] export_dropped = false")]
+    Keep(#[source] keep::KeepError),
+}
+
+impl ExpandError {
+    /// The process exit code this error calls for.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExpandError::Apply(e) => e.exit_code(),
+            ExpandError::Drift(_) => 1,
+            ExpandError::NothingPending
+            | ExpandError::NoExpandForm(_)
+            | ExpandError::InProgress { .. }
+            | ExpandError::NoExpand
+            | ExpandError::RlsBeforeFifteen { .. }
+            | ExpandError::SchemaTaken(_)
+            | ExpandError::NameTooLong(_) => 2,
+            ExpandError::Lock(_) | ExpandError::Db(_) | ExpandError::Keep(_) => 3,
+        }
+    }
+}
+
+/// An expand, as started or finished.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Expanded {
+    /// The schema that keeps the old shape.
+    pub schema: String,
+    /// The schema of views serving the new shape.
+    pub new_schema: String,
+    pub version: String,
+    pub plan: Plan,
+    /// What a rollback exported before dropping the added columns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<keep::Kept>,
+}
+
+/// The expand in progress, if any.
+pub fn in_progress(client: &mut Client) -> Result<Option<Expanded>, ExpandError> {
+    let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? else {
+        return Ok(None);
+    };
+    let plan = serde_json::from_value(row.plan).map_err(|_| ExpandError::NoExpand)?;
+    Ok(Some(Expanded {
+        schema: row.schema,
+        new_schema: row.new_schema,
+        version: row.version,
+        plan,
+        kept: Vec::new(),
+    }))
+}
+
+/// Expands the pending migrations of `migrations` in `schema` (`public`).
+pub fn expand(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    schema: &str,
+) -> Result<Expanded, ExpandError> {
+    let mut lock = locked(client, settings)?;
+    let client = &mut *lock;
+    schema::ensure(client).map_err(db("creating the backstop schema"))?;
+    if let Some(open) = expands::open(client).map_err(db("reading the expand in progress"))? {
+        return Err(refused(
+            client,
+            "expand",
+            ExpandError::InProgress {
+                version: open.version,
+                new_schema: open.new_schema,
+                by: open.started_by,
+            },
+        ));
+    }
+    let status = migrate::status(client, migrations)?;
+    if !status.drifted.is_empty() {
+        return Err(refused(client, "expand", ApplyError::Drift(status.drifted).into()));
+    }
+    let waiting: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
+    let pending: Vec<&Migration> =
+        migrations.iter().filter(|m| waiting.contains(&m.version.as_str())).collect();
+    let Some(last) = pending.last() else { return Err(ExpandError::NothingPending) };
+    let version = last.version.clone();
+    let new_schema = format!("{schema}_{version}");
+    if new_schema.len() > 63 {
+        return Err(ExpandError::NameTooLong(new_schema));
+    }
+    let tables = views::tables(client, schema).map_err(db("reading the schema's tables"))?;
+    let columns: BTreeMap<String, Vec<String>> =
+        tables.iter().map(|(t, v)| (t.clone(), v.columns.clone())).collect();
+    let plan = plan::build(&pending, schema, &columns)
+        .map_err(|r| refused(client, "expand", ExpandError::NoExpandForm(r)))?;
+    let major =
+        crate::pg::server_version_num(client).map_err(db("reading the server version"))? / 10000;
+    let with_rls: Vec<String> =
+        tables.iter().filter(|(_, t)| t.rls).map(|(n, _)| n.clone()).collect();
+    if major < 15 && !with_rls.is_empty() {
+        let e = ExpandError::RlsBeforeFifteen { schema: schema.into(), tables: with_rls, major };
+        return Err(refused(client, "expand", e));
+    }
+    if views::schema_exists(client, &new_schema).map_err(db("looking for the schema"))? {
+        return Err(refused(client, "expand", ExpandError::SchemaTaken(new_schema)));
+    }
+    let record = serde_json::to_value(&plan).expect("a plan is plain data");
+    let mut tx = client.transaction().map_err(db("starting the expand"))?;
+    timeouts(&mut tx, settings, schema).map_err(db("setting the expand's timeouts"))?;
+    for sql in &plan.at_expand {
+        tx.batch_execute(sql).map_err(db(format!("adding a column: {sql}")))?;
+    }
+    views::create(&mut tx, schema, &new_schema, &plan.tables, major >= 15)
+        .map_err(db("making the new shape's views"))?;
+    expands::insert(&mut tx, schema, &version, &new_schema, &record)
+        .map_err(db("recording the expand"))?;
+    tx.commit().map_err(db("committing the expand"))?;
+    let versions = plan.migrations.iter().map(|m| m.version.clone()).collect();
+    audit(client, "expand", versions, json!({ "new_schema": new_schema, "plan": record }))?;
+    Ok(Expanded { schema: schema.into(), new_schema, version, plan, kept: Vec::new() })
+}
+
+/// Makes the new shape the real one: the renames run as written, the
+/// views and their schema go, the migrations are recorded as applied.
+pub fn contract(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+) -> Result<Expanded, ExpandError> {
+    let mut lock = locked(client, settings)?;
+    let client = &mut *lock;
+    let Some(open) = in_progress(client)? else { return Err(ExpandError::NoExpand) };
+    let changed: Vec<String> = open
+        .plan
+        .migrations
+        .iter()
+        .filter(|s| !migrations.iter().any(|m| m.version == s.version && m.checksum == s.checksum))
+        .map(|s| format!("{} ({}) changed or missing", s.version, s.name))
+        .collect();
+    if !changed.is_empty() {
+        return Err(refused(client, "contract", ExpandError::Drift(changed)));
+    }
+    let id = open_id(client)?;
+    let mut tx = client.transaction().map_err(db("starting the contract"))?;
+    timeouts(&mut tx, settings, &open.schema).map_err(db("setting the contract's timeouts"))?;
+    views::drop(&mut tx, &open.new_schema, &open.plan.tables)
+        .map_err(db("dropping the new shape's views"))?;
+    for sql in &open.plan.at_contract {
+        tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
+    }
+    for s in &open.plan.migrations {
+        let row = applied::NewApplied {
+            version: &s.version,
+            name: &s.name,
+            checksum: &s.checksum,
+            no_transaction: false,
+            repeatable: false,
+            duration_ms: 0,
+            backup_id: None,
+            rehearsal_id: None,
+            kept_down: None,
+        };
+        applied::insert(&mut tx, &row).map_err(db("recording the migrations as applied"))?;
+    }
+    expands::close(&mut tx, id, "contracted").map_err(db("closing the expand"))?;
+    tx.commit().map_err(db("committing the contract"))?;
+    let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
+    audit(client, "contract", versions, json!({ "new_schema": open.new_schema }))?;
+    Ok(open)
+}
+
+/// Undoes the expand in progress: the views and their schema go, and the
+/// added columns (their values exported first when `settings.keep` names
+/// a folder). Rows written through either shape stay: they are the
+/// table's.
+pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, ExpandError> {
+    let mut lock = locked(client, settings)?;
+    let client = &mut *lock;
+    let Some(mut open) = in_progress(client)? else { return Err(ExpandError::NoExpand) };
+    let id = open_id(client)?;
+    let drops: Vec<String> = open
+        .plan
+        .added()
+        .map(|(t, c)| {
+            format!(
+                "ALTER TABLE {} DROP COLUMN {}",
+                quote_qualified(Some(&open.schema), t),
+                quote_ident(c)
+            )
+        })
+        .collect();
+    let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
+    timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
+    views::drop(&mut tx, &open.new_schema, &open.plan.tables)
+        .map_err(db("dropping the new shape's views"))?;
+    if let Some(folder) = settings.keep.as_deref() {
+        let statements: Vec<&str> = drops.iter().map(String::as_str).collect();
+        open.kept = keep::before_downs(&mut tx, &statements, folder).map_err(ExpandError::Keep)?;
+    }
+    for sql in &drops {
+        tx.batch_execute(sql).map_err(db(format!("dropping an added column: {sql}")))?;
+    }
+    expands::close(&mut tx, id, "rolled_back").map_err(db("closing the expand"))?;
+    tx.commit().map_err(db("committing the rollback of the expand"))?;
+    let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
+    let details = json!({ "new_schema": open.new_schema, "kept": open.kept, "expand": true });
+    audit(client, "rollback", versions, details)?;
+    Ok(open)
+}
+
+fn locked<'c>(
+    client: &'c mut Client,
+    settings: &Settings,
+) -> Result<MigrationLock<'c>, ExpandError> {
+    let mut lock = MigrationLock::acquire(client, settings.lock_wait, |_| {})?;
+    schema::exempt(&mut *lock).map_err(db("exempting the session"))?;
+    Ok(lock)
+}
+
+fn open_id(client: &mut Client) -> Result<i64, ExpandError> {
+    let row = expands::open(client).map_err(db("reading the expand in progress"))?;
+    row.map(|r| r.id).ok_or(ExpandError::NoExpand)
+}
+
+fn timeouts(
+    tx: &mut postgres::Transaction<'_>,
+    settings: &Settings,
+    schema: &str,
+) -> Result<(), postgres::Error> {
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SET LOCAL search_path = {}",
+        settings.lock_timeout.as_millis(),
+        settings.statement_timeout.as_millis(),
+        quote_ident(schema)
+    ))
+}
+
+fn audit(
+    client: &mut Client,
+    kind: &str,
+    versions: Vec<String>,
+    details: serde_json::Value,
+) -> Result<(), ExpandError> {
+    let event = events::Event { kind, outcome: "ok", versions, details };
+    events::record(client, &event).map_err(db("writing the audit event"))?;
+    Ok(())
+}
+
+/// Records a refusal in the audit log (when it exists) and hands it back.
+fn refused(client: &mut Client, kind: &str, error: ExpandError) -> ExpandError {
+    let event = events::Event {
+        kind,
+        outcome: "refused",
+        versions: Vec::new(),
+        details: json!({ "error": error.to_string() }),
+    };
+    let _ = events::record_if_logged(client, &event);
+    error
+}

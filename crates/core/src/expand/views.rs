@@ -1,0 +1,139 @@
+//! The new shape in the database: the schema of views, one per table of
+//! the expanded schema, each a plain column list over its table so that
+//! PostgreSQL makes it updatable on its own (inserts, updates and deletes
+//! through it land in the table, with the table's defaults). Views keep
+//! row level security with `security_invoker` (PostgreSQL 15 and later),
+//! and get the privileges their tables and schema grant.
+
+use std::collections::BTreeMap;
+
+use postgres::GenericClient;
+
+use super::plan::TableShape;
+use crate::pg::{quote_ident, quote_qualified};
+
+/// A table of the schema as the catalog has it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rls: bool,
+}
+
+/// The tables of `schema` (partitions left to their parent), by name.
+pub fn tables(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<BTreeMap<String, Table>, postgres::Error> {
+    let rows = client.query(
+        "select c.relname::text, c.relrowsecurity,
+                coalesce(array_agg(a.attname::text order by a.attnum)
+                         filter (where a.attnum > 0 and not a.attisdropped), '{}')
+           from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace
+           left join pg_attribute a on a.attrelid = c.oid
+          where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+          group by c.oid, c.relname, c.relrowsecurity",
+        &[&schema],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), Table { rls: r.get(1), columns: r.get(2) })).collect())
+}
+
+/// Creates `new_schema` with a view per table of `schema` showing its new
+/// shape, granting what the schema and the tables grant.
+pub fn create(
+    client: &mut impl GenericClient,
+    schema: &str,
+    new_schema: &str,
+    tables: &[TableShape],
+    security_invoker: bool,
+) -> Result<(), postgres::Error> {
+    client.batch_execute(&format!("CREATE SCHEMA {}", quote_ident(new_schema)))?;
+    for grantee in schema_usage(client, schema)? {
+        client.batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA {} TO {grantee}",
+            quote_ident(new_schema)
+        ))?;
+    }
+    let with = if security_invoker { " WITH (security_invoker = true)" } else { "" };
+    for t in tables {
+        let list: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| match c.real == c.shown {
+                true => quote_ident(&c.real),
+                false => format!("{} AS {}", quote_ident(&c.real), quote_ident(&c.shown)),
+            })
+            .collect();
+        let view = quote_qualified(Some(new_schema), &t.name);
+        client.batch_execute(&format!(
+            "CREATE VIEW {view}{with} AS SELECT {} FROM {}",
+            list.join(", "),
+            quote_qualified(Some(schema), &t.name)
+        ))?;
+        for (grantee, privilege) in table_grants(client, schema, &t.name)? {
+            client.batch_execute(&format!("GRANT {privilege} ON {view} TO {grantee}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops the views and the schema (not CASCADE: anything else someone put
+/// in it makes the drop fail rather than vanish).
+pub fn drop(
+    client: &mut impl GenericClient,
+    new_schema: &str,
+    tables: &[TableShape],
+) -> Result<(), postgres::Error> {
+    for t in tables {
+        client.batch_execute(&format!(
+            "DROP VIEW IF EXISTS {}",
+            quote_qualified(Some(new_schema), &t.name)
+        ))?;
+    }
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {}", quote_ident(new_schema)))
+}
+
+/// Whether a schema named `name` exists.
+pub fn schema_exists(client: &mut impl GenericClient, name: &str) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("select exists (select 1 from pg_namespace where nspname = $1)", &[&name])?
+        .get(0))
+}
+
+/// Who may use `schema` besides its owner, quoted (`PUBLIC` as is).
+fn schema_usage(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<Vec<String>, postgres::Error> {
+    let rows = client.query(
+        "select distinct r.rolname::text
+           from pg_namespace n, aclexplode(n.nspacl) a
+           left join pg_roles r on r.oid = a.grantee
+          where n.nspname = $1 and a.privilege_type = 'USAGE' and a.grantee <> n.nspowner",
+        &[&schema],
+    )?;
+    Ok(rows.iter().map(|r| grantee(r.get(0))).collect())
+}
+
+/// The table privileges a view can carry, by grantee, besides the owner's.
+fn table_grants(
+    client: &mut impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, String)>, postgres::Error> {
+    let rows = client.query(
+        "select r.rolname::text, a.privilege_type
+           from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.relacl) a
+           left join pg_roles r on r.oid = a.grantee
+          where n.nspname = $1 and c.relname = $2 and a.grantee <> c.relowner
+            and a.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')",
+        &[&schema, &table],
+    )?;
+    Ok(rows.iter().map(|r| (grantee(r.get(0)), r.get(1))).collect())
+}
+
+/// A role name from the catalog, quoted; no role is PUBLIC.
+fn grantee(name: Option<String>) -> String {
+    name.map_or_else(|| "PUBLIC".to_string(), |n| quote_ident(&n))
+}

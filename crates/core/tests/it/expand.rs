@@ -1,0 +1,244 @@
+//! Expand/contract against a real cluster: two clients, one per shape,
+//! write at once and each sees the other's rows in its own shape; rollback
+//! and contract keep every row; a statement with no expand form, or a
+//! second expand, is refused and changes nothing.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use backstop_core::expand::{self, ExpandError};
+use backstop_core::migrate::{self, ApplyError, MigrateOptions, Quiet, Settings};
+use backstop_core::pg::cluster::Cluster;
+use backstop_core::source::{self, Migration};
+
+const V2: &str = "20240102000000";
+const NEW: &str = "public_20240102000000";
+
+fn settings() -> Settings {
+    Settings {
+        protected_tables: vec![],
+        lock_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(60),
+        lock_wait: std::time::Duration::from_secs(5),
+        lock_retries: 0,
+        keep: None,
+        tool_history: true,
+        reason: None,
+    }
+}
+
+fn write(dir: &Path, name: &str, sql: &str) {
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    std::fs::write(dir.join(name).join("up.sql"), sql).unwrap();
+}
+
+fn load(dir: &Path) -> Vec<Migration> {
+    source::load(dir, None).unwrap().migrations
+}
+
+/// A database with `users` applied by Backstop, two rows in it, and the
+/// second migration (`up`) pending.
+fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres::Client) {
+    cluster.create_database(db, None).unwrap();
+    let mut client = cluster.connect(db).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "20240101000000_users",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, email text);\n\
+         INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');",
+    );
+    let opts = MigrateOptions::default();
+    let report =
+        migrate::migrate(&mut client, &load(dir.path()), &settings(), &opts, &mut [], &mut Quiet)
+            .unwrap();
+    assert!(!report.failed());
+    write(dir.path(), &format!("{V2}_profile"), up);
+    (dir, client)
+}
+
+const UP: &str = "ALTER TABLE users RENAME COLUMN name TO full_name;\n\
+                  ALTER TABLE users ADD COLUMN nick text;\n\
+                  ALTER TABLE users ADD COLUMN score int NOT NULL DEFAULT 0;\n";
+
+fn shape(cluster: &Cluster, db: &str, search_path: &str) -> postgres::Client {
+    let mut c = cluster.connect(db).unwrap();
+    c.batch_execute(&format!("SET search_path = {search_path}")).unwrap();
+    c
+}
+
+fn count(c: &mut postgres::Client) -> i64 {
+    c.query_one("select count(*) from users", &[]).unwrap().get(0)
+}
+
+/// The old shape's client writes rows, one a statement, until told to stop.
+fn old_writer(cluster: &Cluster, db: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
+    let mut old = shape(cluster, db, "public");
+    std::thread::spawn(move || {
+        let mut n = 0i64;
+        while !stop.load(Ordering::Relaxed) || n < 50 {
+            old.execute(
+                "insert into users (name, email) values ($1, 'old@x')",
+                &[&format!("old{n}")],
+            )
+            .unwrap();
+            n += 1;
+        }
+        n
+    })
+}
+
+fn columns(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "select attname::text from pg_attribute where attrelid = 'public.users'::regclass
+           and attnum > 0 and not attisdropped order by attnum",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Both shapes write during the expand; then the expand is undone or contracted.
+fn expand_with_writers(cluster: &Cluster, db: &str) -> (tempfile::TempDir, postgres::Client, i64) {
+    let (dir, mut client) = setup(cluster, db, UP);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = old_writer(cluster, db, stop.clone());
+    let done = expand::expand(&mut client, &load(dir.path()), &settings(), "public").unwrap();
+    assert_eq!(done.new_schema, NEW);
+    // The new application's sessions find the views first, the rest in public.
+    let mut new = shape(cluster, db, &format!("{NEW}, public"));
+    for i in 0..40 {
+        new.execute(
+            "insert into users (full_name, email, nick, score) values ($1, 'new@x', 'n', 7)",
+            &[&format!("new{i}")],
+        )
+        .unwrap();
+    }
+    new.execute("update users set nick = 'annie' where full_name = 'ann'", &[]).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let old_rows = writer.join().unwrap();
+    // Each shape sees the other's rows, in its own shape.
+    let mut old = shape(cluster, db, "public");
+    let total = 2 + old_rows + 40;
+    assert_eq!(count(&mut old), total);
+    assert_eq!(count(&mut new), total);
+    let n: i64 =
+        old.query_one("select count(*) from users where name like 'new%'", &[]).unwrap().get(0);
+    assert_eq!(n, 40, "the old shape sees the new shape's rows under the old name");
+    let (n, s): (i64, i64) = {
+        let r = new
+            .query_one(
+                "select count(*), sum(score) from users where full_name like 'old%' and nick is null",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((n, s), (old_rows, 0), "old-shape rows get the added column's default");
+    let nick: String =
+        new.query_one("select nick from users where full_name = 'ann'", &[]).unwrap().get(0);
+    assert_eq!(nick, "annie");
+    // The table keeps its old name until contract; the added columns are real.
+    assert_eq!(columns(&mut client), ["id", "name", "email", "nick", "score"]);
+    (dir, client, total)
+}
+
+#[test]
+fn both_shapes_write_at_once_and_rollback_keeps_every_row() {
+    let cluster = Cluster::start().unwrap();
+    let (dir, mut client, total) = expand_with_writers(&cluster, "exp_rollback");
+    let ms = load(dir.path());
+
+    // While it is open, a second expand and a plain migrate are refused.
+    let again = expand::expand(&mut client, &ms, &settings(), "public").unwrap_err();
+    assert!(matches!(again, ExpandError::InProgress { .. }), "{again}");
+    assert_eq!(again.exit_code(), 2);
+    let plain = migrate::migrate(
+        &mut client,
+        &ms,
+        &settings(),
+        &MigrateOptions::default(),
+        &mut [],
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(matches!(plain, ApplyError::Expanded { .. }), "{plain}");
+    assert_eq!(columns(&mut client), ["id", "name", "email", "nick", "score"]);
+
+    let undone = expand::rollback(&mut client, &settings()).unwrap();
+    assert_eq!(undone.version, V2);
+    assert_eq!(count(&mut client), total, "a rollback lost rows");
+    assert_eq!(columns(&mut client), ["id", "name", "email"]);
+    let gone: bool = client
+        .query_one("select not exists (select 1 from pg_namespace where nspname = $1)", &[&NEW])
+        .unwrap()
+        .get(0);
+    assert!(gone, "the version schema is still there");
+    let applied = backstop_core::schema::applied::versions(&mut client).unwrap();
+    assert_eq!(applied, ["20240101000000"]);
+    let e = expand::rollback(&mut client, &settings()).unwrap_err();
+    assert!(matches!(e, ExpandError::NoExpand), "{e}");
+    // The migration is pending again and applies the plain way.
+    let report = migrate::migrate(
+        &mut client,
+        &ms,
+        &settings(),
+        &MigrateOptions::default(),
+        &mut [],
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(!report.failed());
+    assert_eq!(columns(&mut client), ["id", "full_name", "email", "nick", "score"]);
+}
+
+#[test]
+fn contract_makes_the_new_shape_real_and_keeps_every_row() {
+    let cluster = Cluster::start().unwrap();
+    let (dir, mut client, total) = expand_with_writers(&cluster, "exp_contract");
+    let mut new = shape(&cluster, "exp_contract", &format!("{NEW}, public"));
+    let done = expand::contract(&mut client, &load(dir.path()), &settings()).unwrap();
+    assert_eq!(done.version, V2);
+    assert_eq!(columns(&mut client), ["id", "full_name", "email", "nick", "score"]);
+    assert_eq!(count(&mut client), total, "a contract lost rows");
+    // With the version schema gone, the same search_path falls through to public.
+    assert_eq!(count(&mut new), total);
+    let applied = backstop_core::schema::applied::versions(&mut client).unwrap();
+    assert_eq!(applied, ["20240101000000", V2]);
+    let e = expand::contract(&mut client, &load(dir.path()), &settings()).unwrap_err();
+    assert!(matches!(e, ExpandError::NoExpand), "{e}");
+    assert_eq!(e.exit_code(), 2);
+    let kinds: Vec<String> = client
+        .query("select kind || ':' || outcome from backstop.events where kind in ('expand', 'contract') order by id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, ["expand:ok", "contract:ok"]);
+}
+
+#[test]
+fn a_statement_with_no_expand_form_is_refused_by_place_and_nothing_changes() {
+    let cluster = Cluster::start().unwrap();
+    let up = "ALTER TABLE users ADD COLUMN nick text;\nCREATE INDEX ON users (email);\n\
+              ALTER TABLE users ADD COLUMN born date NOT NULL;\n";
+    let (dir, mut client) = setup(&cluster, "exp_refused", up);
+    let e = expand::expand(&mut client, &load(dir.path()), &settings(), "public").unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let ExpandError::NoExpandForm(refusals) = &e else { panic!("{e}") };
+    let places: Vec<&str> = refusals.iter().map(|r| r.place.rsplit('/').next().unwrap()).collect();
+    assert_eq!(places, ["up.sql:2", "up.sql:3"], "{e}");
+    assert!(e.to_string().contains("CREATE INDEX has no expand form"), "{e}");
+    assert!(e.to_string().contains("NOT NULL without a default"), "{e}");
+    assert_eq!(columns(&mut client), ["id", "name", "email"], "a refused expand changed the table");
+    let open: i64 = client.query_one("select count(*) from backstop.expands", &[]).unwrap().get(0);
+    assert_eq!(open, 0);
+    let schemas: i64 = client
+        .query_one("select count(*) from pg_namespace where nspname like 'public\\_%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0);
+}
