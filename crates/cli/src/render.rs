@@ -394,6 +394,46 @@ pub fn ramp_news(news: &backstop_core::watch::RampNews) -> String {
     }
 }
 
+/// What `migrate --expand`, `migrate --contract` or `rollback` of an
+/// expand (`what`: `expand`, `contract`, `rollback`) did.
+pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
+    let versions: Vec<&str> = e.plan.migrations.iter().map(|m| m.version.as_str()).collect();
+    let versions = versions.join(", ");
+    let mut out = match what {
+        "expand" => format!(
+            "expanded {versions}: the old shape stays in schema {}, the new one is served in schema {}\n",
+            e.schema, e.new_schema
+        ),
+        "contract" => format!(
+            "contracted {versions}: the new shape is the real one in schema {}, schema {} dropped, \
+             recorded as applied\n",
+            e.schema, e.new_schema
+        ),
+        _ => format!(
+            "rolled back the expand of {versions}: schema {} and the added columns dropped, \
+             every row kept\n",
+            e.new_schema
+        ),
+    };
+    for k in &e.kept {
+        out.push_str(&format!("  kept {k}\n"));
+    }
+    if what == "expand" {
+        for (t, from, to) in e.plan.renamed() {
+            out.push_str(&format!("  {t}.{from} shown as {to}\n"));
+        }
+        for (t, c) in e.plan.added() {
+            out.push_str(&format!("  {t}.{c} added\n"));
+        }
+        out.push_str(&format!(
+            "the new application connects with search_path = {}, {}; finish with \
+             `backstop migrate --contract`, undo with `backstop rollback`\n",
+            e.new_schema, e.schema
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

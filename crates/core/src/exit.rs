@@ -23,6 +23,7 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
     own_code!(
         crate::migrator::MigratorError,
         crate::migrate::ApplyError,
+        crate::expand::ExpandError,
         crate::flags::FlagsError,
         crate::flags::ramp::RampError,
         crate::incident::IncidentError,

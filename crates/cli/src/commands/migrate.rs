@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::check::Assessment;
+use backstop_core::expand;
 use backstop_core::migrate::{MigrateOptions, Progress, Quiet};
 use backstop_core::migrator::{self, Waivers, Watchers};
 use backstop_core::verify::Phase;
@@ -46,10 +47,24 @@ pub struct Args {
     /// the reason is recorded in the audit log.
     #[arg(long, value_name = "REASON")]
     skip_rehearsal: Option<String>,
+    /// Serve the pending migrations as a new shape (a schema of views,
+    /// `<schema>_<version>`) beside the old one, untouched; see docs/expand.md.
+    #[arg(long, conflicts_with_all = ["contract", "to", "each", "dry_run"])]
+    expand: bool,
+    /// Make the expand in progress the real shape: renames run, the views go,
+    /// the migrations are recorded as applied.
+    #[arg(long, conflicts_with_all = ["to", "each", "dry_run"])]
+    contract: bool,
+    /// The schema whose tables an expand serves in a new shape.
+    #[arg(long, value_name = "SCHEMA", default_value = "public", requires = "expand")]
+    schema: String,
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
+    if args.expand || args.contract {
+        return expand(&args, &ctx);
+    }
     let options = MigrateOptions {
         to: args.to,
         each: args.each,
@@ -110,4 +125,23 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if outcome.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `--expand` and `--contract`: one transaction each under the migration
+/// lock (the backup, check and rehearsal gates are not composed in yet).
+fn expand(args: &Args, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let settings = backstop_core::migrate::Settings::from(&ctx.config.migrations);
+    let mut client = ctx.connect()?;
+    let done = if args.expand {
+        expand::expand(&mut client, &ctx.migrations, &settings, &args.schema)?
+    } else {
+        expand::contract(&mut client, &ctx.migrations, &settings)?
+    };
+    match args.output.format {
+        Format::Json => print_json(&done)?,
+        Format::Text => {
+            print(&render::expanded(&done, if args.expand { "expand" } else { "contract" }))?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
