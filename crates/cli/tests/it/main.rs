@@ -21,6 +21,7 @@ mod decide;
 mod demo;
 mod downs;
 mod drill;
+mod expand;
 mod flags;
 mod floors;
 mod freeze;

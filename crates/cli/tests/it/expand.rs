@@ -1,0 +1,78 @@
+//! `backstop migrate --expand`, `--contract` and `rollback` of an open
+//! expand through the real binary: the new shape is served beside the old
+//! one, each writes and sees the other's rows, rollback keeps every row,
+//! contract makes the new shape the real one, and a statement with no
+//! expand form is refused with its place, changing nothing.
+
+use crate::common::{DbExt, Project};
+
+const NEW: &str = "public_20240102000000";
+
+fn columns(p: &Project) -> Vec<String> {
+    p.client().texts(
+        "select attname::text from pg_attribute where attrelid = 'users'::regclass \
+         and attnum > 0 and not attisdropped order by attnum",
+    )
+}
+
+#[test]
+fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real() {
+    let p = Project::new("expand_cli");
+    p.migration(
+        "20240101000000_users",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL);\n\
+         INSERT INTO users (name) VALUES ('ann');\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "20240102000000_profile",
+        "ALTER TABLE users RENAME COLUMN name TO full_name;\nALTER TABLE users ADD COLUMN bio text;\n",
+        None,
+    );
+
+    p.run(&["migrate", "--expand"]).expect_code(0).expect_output(NEW);
+    assert!(p.client().exists(&format!("{NEW}.users")), "the new shape is served");
+    let mut new_app = p.client();
+    new_app.batch_execute(&format!("SET search_path = {NEW}, public")).unwrap();
+    new_app.execute("INSERT INTO users (full_name, bio) VALUES ('bea', 'hi')", &[]).unwrap();
+    p.client().execute("INSERT INTO users (name) VALUES ('cal')", &[]).unwrap();
+    let seen = new_app.query("SELECT full_name FROM users ORDER BY id", &[]).unwrap();
+    let seen: Vec<String> = seen.iter().map(|r| r.get(0)).collect();
+    assert_eq!(seen, ["ann", "bea", "cal"], "the new shape sees the old shape's rows");
+    assert_eq!(p.client().texts("SELECT name FROM users ORDER BY id"), ["ann", "bea", "cal"]);
+    assert_eq!(p.client().applied(), ["20240101000000"], "nothing applied before contract");
+    // A second expand while one is open is refused and changes nothing.
+    let again = p.run(&["migrate", "--expand"]);
+    assert_ne!(again.code, Some(0), "{}", again.stderr);
+    drop(new_app);
+
+    p.run(&["rollback"]).expect_code(0).expect_output("every row kept");
+    assert_eq!(p.client().count("users"), 3);
+    assert_eq!(columns(&p), ["id", "name"], "the added column goes with the expand");
+    assert!(!p.client().exists(&format!("{NEW}.users")));
+
+    p.run(&["migrate", "--expand"]).expect_code(0);
+    p.run(&["migrate", "--contract"]).expect_code(0);
+    assert_eq!(columns(&p), ["id", "full_name", "bio"]);
+    assert_eq!(p.client().count("users"), 3);
+    assert_eq!(p.client().applied(), ["20240101000000", "20240102000000"]);
+    assert!(!p.client().exists(&format!("{NEW}.users")));
+}
+
+#[test]
+fn a_statement_with_no_expand_form_is_refused_at_its_place_and_nothing_changes() {
+    let p = Project::new("expand_refused");
+    p.migration("20240101000000_users", "CREATE TABLE users (id int PRIMARY KEY);\n", None);
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "20240102000000_drop",
+        "ALTER TABLE users ADD COLUMN note text;\nDROP TABLE users;\n",
+        None,
+    );
+    let run = p.run(&["migrate", "--expand"]);
+    run.expect_code(2).expect_output("up.sql:2");
+    assert_eq!(columns(&p), ["id"]);
+    assert!(!p.client().exists(&format!("{NEW}.users")));
+    assert_eq!(p.client().applied(), ["20240101000000"]);
+}
