@@ -31,6 +31,11 @@ pub fn ident(name: &str) -> String {
     }
 }
 
+/// A relation's name as SQL: schema-qualified when it was written so.
+pub fn relation(r: &crate::RelationName) -> String {
+    qualified(r.schema.as_deref().unwrap_or(""), &r.name)
+}
+
 /// `schema.name`, each part as [`ident`] writes it; no schema part when
 /// `schema` is empty.
 pub fn qualified(schema: &str, name: &str) -> String {

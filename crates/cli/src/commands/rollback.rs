@@ -268,16 +268,16 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
     let target = revert_target(args.to, args.steps);
     let mut client = ctx.connect()?;
-    if !args.dry_run && backstop_core::expand::in_progress(&mut client)?.is_some() {
-        // While expanded, a rollback undoes the expand: nothing was applied.
+    if !args.dry_run {
         let settings =
             migrate::Settings { reason: args.reason.clone(), ..ctx.config.rollback_settings() };
-        let undone = backstop_core::expand::rollback(&mut client, &settings)?;
-        match args.output.format {
-            Format::Json => print_json(&undone)?,
-            Format::Text => print(&render::expanded(&undone, "rollback"))?,
+        if let Some(undone) = backstop_core::expand::rollback_if_open(&mut client, &settings)? {
+            match args.output.format {
+                Format::Json => print_json(&undone)?,
+                Format::Text => print(&render::expanded(&undone, "rollback"))?,
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-        return Ok(ExitCode::SUCCESS);
     }
     let plan = ctx.config.after_plan()?;
     let after =

@@ -7,7 +7,7 @@
 //! views, triggers, policies or statistics that name it) is left to the
 //! full way.
 
-use backstop_lint::rewrite::{ident, literal, qualified};
+use backstop_lint::rewrite::{ident, literal, relation};
 use backstop_lint::RelationName;
 use postgres::Client;
 
@@ -18,10 +18,7 @@ pub(super) fn column(
     table: &RelationName,
     column: &str,
 ) -> Result<Option<Vec<String>>, postgres::Error> {
-    let name = match &table.schema {
-        Some(s) => qualified(s, &table.name),
-        None => ident(&table.name),
-    };
+    let name = relation(table);
     let row = client.query_opt(
         "select a.attnum, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid),
                 a.attnotnull, a.attidentity <> '' or a.attgenerated <> '' or a.attacl is not null,

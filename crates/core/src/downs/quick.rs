@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use backstop_lint::adds::{ColumnChange, Shape};
-use backstop_lint::rewrite::{ident, qualified};
+use backstop_lint::rewrite::{ident, qualified, relation};
 use backstop_lint::RelationName;
 use postgres::Client;
 
@@ -101,19 +101,12 @@ fn dropped(reading: &Reading) -> Vec<String> {
             Shape::DropColumn { table, column } => Some(format!(
                 "values of column {}.{}: the up dropped the column ({place}); the down adds it \
                  back with its default, or empty",
-                table_name(table),
+                relation(table),
                 ident(column)
             )),
             _ => None,
         })
         .collect()
-}
-
-fn table_name(table: &RelationName) -> String {
-    match &table.schema {
-        Some(s) => qualified(s, &table.name),
-        None => ident(&table.name),
-    }
 }
 
 /// The statement that puts the storage parameters `keys` of `table` back
@@ -124,15 +117,12 @@ fn options_back(
     table: &RelationName,
     keys: &[String],
 ) -> Result<String, postgres::Error> {
-    let name = table_name(table);
-    let row = client.query_one(
+    let name = relation(table);
+    let row = client.query_opt(
         "select coalesce(reloptions, '{}') from pg_class where oid = to_regclass($1)",
         &[&name],
-    );
-    let old: Vec<String> = match row {
-        Ok(row) => row.get(0),
-        Err(_) => Vec::new(),
-    };
+    )?;
+    let old: Vec<String> = row.map(|r| r.get(0)).unwrap_or_default();
     let mut set = Vec::new();
     let mut reset = Vec::new();
     for key in keys {
@@ -161,10 +151,7 @@ fn column_back(
     column: &str,
     change: ColumnChange,
 ) -> Result<Option<String>, postgres::Error> {
-    let name = match &table.schema {
-        Some(s) => qualified(s, &table.name),
-        None => ident(&table.name),
-    };
+    let name = relation(table);
     let row = client.query_opt(
         "select format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), a.attnotnull
            from pg_attribute a

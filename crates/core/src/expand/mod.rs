@@ -114,17 +114,23 @@ pub struct Expanded {
 
 /// The expand in progress, if any.
 pub fn in_progress(client: &mut Client) -> Result<Option<Expanded>, ExpandError> {
+    Ok(opened(client)?.map(|(_, e)| e))
+}
+
+/// The expand in progress with its row's id, read once.
+fn opened(client: &mut Client) -> Result<Option<(i64, Expanded)>, ExpandError> {
     let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? else {
         return Ok(None);
     };
     let plan = serde_json::from_value(row.plan).map_err(|_| ExpandError::NoExpand)?;
-    Ok(Some(Expanded {
+    let expanded = Expanded {
         schema: row.schema,
         new_schema: row.new_schema,
         version: row.version,
         plan,
         kept: Vec::new(),
-    }))
+    };
+    Ok(Some((row.id, expanded)))
 }
 
 /// Expands the pending migrations of `migrations` in `schema` (`public`).
@@ -202,7 +208,7 @@ pub fn contract(
 ) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
-    let Some(open) = in_progress(client)? else { return Err(ExpandError::NoExpand) };
+    let Some((id, open)) = opened(client)? else { return Err(ExpandError::NoExpand) };
     let changed: Vec<String> = open
         .plan
         .migrations
@@ -213,7 +219,6 @@ pub fn contract(
     if !changed.is_empty() {
         return Err(refused(client, "contract", ExpandError::Drift(changed)));
     }
-    let id = open_id(client)?;
     let mut tx = client.transaction().map_err(db("starting the contract"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the contract's timeouts"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
@@ -242,6 +247,19 @@ pub fn contract(
     Ok(open)
 }
 
+/// What `rollback` does while an expand is open: the expand is undone (no
+/// migration of it was applied, so there is nothing else to take back);
+/// `None`, with nothing done, when none is open.
+pub fn rollback_if_open(
+    client: &mut Client,
+    settings: &Settings,
+) -> Result<Option<Expanded>, ExpandError> {
+    if in_progress(client)?.is_none() {
+        return Ok(None);
+    }
+    rollback(client, settings).map(Some)
+}
+
 /// Undoes the expand in progress: the views and their schema go, and the
 /// added columns (their values exported first when `settings.keep` names
 /// a folder). Rows written through either shape stay: they are the
@@ -249,8 +267,7 @@ pub fn contract(
 pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
-    let Some(mut open) = in_progress(client)? else { return Err(ExpandError::NoExpand) };
-    let id = open_id(client)?;
+    let Some((id, mut open)) = opened(client)? else { return Err(ExpandError::NoExpand) };
     let drops: Vec<String> = open
         .plan
         .added()
@@ -288,11 +305,6 @@ fn locked<'c>(
     let mut lock = MigrationLock::acquire(client, settings.lock_wait, |_| {})?;
     schema::exempt(&mut *lock).map_err(db("exempting the session"))?;
     Ok(lock)
-}
-
-fn open_id(client: &mut Client) -> Result<i64, ExpandError> {
-    let row = expands::open(client).map_err(db("reading the expand in progress"))?;
-    row.map(|r| r.id).ok_or(ExpandError::NoExpand)
 }
 
 fn timeouts(
