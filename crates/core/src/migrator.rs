@@ -70,6 +70,14 @@ pub enum MigratorError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Expand(Box<crate::expand::ExpandError>),
+}
+
+impl From<crate::expand::ExpandError> for MigratorError {
+    fn from(e: crate::expand::ExpandError) -> Self {
+        MigratorError::Expand(Box::new(e))
+    }
 }
 
 impl MigratorError {
@@ -79,6 +87,7 @@ impl MigratorError {
             MigratorError::NoBackupReason | MigratorError::Config(_) => 2,
             MigratorError::Apply(e) => e.exit_code(),
             MigratorError::Verify(e) => e.exit_code(),
+            MigratorError::Expand(e) => e.exit_code(),
         }
     }
 }
@@ -95,56 +104,8 @@ pub fn migrate(
     watchers: Watchers<'_>,
 ) -> Result<Outcome, MigratorError> {
     let Watchers { assessment, backup: backup_progress, apply, note } = watchers;
-    let check_settings = config.check_settings();
-    let mut check = if check_settings.required {
-        Some(CheckGate {
-            settings: check_settings,
-            accept: waivers.accept_risk,
-            database: crate::pg::redact(url),
-            notify: assessment,
-        })
-    } else {
-        if !waivers.accept_risk.is_empty() {
-            note("note: [check] required = false, so --accept-risk has nothing to accept");
-        }
-        None
-    };
-    let mut rehearsal: Box<dyn Gate> = match waivers.skip_rehearsal {
-        Some(reason) => Box::new(Waived { gate: "rehearsal", reason }),
-        None => Box::new(RehearsalGate {
-            max_age: config.rehearse.max_age,
-            accept_schema_only: config.rehearse.accept_schema_only,
-        }),
-    };
-    let mut backup: Option<Box<dyn Gate + '_>> = match (waivers.backup, waivers.no_backup) {
-        (Some(id), _) => {
-            Some(Box::new(backup_gate(config, url, GateMode::Use(id), backup_progress)))
-        }
-        (None, Some(reason)) => {
-            if reason.trim().is_empty() {
-                return Err(MigratorError::NoBackupReason);
-            }
-            note(&format!("warning: migrating without a backup (--no-backup): {reason}"));
-            Some(Box::new(Waived { gate: "backup", reason }))
-        }
-        (None, None) if config.backup.required => {
-            Some(Box::new(backup_gate(config, url, GateMode::Take, backup_progress)))
-        }
-        (None, None) => None,
-    };
-    // In the order of the runbook, cheap refusals first: a freeze, the
-    // check and the rehearsal record cost little, the backup is a dump.
-    let mut freeze = FreezeGate;
-    let mut gates: Vec<&mut dyn Gate> = vec![&mut freeze];
-    if let Some(gate) = check.as_mut() {
-        gates.push(gate);
-    }
-    if config.rehearse.required {
-        gates.push(rehearsal.as_mut());
-    }
-    if let Some(gate) = backup.as_mut() {
-        gates.push(gate.as_mut());
-    }
+    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, note)?;
+    let mut gates = guards.in_order();
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
@@ -161,6 +122,130 @@ pub fn migrate(
     let report = migrate::migrate(client, migrations, &settings, &options, &mut gates, apply)?;
     let verified = after.and_then(|after| after.finish(client, &report));
     Ok(Outcome { report, verified })
+}
+
+/// The gates every guarded run passes before its first statement, in the
+/// order of the runbook, cheap refusals first: a freeze, the check and
+/// the rehearsal record cost little, the backup is a dump.
+struct Gates<'a> {
+    freeze: FreezeGate,
+    check: Option<CheckGate<'a>>,
+    rehearsal: Option<Box<dyn Gate>>,
+    backup: Option<Box<dyn Gate + 'a>>,
+}
+
+impl<'a> Gates<'a> {
+    /// The gates `config` asks for, with the operator's waivers.
+    fn new(
+        config: &Config,
+        url: &str,
+        waivers: Waivers,
+        assessment: Box<dyn FnMut(&Assessment) + 'a>,
+        backup_progress: &'a mut dyn backup::Progress,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Gates<'a>, MigratorError> {
+        let check_settings = config.check_settings();
+        let check = if check_settings.required {
+            Some(CheckGate {
+                settings: check_settings,
+                accept: waivers.accept_risk,
+                database: crate::pg::redact(url),
+                notify: assessment,
+            })
+        } else {
+            if !waivers.accept_risk.is_empty() {
+                note("note: [check] required = false, so --accept-risk has nothing to accept");
+            }
+            None
+        };
+        let rehearsal: Option<Box<dyn Gate>> = match waivers.skip_rehearsal {
+            _ if !config.rehearse.required => None,
+            Some(reason) => Some(Box::new(Waived { gate: "rehearsal", reason })),
+            None => Some(Box::new(RehearsalGate {
+                max_age: config.rehearse.max_age,
+                accept_schema_only: config.rehearse.accept_schema_only,
+            })),
+        };
+        let backup: Option<Box<dyn Gate + 'a>> = match (waivers.backup, waivers.no_backup) {
+            (Some(id), _) => {
+                Some(Box::new(backup_gate(config, url, GateMode::Use(id), backup_progress)))
+            }
+            (None, Some(reason)) => {
+                if reason.trim().is_empty() {
+                    return Err(MigratorError::NoBackupReason);
+                }
+                note(&format!("warning: migrating without a backup (--no-backup): {reason}"));
+                Some(Box::new(Waived { gate: "backup", reason }))
+            }
+            (None, None) if config.backup.required => {
+                Some(Box::new(backup_gate(config, url, GateMode::Take, backup_progress)))
+            }
+            (None, None) => None,
+        };
+        Ok(Gates { freeze: FreezeGate, check, rehearsal, backup })
+    }
+
+    /// The gates to pass, in order.
+    fn in_order(&mut self) -> Vec<&mut dyn Gate> {
+        let mut gates: Vec<&mut dyn Gate> = vec![&mut self.freeze];
+        if let Some(gate) = self.check.as_mut() {
+            gates.push(gate);
+        }
+        if let Some(gate) = self.rehearsal.as_mut() {
+            gates.push(gate.as_mut());
+        }
+        if let Some(gate) = self.backup.as_mut() {
+            gates.push(gate.as_mut());
+        }
+        gates
+    }
+}
+
+/// Which step of an expand a guarded run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'s> {
+    /// `migrate --expand`: the pending migrations served as a new shape
+    /// of this schema beside the old one.
+    Expand { schema: &'s str },
+    /// `migrate --contract`: the open expand's new shape made the real one.
+    Contract,
+}
+
+/// What a guarded expand or contract did.
+#[derive(Debug)]
+pub struct Stepped {
+    pub done: crate::expand::Expanded,
+    /// The verify suite's result, when it ran afterwards.
+    pub verified: Option<SuiteReport>,
+}
+
+/// `migrate --expand` and `--contract` behind the same gates as
+/// [`migrate`] (not the kept downs: an expand is undone by dropping its
+/// new shape), then the verify suite when `[verify] after_migrate` is on.
+pub fn expand_step(
+    client: &mut postgres::Client,
+    config: &Config,
+    url: &str,
+    migrations: &[Migration],
+    step: Step<'_>,
+    waivers: Waivers,
+    watchers: Watchers<'_>,
+) -> Result<Stepped, MigratorError> {
+    let Watchers { assessment, backup: backup_progress, note, .. } = watchers;
+    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, note)?;
+    let plan = config.after_plan()?;
+    let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, false)?;
+    let settings = migrate::Settings::from(&config.migrations);
+    let mut gates = guards.in_order();
+    let done = match step {
+        Step::Expand { schema } => {
+            crate::expand::expand(client, migrations, &settings, schema, &mut gates)?
+        }
+        Step::Contract => crate::expand::contract(client, migrations, &settings, &mut gates)?,
+    };
+    let versions = done.plan.migrations.iter().map(|m| m.version.clone()).collect();
+    let verified = after.map(|after| after.run(client, versions));
+    Ok(Stepped { done, verified })
 }
 
 /// The last step before the first statement: the downs of the pending

@@ -57,6 +57,8 @@ pub struct Overview {
     pub rehearsal_copies: Vec<crate::rehearse::LeftCopy>,
     /// Other tools' histories holding versions Backstop has not recorded.
     pub unadopted: Vec<Unadopted>,
+    /// An expand in progress: both shapes served until contract or rollback.
+    pub expand: Option<crate::expand::Open>,
 }
 
 impl Overview {
@@ -105,7 +107,9 @@ impl Overview {
             .into_iter()
             .filter(|c| !c.running)
             .collect();
+        let expand = crate::expand::Open::read(client).map_err(ApplyError::Db)?;
         Ok(Overview {
+            expand,
             rehearsal_copies,
             interrupted,
             interrupted_no_transaction,

@@ -106,6 +106,8 @@ pub(crate) struct Overview {
     pub ramps: Vec<backstop_core::flags::ramp::RampStatus>,
     /// The latest rollout in the control database, when one is configured.
     pub rollout: Option<backstop_core::rollout::Record>,
+    /// An expand in progress: which shapes are served where.
+    pub expand: Option<backstop_core::expand::Open>,
 }
 
 /// Everything the handlers share.

@@ -129,6 +129,7 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     out.drill = Some(backstop_core::drill::due(client, every, chrono::Utc::now())?);
     out.ramps = flags::ramp::statuses(client)?;
     out.rollout = rollout(shared, client);
+    out.expand = backstop_core::expand::Open::read(client)?;
     if let Some(e) = schema::events::latest(client, "decide")? {
         out.last_decision = Some(e.at);
         out.decision = Some(e.details);

@@ -70,6 +70,7 @@ const TEMPLATE: &str = r#"<!doctype html>
 {% endif %}
 <h2>Migrations</h2>
 <p>{{ applied }} applied, {{ pending | length }} pending.</p>
+{% if expand %}<p id="expand" class="muted">{{ expand }}</p>{% endif %}
 <table>
 {% for m in applied_recent %}<tr><td><code>{{ m.version }}</code></td><td>{{ m.name }}</td><td class="muted">applied {{ m.at }}</td></tr>
 {% endfor %}{% for p in pending %}<tr><td colspan="2"><code>{{ p }}</code></td><td class="bad">pending</td></tr>
@@ -315,6 +316,7 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
     let rollout = overview.rollout.as_ref().map(rollout_context);
     env.get_template("status.html")?.render(context! {
         rollout => rollout,
+        expand => overview.expand.as_ref().map(|e| e.line()),
         database => database,
         ready => shared.ready.load(std::sync::atomic::Ordering::SeqCst),
         now => when(now),

@@ -4,9 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::check::Assessment;
-use backstop_core::expand;
 use backstop_core::migrate::{MigrateOptions, Progress, Quiet};
-use backstop_core::migrator::{self, Waivers, Watchers};
+use backstop_core::migrator::{self, Step, Stepped, Waivers, Watchers};
 use backstop_core::verify::Phase;
 
 use super::verify;
@@ -62,9 +61,6 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    if args.expand || args.contract {
-        return expand(&args, &ctx);
-    }
     let options = MigrateOptions {
         to: args.to,
         each: args.each,
@@ -101,6 +97,19 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         note: &mut note,
     };
     let mut client = ctx.connect()?;
+    if args.expand || args.contract {
+        let step = if args.expand { Step::Expand { schema: &args.schema } } else { Step::Contract };
+        let stepped = migrator::expand_step(
+            &mut client,
+            &ctx.config,
+            &ctx.url,
+            &ctx.migrations,
+            step,
+            waivers,
+            watchers,
+        )?;
+        return stepped_out(&stepped, step, args.output.format);
+    }
     let outcome = migrator::migrate(
         &mut client,
         &ctx.config,
@@ -127,21 +136,39 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(if outcome.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// `--expand` and `--contract`: one transaction each under the migration
-/// lock (the backup, check and rehearsal gates are not composed in yet).
-fn expand(args: &Args, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let settings = backstop_core::migrate::Settings::from(&ctx.config.migrations);
-    let mut client = ctx.connect()?;
-    let done = if args.expand {
-        expand::expand(&mut client, &ctx.migrations, &settings, &args.schema)?
-    } else {
-        expand::contract(&mut client, &ctx.migrations, &settings)?
-    };
-    match args.output.format {
-        Format::Json => print_json(&done)?,
+/// What `--expand` or `--contract` did, and the verify suite after it.
+fn stepped_out(stepped: &Stepped, step: Step<'_>, format: Format) -> anyhow::Result<ExitCode> {
+    let what = if step == Step::Contract { "contract" } else { "expand" };
+    let failed = stepped.verified.as_ref().is_some_and(|s| !s.ok());
+    match format {
+        Format::Json => {
+            let mut value = serde_json::to_value(&stepped.done)?;
+            if let Some(suite) = &stepped.verified {
+                value["verify"] = serde_json::to_value(suite)?;
+            }
+            print_json(&value)?
+        }
         Format::Text => {
-            print(&render::expanded(&done, if args.expand { "expand" } else { "contract" }))?
+            print(&render::expanded(&stepped.done, what))?;
+            if let Some(suite) = &stepped.verified {
+                let mut out = format!("verifying after the {what}:\n{}", suite.text());
+                if failed {
+                    out.push_str(match step {
+                        Step::Expand { .. } => {
+                            "✗ expanded, verification failed: undo with `backstop rollback` \
+                             (drops the new shape, every row stays), or fix forward and run \
+                             `backstop verify` again\n"
+                        }
+                        Step::Contract => {
+                            "✗ contracted, verification failed: the new shape is the real one; \
+                             fix forward and run `backstop verify` again, or `backstop restore` \
+                             the backup taken before the contract\n"
+                        }
+                    });
+                }
+                print(&out)?;
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -63,6 +63,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             unfinished_restore: &o.unfinished_restore,
             rehearsal_copies: &o.rehearsal_copies,
             unadopted: &o.unadopted,
+            expand: &o.expand,
         })?,
         Format::Text => {
             let mut out = text(&ctx, &o, args.verbose);
@@ -144,6 +145,9 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
     }
     for u in &o.unadopted {
         text.push_str(&unadopted_lines(u));
+    }
+    if let Some(e) = &o.expand {
+        let _ = writeln!(text, "{}", terminal_safe(&e.line()));
     }
     if verbose && !ctx.ignored.is_empty() {
         let _ = writeln!(text, "not migrations ({}):", ctx.ignored.len());
@@ -278,6 +282,8 @@ struct Shown<'a> {
     rehearsal_copies: &'a [backstop_core::rehearse::LeftCopy],
     /// Other tools' histories holding versions Backstop has not recorded.
     unadopted: &'a [backstop_core::adopt::Unadopted],
+    /// An expand in progress.
+    expand: &'a Option<backstop_core::expand::Open>,
 }
 
 fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {

@@ -33,6 +33,13 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
 
     p.run(&["migrate", "--expand"]).expect_code(0).expect_output(NEW);
     assert!(p.client().exists(&format!("{NEW}.users")), "the new shape is served");
+    p.run(&["status"])
+        .expect_code(0)
+        .expect_output(&format!("expand in progress: 20240102000000 served in schema {NEW}"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(shown["expand"]["new_schema"], NEW);
+    assert_eq!(shown["expand"]["versions"], serde_json::json!(["20240102000000"]));
     let mut new_app = p.client();
     new_app.batch_execute(&format!("SET search_path = {NEW}, public")).unwrap();
     new_app.execute("INSERT INTO users (full_name, bio) VALUES ('bea', 'hi')", &[]).unwrap();
@@ -75,4 +82,43 @@ fn a_statement_with_no_expand_form_is_refused_at_its_place_and_nothing_changes()
     assert_eq!(columns(&p), ["id"]);
     assert!(!p.client().exists(&format!("{NEW}.users")));
     assert_eq!(p.client().applied(), ["20240101000000"]);
+}
+
+#[test]
+fn expand_and_contract_pass_the_gates_migrate_has() {
+    let p = Project::new("expand_gates");
+    p.config(&format!("{}\n[rehearse]\nrequired = true\n", crate::common::DEFAULT_CONFIG));
+    p.migration("20240101000000_users", "CREATE TABLE users (id int PRIMARY KEY);\n", None);
+    p.run(&["migrate", "--skip-rehearsal", "the first table"]).expect_code(0);
+    p.migration("20240102000000_note", "ALTER TABLE users ADD COLUMN note text;\n", None);
+
+    // No rehearsal: the rehearsal gate refuses, audited, and nothing changes.
+    p.run(&["migrate", "--expand"]).expect_code(1).expect_output("run `backstop rehearse` first");
+    assert_eq!(columns(&p), ["id"]);
+    assert!(!p.client().exists(&format!("{NEW}.users")));
+    let refused = p.client().texts(
+        "select kind from backstop.events where outcome = 'refused' order by id desc limit 1",
+    );
+    assert_eq!(refused, ["expand"]);
+
+    // Waived: the check ran, a backup was taken, both recorded with the expand.
+    p.run(&["migrate", "--expand", "--skip-rehearsal", "tried on staging"])
+        .expect_code(0)
+        .expect_output("check: GO")
+        .expect_output(" taken: ");
+    let gates = p.client().texts(
+        "select details->'gates'->'rehearsal'->>'waived' || ' ' || (details->>'backup_id' is not null)::text \
+         from backstop.events where kind = 'expand' and outcome = 'ok'",
+    );
+    assert_eq!(gates, ["tried on staging true"]);
+
+    // The contract takes its own backup and stamps it on the migrations it records.
+    p.run(&["migrate", "--contract", "--skip-rehearsal", "tried on staging"])
+        .expect_code(0)
+        .expect_output(" taken: ");
+    let stamped = p.client().texts(
+        "select version from backstop.applied where backup_id is not null and version = '20240102000000'",
+    );
+    assert_eq!(stamped, ["20240102000000"]);
+    assert_eq!(columns(&p), ["id", "note"]);
 }

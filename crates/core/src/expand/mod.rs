@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use postgres::Client;
 use serde_json::json;
 
-use crate::migrate::{self, keep, ApplyError, Settings};
+use crate::migrate::{self, keep, ApplyError, Gate, Settings};
 use crate::pg::lock::{LockError, MigrationLock};
 use crate::pg::{db, quote_ident, quote_qualified, DbError};
 use crate::schema::{self, applied, events, expands};
@@ -117,6 +117,53 @@ pub fn in_progress(client: &mut Client) -> Result<Option<Expanded>, ExpandError>
     Ok(opened(client)?.map(|(_, e)| e))
 }
 
+/// An expand in progress as `status` and the status page show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Open {
+    /// The schema whose tables keep the old shape.
+    pub schema: String,
+    /// The schema of views serving the new shape.
+    pub new_schema: String,
+    /// The migrations it serves, in order.
+    pub versions: Vec<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub started_by: String,
+}
+
+impl Open {
+    /// The expand in progress, if any (none without Backstop's schema).
+    pub fn read(client: &mut Client) -> Result<Option<Open>, DbError> {
+        if !schema::has(client, "backstop.expands").map_err(db("looking for backstop.expands"))? {
+            return Ok(None);
+        }
+        let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? else {
+            return Ok(None);
+        };
+        let versions = serde_json::from_value::<Plan>(row.plan)
+            .map(|p| p.migrations.into_iter().map(|m| m.version).collect())
+            .unwrap_or_else(|_| vec![row.version]);
+        Ok(Some(Open {
+            schema: row.schema,
+            new_schema: row.new_schema,
+            versions,
+            started_at: row.started_at,
+            started_by: row.started_by,
+        }))
+    }
+
+    /// One line for people: which shapes are served where, and how it ends.
+    pub fn line(&self) -> String {
+        format!(
+            "expand in progress: {} served in schema {} beside the old shape in {} (since {} by              {}); `backstop migrate --contract` makes it real, `backstop rollback` drops it",
+            self.versions.join(", "),
+            self.new_schema,
+            self.schema,
+            self.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.started_by
+        )
+    }
+}
+
 /// The expand in progress with its row's id, read once.
 fn opened(client: &mut Client) -> Result<Option<(i64, Expanded)>, ExpandError> {
     let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? else {
@@ -139,6 +186,7 @@ pub fn expand(
     migrations: &[Migration],
     settings: &Settings,
     schema: &str,
+    gates: &mut [&mut dyn Gate],
 ) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
@@ -183,6 +231,10 @@ pub fn expand(
     if views::schema_exists(client, &new_schema).map_err(db("looking for the schema"))? {
         return Err(refused(client, "expand", ExpandError::SchemaTaken(new_schema)));
     }
+    // The gates `migrate` runs (freeze, check, rehearsal, backup), last:
+    // a refusal above costs nothing, a backup does.
+    let (stamp, passed) = migrate::pass_all(client, gates, &pending, false)
+        .map_err(|r| refused(client, "expand", ApplyError::Gate(r).into()))?;
     let record = serde_json::to_value(&plan).expect("a plan is plain data");
     let mut tx = client.transaction().map_err(db("starting the expand"))?;
     timeouts(&mut tx, settings, schema).map_err(db("setting the expand's timeouts"))?;
@@ -195,7 +247,10 @@ pub fn expand(
         .map_err(db("recording the expand"))?;
     tx.commit().map_err(db("committing the expand"))?;
     let versions = plan.migrations.iter().map(|m| m.version.clone()).collect();
-    audit(client, "expand", versions, json!({ "new_schema": new_schema, "plan": record }))?;
+    let details = json!({
+        "new_schema": new_schema, "plan": record, "gates": passed, "backup_id": stamp.backup_id,
+    });
+    audit(client, "expand", versions, details)?;
     Ok(Expanded { schema: schema.into(), new_schema, version, plan, kept: Vec::new() })
 }
 
@@ -205,6 +260,7 @@ pub fn contract(
     client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
+    gates: &mut [&mut dyn Gate],
 ) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
@@ -219,6 +275,14 @@ pub fn contract(
     if !changed.is_empty() {
         return Err(refused(client, "contract", ExpandError::Drift(changed)));
     }
+    let of: Vec<&Migration> = open
+        .plan
+        .migrations
+        .iter()
+        .filter_map(|s| migrations.iter().find(|m| m.version == s.version))
+        .collect();
+    let (stamp, passed) = migrate::pass_all(client, gates, &of, false)
+        .map_err(|r| refused(client, "contract", ApplyError::Gate(r).into()))?;
     let mut tx = client.transaction().map_err(db("starting the contract"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the contract's timeouts"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
@@ -234,8 +298,8 @@ pub fn contract(
             no_transaction: false,
             repeatable: false,
             duration_ms: 0,
-            backup_id: None,
-            rehearsal_id: None,
+            backup_id: stamp.backup_id.as_deref(),
+            rehearsal_id: stamp.rehearsal_id.as_deref(),
             kept_down: None,
         };
         applied::insert(&mut tx, &row).map_err(db("recording the migrations as applied"))?;
@@ -243,7 +307,8 @@ pub fn contract(
     expands::close(&mut tx, id, "contracted").map_err(db("closing the expand"))?;
     tx.commit().map_err(db("committing the contract"))?;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
-    audit(client, "contract", versions, json!({ "new_schema": open.new_schema }))?;
+    let details = json!({ "new_schema": open.new_schema, "gates": passed });
+    audit(client, "contract", versions, details)?;
     Ok(open)
 }
 

@@ -82,3 +82,24 @@ impl Gate for Waived {
         })
     }
 }
+
+/// Runs `gates` in order over `pending`, under the caller's migration
+/// lock: what the passing gates stamp on the run and say for the audit
+/// log (by gate name), or the first refusal.
+pub fn pass_all(
+    client: &mut Client,
+    gates: &mut [&mut dyn Gate],
+    pending: &[&Migration],
+    dry_run: bool,
+) -> Result<(Stamp, serde_json::Map<String, Value>), GateRefusal> {
+    let mut stamp = Stamp::default();
+    let mut passed = serde_json::Map::new();
+    for gate in gates.iter_mut() {
+        let pass = gate.check(client, pending, dry_run)?;
+        stamp.backup_id = pass.backup_id.or(stamp.backup_id);
+        stamp.rehearsal_id = pass.rehearsal_id.or(stamp.rehearsal_id);
+        stamp.kept_downs.extend(pass.kept_downs);
+        passed.insert(gate.name().to_string(), pass.detail);
+    }
+    Ok((stamp, passed))
+}

@@ -23,7 +23,7 @@ use serde_json::json;
 
 pub use crate::schema::applied::AppliedRow;
 pub use config::{MigrationsSection, RollbackSection, Settings};
-pub use gate::{Gate, GatePass, GateRefusal, Stamp, Waived};
+pub use gate::{pass_all, Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
 pub use run::{attempt, trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
@@ -365,23 +365,12 @@ pub fn migrate(
         let plan = plan_up(&pending, options.each);
         refusals(migrations, &status, &pending, &plan, options)
             .map_err(|e| refused(client, "migrate", e))?;
-        let mut stamp = Stamp::default();
-        let mut passed = serde_json::Map::new();
-        if !pending.is_empty() {
-            for gate in gates.iter_mut() {
-                match gate.check(client, &pending, options.dry_run) {
-                    Ok(pass) => {
-                        stamp.backup_id = pass.backup_id.or(stamp.backup_id);
-                        stamp.rehearsal_id = pass.rehearsal_id.or(stamp.rehearsal_id);
-                        stamp.kept_downs.extend(pass.kept_downs);
-                        passed.insert(gate.name().to_string(), pass.detail);
-                    }
-                    Err(refusal) => {
-                        return Err(refused(client, "migrate", ApplyError::Gate(refusal)));
-                    }
-                }
-            }
-        }
+        let (stamp, passed) = if pending.is_empty() {
+            Default::default()
+        } else {
+            gate::pass_all(client, gates, &pending, options.dry_run)
+                .map_err(|r| refused(client, "migrate", ApplyError::Gate(r)))?
+        };
         let run = Run {
             kind: "migrate",
             dry_run: options.dry_run,

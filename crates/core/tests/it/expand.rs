@@ -106,7 +106,8 @@ fn expand_with_writers(cluster: &Cluster, db: &str) -> (tempfile::TempDir, postg
     let (dir, mut client) = setup(cluster, db, UP);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = old_writer(cluster, db, stop.clone());
-    let done = expand::expand(&mut client, &load(dir.path()), &settings(), "public").unwrap();
+    let done =
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
     assert_eq!(done.new_schema, NEW);
     // The new application's sessions find the views first, the rest in public.
     let mut new = shape(cluster, db, &format!("{NEW}, public"));
@@ -153,7 +154,7 @@ fn both_shapes_write_at_once_and_rollback_keeps_every_row() {
     let ms = load(dir.path());
 
     // While it is open, a second expand and a plain migrate are refused.
-    let again = expand::expand(&mut client, &ms, &settings(), "public").unwrap_err();
+    let again = expand::expand(&mut client, &ms, &settings(), "public", &mut []).unwrap_err();
     assert!(matches!(again, ExpandError::InProgress { .. }), "{again}");
     assert_eq!(again.exit_code(), 2);
     let plain = migrate::migrate(
@@ -200,7 +201,7 @@ fn contract_makes_the_new_shape_real_and_keeps_every_row() {
     let cluster = Cluster::start().unwrap();
     let (dir, mut client, total) = expand_with_writers(&cluster, "exp_contract");
     let mut new = shape(&cluster, "exp_contract", &format!("{NEW}, public"));
-    let done = expand::contract(&mut client, &load(dir.path()), &settings()).unwrap();
+    let done = expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap();
     assert_eq!(done.version, V2);
     assert_eq!(columns(&mut client), ["id", "full_name", "email", "nick", "score"]);
     assert_eq!(count(&mut client), total, "a contract lost rows");
@@ -208,7 +209,7 @@ fn contract_makes_the_new_shape_real_and_keeps_every_row() {
     assert_eq!(count(&mut new), total);
     let applied = backstop_core::schema::applied::versions(&mut client).unwrap();
     assert_eq!(applied, ["20240101000000", V2]);
-    let e = expand::contract(&mut client, &load(dir.path()), &settings()).unwrap_err();
+    let e = expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap_err();
     assert!(matches!(e, ExpandError::NoExpand), "{e}");
     assert_eq!(e.exit_code(), 2);
     let kinds: Vec<String> = client
@@ -226,7 +227,8 @@ fn a_statement_with_no_expand_form_is_refused_by_place_and_nothing_changes() {
     let up = "ALTER TABLE users ADD COLUMN nick text;\nCREATE INDEX ON users (email);\n\
               ALTER TABLE users ADD COLUMN born date NOT NULL;\n";
     let (dir, mut client) = setup(&cluster, "exp_refused", up);
-    let e = expand::expand(&mut client, &load(dir.path()), &settings(), "public").unwrap_err();
+    let e =
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     let ExpandError::NoExpandForm(refusals) = &e else { panic!("{e}") };
     let places: Vec<&str> = refusals.iter().map(|r| r.place.rsplit('/').next().unwrap()).collect();
