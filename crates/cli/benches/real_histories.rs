@@ -24,7 +24,9 @@
 //!
 //! Run: `cargo bench -p backstop-cli --bench real_histories` (BENCH_BLOCKS
 //! sets the Prisma history's length in blocks of 10, default 81;
-//! BENCH_ONLY=prisma|drizzle|diesel runs one part).
+//! BENCH_ONLY=prisma|drizzle|diesel runs one part; BENCH_WRITE=DIR only
+//! writes each history's project under DIR, to profile one command by
+//! hand).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -310,6 +312,13 @@ fn run() -> anyhow::Result<()> {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if !["", "prisma", "drizzle", "diesel"].contains(&only.as_str()) {
         anyhow::bail!("BENCH_ONLY={only:?}: say prisma, drizzle or diesel, or unset it");
+    }
+    if let Ok(dir) = std::env::var("BENCH_WRITE") {
+        let dir = PathBuf::from(dir);
+        prisma_write(&dir.join("prisma"), blocks);
+        drizzle_write(&dir.join("drizzle"), 30);
+        println!("wrote the prisma and drizzle projects under {}", dir.display());
+        return Ok(());
     }
     let cluster = Cluster::start()?;
     let root = tempfile::tempdir()?;

@@ -117,21 +117,7 @@ fn applied_as_on(target: &mut Client, cluster: &Cluster) -> Result<(), DownsErro
     let rows = crate::schema::applied::all(target).map_err(db("reading the target's history"))?;
     let mut base = cluster.connect(BASE).map_err(cluster_err)?;
     crate::schema::ensure(&mut base).map_err(db("creating Backstop's tables on the start"))?;
-    for r in &rows {
-        let row = crate::schema::applied::NewApplied {
-            version: &r.version,
-            name: &r.name,
-            checksum: &r.checksum,
-            no_transaction: r.no_transaction,
-            repeatable: false,
-            duration_ms: r.duration_ms,
-            backup_id: None,
-            rehearsal_id: None,
-            kept_down: None,
-        };
-        crate::schema::applied::insert(&mut base, &row).map_err(db("copying the history"))?;
-    }
-    Ok(())
+    crate::schema::applied::insert_copied(&mut base, &rows).map_err(db("copying the history"))
 }
 
 fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {

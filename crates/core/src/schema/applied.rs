@@ -111,6 +111,33 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
     Ok(())
 }
 
+/// Records `rows` (read from another database's history) as applied, in
+/// one statement: a copy that starts from a target's schema holds the
+/// target's history, hundreds of rows on a long one.
+pub fn insert_copied(client: &mut impl GenericClient, rows: &[AppliedRow]) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&AppliedRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let durations: Vec<i64> = rows.iter().map(|r| r.duration_ms).collect();
+    let no_transaction: Vec<bool> = rows.iter().map(|r| r.no_transaction).collect();
+    client.execute(
+        "insert into backstop.applied
+           (version, name, checksum, duration_ms, applied_by, no_transaction)
+         select v, n, c, d, $5, t
+           from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $6::bool[]) as r(v, n, c, d, t)",
+        &[
+            &column(|r| r.version.clone()),
+            &column(|r| r.name.clone()),
+            &column(|r| r.checksum.clone()),
+            &durations,
+            &super::actor(),
+            &no_transaction,
+        ],
+    )?;
+    Ok(())
+}
+
 /// The downs Backstop kept for applied migrations, by version.
 pub fn kept_downs(
     client: &mut impl GenericClient,
