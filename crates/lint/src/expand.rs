@@ -3,11 +3,14 @@
 //! reads and writes. Pure reading of the parse tree; what the database
 //! says (does the table exist, is the column there) is the engine's part.
 //!
-//! The forms of this first slice: `ADD COLUMN` that is nullable or gets a
-//! constant default (added to the table for real: the old shape never
-//! names it), and `RENAME COLUMN` (served by the new shape's view under
-//! the new name; the table keeps the old name until contract). Anything
-//! else is refused with the reason, so the caller can name the statement.
+//! The forms so far: `ADD COLUMN` that is nullable or gets a constant
+//! default (added to the table for real: the old shape never names it),
+//! `RENAME COLUMN` (served by the new shape's view under the new name; the
+//! table keeps the old name until contract), `DROP COLUMN` (hidden from
+//! the new shape, dropped at contract), `CREATE TABLE` (made for real: the
+//! old shape never names it) and a named `CREATE INDEX` (built at expand).
+//! Anything else is refused with the reason, so the caller can name the
+//! statement.
 
 use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
@@ -24,6 +27,13 @@ pub enum Form {
     /// `ALTER TABLE t RENAME COLUMN a TO b`: the new shape's view shows
     /// `a` as `b`; the statement runs as written at contract.
     RenameColumn { table: RelationName, from: String, to: String },
+    /// `ALTER TABLE t DROP COLUMN c`: hidden from the new shape; the
+    /// statement runs as written at contract.
+    DropColumn { table: RelationName, column: String },
+    /// `CREATE TABLE t (…)`: runs as written at expand; rollback drops it.
+    CreateTable { table: RelationName, columns: Vec<String> },
+    /// `CREATE INDEX i ON t …`: runs as written at expand; rollback drops it.
+    CreateIndex { table: RelationName, index: String },
 }
 
 /// The expand forms of `sql` (one statement), or why it has none.
@@ -56,8 +66,48 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
                 to: r.newname.clone(),
             }])
         }
+        NodeEnum::CreateStmt(c) => create_table(c),
+        NodeEnum::IndexStmt(i) => {
+            let rv = i.relation.as_ref().ok_or("the statement names no table")?;
+            if i.concurrent {
+                return Err("CREATE INDEX CONCURRENTLY cannot run in the expand's transaction;                             build it in a migration applied before the expand"
+                    .into());
+            }
+            if i.idxname.is_empty() || i.if_not_exists {
+                return Err("an index without a name of its own (or IF NOT EXISTS) leaves a                             rollback unsure what to drop; name it and drop IF NOT EXISTS"
+                    .into());
+            }
+            Ok(vec![Form::CreateIndex { table: relation(rv), index: i.idxname.clone() }])
+        }
         other => Err(format!("{} has no expand form yet", kind(other))),
     }
+}
+
+fn create_table(c: &protobuf::CreateStmt) -> Result<Vec<Form>, String> {
+    let rv = c.relation.as_ref().ok_or("the statement names no table")?;
+    if c.if_not_exists {
+        return Err("CREATE TABLE IF NOT EXISTS leaves a rollback unsure whether the expand                     made the table; drop IF NOT EXISTS"
+            .into());
+    }
+    if rv.relpersistence == "t" {
+        return Err("a temporary table is gone with the session; it has no expand form".into());
+    }
+    if !c.inh_relations.is_empty() || c.partbound.is_some() || c.of_typename.is_some() {
+        return Err("a table that inherits, is a partition or is of a type takes its columns                     from elsewhere; it has no expand form yet"
+            .into());
+    }
+    let mut columns = Vec::new();
+    for e in &c.table_elts {
+        match e.node.as_ref() {
+            Some(NodeEnum::ColumnDef(d)) => columns.push(d.colname.clone()),
+            Some(NodeEnum::Constraint(_)) => {}
+            _ => {
+                return Err("CREATE TABLE … (LIKE …) takes its columns from another table;                             list them"
+                    .into())
+            }
+        }
+    }
+    Ok(vec![Form::CreateTable { table: relation(rv), columns }])
 }
 
 fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
@@ -69,9 +119,17 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
     }
     let mut out = Vec::new();
     for (_, cmd, kind) in alter_cmds(a) {
+        if kind == AlterTableType::AtDropColumn {
+            if cmd.missing_ok {
+                return Err("DROP COLUMN IF EXISTS leaves open what the new shape hides; name a                             column that is there"
+                    .into());
+            }
+            out.push(Form::DropColumn { table: relation(rv), column: cmd.name.clone() });
+            continue;
+        }
         if kind != AlterTableType::AtAddColumn {
             return Err(format!(
-                "ALTER TABLE {} has no expand form yet; only ADD COLUMN does in this release",
+                "ALTER TABLE {} has no expand form yet; ADD COLUMN and DROP COLUMN do",
                 subcommand(kind)
             ));
         }
@@ -255,11 +313,42 @@ mod tests {
                 to: "full_name".into(),
             }]
         );
-        let e = forms("ALTER TABLE users DROP COLUMN name").unwrap_err();
-        assert!(e.contains("DROP COLUMN has no expand form"), "{e}");
-        let e = forms("CREATE INDEX ON users (name)").unwrap_err();
-        assert!(e.contains("CREATE INDEX"), "{e}");
+        let e = forms("ALTER TABLE users ALTER COLUMN name SET NOT NULL").unwrap_err();
+        assert!(e.contains("SET NOT NULL has no expand form"), "{e}");
         let e = forms("ALTER TABLE users RENAME TO people").unwrap_err();
         assert!(e.contains("RENAME"), "{e}");
+    }
+
+    #[test]
+    fn drops_new_tables_and_named_indexes_expand_and_their_risky_kinds_do_not() {
+        assert_eq!(
+            forms("ALTER TABLE users DROP COLUMN legacy").unwrap(),
+            [Form::DropColumn { table: table("users"), column: "legacy".into() }]
+        );
+        assert!(forms("ALTER TABLE users DROP COLUMN IF EXISTS legacy").is_err());
+        assert_eq!(
+            forms("CREATE TABLE notes (id bigint PRIMARY KEY, body text, CHECK (body <> ''))")
+                .unwrap(),
+            [Form::CreateTable {
+                table: table("notes"),
+                columns: vec!["id".into(), "body".into()]
+            }]
+        );
+        for refused in [
+            "CREATE TABLE IF NOT EXISTS notes (id int)",
+            "CREATE TABLE notes (LIKE users)",
+            "CREATE TABLE notes_1 PARTITION OF notes FOR VALUES IN (1)",
+            "CREATE TEMP TABLE scratch (id int)",
+        ] {
+            assert!(forms(refused).is_err(), "{refused}");
+        }
+        assert_eq!(
+            forms("CREATE INDEX users_name_idx ON users (name)").unwrap(),
+            [Form::CreateIndex { table: table("users"), index: "users_name_idx".into() }]
+        );
+        let e = forms("CREATE INDEX ON users (name)").unwrap_err();
+        assert!(e.contains("name it"), "{e}");
+        let e = forms("CREATE INDEX CONCURRENTLY users_name_idx ON users (name)").unwrap_err();
+        assert!(e.contains("CONCURRENTLY"), "{e}");
     }
 }

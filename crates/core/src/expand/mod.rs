@@ -1,23 +1,22 @@
-//! Expand/contract from plain SQL (issue 44, first slice): the pending
-//! migrations served as a new shape beside the old one, so two versions
-//! of an application write at once and a rollback loses no write.
+//! Expand/contract from plain SQL (issue 44): the pending migrations
+//! served as a new shape beside the old one, so two versions of an
+//! application write at once and a rollback loses no write.
 //!
-//! `expand` adds the new columns to the tables for real (nullable or with
-//! a constant default: the old shape never names them) and makes a schema
-//! `<schema>_<version>` of updatable views, one per table, showing the new
-//! shape (renamed columns under their new names). Every write through
-//! either shape lands in the same table. `contract` runs the renames for
-//! real, drops the views and records the migrations as applied;
-//! `rollback` drops the views and the added columns (their values
-//! exported first when `[rollback]` keeps them). Each is one transaction
-//! under the migration lock, recorded in `backstop.expands` and the
-//! audit log; a statement with no expand form refuses the whole expand
-//! before anything changes.
+//! `expand` runs what the old shape never names for real (new columns,
+//! nullable or with a constant default; new tables; named indexes) and
+//! makes a schema `<schema>_<version>` of updatable views, one per table,
+//! showing the new shape (renamed columns under their new names, dropped
+//! ones left out). Every write through either shape lands in the same
+//! table. `contract` runs the renames and drops for real, drops the views
+//! and records the migrations as applied; `rollback` drops the views and
+//! what the expand made (the values of added columns and new tables
+//! exported first when `[rollback]` keeps them). Each passes the gates
+//! `migrate` has and is one transaction under the migration lock,
+//! recorded in `backstop.expands` and the audit log; a statement with no
+//! expand form refuses the whole expand before anything changes.
 
 pub mod plan;
 pub mod views;
-
-use std::collections::BTreeMap;
 
 use postgres::Client;
 use serde_json::json;
@@ -216,9 +215,7 @@ pub fn expand(
         return Err(ExpandError::NameTooLong(new_schema));
     }
     let tables = views::tables(client, schema).map_err(db("reading the schema's tables"))?;
-    let columns: BTreeMap<String, Vec<String>> =
-        tables.iter().map(|(t, v)| (t.clone(), v.columns.clone())).collect();
-    let plan = plan::build(&pending, schema, &columns)
+    let plan = plan::build(&pending, schema, &tables)
         .map_err(|r| refused(client, "expand", ExpandError::NoExpandForm(r)))?;
     let major =
         crate::pg::server_version_num(client).map_err(db("reading the server version"))? / 10000;
@@ -333,17 +330,14 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
     let Some((id, mut open)) = opened(client)? else { return Err(ExpandError::NoExpand) };
-    let drops: Vec<String> = open
+    let at = |name: &str| quote_qualified(Some(&open.schema), name);
+    let indexes = open.plan.indexes.iter().map(|i| format!("DROP INDEX IF EXISTS {}", at(i)));
+    let columns = open
         .plan
         .added()
-        .map(|(t, c)| {
-            format!(
-                "ALTER TABLE {} DROP COLUMN {}",
-                quote_qualified(Some(&open.schema), t),
-                quote_ident(c)
-            )
-        })
-        .collect();
+        .map(|(t, c)| format!("ALTER TABLE {} DROP COLUMN {}", at(t), quote_ident(c)));
+    let tables = open.plan.made().map(|t| format!("DROP TABLE {}", at(t)));
+    let drops: Vec<String> = indexes.chain(columns).chain(tables).collect();
     let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)

@@ -1,15 +1,17 @@
 //! The plan of an expand: the pending migrations' statements read through
 //! `lint::expand`, checked against the tables as the catalog has them, and
-//! turned into what the expand runs (the added columns' statements), what
-//! the new shape shows (each table's columns under their new names) and
-//! what contract runs (the renames, as written). A statement with no
-//! expand form is a [`Refusal`] naming its file and line.
+//! turned into what the expand runs (added columns, new tables, new
+//! indexes, as written), what the new shape shows (each table's columns
+//! under their new names, less the dropped ones) and what contract runs
+//! (the renames and drops, as written). A statement with no expand form
+//! is a [`Refusal`] naming its file and line.
 
 use std::collections::BTreeMap;
 
 use backstop_lint::expand::{forms, Form};
 use serde::{Deserialize, Serialize};
 
+use super::views::Table;
 use crate::source::Migration;
 
 /// A table of the expanded schema: its columns as the table has them
@@ -18,6 +20,9 @@ use crate::source::Migration;
 pub struct TableShape {
     pub name: String,
     pub columns: Vec<ColumnShape>,
+    /// Made by the expand (`CREATE TABLE`): rollback drops it.
+    #[serde(default)]
+    pub made: bool,
 }
 
 /// One column of a [`TableShape`].
@@ -27,6 +32,10 @@ pub struct ColumnShape {
     pub shown: String,
     /// Added by the expand: rollback drops it.
     pub added: bool,
+    /// Dropped by the migrations: the new shape does not show it, contract
+    /// drops it.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// A migration the expand serves, as it will be recorded at contract.
@@ -44,16 +53,24 @@ pub struct Plan {
     pub tables: Vec<TableShape>,
     /// Statements run at expand (ADD COLUMN), as written.
     pub at_expand: Vec<String>,
-    /// Statements run at contract (RENAME COLUMN), as written.
+    /// Statements run at contract (RENAME COLUMN, DROP COLUMN), as written.
     pub at_contract: Vec<String>,
+    /// Indexes the expand built, in the expanded schema: rollback drops them.
+    #[serde(default)]
+    pub indexes: Vec<String>,
 }
 
 impl Plan {
-    /// The columns the expand added: (table, column).
+    /// The columns the expand added to tables it did not make: (table, column).
     pub fn added(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.tables.iter().flat_map(|t| {
+        self.tables.iter().filter(|t| !t.made).flat_map(|t| {
             t.columns.iter().filter(|c| c.added).map(move |c| (t.name.as_str(), c.real.as_str()))
         })
+    }
+
+    /// The tables the expand made.
+    pub fn made(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().filter(|t| t.made).map(|t| t.name.as_str())
     }
 
     /// The renames the new shape serves: (table, old name, new name).
@@ -61,7 +78,7 @@ impl Plan {
         self.tables.iter().flat_map(|t| {
             t.columns
                 .iter()
-                .filter(|c| !c.added && c.real != c.shown)
+                .filter(|c| !c.added && !c.hidden && c.real != c.shown)
                 .map(move |c| (t.name.as_str(), c.real.as_str(), c.shown.as_str()))
         })
     }
@@ -84,20 +101,26 @@ impl std::fmt::Display for Refusal {
 }
 
 /// The plan of expanding `pending` in `schema`, whose tables (by name)
-/// have the columns given, in order; or every statement that stops it.
+/// are as given; or every statement that stops it.
 pub fn build(
     pending: &[&Migration],
     schema: &str,
-    tables: &BTreeMap<String, Vec<String>>,
+    tables: &BTreeMap<String, Table>,
 ) -> Result<Plan, Vec<Refusal>> {
-    let mut shapes: BTreeMap<&str, Vec<ColumnShape>> = tables
+    let mut shapes: BTreeMap<String, TableShape> = tables
         .iter()
-        .map(|(t, cols)| {
-            let cols = cols
+        .map(|(t, known)| {
+            let columns = known
+                .columns
                 .iter()
-                .map(|c| ColumnShape { real: c.clone(), shown: c.clone(), added: false })
+                .map(|c| ColumnShape {
+                    real: c.clone(),
+                    shown: c.clone(),
+                    added: false,
+                    hidden: false,
+                })
                 .collect();
-            (t.as_str(), cols)
+            (t.clone(), TableShape { name: t.clone(), columns, made: false })
         })
         .collect();
     let mut plan = Plan {
@@ -112,6 +135,7 @@ pub fn build(
         tables: Vec::new(),
         at_expand: Vec::new(),
         at_contract: Vec::new(),
+        indexes: Vec::new(),
     };
     let mut refusals = Vec::new();
     for m in pending {
@@ -139,14 +163,18 @@ pub fn build(
                     continue;
                 }
             };
-            let mut adds = false;
+            let mut now = false;
             for form in found {
-                match one(&form, schema, &mut shapes) {
-                    Ok(added) => adds |= added,
+                match one(&form, schema, &mut shapes, tables) {
+                    Ok(When::Expand) => now = true,
+                    Ok(When::Contract) => {}
                     Err(reason) => refusals.push(refuse(reason)),
                 }
+                if let Form::CreateIndex { index, .. } = &form {
+                    plan.indexes.push(index.clone());
+                }
             }
-            if adds {
+            if now {
                 plan.at_expand.push(st.sql.clone());
             } else {
                 plan.at_contract.push(st.sql.clone());
@@ -156,62 +184,109 @@ pub fn build(
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    plan.tables = shapes
-        .into_iter()
-        .map(|(name, columns)| TableShape { name: name.to_string(), columns })
-        .collect();
+    plan.tables = shapes.into_values().collect();
     Ok(plan)
 }
 
-/// Applies one form to the shapes; whether it adds a column.
+/// When a form's statement runs: at expand (it adds what the old shape
+/// never names) or at contract (it changes what the old shape reads).
+enum When {
+    Expand,
+    Contract,
+}
+
+/// Applies one form to the shapes, checked against the tables as they are.
 fn one(
     form: &Form,
     schema: &str,
-    shapes: &mut BTreeMap<&str, Vec<ColumnShape>>,
-) -> Result<bool, String> {
+    shapes: &mut BTreeMap<String, TableShape>,
+    known: &BTreeMap<String, Table>,
+) -> Result<When, String> {
     let table = match form {
-        Form::AddColumn { table, .. } | Form::RenameColumn { table, .. } => table,
+        Form::AddColumn { table, .. }
+        | Form::RenameColumn { table, .. }
+        | Form::DropColumn { table, .. }
+        | Form::CreateTable { table, .. }
+        | Form::CreateIndex { table, .. } => table,
     };
     if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
         return Err(format!(
             "it names schema {s}, and this expand serves schema {schema}; expand one schema at a time"
         ));
     }
-    let Some(columns) = shapes.get_mut(table.name.as_str()) else {
-        return Err(format!(
-            "there is no table {schema}.{} (a table this batch makes has no expand form yet)",
-            table.name
-        ));
-    };
     let t = &table.name;
+    if let Form::CreateTable { columns, .. } = form {
+        if shapes.contains_key(t) {
+            return Err(format!("there is already a table {schema}.{t}"));
+        }
+        let columns = columns
+            .iter()
+            .map(|c| ColumnShape { real: c.clone(), shown: c.clone(), added: false, hidden: false })
+            .collect();
+        shapes.insert(t.clone(), TableShape { name: t.clone(), columns, made: true });
+        return Ok(When::Expand);
+    }
+    let Some(shape) = shapes.get_mut(t.as_str()) else {
+        return Err(format!("there is no table {schema}.{t}"));
+    };
+    let columns = &mut shape.columns;
     match form {
         Form::AddColumn { column, .. } => {
-            if columns.iter().any(|c| &c.shown == column) {
+            if columns.iter().any(|c| &c.shown == column && !c.hidden) {
                 return Err(format!("table {t} already has a column {column}"));
             }
             if columns.iter().any(|c| &c.real == column) {
                 return Err(format!(
                     "table {t} keeps column {column} under that name until contract (the new \
-                     shape renames it); add the new column in a migration after the contract"
+                     shape renames or drops it); add the new column in a migration after the \
+                     contract"
                 ));
             }
-            columns.push(ColumnShape { real: column.clone(), shown: column.clone(), added: true });
-            Ok(true)
+            columns.push(ColumnShape {
+                real: column.clone(),
+                shown: column.clone(),
+                added: true,
+                hidden: false,
+            });
+            Ok(When::Expand)
         }
         Form::RenameColumn { from, to, .. } => {
-            if columns.iter().any(|c| &c.shown == to) {
+            if columns.iter().any(|c| &c.shown == to && !c.hidden) {
                 return Err(format!("table {t} already has a column {to}"));
             }
-            let Some(col) = columns.iter_mut().find(|c| &c.shown == from) else {
+            let Some(col) = columns.iter_mut().find(|c| &c.shown == from && !c.hidden) else {
                 return Err(format!("table {t} has no column {from}"));
             };
-            if col.added {
+            if col.added || shape.made {
                 return Err(format!(
-                    "column {from} is added by this expand; add it under its final name {to}"
+                    "column {from} is made by this expand; make it under its final name {to}"
                 ));
             }
             col.shown = to.clone();
-            Ok(false)
+            Ok(When::Contract)
         }
+        Form::DropColumn { column, .. } => {
+            let Some(col) = columns.iter_mut().find(|c| &c.shown == column && !c.hidden) else {
+                return Err(format!("table {t} has no column {column}"));
+            };
+            if col.added || shape.made {
+                return Err(format!(
+                    "column {column} is made by this expand; leave it out of the migrations"
+                ));
+            }
+            let required = known.get(t.as_str()).is_some_and(|k| k.required.contains(&col.real));
+            if required {
+                return Err(format!(
+                    "column {t}.{} is NOT NULL without a default, so inserts through the new \
+                     shape, which no longer show it, would fail; drop NOT NULL or give it a \
+                     default in a migration before this one",
+                    col.real
+                ));
+            }
+            col.hidden = true;
+            Ok(When::Contract)
+        }
+        // A new table returned above.
+        Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
     }
 }

@@ -17,6 +17,9 @@ use crate::pg::{quote_ident, quote_qualified};
 pub struct Table {
     pub columns: Vec<String>,
     pub rls: bool,
+    /// Columns an insert cannot leave out: NOT NULL with no default, not
+    /// identity or generated.
+    pub required: Vec<String>,
 }
 
 /// The tables of `schema` (partitions left to their parent), by name.
@@ -27,7 +30,11 @@ pub fn tables(
     let rows = client.query(
         "select c.relname::text, c.relrowsecurity,
                 coalesce(array_agg(a.attname::text order by a.attnum)
-                         filter (where a.attnum > 0 and not a.attisdropped), '{}')
+                         filter (where a.attnum > 0 and not a.attisdropped), '{}'),
+                coalesce(array_agg(a.attname::text order by a.attnum)
+                         filter (where a.attnum > 0 and not a.attisdropped and a.attnotnull
+                                   and not a.atthasdef and a.attidentity = ''
+                                   and a.attgenerated = ''), '{}')
            from pg_class c
            join pg_namespace n on n.oid = c.relnamespace
            left join pg_attribute a on a.attrelid = c.oid
@@ -35,7 +42,10 @@ pub fn tables(
           group by c.oid, c.relname, c.relrowsecurity",
         &[&schema],
     )?;
-    Ok(rows.iter().map(|r| (r.get(0), Table { rls: r.get(1), columns: r.get(2) })).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), Table { rls: r.get(1), columns: r.get(2), required: r.get(3) }))
+        .collect())
 }
 
 /// Creates `new_schema` with a view per table of `schema` showing its new
@@ -59,6 +69,7 @@ pub fn create(
         let list: Vec<String> = t
             .columns
             .iter()
+            .filter(|c| !c.hidden)
             .map(|c| match c.real == c.shown {
                 true => quote_ident(&c.real),
                 false => format!("{} AS {}", quote_ident(&c.real), quote_ident(&c.shown)),
