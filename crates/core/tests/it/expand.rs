@@ -298,3 +298,46 @@ fn dropped_columns_are_hidden_and_new_tables_and_indexes_served_until_contract()
     assert!(e.to_string().contains("NOT NULL without a default"), "{e}");
     assert_eq!(columns(&mut client), ["id", "name"]);
 }
+
+#[test]
+fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothing() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_rls";
+    cluster.create_database(db, None).unwrap();
+    let mut client = cluster.connect(db).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "20240101000000_notes",
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, owner text NOT NULL DEFAULT current_user, \
+         body text);\n\
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n\
+         CREATE POLICY own ON notes USING (owner = current_user) WITH CHECK (owner = current_user);\n\
+         INSERT INTO notes (owner, body) VALUES ('app_ann', 'ann''s'), ('app_bob', 'bob''s');\n",
+    );
+    let opts = MigrateOptions::default();
+    migrate::migrate(&mut client, &load(dir.path()), &settings(), &opts, &mut [], &mut Quiet)
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE ROLE app_ann LOGIN; GRANT USAGE ON SCHEMA public TO app_ann;
+             GRANT SELECT, INSERT ON notes TO app_ann; GRANT USAGE ON SEQUENCE notes_id_seq TO app_ann;",
+        )
+        .unwrap();
+    write(dir.path(), &format!("{V2}_title"), "ALTER TABLE notes RENAME COLUMN body TO text;\n");
+    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
+
+    let mut ann = cluster.connect(db).unwrap();
+    ann.batch_execute(&format!("SET ROLE app_ann; SET search_path = {NEW}, public")).unwrap();
+    let seen: Vec<String> =
+        ann.query("select text from notes", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(seen, ["ann's"], "the view shows only the rows the policy lets the role see");
+    ann.execute("insert into notes (text) values ('new')", &[]).unwrap();
+    let foreign = ann.execute("insert into notes (owner, text) values ('app_bob', 'x')", &[]);
+    assert!(foreign.is_err(), "the policy's check holds through the view");
+    let e = ann.execute("delete from notes", &[]).unwrap_err();
+    let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    assert!(message.contains("permission denied"), "only the table's grants are carried: {e:?}");
+    let rows: i64 = client.query_one("select count(*) from notes", &[]).unwrap().get(0);
+    assert_eq!(rows, 3);
+}
