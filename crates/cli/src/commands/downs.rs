@@ -55,8 +55,12 @@ impl Progress for Silent {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let options =
-        Options { versions: args.versions.clone(), start: args.start.clone(), from_target: false };
+    let options = Options {
+        versions: args.versions.clone(),
+        start: args.start.clone(),
+        from_target: false,
+        target_fingerprint: None,
+    };
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(Stages),
         Format::Json => Box::new(Silent),

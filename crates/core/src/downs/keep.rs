@@ -56,12 +56,11 @@ pub fn keep(
     let major = crate::pg::server_version_num(client)
         .map(crate::pg::bins::major_of_num)
         .map_err(db("reading the server version"))?;
-    let mut start = if store.is_empty() {
-        None
-    } else {
-        let schema = Schema::read(client).map_err(db("reading the schema"))?;
-        Some(proofs::fingerprint(&schema, migrations))
-    };
+    // Where the first pending migration starts: it keys the kept proofs
+    // and the copy a previous run kept (`downs::kept`).
+    let schema = Schema::read(client).map_err(db("reading the schema"))?;
+    let target = proofs::fingerprint(&schema, migrations);
+    let mut start = (!store.is_empty()).then(|| target.clone());
     let mut to_prove: Vec<String> = Vec::new();
     for m in pending {
         if !wanted.contains(&m.version) {
@@ -91,7 +90,12 @@ pub fn keep(
     if to_prove.is_empty() {
         return Ok(kept);
     }
-    let options = Options { versions: to_prove, start: None, from_target: true };
+    let options = Options {
+        versions: to_prove,
+        start: None,
+        from_target: true,
+        target_fingerprint: Some(target),
+    };
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
     for d in computed.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };

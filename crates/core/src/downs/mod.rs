@@ -27,6 +27,7 @@ mod columns;
 mod data;
 mod ddl;
 pub mod keep;
+mod kept;
 pub mod maker;
 mod objects;
 mod picture;
@@ -134,6 +135,9 @@ pub struct Options {
     /// has applied), so only the pending migrations are replayed: for the
     /// downs `migrate` keeps.
     pub from_target: bool,
+    /// The target's schema fingerprint, when the caller read it already
+    /// (it keys the copy a previous run kept: `downs::kept`).
+    pub target_fingerprint: Option<String>,
 }
 
 /// Why downs could not be computed at all (one migration that cannot be

@@ -108,8 +108,9 @@ pub fn compute(
     };
     let tools = tools.fit(server).map_err(tool_err)?;
     let pg_dump = tools.dir.join("pg_dump");
-    let (mut workspace, start_notes) = super::start::open(url, migrations, options, &pg_dump)?;
+    let (mut workspace, start_notes, env) = super::start::open(url, migrations, options, &pg_dump)?;
     let copy = workspace.copy("downs")?;
+    let copy_name = copy.dbname.clone();
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
     let mut prepared = Prepared::default();
@@ -147,8 +148,15 @@ pub fn compute(
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
     let out = replay.replay_all(&todo, &asked)?;
+    let end = if env.is_some() { Some(replay.schema()?) } else { None };
     drop(replay);
-    drop(workspace);
+    match (env, end) {
+        (Some(env), Some(schema)) => {
+            let at = (copy_name.as_str(), super::start::BASE);
+            super::kept::keep(workspace, client, at, &schema, migrations, &env);
+        }
+        _ => drop(workspace),
+    }
     let major = crate::pg::bins::major_of_num(server);
     Ok(Computed { downs: out, start: start_notes, major })
 }

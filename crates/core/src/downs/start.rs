@@ -31,7 +31,7 @@ use crate::rehearse::{globals, CopyDb, Workspace};
 use crate::source::{Migration, Part};
 
 /// The database of the throwaway cluster the replay's copies are made from.
-const BASE: &str = "replay_start";
+pub(super) const BASE: &str = "replay_start";
 
 fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
     move |source| DownsError::Db(crate::pg::DbError::new(context, source))
@@ -57,14 +57,18 @@ pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError>
     Ok(())
 }
 
-/// The replay's start for `migrations` against the target `url`, and what
-/// it says of what it holds.
+/// The replay's start, what it says of what it holds, and (for a start
+/// from the target) what a copy shares with the target, to keep the copy
+/// under (`downs::kept`).
+pub(super) type Opened = (Workspace, Vec<String>, Option<String>);
+
+/// The replay's start for `migrations` against the target `url`.
 pub(super) fn open(
     url: &str,
     migrations: &[Migration],
     options: &super::Options,
     pg_dump: &Path,
-) -> Result<(Workspace, Vec<String>), DownsError> {
+) -> Result<Opened, DownsError> {
     let start = options.start.as_deref();
     refuse_outside(migrations)?;
     let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
@@ -79,6 +83,24 @@ pub(super) fn open(
     // What the target's server loads at its start, the replay's does:
     // `create extension pg_cron` works nowhere else.
     let preload = Preload::read(&mut target).map_err(db("reading what the server preloads"))?;
+    // A start from the target: the copy a previous run kept of it as it is
+    // now, when there is one.
+    let env = if options.from_target {
+        Some(super::kept::env(&mut target, &bin, &preload, &dbname)?)
+    } else {
+        None
+    };
+    if let Some(env) = &env {
+        let fingerprint = match &options.target_fingerprint {
+            Some(f) => f.clone(),
+            None => super::kept::fingerprint(&mut target, migrations)?,
+        };
+        let key = super::kept::key(env, &fingerprint, &mut target)?;
+        if let Some(cluster) = super::kept::start(&bin, &preload, BASE, &key)? {
+            let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
+            return Ok((w, Vec::new(), Some(env.clone())));
+        }
+    }
     // The replay holds a schema and the rows its migrations insert.
     let cluster = Cluster::start_preloaded(bin, 64 << 20, &preload, BASE).map_err(cluster_err)?;
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
@@ -87,7 +109,7 @@ pub(super) fn open(
         crate::rehearse::dump_into(url, &cluster, BASE, true)?;
         applied_as_on(&mut target, &cluster)?;
         let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
-        return Ok((w, Vec::new()));
+        return Ok((w, Vec::new(), env));
     }
     let (notes, source) = match start {
         Some(file) if Path::new(file).is_file() => {
@@ -108,7 +130,7 @@ pub(super) fn open(
             (notes, "the target's platform".to_string())
         }
     };
-    Ok((Workspace::in_cluster(cluster, BASE, &dbname, source), notes))
+    Ok((Workspace::in_cluster(cluster, BASE, &dbname, source), notes, None))
 }
 
 /// Records on the start what the target has applied (a schema-only copy

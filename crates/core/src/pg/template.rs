@@ -96,3 +96,70 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// How many copies of targets' schemas are kept at once; older ones go.
+const COPIES_KEPT: usize = 2;
+
+/// Where the copy kept under `key` is (`copies/<major>-<key>` beside the
+/// kept data directories).
+fn copy_place(key: &str, major: u32) -> Option<PathBuf> {
+    Some(cache_root()?.parent()?.join("copies").join(format!("{major}-{key}")))
+}
+
+/// Copies the data directory kept under `key` to `data` (which does not
+/// exist yet); `false` when none is kept (or it cannot be copied).
+pub(super) fn copy_kept_copy(key: &str, major: u32, data: &Path) -> bool {
+    let Some(from) = copy_place(key, major).filter(|d| whole(d, major)) else { return false };
+    match copy_tree(&from, data) {
+        Ok(()) => {
+            // Used now: the last to go when room is made.
+            let _ =
+                fs::File::open(&from).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            true
+        }
+        Err(_) => {
+            let _ = fs::remove_dir_all(data);
+            false
+        }
+    }
+}
+
+/// Keeps a copy of `data` (a cluster shut down cleanly) under `key`, with
+/// only the WAL segment `wal` holds its last checkpoint in (the others are
+/// spent or spares); the oldest kept copies beyond [`COPIES_KEPT`] go.
+/// Best effort: a copy that cannot be kept only means the next run makes
+/// its own.
+pub(super) fn keep_copy(data: &Path, key: &str, major: u32, wal: &str) {
+    let Some(to) = copy_place(key, major) else { return };
+    let Some(parent) = to.parent() else { return };
+    if fs::create_dir_all(parent).is_err() {
+        return;
+    }
+    let partial =
+        parent.join(format!(".partial-{}-{:x}", std::process::id(), rand::random::<u32>()));
+    let copied = copy_tree(data, &partial).and_then(|()| {
+        for entry in fs::read_dir(partial.join("pg_wal"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() && entry.file_name() != wal {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let _ = fs::remove_dir_all(&to);
+        fs::rename(&partial, &to)
+    });
+    if copied.is_err() {
+        let _ = fs::remove_dir_all(&partial);
+        return;
+    }
+    let mut kept: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    kept.sort();
+    for (_, old) in kept.iter().rev().skip(COPIES_KEPT) {
+        let _ = fs::remove_dir_all(old);
+    }
+}

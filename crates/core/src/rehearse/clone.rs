@@ -489,6 +489,13 @@ impl Workspace {
         self.cluster.as_ref()
     }
 
+    /// That cluster taken out with every copy in it: the caller owns it
+    /// and its databases from then on.
+    pub fn into_cluster(mut self) -> Option<Cluster> {
+        self.made.clear();
+        self.cluster.take()
+    }
+
     /// Takes over cleaning up a database made from a copy (e.g. the
     /// pre-restore snapshot a restore leaves beside it).
     pub fn adopt(&mut self, dbname: &str) {

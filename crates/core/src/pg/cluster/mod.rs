@@ -24,9 +24,13 @@ use crate::pg::bins::{BinDir, Kit, Match, Miss, Origin, Search};
 use crate::pg::preload::{Preload, CONF_FILE};
 use crate::pg::template::Binaries;
 
+mod kept;
 mod restored;
 
 const DIR_PREFIX: &str = "backstop-cluster-";
+
+/// Where a throwaway cluster's own settings start in `postgresql.conf`.
+const SETTINGS_MARK: &str = "\n# backstop throwaway cluster\n";
 const OWNER_FILE: &str = "owner.pid";
 const SUPERUSER: &str = "postgres";
 
@@ -267,7 +271,21 @@ impl Cluster {
         bytes: Option<u64>,
         preload: Option<(Preload, String)>,
     ) -> Result<Cluster, ClusterError> {
-        if let Some((p, _)) = &preload {
+        let mut cluster = Cluster::unstarted(bin, tls.is_some(), bytes, preload.as_ref())?;
+        cluster.init_db()?;
+        cluster.start_as_made(preload, tls)?;
+        Ok(cluster)
+    }
+
+    /// A new cluster's directory and watcher, its data directory not yet
+    /// made; a preloaded library the binaries cannot load is refused first.
+    fn unstarted(
+        bin: PgBin,
+        tls_only: bool,
+        bytes: Option<u64>,
+        preload: Option<&(Preload, String)>,
+    ) -> Result<Cluster, ClusterError> {
+        if let Some((p, _)) = preload {
             let missing = p.missing(&bin.dir);
             if !missing.is_empty() {
                 return Err(ClusterError::PreloadMissing {
@@ -289,23 +307,31 @@ impl Cluster {
             run_as,
             watcher: None,
             running: false,
-            tls_only: tls.is_some(),
+            tls_only,
             recovering: false,
             preload: None,
         };
         cluster.prepare()?;
         cluster.spawn_watcher()?;
-        cluster.init_db()?;
+        Ok(cluster)
+    }
+
+    /// Starts a cluster whose data directory is made: its preload and TLS
+    /// in place, its own password set.
+    fn start_as_made(
+        &mut self,
+        preload: Option<(Preload, String)>,
+        tls: Option<(&str, &str)>,
+    ) -> Result<(), ClusterError> {
         if let Some((p, database)) = preload {
-            cluster.preload = Some((p, String::new()));
-            cluster.write_preload(&database)?;
+            self.preload = Some((p, String::new()));
+            self.write_preload(&database)?;
         }
         if let Some((cert, key)) = tls {
-            cluster.enable_tls(cert, key)?;
+            self.enable_tls(cert, key)?;
         }
-        cluster.start_server()?;
-        cluster.set_password()?;
-        Ok(cluster)
+        self.start_server()?;
+        self.set_password()
     }
 
     fn dir_err(&self, source: std::io::Error) -> ClusterError {
@@ -405,18 +431,26 @@ rm -rf "$2""#;
             self.run(cmd, "initdb")?;
             super::template::keep(&bin, &args, &data);
         }
+        self.write_settings()
+    }
+
+    /// Appends the throwaway settings to `postgresql.conf`, in place of
+    /// those of the cluster the data directory was copied from, if any.
+    fn write_settings(&self) -> Result<(), ClusterError> {
         // Durability is worthless for a throwaway copy; speed is not.
         let settings = format!(
-            "\n# backstop throwaway cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+            "{SETTINGS_MARK}listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n\
              log_min_messages = warning\ninclude_if_exists = '{CONF_FILE}'\n",
             self.dir.display()
         );
-        fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .and_then(|mut f| f.write_all(settings.as_bytes()))
-            .map_err(|e| self.dir_err(e))
+        let path = self.data_dir().join("postgresql.conf");
+        let mut conf = fs::read_to_string(&path).map_err(|e| self.dir_err(e))?;
+        if let Some(at) = conf.find(SETTINGS_MARK) {
+            conf.truncate(at);
+        }
+        conf.push_str(&settings);
+        fs::write(&path, conf).map_err(|e| self.dir_err(e))
     }
 
     /// Gives the superuser this cluster's own password, over the private

@@ -1,0 +1,145 @@
+//! The copy `migrate` proved its downs on, kept for the next deploy.
+//!
+//! A deploy with nothing rehearsed proves the downs of its new migrations
+//! on a copy of the target's schema; making that copy (a throwaway
+//! cluster, the schema dumped from the target and restored into it) is
+//! most of the deploy's own time on a large schema. After the proofs the
+//! copy holds what the target will hold once the deploy applies them, so
+//! it is kept (stopped cleanly, its data directory in the cache) under a
+//! key of everything that makes it the target in small, and the next run
+//! that finds the target in that state starts it instead of restoring.
+//!
+//! The key: the schema's semantic fingerprint (the one that keys kept
+//! proofs, `downs::proofs`), the history as applied (version and
+//! checksum of each), and what the copy shares with the target beside its
+//! schema: the server's binaries, the database's name and settings, what
+//! the server preloads, the roles and their attributes, this Backstop's
+//! version. A target that differs in any of these gets a fresh copy, and
+//! that copy is kept in its turn. A kept copy also holds the rows the
+//! replayed migrations inserted (a fresh one has none): a proof on it is
+//! at least as strict.
+//!
+//! Keeping costs a copy of the cluster's data directory (tens of MB, a
+//! tenth of a second or two); restoring a small schema costs less than
+//! that, so a copy is kept only when its schema has [`KEEP_FROM`]
+//! relations or more.
+
+use postgres::Client;
+
+use super::DownsError;
+use crate::pg::cluster::{Cluster, PgBin};
+use crate::pg::fingerprint::Schema;
+use crate::pg::preload::Preload;
+use crate::pg::quote_ident;
+use crate::rehearse::{globals, Workspace};
+use crate::source::Migration;
+
+/// How many relations (tables, views, sequences, indexes) a schema has
+/// before its copy is worth keeping.
+const KEEP_FROM: usize = 150;
+
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+    move |source| DownsError::Db(crate::pg::DbError::new(context, source))
+}
+
+/// What a copy of the target shares with it beside its schema and history.
+pub(super) fn env(
+    target: &mut Client,
+    bin: &PgBin,
+    preload: &Preload,
+    dbname: &str,
+) -> Result<String, DownsError> {
+    let settings = globals::database_settings(target, dbname)
+        .map_err(db("reading the database's settings"))?;
+    let roles: String = target
+        .query_one(
+            "select coalesce(string_agg(rolname || ':' || rolsuper || rolinherit || rolcreaterole
+                                        || rolcreatedb || rolcanlogin || rolreplication
+                                        || rolbypassrls, ',' order by rolname), '')
+               from pg_roles where rolname !~ '^pg_'",
+            &[],
+        )
+        .map_err(db("reading the roles"))?
+        .get(0);
+    Ok(format!(
+        "backstop {}\n{} {}\n{dbname}\n{settings:?}\n{}\n{roles}",
+        env!("CARGO_PKG_VERSION"),
+        bin.dir.display(),
+        bin.version,
+        preload.conf(dbname)
+    ))
+}
+
+/// The key of a database in the state whose schema fingerprint is
+/// `fingerprint` and whose history `client` reads, with `env`.
+pub(super) fn key(env: &str, fingerprint: &str, client: &mut Client) -> Result<String, DownsError> {
+    let mut applied = crate::schema::applied::all(client).map_err(db("reading the history"))?;
+    applied.sort_by(|a, b| a.version.cmp(&b.version));
+    let mut h = blake3::Hasher::new();
+    for part in [env, fingerprint] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    for a in &applied {
+        h.update(a.version.as_bytes());
+        h.update(&[0]);
+        h.update(a.checksum.as_bytes());
+        h.update(&[0]);
+    }
+    Ok(h.finalize().to_hex()[..32].to_string())
+}
+
+/// The target's schema fingerprint, as kept proofs are keyed.
+pub(super) fn fingerprint(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<String, DownsError> {
+    let schema = Schema::read(client).map_err(db("reading the schema"))?;
+    Ok(super::proofs::fingerprint(&schema, migrations))
+}
+
+/// The cluster kept under `key`, started, its start database `base`.
+pub(super) fn start(
+    bin: &PgBin,
+    preload: &Preload,
+    base: &str,
+    key: &str,
+) -> Result<Option<Cluster>, DownsError> {
+    Cluster::start_kept(bin.clone(), 64 << 20, preload, base, key)
+        .map_err(|e| DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e))))
+}
+
+/// Keeps the cluster of `workspace` for the next run: its copy `copy`
+/// (whose session is `client` and schema `schema`) becomes the start
+/// database `base`, and the cluster is kept under the key of that state.
+/// Best effort: whatever fails, the copy is only not kept.
+pub(super) fn keep(
+    workspace: Workspace,
+    mut client: Client,
+    (copy, base): (&str, &str),
+    schema: &Schema,
+    migrations: &[Migration],
+    env: &str,
+) {
+    let relations = schema.objects.iter().filter(|o| o.key.starts_with("relation ")).count();
+    if relations < KEEP_FROM {
+        return;
+    }
+    let fingerprint = super::proofs::fingerprint(schema, migrations);
+    let Ok(key) = key(env, &fingerprint, &mut client) else { return };
+    drop(client);
+    let Some(cluster) = workspace.into_cluster() else { return };
+    let Ok(mut admin) = cluster.connect("postgres") else { return };
+    let renamed =
+        admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(base))).and_then(|()| {
+            admin.batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(copy),
+                quote_ident(base)
+            ))
+        });
+    drop(admin);
+    if renamed.is_ok() {
+        cluster.stop_and_keep(&key);
+    }
+}
