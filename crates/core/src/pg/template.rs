@@ -100,62 +100,52 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// How many copies of targets' schemas are kept at once; older ones go.
 const COPIES_KEPT: usize = 2;
 
-/// Where the copy kept under `key` is (`copies/<major>-<key>` beside the
-/// kept data directories).
-fn copy_place(key: &str, major: u32) -> Option<PathBuf> {
-    Some(cache_root()?.parent()?.join("copies").join(format!("{major}-{key}")))
+/// The folder kept copies live in, beside the clusters of `base` (the
+/// same file system: a copy is moved, never copied).
+const KEPT_DIR: &str = "backstop-kept-copies";
+
+fn kept_place(base: &Path, key: &str, major: u32) -> PathBuf {
+    base.join(KEPT_DIR).join(format!("{major}-{key}"))
 }
 
-/// Copies the data directory kept under `key` to `data` (which does not
-/// exist yet); `false` when none is kept (or it cannot be copied).
-pub(super) fn copy_kept_copy(key: &str, major: u32, data: &Path) -> bool {
-    let Some(from) = copy_place(key, major).filter(|d| whole(d, major)) else { return false };
-    match copy_tree(&from, data) {
-        Ok(()) => {
-            // Used now: the last to go when room is made.
-            let _ =
-                fs::File::open(&from).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            true
-        }
-        Err(_) => {
-            let _ = fs::remove_dir_all(data);
-            false
-        }
-    }
+/// Moves the data directory kept under `key` in `base` to `data` (which
+/// does not exist yet): it is this cluster's from then on. `false` when
+/// none is kept.
+pub(super) fn take_kept_copy(base: &Path, key: &str, major: u32, data: &Path) -> bool {
+    let from = kept_place(base, key, major);
+    whole(&from, major) && fs::rename(&from, data).is_ok()
 }
 
-/// Keeps a copy of `data` (a cluster shut down cleanly) under `key`, with
-/// only the WAL segment `wal` holds its last checkpoint in (the others are
-/// spent or spares); the oldest kept copies beyond [`COPIES_KEPT`] go.
-/// Best effort: a copy that cannot be kept only means the next run makes
-/// its own.
-pub(super) fn keep_copy(data: &Path, key: &str, major: u32, wal: &str) {
-    let Some(to) = copy_place(key, major) else { return };
+/// Keeps `data` (a cluster shut down cleanly) under `key` in `base` by
+/// moving it there, with only the WAL segment `wal` that holds its last
+/// checkpoint (the others are spent or spares); the oldest kept copies
+/// beyond [`COPIES_KEPT`] go. Best effort: a copy that cannot be kept
+/// only means the next run makes its own.
+pub(super) fn keep_copy(data: &Path, base: &Path, key: &str, major: u32, wal: &str) {
+    let to = kept_place(base, key, major);
     let Some(parent) = to.parent() else { return };
-    if fs::create_dir_all(parent).is_err() {
-        return;
-    }
-    let partial =
-        parent.join(format!(".partial-{}-{:x}", std::process::id(), rand::random::<u32>()));
-    let copied = copy_tree(data, &partial).and_then(|()| {
-        for entry in fs::read_dir(partial.join("pg_wal"))? {
+    let pruned = fs::read_dir(data.join("pg_wal")).and_then(|entries| {
+        for entry in entries {
             let entry = entry?;
             if entry.file_type()?.is_file() && entry.file_name() != wal {
                 fs::remove_file(entry.path())?;
             }
         }
-        let _ = fs::remove_dir_all(&to);
-        fs::rename(&partial, &to)
+        Ok(())
     });
-    if copied.is_err() {
-        let _ = fs::remove_dir_all(&partial);
+    if pruned.is_err() || fs::create_dir_all(parent).is_err() {
         return;
     }
+    let _ = fs::remove_dir_all(&to);
+    if fs::rename(data, &to).is_err() {
+        return;
+    }
+    // The newest is the last to go.
+    let _ = fs::File::open(&to).and_then(|f| f.set_modified(std::time::SystemTime::now()));
     let mut kept: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(parent)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     kept.sort();

@@ -1,8 +1,10 @@
 //! A throwaway cluster kept after use: stopped cleanly and its data
-//! directory kept in the cache under a key that says what it holds (see
-//! `downs::kept`), so that the next run needing the same copy starts it
-//! instead of restoring a schema into a new one.
+//! directory moved beside the clusters (the same file system, so moving
+//! costs nothing) under a key that says what it holds (see
+//! `downs::kept`), so that the next run needing the same copy moves it in
+//! and starts it instead of restoring a schema into a new one.
 
+use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 
 use super::{chown_tree, Cluster, ClusterError, PgBin};
@@ -21,10 +23,13 @@ impl Cluster {
         let preload = (!preload.is_empty()).then(|| (preload.clone(), database.to_string()));
         let mut cluster = Cluster::unstarted(bin, false, Some(bytes), preload.as_ref())?;
         let data = cluster.data_dir();
-        if !crate::pg::template::copy_kept_copy(key, cluster.bin.major, &data) {
+        let Some(base) = cluster.dir.parent() else { return Ok(None) };
+        if !crate::pg::template::take_kept_copy(base, key, cluster.bin.major, &data) {
             return Ok(None);
         }
-        if let Some(who) = cluster.run_as {
+        // Kept by a cluster that ran as the same account, as a rule.
+        let owner = std::fs::metadata(&data).map(|m| m.uid()).ok();
+        if let Some(who) = cluster.run_as.filter(|w| owner != Some(w.uid.as_raw())) {
             chown_tree(&data, (who.uid.as_raw(), who.gid.as_raw()))
                 .map_err(|e| cluster.dir_err(e))?;
         }
@@ -52,8 +57,8 @@ impl Cluster {
             .find_map(|l| l.strip_prefix("Latest checkpoint's REDO WAL file:"))
             .map(str::trim)
             .filter(|w| !w.is_empty());
-        if let (true, Some(wal)) = (out.status.success(), wal) {
-            crate::pg::template::keep_copy(&self.data_dir(), key, self.bin.major, wal);
+        if let (true, Some(wal), Some(base)) = (out.status.success(), wal, self.dir.parent()) {
+            crate::pg::template::keep_copy(&self.data_dir(), base, key, self.bin.major, wal);
         }
     }
 }
