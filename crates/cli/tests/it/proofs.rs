@@ -200,3 +200,38 @@ fn require_downs_fails_a_rehearsal_on_a_down_only_a_backup_can_undo() {
         pairs(&[("20240102000000", "data_accepted")])
     );
 }
+
+#[test]
+fn a_deploy_starts_from_the_copy_the_last_proof_kept_only_while_the_target_is_that_copy() {
+    let p = supabase("proofs_kept_copy");
+    // Clusters (and so the copies kept beside them) in a folder of this test's own.
+    let clusters = tempfile::tempdir().unwrap();
+    let env = [("BACKSTOP_CLUSTER_DIR", clusters.path())];
+    let tables: String = (0..160).map(|i| format!("CREATE TABLE t{i} (id int);\n")).collect();
+    p.write("supabase/migrations/20240101000000_tables.sql", &tables);
+    let reused = "no schema was restored";
+    let first = p.run_env(&env, &["migrate"]);
+    first.expect_code(0);
+    assert!(!first.stderr.contains(reused), "nothing was kept yet:\n{}", first.stderr);
+
+    p.write(
+        "supabase/migrations/20240102000000_more.sql",
+        "ALTER TABLE t1 ADD COLUMN note text;\n",
+    );
+    let second = p.run_env(&env, &["migrate"]);
+    second.expect_code(0).expect_output(reused).expect_output("proved 1 down(s) now");
+    assert_eq!(p.client().applied(), ["20240101000000", "20240102000000"]);
+
+    // Changed by hand since: the kept copy is not the target, a fresh one is made.
+    p.client().batch_execute("CREATE TABLE by_hand (id int)").unwrap();
+    p.write(
+        "supabase/migrations/20240103000000_again.sql",
+        "ALTER TABLE t2 ADD COLUMN note text;\n",
+    );
+    let third = p.run_env(&env, &["migrate"]);
+    third.expect_code(0).expect_output("proved 1 down(s) now");
+    assert!(!third.stderr.contains(reused), "a copy of another schema was used:\n{}", third.stderr);
+    // The downs proved either way take the database back.
+    p.run_env(&env, &["rollback", "--steps", "2"]).expect_code(0);
+    assert_eq!(p.client().applied(), ["20240101000000"]);
+}

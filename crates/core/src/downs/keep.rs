@@ -97,6 +97,7 @@ pub fn keep(
         target_fingerprint: Some(target),
     };
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
+    kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
     for d in computed.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
         match (d.proved, &d.sql) {

@@ -5,24 +5,26 @@
 //! cluster, the schema dumped from the target and restored into it) is
 //! most of the deploy's own time on a large schema. After the proofs the
 //! copy holds what the target will hold once the deploy applies them, so
-//! it is kept (stopped cleanly, its data directory in the cache) under a
-//! key of everything that makes it the target in small, and the next run
-//! that finds the target in that state starts it instead of restoring.
+//! it is kept (stopped cleanly, its data directory moved beside the
+//! throwaway clusters) under a key of everything that makes it the target
+//! in small, and the next run that finds the target in that state moves
+//! it back and starts it instead of restoring.
 //!
 //! The key: the schema's semantic fingerprint (the one that keys kept
-//! proofs, `downs::proofs`), the history as applied (version and
-//! checksum of each), and what the copy shares with the target beside its
-//! schema: the server's binaries, the database's name and settings, what
-//! the server preloads, the roles and their attributes, this Backstop's
-//! version. A target that differs in any of these gets a fresh copy, and
-//! that copy is kept in its turn. A kept copy also holds the rows the
-//! replayed migrations inserted (a fresh one has none): a proof on it is
-//! at least as strict.
+//! proofs, `downs::proofs`), the history as applied (version and checksum
+//! of each), and what the copy shares with the target beside its schema:
+//! the server's binaries, the database's name and settings, what the
+//! server preloads, this Backstop's version. A target that differs in any
+//! of these gets a fresh copy, which is kept in its turn. The server's
+//! roles are not in the key (they are the whole server's, and change with
+//! other databases): a kept copy gets the roles made on the target since.
+//! A kept copy also holds the rows the replayed migrations inserted (a
+//! fresh one has none): a proof on it is at least as strict.
 //!
-//! Keeping costs a copy of the cluster's data directory (tens of MB, a
-//! tenth of a second or two); restoring a small schema costs less than
-//! that, so a copy is kept only when its schema has [`KEEP_FROM`]
-//! relations or more.
+//! A kept copy takes room where clusters live (tens of MB, in memory when
+//! that is where they run; two at most are kept), and restoring a small
+//! schema costs little: a copy is kept only when its schema has
+//! [`KEEP_FROM`] relations or more.
 
 use postgres::Client;
 
@@ -51,18 +53,8 @@ pub(super) fn env(
 ) -> Result<String, DownsError> {
     let settings = globals::database_settings(target, dbname)
         .map_err(db("reading the database's settings"))?;
-    let roles: String = target
-        .query_one(
-            "select coalesce(string_agg(rolname || ':' || rolsuper || rolinherit || rolcreaterole
-                                        || rolcreatedb || rolcanlogin || rolreplication
-                                        || rolbypassrls, ',' order by rolname), '')
-               from pg_roles where rolname !~ '^pg_'",
-            &[],
-        )
-        .map_err(db("reading the roles"))?
-        .get(0);
     Ok(format!(
-        "backstop {}\n{} {}\n{dbname}\n{settings:?}\n{}\n{roles}",
+        "backstop {}\n{} {}\n{dbname}\n{settings:?}\n{}",
         env!("CARGO_PKG_VERSION"),
         bin.dir.display(),
         bin.version,
@@ -98,15 +90,24 @@ pub(super) fn fingerprint(
     Ok(super::proofs::fingerprint(&schema, migrations))
 }
 
-/// The cluster kept under `key`, started, its start database `base`.
+/// The cluster kept under `key`, started, its start database `base`,
+/// with the roles made on the target since it was kept.
 pub(super) fn start(
-    bin: &PgBin,
-    preload: &Preload,
+    target: &mut Client,
+    (bin, preload): (&PgBin, &Preload),
     base: &str,
     key: &str,
 ) -> Result<Option<Cluster>, DownsError> {
-    Cluster::start_kept(bin.clone(), 64 << 20, preload, base, key)
-        .map_err(|e| DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e))))
+    let cluster_err =
+        |e| DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e)));
+    let Some(cluster) =
+        Cluster::start_kept(bin.clone(), 64 << 20, preload, base, key).map_err(cluster_err)?
+    else {
+        return Ok(None);
+    };
+    let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
+    globals::copy_roles(target, &mut admin).map_err(db("copying the target's roles"))?;
+    Ok(Some(cluster))
 }
 
 /// Keeps the cluster of `workspace` for the next run: its copy `copy`

@@ -96,9 +96,11 @@ pub(super) fn open(
             None => super::kept::fingerprint(&mut target, migrations)?,
         };
         let key = super::kept::key(env, &fingerprint, &mut target)?;
-        if let Some(cluster) = super::kept::start(&bin, &preload, BASE, &key)? {
+        if let Some(cluster) = super::kept::start(&mut target, (&bin, &preload), BASE, &key)? {
             let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
-            return Ok((w, Vec::new(), Some(env.clone())));
+            let note = "the downs were proved on the copy of the target a previous run kept \
+                        (its schema and history are the target's now): no schema was restored";
+            return Ok((w, vec![note.into()], Some(env.clone())));
         }
     }
     // The replay holds a schema and the rows its migrations insert.

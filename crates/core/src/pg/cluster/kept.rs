@@ -42,12 +42,9 @@ impl Cluster {
     /// for [`Cluster::start_kept`]; the cluster is gone after, as on drop.
     /// Best effort: a copy that cannot be kept is only not kept.
     pub fn stop_and_keep(mut self, key: &str) {
-        let mut cmd = self.command("pg_ctl");
-        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]);
-        if self.run(cmd, "pg_ctl stop").is_err() {
+        if self.stop_server(true).is_err() {
             return;
         }
-        self.running = false;
         let mut cmd = self.command("pg_controldata");
         cmd.arg(self.data_dir()).env("LC_ALL", "C").stdin(Stdio::null());
         let Ok(out) = cmd.output() else { return };

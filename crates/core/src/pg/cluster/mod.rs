@@ -25,6 +25,7 @@ use crate::pg::preload::{Preload, CONF_FILE};
 use crate::pg::template::Binaries;
 
 mod kept;
+mod life;
 mod restored;
 
 const DIR_PREFIX: &str = "backstop-cluster-";
@@ -237,10 +238,7 @@ impl Cluster {
             return Ok(());
         }
         self.write_preload(database)?;
-        let mut cmd = self.command("pg_ctl");
-        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]);
-        self.run(cmd, "pg_ctl stop")?;
-        self.running = false;
+        self.stop_server(true)?;
         self.restart()
     }
 
@@ -514,11 +512,16 @@ rm -rf "$2""#;
     }
 
     fn pg_ctl_start(&self) -> Result<(), ClusterError> {
+        // A restored cluster recovers first, for as long as it takes:
+        // pg_ctl waits. Any other starts in moments: watched closer.
+        let wait = if self.recovering { ["-w", "-t", "3600"] } else { ["-W", "-t", "60"] };
+        let from = self.log_len();
         let mut cmd = self.command("pg_ctl");
         cmd.arg("start")
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-w", "-t", if self.recovering { "3600" } else { "60" }, "-l"])
+            .args(wait)
+            .arg("-l")
             .arg(self.dir.join("server.log"))
             .arg("-o")
             .arg(format!("-p {}", self.port));
@@ -530,16 +533,16 @@ rm -rf "$2""#;
                 ClusterError::Tool { tool, output: format!("{output}\n{}", tail.join("\n")) }
             }
             other => other,
-        })
+        })?;
+        if self.recovering {
+            return Ok(());
+        }
+        self.wait_ready(from, Duration::from_secs(60))
     }
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
     pub fn stop_immediate(&mut self) -> Result<(), ClusterError> {
-        let mut cmd = self.command("pg_ctl");
-        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w"]);
-        self.run(cmd, "pg_ctl stop")?;
-        self.running = false;
-        Ok(())
+        self.stop_server(false)
     }
 
     /// Starts a stopped cluster again on the same port.
