@@ -216,6 +216,13 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let mut assessment = Assessment::new(sources, report, live);
     assessment.static_only = static_only;
+    if let (Some(client), Some(folder)) = (client.as_mut(), &folder) {
+        let pending: Vec<&source::Migration> = folder.migrations.iter().collect();
+        if !pending.is_empty() {
+            assessment.expand =
+                Some(backstop_core::expand::Expandable::read(client, &pending, "public")?);
+        }
+    }
     match args.format {
         CheckFormat::Text => print(&text::render(&assessment, args.statistics))?,
         CheckFormat::Json if args.statistics => print_json(&serde_json::json!({

@@ -31,6 +31,7 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
         None,
     );
 
+    p.run(&["check"]).expect_output("expand: the pending migrations can be served");
     p.run(&["migrate", "--expand"]).expect_code(0).expect_output(NEW);
     assert!(p.client().exists(&format!("{NEW}.users")), "the new shape is served");
     p.run(&["status"])
@@ -77,6 +78,7 @@ fn a_statement_with_no_expand_form_is_refused_at_its_place_and_nothing_changes()
         "ALTER TABLE users ADD COLUMN note text;\nDROP TABLE users;\n",
         None,
     );
+    p.run(&["check"]).expect_output("expand: not possible for the pending migrations: ");
     let run = p.run(&["migrate", "--expand"]);
     run.expect_code(2).expect_output("up.sql:2");
     assert_eq!(columns(&p), ["id"]);

@@ -258,6 +258,10 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
     /// Findings an ignore comment suppressed, with the reason given.
     pub suppressed: Vec<Finding>,
+    /// Whether the pending migrations can be served as a new shape beside
+    /// the old one (`migrate --expand`): read live, for the schema `public`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expand: Option<crate::expand::Expandable>,
     /// The checked texts, for showing the offending lines.
     #[serde(skip)]
     pub sources: Vec<Source>,
@@ -319,6 +323,7 @@ impl Assessment {
             files: report.files,
             findings,
             suppressed,
+            expand: None,
             sources,
         }
     }

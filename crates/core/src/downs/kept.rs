@@ -126,7 +126,8 @@ pub(super) fn keep(
     if relations < KEEP_FROM {
         return;
     }
-    let fingerprint = super::proofs::fingerprint(schema, migrations);
+    // Read whole, as the target's is when the next run looks for it.
+    let Ok(fingerprint) = self::fingerprint(&mut client, migrations) else { return };
     let Ok(key) = key(env, &fingerprint, &mut client) else { return };
     drop(client);
     let Some(cluster) = workspace.into_cluster() else { return };

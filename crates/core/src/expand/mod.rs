@@ -116,6 +116,46 @@ pub fn in_progress(client: &mut Client) -> Result<Option<Expanded>, ExpandError>
     Ok(opened(client)?.map(|(_, e)| e))
 }
 
+/// Whether pending migrations can be expanded, as `check` says it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Expandable {
+    /// The schema whose tables the expand would serve.
+    pub schema: String,
+    pub possible: bool,
+    /// Where it cannot, each statement that stops it and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
+}
+
+impl Expandable {
+    /// Reads, changing nothing, whether `pending` could be expanded in
+    /// `schema` as the tables are now.
+    pub fn read(
+        client: &mut Client,
+        pending: &[&Migration],
+        schema: &str,
+    ) -> Result<Expandable, DbError> {
+        let tables = views::tables(client, schema).map_err(db("reading the schema's tables"))?;
+        let refusals = plan::build(pending, schema, &tables).err().unwrap_or_default();
+        Ok(Expandable { schema: schema.into(), possible: refusals.is_empty(), refusals })
+    }
+
+    /// One line for people.
+    pub fn line(&self) -> String {
+        match self.refusals.as_slice() {
+            [] => format!(
+                "expand: the pending migrations can be served as a new shape of {} beside the \
+                 old one (`backstop migrate --expand`)",
+                self.schema
+            ),
+            [first, rest @ ..] => format!(
+                "expand: not possible for the pending migrations: {first}{}",
+                if rest.is_empty() { String::new() } else { format!(" (and {} more)", rest.len()) }
+            ),
+        }
+    }
+}
+
 /// An expand in progress as `status` and the status page show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Open {

@@ -155,6 +155,9 @@ pub fn render(a: &Assessment, with_statistics: bool) -> String {
     };
     let _ =
         writeln!(out, "checked {} file(s), {statements} statement(s); {against}", a.files.len());
+    if let Some(expand) = &a.expand {
+        let _ = writeln!(out, "{}", terminal_safe(&expand.line()));
+    }
     if !a.findings.is_empty() {
         // The last line of a long report says the verdict again.
         let _ = writeln!(out, "verdict: {} ({})", a.verdict, counts(a));
