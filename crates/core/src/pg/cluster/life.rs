@@ -80,8 +80,11 @@ impl Cluster {
         };
         let signal = if fast { Signal::SIGINT } else { Signal::SIGQUIT };
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        // The postmaster removes its pid file as it exits; a process that
+        // ended may linger unreaped for a while, so the file is the sign.
+        let pid_file = self.data_dir().join("postmaster.pid");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while process_alive(pid) {
+        while pid_file.exists() && process_alive(pid) {
             if Instant::now() >= deadline {
                 return Err(ClusterError::Tool {
                     tool: "pg_ctl stop".into(),
