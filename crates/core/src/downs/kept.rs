@@ -36,8 +36,8 @@ use crate::pg::quote_ident;
 use crate::rehearse::{globals, Workspace};
 use crate::source::Migration;
 
-/// How many relations (tables, views, sequences, indexes) a schema has
-/// before its copy is worth keeping.
+/// How many relations (tables, views, sequences, foreign tables) a schema
+/// has before its copy is worth keeping.
 const KEEP_FROM: usize = 150;
 
 fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
@@ -91,7 +91,8 @@ pub(super) fn fingerprint(
 }
 
 /// The cluster kept under `key`, started, its start database `base`,
-/// with the roles made on the target since it was kept.
+/// with the roles made on the target since it was kept; `None` when none
+/// is kept or it cannot take those roles.
 pub(super) fn start(
     target: &mut Client,
     (bin, preload): (&PgBin, &Preload),
@@ -105,9 +106,10 @@ pub(super) fn start(
     else {
         return Ok(None);
     };
+    // A copy that cannot take the target's roles is not the target in
+    // small: a fresh one is made instead.
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
-    globals::copy_roles(target, &mut admin).map_err(db("copying the target's roles"))?;
-    Ok(Some(cluster))
+    Ok(globals::copy_roles(target, &mut admin).is_ok().then_some(cluster))
 }
 
 /// Keeps the cluster of `workspace` for the next run: its copy `copy`
