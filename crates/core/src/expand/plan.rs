@@ -11,8 +11,17 @@ use std::collections::BTreeMap;
 use backstop_lint::expand::{forms, Form};
 use serde::{Deserialize, Serialize};
 
-use super::views::Table;
 use crate::source::Migration;
+
+/// A table of the expanded schema as the catalog has it (`views::tables`).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rls: bool,
+    /// Columns an insert cannot leave out: NOT NULL with no default, not
+    /// identity or generated.
+    pub required: Vec<String>,
+}
 
 /// A table of the expanded schema: its columns as the table has them
 /// (`real`) and as the new shape shows them (`shown`), in order.

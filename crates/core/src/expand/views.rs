@@ -9,18 +9,8 @@ use std::collections::BTreeMap;
 
 use postgres::GenericClient;
 
-use super::plan::TableShape;
+use super::plan::{Table, TableShape};
 use crate::pg::{quote_ident, quote_qualified};
-
-/// A table of the schema as the catalog has it.
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub columns: Vec<String>,
-    pub rls: bool,
-    /// Columns an insert cannot leave out: NOT NULL with no default, not
-    /// identity or generated.
-    pub required: Vec<String>,
-}
 
 /// The tables of `schema` (partitions left to their parent), by name.
 pub fn tables(
