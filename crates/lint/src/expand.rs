@@ -6,7 +6,8 @@
 //! The forms so far: `ADD COLUMN` that is nullable or gets a constant
 //! default (added to the table for real: the old shape never names it),
 //! `RENAME COLUMN` (served by the new shape's view under the new name; the
-//! table keeps the old name until contract), `DROP COLUMN` (hidden from
+//! table keeps the old name until contract), `RENAME TO` of a table (the
+//! view under the new name), `DROP COLUMN` (hidden from
 //! the new shape, dropped at contract), `CREATE TABLE` (made for real: the
 //! old shape never names it) and a named `CREATE INDEX` (built at expand).
 //! Anything else is refused with the reason, so the caller can name the
@@ -34,6 +35,9 @@ pub enum Form {
     CreateTable { table: RelationName, columns: Vec<String> },
     /// `CREATE INDEX i ON t …`: runs as written at expand; rollback drops it.
     CreateIndex { table: RelationName, index: String },
+    /// `ALTER TABLE t RENAME TO n`: the new shape's view is named `n`; the
+    /// statement runs as written at contract.
+    RenameTable { table: RelationName, to: String },
 }
 
 /// The expand forms of `sql` (one statement), or why it has none.
@@ -65,6 +69,15 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
                 from: r.subname.clone(),
                 to: r.newname.clone(),
             }])
+        }
+        NodeEnum::RenameStmt(r) if r.rename_type() == ObjectType::ObjectTable => {
+            let rv = r.relation.as_ref().ok_or("the statement names no table")?;
+            if r.missing_ok {
+                return Err("`IF EXISTS` leaves open which table the new shape shows; \
+                            name a table that is there"
+                    .into());
+            }
+            Ok(vec![Form::RenameTable { table: relation(rv), to: r.newname.clone() }])
         }
         NodeEnum::CreateStmt(c) => create_table(c),
         NodeEnum::IndexStmt(i) => {
@@ -230,7 +243,7 @@ fn kind(node: &NodeEnum) -> &'static str {
         NodeEnum::CreateStmt(_) => "CREATE TABLE",
         NodeEnum::IndexStmt(_) => "CREATE INDEX",
         NodeEnum::DropStmt(_) => "DROP",
-        NodeEnum::RenameStmt(_) => "this RENAME (only RENAME COLUMN of a table)",
+        NodeEnum::RenameStmt(_) => "this RENAME (only a table's, or a column's of a table)",
         NodeEnum::AlterTableStmt(_) => "ALTER of anything but a table",
         NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => {
             "a change of rows"
@@ -315,7 +328,11 @@ mod tests {
         );
         let e = forms("ALTER TABLE users ALTER COLUMN name SET NOT NULL").unwrap_err();
         assert!(e.contains("SET NOT NULL has no expand form"), "{e}");
-        let e = forms("ALTER TABLE users RENAME TO people").unwrap_err();
+        assert_eq!(
+            forms("ALTER TABLE users RENAME TO people").unwrap(),
+            [Form::RenameTable { table: table("users"), to: "people".into() }]
+        );
+        let e = forms("ALTER SEQUENCE users_id_seq RENAME TO people_id_seq").unwrap_err();
         assert!(e.contains("RENAME"), "{e}");
     }
 

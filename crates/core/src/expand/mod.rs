@@ -5,8 +5,8 @@
 //! `expand` runs what the old shape never names for real (new columns,
 //! nullable or with a constant default; new tables; named indexes) and
 //! makes a schema `<schema>_<version>` of updatable views, one per table,
-//! showing the new shape (renamed columns under their new names, dropped
-//! ones left out). Every write through either shape lands in the same
+//! showing the new shape (renamed tables and columns under their new
+//! names, dropped columns left out). Every write through either shape lands in the same
 //! table. `contract` runs the renames and drops for real, drops the views
 //! and records the migrations as applied; `rollback` drops the views and
 //! what the expand made (the values of added columns and new tables

@@ -32,6 +32,16 @@ pub struct TableShape {
     /// Made by the expand (`CREATE TABLE`): rollback drops it.
     #[serde(default)]
     pub made: bool,
+    /// The name the new shape shows it under, when the migrations rename it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_name: Option<String>,
+}
+
+impl TableShape {
+    /// The name of its view in the new shape.
+    pub fn view_name(&self) -> &str {
+        self.shown_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One column of a [`TableShape`].
@@ -129,7 +139,7 @@ pub fn build(
                     hidden: false,
                 })
                 .collect();
-            (t.clone(), TableShape { name: t.clone(), columns, made: false })
+            (t.clone(), TableShape { name: t.clone(), columns, made: false, shown_name: None })
         })
         .collect();
     let mut plan = Plan {
@@ -216,7 +226,8 @@ fn one(
         | Form::RenameColumn { table, .. }
         | Form::DropColumn { table, .. }
         | Form::CreateTable { table, .. }
-        | Form::CreateIndex { table, .. } => table,
+        | Form::CreateIndex { table, .. }
+        | Form::RenameTable { table, .. } => table,
     };
     if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
         return Err(format!(
@@ -225,19 +236,54 @@ fn one(
     }
     let t = &table.name;
     if let Form::CreateTable { columns, .. } = form {
-        if shapes.contains_key(t) {
+        if shapes.contains_key(t) || shapes.values().any(|s| s.view_name() == t) {
             return Err(format!("there is already a table {schema}.{t}"));
         }
         let columns = columns
             .iter()
             .map(|c| ColumnShape { real: c.clone(), shown: c.clone(), added: false, hidden: false })
             .collect();
-        shapes.insert(t.clone(), TableShape { name: t.clone(), columns, made: true });
+        shapes.insert(
+            t.clone(),
+            TableShape { name: t.clone(), columns, made: true, shown_name: None },
+        );
         return Ok(When::Expand);
     }
-    let Some(shape) = shapes.get_mut(t.as_str()) else {
+    if let Form::RenameTable { to, .. } = form {
+        if shapes.contains_key(to) || shapes.values().any(|s| s.view_name() == to) {
+            return Err(format!("there is already a table {schema}.{to}"));
+        }
+    }
+    // A table is named as the new shape shows it: renamed, by its new name.
+    let Some(shape) = shapes.values_mut().find(|s| s.view_name() == t) else {
         return Err(format!("there is no table {schema}.{t}"));
     };
+    let at_expand = matches!(form, Form::AddColumn { .. } | Form::CreateIndex { .. });
+    if at_expand && shape.shown_name.is_some() {
+        return Err(format!(
+            "table {t} is renamed by this expand and has that name only after contract, while \
+             this statement runs at expand; make the change in a migration after the contract"
+        ));
+    }
+    if let Form::RenameTable { to, .. } = form {
+        if shape.made {
+            return Err(format!(
+                "table {t} is made by this expand; make it under its final name {to}"
+            ));
+        }
+        shape.shown_name = Some(to.clone());
+        return Ok(When::Contract);
+    }
+    columns_of(form, t, shape, known)
+}
+
+/// Applies a form on the columns of an existing table's shape.
+fn columns_of(
+    form: &Form,
+    t: &str,
+    shape: &mut TableShape,
+    known: &BTreeMap<String, Table>,
+) -> Result<When, String> {
     let columns = &mut shape.columns;
     match form {
         Form::AddColumn { column, .. } => {
@@ -283,7 +329,7 @@ fn one(
                     "column {column} is made by this expand; leave it out of the migrations"
                 ));
             }
-            let required = known.get(t.as_str()).is_some_and(|k| k.required.contains(&col.real));
+            let required = known.get(&shape.name).is_some_and(|k| k.required.contains(&col.real));
             if required {
                 return Err(format!(
                     "column {t}.{} is NOT NULL without a default, so inserts through the new \
@@ -295,7 +341,8 @@ fn one(
             col.hidden = true;
             Ok(When::Contract)
         }
-        // A new table returned above.
+        // A new table and a renamed one returned above.
         Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
+        Form::RenameTable { .. } => Ok(When::Contract),
     }
 }

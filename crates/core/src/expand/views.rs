@@ -65,7 +65,7 @@ pub fn create(
                 false => format!("{} AS {}", quote_ident(&c.real), quote_ident(&c.shown)),
             })
             .collect();
-        let view = quote_qualified(Some(new_schema), &t.name);
+        let view = quote_qualified(Some(new_schema), t.view_name());
         client.batch_execute(&format!(
             "CREATE VIEW {view}{with} AS SELECT {} FROM {}",
             list.join(", "),
@@ -88,7 +88,7 @@ pub fn drop(
     for t in tables {
         client.batch_execute(&format!(
             "DROP VIEW IF EXISTS {}",
-            quote_qualified(Some(new_schema), &t.name)
+            quote_qualified(Some(new_schema), t.view_name())
         ))?;
     }
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {}", quote_ident(new_schema)))

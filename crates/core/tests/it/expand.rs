@@ -341,3 +341,33 @@ fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothin
     let rows: i64 = client.query_one("select count(*) from notes", &[]).unwrap().get(0);
     assert_eq!(rows, 3);
 }
+
+#[test]
+fn a_renamed_table_is_served_under_its_new_name_until_contract() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_rename_table";
+    let up = "ALTER TABLE users RENAME TO people;\nALTER TABLE people RENAME COLUMN name TO full_name;\n";
+    let (dir, mut client) = setup(&cluster, db, up);
+    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
+    let mut new = shape(&cluster, db, &format!("{NEW}, public"));
+    new.execute("insert into people (full_name) values ('cat')", &[]).unwrap();
+    let mut old = shape(&cluster, db, "public");
+    old.execute("insert into users (name) values ('dan')", &[]).unwrap();
+    let seen: i64 = new.query_one("select count(*) from people", &[]).unwrap().get(0);
+    assert_eq!(seen, 4, "the new name shows every row, the old shape's too");
+    assert!(exists(&mut client, "public.users") && !exists(&mut client, "public.people"));
+
+    expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap();
+    assert!(exists(&mut client, "public.people") && !exists(&mut client, "public.users"));
+    let rows: i64 = client.query_one("select count(*) from people", &[]).unwrap().get(0);
+    assert_eq!(rows, 4);
+
+    // A statement that runs at expand cannot name a table only the contract renames.
+    let later =
+        "ALTER TABLE people RENAME TO persons;\nALTER TABLE persons ADD COLUMN nick text;\n";
+    write(dir.path(), "20240103000000_persons", later);
+    let e =
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap_err();
+    assert!(e.to_string().contains("only after contract"), "{e}");
+    assert!(exists(&mut client, "public.people"));
+}
