@@ -124,3 +124,25 @@ fn expand_and_contract_pass_the_gates_migrate_has() {
     assert_eq!(stamped, ["20240102000000"]);
     assert_eq!(columns(&p), ["id", "note"]);
 }
+
+#[test]
+fn a_contract_records_the_migrations_in_the_projects_own_tool_too() {
+    // A Supabase CLI project as a new user has it: no backstop.toml.
+    let p = Project::new("expand_supabase");
+    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    p.write(
+        "supabase/migrations/20240101000000_users.sql",
+        "create table users (id int primary key);\n",
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.write(
+        "supabase/migrations/20240102000000_note.sql",
+        "alter table users add column note text;\n",
+    );
+    p.run(&["migrate", "--expand"]).expect_code(0);
+    let tool = "select version from supabase_migrations.schema_migrations order by 1";
+    assert_eq!(p.client().texts(tool), ["20240101000000"], "an expand applies nothing yet");
+    p.run(&["migrate", "--contract"]).expect_code(0);
+    assert_eq!(p.client().texts(tool), ["20240101000000", "20240102000000"]);
+}

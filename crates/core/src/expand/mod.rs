@@ -327,11 +327,13 @@ pub fn contract(
     for sql in &open.plan.at_contract {
         tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
     }
-    for s in &open.plan.migrations {
+    // Recorded as `migrate` records them: Backstop's history, and the
+    // project's own tool's where it is kept in step.
+    for m in &of {
         let row = applied::NewApplied {
-            version: &s.version,
-            name: &s.name,
-            checksum: &s.checksum,
+            version: &m.version,
+            name: &m.name,
+            checksum: &m.checksum,
             no_transaction: false,
             repeatable: false,
             duration_ms: 0,
@@ -340,6 +342,10 @@ pub fn contract(
             kept_down: None,
         };
         applied::insert(&mut tx, &row).map_err(db("recording the migrations as applied"))?;
+        if settings.tool_history {
+            crate::adopt::in_step::applied(&mut tx, m, 0)
+                .map_err(|e| ExpandError::Apply(ApplyError::ToolHistory(e)))?;
+        }
     }
     expands::close(&mut tx, id, "contracted").map_err(db("closing the expand"))?;
     tx.commit().map_err(db("committing the contract"))?;
