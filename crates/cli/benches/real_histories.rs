@@ -162,7 +162,11 @@ fn proofs_line(output: &str) -> String {
     let reused = output.lines().find(|l| l.starts_with("reused the kept proof"));
     let proved = output.lines().find(|l| l.starts_with("proved "));
     let cut = |l: &str| l.split(':').next().unwrap_or(l).to_string();
-    [reused.map(cut), proved.map(cut)].into_iter().flatten().collect::<Vec<_>>().join("; ")
+    let kept = output
+        .lines()
+        .any(|l| l.starts_with("note: the downs were proved on the copy of the target"))
+        .then(|| "on the copy the last migrate kept".to_string());
+    [reused.map(cut), proved.map(cut), kept].into_iter().flatten().collect::<Vec<_>>().join("; ")
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {
