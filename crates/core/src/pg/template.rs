@@ -136,7 +136,7 @@ pub(super) fn keep_copy(data: &Path, base: &Path, key: &str, major: u32, wal: &s
     if pruned.is_err() || fs::create_dir_all(parent).is_err() {
         return;
     }
-    let _ = fs::remove_dir_all(&to);
+    discard(&to);
     if fs::rename(data, &to).is_err() {
         return;
     }
@@ -146,10 +146,22 @@ pub(super) fn keep_copy(data: &Path, base: &Path, key: &str, major: u32, wal: &s
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     kept.sort();
     for (_, old) in kept.iter().rev().skip(COPIES_KEPT) {
-        let _ = fs::remove_dir_all(old);
+        discard(old);
+    }
+}
+
+/// Removes a kept copy that another run may be taking at this moment:
+/// moved aside first (a rename is whole: either that run takes it, or it
+/// is gone), then deleted.
+fn discard(dir: &Path) {
+    let Some(parent) = dir.parent() else { return };
+    let aside = parent.join(format!(".gone-{}-{:x}", std::process::id(), rand::random::<u32>()));
+    if fs::rename(dir, &aside).is_ok() {
+        let _ = fs::remove_dir_all(&aside);
     }
 }
