@@ -83,11 +83,13 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
         NodeEnum::IndexStmt(i) => {
             let rv = i.relation.as_ref().ok_or("the statement names no table")?;
             if i.concurrent {
-                return Err("CREATE INDEX CONCURRENTLY cannot run in the expand's transaction;                             build it in a migration applied before the expand"
+                return Err("CREATE INDEX CONCURRENTLY cannot run in the expand's transaction; \
+                            build it in a migration applied before the expand"
                     .into());
             }
             if i.idxname.is_empty() || i.if_not_exists {
-                return Err("an index without a name of its own (or IF NOT EXISTS) leaves a                             rollback unsure what to drop; name it and drop IF NOT EXISTS"
+                return Err("an index without a name of its own (or IF NOT EXISTS) leaves a \
+                            rollback unsure what to drop; name it and drop IF NOT EXISTS"
                     .into());
             }
             Ok(vec![Form::CreateIndex { table: relation(rv), index: i.idxname.clone() }])
@@ -99,14 +101,16 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
 fn create_table(c: &protobuf::CreateStmt) -> Result<Vec<Form>, String> {
     let rv = c.relation.as_ref().ok_or("the statement names no table")?;
     if c.if_not_exists {
-        return Err("CREATE TABLE IF NOT EXISTS leaves a rollback unsure whether the expand                     made the table; drop IF NOT EXISTS"
+        return Err("CREATE TABLE IF NOT EXISTS leaves a rollback unsure whether the expand \
+                    made the table; drop IF NOT EXISTS"
             .into());
     }
     if rv.relpersistence == "t" {
         return Err("a temporary table is gone with the session; it has no expand form".into());
     }
     if !c.inh_relations.is_empty() || c.partbound.is_some() || c.of_typename.is_some() {
-        return Err("a table that inherits, is a partition or is of a type takes its columns                     from elsewhere; it has no expand form yet"
+        return Err("a table that inherits, is a partition or is of a type takes its columns \
+                    from elsewhere; it has no expand form yet"
             .into());
     }
     let mut columns = Vec::new();
@@ -115,7 +119,8 @@ fn create_table(c: &protobuf::CreateStmt) -> Result<Vec<Form>, String> {
             Some(NodeEnum::ColumnDef(d)) => columns.push(d.colname.clone()),
             Some(NodeEnum::Constraint(_)) => {}
             _ => {
-                return Err("CREATE TABLE … (LIKE …) takes its columns from another table;                             list them"
+                return Err("CREATE TABLE … (LIKE …) takes its columns from another table; \
+                            list them"
                     .into())
             }
         }
@@ -134,7 +139,8 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
     for (_, cmd, kind) in alter_cmds(a) {
         if kind == AlterTableType::AtDropColumn {
             if cmd.missing_ok {
-                return Err("DROP COLUMN IF EXISTS leaves open what the new shape hides; name a                             column that is there"
+                return Err("DROP COLUMN IF EXISTS leaves open what the new shape hides; name a \
+                            column that is there"
                     .into());
             }
             out.push(Form::DropColumn { table: relation(rv), column: cmd.name.clone() });

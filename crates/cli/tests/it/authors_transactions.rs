@@ -9,14 +9,6 @@ use serde_json::Value;
 
 use crate::common::{DbExt, Project};
 
-/// A project with no backstop.toml and no `migrations/`.
-fn bare(label: &str) -> Project {
-    let p = Project::new(label);
-    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
-    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-    p
-}
-
 fn prisma(p: &Project, folder: &str, sql: &str) {
     p.write(&format!("prisma/migrations/{folder}/migration.sql"), sql);
 }
@@ -35,7 +27,7 @@ fn serious(p: &Project) -> Vec<String> {
 
 #[test]
 fn prismas_own_transactions_run_as_prisma_runs_them_with_no_edit_asked() {
-    let p = bare("authors_prisma");
+    let p = Project::bare("authors_prisma");
     p.write("prisma/schema.prisma", "datasource db { provider = \"postgresql\" }\n");
     p.write("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
     prisma(
@@ -82,7 +74,7 @@ fn prismas_own_transactions_run_as_prisma_runs_them_with_no_edit_asked() {
 
 #[test]
 fn a_failure_after_the_authors_commit_leaves_the_migration_half_applied_and_says_so() {
-    let p = bare("authors_half");
+    let p = Project::bare("authors_half");
     p.write("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
     prisma(
         &p,
@@ -110,7 +102,7 @@ const JOURNAL: &str = r#"{"version": "7", "dialect": "postgresql", "entries": [
 
 #[test]
 fn drizzles_commit_leaves_the_concurrent_indexes_after_it_outside_a_transaction() {
-    let p = bare("authors_drizzle");
+    let p = Project::bare("authors_drizzle");
     p.write(
         "drizzle.config.ts",
         "export default { dialect: 'postgresql', schema: './src/schema.ts', out: './drizzle' };\n",
@@ -135,7 +127,7 @@ fn drizzles_commit_leaves_the_concurrent_indexes_after_it_outside_a_transaction(
         ["items_owner_idx", "items_pkey", "items_tag_idx"]
     );
     // Without the author's COMMIT the same index is a true finding.
-    let q = bare("authors_drizzle_plain");
+    let q = Project::bare("authors_drizzle_plain");
     q.write("drizzle/meta/_journal.json", JOURNAL);
     q.write("drizzle/0000_items.sql", "CREATE TABLE items (id int PRIMARY KEY, tag text);\n");
     q.write(
@@ -148,7 +140,7 @@ fn drizzles_commit_leaves_the_concurrent_indexes_after_it_outside_a_transaction(
 
 #[test]
 fn a_begin_never_committed_and_a_do_block_that_commits_are_named_with_their_place() {
-    let p = bare("authors_bad");
+    let p = Project::bare("authors_bad");
     p.write("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
     prisma(&p, "20240101000000_a", "CREATE TABLE a (id int);\nBEGIN;\nCREATE TABLE b (id int);\n");
     prisma(

@@ -128,9 +128,7 @@ fn expand_and_contract_pass_the_gates_migrate_has() {
 #[test]
 fn a_contract_records_the_migrations_in_the_projects_own_tool_too() {
     // A Supabase CLI project as a new user has it: no backstop.toml.
-    let p = Project::new("expand_supabase");
-    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
-    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    let p = Project::bare("expand_supabase");
     p.write(
         "supabase/migrations/20240101000000_users.sql",
         "create table users (id int primary key);\n",

@@ -8,14 +8,6 @@ use serde_json::Value;
 
 use crate::common::{DbExt, Project, CLUSTER};
 
-/// A project with no config and the Supabase CLI's folder, as a new user has it.
-fn supabase(label: &str) -> Project {
-    let p = Project::new(label);
-    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
-    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-    p
-}
-
 const USERS: &str = "create table users (id bigint primary key, email text not null);\n\
                      insert into users values (1, 'a@example.com'), (2, 'b@example.com');\n";
 const POSTS: &str = "create table posts (id bigint primary key, user_id bigint references users (id), body text);\n\
@@ -49,7 +41,7 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn rehearse_proves_the_downs_of_an_up_only_history_and_migrate_reuses_them() {
-    let p = supabase("proofs_reused");
+    let p = Project::bare("proofs_reused");
     write_history(&p);
     let run = p.run(&["rehearse", "--format", "json"]);
     let json = run.expect_code(0).json();
@@ -90,7 +82,7 @@ fn rehearse_proves_the_downs_of_an_up_only_history_and_migrate_reuses_them() {
 
 #[test]
 fn a_proof_never_covers_another_file_another_schema_or_another_major() {
-    let p = supabase("proofs_misses");
+    let p = Project::bare("proofs_misses");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
     p.run(&["rehearse"]).expect_code(0);
@@ -152,7 +144,7 @@ fn a_proof_made_on_another_major_is_proved_again_and_says_so() {
     let Some((major, dir)) = other_major() else { return };
     let bin = Search::of(vec![(dir.clone(), Origin::Env)]).first(Kit::Server).unwrap();
     let staging = Cluster::start_with(PgBin::from(bin)).unwrap();
-    let p = supabase("proofs_major");
+    let p = Project::bare("proofs_major");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     // Rehearsed on a staging server of another major, with the same
     // (empty) schema: its proof names that major.
@@ -176,7 +168,7 @@ fn a_proof_made_on_another_major_is_proved_again_and_says_so() {
 
 #[test]
 fn require_downs_fails_a_rehearsal_on_a_down_only_a_backup_can_undo() {
-    let p = supabase("proofs_require");
+    let p = Project::bare("proofs_require");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.run(&["migrate"]).expect_code(0);
     p.write("supabase/migrations/20240102000000_backfill.sql", BACKFILL);
@@ -203,7 +195,7 @@ fn require_downs_fails_a_rehearsal_on_a_down_only_a_backup_can_undo() {
 
 #[test]
 fn a_deploy_starts_from_the_copy_the_last_proof_kept_only_while_the_target_is_that_copy() {
-    let p = supabase("proofs_kept_copy");
+    let p = Project::bare("proofs_kept_copy");
     // Clusters (and so the copies kept beside them) in a folder of this test's own.
     let clusters = tempfile::tempdir().unwrap();
     let env = [("BACKSTOP_CLUSTER_DIR", clusters.path())];

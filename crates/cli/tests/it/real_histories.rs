@@ -26,14 +26,6 @@ use crate::common::{program, run_program, DbExt, Project, CLUSTER};
 const PRISMA_BLOCKS: usize = 81;
 const DRIZZLE_BLOCKS: usize = 30;
 
-/// A project with no backstop.toml and no `migrations/`.
-fn bare(label: &str) -> Project {
-    let p = Project::new(label);
-    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
-    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-    p
-}
-
 /// `pg_dump -s` of a database, without Backstop's schema, the tool's
 /// history table, comments and pg_dump's random `\restrict` key.
 pub fn schema_dump(db: &str, skip: &[&str]) -> String {
@@ -110,7 +102,7 @@ fn prisma_by_hand(p: &Project, dir: &std::path::Path, names: &[String]) {
 
 #[test]
 fn a_prisma_history_of_810_migrations_runs_as_prisma_left_it() {
-    let p = bare("real_prisma");
+    let p = Project::bare("real_prisma");
     p.write(
         "prisma.config.ts",
         "import { defineConfig } from 'prisma/config';\n\nexport default defineConfig({\n  \
@@ -161,7 +153,7 @@ fn a_prisma_history_of_810_migrations_runs_as_prisma_left_it() {
 
 #[test]
 fn a_drizzle_history_of_300_migrations_runs_as_drizzle_left_it() {
-    let p = bare("real_drizzle");
+    let p = Project::bare("real_drizzle");
     p.write(
         "drizzle.config.js",
         "module.exports = {\n  dialect: \"postgresql\",\n  schema: \"./src/schema.ts\",\n  \

@@ -9,21 +9,13 @@
 
 use crate::common::{DbExt, Project};
 
-/// A project with no backstop.toml and no `migrations/`.
-fn bare(label: &str) -> Project {
-    let p = Project::new(label);
-    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
-    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-    p
-}
-
 const USERS: &str = "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n";
 const POSTS: &str =
     "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id), body text);\n";
 
 #[test]
 fn a_supabase_project_with_no_config_is_found_and_migrated_from_its_root() {
-    let p = bare("zero_supabase");
+    let p = Project::bare("zero_supabase");
     p.write("supabase/config.toml", "project_id = \"app\"\n");
     p.write("supabase/seed.sql", "insert into users values (1, 'a@x');\n");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
@@ -39,7 +31,7 @@ fn a_supabase_project_with_no_config_is_found_and_migrated_from_its_root() {
 
 #[test]
 fn init_in_a_drizzle_project_writes_what_it_found_and_creates_no_folder() {
-    let p = bare("zero_drizzle_init");
+    let p = Project::bare("zero_drizzle_init");
     p.write(
         "drizzle.config.ts",
         "import { defineConfig } from 'drizzle-kit';\n\nexport default defineConfig({\n  \
@@ -63,7 +55,7 @@ fn init_in_a_drizzle_project_writes_what_it_found_and_creates_no_folder() {
 
 #[test]
 fn init_where_nothing_is_found_creates_the_folder_as_before() {
-    let p = bare("zero_init_empty");
+    let p = Project::bare("zero_init_empty");
     p.run(&["init"]).expect_code(0);
     assert!(p.path().join("migrations").is_dir());
     let config = std::fs::read_to_string(p.path().join("backstop.toml")).unwrap();
@@ -72,7 +64,7 @@ fn init_where_nothing_is_found_creates_the_folder_as_before() {
 
 #[test]
 fn prisma_migrations_beside_the_schema_package_json_names() {
-    let p = bare("zero_prisma_pkg");
+    let p = Project::bare("zero_prisma_pkg");
     p.write(
         "package.json",
         "{\n  \"name\": \"app\",\n  \"prisma\": {\n    \"schema\": \"db/schema.prisma\"\n  }\n}\n",
@@ -86,7 +78,7 @@ fn prisma_migrations_beside_the_schema_package_json_names() {
 
 #[test]
 fn a_setting_naming_a_missing_folder_is_refused_at_its_line_before_the_database() {
-    let p = bare("zero_drizzle_missing");
+    let p = Project::bare("zero_drizzle_missing");
     p.write(
         "drizzle.config.ts",
         "export default {\n  dialect: 'postgresql',\n  out: './drizzle/sql',\n};\n",
@@ -101,7 +93,7 @@ fn a_setting_naming_a_missing_folder_is_refused_at_its_line_before_the_database(
 
 #[test]
 fn two_tools_folders_in_one_root_are_named_with_the_fix() {
-    let p = bare("zero_two_tools");
+    let p = Project::bare("zero_two_tools");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.write("prisma/migrations/20240101000000_init/migration.sql", USERS);
     let run = p.run(&["status"]);
@@ -114,7 +106,7 @@ fn two_tools_folders_in_one_root_are_named_with_the_fix() {
 
 #[test]
 fn nothing_found_says_where_it_looked_and_how_to_start() {
-    let p = bare("zero_nothing");
+    let p = Project::bare("zero_nothing");
     let run = p.run(&["status"]);
     run.expect_code(2).expect_output("no migrations found in");
     run.expect_output("backstop init");
@@ -122,7 +114,7 @@ fn nothing_found_says_where_it_looked_and_how_to_start() {
 
 #[test]
 fn downs_written_with_dir_dot_are_where_rollback_reads_them() {
-    let p = bare("zero_downs_dot");
+    let p = Project::bare("zero_downs_dot");
     p.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \".\"\n");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
@@ -136,7 +128,7 @@ fn downs_written_with_dir_dot_are_where_rollback_reads_them() {
 
 #[test]
 fn migrate_keeps_a_proved_down_for_each_migration_of_an_up_only_layout_and_rollback_runs_it() {
-    let p = bare("zero_kept_downs");
+    let p = Project::bare("zero_kept_downs");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.run(&["migrate"]).expect_code(0);
     p.write("supabase/migrations/20240102000000_posts.sql", POSTS);
@@ -168,7 +160,7 @@ fn migrate_keeps_a_proved_down_for_each_migration_of_an_up_only_layout_and_rollb
 /// first (minutes on a long history) and only then the refusal.
 #[test]
 fn a_run_the_check_gate_refuses_works_out_no_down_first() {
-    let p = bare("zero_refused_no_downs");
+    let p = Project::bare("zero_refused_no_downs");
     p.write("supabase/migrations/20240101000000_users.sql", USERS);
     p.write("supabase/migrations/20240102000000_ext.sql", "CREATE EXTENSION no_such_extension;\n");
     let run = p.run(&["migrate"]);
@@ -182,7 +174,7 @@ fn a_run_the_check_gate_refuses_works_out_no_down_first() {
 /// golang-migrate (not as sqlx), and so also with `dir` set.
 #[test]
 fn a_go_modules_golang_migrate_folder_is_found_anywhere_in_it() {
-    let p = bare("zero_go");
+    let p = Project::bare("zero_go");
     p.write("go.mod", "module example.com/app\n\ngo 1.22\n\nrequire github.com/golang-migrate/migrate/v4 v4.17.1\n");
     p.write("internal/store/migrations/000001_users.up.sql", USERS);
     p.write("internal/store/migrations/000001_users.down.sql", "DROP TABLE users;\n");
@@ -201,7 +193,7 @@ fn a_go_modules_golang_migrate_folder_is_found_anywhere_in_it() {
 /// root's drizzle folder beside a package's Prisma history unasked).
 #[test]
 fn a_monorepos_folders_are_each_named_with_their_tool_and_count() {
-    let p = bare("zero_monorepo");
+    let p = Project::bare("zero_monorepo");
     p.write("drizzle/0000_users.sql", USERS);
     p.write(
         "drizzle/meta/_journal.json",
@@ -222,7 +214,7 @@ fn a_monorepos_folders_are_each_named_with_their_tool_and_count() {
 /// planning every migration again.
 #[test]
 fn a_history_table_under_any_name_is_known_by_its_shape() {
-    let p = bare("zero_shape");
+    let p = Project::bare("zero_shape");
     p.write("drizzle/0000_users.sql", USERS);
     p.write(
         "drizzle/meta/_journal.json",
@@ -264,7 +256,7 @@ fn a_history_table_under_any_name_is_known_by_its_shape() {
 /// refused at its line, before the database is touched.
 #[test]
 fn a_java_modules_flyway_scripts_are_found_where_flyway_looks() {
-    let p = bare("zero_flyway");
+    let p = Project::bare("zero_flyway");
     p.write("pom.xml", "<project><modules><module>app</module></modules></project>\n");
     p.write("app/pom.xml", "<project/>\n");
     p.write(

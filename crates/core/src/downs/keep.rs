@@ -13,7 +13,6 @@ use postgres::Client;
 use super::proofs::{self, Class, Miss, Proof, Store};
 use super::{DownsError, Options, Status};
 use crate::migrate::{self, Settings};
-use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
 
 /// What was kept, and how each down was come by.
@@ -58,8 +57,7 @@ pub fn keep(
         .map_err(db("reading the server version"))?;
     // Where the first pending migration starts: it keys the kept proofs
     // and the copy a previous run kept (`downs::kept`).
-    let schema = Schema::read(client).map_err(db("reading the schema"))?;
-    let target = proofs::fingerprint(&schema, migrations);
+    let target = super::kept::fingerprint(client, migrations)?;
     let mut start = (!store.is_empty()).then(|| target.clone());
     let mut to_prove: Vec<String> = Vec::new();
     for m in pending {

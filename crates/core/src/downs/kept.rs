@@ -81,7 +81,7 @@ pub(super) fn key(env: &str, fingerprint: &str, client: &mut Client) -> Result<S
     Ok(h.finalize().to_hex()[..32].to_string())
 }
 
-/// The target's schema fingerprint, as kept proofs are keyed.
+/// A database's schema fingerprint, as kept proofs are keyed.
 pub(super) fn fingerprint(
     client: &mut Client,
     migrations: &[Migration],
@@ -113,23 +113,23 @@ pub(super) fn start(
 }
 
 /// Keeps the cluster of `workspace` for the next run: its copy `copy`
-/// (whose session is `client` and schema `schema`) becomes the start
-/// database `base`, and the cluster is kept under the key of that state.
-/// Best effort: whatever fails, the copy is only not kept.
+/// (whose session is `client`) becomes the start database `base`, and the
+/// cluster is kept under the key of that state. Best effort: whatever
+/// fails, the copy is only not kept.
 pub(super) fn keep(
     workspace: Workspace,
     mut client: Client,
     (copy, base): (&str, &str),
-    schema: &Schema,
     migrations: &[Migration],
     env: &str,
 ) {
+    // Read whole, as the target's is when the next run looks for it.
+    let Ok(schema) = Schema::read(&mut client) else { return };
     let relations = schema.objects.iter().filter(|o| o.key.starts_with("relation ")).count();
     if relations < KEEP_FROM {
         return;
     }
-    // Read whole, as the target's is when the next run looks for it.
-    let Ok(fingerprint) = self::fingerprint(&mut client, migrations) else { return };
+    let fingerprint = super::proofs::fingerprint(&schema, migrations);
     let Ok(key) = key(env, &fingerprint, &mut client) else { return };
     drop(client);
     let Some(cluster) = workspace.into_cluster() else { return };

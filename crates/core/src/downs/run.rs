@@ -148,14 +148,13 @@ pub fn compute(
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
     let out = replay.replay_all(&todo, &asked)?;
-    let end = if env.is_some() { Some(replay.schema()?) } else { None };
     drop(replay);
-    match (env, end) {
-        (Some(env), Some(schema)) => {
+    match env {
+        Some(env) => {
             let at = (copy_name.as_str(), super::start::BASE);
-            super::kept::keep(workspace, client, at, &schema, migrations, &env);
+            super::kept::keep(workspace, client, at, migrations, &env);
         }
-        _ => drop(workspace),
+        None => drop(workspace),
     }
     let major = crate::pg::bins::major_of_num(server);
     Ok(Computed { downs: out, start: start_notes, major })

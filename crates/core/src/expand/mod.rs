@@ -193,7 +193,8 @@ impl Open {
     /// One line for people: which shapes are served where, and how it ends.
     pub fn line(&self) -> String {
         format!(
-            "expand in progress: {} served in schema {} beside the old shape in {} (since {} by              {}); `backstop migrate --contract` makes it real, `backstop rollback` drops it",
+            "expand in progress: {} served in schema {} beside the old shape in {} (since {} by \
+             {}); `backstop migrate --contract` makes it real, `backstop rollback` drops it",
             self.versions.join(", "),
             self.new_schema,
             self.schema,

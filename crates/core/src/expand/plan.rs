@@ -57,6 +57,13 @@ pub struct ColumnShape {
     pub hidden: bool,
 }
 
+impl ColumnShape {
+    /// A column shown under its own name; `added` when the expand adds it.
+    fn named(name: &str, added: bool) -> ColumnShape {
+        ColumnShape { real: name.into(), shown: name.into(), added, hidden: false }
+    }
+}
+
 /// A migration the expand serves, as it will be recorded at contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
@@ -129,16 +136,7 @@ pub fn build(
     let mut shapes: BTreeMap<String, TableShape> = tables
         .iter()
         .map(|(t, known)| {
-            let columns = known
-                .columns
-                .iter()
-                .map(|c| ColumnShape {
-                    real: c.clone(),
-                    shown: c.clone(),
-                    added: false,
-                    hidden: false,
-                })
-                .collect();
+            let columns = known.columns.iter().map(|c| ColumnShape::named(c, false)).collect();
             (t.clone(), TableShape { name: t.clone(), columns, made: false, shown_name: None })
         })
         .collect();
@@ -236,13 +234,10 @@ fn one(
     }
     let t = &table.name;
     if let Form::CreateTable { columns, .. } = form {
-        if shapes.contains_key(t) || shapes.values().any(|s| s.view_name() == t) {
+        if taken(shapes, t) {
             return Err(format!("there is already a table {schema}.{t}"));
         }
-        let columns = columns
-            .iter()
-            .map(|c| ColumnShape { real: c.clone(), shown: c.clone(), added: false, hidden: false })
-            .collect();
+        let columns = columns.iter().map(|c| ColumnShape::named(c, false)).collect();
         shapes.insert(
             t.clone(),
             TableShape { name: t.clone(), columns, made: true, shown_name: None },
@@ -250,7 +245,7 @@ fn one(
         return Ok(When::Expand);
     }
     if let Form::RenameTable { to, .. } = form {
-        if shapes.contains_key(to) || shapes.values().any(|s| s.view_name() == to) {
+        if taken(shapes, to) {
             return Err(format!("there is already a table {schema}.{to}"));
         }
     }
@@ -277,6 +272,11 @@ fn one(
     columns_of(form, t, shape, known)
 }
 
+/// Whether a table has the name `name`, now or in the new shape.
+fn taken(shapes: &BTreeMap<String, TableShape>, name: &str) -> bool {
+    shapes.contains_key(name) || shapes.values().any(|s| s.view_name() == name)
+}
+
 /// Applies a form on the columns of an existing table's shape.
 fn columns_of(
     form: &Form,
@@ -297,12 +297,7 @@ fn columns_of(
                      contract"
                 ));
             }
-            columns.push(ColumnShape {
-                real: column.clone(),
-                shown: column.clone(),
-                added: true,
-                hidden: false,
-            });
+            columns.push(ColumnShape::named(column, true));
             Ok(When::Expand)
         }
         Form::RenameColumn { from, to, .. } => {

@@ -118,7 +118,7 @@ pub fn insert_copied(client: &mut impl GenericClient, rows: &[AppliedRow]) -> Re
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&AppliedRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let column = |f: fn(&AppliedRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     let durations: Vec<i64> = rows.iter().map(|r| r.duration_ms).collect();
     let no_transaction: Vec<bool> = rows.iter().map(|r| r.no_transaction).collect();
     client.execute(
@@ -127,9 +127,9 @@ pub fn insert_copied(client: &mut impl GenericClient, rows: &[AppliedRow]) -> Re
          select v, n, c, d, $5, t
            from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $6::bool[]) as r(v, n, c, d, t)",
         &[
-            &column(|r| r.version.clone()),
-            &column(|r| r.name.clone()),
-            &column(|r| r.checksum.clone()),
+            &column(|r| &r.version),
+            &column(|r| &r.name),
+            &column(|r| &r.checksum),
             &durations,
             &super::actor(),
             &no_transaction,

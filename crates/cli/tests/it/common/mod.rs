@@ -115,6 +115,15 @@ impl Project {
         Project::on(&CLUSTER, label)
     }
 
+    /// A project as a new user has it: no backstop.toml and no
+    /// `migrations/` (the test writes its tool's folder).
+    pub fn bare(label: &str) -> Project {
+        let p = Project::new(label);
+        std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
+        std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+        p
+    }
+
     /// The same on another cluster.
     pub fn on(cluster: &Cluster, label: &str) -> Project {
         let db = unique_name(label);
