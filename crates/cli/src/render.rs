@@ -400,6 +400,11 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
     let versions: Vec<&str> = e.plan.migrations.iter().map(|m| m.version.as_str()).collect();
     let versions = versions.join(", ");
     let mut out = match what {
+        "expand" if e.resumed => format!(
+            "the expand of {versions} was open: its backfill is finished, the new shape is \
+             served in schema {}\n",
+            e.new_schema
+        ),
         "expand" => format!(
             "expanded {versions}: the old shape stays in schema {}, the new one is served in schema {}\n",
             e.schema, e.new_schema
@@ -410,26 +415,76 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
             e.schema, e.new_schema
         ),
         _ => format!(
-            "rolled back the expand of {versions}: schema {} and the added columns dropped, \
-             every row kept\n",
+            "rolled back the expand of {versions}: schema {} dropped with what the expand made \
+             (added columns, tables, indexes, twins of retyped columns), every row kept\n",
             e.new_schema
         ),
     };
+    for line in &e.unmapped {
+        out.push_str(&format!("  ! {}\n", terminal_safe(line)));
+    }
     for k in &e.kept {
         out.push_str(&format!("  kept {k}\n"));
     }
-    if what == "expand" {
-        for (t, from, to) in e.plan.renamed() {
-            out.push_str(&format!("  {t}.{from} shown as {to}\n"));
+    for f in &e.backfill {
+        out.push_str(&format!(
+            "  backfilled {}: {} rows in {:.1} s\n",
+            f.column, f.rows, f.seconds
+        ));
+        if f.failures > 0 {
+            out.push_str(&format!(
+                "  ! {} row(s) of {} hold a value the new type cannot take; contract refuses \
+                 until they are mended through the old shape:\n",
+                f.failures, f.column
+            ));
+            for row in &f.failed {
+                out.push_str(&format!("      {}\n", terminal_safe(row)));
+            }
         }
-        for (t, c) in e.plan.added() {
-            out.push_str(&format!("  {t}.{c} added\n"));
-        }
+    }
+    if what == "expand" && !e.resumed {
+        out.push_str(&shape_lines(&e.plan));
         out.push_str(&format!(
             "the new application connects with search_path = {}, {}; finish with \
              `backstop migrate --contract`, undo with `backstop rollback`\n",
             e.new_schema, e.schema
         ));
+    }
+    out
+}
+
+/// What the new shape shows differently, one line a change.
+fn shape_lines(plan: &backstop_core::expand::Plan) -> String {
+    let mut out = String::new();
+    for t in &plan.tables {
+        if t.made {
+            out.push_str(&format!("  {} made\n", t.name));
+        } else if let Some(to) = &t.shown_name {
+            out.push_str(&format!("  {} shown as {to}\n", t.name));
+        }
+        for c in t.columns.iter().filter(|c| c.hidden) {
+            out.push_str(&format!("  {}.{} hidden, dropped at contract\n", t.name, c.real));
+        }
+    }
+    for (t, from, to) in plan.renamed() {
+        out.push_str(&format!("  {t}.{from} shown as {to}\n"));
+    }
+    for (t, c) in plan.added() {
+        out.push_str(&format!("  {t}.{c} added\n"));
+    }
+    for r in &plan.retyped {
+        out.push_str(&format!(
+            "  {}.{} shown as {} (was {}) through twin {}, kept in step both ways{}\n",
+            r.table,
+            r.named,
+            r.new_type,
+            r.old_type,
+            r.twin,
+            r.loses.as_deref().map(|l| format!("; {l}")).unwrap_or_default()
+        ));
+    }
+    for i in &plan.indexes {
+        out.push_str(&format!("  index {i} built\n"));
     }
     out
 }

@@ -232,16 +232,16 @@ pub fn expand_step(
     watchers: Watchers<'_>,
 ) -> Result<Stepped, MigratorError> {
     let Watchers { assessment, backup: backup_progress, note, .. } = watchers;
-    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, note)?;
+    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, &mut *note)?;
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, false)?;
     let settings = migrate::Settings::from(&config.migrations);
     let mut gates = guards.in_order();
     let done = match step {
         Step::Expand { schema } => {
-            crate::expand::expand(client, migrations, &settings, schema, &mut gates)?
+            crate::expand::expand(client, migrations, &settings, schema, &mut gates, note)?
         }
-        Step::Contract => crate::expand::contract(client, migrations, &settings, &mut gates)?,
+        Step::Contract => crate::expand::contract(client, migrations, &settings, &mut gates, note)?,
     };
     let versions = done.plan.migrations.iter().map(|m| m.version.clone()).collect();
     let verified = after.map(|after| after.run(client, versions));

@@ -9,7 +9,9 @@
 //! table keeps the old name until contract), `RENAME TO` of a table (the
 //! view under the new name), `DROP COLUMN` (hidden from
 //! the new shape, dropped at contract), `CREATE TABLE` (made for real: the
-//! old shape never names it) and a named `CREATE INDEX` (built at expand).
+//! old shape never names it), a named `CREATE INDEX` (built at expand) and
+//! `ALTER COLUMN … TYPE` (a twin column of the new type, kept in step with
+//! the old one both ways, swapped in at contract).
 //! Anything else is refused with the reason, so the caller can name the
 //! statement.
 
@@ -17,6 +19,7 @@ use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use crate::facts::RelationName;
+use crate::requires::expression;
 use crate::stmt::{alter_cmds, type_spec};
 
 /// What one statement does in an expand.
@@ -38,6 +41,10 @@ pub enum Form {
     /// `ALTER TABLE t RENAME TO n`: the new shape's view is named `n`; the
     /// statement runs as written at contract.
     RenameTable { table: RelationName, to: String },
+    /// `ALTER TABLE t ALTER COLUMN c TYPE n [USING e]`: a twin column of
+    /// type `n` is added at expand and filled with `e` (a cast without
+    /// `USING`); contract drops `c` and gives the twin its name.
+    RetypeColumn { table: RelationName, column: String, new_type: String, using: Option<String> },
 }
 
 /// The expand forms of `sql` (one statement), or why it has none.
@@ -146,9 +153,14 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
             out.push(Form::DropColumn { table: relation(rv), column: cmd.name.clone() });
             continue;
         }
+        if kind == AlterTableType::AtAlterColumnType {
+            out.push(retype(relation(rv), cmd)?);
+            continue;
+        }
         if kind != AlterTableType::AtAddColumn {
             return Err(format!(
-                "ALTER TABLE {} has no expand form yet; ADD COLUMN and DROP COLUMN do",
+                "ALTER TABLE {} has no expand form yet; ADD COLUMN, DROP COLUMN and ALTER COLUMN \
+                 TYPE do",
                 subcommand(kind)
             ));
         }
@@ -164,6 +176,72 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
         out.push(Form::AddColumn { table: relation(rv), column: def.colname.clone() });
     }
     Ok(out)
+}
+
+/// The form of `ALTER COLUMN c TYPE n [USING e]`, where `e` reads no
+/// column but `c` (the twin is filled row by row from `c` alone).
+fn retype(table: RelationName, cmd: &protobuf::AlterTableCmd) -> Result<Form, String> {
+    let c = &cmd.name;
+    let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+        return Err("ALTER COLUMN TYPE without a type".into());
+    };
+    let type_name = def.type_name.as_ref().ok_or("ALTER COLUMN TYPE without a type")?;
+    if def.coll_clause.is_some() {
+        return Err(format!(
+            "column {c} changes its collation too, which has no expand form yet; change the \
+             type alone"
+        ));
+    }
+    let cast = protobuf::Node {
+        node: Some(NodeEnum::TypeCast(Box::new(protobuf::TypeCast {
+            arg: Some(Box::new(protobuf::Node {
+                node: Some(NodeEnum::AConst(protobuf::AConst {
+                    isnull: true,
+                    ..Default::default()
+                })),
+            })),
+            type_name: Some(type_name.clone()),
+            location: -1,
+        }))),
+    };
+    let new_type = expression(&cast)
+        .and_then(|t| t.strip_prefix("NULL::").map(str::to_string))
+        .ok_or_else(|| format!("the new type of column {c} does not deparse"))?;
+    let using = match def.raw_default.as_deref() {
+        None => None,
+        Some(e) => {
+            let others = columns_read(e, c);
+            if let Some(other) = others.first() {
+                return Err(format!(
+                    "the USING expression of column {c} reads column {other}: the twin column \
+                     is kept in step from {c} alone; compute it from {c} only"
+                ));
+            }
+            let text = expression(e);
+            Some(text.ok_or_else(|| format!("the USING expression of {c} does not deparse"))?)
+        }
+    };
+    Ok(Form::RetypeColumn { table, column: c.clone(), new_type, using })
+}
+
+/// The columns an expression reads other than `column`, and `(subquery)`
+/// for a subquery.
+fn columns_read(e: &protobuf::Node, column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(e) = e.node.as_ref() else { return out };
+    for (node, _, _, _) in e.nodes() {
+        match node {
+            pg_query::NodeRef::ColumnRef(r) => {
+                let name = r.fields.last().and_then(crate::stmt::string_value).unwrap_or("*");
+                if name != column {
+                    out.push(name.to_string());
+                }
+            }
+            pg_query::NodeRef::SubLink(_) => out.push("(subquery)".into()),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Why a new column cannot be added under the running application: one it
@@ -334,6 +412,40 @@ mod tests {
         );
         let e = forms("ALTER TABLE users ALTER COLUMN name SET NOT NULL").unwrap_err();
         assert!(e.contains("SET NOT NULL has no expand form"), "{e}");
+        assert_eq!(
+            forms("ALTER TABLE users ALTER COLUMN age TYPE bigint, ALTER COLUMN tags TYPE varchar(20)[]")
+                .unwrap(),
+            [
+                Form::RetypeColumn {
+                    table: table("users"),
+                    column: "age".into(),
+                    new_type: "bigint".into(),
+                    using: None
+                },
+                Form::RetypeColumn {
+                    table: table("users"),
+                    column: "tags".into(),
+                    new_type: "varchar(20)[]".into(),
+                    using: None
+                },
+            ]
+        );
+        let [Form::RetypeColumn { using, new_type, .. }] =
+            &forms("ALTER TABLE users ALTER COLUMN at TYPE timestamptz USING to_timestamp(at)")
+                .unwrap()[..]
+        else {
+            panic!("one retype")
+        };
+        assert_eq!(
+            (using.as_deref(), new_type.as_str()),
+            (Some("to_timestamp(at)"), "timestamptz")
+        );
+        let e = forms("ALTER TABLE users ALTER COLUMN a TYPE int USING (b + a)").unwrap_err();
+        assert!(e.contains("reads column b"), "{e}");
+        let e = forms("ALTER TABLE users ALTER COLUMN name TYPE text COLLATE \"C\"").unwrap_err();
+        assert!(e.contains("collation"), "{e}");
+        let e = forms("ALTER TABLE users ALTER COLUMN name DROP DEFAULT").unwrap_err();
+        assert!(e.contains("COLUMN DEFAULT has no expand form"), "{e}");
         assert_eq!(
             forms("ALTER TABLE users RENAME TO people").unwrap(),
             [Form::RenameTable { table: table("users"), to: "people".into() }]

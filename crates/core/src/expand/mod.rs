@@ -6,7 +6,9 @@
 //! nullable or with a constant default; new tables; named indexes) and
 //! makes a schema `<schema>_<version>` of updatable views, one per table,
 //! showing the new shape (renamed tables and columns under their new
-//! names, dropped columns left out). Every write through either shape lands in the same
+//! names, dropped columns left out, retyped columns through a twin of the
+//! new type kept in step by triggers and backfilled in batches: `twins`,
+//! `backfill`). Every write through either shape lands in the same
 //! table. `contract` runs the renames and drops for real, drops the views
 //! and records the migrations as applied; `rollback` drops the views and
 //! what the expand made (the values of added columns and new tables
@@ -15,7 +17,9 @@
 //! recorded in `backstop.expands` and the audit log; a statement with no
 //! expand form refuses the whole expand before anything changes.
 
+pub mod backfill;
 pub mod plan;
+pub mod twins;
 pub mod views;
 
 use postgres::Client;
@@ -77,6 +81,13 @@ pub enum ExpandError {
     NameTooLong(String),
     #[error("the values of the added columns could not be kept, so nothing was rolled back; free the disk or set [rollback] export_dropped = false")]
     Keep(#[source] keep::KeepError),
+    #[error(
+        "rows hold values the new type cannot take, so the contract would lose them; nothing \
+         changed:\n  {}\nmend them through the old shape and run `backstop migrate --contract` \
+         again, or undo the expand with `backstop rollback`",
+        .0.join("\n  ")
+    )]
+    Unconverted(Vec<String>),
 }
 
 impl ExpandError {
@@ -91,7 +102,8 @@ impl ExpandError {
             | ExpandError::NoExpand
             | ExpandError::RlsBeforeFifteen { .. }
             | ExpandError::SchemaTaken(_)
-            | ExpandError::NameTooLong(_) => 2,
+            | ExpandError::NameTooLong(_)
+            | ExpandError::Unconverted(_) => 2,
             ExpandError::Lock(_) | ExpandError::Db(_) | ExpandError::Keep(_) => 3,
         }
     }
@@ -109,6 +121,32 @@ pub struct Expanded {
     /// What a rollback exported before dropping the added columns.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<keep::Kept>,
+    /// The backfill of the retyped columns' twins, when it ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backfill: Vec<backfill::Filled>,
+    /// What a rollback found written through the new shape that the old
+    /// types cannot hold, one line a column.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmapped: Vec<String>,
+    /// `migrate --expand` found this expand open on the same migrations
+    /// and finished its backfill.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+impl Expanded {
+    fn new(schema: &str, new_schema: String, version: String, plan: Plan) -> Expanded {
+        Expanded {
+            schema: schema.into(),
+            new_schema,
+            version,
+            plan,
+            kept: Vec::new(),
+            backfill: Vec::new(),
+            unmapped: Vec::new(),
+            resumed: false,
+        }
+    }
 }
 
 /// The expand in progress, if any.
@@ -209,46 +247,54 @@ fn opened(client: &mut Client) -> Result<Option<(i64, Expanded)>, ExpandError> {
     let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? else {
         return Ok(None);
     };
-    let plan = serde_json::from_value(row.plan).map_err(|_| ExpandError::NoExpand)?;
-    let expanded = Expanded {
-        schema: row.schema,
-        new_schema: row.new_schema,
-        version: row.version,
-        plan,
-        kept: Vec::new(),
-    };
-    Ok(Some((row.id, expanded)))
+    from_row(row).map(Some)
 }
 
-/// Expands the pending migrations of `migrations` in `schema` (`public`).
+fn from_row(row: expands::ExpandRow) -> Result<(i64, Expanded), ExpandError> {
+    let plan = serde_json::from_value(row.plan).map_err(|_| ExpandError::NoExpand)?;
+    Ok((row.id, Expanded::new(&row.schema, row.new_schema, row.version, plan)))
+}
+
+/// Expands the pending migrations of `migrations` in `schema` (`public`),
+/// then backfills the twins of retyped columns, saying its progress
+/// through `note`. An expand already open on exactly these migrations
+/// has its backfill finished instead (a run stopped halfway resumes).
 pub fn expand(
     client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
     schema: &str,
     gates: &mut [&mut dyn Gate],
+    note: &mut dyn FnMut(&str),
 ) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
     schema::ensure(client).map_err(db("creating the backstop schema"))?;
-    if let Some(open) = expands::open(client).map_err(db("reading the expand in progress"))? {
-        return Err(refused(
-            client,
-            "expand",
-            ExpandError::InProgress {
-                version: open.version,
-                new_schema: open.new_schema,
-                by: open.started_by,
-            },
-        ));
-    }
     let status = migrate::status(client, migrations)?;
-    if !status.drifted.is_empty() {
-        return Err(refused(client, "expand", ApplyError::Drift(status.drifted).into()));
-    }
     let waiting: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
     let pending: Vec<&Migration> =
         migrations.iter().filter(|m| waiting.contains(&m.version.as_str())).collect();
+    if let Some(row) = expands::open(client).map_err(db("reading the expand in progress"))? {
+        let by = row.started_by.clone();
+        let (_, mut open) = from_row(row)?;
+        let same = open.plan.migrations.len() == pending.len()
+            && open
+                .plan
+                .migrations
+                .iter()
+                .zip(&pending)
+                .all(|(s, m)| s.version == m.version && s.checksum == m.checksum);
+        if same && !open.plan.retyped.is_empty() {
+            open.backfill = filled(client, &open, settings, note)?;
+            open.resumed = true;
+            return Ok(open);
+        }
+        let e = ExpandError::InProgress { version: open.version, new_schema: open.new_schema, by };
+        return Err(refused(client, "expand", e));
+    }
+    if !status.drifted.is_empty() {
+        return Err(refused(client, "expand", ApplyError::Drift(status.drifted).into()));
+    }
     let Some(last) = pending.last() else { return Err(ExpandError::NothingPending) };
     let version = last.version.clone();
     let new_schema = format!("{schema}_{version}");
@@ -281,6 +327,8 @@ pub fn expand(
     }
     views::create(&mut tx, schema, &new_schema, &plan.tables, major >= 15)
         .map_err(db("making the new shape's views"))?;
+    twins::create(&mut tx, schema, &new_schema, &plan.retyped)
+        .map_err(db("making the triggers that keep the retyped columns in step"))?;
     expands::insert(&mut tx, schema, &version, &new_schema, &record)
         .map_err(db("recording the expand"))?;
     tx.commit().map_err(db("committing the expand"))?;
@@ -289,7 +337,21 @@ pub fn expand(
         "new_schema": new_schema, "plan": record, "gates": passed, "backup_id": stamp.backup_id,
     });
     audit(client, "expand", versions, details)?;
-    Ok(Expanded { schema: schema.into(), new_schema, version, plan, kept: Vec::new() })
+    let mut done = Expanded::new(schema, new_schema, version, plan);
+    done.backfill = filled(client, &done, settings, note)?;
+    Ok(done)
+}
+
+/// The backfill of an open expand's twins, run to the end.
+fn filled(
+    client: &mut Client,
+    open: &Expanded,
+    settings: &Settings,
+    note: &mut dyn FnMut(&str),
+) -> Result<Vec<backfill::Filled>, ExpandError> {
+    let retyped = &open.plan.retyped;
+    let lock = settings.lock_timeout;
+    Ok(backfill::run(client, &open.schema, &open.new_schema, retyped, lock, note)?)
 }
 
 /// Makes the new shape the real one: the renames run as written, the
@@ -299,10 +361,11 @@ pub fn contract(
     migrations: &[Migration],
     settings: &Settings,
     gates: &mut [&mut dyn Gate],
+    note: &mut dyn FnMut(&str),
 ) -> Result<Expanded, ExpandError> {
     let mut lock = locked(client, settings)?;
     let client = &mut *lock;
-    let Some((id, open)) = opened(client)? else { return Err(ExpandError::NoExpand) };
+    let Some((id, mut open)) = opened(client)? else { return Err(ExpandError::NoExpand) };
     let changed: Vec<String> = open
         .plan
         .migrations
@@ -319,10 +382,22 @@ pub fn contract(
         .iter()
         .filter_map(|s| migrations.iter().find(|m| m.version == s.version))
         .collect();
+    // Every row's twin filled, or the contract would lose a value.
+    open.backfill = filled(client, &open, settings, note)?;
+    let failed: Vec<String> = open
+        .backfill
+        .iter()
+        .flat_map(|f| f.failed.iter().map(move |r| format!("{}: row {r}", f.column)))
+        .collect();
+    if !failed.is_empty() {
+        return Err(refused(client, "contract", ExpandError::Unconverted(failed)));
+    }
     let (stamp, passed) = migrate::pass_all(client, gates, &of, false)
         .map_err(|r| refused(client, "contract", ApplyError::Gate(r).into()))?;
     let mut tx = client.transaction().map_err(db("starting the contract"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the contract's timeouts"))?;
+    twins::drop(&mut tx, &open.schema, &open.new_schema, &open.plan.retyped)
+        .map_err(db("dropping the triggers of the retyped columns"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
     for sql in &open.plan.at_contract {
@@ -385,21 +460,29 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
         .map(|(t, c)| format!("ALTER TABLE {} DROP COLUMN {}", at(t), quote_ident(c)));
     let tables = open.plan.made().map(|t| format!("DROP TABLE {}", at(t)));
     let drops: Vec<String> = indexes.chain(columns).chain(tables).collect();
+    let retyped = &open.plan.retyped;
     let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
+    twins::drop(&mut tx, &open.schema, &open.new_schema, retyped)
+        .map_err(db("dropping the triggers of the retyped columns"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
+    let (unmapped, mut kept) =
+        twins::unmapped(&mut tx, &open.schema, retyped, settings.keep.as_deref())?;
     if let Some(folder) = settings.keep.as_deref() {
         let statements: Vec<&str> = drops.iter().map(String::as_str).collect();
-        open.kept = keep::before_downs(&mut tx, &statements, folder).map_err(ExpandError::Keep)?;
+        kept.extend(keep::before_downs(&mut tx, &statements, folder).map_err(ExpandError::Keep)?);
     }
-    for sql in &drops {
+    (open.kept, open.unmapped) = (kept, unmapped);
+    for sql in drops.iter().chain(&twins::dropped(&open.schema, retyped)) {
         tx.batch_execute(sql).map_err(db(format!("dropping an added column: {sql}")))?;
     }
     expands::close(&mut tx, id, "rolled_back").map_err(db("closing the expand"))?;
     tx.commit().map_err(db("committing the rollback of the expand"))?;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
-    let details = json!({ "new_schema": open.new_schema, "kept": open.kept, "expand": true });
+    let details = json!({
+        "new_schema": open.new_schema, "kept": open.kept, "unmapped": open.unmapped, "expand": true,
+    });
     audit(client, "rollback", versions, details)?;
     Ok(open)
 }

@@ -9,8 +9,11 @@
 use std::collections::BTreeMap;
 
 use backstop_lint::expand::{forms, Form};
+use backstop_lint::rewrite::ident;
+use backstop_lint::using;
 use serde::{Deserialize, Serialize};
 
+use crate::pg::{quote_ident, quote_qualified};
 use crate::source::Migration;
 
 /// A table of the expanded schema as the catalog has it (`views::tables`).
@@ -21,6 +24,23 @@ pub struct Table {
     /// Columns an insert cannot leave out: NOT NULL with no default, not
     /// identity or generated.
     pub required: Vec<String>,
+    /// What the catalog says of each column, by name.
+    pub facts: BTreeMap<String, ColumnFacts>,
+    /// The primary key's columns and their types, in key order.
+    pub key: Vec<(String, String)>,
+}
+
+/// One column as the catalog has it.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnFacts {
+    /// `format_type` of the column.
+    pub type_sql: String,
+    pub not_null: bool,
+    /// The default, as `pg_get_expr` prints it.
+    pub default: Option<String>,
+    /// What depends on the column (indexes, constraints, views, policies,
+    /// owned sequences), described.
+    pub used_by: Vec<String>,
 }
 
 /// A table of the expanded schema: its columns as the table has them
@@ -55,12 +75,16 @@ pub struct ColumnShape {
     /// drops it.
     #[serde(default)]
     pub hidden: bool,
+    /// Retyped by the migrations: the new shape shows this twin column of
+    /// the new type instead (see [`Retyped`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl ColumnShape {
     /// A column shown under its own name; `added` when the expand adds it.
     fn named(name: &str, added: bool) -> ColumnShape {
-        ColumnShape { real: name.into(), shown: name.into(), added, hidden: false }
+        ColumnShape { real: name.into(), shown: name.into(), added, hidden: false, via: None }
     }
 }
 
@@ -84,6 +108,44 @@ pub struct Plan {
     /// Indexes the expand built, in the expanded schema: rollback drops them.
     #[serde(default)]
     pub indexes: Vec<String>,
+    /// Columns whose type the migrations change, each served by a twin.
+    #[serde(default)]
+    pub retyped: Vec<Retyped>,
+}
+
+/// A column whose type the migrations change: the expand adds a twin of
+/// the new type, triggers keep both in step (`up` from the old shape's
+/// writes, `down` from the new shape's), existing rows are backfilled in
+/// batches by key, and contract drops the column and names the twin after
+/// it; rollback drops the twin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retyped {
+    /// The table, as named before the expand.
+    pub table: String,
+    /// The column, as named before the expand.
+    pub column: String,
+    /// The twin column of the new type.
+    pub twin: String,
+    /// The column's name where the statement names it (a rename before it
+    /// in the same expand changes it): what `up` and `down` read.
+    pub named: String,
+    pub old_type: String,
+    pub new_type: String,
+    /// The new value from the old one, an expression of `named`.
+    pub up: String,
+    /// The old value from the new one, an expression of `named`.
+    pub down: String,
+    /// What `down` cannot give back, when anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loses: Option<String>,
+    /// The primary key's columns and types, which the backfill walks.
+    pub key: Vec<(String, String)>,
+    /// The column's default, carried to the twin at contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The column is NOT NULL: the twin is made so at contract.
+    #[serde(default)]
+    pub not_null: bool,
 }
 
 impl Plan {
@@ -153,6 +215,7 @@ pub fn build(
         at_expand: Vec::new(),
         at_contract: Vec::new(),
         indexes: Vec::new(),
+        retyped: Vec::new(),
     };
     let mut refusals = Vec::new();
     for m in pending {
@@ -180,16 +243,33 @@ pub fn build(
                     continue;
                 }
             };
+            let retypes = found.iter().filter(|f| matches!(f, Form::RetypeColumn { .. })).count();
+            if retypes > 0 && retypes < found.len() {
+                refusals.push(refuse(
+                    "a column type change shares the statement with other changes; give the \
+                     type change a statement of its own"
+                        .into(),
+                ));
+                continue;
+            }
             let mut now = false;
             for form in found {
                 match one(&form, schema, &mut shapes, tables) {
                     Ok(When::Expand) => now = true,
                     Ok(When::Contract) => {}
+                    Ok(When::Twin(r)) => {
+                        plan.at_expand.push(r.added(schema));
+                        plan.at_contract.extend(r.swapped(schema));
+                        plan.retyped.push(*r);
+                    }
                     Err(reason) => refusals.push(refuse(reason)),
                 }
                 if let Form::CreateIndex { index, .. } = &form {
                     plan.indexes.push(index.clone());
                 }
+            }
+            if retypes > 0 {
+                continue;
             }
             if now {
                 plan.at_expand.push(st.sql.clone());
@@ -206,10 +286,12 @@ pub fn build(
 }
 
 /// When a form's statement runs: at expand (it adds what the old shape
-/// never names) or at contract (it changes what the old shape reads).
+/// never names) or at contract (it changes what the old shape reads); a
+/// type change runs neither: a twin stands in for it.
 enum When {
     Expand,
     Contract,
+    Twin(Box<Retyped>),
 }
 
 /// Applies one form to the shapes, checked against the tables as they are.
@@ -225,7 +307,8 @@ fn one(
         | Form::DropColumn { table, .. }
         | Form::CreateTable { table, .. }
         | Form::CreateIndex { table, .. }
-        | Form::RenameTable { table, .. } => table,
+        | Form::RenameTable { table, .. }
+        | Form::RetypeColumn { table, .. } => table,
     };
     if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
         return Err(format!(
@@ -253,7 +336,10 @@ fn one(
     let Some(shape) = shapes.values_mut().find(|s| s.view_name() == t) else {
         return Err(format!("there is no table {schema}.{t}"));
     };
-    let at_expand = matches!(form, Form::AddColumn { .. } | Form::CreateIndex { .. });
+    let at_expand = matches!(
+        form,
+        Form::AddColumn { .. } | Form::CreateIndex { .. } | Form::RetypeColumn { .. }
+    );
     if at_expand && shape.shown_name.is_some() {
         return Err(format!(
             "table {t} is renamed by this expand and has that name only after contract, while \
@@ -336,8 +422,138 @@ fn columns_of(
             col.hidden = true;
             Ok(When::Contract)
         }
+        Form::RetypeColumn { column, new_type, using, .. } => {
+            let known = known.get(&shape.name);
+            let retype = Retype { table: t, column, new_type, using: using.as_deref() };
+            retyped(retype, shape.made, columns, known).map(|r| When::Twin(Box::new(r)))
+        }
         // A new table and a renamed one returned above.
         Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
         Form::RenameTable { .. } => Ok(When::Contract),
+    }
+}
+
+/// A type change as the statement writes it.
+struct Retype<'a> {
+    table: &'a str,
+    column: &'a str,
+    new_type: &'a str,
+    using: Option<&'a str>,
+}
+
+/// The twin of a retyped column, or why the column cannot have one.
+fn retyped(
+    r: Retype<'_>,
+    made: bool,
+    columns: &mut [ColumnShape],
+    known: Option<&Table>,
+) -> Result<Retyped, String> {
+    let (t, c) = (r.table, r.column);
+    let twin_taken = |name: &str| columns.iter().any(|x| x.real == name || x.shown == name);
+    let Some(col) = columns.iter().find(|x| x.shown == c && !x.hidden) else {
+        return Err(format!("table {t} has no column {c}"));
+    };
+    if col.added || made {
+        return Err(format!("column {c} is made by this expand; make it with its final type"));
+    }
+    if col.via.is_some() {
+        return Err(format!(
+            "column {t}.{c} changes type twice in this expand; change it once, to the last type"
+        ));
+    }
+    let real = col.real.clone();
+    let facts = known.and_then(|k| k.facts.get(&real)).cloned().unwrap_or_default();
+    if !facts.used_by.is_empty() {
+        return Err(format!(
+            "column {t}.{c} is used by {}, which contract would have to rebuild on the new \
+             column; not an expand form yet: change the type with `backstop migrate`",
+            facts.used_by.join(", ")
+        ));
+    }
+    let key = known.map(|k| k.key.clone()).unwrap_or_default();
+    if key.is_empty() {
+        return Err(format!(
+            "table {t} has no primary key, which the backfill of column {c} walks in batches; \
+             add one in a migration before this one"
+        ));
+    }
+    let twin = format!("_backstop_new_{real}");
+    if twin.len() > 63 || twin_taken(&twin) {
+        return Err(format!(
+            "the twin column {twin} of {t}.{c} is taken or longer than 63 bytes; rename the \
+             column first"
+        ));
+    }
+    let named = ident(c);
+    let up = match r.using {
+        Some(e) => e.to_string(),
+        None => format!("CAST({named} AS {})", r.new_type),
+    };
+    let old = &facts.type_sql;
+    let (down, loses) = match r.using {
+        None => (format!("CAST({named} AS {old})"), None),
+        Some(e) if using::through_text(e, c) => {
+            (format!("CAST(CAST({named} AS text) AS {old})"), None)
+        }
+        Some(e) => match using::inverse(e, c, old) {
+            Some(inv) => (format!("CAST(({}) AS {old})", inv.expression), inv.loses),
+            None => {
+                return Err(format!(
+                    "no inverse is known for USING {e}: a value written through the new shape \
+                     could not reach column {c} of the old one; known are casts, \
+                     convert_to/convert_from, to_timestamp/extract(epoch) and text to json"
+                ))
+            }
+        },
+    };
+    let col = columns.iter_mut().find(|x| x.real == real).expect("found above");
+    col.via = Some(twin.clone());
+    Ok(Retyped {
+        table: t.into(),
+        column: real,
+        twin,
+        named: c.into(),
+        old_type: old.clone(),
+        new_type: r.new_type.into(),
+        up,
+        down,
+        loses,
+        key,
+        default: facts.default.clone(),
+        not_null: facts.not_null,
+    })
+}
+
+impl Retyped {
+    /// The statement that adds the twin at expand.
+    fn added(&self, schema: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            quote_qualified(Some(schema), &self.table),
+            quote_ident(&self.twin),
+            self.new_type
+        )
+    }
+
+    /// The statements that put the twin in the column's place at contract,
+    /// where the column is called `named`: the column dropped, the twin
+    /// renamed, the default and NOT NULL carried over.
+    fn swapped(&self, schema: &str) -> Vec<String> {
+        let table = quote_qualified(Some(schema), &self.table);
+        let named = quote_ident(&self.named);
+        let mut out = vec![
+            format!("ALTER TABLE {table} DROP COLUMN {named}"),
+            format!("ALTER TABLE {table} RENAME COLUMN {} TO {named}", quote_ident(&self.twin)),
+        ];
+        if let Some(d) = &self.default {
+            out.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {named} SET DEFAULT CAST(({d}) AS {})",
+                self.new_type
+            ));
+        }
+        if self.not_null {
+            out.push(format!("ALTER TABLE {table} ALTER COLUMN {named} SET NOT NULL"));
+        }
+        out
     }
 }

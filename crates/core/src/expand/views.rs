@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use postgres::GenericClient;
 
-use super::plan::{Table, TableShape};
+use super::plan::{ColumnFacts, Table, TableShape};
 use crate::pg::{quote_ident, quote_qualified};
 
 /// The tables of `schema` (partitions left to their parent), by name.
@@ -32,11 +32,55 @@ pub fn tables(
           group by c.oid, c.relname, c.relrowsecurity",
         &[&schema],
     )?;
-    Ok(rows
+    let mut tables: BTreeMap<String, Table> = rows
         .iter()
-        .map(|r| (r.get(0), Table { rls: r.get(1), columns: r.get(2), required: r.get(3) }))
-        .collect())
+        .map(|r| {
+            let table = Table {
+                rls: r.get(1),
+                columns: r.get(2),
+                required: r.get(3),
+                facts: BTreeMap::new(),
+                key: Vec::new(),
+            };
+            (r.get(0), table)
+        })
+        .collect();
+    for r in client.query(COLUMN_FACTS, &[&schema])? {
+        let Some(t) = tables.get_mut(&r.get::<_, String>(0)) else { continue };
+        let name: String = r.get(1);
+        if r.get::<_, Option<i32>>(6).is_some() {
+            t.key.push((name.clone(), r.get(2)));
+        }
+        let facts = ColumnFacts {
+            type_sql: r.get(2),
+            not_null: r.get(3),
+            default: r.get(4),
+            used_by: r.get(5),
+        };
+        t.facts.insert(name, facts);
+    }
+    Ok(tables)
 }
+
+/// Each column of the schema's tables: its type, NOT NULL, default, what
+/// depends on it (its default aside) and its place in the primary key;
+/// in key order.
+const COLUMN_FACTS: &str = "
+select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid),
+       coalesce((select array_agg(distinct pg_describe_object(p.classid, p.objid, p.objsubid))
+                   from pg_depend p
+                  where p.refclassid = 'pg_class'::regclass and p.refobjid = c.oid
+                    and p.refobjsubid = a.attnum and p.classid <> 'pg_attrdef'::regclass
+                    and p.deptype in ('n', 'a', 'i')), '{}'),
+       (select array_position(i.indkey::int2[], a.attnum)
+          from pg_index i where i.indrelid = c.oid and i.indisprimary)
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+  join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+  left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+ where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+ order by c.relname, 7, a.attnum";
 
 /// Creates `new_schema` with a view per table of `schema` showing its new
 /// shape, granting what the schema and the tables grant.
@@ -60,9 +104,12 @@ pub fn create(
             .columns
             .iter()
             .filter(|c| !c.hidden)
-            .map(|c| match c.real == c.shown {
-                true => quote_ident(&c.real),
-                false => format!("{} AS {}", quote_ident(&c.real), quote_ident(&c.shown)),
+            .map(|c| {
+                let real = c.via.as_deref().unwrap_or(&c.real);
+                match real == c.shown {
+                    true => quote_ident(real),
+                    false => format!("{} AS {}", quote_ident(real), quote_ident(&c.shown)),
+                }
             })
             .collect();
         let view = quote_qualified(Some(new_schema), t.view_name());

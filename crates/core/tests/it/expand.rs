@@ -12,10 +12,10 @@ use backstop_core::migrate::{self, ApplyError, MigrateOptions, Quiet, Settings};
 use backstop_core::pg::cluster::Cluster;
 use backstop_core::source::{self, Migration};
 
-const V2: &str = "20240102000000";
-const NEW: &str = "public_20240102000000";
+pub(crate) const V2: &str = "20240102000000";
+pub(crate) const NEW: &str = "public_20240102000000";
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         protected_tables: vec![],
         lock_timeout: std::time::Duration::from_secs(5),
@@ -28,12 +28,12 @@ fn settings() -> Settings {
     }
 }
 
-fn write(dir: &Path, name: &str, sql: &str) {
+pub(crate) fn write(dir: &Path, name: &str, sql: &str) {
     std::fs::create_dir_all(dir.join(name)).unwrap();
     std::fs::write(dir.join(name).join("up.sql"), sql).unwrap();
 }
 
-fn load(dir: &Path) -> Vec<Migration> {
+pub(crate) fn load(dir: &Path) -> Vec<Migration> {
     source::load(dir, None).unwrap().migrations
 }
 
@@ -62,7 +62,7 @@ const UP: &str = "ALTER TABLE users RENAME COLUMN name TO full_name;\n\
                   ALTER TABLE users ADD COLUMN nick text;\n\
                   ALTER TABLE users ADD COLUMN score int NOT NULL DEFAULT 0;\n";
 
-fn shape(cluster: &Cluster, db: &str, search_path: &str) -> postgres::Client {
+pub(crate) fn shape(cluster: &Cluster, db: &str, search_path: &str) -> postgres::Client {
     let mut c = cluster.connect(db).unwrap();
     c.batch_execute(&format!("SET search_path = {search_path}")).unwrap();
     c
@@ -107,7 +107,8 @@ fn expand_with_writers(cluster: &Cluster, db: &str) -> (tempfile::TempDir, postg
     let stop = Arc::new(AtomicBool::new(false));
     let writer = old_writer(cluster, db, stop.clone());
     let done =
-        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+            .unwrap();
     assert_eq!(done.new_schema, NEW);
     // The new application's sessions find the views first, the rest in public.
     let mut new = shape(cluster, db, &format!("{NEW}, public"));
@@ -154,7 +155,8 @@ fn both_shapes_write_at_once_and_rollback_keeps_every_row() {
     let ms = load(dir.path());
 
     // While it is open, a second expand and a plain migrate are refused.
-    let again = expand::expand(&mut client, &ms, &settings(), "public", &mut []).unwrap_err();
+    let again =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap_err();
     assert!(matches!(again, ExpandError::InProgress { .. }), "{again}");
     assert_eq!(again.exit_code(), 2);
     let plain = migrate::migrate(
@@ -201,7 +203,8 @@ fn contract_makes_the_new_shape_real_and_keeps_every_row() {
     let cluster = Cluster::start().unwrap();
     let (dir, mut client, total) = expand_with_writers(&cluster, "exp_contract");
     let mut new = shape(&cluster, "exp_contract", &format!("{NEW}, public"));
-    let done = expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap();
+    let done = expand::contract(&mut client, &load(dir.path()), &settings(), &mut [], &mut |_| {})
+        .unwrap();
     assert_eq!(done.version, V2);
     assert_eq!(columns(&mut client), ["id", "full_name", "email", "nick", "score"]);
     assert_eq!(count(&mut client), total, "a contract lost rows");
@@ -209,7 +212,8 @@ fn contract_makes_the_new_shape_real_and_keeps_every_row() {
     assert_eq!(count(&mut new), total);
     let applied = backstop_core::schema::applied::versions(&mut client).unwrap();
     assert_eq!(applied, ["20240101000000", V2]);
-    let e = expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap_err();
+    let e = expand::contract(&mut client, &load(dir.path()), &settings(), &mut [], &mut |_| {})
+        .unwrap_err();
     assert!(matches!(e, ExpandError::NoExpand), "{e}");
     assert_eq!(e.exit_code(), 2);
     let kinds: Vec<String> = client
@@ -228,7 +232,8 @@ fn a_statement_with_no_expand_form_is_refused_by_place_and_nothing_changes() {
               ALTER TABLE users ADD COLUMN born date NOT NULL;\n";
     let (dir, mut client) = setup(&cluster, "exp_refused", up);
     let e =
-        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap_err();
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+            .unwrap_err();
     assert_eq!(e.exit_code(), 2);
     let ExpandError::NoExpandForm(refusals) = &e else { panic!("{e}") };
     let places: Vec<&str> = refusals.iter().map(|r| r.place.rsplit('/').next().unwrap()).collect();
@@ -259,7 +264,7 @@ fn dropped_columns_are_hidden_and_new_tables_and_indexes_served_until_contract()
               CREATE INDEX users_name_idx ON users (name);\n";
     let (dir, mut client) = setup(&cluster, db, up);
     let ms = load(dir.path());
-    expand::expand(&mut client, &ms, &settings(), "public", &mut []).unwrap();
+    expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
     let mut new = shape(&cluster, db, &format!("{NEW}, public"));
     let shown: Vec<String> = new
         .query(
@@ -285,8 +290,8 @@ fn dropped_columns_are_hidden_and_new_tables_and_indexes_served_until_contract()
     assert!(!exists(&mut client, "public.notes"), "the table the expand made goes");
     assert!(!exists(&mut client, "public.users_name_idx"), "the index the expand built goes");
 
-    expand::expand(&mut client, &ms, &settings(), "public", &mut []).unwrap();
-    expand::contract(&mut client, &ms, &settings(), &mut []).unwrap();
+    expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
     assert_eq!(columns(&mut client), ["id", "name"], "contract drops the column");
     assert!(exists(&mut client, "public.notes") && exists(&mut client, "public.users_name_idx"));
     assert_eq!(count(&mut client), 4);
@@ -294,7 +299,8 @@ fn dropped_columns_are_hidden_and_new_tables_and_indexes_served_until_contract()
     // A column inserts cannot leave out is not hidden: the new shape could not insert.
     write(dir.path(), "20240103000000_drop_name", "ALTER TABLE users DROP COLUMN name;\n");
     let e =
-        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap_err();
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+            .unwrap_err();
     assert!(e.to_string().contains("NOT NULL without a default"), "{e}");
     assert_eq!(columns(&mut client), ["id", "name"]);
 }
@@ -325,7 +331,8 @@ fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothin
         )
         .unwrap();
     write(dir.path(), &format!("{V2}_title"), "ALTER TABLE notes RENAME COLUMN body TO text;\n");
-    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
+    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+        .unwrap();
 
     let mut ann = cluster.connect(db).unwrap();
     ann.batch_execute(&format!("SET ROLE app_ann; SET search_path = {NEW}, public")).unwrap();
@@ -348,7 +355,8 @@ fn a_renamed_table_is_served_under_its_new_name_until_contract() {
     let db = "exp_rename_table";
     let up = "ALTER TABLE users RENAME TO people;\nALTER TABLE people RENAME COLUMN name TO full_name;\n";
     let (dir, mut client) = setup(&cluster, db, up);
-    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap();
+    expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+        .unwrap();
     let mut new = shape(&cluster, db, &format!("{NEW}, public"));
     new.execute("insert into people (full_name) values ('cat')", &[]).unwrap();
     let mut old = shape(&cluster, db, "public");
@@ -357,7 +365,7 @@ fn a_renamed_table_is_served_under_its_new_name_until_contract() {
     assert_eq!(seen, 4, "the new name shows every row, the old shape's too");
     assert!(exists(&mut client, "public.users") && !exists(&mut client, "public.people"));
 
-    expand::contract(&mut client, &load(dir.path()), &settings(), &mut []).unwrap();
+    expand::contract(&mut client, &load(dir.path()), &settings(), &mut [], &mut |_| {}).unwrap();
     assert!(exists(&mut client, "public.people") && !exists(&mut client, "public.users"));
     let rows: i64 = client.query_one("select count(*) from people", &[]).unwrap().get(0);
     assert_eq!(rows, 4);
@@ -367,7 +375,8 @@ fn a_renamed_table_is_served_under_its_new_name_until_contract() {
         "ALTER TABLE people RENAME TO persons;\nALTER TABLE persons ADD COLUMN nick text;\n";
     write(dir.path(), "20240103000000_persons", later);
     let e =
-        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut []).unwrap_err();
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+            .unwrap_err();
     assert!(e.to_string().contains("only after contract"), "{e}");
     assert!(exists(&mut client, "public.people"));
 }

@@ -3,6 +3,7 @@
 
 mod checksum;
 mod expand;
+mod expand_retype;
 mod freeze;
 mod gates;
 mod ramps;

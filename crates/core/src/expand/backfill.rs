@@ -1,0 +1,277 @@
+//! The backfill of an expand's twin columns: every existing row gets its
+//! twin computed from the column, in batches walked along the primary key,
+//! each batch its own short transaction under the expand's
+//! `lock_timeout` (a batch that cannot get its row locks in time is tried
+//! again, never waited on). Only rows whose twin is empty and whose column
+//! is not are written, so a backfill stopped anywhere (a crash, a kill)
+//! resumes where it stopped by running again: `migrate --expand` on the
+//! same migrations, or `migrate --contract`, which finishes it first.
+//!
+//! A value the new type cannot take fails its batch; that batch is then
+//! written row by row and the rows that fail are named, by key, with the
+//! error. They keep an empty twin, and contract refuses while any remain.
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::plan::Retyped;
+use super::twins;
+use crate::pg::{db, quote_ident, quote_qualified, DbError};
+
+/// Rows a batch writes at most.
+const BATCH: i64 = 1000;
+/// How often a batch that could not get its locks is tried again.
+const RETRIES: u32 = 20;
+/// Failed rows named, at most, per column.
+const NAMED: usize = 20;
+
+/// What the backfill of one column did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Filled {
+    /// `table.column`, as the new shape names the column.
+    pub column: String,
+    /// Rows whose twin it wrote.
+    pub rows: u64,
+    /// Rows whose value the new type cannot take: `key: error`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// How many rows failed (more than are named, possibly).
+    pub failures: u64,
+    pub seconds: f64,
+}
+
+/// The statements of one column's batches: write a batch, read its keys
+/// (each from the start, or after a key) and write one row.
+struct Batches {
+    write: [String; 2],
+    keys: [String; 2],
+    one: String,
+}
+
+impl Batches {
+    /// The statement of `pair` for a batch after `last` (or the first).
+    fn pick<'s>(pair: &'s [String; 2], last: Option<&Vec<String>>) -> &'s str {
+        &pair[usize::from(last.is_some())]
+    }
+}
+
+impl Batches {
+    fn new(schema: &str, new_schema: &str, i: usize, r: &Retyped) -> Batches {
+        let table = quote_qualified(Some(schema), &r.table);
+        let keys: Vec<String> = r.key.iter().map(|(k, _)| quote_ident(k)).collect();
+        let list = keys.join(", ");
+        let bound: Vec<String> = r
+            .key
+            .iter()
+            .enumerate()
+            .map(|(n, (_, ty))| format!("($1::text[])[{}]::{ty}", n + 1))
+            .collect();
+        let in_t: Vec<String> = keys.iter().map(|k| format!("t.{k}")).collect();
+        let in_b: Vec<String> = keys.iter().map(|k| format!("b.{k}")).collect();
+        let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
+        let desc: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
+        let (c, w) = (quote_ident(&r.column), quote_ident(&r.twin));
+        let up = twins::up(new_schema, i);
+        let batch = |filter: &str| {
+            format!(
+                "WITH b AS MATERIALIZED (SELECT {list} FROM {table} {filter} ORDER BY {list} \
+                 LIMIT {BATCH}),
+                 done AS (UPDATE {table} AS t SET {w} = {up}(t.{c}) FROM b
+                           WHERE ({}) = ({}) AND t.{w} IS NULL AND t.{c} IS NOT NULL
+                           RETURNING 1)
+                 SELECT (SELECT count(*) FROM done),
+                        (SELECT ARRAY[{}] FROM b ORDER BY {} LIMIT 1)",
+                in_t.join(", "),
+                in_b.join(", "),
+                as_text.join(", "),
+                desc.join(", ")
+            )
+        };
+        let keys_of = |filter: &str| {
+            format!(
+                "SELECT ARRAY[{}] FROM {table} {filter} ORDER BY {list} LIMIT {BATCH}",
+                as_text.join(", ")
+            )
+        };
+        let after = format!("WHERE ({list}) > ({})", bound.join(", "));
+        let at = format!("WHERE ({list}) = ({})", bound.join(", "));
+        Batches {
+            write: [batch(""), batch(&after)],
+            keys: [keys_of(""), keys_of(&after)],
+            one: format!(
+                "UPDATE {table} SET {w} = {up}({c}) {at} AND {w} IS NULL AND {c} IS NOT NULL"
+            ),
+        }
+    }
+}
+
+/// Backfills every twin of `retyped`, saying its progress through `note`.
+pub fn run(
+    client: &mut Client,
+    schema: &str,
+    new_schema: &str,
+    retyped: &[Retyped],
+    lock_timeout: Duration,
+    note: &mut dyn FnMut(&str),
+) -> Result<Vec<Filled>, DbError> {
+    let mut out = Vec::new();
+    for (i, r) in retyped.iter().enumerate() {
+        out.push(column(client, schema, new_schema, i, r, lock_timeout, note)?);
+    }
+    Ok(out)
+}
+
+fn column(
+    client: &mut Client,
+    schema: &str,
+    new_schema: &str,
+    i: usize,
+    r: &Retyped,
+    lock_timeout: Duration,
+    note: &mut dyn FnMut(&str),
+) -> Result<Filled, DbError> {
+    let started = Instant::now();
+    let label = format!("{}.{}", r.table, r.named);
+    let mut filled = Filled { column: label.clone(), ..Filled::default() };
+    let left: i64 = client
+        .query_one(
+            &format!(
+                "select count(*) from {} where {} is null and {} is not null",
+                quote_qualified(Some(schema), &r.table),
+                quote_ident(&r.twin),
+                quote_ident(&r.column)
+            ),
+            &[],
+        )
+        .map_err(db(format!("counting the rows of {label} to backfill")))?
+        .get(0);
+    if left == 0 {
+        return Ok(filled);
+    }
+    let batches = Batches::new(schema, new_schema, i, r);
+    let mut last: Option<Vec<String>> = None;
+    let mut said = Instant::now();
+    loop {
+        let step = batch(
+            client,
+            Batches::pick(&batches.write, last.as_ref()),
+            last.as_ref(),
+            lock_timeout,
+        );
+        let (rows, end) = match step {
+            Ok(done) => done,
+            Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
+                let keys = keys_of(client, &batches, last.as_ref())?;
+                by_row(client, &batches, &keys, lock_timeout, &mut filled)?;
+                (0, keys.last().cloned())
+            }
+            Err(e) => return Err(db(format!("backfilling {label}"))(e)),
+        };
+        filled.rows += rows as u64;
+        let Some(end) = end else { break };
+        last = Some(end);
+        if said.elapsed() >= Duration::from_secs(1) {
+            note(&format!("backfilling {label}: {} of {left} rows", filled.rows));
+            said = Instant::now();
+        }
+    }
+    filled.seconds = started.elapsed().as_secs_f64();
+    note(&format!(
+        "backfilled {label}: {} rows in {:.1} s{}",
+        filled.rows,
+        filled.seconds,
+        match filled.failures {
+            0 => String::new(),
+            n => format!(", {n} whose value the new type cannot take"),
+        }
+    ));
+    Ok(filled)
+}
+
+/// One batch in its own transaction, tried again while its locks are
+/// taken: the rows written and the batch's last key (`None`: no rows left).
+fn batch(
+    client: &mut Client,
+    sql: &str,
+    last: Option<&Vec<String>>,
+    lock_timeout: Duration,
+) -> Result<(i64, Option<Vec<String>>), postgres::Error> {
+    let mut tries = 0;
+    loop {
+        let mut tx = client.transaction()?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL backstop.backfill = 'on'",
+            lock_timeout.as_millis()
+        ))?;
+        let row = match last {
+            None => tx.query_one(sql, &[]),
+            Some(k) => tx.query_one(sql, &[k]),
+        };
+        match row {
+            Ok(row) => {
+                tx.commit()?;
+                return Ok((row.get(0), row.get(1)));
+            }
+            Err(e) if waited(&e) && tries < RETRIES => {
+                drop(tx);
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50 * u64::from(tries)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A lock not had in time, a deadlock or a serialization failure.
+fn waited(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| matches!(c.code(), "55P03" | "40P01" | "40001"))
+}
+
+/// The keys of the batch after `last`, read alone.
+fn keys_of(
+    client: &mut Client,
+    batches: &Batches,
+    last: Option<&Vec<String>>,
+) -> Result<Vec<Vec<String>>, DbError> {
+    let sql = Batches::pick(&batches.keys, last);
+    let rows = match last {
+        None => client.query(sql, &[]),
+        Some(k) => client.query(sql, &[k]),
+    };
+    let rows = rows.map_err(db("reading the keys of a failed backfill batch"))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Writes a batch row by row, naming the rows whose value fails.
+fn by_row(
+    client: &mut Client,
+    batches: &Batches,
+    keys: &[Vec<String>],
+    lock_timeout: Duration,
+    filled: &mut Filled,
+) -> Result<(), DbError> {
+    for key in keys {
+        let mut tx = client.transaction().map_err(db("starting a backfill row"))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL backstop.backfill = 'on'",
+            lock_timeout.as_millis()
+        ))
+        .map_err(db("setting the backfill's timeouts"))?;
+        match tx.execute(&batches.one, &[key]) {
+            Ok(n) => {
+                tx.commit().map_err(db("committing a backfill row"))?;
+                filled.rows += n;
+            }
+            Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
+                filled.failures += 1;
+                if filled.failed.len() < NAMED {
+                    let reason = e.as_db_error().map_or(e.to_string(), |d| d.message().to_string());
+                    filled.failed.push(format!("({}): {reason}", key.join(", ")));
+                }
+            }
+            Err(e) => return Err(db("backfilling a row")(e)),
+        }
+    }
+    Ok(())
+}

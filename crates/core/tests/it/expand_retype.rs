@@ -1,0 +1,203 @@
+//! A column type change served by expand/contract: the new shape reads and
+//! writes a twin of the new type, triggers keep it and the old column in
+//! step both ways while both shapes write, the existing rows are
+//! backfilled in batches (resumed after a stop), a rollback names and
+//! exports what the old type cannot hold, and a contract refuses while a
+//! row's value has no new one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use backstop_core::expand::{self, ExpandError};
+use backstop_core::migrate::{self, MigrateOptions, Quiet};
+use backstop_core::pg::cluster::Cluster;
+
+use crate::expand::{load, settings, shape, write, NEW, V2};
+
+const ROWS: i64 = 5000;
+
+/// `readings` with `ROWS` rows applied, and `up` pending as the second migration.
+fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres::Client) {
+    cluster.create_database(db, None).unwrap();
+    let mut client = cluster.connect(db).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "20240101000000_readings",
+        &format!(
+            "CREATE TABLE readings (id bigserial PRIMARY KEY, value int, code text, \
+             label text NOT NULL DEFAULT 'x');\n\
+             INSERT INTO readings (value, code) SELECT n, n::text FROM generate_series(1, {ROWS}) n;"
+        ),
+    );
+    let opts = MigrateOptions::default();
+    let report =
+        migrate::migrate(&mut client, &load(dir.path()), &settings(), &opts, &mut [], &mut Quiet)
+            .unwrap();
+    assert!(!report.failed());
+    write(dir.path(), &format!("{V2}_retype"), up);
+    (dir, client)
+}
+
+fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut postgres::Client, sql: &str) -> T {
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+fn type_of(c: &mut postgres::Client, schema: &str, column: &str) -> String {
+    c.query_one(
+        "select data_type::text from information_schema.columns
+          where table_schema = $1 and table_name = 'readings' and column_name = $2",
+        &[&schema, &column],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn a_retyped_column_is_served_both_ways_backfilled_rolled_back_and_contracted() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_retype";
+    let (dir, mut client) =
+        setup(&cluster, db, "ALTER TABLE readings ALTER COLUMN value TYPE bigint;\n");
+    let ms = load(dir.path());
+    // The old application writes and updates all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut old = shape(&cluster, db, "public");
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0i32;
+            while !stop.load(Ordering::Relaxed) || n < 200 {
+                old.execute("insert into readings (value, label) values ($1, 'old')", &[&n])
+                    .unwrap();
+                old.execute(
+                    "update readings set value = -value where id = $1",
+                    &[&i64::from(n + 1)],
+                )
+                .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut said = Vec::new();
+    let done = expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |s| {
+        said.push(s.to_string())
+    })
+    .unwrap();
+    assert_eq!(done.plan.retyped.len(), 1);
+    assert!(said.iter().any(|s| s.starts_with("backfilled readings.value")), "{said:?}");
+    assert!(done.backfill[0].rows >= ROWS as u64, "{:?}", done.backfill);
+
+    let mut new = shape(&cluster, db, &format!("{NEW}, public"));
+    assert_eq!(type_of(&mut new, NEW, "value"), "bigint");
+    assert_eq!(type_of(&mut new, "public", "value"), "integer");
+    new.execute("insert into readings (value, label) values (5000000000, 'big')", &[]).unwrap();
+    new.execute("insert into readings (value, label) values (42, 'small')", &[]).unwrap();
+    new.execute("update readings set value = value * 10 where id = 4000", &[]).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+
+    // Every row reads the same value in both shapes, but the one the old type cannot hold.
+    let mut old = shape(&cluster, db, "public");
+    let differ: i64 = one(
+        &mut client,
+        &format!(
+            "select count(*) from readings r join {NEW}.readings n using (id) \
+                  where n.value is distinct from r.value"
+        ),
+    );
+    assert_eq!(differ, 1, "only the bigint row differs");
+    assert_eq!(
+        one::<Option<i32>>(&mut old, "select value from readings where label = 'big'"),
+        None
+    );
+    assert_eq!(one::<i32>(&mut old, "select value from readings where label = 'small'"), 42);
+    assert_eq!(one::<i32>(&mut old, "select value from readings where id = 4000"), 40000);
+    let total = ROWS + i64::from(written) + 2;
+    assert_eq!(one::<i64>(&mut new, "select count(*) from readings"), total);
+    assert_eq!(
+        one::<i64>(&mut new, "select sum(value)::bigint from readings where label = 'old'"),
+        one::<i64>(&mut old, "select sum(value)::bigint from readings where label = 'old'"),
+    );
+
+    // A stopped backfill resumes: `migrate --expand` again fills what is left.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL backstop.backfill = 'on';
+             UPDATE readings SET _backstop_new_value = NULL WHERE id > 2500 AND id <= {ROWS}; COMMIT;"
+        ))
+        .unwrap();
+    let again =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    assert!(again.resumed);
+    assert_eq!(again.backfill[0].rows, (ROWS - 2500) as u64);
+    assert_eq!(
+        one::<i64>(
+            &mut client,
+            "select count(*) from readings where value is not null \
+                                 and _backstop_new_value is null"
+        ),
+        0
+    );
+
+    // Rollback: the old column holds every write; the value it cannot hold is named and kept.
+    let keep = tempfile::tempdir().unwrap();
+    let with_keep =
+        backstop_core::migrate::Settings { keep: Some(keep.path().to_path_buf()), ..settings() };
+    let undone = expand::rollback(&mut client, &with_keep).unwrap();
+    assert_eq!(undone.unmapped.len(), 1, "{:?}", undone.unmapped);
+    assert!(undone.unmapped[0].contains("1 row(s)"), "{}", undone.unmapped[0]);
+    let file = std::fs::read_to_string(keep.path().join(&undone.kept[0].file)).unwrap();
+    assert!(file.contains("5000000000"), "{file}");
+    assert_eq!(type_of(&mut client, "public", "value"), "integer");
+    assert_eq!(one::<i64>(&mut client, "select count(*) from readings"), total);
+    let left: i64 =
+        one(&mut client, "select count(*) from pg_proc where proname like 'backstop\\_%'");
+    assert_eq!(left, 0, "the rollback left functions");
+    old.execute("insert into readings (value) values (7)", &[]).unwrap();
+
+    // Expanded again and contracted: the new type is the real one, every value kept.
+    expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    let mut new = shape(&cluster, db, &format!("{NEW}, public"));
+    new.execute("update readings set value = 6000000000 where label = 'big'", &[]).unwrap();
+    let before: i64 = one(&mut new, "select sum(value)::bigint from readings");
+    expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
+    assert_eq!(type_of(&mut client, "public", "value"), "bigint");
+    assert_eq!(one::<i64>(&mut client, "select sum(value)::bigint from readings"), before);
+    assert_eq!(one::<i64>(&mut client, "select count(*) from readings"), total + 1);
+    let attrs: i64 = one(&mut client, "select count(*) from pg_attribute where attrelid = 'readings'::regclass and attname like '\\_backstop%' and not attisdropped");
+    assert_eq!(attrs, 0);
+}
+
+#[test]
+fn a_value_the_new_type_cannot_take_is_named_and_stops_the_contract_until_mended() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_retype_bad";
+    let up = "ALTER TABLE readings ALTER COLUMN code TYPE integer USING code::integer;\n";
+    let (dir, mut client) = setup(&cluster, db, up);
+    client.batch_execute("UPDATE readings SET code = 'x' || id WHERE id IN (17, 3001)").unwrap();
+    let ms = load(dir.path());
+    let done =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    let filled = &done.backfill[0];
+    assert_eq!((filled.rows, filled.failures), (ROWS as u64 - 2, 2));
+    assert!(filled.failed[0].starts_with("(17): invalid input syntax"), "{:?}", filled.failed);
+
+    let e = expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap_err();
+    let ExpandError::Unconverted(rows) = &e else { panic!("{e}") };
+    assert_eq!(rows.len(), 2, "{e}");
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        type_of(&mut client, "public", "code"),
+        "text",
+        "a refused contract changed the table"
+    );
+
+    // Mended through the old shape, the twin follows and the contract goes through.
+    client.batch_execute("UPDATE readings SET code = id::text WHERE code LIKE 'x%'").unwrap();
+    expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
+    assert_eq!(type_of(&mut client, "public", "code"), "integer");
+    let sum: i64 = one(&mut client, "select sum(code)::bigint from readings");
+    assert_eq!(sum, ROWS * (ROWS + 1) / 2);
+}
