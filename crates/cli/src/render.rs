@@ -431,15 +431,14 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
             "  backfilled {}: {} rows in {:.1} s\n",
             f.column, f.rows, f.seconds
         ));
-        if f.failures > 0 {
-            out.push_str(&format!(
-                "  ! {} row(s) of {} hold a value the new type cannot take; contract refuses \
-                 until they are mended through the old shape:\n",
-                f.failures, f.column
-            ));
-            for row in &f.failed {
-                out.push_str(&format!("      {}\n", terminal_safe(row)));
-            }
+    }
+    if !e.unsettled.is_empty() {
+        out.push_str(
+            "  ! not settled; the contract refuses until these are mended (then run the expand \
+             again, or contract):\n",
+        );
+        for line in &e.unsettled {
+            out.push_str(&format!("      {}\n", terminal_safe(line)));
         }
     }
     if what == "expand" && !e.resumed {
@@ -469,7 +468,8 @@ fn shape_lines(plan: &backstop_core::expand::Plan) -> String {
     for (t, from, to) in plan.renamed() {
         out.push_str(&format!("  {t}.{from} shown as {to}\n"));
     }
-    for (t, c) in plan.added() {
+    let filled = |t: &str, c: &str| plan.fills.iter().any(|f| f.table == t && f.column == c);
+    for (t, c) in plan.added().filter(|(t, c)| !filled(t, c)) {
         out.push_str(&format!("  {t}.{c} added\n"));
     }
     for r in &plan.retyped {
@@ -483,8 +483,25 @@ fn shape_lines(plan: &backstop_core::expand::Plan) -> String {
             r.loses.as_deref().map(|l| format!("; {l}")).unwrap_or_default()
         ));
     }
+    for f in &plan.fills {
+        out.push_str(&format!(
+            "  {}.{} added, the rows there filled with {}\n",
+            f.table, f.column, f.default
+        ));
+    }
     for i in &plan.indexes {
-        out.push_str(&format!("  index {i} built\n"));
+        let how = match plan.concurrent.iter().any(|c| &c.index == i) {
+            true => "built concurrently after the expand",
+            false => "built",
+        };
+        out.push_str(&format!("  index {i} {how}\n"));
+    }
+    for c in &plan.constraints {
+        let how = if c.validate { "added NOT VALID, then validated" } else { "added NOT VALID" };
+        out.push_str(&format!("  constraint {} of {} {how}\n", c.name, c.table));
+    }
+    for n in &plan.not_null {
+        out.push_str(&format!("  {}.{} made NOT NULL at contract\n", n.table, n.column));
     }
     out
 }

@@ -36,8 +36,10 @@ pub enum Form {
     DropColumn { table: RelationName, column: String },
     /// `CREATE TABLE t (…)`: runs as written at expand; rollback drops it.
     CreateTable { table: RelationName, columns: Vec<String> },
-    /// `CREATE INDEX i ON t …`: runs as written at expand; rollback drops it.
-    CreateIndex { table: RelationName, index: String },
+    /// `CREATE INDEX [CONCURRENTLY] i ON t …`: runs as written at expand
+    /// (a concurrent build after the expand's transaction, outside any);
+    /// rollback drops it.
+    CreateIndex { table: RelationName, index: String, concurrent: bool },
     /// `ALTER TABLE t RENAME TO n`: the new shape's view is named `n`; the
     /// statement runs as written at contract.
     RenameTable { table: RelationName, to: String },
@@ -45,6 +47,23 @@ pub enum Form {
     /// type `n` is added at expand and filled with `e` (a cast without
     /// `USING`); contract drops `c` and gives the twin its name.
     RetypeColumn { table: RelationName, column: String, new_type: String, using: Option<String> },
+    /// `ALTER TABLE t ADD COLUMN c n [NOT NULL] DEFAULT e`, `e` not a
+    /// constant: added bare with `e` as its default for new rows, the
+    /// existing rows filled with `e` in batches, NOT NULL set at contract.
+    FillColumn {
+        table: RelationName,
+        column: String,
+        new_type: String,
+        default: String,
+        not_null: bool,
+    },
+    /// `ALTER TABLE t ALTER COLUMN c SET NOT NULL`: set at contract after a
+    /// CHECK proved it without blocking writes.
+    SetNotNull { table: RelationName, column: String },
+    /// `ALTER TABLE t ADD CONSTRAINT n CHECK (…)` or `FOREIGN KEY …`: added
+    /// `NOT VALID` at expand (`sql`), validated after, unless the statement
+    /// says `NOT VALID` itself; rollback drops it.
+    AddConstraint { table: RelationName, name: String, sql: String, validate: bool },
 }
 
 /// The expand forms of `sql` (one statement), or why it has none.
@@ -89,17 +108,16 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
         NodeEnum::CreateStmt(c) => create_table(c),
         NodeEnum::IndexStmt(i) => {
             let rv = i.relation.as_ref().ok_or("the statement names no table")?;
-            if i.concurrent {
-                return Err("CREATE INDEX CONCURRENTLY cannot run in the expand's transaction; \
-                            build it in a migration applied before the expand"
-                    .into());
-            }
             if i.idxname.is_empty() || i.if_not_exists {
                 return Err("an index without a name of its own (or IF NOT EXISTS) leaves a \
                             rollback unsure what to drop; name it and drop IF NOT EXISTS"
                     .into());
             }
-            Ok(vec![Form::CreateIndex { table: relation(rv), index: i.idxname.clone() }])
+            Ok(vec![Form::CreateIndex {
+                table: relation(rv),
+                index: i.idxname.clone(),
+                concurrent: i.concurrent,
+            }])
         }
         other => Err(format!("{} has no expand form yet", kind(other))),
     }
@@ -143,7 +161,21 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
             .into());
     }
     let mut out = Vec::new();
-    for (_, cmd, kind) in alter_cmds(a) {
+    let cmds: Vec<_> = alter_cmds(a).collect();
+    for &(_, cmd, kind) in &cmds {
+        if kind == AlterTableType::AtSetNotNull {
+            out.push(Form::SetNotNull { table: relation(rv), column: cmd.name.clone() });
+            continue;
+        }
+        if kind == AlterTableType::AtAddConstraint {
+            if cmds.len() > 1 {
+                return Err("ADD CONSTRAINT shares the statement with other changes; give it a \
+                            statement of its own"
+                    .into());
+            }
+            out.push(add_constraint(a, cmd)?);
+            continue;
+        }
         if kind == AlterTableType::AtDropColumn {
             if cmd.missing_ok {
                 return Err("DROP COLUMN IF EXISTS leaves open what the new shape hides; name a \
@@ -172,26 +204,62 @@ fn alter_table(a: &protobuf::AlterTableStmt) -> Result<Vec<Form>, String> {
         let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
             return Err("ADD COLUMN without a column definition".into());
         };
-        column_expands(def)?;
-        out.push(Form::AddColumn { table: relation(rv), column: def.colname.clone() });
+        let def = def.as_ref();
+        out.push(match column_expands(def)? {
+            None => Form::AddColumn { table: relation(rv), column: def.colname.clone() },
+            Some((default, not_null)) => Form::FillColumn {
+                table: relation(rv),
+                column: def.colname.clone(),
+                new_type: type_text(def)?,
+                default,
+                not_null,
+            },
+        });
     }
     Ok(out)
 }
 
-/// The form of `ALTER COLUMN c TYPE n [USING e]`, where `e` reads no
-/// column but `c` (the twin is filled row by row from `c` alone).
-fn retype(table: RelationName, cmd: &protobuf::AlterTableCmd) -> Result<Form, String> {
-    let c = &cmd.name;
-    let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
-        return Err("ALTER COLUMN TYPE without a type".into());
+/// `ADD CONSTRAINT` of a CHECK or FOREIGN KEY, named; the statement to run
+/// at expand says `NOT VALID`.
+fn add_constraint(
+    a: &protobuf::AlterTableStmt,
+    cmd: &protobuf::AlterTableCmd,
+) -> Result<Form, String> {
+    let rv = a.relation.as_ref().ok_or("the statement names no table")?;
+    let Some(NodeEnum::Constraint(con)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+        return Err("ADD CONSTRAINT without a constraint".into());
     };
-    let type_name = def.type_name.as_ref().ok_or("ALTER COLUMN TYPE without a type")?;
-    if def.coll_clause.is_some() {
+    if !matches!(con.contype(), ConstrType::ConstrCheck | ConstrType::ConstrForeign) {
         return Err(format!(
-            "column {c} changes its collation too, which has no expand form yet; change the \
-             type alone"
+            "ADD CONSTRAINT … {} cannot be added NOT VALID and checked later; build a unique \
+             index CONCURRENTLY in a migration before, then add the constraint USING INDEX",
+            constraint(con.contype())
         ));
     }
+    if con.conname.is_empty() {
+        return Err("a constraint without a name of its own leaves a rollback unsure what to \
+                    drop; name it"
+            .into());
+    }
+    let validate = !con.skip_validation;
+    let mut changed = a.clone();
+    for c in &mut changed.cmds {
+        let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_mut() else { continue };
+        if let Some(NodeEnum::Constraint(con)) = cmd.def.as_mut().and_then(|d| d.node.as_mut()) {
+            con.skip_validation = true;
+            con.initially_valid = false;
+        }
+    }
+    let sql = NodeEnum::AlterTableStmt(changed)
+        .deparse(pg_query::DeparseOptions::default())
+        .map_err(|e| format!("the constraint does not deparse: {e}"))?;
+    Ok(Form::AddConstraint { table: relation(rv), name: con.conname.clone(), sql, validate })
+}
+
+/// The type of a column definition, as SQL.
+fn type_text(def: &protobuf::ColumnDef) -> Result<String, String> {
+    let c = &def.colname;
+    let type_name = def.type_name.as_ref().ok_or_else(|| format!("column {c} has no type"))?;
     let cast = protobuf::Node {
         node: Some(NodeEnum::TypeCast(Box::new(protobuf::TypeCast {
             arg: Some(Box::new(protobuf::Node {
@@ -204,9 +272,25 @@ fn retype(table: RelationName, cmd: &protobuf::AlterTableCmd) -> Result<Form, St
             location: -1,
         }))),
     };
-    let new_type = expression(&cast)
+    expression(&cast)
         .and_then(|t| t.strip_prefix("NULL::").map(str::to_string))
-        .ok_or_else(|| format!("the new type of column {c} does not deparse"))?;
+        .ok_or_else(|| format!("the type of column {c} does not deparse"))
+}
+
+/// The form of `ALTER COLUMN c TYPE n [USING e]`, where `e` reads no
+/// column but `c` (the twin is filled row by row from `c` alone).
+fn retype(table: RelationName, cmd: &protobuf::AlterTableCmd) -> Result<Form, String> {
+    let c = &cmd.name;
+    let Some(NodeEnum::ColumnDef(def)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else {
+        return Err("ALTER COLUMN TYPE without a type".into());
+    };
+    if def.coll_clause.is_some() {
+        return Err(format!(
+            "column {c} changes its collation too, which has no expand form yet; change the \
+             type alone"
+        ));
+    }
+    let new_type = type_text(def)?;
     let using = match def.raw_default.as_deref() {
         None => None,
         Some(e) => {
@@ -244,12 +328,14 @@ fn columns_read(e: &protobuf::Node, column: &str) -> Vec<String> {
     out
 }
 
-/// Why a new column cannot be added under the running application: one it
-/// cannot insert without (NOT NULL with no default), one whose value each
-/// row computes (a volatile default, identity, generated, serial: the
-/// table is rewritten or every row written), or one with a constraint
-/// (checked against every row under lock; not an expand form yet).
-fn column_expands(def: &protobuf::ColumnDef) -> Result<(), String> {
+/// Whether a new column can be added under the running application, and
+/// how: `None` as written (nullable, or a constant default), or filled
+/// (`Some((default, not_null))`: a default each row computes, added bare
+/// and backfilled). Refused: one the old shape cannot insert without (NOT
+/// NULL with no default), one the table is rewritten for (identity,
+/// generated, serial), or one with a constraint (checked against every row
+/// under lock; add it in its own statement).
+fn column_expands(def: &protobuf::ColumnDef) -> Result<Option<(String, bool)>, String> {
     let c = &def.colname;
     if let Some(t) = def.type_name.as_ref() {
         let base = type_spec(t, false);
@@ -288,15 +374,20 @@ fn column_expands(def: &protobuf::ColumnDef) -> Result<(), String> {
         }
     }
     match default {
-        Some(d) if !constant(d) => Err(format!(
-            "column {c} has a default that is not a constant: existing rows would need a \
-             backfill, which this release does not do yet; use a constant default"
+        Some(_) if def.coll_clause.is_some() => Err(format!(
+            "column {c} has a COLLATE clause and a default each row computes, which has no \
+             expand form yet; add it with a constant default"
         )),
+        Some(d) if !constant(d) => {
+            let text =
+                expression(d).ok_or_else(|| format!("the default of {c} does not deparse"))?;
+            Ok(Some((text, not_null)))
+        }
         None if not_null => Err(format!(
             "column {c} is NOT NULL without a default: the running application does not \
-             write it, so its inserts would fail; give it a constant default"
+             write it, so its inserts would fail; give it a default"
         )),
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -390,8 +481,16 @@ mod tests {
     fn columns_the_old_shape_cannot_live_with_are_refused_with_the_fix() {
         let e = forms("ALTER TABLE users ADD COLUMN a int NOT NULL").unwrap_err();
         assert!(e.contains("NOT NULL without a default"), "{e}");
-        let e = forms("ALTER TABLE users ADD COLUMN a timestamptz DEFAULT now()").unwrap_err();
-        assert!(e.contains("not a constant"), "{e}");
+        assert_eq!(
+            forms("ALTER TABLE users ADD COLUMN at timestamptz NOT NULL DEFAULT now()").unwrap(),
+            [Form::FillColumn {
+                table: table("users"),
+                column: "at".into(),
+                new_type: "timestamptz".into(),
+                default: "now()".into(),
+                not_null: true,
+            }]
+        );
         let e = forms("ALTER TABLE users ADD COLUMN a bigserial").unwrap_err();
         assert!(e.contains("bigserial"), "{e}");
         let e = forms("ALTER TABLE users ADD COLUMN a int REFERENCES t(id)").unwrap_err();
@@ -410,8 +509,6 @@ mod tests {
                 to: "full_name".into(),
             }]
         );
-        let e = forms("ALTER TABLE users ALTER COLUMN name SET NOT NULL").unwrap_err();
-        assert!(e.contains("SET NOT NULL has no expand form"), "{e}");
         assert_eq!(
             forms("ALTER TABLE users ALTER COLUMN age TYPE bigint, ALTER COLUMN tags TYPE varchar(20)[]")
                 .unwrap(),
@@ -478,12 +575,39 @@ mod tests {
             assert!(forms(refused).is_err(), "{refused}");
         }
         assert_eq!(
-            forms("CREATE INDEX users_name_idx ON users (name)").unwrap(),
-            [Form::CreateIndex { table: table("users"), index: "users_name_idx".into() }]
+            forms("CREATE INDEX CONCURRENTLY users_name_idx ON users (name)").unwrap(),
+            [Form::CreateIndex {
+                table: table("users"),
+                index: "users_name_idx".into(),
+                concurrent: true
+            }]
         );
         let e = forms("CREATE INDEX ON users (name)").unwrap_err();
         assert!(e.contains("name it"), "{e}");
-        let e = forms("CREATE INDEX CONCURRENTLY users_name_idx ON users (name)").unwrap_err();
-        assert!(e.contains("CONCURRENTLY"), "{e}");
+        assert_eq!(
+            forms("ALTER TABLE users ALTER COLUMN email SET NOT NULL").unwrap(),
+            [Form::SetNotNull { table: table("users"), column: "email".into() }]
+        );
+        let [Form::AddConstraint { name, sql, validate, .. }] =
+            &forms("ALTER TABLE users ADD CONSTRAINT name_set CHECK (name <> '')").unwrap()[..]
+        else {
+            panic!("one constraint")
+        };
+        assert_eq!((name.as_str(), *validate), ("name_set", true));
+        assert!(sql.ends_with("NOT VALID"), "{sql}");
+        let [Form::AddConstraint { validate, .. }] = &forms(
+            "ALTER TABLE notes ADD CONSTRAINT notes_user FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+        )
+        .unwrap()[..] else {
+            panic!("one constraint")
+        };
+        assert!(!validate, "the migration validates it itself, later");
+        for refused in [
+            "ALTER TABLE users ADD CONSTRAINT u UNIQUE (email)",
+            "ALTER TABLE users ADD CHECK (name <> '')",
+            "ALTER TABLE users ADD CONSTRAINT c CHECK (name <> ''), ADD COLUMN x int",
+        ] {
+            assert!(forms(refused).is_err(), "{refused}");
+        }
     }
 }

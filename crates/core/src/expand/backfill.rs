@@ -1,5 +1,7 @@
-//! The backfill of an expand's twin columns: every existing row gets its
-//! twin computed from the column, in batches walked along the primary key,
+//! The backfill of an expand's twin columns and filled columns: every
+//! existing row gets its twin computed from the column (a type change) or
+//! the new column's default computed for it (`now()`, a new UUID), in
+//! batches walked along the primary key,
 //! each batch its own short transaction under the expand's
 //! `lock_timeout` (a batch that cannot get its row locks in time is tried
 //! again, never waited on). Only rows whose twin is empty and whose column
@@ -15,9 +17,47 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::plan::Retyped;
+use super::plan::{Fill, Retyped};
 use super::twins;
 use crate::pg::{db, quote_ident, quote_qualified, DbError};
+
+/// One column to backfill: `set` on every row `pending` holds for.
+pub struct Job {
+    /// `table.column`, as the new shape names it.
+    pub label: String,
+    pub table: String,
+    pub key: Vec<(String, String)>,
+    /// The assignment, of columns of the table as `t`.
+    pub set: String,
+    /// The rows still to fill, of columns of the table as `t`.
+    pub pending: String,
+}
+
+impl Job {
+    /// The twin of retyped column `i`, computed from the column.
+    pub fn twin(new_schema: &str, i: usize, r: &Retyped) -> Job {
+        let (c, w) = (quote_ident(&r.column), quote_ident(&r.twin));
+        Job {
+            label: format!("{}.{}", r.table, r.named),
+            table: r.table.clone(),
+            key: r.key.clone(),
+            set: format!("{w} = {}(t.{c})", twins::up(new_schema, i)),
+            pending: format!("t.{w} IS NULL AND t.{c} IS NOT NULL"),
+        }
+    }
+
+    /// A new column, filled with its default.
+    pub fn fill(f: &Fill) -> Job {
+        let c = quote_ident(&f.column);
+        Job {
+            label: format!("{}.{}", f.table, f.column),
+            table: f.table.clone(),
+            key: f.key.clone(),
+            set: format!("{c} = {}", f.default),
+            pending: format!("t.{c} IS NULL"),
+        }
+    }
+}
 
 /// Rows a batch writes at most.
 const BATCH: i64 = 1000;
@@ -57,11 +97,11 @@ impl Batches {
 }
 
 impl Batches {
-    fn new(schema: &str, new_schema: &str, i: usize, r: &Retyped) -> Batches {
-        let table = quote_qualified(Some(schema), &r.table);
-        let keys: Vec<String> = r.key.iter().map(|(k, _)| quote_ident(k)).collect();
+    fn new(schema: &str, job: &Job) -> Batches {
+        let table = quote_qualified(Some(schema), &job.table);
+        let keys: Vec<String> = job.key.iter().map(|(k, _)| quote_ident(k)).collect();
         let list = keys.join(", ");
-        let bound: Vec<String> = r
+        let bound: Vec<String> = job
             .key
             .iter()
             .enumerate()
@@ -71,14 +111,13 @@ impl Batches {
         let in_b: Vec<String> = keys.iter().map(|k| format!("b.{k}")).collect();
         let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
         let desc: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
-        let (c, w) = (quote_ident(&r.column), quote_ident(&r.twin));
-        let up = twins::up(new_schema, i);
+        let (set, pending) = (&job.set, &job.pending);
         let batch = |filter: &str| {
             format!(
                 "WITH b AS MATERIALIZED (SELECT {list} FROM {table} {filter} ORDER BY {list} \
                  LIMIT {BATCH}),
-                 done AS (UPDATE {table} AS t SET {w} = {up}(t.{c}) FROM b
-                           WHERE ({}) = ({}) AND t.{w} IS NULL AND t.{c} IS NOT NULL
+                 done AS (UPDATE {table} AS t SET {set} FROM b
+                           WHERE ({}) = ({}) AND {pending}
                            RETURNING 1)
                  SELECT (SELECT count(*) FROM done),
                         (SELECT ARRAY[{}] FROM b ORDER BY {} LIMIT 1)",
@@ -95,52 +134,33 @@ impl Batches {
             )
         };
         let after = format!("WHERE ({list}) > ({})", bound.join(", "));
-        let at = format!("WHERE ({list}) = ({})", bound.join(", "));
+        let at: Vec<String> = keys.iter().map(|k| format!("t.{k}")).collect();
+        let at = format!("WHERE ({}) = ({})", at.join(", "), bound.join(", "));
         Batches {
             write: [batch(""), batch(&after)],
             keys: [keys_of(""), keys_of(&after)],
-            one: format!(
-                "UPDATE {table} SET {w} = {up}({c}) {at} AND {w} IS NULL AND {c} IS NOT NULL"
-            ),
+            one: format!("UPDATE {table} AS t SET {set} {at} AND {pending}"),
         }
     }
 }
 
-/// Backfills every twin of `retyped`, saying its progress through `note`.
+/// Backfills one column of `schema`, saying its progress through `note`.
 pub fn run(
     client: &mut Client,
     schema: &str,
-    new_schema: &str,
-    retyped: &[Retyped],
-    lock_timeout: Duration,
-    note: &mut dyn FnMut(&str),
-) -> Result<Vec<Filled>, DbError> {
-    let mut out = Vec::new();
-    for (i, r) in retyped.iter().enumerate() {
-        out.push(column(client, schema, new_schema, i, r, lock_timeout, note)?);
-    }
-    Ok(out)
-}
-
-fn column(
-    client: &mut Client,
-    schema: &str,
-    new_schema: &str,
-    i: usize,
-    r: &Retyped,
+    job: &Job,
     lock_timeout: Duration,
     note: &mut dyn FnMut(&str),
 ) -> Result<Filled, DbError> {
     let started = Instant::now();
-    let label = format!("{}.{}", r.table, r.named);
+    let label = job.label.clone();
     let mut filled = Filled { column: label.clone(), ..Filled::default() };
     let left: i64 = client
         .query_one(
             &format!(
-                "select count(*) from {} where {} is null and {} is not null",
-                quote_qualified(Some(schema), &r.table),
-                quote_ident(&r.twin),
-                quote_ident(&r.column)
+                "select count(*) from {} AS t where {}",
+                quote_qualified(Some(schema), &job.table),
+                job.pending
             ),
             &[],
         )
@@ -149,7 +169,7 @@ fn column(
     if left == 0 {
         return Ok(filled);
     }
-    let batches = Batches::new(schema, new_schema, i, r);
+    let batches = Batches::new(schema, job);
     let mut last: Option<Vec<String>> = None;
     let mut said = Instant::now();
     loop {
@@ -197,6 +217,22 @@ fn batch(
     last: Option<&Vec<String>>,
     lock_timeout: Duration,
 ) -> Result<(i64, Option<Vec<String>>), postgres::Error> {
+    let row = short(client, lock_timeout, |tx| match last {
+        None => tx.query_one(sql, &[]),
+        Some(k) => tx.query_one(sql, &[k]),
+    })?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Runs `work` in a transaction of its own under `lock_timeout` with the
+/// triggers of retyped columns standing aside, tried again (up to
+/// `RETRIES` times, a little later each time) while a lock is not had in
+/// time: a long lock of someone else's is never waited on.
+pub fn short<T>(
+    client: &mut Client,
+    lock_timeout: Duration,
+    mut work: impl FnMut(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+) -> Result<T, postgres::Error> {
     let mut tries = 0;
     loop {
         let mut tx = client.transaction()?;
@@ -204,14 +240,10 @@ fn batch(
             "SET LOCAL lock_timeout = {}; SET LOCAL backstop.backfill = 'on'",
             lock_timeout.as_millis()
         ))?;
-        let row = match last {
-            None => tx.query_one(sql, &[]),
-            Some(k) => tx.query_one(sql, &[k]),
-        };
-        match row {
-            Ok(row) => {
+        match work(&mut tx) {
+            Ok(out) => {
                 tx.commit()?;
-                return Ok((row.get(0), row.get(1)));
+                return Ok(out);
             }
             Err(e) if waited(&e) && tries < RETRIES => {
                 drop(tx);
@@ -252,17 +284,8 @@ fn by_row(
     filled: &mut Filled,
 ) -> Result<(), DbError> {
     for key in keys {
-        let mut tx = client.transaction().map_err(db("starting a backfill row"))?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}; SET LOCAL backstop.backfill = 'on'",
-            lock_timeout.as_millis()
-        ))
-        .map_err(db("setting the backfill's timeouts"))?;
-        match tx.execute(&batches.one, &[key]) {
-            Ok(n) => {
-                tx.commit().map_err(db("committing a backfill row"))?;
-                filled.rows += n;
-            }
+        match short(client, lock_timeout, |tx| tx.execute(&batches.one, &[key])) {
+            Ok(n) => filled.rows += n,
             Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
                 filled.failures += 1;
                 if filled.failed.len() < NAMED {

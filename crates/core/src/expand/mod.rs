@@ -17,8 +17,10 @@
 //! recorded in `backstop.expands` and the audit log; a statement with no
 //! expand form refuses the whole expand before anything changes.
 
+mod apply;
 pub mod backfill;
 pub mod plan;
+pub mod settle;
 pub mod twins;
 pub mod views;
 
@@ -82,12 +84,12 @@ pub enum ExpandError {
     #[error("the values of the added columns could not be kept, so nothing was rolled back; free the disk or set [rollback] export_dropped = false")]
     Keep(#[source] keep::KeepError),
     #[error(
-        "rows hold values the new type cannot take, so the contract would lose them; nothing \
-         changed:\n  {}\nmend them through the old shape and run `backstop migrate --contract` \
-         again, or undo the expand with `backstop rollback`",
+        "the expand is not settled, so the contract would lose values or fail; nothing \
+         changed:\n  {}\nmend the rows through the old shape (or drop what stops the index) and \
+         run `backstop migrate --contract` again, or undo the expand with `backstop rollback`",
         .0.join("\n  ")
     )]
-    Unconverted(Vec<String>),
+    Unsettled(Vec<String>),
 }
 
 impl ExpandError {
@@ -103,7 +105,7 @@ impl ExpandError {
             | ExpandError::RlsBeforeFifteen { .. }
             | ExpandError::SchemaTaken(_)
             | ExpandError::NameTooLong(_)
-            | ExpandError::Unconverted(_) => 2,
+            | ExpandError::Unsettled(_) => 2,
             ExpandError::Lock(_) | ExpandError::Db(_) | ExpandError::Keep(_) => 3,
         }
     }
@@ -124,6 +126,10 @@ pub struct Expanded {
     /// The backfill of the retyped columns' twins, when it ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backfill: Vec<backfill::Filled>,
+    /// What stops a contract after the backfills, validations and index
+    /// builds, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<String>,
     /// What a rollback found written through the new shape that the old
     /// types cannot hold, one line a column.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -143,6 +149,7 @@ impl Expanded {
             plan,
             kept: Vec::new(),
             backfill: Vec::new(),
+            unsettled: Vec::new(),
             unmapped: Vec::new(),
             resumed: false,
         }
@@ -284,8 +291,9 @@ pub fn expand(
                 .iter()
                 .zip(&pending)
                 .all(|(s, m)| s.version == m.version && s.checksum == m.checksum);
-        if same && !open.plan.retyped.is_empty() {
-            open.backfill = filled(client, &open, settings, note)?;
+        if same && open.plan.settles() {
+            let settled = settle::settle(client, &open, settings, false, note)?;
+            (open.backfill, open.unsettled) = (settled.backfill, settled.unsettled);
             open.resumed = true;
             return Ok(open);
         }
@@ -338,20 +346,9 @@ pub fn expand(
     });
     audit(client, "expand", versions, details)?;
     let mut done = Expanded::new(schema, new_schema, version, plan);
-    done.backfill = filled(client, &done, settings, note)?;
+    let settled = settle::settle(client, &done, settings, false, note)?;
+    (done.backfill, done.unsettled) = (settled.backfill, settled.unsettled);
     Ok(done)
-}
-
-/// The backfill of an open expand's twins, run to the end.
-fn filled(
-    client: &mut Client,
-    open: &Expanded,
-    settings: &Settings,
-    note: &mut dyn FnMut(&str),
-) -> Result<Vec<backfill::Filled>, ExpandError> {
-    let retyped = &open.plan.retyped;
-    let lock = settings.lock_timeout;
-    Ok(backfill::run(client, &open.schema, &open.new_schema, retyped, lock, note)?)
 }
 
 /// Makes the new shape the real one: the renames run as written, the
@@ -382,16 +379,17 @@ pub fn contract(
         .iter()
         .filter_map(|s| migrations.iter().find(|m| m.version == s.version))
         .collect();
-    // Every row's twin filled, or the contract would lose a value.
-    open.backfill = filled(client, &open, settings, note)?;
-    let failed: Vec<String> = open
-        .backfill
-        .iter()
-        .flat_map(|f| f.failed.iter().map(move |r| format!("{}: row {r}", f.column)))
-        .collect();
-    if !failed.is_empty() {
-        return Err(refused(client, "contract", ExpandError::Unconverted(failed)));
+    // Every row filled, every constraint and NOT NULL proved, every index
+    // built, or the contract would lose a value or fail halfway.
+    let settled = settle::settle(client, &open, settings, true, note)?;
+    if !settled.unsettled.is_empty() {
+        // A check that proved a NOT NULL before another step failed goes.
+        for sql in checks_dropped(&open, false) {
+            let _ = client.batch_execute(&sql);
+        }
+        return Err(refused(client, "contract", ExpandError::Unsettled(settled.unsettled)));
     }
+    open.backfill = settled.backfill;
     let (stamp, passed) = migrate::pass_all(client, gates, &of, false)
         .map_err(|r| refused(client, "contract", ApplyError::Gate(r).into()))?;
     let mut tx = client.transaction().map_err(db("starting the contract"))?;
@@ -402,6 +400,9 @@ pub fn contract(
         .map_err(db("dropping the new shape's views"))?;
     for sql in &open.plan.at_contract {
         tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
+    }
+    for sql in checks_dropped(&open, true) {
+        tx.batch_execute(&sql).map_err(db("dropping the checks that proved NOT NULL"))?;
     }
     // Recorded as `migrate` records them: Backstop's history, and the
     // project's own tool's where it is kept in step.
@@ -459,7 +460,11 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
         .added()
         .map(|(t, c)| format!("ALTER TABLE {} DROP COLUMN {}", at(t), quote_ident(c)));
     let tables = open.plan.made().map(|t| format!("DROP TABLE {}", at(t)));
-    let drops: Vec<String> = indexes.chain(columns).chain(tables).collect();
+    let added = open.plan.constraints.iter();
+    let added = added.map(|c| constraint_dropped(&open.schema, &c.table, &c.name));
+    let constraints: Vec<String> = added.chain(checks_dropped(&open, false)).collect();
+    let drops: Vec<String> =
+        constraints.into_iter().chain(indexes).chain(columns).chain(tables).collect();
     let retyped = &open.plan.retyped;
     let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
@@ -485,6 +490,26 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
     });
     audit(client, "rollback", versions, details)?;
     Ok(open)
+}
+
+/// Drops the checks that proved a NOT NULL, on the tables as named before
+/// the contract or (`contracted`) as the contract named them.
+fn checks_dropped(open: &Expanded, contracted: bool) -> Vec<String> {
+    let plan = &open.plan;
+    let named = |table: &str| -> String {
+        let shape = plan.tables.iter().find(|t| t.name == table).filter(|_| contracted);
+        shape.map_or(table, |t| t.view_name()).to_string()
+    };
+    let checks = plan.not_null.iter().map(|n| (named(&n.table), n.check.as_str()));
+    checks.map(|(t, c)| constraint_dropped(&open.schema, &t, c)).collect()
+}
+
+fn constraint_dropped(schema: &str, table: &str, name: &str) -> String {
+    format!(
+        "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+        quote_qualified(Some(schema), table),
+        quote_ident(name)
+    )
 }
 
 fn locked<'c>(

@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 
 use backstop_lint::expand::{forms, Form};
-use backstop_lint::rewrite::ident;
-use backstop_lint::using;
 use serde::{Deserialize, Serialize};
 
-use crate::pg::{quote_ident, quote_qualified};
+use super::apply::{one, When};
 use crate::source::Migration;
 
 /// A table of the expanded schema as the catalog has it (`views::tables`).
@@ -83,7 +81,7 @@ pub struct ColumnShape {
 
 impl ColumnShape {
     /// A column shown under its own name; `added` when the expand adds it.
-    fn named(name: &str, added: bool) -> ColumnShape {
+    pub(super) fn named(name: &str, added: bool) -> ColumnShape {
         ColumnShape { real: name.into(), shown: name.into(), added, hidden: false, via: None }
     }
 }
@@ -111,6 +109,61 @@ pub struct Plan {
     /// Columns whose type the migrations change, each served by a twin.
     #[serde(default)]
     pub retyped: Vec<Retyped>,
+    /// New columns whose default each row computes, filled after the
+    /// expand's transaction.
+    #[serde(default)]
+    pub fills: Vec<Fill>,
+    /// Constraints the expand adds `NOT VALID`: rollback drops them.
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    /// Columns made NOT NULL at contract.
+    #[serde(default)]
+    pub not_null: Vec<NotNull>,
+    /// `CREATE INDEX CONCURRENTLY` statements, run after the expand's
+    /// transaction (their indexes are in `indexes` too).
+    #[serde(default)]
+    pub concurrent: Vec<Concurrent>,
+}
+
+/// An index built `CONCURRENTLY` after the expand's transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrent {
+    pub index: String,
+    /// The statement as written.
+    pub sql: String,
+}
+
+/// A new column whose default each row computes (`now()`, a new UUID):
+/// added bare with that default for the rows written from then on, the
+/// rows already there filled with it in batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub table: String,
+    pub column: String,
+    /// The default, as the statement writes it.
+    pub default: String,
+    /// The primary key's columns and types, which the backfill walks.
+    pub key: Vec<(String, String)>,
+}
+
+/// A constraint the expand adds `NOT VALID`; `validate`: checked after the
+/// expand's transaction, without blocking writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub table: String,
+    pub name: String,
+    pub validate: bool,
+}
+
+/// A column made NOT NULL at contract, after a CHECK named `check` proved
+/// it (validated without blocking writes), so that `SET NOT NULL` skips
+/// its scan under the contract's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotNull {
+    /// The table and column as named before the expand.
+    pub table: String,
+    pub column: String,
+    pub check: String,
 }
 
 /// A column whose type the migrations change: the expand adds a twin of
@@ -154,6 +207,16 @@ impl Plan {
         self.tables.iter().filter(|t| !t.made).flat_map(|t| {
             t.columns.iter().filter(|c| c.added).map(move |c| (t.name.as_str(), c.real.as_str()))
         })
+    }
+
+    /// Whether anything runs after the expand's transaction (an index
+    /// built concurrently, a backfill, a validation), which running the
+    /// expand again resumes.
+    pub fn settles(&self) -> bool {
+        !self.retyped.is_empty()
+            || !self.fills.is_empty()
+            || !self.concurrent.is_empty()
+            || self.constraints.iter().any(|c| c.validate)
     }
 
     /// The tables the expand made.
@@ -216,16 +279,28 @@ pub fn build(
         at_contract: Vec::new(),
         indexes: Vec::new(),
         retyped: Vec::new(),
+        fills: Vec::new(),
+        constraints: Vec::new(),
+        not_null: Vec::new(),
+        concurrent: Vec::new(),
     };
     let mut refusals = Vec::new();
     for m in pending {
         let file = m.up.path.display();
-        if m.no_transaction {
+        // A migration outside a transaction is served only when it builds
+        // indexes concurrently, which the expand does after its own.
+        let concurrent_only = m.up.statements.iter().all(|st| {
+            forms(&st.sql).is_ok_and(|f| {
+                f.iter().all(|f| matches!(f, Form::CreateIndex { concurrent: true, .. }))
+            })
+        });
+        if m.no_transaction && !concurrent_only {
             refusals.push(Refusal {
                 place: format!("{file}:1"),
                 statement: m.label(),
-                reason: "it runs outside a transaction, and an expand is one transaction; \
-                         apply it with `backstop migrate`"
+                reason: "it runs outside a transaction, and an expand is one transaction \
+                         (only CREATE INDEX CONCURRENTLY runs after it); apply it with \
+                         `backstop migrate`"
                     .into(),
             });
             continue;
@@ -243,32 +318,37 @@ pub fn build(
                     continue;
                 }
             };
-            let retypes = found.iter().filter(|f| matches!(f, Form::RetypeColumn { .. })).count();
-            if retypes > 0 && retypes < found.len() {
+            let generated = found.iter().filter(|f| generated(f)).count();
+            if generated > 0 && generated < found.len() {
                 refusals.push(refuse(
-                    "a column type change shares the statement with other changes; give the \
-                     type change a statement of its own"
+                    "a type change, a computed default, SET NOT NULL or ADD CONSTRAINT shares \
+                     the statement with other changes; give it a statement of its own"
                         .into(),
                 ));
                 continue;
             }
-            let mut now = false;
+            let (mut now, mut placed) = (false, false);
             for form in found {
-                match one(&form, schema, &mut shapes, tables) {
+                match one(&form, schema, &mut shapes, tables, &mut plan) {
                     Ok(When::Expand) => now = true,
                     Ok(When::Contract) => {}
-                    Ok(When::Twin(r)) => {
-                        plan.at_expand.push(r.added(schema));
-                        plan.at_contract.extend(r.swapped(schema));
-                        plan.retyped.push(*r);
+                    Ok(When::Generated { expand, contract }) => {
+                        plan.at_expand.extend(expand);
+                        plan.at_contract.extend(contract);
+                        placed = true;
                     }
+                    Ok(When::After) => placed = true,
                     Err(reason) => refusals.push(refuse(reason)),
                 }
-                if let Form::CreateIndex { index, .. } = &form {
+                if let Form::CreateIndex { index, concurrent, .. } = &form {
                     plan.indexes.push(index.clone());
+                    if *concurrent {
+                        plan.concurrent
+                            .push(Concurrent { index: index.clone(), sql: st.sql.clone() });
+                    }
                 }
             }
-            if retypes > 0 {
+            if placed {
                 continue;
             }
             if now {
@@ -285,275 +365,14 @@ pub fn build(
     Ok(plan)
 }
 
-/// When a form's statement runs: at expand (it adds what the old shape
-/// never names) or at contract (it changes what the old shape reads); a
-/// type change runs neither: a twin stands in for it.
-enum When {
-    Expand,
-    Contract,
-    Twin(Box<Retyped>),
-}
-
-/// Applies one form to the shapes, checked against the tables as they are.
-fn one(
-    form: &Form,
-    schema: &str,
-    shapes: &mut BTreeMap<String, TableShape>,
-    known: &BTreeMap<String, Table>,
-) -> Result<When, String> {
-    let table = match form {
-        Form::AddColumn { table, .. }
-        | Form::RenameColumn { table, .. }
-        | Form::DropColumn { table, .. }
-        | Form::CreateTable { table, .. }
-        | Form::CreateIndex { table, .. }
-        | Form::RenameTable { table, .. }
-        | Form::RetypeColumn { table, .. } => table,
-    };
-    if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
-        return Err(format!(
-            "it names schema {s}, and this expand serves schema {schema}; expand one schema at a time"
-        ));
-    }
-    let t = &table.name;
-    if let Form::CreateTable { columns, .. } = form {
-        if taken(shapes, t) {
-            return Err(format!("there is already a table {schema}.{t}"));
-        }
-        let columns = columns.iter().map(|c| ColumnShape::named(c, false)).collect();
-        shapes.insert(
-            t.clone(),
-            TableShape { name: t.clone(), columns, made: true, shown_name: None },
-        );
-        return Ok(When::Expand);
-    }
-    if let Form::RenameTable { to, .. } = form {
-        if taken(shapes, to) {
-            return Err(format!("there is already a table {schema}.{to}"));
-        }
-    }
-    // A table is named as the new shape shows it: renamed, by its new name.
-    let Some(shape) = shapes.values_mut().find(|s| s.view_name() == t) else {
-        return Err(format!("there is no table {schema}.{t}"));
-    };
-    let at_expand = matches!(
+/// A form whose statement the expand does not run as written, but through
+/// statements of its own.
+fn generated(form: &Form) -> bool {
+    matches!(
         form,
-        Form::AddColumn { .. } | Form::CreateIndex { .. } | Form::RetypeColumn { .. }
-    );
-    if at_expand && shape.shown_name.is_some() {
-        return Err(format!(
-            "table {t} is renamed by this expand and has that name only after contract, while \
-             this statement runs at expand; make the change in a migration after the contract"
-        ));
-    }
-    if let Form::RenameTable { to, .. } = form {
-        if shape.made {
-            return Err(format!(
-                "table {t} is made by this expand; make it under its final name {to}"
-            ));
-        }
-        shape.shown_name = Some(to.clone());
-        return Ok(When::Contract);
-    }
-    columns_of(form, t, shape, known)
-}
-
-/// Whether a table has the name `name`, now or in the new shape.
-fn taken(shapes: &BTreeMap<String, TableShape>, name: &str) -> bool {
-    shapes.contains_key(name) || shapes.values().any(|s| s.view_name() == name)
-}
-
-/// Applies a form on the columns of an existing table's shape.
-fn columns_of(
-    form: &Form,
-    t: &str,
-    shape: &mut TableShape,
-    known: &BTreeMap<String, Table>,
-) -> Result<When, String> {
-    let columns = &mut shape.columns;
-    match form {
-        Form::AddColumn { column, .. } => {
-            if columns.iter().any(|c| &c.shown == column && !c.hidden) {
-                return Err(format!("table {t} already has a column {column}"));
-            }
-            if columns.iter().any(|c| &c.real == column) {
-                return Err(format!(
-                    "table {t} keeps column {column} under that name until contract (the new \
-                     shape renames or drops it); add the new column in a migration after the \
-                     contract"
-                ));
-            }
-            columns.push(ColumnShape::named(column, true));
-            Ok(When::Expand)
-        }
-        Form::RenameColumn { from, to, .. } => {
-            if columns.iter().any(|c| &c.shown == to && !c.hidden) {
-                return Err(format!("table {t} already has a column {to}"));
-            }
-            let Some(col) = columns.iter_mut().find(|c| &c.shown == from && !c.hidden) else {
-                return Err(format!("table {t} has no column {from}"));
-            };
-            if col.added || shape.made {
-                return Err(format!(
-                    "column {from} is made by this expand; make it under its final name {to}"
-                ));
-            }
-            col.shown = to.clone();
-            Ok(When::Contract)
-        }
-        Form::DropColumn { column, .. } => {
-            let Some(col) = columns.iter_mut().find(|c| &c.shown == column && !c.hidden) else {
-                return Err(format!("table {t} has no column {column}"));
-            };
-            if col.added || shape.made {
-                return Err(format!(
-                    "column {column} is made by this expand; leave it out of the migrations"
-                ));
-            }
-            let required = known.get(&shape.name).is_some_and(|k| k.required.contains(&col.real));
-            if required {
-                return Err(format!(
-                    "column {t}.{} is NOT NULL without a default, so inserts through the new \
-                     shape, which no longer show it, would fail; drop NOT NULL or give it a \
-                     default in a migration before this one",
-                    col.real
-                ));
-            }
-            col.hidden = true;
-            Ok(When::Contract)
-        }
-        Form::RetypeColumn { column, new_type, using, .. } => {
-            let known = known.get(&shape.name);
-            let retype = Retype { table: t, column, new_type, using: using.as_deref() };
-            retyped(retype, shape.made, columns, known).map(|r| When::Twin(Box::new(r)))
-        }
-        // A new table and a renamed one returned above.
-        Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
-        Form::RenameTable { .. } => Ok(When::Contract),
-    }
-}
-
-/// A type change as the statement writes it.
-struct Retype<'a> {
-    table: &'a str,
-    column: &'a str,
-    new_type: &'a str,
-    using: Option<&'a str>,
-}
-
-/// The twin of a retyped column, or why the column cannot have one.
-fn retyped(
-    r: Retype<'_>,
-    made: bool,
-    columns: &mut [ColumnShape],
-    known: Option<&Table>,
-) -> Result<Retyped, String> {
-    let (t, c) = (r.table, r.column);
-    let twin_taken = |name: &str| columns.iter().any(|x| x.real == name || x.shown == name);
-    let Some(col) = columns.iter().find(|x| x.shown == c && !x.hidden) else {
-        return Err(format!("table {t} has no column {c}"));
-    };
-    if col.added || made {
-        return Err(format!("column {c} is made by this expand; make it with its final type"));
-    }
-    if col.via.is_some() {
-        return Err(format!(
-            "column {t}.{c} changes type twice in this expand; change it once, to the last type"
-        ));
-    }
-    let real = col.real.clone();
-    let facts = known.and_then(|k| k.facts.get(&real)).cloned().unwrap_or_default();
-    if !facts.used_by.is_empty() {
-        return Err(format!(
-            "column {t}.{c} is used by {}, which contract would have to rebuild on the new \
-             column; not an expand form yet: change the type with `backstop migrate`",
-            facts.used_by.join(", ")
-        ));
-    }
-    let key = known.map(|k| k.key.clone()).unwrap_or_default();
-    if key.is_empty() {
-        return Err(format!(
-            "table {t} has no primary key, which the backfill of column {c} walks in batches; \
-             add one in a migration before this one"
-        ));
-    }
-    let twin = format!("_backstop_new_{real}");
-    if twin.len() > 63 || twin_taken(&twin) {
-        return Err(format!(
-            "the twin column {twin} of {t}.{c} is taken or longer than 63 bytes; rename the \
-             column first"
-        ));
-    }
-    let named = ident(c);
-    let up = match r.using {
-        Some(e) => e.to_string(),
-        None => format!("CAST({named} AS {})", r.new_type),
-    };
-    let old = &facts.type_sql;
-    let (down, loses) = match r.using {
-        None => (format!("CAST({named} AS {old})"), None),
-        Some(e) if using::through_text(e, c) => {
-            (format!("CAST(CAST({named} AS text) AS {old})"), None)
-        }
-        Some(e) => match using::inverse(e, c, old) {
-            Some(inv) => (format!("CAST(({}) AS {old})", inv.expression), inv.loses),
-            None => {
-                return Err(format!(
-                    "no inverse is known for USING {e}: a value written through the new shape \
-                     could not reach column {c} of the old one; known are casts, \
-                     convert_to/convert_from, to_timestamp/extract(epoch) and text to json"
-                ))
-            }
-        },
-    };
-    let col = columns.iter_mut().find(|x| x.real == real).expect("found above");
-    col.via = Some(twin.clone());
-    Ok(Retyped {
-        table: t.into(),
-        column: real,
-        twin,
-        named: c.into(),
-        old_type: old.clone(),
-        new_type: r.new_type.into(),
-        up,
-        down,
-        loses,
-        key,
-        default: facts.default.clone(),
-        not_null: facts.not_null,
-    })
-}
-
-impl Retyped {
-    /// The statement that adds the twin at expand.
-    fn added(&self, schema: &str) -> String {
-        format!(
-            "ALTER TABLE {} ADD COLUMN {} {}",
-            quote_qualified(Some(schema), &self.table),
-            quote_ident(&self.twin),
-            self.new_type
-        )
-    }
-
-    /// The statements that put the twin in the column's place at contract,
-    /// where the column is called `named`: the column dropped, the twin
-    /// renamed, the default and NOT NULL carried over.
-    fn swapped(&self, schema: &str) -> Vec<String> {
-        let table = quote_qualified(Some(schema), &self.table);
-        let named = quote_ident(&self.named);
-        let mut out = vec![
-            format!("ALTER TABLE {table} DROP COLUMN {named}"),
-            format!("ALTER TABLE {table} RENAME COLUMN {} TO {named}", quote_ident(&self.twin)),
-        ];
-        if let Some(d) = &self.default {
-            out.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {named} SET DEFAULT CAST(({d}) AS {})",
-                self.new_type
-            ));
-        }
-        if self.not_null {
-            out.push(format!("ALTER TABLE {table} ALTER COLUMN {named} SET NOT NULL"));
-        }
-        out
-    }
+        Form::RetypeColumn { .. }
+            | Form::FillColumn { .. }
+            | Form::SetNotNull { .. }
+            | Form::AddConstraint { .. }
+    )
 }

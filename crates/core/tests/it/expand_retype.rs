@@ -185,7 +185,7 @@ fn a_value_the_new_type_cannot_take_is_named_and_stops_the_contract_until_mended
     assert!(filled.failed[0].starts_with("(17): invalid input syntax"), "{:?}", filled.failed);
 
     let e = expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap_err();
-    let ExpandError::Unconverted(rows) = &e else { panic!("{e}") };
+    let ExpandError::Unsettled(rows) = &e else { panic!("{e}") };
     assert_eq!(rows.len(), 2, "{e}");
     assert_eq!(e.exit_code(), 2);
     assert_eq!(
@@ -200,4 +200,103 @@ fn a_value_the_new_type_cannot_take_is_named_and_stops_the_contract_until_mended
     assert_eq!(type_of(&mut client, "public", "code"), "integer");
     let sum: i64 = one(&mut client, "select sum(code)::bigint from readings");
     assert_eq!(sum, ROWS * (ROWS + 1) / 2);
+}
+
+/// The expand's other steps after its transaction: a computed default
+/// filled in batches, a constraint validated, an index built concurrently,
+/// and a NOT NULL the contract sets once a validated check proves it.
+#[test]
+fn computed_defaults_constraints_not_nulls_and_concurrent_indexes_settle_outside_the_transaction() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_settle";
+    let up =
+        "ALTER TABLE readings ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n\
+              ALTER TABLE readings ALTER COLUMN code SET NOT NULL;\n\
+              ALTER TABLE readings ADD CONSTRAINT value_positive CHECK (value > 0);\n";
+    let (dir, mut client) = setup(&cluster, db, up);
+    write(
+        dir.path(),
+        "20240103000000_index",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY readings_label_idx ON readings (label);\n",
+    );
+    client.batch_execute("UPDATE readings SET code = NULL WHERE id = 9").unwrap();
+    let ms = load(dir.path());
+    let new = "public_20240103000000";
+    let done =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    assert_eq!(done.backfill[0].rows, ROWS as u64, "every existing row got its own default");
+    let distinct: i64 = one(&mut client, "select count(distinct seen_at) from readings");
+    assert!(distinct > 1, "clock_timestamp() is computed per row, not once");
+    let valid: bool =
+        one(&mut client, "select convalidated from pg_constraint where conname = 'value_positive'");
+    assert!(valid, "the constraint is validated after the expand");
+    let index: bool = one(
+        &mut client,
+        "select indisvalid from pg_index where indexrelid = 'readings_label_idx'::regclass",
+    );
+    assert!(index, "the index is built concurrently after the expand");
+    let nullable: bool = one(
+        &mut client,
+        "select not attnotnull from pg_attribute where attrelid = 'readings'::regclass and attname = 'code'",
+    );
+    assert!(nullable, "NOT NULL waits for the contract");
+    // Both shapes write: the old one without the new column, which gets its default.
+    let mut old = shape(&cluster, db, "public");
+    old.execute("insert into readings (value, code) values (1, 'a')", &[]).unwrap();
+    let e = old.execute("insert into readings (value, code) values (-1, 'b')", &[]).unwrap_err();
+    assert!(format!("{e:?}").contains("value_positive"), "{e:?}");
+    let mut fresh = shape(&cluster, db, &format!("{new}, public"));
+    fresh.execute("insert into readings (value, code) values (2, 'c')", &[]).unwrap();
+    assert_eq!(one::<i64>(&mut client, "select count(*) from readings where seen_at is null"), 0);
+
+    // A NULL where the contract sets NOT NULL stops it; nothing changes.
+    let e = expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap_err();
+    let ExpandError::Unsettled(lines) = &e else { panic!("{e}") };
+    assert!(lines[0].contains("readings.code: 1 row(s) hold NULL"), "{lines:?}");
+    let checks: i64 =
+        one(&mut client, "select count(*) from pg_constraint where conname like 'backstop%'");
+    assert_eq!(checks, 0, "a refused contract added no check");
+    client.batch_execute("UPDATE readings SET code = '9' WHERE id = 9").unwrap();
+    expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
+    let not_null: Vec<bool> = client
+        .query(
+            "select attnotnull from pg_attribute where attrelid = 'readings'::regclass
+               and attname in ('code', 'seen_at') order by attname",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(not_null, [true, true]);
+    let checks: i64 =
+        one(&mut client, "select count(*) from pg_constraint where conname like 'backstop%'");
+    assert_eq!(checks, 0, "the checks that proved NOT NULL are dropped");
+    assert_eq!(one::<i64>(&mut client, "select count(*) from readings"), ROWS + 2);
+}
+
+#[test]
+fn a_rollback_drops_the_constraints_and_filled_columns_the_expand_added() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_settle_back";
+    let up = "ALTER TABLE readings ADD COLUMN token uuid DEFAULT gen_random_uuid();\n\
+              ALTER TABLE readings ADD CONSTRAINT code_set CHECK (code IS NOT NULL) NOT VALID;\n";
+    let (dir, mut client) = setup(&cluster, db, up);
+    let done =
+        expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
+            .unwrap();
+    assert_eq!(done.backfill[0].rows, ROWS as u64);
+    let valid: bool =
+        one(&mut client, "select convalidated from pg_constraint where conname = 'code_set'");
+    assert!(!valid, "a constraint the migration adds NOT VALID stays so");
+    expand::rollback(&mut client, &settings()).unwrap();
+    assert_eq!(
+        one::<i64>(&mut client, "select count(*) from pg_constraint where conname = 'code_set'"),
+        0
+    );
+    let token: i64 = one(
+        &mut client,
+        "select count(*) from pg_attribute where attrelid = 'readings'::regclass and attname = 'token' and not attisdropped",
+    );
+    assert_eq!(token, 0);
 }

@@ -1,0 +1,394 @@
+//! Each expand form applied to the plan: checked against the tables as the
+//! catalog has them and the shapes as the statements before left them, and
+//! turned into what runs at expand, after it, and at contract.
+
+use std::collections::BTreeMap;
+
+use backstop_lint::expand::Form;
+use backstop_lint::rewrite::ident;
+use backstop_lint::using;
+
+use super::plan::{ColumnShape, Constraint, Fill, NotNull, Plan, Retyped, Table, TableShape};
+use crate::pg::{quote_ident, quote_qualified};
+
+/// When a form's statement runs: at expand (it adds what the old shape
+/// never names), at contract (it changes what the old shape reads), after
+/// the expand's transaction (a concurrent index build), or neither, with
+/// statements of the expand's own standing in for it at expand and at
+/// contract (a twin, a filled column, a NOT NULL, a NOT VALID constraint).
+pub(super) enum When {
+    Expand,
+    Contract,
+    After,
+    Generated { expand: Vec<String>, contract: Vec<String> },
+}
+
+/// Applies one form to the shapes and the plan, checked against the
+/// tables as they are.
+pub(super) fn one(
+    form: &Form,
+    schema: &str,
+    shapes: &mut BTreeMap<String, TableShape>,
+    known: &BTreeMap<String, Table>,
+    plan: &mut Plan,
+) -> Result<When, String> {
+    let table = match form {
+        Form::AddColumn { table, .. }
+        | Form::RenameColumn { table, .. }
+        | Form::DropColumn { table, .. }
+        | Form::CreateTable { table, .. }
+        | Form::CreateIndex { table, .. }
+        | Form::RenameTable { table, .. }
+        | Form::RetypeColumn { table, .. }
+        | Form::FillColumn { table, .. }
+        | Form::SetNotNull { table, .. }
+        | Form::AddConstraint { table, .. } => table,
+    };
+    if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
+        return Err(format!(
+            "it names schema {s}, and this expand serves schema {schema}; expand one schema at a time"
+        ));
+    }
+    let t = &table.name;
+    if let Form::CreateTable { columns, .. } = form {
+        if taken(shapes, t) {
+            return Err(format!("there is already a table {schema}.{t}"));
+        }
+        let columns = columns.iter().map(|c| ColumnShape::named(c, false)).collect();
+        shapes.insert(
+            t.clone(),
+            TableShape { name: t.clone(), columns, made: true, shown_name: None },
+        );
+        return Ok(When::Expand);
+    }
+    if let Form::RenameTable { to, .. } = form {
+        if taken(shapes, to) {
+            return Err(format!("there is already a table {schema}.{to}"));
+        }
+    }
+    // A table is named as the new shape shows it: renamed, by its new name.
+    let Some(shape) = shapes.values_mut().find(|s| s.view_name() == t) else {
+        return Err(format!("there is no table {schema}.{t}"));
+    };
+    let at_expand = matches!(
+        form,
+        Form::AddColumn { .. }
+            | Form::CreateIndex { .. }
+            | Form::RetypeColumn { .. }
+            | Form::FillColumn { .. }
+            | Form::AddConstraint { .. }
+    );
+    if at_expand && shape.shown_name.is_some() {
+        return Err(format!(
+            "table {t} is renamed by this expand and has that name only after contract, while \
+             this statement runs at expand; make the change in a migration after the contract"
+        ));
+    }
+    if let Form::RenameTable { to, .. } = form {
+        if shape.made {
+            return Err(format!(
+                "table {t} is made by this expand; make it under its final name {to}"
+            ));
+        }
+        shape.shown_name = Some(to.clone());
+        return Ok(When::Contract);
+    }
+    match form {
+        Form::CreateIndex { concurrent: true, .. } => Ok(When::After),
+        Form::AddConstraint { name, sql, validate, .. } => {
+            let moved = shape.columns.iter().any(|c| c.real != c.shown || c.via.is_some());
+            if moved {
+                return Err(format!(
+                    "table {t} has columns this expand renames or retypes, and the constraint is \
+                     added at expand, on the names the table has until contract; add it in a \
+                     migration after the contract"
+                ));
+            }
+            plan.constraints.push(Constraint {
+                table: shape.name.clone(),
+                name: name.clone(),
+                validate: *validate,
+            });
+            Ok(When::Generated { expand: vec![sql.clone()], contract: Vec::new() })
+        }
+        _ => columns_of(form, t, shape, known, schema, plan),
+    }
+}
+
+/// Whether a table has the name `name`, now or in the new shape.
+fn taken(shapes: &BTreeMap<String, TableShape>, name: &str) -> bool {
+    shapes.contains_key(name) || shapes.values().any(|s| s.view_name() == name)
+}
+
+/// Applies a form on the columns of an existing table's shape.
+fn columns_of(
+    form: &Form,
+    t: &str,
+    shape: &mut TableShape,
+    known: &BTreeMap<String, Table>,
+    schema: &str,
+    plan: &mut Plan,
+) -> Result<When, String> {
+    let made = shape.made;
+    let (view_name, table_name) = (shape.view_name().to_string(), shape.name.clone());
+    let columns = &mut shape.columns;
+    match form {
+        Form::AddColumn { column, .. } | Form::FillColumn { column, .. } => {
+            if columns.iter().any(|c| &c.shown == column && !c.hidden) {
+                return Err(format!("table {t} already has a column {column}"));
+            }
+            if columns.iter().any(|c| &c.real == column) {
+                return Err(format!(
+                    "table {t} keeps column {column} under that name until contract (the new \
+                     shape renames or drops it); add the new column in a migration after the \
+                     contract"
+                ));
+            }
+            columns.push(ColumnShape::named(column, true));
+            let Form::FillColumn { new_type, default, not_null, .. } = form else {
+                return Ok(When::Expand);
+            };
+            let key = known.get(&table_name).map(|k| k.key.clone()).unwrap_or_default();
+            if made {
+                // A table the expand makes holds no rows to fill: as written.
+                return Ok(When::Expand);
+            }
+            if key.is_empty() {
+                return Err(format!(
+                    "table {t} has no primary key, which the backfill of column {column} walks \
+                     in batches; add one in a migration before this one"
+                ));
+            }
+            let table = quote_qualified(Some(schema), &table_name);
+            let c = quote_ident(column);
+            let expand = vec![
+                format!("ALTER TABLE {table} ADD COLUMN {c} {new_type}"),
+                format!("ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT {default}"),
+            ];
+            plan.fills.push(Fill {
+                table: table_name.clone(),
+                column: column.clone(),
+                default: default.clone(),
+                key,
+            });
+            let contract = match not_null {
+                true => vec![not_null_at_contract(
+                    plan,
+                    schema,
+                    &table_name,
+                    &view_name,
+                    column,
+                    column,
+                )],
+                false => Vec::new(),
+            };
+            Ok(When::Generated { expand, contract })
+        }
+        Form::SetNotNull { column, .. } => {
+            let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
+                return Err(format!("table {t} has no column {column}"));
+            };
+            if col.via.is_some() {
+                return Err(format!(
+                    "column {t}.{column} changes type in this expand; make it NOT NULL in a \
+                     migration after the contract"
+                ));
+            }
+            let real = col.real.clone();
+            let contract =
+                not_null_at_contract(plan, schema, &table_name, &view_name, &real, column);
+            Ok(When::Generated { expand: Vec::new(), contract: vec![contract] })
+        }
+        Form::RenameColumn { from, to, .. } => {
+            if columns.iter().any(|c| &c.shown == to && !c.hidden) {
+                return Err(format!("table {t} already has a column {to}"));
+            }
+            let Some(col) = columns.iter_mut().find(|c| &c.shown == from && !c.hidden) else {
+                return Err(format!("table {t} has no column {from}"));
+            };
+            if col.added || shape.made {
+                return Err(format!(
+                    "column {from} is made by this expand; make it under its final name {to}"
+                ));
+            }
+            col.shown = to.clone();
+            Ok(When::Contract)
+        }
+        Form::DropColumn { column, .. } => {
+            let Some(col) = columns.iter_mut().find(|c| &c.shown == column && !c.hidden) else {
+                return Err(format!("table {t} has no column {column}"));
+            };
+            if col.added || shape.made {
+                return Err(format!(
+                    "column {column} is made by this expand; leave it out of the migrations"
+                ));
+            }
+            let required = known.get(&shape.name).is_some_and(|k| k.required.contains(&col.real));
+            if required {
+                return Err(format!(
+                    "column {t}.{} is NOT NULL without a default, so inserts through the new \
+                     shape, which no longer show it, would fail; drop NOT NULL or give it a \
+                     default in a migration before this one",
+                    col.real
+                ));
+            }
+            col.hidden = true;
+            Ok(When::Contract)
+        }
+        Form::RetypeColumn { column, new_type, using, .. } => {
+            let known = known.get(&table_name);
+            let retype = Retype { table: t, column, new_type, using: using.as_deref() };
+            let r = retyped(retype, made, columns, known)?;
+            let (expand, contract) = (vec![r.added(schema)], r.swapped(schema));
+            plan.retyped.push(r);
+            Ok(When::Generated { expand, contract })
+        }
+        // New tables, indexes, constraints and renamed tables returned above.
+        Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
+        Form::RenameTable { .. } | Form::AddConstraint { .. } => Ok(When::Contract),
+    }
+}
+
+/// Records a NOT NULL for the contract and gives its statement, naming the
+/// table and column as they are called at that point of the contract.
+fn not_null_at_contract(
+    plan: &mut Plan,
+    schema: &str,
+    table: &str,
+    table_then: &str,
+    column: &str,
+    column_then: &str,
+) -> String {
+    let check = format!("backstop_not_null_{}", plan.not_null.len());
+    plan.not_null.push(NotNull { table: table.into(), column: column.into(), check });
+    format!(
+        "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+        quote_qualified(Some(schema), table_then),
+        quote_ident(column_then)
+    )
+}
+
+/// A type change as the statement writes it.
+struct Retype<'a> {
+    table: &'a str,
+    column: &'a str,
+    new_type: &'a str,
+    using: Option<&'a str>,
+}
+
+/// The twin of a retyped column, or why the column cannot have one.
+fn retyped(
+    r: Retype<'_>,
+    made: bool,
+    columns: &mut [ColumnShape],
+    known: Option<&Table>,
+) -> Result<Retyped, String> {
+    let (t, c) = (r.table, r.column);
+    let twin_taken = |name: &str| columns.iter().any(|x| x.real == name || x.shown == name);
+    let Some(col) = columns.iter().find(|x| x.shown == c && !x.hidden) else {
+        return Err(format!("table {t} has no column {c}"));
+    };
+    if col.added || made {
+        return Err(format!("column {c} is made by this expand; make it with its final type"));
+    }
+    if col.via.is_some() {
+        return Err(format!(
+            "column {t}.{c} changes type twice in this expand; change it once, to the last type"
+        ));
+    }
+    let real = col.real.clone();
+    let facts = known.and_then(|k| k.facts.get(&real)).cloned().unwrap_or_default();
+    if !facts.used_by.is_empty() {
+        return Err(format!(
+            "column {t}.{c} is used by {}, which contract would have to rebuild on the new \
+             column; not an expand form yet: change the type with `backstop migrate`",
+            facts.used_by.join(", ")
+        ));
+    }
+    let key = known.map(|k| k.key.clone()).unwrap_or_default();
+    if key.is_empty() {
+        return Err(format!(
+            "table {t} has no primary key, which the backfill of column {c} walks in batches; \
+             add one in a migration before this one"
+        ));
+    }
+    let twin = format!("_backstop_new_{real}");
+    if twin.len() > 63 || twin_taken(&twin) {
+        return Err(format!(
+            "the twin column {twin} of {t}.{c} is taken or longer than 63 bytes; rename the \
+             column first"
+        ));
+    }
+    let named = ident(c);
+    let up = match r.using {
+        Some(e) => e.to_string(),
+        None => format!("CAST({named} AS {})", r.new_type),
+    };
+    let old = &facts.type_sql;
+    let (down, loses) = match r.using {
+        None => (format!("CAST({named} AS {old})"), None),
+        Some(e) if using::through_text(e, c) => {
+            (format!("CAST(CAST({named} AS text) AS {old})"), None)
+        }
+        Some(e) => match using::inverse(e, c, old) {
+            Some(inv) => (format!("CAST(({}) AS {old})", inv.expression), inv.loses),
+            None => {
+                return Err(format!(
+                    "no inverse is known for USING {e}: a value written through the new shape \
+                     could not reach column {c} of the old one; known are casts, \
+                     convert_to/convert_from, to_timestamp/extract(epoch) and text to json"
+                ))
+            }
+        },
+    };
+    let col = columns.iter_mut().find(|x| x.real == real).expect("found above");
+    col.via = Some(twin.clone());
+    Ok(Retyped {
+        table: t.into(),
+        column: real,
+        twin,
+        named: c.into(),
+        old_type: old.clone(),
+        new_type: r.new_type.into(),
+        up,
+        down,
+        loses,
+        key,
+        default: facts.default.clone(),
+        not_null: facts.not_null,
+    })
+}
+
+impl Retyped {
+    /// The statement that adds the twin at expand.
+    fn added(&self, schema: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            quote_qualified(Some(schema), &self.table),
+            quote_ident(&self.twin),
+            self.new_type
+        )
+    }
+
+    /// The statements that put the twin in the column's place at contract,
+    /// where the column is called `named`: the column dropped, the twin
+    /// renamed, the default and NOT NULL carried over.
+    fn swapped(&self, schema: &str) -> Vec<String> {
+        let table = quote_qualified(Some(schema), &self.table);
+        let named = quote_ident(&self.named);
+        let mut out = vec![
+            format!("ALTER TABLE {table} DROP COLUMN {named}"),
+            format!("ALTER TABLE {table} RENAME COLUMN {} TO {named}", quote_ident(&self.twin)),
+        ];
+        if let Some(d) = &self.default {
+            out.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {named} SET DEFAULT CAST(({d}) AS {})",
+                self.new_type
+            ));
+        }
+        if self.not_null {
+            out.push(format!("ALTER TABLE {table} ALTER COLUMN {named} SET NOT NULL"));
+        }
+        out
+    }
+}
