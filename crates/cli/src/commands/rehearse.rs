@@ -61,6 +61,15 @@ pub struct Args {
     /// rehearsal (as `[rehearse] require_down = true`).
     #[arg(long)]
     require_downs: bool,
+    /// Also rehearse the pending migrations as an expand on a fresh copy:
+    /// expand (its backfills on the copy's rows), a write through each
+    /// shape, rollback compared with the start, expand again and contract
+    /// compared with a plain migrate; see docs/expand.md.
+    #[arg(long)]
+    expand: bool,
+    /// The schema whose tables the expand serves.
+    #[arg(long, value_name = "SCHEMA", default_value = "public", requires = "expand")]
+    schema: String,
 }
 
 /// Where a rehearsal's progress goes: the stages on stderr (text output
@@ -169,6 +178,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             .from_backup
             .map(|id| FromBackup { dir: ctx.config.backup.dir.clone(), id }),
         require_down: ctx.config.rehearse.require_down || args.require_downs,
+        expand: args.expand.then(|| args.schema.clone()),
         accept_irreversible: accepted(&args.accept_irreversible, args.reason.as_deref(), &ctx)?,
     };
     let dir = args.report_dir.unwrap_or_else(|| ctx.config.rehearse.report_dir.clone());

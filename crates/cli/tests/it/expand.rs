@@ -156,3 +156,45 @@ fn a_contract_records_the_migrations_in_the_projects_own_tool_too() {
     p.run(&["migrate", "--contract"]).expect_code(0);
     assert_eq!(p.client().texts(tool), ["20240101000000", "20240102000000"]);
 }
+
+#[test]
+fn rehearse_expand_plays_the_expand_its_rollback_and_its_contract_on_a_copy() {
+    let p = Project::new("expand_rehearse");
+    p.migration(
+        "20240101000000_users",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, score int, code text);\n\
+         INSERT INTO users (name, score, code) SELECT 'u' || n, n, n::text FROM generate_series(1, 50) n;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "20240102000000_profile",
+        "ALTER TABLE users RENAME COLUMN name TO full_name;\n\
+         ALTER TABLE users ALTER COLUMN score TYPE bigint;\n\
+         ALTER TABLE users ALTER COLUMN code TYPE integer USING code::integer;\n\
+         ALTER TABLE users ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
+        None,
+    );
+    let expand = |run: &crate::common::Run| -> serde_json::Value {
+        let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let found = out["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == "expand");
+        found.cloned().unwrap_or_else(|| panic!("no expand scenario: {}", run.stdout))
+    };
+    let run = p.run(&["rehearse", "--expand", "--format", "json"]);
+    run.expect_code(0);
+    let played = expand(&run);
+    assert_eq!(played["ok"], true, "{played}");
+    let detail = played["detail"].as_str().unwrap();
+    assert!(detail.contains("rolled back to the copy's start exactly"), "{detail}");
+    assert!(detail.contains("contracted to the schema a plain migrate gives"), "{detail}");
+    assert!(!p.client().exists(&format!("{NEW}.users")), "the rehearsal ran on a copy");
+
+    // A value the new type cannot take fails it on the copy, by row, before production sees it.
+    p.client().execute("UPDATE users SET code = 'x7' WHERE id = 7", &[]).unwrap();
+    let run = p.run(&["rehearse", "--expand", "--format", "json"]);
+    assert_ne!(run.code, Some(0));
+    let played = expand(&run);
+    assert_eq!(played["ok"], false);
+    let detail = played["detail"].as_str().unwrap();
+    assert!(detail.contains("users.code: row (7)"), "{detail}");
+}

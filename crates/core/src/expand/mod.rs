@@ -398,6 +398,7 @@ pub fn contract(
         .map_err(db("dropping the triggers of the retyped columns"))?;
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
+    views::drop_schema(&mut tx, &open.new_schema).map_err(db("dropping the new shape's schema"))?;
     for sql in &open.plan.at_contract {
         tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
     }
@@ -468,12 +469,16 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
     let retyped = &open.plan.retyped;
     let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
-    twins::drop(&mut tx, &open.schema, &open.new_schema, retyped)
-        .map_err(db("dropping the triggers of the retyped columns"))?;
+    // The views go first: no write through the new shape after them. The
+    // values the old types cannot hold are then found while the tables'
+    // writes go on; dropping the triggers locks the tables only after.
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
     let (unmapped, mut kept) =
         twins::unmapped(&mut tx, &open.schema, retyped, settings.keep.as_deref())?;
+    twins::drop(&mut tx, &open.schema, &open.new_schema, retyped)
+        .map_err(db("dropping the triggers of the retyped columns"))?;
+    views::drop_schema(&mut tx, &open.new_schema).map_err(db("dropping the new shape's schema"))?;
     if let Some(folder) = settings.keep.as_deref() {
         let statements: Vec<&str> = drops.iter().map(String::as_str).collect();
         kept.extend(keep::before_downs(&mut tx, &statements, folder).map_err(ExpandError::Keep)?);

@@ -39,6 +39,8 @@ pub struct ColumnFacts {
     /// What depends on the column (indexes, constraints, views, policies,
     /// owned sequences), described.
     pub used_by: Vec<String>,
+    /// Identity or generated: no statement sets it to a value of its own.
+    pub computed: bool,
 }
 
 /// A table of the expanded schema: its columns as the table has them

@@ -56,6 +56,7 @@ pub fn tables(
             not_null: r.get(3),
             default: r.get(4),
             used_by: r.get(5),
+            computed: r.get(7),
         };
         t.facts.insert(name, facts);
     }
@@ -63,8 +64,8 @@ pub fn tables(
 }
 
 /// Each column of the schema's tables: its type, NOT NULL, default, what
-/// depends on it (its default aside) and its place in the primary key;
-/// in key order.
+/// depends on it (its default aside), its place in the primary key and
+/// whether it is identity or generated; in key order.
 const COLUMN_FACTS: &str = "
 select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid),
@@ -74,7 +75,8 @@ select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a
                     and p.refobjsubid = a.attnum and p.classid <> 'pg_attrdef'::regclass
                     and p.deptype in ('n', 'a', 'i')), '{}'),
        (select array_position(i.indkey::int2[], a.attnum)
-          from pg_index i where i.indrelid = c.oid and i.indisprimary)
+          from pg_index i where i.indrelid = c.oid and i.indisprimary),
+       a.attidentity <> '' or a.attgenerated <> ''
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
@@ -125,8 +127,7 @@ pub fn create(
     Ok(())
 }
 
-/// Drops the views and the schema (not CASCADE: anything else someone put
-/// in it makes the drop fail rather than vanish).
+/// Drops the views; then `drop_schema` drops their schema.
 pub fn drop(
     client: &mut impl GenericClient,
     new_schema: &str,
@@ -138,6 +139,15 @@ pub fn drop(
             quote_qualified(Some(new_schema), t.view_name())
         ))?;
     }
+    Ok(())
+}
+
+/// Drops the new shape's schema, not CASCADE: anything someone else put in
+/// it makes the drop fail rather than vanish.
+pub fn drop_schema(
+    client: &mut impl GenericClient,
+    new_schema: &str,
+) -> Result<(), postgres::Error> {
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {}", quote_ident(new_schema)))
 }
 

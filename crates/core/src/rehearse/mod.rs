@@ -28,6 +28,7 @@ mod run;
 mod sample;
 mod scenarios;
 pub mod server_state;
+mod shapes;
 mod snapshot;
 mod splits;
 pub mod summary;
@@ -136,6 +137,9 @@ pub struct Options {
     /// Migrations whose data changes no SQL puts back, accepted for the
     /// rehearsal to pass, each with the reason recorded (`--accept-irreversible`).
     pub accept_irreversible: Vec<(String, String)>,
+    /// Also play the expand scenario in this schema (`--expand`): expand,
+    /// writes through both shapes, rollback, contract, on a fresh copy.
+    pub expand: Option<String>,
 }
 
 impl Options {

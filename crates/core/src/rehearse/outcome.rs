@@ -274,6 +274,7 @@ impl Scenario {
             "A" => "automatic transaction rollback",
             "B" => "restore of the pre-migration backup",
             "C" => "full rollback (export, down, restore)",
+            "expand" => "rollback of an expand (the new shape dropped)",
             _ => "scenario",
         }
     }

@@ -33,8 +33,9 @@ impl Stages {
     /// The copy is stage 1 and done; then the snapshot, a round trip per
     /// pending migration and, when any is pending, the `[verify]` suite
     /// (when it has checks) and the three scenarios.
-    fn new(pending: usize, verifies: bool) -> Stages {
-        let after_trips = if pending == 0 { 0 } else { 3 + usize::from(verifies) };
+    fn new(pending: usize, verifies: bool, expands: bool) -> Stages {
+        let after = 3 + usize::from(verifies) + usize::from(expands);
+        let after_trips = if pending == 0 { 0 } else { after };
         Stages { done: 1, total: 2 + pending + after_trips }
     }
 
@@ -194,7 +195,7 @@ pub fn rehearse(
         }
         None => todo,
     };
-    let mut stages = Stages::new(todo.len(), options.verifies());
+    let mut stages = Stages::new(todo.len(), options.verifies(), options.expand.is_some());
     stages.next(progress, "snapshot of the copy");
     let t = Instant::now();
     let mut tracked = track(&mut client, &mut prepared)?;
@@ -230,8 +231,15 @@ pub fn rehearse(
     }
     drop(client);
 
-    let scenarios =
+    let mut scenarios =
         play_scenarios(&mut workspace, migrations, settings, &todo, &mut stages, tracing.inner)?;
+    if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
+        stages.next(tracing.inner, "expand, rollback and contract");
+        let progress = &mut *tracing.inner;
+        let played =
+            super::shapes::scenario_expand(&mut workspace, migrations, settings, schema, progress)?;
+        scenarios.push(played);
+    }
     let lossy = lossy::find(&todo);
     let ok = passed(&steps, &trips.round_trip, &scenarios);
     Ok(Rehearsal {
@@ -560,10 +568,11 @@ mod tests {
 
     #[test]
     fn stages_count_the_trips_and_what_follows_them() {
-        assert_eq!(Stages::new(0, true).total, 2, "nothing pending: copy and snapshot");
-        assert_eq!(Stages::new(3, false).total, 8, "3 trips and 3 scenarios");
-        assert_eq!(Stages::new(3, true).total, 9, "and the [verify] suite");
-        let mut stages = Stages::new(1, false);
+        assert_eq!(Stages::new(0, true, true).total, 2, "nothing pending: copy and snapshot");
+        assert_eq!(Stages::new(3, false, false).total, 8, "3 trips and 3 scenarios");
+        assert_eq!(Stages::new(3, true, false).total, 9, "and the [verify] suite");
+        assert_eq!(Stages::new(3, true, true).total, 10, "and the expand");
+        let mut stages = Stages::new(1, false, false);
         let mut seen = Seen::default();
         stages.next(&mut seen, "snapshot of the copy");
         stages.next(&mut seen, "round trip 1");
