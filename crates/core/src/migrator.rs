@@ -460,6 +460,64 @@ impl rollout::Apply for FleetMigrator<'_> {
         Ok(rollout::Applied { versions, after, notes })
     }
 
+    fn expand(
+        &self,
+        target: &rollout::Target,
+        schema: &str,
+        positioned: &mut dyn FnMut(&rollout::Position) -> Result<(), String>,
+    ) -> Result<rollout::Applied, rollout::Failed> {
+        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
+        let mut client = crate::pg::connect(&target.url, "backstop rollout")
+            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
+        let status = migrate::status(&mut client, self.migrations).map_err(|e| fail(chain(&e)))?;
+        let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
+        positioned(&rollout::Position { before: before.clone() }).map_err(|e| {
+            fail(format!(
+                "its position could not be recorded in the control database ({e}); nothing ran"
+            ))
+        })?;
+        let step = Step::Expand { schema };
+        let (stepped, mut notes) = self
+            .step(&mut client, target, step)
+            .map_err(|error| rollout::Failed { after: before.clone(), ..fail(error) })?;
+        if !stepped.done.unsettled.is_empty() {
+            let error = format!(
+                "expanded, but not settled, so its contract would refuse: {}; mend it and \
+                 `backstop rollout --resume` (the expand resumes), or `backstop rollout --undo`",
+                stepped.done.unsettled.join("; ")
+            );
+            return Err(rollout::Failed { after: before, ..fail(error) });
+        }
+        notes.push(format!(
+            "expanded: the new shape is served in schema {}",
+            stepped.done.new_schema
+        ));
+        Ok(rollout::Applied { versions: Vec::new(), after: before, notes })
+    }
+
+    fn contract(&self, target: &rollout::Target) -> Result<rollout::Applied, rollout::Failed> {
+        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
+        let mut client = crate::pg::connect(&target.url, "backstop rollout")
+            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
+        let open = crate::expand::in_progress(&mut client).map_err(|e| fail(chain(&e)))?;
+        let latest = |client: &mut postgres::Client| {
+            migrate::status(client, self.migrations).ok().and_then(|s| {
+                migrate::latest_applied(self.migrations, &s).map(|m| m.version.clone())
+            })
+        };
+        if open.is_none() {
+            let notes = vec!["no expand open: contracted already".to_string()];
+            return Ok(rollout::Applied {
+                versions: Vec::new(),
+                after: latest(&mut client),
+                notes,
+            });
+        }
+        let (stepped, notes) = self.step(&mut client, target, Step::Contract).map_err(fail)?;
+        let versions = stepped.done.plan.migrations.iter().map(|m| m.version.clone()).collect();
+        Ok(rollout::Applied { versions, after: latest(&mut client), notes })
+    }
+
     fn undo(
         &self,
         target: &rollout::Target,
@@ -467,6 +525,7 @@ impl rollout::Apply for FleetMigrator<'_> {
     ) -> Result<rollout::Undone, String> {
         let mut client = crate::pg::connect(&target.url, "backstop rollout --undo")
             .map_err(|e| format!("cannot reach it: {}", chain(&e)))?;
+
         let revert = match before {
             Some(v) => migrate::RollbackTarget::To(v.to_string()),
             None => migrate::RollbackTarget::Steps(usize::MAX),
@@ -484,6 +543,13 @@ impl rollout::Apply for FleetMigrator<'_> {
                 .collect();
             let root = self.config.rollback.dir.join("rollout").join(safe);
             settings.keep = Some(migrate::keep::run_folder(&root));
+        }
+        // An expand still open is dropped: nothing of it was applied.
+        if let Some(undone) =
+            crate::expand::rollback_if_open(&mut client, &settings).map_err(|e| chain(&e))?
+        {
+            let reverted = undone.plan.migrations.iter().map(|m| m.version.clone()).collect();
+            return Ok(rollout::Undone { reverted, how: "expand dropped" });
         }
         let plan = self.config.after_plan().map_err(|e| chain(&e))?;
         let after =
@@ -518,6 +584,37 @@ impl rollout::Apply for FleetMigrator<'_> {
 }
 
 impl FleetMigrator<'_> {
+    /// `migrate --expand` or `--contract` of one database with every gate
+    /// it has alone: what it did and the notes worth keeping, or why not.
+    fn step(
+        &self,
+        client: &mut postgres::Client,
+        target: &rollout::Target,
+        step: Step<'_>,
+    ) -> Result<(Stepped, Vec<String>), String> {
+        let mut config = self.config.clone();
+        config.backup.jobs.get_or_insert(1);
+        let mut notes = Vec::new();
+        let mut note = |line: &str| notes.push(line.to_string());
+        let watchers = Watchers {
+            assessment: Box::new(|_: &Assessment| {}),
+            backup: &mut backup::Quiet,
+            apply: &mut migrate::Quiet,
+            note: &mut note,
+        };
+        let url = &target.url;
+        let stepped =
+            expand_step(client, &config, url, self.migrations, step, Waivers::default(), watchers)
+                .map_err(|e| chain(&e))?;
+        if let Some(suite) = stepped.verified.as_ref().filter(|s| !s.ok()) {
+            return Err(format!(
+                "done, but the verify suite failed afterwards ({}); the rollout's undo takes it back",
+                suite.summary()
+            ));
+        }
+        Ok((stepped, notes))
+    }
+
     /// Method B for a database whose migrations have no down: the backup
     /// its latest migration recorded, restored with the current state kept.
     fn restore(

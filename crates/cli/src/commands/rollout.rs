@@ -33,6 +33,14 @@ pub struct Args {
     /// Show the plan (each wave's databases, URLs masked) and change nothing.
     #[arg(long, conflicts_with_all = ["resume", "undo"])]
     dry_run: bool,
+    /// Expand each database instead of migrating it (`migrate --expand`,
+    /// every gate), wave by wave with the bakes, then contract them all
+    /// once the last wave baked; `--undo` drops the expands still open.
+    #[arg(long, conflicts_with_all = ["resume", "undo"])]
+    expand: bool,
+    /// The schema whose tables the expands serve.
+    #[arg(long, value_name = "SCHEMA", default_value = "public", requires = "expand")]
+    schema: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -131,6 +139,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         decide: &config.decide,
         apply: &apply,
         observer: &lines,
+        expand: args.expand.then_some(args.schema.as_str()),
     };
     if args.dry_run {
         let plan = rollout::dry_run(&setup)?;

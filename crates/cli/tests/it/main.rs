@@ -48,6 +48,7 @@ mod replay_start;
 mod restore_steps;
 mod rollback_options;
 mod rollout;
+mod rollout_expand;
 mod rollout_input;
 mod secrets;
 mod serve;

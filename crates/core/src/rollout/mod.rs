@@ -9,7 +9,10 @@
 //! written before and after each step, so a killed run resumes and never
 //! applies a migration twice (each database's own history sees to that).
 //! `undo` takes every database that got the release back, newest wave
-//! first. No queue, scheduler or shard router of its own.
+//! first. An expand rollout (`rollout --expand`) expands each database
+//! instead, wave by wave with the bakes, then contracts them all once the
+//! last wave baked; its undo drops the expands still open. No queue,
+//! scheduler or shard router of its own.
 
 pub mod bake;
 pub mod citus;
@@ -109,7 +112,21 @@ pub trait Apply: Sync {
         positioned: &mut dyn FnMut(&Position) -> Result<(), String>,
     ) -> Result<Applied, Failed>;
 
-    /// Takes `target` back to `before` (`None`: before any migration).
+    /// Expands the pending migrations on `target` in `schema` (`migrate
+    /// --expand`, every gate), as [`Apply::migrate`] applies them.
+    fn expand(
+        &self,
+        target: &Target,
+        schema: &str,
+        positioned: &mut dyn FnMut(&Position) -> Result<(), String>,
+    ) -> Result<Applied, Failed>;
+
+    /// Contracts the expand open on `target` (`migrate --contract`, every
+    /// gate); nothing to do, and no error, where it is contracted already.
+    fn contract(&self, target: &Target) -> Result<Applied, Failed>;
+
+    /// Takes `target` back to `before` (`None`: before any migration); an
+    /// expand open on it is dropped instead.
     fn undo(&self, target: &Target, before: Option<&str>) -> Result<Undone, String>;
 }
 

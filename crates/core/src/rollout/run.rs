@@ -38,6 +38,9 @@ pub struct Setup<'a> {
     pub decide: &'a DecideSection,
     pub apply: &'a dyn Apply,
     pub observer: &'a dyn Observer,
+    /// A new rollout expands in this schema, bakes, then contracts (a
+    /// resumed one does what its record says).
+    pub expand: Option<&'a str>,
 }
 
 /// Takes the run's session lock on the control database, waiting a
@@ -129,6 +132,7 @@ pub fn start(setup: &Setup<'_>) -> Result<Record, RolloutError> {
         started_by: &started_by,
         release,
         to_version: to.as_deref(),
+        expand: setup.expand,
         waves: plan
             .waves
             .iter()
@@ -205,6 +209,8 @@ struct Shared<'a> {
     control: Mutex<Client>,
     id: i64,
     to: Option<String>,
+    /// An expand rollout: the schema the expands serve.
+    expand: Option<String>,
     targets: HashMap<String, Target>,
     /// An error on the control database: the run stops.
     fatal: Mutex<Option<RolloutError>>,
@@ -228,14 +234,14 @@ fn drive(
     id: i64,
     targets: Vec<Target>,
 ) -> Result<Record, RolloutError> {
-    let to = rollouts::get(&mut control, id)
-        .map_err(db("reading backstop.rollouts"))?
-        .and_then(|r| r.to_version);
+    let record = rollouts::get(&mut control, id).map_err(db("reading backstop.rollouts"))?;
+    let (to, expand) = record.map(|r| (r.to_version, r.expand)).unwrap_or_default();
     let shared = Shared {
         setup,
         control: Mutex::new(control),
         id,
         to,
+        expand,
         targets: targets.into_iter().map(|t| (t.name.clone(), t)).collect(),
         fatal: Mutex::new(None),
     };
@@ -253,7 +259,20 @@ fn drive(
     }
     let rows = shared.write("reading the rollout", |c| rollouts::targets(c, id))?;
     let failed = rows.iter().filter(|t| t.state != TargetState::Done).count();
+    if let (Some(_), 0) = (&shared.expand, failed) {
+        if let Some(reason) = contract_all(&shared, &rows)? {
+            setup.observer.happening(Happening::Halted { reason: &reason });
+            shared.write("recording the halt", |c| {
+                rollouts::set_state(c, id, RolloutState::Halted, Some(&reason))
+            })?;
+            return finish(shared);
+        }
+    }
     let reason = match failed {
+        0 if shared.expand.is_some() => format!(
+            "every wave ran and baked; {} database(s) expanded, then contracted",
+            rows.len()
+        ),
         0 => format!("every wave ran; {} database(s) got the release", rows.len()),
         n => format!(
             "every wave ran; {n} of {} database(s) failed (under each wave's halt_after)",
@@ -265,6 +284,69 @@ fn drive(
     })?;
     finish(shared)
 }
+
+/// The contract of every database an expand rollout expanded, once its
+/// last wave baked, with the first wave's parallelism; why the rollout
+/// halts, if any failed (their expands stay open: `--resume` contracts
+/// them, `--undo` drops them).
+fn contract_all(
+    shared: &Shared<'_>,
+    rows: &[rollouts::Target],
+) -> Result<Option<String>, RolloutError> {
+    let observer = shared.setup.observer;
+    let waves = shared.write("reading the rollout", |c| rollouts::waves(c, shared.id))?;
+    let parallel = waves.iter().map(|w| w.parallel.max(1) as usize).max().unwrap_or(1);
+    observer.happening(Happening::WaveStarted {
+        wave: CONTRACT,
+        databases: rows.len(),
+        parallel: parallel.min(rows.len().max(1)),
+    });
+    let failed = Mutex::new(Vec::new());
+    let never = AtomicBool::new(false);
+    super::each_in_parallel(rows, parallel, &never, |row| {
+        let Some(target) = shared.targets.get(&row.name) else {
+            let error = "no longer among the targets the configuration names".to_string();
+            observer.happening(Happening::Failed {
+                wave: CONTRACT,
+                target: &row.name,
+                error: &error,
+            });
+            failed.lock().unwrap_or_else(|e| e.into_inner()).push(row.name.clone());
+            return;
+        };
+        let started = Instant::now();
+        match shared.setup.apply.contract(target) {
+            Ok(done) => observer.happening(Happening::Done {
+                wave: CONTRACT,
+                target: &row.name,
+                applied: &done.versions,
+                took: started.elapsed(),
+            }),
+            Err(f) => {
+                observer.happening(Happening::Failed {
+                    wave: CONTRACT,
+                    target: &row.name,
+                    error: &f.error,
+                });
+                failed.lock().unwrap_or_else(|e| e.into_inner()).push(row.name.clone());
+            }
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok((!failed.is_empty()).then(|| {
+        format!(
+            "the contract failed on {} of {} database(s) ({}); their expands stay open: \
+             `backstop rollout --resume` contracts them again, `backstop rollout --undo` takes \
+             every database back",
+            failed.len(),
+            rows.len(),
+            failed.join(", ")
+        )
+    }))
+}
+
+/// The name the contract of an expand rollout goes by, as a wave's.
+const CONTRACT: &str = "contract";
 
 fn finish(shared: Shared<'_>) -> Result<Record, RolloutError> {
     let mut control = shared.control.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -403,7 +485,11 @@ fn one(
             })
             .map_err(|e| crate::kit::error::chain(&e))
     };
-    let result = shared.setup.apply.migrate(target, shared.to.as_deref(), &mut positioned);
+    let apply = shared.setup.apply;
+    let result = match &shared.expand {
+        Some(schema) => apply.expand(target, schema, &mut positioned),
+        None => apply.migrate(target, shared.to.as_deref(), &mut positioned),
+    };
     let ok = result.is_ok();
     match &result {
         Ok(applied) => {

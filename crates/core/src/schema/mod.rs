@@ -247,6 +247,9 @@ CREATE TABLE IF NOT EXISTS backstop.rollout_targets (
     PRIMARY KEY (rollout, name)
 );
 CREATE INDEX IF NOT EXISTS rollout_targets_wave_idx ON backstop.rollout_targets (rollout, wave, position);
+-- A rollout that expands every database, bakes, then contracts: the schema
+-- whose tables the expands serve.
+ALTER TABLE backstop.rollouts ADD COLUMN IF NOT EXISTS expand text;
 -- An expand: the pending migrations served as a new shape (a schema of
 -- views) beside the old one until contract or rollback. One open at most.
 CREATE TABLE IF NOT EXISTS backstop.expands (
@@ -272,7 +275,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 11;
+const SCHEMA_VERSION: i32 = 12;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -97,6 +97,8 @@ pub struct Rollout {
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// An expand rollout: the schema whose tables the expands serve.
+    pub expand: Option<String>,
 }
 
 /// One wave of a rollout as recorded.
@@ -146,6 +148,8 @@ pub struct NewRollout<'a> {
     pub started_by: &'a str,
     pub release: serde_json::Value,
     pub to_version: Option<&'a str>,
+    /// An expand rollout: the schema whose tables the expands serve.
+    pub expand: Option<&'a str>,
     /// (name, parallel, halt_after, bake in ms), in order.
     pub waves: Vec<(&'a str, i32, i32, i64)>,
     /// (name, wave index, kind, masked URL), each wave's in order.
@@ -162,9 +166,9 @@ pub fn create(client: &mut postgres::Client, new: &NewRollout<'_>) -> Result<i64
     let mut tx = client.transaction()?;
     let id: i64 = tx
         .query_one(
-            "insert into backstop.rollouts (started_by, state, release, to_version)
-             values ($1, 'running', $2, $3) returning id",
-            &[&new.started_by, &new.release, &new.to_version],
+            "insert into backstop.rollouts (started_by, state, release, to_version, expand)
+             values ($1, 'running', $2, $3, $4) returning id",
+            &[&new.started_by, &new.release, &new.to_version, &new.expand],
         )?
         .get(0);
     for (idx, (name, parallel, halt_after, bake_ms)) in new.waves.iter().enumerate() {
@@ -186,7 +190,7 @@ pub fn create(client: &mut postgres::Client, new: &NewRollout<'_>) -> Result<i64
 }
 
 const ROLLOUT_COLUMNS: &str =
-    "id, started_at, started_by, state, release, to_version, reason, updated_at, finished_at";
+    "id, started_at, started_by, state, release, to_version, reason, updated_at, finished_at, expand";
 
 fn rollout(r: &postgres::Row) -> Rollout {
     Rollout {
@@ -199,6 +203,7 @@ fn rollout(r: &postgres::Row) -> Rollout {
         reason: r.get(6),
         updated_at: r.get(7),
         finished_at: r.get(8),
+        expand: r.get(9),
     }
 }
 
