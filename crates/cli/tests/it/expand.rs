@@ -46,6 +46,14 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
         serde_json::from_str(&p.run(&["status", "--format", "json"]).stdout).unwrap();
     assert_eq!(shown["expand"]["new_schema"], NEW);
     assert_eq!(shown["expand"]["versions"], serde_json::json!(["20240102000000"]));
+    // The shape flag: off (every instance on the old shape) until enabled or ramped.
+    let flags = p.run(&["flags", "list", "--format", "json"]).expect_code(0).json();
+    let flag = flags.as_array().unwrap().iter().find(|f| f["key"] == "shape_public");
+    let flag = flag.unwrap_or_else(|| panic!("no shape flag: {flags}"));
+    assert_eq!(flag["release"], NEW, "{flag}");
+    assert_eq!(flag["variants"]["new"], format!("{NEW}, public"), "{flag}");
+    p.run(&["flags", "enable", "shape_public", "--percent", "10", "--reason", "a tenth"])
+        .expect_code(0);
     let mut new_app = p.client();
     new_app.batch_execute(&format!("SET search_path = {NEW}, public")).unwrap();
     new_app
@@ -64,6 +72,8 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
     drop(new_app);
 
     p.run(&["rollback"]).expect_code(0).expect_output("every row kept");
+    let flags = p.run(&["flags", "list", "--format", "json"]).expect_code(0).json();
+    assert!(!flags.to_string().contains("shape_public"), "the rollback deletes the flag: {flags}");
     assert_eq!(p.client().count("users"), 3);
     assert_eq!(columns(&p), ["id", "name", "score"], "the added columns go with the expand");
     assert!(!p.client().exists(&format!("{NEW}.users")));

@@ -81,6 +81,8 @@ pub enum ExpandError {
         "schema name {0} is longer than PostgreSQL's 63 bytes; use a shorter schema or version"
     )]
     NameTooLong(String),
+    #[error(transparent)]
+    Flag(#[from] crate::flags::FlagsError),
     #[error("the values of the added columns could not be kept, so nothing was rolled back; free the disk or set [rollback] export_dropped = false")]
     Keep(#[source] keep::KeepError),
     #[error(
@@ -107,6 +109,7 @@ impl ExpandError {
             | ExpandError::NameTooLong(_)
             | ExpandError::Unsettled(_) => 2,
             ExpandError::Lock(_) | ExpandError::Db(_) | ExpandError::Keep(_) => 3,
+            ExpandError::Flag(e) => e.exit_code(),
         }
     }
 }
@@ -339,6 +342,8 @@ pub fn expand(
         .map_err(db("making the triggers that keep the retyped columns in step"))?;
     expands::insert(&mut tx, schema, &version, &new_schema, &record)
         .map_err(db("recording the expand"))?;
+    let actor = schema::actor();
+    crate::flags::shape::open(&mut tx, schema, &new_schema, &version, &actor)?;
     tx.commit().map_err(db("committing the expand"))?;
     let versions = plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({
@@ -426,6 +431,8 @@ pub fn contract(
         }
     }
     expands::close(&mut tx, id, "contracted").map_err(db("closing the expand"))?;
+    let (actor, why) = (schema::actor(), "the expand is contracted: one shape again");
+    crate::flags::shape::close(&mut tx, &open.schema, &open.new_schema, &actor, why)?;
     tx.commit().map_err(db("committing the contract"))?;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({ "new_schema": open.new_schema, "gates": passed });
@@ -488,6 +495,8 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
         tx.batch_execute(sql).map_err(db(format!("dropping an added column: {sql}")))?;
     }
     expands::close(&mut tx, id, "rolled_back").map_err(db("closing the expand"))?;
+    let (actor, why) = (schema::actor(), "the expand is rolled back: the old shape only");
+    crate::flags::shape::close(&mut tx, &open.schema, &open.new_schema, &actor, why)?;
     tx.commit().map_err(db("committing the rollback of the expand"))?;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({

@@ -8,6 +8,7 @@
 
 pub mod eval;
 pub mod ramp;
+pub mod shape;
 mod store;
 
 use serde::Deserialize;

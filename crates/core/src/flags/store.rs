@@ -45,7 +45,19 @@ pub(super) fn commit(
     actor: &str,
     reason: &str,
 ) -> Result<(), FlagsError> {
-    let flags = list(&mut tx)?;
+    record(&mut tx, changes, actor, reason)?;
+    Ok(tx.commit().map_err(db("committing the flag change"))?)
+}
+
+/// The changes' events and the `NOTIFY`, in `tx`, which the caller
+/// commits with whatever else it changed.
+pub(super) fn record(
+    tx: &mut Transaction<'_>,
+    changes: &mut [FlagChange],
+    actor: &str,
+    reason: &str,
+) -> Result<(), FlagsError> {
+    let flags = list(tx)?;
     let tag = etag(&flags);
     for c in changes.iter_mut() {
         c.etag = tag.clone();
@@ -58,10 +70,10 @@ pub(super) fn commit(
         }
         let event = events::Event { kind: "flag", outcome: "ok", versions: Vec::new(), details };
         // Who made the change: a person at a terminal, or a server's named token.
-        events::record_as(&mut tx, &event, actor).map_err(db("writing the flag event"))?;
+        events::record_as(tx, &event, actor).map_err(db("writing the flag event"))?;
     }
-    table::notify(&mut tx, &tag).map_err(db("notifying the flag change"))?;
-    Ok(tx.commit().map_err(db("committing the flag change"))?)
+    table::notify(tx, &tag).map_err(db("notifying the flag change"))?;
+    Ok(())
 }
 
 pub(super) fn require_reason(reason: &str) -> Result<(), FlagsError> {
@@ -279,9 +291,13 @@ pub fn sync(
             ramp: None,
         });
     }
+    // An expand's shape flag is Backstop's own, never declared.
+    let own = |f: &Flag| {
+        f.key == super::shape::key(f.code_default.as_ref().and_then(|v| v.as_str()).unwrap_or(""))
+    };
     report.undeclared = existing
         .iter()
-        .filter(|f| !decls.iter().any(|d| d.key == f.key))
+        .filter(|f| !decls.iter().any(|d| d.key == f.key) && !own(f))
         .map(|f| f.key.clone())
         .collect();
     if created.is_empty() {

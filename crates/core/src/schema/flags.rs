@@ -150,6 +150,11 @@ pub struct NewFlag<'a> {
     pub code_default: Option<&'a Value>,
 }
 
+/// Deletes a flag; whether there was one.
+pub fn delete(client: &mut impl GenericClient, key: &str) -> Result<bool, Error> {
+    Ok(client.execute("delete from backstop.flags where key = $1", &[&key])? > 0)
+}
+
 /// Creates a flag, off.
 pub fn insert(client: &mut impl GenericClient, f: &NewFlag<'_>, actor: &str) -> Result<(), Error> {
     client.execute(
