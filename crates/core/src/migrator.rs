@@ -151,6 +151,7 @@ impl<'a> Gates<'a> {
                 accept: waivers.accept_risk,
                 database: crate::pg::redact(url),
                 notify: assessment,
+                served: Vec::new(),
             })
         } else {
             if !waivers.accept_risk.is_empty() {
@@ -233,6 +234,12 @@ pub fn expand_step(
 ) -> Result<Stepped, MigratorError> {
     let Watchers { assessment, backup: backup_progress, note, .. } = watchers;
     let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, &mut *note)?;
+    if let Some(check) = guards.check.as_mut() {
+        check.served = match step {
+            Step::Expand { .. } => crate::check::gate::SERVED_AT_EXPAND.to_vec(),
+            Step::Contract => crate::check::gate::SERVED_AT_CONTRACT.to_vec(),
+        };
+    }
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, false)?;
     let settings = migrate::Settings::from(&config.migrations);

@@ -32,9 +32,14 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
         None,
     );
 
-    p.run(&["check"]).expect_output("expand: the pending migrations can be served");
+    p.run(&["check"])
+        .expect_output("expand: the pending migrations can be served")
+        .expect_output("BS302");
+    // The rename and the type change are not true of the expand: set apart.
     p.run(&["migrate", "--expand"])
         .expect_code(0)
+        .expect_output("set apart, not true of this step")
+        .expect_output("BS206, BS302")
         .expect_output(NEW)
         .expect_output("users.score shown as bigint (was integer) through twin _backstop_new_score")
         .expect_output("backfilled users.score: 1 rows");

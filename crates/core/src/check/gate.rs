@@ -21,7 +21,24 @@ pub struct CheckGate<'a> {
     /// Shown in the assessment; the URL with its password masked.
     pub database: String,
     pub notify: Box<dyn FnMut(&Assessment) + 'a>,
+    /// Codes the step being taken does not bear out (an expand or its
+    /// contract serves those statements another way): set apart.
+    pub served: Vec<Code>,
 }
+
+/// What `migrate --expand` does another way than the statements say: a
+/// rename served by a view (BS301, BS302), a dropped column hidden until
+/// contract (BS102), a type change by a twin and a backfill (BS206), a
+/// computed default by a backfill (BS205), a NOT NULL or a constraint
+/// proved by a validation that blocks no write (BS204, BS203).
+pub const SERVED_AT_EXPAND: &[Code] =
+    &[Code::BS301, Code::BS302, Code::BS102, Code::BS206, Code::BS205, Code::BS204, Code::BS203];
+
+/// What `migrate --contract` does another way: the same but the dropped
+/// column, whose values the contract does remove (BS102 stays). A rename
+/// is the contract's purpose: the old shape is retired.
+pub const SERVED_AT_CONTRACT: &[Code] =
+    &[Code::BS301, Code::BS302, Code::BS206, Code::BS205, Code::BS204, Code::BS203];
 
 impl CheckGate<'_> {
     /// Runs the check; the decision is [`decide`].
@@ -44,7 +61,11 @@ impl CheckGate<'_> {
             .map(|r| r.get(0))
             .unwrap_or_default();
         let info = LiveInfo { database: self.database.clone(), server_version };
-        Ok(Assessment::new(sources, report, Some(info)))
+        let mut assessment = Assessment::new(sources, report, Some(info));
+        if !self.served.is_empty() {
+            assessment.serve(&self.served);
+        }
+        Ok(assessment)
     }
 }
 
@@ -160,6 +181,23 @@ mod tests {
             .map(|r| r["code"].as_str().unwrap())
             .collect();
         assert_eq!(accepted, ["BS100", "BS402"]);
+    }
+
+    #[test]
+    fn what_an_expand_does_another_way_is_set_apart_and_the_verdict_made_again() {
+        let mut a = assessment(&[Code::BS102, Code::BS302, Code::BS201]);
+        let total =
+            |a: &Assessment| a.summary.critical + a.summary.high + a.summary.medium + a.summary.low;
+        assert_eq!(total(&a), 3);
+        a.serve(SERVED_AT_EXPAND);
+        let kept: Vec<Code> = a.findings.iter().map(|f| f.code).collect();
+        let apart: Vec<Code> = a.served.iter().map(|f| f.code).collect();
+        assert_eq!((kept, apart), (vec![Code::BS201], vec![Code::BS102, Code::BS302]));
+        assert_eq!(total(&a), 1, "the counts are made again");
+        // The contract removes the dropped column's values: BS102 stays true.
+        let mut a = assessment(&[Code::BS102, Code::BS302]);
+        a.serve(SERVED_AT_CONTRACT);
+        assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), [Code::BS102]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `backstop-lint`, the live facts of the target database that raise or
 //! lower each risk, the verdict, and the gate `migrate` composes from it.
 
-mod gate;
+pub mod gate;
 pub mod live;
 mod platform;
 pub mod unadopted;
@@ -262,6 +262,12 @@ pub struct Assessment {
     /// the old one (`migrate --expand`): read live, for the schema `public`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expand: Option<crate::expand::Expandable>,
+    /// Findings that are not true of the step being taken, because an
+    /// expand or its contract does the statement another way (a rename
+    /// served by a view, a type change by a twin): said apart, outside the
+    /// verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub served: Vec<Finding>,
     /// The checked texts, for showing the offending lines.
     #[serde(skip)]
     pub sources: Vec<Source>,
@@ -324,8 +330,25 @@ impl Assessment {
             findings,
             suppressed,
             expand: None,
+            served: Vec::new(),
             sources,
         }
+    }
+
+    /// Sets apart the findings of `codes` (what an expand step serves) and
+    /// works the verdict out again without them.
+    pub fn serve(&mut self, codes: &[Code]) {
+        let (served, kept): (Vec<Finding>, Vec<Finding>) =
+            std::mem::take(&mut self.findings).into_iter().partition(|f| codes.contains(&f.code));
+        let mut summary = Summary::default();
+        for f in &kept {
+            summary.add(f.severity);
+        }
+        self.verdict = Verdict::of(&kept);
+        self.conditions = backstop_lint::conditions(&kept);
+        self.summary = summary;
+        self.findings = kept;
+        self.served = served;
     }
 
     /// Whether the check fails at `fail_on` (critical: on NO-GO only).

@@ -185,5 +185,17 @@ pub fn gate_summary(a: &Assessment, accepted: &[Code]) -> String {
             let _ = writeln!(out, "  condition: {c}");
         }
     }
+    if !a.served.is_empty() {
+        let mut codes: Vec<&str> = a.served.iter().map(|f| f.code.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let _ = writeln!(
+            out,
+            "  set apart, not true of this step (the expand does the statements another way): \
+             {} finding(s), {}",
+            a.served.len(),
+            codes.join(", ")
+        );
+    }
     out
 }
