@@ -432,6 +432,7 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
             f.column, f.rows, f.seconds
         ));
     }
+    out.push_str(&lock_lines(&e.locks));
     if !e.unsettled.is_empty() {
         out.push_str(
             "  ! not settled; the contract refuses until these are mended (then run the expand \
@@ -447,6 +448,30 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
             "the new application connects with search_path = {}, {}; finish with \
              `backstop migrate --contract`, undo with `backstop rollback`\n",
             e.new_schema, e.schema
+        ));
+    }
+    out
+}
+
+/// The lock trace in a line or two: the longest hold that blocks writes,
+/// and the batches of the backfill.
+fn lock_lines(locks: &backstop_core::expand::trace::LockTrace) -> String {
+    let mut out = String::new();
+    if let Some(h) = locks.longest_blocking() {
+        out.push_str(&format!(
+            "  locks: the longest that blocks writes: {} on {}, {:.0} ms ({})\n",
+            h.mode, h.relation, h.longest_ms, h.step
+        ));
+    }
+    let batches: Vec<_> = locks.held.iter().filter(|h| h.step == "backfill").collect();
+    if let Some(longest) = batches.iter().map(|h| h.longest_ms).reduce(f64::max) {
+        let n = batches.iter().map(|h| h.transactions).max().unwrap_or(0);
+        let how = match locks.blocks_writes("backfill") {
+            true => "some blocking writes",
+            false => "none blocking writes",
+        };
+        out.push_str(&format!(
+            "  locks: the backfill's {n} transaction(s), {how}, the longest {longest:.0} ms\n"
         ));
     }
     out

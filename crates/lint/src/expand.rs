@@ -66,6 +66,24 @@ pub enum Form {
     AddConstraint { table: RelationName, name: String, sql: String, validate: bool },
 }
 
+impl Form {
+    /// The table the form is about.
+    pub fn table(&self) -> &RelationName {
+        match self {
+            Form::AddColumn { table, .. }
+            | Form::RenameColumn { table, .. }
+            | Form::DropColumn { table, .. }
+            | Form::CreateTable { table, .. }
+            | Form::CreateIndex { table, .. }
+            | Form::RenameTable { table, .. }
+            | Form::RetypeColumn { table, .. }
+            | Form::FillColumn { table, .. }
+            | Form::SetNotNull { table, .. }
+            | Form::AddConstraint { table, .. } => table,
+        }
+    }
+}
+
 /// The expand forms of `sql` (one statement), or why it has none.
 pub fn forms(sql: &str) -> Result<Vec<Form>, String> {
     let tree = pg_query::parse(sql, 0).map_err(|e| format!("it does not parse: {e}"))?;

@@ -219,8 +219,11 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let (Some(client), Some(folder)) = (client.as_mut(), &folder) {
         let pending: Vec<&source::Migration> = folder.migrations.iter().collect();
         if !pending.is_empty() {
+            // The schema the statements name their tables in, else public.
+            let schema = backstop_core::expand::plan::schema_named(&pending);
+            let schema = schema.as_deref().unwrap_or("public");
             assessment.expand =
-                Some(backstop_core::expand::Expandable::read(client, &pending, "public")?);
+                Some(backstop_core::expand::Expandable::read(client, &pending, schema)?);
         }
     }
     match args.format {

@@ -300,13 +300,15 @@ fn prisma_applied(
 ) -> Result<(), postgres::Error> {
     let checksum = sha256_hex(m.up.text.as_bytes());
     let seconds = duration_ms as f64 / 1000.0;
+    // One clock reading for both ends: two put the start after the end of
+    // a migration that took no time (a contract records 0 ms).
     client.execute(
         &format!(
             "insert into {table}
                (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at,
                 applied_steps_count)
-             values ($1, $2, clock_timestamp(), $3, null, null,
-                     clock_timestamp() - make_interval(secs => $4), 1)"
+             select $1, $2, t.at, $3, null, null, t.at - make_interval(secs => $4), 1
+               from (select clock_timestamp() as at) t"
         ),
         &[&uuid_v4(), &checksum, &m.tool_version, &seconds],
     )?;

@@ -1,22 +1,154 @@
-//! Each expand form applied to the plan: checked against the tables as the
-//! catalog has them and the shapes as the statements before left them, and
-//! turned into what runs at expand, after it, and at contract.
+//! The plan of an expand built: each statement's expand forms applied,
+//! checked against the tables as the catalog has them and the shapes as
+//! the statements before left them, and turned into what runs at expand,
+//! after it, and at contract; a statement with no expand form is a
+//! [`Refusal`] naming its file and line.
 
 use std::collections::BTreeMap;
 
-use backstop_lint::expand::Form;
+use backstop_lint::expand::{forms, Form};
 use backstop_lint::rewrite::ident;
 use backstop_lint::using;
 
-use super::plan::{ColumnShape, Constraint, Fill, NotNull, Plan, Retyped, Table, TableShape};
+use super::plan::{
+    ColumnShape, Concurrent, Constraint, Fill, NotNull, Plan, Refusal, Retyped, Served, Table,
+    TableShape,
+};
 use crate::pg::{quote_ident, quote_qualified};
+use crate::source::Migration;
+
+/// The plan of expanding `pending` in `schema`, whose tables (by name)
+/// are as given; or every statement that stops it.
+pub fn build(
+    pending: &[&Migration],
+    schema: &str,
+    tables: &BTreeMap<String, Table>,
+) -> Result<Plan, Vec<Refusal>> {
+    let mut shapes: BTreeMap<String, TableShape> = tables
+        .iter()
+        .map(|(t, known)| {
+            let columns = known.columns.iter().map(|c| ColumnShape::named(c, false)).collect();
+            (t.clone(), TableShape { name: t.clone(), columns, made: false, shown_name: None })
+        })
+        .collect();
+    let mut plan = Plan {
+        migrations: pending
+            .iter()
+            .map(|m| Served {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+            })
+            .collect(),
+        tables: Vec::new(),
+        at_expand: Vec::new(),
+        at_contract: Vec::new(),
+        indexes: Vec::new(),
+        retyped: Vec::new(),
+        fills: Vec::new(),
+        constraints: Vec::new(),
+        not_null: Vec::new(),
+        concurrent: Vec::new(),
+    };
+    let mut refusals = Vec::new();
+    for m in pending {
+        let file = m.up.path.display();
+        // A migration outside a transaction is served only when it builds
+        // indexes concurrently, which the expand does after its own.
+        let concurrent_only = m.up.statements.iter().all(|st| {
+            forms(&st.sql).is_ok_and(|f| {
+                f.iter().all(|f| matches!(f, Form::CreateIndex { concurrent: true, .. }))
+            })
+        });
+        if m.no_transaction && !concurrent_only {
+            refusals.push(Refusal {
+                place: format!("{file}:1"),
+                statement: m.label(),
+                reason: "it runs outside a transaction, and an expand is one transaction \
+                         (only CREATE INDEX CONCURRENTLY runs after it); apply it with \
+                         `backstop migrate`"
+                    .into(),
+            });
+            continue;
+        }
+        for st in &m.up.statements {
+            let refuse = |reason: String| Refusal {
+                place: format!("{file}:{}", st.position.line),
+                statement: st.sql.lines().next().unwrap_or_default().trim().to_string(),
+                reason,
+            };
+            let found = match forms(&st.sql) {
+                Ok(f) => f,
+                Err(reason) => {
+                    refusals.push(refuse(reason));
+                    continue;
+                }
+            };
+            let generated = found.iter().filter(|f| generated(f)).count();
+            if generated > 0 && generated < found.len() {
+                refusals.push(refuse(
+                    "a type change, a computed default, SET NOT NULL or ADD CONSTRAINT shares \
+                     the statement with other changes; give it a statement of its own"
+                        .into(),
+                ));
+                continue;
+            }
+            let (mut now, mut placed) = (false, false);
+            for form in found {
+                match one(&form, schema, &mut shapes, tables, &mut plan) {
+                    Ok(When::Expand) => now = true,
+                    Ok(When::Contract) => {}
+                    Ok(When::Generated { expand, contract }) => {
+                        plan.at_expand.extend(expand);
+                        plan.at_contract.extend(contract);
+                        placed = true;
+                    }
+                    Ok(When::After) => placed = true,
+                    Err(reason) => refusals.push(refuse(reason)),
+                }
+                if let Form::CreateIndex { index, concurrent, .. } = &form {
+                    plan.indexes.push(index.clone());
+                    if *concurrent {
+                        plan.concurrent
+                            .push(Concurrent { index: index.clone(), sql: st.sql.clone() });
+                    }
+                }
+            }
+            if placed {
+                continue;
+            }
+            if now {
+                plan.at_expand.push(st.sql.clone());
+            } else {
+                plan.at_contract.push(st.sql.clone());
+            }
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+    plan.tables = shapes.into_values().collect();
+    Ok(plan)
+}
+
+/// A form whose statement the expand does not run as written, but through
+/// statements of its own.
+fn generated(form: &Form) -> bool {
+    matches!(
+        form,
+        Form::RetypeColumn { .. }
+            | Form::FillColumn { .. }
+            | Form::SetNotNull { .. }
+            | Form::AddConstraint { .. }
+    )
+}
 
 /// When a form's statement runs: at expand (it adds what the old shape
 /// never names), at contract (it changes what the old shape reads), after
 /// the expand's transaction (a concurrent index build), or neither, with
 /// statements of the expand's own standing in for it at expand and at
 /// contract (a twin, a filled column, a NOT NULL, a NOT VALID constraint).
-pub(super) enum When {
+enum When {
     Expand,
     Contract,
     After,
@@ -25,25 +157,14 @@ pub(super) enum When {
 
 /// Applies one form to the shapes and the plan, checked against the
 /// tables as they are.
-pub(super) fn one(
+fn one(
     form: &Form,
     schema: &str,
     shapes: &mut BTreeMap<String, TableShape>,
     known: &BTreeMap<String, Table>,
     plan: &mut Plan,
 ) -> Result<When, String> {
-    let table = match form {
-        Form::AddColumn { table, .. }
-        | Form::RenameColumn { table, .. }
-        | Form::DropColumn { table, .. }
-        | Form::CreateTable { table, .. }
-        | Form::CreateIndex { table, .. }
-        | Form::RenameTable { table, .. }
-        | Form::RetypeColumn { table, .. }
-        | Form::FillColumn { table, .. }
-        | Form::SetNotNull { table, .. }
-        | Form::AddConstraint { table, .. } => table,
-    };
+    let table = form.table();
     if let Some(s) = table.schema.as_deref().filter(|s| *s != schema) {
         return Err(format!(
             "it names schema {s}, and this expand serves schema {schema}; expand one schema at a time"
@@ -145,44 +266,14 @@ fn columns_of(
                 ));
             }
             columns.push(ColumnShape::named(column, true));
-            let Form::FillColumn { new_type, default, not_null, .. } = form else {
-                return Ok(When::Expand);
-            };
-            let key = known.get(&table_name).map(|k| k.key.clone()).unwrap_or_default();
-            if made {
+            match form {
+                Form::FillColumn { new_type, default, not_null, .. } if !made => {
+                    let fill = Filling { column, new_type, default, not_null: *not_null };
+                    filled(fill, &table_name, &view_name, known, schema, plan)
+                }
                 // A table the expand makes holds no rows to fill: as written.
-                return Ok(When::Expand);
+                _ => Ok(When::Expand),
             }
-            if key.is_empty() {
-                return Err(format!(
-                    "table {t} has no primary key, which the backfill of column {column} walks \
-                     in batches; add one in a migration before this one"
-                ));
-            }
-            let table = quote_qualified(Some(schema), &table_name);
-            let c = quote_ident(column);
-            let expand = vec![
-                format!("ALTER TABLE {table} ADD COLUMN {c} {new_type}"),
-                format!("ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT {default}"),
-            ];
-            plan.fills.push(Fill {
-                table: table_name.clone(),
-                column: column.clone(),
-                default: default.clone(),
-                key,
-            });
-            let contract = match not_null {
-                true => vec![not_null_at_contract(
-                    plan,
-                    schema,
-                    &table_name,
-                    &view_name,
-                    column,
-                    column,
-                )],
-                false => Vec::new(),
-            };
-            Ok(When::Generated { expand, contract })
         }
         Form::SetNotNull { column, .. } => {
             let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
@@ -247,6 +338,49 @@ fn columns_of(
         Form::CreateIndex { .. } | Form::CreateTable { .. } => Ok(When::Expand),
         Form::RenameTable { .. } | Form::AddConstraint { .. } => Ok(When::Contract),
     }
+}
+
+/// A new column with a computed default, as the statement writes it.
+struct Filling<'a> {
+    column: &'a str,
+    new_type: &'a str,
+    default: &'a str,
+    not_null: bool,
+}
+
+/// A new column whose default each row computes, on a table that has rows:
+/// added bare with its default for new rows, the rows there filled in
+/// batches after the expand's transaction, NOT NULL set at contract.
+fn filled(
+    f: Filling<'_>,
+    table_name: &str,
+    view_name: &str,
+    known: &BTreeMap<String, Table>,
+    schema: &str,
+    plan: &mut Plan,
+) -> Result<When, String> {
+    let column = f.column;
+    let key = known.get(table_name).map(|k| k.key.clone()).unwrap_or_default();
+    if key.is_empty() {
+        return Err(format!(
+            "table {view_name} has no primary key, which the backfill of column {column} walks \
+             in batches; add one in a migration before this one"
+        ));
+    }
+    let table = quote_qualified(Some(schema), table_name);
+    let c = quote_ident(column);
+    let expand = vec![
+        format!("ALTER TABLE {table} ADD COLUMN {c} {}", f.new_type),
+        format!("ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT {}", f.default),
+    ];
+    let fill =
+        Fill { table: table_name.into(), column: column.into(), default: f.default.into(), key };
+    plan.fills.push(fill);
+    let contract = match f.not_null {
+        true => vec![not_null_at_contract(plan, schema, table_name, view_name, column, column)],
+        false => Vec::new(),
+    };
+    Ok(When::Generated { expand, contract })
 }
 
 /// Records a NOT NULL for the contract and gives its statement, naming the

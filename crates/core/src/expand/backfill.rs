@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 use super::plan::{Fill, Retyped};
+use super::trace::{self, LockTrace};
 use super::twins;
 use crate::pg::{db, quote_ident, quote_qualified, DbError};
 
@@ -82,18 +83,15 @@ pub struct Filled {
 }
 
 /// The statements of one column's batches: write a batch, read its keys
-/// (each from the start, or after a key) and write one row.
+/// (each from the start, or after a key; up to the last key there was
+/// when the backfill began: a row written since got its value from the
+/// trigger or the default) and write one row.
 struct Batches {
     write: [String; 2],
     keys: [String; 2],
     one: String,
-}
-
-impl Batches {
-    /// The statement of `pair` for a batch after `last` (or the first).
-    fn pick<'s>(pair: &'s [String; 2], last: Option<&Vec<String>>) -> &'s str {
-        &pair[usize::from(last.is_some())]
-    }
+    /// The last key in key order, as text.
+    end: String,
 }
 
 impl Batches {
@@ -101,12 +99,16 @@ impl Batches {
         let table = quote_qualified(Some(schema), &job.table);
         let keys: Vec<String> = job.key.iter().map(|(k, _)| quote_ident(k)).collect();
         let list = keys.join(", ");
-        let bound: Vec<String> = job
-            .key
-            .iter()
-            .enumerate()
-            .map(|(n, (_, ty))| format!("($1::text[])[{}]::{ty}", n + 1))
-            .collect();
+        // Key `$p` (text[]) cast back to the key's types.
+        let bound = |p: usize| -> String {
+            let parts: Vec<String> = job
+                .key
+                .iter()
+                .enumerate()
+                .map(|(n, (_, ty))| format!("(${p}::text[])[{}]::{ty}", n + 1))
+                .collect();
+            parts.join(", ")
+        };
         let in_t: Vec<String> = keys.iter().map(|k| format!("t.{k}")).collect();
         let in_b: Vec<String> = keys.iter().map(|k| format!("b.{k}")).collect();
         let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
@@ -133,13 +135,34 @@ impl Batches {
                 as_text.join(", ")
             )
         };
-        let after = format!("WHERE ({list}) > ({})", bound.join(", "));
-        let at: Vec<String> = keys.iter().map(|k| format!("t.{k}")).collect();
-        let at = format!("WHERE ({}) = ({})", at.join(", "), bound.join(", "));
+        let first = format!("WHERE ({list}) <= ({})", bound(1));
+        let next = format!("WHERE ({list}) > ({}) AND ({list}) <= ({})", bound(1), bound(2));
         Batches {
-            write: [batch(""), batch(&after)],
-            keys: [keys_of(""), keys_of(&after)],
-            one: format!("UPDATE {table} AS t SET {set} {at} AND {pending}"),
+            write: [batch(&first), batch(&next)],
+            keys: [keys_of(&first), keys_of(&next)],
+            one: format!(
+                "UPDATE {table} AS t SET {set} WHERE ({}) = ({}) AND {pending}",
+                in_t.join(", "),
+                bound(1)
+            ),
+            end: format!(
+                "SELECT ARRAY[{}] FROM {table} ORDER BY {} LIMIT 1",
+                as_text.join(", "),
+                desc.join(", ")
+            ),
+        }
+    }
+
+    /// The statement of `pair` for the batch after `last` (or the first),
+    /// and its parameters.
+    fn pick<'s>(
+        pair: &'s [String; 2],
+        last: Option<&'s Vec<String>>,
+        end: &'s Vec<String>,
+    ) -> (&'s str, Vec<&'s Vec<String>>) {
+        match last {
+            None => (&pair[0], vec![end]),
+            Some(last) => (&pair[1], vec![last, end]),
         }
     }
 }
@@ -150,6 +173,7 @@ pub fn run(
     schema: &str,
     job: &Job,
     lock_timeout: Duration,
+    locks: &mut LockTrace,
     note: &mut dyn FnMut(&str),
 ) -> Result<Filled, DbError> {
     let started = Instant::now();
@@ -170,20 +194,24 @@ pub fn run(
         return Ok(filled);
     }
     let batches = Batches::new(schema, job);
+    // Rows written from here on get their value from the trigger or the
+    // default: the walk ends at the last key there is now.
+    let upper: Option<Vec<String>> = client
+        .query_opt(&batches.end, &[])
+        .map_err(db(format!("reading the last key of {label}")))?
+        .map(|r| r.get(0));
+    let Some(upper) = upper else { return Ok(filled) };
     let mut last: Option<Vec<String>> = None;
     let mut said = Instant::now();
     loop {
-        let step = batch(
-            client,
-            Batches::pick(&batches.write, last.as_ref()),
-            last.as_ref(),
-            lock_timeout,
-        );
+        let (sql, params) = Batches::pick(&batches.write, last.as_ref(), &upper);
+        let step = batch(client, sql, &params, lock_timeout, locks);
         let (rows, end) = match step {
             Ok(done) => done,
             Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
-                let keys = keys_of(client, &batches, last.as_ref())?;
-                by_row(client, &batches, &keys, lock_timeout, &mut filled)?;
+                let (sql, params) = Batches::pick(&batches.keys, last.as_ref(), &upper);
+                let keys = keys_of(client, sql, &params)?;
+                by_row(client, &batches, &keys, lock_timeout, locks, &mut filled)?;
                 (0, keys.last().cloned())
             }
             Err(e) => return Err(db(format!("backfilling {label}"))(e)),
@@ -214,35 +242,40 @@ pub fn run(
 fn batch(
     client: &mut Client,
     sql: &str,
-    last: Option<&Vec<String>>,
+    params: &[&Vec<String>],
     lock_timeout: Duration,
+    locks: &mut LockTrace,
 ) -> Result<(i64, Option<Vec<String>>), postgres::Error> {
-    let row = short(client, lock_timeout, |tx| match last {
-        None => tx.query_one(sql, &[]),
-        Some(k) => tx.query_one(sql, &[k]),
-    })?;
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| *p as &(dyn postgres::types::ToSql + Sync)).collect();
+    let row = short(client, lock_timeout, (locks, "backfill"), |tx| tx.query_one(sql, &params))?;
     Ok((row.get(0), row.get(1)))
 }
 
 /// Runs `work` in a transaction of its own under `lock_timeout` with the
 /// triggers of retyped columns standing aside, tried again (up to
 /// `RETRIES` times, a little later each time) while a lock is not had in
-/// time: a long lock of someone else's is never waited on.
+/// time: a long lock of someone else's is never waited on. The locks it
+/// held go into the trace under its step.
 pub fn short<T>(
     client: &mut Client,
     lock_timeout: Duration,
+    (locks, step): (&mut LockTrace, &str),
     mut work: impl FnMut(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
 ) -> Result<T, postgres::Error> {
     let mut tries = 0;
     loop {
         let mut tx = client.transaction()?;
+        let started = Instant::now();
         tx.batch_execute(&format!(
             "SET LOCAL lock_timeout = {}; SET LOCAL backstop.backfill = 'on'",
             lock_timeout.as_millis()
         ))?;
         match work(&mut tx) {
             Ok(out) => {
+                let held = trace::held(&mut tx)?;
                 tx.commit()?;
+                locks.note(step, held, started.elapsed());
                 return Ok(out);
             }
             Err(e) if waited(&e) && tries < RETRIES => {
@@ -260,17 +293,15 @@ fn waited(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| matches!(c.code(), "55P03" | "40P01" | "40001"))
 }
 
-/// The keys of the batch after `last`, read alone.
+/// The keys of a failed batch, read alone.
 fn keys_of(
     client: &mut Client,
-    batches: &Batches,
-    last: Option<&Vec<String>>,
+    sql: &str,
+    params: &[&Vec<String>],
 ) -> Result<Vec<Vec<String>>, DbError> {
-    let sql = Batches::pick(&batches.keys, last);
-    let rows = match last {
-        None => client.query(sql, &[]),
-        Some(k) => client.query(sql, &[k]),
-    };
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| *p as &(dyn postgres::types::ToSql + Sync)).collect();
+    let rows = client.query(sql, &params);
     let rows = rows.map_err(db("reading the keys of a failed backfill batch"))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
@@ -281,10 +312,12 @@ fn by_row(
     batches: &Batches,
     keys: &[Vec<String>],
     lock_timeout: Duration,
+    locks: &mut LockTrace,
     filled: &mut Filled,
 ) -> Result<(), DbError> {
     for key in keys {
-        match short(client, lock_timeout, |tx| tx.execute(&batches.one, &[key])) {
+        let step = (&mut *locks, "backfill");
+        match short(client, lock_timeout, step, |tx| tx.execute(&batches.one, &[key])) {
             Ok(n) => filled.rows += n,
             Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
                 filled.failures += 1;

@@ -21,6 +21,7 @@ mod apply;
 pub mod backfill;
 pub mod plan;
 pub mod settle;
+pub mod trace;
 pub mod twins;
 pub mod views;
 
@@ -137,6 +138,9 @@ pub struct Expanded {
     /// types cannot hold, one line a column.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmapped: Vec<String>,
+    /// The table locks this run's own transactions held, by step.
+    #[serde(skip_serializing_if = "trace::LockTrace::is_empty")]
+    pub locks: trace::LockTrace,
     /// `migrate --expand` found this expand open on the same migrations
     /// and finished its backfill.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -154,6 +158,7 @@ impl Expanded {
             backfill: Vec::new(),
             unsettled: Vec::new(),
             unmapped: Vec::new(),
+            locks: trace::LockTrace::default(),
             resumed: false,
         }
     }
@@ -184,7 +189,7 @@ impl Expandable {
         schema: &str,
     ) -> Result<Expandable, DbError> {
         let tables = views::tables(client, schema).map_err(db("reading the schema's tables"))?;
-        let refusals = plan::build(pending, schema, &tables).err().unwrap_or_default();
+        let refusals = apply::build(pending, schema, &tables).err().unwrap_or_default();
         Ok(Expandable { schema: schema.into(), possible: refusals.is_empty(), refusals })
     }
 
@@ -295,7 +300,9 @@ pub fn expand(
                 .zip(&pending)
                 .all(|(s, m)| s.version == m.version && s.checksum == m.checksum);
         if same && open.plan.settles() {
-            let settled = settle::settle(client, &open, settings, false, note)?;
+            let mut locks = trace::LockTrace::default();
+            let settled = settle::settle(client, &open, settings, false, &mut locks, note)?;
+            open.locks = locks;
             (open.backfill, open.unsettled) = (settled.backfill, settled.unsettled);
             open.resumed = true;
             return Ok(open);
@@ -313,7 +320,7 @@ pub fn expand(
         return Err(ExpandError::NameTooLong(new_schema));
     }
     let tables = views::tables(client, schema).map_err(db("reading the schema's tables"))?;
-    let plan = plan::build(&pending, schema, &tables)
+    let plan = apply::build(&pending, schema, &tables)
         .map_err(|r| refused(client, "expand", ExpandError::NoExpandForm(r)))?;
     let major =
         crate::pg::server_version_num(client).map_err(db("reading the server version"))? / 10000;
@@ -331,7 +338,9 @@ pub fn expand(
     let (stamp, passed) = migrate::pass_all(client, gates, &pending, false)
         .map_err(|r| refused(client, "expand", ApplyError::Gate(r).into()))?;
     let record = serde_json::to_value(&plan).expect("a plan is plain data");
+    let mut locks = trace::LockTrace::default();
     let mut tx = client.transaction().map_err(db("starting the expand"))?;
+    let started = std::time::Instant::now();
     timeouts(&mut tx, settings, schema).map_err(db("setting the expand's timeouts"))?;
     for sql in &plan.at_expand {
         tx.batch_execute(sql).map_err(db(format!("adding a column: {sql}")))?;
@@ -344,14 +353,15 @@ pub fn expand(
         .map_err(db("recording the expand"))?;
     let actor = schema::actor();
     crate::flags::shape::open(&mut tx, schema, &new_schema, &version, &actor)?;
-    tx.commit().map_err(db("committing the expand"))?;
+    committed(tx, &mut locks, "expand", started)?;
     let versions = plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({
         "new_schema": new_schema, "plan": record, "gates": passed, "backup_id": stamp.backup_id,
     });
     audit(client, "expand", versions, details)?;
     let mut done = Expanded::new(schema, new_schema, version, plan);
-    let settled = settle::settle(client, &done, settings, false, note)?;
+    let settled = settle::settle(client, &done, settings, false, &mut locks, note)?;
+    done.locks = locks;
     (done.backfill, done.unsettled) = (settled.backfill, settled.unsettled);
     Ok(done)
 }
@@ -386,7 +396,8 @@ pub fn contract(
         .collect();
     // Every row filled, every constraint and NOT NULL proved, every index
     // built, or the contract would lose a value or fail halfway.
-    let settled = settle::settle(client, &open, settings, true, note)?;
+    let mut locks = trace::LockTrace::default();
+    let settled = settle::settle(client, &open, settings, true, &mut locks, note)?;
     if !settled.unsettled.is_empty() {
         // A check that proved a NOT NULL before another step failed goes.
         for sql in checks_dropped(&open, false) {
@@ -398,11 +409,15 @@ pub fn contract(
     let (stamp, passed) = migrate::pass_all(client, gates, &of, false)
         .map_err(|r| refused(client, "contract", ApplyError::Gate(r).into()))?;
     let mut tx = client.transaction().map_err(db("starting the contract"))?;
+    let started = std::time::Instant::now();
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the contract's timeouts"))?;
-    twins::drop(&mut tx, &open.schema, &open.new_schema, &open.plan.retyped)
-        .map_err(db("dropping the triggers of the retyped columns"))?;
+    // The views first, the tables after: a write through a view locks the
+    // view, then its table; locking in the other order would deadlock with
+    // it (and fail the application's write).
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
+    twins::drop(&mut tx, &open.schema, &open.new_schema, &open.plan.retyped)
+        .map_err(db("dropping the triggers of the retyped columns"))?;
     views::drop_schema(&mut tx, &open.new_schema).map_err(db("dropping the new shape's schema"))?;
     for sql in &open.plan.at_contract {
         tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
@@ -433,7 +448,8 @@ pub fn contract(
     expands::close(&mut tx, id, "contracted").map_err(db("closing the expand"))?;
     let (actor, why) = (schema::actor(), "the expand is contracted: one shape again");
     crate::flags::shape::close(&mut tx, &open.schema, &open.new_schema, &actor, why)?;
-    tx.commit().map_err(db("committing the contract"))?;
+    committed(tx, &mut locks, "contract", started)?;
+    open.locks = locks;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({ "new_schema": open.new_schema, "gates": passed });
     audit(client, "contract", versions, details)?;
@@ -475,10 +491,12 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
         constraints.into_iter().chain(indexes).chain(columns).chain(tables).collect();
     let retyped = &open.plan.retyped;
     let mut tx = client.transaction().map_err(db("starting the rollback of the expand"))?;
+    let started = std::time::Instant::now();
     timeouts(&mut tx, settings, &open.schema).map_err(db("setting the rollback's timeouts"))?;
-    // The views go first: no write through the new shape after them. The
-    // values the old types cannot hold are then found while the tables'
-    // writes go on; dropping the triggers locks the tables only after.
+    // The views go first: no write through the new shape after them, and
+    // no deadlock with one under way (it locks the view, then the table).
+    // The values the old types cannot hold are then found while the
+    // tables' writes go on; dropping the triggers locks the tables after.
     views::drop(&mut tx, &open.new_schema, &open.plan.tables)
         .map_err(db("dropping the new shape's views"))?;
     let (unmapped, mut kept) =
@@ -497,7 +515,7 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
     expands::close(&mut tx, id, "rolled_back").map_err(db("closing the expand"))?;
     let (actor, why) = (schema::actor(), "the expand is rolled back: the old shape only");
     crate::flags::shape::close(&mut tx, &open.schema, &open.new_schema, &actor, why)?;
-    tx.commit().map_err(db("committing the rollback of the expand"))?;
+    committed(tx, &mut open.locks, "rollback", started)?;
     let versions = open.plan.migrations.iter().map(|m| m.version.clone()).collect();
     let details = json!({
         "new_schema": open.new_schema, "kept": open.kept, "unmapped": open.unmapped, "expand": true,
@@ -524,6 +542,20 @@ fn constraint_dropped(schema: &str, table: &str, name: &str) -> String {
         quote_qualified(Some(schema), table),
         quote_ident(name)
     )
+}
+
+/// Commits one of the step's transactions, its table locks read first
+/// into the trace.
+fn committed(
+    mut tx: postgres::Transaction<'_>,
+    locks: &mut trace::LockTrace,
+    step: &str,
+    started: std::time::Instant,
+) -> Result<(), ExpandError> {
+    let held = trace::held(&mut tx).map_err(db("reading the locks held"))?;
+    tx.commit().map_err(db(format!("committing the {step}")))?;
+    locks.note(step, held, started.elapsed());
+    Ok(())
 }
 
 fn locked<'c>(

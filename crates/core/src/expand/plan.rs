@@ -1,17 +1,15 @@
-//! The plan of an expand: the pending migrations' statements read through
-//! `lint::expand`, checked against the tables as the catalog has them, and
-//! turned into what the expand runs (added columns, new tables, new
-//! indexes, as written), what the new shape shows (each table's columns
-//! under their new names, less the dropped ones) and what contract runs
-//! (the renames and drops, as written). A statement with no expand form
-//! is a [`Refusal`] naming its file and line.
+//! The plan of an expand, as kept in `backstop.expands`: what the expand
+//! runs (added columns, new tables, new indexes, twins), what the new
+//! shape shows (each table's columns under their new names, less the
+//! dropped ones), what runs after the expand's transaction (backfills,
+//! validations, concurrent index builds) and what contract runs; and the
+//! catalog's facts it is built from (`apply::build` builds it).
 
 use std::collections::BTreeMap;
 
-use backstop_lint::expand::{forms, Form};
+use backstop_lint::expand::forms;
 use serde::{Deserialize, Serialize};
 
-use super::apply::{one, When};
 use crate::source::Migration;
 
 /// A table of the expanded schema as the catalog has it (`views::tables`).
@@ -253,128 +251,54 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The plan of expanding `pending` in `schema`, whose tables (by name)
-/// are as given; or every statement that stops it.
-pub fn build(
-    pending: &[&Migration],
-    schema: &str,
-    tables: &BTreeMap<String, Table>,
-) -> Result<Plan, Vec<Refusal>> {
-    let mut shapes: BTreeMap<String, TableShape> = tables
-        .iter()
-        .map(|(t, known)| {
-            let columns = known.columns.iter().map(|c| ColumnShape::named(c, false)).collect();
-            (t.clone(), TableShape { name: t.clone(), columns, made: false, shown_name: None })
-        })
-        .collect();
-    let mut plan = Plan {
-        migrations: pending
-            .iter()
-            .map(|m| Served {
-                version: m.version.clone(),
-                name: m.name.clone(),
-                checksum: m.checksum.clone(),
-            })
-            .collect(),
-        tables: Vec::new(),
-        at_expand: Vec::new(),
-        at_contract: Vec::new(),
-        indexes: Vec::new(),
-        retyped: Vec::new(),
-        fills: Vec::new(),
-        constraints: Vec::new(),
-        not_null: Vec::new(),
-        concurrent: Vec::new(),
-    };
-    let mut refusals = Vec::new();
-    for m in pending {
-        let file = m.up.path.display();
-        // A migration outside a transaction is served only when it builds
-        // indexes concurrently, which the expand does after its own.
-        let concurrent_only = m.up.statements.iter().all(|st| {
-            forms(&st.sql).is_ok_and(|f| {
-                f.iter().all(|f| matches!(f, Form::CreateIndex { concurrent: true, .. }))
-            })
-        });
-        if m.no_transaction && !concurrent_only {
-            refusals.push(Refusal {
-                place: format!("{file}:1"),
-                statement: m.label(),
-                reason: "it runs outside a transaction, and an expand is one transaction \
-                         (only CREATE INDEX CONCURRENTLY runs after it); apply it with \
-                         `backstop migrate`"
-                    .into(),
-            });
-            continue;
-        }
-        for st in &m.up.statements {
-            let refuse = |reason: String| Refusal {
-                place: format!("{file}:{}", st.position.line),
-                statement: st.sql.lines().next().unwrap_or_default().trim().to_string(),
-                reason,
-            };
-            let found = match forms(&st.sql) {
-                Ok(f) => f,
-                Err(reason) => {
-                    refusals.push(refuse(reason));
-                    continue;
-                }
-            };
-            let generated = found.iter().filter(|f| generated(f)).count();
-            if generated > 0 && generated < found.len() {
-                refusals.push(refuse(
-                    "a type change, a computed default, SET NOT NULL or ADD CONSTRAINT shares \
-                     the statement with other changes; give it a statement of its own"
-                        .into(),
-                ));
-                continue;
-            }
-            let (mut now, mut placed) = (false, false);
-            for form in found {
-                match one(&form, schema, &mut shapes, tables, &mut plan) {
-                    Ok(When::Expand) => now = true,
-                    Ok(When::Contract) => {}
-                    Ok(When::Generated { expand, contract }) => {
-                        plan.at_expand.extend(expand);
-                        plan.at_contract.extend(contract);
-                        placed = true;
-                    }
-                    Ok(When::After) => placed = true,
-                    Err(reason) => refusals.push(refuse(reason)),
-                }
-                if let Form::CreateIndex { index, concurrent, .. } = &form {
-                    plan.indexes.push(index.clone());
-                    if *concurrent {
-                        plan.concurrent
-                            .push(Concurrent { index: index.clone(), sql: st.sql.clone() });
-                    }
-                }
-            }
-            if placed {
-                continue;
-            }
-            if now {
-                plan.at_expand.push(st.sql.clone());
-            } else {
-                plan.at_contract.push(st.sql.clone());
+/// The schema the pending migrations' statements name their tables in,
+/// when they all name the same one (`app.users`, `app.notes`); `None`
+/// where any names a table unqualified or another schema.
+pub fn schema_named(pending: &[&Migration]) -> Option<String> {
+    let mut named: Option<String> = None;
+    for st in pending.iter().flat_map(|m| &m.up.statements) {
+        for form in forms(&st.sql).unwrap_or_default() {
+            let table = form.table();
+            match (&named, &table.schema) {
+                (_, None) => return None,
+                (None, Some(s)) => named = Some(s.clone()),
+                (Some(n), Some(s)) if n != s => return None,
+                _ => {}
             }
         }
     }
-    if !refusals.is_empty() {
-        return Err(refusals);
-    }
-    plan.tables = shapes.into_values().collect();
-    Ok(plan)
+    named
 }
 
-/// A form whose statement the expand does not run as written, but through
-/// statements of its own.
-fn generated(form: &Form) -> bool {
-    matches!(
-        form,
-        Form::RetypeColumn { .. }
-            | Form::FillColumn { .. }
-            | Form::SetNotNull { .. }
-            | Form::AddConstraint { .. }
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(sql: &[&str]) -> (tempfile::TempDir, Vec<Migration>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, s) in sql.iter().enumerate() {
+            let m = dir.path().join(format!("{}_m", i + 1));
+            std::fs::create_dir_all(&m).unwrap();
+            std::fs::write(m.join("up.sql"), s).unwrap();
+        }
+        let ms = crate::source::load(dir.path(), None).unwrap().migrations;
+        (dir, ms)
+    }
+
+    #[test]
+    fn the_schema_the_statements_name_is_read_only_when_they_all_name_one() {
+        let (_d, ms) = pending(&[
+            "ALTER TABLE app.users ADD COLUMN nick text;",
+            "CREATE INDEX users_nick_idx ON app.users (nick);",
+        ]);
+        assert_eq!(schema_named(&ms.iter().collect::<Vec<_>>()).as_deref(), Some("app"));
+        let (_d, ms) = pending(&[
+            "ALTER TABLE app.users ADD COLUMN nick text;",
+            "ALTER TABLE users ADD b int;",
+        ]);
+        assert_eq!(schema_named(&ms.iter().collect::<Vec<_>>()), None);
+        let (_d, ms) =
+            pending(&["ALTER TABLE app.users ADD a int;", "ALTER TABLE web.users ADD b int;"]);
+        assert_eq!(schema_named(&ms.iter().collect::<Vec<_>>()), None);
+    }
 }

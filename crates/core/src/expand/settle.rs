@@ -14,6 +14,7 @@
 use postgres::Client;
 
 use super::backfill::{self, short, Filled, Job};
+use super::trace::LockTrace;
 use super::{ExpandError, Expanded};
 use crate::migrate::Settings;
 use crate::pg::{db, quote_ident, quote_qualified};
@@ -32,6 +33,7 @@ pub fn settle(
     open: &Expanded,
     settings: &Settings,
     for_contract: bool,
+    locks: &mut LockTrace,
     note: &mut dyn FnMut(&str),
 ) -> Result<Settled, ExpandError> {
     let mut out = Settled::default();
@@ -40,7 +42,7 @@ pub fn settle(
     let twins = plan.retyped.iter().enumerate().map(|(i, r)| Job::twin(&open.new_schema, i, r));
     let jobs: Vec<Job> = twins.chain(plan.fills.iter().map(Job::fill)).collect();
     for job in &jobs {
-        let filled = backfill::run(client, &open.schema, job, settings.lock_timeout, note)?;
+        let filled = backfill::run(client, &open.schema, job, settings.lock_timeout, locks, note)?;
         out.unsettled.extend(
             filled
                 .failed
@@ -59,12 +61,13 @@ pub fn settle(
     for c in plan.constraints.iter().filter(|c| c.validate) {
         let table = quote_qualified(Some(&open.schema), &c.table);
         let sql = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(&c.name));
-        if let Err(e) = short(client, settings.lock_timeout, |tx| tx.batch_execute(&sql)) {
+        let step = (&mut *locks, "validate");
+        if let Err(e) = short(client, settings.lock_timeout, step, |tx| tx.batch_execute(&sql)) {
             out.unsettled.push(format!("constraint {} of {}: {}", c.name, c.table, reason(&e)));
         }
     }
     if for_contract {
-        not_nulls(client, open, settings, &mut out)?;
+        not_nulls(client, open, settings, locks, &mut out)?;
     }
     Ok(out)
 }
@@ -117,6 +120,7 @@ fn not_nulls(
     client: &mut Client,
     open: &Expanded,
     settings: &Settings,
+    locks: &mut LockTrace,
     out: &mut Settled,
 ) -> Result<(), ExpandError> {
     let mut checks = Vec::new();
@@ -149,7 +153,9 @@ fn not_nulls(
         );
         let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}");
         for sql in [add, validate] {
-            if let Err(e) = short(client, settings.lock_timeout, |tx| tx.batch_execute(&sql)) {
+            let step = (&mut *locks, "validate");
+            if let Err(e) = short(client, settings.lock_timeout, step, |tx| tx.batch_execute(&sql))
+            {
                 out.unsettled.push(format!("{}.{}: {}", n.table, n.column, reason(&e)));
                 break;
             }

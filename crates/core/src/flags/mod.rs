@@ -22,6 +22,11 @@ pub use store::{
 
 pub use crate::schema::flags::{Flag, State, CHANNEL};
 
+/// The key of the release flag an expand of `schema` makes ([`shape`]).
+pub fn shape_key(schema: &str) -> String {
+    format!("shape_{schema}")
+}
+
 /// Why a flag operation could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagsError {

@@ -14,14 +14,9 @@ use postgres::Transaction;
 use serde_json::{json, Value};
 
 use super::store::record;
-use super::{FlagChange, FlagsError, State};
+use super::{shape_key as key, FlagChange, FlagsError, State};
 use crate::pg::db;
 use crate::schema::flags as table;
-
-/// The flag's key for `schema`.
-pub fn key(schema: &str) -> String {
-    format!("shape_{schema}")
-}
 
 /// Makes the flag of an expand of `schema` served as `new_schema`, off
 /// (one a past expand left is replaced), in `tx`.

@@ -293,7 +293,7 @@ pub fn sync(
     }
     // An expand's shape flag is Backstop's own, never declared.
     let own = |f: &Flag| {
-        f.key == super::shape::key(f.code_default.as_ref().and_then(|v| v.as_str()).unwrap_or(""))
+        f.key == super::shape_key(f.code_default.as_ref().and_then(|v| v.as_str()).unwrap_or(""))
     };
     report.undeclared = existing
         .iter()

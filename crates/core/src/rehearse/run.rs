@@ -231,15 +231,14 @@ pub fn rehearse(
     }
     drop(client);
 
-    let mut scenarios =
-        play_scenarios(&mut workspace, migrations, settings, &todo, &mut stages, tracing.inner)?;
-    if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
-        stages.next(tracing.inner, "expand, rollback and contract");
-        let progress = &mut *tracing.inner;
-        let played =
-            super::shapes::scenario_expand(&mut workspace, migrations, settings, schema, progress)?;
-        scenarios.push(played);
-    }
+    let scenarios = play_scenarios(
+        &mut workspace,
+        migrations,
+        (settings, options),
+        &todo,
+        &mut stages,
+        tracing.inner,
+    )?;
     let lossy = lossy::find(&todo);
     let ok = passed(&steps, &trips.round_trip, &scenarios);
     Ok(Rehearsal {
@@ -251,14 +250,7 @@ pub fn rehearse(
         tables: start.tables.len(),
         rows: start.tables.iter().map(|t| t.rows).sum(),
         key: key_of(todo.iter()),
-        migrations: todo
-            .iter()
-            .map(|m| Rehearsed {
-                version: m.version.clone(),
-                name: m.name.clone(),
-                checksum: m.checksum.clone(),
-            })
-            .collect(),
+        migrations: todo.iter().map(rehearsed).collect(),
         steps,
         round_trip: trips.round_trip,
         scenarios,
@@ -267,6 +259,10 @@ pub fn rehearse(
         report: None,
         statements: None,
     })
+}
+
+fn rehearsed(m: &Migration) -> Rehearsed {
+    Rehearsed { version: m.version.clone(), name: m.name.clone(), checksum: m.checksum.clone() }
 }
 
 /// The step that names the calls reaching outside the database that the
@@ -529,7 +525,7 @@ fn verify_step(
 fn play_scenarios(
     workspace: &mut Workspace,
     migrations: &[Migration],
-    settings: &Settings,
+    (settings, options): (&Settings, &Options),
     todo: &[Migration],
     stages: &mut Stages,
     progress: &mut dyn Progress,
@@ -547,6 +543,12 @@ fn play_scenarios(
     stages.next(progress, "scenario C: damage, export, downs, restore");
     let copy = workspace.copy("scenario_c")?;
     scenarios.push(scenario_c(&copy, workspace, migrations, settings, todo, progress)?);
+    if let Some(schema) = &options.expand {
+        stages.next(progress, "expand, rollback and contract");
+        let played =
+            super::shapes::scenario_expand(workspace, migrations, settings, schema, progress)?;
+        scenarios.push(played);
+    }
     Ok(scenarios)
 }
 
