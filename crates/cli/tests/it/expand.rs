@@ -4,6 +4,8 @@
 //! contract makes the new shape the real one, and a statement with no
 //! expand form is refused with its place, changing nothing.
 
+use std::time::Duration;
+
 use crate::common::{DbExt, Project};
 
 const NEW: &str = "public_20240102000000";
@@ -212,4 +214,54 @@ fn rehearse_expand_plays_the_expand_its_rollback_and_its_contract_on_a_copy() {
     assert_eq!(played["ok"], false);
     let detail = played["detail"].as_str().unwrap();
     assert!(detail.contains("users.code: row (7)"), "{detail}");
+}
+
+#[test]
+fn an_expand_killed_mid_backfill_resumes_where_it_stopped() {
+    let p = Project::new("expand_killed");
+    p.migration(
+        "20240101000000_events",
+        "CREATE TABLE events (id bigserial PRIMARY KEY, value int);\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.client()
+        .batch_execute("INSERT INTO events (value) SELECT n FROM generate_series(1, 200000) n")
+        .unwrap();
+    p.migration(
+        "20240102000000_wide",
+        "ALTER TABLE events ALTER COLUMN value TYPE bigint;\n",
+        None,
+    );
+    let mut child = p
+        .std_cmd(&["migrate", "--expand", "--no-backup", "a test"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut db = p.client();
+    let filled = |db: &mut postgres::Client| -> i64 {
+        db.query_one("select count(*) from events where _backstop_new_value is not null", &[])
+            .map(|r| r.get(0))
+            .unwrap_or(0)
+    };
+    crate::common::poll_until("the backfill is under way", 600, Duration::from_millis(20), || {
+        filled(&mut db) > 0
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let halfway = filled(&mut db);
+    assert!(halfway > 0 && halfway < 200_000, "killed mid-backfill: {halfway} filled");
+
+    // The expand stays open and served; running it again finishes the backfill.
+    p.run(&["status"]).expect_output("expand in progress");
+    let run = p.run(&["migrate", "--expand", "--no-backup", "a test", "--format", "json"]);
+    run.expect_code(0);
+    let done = run.json();
+    assert_eq!(done["resumed"], true, "{done}");
+    let rows = done["backfill"][0]["rows"].as_u64().unwrap();
+    assert!(rows < 200_000 && rows as i64 >= 200_000 - halfway, "{rows} left after {halfway}");
+    assert_eq!(filled(&mut db), 200_000, "every row has its twin");
+    p.run(&["migrate", "--contract", "--no-backup", "a test"]).expect_code(0);
+    assert_eq!(p.client().count("events"), 200_000);
 }
