@@ -401,8 +401,8 @@ pub fn expanded(e: &backstop_core::expand::Expanded, what: &str) -> String {
     let versions = versions.join(", ");
     let mut out = match what {
         "expand" if e.resumed => format!(
-            "the expand of {versions} was open: its backfill is finished, the new shape is \
-             served in schema {}\n",
+            "the expand of {versions} was open on these migrations: what runs after it is \
+             done (backfills, validations, index builds), the new shape is served in schema {}\n",
             e.new_schema
         ),
         "expand" => format!(

@@ -271,9 +271,9 @@ fn from_row(row: expands::ExpandRow) -> Result<(i64, Expanded), ExpandError> {
 }
 
 /// Expands the pending migrations of `migrations` in `schema` (`public`),
-/// then backfills the twins of retyped columns, saying its progress
-/// through `note`. An expand already open on exactly these migrations
-/// has its backfill finished instead (a run stopped halfway resumes).
+/// then settles it (backfills, validations, concurrent index builds),
+/// saying its progress through `note`. An expand already open on exactly
+/// these migrations is settled instead (a run stopped halfway resumes).
 pub fn expand(
     client: &mut Client,
     migrations: &[Migration],
@@ -299,7 +299,9 @@ pub fn expand(
                 .iter()
                 .zip(&pending)
                 .all(|(s, m)| s.version == m.version && s.checksum == m.checksum);
-        if same && open.plan.settles() {
+        // The same migrations: a run stopped after the expand's
+        // transaction (a crash mid-backfill, a rollout resumed) goes on.
+        if same {
             let mut locks = trace::LockTrace::default();
             let settled = settle::settle(client, &open, settings, false, &mut locks, note)?;
             open.locks = locks;
@@ -510,7 +512,7 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
     }
     (open.kept, open.unmapped) = (kept, unmapped);
     for sql in drops.iter().chain(&twins::dropped(&open.schema, retyped)) {
-        tx.batch_execute(sql).map_err(db(format!("dropping an added column: {sql}")))?;
+        tx.batch_execute(sql).map_err(db(format!("dropping what the expand made: {sql}")))?;
     }
     expands::close(&mut tx, id, "rolled_back").map_err(db("closing the expand"))?;
     let (actor, why) = (schema::actor(), "the expand is rolled back: the old shape only");
