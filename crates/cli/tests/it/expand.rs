@@ -265,3 +265,63 @@ fn an_expand_killed_mid_backfill_resumes_where_it_stopped() {
     p.run(&["migrate", "--contract", "--no-backup", "a test"]).expect_code(0);
     assert_eq!(p.client().count("events"), 200_000);
 }
+
+#[test]
+fn a_prisma_migration_with_quoted_mixed_case_names_expands_and_contracts_with_no_config() {
+    // A Prisma project as a new user has it: no backstop.toml.
+    let p = Project::bare("expand_prisma");
+    p.write("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
+    p.write(
+        "prisma/migrations/20240101000000_init/migration.sql",
+        "-- CreateTable\nCREATE TABLE \"User\" (\n    \"id\" SERIAL NOT NULL,\n    \"fullName\" TEXT NOT NULL,\n    \
+         \"loginCount\" INTEGER NOT NULL DEFAULT 0,\n    CONSTRAINT \"User_pkey\" PRIMARY KEY (\"id\")\n);\n\n\
+         -- CreateTable\nCREATE TABLE \"Post\" (\n    \"id\" SERIAL NOT NULL,\n    \"authorId\" INTEGER NOT NULL,\n    \
+         CONSTRAINT \"Post_pkey\" PRIMARY KEY (\"id\")\n);\n",
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.client()
+        .batch_execute(
+            "INSERT INTO \"User\" (\"fullName\", \"loginCount\") VALUES ('Ann', 3), ('Bob', 5);
+             INSERT INTO \"Post\" (\"authorId\") VALUES (1), (2);",
+        )
+        .unwrap();
+    p.write(
+        "prisma/migrations/20240102000000_profile/migration.sql",
+        "-- AlterTable\nALTER TABLE \"User\" ADD COLUMN \"bio\" TEXT,\nADD COLUMN \"seenAt\" TIMESTAMP(3);\n\n\
+         -- AlterTable\nALTER TABLE \"User\" ALTER COLUMN \"loginCount\" SET DATA TYPE BIGINT;\n\n\
+         -- AddForeignKey\nALTER TABLE \"Post\" ADD CONSTRAINT \"Post_authorId_fkey\" FOREIGN KEY (\"authorId\") \
+         REFERENCES \"User\"(\"id\") ON DELETE RESTRICT ON UPDATE CASCADE;\n",
+    );
+    p.run(&["migrate", "--expand"]).expect_code(0).expect_output("User.loginCount shown as");
+    let mut new_app = p.client();
+    new_app.batch_execute(&format!("SET search_path = {NEW}, public")).unwrap();
+    // A value the old shape's NOT NULL column cannot hold fails, saying why.
+    let insert =
+        "INSERT INTO \"User\" (\"fullName\", \"loginCount\", \"bio\") VALUES ('Cat', $1, 'hi')";
+    let e = new_app.execute(insert, &[&9_000_000_000i64]).unwrap_err();
+    assert!(format!("{e:?}").contains("no value in the old shape's NOT NULL column"), "{e:?}");
+    new_app.execute(insert, &[&9i64]).unwrap();
+    let e = new_app.execute("INSERT INTO \"Post\" (\"authorId\") VALUES (99)", &[]).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("Post_authorId_fkey"),
+        "the key holds through the view: {e:?}"
+    );
+    p.client()
+        .execute("UPDATE \"User\" SET \"loginCount\" = 4 WHERE \"fullName\" = 'Ann'", &[])
+        .unwrap();
+    let seen: i64 = new_app
+        .query_one("SELECT \"loginCount\" FROM \"User\" WHERE \"fullName\" = 'Ann'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 4, "the old shape's write reaches the new shape's twin");
+
+    p.run(&["migrate", "--contract"]).expect_code(0);
+    let counts = p
+        .client()
+        .texts("SELECT \"fullName\" || ':' || \"loginCount\" FROM \"User\" ORDER BY \"id\"");
+    assert_eq!(counts, ["Ann:4", "Bob:5", "Cat:9"]);
+    let prisma = p.client().texts(
+        "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY 1",
+    );
+    assert_eq!(prisma, ["20240101000000_init", "20240102000000_profile"]);
+}
