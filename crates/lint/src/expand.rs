@@ -326,6 +326,44 @@ fn retype(table: RelationName, cmd: &protobuf::AlterTableCmd) -> Result<Form, St
     Ok(Form::RetypeColumn { table, column: c.clone(), new_type, using })
 }
 
+/// An index definition (as `pg_get_indexdef` prints it) moved from
+/// `column` to `twin`: (its name, the same index named `name` on the twin,
+/// built `CONCURRENTLY`). Refused where the column is in an expression or
+/// the index's predicate.
+pub fn retarget_index(
+    def: &str,
+    column: &str,
+    twin: &str,
+    name: &str,
+) -> Result<(String, String), String> {
+    let tree = pg_query::parse(def, 0).map_err(|e| format!("the index does not parse: {e}"))?;
+    let Some(NodeEnum::IndexStmt(mut i)) =
+        tree.protobuf.stmts.into_iter().next().and_then(|s| s.stmt).and_then(|s| s.node)
+    else {
+        return Err("not an index".into());
+    };
+    let original = i.idxname.clone();
+    let reads = |n: &protobuf::Node| columns_read(n, "").iter().any(|c| c == column);
+    if i.where_clause.as_deref().is_some_and(reads) {
+        return Err(format!("index {original} reads column {column} in its predicate"));
+    }
+    for p in &mut i.index_params {
+        let Some(NodeEnum::IndexElem(e)) = p.node.as_mut() else { continue };
+        if e.expr.as_deref().is_some_and(reads) {
+            return Err(format!("index {original} is on an expression of column {column}"));
+        }
+        if e.name == column {
+            e.name = twin.to_string();
+        }
+    }
+    i.idxname = name.to_string();
+    i.concurrent = true;
+    let sql = NodeEnum::IndexStmt(i)
+        .deparse(pg_query::DeparseOptions::default())
+        .map_err(|e| format!("the index does not deparse: {e}"))?;
+    Ok((original, sql))
+}
+
 /// The columns an expression reads other than `column`, and `(subquery)`
 /// for a subquery.
 fn columns_read(e: &protobuf::Node, column: &str) -> Vec<String> {
@@ -567,6 +605,34 @@ mod tests {
         );
         let e = forms("ALTER SEQUENCE users_id_seq RENAME TO people_id_seq").unwrap_err();
         assert!(e.contains("RENAME"), "{e}");
+    }
+
+    #[test]
+    fn an_index_of_a_retyped_column_is_made_again_on_its_twin() {
+        let (name, sql) = retarget_index(
+            "CREATE UNIQUE INDEX users_org_age_idx ON public.users USING btree (org, age) WHERE (org > 0)",
+            "age",
+            "_backstop_new_age",
+            "_backstop_new_users_org_age_idx",
+        )
+        .unwrap();
+        assert_eq!(name, "users_org_age_idx");
+        assert!(
+            sql.starts_with("CREATE UNIQUE INDEX CONCURRENTLY _backstop_new_users_org_age_idx"),
+            "{sql}"
+        );
+        assert!(sql.contains("(org, _backstop_new_age)"), "{sql}");
+        let e = retarget_index("CREATE INDEX i ON t USING btree (lower(age))", "age", "w", "n")
+            .unwrap_err();
+        assert!(e.contains("expression"), "{e}");
+        let e = retarget_index(
+            "CREATE INDEX i ON t USING btree (org) WHERE (age > 1)",
+            "age",
+            "w",
+            "n",
+        )
+        .unwrap_err();
+        assert!(e.contains("predicate"), "{e}");
     }
 
     #[test]

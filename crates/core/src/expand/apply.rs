@@ -12,7 +12,7 @@ use backstop_lint::using;
 
 use super::plan::{
     ColumnShape, Concurrent, Constraint, Fill, NotNull, Plan, Refusal, Retyped, Served, Table,
-    TableShape,
+    TableShape, TwinIndex,
 };
 use crate::pg::{quote_ident, quote_qualified};
 use crate::source::Migration;
@@ -431,12 +431,26 @@ fn retyped(
         ));
     }
     let real = col.real.clone();
+    let twin = format!("_backstop_new_{real}");
+    if twin.len() > 63 || twin_taken(&twin) {
+        return Err(format!(
+            "the twin column {twin} of {t}.{c} is taken or longer than 63 bytes; rename the \
+             column first"
+        ));
+    }
     let facts = known.and_then(|k| k.facts.get(&real)).cloned().unwrap_or_default();
-    if !facts.used_by.is_empty() {
+    let indexes = twin_indexes(&facts.indexes, &real, &twin);
+    let moved = |used: &String| {
+        let named = used.strip_prefix("index ");
+        indexes.iter().any(|i| named.is_some_and(|n| n.rsplit('.').next() == Some(&i.name)))
+    };
+    let blocking: Vec<&String> = facts.used_by.iter().filter(|u| !moved(u)).collect();
+    if !blocking.is_empty() {
+        let names: Vec<&str> = blocking.iter().map(|u| u.as_str()).collect();
         return Err(format!(
             "column {t}.{c} is used by {}, which contract would have to rebuild on the new \
              column; not an expand form yet: change the type with `backstop migrate`",
-            facts.used_by.join(", ")
+            names.join(", ")
         ));
     }
     let key = known.map(|k| k.key.clone()).unwrap_or_default();
@@ -444,13 +458,6 @@ fn retyped(
         return Err(format!(
             "table {t} has no primary key, which the backfill of column {c} walks in batches; \
              add one in a migration before this one"
-        ));
-    }
-    let twin = format!("_backstop_new_{real}");
-    if twin.len() > 63 || twin_taken(&twin) {
-        return Err(format!(
-            "the twin column {twin} of {t}.{c} is taken or longer than 63 bytes; rename the \
-             column first"
         ));
     }
     let named = ident(c);
@@ -490,7 +497,28 @@ fn retyped(
         key,
         default: facts.default.clone(),
         not_null: facts.not_null,
+        indexes,
     })
+}
+
+/// The indexes of `column` (their definitions) made again on `twin`;
+/// one on an expression or with a predicate of the column is left out
+/// (the column's `used_by` then still names it, which refuses the form).
+fn twin_indexes(defs: &[String], column: &str, twin: &str) -> Vec<TwinIndex> {
+    defs.iter()
+        .filter_map(|def| {
+            let name = backstop_lint::expand::retarget_index(def, column, twin, "")
+                .ok()
+                .map(|(name, _)| name)?;
+            let on_twin = format!("_backstop_new_{name}");
+            if on_twin.len() > 63 {
+                return None;
+            }
+            let (_, sql) =
+                backstop_lint::expand::retarget_index(def, column, twin, &on_twin).ok()?;
+            Some(TwinIndex { name, on_twin: Concurrent { index: on_twin, sql } })
+        })
+        .collect()
 }
 
 impl Retyped {
@@ -514,6 +542,13 @@ impl Retyped {
             format!("ALTER TABLE {table} DROP COLUMN {named}"),
             format!("ALTER TABLE {table} RENAME COLUMN {} TO {named}", quote_ident(&self.twin)),
         ];
+        for i in &self.indexes {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                quote_qualified(Some(schema), &i.on_twin.index),
+                quote_ident(&i.name)
+            ));
+        }
         if let Some(d) = &self.default {
             out.push(format!(
                 "ALTER TABLE {table} ALTER COLUMN {named} SET DEFAULT CAST(({d}) AS {})",

@@ -39,6 +39,8 @@ pub struct ColumnFacts {
     pub used_by: Vec<String>,
     /// Identity or generated: no statement sets it to a value of its own.
     pub computed: bool,
+    /// The definitions of the indexes on it no constraint owns.
+    pub indexes: Vec<String>,
 }
 
 /// A table of the expanded schema: its columns as the table has them
@@ -199,6 +201,20 @@ pub struct Retyped {
     /// The column is NOT NULL: the twin is made so at contract.
     #[serde(default)]
     pub not_null: bool,
+    /// The column's indexes, each made again on the twin (built
+    /// concurrently after the backfill) and given the old one's name at
+    /// contract.
+    #[serde(default)]
+    pub indexes: Vec<TwinIndex>,
+}
+
+/// An index of a retyped column made again on its twin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwinIndex {
+    /// The index on the column, whose name the twin's takes at contract.
+    pub name: String,
+    /// The same index on the twin, built `CONCURRENTLY`.
+    pub on_twin: Concurrent,
 }
 
 impl Plan {

@@ -14,6 +14,7 @@
 use postgres::Client;
 
 use super::backfill::{self, short, Filled, Job};
+use super::plan::Concurrent;
 use super::trace::LockTrace;
 use super::{ExpandError, Expanded};
 use crate::migrate::Settings;
@@ -37,7 +38,7 @@ pub fn settle(
     note: &mut dyn FnMut(&str),
 ) -> Result<Settled, ExpandError> {
     let mut out = Settled::default();
-    indexes(client, open, note, &mut out)?;
+    indexes(client, &open.schema, &open.plan.concurrent, note, &mut out)?;
     let plan = &open.plan;
     let twins = plan.retyped.iter().enumerate().map(|(i, r)| Job::twin(&open.new_schema, i, r));
     let jobs: Vec<Job> = twins.chain(plan.fills.iter().map(Job::fill)).collect();
@@ -58,6 +59,10 @@ pub fn settle(
         }
         out.backfill.push(filled);
     }
+    // A retyped column's indexes on its twin, once the twin is filled.
+    let on_twins: Vec<Concurrent> =
+        plan.retyped.iter().flat_map(|r| r.indexes.iter().map(|i| i.on_twin.clone())).collect();
+    indexes(client, &open.schema, &on_twins, note, &mut out)?;
     for c in plan.constraints.iter().filter(|c| c.validate) {
         let table = quote_qualified(Some(&open.schema), &c.table);
         let sql = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(&c.name));
@@ -76,18 +81,19 @@ pub fn settle(
 /// one a failed build left invalid is dropped and built again.
 fn indexes(
     client: &mut Client,
-    open: &Expanded,
+    schema: &str,
+    list: &[Concurrent],
     note: &mut dyn FnMut(&str),
     out: &mut Settled,
 ) -> Result<(), ExpandError> {
-    for c in &open.plan.concurrent {
-        let index = quote_qualified(Some(&open.schema), &c.index);
+    for c in list {
+        let index = quote_qualified(Some(schema), &c.index);
         let valid: Option<bool> = client
             .query_opt(
                 "select i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid
                   join pg_namespace n on n.oid = c.relnamespace
                  where n.nspname = $1 and c.relname = $2",
-                &[&open.schema, &c.index],
+                &[&schema, &c.index],
             )
             .map_err(db("looking for an index built concurrently"))?
             .map(|r| r.get(0));
@@ -98,7 +104,7 @@ fn indexes(
             if valid == Some(false) {
                 client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))?;
             }
-            client.batch_execute(&format!("SET search_path TO {}", quote_ident(&open.schema)))?;
+            client.batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))?;
             let built = client.batch_execute(&c.sql);
             client.batch_execute("RESET search_path")?;
             built

@@ -57,6 +57,7 @@ pub fn tables(
             default: r.get(4),
             used_by: r.get(5),
             computed: r.get(7),
+            indexes: r.get(8),
         };
         t.facts.insert(name, facts);
     }
@@ -64,8 +65,9 @@ pub fn tables(
 }
 
 /// Each column of the schema's tables: its type, NOT NULL, default, what
-/// depends on it (its default aside), its place in the primary key and
-/// whether it is identity or generated; in key order.
+/// depends on it (its default aside), its place in the primary key,
+/// whether it is identity or generated, and the definitions of the
+/// indexes on it that no constraint owns; in key order.
 const COLUMN_FACTS: &str = "
 select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid),
@@ -76,7 +78,12 @@ select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a
                     and p.deptype in ('n', 'a', 'i')), '{}'),
        (select array_position(i.indkey::int2[], a.attnum)
           from pg_index i where i.indrelid = c.oid and i.indisprimary),
-       a.attidentity <> '' or a.attgenerated <> ''
+       a.attidentity <> '' or a.attgenerated <> '',
+       coalesce((select array_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid)
+                   from pg_index i
+                  where i.indrelid = c.oid and a.attnum = any(i.indkey::int2[])
+                    and not exists (select 1 from pg_constraint k
+                                     where k.conindid = i.indexrelid)), '{}')
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped

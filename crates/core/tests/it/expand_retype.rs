@@ -27,6 +27,7 @@ fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres:
         &format!(
             "CREATE TABLE readings (id bigserial PRIMARY KEY, value int, code text, \
              label text NOT NULL DEFAULT 'x');\n\
+             CREATE INDEX readings_value_idx ON readings (value);\n\
              INSERT INTO readings (value, code) SELECT n, n::text FROM generate_series(1, {ROWS}) n;"
         ),
     );
@@ -86,6 +87,11 @@ fn a_retyped_column_is_served_both_ways_backfilled_rolled_back_and_contracted() 
     })
     .unwrap();
     assert_eq!(done.plan.retyped.len(), 1);
+    let twin_index: bool = one(
+        &mut client,
+        "select to_regclass('public._backstop_new_readings_value_idx') is not null",
+    );
+    assert!(twin_index, "the index is made again on the twin after the backfill");
     assert!(said.iter().any(|s| s.starts_with("backfilled readings.value")), "{said:?}");
     assert!(done.backfill[0].rows >= ROWS as u64, "{:?}", done.backfill);
     // The lock trace: the expand's transaction took the table's lock, the
@@ -178,6 +184,16 @@ fn a_retyped_column_is_served_both_ways_backfilled_rolled_back_and_contracted() 
     expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
     assert_eq!(type_of(&mut client, "public", "value"), "bigint");
     assert_eq!(one::<i64>(&mut client, "select sum(value)::bigint from readings"), before);
+    // The column's index was made again on the twin and has its name back.
+    let index: String = one(
+        &mut client,
+        "select pg_get_indexdef('readings_value_idx'::regclass) || ' '
+                || (select indisvalid from pg_index where indexrelid = 'readings_value_idx'::regclass)",
+    );
+    assert_eq!(
+        index,
+        "CREATE INDEX readings_value_idx ON public.readings USING btree (value) true"
+    );
     assert_eq!(one::<i64>(&mut client, "select count(*) from readings"), total + 1);
     let attrs: i64 = one(&mut client, "select count(*) from pg_attribute where attrelid = 'readings'::regclass and attname like '\\_backstop%' and not attisdropped");
     assert_eq!(attrs, 0);
