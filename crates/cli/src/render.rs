@@ -493,7 +493,8 @@ fn shape_lines(plan: &backstop_core::expand::Plan) -> String {
     for (t, from, to) in plan.renamed() {
         out.push_str(&format!("  {t}.{from} shown as {to}\n"));
     }
-    let filled = |t: &str, c: &str| plan.fills.iter().any(|f| f.table == t && f.column == c);
+    let filled =
+        |t: &str, c: &str| plan.fills.iter().any(|f| f.table == t && f.column == c && !f.by_rows);
     for (t, c) in plan.added().filter(|(t, c)| !filled(t, c)) {
         out.push_str(&format!("  {t}.{c} added\n"));
     }
@@ -509,10 +510,18 @@ fn shape_lines(plan: &backstop_core::expand::Plan) -> String {
         ));
     }
     for f in &plan.fills {
-        out.push_str(&format!(
-            "  {}.{} added, the rows there filled with {}\n",
-            f.table, f.column, f.default
-        ));
+        let rule = f.filter.as_deref().map(|w| format!(" where {w}")).unwrap_or_default();
+        out.push_str(&match f.by_rows {
+            true => format!(
+                "  {}.{} filled with {}{rule}: the rows there in batches, the old shape's by a \
+                 trigger\n",
+                f.table, f.column, f.value
+            ),
+            false => format!(
+                "  {}.{} added, its default {} filling the rows there in batches\n",
+                f.table, f.column, f.value
+            ),
+        });
     }
     for i in &plan.indexes {
         let how = match plan.concurrent.iter().any(|c| &c.index == i) {

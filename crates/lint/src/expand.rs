@@ -57,6 +57,11 @@ pub enum Form {
         default: String,
         not_null: bool,
     },
+    /// `UPDATE t SET c = e [WHERE w]`, `e` and `w` reading only columns of
+    /// the row: fills a column the same expand adds, for the rows there (in
+    /// batches) and for the rows the old shape writes (a trigger), where
+    /// `c` is NULL.
+    FillRows { table: RelationName, column: String, value: String, filter: Option<String> },
     /// `ALTER TABLE t ALTER COLUMN c SET NOT NULL`: set at contract after a
     /// CHECK proved it without blocking writes.
     SetNotNull { table: RelationName, column: String },
@@ -79,7 +84,8 @@ impl Form {
             | Form::RetypeColumn { table, .. }
             | Form::FillColumn { table, .. }
             | Form::SetNotNull { table, .. }
-            | Form::AddConstraint { table, .. } => table,
+            | Form::AddConstraint { table, .. }
+            | Form::FillRows { table, .. } => table,
         }
     }
 }
@@ -124,6 +130,7 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
             Ok(vec![Form::RenameTable { table: relation(rv), to: r.newname.clone() }])
         }
         NodeEnum::CreateStmt(c) => create_table(c),
+        NodeEnum::UpdateStmt(u) => fill_rows(u),
         NodeEnum::IndexStmt(i) => {
             let rv = i.relation.as_ref().ok_or("the statement names no table")?;
             if i.idxname.is_empty() || i.if_not_exists {
@@ -139,6 +146,34 @@ fn one(node: &NodeEnum) -> Result<Vec<Form>, String> {
         }
         other => Err(format!("{} has no expand form yet", kind(other))),
     }
+}
+
+/// `UPDATE t SET c = e [WHERE w]` as a fill of one column by an
+/// expression of the row.
+fn fill_rows(u: &protobuf::UpdateStmt) -> Result<Vec<Form>, String> {
+    let rv = u.relation.as_ref().ok_or("the statement names no table")?;
+    let no = |why: &str| Err(format!("this UPDATE has no expand form: {why}"));
+    if !u.from_clause.is_empty() || u.with_clause.is_some() || u.returning_clause.is_some() {
+        return no("FROM, WITH and RETURNING read or return more than the row");
+    }
+    let [target] = u.target_list.as_slice() else {
+        return no("it sets more than one column; set one a statement");
+    };
+    let Some(NodeEnum::ResTarget(t)) = target.node.as_ref() else { return no("no column set") };
+    if !t.indirection.is_empty() {
+        return no("it sets a part of a column");
+    }
+    let value = t.val.as_deref().ok_or("no value set")?;
+    let row_only = |n: &protobuf::Node| !columns_read(n, "").iter().any(|c| c == "(subquery)");
+    if !row_only(value) || u.where_clause.as_deref().is_some_and(|w| !row_only(w)) {
+        return no("a subquery reads more than the row");
+    }
+    let value = expression(value).ok_or("the value does not deparse")?;
+    let filter = match u.where_clause.as_deref() {
+        Some(w) => Some(expression(w).ok_or("the WHERE does not deparse")?),
+        None => None,
+    };
+    Ok(vec![Form::FillRows { table: relation(rv), column: t.name.clone(), value, filter }])
 }
 
 fn create_table(c: &protobuf::CreateStmt) -> Result<Vec<Form>, String> {
@@ -605,6 +640,27 @@ mod tests {
         );
         let e = forms("ALTER SEQUENCE users_id_seq RENAME TO people_id_seq").unwrap_err();
         assert!(e.contains("RENAME"), "{e}");
+    }
+
+    #[test]
+    fn an_update_of_one_column_by_an_expression_of_the_row_is_a_fill() {
+        assert_eq!(
+            forms("UPDATE users SET slug = lower(name) WHERE name IS NOT NULL").unwrap(),
+            [Form::FillRows {
+                table: table("users"),
+                column: "slug".into(),
+                value: "lower(name)".into(),
+                filter: Some("name IS NOT NULL".into()),
+            }]
+        );
+        for refused in [
+            "UPDATE users SET slug = (SELECT max(x) FROM t)",
+            "UPDATE users SET slug = lower(name), nick = name",
+            "UPDATE users u SET slug = o.name FROM others o WHERE o.id = u.id",
+            "UPDATE users SET slug = name RETURNING id",
+        ] {
+            assert!(forms(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

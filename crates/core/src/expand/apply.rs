@@ -140,6 +140,7 @@ fn generated(form: &Form) -> bool {
             | Form::FillColumn { .. }
             | Form::SetNotNull { .. }
             | Form::AddConstraint { .. }
+            | Form::FillRows { .. }
     )
 }
 
@@ -198,6 +199,7 @@ fn one(
             | Form::RetypeColumn { .. }
             | Form::FillColumn { .. }
             | Form::AddConstraint { .. }
+            | Form::FillRows { .. }
     );
     if at_expand && shape.shown_name.is_some() {
         return Err(format!(
@@ -274,6 +276,37 @@ fn columns_of(
                 // A table the expand makes holds no rows to fill: as written.
                 _ => Ok(When::Expand),
             }
+        }
+        Form::FillRows { column, value, filter, .. } => {
+            let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
+                return Err(format!("table {t} has no column {column}"));
+            };
+            if made {
+                // A table the expand makes: its rows are the new shape's.
+                return Ok(When::Expand);
+            }
+            if !col.added || col.via.is_some() {
+                return Err(format!(
+                    "this UPDATE changes column {t}.{column}, which the old shape reads; an \
+                     expand fills only a column it adds"
+                ));
+            }
+            let key = known.get(&table_name).map(|k| k.key.clone()).unwrap_or_default();
+            if key.is_empty() {
+                return Err(format!(
+                    "table {t} has no primary key, which the backfill of column {column} walks \
+                     in batches; add one in a migration before this one"
+                ));
+            }
+            plan.fills.push(Fill {
+                table: table_name.clone(),
+                column: col.real.clone(),
+                value: value.clone(),
+                filter: filter.clone(),
+                key,
+                by_rows: true,
+            });
+            Ok(When::Generated { expand: Vec::new(), contract: Vec::new() })
         }
         Form::SetNotNull { column, .. } => {
             let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
@@ -373,8 +406,14 @@ fn filled(
         format!("ALTER TABLE {table} ADD COLUMN {c} {}", f.new_type),
         format!("ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT {}", f.default),
     ];
-    let fill =
-        Fill { table: table_name.into(), column: column.into(), default: f.default.into(), key };
+    let fill = Fill {
+        table: table_name.into(),
+        column: column.into(),
+        value: f.default.into(),
+        filter: None,
+        key,
+        by_rows: false,
+    };
     plan.fills.push(fill);
     let contract = match f.not_null {
         true => vec![not_null_at_contract(plan, schema, table_name, view_name, column, column)],

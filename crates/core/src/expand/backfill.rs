@@ -47,15 +47,20 @@ impl Job {
         }
     }
 
-    /// A new column, filled with its default.
+    /// A new column, filled with its value where it is NULL (and the
+    /// filter holds).
     pub fn fill(f: &Fill) -> Job {
         let c = quote_ident(&f.column);
+        let pending = match &f.filter {
+            Some(w) => format!("t.{c} IS NULL AND ({w})"),
+            None => format!("t.{c} IS NULL"),
+        };
         Job {
             label: format!("{}.{}", f.table, f.column),
             table: f.table.clone(),
             key: f.key.clone(),
-            set: format!("{c} = {}", f.default),
-            pending: format!("t.{c} IS NULL"),
+            set: format!("{c} = ({})", f.value),
+            pending,
         }
     }
 }
@@ -110,23 +115,30 @@ impl Batches {
             parts.join(", ")
         };
         let in_t: Vec<String> = keys.iter().map(|k| format!("t.{k}")).collect();
-        let in_b: Vec<String> = keys.iter().map(|k| format!("b.{k}")).collect();
+        // The batch's keys under names of their own, so that a value or a
+        // filter naming a key column reads the row's, not the batch's.
+        let aliased: Vec<String> =
+            keys.iter().enumerate().map(|(n, k)| format!("{k} AS backstop_k{n}")).collect();
+        let in_b: Vec<String> = (0..keys.len()).map(|n| format!("b.backstop_k{n}")).collect();
+        let b_text: Vec<String> = in_b.iter().map(|k| format!("{k}::text")).collect();
+        let b_desc: Vec<String> = in_b.iter().map(|k| format!("{k} DESC")).collect();
         let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
         let desc: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
         let (set, pending) = (&job.set, &job.pending);
         let batch = |filter: &str| {
             format!(
-                "WITH b AS MATERIALIZED (SELECT {list} FROM {table} {filter} ORDER BY {list} \
+                "WITH b AS MATERIALIZED (SELECT {} FROM {table} {filter} ORDER BY {list} \
                  LIMIT {BATCH}),
                  done AS (UPDATE {table} AS t SET {set} FROM b
                            WHERE ({}) = ({}) AND {pending}
                            RETURNING 1)
                  SELECT (SELECT count(*) FROM done),
                         (SELECT ARRAY[{}] FROM b ORDER BY {} LIMIT 1)",
+                aliased.join(", "),
                 in_t.join(", "),
                 in_b.join(", "),
-                as_text.join(", "),
-                desc.join(", ")
+                b_text.join(", "),
+                b_desc.join(", ")
             )
         };
         let keys_of = |filter: &str| {

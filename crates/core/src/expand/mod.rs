@@ -351,6 +351,8 @@ pub fn expand(
         .map_err(db("making the new shape's views"))?;
     twins::create(&mut tx, schema, &new_schema, &plan.retyped)
         .map_err(db("making the triggers that keep the retyped columns in step"))?;
+    twins::create_fills(&mut tx, schema, &new_schema, &plan.fills)
+        .map_err(db("making the triggers that fill the new columns"))?;
     expands::insert(&mut tx, schema, &version, &new_schema, &record)
         .map_err(db("recording the expand"))?;
     let actor = schema::actor();
@@ -420,6 +422,8 @@ pub fn contract(
         .map_err(db("dropping the new shape's views"))?;
     twins::drop(&mut tx, &open.schema, &open.new_schema, &open.plan.retyped)
         .map_err(db("dropping the triggers of the retyped columns"))?;
+    twins::drop_fills(&mut tx, &open.schema, &open.new_schema, &open.plan.fills)
+        .map_err(db("dropping the triggers that fill the new columns"))?;
     views::drop_schema(&mut tx, &open.new_schema).map_err(db("dropping the new shape's schema"))?;
     for sql in &open.plan.at_contract {
         tx.batch_execute(sql).map_err(db(format!("renaming: {sql}")))?;
@@ -505,6 +509,8 @@ pub fn rollback(client: &mut Client, settings: &Settings) -> Result<Expanded, Ex
         twins::unmapped(&mut tx, &open.schema, retyped, settings.keep.as_deref())?;
     twins::drop(&mut tx, &open.schema, &open.new_schema, retyped)
         .map_err(db("dropping the triggers of the retyped columns"))?;
+    twins::drop_fills(&mut tx, &open.schema, &open.new_schema, &open.plan.fills)
+        .map_err(db("dropping the triggers that fill the new columns"))?;
     views::drop_schema(&mut tx, &open.new_schema).map_err(db("dropping the new shape's schema"))?;
     if let Some(folder) = settings.keep.as_deref() {
         let statements: Vec<&str> = drops.iter().map(String::as_str).collect();

@@ -135,17 +135,27 @@ pub struct Concurrent {
     pub sql: String,
 }
 
-/// A new column whose default each row computes (`now()`, a new UUID):
-/// added bare with that default for the rows written from then on, the
-/// rows already there filled with it in batches.
+/// A new column filled where it is NULL: one whose default each row
+/// computes (`now()`, a new UUID: added bare with that default for the
+/// rows written from then on), or one an `UPDATE … SET c = e` of the
+/// migrations fills (`by_rows`: a trigger fills the rows the old shape
+/// writes, which never name it); the rows already there filled in batches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fill {
     pub table: String,
     pub column: String,
-    /// The default, as the statement writes it.
-    pub default: String,
+    /// The value, an expression of the row's columns, as the statement
+    /// writes it.
+    #[serde(alias = "default")]
+    pub value: String,
+    /// Only the rows this holds for (the UPDATE's WHERE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// The primary key's columns and types, which the backfill walks.
     pub key: Vec<(String, String)>,
+    /// Filled by a trigger for the old shape's writes too.
+    #[serde(default)]
+    pub by_rows: bool,
 }
 
 /// A constraint the expand adds `NOT VALID`; `validate`: checked after the

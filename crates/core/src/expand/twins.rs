@@ -22,7 +22,7 @@ use std::path::Path;
 
 use postgres::GenericClient;
 
-use super::plan::Retyped;
+use super::plan::{Fill, Retyped};
 use crate::migrate::keep::Kept;
 use backstop_lint::rewrite::literal as quote_literal;
 
@@ -129,6 +129,63 @@ fn block(new_schema: &str, i: usize, r: &Retyped) -> String {
          END IF;
         "
     )
+}
+
+/// The trigger that fills, where it is NULL, a column an `UPDATE` of the
+/// migrations fills, for the rows the old shape writes (it never names
+/// the column): one per filled column, each its own function.
+pub fn create_fills(
+    client: &mut impl GenericClient,
+    schema: &str,
+    new_schema: &str,
+    fills: &[Fill],
+) -> Result<(), postgres::Error> {
+    for (i, f) in fills.iter().enumerate().filter(|(_, f)| f.by_rows) {
+        let c = format!("NEW.{}", quote_ident(&f.column));
+        let when = match &f.filter {
+            Some(w) => format!(" AND (SELECT ({w}) FROM (SELECT NEW.*) AS backstop_row) IS TRUE"),
+            None => String::new(),
+        };
+        let function = fill_function(new_schema, i);
+        client.batch_execute(&format!(
+            "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $backstop$
+             BEGIN
+               IF current_setting('backstop.backfill', true) = 'on' THEN RETURN NEW; END IF;
+               IF {c} IS NULL{when} THEN
+                 {c} := (SELECT ({}) FROM (SELECT NEW.*) AS backstop_row);
+               END IF;
+               RETURN NEW;
+             END $backstop$;
+             CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW
+               EXECUTE FUNCTION {function}();",
+            f.value,
+            quote_ident(&format!("backstop_expand_fill_{i}")),
+            quote_qualified(Some(schema), &f.table)
+        ))?;
+    }
+    Ok(())
+}
+
+fn fill_function(new_schema: &str, i: usize) -> String {
+    quote_qualified(Some(new_schema), &format!("backstop_fill_{i}"))
+}
+
+/// Drops the fill triggers and their functions.
+pub fn drop_fills(
+    client: &mut impl GenericClient,
+    schema: &str,
+    new_schema: &str,
+    fills: &[Fill],
+) -> Result<(), postgres::Error> {
+    for (i, f) in fills.iter().enumerate().filter(|(_, f)| f.by_rows) {
+        client.batch_execute(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {}; DROP FUNCTION IF EXISTS {}();",
+            quote_ident(&format!("backstop_expand_fill_{i}")),
+            quote_qualified(Some(schema), &f.table),
+            fill_function(new_schema, i)
+        ))?;
+    }
+    Ok(())
 }
 
 /// Drops the triggers and functions (not the twins).

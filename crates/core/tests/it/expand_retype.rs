@@ -402,3 +402,39 @@ fn two_writers_one_per_shape_keep_every_row_through_expand_backfill_rollback_and
     assert_eq!(wrong, 0, "every written value kept as written");
     assert_eq!(type_of(&mut client, "public", "value"), "bigint");
 }
+
+#[test]
+fn an_update_that_fills_a_new_column_is_a_backfill_and_a_trigger_for_the_old_shape() {
+    let cluster = Cluster::start().unwrap();
+    let db = "exp_fill_rows";
+    let up = "ALTER TABLE readings ADD COLUMN slug text;\n\
+              UPDATE readings SET slug = label || '-' || id WHERE value > 10;\n";
+    let (dir, mut client) = setup(&cluster, db, up);
+    let ms = load(dir.path());
+    let done =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap();
+    assert_eq!(done.backfill[0].rows, ROWS as u64 - 10, "every row the WHERE holds for");
+    let wrong: i64 = one(
+        &mut client,
+        "select count(*) from readings where slug is distinct from
+           case when value > 10 then label || '-' || id end",
+    );
+    assert_eq!(wrong, 0, "the key column the value names is the row's");
+    // The old shape never names the column: the trigger fills its rows.
+    let mut old = shape(&cluster, db, "public");
+    let id: i64 =
+        old.query_one("insert into readings (value) values (20) returning id", &[]).unwrap().get(0);
+    old.execute("insert into readings (value) values (5)", &[]).unwrap();
+    let slug: Option<String> =
+        client.query_one("select slug from readings where id = $1", &[&id]).unwrap().get(0);
+    assert_eq!(slug, Some(format!("x-{id}")));
+    let mut new = shape(&cluster, db, &format!("{NEW}, public"));
+    new.execute("insert into readings (value, slug) values (30, 'mine')", &[]).unwrap();
+    expand::contract(&mut client, &ms, &settings(), &mut [], &mut |_| {}).unwrap();
+    let filled: i64 = one(&mut client, "select count(*) from readings where slug is not null");
+    assert_eq!(filled, ROWS - 10 + 2, "the rows there, the old shape's one over 10, the new's");
+    assert_eq!(one::<i64>(&mut client, "select count(*) from readings where slug = 'mine'"), 1);
+    let triggers: i64 =
+        one(&mut client, "select count(*) from pg_trigger where tgname like 'backstop%'");
+    assert_eq!(triggers, 0, "the contract drops the fill's trigger");
+}
