@@ -285,28 +285,8 @@ fn columns_of(
                 // A table the expand makes: its rows are the new shape's.
                 return Ok(When::Expand);
             }
-            if !col.added || col.via.is_some() {
-                return Err(format!(
-                    "this UPDATE changes column {t}.{column}, which the old shape reads; an \
-                     expand fills only a column it adds"
-                ));
-            }
-            let key = known.get(&table_name).map(|k| k.key.clone()).unwrap_or_default();
-            if key.is_empty() {
-                return Err(format!(
-                    "table {t} has no primary key, which the backfill of column {column} walks \
-                     in batches; add one in a migration before this one"
-                ));
-            }
-            plan.fills.push(Fill {
-                table: table_name.clone(),
-                column: col.real.clone(),
-                value: value.clone(),
-                filter: filter.clone(),
-                key,
-                by_rows: true,
-            });
-            Ok(When::Generated { expand: Vec::new(), contract: Vec::new() })
+            let fill = (value.as_str(), filter.as_deref());
+            fill_rows(fill, col, &table_name, known, plan)
         }
         Form::SetNotNull { column, .. } => {
             let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
@@ -420,6 +400,41 @@ fn filled(
         false => Vec::new(),
     };
     Ok(When::Generated { expand, contract })
+}
+
+/// A column the same expand adds, filled by an `UPDATE` of the migrations
+/// with an expression of the row: the rows there in batches, the old
+/// shape's by a trigger.
+fn fill_rows(
+    (value, filter): (&str, Option<&str>),
+    col: &ColumnShape,
+    table_name: &str,
+    known: &BTreeMap<String, Table>,
+    plan: &mut Plan,
+) -> Result<When, String> {
+    let (t, column) = (table_name, col.shown.as_str());
+    if !col.added || col.via.is_some() {
+        return Err(format!(
+            "this UPDATE changes column {t}.{column}, which the old shape reads; an expand \
+             fills only a column it adds"
+        ));
+    }
+    let key = known.get(table_name).map(|k| k.key.clone()).unwrap_or_default();
+    if key.is_empty() {
+        return Err(format!(
+            "table {t} has no primary key, which the backfill of column {column} walks in \
+             batches; add one in a migration before this one"
+        ));
+    }
+    plan.fills.push(Fill {
+        table: table_name.into(),
+        column: col.real.clone(),
+        value: value.into(),
+        filter: filter.map(str::to_string),
+        key,
+        by_rows: true,
+    });
+    Ok(When::Generated { expand: Vec::new(), contract: Vec::new() })
 }
 
 /// Records a NOT NULL for the contract and gives its statement, naming the

@@ -7,8 +7,9 @@
 //! proves the NOT NULLs the contract sets, with a CHECK validated the same
 //! way, so that `SET NOT NULL` skips its scan under the contract's lock.
 //!
-//! What cannot settle (a value the new type cannot take, a row that breaks
-//! a constraint, an index that fails to build, a NULL where the contract
+//! What cannot settle (a value the new type cannot take or a fill cannot
+//! compute, named by row with the server's error; a row that breaks a
+//! constraint; an index that fails to build; a NULL where the contract
 //! sets NOT NULL) is said, one line each, and stops a contract.
 
 use postgres::Client;
@@ -44,12 +45,7 @@ pub fn settle(
     let jobs: Vec<Job> = twins.chain(plan.fills.iter().map(Job::fill)).collect();
     for job in &jobs {
         let filled = backfill::run(client, &open.schema, job, settings.lock_timeout, locks, note)?;
-        out.unsettled.extend(
-            filled
-                .failed
-                .iter()
-                .map(|r| format!("{}: row {r} (a value the new type cannot take)", filled.column)),
-        );
+        out.unsettled.extend(filled.failed.iter().map(|r| format!("{}: row {r}", filled.column)));
         if filled.failures > filled.failed.len() as u64 {
             out.unsettled.push(format!(
                 "{}: {} more such rows",
