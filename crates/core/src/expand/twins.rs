@@ -10,9 +10,11 @@
 //!   the column computed from it; one that changes the column, or finds
 //!   the twin still empty, gets the twin computed from the column.
 //!
-//! A value one side cannot take is left NULL there and never fails the
-//! write of the running application, except where the old column is NOT
-//! NULL (the write then fails, naming the value): the backfill names the
+//! A value one side cannot take (a data exception: out of range, invalid
+//! text) is left NULL there and never fails the write of the running
+//! application, except where the old column is NOT NULL (the write then
+//! fails, naming the value); any other error (a privilege) fails the write
+//! as it would without the expand: the backfill names the
 //! old values with no new one, and contract refuses while there are any;
 //! a rollback names, and exports, the new values with no old one. The
 //! trigger stands aside for the backfill's own updates
@@ -62,19 +64,18 @@ pub fn create(
 ) -> Result<(), postgres::Error> {
     for (i, r) in retyped.iter().enumerate() {
         let named = quote_ident(&r.named);
+        let (up, down) = (up(new_schema, i), down(new_schema, i));
+        let (old, new) = (&r.old_type, &r.new_type);
+        // Every role that writes the table runs them through the trigger,
+        // whatever default privileges say of new functions.
         client.batch_execute(&format!(
-            "CREATE FUNCTION {}({named} {}) RETURNS {} LANGUAGE sql AS $backstop$ SELECT {} \
+            "CREATE FUNCTION {up}({named} {old}) RETURNS {new} LANGUAGE sql AS $backstop$ SELECT {} \
              $backstop$;
-             CREATE FUNCTION {}({named} {}) RETURNS {} LANGUAGE sql AS $backstop$ SELECT {} \
-             $backstop$;",
-            up(new_schema, i),
-            r.old_type,
-            r.new_type,
-            r.up,
-            down(new_schema, i),
-            r.new_type,
-            r.old_type,
-            r.down
+             CREATE FUNCTION {down}({named} {new}) RETURNS {old} LANGUAGE sql AS $backstop$ \
+             SELECT {} $backstop$;
+             GRANT EXECUTE ON FUNCTION {up}({old}) TO PUBLIC;
+             GRANT EXECUTE ON FUNCTION {down}({new}) TO PUBLIC;",
+            r.up, r.down
         ))?;
     }
     for (j, (table, columns)) in by_table(retyped).into_iter().enumerate() {
@@ -102,7 +103,7 @@ fn block(new_schema: &str, i: usize, r: &Retyped) -> String {
     let (old_c, old_w) =
         (format!("OLD.{}", quote_ident(&r.column)), format!("OLD.{}", quote_ident(&r.twin)));
     let to_new = format!(
-        "BEGIN {w} := {}({c}); EXCEPTION WHEN OTHERS THEN {w} := NULL; END;",
+        "BEGIN {w} := {}({c}); EXCEPTION WHEN data_exception THEN {w} := NULL; END;",
         up(new_schema, i)
     );
     // A NOT NULL column cannot be left empty: the write fails, saying why.
@@ -118,7 +119,7 @@ fn block(new_schema: &str, i: usize, r: &Retyped) -> String {
         false => format!("{c} := NULL;"),
     };
     let to_old = format!(
-        "BEGIN {c} := {}({w}); EXCEPTION WHEN OTHERS THEN {refused} END;",
+        "BEGIN {c} := {}({w}); EXCEPTION WHEN data_exception THEN {refused} END;",
         down(new_schema, i)
     );
     format!(

@@ -322,7 +322,7 @@ fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothin
         dir.path(),
         "20240101000000_notes",
         "CREATE TABLE notes (id bigserial PRIMARY KEY, owner text NOT NULL DEFAULT current_user, \
-         body text);\n\
+         body text, stars int);\n\
          ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n\
          CREATE POLICY own ON notes USING (owner = current_user) WITH CHECK (owner = current_user);\n\
          INSERT INTO notes (owner, body) VALUES ('app_ann', 'ann''s'), ('app_bob', 'bob''s');\n",
@@ -333,10 +333,15 @@ fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothin
     client
         .batch_execute(
             "CREATE ROLE app_ann LOGIN; GRANT USAGE ON SCHEMA public TO app_ann;
-             GRANT SELECT, INSERT ON notes TO app_ann; GRANT USAGE ON SEQUENCE notes_id_seq TO app_ann;",
+             GRANT SELECT, INSERT ON notes TO app_ann; GRANT USAGE ON SEQUENCE notes_id_seq TO app_ann;
+             ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;",
         )
         .unwrap();
-    write(dir.path(), &format!("{V2}_title"), "ALTER TABLE notes RENAME COLUMN body TO text;\n");
+    // A type change too: the role's writes run the twin's trigger and its
+    // functions, though new functions are not executable by PUBLIC here.
+    let up = "ALTER TABLE notes RENAME COLUMN body TO text;\n\
+              ALTER TABLE notes ALTER COLUMN stars TYPE bigint;\n";
+    write(dir.path(), &format!("{V2}_title"), up);
     expand::expand(&mut client, &load(dir.path()), &settings(), "public", &mut [], &mut |_| {})
         .unwrap();
 
@@ -345,14 +350,18 @@ fn the_new_shape_keeps_row_level_security_and_grants_for_a_role_that_owns_nothin
     let seen: Vec<String> =
         ann.query("select text from notes", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(seen, ["ann's"], "the view shows only the rows the policy lets the role see");
-    ann.execute("insert into notes (text) values ('new')", &[]).unwrap();
+    ann.execute("insert into notes (text, stars) values ('new', 5000000000)", &[]).unwrap();
+    ann.execute("insert into notes (text, stars) values ('newer', 4)", &[]).unwrap();
+    let stars: Option<i32> =
+        client.query_one("select stars from notes where body = 'newer'", &[]).unwrap().get(0);
+    assert_eq!(stars, Some(4), "the role's write reached the old shape's column");
     let foreign = ann.execute("insert into notes (owner, text) values ('app_bob', 'x')", &[]);
     assert!(foreign.is_err(), "the policy's check holds through the view");
     let e = ann.execute("delete from notes", &[]).unwrap_err();
     let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
     assert!(message.contains("permission denied"), "only the table's grants are carried: {e:?}");
     let rows: i64 = client.query_one("select count(*) from notes", &[]).unwrap().get(0);
-    assert_eq!(rows, 3);
+    assert_eq!(rows, 4);
 }
 
 #[test]
