@@ -325,3 +325,53 @@ fn a_prisma_migration_with_quoted_mixed_case_names_expands_and_contracts_with_no
     );
     assert_eq!(prisma, ["20240101000000_init", "20240102000000_profile"]);
 }
+
+#[test]
+fn a_database_owner_that_is_not_a_superuser_expands_backfills_and_contracts() {
+    use crate::common::{unique_name, CLUSTER};
+    let role = unique_name("expander");
+    let db = unique_name("expanded");
+    let mut admin = CLUSTER.connect("postgres").unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        ))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
+    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", CLUSTER.port());
+    let p = Project::new("expand_owner");
+    p.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n");
+    p.migration(
+        "20240101000000_users",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, score int);\n\
+         INSERT INTO users (name, score) SELECT 'u' || n, n FROM generate_series(1, 300) n;\n",
+        None,
+    );
+    p.run_with_url(&url, &["migrate"]).expect_code(0);
+    p.migration(
+        "20240102000000_profile",
+        "ALTER TABLE users RENAME COLUMN name TO full_name;\n\
+         ALTER TABLE users ALTER COLUMN score TYPE bigint;\n\
+         ALTER TABLE users ADD COLUMN slug text;\n\
+         UPDATE users SET slug = lower(full_name);\n\
+         ALTER TABLE users ALTER COLUMN slug SET NOT NULL;\n",
+        None,
+    );
+    p.run_with_url(&url, &["migrate", "--expand"]).expect_code(0).expect_output("backfilled");
+    let mut owner = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    owner.batch_execute("INSERT INTO users (name, score) VALUES ('Zed', 7)").unwrap();
+    p.run_with_url(&url, &["migrate", "--contract"]).expect_code(0);
+    let rows = owner
+        .query("SELECT slug || ':' || score FROM users WHERE id IN (1, 301) ORDER BY id", &[])
+        .unwrap();
+    let rows: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(rows, ["u1:1", "zed:7"], "the backfill and the old shape's row, both filled");
+    let not_null: bool = owner
+        .query_one(
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'slug'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(not_null);
+}

@@ -285,8 +285,19 @@ fn columns_of(
                 // A table the expand makes: its rows are the new shape's.
                 return Ok(When::Expand);
             }
+            // The statement names the row's columns as the new shape shows
+            // them at this point; the table may still call them otherwise.
+            let moved = columns.iter().any(|c| c.real != c.shown || c.via.is_some());
+            let row: Vec<(String, String)> = match moved {
+                true => columns
+                    .iter()
+                    .filter(|c| !c.hidden)
+                    .map(|c| (c.via.clone().unwrap_or_else(|| c.real.clone()), c.shown.clone()))
+                    .collect(),
+                false => Vec::new(),
+            };
             let fill = (value.as_str(), filter.as_deref());
-            fill_rows(fill, col, &table_name, known, plan)
+            fill_rows(fill, col, row, &table_name, known, plan)
         }
         Form::SetNotNull { column, .. } => {
             let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
@@ -393,6 +404,7 @@ fn filled(
         filter: None,
         key,
         by_rows: false,
+        row: Vec::new(),
     };
     plan.fills.push(fill);
     let contract = match f.not_null {
@@ -408,6 +420,7 @@ fn filled(
 fn fill_rows(
     (value, filter): (&str, Option<&str>),
     col: &ColumnShape,
+    row: Vec<(String, String)>,
     table_name: &str,
     known: &BTreeMap<String, Table>,
     plan: &mut Plan,
@@ -433,6 +446,7 @@ fn fill_rows(
         filter: filter.map(str::to_string),
         key,
         by_rows: true,
+        row,
     });
     Ok(When::Generated { expand: Vec::new(), contract: Vec::new() })
 }

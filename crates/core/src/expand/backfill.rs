@@ -52,14 +52,14 @@ impl Job {
     pub fn fill(f: &Fill) -> Job {
         let c = quote_ident(&f.column);
         let pending = match &f.filter {
-            Some(w) => format!("t.{c} IS NULL AND ({w})"),
+            Some(w) => format!("t.{c} IS NULL AND {} IS TRUE", f.on_row(w, "t")),
             None => format!("t.{c} IS NULL"),
         };
         Job {
             label: format!("{}.{}", f.table, f.column),
             table: f.table.clone(),
             key: f.key.clone(),
-            set: format!("{c} = ({})", f.value),
+            set: format!("{c} = {}", f.on_row(&f.value, "t")),
             pending,
         }
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use backstop_lint::expand::forms;
 use serde::{Deserialize, Serialize};
 
+use crate::pg::quote_ident;
 use crate::source::Migration;
 
 /// A table of the expanded schema as the catalog has it (`views::tables`).
@@ -156,6 +157,33 @@ pub struct Fill {
     /// Filled by a trigger for the old shape's writes too.
     #[serde(default)]
     pub by_rows: bool,
+    /// The row as the statement names it, where the new shape names the
+    /// table's columns otherwise (renamed, or a twin): (the table's
+    /// column, the name the value and filter read); empty when the names
+    /// are the table's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row: Vec<(String, String)>,
+}
+
+impl Fill {
+    /// `e` read on the row `of` (`t` in a batch, `NEW` in a trigger), the
+    /// columns under the names the statement gives them.
+    pub fn on_row(&self, e: &str, of: &str) -> String {
+        if self.row.is_empty() && of == "t" {
+            return format!("({e})");
+        }
+        let columns: Vec<String> = match self.row.is_empty() {
+            true => vec![format!("{of}.*")],
+            false => self
+                .row
+                .iter()
+                .map(|(real, shown)| {
+                    format!("{of}.{} AS {}", quote_ident(real), quote_ident(shown))
+                })
+                .collect(),
+        };
+        format!("(SELECT ({e}) FROM (SELECT {}) AS backstop_row)", columns.join(", "))
+    }
 }
 
 /// A constraint the expand adds `NOT VALID`; `validate`: checked after the

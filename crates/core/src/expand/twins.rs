@@ -134,7 +134,9 @@ fn block(new_schema: &str, i: usize, r: &Retyped) -> String {
 
 /// The trigger that fills, where it is NULL, a column an `UPDATE` of the
 /// migrations fills, for the rows the old shape writes (it never names
-/// the column): one per filled column, each its own function.
+/// the column): one per filled column, each its own function, named to
+/// fire after the twins' trigger (triggers fire in name order), so that a
+/// value that reads a retyped column reads its twin filled.
 pub fn create_fills(
     client: &mut impl GenericClient,
     schema: &str,
@@ -144,7 +146,7 @@ pub fn create_fills(
     for (i, f) in fills.iter().enumerate().filter(|(_, f)| f.by_rows) {
         let c = format!("NEW.{}", quote_ident(&f.column));
         let when = match &f.filter {
-            Some(w) => format!(" AND (SELECT ({w}) FROM (SELECT NEW.*) AS backstop_row) IS TRUE"),
+            Some(w) => format!(" AND {} IS TRUE", f.on_row(w, "NEW")),
             None => String::new(),
         };
         let function = fill_function(new_schema, i);
@@ -153,14 +155,14 @@ pub fn create_fills(
              BEGIN
                IF current_setting('backstop.backfill', true) = 'on' THEN RETURN NEW; END IF;
                IF {c} IS NULL{when} THEN
-                 {c} := (SELECT ({}) FROM (SELECT NEW.*) AS backstop_row);
+                 {c} := {};
                END IF;
                RETURN NEW;
              END $backstop$;
              CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW
                EXECUTE FUNCTION {function}();",
-            f.value,
-            quote_ident(&format!("backstop_expand_fill_{i}")),
+            f.on_row(&f.value, "NEW"),
+            quote_ident(&format!("backstop_fill_{i}")),
             quote_qualified(Some(schema), &f.table)
         ))?;
     }
@@ -181,7 +183,7 @@ pub fn drop_fills(
     for (i, f) in fills.iter().enumerate().filter(|(_, f)| f.by_rows) {
         client.batch_execute(&format!(
             "DROP TRIGGER IF EXISTS {} ON {}; DROP FUNCTION IF EXISTS {}();",
-            quote_ident(&format!("backstop_expand_fill_{i}")),
+            quote_ident(&format!("backstop_fill_{i}")),
             quote_qualified(Some(schema), &f.table),
             fill_function(new_schema, i)
         ))?;
