@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,25 +73,6 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// `backstop ARGS` in `dir`, to success: its time.
-fn backstop(dir: &Path, url: &str, args: &[&str]) -> anyhow::Result<Duration> {
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
-    let mut cmd = std::process::Command::new(binary);
-    common::clean_env(&mut cmd);
-    let t = Instant::now();
-    let out = cmd
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .output()
-        .context("running backstop")?;
-    let took = t.elapsed();
-    common::check(out, &format!("backstop {}", args.join(" ")))?;
-    Ok(took)
-}
-
 fn run() -> anyhow::Result<()> {
     let rows: i64 = match std::env::var("BENCH_ROWS") {
         Ok(s) => s.trim().parse().ok().filter(|n| *n > 0).with_context(|| {
@@ -111,7 +91,7 @@ fn run() -> anyhow::Result<()> {
     write("20240101000000_events", BASE)?;
     std::fs::write(dir.join("backstop.toml"), "[migrations]\ndir = \"migrations\"\n")?;
     cluster.create_database("tpl", None)?;
-    backstop(dir, &cluster.url("tpl"), &["migrate", "--no-backup", "the template"])?;
+    common::backstop_ok(dir, &cluster.url("tpl"), &["migrate", "--no-backup", "the template"])?;
     let mut tpl = cluster.connect("tpl")?;
     tpl.batch_execute(&format!(
         "INSERT INTO events (value, note) SELECT n, md5(n::text) FROM generate_series(1, {rows}) n"
@@ -147,13 +127,13 @@ fn run() -> anyhow::Result<()> {
     let writer = Writer::start(&cluster, "expanded")?;
     std::thread::sleep(Duration::from_millis(200));
     writer.longest();
-    let expand = backstop(dir, &url, &["migrate", "--expand"])?;
+    let expand = common::backstop_ok(dir, &url, &["migrate", "--expand"])?;
     let expand_wait = writer.longest();
-    let rollback = backstop(dir, &url, &["rollback"])?;
+    let rollback = common::backstop_ok(dir, &url, &["rollback"])?;
     let rollback_wait = writer.longest();
-    backstop(dir, &url, &["migrate", "--expand"])?;
+    common::backstop_ok(dir, &url, &["migrate", "--expand"])?;
     writer.longest();
-    let contract = backstop(dir, &url, &["migrate", "--contract"])?;
+    let contract = common::backstop_ok(dir, &url, &["migrate", "--contract"])?;
     std::thread::sleep(Duration::from_millis(200));
     let contract_wait = writer.longest();
     let inserted = writer.stop()?;

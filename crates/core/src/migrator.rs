@@ -403,28 +403,12 @@ impl rollout::Apply for FleetMigrator<'_> {
         to: Option<&str>,
         positioned: &mut dyn FnMut(&rollout::Position) -> Result<(), String>,
     ) -> Result<rollout::Applied, rollout::Failed> {
-        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
-        let mut client = crate::pg::connect(&target.url, "backstop rollout")
-            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
-        let facts = rollout::citus::facts(&mut client).map_err(|e| {
-            fail(format!("reading its extensions: {}", crate::pg::conn::error_chain(&e)))
-        })?;
-        rollout::citus::judge(target.kind, &facts).map_err(fail)?;
-        let status = migrate::status(&mut client, self.migrations).map_err(|e| fail(chain(&e)))?;
-        let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
-        positioned(&rollout::Position { before }).map_err(|e| {
-            fail(format!(
-                "its position could not be recorded in the control database ({e}); nothing ran"
-            ))
-        })?;
+        let (mut client, _) = self.positioned(target, positioned)?;
         let mut notes = Vec::new();
-        let mut config = self.config.clone();
-        // The wave runs databases side by side: one pg_dump job each
-        // unless [backup] jobs says otherwise (more only add sessions).
-        config.backup.jobs.get_or_insert(1);
+        let mut config = self.wave_config();
         if target.kind == rollout::Kind::CitusCoordinator {
             if config.backup.required && config.backup.engine == backup::config::Engine::PgDump {
-                return Err(fail(rollout::citus::DUMP_IS_NOT_A_BACKUP.to_string()));
+                return Err(failed(rollout::citus::DUMP_IS_NOT_A_BACKUP.to_string()));
             }
             if config.migrations.keep_downs {
                 config.migrations.keep_downs = false;
@@ -448,11 +432,9 @@ impl rollout::Apply for FleetMigrator<'_> {
             Waivers::default(),
             watchers,
         );
-        let after = migrate::status(&mut client, self.migrations)
-            .ok()
-            .and_then(|s| migrate::latest_applied(self.migrations, &s).map(|m| m.version.clone()));
+        let after = self.latest(&mut client);
         let outcome =
-            outcome.map_err(|e| rollout::Failed { after: after.clone(), ..fail(chain(&e)) })?;
+            outcome.map_err(|e| rollout::Failed { after: after.clone(), ..failed(chain(&e)) })?;
         let versions: Vec<String> = outcome.report.done.iter().map(|d| d.version.clone()).collect();
         if let Some(failure) = &outcome.report.failure {
             return Err(rollout::Failed { error: failure_words(failure), versions, after });
@@ -473,27 +455,18 @@ impl rollout::Apply for FleetMigrator<'_> {
         schema: &str,
         positioned: &mut dyn FnMut(&rollout::Position) -> Result<(), String>,
     ) -> Result<rollout::Applied, rollout::Failed> {
-        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
-        let mut client = crate::pg::connect(&target.url, "backstop rollout")
-            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
-        let status = migrate::status(&mut client, self.migrations).map_err(|e| fail(chain(&e)))?;
-        let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
-        positioned(&rollout::Position { before: before.clone() }).map_err(|e| {
-            fail(format!(
-                "its position could not be recorded in the control database ({e}); nothing ran"
-            ))
-        })?;
+        let (mut client, before) = self.positioned(target, positioned)?;
         let step = Step::Expand { schema };
         let (stepped, mut notes) = self
             .step(&mut client, target, step)
-            .map_err(|error| rollout::Failed { after: before.clone(), ..fail(error) })?;
+            .map_err(|error| rollout::Failed { after: before.clone(), ..failed(error) })?;
         if !stepped.done.unsettled.is_empty() {
             let error = format!(
                 "expanded, but not settled, so its contract would refuse: {}; mend it and \
                  `backstop rollout --resume` (the expand resumes), or `backstop rollout --undo`",
                 stepped.done.unsettled.join("; ")
             );
-            return Err(rollout::Failed { after: before, ..fail(error) });
+            return Err(rollout::Failed { after: before, ..failed(error) });
         }
         notes.push(format!(
             "expanded: the new shape is served in schema {}",
@@ -503,26 +476,16 @@ impl rollout::Apply for FleetMigrator<'_> {
     }
 
     fn contract(&self, target: &rollout::Target) -> Result<rollout::Applied, rollout::Failed> {
-        let fail = |error: String| rollout::Failed { error, versions: Vec::new(), after: None };
-        let mut client = crate::pg::connect(&target.url, "backstop rollout")
-            .map_err(|e| fail(format!("cannot reach it: {}", chain(&e))))?;
-        let open = crate::expand::in_progress(&mut client).map_err(|e| fail(chain(&e)))?;
-        let latest = |client: &mut postgres::Client| {
-            migrate::status(client, self.migrations).ok().and_then(|s| {
-                migrate::latest_applied(self.migrations, &s).map(|m| m.version.clone())
-            })
-        };
+        let mut client = reach(target)?;
+        let open = crate::expand::in_progress(&mut client).map_err(|e| failed(chain(&e)))?;
         if open.is_none() {
             let notes = vec!["no expand open: contracted already".to_string()];
-            return Ok(rollout::Applied {
-                versions: Vec::new(),
-                after: latest(&mut client),
-                notes,
-            });
+            let after = self.latest(&mut client);
+            return Ok(rollout::Applied { versions: Vec::new(), after, notes });
         }
-        let (stepped, notes) = self.step(&mut client, target, Step::Contract).map_err(fail)?;
+        let (stepped, notes) = self.step(&mut client, target, Step::Contract).map_err(failed)?;
         let versions = stepped.done.plan.migrations.iter().map(|m| m.version.clone()).collect();
-        Ok(rollout::Applied { versions, after: latest(&mut client), notes })
+        Ok(rollout::Applied { versions, after: self.latest(&mut client), notes })
     }
 
     fn undo(
@@ -590,7 +553,58 @@ impl rollout::Apply for FleetMigrator<'_> {
     }
 }
 
+/// Why a database's run did not go through, nothing of it committed.
+fn failed(error: String) -> rollout::Failed {
+    rollout::Failed { error, versions: Vec::new(), after: None }
+}
+
+/// A session on a rollout's database, or why it cannot be had; a Citus
+/// coordinator, or a database that says it is not one, judged first.
+fn reach(target: &rollout::Target) -> Result<postgres::Client, rollout::Failed> {
+    let mut client = crate::pg::connect(&target.url, "backstop rollout")
+        .map_err(|e| failed(format!("cannot reach it: {}", chain(&e))))?;
+    let facts = rollout::citus::facts(&mut client).map_err(|e| {
+        failed(format!("reading its extensions: {}", crate::pg::conn::error_chain(&e)))
+    })?;
+    rollout::citus::judge(target.kind, &facts).map_err(failed)?;
+    Ok(client)
+}
+
 impl FleetMigrator<'_> {
+    /// A session on `target` whose position (its latest migration, also
+    /// returned) is recorded through `positioned` before anything runs.
+    fn positioned(
+        &self,
+        target: &rollout::Target,
+        positioned: &mut dyn FnMut(&rollout::Position) -> Result<(), String>,
+    ) -> Result<(postgres::Client, Option<String>), rollout::Failed> {
+        let mut client = reach(target)?;
+        let status =
+            migrate::status(&mut client, self.migrations).map_err(|e| failed(chain(&e)))?;
+        let before = migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone());
+        positioned(&rollout::Position { before: before.clone() }).map_err(|e| {
+            failed(format!(
+                "its position could not be recorded in the control database ({e}); nothing ran"
+            ))
+        })?;
+        Ok((client, before))
+    }
+
+    /// The latest migration applied to the database, when it can be read.
+    fn latest(&self, client: &mut postgres::Client) -> Option<String> {
+        let status = migrate::status(client, self.migrations).ok()?;
+        migrate::latest_applied(self.migrations, &status).map(|m| m.version.clone())
+    }
+
+    /// The configuration a wave's database runs with: one pg_dump job each
+    /// (the wave runs databases side by side; more only add sessions)
+    /// unless [backup] jobs says otherwise.
+    fn wave_config(&self) -> Config {
+        let mut config = self.config.clone();
+        config.backup.jobs.get_or_insert(1);
+        config
+    }
+
     /// `migrate --expand` or `--contract` of one database with every gate
     /// it has alone: what it did and the notes worth keeping, or why not.
     fn step(
@@ -599,8 +613,7 @@ impl FleetMigrator<'_> {
         target: &rollout::Target,
         step: Step<'_>,
     ) -> Result<(Stepped, Vec<String>), String> {
-        let mut config = self.config.clone();
-        config.backup.jobs.get_or_insert(1);
+        let config = self.wave_config();
         let mut notes = Vec::new();
         let mut note = |line: &str| notes.push(line.to_string());
         let watchers = Watchers {

@@ -102,6 +102,27 @@ pub fn exit(label: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
 }
 
 /// Runs `backstop ARGS` in `dir` against `url` (or the binary that
+/// `BENCH_BACKSTOP` names) with none of the caller's PG* settings, to
+/// success: its time, or an error with what it printed.
+pub fn backstop_ok(dir: &std::path::Path, url: &str, args: &[&str]) -> anyhow::Result<Duration> {
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let mut cmd = Command::new(binary);
+    clean_env(&mut cmd);
+    let t = std::time::Instant::now();
+    let out = cmd
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .output()
+        .context("running backstop")?;
+    let took = t.elapsed();
+    check(out, &format!("backstop {}", args.join(" ")))?;
+    Ok(took)
+}
+
+/// Runs `backstop ARGS` in `dir` against `url` (or the binary that
 /// `BENCH_BACKSTOP` names, for A/B runs against an older build): its time
 /// and standard output. Exit 1 (the command found problems) is an answer
 /// too; anything else stops the benchmark.

@@ -328,17 +328,7 @@ fn a_prisma_migration_with_quoted_mixed_case_names_expands_and_contracts_with_no
 
 #[test]
 fn a_database_owner_that_is_not_a_superuser_expands_backfills_and_contracts() {
-    use crate::common::{unique_name, CLUSTER};
-    let role = unique_name("expander");
-    let db = unique_name("expanded");
-    let mut admin = CLUSTER.connect("postgres").unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE"
-        ))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
-    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", CLUSTER.port());
+    let (url, _, _) = crate::common::owned_database("expanded");
     let p = Project::new("expand_owner");
     p.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n");
     p.migration(

@@ -1,20 +1,11 @@
 //! Conditions of real deployments: a database owner without superuser (as
 //! on managed PostgreSQL), and enum values that must be committed before use.
 
-use crate::common::{unique_name, DbExt, Project, CLUSTER};
+use crate::common::{owned_database, unique_name, DbExt, Project, CLUSTER};
 
 #[test]
 fn a_non_superuser_database_owner_can_migrate_guard_and_roll_back() {
-    let role = unique_name("owner");
-    let db = unique_name("owned");
-    let mut admin = CLUSTER.connect("postgres").unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE"
-        ))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
-    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", CLUSTER.port());
+    let (url, role, db) = owned_database("owned");
 
     let project = Project::new("owner_project");
     project.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\nprotected_tables = [\"users\"]\n");

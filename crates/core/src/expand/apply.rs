@@ -278,9 +278,7 @@ fn columns_of(
             }
         }
         Form::FillRows { column, value, filter, .. } => {
-            let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
-                return Err(format!("table {t} has no column {column}"));
-            };
+            let col = shown(columns, t, column)?;
             if made {
                 // A table the expand makes: its rows are the new shape's.
                 return Ok(When::Expand);
@@ -300,9 +298,7 @@ fn columns_of(
             fill_rows(fill, col, row, &table_name, known, plan)
         }
         Form::SetNotNull { column, .. } => {
-            let Some(col) = columns.iter().find(|c| &c.shown == column && !c.hidden) else {
-                return Err(format!("table {t} has no column {column}"));
-            };
+            let col = shown(columns, t, column)?;
             if col.via.is_some() {
                 return Err(format!(
                     "column {t}.{column} changes type in this expand; make it NOT NULL in a \
@@ -384,13 +380,7 @@ fn filled(
     plan: &mut Plan,
 ) -> Result<When, String> {
     let column = f.column;
-    let key = known.get(table_name).map(|k| k.key.clone()).unwrap_or_default();
-    if key.is_empty() {
-        return Err(format!(
-            "table {view_name} has no primary key, which the backfill of column {column} walks \
-             in batches; add one in a migration before this one"
-        ));
-    }
+    let key = walked(known.get(table_name), view_name, column)?;
     let table = quote_qualified(Some(schema), table_name);
     let c = quote_ident(column);
     let expand = vec![
@@ -432,13 +422,7 @@ fn fill_rows(
              fills only a column it adds"
         ));
     }
-    let key = known.get(table_name).map(|k| k.key.clone()).unwrap_or_default();
-    if key.is_empty() {
-        return Err(format!(
-            "table {t} has no primary key, which the backfill of column {column} walks in \
-             batches; add one in a migration before this one"
-        ));
-    }
+    let key = walked(known.get(table_name), t, column)?;
     plan.fills.push(Fill {
         table: table_name.into(),
         column: col.real.clone(),
@@ -449,6 +433,26 @@ fn fill_rows(
         row,
     });
     Ok(When::Generated { expand: Vec::new(), contract: Vec::new() })
+}
+
+/// The primary key a backfill of `column` of table `t` walks, or why
+/// there is none to walk.
+fn walked(known: Option<&Table>, t: &str, column: &str) -> Result<Vec<(String, String)>, String> {
+    match known.map(|k| k.key.clone()).unwrap_or_default() {
+        key if !key.is_empty() => Ok(key),
+        _ => Err(format!(
+            "table {t} has no primary key, which the backfill of column {column} walks in \
+             batches; add one in a migration before this one"
+        )),
+    }
+}
+
+/// A column as the new shape shows it at this point of the migrations.
+fn shown<'c>(columns: &'c [ColumnShape], t: &str, name: &str) -> Result<&'c ColumnShape, String> {
+    columns
+        .iter()
+        .find(|c| c.shown == name && !c.hidden)
+        .ok_or_else(|| format!("table {t} has no column {name}"))
 }
 
 /// Records a NOT NULL for the contract and gives its statement, naming the
@@ -487,9 +491,7 @@ fn retyped(
 ) -> Result<Retyped, String> {
     let (t, c) = (r.table, r.column);
     let twin_taken = |name: &str| columns.iter().any(|x| x.real == name || x.shown == name);
-    let Some(col) = columns.iter().find(|x| x.shown == c && !x.hidden) else {
-        return Err(format!("table {t} has no column {c}"));
-    };
+    let col = shown(columns, t, c)?;
     if col.added || made {
         return Err(format!("column {c} is made by this expand; make it with its final type"));
     }
@@ -521,13 +523,7 @@ fn retyped(
             names.join(", ")
         ));
     }
-    let key = known.map(|k| k.key.clone()).unwrap_or_default();
-    if key.is_empty() {
-        return Err(format!(
-            "table {t} has no primary key, which the backfill of column {c} walks in batches; \
-             add one in a migration before this one"
-        ));
-    }
+    let key = walked(known, t, c)?;
     let named = ident(c);
     let up = match r.using {
         Some(e) => e.to_string(),

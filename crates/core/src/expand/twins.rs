@@ -162,15 +162,21 @@ pub fn create_fills(
              CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW
                EXECUTE FUNCTION {function}();",
             f.on_row(&f.value, "NEW"),
-            quote_ident(&format!("backstop_fill_{i}")),
+            fill_trigger(i),
             quote_qualified(Some(schema), &f.table)
         ))?;
     }
     Ok(())
 }
 
+/// The fill's function, in the new shape's schema, and its trigger, on
+/// the table: both `backstop_fill_<i>`.
 fn fill_function(new_schema: &str, i: usize) -> String {
     quote_qualified(Some(new_schema), &format!("backstop_fill_{i}"))
+}
+
+fn fill_trigger(i: usize) -> String {
+    quote_ident(&format!("backstop_fill_{i}"))
 }
 
 /// Drops the fill triggers and their functions.
@@ -183,7 +189,7 @@ pub fn drop_fills(
     for (i, f) in fills.iter().enumerate().filter(|(_, f)| f.by_rows) {
         client.batch_execute(&format!(
             "DROP TRIGGER IF EXISTS {} ON {}; DROP FUNCTION IF EXISTS {}();",
-            quote_ident(&format!("backstop_fill_{i}")),
+            fill_trigger(i),
             quote_qualified(Some(schema), &f.table),
             fill_function(new_schema, i)
         ))?;

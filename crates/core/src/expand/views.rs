@@ -12,65 +12,60 @@ use postgres::GenericClient;
 use super::plan::{ColumnFacts, Table, TableShape};
 use crate::pg::{quote_ident, quote_qualified};
 
-/// The tables of `schema` (partitions left to their parent), by name.
+/// The tables of `schema` (partitions left to their parent), by name, read
+/// in one query: each column's facts, and from them the column list, the
+/// columns an insert cannot leave out and the primary key.
 pub fn tables(
     client: &mut impl GenericClient,
     schema: &str,
 ) -> Result<BTreeMap<String, Table>, postgres::Error> {
-    let rows = client.query(
-        "select c.relname::text, c.relrowsecurity,
-                coalesce(array_agg(a.attname::text order by a.attnum)
-                         filter (where a.attnum > 0 and not a.attisdropped), '{}'),
-                coalesce(array_agg(a.attname::text order by a.attnum)
-                         filter (where a.attnum > 0 and not a.attisdropped and a.attnotnull
-                                   and not a.atthasdef and a.attidentity = ''
-                                   and a.attgenerated = ''), '{}')
-           from pg_class c
-           join pg_namespace n on n.oid = c.relnamespace
-           left join pg_attribute a on a.attrelid = c.oid
-          where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
-          group by c.oid, c.relname, c.relrowsecurity",
-        &[&schema],
-    )?;
-    let mut tables: BTreeMap<String, Table> = rows
-        .iter()
-        .map(|r| {
-            let table = Table {
-                rls: r.get(1),
-                columns: r.get(2),
-                required: r.get(3),
-                facts: BTreeMap::new(),
-                key: Vec::new(),
-            };
-            (r.get(0), table)
-        })
-        .collect();
+    let mut tables: BTreeMap<String, Table> = BTreeMap::new();
+    let mut keys: BTreeMap<String, Vec<(i32, String, String)>> = BTreeMap::new();
     for r in client.query(COLUMN_FACTS, &[&schema])? {
-        let Some(t) = tables.get_mut(&r.get::<_, String>(0)) else { continue };
-        let name: String = r.get(1);
-        if r.get::<_, Option<i32>>(6).is_some() {
-            t.key.push((name.clone(), r.get(2)));
-        }
+        let name: String = r.get(0);
+        let t = tables.entry(name.clone()).or_insert_with(|| Table {
+            rls: r.get(1),
+            columns: Vec::new(),
+            required: Vec::new(),
+            facts: BTreeMap::new(),
+            key: Vec::new(),
+        });
+        // A table with no column comes as one row with no column.
+        let Some(column) = r.get::<_, Option<String>>(2) else { continue };
         let facts = ColumnFacts {
-            type_sql: r.get(2),
-            not_null: r.get(3),
-            default: r.get(4),
-            used_by: r.get(5),
-            computed: r.get(7),
-            indexes: r.get(8),
+            type_sql: r.get(3),
+            not_null: r.get(4),
+            default: r.get(5),
+            used_by: r.get(6),
+            computed: r.get(8),
+            indexes: r.get(9),
         };
-        t.facts.insert(name, facts);
+        if let Some(at) = r.get::<_, Option<i32>>(7) {
+            keys.entry(name).or_default().push((at, column.clone(), facts.type_sql.clone()));
+        }
+        if facts.not_null && facts.default.is_none() && !facts.computed {
+            t.required.push(column.clone());
+        }
+        t.columns.push(column.clone());
+        t.facts.insert(column, facts);
+    }
+    for (name, mut key) in keys {
+        key.sort();
+        if let Some(t) = tables.get_mut(&name) {
+            t.key = key.into_iter().map(|(_, c, ty)| (c, ty)).collect();
+        }
     }
     Ok(tables)
 }
 
-/// Each column of the schema's tables: its type, NOT NULL, default, what
-/// depends on it (its default aside), its place in the primary key,
-/// whether it is identity or generated, and the definitions of the
-/// indexes on it that no constraint owns; in key order.
+/// Each column of the schema's tables, in order: whether its table has
+/// row level security, its type, NOT NULL, default, what depends on it
+/// (its default aside), its place in the primary key, whether it is
+/// identity or generated, and the definitions of the indexes on it that no
+/// constraint owns.
 const COLUMN_FACTS: &str = "
-select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid),
+select c.relname::text, c.relrowsecurity, a.attname::text, format_type(a.atttypid, a.atttypmod),
+       a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
        coalesce((select array_agg(distinct pg_describe_object(p.classid, p.objid, p.objsubid))
                    from pg_depend p
                   where p.refclassid = 'pg_class'::regclass and p.refobjid = c.oid
@@ -78,7 +73,7 @@ select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a
                     and p.deptype in ('n', 'a', 'i')), '{}'),
        (select array_position(i.indkey::int2[], a.attnum)
           from pg_index i where i.indrelid = c.oid and i.indisprimary),
-       a.attidentity <> '' or a.attgenerated <> '',
+       coalesce(a.attidentity <> '' or a.attgenerated <> '', false),
        coalesce((select array_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid)
                    from pg_index i
                   where i.indrelid = c.oid and a.attnum = any(i.indkey::int2[])
@@ -86,10 +81,10 @@ select c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a
                                      where k.conindid = i.indexrelid)), '{}')
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
-  join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+  left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
  where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
- order by c.relname, 7, a.attnum";
+ order by c.relname, a.attnum";
 
 /// Creates `new_schema` with a view per table of `schema` showing its new
 /// shape, granting what the schema and the tables grant.

@@ -267,6 +267,19 @@ pub struct Split {
 }
 
 impl Scenario {
+    /// A scenario played, with nothing split and nothing left in place.
+    pub(super) fn played(name: &str, ok: bool, duration_ms: u64, detail: String) -> Scenario {
+        Scenario {
+            name: name.into(),
+            ok,
+            skipped: false,
+            duration_ms,
+            detail,
+            splits: Vec::new(),
+            left_in_place: Vec::new(),
+        }
+    }
+
     /// The rollback method the scenario times, as "Time to roll back"
     /// names it.
     pub fn method(&self) -> &'static str {

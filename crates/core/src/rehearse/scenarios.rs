@@ -151,15 +151,7 @@ pub(super) fn scenario_b(
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
     let t = Instant::now();
-    let fail = |detail: String| Scenario {
-        name: "B".into(),
-        ok: false,
-        skipped: false,
-        duration_ms: ms(t.elapsed()),
-        detail,
-        splits: Vec::new(),
-        left_in_place: Vec::new(),
-    };
+    let fail = |detail: String| Scenario::played("B", false, ms(t.elapsed()), detail);
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
     let before = snapshot(&mut client)?;
@@ -295,15 +287,7 @@ pub(super) fn scenario_c(
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
     let t = Instant::now();
-    let done = |ok: bool, detail: String| Scenario {
-        name: "C".into(),
-        ok,
-        skipped: false,
-        duration_ms: ms(t.elapsed()),
-        detail,
-        splits: Vec::new(),
-        left_in_place: Vec::new(),
-    };
+    let done = |ok: bool, detail: String| Scenario::played("C", ok, ms(t.elapsed()), detail);
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
     let before = snapshot(&mut client)?;

@@ -90,15 +90,7 @@ pub(super) fn scenario_expand(
 }
 
 fn scenario(ok: bool, t: Instant, detail: String) -> Scenario {
-    Scenario {
-        name: "expand".into(),
-        ok,
-        skipped: false,
-        duration_ms: ms(t.elapsed()),
-        detail,
-        splits: Vec::new(),
-        left_in_place: Vec::new(),
-    }
+    Scenario::played("expand", ok, ms(t.elapsed()), detail)
 }
 
 /// Expand, writes, inverses, rollback compared with `start`, expand and

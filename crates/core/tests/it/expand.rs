@@ -37,25 +37,33 @@ pub(crate) fn load(dir: &Path) -> Vec<Migration> {
     source::load(dir, None).unwrap().migrations
 }
 
-/// A database with `users` applied by Backstop, two rows in it, and the
-/// second migration (`up`) pending.
-fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres::Client) {
+/// A database with `first` (a migration `20240101000000_<name>`) applied
+/// by Backstop, and `up` pending as the second migration.
+pub(crate) fn setup_with(
+    cluster: &Cluster,
+    db: &str,
+    (name, first): (&str, &str),
+    up: &str,
+) -> (tempfile::TempDir, postgres::Client) {
     cluster.create_database(db, None).unwrap();
     let mut client = cluster.connect(db).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "20240101000000_users",
-        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, email text);\n\
-         INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');",
-    );
+    write(dir.path(), &format!("20240101000000_{name}"), first);
     let opts = MigrateOptions::default();
     let report =
         migrate::migrate(&mut client, &load(dir.path()), &settings(), &opts, &mut [], &mut Quiet)
             .unwrap();
     assert!(!report.failed());
-    write(dir.path(), &format!("{V2}_profile"), up);
+    write(dir.path(), &format!("{V2}_next"), up);
     (dir, client)
+}
+
+/// A database with `users` applied by Backstop, two rows in it, and the
+/// second migration (`up`) pending.
+fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres::Client) {
+    let users = "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, email text);\n\
+                 INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');";
+    setup_with(cluster, db, ("users", users), up)
 }
 
 const UP: &str = "ALTER TABLE users RENAME COLUMN name TO full_name;\n\

@@ -9,35 +9,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use backstop_core::expand::{self, ExpandError};
-use backstop_core::migrate::{self, MigrateOptions, Quiet};
+
 use backstop_core::pg::cluster::Cluster;
 
-use crate::expand::{load, settings, shape, write, NEW, V2};
+use crate::expand::{load, settings, setup_with, shape, write, NEW};
 
 const ROWS: i64 = 5000;
 
 /// `readings` with `ROWS` rows applied, and `up` pending as the second migration.
 fn setup(cluster: &Cluster, db: &str, up: &str) -> (tempfile::TempDir, postgres::Client) {
-    cluster.create_database(db, None).unwrap();
-    let mut client = cluster.connect(db).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "20240101000000_readings",
-        &format!(
-            "CREATE TABLE readings (id bigserial PRIMARY KEY, value int, code text, \
-             label text NOT NULL DEFAULT 'x');\n\
-             CREATE INDEX readings_value_idx ON readings (value);\n\
-             INSERT INTO readings (value, code) SELECT n, n::text FROM generate_series(1, {ROWS}) n;"
-        ),
+    let readings = format!(
+        "CREATE TABLE readings (id bigserial PRIMARY KEY, value int, code text, \
+         label text NOT NULL DEFAULT 'x');\n\
+         CREATE INDEX readings_value_idx ON readings (value);\n\
+         INSERT INTO readings (value, code) SELECT n, n::text FROM generate_series(1, {ROWS}) n;"
     );
-    let opts = MigrateOptions::default();
-    let report =
-        migrate::migrate(&mut client, &load(dir.path()), &settings(), &opts, &mut [], &mut Quiet)
-            .unwrap();
-    assert!(!report.failed());
-    write(dir.path(), &format!("{V2}_retype"), up);
-    (dir, client)
+    setup_with(cluster, db, ("readings", &readings), up)
 }
 
 fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut postgres::Client, sql: &str) -> T {

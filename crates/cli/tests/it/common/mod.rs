@@ -20,6 +20,23 @@ pub static CLUSTER: LazyLock<Cluster> =
     LazyLock::new(|| Cluster::start().expect("throwaway cluster starts"));
 
 /// A name no other test (or test binary) uses at the same time.
+/// A database of its own owned by a role of its own that is not a
+/// superuser and can create neither databases nor roles (a managed
+/// platform's owner): its URL, the role and the database.
+pub fn owned_database(label: &str) -> (String, String, String) {
+    let role = unique_name(&format!("{label}_owner"));
+    let db = unique_name(label);
+    let mut admin = CLUSTER.connect("postgres").unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        ))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}")).unwrap();
+    let url = format!("postgres://{role}:owner-pw@127.0.0.1:{}/{db}", CLUSTER.port());
+    (url, role, db)
+}
+
 pub fn unique_name(label: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
