@@ -53,6 +53,16 @@ pub fn build(
     let mut refusals = Vec::new();
     for m in pending {
         let file = m.up.path.display();
+        // A file that cannot run as written is not served either: contract
+        // would record it as applied with nothing of it run.
+        if let Some(p) = m.problems_in(crate::source::Part::Up).next() {
+            refusals.push(Refusal {
+                place: format!("{}:{}", p.path.display(), p.line),
+                statement: m.label(),
+                reason: format!("it cannot run as written: {}", p.message),
+            });
+            continue;
+        }
         // A migration outside a transaction is served only when it builds
         // indexes concurrently, which the expand does after its own.
         let concurrent_only = m.up.statements.iter().all(|st| {

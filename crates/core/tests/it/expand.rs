@@ -264,6 +264,23 @@ fn a_statement_with_no_expand_form_is_refused_by_place_and_nothing_changes() {
     assert_eq!(schemas, 0);
 }
 
+#[test]
+fn a_pending_migration_that_cannot_run_as_written_is_refused_with_its_place() {
+    let cluster = Cluster::start().unwrap();
+    let (dir, mut client) =
+        setup(&cluster, "exp_unrunnable", "ALTER TABLE users ADD COLUMN nick text;\n");
+    write(dir.path(), "20240103000000_broken", "ALTER TABLE users ADD COLUMN (;\n");
+    let ms = load(dir.path());
+    let e =
+        expand::expand(&mut client, &ms, &settings(), "public", &mut [], &mut |_| {}).unwrap_err();
+    let ExpandError::NoExpandForm(refusals) = &e else { panic!("{e}") };
+    assert_eq!(refusals.len(), 1, "{e}");
+    assert!(refusals[0].place.contains("20240103000000_broken/up.sql:1"), "{e}");
+    assert!(refusals[0].reason.contains("cannot run as written"), "{e}");
+    let open: i64 = client.query_one("select count(*) from backstop.expands", &[]).unwrap().get(0);
+    assert_eq!(open, 0, "nothing expanded");
+}
+
 fn exists(c: &mut postgres::Client, relation: &str) -> bool {
     c.query_one("select to_regclass($1) is not null", &[&relation]).unwrap().get(0)
 }
