@@ -53,32 +53,8 @@ pub fn build(
     let mut refusals = Vec::new();
     for m in pending {
         let file = m.up.path.display();
-        // A file that cannot run as written is not served either: contract
-        // would record it as applied with nothing of it run.
-        if let Some(p) = m.problems_in(crate::source::Part::Up).next() {
-            refusals.push(Refusal {
-                place: format!("{}:{}", p.path.display(), p.line),
-                statement: m.label(),
-                reason: format!("it cannot run as written: {}", p.message),
-            });
-            continue;
-        }
-        // A migration outside a transaction is served only when it builds
-        // indexes concurrently, which the expand does after its own.
-        let concurrent_only = m.up.statements.iter().all(|st| {
-            forms(&st.sql).is_ok_and(|f| {
-                f.iter().all(|f| matches!(f, Form::CreateIndex { concurrent: true, .. }))
-            })
-        });
-        if m.no_transaction && !concurrent_only {
-            refusals.push(Refusal {
-                place: format!("{file}:1"),
-                statement: m.label(),
-                reason: "it runs outside a transaction, and an expand is one transaction \
-                         (only CREATE INDEX CONCURRENTLY runs after it); apply it with \
-                         `backstop migrate`"
-                    .into(),
-            });
+        if let Some(refusal) = unserved(m) {
+            refusals.push(refusal);
             continue;
         }
         for st in &m.up.statements {
@@ -139,6 +115,32 @@ pub fn build(
     }
     plan.tables = shapes.into_values().collect();
     Ok(plan)
+}
+
+/// Why a whole migration cannot be served: its file cannot run as written
+/// (the contract would record it applied with nothing of it run), or it
+/// runs outside a transaction for more than concurrent index builds (which
+/// the expand does after its own transaction).
+fn unserved(m: &Migration) -> Option<Refusal> {
+    if let Some(p) = m.problems_in(crate::source::Part::Up).next() {
+        return Some(Refusal {
+            place: format!("{}:{}", p.path.display(), p.line),
+            statement: m.label(),
+            reason: format!("it cannot run as written: {}", p.message),
+        });
+    }
+    let concurrent_only = m.up.statements.iter().all(|st| {
+        forms(&st.sql).is_ok_and(|f| {
+            f.iter().all(|f| matches!(f, Form::CreateIndex { concurrent: true, .. }))
+        })
+    });
+    (m.no_transaction && !concurrent_only).then(|| Refusal {
+        place: format!("{}:1", m.up.path.display()),
+        statement: m.label(),
+        reason: "it runs outside a transaction, and an expand is one transaction (only CREATE \
+                 INDEX CONCURRENTLY runs after it); apply it with `backstop migrate`"
+            .into(),
+    })
 }
 
 /// A form whose statement the expand does not run as written, but through
