@@ -80,7 +80,14 @@ fn a_retyped_column_is_served_both_ways_backfilled_rolled_back_and_contracted() 
     );
     assert!(twin_index, "the index is made again on the twin after the backfill");
     assert!(said.iter().any(|s| s.starts_with("backfilled readings.value")), "{said:?}");
-    assert!(done.backfill[0].rows >= ROWS as u64, "{:?}", done.backfill);
+    // The old application's updates may fill a row's twin before the walk
+    // reaches it (the walk skips those): what counts is that none is left.
+    assert!(done.backfill[0].rows > 0, "{:?}", done.backfill);
+    let unfilled: i64 = one(
+        &mut client,
+        "select count(*) from readings where value is not null and _backstop_new_value is null",
+    );
+    assert_eq!(unfilled, 0, "every existing row has its twin after the backfill");
     // The lock trace: the expand's transaction took the table's lock, the
     // backfill's batches only row locks, none that blocks a write.
     let held = |step: &str, mode: &str| {
