@@ -17,7 +17,7 @@ use pg_query::NodeEnum;
 use crate::data::RowChange;
 use crate::facts::{made_table, RelationName};
 use crate::rewrite::{ident, qualified};
-use crate::stmt::{alter_cmds, object_name, same_table};
+use crate::stmt::{alter_cmds, object_name, same_table, string_value};
 
 /// What the statements of one migration made so far, so that an `INSERT`
 /// into one of them, or its `DROP`, still needs nothing from before.
@@ -26,11 +26,17 @@ pub struct Made {
     tables: Vec<RelationName>,
     /// Columns added to tables that were there: (table, column).
     columns: Vec<(RelationName, String)>,
+    /// Types it made.
+    types: Vec<RelationName>,
 }
 
 impl Made {
     fn has(&self, t: &RelationName) -> bool {
         self.tables.iter().any(|m| same_table(m, t))
+    }
+
+    fn has_type(&self, t: &RelationName) -> bool {
+        self.types.iter().any(|m| same_table(m, t))
     }
 
     fn has_column(&self, t: &RelationName, column: &str) -> bool {
@@ -80,6 +86,11 @@ pub enum Shape {
     /// as the catalog defined it before, with the indexes and constraints
     /// that went with it; its values are lost.
     DropColumn { table: RelationName, column: String },
+    /// It changes the labels of an enum type that was there (`ADD VALUE`,
+    /// `RENAME VALUE`, or the swap for a type of the same name with other
+    /// labels that Prisma writes): the down makes the type again with the
+    /// labels the catalog had before and moves its columns to it.
+    Labels(RelationName),
 }
 
 /// The shapes of `sql` (one statement), or why it is none of them.
@@ -114,7 +125,6 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         NodeEnum::IndexStmt(_) => adds,
         NodeEnum::ViewStmt(_)
         | NodeEnum::CreateFunctionStmt(_)
-        | NodeEnum::CreateEnumStmt(_)
         | NodeEnum::CompositeTypeStmt(_)
         | NodeEnum::CreateDomainStmt(_)
         | NodeEnum::CreateRangeStmt(_)
@@ -132,6 +142,15 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         // only an up that runs in one transaction.
         | NodeEnum::TransactionStmt(_) => adds,
         NodeEnum::CreateSchemaStmt(s) if s.schema_elts.is_empty() => adds,
+        NodeEnum::CreateEnumStmt(e) => {
+            made.types.extend(type_name(&e.type_name));
+            adds
+        }
+        NodeEnum::AlterEnumStmt(e) => match type_name(&e.type_name) {
+            Some(t) if made.has_type(&t) => adds,
+            Some(t) => Ok(vec![Shape::Labels(t)]),
+            None => Err("an enum without a name".into()),
+        },
         NodeEnum::AlterTableStmt(a) => alter_table(a, made).inspect(|_| made.columns.extend(added_columns(a))),
         NodeEnum::RenameStmt(r) => rename_back(r).map(|back| vec![Shape::Rename(back)]),
         NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
@@ -156,6 +175,76 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => data(sql, made),
         other => Err(format!("{} may change what was there", kind_of(other))),
     }
+}
+
+/// A type's name as the parser gives it (a list of names).
+fn type_name(names: &[protobuf::Node]) -> Option<RelationName> {
+    let parts: Vec<&str> = names.iter().filter_map(string_value).collect();
+    let (name, rest) = parts.split_last()?;
+    Some(RelationName { schema: rest.last().map(|s| s.to_string()), name: name.to_string() })
+}
+
+/// The enum types a migration swaps for types of the same name with other
+/// labels, when that is all it does (Prisma's way to drop a label): it
+/// makes new enums, moves columns to them (with their defaults dropped and
+/// set again), renames each old type away, gives a new one its name and
+/// drops the old. `None` for anything else.
+pub fn enum_swap(statements: &[&str]) -> Option<Vec<RelationName>> {
+    let mut made: Vec<RelationName> = Vec::new();
+    // Old types renamed away: (name now, name before).
+    let mut renamed: Vec<(RelationName, RelationName)> = Vec::new();
+    let mut swapped: Vec<RelationName> = Vec::new();
+    let find = |list: &[RelationName], t: &RelationName| list.iter().position(|m| same_table(m, t));
+    for sql in statements {
+        let tree = pg_query::parse(sql, 0).ok()?;
+        for raw in &tree.protobuf.stmts {
+            match raw.stmt.as_ref()?.node.as_ref()? {
+                NodeEnum::TransactionStmt(_) => {}
+                NodeEnum::CreateEnumStmt(e) => made.push(type_name(&e.type_name)?),
+                NodeEnum::AlterTableStmt(a) if a.objtype() == ObjectType::ObjectTable => {
+                    for (_, cmd, kind) in alter_cmds(a) {
+                        match kind {
+                            AlterTableType::AtColumnDefault => {}
+                            AlterTableType::AtAlterColumnType => {
+                                let Some(NodeEnum::ColumnDef(c)) =
+                                    cmd.def.as_ref().and_then(|d| d.node.as_ref())
+                                else {
+                                    return None;
+                                };
+                                let to = type_name(&c.type_name.as_ref()?.names)?;
+                                find(&made, &to)?;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                NodeEnum::RenameStmt(r) if r.rename_type() == ObjectType::ObjectType => {
+                    let from = r.object.as_deref().and_then(object_name)?;
+                    let to = RelationName { schema: from.schema.clone(), name: r.newname.clone() };
+                    match find(&made, &from) {
+                        Some(i) => made[i] = to,
+                        None => renamed.push((to, from)),
+                    }
+                }
+                NodeEnum::DropStmt(d)
+                    if d.remove_type() == ObjectType::ObjectType
+                        && d.behavior() != protobuf::DropBehavior::DropCascade =>
+                {
+                    for o in &d.objects {
+                        let Some(NodeEnum::TypeName(t)) = o.node.as_ref() else { return None };
+                        let gone = type_name(&t.names)?;
+                        let i = renamed.iter().position(|(now, _)| same_table(now, &gone))?;
+                        swapped.push(renamed.remove(i).1);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+    // Every old type renamed away is dropped, and every new one took the
+    // name of one of them.
+    let named = made.iter().all(|m| find(&swapped, m).is_some());
+    (renamed.is_empty() && named && !swapped.is_empty()).then_some(swapped)
 }
 
 /// An `INSERT`'s source is a `VALUES` list.
@@ -407,6 +496,44 @@ mod tests {
             "CREATE USER MAPPING FOR CURRENT_USER SERVER reports OPTIONS (user 'r')",
         ]);
         assert_eq!(servers.unwrap(), [Shape::Adds, Shape::Adds]);
+    }
+
+    #[test]
+    fn an_enum_label_added_or_swapped_away_is_read_as_its_labels() {
+        let mood = RelationName { schema: Some("app".into()), name: "Mood".into() };
+        assert_eq!(
+            read(&["ALTER TYPE app.\"Mood\" ADD VALUE 'sad' BEFORE 'ok'", "COMMIT"]).unwrap(),
+            [Shape::Labels(mood.clone()), Shape::Adds]
+        );
+        assert_eq!(
+            read(&["CREATE TYPE e AS ENUM ('a')", "ALTER TYPE e ADD VALUE 'b'"]).unwrap(),
+            [Shape::Adds, Shape::Adds],
+            "a label added to a type the migration made"
+        );
+        let swap = [
+            "BEGIN",
+            "CREATE TYPE \"Priority_new\" AS ENUM ('LOW', 'HIGH')",
+            "ALTER TABLE \"Tag\" ALTER COLUMN \"priority\" DROP DEFAULT",
+            "ALTER TABLE \"Tag\" ALTER COLUMN \"priority\" TYPE \"Priority_new\" USING (\"priority\"::text::\"Priority_new\")",
+            "ALTER TYPE \"Priority\" RENAME TO \"Priority_old\"",
+            "ALTER TYPE \"Priority_new\" RENAME TO \"Priority\"",
+            "DROP TYPE \"Priority_old\"",
+            "ALTER TABLE \"Tag\" ALTER COLUMN \"priority\" SET DEFAULT 'LOW'",
+            "COMMIT",
+        ];
+        let priority = RelationName { schema: None, name: "Priority".into() };
+        assert_eq!(enum_swap(&swap), Some(vec![priority]));
+        // Anything more, or a swap left half-way, is not one.
+        let more: Vec<&str> = swap.iter().copied().chain(["DROP TABLE x"]).collect();
+        assert_eq!(enum_swap(&more), None);
+        let kept_old: Vec<&str> = swap.iter().copied().filter(|s| !s.starts_with("DROP")).collect();
+        assert_eq!(enum_swap(&kept_old), None, "the old type is kept: two types, not a swap");
+        let cascade =
+            swap.map(
+                |s| if s.starts_with("DROP") { "DROP TYPE \"Priority_old\" CASCADE" } else { s },
+            );
+        assert_eq!(enum_swap(&cascade), None, "a cascade drops what uses the type");
+        assert_eq!(enum_swap(&["ALTER TABLE t ALTER COLUMN c TYPE text"]), None);
     }
 
     /// Issue 43: a column the same migration adds and fills held nothing

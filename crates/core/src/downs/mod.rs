@@ -28,6 +28,7 @@ mod data;
 mod ddl;
 pub mod keep;
 mod kept;
+mod labels;
 pub mod maker;
 mod objects;
 mod picture;

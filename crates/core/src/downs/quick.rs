@@ -39,6 +39,13 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
     if m.up.statements.is_empty() || !m.problems.is_empty() {
         return None;
     }
+    let transactional = m.up.in_one_transaction();
+    let sqls: Vec<&str> = m.up.statements.iter().map(|s| s.sql.as_str()).collect();
+    if let Some(types) = backstop_lint::adds::enum_swap(&sqls) {
+        let place = format!("{}:{}", m.up.path.display(), m.up.statements[0].position.line);
+        let shapes = types.into_iter().map(|t| (place.clone(), Shape::Labels(t))).collect();
+        return Some(Reading { shapes, transactional });
+    }
     let mut made = backstop_lint::adds::Made::default();
     let mut shapes = Vec::new();
     for s in &m.up.statements {
@@ -47,7 +54,7 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
             shapes.push((place.clone(), shape));
         }
     }
-    Some(Reading { shapes, transactional: m.up.in_one_transaction() })
+    Some(Reading { shapes, transactional })
 }
 
 impl Reading {
@@ -65,11 +72,18 @@ impl Reading {
     }
 
     /// The statements that take back its renames and column changes, the
-    /// last first, from what the catalog says before the up.
-    fn inverses(&self, client: &mut Client) -> Result<Option<Vec<String>>, postgres::Error> {
+    /// last first, and put enum labels back, from what the catalog says
+    /// before the up.
+    fn inverses(&self, client: &mut Client) -> Result<Option<Inverses>, postgres::Error> {
         let mut out = Vec::new();
+        let mut labels = Inverses::default();
         for (_, shape) in self.shapes.iter().rev() {
             match shape {
+                Shape::Labels(t) => {
+                    let Some(back) = super::labels::back(client, t)? else { return Ok(None) };
+                    labels.relabelled.push(back.key);
+                    labels.last.extend(back.statements);
+                }
                 Shape::Rename(back) => out.push(back.clone()),
                 Shape::Column { table, column, change } => {
                     let Some(back) = column_back(client, table, column, *change)? else {
@@ -87,8 +101,29 @@ impl Reading {
                 Shape::Adds | Shape::Data(_) => {}
             }
         }
-        Ok(Some(out))
+        Ok(Some(Inverses { first: out, ..labels }))
     }
+
+    /// The enum types whose labels the up changes.
+    fn relabelled(&self) -> impl Iterator<Item = &RelationName> {
+        self.shapes.iter().filter_map(|(_, s)| match s {
+            Shape::Labels(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
+/// The statements of a down read before its up: those run before the
+/// drops of what the up added, and those after them.
+#[derive(Default)]
+pub(super) struct Inverses {
+    first: Vec<String>,
+    /// Enum labels put back: after the drops, so that nothing the up
+    /// made still uses the type.
+    last: Vec<String>,
+    /// The picture's keys of those enum types, which may differ in their
+    /// labels until then.
+    relabelled: Vec<String>,
 }
 
 /// What the up's dropped columns held, as `loses` says it (the down
@@ -219,13 +254,21 @@ fn index_table(definition: &str) -> Option<Rel> {
 
 /// The drops that take `after` back to `before` (two pictures of the
 /// same owners), when `after` only adds to `before`; `None` otherwise.
-pub(super) fn drops(before: &Schema, after: &Schema) -> Option<Vec<String>> {
+/// `relabelled` names the enum types whose labels may differ (put back
+/// apart).
+pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> Option<Vec<String>> {
     let old: BTreeMap<&str, &str> =
         before.objects.iter().map(|o| (o.key.as_str(), o.definition.as_str())).collect();
     let now: BTreeMap<&str, &str> =
         after.objects.iter().map(|o| (o.key.as_str(), o.definition.as_str())).collect();
     // Something that was there changed or went: no add.
-    if old.iter().any(|(k, d)| now.get(k) != Some(d)) {
+    let same = |k: &str, d: &str| match now.get(k) {
+        Some(n) => {
+            *n == d || (relabelled.iter().any(|r| r == k) && super::labels::only_labels(d, n))
+        }
+        None => false,
+    };
+    if old.iter().any(|(k, d)| !same(k, d)) {
         return None;
     }
     // A comment on what was there, changed, lost or new: put back the full
@@ -421,7 +464,7 @@ pub(super) fn before(
     client: &mut Client,
     (tracked, prepared): (&mut Tracked, &mut Prepared),
     reading: &Reading,
-) -> Result<Option<Vec<String>>, DownsError> {
+) -> Result<Option<Inverses>, DownsError> {
     tracked.refresh(&mut *client, &mut *prepared).map_err(db("reading the schema"))?;
     reading.inverses(client).map_err(db("reading the columns"))
 }
@@ -469,7 +512,7 @@ pub(super) fn apply_proved(
 pub(super) fn prove_applied(
     client: &mut Client,
     (tracked, prepared): (&Tracked, &mut Prepared),
-    inverses: &[String],
+    inverses: &Inverses,
     reading: &Reading,
 ) -> Result<Result<Vec<String>, String>, DownsError> {
     let mut tx = client.transaction().map_err(db("starting a transaction"))?;
@@ -490,6 +533,16 @@ pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> D
     let mut lost = reading.lost();
     let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
     lost.extend(dropped(reading));
+    let mut notes = vec!["read from its statements: the down takes back what they changed and \
+                          drops what they added"
+        .to_string()];
+    for t in reading.relabelled() {
+        notes.push(format!(
+            "type {} goes back to the labels it had before the up: a row holding a label the \
+             up added makes the down fail, changing nothing, until the row is changed",
+            relation(t)
+        ));
+    }
     Down {
         version: m.version.clone(),
         name: m.name.clone(),
@@ -498,9 +551,7 @@ pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> D
         proved: true,
         replaces: false,
         loses: lost,
-        notes: vec!["read from its statements: the down takes back what they changed and \
-                     drops what they added"
-            .into()],
+        notes,
         replacement: None,
         start: None,
         end: None,
@@ -508,31 +559,38 @@ pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> D
 }
 
 /// In the trial's transaction after the up: the inverses, then the drops
-/// of what is left added, then the picture compared with the one before
-/// the up (and each touched table's rows, where no row is lost).
+/// of what is left added, then the enum labels put back, then the picture
+/// compared with the one before the up (and each touched table's rows,
+/// where no row is lost).
 fn prove(
     tx: &mut postgres::Transaction<'_>,
     tracked: &Tracked,
     prepared: &mut Prepared,
-    inverses: &[String],
+    inverses: &Inverses,
     rows_too: bool,
 ) -> Result<Tried, postgres::Error> {
-    if !inverses.is_empty() {
-        tx.batch_execute(&joined(inverses))?;
+    if !inverses.first.is_empty() {
+        tx.batch_execute(&joined(&inverses.first))?;
     }
     let written = Written::here(tx)?;
     let (before, after) = tracked.look(tx, prepared, written)?;
-    let Some(drops) = drops(&before.schema, &after.schema) else { return Ok(Tried::Not) };
+    let Some(drops) = drops(&before.schema, &after.schema, &inverses.relabelled) else {
+        return Ok(Tried::Not);
+    };
     if !drops.is_empty() {
         tx.batch_execute(&joined(&drops))?;
+    }
+    if !inverses.last.is_empty() {
+        tx.batch_execute(&joined(&inverses.last))?;
     }
     let written = Written::here(tx)?;
     let (was, now) = tracked.look(tx, prepared, written)?;
     let same = was.schema.differences(&now.schema).is_empty()
         && was.schema.cosmetic_differences(&now.schema).is_empty()
         && (!rows_too || same_rows(&was.tables, &now.tables));
-    let mut statements = inverses.to_vec();
+    let mut statements = inverses.first.clone();
     statements.extend(drops);
+    statements.extend(inverses.last.iter().cloned());
     Ok(if same { Tried::Proved(statements) } else { Tried::Failed })
 }
 
@@ -581,7 +639,7 @@ mod tests {
             ("function public.f(a integer)", "CREATE FUNCTION …"),
         ]);
         assert_eq!(
-            drops(&before, &after).unwrap(),
+            drops(&before, &after, &[]).unwrap(),
             [
                 "DROP VIEW IF EXISTS public.tagged",
                 "ALTER TABLE public.old DROP CONSTRAINT IF EXISTS old_tag_fk",
@@ -598,14 +656,17 @@ mod tests {
     fn an_up_that_changes_what_was_there_is_no_add() {
         let before = schema(&[("relation public.old", "r rls=false")]);
         let changed = schema(&[("relation public.old", "r rls=true")]);
-        assert!(drops(&before, &changed).is_none());
+        assert!(drops(&before, &changed, &[]).is_none());
         let gone = schema(&[]);
-        assert!(drops(&before, &gone).is_none());
+        assert!(drops(&before, &gone, &[]).is_none());
         let dotted =
             schema(&[("relation public.old", "r rls=false"), ("relation public.a.b", "r")]);
-        assert!(drops(&before, &dotted).is_none(), "a name with a dot cannot be read from the key");
+        assert!(
+            drops(&before, &dotted, &[]).is_none(),
+            "a name with a dot cannot be read from the key"
+        );
         let other = schema(&[("relation public.old", "r rls=false"), ("rule public.old.r", "…")]);
-        assert!(drops(&before, &other).is_none(), "a kind this reader does not drop");
+        assert!(drops(&before, &other, &[]).is_none(), "a kind this reader does not drop");
     }
 
     #[test]
@@ -618,11 +679,11 @@ mod tests {
         let mut after =
             schema(&[("relation public.old", "r rls=false"), ("relation public.new", "r")]);
         after.cosmetic = vec![comment("relation public.new", "made here")];
-        assert_eq!(drops(&before, &after).unwrap(), ["DROP TABLE IF EXISTS public.new"]);
+        assert_eq!(drops(&before, &after, &[]).unwrap(), ["DROP TABLE IF EXISTS public.new"]);
         after.cosmetic.push(comment("relation public.old", "commented"));
-        assert!(drops(&before, &after).is_none(), "a comment on an old table");
+        assert!(drops(&before, &after, &[]).is_none(), "a comment on an old table");
         before.cosmetic = vec![comment("relation public.old", "was")];
         after.cosmetic.pop();
-        assert!(drops(&before, &after).is_none(), "a comment lost");
+        assert!(drops(&before, &after, &[]).is_none(), "a comment lost");
     }
 }

@@ -86,3 +86,74 @@ fn concurrent_indexes_storage_parameters_and_dropped_columns_get_proved_downs() 
     let notes = p.client().texts("select note from accounts order by id");
     assert_eq!(notes, ["n/a", "n/a"]);
 }
+
+/// Prisma's two ways to change an enum: a label added (outside a
+/// transaction, with an index that names it) and a label dropped by
+/// swapping the type for one of the same name. Both downs are read from
+/// the catalog, proved, and put the labels back; a row holding the added
+/// label stops the down with nothing changed. A type a view uses is left
+/// to the full way.
+#[test]
+fn enum_labels_added_or_swapped_away_get_proved_downs_from_the_catalog() {
+    let p = Project::new("downs_labels");
+    p.migration(
+        "2024-08-02-000001_base",
+        "CREATE TYPE mood AS ENUM ('ok', 'meh');
+         CREATE TYPE \"Priority\" AS ENUM ('LOW', 'HIGH', 'URGENT');
+         CREATE TYPE shown AS ENUM ('a', 'b');
+         CREATE TABLE tasks (id int PRIMARY KEY, m mood NOT NULL DEFAULT 'ok', p \"Priority\" DEFAULT 'LOW', s shown);
+         CREATE INDEX tasks_m ON tasks (m);
+         CREATE VIEW shown_tasks AS SELECT id, s FROM tasks;
+         INSERT INTO tasks VALUES (1, 'meh', 'HIGH', 'a'), (2, DEFAULT, DEFAULT, 'b');",
+        None,
+    );
+    p.migration(
+        "2024-08-02-000002_sad",
+        "-- backstop:no-transaction\nALTER TYPE mood ADD VALUE 'sad' BEFORE 'meh';\n\
+         CREATE INDEX tasks_sad ON tasks (id) WHERE m = 'sad';\n",
+        None,
+    );
+    p.migration(
+        "2024-08-02-000003_no_urgent",
+        "CREATE TYPE \"Priority_new\" AS ENUM ('LOW', 'HIGH');
+         ALTER TABLE tasks ALTER COLUMN p DROP DEFAULT;
+         ALTER TABLE tasks ALTER COLUMN p TYPE \"Priority_new\" USING (p::text::\"Priority_new\");
+         ALTER TYPE \"Priority\" RENAME TO \"Priority_old\";
+         ALTER TYPE \"Priority_new\" RENAME TO \"Priority\";
+         DROP TYPE \"Priority_old\";
+         ALTER TABLE tasks ALTER COLUMN p SET DEFAULT 'LOW';",
+        None,
+    );
+    p.migration("2024-08-02-000004_c", "ALTER TYPE shown ADD VALUE 'c';", None);
+
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let quick =
+        |v: &str| down_of(&downs, v)["notes"].to_string().contains("read from its statements");
+    for v in ["2024-08-02-000002", "2024-08-02-000003"] {
+        let d = down_of(&downs, v);
+        assert_eq!((d["status"].as_str(), d["proved"].as_bool()), (Some("computed"), Some(true)));
+        assert!(quick(v), "{d:#}");
+    }
+    let sql = down_of(&downs, "2024-08-02-000003")["sql"].as_str().unwrap().to_string();
+    assert!(sql.contains("AS ENUM ('LOW', 'HIGH', 'URGENT')"), "{sql}");
+    assert!(!quick("2024-08-02-000004"), "a type under a view is read the full way");
+    p.run(&["downs", "--write"]).expect_code(0);
+
+    p.run(&["migrate", "--to", "2024-08-02-000001"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    let rows = || p.client().texts("select format('%s %s %s', id, m, p) from tasks order by id");
+    let before = rows();
+    p.run(&["migrate", "--to", "2024-08-02-000003"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-08-02-000001"]).expect_code(0);
+    let back = Schema::read(&mut p.client()).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    assert_eq!(rows(), before);
+
+    // A row holding the label the up added: the down stops, nothing changes.
+    p.run(&["migrate", "--to", "2024-08-02-000002"]).expect_code(0);
+    p.client().batch_execute("INSERT INTO tasks VALUES (3, 'sad')").unwrap();
+    let out = p.run(&["rollback", "--to", "2024-08-02-000001"]);
+    assert_ne!(out.code, Some(0), "{}", out.all());
+    let labels = p.client().texts("select enumlabel::text from pg_enum e join pg_type t on t.oid = e.enumtypid where typname = 'mood' order by enumsortorder");
+    assert_eq!(labels, ["ok", "sad", "meh"]);
+}
