@@ -41,9 +41,10 @@ pub(super) fn column(
         return Ok(None);
     }
     // What depends on the column: only its own indexes and constraints
-    // are made again here.
+    // are made again here. A CHECK constraint depends on it twice (as a
+    // column of the constraint and of its expression): once is enough.
     let dependents = client.query(
-        "select d.classid::regclass::text, d.objid,
+        "select distinct d.classid::regclass::text, d.objid,
                 (select c.oid from pg_constraint c where c.oid = d.objid and c.contype <> 'n'),
                 (select i.indexrelid from pg_index i where i.indexrelid = d.objid
                     and not exists (select from pg_constraint c where c.conindid = i.indexrelid))

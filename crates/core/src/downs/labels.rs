@@ -6,10 +6,12 @@
 //! the type the up left and gives the new one its name, all read from the
 //! catalog, with no `pg_dump`.
 //!
-//! Only where nothing else uses the type: a view, function, domain,
-//! array column, constraint or expression naming it, or a column under a
-//! view or policy, needs definitions this reader does not take, and the
-//! down is worked out the full way. The type's owner must be the role
+//! An index whose expression or predicate names the type (`WHERE kind =
+//! 'a'`) is dropped first and made again last from its definition, which
+//! names the type by its name. Only where nothing else uses the type: a
+//! view, function, domain, array column, constraint or default naming it
+//! elsewhere, or a column under a view or policy, needs definitions this
+//! reader does not take, and the down is worked out the full way. The type's owner must be the role
 //! that runs the down, with no grant and no comment of its own, for the
 //! type made again to be the same. The down is proved like any other.
 
@@ -36,9 +38,16 @@ select t.oid, n.nspname::text, t.typname::text,
  where t.oid = to_regtype($1) and t.typtype = 'e'";
 
 /// Whether anything but plain table columns (with their defaults, plain
-/// indexes and unique keys) uses the type `$1`.
+/// indexes and unique keys) and indexes whose expression or predicate
+/// names it (made again after) uses the type `$1`.
 const USED_OTHERWISE: &str = "
-with cols as (
+with rebuilt as (
+  select i.oid from pg_depend d join pg_class i on i.oid = d.objid
+   where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_type'::regclass and d.refobjid = $1
+     and i.relkind = 'i'
+     and not exists (select 1 from pg_constraint k where k.conindid = i.oid)
+     and not exists (select 1 from pg_description x where x.classoid = 'pg_class'::regclass and x.objoid = i.oid)
+), cols as (
   select a.attrelid, a.attnum from pg_attribute a join pg_class c on c.oid = a.attrelid
    where a.atttypid = $1 and not a.attisdropped and a.attnum > 0 and c.relkind not in ('i', 'I')
 )
@@ -49,6 +58,7 @@ select exists (
      and not (d.classid = 'pg_type'::regclass and d.objid = (select typarray from pg_type where oid = $1))
      and not (d.classid = 'pg_class'::regclass
               and exists (select 1 from cols where cols.attrelid = d.objid and cols.attnum = d.objsubid))
+     and not (d.classid = 'pg_class'::regclass and d.objid in (select oid from rebuilt))
      and not (d.classid = 'pg_attrdef'::regclass
               and exists (select 1 from pg_attrdef ad join cols on ad.adrelid = cols.attrelid
                                                     and ad.adnum = cols.attnum
@@ -75,6 +85,15 @@ select a.attrelid::regclass::text, a.attname::text, pg_get_expr(d.adbin, d.adrel
  where a.atttypid = $1 and not a.attisdropped and a.attnum > 0 and c.relkind = 'r'
  order by 1, a.attnum";
 
+/// The indexes whose expression or predicate names the type `$1`: their
+/// name and definition, which names the type by its name.
+const INDEXES: &str = "
+select distinct i.oid::regclass::text, pg_get_indexdef(i.oid)
+  from pg_depend d join pg_class i on i.oid = d.objid
+ where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_type'::regclass and d.refobjid = $1
+   and i.relkind = 'i'
+ order by 1";
+
 /// The statements that give the type `t` back the labels it has now,
 /// read before the up.
 pub(super) fn back(client: &mut Client, t: &RelationName) -> Result<Option<Back>, postgres::Error> {
@@ -87,13 +106,16 @@ pub(super) fn back(client: &mut Client, t: &RelationName) -> Result<Option<Back>
         return Ok(None);
     }
     let columns = client.query(COLUMNS, &[&oid])?;
+    let indexes = client.query(INDEXES, &[&oid])?;
     let mut spare = format!("{name}_backstop_down");
     while spare.len() > 63 {
         spare.remove(0);
     }
     let (old, new) = (qualified(&schema, &name), qualified(&schema, &spare));
     let listed: Vec<String> = labels.iter().map(|l| literal(l)).collect();
-    let mut statements = vec![format!("CREATE TYPE {new} AS ENUM ({})", listed.join(", "))];
+    let mut statements: Vec<String> =
+        indexes.iter().map(|i| format!("DROP INDEX {}", i.get::<_, String>(0))).collect();
+    statements.push(format!("CREATE TYPE {new} AS ENUM ({})", listed.join(", ")));
     let mut defaults = Vec::new();
     for c in &columns {
         let (table, column, default): (String, String, Option<String>) =
@@ -110,6 +132,7 @@ pub(super) fn back(client: &mut Client, t: &RelationName) -> Result<Option<Back>
     statements.push(format!("DROP TYPE {old}"));
     statements.push(format!("ALTER TYPE {new} RENAME TO {}", ident(&name)));
     statements.extend(defaults);
+    statements.extend(indexes.iter().map(|i| i.get::<_, String>(1)));
     Ok(Some(Back { key: format!("type {schema}.{name}"), statements }))
 }
 

@@ -104,6 +104,13 @@ impl Reading {
         Ok(Some(Inverses { first: out, ..labels }))
     }
 
+    /// Whether the down gives every row back as it was: not where the up
+    /// changed rows, nor where it dropped a column (its values are lost;
+    /// the proof then compares the schema alone).
+    fn keeps_rows(&self) -> bool {
+        self.lost().is_empty() && dropped(self).is_empty()
+    }
+
     /// The enum types whose labels the up changes.
     fn relabelled(&self) -> impl Iterator<Item = &RelationName> {
         self.shapes.iter().filter_map(|(_, s)| match s {
@@ -438,19 +445,26 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
     move |source| DownsError::Db(crate::pg::DbError::new(context, source))
 }
 
+/// A down proved the quick way: its statements, and the cosmetic
+/// differences it leaves (a column added back comes last).
+pub(super) struct Proved {
+    statements: Vec<String>,
+    cosmetic: Vec<String>,
+}
+
 /// How the quick way went inside the trial.
 enum Tried {
     /// Not an add after all (or a kind this reader does not drop).
     Not,
-    /// The drops, and whether they gave the picture before back.
-    Proved(Vec<String>),
+    Proved(Proved),
+    /// The down did not give the picture before back.
     Failed,
 }
 
 /// How applying an up the quick way went.
 pub(super) enum Quick {
-    /// Its down is proved (these statements) and the up is applied.
-    Proved(Vec<String>),
+    /// Its down is proved and the up is applied.
+    Proved(Proved),
     /// Its up fails (the message and SQLSTATE); nothing changed.
     UpFails(String, Option<String>),
     /// Not proved this way; nothing changed: the full way may go on.
@@ -484,7 +498,7 @@ pub(super) fn apply_proved(
     let Some(inverses) = before(client, (&mut *tracked, &mut *prepared), reading)? else {
         return Ok(Quick::Not);
     };
-    let rows_too = reading.lost().is_empty();
+    let rows_too = reading.keeps_rows();
     let group = migrate::Group::whole(Direction::Up, true, vec![m]);
     let mut tried = Tried::Not;
     let tracked = &*tracked;
@@ -501,7 +515,7 @@ pub(super) fn apply_proved(
         return Ok(Quick::UpFails(f.message, f.sqlstate));
     }
     Ok(match tried {
-        Tried::Proved(statements) => Quick::Proved(statements),
+        Tried::Proved(proved) => Quick::Proved(proved),
         Tried::Not | Tried::Failed => Quick::Not,
     })
 }
@@ -514,12 +528,12 @@ pub(super) fn prove_applied(
     (tracked, prepared): (&Tracked, &mut Prepared),
     inverses: &Inverses,
     reading: &Reading,
-) -> Result<Result<Vec<String>, String>, DownsError> {
+) -> Result<Result<Proved, String>, DownsError> {
     let mut tx = client.transaction().map_err(db("starting a transaction"))?;
-    let tried = prove(&mut tx, tracked, prepared, inverses, reading.lost().is_empty());
+    let tried = prove(&mut tx, tracked, prepared, inverses, reading.keeps_rows());
     tx.rollback().map_err(db("rolling back"))?;
     Ok(match tried {
-        Ok(Tried::Proved(statements)) => Ok(statements),
+        Ok(Tried::Proved(proved)) => Ok(proved),
         Ok(Tried::Not) => Err("the up changed something besides adding".into()),
         Ok(Tried::Failed) => Err("the drops of what it added leave the schema changed".into()),
         Err(e) => {
@@ -529,7 +543,7 @@ pub(super) fn prove_applied(
 }
 
 /// The report of a down proved the quick way.
-pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> Down {
+pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
     let mut lost = reading.lost();
     let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
     lost.extend(dropped(reading));
@@ -543,11 +557,12 @@ pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> D
             relation(t)
         ));
     }
+    notes.extend(proved.cosmetic.iter().map(|c| format!("cosmetic: {c}")));
     Down {
         version: m.version.clone(),
         name: m.name.clone(),
         status,
-        sql: Some(super::write::render(m, statements, &lost, true, false)),
+        sql: Some(super::write::render(m, &proved.statements, &lost, true, false)),
         proved: true,
         replaces: false,
         loses: lost,
@@ -561,7 +576,8 @@ pub(super) fn down(m: &Migration, statements: &[String], reading: &Reading) -> D
 /// In the trial's transaction after the up: the inverses, then the drops
 /// of what is left added, then the enum labels put back, then the picture
 /// compared with the one before the up (and each touched table's rows,
-/// where no row is lost).
+/// where no row is lost). Cosmetic differences are said, as the full way
+/// says them, and do not fail the proof.
 fn prove(
     tx: &mut postgres::Transaction<'_>,
     tracked: &Tracked,
@@ -586,12 +602,12 @@ fn prove(
     let written = Written::here(tx)?;
     let (was, now) = tracked.look(tx, prepared, written)?;
     let same = was.schema.differences(&now.schema).is_empty()
-        && was.schema.cosmetic_differences(&now.schema).is_empty()
         && (!rows_too || same_rows(&was.tables, &now.tables));
     let mut statements = inverses.first.clone();
     statements.extend(drops);
     statements.extend(inverses.last.iter().cloned());
-    Ok(if same { Tried::Proved(statements) } else { Tried::Failed })
+    let cosmetic = was.schema.cosmetic_differences(&now.schema);
+    Ok(if same { Tried::Proved(Proved { statements, cosmetic }) } else { Tried::Failed })
 }
 
 /// Whether two lists of table contents hold the same rows, table by table.

@@ -562,9 +562,9 @@ impl Replay<'_> {
                 self.progress,
             )?;
             return Ok(match tried {
-                Quick::Proved(statements) => {
+                Quick::Proved(proved) => {
                     self.picture = None;
-                    Some((super::quick::down(m, &statements, reading), false))
+                    Some((super::quick::down(m, &proved, reading), false))
                 }
                 Quick::UpFails(message, sqlstate) => {
                     let why = self.hinted(message, sqlstate);
@@ -585,7 +585,7 @@ impl Replay<'_> {
         }
         let picture = (&*self.tracked, &mut *self.prepared);
         let down = match super::quick::prove_applied(self.client, picture, &inverses, reading)? {
-            Ok(statements) => super::quick::down(m, &statements, reading),
+            Ok(proved) => super::quick::down(m, &proved, reading),
             Err(why) => unprovable(
                 m,
                 Vec::new(),

@@ -1,5 +1,6 @@
 //! The quick way of downs (issue 41): an up that only adds, sets storage
-//! parameters or drops a column gets its down from the catalog before it,
+//! parameters, drops a column or changes an enum's labels gets its down
+//! from the catalog before it,
 //! proved once with the up applied once, including ups that cannot run in
 //! a transaction. Each down is proved, written and run, and the database
 //! compared with the one before by the semantic picture.
@@ -22,7 +23,8 @@ fn concurrent_indexes_storage_parameters_and_dropped_columns_get_proved_downs() 
         "CREATE TABLE accounts (
              id int PRIMARY KEY,
              email text,
-             note text COLLATE \"C\" NOT NULL DEFAULT 'n/a' CONSTRAINT note_short CHECK (length(note) < 100)
+             note text COLLATE \"C\" NOT NULL DEFAULT 'n/a' CONSTRAINT note_short CHECK (length(note) < 100),
+             tail int
          ) WITH (fillfactor = 90);
          CREATE INDEX accounts_note ON accounts (note);
          COMMENT ON COLUMN accounts.note IS 'free text';
@@ -68,8 +70,12 @@ fn concurrent_indexes_storage_parameters_and_dropped_columns_get_proved_downs() 
     {
         assert!(made.contains(part), "{part} missing from the down:\n{made}");
     }
+    // The column comes back last: said as cosmetic, as the full way says it.
+    let notes = dropped["notes"].to_string();
+    assert!(notes.contains("read from its statements"), "{notes}");
+    assert!(notes.contains("cosmetic: column order public.accounts"), "{notes}");
     let loses = dropped["loses"].to_string();
-    assert!(loses.contains("values of column public.accounts.note"), "{loses}");
+    assert!(loses.contains("values of column accounts.note"), "{loses}");
     p.run(&["downs", "--write"]).expect_code(0);
 
     p.run(&["migrate", "--to", "2024-08-01-000001"]).expect_code(0);
@@ -88,7 +94,8 @@ fn concurrent_indexes_storage_parameters_and_dropped_columns_get_proved_downs() 
 }
 
 /// Prisma's two ways to change an enum: a label added (outside a
-/// transaction, with an index that names it) and a label dropped by
+/// transaction, with an index that names it, beside an older one that
+/// names another label) and a label dropped by
 /// swapping the type for one of the same name. Both downs are read from
 /// the catalog, proved, and put the labels back; a row holding the added
 /// label stops the down with nothing changed. A type a view uses is left
@@ -103,6 +110,7 @@ fn enum_labels_added_or_swapped_away_get_proved_downs_from_the_catalog() {
          CREATE TYPE shown AS ENUM ('a', 'b');
          CREATE TABLE tasks (id int PRIMARY KEY, m mood NOT NULL DEFAULT 'ok', p \"Priority\" DEFAULT 'LOW', s shown);
          CREATE INDEX tasks_m ON tasks (m);
+         CREATE INDEX tasks_meh ON tasks (id) WHERE m = 'meh';
          CREATE VIEW shown_tasks AS SELECT id, s FROM tasks;
          INSERT INTO tasks VALUES (1, 'meh', 'HIGH', 'a'), (2, DEFAULT, DEFAULT, 'b');",
         None,
@@ -134,6 +142,8 @@ fn enum_labels_added_or_swapped_away_get_proved_downs_from_the_catalog() {
         assert_eq!((d["status"].as_str(), d["proved"].as_bool()), (Some("computed"), Some(true)));
         assert!(quick(v), "{d:#}");
     }
+    let sql = down_of(&downs, "2024-08-02-000002")["sql"].as_str().unwrap().to_string();
+    assert!(sql.contains("DROP INDEX tasks_meh"), "an index naming a label is made again:\n{sql}");
     let sql = down_of(&downs, "2024-08-02-000003")["sql"].as_str().unwrap().to_string();
     assert!(sql.contains("AS ENUM ('LOW', 'HIGH', 'URGENT')"), "{sql}");
     assert!(!quick("2024-08-02-000004"), "a type under a view is read the full way");
