@@ -316,35 +316,48 @@ fn read_rows(
     only: Option<&Owners>,
     major: i32,
 ) -> Result<Vec<postgres::Row>, postgres::Error> {
-    Ok(match only {
-        None => {
-            let statement = prepared.get(client, schema_query(false, major))?;
-            client.query(&statement, &[])?
-        }
-        Some(o) if o.is_empty() => Vec::new(),
-        Some(o) => {
-            let statement = prepared.get(client, schema_query(true, major))?;
-            client.query(
-                &statement,
-                &[
-                    &o.relations,
-                    &o.functions,
-                    &o.types,
-                    &o.schemas,
-                    &o.extensions,
-                    &o.classes,
-                    &o.objects,
-                ],
-            )?
-        }
-    })
+    let Some(o) = only else {
+        let statement = prepared.get(client, schema_query(None, major))?;
+        return client.query(&statement, &[]);
+    };
+    // One query per kind of owner asked about: starting the executor for
+    // the parts of every kind cost more than running the parts asked for.
+    let groups: [&[&(dyn postgres::types::ToSql + Sync)]; GROUPS] = [
+        &[&o.relations],
+        &[&o.functions],
+        &[&o.types],
+        &[&o.schemas],
+        &[&o.extensions],
+        &[&o.classes, &o.objects],
+    ];
+    let asked = [&o.relations, &o.functions, &o.types, &o.schemas, &o.extensions, &o.classes];
+    let mut rows = Vec::new();
+    for (group, params) in groups.iter().enumerate().filter(|(g, _)| !asked[*g].is_empty()) {
+        let statement = prepared.get(client, schema_query(Some(group), major))?;
+        rows.extend(client.query(&statement, params)?);
+    }
+    Ok(rows)
+}
+
+/// Owners by kind: relations, functions, types, schemas, extensions, and
+/// objects of other catalogs (each a group of parts of the query).
+const GROUPS: usize = 6;
+
+fn group_of(kind: &str) -> usize {
+    match kind {
+        "r" => 0,
+        "f" => 1,
+        "t" => 2,
+        "n" => 3,
+        "e" => 4,
+        _ => 5,
+    }
 }
 
 /// The one query that reads every object of the schema (one round trip:
-/// rehearsals read the picture twice per migration), or with `filtered`
-/// only the objects of the owners given as `$1` (relations), `$2`
-/// (functions), `$3` (types), `$4` (schemas), `$5` (extensions) and `$6`
-/// with `$7` (objects of other catalogs: the catalogs and the objects).
+/// rehearsals read the picture twice per migration), or for a `group` of
+/// [`group_of`] only the objects of the owners given as `$1` (with `$2`
+/// for objects of other catalogs: the catalogs and the objects).
 fn parts() -> Vec<Part> {
     let mut parts = relation_parts();
     parts.extend(relation_member_parts());
@@ -354,31 +367,26 @@ fn parts() -> Vec<Part> {
     parts
 }
 
-fn schema_query(filtered: bool, major: i32) -> &'static str {
-    static QUERIES: [std::sync::OnceLock<String>; 4] = [const { std::sync::OnceLock::new() }; 4];
+fn schema_query(group: Option<usize>, major: i32) -> &'static str {
+    const SLOTS: usize = 2 * (GROUPS + 1);
+    static QUERIES: [std::sync::OnceLock<String>; SLOTS] =
+        [const { std::sync::OnceLock::new() }; SLOTS];
     // The catalogs differ before 15 (no publication schemas, row filters).
     let modern = major >= 15;
     let at = if modern { 15 } else { 14 };
-    QUERIES[usize::from(filtered) * 2 + usize::from(modern)].get_or_init(|| {
+    QUERIES[usize::from(modern) * (GROUPS + 1) + group.unwrap_or(GROUPS)].get_or_init(|| {
         parts()
             .iter()
             .filter(|p| p.since <= at && at < p.until)
+            .filter(|p| group.is_none_or(|g| group_of(p.kind) == g))
             .map(|p| {
-                let param = match p.kind {
-                    "r" => 1,
-                    "f" => 2,
-                    "t" => 3,
-                    "n" => 4,
-                    "e" => 5,
-                    _ => 6,
-                };
-                let only = match (filtered, param) {
-                    (false, _) => String::new(),
-                    (true, 6) => format!(
-                        " and ('{}'::regclass::oid, {}) in (select * from unnest($6::oid[], $7::oid[]))",
+                let only = match group {
+                    None => String::new(),
+                    Some(5) => format!(
+                        " and ('{}'::regclass::oid, {}) in (select * from unnest($1::oid[], $2::oid[]))",
                         p.kind, p.owner
                     ),
-                    (true, _) => format!(" and {} = any(${param}::oid[])", p.owner),
+                    Some(_) => format!(" and {} = any($1::oid[])", p.owner),
                 };
                 let kind = if p.kind.starts_with("pg_") {
                     format!("'{}'::regclass::oid::text", p.kind)

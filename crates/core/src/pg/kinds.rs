@@ -476,6 +476,16 @@ fn table_and_privilege_parts() -> Vec<Part> {
     ]
 }
 
+/// User mappings as [`INVENTORY`] lists them: through the view, which
+/// every role may read but which has no `xmin`, so each one is news to
+/// every look; and from the catalog, for a session that may read it (a
+/// superuser, as on a throwaway copy), where a row says when it was
+/// written.
+pub(super) const MAPPINGS_SEEN: &str = "select 'pg_user_mapping'::regclass::oid, o.umid, 'pg_user_mapping'::regclass::oid::text, o.umid, true, true, null
+  from pg_user_mappings o where o.srvid >= 16384";
+pub(super) const MAPPINGS_READ: &str = "select 'pg_user_mapping'::regclass::oid, o.oid, 'pg_user_mapping'::regclass::oid::text, o.oid, age(o.xmin) <= age(f.x), true, null
+  from pg_user_mapping o cross join fresh_since f where o.umserver >= 16384";
+
 /// The rows of the catalogs of these kinds for `pg::tracked`'s inventory
 /// (see its query for the columns): each row with its owner, listed so
 /// that a row gone is found; the rows without an OID of their own (a text

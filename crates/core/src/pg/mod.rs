@@ -32,6 +32,8 @@ pub struct Prepared {
     statements: HashMap<String, Statement>,
     /// The server's major version, once asked.
     major: Option<i32>,
+    /// Whether the session may read `pg_user_mapping`, once asked.
+    mappings: Option<bool>,
 }
 
 /// How many statements one [`Prepared`] keeps before starting afresh.
@@ -65,6 +67,21 @@ impl Prepared {
         let major = server_version_num(client)? / 10000;
         self.major = Some(major);
         Ok(major)
+    }
+
+    /// Whether the session may read the catalog of user mappings (only
+    /// superusers may: it holds their passwords), asked once per cache.
+    pub fn reads_mappings(
+        &mut self,
+        client: &mut impl GenericClient,
+    ) -> Result<bool, postgres::Error> {
+        if let Some(may) = self.mappings {
+            return Ok(may);
+        }
+        let sql = "select has_table_privilege('pg_catalog.pg_user_mapping', 'SELECT')";
+        let may: bool = client.query_one(sql, &[])?.get(0);
+        self.mappings = Some(may);
+        Ok(may)
     }
 }
 

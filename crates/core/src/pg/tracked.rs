@@ -343,7 +343,8 @@ fn listing(
     prepared: &mut Prepared,
     since: &str,
 ) -> Result<Listing, postgres::Error> {
-    let statement = prepared.get(client, inventory_query())?;
+    let mappings = prepared.reads_mappings(client)?;
+    let statement = prepared.get(client, inventory_query(mappings))?;
     let rows = client.query(&statement, &[&since])?;
     let mut inventory = Inventory::default();
     let mut entries = Vec::with_capacity(rows.len());
@@ -415,9 +416,9 @@ const OF_RELATIONS: &[(&str, &str)] = &[
 /// are looked for among relations made after `initdb` (OIDs from 16384
 /// on), first by age alone: scanning every column of the
 /// user's relations one relation at a time was half the listing's time.
-fn inventory_query() -> &'static str {
-    static QUERY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    QUERY.get_or_init(|| {
+fn inventory_query(mappings: bool) -> &'static str {
+    static QUERIES: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    QUERIES[usize::from(mappings)].get_or_init(|| {
         let of_relations: String = OF_RELATIONS
             .iter()
             .map(|(catalog, rel)| {
@@ -433,7 +434,10 @@ select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x),
         format!(
             "{INVENTORY_HEAD}{of_relations}{}{}{}",
             INVENTORY_TAIL.replace("(STAMP)", &format!("({STAMP})")),
-            super::kinds::INVENTORY,
+            super::kinds::INVENTORY.replace(
+                super::kinds::MAPPINGS_SEEN,
+                if mappings { super::kinds::MAPPINGS_READ } else { super::kinds::MAPPINGS_SEEN }
+            ),
             super::comments::INVENTORY
         )
     })
@@ -623,6 +627,17 @@ mod tests {
             .map(|t| client.query_one("select $1::text::regclass::oid", &[t]).unwrap().get(0))
             .collect();
         Written::Some(oids)
+    }
+
+    #[test]
+    fn user_mappings_are_read_from_the_catalog_where_the_session_may() {
+        use crate::pg::kinds::{INVENTORY, MAPPINGS_READ, MAPPINGS_SEEN};
+        assert!(
+            INVENTORY.contains(MAPPINGS_SEEN),
+            "the view's rows are what a superuser reads apart"
+        );
+        assert!(inventory_query(true).contains(MAPPINGS_READ));
+        assert!(!inventory_query(false).contains(MAPPINGS_READ));
     }
 
     /// A refresh that finds the same snapshot and search_path reads
