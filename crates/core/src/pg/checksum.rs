@@ -165,13 +165,16 @@ pub fn table_checksums_of(
     let only = "c.oid = any($1::oid[])";
     let list = prepared
         .get(client, &tables_query().replace("order by", &format!("and {only} order by")))?;
-    let tables: Vec<(String, String, bool, u32)> = client
-        .query(&list, &[&oids])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
     let some_columns = prepared.get(client, &columns_query(only))?;
-    let columns = client.query(&some_columns, &[&oids])?;
+    // Planned once for every set of tables: planning them for each set
+    // cost more than running them.
+    client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
+    let read = client
+        .query(&list, &[&oids])
+        .and_then(|tables| Ok((tables, client.query(&some_columns, &[&oids])?)));
+    client.batch_execute("RESET plan_cache_mode")?;
+    let (tables, columns) = read?;
+    let tables = tables.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
     checksums(client, prepared, tables, columns)
 }
 
@@ -186,7 +189,7 @@ fn checksums(
     if tables.is_empty() {
         return Ok(Vec::new());
     }
-    let method = method(client)?;
+    let method = if prepared.major(client)? >= 14 { METHOD_COLUMN_HASH } else { METHOD_TEXT_HASH };
     let mut columns = group_columns(columns);
     let mut small = Vec::new();
     let mut statements = Vec::new();
