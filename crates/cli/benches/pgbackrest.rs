@@ -43,24 +43,8 @@ fn main() -> ExitCode {
 
 /// `backstop migrate ARGS` in `dir`; how long it took.
 fn migrate(dir: &Path, url: &str, args: &[&str]) -> anyhow::Result<Duration> {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_backstop"))
-        .arg("migrate")
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .output()
-        .context("running backstop")?;
-    let took = t.elapsed();
-    if !out.status.success() {
-        bail!(
-            "backstop migrate {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(took)
+    let all: Vec<&str> = std::iter::once("migrate").chain(args.iter().copied()).collect();
+    common::backstop_ok(dir, url, &all)
 }
 
 fn run() -> anyhow::Result<()> {

@@ -95,8 +95,16 @@ pub struct TableChecksum {
 
 /// The checksum method this server supports.
 pub fn method(client: &mut impl GenericClient) -> Result<&'static str, postgres::Error> {
-    let version = super::server_version_num(client)?;
-    Ok(if version >= 140000 { METHOD_COLUMN_HASH } else { METHOD_TEXT_HASH })
+    Ok(method_of(super::server_version_num(client)? / 10000))
+}
+
+/// The method for a server of major `major`.
+fn method_of(major: i32) -> &'static str {
+    if major >= 14 {
+        METHOD_COLUMN_HASH
+    } else {
+        METHOD_TEXT_HASH
+    }
 }
 
 /// Every user table as `(schema, name)` (leaf partitions count as tables),
@@ -189,7 +197,7 @@ fn checksums(
     if tables.is_empty() {
         return Ok(Vec::new());
     }
-    let method = if prepared.major(client)? >= 14 { METHOD_COLUMN_HASH } else { METHOD_TEXT_HASH };
+    let method = method_of(prepared.major(client)?);
     let mut columns = group_columns(columns);
     let mut small = Vec::new();
     let mut statements = Vec::new();

@@ -289,6 +289,9 @@ pub fn read_owned(
     prepared: &mut super::Prepared,
     only: Option<&Owners>,
 ) -> Result<Vec<Owned>, postgres::Error> {
+    if only.is_some_and(Owners::is_empty) {
+        return Ok(Vec::new());
+    }
     let major = prepared.major(client)?;
     // The query is large and its estimate high: JIT would compile it for
     // longer than it runs, and planning it for each set of owners costs
@@ -322,17 +325,19 @@ fn read_rows(
     };
     // One query per kind of owner asked about: starting the executor for
     // the parts of every kind cost more than running the parts asked for.
-    let groups: [&[&(dyn postgres::types::ToSql + Sync)]; GROUPS] = [
-        &[&o.relations],
-        &[&o.functions],
-        &[&o.types],
-        &[&o.schemas],
-        &[&o.extensions],
-        &[&o.classes, &o.objects],
+    let groups: [(&Vec<u32>, &[&(dyn postgres::types::ToSql + Sync)]); GROUPS] = [
+        (&o.relations, &[&o.relations]),
+        (&o.functions, &[&o.functions]),
+        (&o.types, &[&o.types]),
+        (&o.schemas, &[&o.schemas]),
+        (&o.extensions, &[&o.extensions]),
+        (&o.classes, &[&o.classes, &o.objects]),
     ];
-    let asked = [&o.relations, &o.functions, &o.types, &o.schemas, &o.extensions, &o.classes];
     let mut rows = Vec::new();
-    for (group, params) in groups.iter().enumerate().filter(|(g, _)| !asked[*g].is_empty()) {
+    for (group, (asked, params)) in groups.iter().enumerate() {
+        if asked.is_empty() {
+            continue;
+        }
         let statement = prepared.get(client, schema_query(Some(group), major))?;
         rows.extend(client.query(&statement, params)?);
     }

@@ -244,8 +244,7 @@ impl Tracked {
     ) -> Result<(Vec<Owned>, Checksums), postgres::Error> {
         let mut only = Owners::default();
         owners.iter().for_each(|o| only.add(*o));
-        let objects =
-            if owners.is_empty() { Vec::new() } else { read_owned(client, prepared, Some(&only))? };
+        let objects = read_owned(client, prepared, Some(&only))?;
         let tables: Vec<u32> = tables_of(owners, now, written).into_iter().collect();
         Ok((objects, table_checksums_of(client, prepared, &tables)?))
     }
