@@ -38,7 +38,8 @@ select t.oid, n.nspname::text, t.typname::text,
  where t.oid = to_regtype($1) and t.typtype = 'e'";
 
 /// Whether anything but plain table columns (with their defaults, plain
-/// indexes and unique keys) and indexes whose expression or predicate
+/// indexes, unique keys and, from PostgreSQL 18, their `NOT NULL`
+/// constraints, which name no type) and indexes whose expression or predicate
 /// names it (made again after) uses the type `$1`.
 const USED_OTHERWISE: &str = "
 with rebuilt as (
@@ -74,7 +75,7 @@ select exists (
      and not (d.classid = 'pg_class'::regclass
               and (select relkind from pg_class where oid = d.objid) = 'i')
      and not (d.classid = 'pg_constraint'::regclass
-              and (select contype from pg_constraint where oid = d.objid) in ('p', 'u'))
+              and (select contype from pg_constraint where oid = d.objid) in ('p', 'u', 'n'))
 )";
 
 /// The columns of the type `$1` (a table's name, a column's, its default).
