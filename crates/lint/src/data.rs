@@ -54,6 +54,24 @@ pub fn row_changes(sql: &str) -> Vec<RowChange> {
     out
 }
 
+/// Whether `sql` may write PostgreSQL's catalogs directly: a change of
+/// rows of a table in `pg_catalog` (or named `pg_…` with no schema), or a
+/// `DO` block whose SQL is built at run time and may do so. Such a write
+/// runs no DDL command, so no event trigger sees it.
+pub fn writes_catalogs(sql: &str) -> bool {
+    let catalog = |t: &Option<RelationName>| {
+        t.as_ref().is_some_and(|t| match &t.schema {
+            Some(schema) => schema == "pg_catalog",
+            None => t.name.starts_with("pg_"),
+        })
+    };
+    row_changes(sql).iter().any(|c| match c {
+        RowChange::Unreadable { .. } => true,
+        RowChange::Inserted(i) => catalog(&Some(i.table.clone())),
+        RowChange::Irreversible { table, .. } => catalog(table),
+    })
+}
+
 fn rel(r: &Option<protobuf::RangeVar>) -> Option<RelationName> {
     r.as_ref().map(|r| RelationName {
         schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
@@ -226,6 +244,26 @@ mod tests {
         assert_eq!(row[3].as_deref(), Some("-1.5"));
         assert!(row[4].as_deref().is_some_and(|v| v.contains("::uuid")), "{row:?}");
         assert_eq!(row[5].as_deref(), Some("NULL"));
+    }
+
+    #[test]
+    fn writes_to_the_catalogs_are_told_from_writes_to_tables() {
+        for sql in [
+            "UPDATE pg_attribute SET atttypmod = 104 WHERE attrelid = 't'::regclass",
+            "delete from pg_catalog.pg_enum where enumlabel = 'x'",
+            "DO $$ BEGIN DELETE FROM pg_enum WHERE enumlabel = 'x'; END $$",
+            "DO $$ BEGIN EXECUTE format('UPDATE %I SET a = 1', 't'); END $$",
+        ] {
+            assert!(writes_catalogs(sql), "{sql}");
+        }
+        for sql in [
+            "UPDATE accounts SET plan = 'pro'",
+            "SELECT * FROM pg_attribute",
+            "ALTER TABLE pg_things ADD COLUMN a int",
+            "DO $$ BEGIN UPDATE accounts SET plan = 'pro'; END $$",
+        ] {
+            assert!(!writes_catalogs(sql), "{sql}");
+        }
     }
 
     #[test]

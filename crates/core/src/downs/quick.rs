@@ -31,6 +31,8 @@ pub(super) struct Reading {
     /// The up runs in one transaction: its proof can run inside it, and
     /// a proof that does not hold leaves the copy as it was.
     pub transactional: bool,
+    /// It may write the catalogs directly (`Migration::writes_catalogs`).
+    catalogs: bool,
 }
 
 /// The up of `m` read for the quick way: `None` when a statement of it is
@@ -40,11 +42,12 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
         return None;
     }
     let transactional = m.up.in_one_transaction();
+    let catalogs = m.writes_catalogs();
     let sqls: Vec<&str> = m.up.statements.iter().map(|s| s.sql.as_str()).collect();
     if let Some(types) = backstop_lint::adds::enum_swap(&sqls) {
         let place = format!("{}:{}", m.up.path.display(), m.up.statements[0].position.line);
         let shapes = types.into_iter().map(|t| (place.clone(), Shape::Labels(t))).collect();
-        return Some(Reading { shapes, transactional });
+        return Some(Reading { shapes, transactional, catalogs });
     }
     let mut made = backstop_lint::adds::Made::default();
     let mut shapes = Vec::new();
@@ -54,7 +57,7 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
             shapes.push((place.clone(), shape));
         }
     }
-    Some(Reading { shapes, transactional })
+    Some(Reading { shapes, transactional, catalogs })
 }
 
 impl Reading {
@@ -481,6 +484,9 @@ pub(super) fn before(
     reading: &Reading,
 ) -> Result<Option<Inverses>, DownsError> {
     tracked.refresh(&mut *client, &mut *prepared).map_err(db("reading the schema"))?;
+    if reading.catalogs {
+        tracked.catalogs_written();
+    }
     reading.inverses(client).map_err(db("reading the columns"))
 }
 

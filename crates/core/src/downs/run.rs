@@ -114,8 +114,8 @@ pub fn compute(
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
     let mut prepared = Prepared::default();
-    let mut tracked =
-        Tracked::read(&mut client, &mut prepared).map_err(db("reading the copy's schema"))?;
+    let mut tracked = Tracked::read_journaled(&mut client, &mut prepared)
+        .map_err(db("reading the copy's schema"))?;
     let start = match &options.start {
         _ if options.from_target => Start::Target,
         Some(_) => Start::Given(workspace.info.source.clone()),
@@ -151,6 +151,8 @@ pub fn compute(
     drop(replay);
     match env {
         Some(env) => {
+            // Kept without the journal's triggers: its next reader makes them again.
+            crate::pg::tracked::remove_journal(&mut client).map_err(db("ending the journal"))?;
             let at = (copy_name.as_str(), super::start::BASE);
             super::kept::keep(workspace, client, at, migrations, &env);
         }
@@ -333,6 +335,9 @@ impl Replay<'_> {
         m: &Migration,
     ) -> Result<Option<(String, Option<String>)>, DownsError> {
         self.picture = None;
+        if m.writes_catalogs() {
+            self.tracked.catalogs_written();
+        }
         let opts = MigrateOptions {
             to: Some(m.version.clone()),
             allow_out_of_order: true,

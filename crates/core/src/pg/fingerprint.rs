@@ -297,9 +297,16 @@ pub fn read_owned(
     // longer than it runs, and planning it for each set of owners costs
     // ten times what running it does (20 ms against 2 on 800 tables): one
     // generic plan serves every set.
-    client.batch_execute("SET jit = off; SET plan_cache_mode = force_generic_plan")?;
+    let (set, reset) = match prepared.jit_off {
+        true => ("SET plan_cache_mode = force_generic_plan", "RESET plan_cache_mode"),
+        false => (
+            "SET jit = off; SET plan_cache_mode = force_generic_plan",
+            "RESET jit; RESET plan_cache_mode",
+        ),
+    };
+    client.batch_execute(set)?;
     let rows = read_rows(client, prepared, only, major);
-    client.batch_execute("RESET jit; RESET plan_cache_mode")?;
+    client.batch_execute(reset)?;
     Ok(rows?
         .iter()
         .map(|row| {

@@ -347,7 +347,10 @@ fn more_parts() -> Vec<Part> {
                     || coalesce(' tags=' || (select string_agg(o::text, ',' order by o::text) from unnest(t.evttags) o), '')
                     || ' owner=' || pg_get_userbyid(t.evtowner)"
                 .into(),
-            format!("from pg_event_trigger t where {}", made("pg_event_trigger", "t")),
+            format!(
+                "from pg_event_trigger t where {} and t.evtname not like 'backstop\\_journal%'",
+                made("pg_event_trigger", "t")
+            ),
             "pg_event_trigger",
             "t.oid",
         ),
@@ -547,7 +550,7 @@ select 'pg_conversion'::regclass::oid, o.oid, 'pg_conversion'::regclass::oid::te
   from pg_conversion o cross join fresh_since f where o.connamespace in (select oid from users)
 union all
 select 'pg_event_trigger'::regclass::oid, o.oid, 'pg_event_trigger'::regclass::oid::text, o.oid, age(o.xmin) <= age(f.x), true, null
-  from pg_event_trigger o cross join fresh_since f
+  from pg_event_trigger o cross join fresh_since f where o.evtname not like 'backstop\\_journal%'
 union all
 select 'pg_publication'::regclass::oid, o.oid, 'pg_publication'::regclass::oid::text, o.oid, age(o.xmin) <= age(f.x), true, null
   from pg_publication o cross join fresh_since f

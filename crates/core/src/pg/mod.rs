@@ -34,6 +34,9 @@ pub struct Prepared {
     major: Option<i32>,
     /// Whether the session may read `pg_user_mapping`, once asked.
     mappings: Option<bool>,
+    /// Whether the session runs with `jit = off` for good (a throwaway
+    /// copy's): catalog reads need not turn it off and on again.
+    pub(crate) jit_off: bool,
 }
 
 /// How many statements one [`Prepared`] keeps before starting afresh.

@@ -28,6 +28,9 @@ use super::checksum::{table_checksums_of, TableChecksum};
 use super::fingerprint::{read_owned, Owned, Owner, Owners, Schema};
 use super::Prepared;
 
+mod journal;
+pub use journal::remove as remove_journal;
+
 /// The tables whose rows were written since the picture was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Written {
@@ -105,6 +108,8 @@ struct Changes {
     whole: bool,
     /// Where the next look starts: see [`Listing::horizon`].
     horizon: String,
+    /// The same as a full transaction ID, for the journal.
+    since8: String,
     stamp: Option<String>,
 }
 
@@ -114,6 +119,8 @@ pub struct Tracked {
     /// The oldest transaction still running when the picture was read:
     /// catalog rows written by it or later are news.
     since: String,
+    /// The same as a full transaction ID (the journal's rows carry one).
+    since8: String,
     search_path: String,
     inventory: Inventory,
     objects: BTreeMap<Owner, Vec<Owned>>,
@@ -123,6 +130,11 @@ pub struct Tracked {
     /// What [`STAMP`] said when the picture was read: while it says the
     /// same, nothing was written since.
     stamp: Option<String>,
+    /// Whether changes are read from the journal (`journal`) first.
+    journal: bool,
+    /// Whether statements may have written the catalogs directly since
+    /// the picture was read: the next look lists them whole.
+    listed_next: bool,
 }
 
 impl Tracked {
@@ -135,17 +147,43 @@ impl Tracked {
         let now = listing(client, prepared, "2")?;
         let mut tracked = Tracked {
             since: now.horizon,
+            since8: now.since8,
             search_path: now.search_path,
             inventory: now.inventory,
             objects: BTreeMap::new(),
             tables: BTreeMap::new(),
             written: Written::None,
             stamp: now.stamp,
+            journal: false,
+            listed_next: false,
         };
         tracked.replace(read_owned(client, prepared, None)?, None);
         let all: Vec<u32> = tracked.inventory.tables.iter().copied().collect();
         tracked.tables = table_checksums_of(client, prepared, &all)?.into_iter().collect();
         Ok(tracked)
+    }
+
+    /// Reads the whole picture of a throwaway copy, with the server's
+    /// event triggers noting what each command changes from then on
+    /// where the session may make them (see `journal`): a look then reads
+    /// those objects instead of listing every catalog. Never on a
+    /// database that is not a copy: the triggers stay in it (until
+    /// [`remove_journal`]).
+    pub fn read_journaled(
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<Tracked, postgres::Error> {
+        let on = journal::install(client, prepared)?;
+        let mut tracked = Tracked::read(client, prepared)?;
+        tracked.journal = on;
+        Ok(tracked)
+    }
+
+    /// Says that statements which may write the catalogs directly
+    /// (`UPDATE pg_attribute …`) run before the next refresh: no event
+    /// trigger sees those, so looks until then list the catalogs whole.
+    pub fn catalogs_written(&mut self) {
+        self.listed_next = true;
     }
 
     /// The whole picture.
@@ -184,7 +222,9 @@ impl Tracked {
         let changes = self.changes(client, prepared)?;
         let written = std::mem::take(&mut self.written);
         if changes.whole {
+            let journal = self.journal;
             *self = Tracked::read(client, prepared)?;
+            self.journal = journal;
             return Ok(());
         }
         let (now, tables) =
@@ -196,7 +236,9 @@ impl Tracked {
         self.tables.extend(tables);
         self.inventory = changes.inventory;
         self.since = changes.horizon;
+        self.since8 = changes.since8;
         self.stamp = changes.stamp;
+        self.listed_next = false;
         Ok(())
     }
 
@@ -270,7 +312,12 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<Changes, postgres::Error> {
-        let Listing { inventory, entries, search_path, horizon, stamp } =
+        if self.journal && !self.listed_next {
+            if let Some(changes) = self.journaled(client, prepared)? {
+                return Ok(changes);
+            }
+        }
+        let Listing { inventory, entries, search_path, horizon, since8, stamp } =
             listing(client, prepared, &self.since)?;
         let mut changed: BTreeSet<Row> = BTreeSet::new();
         let mut owners = BTreeSet::new();
@@ -310,7 +357,7 @@ impl Tracked {
                 }
             }
         }
-        Ok(Changes { inventory, owners, whole, horizon, stamp })
+        Ok(Changes { inventory, owners, whole, horizon, since8, stamp })
     }
 }
 
@@ -333,6 +380,8 @@ struct Listing {
     /// The oldest transaction still running: rows written by it or by any
     /// later one are news to a picture read now.
     horizon: String,
+    /// The same as a full transaction ID.
+    since8: String,
     /// See [`STAMP`].
     stamp: Option<String>,
 }
@@ -349,6 +398,7 @@ fn listing(
     let mut entries = Vec::with_capacity(rows.len());
     let mut search_path = String::new();
     let mut horizon = String::new();
+    let mut since8 = String::new();
     let mut stamp = None;
     for r in &rows {
         let row: Row = (r.get(0), r.get(1));
@@ -361,6 +411,10 @@ fn listing(
             }
             "since" => {
                 horizon = r.get(6);
+                continue;
+            }
+            "since8" => {
+                since8 = r.get(6);
                 continue;
             }
             "stamp" => {
@@ -383,7 +437,7 @@ fn listing(
         }
         entries.push(Entry { row, owner, fresh, listed, role: kind == "a" });
     }
-    Ok(Listing { inventory, entries, search_path, horizon, stamp })
+    Ok(Listing { inventory, entries, search_path, horizon, since8, stamp })
 }
 
 /// The tables among `owners` (in `inventory`) and those written.
@@ -498,6 +552,8 @@ union all
 select 0, 0, 'since', 0, false, false,
        (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text
 union all
+select 0, 0, 'since8', 0, false, false, pg_snapshot_xmin(pg_current_snapshot())::text
+union all
 select 0, 0, 'stamp', 0, false, false, (STAMP)";
 
 /// Which transactions the session sees as done, and its search_path;
@@ -521,201 +577,4 @@ with recursive changed(classid, objid) as (
 select classid, objid from changed";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pg::checksum::table_checksums;
-    use crate::pg::cluster::Cluster;
-
-    const BASE: &str = "
-        CREATE TYPE mood AS ENUM ('ok', 'meh');
-        CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, plan text DEFAULT 'free', m mood);
-        CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint REFERENCES users, total numeric CHECK (total >= 0));
-        CREATE INDEX orders_user_idx ON orders (user_id);
-        ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY own ON users USING (email = current_user);
-        CREATE VIEW pro_users AS SELECT id, email FROM users WHERE plan = 'pro';
-        CREATE VIEW pro_orders AS SELECT o.id, p.email FROM orders o JOIN pro_users p ON p.id = o.user_id;
-        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-        CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
-        CREATE SCHEMA extra;
-        CREATE TABLE extra.things (id int);
-        INSERT INTO users (email) VALUES ('a@x'), ('b@x');
-        INSERT INTO orders (user_id, total) VALUES (1, 10);
-        CREATE FOREIGN DATA WRAPPER w;
-        CREATE SERVER s FOREIGN DATA WRAPPER w OPTIONS (host 'a');
-        CREATE USER MAPPING FOR PUBLIC SERVER s OPTIONS (user 'u');
-        CREATE FOREIGN TABLE ft (a int) SERVER s;
-        CREATE TEXT SEARCH CONFIGURATION cfg (COPY = simple);
-        CREATE SCHEMA pubs;
-        CREATE TABLE pubs.events (id int PRIMARY KEY);
-        CREATE PUBLICATION pub FOR TABLE orders;
-        CREATE STATISTICS st ON id, user_id FROM orders;
-        CREATE TYPE comp AS (a int);
-        CREATE DOMAIN dom AS int CHECK (VALUE > 0);
-        CREATE OPERATOR FAMILY fam USING btree;
-        CREATE COLLATION coll (provider = libc, locale = 'C');
-        CREATE FUNCTION quiet() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
-        CREATE EVENT TRIGGER quiet ON ddl_command_end EXECUTE FUNCTION quiet();";
-
-    /// Changes of every kind a migration makes; each with the relations
-    /// whose rows it writes (as a rehearsal learns from the locks).
-    const CHANGES: &[(&str, &[&str])] = &[
-        ("ALTER TABLE users RENAME TO members", &[]),
-        ("ALTER TABLE members RENAME COLUMN email TO mail", &[]),
-        ("ALTER TABLE orders DROP CONSTRAINT orders_total_check", &[]),
-        ("DROP INDEX orders_user_idx", &[]),
-        ("DROP POLICY own ON members", &[]),
-        ("DROP TRIGGER users_touch ON members", &[]),
-        ("CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$", &[]),
-        ("ALTER TYPE mood ADD VALUE 'sad'", &[]),
-        ("ALTER TYPE mood RENAME TO feeling", &[]),
-        ("GRANT SELECT ON orders TO PUBLIC", &[]),
-        ("ALTER TABLE members ALTER COLUMN plan SET DEFAULT 'pro'", &[]),
-        ("ALTER TABLE members ALTER COLUMN plan DROP DEFAULT", &[]),
-        ("DO $$ BEGIN EXECUTE 'CREATE TABLE made_in_do (a int)'; END $$", &[]),
-        ("ALTER SCHEMA extra RENAME TO spare", &[]),
-        ("CREATE ROLE tracked_reader; GRANT SELECT ON members TO tracked_reader", &[]),
-        ("ALTER ROLE tracked_reader RENAME TO tracked_watcher", &[]),
-        ("DROP VIEW pro_orders", &[]),
-        ("INSERT INTO orders (user_id, total) VALUES (2, 5)", &["orders"]),
-        ("DELETE FROM orders WHERE total = 5", &["orders"]),
-        ("TRUNCATE spare.things", &[]),
-        ("ALTER TABLE orders ALTER COLUMN total TYPE float8", &[]),
-        ("ALTER TABLE members DISABLE ROW LEVEL SECURITY", &[]),
-        ("DROP TABLE made_in_do", &[]),
-        ("ALTER SERVER s OPTIONS (SET host 'b')", &[]),
-        ("ALTER USER MAPPING FOR PUBLIC SERVER s OPTIONS (SET user 'v')", &[]),
-        ("ALTER FOREIGN TABLE ft OPTIONS (ADD schema_name 'x')", &[]),
-        ("ALTER SERVER s RENAME TO s2", &[]),
-        ("ALTER TEXT SEARCH CONFIGURATION cfg DROP MAPPING FOR asciiword", &[]),
-        ("ALTER PUBLICATION pub ADD TABLES IN SCHEMA pubs", &[]),
-        ("ALTER PUBLICATION pub DROP TABLES IN SCHEMA pubs", &[]),
-        ("ALTER PUBLICATION pub ADD TABLE spare.things", &[]),
-        ("ALTER STATISTICS st SET STATISTICS 50", &[]),
-        ("ALTER TYPE comp ADD ATTRIBUTE b text", &[]),
-        ("ALTER DOMAIN dom ADD CONSTRAINT small CHECK (VALUE < 100)", &[]),
-        ("ALTER OPERATOR FAMILY fam USING btree ADD FUNCTION 1 (int4, int4) btint4cmp(int4, int4)", &[]),
-        ("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC", &[]),
-        ("ALTER TABLE orders SET (fillfactor = 70)", &[]),
-        ("ALTER TABLE orders ALTER COLUMN total SET STATISTICS 200", &[]),
-        ("ALTER EVENT TRIGGER quiet DISABLE", &[]),
-        ("CREATE CAST (comp AS text) WITH INOUT", &[]),
-        ("CREATE RULE no_delete AS ON DELETE TO orders DO INSTEAD NOTHING", &[]),
-        ("ALTER COLLATION coll RENAME TO coll2", &[]),
-        ("DROP TEXT SEARCH CONFIGURATION cfg", &[]),
-        ("DROP SERVER s2 CASCADE", &[]),
-        ("COMMENT ON TABLE members IS 'people'", &[]),
-        ("COMMENT ON COLUMN members.mail IS 'where to write'", &[]),
-        ("COMMENT ON COLUMN members.mail IS 'where to send'", &[]),
-        ("COMMENT ON INDEX orders_pkey IS 'the key'", &[]),
-        ("COMMENT ON FUNCTION touch() IS 'keeps rows fresh'", &[]),
-        ("COMMENT ON TYPE feeling IS 'moods'", &[]),
-        ("COMMENT ON CONSTRAINT orders_pkey ON orders IS 'one per order'", &[]),
-        ("COMMENT ON VIEW pro_users IS 'who pays'", &[]),
-        ("COMMENT ON SCHEMA public IS 'the app'", &[]),
-        ("COMMENT ON COLUMN members.mail IS NULL", &[]),
-        ("DROP FUNCTION touch() CASCADE", &[]),
-    ];
-
-    fn written(client: &mut impl GenericClient, tables: &[&str]) -> Written {
-        if tables.is_empty() {
-            return Written::None;
-        }
-        let oids = tables
-            .iter()
-            .map(|t| client.query_one("select $1::text::regclass::oid", &[t]).unwrap().get(0))
-            .collect();
-        Written::Some(oids)
-    }
-
-    #[test]
-    fn user_mappings_are_read_from_the_catalog_where_the_session_may() {
-        use crate::pg::kinds::{INVENTORY, MAPPINGS_READ, MAPPINGS_SEEN};
-        assert!(
-            INVENTORY.contains(MAPPINGS_SEEN),
-            "the view's rows are what a superuser reads apart"
-        );
-        assert!(inventory_query(true).contains(MAPPINGS_READ));
-        assert!(!inventory_query(false).contains(MAPPINGS_READ));
-    }
-
-    /// A refresh that finds the same snapshot and search_path reads
-    /// nothing more; a transaction that ends in between, even one that
-    /// began before the picture was read, or another search_path, is read.
-    #[test]
-    fn a_refresh_skips_only_when_no_transaction_ended_since() {
-        let cluster = Cluster::start().unwrap();
-        cluster.create_database("stamped", None).unwrap();
-        let mut client = cluster.connect("stamped").unwrap();
-        client.batch_execute(BASE).unwrap();
-        let mut other = cluster.connect("stamped").unwrap();
-        let mut prepared = Prepared::default();
-        let mut tracked = Tracked::read(&mut client, &mut prepared).unwrap();
-        let mut running = other.transaction().unwrap();
-        running.batch_execute("CREATE TABLE late (a int)").unwrap();
-        // A later transaction ends first: the next to come is past the
-        // running one's, which only the list of running ones shows.
-        client.batch_execute("CREATE TABLE early (a int)").unwrap();
-        tracked.refresh(&mut client, &mut prepared).unwrap();
-        tracked.refresh(&mut client, &mut prepared).unwrap();
-        assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap(), "nothing ended yet");
-        running.commit().unwrap();
-        tracked.refresh(&mut client, &mut prepared).unwrap();
-        let whole = Schema::read(&mut client).unwrap();
-        assert!(whole.objects.iter().any(|o| o.key == "relation public.late"));
-        assert_eq!(tracked.schema(), whole, "a transaction begun before the picture, ended after");
-        client.batch_execute("SET search_path = extra, public").unwrap();
-        tracked.refresh(&mut client, &mut prepared).unwrap();
-        assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap(), "another search_path");
-    }
-
-    #[test]
-    fn a_kept_picture_is_the_picture_read_whole_after_every_kind_of_change() {
-        let cluster = Cluster::start().unwrap();
-        cluster.create_database("tracked", None).unwrap();
-        let mut client = cluster.connect("tracked").unwrap();
-        client.batch_execute(BASE).unwrap();
-        let mut prepared = Prepared::default();
-        let mut tracked = Tracked::read(&mut client, &mut prepared).unwrap();
-        for (sql, writes) in CHANGES {
-            // Inside a transaction that is undone: the look sees the change.
-            let whole_before = Schema::read(&mut client).unwrap();
-            let sums_before = table_checksums(&mut client).unwrap();
-            let mut tx = client.transaction().unwrap();
-            tx.batch_execute(sql).unwrap();
-            let w = written(&mut tx, writes);
-            let (before, after) = tracked.look(&mut tx, &mut prepared, w).unwrap();
-            let whole_after = Schema::read(&mut tx).unwrap();
-            let sums_after = table_checksums(&mut tx).unwrap();
-            tx.rollback().unwrap();
-            assert_eq!(
-                before.schema.differences(&after.schema),
-                whole_before.differences(&whole_after),
-                "{sql}: the part looked at differs as the whole does"
-            );
-            assert_eq!(
-                before.schema.cosmetic_differences(&after.schema),
-                whole_before.cosmetic_differences(&whole_after),
-                "{sql}"
-            );
-            for t in &after.tables {
-                assert!(sums_after.contains(t), "{sql}: {t:?} is the table's content now");
-            }
-            let changed: Vec<_> = sums_before.iter().filter(|t| !sums_after.contains(t)).collect();
-            for t in changed {
-                assert!(
-                    before.tables.contains(t),
-                    "{sql}: {} was written and is looked at",
-                    t.table
-                );
-            }
-            // Then for real: the kept picture follows.
-            client.batch_execute(sql).unwrap();
-            let w = written(&mut client, writes);
-            tracked.wrote(w);
-            tracked.refresh(&mut client, &mut prepared).unwrap();
-            assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap(), "after {sql}");
-            assert_eq!(tracked.tables(), table_checksums(&mut client).unwrap(), "after {sql}");
-        }
-    }
-}
+mod tests;

@@ -80,6 +80,9 @@ pub(super) fn round_trip(
 ) -> Result<OneTrip, RehearseError> {
     let t = Instant::now();
     super::snapshot::refresh(tracked, client, prepared)?;
+    if m.writes_catalogs() {
+        tracked.catalogs_written();
+    }
     let made = maker.up_and_down(client, copy, (tracked, prepared), known, m, settings, tracing)?;
     let locks = tracing.drain_locks();
     tracked.wrote(tracing.take_written());

@@ -102,6 +102,9 @@ pub(super) fn round_trip_one(
     };
     // The picture of the copy as it is before the up.
     refresh(tracked, client, prepared)?;
+    if m.writes_catalogs() {
+        tracked.catalogs_written();
+    }
     let dropped = explain::measure(client, &explain::dropped_by_up(m)).map_err(|source| {
         RehearseError::Db(crate::pg::DbError::new("measuring the tables the up drops", source))
     })?;

@@ -60,12 +60,13 @@ fn db(source: postgres::Error) -> RehearseError {
     RehearseError::Db(crate::pg::DbError::new("taking a snapshot of the copy", source))
 }
 
-/// The copy's picture, read whole once and then kept current.
+/// The copy's picture, read whole once and then kept current, from the
+/// journal of what each command changed where the session may keep one.
 pub(super) fn track(
     client: &mut Client,
     prepared: &mut Prepared,
 ) -> Result<Tracked, RehearseError> {
-    Tracked::read(client, prepared).map_err(db)
+    Tracked::read_journaled(client, prepared).map_err(db)
 }
 
 /// Brings the picture up to the copy's state now.

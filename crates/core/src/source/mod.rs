@@ -242,6 +242,15 @@ impl Migration {
         self.problems.iter().filter(move |p| p.part == part)
     }
 
+    /// Whether its up or down may write PostgreSQL's catalogs directly
+    /// (`UPDATE pg_attribute …`, or a `DO` block whose SQL is built at
+    /// run time): a change no DDL command makes, which only a listing of
+    /// the catalogs finds (`pg::Tracked::catalogs_written`).
+    pub fn writes_catalogs(&self) -> bool {
+        let parts = std::iter::once(&self.up).chain(self.down.as_ref());
+        parts.flat_map(|f| &f.statements).any(|s| backstop_lint::data::writes_catalogs(&s.sql))
+    }
+
     /// Whether the file of `part` can be run (it may still not exist).
     pub fn runnable(&self, part: Part) -> bool {
         self.problems_in(part).next().is_none()

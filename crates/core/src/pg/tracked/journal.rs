@@ -1,0 +1,318 @@
+//! What changed, as the server's event triggers saw it: on a throwaway
+//! copy (where Backstop is a superuser) two event triggers write every
+//! object a DDL command made or altered (`ddl_command_end`) and every
+//! object one dropped (`sql_drop`; a column dropped is a change of its
+//! table) to `backstop.journal`, in the
+//! command's own transaction, so a change undone is gone from the journal
+//! too. A look then reads the journal's news and the owners of those
+//! objects and of everything that depends on them, by index, instead of
+//! listing every catalog of the picture.
+//!
+//! The journal does not see everything, and the look lists the catalogs
+//! whole ([`super::Tracked`]'s listing) whenever it may have missed
+//! something: a command it reports without an object (`GRANT`, `ALTER
+//! DEFAULT PRIVILEGES`) or with an object of a catalog it does not map
+//! (servers, casts, operators, publications, text search, extensions'
+//! members), an object dropped that the picture did not know, a role made
+//! or changed (roles are the server's, not the database's), another
+//! search_path, event triggers turned off, or statements the caller says
+//! write the catalogs directly. Relations whose catalog row changed
+//! without a command on them (a partition detached, a child's column
+//! added by its parent's `ALTER TABLE`) are found by their row's age, as
+//! the listing finds them.
+
+use std::collections::{BTreeSet, HashSet};
+
+use postgres::GenericClient;
+
+use super::{Changes, Inventory, Row, Tracked};
+use crate::pg::fingerprint::Owner;
+use crate::pg::Prepared;
+
+/// The catalogs whose objects the journal's look maps to their owner.
+const MAPPED: &[&str] = &[
+    "pg_class",
+    "pg_type",
+    "pg_proc",
+    "pg_namespace",
+    "pg_extension",
+    "pg_constraint",
+    "pg_trigger",
+    "pg_policy",
+    "pg_rewrite",
+    "pg_attrdef",
+];
+
+/// The event triggers and their table, out of every picture (`backstop`
+/// is not a user's schema, and the pictures of event triggers leave these
+/// names out). The functions run as the superuser who made them: a
+/// migration that runs as another role (`SET ROLE`) is journaled too.
+const INSTALL: &str = "
+create schema if not exists backstop;
+create unlogged table if not exists backstop.journal (
+    classid oid, objid oid, dropped bool not null, part bool not null,
+    at xid8 not null default pg_current_xact_id());
+create index if not exists journal_at on backstop.journal (at);
+create or replace function backstop.journal_made() returns event_trigger
+language plpgsql security definer set search_path = pg_catalog as $$
+begin
+  insert into backstop.journal (classid, objid, dropped, part)
+  select classid, objid, false, false from pg_event_trigger_ddl_commands();
+end $$;
+create or replace function backstop.journal_dropped() returns event_trigger
+language plpgsql security definer set search_path = pg_catalog as $$
+begin
+  insert into backstop.journal (classid, objid, dropped, part)
+  select classid, objid, objsubid = 0, objsubid = 0 and not normal
+    from pg_event_trigger_dropped_objects()
+   where not is_temporary;
+end $$;
+create event trigger backstop_journal_made on ddl_command_end
+  execute function backstop.journal_made();
+create event trigger backstop_journal_dropped on sql_drop
+  execute function backstop.journal_dropped();
+alter event trigger backstop_journal_made enable always;
+alter event trigger backstop_journal_dropped enable always;";
+
+/// Turns the journal on in the database of `client`, outside any
+/// transaction, where the session is a superuser (only they may make
+/// event triggers): whether it is on. Only ever asked on a throwaway copy.
+pub(super) fn install(
+    client: &mut impl GenericClient,
+    prepared: &mut Prepared,
+) -> Result<bool, postgres::Error> {
+    let row = client.query_one(
+        "select rolsuper, exists (select 1 from pg_event_trigger
+                                   where evtname = 'backstop_journal_made')
+           from pg_roles where rolname = current_user",
+        &[],
+    )?;
+    let (superuser, installed): (bool, bool) = (row.get(0), row.get(1));
+    if superuser && !installed {
+        client.batch_execute(INSTALL)?;
+    }
+    // The look's plan costs more than the server's threshold for compiling
+    // it, and compiling costs 50 ms to 600 ms a call, where running it
+    // costs under a millisecond. The session is the copy's.
+    client.batch_execute("SET jit = off")?;
+    prepared.jit_off = true;
+    Ok(superuser)
+}
+
+/// Takes the journal's event triggers away (the table stays, in
+/// Backstop's own schema): a copy kept for later, or dumped, carries no
+/// trigger that calls a function of a schema its dump leaves out.
+pub fn remove(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    client.batch_execute(
+        "drop event trigger if exists backstop_journal_made;
+         drop event trigger if exists backstop_journal_dropped;",
+    )
+}
+
+impl Tracked {
+    /// The changes since the picture was read, from the journal; `None`
+    /// where it may have missed one (see the module's notes), for the
+    /// listing to find them.
+    pub(super) fn journaled(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<Option<Changes>, postgres::Error> {
+        let statement = prepared.get(client, &NEWS)?;
+        let rows = client.query(&statement, &[&self.since, &self.since8])?;
+        let mut inventory = Inventory { roles: BTreeSet::new(), ..self.inventory.clone() };
+        let mut owners = BTreeSet::new();
+        let (mut made, mut dropped) = (HashSet::new(), Vec::new());
+        let (mut search_path, mut horizon, mut since8, mut stamp) = (None, None, None, None);
+        let mut whole = false;
+        let mut triggers = 0;
+        for r in &rows {
+            let tag: &str = r.get(0);
+            let (classid, objid): (Option<u32>, Option<u32>) = (r.get(1), r.get(2));
+            let text: Option<String> = r.get(5);
+            match tag {
+                "made" | "dropped" => {
+                    let (Some(classid), Some(objid)) = (classid, objid) else {
+                        return Ok(None);
+                    };
+                    let catalog: Option<String> = r.get(3);
+                    if !catalog.is_some_and(|c| MAPPED.contains(&c.as_str())) {
+                        return Ok(None);
+                    }
+                    if tag == "made" {
+                        made.insert((classid, objid));
+                    } else {
+                        dropped.push(((classid, objid), r.get::<_, Option<bool>>(4) == Some(true)));
+                    }
+                }
+                "owned" => {
+                    let row: Row = (classid.unwrap_or(0), objid.unwrap_or(0));
+                    let (kind, owner): (Option<String>, Option<u32>) = (r.get(3), r.get(6));
+                    match (kind, owner) {
+                        (Some(kind), Some(owner)) => {
+                            let o = Owner::of(if kind == "rt" { "r" } else { &kind }, owner);
+                            if kind == "rt" {
+                                inventory.tables.insert(owner);
+                            }
+                            inventory.rows.insert(row, o);
+                            owners.insert(o);
+                        }
+                        // A catalog the journal does not map: its owner as
+                        // the last listing found it.
+                        _ => owners.extend(self.inventory.rows.get(&row).copied()),
+                    }
+                }
+                "role" => {
+                    inventory.roles.insert(objid.unwrap_or(0));
+                    whole |= r.get::<_, Option<bool>>(4) == Some(true);
+                }
+                // No event trigger fires for commands on event triggers.
+                "event trigger" => {
+                    let row = (PG_EVENT_TRIGGER, objid.unwrap_or(0));
+                    if r.get::<_, Option<bool>>(4) == Some(true)
+                        || !inventory.rows.contains_key(&row)
+                    {
+                        return Ok(None);
+                    }
+                    triggers += 1;
+                }
+                "path" => search_path = text,
+                "since" => horizon = text,
+                "since8" => since8 = text,
+                "stamp" => stamp = text,
+                "on" => {
+                    if text.as_deref() != Some("on") {
+                        return Ok(None);
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        for (row, part) in dropped {
+            match inventory.rows.remove(&row) {
+                Some(o) => {
+                    owners.insert(o);
+                    if row.0 == PG_CLASS {
+                        inventory.tables.remove(&row.1);
+                    }
+                }
+                // A part of an object dropped with it (its row type, its
+                // indexes), or an object made since and gone again.
+                None if part || made.contains(&row) => {}
+                None => return Ok(None),
+            }
+        }
+        let (Some(search_path), Some(horizon), Some(since8)) = (search_path, horizon, since8)
+        else {
+            return Ok(None);
+        };
+        if triggers != inventory.rows.keys().filter(|(c, _)| *c == PG_EVENT_TRIGGER).count() {
+            return Ok(None);
+        }
+        whole |= inventory.roles != self.inventory.roles || search_path != self.search_path;
+        Ok(Some(Changes { inventory, owners, whole, horizon, since8, stamp }))
+    }
+}
+
+/// `pg_class`'s and `pg_event_trigger`'s OIDs, which never change.
+const PG_CLASS: u32 = 1259;
+const PG_EVENT_TRIGGER: u32 = 3466;
+
+/// The journal's news since `$1` (the listing's horizon) and `$2` (the
+/// same as a full transaction ID), each row `(tag, classid, objid, text,
+/// flag, text, owner)`: `made` and `dropped` rows as the journal holds
+/// them (with their catalog's name, and whether a dropped one was a part
+/// of another); `owned`, every object those made and the relations whose
+/// row is newer than `$1` are or that depends on them, with its owner's
+/// kind and OID where the catalog is mapped (`rt` a table); `role` and
+/// `event trigger`, each with whether it changed; then the session's search_path, the
+/// next horizons, the stamp, and `on`, whether the event triggers fire.
+static NEWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "
+with recursive f as (select $1::text::xid as x),
+users as (select oid from pg_namespace
+           where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+             and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'),
+j as (select classid, objid, dropped, part from backstop.journal where at >= $2::text::xid8),
+changed(classid, objid) as (
+    select classid, objid from j where not dropped and classid is not null
+  union
+    select 'pg_class'::regclass::oid, c.oid from pg_class c cross join f
+     where age(c.xmin) <= age(f.x) and c.relnamespace in (select oid from users)
+  union
+    select d.classid, d.objid
+      from changed c cross join lateral (
+           select d.classid, d.objid from pg_depend d
+            where d.refclassid = c.classid and d.refobjid = c.objid offset 0) d
+)
+select case when j.dropped then 'dropped' else 'made' end, j.classid, j.objid,
+       j.classid::regclass::text, j.part, null::text, null::oid
+  from j
+union all
+select 'owned', ch.classid, ch.objid, o.kind, null, null, o.owner
+  from changed ch left join lateral ({OWNER}) o(kind, owner) on true
+union all
+select 'role', null, a.oid, null, age(a.xmin) <= age(f.x), null, null
+  from pg_authid a cross join f
+union all
+select 'event trigger', null, e.oid, null, age(e.xmin) <= age(f.x), null, null
+  from pg_event_trigger e cross join f where e.evtname not like 'backstop\\_journal%'
+union all
+select 'path', null, null, null, null, current_setting('search_path'), null
+union all
+select 'since', null, null, null, null,
+       (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text, null
+union all
+select 'since8', null, null, null, null, pg_snapshot_xmin(pg_current_snapshot())::text, null
+union all
+select 'stamp', null, null, null, null, ({STAMP}), null
+union all
+select 'on', null, null, null, null,
+       case when coalesce(current_setting('event_triggers', true), 'on') = 'on'
+             and (select count(*) from pg_event_trigger
+                   where evtname like 'backstop\\_journal%' and evtenabled = 'A') = 2
+            then 'on' end, null",
+        STAMP = super::STAMP
+    )
+});
+
+/// The owner of the object `(ch.classid, ch.objid)`, as the listing
+/// names it (`r` a relation, `rt` a table, `t` a type, `f` a function,
+/// `n` a schema, `e` an extension); no row where it is not in a user's
+/// schema, or of a catalog not mapped.
+const OWNER: &str = "
+select case c.relkind when 'r' then 'rt' when 'c' then 't' else 'r' end,
+       case when c.relkind = 'c' then c.reltype else coalesce(x.indrelid, c.oid) end
+  from pg_class c left join pg_index x on x.indexrelid = c.oid
+ where ch.classid = 'pg_class'::regclass and c.oid = ch.objid and c.relnamespace in (select oid from users)
+union all
+select case when k.conrelid <> 0 then 'r' else 't' end,
+       case when k.conrelid <> 0 then k.conrelid else k.contypid end
+  from pg_constraint k
+ where ch.classid = 'pg_constraint'::regclass and k.oid = ch.objid and k.connamespace in (select oid from users)
+union all
+select 'r', o.tgrelid from pg_trigger o join pg_class c on c.oid = o.tgrelid
+ where ch.classid = 'pg_trigger'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
+union all
+select 'r', o.polrelid from pg_policy o join pg_class c on c.oid = o.polrelid
+ where ch.classid = 'pg_policy'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
+union all
+select 'r', o.ev_class from pg_rewrite o join pg_class c on c.oid = o.ev_class
+ where ch.classid = 'pg_rewrite'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
+union all
+select 'r', o.adrelid from pg_attrdef o join pg_class c on c.oid = o.adrelid
+ where ch.classid = 'pg_attrdef'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
+union all
+select 'f', p.oid from pg_proc p
+ where ch.classid = 'pg_proc'::regclass and p.oid = ch.objid and p.pronamespace in (select oid from users)
+union all
+select case when t.typrelid <> 0 then 'r' else 't' end,
+       case when t.typrelid <> 0 then t.typrelid else t.oid end
+  from pg_type t
+ where ch.classid = 'pg_type'::regclass and t.oid = ch.objid and t.typnamespace in (select oid from users)
+union all
+select 'n', n.oid from pg_namespace n
+ where ch.classid = 'pg_namespace'::regclass and n.oid = ch.objid and n.oid in (select oid from users)
+union all
+select 'e', e.oid from pg_extension e where ch.classid = 'pg_extension'::regclass and e.oid = ch.objid";
