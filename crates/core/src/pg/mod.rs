@@ -37,6 +37,8 @@ pub struct Prepared {
     /// Whether the session runs with `jit = off` for good (a throwaway
     /// copy's): catalog reads need not turn it off and on again.
     pub(crate) jit_off: bool,
+    /// Whether [`Prepared::generic`] has set the session up now.
+    generic: bool,
 }
 
 /// How many statements one [`Prepared`] keeps before starting afresh.
@@ -70,6 +72,37 @@ impl Prepared {
         let major = server_version_num(client)? / 10000;
         self.major = Some(major);
         Ok(major)
+    }
+
+    /// Runs `f` with every prepared statement planned once
+    /// (`plan_cache_mode = force_generic_plan`) and no JIT: Backstop's
+    /// catalog reads are large, and planning one for each set of
+    /// parameters, or compiling it, costs more than running it. Nested
+    /// calls set nothing more; the settings are reset after the outer one.
+    pub fn generic<C: GenericClient, T>(
+        &mut self,
+        client: &mut C,
+        f: impl FnOnce(&mut C, &mut Prepared) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        if self.generic {
+            return f(client, self);
+        }
+        let (set, reset) = match self.jit_off {
+            true => ("SET plan_cache_mode = force_generic_plan", "RESET plan_cache_mode"),
+            false => (
+                "SET jit = off; SET plan_cache_mode = force_generic_plan",
+                "RESET jit; RESET plan_cache_mode",
+            ),
+        };
+        client.batch_execute(set)?;
+        self.generic = true;
+        let out = f(client, self);
+        self.generic = false;
+        // After a failure the transaction may be aborted: its error is the one to tell.
+        let reset = client.batch_execute(reset);
+        let out = out?;
+        reset?;
+        Ok(out)
     }
 
     /// Whether the session may read the catalog of user mappings (only

@@ -219,6 +219,14 @@ impl Tracked {
                 }
             }
         }
+        prepared.generic(client, |client, prepared| self.refreshed(client, prepared))
+    }
+
+    fn refreshed(
+        &mut self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<(), postgres::Error> {
         let changes = self.changes(client, prepared)?;
         let written = std::mem::take(&mut self.written);
         if changes.whole {
@@ -248,6 +256,15 @@ impl Tracked {
     /// noted): the part of the picture that may differ, as read before and
     /// as it is now. The picture itself stays as it was.
     pub fn look(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        written: Written,
+    ) -> Result<(Part, Part), postgres::Error> {
+        prepared.generic(client, |client, prepared| self.looked(client, prepared, written))
+    }
+
+    fn looked(
         &self,
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
