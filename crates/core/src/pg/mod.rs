@@ -34,9 +34,6 @@ pub struct Prepared {
     major: Option<i32>,
     /// Whether the session may read `pg_user_mapping`, once asked.
     mappings: Option<bool>,
-    /// Whether the session runs with `jit = off` for good (a throwaway
-    /// copy's): catalog reads need not turn it off and on again.
-    pub(crate) jit_off: bool,
     /// Whether [`Prepared::generic`] has set the session up now.
     generic: bool,
 }
@@ -77,8 +74,10 @@ impl Prepared {
     /// Runs `f` with every prepared statement planned once
     /// (`plan_cache_mode = force_generic_plan`) and no JIT: Backstop's
     /// catalog reads are large, and planning one for each set of
-    /// parameters, or compiling it, costs more than running it. Nested
-    /// calls set nothing more; the settings are reset after the outer one.
+    /// parameters, or compiling it (50 ms to 700 ms for the journal's look,
+    /// which runs in under one), costs more than running it. Nested calls
+    /// set nothing more; the settings are reset after the outer one, so
+    /// the session's own (a migration's) are as they were.
     pub fn generic<C: GenericClient, T>(
         &mut self,
         client: &mut C,
@@ -87,19 +86,12 @@ impl Prepared {
         if self.generic {
             return f(client, self);
         }
-        let (set, reset) = match self.jit_off {
-            true => ("SET plan_cache_mode = force_generic_plan", "RESET plan_cache_mode"),
-            false => (
-                "SET jit = off; SET plan_cache_mode = force_generic_plan",
-                "RESET jit; RESET plan_cache_mode",
-            ),
-        };
-        client.batch_execute(set)?;
+        client.batch_execute("SET jit = off; SET plan_cache_mode = force_generic_plan")?;
         self.generic = true;
         let out = f(client, self);
         self.generic = false;
         // After a failure the transaction may be aborted: its error is the one to tell.
-        let reset = client.batch_execute(reset);
+        let reset = client.batch_execute("RESET jit; RESET plan_cache_mode");
         let out = out?;
         reset?;
         Ok(out)

@@ -143,6 +143,13 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<Tracked, postgres::Error> {
+        prepared.generic(client, Tracked::read_now)
+    }
+
+    fn read_now(
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+    ) -> Result<Tracked, postgres::Error> {
         // Frozen: which rows are news does not matter to a whole read.
         let now = listing(client, prepared, "2")?;
         let mut tracked = Tracked {
@@ -173,7 +180,7 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<Tracked, postgres::Error> {
-        let on = journal::install(client, prepared)?;
+        let on = journal::install(client)?;
         let mut tracked = Tracked::read(client, prepared)?;
         tracked.journal = on;
         Ok(tracked)

@@ -49,8 +49,9 @@ const MAPPED: &[&str] = &[
 /// migration that runs as another role (`SET ROLE`) is journaled too.
 const INSTALL: &str = "
 create schema if not exists backstop;
-create unlogged table if not exists backstop.journal (
-    classid oid, objid oid, dropped bool not null, part bool not null,
+drop table if exists backstop.journal;
+create unlogged table backstop.journal (
+    classid oid, objid oid, dropped bool not null, part bool not null, rel oid,
     at xid8 not null default pg_current_xact_id());
 create index if not exists journal_at on backstop.journal (at);
 create or replace function backstop.journal_made() returns event_trigger
@@ -62,8 +63,11 @@ end $$;
 create or replace function backstop.journal_dropped() returns event_trigger
 language plpgsql security definer set search_path = pg_catalog as $$
 begin
-  insert into backstop.journal (classid, objid, dropped, part)
-  select classid, objid, objsubid = 0, objsubid = 0 and not normal
+  insert into backstop.journal (classid, objid, dropped, part, rel)
+  select classid, objid, objsubid = 0, objsubid = 0 and not original and not normal,
+         case when object_type in ('default value', 'table constraint', 'trigger', 'policy', 'rule')
+              then coalesce(to_regclass(format('%I.%I', address_names[1], address_names[2]))::oid, 0)
+         end
     from pg_event_trigger_dropped_objects()
    where not is_temporary;
 end $$;
@@ -77,10 +81,7 @@ alter event trigger backstop_journal_dropped enable always;";
 /// Turns the journal on in the database of `client`, outside any
 /// transaction, where the session is a superuser (only they may make
 /// event triggers): whether it is on. Only ever asked on a throwaway copy.
-pub(super) fn install(
-    client: &mut impl GenericClient,
-    prepared: &mut Prepared,
-) -> Result<bool, postgres::Error> {
+pub(super) fn install(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
     let row = client.query_one(
         "select rolsuper, exists (select 1 from pg_event_trigger
                                    where evtname = 'backstop_journal_made')
@@ -91,11 +92,6 @@ pub(super) fn install(
     if superuser && !installed {
         client.batch_execute(INSTALL)?;
     }
-    // The look's plan costs more than the server's threshold for compiling
-    // it, and compiling costs 50 ms to 600 ms a call, where running it
-    // costs under a millisecond. The session is the copy's.
-    client.batch_execute("SET jit = off")?;
-    prepared.jit_off = true;
     Ok(superuser)
 }
 
@@ -142,7 +138,8 @@ impl Tracked {
                     if tag == "made" {
                         made.insert((classid, objid));
                     } else {
-                        dropped.push(((classid, objid), r.get::<_, Option<bool>>(4) == Some(true)));
+                        let part = r.get::<_, Option<bool>>(4) == Some(true);
+                        dropped.push(((classid, objid), part, r.get::<_, Option<u32>>(6)));
                     }
                 }
                 "owned" => {
@@ -188,7 +185,7 @@ impl Tracked {
                 _ => return Ok(None),
             }
         }
-        for (row, part) in dropped {
+        for (row, part, relation) in dropped {
             match inventory.rows.remove(&row) {
                 Some(o) => {
                     owners.insert(o);
@@ -199,7 +196,16 @@ impl Tracked {
                 // A part of an object dropped with it (its row type, its
                 // indexes), or an object made since and gone again.
                 None if part || made.contains(&row) => {}
-                None => return Ok(None),
+                // A default, constraint, trigger, policy or rule the
+                // picture did not list: its table's, whose own drop is in
+                // the journal when it went too (`0`).
+                None => match relation {
+                    Some(0) => {}
+                    Some(table) => {
+                        owners.insert(Owner::Relation(table));
+                    }
+                    None => return Ok(None),
+                },
             }
         }
         let (Some(search_path), Some(horizon), Some(since8)) = (search_path, horizon, since8)
@@ -221,8 +227,9 @@ const PG_EVENT_TRIGGER: u32 = 3466;
 /// The journal's news since `$1` (the listing's horizon) and `$2` (the
 /// same as a full transaction ID), each row `(tag, classid, objid, text,
 /// flag, text, owner)`: `made` and `dropped` rows as the journal holds
-/// them (with their catalog's name, and whether a dropped one was a part
-/// of another); `owned`, every object those made and the relations whose
+/// them (with their catalog's name, whether a dropped one was a part of
+/// another, and the table of a dropped default, constraint, trigger,
+/// policy or rule: `0` when it went too); `owned`, every object those made and the relations whose
 /// row is newer than `$1` are or that depends on them, with its owner's
 /// kind and OID where the catalog is mapped (`rt` a table); `role` and
 /// `event trigger`, each with whether it changed; then the session's search_path, the
@@ -234,7 +241,7 @@ with recursive f as (select $1::text::xid as x),
 users as (select oid from pg_namespace
            where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
              and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'),
-j as (select classid, objid, dropped, part from backstop.journal where at >= $2::text::xid8),
+j as (select classid, objid, dropped, part, rel from backstop.journal where at >= $2::text::xid8),
 changed(classid, objid) as (
     select classid, objid from j where not dropped and classid is not null
   union
@@ -247,7 +254,7 @@ changed(classid, objid) as (
             where d.refclassid = c.classid and d.refobjid = c.objid offset 0) d
 )
 select case when j.dropped then 'dropped' else 'made' end, j.classid, j.objid,
-       j.classid::regclass::text, j.part, null::text, null::oid
+       j.classid::regclass::text, j.part, null::text, j.rel
   from j
 union all
 select 'owned', ch.classid, ch.objid, o.kind, null, null, o.owner

@@ -247,6 +247,21 @@ fn the_journal_answers_for_commands_and_the_listing_for_what_it_cannot_see() {
     assert!(news.owners.len() >= 2 && !news.whole, "{:?}", news.owners);
     tracked.refresh(&mut client, &mut prepared).unwrap();
     assert_eq!(tracked.schema(), whole(&mut client));
+    // Made and dropped since the picture: the default's drop, which the
+    // sequence's drop leads to, names a table that went too.
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute("CREATE TABLE brief (id serial PRIMARY KEY, v text UNIQUE); DROP TABLE brief")
+        .unwrap();
+    assert!(tracked.journaled(&mut tx, &mut prepared).unwrap().is_some(), "made and gone");
+    tx.batch_execute(
+        "ALTER TABLE refr ADD CONSTRAINT pos CHECK (b > 0); ALTER TABLE refr DROP CONSTRAINT pos",
+    )
+    .unwrap();
+    let news =
+        tracked.journaled(&mut tx, &mut prepared).unwrap().expect("a constraint made and gone");
+    let refr: u32 = tx.query_one("select 'refr'::regclass::oid", &[]).unwrap().get(0);
+    assert!(news.owners.contains(&Owner::Relation(refr)));
+    tx.rollback().unwrap();
     client.batch_execute("GRANT SELECT ON seen TO PUBLIC").unwrap();
     assert!(tracked.journaled(&mut client, &mut prepared).unwrap().is_none(), "a GRANT");
     tracked.refresh(&mut client, &mut prepared).unwrap();
