@@ -176,12 +176,9 @@ pub fn table_checksums_of(
     let some_columns = prepared.get(client, &columns_query(only))?;
     // Planned once for every set of tables: planning them for each set
     // cost more than running them.
-    client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
-    let read = client
-        .query(&list, &[&oids])
-        .and_then(|tables| Ok((tables, client.query(&some_columns, &[&oids])?)));
-    client.batch_execute("RESET plan_cache_mode")?;
-    let (tables, columns) = read?;
+    let (tables, columns) = prepared.generic(client, |client, _| {
+        Ok((client.query(&list, &[&oids])?, client.query(&some_columns, &[&oids])?))
+    })?;
     let tables = tables.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
     checksums(client, prepared, tables, columns)
 }

@@ -107,20 +107,18 @@ struct Changes {
     /// A change no dependency records: read everything again.
     whole: bool,
     /// Where the next look starts: see [`Listing::horizon`].
-    horizon: String,
-    /// The same as a full transaction ID, for the journal.
-    since8: String,
+    horizon: u64,
     stamp: Option<String>,
 }
 
 /// The picture of one database, kept current by [`Tracked::refresh`].
 #[derive(Debug, Clone)]
 pub struct Tracked {
-    /// The oldest transaction still running when the picture was read:
-    /// catalog rows written by it or later are news.
-    since: String,
-    /// The same as a full transaction ID (the journal's rows carry one).
-    since8: String,
+    /// The oldest transaction still running when the picture was read
+    /// (a full transaction ID): catalog rows written by it or later are
+    /// news. Catalog rows carry its low 32 bits ([`xid32`]), the
+    /// journal's rows the whole.
+    since: u64,
     search_path: String,
     inventory: Inventory,
     objects: BTreeMap<Owner, Vec<Owned>>,
@@ -151,10 +149,9 @@ impl Tracked {
         prepared: &mut Prepared,
     ) -> Result<Tracked, postgres::Error> {
         // Frozen: which rows are news does not matter to a whole read.
-        let now = listing(client, prepared, "2")?;
+        let now = listing(client, prepared, 2)?;
         let mut tracked = Tracked {
             since: now.horizon,
-            since8: now.since8,
             search_path: now.search_path,
             inventory: now.inventory,
             objects: BTreeMap::new(),
@@ -251,7 +248,6 @@ impl Tracked {
         self.tables.extend(tables);
         self.inventory = changes.inventory;
         self.since = changes.horizon;
-        self.since8 = changes.since8;
         self.stamp = changes.stamp;
         self.listed_next = false;
         Ok(())
@@ -341,8 +337,8 @@ impl Tracked {
                 return Ok(changes);
             }
         }
-        let Listing { inventory, entries, search_path, horizon, since8, stamp } =
-            listing(client, prepared, &self.since)?;
+        let Listing { inventory, entries, search_path, horizon, stamp } =
+            listing(client, prepared, self.since)?;
         let mut changed: BTreeSet<Row> = BTreeSet::new();
         let mut owners = BTreeSet::new();
         // Roles: their names are in privileges, policies and owners; the
@@ -381,7 +377,7 @@ impl Tracked {
                 }
             }
         }
-        Ok(Changes { inventory, owners, whole, horizon, since8, stamp })
+        Ok(Changes { inventory, owners, whole, horizon, stamp })
     }
 }
 
@@ -403,9 +399,7 @@ struct Listing {
     search_path: String,
     /// The oldest transaction still running: rows written by it or by any
     /// later one are news to a picture read now.
-    horizon: String,
-    /// The same as a full transaction ID.
-    since8: String,
+    horizon: u64,
     /// See [`STAMP`].
     stamp: Option<String>,
 }
@@ -413,16 +407,15 @@ struct Listing {
 fn listing(
     client: &mut impl GenericClient,
     prepared: &mut Prepared,
-    since: &str,
+    since: u64,
 ) -> Result<Listing, postgres::Error> {
     let mappings = prepared.reads_mappings(client)?;
     let statement = prepared.get(client, inventory_query(mappings))?;
-    let rows = client.query(&statement, &[&since])?;
+    let rows = client.query(&statement, &[&xid32(since)])?;
     let mut inventory = Inventory::default();
     let mut entries = Vec::with_capacity(rows.len());
     let mut search_path = String::new();
-    let mut horizon = String::new();
-    let mut since8 = String::new();
+    let mut horizon = 0;
     let mut stamp = None;
     for r in &rows {
         let row: Row = (r.get(0), r.get(1));
@@ -434,11 +427,7 @@ fn listing(
                 continue;
             }
             "since" => {
-                horizon = r.get(6);
-                continue;
-            }
-            "since8" => {
-                since8 = r.get(6);
+                horizon = full_xid(r.get(6));
                 continue;
             }
             "stamp" => {
@@ -450,8 +439,7 @@ fn listing(
                 None
             }
             "-" => None,
-            "rt" => Some(Owner::Relation(owner_oid)),
-            kind => Some(Owner::of(kind, owner_oid)),
+            kind => Some(owner_of(kind, owner_oid)),
         };
         if kind == "rt" {
             inventory.tables.insert(owner_oid);
@@ -461,7 +449,18 @@ fn listing(
         }
         entries.push(Entry { row, owner, fresh, listed, role: kind == "a" });
     }
-    Ok(Listing { inventory, entries, search_path, horizon, since8, stamp })
+    Ok(Listing { inventory, entries, search_path, horizon, stamp })
+}
+
+/// The low 32 bits of a full transaction ID, as catalog rows' `xmin`
+/// holds them (for `$n::text::xid`).
+fn xid32(xid: u64) -> String {
+    (xid % (1 << 32)).to_string()
+}
+
+/// A full transaction ID as the server writes it.
+fn full_xid(text: Option<String>) -> u64 {
+    text.and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
 /// The tables among `owners` (in `inventory`) and those written.
@@ -509,8 +508,9 @@ select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x),
             })
             .collect();
         format!(
-            "{INVENTORY_HEAD}{of_relations}{}{}{}",
-            INVENTORY_TAIL.replace("(STAMP)", &format!("({STAMP})")),
+            "{}{of_relations}{}{}{}",
+            with_parts(INVENTORY_HEAD),
+            with_parts(INVENTORY_TAIL),
             super::kinds::INVENTORY.replace(
                 super::kinds::MAPPINGS_SEEN,
                 if mappings { super::kinds::MAPPINGS_READ } else { super::kinds::MAPPINGS_SEEN }
@@ -521,19 +521,12 @@ select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x),
 }
 
 const INVENTORY_HEAD: &str = "
-with fresh_since as (select $1::text::xid as x),
-     users as (select oid from pg_namespace
-                where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
-                  and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%')
-select 'pg_class'::regclass::oid, c.oid,
-       case c.relkind when 'r' then 'rt' when 'c' then 't' else 'r' end,
-       case when c.relkind = 'c' then c.reltype else coalesce(x.indrelid, c.oid) end,
-       age(c.xmin) <= age(f.x), true, null::text
+with fresh_since as (select $1::text::xid as x), {USERS}
+select 'pg_class'::regclass::oid, c.oid, {CLASS_OWNER}, age(c.xmin) <= age(f.x), true, null::text
   from pg_class c cross join fresh_since f left join pg_index x on x.indexrelid = c.oid
  where c.relnamespace in (select oid from users)
 union all
-select 'pg_constraint'::regclass::oid, k.oid, case when k.conrelid <> 0 then 'r' else 't' end,
-       case when k.conrelid <> 0 then k.conrelid else k.contypid end, age(k.xmin) <= age(f.x), true, null
+select 'pg_constraint'::regclass::oid, k.oid, {CONSTRAINT_OWNER}, age(k.xmin) <= age(f.x), true, null
   from pg_constraint k cross join fresh_since f where k.connamespace in (select oid from users)
 ";
 
@@ -541,8 +534,7 @@ const INVENTORY_TAIL: &str = "union all
 select 'pg_proc'::regclass::oid, p.oid, 'f', p.oid, age(p.xmin) <= age(f.x), true, null
   from pg_proc p cross join fresh_since f where p.pronamespace in (select oid from users)
 union all
-select 'pg_type'::regclass::oid, t.oid, case when t.typrelid <> 0 then 'r' else 't' end,
-       case when t.typrelid <> 0 then t.typrelid else t.oid end, age(t.xmin) <= age(f.x), true, null
+select 'pg_type'::regclass::oid, t.oid, {TYPE_OWNER}, age(t.xmin) <= age(f.x), true, null
   from pg_type t cross join fresh_since f where t.typnamespace in (select oid from users)
 union all
 select 'pg_namespace'::regclass::oid, n.oid, 'n', n.oid, age(n.xmin) <= age(f.x), true, null
@@ -573,12 +565,48 @@ select 'pg_collation'::regclass::oid, o.oid, '-', o.oid, true, false, null
 union all
 select 0, 0, 'path', 0, false, false, current_setting('search_path')
 union all
-select 0, 0, 'since', 0, false, false,
-       (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text
+select 0, 0, 'since', 0, false, false, pg_snapshot_xmin(pg_current_snapshot())::text
 union all
-select 0, 0, 'since8', 0, false, false, pg_snapshot_xmin(pg_current_snapshot())::text
-union all
-select 0, 0, 'stamp', 0, false, false, (STAMP)";
+select 0, 0, 'stamp', 0, false, false, ({STAMP})";
+
+/// `sql` with the pieces the listing and the journal's look share put in
+/// place of their names in braces: the user's schemas (`users`, a
+/// `WITH` item), the owner of a relation (over `pg_class c` with its
+/// `pg_index x`), of a constraint (`pg_constraint k`) and of a type
+/// (`pg_type t`) as `kind, oid` (`rt` a table), and [`STAMP`].
+fn with_parts(sql: &str) -> String {
+    const PARTS: [(&str, &str); 5] = [
+        (
+            "{USERS}",
+            "users as (select oid from pg_namespace
+                where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+                  and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%')",
+        ),
+        (
+            "{CLASS_OWNER}",
+            "case c.relkind when 'r' then 'rt' when 'c' then 't' else 'r' end,
+       case when c.relkind = 'c' then c.reltype else coalesce(x.indrelid, c.oid) end",
+        ),
+        (
+            "{CONSTRAINT_OWNER}",
+            "case when k.conrelid <> 0 then 'r' else 't' end,
+       case when k.conrelid <> 0 then k.conrelid else k.contypid end",
+        ),
+        (
+            "{TYPE_OWNER}",
+            "case when t.typrelid <> 0 then 'r' else 't' end,
+       case when t.typrelid <> 0 then t.typrelid else t.oid end",
+        ),
+        ("{STAMP}", STAMP),
+    ];
+    PARTS.iter().fold(sql.to_string(), |sql, (name, part)| sql.replace(name, part))
+}
+
+/// The owner a listed row names: `rt` is a table, a relation whose
+/// content is checksummed.
+fn owner_of(kind: &str, oid: u32) -> Owner {
+    Owner::of(if kind == "rt" { "r" } else { kind }, oid)
+}
 
 /// Which transactions the session sees as done, and its search_path;
 /// `NULL` inside a transaction that wrote (its own writes are not in

@@ -29,19 +29,14 @@ use super::{Changes, Inventory, Row, Tracked};
 use crate::pg::fingerprint::Owner;
 use crate::pg::Prepared;
 
-/// The catalogs whose objects the journal's look maps to their owner.
-const MAPPED: &[&str] = &[
-    "pg_class",
-    "pg_type",
-    "pg_proc",
-    "pg_namespace",
-    "pg_extension",
-    "pg_constraint",
-    "pg_trigger",
-    "pg_policy",
-    "pg_rewrite",
-    "pg_attrdef",
-];
+/// The catalogs whose objects the journal's look maps to their owner,
+/// besides those of [`super::OF_RELATIONS`] (each a part of a relation).
+const MAPPED: &[&str] =
+    &["pg_class", "pg_type", "pg_proc", "pg_namespace", "pg_extension", "pg_constraint"];
+
+fn mapped(catalog: &str) -> bool {
+    MAPPED.contains(&catalog) || super::OF_RELATIONS.iter().any(|(c, _)| *c == catalog)
+}
 
 /// The event triggers and their table, out of every picture (`backstop`
 /// is not a user's schema, and the pictures of event triggers leave these
@@ -115,11 +110,12 @@ impl Tracked {
         prepared: &mut Prepared,
     ) -> Result<Option<Changes>, postgres::Error> {
         let statement = prepared.get(client, &NEWS)?;
-        let rows = client.query(&statement, &[&self.since, &self.since8])?;
+        let rows =
+            client.query(&statement, &[&super::xid32(self.since), &self.since.to_string()])?;
         let mut inventory = Inventory { roles: BTreeSet::new(), ..self.inventory.clone() };
         let mut owners = BTreeSet::new();
         let (mut made, mut dropped) = (HashSet::new(), Vec::new());
-        let (mut search_path, mut horizon, mut since8, mut stamp) = (None, None, None, None);
+        let (mut search_path, mut horizon, mut stamp) = (None, None, None);
         let mut whole = false;
         let mut triggers = 0;
         for r in &rows {
@@ -132,7 +128,7 @@ impl Tracked {
                         return Ok(None);
                     };
                     let catalog: Option<String> = r.get(3);
-                    if !catalog.is_some_and(|c| MAPPED.contains(&c.as_str())) {
+                    if !catalog.is_some_and(|c| mapped(&c)) {
                         return Ok(None);
                     }
                     if tag == "made" {
@@ -147,7 +143,7 @@ impl Tracked {
                     let (kind, owner): (Option<String>, Option<u32>) = (r.get(3), r.get(6));
                     match (kind, owner) {
                         (Some(kind), Some(owner)) => {
-                            let o = Owner::of(if kind == "rt" { "r" } else { &kind }, owner);
+                            let o = super::owner_of(&kind, owner);
                             if kind == "rt" {
                                 inventory.tables.insert(owner);
                             }
@@ -174,8 +170,7 @@ impl Tracked {
                     triggers += 1;
                 }
                 "path" => search_path = text,
-                "since" => horizon = text,
-                "since8" => since8 = text,
+                "since" => horizon = Some(super::full_xid(text)),
                 "stamp" => stamp = text,
                 "on" => {
                     if text.as_deref() != Some("on") {
@@ -208,15 +203,14 @@ impl Tracked {
                 },
             }
         }
-        let (Some(search_path), Some(horizon), Some(since8)) = (search_path, horizon, since8)
-        else {
+        let (Some(search_path), Some(horizon)) = (search_path, horizon) else {
             return Ok(None);
         };
         if triggers != inventory.rows.keys().filter(|(c, _)| *c == PG_EVENT_TRIGGER).count() {
             return Ok(None);
         }
         whole |= inventory.roles != self.inventory.roles || search_path != self.search_path;
-        Ok(Some(Changes { inventory, owners, whole, horizon, since8, stamp }))
+        Ok(Some(Changes { inventory, owners, whole, horizon, stamp }))
     }
 }
 
@@ -224,8 +218,9 @@ impl Tracked {
 const PG_CLASS: u32 = 1259;
 const PG_EVENT_TRIGGER: u32 = 3466;
 
-/// The journal's news since `$1` (the listing's horizon) and `$2` (the
-/// same as a full transaction ID), each row `(tag, classid, objid, text,
+/// The journal's news since `$2` (the picture's horizon, a full
+/// transaction ID; `$1` its low 32 bits, as catalog rows' `xmin` holds
+/// them), each row `(tag, classid, objid, text,
 /// flag, text, owner)`: `made` and `dropped` rows as the journal holds
 /// them (with their catalog's name, whether a dropped one was a part of
 /// another, and the table of a dropped default, constraint, trigger,
@@ -233,14 +228,22 @@ const PG_EVENT_TRIGGER: u32 = 3466;
 /// row is newer than `$1` are or that depends on them, with its owner's
 /// kind and OID where the catalog is mapped (`rt` a table); `role` and
 /// `event trigger`, each with whether it changed; then the session's search_path, the
-/// next horizons, the stamp, and `on`, whether the event triggers fire.
+/// next horizon, the stamp, and `on`, whether the event triggers fire.
 static NEWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
+    let of_relations: String = super::OF_RELATIONS
+        .iter()
+        .map(|(catalog, rel)| {
+            format!(
+                "
+union all
+select 'r', o.{rel} from {catalog} o join pg_class c on c.oid = o.{rel}
+ where ch.classid = '{catalog}'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)"
+            )
+        })
+        .collect();
+    super::with_parts(&format!(
         "
-with recursive f as (select $1::text::xid as x),
-users as (select oid from pg_namespace
-           where nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
-             and nspname not like 'pg_temp%' and nspname not like 'pg_toast_temp%'),
+with recursive f as (select $1::text::xid as x), {{USERS}},
 j as (select classid, objid, dropped, part, rel from backstop.journal where at >= $2::text::xid8),
 changed(classid, objid) as (
     select classid, objid from j where not dropped and classid is not null
@@ -268,54 +271,37 @@ select 'event trigger', null, e.oid, null, age(e.xmin) <= age(f.x), null, null
 union all
 select 'path', null, null, null, null, current_setting('search_path'), null
 union all
-select 'since', null, null, null, null,
-       (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text, null
+select 'since', null, null, null, null, pg_snapshot_xmin(pg_current_snapshot())::text, null
 union all
-select 'since8', null, null, null, null, pg_snapshot_xmin(pg_current_snapshot())::text, null
-union all
-select 'stamp', null, null, null, null, ({STAMP}), null
+select 'stamp', null, null, null, null, ({{STAMP}}), null
 union all
 select 'on', null, null, null, null,
        case when coalesce(current_setting('event_triggers', true), 'on') = 'on'
              and (select count(*) from pg_event_trigger
                    where evtname like 'backstop\\_journal%' and evtenabled = 'A') = 2
             then 'on' end, null",
-        STAMP = super::STAMP
-    )
+        OWNER = OWNER.replace("{OF_RELATIONS}", &of_relations)
+    ))
 });
 
 /// The owner of the object `(ch.classid, ch.objid)`, as the listing
 /// names it (`r` a relation, `rt` a table, `t` a type, `f` a function,
 /// `n` a schema, `e` an extension); no row where it is not in a user's
-/// schema, or of a catalog not mapped.
+/// schema, or of a catalog not mapped. `{OF_RELATIONS}` stands for the
+/// parts of relations, one per catalog of [`super::OF_RELATIONS`].
 const OWNER: &str = "
-select case c.relkind when 'r' then 'rt' when 'c' then 't' else 'r' end,
-       case when c.relkind = 'c' then c.reltype else coalesce(x.indrelid, c.oid) end
+select {CLASS_OWNER}
   from pg_class c left join pg_index x on x.indexrelid = c.oid
  where ch.classid = 'pg_class'::regclass and c.oid = ch.objid and c.relnamespace in (select oid from users)
 union all
-select case when k.conrelid <> 0 then 'r' else 't' end,
-       case when k.conrelid <> 0 then k.conrelid else k.contypid end
+select {CONSTRAINT_OWNER}
   from pg_constraint k
- where ch.classid = 'pg_constraint'::regclass and k.oid = ch.objid and k.connamespace in (select oid from users)
-union all
-select 'r', o.tgrelid from pg_trigger o join pg_class c on c.oid = o.tgrelid
- where ch.classid = 'pg_trigger'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
-union all
-select 'r', o.polrelid from pg_policy o join pg_class c on c.oid = o.polrelid
- where ch.classid = 'pg_policy'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
-union all
-select 'r', o.ev_class from pg_rewrite o join pg_class c on c.oid = o.ev_class
- where ch.classid = 'pg_rewrite'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
-union all
-select 'r', o.adrelid from pg_attrdef o join pg_class c on c.oid = o.adrelid
- where ch.classid = 'pg_attrdef'::regclass and o.oid = ch.objid and c.relnamespace in (select oid from users)
+ where ch.classid = 'pg_constraint'::regclass and k.oid = ch.objid and k.connamespace in (select oid from users){OF_RELATIONS}
 union all
 select 'f', p.oid from pg_proc p
  where ch.classid = 'pg_proc'::regclass and p.oid = ch.objid and p.pronamespace in (select oid from users)
 union all
-select case when t.typrelid <> 0 then 'r' else 't' end,
-       case when t.typrelid <> 0 then t.typrelid else t.oid end
+select {TYPE_OWNER}
   from pg_type t
  where ch.classid = 'pg_type'::regclass and t.oid = ch.objid and t.typnamespace in (select oid from users)
 union all
