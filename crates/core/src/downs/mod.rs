@@ -24,6 +24,7 @@ mod around;
 mod calls;
 mod catalog;
 mod columns;
+mod compute;
 mod data;
 mod ddl;
 pub mod keep;
@@ -43,7 +44,7 @@ pub mod write;
 
 use serde::Serialize;
 
-pub use run::compute;
+pub use compute::compute;
 pub use toc::DumpError;
 
 use crate::migrate::ApplyError;

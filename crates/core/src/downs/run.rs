@@ -14,7 +14,7 @@ use postgres::Client;
 use super::ddl::joined;
 use super::picture::{Plan, State};
 use super::plan;
-use super::{catalog, data, toc, Computed, Down, DownsError, Options, Status};
+use super::{catalog, data, toc, Down, DownsError, Status};
 use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::pg::tracked::Tracked;
@@ -46,6 +46,7 @@ pub(super) struct Replay<'a> {
 
 /// Where a replay started: what an up that fails for want of an object
 /// names, so that a user who gave `--start` is not told to give it.
+#[derive(Clone)]
 pub(super) enum Start {
     /// The target's platform, copied by itself.
     Platform,
@@ -79,99 +80,19 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
     move |source| DownsError::Db(crate::pg::DbError::new(context, source))
 }
 
-/// Computes (or checks) the downs of `migrations` that `options` asks
-/// for, replaying the folder on a throwaway database on the server of
-/// `url`.
-pub fn compute(
-    url: &str,
-    migrations: &[Migration],
-    settings: &Settings,
-    options: &Options,
-    progress: &mut dyn Progress,
-) -> Result<Computed, DownsError> {
-    for v in &options.versions {
-        if !migrations.iter().any(|m| &m.version == v) {
-            return Err(DownsError::UnknownVersion { version: v.clone() });
-        }
-    }
-    // The replay's pictures hold the project's schema, not its tools' history.
-    let settings = &settings.on_copy();
-    let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
-        tool: "pg_dump",
-        why: crate::kit::error::chain(&e),
-    };
-    let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
-    progress.note(Note::Stage { index: 1, total: 0, name: "preparing the start of the replay" });
-    let server = {
-        let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
-        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?
-    };
-    let tools = tools.fit(server).map_err(tool_err)?;
-    let pg_dump = tools.dir.join("pg_dump");
-    let (mut workspace, start_notes, env) = super::start::open(url, migrations, options, &pg_dump)?;
-    let copy = workspace.copy("downs")?;
-    let copy_name = copy.dbname.clone();
-    let mut client = copy.connect()?;
-    crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
-    let mut prepared = Prepared::default();
-    let mut tracked = Tracked::read_journaled(&mut client, &mut prepared)
-        .map_err(db("reading the copy's schema"))?;
-    let start = match &options.start {
-        _ if options.from_target => Start::Target,
-        Some(_) => Start::Given(workspace.info.source.clone()),
-        None => Start::Platform,
-    };
-    // What reaches outside the database is never replayed.
-    let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
-    let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);
-    let mut replay = Replay {
-        client: &mut client,
-        copy,
-        pg_dump,
-        migrations: &replayed,
-        originals: migrations,
-        settings,
-        progress,
-        picture: None,
-        prepared: &mut prepared,
-        tracked: &mut tracked,
-        start,
-    };
-    let asked =
-        |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
-    // Only what the copy has not applied is replayed (a start from the
-    // target holds its history).
-    let status = migrate::status(&mut *replay.client, replay.migrations)?;
-    let pending: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
-    let todo: Vec<&Migration> = migrations
-        .iter()
-        .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
-        .collect();
-    let out = replay.replay_all(&todo, &asked)?;
-    drop(replay);
-    match env {
-        Some(env) => {
-            // Kept without the journal's triggers: its next reader makes them again.
-            crate::pg::tracked::remove_journal(&mut client).map_err(db("ending the journal"))?;
-            let at = (copy_name.as_str(), super::start::BASE);
-            super::kept::keep(workspace, client, at, migrations, &env);
-        }
-        None => drop(workspace),
-    }
-    let major = crate::pg::bins::major_of_num(server);
-    Ok(Computed { downs: out, start: start_notes, major })
-}
-
 impl Replay<'_> {
     /// Replays `todo` in order, working out the down of each that `asked`
     /// says; the ups of those between are applied together, just before
     /// the next one asked about (and not at all after the last).
-    fn replay_all(
+    /// `(first, total)`: how the progress numbers them (the first is
+    /// `first + 1` of `total`). With the downs, why the replay stopped, if
+    /// it did (every one asked about after that is unprovable).
+    pub(super) fn replay_all(
         &mut self,
         todo: &[&Migration],
         asked: &dyn Fn(&Migration) -> bool,
-    ) -> Result<Vec<Down>, DownsError> {
-        let total = todo.len();
+        (first, total): (usize, usize),
+    ) -> Result<(Vec<Down>, Option<String>), DownsError> {
         let mut out: Vec<Down> = Vec::new();
         let mut stopped: Option<String> = None;
         // The down whose proof ends where the next migration starts: its
@@ -205,8 +126,9 @@ impl Replay<'_> {
                     continue;
                 }
             }
-            let label = format!("{} ({}/{total})", m.label(), i + 1);
-            self.progress.note(Note::Stage { index: i + 1, total, name: &label });
+            let index = first + i + 1;
+            let label = format!("{} ({index}/{total})", m.label());
+            self.progress.note(Note::Stage { index, total, name: &label });
             let before = self.schema()?;
             let start = super::proofs::fingerprint(&before, self.originals);
             if let Some(at) = open_end.take() {
@@ -224,11 +146,11 @@ impl Replay<'_> {
         if let Some(at) = open_end {
             out[at].end = Some(super::proofs::fingerprint(&self.schema()?, self.originals));
         }
-        Ok(out)
+        Ok((out, stopped))
     }
 }
 
-fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
+pub(super) fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
     Down {
         version: m.version.clone(),
         name: m.name.clone(),

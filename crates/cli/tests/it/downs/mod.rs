@@ -194,6 +194,43 @@ fn an_up_only_history_gets_proved_downs_that_take_it_back_to_an_empty_schema() {
 }
 
 #[test]
+fn a_long_replay_cut_in_two_proves_every_down_and_stops_as_one_replay_would() {
+    let p = Project::new("downs_halves");
+    let role = role(&p);
+    history(&p, 4, &role);
+    let data = |v: &str| ["000011", "000023", "000035", "000047"].iter().any(|d| v.ends_with(d));
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        p.run_long(&["downs"])
+            .expect_code(0)
+            .expect_output("the replay ran in two halves side by side");
+    }
+    let downs = p.run_long(&["downs", "--format", "json"]).json();
+    let downs = downs.as_array().unwrap();
+    assert_eq!(downs.len(), 48);
+    for d in downs {
+        let want = if data(d["version"].as_str().unwrap()) { "irreversible" } else { "computed" };
+        assert_eq!((d["status"].as_str(), d["proved"].as_bool()), (Some(want), Some(true)), "{d:#}");
+    }
+
+    // An up of the first half that fails: nothing after it is proved,
+    // in either half.
+    p.migration("2024-01-01-000005a_broken", "ALTER TABLE nowhere ADD COLUMN x int;", None);
+    let downs = p.run_long(&["downs", "--format", "json"]).json();
+    let downs = downs.as_array().unwrap();
+    assert_eq!(downs.len(), 49);
+    for d in downs {
+        let version = d["version"].as_str().unwrap();
+        if version < "2024-01-01-000005a" {
+            assert_eq!(d["proved"], true, "{d:#}");
+        } else {
+            assert_eq!(d["status"], "unprovable", "{d:#}");
+            let notes = d["notes"].to_string();
+            assert!(notes.contains("not reached") || notes.contains("nowhere"), "{d:#}");
+        }
+    }
+}
+
+#[test]
 fn defective_hand_written_downs_get_proved_fixes() {
     let p = Project::new("downs_fixes");
     p.migration(

@@ -1,0 +1,259 @@
+//! The replay that computes downs (`backstop downs`, and the downs
+//! `migrate` keeps): the history replayed on a throwaway copy of its
+//! start, each down asked about worked out and proved on the way (`run`).
+//!
+//! A long replay is cut in two halves, each on a copy of its own, played
+//! side by side: the second copy first applies the ups of the first half
+//! as `migrate` applies them, then proves its own half while the first
+//! copy proves the first. The rule that keeps a defect from hiding: every
+//! down is still proved alone, against the picture of its copy just
+//! before its own up, and its start fingerprint is read on the copy it
+//! was proved on, so a chain of kept proofs breaks (and is proved again
+//! by the next run) wherever the two copies ever differ. The first half
+//! stopping (an up that fails) makes every down asked about after it
+//! unprovable, as one replay would. A history that changes what the whole
+//! server shares (a role, `ALTER SYSTEM`, a database, a `DO` block's
+//! dynamic SQL) is not cut: the two copies share a server, and one
+//! half's role would stand in the other's way.
+
+use postgres::Client;
+
+use super::run::{unprovable, Replay, Start};
+use super::{Computed, Down, DownsError, Options};
+use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
+use crate::pg::tracked::Tracked;
+use crate::pg::Prepared;
+use crate::rehearse::CopyDb;
+use crate::source::Migration;
+
+/// How many migrations asked about a replay holds before it is cut in
+/// two: below this, the second copy and the plain apply of the first
+/// half cost about what the cut saves.
+const CUT_FROM: usize = 40;
+
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+    move |source| DownsError::Db(crate::pg::DbError::new(context, source))
+}
+
+/// Computes (or checks) the downs of `migrations` that `options` asks
+/// for, replaying the folder on a throwaway database on the server of
+/// `url`.
+pub fn compute(
+    url: &str,
+    migrations: &[Migration],
+    settings: &Settings,
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Computed, DownsError> {
+    for v in &options.versions {
+        if !migrations.iter().any(|m| &m.version == v) {
+            return Err(DownsError::UnknownVersion { version: v.clone() });
+        }
+    }
+    // The replay's pictures hold the project's schema, not its tools' history.
+    let settings = &settings.on_copy();
+    let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
+        tool: "pg_dump",
+        why: crate::kit::error::chain(&e),
+    };
+    let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
+    progress.note(Note::Stage { index: 1, total: 0, name: "preparing the start of the replay" });
+    let server = {
+        let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?
+    };
+    let tools = tools.fit(server).map_err(tool_err)?;
+    let pg_dump = tools.dir.join("pg_dump");
+    let (mut workspace, mut start_notes, env) =
+        super::start::open(url, migrations, options, &pg_dump)?;
+    let copy = workspace.copy("downs")?;
+    let mut client = copy.connect()?;
+    crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+    let start = match &options.start {
+        _ if options.from_target => Start::Target,
+        Some(_) => Start::Given(workspace.info.source.clone()),
+        None => Start::Platform,
+    };
+    // What reaches outside the database is never replayed.
+    let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
+    let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);
+    let asked =
+        |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
+    // Only what the copy has not applied is replayed (a start from the
+    // target holds its history).
+    let status = migrate::status(&mut client, &replayed)?;
+    let pending: Vec<&str> = status.pending.iter().map(|p| p.version.as_str()).collect();
+    let todo: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
+        .collect();
+    let cut = cut_at(&todo, &asked);
+    let second = match cut {
+        Some(_) => Some(workspace.copy("downs_second_half")?),
+        None => None,
+    };
+    let half = Half { pg_dump: &pg_dump, migrations: (&replayed, migrations), settings, start };
+    let total = todo.len();
+    let (out, last) = match (cut, second) {
+        (Some(at), Some(second)) => {
+            let (first_half, second_half) = todo.split_at(at);
+            start_notes.push(format!(
+                "the replay ran in two halves side by side, each on a copy of its own: {} \
+                 migration(s), then {} from where the first half ends",
+                first_half.len(),
+                second_half.len()
+            ));
+            let (mut out, stopped, second_out) = std::thread::scope(|s| {
+                let other = s.spawn(|| half.second(&second, first_half, second_half, &asked));
+                let first = half.play(&mut client, &copy, first_half, &asked, (0, total), progress);
+                let second_out = other.join().expect("the second half's thread does not panic");
+                first.map(|(out, stopped)| (out, stopped, second_out))
+            })?;
+            let (second_out, second_client) = second_out?;
+            match stopped {
+                // As one replay: nothing after the stop is proved.
+                Some(why) => out.extend(
+                    second_half
+                        .iter()
+                        .filter(|m| asked(m))
+                        .map(|m| unprovable(m, Vec::new(), vec![why.clone()])),
+                ),
+                None => out.extend(second_out),
+            }
+            drop_copy(&workspace, client, &copy.dbname);
+            (out, (second_client, second))
+        }
+        _ => {
+            let (out, _) = half.play(&mut client, &copy, &todo, &asked, (0, total), progress)?;
+            (out, (client, copy))
+        }
+    };
+    let (mut client, copy) = last;
+    match env {
+        Some(env) => {
+            // Kept without the journal's triggers: its next reader makes them again.
+            crate::pg::tracked::remove_journal(&mut client).map_err(db("ending the journal"))?;
+            let at = (copy.dbname.as_str(), super::start::BASE);
+            super::kept::keep(workspace, client, at, migrations, &env);
+        }
+        None => drop(workspace),
+    }
+    let major = crate::pg::bins::major_of_num(server);
+    Ok(Computed { downs: out, start: start_notes, major })
+}
+
+/// Where `todo` is cut in two (the first migration of the second half),
+/// when it is long enough and the machine has a second core for it.
+fn cut_at(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let asked_count = todo.iter().filter(|m| asked(m)).count();
+    if cores < 2 || asked_count < CUT_FROM || todo.iter().any(|m| shares_server(m)) {
+        return None;
+    }
+    // The second half also applies the first half's ups, which cost
+    // about a fifth of a proof each: it takes a little less.
+    let mut seen = 0;
+    let want = asked_count * 9 / 20;
+    let at = todo.iter().rposition(|m| {
+        seen += usize::from(asked(m));
+        seen >= want
+    })?;
+    (at > 0).then_some(at)
+}
+
+/// Whether a statement of `m` (up or down) changes what the whole server
+/// shares, or may (`refs::reach`).
+fn shares_server(m: &Migration) -> bool {
+    std::iter::once(&m.up)
+        .chain(m.down.as_ref())
+        .flat_map(|f| &f.statements)
+        .any(|s| backstop_lint::refs::reach(&s.sql).is_some())
+}
+
+/// What both halves of a replay share.
+struct Half<'a> {
+    pg_dump: &'a std::path::Path,
+    /// The migrations as replayed and as written.
+    migrations: (&'a [Migration], &'a [Migration]),
+    settings: &'a Settings,
+    start: Start,
+}
+
+impl Half<'_> {
+    /// Replays `todo` on `copy` (session `client`): the downs, and why it
+    /// stopped, if it did.
+    fn play(
+        &self,
+        client: &mut Client,
+        copy: &CopyDb,
+        todo: &[&Migration],
+        asked: &dyn Fn(&Migration) -> bool,
+        numbering: (usize, usize),
+        progress: &mut dyn Progress,
+    ) -> Result<(Vec<Down>, Option<String>), DownsError> {
+        let mut prepared = Prepared::default();
+        let mut tracked = Tracked::read_journaled(&mut *client, &mut prepared)
+            .map_err(db("reading the copy's schema"))?;
+        let mut replay = Replay::over(
+            client,
+            copy.clone(),
+            self.pg_dump.to_path_buf(),
+            self.migrations,
+            self.settings,
+            progress,
+            (&mut tracked, &mut prepared),
+            self.start.clone(),
+        );
+        replay.replay_all(todo, asked, numbering)
+    }
+
+    /// The second half on its copy: the ups of `before` applied as
+    /// `migrate` applies them, then `todo` replayed. Its downs, and its
+    /// session (the copy is where the whole replay ends).
+    fn second(
+        &self,
+        copy: &CopyDb,
+        before: &[&Migration],
+        todo: &[&Migration],
+        asked: &(dyn Fn(&Migration) -> bool + Sync),
+    ) -> Result<(Vec<Down>, Client), DownsError> {
+        let mut client = copy.connect()?;
+        crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
+        let last = before.last().expect("a cut leaves a first half");
+        let opts = MigrateOptions {
+            to: Some(last.version.clone()),
+            allow_out_of_order: true,
+            ..Default::default()
+        };
+        let quiet = &mut migrate::Quiet;
+        let report =
+            migrate::migrate(&mut client, self.migrations.0, self.settings, &opts, &mut [], quiet)?;
+        if let Some(f) = report.failure {
+            // The first half stops there too, and says so for these.
+            let why = format!(
+                "not reached: the up of {} fails on the replayed database: {}",
+                f.version, f.message
+            );
+            let out = todo
+                .iter()
+                .filter(|m| asked(m))
+                .map(|m| unprovable(m, Vec::new(), vec![why.clone()]));
+            return Ok((out.collect(), client));
+        }
+        let total = before.len() + todo.len();
+        let (out, _) = self.play(&mut client, copy, todo, asked, (before.len(), total), quiet)?;
+        Ok((out, client))
+    }
+}
+
+/// Drops the first half's copy (its session ends here), so that the
+/// cluster kept for the next run holds only where the replay ended.
+fn drop_copy(workspace: &crate::rehearse::Workspace, client: Client, dbname: &str) {
+    drop(client);
+    let Some(cluster) = workspace.cluster() else { return };
+    if let Ok(mut admin) = cluster.connect("postgres") {
+        let sql =
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", crate::pg::quote_ident(dbname));
+        let _ = admin.batch_execute(&sql);
+    }
+}
