@@ -87,7 +87,7 @@ pub fn compute(
         .iter()
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
-    let cut = cut_at(&todo, &asked);
+    let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
     let second = match cut {
         Some(_) => Some(workspace.copy("downs_second_half")?),
         None => None,

@@ -130,7 +130,9 @@ pub struct Workspace {
     /// A URL to the server the copies live on, database part replaced per copy.
     server_url: String,
     template: String,
-    made: Vec<String>,
+    /// Every database made here, dropped with the workspace (a lock: a
+    /// scenario played beside the round trips adopts what it restores).
+    made: std::sync::Mutex<Vec<String>>,
     cluster: Option<Cluster>,
     run_id: String,
     /// The database copies are marked as copies of (for `status`).
@@ -385,7 +387,7 @@ impl Workspace {
             server_url,
             template: template.to_string(),
             of: template.to_string(),
-            made: Vec::new(),
+            made: std::sync::Mutex::new(Vec::new()),
             cluster,
             run_id,
             info,
@@ -484,6 +486,14 @@ impl Workspace {
         w
     }
 
+    /// Whether sessions may work on copies side by side: not where the
+    /// cluster preloads a library that works in one database only
+    /// (pg_cron), which follows the copy made last and restarts the
+    /// server for it.
+    pub fn side_by_side(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| !c.preload().names_database())
+    }
+
     /// The throwaway cluster the copies are made in, if they are.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
@@ -492,21 +502,25 @@ impl Workspace {
     /// That cluster taken out with every copy in it: the caller owns it
     /// and its databases from then on.
     pub fn into_cluster(mut self) -> Option<Cluster> {
-        self.made.clear();
+        self.made_mut().clear();
         self.cluster.take()
     }
 
     /// Takes over cleaning up a database made from a copy (e.g. the
     /// pre-restore snapshot a restore leaves beside it).
-    pub fn adopt(&mut self, dbname: &str) {
-        self.made.push(dbname.to_string());
+    pub fn adopt(&self, dbname: &str) {
+        self.made.lock().unwrap_or_else(|e| e.into_inner()).push(dbname.to_string());
+    }
+
+    fn made_mut(&mut self) -> &mut Vec<String> {
+        self.made.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes a new copy.
     pub fn copy(&mut self, label: &str) -> Result<CopyDb, RehearseError> {
-        let name = format!("{PREFIX}{}_{}_{label}", self.run_id, self.made.len());
-        if let (Some(source), Some(first), false) =
-            (&self.isolated_from, &self.cluster, self.made.is_empty())
+        let made = self.made_mut().len();
+        let name = format!("{PREFIX}{}_{made}_{label}", self.run_id);
+        if let (Some(source), Some(first), false) = (&self.isolated_from, &self.cluster, made == 0)
         {
             // The first copy's migrations may have made roles: the next
             // copy starts in a cluster of its own, from the untouched base.
@@ -522,7 +536,7 @@ impl Workspace {
             let mut there = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
             let _ = super::globals::apply_database_settings(&mut there, &name, &settings);
             pipe_dump(cluster.bin(), &first.url(&self.template), &cluster.url(&name), &[])?;
-            self.made.push(name.clone());
+            self.made_mut().push(name.clone());
             let copy = CopyDb { server_url: cluster.url(&name), dbname: name };
             self.more.push(cluster);
             return Ok(copy);
@@ -547,7 +561,7 @@ impl Workspace {
             .map_err(|source| {
                 RehearseError::Db(crate::pg::DbError::new("copying the database", source))
             })?;
-        self.made.push(name.clone());
+        self.made_mut().push(name.clone());
         // A template copy does not carry the database's own settings.
         let settings = super::globals::database_settings(&mut admin, &self.template)
             .map_err(db_err("reading the database's settings"))?;
@@ -565,11 +579,12 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
-        if self.cluster.is_some() || self.made.is_empty() {
+        let made = std::mem::take(self.made_mut());
+        if self.cluster.is_some() || made.is_empty() {
             return; // a cluster takes its databases with it
         }
         if let Ok(mut admin) = admin(&self.server_url) {
-            for name in &self.made {
+            for name in &made {
                 let _ = admin.batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     quote_ident(name)

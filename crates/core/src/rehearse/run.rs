@@ -209,36 +209,82 @@ pub fn rehearse(
 
     let baseline = verify_baseline(&mut client, options)?;
     let mut tracing = Tracing::new(progress);
-    let trips = RoundTrips::run(
-        &mut client,
-        &main_copy,
-        &mut prepared,
-        &mut tracked,
-        migrations,
-        &todo,
-        settings,
-        options,
-        &mut stages,
-        &mut tracing,
-        maker,
-    )?;
+    // Scenarios A, B and C play on copies of their own beside the round
+    // trips (each is a session and about a core): nothing they do reaches
+    // the round trips' copy. Where copies cannot be worked on side by
+    // side, they play after.
+    let beside = match workspace.side_by_side() {
+        true => scenario_copies(&mut workspace, &todo)?,
+        false => None,
+    };
+    let (trips, scenarios) = std::thread::scope(|s| {
+        let played = beside.as_ref().map(|copies| {
+            let workspace = &workspace;
+            let todo = &todo;
+            s.spawn(move || play_scenarios(copies, workspace, migrations, settings, todo))
+        });
+        let trips = RoundTrips::run(
+            &mut client,
+            &main_copy,
+            &mut prepared,
+            &mut tracked,
+            migrations,
+            &todo,
+            settings,
+            options,
+            &mut stages,
+            &mut tracing,
+            maker,
+        )
+        .and_then(|mut trips| {
+            if let (Some(plan), true) = (&options.verify, !trips.stopped && !todo.is_empty()) {
+                if !plan.section.checks.is_empty() {
+                    stages.next(tracing.inner, "the [verify] suite on the migrated copy");
+                    trips.steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
+                }
+            }
+            Ok(trips)
+        });
+        let scenarios = played.map(|p| p.join().expect("the scenarios' thread does not panic"));
+        (trips, scenarios)
+    });
+    let trips = trips?;
     steps.extend(trips.steps);
-    if let (Some(plan), true) = (&options.verify, !trips.stopped && !todo.is_empty()) {
-        if !plan.section.checks.is_empty() {
-            stages.next(tracing.inner, "the [verify] suite on the migrated copy");
-            steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
-        }
-    }
     drop(client);
-
-    let scenarios = play_scenarios(
-        &mut workspace,
-        migrations,
-        (settings, options),
-        &todo,
-        &mut stages,
-        tracing.inner,
-    )?;
+    let mut scenarios = match scenarios {
+        Some(played) => played?,
+        // Each copy made just before its scenario plays on it.
+        None if todo.is_empty() => Vec::new(),
+        None => {
+            let mut played = Vec::new();
+            for (which, label) in SCENARIOS.iter().enumerate() {
+                let copy = workspace.copy(label)?;
+                played.push(play(which, &copy, &workspace, migrations, settings, &todo)?);
+            }
+            played
+        }
+    };
+    for name in [
+        "A: a failure mid-migration",
+        "B: restore the pre-migration backup",
+        "C: damage, export, downs, restore",
+    ]
+    .iter()
+    .take(scenarios.len())
+    {
+        stages.next(tracing.inner, &format!("scenario {name}"));
+    }
+    if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
+        stages.next(tracing.inner, "expand, rollback and contract");
+        let played = super::shapes::scenario_expand(
+            &mut workspace,
+            migrations,
+            settings,
+            schema,
+            tracing.inner,
+        )?;
+        scenarios.push(played);
+    }
     let lossy = lossy::find(&todo);
     let ok = passed(&steps, &trips.round_trip, &scenarios);
     Ok(Rehearsal {
@@ -520,36 +566,49 @@ fn verify_step(
     Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
 }
 
-/// Plays scenarios A, B and C, each on a fresh copy; none when nothing is
-/// pending.
-fn play_scenarios(
+/// The copies scenarios A, B and C play on, by label.
+const SCENARIOS: [&str; 3] = ["scenario_a", "scenario_b", "scenario_c"];
+
+/// The copies scenarios A, B and C play on, made before the round trips
+/// start; none when nothing is pending.
+fn scenario_copies(
     workspace: &mut Workspace,
-    migrations: &[Migration],
-    (settings, options): (&Settings, &Options),
     todo: &[Migration],
-    stages: &mut Stages,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Scenario>, RehearseError> {
-    let mut scenarios = Vec::new();
+) -> Result<Option<Vec<CopyDb>>, RehearseError> {
     if todo.is_empty() {
-        return Ok(scenarios);
+        return Ok(None);
     }
-    stages.next(progress, "scenario A: a failure mid-migration");
-    let copy = workspace.copy("scenario_a")?;
-    scenarios.push(scenario_a(&copy, migrations, settings, todo, progress)?);
-    stages.next(progress, "scenario B: restore the pre-migration backup");
-    let copy = workspace.copy("scenario_b")?;
-    scenarios.push(scenario_b(&copy, workspace, migrations, settings, todo, progress)?);
-    stages.next(progress, "scenario C: damage, export, downs, restore");
-    let copy = workspace.copy("scenario_c")?;
-    scenarios.push(scenario_c(&copy, workspace, migrations, settings, todo, progress)?);
-    if let Some(schema) = &options.expand {
-        stages.next(progress, "expand, rollback and contract");
-        let played =
-            super::shapes::scenario_expand(workspace, migrations, settings, schema, progress)?;
-        scenarios.push(played);
+    Ok(Some(SCENARIOS.iter().map(|label| workspace.copy(label)).collect::<Result<_, _>>()?))
+}
+
+/// Plays scenarios A, B and C, each on its copy, without a word: the
+/// rehearsal names each when the round trips are done.
+fn play_scenarios(
+    copies: &[CopyDb],
+    workspace: &Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+) -> Result<Vec<Scenario>, RehearseError> {
+    let each = copies.iter().enumerate();
+    each.map(|(which, copy)| play(which, copy, workspace, migrations, settings, todo)).collect()
+}
+
+/// Plays scenario A, B or C (`which`: 0, 1 or 2) on `copy`.
+fn play(
+    which: usize,
+    copy: &CopyDb,
+    workspace: &Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+) -> Result<Scenario, RehearseError> {
+    let quiet = &mut migrate::Quiet;
+    match which {
+        0 => scenario_a(copy, migrations, settings, todo, quiet),
+        1 => scenario_b(copy, workspace, migrations, settings, todo, quiet),
+        _ => scenario_c(copy, workspace, migrations, settings, todo, quiet),
     }
-    Ok(scenarios)
 }
 
 #[cfg(test)]

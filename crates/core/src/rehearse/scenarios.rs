@@ -144,7 +144,7 @@ const LATE_ROWS: i64 = 25;
 /// pre-restore snapshot.
 pub(super) fn scenario_b(
     copy: &CopyDb,
-    workspace: &mut Workspace,
+    workspace: &Workspace,
     migrations: &[Migration],
     settings: &Settings,
     todo: &[Migration],
@@ -280,7 +280,7 @@ fn restore_time(restore_ms: u64) -> String {
 /// the downs run; the backup is restored; the copy must equal the start.
 pub(super) fn scenario_c(
     copy: &CopyDb,
-    workspace: &mut Workspace,
+    workspace: &Workspace,
     migrations: &[Migration],
     settings: &Settings,
     todo: &[Migration],

@@ -209,7 +209,11 @@ fn a_long_replay_cut_in_two_proves_every_down_and_stops_as_one_replay_would() {
     assert_eq!(downs.len(), 48);
     for d in downs {
         let want = if data(d["version"].as_str().unwrap()) { "irreversible" } else { "computed" };
-        assert_eq!((d["status"].as_str(), d["proved"].as_bool()), (Some(want), Some(true)), "{d:#}");
+        assert_eq!(
+            (d["status"].as_str(), d["proved"].as_bool()),
+            (Some(want), Some(true)),
+            "{d:#}"
+        );
     }
 
     // An up of the first half that fails: nothing after it is proved,
