@@ -6,6 +6,7 @@ mod text;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use backstop_core::downs::proofs;
@@ -79,6 +80,20 @@ struct RehearseProgress {
     log: Option<std::io::BufWriter<std::fs::File>>,
     stages: bool,
     echo: bool,
+    /// The statement lines of work done beside the rehearsal's own (a
+    /// second copy), kept until it rejoins: the log reads copy by copy.
+    beside: Vec<Arc<Mutex<Vec<String>>>>,
+}
+
+/// The progress of work beside a rehearsal's own: its statement lines, kept.
+struct Beside(Arc<Mutex<Vec<String>>>);
+
+impl Progress for Beside {
+    fn note(&mut self, note: Note<'_>) {
+        if !matches!(note, Note::Stage { .. }) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(note_line(note));
+        }
+    }
 }
 
 impl Progress for RehearseProgress {
@@ -90,6 +105,25 @@ impl Progress for RehearseProgress {
         }
         if (stage && self.stages) || (!stage && self.echo) {
             let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+
+    fn beside(&mut self) -> Box<dyn Progress + Send> {
+        let lines = Arc::default();
+        self.beside.push(Arc::clone(&lines));
+        Box::new(Beside(lines))
+    }
+
+    fn rejoin(&mut self) {
+        for lines in std::mem::take(&mut self.beside) {
+            for line in std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner())) {
+                if let Some(log) = self.log.as_mut() {
+                    let _ = writeln!(log, "{line}");
+                }
+                if self.echo {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
+            }
         }
     }
 }
@@ -193,6 +227,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         log: Some(std::io::BufWriter::new(log)),
         stages: text,
         echo: text && args.verbose,
+        beside: Vec::new(),
     };
     let mut store = proofs::Store::open(&ctx.config.rehearse.proofs);
     let rehearsed = backstop_core::downs::maker::rehearse(

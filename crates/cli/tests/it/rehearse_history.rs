@@ -124,5 +124,33 @@ fn a_long_history_reads_as_a_summary_then_the_details_of_each_failing_migration(
     let log = lines.iter().find_map(|l| l.strip_prefix("statements run: ")).expect("log path");
     let logged = std::fs::read_to_string(p.path().join(log)).unwrap();
     assert!(logged.contains("00001 up step 1/2 CREATE TABLE t0"), "{}", &logged[..200]);
+    // The second half's copy (a run this long is cut in two) logs too.
+    assert!(logged.contains("  00090 up step 1/"), "{}", &logged[logged.len() - 400..]);
     assert!(!run.stderr.contains("up step"), "statements are not echoed without --verbose");
+}
+
+#[test]
+fn a_run_cut_in_two_stops_where_one_run_would() {
+    let p = Project::new("rh_cut_stop");
+    for i in 0..45 {
+        let up = match i {
+            4 => "ALTER TABLE nowhere ADD COLUMN x int;".to_string(),
+            _ => format!("CREATE TABLE t{i} (id int PRIMARY KEY, note text);"),
+        };
+        p.migration(&format!("{}_m{i}", version(i)), &up, Some(&format!("DROP TABLE t{i};")));
+    }
+    let json = p.run(&["rehearse", "--format", "json"]).json();
+    let classes: Vec<&str> = json["round_trip"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["class"].as_str().unwrap())
+        .collect();
+    let mut want = vec!["ok"; 4];
+    want.push("up_fails");
+    want.extend(["not_rehearsed"; 40]);
+    assert_eq!(classes, want);
+    // The last, in the second half, says why as one run would.
+    let last = &json["round_trip"]["migrations"][44]["detail"];
+    assert!(last.as_str().unwrap().contains("00005_m4 left the copy"), "{last}");
 }

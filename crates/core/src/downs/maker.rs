@@ -4,6 +4,7 @@
 //! `DownMaker`), and each proof kept in the store for `migrate` to reuse.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use postgres::Client;
 
@@ -13,7 +14,7 @@ use super::{keep, Down, DownsError, Status};
 use crate::migrate::{Progress, Settings};
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
-use crate::rehearse::{self, CopyDb, DownMaker, Made, MadeDown, Rehearsal, RehearseError};
+use crate::rehearse::{self, CopyDb, DownMaker, Made, MadeDown, Makers, Rehearsal, RehearseError};
 use crate::source::Migration;
 
 /// Works out and proves downs on a rehearsal's copy, remembering what it
@@ -23,14 +24,32 @@ pub struct Maker<'a> {
     /// calls that reach outside taken out).
     originals: &'a [Migration],
     pg_dump: Option<PathBuf>,
+    /// What every maker of the rehearsal made, this one and those it gave
+    /// a second copy (`beside`).
+    made: Arc<Mutex<Record>>,
+}
+
+/// The downs made, and the major of the server they were proved on.
+#[derive(Default)]
+struct Record {
+    downs: Vec<Down>,
     major: u32,
-    /// Every down made, in order.
-    pub made: Vec<Down>,
 }
 
 impl<'a> Maker<'a> {
     pub fn new(originals: &'a [Migration]) -> Maker<'a> {
-        Maker { originals, pg_dump: None, major: 0, made: Vec::new() }
+        Maker { originals, pg_dump: None, made: Arc::default() }
+    }
+
+    /// A maker for a second copy worked on beside this one's, whose downs
+    /// join this one's.
+    pub fn beside(&self) -> Maker<'a> {
+        let made = Arc::clone(&self.made);
+        Maker { originals: self.originals, pg_dump: self.pg_dump.clone(), made }
+    }
+
+    fn made_lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.made.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `pg_dump` for the copy's server, found once.
@@ -45,7 +64,7 @@ impl<'a> Maker<'a> {
         let server = crate::pg::server_version_num(client).map_err(|e| {
             DownsError::Db(crate::pg::DbError::new("reading the server version", e))
         })?;
-        self.major = crate::pg::bins::major_of_num(server);
+        self.made_lock().major = crate::pg::bins::major_of_num(server);
         let tools = crate::backup::tools::Tools::find().and_then(|t| t.fit(server));
         let path = tools.map_err(tool_err)?.dir.join("pg_dump");
         self.pg_dump = Some(path.clone());
@@ -136,7 +155,7 @@ impl DownMaker for Maker<'_> {
                 stops,
             },
         };
-        self.made.push(down);
+        self.made_lock().downs.push(down);
         Ok(made)
     }
 
@@ -159,14 +178,16 @@ pub fn rehearse(
     progress: &mut dyn Progress,
 ) -> Result<(Rehearsal, Vec<String>), RehearseError> {
     let mut maker = Maker::new(migrations);
-    let r =
-        rehearse::rehearse(source_url, migrations, settings, options, Some(&mut maker), progress)?;
+    let mut second = maker.beside();
+    let makers = Makers { first: &mut maker, second: &mut second };
+    let r = rehearse::rehearse(source_url, migrations, settings, options, Some(makers), progress)?;
     let mut notes: Vec<String> =
         store.note.take().map(|n| format!("note: {n}")).into_iter().collect();
     let mut kept = 0;
-    for d in &maker.made {
+    let made = std::mem::take(&mut *maker.made_lock());
+    for d in &made.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
-        if let Some(proof) = keep::proof_of(m, d, maker.major, "rehearse") {
+        if let Some(proof) = keep::proof_of(m, d, made.major, "rehearse") {
             store.put(proof);
             kept += 1;
         }

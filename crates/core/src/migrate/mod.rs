@@ -89,6 +89,14 @@ pub trait Progress {
     fn trace_locks(&self) -> bool {
         false
     }
+    /// A progress for work done beside this run's (a second copy of a
+    /// rehearsal, on another thread), whose notes this one takes back at
+    /// [`Progress::rejoin`]; by default they are not said.
+    fn beside(&mut self) -> Box<dyn Progress + Send> {
+        Box::new(Quiet)
+    }
+    /// Takes back what was noted beside this run since [`Progress::beside`].
+    fn rejoin(&mut self) {}
 }
 
 /// A [`Progress`] that says nothing.

@@ -66,6 +66,13 @@ pub trait DownMaker {
     fn moved(&mut self);
 }
 
+/// The makers of a rehearsal: one for its copy, and one for a second
+/// copy worked on beside it (`trips`), whose downs join the first's.
+pub struct Makers<'a> {
+    pub first: &'a mut dyn DownMaker,
+    pub second: &'a mut (dyn DownMaker + Send),
+}
+
 /// The round trip of `m`, which has no down, through `maker`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn round_trip(

@@ -78,6 +78,14 @@ impl Progress for Tracing<'_> {
     fn trace_locks(&self) -> bool {
         true
     }
+
+    fn beside(&mut self) -> Box<dyn Progress + Send> {
+        self.inner.beside()
+    }
+
+    fn rejoin(&mut self) {
+        self.inner.rejoin()
+    }
 }
 
 impl Tracing<'_> {

@@ -10,6 +10,7 @@
 //! what a rehearsal found, `snapshot` compares copies and `locks` turns
 //! lock traces into the report's rows.
 
+mod beside;
 mod clone;
 mod computed;
 pub mod config;
@@ -32,6 +33,7 @@ mod shapes;
 mod snapshot;
 mod splits;
 pub mod summary;
+mod trips;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,7 +46,7 @@ use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
 pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
-pub use computed::{DownMaker, Made, MadeDown};
+pub use computed::{DownMaker, Made, MadeDown, Makers};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

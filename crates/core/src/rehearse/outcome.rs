@@ -92,9 +92,22 @@ pub struct RoundTrip {
     /// require_down`).
     #[serde(default)]
     pub require_down: bool,
+    /// How long the round trips took from the first to the last (two
+    /// halves side by side count once); 0 in records older than it.
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 impl RoundTrip {
+    /// How long the round trips took, from `steps` (theirs) where the
+    /// record does not say.
+    pub fn took_ms<'s>(&self, steps: impl Iterator<Item = &'s Step>) -> u64 {
+        match self.duration_ms {
+            0 => steps.map(|s| s.duration_ms).sum(),
+            d => d,
+        }
+    }
+
     /// Adds one migration's trip; its differences are also gathered for
     /// the whole run, so the report lists what every down misses in one
     /// place.

@@ -147,7 +147,7 @@ pub fn markdown(r: &Rehearsal) -> Result<String, minijinja::Error> {
         r.steps.iter().partition(|s| s.name.starts_with("round trip"));
     // The time of all round trips, when there were any.
     let round_trips_ms =
-        (!trip_steps.is_empty()).then(|| trip_steps.iter().map(|s| s.duration_ms).sum::<u64>());
+        (!trip_steps.is_empty()).then(|| r.round_trip.took_ms(trip_steps.iter().copied()));
     let failing = failing(r);
     let fixable: Vec<&str> =
         failing.iter().filter(|t| t.fix.is_some()).map(|t| t.version).collect();
@@ -278,6 +278,7 @@ mod tests {
                 differences: vec![difference("down.sql of 2 does not restore: table t")],
                 cosmetic: vec![difference("down of 2: column position of t.a")],
                 require_down: false,
+                duration_ms: 0,
             },
             scenarios: vec![
                 Scenario {

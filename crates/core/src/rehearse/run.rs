@@ -8,42 +8,18 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use super::clone::{CopyDb, Workspace};
-use super::computed::{self, DownMaker};
+use super::clone::Workspace;
+use super::computed::Makers;
 use super::dump::db_err;
 use super::gate::key_of;
 use super::locks::Tracing;
-use super::outcome::{passed, LockRow, Rehearsal, Rehearsed, RoundTrip, Scenario, Step, TripClass};
-use super::round_trip::{round_trip_one, OneTrip};
-use super::scenarios::{scenario_a, scenario_b, scenario_c};
+use super::outcome::{passed, Rehearsal, Rehearsed, Step};
 use super::snapshot::{track, Snapshot};
-use super::{lossy, ms, Options, RehearseError, VerifyPlan};
+use super::trips::{OnCopy, Stages};
+use super::{lossy, ms, Options, RehearseError};
 use crate::migrate::{self, ApplyError, Note, Progress, Settings};
-use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
 use crate::source::Migration;
-
-/// Counts the rehearsal's steps for the progress line.
-struct Stages {
-    done: usize,
-    total: usize,
-}
-
-impl Stages {
-    /// The copy is stage 1 and done; then the snapshot, a round trip per
-    /// pending migration and, when any is pending, the `[verify]` suite
-    /// (when it has checks) and the three scenarios.
-    fn new(pending: usize, verifies: bool, expands: bool) -> Stages {
-        let after = 3 + usize::from(verifies) + usize::from(expands);
-        let after_trips = if pending == 0 { 0 } else { after };
-        Stages { done: 1, total: 2 + pending + after_trips }
-    }
-
-    fn next(&mut self, progress: &mut dyn Progress, name: &str) {
-        self.done += 1;
-        progress.note(Note::Stage { index: self.done, total: self.total, name });
-    }
-}
 
 /// Which of `migrations` are pending on the copy, within `range`.
 fn pending<'m>(
@@ -141,14 +117,14 @@ fn server_reach(
 }
 
 /// Rehearses the pending migrations of the database at `source_url`; the
-/// downs of those that have none are worked out and proved by `maker`,
-/// where one is given (otherwise their trip is `no down`).
+/// downs of those that have none are worked out and proved by `makers`,
+/// where they are given (otherwise their trip is `no down`).
 pub fn rehearse(
     source_url: &str,
     migrations: &[Migration],
     settings: &Settings,
     options: &Options,
-    maker: Option<&mut dyn DownMaker>,
+    makers: Option<Makers<'_>>,
     progress: &mut dyn Progress,
 ) -> Result<Rehearsal, RehearseError> {
     // The copy is thrown away: its tools' histories are not kept in step.
@@ -166,6 +142,7 @@ pub fn rehearse(
     let t = Instant::now();
     progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
     let (isolate, extensions) = server_reach(source_url, migrations, options)?;
+    let isolated = isolate.is_some();
     let mut workspace = Workspace::open(source_url, options, isolate, &extensions)?;
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
@@ -209,82 +186,25 @@ pub fn rehearse(
 
     let baseline = verify_baseline(&mut client, options)?;
     let mut tracing = Tracing::new(progress);
-    // Scenarios A, B and C play on copies of their own beside the round
-    // trips (each is a session and about a core): nothing they do reaches
-    // the round trips' copy. Where copies cannot be worked on side by
-    // side, they play after.
-    let beside = match workspace.side_by_side() {
-        true => scenario_copies(&mut workspace, &todo)?,
-        false => None,
+    let main = OnCopy {
+        client: &mut client,
+        copy: &main_copy,
+        prepared: &mut prepared,
+        tracked: &mut tracked,
     };
-    let (trips, scenarios) = std::thread::scope(|s| {
-        let played = beside.as_ref().map(|copies| {
-            let workspace = &workspace;
-            let todo = &todo;
-            s.spawn(move || play_scenarios(copies, workspace, migrations, settings, todo))
-        });
-        let trips = RoundTrips::run(
-            &mut client,
-            &main_copy,
-            &mut prepared,
-            &mut tracked,
-            migrations,
-            &todo,
-            settings,
-            options,
-            &mut stages,
-            &mut tracing,
-            maker,
-        )
-        .and_then(|mut trips| {
-            if let (Some(plan), true) = (&options.verify, !trips.stopped && !todo.is_empty()) {
-                if !plan.section.checks.is_empty() {
-                    stages.next(tracing.inner, "the [verify] suite on the migrated copy");
-                    trips.steps.push(verify_step(&mut client, &main_copy, plan, baseline)?);
-                }
-            }
-            Ok(trips)
-        });
-        let scenarios = played.map(|p| p.join().expect("the scenarios' thread does not panic"));
-        (trips, scenarios)
-    });
-    let trips = trips?;
-    steps.extend(trips.steps);
+    let played = super::beside::play(
+        &mut workspace,
+        main,
+        (migrations, &todo),
+        (settings, options),
+        isolated,
+        (&mut stages, &mut tracing),
+        makers,
+        baseline,
+    )?;
     drop(client);
-    let mut scenarios = match scenarios {
-        Some(played) => played?,
-        // Each copy made just before its scenario plays on it.
-        None if todo.is_empty() => Vec::new(),
-        None => {
-            let mut played = Vec::new();
-            for (which, label) in SCENARIOS.iter().enumerate() {
-                let copy = workspace.copy(label)?;
-                played.push(play(which, &copy, &workspace, migrations, settings, &todo)?);
-            }
-            played
-        }
-    };
-    for name in [
-        "A: a failure mid-migration",
-        "B: restore the pre-migration backup",
-        "C: damage, export, downs, restore",
-    ]
-    .iter()
-    .take(scenarios.len())
-    {
-        stages.next(tracing.inner, &format!("scenario {name}"));
-    }
-    if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
-        stages.next(tracing.inner, "expand, rollback and contract");
-        let played = super::shapes::scenario_expand(
-            &mut workspace,
-            migrations,
-            settings,
-            schema,
-            tracing.inner,
-        )?;
-        scenarios.push(played);
-    }
+    let (trips, scenarios) = played;
+    steps.extend(trips.steps);
     let lossy = lossy::find(&todo);
     let ok = passed(&steps, &trips.round_trip, &scenarios);
     Ok(Rehearsal {
@@ -436,212 +356,9 @@ fn verify_baseline(
     })
 }
 
-/// What the round trips of all pending migrations found: the trips, the
-/// locks the ups took, a step per migration, and whether the copy was left
-/// where later migrations (and the `[verify]` suite) cannot run on it.
-struct RoundTrips {
-    round_trip: RoundTrip,
-    locks: Vec<LockRow>,
-    steps: Vec<Step>,
-    stopped: bool,
-}
-
-impl RoundTrips {
-    /// Round-trips each of `todo` in order on the copy, each from the state
-    /// after the ups before it.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        client: &mut Client,
-        copy: &CopyDb,
-        prepared: &mut Prepared,
-        tracked: &mut Tracked,
-        migrations: &[Migration],
-        todo: &[Migration],
-        settings: &Settings,
-        options: &Options,
-        stages: &mut Stages,
-        tracing: &mut Tracing<'_>,
-        mut maker: Option<&mut dyn DownMaker>,
-    ) -> Result<RoundTrips, RehearseError> {
-        let mut out = RoundTrips {
-            round_trip: RoundTrip::default(),
-            locks: Vec::new(),
-            steps: Vec::new(),
-            stopped: false,
-        };
-        // Only this run's migrations may be applied on the copy, in order.
-        let mut known: Vec<Migration> = migrations
-            .iter()
-            .filter(|m| !todo.iter().any(|t| t.version == m.version))
-            .cloned()
-            .collect();
-        // Set when the copy can no longer stand for the state after the
-        // migrations so far: an up failed, or a down that commits left it
-        // changed and the up would not apply again.
-        let mut stopped: Option<String> = None;
-        for m in todo {
-            known.push(m.clone());
-            stages.next(tracing.inner, &format!("round trip {}", m.label()));
-            let mut trip = match (&stopped, maker.as_deref_mut()) {
-                (Some(why), _) => OneTrip::not_rehearsed(m, why),
-                (None, Some(maker)) if m.down.is_none() => computed::round_trip(
-                    client,
-                    copy,
-                    (tracked, prepared),
-                    &known,
-                    settings,
-                    m,
-                    tracing,
-                    maker,
-                )?,
-                (None, maker) => {
-                    if let Some(maker) = maker {
-                        maker.moved();
-                    }
-                    round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?
-                }
-            };
-            let accepted = options.accept_irreversible.iter().find(|(v, _)| *v == m.version);
-            let irreversible =
-                matches!(trip.trip.class, TripClass::DataIrreversible | TripClass::Irreversible);
-            if let (true, Some((_, reason))) = (irreversible, accepted) {
-                trip.trip.class = TripClass::DataAccepted;
-                trip.trip.detail = format!("{}; accepted: {reason}", trip.trip.detail);
-            }
-            if trip.stops && stopped.is_none() {
-                stopped =
-                    Some(format!("{} left the copy where the next ones cannot start", m.label()));
-            }
-            out.locks.extend(trip.locks);
-            out.steps.push(Step::of_trip(&m.label(), &trip.trip, options.require_down));
-            out.round_trip.record(trip.trip);
-        }
-        out.round_trip.ok = out.round_trip.passes(options.require_down);
-        out.round_trip.require_down = options.require_down;
-        out.stopped = stopped.is_some();
-        Ok(out)
-    }
-}
-
-/// The `[verify]` suite on the migrated copy, as after a real migrate.
-fn verify_step(
-    client: &mut Client,
-    copy: &CopyDb,
-    plan: &VerifyPlan,
-    baseline: Option<crate::verify::Snapshot>,
-) -> Result<Step, RehearseError> {
-    use crate::verify::{Selection, Suite};
-    let t = Instant::now();
-    let selection = Selection {
-        phase: Some(crate::verify::Phase::Migrate),
-        backups: Some(plan.backups.clone()),
-        ..Default::default()
-    };
-    let prepared = Suite::prepare(
-        client,
-        &copy.conninfo()?,
-        &plan.section,
-        &selection,
-        baseline,
-        &plan.headers,
-    );
-    let (ok, detail) = match prepared {
-        Ok(suite) if suite.is_empty() => (true, "no check runs after a migrate".to_string()),
-        Ok(suite) => {
-            let report = suite.run();
-            let failed: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| c.status == crate::verify::Status::Fail)
-                .map(|c| format!("{}: {}", c.name, c.detail))
-                .collect();
-            let mut detail = report.summary();
-            if !failed.is_empty() {
-                detail = format!("{detail}; {}", failed.join("; "));
-            }
-            (report.ok(), detail)
-        }
-        Err(e) => (false, format!("the suite could not be prepared: {e}")),
-    };
-    Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
-}
-
-/// The copies scenarios A, B and C play on, by label.
-const SCENARIOS: [&str; 3] = ["scenario_a", "scenario_b", "scenario_c"];
-
-/// The copies scenarios A, B and C play on, made before the round trips
-/// start; none when nothing is pending.
-fn scenario_copies(
-    workspace: &mut Workspace,
-    todo: &[Migration],
-) -> Result<Option<Vec<CopyDb>>, RehearseError> {
-    if todo.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(SCENARIOS.iter().map(|label| workspace.copy(label)).collect::<Result<_, _>>()?))
-}
-
-/// Plays scenarios A, B and C, each on its copy, without a word: the
-/// rehearsal names each when the round trips are done.
-fn play_scenarios(
-    copies: &[CopyDb],
-    workspace: &Workspace,
-    migrations: &[Migration],
-    settings: &Settings,
-    todo: &[Migration],
-) -> Result<Vec<Scenario>, RehearseError> {
-    let each = copies.iter().enumerate();
-    each.map(|(which, copy)| play(which, copy, workspace, migrations, settings, todo)).collect()
-}
-
-/// Plays scenario A, B or C (`which`: 0, 1 or 2) on `copy`.
-fn play(
-    which: usize,
-    copy: &CopyDb,
-    workspace: &Workspace,
-    migrations: &[Migration],
-    settings: &Settings,
-    todo: &[Migration],
-) -> Result<Scenario, RehearseError> {
-    let quiet = &mut migrate::Quiet;
-    match which {
-        0 => scenario_a(copy, migrations, settings, todo, quiet),
-        1 => scenario_b(copy, workspace, migrations, settings, todo, quiet),
-        _ => scenario_c(copy, workspace, migrations, settings, todo, quiet),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every stage a progress line was told about, as (index, total, name).
-    #[derive(Default)]
-    struct Seen(Vec<(usize, usize, String)>);
-
-    impl Progress for Seen {
-        fn note(&mut self, note: Note<'_>) {
-            if let Note::Stage { index, total, name } = note {
-                self.0.push((index, total, name.to_string()));
-            }
-        }
-    }
-
-    #[test]
-    fn stages_count_the_trips_and_what_follows_them() {
-        assert_eq!(Stages::new(0, true, true).total, 2, "nothing pending: copy and snapshot");
-        assert_eq!(Stages::new(3, false, false).total, 8, "3 trips and 3 scenarios");
-        assert_eq!(Stages::new(3, true, false).total, 9, "and the [verify] suite");
-        assert_eq!(Stages::new(3, true, true).total, 10, "and the expand");
-        let mut stages = Stages::new(1, false, false);
-        let mut seen = Seen::default();
-        stages.next(&mut seen, "snapshot of the copy");
-        stages.next(&mut seen, "round trip 1");
-        assert_eq!(
-            seen.0,
-            [(2, 6, "snapshot of the copy".to_string()), (3, 6, "round trip 1".to_string())]
-        );
-    }
 
     fn folder() -> Vec<Migration> {
         let tmp = tempfile::tempdir().unwrap();

@@ -57,7 +57,7 @@ fn steps(out: &mut String, r: &Rehearsal, verbose: bool) {
             mark(r.round_trip.ok),
             trips.len(),
             rehearse::trip_counts(&r.round_trip.migrations),
-            ms(trips.iter().map(|s| s.duration_ms).sum())
+            ms(r.round_trip.took_ms(trips.iter().copied()))
         );
     }
     rest.iter().for_each(|s| line(out, s));

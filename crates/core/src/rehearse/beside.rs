@@ -1,0 +1,196 @@
+//! What a rehearsal plays once its copy is read: the round trips
+//! (`trips`: in one run, or two halves side by side), the `[verify]`
+//! suite on the copy where they end, and scenarios A, B and C, each on a
+//! copy of its own, beside the round trips (each is one session and about
+//! a core; nothing they do reaches the round trips' copies), then the
+//! expand where it is asked for.
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::clone::{CopyDb, Workspace};
+use super::computed::Makers;
+use super::locks::Tracing;
+use super::outcome::{Scenario, Step};
+use super::scenarios::{scenario_a, scenario_b, scenario_c};
+use super::trips::{End, OnCopy, RoundTrips, Stages};
+use super::{ms, Options, RehearseError, VerifyPlan};
+use crate::migrate::{self, Settings};
+use crate::source::Migration;
+
+/// Plays the round trips of `todo` on `main` and the scenarios (see the
+/// module); what the round trips found and how each scenario went.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn play(
+    workspace: &mut Workspace,
+    main: OnCopy<'_>,
+    (migrations, todo): (&[Migration], &[Migration]),
+    (settings, options): (&Settings, &Options),
+    isolated: bool,
+    (stages, tracing): (&mut Stages, &mut Tracing<'_>),
+    makers: Option<Makers<'_>>,
+    baseline: Option<crate::verify::Snapshot>,
+) -> Result<(RoundTrips, Vec<Scenario>), RehearseError> {
+    let OnCopy { client, copy: main_copy, prepared, tracked } = main;
+    // Scenarios A, B and C play on copies of their own beside the round
+    // trips (each is a session and about a core): nothing they do reaches
+    // the round trips' copy. Where copies cannot be worked on side by
+    // side, they play after.
+    let beside = match workspace.side_by_side() {
+        true => scenario_copies(workspace, todo)?,
+        false => None,
+    };
+    let cut = super::trips::cut(workspace, todo, isolated)?;
+    let (trips, scenarios) = std::thread::scope(|s| {
+        let played = beside.as_ref().map(|copies| {
+            let workspace = &*workspace;
+            s.spawn(move || play_scenarios(copies, workspace, migrations, settings, todo))
+        });
+        let on = OnCopy { client: &mut *client, copy: main_copy, prepared, tracked };
+        let trips = super::trips::all(
+            on,
+            cut.as_ref(),
+            migrations,
+            todo,
+            (settings, options),
+            &mut *stages,
+            &mut *tracing,
+            makers,
+        )
+        .and_then(|(mut trips, end)| {
+            if let (Some(plan), None, false) = (&options.verify, &trips.stopped, todo.is_empty()) {
+                if !plan.section.checks.is_empty() {
+                    stages.next(tracing.inner, "the [verify] suite on the migrated copy");
+                    let step = match end {
+                        End::Main => verify_step(client, main_copy, plan, baseline)?,
+                        End::Second(mut c, copy) => verify_step(&mut c, copy, plan, baseline)?,
+                    };
+                    trips.steps.push(step);
+                }
+            }
+            Ok(trips)
+        });
+        let scenarios = played.map(|p| p.join().expect("the scenarios' thread does not panic"));
+        (trips, scenarios)
+    });
+    let trips = trips?;
+    let mut scenarios = match scenarios {
+        Some(played) => played?,
+        // Each copy made just before its scenario plays on it.
+        None if todo.is_empty() => Vec::new(),
+        None => {
+            let mut played = Vec::new();
+            for (which, label) in SCENARIOS.iter().enumerate() {
+                let copy = workspace.copy(label)?;
+                played.push(play_one(which, &copy, workspace, migrations, settings, todo)?);
+            }
+            played
+        }
+    };
+    for name in [
+        "A: a failure mid-migration",
+        "B: restore the pre-migration backup",
+        "C: damage, export, downs, restore",
+    ]
+    .iter()
+    .take(scenarios.len())
+    {
+        stages.next(tracing.inner, &format!("scenario {name}"));
+    }
+    if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
+        stages.next(tracing.inner, "expand, rollback and contract");
+        let played =
+            super::shapes::scenario_expand(workspace, migrations, settings, schema, tracing.inner)?;
+        scenarios.push(played);
+    }
+    Ok((trips, scenarios))
+}
+
+/// The `[verify]` suite on the migrated copy, as after a real migrate.
+fn verify_step(
+    client: &mut Client,
+    copy: &CopyDb,
+    plan: &VerifyPlan,
+    baseline: Option<crate::verify::Snapshot>,
+) -> Result<Step, RehearseError> {
+    use crate::verify::{Selection, Suite};
+    let t = Instant::now();
+    let selection = Selection {
+        phase: Some(crate::verify::Phase::Migrate),
+        backups: Some(plan.backups.clone()),
+        ..Default::default()
+    };
+    let prepared = Suite::prepare(
+        client,
+        &copy.conninfo()?,
+        &plan.section,
+        &selection,
+        baseline,
+        &plan.headers,
+    );
+    let (ok, detail) = match prepared {
+        Ok(suite) if suite.is_empty() => (true, "no check runs after a migrate".to_string()),
+        Ok(suite) => {
+            let report = suite.run();
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::verify::Status::Fail)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            let mut detail = report.summary();
+            if !failed.is_empty() {
+                detail = format!("{detail}; {}", failed.join("; "));
+            }
+            (report.ok(), detail)
+        }
+        Err(e) => (false, format!("the suite could not be prepared: {e}")),
+    };
+    Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
+}
+
+/// The copies scenarios A, B and C play on, by label.
+const SCENARIOS: [&str; 3] = ["scenario_a", "scenario_b", "scenario_c"];
+
+/// The copies scenarios A, B and C play on, made before the round trips
+/// start; none when nothing is pending.
+fn scenario_copies(
+    workspace: &mut Workspace,
+    todo: &[Migration],
+) -> Result<Option<Vec<CopyDb>>, RehearseError> {
+    if todo.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SCENARIOS.iter().map(|label| workspace.copy(label)).collect::<Result<_, _>>()?))
+}
+
+/// Plays scenarios A, B and C, each on its copy, without a word: the
+/// rehearsal names each when the round trips are done.
+fn play_scenarios(
+    copies: &[CopyDb],
+    workspace: &Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+) -> Result<Vec<Scenario>, RehearseError> {
+    let each = copies.iter().enumerate();
+    each.map(|(which, copy)| play_one(which, copy, workspace, migrations, settings, todo)).collect()
+}
+
+/// Plays scenario A, B or C (`which`: 0, 1 or 2) on `copy`.
+fn play_one(
+    which: usize,
+    copy: &CopyDb,
+    workspace: &Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+) -> Result<Scenario, RehearseError> {
+    let quiet = &mut migrate::Quiet;
+    match which {
+        0 => scenario_a(copy, migrations, settings, todo, quiet),
+        1 => scenario_b(copy, workspace, migrations, settings, todo, quiet),
+        _ => scenario_c(copy, workspace, migrations, settings, todo, quiet),
+    }
+}

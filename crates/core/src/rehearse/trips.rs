@@ -1,0 +1,330 @@
+//! The round trips of the pending migrations: one per migration, in
+//! order, on the rehearsal's copy, each from the state after the ups
+//! before it.
+//!
+//! A long run is cut in two halves played side by side, the second on a
+//! copy of its own that first applies the first half's ups as `migrate`
+//! applies them. The rule that keeps one down's defect from hiding behind
+//! another's: every migration still has its own round trip, compared with
+//! the picture of its copy just before its own up, and nothing is batched.
+//! The first half stopping (an up that fails, a down that leaves the copy
+//! where the next ones cannot start) makes every trip of the second half
+//! "not rehearsed", as one run would. Not cut: a run the rehearsal
+//! isolates (its migrations change what the whole server shares), and
+//! copies that cannot be worked on side by side (`Workspace::side_by_side`).
+
+use postgres::Client;
+
+use super::clone::{CopyDb, Workspace};
+use super::computed::{self, DownMaker, Makers};
+use super::locks::Tracing;
+use super::outcome::{LockRow, RoundTrip, Step, TripClass};
+use super::round_trip::{round_trip_one, OneTrip};
+use super::snapshot::track;
+use super::{Options, RehearseError};
+use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
+use crate::pg::tracked::Tracked;
+use crate::pg::Prepared;
+use crate::source::Migration;
+
+/// How many pending migrations a run holds before it is cut in two:
+/// below this, the second copy and the plain apply of the first half cost
+/// about what the cut saves.
+const CUT_FROM: usize = 40;
+
+/// Counts the rehearsal's steps for the progress line.
+pub(super) struct Stages {
+    done: usize,
+    total: usize,
+}
+
+impl Stages {
+    /// The copy is stage 1 and done; then the snapshot, a round trip per
+    /// pending migration and, when any is pending, the `[verify]` suite
+    /// (when it has checks) and the three scenarios.
+    pub(super) fn new(pending: usize, verifies: bool, expands: bool) -> Stages {
+        let after = 3 + usize::from(verifies) + usize::from(expands);
+        let after_trips = if pending == 0 { 0 } else { after };
+        Stages { done: 1, total: 2 + pending + after_trips }
+    }
+
+    pub(super) fn next(&mut self, progress: &mut dyn Progress, name: &str) {
+        self.done += 1;
+        progress.note(Note::Stage { index: self.done, total: self.total, name });
+    }
+}
+
+/// A copy the round trips run on: its session, and the picture of it.
+pub(super) struct OnCopy<'a> {
+    pub(super) client: &'a mut Client,
+    pub(super) copy: &'a CopyDb,
+    pub(super) prepared: &'a mut Prepared,
+    pub(super) tracked: &'a mut Tracked,
+}
+
+/// What the round trips of all pending migrations found: the trips, the
+/// locks the ups took, a step per migration, and why the copy was left
+/// where later migrations (and the `[verify]` suite) cannot run on it.
+pub(super) struct RoundTrips {
+    pub(super) round_trip: RoundTrip,
+    pub(super) locks: Vec<LockRow>,
+    pub(super) steps: Vec<Step>,
+    pub(super) stopped: Option<String>,
+}
+
+/// Where the round trips of a run are cut in two: the first migration of
+/// the second half, and that half's copy.
+pub(super) struct Cut {
+    at: usize,
+    copy: CopyDb,
+}
+
+/// The cut of `todo`, when it is long enough, the machine has a second
+/// core and the copies may be worked on side by side; its copy is made
+/// here.
+pub(super) fn cut(
+    workspace: &mut Workspace,
+    todo: &[Migration],
+    isolated: bool,
+) -> Result<Option<Cut>, RehearseError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || isolated || !workspace.side_by_side() || todo.len() < CUT_FROM {
+        return Ok(None);
+    }
+    // The second half also applies the first half's ups, which cost
+    // about a fifth of a round trip each: it takes a little less.
+    let at = todo.len() - todo.len() * 9 / 20;
+    Ok(Some(Cut { at, copy: workspace.copy("round_trip_second_half")? }))
+}
+
+/// Where the round trips ended: on the rehearsal's copy, or on the second
+/// half's (its session).
+pub(super) enum End<'c> {
+    Main,
+    Second(Box<Client>, &'c CopyDb),
+}
+
+/// The round trips of `todo` on `main`, the second half on `cut`'s copy
+/// beside it where there is a cut.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn all<'c>(
+    main: OnCopy<'_>,
+    cut: Option<&'c Cut>,
+    migrations: &[Migration],
+    todo: &[Migration],
+    (settings, options): (&Settings, &Options),
+    stages: &mut Stages,
+    tracing: &mut Tracing<'_>,
+    makers: Option<Makers<'_>>,
+) -> Result<(RoundTrips, End<'c>), RehearseError> {
+    let t = std::time::Instant::now();
+    let (maker, other_maker) = match makers {
+        Some(Makers { first, second }) => (Some(first), Some(second)),
+        None => (None, None),
+    };
+    let Some(cut) = cut else {
+        let mut trips =
+            run(main, (migrations, &[]), todo, (settings, options), Some(stages), tracing, maker)?;
+        trips.round_trip.duration_ms = super::ms(t.elapsed());
+        return Ok((trips, End::Main));
+    };
+    let (first, second) = todo.split_at(cut.at);
+    let mut beside = tracing.inner.beside();
+    let (trips, other) = std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            second_half(
+                cut,
+                migrations,
+                (first, second),
+                (settings, options),
+                beside.as_mut(),
+                other_maker,
+            )
+        });
+        let trips = run(
+            main,
+            (migrations, second),
+            first,
+            (settings, options),
+            Some(&mut *stages),
+            tracing,
+            maker,
+        );
+        (trips, other.join().expect("the second half's thread does not panic"))
+    });
+    tracing.rejoin();
+    let mut trips = trips?;
+    let (other, client) = other?;
+    for m in second {
+        stages.next(tracing.inner, &format!("round trip {}", m.label()));
+    }
+    match trips.stopped.clone() {
+        // As one run: nothing after the stop is rehearsed.
+        Some(why) => {
+            for m in second {
+                add(&mut trips, m, OneTrip::not_rehearsed(m, &why), options);
+            }
+        }
+        None => {
+            trips.locks.extend(other.locks);
+            trips.steps.extend(other.steps);
+            for t in other.round_trip.migrations {
+                trips.round_trip.record(t);
+            }
+            trips.stopped = other.stopped;
+        }
+    }
+    trips.round_trip.ok = trips.round_trip.passes(options.require_down);
+    trips.round_trip.duration_ms = super::ms(t.elapsed());
+    Ok((trips, End::Second(Box::new(client), &cut.copy)))
+}
+
+/// The second half on its copy: the ups of `first` applied as `migrate`
+/// applies them (with those pending before a range), then the round
+/// trips of `second`. Its trips, and its session.
+fn second_half(
+    cut: &Cut,
+    migrations: &[Migration],
+    (first, second): (&[Migration], &[Migration]),
+    (settings, options): (&Settings, &Options),
+    progress: &mut (dyn Progress + Send),
+    maker: Option<&mut (dyn DownMaker + Send)>,
+) -> Result<(RoundTrips, Client), RehearseError> {
+    let mut client = cut.copy.connect()?;
+    let last = first.last().expect("a cut leaves a first half");
+    let opts = MigrateOptions {
+        to: Some(last.version.clone()),
+        allow_out_of_order: true,
+        ..Default::default()
+    };
+    let report = migrate::migrate(&mut client, migrations, settings, &opts, &mut [], progress)?;
+    if let Some(f) = report.failure {
+        // The first half stops there too, and says so for these.
+        let why = format!("{} fails on the second half's copy: {}", f.version, f.message);
+        let mut trips = RoundTrips::empty(options);
+        for m in second {
+            add(&mut trips, m, OneTrip::not_rehearsed(m, &why), options);
+        }
+        return Ok((trips, client));
+    }
+    let mut prepared = Prepared::default();
+    let mut tracked = track(&mut client, &mut prepared)?;
+    let mut tracing = Tracing::new(progress);
+    let on = OnCopy {
+        client: &mut client,
+        copy: &cut.copy,
+        prepared: &mut prepared,
+        tracked: &mut tracked,
+    };
+    let maker = maker.map(|m| m as &mut dyn DownMaker);
+    let trips = run(on, (migrations, &[]), second, (settings, options), None, &mut tracing, maker)?;
+    Ok((trips, client))
+}
+
+impl RoundTrips {
+    fn empty(options: &Options) -> RoundTrips {
+        let round_trip = RoundTrip { require_down: options.require_down, ..Default::default() };
+        RoundTrips { round_trip, locks: Vec::new(), steps: Vec::new(), stopped: None }
+    }
+}
+
+/// Adds the trip of `m`: an irreversible one accepted with a reason is
+/// recorded as accepted; one that leaves the copy behind stops the run.
+fn add(out: &mut RoundTrips, m: &Migration, mut trip: OneTrip, options: &Options) {
+    let accepted = options.accept_irreversible.iter().find(|(v, _)| *v == m.version);
+    let irreversible =
+        matches!(trip.trip.class, TripClass::DataIrreversible | TripClass::Irreversible);
+    if let (true, Some((_, reason))) = (irreversible, accepted) {
+        trip.trip.class = TripClass::DataAccepted;
+        trip.trip.detail = format!("{}; accepted: {reason}", trip.trip.detail);
+    }
+    if trip.stops && out.stopped.is_none() {
+        out.stopped = Some(format!("{} left the copy where the next ones cannot start", m.label()));
+    }
+    out.locks.extend(trip.locks);
+    out.steps.push(Step::of_trip(&m.label(), &trip.trip, options.require_down));
+    out.round_trip.record(trip.trip);
+}
+
+/// Round-trips each of `todo` in order on the copy, each from the state
+/// after the ups before it; `later`: the pending migrations after them,
+/// which this copy does not apply.
+fn run(
+    on: OnCopy<'_>,
+    (migrations, later): (&[Migration], &[Migration]),
+    todo: &[Migration],
+    (settings, options): (&Settings, &Options),
+    mut stages: Option<&mut Stages>,
+    tracing: &mut Tracing<'_>,
+    mut maker: Option<&mut dyn DownMaker>,
+) -> Result<RoundTrips, RehearseError> {
+    let OnCopy { client, copy, prepared, tracked } = on;
+    let mut out = RoundTrips::empty(options);
+    // Only this run's migrations may be applied on the copy, in order.
+    let pending = |m: &Migration| todo.iter().chain(later).any(|t| t.version == m.version);
+    let mut known: Vec<Migration> = migrations.iter().filter(|m| !pending(m)).cloned().collect();
+    for m in todo {
+        known.push(m.clone());
+        if let Some(stages) = stages.as_deref_mut() {
+            stages.next(tracing.inner, &format!("round trip {}", m.label()));
+        }
+        // Set when the copy can no longer stand for the state after the
+        // migrations so far: an up failed, or a down that commits left it
+        // changed and the up would not apply again.
+        let trip = match (&out.stopped, maker.as_deref_mut()) {
+            (Some(why), _) => OneTrip::not_rehearsed(m, why),
+            (None, Some(maker)) if m.down.is_none() => computed::round_trip(
+                client,
+                copy,
+                (tracked, prepared),
+                &known,
+                settings,
+                m,
+                tracing,
+                maker,
+            )?,
+            (None, maker) => {
+                if let Some(maker) = maker {
+                    maker.moved();
+                }
+                round_trip_one(client, prepared, tracked, &known, settings, m, tracing)?
+            }
+        };
+        add(&mut out, m, trip, options);
+    }
+    out.round_trip.ok = out.round_trip.passes(options.require_down);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stage a progress line was told about, as (index, total, name).
+    #[derive(Default)]
+    struct Seen(Vec<(usize, usize, String)>);
+
+    impl Progress for Seen {
+        fn note(&mut self, note: Note<'_>) {
+            if let Note::Stage { index, total, name } = note {
+                self.0.push((index, total, name.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn stages_count_the_trips_and_what_follows_them() {
+        assert_eq!(Stages::new(0, true, true).total, 2, "nothing pending: copy and snapshot");
+        assert_eq!(Stages::new(3, false, false).total, 8, "3 trips and 3 scenarios");
+        assert_eq!(Stages::new(3, true, false).total, 9, "and the [verify] suite");
+        assert_eq!(Stages::new(3, true, true).total, 10, "and the expand");
+        let mut stages = Stages::new(1, false, false);
+        let mut seen = Seen::default();
+        stages.next(&mut seen, "snapshot of the copy");
+        stages.next(&mut seen, "round trip 1");
+        assert_eq!(
+            seen.0,
+            [(2, 6, "snapshot of the copy".to_string()), (3, 6, "round trip 1".to_string())]
+        );
+    }
+}
