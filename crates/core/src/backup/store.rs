@@ -192,13 +192,14 @@ impl Store {
                 continue;
             }
             let path = entry.path();
-            let is_dead = match std::fs::read_to_string(path.join(OWNER_FILE)) {
-                Ok(pid) => match pid.trim().parse::<i32>() {
-                    Ok(pid) => !process_alive(pid),
-                    Err(_) => true,
-                },
-                // Just created by a live run, or a dead one's: decide by age.
-                Err(_) => entry
+            let owner = std::fs::read_to_string(path.join(OWNER_FILE));
+            let is_dead = match owner.ok().and_then(|pid| pid.trim().parse::<i32>().ok()) {
+                Some(pid) => !process_alive(pid),
+                // Just created by a live run (its owner file not yet
+                // written, or written half: a backup beside it in a
+                // rollout's wave reads it then), or a dead one's: decide
+                // by age.
+                None => entry
                     .metadata()
                     .and_then(|m| m.modified())
                     .ok()
@@ -284,7 +285,13 @@ mod tests {
         let live = store.begin("live").unwrap();
         let dead = store.begin("dead").unwrap();
         std::fs::write(dead.join(OWNER_FILE), i32::MAX.to_string()).unwrap();
+        // Regression: a backup beside another in a rollout's wave read its
+        // owner file between its creation and its write, took the empty
+        // file for a dead owner's and removed the live backup's folder.
+        let half_written = store.begin("half_written").unwrap();
+        std::fs::write(half_written.join(OWNER_FILE), "").unwrap();
         assert_eq!(store.clean_partials(), std::slice::from_ref(&dead));
+        assert!(half_written.is_dir());
         assert!(live.is_dir() && !dead.exists());
         assert!(store.list().unwrap().0.is_empty(), "a .partial dir is never listed");
         assert!(matches!(store.load("live"), Err(BackupError::NotFound { .. })));
