@@ -290,23 +290,29 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+const DIESEL_MIGRATIONS: usize = 250;
+const DIESEL_CONFIG: &str = "[migrations]\ndir = \"migrations\"\n";
+
+/// Writes the diesel-style project (a folder per migration, `up.sql` and
+/// `down.sql`) with its config.
+fn diesel_write(dir: &Path, config: &str) -> anyhow::Result<PathBuf> {
+    for i in 0..DIESEL_MIGRATIONS {
+        let (up, down) = history::migration(i);
+        let folder = dir.join(format!("migrations/{:04}_m{i}", i + 1));
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(folder.join("up.sql"), up)?;
+        std::fs::write(folder.join("down.sql"), down)?;
+    }
+    std::fs::write(dir.join("backstop.toml"), config)?;
+    Ok(dir.to_path_buf())
+}
+
 /// The diesel-style history with authored downs: rehearse against one
 /// plain apply.
 fn authored(cluster: &Cluster, root: &Path) -> anyhow::Result<()> {
-    let n = 250;
-    let write = |name: &str, config: &str| -> anyhow::Result<PathBuf> {
-        let dir = root.join(name);
-        for i in 0..n {
-            let (up, down) = history::migration(i);
-            let folder = dir.join(format!("migrations/{:04}_m{i}", i + 1));
-            std::fs::create_dir_all(&folder)?;
-            std::fs::write(folder.join("up.sql"), up)?;
-            std::fs::write(folder.join("down.sql"), down)?;
-        }
-        std::fs::write(dir.join("backstop.toml"), config)?;
-        Ok(dir)
-    };
-    let config = "[migrations]\ndir = \"migrations\"\n";
+    let n = DIESEL_MIGRATIONS;
+    let write = |name: &str, config: &str| diesel_write(&root.join(name), config);
+    let config = DIESEL_CONFIG;
     let gates_off = GATES_OFF.replace("[migrations]\n", config);
     let plain_dir = write("diesel_plain", &gates_off)?;
     cluster.create_database("diesel_plain", None)?;
@@ -341,7 +347,8 @@ fn run() -> anyhow::Result<()> {
         let dir = PathBuf::from(dir);
         prisma_write(&dir.join("prisma"), blocks);
         drizzle_write(&dir.join("drizzle"), 30);
-        println!("wrote the prisma and drizzle projects under {}", dir.display());
+        diesel_write(&dir.join("diesel"), DIESEL_CONFIG)?;
+        println!("wrote the prisma, drizzle and diesel projects under {}", dir.display());
         return Ok(());
     }
     let cluster = Cluster::start()?;

@@ -102,7 +102,7 @@ impl<'a> Maker<'a> {
         let (mut down, stops) = replay.one(m, before)?;
         down.start = Some(start);
         if !stops {
-            let after = replay.schema()?;
+            let after = replay.schema_after_up()?;
             down.end = Some(super::proofs::fingerprint(&after, self.originals));
         }
         Ok((down, stops))

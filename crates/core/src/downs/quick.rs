@@ -20,7 +20,7 @@ use super::ddl::joined;
 use super::{Down, DownsError, Status};
 use crate::migrate::{self, Direction, Settings};
 use crate::pg::fingerprint::Schema;
-use crate::pg::tracked::{Tracked, Written};
+use crate::pg::tracked::{Kept, Tracked, Written};
 use crate::pg::Prepared;
 use crate::source::Migration;
 
@@ -454,6 +454,9 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
 pub(super) struct Proved {
     statements: Vec<String>,
     cosmetic: Vec<String>,
+    /// What the look right after the up saw, where nothing ran between
+    /// the up and that look: the picture once the up commits.
+    after_up: Option<Kept>,
 }
 
 /// How the quick way went inside the trial.
@@ -508,7 +511,6 @@ pub(super) fn apply_proved(
     let rows_too = reading.keeps_rows();
     let group = migrate::Group::whole(Direction::Up, true, vec![m]);
     let mut tried = Tried::Not;
-    let tracked = &*tracked;
     let (outcome, _) = migrate::attempt(client, settings, &group, progress, |tx| {
         let apply = |e: postgres::Error| {
             migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
@@ -522,7 +524,15 @@ pub(super) fn apply_proved(
         return Ok(Quick::UpFails(f.message, f.sqlstate));
     }
     Ok(match tried {
-        Tried::Proved(proved) => Quick::Proved(proved),
+        Tried::Proved(mut proved) => {
+            // Committed as the look after the up saw it: the picture takes
+            // that look in, with the tables the up wrote, which it read.
+            if let Some(kept) = proved.after_up.take() {
+                tracked.adopt(client, prepared, kept).map_err(db("reading the schema"))?;
+                progress.take_written();
+            }
+            Quick::Proved(proved)
+        }
         Tried::Not | Tried::Failed => Quick::Not,
     })
 }
@@ -592,11 +602,13 @@ fn prove(
     inverses: &Inverses,
     rows_too: bool,
 ) -> Result<Tried, postgres::Error> {
-    if !inverses.first.is_empty() {
+    let right_after_up = inverses.first.is_empty();
+    if !right_after_up {
         tx.batch_execute(&joined(&inverses.first))?;
     }
     let written = Written::here(tx)?;
-    let (before, after) = tracked.look(tx, prepared, written)?;
+    let (before, after, kept) = tracked.look_kept(tx, prepared, written)?;
+    let after_up = right_after_up.then_some(kept);
     let Some(drops) = drops(&before.schema, &after.schema, &inverses.relabelled) else {
         return Ok(Tried::Not);
     };
@@ -614,7 +626,7 @@ fn prove(
     statements.extend(drops);
     statements.extend(inverses.last.iter().cloned());
     let cosmetic = was.schema.cosmetic_differences(&now.schema);
-    Ok(if same { Tried::Proved(Proved { statements, cosmetic }) } else { Tried::Failed })
+    Ok(if same { Tried::Proved(Proved { statements, cosmetic, after_up }) } else { Tried::Failed })
 }
 
 /// Whether two lists of table contents hold the same rows, table by table.

@@ -227,6 +227,16 @@ impl Replay<'_> {
         Ok(State { dump, catalog })
     }
 
+    /// The schema after the up just applied, with the content of the
+    /// tables its statements wrote read again too (where the progress
+    /// kept them), so the picture holds for the next migration.
+    pub(super) fn schema_after_up(&mut self) -> Result<Schema, DownsError> {
+        if let Some(written) = self.progress.take_written() {
+            self.tracked.wrote(written);
+        }
+        self.schema()
+    }
+
     /// The schema as it is now, from the picture brought up to date.
     pub(super) fn schema(&mut self) -> Result<Schema, DownsError> {
         self.tracked

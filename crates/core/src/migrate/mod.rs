@@ -97,6 +97,12 @@ pub trait Progress {
     }
     /// Takes back what was noted beside this run since [`Progress::beside`].
     fn rejoin(&mut self) {}
+    /// The relations the statements noted since the last take may have
+    /// written rows of, from their traced locks, taken; `None` where this
+    /// progress does not keep them.
+    fn take_written(&mut self) -> Option<crate::pg::tracked::Written> {
+        None
+    }
 }
 
 /// A [`Progress`] that says nothing.
@@ -699,6 +705,10 @@ impl Progress for Collect<'_> {
 
     fn trace_locks(&self) -> bool {
         self.inner.trace_locks()
+    }
+
+    fn take_written(&mut self) -> Option<crate::pg::tracked::Written> {
+        self.inner.take_written()
     }
 }
 

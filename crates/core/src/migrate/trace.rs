@@ -55,12 +55,24 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Records the state before the first statement.
+    /// Records the state before the first statement: the storage of every
+    /// user relation, and the locks the session already holds.
     pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
-        prepare_state(client)?;
-        let (held, filenodes) = read_state(client)?;
+        let mut filenodes = BTreeMap::new();
+        let mut prepared = false;
+        for r in client.query_typed(RELATIONS, &[])? {
+            match r.get(0) {
+                0 => prepared = true,
+                oid => _ = filenodes.insert(oid, (r.get(1), r.get(2))),
+            }
+        }
+        if !prepared {
+            client.batch_execute(&format!("PREPARE {LOCKED_STATEMENT} AS {LOCKED}"))?;
+        }
         let existing = filenodes.keys().copied().collect();
-        Ok(Tracer { held, filenodes, existing })
+        let mut tracer = Tracer { held: BTreeSet::new(), filenodes, existing };
+        tracer.held = tracer.locked(client)?.0;
+        Ok(tracer)
     }
 
     /// What the statement just run changed; moves the baseline on.
@@ -68,67 +80,80 @@ impl Tracer {
         &mut self,
         client: &mut impl GenericClient,
     ) -> Result<StatementTrace, postgres::Error> {
-        let (held, nodes) = read_state(client)?;
+        let (held, nodes) = self.locked(client)?;
         // A lock on a relation this transaction created blocks nobody.
         let locks = held
             .difference(&self.held)
             .filter(|l| self.existing.contains(&l.oid))
             .cloned()
             .collect();
-        let rewritten = nodes
-            .iter()
-            .filter_map(|(oid, (name, node))| match self.filenodes.get(oid) {
-                Some((_, before)) if before != node => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
+        let mut rewritten = Vec::new();
+        for (oid, (name, node)) in nodes {
+            let before = self.filenodes.insert(oid, (name.clone(), node));
+            if before.is_some_and(|(_, before)| before != node) {
+                rewritten.push(name);
+            }
+        }
         self.held = held;
-        self.filenodes = nodes;
         Ok(StatementTrace { locks, rewritten })
     }
-}
 
-/// The session's prepared statement for [`STATE_QUERY`]: planned once per
-/// session rather than after every statement of every migration.
-const STATE_STATEMENT: &str = "backstop_lock_trace";
-
-/// The relation locks the session holds and every user relation's storage
-/// (filenode), in one query.
-const STATE_QUERY: &str = "select c.oid, n.nspname || '.' || c.relname,
-        coalesce(pg_relation_filenode(c.oid), 0), l.mode
-   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-   left join pg_locks l on l.relation = c.oid and l.pid = pg_backend_pid()
-        and l.granted and l.locktype = 'relation'
-  where c.relkind in ('r', 'p', 'm')
-    and n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
-    and n.nspname not like 'pg_temp%'";
-
-/// Prepares [`STATE_QUERY`] in the session unless it already is.
-fn prepare_state(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    let prepared = client
-        .query_opt("select 1 from pg_prepared_statements where name = $1", &[&STATE_STATEMENT])?
-        .is_some();
-    if !prepared {
-        client.batch_execute(&format!("PREPARE {STATE_STATEMENT} AS {STATE_QUERY}"))?;
+    /// The user relations the session holds a lock on, with their storage
+    /// now. Only those can have been rewritten since the last look: a
+    /// rewrite takes an `ACCESS EXCLUSIVE` lock, held until the end of
+    /// the transaction, so the relations not locked need no look.
+    fn locked(
+        &self,
+        client: &mut impl GenericClient,
+    ) -> Result<(BTreeSet<LockTaken>, Filenodes), postgres::Error> {
+        let mut held = BTreeSet::new();
+        let mut nodes = BTreeMap::new();
+        for r in client.query_typed(&format!("EXECUTE {LOCKED_STATEMENT}"), &[])? {
+            let (oid, relation): (u32, String) = (r.get(0), r.get(1));
+            held.insert(LockTaken { oid, relation: relation.clone(), mode: r.get(3) });
+            nodes.insert(oid, (relation, r.get(2)));
+        }
+        Ok((held, nodes))
     }
-    Ok(())
 }
+
+/// The user relations that have storage of their own or may (tables,
+/// partitioned tables, materialized views), for both queries below.
+macro_rules! user_relations {
+    () => {
+        "c.relkind in ('r', 'p', 'm')
+        and n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')
+        and n.nspname not like 'pg_temp%'"
+    };
+}
+
+/// The session's prepared statement for [`LOCKED`], planned once per
+/// session (a plan for each of the few statements of a migration cost
+/// as much as running it).
+const LOCKED_STATEMENT: &str = "backstop_locked";
+
+/// Every user relation and its storage (filenode), and a row of OID 0
+/// when the session has [`LOCKED_STATEMENT`] prepared.
+const RELATIONS: &str = concat!(
+    "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0)
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where ",
+    user_relations!(),
+    "
+     union all
+     select 0::oid, '', 0::oid from pg_prepared_statements where name = 'backstop_locked'"
+);
+
+/// The user relations of this database the session holds a lock on:
+/// storage and mode.
+const LOCKED: &str = concat!(
+    "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0), l.mode
+       from pg_locks l join pg_class c on c.oid = l.relation
+       join pg_namespace n on n.oid = c.relnamespace
+      where l.pid = pg_backend_pid() and l.granted and l.locktype = 'relation'
+        and l.database = (select oid from pg_database where datname = current_database())
+        and ",
+    user_relations!()
+);
 
 type Filenodes = BTreeMap<u32, (String, u32)>;
-
-/// The locks the session holds and the storage of every user relation.
-fn read_state(
-    client: &mut impl GenericClient,
-) -> Result<(BTreeSet<LockTaken>, Filenodes), postgres::Error> {
-    let rows = client.query(&format!("EXECUTE {STATE_STATEMENT}"), &[])?;
-    let mut held = BTreeSet::new();
-    let mut nodes = BTreeMap::new();
-    for r in &rows {
-        let (oid, relation): (u32, String) = (r.get(0), r.get(1));
-        if let Some(mode) = r.get::<_, Option<String>>(3) {
-            held.insert(LockTaken { oid, relation: relation.clone(), mode });
-        }
-        nodes.insert(oid, (relation, r.get(2)));
-    }
-    Ok((held, nodes))
-}

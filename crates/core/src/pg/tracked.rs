@@ -88,6 +88,25 @@ pub struct Part {
 /// Tables' contents with their OIDs.
 type Checksums = Vec<(u32, TableChecksum)>;
 
+/// What a look read of the database, before the picture takes it in.
+enum Seen {
+    /// Everything, read again.
+    Whole(Box<Tracked>),
+    Changed(Box<Read>),
+}
+
+/// The objects of the owners that changed and the tables that may have
+/// (those `written` among them), as they are now.
+struct Read {
+    changes: Changes,
+    written: Written,
+    objects: Vec<Owned>,
+    tables: Checksums,
+}
+
+/// What a look saw, for [`Tracked::adopt`].
+pub struct Kept(Seen);
+
 /// A catalog row: the catalog's OID and the row's.
 type Row = (u32, u32);
 
@@ -109,6 +128,8 @@ struct Changes {
     /// Where the next look starts: see [`Listing::horizon`].
     horizon: u64,
     stamp: Option<String>,
+    /// See [`journal::LOCAL_STAMP`]; only from the journal's look.
+    local: Option<String>,
 }
 
 /// The picture of one database, kept current by [`Tracked::refresh`].
@@ -128,6 +149,9 @@ pub struct Tracked {
     /// What [`STAMP`] said when the picture was read: while it says the
     /// same, nothing was written since.
     stamp: Option<String>,
+    /// What [`journal::LOCAL_STAMP`] said when the journal's look read the
+    /// picture: the same test for this database alone.
+    local: Option<String>,
     /// Whether changes are read from the journal (`journal`) first.
     journal: bool,
     /// Whether statements may have written the catalogs directly since
@@ -158,6 +182,7 @@ impl Tracked {
             tables: BTreeMap::new(),
             written: Written::None,
             stamp: now.stamp,
+            local: None,
             journal: false,
             listed_next: false,
         };
@@ -215,8 +240,17 @@ impl Tracked {
         prepared: &mut Prepared,
     ) -> Result<(), postgres::Error> {
         if self.written == Written::None {
-            if let Some(stamp) = &self.stamp {
-                let statement = prepared.get(client, STAMP)?;
+            // Another database's transactions move the server's stamp (a
+            // rehearsal's second copy works beside this one); with the
+            // journal on, this database's own says whether anything here
+            // changed, unless statements wrote the catalogs directly.
+            let local = self.local.as_ref().filter(|_| self.journal && !self.listed_next);
+            let (sql, stamp) = match local {
+                Some(local) => (journal::LOCAL_STAMP, Some(local)),
+                None => (STAMP, self.stamp.as_ref()),
+            };
+            if let Some(stamp) = stamp {
+                let statement = prepared.get(client, sql)?;
                 let now: Option<String> = client.query_one(&statement, &[])?.get(0);
                 if now.as_ref() == Some(stamp) {
                     return Ok(());
@@ -231,17 +265,40 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<(), postgres::Error> {
+        let seen = self.seen(client, prepared, Written::None)?;
+        self.take(seen);
+        Ok(())
+    }
+
+    /// What differs from the database now, read but not yet taken in.
+    fn seen(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        written: Written,
+    ) -> Result<Seen, postgres::Error> {
         let changes = self.changes(client, prepared)?;
-        let written = std::mem::take(&mut self.written);
+        let written = self.written.clone().and(written);
         if changes.whole {
-            let journal = self.journal;
-            *self = Tracked::read(client, prepared)?;
-            self.journal = journal;
-            return Ok(());
+            return Ok(Seen::Whole(Box::new(Tracked::read(client, prepared)?)));
         }
-        let (now, tables) =
+        let (objects, tables) =
             self.read_changed(client, prepared, &changes.owners, &changes.inventory, &written)?;
-        self.replace(now, Some(&changes.owners));
+        Ok(Seen::Changed(Box::new(Read { changes, written, objects, tables })))
+    }
+
+    /// Takes what was seen in as the picture.
+    fn take(&mut self, seen: Seen) {
+        let Read { changes, written, objects, tables } = match seen {
+            Seen::Whole(now) => {
+                let journal = self.journal;
+                *self = *now;
+                self.journal = journal;
+                return;
+            }
+            Seen::Changed(read) => *read,
+        };
+        self.replace(objects, Some(&changes.owners));
         for oid in tables_of(&changes.owners, &self.inventory, &written) {
             self.tables.remove(&oid);
         }
@@ -249,7 +306,30 @@ impl Tracked {
         self.inventory = changes.inventory;
         self.since = changes.horizon;
         self.stamp = changes.stamp;
+        self.local = changes.local;
         self.listed_next = false;
+        self.written = Written::None;
+    }
+
+    /// Takes in what the look of `kept` saw, once the transaction it was
+    /// made in has committed with nothing changed after the look (a
+    /// savepoint taken back to it): the picture is then current without
+    /// reading it again. The next refresh starts from the look's horizon,
+    /// so it reads again whatever that transaction changed unless this
+    /// database's stamp, read now, says nothing changed since.
+    pub fn adopt(
+        &mut self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        kept: Kept,
+    ) -> Result<(), postgres::Error> {
+        self.take(kept.0);
+        self.stamp = None;
+        self.local = None;
+        if self.journal {
+            let statement = prepared.get(client, journal::LOCAL_STAMP)?;
+            self.local = client.query_one(&statement, &[])?.get(0);
+        }
         Ok(())
     }
 
@@ -267,31 +347,50 @@ impl Tracked {
         prepared.generic(client, |client, prepared| self.looked(client, prepared, written))
     }
 
+    /// [`Tracked::look`], with what it saw kept for [`Tracked::adopt`].
+    pub fn look_kept(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        written: Written,
+    ) -> Result<(Part, Part, Kept), postgres::Error> {
+        let seen =
+            prepared.generic(client, |client, prepared| self.seen(client, prepared, written))?;
+        let (before, after) = self.parts(&seen);
+        Ok((before, after, Kept(seen)))
+    }
+
     fn looked(
         &self,
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
         written: Written,
     ) -> Result<(Part, Part), postgres::Error> {
-        let changes = self.changes(client, prepared)?;
-        let written = self.written.clone().and(written);
-        if changes.whole {
-            let now = Tracked::read(client, prepared)?;
-            let whole = |t: &Tracked| Part { schema: t.schema(), tables: t.tables() };
-            return Ok((whole(self), whole(&now)));
-        }
-        let (now, tables) =
-            self.read_changed(client, prepared, &changes.owners, &changes.inventory, &written)?;
-        let before_tables = tables_of(&changes.owners, &self.inventory, &written);
+        Ok(self.parts(&self.seen(client, prepared, written)?))
+    }
+
+    /// The part of the picture that may differ, as read before and as
+    /// `seen` now.
+    fn parts(&self, seen: &Seen) -> (Part, Part) {
+        let Read { changes, written, objects, tables } = match seen {
+            Seen::Whole(now) => {
+                let whole = |t: &Tracked| Part { schema: t.schema(), tables: t.tables() };
+                return (whole(self), whole(now));
+            }
+            Seen::Changed(read) => &**read,
+        };
+        let before_tables = tables_of(&changes.owners, &self.inventory, written);
         let before = Part {
             schema: Schema::of(
                 changes.owners.iter().filter_map(|o| self.objects.get(o)).flatten().cloned(),
             ),
             tables: before_tables.iter().filter_map(|t| self.tables.get(t)).cloned().collect(),
         };
-        let after =
-            Part { schema: Schema::of(now), tables: tables.into_iter().map(|(_, t)| t).collect() };
-        Ok((before, after))
+        let after = Part {
+            schema: Schema::of(objects.iter().cloned()),
+            tables: tables.iter().map(|(_, t)| t.clone()).collect(),
+        };
+        (before, after)
     }
 
     /// The objects of `owners` and the content of the tables that may
@@ -377,7 +476,7 @@ impl Tracked {
                 }
             }
         }
-        Ok(Changes { inventory, owners, whole, horizon, stamp })
+        Ok(Changes { inventory, owners, whole, horizon, stamp, local: None })
     }
 }
 

@@ -86,6 +86,10 @@ impl Progress for Tracing<'_> {
     fn rejoin(&mut self) {
         self.inner.rejoin()
     }
+
+    fn take_written(&mut self) -> Option<Written> {
+        Some(Tracing::take_written(self))
+    }
 }
 
 impl Tracing<'_> {

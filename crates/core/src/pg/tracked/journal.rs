@@ -115,7 +115,7 @@ impl Tracked {
         let mut inventory = Inventory { roles: BTreeSet::new(), ..self.inventory.clone() };
         let mut owners = BTreeSet::new();
         let (mut made, mut dropped) = (HashSet::new(), Vec::new());
-        let (mut search_path, mut horizon, mut stamp) = (None, None, None);
+        let (mut search_path, mut horizon, mut stamp, mut local) = (None, None, None, None);
         let mut whole = false;
         let mut triggers = 0;
         for r in &rows {
@@ -172,6 +172,7 @@ impl Tracked {
                 "path" => search_path = text,
                 "since" => horizon = Some(super::full_xid(text)),
                 "stamp" => stamp = text,
+                "local" => local = text,
                 "on" => {
                     if text.as_deref() != Some("on") {
                         return Ok(None);
@@ -210,9 +211,29 @@ impl Tracked {
             return Ok(None);
         }
         whole |= inventory.roles != self.inventory.roles || search_path != self.search_path;
-        Ok(Some(Changes { inventory, owners, whole, horizon, stamp }))
+        Ok(Some(Changes { inventory, owners, whole, horizon, stamp, local }))
     }
 }
+
+/// [`super::STAMP`] for this database alone, where the journal is on:
+/// `NULL` inside a transaction that wrote, else the newest journal entry,
+/// the search_path, the roles and the event triggers (each row's OID and
+/// the transaction that wrote it) and whether event triggers fire. Every
+/// command that changes what a look reads here is journaled in its own
+/// transaction, whose ID is newer than any before it, and a look reads
+/// nothing else the journal does not hold but roles and event triggers;
+/// while two readings are equal, a look would find nothing new (but rows
+/// written to the catalogs directly, which the caller says, and commands
+/// of two sessions at once in the copy, which no rehearsal runs).
+pub(super) const LOCAL_STAMP: &str = "
+select case when pg_current_xact_id_if_assigned() is null
+  then (select coalesce(max(at)::text, '-') from backstop.journal)
+       || ' ' || current_setting('search_path')
+       || ' ' || coalesce(current_setting('event_triggers', true), 'on')
+       || ' ' || (select string_agg(oid::text || ':' || xmin::text, ',' order by oid) from pg_authid)
+       || ' ' || coalesce((select string_agg(oid::text || ':' || xmin::text || evtenabled::text, ',' order by oid)
+                             from pg_event_trigger), '')
+  end";
 
 /// `pg_class`'s and `pg_event_trigger`'s OIDs, which never change.
 const PG_CLASS: u32 = 1259;
@@ -274,6 +295,8 @@ union all
 select 'since', null, null, null, null, pg_snapshot_xmin(pg_current_snapshot())::text, null
 union all
 select 'stamp', null, null, null, null, ({{STAMP}}), null
+union all
+select 'local', null, null, null, null, ({LOCAL_STAMP}), null
 union all
 select 'on', null, null, null, null,
        case when coalesce(current_setting('event_triggers', true), 'on') = 'on'

@@ -171,6 +171,34 @@ fn a_refresh_skips_only_when_no_transaction_ended_since() {
     assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap(), "another search_path");
 }
 
+/// With the journal on, transactions of another database (a second copy
+/// of a rehearsal) do not make a refresh read again; this database's
+/// changes, and a role made anywhere, do.
+#[test]
+fn a_journaled_refresh_skips_while_only_other_databases_change() {
+    let (cluster, mut client) = based("journal_stamp");
+    cluster.create_database("elsewhere", None).unwrap();
+    let mut elsewhere = cluster.connect("elsewhere").unwrap();
+    let mut prepared = Prepared::default();
+    let mut tracked = Tracked::read_journaled(&mut client, &mut prepared).unwrap();
+    // The first look takes the journal's stamp.
+    client.batch_execute("CREATE TABLE first (a int)").unwrap();
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    let since = tracked.since;
+    elsewhere.batch_execute("CREATE TABLE there (a int); CREATE TABLE there_too (a int)").unwrap();
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert_eq!(tracked.since, since, "skipped: nothing changed in this database");
+    client.batch_execute("CREATE TABLE here (a int)").unwrap();
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert!(tracked.since > since, "read again");
+    assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap());
+    let since = tracked.since;
+    elsewhere.batch_execute("CREATE ROLE made_elsewhere").unwrap();
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert!(tracked.since > since, "a role is the whole server's: read again");
+    assert_eq!(tracked.schema(), Schema::read(&mut client).unwrap());
+}
+
 #[test]
 fn a_kept_picture_is_the_picture_read_whole_after_every_kind_of_change() {
     follows_every_kind_of_change(false);
