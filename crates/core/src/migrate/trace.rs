@@ -127,10 +127,15 @@ macro_rules! user_relations {
     };
 }
 
-/// The session's prepared statement for [`LOCKED`], planned once per
-/// session (a plan for each of the few statements of a migration cost
-/// as much as running it).
-const LOCKED_STATEMENT: &str = "backstop_locked";
+/// The name of the session's prepared statement for [`LOCKED`], planned
+/// once per session (a plan for each of the few statements of a
+/// migration cost as much as running it).
+macro_rules! locked_statement {
+    () => {
+        "backstop_locked"
+    };
+}
+const LOCKED_STATEMENT: &str = locked_statement!();
 
 /// Every user relation and its storage (filenode), and a row of OID 0
 /// when the session has [`LOCKED_STATEMENT`] prepared.
@@ -141,7 +146,9 @@ const RELATIONS: &str = concat!(
     user_relations!(),
     "
      union all
-     select 0::oid, '', 0::oid from pg_prepared_statements where name = 'backstop_locked'"
+     select 0::oid, '', 0::oid from pg_prepared_statements where name = '",
+    locked_statement!(),
+    "'"
 );
 
 /// The user relations of this database the session holds a lock on:
