@@ -34,7 +34,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             ),
             "r",
             "coalesce(x.indrelid, c.oid)",
-        ),
+        )
+        .probe(on_made(&["pg_class"])),
         part(
             format!(
                 "'{PREFIX}column ' || n.nspname || '.' || c.relname || '.' || a.attname, d.description"
@@ -48,7 +49,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe(on_made(&["pg_class"])),
         // What hangs on a table, keyed as the picture keys it.
         part(
             format!(
@@ -73,7 +75,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe(on_made(&["pg_constraint", "pg_trigger", "pg_policy", "pg_rewrite"])),
         part(
             format!(
                 "'{PREFIX}function ' || n.nspname || '.' || p.proname
@@ -88,7 +91,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             ),
             "f",
             "p.oid",
-        ),
+        )
+        .probe(on_made(&["pg_proc"])),
         part(
             format!("'{PREFIX}type ' || n.nspname || '.' || t.typname, d.description"),
             format!(
@@ -102,7 +106,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             ),
             "t",
             "t.oid",
-        ),
+        )
+        .probe(on_made(&["pg_type"])),
         part(
             format!("'{PREFIX}schema ' || n.nspname, d.description"),
             format!(
@@ -114,6 +119,17 @@ pub(super) fn comment_parts() -> Vec<Part> {
             "n.oid",
         ),
     ]
+}
+
+/// The probe of the comments on objects of `catalogs` (see
+/// `parts::user_made`): the commented objects are a user's, so their OIDs
+/// are at least 16384. Comments on schemas have none: `public` is initdb's.
+fn on_made(catalogs: &[&str]) -> String {
+    let classes: Vec<String> = catalogs.iter().map(|c| format!("'{c}'::regclass")).collect();
+    format!(
+        "exists (select 1 from pg_description where objoid >= 16384 and classoid in ({}))",
+        classes.join(", ")
+    )
 }
 
 /// The comments for `pg::tracked`'s inventory (see its query for the

@@ -10,7 +10,7 @@
 //! checked against the server's own catalogs by the catalog test, so a
 //! catalog a new major brings fails it until it is placed here.
 
-use super::parts::{own, part, Part, SKIPPED};
+use super::parts::{any_row, own, part, user_made, Part, SKIPPED};
 
 /// What the picture makes of one catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,8 @@ fn foreign_parts() -> Vec<Part> {
             format!("from pg_foreign_data_wrapper w where {}", made("pg_foreign_data_wrapper", "w")),
             "pg_foreign_data_wrapper",
             "w.oid",
-        ),
+        )
+        .probe(user_made("pg_foreign_data_wrapper")),
         part(
             "'server ' || s.srvname,
                     'wrapper=' || w.fdwname || coalesce(' type=' || s.srvtype, '')
@@ -150,7 +151,8 @@ fn foreign_parts() -> Vec<Part> {
             ),
             "pg_foreign_server",
             "s.oid",
-        ),
+        )
+        .probe(user_made("pg_foreign_server")),
         // Through the view: the catalog itself is for superusers only (it
         // holds passwords), and the view shows options only to who may
         // see them.
@@ -161,7 +163,8 @@ fn foreign_parts() -> Vec<Part> {
             "from pg_user_mappings u where u.srvid >= 16384".into(),
             "pg_user_mapping",
             "u.umid",
-        ),
+        )
+        .probe(user_made("pg_foreign_server")),
         part(
             "'foreign table ' || n.nspname || '.' || c.relname,
                     'server=' || s.srvname || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(f.ftoptions) o), '')"
@@ -174,7 +177,8 @@ fn foreign_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe(any_row("pg_foreign_table")),
     ]
 }
 
@@ -188,7 +192,8 @@ fn operator_parts() -> Vec<Part> {
             format!("from pg_cast c where {}", made("pg_cast", "c")),
             "pg_cast",
             "c.oid",
-        ),
+        )
+        .probe(user_made("pg_cast")),
         part(
             "'operator ' || n.nspname || '.' || o.oprname
                     || '(' || format_type(o.oprleft, null) || ',' || format_type(o.oprright, null) || ')',
@@ -205,7 +210,8 @@ fn operator_parts() -> Vec<Part> {
             ),
             "pg_operator",
             "o.oid",
-        ),
+        )
+        .probe(user_made("pg_operator")),
         // A family's operators and functions (pg_amop, pg_amproc) are its own.
         part(
             "'operator family ' || n.nspname || '.' || f.opfname || ' using ' || am.amname,
@@ -229,7 +235,8 @@ fn operator_parts() -> Vec<Part> {
             ),
             "pg_opfamily",
             "f.oid",
-        ),
+        )
+        .probe(user_made("pg_opfamily")),
         part(
             "'operator class ' || n.nspname || '.' || c.opcname || ' using ' || am.amname,
                     'type=' || format_type(c.opcintype, null) || ' default=' || c.opcdefault
@@ -247,7 +254,8 @@ fn operator_parts() -> Vec<Part> {
             ),
             "pg_opclass",
             "c.oid",
-        ),
+        )
+        .probe(user_made("pg_opclass")),
     ]
 }
 
@@ -264,7 +272,8 @@ fn text_search_parts() -> Vec<Part> {
             ),
             "pg_ts_parser",
             "p.oid",
-        ),
+        )
+        .probe(user_made("pg_ts_parser")),
         part(
             "'text search template ' || n.nspname || '.' || t.tmplname,
                     t.tmplinit::regproc::text || ' ' || t.tmpllexize::regproc::text"
@@ -275,7 +284,8 @@ fn text_search_parts() -> Vec<Part> {
             ),
             "pg_ts_template",
             "t.oid",
-        ),
+        )
+        .probe(user_made("pg_ts_template")),
         part(
             "'text search dictionary ' || n.nspname || '.' || d.dictname,
                     'template=' || tn.nspname || '.' || t.tmplname || coalesce(' options=' || d.dictinitoption, '')
@@ -290,7 +300,8 @@ fn text_search_parts() -> Vec<Part> {
             ),
             "pg_ts_dict",
             "d.oid",
-        ),
+        )
+        .probe(user_made("pg_ts_dict")),
         // A configuration's mappings (pg_ts_config_map) are its own.
         part(
             "'text search configuration ' || n.nspname || '.' || c.cfgname,
@@ -308,7 +319,8 @@ fn text_search_parts() -> Vec<Part> {
             ),
             "pg_ts_config",
             "c.oid",
-        ),
+        )
+        .probe(user_made("pg_ts_config")),
     ]
 }
 
@@ -327,7 +339,8 @@ fn more_parts() -> Vec<Part> {
             ),
             "pg_collation",
             "c.oid",
-        ),
+        )
+        .probe(user_made("pg_collation")),
         part(
             "'conversion ' || n.nspname || '.' || c.conname,
                     pg_encoding_to_char(c.conforencoding) || ' to ' || pg_encoding_to_char(c.contoencoding)
@@ -340,7 +353,8 @@ fn more_parts() -> Vec<Part> {
             ),
             "pg_conversion",
             "c.oid",
-        ),
+        )
+        .probe(user_made("pg_conversion")),
         part(
             "'event trigger ' || t.evtname,
                     t.evtevent || ' ' || t.evtfoid::regprocedure::text || ' enabled=' || t.evtenabled::text
@@ -353,7 +367,8 @@ fn more_parts() -> Vec<Part> {
             ),
             "pg_event_trigger",
             "t.oid",
-        ),
+        )
+        .probe(user_made("pg_event_trigger")),
         part(
             "'publication ' || p.pubname,
                     (to_jsonb(p) - 'oid' - 'pubowner')::text || ' owner=' || pg_get_userbyid(p.pubowner)"
@@ -361,7 +376,8 @@ fn more_parts() -> Vec<Part> {
             "from pg_publication p where true".into(),
             "pg_publication",
             "p.oid",
-        ),
+        )
+        .probe(any_row("pg_publication")),
         // What a publication publishes: the tables it names, with their
         // columns and row filter (from 15), and the schemas it names.
         part(
@@ -373,7 +389,8 @@ fn more_parts() -> Vec<Part> {
             "pg_publication",
             "p.oid",
         )
-        .until(15),
+        .until(15)
+        .probe(any_row("pg_publication_rel")),
         part(
             "'publication table ' || p.pubname || ' ' || n.nspname || '.' || c.relname,
                     'columns=' || coalesce((select string_agg(a.attname, ',' order by a.attnum) from pg_attribute a
@@ -387,7 +404,8 @@ fn more_parts() -> Vec<Part> {
             "pg_publication",
             "p.oid",
         )
-        .since(15),
+        .since(15)
+        .probe(any_row("pg_publication_rel")),
         part(
             "'publication schema ' || p.pubname || ' ' || n.nspname, ''".into(),
             "from pg_publication_namespace s join pg_publication p on p.oid = s.pnpubid
@@ -397,7 +415,8 @@ fn more_parts() -> Vec<Part> {
             "pg_publication",
             "p.oid",
         )
-        .since(15),
+        .since(15)
+        .probe(any_row("pg_publication_namespace")),
     ]
 }
 
@@ -413,7 +432,8 @@ fn table_and_privilege_parts() -> Vec<Part> {
             ),
             "r",
             "s.stxrelid",
-        ),
+        )
+        .probe(user_made("pg_statistic_ext")),
         part(
             "'rule ' || n.nspname || '.' || c.relname || '.' || r.rulename,
                     pg_get_ruledef(r.oid) || ' enabled=' || r.ev_enabled::text"
@@ -425,7 +445,8 @@ fn table_and_privilege_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe("exists (select 1 from pg_rewrite where oid >= 16384 and rulename <> '_RETURN')".into()),
         part(
             "'default privileges ' || pg_get_userbyid(d.defaclrole) || coalesce(' in ' || n.nspname, '')
                     || ' on ' || d.defaclobjtype::text,
@@ -435,7 +456,8 @@ fn table_and_privilege_parts() -> Vec<Part> {
                 .into(),
             "pg_default_acl",
             "d.oid",
-        ),
+        )
+        .probe(any_row("pg_default_acl")),
         part(
             "'language ' || l.lanname,
                     'handler=' || l.lanplcallfoid::regprocedure::text || ' inline=' || l.laninline::regprocedure::text
@@ -445,13 +467,15 @@ fn table_and_privilege_parts() -> Vec<Part> {
             format!("from pg_language l where {}", made("pg_language", "l")),
             "pg_language",
             "l.oid",
-        ),
+        )
+        .probe(user_made("pg_language")),
         part(
             "'access method ' || a.amname, a.amtype::text || ' ' || a.amhandler::regproc::text".into(),
             format!("from pg_am a where {}", made("pg_am", "a")),
             "pg_am",
             "a.oid",
-        ),
+        )
+        .probe(user_made("pg_am")),
         part(
             "'transform ' || format_type(t.trftype, null) || ' language ' || l.lanname,
                     t.trffromsql::regprocedure::text || ' ' || t.trftosql::regprocedure::text"
@@ -462,7 +486,8 @@ fn table_and_privilege_parts() -> Vec<Part> {
             ),
             "pg_transform",
             "t.oid",
-        ),
+        )
+        .probe(user_made("pg_transform")),
         part(
             "'sequence ' || n.nspname || '.' || c.relname,
                     format_type(s.seqtypid, null) || ' start=' || s.seqstart || ' increment=' || s.seqincrement

@@ -20,10 +20,30 @@ pub(super) struct Part {
     /// The majors whose catalogs the part reads: from `since`, before `until`.
     pub since: i32,
     pub until: i32,
+    /// A cheap test, true wherever the part can have a row: a picture read
+    /// once leaves out the parts whose test is false (see
+    /// `fingerprint::Schema::read`). `None`: the part is always read.
+    pub probe: Option<String>,
 }
 
 pub(super) fn part(select: String, from: String, kind: &'static str, owner: &'static str) -> Part {
-    Part { select, from, kind, owner, since: 0, until: i32::MAX }
+    Part { select, from, kind, owner, since: 0, until: i32::MAX, probe: None }
+}
+
+/// The probe of a part whose rows are objects of `catalog` a user (or an
+/// extension) made. PostgreSQL hands out OIDs from 16384 on once initdb is
+/// done, and wraps around to 16384 again, so every object made since has
+/// one at least that high; what is lower is initdb's own, all of it in
+/// the schemas the picture skips (but the `public` schema and the
+/// `plpgsql` extension, whose parts have no probe).
+pub(super) fn user_made(catalog: &str) -> String {
+    format!("exists (select 1 from {catalog} where oid >= 16384)")
+}
+
+/// The probe of a part whose rows need a row of `catalog` (one with no
+/// rows after initdb).
+pub(super) fn any_row(catalog: &str) -> String {
+    format!("exists (select 1 from {catalog})")
 }
 
 impl Part {
@@ -35,6 +55,17 @@ impl Part {
     /// The part, read only before major `major`.
     pub fn until(self, major: i32) -> Part {
         Part { until: major, ..self }
+    }
+
+    /// Whether the part is read on major `major` (14 stands for every
+    /// major before 15, whose catalogs are alike for the picture).
+    pub fn reads(&self, major: i32) -> bool {
+        self.since <= major && major < self.until
+    }
+
+    /// The part, read only where `probe` (an SQL test) is true.
+    pub fn probe(self, probe: String) -> Part {
+        Part { probe: Some(probe), ..self }
     }
 }
 
@@ -174,7 +205,8 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe("exists (select 1 from pg_trigger where not tgisinternal)".into()),
         part(
             "'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname,
                     p.permissive || ' ' || p.cmd || ' to ' || (select string_agg(o::text, ',' order by o::text) from unnest(p.roles) o)
@@ -187,7 +219,8 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe(any_row("pg_policy")),
         // What pg_views says of a view (or materialized view), read from
         // pg_class for its OID.
         part(
@@ -223,7 +256,8 @@ pub(super) fn other_parts() -> Vec<Part> {
             ),
             "f",
             "p.oid",
-        ),
+        )
+        .probe(user_made("pg_proc")),
         part(
             "'type ' || n.nspname || '.' || t.typname,
                     t.typtype::text || coalesce(' ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder)
