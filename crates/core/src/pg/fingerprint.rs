@@ -324,7 +324,7 @@ fn owned(rows: &[postgres::Row]) -> Vec<Owned> {
 /// probes are asked again in the query itself, so a kind made between the
 /// two statements is never missed: the query then says so with a row of
 /// empty key, and the whole query is read instead.
-pub fn read_probed(client: &mut impl GenericClient) -> Result<Vec<Owned>, postgres::Error> {
+fn read_probed(client: &mut impl GenericClient) -> Result<Vec<Owned>, postgres::Error> {
     let mut prepared = super::Prepared::default();
     let major = prepared.major(client)?;
     let parts: Vec<Part> = parts().into_iter().filter(|p| p.reads(major)).collect();
