@@ -224,34 +224,46 @@ impl Search {
     /// each once, with its version. A directory whose program does not
     /// answer `--version` with a PostgreSQL version is left out.
     pub fn all(&self, kit: Kit) -> Vec<BinDir> {
-        let mut out: Vec<BinDir> = Vec::new();
-        for (dir, origin) in &self.places {
+        self.dirs(kit).collect()
+    }
+
+    /// [`Search::all`], asking each directory's version only when the one
+    /// before it is not what the caller wants: a search that stops at the
+    /// first it wants runs no later program (`/usr/bin/pg_dump` on Debian
+    /// is a Perl wrapper that starts the real one again).
+    fn dirs(&self, kit: Kit) -> impl Iterator<Item = BinDir> + '_ {
+        let mut seen: Vec<PathBuf> = Vec::new();
+        self.places.iter().filter_map(move |(dir, origin)| {
             if !kit.tools().iter().all(|t| dir.join(t).is_file()) {
-                continue;
+                return None;
             }
             let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            if out.iter().any(|b| b.dir == real) {
-                continue;
+            if seen.contains(&real) {
+                return None;
             }
-            if let Some(version) = tool_version(&dir.join(kit.tools()[0])) {
-                if let Some(major) = major_of(&version) {
-                    out.push(BinDir { dir: real, version, major, origin: *origin });
-                }
-            }
-        }
-        out
+            seen.push(real.clone());
+            let version = tool_version(&dir.join(kit.tools()[0]))?;
+            let major = major_of(&version)?;
+            Some(BinDir { dir: real, version, major, origin: *origin })
+        })
     }
 
     /// The first directory of `kit`, whatever its version: for a cluster
     /// that copies no server, and for tools before the server is known.
     pub fn first(&self, kit: Kit) -> Result<BinDir, Miss> {
-        self.all(kit).into_iter().next().ok_or_else(|| Miss::None { searched: self.searched() })
+        self.dirs(kit).next().ok_or_else(|| Miss::None { searched: self.searched() })
     }
 
     /// The directory of `kit` for a server of `major`: the first of that
     /// major, else (with [`Match::OrNewer`]) the first of the nearest newer.
     pub fn for_major(&self, kit: Kit, major: u32, how: Match) -> Result<BinDir, Miss> {
-        let all = self.all(kit);
+        let mut all = Vec::new();
+        for b in self.dirs(kit) {
+            if b.major == major {
+                return Ok(b);
+            }
+            all.push(b);
+        }
         pick(&all, major, how).cloned().ok_or_else(|| {
             if all.is_empty() {
                 Miss::None { searched: self.searched() }
@@ -472,6 +484,30 @@ mod tests {
         assert_eq!(search.lacking(Kit::Server), None, "more than one place");
         let one = Search::of(vec![(clients.clone(), Origin::Env)]);
         assert_eq!(one.lacking(Kit::Server), Some((clients, "pg_ctl")));
+    }
+
+    #[test]
+    fn a_search_that_finds_what_it_wants_runs_no_later_program() {
+        let root = tempfile::tempdir().unwrap();
+        let wanted = fake(root.path(), "wanted", "17.2", ALL);
+        // A later folder whose program says when it runs.
+        let later = root.path().join("later");
+        std::fs::create_dir_all(&later).unwrap();
+        let ran = root.path().join("ran");
+        for t in ALL {
+            let script =
+                format!("#!/bin/sh\ntouch '{}'\necho '{t} (PostgreSQL) 16.4'\n", ran.display());
+            std::fs::write(later.join(t), script).unwrap();
+            std::fs::set_permissions(later.join(t), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let search = Search::of(vec![(wanted, Origin::Env), (later, Origin::Env)]);
+        assert_eq!(search.first(Kit::Client).unwrap().major, 17);
+        assert_eq!(search.for_major(Kit::Client, 17, Match::Exact).unwrap().major, 17);
+        assert!(!ran.exists(), "a later folder's program ran");
+        // Where the first is not the major asked for, the later ones are read.
+        assert_eq!(search.for_major(Kit::Server, 16, Match::Exact).unwrap().major, 16);
+        assert!(ran.exists());
     }
 
     #[test]
