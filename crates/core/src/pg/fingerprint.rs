@@ -422,9 +422,7 @@ fn read_parts(
     major: i32,
 ) -> Result<Vec<postgres::Row>, postgres::Error> {
     let mut selects: Vec<String> = read.iter().map(|p| part_query(p, None)).collect();
-    let mut guard: Vec<&str> = skipped.iter().filter_map(|p| p.probe.as_deref()).collect();
-    guard.sort_unstable();
-    guard.dedup();
+    let guard = probes_of(skipped.iter().copied());
     if !guard.is_empty() {
         selects
             .push(format!("(select '', '', 'r'::text, 0::oid where {})", guard.join("\n    or ")));
@@ -442,13 +440,19 @@ fn probe<'p>(
     client: &mut impl GenericClient,
     parts: &'p [Part],
 ) -> Result<(Vec<&'p Part>, Vec<&'p Part>), postgres::Error> {
-    let mut probes: Vec<&str> = parts.iter().filter_map(|p| p.probe.as_deref()).collect();
-    probes.sort_unstable();
-    probes.dedup();
+    let probes = probes_of(parts.iter());
     let row = client.query_one(&format!("select array[{}]", probes.join(", ")), &[])?;
     let hits: Vec<bool> = row.get(0);
     let found = |probe: &str| probes.iter().zip(&hits).any(|(p, hit)| *p == probe && *hit);
     Ok(parts.iter().partition(|p| p.probe.as_deref().is_none_or(found)))
+}
+
+/// The probes of `parts`, each once (parts may share one).
+fn probes_of<'p>(parts: impl Iterator<Item = &'p Part>) -> Vec<&'p str> {
+    let mut probes: Vec<&str> = parts.filter_map(|p| p.probe.as_deref()).collect();
+    probes.sort_unstable();
+    probes.dedup();
+    probes
 }
 
 /// One part's select: all its rows, or for a `group` those of the owners
