@@ -21,6 +21,7 @@ use postgres::Client;
 use super::run::{unprovable, Replay, Start};
 use super::{Computed, Down, DownsError, Options};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
+use crate::pg::fingerprint::Schema;
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
 use crate::rehearse::CopyDb;
@@ -66,7 +67,14 @@ pub fn compute(
     let pg_dump = tools.dir.join("pg_dump");
     let (mut workspace, mut start_notes, env) =
         super::start::open(url, migrations, options, &pg_dump)?;
-    let copy = workspace.copy("downs")?;
+    // The replay works on the start itself unless it is cut in two (both
+    // halves then start from copies of it): copying it (CREATE DATABASE,
+    // with a checkpoint before and after) was a third of a one-migration
+    // deploy's own time on a schema of 800 relations.
+    let mut copy = match workspace.base_in_cluster() {
+        Some(base) => base,
+        None => workspace.copy("downs")?,
+    };
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
     let start = match &options.start {
@@ -89,7 +97,15 @@ pub fn compute(
         .collect();
     let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
     let second = match cut {
-        Some(_) => Some(workspace.copy("downs_second_half")?),
+        Some(_) => {
+            if workspace.base_in_cluster().is_some_and(|base| base.dbname == copy.dbname) {
+                // A template copy needs its template to itself.
+                drop(client);
+                copy = workspace.copy("downs")?;
+                client = copy.connect()?;
+            }
+            Some(workspace.copy("downs_second_half")?)
+        }
         None => None,
     };
     let half = Half { pg_dump: &pg_dump, migrations: (&replayed, migrations), settings, start };
@@ -107,9 +123,9 @@ pub fn compute(
                 let other = s.spawn(|| half.second(&second, first_half, second_half, &asked));
                 let first = half.play(&mut client, &copy, first_half, &asked, (0, total), progress);
                 let second_out = other.join().expect("the second half's thread does not panic");
-                first.map(|(out, stopped)| (out, stopped, second_out))
+                first.map(|(out, stopped, _)| (out, stopped, second_out))
             })?;
-            let (second_out, second_client) = second_out?;
+            let (second_out, end, second_client) = second_out?;
             match stopped {
                 // As one replay: nothing after the stop is proved.
                 Some(why) => out.extend(
@@ -121,20 +137,21 @@ pub fn compute(
                 None => out.extend(second_out),
             }
             drop_copy(&workspace, client, &copy.dbname);
-            (out, (second_client, second))
+            (out, (second_client, second, end))
         }
         _ => {
-            let (out, _) = half.play(&mut client, &copy, &todo, &asked, (0, total), progress)?;
-            (out, (client, copy))
+            let (out, _, end) =
+                half.play(&mut client, &copy, &todo, &asked, (0, total), progress)?;
+            (out, (client, copy, end))
         }
     };
-    let (mut client, copy) = last;
+    let (mut client, copy, end) = last;
     match env {
         Some(env) => {
             // Kept without the journal's triggers: its next reader makes them again.
             crate::pg::tracked::remove_journal(&mut client).map_err(db("ending the journal"))?;
             let at = (copy.dbname.as_str(), super::start::BASE);
-            super::kept::keep(workspace, client, at, migrations, &env);
+            super::kept::keep(workspace, client, at, (&end, migrations), &env);
         }
         None => drop(workspace),
     }
@@ -180,8 +197,8 @@ struct Half<'a> {
 }
 
 impl Half<'_> {
-    /// Replays `todo` on `copy` (session `client`): the downs, and why it
-    /// stopped, if it did.
+    /// Replays `todo` on `copy` (session `client`): the downs, why it
+    /// stopped, if it did, and the copy's schema where it ended.
     fn play(
         &self,
         client: &mut Client,
@@ -190,7 +207,7 @@ impl Half<'_> {
         asked: &dyn Fn(&Migration) -> bool,
         numbering: (usize, usize),
         progress: &mut dyn Progress,
-    ) -> Result<(Vec<Down>, Option<String>), DownsError> {
+    ) -> Result<(Vec<Down>, Option<String>, Schema), DownsError> {
         let mut prepared = Prepared::default();
         let mut tracked = Tracked::read_journaled(&mut *client, &mut prepared)
             .map_err(db("reading the copy's schema"))?;
@@ -204,19 +221,21 @@ impl Half<'_> {
             (&mut tracked, &mut prepared),
             self.start.clone(),
         );
-        replay.replay_all(todo, asked, numbering)
+        let (downs, stopped) = replay.replay_all(todo, asked, numbering)?;
+        Ok((downs, stopped, replay.schema()?))
     }
 
     /// The second half on its copy: the ups of `before` applied as
-    /// `migrate` applies them, then `todo` replayed. Its downs, and its
-    /// session (the copy is where the whole replay ends).
+    /// `migrate` applies them, then `todo` replayed. Its downs, the copy's
+    /// schema where it ended, and its session (the copy is where the whole
+    /// replay ends).
     fn second(
         &self,
         copy: &CopyDb,
         before: &[&Migration],
         todo: &[&Migration],
         asked: &(dyn Fn(&Migration) -> bool + Sync),
-    ) -> Result<(Vec<Down>, Client), DownsError> {
+    ) -> Result<(Vec<Down>, Schema, Client), DownsError> {
         let mut client = copy.connect()?;
         crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
         let last = before.last().expect("a cut leaves a first half");
@@ -238,11 +257,13 @@ impl Half<'_> {
                 .iter()
                 .filter(|m| asked(m))
                 .map(|m| unprovable(m, Vec::new(), vec![why.clone()]));
-            return Ok((out.collect(), client));
+            let end = Schema::read(&mut client).map_err(db("reading the copy's schema"))?;
+            return Ok((out.collect(), end, client));
         }
         let total = before.len() + todo.len();
-        let (out, _) = self.play(&mut client, copy, todo, asked, (before.len(), total), quiet)?;
-        Ok((out, client))
+        let (out, _, end) =
+            self.play(&mut client, copy, todo, asked, (before.len(), total), quiet)?;
+        Ok((out, end, client))
     }
 }
 

@@ -116,37 +116,38 @@ pub(super) fn start(
 }
 
 /// Keeps the cluster of `workspace` for the next run: its copy `copy`
-/// (whose session is `client`) becomes the start database `base`, and the
+/// (whose session is `client`, whose schema is `schema`, as the replay's
+/// picture of it holds it) becomes the start database `base`, and the
 /// cluster is kept under the key of that state. Best effort: whatever
 /// fails, the copy is only not kept.
 pub(super) fn keep(
     workspace: Workspace,
     mut client: Client,
     (copy, base): (&str, &str),
-    migrations: &[Migration],
+    (schema, migrations): (&Schema, &[Migration]),
     env: &str,
 ) {
-    // Read whole, as the target's is when the next run looks for it.
-    let Ok(schema) = Schema::read(&mut client) else { return };
     let relations = schema.objects.iter().filter(|o| o.key.starts_with("relation ")).count();
     if relations < KEEP_FROM {
         return;
     }
-    let fingerprint = super::proofs::fingerprint(&schema, migrations);
+    let fingerprint = super::proofs::fingerprint(schema, migrations);
     let Ok(key) = key(env, &fingerprint, &mut client) else { return };
     drop(client);
     let Some(cluster) = workspace.into_cluster() else { return };
-    let Ok(mut admin) = cluster.connect("postgres") else { return };
-    let renamed =
-        admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(base))).and_then(|()| {
-            admin.batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                quote_ident(copy),
-                quote_ident(base)
-            ))
-        });
-    drop(admin);
-    if renamed.is_ok() {
-        cluster.stop_and_keep(&key);
+    if copy != base {
+        let Ok(mut admin) = cluster.connect("postgres") else { return };
+        let renamed =
+            admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(base))).and_then(|()| {
+                admin.batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(copy),
+                    quote_ident(base)
+                ))
+            });
+        if renamed.is_err() {
+            return;
+        }
     }
+    cluster.stop_and_keep(&key);
 }

@@ -499,6 +499,15 @@ impl Workspace {
         self.cluster.as_ref()
     }
 
+    /// The database copies are made from, to work on as a copy itself,
+    /// where it is a database of this workspace's own throwaway cluster
+    /// (never a database of the source's server). What is done to it is
+    /// done to every copy made after.
+    pub fn base_in_cluster(&self) -> Option<CopyDb> {
+        self.cluster.as_ref()?;
+        Some(CopyDb { server_url: self.server_url.clone(), dbname: self.template.clone() })
+    }
+
     /// That cluster taken out with every copy in it: the caller owns it
     /// and its databases from then on.
     pub fn into_cluster(mut self) -> Option<Cluster> {
