@@ -7,6 +7,7 @@
 
 use backstop_lint::Code;
 
+use crate::backup::gate::BackedUp;
 use crate::backup::{self, BackupGate, GateMode};
 use crate::check::{Assessment, CheckGate};
 use crate::config::{Config, ConfigError};
@@ -104,14 +105,17 @@ pub fn migrate(
     watchers: Watchers<'_>,
 ) -> Result<Outcome, MigratorError> {
     let Watchers { assessment, backup: backup_progress, apply, note } = watchers;
-    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, note)?;
+    // The schema a backup taken now holds: where the downs start.
+    let backed_up = BackedUp::default();
+    let mut guards =
+        Gates::new(config, url, waivers, (assessment, backup_progress, backed_up.clone()), note)?;
     let mut gates = guards.in_order();
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
     // Last: the downs are worked out only for a run every gate let through.
     let proofs = config.rehearse.proofs.as_path();
-    let mut keep = KeepDowns { url, migrations, settings: &settings, proofs, note };
+    let mut keep = KeepDowns { url, migrations, settings: &settings, proofs, note, backed_up };
     if config.migrations.keep_downs {
         gates.push(&mut keep);
     }
@@ -123,6 +127,10 @@ pub fn migrate(
     let verified = after.and_then(|after| after.finish(client, &report));
     Ok(Outcome { report, verified })
 }
+
+/// What the gates tell as they pass: the check's assessment, the backup's
+/// progress, and the schema a backup taken holds.
+type GateWatchers<'a> = (Box<dyn FnMut(&Assessment) + 'a>, &'a mut dyn backup::Progress, BackedUp);
 
 /// The gates every guarded run passes before its first statement, in the
 /// order of the runbook, cheap refusals first: a freeze, the check and
@@ -140,8 +148,7 @@ impl<'a> Gates<'a> {
         config: &Config,
         url: &str,
         waivers: Waivers,
-        assessment: Box<dyn FnMut(&Assessment) + 'a>,
-        backup_progress: &'a mut dyn backup::Progress,
+        (assessment, backup_progress, backed_up): GateWatchers<'a>,
         note: &mut dyn FnMut(&str),
     ) -> Result<Gates<'a>, MigratorError> {
         let check_settings = config.check_settings();
@@ -169,7 +176,7 @@ impl<'a> Gates<'a> {
         };
         let backup: Option<Box<dyn Gate + 'a>> = match (waivers.backup, waivers.no_backup) {
             (Some(id), _) => {
-                Some(Box::new(backup_gate(config, url, GateMode::Use(id), backup_progress)))
+                Some(Box::new(backup_gate(config, url, GateMode::Use(id), backup_progress, None)))
             }
             (None, Some(reason)) => {
                 if reason.trim().is_empty() {
@@ -179,7 +186,14 @@ impl<'a> Gates<'a> {
                 Some(Box::new(Waived { gate: "backup", reason }))
             }
             (None, None) if config.backup.required => {
-                Some(Box::new(backup_gate(config, url, GateMode::Take, backup_progress)))
+                let gate = backup_gate(
+                    config,
+                    url,
+                    GateMode::Take,
+                    backup_progress,
+                    Some(backed_up.clone()),
+                );
+                Some(Box::new(gate))
             }
             (None, None) => None,
         };
@@ -233,7 +247,9 @@ pub fn expand_step(
     watchers: Watchers<'_>,
 ) -> Result<Stepped, MigratorError> {
     let Watchers { assessment, backup: backup_progress, note, .. } = watchers;
-    let mut guards = Gates::new(config, url, waivers, assessment, backup_progress, &mut *note)?;
+    // No downs are kept here: what the backup holds is not asked for.
+    let watchers = (assessment, backup_progress, BackedUp::default());
+    let mut guards = Gates::new(config, url, waivers, watchers, &mut *note)?;
     if let Some(check) = guards.check.as_mut() {
         check.served = match step {
             Step::Expand { .. } => crate::check::gate::SERVED_AT_EXPAND.to_vec(),
@@ -268,6 +284,10 @@ struct KeepDowns<'a> {
     settings: &'a migrate::Settings,
     proofs: &'a std::path::Path,
     note: &'a mut dyn FnMut(&str),
+    /// The schema of the backup the backup gate took in this run, if it
+    /// took one: the target as the first down starts from it, read in the
+    /// backup's snapshot moments before.
+    backed_up: BackedUp,
 }
 
 impl Gate for KeepDowns<'_> {
@@ -291,7 +311,7 @@ impl Gate for KeepDowns<'_> {
         }
         let mut store = crate::downs::proofs::Store::open(self.proofs);
         let kept = crate::downs::keep::keep(
-            client,
+            (client, self.backed_up.borrow_mut().take()),
             self.url,
             self.migrations,
             self.settings,
@@ -375,6 +395,7 @@ fn backup_gate<'a>(
     url: &str,
     mode: GateMode,
     progress: &'a mut dyn backup::Progress,
+    schema: Option<BackedUp>,
 ) -> BackupGate<'a> {
     BackupGate {
         url: url.to_string(),
@@ -383,6 +404,7 @@ fn backup_gate<'a>(
         mode,
         protected: config.migrations.protected_tables.clone(),
         progress,
+        schema,
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct Facts {
     pub extensions: Vec<Extension>,
     /// Versions in `backstop.applied`.
     pub applied: Vec<String>,
+    /// The picture the fingerprints come from.
+    pub schema: Schema,
 }
 
 /// The write counters and the storage hash of the user tables (see
@@ -121,6 +123,7 @@ pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
         roles,
         extensions,
         applied: applied_versions(client)?,
+        schema,
     })
 }
 
@@ -132,6 +135,19 @@ pub fn create(
     options: &CreateOptions,
     progress: &mut dyn Progress,
 ) -> Result<Manifest, BackupError> {
+    create_read(url, store, tools, options, progress).map(|(manifest, _)| manifest)
+}
+
+/// [`create`], with the picture of the schema the manifest's fingerprints
+/// come from, read in the dump's own snapshot: the database as the backup
+/// holds it.
+pub fn create_read(
+    url: &str,
+    store: &Store,
+    tools: &Tools,
+    options: &CreateOptions,
+    progress: &mut dyn Progress,
+) -> Result<(Manifest, Schema), BackupError> {
     let started = Instant::now();
     store.clean_partials();
     let mut client = crate::pg::connect(url, "backstop")?;
@@ -227,7 +243,7 @@ pub fn create(
     manifest.write(&partial)?;
     store.commit(&id, &partial)?;
     guard.path = None;
-    Ok(manifest)
+    Ok((manifest, facts.schema))
 }
 
 /// Opens the dump's transaction (repeatable read, so the facts read in it

@@ -10,7 +10,7 @@ use postgres::Client;
 use serde_json::json;
 
 use super::config::{BackupSection, Engine, VerifyLevel};
-use super::create::{create, source_of, CreateOptions, Source};
+use super::create::{create_read, source_of, CreateOptions, Source};
 use super::manifest::{Kind, Manifest};
 use super::pgbackrest;
 use super::verify::{verify, verify_checksums};
@@ -19,7 +19,12 @@ use crate::kit::duration;
 use crate::kit::error::chain;
 use crate::kit::size::human as size;
 use crate::migrate::{Gate, GatePass, GateRefusal};
+use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
+
+/// Where the backup gate leaves the picture of the schema of a backup it
+/// took, for the gates after it.
+pub type BackedUp = std::rc::Rc<std::cell::RefCell<Option<Schema>>>;
 
 /// What the operator asked of the gate.
 #[derive(Debug, Clone)]
@@ -40,6 +45,10 @@ pub struct BackupGate<'a> {
     /// exact state.
     pub protected: Vec<String>,
     pub progress: &'a mut dyn Progress,
+    /// Where a backup taken here leaves the picture of the schema it
+    /// holds, read in its dump's snapshot, for the gates after this one
+    /// (the downs `migrate` keeps are keyed by it).
+    pub schema: Option<BackedUp>,
 }
 
 impl Gate for BackupGate<'_> {
@@ -267,7 +276,10 @@ impl BackupGate<'_> {
             jobs: self.jobs(),
             lock_wait: self.policy.lock_wait,
         };
-        let m = create(&self.url, &self.store, tools, &options, self.progress)?;
+        let (m, schema) = create_read(&self.url, &self.store, tools, &options, self.progress)?;
+        if let Some(slot) = &self.schema {
+            *slot.borrow_mut() = Some(schema);
+        }
         self.progress.note(Note::Info(format!(
             "backup {} taken: {}, {} table(s), {} row(s) in {:.1}s",
             m.id,

@@ -13,6 +13,7 @@ use postgres::Client;
 use super::proofs::{self, Class, Miss, Proof, Store};
 use super::{DownsError, Options, Status};
 use crate::migrate::{self, Settings};
+use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
 
 /// What was kept, and how each down was come by.
@@ -36,11 +37,12 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
 }
 
 /// The downs of `wanted` (versions of `pending`, in the order they will
-/// be applied) for the target `client` at `url`: reused from `store`
-/// where a proof covers them, proved now for the rest (each added to the
-/// store, which is saved).
+/// be applied) for the target `client` at `url`, whose schema is `read`
+/// where the caller has just read it (else it is read here): reused from
+/// `store` where a proof covers them, proved now for the rest (each added
+/// to the store, which is saved).
 pub fn keep(
-    client: &mut Client,
+    (client, read): (&mut Client, Option<Schema>),
     url: &str,
     migrations: &[Migration],
     settings: &Settings,
@@ -57,7 +59,10 @@ pub fn keep(
         .map_err(db("reading the server version"))?;
     // Where the first pending migration starts: it keys the kept proofs
     // and the copy a previous run kept (`downs::kept`).
-    let target = super::kept::fingerprint(client, migrations)?;
+    let target = match read {
+        Some(schema) => proofs::fingerprint(&schema, migrations),
+        None => super::kept::fingerprint(client, migrations)?,
+    };
     let mut start = (!store.is_empty()).then(|| target.clone());
     let mut to_prove: Vec<String> = Vec::new();
     for m in pending {
