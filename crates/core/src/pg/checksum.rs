@@ -116,15 +116,37 @@ pub fn user_tables(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The user tables in order: schema, name, and whether the table is big
-/// enough for a checksum statement of its own.
+/// The user tables in order: schema, name, whether the table is big
+/// enough for a checksum statement of its own, its OID, and whether it is
+/// a heap whose file has no page, so no row: its checksum is known without
+/// reading it (a row written, even by a transaction still open, extends
+/// the file at once, and a scan reads nothing beyond its end). Most tables
+/// of a schema-only copy are empty, and planning the statement that reads
+/// them cost more than all the rest of a look at the copy.
 fn tables_query() -> String {
     format!(
-        "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}, c.oid
+        "select n.nspname::text, c.relname::text, c.relpages >= {OWN_STATEMENT_PAGES}, c.oid,
+                am.amname = 'heap' and pg_relation_size(c.oid) = 0
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           left join pg_am am on am.oid = c.relam
           where c.relkind = 'r' and {USER_SCHEMAS}
           order by 1, 2"
     )
+}
+
+/// A table of [`tables_query`].
+struct Listed {
+    schema: String,
+    name: String,
+    big: bool,
+    oid: u32,
+    empty: bool,
+}
+
+impl Listed {
+    fn of(r: &postgres::Row) -> Listed {
+        Listed { schema: r.get(0), name: r.get(1), big: r.get(2), oid: r.get(3), empty: r.get(4) }
+    }
 }
 
 /// Checksums of every user table. Big tables are checksummed by statements
@@ -150,11 +172,7 @@ pub fn table_checksums_prepared(
     prepared: &mut super::Prepared,
 ) -> Result<Vec<TableChecksum>, postgres::Error> {
     let list = prepared.get(client, &tables_query())?;
-    let tables: Vec<(String, String, bool, u32)> = client
-        .query(&list, &[])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+    let tables: Vec<Listed> = client.query(&list, &[])?.iter().map(Listed::of).collect();
     let all_columns = prepared.get(client, &columns_query(USER_SCHEMAS))?;
     let columns = client.query(&all_columns, &[])?;
     Ok(checksums(client, prepared, tables, columns)?.into_iter().map(|(_, t)| t).collect())
@@ -179,16 +197,16 @@ pub fn table_checksums_of(
     let (tables, columns) = prepared.generic(client, |client, _| {
         Ok((client.query(&list, &[&oids])?, client.query(&some_columns, &[&oids])?))
     })?;
-    let tables = tables.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let tables = tables.iter().map(Listed::of).collect();
     checksums(client, prepared, tables, columns)
 }
 
-/// Checksums of `tables` (schema, name, big, OID) whose columns are
-/// `columns` (rows of [`columns_query`]).
+/// Checksums of `tables` whose columns are `columns` (rows of
+/// [`columns_query`]), each with its OID.
 fn checksums(
     client: &mut impl GenericClient,
     prepared: &mut super::Prepared,
-    tables: Vec<(String, String, bool, u32)>,
+    tables: Vec<Listed>,
     columns: Vec<postgres::Row>,
 ) -> Result<Vec<(u32, TableChecksum)>, postgres::Error> {
     if tables.is_empty() {
@@ -198,10 +216,17 @@ fn checksums(
     let mut columns = group_columns(columns);
     let mut small = Vec::new();
     let mut statements = Vec::new();
-    for (i, (schema, name, big, _)) in tables.iter().enumerate() {
-        let cols = columns.remove(&(schema.clone(), name.clone())).unwrap_or_default();
-        let sql = checksum_query(method, i as i64, schema, name, &cols);
-        if *big {
+    let mut out = Vec::with_capacity(tables.len());
+    for (i, t) in tables.iter().enumerate() {
+        if t.empty {
+            // What its statement would read: no row, and a sum of none.
+            let none = checksum_of(method, format!("{}.{}", t.schema, t.name), 0, "0".into());
+            out.push((i as i64, (t.oid, none)));
+            continue;
+        }
+        let cols = columns.remove(&(t.schema.clone(), t.name.clone())).unwrap_or_default();
+        let sql = checksum_query(method, i as i64, &t.schema, &t.name, &cols);
+        if t.big {
             statements.push(sql);
         } else {
             small.push(format!("({sql})"));
@@ -210,16 +235,13 @@ fn checksums(
     if !small.is_empty() {
         statements.push(small.join("\nunion all\n"));
     }
-    let mut out = Vec::with_capacity(tables.len());
     for sql in statements {
         let statement = prepared.get(client, &sql)?;
         for r in client.query(&statement, &[])? {
             let i: i64 = r.get(0);
-            let (schema, name, _, oid) = &tables[i as usize];
-            out.push((
-                i,
-                (*oid, checksum_of(method, format!("{schema}.{name}"), r.get(1), r.get(2))),
-            ));
+            let t = &tables[i as usize];
+            let table = format!("{}.{}", t.schema, t.name);
+            out.push((i, (t.oid, checksum_of(method, table, r.get(1), r.get(2)))));
         }
     }
     out.sort_by_key(|(i, _)| *i);

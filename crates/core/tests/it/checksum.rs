@@ -218,3 +218,42 @@ fn the_order_of_a_tables_columns_does_not_count_but_values_swapped_between_colum
     let mut c = database("colorder_c", "CREATE TABLE t (id int, a text, b text); INSERT INTO t VALUES (1, 'y', 'x'), (2, NULL, 'z');");
     assert_ne!(checksum(&mut a, "t").checksum, checksum(&mut c, "t").checksum);
 }
+
+/// Tables whose file has no page are not read: their checksum is the one
+/// their statement gives, whether they were never written or emptied by
+/// TRUNCATE; a table whose rows were all deleted, or that holds rows only
+/// the open transaction wrote, is read.
+#[test]
+fn an_empty_file_gives_the_checksum_its_statement_would_and_rows_in_it_are_read() {
+    let mut client = database(
+        "checksum_empty_files",
+        "CREATE TABLE never (id int, note text);
+         CREATE TABLE truncated (id int);
+         INSERT INTO truncated VALUES (1);
+         TRUNCATE truncated;
+         CREATE TABLE deleted (id int);
+         INSERT INTO deleted VALUES (1);
+         DELETE FROM deleted;
+         CREATE TABLE written (id int);",
+    );
+    let read = |client: &mut Client| {
+        let mut all = table_checksums(client).unwrap();
+        all.sort_by(|a, b| a.table.cmp(&b.table));
+        all
+    };
+    let all = read(&mut client);
+    let by_statement: Vec<TableChecksum> = ["deleted", "never", "truncated", "written"]
+        .iter()
+        .map(|t| checksum(&mut client, t))
+        .collect();
+    assert_eq!(all, by_statement);
+    assert!(all.iter().all(|t| t.rows == 0), "{all:?}");
+
+    // Rows the open transaction wrote extend the file at once: they count.
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute("INSERT INTO written VALUES (1), (2)").unwrap();
+    let seen = table_checksums(&mut tx).unwrap();
+    let written = seen.iter().find(|t| t.table == "public.written").unwrap();
+    assert_eq!(written.rows, 2);
+    assert_ne!(written, all.iter().find(|t| t.table == "public.written").unwrap());
+}
