@@ -20,20 +20,33 @@ pub const PREFIX: &str = "comment on ";
 /// object the comment is on, as the part of that object does.
 pub(super) fn comment_parts() -> Vec<Part> {
     vec![
+        // Relations and indexes apart, each read from its own catalog row
+        // and the comment found by its index: read for some owners only
+        // (`pg::tracked`), one part keyed by either went through every
+        // comment of the database, initdb's thousands included.
         part(
+            format!("'{PREFIX}relation ' || n.nspname || '.' || c.relname, d.description"),
             format!(
-                "'{PREFIX}' || case when c.relkind in ('i', 'I') then 'index ' else 'relation ' end
-                    || n.nspname || '.' || c.relname, d.description"
-            ),
-            format!(
-                "from pg_description d join pg_class c on c.oid = d.objoid
-               join pg_namespace n on n.oid = c.relnamespace
-               left join pg_index x on x.indexrelid = c.oid
-              where d.classoid = 'pg_class'::regclass and d.objsubid = 0
-                and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S', 'i', 'I') and n.nspname not in {SKIPPED}"
+                "from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               join pg_description d on d.objoid = c.oid and d.classoid = 'pg_class'::regclass
+                                    and d.objsubid = 0
+              where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname not in {SKIPPED}"
             ),
             "r",
-            "coalesce(x.indrelid, c.oid)",
+            "c.oid",
+        )
+        .probe(on_made(&["pg_class"])),
+        part(
+            format!("'{PREFIX}index ' || n.nspname || '.' || i.relname, d.description"),
+            format!(
+                "from pg_index x join pg_class i on i.oid = x.indexrelid
+               join pg_namespace n on n.oid = i.relnamespace
+               join pg_description d on d.objoid = i.oid and d.classoid = 'pg_class'::regclass
+                                    and d.objsubid = 0
+              where n.nspname not in {SKIPPED}"
+            ),
+            "r",
+            "x.indrelid",
         )
         .probe(on_made(&["pg_class"])),
         part(
