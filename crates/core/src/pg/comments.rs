@@ -11,7 +11,7 @@
 //! only where its object is on both sides (an object gone is already a
 //! difference).
 
-use super::parts::{own, part, Part, SKIPPED};
+use super::parts::{own, part, Part, INDEX_CLASS, SKIPPED};
 
 /// How every comment's key starts.
 pub const PREFIX: &str = "comment on ";
@@ -39,7 +39,7 @@ pub(super) fn comment_parts() -> Vec<Part> {
         part(
             format!("'{PREFIX}index ' || n.nspname || '.' || i.relname, d.description"),
             format!(
-                "from pg_index x join pg_class i on i.oid = x.indexrelid
+                "from pg_index x cross join lateral ({INDEX_CLASS}) i
                join pg_namespace n on n.oid = i.relnamespace
                join pg_description d on d.objoid = i.oid and d.classoid = 'pg_class'::regclass
                                     and d.objsubid = 0

@@ -5,6 +5,13 @@
 //! whose object a row is (its owner), so that a picture can be read again
 //! for some owners only (`pg::tracked`).
 
+/// The `pg_class` row of the index of `pg_index x`, looked up by its OID
+/// for each index: read for some tables' indexes (`x.indrelid = any(..)`,
+/// a plan made once for any number of them), a plain join hashed every
+/// relation of the database instead.
+pub(super) const INDEX_CLASS: &str =
+    "select i.oid, i.relname, i.relnamespace from pg_class i where i.oid = x.indexrelid offset 0";
+
 /// Schemas that are never part of a user's schema.
 pub(super) const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop', 'pg_toast')";
 
@@ -187,7 +194,7 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
                                                      from pg_attribute s where s.attrelid = i.oid and s.attstattarget > 0), '')"
                 .into(),
             format!(
-                "from pg_index x join pg_class i on i.oid = x.indexrelid
+                "from pg_index x cross join lateral ({INDEX_CLASS}) i
                join pg_namespace n on n.oid = i.relnamespace
               where n.nspname not in {SKIPPED}"
             ),
