@@ -129,7 +129,7 @@ pub fn migrate(
 }
 
 /// What the gates tell as they pass: the check's assessment, the backup's
-/// progress, and the schema a backup taken holds.
+/// progress, and where a backup taken leaves the schema it holds.
 type GateWatchers<'a> = (Box<dyn FnMut(&Assessment) + 'a>, &'a mut dyn backup::Progress, BackedUp);
 
 /// The gates every guarded run passes before its first statement, in the
