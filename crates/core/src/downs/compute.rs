@@ -71,8 +71,9 @@ pub fn compute(
     // halves then start from copies of it): copying it (CREATE DATABASE,
     // with a checkpoint before and after) was a third of a one-migration
     // deploy's own time on a schema of 800 relations.
-    let mut copy = match workspace.base_in_cluster() {
-        Some(base) => base,
+    let on_base = workspace.base_in_cluster();
+    let mut copy = match &on_base {
+        Some(base) => base.clone(),
         None => workspace.copy("downs")?,
     };
     let mut client = copy.connect()?;
@@ -98,7 +99,7 @@ pub fn compute(
     let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
     let second = match cut {
         Some(_) => {
-            if workspace.base_in_cluster().is_some_and(|base| base.dbname == copy.dbname) {
+            if on_base.is_some() {
                 // A template copy needs its template to itself.
                 drop(client);
                 copy = workspace.copy("downs")?;

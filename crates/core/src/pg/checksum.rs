@@ -193,11 +193,14 @@ pub fn table_checksums_of(
         .get(client, &tables_query().replace("order by", &format!("and {only} order by")))?;
     let some_columns = prepared.get(client, &columns_query(only))?;
     // Planned once for every set of tables: planning them for each set
-    // cost more than running them.
+    // cost more than running them. The columns only of the tables read.
     let (tables, columns) = prepared.generic(client, |client, _| {
-        Ok((client.query(&list, &[&oids])?, client.query(&some_columns, &[&oids])?))
+        let tables: Vec<Listed> = client.query(&list, &[&oids])?.iter().map(Listed::of).collect();
+        let read: Vec<u32> = tables.iter().filter(|t| !t.empty).map(|t| t.oid).collect();
+        let columns =
+            if read.is_empty() { Vec::new() } else { client.query(&some_columns, &[&read])? };
+        Ok((tables, columns))
     })?;
-    let tables = tables.iter().map(Listed::of).collect();
     checksums(client, prepared, tables, columns)
 }
 
