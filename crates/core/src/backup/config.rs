@@ -58,7 +58,8 @@ pub struct BackupSection {
     pub retention: Duration,
     /// ...but always keeps this many of the newest.
     pub keep_min: usize,
-    /// Parallel jobs of pg_dump and pg_restore (default: the number of cores).
+    /// Parallel jobs of pg_dump and pg_restore, at most (default: the number
+    /// of cores). A dump uses one job per 16 MB of table data, up to this.
     pub jobs: Option<usize>,
     /// A backup smaller than this does not satisfy the gate (bytes, or "1MB", "512KiB").
     #[serde(deserialize_with = "crate::kit::size::de")]

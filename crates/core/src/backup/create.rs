@@ -166,8 +166,8 @@ pub fn create_read(
         sequence_values(&mut client).map_err(BackupError::db("reading the sequences"))?;
     let last_event = crate::schema::events::newest_id(&mut client)
         .map_err(BackupError::db("reading backstop.events"))?;
-    let (snapshot, tables) = export_snapshot(&mut client, options.lock_wait)?;
-    let jobs = options.jobs.max(1);
+    let (snapshot, tables, bytes) = export_snapshot(&mut client, options.lock_wait)?;
+    let jobs = jobs_for(options.jobs, bytes, tables);
     progress.note(Note::Step(format!(
         "dumping {} with {jobs} job(s), {} compression",
         source.database,
@@ -250,7 +250,27 @@ pub fn create_read(
 /// describe what pg_dump dumps) and exports its snapshot for pg_dump.
 /// Returns the snapshot's name and the number of tables, for progress.
 /// The transaction stays open: the snapshot lives only as long as it.
-fn export_snapshot(client: &mut Client, lock_wait: Duration) -> Result<(String, i64), BackupError> {
+/// The data a job of pg_dump is worth: below it, one process copies the
+/// tables sooner than a worker starts, with its own connection and catalog
+/// reads (about 20 ms of CPU, what a table of this size takes to copy).
+const DATA_PER_JOB: i64 = 16 * 1024 * 1024;
+
+/// The jobs a dump of `tables` tables holding `bytes` uses: at most
+/// `most`, no more than the tables, one more for each [`DATA_PER_JOB`].
+/// A small database is dumped by one process: a tenant's backup in a
+/// rollout is mostly what pg_dump pays per connection.
+fn jobs_for(most: usize, bytes: i64, tables: i64) -> usize {
+    let by_size = usize::try_from(bytes / DATA_PER_JOB).unwrap_or(0).saturating_add(1);
+    let by_tables = usize::try_from(tables).unwrap_or(0).max(1);
+    most.min(by_size).min(by_tables).max(1)
+}
+
+/// Starts the dump's transaction and exports its snapshot; the tables the
+/// dump copies and about the bytes they hold.
+fn export_snapshot(
+    client: &mut Client,
+    lock_wait: Duration,
+) -> Result<(String, i64, i64), BackupError> {
     let db = BackupError::db("exporting the dump's snapshot");
     client
         .batch_execute(&format!(
@@ -260,14 +280,21 @@ fn export_snapshot(client: &mut Client, lock_wait: Duration) -> Result<(String, 
         .map_err(BackupError::db("starting the snapshot transaction"))?;
     let row = client
         .query_one(
-            "select pg_export_snapshot(),
-                    (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                      where c.relkind in ('r', 'm')
-                        and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast'))",
+            // The size the planner knows (VACUUM, ANALYZE and CREATE INDEX
+            // set it): the files' own size would wait for the lock of a
+            // table another session holds, as the dump does later with a
+            // clear error.
+            "select pg_export_snapshot(), count(*),
+                    (coalesce(sum(c.relpages::int8 + coalesce(t.relpages, 0)), 0)
+                      * current_setting('block_size')::int8)::int8
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               left join pg_class t on t.oid = c.reltoastrelid
+              where c.relkind in ('r', 'm')
+                and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')",
             &[],
         )
         .map_err(db)?;
-    Ok((row.get(0), row.get(1)))
+    Ok((row.get(0), row.get(1), row.get(2)))
 }
 
 /// What a failed pg_dump says, as the error that tells the operator what to
@@ -346,5 +373,21 @@ mod tests {
     #[test]
     fn default_jobs_is_at_least_one() {
         assert!(default_jobs() >= 1);
+    }
+
+    #[test]
+    fn a_dump_shares_out_only_data_worth_a_job() {
+        const MB: i64 = 1024 * 1024;
+        // A tenant's few tables of kilobytes: one process.
+        assert_eq!(jobs_for(8, 80 * 1024, 3), 1);
+        assert_eq!(jobs_for(8, 0, 0), 1);
+        // One more job for each 16 MB, up to the most asked for...
+        assert_eq!(jobs_for(8, 20 * MB, 10), 2);
+        assert_eq!(jobs_for(2, 900 * MB, 10), 2);
+        // ...and never more than the tables to share out.
+        assert_eq!(jobs_for(8, 900 * MB, 3), 3);
+        // A configured `jobs = 1` stays one.
+        assert_eq!(jobs_for(1, 900 * MB, 10), 1);
+        assert_eq!(jobs_for(0, 900 * MB, 10), 1);
     }
 }

@@ -269,16 +269,22 @@ pub fn run_verbose_with(
         text
     });
     let mut done = 0u64;
+    let spawn = |source| BackupError::Spawn { tool: tool.to_string(), source };
     let status = loop {
-        while rx.try_recv().is_ok() {
-            done += 1;
-        }
         progress.note(Note::Tables { done: done.min(tables), total: tables });
         tick(progress);
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(150)),
-            Err(source) => return Err(BackupError::Spawn { tool: tool.to_string(), source }),
+        if let Some(status) = child.try_wait().map_err(spawn)? {
+            break status;
+        }
+        // Woken by a finished table, or at once when the tool closes its
+        // stderr as it exits (a sleep here cost a deploy up to its length
+        // after a small dump was already done).
+        match rx.recv_timeout(std::time::Duration::from_millis(150)) {
+            Ok(()) => done += 1,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break child.wait().map_err(spawn)?;
+            }
         }
     };
     let text = reader.join().unwrap_or_default();
