@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use postgres::Client;
 
-use super::proofs::Store;
+use super::proofs::{Store, ToolHistory};
 use super::run::{Replay, Start};
 use super::{keep, Down, DownsError, Status};
 use crate::migrate::{Progress, Settings};
@@ -27,6 +27,8 @@ pub struct Maker<'a> {
     /// What every maker of the rehearsal made, this one and those it gave
     /// a second copy (`beside`).
     made: Arc<Mutex<Record>>,
+    /// Where the project's tool keeps its history, found once.
+    history: Option<ToolHistory>,
 }
 
 /// The downs made, and the major of the server they were proved on.
@@ -38,14 +40,14 @@ struct Record {
 
 impl<'a> Maker<'a> {
     pub fn new(originals: &'a [Migration]) -> Maker<'a> {
-        Maker { originals, pg_dump: None, made: Arc::default() }
+        Maker { originals, pg_dump: None, made: Arc::default(), history: None }
     }
 
     /// A maker for a second copy worked on beside this one's, whose downs
     /// join this one's.
     pub fn beside(&self) -> Maker<'a> {
         let made = Arc::clone(&self.made);
-        Maker { originals: self.originals, pg_dump: self.pg_dump.clone(), made }
+        Maker { originals: self.originals, pg_dump: self.pg_dump.clone(), made, history: None }
     }
 
     fn made_lock(&self) -> std::sync::MutexGuard<'_, Record> {
@@ -97,13 +99,12 @@ impl<'a> Maker<'a> {
             picture,
             Start::Target,
         );
-        let before = replay.schema()?;
-        let start = super::proofs::fingerprint(&before, self.originals);
-        let (mut down, stops) = replay.one(m, before)?;
+        let history = self.history.get_or_insert_with(|| ToolHistory::of(self.originals));
+        let start = replay.fingerprint(history)?;
+        let (mut down, stops) = replay.one(m)?;
         down.start = Some(start);
         if !stops {
-            let after = replay.schema_after_up()?;
-            down.end = Some(super::proofs::fingerprint(&after, self.originals));
+            down.end = Some(replay.fingerprint_after_up(history)?);
         }
         Ok((down, stops))
     }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pg::fingerprint::Schema;
+use crate::pg::fingerprint::{Object, Schema};
 use crate::source::Migration;
 
 /// The store's own format; a change of it, or of Backstop, starts afresh.
@@ -114,39 +114,59 @@ struct File {
 /// `supabase_migrations`, `drizzle`, `sqitch`). A copy does not keep that
 /// history in step and the target does, and no down touches it.
 pub fn fingerprint(schema: &Schema, migrations: &[Migration]) -> String {
-    let refs: Vec<&Migration> = migrations.iter().collect();
-    let mut layouts: Vec<crate::source::Layout> = migrations.iter().map(|m| m.layout).collect();
-    layouts.dedup();
-    let mut prefixes: Vec<String> = Vec::new();
-    for layout in layouts {
-        for t in crate::adopt::history::candidates(layout, &refs) {
-            match t.schema.as_deref() {
-                Some(own) if own != "public" => prefixes.push(format!("{own}.")),
-                own => prefixes.push(format!("{}.{}", own.unwrap_or("public"), t.name)),
+    ToolHistory::of(migrations).fingerprint(&schema.objects)
+}
+
+/// Where the project's migration tool keeps its history, as
+/// [`fingerprint`] leaves it out: found once for a replay of many
+/// migrations, each keyed at its start and end.
+pub struct ToolHistory {
+    /// `schema.` for a schema of its own, `schema.table` otherwise.
+    prefixes: Vec<String>,
+}
+
+impl ToolHistory {
+    pub fn of(migrations: &[Migration]) -> ToolHistory {
+        let refs: Vec<&Migration> = migrations.iter().collect();
+        let mut layouts: Vec<crate::source::Layout> = migrations.iter().map(|m| m.layout).collect();
+        layouts.dedup();
+        let mut prefixes: Vec<String> = Vec::new();
+        for layout in layouts {
+            for t in crate::adopt::history::candidates(layout, &refs) {
+                match t.schema.as_deref() {
+                    Some(own) if own != "public" => prefixes.push(format!("{own}.")),
+                    own => prefixes.push(format!("{}.{}", own.unwrap_or("public"), t.name)),
+                }
             }
         }
+        ToolHistory { prefixes }
     }
-    let tool_schema = |key: &str| {
-        key.strip_prefix("schema ")
-            .is_some_and(|n| prefixes.iter().any(|p| p.strip_suffix('.') == Some(n)))
-    };
-    let tool_object = |key: &str| {
-        key.split(' ').skip(1).any(|word| {
-            prefixes.iter().any(|p| {
-                word.strip_prefix(p.as_str()).is_some_and(|rest| {
-                    p.ends_with('.') || rest.is_empty() || rest.starts_with(['.', '_'])
+
+    /// The fingerprint of a schema's objects, in the picture's order.
+    pub fn fingerprint<'a>(&self, objects: impl IntoIterator<Item = &'a Object>) -> String {
+        let prefixes = &self.prefixes;
+        let tool_schema = |key: &str| {
+            key.strip_prefix("schema ")
+                .is_some_and(|n| prefixes.iter().any(|p| p.strip_suffix('.') == Some(n)))
+        };
+        let tool_object = |key: &str| {
+            key.split(' ').skip(1).any(|word| {
+                prefixes.iter().any(|p| {
+                    word.strip_prefix(p.as_str()).is_some_and(|rest| {
+                        p.ends_with('.') || rest.is_empty() || rest.starts_with(['.', '_'])
+                    })
                 })
             })
-        })
-    };
-    let mut hasher = blake3::Hasher::new();
-    for o in schema.objects.iter().filter(|o| !tool_schema(&o.key) && !tool_object(&o.key)) {
-        hasher.update(o.key.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(o.definition.as_bytes());
-        hasher.update(&[0]);
+        };
+        let mut hasher = blake3::Hasher::new();
+        for o in objects.into_iter().filter(|o| !tool_schema(&o.key) && !tool_object(&o.key)) {
+            hasher.update(o.key.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(o.definition.as_bytes());
+            hasher.update(&[0]);
+        }
+        hasher.finalize().to_hex()[..16].to_string()
     }
-    hasher.finalize().to_hex()[..16].to_string()
 }
 
 /// The identity of an up as the proof keys it: every byte of its text.

@@ -95,6 +95,7 @@ impl Replay<'_> {
     ) -> Result<(Vec<Down>, Option<String>), DownsError> {
         let mut out: Vec<Down> = Vec::new();
         let mut stopped: Option<String> = None;
+        let history = super::proofs::ToolHistory::of(self.originals);
         // The down whose proof ends where the next migration starts: its
         // end fingerprint is that start's.
         let mut open_end: Option<usize> = None;
@@ -109,8 +110,7 @@ impl Replay<'_> {
             }
             if !asked(m) {
                 if let Some(at) = open_end.take() {
-                    let schema = self.schema()?;
-                    out[at].end = Some(super::proofs::fingerprint(&schema, self.originals));
+                    out[at].end = Some(self.fingerprint(&history)?);
                 }
                 deferred = Some(m);
                 continue;
@@ -129,12 +129,11 @@ impl Replay<'_> {
             let index = first + i + 1;
             let label = format!("{} ({index}/{total})", m.label());
             self.progress.note(Note::Stage { index, total, name: &label });
-            let before = self.schema()?;
-            let start = super::proofs::fingerprint(&before, self.originals);
+            let start = self.fingerprint(&history)?;
             if let Some(at) = open_end.take() {
                 out[at].end = Some(start.clone());
             }
-            let (mut down, stop) = self.one(m, before)?;
+            let (mut down, stop) = self.one(m)?;
             down.start = Some(start);
             if stop {
                 stopped = Some(format!("not reached: {} could not be replayed", m.label()));
@@ -144,7 +143,7 @@ impl Replay<'_> {
             out.push(down);
         }
         if let Some(at) = open_end {
-            out[at].end = Some(super::proofs::fingerprint(&self.schema()?, self.originals));
+            out[at].end = Some(self.fingerprint(&history)?);
         }
         Ok((out, stopped))
     }
@@ -227,14 +226,30 @@ impl Replay<'_> {
         Ok(State { dump, catalog })
     }
 
-    /// The schema after the up just applied, with the content of the
-    /// tables its statements wrote read again too (where the progress
+    /// The fingerprint after the up just applied, with the content of
+    /// the tables its statements wrote read again too (where the progress
     /// kept them), so the picture holds for the next migration.
-    pub(super) fn schema_after_up(&mut self) -> Result<Schema, DownsError> {
+    pub(super) fn fingerprint_after_up(
+        &mut self,
+        history: &super::proofs::ToolHistory,
+    ) -> Result<String, DownsError> {
         if let Some(written) = self.progress.take_written() {
             self.tracked.wrote(written);
         }
-        self.schema()
+        self.fingerprint(history)
+    }
+
+    /// The fingerprint a proof is keyed by, of the picture brought up to
+    /// date: read from the picture's objects where they are, a copy of
+    /// each (twice a migration) cost a rehearsal more than its hashing.
+    pub(super) fn fingerprint(
+        &mut self,
+        history: &super::proofs::ToolHistory,
+    ) -> Result<String, DownsError> {
+        self.tracked
+            .refresh(&mut *self.client, &mut *self.prepared)
+            .map_err(db("reading the schema"))?;
+        Ok(history.fingerprint(self.tracked.objects()))
     }
 
     /// The schema as it is now, from the picture brought up to date.
@@ -401,16 +416,14 @@ impl Replay<'_> {
     }
 
     /// One migration asked about; whether the replay must stop after it.
-    pub(super) fn one(
-        &mut self,
-        m: &Migration,
-        before_schema: Schema,
-    ) -> Result<(Down, bool), DownsError> {
+    pub(super) fn one(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
         if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
             if let Some(done) = self.quick(m, &reading)? {
                 return Ok(done);
             }
         }
+        // The quick way leaves the copy as it was when it gives up.
+        let before_schema = self.schema()?;
         let mode = match self.try_own_down(m, &before_schema)? {
             Some(Proof::Holds(cosmetic)) => {
                 if let Some(why) = self.up(m)? {

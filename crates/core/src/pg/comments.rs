@@ -16,6 +16,10 @@ use super::parts::{own, part, Part, INDEX_CLASS, SKIPPED};
 /// How every comment's key starts.
 pub const PREFIX: &str = "comment on ";
 
+/// The probe for some relations of the comments on them and their columns.
+const ON_SOME_RELATION: &str = "exists (select 1 from pg_description
+    where objoid = any($1::oid[]) and classoid = 'pg_class'::regclass)";
+
 /// The parts of the picture's query that read comments; each says whose
 /// object the comment is on, as the part of that object does.
 pub(super) fn comment_parts() -> Vec<Part> {
@@ -35,7 +39,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             "r",
             "c.oid",
         )
-        .probe(on_made(&["pg_class"])),
+        .probe(on_made(&["pg_class"]))
+        .probe_some(ON_SOME_RELATION.into()),
         part(
             format!("'{PREFIX}index ' || n.nspname || '.' || i.relname, d.description"),
             format!(
@@ -48,7 +53,12 @@ pub(super) fn comment_parts() -> Vec<Part> {
             "r",
             "x.indrelid",
         )
-        .probe(on_made(&["pg_class"])),
+        .probe(on_made(&["pg_class"]))
+        .probe_some(
+            "exists (select 1 from pg_index x join pg_description d on d.objoid = x.indexrelid
+                      and d.classoid = 'pg_class'::regclass where x.indrelid = any($1::oid[]))"
+                .into(),
+        ),
         part(
             format!(
                 "'{PREFIX}column ' || n.nspname || '.' || c.relname || '.' || a.attname, d.description"
@@ -63,7 +73,8 @@ pub(super) fn comment_parts() -> Vec<Part> {
             "r",
             "c.oid",
         )
-        .probe(on_made(&["pg_class"])),
+        .probe(on_made(&["pg_class"]))
+        .probe_some(ON_SOME_RELATION.into()),
         // What hangs on a table, keyed as the picture keys it.
         part(
             format!(
@@ -89,7 +100,10 @@ pub(super) fn comment_parts() -> Vec<Part> {
             "r",
             "c.oid",
         )
-        .probe(on_made(&["pg_constraint", "pg_trigger", "pg_policy", "pg_rewrite"])),
+        .probe(on_made(&["pg_constraint", "pg_trigger", "pg_policy", "pg_rewrite"]))
+        // Any such comment in the database, not only on these relations:
+        // one catalog to test, and such comments are few where any.
+        .probe_some(on_made(&["pg_constraint", "pg_trigger", "pg_policy", "pg_rewrite"])),
         part(
             format!(
                 "'{PREFIX}function ' || n.nspname || '.' || p.proname

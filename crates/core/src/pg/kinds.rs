@@ -10,7 +10,7 @@
 //! checked against the server's own catalogs by the catalog test, so a
 //! catalog a new major brings fails it until it is placed here.
 
-use super::parts::{any_row, own, part, user_made, Part, SKIPPED};
+use super::parts::{any_row, on_some, own, part, user_made, Part, SKIPPED};
 
 /// What the picture makes of one catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +178,8 @@ fn foreign_parts() -> Vec<Part> {
             "r",
             "c.oid",
         )
-        .probe(any_row("pg_foreign_table")),
+        .probe(any_row("pg_foreign_table"))
+        .probe_some(on_some("pg_foreign_table", "ftrelid", "")),
     ]
 }
 
@@ -433,7 +434,8 @@ fn table_and_privilege_parts() -> Vec<Part> {
             "r",
             "s.stxrelid",
         )
-        .probe(user_made("pg_statistic_ext")),
+        .probe(user_made("pg_statistic_ext"))
+        .probe_some(on_some("pg_statistic_ext", "stxrelid", "")),
         part(
             "'rule ' || n.nspname || '.' || c.relname || '.' || r.rulename,
                     pg_get_ruledef(r.oid) || ' enabled=' || r.ev_enabled::text"
@@ -444,9 +446,10 @@ fn table_and_privilege_parts() -> Vec<Part> {
               where r.rulename <> '_RETURN' and n.nspname not in {SKIPPED}"
             ),
             "r",
-            "c.oid",
+            "r.ev_class",
         )
-        .probe("exists (select 1 from pg_rewrite where oid >= 16384 and rulename <> '_RETURN')".into()),
+        .probe("exists (select 1 from pg_rewrite where oid >= 16384 and rulename <> '_RETURN')".into())
+        .probe_some(on_some("pg_rewrite", "ev_class", " and rulename <> '_RETURN'")),
         part(
             "'default privileges ' || pg_get_userbyid(d.defaclrole) || coalesce(' in ' || n.nspname, '')
                     || ' on ' || d.defaclobjtype::text,

@@ -18,7 +18,10 @@ pub(super) const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop
 /// One part of the picture's query: its select list, the rest of the
 /// statement, and the owner of each row: its kind (`r`, `f`, `t`, `n`,
 /// `e`, or the name of the catalog holding the owner, `pg_cast`) and OID
-/// expression.
+/// expression. Where the part's catalog names its table in a column of
+/// its own (`k.conrelid`), that column is the owner: a read for some
+/// owners then finds the rows by that catalog's index, where a filter on
+/// the table's row (`c.oid`) went through the whole catalog.
 pub(super) struct Part {
     pub select: String,
     pub from: String,
@@ -31,10 +34,21 @@ pub(super) struct Part {
     /// once leaves out the parts whose test is false (see
     /// `fingerprint::Schema::read`). `None`: the part is always read.
     pub probe: Option<String>,
+    /// The same for the relations `$1` only, of a part about relations: a
+    /// read for some of them (every look of a rehearsal) runs the part
+    /// only where it is true (see `fingerprint::relation_look`). `None`:
+    /// the part is always read.
+    pub probe_some: Option<String>,
 }
 
 pub(super) fn part(select: String, from: String, kind: &'static str, owner: &'static str) -> Part {
-    Part { select, from, kind, owner, since: 0, until: i32::MAX, probe: None }
+    Part { select, from, kind, owner, since: 0, until: i32::MAX, probe: None, probe_some: None }
+}
+
+/// The probe for some relations of a part whose rows are rows of
+/// `catalog` naming their table in `column`.
+pub(super) fn on_some(catalog: &str, column: &str, also: &str) -> String {
+    format!("exists (select 1 from {catalog} where {column} = any($1::oid[]){also})")
 }
 
 /// The probe of a part whose rows are objects of `catalog` a user (or an
@@ -73,6 +87,12 @@ impl Part {
     /// The part, read only where `probe` (an SQL test) is true.
     pub fn probe(self, probe: String) -> Part {
         Part { probe: Some(probe), ..self }
+    }
+
+    /// The part, read for some relations only where `probe` (an SQL test
+    /// of the relations `$1`) is true.
+    pub fn probe_some(self, probe: String) -> Part {
+        Part { probe_some: Some(probe), ..self }
     }
 }
 
@@ -157,7 +177,7 @@ pub(super) fn relation_parts() -> Vec<Part> {
               where n.nspname not in {SKIPPED} and k.contype <> 'n'"
             ),
             "r",
-            "c.oid",
+            "k.conrelid",
         ),
         // From 18 a column's NOT NULL is also a constraint (contype 'n'),
         // named by whoever made it (`t_col_not_null`, or as pg_dump
@@ -177,8 +197,13 @@ pub(super) fn relation_parts() -> Vec<Part> {
                 and (not k.convalidated or k.connoinherit)"
             ),
             "r",
-            "c.oid",
-        ),
+            "k.conrelid",
+        )
+        .probe_some(on_some(
+            "pg_constraint",
+            "conrelid",
+            " and contype = 'n' and (not convalidated or connoinherit)",
+        )),
     ]
 }
 
@@ -211,9 +236,10 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
               where not t.tgisinternal and n.nspname not in {SKIPPED}"
             ),
             "r",
-            "c.oid",
+            "t.tgrelid",
         )
-        .probe("exists (select 1 from pg_trigger where not tgisinternal)".into()),
+        .probe("exists (select 1 from pg_trigger where not tgisinternal)".into())
+        .probe_some(on_some("pg_trigger", "tgrelid", " and not tgisinternal")),
         part(
             "'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname,
                     p.permissive || ' ' || p.cmd || ' to ' || (select string_agg(o::text, ',' order by o::text) from unnest(p.roles) o)
@@ -227,7 +253,8 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
             "r",
             "c.oid",
         )
-        .probe(any_row("pg_policy")),
+        .probe(any_row("pg_policy"))
+        .probe_some(on_some("pg_policy", "polrelid", "")),
         // What pg_views says of a view (or materialized view), read from
         // pg_class for its OID.
         part(
@@ -238,7 +265,8 @@ pub(super) fn relation_member_parts() -> Vec<Part> {
             ),
             "r",
             "c.oid",
-        ),
+        )
+        .probe_some(on_some("pg_class", "oid", " and relkind in ('v', 'm')")),
     ]
 }
 

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use postgres::GenericClient;
 
 use super::checksum::{table_checksums_of, TableChecksum};
-use super::fingerprint::{read_owned, Owned, Owner, Owners, Schema};
+use super::fingerprint::{read_owned, Object, Owned, Owner, Owners, Schema};
 use super::Prepared;
 
 mod journal;
@@ -218,6 +218,15 @@ impl Tracked {
     /// The whole picture.
     pub fn schema(&self) -> Schema {
         Schema::of(self.objects.values().flatten().cloned())
+    }
+
+    /// The objects of [`Tracked::schema`] that are not cosmetic, in its
+    /// order, without a copy of each: what a fingerprint reads.
+    pub fn objects(&self) -> Vec<&Object> {
+        let mut objects: Vec<&Object> =
+            self.objects.values().flatten().filter(|o| !o.cosmetic).map(|o| &o.object).collect();
+        objects.sort_unstable();
+        objects
     }
 
     /// Every table's content, in name order.
