@@ -29,6 +29,8 @@ pub struct Maker<'a> {
     made: Arc<Mutex<Record>>,
     /// Where the project's tool keeps its history, found once.
     history: Option<ToolHistory>,
+    /// The copy whose history tables this maker has made sure of.
+    ensured: Option<String>,
 }
 
 /// The downs made, and the major of the server they were proved on.
@@ -40,14 +42,20 @@ struct Record {
 
 impl<'a> Maker<'a> {
     pub fn new(originals: &'a [Migration]) -> Maker<'a> {
-        Maker { originals, pg_dump: None, made: Arc::default(), history: None }
+        Maker { originals, pg_dump: None, made: Arc::default(), history: None, ensured: None }
     }
 
     /// A maker for a second copy worked on beside this one's, whose downs
     /// join this one's.
     pub fn beside(&self) -> Maker<'a> {
         let made = Arc::clone(&self.made);
-        Maker { originals: self.originals, pg_dump: self.pg_dump.clone(), made, history: None }
+        Maker {
+            originals: self.originals,
+            pg_dump: self.pg_dump.clone(),
+            made,
+            history: None,
+            ensured: None,
+        }
     }
 
     fn made_lock(&self) -> std::sync::MutexGuard<'_, Record> {
@@ -85,10 +93,14 @@ impl<'a> Maker<'a> {
         progress: &mut dyn Progress,
     ) -> Result<(Down, bool), DownsError> {
         let pg_dump = self.pg_dump(client)?;
-        // A copy of a database Backstop never migrated has no history yet.
-        crate::schema::ensure(client).map_err(|e| {
-            DownsError::Db(crate::pg::DbError::new("creating Backstop's tables on the copy", e))
-        })?;
+        // A copy of a database Backstop never migrated has no history yet;
+        // once made, its tables stay for the rest of the rehearsal.
+        if self.ensured.as_deref() != Some(copy.dbname.as_str()) {
+            crate::schema::ensure(client).map_err(|e| {
+                DownsError::Db(crate::pg::DbError::new("creating Backstop's tables on the copy", e))
+            })?;
+            self.ensured = Some(copy.dbname.clone());
+        }
         let mut replay = Replay::over(
             client,
             copy.clone(),

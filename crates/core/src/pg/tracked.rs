@@ -46,7 +46,7 @@ impl Written {
     /// The relations the open transaction of `client` holds a lock on that
     /// lets it write rows: no row is written without one.
     pub fn here(client: &mut impl GenericClient) -> Result<Written, postgres::Error> {
-        let rows = client.query(
+        let rows = client.query_typed(
             "select distinct relation from pg_locks
               where pid = pg_backend_pid() and locktype = 'relation' and granted
                 and relation is not null and mode not in ('AccessShareLock', 'RowShareLock')",

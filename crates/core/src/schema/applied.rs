@@ -89,7 +89,10 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
     } else {
         ""
     };
-    client.execute(
+    // Typed: sent with its parameters in one round trip, not prepared
+    // first (a rehearsal writes a row for every migration, twice).
+    use postgres::types::Type;
+    client.execute_typed(
         &format!(
             "insert into backstop.applied
                (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id,
@@ -97,15 +100,15 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9){upsert}"
         ),
         &[
-            &m.version,
-            &m.name,
-            &m.checksum,
-            &m.duration_ms,
-            &super::actor(),
-            &m.no_transaction,
-            &m.backup_id,
-            &m.rehearsal_id,
-            &m.kept_down,
+            (&m.version, Type::TEXT),
+            (&m.name, Type::TEXT),
+            (&m.checksum, Type::TEXT),
+            (&m.duration_ms, Type::INT8),
+            (&super::actor(), Type::TEXT),
+            (&m.no_transaction, Type::BOOL),
+            (&m.backup_id, Type::TEXT),
+            (&m.rehearsal_id, Type::TEXT),
+            (&m.kept_down, Type::TEXT),
         ],
     )?;
     Ok(())

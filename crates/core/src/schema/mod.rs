@@ -301,7 +301,8 @@ fn version(client: &mut impl GenericClient) -> Result<i32, Error> {
     if !has(client, "backstop.meta")? {
         return Ok(0);
     }
-    Ok(client.query_one("select coalesce(max(schema_version), 0) from backstop.meta", &[])?.get(0))
+    let sql = "select coalesce(max(schema_version), 0) from backstop.meta";
+    Ok(client.query_typed_one(sql, &[])?.get(0))
 }
 
 /// Whether the history tables exist (read-only commands do not create them).
@@ -315,7 +316,8 @@ pub fn exists(client: &mut impl GenericClient) -> Result<bool, Error> {
 
 /// Whether `table` (schema-qualified) exists.
 pub(crate) fn has(client: &mut impl GenericClient, table: &str) -> Result<bool, Error> {
-    Ok(client.query_one("select to_regclass($1) is not null", &[&table])?.get(0))
+    let sql = "select to_regclass($1) is not null";
+    Ok(client.query_typed_one(sql, &[(&table, postgres::types::Type::TEXT)])?.get(0))
 }
 
 /// Makes this session exempt from a write freeze: Backstop's own sessions
