@@ -49,29 +49,32 @@ pub struct StatementTrace {
 #[derive(Debug, Clone, Default)]
 pub struct Tracer {
     held: BTreeSet<LockTaken>,
+    /// The storage of each relation locked so far, as of the last step.
     filenodes: BTreeMap<u32, (String, u32)>,
-    /// Relations (OIDs) that existed before the first statement.
-    existing: BTreeSet<u32>,
+    /// The highest OID and filenode of any relation before the first
+    /// statement. PostgreSQL hands out both from one counter that only
+    /// grows (until it wraps around, after four billion), so a relation
+    /// above it was made in this transaction, and storage above it was
+    /// given to a relation in this transaction (a rewrite).
+    horizon: u32,
 }
 
 impl Tracer {
-    /// Records the state before the first statement: the storage of every
-    /// user relation, and the locks the session already holds.
+    /// Records the state before the first statement: the horizon of
+    /// relations and their storage, and the locks the session already
+    /// holds. A relation can be rewritten only under a lock held to the
+    /// end of the transaction, so the storage of the others needs no
+    /// look: listing every relation's for each transaction cost a
+    /// rehearsal of a long history more than its statements.
     pub fn start(client: &mut impl GenericClient) -> Result<Tracer, postgres::Error> {
-        let mut filenodes = BTreeMap::new();
-        let mut prepared = false;
-        for r in client.query_typed(RELATIONS, &[])? {
-            match r.get(0) {
-                0 => prepared = true,
-                oid => _ = filenodes.insert(oid, (r.get(1), r.get(2))),
-            }
-        }
+        let row = client.query_typed_one(START, &[])?;
+        let (horizon, prepared): (u32, bool) = (row.get(0), row.get(1));
         if !prepared {
             client.batch_execute(&format!("PREPARE {LOCKED_STATEMENT} AS {LOCKED}"))?;
         }
-        let existing = filenodes.keys().copied().collect();
-        let mut tracer = Tracer { held: BTreeSet::new(), filenodes, existing };
-        tracer.held = tracer.locked(client)?.0;
+        let mut tracer = Tracer { held: BTreeSet::new(), filenodes: BTreeMap::new(), horizon };
+        let (held, nodes) = tracer.locked(client)?;
+        (tracer.held, tracer.filenodes) = (held, nodes);
         Ok(tracer)
     }
 
@@ -82,20 +85,27 @@ impl Tracer {
     ) -> Result<StatementTrace, postgres::Error> {
         let (held, nodes) = self.locked(client)?;
         // A lock on a relation this transaction created blocks nobody.
-        let locks = held
-            .difference(&self.held)
-            .filter(|l| self.existing.contains(&l.oid))
-            .cloned()
-            .collect();
+        let locks = held.difference(&self.held).filter(|l| self.existed(l.oid)).cloned().collect();
         let mut rewritten = Vec::new();
         for (oid, (name, node)) in nodes {
             let before = self.filenodes.insert(oid, (name.clone(), node));
-            if before.is_some_and(|(_, before)| before != node) {
+            let moved = match before {
+                Some((_, before)) => before != node,
+                // Locked by this statement: its storage is new if it was
+                // handed out in this transaction.
+                None => self.existed(oid) && node > self.horizon,
+            };
+            if moved {
                 rewritten.push(name);
             }
         }
         self.held = held;
         Ok(StatementTrace { locks, rewritten })
+    }
+
+    /// Whether the relation `oid` existed before the first statement.
+    fn existed(&self, oid: u32) -> bool {
+        oid <= self.horizon
     }
 
     /// The user relations the session holds a lock on, with their storage
@@ -118,7 +128,7 @@ impl Tracer {
 }
 
 /// The user relations that have storage of their own or may (tables,
-/// partitioned tables, materialized views), for both queries below.
+/// partitioned tables, materialized views), for [`LOCKED`].
 macro_rules! user_relations {
     () => {
         "c.relkind in ('r', 'p', 'm')
@@ -137,18 +147,17 @@ macro_rules! locked_statement {
 }
 const LOCKED_STATEMENT: &str = locked_statement!();
 
-/// Every user relation and its storage (filenode), and a row of OID 0
-/// when the session has [`LOCKED_STATEMENT`] prepared.
-const RELATIONS: &str = concat!(
-    "select c.oid, n.nspname || '.' || c.relname, coalesce(pg_relation_filenode(c.oid), 0)
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where ",
-    user_relations!(),
-    "
-     union all
-     select 0::oid, '', 0::oid from pg_prepared_statements where name = '",
+/// The horizon of [`Tracer`] (the OIDs of `pg_class` and the filenodes,
+/// each by its index), and whether the session has [`LOCKED_STATEMENT`]
+/// prepared.
+const START: &str = concat!(
+    "select greatest((select max(oid) from pg_class),
+                     (select max(relfilenode) from pg_class where reltablespace = 0),
+                     (select max(m) from pg_tablespace t cross join lateral
+                        (select max(relfilenode) m from pg_class where reltablespace = t.oid) c)),
+            exists (select 1 from pg_prepared_statements where name = '",
     locked_statement!(),
-    "'"
+    "')"
 );
 
 /// The user relations of this database the session holds a lock on:
@@ -164,3 +173,68 @@ const LOCKED: &str = concat!(
 );
 
 type Filenodes = BTreeMap<u32, (String, u32)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::Cluster;
+
+    /// The locks and rewrites of each statement, as the tracer tells them.
+    fn traced(
+        client: &mut postgres::Client,
+        statements: &[&str],
+    ) -> Vec<(Vec<String>, Vec<String>)> {
+        let mut tx = client.transaction().unwrap();
+        let mut tracer = Tracer::start(&mut tx).unwrap();
+        let mut out = Vec::new();
+        for sql in statements {
+            tx.batch_execute(sql).unwrap();
+            let step = tracer.step(&mut tx).unwrap();
+            let locks = step.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect();
+            out.push((locks, step.rewritten));
+        }
+        tx.rollback().unwrap();
+        out
+    }
+
+    #[test]
+    fn a_rewrite_is_told_from_a_change_in_place_and_new_tables_block_nobody() {
+        let cluster = Cluster::start().unwrap();
+        let mut client = cluster.connect("postgres").unwrap();
+        for sql in [
+            "create table t (a int); create table u (a int); insert into u values (1)",
+            "alter table u alter column a type bigint",
+            "vacuum full u",
+        ] {
+            client.batch_execute(sql).unwrap();
+        }
+        // Twice: the second session prepares nothing again.
+        for _ in 0..2 {
+            let steps = traced(
+                &mut client,
+                &[
+                    "alter table t add column b int",
+                    "alter table t alter column a type bigint",
+                    "alter table t alter column b type bigint",
+                    "create table n (a int)",
+                    "alter table n alter column a type bigint",
+                    // Rewritten before, in another transaction: its storage
+                    // is above every OID made before it.
+                    "alter table u add column b int",
+                    "truncate u",
+                ],
+            );
+            let rewritten: Vec<Vec<String>> = steps.iter().map(|(_, r)| r.clone()).collect();
+            let t = || vec!["public.t".to_string()];
+            let u = || vec!["public.u".to_string()];
+            // A table made in the transaction is told rewritten too when
+            // its storage moves after the statement that made it.
+            let n = vec!["public.n".to_string()];
+            assert_eq!(rewritten, [vec![], t(), t(), vec![], n, vec![], u()]);
+            let locked = |i: usize| steps[i].0.clone();
+            assert_eq!(locked(0), ["public.t AccessExclusiveLock"]);
+            assert!(locked(3).is_empty() && locked(4).is_empty(), "{steps:?}");
+            assert_eq!(locked(5), ["public.u AccessExclusiveLock"]);
+        }
+    }
+}

@@ -702,8 +702,16 @@ fn with_parts(sql: &str) -> String {
         ),
         (
             "{TYPE_OWNER}",
-            "case when t.typrelid <> 0 then 'r' else 't' end,
-       case when t.typrelid <> 0 then t.typrelid else t.oid end",
+            // An array type the server made for its element (every table
+            // and enum has one) is no object of the picture: its element's
+            // owner stands for it, so the look after a CREATE TABLE reads
+            // the table alone, not a type too.
+            "case when t.typrelid <> 0 then 'r'
+            when (select e.typrelid from pg_type e where e.oid = t.typelem and e.typarray = t.oid) <> 0
+            then 'r' else 't' end,
+       case when t.typrelid <> 0 then t.typrelid
+            else coalesce((select case when e.typrelid <> 0 then e.typrelid else e.oid end
+                             from pg_type e where e.oid = t.typelem and e.typarray = t.oid), t.oid) end",
         ),
         ("{STAMP}", STAMP),
     ];
