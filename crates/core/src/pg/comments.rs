@@ -23,6 +23,13 @@ const ON_SOME_RELATION: &str = "exists (select 1 from pg_description
 /// The parts of the picture's query that read comments; each says whose
 /// object the comment is on, as the part of that object does.
 pub(super) fn comment_parts() -> Vec<Part> {
+    let mut parts = relation_comment_parts();
+    parts.extend(other_comment_parts());
+    parts
+}
+
+/// Comments on relations, their indexes and their columns.
+fn relation_comment_parts() -> Vec<Part> {
     vec![
         // Relations and indexes apart, each read from its own catalog row
         // and the comment found by its index: read for some owners only
@@ -75,6 +82,12 @@ pub(super) fn comment_parts() -> Vec<Part> {
         )
         .probe(on_made(&["pg_class"]))
         .probe_some(ON_SOME_RELATION.into()),
+    ]
+}
+
+/// Comments on what hangs on a table, on functions, types and schemas.
+fn other_comment_parts() -> Vec<Part> {
+    vec![
         // What hangs on a table, keyed as the picture keys it.
         part(
             format!(
