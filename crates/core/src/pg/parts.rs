@@ -19,9 +19,11 @@ pub(super) const SKIPPED: &str = "('pg_catalog', 'information_schema', 'backstop
 /// statement, and the owner of each row: its kind (`r`, `f`, `t`, `n`,
 /// `e`, or the name of the catalog holding the owner, `pg_cast`) and OID
 /// expression. Where the part's catalog names its table in a column of
-/// its own (`k.conrelid`), that column is the owner: a read for some
-/// owners then finds the rows by that catalog's index, where a filter on
-/// the table's row (`c.oid`) went through the whole catalog.
+/// its own (`k.conrelid`), that column is the owner, so that the filter of
+/// a read for some owners falls on the catalog's own rows: the plan of
+/// the constraints of two tables had sorted every constraint of the
+/// database to join them with the table's row (`c.oid`), 0.44 ms against
+/// 0.18 ms on 812 tables.
 pub(super) struct Part {
     pub select: String,
     pub from: String,
