@@ -228,3 +228,40 @@ fn a_deploy_starts_from_the_copy_the_last_proof_kept_only_while_the_target_is_th
     p.run_env(&env, &["rollback", "--steps", "2"]).expect_code(0);
     assert_eq!(p.client().applied(), ["20240101000000"]);
 }
+
+/// An up that writes the catalogs itself (a column widened through
+/// `pg_attribute`, as old how-tos do; no DDL command, so no event trigger
+/// sees it) gets a computed down that narrows the column back, proved on
+/// the rehearsal's copy.
+#[test]
+fn a_catalog_the_up_writes_itself_is_in_its_computed_down() {
+    let p = Project::bare("proofs_catalog_write");
+    p.write(
+        "supabase/migrations/20240101000000_codes.sql",
+        "create table codes (code varchar(10));\n",
+    );
+    p.write(
+        "supabase/migrations/20240102000000_widen.sql",
+        "update pg_attribute set atttypmod = 24 \
+         where attrelid = 'public.codes'::regclass and attname = 'code';\n",
+    );
+    let json = p.run(&["rehearse", "--format", "json"]).json();
+    assert_eq!(
+        classes(&json),
+        pairs(&[("20240101000000", "proved"), ("20240102000000", "proved")]),
+        "{:#}",
+        json["round_trip"]
+    );
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join(".backstop/proofs.json")).unwrap(),
+    )
+    .unwrap();
+    let widen = store["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|proof| proof["version"] == "20240102000000")
+        .unwrap_or_else(|| panic!("no proof of the widening: {store:#}"));
+    let down = widen["down"].as_str().unwrap().to_lowercase();
+    assert!(down.contains("varying(10)") || down.contains("varchar(10)"), "{down}");
+}

@@ -47,8 +47,9 @@ pub struct MadeDown {
 pub trait DownMaker {
     /// Applies the up of `m` (the last of `known`) on `client` through
     /// `progress`, works its down out and proves it; the copy is left at
-    /// the state after the up. `picture`: the copy's picture, current
-    /// before the up, and the statements prepared on `client`.
+    /// the state after the up. `picture`: the copy's picture, which the
+    /// maker brings up to date before the up (and tells when the up may
+    /// write the catalogs), and the statements prepared on `client`.
     #[allow(clippy::too_many_arguments)]
     fn up_and_down(
         &mut self,
@@ -86,10 +87,8 @@ pub(super) fn round_trip(
     maker: &mut dyn DownMaker,
 ) -> Result<OneTrip, RehearseError> {
     let t = Instant::now();
-    super::snapshot::refresh(tracked, client, prepared)?;
-    if m.writes_catalogs() {
-        tracked.catalogs_written();
-    }
+    // The maker brings the picture up to date first thing, and says when
+    // the up may write the catalogs right before it runs.
     let made = maker.up_and_down(client, copy, (tracked, prepared), known, m, settings, tracing)?;
     let locks = tracing.drain_locks();
     tracked.wrote(tracing.take_written());
