@@ -11,14 +11,15 @@
 //! only where its object is on both sides (an object gone is already a
 //! difference).
 
-use super::parts::{own, part, Part, INDEX_CLASS, SKIPPED};
+use super::parts::{on_some, own, part, Part, INDEX_CLASS, SKIPPED};
 
 /// How every comment's key starts.
 pub const PREFIX: &str = "comment on ";
 
 /// The probe for some relations of the comments on them and their columns.
-const ON_SOME_RELATION: &str = "exists (select 1 from pg_description
-    where objoid = any($1::oid[]) and classoid = 'pg_class'::regclass)";
+fn on_some_relation() -> String {
+    on_some("pg_description", "objoid", " and classoid = 'pg_class'::regclass")
+}
 
 /// The parts of the picture's query that read comments; each says whose
 /// object the comment is on, as the part of that object does.
@@ -47,7 +48,7 @@ fn relation_comment_parts() -> Vec<Part> {
             "c.oid",
         )
         .probe(on_made(&["pg_class"]))
-        .probe_some(ON_SOME_RELATION.into()),
+        .probe_some(on_some_relation()),
         part(
             format!("'{PREFIX}index ' || n.nspname || '.' || i.relname, d.description"),
             format!(
@@ -81,7 +82,7 @@ fn relation_comment_parts() -> Vec<Part> {
             "c.oid",
         )
         .probe(on_made(&["pg_class"]))
-        .probe_some(ON_SOME_RELATION.into()),
+        .probe_some(on_some_relation()),
     ]
 }
 

@@ -381,12 +381,22 @@ struct RelationLook {
     probed: Vec<String>,
 }
 
+/// The catalogs differ before 15 (no publication schemas, row filters):
+/// for `major`, the slot of the statements kept for its catalogs (0 or 1)
+/// and the major that stands for them.
+fn catalogs_of(major: i32) -> (usize, i32) {
+    if major >= 15 {
+        (1, 15)
+    } else {
+        (0, 14)
+    }
+}
+
 fn relation_look(major: i32) -> &'static RelationLook {
     static LOOKS: [std::sync::OnceLock<RelationLook>; 2] =
         [const { std::sync::OnceLock::new() }; 2];
-    let modern = major >= 15;
-    let at = if modern { 15 } else { 14 };
-    LOOKS[usize::from(modern)].get_or_init(|| {
+    let (slot, at) = catalogs_of(major);
+    LOOKS[slot].get_or_init(|| {
         let parts: Vec<Part> =
             parts().into_iter().filter(|p| p.reads(at) && group_of(p.kind) == 0).collect();
         let (probed, always): (Vec<&Part>, Vec<&Part>) =
@@ -467,10 +477,8 @@ fn schema_query(group: Option<usize>, major: i32) -> &'static str {
     const SLOTS: usize = 2 * (GROUPS + 1);
     static QUERIES: [std::sync::OnceLock<String>; SLOTS] =
         [const { std::sync::OnceLock::new() }; SLOTS];
-    // The catalogs differ before 15 (no publication schemas, row filters).
-    let modern = major >= 15;
-    let at = if modern { 15 } else { 14 };
-    QUERIES[usize::from(modern) * (GROUPS + 1) + group.unwrap_or(GROUPS)].get_or_init(|| {
+    let (slot, at) = catalogs_of(major);
+    QUERIES[slot * (GROUPS + 1) + group.unwrap_or(GROUPS)].get_or_init(|| {
         parts()
             .iter()
             .filter(|p| p.reads(at))
