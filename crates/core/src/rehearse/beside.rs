@@ -1,9 +1,9 @@
 //! What a rehearsal plays once its copy is read: the round trips
 //! (`trips`: in one run, or two halves side by side), the `[verify]`
-//! suite on the copy where they end, and scenarios A, B and C, each on a
-//! copy of its own, beside the round trips (each is one session and about
-//! a core; nothing they do reaches the round trips' copies), then the
-//! expand where it is asked for.
+//! suite on the copy where they end, and scenarios A, B and C beside the
+//! round trips, A and B on one copy and C on another (one session and
+//! about a core; nothing they do reaches the round trips' copies), then
+//! the expand where it is asked for.
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use super::clone::{CopyDb, Workspace};
 use super::computed::Makers;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
-use super::scenarios::{scenario_a, scenario_b, scenario_c};
+use super::scenarios::{scenario_c, scenarios_a_b};
 use super::trips::{End, OnCopy, RoundTrips, Stages};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, Settings};
@@ -38,7 +38,7 @@ pub(super) fn play(
     // the round trips' copy. Where copies cannot be worked on side by
     // side, they play after.
     let beside = match workspace.side_by_side() {
-        true => scenario_copies(workspace, todo)?,
+        true => scenario_copies(workspace, todo, settings)?,
         false => None,
     };
     let cut = super::trips::cut(workspace, todo, isolated)?;
@@ -77,15 +77,10 @@ pub(super) fn play(
     let trips = trips?;
     let mut scenarios = match scenarios {
         Some(played) => played?,
-        // Each copy made just before its scenario plays on it.
         None if todo.is_empty() => Vec::new(),
         None => {
-            let mut played = Vec::new();
-            for (which, label) in SCENARIOS.iter().enumerate() {
-                let copy = workspace.copy(label)?;
-                played.push(play_one(which, &copy, workspace, migrations, settings, todo)?);
-            }
-            played
+            let copies = Copies::make(workspace, settings)?;
+            play_scenarios(&copies, workspace, migrations, settings, todo)?
         }
     };
     for name in [
@@ -150,47 +145,47 @@ fn verify_step(
     Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
 }
 
-/// The copies scenarios A, B and C play on, by label.
-const SCENARIOS: [&str; 3] = ["scenario_a", "scenario_b", "scenario_c"];
+/// The copies the scenarios play on: A and B share one, so that one
+/// apply of the pending migrations serves both; C has its own where a
+/// protected table is named (it damages one, or is skipped).
+struct Copies {
+    a_b: CopyDb,
+    c: Option<CopyDb>,
+}
 
-/// The copies scenarios A, B and C play on, made before the round trips
-/// start; none when nothing is pending.
+impl Copies {
+    fn make(workspace: &mut Workspace, settings: &Settings) -> Result<Copies, RehearseError> {
+        let a_b = workspace.copy("scenario_a_b")?;
+        let wants_c = !settings.protected_tables.is_empty();
+        let c = wants_c.then(|| workspace.copy("scenario_c")).transpose()?;
+        Ok(Copies { a_b, c })
+    }
+}
+
+/// The scenarios' copies, made before the round trips start; none when
+/// nothing is pending.
 fn scenario_copies(
     workspace: &mut Workspace,
     todo: &[Migration],
-) -> Result<Option<Vec<CopyDb>>, RehearseError> {
+    settings: &Settings,
+) -> Result<Option<Copies>, RehearseError> {
     if todo.is_empty() {
         return Ok(None);
     }
-    Ok(Some(SCENARIOS.iter().map(|label| workspace.copy(label)).collect::<Result<_, _>>()?))
+    Copies::make(workspace, settings).map(Some)
 }
 
-/// Plays scenarios A, B and C, each on its copy, without a word: the
-/// rehearsal names each when the round trips are done.
+/// Plays scenarios A and B, then C, each on its copy, without a word:
+/// the rehearsal names each when the round trips are done.
 fn play_scenarios(
-    copies: &[CopyDb],
+    copies: &Copies,
     workspace: &Workspace,
     migrations: &[Migration],
     settings: &Settings,
     todo: &[Migration],
 ) -> Result<Vec<Scenario>, RehearseError> {
-    let each = copies.iter().enumerate();
-    each.map(|(which, copy)| play_one(which, copy, workspace, migrations, settings, todo)).collect()
-}
-
-/// Plays scenario A, B or C (`which`: 0, 1 or 2) on `copy`.
-fn play_one(
-    which: usize,
-    copy: &CopyDb,
-    workspace: &Workspace,
-    migrations: &[Migration],
-    settings: &Settings,
-    todo: &[Migration],
-) -> Result<Scenario, RehearseError> {
     let quiet = &mut migrate::Quiet;
-    match which {
-        0 => scenario_a(copy, migrations, settings, todo, quiet),
-        1 => scenario_b(copy, workspace, migrations, settings, todo, quiet),
-        _ => scenario_c(copy, workspace, migrations, settings, todo, quiet),
-    }
+    let [a, b] = scenarios_a_b(&copies.a_b, workspace, migrations, settings, todo, quiet)?;
+    let c = scenario_c(copies.c.as_ref(), workspace, migrations, settings, todo, quiet)?;
+    Ok(vec![a, b, c])
 }

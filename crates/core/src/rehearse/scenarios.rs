@@ -1,10 +1,11 @@
-//! The failure scenarios, each played on a fresh copy and timed: A, a
+//! The failure scenarios, played on fresh copies and timed: A, a
 //! statement fails mid-migration and the automatic rollback must leave the
 //! copy as it was; B, the pre-migration backup is restored over a migrated
 //! copy that took late writes; C, the full rollback after damage: detect
 //! the loss, export what the migration created, run the downs, restore.
+//! A and B share a copy: B's migrate goes on from where A left it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 
@@ -17,17 +18,53 @@ use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};
 use crate::pg::checksum::TableChecksum;
 use crate::source::Migration;
 
+/// Scenarios A and B on one copy, so that one apply of the pending
+/// migrations serves both: B's backup of the start, then A (which applies
+/// the batch up to its last transaction and injects a failure there),
+/// then the rest of B from where A left the copy: the last transaction
+/// applied for real, the late writes and the restore. A's time is its
+/// injected run; B's is the rest, its backup and the apply included.
+pub(super) fn scenarios_a_b(
+    copy: &CopyDb,
+    workspace: &Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+    progress: &mut dyn Progress,
+) -> Result<[Scenario; 2], RehearseError> {
+    let t = Instant::now();
+    let conninfo = copy.conninfo()?;
+    let mut client = copy.connect()?;
+    let start = snapshot(&mut client)?;
+    let backed = BackedUp::take(&conninfo, settings)?;
+    let a = scenario_a(&mut client, migrations, settings, todo, &start, progress)?;
+    // B's clock leaves out A's injected run.
+    let b_started = t.checked_add(Duration::from_millis(a.duration_ms)).unwrap_or(t);
+    let b = match backed {
+        Err(why) => Scenario::played("B", false, ms(b_started.elapsed()), why),
+        Ok(backed) => {
+            let on = (copy, workspace);
+            let run = (migrations, settings, todo);
+            scenario_b(client, on, run, (start, backed), b_started, progress)?
+        }
+    };
+    Ok([a, b])
+}
+
 /// Scenario A: a statement fails at the end of the last migration; the
 /// automatic rollback must leave the copy exactly as it was. Where the
 /// batch cannot run as one transaction, the transactions before the last
 /// are applied first and the copy must be as they left it; each split is
 /// named with the statement that forces it, and one the project can avoid
-/// fails the scenario with its fix.
-pub(super) fn scenario_a(
-    copy: &CopyDb,
+/// fails the scenario with its fix. `start`: the copy as it is now, at
+/// the start of the pending migrations. The copy is left as the
+/// transactions before the last left it.
+fn scenario_a(
+    client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
     todo: &[Migration],
+    start: &Snapshot,
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
     let pending: Vec<&Migration> = todo.iter().collect();
@@ -52,19 +89,22 @@ pub(super) fn scenario_a(
     };
     let target = groups[last].migrations.last().expect("a planned group is never empty");
     let in_last = groups[last].migrations.len();
-    let mut client = copy.connect()?;
-    if let Some(before_last) = last.checked_sub(1).map(|g| groups[g].migrations.last()) {
+    let moved = match last.checked_sub(1).map(|g| groups[g].migrations.last()) {
         // A failure in the last transaction cannot undo the ones before it.
-        let to = before_last.map(|m| m.version.clone());
-        let options = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
-        let report =
-            migrate::migrate(&mut client, migrations, settings, &options, &mut [], progress)?;
-        if let Some(f) = report.failure {
-            let detail = format!("the transactions before the last one failed: {}", f.message);
-            return Ok(scenario(false, 0, detail, splits));
+        Some(before_last) => {
+            let to = before_last.map(|m| m.version.clone());
+            let options = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
+            let report =
+                migrate::migrate(client, migrations, settings, &options, &mut [], progress)?;
+            if let Some(f) = report.failure {
+                let detail = format!("the transactions before the last one failed: {}", f.message);
+                return Ok(scenario(false, 0, detail, splits));
+            }
+            true
         }
-    }
-    let before = snapshot(&mut client)?;
+        None => false,
+    };
+    let before = if moved { snapshot(client)? } else { start.clone() };
     let mut broken: Vec<Migration> = migrations.to_vec();
     let injected_into =
         broken.iter_mut().find(|m| m.version == target.version).expect("pending is known");
@@ -84,9 +124,9 @@ pub(super) fn scenario_a(
         allow_out_of_order: true,
         ..Default::default()
     };
-    let report = migrate::migrate(&mut client, &broken, settings, &options, &mut [], progress)?;
+    let report = migrate::migrate(client, &broken, settings, &options, &mut [], progress)?;
     let duration_ms = ms(t.elapsed());
-    let after = snapshot(&mut client)?;
+    let after = snapshot(client)?;
     let diffs = compare(&before, &after, None);
     let (ok, detail) = judge_a(&report, &diffs, &target.version, (in_last, groups.len()));
     Ok(scenario(ok, duration_ms, detail, splits))
@@ -139,26 +179,21 @@ const LATE_WRITES: &str = "backstop_rehearsal_late_writes";
 /// How many late writes scenario B makes, and must find kept.
 const LATE_ROWS: i64 = 25;
 
-/// Scenario B: back up, migrate, let writes arrive, restore the backup.
-/// The copy must equal the start and the late writes must survive in the
-/// pre-restore snapshot.
-pub(super) fn scenario_b(
-    copy: &CopyDb,
-    workspace: &Workspace,
-    migrations: &[Migration],
-    settings: &Settings,
-    todo: &[Migration],
+/// Scenario B, from its backup of the start on: migrate (from where
+/// scenario A left the copy), let writes arrive, restore the backup. The
+/// copy must equal the start and the late writes must survive in the
+/// pre-restore snapshot. `started`: when its clock started (scenario A's
+/// time left out).
+fn scenario_b(
+    mut client: Client,
+    (copy, workspace): (&CopyDb, &Workspace),
+    (migrations, settings, todo): (&[Migration], &Settings, &[Migration]),
+    (before, backed): (Snapshot, BackedUp),
+    started: Instant,
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
-    let t = Instant::now();
-    let fail = |detail: String| Scenario::played("B", false, ms(t.elapsed()), detail);
+    let fail = |detail: String| Scenario::played("B", false, ms(started.elapsed()), detail);
     let conninfo = copy.conninfo()?;
-    let mut client = copy.connect()?;
-    let before = snapshot(&mut client)?;
-    let backed = match BackedUp::take(&conninfo, settings)? {
-        Ok(b) => b,
-        Err(why) => return Ok(fail(why)),
-    };
     let report =
         migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
     if let Some(f) = report.failure {
@@ -196,7 +231,7 @@ pub(super) fn scenario_b(
         name: "B".into(),
         ok: true,
         skipped: false,
-        duration_ms: ms(t.elapsed()),
+        duration_ms: ms(started.elapsed()),
         detail: format!(
             "restored backup {} in {} ({:?}); {}; {LATE_ROWS} late writes kept in pre-restore snapshot {}",
             backed.manifest.id,
@@ -278,8 +313,9 @@ fn restore_time(restore_ms: u64) -> String {
 /// protected table; the loss must show against the backup's row counts;
 /// the tables the migration created are exported to CSV for forensics;
 /// the downs run; the backup is restored; the copy must equal the start.
+/// `copy`: none where no protected table is named.
 pub(super) fn scenario_c(
-    copy: &CopyDb,
+    copy: Option<&CopyDb>,
     workspace: &Workspace,
     migrations: &[Migration],
     settings: &Settings,
@@ -288,14 +324,19 @@ pub(super) fn scenario_c(
 ) -> Result<Scenario, RehearseError> {
     let t = Instant::now();
     let done = |ok: bool, detail: String| Scenario::played("C", ok, ms(t.elapsed()), detail);
+    let skipped = || {
+        let detail = "no protected table holds rows to damage; list one in [migrations] \
+                      protected_tables to rehearse the full rollback"
+            .to_string();
+        Scenario { skipped: true, ..done(true, detail) }
+    };
+    // No protected table named: no copy was made for nothing to damage.
+    let Some(copy) = copy else { return Ok(skipped()) };
     let conninfo = copy.conninfo()?;
     let mut client = copy.connect()?;
     let before = snapshot(&mut client)?;
     let Some(victim) = victim(&before.tables, &settings.protected_tables).cloned() else {
-        let detail = "no protected table holds rows to damage; list one in [migrations] \
-                      protected_tables to rehearse the full rollback"
-            .to_string();
-        return Ok(Scenario { skipped: true, ..done(true, detail) });
+        return Ok(skipped());
     };
     let backed = match BackedUp::take(&conninfo, settings)? {
         Ok(b) => b,
