@@ -66,6 +66,8 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
         locks.iter().any(|l| l["relation"] == "public.users" && l["mode"] == "AccessExclusiveLock"),
         "{locks:#?}"
     );
+    // Only the up's: the down and the up after it are tried untraced.
+    assert!(locks.iter().all(|l| l["sql"].as_str().is_some_and(|s| !s.starts_with("DROP"))));
     let report = json["report"].as_str().unwrap();
     let text = std::fs::read_to_string(p.path().join(report)).unwrap();
     assert!(text.contains("# Rehearsal") && text.contains("PASSED"), "{text}");

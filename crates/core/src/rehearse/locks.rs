@@ -21,11 +21,14 @@ pub(super) struct Tracing<'p> {
     /// Relations the statements since the last take may have written rows
     /// of, from the locks they took.
     written: Written,
+    /// Set while a down and the up after it run: what they lock is
+    /// forgotten, so it is not traced.
+    untraced: bool,
 }
 
 impl<'p> Tracing<'p> {
     pub(super) fn new(inner: &'p mut dyn Progress) -> Tracing<'p> {
-        Tracing { inner, statements: Vec::new(), written: Written::None }
+        Tracing { inner, statements: Vec::new(), written: Written::None, untraced: false }
     }
 
     /// The relations written since the last take.
@@ -76,7 +79,7 @@ impl Progress for Tracing<'_> {
     }
 
     fn trace_locks(&self) -> bool {
-        true
+        !self.untraced
     }
 
     fn beside(&mut self) -> Box<dyn Progress + Send> {
@@ -98,11 +101,17 @@ impl Tracing<'_> {
         rows_of(&std::mem::take(&mut self.statements))
     }
 
-    /// Forgets what the down and the up run again traced: the migration's
-    /// locks were taken from its first up, and the report lists them once.
-    pub(super) fn forget(&mut self) {
+    /// Runs a down and the up after it with no lock trace (the
+    /// migration's locks are taken from its first up, and the report
+    /// lists them once: a trace after each of their statements cost more
+    /// than the statements), then forgets what they noted.
+    pub(super) fn untraced<R>(&mut self, run: impl FnOnce(&mut Self) -> R) -> R {
+        self.untraced = true;
+        let out = run(self);
+        self.untraced = false;
         self.statements.clear();
         self.written = Written::None;
+        out
     }
 }
 

@@ -245,13 +245,14 @@ fn down_in_trial(
     let groups: Vec<migrate::Group<'_>> =
         if up_group.transactional { vec![down_group, up_group] } else { vec![down_group] };
     let mut after = None;
-    let outcomes = migrate::trial(client, settings, &groups, tracing, |i, tx| {
-        if i == 0 {
-            after = Some(written_here(tx).and_then(|w| look(tracked, tx, prepared, w)));
-        }
-        Ok(())
+    let outcomes = tracing.untraced(|tracing| {
+        migrate::trial(client, settings, &groups, tracing, |i, tx| {
+            if i == 0 {
+                after = Some(written_here(tx).and_then(|w| look(tracked, tx, prepared, w)));
+            }
+            Ok(())
+        })
     })?;
-    tracing.forget();
     if let Some(Err(f)) = outcomes.first() {
         let detail = failed_at(f, settings);
         return Ok(DownTry::Fails { detail, stops: false });
@@ -275,16 +276,19 @@ fn down_for_real(
     up_again: &MigrateOptions,
     tracing: &mut Tracing<'_>,
 ) -> Result<DownTry, RehearseError> {
-    let down =
-        migrate::rollback(client, known, settings, &RollbackTarget::Steps(1), false, tracing)?;
+    let rollback = RollbackTarget::Steps(1);
+    let down = tracing.untraced(|tracing| {
+        migrate::rollback(client, known, settings, &rollback, false, tracing)
+    })?;
     if let Some(f) = down.failure {
         let detail = failed_at(&f, settings);
         // Statements it committed before failing stay: the copy moved.
         return Ok(DownTry::Fails { detail, stops: f.committed_statements > 0 });
     }
     let (before, after) = look(tracked, client, prepared, Written::All)?;
-    let again = migrate::migrate(client, known, settings, up_again, &mut [], tracing)?;
-    tracing.forget();
+    let again = tracing.untraced(|tracing| {
+        migrate::migrate(client, known, settings, up_again, &mut [], tracing)
+    })?;
     // The down committed and the up ran again: the next look reads it all.
     tracked.wrote(Written::All);
     let re_up = again.failure.as_ref().map(|f| failed_at(f, settings));
