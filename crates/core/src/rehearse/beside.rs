@@ -14,7 +14,7 @@ use super::computed::Makers;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
 use super::scenarios::{scenario_c, scenarios_a_b};
-use super::trips::{End, OnCopy, RoundTrips, Stages};
+use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, Settings};
 use crate::source::Migration;
@@ -34,14 +34,10 @@ pub(super) fn play(
 ) -> Result<(RoundTrips, Vec<Scenario>), RehearseError> {
     let OnCopy { client, copy: main_copy, prepared, tracked } = main;
     // Scenarios A, B and C play on copies of their own beside the round
-    // trips (each is a session and about a core): nothing they do reaches
-    // the round trips' copy. Where copies cannot be worked on side by
-    // side, they play after.
-    let beside = match workspace.side_by_side() {
-        true => scenario_copies(workspace, todo, settings)?,
-        false => None,
-    };
-    let cut = super::trips::cut(workspace, todo, isolated)?;
+    // trips (a session and about a core): nothing they do reaches the
+    // round trips' copy. Where copies cannot be worked on side by side,
+    // they play after.
+    let (beside, cut) = copies(workspace, todo, settings, isolated)?;
     let (trips, scenarios) = std::thread::scope(|s| {
         let played = beside.as_ref().map(|copies| {
             let workspace = &*workspace;
@@ -79,7 +75,8 @@ pub(super) fn play(
         Some(played) => played?,
         None if todo.is_empty() => Vec::new(),
         None => {
-            let copies = Copies::make(workspace, settings)?;
+            let mut made = workspace.copies(&Copies::labels(settings))?.into_iter();
+            let copies = Copies::of(&mut made, settings);
             play_scenarios(&copies, workspace, migrations, settings, todo)?
         }
     };
@@ -154,25 +151,37 @@ struct Copies {
 }
 
 impl Copies {
-    fn make(workspace: &mut Workspace, settings: &Settings) -> Result<Copies, RehearseError> {
-        let a_b = workspace.copy("scenario_a_b")?;
+    /// The labels of the copies, in the order [`Copies::of`] takes them.
+    fn labels(settings: &Settings) -> Vec<&'static str> {
         let wants_c = !settings.protected_tables.is_empty();
-        let c = wants_c.then(|| workspace.copy("scenario_c")).transpose()?;
-        Ok(Copies { a_b, c })
+        std::iter::once("scenario_a_b").chain(wants_c.then_some("scenario_c")).collect()
+    }
+
+    /// The copies made for [`Copies::labels`], taken from `made`.
+    fn of(made: &mut impl Iterator<Item = CopyDb>, settings: &Settings) -> Copies {
+        let mut next = || made.next().expect("a copy for each label");
+        Copies { a_b: next(), c: (!settings.protected_tables.is_empty()).then(next) }
     }
 }
 
-/// The scenarios' copies, made before the round trips start; none when
-/// nothing is pending.
-fn scenario_copies(
+/// The copies made before the round trips start, all at once: the
+/// scenarios' (none when nothing is pending, or where copies cannot be
+/// worked on side by side: they are made when the scenarios play after
+/// the round trips), and the second half's where the run is cut.
+fn copies(
     workspace: &mut Workspace,
     todo: &[Migration],
     settings: &Settings,
-) -> Result<Option<Copies>, RehearseError> {
-    if todo.is_empty() {
-        return Ok(None);
-    }
-    Copies::make(workspace, settings).map(Some)
+    isolated: bool,
+) -> Result<(Option<Copies>, Option<Cut>), RehearseError> {
+    let scenarios = workspace.side_by_side() && !todo.is_empty();
+    let at = super::trips::cut_at(workspace, todo, isolated);
+    let mut labels = if scenarios { Copies::labels(settings) } else { Vec::new() };
+    labels.extend(at.map(|_| SECOND_HALF));
+    let mut made = workspace.copies(&labels)?.into_iter();
+    let copies = scenarios.then(|| Copies::of(&mut made, settings));
+    let cut = at.map(|at| Cut::new(at, made.next().expect("a copy for each label")));
+    Ok((copies, cut))
 }
 
 /// Plays scenarios A and B, then C, each on its copy, without a word:

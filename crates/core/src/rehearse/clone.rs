@@ -555,6 +555,32 @@ impl Workspace {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.preload_for(&name).map_err(RehearseError::Cluster)?;
         }
+        self.template_copy(name)
+    }
+
+    /// Makes a copy for each of `labels`, at once where the copies are
+    /// made beside one another on one server (a `CREATE DATABASE` waits
+    /// on checkpoints, and two wait together: about 0.3 s for two, against
+    /// 0.35 to 0.5 s one after the other); one after the other elsewhere.
+    pub fn copies(&mut self, labels: &[&str]) -> Result<Vec<CopyDb>, RehearseError> {
+        if self.isolated_from.is_some() || !self.side_by_side() || labels.len() < 2 {
+            return labels.iter().map(|label| self.copy(label)).collect();
+        }
+        let first = self.made_mut().len();
+        let names = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| format!("{PREFIX}{}_{}_{label}", self.run_id, first + i));
+        let this = &*self;
+        std::thread::scope(|s| {
+            let made: Vec<_> =
+                names.map(|name| s.spawn(move || this.template_copy(name))).collect();
+            made.into_iter().map(|m| m.join().expect("making a copy does not panic")).collect()
+        })
+    }
+
+    /// Makes the copy `name` of the template on the workspace's server.
+    fn template_copy(&self, name: String) -> Result<CopyDb, RehearseError> {
         let mut admin = admin(&self.server_url)?;
         let strategy: i32 = admin
             .query_one("select current_setting('server_version_num')::int", &[])
@@ -570,7 +596,7 @@ impl Workspace {
             .map_err(|source| {
                 RehearseError::Db(crate::pg::DbError::new("copying the database", source))
             })?;
-        self.made_mut().push(name.clone());
+        self.adopt(&name);
         // A template copy does not carry the database's own settings.
         let settings = super::globals::database_settings(&mut admin, &self.template)
             .map_err(db_err("reading the database's settings"))?;

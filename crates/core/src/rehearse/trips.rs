@@ -79,22 +79,26 @@ pub(super) struct Cut {
     copy: CopyDb,
 }
 
-/// The cut of `todo`, when it is long enough, the machine has a second
-/// core and the copies may be worked on side by side; its copy is made
-/// here.
-pub(super) fn cut(
-    workspace: &mut Workspace,
-    todo: &[Migration],
-    isolated: bool,
-) -> Result<Option<Cut>, RehearseError> {
+/// The label of the second half's copy.
+pub(super) const SECOND_HALF: &str = "round_trip_second_half";
+
+/// Where `todo` is cut, when it is long enough, the machine has a second
+/// core and the copies may be worked on side by side.
+pub(super) fn cut_at(workspace: &Workspace, todo: &[Migration], isolated: bool) -> Option<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 || isolated || !workspace.side_by_side() || todo.len() < CUT_FROM {
-        return Ok(None);
+        return None;
     }
     // The second half also applies the first half's ups, which cost
     // about a fifth of a round trip each: it takes a little less.
-    let at = todo.len() - todo.len() * 9 / 20;
-    Ok(Some(Cut { at, copy: workspace.copy("round_trip_second_half")? }))
+    Some(todo.len() - todo.len() * 9 / 20)
+}
+
+impl Cut {
+    /// The cut at `at`, on `copy` (made with the label [`SECOND_HALF`]).
+    pub(super) fn new(at: usize, copy: CopyDb) -> Cut {
+        Cut { at, copy }
+    }
 }
 
 /// Where the round trips ended: on the rehearsal's copy, or on the second
