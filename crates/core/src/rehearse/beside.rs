@@ -74,11 +74,7 @@ pub(super) fn play(
     let mut scenarios = match scenarios {
         Some(played) => played?,
         None if todo.is_empty() => Vec::new(),
-        None => {
-            let mut made = workspace.copies(&Copies::labels(settings))?.into_iter();
-            let copies = Copies::of(&mut made, settings);
-            play_scenarios(&copies, workspace, migrations, settings, todo)?
-        }
+        None => play_after(workspace, migrations, settings, todo)?,
     };
     for name in [
         "A: a failure mid-migration",
@@ -150,18 +146,13 @@ struct Copies {
     c: Option<CopyDb>,
 }
 
-impl Copies {
-    /// The labels of the copies, in the order [`Copies::of`] takes them.
-    fn labels(settings: &Settings) -> Vec<&'static str> {
-        let wants_c = !settings.protected_tables.is_empty();
-        std::iter::once("scenario_a_b").chain(wants_c.then_some("scenario_c")).collect()
-    }
+/// The labels of the scenarios' copies.
+const A_B: &str = "scenario_a_b";
+const C: &str = "scenario_c";
 
-    /// The copies made for [`Copies::labels`], taken from `made`.
-    fn of(made: &mut impl Iterator<Item = CopyDb>, settings: &Settings) -> Copies {
-        let mut next = || made.next().expect("a copy for each label");
-        Copies { a_b: next(), c: (!settings.protected_tables.is_empty()).then(next) }
-    }
+/// Whether scenario C gets a copy: only where a protected table is named.
+fn wants_c(settings: &Settings) -> bool {
+    !settings.protected_tables.is_empty()
 }
 
 /// The copies made before the round trips start, all at once: the
@@ -176,12 +167,16 @@ fn copies(
 ) -> Result<(Option<Copies>, Option<Cut>), RehearseError> {
     let scenarios = workspace.side_by_side() && !todo.is_empty();
     let at = super::trips::cut_at(workspace, todo, isolated);
-    let mut labels = if scenarios { Copies::labels(settings) } else { Vec::new() };
+    let mut labels = Vec::new();
+    if scenarios {
+        labels.push(A_B);
+        labels.extend(wants_c(settings).then_some(C));
+    }
     labels.extend(at.map(|_| SECOND_HALF));
     let mut made = workspace.copies(&labels)?.into_iter();
-    let copies = scenarios.then(|| Copies::of(&mut made, settings));
-    let cut = at.map(|at| Cut::new(at, made.next().expect("a copy for each label")));
-    Ok((copies, cut))
+    let mut next = || made.next().expect("a copy for each label");
+    let copies = scenarios.then(|| Copies { a_b: next(), c: wants_c(settings).then(&mut next) });
+    Ok((copies, at.map(|at| Cut::new(at, next()))))
 }
 
 /// Plays scenarios A and B, then C, each on its copy, without a word:
@@ -196,5 +191,23 @@ fn play_scenarios(
     let quiet = &mut migrate::Quiet;
     let [a, b] = scenarios_a_b(&copies.a_b, workspace, migrations, settings, todo, quiet)?;
     let c = scenario_c(copies.c.as_ref(), workspace, migrations, settings, todo, quiet)?;
+    Ok(vec![a, b, c])
+}
+
+/// The scenarios where copies cannot be worked on side by side, after the
+/// round trips: each copy made just before its scenarios play on it, as a
+/// library that works in one database (pg_cron) follows the copy made
+/// last.
+fn play_after(
+    workspace: &mut Workspace,
+    migrations: &[Migration],
+    settings: &Settings,
+    todo: &[Migration],
+) -> Result<Vec<Scenario>, RehearseError> {
+    let quiet = &mut migrate::Quiet;
+    let a_b = workspace.copy(A_B)?;
+    let [a, b] = scenarios_a_b(&a_b, workspace, migrations, settings, todo, quiet)?;
+    let c_copy = wants_c(settings).then(|| workspace.copy(C)).transpose()?;
+    let c = scenario_c(c_copy.as_ref(), workspace, migrations, settings, todo, quiet)?;
     Ok(vec![a, b, c])
 }
