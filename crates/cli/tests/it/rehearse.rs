@@ -79,6 +79,32 @@ fn a_correct_down_passes_and_the_source_is_unchanged() {
 }
 
 #[test]
+fn scenario_b_restores_the_start_after_scenario_a_applied_the_batch_before_its_last_transaction() {
+    // A and B share a copy: A leaves the transactions before the last one
+    // applied, and B must still have backed up, and restore, the start.
+    let p = project("rh_a_then_b");
+    p.migration(
+        "2_orders",
+        "CREATE TABLE orders (id int PRIMARY KEY, user_id int);",
+        Some("DROP TABLE orders;"),
+    );
+    p.migration(
+        "3_orders_user",
+        "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id);",
+        Some("-- backstop:no-transaction\nDROP INDEX CONCURRENTLY orders_user_idx;"),
+    );
+    p.migration("4_notes", "CREATE TABLE notes (id int);", Some("DROP TABLE notes;"));
+    let json = p.run(&["rehearse", "--format", "json"]).json();
+    let scenarios = json["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["ok"], true, "{:#}", scenarios[0]);
+    let a = scenarios[0]["detail"].as_str().unwrap();
+    assert!(a.contains("the ones before it stay committed"), "{a}");
+    assert_eq!(scenarios[1]["ok"], true, "{:#}", scenarios[1]);
+    let b = scenarios[1]["detail"].as_str().unwrap();
+    assert!(b.contains("copy identical to the start"), "{b}");
+}
+
+#[test]
 fn a_down_that_misses_a_column_is_caught_with_the_column_named() {
     let p = project("rh_broken");
     p.migration(
