@@ -528,7 +528,7 @@ impl Workspace {
     /// Makes a new copy.
     pub fn copy(&mut self, label: &str) -> Result<CopyDb, RehearseError> {
         let made = self.made_mut().len();
-        let name = format!("{PREFIX}{}_{made}_{label}", self.run_id);
+        let name = self.copy_name(made, label);
         if let (Some(source), Some(first), false) = (&self.isolated_from, &self.cluster, made == 0)
         {
             // The first copy's migrations may have made roles: the next
@@ -567,16 +567,18 @@ impl Workspace {
             return labels.iter().map(|label| self.copy(label)).collect();
         }
         let first = self.made_mut().len();
-        let names = labels
-            .iter()
-            .enumerate()
-            .map(|(i, label)| format!("{PREFIX}{}_{}_{label}", self.run_id, first + i));
+        let names = labels.iter().enumerate().map(|(i, label)| self.copy_name(first + i, label));
         let this = &*self;
         std::thread::scope(|s| {
             let made: Vec<_> =
                 names.map(|name| s.spawn(move || this.template_copy(name))).collect();
             made.into_iter().map(|m| m.join().expect("making a copy does not panic")).collect()
         })
+    }
+
+    /// The name of the copy made `index`th in this workspace, under `label`.
+    fn copy_name(&self, index: usize, label: &str) -> String {
+        format!("{PREFIX}{}_{index}_{label}", self.run_id)
     }
 
     /// Makes the copy `name` of the template on the workspace's server.
