@@ -364,8 +364,9 @@ fn the_log_written_to_a_file_holds_no_colour_codes() {
     );
     let text = read();
     let base = text.split("listening on ").nth(1).unwrap().lines().next().unwrap().trim();
-    let answer = Server::agent().get(format!("{base}/readyz")).call().unwrap();
-    assert_eq!(answer.status(), 200);
+    // Ready once the flags are read, which may come a moment after it listens.
+    let ready = || Server::agent().get(format!("{base}/readyz")).call().unwrap().status() == 200;
+    crate::common::poll_until("serve is ready", 100, Duration::from_millis(100), ready);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     child.wait().unwrap();
     let text = read();
