@@ -80,6 +80,28 @@ fn rehearse_proves_the_downs_of_an_up_only_history_and_migrate_reuses_them() {
     again.expect_output("proved 1 down(s) now: 20240104000000 (no proof of it was kept)");
 }
 
+/// Method C runs the downs of what was applied: on an up-only layout
+/// those are the downs the rehearsal works out and proves, so C plays
+/// once the round trips made them (the whole rehearsal stopped at C's
+/// `rollback`, which found no down).
+#[test]
+fn scenario_c_of_an_up_only_history_runs_the_downs_the_rehearsal_proved() {
+    let p = Project::bare("proofs_scenario_c");
+    p.write("supabase/migrations/20240101000000_users.sql", USERS);
+    p.run(&["migrate"]).expect_code(0);
+    p.write("backstop.toml", "[migrations]\nprotected_tables = [\"users\"]\n");
+    write_history(&p);
+    let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+    let c = json["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == "C").unwrap();
+    assert_eq!((&c["ok"], &c["skipped"]), (&true.into(), &false.into()), "{c:#}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(detail.contains("1 of 2 rows deleted from public.users detected"), "{c:#}");
+    assert!(detail.contains("2 new table(s) exported") && detail.contains("downs ran"), "{c:#}");
+    let mut db = p.client();
+    assert!(!db.exists("public.posts"), "a copy's migration reached the target");
+    assert_eq!(db.applied(), ["20240101000000"]);
+}
+
 #[test]
 fn a_proof_never_covers_another_file_another_schema_or_another_major() {
     let p = Project::bare("proofs_misses");

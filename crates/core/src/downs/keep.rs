@@ -126,14 +126,20 @@ fn miss(m: &Migration, why: &str) -> Miss {
     Miss { version: m.version.clone(), why: why.to_string() }
 }
 
+/// How a down made on a copy is kept: proved, or irreversible (its schema
+/// part proved); `None` when it is not kept.
+pub(super) fn class_of(d: &super::Down) -> Option<Class> {
+    match d.status {
+        Status::Irreversible => Some(Class::Irreversible),
+        Status::Computed if d.proved => Some(Class::Proved),
+        _ => None,
+    }
+}
+
 /// The proof to keep of a down proved on a copy: only a proved down
 /// whose start was read.
 pub fn proof_of(m: &Migration, d: &super::Down, major: u32, by: &str) -> Option<Proof> {
-    let class = match d.status {
-        Status::Irreversible => Class::Irreversible,
-        Status::Computed if d.proved => Class::Proved,
-        _ => return None,
-    };
+    let class = class_of(d)?;
     Some(Proof {
         version: m.version.clone(),
         name: m.name.clone(),

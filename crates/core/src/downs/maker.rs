@@ -173,6 +173,12 @@ impl DownMaker for Maker<'_> {
     }
 
     fn moved(&mut self) {}
+
+    fn kept_down(&self, version: &str) -> Option<String> {
+        let made = self.made_lock();
+        let down = made.downs.iter().rev().find(|d| d.version == version)?;
+        keep::class_of(down).and(down.sql.clone())
+    }
 }
 
 fn count_statements(sql: &str) -> usize {

@@ -13,7 +13,7 @@ use super::clone::{CopyDb, Workspace};
 use super::computed::Makers;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
-use super::scenarios::{scenario_c, scenarios_a_b};
+use super::scenarios::{scenario_c, scenarios_a_b, Downs};
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, Settings};
@@ -29,19 +29,24 @@ pub(super) fn play(
     (settings, options): (&Settings, &Options),
     isolated: bool,
     (stages, tracing): (&mut Stages, &mut Tracing<'_>),
-    makers: Option<Makers<'_>>,
+    mut makers: Option<Makers<'_>>,
     baseline: Option<crate::verify::Snapshot>,
 ) -> Result<(RoundTrips, Vec<Scenario>), RehearseError> {
     let OnCopy { client, copy: main_copy, prepared, tracked } = main;
     // Scenarios A, B and C play on copies of their own beside the round
     // trips (a session and about a core): nothing they do reaches the
     // round trips' copy. Where copies cannot be worked on side by side,
-    // they play after.
+    // they play after. C runs the downs: where a pending migration has
+    // none of its own, C waits before its rollback for the downs the
+    // round trips make.
+    let waits = makers.is_some() && todo.iter().any(|m| m.down.is_none());
     let (beside, cut) = copies(workspace, todo, settings, isolated)?;
+    let (given, later) = std::sync::mpsc::channel();
     let (trips, scenarios) = std::thread::scope(|s| {
         let played = beside.as_ref().map(|copies| {
             let workspace = &*workspace;
-            s.spawn(move || play_scenarios(copies, workspace, migrations, settings, todo))
+            let downs = if waits { Downs::Later(later) } else { Downs::Own };
+            s.spawn(move || play_scenarios(copies, downs, workspace, migrations, settings, todo))
         });
         let on = OnCopy { client: &mut *client, copy: main_copy, prepared, tracked };
         let trips = super::trips::all(
@@ -52,9 +57,13 @@ pub(super) fn play(
             (settings, options),
             &mut *stages,
             &mut *tracing,
-            makers,
+            makers.as_mut(),
         )
         .and_then(|(mut trips, end)| {
+            if let (Some(makers), true) = (&makers, waits) {
+                // Scenario C may not be waiting any more: nothing to say.
+                let _ = given.send(makers.with_downs(migrations));
+            }
             if let (Some(plan), None, false) = (&options.verify, &trips.stopped, todo.is_empty()) {
                 if !plan.section.checks.is_empty() {
                     stages.next(tracing.inner, "the [verify] suite on the migrated copy");
@@ -67,6 +76,8 @@ pub(super) fn play(
             }
             Ok(trips)
         });
+        // Where the round trips failed, C is told so.
+        drop(given);
         let scenarios = played.map(|p| p.join().expect("the scenarios' thread does not panic"));
         (trips, scenarios)
     });
@@ -74,7 +85,11 @@ pub(super) fn play(
     let mut scenarios = match scenarios {
         Some(played) => played?,
         None if todo.is_empty() => Vec::new(),
-        None => play_after(workspace, migrations, settings, todo)?,
+        None => {
+            let made = makers.as_ref().filter(|_| waits).map(|m| m.with_downs(migrations));
+            let downs = made.as_deref().map_or(Downs::Own, Downs::Made);
+            play_after(workspace, (migrations, downs), settings, todo)?
+        }
     };
     for name in [
         "A: a failure mid-migration",
@@ -179,10 +194,12 @@ fn copies(
     Ok((copies, at.map(|at| Cut::new(at, next()))))
 }
 
-/// Plays scenarios A and B, then C, each on its copy, without a word:
-/// the rehearsal names each when the round trips are done.
+/// Plays scenarios A and B, then C (its downs from `downs`), each on its
+/// copy, without a word: the rehearsal names each when the round trips
+/// are done.
 fn play_scenarios(
     copies: &Copies,
+    downs: Downs<'_>,
     workspace: &Workspace,
     migrations: &[Migration],
     settings: &Settings,
@@ -190,17 +207,18 @@ fn play_scenarios(
 ) -> Result<Vec<Scenario>, RehearseError> {
     let quiet = &mut migrate::Quiet;
     let [a, b] = scenarios_a_b(&copies.a_b, workspace, migrations, settings, todo, quiet)?;
-    let c = scenario_c(copies.c.as_ref(), workspace, migrations, settings, todo, quiet)?;
+    let c = copies.c.as_ref();
+    let c = scenario_c(c, workspace, (migrations, downs), settings, todo, quiet)?;
     Ok(vec![a, b, c])
 }
 
 /// The scenarios where copies cannot be worked on side by side, after the
 /// round trips: each copy made just before its scenarios play on it, as a
 /// library that works in one database (pg_cron) follows the copy made
-/// last.
+/// last. C's downs come from `downs`.
 fn play_after(
     workspace: &mut Workspace,
-    migrations: &[Migration],
+    (migrations, downs): (&[Migration], Downs<'_>),
     settings: &Settings,
     todo: &[Migration],
 ) -> Result<Vec<Scenario>, RehearseError> {
@@ -208,6 +226,6 @@ fn play_after(
     let a_b = workspace.copy(A_B)?;
     let [a, b] = scenarios_a_b(&a_b, workspace, migrations, settings, todo, quiet)?;
     let c_copy = wants_c(settings).then(|| workspace.copy(C)).transpose()?;
-    let c = scenario_c(c_copy.as_ref(), workspace, migrations, settings, todo, quiet)?;
+    let c = scenario_c(c_copy.as_ref(), workspace, (migrations, downs), settings, todo, quiet)?;
     Ok(vec![a, b, c])
 }

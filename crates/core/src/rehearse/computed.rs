@@ -65,6 +65,26 @@ pub trait DownMaker {
     /// The copy was changed by other hands since the last call: what the
     /// maker knows of its state is stale.
     fn moved(&mut self);
+
+    /// The SQL of the down made for `version`, where `migrate` would keep
+    /// it (proved, or irreversible with its schema part proved): what a
+    /// `rollback` after a deploy of the rehearsed files runs.
+    fn kept_down(&self, version: &str) -> Option<String>;
+}
+
+impl Makers<'_> {
+    /// `migrations`, each without a down of its own given the down made
+    /// for it where one would be kept (see [`DownMaker::kept_down`]).
+    pub(super) fn with_downs(&self, migrations: &[Migration]) -> Vec<Migration> {
+        let kept = |m: &Migration| m.down.is_none().then(|| self.first.kept_down(&m.version));
+        migrations
+            .iter()
+            .map(|m| match kept(m).flatten() {
+                Some(sql) => m.with_kept_down(&sql),
+                None => m.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The makers of a rehearsal: one for its copy, and one for a second

@@ -313,11 +313,12 @@ fn restore_time(restore_ms: u64) -> String {
 /// protected table; the loss must show against the backup's row counts;
 /// the tables the migration created are exported to CSV for forensics;
 /// the downs run; the backup is restored; the copy must equal the start.
-/// `copy`: none where no protected table is named.
+/// `copy`: none where no protected table is named. `downs`: where the
+/// downs it runs come from.
 pub(super) fn scenario_c(
     copy: Option<&CopyDb>,
     workspace: &Workspace,
-    migrations: &[Migration],
+    (migrations, downs): (&[Migration], Downs<'_>),
     settings: &Settings,
     todo: &[Migration],
     progress: &mut dyn Progress,
@@ -355,9 +356,13 @@ pub(super) fn scenario_c(
     }
     // Forensic export of what the migration created, before it is undone.
     let (new_tables, exported) = export_new_tables(&mut client, &before, &migrated)?;
+    let with_downs = match downs.take(todo) {
+        Ok(with_downs) => with_downs,
+        Err(why) => return Ok(done(false, why)),
+    };
     let down = migrate::rollback(
         &mut client,
-        migrations,
+        with_downs.as_deref().unwrap_or(migrations),
         settings,
         &RollbackTarget::Steps(todo.len()),
         false,
@@ -395,6 +400,60 @@ pub(super) fn scenario_c(
             ),
         )
     })
+}
+
+/// Where the downs scenario C runs come from.
+pub(super) enum Downs<'a> {
+    /// Each migration's own, as given.
+    Own,
+    /// The migrations with the downs made for those without one, given
+    /// once the round trips that make them are done (nothing: they did
+    /// not end).
+    Later(std::sync::mpsc::Receiver<Vec<Migration>>),
+    /// The migrations with the downs made for them, already known.
+    Made(&'a [Migration]),
+}
+
+impl Downs<'_> {
+    /// The migrations whose downs run (`None`: those given to the
+    /// scenario), or why they cannot: one of `todo` without a down stops
+    /// the method, as `rollback` would refuse it.
+    fn take(self, todo: &[Migration]) -> Result<Option<Vec<Migration>>, String> {
+        let with_downs = match self {
+            Downs::Own => None,
+            Downs::Made(made) => Some(made.to_vec()),
+            Downs::Later(given) => Some(given.recv().map_err(|_| {
+                "the round trips that prove its downs did not end: nothing to run".to_string()
+            })?),
+        };
+        let undone = |t: &Migration| {
+            with_downs.iter().flatten().any(|m| m.version == t.version && m.down.is_some())
+        };
+        let missing: Vec<String> = match &with_downs {
+            Some(_) => todo.iter().filter(|t| !undone(t)).map(Migration::label).collect(),
+            None => todo.iter().filter(|t| t.down.is_none()).map(Migration::label).collect(),
+        };
+        if missing.is_empty() {
+            return Ok(with_downs);
+        }
+        Err(format!(
+            "the downs cannot run: no proved down for {} of the {} migration(s) ({}); write one, \
+             or see why with `backstop downs VERSION`",
+            missing.len(),
+            todo.len(),
+            first_of(&missing)
+        ))
+    }
+}
+
+/// The first few of `names`, and how many more, for a one-line detail.
+fn first_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut out = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
 }
 
 /// The first protected table that holds rows is the one damaged.

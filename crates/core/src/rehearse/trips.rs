@@ -119,11 +119,15 @@ pub(super) fn all<'c>(
     (settings, options): (&Settings, &Options),
     stages: &mut Stages,
     tracing: &mut Tracing<'_>,
-    makers: Option<Makers<'_>>,
+    makers: Option<&mut Makers<'_>>,
 ) -> Result<(RoundTrips, End<'c>), RehearseError> {
     let t = std::time::Instant::now();
     let (maker, other_maker) = match makers {
-        Some(Makers { first, second }) => (Some(first), Some(second)),
+        Some(Makers { first, second }) => {
+            let first: &mut dyn DownMaker = &mut **first;
+            let second: &mut (dyn DownMaker + Send) = &mut **second;
+            (Some(first), Some(second))
+        }
         None => (None, None),
     };
     let Some(cut) = cut else {
