@@ -4,7 +4,7 @@
 //! its summary, report a gone table once with its size, show a changed
 //! view or function as a diff, and say where the batch splits and why.
 
-use crate::common::Project;
+use crate::common::{DbExt, Project};
 
 #[path = "../../../../bench/history.rs"]
 #[allow(dead_code)]
@@ -153,4 +153,49 @@ fn a_run_cut_in_two_stops_where_one_run_would() {
     // The last, in the second half, says why as one run would.
     let last = &json["round_trip"]["migrations"][44]["detail"];
     assert!(last.as_str().unwrap().contains("00005_m4 left the copy"), "{last}");
+}
+
+/// A run long enough to be cut in two: scenarios A and B ride on the
+/// second half's copy, which passes through every state. A plays where
+/// that copy holds every migration before the batch's last transaction
+/// (which starts after a CONCURRENTLY index): among its round trips, or
+/// while it applies the first half's ups. Played anywhere else, the
+/// injected run would roll back more or less than that transaction. B
+/// restores the backup of that copy's start once its round trips end.
+#[test]
+fn scenarios_a_and_b_ride_on_the_copies_of_a_run_cut_in_two() {
+    // The second half starts at the 26th migration.
+    for (concurrently, last) in
+        [(40, "3 transactions (4 migration(s))"), (10, "3 transactions (34")]
+    {
+        let p = Project::new(&format!("rh_ride_{concurrently}"));
+        for i in 0..45 {
+            let (up, down) = if i == concurrently {
+                let on = format!("t{}", i - 1);
+                (
+                    format!("-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY {on}_n ON {on} (note);"),
+                    format!("-- backstop:no-transaction\nDROP INDEX CONCURRENTLY {on}_n;"),
+                )
+            } else {
+                (
+                    format!("CREATE TABLE t{i} (id int PRIMARY KEY, note text);"),
+                    format!("DROP TABLE t{i};"),
+                )
+            };
+            p.migration(&format!("{}_m{i}", version(i)), &up, Some(&down));
+        }
+        let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+        let trips = json["round_trip"]["migrations"].as_array().unwrap();
+        assert!(trips.iter().all(|t| t["class"] == "ok"), "{:#}", json["round_trip"]);
+        let scenarios = json["scenarios"].as_array().unwrap();
+        let (a, b) = (&scenarios[0], &scenarios[1]);
+        assert_eq!((&a["name"], &a["ok"]), (&"A".into(), &true.into()), "{a:#}");
+        let detail = a["detail"].as_str().unwrap();
+        let want = format!("injected failure in 00045 rolled back the last of the batch's {last}");
+        assert!(detail.contains(&want), "{a:#}");
+        assert_eq!((&b["name"], &b["ok"]), (&"B".into(), &true.into()), "{b:#}");
+        let detail = b["detail"].as_str().unwrap();
+        assert!(detail.contains("copy identical to the start; 25 late writes kept"), "{b:#}");
+        assert!(!p.client().exists("public.t0"), "a copy's migration reached the target");
+    }
 }

@@ -1,9 +1,11 @@
 //! What a rehearsal plays once its copy is read: the round trips
 //! (`trips`: in one run, or two halves side by side), the `[verify]`
-//! suite on the copy where they end, and scenarios A, B and C beside the
-//! round trips, A and B on one copy and C on another (one session and
-//! about a core; nothing they do reaches the round trips' copies), then
-//! the expand where it is asked for.
+//! suite on the copy where they end, and scenarios A, B and C: A and B
+//! on one copy beside the round trips, or riding on the second half's
+//! copy where the run is cut (`ride`), and C on a copy of its own (one
+//! session and about a core; nothing they do on a copy of their own
+//! reaches the round trips' copies), then the expand where it is asked
+//! for.
 
 use std::time::Instant;
 
@@ -11,8 +13,10 @@ use postgres::Client;
 
 use super::clone::{CopyDb, Workspace};
 use super::computed::Makers;
+use super::injected::APlan;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
+use super::ride;
 use super::scenarios::{scenario_c, scenarios_a_b, Downs};
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
@@ -41,17 +45,19 @@ pub(super) fn play(
     // round trips make.
     let waits = makers.is_some() && todo.iter().any(|m| m.down.is_none());
     let (beside, cut) = copies(workspace, todo, settings, isolated)?;
+    // Where the run is cut in two, A and B ride on its copies (`ride`).
+    let ride = cut.as_ref().map(|_| APlan::of(todo));
     let (given, later) = std::sync::mpsc::channel();
+    let ws = &*workspace;
     let (trips, scenarios) = std::thread::scope(|s| {
         let played = beside.as_ref().map(|copies| {
-            let workspace = &*workspace;
             let downs = if waits { Downs::Later(later) } else { Downs::Own };
-            s.spawn(move || play_scenarios(copies, downs, workspace, migrations, settings, todo))
+            s.spawn(move || play_scenarios(copies, downs, ws, migrations, settings, todo))
         });
         let on = OnCopy { client: &mut *client, copy: main_copy, prepared, tracked };
         let trips = super::trips::all(
             on,
-            cut.as_ref(),
+            (cut.as_ref(), ride.as_ref()),
             migrations,
             todo,
             (settings, options),
@@ -59,7 +65,7 @@ pub(super) fn play(
             &mut *tracing,
             makers.as_mut(),
         )
-        .and_then(|(mut trips, end)| {
+        .and_then(|(mut trips, mut end)| {
             if let (Some(makers), true) = (&makers, waits) {
                 // Scenario C may not be waiting any more: nothing to say.
                 let _ = given.send(makers.with_downs(migrations));
@@ -67,12 +73,17 @@ pub(super) fn play(
             if let (Some(plan), None, false) = (&options.verify, &trips.stopped, todo.is_empty()) {
                 if !plan.section.checks.is_empty() {
                     stages.next(tracing.inner, "the [verify] suite on the migrated copy");
-                    let step = match end {
+                    let step = match &mut end {
                         End::Main => verify_step(client, main_copy, plan, baseline)?,
-                        End::Second(mut c, copy) => verify_step(&mut c, copy, plan, baseline)?,
+                        End::Second(c, copy) => verify_step(c, copy, plan, baseline)?,
                     };
                     trips.steps.push(step);
                 }
+            }
+            // B ends on the copy where the round trips ended.
+            if let (Some(start), End::Second(c, copy)) = (trips.b_start.take(), end) {
+                let stopped = trips.stopped.clone();
+                trips.b = Some(ride::b_end(*c, (copy, ws), settings, start, stopped.as_deref())?);
             }
             Ok(trips)
         });
@@ -81,7 +92,7 @@ pub(super) fn play(
         let scenarios = played.map(|p| p.join().expect("the scenarios' thread does not panic"));
         (trips, scenarios)
     });
-    let trips = trips?;
+    let mut trips = trips?;
     let mut scenarios = match scenarios {
         Some(played) => played?,
         None if todo.is_empty() => Vec::new(),
@@ -91,6 +102,9 @@ pub(super) fn play(
             play_after(workspace, (migrations, downs), settings, todo)?
         }
     };
+    if let Some(plan) = &ride {
+        scenarios.splice(0..0, ridden(&mut trips, plan));
+    }
     for name in [
         "A: a failure mid-migration",
         "B: restore the pre-migration backup",
@@ -153,11 +167,25 @@ fn verify_step(
     Ok(Step { name: "verify suite".into(), ok, duration_ms: ms(t.elapsed()), detail })
 }
 
+/// A and B as they rode on the round trips' copies.
+fn ridden(trips: &mut RoundTrips, plan: &APlan) -> [Scenario; 2] {
+    let a = match trips.a.take() {
+        Some(a) => a,
+        None if plan.injected_from().is_none() => plan.no_transaction(),
+        None => ride::a_not_reached(plan, trips.stopped.as_deref()),
+    };
+    let b = trips.b.take().unwrap_or_else(|| {
+        Scenario::played("B", false, 0, "the round trips did not end: nothing to restore".into())
+    });
+    [a, b]
+}
+
 /// The copies the scenarios play on: A and B share one, so that one
-/// apply of the pending migrations serves both; C has its own where a
-/// protected table is named (it damages one, or is skipped).
+/// apply of the pending migrations serves both (none where they ride on
+/// the round trips' copies); C has its own where a protected table is
+/// named (it damages one, or is skipped).
 struct Copies {
-    a_b: CopyDb,
+    a_b: Option<CopyDb>,
     c: Option<CopyDb>,
 }
 
@@ -183,14 +211,17 @@ fn copies(
     let scenarios = workspace.side_by_side() && !todo.is_empty();
     let at = super::trips::cut_at(workspace, todo, isolated);
     let mut labels = Vec::new();
+    // A and B ride on the round trips' copies where the run is cut.
+    let a_b = scenarios && at.is_none();
     if scenarios {
-        labels.push(A_B);
+        labels.extend(a_b.then_some(A_B));
         labels.extend(wants_c(settings).then_some(C));
     }
     labels.extend(at.map(|_| SECOND_HALF));
     let mut made = workspace.copies(&labels)?.into_iter();
     let mut next = || made.next().expect("a copy for each label");
-    let copies = scenarios.then(|| Copies { a_b: next(), c: wants_c(settings).then(&mut next) });
+    let copies = scenarios
+        .then(|| Copies { a_b: a_b.then(&mut next), c: wants_c(settings).then(&mut next) });
     Ok((copies, at.map(|at| Cut::new(at, next()))))
 }
 
@@ -206,10 +237,13 @@ fn play_scenarios(
     todo: &[Migration],
 ) -> Result<Vec<Scenario>, RehearseError> {
     let quiet = &mut migrate::Quiet;
-    let [a, b] = scenarios_a_b(&copies.a_b, workspace, migrations, settings, todo, quiet)?;
+    let mut played = Vec::new();
+    if let Some(a_b) = &copies.a_b {
+        played.extend(scenarios_a_b(a_b, workspace, migrations, settings, todo, quiet)?);
+    }
     let c = copies.c.as_ref();
-    let c = scenario_c(c, workspace, (migrations, downs), settings, todo, quiet)?;
-    Ok(vec![a, b, c])
+    played.push(scenario_c(c, workspace, (migrations, downs), settings, todo, quiet)?);
+    Ok(played)
 }
 
 /// The scenarios where copies cannot be worked on side by side, after the

@@ -10,6 +10,7 @@
 //! what a rehearsal found, `snapshot` compares copies and `locks` turns
 //! lock traces into the report's rows.
 
+mod backed;
 mod beside;
 mod clone;
 mod computed;
@@ -18,12 +19,14 @@ mod dump;
 mod explain;
 pub mod gate;
 pub mod globals;
+mod injected;
 mod locks;
 mod lossy;
 mod outcome;
 pub mod outside;
 pub mod record;
 pub mod report;
+mod ride;
 mod round_trip;
 mod run;
 mod sample;

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::clone::{self, CopyDb, Workspace};
+use super::backed::BackedUp;
+use super::clone::{CopyDb, Workspace};
+use super::injected::APlan;
 use super::ms;
-use super::outcome::{Difference, Scenario, Split};
-use super::snapshot::{compare, listed, snapshot, Snapshot};
+use super::outcome::{Difference, Scenario};
+use super::snapshot::{compare, first_of, listed, snapshot, Snapshot};
 use super::RehearseError;
 use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};
 use crate::pg::checksum::TableChecksum;
@@ -67,109 +69,20 @@ fn scenario_a(
     start: &Snapshot,
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
-    let pending: Vec<&Migration> = todo.iter().collect();
-    let plan = migrate::plan_up(&pending, false);
-    let splits = super::splits::of(&plan);
-    let avoidable = splits.iter().any(|s| s.fix.is_some());
-    let scenario = |ok: bool, duration_ms: u64, detail: String, splits: Vec<Split>| Scenario {
-        name: "A".into(),
-        ok: ok && !avoidable,
-        skipped: false,
-        duration_ms,
-        detail,
-        splits,
-        left_in_place: Vec::new(),
-    };
-    let groups = plan.groups;
-    // The last transaction a migration starts in: the failure goes at its
-    // end (where its author's COMMIT may split the migration).
-    let Some(last) = groups.iter().rposition(|g| g.transactional && !g.continues()) else {
-        let detail = "every migration runs outside a transaction: no failure rolls back on its own";
-        return Ok(scenario(true, 0, detail.to_string(), splits));
-    };
-    let target = groups[last].migrations.last().expect("a planned group is never empty");
-    let in_last = groups[last].migrations.len();
-    let moved = match last.checked_sub(1).map(|g| groups[g].migrations.last()) {
-        // A failure in the last transaction cannot undo the ones before it.
-        Some(before_last) => {
-            let to = before_last.map(|m| m.version.clone());
-            let options = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
-            let report =
-                migrate::migrate(client, migrations, settings, &options, &mut [], progress)?;
-            if let Some(f) = report.failure {
-                let detail = format!("the transactions before the last one failed: {}", f.message);
-                return Ok(scenario(false, 0, detail, splits));
-            }
-            true
-        }
-        None => false,
-    };
-    let before = if moved { snapshot(client)? } else { start.clone() };
-    let mut broken: Vec<Migration> = migrations.to_vec();
-    let injected_into =
-        broken.iter_mut().find(|m| m.version == target.version).expect("pending is known");
-    let injected = backstop_lint::split(
-        "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
-    )
-    .expect("valid SQL");
-    let at = groups[last].last_until.unwrap_or(injected_into.up.statements.len());
-    let added = injected.len();
-    injected_into.up.statements.splice(at..at, injected);
-    for b in injected_into.up.boundaries.iter_mut().filter(|b| b.from >= at) {
-        b.from += added;
-    }
-    let t = Instant::now();
-    let options = MigrateOptions {
-        to: Some(target.version.clone()),
-        allow_out_of_order: true,
-        ..Default::default()
-    };
-    let report = migrate::migrate(client, &broken, settings, &options, &mut [], progress)?;
-    let duration_ms = ms(t.elapsed());
-    let after = snapshot(client)?;
-    let diffs = compare(&before, &after, None);
-    let (ok, detail) = judge_a(&report, &diffs, &target.version, (in_last, groups.len()));
-    Ok(scenario(ok, duration_ms, detail, splits))
-}
-
-/// Scenario A passes only when the injected failure stopped the run, the
-/// transaction was rolled back, nothing in it had committed, and the copy
-/// is as it was before it. `(migrations, transactions)`: how many
-/// migrations the last transaction holds, and how many the batch runs in.
-fn judge_a(
-    report: &migrate::Report,
-    diffs: &[Difference],
-    last: &str,
-    (migrations, transactions): (usize, usize),
-) -> (bool, String) {
-    match (&report.failure, diffs.is_empty(), report.done.is_empty()) {
-        (Some(f), true, true) if f.rolled_back && transactions <= 1 => (
-            true,
-            format!(
-                "injected failure in {last} rolled back automatically; copy identical to the start"
-            ),
-        ),
-        (Some(f), true, true) if f.rolled_back => (
-            true,
-            format!(
-                "injected failure in {last} rolled back the last of the batch's {transactions} \
-                 transactions ({migrations} migration(s)) automatically; copy identical to the \
-                 state before it; the ones before it stay committed (see the splits)"
-            ),
-        ),
-        (None, _, _) => (false, "the injected failure did not stop the migration".to_string()),
-        (Some(_), _, false) => (
-            false,
-            format!(
-                "{} migration(s) committed before the failure, up to {}: a failure there leaves them applied",
-                report.done.len(),
-                report.done.last().map_or("", |d| d.version.as_str())
-            ),
-        ),
-        (Some(_), _, true) => {
-            (false, format!("the copy differs after the rollback: {}", listed(diffs)))
+    let plan = APlan::of(todo);
+    let Some(before_last) = plan.before_last() else { return Ok(plan.no_transaction()) };
+    // A failure in the last transaction cannot undo the ones before it.
+    if let Some(to) = before_last {
+        let to = Some(to.to_string());
+        let options = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
+        let report = migrate::migrate(client, migrations, settings, &options, &mut [], progress)?;
+        if let Some(f) = report.failure {
+            let detail = format!("the transactions before the last one failed: {}", f.message);
+            return Ok(plan.scenario(false, 0, detail));
         }
     }
+    let before = if before_last.is_some() { snapshot(client)? } else { start.clone() };
+    Ok(plan.injected(client, migrations, settings, before, progress)?.0)
 }
 
 /// A table no migration uses: the "writes that arrive after the migration"
@@ -192,13 +105,28 @@ fn scenario_b(
     started: Instant,
     progress: &mut dyn Progress,
 ) -> Result<Scenario, RehearseError> {
-    let fail = |detail: String| Scenario::played("B", false, ms(started.elapsed()), detail);
-    let conninfo = copy.conninfo()?;
     let report =
         migrate::migrate(&mut client, migrations, settings, &up_to(todo), &mut [], progress)?;
     if let Some(f) = report.failure {
-        return Ok(fail(format!("the migration failed: {}", f.message)));
+        let detail = format!("the migration failed: {}", f.message);
+        return Ok(Scenario::played("B", false, ms(started.elapsed()), detail));
     }
+    restored_b(client, (copy, workspace), settings, (before, backed), started)
+}
+
+/// The end of scenario B on a migrated copy: the late writes, the restore
+/// of the backup of its start (`before`, its snapshot), the comparison
+/// with the start and the late writes found in the pre-restore snapshot.
+pub(super) fn restored_b(
+    client: Client,
+    (copy, workspace): (&CopyDb, &Workspace),
+    settings: &Settings,
+    (before, backed): (Snapshot, BackedUp),
+    started: Instant,
+) -> Result<Scenario, RehearseError> {
+    let mut client = client;
+    let fail = |detail: String| Scenario::played("B", false, ms(started.elapsed()), detail);
+    let conninfo = copy.conninfo()?;
     client
         .batch_execute(&format!(
             "CREATE TABLE {LATE_WRITES} (id int, note text);
@@ -446,16 +374,6 @@ impl Downs<'_> {
     }
 }
 
-/// The first few of `names`, and how many more, for a one-line detail.
-fn first_of(names: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut out = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > SHOWN {
-        out.push_str(&format!(" and {} more", names.len() - SHOWN));
-    }
-    out
-}
-
 /// The first protected table that holds rows is the one damaged.
 fn victim<'t>(tables: &'t [TableChecksum], protected: &[String]) -> Option<&'t TableChecksum> {
     tables.iter().find(|t| {
@@ -535,70 +453,6 @@ fn up_to(todo: &[Migration]) -> MigrateOptions {
         to: todo.last().map(|m| m.version.clone()),
         allow_out_of_order: true,
         ..Default::default()
-    }
-}
-
-/// A backup of a copy, in a temp store that goes with it.
-struct BackedUp {
-    _dir: tempfile::TempDir,
-    store: crate::backup::Store,
-    tools: crate::backup::Tools,
-    manifest: crate::backup::manifest::Manifest,
-}
-
-impl BackedUp {
-    /// Backs up the copy; `Ok(Err(why))` when the backup itself failed,
-    /// which fails the scenario rather than the rehearsal.
-    fn take(
-        conninfo: &str,
-        settings: &Settings,
-    ) -> Result<Result<BackedUp, String>, RehearseError> {
-        use crate::backup::{create, Quiet, Store, Tools};
-        use crate::kit::error::chain;
-        let dir = clone::owned_temp_dir("backups")?;
-        let store = Store::new(dir.path());
-        let tools = match Tools::find() {
-            Ok(tools) => tools,
-            Err(e) => return Ok(Err(format!("no pg_dump to back up with: {}", chain(&e)))),
-        };
-        let options = create::CreateOptions {
-            label: Some("rehearsal".into()),
-            jobs: create::default_jobs(),
-            lock_wait: settings.lock_wait,
-        };
-        Ok(match create::create(conninfo, &store, &tools, &options, &mut Quiet) {
-            Ok(manifest) => Ok(BackedUp { _dir: dir, store, tools, manifest }),
-            Err(e) => Err(format!("the pre-migration backup failed: {}", chain(&e))),
-        })
-    }
-
-    /// Restores the backup over the copy with the restore command's machinery.
-    fn restore(
-        &self,
-        conninfo: &str,
-        settings: &Settings,
-    ) -> Result<crate::backup::restore::RestoreReport, String> {
-        use crate::backup::{create, restore, Quiet};
-        use crate::kit::error::chain;
-        let options = restore::RestoreOptions {
-            jobs: create::default_jobs(),
-            resume: false,
-            lock_wait: settings.lock_wait,
-            whole_cluster: false,
-            server: Default::default(),
-            mode: Default::default(),
-            schemas: Vec::new(),
-        };
-        restore::restore(
-            conninfo,
-            &self.store,
-            &self.tools,
-            &self.manifest.id,
-            &options,
-            &Default::default(),
-            &mut Quiet,
-        )
-        .map_err(|e| format!("the restore failed: {}", chain(&e)))
     }
 }
 
@@ -711,76 +565,5 @@ mod tests {
         assert_eq!(restore_time(999), "999ms");
         assert_eq!(restore_time(1000), "1.0s");
         assert_eq!(restore_time(12_345), "12.3s");
-    }
-
-    fn failure(rolled_back: bool) -> migrate::Failure {
-        migrate::Failure {
-            version: "2".into(),
-            name: "m".into(),
-            direction: migrate::Direction::Up,
-            stage: migrate::Stage::Statement,
-            file: None,
-            statement: None,
-            statements: None,
-            line: None,
-            column: None,
-            sql: None,
-            sqlstate: None,
-            message: "backstop rehearsal: injected failure".into(),
-            detail: None,
-            hint: None,
-            rolled_back,
-            committed_statements: 0,
-            group: Vec::new(),
-            blockers: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn scenario_a_passes_only_on_a_clean_automatic_rollback() {
-        let report = |failure, done: &[&str]| migrate::Report {
-            failure,
-            done: done
-                .iter()
-                .map(|v| migrate::Done { version: v.to_string(), name: "m".into(), duration_ms: 1 })
-                .collect(),
-            ..Default::default()
-        };
-        let diff = Difference {
-            version: None,
-            object: "table t".into(),
-            message: "table t is new".into(),
-        };
-        let clean = judge_a(&report(Some(failure(true)), &[]), &[], "2", (2, 1));
-        assert_eq!(
-            clean,
-            (
-                true,
-                "injected failure in 2 rolled back automatically; copy identical to the start"
-                    .into()
-            )
-        );
-        assert_eq!(
-            judge_a(&report(None, &["1", "2"]), &[], "2", (2, 1)),
-            (false, "the injected failure did not stop the migration".into())
-        );
-        let (ok, detail) = judge_a(&report(Some(failure(true)), &["1"]), &[], "2", (2, 1));
-        assert!(!ok);
-        assert_eq!(
-            detail,
-            "1 migration(s) committed before the failure, up to 1: a failure there leaves them applied",
-            "regression: every committed version was listed on one line"
-        );
-        let (ok, detail) = judge_a(&report(Some(failure(true)), &[]), &[], "9", (3, 4));
-        assert!(ok);
-        assert!(
-            detail.contains("the last of the batch's 4 transactions (3 migration(s))"),
-            "{detail}"
-        );
-        assert_eq!(
-            judge_a(&report(Some(failure(true)), &[]), &[diff], "2", (2, 1)),
-            (false, "the copy differs after the rollback: table t is new".into())
-        );
-        assert!(!judge_a(&report(Some(failure(false)), &[]), &[], "2", (2, 1)).0);
     }
 }

@@ -170,6 +170,16 @@ pub(super) fn compare(
     out
 }
 
+/// The first few of `names`, and how many more, for a one-line detail.
+pub(super) fn first_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut out = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
+}
+
 /// A list of differences for a one-line detail.
 pub(super) fn listed(diffs: &[Difference]) -> String {
     diffs.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")

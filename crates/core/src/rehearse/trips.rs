@@ -17,8 +17,10 @@ use postgres::Client;
 
 use super::clone::{CopyDb, Workspace};
 use super::computed::{self, DownMaker, Makers};
+use super::injected::APlan;
 use super::locks::Tracing;
-use super::outcome::{LockRow, RoundTrip, Step, TripClass};
+use super::outcome::{LockRow, RoundTrip, Scenario, Step, TripClass};
+use super::ride::{self, BStart};
 use super::round_trip::{round_trip_one, OneTrip};
 use super::snapshot::track;
 use super::{Options, RehearseError};
@@ -70,6 +72,13 @@ pub(super) struct RoundTrips {
     pub(super) locks: Vec<LockRow>,
     pub(super) steps: Vec<Step>,
     pub(super) stopped: Option<String>,
+    /// Scenario A, where it rode on these copies (see `ride`) and the
+    /// round trips reached its state.
+    pub(super) a: Option<Scenario>,
+    /// Scenario B's start, where it rode on these copies, and B once
+    /// played where they ended.
+    pub(super) b_start: Option<BStart>,
+    pub(super) b: Option<Scenario>,
 }
 
 /// Where the round trips of a run are cut in two: the first migration of
@@ -109,11 +118,12 @@ pub(super) enum End<'c> {
 }
 
 /// The round trips of `todo` on `main`, the second half on `cut`'s copy
-/// beside it where there is a cut.
+/// beside it where there is a cut; there, scenarios A and B ride on the
+/// two copies where `ride` is given (see `ride`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn all<'c>(
     main: OnCopy<'_>,
-    cut: Option<&'c Cut>,
+    (cut, ride): (Option<&'c Cut>, Option<&APlan>),
     migrations: &[Migration],
     todo: &[Migration],
     (settings, options): (&Settings, &Options),
@@ -131,12 +141,14 @@ pub(super) fn all<'c>(
         None => (None, None),
     };
     let Some(cut) = cut else {
+        let on = (migrations, &[] as &[Migration]);
         let mut trips =
-            run(main, (migrations, &[]), todo, (settings, options), Some(stages), tracing, maker)?;
+            run(main, on, todo, (settings, options), Some(stages), tracing, (maker, None))?;
         trips.round_trip.duration_ms = super::ms(t.elapsed());
         return Ok((trips, End::Main));
     };
     let (first, second) = todo.split_at(cut.at);
+    let at = ride.and_then(|plan| ride::a_at(plan, todo));
     let mut beside = tracing.inner.beside();
     let (trips, other) = std::thread::scope(|s| {
         let other = s.spawn(|| {
@@ -146,7 +158,7 @@ pub(super) fn all<'c>(
                 (first, second),
                 (settings, options),
                 beside.as_mut(),
-                other_maker,
+                (other_maker, ride.map(|plan| (plan, at))),
             )
         });
         let trips = run(
@@ -156,13 +168,14 @@ pub(super) fn all<'c>(
             (settings, options),
             Some(&mut *stages),
             tracing,
-            maker,
+            (maker, None),
         );
         (trips, other.join().expect("the second half's thread does not panic"))
     });
     tracing.rejoin();
     let mut trips = trips?;
-    let (other, client) = other?;
+    let (mut other, client) = other?;
+    (trips.a, trips.b_start) = (other.a.take(), other.b_start.take());
     for m in second {
         stages.next(tracing.inner, &format!("round trip {}", m.label()));
     }
@@ -187,34 +200,39 @@ pub(super) fn all<'c>(
     Ok((trips, End::Second(Box::new(client), &cut.copy)))
 }
 
+/// Where scenarios ride on the copies: A's plan, and the index among all
+/// pending migrations where A plays (`None`: nowhere). It plays on the
+/// second half's copy, which passes through every state: while it applies
+/// the first half's ups, or among its own round trips.
+type Riding<'p> = Option<(&'p APlan, Option<usize>)>;
+
 /// The second half on its copy: the ups of `first` applied as `migrate`
 /// applies them (with those pending before a range), then the round
-/// trips of `second`. Its trips, and its session.
+/// trips of `second`. Its trips, and its session. Where scenarios ride,
+/// B's start is taken first.
 fn second_half(
     cut: &Cut,
     migrations: &[Migration],
     (first, second): (&[Migration], &[Migration]),
     (settings, options): (&Settings, &Options),
     progress: &mut (dyn Progress + Send),
-    maker: Option<&mut (dyn DownMaker + Send)>,
+    (maker, ride): (Option<&mut (dyn DownMaker + Send)>, Riding<'_>),
 ) -> Result<(RoundTrips, Client), RehearseError> {
     let mut client = cut.copy.connect()?;
-    let last = first.last().expect("a cut leaves a first half");
-    let opts = MigrateOptions {
-        to: Some(last.version.clone()),
-        allow_out_of_order: true,
-        ..Default::default()
+    let b_start = match ride {
+        Some(_) => Some(BStart::take(&mut client, &cut.copy, settings)?),
+        None => None,
     };
-    // Not in the statement log, which holds each round trip once.
-    let quiet = &mut migrate::Quiet;
-    let report = migrate::migrate(&mut client, migrations, settings, &opts, &mut [], quiet)?;
-    if let Some(f) = report.failure {
+    let at = ride.and_then(|(_, at)| at);
+    let early = ride.zip(at.filter(|&at| at < first.len())).map(|((plan, _), at)| (plan, at));
+    let (a, stopped) = apply_first(&mut client, migrations, settings, first, early)?;
+    if let Some(why) = stopped {
         // The first half stops there too, and says so for these.
-        let why = format!("{} fails on the second half's copy: {}", f.version, f.message);
         let mut trips = RoundTrips::empty(options);
         for m in second {
             add(&mut trips, m, OneTrip::not_rehearsed(m, &why), options);
         }
+        (trips.stopped, trips.a, trips.b_start) = (Some(why), a, b_start);
         return Ok((trips, client));
     }
     let mut prepared = Prepared::default();
@@ -227,14 +245,63 @@ fn second_half(
         tracked: &mut tracked,
     };
     let maker = maker.map(|m| m as &mut dyn DownMaker);
-    let trips = run(on, (migrations, &[]), second, (settings, options), None, &mut tracing, maker)?;
+    let late = ride.zip(at.and_then(|at| at.checked_sub(first.len()))).map(|((p, _), at)| (p, at));
+    let on_copy = (migrations, &[] as &[Migration]);
+    let mut trips =
+        run(on, on_copy, second, (settings, options), None, &mut tracing, (maker, late))?;
+    (trips.a, trips.b_start) = (trips.a.or(a), b_start);
     Ok((trips, client))
+}
+
+/// The ups of `first` applied as `migrate` applies them, not in the
+/// statement log (which holds each round trip once); A played among them
+/// where `early` says (its plan and index). A, and why the second half
+/// cannot go on: an up that fails, or A leaving the copy changed.
+fn apply_first(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    first: &[Migration],
+    early: Option<(&APlan, usize)>,
+) -> Result<(Option<Scenario>, Option<String>), RehearseError> {
+    let quiet = &mut migrate::Quiet;
+    let mut apply = |client: &mut Client, to: &Migration| -> Result<_, RehearseError> {
+        let to = Some(to.version.clone());
+        let opts = MigrateOptions { to, allow_out_of_order: true, ..Default::default() };
+        let report = migrate::migrate(client, migrations, settings, &opts, &mut [], quiet)?;
+        Ok(report
+            .failure
+            .map(|f| format!("{} fails on the second half's copy: {}", f.version, f.message)))
+    };
+    let mut a = None;
+    if let Some((plan, at)) = early {
+        if let Some(before) = at.checked_sub(1).map(|i| &first[i]) {
+            if let Some(why) = apply(client, before)? {
+                return Ok((None, Some(why)));
+            }
+        }
+        let (played, stop) = ride::a_here(client, migrations, settings, plan)?;
+        a = Some(played);
+        if stop.is_some() {
+            return Ok((a, stop));
+        }
+    }
+    let last = first.last().expect("a cut leaves a first half");
+    Ok((a, apply(client, last)?))
 }
 
 impl RoundTrips {
     fn empty(options: &Options) -> RoundTrips {
         let round_trip = RoundTrip { require_down: options.require_down, ..Default::default() };
-        RoundTrips { round_trip, locks: Vec::new(), steps: Vec::new(), stopped: None }
+        RoundTrips {
+            round_trip,
+            locks: Vec::new(),
+            steps: Vec::new(),
+            stopped: None,
+            a: None,
+            b_start: None,
+            b: None,
+        }
     }
 }
 
@@ -258,7 +325,8 @@ fn add(out: &mut RoundTrips, m: &Migration, mut trip: OneTrip, options: &Options
 
 /// Round-trips each of `todo` in order on the copy, each from the state
 /// after the ups before it; `later`: the pending migrations after them,
-/// which this copy does not apply.
+/// which this copy does not apply. `a`: scenario A's plan and the index
+/// among `todo` where it plays, before that migration's round trip.
 fn run(
     on: OnCopy<'_>,
     (migrations, later): (&[Migration], &[Migration]),
@@ -266,7 +334,7 @@ fn run(
     (settings, options): (&Settings, &Options),
     mut stages: Option<&mut Stages>,
     tracing: &mut Tracing<'_>,
-    mut maker: Option<&mut dyn DownMaker>,
+    (mut maker, a): (Option<&mut dyn DownMaker>, Option<(&APlan, usize)>),
 ) -> Result<RoundTrips, RehearseError> {
     let OnCopy { client, copy, prepared, tracked } = on;
     let mut out = RoundTrips::empty(options);
@@ -277,7 +345,17 @@ fn run(
     // Only this run's migrations may be applied on the copy, in order.
     let pending = |m: &Migration| todo.iter().chain(later).any(|t| t.version == m.version);
     let mut known: Vec<Migration> = migrations.iter().filter(|m| !pending(m)).cloned().collect();
-    for m in todo {
+    for (i, m) in todo.iter().enumerate() {
+        if let (Some((plan, _)), None) = (a.filter(|&(_, at)| at == i), &out.stopped) {
+            let (played, stop) = ride::a_here(client, migrations, settings, plan)?;
+            (out.a, out.stopped) = (Some(played), stop);
+            // Its run came and went through `migrate`: the picture and the
+            // maker read the copy again.
+            tracked.wrote(crate::pg::tracked::Written::All);
+            if let Some(maker) = maker.as_deref_mut() {
+                maker.moved();
+            }
+        }
         known.push(m.clone());
         if let Some(stages) = stages.as_deref_mut() {
             stages.next(tracing.inner, &format!("round trip {}", m.label()));

@@ -1,0 +1,95 @@
+//! Scenarios A and B on the round trips' own copies, where a long run is
+//! cut in two: the round trips pass through every state the two need, so
+//! no copy of their own applies the batch once more. B backs up the
+//! second half's copy before it applies anything (its start); A plays on
+//! the copy whose round trips reach the state before the batch's last
+//! transaction, right there; B restores its backup over the copy where
+//! the round trips end, once they are done.
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::backed::BackedUp;
+use super::clone::{CopyDb, Workspace};
+use super::injected::APlan;
+use super::outcome::Scenario;
+use super::scenarios::restored_b;
+use super::snapshot::{snapshot, Snapshot};
+use super::{ms, RehearseError};
+use crate::migrate::{self, Settings};
+use crate::source::Migration;
+
+/// B's start: the copy before anything is applied, and its backup.
+pub(super) struct BStart {
+    start: Snapshot,
+    backed: Result<BackedUp, String>,
+    took: Duration,
+}
+
+impl BStart {
+    /// Reads and backs up `copy` (its session `client`) as it is.
+    pub(super) fn take(
+        client: &mut Client,
+        copy: &CopyDb,
+        settings: &Settings,
+    ) -> Result<BStart, RehearseError> {
+        let t = Instant::now();
+        let start = snapshot(client)?;
+        let backed = BackedUp::take(&copy.conninfo()?, settings)?;
+        Ok(BStart { start, backed, took: t.elapsed() })
+    }
+}
+
+/// Where A plays among `todo`: the index of the first migration of the
+/// batch's last transaction, if any starts in one.
+pub(super) fn a_at(plan: &APlan, todo: &[Migration]) -> Option<usize> {
+    let first = plan.injected_from()?;
+    todo.iter().position(|m| m.version == first)
+}
+
+/// A on a round trips' copy that holds every migration before the last
+/// transaction and none after: the scenario, and why the round trips stop
+/// there when the injected run left the copy changed (the ones after it
+/// would start from a state no deploy reaches).
+pub(super) fn a_here(
+    client: &mut Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    plan: &APlan,
+) -> Result<(Scenario, Option<String>), RehearseError> {
+    let before = snapshot(client)?;
+    let quiet = &mut migrate::Quiet;
+    let (scenario, as_it_was) = plan.injected(client, migrations, settings, before, quiet)?;
+    let stop =
+        (!as_it_was).then(|| format!("scenario A left the copy changed: {}", scenario.detail));
+    Ok((scenario, stop))
+}
+
+/// A where the round trips stopped before they reached its state.
+pub(super) fn a_not_reached(plan: &APlan, stopped: Option<&str>) -> Scenario {
+    let why = stopped.unwrap_or("the round trips did not reach it");
+    plan.scenario(false, 0, format!("the transactions before the last one failed: {why}"))
+}
+
+/// B's end on the copy where the round trips ended (`client`, its
+/// session, which goes): the late writes, the restore of the start's
+/// backup and the comparisons. Its time is the backup's and this.
+pub(super) fn b_end(
+    client: Client,
+    (copy, workspace): (&CopyDb, &Workspace),
+    settings: &Settings,
+    start: BStart,
+    stopped: Option<&str>,
+) -> Result<Scenario, RehearseError> {
+    let started = Instant::now().checked_sub(start.took).unwrap_or_else(Instant::now);
+    let backed = match (start.backed, stopped) {
+        (Err(why), _) => return Ok(Scenario::played("B", false, ms(started.elapsed()), why)),
+        (Ok(_), Some(why)) => {
+            let detail = format!("the migration failed: {why}");
+            return Ok(Scenario::played("B", false, ms(started.elapsed()), detail));
+        }
+        (Ok(backed), None) => backed,
+    };
+    restored_b(client, (copy, workspace), settings, (start.start, backed), started)
+}
