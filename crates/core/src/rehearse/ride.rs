@@ -1,10 +1,10 @@
-//! Scenarios A and B on the round trips' own copies, where a long run is
-//! cut in two: the round trips pass through every state the two need, so
-//! no copy of their own applies the batch once more. B backs up the
-//! second half's copy before it applies anything (its start); A plays on
-//! the copy whose round trips reach the state before the batch's last
-//! transaction, right there; B restores its backup over the copy where
-//! the round trips end, once they are done.
+//! Scenarios A and B on the second half's copy, where a long run is cut
+//! in two: that copy passes through every state the two need (it applies
+//! the first half's ups, then round-trips its own half), so no copy of
+//! their own applies the batch once more. B backs it up before it
+//! applies anything (its start); A plays where it holds every migration
+//! before the batch's last transaction and none after; B restores its
+//! backup over it once its round trips are done.
 
 use std::time::{Duration, Instant};
 
