@@ -24,8 +24,6 @@ pub(super) struct APlan {
 
 /// The last transaction of the batch a migration starts in.
 struct LastTransaction {
-    /// The first migration it applies.
-    first: String,
     /// The migration the failure goes in, and where in its statements
     /// (where its author's COMMIT may split it).
     target: String,
@@ -47,7 +45,6 @@ impl APlan {
             let group = &groups[last];
             let version = |m: &&Migration| m.version.clone();
             LastTransaction {
-                first: group.migrations.first().map(version).expect("a group is never empty"),
                 target: group.migrations.last().map(version).expect("a group is never empty"),
                 at: group.last_until,
                 versions: group.migrations.iter().map(version).collect(),
@@ -67,7 +64,7 @@ impl APlan {
     /// The first migration of the last transaction: the copy must hold
     /// every migration before it, and none after, for the injected run.
     pub(super) fn injected_from(&self) -> Option<&str> {
-        self.last.as_ref().map(|l| l.first.as_str())
+        self.last.as_ref().and_then(|l| l.versions.first()).map(String::as_str)
     }
 
     pub(super) fn scenario(&self, ok: bool, duration_ms: u64, detail: String) -> Scenario {
