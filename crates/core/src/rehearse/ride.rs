@@ -39,6 +39,11 @@ impl BStart {
         let backed = BackedUp::take(&copy.conninfo()?, settings)?;
         Ok(BStart { start, backed, took: t.elapsed() })
     }
+
+    /// The copy as it was read before anything was applied.
+    pub(super) fn start(&self) -> &Snapshot {
+        &self.start
+    }
 }
 
 /// Where A plays among `todo`: the index of the first migration of the
@@ -51,14 +56,19 @@ pub(super) fn a_at(plan: &APlan, todo: &[Migration]) -> Option<usize> {
 /// A on a round trips' copy that holds every migration before the last
 /// transaction and none after: the scenario, and why the round trips stop
 /// there when the injected run left the copy changed (the ones after it
-/// would start from a state no deploy reaches).
+/// would start from a state no deploy reaches). `read`: the copy as it
+/// is, where it was already read (B's start, when A's state is the start).
 pub(super) fn a_here(
     client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
     plan: &APlan,
+    read: Option<&Snapshot>,
 ) -> Result<(Scenario, Option<String>), RehearseError> {
-    let before = snapshot(client)?;
+    let before = match read {
+        Some(read) => read.clone(),
+        None => snapshot(client)?,
+    };
     let quiet = &mut migrate::Quiet;
     let (scenario, as_it_was) = plan.injected(client, migrations, settings, before, quiet)?;
     let stop =

@@ -118,13 +118,12 @@ fn scenario_b(
 /// of the backup of its start (`before`, its snapshot), the comparison
 /// with the start and the late writes found in the pre-restore snapshot.
 pub(super) fn restored_b(
-    client: Client,
+    mut client: Client,
     (copy, workspace): (&CopyDb, &Workspace),
     settings: &Settings,
     (before, backed): (Snapshot, BackedUp),
     started: Instant,
 ) -> Result<Scenario, RehearseError> {
-    let mut client = client;
     let fail = |detail: String| Scenario::played("B", false, ms(started.elapsed()), detail);
     let conninfo = copy.conninfo()?;
     client
@@ -284,13 +283,13 @@ pub(super) fn scenario_c(
     }
     // Forensic export of what the migration created, before it is undone.
     let (new_tables, exported) = export_new_tables(&mut client, &before, &migrated)?;
-    let with_downs = match downs.take(todo) {
+    let with_downs = match downs.take(migrations, todo) {
         Ok(with_downs) => with_downs,
         Err(why) => return Ok(done(false, why)),
     };
     let down = migrate::rollback(
         &mut client,
-        with_downs.as_deref().unwrap_or(migrations),
+        &with_downs,
         settings,
         &RollbackTarget::Steps(todo.len()),
         false,
@@ -342,25 +341,27 @@ pub(super) enum Downs<'a> {
     Made(&'a [Migration]),
 }
 
-impl Downs<'_> {
-    /// The migrations whose downs run (`None`: those given to the
-    /// scenario), or why they cannot: one of `todo` without a down stops
-    /// the method, as `rollback` would refuse it.
-    fn take(self, todo: &[Migration]) -> Result<Option<Vec<Migration>>, String> {
+impl<'a> Downs<'a> {
+    /// The migrations whose downs run (`migrations`, the scenario's own,
+    /// where each has its own down), or why they cannot: one of `todo`
+    /// without a down stops the method, as `rollback` would refuse it.
+    fn take(
+        self,
+        migrations: &'a [Migration],
+        todo: &[Migration],
+    ) -> Result<std::borrow::Cow<'a, [Migration]>, String> {
+        use std::borrow::Cow;
         let with_downs = match self {
-            Downs::Own => None,
-            Downs::Made(made) => Some(made.to_vec()),
-            Downs::Later(given) => Some(given.recv().map_err(|_| {
+            Downs::Own => Cow::Borrowed(migrations),
+            Downs::Made(made) => Cow::Borrowed(made),
+            Downs::Later(given) => Cow::Owned(given.recv().map_err(|_| {
                 "the round trips that prove its downs did not end: nothing to run".to_string()
             })?),
         };
-        let undone = |t: &Migration| {
-            with_downs.iter().flatten().any(|m| m.version == t.version && m.down.is_some())
-        };
-        let missing: Vec<String> = match &with_downs {
-            Some(_) => todo.iter().filter(|t| !undone(t)).map(Migration::label).collect(),
-            None => todo.iter().filter(|t| t.down.is_none()).map(Migration::label).collect(),
-        };
+        let undone =
+            |t: &Migration| with_downs.iter().any(|m| m.version == t.version && m.down.is_some());
+        let missing: Vec<String> =
+            todo.iter().filter(|t| !undone(t)).map(Migration::label).collect();
         if missing.is_empty() {
             return Ok(with_downs);
         }

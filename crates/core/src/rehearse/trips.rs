@@ -22,7 +22,7 @@ use super::locks::Tracing;
 use super::outcome::{LockRow, RoundTrip, Scenario, Step, TripClass};
 use super::ride::{self, BStart};
 use super::round_trip::{round_trip_one, OneTrip};
-use super::snapshot::track;
+use super::snapshot::{track, Snapshot};
 use super::{Options, RehearseError};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
 use crate::pg::tracked::Tracked;
@@ -225,7 +225,8 @@ fn second_half(
     };
     let at = ride.and_then(|(_, at)| at);
     let early = ride.zip(at.filter(|&at| at < first.len())).map(|((plan, _), at)| (plan, at));
-    let (a, stopped) = apply_first(&mut client, migrations, settings, first, early)?;
+    let start = b_start.as_ref().map(BStart::start);
+    let (a, stopped) = apply_first(&mut client, migrations, settings, first, (early, start))?;
     if let Some(why) = stopped {
         // The first half stops there too, and says so for these.
         let mut trips = RoundTrips::empty(options);
@@ -255,14 +256,15 @@ fn second_half(
 
 /// The ups of `first` applied as `migrate` applies them, not in the
 /// statement log (which holds each round trip once); A played among them
-/// where `early` says (its plan and index). A, and why the second half
+/// where `early` says (its plan and index; `start`: the copy as read
+/// before anything was applied, B's start). A, and why the second half
 /// cannot go on: an up that fails, or A leaving the copy changed.
 fn apply_first(
     client: &mut Client,
     migrations: &[Migration],
     settings: &Settings,
     first: &[Migration],
-    early: Option<(&APlan, usize)>,
+    (early, start): (Option<(&APlan, usize)>, Option<&Snapshot>),
 ) -> Result<(Option<Scenario>, Option<String>), RehearseError> {
     let quiet = &mut migrate::Quiet;
     let mut apply = |client: &mut Client, to: &Migration| -> Result<_, RehearseError> {
@@ -280,7 +282,9 @@ fn apply_first(
                 return Ok((None, Some(why)));
             }
         }
-        let (played, stop) = ride::a_here(client, migrations, settings, plan)?;
+        // At the start, B has just read the copy as it is.
+        let read = start.filter(|_| at == 0);
+        let (played, stop) = ride::a_here(client, migrations, settings, plan, read)?;
         a = Some(played);
         if stop.is_some() {
             return Ok((a, stop));
@@ -347,7 +351,7 @@ fn run(
     let mut known: Vec<Migration> = migrations.iter().filter(|m| !pending(m)).cloned().collect();
     for (i, m) in todo.iter().enumerate() {
         if let (Some((plan, _)), None) = (a.filter(|&(_, at)| at == i), &out.stopped) {
-            let (played, stop) = ride::a_here(client, migrations, settings, plan)?;
+            let (played, stop) = ride::a_here(client, migrations, settings, plan, None)?;
             (out.a, out.stopped) = (Some(played), stop);
             // Its run came and went through `migrate`: the picture and the
             // maker read the copy again.
