@@ -107,8 +107,13 @@ pub fn migrate(
     let Watchers { assessment, backup: backup_progress, apply, note } = watchers;
     // The schema a backup taken now holds: where the downs start.
     let backed_up = BackedUp::default();
-    let mut guards =
-        Gates::new(config, url, waivers, (assessment, backup_progress, backed_up.clone()), note)?;
+    let mut guards = Gates::new(
+        (config, migrations),
+        url,
+        waivers,
+        (assessment, backup_progress, backed_up.clone()),
+        note,
+    )?;
     let mut gates = guards.in_order();
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
@@ -145,13 +150,13 @@ struct Gates<'a> {
 impl<'a> Gates<'a> {
     /// The gates `config` asks for, with the operator's waivers.
     fn new(
-        config: &Config,
+        (config, migrations): (&Config, &[Migration]),
         url: &str,
         waivers: Waivers,
         (assessment, backup_progress, backed_up): GateWatchers<'a>,
         note: &mut dyn FnMut(&str),
     ) -> Result<Gates<'a>, MigratorError> {
-        let check_settings = config.check_settings();
+        let check_settings = config.check_settings().knowing(migrations);
         let check = if check_settings.required {
             Some(CheckGate {
                 settings: check_settings,
@@ -249,7 +254,7 @@ pub fn expand_step(
     let Watchers { assessment, backup: backup_progress, note, .. } = watchers;
     // No downs are kept here: what the backup holds is not asked for.
     let watchers = (assessment, backup_progress, BackedUp::default());
-    let mut guards = Gates::new(config, url, waivers, watchers, &mut *note)?;
+    let mut guards = Gates::new((config, migrations), url, waivers, watchers, &mut *note)?;
     if let Some(check) = guards.check.as_mut() {
         check.served = match step {
             Step::Expand { .. } => crate::check::gate::SERVED_AT_EXPAND.to_vec(),

@@ -180,6 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep: None,
         tool_history: true,
         reason: None,
+        protected_made: Vec::new(),
     };
     let opts = MigrateOptions::default();
     let mut stage =

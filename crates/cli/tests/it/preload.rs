@@ -146,6 +146,15 @@ fn a_pg_cron_history_is_rehearsed_proved_and_rolled_back_in_copies_that_preload_
         versions.push(stamp);
     }
     p.write("supabase/config.toml", "project_id = \"cron-history\"\n");
+    // A protected table holding rows before the history, so that scenario
+    // C runs too: it damages the table, exports, runs the downs this very
+    // rehearsal proves (none is written) and restores.
+    db.batch_execute(
+        "create table public.accounts (id int primary key, name text);
+         insert into public.accounts values (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    .unwrap();
+    p.write("backstop.toml", "[migrations]\nprotected_tables = [\"accounts\"]\n");
 
     // Rehearsed before anything is applied: the history creates pg_cron,
     // which its server lets `postgres` alone hold, so the copies are in a
@@ -165,6 +174,11 @@ fn a_pg_cron_history_is_rehearsed_proved_and_rolled_back_in_copies_that_preload_
         json["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone()
     };
     assert_eq!(scenario("A")["ok"], true, "{:#}", scenario("A"));
+    let c = scenario("C");
+    assert_eq!((&c["ok"], &c["skipped"]), (&true.into(), &false.into()), "{c:#}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("rows deleted from public.accounts detected"), "{c:#}");
+    assert!(detail.contains("downs ran"), "{c:#}");
     // Scenario B restores in place (the copy holds the platform's schemas,
     // owned by other roles): the project's schemas are the backup's and
     // are what B checks. What the migrations made outside them (pg_cron's

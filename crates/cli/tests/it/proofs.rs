@@ -287,3 +287,30 @@ fn a_catalog_the_up_writes_itself_is_in_its_computed_down() {
     let down = widen["down"].as_str().unwrap().to_lowercase();
     assert!(down.contains("varying(10)") || down.contains("varchar(10)"), "{down}");
 }
+
+/// A protected table the history itself creates is not there yet on a
+/// fresh database, nor on a replay from the platform, before the
+/// migration that makes it: there is nothing to lose, and every command
+/// that applies one migration at a time (rehearse's round trips, `downs`,
+/// `migrate --to`) refused the ones before it ("protected table users does
+/// not exist"), so a fresh database's rehearsal failed and no down of the
+/// history was proved.
+#[test]
+fn a_protected_table_the_history_creates_is_not_missing_before_it() {
+    let p = Project::bare("proofs_protected_later");
+    p.write("backstop.toml", "[migrations]\nprotected_tables = [\"users\"]\n");
+    p.write("supabase/migrations/20240101000000_plans.sql", PLANS);
+    p.write("supabase/migrations/20240102000000_users.sql", USERS);
+    p.write("supabase/migrations/20240103000000_posts.sql", POSTS);
+    let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+    let proved = |v: &str| (v.to_string(), "proved".to_string());
+    let all = ["20240101000000", "20240102000000", "20240103000000"].map(proved).to_vec();
+    assert_eq!(classes(&json), all, "{:#}", json["round_trip"]);
+    let downs = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let unproved: Vec<&Value> =
+        downs.as_array().unwrap().iter().filter(|d| d["proved"] != true).collect();
+    assert!(unproved.is_empty(), "downs not proved: {unproved:#?}");
+    p.run(&["migrate", "--to", "20240101000000"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0).expect_output("reused the kept proof of 2 down(s)");
+    assert_eq!(p.client().texts("select email from users order by id").len(), 2);
+}

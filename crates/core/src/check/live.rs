@@ -705,7 +705,8 @@ fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, Che
 }
 
 /// Protected tables from config that the server does not have (and the run
-/// does not create): `migrate`'s pre-flight would refuse.
+/// or another of the project's migrations does not create): `migrate`'s
+/// pre-flight would refuse.
 fn missing_protected_tables(
     client: &mut impl GenericClient,
     settings: &Settings,
@@ -727,7 +728,8 @@ fn missing_protected_tables(
             _ => (None, configured.clone()),
         };
         let rel = RelationName { schema, name: table };
-        if created.iter().any(|c| backstop_lint::stmt::same_table(c, &rel)) {
+        let made = settings.protected_made.contains(configured);
+        if made || created.iter().any(|c| backstop_lint::stmt::same_table(c, &rel)) {
             continue;
         }
         let exists: bool = client

@@ -103,6 +103,10 @@ pub struct Settings {
     pub required: bool,
     /// The config file, where a finding about the configuration points.
     pub config_file: std::path::PathBuf,
+    /// The protected tables one of the project's migrations creates: not
+    /// missing where they do not exist yet, as `migrate`'s pre-flight
+    /// judges them (see [`crate::migrate::Settings::knowing`]).
+    pub protected_made: Vec<String>,
 }
 
 impl Settings {
@@ -117,6 +121,13 @@ impl Settings {
         let mut settings = self.clone();
         settings.lint.server_major = Some(crate::pg::bins::major_of_num(num));
         Ok(settings)
+    }
+
+    /// These settings with the protected tables `migrations` create known.
+    pub fn knowing(self, migrations: &[crate::source::Migration]) -> Settings {
+        let protected_made =
+            crate::migrate::protect::made_by(&self.lint.protected_tables, migrations);
+        Settings { protected_made, ..self }
     }
 
     /// The check's settings from its own section and the guards of
@@ -138,6 +149,7 @@ impl Settings {
             fail_on: check.fail_on,
             required: check.required,
             config_file,
+            protected_made: Vec::new(),
         }
     }
 }

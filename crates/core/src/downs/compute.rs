@@ -36,6 +36,24 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
     move |source| DownsError::Db(crate::pg::DbError::new(context, source))
 }
 
+/// `settings` for the replay of `migrations` from `start`: its pictures
+/// hold the project's schema, not its tools' history, and one that does
+/// not start from the target leaves out the protected tables it never has
+/// (see [`migrate::protect::on_replay`]).
+fn on_replay(
+    client: &mut Client,
+    settings: &Settings,
+    migrations: &[Migration],
+    start: &Start,
+) -> Result<Settings, DownsError> {
+    let settings = settings.on_copy(migrations);
+    match start {
+        Start::Target => Ok(settings),
+        _ => migrate::protect::on_replay(client, &settings)
+            .map_err(db("looking up the protected tables")),
+    }
+}
+
 /// Computes (or checks) the downs of `migrations` that `options` asks
 /// for, replaying the folder on a throwaway database on the server of
 /// `url`.
@@ -51,8 +69,6 @@ pub fn compute(
             return Err(DownsError::UnknownVersion { version: v.clone() });
         }
     }
-    // The replay's pictures hold the project's schema, not its tools' history.
-    let settings = &settings.on_copy();
     let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
         tool: "pg_dump",
         why: crate::kit::error::chain(&e),
@@ -83,6 +99,7 @@ pub fn compute(
         Some(_) => Start::Given(workspace.info.source.clone()),
         None => Start::Platform,
     };
+    let settings = &on_replay(&mut client, settings, migrations, &start)?;
     // What reaches outside the database is never replayed.
     let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
     let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);

@@ -120,12 +120,25 @@ pub struct Settings {
     /// Why the run is made, as the person who ran it said
     /// (`rollback --reason`): written into its audit events.
     pub reason: Option<String>,
+    /// The protected tables one of the project's migrations creates (see
+    /// [`Settings::knowing`]): where one does not exist yet, the migration
+    /// that makes it is still to come and there are no rows to lose, so
+    /// the pre-flight does not refuse (a fresh database, a replay from
+    /// the platform, one migration at a time).
+    pub protected_made: Vec<String>,
 }
 
 impl Settings {
-    /// These settings for a throwaway copy: no other tool's history.
-    pub fn on_copy(&self) -> Settings {
-        Settings { tool_history: false, ..self.clone() }
+    /// These settings for a throwaway copy of `migrations`' target: no
+    /// other tool's history.
+    pub fn on_copy(&self, migrations: &[crate::source::Migration]) -> Settings {
+        Settings { tool_history: false, ..self.knowing(migrations) }
+    }
+
+    /// These settings with the protected tables `migrations` create known.
+    pub fn knowing(&self, migrations: &[crate::source::Migration]) -> Settings {
+        let protected_made = super::protect::made_by(&self.protected_tables, migrations);
+        Settings { protected_made, ..self.clone() }
     }
 }
 
@@ -140,6 +153,7 @@ impl From<&MigrationsSection> for Settings {
             keep: None,
             tool_history: true,
             reason: None,
+            protected_made: Vec::new(),
         }
     }
 }

@@ -348,6 +348,7 @@ pub fn migrate(
             return Err(ApplyError::UnknownVersion(to.clone()));
         }
     }
+    let settings = &settings.knowing(migrations);
     // A file that cannot run, or a batch that cannot keep the promise of
     // all_or_nothing, is bad input: refused before anything is written
     // (and again under the lock, where the history is certain).

@@ -102,18 +102,43 @@ fn is_created<'a>(configured: &str, mut statements: impl Iterator<Item = &'a Sta
     statements.any(|s| s.facts.creates_table.as_ref().is_some_and(|r| names(configured, r)))
 }
 
+/// The protected tables (as configured) that one of `migrations` creates.
+pub fn made_by(protected: &[String], migrations: &[crate::source::Migration]) -> Vec<String> {
+    let ups = || migrations.iter().flat_map(|m| m.up.statements.iter());
+    protected.iter().filter(|c| is_created(c, ups())).cloned().collect()
+}
+
+/// `settings` for a replay that does not start from the target (`downs`
+/// from the platform or a given start): it holds what its start and the
+/// project's migrations make, so a protected table the start lacks and
+/// no migration makes is never there and has no rows to lose. It is left
+/// out, where the pre-flight would refuse every up as missing it.
+pub fn on_replay(
+    client: &mut impl GenericClient,
+    settings: &super::Settings,
+) -> Result<super::Settings, postgres::Error> {
+    let mut kept = Vec::new();
+    for configured in &settings.protected_tables {
+        if settings.protected_made.contains(configured) || resolve(client, configured)?.is_some() {
+            kept.push(configured.clone());
+        }
+    }
+    Ok(super::Settings { protected_tables: kept, ..settings.clone() })
+}
+
 /// Records the state of every protected table. A missing table is returned
 /// as a violation (the migration must not start) unless the migration
-/// itself creates it: then there is nothing yet to lose.
+/// itself creates it or one of the project's migrations does (`made`, see
+/// [`super::Settings::knowing`]): then there is nothing yet to lose.
 pub fn preflight<'a>(
     client: &mut impl GenericClient,
-    protected: &[String],
+    (protected, made): (&[String], &[String]),
     statements: impl Iterator<Item = &'a Statement> + Clone,
 ) -> Result<Result<Baseline, Violation>, postgres::Error> {
     let mut baseline = Baseline::default();
     for configured in protected {
         let Some(oid) = resolve(client, configured)? else {
-            if is_created(configured, statements.clone()) {
+            if made.contains(configured) || is_created(configured, statements.clone()) {
                 continue;
             }
             return Ok(Err(Violation {

@@ -469,12 +469,11 @@ fn apply_in(
     let db_err = |source| {
         ApplyError::Db(crate::pg::DbError::new("running the migration transaction", source))
     };
-    let baseline = match protect::preflight(tx, &settings.protected_tables, group.statements())
-        .map_err(db_err)?
-    {
-        Ok(b) => b,
-        Err(v) => return Ok(Err(Box::new(protected_failure(group, Stage::PreFlight, &[v])))),
-    };
+    let baseline =
+        match protect::preflight(tx, protected(settings), group.statements()).map_err(db_err)? {
+            Ok(b) => b,
+            Err(v) => return Ok(Err(Box::new(protected_failure(group, Stage::PreFlight, &[v])))),
+        };
     let mut tracer =
         if progress.trace_locks() { Some(Tracer::start(tx).map_err(db_err)?) } else { None };
     let mut done = Vec::with_capacity(group.migrations.len());
@@ -564,12 +563,17 @@ fn run_verify(
     Ok(None)
 }
 
+/// The protected tables and those of them the project's migrations create.
+fn protected(settings: &Settings) -> (&[String], &[String]) {
+    (&settings.protected_tables, &settings.protected_made)
+}
+
 /// Runs one statement of a no-transaction migration (whose statements are
 /// `all`) in its own transaction with the protected-table checks around it;
 /// commits only if it damaged none, else rolls back and returns the damage.
 fn run_guarded(
     client: &mut Client,
-    protected: &[String],
+    protected: (&[String], &[String]),
     stmt: &backstop_lint::Statement,
     all: &[backstop_lint::Statement],
 ) -> Result<Vec<protect::Violation>, postgres::Error> {
@@ -606,8 +610,8 @@ fn run_autocommit(
         let mut tx = client.transaction().map_err(db_err)?;
         // The statements say which protected tables they rewrite (VACUUM
         // FULL): those get their rows counted, so a rewrite is not damage.
-        let b = protect::preflight(&mut tx, &settings.protected_tables, statements.iter())
-            .map_err(db_err)?;
+        let b =
+            protect::preflight(&mut tx, protected(settings), statements.iter()).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         match b {
             Ok(b) => b,
@@ -635,7 +639,7 @@ fn run_autocommit(
             && stmt.facts.outside_transaction_only.is_none()
             && !settings.protected_tables.is_empty();
         let result = if guarded {
-            run_guarded(client, &settings.protected_tables, stmt, statements)
+            run_guarded(client, protected(settings), stmt, statements)
         } else {
             client.batch_execute(&stmt.sql).map(|()| Vec::new())
         };

@@ -460,6 +460,7 @@ mod tests {
             keep: None,
             tool_history: true,
             reason: None,
+            protected_made: Vec::new(),
         };
         let timeout = failed_at(&failure(Some("57014"), true), &settings);
         assert!(

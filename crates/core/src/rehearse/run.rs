@@ -128,7 +128,7 @@ pub fn rehearse(
     progress: &mut dyn Progress,
 ) -> Result<Rehearsal, RehearseError> {
     // The copy is thrown away: its tools' histories are not kept in step.
-    let settings = &settings.on_copy();
+    let settings = &settings.on_copy(migrations);
     // Nor does a copy send what production would: a call that reaches
     // outside the database (pg_net, dblink) is not run there.
     let database = super::dump::source_dbname(source_url)?;

@@ -25,6 +25,7 @@ pub(crate) fn settings() -> Settings {
         keep: None,
         tool_history: true,
         reason: None,
+        protected_made: Vec::new(),
     }
 }
 

@@ -55,6 +55,7 @@ fn settings() -> Settings {
         keep: None,
         tool_history: true,
         reason: None,
+        protected_made: Vec::new(),
     }
 }
 

@@ -231,6 +231,7 @@ mod tests {
             fail_on: Severity::Critical,
             required: false,
             config_file: "backstop.toml".into(),
+            protected_made: Vec::new(),
         };
         let report = analyze(&sources, &settings);
         Assessment::new(sources, report, None)
