@@ -5,8 +5,8 @@
 //! of hosts and ports, so `postgres://app@localhost:5432/db?host=/run/pg`
 //! (the form a Cloud SQL proxy socket is given in) tried TCP on localhost
 //! first, where `psql` given the same URL goes to the socket only: two
-//! programs on one URL could reach two servers. Each string is rewritten to the one
-//! value libpq would use before the driver reads it.
+//! programs on one URL could reach two servers. Each string is rewritten
+//! to the one value libpq would use before the driver reads it.
 
 use std::borrow::Cow;
 
