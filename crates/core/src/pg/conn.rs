@@ -376,6 +376,15 @@ fn conninfo_pairs(conn: &str) -> Option<Vec<(&str, &str, String)>> {
     }
 }
 
+/// The hosts of `config` as libpq names them (a socket by its folder).
+fn host_names(config: &Config) -> Vec<String> {
+    let name = |h: &Host| match h {
+        Host::Tcp(name) => name.clone(),
+        Host::Unix(path) => path.display().to_string(),
+    };
+    config.get_hosts().iter().map(name).collect()
+}
+
 /// How to point a libpq tool (`pg_dump`, `pg_restore`, `psql`) at a
 /// database without putting the password on its command line, where `ps`
 /// would show it: a `key=value` conninfo without password, and the password
@@ -398,14 +407,7 @@ impl LibpqTarget {
         let ConnSpec { config, tls } = parse(conn)?;
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         let mut parts = Vec::new();
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
+        let hosts = host_names(&config);
         if !hosts.is_empty() {
             parts.push(format!("host={}", quote(&hosts.join(","))));
         }

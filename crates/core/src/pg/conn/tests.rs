@@ -180,15 +180,7 @@ fn bad_url_is_a_usage_error_without_the_password() {
 /// The hosts and ports the driver will try, as text.
 fn targets(conn: &str) -> (Vec<String>, Vec<u16>) {
     let config = parse_url(conn).unwrap();
-    let hosts = config
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    (hosts, config.get_ports().to_vec())
+    (host_names(&config), config.get_ports().to_vec())
 }
 
 #[test]
