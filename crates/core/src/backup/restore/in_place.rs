@@ -226,9 +226,12 @@ impl Run<'_> {
 }
 
 /// The statements that take the grants on each schema of `schemas` back
-/// to where PostgreSQL starts them (`pg_init_privs` for `public`, the
-/// owner's alone for any other), so that the backup's own grants on it,
-/// replayed after, leave it as the backup had it: a migration's `GRANT
+/// to where `pg_dump` takes them to start (for `public`, its owner's
+/// `USAGE` and `CREATE` and everyone's `USAGE`, whoever owns it now: not
+/// `pg_init_privs`, which still names `pg_database_owner` once the schema
+/// was given to another role; `pg_init_privs` or the owner's alone for any
+/// other), so that the backup's own grants on it, replayed after, leave it
+/// as the backup had it: a migration's `GRANT
 /// USAGE ON SCHEMA public TO supabase_auth_admin` goes, the platform's
 /// grants from before the backup come back.
 fn grants_reset(client: &mut Client, schemas: &[String]) -> Result<String, BackupError> {
@@ -237,10 +240,15 @@ fn grants_reset(client: &mut Client, schemas: &[String]) -> Result<String, Backu
             "with s as (
                select n.nspname, n.nspowner,
                       coalesce(n.nspacl, acldefault('n', n.nspowner)) as now,
-                      coalesce((select i.initprivs from pg_init_privs i
-                                 where i.objoid = n.oid and i.classoid = 'pg_namespace'::regclass
-                                   and i.objsubid = 0),
-                               acldefault('n', n.nspowner)) as start
+                      case when n.nspname = 'public'
+                           then array[makeaclitem(n.nspowner, n.nspowner, 'USAGE', false),
+                                      makeaclitem(n.nspowner, n.nspowner, 'CREATE', false),
+                                      makeaclitem(0, n.nspowner, 'USAGE', false)]
+                           else coalesce((select i.initprivs from pg_init_privs i
+                                           where i.objoid = n.oid
+                                             and i.classoid = 'pg_namespace'::regclass
+                                             and i.objsubid = 0),
+                                         acldefault('n', n.nspowner)) end as start
                  from pg_namespace n where n.nspname = any($1)),
              now as (select nspname, nspowner, (aclexplode(now)).* from s),
              start as (select nspname, nspowner, (aclexplode(start)).* from s)
