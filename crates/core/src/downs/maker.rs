@@ -137,6 +137,9 @@ impl DownMaker for Maker<'_> {
             .made(client, copy, picture, known, m, settings, progress)
             .map_err(|e| RehearseError::Down { version: m.version.clone(), source: Box::new(e) })?;
         let first_note = down.notes.first().cloned().unwrap_or_default();
+        // Why it is not proved, where a note says it: the first note may be
+        // only what a rollback does with it (a table's rows exported).
+        let why_not = down.notes.iter().find(|n| n.starts_with("not proved")).cloned();
         let made = match down.status {
             Status::Computed if down.proved => MadeDown {
                 made: Made::Proved,
@@ -160,10 +163,10 @@ impl DownMaker for Maker<'_> {
             }
             _ => MadeDown {
                 made: Made::Unprovable,
-                detail: if first_note.is_empty() {
-                    "no down could be proved".into()
-                } else {
-                    first_note
+                detail: match why_not {
+                    Some(why) => why,
+                    None if first_note.is_empty() => "no down could be proved".into(),
+                    None => first_note,
                 },
                 stops,
             },
