@@ -37,6 +37,7 @@ mod pg_versions;
 mod pgbackrest;
 mod pgbackrest_restore;
 mod platform_history;
+mod platform_proofs;
 mod platform_restore;
 mod preload;
 mod proofs;

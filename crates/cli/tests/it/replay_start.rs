@@ -152,3 +152,22 @@ fn a_function_found_through_the_databases_search_path_is_in_the_replay_start() {
     p.run(&["rehearse", "--schema-only"]).expect_code(0);
     assert!(!db.exists("items"), "a copy's migration reached the target");
 }
+
+#[test]
+fn a_schema_only_copy_knows_what_the_source_has_applied() {
+    let p = Project::new("schema_only_history");
+    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", Some("DROP TABLE items;"));
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_notes",
+        "CREATE TABLE notes (id int PRIMARY KEY, item int REFERENCES items (id));",
+        Some("DROP TABLE notes;"),
+    );
+    // The copy holds no rows, the history's neither: without them the
+    // applied 1_items would be played again on a schema that has items.
+    let json = p.run(&["rehearse", "--schema-only", "--format", "json"]).expect_code(0).json();
+    let trips = json["round_trip"]["migrations"].as_array().unwrap();
+    let versions: Vec<&str> = trips.iter().map(|t| t["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["2"], "{json:#}");
+    assert_eq!(trips[0]["class"], "ok", "{json:#}");
+}

@@ -83,9 +83,12 @@ pub(super) fn open(
     // What the target's server loads at its start, the replay's does:
     // `create extension pg_cron` works nowhere else.
     let preload = Preload::read(&mut target).map_err(db("reading what the server preloads"))?;
+    // The role the target's migrations run as, where no superuser: the
+    // replay works as that role (`rehearse::RunsAs`), on a copy made now.
+    let runs_as = crate::rehearse::RunsAs::of(&mut target)?;
     // A start from the target: the copy a previous run kept of it as it is
     // now, when there is one.
-    let env = if options.from_target {
+    let env = if options.from_target && runs_as.is_none() {
         Some(super::kept::env(&mut target, &bin, &preload, &dbname)?)
     } else {
         None
@@ -104,24 +107,33 @@ pub(super) fn open(
         }
     }
     // The replay holds a schema and the rows its migrations insert.
-    let cluster = Cluster::start_preloaded(bin, 64 << 20, &preload, BASE).map_err(cluster_err)?;
+    let mut cluster =
+        Cluster::start_preloaded(bin, 64 << 20, &preload, BASE).map_err(cluster_err)?;
+    if let Some(runs_as) = &runs_as {
+        runs_as.free_name(&mut cluster)?;
+    }
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {
         crate::rehearse::dump_into(url, &cluster, BASE, true)?;
-        applied_as_on(&mut target, &cluster)?;
-        let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
+        let mut w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
+        w.work_as(&mut target)?;
         return Ok((w, Vec::new(), env));
     }
+    // A schema dump file is restored without its owners: its objects are
+    // the cluster's superuser's, and the replay works as that.
+    let mut as_target = true;
     let (notes, source) = match start {
         Some(file) if Path::new(file).is_file() => {
             cluster.create_database(BASE, None).map_err(cluster_err)?;
             carry_settings(&mut target, &mut admin, &dbname)?;
             restore_file(&cluster, Path::new(file))?;
+            as_target = false;
             (Vec::new(), format!("the schema dump {file}"))
         }
         Some(database) => {
-            let copy = CopyDb { server_url: url.to_string(), dbname: database.to_string() };
+            let copy =
+                CopyDb { server_url: url.to_string(), dbname: database.to_string(), role: None };
             crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, false)?;
             (Vec::new(), format!("database {database}"))
         }
@@ -132,16 +144,11 @@ pub(super) fn open(
             (notes, "the target's platform".to_string())
         }
     };
-    Ok((Workspace::in_cluster(cluster, BASE, &dbname, source), notes, None))
-}
-
-/// Records on the start what the target has applied (a schema-only copy
-/// holds no rows), so that the replay applies only what is pending.
-fn applied_as_on(target: &mut Client, cluster: &Cluster) -> Result<(), DownsError> {
-    let rows = crate::schema::applied::all(target).map_err(db("reading the target's history"))?;
-    let mut base = cluster.connect(BASE).map_err(cluster_err)?;
-    crate::schema::ensure(&mut base).map_err(db("creating Backstop's tables on the start"))?;
-    crate::schema::applied::insert_copied(&mut base, &rows).map_err(db("copying the history"))
+    let mut w = Workspace::in_cluster(cluster, BASE, &dbname, source);
+    if as_target {
+        w.work_as(&mut target)?;
+    }
+    Ok((w, notes, None))
 }
 
 fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {
@@ -265,8 +272,12 @@ fn platform(
     }
     default_privileges(target, &mut base, &mut left_out)?;
     let publications = publications(target, &mut base, &refs, &schemas)?;
+    let own = cluster.own_roles();
     let roles: i64 = base
-        .query_one("select count(*) from pg_roles where rolname !~ '^pg_'", &[])
+        .query_one(
+            "select count(*) from pg_roles where rolname !~ '^pg_' and rolname <> all($1)",
+            &[&own],
+        )
         .map_err(db("counting roles"))?
         .get(0);
     notes.insert(

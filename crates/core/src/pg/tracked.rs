@@ -29,7 +29,7 @@ use super::fingerprint::{read_owned, Object, Owned, Owner, Owners, Schema};
 use super::Prepared;
 
 mod journal;
-pub use journal::remove as remove_journal;
+pub use journal::{install as install_journal, remove as remove_journal};
 
 /// The tables whose rows were written since the picture was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,7 +116,11 @@ struct Inventory {
     rows: HashMap<Row, Owner>,
     /// Relations that are tables (their content is checksummed).
     tables: BTreeSet<u32>,
-    roles: BTreeSet<u32>,
+    /// Each role's OID and its row as `pg_roles` shows it: a role made,
+    /// dropped, renamed or altered changes the set. (`pg_roles`, not the
+    /// `xmin` of `pg_authid`, which only a superuser may read: a platform's
+    /// owner rehearses on a copy beside its database.)
+    roles: BTreeSet<(u32, String)>,
 }
 
 /// What a look at the catalogs found since the picture was read.
@@ -451,10 +455,9 @@ impl Tracked {
         let mut owners = BTreeSet::new();
         // Roles: their names are in privileges, policies and owners; the
         // search_path decides how every definition names things.
-        let mut whole = inventory.roles != self.inventory.roles || search_path != self.search_path;
+        let whole = inventory.roles != self.inventory.roles || search_path != self.search_path;
         for e in entries {
             if e.role {
-                whole |= e.fresh;
                 continue;
             }
             let news = e.fresh || (e.listed && !self.inventory.rows.contains_key(&e.row));
@@ -543,7 +546,7 @@ fn listing(
                 continue;
             }
             "a" => {
-                inventory.roles.insert(row.1);
+                inventory.roles.insert((row.1, r.get(6)));
                 None
             }
             "-" => None,
@@ -651,8 +654,8 @@ union all
 select 'pg_extension'::regclass::oid, e.oid, 'e', e.oid, age(e.xmin) <= age(f.x), true, null
   from pg_extension e cross join fresh_since f
 union all
-select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, age(a.xmin) <= age(f.x), true, null
-  from pg_authid a cross join fresh_since f
+select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, false, true, row(a.*)::text
+  from pg_roles a
 union all
 select 'pg_class'::regclass::oid, a.attrelid, case when c.relkind = 'c' then 't' else 'r' end,
        case when c.relkind = 'c' then c.reltype else a.attrelid end, true, false, null

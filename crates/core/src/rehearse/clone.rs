@@ -11,8 +11,10 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::dump::{
-    carry_settings, connect_source, connect_to, db_err, pipe_dump, prepare_cluster, source_dbname,
+    carry_settings, connect_source, connect_to, copy_history, db_err, pipe_dump, prepare_cluster,
+    source_dbname,
 };
+use super::runs_as::RunsAs;
 use super::sample::{sample_into, SampleInfo};
 use super::{Options, RehearseError};
 use crate::backup::{self, Store};
@@ -93,6 +95,9 @@ impl CopyInfo {
 pub struct CopyDb {
     pub server_url: String,
     pub dbname: String,
+    /// The role its sessions work as, where not the one they log in as
+    /// (see [`RunsAs`]).
+    pub role: Option<String>,
 }
 
 impl CopyDb {
@@ -102,8 +107,9 @@ impl CopyDb {
         let mut client =
             crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
                 .map_err(RehearseError::Connect)?;
+        let role = self.role.as_deref().map(|r| format!("; SET ROLE {}", quote_ident(r)));
         client
-            .batch_execute("SET synchronous_commit = off")
+            .batch_execute(&format!("SET synchronous_commit = off{}", role.unwrap_or_default()))
             .map_err(db_err("setting up the session on the copy"))?;
         Ok(client)
     }
@@ -145,6 +151,17 @@ pub struct Workspace {
     isolated_from: Option<String>,
     /// Those clusters.
     more: Vec<Cluster>,
+    /// The role sessions on copies in a throwaway cluster work as.
+    runs_as: Option<RunsAs>,
+}
+
+/// Frees in `cluster` the name of the role the source's sessions are,
+/// where its superuser has it ([`RunsAs`]).
+fn free_name(source_url: &str, cluster: &mut Cluster) -> Result<(), RehearseError> {
+    match RunsAs::of(&mut connect_source(source_url)?)? {
+        Some(runs_as) => runs_as.free_name(cluster),
+        None => Ok(()),
+    }
 }
 
 /// A connection to a maintenance database of the server `url` points at.
@@ -343,10 +360,13 @@ impl Workspace {
         if let Some(percent) = options.sample {
             drop(admin);
             let bytes = copy_bytes(size, false, Some(percent));
-            let cluster = copy_cluster(source_major, bytes, &preload)?;
+            let mut cluster = copy_cluster(source_major, bytes, &preload)?;
+            free_name(source_url, &mut cluster)?;
             info.method = Method::Sample;
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
-            return Ok(Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info));
+            let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
+            w.work_as(&mut connect_source(source_url)?)?;
+            return Ok(w);
         }
         let isolated = isolate.is_some();
         let refusal = if let Some(why) = isolate {
@@ -365,11 +385,13 @@ impl Workspace {
             return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
         };
         let bytes = copy_bytes(size, options.schema_only, None);
-        let cluster = copy_cluster(source_major, bytes, &preload)?;
+        let mut cluster = copy_cluster(source_major, bytes, &preload)?;
+        free_name(source_url, &mut cluster)?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;
         let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
+        w.work_as(&mut connect_source(source_url)?)?;
         if isolated {
             w.isolated_from = Some(source_url.to_string());
         }
@@ -393,7 +415,25 @@ impl Workspace {
             info,
             isolated_from: None,
             more: Vec::new(),
+            runs_as: None,
         }
+    }
+
+    /// Has the copies of a throwaway cluster worked on as the role the
+    /// session `source` is, where that is no superuser ([`RunsAs`]). To
+    /// be called before the first copy is made.
+    pub fn work_as(&mut self, source: &mut Client) -> Result<(), RehearseError> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let Some(mut runs_as) = RunsAs::of(source)? else { return Ok(()) };
+        let mut admin = cluster.connect(&self.template).map_err(RehearseError::Cluster)?;
+        runs_as.ready(&mut admin, &self.template)?;
+        self.runs_as = Some(runs_as);
+        Ok(())
+    }
+
+    /// A copy named `dbname` on `server_url`, worked on as the role.
+    fn copy_db(&self, server_url: String, dbname: String) -> CopyDb {
+        CopyDb { server_url, dbname, role: self.runs_as.as_ref().map(|r| r.role.clone()) }
     }
 
     /// Copies of a backup: a dump is checked against its checksums and
@@ -505,7 +545,7 @@ impl Workspace {
     /// done to every copy made after.
     pub fn base_in_cluster(&self) -> Option<CopyDb> {
         self.cluster.as_ref()?;
-        Some(CopyDb { server_url: self.server_url.clone(), dbname: self.template.clone() })
+        Some(self.copy_db(self.server_url.clone(), self.template.clone()))
     }
 
     /// That cluster taken out with every copy in it: the caller owns it
@@ -535,8 +575,10 @@ impl Workspace {
             // copy starts in a cluster of its own, from the untouched base.
             let bytes = copy_bytes(self.info.source_size_bytes, self.info.schema_only, None);
             let (bin, preload) = (first.bin().clone(), first.preload());
-            let cluster = Cluster::start_preloaded(bin, bytes.saturating_mul(2), &preload, &name)
-                .map_err(RehearseError::Cluster)?;
+            let mut cluster =
+                Cluster::start_preloaded(bin, bytes.saturating_mul(2), &preload, &name)
+                    .map_err(RehearseError::Cluster)?;
+            free_name(source, &mut cluster)?;
             prepare_cluster(source, &cluster)?;
             cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
             let mut base = admin(&self.server_url)?;
@@ -545,8 +587,12 @@ impl Workspace {
             let mut there = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
             let _ = super::globals::apply_database_settings(&mut there, &name, &settings);
             pipe_dump(cluster.bin(), &first.url(&self.template), &cluster.url(&name), &[])?;
+            if let Some(runs_as) = &mut self.runs_as {
+                let mut admin = cluster.connect(&name).map_err(RehearseError::Cluster)?;
+                runs_as.ready(&mut admin, &name)?;
+            }
             self.made_mut().push(name.clone());
-            let copy = CopyDb { server_url: cluster.url(&name), dbname: name };
+            let copy = self.copy_db(cluster.url(&name), name);
             self.more.push(cluster);
             return Ok(copy);
         }
@@ -589,9 +635,10 @@ impl Workspace {
             .map_err(db_err("reading the server version"))?
             .get(0);
         let strategy = if strategy >= 150000 { " STRATEGY FILE_COPY" } else { "" };
+        let owner = self.runs_as.as_ref().map(RunsAs::owner_clause).unwrap_or_default();
         admin
             .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE {}{strategy}",
+                "CREATE DATABASE {} TEMPLATE {}{strategy}{owner}",
                 quote_ident(&name),
                 quote_ident(&self.template)
             ))
@@ -610,7 +657,7 @@ impl Workspace {
                 owner_marker(&self.of).replace('\'', "''")
             ))
             .map_err(db_err("marking the rehearsal copy"))?;
-        Ok(CopyDb { server_url: self.server_url.clone(), dbname: name })
+        Ok(self.copy_db(self.server_url.clone(), name))
     }
 }
 
@@ -716,5 +763,9 @@ pub fn dump_into(
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
     carry_settings(source_url, cluster, base)?;
     let extra: &[&str] = if schema_only { &["--schema-only"] } else { &[] };
-    pipe_dump(cluster.bin(), source_url, &cluster.url(base), extra)
+    pipe_dump(cluster.bin(), source_url, &cluster.url(base), extra)?;
+    if schema_only {
+        copy_history(source_url, cluster, base)?;
+    }
+    Ok(())
 }

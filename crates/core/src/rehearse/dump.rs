@@ -124,3 +124,23 @@ pub(super) fn pipe_dump(
 pub(super) fn source_dbname(url: &str) -> Result<String, RehearseError> {
     crate::pg::database_of(url).map_err(RehearseError::Connect)
 }
+
+/// Records on `base` what the source has applied: a schema-only copy
+/// holds no rows, its history's neither, and without them every migration
+/// the source has would be played again on a schema that has it.
+pub(super) fn copy_history(
+    source_url: &str,
+    cluster: &Cluster,
+    base: &str,
+) -> Result<(), RehearseError> {
+    let mut source = connect_source(source_url)?;
+    if !crate::schema::exists(&mut source).map_err(db_err("reading the source's history"))? {
+        return Ok(());
+    }
+    let rows =
+        crate::schema::applied::all(&mut source).map_err(db_err("reading the source's history"))?;
+    let mut copy = cluster.connect(base).map_err(RehearseError::Cluster)?;
+    crate::schema::ensure(&mut copy).map_err(db_err("creating Backstop's tables on the copy"))?;
+    crate::schema::applied::insert_copied(&mut copy, &rows)
+        .map_err(db_err("copying the history to the copy"))
+}

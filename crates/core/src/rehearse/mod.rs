@@ -29,6 +29,7 @@ pub mod report;
 mod ride;
 mod round_trip;
 mod run;
+mod runs_as;
 mod sample;
 mod scenarios;
 pub mod server_state;
@@ -57,6 +58,7 @@ pub use outcome::{
     Rehearsed, RelationChange, RoundTrip, Scenario, Split, Step, TripClass,
 };
 pub use run::rehearse;
+pub use runs_as::RunsAs;
 pub use sample::SampleInfo;
 
 /// Why a rehearsal could not be carried out (as opposed to one that ran

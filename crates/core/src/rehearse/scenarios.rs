@@ -214,7 +214,11 @@ fn late_writes_kept(
 ) -> Result<i64, RehearseError> {
     Ok(match &restored.snapshot_database {
         Some(db) => {
-            let snap = CopyDb { server_url: copy.server_url.clone(), dbname: db.clone() };
+            let snap = CopyDb {
+                server_url: copy.server_url.clone(),
+                dbname: db.clone(),
+                role: copy.role.clone(),
+            };
             let mut c = snap.connect()?;
             c.query_one(&format!("select count(*) from {LATE_WRITES}"), &[])
                 .map(|r| r.get::<_, i64>(0))

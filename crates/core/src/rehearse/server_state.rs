@@ -77,12 +77,20 @@ impl Globals {
         )? {
             g.settings.insert((r.get(0), r.get(1), r.get(2)), r.get(3));
         }
-        for r in client.query(
-            "select name, setting from pg_file_settings
-              where sourcefile like '%postgresql.auto.conf' and error is null",
-            &[],
-        )? {
-            g.system.insert(r.get(0), r.get(1));
+        // Only a superuser (or a role given it) may read the settings
+        // files. A role that may not cannot `ALTER SYSTEM` either, or its
+        // rehearsal is isolated in a throwaway cluster, where it is one.
+        let readable: bool = client
+            .query_one("select has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')", &[])?
+            .get(0);
+        if readable {
+            for r in client.query(
+                "select name, setting from pg_file_settings
+                  where sourcefile like '%postgresql.auto.conf' and error is null",
+                &[],
+            )? {
+                g.system.insert(r.get(0), r.get(1));
+            }
         }
         Ok(g)
     }

@@ -27,6 +27,7 @@ use crate::pg::template::Binaries;
 mod kept;
 mod life;
 mod restored;
+mod sessions;
 
 const DIR_PREFIX: &str = "backstop-cluster-";
 
@@ -180,6 +181,9 @@ pub struct Cluster {
     /// What the server loads at its start, and the database its settings
     /// name now (`pg::preload`).
     preload: Option<(Preload, String)>,
+    /// The role Backstop's own sessions log in as (`postgres`, unless a
+    /// copy needed the name: [`Cluster::free_role_name`]).
+    superuser: String,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -308,6 +312,7 @@ impl Cluster {
             tls_only,
             recovering: false,
             preload: None,
+            superuser: SUPERUSER.to_string(),
         };
         cluster.prepare()?;
         cluster.spawn_watcher()?;
@@ -563,48 +568,6 @@ rm -rf "$2""#;
 
     pub fn bin(&self) -> &PgBin {
         &self.bin
-    }
-
-    /// A connection URL for `database` as the superuser, password included:
-    /// pass it to code, show it only through [`crate::pg::conn::redact`].
-    pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}", self.password, self.port)
-    }
-
-    /// A connection URL for `database` as the superuser over the cluster's
-    /// Unix socket (no password: the socket is private and trusted), for a
-    /// cluster that takes no TCP connection ([`Cluster::start_restored`]).
-    pub fn socket_url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@/{database}?host={}&port={}", self.dir.display(), self.port)
-    }
-
-    /// A superuser session on `database`, over the Unix socket when TCP
-    /// takes TLS only.
-    pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {
-        if self.tls_only {
-            return postgres::Config::new()
-                .host_path(&self.dir)
-                .port(self.port)
-                .user(SUPERUSER)
-                .dbname(database)
-                .connect(postgres::NoTls)
-                .map_err(ClusterError::Connect);
-        }
-        postgres::Client::connect(&self.url(database), postgres::NoTls)
-            .map_err(ClusterError::Connect)
-    }
-
-    /// Creates an empty database (from `template0`, or another template).
-    pub fn create_database(&self, name: &str, template: Option<&str>) -> Result<(), ClusterError> {
-        let mut client = self.connect("postgres")?;
-        let template = template.unwrap_or("template0");
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE {}",
-                crate::pg::quote_ident(name),
-                crate::pg::quote_ident(template)
-            ))
-            .map_err(ClusterError::Connect)
     }
 
     /// Leaves the server running after this process exits; returns its dir.

@@ -31,6 +31,7 @@ impl Cluster {
             tls_only: true,
             recovering: true,
             preload: None,
+            superuser: super::SUPERUSER.to_string(),
         };
         cluster.prepare()?;
         cluster.spawn_watcher()?;

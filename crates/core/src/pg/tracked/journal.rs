@@ -75,8 +75,10 @@ alter event trigger backstop_journal_dropped enable always;";
 
 /// Turns the journal on in the database of `client`, outside any
 /// transaction, where the session is a superuser (only they may make
-/// event triggers): whether it is on. Only ever asked on a throwaway copy.
-pub(super) fn install(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+/// event triggers): whether it is on (a superuser made it before, for a
+/// session that works as another role: see `rehearse::runs_as`). Only
+/// ever asked on a throwaway copy.
+pub fn install(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
     let row = client.query_one(
         "select rolsuper, exists (select 1 from pg_event_trigger
                                    where evtname = 'backstop_journal_made')
@@ -87,15 +89,17 @@ pub(super) fn install(client: &mut impl GenericClient) -> Result<bool, postgres:
     if superuser && !installed {
         client.batch_execute(INSTALL)?;
     }
-    Ok(superuser)
+    Ok(superuser || installed)
 }
 
 /// Takes the journal's event triggers away (the table stays, in
 /// Backstop's own schema): a copy kept for later, or dumped, carries no
-/// trigger that calls a function of a schema its dump leaves out.
+/// trigger that calls a function of a schema its dump leaves out. A
+/// session working as another role goes back to the superuser it is.
 pub fn remove(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
     client.batch_execute(
-        "drop event trigger if exists backstop_journal_made;
+        "reset role;
+         drop event trigger if exists backstop_journal_made;
          drop event trigger if exists backstop_journal_dropped;",
     )
 }
@@ -156,8 +160,7 @@ impl Tracked {
                     }
                 }
                 "role" => {
-                    inventory.roles.insert(objid.unwrap_or(0));
-                    whole |= r.get::<_, Option<bool>>(4) == Some(true);
+                    inventory.roles.insert((objid.unwrap_or(0), text.unwrap_or_default()));
                 }
                 // No event trigger fires for commands on event triggers.
                 "event trigger" => {
@@ -217,8 +220,9 @@ impl Tracked {
 
 /// [`super::STAMP`] for this database alone, where the journal is on:
 /// `NULL` inside a transaction that wrote, else the newest journal entry,
-/// the search_path, the roles and the event triggers (each row's OID and
-/// the transaction that wrote it) and whether event triggers fire. Every
+/// the search_path, the roles (each as `pg_roles` shows it), the event
+/// triggers (each row's OID and the transaction that wrote it) and
+/// whether event triggers fire. Every
 /// command that changes what a look reads here is journaled in its own
 /// transaction, whose ID is newer than any before it, and a look reads
 /// nothing else the journal does not hold but roles and event triggers;
@@ -230,7 +234,7 @@ select case when pg_current_xact_id_if_assigned() is null
   then (select coalesce(max(at)::text, '-') from backstop.journal)
        || ' ' || current_setting('search_path')
        || ' ' || coalesce(current_setting('event_triggers', true), 'on')
-       || ' ' || (select string_agg(oid::text || ':' || xmin::text, ',' order by oid) from pg_authid)
+       || ' ' || (select string_agg(row(r.*)::text, ',' order by oid) from pg_roles r)
        || ' ' || coalesce((select string_agg(oid::text || ':' || xmin::text || evtenabled::text, ',' order by oid)
                              from pg_event_trigger), '')
   end";
@@ -247,8 +251,9 @@ const PG_EVENT_TRIGGER: u32 = 3466;
 /// another, and the table of a dropped default, constraint, trigger,
 /// policy or rule: `0` when it went too); `owned`, every object those made and the relations whose
 /// row is newer than `$1` are or that depends on them, with its owner's
-/// kind and OID where the catalog is mapped (`rt` a table); `role` and
-/// `event trigger`, each with whether it changed; then the session's search_path, the
+/// kind and OID where the catalog is mapped (`rt` a table); `role`, each
+/// with its row as `pg_roles` shows it; `event trigger`, each with whether
+/// it changed; then the session's search_path, the
 /// next horizon, the stamp, and `on`, whether the event triggers fire.
 static NEWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let of_relations: String = super::OF_RELATIONS
@@ -284,8 +289,8 @@ union all
 select 'owned', ch.classid, ch.objid, o.kind, null, null, o.owner
   from changed ch left join lateral ({OWNER}) o(kind, owner) on true
 union all
-select 'role', null, a.oid, null, age(a.xmin) <= age(f.x), null, null
-  from pg_authid a cross join f
+select 'role', null, a.oid, null, false, row(a.*)::text, null
+  from pg_roles a
 union all
 select 'event trigger', null, e.oid, null, age(e.xmin) <= age(f.x), null, null
   from pg_event_trigger e cross join f where e.evtname not like 'backstop\\_journal%'
