@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use backstop_core::pg::cluster::Cluster;
 use serde_json::Value;
 
+use crate::common::platform::{make, reading_all, PROFILES};
 use crate::common::{DbExt, Project, Run};
 
 /// A cluster of this module alone: its `postgres` database is the target.
@@ -22,18 +23,6 @@ static OWN: LazyLock<Cluster> =
 
 /// The hosted project's owner: no superuser.
 const OWNER: &str = "project_owner";
-
-const PROFILES: &str = "create table public.profiles (\n\
-    id uuid primary key references auth.users (id) on delete cascade,\n\
-    email text);\n\
-create function public.handle_new_user() returns trigger language plpgsql security definer\n\
-  set search_path = public as $$\n\
-begin\n\
-  insert into public.profiles (id, email) values (new.id, new.email);\n\
-  return new;\n\
-end $$;\n\
-create trigger on_auth_user_created after insert on auth.users\n\
-  for each row execute function public.handle_new_user();\n";
 
 /// An identity column: its sequence goes with its table, and a drop of
 /// the sequence alone fails ("cannot drop sequence notes_id_seq because
@@ -54,22 +43,15 @@ fn platform() -> (Project, String) {
              ALTER DATABASE postgres OWNER TO {OWNER};"
         ))
         .unwrap();
-    let fixture =
-        std::fs::read_to_string(crate::common::fixture_path("platform/supabase_full.sql")).unwrap();
-    admin.batch_execute(&fixture).expect("the platform is made");
+    make(&mut admin);
     // What a hosted platform gives the project's owner: its API roles and
     // services' roles, and reading every table (so its dumps are whole).
     admin
         .batch_execute(&format!(
             "GRANT anon, authenticated, service_role, supabase_auth_admin, supabase_storage_admin TO {OWNER};
              GRANT SELECT, REFERENCES, TRIGGER ON auth.users TO {OWNER};
-             DO $$ DECLARE s text; BEGIN
-               FOR s IN SELECT nspname FROM pg_namespace WHERE left(nspname, 3) <> 'pg_' AND nspname <> 'information_schema' LOOP
-                 EXECUTE format('GRANT USAGE ON SCHEMA %I TO {OWNER}', s);
-                 EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {OWNER}', s);
-                 EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO {OWNER}', s);
-               END LOOP;
-             END $$;"
+             {}",
+            reading_all(OWNER)
         ))
         .unwrap();
     let p = Project::on(&OWN, "platform_restore");

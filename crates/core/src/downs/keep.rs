@@ -78,6 +78,12 @@ pub fn keep(
             None => Err(miss(m, "a migration before it in this run was not covered")),
         };
         match found {
+            // Tried on this very start before, and no down held: where
+            // its up ends is known, so the next one's proof still serves.
+            Ok(p) if p.class == Class::Unprovable => {
+                start = p.end.clone();
+                kept.unproved.push(m.version.clone());
+            }
             Ok(p) => {
                 start = p.end.clone();
                 kept.downs.insert(m.version.clone(), p.down.clone());
@@ -113,6 +119,9 @@ pub fn keep(
             _ => {
                 kept.proved_now.retain(|p| p.version != d.version);
                 kept.unproved.push(d.version.clone());
+                if let Some(record) = proof_of(m, &d, computed.major, "migrate") {
+                    store.put(record);
+                }
             }
         }
     }
@@ -137,9 +146,16 @@ pub(super) fn class_of(d: &super::Down) -> Option<Class> {
 }
 
 /// The proof to keep of a down proved on a copy: only a proved down
-/// whose start was read.
+/// whose start was read. A down that could not be proved on a start
+/// whose end was read is kept as [`Class::Unprovable`], without its SQL.
 pub fn proof_of(m: &Migration, d: &super::Down, major: u32, by: &str) -> Option<Proof> {
-    let class = class_of(d)?;
+    let unprovable = matches!(d.status, Status::Unprovable | Status::Computed) && !d.proved;
+    let class = match class_of(d) {
+        Some(class) => class,
+        None if unprovable && d.end.is_some() => Class::Unprovable,
+        None => return None,
+    };
+    let down = if class == Class::Unprovable { String::new() } else { d.sql.clone()? };
     Some(Proof {
         version: m.version.clone(),
         name: m.name.clone(),
@@ -148,7 +164,7 @@ pub fn proof_of(m: &Migration, d: &super::Down, major: u32, by: &str) -> Option<
         end: d.end.clone(),
         major,
         class,
-        down: d.sql.clone()?,
+        down,
         loses: d.loses.clone(),
         by: by.to_string(),
         at: chrono::Utc::now(),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use postgres::Client;
 
-use super::proofs::{Store, ToolHistory};
+use super::proofs::{self, Store, ToolHistory};
 use super::run::{Replay, Start};
 use super::{keep, Down, DownsError, Status};
 use crate::migrate::{Progress, Settings};
@@ -210,16 +210,17 @@ pub fn rehearse(
     for d in &made.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
         if let Some(proof) = keep::proof_of(m, d, made.major, "rehearse") {
+            kept += usize::from(proof.class != proofs::Class::Unprovable);
             store.put(proof);
-            kept += 1;
         }
     }
-    if kept > 0 {
+    if store.has_unsaved() {
         match store.save() {
-            Ok(()) => notes.push(format!(
+            Ok(()) if kept > 0 => notes.push(format!(
                 "kept the proof of {kept} computed down(s) in {} for `migrate` to reuse",
                 store.path().map_or_else(|| "memory".into(), |p| p.display().to_string())
             )),
+            Ok(()) => {}
             Err(e) => notes.push(format!("warning: the proofs were not kept: {e}")),
         }
     }

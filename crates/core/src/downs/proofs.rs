@@ -40,6 +40,10 @@ pub enum Class {
     /// The down puts the schema back; rows the up changed only the
     /// backup holds (`loses` names them).
     Irreversible,
+    /// No down could be proved on this start: kept for where the up ends
+    /// (`end`), so that a chain of proofs goes on past it; its `down` is
+    /// empty and never run.
+    Unprovable,
 }
 
 /// One kept proof.
@@ -227,6 +231,11 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether this run added proofs that [`Store::save`] has yet to write.
+    pub fn has_unsaved(&self) -> bool {
+        !self.added.is_empty()
     }
 
     fn all(&self) -> impl Iterator<Item = &Proof> {
@@ -435,6 +444,20 @@ mod tests {
         let changed = migration(other.path(), "1", "CREATE TABLE t (id int); ");
         let why = store.find(&changed, "s0", 15).unwrap_err().why;
         assert_eq!(why, "its file changed since its down was proved");
+    }
+
+    #[test]
+    fn an_unprovable_down_is_kept_for_where_its_up_ends_never_for_its_sql() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let path = tmp.path().join(".backstop/proofs.json");
+        let mut store = Store::open(&path);
+        store.put(Proof { class: Class::Unprovable, down: String::new(), ..proof(&m, "s0", 15) });
+        store.save().unwrap();
+        let read = Store::open(&path);
+        let kept = read.find(&m, "s0", 15).unwrap();
+        assert_eq!((kept.class, kept.down.as_str()), (Class::Unprovable, ""));
+        assert_eq!(kept.end.as_deref(), Some("after"), "the next proof starts there");
     }
 
     #[test]

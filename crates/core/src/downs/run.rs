@@ -137,7 +137,8 @@ impl Replay<'_> {
             down.start = Some(start);
             if stop {
                 stopped = Some(format!("not reached: {} could not be replayed", m.label()));
-            } else if down.proved {
+            } else {
+                // Proved or not, where its up ends keys the next proof.
                 open_end = Some(out.len());
             }
             out.push(down);
