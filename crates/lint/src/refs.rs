@@ -173,6 +173,22 @@ pub enum Reach {
     Outside(String),
 }
 
+/// Whether `sql` creates, changes, drops or comments on an extension:
+/// where PostgreSQL asks for a superuser (an untrusted extension) and a
+/// managed platform lets its database's owner through hooks of its own.
+pub fn on_extension(sql: &str) -> bool {
+    use protobuf::ObjectType;
+    let Ok(tree) = pg_query::parse(sql, 0) else { return false };
+    tree.protobuf.stmts.iter().filter_map(|s| s.stmt.as_ref()?.node.as_ref()).any(|n| match n {
+        NodeEnum::CreateExtensionStmt(_)
+        | NodeEnum::AlterExtensionStmt(_)
+        | NodeEnum::AlterExtensionContentsStmt(_) => true,
+        NodeEnum::DropStmt(d) => d.remove_type() == ObjectType::ObjectExtension,
+        NodeEnum::CommentStmt(c) => c.objtype() == ObjectType::ObjectExtension,
+        _ => false,
+    })
+}
+
 /// Where `sql` (one statement) reaches beyond its database, if it does. A
 /// `DO` block is read too; a dynamic `EXECUTE` in one may do anything and
 /// counts as reaching the server.
@@ -286,6 +302,23 @@ fn walk(v: &serde_json::Value, f: &mut impl FnMut(&str, &serde_json::Value)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_on_extensions_are_told_from_the_rest() {
+        for sql in [
+            "create extension if not exists dblink with schema extensions",
+            "ALTER EXTENSION postgis UPDATE",
+            "DROP EXTENSION IF EXISTS pg_net",
+            "comment on extension pg_trgm is 'fuzzy'",
+        ] {
+            assert!(on_extension(sql), "{sql}");
+        }
+        for sql in
+            ["DROP TABLE extensions", "CREATE SCHEMA extensions", "SELECT 'create extension'"]
+        {
+            assert!(!on_extension(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn a_supabase_history_uses_the_platforms_schemas_and_creates_its_own() {

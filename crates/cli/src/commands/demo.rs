@@ -181,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tool_history: true,
         reason: None,
         protected_made: Vec::new(),
+        extensions_as_superuser: None,
     };
     let opts = MigrateOptions::default();
     let mut stage =

@@ -99,7 +99,7 @@ pub fn compute(
         Some(_) => Start::Given(workspace.info.source.clone()),
         None => Start::Platform,
     };
-    let settings = &on_replay(&mut client, settings, migrations, &start)?;
+    let settings = &workspace.settings_for(&on_replay(&mut client, settings, migrations, &start)?);
     // What reaches outside the database is never replayed.
     let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
     let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);

@@ -263,9 +263,10 @@ pub(super) fn alter_column(
     out
 }
 
-/// Statements as one script, each ended by a semicolon.
-pub(super) fn joined(statements: &[String]) -> String {
-    statements.iter().map(|s| format!("{s};")).collect::<Vec<_>>().join("\n")
+/// Statements as one script, each ended by a semicolon, each as
+/// `settings` runs it ([`crate::migrate::Settings::as_run`]).
+pub(super) fn joined(statements: &[String], settings: &crate::migrate::Settings) -> String {
+    statements.iter().map(|s| format!("{};", settings.as_run(s))).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

@@ -516,7 +516,8 @@ pub(super) fn apply_proved(
             migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e))
         };
         tx.batch_execute("SAVEPOINT backstop_quick").map_err(apply)?;
-        tried = prove(tx, tracked, prepared, &inverses, rows_too).unwrap_or(Tried::Failed);
+        tried =
+            prove((tx, settings), tracked, prepared, &inverses, rows_too).unwrap_or(Tried::Failed);
         tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_quick").map_err(apply)?;
         Ok(matches!(tried, Tried::Proved(_)))
     })?;
@@ -541,13 +542,13 @@ pub(super) fn apply_proved(
 /// (`inverses` read before it), in a transaction that is rolled back:
 /// its statements when they give the picture before back, else why not.
 pub(super) fn prove_applied(
-    client: &mut Client,
+    (client, settings): (&mut Client, &Settings),
     (tracked, prepared): (&Tracked, &mut Prepared),
     inverses: &Inverses,
     reading: &Reading,
 ) -> Result<Result<Proved, String>, DownsError> {
     let mut tx = client.transaction().map_err(db("starting a transaction"))?;
-    let tried = prove(&mut tx, tracked, prepared, inverses, reading.keeps_rows());
+    let tried = prove((&mut tx, settings), tracked, prepared, inverses, reading.keeps_rows());
     tx.rollback().map_err(db("rolling back"))?;
     Ok(match tried {
         Ok(Tried::Proved(proved)) => Ok(proved),
@@ -596,7 +597,7 @@ pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
 /// where no row is lost). Cosmetic differences are said, as the full way
 /// says them, and do not fail the proof.
 fn prove(
-    tx: &mut postgres::Transaction<'_>,
+    (tx, settings): (&mut postgres::Transaction<'_>, &Settings),
     tracked: &Tracked,
     prepared: &mut Prepared,
     inverses: &Inverses,
@@ -604,7 +605,7 @@ fn prove(
 ) -> Result<Tried, postgres::Error> {
     let right_after_up = inverses.first.is_empty();
     if !right_after_up {
-        tx.batch_execute(&joined(&inverses.first))?;
+        tx.batch_execute(&joined(&inverses.first, settings))?;
     }
     let written = Written::here(tx)?;
     let (before, after, kept) = tracked.look_kept(tx, prepared, written)?;
@@ -613,10 +614,10 @@ fn prove(
         return Ok(Tried::Not);
     };
     if !drops.is_empty() {
-        tx.batch_execute(&joined(&drops))?;
+        tx.batch_execute(&joined(&drops, settings))?;
     }
     if !inverses.last.is_empty() {
-        tx.batch_execute(&joined(&inverses.last))?;
+        tx.batch_execute(&joined(&inverses.last, settings))?;
     }
     // With nothing run since the look (a rename taken back, nothing added),
     // a second look would see what the first saw.

@@ -315,7 +315,8 @@ impl Replay<'_> {
         }
         self.picture = None;
         let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
-        tx.batch_execute(&joined(statements)).map_err(db("renaming objects back on the copy"))?;
+        tx.batch_execute(&joined(statements, self.settings))
+            .map_err(db("renaming objects back on the copy"))?;
         tx.commit().map_err(db("committing on the copy"))
     }
 
@@ -328,7 +329,7 @@ impl Replay<'_> {
         baseline: &Baseline,
     ) -> Result<Proof, DownsError> {
         let mut tx = self.client.transaction().map_err(db("starting a transaction"))?;
-        if let Err(e) = tx.batch_execute(&joined(statements)) {
+        if let Err(e) = tx.batch_execute(&joined(statements, self.settings)) {
             return Ok(Proof::Fails(crate::pg::conn::error_chain(&e)));
         }
         let now = Schema::read_prepared(&mut tx, &mut *self.prepared)
@@ -535,7 +536,12 @@ impl Replay<'_> {
             return Ok(Some((unprovable(m, Vec::new(), notes), true)));
         }
         let picture = (&*self.tracked, &mut *self.prepared);
-        let down = match super::quick::prove_applied(self.client, picture, &inverses, reading)? {
+        let down = match super::quick::prove_applied(
+            (self.client, self.settings),
+            picture,
+            &inverses,
+            reading,
+        )? {
             Ok(proved) => super::quick::down(m, &proved, reading),
             Err(why) => unprovable(
                 m,

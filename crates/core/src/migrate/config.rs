@@ -126,6 +126,12 @@ pub struct Settings {
     /// the pre-flight does not refuse (a fresh database, a replay from
     /// the platform, one migration at a time).
     pub protected_made: Vec<String>,
+    /// On a copy worked on as the source's role (`rehearse::RunsAs`):
+    /// that role. A statement on an extension runs as the copy's
+    /// superuser, and the session goes back to the role after it:
+    /// managed platforms let their database's owner manage extensions
+    /// through hooks of their own, which a copy lacks ([`Settings::as_run`]).
+    pub extensions_as_superuser: Option<String>,
 }
 
 impl Settings {
@@ -133,6 +139,18 @@ impl Settings {
     /// other tool's history.
     pub fn on_copy(&self, migrations: &[crate::source::Migration]) -> Settings {
         Settings { tool_history: false, ..self.knowing(migrations) }
+    }
+
+    /// `sql` (one statement) as it runs: on a copy worked on as the
+    /// source's role, a statement on an extension as the copy's superuser
+    /// (see [`Settings::extensions_as_superuser`]).
+    pub fn as_run<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.extensions_as_superuser {
+            Some(role) if backstop_lint::refs::on_extension(sql) => std::borrow::Cow::Owned(
+                format!("RESET ROLE;\n{sql}\n;SET ROLE {}", crate::pg::quote_ident(role)),
+            ),
+            _ => std::borrow::Cow::Borrowed(sql),
+        }
     }
 
     /// These settings with the protected tables `migrations` create known.
@@ -154,6 +172,7 @@ impl From<&MigrationsSection> for Settings {
             tool_history: true,
             reason: None,
             protected_made: Vec::new(),
+            extensions_as_superuser: None,
         }
     }
 }

@@ -483,7 +483,7 @@ fn apply_in(
         for index in group.range(i) {
             let stmt = &file.statements[index];
             let t = Instant::now();
-            if let Err(e) = tx.batch_execute(&stmt.sql) {
+            if let Err(e) = tx.batch_execute(&settings.as_run(&stmt.sql)) {
                 if is_fatal(false, &e) {
                     return Err(ApplyError::ConnectionLost {
                         version: m.version.clone(),
@@ -573,13 +573,13 @@ fn protected(settings: &Settings) -> (&[String], &[String]) {
 /// commits only if it damaged none, else rolls back and returns the damage.
 fn run_guarded(
     client: &mut Client,
-    protected: (&[String], &[String]),
+    settings: &Settings,
     stmt: &backstop_lint::Statement,
     all: &[backstop_lint::Statement],
 ) -> Result<Vec<protect::Violation>, postgres::Error> {
     let mut tx = client.transaction()?;
-    let baseline = protect::preflight(&mut tx, protected, all.iter())?;
-    tx.batch_execute(&stmt.sql)?;
+    let baseline = protect::preflight(&mut tx, protected(settings), all.iter())?;
+    tx.batch_execute(&settings.as_run(&stmt.sql))?;
     let damage = match &baseline {
         Ok(b) => protect::postcheck(&mut tx, b)?,
         Err(missing) => vec![missing.clone()],
@@ -639,9 +639,9 @@ fn run_autocommit(
             && stmt.facts.outside_transaction_only.is_none()
             && !settings.protected_tables.is_empty();
         let result = if guarded {
-            run_guarded(client, protected(settings), stmt, statements)
+            run_guarded(client, settings, stmt, statements)
         } else {
-            client.batch_execute(&stmt.sql).map(|()| Vec::new())
+            client.batch_execute(&settings.as_run(&stmt.sql)).map(|()| Vec::new())
         };
         let damage = match result {
             Ok(damage) => damage,

@@ -18,6 +18,7 @@ use super::runs_as::RunsAs;
 use super::sample::{sample_into, SampleInfo};
 use super::{Options, RehearseError};
 use crate::backup::{self, Store};
+use crate::migrate::Settings;
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::LibpqTarget;
@@ -429,6 +430,16 @@ impl Workspace {
         runs_as.ready(&mut admin, &self.template)?;
         self.runs_as = Some(runs_as);
         Ok(())
+    }
+
+    /// `settings` for the copies of this workspace: where they are worked
+    /// on as the source's role, its statements on extensions run as the
+    /// copy's superuser ([`Settings::extensions_as_superuser`]).
+    pub fn settings_for(&self, settings: &Settings) -> Settings {
+        Settings {
+            extensions_as_superuser: self.runs_as.as_ref().map(|r| r.role.clone()),
+            ..settings.clone()
+        }
     }
 
     /// A copy named `dbname` on `server_url`, worked on as the role.

@@ -461,6 +461,7 @@ mod tests {
             tool_history: true,
             reason: None,
             protected_made: Vec::new(),
+            extensions_as_superuser: None,
         };
         let timeout = failed_at(&failure(Some("57014"), true), &settings);
         assert!(

@@ -144,6 +144,7 @@ pub fn rehearse(
     let (isolate, extensions) = server_reach(source_url, migrations, options)?;
     let isolated = isolate.is_some();
     let mut workspace = Workspace::open(source_url, options, isolate, &extensions)?;
+    let settings = &workspace.settings_for(settings);
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {
         name: "copy".into(),

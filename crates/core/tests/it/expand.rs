@@ -26,6 +26,7 @@ pub(crate) fn settings() -> Settings {
         tool_history: true,
         reason: None,
         protected_made: Vec::new(),
+        extensions_as_superuser: None,
     }
 }
 

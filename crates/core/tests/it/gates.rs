@@ -56,6 +56,7 @@ fn settings() -> Settings {
         tool_history: true,
         reason: None,
         protected_made: Vec::new(),
+        extensions_as_superuser: None,
     }
 }
 
