@@ -116,10 +116,11 @@ struct Inventory {
     rows: HashMap<Row, Owner>,
     /// Relations that are tables (their content is checksummed).
     tables: BTreeSet<u32>,
-    /// Each role's OID and its row as `pg_roles` shows it: a role made,
-    /// dropped, renamed or altered changes the set. (`pg_roles`, not the
-    /// `xmin` of `pg_authid`, which only a superuser may read: a platform's
-    /// owner rehearses on a copy beside its database.)
+    /// Each role's OID and name: a role made, dropped or renamed changes
+    /// the set (its name is in privileges, policies and owners; its
+    /// attributes are in no definition). Read from `pg_roles`, not from
+    /// `pg_authid`, which only a superuser may read: a platform's owner
+    /// rehearses on a copy beside its database.
     roles: BTreeSet<(u32, String)>,
 }
 
@@ -654,7 +655,7 @@ union all
 select 'pg_extension'::regclass::oid, e.oid, 'e', e.oid, age(e.xmin) <= age(f.x), true, null
   from pg_extension e cross join fresh_since f
 union all
-select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, false, true, row(a.*)::text
+select 'pg_authid'::regclass::oid, a.oid, 'a', a.oid, false, true, a.rolname::text
   from pg_roles a
 union all
 select 'pg_class'::regclass::oid, a.attrelid, case when c.relkind = 'c' then 't' else 'r' end,

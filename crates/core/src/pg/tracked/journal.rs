@@ -220,7 +220,7 @@ impl Tracked {
 
 /// [`super::STAMP`] for this database alone, where the journal is on:
 /// `NULL` inside a transaction that wrote, else the newest journal entry,
-/// the search_path, the roles (each as `pg_roles` shows it), the event
+/// the search_path, the roles (each OID and name), the event
 /// triggers (each row's OID and the transaction that wrote it) and
 /// whether event triggers fire. Every
 /// command that changes what a look reads here is journaled in its own
@@ -234,7 +234,7 @@ select case when pg_current_xact_id_if_assigned() is null
   then (select coalesce(max(at)::text, '-') from backstop.journal)
        || ' ' || current_setting('search_path')
        || ' ' || coalesce(current_setting('event_triggers', true), 'on')
-       || ' ' || (select string_agg(row(r.*)::text, ',' order by oid) from pg_roles r)
+       || ' ' || (select string_agg(oid::text || ':' || rolname, ',' order by oid) from pg_roles)
        || ' ' || coalesce((select string_agg(oid::text || ':' || xmin::text || evtenabled::text, ',' order by oid)
                              from pg_event_trigger), '')
   end";
@@ -252,7 +252,7 @@ const PG_EVENT_TRIGGER: u32 = 3466;
 /// policy or rule: `0` when it went too); `owned`, every object those made and the relations whose
 /// row is newer than `$1` are or that depends on them, with its owner's
 /// kind and OID where the catalog is mapped (`rt` a table); `role`, each
-/// with its row as `pg_roles` shows it; `event trigger`, each with whether
+/// with its name; `event trigger`, each with whether
 /// it changed; then the session's search_path, the
 /// next horizon, the stamp, and `on`, whether the event triggers fire.
 static NEWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -289,7 +289,7 @@ union all
 select 'owned', ch.classid, ch.objid, o.kind, null, null, o.owner
   from changed ch left join lateral ({OWNER}) o(kind, owner) on true
 union all
-select 'role', null, a.oid, null, false, row(a.*)::text, null
+select 'role', null, a.oid, null, false, a.rolname::text, null
   from pg_roles a
 union all
 select 'event trigger', null, e.oid, null, age(e.xmin) <= age(f.x), null, null
