@@ -108,4 +108,14 @@ fn a_down_the_targets_role_cannot_run_is_never_proved() {
     p.run_with_url(&url, &["rollback", "--steps", "1"])
         .expect_code(1)
         .expect_output("no down migration for 20240101000000_profiles");
+
+    // A rehearsal as a superuser (a CI job's, say) proves with rights the
+    // owner lacks: its proof does not serve the owner's deploy.
+    std::fs::remove_file(p.path().join(".backstop/proofs.json")).unwrap();
+    p.run_with_url(&OWN.url("postgres"), &["rehearse", "--schema-only"]).expect_code(0);
+    let run = p.run_with_url(&url, &["migrate"]);
+    run.expect_code(0).expect_output(
+        "20240102000000 (its down was proved as a superuser, and the migrations here run as role \
+         postgres)",
+    );
 }

@@ -57,6 +57,9 @@ pub fn keep(
     let major = crate::pg::server_version_num(client)
         .map(crate::pg::bins::major_of_num)
         .map_err(db("reading the server version"))?;
+    // The role the migrations run as here, where no superuser: a proof
+    // made with other rights does not hold for it.
+    let role = crate::rehearse::RunsAs::of(client)?.map(|r| r.role);
     // Where the first pending migration starts: it keys the kept proofs
     // and the copy a previous run kept (`downs::kept`).
     let target = match read {
@@ -73,7 +76,7 @@ pub fn keep(
             continue;
         }
         let found = match &start {
-            Some(fp) => store.find(m, fp, major).cloned(),
+            Some(fp) => store.find(m, fp, (major, role.as_deref())).cloned(),
             None if store.is_empty() => Err(miss(m, "no proof of it was kept")),
             None => Err(miss(m, "a migration before it in this run was not covered")),
         };
@@ -112,14 +115,14 @@ pub fn keep(
         match (d.proved, &d.sql) {
             (true, Some(sql)) => {
                 kept.downs.insert(d.version.clone(), sql.clone());
-                if let Some(proof) = proof_of(m, &d, computed.major, "migrate") {
+                if let Some(proof) = proof_of(m, &d, (computed.major, role.clone()), "migrate") {
                     store.put(proof);
                 }
             }
             _ => {
                 kept.proved_now.retain(|p| p.version != d.version);
                 kept.unproved.push(d.version.clone());
-                if let Some(record) = proof_of(m, &d, computed.major, "migrate") {
+                if let Some(record) = proof_of(m, &d, (computed.major, role.clone()), "migrate") {
                     store.put(record);
                 }
             }
@@ -148,7 +151,12 @@ pub(super) fn class_of(d: &super::Down) -> Option<Class> {
 /// The proof to keep of a down proved on a copy: only a proved down
 /// whose start was read. A down that could not be proved on a start
 /// whose end was read is kept as [`Class::Unprovable`], without its SQL.
-pub fn proof_of(m: &Migration, d: &super::Down, major: u32, by: &str) -> Option<Proof> {
+pub fn proof_of(
+    m: &Migration,
+    d: &super::Down,
+    (major, role): (u32, Option<String>),
+    by: &str,
+) -> Option<Proof> {
     let unprovable = matches!(d.status, Status::Unprovable | Status::Computed) && !d.proved;
     let class = match class_of(d) {
         Some(class) => class,
@@ -163,6 +171,7 @@ pub fn proof_of(m: &Migration, d: &super::Down, major: u32, by: &str) -> Option<
         start: d.start.clone()?,
         end: d.end.clone(),
         major,
+        role,
         class,
         down,
         loses: d.loses.clone(),

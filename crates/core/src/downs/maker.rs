@@ -33,11 +33,14 @@ pub struct Maker<'a> {
     ensured: Option<String>,
 }
 
-/// The downs made, and the major of the server they were proved on.
+/// The downs made, and the major of the server and the role they were
+/// proved on and as.
 #[derive(Default)]
 struct Record {
     downs: Vec<Down>,
     major: u32,
+    /// The role they ran as, where no superuser.
+    role: Option<String>,
 }
 
 impl<'a> Maker<'a> {
@@ -75,6 +78,8 @@ impl<'a> Maker<'a> {
             DownsError::Db(crate::pg::DbError::new("reading the server version", e))
         })?;
         self.made_lock().major = crate::pg::bins::major_of_num(server);
+        // The role the copy's sessions work as, where no superuser.
+        self.made_lock().role = crate::rehearse::RunsAs::of(client)?.map(|r| r.role);
         let tools = crate::backup::tools::Tools::find().and_then(|t| t.fit(server));
         let path = tools.map_err(tool_err)?.dir.join("pg_dump");
         self.pg_dump = Some(path.clone());
@@ -209,7 +214,7 @@ pub fn rehearse(
     let made = std::mem::take(&mut *maker.made_lock());
     for d in &made.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
-        if let Some(proof) = keep::proof_of(m, d, made.major, "rehearse") {
+        if let Some(proof) = keep::proof_of(m, d, (made.major, made.role.clone()), "rehearse") {
             kept += usize::from(proof.class != proofs::Class::Unprovable);
             store.put(proof);
         }

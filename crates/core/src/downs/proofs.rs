@@ -61,6 +61,11 @@ pub struct Proof {
     pub end: Option<String>,
     /// The PostgreSQL major it was proved on.
     pub major: u32,
+    /// The role the up and the down ran as, where no superuser (see
+    /// `rehearse::RunsAs`): what a role may do is part of what a down
+    /// needs, so a proof serves only sessions of the same standing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub class: Class,
     /// The down, as `rollback` runs it.
     pub down: String,
@@ -86,6 +91,10 @@ impl Proof {
         h.update(self.end.as_deref().unwrap_or("").as_bytes());
         h.update(&[0]);
         h.update(&self.major.to_le_bytes());
+        if let Some(role) = &self.role {
+            h.update(role.as_bytes());
+            h.update(&[0]);
+        }
         h.update(format!("{:?}", self.class).as_bytes());
         h.update(&[0]);
         h.update(self.down.as_bytes());
@@ -101,6 +110,7 @@ impl Proof {
             && self.file == other.file
             && self.start == other.start
             && self.major == other.major
+            && self.role == other.role
     }
 }
 
@@ -243,8 +253,14 @@ impl Store {
     }
 
     /// The proof of `m`'s down on a schema with fingerprint `start` on
-    /// PostgreSQL `major`, or why there is none.
-    pub fn find(&self, m: &Migration, start: &str, major: u32) -> Result<&Proof, Miss> {
+    /// PostgreSQL `major`, run as `role` (`None`: a superuser), or why
+    /// there is none.
+    pub fn find(
+        &self,
+        m: &Migration,
+        start: &str,
+        (major, role): (u32, Option<&str>),
+    ) -> Result<&Proof, Miss> {
         let file = file_key(m);
         let mut same_version = self.all().filter(|p| p.version == m.version).peekable();
         if same_version.peek().is_none() {
@@ -265,13 +281,29 @@ impl Store {
                 ),
             ));
         }
-        match on_schema.iter().find(|p| p.major == major) {
-            Some(p) => Ok(p),
-            None => Err(self.miss(
+        let on_major: Vec<&Proof> =
+            on_schema.iter().copied().filter(|p| p.major == major).collect();
+        if on_major.is_empty() {
+            return Err(self.miss(
                 m,
                 format!(
                     "its down was proved on PostgreSQL {}, and this server is {major}",
                     on_schema[0].major
+                ),
+            ));
+        }
+        let standing = |r: Option<&str>| match r {
+            Some(r) => format!("role {r}"),
+            None => "a superuser".to_string(),
+        };
+        match on_major.iter().find(|p| p.role.as_deref() == role) {
+            Some(p) => Ok(p),
+            None => Err(self.miss(
+                m,
+                format!(
+                    "its down was proved as {}, and the migrations here run as {}",
+                    standing(on_major[0].role.as_deref()),
+                    standing(role)
                 ),
             )),
         }
@@ -418,6 +450,7 @@ mod tests {
             start: start.into(),
             end: Some("after".into()),
             major,
+            role: None,
             class: Class::Proved,
             down: "DROP TABLE t".into(),
             loses: Vec::new(),
@@ -432,17 +465,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
         let mut store = Store::in_memory();
-        assert_eq!(store.find(&m, "s0", 15).unwrap_err().why, "no proof of it was kept");
+        assert_eq!(store.find(&m, "s0", (15, None)).unwrap_err().why, "no proof of it was kept");
         store.put(proof(&m, "s0", 15));
-        assert_eq!(store.find(&m, "s0", 15).unwrap().down, "DROP TABLE t");
-        let why = store.find(&m, "s1", 15).unwrap_err().why;
+        assert_eq!(store.find(&m, "s0", (15, None)).unwrap().down, "DROP TABLE t");
+        let why = store.find(&m, "s1", (15, None)).unwrap_err().why;
         assert!(why.starts_with("the schema it starts from (s1)"), "{why}");
-        let why = store.find(&m, "s0", 16).unwrap_err().why;
+        let why = store.find(&m, "s0", (16, None)).unwrap_err().why;
         assert_eq!(why, "its down was proved on PostgreSQL 15, and this server is 16");
+        // Proved as a superuser: not for a role that may do less.
+        let why = store.find(&m, "s0", (15, Some("postgres"))).unwrap_err().why;
+        assert_eq!(
+            why,
+            "its down was proved as a superuser, and the migrations here run as role postgres"
+        );
         // One byte more, even a space, is another file.
         let other = tempfile::tempdir().unwrap();
         let changed = migration(other.path(), "1", "CREATE TABLE t (id int); ");
-        let why = store.find(&changed, "s0", 15).unwrap_err().why;
+        let why = store.find(&changed, "s0", (15, None)).unwrap_err().why;
         assert_eq!(why, "its file changed since its down was proved");
     }
 
@@ -455,7 +494,7 @@ mod tests {
         store.put(Proof { class: Class::Unprovable, down: String::new(), ..proof(&m, "s0", 15) });
         store.save().unwrap();
         let read = Store::open(&path);
-        let kept = read.find(&m, "s0", 15).unwrap();
+        let kept = read.find(&m, "s0", (15, None)).unwrap();
         assert_eq!((kept.class, kept.down.as_str()), (Class::Unprovable, ""));
         assert_eq!(kept.end.as_deref(), Some("after"), "the next proof starts there");
     }
@@ -474,8 +513,11 @@ mod tests {
         second.save().unwrap();
         let read = Store::open(&path);
         assert!(read.note.is_none());
-        assert!(read.find(&m, "s0", 15).is_ok(), "the first run's proof survives the second's");
-        assert!(read.find(&n, "s1", 15).is_ok());
+        assert!(
+            read.find(&m, "s0", (15, None)).is_ok(),
+            "the first run's proof survives the second's"
+        );
+        assert!(read.find(&n, "s1", (15, None)).is_ok());
         assert_eq!(read.len(), 2);
     }
 
@@ -493,7 +535,7 @@ mod tests {
         let old = File { backstop: "0.0.1".into(), format: FORMAT, proofs: vec![sealed] };
         std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
         let store = Store::open(&path);
-        assert!(store.find(&m, "s0", 15).is_err(), "another version's proof is not used");
+        assert!(store.find(&m, "s0", (15, None)).is_err(), "another version's proof is not used");
         assert!(store.note.as_deref().unwrap().contains("written by Backstop 0.0.1"));
         // Saving replaces the untrusted file with this version's.
         let mut store = store;
@@ -501,8 +543,8 @@ mod tests {
         store.save().unwrap();
         let again = Store::open(&path);
         assert!(again.note.is_none());
-        assert!(again.find(&m, "s1", 15).is_ok());
-        assert!(again.find(&m, "s0", 15).is_err());
+        assert!(again.find(&m, "s1", (15, None)).is_ok());
+        assert!(again.find(&m, "s0", (15, None)).is_err());
     }
 
     #[test]
@@ -513,11 +555,11 @@ mod tests {
         let mut store = Store::open(&path);
         store.put(proof(&m, "s0", 15));
         store.save().unwrap();
-        assert!(Store::open(&path).find(&m, "s0", 15).is_ok());
+        assert!(Store::open(&path).find(&m, "s0", (15, None)).is_ok());
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace("DROP TABLE t", "DROP TABLE other")).unwrap();
         let store = Store::open(&path);
-        assert!(store.find(&m, "s0", 15).is_err());
+        assert!(store.find(&m, "s0", (15, None)).is_err());
         assert!(
             store.note.as_deref().unwrap().contains("do not match their seal"),
             "{:?}",
