@@ -11,7 +11,10 @@
 //! and who `pg_database_owner` is). What is Backstop's own there is made
 //! by the superuser beforehand: its tables, given to that role, and the
 //! journal's event triggers, which only a superuser may make (their
-//! functions run as their owner, whoever's statements fire them).
+//! functions run as their owner, whoever's statements fire them). What
+//! a platform lets its owner do through hooks a copy lacks (make an
+//! untrusted extension) runs there as the superuser: see
+//! `migrate::Settings::extensions_as_superuser`.
 
 use postgres::Client;
 

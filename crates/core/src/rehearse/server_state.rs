@@ -78,8 +78,9 @@ impl Globals {
             g.settings.insert((r.get(0), r.get(1), r.get(2)), r.get(3));
         }
         // Only a superuser (or a role given it) may read the settings
-        // files. A role that may not cannot `ALTER SYSTEM` either, or its
-        // rehearsal is isolated in a throwaway cluster, where it is one.
+        // files; a replay worked on as a platform's owner may not, and
+        // that role cannot `ALTER SYSTEM` either, on the copy or on the
+        // target: there is nothing of its own to find there.
         let readable: bool = client
             .query_one("select has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')", &[])?
             .get(0);

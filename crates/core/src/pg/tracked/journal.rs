@@ -220,15 +220,15 @@ impl Tracked {
 
 /// [`super::STAMP`] for this database alone, where the journal is on:
 /// `NULL` inside a transaction that wrote, else the newest journal entry,
-/// the search_path, the roles (each OID and name), the event
-/// triggers (each row's OID and the transaction that wrote it) and
-/// whether event triggers fire. Every
-/// command that changes what a look reads here is journaled in its own
-/// transaction, whose ID is newer than any before it, and a look reads
-/// nothing else the journal does not hold but roles and event triggers;
-/// while two readings are equal, a look would find nothing new (but rows
-/// written to the catalogs directly, which the caller says, and commands
-/// of two sessions at once in the copy, which no rehearsal runs).
+/// the search_path, the roles (each OID and name), the event triggers
+/// (each row's OID and the transaction that wrote it) and whether event
+/// triggers fire. Every command that changes what a look reads here is
+/// journaled in its own transaction, whose ID is newer than any before
+/// it, and a look reads nothing else the journal does not hold but roles
+/// and event triggers; while two readings are equal, a look would find
+/// nothing new (but rows written to the catalogs directly, which the
+/// caller says, and commands of two sessions at once in the copy, which
+/// no rehearsal runs).
 pub(super) const LOCAL_STAMP: &str = "
 select case when pg_current_xact_id_if_assigned() is null
   then (select coalesce(max(at)::text, '-') from backstop.journal)
@@ -252,9 +252,9 @@ const PG_EVENT_TRIGGER: u32 = 3466;
 /// policy or rule: `0` when it went too); `owned`, every object those made and the relations whose
 /// row is newer than `$1` are or that depends on them, with its owner's
 /// kind and OID where the catalog is mapped (`rt` a table); `role`, each
-/// with its name; `event trigger`, each with whether
-/// it changed; then the session's search_path, the
-/// next horizon, the stamp, and `on`, whether the event triggers fire.
+/// with its name; `event trigger`, each with whether it changed; then the
+/// session's search_path, the next horizon, the stamp, and `on`, whether
+/// the event triggers fire.
 static NEWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let of_relations: String = super::OF_RELATIONS
         .iter()
