@@ -73,15 +73,8 @@ impl RunsAs {
         crate::schema::ensure(admin).map_err(db_err("creating Backstop's tables on the copy"))?;
         crate::pg::tracked::install_journal(admin)
             .map_err(db_err("making the journal's triggers on the copy"))?;
-        let role = quote_ident(&self.role);
-        admin
-            .batch_execute(&format!(
-                "GRANT USAGE, CREATE ON SCHEMA backstop TO {role};
-                 GRANT ALL ON ALL TABLES IN SCHEMA backstop TO {role};
-                 GRANT ALL ON ALL SEQUENCES IN SCHEMA backstop TO {role};"
-            ))
-            .map_err(db_err("letting the source's role write Backstop's tables on the copy"))?;
-        Ok(())
+        crate::schema::grant_to(admin, &self.role)
+            .map_err(db_err("letting the source's role write Backstop's tables on the copy"))
     }
 
     /// Frees the name of the role in `cluster` (before the source's roles

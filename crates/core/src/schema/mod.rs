@@ -320,6 +320,18 @@ pub(crate) fn has(client: &mut impl GenericClient, table: &str) -> Result<bool, 
     Ok(client.query_typed_one(sql, &[(&table, postgres::types::Type::TEXT)])?.get(0))
 }
 
+/// Lets `role` use Backstop's schema and write its tables: on a copy
+/// worked on as the source's role (`rehearse::RunsAs`), which the
+/// superuser made them on.
+pub fn grant_to(client: &mut impl GenericClient, role: &str) -> Result<(), Error> {
+    let role = crate::pg::quote_ident(role);
+    client.batch_execute(&format!(
+        "GRANT USAGE, CREATE ON SCHEMA backstop TO {role};
+         GRANT ALL ON ALL TABLES IN SCHEMA backstop TO {role};
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA backstop TO {role};"
+    ))
+}
+
 /// Makes this session exempt from a write freeze: Backstop's own sessions
 /// write their history and events while the application's may not.
 pub fn exempt(client: &mut impl GenericClient) -> Result<(), Error> {
