@@ -117,18 +117,17 @@ pub(super) fn open(
     if options.from_target {
         crate::rehearse::dump_into(url, &cluster, BASE, true)?;
         let mut w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
-        w.work_as(&mut target)?;
+        w.work_as(runs_as)?;
         return Ok((w, Vec::new(), env));
     }
     // A schema dump file is restored without its owners: its objects are
     // the cluster's superuser's, and the replay works as that.
-    let mut as_target = true;
+    let from_file = start.is_some_and(|f| Path::new(f).is_file());
     let (notes, source) = match start {
-        Some(file) if Path::new(file).is_file() => {
+        Some(file) if from_file => {
             cluster.create_database(BASE, None).map_err(cluster_err)?;
             carry_settings(&mut target, &mut admin, &dbname)?;
             restore_file(&cluster, Path::new(file))?;
-            as_target = false;
             (Vec::new(), format!("the schema dump {file}"))
         }
         Some(database) => {
@@ -145,9 +144,7 @@ pub(super) fn open(
         }
     };
     let mut w = Workspace::in_cluster(cluster, BASE, &dbname, source);
-    if as_target {
-        w.work_as(&mut target)?;
-    }
+    w.work_as(runs_as.filter(|_| !from_file))?;
     Ok((w, notes, None))
 }
 

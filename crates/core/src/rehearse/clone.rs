@@ -156,13 +156,19 @@ pub struct Workspace {
     runs_as: Option<RunsAs>,
 }
 
-/// Frees in `cluster` the name of the role the source's sessions are,
-/// where its superuser has it ([`RunsAs`]).
-fn free_name(source_url: &str, cluster: &mut Cluster) -> Result<(), RehearseError> {
-    match RunsAs::of(&mut connect_source(source_url)?)? {
-        Some(runs_as) => runs_as.free_name(cluster),
-        None => Ok(()),
+/// A throwaway cluster for copies of the source at `source_url` (see
+/// [`copy_cluster`]), and the role the source's sessions are where it is
+/// no superuser, its name freed in the cluster ([`RunsAs`]).
+fn cluster_for(
+    source_url: &str,
+    (major, bytes, preload): (u32, u64, &Preload),
+) -> Result<(Cluster, Option<RunsAs>), RehearseError> {
+    let mut cluster = copy_cluster(major, bytes, preload)?;
+    let runs_as = RunsAs::of(&mut connect_source(source_url)?)?;
+    if let Some(runs_as) = &runs_as {
+        runs_as.free_name(&mut cluster)?;
     }
+    Ok((cluster, runs_as))
 }
 
 /// A connection to a maintenance database of the server `url` points at.
@@ -361,12 +367,11 @@ impl Workspace {
         if let Some(percent) = options.sample {
             drop(admin);
             let bytes = copy_bytes(size, false, Some(percent));
-            let mut cluster = copy_cluster(source_major, bytes, &preload)?;
-            free_name(source_url, &mut cluster)?;
+            let (cluster, runs_as) = cluster_for(source_url, (source_major, bytes, &preload))?;
             info.method = Method::Sample;
             info.sample = Some(sample_into(source_url, &cluster, BASE, percent)?);
             let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
-            w.work_as(&mut connect_source(source_url)?)?;
+            w.work_as(runs_as)?;
             return Ok(w);
         }
         let isolated = isolate.is_some();
@@ -386,13 +391,12 @@ impl Workspace {
             return Ok(Workspace::new(source_url.to_string(), &source_db, None, run_id, info));
         };
         let bytes = copy_bytes(size, options.schema_only, None);
-        let mut cluster = copy_cluster(source_major, bytes, &preload)?;
-        free_name(source_url, &mut cluster)?;
+        let (cluster, runs_as) = cluster_for(source_url, (source_major, bytes, &preload))?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
         dump_into(source_url, &cluster, BASE, options.schema_only)?;
         let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
-        w.work_as(&mut connect_source(source_url)?)?;
+        w.work_as(runs_as)?;
         if isolated {
             w.isolated_from = Some(source_url.to_string());
         }
@@ -420,12 +424,11 @@ impl Workspace {
         }
     }
 
-    /// Has the copies of a throwaway cluster worked on as the role the
-    /// session `source` is, where that is no superuser ([`RunsAs`]). To
-    /// be called before the first copy is made.
-    pub fn work_as(&mut self, source: &mut Client) -> Result<(), RehearseError> {
-        let Some(cluster) = &self.cluster else { return Ok(()) };
-        let Some(mut runs_as) = RunsAs::of(source)? else { return Ok(()) };
+    /// Has the copies of a throwaway cluster worked on as `runs_as`, the
+    /// role the source's sessions are where it is no superuser
+    /// ([`RunsAs::of`]). To be called before the first copy is made.
+    pub fn work_as(&mut self, runs_as: Option<RunsAs>) -> Result<(), RehearseError> {
+        let (Some(cluster), Some(mut runs_as)) = (&self.cluster, runs_as) else { return Ok(()) };
         let mut admin = cluster.connect(&self.template).map_err(RehearseError::Cluster)?;
         runs_as.ready(&mut admin, &self.template)?;
         self.runs_as = Some(runs_as);
@@ -589,7 +592,9 @@ impl Workspace {
             let mut cluster =
                 Cluster::start_preloaded(bin, bytes.saturating_mul(2), &preload, &name)
                     .map_err(RehearseError::Cluster)?;
-            free_name(source, &mut cluster)?;
+            if let Some(runs_as) = &self.runs_as {
+                runs_as.free_name(&mut cluster)?;
+            }
             prepare_cluster(source, &cluster)?;
             cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
             let mut base = admin(&self.server_url)?;
