@@ -16,6 +16,7 @@ use super::store::{PartialGuard, Store};
 use super::tools::{self, dir_size, run_verbose_with, tail, Tools};
 use super::{verify, BackupError, Note, Progress};
 use crate::pg::fingerprint::{row_counts, Schema};
+use crate::pg::unreadable::{self, Unreadable};
 
 /// Options of one backup.
 #[derive(Debug, Clone)]
@@ -167,12 +168,22 @@ pub fn create_read(
     let last_event = crate::schema::events::newest_id(&mut client)
         .map_err(BackupError::db("reading backstop.events"))?;
     let (snapshot, tables, bytes) = export_snapshot(&mut client, options.lock_wait)?;
+    let left_out = left_out(&mut client)?;
     let jobs = jobs_for(options.jobs, bytes, tables);
     progress.note(Note::Step(format!(
         "dumping {} with {jobs} job(s), {} compression",
         source.database,
         tools.compression().name()
     )));
+    if !left_out.is_empty() {
+        let names: Vec<String> = left_out.iter().map(Unreadable::qualified).collect();
+        progress.note(Note::Info(format!(
+            "the backup leaves out {} table(s) and sequence(s) the role may not read, nor \
+             change: {} (a restore leaves them as they are)",
+            names.len(),
+            names.join(", ")
+        )));
+    }
 
     let (status, stderr, facts) = run_pg_dump(
         &mut client,
@@ -180,7 +191,7 @@ pub fn create_read(
         tools,
         &partial,
         (jobs, options.lock_wait),
-        &snapshot,
+        (&snapshot, &left_out),
         tables as u64,
         progress,
     )?;
@@ -224,6 +235,7 @@ pub fn create_read(
         row_counts: facts.row_counts,
         schema_fingerprint: facts.fingerprint,
         schema_fingerprints: facts.fingerprints,
+        left_out: left_out.iter().map(Unreadable::qualified).collect(),
         roles: facts.roles,
         extensions: facts.extensions,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -297,6 +309,36 @@ fn export_snapshot(
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
+/// The tables the dump leaves out (`pg::unreadable`), or why it cannot
+/// be taken: a table the role may not read and a migration run as it
+/// could still change.
+fn left_out(client: &mut Client) -> Result<Vec<Unreadable>, BackupError> {
+    let tables = unreadable::tables(client)
+        .map_err(BackupError::db("reading which tables the role may read"))?;
+    let blocking: Vec<&Unreadable> = tables.iter().filter(|t| t.changeable.is_some()).collect();
+    let Some(first) = blocking.first() else {
+        return Ok(tables);
+    };
+    let role: String = client
+        .query_one("select current_user::text", &[])
+        .map_err(BackupError::db("reading the session's role"))?
+        .get(0);
+    let listed: Vec<String> = blocking
+        .iter()
+        .map(|t| {
+            let why = t.changeable.as_deref().unwrap_or_default();
+            format!("{} (owner {}; {why})", t.qualified(), t.owner)
+        })
+        .collect();
+    Err(BackupError::Refused(format!(
+        "role {role} may not read {}, which a migration run as {role} could change: pg_dump \
+         cannot back it up; grant the role SELECT on it (GRANT SELECT ON {} TO {}) and run again",
+        listed.join(", "),
+        crate::pg::quote_qualified(Some(&first.schema), &first.name),
+        crate::pg::quote_ident(&role)
+    )))
+}
+
 /// What a failed pg_dump says, as the error that tells the operator what to
 /// do: a full disk and a table lock held too long each have their own.
 fn dump_failure(stderr: &str, store: &Store, lock_wait: Duration) -> BackupError {
@@ -339,7 +381,7 @@ fn run_pg_dump(
     tools: &Tools,
     partial: &Path,
     (jobs, lock_wait): (usize, Duration),
-    snapshot: &str,
+    (snapshot, left_out): (&str, &[Unreadable]),
     tables: u64,
     progress: &mut dyn Progress,
 ) -> Result<(bool, String, Result<Facts, postgres::Error>), BackupError> {
@@ -349,6 +391,7 @@ fn run_pg_dump(
         .arg(format!("--jobs={jobs}"))
         .arg(format!("--snapshot={snapshot}"))
         .arg(format!("--lock-wait-timeout={}ms", lock_wait.as_millis().max(1)))
+        .args(unreadable::exclude_args(left_out))
         .arg(tools.compression_arg())
         .arg("--file")
         .arg(partial.join(manifest::DUMP_DIR))

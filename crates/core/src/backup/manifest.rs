@@ -210,6 +210,12 @@ pub struct Manifest {
     /// have none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schema_fingerprints: BTreeMap<String, String>,
+    /// Tables (`schema.table`) the dump leaves out: the role that took it
+    /// may not read them, nor change them (`pg::unreadable`). A restore
+    /// leaves them as they are, and a swap, which would lose them, is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     /// Roles of the source server, so a test restore can create them.
     pub roles: Vec<String>,
     pub extensions: Vec<Extension>,
@@ -430,6 +436,7 @@ pub(crate) mod tests {
             row_counts: BTreeMap::new(),
             schema_fingerprint: "f".into(),
             schema_fingerprints: BTreeMap::new(),
+            left_out: Vec::new(),
             roles: vec![],
             extensions: vec![],
             duration_ms: 1,

@@ -300,6 +300,7 @@ fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manife
         row_counts: Default::default(),
         schema_fingerprint: String::new(),
         schema_fingerprints: Default::default(),
+        left_out: Vec::new(),
         roles: Vec::new(),
         extensions: Vec::new(),
         duration_ms: 0,

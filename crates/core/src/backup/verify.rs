@@ -4,7 +4,7 @@
 //! the row counts and schema fingerprint compared with the manifest. The
 //! result is recorded in the manifest either way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -307,15 +307,30 @@ pub fn restore_into(
 }
 
 /// What differs between the connected database and the manifest: row
-/// counts per table, and the schema fingerprint.
+/// counts per table, and the schema fingerprint. A dump that left tables
+/// out (`Manifest::left_out`) is compared schema by schema, but for the
+/// schemas holding them, which it does not hold whole.
 pub fn compare(client: &mut postgres::Client, m: &Manifest) -> Result<Vec<String>, BackupError> {
     let counts: BTreeMap<String, i64> = row_counts(client)
         .map_err(BackupError::db("counting restored rows"))?
         .into_iter()
         .collect();
-    let fingerprint =
-        Schema::read(client).map_err(BackupError::db("reading the restored schema"))?.fingerprint();
-    Ok(differences(&m.row_counts, &counts, &m.schema_fingerprint, &fingerprint))
+    let schema = Schema::read(client).map_err(BackupError::db("reading the restored schema"))?;
+    if m.left_out.is_empty() || m.schema_fingerprints.is_empty() {
+        return Ok(differences(
+            &m.row_counts,
+            &counts,
+            &m.schema_fingerprint,
+            &schema.fingerprint(),
+        ));
+    }
+    let found = schema.fingerprints_by_schema();
+    let partial = |s: &String| m.left_out.iter().any(|t| t.starts_with(&format!("{s}.")));
+    let schemas: BTreeSet<&String> =
+        m.schema_fingerprints.keys().chain(found.keys()).filter(|s| !partial(s)).collect();
+    let mut out = differences(&m.row_counts, &counts, "", "");
+    out.extend(schema_differences(m, &found, schemas));
+    Ok(out)
 }
 
 /// How a restore of `schemas` in place differs from what manifest `m`
@@ -340,18 +355,30 @@ pub fn compare_schemas(
         let found = Schema::read(client)
             .map_err(BackupError::db("reading the restored schema"))?
             .fingerprints_by_schema();
-        for s in schemas {
-            let (want, got) = (m.schema_fingerprints.get(s), found.get(s));
-            if want != got {
-                out.push(format!(
-                    "schema {s}'s fingerprint {} differs from the manifest's {}",
-                    got.map_or("(none)", String::as_str),
-                    want.map_or("(none)", String::as_str)
-                ));
-            }
-        }
+        out.extend(schema_differences(m, &found, schemas));
     }
     Ok(out)
+}
+
+/// Each of `schemas` whose part of the picture `found` differs from the
+/// manifest's.
+fn schema_differences<'a>(
+    m: &Manifest,
+    found: &BTreeMap<String, String>,
+    schemas: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in schemas {
+        let (want, got) = (m.schema_fingerprints.get(s), found.get(s));
+        if want != got {
+            out.push(format!(
+                "schema {s}'s fingerprint {} differs from the manifest's {}",
+                got.map_or("(none)", String::as_str),
+                want.map_or("(none)", String::as_str)
+            ));
+        }
+    }
+    out
 }
 
 fn differences(

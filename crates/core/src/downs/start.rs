@@ -238,7 +238,14 @@ fn platform(
     let mut copied = 0;
     let mut left_out: Vec<String> = Vec::new();
     if !schemas.is_empty() {
-        let args: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();
+        // What the role may not read, nor change, pg_dump cannot lock and
+        // no migration can use; a schema the role may not use stops the
+        // dump, which then says what to grant.
+        let mut unreadable = crate::pg::unreadable::left_out(target)
+            .map_err(db("reading which tables the role may read"))?;
+        unreadable.retain(|t| t.usable);
+        let mut args: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();
+        args.extend(crate::pg::unreadable::exclude_args(&unreadable));
         let dump =
             toc::dump_with(pg_dump, url, dbname, &args).map_err(|e| start_copy(e, &schemas))?;
         let mut skipped: HashSet<u32> = HashSet::new();

@@ -729,13 +729,15 @@ fn diff(before: &[Object], after: &[Object]) -> Vec<Change> {
     out
 }
 
-/// Exact row counts of every user table, by qualified name.
+/// Exact row counts of every user table the session may read, by
+/// qualified name (the rest is `pg::unreadable`'s, left out of dumps too).
 pub fn row_counts(client: &mut impl GenericClient) -> Result<Vec<(String, i64)>, postgres::Error> {
     let tables = client.query(
         &format!(
             "select n.nspname::text, c.relname::text from pg_class c
                join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and n.nspname not in {SKIPPED}
+                and has_table_privilege(c.oid, 'SELECT')
               order by 1, 2"
         ),
         &[],

@@ -16,6 +16,7 @@ pub mod preload;
 mod template;
 pub mod tls;
 pub mod tracked;
+pub mod unreadable;
 
 pub use conn::{connect, redact, ConnectError};
 

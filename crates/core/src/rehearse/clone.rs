@@ -11,8 +11,8 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::dump::{
-    carry_settings, connect_source, connect_to, copy_history, db_err, pipe_dump, prepare_cluster,
-    source_dbname,
+    carry_settings, connect_source, connect_to, copy_history, db_err, left_out_args, pipe_dump,
+    prepare_cluster, source_dbname,
 };
 use super::runs_as::RunsAs;
 use super::sample::{sample_into, SampleInfo};
@@ -778,8 +778,12 @@ pub fn dump_into(
     prepare_cluster(source_url, cluster)?;
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
     carry_settings(source_url, cluster, base)?;
-    let extra: &[&str] = if schema_only { &["--schema-only"] } else { &[] };
-    pipe_dump(cluster.bin(), source_url, &cluster.url(base), extra)?;
+    let mut extra = left_out_args(&mut connect_source(source_url)?)?;
+    if schema_only {
+        extra.push("--schema-only".into());
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    pipe_dump(cluster.bin(), source_url, &cluster.url(base), &extra)?;
     if schema_only {
         copy_history(source_url, cluster, base)?;
     }

@@ -26,6 +26,17 @@ pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> 
     connect_to(source_url, &source_dbname(source_url)?)
 }
 
+/// `pg_dump`'s options leaving out what the source's role may not read,
+/// nor change (`pg::unreadable`): pg_dump cannot copy it, and no migration
+/// run as the role can use it.
+pub(super) fn left_out_args(
+    source: &mut impl postgres::GenericClient,
+) -> Result<Vec<String>, RehearseError> {
+    let left_out = crate::pg::unreadable::left_out(source)
+        .map_err(db_err("reading which tables the role may read"))?;
+    Ok(crate::pg::unreadable::exclude_args(&left_out))
+}
+
 /// Readies `cluster` for the source's objects: checks the local tools are
 /// new enough and makes the source's roles there (NOLOGIN, with their
 /// attributes, memberships and settings) so ownership and grants restore.

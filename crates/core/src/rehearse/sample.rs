@@ -104,7 +104,12 @@ pub(super) fn sample_into(
     let bin = cluster.bin();
     let target_url = cluster.url(base);
     let snapshot_arg = format!("--snapshot={snapshot}");
-    pipe_dump(bin, source_url, &target_url, &["--section=pre-data", &snapshot_arg])?;
+    let mut args = super::dump::left_out_args(&mut tx)?;
+    args.push(snapshot_arg);
+    let args = |section: &'static str| {
+        std::iter::once(section).chain(args.iter().map(String::as_str)).collect::<Vec<_>>()
+    };
+    pipe_dump(bin, source_url, &target_url, &args("--section=pre-data"))?;
 
     let (units, edges) = read_graph(&mut tx)?;
     let mut target = cluster.connect(base).map_err(RehearseError::Cluster)?;
@@ -114,7 +119,7 @@ pub(super) fn sample_into(
     }
     set_sequences(&mut tx, &mut target)?;
     drop(target);
-    pipe_dump(bin, source_url, &target_url, &["--section=post-data", &snapshot_arg])?;
+    pipe_dump(bin, source_url, &target_url, &args("--section=post-data"))?;
     tx.commit().map_err(db("ending the sample's snapshot"))?;
     // Backstop's own history is always whole; the report names user tables.
     let whole_tables = units
@@ -140,6 +145,7 @@ fn read_graph(tx: &mut Transaction<'_>) -> Result<(Vec<Unit>, Vec<Edge>), Rehear
                            order by array_position(i.indkey::int2[], a.attnum))
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p') and not c.relispartition
+                and has_table_privilege(c.oid, 'SELECT')
                 and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
                 and n.nspname not like 'pg_temp%'
               order by 2, 3",

@@ -105,6 +105,15 @@ impl Run<'_> {
     ) -> Result<(), Failure> {
         let toc = Toc::read(self.tools, &self.store.dump_dir(&m.id), &m.id)?;
         let schemas = self.project_schemas(client, &toc)?;
+        let in_restored = |t: &&String| schemas.iter().any(|s| t.starts_with(&format!("{s}.")));
+        if let Some(t) = m.left_out.iter().find(in_restored) {
+            return Err(Failure::Abandoned(BackupError::Refused(format!(
+                "backup {} leaves out {t} (the role that took it may not read it), and a restore \
+                 in place drops and puts back its schema: it would be lost; name the schemas to \
+                 restore without it in [backup] restore_schemas",
+                m.id
+            ))));
+        }
         let platform = platform_schemas(client, &schemas)?;
         let mut keep = extensions_in(client, &schemas)?;
         for (kind, schema, name) in attached(client, &schemas)? {
@@ -118,17 +127,24 @@ impl Run<'_> {
                 ));
             }
         }
+        let in_backup = toc.schemas();
+        let (back, since): (Vec<String>, Vec<String>) =
+            schemas.iter().cloned().partition(|s| in_backup.contains(s) || s == "public");
         self.progress.note(Note::Step(format!(
-            "restoring {} of backup {} in place in one transaction{}",
-            listed("schema", &schemas),
+            "restoring {} of backup {} in place in one transaction{}{}",
+            listed("schema", &back),
             m.id,
+            if since.is_empty() {
+                String::new()
+            } else {
+                format!(", dropping {}, made since it", listed("schema", &since))
+            },
             if platform.is_empty() {
                 String::new()
             } else {
                 format!("; the platform's {} stay as they are", listed("schema", &platform))
             }
         )));
-        let in_backup = toc.schemas();
         let list = toc.selected(&schemas, &keep, &existing_schemas(client, &schemas)?)?;
         let drops = drop_script(client, &schemas, &in_backup, &mut self.warnings)?;
         self.restore_in_one_transaction(&drops, &list, m)?;
@@ -165,6 +181,26 @@ impl Run<'_> {
                 out.push(schema);
             }
         }
+        // The schemas the project made since the backup (a migration's
+        // `CREATE SCHEMA`, a tool's history made by its first run): the
+        // backup's state has none of them, so they go, as a swap would
+        // take them; the pre-restore backup holds them.
+        let since = client
+            .query(
+                "select n.nspname::text from pg_namespace n
+                  where n.nspname <> all($1) and pg_has_role(n.nspowner, 'USAGE')
+                    and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'backstop')
+                    and n.nspname not like 'pg_temp%' and n.nspname not like 'pg_toast_temp%'
+                    and not exists (select from pg_depend d
+                                     where d.classid = 'pg_namespace'::regclass
+                                       and d.objid = n.oid and d.deptype = 'e')
+                  order by 1",
+                &[&toc.schemas()],
+            )
+            .map_err(BackupError::db("listing the schemas made since the backup"))?;
+        out.extend(
+            since.iter().map(|r| r.get::<_, String>(0)).filter(|s| !PLATFORM.contains(&s.as_str())),
+        );
         Ok(out)
     }
 

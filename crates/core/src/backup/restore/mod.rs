@@ -261,6 +261,13 @@ fn strategy_for(
     use super::config::RestoreMode;
     let swap_refusal = match databases::swap_refusal(client, url, database)? {
         Some(why) => Some(why),
+        // The database a swap puts in place holds only what the dump does.
+        None if !m.left_out.is_empty() => Some(format!(
+            "backup {} leaves out {}, which the role that took it may not read, and a swap \
+             would lose",
+            m.id,
+            m.left_out.join(", ")
+        )),
         None => databases::bound_refusal(client, m, database)?,
     };
     if m.kind == Kind::Database {

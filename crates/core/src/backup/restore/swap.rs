@@ -511,6 +511,7 @@ fn snapshot_manifest(
         row_counts: f.row_counts,
         schema_fingerprint: f.fingerprint,
         schema_fingerprints: f.fingerprints,
+        left_out: Vec::new(),
         roles: f.roles,
         extensions: f.extensions,
         duration_ms: 0,
