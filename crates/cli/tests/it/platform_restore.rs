@@ -10,7 +10,8 @@
 //! backup. A platform table the owner may not read (Supabase's database
 //! webhooks, `supabase_functions.hooks`) is left out of every dump and
 //! kept as it is; a schema a migration made since the backup goes; a
-//! table the owner may not read but may write stops the backup.
+//! table the owner may not read but may write stops the backup. A drill
+//! of the release plays its methods on a copy of that backup.
 
 use std::sync::LazyLock;
 
@@ -168,6 +169,11 @@ fn method_b_restores_the_projects_schemas_in_place_and_leaves_the_platforms_rows
     // The history is the backup's: the notes migration runs again.
     p.run_with_url(&url, &["migrate"]).expect_code(0);
     assert!(db.exists("billing.invoices"));
+    // The drill restores its backup into a database named postgres, and
+    // method C on the copy runs the down migrate kept on the target.
+    let drill = p.run_with_url(&url, &["drill"]);
+    drill.expect_code(0).expect_output("drill passed");
+    drill.expect_output("20240102000000 reverted; the schema is the one the release started from");
 
     // A table the owner may write but not read (the platform's default
     // grants to its API roles taken back): no dump can hold it.

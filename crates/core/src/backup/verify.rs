@@ -275,19 +275,7 @@ pub fn restore_into(
         setup.push_str(&format!("CREATE ROLE {} NOLOGIN;\n", quote_ident(role)));
     }
     admin.batch_execute(&setup).map_err(BackupError::db("creating the source's roles"))?;
-    let exists: bool = admin
-        .query_one("select exists (select from pg_database where datname = $1)", &[&m.database])
-        .map_err(BackupError::db("looking for the database to restore into"))?
-        .get(0);
-    if !exists {
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
-                quote_ident(&m.database),
-                m.encoding.replace('\'', "")
-            ))
-            .map_err(BackupError::db("creating the database to restore into"))?;
-    }
+    ensure_database(&mut admin, m)?;
 
     progress.note(Note::Step(format!(
         "restoring backup {} into the throwaway cluster with {jobs} job(s)",
@@ -306,14 +294,40 @@ pub fn restore_into(
     Ok(())
 }
 
+/// Makes the database backup `m` restores into on a throwaway cluster
+/// (`admin`: its superuser's session), where it is not there already: a
+/// backup of a database named `postgres` goes into the cluster's own.
+pub(crate) fn ensure_database(
+    admin: &mut postgres::Client,
+    m: &Manifest,
+) -> Result<(), BackupError> {
+    let exists: bool = admin
+        .query_one("select exists (select from pg_database where datname = $1)", &[&m.database])
+        .map_err(BackupError::db("looking for the database to restore into"))?
+        .get(0);
+    if !exists {
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
+                quote_ident(&m.database),
+                m.encoding.replace('\'', "")
+            ))
+            .map_err(BackupError::db("creating the database to restore into"))?;
+    }
+    Ok(())
+}
+
 /// What differs between the connected database and the manifest: row
 /// counts per table, and the schema fingerprint. A dump that left tables
 /// out (`Manifest::left_out`) is compared schema by schema, but for the
 /// schemas holding them, which it does not hold whole.
 pub fn compare(client: &mut postgres::Client, m: &Manifest) -> Result<Vec<String>, BackupError> {
+    // A table the dump left out may be there again (an extension's, made
+    // by CREATE EXTENSION), readable by the restore's superuser.
     let counts: BTreeMap<String, i64> = row_counts(client)
         .map_err(BackupError::db("counting restored rows"))?
         .into_iter()
+        .filter(|(t, _)| !m.left_out.contains(t))
         .collect();
     let schema = Schema::read(client).map_err(BackupError::db("reading the restored schema"))?;
     if m.left_out.is_empty() || m.schema_fingerprints.is_empty() {
@@ -346,7 +360,7 @@ pub fn compare_schemas(
     let counts: BTreeMap<String, i64> = row_counts(client)
         .map_err(BackupError::db("counting restored rows"))?
         .into_iter()
-        .filter(|(t, _)| ours(t))
+        .filter(|(t, _)| ours(t) && !m.left_out.contains(t))
         .collect();
     let expected: BTreeMap<String, i64> =
         m.row_counts.iter().filter(|(t, _)| ours(t)).map(|(t, n)| (t.clone(), *n)).collect();

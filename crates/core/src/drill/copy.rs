@@ -11,7 +11,6 @@ use crate::backup::{self, Kind, Manifest, Store, Tools};
 use crate::kit::error::chain;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::fingerprint::Schema;
-use crate::pg::quote_ident;
 use crate::rehearse::globals;
 
 /// The restored copy: its cluster (stopped and removed when dropped) and
@@ -68,12 +67,7 @@ pub(super) fn fill(
         let mut admin = copy.cluster.connect("postgres").map_err(|e| chain(&e))?;
         globals::copy_roles(target, &mut admin)
             .map_err(|e| format!("copying the target's roles: {}", chain(&e)))?;
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
-                quote_ident(&m.database),
-                m.encoding.replace('\'', "")
-            ))
+        backup::verify::ensure_database(&mut admin, m)
             .map_err(|e| format!("creating the copy's database: {}", chain(&e)))?;
         let settings = globals::database_settings(target, &m.database)
             .map_err(|e| format!("reading the database's settings: {}", chain(&e)))?;

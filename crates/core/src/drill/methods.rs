@@ -5,6 +5,7 @@
 //! uses, with hooks only where `[drill] hooks` marks them safe and a
 //! notifier that tells no one, each followed by the verify suite.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use postgres::Client;
@@ -177,12 +178,43 @@ impl Stage<'_> {
     }
 }
 
+/// The downs the target kept for the migrations applied again on the
+/// copy (of the same file: the checksum the target recorded), kept with
+/// them there as `migrate` kept them on the target: method C runs them.
+struct KeptOnTarget<'a> {
+    applied: &'a [&'a Entry],
+    downs: &'a BTreeMap<String, String>,
+}
+
+impl migrate::Gate for KeptOnTarget<'_> {
+    fn name(&self) -> &str {
+        "kept downs"
+    }
+
+    fn check(
+        &mut self,
+        _: &mut Client,
+        pending: &[&crate::source::Migration],
+        _: bool,
+    ) -> Result<migrate::GatePass, migrate::GateRefusal> {
+        let same = |m: &crate::source::Migration| {
+            self.applied.iter().any(|e| e.version == m.version && e.checksum == m.checksum)
+        };
+        let kept_downs = pending
+            .iter()
+            .filter(|m| same(m))
+            .filter_map(|m| Some((m.version.clone(), self.downs.get(&m.version)?.clone())))
+            .collect();
+        Ok(migrate::GatePass { kept_downs, ..Default::default() })
+    }
+}
+
 /// The `release` step: the copy's own backup, the release's migrations
 /// applied again when the backup predates them, its flags on.
 pub(super) fn release(
     stage: &Stage<'_>,
     tools: &Tools,
-    target_applied: &[Entry],
+    (target_applied, target_downs): (&[Entry], &BTreeMap<String, String>),
 ) -> Result<(OnCopy, Done), Done> {
     let s = stage.setup;
     let fail = |what: &str, e: String, fix: &str| Done::failed(format!("{what}: {e}"), fix);
@@ -215,12 +247,13 @@ pub(super) fn release(
     let on = if let Some(last) = missing.last() {
         let before = Schema::read(&mut client).map_err(|e| chain(&e));
         let options = MigrateOptions { to: Some(last.version.clone()), ..Default::default() };
+        let mut kept = KeptOnTarget { applied: &missing, downs: target_downs };
         let report = migrate::migrate(
             &mut client,
             &s.migrations,
             &s.settings,
             &options,
-            &mut [],
+            &mut [&mut kept],
             &mut migrate::Quiet,
         )
         .map_err(|e| {

@@ -438,7 +438,9 @@ fn play_steps(
         plan,
     };
     let started = play.begin("release")?;
-    let on = match methods::release(&stage, tools, target_applied) {
+    // The downs migrate kept on the target: method C on the copy runs them.
+    let target_downs = crate::schema::applied::kept_downs(&mut *play.lock).unwrap_or_default();
+    let on = match methods::release(&stage, tools, (target_applied, &target_downs)) {
         Ok((on, done)) => {
             play.end("release", None, started, done);
             on

@@ -146,8 +146,10 @@ impl Run<'_> {
             }
         )));
         let list = toc.selected(&schemas, &keep, &existing_schemas(client, &schemas)?)?;
-        let drops = drop_script(client, &schemas, &in_backup, &mut self.warnings)?;
-        self.restore_in_one_transaction(&drops, &list, m)?;
+        let mut drops = drop_script(client, &schemas, &in_backup, &mut self.warnings)?;
+        let (pause, resume) = default_privileges_paused(client, &since)?;
+        drops.push_str(&pause);
+        self.restore_in_one_transaction((&drops, &resume), &list, m)?;
         self.progress.note(Note::Step(format!("checking {} against backup {}", j.database, m.id)));
         let differences = compare_schemas(client, m, &schemas).map_err(Failure::Stuck)?;
         if !differences.is_empty() {
@@ -204,11 +206,12 @@ impl Run<'_> {
         Ok(out)
     }
 
-    /// `pg_restore --file=-` of the selected entries, after the drops,
-    /// into one `psql --single-transaction`: all of it or nothing.
+    /// `pg_restore --file=-` of the selected entries, after the drops and
+    /// before the statements `after`, into one `psql
+    /// --single-transaction`: all of it or nothing.
     fn restore_in_one_transaction(
         &mut self,
-        drops: &str,
+        (drops, after): (&str, &str),
         list: &tempfile::NamedTempFile,
         m: &Manifest,
     ) -> Result<(), Failure> {
@@ -236,10 +239,11 @@ impl Run<'_> {
         let mut reader = psql.spawn().map_err(|e| spawn("psql", e))?;
         let mut input = reader.stdin.take().expect("stdin is piped");
         let mut output = writer.stdout.take().expect("stdout is piped");
-        let drops = drops.to_string();
+        let (drops, after) = (drops.to_string(), after.to_string());
         let feeder = std::thread::spawn(move || -> std::io::Result<()> {
             input.write_all(drops.as_bytes())?;
             std::io::copy(&mut output, &mut input)?;
+            input.write_all(after.as_bytes())?;
             Ok(())
         });
         let restore_out = writer.wait_with_output();
@@ -259,6 +263,56 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The statements that set aside, for the restore's transaction, the
+/// default privileges of the role it runs as (`ALTER DEFAULT PRIVILEGES`),
+/// and those that put them back before it commits. `pg_restore` makes each
+/// object as that role, so its default privileges would add grants the
+/// backup's object never had (a platform's `GRANT ALL ON TABLES TO anon`
+/// in `public` given back to a table a migration had taken them from):
+/// `pg_dump` writes an object's grants against the built-in defaults, not
+/// against these. Only what they add to the built-in defaults is set
+/// aside; those of a schema the restore drops (`dropped`) go with it.
+fn default_privileges_paused(
+    client: &mut Client,
+    dropped: &[String],
+) -> Result<(String, String), BackupError> {
+    let rows = client
+        .query(
+            "select format('ALTER DEFAULT PRIVILEGES FOR ROLE %I%s', pg_get_userbyid(d.defaclrole),
+                           case when d.defaclnamespace = 0 then ''
+                                else ' IN SCHEMA ' || quote_ident(n.nspname) end),
+                    a.privilege_type,
+                    case d.defaclobjtype when 'r' then 'TABLES' when 'S' then 'SEQUENCES'
+                         when 'f' then 'FUNCTIONS' when 'T' then 'TYPES' else 'SCHEMAS' end,
+                    case when a.grantee = 0 then 'PUBLIC'
+                         else quote_ident(pg_get_userbyid(a.grantee)) end,
+                    a.is_grantable
+               from pg_default_acl d
+               left join pg_namespace n on n.oid = d.defaclnamespace
+              cross join lateral aclexplode(d.defaclacl) a
+              where d.defaclrole = (select oid from pg_roles where rolname = current_user)
+                and a.grantee <> d.defaclrole
+                and (d.defaclnamespace = 0 or n.nspname <> all($1))
+                and not (d.defaclnamespace = 0 and exists (
+                      select from aclexplode(acldefault(
+                                    case d.defaclobjtype when 'S' then 's' else d.defaclobjtype end,
+                                    d.defaclrole)) b
+                       where b.grantee = a.grantee and b.privilege_type = a.privilege_type))
+              order by 1, 3, 4, 2",
+            &[&dropped],
+        )
+        .map_err(BackupError::db("reading the role's default privileges"))?;
+    let (mut pause, mut resume) = (String::new(), String::new());
+    for r in rows {
+        let (head, privilege, objects, grantee, option): (String, String, String, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        pause.push_str(&format!("{head} REVOKE {privilege} ON {objects} FROM {grantee};\n"));
+        let option = if option { " WITH GRANT OPTION" } else { "" };
+        resume.push_str(&format!("{head} GRANT {privilege} ON {objects} TO {grantee}{option};\n"));
+    }
+    Ok((pause, resume))
 }
 
 /// The statements that take the grants on each schema of `schemas` back
