@@ -126,7 +126,8 @@ pub fn sync(
     let mut tables = Vec::new();
     for t in plan.tables {
         match t.status {
-            "match" => continue,
+            // Neither side lets the role read it, nor change it.
+            "match" | "not_readable" => continue,
             "differ" if t.note.is_none() => {}
             "only_in_source" => {
                 refused.push(format!("{} exists only on the sending side", t.table));

@@ -167,6 +167,9 @@ fn text(c: &Comparison, source: &str, target: &str) -> String {
             "match" => writeln!(out, "  ✓ {name}: {} rows, the same content", rows(t.source_rows)),
             "only_in_source" => writeln!(out, "  ✗ {name}: only in the source"),
             "only_in_target" => writeln!(out, "  ✗ {name}: only in the target"),
+            "not_readable" => {
+                writeln!(out, "  – {name}: not compared: the role may not read it on either side")
+            }
             "error" => writeln!(
                 out,
                 "  ! {name}: not compared: {}",

@@ -86,7 +86,9 @@ pub struct TableResult {
     pub schema: String,
     #[serde(skip)]
     pub name: String,
-    /// `match`, `differ`, `only_in_source`, `only_in_target` or `error`.
+    /// `match`, `differ`, `only_in_source`, `only_in_target`, `error`, or
+    /// `not_readable`: there on both sides, and the role may read it on
+    /// neither (not compared, and no difference).
     pub status: &'static str,
     pub source_rows: Option<i64>,
     pub target_rows: Option<i64>,
@@ -199,25 +201,51 @@ fn message(e: &postgres::Error) -> String {
     e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
 }
 
-/// A table to compare: (schema, name), whether the source has it, whether the target has it.
-type Listed = ((String, String), bool, bool);
+/// Whether one side has a table, and whether its role may read it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Has {
+    No,
+    Readable,
+    /// There, but the role may not read it (`pg::unreadable`).
+    Unreadable,
+}
+
+/// A table to compare: (schema, name), and how the source and the target have it.
+type Listed = ((String, String), Has, Has);
+
+/// The tables of one side: those the role may read, and those it may not.
+fn side(client: &mut Client) -> Result<[BTreeSet<(String, String)>; 2], postgres::Error> {
+    let readable = checksum::user_tables(client)?.into_iter().collect();
+    let unreadable = crate::pg::unreadable::tables(client)?
+        .into_iter()
+        .filter(|t| !t.sequence)
+        .map(|t| (t.schema, t.name))
+        .collect();
+    Ok([readable, unreadable])
+}
 
 /// The tables of both sides that `only` chooses (`schema.table` or
-/// `table`; empty: all), and which side has each.
+/// `table`; empty: all), and how each side has each.
 fn tables_of(
     source: &mut Client,
     target: &mut Client,
     only: &[String],
 ) -> Result<Vec<Listed>, postgres::Error> {
-    let a: BTreeSet<(String, String)> = checksum::user_tables(source)?.into_iter().collect();
-    let b: BTreeSet<(String, String)> = checksum::user_tables(target)?.into_iter().collect();
+    let (a, b) = (side(source)?, side(target)?);
+    let has = |[readable, unreadable]: &[BTreeSet<(String, String)>; 2], t| {
+        if readable.contains(t) {
+            Has::Readable
+        } else if unreadable.contains(t) {
+            Has::Unreadable
+        } else {
+            Has::No
+        }
+    };
     let wanted = |t: &(String, String)| {
         only.is_empty() || only.iter().any(|o| *o == format!("{}.{}", t.0, t.1) || *o == t.1)
     };
-    Ok(a.union(&b)
-        .filter(|t| wanted(t))
-        .map(|t| (t.clone(), a.contains(t), b.contains(t)))
-        .collect())
+    let all: BTreeSet<&(String, String)> = a.iter().chain(&b).flatten().collect();
+    Ok(all.into_iter().filter(|t| wanted(t)).map(|t| (t.clone(), has(&a, t), has(&b, t))).collect())
 }
 
 /// One table's result, whatever happens: an error is a result too.
@@ -225,14 +253,22 @@ fn one(
     source: &mut Client,
     target: &mut Client,
     t: &(String, String),
-    in_a: bool,
-    in_b: bool,
+    in_a: Has,
+    in_b: Has,
     job: &Job<'_>,
 ) -> TableResult {
     let empty = |status| TableResult::empty(&t.0, &t.1, status);
+    let noted = |status, note: &str| TableResult { note: Some(note.into()), ..empty(status) };
     match (in_a, in_b) {
-        (true, false) => empty("only_in_source"),
-        (false, true) => empty("only_in_target"),
+        (_, Has::No) => empty("only_in_source"),
+        (Has::No, _) => empty("only_in_target"),
+        // Neither side lets the role read it, nor (`pg::unreadable`)
+        // change it: apart, never an error.
+        (Has::Unreadable, Has::Unreadable) => {
+            noted("not_readable", "the role may not read it on either side")
+        }
+        (Has::Unreadable, _) => noted("error", "the role may not read it in the source"),
+        (_, Has::Unreadable) => noted("error", "the role may not read it in the target"),
         _ => match table(source, target, &t.0, &t.1, job) {
             Ok(r) => r,
             Err(e) => {
@@ -309,7 +345,7 @@ fn conclude(
     let broken = foreign_key_error.is_some() || schema_error.is_some();
     let verdict = if broken || tables.iter().any(|t| t.status == "error") {
         "error"
-    } else if tables.iter().all(|t| t.status == "match")
+    } else if tables.iter().all(|t| ["match", "not_readable"].contains(&t.status))
         && foreign_keys.is_empty()
         && schema.is_empty()
     {

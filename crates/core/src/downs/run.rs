@@ -219,7 +219,13 @@ impl Replay<'_> {
         if let Some(p) = self.picture.take() {
             return Ok(p);
         }
-        let dump = toc::dump(&self.pg_dump, &self.copy.server_url, &self.copy.dbname)?;
+        // What the role may not read, nor change, pg_dump cannot lock and
+        // no migration changes (a platform's table on a template copy).
+        let left_out = crate::pg::unreadable::left_out(&mut *self.client)
+            .map_err(db("reading which tables the role may read"))?;
+        let (url, dbname) = (&self.copy.server_url, &self.copy.dbname);
+        let excluded = crate::pg::unreadable::exclude_args(&left_out);
+        let dump = toc::dump_with(&self.pg_dump, url, dbname, &excluded)?;
         let mut catalog =
             catalog::read(&mut *self.client, &dump).map_err(db("reading the catalog"))?;
         super::storage::read_settings(&mut *self.client, &mut catalog.tables)

@@ -107,16 +107,8 @@ pub enum DumpError {
 }
 
 /// Dumps the schema of `dbname` on the server of `url` with the `pg_dump`
-/// in `bin_dir` (never the `backstop` schema).
-pub(super) fn dump(
-    pg_dump: &std::path::Path,
-    url: &str,
-    dbname: &str,
-) -> Result<Dump, super::DownsError> {
-    dump_with(pg_dump, url, dbname, &[])
-}
-
-/// [`dump`] with more of pg_dump's options (`--schema=auth`).
+/// in `bin_dir` (never the `backstop` schema), with more of pg_dump's
+/// options (`--schema=auth`, `--exclude-table=...`).
 pub(super) fn dump_with(
     pg_dump: &std::path::Path,
     url: &str,

@@ -107,8 +107,8 @@ fn method_of(major: i32) -> &'static str {
     }
 }
 
-/// Every user table as `(schema, name)` (leaf partitions count as tables),
-/// Backstop's own schema left out.
+/// Every user table the session's role may read as `(schema, name)` (leaf
+/// partitions count as tables), Backstop's own schema left out.
 pub fn user_tables(
     client: &mut impl GenericClient,
 ) -> Result<Vec<(String, String)>, postgres::Error> {
@@ -129,7 +129,7 @@ fn tables_query() -> String {
                 am.amname = 'heap' and pg_relation_size(c.oid) = 0
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
            left join pg_am am on am.oid = c.relam
-          where c.relkind = 'r' and {USER_SCHEMAS}
+          where c.relkind = 'r' and {USER_SCHEMAS} and {READABLE}
           order by 1, 2"
     )
 }
@@ -342,6 +342,12 @@ pub struct Rounding {
     /// second (0..=6), as a column of that precision stores them.
     pub time_digits: Option<u8>,
 }
+
+/// The tables the session's role may read: a superuser (asked once, not
+/// per table) reads all; any other role leaves out what `pg::unreadable`
+/// names.
+const READABLE: &str = "(exists (select from pg_roles where rolname = current_user and rolsuper)
+                         or has_table_privilege(c.oid, 'SELECT'))";
 
 const USER_SCHEMAS: &str =
     "n.nspname not in ('pg_catalog', 'information_schema', 'backstop', 'pg_toast')

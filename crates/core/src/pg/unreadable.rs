@@ -24,6 +24,8 @@ pub struct Unreadable {
     pub changeable: Option<String>,
     /// The role may use its schema (`USAGE`).
     pub usable: bool,
+    /// A sequence, not a table.
+    pub sequence: bool,
 }
 
 impl Unreadable {
@@ -61,7 +63,7 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
                          when pg_has_role(n.nspowner, 'USAGE')
                            then 'the role owns its schema ' || quote_ident(n.nspname)
                     end,
-                    has_schema_privilege(n.oid, 'USAGE')
+                    has_schema_privilege(n.oid, 'USAGE'), c.relkind = 'S'
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p', 'S') and n.nspname not in {SKIPPED}
                 and not has_table_privilege(c.oid, 'SELECT')
@@ -77,6 +79,7 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
             owner: r.get(2),
             changeable: r.get(3),
             usable: r.get(4),
+            sequence: r.get(5),
         })
         .collect())
 }
@@ -148,6 +151,7 @@ mod tests {
             owner: "x".into(),
             changeable: None,
             usable: true,
+            sequence: false,
         };
         assert_eq!(t.exclude_arg(), r#"--exclude-table="Vault"."se""cr.ets*""#);
         assert_eq!(t.qualified(), "Vault.se\"cr.ets*");

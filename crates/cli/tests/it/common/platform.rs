@@ -37,3 +37,15 @@ pub fn reading_all(role: &str) -> String {
          END $$;"
     )
 }
+
+/// The statements that make a platform table `role` may use the schema of
+/// but not read, nor change: Supabase's database webhooks,
+/// `supabase_functions.hooks` (one row) and its id sequence.
+pub fn hooks_unreadable_by(role: &str) -> String {
+    format!(
+        "CREATE SCHEMA supabase_functions;
+         GRANT USAGE ON SCHEMA supabase_functions TO {role};
+         CREATE TABLE supabase_functions.hooks (id bigserial primary key, hook_name text not null);
+         INSERT INTO supabase_functions.hooks (hook_name) VALUES ('on_signup');"
+    )
+}
