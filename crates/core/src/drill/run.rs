@@ -439,7 +439,8 @@ fn play_steps(
     };
     let started = play.begin("release")?;
     // The downs migrate kept on the target: method C on the copy runs them.
-    let target_downs = crate::schema::applied::kept_downs(&mut *play.lock).unwrap_or_default();
+    let target_downs = crate::schema::applied::kept_downs(&mut *play.lock)
+        .map_err(|e| crate::pg::DbError::new("reading the downs the target kept", e))?;
     let on = match methods::release(&stage, tools, (target_applied, &target_downs)) {
         Ok((on, done)) => {
             play.end("release", None, started, done);
