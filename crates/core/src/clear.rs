@@ -5,7 +5,8 @@
 //! and nothing is left half-cleared. The plan lists the tables in
 //! foreign-key order (referring tables first) with their rows, and a
 //! foreign key from a table outside the set stops it before anything is
-//! touched.
+//! touched. The migration tools' history tables stay unless named: the
+//! schema stays, and so does the record of which migrations made it.
 
 use crate::pg::db;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,11 @@ pub struct Plan {
     pub cycles: Vec<String>,
     /// Foreign keys into the set from tables outside it: `child → parent (constraint)`.
     pub outside: Vec<String>,
+    /// The migration tools' history tables (found by their shape), kept
+    /// as Backstop's own is: the schema stays, and so does the record of
+    /// what made it. Emptied only when named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_histories: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +136,17 @@ pub fn plan(client: &mut Client, only: &[String]) -> Result<Plan, ClearError> {
             return Err(ClearError::NoSuchTable(o.clone()));
         }
     }
+    let histories: Vec<(String, String)> = if only.is_empty() {
+        crate::adopt::history::tool_tables(client)
+            .map_err(db("looking for the migration tools' history tables"))?
+    } else {
+        Vec::new()
+    };
+    let kept_histories: Vec<String> =
+        all.iter().filter(|t| histories.contains(t)).map(|(s, n)| format!("{s}.{n}")).collect();
     let chosen: Vec<(String, String)> = all
         .into_iter()
+        .filter(|t| !histories.contains(t))
         .filter(|(s, n)| only.is_empty() || only.iter().any(|o| *o == format!("{s}.{n}") || o == n))
         .collect();
     let names: Vec<String> = chosen.iter().map(|(s, n)| format!("{s}.{n}")).collect();
@@ -158,7 +173,7 @@ pub fn plan(client: &mut Client, only: &[String]) -> Result<Plan, ClearError> {
             .get(0);
         tables.push(Table { table: name, schema, name: table, rows });
     }
-    Ok(Plan { tables, cycles, outside })
+    Ok(Plan { tables, cycles, outside, kept_histories })
 }
 
 /// Empties the plan's tables in one transaction; the rows removed.

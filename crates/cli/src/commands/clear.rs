@@ -57,6 +57,13 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             for o in &plan.outside {
                 out.push_str(&format!("  ✗ referred to from outside: {}\n", terminal_safe(o)));
             }
+            if !plan.kept_histories.is_empty() {
+                out.push_str(&format!(
+                    "  kept: {} (a migration tool's history: emptied, the tool would run its \
+                     migrations again on the schema that stays; name it in --tables to empty it)\n",
+                    terminal_safe(&plan.kept_histories.join(", "))
+                ));
+            }
             out.push_str("a verified backup is taken first; nothing changed; run again with --yes to empty them\n");
             print(&out)?;
         }

@@ -420,10 +420,24 @@ fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
             .unwrap()
             .get(0)
     };
+    // The cutover target's migrations were applied by Prisma: its history
+    // stays with the schema it describes.
+    OTHER
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE _prisma_migrations (id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL,
+               finished_at timestamptz, migration_name varchar(255) NOT NULL, logs text,
+               rolled_back_at timestamptz, started_at timestamptz NOT NULL DEFAULT now(),
+               applied_steps_count integer NOT NULL DEFAULT 0);
+             INSERT INTO _prisma_migrations (id, checksum, migration_name) VALUES ('1', 'c', '0_init');",
+        )
+        .unwrap();
     let plan = p
         .run(&["clear", "--target", &target])
         .expect_code(0)
         .expect_output("nothing changed")
+        .expect_output("kept: public._prisma_migrations (a migration tool's history")
         .all();
     let at = |t: &str| plan.find(t).unwrap_or_else(|| panic!("{t} missing in {plan}"));
     assert!(
@@ -455,6 +469,7 @@ fn clear_empties_chains_cycles_and_hostile_names_after_a_verified_backup() {
     for t in ["accounts", "orders", "lines", "teams", "people", "\"we;ird \"\"name\""] {
         assert_eq!(count(t), 0, "{t}");
     }
+    assert_eq!(count("_prisma_migrations"), 1, "the tool's history is kept");
     let backups = p.run(&["backup", "list", "--format", "json"]).expect_code(0).json();
     assert_eq!(backups.as_array().unwrap().len(), 1, "{backups}");
 

@@ -589,6 +589,36 @@ const SHAPES: &[(Layout, &[&str])] = &[
     ),
 ];
 
+/// Every table of the database that holds a migration tool's history:
+/// each tool's default table (a bare name in any schema; all of sqitch's
+/// registry), and any table shaped as one ([`by_shape`]).
+pub fn tool_tables(client: &mut Client) -> Result<Vec<(String, String)>, postgres::Error> {
+    let (mut qualified, mut bare) = (Vec::new(), Vec::new());
+    for tool in Layout::ALL {
+        let t = default_table(tool);
+        match t.schema {
+            Some(schema) => qualified.push(format!("{schema}.{}", t.name)),
+            None => bare.push(t.name),
+        }
+    }
+    let rows = client.query(
+        "select n.nspname::text, c.relname::text
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema', 'backstop')
+            and (n.nspname || '.' || c.relname = any($1) or c.relname = any($2) or n.nspname = 'sqitch')",
+        &[&qualified, &bare],
+    )?;
+    let mut out: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (_, t) in by_shape(client)? {
+        let t = (t.schema.unwrap_or_default(), t.name);
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The tables of the database shaped as a tool's history, whatever their
 /// name, with that tool.
 pub fn by_shape(client: &mut Client) -> Result<Vec<(Layout, HistoryTable)>, postgres::Error> {
