@@ -186,13 +186,20 @@ fn test_restore(
     if !differences.is_empty() {
         return Err(BackupError::Mismatch { id: m.id.clone(), differences });
     }
+    let schema = if m.left_out.is_empty() || m.schema_fingerprints.is_empty() {
+        format!("schema fingerprint {}", m.schema_fingerprint)
+    } else {
+        format!(
+            "the fingerprint of each schema but those holding what it left out ({})",
+            m.left_out.join(", ")
+        )
+    };
     Ok(format!(
-        "restored into a throwaway PostgreSQL {} cluster: {} table(s), {} row(s) and schema \
-         fingerprint {} equal to the manifest",
+        "restored into a throwaway PostgreSQL {} cluster: {} table(s), {} row(s) and {schema} \
+         equal to the manifest",
         cluster.bin().major,
         m.row_counts.len(),
         m.row_counts.values().sum::<i64>(),
-        m.schema_fingerprint
     ))
 }
 
