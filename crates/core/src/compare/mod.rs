@@ -206,22 +206,25 @@ fn message(e: &postgres::Error) -> String {
 enum Has {
     No,
     Readable,
-    /// There, but the role may not read it (`pg::unreadable`).
+    /// There, but the role may not read it, nor change it (`pg::unreadable`).
     Unreadable,
+    /// There, and the role may not read it but may change it.
+    Changeable,
 }
 
 /// A table to compare: (schema, name), and how the source and the target have it.
 type Listed = ((String, String), Has, Has);
 
-/// The tables of one side: those the role may read, and those it may not.
-fn side(client: &mut Client) -> Result<[BTreeSet<(String, String)>; 2], postgres::Error> {
+/// The tables of one side: those the role may read, those it may neither
+/// read nor change, and those it may not read but may change.
+fn side(client: &mut Client) -> Result<[BTreeSet<(String, String)>; 3], postgres::Error> {
     let readable = checksum::user_tables(client)?.into_iter().collect();
-    let unreadable = crate::pg::unreadable::tables(client)?
-        .into_iter()
-        .filter(|t| !t.sequence)
-        .map(|t| (t.schema, t.name))
-        .collect();
-    Ok([readable, unreadable])
+    let (mut unreadable, mut changeable) = (BTreeSet::new(), BTreeSet::new());
+    for t in crate::pg::unreadable::tables(client)?.into_iter().filter(|t| !t.sequence) {
+        let set = if t.changeable.is_some() { &mut changeable } else { &mut unreadable };
+        set.insert((t.schema, t.name));
+    }
+    Ok([readable, unreadable, changeable])
 }
 
 /// The tables of both sides that `only` chooses (`schema.table` or
@@ -232,11 +235,13 @@ fn tables_of(
     only: &[String],
 ) -> Result<Vec<Listed>, postgres::Error> {
     let (a, b) = (side(source)?, side(target)?);
-    let has = |[readable, unreadable]: &[BTreeSet<(String, String)>; 2], t| {
+    let has = |[readable, unreadable, changeable]: &[BTreeSet<(String, String)>; 3], t| {
         if readable.contains(t) {
             Has::Readable
         } else if unreadable.contains(t) {
             Has::Unreadable
+        } else if changeable.contains(t) {
+            Has::Changeable
         } else {
             Has::No
         }
@@ -267,8 +272,12 @@ fn one(
         (Has::Unreadable, Has::Unreadable) => {
             noted("not_readable", "the role may not read it on either side")
         }
-        (Has::Unreadable, _) => noted("error", "the role may not read it in the source"),
-        (_, Has::Unreadable) => noted("error", "the role may not read it in the target"),
+        (Has::Unreadable | Has::Changeable, _) => {
+            noted("error", "the role may not read it in the source")
+        }
+        (_, Has::Unreadable | Has::Changeable) => {
+            noted("error", "the role may not read it in the target")
+        }
         _ => match table(source, target, &t.0, &t.1, job) {
             Ok(r) => r,
             Err(e) => {
