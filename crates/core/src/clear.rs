@@ -38,7 +38,8 @@ pub struct Plan {
     pub cycles: Vec<String>,
     /// Foreign keys into the set from tables outside it: `child → parent (constraint)`.
     pub outside: Vec<String>,
-    /// The migration tools' history tables (found by their shape), kept
+    /// The migration tools' history tables (each tool's default table, and
+    /// any shaped as one: `adopt::history::tool_tables`), kept
     /// as Backstop's own is: the schema stays, and so does the record of
     /// what made it. Emptied only when named.
     #[serde(skip_serializing_if = "Vec::is_empty")]
