@@ -119,6 +119,15 @@ fn drizzle_migrator_applies_only_what_backstop_did_not_and_again_what_it_reverte
         .expect_code(1)
         .expect_output("not adopted: drizzle.__drizzle_migrations (drizzle's history)")
         .expect_output("backstop adopt --from drizzle");
+    // Reverting what Backstop applied would run its down beneath the
+    // migration drizzle applied on top: refused, nothing runs.
+    let refused = p.run(&["rollback"]);
+    refused.expect_code(1).expect_output(
+        "drizzle.__drizzle_migrations (drizzle's history) records 0002 as applied after it",
+    );
+    refused.expect_output("backstop adopt --from drizzle");
+    assert!(p.client().exists("posts") && p.client().exists("users"), "nothing ran");
+    assert_eq!(p.client().count(table), 3);
     p.run(&["adopt", "--from", "drizzle", "--yes"])
         .expect_code(0)
         .expect_output("adopted 1 migration(s)");

@@ -56,16 +56,63 @@ pub enum InStepError {
         action: &'static str,
         why: String,
     },
+    /// A rollback would revert migrations beneath one the tool applied
+    /// and Backstop has not recorded.
+    #[error(
+        "cannot roll back {reverting}: {table} ({tool}'s history) records {later} as applied \
+         after it, which Backstop has not recorded, so its downs would run beneath a migration \
+         it knows nothing of; nothing ran; take the history over first (`{command}`), then roll \
+         back"
+    )]
+    Beneath { reverting: String, tool: Layout, table: String, later: String, command: String },
 }
 
 impl InStepError {
-    /// 2 where the project's files are at fault (a sqitch plan), else 3.
+    /// 1 where the database's history stops it (a tool's migrations not
+    /// adopted), 2 where the project's files are at fault (a sqitch plan),
+    /// else 3.
     pub fn exit_code(&self) -> u8 {
         match self {
+            InStepError::Beneath { .. } => 1,
             InStepError::Sqitch { .. } => 2,
             _ => 3,
         }
     }
+}
+
+/// Why a rollback of `reverting` (versions of `migrations`) must not run,
+/// if it must not: a tool's history records a later migration of the
+/// folder as applied that Backstop has not, so the downs would run
+/// beneath a migration only the tool knows of (drizzle's migrator applied
+/// 0002; reverting 0001 drops what 0002 built on).
+pub fn beneath(
+    client: &mut postgres::Client,
+    migrations: &[Migration],
+    reverting: &[&str],
+) -> Result<Option<InStepError>, crate::pg::DbError> {
+    let order = |v: &str| migrations.iter().position(|m| m.version == v);
+    let Some(earliest) = reverting.iter().filter_map(|v| order(v)).min() else {
+        return Ok(None);
+    };
+    let all: Vec<&Migration> = migrations.iter().collect();
+    for u in super::unadopted(client, &all)? {
+        let later: Vec<&str> = u
+            .applied
+            .iter()
+            .filter(|v| order(v).is_some_and(|i| i > earliest))
+            .map(String::as_str)
+            .collect();
+        if !later.is_empty() {
+            return Ok(Some(InStepError::Beneath {
+                reverting: migrations[earliest].label(),
+                tool: u.tool,
+                command: u.command(),
+                table: u.table.clone(),
+                later: later.join(", "),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// The Supabase CLI's table as the CLI creates it (with the columns its

@@ -64,6 +64,26 @@ pub(super) fn refused(client: &mut Client, kind: &str, err: ApplyError) -> Apply
     err
 }
 
+/// Refuses (audited) a rollback of `chosen` beneath a migration a tool's
+/// history records as applied and Backstop has not
+/// (`adopt::in_step::beneath`). Only where the tool's history is kept: a
+/// throwaway copy holds none.
+pub(super) fn not_beneath(
+    client: &mut Client,
+    migrations: &[crate::source::Migration],
+    settings: &Settings,
+    chosen: &[&super::Entry],
+) -> Result<(), ApplyError> {
+    if !settings.tool_history {
+        return Ok(());
+    }
+    let reverting: Vec<&str> = chosen.iter().map(|e| e.version.as_str()).collect();
+    match crate::adopt::in_step::beneath(client, migrations, &reverting)? {
+        Some(e) => Err(refused(client, "rollback", ApplyError::ToolHistory(e))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses (audited) a plain migrate or rollback while an expand is open:
 /// it would change the tables under both shapes the expand serves.
 pub(super) fn not_expanded(client: &mut Client, kind: &str) -> Result<(), ApplyError> {

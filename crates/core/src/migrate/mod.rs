@@ -502,6 +502,7 @@ pub fn rollback(
         if !drifted.is_empty() {
             return Err(refused(client, "rollback", ApplyError::Drift(drifted)));
         }
+        audit::not_beneath(client, migrations, settings, &chosen)?;
         let targets: Vec<&Migration> = chosen
             .iter()
             .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
