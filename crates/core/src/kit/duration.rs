@@ -119,6 +119,27 @@ pub fn guard_setting(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
 
+/// The pauses of a wait for something that is usually done at once (a
+/// session ended by `pg_terminate_backend` leaves within a millisecond or
+/// two): short at first, each twice the last, never more than `most`.
+pub struct Backoff {
+    next: Duration,
+    most: Duration,
+}
+
+impl Backoff {
+    /// Pauses from 2 ms up to `most`.
+    pub fn up_to(most: Duration) -> Backoff {
+        Backoff { next: Duration::from_millis(2).min(most), most }
+    }
+
+    /// Sleeps the next pause.
+    pub fn pause(&mut self) {
+        std::thread::sleep(self.next);
+        self.next = (self.next * 2).min(self.most);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +168,17 @@ mod tests {
         assert!(parse_guard("30days").unwrap_err().contains("24 days"));
         assert_eq!(guard_setting(Duration::from_millis(1500)), "1500ms");
         assert!(parse("5 parsecs").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn a_backoff_doubles_its_pauses_up_to_its_most() {
+        let mut b = Backoff::up_to(Duration::from_millis(10));
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(b.next.as_millis());
+            b.pause();
+        }
+        assert_eq!(seen, [2, 4, 8, 10, 10]);
+        assert_eq!(Backoff::up_to(Duration::from_millis(1)).next, Duration::from_millis(1));
     }
 }

@@ -27,6 +27,7 @@ use crate::backup::tools::{self, run_verbose, tail};
 use crate::backup::verify::compare;
 use crate::backup::{BackupError, Note, Store};
 use crate::freeze::{self, FreezeSection};
+use crate::kit::duration::Backoff;
 use crate::pg::lock::MigrationLock;
 use crate::pg::quote_ident;
 
@@ -539,6 +540,9 @@ fn swap_names(
         .map_err(BackupError::db(format!("closing {target} to new sessions")))?;
     crash_point("closed");
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Ended sessions leave within a few milliseconds; a fixed pause of
+    // 100 ms was most of a small swap's time.
+    let mut backoff = Backoff::up_to(Duration::from_millis(100));
     loop {
         let left: Vec<String> = admin
             .query(
@@ -565,7 +569,7 @@ fn swap_names(
               where datname in ($1, $2) and pid <> pg_backend_pid()",
             &[&target, &source],
         );
-        std::thread::sleep(Duration::from_millis(100));
+        backoff.pause();
     }
     admin
         .batch_execute(&format!(
