@@ -4,7 +4,7 @@
 //! its summary, report a gone table once with its size, show a changed
 //! view or function as a diff, and say where the batch splits and why.
 
-use crate::common::{DbExt, Project};
+use crate::common::{DbExt, Project, Run};
 
 #[path = "../../../../bench/history.rs"]
 #[allow(dead_code)]
@@ -164,7 +164,8 @@ fn a_run_cut_in_two_stops_where_one_run_would() {
 /// restores the backup of that copy's start once its round trips end.
 #[test]
 fn scenarios_a_and_b_ride_on_the_copies_of_a_run_cut_in_two() {
-    // The second half starts at the 26th migration.
+    // The second half starts at the 26th migration (the halves settle
+    // the cut by their pace otherwise: see the next test).
     for (concurrently, last) in
         [(40, "3 transactions (4 migration(s))"), (10, "3 transactions (34")]
     {
@@ -184,7 +185,9 @@ fn scenarios_a_and_b_ride_on_the_copies_of_a_run_cut_in_two() {
             };
             p.migration(&format!("{}_m{i}", version(i)), &up, Some(&down));
         }
-        let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+        let mut cmd = p.std_cmd(&["rehearse", "--format", "json"]);
+        let out = cmd.env("BACKSTOP_TEST_CUT_AT", "25").output().unwrap();
+        let json = Run::from_output(out).expect_code(0).json();
         let trips = json["round_trip"]["migrations"].as_array().unwrap();
         assert!(trips.iter().all(|t| t["class"] == "ok"), "{:#}", json["round_trip"]);
         let scenarios = json["scenarios"].as_array().unwrap();
@@ -198,4 +201,36 @@ fn scenarios_a_and_b_ride_on_the_copies_of_a_run_cut_in_two() {
         assert!(detail.contains("copy identical to the start; 25 late writes kept"), "{b:#}");
         assert!(!p.client().exists("public.t0"), "a copy's migration reached the target");
     }
+}
+
+/// A cut at either end: a second half given no round trip at all (its
+/// backup, A and B's restore can outweigh them) still applies every up
+/// and plays A and B; a first half of one migration too. Each migration
+/// is round-tripped once, in order.
+#[test]
+fn a_cut_settled_at_either_end_still_round_trips_each_migration_once() {
+    let p = Project::new("rh_cut_ends");
+    for i in 0..45 {
+        let up = format!("CREATE TABLE t{i} (id int PRIMARY KEY, note text);");
+        p.migration(&format!("{}_m{i}", version(i)), &up, Some(&format!("DROP TABLE t{i};")));
+    }
+    for at in ["45", "44", "1"] {
+        let mut cmd = p.std_cmd(&["rehearse", "--format", "json"]);
+        let out = cmd.env("BACKSTOP_TEST_CUT_AT", at).output().unwrap();
+        let json = Run::from_output(out).expect_code(0).json();
+        let versions: Vec<&str> = json["round_trip"]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|t| assert_eq!(t["class"], "ok", "cut at {at}: {t:#}"))
+            .map(|t| t["version"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (0..45).map(version).collect();
+        assert_eq!(versions, want, "cut at {at}");
+        let scenarios = json["scenarios"].as_array().unwrap();
+        for s in &scenarios[..2] {
+            assert_eq!(s["ok"], true, "cut at {at}: {s:#}");
+        }
+    }
+    assert!(!p.client().exists("public.t0"), "a copy's migration reached the target");
 }

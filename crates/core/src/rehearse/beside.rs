@@ -49,6 +49,10 @@ pub(super) fn play(
     let ride = cut.as_ref().map(|_| APlan::of(todo));
     let (given, later) = std::sync::mpsc::channel();
     let ws = &*workspace;
+    // B ends on the second half's own thread, unless the `[verify]` suite
+    // must run on the copy before B restores it.
+    let suite = options.verify.as_ref().filter(|plan| !plan.section.checks.is_empty());
+    let b_here = suite.is_none().then_some(ws);
     let (trips, scenarios) = std::thread::scope(|s| {
         let played = beside.as_ref().map(|copies| {
             let downs = if waits { Downs::Later(later) } else { Downs::Own };
@@ -57,7 +61,7 @@ pub(super) fn play(
         let on = OnCopy { client: &mut *client, copy: main_copy, prepared, tracked };
         let trips = super::trips::all(
             on,
-            (cut.as_ref(), ride.as_ref()),
+            (cut.as_ref(), ride.as_ref().map(|plan| (plan, b_here))),
             migrations,
             todo,
             (settings, options),
@@ -70,15 +74,20 @@ pub(super) fn play(
                 // Scenario C may not be waiting any more: nothing to say.
                 let _ = given.send(makers.with_downs(migrations));
             }
-            if let (Some(plan), None, false) = (&options.verify, &trips.stopped, todo.is_empty()) {
-                if !plan.section.checks.is_empty() {
-                    stages.next(tracing.inner, "the [verify] suite on the migrated copy");
-                    let step = match &mut end {
-                        End::Main => verify_step(client, main_copy, plan, baseline)?,
-                        End::Second(c, copy) => verify_step(c, copy, plan, baseline)?,
-                    };
-                    trips.steps.push(step);
-                }
+            if let (Some(plan), None, false) = (suite, &trips.stopped, todo.is_empty()) {
+                stages.next(tracing.inner, "the [verify] suite on the migrated copy");
+                let step = match &mut end {
+                    End::Main => verify_step(client, main_copy, plan, baseline)?,
+                    End::Second(c, copy) => verify_step(c, copy, plan, baseline)?,
+                    // Not reached: B ends on its half only without a suite.
+                    End::Restored => Step {
+                        name: "verify suite".into(),
+                        ok: false,
+                        duration_ms: 0,
+                        detail: "not run: scenario B restored the migrated copy first".into(),
+                    },
+                };
+                trips.steps.push(step);
             }
             // B ends on the copy where the round trips ended.
             if let (Some(start), End::Second(c, copy)) = (trips.b_start.take(), end) {

@@ -22,6 +22,7 @@ pub mod globals;
 mod injected;
 mod locks;
 mod lossy;
+mod meet;
 mod outcome;
 pub mod outside;
 pub mod record;

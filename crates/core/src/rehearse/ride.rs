@@ -4,7 +4,9 @@
 //! their own applies the batch once more. B backs it up before it
 //! applies anything (its start); A plays where it holds every migration
 //! before the batch's last transaction and none after; B restores its
-//! backup over it once its round trips are done.
+//! backup over it once its round trips are done: on that half's own
+//! thread, beside the first half's last round trips, unless a `[verify]`
+//! suite must run on the copy first.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +45,11 @@ impl BStart {
     /// The copy as it was read before anything was applied.
     pub(super) fn start(&self) -> &Snapshot {
         &self.start
+    }
+
+    /// How long reading and backing up the start took.
+    pub(super) fn took(&self) -> Duration {
+        self.took
     }
 }
 
@@ -95,11 +102,14 @@ pub(super) fn b_end(
     let started = Instant::now().checked_sub(start.took).unwrap_or_else(Instant::now);
     let backed = match (start.backed, stopped) {
         (Err(why), _) => return Ok(Scenario::played("B", false, ms(started.elapsed()), why)),
-        (Ok(_), Some(why)) => {
-            let detail = format!("the migration failed: {why}");
-            return Ok(Scenario::played("B", false, ms(started.elapsed()), detail));
-        }
+        (Ok(_), Some(why)) => return Ok(b_stopped(ms(started.elapsed()), why)),
         (Ok(backed), None) => backed,
     };
     restored_b(client, (copy, workspace), settings, (start.start, backed), started)
+}
+
+/// B where the round trips stopped (`why`): the migration failed, so no
+/// restore of its backup is judged.
+pub(super) fn b_stopped(duration_ms: u64, why: &str) -> Scenario {
+    Scenario::played("B", false, duration_ms, format!("the migration failed: {why}"))
 }

@@ -4,9 +4,11 @@
 //!
 //! A long run is cut in two halves played side by side, the second on a
 //! copy of its own that first applies the first half's ups as `migrate`
-//! applies them. The rule that keeps one down's defect from hiding behind
-//! another's: every migration still has its own round trip, compared with
-//! the picture of its copy just before its own up, and nothing is batched.
+//! applies them; where the cut falls is settled while they run, so that
+//! both end together (`meet`). The rule that keeps one down's defect from
+//! hiding behind another's: every migration still has its own round trip,
+//! compared with the picture of its copy just before its own up, and
+//! nothing is batched.
 //! The first half stopping (an up that fails, a down that leaves the copy
 //! where the next ones cannot start) makes every trip of the second half
 //! "not rehearsed", as one run would. Not cut: a run the rehearsal
@@ -19,6 +21,7 @@ use super::clone::{CopyDb, Workspace};
 use super::computed::{self, DownMaker, Makers};
 use super::injected::APlan;
 use super::locks::Tracing;
+use super::meet::Meet;
 use super::outcome::{LockRow, RoundTrip, Scenario, Step, TripClass};
 use super::ride::{self, BStart};
 use super::round_trip::{round_trip_one, OneTrip};
@@ -82,7 +85,8 @@ pub(super) struct RoundTrips {
 }
 
 /// Where the round trips of a run are cut in two: the first migration of
-/// the second half, and that half's copy.
+/// the second half, unless the halves settle another as they run, and
+/// that half's copy.
 pub(super) struct Cut {
     at: usize,
     copy: CopyDb,
@@ -111,11 +115,18 @@ impl Cut {
 }
 
 /// Where the round trips ended: on the rehearsal's copy, or on the second
-/// half's (its session).
+/// half's (its session), or on the second half's where B's end already
+/// restored it (see `ride`).
 pub(super) enum End<'c> {
     Main,
     Second(Box<Client>, &'c CopyDb),
+    Restored,
 }
+
+/// Where scenarios ride on a cut run: A's plan, and the workspace where B
+/// ends on the second half's own thread (none: B ends after both halves,
+/// as a `[verify]` suite must run on the copy first).
+pub(super) type Rides<'a> = Option<(&'a APlan, Option<&'a Workspace>)>;
 
 /// The round trips of `todo` on `main`, the second half on `cut`'s copy
 /// beside it where there is a cut; there, scenarios A and B ride on the
@@ -123,7 +134,7 @@ pub(super) enum End<'c> {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn all<'c>(
     main: OnCopy<'_>,
-    (cut, ride): (Option<&'c Cut>, Option<&APlan>),
+    (cut, ride): (Option<&'c Cut>, Rides<'_>),
     migrations: &[Migration],
     todo: &[Migration],
     (settings, options): (&Settings, &Options),
@@ -143,39 +154,51 @@ pub(super) fn all<'c>(
     let Some(cut) = cut else {
         let on = (migrations, &[] as &[Migration]);
         let mut trips =
-            run(main, on, todo, (settings, options), Some(stages), tracing, (maker, None))?;
+            run(main, on, todo, (settings, options), Some(stages), tracing, (maker, None, None))?;
         trips.round_trip.duration_ms = super::ms(t.elapsed());
         return Ok((trips, End::Main));
     };
-    let (first, second) = todo.split_at(cut.at);
-    let at = ride.and_then(|plan| ride::a_at(plan, todo));
+    let at = ride.and_then(|(plan, _)| ride::a_at(plan, todo));
     let mut beside = tracing.inner.beside();
+    let meet = Meet::new(todo.len());
     let (trips, other) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             second_half(
-                cut,
+                (cut, &meet),
                 migrations,
-                (first, second),
+                todo,
                 (settings, options),
                 beside.as_mut(),
-                (other_maker, ride.map(|plan| (plan, at))),
+                (other_maker, ride.map(|(plan, ws)| (plan, at, ws))),
             )
         });
         let trips = run(
             main,
-            (migrations, second),
-            first,
+            (migrations, &[]),
+            todo,
             (settings, options),
             Some(&mut *stages),
             tracing,
-            (maker, None),
+            (maker, None, Some(&meet)),
         );
-        (trips, other.join().expect("the second half's thread does not panic"))
+        let first_ms = super::ms(t.elapsed());
+        (
+            trips.map(|trips| (trips, first_ms)),
+            other.join().expect("the second half's thread does not panic"),
+        )
     });
     tracing.rejoin();
-    let mut trips = trips?;
-    let (mut other, client) = other?;
-    (trips.a, trips.b_start) = (other.a.take(), other.b_start.take());
+    let (mut trips, first_ms) = trips?;
+    let (mut other, client, at) = other?;
+    // The round trips' own time: B's end may follow them on their half.
+    let trips_ms = first_ms.max(other.round_trip.duration_ms);
+    let second = &todo[at..];
+    (trips.a, trips.b_start, trips.b) = (other.a.take(), other.b_start.take(), other.b.take());
+    if let (Some(why), Some(b)) = (&trips.stopped, &mut trips.b) {
+        // B ended on its half before the first half stopped: as one run,
+        // the migration failed.
+        *b = ride::b_stopped(b.duration_ms, why);
+    }
     for m in second {
         stages.next(tracing.inner, &format!("round trip {}", m.label()));
     }
@@ -196,35 +219,44 @@ pub(super) fn all<'c>(
         }
     }
     trips.round_trip.ok = trips.round_trip.passes(options.require_down);
-    trips.round_trip.duration_ms = super::ms(t.elapsed());
-    Ok((trips, End::Second(Box::new(client), &cut.copy)))
+    trips.round_trip.duration_ms = trips_ms;
+    let end = match client {
+        Some(client) => End::Second(Box::new(client), &cut.copy),
+        None => End::Restored,
+    };
+    Ok((trips, end))
 }
 
-/// Where scenarios ride on the copies: A's plan, and the index among all
-/// pending migrations where A plays (`None`: nowhere). It plays on the
-/// second half's copy, which passes through every state: while it applies
-/// the first half's ups, or among its own round trips.
-type Riding<'p> = Option<(&'p APlan, Option<usize>)>;
+/// Where scenarios ride on the copies: A's plan, the index among all
+/// pending migrations where A plays (`None`: nowhere), and where B ends on
+/// this half (see [`Rides`]). A plays on the second half's copy, which
+/// passes through every state: while it applies the first half's ups, or
+/// among its own round trips.
+type Riding<'p> = Option<(&'p APlan, Option<usize>, Option<&'p Workspace>)>;
 
-/// The second half on its copy: the ups of `first` applied as `migrate`
-/// applies them (with those pending before a range), then the round
-/// trips of `second`. Its trips, and its session. Where scenarios ride,
-/// B's start is taken first.
+/// The second half on its copy: the cut settled (see `meet`), the ups
+/// of the first half applied as `migrate` applies them (with those
+/// pending before a range), then the round trips of the rest of `todo`.
+/// Its trips, its session (none where B ended on it), and the cut. Where
+/// scenarios ride, B's start is taken first.
 fn second_half(
-    cut: &Cut,
+    (cut, meet): (&Cut, &Meet),
     migrations: &[Migration],
-    (first, second): (&[Migration], &[Migration]),
+    todo: &[Migration],
     (settings, options): (&Settings, &Options),
     progress: &mut (dyn Progress + Send),
     (maker, ride): (Option<&mut (dyn DownMaker + Send)>, Riding<'_>),
-) -> Result<(RoundTrips, Client), RehearseError> {
+) -> Result<(RoundTrips, Option<Client>, usize), RehearseError> {
     let mut client = cut.copy.connect()?;
     let b_start = match ride {
         Some(_) => Some(BStart::take(&mut client, &cut.copy, settings)?),
         None => None,
     };
-    let at = ride.and_then(|(_, at)| at);
-    let early = ride.zip(at.filter(|&at| at < first.len())).map(|((plan, _), at)| (plan, at));
+    let (at, b_here) = (ride.and_then(|(_, at, _)| at), ride.and_then(|(_, _, ws)| ws));
+    let carries = (at.is_some(), b_here.is_some());
+    let cut_at = meet.settle(cut.at, b_start.as_ref().map(BStart::took), carries);
+    let (first, second) = todo.split_at(cut_at);
+    let early = ride.zip(at.filter(|&at| at < first.len())).map(|((plan, _, _), at)| (plan, at));
     let start = b_start.as_ref().map(BStart::start);
     let (a, stopped) = apply_first(&mut client, migrations, settings, first, (early, start))?;
     if let Some(why) = stopped {
@@ -234,7 +266,7 @@ fn second_half(
             add(&mut trips, m, OneTrip::not_rehearsed(m, &why), options);
         }
         (trips.stopped, trips.a, trips.b_start) = (Some(why), a, b_start);
-        return Ok((trips, client));
+        return Ok((trips, Some(client), cut_at));
     }
     let mut prepared = Prepared::default();
     let mut tracked = track(&mut client, &mut prepared)?;
@@ -246,12 +278,27 @@ fn second_half(
         tracked: &mut tracked,
     };
     let maker = maker.map(|m| m as &mut dyn DownMaker);
-    let late = ride.zip(at.and_then(|at| at.checked_sub(first.len()))).map(|((p, _), at)| (p, at));
+    let late =
+        ride.zip(at.and_then(|at| at.checked_sub(first.len()))).map(|((p, _, _), at)| (p, at));
     let on_copy = (migrations, &[] as &[Migration]);
     let mut trips =
-        run(on, on_copy, second, (settings, options), None, &mut tracing, (maker, late))?;
-    (trips.a, trips.b_start) = (trips.a.or(a), b_start);
-    Ok((trips, client))
+        run(on, on_copy, second, (settings, options), None, &mut tracing, (maker, late, None))?;
+    trips.a = trips.a.or(a);
+    trips.round_trip.duration_ms = super::ms(meet.elapsed());
+    match (b_here, b_start) {
+        // B's end beside the first half's last round trips; should the
+        // first half stop, `all` says B's migration failed.
+        (Some(ws), Some(start)) => {
+            let stopped = trips.stopped.clone();
+            let b = ride::b_end(client, (&cut.copy, ws), settings, start, stopped.as_deref())?;
+            trips.b = Some(b);
+            Ok((trips, None, cut_at))
+        }
+        (_, b_start) => {
+            trips.b_start = b_start;
+            Ok((trips, Some(client), cut_at))
+        }
+    }
 }
 
 /// The ups of `first` applied as `migrate` applies them, not in the
@@ -327,10 +374,15 @@ fn add(out: &mut RoundTrips, m: &Migration, mut trip: OneTrip, options: &Options
     out.round_trip.record(trip.trip);
 }
 
+/// Scenario A's plan and the index among a run's migrations where it
+/// plays, before that migration's round trip.
+type APlays<'p> = Option<(&'p APlan, usize)>;
+
 /// Round-trips each of `todo` in order on the copy, each from the state
 /// after the ups before it; `later`: the pending migrations after them,
 /// which this copy does not apply. `a`: scenario A's plan and the index
 /// among `todo` where it plays, before that migration's round trip.
+/// `meet`: the first half of a cut run stops where the cut is settled.
 fn run(
     on: OnCopy<'_>,
     (migrations, later): (&[Migration], &[Migration]),
@@ -338,7 +390,7 @@ fn run(
     (settings, options): (&Settings, &Options),
     mut stages: Option<&mut Stages>,
     tracing: &mut Tracing<'_>,
-    (mut maker, a): (Option<&mut dyn DownMaker>, Option<(&APlan, usize)>),
+    (mut maker, a, meet): (Option<&mut dyn DownMaker>, APlays<'_>, Option<&Meet>),
 ) -> Result<RoundTrips, RehearseError> {
     let OnCopy { client, copy, prepared, tracked } = on;
     let mut out = RoundTrips::empty(options);
@@ -350,6 +402,9 @@ fn run(
     let pending = |m: &Migration| todo.iter().chain(later).any(|t| t.version == m.version);
     let mut known: Vec<Migration> = migrations.iter().filter(|m| !pending(m)).cloned().collect();
     for (i, m) in todo.iter().enumerate() {
+        if meet.is_some_and(|meet| !meet.claim(i)) {
+            break;
+        }
         if let (Some((plan, _)), None) = (a.filter(|&(_, at)| at == i), &out.stopped) {
             let (played, stop) = ride::a_here(client, migrations, settings, plan, None)?;
             (out.a, out.stopped) = (Some(played), stop);
