@@ -183,8 +183,14 @@ pub fn adopt(client: &mut impl GenericClient, m: &Adopted<'_>) -> Result<u64, Er
 }
 
 /// Forgets an applied migration; runs in the rollback's own transaction.
+/// Sent with its parameter's type, so it is not prepared first: a
+/// rehearsal runs it once for every down it tries.
 pub fn remove(client: &mut impl GenericClient, version: &str) -> Result<(), Error> {
-    client.execute("delete from backstop.applied where version = $1", &[&version])?;
+    use postgres::types::Type;
+    client.execute_typed(
+        "delete from backstop.applied where version = $1",
+        &[(&version, Type::TEXT)],
+    )?;
     Ok(())
 }
 
