@@ -189,10 +189,10 @@ pub(super) fn all<'c>(
     });
     tracing.rejoin();
     let (mut trips, first_ms) = trips?;
-    let (mut other, client, at) = other?;
+    let (mut other, client, cut_at) = other?;
     // The round trips' own time: B's end may follow them on their half.
     let trips_ms = first_ms.max(other.round_trip.duration_ms);
-    let second = &todo[at..];
+    let second = &todo[cut_at..];
     (trips.a, trips.b_start, trips.b) = (other.a.take(), other.b_start.take(), other.b.take());
     if let (Some(why), Some(b)) = (&trips.stopped, &mut trips.b) {
         // B ended on its half before the first half stopped: as one run,
