@@ -42,6 +42,10 @@ pub(super) struct Replay<'a> {
     tracked: &'a mut Tracked,
     /// Where the replay started, as a failure names it.
     start: Start,
+    /// `pg_dump`'s options leaving out what the role may neither read nor
+    /// change, read at the first picture: no migration run as the role
+    /// makes such a table, so it holds for the whole replay.
+    left_out: Option<Vec<String>>,
 }
 
 /// Where a replay started: what an up that fails for want of an object
@@ -209,6 +213,7 @@ impl<'a> Replay<'a> {
             prepared,
             tracked,
             start,
+            left_out: None,
         }
     }
 }
@@ -221,11 +226,14 @@ impl Replay<'_> {
         }
         // What the role may not read, nor change, pg_dump cannot lock and
         // no migration changes (a platform's table on a template copy).
-        let left_out = crate::pg::unreadable::left_out(&mut *self.client)
-            .map_err(db("reading which tables the role may read"))?;
+        if self.left_out.is_none() {
+            let left_out = crate::pg::unreadable::left_out(&mut *self.client)
+                .map_err(db("reading which tables the role may read"))?;
+            self.left_out = Some(crate::pg::unreadable::exclude_args(&left_out));
+        }
+        let excluded = self.left_out.as_deref().unwrap_or_default();
         let (url, dbname) = (&self.copy.server_url, &self.copy.dbname);
-        let excluded = crate::pg::unreadable::exclude_args(&left_out);
-        let dump = toc::dump_with(&self.pg_dump, url, dbname, &excluded)?;
+        let dump = toc::dump_with(&self.pg_dump, url, dbname, excluded)?;
         let mut catalog =
             catalog::read(&mut *self.client, &dump).map_err(db("reading the catalog"))?;
         super::storage::read_settings(&mut *self.client, &mut catalog.tables)
