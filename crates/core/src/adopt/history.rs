@@ -608,15 +608,10 @@ pub fn tool_tables(client: &mut Client) -> Result<Vec<(String, String)>, postgre
             and (n.nspname || '.' || c.relname = any($1) or c.relname = any($2) or n.nspname = 'sqitch')",
         &[&qualified, &bare],
     )?;
-    let mut out: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for (_, t) in by_shape(client)? {
-        let t = (t.schema.unwrap_or_default(), t.name);
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out.sort();
-    Ok(out)
+    let mut out: std::collections::BTreeSet<(String, String)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    out.extend(by_shape(client)?.into_iter().map(|(_, t)| (t.schema.unwrap_or_default(), t.name)));
+    Ok(out.into_iter().collect())
 }
 
 /// The tables of the database shaped as a tool's history, whatever their
