@@ -707,7 +707,11 @@ fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>,
     let facts = crate::rollout::citus::facts(&mut source)
         .map_err(db_err("reading the source's extensions"))?;
     drop(source);
-    for _ in 0..100 {
+    // A closed session leaves within a millisecond or two, most often
+    // before the first look: pauses from 2 ms, as a swap's wait.
+    let mut backoff = crate::kit::duration::Backoff::up_to(std::time::Duration::from_millis(20));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
         let gone: bool = admin
             .query_one("select not exists (select from pg_stat_activity where pid = $1)", &[&pid])
             .map_err(db_err("checking for other sessions"))?
@@ -715,7 +719,7 @@ fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>,
         if gone {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        backoff.pause();
     }
     Ok(crate::rollout::citus::template_copy_refusal(&facts))
 }
