@@ -19,16 +19,29 @@ pub(super) struct Meet {
 
 /// What the second half carries besides its own round trips, as a
 /// multiple of the time B's backup of its start took: B's restore at its
-/// end (a dump of the copy, a restore, the checks and the swap), and A
-/// where it rides on that copy too. Measured on the diesel-style history
-/// of the bench: B's start 90 ms, its end 270 ms, A 155 ms.
+/// end (a dump of the copy, a restore, the checks and the swap), and A's
+/// check where it rides on that copy too (A's ups are counted apart, see
+/// [`A_UP_PER_TRIP`]). Measured on the diesel-style history of the bench:
+/// B's start 90 ms to 130 ms, its end 270 ms to 380 ms, A's check 60 ms.
 const B_END: f64 = 3.0;
-const A_RIDES: f64 = 1.7;
+const A_CHECK: f64 = 0.6;
 
 /// An up applied as `migrate` applies it, against a round trip: about an
 /// eighth on the diesel-style history of the bench (1.05 ms against
-/// 7.95 ms in the server's statement log).
+/// 7.95 ms in the server's statement log; 1.33 ms against the first
+/// half's early pace of 11.4 ms on a slower host).
 const UP_PER_TRIP: f64 = 1.0 / 8.0;
+
+/// An up of A's injected run, against a round trip: A applies the ups of
+/// the batch's last transaction once more (every pending one where the
+/// batch is one transaction), so its time grows with them, not with B's
+/// backup; about a twelfth (0.76 ms and 1.43 ms against early paces of
+/// 11.4 ms and 16 ms on two hosts).
+const A_UP_PER_TRIP: f64 = 1.0 / 12.0;
+
+/// Where A rides on the second half's copy: the index among the pending
+/// migrations of the first one its batch's last transaction applies.
+pub(super) type ARides = Option<usize>;
 
 impl Meet {
     /// A meeting of two halves of `len` migrations, their round trips
@@ -56,7 +69,7 @@ impl Meet {
 
     /// Settles the cut: where both halves end together, by the first
     /// half's pace so far and what the second half carries (`backup`: the
-    /// time B's backup of its start took; `carries`: whether A plays on it
+    /// time B's backup of its start took; `carries`: where A plays on it
     /// too, and whether B ends on it before the halves join), or
     /// `fallback` while the first half has finished too few round trips to
     /// tell its pace. Never below what the first half has claimed.
@@ -64,7 +77,7 @@ impl Meet {
         &self,
         fallback: usize,
         backup: Option<Duration>,
-        carries: (bool, bool),
+        carries: (ARides, bool),
     ) -> usize {
         let mut s = self.state.lock().expect("no claim panics");
         let done = s.0.saturating_sub(1);
@@ -91,7 +104,7 @@ fn balanced(
     done: usize,
     elapsed: Duration,
     backup: Option<Duration>,
-    (a_rides, b_ends): (bool, bool),
+    (a_rides, b_ends): (ARides, bool),
 ) -> Option<usize> {
     if done < 2 {
         return None;
@@ -101,8 +114,9 @@ fn balanced(
         return None;
     }
     let times = |yes: bool, n: f64| if yes { n } else { 0.0 };
-    let carried =
-        backup.map_or(0.0, |b| b.as_secs_f64() * (times(b_ends, B_END) + times(a_rides, A_RIDES)));
+    let checks = times(b_ends, B_END) + times(a_rides.is_some(), A_CHECK);
+    let a_ups = a_rides.map_or(0, |at| len.saturating_sub(at)) as f64 * A_UP_PER_TRIP * trip;
+    let carried = backup.map_or(0.0, |b| b.as_secs_f64() * checks) + a_ups;
     // First half: (at - done) trips. Second: `at` ups, (len - at) trips
     // and what it carries.
     let at = ((len + done) as f64 * trip + carried) / (trip * (2.0 - UP_PER_TRIP));
@@ -117,14 +131,18 @@ mod tests {
     fn the_cut_gives_the_second_half_less_by_what_it_carries() {
         let ms = Duration::from_millis;
         // Nothing carried: a little past the middle, for the ups.
-        assert_eq!(balanced(250, 10, ms(75), None, (false, false)), Some(139));
-        // B's backup took 90 ms, A rides and B ends there: 423 ms more,
-        // 56 trips of 7.5 ms, half of them moved to the first half.
-        assert_eq!(balanced(250, 10, ms(75), Some(ms(90)), (true, true)), Some(169));
+        assert_eq!(balanced(250, 10, ms(75), None, (None, false)), Some(139));
+        // B's backup took 90 ms, A rides from the first migration (the
+        // batch is one transaction: 250 ups of 0.63 ms) and B ends there:
+        // 480 ms more, 64 trips of 7.5 ms, half of them moved to the
+        // first half.
+        assert_eq!(balanced(250, 10, ms(75), Some(ms(90)), (Some(0), true)), Some(173));
+        // A's batch is its last ten migrations: A is mostly its check.
+        assert_eq!(balanced(250, 10, ms(75), Some(ms(90)), (Some(240), true)), Some(162));
         // B ends after the halves join: only A is carried.
-        assert_eq!(balanced(250, 10, ms(75), Some(ms(90)), (true, false)), Some(150));
-        assert_eq!(balanced(250, 1, ms(75), Some(ms(90)), (true, true)), None, "no pace yet");
-        assert_eq!(balanced(250, 5, ms(0), None, (false, false)), None, "no time measured");
+        assert_eq!(balanced(250, 10, ms(75), Some(ms(90)), (Some(0), false)), Some(154));
+        assert_eq!(balanced(250, 1, ms(75), Some(ms(90)), (Some(0), true)), None, "no pace yet");
+        assert_eq!(balanced(250, 5, ms(0), None, (None, false)), None, "no time measured");
     }
 
     #[test]
@@ -132,10 +150,10 @@ mod tests {
         let meet = Meet::new(10);
         assert!(meet.claim(0) && meet.claim(1));
         // Too few trips done for a pace: the fallback, but not below 2.
-        assert_eq!(meet.settle(1, None, (false, false)), 2);
+        assert_eq!(meet.settle(1, None, (None, false)), 2);
         assert!(!meet.claim(2), "held to the cut");
         let meet = Meet::new(10);
-        assert_eq!(meet.settle(0, None, (false, false)), 1, "the first half has one at least");
+        assert_eq!(meet.settle(0, None, (None, false)), 1, "the first half has one at least");
         assert!(meet.claim(0) && !meet.claim(1));
     }
 }

@@ -253,7 +253,7 @@ fn second_half(
         None => None,
     };
     let (at, b_here) = (ride.and_then(|(_, at, _)| at), ride.and_then(|(_, _, ws)| ws));
-    let carries = (at.is_some(), b_here.is_some());
+    let carries = (at, b_here.is_some());
     let cut_at = meet.settle(cut.at, b_start.as_ref().map(BStart::took), carries);
     let (first, second) = todo.split_at(cut_at);
     let early = ride.zip(at.filter(|&at| at < first.len())).map(|((plan, _, _), at)| (plan, at));
