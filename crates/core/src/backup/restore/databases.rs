@@ -2,12 +2,16 @@
 //! the names a restore gives the databases it creates, the settings a new
 //! database takes over from the target, and dropping what restores leave.
 
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
 use postgres::Client;
 
 use super::journal::journal;
 use crate::backup::manifest::Manifest;
 use crate::backup::{BackupError, Store};
 use crate::freeze;
+use crate::kit::duration::Backoff;
 use crate::pg::conn::connect_db;
 use crate::pg::quote_ident;
 
@@ -323,6 +327,33 @@ pub fn drop_snapshot(url: &str, m: &Manifest) -> Result<(), BackupError> {
         .map_err(BackupError::db(format!("dropping the snapshot database {name}")))
 }
 
+/// `ALTER DATABASE name WITH ALLOW_CONNECTIONS true`, tried again where
+/// another session changed the database's row at the same moment: a swap
+/// that stopped leaves a watcher that opens its databases once the
+/// process is gone (`swap::Reopener`), and `restore --resume` or
+/// `--abandon` run right after opens the same ones; PostgreSQL fails the
+/// second of two changes of one row with "tuple concurrently updated"
+/// instead of waiting for the first. Opening is the same change whoever
+/// makes it, so it is tried again, for up to two seconds.
+pub(super) fn allow_connections(admin: &mut Client, name: &str) -> Result<(), postgres::Error> {
+    let sql = format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(name));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut backoff = Backoff::up_to(Duration::from_millis(100));
+    loop {
+        match admin.batch_execute(&sql) {
+            Err(e) if concurrently_updated(&e) && Instant::now() < deadline => backoff.pause(),
+            done => return done,
+        }
+    }
+}
+
+/// PostgreSQL's error for a catalog row another transaction changed first.
+fn concurrently_updated(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == SqlState::INTERNAL_ERROR && d.message() == "tuple concurrently updated"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +371,36 @@ mod tests {
         assert_eq!(guc_value("search_path", "\"$user\", public"), "'$user', 'public'");
         assert_eq!(guc_value("work_mem", "64MB"), "'64MB'");
         assert_eq!(guc_value("search_path", "\"a,b\", c"), "'a,b', 'c'");
+    }
+
+    /// Two sessions open one database at once, as the watcher of a
+    /// stopped swap and the resumed run do: the second waits out the first
+    /// and opens it too, where the plain statement fails ("tuple
+    /// concurrently updated").
+    #[test]
+    fn opening_a_database_another_session_is_opening_too_succeeds() {
+        let cluster = crate::pg::cluster::Cluster::start().unwrap();
+        cluster.create_database("racer", None).unwrap();
+        let mut holder = cluster.connect("postgres").unwrap();
+        let mut first = holder.transaction().unwrap();
+        first.batch_execute("ALTER DATABASE racer WITH ALLOW_CONNECTIONS true").unwrap();
+        let mut second = cluster.connect("postgres").unwrap();
+        let opener = std::thread::spawn(move || allow_connections(&mut second, "racer"));
+        let mut look = cluster.connect("postgres").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !look
+            .query_one(
+                "select exists (select 1 from pg_stat_activity
+                                 where query like 'ALTER DATABASE %racer%' and wait_event_type = 'Lock')",
+                &[],
+            )
+            .unwrap()
+            .get::<_, bool>(0)
+        {
+            assert!(Instant::now() < deadline, "the second session never waited on the first");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        first.commit().unwrap();
+        opener.join().unwrap().expect("opened once the first change committed");
     }
 }

@@ -16,7 +16,7 @@ use chrono::Utc;
 use postgres::Client;
 
 use super::databases::{
-    connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
+    self, connect_to, copy_database_settings, database_exists, derived_name, literal, maintenance,
 };
 use super::journal::{crash_point, Journal, Step};
 use super::{copy_events, point_in_time, Failure, Run};
@@ -118,10 +118,9 @@ impl Reopener {
     }
 }
 
-/// `ALTER DATABASE name WITH ALLOW_CONNECTIONS true`.
+/// Lets sessions into `name` again (see `databases::allow_connections`).
 fn allow_connections(admin: &mut Client, name: &str) -> Result<(), BackupError> {
-    admin
-        .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote_ident(name)))
+    databases::allow_connections(admin, name)
         .map_err(BackupError::db(format!("opening {name} to sessions again")))
 }
 
@@ -290,11 +289,7 @@ impl Run<'_> {
     ) -> Result<Client, Failure> {
         let source_db = &incoming.name;
         if !incoming.temporary {
-            admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(source_db)
-                ))
+            databases::allow_connections(admin, source_db)
                 .map_err(BackupError::db("opening the snapshot database"))?;
         }
         let mut restored = match connect_to(self.url, source_db) {
@@ -580,8 +575,7 @@ fn swap_names(
             BackupError::db("swapping the databases")(e)
         })?;
     crash_point("renamed");
-    admin
-        .batch_execute(&format!("ALTER DATABASE {p} WITH ALLOW_CONNECTIONS true"))
+    databases::allow_connections(admin, snapshot)
         .map_err(BackupError::db(format!("opening {snapshot} for reading")))?;
     crash_point("reopened");
     Ok(())
