@@ -149,11 +149,15 @@ mod tests {
         use std::os::unix::process::CommandExt as _;
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(on(tmp.path()), None);
-        // A process whose command line is a server's on the directory.
+        // A process whose command line is a server's on the directory. It
+        // waits on its input with the shell's own `read`: a child it forked
+        // (`sleep`) bears its command line until it has executed, and under
+        // load could still be found after the shell is gone.
         let mut fake = std::process::Command::new("sh")
             .arg0("postgres")
-            .args(["-c", "sleep 30; :", "postgres", "-D"])
+            .args(["-c", "read line", "postgres", "-D"])
             .arg(tmp.path())
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // Until it has executed its program, the child is this test's copy.
