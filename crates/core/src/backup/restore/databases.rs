@@ -65,13 +65,11 @@ pub fn drop_leftovers(url: &str, store: &Store) -> Result<Vec<String>, BackupErr
 pub(super) fn drop_database(admin: &mut Client, name: &str) -> Result<(), postgres::Error> {
     let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
     let mut attempts = 0;
-    let mut backoff = crate::kit::duration::Backoff::up_to(std::time::Duration::from_millis(200));
+    let mut backoff = Backoff::up_to(Duration::from_millis(200));
     loop {
         match admin.batch_execute(&sql) {
             Ok(()) => return Ok(()),
-            Err(e)
-                if e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) && attempts < 30 =>
-            {
+            Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && attempts < 30 => {
                 attempts += 1;
                 let _ = admin.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity
