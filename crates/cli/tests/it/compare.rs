@@ -298,12 +298,19 @@ fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
     let (p, source, target) = pair(
         "compare_error",
         "CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1);
-         CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);",
+         CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);
+         CREATE TABLE guarded (id int PRIMARY KEY); INSERT INTO guarded VALUES (1);",
     );
     let role = unique_name("reader");
+    // `guarded` is readable, but row level security (no policy: no row)
+    // shows the role none of its rows, which it may write.
     on_target(
         &target,
-        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT SELECT ON open TO {role};"),
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT SELECT ON open TO {role};
+             ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+             GRANT SELECT, INSERT ON guarded TO {role};"
+        ),
     );
     let reader = target.replacen(&target[11..target.find('@').unwrap()], &format!("{role}:pw"), 1);
     let c = compare(&p, &source, &reader, 1);
@@ -313,6 +320,11 @@ fn a_table_that_cannot_be_read_makes_the_verdict_an_error_never_a_match() {
     assert_eq!(secret["status"], "error");
     let note = secret["note"].as_str().unwrap();
     assert!(note.contains("the role may not read it in the target"), "{secret}");
+    let guarded =
+        c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.guarded").unwrap();
+    assert_eq!(guarded["status"], "error");
+    let note = guarded["note"].as_str().unwrap();
+    assert!(note.contains("row level security shows the role only some of its rows"), "{note}");
     let open =
         c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.open").unwrap();
     assert_eq!(open["status"], "match");

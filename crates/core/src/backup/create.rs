@@ -310,33 +310,47 @@ fn export_snapshot(
 }
 
 /// The tables the dump leaves out (`pg::unreadable`), or why it cannot
-/// be taken: a table the role may not read and a migration run as it
-/// could still change.
+/// be taken: a table the role may not read (or not whole: row level
+/// security filters its rows) and a migration run as it could still change.
 fn left_out(client: &mut Client) -> Result<Vec<Unreadable>, BackupError> {
     let tables = unreadable::tables(client)
         .map_err(BackupError::db("reading which tables the role may read"))?;
     let blocking: Vec<&Unreadable> = tables.iter().filter(|t| t.changeable.is_some()).collect();
-    let Some(first) = blocking.first() else {
+    if blocking.is_empty() {
         return Ok(tables);
-    };
+    }
     let role: String = client
         .query_one("select current_user::text", &[])
         .map_err(BackupError::db("reading the session's role"))?
         .get(0);
-    let listed: Vec<String> = blocking
-        .iter()
-        .map(|t| {
+    let listed = |policies: bool| -> Vec<String> {
+        let of = blocking.iter().filter(|t| t.policies == policies);
+        of.map(|t| {
             let why = t.changeable.as_deref().unwrap_or_default();
             format!("{} (owner {}; {why})", t.qualified(), t.owner)
         })
-        .collect();
-    Err(BackupError::Refused(format!(
-        "role {role} may not read {}, which a migration run as {role} could change: pg_dump \
-         cannot back it up; grant the role SELECT on it (GRANT SELECT ON {} TO {}) and run again",
-        listed.join(", "),
-        crate::pg::quote_qualified(Some(&first.schema), &first.name),
-        crate::pg::quote_ident(&role)
-    )))
+        .collect()
+    };
+    let role_ident = crate::pg::quote_ident(&role);
+    let mut said = Vec::new();
+    if let Some(first) = blocking.iter().find(|t| !t.policies) {
+        said.push(format!(
+            "role {role} may not read {}, which a migration run as {role} could change: pg_dump \
+             cannot back it up; grant the role SELECT on it (GRANT SELECT ON {} TO {role_ident})",
+            listed(false).join(", "),
+            crate::pg::quote_qualified(Some(&first.schema), &first.name),
+        ));
+    }
+    if blocking.iter().any(|t| t.policies) {
+        said.push(format!(
+            "row level security shows role {role} only the rows its policies let through in {}, \
+             which a migration run as {role} could change: pg_dump stops rather than back up \
+             part of it; let the role bypass the policies (ALTER ROLE {role_ident} BYPASSRLS, \
+             as a superuser or the platform's admin role)",
+            listed(true).join(", "),
+        ));
+    }
+    Err(BackupError::Refused(format!("{} and run again", said.join("; "))))
 }
 
 /// What a failed pg_dump says, as the error that tells the operator what to

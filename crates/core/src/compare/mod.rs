@@ -208,23 +208,31 @@ enum Has {
     Readable,
     /// There, but the role may not read it, nor change it (`pg::unreadable`).
     Unreadable,
-    /// There, and the role may not read it but may change it.
-    Changeable,
+    /// There, and the role may not read it but may change it; or may read
+    /// it only in part: row level security filters its rows for the role.
+    Changeable {
+        filtered: bool,
+    },
 }
 
 /// A table to compare: (schema, name), and how the source and the target have it.
 type Listed = ((String, String), Has, Has);
 
 /// The tables of one side: those the role may read, those it may neither
-/// read nor change, and those it may not read but may change.
-fn side(client: &mut Client) -> Result<[BTreeSet<(String, String)>; 3], postgres::Error> {
+/// read nor change, those it may not read but may change, and of those
+/// the ones whose rows row level security filters for it.
+fn side(client: &mut Client) -> Result<[BTreeSet<(String, String)>; 4], postgres::Error> {
     let readable = checksum::user_tables(client)?.into_iter().collect();
-    let (mut unreadable, mut changeable) = (BTreeSet::new(), BTreeSet::new());
+    let (mut unreadable, mut changeable, mut filtered) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for t in crate::pg::unreadable::tables(client)?.into_iter().filter(|t| !t.sequence) {
+        if t.policies && t.changeable.is_some() {
+            filtered.insert((t.schema.clone(), t.name.clone()));
+        }
         let set = if t.changeable.is_some() { &mut changeable } else { &mut unreadable };
         set.insert((t.schema, t.name));
     }
-    Ok([readable, unreadable, changeable])
+    Ok([readable, unreadable, changeable, filtered])
 }
 
 /// The tables of both sides that `only` chooses (`schema.table` or
@@ -235,13 +243,14 @@ fn tables_of(
     only: &[String],
 ) -> Result<Vec<Listed>, postgres::Error> {
     let (a, b) = (side(source)?, side(target)?);
-    let has = |[readable, unreadable, changeable]: &[BTreeSet<(String, String)>; 3], t| {
+    let has = |[readable, unreadable, changeable, filtered]: &[BTreeSet<(String, String)>; 4],
+               t| {
         if readable.contains(t) {
             Has::Readable
         } else if unreadable.contains(t) {
             Has::Unreadable
         } else if changeable.contains(t) {
-            Has::Changeable
+            Has::Changeable { filtered: filtered.contains(t) }
         } else {
             Has::No
         }
@@ -264,6 +273,12 @@ fn one(
 ) -> TableResult {
     let empty = |status| TableResult::empty(&t.0, &t.1, status);
     let noted = |status, note: &str| TableResult { note: Some(note.into()), ..empty(status) };
+    let filtered = |side: &str| {
+        format!(
+            "row level security shows the role only some of its rows in the {side} \
+             (a role with BYPASSRLS reads them all)"
+        )
+    };
     match (in_a, in_b) {
         (_, Has::No) => empty("only_in_source"),
         (Has::No, _) => empty("only_in_target"),
@@ -272,10 +287,12 @@ fn one(
         (Has::Unreadable, Has::Unreadable) => {
             noted("not_readable", "the role may not read it on either side")
         }
-        (Has::Unreadable | Has::Changeable, _) => {
+        (Has::Changeable { filtered: true }, _) => noted("error", &filtered("source")),
+        (Has::Unreadable | Has::Changeable { .. }, _) => {
             noted("error", "the role may not read it in the source")
         }
-        (_, Has::Unreadable | Has::Changeable) => {
+        (_, Has::Changeable { filtered: true }) => noted("error", &filtered("target")),
+        (_, Has::Unreadable | Has::Changeable { .. }) => {
             noted("error", "the role may not read it in the target")
         }
         _ => match table(source, target, &t.0, &t.1, job) {

@@ -35,6 +35,8 @@ use std::collections::HashMap;
 
 use postgres::GenericClient;
 
+use super::unreadable::FILTERED;
+
 /// Rows hashed column by column, each column by its type's own hash
 /// function (PostgreSQL 14 and later).
 pub const METHOD_COLUMN_HASH: &str = "sum(mix(xor(column hashes by name)))/v3";
@@ -107,8 +109,9 @@ fn method_of(major: i32) -> &'static str {
     }
 }
 
-/// Every user table the session's role may read as `(schema, name)` (leaf
-/// partitions count as tables), Backstop's own schema left out.
+/// Every user table the session's role may read whole as `(schema, name)`
+/// (leaf partitions count as tables; not one whose rows row level security
+/// filters for the role: `pg::unreadable`), Backstop's own schema left out.
 pub fn user_tables(
     client: &mut impl GenericClient,
 ) -> Result<Vec<(String, String)>, postgres::Error> {
@@ -129,7 +132,7 @@ fn tables_query() -> String {
                 am.amname = 'heap' and pg_relation_size(c.oid) = 0
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
            left join pg_am am on am.oid = c.relam
-          where c.relkind = 'r' and {USER_SCHEMAS} and {READABLE}
+          where c.relkind = 'r' and {USER_SCHEMAS} and {READABLE} and not {FILTERED}
           order by 1, 2"
     )
 }

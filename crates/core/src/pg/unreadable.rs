@@ -8,6 +8,14 @@
 //! schema (a schema's owner may drop everything in it): such a relation is
 //! left out of dumps and row counts, and named. Any other is one a
 //! migration could change and a dump cannot hold.
+//!
+//! A table the role may read but whose rows row level security filters
+//! for it (the policies apply: the role neither bypasses them, as a
+//! superuser or with `BYPASSRLS` does, nor owns a table that does not
+//! force them) is one it may not read whole: `pg_dump` turns row security
+//! off and stops on it rather than dump part of it, and a count or a
+//! checksum would see only the rows the policies let through. It is told
+//! apart (`policies`), and treated as the others are.
 
 use postgres::GenericClient;
 
@@ -26,6 +34,9 @@ pub struct Unreadable {
     pub usable: bool,
     /// A sequence, not a table.
     pub sequence: bool,
+    /// The role may read it, but row level security shows it only the
+    /// rows its policies let through.
+    pub policies: bool,
 }
 
 impl Unreadable {
@@ -43,8 +54,19 @@ impl Unreadable {
     }
 }
 
-/// The tables and sequences the session's role may not read, in name
-/// order. One catalog query; none for a superuser.
+/// Of `pg_class c`, a table whose rows row level security filters for the
+/// session's role: as PostgreSQL decides it (`check_enable_rls`), the
+/// policies apply unless the role is a superuser, has `BYPASSRLS`, or has
+/// the owner's privileges on a table that does not force them. A
+/// partitioned table holds no row of its own: its partitions are read.
+pub const FILTERED: &str = "(c.relkind = 'r' and c.relrowsecurity
+      and not exists (select from pg_roles
+                       where rolname = current_user and (rolsuper or rolbypassrls))
+      and (c.relforcerowsecurity or not pg_has_role(c.relowner, 'USAGE')))";
+
+/// The tables and sequences the session's role may not read, or not
+/// whole ([`FILTERED`]), in name order. One catalog query; none for a
+/// superuser.
 pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgres::Error> {
     let rows = client.query(
         &format!(
@@ -63,10 +85,11 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
                          when pg_has_role(n.nspowner, 'USAGE')
                            then 'the role owns its schema ' || quote_ident(n.nspname)
                     end,
-                    has_schema_privilege(n.oid, 'USAGE'), c.relkind = 'S'
+                    has_schema_privilege(n.oid, 'USAGE'), c.relkind = 'S',
+                    has_table_privilege(c.oid, 'SELECT')
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p', 'S') and n.nspname not in {SKIPPED}
-                and not has_table_privilege(c.oid, 'SELECT')
+                and (not has_table_privilege(c.oid, 'SELECT') or {FILTERED})
               order by 1, 2"
         ),
         &[],
@@ -80,6 +103,7 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
             changeable: r.get(3),
             usable: r.get(4),
             sequence: r.get(5),
+            policies: r.get(6),
         })
         .collect())
 }
@@ -143,6 +167,46 @@ mod tests {
         assert!(tables(&mut c).unwrap().is_empty(), "a superuser reads everything");
     }
 
+    /// A table whose rows row level security filters for the role is one
+    /// it may not read whole, and only there: not where it owns a table
+    /// that does not force the policies, nor once it bypasses them.
+    #[test]
+    fn rows_the_policies_hide_make_a_table_the_role_may_not_read_whole() {
+        let cluster = crate::pg::cluster::Cluster::start().unwrap();
+        let mut c = cluster.connect("postgres").unwrap();
+        c.batch_execute(
+            "CREATE ROLE app; CREATE ROLE other;
+             CREATE SCHEMA plat AUTHORIZATION other; GRANT USAGE ON SCHEMA plat TO app;
+             CREATE TABLE public.forced (id int); ALTER TABLE public.forced OWNER TO app;
+             ALTER TABLE public.forced ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.forced FORCE ROW LEVEL SECURITY;
+             CREATE TABLE public.owned (id int); ALTER TABLE public.owned OWNER TO app;
+             ALTER TABLE public.owned ENABLE ROW LEVEL SECURITY;
+             SET ROLE other;
+             CREATE TABLE plat.shared (id int); ALTER TABLE plat.shared ENABLE ROW LEVEL SECURITY;
+             CREATE TABLE plat.open (id int);
+             GRANT SELECT ON plat.shared, plat.open TO app;
+             RESET ROLE;
+             SET ROLE app;",
+        )
+        .unwrap();
+        let found = |c: &mut postgres::Client| -> Vec<(String, Option<String>, bool)> {
+            let all = tables(c).unwrap().into_iter();
+            all.map(|t| (t.qualified(), t.changeable, t.policies)).collect()
+        };
+        assert_eq!(
+            found(&mut c),
+            [
+                ("plat.shared".into(), None, true),
+                ("public.forced".into(), Some("the role owns it".into()), true),
+            ]
+        );
+        let left: Vec<String> = left_out(&mut c).unwrap().iter().map(|t| t.qualified()).collect();
+        assert_eq!(left, ["plat.shared"]);
+        c.batch_execute("RESET ROLE; ALTER ROLE app BYPASSRLS; SET ROLE app").unwrap();
+        assert_eq!(found(&mut c), [], "a role that bypasses the policies reads every row");
+    }
+
     #[test]
     fn a_table_is_left_out_by_a_literal_pattern() {
         let t = Unreadable {
@@ -152,6 +216,7 @@ mod tests {
             changeable: None,
             usable: true,
             sequence: false,
+            policies: false,
         };
         assert_eq!(t.exclude_arg(), r#"--exclude-table="Vault"."se""cr.ets*""#);
         assert_eq!(t.qualified(), "Vault.se\"cr.ets*");
