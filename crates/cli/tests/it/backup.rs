@@ -549,6 +549,10 @@ fn rows_hidden_by_forced_row_level_security_refuse_the_backup_with_the_fix() {
     assert!(!refused.all().contains("pw@"), "the password was printed");
     assert!(db.applied().is_empty(), "nothing ran");
     assert!(listed(&p).is_empty(), "a refused backup leaves nothing");
+    // A rehearsal's copy by pg_dump (the role may not create databases)
+    // is stopped the same way, before anything is made.
+    let rehearsal = p.run_with_url(&url, &["rehearse"]);
+    rehearsal.expect_code(3).expect_output("could not copy the database: row level security");
 
     admin.batch_execute(&format!("ALTER ROLE {role} BYPASSRLS")).unwrap();
     p.run_with_url(&url, &["migrate"]).expect_code(0);

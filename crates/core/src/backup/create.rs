@@ -315,42 +315,12 @@ fn export_snapshot(
 fn left_out(client: &mut Client) -> Result<Vec<Unreadable>, BackupError> {
     let tables = unreadable::tables(client)
         .map_err(BackupError::db("reading which tables the role may read"))?;
-    let blocking: Vec<&Unreadable> = tables.iter().filter(|t| t.changeable.is_some()).collect();
-    if blocking.is_empty() {
-        return Ok(tables);
-    }
-    let role: String = client
-        .query_one("select current_user::text", &[])
+    match unreadable::refusal(client, &tables)
         .map_err(BackupError::db("reading the session's role"))?
-        .get(0);
-    let listed = |policies: bool| -> Vec<String> {
-        let of = blocking.iter().filter(|t| t.policies == policies);
-        of.map(|t| {
-            let why = t.changeable.as_deref().unwrap_or_default();
-            format!("{} (owner {}; {why})", t.qualified(), t.owner)
-        })
-        .collect()
-    };
-    let role_ident = crate::pg::quote_ident(&role);
-    let mut said = Vec::new();
-    if let Some(first) = blocking.iter().find(|t| !t.policies) {
-        said.push(format!(
-            "role {role} may not read {}, which a migration run as {role} could change: pg_dump \
-             cannot back it up; grant the role SELECT on it (GRANT SELECT ON {} TO {role_ident})",
-            listed(false).join(", "),
-            crate::pg::quote_qualified(Some(&first.schema), &first.name),
-        ));
+    {
+        Some(why) => Err(BackupError::Refused(why)),
+        None => Ok(tables),
     }
-    if blocking.iter().any(|t| t.policies) {
-        said.push(format!(
-            "row level security shows role {role} only the rows its policies let through in {}, \
-             which a migration run as {role} could change: pg_dump stops rather than back up \
-             part of it; let the role bypass the policies (ALTER ROLE {role_ident} BYPASSRLS, \
-             as a superuser or the platform's admin role)",
-            listed(true).join(", "),
-        ));
-    }
-    Err(BackupError::Refused(format!("{} and run again", said.join("; "))))
 }
 
 /// What a failed pg_dump says, as the error that tells the operator what to

@@ -227,7 +227,7 @@ impl Replay<'_> {
         // What the role may not read, nor change, pg_dump cannot lock and
         // no migration changes (a platform's table on a template copy).
         if self.left_out.is_none() {
-            let left_out = crate::pg::unreadable::left_out(&mut *self.client)
+            let left_out = crate::pg::unreadable::left_out_of_schema(&mut *self.client)
                 .map_err(db("reading which tables the role may read"))?;
             self.left_out = Some(crate::pg::unreadable::exclude_args(&left_out));
         }

@@ -241,7 +241,7 @@ fn platform(
         // What the role may not read, nor change, pg_dump cannot lock and
         // no migration can use; a schema the role may not use stops the
         // dump, which then says what to grant.
-        let mut unreadable = crate::pg::unreadable::left_out(target)
+        let mut unreadable = crate::pg::unreadable::left_out_of_schema(target)
             .map_err(db("reading which tables the role may read"))?;
         unreadable.retain(|t| t.usable);
         let mut args: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();

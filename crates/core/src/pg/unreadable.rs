@@ -114,6 +114,57 @@ pub fn left_out(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, post
     Ok(tables(client)?.into_iter().filter(|t| t.changeable.is_none()).collect())
 }
 
+/// Of [`left_out`], those a dump of the schema alone must leave out: it
+/// reads no row, so row level security stops none of it; only what the
+/// role may not read at all, whose lock it may not take.
+pub fn left_out_of_schema(
+    client: &mut impl GenericClient,
+) -> Result<Vec<Unreadable>, postgres::Error> {
+    Ok(left_out(client)?.into_iter().filter(|t| !t.policies).collect())
+}
+
+/// Why a dump of the rows cannot be taken as the session's role, with what
+/// fixes it: the tables of `tables` a migration run as the role could
+/// change. `None` where there is none.
+pub fn refusal(
+    client: &mut impl GenericClient,
+    tables: &[Unreadable],
+) -> Result<Option<String>, postgres::Error> {
+    let blocking: Vec<&Unreadable> = tables.iter().filter(|t| t.changeable.is_some()).collect();
+    if blocking.is_empty() {
+        return Ok(None);
+    }
+    let role: String = client.query_one("select current_user::text", &[])?.get(0);
+    let listed = |policies: bool| -> Vec<String> {
+        let of = blocking.iter().filter(|t| t.policies == policies);
+        of.map(|t| {
+            let why = t.changeable.as_deref().unwrap_or_default();
+            format!("{} (owner {}; {why})", t.qualified(), t.owner)
+        })
+        .collect()
+    };
+    let role_ident = super::quote_ident(&role);
+    let mut said = Vec::new();
+    if let Some(first) = blocking.iter().find(|t| !t.policies) {
+        said.push(format!(
+            "role {role} may not read {}, which a migration run as {role} could change: pg_dump \
+             cannot dump it; grant the role SELECT on it (GRANT SELECT ON {} TO {role_ident})",
+            listed(false).join(", "),
+            super::quote_qualified(Some(&first.schema), &first.name),
+        ));
+    }
+    if blocking.iter().any(|t| t.policies) {
+        said.push(format!(
+            "row level security shows role {role} only the rows its policies let through in {}, \
+             which a migration run as {role} could change: pg_dump stops rather than dump part \
+             of it; let the role bypass the policies (ALTER ROLE {role_ident} BYPASSRLS, \
+             as a superuser or the platform's admin role)",
+            listed(true).join(", "),
+        ));
+    }
+    Ok(Some(format!("{} and run again", said.join("; "))))
+}
+
 /// `pg_dump`'s options leaving `tables` out.
 pub fn exclude_args(tables: &[Unreadable]) -> Vec<String> {
     tables.iter().map(Unreadable::exclude_arg).collect()
@@ -203,6 +254,7 @@ mod tests {
         );
         let left: Vec<String> = left_out(&mut c).unwrap().iter().map(|t| t.qualified()).collect();
         assert_eq!(left, ["plat.shared"]);
+        assert!(left_out_of_schema(&mut c).unwrap().is_empty(), "a schema's dump reads no row");
         c.batch_execute("RESET ROLE; ALTER ROLE app BYPASSRLS; SET ROLE app").unwrap();
         assert_eq!(found(&mut c), [], "a role that bypasses the policies reads every row");
     }

@@ -779,10 +779,11 @@ pub fn dump_into(
     base: &str,
     schema_only: bool,
 ) -> Result<(), RehearseError> {
+    // First: a table the dump cannot hold stops it before anything is made.
+    let mut extra = left_out_args(&mut connect_source(source_url)?, !schema_only)?;
     prepare_cluster(source_url, cluster)?;
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
     carry_settings(source_url, cluster, base)?;
-    let mut extra = left_out_args(&mut connect_source(source_url)?)?;
     if schema_only {
         extra.push("--schema-only".into());
     }

@@ -28,13 +28,26 @@ pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> 
 
 /// `pg_dump`'s options leaving out what the source's role may not read,
 /// nor change (`pg::unreadable`): pg_dump cannot copy it, and no migration
-/// run as the role can use it.
+/// run as the role can use it. `rows`: the dump copies rows too, which
+/// row level security may keep from the role; then one that a migration
+/// could change stops the copy before pg_dump runs, as it stops a backup.
 pub(super) fn left_out_args(
     source: &mut impl postgres::GenericClient,
+    rows: bool,
 ) -> Result<Vec<String>, RehearseError> {
-    let left_out = crate::pg::unreadable::left_out(source)
-        .map_err(db_err("reading which tables the role may read"))?;
-    Ok(crate::pg::unreadable::exclude_args(&left_out))
+    use crate::pg::unreadable;
+    let read = db_err("reading which tables the role may read");
+    if !rows {
+        return Ok(unreadable::exclude_args(
+            &unreadable::left_out_of_schema(source).map_err(read)?,
+        ));
+    }
+    let tables = unreadable::tables(source).map_err(&read)?;
+    if let Some(reason) = unreadable::refusal(source, &tables).map_err(read)? {
+        return Err(RehearseError::Clone { reason });
+    }
+    let left_out: Vec<_> = tables.into_iter().filter(|t| t.changeable.is_none()).collect();
+    Ok(unreadable::exclude_args(&left_out))
 }
 
 /// Readies `cluster` for the source's objects: checks the local tools are

@@ -104,7 +104,7 @@ pub(super) fn sample_into(
     let bin = cluster.bin();
     let target_url = cluster.url(base);
     let snapshot_arg = format!("--snapshot={snapshot}");
-    let mut args = super::dump::left_out_args(&mut tx)?;
+    let mut args = super::dump::left_out_args(&mut tx, true)?;
     args.push(snapshot_arg);
     let args = |section: &'static str| {
         std::iter::once(section).chain(args.iter().map(String::as_str)).collect::<Vec<_>>()
