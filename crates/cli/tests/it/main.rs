@@ -51,6 +51,7 @@ mod rollback_options;
 mod rollout;
 mod rollout_expand;
 mod rollout_input;
+mod row_security;
 mod secrets;
 mod serve;
 mod throwaway;
