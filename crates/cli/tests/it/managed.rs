@@ -140,3 +140,38 @@ fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
     assert!(client.exists("t_id_idx"), "the committed index stays, as the report says");
     assert_eq!(client.applied(), ["1"], "a migration whose verify failed is not recorded");
 }
+
+/// An application's role on a managed server: it owns its schema but may
+/// not create schemas in the database (its owner is another role), and
+/// `public` is closed to it (PostgreSQL 15 and later). Backstop's own
+/// schema is made for it by the owner, as the first run's error says;
+/// then migrate runs, and a rehearsal writes its late writes where the
+/// role may, and passes.
+#[test]
+fn an_application_role_without_create_on_the_database_uses_the_schema_made_for_it() {
+    let (owner_url, owner, db) = owned_database("app_role");
+    let app = unique_name("app");
+    let mut admin = CLUSTER.connect("postgres").unwrap();
+    admin.batch_execute(&format!("CREATE ROLE {app} LOGIN PASSWORD 'app-pw'")).unwrap();
+    let mut owned = CLUSTER.connect(&db).unwrap();
+    owned
+        .batch_execute(&format!(
+            "CREATE SCHEMA shop AUTHORIZATION {app}; ALTER ROLE {app} SET search_path = shop;"
+        ))
+        .unwrap();
+    let url = owner_url.replace(&format!("{owner}:owner-pw"), &format!("{app}:app-pw"));
+    let project = Project::new("app_role_project");
+    project.migration("1_items", "CREATE TABLE shop.items (id int PRIMARY KEY);", None);
+    let refused = project.run_with_url(&url, &["migrate"]);
+    refused
+        .expect_code(3)
+        .expect_output(&format!("role {app} may not create the schema backstop in database {db}"))
+        .expect_output(&format!("CREATE SCHEMA backstop AUTHORIZATION {app}"));
+    assert!(!owned.exists("shop.items"), "nothing ran");
+
+    owned.batch_execute(&format!("CREATE SCHEMA backstop AUTHORIZATION {app}")).unwrap();
+    project.run_with_url(&url, &["migrate"]).expect_code(0);
+    assert_eq!(owned.applied(), ["1"]);
+    project.migration("2_name", "ALTER TABLE shop.items ADD COLUMN name text;", None);
+    project.run_with_url(&url, &["rehearse"]).expect_code(0).expect_output("25 late writes kept");
+}

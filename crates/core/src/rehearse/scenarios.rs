@@ -92,6 +92,16 @@ const LATE_WRITES: &str = "backstop_rehearsal_late_writes";
 /// How many late writes scenario B makes, and must find kept.
 const LATE_ROWS: i64 = 25;
 
+/// The schema the late writes go to: the first of the session's search
+/// path the role may create a table in, else the first other user schema
+/// it may (an application's own schema, where `public` is closed to it as
+/// on PostgreSQL 15 and later, or the role's path is another database's).
+const LATE_SCHEMA: &str = "select n.nspname::text from pg_namespace n
+     where has_schema_privilege(n.oid, 'CREATE')
+       and n.nspname not in ('backstop', 'information_schema') and n.nspname !~ '^pg_'
+     order by array_position(current_schemas(false), n.nspname::name) nulls last, n.nspname
+     limit 1";
+
 /// Scenario B, from its backup of the start on: migrate (from where
 /// scenario A left the copy), let writes arrive, restore the backup. The
 /// copy must equal the start and the late writes must survive in the
@@ -126,12 +136,22 @@ pub(super) fn restored_b(
 ) -> Result<Scenario, RehearseError> {
     let fail = |detail: String| Scenario::played("B", false, ms(started.elapsed()), detail);
     let conninfo = copy.conninfo()?;
+    let written =
+        |source| RehearseError::Db(crate::pg::DbError::new("writing after the migration", source));
+    let Some(schema) = client.query_opt(LATE_SCHEMA, &[]).map_err(written)? else {
+        return Ok(fail(
+            "the role may create a table in no schema of the copy, so no write could \
+                        arrive after the migration; grant it CREATE on one"
+                .into(),
+        ));
+    };
+    let late = crate::pg::quote_qualified(Some(schema.get(0)), LATE_WRITES);
     client
         .batch_execute(&format!(
-            "CREATE TABLE {LATE_WRITES} (id int, note text);
-             INSERT INTO {LATE_WRITES} SELECT g, 'written after the migration' FROM generate_series(1, {LATE_ROWS}) g;"
+            "CREATE TABLE {late} (id int, note text);
+             INSERT INTO {late} SELECT g, 'written after the migration' FROM generate_series(1, {LATE_ROWS}) g;"
         ))
-        .map_err(|source| RehearseError::Db(crate::pg::DbError::new("writing after the migration", source)))?;
+        .map_err(written)?;
     drop(client);
     let restore_started = Instant::now();
     let restored = match backed.restore(&conninfo, settings) {
@@ -147,7 +167,7 @@ pub(super) fn restored_b(
     if !diffs.is_empty() {
         return Ok(fail(format!("the restored copy differs from the start: {}", listed(&diffs))));
     }
-    let kept = late_writes_kept(copy, &restored)?;
+    let kept = late_writes_kept(copy, &restored, &late)?;
     if kept != LATE_ROWS {
         return Ok(fail(format!(
             "the pre-restore snapshot {} holds {kept} of the {LATE_ROWS} late writes",
@@ -211,6 +231,7 @@ fn identical_b(restored: &[String], left: usize) -> String {
 fn late_writes_kept(
     copy: &CopyDb,
     restored: &crate::backup::restore::RestoreReport,
+    late: &str,
 ) -> Result<i64, RehearseError> {
     Ok(match &restored.snapshot_database {
         Some(db) => {
@@ -220,7 +241,7 @@ fn late_writes_kept(
                 role: copy.role.clone(),
             };
             let mut c = snap.connect()?;
-            c.query_one(&format!("select count(*) from {LATE_WRITES}"), &[])
+            c.query_one(&format!("select count(*) from {late}"), &[])
                 .map(|r| r.get::<_, i64>(0))
                 .unwrap_or(0)
         }

@@ -40,8 +40,28 @@ use postgres::GenericClient;
 /// The schema's name, for the comparisons that leave it out.
 pub const NAME: &str = "backstop";
 
+/// Backstop's schema and tables. PostgreSQL asks for `CREATE` on the
+/// database before it looks whether a schema exists, so a role that may
+/// not create schemas (an application's role on a managed server, its
+/// schema made for it by the database's owner) makes it only where it is
+/// missing, and is told how to get it where it may not.
 const SCHEMA_SQL: &str = r#"
-CREATE SCHEMA IF NOT EXISTS backstop;
+DO $backstop$
+BEGIN
+  IF to_regnamespace('backstop') IS NULL THEN
+    IF NOT has_database_privilege(current_database(), 'CREATE') THEN
+      RAISE EXCEPTION USING
+        ERRCODE = 'insufficient_privilege',
+        MESSAGE = format('role %s may not create the schema backstop in database %s',
+                         current_user, current_database()),
+        HINT = format('have the database''s owner (or a superuser) run CREATE SCHEMA backstop '
+                      'AUTHORIZATION %I, or GRANT CREATE ON DATABASE %I TO %I, and run again',
+                      current_user, current_database(), current_user);
+    END IF;
+    CREATE SCHEMA backstop;
+  END IF;
+END
+$backstop$;
 CREATE TABLE IF NOT EXISTS backstop.applied (
     version        text PRIMARY KEY,
     name           text NOT NULL,
