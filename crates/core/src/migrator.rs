@@ -306,22 +306,30 @@ impl Gate for KeepDowns<'_> {
         pending: &[&Migration],
         dry_run: bool,
     ) -> Result<migrate::GatePass, migrate::GateRefusal> {
+        // On a layout without downs each migration's down is proved now
+        // where no kept proof covers it; on one with downs, a migration its
+        // author left without one gets the down a rehearsal proved and
+        // kept, and nothing is proved at the deploy.
+        let up_only = pending.iter().all(|m| !m.layout.has_downs());
         let versions: Vec<String> = pending
             .iter()
-            .filter(|m| !m.layout.has_downs() && m.down.is_none() && !m.repeatable)
+            .filter(|m| m.down.is_none() && !m.repeatable)
             .map(|m| m.version.clone())
             .collect();
         if dry_run || versions.is_empty() {
             return Ok(migrate::GatePass::default());
         }
         let mut store = crate::downs::proofs::Store::open(self.proofs);
+        if !up_only && store.is_empty() {
+            return Ok(migrate::GatePass::default());
+        }
         let kept = crate::downs::keep::keep(
             (client, self.backed_up.borrow_mut().take()),
             self.url,
             self.migrations,
             self.settings,
             pending,
-            &versions,
+            (&versions, up_only),
             &mut store,
         );
         let kept = match kept {
@@ -366,6 +374,17 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
         lines.push(format!(
             "proved {} down(s) now: {}{}",
             kept.proved_now.len(),
+            why.join("; "),
+            if more > 0 { format!("; and {more} more") } else { String::new() }
+        ));
+    }
+    if !kept.uncovered.is_empty() {
+        let why: Vec<String> = kept.uncovered.iter().take(3).map(|m| m.to_string()).collect();
+        let more = kept.uncovered.len().saturating_sub(3);
+        lines.push(format!(
+            "no kept proof covers the down of {} migration(s) that have none: {}{}; \
+             `backstop rehearse` proves and keeps them, `backstop downs --write` writes them",
+            kept.uncovered.len(),
             why.join("; "),
             if more > 0 { format!("; and {more} more") } else { String::new() }
         ));

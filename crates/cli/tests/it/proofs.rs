@@ -80,6 +80,41 @@ fn rehearse_proves_the_downs_of_an_up_only_history_and_migrate_reuses_them() {
     again.expect_output("proved 1 down(s) now: 20240104000000 (no proof of it was kept)");
 }
 
+/// A layout with downs whose author left some migrations without one (an
+/// sqlx-style simple migration, a Flyway `V` file): the deploy proves
+/// nothing, but the downs a rehearsal proved and kept come with the
+/// migrations, and `rollback` runs them. Without a rehearsal, nothing is
+/// kept and the deploy says why (a migration whose down is its author's
+/// ends the chain of proofs: where its up leaves the schema is not kept).
+#[test]
+fn a_layout_with_downs_keeps_the_downs_a_rehearsal_proved_for_migrations_without_one() {
+    let p = Project::new("proofs_with_downs");
+    p.migration("1_users", USERS, None);
+    p.migration("2_plans", PLANS, None);
+    p.migration("3_posts", POSTS, None);
+    p.run(&["rehearse"]).expect_code(0).expect_output("kept the proof of 3 computed down(s)");
+    let migrate = p.run(&["migrate"]);
+    migrate.expect_code(0).expect_output("reused the kept proof of 3 down(s): 1, 2, 3");
+    assert!(!migrate.all().contains("now"), "{}", migrate.all());
+    p.run(&["rollback", "--to", "1", "--yes"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("public.users") && !db.exists("public.posts") && !db.exists("public.plans"));
+    assert_eq!(db.applied(), ["1"]);
+    // The rolled-back ones come back with their proofs; after one whose
+    // down is its author's, no proof covers the next and none is proved.
+    p.migration("4_more", "create table more (id int);", Some("drop table more;"));
+    p.migration("5_less", "create table less (id int);", None);
+    let again = p.run(&["migrate"]);
+    again.expect_code(0).expect_output("reused the kept proof of 2 down(s): 2, 3");
+    again.expect_output(
+        "no kept proof covers the down of 1 migration(s) that have none: 5 (a migration before \
+         it in this run was not covered)",
+    );
+    p.run(&["rollback", "--yes"])
+        .expect_code(1)
+        .expect_output("cannot roll back: no down migration for 5_less");
+}
+
 /// Method C runs the downs of what was applied: on an up-only layout
 /// those are the downs the rehearsal works out and proves, so C plays
 /// once the round trips made them (the whole rehearsal stopped at C's

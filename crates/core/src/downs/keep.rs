@@ -27,6 +27,9 @@ pub struct Kept {
     pub proved_now: Vec<Miss>,
     /// Versions for which no down could be proved (`backstop downs` says why).
     pub unproved: Vec<String>,
+    /// Versions no kept proof covers, each with why, where none is proved
+    /// now (a layout with downs: only a rehearsal proves them).
+    pub uncovered: Vec<Miss>,
     /// What to tell the operator about the store itself (a file set aside,
     /// a save that failed).
     pub notes: Vec<String>,
@@ -39,15 +42,15 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
 /// The downs of `wanted` (versions of `pending`, in the order they will
 /// be applied) for the target `client` at `url`, whose schema is `read`
 /// where the caller has just read it (else it is read here): reused from
-/// `store` where a proof covers them, proved now for the rest (each added
-/// to the store, which is saved).
+/// `store` where a proof covers them, proved now for the rest where
+/// `prove` (each added to the store, which is saved).
 pub fn keep(
     (client, read): (&mut Client, Option<Schema>),
     url: &str,
     migrations: &[Migration],
     settings: &Settings,
     pending: &[&Migration],
-    wanted: &[String],
+    (wanted, prove): (&[String], bool),
     store: &mut Store,
 ) -> Result<Kept, DownsError> {
     let mut kept = Kept::default();
@@ -99,7 +102,10 @@ pub fn keep(
             }
         }
     }
-    if to_prove.is_empty() {
+    if !prove {
+        kept.uncovered = std::mem::take(&mut kept.proved_now);
+    }
+    if to_prove.is_empty() || !prove {
         return Ok(kept);
     }
     let options = Options {
