@@ -139,11 +139,9 @@ pub(super) fn restored_b(
     let written =
         |source| RehearseError::Db(crate::pg::DbError::new("writing after the migration", source));
     let Some(schema) = client.query_opt(LATE_SCHEMA, &[]).map_err(written)? else {
-        return Ok(fail(
-            "the role may create a table in no schema of the copy, so no write could \
-                        arrive after the migration; grant it CREATE on one"
-                .into(),
-        ));
+        let why = "the role may create a table in no schema of the copy, so no write could \
+                   arrive after the migration; grant it CREATE on one";
+        return Ok(fail(why.into()));
     };
     let late = crate::pg::quote_qualified(Some(schema.get(0)), LATE_WRITES);
     client
