@@ -427,9 +427,10 @@ fn c_fix(e: &respond::RespondError) -> String {
     use respond::RespondError;
     match e {
         RespondError::Rollback(migrate::ApplyError::MissingDown(labels)) => format!(
-            "{} {} no down migration to run: have Backstop keep a proved one (on an up-only \
-             layout `migrate` does, with [migrations] keep_downs on) or write one (`backstop \
-             downs --write`), then rehearse; until then method B is the release's only undo",
+            "{} {} no down migration to run: have Backstop keep a proved one (`migrate` keeps \
+             the one a rehearsal proved, with [migrations] keep_downs on, and on an up-only \
+             layout proves it itself) or write one (`backstop downs --write`), then rehearse; \
+             until then method B is the release's only undo",
             labels.join(", "),
             if labels.len() == 1 { "has" } else { "have" }
         ),
