@@ -145,8 +145,9 @@ fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
 /// not create schemas in the database (its owner is another role), and
 /// `public` is closed to it (PostgreSQL 15 and later). Backstop's own
 /// schema is made for it by the owner, as the first run's error says;
-/// then migrate runs, and a rehearsal writes its late writes where the
-/// role may, and passes.
+/// then migrate runs, a rehearsal on a copy `pg_dump` made writes its late
+/// writes where the role may and passes, and its proof serves the deploy
+/// though the copy lacks a table of the owner's that the role may not read.
 #[test]
 fn an_application_role_without_create_on_the_database_uses_the_schema_made_for_it() {
     let (owner_url, owner, db) = owned_database("app_role");
@@ -154,9 +155,12 @@ fn an_application_role_without_create_on_the_database_uses_the_schema_made_for_i
     let mut admin = CLUSTER.connect("postgres").unwrap();
     admin.batch_execute(&format!("CREATE ROLE {app} LOGIN PASSWORD 'app-pw'")).unwrap();
     let mut owned = CLUSTER.connect(&db).unwrap();
+    // The owner's own table, which the application's role may neither
+    // read nor change: a copy made by pg_dump leaves it out.
     owned
         .batch_execute(&format!(
-            "CREATE SCHEMA shop AUTHORIZATION {app}; ALTER ROLE {app} SET search_path = shop;"
+            "CREATE SCHEMA shop AUTHORIZATION {app}; ALTER ROLE {app} SET search_path = shop;
+             CREATE TABLE public.audit (id int PRIMARY KEY); ALTER TABLE public.audit OWNER TO {owner};"
         ))
         .unwrap();
     let url = owner_url.replace(&format!("{owner}:owner-pw"), &format!("{app}:app-pw"));
@@ -174,4 +178,21 @@ fn an_application_role_without_create_on_the_database_uses_the_schema_made_for_i
     assert_eq!(owned.applied(), ["1"]);
     project.migration("2_name", "ALTER TABLE shop.items ADD COLUMN name text;", None);
     project.run_with_url(&url, &["rehearse"]).expect_code(0).expect_output("25 late writes kept");
+    // The rehearsal's copy was dumped without the owner's table; its proof
+    // still serves the target, which has it.
+    project
+        .run_with_url(&url, &["migrate"])
+        .expect_code(0)
+        .expect_output("reused the kept proof of 1 down(s): 2");
+    project.run_with_url(&url, &["rollback", "--yes"]).expect_code(0);
+    assert_eq!(owned.applied(), ["1"]);
+    let name: i64 = owned
+        .query_one(
+            "select count(*) from information_schema.columns \
+             where table_schema = 'shop' and table_name = 'items' and column_name = 'name'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(name, 0, "the kept down ran");
 }

@@ -66,7 +66,8 @@ pub fn keep(
     // Where the first pending migration starts: it keys the kept proofs
     // and the copy a previous run kept (`downs::kept`).
     let target = match read {
-        Some(schema) => proofs::fingerprint(&schema, migrations),
+        Some(schema) => proofs::fingerprint(client, &schema, migrations)
+            .map_err(db("reading which tables the role may read"))?,
         None => super::kept::fingerprint(client, migrations)?,
     };
     let mut start = (!store.is_empty()).then(|| target.clone());

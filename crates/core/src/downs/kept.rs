@@ -90,7 +90,8 @@ pub(super) fn fingerprint(
     migrations: &[Migration],
 ) -> Result<String, DownsError> {
     let schema = Schema::read(client).map_err(db("reading the schema"))?;
-    Ok(super::proofs::fingerprint(&schema, migrations))
+    super::proofs::fingerprint(client, &schema, migrations)
+        .map_err(db("reading which tables the role may read"))
 }
 
 /// The cluster kept under `key`, started, its start database `base`,
@@ -131,7 +132,9 @@ pub(super) fn keep(
     if relations < KEEP_FROM {
         return;
     }
-    let fingerprint = super::proofs::fingerprint(schema, migrations);
+    let Ok(fingerprint) = super::proofs::fingerprint(&mut client, schema, migrations) else {
+        return;
+    };
     let Ok(key) = key(env, &fingerprint, &mut client) else { return };
     drop(client);
     let Some(cluster) = workspace.into_cluster() else { return };

@@ -98,6 +98,12 @@ impl<'a> Maker<'a> {
         progress: &mut dyn Progress,
     ) -> Result<(Down, bool), DownsError> {
         let pg_dump = self.pg_dump(client)?;
+        if self.history.is_none() {
+            let history = ToolHistory::of(self.originals).leaving_out(client).map_err(|e| {
+                DownsError::Db(crate::pg::DbError::new("reading which tables the role may read", e))
+            })?;
+            self.history = Some(history);
+        }
         // A copy of a database Backstop never migrated has no history yet;
         // once made, its tables stay for the rest of the rehearsal.
         if self.ensured.as_deref() != Some(copy.dbname.as_str()) {
@@ -116,7 +122,7 @@ impl<'a> Maker<'a> {
             picture,
             Start::Target,
         );
-        let history = self.history.get_or_insert_with(|| ToolHistory::of(self.originals));
+        let history = self.history.as_ref().expect("read above");
         let start = replay.fingerprint(history)?;
         let (mut down, stops) = replay.one(m)?;
         down.start = Some(start);

@@ -122,21 +122,32 @@ struct File {
     proofs: Vec<Proof>,
 }
 
-/// The fingerprint a proof is keyed by: the semantic schema's, less what
-/// the project's migration tool keeps its history in (its table, with
-/// what belongs to it, or its whole schema where it has one of its own:
-/// `supabase_migrations`, `drizzle`, `sqitch`). A copy does not keep that
-/// history in step and the target does, and no down touches it.
-pub fn fingerprint(schema: &Schema, migrations: &[Migration]) -> String {
-    ToolHistory::of(migrations).fingerprint(&schema.objects)
+/// The fingerprint a proof is keyed by: the semantic schema's (of the
+/// database `client` is on), less what the project's migration tool keeps
+/// its history in (its table, with what belongs to it, or its whole
+/// schema where it has one of its own: `supabase_migrations`, `drizzle`,
+/// `sqitch`), and less the tables the session's role may neither read
+/// nor change. A copy does not keep that history in step and the target
+/// does; a copy made by `pg_dump` lacks those tables and the target has
+/// them; no down touches either.
+pub fn fingerprint(
+    client: &mut impl postgres::GenericClient,
+    schema: &Schema,
+    migrations: &[Migration],
+) -> Result<String, postgres::Error> {
+    Ok(ToolHistory::of(migrations).leaving_out(client)?.fingerprint(&schema.objects))
 }
 
-/// Where the project's migration tool keeps its history, as
-/// [`fingerprint`] leaves it out: found once for a replay of many
-/// migrations, each keyed at its start and end.
+/// Where the project's migration tool keeps its history, and the tables
+/// the role may neither read nor change, as [`fingerprint`] leaves them
+/// out: found once for a replay of many migrations, each keyed at its
+/// start and end.
 pub struct ToolHistory {
     /// `schema.` for a schema of its own, `schema.table` otherwise.
     prefixes: Vec<String>,
+    /// `schema.table` of each table left out, and how an index's
+    /// definition names it (` ON public.t `).
+    left_out: Vec<(String, String)>,
 }
 
 impl ToolHistory {
@@ -153,7 +164,36 @@ impl ToolHistory {
                 }
             }
         }
-        ToolHistory { prefixes }
+        ToolHistory { prefixes, left_out: Vec::new() }
+    }
+
+    /// Leaves out too what the role of `client` may neither read nor
+    /// change (`pg::unreadable::left_out`), with what belongs to it: its
+    /// columns, constraints, indexes, triggers and policies.
+    pub fn leaving_out(
+        mut self,
+        client: &mut impl postgres::GenericClient,
+    ) -> Result<ToolHistory, postgres::Error> {
+        let tables = crate::pg::unreadable::left_out(client)?;
+        self.left_out =
+            tables.iter().map(|t| (t.qualified(), format!(" ON {} ", t.shown))).collect();
+        Ok(self)
+    }
+
+    /// Whether `o` is, or belongs to, a table [`Self::leaving_out`] names:
+    /// its name (the key's last word) is the table's or under it, or it is
+    /// an index on it.
+    fn left_out(&self, o: &Object) -> bool {
+        let name = o.key.rsplit(' ').next().unwrap_or_default();
+        self.left_out.iter().any(|(table, on)| {
+            let under = name
+                .strip_prefix(table.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'));
+            let index = o.key.starts_with("index ")
+                && (o.definition.contains(on.as_str())
+                    || o.definition.contains(&on.replacen(" ON ", " ON ONLY ", 1)));
+            under || index
+        })
     }
 
     /// The fingerprint of a schema's objects, in the picture's order.
@@ -173,7 +213,8 @@ impl ToolHistory {
             })
         };
         let mut hasher = blake3::Hasher::new();
-        for o in objects.into_iter().filter(|o| !tool_schema(&o.key) && !tool_object(&o.key)) {
+        let kept = |o: &&Object| !tool_schema(&o.key) && !tool_object(&o.key) && !self.left_out(o);
+        for o in objects.into_iter().filter(kept) {
             hasher.update(o.key.as_bytes());
             hasher.update(&[0]);
             hasher.update(o.definition.as_bytes());
@@ -270,25 +311,16 @@ impl Store {
         if of_file.is_empty() {
             return Err(self.miss(m, "its file changed since its down was proved".into()));
         }
-        let on_schema: Vec<&Proof> = of_file.iter().copied().filter(|p| p.start == start).collect();
-        if on_schema.is_empty() {
-            return Err(self.miss(
-                m,
-                format!(
-                    "the schema it starts from ({start}) is not the one its down was proved on \
-                     ({})",
-                    of_file[0].start
-                ),
-            ));
-        }
-        let on_major: Vec<&Proof> =
-            on_schema.iter().copied().filter(|p| p.major == major).collect();
+        // The major and the role first: what the role may read is part of
+        // the key (`ToolHistory::leaving_out`), so a proof made with other
+        // rights starts from another key for that reason alone.
+        let on_major: Vec<&Proof> = of_file.iter().copied().filter(|p| p.major == major).collect();
         if on_major.is_empty() {
             return Err(self.miss(
                 m,
                 format!(
                     "its down was proved on PostgreSQL {}, and this server is {major}",
-                    on_schema[0].major
+                    of_file[0].major
                 ),
             ));
         }
@@ -296,14 +328,26 @@ impl Store {
             Some(r) => format!("role {r}"),
             None => "a superuser".to_string(),
         };
-        match on_major.iter().find(|p| p.role.as_deref() == role) {
-            Some(p) => Ok(p),
-            None => Err(self.miss(
+        let as_role: Vec<&Proof> =
+            on_major.iter().copied().filter(|p| p.role.as_deref() == role).collect();
+        if as_role.is_empty() {
+            return Err(self.miss(
                 m,
                 format!(
                     "its down was proved as {}, and the migrations here run as {}",
                     standing(on_major[0].role.as_deref()),
                     standing(role)
+                ),
+            ));
+        }
+        match as_role.iter().find(|p| p.start == start) {
+            Some(p) => Ok(p),
+            None => Err(self.miss(
+                m,
+                format!(
+                    "the schema it starts from ({start}) is not the one its down was proved on \
+                     ({})",
+                    as_role[0].start
                 ),
             )),
         }
@@ -587,18 +631,55 @@ mod tests {
         ] {
             with_history.push(object(key));
         }
-        let schema = |objects| Schema { objects, cosmetic: Vec::new() };
-        assert_eq!(
-            fingerprint(&schema(base.clone()), &ms),
-            fingerprint(&schema(with_history), &ms)
-        );
+        let fingerprint = |objects: &[Object]| ToolHistory::of(&ms).fingerprint(objects);
+        assert_eq!(fingerprint(&base), fingerprint(&with_history));
         let mut other = base;
         other.push(object("relation public.supabase_migrations_copy"));
         assert_ne!(
-            fingerprint(&schema(other.clone()), &ms),
-            fingerprint(&schema(other[..2].to_vec()), &ms),
+            fingerprint(&other),
+            fingerprint(&other[..2]),
             "a table of the project's is part of it"
         );
+    }
+
+    /// A table the role may neither read nor change is in the target and
+    /// not in a copy `pg_dump` made: it is no part of the key, with its
+    /// columns, constraints, triggers and indexes; a table named like it
+    /// is.
+    #[test]
+    fn a_table_the_role_may_neither_read_nor_change_is_no_part_of_the_fingerprint() {
+        use crate::pg::fingerprint::Object;
+        let object =
+            |key: &str, definition: &str| Object { key: key.into(), definition: definition.into() };
+        let project =
+            vec![object("relation public.users", "r"), object("column public.users.id", "int")];
+        let mut target = project.clone();
+        target.extend([
+            object("relation plat.hooks", "r"),
+            object("column plat.hooks.id", "bigint"),
+            object("constraint plat.hooks.hooks_pkey", "PRIMARY KEY (id)"),
+            object("trigger plat.hooks.audit", "AFTER INSERT"),
+            object(
+                "index plat.hooks_pkey",
+                "CREATE UNIQUE INDEX hooks_pkey ON plat.hooks USING btree (id)",
+            ),
+        ]);
+        let history = ToolHistory {
+            prefixes: Vec::new(),
+            left_out: vec![("plat.hooks".into(), " ON plat.hooks ".into())],
+        };
+        assert_eq!(history.fingerprint(&target), history.fingerprint(&project));
+        for named_like in [
+            object("relation plat.hooks_log", "r"),
+            object(
+                "index plat.hooks_log_at",
+                "CREATE INDEX hooks_log_at ON plat.hooks_log USING btree (at)",
+            ),
+        ] {
+            let mut with = project.clone();
+            with.push(named_like);
+            assert_ne!(history.fingerprint(&with), history.fingerprint(&project), "{with:?}");
+        }
     }
 
     #[test]

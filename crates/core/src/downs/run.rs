@@ -99,7 +99,9 @@ impl Replay<'_> {
     ) -> Result<(Vec<Down>, Option<String>), DownsError> {
         let mut out: Vec<Down> = Vec::new();
         let mut stopped: Option<String> = None;
-        let history = super::proofs::ToolHistory::of(self.originals);
+        let history = super::proofs::ToolHistory::of(self.originals)
+            .leaving_out(&mut *self.client)
+            .map_err(db("reading which tables the role may read"))?;
         // The down whose proof ends where the next migration starts: its
         // end fingerprint is that start's.
         let mut open_end: Option<usize> = None;

@@ -37,6 +37,9 @@ pub struct Unreadable {
     /// The role may read it, but row level security shows it only the
     /// rows its policies let through.
     pub policies: bool,
+    /// `schema.name` as PostgreSQL shows it in a definition (each part
+    /// quoted only where it must be: `public.t`, `"My".t`).
+    pub shown: String,
 }
 
 impl Unreadable {
@@ -86,7 +89,8 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
                            then 'the role owns its schema ' || quote_ident(n.nspname)
                     end,
                     has_schema_privilege(n.oid, 'USAGE'), c.relkind = 'S',
-                    has_table_privilege(c.oid, 'SELECT')
+                    has_table_privilege(c.oid, 'SELECT'),
+                    quote_ident(n.nspname) || '.' || quote_ident(c.relname)
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p', 'S') and n.nspname not in {SKIPPED}
                 and (not has_table_privilege(c.oid, 'SELECT') or {FILTERED})
@@ -104,6 +108,7 @@ pub fn tables(client: &mut impl GenericClient) -> Result<Vec<Unreadable>, postgr
             usable: r.get(4),
             sequence: r.get(5),
             policies: r.get(6),
+            shown: r.get(7),
         })
         .collect())
 }
@@ -269,6 +274,7 @@ mod tests {
             usable: true,
             sequence: false,
             policies: false,
+            shown: String::new(),
         };
         assert_eq!(t.exclude_arg(), r#"--exclude-table="Vault"."se""cr.ets*""#);
         assert_eq!(t.qualified(), "Vault.se\"cr.ets*");
