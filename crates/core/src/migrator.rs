@@ -369,24 +369,15 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
         ));
     }
     if !kept.proved_now.is_empty() {
-        let why: Vec<String> = kept.proved_now.iter().take(5).map(|m| m.to_string()).collect();
-        let more = kept.proved_now.len().saturating_sub(5);
-        lines.push(format!(
-            "proved {} down(s) now: {}{}",
-            kept.proved_now.len(),
-            why.join("; "),
-            if more > 0 { format!("; and {more} more") } else { String::new() }
-        ));
+        let why = first_of(&kept.proved_now, 5);
+        lines.push(format!("proved {} down(s) now: {why}", kept.proved_now.len()));
     }
     if !kept.uncovered.is_empty() {
-        let why: Vec<String> = kept.uncovered.iter().take(3).map(|m| m.to_string()).collect();
-        let more = kept.uncovered.len().saturating_sub(3);
         lines.push(format!(
-            "no kept proof covers the down of {} migration(s) that have none: {}{}; \
+            "no kept proof covers the down of {} migration(s) that have none: {}; \
              `backstop rehearse` proves and keeps them, `backstop downs --write` writes them",
             kept.uncovered.len(),
-            why.join("; "),
-            if more > 0 { format!("; and {more} more") } else { String::new() }
+            first_of(&kept.uncovered, 3)
         ));
     }
     let count = kept.downs.len();
@@ -402,6 +393,15 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The first `n` of `misses`, each with why, and how many more.
+fn first_of(misses: &[crate::downs::proofs::Miss], n: usize) -> String {
+    let why: Vec<String> = misses.iter().take(n).map(|m| m.to_string()).collect();
+    match misses.len().saturating_sub(n) {
+        0 => why.join("; "),
+        more => format!("{}; and {more} more", why.join("; ")),
+    }
 }
 
 /// Versions in a line: all of a few, the first and last of many.

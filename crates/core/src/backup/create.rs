@@ -313,14 +313,9 @@ fn export_snapshot(
 /// be taken: a table the role may not read (or not whole: row level
 /// security filters its rows) and a migration run as it could still change.
 fn left_out(client: &mut Client) -> Result<Vec<Unreadable>, BackupError> {
-    let tables = unreadable::tables(client)
-        .map_err(BackupError::db("reading which tables the role may read"))?;
-    match unreadable::refusal(client, &tables)
-        .map_err(BackupError::db("reading the session's role"))?
-    {
-        Some(why) => Err(BackupError::Refused(why)),
-        None => Ok(tables),
-    }
+    unreadable::for_dump(client)
+        .map_err(BackupError::db("reading which tables the role may read"))?
+        .map_err(BackupError::Refused)
 }
 
 /// What a failed pg_dump says, as the error that tells the operator what to

@@ -128,16 +128,16 @@ pub fn left_out_of_schema(
     Ok(left_out(client)?.into_iter().filter(|t| !t.policies).collect())
 }
 
-/// Why a dump of the rows cannot be taken as the session's role, with what
-/// fixes it: the tables of `tables` a migration run as the role could
-/// change. `None` where there is none.
-pub fn refusal(
+/// What a dump of the rows leaves out ([`left_out`]), or why it cannot be
+/// taken as the session's role, with what fixes it: a table the role may
+/// not read (or not whole) that a migration run as it could change.
+pub fn for_dump(
     client: &mut impl GenericClient,
-    tables: &[Unreadable],
-) -> Result<Option<String>, postgres::Error> {
+) -> Result<Result<Vec<Unreadable>, String>, postgres::Error> {
+    let tables = tables(client)?;
     let blocking: Vec<&Unreadable> = tables.iter().filter(|t| t.changeable.is_some()).collect();
     if blocking.is_empty() {
-        return Ok(None);
+        return Ok(Ok(tables));
     }
     let role: String = client.query_one("select current_user::text", &[])?.get(0);
     let listed = |policies: bool| -> Vec<String> {
@@ -167,7 +167,7 @@ pub fn refusal(
             listed(true).join(", "),
         ));
     }
-    Ok(Some(format!("{} and run again", said.join("; "))))
+    Ok(Err(format!("{} and run again", said.join("; "))))
 }
 
 /// `pg_dump`'s options leaving `tables` out.
@@ -179,16 +179,28 @@ pub fn exclude_args(tables: &[Unreadable]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A cluster where `setup` ran after the roles `app` and `other` and
+    /// `other`'s schema `plat`, which `app` may use, were made; the
+    /// session is then `app`'s.
+    fn as_app(setup: &str) -> (crate::pg::cluster::Cluster, postgres::Client) {
+        let cluster = crate::pg::cluster::Cluster::start().unwrap();
+        let mut c = cluster.connect("postgres").unwrap();
+        c.batch_execute(&format!(
+            "CREATE ROLE app; CREATE ROLE other;
+             CREATE SCHEMA plat AUTHORIZATION other; GRANT USAGE ON SCHEMA plat TO app;
+             {setup}
+             RESET ROLE; SET ROLE app;"
+        ))
+        .unwrap();
+        (cluster, c)
+    }
+
     /// Each way a role may not read a relation, told apart on a real
     /// server, as the role itself sees it.
     #[test]
     fn what_the_role_could_still_change_is_told_from_what_it_may_leave_out() {
-        let cluster = crate::pg::cluster::Cluster::start().unwrap();
-        let mut c = cluster.connect("postgres").unwrap();
-        c.batch_execute(
-            "CREATE ROLE app; CREATE ROLE other;
-             CREATE SCHEMA plat AUTHORIZATION other; GRANT USAGE ON SCHEMA plat TO app;
-             CREATE SCHEMA mine AUTHORIZATION app;
+        let (_cluster, mut c) = as_app(
+            "CREATE SCHEMA mine AUTHORIZATION app;
              SET ROLE other;
              CREATE TABLE plat.hidden (id bigserial); CREATE TABLE plat.inbox (id int);
              CREATE TABLE plat.hooked (id int); CREATE TABLE plat.seen (id int);
@@ -198,10 +210,8 @@ mod tests {
              GRANT INSERT ON plat.inbox TO app; GRANT TRIGGER ON plat.hooked TO app;
              GRANT SELECT ON plat.seen TO app; GRANT USAGE ON SEQUENCE plat.ticket TO app;
              CREATE TABLE mine.own (id int); ALTER TABLE mine.own OWNER TO app;
-             REVOKE SELECT ON mine.own FROM app;
-             SET ROLE app;",
-        )
-        .unwrap();
+             REVOKE SELECT ON mine.own FROM app;",
+        );
         let found: Vec<(String, Option<String>)> =
             tables(&mut c).unwrap().into_iter().map(|t| (t.qualified(), t.changeable)).collect();
         let left: Vec<String> = left_out(&mut c).unwrap().iter().map(|t| t.qualified()).collect();
@@ -228,12 +238,8 @@ mod tests {
     /// that does not force the policies, nor once it bypasses them.
     #[test]
     fn rows_the_policies_hide_make_a_table_the_role_may_not_read_whole() {
-        let cluster = crate::pg::cluster::Cluster::start().unwrap();
-        let mut c = cluster.connect("postgres").unwrap();
-        c.batch_execute(
-            "CREATE ROLE app; CREATE ROLE other;
-             CREATE SCHEMA plat AUTHORIZATION other; GRANT USAGE ON SCHEMA plat TO app;
-             CREATE TABLE public.forced (id int); ALTER TABLE public.forced OWNER TO app;
+        let (_cluster, mut c) = as_app(
+            "CREATE TABLE public.forced (id int); ALTER TABLE public.forced OWNER TO app;
              ALTER TABLE public.forced ENABLE ROW LEVEL SECURITY;
              ALTER TABLE public.forced FORCE ROW LEVEL SECURITY;
              CREATE TABLE public.owned (id int); ALTER TABLE public.owned OWNER TO app;
@@ -241,11 +247,8 @@ mod tests {
              SET ROLE other;
              CREATE TABLE plat.shared (id int); ALTER TABLE plat.shared ENABLE ROW LEVEL SECURITY;
              CREATE TABLE plat.open (id int);
-             GRANT SELECT ON plat.shared, plat.open TO app;
-             RESET ROLE;
-             SET ROLE app;",
-        )
-        .unwrap();
+             GRANT SELECT ON plat.shared, plat.open TO app;",
+        );
         let found = |c: &mut postgres::Client| -> Vec<(String, Option<String>, bool)> {
             let all = tables(c).unwrap().into_iter();
             all.map(|t| (t.qualified(), t.changeable, t.policies)).collect()

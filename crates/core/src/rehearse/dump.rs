@@ -37,16 +37,13 @@ pub(super) fn left_out_args(
 ) -> Result<Vec<String>, RehearseError> {
     use crate::pg::unreadable;
     let read = db_err("reading which tables the role may read");
-    if !rows {
-        return Ok(unreadable::exclude_args(
-            &unreadable::left_out_of_schema(source).map_err(read)?,
-        ));
-    }
-    let tables = unreadable::tables(source).map_err(&read)?;
-    if let Some(reason) = unreadable::refusal(source, &tables).map_err(read)? {
-        return Err(RehearseError::Clone { reason });
-    }
-    let left_out: Vec<_> = tables.into_iter().filter(|t| t.changeable.is_none()).collect();
+    let left_out = if rows {
+        unreadable::for_dump(source)
+            .map_err(read)?
+            .map_err(|reason| RehearseError::Clone { reason })?
+    } else {
+        unreadable::left_out_of_schema(source).map_err(read)?
+    };
     Ok(unreadable::exclude_args(&left_out))
 }
 
