@@ -284,6 +284,7 @@ mod tests {
             owner: "app".into(),
             deps: Vec::new(),
             sql: String::new(),
+            table: None,
         }
     }
 

@@ -30,6 +30,10 @@ pub(super) struct Entry {
     pub deps: Vec<u32>,
     /// The statements that create it, as pg_dump wrote them.
     pub sql: String,
+    /// For a member of a table (constraint, trigger, policy, rule,
+    /// default): the table's name, from the entry it depends on. pg_dump
+    /// joins the two names with a space, and either may hold one.
+    pub table: Option<String>,
 }
 
 impl Entry {
@@ -55,9 +59,18 @@ impl Entry {
     }
 
     /// For `CONSTRAINT`, `TRIGGER`, `POLICY`, `RULE` and `DEFAULT`
-    /// entries, whose names are `table object`: the two parts.
+    /// entries, whose names are `table object`: the two parts, the table
+    /// being the one the entry depends on (`"foo bar"` and `"foo bar_fk"`
+    /// are `foo bar foo bar_fk`, split after `foo bar`, never at the
+    /// first space).
     pub fn table_and_member(&self) -> Option<(&str, &str)> {
-        self.name.split_once(' ')
+        match &self.table {
+            Some(table) => {
+                let member = self.name.strip_prefix(table.as_str())?.strip_prefix(' ')?;
+                Some((&self.name[..table.len()], member))
+            }
+            None => self.name.split_once(' '),
+        }
     }
 }
 
@@ -209,6 +222,7 @@ pub(super) fn parse(text: &str) -> Dump {
                 owner: String::new(),
                 deps: Vec::new(),
                 sql: String::new(),
+                table: None,
             };
             while let Some(next) = lines.peek() {
                 if let Some(deps) = next.strip_prefix("-- Dependencies: ") {
@@ -234,7 +248,33 @@ pub(super) fn parse(text: &str) -> Dump {
     for e in &mut entries {
         e.sql = without_settings(e.sql.trim());
     }
+    let tables = tables_of_members(&entries);
+    for (e, table) in entries.iter_mut().zip(tables) {
+        e.table = table;
+    }
     Dump::indexed(entries)
+}
+
+/// For each entry whose name is `table member`, the table: the longest
+/// name of a relation it depends on that its name starts with, then a
+/// space.
+fn tables_of_members(entries: &[Entry]) -> Vec<Option<String>> {
+    let relations = ["TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE"];
+    let by_id: std::collections::HashMap<u32, &Entry> = entries.iter().map(|e| (e.id, e)).collect();
+    entries
+        .iter()
+        .map(|e| {
+            e.deps
+                .iter()
+                .filter_map(|d| by_id.get(d))
+                .filter(|t| relations.contains(&t.kind.as_str()) && t.schema == e.schema)
+                .filter(|t| {
+                    e.name.strip_prefix(t.name.as_str()).is_some_and(|r| r.starts_with(' '))
+                })
+                .map(|t| t.name.clone())
+                .max_by_key(|n| n.len())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -277,6 +317,28 @@ COMMENT ON TABLE public.users IS 'people';
 
 \\unrestrict abc
 ";
+
+    /// Regression: a constraint of table `"foo bar"` named `"foo bar_fk"`
+    /// is `foo bar foo bar_fk` in pg_dump's words; split at the first
+    /// space it named table `foo`, which a down with IF EXISTS could act on.
+    #[test]
+    fn a_members_table_is_the_relation_it_depends_on_whatever_spaces_they_hold() {
+        let dump = parse(
+            "--\n-- TOC entry 10 (class 1259 OID 16400)\n-- Name: foo bar; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+             CREATE TABLE public.\"foo bar\" (id int);\n\n\
+             --\n-- TOC entry 11 (class 1259 OID 16401)\n-- Name: foo; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+             CREATE TABLE public.foo (id int);\n\n\
+             --\n-- TOC entry 12 (class 2606 OID 16402)\n-- Name: foo bar foo bar_fk; Type: FK CONSTRAINT; Schema: public; Owner: app\n\
+             -- Dependencies: 10\n--\n\n\
+             ALTER TABLE ONLY public.\"foo bar\" ADD CONSTRAINT \"foo bar_fk\" FOREIGN KEY (id) REFERENCES public.foo(id);\n",
+        );
+        let fk = dump.entries.iter().find(|e| e.kind == "FK CONSTRAINT").unwrap();
+        assert_eq!(fk.table_and_member(), Some(("foo bar", "foo bar_fk")));
+        assert_eq!(
+            super::super::ddl::drop_of(fk).unwrap(),
+            "ALTER TABLE public.\"foo bar\" DROP CONSTRAINT IF EXISTS \"foo bar_fk\""
+        );
+    }
 
     #[test]
     fn entries_are_framed_by_pg_dumps_comments() {
