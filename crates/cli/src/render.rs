@@ -135,6 +135,7 @@ pub fn failure(f: &Failure, standing: Option<&Standing>) -> String {
             (Some(i), Some(n)) => format!("statement {i}/{n} damaged a protected table"),
             _ => "protected table check failed".to_string(),
         },
+        Stage::Compared => "its check before COMMIT found the schema differs".to_string(),
         Stage::Statement | Stage::Verify => {
             let file = if f.stage == Stage::Verify { "verify.sql " } else { "" };
             format!(
@@ -316,14 +317,25 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
         let _ = writeln!(out, "dry run: nothing was changed");
         return out;
     }
+    // A rollback's ✓ is its check before COMMIT; where nothing could be
+    // compared, the downs ran and no more is said of them.
+    let (mark, verb_done) = match &r.compared {
+        Some(c) if c.equal || c.drift || (c.passed() && c.touched > 0) => ("✓", verb_done),
+        Some(_) => ("↩", "ran the down of"),
+        None => ("✓", verb_done),
+    };
     for d in &r.done {
         let _ = writeln!(
             out,
-            "✓ {verb_done} {}_{} ({})",
+            "{mark} {verb_done} {}_{} ({})",
             terminal_safe(&d.version),
             terminal_safe(&d.name),
             human(Duration::from_millis(d.duration_ms))
         );
+    }
+    if let Some(c) = r.compared.as_ref().filter(|c| c.passed() && !r.done.is_empty()) {
+        let mark = if mark == "✓" { "✓" } else { "!" };
+        let _ = writeln!(out, "{mark} {}", terminal_safe(&c.said()));
     }
     if let (false, Some(folder)) = (r.kept.is_empty(), &r.kept_in) {
         let what: Vec<String> = r.kept.iter().map(|k| k.to_string()).collect();

@@ -13,7 +13,7 @@ use crate::check::{Assessment, CheckGate};
 use crate::config::{Config, ConfigError};
 use crate::freeze::FreezeGate;
 use crate::kit::error::chain;
-use crate::migrate::{self, ApplyError, Gate, MigrateOptions, Report, Waived};
+use crate::migrate::{self, ApplyError, DefectiveDowns, Gate, MigrateOptions, Report, Waived};
 use crate::rehearse::gate::RehearsalGate;
 use crate::rollout;
 use crate::source::Migration;
@@ -120,7 +120,9 @@ pub fn migrate(
     let settings = migrate::Settings::from(&config.migrations);
     // Last: the downs are worked out only for a run every gate let through.
     let proofs = config.rehearse.proofs.as_path();
-    let mut keep = KeepDowns { url, migrations, settings: &settings, proofs, note, backed_up };
+    let defective = config.migrations.defective_downs;
+    let mut keep =
+        KeepDowns { url, migrations, settings: &settings, proofs, note, backed_up, defective };
     if config.migrations.keep_downs {
         gates.push(&mut keep);
     }
@@ -276,11 +278,13 @@ pub fn expand_step(
     Ok(Stepped { done, verified })
 }
 
-/// The last step before the first statement: the downs of the pending
-/// migrations that have none and whose layout writes none, reused from a
-/// kept proof where one covers the migration on the schema it starts from
-/// and proved now on a throwaway copy of the target's schema for the rest,
-/// to keep with their records. It never refuses: a down that cannot be
+/// The last step before the first statement: the down of every pending
+/// migration proved, its author's or worked out where it has none, reused
+/// from a kept proof where one covers the migration on the schema it
+/// starts from and proved now on a throwaway copy of the target's schema
+/// for the rest; the worked-out ones kept with their records. It refuses
+/// only a migration whose own down does not bring the schema back where a
+/// proved one exists ([`DefectiveDowns::Refuse`]): a down that cannot be
 /// proved, or a copy that cannot be made, is said and the run goes on (a
 /// rollback through it then needs a restore).
 struct KeepDowns<'a> {
@@ -293,6 +297,8 @@ struct KeepDowns<'a> {
     /// took one: the target as the first down starts from it, read in the
     /// backup's snapshot moments before.
     backed_up: BackedUp,
+    /// What a migration whose own down does not hold gets.
+    defective: DefectiveDowns,
 }
 
 impl Gate for KeepDowns<'_> {
@@ -306,37 +312,29 @@ impl Gate for KeepDowns<'_> {
         pending: &[&Migration],
         dry_run: bool,
     ) -> Result<migrate::GatePass, migrate::GateRefusal> {
-        // On a layout without downs each migration's down is proved now
-        // where no kept proof covers it; on one with downs, a migration its
-        // author left without one gets the down a rehearsal proved and
-        // kept, and nothing is proved at the deploy.
-        let up_only = pending.iter().all(|m| !m.layout.has_downs());
-        let versions: Vec<String> = pending
-            .iter()
-            .filter(|m| m.down.is_none() && !m.repeatable)
-            .map(|m| m.version.clone())
-            .collect();
+        // Every down is proved before it is needed, whoever wrote it: a
+        // migration's own down after its up on a copy, and where there is
+        // none, or it does not hold, the down worked out from the schema.
+        let versions: Vec<String> =
+            pending.iter().filter(|m| !m.repeatable).map(|m| m.version.clone()).collect();
         if dry_run || versions.is_empty() {
             return Ok(migrate::GatePass::default());
         }
         let mut store = crate::downs::proofs::Store::open(self.proofs);
-        if !up_only && store.is_empty() {
-            return Ok(migrate::GatePass::default());
-        }
         let kept = crate::downs::keep::keep(
             (client, self.backed_up.borrow_mut().take()),
             self.url,
             self.migrations,
             self.settings,
             pending,
-            (&versions, up_only),
+            (&versions, true),
             &mut store,
         );
-        let kept = match kept {
+        let mut kept = match kept {
             Ok(kept) => kept,
             Err(e) => {
                 (self.note)(&format!(
-                    "warning: the downs to keep could not be computed ({}); a rollback of these \
+                    "warning: the downs could not be proved ({}); a rollback of these \
                      migrations needs `backstop downs --write` or a restore",
                     chain(&e)
                 ));
@@ -346,19 +344,56 @@ impl Gate for KeepDowns<'_> {
         for line in kept_lines(&kept) {
             (self.note)(&line);
         }
+        let fixes = kept.fixes();
+        if !fixes.is_empty() && self.defective == DefectiveDowns::Refuse {
+            return Err(migrate::GateRefusal {
+                gate: "keep_downs".into(),
+                reason: refusal(&kept),
+                exit_code: 1,
+            });
+        }
+        if self.defective == DefectiveDowns::KeepProved {
+            kept.downs.extend(fixes);
+        }
         let detail = serde_json::json!({
             "kept": kept.downs.len(),
             "reused": kept.reused,
             "proved_now": kept.proved_now.iter().map(|m| &m.version).collect::<Vec<_>>(),
             "unproved": kept.unproved,
+            "defective": kept.defective.iter().map(|d| &d.version).collect::<Vec<_>>(),
         });
-        Ok(migrate::GatePass { detail, kept_downs: kept.downs, ..Default::default() })
+        let undo_to = kept.undo.iter().map(|(v, e)| (v.clone(), e.to_json())).collect();
+        Ok(migrate::GatePass { detail, kept_downs: kept.downs, undo_to, ..Default::default() })
     }
+}
+
+/// Why a run is refused for its defective downs: each named with what it
+/// leaves behind, and the fix.
+fn refusal(kept: &crate::downs::keep::Kept) -> String {
+    let named: Vec<String> = kept
+        .defective
+        .iter()
+        .filter(|d| d.fix.is_some())
+        .map(|d| format!("{} ({})", d.label, d.path.display()))
+        .collect();
+    format!(
+        "the down of {} does not bring the schema back, and a proved down that does exists; \
+         `backstop downs --write --force {}` puts it in the file (the old text kept as .orig), \
+         or set [migrations] defective_downs = \"keep_proved\" to deploy and keep the proved \
+         down with the record for `rollback` (\"deploy\": keep the file's); nothing ran",
+        named.join(", "),
+        kept.defective
+            .iter()
+            .filter(|d| d.fix.is_some())
+            .map(|d| d.version.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// What the operator is told about the kept downs: which came from a kept
 /// proof, which were proved now and why no proof covered them, which
-/// could not be proved.
+/// could not be proved, and each migration's own down that does not hold.
 fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
     let mut lines = kept.notes.clone();
     if !kept.reused.is_empty() {
@@ -374,8 +409,8 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
     }
     if !kept.uncovered.is_empty() {
         lines.push(format!(
-            "no kept proof covers the down of {} migration(s) that have none: {}; \
-             `backstop rehearse` proves and keeps them, `backstop downs --write` writes them",
+            "no kept proof covers the down of {} migration(s): {}; `backstop rehearse` proves \
+             and keeps them, `backstop downs --write` writes them",
             kept.uncovered.len(),
             first_of(&kept.uncovered, 3)
         ));
@@ -386,10 +421,37 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
             "kept a proved down for {count} migration(s) with their records: `backstop rollback` runs them"
         ));
     }
-    if !kept.unproved.is_empty() {
+    for d in &kept.defective {
+        let shown: Vec<&str> = d.differences.iter().take(5).map(String::as_str).collect();
+        let more = d.differences.len().saturating_sub(shown.len());
+        let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+        let fix = match d.fix {
+            Some(_) => format!(
+                "a proved down that does: `backstop downs --write --force {}`",
+                d.version
+            ),
+            None => "no down that does could be proved: a rollback through it needs a restore (method B)".into(),
+        };
+        lines.push(format!(
+            "warning: the down of {} ({}) does not bring the schema back: {}{more}; {fix}",
+            d.label,
+            d.path.display(),
+            shown.join("; ")
+        ));
+    }
+    if !kept.not_tried.is_empty() {
+        lines.push(format!(
+            "warning: the down of {} migration(s) is not proved: {}",
+            kept.not_tried.len(),
+            first_of(&kept.not_tried, 3)
+        ));
+    }
+    let unproved: Vec<&String> =
+        kept.unproved.iter().filter(|v| !kept.defective.iter().any(|d| &d.version == *v)).collect();
+    if !unproved.is_empty() {
         lines.push(format!(
             "warning: no down could be proved for {} (`backstop downs` says why); a rollback through them needs a restore (method B)",
-            kept.unproved.join(", ")
+            unproved.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     lines
@@ -719,6 +781,7 @@ fn failure_words(f: &migrate::Failure) -> String {
         migrate::Stage::Statement => "up",
         migrate::Stage::Verify => "verify.sql",
         migrate::Stage::ProtectedTable => "protected tables",
+        migrate::Stage::Compared => "the rollback's check",
     };
     format!("migration {} ({stage}{at}) failed: {}; {undone}", f.version, f.message)
 }

@@ -80,25 +80,25 @@ pub fn statements(text: &str) -> Option<Vec<String>> {
     )
 }
 
-/// `ALTER DATABASE <database> …` (`SET`, `RESET`, `WITH` options) as a `DO`
-/// block that alters the database it runs in: how a copy, whose database
-/// has another name, runs what the history says of the target's own
-/// (Supabase migrations write `alter database postgres set …`). `None` for
-/// any other statement, or one that names another database.
+/// `ALTER DATABASE <database> …` (`SET`, `RESET`, `WITH` options) and
+/// `ALTER ROLE … IN DATABASE <database> SET …` as a `DO` block that alters
+/// the database it runs in: how a copy, whose database has another name,
+/// runs what the history says of the target's own (Supabase migrations
+/// write `alter database postgres set …`). `None` for any other
+/// statement, or one that names another database.
 pub fn on_current_database(sql: &str, database: &str) -> Option<String> {
     const MARK: &str = "backstop_current_database";
-    let named = match one(sql)? {
-        NodeEnum::AlterDatabaseSetStmt(a) => a.dbname == database,
-        NodeEnum::AlterDatabaseStmt(a) => a.dbname == database,
-        _ => false,
+    // How many words come before the name: `ALTER DATABASE name`, or
+    // `ALTER ROLE r IN DATABASE name` (the role is one token).
+    let before = match one(sql)? {
+        NodeEnum::AlterDatabaseSetStmt(a) if a.dbname == database => 2,
+        NodeEnum::AlterDatabaseStmt(a) if a.dbname == database => 2,
+        NodeEnum::AlterRoleSetStmt(a) if a.database == database => 5,
+        _ => return None,
     };
-    if !named {
-        return None;
-    }
-    // The name is the first token after ALTER DATABASE (comments skipped):
-    // only it changes, the rest of the statement runs as written.
+    // Only the name changes, the rest of the statement runs as written.
     let tokens = crate::parse::scan(sql).ok()?;
-    let name = tokens.iter().filter(|t| !crate::parse::is_comment(t.token)).nth(2)?;
+    let name = tokens.iter().filter(|t| !crate::parse::is_comment(t.token)).nth(before)?;
     let (from, to) = (name.start as usize, name.end as usize);
     let altered = format!("{}{MARK}{}", &sql[..from], &sql[to..]);
     Some(format!(
@@ -284,6 +284,19 @@ mod tests {
             None
         );
         assert_eq!(on_current_database("ALTER TABLE t ADD COLUMN a int", "postgres"), None);
+        let role = on_current_database(
+            "ALTER ROLE \"the app\" IN DATABASE postgres SET search_path = app, public",
+            "postgres",
+        );
+        assert!(
+            role.unwrap().contains("IN DATABASE backstop_current_database SET search_path"),
+            "the role's name is not taken for the database's"
+        );
+        assert_eq!(
+            on_current_database("ALTER ROLE app IN DATABASE other SET x = 1", "postgres"),
+            None
+        );
+        assert_eq!(on_current_database("ALTER ROLE app SET x = 1", "postgres"), None);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         start: args.start.clone(),
         from_target: false,
         target_fingerprint: None,
+        lock_wait: None,
     };
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(Stages),

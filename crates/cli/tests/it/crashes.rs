@@ -5,7 +5,7 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::common::{event, DbExt, Project, Run};
+use crate::common::{event, DbExt, Project, Run, DEFAULT_CONFIG};
 use backstop_core::pg::cluster::Cluster;
 use backstop_core::pg::lock::MIGRATION_LOCK_KEY;
 use nix::sys::signal::{kill, Signal};
@@ -76,6 +76,8 @@ fn four_concurrent_migrates_apply_exactly_once() {
 #[test]
 fn sigkill_during_a_migration_leaves_nothing_applied_and_releases_the_lock() {
     let p = Project::new("sigkill");
+    // No down is proved first: the copy would sleep its 30 s before the target.
+    p.config(&format!("{DEFAULT_CONFIG}keep_downs = false\n"));
     p.migration("1_t", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);\n", None);
     let mut db = p.client();
 
@@ -113,6 +115,7 @@ fn server_stopped_during_a_migration_exits_3_and_nothing_is_applied_after_restar
     // Its own cluster: stopping the shared one would break the other tests.
     let mut cluster = Cluster::start().expect("throwaway cluster starts");
     let p = Project::on(&cluster, "server_stop");
+    p.config(&format!("{DEFAULT_CONFIG}keep_downs = false\n"));
     p.migration("1_t", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);\n", None);
     let mut db = cluster.connect(&p.db).unwrap();
 

@@ -47,6 +47,7 @@ mod rehearse;
 mod rehearse_history;
 mod replay_start;
 mod restore_steps;
+mod reverted;
 mod rollback_options;
 mod rollout;
 mod rollout_expand;

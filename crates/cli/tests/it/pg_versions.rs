@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use backstop_core::pg::bins::{Kit, Origin, Search};
 use backstop_core::pg::cluster::{Cluster, PgBin};
 
-use crate::common::{missing_tool, tools_dir, Project, CLUSTER};
+use crate::common::{missing_tool, tools_dir, Project, CLUSTER, DEFAULT_CONFIG};
 
 /// PostgreSQL `major`'s programs as `.ci/tools/postgresql.sh` installs
 /// them; `None` (skipped, or failed where every tool is required) when
@@ -152,6 +152,14 @@ fn a_down_that_needs_a_newer_server_blocks_the_rollback_through_it() {
         .expect_code(0)
         .expect_output("the down of 2_optional cannot run")
         .expect_output("needs PostgreSQL 18");
+    // The deploy proves the down and refuses: it cannot run here, and a
+    // proved one exists. A project that deploys it anyway is told again
+    // at the rollback.
+    p.run(&["migrate", "--no-backup", "fixture"])
+        .expect_code(1)
+        .expect_output("the down of 2_optional (")
+        .expect_output("syntax error");
+    p.config(&format!("{DEFAULT_CONFIG}defective_downs = \"deploy\"\n"));
     p.run(&["migrate", "--no-backup", "fixture"]).expect_code(0);
     let status = p.run(&["status"]);
     status

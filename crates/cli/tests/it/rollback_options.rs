@@ -4,7 +4,7 @@
 //! methods they belong to; `--to start` goes as far as the downs reach, and
 //! a rollback names what its downs do not put back.
 
-use crate::common::{DbExt, Project};
+use crate::common::{DbExt, Project, DEFAULT_CONFIG};
 
 fn two_applied(label: &str) -> (Project, postgres::Client) {
     let p = Project::new(label);
@@ -71,6 +71,8 @@ fn steps_with_a_method_that_reverts_no_migration_says_which_methods_take_it() {
 #[test]
 fn rollback_to_start_goes_as_far_as_the_downs_reach_and_names_what_they_cannot_put_back() {
     let p = Project::new("rb_start");
+    // No down proved and kept at the deploy: 1 keeps having none.
+    p.config(&format!("{DEFAULT_CONFIG}keep_downs = false\n"));
     let mut db = p.client();
     db.batch_execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1), (2);").unwrap();
     p.migration("1_drop_legacy", "DROP TABLE legacy;", None);
@@ -103,6 +105,9 @@ fn rollback_to_start_goes_as_far_as_the_downs_reach_and_names_what_they_cannot_p
     p.run(&["rollback", "--to", "start"])
         .expect_code(0)
         .expect_output("stopped before 1_drop_legacy")
+        // Nothing recorded what the downs must bring back: no ✓ for them.
+        .expect_output("↩ ran the down of 3_prices")
+        .expect_output("not compared: no picture of the schema before 2, 3 was kept")
         .expect_output("3_prices: UPDATE of items");
     assert_eq!(db.applied(), ["1"]);
     assert!(!db.exists("items"));

@@ -231,7 +231,7 @@ fn rollback_dry_run_names_the_rows_a_down_would_fail_on_and_the_fix_before_anyth
     let p = Project::new("undo_rows_block");
     p.migration(
         "1_users",
-        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, legacy text NOT NULL DEFAULT 'x');",
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, legacy text NOT NULL);",
         Some("DROP TABLE users;"),
     );
     p.migration(

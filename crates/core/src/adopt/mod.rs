@@ -14,6 +14,7 @@
 
 pub mod history;
 pub mod in_step;
+pub mod keyed;
 mod sqitch;
 mod unadopted;
 mod writers;

@@ -183,7 +183,8 @@ impl Source {
             text: m.up.text.clone(),
             no_transaction: m.no_transaction,
             outside_transaction: m.up.outside_transaction(),
-            has_down: Some(m.down.is_some()),
+            // An empty down file is said by its own finding, at the file.
+            has_down: Some(m.down.is_some() || m.empty_down.is_some()),
             up_only: !m.layout.has_downs(),
             file_findings: file_findings(m),
         }
@@ -213,10 +214,11 @@ impl Source {
         })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let has_down = if name == "up.sql" {
-            Some(path.with_file_name("down.sql").is_file())
+            Some(crate::source::holds_a_down(&path.with_file_name("down.sql")))
         } else {
-            name.strip_suffix(".up.sql")
-                .map(|stem| path.with_file_name(format!("{stem}.down.sql")).is_file())
+            name.strip_suffix(".up.sql").map(|stem| {
+                crate::source::holds_a_down(&path.with_file_name(format!("{stem}.down.sql")))
+            })
         };
         let no_transaction =
             text.lines().next().is_some_and(|l| l.trim() == crate::source::NO_TRANSACTION_MARKER);
@@ -410,6 +412,7 @@ pub struct RuleCount {
 fn file_findings(m: &Migration) -> Vec<Finding> {
     let seen_by_analysis =
         [ProblemKind::Syntax, ProblemKind::TransactionControl, ProblemKind::NeedsNoTransaction];
+    let empty = m.empty_down.as_ref().map(|path| empty_down_finding(m, path));
     m.problems
         .iter()
         .filter(|p| p.part != Part::Up || !seen_by_analysis.contains(&p.kind))
@@ -423,7 +426,29 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
                 backstop_lint::analyze::file_finding(Code::BS003, &path, at, message, help)
             }
         })
+        .chain(empty)
         .collect()
+}
+
+/// A down file that holds only comments or blanks: BS403 at that file,
+/// since it undoes nothing (a rollback through it would change nothing
+/// and say it reverted). `migrate` computes and proves the down instead.
+fn empty_down_finding(m: &Migration, path: &Path) -> Finding {
+    let at = backstop_lint::Position { line: 1, column: 1 };
+    let message = format!(
+        "the down of {} is empty (only comments or blanks): it undoes nothing, so it counts as \
+         no down",
+        m.label()
+    );
+    let help = "`backstop downs --write` computes a proved down into this file (or write it by \
+                hand); until then `migrate` computes and proves one and keeps it with the record";
+    backstop_lint::analyze::file_finding(
+        Code::BS403,
+        &path.display().to_string(),
+        at,
+        message,
+        help,
+    )
 }
 
 /// A down that cannot run: high, since the migration can be applied but a

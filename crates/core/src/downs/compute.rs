@@ -18,7 +18,7 @@
 
 use postgres::Client;
 
-use super::run::{unprovable, Replay, Start};
+use super::run::{Replay, Start};
 use super::{Computed, Down, DownsError, Options};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
 use crate::pg::fingerprint::Schema;
@@ -150,7 +150,7 @@ pub fn compute(
                     second_half
                         .iter()
                         .filter(|m| asked(m))
-                        .map(|m| unprovable(m, Vec::new(), vec![why.clone()])),
+                        .map(|m| Down::unprovable(m, Vec::new(), vec![why.clone()])),
                 ),
                 None => out.extend(second_out),
             }
@@ -274,7 +274,7 @@ impl Half<'_> {
             let out = todo
                 .iter()
                 .filter(|m| asked(m))
-                .map(|m| unprovable(m, Vec::new(), vec![why.clone()]));
+                .map(|m| Down::unprovable(m, Vec::new(), vec![why.clone()]));
             let end = Schema::read(&mut client).map_err(db("reading the copy's schema"))?;
             return Ok((out.collect(), end, client));
         }

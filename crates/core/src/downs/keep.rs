@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use postgres::Client;
 
-use super::proofs::{self, Class, Miss, Proof, Store};
+use super::proofs::{self, Class, Miss, Own, Proof, Store};
 use super::{DownsError, Options, Status};
+use crate::migrate::expect::Expected;
 use crate::migrate::{self, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
@@ -19,7 +20,9 @@ use crate::source::Migration;
 /// What was kept, and how each down was come by.
 #[derive(Debug, Default)]
 pub struct Kept {
-    /// The proved downs, by version.
+    /// The proved downs to keep with the records, by version: those of
+    /// migrations without a down of their own (and, where the project
+    /// keeps proved downs over defective ones, those, see [`Kept::fixes`]).
     pub downs: BTreeMap<String, String>,
     /// Versions whose down came from a kept proof.
     pub reused: Vec<String>,
@@ -28,11 +31,73 @@ pub struct Kept {
     /// Versions for which no down could be proved (`backstop downs` says why).
     pub unproved: Vec<String>,
     /// Versions no kept proof covers, each with why, where none is proved
-    /// now (a layout with downs: only a rehearsal proves them).
+    /// now.
     pub uncovered: Vec<Miss>,
+    /// Migrations whose own down does not bring the schema back.
+    pub defective: Vec<Defect>,
+    /// Migrations whose own down could not be tried in a transaction, so
+    /// it is not proved: each with why.
+    pub not_tried: Vec<Miss>,
+    /// What a rollback of each must bring back, by version: where its up
+    /// started and ended on the copy, and what it touched.
+    pub undo: BTreeMap<String, Expected>,
     /// What to tell the operator about the store itself (a file set aside,
     /// a save that failed).
     pub notes: Vec<String>,
+}
+
+/// A migration whose own down, run after its up on a copy, does not give
+/// back the schema before.
+#[derive(Debug, Clone)]
+pub struct Defect {
+    pub version: String,
+    pub label: String,
+    /// Where its down is.
+    pub path: std::path::PathBuf,
+    /// What differs after it (or why it fails).
+    pub differences: Vec<String>,
+    /// The whole down that was proved instead, where one was.
+    pub fix: Option<String>,
+}
+
+impl Kept {
+    /// The proved downs that replace defective ones, by version.
+    pub fn fixes(&self) -> BTreeMap<String, String> {
+        let fixes = self.defective.iter().filter_map(|d| Some((d.version.clone(), d.fix.clone()?)));
+        fixes.collect()
+    }
+
+    /// Takes in what a proof (kept or made now) says of `m`.
+    fn take(&mut self, m: &Migration, proof: &Proof) {
+        let defect = |differences: &[String], fix: Option<String>| Defect {
+            version: m.version.clone(),
+            label: m.label(),
+            path: m.down.as_ref().map(|d| d.path.clone()).unwrap_or_default(),
+            differences: differences.to_vec(),
+            fix,
+        };
+        let proved = proof.class != Class::Unprovable;
+        let expected = Expected {
+            before: proof.start.clone(),
+            after: proof.end.clone(),
+            touched: proof.touched.clone(),
+        };
+        self.undo.insert(m.version.clone(), expected);
+        match &proof.own {
+            Some(Own::Holds) => {}
+            Some(Own::Defective(differences)) => {
+                self.defective.push(defect(differences, proved.then(|| proof.down.clone())));
+            }
+            Some(Own::NotTried(why)) => self.not_tried.push(miss(m, why)),
+            None if proved => {
+                self.downs.insert(m.version.clone(), proof.down.clone());
+            }
+            None => {}
+        }
+        if !proved {
+            self.unproved.push(m.version.clone());
+        }
+    }
 }
 
 fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
@@ -43,7 +108,9 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
 /// be applied) for the target `client` at `url`, whose schema is `read`
 /// where the caller has just read it (else it is read here): reused from
 /// `store` where a proof covers them, proved now for the rest where
-/// `prove` (each added to the store, which is saved).
+/// `prove` (each added to the store, which is saved). A migration with a
+/// down of its own is proved like one without: its author's down, tried
+/// after its up, and where it does not hold, the down that does.
 pub fn keep(
     (client, read): (&mut Client, Option<Schema>),
     url: &str,
@@ -74,8 +141,7 @@ pub fn keep(
     let mut to_prove: Vec<String> = Vec::new();
     for m in pending {
         if !wanted.contains(&m.version) {
-            // A migration whose down is its own ends the chain: where its
-            // up leaves the schema is not known here.
+            // Where an up not asked about leaves the schema is not known.
             start = None;
             continue;
         }
@@ -85,16 +151,14 @@ pub fn keep(
             None => Err(miss(m, "a migration before it in this run was not covered")),
         };
         match found {
-            // Tried on this very start before, and no down held: where
-            // its up ends is known, so the next one's proof still serves.
-            Ok(p) if p.class == Class::Unprovable => {
-                start = p.end.clone();
-                kept.unproved.push(m.version.clone());
-            }
+            // Tried on this very start before: where its up ends is
+            // known, so the next one's proof still serves.
             Ok(p) => {
                 start = p.end.clone();
-                kept.downs.insert(m.version.clone(), p.down.clone());
-                kept.reused.push(m.version.clone());
+                kept.take(m, &p);
+                if p.class != Class::Unprovable {
+                    kept.reused.push(m.version.clone());
+                }
             }
             Err(why) => {
                 start = None;
@@ -114,25 +178,32 @@ pub fn keep(
         start: None,
         from_target: true,
         target_fingerprint: Some(target),
+        // No longer than the migration itself waits for a lock.
+        lock_wait: Some(settings.lock_timeout).filter(|t| !t.is_zero()),
     };
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
     kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
     for d in computed.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
-        match (d.proved, &d.sql) {
-            (true, Some(sql)) => {
-                kept.downs.insert(d.version.clone(), sql.clone());
-                if let Some(proof) = proof_of(m, &d, (computed.major, role.clone()), "migrate") {
-                    store.put(proof);
-                }
+        match proof_of(m, &d, (computed.major, role.clone()), "migrate") {
+            Some(proof) => {
+                kept.take(m, &proof);
+                store.put(proof);
             }
-            _ => {
-                kept.proved_now.retain(|p| p.version != d.version);
+            // Neither proved nor known where its up ends.
+            None => {
+                if let Some(Own::Defective(differences)) = &d.own {
+                    let fix = None;
+                    let path = m.down.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+                    let (version, label) = (m.version.clone(), m.label());
+                    let differences = differences.clone();
+                    kept.defective.push(Defect { version, label, path, differences, fix });
+                }
                 kept.unproved.push(d.version.clone());
-                if let Some(record) = proof_of(m, &d, (computed.major, role.clone()), "migrate") {
-                    store.put(record);
-                }
             }
+        }
+        if kept.unproved.contains(&d.version) {
+            kept.proved_now.retain(|p| p.version != d.version);
         }
     }
     if let Err(e) = store.save() {
@@ -158,23 +229,30 @@ pub(super) fn class_of(d: &super::Down) -> Option<Class> {
 /// The proof to keep of a down proved on a copy: only a proved down
 /// whose start was read. A down that could not be proved on a start
 /// whose end was read is kept as [`Class::Unprovable`], without its SQL.
+/// Where the migration has a down of its own, the proof says how that
+/// one fared (`own`): its text where it holds, the whole down that does
+/// hold where it is defective.
 pub fn proof_of(
     m: &Migration,
     d: &super::Down,
     (major, role): (u32, Option<String>),
     by: &str,
 ) -> Option<Proof> {
-    let unprovable = matches!(d.status, Status::Unprovable | Status::Computed) && !d.proved;
-    let class = match class_of(d) {
-        Some(class) => class,
-        None if unprovable && d.end.is_some() => Class::Unprovable,
-        None => return None,
+    let unprovable =
+        matches!(d.status, Status::Unprovable | Status::Computed | Status::Fixed) && !d.proved;
+    let (class, down) = match (class_of(d), d.status) {
+        (Some(class), _) => (class, d.replacement.clone().or_else(|| d.sql.clone())?),
+        (None, Status::Ok) if d.proved => (Class::Proved, m.down.as_ref()?.text.to_string()),
+        (None, Status::Fixed) if d.proved => (Class::Proved, d.replacement.clone()?),
+        (None, _) if unprovable && d.end.is_some() => (Class::Unprovable, String::new()),
+        _ => return None,
     };
-    let down = if class == Class::Unprovable { String::new() } else { d.sql.clone()? };
     Some(Proof {
         version: m.version.clone(),
         name: m.name.clone(),
         file: proofs::file_key(m),
+        own_file: proofs::own_key(m),
+        own: d.own.clone(),
         start: d.start.clone()?,
         end: d.end.clone(),
         major,
@@ -182,6 +260,7 @@ pub fn proof_of(
         class,
         down,
         loses: d.loses.clone(),
+        touched: d.touched.clone(),
         by: by.to_string(),
         at: chrono::Utc::now(),
         seal: String::new(),

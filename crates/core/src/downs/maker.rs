@@ -86,6 +86,17 @@ impl<'a> Maker<'a> {
         Ok(path)
     }
 
+    /// Where the project's tool keeps its history, found once on the copy.
+    fn history(&mut self, client: &mut Client) -> Result<&ToolHistory, DownsError> {
+        if self.history.is_none() {
+            let history = ToolHistory::of(self.originals).leaving_out(client).map_err(|e| {
+                DownsError::Db(crate::pg::DbError::new("reading which tables the role may read", e))
+            })?;
+            self.history = Some(history);
+        }
+        Ok(self.history.as_ref().expect("set above"))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn made(
         &mut self,
@@ -98,12 +109,7 @@ impl<'a> Maker<'a> {
         progress: &mut dyn Progress,
     ) -> Result<(Down, bool), DownsError> {
         let pg_dump = self.pg_dump(client)?;
-        if self.history.is_none() {
-            let history = ToolHistory::of(self.originals).leaving_out(client).map_err(|e| {
-                DownsError::Db(crate::pg::DbError::new("reading which tables the role may read", e))
-            })?;
-            self.history = Some(history);
-        }
+        self.history(client)?;
         // A copy of a database Backstop never migrated has no history yet;
         // once made, its tables stay for the rest of the rehearsal.
         if self.ensured.as_deref() != Some(copy.dbname.as_str()) {
@@ -123,11 +129,12 @@ impl<'a> Maker<'a> {
             Start::Target,
         );
         let history = self.history.as_ref().expect("read above");
-        let start = replay.fingerprint(history)?;
+        let (start, before) = replay.ends(history)?;
         let (mut down, stops) = replay.one(m)?;
         down.start = Some(start);
         if !stops {
-            down.end = Some(replay.fingerprint_after_up(history)?);
+            let (end, now) = replay.ends_after_up(history)?;
+            down.ended(end, &now, &before);
         }
         Ok((down, stops))
     }
@@ -193,6 +200,37 @@ impl DownMaker for Maker<'_> {
         let down = made.downs.iter().rev().find(|d| d.version == version)?;
         keep::class_of(down).and(down.sql.clone())
     }
+
+    fn mark(
+        &mut self,
+        client: &mut Client,
+        picture: (&mut Tracked, &mut Prepared),
+    ) -> Result<rehearse::Mark, RehearseError> {
+        let own =
+            |e: DownsError| RehearseError::Down { version: String::new(), source: Box::new(e) };
+        // The server's major and the role, as the proofs it keeps say them.
+        self.pg_dump(client).map_err(own)?;
+        let history = self.history(client).map_err(own)?;
+        super::run::ends_of(client, picture, history).map_err(own)
+    }
+
+    fn held(
+        &mut self,
+        client: &mut Client,
+        picture: (&mut Tracked, &mut Prepared),
+        m: &Migration,
+        (start, before): rehearse::Mark,
+    ) -> Result<(), RehearseError> {
+        let own =
+            |e: DownsError| RehearseError::Down { version: m.version.clone(), source: Box::new(e) };
+        let history = self.history(client).map_err(own)?;
+        let (end, now) = super::run::ends_of(client, picture, history).map_err(own)?;
+        let mut down = Down::holds(m, &[]);
+        down.start = Some(start);
+        down.ended(end, &now, &before);
+        self.made_lock().downs.push(down);
+        Ok(())
+    }
 }
 
 fn count_statements(sql: &str) -> usize {
@@ -216,19 +254,28 @@ pub fn rehearse(
     let r = rehearse::rehearse(source_url, migrations, settings, options, Some(makers), progress)?;
     let mut notes: Vec<String> =
         store.note.take().map(|n| format!("note: {n}")).into_iter().collect();
-    let mut kept = 0;
+    let (mut kept, mut own) = (0, 0);
     let made = std::mem::take(&mut *maker.made_lock());
     for d in &made.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
         if let Some(proof) = keep::proof_of(m, d, (made.major, made.role.clone()), "rehearse") {
-            kept += usize::from(proof.class != proofs::Class::Unprovable);
+            match (proof.class, &proof.own) {
+                (proofs::Class::Unprovable, _) => {}
+                (_, Some(proofs::Own::Holds)) => own += 1,
+                _ => kept += 1,
+            }
             store.put(proof);
         }
     }
+    let what = match (kept, own) {
+        (0, own) => format!("{own} migration(s)' own down(s)"),
+        (kept, 0) => format!("{kept} computed down(s)"),
+        (kept, own) => format!("{kept} computed down(s) and {own} migration(s)' own"),
+    };
     if store.has_unsaved() {
         match store.save() {
-            Ok(()) if kept > 0 => notes.push(format!(
-                "kept the proof of {kept} computed down(s) in {} for `migrate` to reuse",
+            Ok(()) if kept + own > 0 => notes.push(format!(
+                "kept the proof of {what} in {} for `migrate` to reuse",
                 store.path().map_or_else(|| "memory".into(), |p| p.display().to_string())
             )),
             Ok(()) => {}

@@ -32,6 +32,7 @@ mod kept;
 mod labels;
 pub mod maker;
 mod objects;
+mod own;
 mod picture;
 mod plan;
 pub mod proofs;
@@ -50,6 +51,7 @@ pub use toc::DumpError;
 use crate::migrate::ApplyError;
 use crate::pg::conn::ConnectError;
 use crate::rehearse::RehearseError;
+use crate::source::Migration;
 
 /// What `backstop downs` found for one migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +112,58 @@ pub struct Down {
     pub start: Option<String>,
     #[serde(skip)]
     pub end: Option<String>,
+    /// How the migration's own down fared on the copy, where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own: Option<proofs::Own>,
+    /// What its up touched on the copy (where its end was read): what a
+    /// rollback through it must find as it was before.
+    #[serde(skip)]
+    pub touched: Vec<crate::adopt::keyed::Touched>,
+}
+
+impl Down {
+    /// A down of `m` that could not be proved, with why (`notes`).
+    pub(crate) fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
+        Down {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            status: Status::Unprovable,
+            sql: None,
+            proved: false,
+            replaces: false,
+            loses,
+            notes,
+            replacement: None,
+            start: None,
+            end: None,
+            own: None,
+            touched: Vec::new(),
+        }
+    }
+
+    /// The report of a migration whose own down puts the schema back,
+    /// with the cosmetic differences it leaves.
+    pub(crate) fn holds(m: &Migration, cosmetic: &[String]) -> Down {
+        Down {
+            status: Status::Ok,
+            proved: true,
+            notes: cosmetic.iter().map(|c| format!("cosmetic: {c}")).collect(),
+            own: Some(proofs::Own::Holds),
+            ..Down::unprovable(m, Vec::new(), Vec::new())
+        }
+    }
+
+    /// Where its up ended (`end`, the picture's digest there `now`), the
+    /// picture at its start being `before`.
+    pub(crate) fn ended(
+        &mut self,
+        end: String,
+        now: &crate::adopt::keyed::Digest,
+        before: &crate::adopt::keyed::Digest,
+    ) {
+        self.end = Some(end);
+        self.touched = now.touched_since(before);
+    }
 }
 
 /// What `backstop downs` worked out: each migration's down, and what
@@ -140,6 +194,10 @@ pub struct Options {
     /// The target's schema fingerprint, when the caller read it already
     /// (it keys the copy a previous run kept: `downs::kept`).
     pub target_fingerprint: Option<String>,
+    /// How long the copy of the target's schema waits for a table's lock
+    /// before giving up (`None`: as long as it takes): another session's
+    /// lock must not hold a deploy forever.
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 /// Why downs could not be computed at all (one migration that cannot be

@@ -21,11 +21,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pg::fingerprint::{Object, Schema};
 use crate::source::Migration;
 
 /// The store's own format; a change of it, or of Backstop, starts afresh.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Proofs kept per migration version: the newest few (a version proved
 /// on several schemas, or rewritten before it shipped).
@@ -46,6 +45,21 @@ pub enum Class {
     Unprovable,
 }
 
+/// How a migration's own down (its author's file) fared after its up on
+/// a copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Own {
+    /// It gave back the schema before: the proof is of it.
+    Holds,
+    /// It ran and left these differences, or failed (why): the proof's
+    /// `down` is the one that does hold, where one was found.
+    Defective(Vec<String>),
+    /// It could not be tried inside a transaction (why): not proved; the
+    /// proof's `down` is the one worked out instead.
+    NotTried(String),
+}
+
 /// One kept proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proof {
@@ -53,6 +67,13 @@ pub struct Proof {
     pub name: String,
     /// BLAKE3 of the up as it runs (every byte counts).
     pub file: String,
+    /// BLAKE3 of the migration's own down, where it has one: a proof of
+    /// an author's down holds for those bytes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_file: Option<String>,
+    /// How the migration's own down fared, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<Own>,
     /// The semantic fingerprint of the schema the up started from.
     pub start: String,
     /// The fingerprint of the schema after the up, where it was read: the
@@ -71,6 +92,10 @@ pub struct Proof {
     pub down: String,
     #[serde(default)]
     pub loses: Vec<String>,
+    /// What the up touched (from `start` to `end`): kept with the
+    /// migration's record, for the rollback's own check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touched: Vec<crate::adopt::keyed::Touched>,
     /// Which command proved it (`rehearse`, `migrate`, `downs`) and when.
     pub by: String,
     pub at: chrono::DateTime<chrono::Utc>,
@@ -97,10 +122,24 @@ impl Proof {
         }
         h.update(format!("{:?}", self.class).as_bytes());
         h.update(&[0]);
+        if let Some(own) = &self.own_file {
+            h.update(own.as_bytes());
+            h.update(&[0]);
+        }
+        if let Some(own) = &self.own {
+            h.update(format!("{own:?}").as_bytes());
+            h.update(&[0]);
+        }
         h.update(self.down.as_bytes());
         for l in &self.loses {
             h.update(&[0]);
             h.update(l.as_bytes());
+        }
+        for t in &self.touched {
+            h.update(&[1]);
+            h.update(t.key.as_bytes());
+            h.update(&[0]);
+            h.update(t.before.as_deref().unwrap_or("").as_bytes());
         }
         h.finalize().to_hex()[..32].to_string()
     }
@@ -108,6 +147,7 @@ impl Proof {
     fn same_key(&self, other: &Proof) -> bool {
         self.version == other.version
             && self.file == other.file
+            && self.own_file == other.own_file
             && self.start == other.start
             && self.major == other.major
             && self.role == other.role
@@ -122,111 +162,17 @@ struct File {
     proofs: Vec<Proof>,
 }
 
-/// The fingerprint a proof is keyed by: the semantic schema's (of the
-/// database `client` is on), less what the project's migration tool keeps
-/// its history in (its table, with what belongs to it, or its whole
-/// schema where it has one of its own: `supabase_migrations`, `drizzle`,
-/// `sqitch`), and less the tables the session's role may neither read
-/// nor change. A copy does not keep that history in step and the target
-/// does; a copy made by `pg_dump` lacks those tables and the target has
-/// them; no down touches either.
-pub fn fingerprint(
-    client: &mut impl postgres::GenericClient,
-    schema: &Schema,
-    migrations: &[Migration],
-) -> Result<String, postgres::Error> {
-    Ok(ToolHistory::of(migrations).leaving_out(client)?.fingerprint(&schema.objects))
-}
-
-/// Where the project's migration tool keeps its history, and the tables
-/// the role may neither read nor change, as [`fingerprint`] leaves them
-/// out: found once for a replay of many migrations, each keyed at its
-/// start and end.
-pub struct ToolHistory {
-    /// `schema.` for a schema of its own, `schema.table` otherwise.
-    prefixes: Vec<String>,
-    /// `schema.table` of each table left out, and how an index's
-    /// definition names it (` ON public.t `).
-    left_out: Vec<(String, String)>,
-}
-
-impl ToolHistory {
-    pub fn of(migrations: &[Migration]) -> ToolHistory {
-        let refs: Vec<&Migration> = migrations.iter().collect();
-        let mut layouts: Vec<crate::source::Layout> = migrations.iter().map(|m| m.layout).collect();
-        layouts.dedup();
-        let mut prefixes: Vec<String> = Vec::new();
-        for layout in layouts {
-            for t in crate::adopt::history::candidates(layout, &refs) {
-                match t.schema.as_deref() {
-                    Some(own) if own != "public" => prefixes.push(format!("{own}.")),
-                    own => prefixes.push(format!("{}.{}", own.unwrap_or("public"), t.name)),
-                }
-            }
-        }
-        ToolHistory { prefixes, left_out: Vec::new() }
-    }
-
-    /// Leaves out too what the role of `client` may neither read nor
-    /// change (`pg::unreadable::left_out`), with what belongs to it: its
-    /// columns, constraints, indexes, triggers and policies.
-    pub fn leaving_out(
-        mut self,
-        client: &mut impl postgres::GenericClient,
-    ) -> Result<ToolHistory, postgres::Error> {
-        let tables = crate::pg::unreadable::left_out(client)?;
-        self.left_out =
-            tables.iter().map(|t| (t.qualified(), format!(" ON {} ", t.shown))).collect();
-        Ok(self)
-    }
-
-    /// Whether `o` is, or belongs to, a table [`Self::leaving_out`] names:
-    /// its name (the key's last word) is the table's or under it, or it is
-    /// an index on it.
-    fn left_out(&self, o: &Object) -> bool {
-        let name = o.key.rsplit(' ').next().unwrap_or_default();
-        self.left_out.iter().any(|(table, on)| {
-            let under = name
-                .strip_prefix(table.as_str())
-                .is_some_and(|r| r.is_empty() || r.starts_with('.'));
-            let index = o.key.starts_with("index ")
-                && (o.definition.contains(on.as_str())
-                    || o.definition.contains(&on.replacen(" ON ", " ON ONLY ", 1)));
-            under || index
-        })
-    }
-
-    /// The fingerprint of a schema's objects, in the picture's order.
-    pub fn fingerprint<'a>(&self, objects: impl IntoIterator<Item = &'a Object>) -> String {
-        let prefixes = &self.prefixes;
-        let tool_schema = |key: &str| {
-            key.strip_prefix("schema ")
-                .is_some_and(|n| prefixes.iter().any(|p| p.strip_suffix('.') == Some(n)))
-        };
-        let tool_object = |key: &str| {
-            key.split(' ').skip(1).any(|word| {
-                prefixes.iter().any(|p| {
-                    word.strip_prefix(p.as_str()).is_some_and(|rest| {
-                        p.ends_with('.') || rest.is_empty() || rest.starts_with(['.', '_'])
-                    })
-                })
-            })
-        };
-        let mut hasher = blake3::Hasher::new();
-        let kept = |o: &&Object| !tool_schema(&o.key) && !tool_object(&o.key) && !self.left_out(o);
-        for o in objects.into_iter().filter(kept) {
-            hasher.update(o.key.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(o.definition.as_bytes());
-            hasher.update(&[0]);
-        }
-        hasher.finalize().to_hex()[..16].to_string()
-    }
-}
+pub use crate::adopt::keyed::{fingerprint, ToolHistory};
 
 /// The identity of an up as the proof keys it: every byte of its text.
 pub fn file_key(m: &Migration) -> String {
     blake3::hash(m.up.text.as_bytes()).to_hex()[..32].to_string()
+}
+
+/// The identity of the migration's own down, where it has one: every byte
+/// of its text.
+pub fn own_key(m: &Migration) -> Option<String> {
+    m.down.as_ref().map(|d| blake3::hash(d.text.as_bytes()).to_hex()[..32].to_string())
 }
 
 /// Why no kept proof covers a migration on a schema.
@@ -310,6 +256,15 @@ impl Store {
         let of_file: Vec<&Proof> = same_version.filter(|p| p.file == file).collect();
         if of_file.is_empty() {
             return Err(self.miss(m, "its file changed since its down was proved".into()));
+        }
+        let own = own_key(m);
+        let of_file: Vec<&Proof> = of_file.into_iter().filter(|p| p.own_file == own).collect();
+        if of_file.is_empty() {
+            let why = match own {
+                Some(_) => "its down file changed since it was proved",
+                None => "its down file was removed since it was proved",
+            };
+            return Err(self.miss(m, why.into()));
         }
         // The major and the role first: what the role may read is part of
         // the key (`ToolHistory::leaving_out`), so a proof made with other
@@ -491,6 +446,8 @@ mod tests {
             version: m.version.clone(),
             name: m.name.clone(),
             file: file_key(m),
+            own_file: own_key(m),
+            own: None,
             start: start.into(),
             end: Some("after".into()),
             major,
@@ -498,6 +455,7 @@ mod tests {
             class: Class::Proved,
             down: "DROP TABLE t".into(),
             loses: Vec::new(),
+            touched: Vec::new(),
             by: "rehearse".into(),
             at: chrono::Utc::now(),
             seal: String::new(),
@@ -609,77 +567,6 @@ mod tests {
             "{:?}",
             store.note
         );
-    }
-
-    #[test]
-    fn the_tools_history_is_no_part_of_the_fingerprint() {
-        use crate::pg::fingerprint::Object;
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("supabase/migrations")).unwrap();
-        std::fs::write(tmp.path().join("supabase/migrations/20240101000000_a.sql"), "SELECT 1;")
-            .unwrap();
-        let ms =
-            crate::source::load(&tmp.path().join("supabase/migrations"), None).unwrap().migrations;
-        let object = |key: &str| Object { key: key.into(), definition: "d".into() };
-        let base = vec![object("relation public.users"), object("column public.users.id")];
-        let mut with_history = base.clone();
-        for key in [
-            "schema supabase_migrations",
-            "relation supabase_migrations.schema_migrations",
-            "column supabase_migrations.schema_migrations.version",
-            "index supabase_migrations.schema_migrations_pkey",
-        ] {
-            with_history.push(object(key));
-        }
-        let fingerprint = |objects: &[Object]| ToolHistory::of(&ms).fingerprint(objects);
-        assert_eq!(fingerprint(&base), fingerprint(&with_history));
-        let mut other = base;
-        other.push(object("relation public.supabase_migrations_copy"));
-        assert_ne!(
-            fingerprint(&other),
-            fingerprint(&other[..2]),
-            "a table of the project's is part of it"
-        );
-    }
-
-    /// A table the role may neither read nor change is in the target and
-    /// not in a copy `pg_dump` made: it is no part of the key, with its
-    /// columns, constraints, triggers and indexes; a table named like it
-    /// is.
-    #[test]
-    fn a_table_the_role_may_neither_read_nor_change_is_no_part_of_the_fingerprint() {
-        use crate::pg::fingerprint::Object;
-        let object =
-            |key: &str, definition: &str| Object { key: key.into(), definition: definition.into() };
-        let project =
-            vec![object("relation public.users", "r"), object("column public.users.id", "int")];
-        let mut target = project.clone();
-        target.extend([
-            object("relation plat.hooks", "r"),
-            object("column plat.hooks.id", "bigint"),
-            object("constraint plat.hooks.hooks_pkey", "PRIMARY KEY (id)"),
-            object("trigger plat.hooks.audit", "AFTER INSERT"),
-            object(
-                "index plat.hooks_pkey",
-                "CREATE UNIQUE INDEX hooks_pkey ON plat.hooks USING btree (id)",
-            ),
-        ]);
-        let history = ToolHistory {
-            prefixes: Vec::new(),
-            left_out: vec![("plat.hooks".into(), " ON plat.hooks ".into())],
-        };
-        assert_eq!(history.fingerprint(&target), history.fingerprint(&project));
-        for named_like in [
-            object("relation plat.hooks_log", "r"),
-            object(
-                "index plat.hooks_log_at",
-                "CREATE INDEX hooks_log_at ON plat.hooks_log USING btree (at)",
-            ),
-        ] {
-            let mut with = project.clone();
-            with.push(named_like);
-            assert_ne!(history.fingerprint(&with), history.fingerprint(&project), "{with:?}");
-        }
     }
 
     #[test]

@@ -588,6 +588,8 @@ pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
         replacement: None,
         start: None,
         end: None,
+        own: None,
+        touched: Vec::new(),
     }
 }
 

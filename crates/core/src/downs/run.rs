@@ -14,29 +14,31 @@ use postgres::Client;
 use super::ddl::joined;
 use super::picture::{Plan, State};
 use super::plan;
+use super::proofs::Own;
 use super::{catalog, data, toc, Down, DownsError, Status};
-use crate::migrate::{self, Direction, MigrateOptions, Note, Progress, RollbackTarget, Settings};
+use crate::adopt::keyed::Digest;
+use crate::migrate::{self, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
 use crate::rehearse::server_state as roles;
 use crate::rehearse::CopyDb;
-use crate::source::{Migration, Part};
+use crate::source::Migration;
 
 /// The copy being replayed, and what is known of its current state.
 pub(super) struct Replay<'a> {
-    client: &'a mut Client,
+    pub(super) client: &'a mut Client,
     copy: CopyDb,
     pg_dump: PathBuf,
     /// The migrations as replayed (see `rehearse::outside::replayed`) and as written.
     migrations: &'a [Migration],
     originals: &'a [Migration],
-    settings: &'a Settings,
-    progress: &'a mut dyn Progress,
+    pub(super) settings: &'a Settings,
+    pub(super) progress: &'a mut dyn Progress,
     /// The picture of the copy's current state, while it holds.
     picture: Option<State>,
     /// The schema picture's queries, planned once for the whole replay.
-    prepared: &'a mut Prepared,
+    pub(super) prepared: &'a mut Prepared,
     /// The semantic picture, kept current between migrations: the state
     /// before the up of the migration being worked out.
     tracked: &'a mut Tracked,
@@ -80,7 +82,7 @@ impl Start {
     }
 }
 
-fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
+pub(super) fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
     move |source| DownsError::Db(crate::pg::DbError::new(context, source))
 }
 
@@ -103,20 +105,22 @@ impl Replay<'_> {
             .leaving_out(&mut *self.client)
             .map_err(db("reading which tables the role may read"))?;
         // The down whose proof ends where the next migration starts: its
-        // end fingerprint is that start's.
-        let mut open_end: Option<usize> = None;
+        // end fingerprint is that start's; and the picture at its start,
+        // to tell what its up touched.
+        let mut open_end: Option<(usize, Digest)> = None;
         // The last migration not asked about whose up is still to apply.
         let mut deferred: Option<&Migration> = None;
         for (i, m) in todo.iter().copied().enumerate() {
             if let Some(why) = &stopped {
                 if asked(m) {
-                    out.push(unprovable(m, Vec::new(), vec![why.clone()]));
+                    out.push(Down::unprovable(m, Vec::new(), vec![why.clone()]));
                 }
                 continue;
             }
             if !asked(m) {
-                if let Some(at) = open_end.take() {
-                    out[at].end = Some(self.fingerprint(&history)?);
+                if let Some((at, before)) = open_end.take() {
+                    let (end, now) = self.ends(&history)?;
+                    out[at].ended(end, &now, &before);
                 }
                 deferred = Some(m);
                 continue;
@@ -127,7 +131,7 @@ impl Replay<'_> {
                         "not reached: the up of {} fails on the replayed database: {why}",
                         d.label()
                     );
-                    out.push(unprovable(m, Vec::new(), vec![why.clone()]));
+                    out.push(Down::unprovable(m, Vec::new(), vec![why.clone()]));
                     stopped = Some(why);
                     continue;
                 }
@@ -135,9 +139,9 @@ impl Replay<'_> {
             let index = first + i + 1;
             let label = format!("{} ({index}/{total})", m.label());
             self.progress.note(Note::Stage { index, total, name: &label });
-            let start = self.fingerprint(&history)?;
-            if let Some(at) = open_end.take() {
-                out[at].end = Some(start.clone());
+            let (start, digest) = self.ends(&history)?;
+            if let Some((at, before)) = open_end.take() {
+                out[at].ended(start.clone(), &digest, &before);
             }
             let (mut down, stop) = self.one(m)?;
             down.start = Some(start);
@@ -145,31 +149,30 @@ impl Replay<'_> {
                 stopped = Some(format!("not reached: {} could not be replayed", m.label()));
             } else {
                 // Proved or not, where its up ends keys the next proof.
-                open_end = Some(out.len());
+                open_end = Some((out.len(), digest));
             }
             out.push(down);
         }
-        if let Some(at) = open_end {
-            out[at].end = Some(self.fingerprint(&history)?);
+        if let Some((at, before)) = open_end {
+            let (end, now) = self.ends(&history)?;
+            out[at].ended(end, &now, &before);
         }
         Ok((out, stopped))
     }
 }
 
-pub(super) fn unprovable(m: &Migration, loses: Vec<String>, notes: Vec<String>) -> Down {
-    Down {
-        version: m.version.clone(),
-        name: m.name.clone(),
-        status: Status::Unprovable,
-        sql: None,
-        proved: false,
-        replaces: false,
-        loses,
-        notes,
-        replacement: None,
-        start: None,
-        end: None,
-    }
+/// One end of an up on a copy: its picture brought up to date, and the
+/// fingerprint and digest a proof's key reads of it (with the database's
+/// own settings).
+pub(super) fn ends_of(
+    client: &mut Client,
+    (tracked, prepared): (&mut Tracked, &mut Prepared),
+    history: &super::proofs::ToolHistory,
+) -> Result<(String, Digest), DownsError> {
+    tracked.refresh(&mut *client, prepared).map_err(db("reading the schema"))?;
+    let settings =
+        crate::adopt::keyed::settings(client).map_err(db("reading the database's settings"))?;
+    Ok(history.digest(tracked.objects().into_iter().chain(&settings)))
 }
 
 /// What a proof compares beside the schema: the rows of the tables a data
@@ -180,7 +183,7 @@ struct Baseline {
 }
 
 /// How a down fared on the copy.
-enum Proof {
+pub(super) enum Proof {
     /// The schema equals the one before; the cosmetic differences left.
     Holds(Vec<String>),
     /// It ran, and left these differences.
@@ -243,30 +246,26 @@ impl Replay<'_> {
         Ok(State { dump, catalog })
     }
 
-    /// The fingerprint after the up just applied, with the content of
-    /// the tables its statements wrote read again too (where the progress
-    /// kept them), so the picture holds for the next migration.
-    pub(super) fn fingerprint_after_up(
+    /// The ends of the up just applied ([`Replay::ends`]), with the
+    /// content of the tables its statements wrote read again too (where
+    /// the progress kept them), so the picture holds for the next migration.
+    pub(super) fn ends_after_up(
         &mut self,
         history: &super::proofs::ToolHistory,
-    ) -> Result<String, DownsError> {
+    ) -> Result<(String, Digest), DownsError> {
         if let Some(written) = self.progress.take_written() {
             self.tracked.wrote(written);
         }
-        self.fingerprint(history)
+        self.ends(history)
     }
 
-    /// The fingerprint a proof is keyed by, of the picture brought up to
-    /// date: read from the picture's objects where they are, a copy of
-    /// each (twice a migration) cost a rehearsal more than its hashing.
-    pub(super) fn fingerprint(
+    /// The fingerprint a proof is keyed by and the digest of the picture
+    /// brought up to date: one end of an up.
+    pub(super) fn ends(
         &mut self,
         history: &super::proofs::ToolHistory,
-    ) -> Result<String, DownsError> {
-        self.tracked
-            .refresh(&mut *self.client, &mut *self.prepared)
-            .map_err(db("reading the schema"))?;
-        Ok(history.fingerprint(self.tracked.objects()))
+    ) -> Result<(String, Digest), DownsError> {
+        ends_of(&mut *self.client, (&mut *self.tracked, &mut *self.prepared), history)
     }
 
     /// The schema as it is now, from the picture brought up to date.
@@ -279,7 +278,7 @@ impl Replay<'_> {
 
     /// Applies the up of `m`; the failure, if it fails, with a hint when
     /// it fails for want of an object the history did not make.
-    fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
+    pub(super) fn up(&mut self, m: &Migration) -> Result<Option<String>, DownsError> {
         Ok(self.up_failure(m)?.map(|(message, sqlstate)| self.hinted(message, sqlstate)))
     }
 
@@ -394,45 +393,6 @@ impl Replay<'_> {
         Ok((!held).then(|| "ALTER SYSTEM settings differ from those before the up".into()))
     }
 
-    /// The migration's own down tried after its up, both rolled back:
-    /// `None` when it cannot be tried so (outside a transaction).
-    fn try_own_down(
-        &mut self,
-        m: &Migration,
-        before: &Schema,
-    ) -> Result<Option<Proof>, DownsError> {
-        let Some(down) = &m.down else { return Ok(None) };
-        if !m.up.in_one_transaction() || down.no_transaction || !m.runnable(Part::Down) {
-            return Ok(None);
-        }
-        let groups = [
-            migrate::Group::whole(Direction::Up, true, vec![m]),
-            migrate::Group::whole(Direction::Down, true, vec![m]),
-        ];
-        let mut after = None;
-        let prepared = &mut *self.prepared;
-        let outcomes =
-            migrate::trial(&mut *self.client, self.settings, &groups, self.progress, |i, tx| {
-                if i == 1 {
-                    after = Some(Schema::read_prepared(tx, prepared));
-                }
-                Ok(())
-            })?;
-        match (outcomes.first(), outcomes.get(1)) {
-            (Some(Err(f)), _) => Ok(Some(Proof::Fails(format!("the up fails: {}", f.message)))),
-            (_, Some(Err(f))) => Ok(Some(Proof::Fails(f.message.clone()))),
-            _ => {
-                let now = after.expect("read after the down").map_err(db("reading the schema"))?;
-                let differences = before.differences(&now);
-                Ok(Some(if differences.is_empty() {
-                    Proof::Holds(before.cosmetic_differences(&now))
-                } else {
-                    Proof::Differs(differences)
-                }))
-            }
-        }
-    }
-
     /// One migration asked about; whether the replay must stop after it.
     pub(super) fn one(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
         if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
@@ -442,25 +402,58 @@ impl Replay<'_> {
         }
         // The quick way leaves the copy as it was when it gives up.
         let before_schema = self.schema()?;
-        let mode = match self.try_own_down(m, &before_schema)? {
-            Some(Proof::Holds(cosmetic)) => {
-                if let Some(why) = self.up(m)? {
-                    let notes = vec![format!("the up fails: {why}")];
-                    return Ok((unprovable(m, Vec::new(), notes), true));
+        let (mode, own) = match self.try_own_down(m, &before_schema)? {
+            Some((Proof::Holds(cosmetic), up_done)) => {
+                if !up_done {
+                    if let Some(why) = self.up(m)? {
+                        let notes = vec![format!("the up fails: {why}")];
+                        return Ok((Down::unprovable(m, Vec::new(), notes), true));
+                    }
                 }
-                return Ok((own_down_holds(m, &cosmetic), false));
+                return Ok((Down::holds(m, &cosmetic), false));
             }
-            Some(Proof::Fails(why)) if why.starts_with("the up fails") => {
-                return Ok((unprovable(m, Vec::new(), vec![why]), true));
+            Some((Proof::Fails(why), _)) if why.starts_with("the up fails") => {
+                return Ok((Down::unprovable(m, Vec::new(), vec![why]), true));
             }
-            Some(Proof::Fails(why)) => Mode::Replace(why),
-            Some(Proof::Differs(_)) => Mode::AddTo,
-            None if m.down.is_some() => Mode::Replace(
-                "it runs outside a transaction or cannot run as written, so it was not tried"
-                    .into(),
-            ),
-            None => Mode::Compute,
+            // Tried after its up committed: the copy is past the state
+            // before the up, so no down is worked out from there.
+            Some((Proof::Fails(why), true)) => {
+                let mut down = Down::unprovable(m, Vec::new(), vec![format!("not proved: {why}")]);
+                down.own = Some(Own::Defective(vec![why]));
+                return Ok((down, false));
+            }
+            Some((Proof::Fails(why), false)) => {
+                let own = Own::Defective(vec![format!("it fails: {why}")]);
+                (Mode::Replace(why), Some(own))
+            }
+            Some((Proof::Differs(differences), true)) => {
+                let notes = vec![format!("not proved: after it, {}", differences.join("; "))];
+                let mut down = Down::unprovable(m, Vec::new(), notes);
+                down.own = Some(Own::Defective(differences));
+                return Ok((down, false));
+            }
+            Some((Proof::Differs(differences), false)) => {
+                (Mode::AddTo, Some(Own::Defective(differences)))
+            }
+            None if m.down.is_some() => {
+                let why = "it runs outside a transaction or cannot run as written, so it was not \
+                           tried";
+                (Mode::Replace(why.into()), Some(Own::NotTried(why.into())))
+            }
+            None => (Mode::Compute, None),
         };
+        let (down, stop) = self.worked_out(m, mode, &before_schema)?;
+        Ok((Down { own: own.or(down.own), ..down }, stop))
+    }
+
+    /// The rest of [`Replay::one`] once it is known how the migration's
+    /// own down fared (`mode`): the down worked out and proved.
+    fn worked_out(
+        &mut self,
+        m: &Migration,
+        mode: Mode,
+        before_schema: &Schema,
+    ) -> Result<(Down, bool), DownsError> {
         let before = self.picture()?;
         let mut rows = Vec::new();
         let originals = self.originals;
@@ -476,15 +469,15 @@ impl Replay<'_> {
         let baseline = Baseline { rows, globals };
         if let Some(why) = self.up(m)? {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
-            return Ok((unprovable(m, Vec::new(), notes), true));
+            return Ok((Down::unprovable(m, Vec::new(), notes), true));
         }
         if matches!(mode, Mode::AddTo) {
             if let Some(why) = self.own_down_for_real()? {
                 let notes = vec![format!("the down fails when run for real: {why}")];
-                return Ok((unprovable(m, Vec::new(), notes), true));
+                return Ok((Down::unprovable(m, Vec::new(), notes), true));
             }
         }
-        let mut found = self.work_out(original, &before, &before_schema, &baseline)?;
+        let mut found = self.work_out(original, &before, before_schema, &baseline)?;
         let stop = if matches!(mode, Mode::AddTo) {
             // The copy is where the hand-written down left it: the fix
             // takes it back to the state before the up, and the up again
@@ -537,7 +530,7 @@ impl Replay<'_> {
                 Quick::UpFails(message, sqlstate) => {
                     let why = self.hinted(message, sqlstate);
                     let notes = vec![format!("the up fails on the replayed database: {why}")];
-                    Some((unprovable(m, Vec::new(), notes), true))
+                    Some((Down::unprovable(m, Vec::new(), notes), true))
                 }
                 Quick::Not => None,
             });
@@ -549,7 +542,7 @@ impl Replay<'_> {
         };
         if let Some(why) = self.up(m)? {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
-            return Ok(Some((unprovable(m, Vec::new(), notes), true)));
+            return Ok(Some((Down::unprovable(m, Vec::new(), notes), true)));
         }
         let picture = (&*self.tracked, &mut *self.prepared);
         let down = match super::quick::prove_applied(
@@ -559,7 +552,7 @@ impl Replay<'_> {
             reading,
         )? {
             Ok(proved) => super::quick::down(m, &proved, reading),
-            Err(why) => unprovable(
+            Err(why) => Down::unprovable(
                 m,
                 Vec::new(),
                 vec![format!(
@@ -676,23 +669,6 @@ enum Mode {
     Replace(String),
 }
 
-/// The report of a migration whose own down puts the schema back.
-fn own_down_holds(m: &Migration, cosmetic: &[String]) -> Down {
-    Down {
-        version: m.version.clone(),
-        name: m.name.clone(),
-        status: Status::Ok,
-        sql: None,
-        proved: true,
-        replaces: false,
-        loses: Vec::new(),
-        notes: cosmetic.iter().map(|c| format!("cosmetic: {c}")).collect(),
-        replacement: None,
-        start: None,
-        end: None,
-    }
-}
-
 /// The report of one migration from what was worked out.
 fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
     let Found { plan, proof, irreversible, .. } = found;
@@ -755,5 +731,7 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         replacement,
         start: None,
         end: None,
+        own: None,
+        touched: Vec::new(),
     }
 }

@@ -115,7 +115,7 @@ pub(super) fn open(
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {
-        crate::rehearse::dump_into(url, &cluster, BASE, true)?;
+        crate::rehearse::dump_into(url, &cluster, BASE, (true, options.lock_wait))?;
         let mut w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
         w.work_as(runs_as)?;
         return Ok((w, Vec::new(), env));
@@ -133,7 +133,7 @@ pub(super) fn open(
         Some(database) => {
             let copy =
                 CopyDb { server_url: url.to_string(), dbname: database.to_string(), role: None };
-            crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, false)?;
+            crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, (false, None))?;
             (Vec::new(), format!("database {database}"))
         }
         None => {

@@ -33,12 +33,14 @@ pub(super) fn render(
         format!("Down of {}", m.label())
     };
     out.push_str(&format!(
-        "-- {what}, computed by `backstop downs` from the schema before and after its up.\n"
+        "-- {what}, {} from the schema before and after its up.\n",
+        crate::source::COMPUTED_MARK
     ));
     if proved {
-        out.push_str(
-            "-- Proved on a replayed copy: up, this down, and the schema equals the one before.\n",
-        );
+        out.push_str(&format!(
+            "{}: up, this down, and the schema equals the one before.\n",
+            crate::source::PROVED_MARK
+        ));
     } else {
         out.push_str("-- NOT PROVED: see the notes of `backstop downs`; do not run it unread.\n");
     }
@@ -104,11 +106,11 @@ impl Place {
 
 /// Where the layout keeps the down of `m`; `dir` is the migrations folder.
 pub fn place(dir: &Path, m: &Migration, flyway_has_undo: bool) -> Place {
-    if let Some(down) = &m.down {
-        // It has one: the same place (a fix replaces its text).
+    // It has one (a fix replaces its text), or an empty one to fill.
+    if let Some(path) = m.down.as_ref().map(|d| &d.path).or(m.empty_down.as_ref()) {
         return match m.layout {
-            Layout::Dbmate | Layout::Goose => Place::Section(down.path.clone()),
-            _ => Place::File(down.path.clone()),
+            Layout::Dbmate | Layout::Goose => Place::Section(path.clone()),
+            _ => Place::File(path.clone()),
         };
     }
     let beside = |name: String| m.up.path.with_file_name(name);
@@ -151,7 +153,10 @@ pub fn save(
     match &place {
         Place::File(path) => {
             let exists = path.is_file();
-            let ours = exists && std::fs::read_to_string(path).is_ok_and(|t| is_computed(&t));
+            // Backstop's own, or a template that holds no statement.
+            let ours = exists
+                && (m.empty_down.as_ref() == Some(path)
+                    || std::fs::read_to_string(path).is_ok_and(|t| is_computed(&t)));
             if exists && !ours && !force {
                 return Err(WriteError::HandWritten { path: path.clone() });
             }
@@ -180,7 +185,7 @@ pub fn save(
 
 /// Whether a file's text is a down Backstop computed (replaced freely).
 fn is_computed(text: &str) -> bool {
-    text.lines().next().is_some_and(|l| l.contains("computed by `backstop downs`"))
+    text.lines().take(2).any(|l| l.contains(crate::source::COMPUTED_MARK))
 }
 
 fn orig(path: &Path) -> PathBuf {

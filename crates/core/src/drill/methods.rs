@@ -437,6 +437,11 @@ fn c_fix(e: &respond::RespondError) -> String {
         RespondError::Rollback(migrate::ApplyError::RowsBlock(_)) => {
             "the downs of the release fail on its own data: fix them, then rehearse".into()
         }
+        RespondError::Step { step, .. } if step == respond::full::DOWNS_CHECKED => {
+            "the downs of the release leave the schema other than before it: make them undo all \
+             their up does (`backstop downs` computes and proves them), then rehearse"
+                .into()
+        }
         RespondError::Step { step, .. } if step == "down migrations" => {
             "the downs of the release fail on its own data: fix them, then rehearse".into()
         }

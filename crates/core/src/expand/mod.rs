@@ -444,6 +444,7 @@ pub fn contract(
             backup_id: stamp.backup_id.as_deref(),
             rehearsal_id: stamp.rehearsal_id.as_deref(),
             kept_down: None,
+            undo_to: None,
         };
         applied::insert(&mut tx, &row).map_err(db("recording the migrations as applied"))?;
         if settings.tool_history {

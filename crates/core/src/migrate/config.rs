@@ -45,6 +45,27 @@ pub struct MigrationsSection {
     /// computes and proves the down of each migration it applies and keeps
     /// it with the migration's record, for `rollback`.
     pub keep_downs: bool,
+    /// What `migrate` does with a migration whose own down, proved after
+    /// its up on a copy, does not bring the schema back while a down that
+    /// does was proved.
+    pub defective_downs: DefectiveDowns,
+}
+
+/// `[migrations] defective_downs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefectiveDowns {
+    /// Refuse the run, naming the down and its differences, with the fix
+    /// (`backstop downs --write --force`).
+    #[default]
+    Refuse,
+    /// Deploy, and keep the proved down with the record: `rollback` runs
+    /// it instead of the file.
+    KeepProved,
+    /// Deploy with the migration's own down as it is (said as a warning):
+    /// `rollback` runs it, and its check before COMMIT refuses it where it
+    /// leaves the schema other than before.
+    Deploy,
 }
 
 fn layout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::source::Layout>, D::Error> {
@@ -75,6 +96,7 @@ impl Default for MigrationsSection {
             layout: None,
             all_or_nothing: false,
             keep_downs: true,
+            defective_downs: DefectiveDowns::Refuse,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct GatePass {
     /// Downs computed and proved for the pending migrations, by version,
     /// kept with each migration's record.
     pub kept_downs: std::collections::BTreeMap<String, String>,
+    /// What a rollback of each must bring back (JSON of
+    /// [`super::expect::Expected`]), by version.
+    pub undo_to: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a gate refused the run, and the exit code the refusal calls for
@@ -56,6 +59,8 @@ pub struct Stamp {
     /// Downs computed and proved before the run, by version, kept with
     /// each migration's record.
     pub kept_downs: std::collections::BTreeMap<String, String>,
+    /// What a rollback of each must bring back, by version.
+    pub undo_to: std::collections::BTreeMap<String, String>,
 }
 
 /// A gate the operator waived for this run (`--no-backup REASON` and the
@@ -99,6 +104,7 @@ pub fn pass_all(
         stamp.backup_id = pass.backup_id.or(stamp.backup_id);
         stamp.rehearsal_id = pass.rehearsal_id.or(stamp.rehearsal_id);
         stamp.kept_downs.extend(pass.kept_downs);
+        stamp.undo_to.extend(pass.undo_to);
         passed.insert(gate.name().to_string(), pass.detail);
     }
     Ok((stamp, passed))

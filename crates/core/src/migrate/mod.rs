@@ -4,12 +4,14 @@
 
 mod audit;
 pub mod config;
+pub mod expect;
 mod gate;
 mod group;
 pub mod keep;
 pub mod lost;
 mod plan;
 pub mod protect;
+mod rollback;
 pub mod rows_block;
 mod run;
 mod status;
@@ -22,9 +24,10 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use crate::schema::applied::AppliedRow;
-pub use config::{MigrationsSection, RollbackSection, Settings};
+pub use config::{DefectiveDowns, MigrationsSection, RollbackSection, Settings};
 pub use gate::{pass_all, Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
+pub use rollback::{rollback, RollbackTarget};
 pub use run::{attempt, trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
 
@@ -290,6 +293,9 @@ pub struct Report {
     /// `rollback --to start` stopped before this migration: it has no down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_before: Option<String>,
+    /// A rollback's check of the schema after its downs, before COMMIT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared: Option<expect::Checked>,
 }
 
 /// Where a run that failed in group `failed_group` leaves the database.
@@ -392,6 +398,7 @@ pub fn migrate(
             stamp: &stamp,
             gates: passed,
             before: latest_applied(migrations, &status).map(|m| m.version.clone()),
+            check: None,
         };
         run_groups(client, settings, &plan, &run, progress)
     })
@@ -453,115 +460,6 @@ fn one_transaction_if_asked(plan: &Plan<'_>, options: &MigrateOptions) -> Result
     Err(ApplyError::NotOneTransaction { reasons: plan.reasons(), each: options.each, first_group })
 }
 
-/// Which applied migrations a rollback reverts.
-#[derive(Debug, Clone)]
-pub enum RollbackTarget {
-    /// The last N applied.
-    Steps(usize),
-    /// Everything applied after this version (which stays applied).
-    To(String),
-    /// Everything applied, newest first, down to the first migration that
-    /// has no down (`--to start`).
-    Start,
-}
-
-/// Reverts applied migrations with their down files, newest first, in one
-/// transaction, under the same guards.
-pub fn rollback(
-    client: &mut Client,
-    migrations: &[Migration],
-    settings: &Settings,
-    target: &RollbackTarget,
-    dry_run: bool,
-    progress: &mut dyn Progress,
-) -> Result<Report, ApplyError> {
-    with_lock(client, settings, progress, |client, progress| {
-        audit::not_expanded(client, "rollback")?;
-        let status = status(client, migrations)?;
-        // Repeatable migrations have no down; a rollback passes them by.
-        let repeatable = |v: &str| migrations.iter().any(|m| m.version == v && m.repeatable);
-        let mut applied: Vec<&Entry> =
-            status.applied.iter().filter(|e| !repeatable(&e.version)).collect();
-        applied.reverse();
-        let mut chosen: Vec<&Entry> = match target {
-            RollbackTarget::Steps(n) => applied.into_iter().take(*n).collect(),
-            RollbackTarget::Start => applied,
-            RollbackTarget::To(v) => {
-                if !applied.iter().any(|e| &e.version == v) {
-                    return Err(ApplyError::NotApplied(v.clone()));
-                }
-                applied.into_iter().take_while(|e| &e.version != v).collect()
-            }
-        };
-        let drifted: Vec<Drift> = status
-            .drifted
-            .iter()
-            .filter(|d| chosen.iter().any(|c| c.version == d.version))
-            .cloned()
-            .collect();
-        if !drifted.is_empty() {
-            return Err(refused(client, "rollback", ApplyError::Drift(drifted)));
-        }
-        audit::not_beneath(client, migrations, settings, &chosen)?;
-        let targets: Vec<&Migration> = chosen
-            .iter()
-            .filter_map(|e| migrations.iter().find(|m| m.version == e.version))
-            .collect();
-        let kept = status::with_kept_downs(client, &targets)?;
-        let mut targets: Vec<&Migration> = targets
-            .into_iter()
-            .map(|m| kept.iter().find(|k| k.version == m.version).unwrap_or(m))
-            .collect();
-        // To the start: as far as the downs reach.
-        let mut stopped_before = None;
-        if let (RollbackTarget::Start, Some(at)) =
-            (target, targets.iter().position(|m| m.down.is_none()).filter(|&at| at > 0))
-        {
-            stopped_before = Some(targets[at].label());
-            targets.truncate(at);
-            chosen.retain(|e| targets.iter().any(|m| m.version == e.version));
-        }
-        if !dry_run && !chosen.is_empty() {
-            let versions = chosen.iter().map(|e| e.version.clone()).collect();
-            started(client, "rollback", versions, settings.reason.as_deref())?;
-        }
-        let missing: Vec<String> =
-            targets.iter().filter(|m| m.down.is_none()).map(|m| m.label()).collect();
-        if !missing.is_empty() {
-            return Err(refused(client, "rollback", ApplyError::MissingDown(missing)));
-        }
-        let mut problems = problems_of(&targets, &[Part::Down]);
-        if problems.is_empty() {
-            let server = crate::pg::server_version_num(client).map_err(|source| {
-                ApplyError::Db(crate::pg::DbError::new("reading the server version", source))
-            })?;
-            let server = crate::pg::bins::major_of_num(server);
-            problems.extend(targets.iter().filter_map(|m| m.needs_newer_server(server)));
-        }
-        if !problems.is_empty() {
-            return Err(refused(client, "rollback", ApplyError::Unrunnable(problems)));
-        }
-        let blocks = rows_block::check(client, &targets).map_err(|source| {
-            ApplyError::Db(crate::pg::DbError::new("reading the rows the downs meet", source))
-        })?;
-        if !blocks.is_empty() {
-            return Err(refused(client, "rollback", ApplyError::RowsBlock(blocks)));
-        }
-        let plan = plan_down(&targets);
-        let run = Run {
-            kind: "rollback",
-            dry_run,
-            stamp: &Stamp::default(),
-            gates: Default::default(),
-            before: None,
-        };
-        let mut report = run_groups(client, settings, &plan, &run, progress)?;
-        report.not_put_back = lost::of(&targets, &chosen);
-        report.stopped_before = stopped_before;
-        Ok(report)
-    })
-}
-
 fn with_lock<T>(
     client: &mut Client,
     settings: &Settings,
@@ -589,6 +487,8 @@ struct Run<'a> {
     /// The latest version applied before the run: where a rollback of what
     /// the run committed goes back to.
     before: Option<String>,
+    /// A rollback's check before the COMMIT of its last group.
+    check: Option<&'a expect::Check>,
 }
 
 fn run_groups(
@@ -613,7 +513,8 @@ fn run_groups(
     let mut collect = Collect { inner: progress, kept: Vec::new() };
     for (index, group) in plan.groups.iter().enumerate() {
         let started = std::time::Instant::now();
-        let outcome = run_with_retries(client, settings, group, run.stamp, &mut collect)?;
+        let check = run.check.filter(|_| index + 1 == plan.groups.len());
+        let outcome = run_with_retries(client, settings, (group, check), run.stamp, &mut collect)?;
         let versions = group.versions();
         let kept = std::mem::take(&mut collect.kept);
         if !kept.is_empty() {
@@ -717,13 +618,13 @@ impl Progress for Collect<'_> {
 fn run_with_retries(
     client: &mut Client,
     settings: &Settings,
-    group: &Group<'_>,
+    (group, check): (&Group<'_>, Option<&expect::Check>),
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     let mut attempt = 0;
     loop {
-        let mut outcome = run::run_group(client, settings, group, stamp, progress)?;
+        let mut outcome = run::run_group(client, settings, (group, check), stamp, progress)?;
         let lock_timeout = matches!(&outcome, GroupOutcome::Failed(f)
             if f.sqlstate.as_deref() == Some("55P03") && f.rolled_back);
         if !lock_timeout || attempt >= settings.lock_retries {

@@ -24,6 +24,9 @@ pub enum Stage {
     Verify,
     /// A protected table was dropped, truncated or lost rows.
     ProtectedTable,
+    /// After a rollback's downs the schema is not the one before the
+    /// migrations they revert ([`super::expect`]).
+    Compared,
 }
 
 /// Why a group did not commit, with everything the operator needs.
@@ -91,6 +94,7 @@ fn record_applied(
         backup_id: stamp.backup_id.as_deref(),
         rehearsal_id: stamp.rehearsal_id.as_deref(),
         kept_down: stamp.kept_downs.get(&m.version).map(String::as_str),
+        undo_to: stamp.undo_to.get(&m.version).map(String::as_str),
     };
     crate::schema::applied::insert(client, &row).map_err(|source| {
         ApplyError::Db(crate::pg::DbError::new(
@@ -338,14 +342,16 @@ fn set_timeouts(
 pub fn run_group(
     client: &mut Client,
     settings: &Settings,
-    group: &Group<'_>,
+    (group, check): (&Group<'_>, Option<&super::expect::Check>),
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
     progress.note(Note::GroupStarted { group });
     if group.transactional {
-        run_transactional(client, settings, group, stamp, progress)
+        run_transactional(client, settings, (group, check), stamp, progress)
     } else {
+        // Its statements commit one by one: there is no COMMIT to hold
+        // back, so a rollback ending with it is not compared.
         run_autocommit(client, settings, group, stamp, progress)
     }
 }
@@ -363,7 +369,7 @@ pub(super) fn half_applied(group: &Group<'_>, f: &mut Failure) {
 fn run_transactional(
     client: &mut Client,
     settings: &Settings,
-    group: &Group<'_>,
+    (group, check): (&Group<'_>, Option<&super::expect::Check>),
     stamp: &Stamp,
     progress: &mut dyn Progress,
 ) -> Result<GroupOutcome, ApplyError> {
@@ -384,6 +390,11 @@ fn run_transactional(
     match apply_in(&mut tx, settings, group, stamp, progress)? {
         Err(failure) => Ok(GroupOutcome::Failed(failure)),
         Ok(done) => {
+            if let Some(check) = check {
+                if let Some(failure) = check.run(&mut tx, group)? {
+                    return Ok(GroupOutcome::Failed(Box::new(failure)));
+                }
+            }
             tx.commit().map_err(|e| ApplyError::ConnectionLost {
                 version: group.versions().join(","),
                 source: e,

@@ -169,22 +169,19 @@ fn compare(migrations: &[Migration], mut rows: Vec<AppliedRow>) -> Status {
     Status { applied, pending, drifted, half_applied: Vec::new() }
 }
 
-/// The migrations of `targets` without a down that have one kept with
-/// their record (computed and proved when `migrate` applied them), as
-/// migrations with that down.
+/// The migrations of `targets` that have a down kept with their record
+/// (proved when `migrate` applied them: worked out where the migration
+/// had no down, or in place of its own down where that did not bring
+/// the schema back), as migrations with that down.
 pub(super) fn with_kept_downs(
     client: &mut Client,
     targets: &[&Migration],
 ) -> Result<Vec<Migration>, ApplyError> {
-    if targets.iter().all(|m| m.down.is_some()) {
-        return Ok(Vec::new());
-    }
     let kept = crate::schema::applied::kept_downs(client).map_err(|source| {
         ApplyError::Db(crate::pg::DbError::new("reading the kept downs", source))
     })?;
     Ok(targets
         .iter()
-        .filter(|m| m.down.is_none())
         .filter_map(|m| kept.get(&m.version).map(|sql| m.with_kept_down(sql)))
         .collect())
 }

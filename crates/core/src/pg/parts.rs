@@ -128,6 +128,13 @@ pub(super) fn relation_parts() -> Vec<Part> {
                     || case when a.attcompression <> '' then ' compression ' || a.attcompression::text else '' end
                     || coalesce(' options=' || (select string_agg(o::text, ',' order by o::text) from unnest(a.attoptions) o), '')
                     || coalesce(' fdw options=' || (select string_agg(o::text, ',' order by o::text) from unnest(a.attfdwoptions) o), '')
+                    -- A column both inherited and declared by the table itself
+                    -- stays when the parent drops it; one only inherited goes
+                    -- (partitions are left out: how pg_dump makes them sets
+                    -- this apart from the table's behaviour).
+                    || case when a.attinhcount > 0 and not c.relispartition
+                            then ' inherited' || case when a.attislocal then ' and local' else '' end
+                            else '' end
                     || coalesce(' acl=' || a.attacl::text, '')"
                 .into(),
             format!(
@@ -171,7 +178,10 @@ pub(super) fn relation_parts() -> Vec<Part> {
         ),
         part(
             "'constraint ' || n.nspname || '.' || c.relname || '.' || k.conname,
-                    pg_get_constraintdef(k.oid, true)"
+                    pg_get_constraintdef(k.oid, true)
+                    || case when k.coninhcount > 0 and not c.relispartition
+                            then ' inherited' || case when k.conislocal then ' and local' else '' end
+                            else '' end"
                 .into(),
             format!(
                 "from pg_constraint k join pg_class c on c.oid = k.conrelid

@@ -394,7 +394,7 @@ impl Workspace {
         let (cluster, runs_as) = cluster_for(source_url, (source_major, bytes, &preload))?;
         info.method = Method::Dump;
         info.fallback_reason = Some(why);
-        dump_into(source_url, &cluster, BASE, options.schema_only)?;
+        dump_into(source_url, &cluster, BASE, (options.schema_only, None))?;
         let mut w = Workspace::new(cluster.url(BASE), BASE, Some(cluster), run_id, info);
         w.work_as(runs_as)?;
         if isolated {
@@ -772,15 +772,19 @@ fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String
 }
 
 /// `pg_dump -Fc source | pg_restore -d cluster/base`, the cluster readied
-/// first (the source's roles) and the database's own settings carried.
+/// first (the source's roles) and the database's own settings carried;
+/// pg_dump waits `lock_wait` at most for a table's lock.
 pub fn dump_into(
     source_url: &str,
     cluster: &Cluster,
     base: &str,
-    schema_only: bool,
+    (schema_only, lock_wait): (bool, Option<std::time::Duration>),
 ) -> Result<(), RehearseError> {
     // First: a table the dump cannot hold stops it before anything is made.
     let mut extra = left_out_args(&mut connect_source(source_url)?, !schema_only)?;
+    if let Some(wait) = lock_wait {
+        extra.push(format!("--lock-wait-timeout={}ms", wait.as_millis().max(1)));
+    }
     prepare_cluster(source_url, cluster)?;
     cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
     carry_settings(source_url, cluster, base)?;

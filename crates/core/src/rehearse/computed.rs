@@ -70,7 +70,31 @@ pub trait DownMaker {
     /// it (proved, or irreversible with its schema part proved): what a
     /// `rollback` after a deploy of the rehearsed files runs.
     fn kept_down(&self, version: &str) -> Option<String>;
+
+    /// Before the round trip of a migration whose down is its author's:
+    /// where the copy stands, as a proof's key reads it (its fingerprint,
+    /// and the digest that tells what the up touches).
+    fn mark(
+        &mut self,
+        client: &mut Client,
+        picture: (&mut Tracked, &mut Prepared),
+    ) -> Result<Mark, RehearseError>;
+
+    /// That round trip of `m`, begun at `mark`, held (its own down gave
+    /// back the schema before, and its up ran again): its proof is kept,
+    /// so `migrate` need not prove that down again.
+    fn held(
+        &mut self,
+        client: &mut Client,
+        picture: (&mut Tracked, &mut Prepared),
+        m: &Migration,
+        mark: Mark,
+    ) -> Result<(), RehearseError>;
 }
+
+/// Where a copy stands, as a proof's key reads it: its fingerprint and
+/// the digest of its picture.
+pub type Mark = (String, crate::adopt::keyed::Digest);
 
 impl Makers<'_> {
     /// `migrations`, each without a down of its own given the down made

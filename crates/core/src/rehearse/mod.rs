@@ -51,7 +51,7 @@ use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
 pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
-pub use computed::{DownMaker, Made, MadeDown, Makers};
+pub use computed::{DownMaker, Made, MadeDown, Makers, Mark};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

@@ -27,6 +27,8 @@ pub struct Globals {
     members: BTreeMap<(String, String), bool>,
     /// `(role, this database?, setting name)` → value.
     settings: BTreeMap<(String, bool, String), String>,
+    /// This database's own settings (`ALTER DATABASE … SET`): name → value.
+    database: BTreeMap<String, String>,
     /// `ALTER SYSTEM` settings: name → value.
     system: BTreeMap<String, String>,
 }
@@ -77,6 +79,15 @@ impl Globals {
         )? {
             g.settings.insert((r.get(0), r.get(1), r.get(2)), r.get(3));
         }
+        for r in client.query(
+            "select split_part(c, '=', 1), substr(c, length(split_part(c, '=', 1)) + 2)
+               from pg_db_role_setting s cross join unnest(s.setconfig) c
+              where s.setrole = 0
+                and s.setdatabase = (select oid from pg_database where datname = current_database())",
+            &[],
+        )? {
+            g.database.insert(r.get(0), r.get(1));
+        }
         // Only a superuser (or a role given it) may read the settings
         // files; a replay worked on as a platform's owner may not, and
         // that role cannot `ALTER SYSTEM` either, on the copy or on the
@@ -121,6 +132,21 @@ impl Globals {
         }
         if self.settings != now.settings {
             out.push("role settings differ".into());
+        }
+        let names: std::collections::BTreeSet<&String> =
+            self.database.keys().chain(now.database.keys()).collect();
+        for name in names {
+            match (self.database.get(name), now.database.get(name)) {
+                (a, b) if a == b => {}
+                (Some(a), b) => out.push(format!(
+                    "the database's setting {name} is {}, and was {a} before the up",
+                    b.map_or("not set".to_string(), |b| b.to_string())
+                )),
+                (None, Some(b)) => out.push(format!(
+                    "the database's setting {name} is {b}, and was not set before the up"
+                )),
+                (None, None) => {}
+            }
         }
         out
     }
@@ -168,6 +194,11 @@ pub fn plan(before: &Globals, after: &Globals) -> GlobalsDown {
             first.push(role_setting(key, None));
         }
     }
+    let names: std::collections::BTreeSet<&String> =
+        before.database.keys().chain(after.database.keys()).collect();
+    for name in names.into_iter().filter(|n| before.database.get(*n) != after.database.get(*n)) {
+        first.push(database_setting(name, before.database.get(name)));
+    }
     for (name, role) in &before.roles {
         match after.roles.get(name) {
             None => first
@@ -195,6 +226,20 @@ pub fn plan(before: &Globals, after: &Globals) -> GlobalsDown {
         system.push("SELECT pg_reload_conf()".into());
     }
     GlobalsDown { first, last, system, notes }
+}
+
+/// `ALTER DATABASE … SET` back to `old`, or `RESET` when there was none;
+/// the database is named at run time, since the down runs on the target,
+/// not on the replay.
+fn database_setting(name: &str, old: Option<&String>) -> String {
+    let what = match old.and_then(|v| super::globals::assignment(&format!("{name}={v}"))) {
+        Some(assignment) => format!("SET {assignment}"),
+        None => format!("RESET {}", ident(name)),
+    };
+    format!(
+        "DO $backstop$ BEGIN EXECUTE format('ALTER DATABASE %I {}', current_database()); END $backstop$",
+        what.replace('\'', "''").replace('%', "%%")
+    )
 }
 
 /// `ALTER ROLE … SET` back to `old`, or `RESET` when there was none; for

@@ -434,12 +434,23 @@ fn run(
                 tracing,
                 maker,
             )?,
-            (None, maker) => {
-                if let Some(maker) = maker {
-                    maker.moved();
-                }
+            (None, None) => {
                 let lean = std::mem::replace(&mut checked, true);
                 round_trip_one(client, prepared, tracked, &known, settings, m, tracing, lean)?
+            }
+            (None, Some(maker)) => {
+                let lean = std::mem::replace(&mut checked, true);
+                // A down of its author's that holds is kept as proved, so
+                // the deploy of these files need not prove it again.
+                maker.moved();
+                let mark = maker.mark(client, (tracked, prepared))?;
+                let trip =
+                    round_trip_one(client, prepared, tracked, &known, settings, m, tracing, lean)?;
+                let held = matches!(trip.trip.class, TripClass::Ok | TripClass::CosmeticOnly);
+                if held && !trip.stops {
+                    maker.held(client, (tracked, prepared), m, mark)?;
+                }
+                trip
             }
         };
         add(&mut out, m, trip, options);

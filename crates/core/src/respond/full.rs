@@ -200,7 +200,9 @@ fn downs(
             Ok(r)
         }
         Ok(r) => {
+            let compared = r.failure.as_ref().is_some_and(|f| f.stage == migrate::Stage::Compared);
             let detail = match r.failure.as_ref() {
+                Some(f) if compared => format!("{}; rolled back, nothing reverted", f.message),
                 Some(f) => format!(
                     "the down of {} failed and was rolled back: {}; {} reverted before it",
                     f.version,
@@ -209,7 +211,9 @@ fn downs(
                 ),
                 None => "the downs failed".to_string(),
             };
-            Err(run.failed(step("down migrations", started, false, detail, None)))
+            // The downs ran, and their own check found what they leave.
+            let name = if compared { DOWNS_CHECKED } else { "down migrations" };
+            Err(run.failed(step(name, started, false, detail, None)))
         }
         Err(e) => {
             let detail = crate::kit::error::chain(&e);
@@ -217,6 +221,10 @@ fn downs(
         }
     }
 }
+
+/// The step of method C whose downs ran and whose check before COMMIT
+/// found the schema other than before the release.
+pub const DOWNS_CHECKED: &str = "downs' check";
 
 /// The protected tables after the downs: every row they had before.
 fn check_protected(

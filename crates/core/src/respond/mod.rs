@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::flags::{self, FlagsError};
 use crate::schema::events;
 
-mod full;
+pub mod full;
 mod responder;
 pub use full::{method_c, Full, FullOutcome, TableExposure};
 pub use responder::{

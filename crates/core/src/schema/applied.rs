@@ -74,6 +74,8 @@ pub struct NewApplied<'a> {
     pub rehearsal_id: Option<&'a str>,
     /// The down Backstop computed and proved for it, when its layout has none.
     pub kept_down: Option<&'a str>,
+    /// What a rollback of it must bring back, as JSON (`migrate::expect`).
+    pub undo_to: Option<&'a str>,
 }
 
 /// Records a migration as applied; runs in the migration's own transaction.
@@ -85,7 +87,8 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
         " on conflict (version) do update set name = excluded.name, checksum = excluded.checksum,
            applied_at = now(), duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
            no_transaction = excluded.no_transaction, backup_id = excluded.backup_id,
-           rehearsal_id = excluded.rehearsal_id, kept_down = excluded.kept_down"
+           rehearsal_id = excluded.rehearsal_id, kept_down = excluded.kept_down,
+           undo_to = excluded.undo_to"
     } else {
         ""
     };
@@ -96,8 +99,8 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
         &format!(
             "insert into backstop.applied
                (version, name, checksum, duration_ms, applied_by, no_transaction, backup_id,
-                rehearsal_id, kept_down)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9){upsert}"
+                rehearsal_id, kept_down, undo_to)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10){upsert}"
         ),
         &[
             (&m.version, Type::TEXT),
@@ -109,6 +112,7 @@ pub fn insert(client: &mut impl GenericClient, m: &NewApplied<'_>) -> Result<(),
             (&m.backup_id, Type::TEXT),
             (&m.rehearsal_id, Type::TEXT),
             (&m.kept_down, Type::TEXT),
+            (&m.undo_to, Type::TEXT),
         ],
     )?;
     Ok(())
@@ -147,6 +151,24 @@ pub fn kept_downs(
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
     Ok(client
         .query("select version, kept_down from backstop.applied where kept_down is not null", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// What a rollback of each of `versions` must bring back, as recorded
+/// when it was applied (JSON, `migrate::expect`), by version; a version
+/// recorded without it is absent.
+pub fn undo_to(
+    client: &mut impl GenericClient,
+    versions: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    Ok(client
+        .query(
+            "select version, undo_to from backstop.applied
+              where version = any($1) and undo_to is not null",
+            &[&versions],
+        )?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect())

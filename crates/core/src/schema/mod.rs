@@ -170,6 +170,10 @@ ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS kept_down text;
 -- there stay). Rows recorded before this column have none.
 ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS xid bigint;
 ALTER TABLE backstop.applied ALTER COLUMN xid SET DEFAULT txid_current();
+-- What a rollback of it must bring back (JSON, `migrate::expect`): the
+-- fingerprint of the schema before and after its up, and what the up
+-- touched, read on the copy its down was proved on.
+ALTER TABLE backstop.applied ADD COLUMN IF NOT EXISTS undo_to text;
 CREATE TABLE IF NOT EXISTS backstop.snapshots (
     name     text PRIMARY KEY,
     taken_at timestamptz NOT NULL,
@@ -295,7 +299,7 @@ const SCHEMA_LOCK: i64 = 0x6261_636b_7374_6f71; // "backstoq"
 
 /// Bumped whenever the scripts gain something; databases with an older
 /// version get the (idempotent) scripts again.
-const SCHEMA_VERSION: i32 = 12;
+const SCHEMA_VERSION: i32 = 13;
 
 /// Why the schema could not be read or written.
 pub type Error = postgres::Error;

@@ -208,6 +208,11 @@ pub struct Migration {
     pub name: String,
     pub up: SqlFile,
     pub down: Option<SqlFile>,
+    /// A down file (or section) that holds no statement, only comments or
+    /// blanks (the template `backstop new`, diesel or Hasura write): no
+    /// down, so `down` is `None` and one is computed and proved as for a
+    /// migration without a file; `check` names the file.
+    pub empty_down: Option<PathBuf>,
     pub verify: Option<SqlFile>,
     /// Over the up SQL's tokens: comments and whitespace do not count.
     pub checksum: String,
@@ -276,6 +281,18 @@ impl Migration {
             })
         })
     }
+}
+
+/// What the header of a down Backstop computed says (`backstop downs
+/// --write`), and what it says of one it proved.
+pub const COMPUTED_MARK: &str = "computed by `backstop downs`";
+pub const PROVED_MARK: &str = "-- Proved on a replayed copy";
+
+/// Whether `text` is a down Backstop computed and proved: one with no
+/// statement is still a down (its up changed nothing a down takes back).
+fn proved_by_backstop(text: &str) -> bool {
+    text.lines().take(3).any(|l| l.contains(COMPUTED_MARK))
+        && text.lines().take(4).any(|l| l.starts_with(PROVED_MARK))
 }
 
 /// A file in the migrations folder that is not (part of) a migration.
@@ -556,8 +573,20 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         file
     };
     let up = read(Part::Up, entry.up);
-    let down = entry.down.map(|d| read(Part::Down, d));
+    let mut down = entry.down.map(|d| read(Part::Down, d));
     let verify = entry.verify.map(|v| read(Part::Verify, v));
+    // A down with no statement undoes nothing: it is no down. One that
+    // does not parse stays, with its problem, so `rollback` refuses it.
+    let empty_down = match &down {
+        Some(d)
+            if d.statements.is_empty()
+                && !problems.iter().any(|p| p.part == Part::Down)
+                && !proved_by_backstop(&d.text) =>
+        {
+            down.take().map(|d| d.path)
+        }
+        _ => None,
+    };
     if layout == Layout::Diesel
         && up.statements.is_empty()
         && !problems.iter().any(|p| p.part == Part::Up)
@@ -586,6 +615,7 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         no_transaction: up.no_transaction,
         up,
         down,
+        empty_down,
         verify,
         checksum,
         layout,
@@ -664,6 +694,16 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
         .map(|(kind, pos, message)| problem(kind, pos.line, pos.column, message))
         .collect();
     (file, problems)
+}
+
+/// Whether the file at `path` is a down: it exists and holds a statement
+/// (one that does not parse counts: it is a down that cannot run). A file
+/// of comments and blanks is no down.
+pub fn holds_a_down(path: &Path) -> bool {
+    match read_text(path) {
+        Ok(text) => backstop_lint::split_only(&text).map_or(true, |s| !s.is_empty()),
+        Err(_) => path.is_file(),
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, SourceError> {

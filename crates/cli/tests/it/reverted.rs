@@ -1,0 +1,194 @@
+//! A "reverted" the database backs: a down file that holds only comments
+//! is no down, and a rollback never says it reverted what is still there.
+
+use crate::common::{find_file, DbExt, Project};
+
+/// The new user's path: `init`, `new`, an up that creates a table, the
+/// down left as `new` wrote it (one comment line). Before: `check` said
+/// GO with no finding and `rollback` printed `✓ reverted` while the table
+/// stayed, so the next `migrate` failed on "relation already exists".
+#[test]
+fn a_down_left_as_new_wrote_it_is_no_down_and_never_reverts_by_saying_so() {
+    let p = Project::bare("reverted_template");
+    p.run(&["init"]).expect_code(0);
+    p.run(&["new", "add_t"]).expect_code(0);
+    let up = find_file(&p.path().join("migrations"), "up.sql").expect("new wrote up.sql");
+    std::fs::write(&up, "create table t (id bigint primary key, note text);\n").unwrap();
+    let down = up.with_file_name("down.sql");
+    assert!(std::fs::read_to_string(&down).unwrap().trim_start().starts_with("--"));
+    let check = p.run(&["check", "--format", "json"]);
+    let json = check.json();
+    let empty: Vec<&serde_json::Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "BS403" && f["file"].as_str().unwrap().ends_with("down.sql"))
+        .collect();
+    assert_eq!(empty.len(), 1, "{json:#}");
+    assert!(empty[0]["message"].as_str().unwrap().contains("is empty"), "{json:#}");
+    // The empty file counts as no down: migrate works one out and proves it.
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 1 down(s) now");
+    let rollback = p.run(&["rollback", "--yes"]);
+    rollback.expect_code(0).expect_output("✓ the schema is the one before");
+    assert!(!p.client().exists("public.t"), "{}", rollback.all());
+    // So the next migrate applies it again instead of failing on "already exists".
+    p.run(&["migrate"]).expect_code(0);
+    assert!(p.client().exists("public.t"));
+}
+
+const USERS: &str = "create table users (id bigint primary key, email text not null);\n";
+
+/// An author's down that leaves a column behind is proved at the deploy
+/// and refused, named with what it leaves; the proved down that does
+/// hold is offered, and kept in its place where the project says so.
+#[test]
+fn a_defective_down_is_named_at_the_deploy_and_its_proved_fix_offered() {
+    let p = Project::new("reverted_defective");
+    p.migration("1_users", USERS, Some("drop table users;"));
+    p.migration(
+        "2_nick",
+        "alter table users add column nick text;\ncreate index users_nick on users (nick);\n",
+        Some("drop index users_nick;\n"),
+    );
+    let refused = p.run(&["migrate"]);
+    refused.expect_code(1);
+    refused.expect_output("the down of 2_nick (");
+    refused.expect_output("column public.users.nick");
+    refused.expect_output("backstop downs --write --force 2");
+    assert!(!p.client().exists("public.users"), "nothing ran: {}", refused.all());
+    p.config(
+        "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n\
+         defective_downs = \"keep_proved\"\n",
+    );
+    let migrate = p.run(&["migrate"]);
+    migrate.expect_code(0).expect_output("warning: the down of 2_nick");
+    // The proofs made by the refused run serve this one.
+    migrate.expect_output("reused the kept proof of 2 down(s)");
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
+    let mut db = p.client();
+    let nick: i64 = db
+        .query_one(
+            "select count(*) from information_schema.columns where table_name = 'users' and column_name = 'nick'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(nick, 0, "the kept down ran, not the file's");
+    assert_eq!(db.applied(), ["1"]);
+}
+
+/// The last line of defence: a down changed after its proof (or any down
+/// that leaves the schema other than before its up) is caught by the
+/// rollback's own check before COMMIT: exit 1, every difference named,
+/// nothing changed. Something else changed since the migrate (drift) is
+/// said apart and does not stop it.
+#[test]
+fn a_rollback_that_does_not_bring_the_schema_back_changes_nothing() {
+    let p = Project::new("reverted_check");
+    p.migration("1_users", USERS, Some("drop table users;"));
+    p.migration(
+        "2_posts",
+        "create table posts (id int primary key, body text);\n",
+        Some("drop table posts;"),
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    // Edited after its proof: it forgets the table, and drops one nobody touched.
+    p.write("migrations/2_posts/down.sql", "drop table if exists scratch;\n");
+    p.client().batch_execute("create table scratch (id int)").unwrap();
+    let rollback = p.run(&["rollback", "--yes"]);
+    rollback.expect_code(1);
+    rollback.expect_output("relation public.posts: still there (the up made it, the down left it)");
+    rollback.expect_output("relation public.scratch: changed by the downs");
+    assert!(!rollback.all().contains("✓ reverted"), "{}", rollback.all());
+    let mut db = p.client();
+    assert!(db.exists("public.posts") && db.exists("public.scratch"), "nothing changed");
+    assert_eq!(db.applied(), ["1", "2"]);
+    // Put right, with a table made by hand since (drift): compared where
+    // the migrations touched, the rest said.
+    p.write("migrations/2_posts/down.sql", "drop table posts;\n");
+    let rollback = p.run(&["rollback", "--yes"]);
+    rollback.expect_code(0).expect_output("changed since the migrate by something else (drift)");
+    assert!(!p.client().exists("public.posts"));
+}
+
+/// A database's own settings are part of what a down brings back: `ALTER
+/// DATABASE <its own name> SET …` and `ALTER ROLE … IN DATABASE <its own
+/// name> SET …` run on the copy under the copy's name, their down is
+/// worked out, and the rollback's check sees them. Before: the down was
+/// proved empty (the picture held no setting), rollback said ✓ and the
+/// setting stayed; the role's failed on the copy ("database does not
+/// exist").
+#[test]
+fn settings_of_the_database_and_its_roles_are_put_back() {
+    let p = Project::new("reverted_settings");
+    let role = format!("{}_app", p.db);
+    p.client().batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN")).unwrap();
+    p.migration(
+        "1_settings",
+        &format!(
+            "ALTER DATABASE \"{db}\" SET work_mem = '8MB';\n\
+             ALTER ROLE \"{role}\" IN DATABASE \"{db}\" SET search_path = app, public;\n",
+            db = p.db
+        ),
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("kept a proved down for 1 migration(s)");
+    let settings = |p: &Project| -> i64 {
+        p.client()
+            .query_one(
+                "select count(*) from pg_db_role_setting
+                  where setdatabase = (select oid from pg_database where datname = current_database())",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(settings(&p), 2);
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 1");
+    assert_eq!(settings(&p), 0, "the settings went with the rollback");
+    // A setting made by hand since the migrate is drift: said apart, and
+    // left as it is.
+    p.run(&["migrate"]).expect_code(0);
+    p.client()
+        .batch_execute(&format!("ALTER DATABASE \"{}\" SET statement_timeout = '5s'", p.db))
+        .unwrap();
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("(drift)");
+    assert_eq!(settings(&p), 1);
+}
+
+/// The picture sees inheritance: a parent drops a column its child
+/// inherits and the child adds its own. Putting the parent's column back
+/// leaves the child's local where it was inherited (`attislocal`), which
+/// the picture did not compare: a down proved but wrong. Now either the
+/// down brings the child's column back to inherited, or it is not proved;
+/// never a rollback that says ✓ over it.
+#[test]
+fn a_column_an_inheriting_child_took_over_is_never_proved_wrong() {
+    let p = Project::new("reverted_inherits");
+    p.migration(
+        "1_tables",
+        "CREATE TABLE parent (id int, e int);\nCREATE TABLE child (x int) INHERITS (parent);\n",
+        Some("DROP TABLE child;\nDROP TABLE parent;\n"),
+    );
+    p.migration(
+        "2_move_e",
+        "ALTER TABLE parent DROP COLUMN e;\nALTER TABLE child ADD COLUMN e int;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let rollback = p.run(&["rollback", "--yes"]);
+    let local: bool = p
+        .client()
+        .query_one(
+            "select attislocal from pg_attribute where attrelid = 'child'::regclass and attname = 'e'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if rollback.code == Some(0) {
+        assert!(!local, "reverted, and the child's e is still its own: {}", rollback.all());
+    } else {
+        assert!(local, "refused, and nothing changed: {}", rollback.all());
+        assert_eq!(p.client().applied(), ["1", "2"]);
+    }
+}
