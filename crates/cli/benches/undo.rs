@@ -14,7 +14,9 @@
 //!    downs, and compared), goal at most 10 % of the rollback's time.
 //!
 //! Run: `cargo bench -p backstop-cli --bench undo` (BENCH_PAIRS sets the
-//! history's length, default 300).
+//! history's length, default 300; BENCH_WRITE=DIR only writes the project
+//! under DIR, with the one more migration in DIR/more, to profile one
+//! command by hand).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,6 +129,19 @@ fn run() -> anyhow::Result<()> {
         })?,
         Err(_) => 300,
     };
+    if let Ok(dir) = std::env::var("BENCH_WRITE") {
+        let dir = PathBuf::from(dir);
+        write(&dir, pairs)?;
+        let more = dir.join("more");
+        write(&more, pairs)?;
+        one_more(&more, pairs)?;
+        println!(
+            "wrote the project under {} (and with one more under {})",
+            dir.display(),
+            more.display()
+        );
+        return Ok(());
+    }
     let cluster = Cluster::start()?;
     let root = tempfile::tempdir()?;
     println!(

@@ -62,6 +62,20 @@ pub fn frozen_dates_only(a: &str, b: &str) -> bool {
     x.iter().zip(&y).all(|(p, q)| p == q || (is_date_literal(p) && is_date_literal(q)))
 }
 
+/// `text` with each date or time constant in it (as a view that froze
+/// `now()` holds one) replaced by one mark, as the text a fingerprint
+/// hashes: two such views from two days are one. `None` where it holds
+/// none, or does not scan.
+pub fn dates_masked(text: &str) -> Option<String> {
+    let toks = tokens(text)?;
+    if !toks.iter().any(|t| is_date_literal(t)) {
+        return None;
+    }
+    let masked: Vec<&str> =
+        toks.iter().map(|t| if is_date_literal(t) { "'<date>'" } else { t.as_str() }).collect();
+    Some(masked.join(" "))
+}
+
 /// The items of the first select list in `text` (split at commas outside
 /// parentheses), and the tokens around it.
 fn select_list(text: &str) -> Option<(Vec<Vec<String>>, Vec<String>)> {

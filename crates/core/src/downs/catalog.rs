@@ -33,6 +33,9 @@ pub(super) struct Column {
     pub storage: Option<String>,
     pub compression: Option<String>,
     pub options: Vec<String>,
+    /// Inherited from a parent and not declared by the table itself
+    /// (a partition's columns are left out: they are always so).
+    pub inherited_only: bool,
 }
 
 /// A CHECK constraint of a table (pg_dump writes most inside the table's
@@ -232,7 +235,8 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
                     nullif(a.attidentity, '')::text,
                     case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
                     case when a.attcollation <> t.typcollation
-                         then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end
+                         then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end,
+                    a.attinhcount > 0 and not a.attislocal and not c.relispartition
                from pg_attribute a
                join pg_class c on c.oid = a.attrelid
                join pg_namespace n on n.oid = c.relnamespace
@@ -261,6 +265,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             storage: None,
             compression: None,
             options: Vec::new(),
+            inherited_only: row.get(9),
         });
     }
     for row in client.query(

@@ -99,21 +99,7 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
             }
         }
     }
-    for (b, a) in tables {
-        let paired: Vec<i16> = column_pairs(b, a).iter().map(|(_, ac)| ac.attnum).collect();
-        for c in a.columns.iter().filter(|c| !paired.contains(&c.attnum)) {
-            plan.push(format!(
-                "ALTER TABLE {} DROP COLUMN {}",
-                a.qualified(),
-                quote_ident(&c.name)
-            ));
-            plan.notes.push(format!(
-                "drops column {}.{}, which the up added: `backstop rollback` exports its values first ([rollback] export_dropped)",
-                a.qualified(),
-                quote_ident(&c.name)
-            ));
-        }
-    }
+    drop_added(plan, tables);
     // A default is cast with its column: dropped before the type goes
     // back, set again at the end.
     for (b, a) in tables {
@@ -128,7 +114,11 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
         enum_back(plan, b, a, tables);
     }
     for (b, a) in tables {
-        for (bc, ac) in column_pairs(b, a) {
+        // One taken over from a parent comes back with the parent's.
+        for (bc, ac) in column_pairs(b, a)
+            .into_iter()
+            .filter(|(bc, ac)| !bc.inherited_only || ac.inherited_only)
+        {
             let labels = of_any_enum(bc, was) || of_any_enum(ac, now);
             let using = using_back(plan, &usings, (b, a), (bc, ac), labels);
             for sql in ddl::alter_column(a, ac, bc, using.as_deref()) {
@@ -179,6 +169,40 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
             if let Some(comment) = comment {
                 plan.push(comment.clone());
             }
+        }
+    }
+}
+
+/// The columns the up added to a table that stays, dropped; and a column
+/// the table only inherited that the up made its own (its parent dropped
+/// it, the table declared it), dropped too, so the parent's, added back
+/// later, is inherited again.
+fn drop_added(plan: &mut Plan, tables: &[(&Table, &Table)]) {
+    for (b, a) in tables {
+        let paired: Vec<i16> = column_pairs(b, a).iter().map(|(_, ac)| ac.attnum).collect();
+        // A column the table only inherited that the up made its own (its
+        // parent dropped it, the table declared it): dropped here, so the
+        // parent's, added back below, is inherited again.
+        let taken_over: Vec<i16> = column_pairs(b, a)
+            .iter()
+            .filter(|(bc, ac)| bc.inherited_only && !ac.inherited_only)
+            .map(|(_, ac)| ac.attnum)
+            .collect();
+        for c in a
+            .columns
+            .iter()
+            .filter(|c| !paired.contains(&c.attnum) || taken_over.contains(&c.attnum))
+        {
+            plan.push(format!(
+                "ALTER TABLE {} DROP COLUMN {}",
+                a.qualified(),
+                quote_ident(&c.name)
+            ));
+            plan.notes.push(format!(
+                "drops column {}.{}, which the up added: `backstop rollback` exports its values first ([rollback] export_dropped)",
+                a.qualified(),
+                quote_ident(&c.name)
+            ));
         }
     }
 }

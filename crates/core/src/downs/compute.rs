@@ -64,11 +64,7 @@ pub fn compute(
     options: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Computed, DownsError> {
-    for v in &options.versions {
-        if !migrations.iter().any(|m| &m.version == v) {
-            return Err(DownsError::UnknownVersion { version: v.clone() });
-        }
-    }
+    known(migrations, &options.versions)?;
     let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
         tool: "pg_dump",
         why: crate::kit::error::chain(&e),
@@ -164,6 +160,9 @@ pub fn compute(
         }
     };
     let (mut client, copy, end) = last;
+    // The copy is where the last up left it: the run's downs together.
+    let asked: Vec<&Migration> = todo.iter().copied().filter(|m| asked(m)).collect();
+    let chain = together(&mut client, (settings, options), migrations, (&asked, &out))?;
     match env {
         Some(env) => {
             // Kept without the journal's triggers: its next reader makes them again.
@@ -174,7 +173,33 @@ pub fn compute(
         None => drop(workspace),
     }
     let major = crate::pg::bins::major_of_num(server);
-    Ok(Computed { downs: out, start: start_notes, major })
+    Ok(Computed { downs: out, start: start_notes, major, chain })
+}
+
+/// Each of `versions` is a migration of the folder.
+fn known(migrations: &[Migration], versions: &[String]) -> Result<(), DownsError> {
+    match versions.iter().find(|v| !migrations.iter().any(|m| &m.version == *v)) {
+        Some(v) => Err(DownsError::UnknownVersion { version: v.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// The downs `out` of `asked` proved together on `client`, where the
+/// replay ended (see `downs::chain`), for a deploy.
+fn together(
+    client: &mut Client,
+    (settings, options): (&Settings, &Options),
+    migrations: &[Migration],
+    (asked, out): (&[&Migration], &[Down]),
+) -> Result<Option<super::chain::Chain>, DownsError> {
+    // Only the deploy's replay, which starts from the target, is a run.
+    if !options.from_target {
+        return Ok(None);
+    }
+    let history = super::proofs::ToolHistory::of(migrations)
+        .leaving_out(&mut *client)
+        .map_err(db("reading which tables the role may read"))?;
+    super::chain::prove(client, settings, &history, (asked, out))
 }
 
 /// Where `todo` is cut in two (the first migration of the second half),

@@ -41,6 +41,11 @@ pub struct Kept {
     /// What a rollback of each must bring back, by version: where its up
     /// started and ended on the copy, and what it touched.
     pub undo: BTreeMap<String, Expected>,
+    /// How the downs proved now fared together (a rollback of the run).
+    pub chain: Option<super::chain::Chain>,
+    /// Proved downs that lose named values only the backup holds (a
+    /// column the up dropped comes back empty), by version.
+    pub losing: Vec<(String, Vec<String>)>,
     /// What to tell the operator about the store itself (a file set aside,
     /// a save that failed).
     pub notes: Vec<String>,
@@ -96,6 +101,8 @@ impl Kept {
         }
         if !proved {
             self.unproved.push(m.version.clone());
+        } else if !proof.loses.is_empty() {
+            self.losing.push((m.version.clone(), proof.loses.clone()));
         }
     }
 }
@@ -183,6 +190,7 @@ pub fn keep(
     };
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
     kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
+    kept.chain = computed.chain.clone();
     for d in computed.downs {
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
         match proof_of(m, &d, (computed.major, role.clone()), "migrate") {

@@ -161,10 +161,21 @@ impl DownMaker for Maker<'_> {
         let made = match down.status {
             Status::Computed if down.proved => MadeDown {
                 made: Made::Proved,
-                detail: format!(
-                    "{} statement(s) undo its up on the copy; kept for `migrate`",
-                    down.sql.as_deref().map_or(0, count_statements)
-                ),
+                // The same words as `downs` and `rollback`: a proved down
+                // that drops what the up added, or adds back empty what it
+                // dropped, names the values only a backup holds.
+                detail: match down.loses.as_slice() {
+                    [] => format!(
+                        "{} statement(s) undo its up on the copy; kept for `migrate`",
+                        down.sql.as_deref().map_or(0, count_statements)
+                    ),
+                    loses => format!(
+                        "{} statement(s) undo its up on the copy, losing named values only the \
+                         backup holds: {}; kept for `migrate`",
+                        down.sql.as_deref().map_or(0, count_statements),
+                        loses.join("; ")
+                    ),
+                },
                 stops,
             },
             Status::Irreversible => MadeDown {

@@ -23,6 +23,7 @@ mod again;
 mod around;
 mod calls;
 mod catalog;
+pub mod chain;
 mod columns;
 mod compute;
 mod data;
@@ -175,6 +176,9 @@ pub struct Computed {
     pub start: Vec<String>,
     /// The PostgreSQL major the downs were proved on.
     pub major: u32,
+    /// How the downs fared together, where they were proved on the
+    /// target's copy (`from_target`) and there were several.
+    pub chain: Option<chain::Chain>,
 }
 
 /// What to compute, and on what.

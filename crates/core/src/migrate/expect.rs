@@ -156,7 +156,7 @@ impl Check {
             ApplyError::Db(crate::pg::DbError::new("reading the schema after the downs", source))
         })?;
         let (fingerprint, now) = self.history.digest(&now);
-        let mut checked = compare(&self.records, &self.start, &fingerprint, &now);
+        let mut checked = compared(&self.records, &self.start, &fingerprint, &now);
         checked.took_ms = (self.took + t.elapsed()).as_millis().try_into().unwrap_or(u64::MAX);
         let failure = (!checked.passed()).then(|| failure(group, &checked));
         *self.checked.borrow_mut() = Some(checked);
@@ -166,7 +166,7 @@ impl Check {
 
 /// The schema's objects and the database's own settings, as a proof's
 /// key counts them.
-fn picture(
+pub(crate) fn picture(
     client: &mut impl GenericClient,
 ) -> Result<Vec<crate::pg::fingerprint::Object>, postgres::Error> {
     let mut objects = Schema::read(client)?.objects;
@@ -176,7 +176,7 @@ fn picture(
 
 /// Compares the picture after the downs (`fingerprint`, `now`) with what
 /// the records say it must be; `start` is the picture before the downs.
-fn compare(
+pub(crate) fn compared(
     records: &[(String, Option<Expected>)],
     start: &Digest,
     fingerprint: &str,
@@ -291,7 +291,7 @@ mod tests {
             Expected { before: fp0.clone(), after: Some(fp1), touched: d1.touched_since(&d0) };
         let records = vec![("2".to_string(), Some(record))];
         // The down changed nothing: the table the up made is still there.
-        let c = compare(
+        let c = compared(
             &records,
             &d1,
             &digest(&[("relation public.a", "r"), ("relation public.t", "r")]).0,
@@ -303,11 +303,11 @@ mod tests {
             ["relation public.t: still there (the up made it, the down left it)"]
         );
         // It dropped it: equal, whole.
-        let c = compare(&records, &d1, &fp0, &d0);
+        let c = compared(&records, &d1, &fp0, &d0);
         assert!(c.passed() && c.equal, "{c:?}");
         // It dropped it and another table nobody touched.
         let (fp2, d2) = digest(&[]);
-        let c = compare(&records, &d1, &fp2, &d2);
+        let c = compared(&records, &d1, &fp2, &d2);
         assert_eq!(
             c.differences,
             ["relation public.a: changed by the downs, though no reverted up touched it"]
@@ -327,7 +327,7 @@ mod tests {
             ("relation public.hand", "r"),
         ]);
         let (fp, now) = digest(&[("relation public.a", "r"), ("relation public.hand", "r")]);
-        let c = compare(&records, &start, &fp, &now);
+        let c = compared(&records, &start, &fp, &now);
         assert!(c.passed() && !c.equal && c.drift, "{c:?}");
         assert_eq!(c.touched, 1);
         assert!(c.said().contains("drift"), "{}", c.said());

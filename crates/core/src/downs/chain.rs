@@ -1,0 +1,91 @@
+//! The downs of one run proved together, as a rollback of the whole run
+//! runs them: a down proved alone, against the state just before its own
+//! up, can still fail beside the others (one leaves rows a down before it
+//! cannot drop). On the replay's copy, after the last up, every down in
+//! reverse in one transaction that is rolled back, and the schema then
+//! compared with the one before the first up, as a rollback's own check
+//! compares it ([`crate::migrate::expect`]).
+
+use postgres::Client;
+
+use super::proofs::Own;
+use super::run::db;
+use super::{Down, DownsError, Status};
+use crate::adopt::keyed::ToolHistory;
+use crate::migrate::expect::{self, Expected};
+use crate::migrate::{self, Direction, Settings};
+use crate::source::Migration;
+
+/// How the downs of a run fared together.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The migrations whose downs ran, in the order they were applied.
+    pub versions: Vec<String>,
+    /// Why they do not bring the schema back together; `None`: they do.
+    pub failed: Option<String>,
+}
+
+/// The down that runs for `d` (of `m`), where it is proved: the author's
+/// where it held, else the one worked out.
+fn proved(m: &Migration, d: &Down) -> Option<Migration> {
+    if !d.proved || d.start.is_none() || d.end.is_none() {
+        return None;
+    }
+    match (d.status, &d.own) {
+        (Status::Ok, Some(Own::Holds)) => Some(m.clone()),
+        (Status::Computed | Status::Fixed | Status::Irreversible, _) => {
+            let sql = d.replacement.as_ref().or(d.sql.as_ref())?;
+            Some(m.with_kept_down(sql))
+        }
+        _ => None,
+    }
+}
+
+/// The downs `downs` of `todo` (in the order applied) tried together on
+/// `client`, a copy at the state after every up; `None` where there is
+/// nothing to prove together (fewer than two, one not proved, or one that
+/// runs outside a transaction).
+pub(super) fn prove(
+    client: &mut Client,
+    settings: &Settings,
+    history: &ToolHistory,
+    (todo, downs): (&[&Migration], &[Down]),
+) -> Result<Option<Chain>, DownsError> {
+    if downs.len() < 2 {
+        return Ok(None);
+    }
+    let mut runs = Vec::with_capacity(downs.len());
+    let mut records = Vec::with_capacity(downs.len());
+    for d in downs {
+        let Some(m) = todo.iter().find(|m| m.version == d.version) else { return Ok(None) };
+        let Some(with_down) = proved(m, d) else { return Ok(None) };
+        if with_down.down.as_ref().is_none_or(|f| f.no_transaction) {
+            return Ok(None);
+        }
+        let before = d.start.clone().expect("a proved down's start was read");
+        let record = Expected { before, after: d.end.clone(), touched: d.touched.clone() };
+        records.push((d.version.clone(), Some(record)));
+        runs.push(with_down);
+    }
+    let versions: Vec<String> = runs.iter().map(|m| m.version.clone()).collect();
+    let mut reverse: Vec<&Migration> = runs.iter().collect();
+    reverse.reverse();
+    let start = expect::picture(&mut *client).map_err(db("reading the copy's schema"))?;
+    let (_, start) = history.digest(&start);
+    let group = [migrate::Group::whole(Direction::Down, true, reverse)];
+    let mut after = None;
+    let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
+        after = Some(expect::picture(tx));
+        Ok(())
+    })?;
+    if let Some(Err(f)) = outcomes.first() {
+        let failed =
+            format!("the down of {} fails after the ones before it: {}", f.version, f.message);
+        return Ok(Some(Chain { versions, failed: Some(failed) }));
+    }
+    let now = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
+    let (fingerprint, now) = history.digest(&now);
+    let checked = expect::compared(&records, &start, &fingerprint, &now);
+    let failed = (!checked.passed()).then(|| checked.differences.join("; "));
+    Ok(Some(Chain { versions, failed }))
+}
