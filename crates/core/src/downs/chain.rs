@@ -70,12 +70,14 @@ pub(super) fn prove(
     let versions: Vec<String> = runs.iter().map(|m| m.version.clone()).collect();
     let mut reverse: Vec<&Migration> = runs.iter().collect();
     reverse.reverse();
-    let start = expect::picture(&mut *client).map_err(db("reading the copy's schema"))?;
+    let mut prepared = crate::pg::Prepared::default();
+    let start =
+        expect::picture(&mut *client, &mut prepared).map_err(db("reading the copy's schema"))?;
     let (_, start) = history.digest(&start);
     let group = [migrate::Group::whole(Direction::Down, true, reverse)];
     let mut after = None;
     let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
-        after = Some(expect::picture(tx));
+        after = Some(expect::picture(tx, &mut prepared));
         Ok(())
     })?;
     if let Some(Err(f)) = outcomes.first() {
@@ -85,7 +87,7 @@ pub(super) fn prove(
     }
     let now = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
     let (fingerprint, now) = history.digest(&now);
-    let checked = expect::compared(&records, &start, &fingerprint, &now);
+    let checked = expect::compared(&records, Some(&start), &fingerprint, &now);
     let failed = (!checked.passed()).then(|| checked.differences.join("; "));
     Ok(Some(Chain { versions, failed }))
 }

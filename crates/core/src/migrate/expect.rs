@@ -101,22 +101,38 @@ impl Checked {
     }
 }
 
+/// The savepoint a rollback's transaction takes before its downs, so that
+/// its check can read the schema as it was before them only where it
+/// needs to (see [`Check::run`]).
+pub(super) const BEFORE_DOWNS: &str = "SAVEPOINT backstop_before_downs";
+
+/// What a rollback does after its check.
+pub(super) enum Verdict {
+    /// The schema is as it must be: commit.
+    Commit,
+    /// It is not: roll back, with this failure.
+    Refuse(Box<Failure>),
+    /// It is, where the migrations touched it and the downs changed it;
+    /// the rest changed since the migrate (drift). To read the schema
+    /// before the downs, the check went back to before them: run the
+    /// downs again and commit.
+    Again,
+}
+
 /// The check a rollback runs before its COMMIT.
 pub struct Check {
     history: ToolHistory,
     /// The records of the reverted migrations, oldest first (`None`: none
     /// kept).
     records: Vec<(String, Option<Expected>)>,
-    /// The picture before the downs ran.
-    start: Digest,
-    /// What reading it took.
+    /// What reading the records took.
     took: std::time::Duration,
     checked: RefCell<Option<Checked>>,
 }
 
 impl Check {
     /// Reads the records of `reverting` (newest first, as a rollback runs
-    /// them) and the picture before the downs.
+    /// them).
     pub fn prepare(
         client: &mut impl GenericClient,
         migrations: &[Migration],
@@ -134,8 +150,7 @@ impl Check {
             })
             .collect();
         let history = ToolHistory::of(migrations).leaving_out(client)?;
-        let (_, start) = history.digest(&picture(client)?);
-        Ok(Check { history, records, start, took: t.elapsed(), checked: RefCell::new(None) })
+        Ok(Check { history, records, took: t.elapsed(), checked: RefCell::new(None) })
     }
 
     /// What the check found, once it ran.
@@ -144,23 +159,45 @@ impl Check {
     }
 
     /// Reads the database after the downs of `group` (in their
-    /// transaction) and compares it: the failure that keeps the rollback
-    /// from committing, if it differs.
+    /// transaction, which took [`BEFORE_DOWNS`] before them) and compares
+    /// it with the records. The schema before the downs is read only
+    /// where the whole schema differs from the records' (going back to
+    /// the savepoint): to tell drift (commit) from what the downs changed
+    /// that no up touched (refuse, naming it).
     pub(super) fn run(
         &self,
         tx: &mut postgres::Transaction<'_>,
         group: &Group<'_>,
-    ) -> Result<Option<Failure>, ApplyError> {
+    ) -> Result<Verdict, ApplyError> {
+        let db = |what: &'static str| {
+            move |source| ApplyError::Db(crate::pg::DbError::new(what, source))
+        };
         let t = std::time::Instant::now();
-        let now = picture(tx).map_err(|source| {
-            ApplyError::Db(crate::pg::DbError::new("reading the schema after the downs", source))
-        })?;
+        let mut prepared = crate::pg::Prepared::default();
+        let now = picture(tx, &mut prepared).map_err(db("reading the schema after the downs"))?;
         let (fingerprint, now) = self.history.digest(&now);
-        let mut checked = compared(&self.records, &self.start, &fingerprint, &now);
+        let mut checked = compared(&self.records, None, &fingerprint, &now);
+        let mut again = false;
+        // Not the whole schema as recorded: what the downs changed, read
+        // against the schema before them, says whether it is drift, and
+        // names every difference where it is not.
+        if !checked.equal && checked.unrecorded.is_empty() {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_before_downs")
+                .map_err(db("going back to before the downs"))?;
+            let start =
+                picture(tx, &mut prepared).map_err(db("reading the schema before the downs"))?;
+            let (_, start) = self.history.digest(&start);
+            checked = compared(&self.records, Some(&start), &fingerprint, &now);
+            again = checked.passed();
+        }
         checked.took_ms = (self.took + t.elapsed()).as_millis().try_into().unwrap_or(u64::MAX);
-        let failure = (!checked.passed()).then(|| failure(group, &checked));
+        let verdict = match (checked.passed(), again) {
+            (false, _) => Verdict::Refuse(Box::new(failure(group, &checked))),
+            (true, true) => Verdict::Again,
+            (true, false) => Verdict::Commit,
+        };
         *self.checked.borrow_mut() = Some(checked);
-        Ok(failure)
+        Ok(verdict)
     }
 }
 
@@ -168,17 +205,21 @@ impl Check {
 /// key counts them.
 pub(crate) fn picture(
     client: &mut impl GenericClient,
+    prepared: &mut crate::pg::Prepared,
 ) -> Result<Vec<crate::pg::fingerprint::Object>, postgres::Error> {
-    let mut objects = Schema::read(client)?.objects;
+    let mut objects = Schema::read_probed(client, prepared)?.objects;
     objects.extend(crate::adopt::keyed::settings(client)?);
     Ok(objects)
 }
 
 /// Compares the picture after the downs (`fingerprint`, `now`) with what
-/// the records say it must be; `start` is the picture before the downs.
+/// the records say it must be. `start`, the picture before the downs,
+/// tells what the downs changed; without it the whole schema is compared
+/// with the records' and what the migrations touched, and a difference
+/// beyond those is left to be told with it (`drift` is false then).
 pub(crate) fn compared(
     records: &[(String, Option<Expected>)],
-    start: &Digest,
+    start: Option<&Digest>,
     fingerprint: &str,
     now: &Digest,
 ) -> Checked {
@@ -215,6 +256,10 @@ pub(crate) fn compared(
             _ => {}
         }
     }
+    // What the downs changed must be what the ups touched: told only
+    // where every reverted migration has its record (an unrecorded one's
+    // down changes what no record names).
+    let Some(start) = start.filter(|_| checked.unrecorded.is_empty()) else { return checked };
     let touched: BTreeSet<&str> = expected.keys().copied().collect();
     for key in now.changed_from(start) {
         if !touched.contains(key.as_str()) {
@@ -225,7 +270,7 @@ pub(crate) fn compared(
     }
     // Equal in all the migrations touched and all the downs changed: the
     // rest was changed by something else since.
-    checked.drift = checked.differences.is_empty() && checked.unrecorded.is_empty();
+    checked.drift = checked.differences.is_empty();
     checked
 }
 
@@ -293,7 +338,7 @@ mod tests {
         // The down changed nothing: the table the up made is still there.
         let c = compared(
             &records,
-            &d1,
+            Some(&d1),
             &digest(&[("relation public.a", "r"), ("relation public.t", "r")]).0,
             &d1,
         );
@@ -303,11 +348,11 @@ mod tests {
             ["relation public.t: still there (the up made it, the down left it)"]
         );
         // It dropped it: equal, whole.
-        let c = compared(&records, &d1, &fp0, &d0);
+        let c = compared(&records, Some(&d1), &fp0, &d0);
         assert!(c.passed() && c.equal, "{c:?}");
         // It dropped it and another table nobody touched.
         let (fp2, d2) = digest(&[]);
-        let c = compared(&records, &d1, &fp2, &d2);
+        let c = compared(&records, Some(&d1), &fp2, &d2);
         assert_eq!(
             c.differences,
             ["relation public.a: changed by the downs, though no reverted up touched it"]
@@ -327,7 +372,7 @@ mod tests {
             ("relation public.hand", "r"),
         ]);
         let (fp, now) = digest(&[("relation public.a", "r"), ("relation public.hand", "r")]);
-        let c = compared(&records, &start, &fp, &now);
+        let c = compared(&records, Some(&start), &fp, &now);
         assert!(c.passed() && !c.equal && c.drift, "{c:?}");
         assert_eq!(c.touched, 1);
         assert!(c.said().contains("drift"), "{}", c.said());

@@ -387,13 +387,23 @@ fn run_transactional(
             progress.note(Note::Kept { kept: k, folder });
         }
     }
+    if check.is_some() {
+        tx.batch_execute(super::expect::BEFORE_DOWNS).map_err(db_err)?;
+    }
     match apply_in(&mut tx, settings, group, stamp, progress)? {
         Err(failure) => Ok(GroupOutcome::Failed(failure)),
         Ok(done) => {
-            if let Some(check) = check {
-                if let Some(failure) = check.run(&mut tx, group)? {
-                    return Ok(GroupOutcome::Failed(Box::new(failure)));
+            use super::expect::Verdict;
+            match check.map(|c| c.run(&mut tx, group)).transpose()? {
+                Some(Verdict::Refuse(failure)) => return Ok(GroupOutcome::Failed(failure)),
+                // The check went back to before the downs to read it: the
+                // downs once more, as they ran (and said) the first time.
+                Some(Verdict::Again) => {
+                    if let Err(f) = apply_in(&mut tx, settings, group, stamp, &mut super::Quiet)? {
+                        return Ok(GroupOutcome::Failed(f));
+                    }
                 }
+                Some(Verdict::Commit) | None => {}
             }
             tx.commit().map_err(|e| ApplyError::ConnectionLost {
                 version: group.versions().join(","),

@@ -136,6 +136,17 @@ impl Schema {
         Ok(Schema::of(read_probed(client)?))
     }
 
+    /// Reads the schema once or twice on one session (a rollback's check,
+    /// before and after its downs): only the parts whose probe finds a row
+    /// are read, as [`Schema::read`] reads them, and a second read finding
+    /// the same kinds reuses the first one's plan, kept in `prepared`.
+    pub fn read_probed(
+        client: &mut impl GenericClient,
+        prepared: &mut super::Prepared,
+    ) -> Result<Schema, postgres::Error> {
+        Ok(Schema::of(read_probed_with(client, prepared)?))
+    }
+
     /// Reads the schema with the query prepared in `prepared`, planned once
     /// for all reads on the connection.
     pub fn read_prepared(
@@ -325,7 +336,16 @@ fn owned(rows: &[postgres::Row]) -> Vec<Owned> {
 /// two statements is never missed: the query then says so with a row of
 /// empty key, and the whole query is read instead.
 fn read_probed(client: &mut impl GenericClient) -> Result<Vec<Owned>, postgres::Error> {
-    let mut prepared = super::Prepared::default();
+    read_probed_with(client, &mut super::Prepared::default())
+}
+
+/// [`read_probed`] with the statements kept in `prepared`: a second read
+/// on the same session finding the same kinds runs the query planned for
+/// the first (the plan is most of a read's cost).
+fn read_probed_with(
+    client: &mut impl GenericClient,
+    prepared: &mut super::Prepared,
+) -> Result<Vec<Owned>, postgres::Error> {
     let major = prepared.major(client)?;
     let parts: Vec<Part> = parts().into_iter().filter(|p| p.reads(major)).collect();
     let rows = prepared.generic(client, |c, p| {
