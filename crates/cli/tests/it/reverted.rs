@@ -212,3 +212,37 @@ fn downs_proved_alone_that_fail_together_are_named_at_the_deploy() {
     q.migration("2_i", "CREATE INDEX t_x ON t (x);\n", Some("DROP INDEX t_x;\n"));
     q.run(&["migrate"]).expect_code(0).expect_output("proved the downs of 1, 2 together");
 }
+
+/// Computed downs in the order PostgreSQL needs: a function whose SQL body
+/// reads a view the up made goes before the view; a view the down makes
+/// again takes with it, and makes again, the function that reads it.
+/// Before, both downs failed on the copy ("cannot drop view v1 because
+/// other objects depend on it") and were unprovable.
+#[test]
+fn what_reads_a_view_goes_before_it_and_comes_back_after() {
+    let p = Project::new("reverted_order");
+    p.migration("1_t", "CREATE TABLE a (id int);\n", Some("DROP TABLE a;\n"));
+    p.migration(
+        "2_fn",
+        "CREATE VIEW v1 AS SELECT id FROM a;\n\
+         CREATE FUNCTION f() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM v1; END;\n",
+        None,
+    );
+    p.migration(
+        "3_v",
+        "CREATE OR REPLACE VIEW v1 AS SELECT id, id + 1 AS next FROM a;\n\
+         CREATE VIEW v2 AS SELECT * FROM v1;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("kept a proved down for 2 migration(s)");
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 3");
+    let next: i64 = p
+        .client()
+        .query_one("select count(*) from pg_attribute where attrelid = 'v1'::regclass and attname = 'next'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 0);
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
+    assert!(!p.client().exists("public.v1"));
+}
+

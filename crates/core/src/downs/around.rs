@@ -84,6 +84,13 @@ pub(super) fn dependents(
     }
     out.views.extend(roots.iter().copied());
     out.views.extend(super::catalog::dependent_views(client, &roots, &seeds.columns)?);
+    // A function or procedure whose SQL body reads a view made again is
+    // dropped before it and made again after (PostgreSQL refuses to drop
+    // the view under it).
+    let views: Vec<u32> = out.views.iter().copied().collect();
+    for r in client.query(READERS_OF_VIEWS, &[&views])? {
+        out.refit.insert((r.get(0), r.get(1)));
+    }
     let pg_constraint = super::columns::PG_CONSTRAINT;
     for fk in super::catalog::foreign_keys_on(client, &seeds.columns)? {
         out.refit.insert((pg_constraint, fk));
@@ -117,6 +124,14 @@ select x.classid, x.objid, x.classid::regclass::text, r.ev_class, r.rulename = '
   left join pg_rewrite r on x.classid = 'pg_rewrite'::regclass and r.oid = x.objid
   left join pg_attrdef a on x.classid = 'pg_attrdef'::regclass and a.oid = x.objid
   left join pg_class c on x.classid = 'pg_class'::regclass and c.oid = x.objid";
+
+/// The functions and procedures whose SQL-standard body reads one of the
+/// views `$1` (`pg_depend` records those, as it does not for a body in a
+/// string).
+const READERS_OF_VIEWS: &str = "
+select distinct d.classid, d.objid from pg_depend d
+ where d.classid = 'pg_proc'::regclass and d.refclassid = 'pg_class'::regclass
+   and d.refobjid = any($1::oid[]) and d.deptype = 'n'";
 
 /// The type a column is of, as a qualified name without array brackets
 /// or modifiers: `public.kind` of `public.kind[]`.

@@ -111,6 +111,9 @@ pub(super) struct Catalog {
     pub sequence_owners: SequenceOwners,
     /// What the catalog says of each object of the dump, by (catalog, OID).
     pub objects: HashMap<(u32, u32), ObjectFacts>,
+    /// The functions and procedures whose SQL-standard body reads a view
+    /// (by OID): pg_dump names no dependency for these either.
+    pub view_readers: std::collections::HashSet<u32>,
 }
 
 /// What the catalog says of one object of the dump.
@@ -168,6 +171,16 @@ fn read_inner(
         owners,
         sequence_owners,
         objects: read_objects(client, dump)?,
+        view_readers: client
+            .query(
+                "select distinct d.objid from pg_depend d join pg_class c on c.oid = d.refobjid
+                  where d.classid = 'pg_proc'::regclass and d.refclassid = 'pg_class'::regclass
+                    and d.deptype = 'n' and c.relkind in ('v', 'm')",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
     })
 }
 

@@ -273,7 +273,10 @@ fn drop_dependents(work: &mut Work<'_>) {
                 continue;
             }
         }
-        let goes = if created && member {
+        let goes = if created && reads_a_view(&work.after.catalog, e) {
+            // Its SQL body reads a view the up made: it goes first.
+            true
+        } else if created && member {
             // A member goes with its parent when that goes too.
             !work.parent_created(e) && !parent_rebuilt(work, e)
         } else if (created && is_view(&e.kind)) || rebuilt {
@@ -333,6 +336,9 @@ fn drop_created(work: &mut Work<'_>) {
         if !work.created(i) || ddl::is_member(&e.kind) || is_view(&e.kind) {
             continue;
         }
+        if reads_a_view(&work.after.catalog, e) {
+            continue;
+        }
         if work.table_part(after, e, true) || owned_by_dropped_column(work, e) {
             continue;
         }
@@ -361,6 +367,13 @@ fn drop_created(work: &mut Work<'_>) {
     for sql in out {
         work.plan.push(sql);
     }
+}
+
+/// Whether `e` is a function or procedure whose SQL-standard body reads a
+/// view (as the catalog says): it goes before the views, as a view on a
+/// view does.
+fn reads_a_view(catalog: &Catalog, e: &Entry) -> bool {
+    matches!(e.kind.as_str(), "FUNCTION" | "PROCEDURE") && catalog.view_readers.contains(&e.oid)
 }
 
 /// Whether `e` is a sequence a column owns that goes too (with its table
