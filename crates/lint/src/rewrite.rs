@@ -192,6 +192,55 @@ pub fn sequence_as_alter(sql: &str) -> Option<String> {
             for_identity: c.for_identity,
             missing_ok: false,
         })),
+        // How pg_dump writes an identity's sequence: `ALTER TABLE t ALTER
+        // COLUMN c ADD GENERATED … AS IDENTITY (SEQUENCE NAME s START WITH
+        // …)`. The column keeps its identity (the down sets its kind); the
+        // sequence's options go back on the sequence.
+        NodeEnum::AlterTableStmt(a) => {
+            let [cmd] = a.cmds.as_slice() else { return None };
+            let Some(NodeEnum::AlterTableCmd(cmd)) = cmd.node.as_ref() else { return None };
+            let Some(NodeEnum::Constraint(c)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
+            else {
+                return None;
+            };
+            let mut name = None;
+            let mut options = Vec::new();
+            for o in &c.options {
+                match o.node.as_ref() {
+                    Some(NodeEnum::DefElem(d)) if d.defname == "sequence_name" => {
+                        name = d.arg.as_ref().and_then(|a| a.node.clone())
+                    }
+                    _ => options.push(o.clone()),
+                }
+            }
+            let Some(NodeEnum::List(name)) = name else { return None };
+            let parts: Vec<String> = name
+                .items
+                .iter()
+                .filter_map(|n| match n.node.as_ref() {
+                    Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                    _ => None,
+                })
+                .collect();
+            let (schemaname, relname) = match parts.as_slice() {
+                [schema, rel] => (schema.clone(), rel.clone()),
+                [rel] => (String::new(), rel.clone()),
+                _ => return None,
+            };
+            let sequence = protobuf::RangeVar {
+                schemaname,
+                relname,
+                inh: true,
+                relpersistence: "p".into(),
+                ..Default::default()
+            };
+            deparse(NodeEnum::AlterSeqStmt(protobuf::AlterSeqStmt {
+                sequence: Some(sequence),
+                options,
+                for_identity: true,
+                missing_ok: false,
+            }))
+        }
         _ => None,
     }
 }
@@ -297,6 +346,15 @@ mod tests {
             None
         );
         assert_eq!(on_current_database("ALTER ROLE app SET x = 1", "postgres"), None);
+    }
+
+    #[test]
+    fn an_identitys_sequence_goes_back_as_the_sequences_own_options() {
+        let sql = "ALTER TABLE public.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (\n    SEQUENCE NAME public.t_id_seq\n    START WITH 1\n    INCREMENT BY 1\n    NO MINVALUE\n    NO MAXVALUE\n    CACHE 1\n)";
+        let alter = sequence_as_alter(sql).unwrap();
+        assert!(alter.starts_with("ALTER SEQUENCE public.t_id_seq"), "{alter}");
+        assert!(alter.contains("INCREMENT BY 1") || alter.contains("INCREMENT 1"), "{alter}");
+        assert!(!alter.contains("SEQUENCE NAME"), "{alter}");
     }
 
     #[test]

@@ -114,6 +114,17 @@ pub(super) struct Catalog {
     /// The functions and procedures whose SQL-standard body reads a view
     /// (by OID): pg_dump names no dependency for these either.
     pub view_readers: std::collections::HashSet<u32>,
+    /// Each extension by name: its version, its schema, and the versions
+    /// its scripts can update it to from there (pg_dump writes none of it).
+    pub extensions: HashMap<String, ExtensionFacts>,
+}
+
+/// What the catalog says of one extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ExtensionFacts {
+    pub version: String,
+    pub schema: String,
+    pub reachable: Vec<String>,
 }
 
 /// What the catalog says of one object of the dump.
@@ -181,7 +192,27 @@ fn read_inner(
             .iter()
             .map(|r| r.get(0))
             .collect(),
+        extensions: read_extensions(client)?,
     })
+}
+
+fn read_extensions(
+    client: &mut impl GenericClient,
+) -> Result<HashMap<String, ExtensionFacts>, postgres::Error> {
+    let rows = client.query(
+        "select x.extname::text, x.extversion, quote_ident(n.nspname),
+                array(select p.target from pg_extension_update_paths(x.extname) p
+                       where p.source = x.extversion and p.path is not null)
+           from pg_extension x join pg_namespace n on n.oid = x.extnamespace",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let facts = ExtensionFacts { version: r.get(1), schema: r.get(2), reachable: r.get(3) };
+            (r.get(0), facts)
+        })
+        .collect())
 }
 
 /// What the catalog says of every object of `dump` that has an identity.

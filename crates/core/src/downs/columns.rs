@@ -10,6 +10,19 @@ use super::ddl;
 use super::picture::{column_pairs, Plan, Work};
 use super::toc::Dump;
 
+/// Whether a column goes and comes back whole rather than altered: one
+/// the table only inherited that the up made its own (it comes back with
+/// its parent's), and a stored generated column whose expression the up
+/// changed (PostgreSQL before 17 cannot set it: the down adds it back
+/// with the old one, and PostgreSQL computes its values again).
+fn remade(before: &Column, after: &Column) -> bool {
+    (before.inherited_only && !after.inherited_only) || regenerated(before, after)
+}
+
+fn regenerated(before: &Column, after: &Column) -> bool {
+    before.generated.is_some() && after.generated.is_some() && before.generated != after.generated
+}
+
 /// Whether the type of a column goes back (its own, or its enum's).
 pub(super) fn retyped(before: &Column, after: &Column, swaps: &[(&Enum, &Enum)]) -> bool {
     before.type_name != after.type_name
@@ -131,6 +144,9 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
         for sql in super::storage::table_back(a, b) {
             plan.push(sql);
         }
+        for (bc, _) in column_pairs(b, a).into_iter().filter(|(bc, ac)| regenerated(bc, ac)) {
+            plan.push(ddl::add_column(a, bc));
+        }
         let had: Vec<&str> = column_pairs(b, a).iter().map(|(bc, _)| bc.name.as_str()).collect();
         for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())) {
             plan.push(ddl::add_column(a, c));
@@ -173,36 +189,42 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
     }
 }
 
-/// The columns the up added to a table that stays, dropped; and a column
-/// the table only inherited that the up made its own (its parent dropped
-/// it, the table declared it), dropped too, so the parent's, added back
-/// later, is inherited again.
+/// The columns the up added to a table that stays, dropped; and those
+/// made again whole ([`remade`]): a column the table only inherited that
+/// the up made its own, so that the parent's, added back later, is
+/// inherited again; a generated column, added back with its expression.
 fn drop_added(plan: &mut Plan, tables: &[(&Table, &Table)]) {
     for (b, a) in tables {
         let paired: Vec<i16> = column_pairs(b, a).iter().map(|(_, ac)| ac.attnum).collect();
-        // A column the table only inherited that the up made its own (its
-        // parent dropped it, the table declared it): dropped here, so the
-        // parent's, added back below, is inherited again.
-        let taken_over: Vec<i16> = column_pairs(b, a)
+        // Made again whole (see `remade`): dropped here, added back below.
+        let again: Vec<(i16, bool)> = column_pairs(b, a)
             .iter()
-            .filter(|(bc, ac)| bc.inherited_only && !ac.inherited_only)
-            .map(|(_, ac)| ac.attnum)
+            .filter(|(bc, ac)| remade(bc, ac))
+            .map(|(bc, ac)| (ac.attnum, regenerated(bc, ac)))
             .collect();
-        for c in a
-            .columns
-            .iter()
-            .filter(|c| !paired.contains(&c.attnum) || taken_over.contains(&c.attnum))
-        {
+        for c in a.columns.iter() {
+            let generated = match again.iter().find(|(n, _)| *n == c.attnum) {
+                Some((_, generated)) => *generated,
+                None if paired.contains(&c.attnum) => continue,
+                None => false,
+            };
+            let column = format!("{}.{}", a.qualified(), quote_ident(&c.name));
             plan.push(format!(
                 "ALTER TABLE {} DROP COLUMN {}",
                 a.qualified(),
                 quote_ident(&c.name)
             ));
-            plan.notes.push(format!(
-                "drops column {}.{}, which the up added: `backstop rollback` exports its values first ([rollback] export_dropped)",
-                a.qualified(),
-                quote_ident(&c.name)
-            ));
+            plan.notes.push(if generated {
+                format!(
+                    "makes the generated column {column} again with the expression it had: \
+                     PostgreSQL computes its values again"
+                )
+            } else {
+                format!(
+                    "drops column {column}, which the up added: `backstop rollback` exports its \
+                     values first ([rollback] export_dropped)"
+                )
+            });
         }
     }
 }

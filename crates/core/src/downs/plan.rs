@@ -118,6 +118,7 @@ pub(super) fn plan(
     columns(&mut work, &tables, &swaps);
     drop_created(&mut work);
     put_back_changed(&mut work);
+    extensions_back(&mut work);
     recreate(&mut work);
     defaults_and_sequences(&mut work, &tables, &swaps);
     Ok(work.plan)
@@ -484,6 +485,37 @@ fn remade(work: &Work<'_>, p: &Entry, swapped: &[u32]) -> bool {
         || (is_view(&ae.kind) && work.rebuild.contains(&ae.oid))
         || (ae.kind == "TYPE" && swapped.contains(&ae.oid))
         || (ddl::is_member(&ae.kind) && !kept_in_place && ae.sql != p.sql)
+}
+
+/// Step 4, extensions: one the up updated goes back to the version it had,
+/// by its own scripts where they lead there (`ALTER EXTENSION … UPDATE
+/// TO`); where none does (most extensions ship no downgrade), dropped and
+/// made again at that version, which fails, and says why, where anything
+/// depends on it.
+fn extensions_back(work: &mut Work<'_>) {
+    let (was, now) = (&work.before.catalog.extensions, &work.after.catalog.extensions);
+    let mut names: Vec<&String> =
+        was.keys().filter(|n| now.get(*n).is_some_and(|x| x.version != was[*n].version)).collect();
+    names.sort();
+    for name in names {
+        let (b, a) = (&was[name], &now[name]);
+        let version = quote_literal(&b.version);
+        if a.reachable.contains(&b.version) {
+            work.plan.push(format!("ALTER EXTENSION {} UPDATE TO {version}", quote_ident(name)));
+            continue;
+        }
+        work.plan.push(format!("DROP EXTENSION {}", quote_ident(name)));
+        work.plan.push(format!(
+            "CREATE EXTENSION {} WITH SCHEMA {} VERSION {version}",
+            quote_ident(name),
+            b.schema
+        ));
+        work.plan.notes.push(format!(
+            "extension {name} has no script back from {} to {}: the down drops it and makes it \
+             again at {}, which fails where anything depends on it",
+            a.version, b.version, b.version
+        ));
+    }
 }
 
 /// Step 5: make again, in `before`'s order, what the up removed, the
