@@ -29,8 +29,7 @@
 //! hand).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use backstop_core::pg::cluster::Cluster;
@@ -111,40 +110,6 @@ fn drizzle_more(project: &Path, blocks: usize) -> PathBuf {
     file
 }
 
-/// `psql -f` of each file, in order.
-fn psql_files(cluster: &Cluster, db: &str, files: &[PathBuf]) -> anyhow::Result<Duration> {
-    let t = Instant::now();
-    for file in files {
-        let mut psql = Command::new(cluster.bin().tool("psql"));
-        common::clean_env(&mut psql);
-        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"]).arg(file).arg(cluster.url(db));
-        common::check(psql.output().context("running psql")?, &format!("psql -f {file:?}"))?;
-    }
-    Ok(t.elapsed())
-}
-
-/// `backstop ARGS` with its standard error too: time, and both outputs.
-fn backstop(dir: &Path, url: &str, args: &[&str]) -> anyhow::Result<(Duration, String)> {
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
-    let t = Instant::now();
-    let mut cmd = Command::new(binary);
-    common::clean_env(&mut cmd);
-    let out = cmd
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("running backstop")?;
-    let elapsed = t.elapsed();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    anyhow::ensure!(out.status.success(), "backstop {args:?} failed:\n{text}");
-    Ok((elapsed, text))
-}
-
 /// The backup gate's own time, as its line says it (`… in 0.5s`).
 fn backup_time(output: &str) -> Duration {
     let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
@@ -169,18 +134,6 @@ fn proofs_line(output: &str) -> String {
     [reused.map(cut), proved.map(cut), kept].into_iter().flatten().collect::<Vec<_>>().join("; ")
 }
 
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
-    }
-}
-
 fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     let project = |name: &str, config: Option<&str>| -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
         let dir = root.join(format!("{}_{name}", h.label));
@@ -199,13 +152,13 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     let (_, files) = project("psql", None)?;
     println!("history: {} {} migrations under {}", files.len(), h.label, h.folder);
     db("psql")?;
-    let psql = psql_files(cluster, &format!("{}_psql", h.label), &files)?;
+    let psql = common::psql_files(cluster, &format!("{}_psql", h.label), &files)?;
     // The two figures the 1.5x goal compares are a few seconds each and
     // move with the machine's load: each is the median of three runs.
     let (plain_dir, _) = project("plain", Some(GATES_OFF))?;
     let mut plains = Vec::new();
     for run in ["plain", "plain_2", "plain_3"] {
-        plains.push(backstop(&plain_dir, &db(run)?, &["migrate"])?.0);
+        plains.push(common::backstop_said(&plain_dir, &db(run)?, &["migrate"])?.0);
     }
     let plain = median(plains);
     println!(
@@ -217,57 +170,57 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     // Nothing rehearsed: every down proved by migrate itself.
     let (first_dir, _) = project("first", None)?;
     let first_url = db("first")?;
-    let (first, out) = backstop(&first_dir, &first_url, &["migrate"])?;
+    let (first, out) = common::backstop_said(&first_dir, &first_url, &["migrate"])?;
     println!(
         "  first migrate, every default gate on, nothing rehearsed: {} = {:.2}x psql per file \
          (goal <= 1x: {}); {}",
         common::secs(first),
-        ratio(first, psql),
-        met(first <= psql),
+        common::ratio(first, psql),
+        common::met(first <= psql),
         proofs_line(&out)
     );
 
     // Rehearsed first: the deploy reuses every proof.
     let (rehearsed_dir, _) = project("rehearsed", None)?;
     let rehearsed_url = db("rehearsed")?;
-    let (rehearse, out) = backstop(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
+    let (rehearse, out) = common::backstop_said(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
     let verdict = out.lines().rfind(|l| l.starts_with("rehearsal ")).unwrap_or_default();
     let trips = out.lines().find(|l| l.contains("round trips of")).unwrap_or_default();
     println!(
         "  rehearse, every down round-tripped: {} = {:.2}x one plain apply (goal <= 3x: {}); {}; {}",
         common::secs(rehearse),
-        ratio(rehearse, plain),
-        met(ratio(rehearse, plain) <= 3.0),
+         common::ratio(rehearse, plain),
+        common::met(common::ratio(rehearse, plain) <= 3.0),
         trips.trim(),
         verdict
     );
-    let (after, out) = backstop(&rehearsed_dir, &rehearsed_url, &["migrate"])?;
+    let (after, out) = common::backstop_said(&rehearsed_dir, &rehearsed_url, &["migrate"])?;
     // Two more databases in the state the rehearsal started from: the
     // same proofs cover them.
     let mut afters = vec![after];
     for run in ["after_2", "after_3"] {
-        afters.push(backstop(&rehearsed_dir, &db(run)?, &["migrate"])?.0);
+        afters.push(common::backstop_said(&rehearsed_dir, &db(run)?, &["migrate"])?.0);
     }
     let after = median(afters);
     println!(
         "  migrate after that rehearsal: {} (median of 3) = {:.2}x one plain apply (goal <= 1.5x: \
          {}); {}",
         common::secs(after),
-        ratio(after, plain),
-        met(ratio(after, plain) <= 1.5),
+        common::ratio(after, plain),
+        common::met(common::ratio(after, plain) <= 1.5),
         proofs_line(&out)
     );
 
     // One new migration on top of the history.
     let one = (h.more)(&rehearsed_dir, h.blocks);
     (h.more)(&first_dir, h.blocks);
-    let one_psql = psql_files(cluster, &format!("{}_psql", h.label), &[one])?;
-    let (_, _) = backstop(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
+    let one_psql = common::psql_files(cluster, &format!("{}_psql", h.label), &[one])?;
+    let (_, _) = common::backstop_said(&rehearsed_dir, &rehearsed_url, &["rehearse"])?;
     for (how, dir, url) in [
         ("after a rehearsal of it", &rehearsed_dir, &rehearsed_url),
         ("nothing rehearsed", &first_dir, &first_url),
     ] {
-        let (deploy, out) = backstop(dir, url, &["migrate"])?;
+        let (deploy, out) = common::backstop_said(dir, url, &["migrate"])?;
         let backup = backup_time(&out);
         let own = deploy.saturating_sub(backup);
         println!(
@@ -276,7 +229,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
             common::secs(deploy),
             common::secs(backup),
             common::secs(own),
-            met(own <= Duration::from_secs(1)),
+            common::met(own <= Duration::from_secs(1)),
             common::secs(one_psql),
             proofs_line(&out)
         );
@@ -322,11 +275,11 @@ fn authored(cluster: &Cluster, root: &Path) -> anyhow::Result<()> {
     for run in ["", "_2", "_3"] {
         let db = format!("diesel_plain{run}");
         cluster.create_database(&db, None)?;
-        plains.push(backstop(&plain_dir, &cluster.url(&db), &["migrate"])?.0);
+        plains.push(common::backstop_said(&plain_dir, &cluster.url(&db), &["migrate"])?.0);
         let name = format!("diesel_rehearsed{run}");
         let dir = write(&name, config)?;
         cluster.create_database(&name, None)?;
-        let (took, said) = backstop(&dir, &cluster.url(&name), &["rehearse"])?;
+        let (took, said) = common::backstop_said(&dir, &cluster.url(&name), &["rehearse"])?;
         rehearsals.push(took);
         out = said;
     }
@@ -338,8 +291,8 @@ fn authored(cluster: &Cluster, root: &Path) -> anyhow::Result<()> {
          {verdict}",
         common::secs(rehearse),
         common::secs(plain),
-        ratio(rehearse, plain),
-        met(ratio(rehearse, plain) <= 3.0)
+        common::ratio(rehearse, plain),
+        common::met(common::ratio(rehearse, plain) <= 3.0)
     );
     Ok(())
 }

@@ -19,8 +19,7 @@
 //! command by hand).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use backstop_core::pg::cluster::Cluster;
@@ -68,38 +67,6 @@ fn one_more(dir: &Path, pairs: usize) -> anyhow::Result<PathBuf> {
     Ok(up)
 }
 
-fn psql_files(cluster: &Cluster, db: &str, files: &[PathBuf]) -> anyhow::Result<Duration> {
-    let t = Instant::now();
-    for file in files {
-        let mut psql = Command::new(cluster.bin().tool("psql"));
-        common::clean_env(&mut psql);
-        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"]).arg(file).arg(cluster.url(db));
-        common::check(psql.output().context("running psql")?, &format!("psql -f {file:?}"))?;
-    }
-    Ok(t.elapsed())
-}
-
-fn backstop(dir: &Path, url: &str, args: &[&str]) -> anyhow::Result<(Duration, String)> {
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
-    let t = Instant::now();
-    let mut cmd = Command::new(binary);
-    common::clean_env(&mut cmd);
-    let out = cmd
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("running backstop")?;
-    let elapsed = t.elapsed();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    anyhow::ensure!(out.status.success(), "backstop {args:?} failed:\n{text}");
-    Ok((elapsed, text))
-}
-
 /// A time a line of the output gives after `marker` (`… in 0.5s`, `… in 12 ms`).
 fn time_after(output: &str, line_has: &str, marker: &str) -> Option<Duration> {
     let line = output.lines().find(|l| l.contains(line_has))?;
@@ -108,18 +75,6 @@ fn time_after(output: &str, line_has: &str, marker: &str) -> Option<Duration> {
     let value: f64 = number.parse().ok()?;
     let unit = rest[number.len()..].trim_start();
     Some(Duration::from_secs_f64(if unit.starts_with("ms") { value / 1000.0 } else { value }))
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
-    }
 }
 
 fn run() -> anyhow::Result<()> {
@@ -152,24 +107,24 @@ fn run() -> anyhow::Result<()> {
     let psql_dir = root.path().join("psql");
     let ups = write(&psql_dir, pairs)?;
     cluster.create_database("undo_psql", None)?;
-    let psql = psql_files(&cluster, "undo_psql", &ups)?;
+    let psql = common::psql_files(&cluster, "undo_psql", &ups)?;
 
     let dir = root.path().join("project");
     write(&dir, pairs)?;
     cluster.create_database("undo", None)?;
     let url = cluster.url("undo");
-    let (first, _) = backstop(&dir, &url, &["migrate"])?;
+    let (first, _) = common::backstop_said(&dir, &url, &["migrate"])?;
     println!(
         "  first migrate, every default gate on, every authored down proved: {} = {:.2}x psql -f \
          per file {} (goal <= 1x: {})",
         common::secs(first),
-        ratio(first, psql),
+        common::ratio(first, psql),
         common::secs(psql),
-        met(first <= psql)
+        common::met(first <= psql)
     );
 
     one_more(&dir, pairs)?;
-    let (deploy, out) = backstop(&dir, &url, &["migrate"])?;
+    let (deploy, out) = common::backstop_said(&dir, &url, &["migrate"])?;
     let backup = time_after(&out, " taken: ", " in ").unwrap_or_default();
     let own = deploy.saturating_sub(backup);
     println!(
@@ -178,22 +133,22 @@ fn run() -> anyhow::Result<()> {
         common::secs(deploy),
         common::secs(backup),
         common::secs(own),
-        met(own <= Duration::from_secs(1))
+        common::met(own <= Duration::from_secs(1))
     );
 
     for (what, args) in [
         ("rollback of that migration", vec!["rollback", "--yes"]),
         ("rollback of the whole history", vec!["rollback", "--to", "start", "--yes"]),
     ] {
-        let (took, out) = backstop(&dir, &url, &args)?;
+        let (took, out) = common::backstop_said(&dir, &url, &args)?;
         let check = time_after(&out, "compared on the database before COMMIT", "compared in ")
             .context("the rollback said no check time")?;
         println!(
-            "  {what}: {}, its own check {} = {:.1} % of it (goal <= 10 %: {})",
+            "  {what}: {}, its own check {} ms = {:.1} % of it (goal <= 10 %: {})",
             common::secs(took),
-            common::secs(check),
-            100.0 * ratio(check, took),
-            met(ratio(check, took) <= 0.10)
+            check.as_millis(),
+            100.0 * common::ratio(check, took),
+            common::met(common::ratio(check, took) <= 0.10)
         );
     }
     Ok(())

@@ -159,3 +159,61 @@ pub fn backstop_with(
     );
     (elapsed, stdout)
 }
+
+/// `psql -f` of each file, in order, as a history is applied by hand: the
+/// time it took.
+pub fn psql_files(
+    cluster: &Cluster,
+    db: &str,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Duration> {
+    let t = std::time::Instant::now();
+    for file in files {
+        let mut psql = Command::new(cluster.bin().tool("psql"));
+        clean_env(&mut psql);
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"]).arg(file).arg(cluster.url(db));
+        check(psql.output().context("running psql")?, &format!("psql -f {file:?}"))?;
+    }
+    Ok(t.elapsed())
+}
+
+/// `backstop ARGS` in `dir` on `url`, which must succeed: its time, and
+/// what it said on both outputs.
+pub fn backstop_said(
+    dir: &std::path::Path,
+    url: &str,
+    args: &[&str],
+) -> anyhow::Result<(Duration, String)> {
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let t = std::time::Instant::now();
+    let mut cmd = Command::new(binary);
+    clean_env(&mut cmd);
+    let out = cmd
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running backstop")?;
+    let elapsed = t.elapsed();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(out.status.success(), "backstop {args:?} failed:\n{text}");
+    Ok((elapsed, text))
+}
+
+/// `a` as a multiple of `b`.
+pub fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+/// A goal's verdict, as the figures print it.
+pub fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
