@@ -276,7 +276,7 @@ pub(crate) fn compared(
 
 /// The failure of a rollback whose check found the schema differs.
 fn failure(group: &Group<'_>, checked: &Checked) -> Failure {
-    let last = group.migrations.last().copied();
+    let last = group.migrations.last().copied().expect("a group holds a migration");
     let shown: Vec<&str> = checked.differences.iter().take(20).map(String::as_str).collect();
     let more = checked.differences.len() - shown.len();
     let mut message = format!(
@@ -288,31 +288,10 @@ fn failure(group: &Group<'_>, checked: &Checked) -> Failure {
     if more > 0 {
         message.push_str(&format!("; and {more} more"));
     }
-    Failure {
-        version: last.map(|m| m.version.clone()).unwrap_or_default(),
-        name: last.map(|m| m.name.clone()).unwrap_or_default(),
-        direction: super::Direction::Down,
-        stage: Stage::Compared,
-        file: None,
-        statement: None,
-        statements: None,
-        line: None,
-        column: None,
-        sql: None,
-        sqlstate: None,
-        message,
-        detail: None,
-        hint: Some(
-            "nothing was changed; a down that leaves this behind is defective: `backstop downs \
-             VERSION` proves it and shows the one that holds, `backstop downs --write --force \
-             VERSION` puts it in the file"
-                .into(),
-        ),
-        rolled_back: true,
-        committed_statements: 0,
-        group: group.versions(),
-        blockers: Vec::new(),
-    }
+    let hint = "nothing was changed; a down that leaves this behind is defective: `backstop downs \
+                VERSION` proves it and shows the one that holds, `backstop downs --write --force \
+                VERSION` puts it in the file";
+    Failure::of_group(group, last, Stage::Compared, message, hint)
 }
 
 #[cfg(test)]

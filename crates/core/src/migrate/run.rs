@@ -295,33 +295,46 @@ fn protected_failure(
     stage: Stage,
     violations: &[protect::Violation],
 ) -> Failure {
-    let first = group.migrations[0];
     let message = violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ");
-    Failure {
-        version: first.version.clone(),
-        name: first.name.clone(),
-        direction: group.direction,
-        stage,
-        file: None,
-        statement: None,
-        statements: None,
-        line: None,
-        column: None,
-        sql: None,
-        sqlstate: None,
-        message,
-        detail: None,
-        hint: Some(if stage == Stage::PreFlight {
-            "protected tables must exist before a migration runs".into()
-        } else {
-            "protected tables may never be dropped, truncated or lose rows; change the migration, \
-             or remove the table from protected_tables in backstop.toml if it is truly meant to go"
-                .into()
-        }),
-        rolled_back: group.transactional,
-        committed_statements: 0,
-        group: group.versions(),
-        blockers: Vec::new(),
+    let hint = if stage == Stage::PreFlight {
+        "protected tables must exist before a migration runs"
+    } else {
+        "protected tables may never be dropped, truncated or lose rows; change the migration, \
+         or remove the table from protected_tables in backstop.toml if it is truly meant to go"
+    };
+    Failure::of_group(group, group.migrations[0], stage, message, hint)
+}
+
+impl Failure {
+    /// A failure of the whole of `group` (named by its migration `m`) at
+    /// `stage`, at no statement of it.
+    pub(super) fn of_group(
+        group: &Group<'_>,
+        m: &Migration,
+        stage: Stage,
+        message: String,
+        hint: &str,
+    ) -> Failure {
+        Failure {
+            version: m.version.clone(),
+            name: m.name.clone(),
+            direction: group.direction,
+            stage,
+            file: None,
+            statement: None,
+            statements: None,
+            line: None,
+            column: None,
+            sql: None,
+            sqlstate: None,
+            message,
+            detail: None,
+            hint: Some(hint.into()),
+            rolled_back: group.transactional,
+            committed_statements: 0,
+            group: group.versions(),
+            blockers: Vec::new(),
+        }
     }
 }
 
