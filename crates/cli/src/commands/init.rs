@@ -180,7 +180,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         (wrote, "`backstop new <name>` to write a migration, then `backstop migrate`")
     };
     let ignored = gitignore::ensure(&args.dir)?;
-    print(&format!("{wrote}\n{}\nnext: {next}\n", ignored.said()))?;
+    let local = gitignore::local_folder(&args.dir)?;
+    print(&format!("{wrote}\n{}\n{local}\nnext: {next}\n", ignored.said()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,6 +57,7 @@ mod secrets;
 mod serve;
 mod throwaway;
 mod tls;
+mod unclaimed;
 mod undo;
 mod unreadable;
 mod up_only;

@@ -85,7 +85,7 @@ fn method_c_keeps_the_values_of_a_column_the_release_added_to_an_existing_table(
         .get(0);
     assert_eq!(column, 0, "the down ran");
 
-    let folder = only_folder(&p.path().join("forensics"));
+    let folder = only_folder(&p.path().join(".backstop/forensics"));
     let dropped = folder.join("dropped");
     let m = manifest(&dropped);
     let files_listed = m["files"].as_array().unwrap();
@@ -129,7 +129,7 @@ fn texts_and_exports_are_private_whatever_the_umask() {
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let folder = only_folder(&p.path().join("forensics"));
+    let folder = only_folder(&p.path().join(".backstop/forensics"));
     for name in ["report.md", "user_email.txt", "manifest.json"] {
         let mode = std::fs::metadata(folder.join(name)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{name}");

@@ -487,7 +487,7 @@ fn method_c_exports_what_the_release_exposed_then_turns_it_off_and_reverts_it() 
     assert_eq!(outcomes, ["started", "ok"]);
 
     // The forensics: private, complete, checksummed, with the incident texts.
-    let root = p.path().join("forensics");
+    let root = p.path().join(".backstop/forensics");
     let folders: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(folders.len(), 1, "{run}");
     let folder = &folders[0];

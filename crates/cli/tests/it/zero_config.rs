@@ -27,6 +27,12 @@ fn a_supabase_project_with_no_config_is_found_and_migrated_from_its_root() {
     assert_eq!(p.client().applied(), ["20240101000000", "20240102000000"]);
     // The seed is not a migration: nothing of it ran.
     assert_eq!(p.client().count("users"), 0);
+    // What the run wrote (its backup, its proofs) is in .backstop/, which
+    // ignores itself though no init told git about it.
+    assert!(p.path().join(".backstop/proofs.json").is_file());
+    let ignore = std::fs::read_to_string(p.path().join(".backstop/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    assert!(!p.path().join(".gitignore").exists(), "the project's own .gitignore is not written");
 }
 
 #[test]

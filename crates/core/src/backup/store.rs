@@ -119,6 +119,7 @@ impl Store {
             .mode(0o700)
             .create(&self.dir)
             .map_err(dir_err)?;
+        crate::pg::export::ignored(&self.dir);
         // Backups hold every row: keep them out of the project's repository.
         let ignore = self.dir.join(".gitignore");
         if !ignore.exists() {

@@ -14,10 +14,11 @@ use crate::rehearse::RehearseSection;
 pub const DEFAULT_FILE: &str = "backstop.toml";
 
 /// The folder, beside the config file, that holds what Backstop writes
-/// for a project by default: backups, exports, rehearsal reports, proofs.
-/// None of it belongs in version control; `backstop init` adds it to the
-/// project's `.gitignore`.
-pub const LOCAL_DIR: &str = ".backstop";
+/// for a project by default: backups, exports, forensics, rehearsal
+/// reports, proofs. None of it belongs in version control: it ignores
+/// itself (`pg::export::ignored`), and `backstop init` adds it to the
+/// project's `.gitignore` too.
+pub use crate::pg::export::LOCAL_DIR;
 
 /// What is wrong with the configuration. All of these are usage errors (exit 2).
 #[derive(Debug, thiserror::Error)]

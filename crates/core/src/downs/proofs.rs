@@ -331,6 +331,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            crate::pg::export::ignored(dir);
         }
         let _lock = lock(&path)?;
         // What is on disk now wins over what was read at the start, and

@@ -40,7 +40,37 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
 /// Makes `folder` (and its parents), readable by its owner only.
 pub fn folder(folder: &Path) -> Result<(), ExportError> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder).map_err(io(folder))?;
-    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(io(folder))
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(io(folder))?;
+    ignored(folder);
+    Ok(())
+}
+
+/// The name of Backstop's own folder in a project: backups, exports,
+/// forensics, rehearsal reports and proofs, all of it out of git.
+pub const LOCAL_DIR: &str = ".backstop";
+
+/// Keeps Backstop's own folder out of the project's repository, whoever
+/// made it and whatever the project's `.gitignore` says: where `path` is
+/// in a `.backstop` folder (or is one), that folder gets a `.gitignore`
+/// of its own holding `*` the first time anything is made in it (it holds
+/// rows, secrets and exports of users' data, one `git add -A` from a
+/// commit). Best effort: a folder that cannot take it is only not marked.
+pub fn ignored(path: &Path) {
+    let Some(local) = path.ancestors().find(|p| p.file_name().is_some_and(|n| n == LOCAL_DIR))
+    else {
+        return;
+    };
+    let ignore = local.join(".gitignore");
+    if ignore.exists() || !local.is_dir() {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&ignore).and_then(
+        |mut f| {
+            f.write_all(
+                b"# Backstop's own files (backups, exports, forensics, reports, proofs): never in git.\n*\n",
+            )
+        },
+    );
 }
 
 /// A file name for `parts` (a table, a column...) that stays inside the
@@ -117,6 +147,19 @@ pub fn text(folder: &Path, file: &str, body: &str) -> Result<(), ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backstops_own_folder_ignores_itself_whoever_made_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join(".backstop/exports/20261128T000000Z");
+        folder(&deep).unwrap();
+        let ignore = std::fs::read_to_string(tmp.path().join(".backstop/.gitignore")).unwrap();
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+        // Elsewhere, nothing is written.
+        let other = tmp.path().join("exports/x");
+        folder(&other).unwrap();
+        assert!(!tmp.path().join("exports/.gitignore").exists());
+    }
 
     #[test]
     fn names_stay_inside_the_folder_and_texts_are_private_and_whole() {

@@ -66,6 +66,7 @@ pub fn write_files(dir: &Path, r: &mut Rehearsal) -> Result<std::path::PathBuf, 
         move |source| RehearseError::Io { action, path, source }
     };
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    crate::pg::export::ignored(dir);
     let stem = stem(r);
     let md = dir.join(format!("{stem}.md"));
     r.report = Some(md.clone());

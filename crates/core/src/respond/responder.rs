@@ -80,11 +80,14 @@ pub struct Responder {
     pub full: Option<FullSetup>,
 }
 
-/// Where method C writes its forensics: `forensics/` beside the config file.
+/// Where method C writes its forensics: `.backstop/forensics/` beside the
+/// config file, with the rest of what Backstop writes (out of git: they
+/// hold users' rows).
 pub fn forensics_root(config_file: Option<&Path>) -> PathBuf {
     config_file
         .and_then(Path::parent)
         .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
+        .join(crate::pg::export::LOCAL_DIR)
         .join("forensics")
 }
 

@@ -29,6 +29,7 @@ mod sections;
 pub mod sqitch;
 mod supabase;
 mod transactions;
+mod unclaimed;
 mod unreadable;
 
 use std::collections::HashMap;
@@ -92,6 +93,12 @@ pub enum SourceError {
     MixedLayouts { dir: PathBuf, a: Layout, first: PathBuf, b: Layout, second: PathBuf },
     #[error("{path}:{line}: {message}")]
     Plan { path: PathBuf, line: usize, message: String },
+    #[error(
+        "{dir} holds {count} .sql file(s) no layout Backstop reads takes for migrations: \
+         {files}{looks}; nothing was run or created: set [migrations] dir and layout in \
+         backstop.toml to the migrations of a tool Backstop reads (docs/layouts.md)"
+    )]
+    Unclaimed { dir: PathBuf, count: usize, files: String, looks: String },
     #[error("could not write {path}; check the folder's permissions and free space")]
     Write {
         path: PathBuf,
@@ -447,6 +454,9 @@ fn load_parsing(
         Layout::Prisma => prisma::discover(dir)?,
         Layout::Drizzle => drizzle::discover(dir)?,
     };
+    if found.migrations.is_empty() {
+        unclaimed::refuse(dir, &found.strays)?;
+    }
     let mut found = found;
     computed_downs(dir, &mut found.migrations);
     // Each file is read and parsed on its own: on every core.

@@ -371,7 +371,7 @@ fn method_c_on_a_leak(story: &mut Story, dir: &Path, url: &str, v1: &Schema) {
             Err(why) => return Ok(Err(why)),
         };
         shown.push_str(&indent(&out, 12));
-        let folder = std::fs::read_dir(dir.join("forensics"))?
+        let folder = std::fs::read_dir(dir.join(".backstop/forensics"))?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .max()

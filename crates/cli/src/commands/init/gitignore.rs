@@ -25,7 +25,7 @@ impl Outcome {
     /// The line `init` prints about it.
     pub fn said(&self) -> String {
         let entry = entry();
-        let why = "backups, exports, rehearsal reports and proofs stay out of git";
+        let why = "backups, exports, forensics, rehearsal reports and proofs stay out of git";
         match self {
             Outcome::Created(p) => format!("wrote {} with `{entry}` ({why})", p.display()),
             Outcome::Added(p) => format!("added `{entry}` to {} ({why})", p.display()),
@@ -33,12 +33,26 @@ impl Outcome {
                 format!("{} already ignores `{entry}`; left it as it is", p.display())
             }
             Outcome::KeptByTheProject(p, line) => format!(
-                "left {} as it is: its line `{line}` keeps `{entry}` in git, so backups and \
-                 reports there would be committed; remove that line to ignore them",
+                "left {} as it is: its line `{line}` keeps `{entry}` in git; what Backstop writes \
+                 there ignores itself all the same ({LOCAL_DIR}/.gitignore holds `*`)",
                 p.display()
             ),
         }
     }
+}
+
+/// Makes Backstop's own folder, which ignores itself whoever makes it
+/// (a `.gitignore` of its own holding `*`): what `init` says of it.
+pub fn local_folder(dir: &Path) -> anyhow::Result<String> {
+    let local = dir.join(LOCAL_DIR);
+    std::fs::create_dir_all(&local).with_context(|| format!("creating {}", local.display()))?;
+    backstop_core::pg::export::ignored(&local);
+    Ok(format!(
+        "made {}/ for what Backstop writes in the project (backups, exports, forensics, \
+         rehearsal reports, proofs.json): it ignores itself, its .gitignore holds `*` (keep \
+         proofs.json as a CI artifact to carry a rehearsal's proofs to the deploy)",
+        local.display()
+    ))
 }
 
 /// The line `init` adds.
