@@ -178,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lock_wait: Duration::from_secs(10),
         lock_retries: 0,
         keep: None,
-        tool_history: true,
+        tool_history: backstop_core::migrate::InStep::Auto,
         reason: None,
         protected_made: Vec::new(),
         extensions_as_superuser: None,

@@ -12,13 +12,41 @@
 //! adopt` read, else the one with the tool's rows of the tool's default
 //! and the one its settings name (drizzle's `migrations.table`), else the
 //! first of those that exists; where none does, it is created as the tool
-//! would, under the name its settings give.
+//! would, under the name its settings give, where the project shows it
+//! runs that tool (see [`makes`]), so that the tool, run by the
+//! application at its start, finds nothing to run.
 
 use postgres::types::ToSql;
 use postgres::GenericClient;
 
 use super::history::{self, sql_name};
 use crate::source::{HistoryTable, Layout, Migration};
+
+/// `[migrations] tool_history`: the history of the project's own tool
+/// (its `schema_migrations`, `_sqlx_migrations`, `flyway_schema_history`…),
+/// written as that tool writes it, so that it runs nothing Backstop ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InStep {
+    /// Kept in step where the table exists, and made as the tool makes it
+    /// where it does not and the project shows it runs the tool (see
+    /// [`crate::source::runs_tool`]): for every such tool on a fresh
+    /// database, and on any database for those that make it whenever
+    /// they first run (Supabase, Prisma, Drizzle, golang-migrate).
+    #[default]
+    Auto,
+    /// Kept in step only where the table exists; none is made.
+    Existing,
+    /// No other tool's table is written (rehearsals' and proofs' copies).
+    Off,
+}
+
+impl InStep {
+    /// Whether the tool's rows are written at all.
+    pub fn writes(self) -> bool {
+        self != InStep::Off
+    }
+}
 
 /// Why the other tool's history could not follow a migration: the
 /// migration's own transaction went back with it.
@@ -170,19 +198,17 @@ fn table_for(
 }
 
 /// Writes the row `m`'s tool keeps for an applied migration, creating the
-/// table first when it is missing, as the tool does; `duration_ms` is how
-/// long the migration ran. Nothing for layouts whose tool is not kept in
-/// step.
+/// table first when it is missing and `mode` lets it be made (see
+/// [`makes`]); `duration_ms` is how long the migration ran. Nothing for
+/// layouts whose tool is not kept in step.
 pub fn applied(
     client: &mut impl GenericClient,
     m: &Migration,
     duration_ms: i64,
+    mode: InStep,
 ) -> Result<(), InStepError> {
     let (table, exists) = table_for(client, m)?;
-    // The folder layouts other tools share (a backstop/diesel folder, a
-    // sqlx/golang-migrate pair) do not say which tool the project uses:
-    // their history is kept only where the tool's table is there.
-    if !exists && !matches!(m.layout, Layout::Supabase | Layout::Prisma | Layout::Drizzle) {
+    if !exists && !makes(client, m, mode).map_err(failing(m, "write", &table))? {
         return Ok(());
     }
     if m.layout == Layout::Sqitch {
@@ -195,7 +221,8 @@ pub fn applied(
         let ddl = match m.layout {
             Layout::Supabase => SUPABASE_TABLE.to_string(),
             Layout::Prisma => PRISMA_TABLE.to_string(),
-            _ => drizzle_table(&table),
+            Layout::Drizzle => drizzle_table(&table),
+            _ => super::writers::table(m.layout, &table),
         };
         client.batch_execute(&ddl).map_err(&fail)?;
     }
@@ -207,6 +234,38 @@ pub fn applied(
         _ => super::writers::applied(client, m, &t, duration_ms),
     }
     .map_err(fail)
+}
+
+/// Whether the missing table of `m`'s tool is made now: never where
+/// `mode` says so, nor where the project does not show it runs the tool
+/// (a backstop/diesel folder, sqlx's pairs without sqlx in a `Cargo.toml`:
+/// [`crate::source::runs_tool`]). The tools that make their table
+/// whenever they first run and keep the whole history in it get it at
+/// once; those that keep a row per migration only on a fresh database
+/// (Backstop's record holds nothing before `m`), since a table made in
+/// the middle of a history would lack the migrations before it, which
+/// the tool would run again.
+fn makes(
+    client: &mut impl GenericClient,
+    m: &Migration,
+    mode: InStep,
+) -> Result<bool, postgres::Error> {
+    if mode != InStep::Auto || !crate::source::runs_tool(&m.up.path, m.layout) {
+        return Ok(false);
+    }
+    if matches!(
+        m.layout,
+        Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::GolangMigrate
+    ) {
+        return Ok(true);
+    }
+    let before: bool = client
+        .query_one(
+            "select exists (select 1 from backstop.applied where version <> $1)",
+            &[&m.version],
+        )?
+        .get(0);
+    Ok(!before)
 }
 
 /// Takes `m` out of its tool's history as the tool's own undo does: the

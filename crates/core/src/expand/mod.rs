@@ -447,8 +447,8 @@ pub fn contract(
             undo_to: None,
         };
         applied::insert(&mut tx, &row).map_err(db("recording the migrations as applied"))?;
-        if settings.tool_history {
-            crate::adopt::in_step::applied(&mut tx, m, 0)
+        if settings.tool_history.writes() {
+            crate::adopt::in_step::applied(&mut tx, m, 0, settings.tool_history)
                 .map_err(|e| ExpandError::Apply(ApplyError::ToolHistory(e)))?;
         }
     }

@@ -74,7 +74,7 @@ pub(super) fn not_beneath(
     settings: &Settings,
     chosen: &[&super::Entry],
 ) -> Result<(), ApplyError> {
-    if !settings.tool_history {
+    if !settings.tool_history.writes() {
         return Ok(());
     }
     let reverting: Vec<&str> = chosen.iter().map(|e| e.version.as_str()).collect();

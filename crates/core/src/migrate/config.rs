@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::adopt::in_step::InStep;
+
 /// `[migrations]`: where the migrations are and how they are guarded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +51,9 @@ pub struct MigrationsSection {
     /// its up on a copy, does not bring the schema back while a down that
     /// does was proved.
     pub defective_downs: DefectiveDowns,
+    /// Which tables of the project's own tool `migrate` and `rollback`
+    /// keep in step (see [`crate::adopt::in_step`]).
+    pub tool_history: InStep,
 }
 
 /// `[migrations] defective_downs`.
@@ -97,6 +102,7 @@ impl Default for MigrationsSection {
             all_or_nothing: false,
             keep_downs: true,
             defective_downs: DefectiveDowns::Refuse,
+            tool_history: InStep::Auto,
         }
     }
 }
@@ -134,11 +140,11 @@ pub struct Settings {
     /// run (this run's folder); `None`: not kept.
     pub keep: Option<PathBuf>,
     /// Whether applying and reverting also writes the history row of the
-    /// migration's own tool (Supabase, Prisma, Drizzle; see
+    /// migration's own tool, and makes its table (see [`InStep`] and
     /// [`crate::adopt::in_step`]). Off on throwaway copies (rehearsals,
     /// computed downs), whose pictures and round trips hold only the
     /// project's own schema.
-    pub tool_history: bool,
+    pub tool_history: InStep,
     /// Why the run is made, as the person who ran it said
     /// (`rollback --reason`): written into its audit events.
     pub reason: Option<String>,
@@ -160,7 +166,7 @@ impl Settings {
     /// These settings for a throwaway copy of `migrations`' target: no
     /// other tool's history.
     pub fn on_copy(&self, migrations: &[crate::source::Migration]) -> Settings {
-        Settings { tool_history: false, ..self.knowing(migrations) }
+        Settings { tool_history: InStep::Off, ..self.knowing(migrations) }
     }
 
     /// `sql` (one statement) as it runs: on a copy worked on as the
@@ -191,7 +197,7 @@ impl From<&MigrationsSection> for Settings {
             lock_wait: m.lock_wait,
             lock_retries: m.lock_retries,
             keep: None,
-            tool_history: true,
+            tool_history: m.tool_history,
             reason: None,
             protected_made: Vec::new(),
             extensions_as_superuser: None,

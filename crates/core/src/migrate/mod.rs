@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use crate::schema::applied::AppliedRow;
-pub use config::{DefectiveDowns, MigrationsSection, RollbackSection, Settings};
+pub use config::{DefectiveDowns, InStep, MigrationsSection, RollbackSection, Settings};
 pub use gate::{pass_all, Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
 pub use rollback::{rollback, RollbackTarget};

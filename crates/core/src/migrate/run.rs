@@ -102,8 +102,8 @@ fn record_applied(
             source,
         ))
     })?;
-    if settings.tool_history {
-        crate::adopt::in_step::applied(client, m, duration_ms)?;
+    if settings.tool_history.writes() {
+        crate::adopt::in_step::applied(client, m, duration_ms, settings.tool_history)?;
     }
     Ok(())
 }
@@ -121,7 +121,7 @@ fn record_reverted(
             source,
         ))
     })?;
-    if settings.tool_history {
+    if settings.tool_history.writes() {
         crate::adopt::in_step::reverted(client, m)?;
     }
     Ok(())

@@ -458,7 +458,7 @@ mod tests {
             lock_wait: std::time::Duration::from_secs(1),
             lock_retries: 0,
             keep: None,
-            tool_history: true,
+            tool_history: crate::migrate::InStep::Auto,
             reason: None,
             protected_made: Vec::new(),
             extensions_as_superuser: None,

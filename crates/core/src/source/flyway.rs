@@ -94,10 +94,55 @@ fn order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Flyway's names for the databases it fills `{vendor}` with.
+const VENDORS: &[&str] = &[
+    "postgresql",
+    "h2",
+    "hsqldb",
+    "mysql",
+    "mariadb",
+    "oracle",
+    "sqlserver",
+    "sqlite",
+    "db2",
+    "derby",
+    "sybasease",
+    "redshift",
+    "cockroachdb",
+    "snowflake",
+    "informix",
+    "firebird",
+    "saphana",
+    "bigquery",
+    "spanner",
+    "ignite",
+    "tidb",
+    "yugabytedb",
+    "clickhouse",
+];
+
+/// Where a folder of vendor folders (`h2/`, `mysql/`, `postgresql/`, each
+/// holding the same versions for its database) keeps PostgreSQL's
+/// scripts: its `postgresql/`, where it holds no script of its own and
+/// another vendor's folder sits beside it. A project chooses them with
+/// `{vendor}` in a location, or in settings Backstop does not read
+/// (code, a profile): the others are for other databases.
+pub(super) fn vendor_folder(dir: &Path) -> Option<PathBuf> {
+    let found = entries(dir).ok()?;
+    let own_scripts = found.iter().any(|p| !p.is_dir() && is_script_name(file_name(p)));
+    let others = found
+        .iter()
+        .filter(|p| p.is_dir() && file_name(p) != "postgresql")
+        .any(|p| VENDORS.contains(&file_name(p)));
+    let postgresql = dir.join("postgresql");
+    (!own_scripts && others && postgresql.is_dir()).then_some(postgresql)
+}
+
 pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut out = Discovered::default();
     let mut files = Vec::new();
-    walk(dir, &mut files)?;
+    let vendor = vendor_folder(dir);
+    walk(vendor.as_deref().unwrap_or(dir), &mut files)?;
     let mut versioned: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut repeatable: Vec<(String, PathBuf)> = Vec::new();
@@ -107,10 +152,11 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
         match parse_name(&name) {
             Some(Script::Versioned { version, description }) => {
                 if let Some((first, _)) = versioned.get(&version) {
-                    return Err(SourceError::Duplicate {
-                        version,
-                        first: first.clone(),
-                        second: path,
+                    let (first, second) = (first.clone(), path);
+                    return Err(if first.parent() == second.parent() {
+                        SourceError::Duplicate { version, first, second }
+                    } else {
+                        SourceError::DuplicateApart { version, first, second }
                     });
                 }
                 versioned.insert(version, (path, description));

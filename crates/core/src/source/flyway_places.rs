@@ -74,11 +74,17 @@ pub(super) fn property(text: &str, key: &str) -> Option<(String, usize)> {
     None
 }
 
-/// `spring.flyway.locations` in a YAML text, with its line: written
+/// `spring.flyway.locations` in a YAML text, with its line (see
+/// [`yaml_value`]).
+#[cfg(test)]
+fn yaml_locations(text: &str) -> Option<(Vec<String>, usize)> {
+    yaml_value(text, &["spring", "flyway", "locations"])
+}
+
+/// The value of the key `PATH` in a YAML text, with its line: written
 /// nested (`spring:` / `flyway:` / `locations:`) or dotted at any level,
 /// its value inline (`a, b` or `[a, b]`) or as a block list (`- a`).
-pub(super) fn yaml_locations(text: &str) -> Option<(Vec<String>, usize)> {
-    const PATH: [&str; 3] = ["spring", "flyway", "locations"];
+fn yaml_value(text: &str, path_of_key: &[&str]) -> Option<(Vec<String>, usize)> {
     // The key path of each open mapping, by indent.
     let mut open: Vec<(usize, Vec<String>)> = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -99,7 +105,7 @@ pub(super) fn yaml_locations(text: &str) -> Option<(Vec<String>, usize)> {
         let mut path: Vec<String> = open.last().map(|(_, p)| p.clone()).unwrap_or_default();
         path.extend(key.trim().trim_matches(['"', '\'']).split('.').map(str::to_string));
         let value = value.trim();
-        if path != PATH {
+        if path != path_of_key {
             if value.is_empty() {
                 open.push((indent, path));
             }
@@ -134,22 +140,90 @@ pub(super) fn named_locations(module: &Path) -> Vec<Location> {
             return items(&value).into_iter().map(at).collect();
         }
     }
-    let resources = module.join("src/main/resources");
     let key = "spring.flyway.locations";
-    for name in ["application.properties", "application.yml", "application.yaml"] {
-        let file = resources.join(name);
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        let found = if name.ends_with(".properties") {
-            property(&text, key).map(|(v, line)| (items(&v), line))
-        } else {
-            yaml_locations(&text)
-        };
-        if let Some((locations, line)) = found {
-            let at = |text| Location { text, file: file.clone(), line, key };
-            return locations.into_iter().map(at).collect();
-        }
+    match spring_value(module, &["spring", "flyway", "locations"]) {
+        Some((locations, file, line)) => locations
+            .into_iter()
+            .map(|text| Location { text, file: file.clone(), line, key })
+            .collect(),
+        None => Vec::new(),
     }
-    Vec::new()
+}
+
+/// The Spring settings files of `module`, in the order they are read
+/// here: `application.properties` and `.yml`, the default profile's, and
+/// the `*-defaults.properties` files a library module ships for the
+/// application to import.
+fn spring_files(module: &Path) -> Vec<PathBuf> {
+    let resources = module.join("src/main/resources");
+    let mut out: Vec<PathBuf> = [
+        "application.properties",
+        "application.yml",
+        "application.yaml",
+        "application-default.properties",
+        "application-default.yml",
+    ]
+    .iter()
+    .map(|n| resources.join(n))
+    .collect();
+    if let Ok(found) = entries(&resources) {
+        out.extend(found.into_iter().filter(|p| file_name(p).ends_with("-defaults.properties")));
+    }
+    out
+}
+
+/// The first value of the Spring key `path` (`spring.flyway.table` as
+/// `["spring", "flyway", "table"]`) among `module`'s settings files, with
+/// the file and line.
+fn spring_value(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, usize)> {
+    let key = path.join(".");
+    spring_files(module).into_iter().find_map(|file| {
+        let text = std::fs::read_to_string(&file).ok()?;
+        let found = if file_name(&file).ends_with(".properties") {
+            property(&text, &key).map(|(v, line)| (items(&v), line))
+        } else {
+            yaml_value(&text, path)
+        };
+        found.map(|(values, line)| (values, file, line))
+    })
+}
+
+/// The history table a Flyway project's settings name for the scripts of
+/// `dir` (`flyway.table` and `flyway.defaultSchema` or the first of
+/// `flyway.schemas` in its module's `flyway.conf`; Spring's
+/// `spring.flyway.table` and `default-schema` or `schemas`), with where it
+/// is named; `None` where they name none (Flyway's default).
+pub(super) fn history(dir: &Path) -> Option<super::HistoryTable> {
+    let module = dir.ancestors().skip(1).take(8).find(|d| is_module(d))?;
+    for conf in ["flyway.conf", "conf/flyway.conf"] {
+        let file = module.join(conf);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Some((name, line)) = property(&text, "flyway.table") else { continue };
+        let schema = property(&text, "flyway.defaultSchema")
+            .or_else(|| property(&text, "flyway.schemas"))
+            .and_then(|(v, _)| items(&v).into_iter().next());
+        let set_in = format!("{}:{line} (flyway.table)", file_name(&file));
+        return Some(super::HistoryTable { schema, name, set_in: Some(set_in) });
+    }
+    let (names, file, line) = spring_value(module, &["spring", "flyway", "table"])?;
+    let name = names.into_iter().next()?;
+    let schema = spring_value(module, &["spring", "flyway", "default-schema"])
+        .or_else(|| spring_value(module, &["spring", "flyway", "schemas"]))
+        .and_then(|(v, _, _)| v.into_iter().next());
+    let set_in = format!("{}:{line} (spring.flyway.table)", file_name(&file));
+    Some(super::HistoryTable { schema, name, set_in: Some(set_in) })
+}
+
+/// `dir`, or its vendor folder for PostgreSQL (see [`flyway::vendor_folder`]),
+/// with what the place says of it.
+fn for_postgresql(dir: PathBuf, why: String) -> Place {
+    match flyway::vendor_folder(&dir) {
+        Some(vendor) => {
+            let why = format!("{why}, its folder for PostgreSQL beside other databases' folders");
+            Place { dir: vendor, layout: Some(Layout::Flyway), why }
+        }
+        None => Place { dir, layout: Some(Layout::Flyway), why },
+    }
 }
 
 /// The folder a location of `module` is, or `None` for one that is no
@@ -215,7 +289,7 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
             if scripts_under(&dir) {
                 let why =
                     format!("{}:{} ({})", file_name(&location.file), location.line, location.key);
-                out.push(Place { dir, layout: Some(Layout::Flyway), why });
+                out.push(for_postgresql(dir, why));
             }
         }
         if !named.is_empty() {
@@ -228,8 +302,7 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
         for default in defaults {
             let dir = module.join(default);
             if scripts_under(&dir) {
-                let why = format!("Flyway's default place ({default})");
-                out.push(Place { dir, layout: Some(Layout::Flyway), why });
+                out.push(for_postgresql(dir, format!("Flyway's default place ({default})")));
             }
         }
     }
@@ -327,6 +400,35 @@ mod tests {
             ],
             "a module that names its locations is not read in the default place"
         );
+    }
+
+    #[test]
+    fn vendor_folders_give_postgresqls_and_a_defaults_file_names_the_table() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "app/pom.xml", "<project/>");
+        for vendor in ["h2", "mysql", "postgresql"] {
+            write(
+                r,
+                &format!("app/src/main/resources/db/migration/{vendor}/V1.0.1__a.sql"),
+                "SELECT 1;",
+            );
+        }
+        write(
+            r,
+            "app/src/main/resources/app-defaults.properties",
+            "spring.flyway.table=schema_version\nspring.flyway.schemas=core,extra\n",
+        );
+        let found = found(r);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "app/src/main/resources/db/migration/postgresql");
+        assert!(found[0].1.contains("its folder for PostgreSQL"), "{found:?}");
+        let t = history(&r.join("app/src/main/resources/db/migration/postgresql")).unwrap();
+        assert_eq!((t.schema.as_deref(), t.name.as_str()), (Some("core"), "schema_version"));
+        assert_eq!(t.set_in.as_deref(), Some("app-defaults.properties:1 (spring.flyway.table)"));
+        // Scripts of its own beside the folders: read as Flyway reads it.
+        write(r, "app/src/main/resources/db/migration/V0__base.sql", "SELECT 1;");
+        assert_eq!(flyway::vendor_folder(&r.join("app/src/main/resources/db/migration")), None);
     }
 
     #[test]

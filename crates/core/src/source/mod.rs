@@ -17,14 +17,17 @@
 
 mod dirs;
 pub mod drizzle;
+mod error;
 mod flyway;
 mod flyway_places;
+mod hasura;
 mod kept;
 mod layout;
 mod nested;
 mod paired;
 mod prisma;
 pub mod project;
+mod runs_tool;
 mod sections;
 pub mod sqitch;
 mod supabase;
@@ -37,75 +40,14 @@ use std::path::{Path, PathBuf};
 
 use backstop_lint::{Position, Statement};
 
+pub use error::SourceError;
 pub use layout::{Layout, Place};
 pub use project::HistoryTable;
+pub use runs_tool::runs_tool;
 pub use transactions::{Boundary, Segment};
 
 /// The first-line marker of a migration that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = backstop_lint::NO_TRANSACTION_MARKER;
-
-/// What keeps the folder as a whole from being read. All are input errors
-/// (exit 2); a problem with one file is a [`Problem`] instead.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("migrations dir {path} does not exist; create it with `backstop init` or set [migrations] dir in backstop.toml")]
-    DirMissing { path: PathBuf },
-    #[error(
-        "no migrations found in {root}: looked for supabase/migrations, prisma/migrations (and \
-         Prisma's settings in prisma.config.*, package.json), a drizzle output folder \
-         (drizzle.config.*'s out, meta/_journal.json), sqitch.plan, diesel.toml, Flyway's \
-         sql/ and db/migration, migrations/ and db/migrations at the root; below it, the \
-         *.up.sql or goose folders of a Go module that requires golang-migrate or goose, in \
-         the root and any Java module the locations of flyway.conf, conf/flyway.conf or \
-         spring.flyway.locations (application.properties, application.yml), else Flyway's \
-         src/main/resources/db/migration, and the Supabase and Prisma folders of a \
-         monorepo's packages; run Backstop from the \
-         project's root, set [migrations] dir in backstop.toml, or create a folder with \
-         `backstop init`"
-    )]
-    NothingFound { root: PathBuf },
-    #[error(
-        "{root} holds the migrations of {} projects: {}; set [migrations] dir (and layout) in \
-         backstop.toml to the one Backstop runs",
-        .places.len(),
-        .places.join("; ")
-    )]
-    Several { root: PathBuf, places: Vec<String> },
-    #[error(
-        "{setting}:{line}: {key} names {dir}, which does not exist; correct it there, or create \
-         the folder with the tool ({tool}) first"
-    )]
-    NamedMissing { setting: PathBuf, line: usize, key: String, dir: PathBuf, tool: Layout },
-    #[error("could not read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not valid UTF-8 (first bad byte at offset {offset}); save the file as UTF-8")]
-    NotUtf8 { path: PathBuf, offset: usize },
-    #[error("duplicate migration version {version}: {first} and {second}; give one of them a new version")]
-    Duplicate { version: String, first: PathBuf, second: PathBuf },
-    #[error(
-        "{dir} mixes two layouts: {first} is {a}, {second} is {b}; keep one tool's migrations \
-         in this folder, or set [migrations] layout in backstop.toml to the one to read"
-    )]
-    MixedLayouts { dir: PathBuf, a: Layout, first: PathBuf, b: Layout, second: PathBuf },
-    #[error("{path}:{line}: {message}")]
-    Plan { path: PathBuf, line: usize, message: String },
-    #[error(
-        "{dir} holds {count} .sql file(s) no layout Backstop reads takes for migrations: \
-         {files}{looks}; nothing was run or created: set [migrations] dir and layout in \
-         backstop.toml to the migrations of a tool Backstop reads (docs/layouts.md)"
-    )]
-    Unclaimed { dir: PathBuf, count: usize, files: String, looks: String },
-    #[error("could not write {path}; check the folder's permissions and free space")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// Which part of a migration a [`Problem`] is in, so that only the command
 /// that would run that part refuses.
@@ -461,7 +403,11 @@ fn load_parsing(
     computed_downs(dir, &mut found.migrations);
     // Each file is read and parsed on its own: on every core.
     let full = depth == Depth::Full || layout.honours_authors_transactions();
-    let history = (layout == Layout::Drizzle).then(|| project::drizzle_history(dir)).flatten();
+    let history = match layout {
+        Layout::Drizzle => project::drizzle_history(dir),
+        Layout::Flyway => flyway_places::history(dir),
+        _ => None,
+    };
     let history = history.map(std::sync::Arc::new);
     let migrations = backstop_lint::parallel::in_parallel(found.migrations, |entry| Migration {
         history: history.clone(),
@@ -789,3 +735,11 @@ pub(crate) fn numeric_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether two paths are the same folder (as written, where either is missing).
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

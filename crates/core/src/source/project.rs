@@ -136,7 +136,7 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     let mut out: Vec<Place> = Vec::new();
     let mut push = |place: Option<Place>| {
         if let Some(p) = place {
-            match out.iter_mut().find(|q| same_dir(&q.dir, &p.dir)) {
+            match out.iter_mut().find(|q| super::same_dir(&q.dir, &p.dir)) {
                 // The same folder found twice: what names its tool wins.
                 Some(q) if q.layout.is_none() && p.layout.is_some() => *q = p,
                 Some(_) => {}
@@ -163,6 +163,12 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     if wanted(Layout::Diesel) {
         push(diesel(root)?);
     }
+    let mut hasuras = None;
+    if wanted(Layout::Diesel) {
+        let (places, migrations) = super::hasura::places(root)?;
+        places.into_iter().for_each(|p| push(Some(p)));
+        hasuras = migrations;
+    }
     let below = super::nested::folders(root);
     if wanted(Layout::Flyway) {
         for place in super::flyway_places::places(root, &below)? {
@@ -174,7 +180,8 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
         ("db/migrations", "dbmate's default folder"),
     ] {
         let dir = root.join(folder);
-        if dir.is_dir() && layout.is_none_or(|l| !l.fixed_place()) {
+        let hasuras = hasuras.as_deref().is_some_and(|h| super::same_dir(h, &dir));
+        if dir.is_dir() && !hasuras && layout.is_none_or(|l| !l.fixed_place()) {
             push(Some(Place { dir, layout, why: why.into() }));
         }
     }
@@ -208,13 +215,6 @@ fn describe(p: &Place) -> String {
     );
     let tool = p.layout.map(|l| format!("{l}, ")).unwrap_or_default();
     format!("{} ({tool}{count}; {})", p.dir.display(), p.why)
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 /// Prisma: `prisma.config.*`'s (or `.config/prisma.*`'s) `migrations.path`,

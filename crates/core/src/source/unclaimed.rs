@@ -1,8 +1,7 @@
 //! A folder Backstop looks in whose `.sql` files no layout reads is no
 //! empty history: `status` would say "0 migrations", `check` GO and
 //! `migrate` "up to date" over a project whose migrations all wait (a
-//! Graphile Migrate project's `committed/000001.sql`, Hasura's folders of
-//! databases, Atlas's). It is refused by name instead, with the tool the
+//! Graphile Migrate project's `committed/000001.sql`, Atlas's). It is refused by name instead, with the tool the
 //! files look like and the setting to use, before anything touches a
 //! database.
 
@@ -67,8 +66,6 @@ fn looks_like(dir: &Path, files: &[PathBuf]) -> String {
         Some("Graphile Migrate's (`.gmrc`, `--! Previous:` headers)")
     } else if dir.join("atlas.sum").exists() {
         Some("Atlas's (`atlas.sum`)")
-    } else if near("config.yaml") && dir.components().any(|c| c.as_os_str() == "migrations") {
-        Some("Hasura's (`config.yaml`, a folder per database)")
     } else {
         None
     };

@@ -53,7 +53,7 @@ fn settings() -> Settings {
         lock_wait: std::time::Duration::from_secs(5),
         lock_retries: 0,
         keep: None,
-        tool_history: true,
+        tool_history: backstop_core::migrate::InStep::Auto,
         reason: None,
         protected_made: Vec::new(),
         extensions_as_superuser: None,

@@ -1,0 +1,170 @@
+//! Projects found as their tools keep them, with no configuration.
+//! Hasura's: `hasura/config.yaml` version 3 with a folder per database
+//! under `hasura/migrations`, from the repository's root, from `hasura/`
+//! and with `dir` naming the migrations folder; version 2 with the
+//! migrations directly in it. Before: from the root "no migrations
+//! found", from `hasura/` "0 migrations" and GO over every pending
+//! migration. Flyway's vendor folders in a Java module, with the history
+//! table a `*-defaults.properties` names. Before: "duplicate migration
+//! version ... give one of them a new version".
+
+use crate::common::{DbExt, Project, Run};
+
+const CONFIG_V3: &str = "version: 3\nendpoint: http://localhost:8080\nadmin_secret: s3cret\n\
+    metadata_directory: metadata\nactions:\n  kind: synchronous\n  handler_webhook_baseurl: http://localhost:3000\n";
+
+/// A Hasura history of `n` migrations of database `db`, shaped as the
+/// console writes them: tables, a column added, a view, an index, and
+/// downs the console could not generate (its comment only).
+fn history(p: &Project, base: &str, n: usize) {
+    for i in 0..n {
+        let version = 1_612_345_678_000u64 + i as u64 * 1000;
+        let (name, up, down) = match i % 4 {
+            0 => (
+                format!("create_table_public_t{i}"),
+                format!("CREATE TABLE \"public\".\"t{i}\" (\"id\" serial NOT NULL, \"name\" text, PRIMARY KEY (\"id\"));"),
+                format!("DROP TABLE \"public\".\"t{i}\";"),
+            ),
+            1 => (
+                format!("alter_table_public_t{}_add_column_note", i - 1),
+                format!("alter table \"public\".\"t{}\" add column \"note\" text null;", i - 1),
+                "-- Could not auto-generate a down migration.\n-- Please write an appropriate down migration for the SQL below:\n-- alter table add column note;".to_string(),
+            ),
+            2 => (
+                format!("create_view_v{i}"),
+                format!("CREATE OR REPLACE VIEW \"public\".\"v{i}\" AS SELECT id, name FROM t{};", i - 2),
+                format!("DROP VIEW \"public\".\"v{i}\";"),
+            ),
+            _ => (
+                format!("create_index_t{}_name", i - 3),
+                format!("CREATE INDEX \"t{0}_name\" on \"public\".\"t{0}\" using btree (\"name\");", i - 3),
+                format!("DROP INDEX IF EXISTS \"public\".\"t{}_name\";", i - 3),
+            ),
+        };
+        p.write(&format!("{base}/{version}_{name}/up.sql"), &format!("{up}\n"));
+        p.write(&format!("{base}/{version}_{name}/down.sql"), &format!("{down}\n"));
+    }
+}
+
+fn run_in(p: &Project, sub: &str, args: &[&str]) -> Run {
+    Run::from_output(p.cmd().current_dir(p.path().join(sub)).args(args).output().unwrap())
+}
+
+#[test]
+fn a_version_3_project_is_found_from_the_root_and_from_hasura_and_migrated() {
+    let p = Project::bare("hasura_v3");
+    p.write("hasura/config.yaml", CONFIG_V3);
+    p.write("hasura/metadata/databases/databases.yaml", "- name: default\n  kind: postgres\n");
+    p.write("hasura/seeds/default/1612345678000_users.sql", "insert into t0 values (1, 'a');\n");
+    history(&p, "hasura/migrations/default", 24);
+    let found = "hasura/migrations/default (backstop/diesel layout";
+    p.run(&["status"]).expect_code(0).expect_output("24 migration(s)").expect_output(found);
+    run_in(&p, "hasura", &["status"]).expect_code(0).expect_output("pending (24)");
+    p.write(
+        "backstop.toml",
+        "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"hasura/migrations\"\n",
+    );
+    p.run(&["status"]).expect_code(0).expect_output("pending (24)");
+    std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
+
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    assert_eq!(db.applied().len(), 24);
+    assert!(db.exists("v22") && db.exists("t20"));
+    assert_eq!(db.count("t0"), 0, "a seed is no migration");
+    // The last down the console could not write is no down: Backstop's
+    // proved one takes the column out, and says it compared.
+    p.run(&["rollback", "--steps", "3"]).expect_code(0).expect_output("compared");
+    let note: i64 = db
+        .query_one(
+            "select count(*) from information_schema.columns where table_name = 't20' and column_name = 'note'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(note, 0, "the column the up added is gone");
+    assert_eq!(db.applied().len(), 21);
+}
+
+#[test]
+fn several_databases_are_named_and_one_is_chosen_by_dir_and_version_2_is_read_too() {
+    let p = Project::bare("hasura_databases");
+    p.write("hasura/config.yaml", CONFIG_V3);
+    history(&p, "hasura/migrations/default", 3);
+    history(&p, "hasura/migrations/analytics", 5);
+    p.run(&["status"])
+        .expect_code(2)
+        .expect_output("Hasura's migrations of database analytics")
+        .expect_output("Hasura's migrations of database default")
+        .expect_output("set [migrations] dir");
+    assert!(!p.client().history_schema_exists());
+    p.write(
+        "backstop.toml",
+        "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"hasura/migrations/analytics\"\n",
+    );
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(p.client().applied().len(), 5);
+
+    let q = Project::bare("hasura_v2");
+    q.write("hasura/config.yaml", "version: 2\nendpoint: http://localhost:8080\n");
+    history(&q, "hasura/migrations", 4);
+    q.run(&["status"])
+        .expect_code(0)
+        .expect_output("pending (4)")
+        .expect_output("hasura/migrations (");
+}
+
+#[test]
+fn flyways_vendor_folders_give_postgresqls_scripts_and_its_named_history_table() {
+    let p = Project::bare("flyway_vendors");
+    p.write("service/pom.xml", "<project/>\n");
+    let res = "service/src/main/resources";
+    p.write(&format!("{res}/application.properties"), "spring.application.name=service\n");
+    p.write(
+        &format!("{res}/service-defaults.properties"),
+        "spring.flyway.locations=classpath:db/migration/{vendor}\nspring.flyway.table=service_schema_history\n",
+    );
+    for (version, sql) in [
+        ("1.0.0", "CREATE TABLE accounts (id bigint PRIMARY KEY, owner text NOT NULL);"),
+        ("1.0.1", "ALTER TABLE accounts ADD COLUMN opened_on date;"),
+        ("1.1.0", "CREATE INDEX accounts_owner ON accounts (owner);"),
+    ] {
+        p.write(
+            &format!("{res}/db/migration/postgresql/V{version}__step.sql"),
+            &format!("{sql}\n"),
+        );
+        p.write(
+            &format!("{res}/db/migration/h2/V{version}__step.sql"),
+            "CREATE MEMORY TABLE x (id int);\n",
+        );
+        p.write(
+            &format!("{res}/db/migration/mysql/V{version}__step.sql"),
+            "CREATE TABLE x (id int) ENGINE=InnoDB;\n",
+        );
+    }
+    let status = p.run(&["status"]);
+    status.expect_code(0).expect_output("flyway layout, 3 migration(s)");
+    status.expect_output("db/migration/postgresql (flyway layout");
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    assert!(db.exists("accounts"));
+    // Flyway's table, under the name the defaults file gives it.
+    let scripts: Vec<String> = db
+        .query("select script from service_schema_history order by installed_rank", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(scripts, ["V1.0.0__step.sql", "V1.0.1__step.sql", "V1.1.0__step.sql"]);
+    assert!(!db.exists("flyway_schema_history"));
+
+    // The folder named by hand: the same choice, and two folders of one
+    // database with the same version are told apart from a typo.
+    p.write("backstop.toml", &format!("[database]\nurl = \"${{DATABASE_URL}}\"\n\n[migrations]\ndir = \"{res}/db/migration\"\nlayout = \"flyway\"\n"));
+    p.run(&["status"]).expect_code(0).expect_output("3 migration(s)");
+    p.write(&format!("{res}/db/migration/postgresql/extra/V1.0.1__again.sql"), "SELECT 1;\n");
+    p.run(&["status"])
+        .expect_code(2)
+        .expect_output("in two folders")
+        .expect_output("set [migrations] dir to PostgreSQL's");
+}
