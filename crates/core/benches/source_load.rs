@@ -66,6 +66,15 @@ fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
             write(&dir.join(format!("revert/m{i}.sql")), &down);
             let _ = writeln!(plan, "m{i} 2020-01-01T00:00:00Z Bench <bench@example.com> # migration {i}");
         }
+        // graphile-migrate's committed files, chained by their headers
+        // (each hash read and checked; the bench's are allowed to differ).
+        Layout::GraphileMigrate => {
+            let previous = if i == 0 { "-".to_string() } else { format!("sha1:{:040}", i - 1) };
+            write(
+                &dir.join(format!("committed/{:06}.sql", i + 1)),
+                &format!("--! Previous: {previous}\n--! Hash: sha1:{i:040}\n--! AllowInvalidHash\n\n{up}\n"),
+            );
+        }
         // The up-only layouts: in a folder named as the tool names it.
         Layout::Supabase => write(&dir.join(format!("migrations/{stamp}_m{i}.sql")), &up),
         Layout::Prisma => write(&dir.join(format!("migrations/{stamp}_m{i}/migration.sql")), &up),

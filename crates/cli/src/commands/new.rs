@@ -146,6 +146,13 @@ fn files_of(
             dir.join(format!("{version}_{name}")).join("migration.sql"),
             format!("{up}-- {UP_ONLY_NOTE}\n"),
         )],
+        // A committed file carries the hash of the one before it: only the
+        // tool makes one, from current.sql.
+        Layout::GraphileMigrate => anyhow::bail!(
+            "graphile-migrate makes its committed migrations itself (each carries the hash of \
+             the one before): write the migration in {}, then run `graphile-migrate commit`",
+            dir.join("current.sql").display()
+        ),
     })
 }
 

@@ -25,6 +25,7 @@ mod expand;
 mod flags;
 mod floors;
 mod freeze;
+mod graphile;
 mod history_table;
 mod incident;
 mod kill_switch;

@@ -3,32 +3,26 @@
 
 use crate::common::{DbExt, Project};
 
-/// A Graphile Migrate project (`.gmrc`, `migrations/committed/000001.sql`
-/// … with `--! Previous:` headers, `migrations/current.sql`). Before:
-/// `status` said 0 migrations, `check` GO, and `migrate` "the database is
-/// up to date" after creating the `backstop` schema on it.
+/// A folder of a hand-rolled runner's files (`001-users.sql`: no layout
+/// names them so). Before: `status` said 0 migrations, `check` GO, and
+/// `migrate` "the database is up to date" after creating the `backstop`
+/// schema on it. (Graphile Migrate's folders, the first case found, are
+/// now read: tests/it/graphile.rs.)
 #[test]
 fn sql_files_no_layout_reads_are_refused_and_nothing_is_created() {
-    let p = Project::bare("unclaimed_graphile");
-    p.write(".gmrc", "{\n  \"connectionString\": \"postgres:///app\"\n}\n");
-    let mut previous = "-".to_string();
+    let p = Project::bare("unclaimed_runner");
     for (i, table) in ["users", "posts", "tags"].iter().enumerate() {
-        let hash = format!("sha1:{i:040}");
         p.write(
-            &format!("migrations/committed/{:06}.sql", i + 1),
-            &format!(
-                "--! Previous: {previous}\n--! Hash: {hash}\n\ncreate table {table} (id int);\n"
-            ),
+            &format!("migrations/{:03}-{table}.sql", i + 1),
+            &format!("create table {table} (id int);\n"),
         );
-        previous = hash;
     }
-    p.write("migrations/current.sql", "-- Enter migration here\n");
+    p.write("migrations/README.md", "Run these in order with psql.\n");
     for args in [&["status"][..], &["check"], &["migrate"]] {
         p.run(args)
             .expect_code(2)
-            .expect_output("holds 4 .sql file(s) no layout Backstop reads")
-            .expect_output("000001.sql")
-            .expect_output("they look like Graphile Migrate's")
+            .expect_output("holds 3 .sql file(s) no layout Backstop reads")
+            .expect_output("001-users.sql")
             .expect_output("nothing was run or created");
     }
     assert!(!p.client().history_schema_exists(), "migrate created the backstop schema");

@@ -21,6 +21,9 @@ pub enum ToolChecksum {
     Sha1(String),
     /// Prisma (of migration.sql) and Drizzle (of the file's text): SHA-256.
     Sha256(String),
+    /// graphile-migrate: the hash of the body chained to the one before
+    /// (see [`crate::source::graphile::hash`]).
+    Graphile(String),
     /// The Supabase CLI keeps no checksum but the statements it ran: this
     /// is a digest of their token streams (see [`statements_digest`]), so
     /// that how the CLI cut and trimmed them does not count.
@@ -82,6 +85,7 @@ pub fn table_of(tool: Layout) -> &'static str {
         Layout::Supabase => "supabase_migrations.schema_migrations",
         Layout::Prisma => "_prisma_migrations",
         Layout::Drizzle => "drizzle.__drizzle_migrations",
+        Layout::GraphileMigrate => "graphile_migrate.migrations",
     }
 }
 
@@ -265,6 +269,7 @@ pub fn read(
             .iter()
             .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
             .collect(),
+        Layout::GraphileMigrate => graphile(client, t)?,
         Layout::Dbmate => client
             .query(&format!("select version::text from {t} order by version"), &[])
             .map_err(db(t))?
@@ -328,6 +333,27 @@ fn same_tool(
         _ => return Ok(()),
     };
     Err(AdoptError::WrongTable { tool, table: table.to_string(), why })
+}
+
+/// graphile-migrate's history: a row per migration, its `filename` the
+/// number with `.sql`, its `hash` chained to the one before.
+fn graphile(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
+    let sql = format!(
+        "select filename, hash, extract(epoch from date)::float8 from {t} order by filename"
+    );
+    let rows = client.query(&sql, &[]).map_err(db_of(t))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let filename: String = r.get(0);
+            let version = filename.strip_suffix(".sql").unwrap_or(&filename).to_string();
+            ToolRow {
+                applied_at: epoch(r.get(2)),
+                checksum: Some(ToolChecksum::Graphile(r.get(1))),
+                ..ToolRow::applied(version)
+            }
+        })
+        .collect())
 }
 
 /// Flyway's history replayed in order: undo and delete entries take a

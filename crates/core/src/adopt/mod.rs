@@ -173,6 +173,12 @@ fn checksum_matches(m: &Migration, recorded: &ToolChecksum) -> bool {
             line_ending_variants(&bytes).iter().any(|b| *sum == hex(&sha2::Sha256::digest(b)))
         }
         ToolChecksum::Sha256(sum) => *sum == hex(&sha2::Sha256::digest(&bytes)),
+        ToolChecksum::Graphile(sum) => {
+            use crate::source::graphile;
+            let text = String::from_utf8_lossy(&bytes);
+            graphile::headers(&text)
+                .is_ok_and(|h| *sum == graphile::hash(&h.body, h.previous.as_deref()))
+        }
         ToolChecksum::Statements(_) => unreachable!("compared above"),
     }
 }
@@ -232,9 +238,12 @@ fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
         // Flyway: the normalized version; sqitch: the change; Supabase:
         // the digits as text; Prisma: the folder's name; Drizzle: the
         // journal entry's `when`.
-        Layout::Flyway | Layout::Sqitch | Layout::Supabase | Layout::Prisma | Layout::Drizzle => {
-            row.version == m.tool_version
-        }
+        Layout::Flyway
+        | Layout::Sqitch
+        | Layout::Supabase
+        | Layout::Prisma
+        | Layout::Drizzle
+        | Layout::GraphileMigrate => row.version == m.tool_version,
     }
 }
 

@@ -70,6 +70,20 @@ pub(super) fn table(layout: Layout, table: &HistoryTable) -> String {
                 named("_s_idx")
             )
         }
+        Layout::GraphileMigrate => {
+            let current = crate::pg::quote_qualified(table.schema.as_deref(), "current");
+            format!(
+                "create table if not exists {t} (
+                    hash text primary key,
+                    previous_hash text references {t},
+                    filename text not null,
+                    date timestamptz not null default now());
+                 create table if not exists {current} (
+                    filename text primary key default 'current.sql',
+                    content text not null,
+                    date timestamptz not null default now())"
+            )
+        }
         _ => String::new(),
     };
     format!("{schema}{make}")
@@ -121,6 +135,17 @@ pub(super) fn applied(
             )?;
         }
         Layout::Flyway => flyway_applied(client, m, t, duration_ms)?,
+        Layout::GraphileMigrate => {
+            // Its row: the hash and the one before, as the file's headers
+            // give them (a file that does not match them never runs).
+            let text = String::from_utf8_lossy(&bytes(m)).into_owned();
+            if let Ok(h) = crate::source::graphile::headers(&text) {
+                client.execute(
+                    &format!("insert into {t} (hash, previous_hash, filename) values ($1, $2, $3)"),
+                    &[&h.hash, &h.previous, &format!("{version}.sql")],
+                )?;
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -176,6 +201,12 @@ pub(super) fn reverted(
         }
         Layout::Flyway => {
             client.execute(&format!("delete from {t} where version = $1"), &[&version])?;
+        }
+        Layout::GraphileMigrate => {
+            client.execute(
+                &format!("delete from {t} where filename = $1"),
+                &[&format!("{version}.sql")],
+            )?;
         }
         Layout::GolangMigrate => {
             let before =

@@ -41,6 +41,8 @@ pub enum Layout {
     Prisma,
     /// `NNNN_name.sql` ordered by `meta/_journal.json`: up only.
     Drizzle,
+    /// `.gmrc`, `migrations/committed/000001.sql` with a hash chain: up only.
+    GraphileMigrate,
 }
 
 impl std::fmt::Display for Layout {
@@ -54,7 +56,7 @@ impl std::fmt::Display for Layout {
 
 impl Layout {
     /// Every layout, for help texts and `adopt --from`.
-    pub const ALL: [Layout; 10] = [
+    pub const ALL: [Layout; 11] = [
         Layout::Diesel,
         Layout::Sqlx,
         Layout::Dbmate,
@@ -65,6 +67,7 @@ impl Layout {
         Layout::Supabase,
         Layout::Prisma,
         Layout::Drizzle,
+        Layout::GraphileMigrate,
     ];
 
     /// The name used in `backstop.toml` and messages.
@@ -80,6 +83,7 @@ impl Layout {
             Layout::Supabase => "supabase",
             Layout::Prisma => "prisma",
             Layout::Drizzle => "drizzle",
+            Layout::GraphileMigrate => "graphile-migrate",
         }
     }
 
@@ -88,7 +92,10 @@ impl Layout {
     /// read from the folder: it stays `None` unless Backstop keeps one of
     /// its own.
     pub fn has_downs(self) -> bool {
-        !matches!(self, Layout::Supabase | Layout::Prisma | Layout::Drizzle)
+        !matches!(
+            self,
+            Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::GraphileMigrate
+        )
     }
 
     /// Finds a layout by its name (`backstop` is diesel's).
@@ -102,7 +109,14 @@ impl Layout {
     /// Whether the tool keeps its migrations at a place of its own in a
     /// project, so that a `migrations/` folder is never its.
     pub fn fixed_place(self) -> bool {
-        matches!(self, Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::Sqitch)
+        matches!(
+            self,
+            Layout::Supabase
+                | Layout::Prisma
+                | Layout::Drizzle
+                | Layout::Sqitch
+                | Layout::GraphileMigrate
+        )
     }
 
     /// Whether the tool leaves transactions to the author: it never wraps a
@@ -146,6 +160,7 @@ impl Layout {
                 "`-- backstop:no-transaction` as its first line; the tool itself always runs \
                  migrations in a transaction, so such a migration can only be run by Backstop"
             }
+            Layout::GraphileMigrate => "`--! no-transaction` as the first line after the headers",
         }
     }
 }
@@ -185,6 +200,19 @@ pub(super) fn locate(
         }
         if dir.join("prisma/migrations").is_dir() {
             found.push((Layout::Prisma, dir.join("prisma/migrations")));
+        }
+    }
+    if wanted(Layout::GraphileMigrate) {
+        if named(dir, "committed") && super::graphile::committed_files(dir) {
+            let folder = dir.parent().unwrap_or(dir).to_path_buf();
+            return Ok((folder, Some(Layout::GraphileMigrate)));
+        }
+        let committed = dir.join("committed");
+        if super::graphile::committed_files(&committed) {
+            return Ok((dir.to_path_buf(), Some(Layout::GraphileMigrate)));
+        }
+        if let Some(g) = super::graphile::settings(dir).filter(|g| g.migrations.is_dir()) {
+            found.push((Layout::GraphileMigrate, g.migrations));
         }
     }
     if wanted(Layout::Drizzle) {

@@ -20,7 +20,9 @@ pub mod drizzle;
 mod error;
 mod flyway;
 mod flyway_places;
+pub(crate) mod graphile;
 mod hasura;
+mod js;
 mod kept;
 mod layout;
 mod nested;
@@ -93,6 +95,9 @@ pub enum ProblemKind {
     /// The layout's own list of its migrations (drizzle's journal) cannot
     /// be read, so the migration's order and identity are unknown.
     Journal,
+    /// The tool's own record of the file's text (graphile-migrate's hash
+    /// chain) no longer matches it: the file changed after it was made.
+    Hash,
     /// A statement needs a newer PostgreSQL than the server's (known only
     /// with the server: see [`Migration::needs_newer_server`]).
     NeedsNewerServer,
@@ -395,6 +400,7 @@ fn load_parsing(
         Layout::Supabase => supabase::discover(dir)?,
         Layout::Prisma => prisma::discover(dir)?,
         Layout::Drizzle => drizzle::discover(dir)?,
+        Layout::GraphileMigrate => graphile::discover(dir)?,
     };
     if found.migrations.is_empty() {
         unclaimed::refuse(dir, &found.strays)?;

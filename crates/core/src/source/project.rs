@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::js::{js_values, JsValue};
 use super::{drizzle, entries, file_name, Layout, Place, SourceError};
 
 /// The files Prisma's settings may live in, in the order Prisma reads them.
@@ -159,6 +160,12 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     }
     if wanted(Layout::Sqitch) {
         push(sqitch(root));
+    }
+    if wanted(Layout::GraphileMigrate) {
+        if let Some(g) = super::graphile::settings(root).filter(|g| g.migrations.is_dir()) {
+            let why = format!("{} (migrationsFolder)", file_name(&g.file));
+            push(Some(Place { dir: g.migrations, layout: Some(Layout::GraphileMigrate), why }));
+        }
     }
     if wanted(Layout::Diesel) {
         push(diesel(root)?);
@@ -412,121 +419,6 @@ fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
 /// The 1-based line of the first `needle` in `text` (1 when absent).
 fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle).map_or(1, |at| text[..at].lines().count().max(1))
-}
-
-/// A string literal a JavaScript or TypeScript config sets: its key path
-/// (`["migrations", "path"]`), value and line.
-#[derive(Debug, PartialEq, Eq)]
-struct JsValue {
-    key: Vec<String>,
-    value: String,
-    line: usize,
-}
-
-/// The literal string values of the object keys in a JavaScript or
-/// TypeScript file, with the keys of the objects around them. Comments and
-/// other strings do not count; a value that is not a literal (an
-/// environment variable, a call) is not read.
-fn js_values(text: &str) -> Vec<JsValue> {
-    let tokens = js_tokens(text);
-    let mut out = Vec::new();
-    let mut path: Vec<Option<String>> = Vec::new();
-    let mut pending: Option<String> = None;
-    for (i, (tok, line)) in tokens.iter().enumerate() {
-        match tok {
-            Tok::Punct('{') => {
-                path.push(pending.take());
-            }
-            Tok::Punct('}') => {
-                path.pop();
-            }
-            Tok::Word(w) | Tok::Str(w)
-                if matches!(tokens.get(i + 1), Some((Tok::Punct(':'), _))) =>
-            {
-                pending = Some(w.clone());
-                if let Some((Tok::Str(value), _)) = tokens.get(i + 2) {
-                    let mut key: Vec<String> = path.iter().flatten().cloned().collect();
-                    key.push(w.clone());
-                    out.push(JsValue { key, value: value.clone(), line: *line });
-                    pending = None;
-                }
-            }
-            Tok::Punct(',') => pending = None,
-            _ => {}
-        }
-    }
-    out
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Word(String),
-    Str(String),
-    Punct(char),
-}
-
-/// Words, string literals and punctuation of JavaScript, with their lines;
-/// comments skipped. Template literals count as strings when they hold no
-/// `${`.
-fn js_tokens(text: &str) -> Vec<(Tok, usize)> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let (mut i, mut line) = (0, 1);
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\n' => {
-                line += 1;
-                i += 1;
-            }
-            '/' if chars.get(i + 1) == Some(&'/') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    line += usize::from(chars[i] == '\n');
-                    i += 1;
-                }
-                i += 2;
-            }
-            '"' | '\'' | '`' => {
-                let start_line = line;
-                let mut value = String::new();
-                i += 1;
-                while i < chars.len() && chars[i] != c {
-                    if chars[i] == '\\' && i + 1 < chars.len() {
-                        i += 1;
-                    }
-                    line += usize::from(chars[i] == '\n');
-                    value.push(chars[i]);
-                    i += 1;
-                }
-                i += 1;
-                if !(c == '`' && value.contains("${")) {
-                    out.push((Tok::Str(value), start_line));
-                }
-            }
-            c if c.is_alphanumeric() || c == '_' || c == '$' => {
-                let mut word = String::new();
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-                {
-                    word.push(chars[i]);
-                    i += 1;
-                }
-                out.push((Tok::Word(word), line));
-            }
-            c if c.is_whitespace() => i += 1,
-            c => {
-                out.push((Tok::Punct(c), line));
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
