@@ -66,6 +66,8 @@ fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
             write(&dir.join(format!("revert/m{i}.sql")), &down);
             let _ = writeln!(plan, "m{i} 2020-01-01T00:00:00Z Bench <bench@example.com> # migration {i}");
         }
+        // Atlas's files; their atlas.sum is written once all are there.
+        Layout::Atlas => write(&dir.join(format!("{stamp}_m{i}.sql")), &up),
         // graphile-migrate's committed files, chained by their headers
         // (each hash read and checked; the bench's are allowed to differ).
         Layout::GraphileMigrate => {
@@ -125,6 +127,9 @@ fn main() {
         }
         if layout == Layout::Sqitch {
             write(&dir.join("sqitch.plan"), &plan);
+        }
+        if layout == Layout::Atlas {
+            write(&dir.join(source::atlas::SUM), &source::atlas::sum_file(&dir).unwrap());
         }
         if layout == Layout::Drizzle {
             let journal = format!(

@@ -146,6 +146,13 @@ fn files_of(
             dir.join(format!("{version}_{name}")).join("migration.sql"),
             format!("{up}-- {UP_ONLY_NOTE}\n"),
         )],
+        // Atlas checks every file against atlas.sum: a new file is one
+        // more line there, which its own tool writes.
+        Layout::Atlas => anyhow::bail!(
+            "Atlas keeps the folder's sums in {}: write the migration with `atlas migrate new` \
+             (or `atlas migrate diff`), which updates them",
+            dir.join("atlas.sum").display()
+        ),
         // A committed file carries the hash of the one before it: only the
         // tool makes one, from current.sql.
         Layout::GraphileMigrate => anyhow::bail!(

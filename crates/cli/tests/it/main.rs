@@ -6,6 +6,7 @@
 mod common;
 
 mod adopt;
+mod atlas;
 mod authors_transactions;
 mod backup;
 mod bad_input;

@@ -24,6 +24,9 @@ pub enum ToolChecksum {
     /// graphile-migrate: the hash of the body chained to the one before
     /// (see [`crate::source::graphile::hash`]).
     Graphile(String),
+    /// Atlas: the file's hash in `atlas.sum` (see
+    /// [`crate::source::atlas::sum_of`]).
+    AtlasSum(String),
     /// The Supabase CLI keeps no checksum but the statements it ran: this
     /// is a digest of their token streams (see [`statements_digest`]), so
     /// that how the CLI cut and trimmed them does not count.
@@ -86,6 +89,7 @@ pub fn table_of(tool: Layout) -> &'static str {
         Layout::Prisma => "_prisma_migrations",
         Layout::Drizzle => "drizzle.__drizzle_migrations",
         Layout::GraphileMigrate => "graphile_migrate.migrations",
+        Layout::Atlas => "atlas_schema_revisions.atlas_schema_revisions",
     }
 }
 
@@ -270,6 +274,7 @@ pub fn read(
             .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
             .collect(),
         Layout::GraphileMigrate => graphile(client, t)?,
+        Layout::Atlas => atlas(client, t)?,
         Layout::Dbmate => client
             .query(&format!("select version::text from {t} order by version"), &[])
             .map_err(db(t))?
@@ -333,6 +338,40 @@ fn same_tool(
         _ => return Ok(()),
     };
     Err(AdoptError::WrongTable { tool, table: table.to_string(), why })
+}
+
+/// Atlas's revisions: a row per migration file (`type` 1 a baseline, 2
+/// executed, 4 resolved by hand); one with an error, or fewer statements
+/// applied than it has, failed part-way. Atlas's own rows of other kinds
+/// (versions starting with a dot) are not files.
+fn atlas(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
+    let sql = format!(
+        "select version, hash, extract(epoch from executed_at)::float8, (execution_time / 1000000)::bigint,
+                error, applied, total
+           from {t} where version not like '.%' order by version"
+    );
+    let rows = client.query(&sql, &[]).map_err(db_of(t))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let error: Option<String> = r.get(4);
+            let (applied, total): (i64, i64) = (r.get(5), r.get(6));
+            let state = match error {
+                Some(e) => RowState::Failed { why: format!("Atlas recorded an error: {e}") },
+                None if applied < total => RowState::Failed {
+                    why: format!("Atlas applied {applied} of its {total} statements"),
+                },
+                None => RowState::Applied,
+            };
+            ToolRow {
+                applied_at: epoch(r.get(2)),
+                duration_ms: r.get(3),
+                checksum: Some(ToolChecksum::AtlasSum(r.get(1))),
+                state,
+                ..ToolRow::applied(r.get(0))
+            }
+        })
+        .collect())
 }
 
 /// graphile-migrate's history: a row per migration, its `filename` the

@@ -179,6 +179,9 @@ fn checksum_matches(m: &Migration, recorded: &ToolChecksum) -> bool {
             graphile::headers(&text)
                 .is_ok_and(|h| *sum == graphile::hash(&h.body, h.previous.as_deref()))
         }
+        ToolChecksum::AtlasSum(sum) => {
+            crate::source::atlas::sum_of(&m.up.path).as_ref() == Some(sum)
+        }
         ToolChecksum::Statements(_) => unreachable!("compared above"),
     }
 }
@@ -243,7 +246,8 @@ fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
         | Layout::Supabase
         | Layout::Prisma
         | Layout::Drizzle
-        | Layout::GraphileMigrate => row.version == m.tool_version,
+        | Layout::GraphileMigrate
+        | Layout::Atlas => row.version == m.tool_version,
     }
 }
 

@@ -70,6 +70,21 @@ pub(super) fn table(layout: Layout, table: &HistoryTable) -> String {
                 named("_s_idx")
             )
         }
+        Layout::Atlas => format!(
+            "create table if not exists {t} (
+                version character varying not null primary key,
+                description character varying not null,
+                type bigint not null default 2,
+                applied bigint not null default 0,
+                total bigint not null default 0,
+                executed_at timestamptz not null,
+                execution_time bigint not null,
+                error text null,
+                error_stmt text null,
+                hash character varying not null,
+                partial_hashes jsonb null,
+                operator_version character varying not null)"
+        ),
         Layout::GraphileMigrate => {
             let current = crate::pg::quote_qualified(table.schema.as_deref(), "current");
             format!(
@@ -135,6 +150,21 @@ pub(super) fn applied(
             )?;
         }
         Layout::Flyway => flyway_applied(client, m, t, duration_ms)?,
+        Layout::Atlas => {
+            // A revision as `atlas migrate apply` leaves it: executed, every
+            // statement applied, the file's hash from atlas.sum.
+            let statements = i64::try_from(m.up.statements.len()).unwrap_or(i64::MAX);
+            let hash = crate::source::atlas::sum_of(&m.up.path).unwrap_or_default();
+            client.execute(&format!("delete from {t} where version = $1"), &[&version])?;
+            client.execute(
+                &format!(
+                    "insert into {t} (version, description, type, applied, total, executed_at,
+                                      execution_time, hash, operator_version)
+                     values ($1, $2, 2, $3, $3, now(), $4, $5, 'Backstop')"
+                ),
+                &[&version, &m.name, &statements, &(duration_ms * 1_000_000), &hash],
+            )?;
+        }
         Layout::GraphileMigrate => {
             // Its row: the hash and the one before, as the file's headers
             // give them (a file that does not match them never runs).
@@ -207,6 +237,9 @@ pub(super) fn reverted(
                 &format!("delete from {t} where filename = $1"),
                 &[&format!("{version}.sql")],
             )?;
+        }
+        Layout::Atlas => {
+            client.execute(&format!("delete from {t} where version = $1"), &[&version])?;
         }
         Layout::GolangMigrate => {
             let before =

@@ -43,6 +43,8 @@ pub enum Layout {
     Drizzle,
     /// `.gmrc`, `migrations/committed/000001.sql` with a hash chain: up only.
     GraphileMigrate,
+    /// `<version>_<name>.sql` beside `atlas.sum`: up only.
+    Atlas,
 }
 
 impl std::fmt::Display for Layout {
@@ -56,7 +58,7 @@ impl std::fmt::Display for Layout {
 
 impl Layout {
     /// Every layout, for help texts and `adopt --from`.
-    pub const ALL: [Layout; 11] = [
+    pub const ALL: [Layout; 12] = [
         Layout::Diesel,
         Layout::Sqlx,
         Layout::Dbmate,
@@ -68,6 +70,7 @@ impl Layout {
         Layout::Prisma,
         Layout::Drizzle,
         Layout::GraphileMigrate,
+        Layout::Atlas,
     ];
 
     /// The name used in `backstop.toml` and messages.
@@ -84,6 +87,7 @@ impl Layout {
             Layout::Prisma => "prisma",
             Layout::Drizzle => "drizzle",
             Layout::GraphileMigrate => "graphile-migrate",
+            Layout::Atlas => "atlas",
         }
     }
 
@@ -94,7 +98,11 @@ impl Layout {
     pub fn has_downs(self) -> bool {
         !matches!(
             self,
-            Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::GraphileMigrate
+            Layout::Supabase
+                | Layout::Prisma
+                | Layout::Drizzle
+                | Layout::GraphileMigrate
+                | Layout::Atlas
         )
     }
 
@@ -161,6 +169,7 @@ impl Layout {
                  migrations in a transaction, so such a migration can only be run by Backstop"
             }
             Layout::GraphileMigrate => "`--! no-transaction` as the first line after the headers",
+            Layout::Atlas => "`-- atlas:txmode none` at the top of the file, then `atlas migrate hash`",
         }
     }
 }
@@ -200,6 +209,14 @@ pub(super) fn locate(
         }
         if dir.join("prisma/migrations").is_dir() {
             found.push((Layout::Prisma, dir.join("prisma/migrations")));
+        }
+    }
+    if wanted(Layout::Atlas) {
+        if dir.join(super::atlas::SUM).is_file() {
+            return Ok((dir.to_path_buf(), Some(Layout::Atlas)));
+        }
+        if let Some((folder, _)) = super::atlas::hcl_dir(dir).filter(|(d, _)| d.is_dir()) {
+            found.push((Layout::Atlas, folder));
         }
     }
     if wanted(Layout::GraphileMigrate) {
@@ -262,6 +279,9 @@ pub(super) fn holds_migrations(dir: &Path) -> bool {
 pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
     if dir.join("sqitch.plan").is_file() {
         return Ok(Layout::Sqitch);
+    }
+    if dir.join(super::atlas::SUM).is_file() {
+        return Ok(Layout::Atlas);
     }
     let mut seen: Vec<(Layout, PathBuf)> = Vec::new();
     let mut paired: Vec<PathBuf> = Vec::new();

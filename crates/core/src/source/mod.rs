@@ -15,6 +15,7 @@
 //! like a migration but that its tool would never run is a [`Stray`]: a
 //! finding, never a reason to stop reading.
 
+pub mod atlas;
 mod dirs;
 pub mod drizzle;
 mod error;
@@ -401,6 +402,7 @@ fn load_parsing(
         Layout::Prisma => prisma::discover(dir)?,
         Layout::Drizzle => drizzle::discover(dir)?,
         Layout::GraphileMigrate => graphile::discover(dir)?,
+        Layout::Atlas => atlas::discover(dir)?,
     };
     if found.migrations.is_empty() {
         unclaimed::refuse(dir, &found.strays)?;

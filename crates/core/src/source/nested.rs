@@ -117,6 +117,10 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Vec<Place> {
                 out.push(Place { dir: dir.clone(), layout: Some(tool), why });
             }
         }
+        if dir.join(super::atlas::SUM).is_file() {
+            let why = "Atlas's folder (atlas.sum)".to_string();
+            out.push(Place { dir: dir.clone(), layout: Some(Layout::Atlas), why });
+        }
         let rel = dir.strip_prefix(root).unwrap_or(dir);
         if rel.ends_with("supabase/migrations") && rel.components().count() > 2 {
             out.push(Place {

@@ -161,6 +161,12 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
     if wanted(Layout::Sqitch) {
         push(sqitch(root));
     }
+    if wanted(Layout::Atlas) {
+        if let Some((dir, line)) = super::atlas::hcl_dir(root) {
+            let place = named(dir, &root.join("atlas.hcl"), line, "migration.dir", Layout::Atlas)?;
+            push(Some(place));
+        }
+    }
     if wanted(Layout::GraphileMigrate) {
         if let Some(g) = super::graphile::settings(root).filter(|g| g.migrations.is_dir()) {
             let why = format!("{} (migrationsFolder)", file_name(&g.file));
