@@ -314,6 +314,9 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
             );
         }
         out.push_str(&not_put_back(r));
+        if let Some(together) = &r.together {
+            let _ = writeln!(out, "{}", terminal_safe(together));
+        }
         let _ = writeln!(out, "dry run: nothing was changed");
         return out;
     }

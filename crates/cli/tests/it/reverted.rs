@@ -211,6 +211,16 @@ fn downs_proved_alone_that_fail_together_are_named_at_the_deploy() {
     q.migration("1_t", "CREATE TABLE t (x int);\n", Some("DROP TABLE t;\n"));
     q.migration("2_i", "CREATE INDEX t_x ON t (x);\n", Some("DROP INDEX t_x;\n"));
     q.run(&["migrate"]).expect_code(0).expect_output("proved the downs of 1, 2 together");
+    // Its dry run says the deploy proved them as the rollback runs them;
+    // once 2 is applied again by a run of its own, that proof is not its.
+    q.run(&["rollback", "--steps", "2", "--dry-run"])
+        .expect_code(0)
+        .expect_output("the downs of 1, 2 were proved together at the deploy of");
+    q.run(&["rollback", "--steps", "1", "--yes"]).expect_code(0);
+    q.run(&["migrate"]).expect_code(0);
+    q.run(&["rollback", "--steps", "2", "--dry-run"])
+        .expect_code(0)
+        .expect_output("the downs of 1, 2 were not proved together");
 }
 
 /// Computed downs in the order PostgreSQL needs: a function whose SQL body

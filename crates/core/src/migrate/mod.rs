@@ -296,6 +296,10 @@ pub struct Report {
     /// A rollback's check of the schema after its downs, before COMMIT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compared: Option<expect::Checked>,
+    /// A dry run of a rollback of several migrations: whether their downs
+    /// were proved together, as the chain it runs, and how that went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub together: Option<String>,
 }
 
 /// Where a run that failed in group `failed_group` leaves the database.

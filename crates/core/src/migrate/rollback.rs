@@ -125,8 +125,50 @@ pub fn rollback(
         report.compared = check.and_then(|c| c.checked());
         report.not_put_back = lost::of(&targets, &chosen);
         report.stopped_before = stopped_before;
+        if dry_run {
+            report.together = together(client, &chosen)?;
+        }
         Ok(report)
     })
+}
+
+/// What a dry run says of the downs of `chosen` (newest first) run as one
+/// chain: the deploy that proved them together (all of them, or a run
+/// they are part of; the run that applied them as they are now, not an
+/// earlier one) and how it went, or that none did.
+fn together(client: &mut Client, entries: &[&Entry]) -> Result<Option<String>, ApplyError> {
+    if entries.len() < 2 {
+        return Ok(None);
+    }
+    let chosen: Vec<&str> = entries.iter().map(|e| e.version.as_str()).collect();
+    let newest = entries.iter().filter_map(|e| e.applied_at).max();
+    let chains = crate::schema::events::chains(client).map_err(|source| {
+        ApplyError::Db(crate::pg::DbError::new(
+            "reading the deploys' proofs of their downs",
+            source,
+        ))
+    })?;
+    let mut listed: Vec<&str> = chosen.to_vec();
+    listed.reverse();
+    let these = listed.join(", ");
+    let covering = chains.iter().find(|(event, versions, _)| {
+        newest.is_none_or(|n| event.at >= n)
+            && chosen.iter().all(|v| versions.iter().any(|w| w == v))
+    });
+    let Some((event, versions, how)) = covering else {
+        return Ok(Some(format!(
+            "the downs of {these} were not proved together (applied by several runs, or before \
+             deploys proved them as one chain); the rollback's own check before COMMIT compares \
+             the result and refuses a difference"
+        )));
+    };
+    let at = event.at.format("%Y-%m-%d %H:%M UTC");
+    Ok(Some(match (how.as_str(), versions.len() == chosen.len()) {
+        ("proved", true) => format!("the downs of {these} were proved together at the deploy of {at}: run as this rollback runs them, they bring the schema back"),
+        ("proved", false) => format!("the downs of {these} were proved together, with the ones before them, at the deploy of {at}"),
+        (why, true) => format!("warning: the downs of {these} were proved at the deploy of {at} not to bring the schema back together: {why}; this rollback would be refused by its own check before COMMIT"),
+        (why, false) => format!("warning: at the deploy of {at} the downs of {} did not bring the schema back together ({why}); these are the newest of them, not proved as a chain of their own; the rollback's own check before COMMIT compares the result", versions.join(", ")),
+    }))
 }
 
 /// A migration without a down, as a rollback's refusal names it: with

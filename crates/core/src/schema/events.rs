@@ -257,6 +257,38 @@ pub fn with_detail(
         .collect())
 }
 
+/// The downs a deploy proved together, as its migrate event records them
+/// (the keep gate's `together`), newest first.
+pub fn chains(
+    client: &mut impl GenericClient,
+) -> Result<Vec<(Logged, Vec<String>, String)>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        &format!(
+            "select {COLUMNS}, details -> 'gates' -> 'keep_downs' -> 'together_versions',
+                    details -> 'gates' -> 'keep_downs' ->> 'together'
+               from backstop.events
+              where kind = 'migrate' and outcome = 'ok'
+                and jsonb_typeof(details -> 'gates' -> 'keep_downs' -> 'together_versions') = 'array'
+              order by id desc"
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let versions: serde_json::Value = r.get(7);
+            let versions = versions
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            (logged_row(r), versions, r.get(8))
+        })
+        .collect())
+}
+
 /// A run that recorded its start but no outcome, and whose session is gone.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interrupted {
