@@ -86,7 +86,10 @@ fn dbmate_goose_golang_migrate_and_flyway_get_their_tables_as_the_tools_make_the
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows, [(0, true), (1, true), (2, true), (3, true)], "goose's row 0 first");
-    p.run(&["rollback", "--steps", "1"]).expect_code(0);
+    // The rollback's check before COMMIT compares goose's history too.
+    p.run(&["rollback", "--steps", "1"])
+        .expect_code(0)
+        .expect_output("settings and privileges, and goose's history (goose_db_version)");
     assert_eq!(p.client().count("goose_db_version"), 3, "goose's own down takes its row out");
 
     let p = migrated("golang-migrate", "in_step_golang", None);
@@ -150,4 +153,21 @@ fn no_table_is_made_in_the_middle_of_a_history_nor_where_the_project_says_not_to
     p.run(&["status"])
         .expect_code(2)
         .expect_output("backstop.toml:6:16: unknown variant `sometimes`");
+}
+
+/// A rollback whose tool's history would still record the reverted
+/// migration (a rule on the table swallows the delete, as a trigger or a
+/// policy could) is refused by its own check before COMMIT, nothing
+/// changed: dbmate would never run the migration again.
+#[test]
+fn a_rollback_that_leaves_the_tools_row_is_refused_by_its_check() {
+    let p = migrated("dbmate", "in_step_rule", None);
+    let mut db = p.client();
+    db.batch_execute("create rule keep_rows as on delete to schema_migrations do instead nothing")
+        .unwrap();
+    p.run(&["rollback", "--steps", "1"]).expect_code(1).expect_output(
+        "dbmate's history (schema_migrations) still records 20200103000000 as applied",
+    );
+    assert!(db.exists("posts"), "the rollback was rolled back");
+    assert_eq!(db.applied().len(), 3);
 }

@@ -211,7 +211,7 @@ fn db_of(table: &str) -> impl FnOnce(postgres::Error) -> AdoptError + '_ {
 /// Reads `tool`'s history from `table` in the database `client` is
 /// connected to.
 pub fn read(
-    client: &mut Client,
+    client: &mut impl postgres::GenericClient,
     tool: Layout,
     table: &HistoryTable,
     project: Option<&str>,
@@ -273,8 +273,8 @@ pub fn read(
             .iter()
             .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
             .collect(),
-        Layout::GraphileMigrate => graphile(client, t)?,
-        Layout::Atlas => atlas(client, t)?,
+        Layout::GraphileMigrate => graphile(&mut *client, t)?,
+        Layout::Atlas => atlas(&mut *client, t)?,
         Layout::Dbmate => client
             .query(&format!("select version::text from {t} order by version"), &[])
             .map_err(db(t))?
@@ -317,11 +317,11 @@ pub fn read(
                 .map(|r| ToolRow { applied_at: epoch(r.get(2)), ..ToolRow::applied(r.get(0)) })
                 .collect()
         }
-        Layout::Flyway => flyway(client, t)?,
-        Layout::Sqitch => sqitch(client, table, project)?,
-        Layout::Supabase => supabase(client, t, &has)?,
-        Layout::Prisma => prisma(client, t)?,
-        Layout::Drizzle => drizzle(client, t)?,
+        Layout::Flyway => flyway(&mut *client, t)?,
+        Layout::Sqitch => sqitch(&mut *client, table, project)?,
+        Layout::Supabase => supabase(&mut *client, t, &has)?,
+        Layout::Prisma => prisma(&mut *client, t)?,
+        Layout::Drizzle => drizzle(&mut *client, t)?,
     };
     Ok(rows)
 }
@@ -344,7 +344,7 @@ fn same_tool(
 /// executed, 4 resolved by hand); one with an error, or fewer statements
 /// applied than it has, failed part-way. Atlas's own rows of other kinds
 /// (versions starting with a dot) are not files.
-fn atlas(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
+fn atlas(client: &mut impl postgres::GenericClient, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
     let sql = format!(
         "select version, hash, extract(epoch from executed_at)::float8, (execution_time / 1000000)::bigint,
                 error, applied, total
@@ -376,7 +376,10 @@ fn atlas(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
 
 /// graphile-migrate's history: a row per migration, its `filename` the
 /// number with `.sql`, its `hash` chained to the one before.
-fn graphile(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
+fn graphile(
+    client: &mut impl postgres::GenericClient,
+    t: &str,
+) -> Result<Vec<ToolRow>, AdoptError> {
     let sql = format!(
         "select filename, hash, extract(epoch from date)::float8 from {t} order by filename"
     );
@@ -398,7 +401,7 @@ fn graphile(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
 /// Flyway's history replayed in order: undo and delete entries take a
 /// version back out, a baseline counts every version up to it, the latest
 /// entry of a repeatable script holds its checksum.
-fn flyway(client: &mut Client, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
+fn flyway(client: &mut impl postgres::GenericClient, t: &str) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
             &format!(
@@ -458,7 +461,7 @@ fn epoch(seconds: Option<f64>) -> Option<DateTime<Utc>> {
 /// sqitch's deployed changes of the project, and changes whose latest event
 /// is a failure (in `events` beside `changes`, in the registry's schema).
 fn sqitch(
-    client: &mut Client,
+    client: &mut impl postgres::GenericClient,
     changes: &HistoryTable,
     project: Option<&str>,
 ) -> Result<Vec<ToolRow>, AdoptError> {
@@ -512,7 +515,7 @@ fn sqitch(
 /// `created_by` are read when present, never required). It records only
 /// migrations that finished: its batch and the row commit together.
 fn supabase(
-    client: &mut Client,
+    client: &mut impl postgres::GenericClient,
     table: &str,
     has: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<ToolRow>, AdoptError> {
@@ -547,7 +550,10 @@ fn supabase(
 /// that neither finished nor was marked rolled back (`prisma migrate
 /// resolve --rolled-back`) is a failed migration Prisma itself refuses to
 /// go past.
-fn prisma(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError> {
+fn prisma(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
             &format!(
@@ -595,7 +601,10 @@ fn prisma(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError> 
 
 /// Drizzle's history: `hash` (SHA-256 of the file) and `created_at`, the
 /// journal entry's `when`, which is how drizzle tells what it applied.
-fn drizzle(client: &mut Client, table: &str) -> Result<Vec<ToolRow>, AdoptError> {
+fn drizzle(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+) -> Result<Vec<ToolRow>, AdoptError> {
     let rows = client
         .query(
             &format!("select created_at::text, hash::text from {table} order by created_at, id"),

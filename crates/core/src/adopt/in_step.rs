@@ -312,6 +312,77 @@ pub fn reverted(client: &mut impl GenericClient, m: &Migration) -> Result<(), In
     .map_err(fail)
 }
 
+/// What the history of the project's own tool (the table kept in step)
+/// records as applied, as Backstop's versions of `migrations` (the whole
+/// folder, in order), with the table; `None` where no such table exists.
+/// golang-migrate's one row counts every migration up to it.
+pub fn recorded_by_tool(
+    client: &mut impl GenericClient,
+    migrations: &[Migration],
+) -> Result<Option<ToolRecord>, InStepError> {
+    let Some(first) = migrations.first() else { return Ok(None) };
+    let (table, exists) = table_for(client, first)?;
+    if !exists {
+        return Ok(None);
+    }
+    let all: Vec<&Migration> = migrations.iter().collect();
+    let project = super::unadopted::sqitch_project(&all);
+    let rows = history::read(client, first.layout, &table, project.as_deref())
+        .map_err(|e| InStepError::Table(Box::new(e)))?;
+    let mut applied = std::collections::BTreeSet::new();
+    for row in rows.iter().filter(|r| r.state == history::RowState::Applied) {
+        let Some(i) = migrations.iter().position(|m| super::same_version(first.layout, row, m))
+        else {
+            continue;
+        };
+        match row.up_to {
+            true => applied.extend(migrations[..=i].iter().map(|m| m.version.clone())),
+            false => {
+                applied.insert(migrations[i].version.clone());
+            }
+        }
+    }
+    Ok(Some(ToolRecord { tool: first.layout, table: table.to_string(), applied }))
+}
+
+/// The versions a tool's history records as applied (see
+/// [`recorded_by_tool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolRecord {
+    pub tool: Layout,
+    pub table: String,
+    pub applied: std::collections::BTreeSet<String>,
+}
+
+impl ToolRecord {
+    /// What differs between this record, read after a rollback's downs,
+    /// and `before` (read before them) less the `reverted` versions: each
+    /// a sentence naming the version and what the tool would do.
+    pub fn differences(&self, before: &ToolRecord, reverted: &[String]) -> Vec<String> {
+        let whose = format!("{}'s history ({})", self.tool, self.table);
+        let expected: std::collections::BTreeSet<&String> =
+            before.applied.iter().filter(|v| !reverted.contains(v)).collect();
+        let mut out = Vec::new();
+        for v in &self.applied {
+            if !expected.contains(v) {
+                out.push(format!(
+                    "{whose} still records {v} as applied after its down: {} would never run it again",
+                    self.tool
+                ));
+            }
+        }
+        for v in expected {
+            if !self.applied.contains(v) {
+                out.push(format!(
+                    "{whose} no longer records {v} as applied, which this rollback did not revert: {} would run it again",
+                    self.tool
+                ));
+            }
+        }
+        out
+    }
+}
+
 fn failing<'m>(
     m: &'m Migration,
     action: &'static str,

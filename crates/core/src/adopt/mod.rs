@@ -228,7 +228,7 @@ pub fn flyway_crc32(bytes: &[u8]) -> i32 {
 }
 
 /// Whether `row` (as `tool` records it) is migration `m`.
-fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
+pub(super) fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
     if row.repeatable != m.repeatable {
         return false;
     }

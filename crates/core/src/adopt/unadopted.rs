@@ -120,7 +120,7 @@ pub fn unadopted(
 }
 
 /// The sqitch project of a sqitch folder's plan, beside its deploy scripts.
-fn sqitch_project(migrations: &[&Migration]) -> Option<String> {
+pub(super) fn sqitch_project(migrations: &[&Migration]) -> Option<String> {
     let m = migrations.iter().find(|m| m.layout == Layout::Sqitch)?;
     m.up.path.ancestors().find(|d| d.join("sqitch.plan").is_file()).and_then(super::sqitch_project)
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApplyError, Group};
 use super::{Failure, Stage};
+use crate::adopt::in_step::{recorded_by_tool, ToolRecord};
 use crate::adopt::keyed::{Digest, ToolHistory, Touched};
 use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
@@ -61,6 +62,11 @@ pub struct Checked {
     /// What the check itself took: the reads before and after the downs
     /// and the comparison.
     pub took_ms: u64,
+    /// The history of the project's own tool, compared too (`golang-migrate's
+    /// history (schema_migrations)`): it must record as applied what it
+    /// did before the downs, less the reverted migrations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
 }
 
 impl Checked {
@@ -81,9 +87,12 @@ impl Checked {
         match (self.equal, self.drift, self.unrecorded.is_empty()) {
             (true, _, _) => format!(
                 "the schema is the one before {}: compared on the database before COMMIT \
-                 (schema, settings and privileges; {} object(s) the migrations touched; compared \
+                 (schema, settings and privileges{}; {} object(s) the migrations touched; compared \
                  in {} ms)",
-                self.before, self.touched, self.took_ms
+                self.before,
+                self.tool.as_ref().map(|t| format!(", and {t}")).unwrap_or_default(),
+                self.touched,
+                self.took_ms
             ),
             (false, true, true) => format!(
                 "what the migrations touched is as it was before {} ({} object(s), compared \
@@ -122,6 +131,9 @@ pub(super) enum Verdict {
 /// The check a rollback runs before its COMMIT.
 pub struct Check {
     history: ToolHistory,
+    /// The project's own tool's history before the downs, and the folder
+    /// it is read against; `None` where no tool's table is kept in step.
+    tool: Option<(ToolRecord, Vec<Migration>)>,
     /// The records of the reverted migrations, oldest first (`None`: none
     /// kept).
     records: Vec<(String, Option<Expected>)>,
@@ -137,6 +149,7 @@ impl Check {
         client: &mut impl GenericClient,
         migrations: &[Migration],
         reverting: &[&Migration],
+        in_step: bool,
     ) -> Result<Check, postgres::Error> {
         let t = std::time::Instant::now();
         let versions: Vec<String> = reverting.iter().map(|m| m.version.clone()).collect();
@@ -150,7 +163,14 @@ impl Check {
             })
             .collect();
         let history = ToolHistory::of(migrations).leaving_out(client)?;
-        Ok(Check { history, records, took: t.elapsed(), checked: RefCell::new(None) })
+        // A tool's table that cannot be read here is not compared (the
+        // line the check says then does not name it).
+        let tool = match in_step {
+            true => recorded_by_tool(client, migrations).ok().flatten(),
+            false => None,
+        };
+        let tool = tool.map(|r| (r, migrations.to_vec()));
+        Ok(Check { history, tool, records, took: t.elapsed(), checked: RefCell::new(None) })
     }
 
     /// What the check found, once it ran.
@@ -173,6 +193,7 @@ impl Check {
             move |source| ApplyError::Db(crate::pg::DbError::new(what, source))
         };
         let t = std::time::Instant::now();
+        let tool = self.tool_differences(tx)?;
         let mut prepared = crate::pg::Prepared::default();
         let now = picture(tx, &mut prepared).map_err(db("reading the schema after the downs"))?;
         let (fingerprint, now) = self.history.digest(&now);
@@ -190,6 +211,10 @@ impl Check {
             checked = compared(&self.records, Some(&start), &fingerprint, &now);
             again = checked.passed();
         }
+        if let Some((said, differences)) = tool {
+            checked.tool = Some(said);
+            checked.differences.extend(differences);
+        }
         checked.took_ms = (self.took + t.elapsed()).as_millis().try_into().unwrap_or(u64::MAX);
         let verdict = match (checked.passed(), again) {
             (false, _) => Verdict::Refuse(Box::new(failure(group, &checked))),
@@ -198,6 +223,26 @@ impl Check {
         };
         *self.checked.borrow_mut() = Some(checked);
         Ok(verdict)
+    }
+}
+
+impl Check {
+    /// The tool's history after the downs (in their transaction, after
+    /// its rows were taken out) against the one before them: what is
+    /// said of it, and every difference.
+    fn tool_differences(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+    ) -> Result<Option<(String, Vec<String>)>, ApplyError> {
+        let Some((before, migrations)) = &self.tool else { return Ok(None) };
+        let after = recorded_by_tool(tx, migrations).map_err(ApplyError::ToolHistory)?;
+        let reverted: Vec<String> = self.records.iter().map(|(v, _)| v.clone()).collect();
+        let said = format!("{}'s history ({})", before.tool, before.table);
+        let differences = match after {
+            Some(after) => after.differences(before, &reverted),
+            None => vec![format!("{said} is gone after the downs")],
+        };
+        Ok(Some((said, differences)))
     }
 }
 

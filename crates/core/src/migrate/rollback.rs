@@ -105,12 +105,15 @@ pub fn rollback(
         let check = match dry_run {
             true => None,
             false => {
-                Some(expect::Check::prepare(client, migrations, &targets).map_err(|source| {
-                    ApplyError::Db(crate::pg::DbError::new(
-                        "reading the schema before the downs",
-                        source,
-                    ))
-                })?)
+                let in_step = settings.tool_history.writes();
+                Some(expect::Check::prepare(client, migrations, &targets, in_step).map_err(
+                    |source| {
+                        ApplyError::Db(crate::pg::DbError::new(
+                            "reading the schema before the downs",
+                            source,
+                        ))
+                    },
+                )?)
             }
         };
         let run = Run {
