@@ -313,11 +313,7 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::source::write_under as write;
 
     fn found(root: &Path) -> Vec<(String, String)> {
         let below = super::super::nested::folders(root);

@@ -84,11 +84,7 @@ pub(super) fn places(root: &Path) -> Result<(Vec<Place>, Option<PathBuf>), Sourc
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::source::write_under as write;
 
     const V3: &str = "version: 3\nendpoint: http://localhost:8080 # the server\nmetadata_directory: metadata\nactions:\n  kind: synchronous\n";
 

@@ -751,3 +751,12 @@ pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+/// Writes `text` at `path` under `root`, making its folders: how the
+/// tests lay out a project.
+#[cfg(test)]
+pub(crate) fn write_under(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}

@@ -195,11 +195,7 @@ pub(super) fn drizzle_configs_of(out: &Path) -> Vec<(PathBuf, Vec<PathBuf>)> {
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::source::write_under as write;
 
     fn found(root: &Path) -> Vec<(String, Option<Layout>)> {
         let mut out: Vec<(String, Option<Layout>)> = places(root, &folders(root))

@@ -431,11 +431,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::source::write_under as write;
 
     #[test]
     fn a_drizzle_config_names_its_out_folder() {
