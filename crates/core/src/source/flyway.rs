@@ -138,7 +138,14 @@ pub(super) fn vendor_folder(dir: &Path) -> Option<PathBuf> {
     (!own_scripts && others && postgresql.is_dir()).then_some(postgresql)
 }
 
-pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
+/// `dir`'s scripts as Flyway reads them; with `suffixes` (those the
+/// project's settings give, and where: see `flyway_places::suffixes`),
+/// only the files with one of them, each read as the `.sql` name it
+/// stands for (`V1__init.pg.sql` is `V1__init.sql`).
+pub(super) fn discover(
+    dir: &Path,
+    suffixes: Option<(Vec<String>, String)>,
+) -> Result<Discovered, SourceError> {
     let mut out = Discovered::default();
     let mut files = Vec::new();
     let vendor = vendor_folder(dir);
@@ -149,6 +156,18 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     let mut baselines: Vec<(String, PathBuf, String)> = Vec::new();
     for path in files {
         let name = file_name(&path).to_string();
+        let name = match &suffixes {
+            Some((list, set)) => match list.iter().find(|s| name.ends_with(s.as_str())) {
+                Some(s) => format!("{}.sql", &name[..name.len() - s.len()]),
+                None if name.ends_with(".sql") => {
+                    let why = format!("not named with a suffix {set} gives ({})", list.join(", "));
+                    out.ignored.push(Ignored { path, why });
+                    continue;
+                }
+                None => name,
+            },
+            None => name,
+        };
         match parse_name(&name) {
             Some(Script::Versioned { version, description }) => {
                 if let Some((first, _)) = versioned.get(&version) {
@@ -351,7 +370,7 @@ mod tests {
         for f in files {
             std::fs::write(dir.path().join(f), "CREATE TABLE t (id int);\n").unwrap();
         }
-        let found = discover(dir.path()).unwrap();
+        let found = discover(dir.path(), None).unwrap();
         (dir, found)
     }
 

@@ -188,6 +188,29 @@ fn spring_value(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, u
     })
 }
 
+/// The script suffixes a Flyway project's settings give for the scripts
+/// of `dir` (`flyway.sqlMigrationSuffixes` in its module's `flyway.conf`,
+/// Spring's `spring.flyway.sql-migration-suffixes`), with where they are
+/// set; `None` where none are (Flyway's `.sql`). Those that do not end
+/// in `.sql` are left out: Backstop finds Flyway's scripts by that end.
+pub(super) fn suffixes(dir: &Path) -> Option<(Vec<String>, String)> {
+    let module = dir.ancestors().skip(1).take(8).find(|d| is_module(d))?;
+    let kept =
+        |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|s| s.ends_with(".sql")).collect() };
+    for conf in ["flyway.conf", "conf/flyway.conf"] {
+        let file = module.join(conf);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        if let Some((value, line)) = property(&text, "flyway.sqlMigrationSuffixes") {
+            let set = format!("{}:{line} (flyway.sqlMigrationSuffixes)", file_name(&file));
+            return Some((kept(items(&value)), set));
+        }
+    }
+    let (values, file, line) =
+        spring_value(module, &["spring", "flyway", "sql-migration-suffixes"])?;
+    let set = format!("{}:{line} (spring.flyway.sql-migration-suffixes)", file_name(&file));
+    Some((kept(values), set))
+}
+
 /// The history table a Flyway project's settings name for the scripts of
 /// `dir` (`flyway.table` and `flyway.defaultSchema` or the first of
 /// `flyway.schemas` in its module's `flyway.conf`; Spring's
@@ -425,6 +448,46 @@ mod tests {
         // Scripts of its own beside the folders: read as Flyway reads it.
         write(r, "app/src/main/resources/db/migration/V0__base.sql", "SELECT 1;");
         assert_eq!(flyway::vendor_folder(&r.join("app/src/main/resources/db/migration")), None);
+    }
+
+    #[test]
+    fn the_suffixes_springs_settings_give_choose_the_scripts() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "app/pom.xml", "<project/>");
+        let res = "app/src/main/resources";
+        write(
+            r,
+            &format!("{res}/application.yml"),
+            "spring:\n  flyway:\n    sql-migration-suffixes: .pg.sql\n",
+        );
+        for (name, body) in [
+            ("V1__init.pg.sql", "CREATE TABLE a (id int);"),
+            ("V1__init.h2.sql", "CREATE MEMORY TABLE a (id int);"),
+            ("V2__more.pg.sql", "SELECT 1;"),
+        ] {
+            write(r, &format!("{res}/db/migration/{name}"), body);
+        }
+        let dir = r.join(format!("{res}/db/migration"));
+        let set = suffixes(&dir);
+        assert_eq!(set.as_ref().map(|s| s.0.clone()), Some(vec![".pg.sql".to_string()]));
+        assert_eq!(
+            set.as_ref().map(|s| s.1.as_str()),
+            Some("application.yml:3 (spring.flyway.sql-migration-suffixes)")
+        );
+        let found = flyway::discover(&dir, set).unwrap();
+        let names: Vec<(String, String)> =
+            found.migrations.iter().map(|m| (m.version.clone(), m.name.clone())).collect();
+        assert_eq!(
+            names,
+            [("1".to_string(), "init".to_string()), ("2".to_string(), "more".to_string())]
+        );
+        assert!(found
+            .ignored
+            .iter()
+            .any(|i| i.path.ends_with("V1__init.h2.sql") && i.why.contains(".pg.sql")));
+        // Without the setting the two files of version 1 are a duplicate.
+        assert!(flyway::discover(&dir, None).is_err());
     }
 
     #[test]

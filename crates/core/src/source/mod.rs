@@ -396,7 +396,7 @@ fn load_parsing(
         Layout::Diesel => dirs::discover(dir)?,
         Layout::Sqlx | Layout::GolangMigrate => paired::discover(dir, layout)?,
         Layout::Dbmate | Layout::Goose => sections::discover(dir, layout)?,
-        Layout::Flyway => flyway::discover(dir)?,
+        Layout::Flyway => flyway::discover(dir, flyway_places::suffixes(dir))?,
         Layout::Sqitch => sqitch::discover(dir)?,
         Layout::Supabase => supabase::discover(dir)?,
         Layout::Prisma => prisma::discover(dir)?,
