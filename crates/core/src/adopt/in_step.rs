@@ -30,9 +30,9 @@ use crate::source::{HistoryTable, Layout, Migration};
 pub enum InStep {
     /// Kept in step where the table exists, and made as the tool makes it
     /// where it does not and the project shows it runs the tool (see
-    /// [`crate::source::runs_tool`]): for every such tool on a fresh
-    /// database, and on any database for those that make it whenever
-    /// they first run (Supabase, Prisma, Drizzle, golang-migrate).
+    /// [`crate::source::runs_tool`]): on a fresh database for every such
+    /// tool, and on any database for golang-migrate (one row) and the
+    /// up-only tools (Supabase, Prisma, Drizzle).
     #[default]
     Auto,
     /// Kept in step only where the table exists; none is made.
@@ -239,12 +239,12 @@ pub fn applied(
 /// Whether the missing table of `m`'s tool is made now: never where
 /// `mode` says so, nor where the project does not show it runs the tool
 /// (a backstop/diesel folder, sqlx's pairs without sqlx in a `Cargo.toml`:
-/// [`crate::source::runs_tool`]). The tools that make their table
-/// whenever they first run and keep the whole history in it get it at
-/// once; those that keep a row per migration only on a fresh database
-/// (Backstop's record holds nothing before `m`), since a table made in
-/// the middle of a history would lack the migrations before it, which
-/// the tool would run again.
+/// [`crate::source::runs_tool`]). golang-migrate's (its one row is its
+/// whole history) and the up-only tools' (Supabase, Prisma, Drizzle: made
+/// whenever missing, as before this rule) at once; the other tools' rows
+/// per migration only on a fresh database (Backstop's record holds
+/// nothing before `m`), since a table made in the middle of a history
+/// would lack the migrations before it, which the tool would run again.
 fn makes(
     client: &mut impl GenericClient,
     m: &Migration,

@@ -112,7 +112,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     };
     // From the first file whose hash differs, no file is vouched for.
     let mut broken: Option<String> = None;
-    for (name, path) in &files {
+    for (i, (name, path)) in files.iter().enumerate() {
         let Some((version, title)) = parse_name(name) else {
             out.ignored.push(Ignored {
                 path: path.clone(),
@@ -127,9 +127,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
             title.to_string(),
             PartSource::file(path.clone()),
         );
-        let text =
-            String::from_utf8_lossy(&read[files.iter().position(|f| &f.0 == name).unwrap_or(0)].1)
-                .into_owned();
+        let text = String::from_utf8_lossy(&read[i].1).into_owned();
         found.up.no_transaction = text
             .lines()
             .take_while(|l| l.starts_with("--"))

@@ -96,7 +96,7 @@ fn filled(text: &str, gmrc: Option<&Gmrc>) -> (String, Option<(usize, String)>) 
             (true, Some(Ok(value))) => out.push_str(&value),
             (true, Some(Err(why))) if !why.is_empty() => {
                 if refused.is_none() {
-                    let line = text[..text.len() - rest.len() + at].lines().count().max(1);
+                    let line = text[..text.len() - rest.len() + at].matches('\n').count() + 1;
                     refused = Some((line, why));
                 }
                 out.push_str(key);
@@ -306,6 +306,8 @@ mod tests {
         assert!(refused.is_none());
         let (_, refused) = filled("select 1;\ngrant x to :DATABASE_NAME;\n", gmrc.as_ref());
         assert_eq!(refused.map(|r| r.0), Some(2));
+        let (_, refused) = filled("select 1;\n:DATABASE_NAME\n", gmrc.as_ref());
+        assert_eq!(refused.map(|r| r.0), Some(2), "at the start of its line");
         std::env::remove_var("SECRET_ROLE");
         let (_, refused) = filled("grant x to :SECRET_ROLE;\n", gmrc.as_ref());
         assert!(refused.is_some_and(|r| r.1.contains("SECRET_ROLE")));
