@@ -179,7 +179,7 @@ fn a_column_an_inheriting_child_took_over_comes_back_inherited() {
     let (local, inherited): (bool, i32) = p
         .client()
         .query_one(
-            "select attislocal, attinhcount from pg_attribute
+            "select attislocal, attinhcount::int from pg_attribute
               where attrelid = 'child'::regclass and attname = 'e'",
             &[],
         )

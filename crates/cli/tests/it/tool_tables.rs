@@ -114,7 +114,7 @@ fn dbmate_goose_golang_migrate_and_flyway_get_their_tables_as_the_tools_make_the
     assert_eq!(rows, expected);
     let named: Vec<String> = db
         .query(
-            "select conname::text from pg_constraint where conrelid = 'flyway_schema_history'::regclass
+            "select conname::text from pg_constraint where conrelid = 'flyway_schema_history'::regclass and contype <> 'n'
               union all select relname::text from pg_class c join pg_index i on i.indexrelid = c.oid
               where i.indrelid = 'flyway_schema_history'::regclass order by 1",
             &[],
