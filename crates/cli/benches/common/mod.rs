@@ -130,6 +130,20 @@ pub fn backstop(dir: &std::path::Path, url: &str, args: &[&str]) -> (Duration, S
     backstop_with(dir, url, args, &[])
 }
 
+/// `backstop ARGS` in `dir` on `url` (or the binary `BENCH_BACKSTOP`
+/// names), with no configuration from outside and no input.
+fn backstop_command(dir: &std::path::Path, url: &str, args: &[&str]) -> Command {
+    let binary =
+        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("BACKSTOP_CONFIG")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// [`backstop`] with more variables in its environment (`BACKSTOP_PG_BIN`
 /// for a server of another major than the machine's own).
 pub fn backstop_with(
@@ -139,15 +153,8 @@ pub fn backstop_with(
     env: &[(&str, &std::path::Path)],
 ) -> (Duration, String) {
     let t = std::time::Instant::now();
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
-    let out = Command::new(binary)
+    let out = backstop_command(dir, url, args)
         .envs(env.iter().map(|(k, v)| (*k, *v)))
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("backstop runs");
     let elapsed = t.elapsed();
@@ -184,19 +191,10 @@ pub fn backstop_said(
     url: &str,
     args: &[&str],
 ) -> anyhow::Result<(Duration, String)> {
-    let binary =
-        std::env::var("BENCH_BACKSTOP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_backstop").into());
     let t = std::time::Instant::now();
-    let mut cmd = Command::new(binary);
+    let mut cmd = backstop_command(dir, url, args);
     clean_env(&mut cmd);
-    let out = cmd
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", url)
-        .env_remove("BACKSTOP_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("running backstop")?;
+    let out = cmd.output().context("running backstop")?;
     let elapsed = t.elapsed();
     let text =
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
