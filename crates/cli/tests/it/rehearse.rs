@@ -225,7 +225,8 @@ fn another_session_on_the_source_forces_a_dumped_copy_that_still_works() {
 #[test]
 fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
     let p = project("rh_stale");
-    p.migration("2_slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(30);", Some("DROP TABLE t;"));
+    // The sleep outlasts any wait below: the run is killed while it sleeps.
+    p.migration("2_slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(600);", Some("DROP TABLE t;"));
     let mut child = p.std_cmd(&["rehearse"]).spawn().unwrap();
     let child_pid = child.id();
     let mut admin = crate::common::CLUSTER.connect("postgres").unwrap();
@@ -246,7 +247,7 @@ fn copies_of_a_killed_rehearsal_are_removed_by_the_next_one() {
     };
     crate::common::poll_until(
         "the rehearsal makes a copy",
-        400,
+        1200,
         std::time::Duration::from_millis(50),
         || !copies(&mut admin).is_empty(),
     );
