@@ -105,6 +105,25 @@ pub fn shapes(sql: &str, made: &mut Made) -> Result<Vec<Shape>, String> {
     Ok(out)
 }
 
+/// The columns of tables that were there which `statements` (one
+/// migration's, in order) drop: each statement's index, the table and the
+/// column. A statement in no shape of this reader is passed over, and a
+/// column it drops goes unnamed.
+pub fn dropped_columns<'a>(
+    statements: impl IntoIterator<Item = &'a str>,
+) -> Vec<(usize, RelationName, String)> {
+    let mut made = Made::default();
+    let mut out = Vec::new();
+    for (i, sql) in statements.into_iter().enumerate() {
+        for shape in shapes(sql, &mut made).unwrap_or_default() {
+            if let Shape::DropColumn { table, column } = shape {
+                out.push((i, table, column));
+            }
+        }
+    }
+    out
+}
+
 fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String> {
     let adds = Ok(vec![Shape::Adds]);
     match node {
@@ -403,6 +422,18 @@ mod tests {
             out.extend(shapes(s, &mut made)?);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn dropped_columns_are_those_of_tables_that_were_there() {
+        let dropped = dropped_columns([
+            "CREATE TABLE t (id int, a text)",
+            "ALTER TABLE t DROP COLUMN a",
+            "DO $$ BEGIN END $$",
+            "ALTER TABLE app.old DROP COLUMN b, DROP COLUMN c",
+        ]);
+        let old = RelationName { schema: Some("app".into()), name: "old".into() };
+        assert_eq!(dropped, [(3, old.clone(), "b".into()), (3, old, "c".into())]);
     }
 
     #[test]

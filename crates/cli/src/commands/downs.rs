@@ -129,7 +129,11 @@ fn render(
                  taken before it holds the rows"
             }
         };
-        let _ = writeln!(out, "{mark} {}_{}: {what}", d.version, d.name);
+        // The class `rehearse` and the deploy name too: proved, losing the
+        // named values only the backup holds.
+        let losing = d.proved && !d.loses.is_empty() && d.status != Status::Irreversible;
+        let losing = if losing { ", losing named values only the backup holds" } else { "" };
+        let _ = writeln!(out, "{mark} {}_{}: {what}{losing}", d.version, d.name);
         for l in &d.loses {
             let _ = writeln!(out, "    loses: {l}");
         }

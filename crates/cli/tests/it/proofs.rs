@@ -299,9 +299,10 @@ fn a_catalog_the_up_writes_itself_is_in_its_computed_down() {
          where attrelid = 'public.codes'::regclass and attname = 'code';\n",
     );
     let json = p.run(&["rehearse", "--format", "json"]).json();
+    // Narrowed back, what the wider column took stays changed: named.
     assert_eq!(
         classes(&json),
-        pairs(&[("20240101000000", "proved"), ("20240102000000", "proved")]),
+        pairs(&[("20240101000000", "proved"), ("20240102000000", "proved_losing")]),
         "{:#}",
         json["round_trip"]
     );

@@ -320,3 +320,78 @@ fn an_extension_updated_by_the_up_goes_back_to_its_version() {
         .get(0);
     assert_eq!(version, "1.5");
 }
+
+/// One vocabulary: a migration that drops a populated column is "proved,
+/// losing named values" in `rehearse`, `downs` and at the deploy, whether
+/// its down was computed or written by its author; rows the up rewrote
+/// are "irreversible". Before, rehearse called the computed one plain
+/// "proved" and the authored one "data only a backup holds".
+#[test]
+fn dropping_populated_columns_is_named_alike_everywhere() {
+    let p = Project::new("reverted_words");
+    p.migration(
+        "1_t",
+        "CREATE TABLE t (id int PRIMARY KEY, a text, b text);\nINSERT INTO t VALUES (1, 'x', 'y');\n",
+        Some("DROP TABLE t;\n"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("2_drop_a", "ALTER TABLE t DROP COLUMN a;\n", None);
+    p.migration(
+        "3_drop_b",
+        "ALTER TABLE t DROP COLUMN b;\n",
+        Some("ALTER TABLE t ADD COLUMN b text;\n"),
+    );
+    let rehearse = p.run(&["rehearse", "--format", "json"]);
+    rehearse.expect_code(0);
+    let json = rehearse.json();
+    for (trip, column) in
+        json["round_trip"]["migrations"].as_array().unwrap().iter().zip(["a", "b"])
+    {
+        assert_eq!(trip["class"], "proved_losing", "{trip:#}");
+        let detail = trip["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("values of column t.{column}")), "{trip:#}");
+    }
+    p.run(&["downs", "2"]).expect_code(0).expect_output(
+        "✓ 2_drop_a: down computed and proved, losing named values only the backup holds",
+    );
+    p.run(&["downs", "3"]).expect_code(0).expect_output(
+        "✓ 3_drop_b: its own down puts the schema back, losing named values only the backup holds",
+    );
+    let deploy = p.run(&["migrate"]);
+    deploy.expect_code(0);
+    for column in ["a", "b"] {
+        deploy.expect_output(&format!(
+            "loses values only the backup holds: values of column t.{column}"
+        ));
+    }
+}
+
+/// `rehearse` proves the downs of its migrations together, as a rollback
+/// of them all runs them: each down holds alone, but the rows the third
+/// up made NULL stop the second's `SET NOT NULL`. Before, the rehearsal
+/// passed and `rollback --steps 3` failed at that down.
+#[test]
+fn rehearse_proves_the_downs_together_as_a_rollback_of_them_all_runs_them() {
+    let p = Project::new("reverted_rehearsed_chain");
+    p.migration("1_t", "CREATE TABLE t (x int NOT NULL);\nINSERT INTO t VALUES (1);\n", None);
+    p.migration("2_nullable", "ALTER TABLE t ALTER COLUMN x DROP NOT NULL;\n", None);
+    p.migration("3_blank", "UPDATE t SET x = NULL;\n", None);
+    let run = p.run(&["rehearse", "--format", "json"]);
+    run.expect_code(1);
+    let json = run.json();
+    let step = |json: &serde_json::Value| {
+        json["steps"].as_array().unwrap().iter().find(|s| s["name"] == "downs together").cloned()
+    };
+    let together = step(&json).expect("a step for the downs together");
+    assert_eq!(together["ok"], false, "{json:#}");
+    let detail = together["detail"].as_str().unwrap();
+    assert!(detail.contains("the down of 2 fails after the ones before it"), "{detail}");
+    let trips = json["round_trip"]["migrations"].as_array().unwrap();
+    assert!(trips.iter().all(|t| t["class"] != "defect" && t["class"] != "down_fails"), "{json:#}");
+    // Without the third, the two hold together, and the step says so.
+    std::fs::remove_dir_all(p.path().join("migrations/3_blank")).unwrap();
+    let json = p.run(&["rehearse", "--format", "json"]).expect_code(0).json();
+    let together = step(&json).expect("a step for the downs together");
+    assert_eq!(together["ok"], true, "{json:#}");
+    assert!(together["detail"].as_str().unwrap().contains("bring the schema back"), "{json:#}");
+}

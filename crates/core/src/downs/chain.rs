@@ -51,6 +51,16 @@ pub(super) fn prove(
     history: &ToolHistory,
     (todo, downs): (&[&Migration], &[Down]),
 ) -> Result<Option<Chain>, DownsError> {
+    // A rollback never goes through a migration whose up creates a
+    // protected table (the guard refuses its down): the chain is the
+    // downs of the migrations after the newest one.
+    let stops = migrate::protect::rollback_stops(&settings.protected_tables, todo.iter().copied());
+    let after = |d: &&Down| {
+        stops.as_ref().is_none_or(|(i, _)| {
+            todo.iter().position(|m| m.version == d.version).is_some_and(|at| at > *i)
+        })
+    };
+    let downs: Vec<&Down> = downs.iter().filter(after).collect();
     if downs.len() < 2 {
         return Ok(None);
     }

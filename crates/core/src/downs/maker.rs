@@ -160,7 +160,7 @@ impl DownMaker for Maker<'_> {
         let why_not = down.notes.iter().find(|n| n.starts_with("not proved")).cloned();
         let made = match down.status {
             Status::Computed if down.proved => MadeDown {
-                made: Made::Proved,
+                made: if down.loses.is_empty() { Made::Proved } else { Made::ProvedLosing },
                 // The same words as `downs` and `rollback`: a proved down
                 // that drops what the up added, or adds back empty what it
                 // dropped, names the values only a backup holds.

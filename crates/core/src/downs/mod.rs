@@ -143,14 +143,16 @@ impl Down {
     }
 
     /// The report of a migration whose own down puts the schema back,
-    /// with the cosmetic differences it leaves.
+    /// with the cosmetic differences it leaves and the values of the
+    /// columns its up dropped, which no down brings back.
     pub(crate) fn holds(m: &Migration, cosmetic: &[String]) -> Down {
+        let loses = m.dropped_values().into_iter().map(|(_, what)| what).collect();
         Down {
             status: Status::Ok,
             proved: true,
             notes: cosmetic.iter().map(|c| format!("cosmetic: {c}")).collect(),
             own: Some(proofs::Own::Holds),
-            ..Down::unprovable(m, Vec::new(), Vec::new())
+            ..Down::unprovable(m, loses, Vec::new())
         }
     }
 

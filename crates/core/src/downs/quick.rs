@@ -137,24 +137,6 @@ pub(super) struct Inverses {
     relabelled: Vec<String>,
 }
 
-/// What the up's dropped columns held, as `loses` says it (the down
-/// adds the column back, not its values).
-fn dropped(reading: &Reading) -> Vec<String> {
-    reading
-        .shapes
-        .iter()
-        .filter_map(|(place, s)| match s {
-            Shape::DropColumn { table, column } => Some(format!(
-                "values of column {}.{}: the up dropped the column ({place}); the down adds it \
-                 back with its default, or empty",
-                relation(table),
-                ident(column)
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The statement that puts the storage parameters `keys` of `table` back
 /// as the catalog has them now (before the up): each set to its old
 /// value, or reset where it had none.
@@ -564,7 +546,7 @@ pub(super) fn prove_applied(
 pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
     let mut lost = reading.lost();
     let status = if lost.is_empty() { Status::Computed } else { Status::Irreversible };
-    lost.extend(dropped(reading));
+    lost.extend(m.dropped_values().into_iter().map(|(_, what)| what));
     let mut notes = vec!["read from its statements: the down takes back what they changed and \
                           drops what they added"
         .to_string()];

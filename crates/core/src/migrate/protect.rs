@@ -108,6 +108,21 @@ pub fn made_by(protected: &[String], migrations: &[crate::source::Migration]) ->
     protected.iter().filter(|c| is_created(c, ups())).cloned().collect()
 }
 
+/// Where a rollback of `todo` (in the order applied) stops: the newest of
+/// them whose up creates protected tables (its down would drop them, and
+/// the guard refuses that), with those tables. The downs a rollback of
+/// them all can run are those of the migrations after it.
+pub fn rollback_stops<'m>(
+    protected: &[String],
+    todo: impl DoubleEndedIterator<Item = &'m crate::source::Migration> + ExactSizeIterator,
+) -> Option<(usize, Vec<String>)> {
+    let len = todo.len();
+    todo.rev().enumerate().find_map(|(back, m)| {
+        let made = made_by(protected, std::slice::from_ref(m));
+        (!made.is_empty()).then(|| (len - 1 - back, made))
+    })
+}
+
 /// `settings` for a replay that does not start from the target (`downs`
 /// from the platform or a given start): it holds what its start and the
 /// project's migrations make, so a protected table the start lacks and

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use postgres::Client;
 
+use super::chain;
 use super::clone::{CopyDb, Workspace};
 use super::computed::Makers;
 use super::injected::APlan;
@@ -21,6 +22,7 @@ use super::scenarios::{scenario_c, scenarios_a_b, Downs};
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, Settings};
+use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
 
 /// Plays the round trips of `todo` on `main` and the scenarios (see the
@@ -34,7 +36,7 @@ pub(super) fn play(
     isolated: bool,
     (stages, tracing): (&mut Stages, &mut Tracing<'_>),
     mut makers: Option<Makers<'_>>,
-    baseline: Option<crate::verify::Snapshot>,
+    (baseline, start): (Option<crate::verify::Snapshot>, &Schema),
 ) -> Result<(RoundTrips, Vec<Scenario>), RehearseError> {
     let OnCopy { client, copy: main_copy, prepared, tracked } = main;
     // Scenarios A, B and C play on copies of their own beside the round
@@ -50,9 +52,11 @@ pub(super) fn play(
     let (given, later) = std::sync::mpsc::channel();
     let ws = &*workspace;
     // B ends on the second half's own thread, unless the `[verify]` suite
-    // must run on the copy before B restores it.
+    // or the proof of the downs together must run on the copy before B
+    // restores it.
     let suite = options.verify.as_ref().filter(|plan| !plan.section.checks.is_empty());
-    let b_here = suite.is_none().then_some(ws);
+    let chained = todo.len() >= 2;
+    let b_here = (suite.is_none() && !chained).then_some(ws);
     let (trips, scenarios) = std::thread::scope(|s| {
         let played = beside.as_ref().map(|copies| {
             let downs = if waits { Downs::Later(later) } else { Downs::Own };
@@ -70,9 +74,20 @@ pub(super) fn play(
             makers.as_mut(),
         )
         .and_then(|(mut trips, mut end)| {
-            if let (Some(makers), true) = (&makers, waits) {
+            let with_downs = makers.as_ref().map(|m| m.with_downs(migrations));
+            if let (Some(with_downs), true) = (&with_downs, waits) {
                 // Scenario C may not be waiting any more: nothing to say.
-                let _ = given.send(makers.with_downs(migrations));
+                let _ = given.send(with_downs.clone());
+            }
+            let all_hold = trips.round_trip.migrations.iter().all(|t| chain::holds(t.class));
+            if let (None, true, true) = (&trips.stopped, chained, all_hold) {
+                let with_downs = with_downs.as_deref().unwrap_or(migrations);
+                let c = match &mut end {
+                    End::Main => &mut *client,
+                    End::Second(c, _) => &mut **c,
+                    End::Restored => unreachable!("B ends on its half only where no chain runs"),
+                };
+                trips.steps.extend(chain::step(c, settings, (with_downs, todo), start)?);
             }
             if let (Some(plan), None, false) = (suite, &trips.stopped, todo.is_empty()) {
                 stages.next(tracing.inner, "the [verify] suite on the migrated copy");

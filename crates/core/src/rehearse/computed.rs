@@ -24,6 +24,9 @@ use crate::source::Migration;
 pub enum Made {
     /// Worked out and proved.
     Proved,
+    /// Worked out and proved for the schema; values the up dropped with
+    /// their columns only the backup holds (the detail names them).
+    ProvedLosing,
     /// The schema part is proved; rows the up changed only a backup holds.
     Irreversible,
     /// No down could be proved.
@@ -138,6 +141,7 @@ pub(super) fn round_trip(
     tracked.wrote(tracing.take_written());
     let (class, detail) = match made.made {
         Made::Proved => (TripClass::Proved, made.detail),
+        Made::ProvedLosing => (TripClass::ProvedLosing, made.detail),
         Made::Irreversible => (
             TripClass::Irreversible,
             format!(

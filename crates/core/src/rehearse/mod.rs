@@ -12,6 +12,7 @@
 
 mod backed;
 mod beside;
+mod chain;
 mod clone;
 mod computed;
 pub mod config;

@@ -154,6 +154,12 @@ pub enum TripClass {
     /// its up, and proved (up, down, schema as before) on the copy; kept
     /// for `migrate` to reuse (`downs::proofs`).
     Proved,
+    /// Its down, computed or its author's, is proved for the schema, but
+    /// the up dropped columns that held values: the down adds them back
+    /// empty (or with their default), and the detail names the values
+    /// only the backup holds. The same class `downs`, `migrate` and
+    /// `rollback` name.
+    ProvedLosing,
     /// It had no down, and none could be proved: the detail says why. An
     /// error only with `--require-downs` (`[rehearse] require_down`).
     Unprovable,
@@ -165,9 +171,10 @@ pub enum TripClass {
 
 impl TripClass {
     /// Every class, in the order the summary counts them.
-    const ORDER: [TripClass; 13] = [
+    const ORDER: [TripClass; 14] = [
         TripClass::Ok,
         TripClass::Proved,
+        TripClass::ProvedLosing,
         TripClass::CosmeticOnly,
         TripClass::NoDown,
         TripClass::Unprovable,
@@ -185,7 +192,7 @@ impl TripClass {
     pub fn is_error(self, require_down: bool) -> bool {
         match self {
             TripClass::Ok | TripClass::CosmeticOnly | TripClass::DataAccepted => false,
-            TripClass::Proved => false,
+            TripClass::Proved | TripClass::ProvedLosing => false,
             TripClass::NoDown | TripClass::Unprovable | TripClass::Irreversible => require_down,
             _ => true,
         }
@@ -205,6 +212,7 @@ impl TripClass {
             TripClass::DataIrreversible => "data only a backup holds",
             TripClass::DataAccepted => "data only a backup holds (accepted)",
             TripClass::Proved => "down computed and proved",
+            TripClass::ProvedLosing => "proved, losing named values only the backup holds",
             TripClass::Unprovable => "unprovable down",
             TripClass::Irreversible => "irreversible (data only a backup holds)",
         }
@@ -415,6 +423,7 @@ mod tests {
                     | TripClass::NoDown
                     | TripClass::DataAccepted
                     | TripClass::Proved
+                    | TripClass::ProvedLosing
                     | TripClass::Unprovable
                     | TripClass::Irreversible
             );

@@ -180,9 +180,43 @@ pub(super) fn round_trip_one(
                  (accept with `backstop rehearse --accept-irreversible {} --reason \"…\"`)",
                 m.version
             );
+        } else if let Some(lost) = only_dropped_values(m, &trip.differences, (&before, &after)) {
+            trip.class = TripClass::ProvedLosing;
+            trip.detail =
+                format!("the schema round trips, losing {lost}: only the backup holds them");
         }
     }
     finish(trip, locks, stops)
+}
+
+/// When every difference after the down is in the rows of a table whose
+/// columns the up dropped, and the table holds as many rows as before:
+/// the values of those columns, which no down brings back, as `loses`
+/// names them. The computed down of such an up is proved on its schema
+/// alone the same way (`downs::quick`), so the two say the same.
+fn only_dropped_values(
+    m: &Migration,
+    differences: &[Difference],
+    (before, after): (&Snapshot, &Snapshot),
+) -> Option<String> {
+    let dropped = m.dropped_values();
+    let rows =
+        |s: &Snapshot, table: &str| s.tables.iter().find(|t| t.table == table).map(|t| t.rows);
+    let explained = |d: &Difference| {
+        let Some(table) = d.object.strip_prefix("table ") else { return false };
+        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+        let dropped_here = dropped
+            .iter()
+            .any(|(t, _)| t.name == name && t.schema.as_deref().is_none_or(|s| s == schema));
+        dropped_here
+            && d.message.contains("data of table")
+            && rows(before, table).is_some()
+            && rows(before, table) == rows(after, table)
+    };
+    if differences.is_empty() || !differences.iter().all(explained) {
+        return None;
+    }
+    Some(dropped.into_iter().map(|(_, what)| what).collect::<Vec<_>>().join("; "))
 }
 
 /// Applies the up of `m` (the last of `known`, the only one pending) as

@@ -201,7 +201,7 @@ pub fn rehearse(
         isolated,
         (&mut stages, &mut tracing),
         makers,
-        baseline,
+        (baseline, &start.schema),
     )?;
     drop(client);
     let (trips, scenarios) = played;

@@ -446,7 +446,10 @@ fn run(
                 let mark = maker.mark(client, (tracked, prepared))?;
                 let trip =
                     round_trip_one(client, prepared, tracked, &known, settings, m, tracing, lean)?;
-                let held = matches!(trip.trip.class, TripClass::Ok | TripClass::CosmeticOnly);
+                let held = matches!(
+                    trip.trip.class,
+                    TripClass::Ok | TripClass::CosmeticOnly | TripClass::ProvedLosing
+                );
                 if held && !trip.stops {
                     maker.held(client, (tracked, prepared), m, mark)?;
                 }

@@ -211,6 +211,28 @@ impl Migration {
         parts.flat_map(|f| &f.statements).any(|s| backstop_lint::data::writes_catalogs(&s.sql))
     }
 
+    /// The values its up loses by dropping columns of tables that were
+    /// there (a down adds the column back, not its values): each table as
+    /// the up names it, and the loss in the words `loses` uses everywhere.
+    pub fn dropped_values(&self) -> Vec<(backstop_lint::RelationName, String)> {
+        use backstop_lint::rewrite::{ident, relation};
+        let statements = &self.up.statements;
+        backstop_lint::adds::dropped_columns(statements.iter().map(|s| s.sql.as_str()))
+            .into_iter()
+            .map(|(i, table, column)| {
+                let what = format!(
+                    "values of column {}.{}: the up dropped the column ({}:{}); the down adds it \
+                     back with its default, or empty",
+                    relation(&table),
+                    ident(&column),
+                    self.up.path.display(),
+                    statements[i].position.line
+                );
+                (table, what)
+            })
+            .collect()
+    }
+
     /// Whether the file of `part` can be run (it may still not exist).
     pub fn runnable(&self, part: Part) -> bool {
         self.problems_in(part).next().is_none()

@@ -1,0 +1,122 @@
+//! The downs of a rehearsal's migrations proved together, as a rollback of
+//! the whole run runs them: each round trip proves one down against the
+//! state just before its own up, and a down can still fail beside the
+//! others (one leaves rows, or an object, a down before it cannot drop).
+//! On the copy where the round trips ended (every up applied), every down
+//! in reverse in one transaction that is rolled back, and the schema then
+//! compared with the copy's at the start; cosmetic differences do not
+//! count, and rows are not compared (a down that loses values says so in
+//! its own trip). The deploy proves the downs of its run the same way
+//! (`downs::chain`).
+
+use std::time::Instant;
+
+use postgres::Client;
+
+use super::outcome::{Step, TripClass};
+use super::{ms, RehearseError};
+use crate::migrate::{self, Direction, Settings};
+use crate::pg::fingerprint::Schema;
+use crate::pg::Prepared;
+use crate::source::Migration;
+
+/// The step's name in the report.
+pub(super) const STEP: &str = "downs together";
+
+/// Whether a trip of this class leaves a down a rollback would run.
+pub(super) fn holds(class: TripClass) -> bool {
+    matches!(
+        class,
+        TripClass::Ok
+            | TripClass::CosmeticOnly
+            | TripClass::Proved
+            | TripClass::ProvedLosing
+            | TripClass::Irreversible
+            | TripClass::DataIrreversible
+            | TripClass::DataAccepted
+    )
+}
+
+/// The step that proves the downs of `todo` together on `client` (at the
+/// state after every up), `with_downs` holding each one's down (its own,
+/// or the one worked out) and `start` the copy's schema before the first
+/// up; `None` where there is no chain to prove: fewer than two downs, or
+/// one that runs outside a transaction (said in the detail of its trip).
+pub(super) fn step(
+    client: &mut Client,
+    settings: &Settings,
+    (with_downs, todo): (&[Migration], &[Migration]),
+    start: &Schema,
+) -> Result<Option<Step>, RehearseError> {
+    // A rollback never goes through a migration whose up creates a
+    // protected table: the chain is the migrations after the newest one.
+    let stops = migrate::protect::rollback_stops(&settings.protected_tables, todo.iter());
+    let from = stops.as_ref().map_or(0, |(i, _)| i + 1);
+    let stops_at = stops.map_or_else(String::new, |(i, tables)| {
+        format!(
+            " (not through {}, whose up creates protected table {}: its down would drop it)",
+            todo[i].label(),
+            tables.join(", ")
+        )
+    });
+    let todo = &todo[from..];
+    if todo.len() < 2 {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let mut runs = Vec::with_capacity(todo.len());
+    for m in todo.iter().rev() {
+        let Some(with_down) = with_downs.iter().find(|w| w.version == m.version) else {
+            return Ok(None);
+        };
+        if with_down.down.as_ref().is_none_or(|d| d.no_transaction) {
+            return Ok(None);
+        }
+        runs.push(with_down);
+    }
+    let versions: Vec<&str> = todo.iter().map(|m| m.version.as_str()).collect();
+    let versions = versions.join(", ");
+    let group = [migrate::Group::whole(Direction::Down, true, runs)];
+    let mut after = None;
+    let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
+        after = Some(Schema::read_prepared(tx, &mut Prepared::default()));
+        Ok(())
+    })?;
+    let step = |ok: bool, detail: String| Step {
+        name: STEP.into(),
+        ok,
+        duration_ms: ms(t.elapsed()),
+        detail,
+    };
+    if let Some(Err(f)) = outcomes.first() {
+        return Ok(Some(step(
+            false,
+            format!(
+                "the downs of {versions}, each proved alone, fail together: the down of {} fails \
+                 after the ones before it: {}; a rollback of them all would fail there",
+                f.version, f.message
+            ),
+        )));
+    }
+    let after = after.expect("read after the downs").map_err(|source| {
+        RehearseError::Db(crate::pg::DbError::new("reading the copy's schema", source))
+    })?;
+    let differences = start.differences(&after);
+    if differences.is_empty() {
+        return Ok(Some(step(
+            true,
+            format!(
+                "the downs of {versions}, run in reverse in one transaction as a rollback of \
+                 them all runs them, bring the schema back{stops_at}"
+            ),
+        )));
+    }
+    Ok(Some(step(
+        false,
+        format!(
+            "the downs of {versions}, each proved alone, do not bring the schema back together: \
+             {}; a rollback of them all would be refused by its own check",
+            differences.join("; ")
+        ),
+    )))
+}
