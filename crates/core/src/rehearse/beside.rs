@@ -87,7 +87,8 @@ pub(super) fn play(
                     End::Second(c, _) => &mut **c,
                     End::Restored => unreachable!("B ends on its half only where no chain runs"),
                 };
-                trips.steps.extend(chain::step(c, settings, (with_downs, todo), start)?);
+                let judged = (start, trips.round_trip.migrations.as_slice());
+                trips.steps.extend(chain::step(c, settings, (with_downs, todo), judged)?);
             }
             if let (Some(plan), None, false) = (suite, &trips.stopped, todo.is_empty()) {
                 stages.next(tracing.inner, "the [verify] suite on the migrated copy");
