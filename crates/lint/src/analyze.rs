@@ -9,7 +9,7 @@ use pg_query::protobuf::{AlterTableType, ObjectType, ScanToken};
 use pg_query::NodeEnum;
 
 use crate::codes::Code;
-use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RunFacts};
+use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RlsChange, RunFacts};
 pub use crate::context::{Input, Options, DEFAULT_OWNER_COLUMNS};
 use crate::facts::{facts_of, RelationName};
 use crate::model::{Finding, Origin, Subject};
@@ -409,9 +409,25 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 if alter_cmds(a).any(|(_, _, t)| t == AlterTableType::AtEnableRowSecurity) {
                     run.rls_enabled.push(Cx::rel(rv));
                 }
+                for (_, _, kind) in alter_cmds(a) {
+                    if matches!(
+                        kind,
+                        AlterTableType::AtEnableRowSecurity
+                            | AlterTableType::AtDisableRowSecurity
+                            | AlterTableType::AtForceRowSecurity
+                            | AlterTableType::AtNoForceRowSecurity
+                    ) {
+                        let (file, stmt, table) = (cx.file, stmt.index, Cx::rel(rv));
+                        run.rls_changes.push(RlsChange { file, stmt, table, kind });
+                    }
+                }
             }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectPolicy => {
-                dropped_policies.extend(policies_dropped(d));
+                let dropped = policies_dropped(d);
+                let at =
+                    |(t, n): &(RelationName, String)| (cx.file, stmt.index, t.clone(), n.clone());
+                run.dropped_policies.extend(dropped.iter().map(at));
+                dropped_policies.extend(dropped);
             }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
                 let tables = d.objects.iter().filter_map(crate::stmt::object_name);

@@ -92,6 +92,47 @@ pub(crate) struct PolicyDef {
     pub dropped_before: bool,
 }
 
+/// One change of a table's row level security: `ALTER TABLE t
+/// ENABLE|DISABLE|FORCE|NO FORCE ROW LEVEL SECURITY`.
+pub(crate) struct RlsChange {
+    pub file: usize,
+    pub stmt: usize,
+    pub table: RelationName,
+    pub kind: pg_query::protobuf::AlterTableType,
+}
+
+impl RunFacts {
+    /// Whether the run changes the row level security of `table` with
+    /// `kind` after statement `stmt` of file `file` (a later file counts
+    /// where the files run as one sequence).
+    pub(crate) fn rls_later(
+        &self,
+        (file, stmt): (usize, usize),
+        table: &RelationName,
+        kind: pg_query::protobuf::AlterTableType,
+        sequential: bool,
+    ) -> bool {
+        self.rls_changes.iter().any(|c| {
+            c.kind == kind
+                && crate::stmt::same_table(&c.table, table)
+                && ((c.file == file && c.stmt > stmt) || (sequential && c.file > file))
+        })
+    }
+
+    /// Whether the run drops `table` after statement `stmt` of file `file`.
+    pub(crate) fn dropped_later(
+        &self,
+        (file, stmt): (usize, usize),
+        table: &RelationName,
+        sequential: bool,
+    ) -> bool {
+        self.dropped_tables.iter().any(|(f, s, t)| {
+            crate::stmt::same_table(t, table)
+                && ((*f == file && *s > stmt) || (sequential && *f > file))
+        })
+    }
+}
+
 /// A new table with an owner column (`[check] owner_columns`).
 pub(crate) struct OwnerTable {
     pub file: usize,
@@ -125,6 +166,11 @@ pub(crate) struct RunFacts {
     pub dropped_indexes: Vec<(usize, usize, String)>,
     /// Tables that some statement of the run puts under row level security.
     pub rls_enabled: Vec<RelationName>,
+    /// Every change of a table's row level security in the run, in order.
+    pub rls_changes: Vec<RlsChange>,
+    /// `DROP POLICY`s of the run (plain statements): file, statement,
+    /// table, policy.
+    pub dropped_policies: Vec<(usize, usize, RelationName, String)>,
     /// New tables with an owner column, in run order.
     pub owner_tables: Vec<OwnerTable>,
     /// `DROP TABLE`s of the run: file, statement, table.
@@ -268,9 +314,11 @@ impl<'a> Cx<'a> {
             Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
                 b.column(self.file, stmt, table, column)
             }
-            Subject::Extension { .. } | Subject::Platform { .. } | Subject::RowSecurity { .. } => {
-                return None
-            }
+            Subject::Extension { .. }
+            | Subject::Platform { .. }
+            | Subject::RowSecurity { .. }
+            | Subject::RowPolicies { .. }
+            | Subject::OwnerColumns { .. } => return None,
         })
     }
 

@@ -172,6 +172,13 @@ pub enum Subject {
     /// that enables RLS nowhere: only the database can say whether the
     /// project uses RLS at all.
     RowSecurity { table: RelationName },
+    /// A table whose row level security or policies the statement
+    /// changes: the database says who owns it, whether RLS is on and
+    /// which policies it keeps.
+    RowPolicies { table: RelationName },
+    /// A table a policy admits every row of, whose owner column only the
+    /// database may show (it is not created in the run).
+    OwnerColumns { table: RelationName, columns: Vec<String> },
     /// Something a platform (Supabase) creates before any migration: a
     /// `role`, a `schema`, a `function` (`auth.uid`) or a `publication`.
     Platform { kind: &'static str, name: String },
@@ -187,7 +194,9 @@ impl Subject {
             | Subject::Policy { table, .. }
             | Subject::ForeignKey { table, .. }
             | Subject::Functions { table, .. }
-            | Subject::RowSecurity { table } => Some(table),
+            | Subject::RowSecurity { table }
+            | Subject::RowPolicies { table }
+            | Subject::OwnerColumns { table, .. } => Some(table),
             Subject::Extension { .. } | Subject::Platform { .. } => None,
         }
     }

@@ -51,6 +51,7 @@ mod rehearse_history;
 mod replay_start;
 mod restore_steps;
 mod reverted;
+mod rls_rules;
 mod rollback_options;
 mod rollout;
 mod rollout_expand;

@@ -148,6 +148,10 @@ enum Outcome {
     Drop,
 }
 
+fn kept(keep: bool) -> Result<Outcome, CheckError> {
+    Ok(if keep { Outcome::Keep } else { Outcome::Drop })
+}
+
 /// Adds live facts to `report`: adjusts findings, promotes probes that the
 /// database confirms, and adds findings about the configuration.
 pub fn assess(
@@ -163,7 +167,7 @@ pub fn assess(
         }
     }
     for mut probe in std::mem::take(&mut report.probes) {
-        if confirm(client, &mut probe)? {
+        if confirm(client, &mut probe, settings)? {
             kept.push(probe);
         }
     }
@@ -286,7 +290,14 @@ fn adjust(
             }
         }
         Some(Subject::RowSecurity { .. }) => rls_note(client, f),
-        Some(Subject::Policy { .. }) | Some(Subject::Functions { .. }) | None => Ok(Outcome::Keep),
+        Some(Subject::Policy { table, name }) if f.code == Code::BS507 => {
+            kept(super::rls::dropped(client, f, &table, &name)?)
+        }
+        Some(Subject::RowPolicies { table }) => kept(super::rls::finding(client, f, &table)?),
+        Some(Subject::Policy { .. })
+        | Some(Subject::Functions { .. })
+        | Some(Subject::OwnerColumns { .. })
+        | None => Ok(Outcome::Keep),
     }
 }
 
@@ -522,7 +533,9 @@ fn subject_names(subject: &Subject) -> Option<(&RelationName, Option<&str>)> {
         Subject::Table { table, .. }
         | Subject::Policy { table, .. }
         | Subject::ForeignKey { table, .. }
-        | Subject::Functions { table, .. } => Some((table, None)),
+        | Subject::Functions { table, .. }
+        | Subject::RowPolicies { table }
+        | Subject::OwnerColumns { table, .. } => Some((table, None)),
         Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
             Some((table, Some(column)))
         }
@@ -582,7 +595,9 @@ fn renamed_subject(subject: &Subject, live: RelationName, column: Option<String>
         Subject::Table { table, .. }
         | Subject::Policy { table, .. }
         | Subject::ForeignKey { table, .. }
-        | Subject::Functions { table, .. } => *table = live,
+        | Subject::Functions { table, .. }
+        | Subject::RowPolicies { table }
+        | Subject::OwnerColumns { table, .. } => *table = live,
         Subject::ColumnType { table, column: c, .. } | Subject::NotNull { table, column: c } => {
             *table = live;
             if let Some(column) = column {
@@ -637,7 +652,11 @@ fn dropped_by_batch(f: &mut Finding, subject: &Subject, at: &str) {
 }
 
 /// Probes become findings only when the database confirms them.
-fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, CheckError> {
+fn confirm(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    settings: &Settings,
+) -> Result<bool, CheckError> {
     match &f.origin {
         // Nothing on the live database can collide with what the batch makes.
         Some(Origin::Created { .. } | Origin::Dropped { .. }) => return Ok(false),
@@ -663,6 +682,10 @@ fn confirm(client: &mut impl GenericClient, f: &mut Finding) -> Result<bool, Che
                 return Ok(true);
             }
             Ok(false)
+        }
+        Some(Subject::RowPolicies { table }) => super::rls::not_forced(client, f, &table, settings),
+        Some(Subject::OwnerColumns { table, columns }) => {
+            super::rls::owner_columns(client, f, &table, &columns)
         }
         Some(Subject::RowSecurity { .. }) => {
             let Some(tables) = tables_with_rls(client)? else { return Ok(false) };

@@ -5,6 +5,7 @@
 pub mod gate;
 pub mod live;
 mod platform;
+mod rls;
 pub mod unadopted;
 
 use std::path::Path;
@@ -39,6 +40,9 @@ pub struct CheckSection {
     /// the database's own version counts.
     #[serde(deserialize_with = "major")]
     pub server_version: Option<u32>,
+    /// The roles the application connects as: a table one of them owns
+    /// needs `FORCE ROW LEVEL SECURITY` for its policies to hold (BS509).
+    pub application_roles: Vec<String>,
 }
 
 impl Default for CheckSection {
@@ -52,6 +56,7 @@ impl Default for CheckSection {
                 .collect(),
             skip: Vec::new(),
             server_version: None,
+            application_roles: Vec::new(),
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Settings {
     /// missing where they do not exist yet, as `migrate`'s pre-flight
     /// judges them (see [`crate::migrate::Settings::knowing`]).
     pub protected_made: Vec<String>,
+    /// `[check] application_roles`.
+    pub application_roles: Vec<String>,
 }
 
 impl Settings {
@@ -150,6 +157,7 @@ impl Settings {
             required: check.required,
             config_file,
             protected_made: Vec::new(),
+            application_roles: check.application_roles.clone(),
         }
     }
 }

@@ -232,6 +232,7 @@ mod tests {
             required: false,
             config_file: "backstop.toml".into(),
             protected_made: Vec::new(),
+            application_roles: Vec::new(),
         };
         let report = analyze(&sources, &settings);
         Assessment::new(sources, report, None)
