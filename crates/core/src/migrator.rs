@@ -117,15 +117,25 @@ pub fn migrate(
         (assessment, backup_progress, backed_up.clone()),
         note,
     )?;
+    let handed = guards.handed.clone();
     let mut gates = guards.in_order();
     let plan = config.after_plan()?;
     let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Migrate, options.dry_run)?;
     let settings = migrate::Settings::from(&config.migrations);
-    // Last: the downs are worked out only for a run every gate let through.
+    // Last: the downs are kept only for a run every gate let through (the
+    // check's run on a copy proved them, where it ran).
     let proofs = config.rehearse.proofs.as_path();
     let defective = config.migrations.defective_downs;
-    let mut keep =
-        KeepDowns { url, migrations, settings: &settings, proofs, note, backed_up, defective };
+    let mut keep = KeepDowns {
+        url,
+        migrations,
+        settings: &settings,
+        proofs,
+        note,
+        backed_up,
+        defective,
+        handed,
+    };
     if config.migrations.keep_downs {
         gates.push(&mut keep);
     }
@@ -150,6 +160,8 @@ struct Gates<'a> {
     check: Option<CheckGate<'a>>,
     rehearsal: Option<Box<dyn Gate>>,
     backup: Option<Box<dyn Gate + 'a>>,
+    /// What the check's run on a copy proved, for the keep gate.
+    handed: crate::check::on_copy::Handed,
 }
 
 impl<'a> Gates<'a> {
@@ -162,6 +174,7 @@ impl<'a> Gates<'a> {
         note: &mut dyn FnMut(&str),
     ) -> Result<Gates<'a>, MigratorError> {
         let check_settings = config.check_settings().knowing(migrations);
+        let handed = crate::check::on_copy::Handed::default();
         let check = if check_settings.required {
             Some(CheckGate {
                 settings: check_settings,
@@ -169,6 +182,16 @@ impl<'a> Gates<'a> {
                 database: crate::pg::redact(url),
                 notify: assessment,
                 served: Vec::new(),
+                // Where the deploy proves its downs on a copy, the check runs
+                // the pending migrations there first (the proofs then serve
+                // the deploy): a statement that fails is NO-GO before any backup.
+                on_copy: config.migrations.keep_downs.then(|| crate::check::on_copy::OnCopy {
+                    url: url.to_string(),
+                    migrations: migrations.to_vec(),
+                    settings: migrate::Settings::from(&config.migrations),
+                    proofs: config.rehearse.proofs.clone(),
+                    hand_to: Some(handed.clone()),
+                }),
             })
         } else {
             if !waivers.accept_risk.is_empty() {
@@ -207,7 +230,7 @@ impl<'a> Gates<'a> {
             }
             (None, None) => None,
         };
-        Ok(Gates { freeze: FreezeGate, check, rehearsal, backup })
+        Ok(Gates { freeze: FreezeGate, check, rehearsal, backup, handed })
     }
 
     /// The gates to pass, in order.
@@ -261,6 +284,9 @@ pub fn expand_step(
     let watchers = (assessment, backup_progress, BackedUp::default());
     let mut guards = Gates::new((config, migrations), url, waivers, watchers, &mut *note)?;
     if let Some(check) = guards.check.as_mut() {
+        // The statements are not run as written (a view serves a rename, a
+        // twin a type change): a copy running them would judge another run.
+        check.on_copy = None;
         check.served = match step {
             Step::Expand { .. } => crate::check::gate::SERVED_AT_EXPAND.to_vec(),
             Step::Contract => crate::check::gate::SERVED_AT_CONTRACT.to_vec(),

@@ -404,6 +404,11 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
             run.owner_tables.push(OwnerTable { file: cx.file, stmt: stmt.index, table, column });
         }
         match stmt.node {
+            NodeEnum::CreateStmt(c) => {
+                if let Some(rv) = &c.relation {
+                    run.created_tables.push((cx.file, stmt.index, Cx::rel(rv)));
+                }
+            }
             NodeEnum::AlterTableStmt(a) => {
                 let Some(rv) = &a.relation else { continue };
                 if alter_cmds(a).any(|(_, _, t)| t == AlterTableType::AtEnableRowSecurity) {

@@ -36,6 +36,7 @@ macro_rules! with_rules {
         BS402 transaction_control,
         BS403 missing_down,
         BS404 not_null_column_without_default,
+        BS405 fails_on_database,
         BS501 rls_missing,
         BS502 policy_name_collision,
         BS503 grant_to_public,

@@ -175,6 +175,8 @@ pub(crate) struct RunFacts {
     pub owner_tables: Vec<OwnerTable>,
     /// `DROP TABLE`s of the run: file, statement, table.
     pub dropped_tables: Vec<(usize, usize, RelationName)>,
+    /// `CREATE TABLE`s of the run: file, statement, table as written.
+    pub created_tables: Vec<(usize, usize, RelationName)>,
     pub policies: Vec<PolicyDef>,
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.

@@ -163,6 +163,8 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let mut strays = Vec::new();
     let mut folder = None;
+    // Every migration of the folder, where the pending ones run on a copy.
+    let mut history = Vec::new();
     let sources = if args.paths.is_empty() {
         // The pending ones are told by the checksums; without a database
         // every file is checked, and parsed once, by the check.
@@ -174,6 +176,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         let folder = folder.insert(loaded);
         match client.as_mut() {
             Some(client) => {
+                history = folder.migrations.clone();
                 let status = migrate::status(client, &folder.migrations)?;
                 folder.migrations.retain(|m| status.pending.iter().any(|p| p.version == m.version));
                 folder.migrations.iter().map(|m| Source::of_migration_on(m, server)).collect()
@@ -202,15 +205,8 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {
-            check::live::assess(client, &mut report, &settings)?;
-            // Pending migrations another tool already applied: they fail.
-            if let (Some(folder), false) = (&folder, settings.lint.skip.contains(&Code::BS003)) {
-                let pending: Vec<&source::Migration> = folder.migrations.iter().collect();
-                report.findings.extend(check::unadopted::findings(client, &pending)?);
-            }
-            let server_version: String =
-                client.query_one("select current_setting('server_version')", &[])?.get(0);
-            Some(LiveInfo { database: pg::redact(url), server_version })
+            let pending = folder.as_ref().map(|f| (f.migrations.as_slice(), history));
+            Some(live_facts(client, url, (&config, &settings), &mut report, pending)?)
         }
         _ => None,
     };
@@ -242,6 +238,36 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let fail_on = args.fail_on.map(Severity::from).unwrap_or(settings.fail_on);
     Ok(if assessment.fails_at(fail_on) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The live facts of the check at `url`: the catalog's, and, where the
+/// folder's `pending` migrations (with its whole `history`) are checked,
+/// those of another tool's history and of their run on a copy.
+fn live_facts(
+    client: &mut postgres::Client,
+    url: &str,
+    (config, settings): (&Config, &check::Settings),
+    report: &mut backstop_lint::Report,
+    pending: Option<(&[source::Migration], Vec<source::Migration>)>,
+) -> anyhow::Result<LiveInfo> {
+    check::live::assess(client, report, settings)?;
+    let mut copy = None;
+    if let Some((pending, history)) = pending {
+        let on = config.migrations.keep_downs.then(|| check::on_copy::OnCopy {
+            url: url.to_string(),
+            migrations: history,
+            settings: migrate::Settings::from(&config.migrations),
+            proofs: config.rehearse.proofs.clone(),
+            hand_to: None,
+        });
+        let pending: Vec<&source::Migration> = pending.iter().collect();
+        let findings = &mut report.findings;
+        copy =
+            check::on_copy::findings_of_pending(client, findings, settings, &pending, on.as_ref())?;
+    }
+    let server_version: String =
+        client.query_one("select current_setting('server_version')", &[])?.get(0);
+    Ok(LiveInfo { database: pg::redact(url), server_version, copy })
 }
 
 /// The check gate's summary as `migrate` prints it before applying.

@@ -143,7 +143,7 @@ fn failed_statement_is_reported_with_place_and_sqlstate_and_rolled_back() {
     let p = Project::new("failure");
     p.migration("20260107120000_add_clients", FAILING_UP, None);
 
-    let run = p.run(&["migrate"]);
+    let run = p.run(&["migrate", "--accept-risk", "BS405"]);
     run.expect_code(1);
     insta::assert_snapshot!("failure_report", run.stdout);
     // The same facts, independently of the snapshot's layout.
@@ -164,7 +164,7 @@ fn failed_statement_is_reported_with_place_and_sqlstate_and_rolled_back() {
     assert!(db.applied().is_empty());
     assert_eq!(db.events(), [event("migrate", "rolled_back", &["20260107120000"])]);
 
-    let run = p.run(&["migrate", "--format", "json"]);
+    let run = p.run(&["migrate", "--accept-risk", "BS405", "--format", "json"]);
     let json = run.expect_code(1).json();
     let f = &json["failure"];
     assert_eq!(f["version"], "20260107120000");
@@ -609,11 +609,13 @@ fn each_keeps_earlier_migrations_when_a_later_one_fails_and_one_transaction_keep
     p.migration("2_bad", "CREATE TABLE b (id int);\nSELECT * FROM nope;\n", None);
     let mut db = p.client();
 
-    p.run(&["migrate"]).expect_code(1).expect_output("2_bad");
+    p.run(&["migrate", "--accept-risk", "BS405"]).expect_code(1).expect_output("2_bad");
     assert!(!db.exists("a") && !db.exists("b"), "one transaction must keep nothing");
     assert!(db.applied().is_empty());
 
-    p.run(&["migrate", "--each"]).expect_code(1).expect_output("applied 1_a");
+    p.run(&["migrate", "--accept-risk", "BS405", "--each"])
+        .expect_code(1)
+        .expect_output("applied 1_a");
     assert!(db.exists("a") && !db.exists("b"));
     assert_eq!(db.applied(), ["1"]);
     assert_eq!(
@@ -657,7 +659,7 @@ required = false
         "CREATE TABLE side (id int);\nALTER TABLE busy ADD COLUMN x int;\n",
         None,
     );
-    p.run(&["migrate"])
+    p.run(&["migrate", "--accept-risk", "BS405"])
         .expect_code(1)
         .expect_output("lock_timeout hit; retry 1/1")
         .expect_output("statement 2/2 failed")
@@ -670,7 +672,10 @@ required = false
     assert!(db.applied().is_empty());
 
     p.migration("1_alter", "CREATE TABLE side (id int);\nSELECT pg_sleep(5);\n", None);
-    p.run(&["migrate"]).expect_code(1).expect_output("57014").expect_output("statement_timeout");
+    p.run(&["migrate", "--accept-risk", "BS405"])
+        .expect_code(1)
+        .expect_output("57014")
+        .expect_output("statement_timeout");
     assert!(!db.exists("side"));
     assert!(db.applied().is_empty());
 }
@@ -721,7 +726,7 @@ fn status_exits_1_and_says_so_when_a_no_transaction_migration_stopped_half_way()
         "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (id);\nCREATE INDEX CONCURRENTLY t_b ON nope (id);\n",
         None,
     );
-    p.run(&["migrate"]).expect_code(1);
+    p.run(&["migrate", "--accept-risk", "BS405"]).expect_code(1);
     assert!(p.client().exists("t_a"), "the first statement stays committed");
     let run = p.run(&["status"]);
     run.expect_code(1)
@@ -737,7 +742,7 @@ fn status_exits_1_and_says_so_when_a_no_transaction_migration_stopped_half_way()
         "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (id);\n",
     );
     p.run(&["repair", "2"]).expect_code(2);
-    p.run(&["migrate"]).expect_code(0);
+    p.run(&["migrate", "--accept-risk", "BS405"]).expect_code(0);
     p.run(&["status"]).expect_code(0);
 }
 

@@ -10,6 +10,7 @@ mod atlas;
 mod authors_transactions;
 mod backup;
 mod bad_input;
+mod certain_failure;
 mod check;
 mod check_cleared;
 mod check_noise;

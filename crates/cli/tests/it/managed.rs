@@ -71,14 +71,14 @@ fn using_a_new_enum_value_in_the_same_migration_fails_with_advice() {
         "CREATE TYPE mood AS ENUM ('ok');\nCREATE TABLE people (id int, mood mood);",
         None,
     );
-    project.run(&["migrate"]).expect_code(0);
+    project.run(&["migrate", "--accept-risk", "BS405"]).expect_code(0);
     project.migration(
         "2_add_and_use",
         "ALTER TYPE mood ADD VALUE 'meh';\nINSERT INTO people VALUES (1, 'meh');",
         None,
     );
     project
-        .run(&["migrate"])
+        .run(&["migrate", "--accept-risk", "BS405"])
         .expect_code(1)
         .expect_output("error 55P04")
         .expect_output("move the statements that use the new value into a later migration");
@@ -102,10 +102,10 @@ fn a_password_written_in_a_migration_is_never_shown_or_logged() {
         ),
         None,
     );
-    let run = project.run(&["migrate"]);
+    let run = project.run(&["migrate", "--accept-risk", "BS405"]);
     run.expect_code(1).expect_output("PASSWORD '****'");
     assert!(!run.all().contains("hunter2"), "{}", run.all());
-    let json = project.run(&["migrate", "--format", "json"]);
+    let json = project.run(&["migrate", "--accept-risk", "BS405", "--format", "json"]);
     assert!(!json.all().contains("hunter2"), "{}", json.all());
     let mut client = project.client();
     let logged: String = client
@@ -120,7 +120,7 @@ fn a_password_written_in_a_migration_is_never_shown_or_logged() {
 fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
     let project = Project::new("nt_verify");
     project.migration("1_t", "CREATE TABLE t (id int);", None);
-    project.run(&["migrate"]).expect_code(0);
+    project.run(&["migrate", "--accept-risk", "BS405"]).expect_code(0);
     project.migration(
         "2_index",
         "-- backstop:no-transaction\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);",
@@ -131,7 +131,7 @@ fn a_no_transaction_migration_runs_its_verify_sql_before_it_is_recorded() {
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 't_id_unique') THEN\n  RAISE EXCEPTION 'unique index missing';\nEND IF; END $$;",
     );
     project
-        .run(&["migrate"])
+        .run(&["migrate", "--accept-risk", "BS405"])
         .expect_code(1)
         .expect_output("verify.sql statement 1/1 failed")
         .expect_output("unique index missing")

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use backstop_lint::{Code, Severity};
 
+use super::on_copy::{self, OnCopy};
 use super::{analyze, live, Assessment, CheckError, LiveInfo, Settings, Source};
 use crate::migrate::{Gate, GatePass, GateRefusal};
 use crate::source::Migration;
@@ -24,6 +25,9 @@ pub struct CheckGate<'a> {
     /// Codes the step being taken does not bear out (an expand or its
     /// contract serves those statements another way): set apart.
     pub served: Vec<Code>,
+    /// Where the pending migrations run first, on a copy of the target's
+    /// schema: a statement that fails there is NO-GO before any backup.
+    pub on_copy: Option<OnCopy>,
 }
 
 /// What `migrate --expand` does another way than the statements say: a
@@ -53,14 +57,14 @@ impl CheckGate<'_> {
             pending.iter().map(|m| Source::of_migration_on(m, server)).collect();
         let mut report = analyze(&sources, &settings);
         live::assess(client, &mut report, &settings)?;
-        if !settings.lint.skip.contains(&Code::BS003) {
-            report.findings.extend(super::unadopted::findings(client, pending)?);
-        }
+        let on = self.on_copy.as_ref();
+        let copy =
+            on_copy::findings_of_pending(client, &mut report.findings, &settings, pending, on)?;
         let server_version: String = client
             .query_one("select current_setting('server_version')", &[])
             .map(|r| r.get(0))
             .unwrap_or_default();
-        let info = LiveInfo { database: self.database.clone(), server_version };
+        let info = LiveInfo { database: self.database.clone(), server_version, copy };
         let mut assessment = Assessment::new(sources, report, Some(info));
         if !self.served.is_empty() {
             assessment.serve(&self.served);

@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod live;
+pub mod on_copy;
 mod platform;
 mod rls;
 pub mod unadopted;
@@ -258,6 +259,10 @@ pub struct LiveInfo {
     /// The URL with its password masked.
     pub database: String,
     pub server_version: String,
+    /// What running the pending migrations on a copy of the database's
+    /// schema found, or why they were not run there (`on_copy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<String>,
 }
 
 /// A finished assessment: findings (static, then adjusted by live facts),

@@ -49,6 +49,9 @@ pub struct Kept {
     /// What to tell the operator about the store itself (a file set aside,
     /// a save that failed).
     pub notes: Vec<String>,
+    /// Ups that failed on the copy: the statement, its place and the
+    /// server's error. The migrations after the first are not tried.
+    pub up_failed: Vec<crate::migrate::Failure>,
 }
 
 /// A migration whose own down, run after its up on a copy, does not give
@@ -192,6 +195,7 @@ pub fn keep(
     kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
     kept.chain = computed.chain.clone();
     for d in computed.downs {
+        kept.up_failed.extend(d.up_failed.clone());
         let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
         match proof_of(m, &d, (computed.major, role.clone()), "migrate") {
             Some(proof) => {

@@ -120,6 +120,10 @@ pub struct Down {
     /// rollback through it must find as it was before.
     #[serde(skip)]
     pub touched: Vec<crate::adopt::keyed::Touched>,
+    /// How its up failed on the copy, where it did: the statement, its
+    /// place and the server's own error.
+    #[serde(skip)]
+    pub up_failed: Option<crate::migrate::Failure>,
 }
 
 impl Down {
@@ -139,6 +143,7 @@ impl Down {
             end: None,
             own: None,
             touched: Vec::new(),
+            up_failed: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl Replay<'_> {
         };
         if let Some(Err(f)) = outcomes.iter().find(|o| o.is_err()) {
             return Ok(if f.direction == Direction::Up {
+                self.up_failed = Some((**f).clone());
                 Proof::Fails(format!("the up fails: {}", f.message))
             } else {
                 Proof::Fails(failed(f))

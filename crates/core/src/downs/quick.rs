@@ -572,6 +572,7 @@ pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
         end: None,
         own: None,
         touched: Vec::new(),
+        up_failed: None,
     }
 }
 

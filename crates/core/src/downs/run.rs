@@ -48,6 +48,9 @@ pub(super) struct Replay<'a> {
     /// change, read at the first picture: no migration run as the role
     /// makes such a table, so it holds for the whole replay.
     left_out: Option<Vec<String>>,
+    /// How the last up that failed failed, for the down of its migration
+    /// to carry (`Down::up_failed`).
+    pub(super) up_failed: Option<migrate::Failure>,
 }
 
 /// Where a replay started: what an up that fails for want of an object
@@ -219,6 +222,7 @@ impl<'a> Replay<'a> {
             tracked,
             start,
             left_out: None,
+            up_failed: None,
         }
     }
 }
@@ -314,7 +318,11 @@ impl Replay<'_> {
             &mut [],
             self.progress,
         ) {
-            Ok(report) => Ok(report.failure.map(|f| (f.message, f.sqlstate))),
+            Ok(report) => Ok(report.failure.map(|f| {
+                let told = (f.message.clone(), f.sqlstate.clone());
+                self.up_failed = Some(f);
+                told
+            })),
             Err(migrate::ApplyError::Unrunnable(problems)) => Ok(Some((
                 problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
                 None,
@@ -395,6 +403,22 @@ impl Replay<'_> {
 
     /// One migration asked about; whether the replay must stop after it.
     pub(super) fn one(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
+        self.up_failed = None;
+        // The up as the copy runs it: a call that reaches outside the
+        // database never runs there, whether its down is its author's or
+        // worked out (before, an author's down was tried after the up as
+        // written, and a copy sent pg_net's request).
+        let migrations = self.migrations;
+        let m = migrations.iter().find(|r| r.version == m.version).unwrap_or(m);
+        let (mut down, stops) = self.either_way(m)?;
+        if down.notes.first().is_some_and(|n| n.starts_with("the up fails")) {
+            down.up_failed = self.up_failed.take();
+        }
+        Ok((down, stops))
+    }
+
+    /// The quick way where it serves, else the full way.
+    fn either_way(&mut self, m: &Migration) -> Result<(Down, bool), DownsError> {
         if let Some(reading) = super::quick::read(m).filter(|_| m.down.is_none()) {
             if let Some(done) = self.quick(m, &reading)? {
                 return Ok(done);
@@ -733,5 +757,6 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         end: None,
         own: None,
         touched: Vec::new(),
+        up_failed: None,
     }
 }

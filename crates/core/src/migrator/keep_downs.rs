@@ -29,6 +29,9 @@ pub(super) struct KeepDowns<'a> {
     pub(super) backed_up: BackedUp,
     /// What a migration whose own down does not hold gets.
     pub(super) defective: DefectiveDowns,
+    /// What the check gate's run on a copy proved of these very
+    /// migrations, taken as it is rather than proved again.
+    pub(super) handed: crate::check::on_copy::Handed,
 }
 
 impl Gate for KeepDowns<'_> {
@@ -50,16 +53,21 @@ impl Gate for KeepDowns<'_> {
         if dry_run || versions.is_empty() {
             return Ok(migrate::GatePass::default());
         }
-        let mut store = crate::downs::proofs::Store::open(self.proofs);
-        let kept = crate::downs::keep::keep(
-            (client, self.backed_up.borrow_mut().take()),
-            self.url,
-            self.migrations,
-            self.settings,
-            pending,
-            (&versions, true),
-            &mut store,
-        );
+        let kept = match self.handed.borrow_mut().take() {
+            Some(kept) => Ok(kept),
+            None => {
+                let mut store = crate::downs::proofs::Store::open(self.proofs);
+                crate::downs::keep::keep(
+                    (client, self.backed_up.borrow_mut().take()),
+                    self.url,
+                    self.migrations,
+                    self.settings,
+                    pending,
+                    (&versions, true),
+                    &mut store,
+                )
+            }
+        };
         let mut kept = match kept {
             Ok(kept) => kept,
             Err(e) => {

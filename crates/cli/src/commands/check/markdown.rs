@@ -242,8 +242,11 @@ mod tests {
         let mut a = assess(
             "-- backstop:ignore BS101 archived to meetings.csv\nDROP TABLE IF EXISTS meetings;\nDROP TABLE users;\n",
         );
-        a.live =
-            Some(LiveInfo { database: "postgres://u@h/db".into(), server_version: "17.2".into() });
+        a.live = Some(LiveInfo {
+            database: "postgres://u@h/db".into(),
+            server_version: "17.2".into(),
+            copy: None,
+        });
         a.findings[0].facts.push("users holds 42 rows | 3 MB".into());
         a
     }

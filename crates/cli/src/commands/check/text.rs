@@ -155,6 +155,9 @@ pub fn render(a: &Assessment, with_statistics: bool) -> String {
     };
     let _ =
         writeln!(out, "checked {} file(s), {statements} statement(s); {against}", a.files.len());
+    if let Some(copy) = a.live.as_ref().and_then(|l| l.copy.as_deref()) {
+        let _ = writeln!(out, "{}", terminal_safe(copy));
+    }
     if let Some(expand) = &a.expand {
         let _ = writeln!(out, "{}", terminal_safe(&expand.line()));
     }
@@ -184,6 +187,9 @@ pub fn gate_summary(a: &Assessment, accepted: &[Code]) -> String {
         for c in &a.conditions {
             let _ = writeln!(out, "  condition: {c}");
         }
+    }
+    if let Some(copy) = a.live.as_ref().and_then(|l| l.copy.as_deref()) {
+        let _ = writeln!(out, "  {}", terminal_safe(copy));
     }
     if !a.served.is_empty() {
         let mut codes: Vec<&str> = a.served.iter().map(|f| f.code.as_str()).collect();

@@ -1,0 +1,206 @@
+//! Certain failures, found where they cannot harm: the pending migrations
+//! run as `migrate` runs them on the copy of the target's schema a deploy
+//! keeps (`downs::keep`, never the target itself), which also proves
+//! their downs there and keeps those proofs, so the deploy that follows
+//! reuses them instead of running them again. A statement that fails on
+//! the copy is a critical BS405 with the server's own error, the
+//! statement and its place: `migrate`'s check gate then refuses before
+//! any backup is taken.
+
+use std::path::PathBuf;
+
+use backstop_lint::{Code, Finding, Position};
+use postgres::Client;
+
+use crate::migrate::{self, Failure};
+use crate::source::Migration;
+
+/// What running the pending migrations on a copy needs.
+pub struct OnCopy {
+    /// The target's URL: the copy is made of its schema.
+    pub url: String,
+    /// Every migration of the folder.
+    pub migrations: Vec<Migration>,
+    pub settings: migrate::Settings,
+    /// The store of proofs the deploy reads (`[rehearse] proofs`).
+    pub proofs: PathBuf,
+    /// Where a deploy's gate that keeps the downs takes what this run
+    /// proved, instead of proving it again (`migrator`'s keep gate).
+    pub hand_to: Option<Handed>,
+}
+
+/// What the run on the copy proved, handed to the deploy's keep gate.
+pub type Handed = std::rc::Rc<std::cell::RefCell<Option<crate::downs::keep::Kept>>>;
+
+/// What the run on the copy found: the findings, and the line that says
+/// what was run (or why nothing was).
+pub struct Ran {
+    pub findings: Vec<Finding>,
+    pub said: String,
+}
+
+/// The live findings about `pending` as a whole, added to `findings`:
+/// migrations another tool already applied (BS003: they fail, and the
+/// finding says how to take them over), else the run on the copy `on`
+/// (BS405), where one is asked for. What the copy run said, if it ran.
+pub fn findings_of_pending(
+    client: &mut Client,
+    findings: &mut Vec<Finding>,
+    settings: &super::Settings,
+    pending: &[&Migration],
+    on: Option<&OnCopy>,
+) -> Result<Option<String>, super::CheckError> {
+    let skip = |code| settings.lint.skip.contains(&code);
+    let unadopted =
+        if skip(Code::BS003) { Vec::new() } else { super::unadopted::findings(client, pending)? };
+    let mut said = None;
+    if let (Some(on), true, false) = (on, unadopted.is_empty(), skip(Code::BS405)) {
+        let ran = run(client, on, pending);
+        add(findings, ran.findings);
+        said = (!ran.said.is_empty()).then_some(ran.said);
+    }
+    findings.extend(unadopted);
+    Ok(said)
+}
+
+/// Runs `pending` on the copy; their failures as findings.
+pub fn run(client: &mut Client, on: &OnCopy, pending: &[&Migration]) -> Ran {
+    let versions: Vec<String> =
+        pending.iter().filter(|m| !m.repeatable).map(|m| m.version.clone()).collect();
+    if versions.is_empty() {
+        return Ran { findings: Vec::new(), said: String::new() };
+    }
+    let mut store = crate::downs::proofs::Store::open(&on.proofs);
+    // Reading the database's schema waits no longer for a lock another
+    // session holds than a migration would.
+    let waits = bounded_lock_wait(client, on.settings.lock_timeout);
+    let kept = crate::downs::keep::keep(
+        (client, None),
+        &on.url,
+        &on.migrations,
+        &on.settings,
+        pending,
+        (&versions, true),
+        &mut store,
+    );
+    if let Some(before) = waits {
+        let _ = client.execute("select set_config('lock_timeout', $1, false)", &[&before]);
+    }
+    let kept = match kept {
+        Ok(kept) => kept,
+        Err(e) => {
+            let why = crate::kit::error::chain(&e);
+            let said = format!(
+                "not run on a copy ({why}): a statement that fails on the database is found \
+                 only when migrate runs it"
+            );
+            return Ran { findings: Vec::new(), said };
+        }
+    };
+    let findings: Vec<Finding> = kept.up_failed.iter().map(|f| finding(f, pending)).collect();
+    let reused = kept.reused.len();
+    let failed: Vec<String> = kept.up_failed.iter().map(|f| f.version.clone()).collect();
+    if let Some(hand) = &on.hand_to {
+        *hand.borrow_mut() = Some(kept);
+    }
+    let said = match (findings.is_empty(), reused) {
+        (true, 0) => format!(
+            "ran the {} pending migration(s) on a copy of the database's schema: every \
+             statement runs",
+            versions.len()
+        ),
+        (true, _) => format!(
+            "ran the {} pending migration(s) on a copy of the database's schema: every \
+             statement runs ({reused} of them by the proof an earlier run kept on this very \
+             schema)",
+            versions.len()
+        ),
+        (false, _) => {
+            format!(
+                "ran the pending migrations on a copy of the database's schema: {} fail(s) \
+                 there; the migrations after a failure were not run",
+                failed.join(", ")
+            )
+        }
+    };
+    Ran { findings, said }
+}
+
+/// Adds the findings of a run on the copy to `findings`: where another
+/// critical finding is already about the same statement (an extension
+/// the server lacks, a NOT NULL column for rows that are there), the
+/// copy's error is added to it as the fact that confirms it, not said
+/// twice.
+pub fn add(findings: &mut Vec<Finding>, ran: Vec<Finding>) {
+    for f in ran {
+        let same = findings.iter_mut().find(|e| {
+            e.severity == backstop_lint::Severity::Critical
+                && e.file == f.file
+                && e.statement.is_some()
+                && e.statement == f.statement
+        });
+        match same {
+            Some(e) => e.facts.push(format!("a copy of the database confirms it: {}", f.message)),
+            None => findings.push(f),
+        }
+    }
+}
+
+/// Sets the session's `lock_timeout` to `wait` (where it is not zero);
+/// the setting before, to put back.
+fn bounded_lock_wait(client: &mut Client, wait: std::time::Duration) -> Option<String> {
+    if wait.is_zero() {
+        return None;
+    }
+    let before: String =
+        client.query_one("select current_setting('lock_timeout')", &[]).ok()?.get(0);
+    let ms = format!("{}ms", wait.as_millis());
+    client.execute("select set_config('lock_timeout', $1, false)", &[&ms]).ok()?;
+    Some(before)
+}
+
+/// The finding for an up that failed on the copy.
+fn finding(f: &Failure, pending: &[&Migration]) -> Finding {
+    let m = pending.iter().find(|m| m.version == f.version);
+    let path = f
+        .file
+        .as_ref()
+        .or_else(|| m.map(|m| &m.up.path))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let at = Position { line: f.line.unwrap_or(1), column: f.column.unwrap_or(1) };
+    let statement = match (f.statement, f.statements) {
+        (Some(i), Some(n)) => format!(", at statement {i} of {n}"),
+        _ => String::new(),
+    };
+    let code = f.sqlstate.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let mut message = format!(
+        "{} fails on a copy of the database{statement}: {}{code}",
+        m.map_or_else(|| f.version.clone(), |m| m.label()),
+        f.message
+    );
+    if let Some(detail) = &f.detail {
+        message.push_str(&format!("; {detail}"));
+    }
+    let mut help = "fix it so that it runs on the database as it is; migrate would stop here \
+                    after its backup"
+        .to_string();
+    if let Some(hint) = &f.hint {
+        help = format!("{hint}; {help}");
+    }
+    let mut finding = backstop_lint::analyze::file_finding(Code::BS405, &path, at, message, &help);
+    finding.statement = f.statement;
+    if let Some(sql) = &f.sql {
+        finding.facts.push(format!("the statement: {}", one_line(sql)));
+    }
+    finding
+}
+
+/// A statement on one line, cut at 200 characters.
+fn one_line(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}
