@@ -103,6 +103,12 @@ pub fn run(client: &mut Client, on: &OnCopy, pending: &[&Migration]) -> Ran {
     if let Some(hand) = &on.hand_to {
         *hand.borrow_mut() = Some(kept);
     }
+    // A call that reaches outside the database is never run on a copy.
+    let outside: Vec<String> = pending
+        .iter()
+        .flat_map(|m| &m.up.statements)
+        .filter_map(|s| backstop_lint::calls::reaches_outside(&s.sql))
+        .collect();
     let said = match (findings.is_empty(), reused) {
         (true, 0) => format!(
             "ran the {} pending migration(s) on a copy of the database's schema: every \
@@ -122,6 +128,13 @@ pub fn run(client: &mut Client, on: &OnCopy, pending: &[&Migration]) -> Ran {
                 failed.join(", ")
             )
         }
+    };
+    let said = match outside.first() {
+        Some(call) => format!(
+            "{said}; {} statement(s) reaching outside the database ({call}) were not run there",
+            outside.len()
+        ),
+        None => said,
     };
     Ran { findings, said }
 }
