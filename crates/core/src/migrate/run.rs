@@ -338,7 +338,9 @@ impl Failure {
     }
 }
 
-fn set_timeouts(
+/// Sets the lock and statement timeouts of `s` for the session or, with
+/// `scope` `LOCAL`, the transaction.
+pub fn set_timeouts(
     client: &mut impl GenericClient,
     scope: &str,
     s: &Settings,
