@@ -30,6 +30,7 @@ EQUIVALENT = {
     "disallowed-unique-constraint": {"BS207"},
     "ban-concurrent-index-creation-in-transaction": {"BS202"},
     "require-concurrent-index-creation": {"BS201"},
+    "require-concurrent-index-deletion": {"BS210"},
     "renaming-column": {"BS302"},
     "renaming-table": {"BS301"},
     "ban-drop-not-null": {"BS303"},

@@ -27,6 +27,7 @@ macro_rules! with_rules {
         BS207 unique_without_index,
         BS208 vacuum_full_or_cluster,
         BS209 missing_lock_timeout,
+        BS210 drop_index_without_concurrently,
         BS301 rename_table,
         BS302 rename_column,
         BS303 drop_not_null,
