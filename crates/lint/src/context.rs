@@ -115,7 +115,7 @@ impl RunFacts {
         self.rls_changes.iter().any(|c| {
             c.kind == kind
                 && crate::stmt::same_table(&c.table, table)
-                && ((c.file == file && c.stmt > stmt) || (sequential && c.file > file))
+                && runs_after((c.file, c.stmt), (file, stmt), sequential)
         })
     }
 
@@ -127,10 +127,16 @@ impl RunFacts {
         sequential: bool,
     ) -> bool {
         self.dropped_tables.iter().any(|(f, s, t)| {
-            crate::stmt::same_table(t, table)
-                && ((*f == file && *s > stmt) || (sequential && *f > file))
+            crate::stmt::same_table(t, table) && runs_after((*f, *s), (file, stmt), sequential)
         })
     }
+}
+
+/// Whether statement `a` (file, statement) runs after statement `b` in
+/// the run: later in the same file, or in a later file where the files
+/// run as one sequence.
+pub(crate) fn runs_after(a: (usize, usize), b: (usize, usize), sequential: bool) -> bool {
+    (a.0 == b.0 && a.1 > b.1) || (sequential && a.0 > b.0)
 }
 
 /// A new table with an owner column (`[check] owner_columns`).

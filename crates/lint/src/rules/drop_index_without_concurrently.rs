@@ -3,7 +3,7 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
-use crate::context::{Cx, Hit};
+use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 use crate::stmt::{display_table, object_name};
@@ -41,11 +41,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         for index in d.objects.iter().filter_map(object_name) {
             // Made earlier in the run, by name, or on a table the run made.
             let made = cx.run.indexes.iter().any(|i| {
-                let earlier = (i.file == cx.file && i.stmt < stmt.index)
-                    || (cx.opts.sequential && i.file < cx.file);
-                earlier
-                    && (i.name.as_deref() == Some(index.name.as_str())
-                        && (index.schema.is_none() || i.table.schema == index.schema))
+                runs_after((cx.file, stmt.index), (i.file, i.stmt), cx.opts.sequential)
+                    && i.name.as_deref() == Some(index.name.as_str())
+                    && (index.schema.is_none() || i.table.schema == index.schema)
             });
             if made {
                 continue;

@@ -2,7 +2,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::context::{Cx, Hit};
+use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 use crate::stmt::display_table;
@@ -46,7 +46,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         // and still there by the batch's account (not dropped or renamed).
         let schema = |t: &crate::RelationName| t.schema.clone().unwrap_or_else(|| "public".into());
         let before = cx.run.created_tables.iter().any(|(file, at, t)| {
-            let earlier = (*file == cx.file && *at < stmt.index) || (cx.opts.sequential && *file < cx.file);
+            let earlier = runs_after((cx.file, stmt.index), (*file, *at), cx.opts.sequential);
             earlier && t.name == table.name && schema(t) == schema(&table)
         });
         if !before || !cx.is_new(stmt.index, &table) {

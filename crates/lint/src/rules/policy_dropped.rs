@@ -1,6 +1,6 @@
 //! BS507: a policy dropped with nothing in its place.
 
-use crate::context::{Cx, Hit};
+use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 use crate::stmt::{display_table, same_table};
@@ -35,10 +35,10 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let run = cx.run;
     for (_, at, table, policy) in run.dropped_policies.iter().filter(|d| d.0 == cx.file) {
         let Some(stmt) = cx.stmts.get(*at) else { continue };
-        let later = |file: usize, index: usize| {
-            (file == cx.file && index > *at) || (cx.opts.sequential && file > cx.file)
-        };
-        let replaced = run.policies.iter().any(|p| same_table(&p.table, table) && later(p.file, p.stmt));
+        let replaced = run.policies.iter().any(|p| {
+            same_table(&p.table, table)
+                && runs_after((p.file, p.stmt), (cx.file, *at), cx.opts.sequential)
+        });
         if replaced
             || run.dropped_later((cx.file, *at), table, cx.opts.sequential)
             || cx.is_new(*at, table)

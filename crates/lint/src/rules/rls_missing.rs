@@ -68,12 +68,8 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     // Whether the run itself shows that the project uses row level security.
     let uses_rls = !run.rls_enabled.is_empty();
     // A table the run drops again (a work table) holds no one's rows after it.
-    let dropped_later = |o: &OwnerTable| {
-        run.dropped_tables.iter().any(|(file, stmt, t)| {
-            same_table(t, &o.table)
-                && ((*file == o.file && *stmt > o.stmt) || (cx.opts.sequential && *file > o.file))
-        })
-    };
+    let dropped_later =
+        |o: &OwnerTable| run.dropped_later((o.file, o.stmt), &o.table, cx.opts.sequential);
     let open: Vec<&OwnerTable> =
         run.owner_tables.iter().filter(|o| !enabled(&o.table) && !dropped_later(o)).collect();
     for o in open.iter().filter(|o| o.file == cx.file) {
