@@ -39,6 +39,19 @@ EQUIVALENT = {
     "require-lock-timeout": {"BS209"},
     "require-timeout-settings": {"BS209"},
     "require-enum-value-ordering": {"BS304"},
+    "identifier-too-long": {"BS406"},
+    "ban-alter-domain-with-add-constraint": {"BS211"},
+    "ban-create-domain-with-constraint": {"BS407"},
+    "ban-duplicate-column-assignments": {"BS405"},
+    # The preferences, opt-in in backstop ([check] enable).
+    "ban-char-field": {"BS801"},
+    "prefer-text-field": {"BS802"},
+    "prefer-bigint-over-int": {"BS803"},
+    "prefer-bigint-over-smallint": {"BS803"},
+    "prefer-identity": {"BS804"},
+    "prefer-timestamp-tz": {"BS805"},
+    "prefer-timestamptz": {"BS805"},
+    "require-table-schema": {"BS806"},
 }
 BACKSTOP_TO_SQUAWK = collections.defaultdict(set)
 for rule, codes in EQUIVALENT.items():

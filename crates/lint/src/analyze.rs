@@ -267,7 +267,7 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
 /// The findings and the probes of one file, in the file's order.
 fn findings_of(cx: &Cx<'_>, opts: &Options) -> (Vec<Finding>, Vec<Finding>) {
     let mut hits = Vec::new();
-    for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
+    for code in Code::ALL.iter().filter(|c| opts.runs(**c)) {
         if code.meta().phase == Phase::Statements {
             code.check(cx, &mut hits);
         }
@@ -289,7 +289,7 @@ fn findings_of(cx: &Cx<'_>, opts: &Options) -> (Vec<Finding>, Vec<Finding>) {
     extra.extend(suppress::apply(cx, &mut findings));
     findings.extend(extra.into_iter().map(|h| to_finding(cx, h)));
     let mut late = Vec::new();
-    for code in Code::ALL.iter().filter(|c| !opts.skip.contains(c)) {
+    for code in Code::ALL.iter().filter(|c| opts.runs(**c)) {
         if code.meta().phase == Phase::AfterSuppression {
             code.check(cx, &mut late);
         }

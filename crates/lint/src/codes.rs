@@ -28,6 +28,7 @@ macro_rules! with_rules {
         BS208 vacuum_full_or_cluster,
         BS209 missing_lock_timeout,
         BS210 drop_index_without_concurrently,
+        BS211 domain_constraint_added,
         BS301 rename_table,
         BS302 rename_column,
         BS303 drop_not_null,
@@ -38,6 +39,8 @@ macro_rules! with_rules {
         BS403 missing_down,
         BS404 not_null_column_without_default,
         BS405 fails_on_database,
+        BS406 identifier_too_long,
+        BS407 domain_with_constraint,
         BS501 rls_missing,
         BS502 policy_name_collision,
         BS503 grant_to_public,
@@ -50,6 +53,12 @@ macro_rules! with_rules {
         BS601 fk_without_index,
         BS701 create_extension,
         BS702 platform_dependency,
+        BS801 char_column,
+        BS802 varchar_column,
+        BS803 int_key,
+        BS804 serial_column,
+        BS805 timestamp_without_time_zone,
+        BS806 table_without_schema,
             }
     };
 }
@@ -59,7 +68,8 @@ macro_rules! define_codes {
     ($($code:ident $module:ident,)+) => {
         /// A rule's stable code: letters then digits. The hundreds say the
         /// family: 0 suppression, 1 data loss, 2 locks, 3 compatibility,
-        /// 4 robustness, 5 security, 6 performance, 7 extensions.
+        /// 4 robustness, 5 security, 6 performance, 7 extensions, 8 preferences
+        /// (opt-in).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Code {
             $($code,)+

@@ -52,6 +52,9 @@ pub struct Options {
     pub runner_sets_lock_timeout: bool,
     /// Rules turned off (`[check] skip`).
     pub skip: Vec<Code>,
+    /// Opt-in rules turned on (`[check] enable`): the type and naming
+    /// preferences run only when named here.
+    pub enable: Vec<Code>,
     /// The files run in order, in one go, against the same database (the
     /// pending migrations): a table created by an earlier file is new for
     /// a later one. Off, each file is judged on its own, as when checking
@@ -63,6 +66,13 @@ pub struct Options {
     pub server_major: Option<u32>,
 }
 
+impl Options {
+    /// Whether rule `code` runs: not skipped, and turned on if opt-in.
+    pub fn runs(&self, code: Code) -> bool {
+        !self.skip.contains(&code) && (!code.opt_in() || self.enable.contains(&code))
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -70,6 +80,7 @@ impl Default for Options {
             owner_columns: DEFAULT_OWNER_COLUMNS.iter().map(|s| s.to_string()).collect(),
             runner_sets_lock_timeout: false,
             skip: Vec::new(),
+            enable: Vec::new(),
             sequential: true,
             server_major: None,
         }
@@ -371,7 +382,7 @@ impl<'a> Cx<'a> {
         self.tokens.get(stmt.toks.clone()).unwrap_or_default().iter().filter(|t| !is_comment(t))
     }
 
-    fn token_text(&self, t: &ScanToken) -> &'a str {
+    pub(crate) fn token_text(&self, t: &ScanToken) -> &'a str {
         self.input.text.get(t.start as usize..t.end as usize).unwrap_or("")
     }
 

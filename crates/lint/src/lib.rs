@@ -5,7 +5,7 @@
 
 // The floors, from the ground up; each module uses only those below it:
 // parallel, facts, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
-// batch, context, suppress, rules, analyze. `compare` reads token streams
+// batch, context, suppress, coltypes, rules, analyze. `compare` reads token streams
 // and stands apart.
 pub mod adds;
 pub mod analyze;
@@ -13,6 +13,7 @@ pub mod batch;
 pub mod calls;
 pub mod checksum;
 pub mod codes;
+mod coltypes;
 pub mod compare;
 pub mod context;
 pub mod data;

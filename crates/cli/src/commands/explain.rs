@@ -30,9 +30,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             for &code in Code::ALL {
                 let meta = code.meta();
+                let opt_in = if code.opt_in() { " (opt-in: [check] enable)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{code}  {:<32} {:<8} {}: {}",
+                    "{code}  {:<32} {:<8} {}: {}{opt_in}",
                     meta.name,
                     default_severity(code).as_str(),
                     meta.family.as_str(),
@@ -56,6 +57,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 meta.probability.as_str(),
                 meta.impact.as_str()
             );
+            if code.opt_in() {
+                let _ = writeln!(
+                    out,
+                    "Off by default: turn it on with `enable = [\"{code}\"]` under [check] in backstop.toml.\n"
+                );
+            }
             let _ = writeln!(out, "{}\n", code.docs().replace("**", ""));
             let _ = writeln!(out, "Reported (fixtures/{code}/bad.sql):\n");
             out.push_str(&indent(code.bad_example()));

@@ -36,6 +36,10 @@ pub struct CheckSection {
     /// Rules turned off for this project, by code or name.
     #[serde(deserialize_with = "codes")]
     pub skip: Vec<Code>,
+    /// Opt-in rules turned on, by code or name: the type and naming
+    /// preferences (BS801–BS806), off by default.
+    #[serde(deserialize_with = "opt_in_codes")]
+    pub enable: Vec<Code>,
     /// The production server's major version (`"15"`, `"17.2"`), for
     /// judging syntax newer than it without a database; with live facts
     /// the database's own version counts.
@@ -56,6 +60,7 @@ impl Default for CheckSection {
                 .map(|s| s.to_string())
                 .collect(),
             skip: Vec::new(),
+            enable: Vec::new(),
             server_version: None,
             application_roles: Vec::new(),
         }
@@ -99,6 +104,24 @@ fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Code>, D::Error> {
             })
         })
         .collect()
+}
+
+fn opt_in_codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Code>, D::Error> {
+    let codes = codes(d)?;
+    match codes.iter().find(|c| !c.opt_in()) {
+        Some(c) => Err(serde::de::Error::custom(format!(
+            "{c} ({}) runs by default, so enable cannot turn it on; enable names the opt-in \
+             rules: {}",
+            c.name(),
+            Code::ALL
+                .iter()
+                .filter(|c| c.opt_in())
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(codes),
+    }
 }
 
 /// What a check needs from the configuration.
@@ -151,6 +174,7 @@ impl Settings {
                 owner_columns: check.owner_columns.clone(),
                 runner_sets_lock_timeout: !migrations.lock_timeout.is_zero(),
                 skip: check.skip.clone(),
+                enable: check.enable.clone(),
                 sequential: true,
                 server_major: check.server_version,
             },
@@ -584,10 +608,11 @@ mod tests {
         assert_eq!(cfg.check.owner_columns, ["user_id", "tenant_id", "owner_id"]);
 
         let cfg = Config::parse(
-            "[check]\nrequired = false\nfail_on = \"high\"\nowner_columns = [\"org_id\"]\nskip = [\"BS401\", \"missing-down\"]\n",
+            "[check]\nrequired = false\nfail_on = \"high\"\nowner_columns = [\"org_id\"]\nskip = [\"BS401\", \"missing-down\"]\nenable = [\"varchar-column\", \"BS805\"]\n",
             Path::new("backstop.toml"),
         )
         .unwrap();
+        assert_eq!(cfg.check.enable, [Code::BS802, Code::BS805]);
         assert!(!cfg.check.required);
         assert_eq!(cfg.check.fail_on, Severity::High);
         assert_eq!(cfg.check.skip, [Code::BS401, Code::BS403]);
@@ -595,6 +620,7 @@ mod tests {
         for (text, line, needle) in [
             ("[check]\nfail_on = \"urgent\"\n", 2, "unknown severity"),
             ("[check]\nskip = [\"BS999\"]\n", 2, "unknown rule \"BS999\""),
+            ("[check]\nenable = [\"BS101\"]\n", 2, "BS101 (drop-table) runs by default"),
             ("[check]\nowner_colums = []\n", 2, "owner_colums"),
         ] {
             let err = Config::parse(text, Path::new("backstop.toml")).unwrap_err().to_string();

@@ -9,7 +9,9 @@ use crate::stmt::display_table;
 
 /// **What it finds:** a statement that cannot succeed. From the SQL alone:
 /// `CREATE TABLE t` (without `IF NOT EXISTS`) where an earlier statement
-/// of the run already created `t` and did not drop it. With a database
+/// of the run already created `t` and did not drop it; an `UPDATE` that
+/// sets one column twice, or an `INSERT` that lists one column twice
+/// (squawk's `ban-duplicate-column-assignments`). With a database
 /// URL, every statement of the pending migrations that fails when they
 /// run, as `migrate` runs them, on a copy of the database's schema (the
 /// copy a deploy keeps, never the database itself): the server's own
@@ -38,6 +40,54 @@ pub const META: Meta = Meta {
 };
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    created_twice(cx, out);
+    assigned_twice(cx, out);
+}
+
+/// `UPDATE ... SET a = 1, a = 2` and `INSERT INTO t (a, a)`: PostgreSQL
+/// refuses both before running anything. Assignments to parts of one
+/// column (`SET arr[1] = 1, arr[2] = 2`, `SET c.x = 1, c.y = 2`) are
+/// merged by the server and are no finding.
+fn assigned_twice(cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    for stmt in &cx.stmts {
+        let (targets, error) = match stmt.node {
+            NodeEnum::UpdateStmt(u) => (&u.target_list, "multiple assignments to same column"),
+            NodeEnum::InsertStmt(i) => (&i.cols, "specified more than once"),
+            _ => continue,
+        };
+        let targets: Vec<&pg_query::protobuf::ResTarget> = targets
+            .iter()
+            .filter_map(|t| match t.node.as_ref() {
+                Some(NodeEnum::ResTarget(r)) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        for (k, t) in targets.iter().enumerate() {
+            let twice = targets[..k]
+                .iter()
+                .any(|e| e.name == t.name && (e.indirection.is_empty() || t.indirection.is_empty()));
+            if !twice {
+                continue;
+            }
+            let column = &t.name;
+            let message = if matches!(stmt.node, NodeEnum::UpdateStmt(_)) {
+                format!("{column} is set twice in this UPDATE: PostgreSQL refuses it with \"{error} \\\"{column}\\\"\"")
+            } else {
+                format!("{column} is listed twice in this INSERT: PostgreSQL refuses it with \"column \\\"{column}\\\" {error}\"")
+            };
+            out.push(Hit::new(
+                Code::BS405,
+                stmt,
+                cx.token_at(stmt, t.location),
+                message,
+                format!("keep one assignment to {column}"),
+            ));
+        }
+    }
+}
+
+/// `CREATE TABLE t` where an earlier statement of the run made `t`.
+fn created_twice(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for stmt in &cx.stmts {
         let NodeEnum::CreateStmt(c) = stmt.node else { continue };
         let Some(rv) = c.relation.as_ref().filter(|_| !c.if_not_exists) else { continue };
@@ -81,5 +131,16 @@ mod tests {
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE IF NOT EXISTS users (id int);")]).is_empty());
         // Another schema's table of the same name is another table.
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE audit.users (id int);")]).is_empty());
+    }
+
+    #[test]
+    fn a_column_assigned_twice_fails_and_parts_of_one_column_do_not() {
+        let twice = "UPDATE users\nSET name = 'a',\n    name = 'b';";
+        assert_eq!(bs405(&[("1.sql", twice)]), [("1.sql".to_string(), 3)]);
+        assert_eq!(bs405(&[("1.sql", "INSERT INTO users (id, id) VALUES (1, 2);")]).len(), 1);
+        assert_eq!(bs405(&[("1.sql", "UPDATE t SET (a, b) = (1, 2), a = 3;")]).len(), 1);
+        assert!(bs405(&[("1.sql", "UPDATE t SET a = 1, b = 2;")]).is_empty());
+        assert!(bs405(&[("1.sql", "UPDATE t SET arr[1] = 1, arr[2] = 2;")]).is_empty());
+        assert!(bs405(&[("1.sql", "INSERT INTO t (a, b) VALUES (1, 2);")]).is_empty());
     }
 }

@@ -24,6 +24,8 @@ pub enum Family {
     Security,
     Performance,
     Extensions,
+    /// Type and naming preferences: off unless `[check] enable` names them.
+    Style,
 }
 
 impl Family {
@@ -37,6 +39,7 @@ impl Family {
             Family::Security => "security",
             Family::Performance => "performance",
             Family::Extensions => "extensions",
+            Family::Style => "preferences",
         }
     }
 }
@@ -90,6 +93,12 @@ with_rules!(define_rules);
 impl Code {
     pub fn name(self) -> &'static str {
         self.meta().name
+    }
+
+    /// An opt-in rule: a preference of style or types, off unless a
+    /// project turns it on (`[check] enable`).
+    pub fn opt_in(self) -> bool {
+        self.meta().family == Family::Style
     }
 
     /// Finds a rule by code (`BS101`, any case) or name (`drop-table`).

@@ -4,9 +4,14 @@
 use backstop_lint::{check, Code, Input, Options};
 
 /// The options the fixtures are written for: `users` is protected, the
-/// server is PostgreSQL 15.
+/// server is PostgreSQL 15, the opt-in rules are turned on.
 fn options() -> Options {
-    Options { protected_tables: vec!["users".into()], server_major: Some(15), ..Options::default() }
+    Options {
+        protected_tables: vec!["users".into()],
+        server_major: Some(15),
+        enable: Code::ALL.to_vec(),
+        ..Options::default()
+    }
 }
 
 fn codes_in(code: Code, sql: &str, has_down: bool) -> Vec<Code> {

@@ -57,7 +57,8 @@ fn rule(code: Code) -> Value {
         "shortDescription": { "text": meta.risk },
         "fullDescription": { "text": what },
         "help": { "text": docs.replace("**", ""), "markdown": docs },
-        "defaultConfiguration": { "level": level(severity) },
+        // An opt-in rule is off unless the project's [check] enable names it.
+        "defaultConfiguration": { "level": level(severity), "enabled": !code.opt_in() },
         "properties": properties,
     })
 }
