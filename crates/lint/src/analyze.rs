@@ -434,6 +434,11 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 run.dropped_policies.extend(dropped.iter().map(at));
                 dropped_policies.extend(dropped);
             }
+            NodeEnum::ViewStmt(v) => {
+                if let Some(rv) = &v.view {
+                    run.views.push((cx.file, stmt.index, Cx::rel(rv), cx.input.path.to_string()));
+                }
+            }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
                 let tables = d.objects.iter().filter_map(crate::stmt::object_name);
                 run.dropped_tables.extend(tables.map(|t| (cx.file, stmt.index, t)));

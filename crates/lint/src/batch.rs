@@ -221,6 +221,34 @@ impl Batch {
         Err((name, col))
     }
 
+    /// Where an earlier statement of the batch gave `table` (or its
+    /// `column`, if given), as statement `stmt` of `file` names it, the
+    /// name it has there by a rename: no running code knows that name.
+    pub fn renamed_to(
+        &self,
+        file: usize,
+        stmt: usize,
+        table: &RelationName,
+        column: Option<&str>,
+    ) -> Option<String> {
+        let mut name = table.clone();
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Rename { to, .. } if column.is_none() && same_table(to, &name) => {
+                    return Some(e.at.clone())
+                }
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::RenameColumn { table, to, .. }
+                    if same_table(table, &name) && Some(to.as_str()) == column =>
+                {
+                    return Some(e.at.clone())
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Where the relation `table`, as statement `stmt` of `file` names it,
     /// came from.
     pub fn table(&self, file: usize, stmt: usize, table: &RelationName) -> Origin {
@@ -288,6 +316,35 @@ impl Batch {
             }
         }
         Some(name)
+    }
+
+    /// What `table`.`column`, as statement `stmt` of `file` names it, is
+    /// called once every later statement of the checked files has run
+    /// (renames of both followed); `None` when one of them drops the
+    /// column or its table.
+    pub fn column_fate(
+        &self,
+        file: usize,
+        stmt: usize,
+        table: &RelationName,
+        column: &str,
+    ) -> Option<(RelationName, String)> {
+        let start = self.events.partition_point(|e| (e.file, e.stmt) <= (file, stmt));
+        let (mut name, mut col) = (table.clone(), column.to_string());
+        for e in &self.events[start..] {
+            match &e.change {
+                Change::Rename { from, to } if same_table(from, &name) => name = to.clone(),
+                Change::RenameColumn { table, from, to }
+                    if same_table(table, &name) && *from == col =>
+                {
+                    col = to.clone()
+                }
+                Change::Drop(t) if same_table(t, &name) => return None,
+                Change::DropColumn(t, c) if same_table(t, &name) && *c == col => return None,
+                _ => {}
+            }
+        }
+        Some((name, col))
     }
 
     /// Where `table`.`column`, as statement `stmt` of `file` names it, came from.

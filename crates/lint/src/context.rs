@@ -181,6 +181,9 @@ pub(crate) struct RunFacts {
     pub indexes: Vec<IndexDef>,
     /// `DROP INDEX`es of the run: file, statement, index name.
     pub dropped_indexes: Vec<(usize, usize, String)>,
+    /// `ALTER TABLE ... DROP CONSTRAINT`s of the run: file, statement,
+    /// table, constraint name.
+    pub dropped_constraints: Vec<(usize, usize, RelationName, String)>,
     /// Tables that some statement of the run puts under row level security.
     pub rls_enabled: Vec<RelationName>,
     /// Every change of a table's row level security in the run, in order.
@@ -194,6 +197,9 @@ pub(crate) struct RunFacts {
     pub dropped_tables: Vec<(usize, usize, RelationName)>,
     /// `CREATE TABLE`s of the run: file, statement, table as written.
     pub created_tables: Vec<(usize, usize, RelationName)>,
+    /// `CREATE VIEW`s of the run: file, statement, view as written, the
+    /// file's path.
+    pub views: Vec<(usize, usize, RelationName, String)>,
     pub policies: Vec<PolicyDef>,
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.

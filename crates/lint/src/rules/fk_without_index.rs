@@ -13,8 +13,8 @@ use crate::RelationName;
 /// **What it finds:** a `FOREIGN KEY` (or `REFERENCES`) whose referencing
 /// columns are not the leading columns of an index, judged on the schema
 /// the checked migrations leave behind: an index created later in the
-/// batch serves it, and a foreign key whose table a later migration drops
-/// is no finding. A partial index does not count. For a table that already
+/// batch serves it, and a foreign key whose table, column or constraint a
+/// later migration drops is no finding. A partial index does not count. For a table that already
 /// exists, a database URL lets the check look at its existing indexes.
 ///
 /// **Why it hurts:** PostgreSQL indexes the referenced key, not the
@@ -39,6 +39,8 @@ pub const META: Meta = Meta {
 
 struct ForeignKey<'s> {
     table: RelationName,
+    /// The constraint's name, written or as PostgreSQL makes it.
+    name: String,
     columns: Vec<String>,
     referenced: String,
     stmt: &'s Stmt<'s>,
@@ -115,6 +117,15 @@ pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
             partial,
             final_table: None,
         };
+        let mut index_of = |k: &protobuf::Constraint, table, column: Option<&str>| {
+            if matches!(k.contype(), ConstrType::ConstrPrimary | ConstrType::ConstrUnique) {
+                let columns = match column {
+                    Some(col) => vec![col.to_string()],
+                    None => names(&k.keys),
+                };
+                run.indexes.push(at(table, &k.conname, columns, false));
+            }
+        };
         match stmt.node {
             NodeEnum::IndexStmt(i) => {
                 let Some(rv) = &i.relation else { continue };
@@ -129,6 +140,16 @@ pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
                 }
                 run.indexes.push(at(Cx::rel(rv), &i.idxname, columns, i.where_clause.is_some()));
             }
+            NodeEnum::AlterTableStmt(a) => {
+                let Some(rv) = &a.relation else { continue };
+                for (_, cmd, kind) in alter_cmds(a) {
+                    if kind == AlterTableType::AtDropConstraint {
+                        let dropped = (cx.file, stmt.index, Cx::rel(rv), cmd.name.clone());
+                        run.dropped_constraints.push(dropped);
+                    }
+                }
+                each_constraint(stmt.node, &mut index_of);
+            }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectIndex => {
                 for o in &d.objects {
                     if let Some(NodeEnum::List(l)) = o.node.as_ref() {
@@ -138,15 +159,7 @@ pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
                     }
                 }
             }
-            node => each_constraint(node, |k, table, column| {
-                if matches!(k.contype(), ConstrType::ConstrPrimary | ConstrType::ConstrUnique) {
-                    let columns = match column {
-                        Some(col) => vec![col.to_string()],
-                        None => names(&k.keys),
-                    };
-                    run.indexes.push(at(table, &k.conname, columns, false));
-                }
-            }),
+            node => each_constraint(node, index_of),
         }
     }
 }
@@ -168,9 +181,16 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for stmt in &cx.stmts {
         each_constraint(stmt.node, |k, table, column| {
             if k.contype() == ConstrType::ConstrForeign {
+                let columns = column.map_or_else(|| names(&k.fk_attrs), |c| vec![c.to_string()]);
+                let name = match k.conname.as_str() {
+                    // PostgreSQL's own name for it (ChooseConstraintName).
+                    "" => format!("{}_{}_fkey", table.name, columns.join("_")),
+                    written => written.to_string(),
+                };
                 fks.push(ForeignKey {
                     table,
-                    columns: column.map_or_else(|| names(&k.fk_attrs), |c| vec![c.to_string()]),
+                    name,
+                    columns,
                     referenced: referenced(k),
                     stmt,
                     location: k.location,
@@ -185,9 +205,30 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         // The schema the run leaves behind: a table dropped later needs no
         // index, and an index made later serves.
         let Some(last) = cx.batch.fate(cx.file, fk.stmt.index, &fk.table) else { continue };
+        // A column of the key dropped later drops the key with it.
+        let Some(final_columns) = fk
+            .columns
+            .iter()
+            .map(|c| cx.batch.column_fate(cx.file, fk.stmt.index, &fk.table, c).map(|(_, c)| c))
+            .collect::<Option<Vec<String>>>()
+        else {
+            continue;
+        };
+        let dropped = cx.run.dropped_constraints.iter().any(|(f, s, t, name)| {
+            *name == fk.name
+                && (*f, *s) > (cx.file, fk.stmt.index)
+                && (same_table(t, &fk.table) || same_table(t, &last))
+        });
+        if dropped {
+            continue;
+        }
+        // An index made before a rename names the columns as they were;
+        // one made after, as they are at the end.
         let leading = |ix: &IndexDef| {
-            ix.columns.len() >= fk.columns.len()
-                && fk.columns.iter().all(|c| ix.columns[..fk.columns.len()].contains(c))
+            let n = fk.columns.len();
+            ix.columns.len() >= n
+                && (fk.columns.iter().all(|c| ix.columns[..n].contains(c))
+                    || final_columns.iter().all(|c| ix.columns[..n].contains(c)))
         };
         let on_table: Vec<&IndexDef> = cx
             .run
@@ -237,6 +278,31 @@ mod tests {
     }
 
     const FK: &str = "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users (id));";
+
+    #[test]
+    fn a_key_whose_column_or_constraint_a_later_migration_drops_needs_no_index() {
+        let add = "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;";
+        assert_eq!(found(&[("1.sql", add)], true), [("1.sql".to_string(), 1)]);
+        for later in [
+            "ALTER TABLE orders DROP COLUMN user_id;",
+            "ALTER TABLE orders DROP CONSTRAINT orders_user_fk;",
+            "ALTER TABLE orders RENAME TO purchases;\nALTER TABLE purchases DROP COLUMN user_id;",
+        ] {
+            assert_eq!(found(&[("1.sql", add), ("2.sql", later)], true), [], "{later}");
+        }
+        // PostgreSQL's own name for an unnamed key.
+        let unnamed = [("1.sql", FK), ("2.sql", "ALTER TABLE orders DROP CONSTRAINT orders_user_id_fkey;")];
+        assert_eq!(found(&unnamed, true), []);
+        // Another constraint dropped, or a column renamed and then indexed
+        // under its new name.
+        let other = [("1.sql", add), ("2.sql", "ALTER TABLE orders DROP CONSTRAINT orders_other_fk;")];
+        assert_eq!(found(&other, true).len(), 1);
+        let renamed = [
+            ("1.sql", add),
+            ("2.sql", "ALTER TABLE orders RENAME COLUMN user_id TO buyer_id;\nCREATE INDEX ON orders (buyer_id);"),
+        ];
+        assert_eq!(found(&renamed, true), []);
+    }
 
     #[test]
     fn an_index_a_later_migration_creates_serves_the_foreign_key() {

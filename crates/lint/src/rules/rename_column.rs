@@ -37,8 +37,10 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
         let Some(rv) = &r.relation else { continue };
         let table = Cx::rel(rv);
-        // No running code knows a table or a column the batch made.
-        let made = matches!(cx.column_origin(stmt.index, &table, &r.subname), Origin::Created { .. });
+        // No running code knows a table or a column the batch made, or a
+        // name an earlier rename of the batch gave the column.
+        let made = matches!(cx.column_origin(stmt.index, &table, &r.subname), Origin::Created { .. })
+            || cx.batch.renamed_to(cx.file, stmt.index, &table, Some(&r.subname)).is_some();
         if made || cx.is_new(stmt.index, &table) {
             continue;
         }
@@ -57,5 +59,21 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             )
             .subject(Subject::Table { table, missing_ok: r.missing_ok }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options};
+
+    #[test]
+    fn a_name_an_earlier_rename_gave_is_known_to_no_running_code() {
+        let first = "ALTER TABLE customers RENAME COLUMN name TO full_name;";
+        let back = "ALTER TABLE customers RENAME COLUMN full_name TO name;";
+        let inputs = [Input::file("1.sql", first), Input::file("2.sql", back)];
+        let report = check(&inputs, &Options::default());
+        let found: Vec<&str> =
+            report.findings.iter().filter(|f| f.code == Code::BS302).map(|f| f.file.as_str()).collect();
+        assert_eq!(found, ["1.sql"]);
     }
 }

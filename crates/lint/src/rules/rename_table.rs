@@ -3,14 +3,16 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
-use crate::context::{Cx, Hit};
+use crate::context::{runs_after, Cx, Hit};
 use crate::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `ALTER TABLE ... RENAME TO` of a table (or view) the
 /// migration did not create, unless the same migration creates a view
-/// under the old name.
+/// under the old name; a view made by a later pending migration leaves a
+/// lesser finding for the time between the two. A name an earlier rename
+/// of the run gave the table is known to no running code and no finding.
 ///
 /// **Why it hurts:** the application that is running while the migration
 /// commits still names the old table: every one of its queries fails with
@@ -39,7 +41,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
         let Some(rv) = &r.relation else { continue };
         let table = Cx::rel(rv);
-        if cx.is_new(stmt.index, &table) {
+        if cx.is_new(stmt.index, &table)
+            || cx.batch.renamed_to(cx.file, stmt.index, &table, None).is_some()
+        {
             continue;
         }
         // Expand and contract: a view keeps the old name working.
@@ -53,15 +57,53 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             continue;
         }
         let old = display_table(&table);
-        out.push(
-            Hit::new(
-                Code::BS301,
-                stmt,
-                stmt.span(),
-                format!("renaming {old} to {} breaks every query of the running application that names {old}", r.newname),
-                format!("in the same migration CREATE VIEW {old} AS SELECT * FROM {}; drop the view once no deployed code uses the old name", r.newname),
-            )
-            .subject(Subject::Table { table, missing_ok: r.missing_ok }),
+        let later_view = cx.run.views.iter().find(|(f, s, v, _)| {
+            *f != cx.file
+                && runs_after((*f, *s), (cx.file, stmt.index), cx.opts.sequential)
+                && crate::stmt::same_table(v, &table)
+        });
+        let mut hit = Hit::new(
+            Code::BS301,
+            stmt,
+            stmt.span(),
+            format!("renaming {old} to {} breaks every query of the running application that names {old}", r.newname),
+            format!("in the same migration CREATE VIEW {old} AS SELECT * FROM {}; drop the view once no deployed code uses the old name", r.newname),
         );
+        if let Some((_, _, _, path)) = later_view {
+            hit.message = format!(
+                "renaming {old} to {} breaks the running application's queries that name {old} until \
+                 {} makes the view {old}: each migration commits on its own, and a deploy that stops \
+                 between them leaves the old name missing",
+                r.newname, path
+            );
+            hit.help = format!("move CREATE VIEW {old} into the migration that renames it");
+            hit = hit.rated(Probability::Low, Impact::High);
+        }
+        out.push(hit.subject(Subject::Table { table, missing_ok: r.missing_ok }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options, Severity};
+
+    fn bs301(files: &[(&str, &str)]) -> Vec<Severity> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::file(p, t)).collect();
+        let report = check(&inputs, &Options::default());
+        report.findings.iter().filter(|f| f.code == Code::BS301).map(|f| f.severity).collect()
+    }
+
+    #[test]
+    fn a_rename_is_judged_with_the_later_migrations_of_the_run() {
+        let rename = "ALTER TABLE customers RENAME TO clients;";
+        let view = "CREATE VIEW customers AS SELECT * FROM clients;";
+        assert_eq!(bs301(&[("1.sql", rename)]), [Severity::High]);
+        assert_eq!(bs301(&[("1.sql", &format!("{rename}\n{view}"))]), []);
+        // The view a later migration makes: the time between the two.
+        assert_eq!(bs301(&[("1.sql", rename), ("2.sql", view)]), [Severity::Medium]);
+        // Renamed back later: the second rename is of a name no running
+        // code knows.
+        let back = "ALTER TABLE clients RENAME TO customers;";
+        assert_eq!(bs301(&[("1.sql", rename), ("2.sql", back)]), [Severity::High]);
     }
 }
