@@ -434,6 +434,20 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 run.dropped_policies.extend(dropped.iter().map(at));
                 dropped_policies.extend(dropped);
             }
+            NodeEnum::CreateFunctionStmt(f) if !f.is_procedure => {
+                let name = f.funcname.iter().rev().find_map(crate::stmt::string_value);
+                let volatility = f.options.iter().find_map(|o| match o.node.as_ref() {
+                    Some(NodeEnum::DefElem(d)) if d.defname == "volatility" => {
+                        d.arg.as_deref().and_then(crate::stmt::string_value)
+                    }
+                    _ => None,
+                });
+                if let Some(name) = name {
+                    let volatile = volatility.is_none_or(|v| v == "volatile");
+                    let path = cx.input.path.to_string();
+                    run.functions.push((cx.file, stmt.index, name.to_string(), volatile, path));
+                }
+            }
             NodeEnum::ViewStmt(v) => {
                 if let Some(rv) = &v.view {
                     run.views.push((cx.file, stmt.index, Cx::rel(rv), cx.input.path.to_string()));

@@ -197,6 +197,10 @@ pub(crate) struct RunFacts {
     pub dropped_tables: Vec<(usize, usize, RelationName)>,
     /// `CREATE TABLE`s of the run: file, statement, table as written.
     pub created_tables: Vec<(usize, usize, RelationName)>,
+    /// `CREATE FUNCTION`s of the run: file, statement, the function's
+    /// name (without schema), whether it is volatile (as PostgreSQL
+    /// makes one not declared `STABLE` or `IMMUTABLE`), the file's path.
+    pub functions: Vec<(usize, usize, String, bool, String)>,
     /// `CREATE VIEW`s of the run: file, statement, view as written, the
     /// file's path.
     pub views: Vec<(usize, usize, RelationName, String)>,

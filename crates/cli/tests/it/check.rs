@@ -485,7 +485,8 @@ fn live_check_reads_column_types_check_constraints_and_function_volatility() {
          ALTER TABLE notes ALTER COLUMN n TYPE bigint;\n\
          ALTER TABLE notes ALTER COLUMN email SET NOT NULL;\n\
          ALTER TABLE notes ADD COLUMN colour text DEFAULT pick_colour();\n\
-         ALTER TABLE notes ADD COLUMN shade text DEFAULT fixed_colour();\n",
+         ALTER TABLE notes ADD COLUMN shade text DEFAULT fixed_colour();\n\
+         ALTER TABLE notes ADD COLUMN tone text DEFAULT no_such_colour();\n",
     );
     let json = p.run(&["check", "--format", "json", "m.sql"]).json();
     let at = |code: &str, line: u64| -> &Value {
@@ -520,6 +521,8 @@ fn live_check_reads_column_types_check_constraints_and_function_volatility() {
         .unwrap()
         .iter()
         .any(|f| f["code"] == "BS205" && f["line"] == 6));
+    // A function neither the file nor the database defines is said so.
+    assert!(facts(at("BS205", 7)).contains("pg_proc has no function no_such_colour()"));
 }
 
 #[test]

@@ -294,10 +294,10 @@ fn adjust(
             kept(super::rls::dropped(client, f, &table, &name)?)
         }
         Some(Subject::RowPolicies { table }) => kept(super::rls::finding(client, f, &table)?),
-        Some(Subject::Policy { .. })
-        | Some(Subject::Functions { .. })
-        | Some(Subject::OwnerColumns { .. })
-        | None => Ok(Outcome::Keep),
+        Some(Subject::Functions { table, names }) => functions(client, f, &table, &names),
+        Some(Subject::Policy { .. }) | Some(Subject::OwnerColumns { .. }) | None => {
+            Ok(Outcome::Keep)
+        }
     }
 }
 
@@ -326,6 +326,55 @@ fn not_null(
     } else if let Some(facts) = table_size(client, table)? {
         scale_lock(f, table, &facts);
     }
+    Ok(Outcome::Keep)
+}
+
+/// A default calling functions no checked migration defines: `pg_proc`
+/// says whether one is volatile (the table is rewritten), all are stable
+/// or immutable (no finding), or one does not exist.
+fn functions(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    table: &RelationName,
+    names: &[String],
+) -> Result<Outcome, CheckError> {
+    let (mut volatile, mut missing) = (Vec::new(), Vec::new());
+    for func in names {
+        let (schema, base) = match func.rsplit_once('.') {
+            Some((s, b)) => (Some(s.to_string()), b.to_string()),
+            None => (None, func.clone()),
+        };
+        let row = client
+            .query_one(
+                "select count(*), coalesce(bool_or(p.provolatile = 'v'), false) from pg_proc p
+                   join pg_namespace n on n.oid = p.pronamespace
+                  where p.proname = $2 and ($1::text is null or n.nspname = $1)",
+                &[&schema, &base],
+            )
+            .map_err(db("reading pg_proc"))?;
+        let (count, is_volatile): (i64, bool) = (row.get(0), row.get(1));
+        if is_volatile {
+            volatile.push(func.clone());
+        } else if count == 0 {
+            missing.push(func.clone());
+        }
+    }
+    if !volatile.is_empty() {
+        let meta = f.code.meta();
+        f.rate(meta.probability, meta.impact);
+        f.facts.push(format!("{}() is volatile (pg_proc)", volatile.join("(), ")));
+        if let Some(facts) = table_size(client, table)? {
+            scale_lock(f, table, &facts);
+        }
+        return Ok(Outcome::Keep);
+    }
+    if missing.is_empty() {
+        return Ok(Outcome::Drop);
+    }
+    f.facts.push(format!(
+        "pg_proc has no function {}(): the statement fails unless something creates it first",
+        missing.join("(), ")
+    ));
     Ok(Outcome::Keep)
 }
 
@@ -692,35 +741,6 @@ fn confirm(
             f.facts.push(format!(
                 "the database has row level security on {tables}: this project relies on it"
             ));
-            Ok(true)
-        }
-        Some(Subject::Functions { table, names }) => {
-            let mut volatile = Vec::new();
-            for func in &names {
-                let (schema, base) = match func.rsplit_once('.') {
-                    Some((s, b)) => (Some(s.to_string()), b.to_string()),
-                    None => (None, func.clone()),
-                };
-                let is_volatile: bool = client
-                    .query_one(
-                        "select coalesce(bool_or(p.provolatile = 'v'), false) from pg_proc p
-                           join pg_namespace n on n.oid = p.pronamespace
-                          where p.proname = $2 and ($1::text is null or n.nspname = $1)",
-                        &[&schema, &base],
-                    )
-                    .map_err(db("reading pg_proc"))?
-                    .get(0);
-                if is_volatile {
-                    volatile.push(func.clone());
-                }
-            }
-            if volatile.is_empty() {
-                return Ok(false);
-            }
-            f.facts.push(format!("{}() is volatile (pg_proc)", volatile.join("(), ")));
-            if let Some(facts) = table_size(client, &table)? {
-                scale_lock(f, &table, &facts);
-            }
             Ok(true)
         }
         _ => Ok(false),

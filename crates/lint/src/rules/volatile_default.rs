@@ -3,7 +3,7 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::{NodeEnum, NodeRef};
 
-use crate::context::{Alter, Cx, Hit};
+use crate::context::{runs_after, Alter, Cx, Hit};
 use crate::stmt::{display_table, string_value, type_spec};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
@@ -11,8 +11,10 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// **What it finds:** `ALTER TABLE ... ADD COLUMN` on an existing table with a
 /// volatile default (`gen_random_uuid()`, `random()`, `clock_timestamp()`,
 /// `nextval(...)`), a `serial` type, an identity column or a `GENERATED ...
-/// STORED` expression. With a database URL, defaults calling other
-/// functions are looked up in `pg_proc`.
+/// STORED` expression. A function a migration of the run creates is
+/// volatile unless declared `STABLE` or `IMMUTABLE`; one no migration here
+/// defines is a lesser finding without a database, and looked up in
+/// `pg_proc` with one.
 ///
 /// **Why it hurts:** since PostgreSQL 11 a constant or stable default
 /// (`now()`, `'free'`) is stored once in the catalog and the `ADD COLUMN`
@@ -128,19 +130,78 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 }
             }
         }
-        let volatile = calls.iter().find(|c| {
-            let base = c.rsplit('.').next().unwrap_or(c);
-            VOLATILE.contains(&base)
-        });
-        if let Some(f) = volatile {
+        // What the run itself says of each function: the last definition
+        // before this statement.
+        let defined = |call: &str| {
+            let base = call.rsplit('.').next().unwrap_or(call);
+            cx.run
+                .functions
+                .iter()
+                .rev()
+                .find(|(f, s, name, ..)| {
+                    name == base && runs_after((cx.file, stmt.index), (*f, *s), cx.opts.sequential)
+                })
+                .map(|(_, _, _, volatile, path)| (*volatile, path.as_str()))
+        };
+        let base = |c: &String| c.rsplit('.').next().unwrap_or(c).to_string();
+        if let Some(f) = calls.iter().find(|c| VOLATILE.contains(&base(c).as_str())) {
             out.push(rewrite(format!("has the volatile default {f}(), computed for every row")));
-        } else if calls.iter().any(|c| !NOT_VOLATILE.contains(&c.rsplit('.').next().unwrap_or(c))) {
-            // Only the database knows whether these are volatile.
+            continue;
+        }
+        if let Some((f, path)) =
+            calls.iter().find_map(|c| defined(c).filter(|(v, _)| *v).map(|(_, p)| (c, p)))
+        {
+            out.push(rewrite(format!(
+                "has the default {f}(), which {path} creates volatile (as every function not declared \
+                 STABLE or IMMUTABLE), computed for every row"
+            )));
+            continue;
+        }
+        let unknown: Vec<String> = calls
+            .iter()
+            .filter(|c| defined(c).is_none() && !NOT_VOLATILE.contains(&base(c).as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            // Only the database knows whether these are volatile; without
+            // it the finding says what decides.
             out.push(
-                rewrite(format!("has a default calling {}(), which rewrites the table if it is volatile", calls.join("(), ")))
-                    .subject(Subject::Functions { table: table.clone(), names: calls.clone() })
-                    .latent(),
+                rewrite(format!(
+                    "has a default calling {}(), which no migration here defines: if it is volatile \
+                     (as every function not declared STABLE or IMMUTABLE), it is computed for every row",
+                    unknown.join("(), ")
+                ))
+                .rated(Probability::Low, Impact::High)
+                .subject(Subject::Functions { table: table.clone(), names: unknown }),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options, Severity};
+
+    fn bs205(files: &[(&str, &str)]) -> Vec<Severity> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::file(p, t)).collect();
+        let report = check(&inputs, &Options::default());
+        report.findings.iter().filter(|f| f.code == Code::BS205).map(|f| f.severity).collect()
+    }
+
+    #[test]
+    fn a_default_calling_a_function_is_judged_by_what_the_history_says_of_it() {
+        let add = "ALTER TABLE items ADD COLUMN code text DEFAULT make_code();";
+        let made = |volatility: &str| {
+            format!("CREATE FUNCTION make_code() RETURNS text LANGUAGE sql {volatility} AS $$ SELECT 'x' $$;")
+        };
+        // Not declared: volatile, as PostgreSQL makes it.
+        assert_eq!(bs205(&[("1.sql", &made("")), ("2.sql", add)]), [Severity::High]);
+        assert_eq!(bs205(&[("1.sql", &made("VOLATILE")), ("2.sql", add)]), [Severity::High]);
+        assert_eq!(bs205(&[("1.sql", &made("STABLE")), ("2.sql", add)]), []);
+        assert_eq!(bs205(&[("1.sql", &made("IMMUTABLE")), ("2.sql", add)]), []);
+        // Defined nowhere here: a lesser finding that says what decides.
+        assert_eq!(bs205(&[("1.sql", add)]), [Severity::Medium]);
+        // Known built-ins decide alone.
+        assert_eq!(bs205(&[("1.sql", "ALTER TABLE items ADD COLUMN at timestamptz DEFAULT now();")]), []);
     }
 }
