@@ -38,6 +38,13 @@ enum Change {
         from: String,
         to: String,
     },
+    /// The whole column list of a table `CREATE TABLE` just made, where
+    /// the statement names every column itself (no `LIKE`, `INHERITS`,
+    /// `PARTITION OF` or `OF type`).
+    Columns(RelationName, Vec<String>),
+    /// A statement that may change any table in ways the parse tree does
+    /// not show: a `DO` block, a `CALL`, a `SELECT` of a function.
+    Opaque,
 }
 
 #[derive(Debug, Clone)]
@@ -82,8 +89,52 @@ fn is_relation(kind: ObjectType) -> bool {
 fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
     match node {
-        NodeEnum::CreateStmt(_) => {
-            crate::facts::made_table(node).map(Change::Create).into_iter().collect()
+        NodeEnum::CreateStmt(c) => {
+            let Some(made) = crate::facts::made_table(node) else { return Vec::new() };
+            let whole = c.inh_relations.is_empty()
+                && c.partbound.is_none()
+                && c.of_typename.is_none()
+                && c.table_elts.iter().all(|e| {
+                    matches!(
+                        e.node.as_ref(),
+                        Some(NodeEnum::ColumnDef(_) | NodeEnum::Constraint(_))
+                    )
+                });
+            let columns = c.table_elts.iter().filter_map(|e| match e.node.as_ref() {
+                Some(NodeEnum::ColumnDef(col)) => Some(col.colname.clone()),
+                _ => None,
+            });
+            let columns = whole.then(|| Change::Columns(made.clone(), columns.collect()));
+            std::iter::once(Change::Create(made)).chain(columns).collect()
+        }
+        NodeEnum::DoStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::ExecuteStmt(_) => {
+            vec![Change::Opaque]
+        }
+        NodeEnum::SelectStmt(_) if crate::facts::made_table(node).is_none() => {
+            // pg_dump's preamble and the like set settings or sequences only.
+            const HARMLESS: &[&str] = &[
+                "set_config",
+                "setval",
+                "nextval",
+                "current_setting",
+                "pg_advisory_lock",
+                "pg_advisory_xact_lock",
+                "pg_advisory_unlock",
+            ];
+            let opaque = node.nodes().into_iter().any(|(n, ..)| match n {
+                pg_query::NodeRef::FuncCall(f) => f
+                    .funcname
+                    .iter()
+                    .rev()
+                    .find_map(string_value)
+                    .is_none_or(|name| !HARMLESS.contains(&name)),
+                _ => false,
+            });
+            if opaque {
+                vec![Change::Opaque]
+            } else {
+                Vec::new()
+            }
         }
         NodeEnum::CreateTableAsStmt(_) | NodeEnum::SelectStmt(_) => {
             let with_data = match node {
@@ -345,6 +396,48 @@ impl Batch {
             }
         }
         Some((name, col))
+    }
+
+    /// The columns `table` has, by name, when statement `stmt` of `file`
+    /// runs, where the batch made it with a `CREATE TABLE` that names
+    /// them all and every change since is one the batch can follow; `None`
+    /// for a table the database had before, or after a statement that may
+    /// change it unseen.
+    pub fn columns(&self, file: usize, stmt: usize, table: &RelationName) -> Option<Vec<String>> {
+        let mut name = table.clone();
+        let mut since: Vec<&Change> = Vec::new();
+        for e in self.before(file, stmt) {
+            match &e.change {
+                Change::Opaque => return None,
+                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::Columns(t, columns) if same_table(t, &name) => {
+                    let mut columns = columns.clone();
+                    for change in since.iter().rev() {
+                        match change {
+                            Change::AddColumn(_, c, _) => columns.push(c.clone()),
+                            Change::DropColumn(_, c) => columns.retain(|x| x != c),
+                            Change::RenameColumn { from, to, .. } => {
+                                for c in columns.iter_mut().filter(|c| *c == from) {
+                                    *c = to.clone();
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    return Some(columns);
+                }
+                Change::Create(t) | Change::Drop(t) if same_table(t, &name) => return None,
+                Change::AddColumn(t, ..)
+                | Change::DropColumn(t, _)
+                | Change::RenameColumn { table: t, .. }
+                    if same_table(t, &name) =>
+                {
+                    since.push(&e.change)
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Where `table`.`column`, as statement `stmt` of `file` names it, came from.
