@@ -114,11 +114,31 @@ def speed(backstop, history, rounds):
           f"verdict {report['verdict']}; squawk: {len(json.loads(r['squawk json']['out'].stdout or '[]'))} violations")
 
 
+def explain(backstop):
+    out = subprocess.run([backstop, "explain"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line.startswith("BS")]
+
+
+def rule_counts(backstop):
+    """How many rules each has, and how many of squawk's have a twin here."""
+    listed = explain(backstop)
+    opt_in = sum("(opt-in" in line for line in listed)
+    print(f"\nrules: backstop {len(listed)} ({len(listed) - opt_in} on by default, {opt_in} opt-in); "
+          f"squawk rules with a backstop twin: {len(EQUIVALENT)} "
+          f"(every one of them listed in docs/check.md, 'Coming from squawk')")
+
+
 def main():
     backstop, history, corpus, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     speed(backstop, history, rounds)
 
-    # What each reports that the other misses, on the corpus of risky shapes.
+    rule_counts(backstop)
+
+    # What each reports that the other misses, on the corpus of risky
+    # shapes; backstop with its opt-in preferences on, as squawk's are.
+    opt_in = [line.split()[0] for line in explain(backstop) if "(opt-in" in line]
+    with open(os.path.join(corpus, "backstop.toml"), "a") as config:
+        config.write("\n[check]\nenable = [%s]\n" % ", ".join(f'"{c}"' for c in opt_in))
     files = sorted(
         os.path.join("migrations", d, "up.sql") for d in os.listdir(os.path.join(corpus, "migrations"))
     )

@@ -38,10 +38,6 @@ enum Change {
         from: String,
         to: String,
     },
-    /// The whole column list of a table `CREATE TABLE` just made, where
-    /// the statement names every column itself (no `LIKE`, `INHERITS`,
-    /// `PARTITION OF` or `OF type`).
-    Columns(RelationName, Vec<String>),
     /// A statement that may change any table in ways the parse tree does
     /// not show: a `DO` block, a `CALL`, a `SELECT` of a function.
     Opaque,
@@ -59,6 +55,12 @@ struct Event {
 #[derive(Debug, Default)]
 pub struct Batch {
     events: Vec<Event>,
+    /// The columns of the tables the batch made whole, by the statement
+    /// (file, statement) that made them: see [`whole_columns`].
+    made_columns: std::collections::HashMap<(usize, usize), Vec<String>>,
+    /// The names such a table can go by (made with them, or renamed to):
+    /// [`Batch::columns`] asks only these.
+    whole_names: std::collections::HashSet<String>,
     /// Whether the files run as one sequence (a later file meets what an
     /// earlier one did) or are judged one by one.
     sequential: bool,
@@ -85,27 +87,30 @@ fn is_relation(kind: ObjectType) -> bool {
     )
 }
 
+/// The whole column list of the table a `CREATE TABLE` makes, where the
+/// statement names every column itself (no `LIKE`, `INHERITS`, `PARTITION
+/// OF` or `OF type`).
+fn whole_columns(node: &NodeEnum) -> Option<Vec<String>> {
+    let NodeEnum::CreateStmt(c) = node else { return None };
+    let whole = c.inh_relations.is_empty()
+        && c.partbound.is_none()
+        && c.of_typename.is_none()
+        && c.table_elts.iter().all(|e| {
+            matches!(e.node.as_ref(), Some(NodeEnum::ColumnDef(_) | NodeEnum::Constraint(_)))
+        });
+    let columns = c.table_elts.iter().filter_map(|e| match e.node.as_ref() {
+        Some(NodeEnum::ColumnDef(col)) => Some(col.colname.clone()),
+        _ => None,
+    });
+    whole.then(|| columns.collect())
+}
+
 /// What one statement does to names.
 fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
     match node {
-        NodeEnum::CreateStmt(c) => {
-            let Some(made) = crate::facts::made_table(node) else { return Vec::new() };
-            let whole = c.inh_relations.is_empty()
-                && c.partbound.is_none()
-                && c.of_typename.is_none()
-                && c.table_elts.iter().all(|e| {
-                    matches!(
-                        e.node.as_ref(),
-                        Some(NodeEnum::ColumnDef(_) | NodeEnum::Constraint(_))
-                    )
-                });
-            let columns = c.table_elts.iter().filter_map(|e| match e.node.as_ref() {
-                Some(NodeEnum::ColumnDef(col)) => Some(col.colname.clone()),
-                _ => None,
-            });
-            let columns = whole.then(|| Change::Columns(made.clone(), columns.collect()));
-            std::iter::once(Change::Create(made)).chain(columns).collect()
+        NodeEnum::CreateStmt(_) => {
+            crate::facts::made_table(node).map(Change::Create).into_iter().collect()
         }
         NodeEnum::DoStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::ExecuteStmt(_) => {
             vec![Change::Opaque]
@@ -214,11 +219,25 @@ impl Batch {
     /// the text its positions are in).
     pub fn build(files: &[(&str, &str, &[Stmt<'_>])], sequential: bool) -> Batch {
         let mut events = Vec::new();
+        let mut made_columns = std::collections::HashMap::new();
+        let mut whole_names = std::collections::HashSet::new();
         for (file, (path, text, stmts)) in files.iter().enumerate() {
             let lines = crate::parse::Lines::new(text);
             for stmt in stmts.iter() {
                 let line = lines.line(stmt.start);
                 for change in changes(stmt.node) {
+                    match &change {
+                        Change::Create(t) => {
+                            if let Some(columns) = whole_columns(stmt.node) {
+                                made_columns.insert((file, stmt.index), columns);
+                                whole_names.insert(t.name.clone());
+                            }
+                        }
+                        Change::Rename { to, .. } => {
+                            whole_names.insert(to.name.clone());
+                        }
+                        _ => {}
+                    }
                     events.push(Event {
                         file,
                         stmt: stmt.index,
@@ -228,7 +247,7 @@ impl Batch {
                 }
             }
         }
-        Batch { events, sequential }
+        Batch { events, made_columns, whole_names, sequential }
     }
 
     /// The changes made before statement `stmt` of `file`, latest first.
@@ -403,22 +422,26 @@ impl Batch {
     /// them all and every change since is one the batch can follow; `None`
     /// for a table the database had before, or after a statement that may
     /// change it unseen.
-    pub fn columns(&self, file: usize, stmt: usize, table: &RelationName) -> Option<Vec<String>> {
-        let mut name = table.clone();
+    pub fn columns(&self, file: usize, stmt: usize, table: &RelationName) -> Option<Vec<&str>> {
+        if !self.whole_names.contains(&table.name) {
+            return None;
+        }
+        let mut name = table;
         let mut since: Vec<&Change> = Vec::new();
         for e in self.before(file, stmt) {
             match &e.change {
                 Change::Opaque => return None,
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
-                Change::Columns(t, columns) if same_table(t, &name) => {
-                    let mut columns = columns.clone();
+                Change::Rename { from, to } if same_table(to, name) => name = from,
+                Change::Create(t) if same_table(t, name) => {
+                    let made = self.made_columns.get(&(e.file, e.stmt))?;
+                    let mut columns: Vec<&str> = made.iter().map(String::as_str).collect();
                     for change in since.iter().rev() {
                         match change {
-                            Change::AddColumn(_, c, _) => columns.push(c.clone()),
+                            Change::AddColumn(_, c, _) => columns.push(c),
                             Change::DropColumn(_, c) => columns.retain(|x| x != c),
                             Change::RenameColumn { from, to, .. } => {
-                                for c in columns.iter_mut().filter(|c| *c == from) {
-                                    *c = to.clone();
+                                for c in columns.iter_mut().filter(|c| **c == from.as_str()) {
+                                    *c = to;
                                 }
                             }
                             _ => {}
@@ -426,11 +449,11 @@ impl Batch {
                     }
                     return Some(columns);
                 }
-                Change::Create(t) | Change::Drop(t) if same_table(t, &name) => return None,
+                Change::Drop(t) if same_table(t, name) => return None,
                 Change::AddColumn(t, ..)
                 | Change::DropColumn(t, _)
                 | Change::RenameColumn { table: t, .. }
-                    if same_table(t, &name) =>
+                    if same_table(t, name) =>
                 {
                     since.push(&e.change)
                 }

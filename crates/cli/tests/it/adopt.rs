@@ -227,25 +227,70 @@ fn sqitch_registry(p: &Project) -> Vec<String> {
     db.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
 }
 
+/// Runs `sqitch <args>` against `p`'s database from its plan's folder:
+/// the exit code and everything it printed.
+fn sqitch_on(sqitch: &std::path::Path, p: &Project, args: &[&str]) -> (Option<i32>, String) {
+    let target = format!("db:{}", p.url.replacen("postgres://", "pg://", 1));
+    let out = Command::new(sqitch)
+        .args(args)
+        .arg(&target)
+        .current_dir(p.path().join("migrations"))
+        .env("SQITCH_FULLNAME", "Backstop Test")
+        .env("SQITCH_EMAIL", "test@example.com")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// The registry's tables as the catalog describes them: columns with
+/// their types, nullability and defaults, and every constraint.
+fn registry_shape(p: &Project) -> Vec<String> {
+    let sql = "select format('%s.%s %s %s %s', table_name, column_name, data_type, is_nullable,
+                             column_default)
+                 from information_schema.columns where table_schema = 'sqitch'
+               union all
+               select format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+                 from pg_constraint where connamespace = 'sqitch'::regnamespace
+               order by 1";
+    p.client().query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+/// On a fresh database, Backstop's first `migrate` of a sqitch project
+/// makes the registry as `sqitch deploy` would (the same tables, keys and
+/// checks, the release row, the rows of the plan's changes), so that
+/// sqitch, run afterwards, finds everything deployed.
+#[test]
+fn sqitchs_registry_is_made_by_the_first_migrate_as_sqitch_makes_it() {
+    let Some(sqitch) = tool("sqitch", ".ci/tools/sqitch.sh") else { return };
+    let by_sqitch = project_from("sqitch", "sqitch_fresh_by_sqitch");
+    by_sqitch.write("migrations/sqitch.plan", SQITCH_PLAN);
+    let (code, text) = sqitch_on(&sqitch, &by_sqitch, &["deploy"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    let p = project_from("sqitch", "sqitch_fresh_by_backstop");
+    p.write("migrations/sqitch.plan", SQITCH_PLAN);
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(registry_shape(&p), registry_shape(&by_sqitch));
+    assert_eq!(sqitch_registry(&p), sqitch_registry(&by_sqitch));
+    let release: f32 =
+        p.client().query_one("select version from sqitch.releases", &[]).unwrap().get(0);
+    assert_eq!(release, 1.1);
+    let (code, status) = sqitch_on(&sqitch, &p, &["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("Nothing to deploy (up-to-date)"), "{status}");
+    let (code, revert) = sqitch_on(&sqitch, &p, &["revert", "-y", "--to", "users"]);
+    assert_eq!(code, Some(0), "{revert}");
+    assert!(!p.client().exists("posts"));
+}
+
 #[test]
 fn sqitchs_registry_follows_backstops_migrate_and_rollback_as_sqitch_writes_it() {
     let Some(sqitch) = tool("sqitch", ".ci/tools/sqitch.sh") else { return };
     let p = project_from("sqitch", "sqitch_in_step");
     p.write("migrations/sqitch.plan", SQITCH_PLAN);
-    let target = format!("db:{}", p.url.replacen("postgres://", "pg://", 1));
-    let sqitch_run = |args: &[&str]| {
-        let out = Command::new(&sqitch)
-            .args(args)
-            .arg(&target)
-            .current_dir(p.path().join("migrations"))
-            .env("SQITCH_FULLNAME", "Backstop Test")
-            .env("SQITCH_EMAIL", "test@example.com")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
+    let sqitch_run = |args: &[&str]| sqitch_on(&sqitch, &p, args);
     let (code, text) = sqitch_run(&["deploy"]);
     assert_eq!(code, Some(0), "{text}");
     let by_sqitch = sqitch_registry(&p);

@@ -212,6 +212,10 @@ pub fn applied(
         return Ok(());
     }
     if m.layout == Layout::Sqitch {
+        if !exists {
+            super::sqitch::create_registry(client, &table)
+                .map_err(sqitch_failing(m, "write", &table))?;
+        }
         return super::sqitch::applied(client, m, &table)
             .map_err(sqitch_failing(m, "write", &table));
     }

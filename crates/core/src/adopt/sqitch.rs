@@ -435,6 +435,99 @@ impl Event<'_> {
     }
 }
 
+/// The registry release sqitch 1.x makes and reads (`registry_release`).
+const REGISTRY_RELEASE: f32 = 1.1;
+
+/// Makes sqitch's registry where a database has none, as `sqitch deploy`
+/// makes it before its first change: the schema that is to hold
+/// `changes`, the six tables with the keys and checks sqitch relies on
+/// (a change's row, its dependencies, its tags, the event log, the
+/// project, the release), and the row saying which registry release this
+/// is, so that `sqitch status` reads it as its own.
+pub(super) fn create_registry(
+    client: &mut impl GenericClient,
+    changes: &HistoryTable,
+) -> Result<(), RegistryError> {
+    let schema = changes.schema.as_deref().unwrap_or("sqitch");
+    let t = |name: &str| crate::pg::quote_qualified(Some(schema), name);
+    // Who made it, and when, in the columns every table shares.
+    let who = "committer_name text not null, committer_email text not null";
+    let planned = "planned_at timestamptz not null, planner_name text not null, \
+                   planner_email text not null";
+    let ddl = format!(
+        "create schema if not exists {schema_q};
+         create table {releases} (
+             version real primary key,
+             installed_at timestamptz not null default clock_timestamp(),
+             installer_name text not null,
+             installer_email text not null);
+         create table {projects} (
+             project text primary key,
+             uri text null unique,
+             created_at timestamptz not null default clock_timestamp(),
+             creator_name text not null,
+             creator_email text not null);
+         create table {changes} (
+             change_id text primary key,
+             script_hash text null,
+             change text not null,
+             project text not null references {projects} (project) on update cascade,
+             note text not null default '',
+             committed_at timestamptz not null default clock_timestamp(),
+             {who}, {planned},
+             unique (project, script_hash));
+         create table {tags} (
+             tag_id text primary key,
+             tag text not null,
+             project text not null references {projects} (project) on update cascade,
+             change_id text not null references {changes} (change_id) on update cascade,
+             note text not null default '',
+             committed_at timestamptz not null default clock_timestamp(),
+             {who}, {planned},
+             unique (project, tag));
+         create table {dependencies} (
+             change_id text not null
+                 references {changes} (change_id) on update cascade on delete cascade,
+             type text not null,
+             dependency text not null,
+             dependency_id text null references {changes} (change_id) on update cascade
+                 constraint dependencies_check check (
+                     (type = 'require' and dependency_id is not null)
+                     or (type = 'conflict' and dependency_id is null)),
+             primary key (change_id, dependency));
+         create table {events} (
+             event text not null constraint events_event_check
+                 check (event in ('deploy', 'revert', 'fail', 'merge')),
+             change_id text not null,
+             change text not null,
+             project text not null references {projects} (project) on update cascade,
+             note text not null default '',
+             requires text[] not null default '{{}}',
+             conflicts text[] not null default '{{}}',
+             tags text[] not null default '{{}}',
+             committed_at timestamptz not null default clock_timestamp(),
+             {who}, {planned},
+             primary key (change_id, committed_at));",
+        schema_q = crate::pg::quote_ident(schema),
+        releases = t("releases"),
+        projects = t("projects"),
+        changes = t("changes"),
+        tags = t("tags"),
+        dependencies = t("dependencies"),
+        events = t("events"),
+    );
+    client.batch_execute(&ddl)?;
+    let (name, email) = committer();
+    client.execute(
+        &format!(
+            "insert into {} (version, installer_name, installer_email) values ($1, $2, $3)",
+            t("releases")
+        ),
+        &[&REGISTRY_RELEASE, &name, &email],
+    )?;
+    Ok(())
+}
+
 /// Takes `m` out as `sqitch revert` does: its tags, dependencies and
 /// change row go, and a `revert` event lists the tags and dependencies it
 /// had. Nothing where the registry does not hold `m` as deployed.

@@ -18,13 +18,12 @@ use super::Layout;
 const ABOVE: usize = 8;
 
 /// Whether the project the migration file `file` (of `layout`) belongs to
-/// runs that layout's tool; sqitch's registry is never made here.
+/// runs that layout's tool (a `sqitch.plan` is sqitch's own).
 pub fn runs_tool(file: &Path, layout: Layout) -> bool {
     match layout {
         Layout::Goose | Layout::Dbmate | Layout::Flyway | Layout::GolangMigrate => true,
         Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::GraphileMigrate => true,
-        Layout::Atlas => true,
-        Layout::Sqitch => false,
+        Layout::Atlas | Layout::Sqitch => true,
         Layout::Sqlx => manifest_above(file, |_, m| requires(m, &["sqlx"])),
         Layout::Diesel => manifest_above(file, |dir, m| {
             dir.join("diesel.toml").is_file() || requires(m, &["diesel_migrations"])

@@ -78,14 +78,14 @@ fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 };
                 let name = display_table(&table);
                 for (_, cmd, kind) in alter_cmds(a) {
-                    let has = |c: &str, columns: &[String]| columns.iter().any(|x| x == c);
+                    let has = |c: &str, columns: &[&str]| columns.contains(&c);
                     match kind {
                         AlterTableType::AtAddColumn => {
                             let Some(NodeEnum::ColumnDef(col)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else { continue };
                             if has(&col.colname, &columns) && !cmd.missing_ok {
                                 found.push((col.location, format!("column \"{}\" of relation \"{}\" already exists", col.colname, table.name)));
                             }
-                            columns.push(col.colname.clone());
+                            columns.push(&col.colname);
                             for k in col.constraints.iter().filter_map(constraint) {
                                 found.extend(referenced_missing(cx, stmt, k, Some((&table, &columns))));
                             }
@@ -107,7 +107,7 @@ fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                         AlterTableType::AtAddConstraint => {
                             let Some(NodeEnum::Constraint(k)) = cmd.def.as_ref().and_then(|d| d.node.as_ref()) else { continue };
                             for c in names(&k.fk_attrs).into_iter().chain(names(&k.keys)) {
-                                if !has(&c, &columns) {
+                                if !has(c, &columns) {
                                     found.push((k.location, format!("column \"{c}\" named in constraint does not exist in {name}")));
                                 }
                             }
@@ -121,9 +121,9 @@ fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 let Some(rv) = &r.relation else { continue };
                 let table = Cx::rel(rv);
                 let Some(columns) = cx.batch.columns(cx.file, stmt.index, &table) else { continue };
-                if !columns.contains(&r.subname) && !r.missing_ok {
+                if !columns.contains(&r.subname.as_str()) && !r.missing_ok {
                     found.push((-1, format!("column \"{}\" does not exist", r.subname)));
-                } else if columns.contains(&r.newname) {
+                } else if columns.contains(&r.newname.as_str()) {
                     found.push((-1, format!("column \"{}\" of relation \"{}\" already exists", r.newname, table.name)));
                 }
             }
@@ -133,7 +133,7 @@ fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 let Some(columns) = cx.batch.columns(cx.file, stmt.index, &table) else { continue };
                 for p in &i.index_params {
                     if let Some(NodeEnum::IndexElem(e)) = p.node.as_ref() {
-                        if !e.name.is_empty() && !columns.contains(&e.name) {
+                        if !e.name.is_empty() && !columns.contains(&e.name.as_str()) {
                             found.push((-1, format!("column \"{}\" does not exist", e.name)));
                         }
                     }
@@ -142,11 +142,11 @@ fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             NodeEnum::CreateStmt(c) => {
                 let Some(rv) = &c.relation else { continue };
                 let table = Cx::rel(rv);
-                let own: Vec<String> = c
+                let own: Vec<&str> = c
                     .table_elts
                     .iter()
                     .filter_map(|e| match e.node.as_ref() {
-                        Some(NodeEnum::ColumnDef(col)) => Some(col.colname.clone()),
+                        Some(NodeEnum::ColumnDef(col)) => Some(col.colname.as_str()),
                         _ => None,
                     })
                     .collect();
@@ -174,8 +174,8 @@ fn constraint(n: &pg_query::protobuf::Node) -> Option<&Constraint> {
     }
 }
 
-fn names(nodes: &[pg_query::protobuf::Node]) -> Vec<String> {
-    nodes.iter().filter_map(string_value).map(str::to_string).collect()
+fn names(nodes: &[pg_query::protobuf::Node]) -> Vec<&str> {
+    nodes.iter().filter_map(string_value).collect()
 }
 
 /// A foreign key's referenced columns that its table, made by the run,
@@ -185,7 +185,7 @@ fn referenced_missing(
     cx: &Cx<'_>,
     stmt: &Stmt<'_>,
     k: &Constraint,
-    this: Option<(&crate::RelationName, &[String])>,
+    this: Option<(&crate::RelationName, &[&str])>,
 ) -> Vec<(i32, String)> {
     if k.contype() != ConstrType::ConstrForeign {
         return Vec::new();

@@ -39,7 +39,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let mut seen: Vec<(String, String)> = Vec::new();
     for stmt in &cx.stmts {
         for t in cx.tokens(stmt).filter(|t| t.token == Token::Ident as i32) {
-            let Some(name) = as_read(cx.token_text(t)) else { continue };
+            // A name is never longer than its token.
+            let text = cx.token_text(t);
+            if text.len() <= MAX_BYTES {
+                continue;
+            }
+            let Some(name) = as_read(text) else { continue };
             if name.len() <= MAX_BYTES || seen.iter().any(|(n, _)| n == &name) {
                 continue;
             }

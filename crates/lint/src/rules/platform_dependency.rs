@@ -156,8 +156,9 @@ pub(crate) fn creates(stmt: &Stmt<'_>) -> Vec<(&'static str, String)> {
 fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
     let names_one = cx.tokens(stmt).any(|t| {
         let raw = cx.input.text.get(t.start as usize..t.end as usize).unwrap_or("");
-        let word = raw.trim_matches('"').to_ascii_lowercase();
-        ROLES.contains(&word.as_str()) || SCHEMAS.contains(&word.as_str()) || word == PUBLICATION
+        let word = raw.trim_matches('"');
+        let is = |name: &&str| word.eq_ignore_ascii_case(name);
+        ROLES.iter().any(is) || SCHEMAS.iter().any(is) || is(&PUBLICATION)
     });
     if !names_one {
         return Vec::new();
@@ -199,6 +200,12 @@ fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
         }
         _ => {}
     }
+    if let NodeEnum::GrantStmt(g) = stmt.node {
+        // The common case (a pulled schema grants to the platform's roles
+        // hundreds of times), read from its fields rather than walked.
+        grant_uses(cx, stmt, g, &mut out);
+        return out;
+    }
     let Ok(tree) = serde_json::to_value(stmt.node) else { return out };
     walk(&tree, &mut |v| {
         let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default();
@@ -236,6 +243,48 @@ fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
         }
     });
     out
+}
+
+/// What a `GRANT` or `REVOKE` of privileges on objects names of the
+/// platform's: the roles it grants to (or by), the tables and the types
+/// of routines' arguments in the platform's schemas. Grants on a schema
+/// are read before, as schemas.
+fn grant_uses(cx: &Cx<'_>, stmt: &Stmt<'_>, g: &pg_query::protobuf::GrantStmt, out: &mut Vec<Use>) {
+    let role = |r: &pg_query::protobuf::RoleSpec, out: &mut Vec<Use>| {
+        if ROLES.contains(&r.rolename.as_str()) {
+            let span = cx.token_at(stmt, r.location);
+            out.push(Use { kind: "role", name: r.rolename.clone(), span });
+        }
+    };
+    for grantee in &g.grantees {
+        if let Some(NodeEnum::RoleSpec(r)) = grantee.node.as_ref() {
+            role(r, out);
+        }
+    }
+    if let Some(r) = &g.grantor {
+        role(r, out);
+    }
+    for object in &g.objects {
+        match object.node.as_ref() {
+            Some(NodeEnum::RangeVar(rv)) if SCHEMAS.contains(&rv.schemaname.as_str()) => {
+                let name = format!("{}.{}", rv.schemaname, rv.relname);
+                out.push(Use { kind: "table", name, span: cx.tokens_from(stmt, rv.location, 3) });
+            }
+            Some(NodeEnum::ObjectWithArgs(f)) => {
+                for arg in &f.objargs {
+                    let Some(NodeEnum::TypeName(t)) = arg.node.as_ref() else { continue };
+                    let parts: Vec<&str> = t.names.iter().filter_map(crate::stmt::string_value).collect();
+                    if let [schema, name] = parts.as_slice() {
+                        if SCHEMAS.contains(schema) {
+                            let span = cx.tokens_from(stmt, t.location, 3);
+                            out.push(Use { kind: "type", name: format!("{schema}.{name}"), span });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Every object of a JSON tree, depth first.

@@ -10,8 +10,9 @@ use crate::rules::{Code, Family, Meta, Phase};
 
 /// **What it finds:** `ALTER TABLE ... RENAME TO` of a table (or view) the
 /// migration did not create, unless the same migration creates a view
-/// under the old name; a view made by a later pending migration leaves a
-/// lesser finding for the time between the two. A name an earlier rename
+/// under the old name; a view made by the next migration leaves a lesser
+/// finding for the time between the two (one made further on is named in
+/// the finding, which stays as high). A name an earlier rename
 /// of the run gave the table is known to no running code and no finding.
 ///
 /// **Why it hurts:** the application that is running while the migration
@@ -69,7 +70,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             format!("renaming {old} to {} breaks every query of the running application that names {old}", r.newname),
             format!("in the same migration CREATE VIEW {old} AS SELECT * FROM {}; drop the view once no deployed code uses the old name", r.newname),
         );
-        if let Some((_, _, _, path)) = later_view {
+        if let Some((file, _, _, path)) = later_view {
             hit.message = format!(
                 "renaming {old} to {} breaks the running application's queries that name {old} until \
                  {} makes the view {old}: each migration commits on its own, and a deploy that stops \
@@ -77,7 +78,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 r.newname, path
             );
             hit.help = format!("move CREATE VIEW {old} into the migration that renames it");
-            hit = hit.rated(Probability::Low, Impact::High);
+            // The very next migration: the two ship together, and only a
+            // deploy stopped between them leaves the name missing. One
+            // further off may ship in a later release.
+            if *file == cx.file + 1 {
+                hit = hit.rated(Probability::Low, Impact::High);
+            }
         }
         out.push(hit.subject(Subject::Table { table, missing_ok: r.missing_ok }));
     }
@@ -101,6 +107,8 @@ mod tests {
         assert_eq!(bs301(&[("1.sql", &format!("{rename}\n{view}"))]), []);
         // The view a later migration makes: the time between the two.
         assert_eq!(bs301(&[("1.sql", rename), ("2.sql", view)]), [Severity::Medium]);
+        let between = [("1.sql", rename), ("2.sql", "SELECT 1;"), ("3.sql", view)];
+        assert_eq!(bs301(&between), [Severity::High]);
         // Renamed back later: the second rename is of a name no running
         // code knows.
         let back = "ALTER TABLE clients RENAME TO customers;";
