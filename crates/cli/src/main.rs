@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Safe PostgreSQL migrations: guarded, audited, reversible.
 #[derive(Debug, Parser)]
@@ -115,7 +115,18 @@ pub struct Output {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) if asked_json_raw() && e.use_stderr() => {
+            // A usage error of a command asked for JSON: still one document.
+            let _ = write!(std::io::stderr(), "{}", e.render());
+            let message = e.kind().to_string();
+            return json_error(&message, &[e.render().to_string()], 2);
+        }
+        Err(e) => e.exit(),
+    };
+    let json = asked_json(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let config = cli.config.as_deref();
     let result = match cli.command {
         Command::Init(args) => commands::init::run(args, config),
@@ -153,9 +164,42 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
-            ExitCode::from(commands::exit_code(&err))
+            let code = commands::exit_code(&err);
+            if json && !commands::printed_json() {
+                let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+                return json_error(&format!("{err:#}"), &causes, code);
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// Whether the command (or a subcommand of it) was given `--format json`.
+fn asked_json(matches: &clap::ArgMatches) -> bool {
+    let here = matches
+        .try_get_raw("format")
+        .ok()
+        .flatten()
+        .is_some_and(|mut values| values.any(|v| v == "json"));
+    here || matches.subcommand().is_some_and(|(_, sub)| asked_json(sub))
+}
+
+/// `--format json` among the words of a command line clap refused.
+fn asked_json_raw() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--format=json")
+        || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+}
+
+/// The one JSON document of a command that failed before it could print
+/// its own: `{"error": {"message", "causes", "exit_code"}}` on stdout, the
+/// exit code unchanged.
+fn json_error(message: &str, causes: &[String], code: u8) -> ExitCode {
+    let doc = serde_json::json!({
+        "error": { "message": message, "causes": causes, "exit_code": code }
+    });
+    let _ = commands::print_json(&doc);
+    ExitCode::from(code)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

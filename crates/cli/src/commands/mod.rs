@@ -141,7 +141,17 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("rendering JSON")?;
     text.push('\n');
+    PRINTED_JSON.store(true, std::sync::atomic::Ordering::Relaxed);
     print(&text)
+}
+
+/// Set once a command has printed its JSON document: an error after it
+/// adds no second one.
+static PRINTED_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a JSON document was printed already.
+pub fn printed_json() -> bool {
+    PRINTED_JSON.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The exit code for an error: 2 usage or config, 3 environment, 1

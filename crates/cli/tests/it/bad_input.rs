@@ -299,3 +299,43 @@ fn a_blank_role_or_release_name_is_refused_with_the_fix() {
     }
     assert_untouched(&p, "blank names");
 }
+
+/// Every command asked for JSON prints one JSON document even when it
+/// fails before it starts (here: nothing listens at the URL's port), with
+/// the error, its exit code unchanged, and no password.
+#[test]
+fn a_command_asked_for_json_prints_one_json_document_when_it_fails() {
+    let p = project("json_errors");
+    let refused = "postgres://app:hunter2secret@127.0.0.1:1/app";
+    for args in [
+        &["status"][..],
+        &["check"],
+        &["migrate"],
+        &["rollback"],
+        &["rehearse"],
+        &["downs"],
+        &["compare", "--to", refused],
+        &["backup", "create"],
+        &["verify"],
+        &["clear", "--yes"],
+    ] {
+        let mut with = args.to_vec();
+        with.extend(["--format", "json"]);
+        let run = p.run_with_url(refused, &with);
+        let case = args.join(" ");
+        let code = run.code.unwrap_or_else(|| panic!("{case}: killed"));
+        assert_ne!(code, 0, "{case}: {run:?}");
+        let json = run.json();
+        assert_eq!(json["error"]["exit_code"], code, "{case}: {json:#}");
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{case}: {json:#}");
+        assert!(!run.all().contains("hunter2secret"), "{case} shows the password: {run:?}");
+    }
+    // A usage error too, and a successful command still prints its own
+    // document only.
+    let run = p.run(&["status", "--format", "json", "--no-such-flag"]);
+    run.expect_code(2);
+    assert_eq!(run.json()["error"]["exit_code"], 2);
+    let run = p.run(&["check", "--offline", "--format", "json"]);
+    assert!(run.json().get("error").is_none(), "{run:?}");
+}
