@@ -241,13 +241,19 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "exposure": outcome.exposure,
             "forensics": outcome.forensics,
             "steps": outcome.steps,
+            "not_verified": outcome.not_verified,
         }))?,
-        Format::Text => print(&format!(
-            "✓ method C carried out: {} reverted; exports, manifest.json, {} in {}\n",
-            outcome.reverted.join(", "),
-            written,
-            outcome.forensics.display()
-        ))?,
+        Format::Text => {
+            print(&format!(
+                "✓ method C carried out: {} reverted; exports, manifest.json, {} in {}\n",
+                outcome.reverted.join(", "),
+                written,
+                outcome.forensics.display()
+            ))?;
+            if let Some(why) = &outcome.not_verified {
+                print(&format!("  not verified: {why}\n"))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -418,7 +418,11 @@ pub(super) fn method_c(stage: &Stage<'_>, on: &OnCopy, observer: &mut dyn super:
         Ok(_) => "the schema is the one the release started from",
         Err(_) => "the schema before the release is not known, so not compared",
     };
-    Done::ok(format!("{reverted} reverted; {proved}"), outcome.steps)
+    let verified = match &outcome.not_verified {
+        Some(why) => format!("; not verified: {why}"),
+        None => String::new(),
+    };
+    Done::ok(format!("{reverted} reverted; {proved}{verified}"), outcome.steps)
 }
 
 /// The fix for method C stopped by `e`, from what stopped it (the error's

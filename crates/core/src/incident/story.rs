@@ -132,6 +132,10 @@ pub(super) fn method_run(started: &Logged, outcome: Option<&Logged>) -> MethodRu
             run.failed = Some(format!("{name}: {detail}"));
         }
     }
+    // Method C with no verify check: said, never claimed as verified.
+    if let Some(why) = end.details["not_verified"].as_str() {
+        run.done.push(format!("did not verify the database: {why}"));
+    }
     run
 }
 
@@ -220,6 +224,24 @@ mod tests {
             versions: vec![],
             details,
         }
+    }
+
+    #[test]
+    fn a_verify_that_did_not_run_is_said_and_never_told_as_verified() {
+        let started = logged("started", json!({ "method": "C", "reason": "errors" }));
+        let end = logged(
+            "ok",
+            json!({ "method": "C", "not_verified": "no verify check runs after a rollback (see [verify])",
+                    "steps": [{ "name": "down migrations", "ok": true, "detail": "2 reverted" }] }),
+        );
+        let run = method_run(&started, Some(&end));
+        assert!(run.done.iter().all(|d| !d.starts_with("verified")), "{:?}", run.done);
+        assert_eq!(
+            run.done.last().map(String::as_str),
+            Some(
+                "did not verify the database: no verify check runs after a rollback (see [verify])"
+            )
+        );
     }
 
     #[test]

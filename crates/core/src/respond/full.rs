@@ -72,11 +72,23 @@ pub struct FullOutcome {
     pub forensics: PathBuf,
     /// What the downs removed, exported before they ran (in `dropped/`).
     pub kept: Vec<migrate::keep::Kept>,
+    /// Why no verify check ran after the downs, where none did.
+    pub not_verified: Option<String>,
+}
+
+/// What the verify suite said after method C's downs.
+#[derive(Debug)]
+pub enum Verified {
+    /// Its checks ran and passed: how many.
+    Passed(String),
+    /// No check ran, and why: no step claims the database was verified;
+    /// the outcome event says so instead (`not_verified`).
+    NotRun(String),
 }
 
 /// Method C. `verify` runs the verify suite after the downs (given their
-/// report): a summary, or why it failed. Records a started event and the
-/// outcome like A and B.
+/// report): what it found, or why it failed. Records a started event and
+/// the outcome like A and B.
 #[allow(clippy::too_many_arguments)]
 pub fn method_c(
     client: &mut postgres::Client,
@@ -86,7 +98,7 @@ pub fn method_c(
     full: &Full<'_>,
     reason: &str,
     lock_wait: Duration,
-    verify: &mut dyn FnMut(&mut postgres::Client, &migrate::Report) -> Result<String, String>,
+    verify: &mut dyn FnMut(&mut postgres::Client, &migrate::Report) -> Result<Verified, String>,
     mut on_step: impl FnMut(&Step),
 ) -> Result<FullOutcome, RespondError> {
     // What the downs would revert, decided before any step is taken.
@@ -119,12 +131,20 @@ pub fn method_c(
     run.base["forensics"] = json!(folder);
     check_protected(&mut run, client, full, &before)?;
     let started = Instant::now();
-    match verify(client, &report) {
-        Ok(detail) => run.done(step("verify", started, true, detail, None)),
+    let not_verified = match verify(client, &report) {
+        Ok(Verified::Passed(detail)) => {
+            run.done(step("verify", started, true, detail, None));
+            None
+        }
+        Ok(Verified::NotRun(why)) => {
+            run.base["not_verified"] = json!(why);
+            Some(why)
+        }
         Err(detail) => return Err(run.failed(step("verify", started, false, detail, None))),
-    }
+    };
     run.finish("ok")?;
-    Ok(FullOutcome { steps: run.steps, reverted, exposure, forensics: folder, kept: report.kept })
+    let (steps, forensics, kept) = (run.steps, folder, report.kept);
+    Ok(FullOutcome { steps, reverted, exposure, forensics, kept, not_verified })
 }
 
 /// The steps before anything is undone: what the release exposed,

@@ -16,7 +16,7 @@ use crate::schema::events;
 
 pub mod full;
 mod responder;
-pub use full::{method_c, Full, FullOutcome, TableExposure};
+pub use full::{method_c, Full, FullOutcome, TableExposure, Verified};
 pub use responder::{
     forensics_root, release_to_kill, target, FullSetup, Observer, Responder, RestoreRun,
     RestoreSetup,

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{FullOutcome, HooksSection, RespondError, Restore, Step, Target};
+use super::{FullOutcome, HooksSection, RespondError, Restore, Step, Target, Verified};
 use crate::backup::restore::RestoreOptions;
 use crate::backup::store::Store;
 use crate::decide::Method;
@@ -235,12 +235,15 @@ impl Responder {
                 })?;
         let mut verify = |client: &mut postgres::Client, report: &crate::migrate::Report| {
             let Some(after) = after.take() else {
-                return Ok("no verify check runs after a rollback (see [verify])".to_string());
+                return Ok(Verified::NotRun(
+                    "no verify check runs after a rollback (see [verify])".to_string(),
+                ));
             };
             match after.finish(client, report) {
-                Some(suite) if suite.ok() => {
-                    Ok(format!("{} check(s) passed, {} warned", suite.passed, suite.warned))
-                }
+                Some(suite) if suite.ok() => Ok(Verified::Passed(format!(
+                    "{} check(s) passed, {} warned",
+                    suite.passed, suite.warned
+                ))),
                 Some(suite) => Err(format!(
                     "{} critical check(s) failed: {}",
                     suite.failed,
@@ -252,7 +255,7 @@ impl Responder {
                         .collect::<Vec<_>>()
                         .join("; ")
                 )),
-                None => Ok("nothing was reverted, nothing to verify".to_string()),
+                None => Ok(Verified::NotRun("nothing was reverted, nothing to verify".to_string())),
             }
         };
         let on = super::Full {
