@@ -233,8 +233,15 @@ mod tests {
         let report = render("report.md", &i, None).unwrap();
         assert!(report.contains("STOPPED at restore: pg_restore failed"), "{report}");
         i.restored = Some(restored(None, None));
+        // Slack says what each method did, flags included, and where B stopped.
         let slack = render("slack_resolved.md", &i, None).unwrap();
-        assert!(!slack.contains("flag"), "{slack}");
+        assert!(
+            slack.contains("Method A: done (turned the release's flags off (2 flag(s)))"),
+            "{slack}"
+        );
+        assert!(slack.contains("Method B: stopped at restore: pg_restore failed"), "{slack}");
+        let escalated = render("slack_escalated.md", &i, None).unwrap();
+        assert!(escalated.contains("Method A before it: done (turned the release's flags off"), "{escalated}");
     }
 
     fn restored(undid: Option<&[&str]>, at: Option<&str>) -> Restored {
