@@ -196,3 +196,37 @@ fn an_application_role_without_create_on_the_database_uses_the_schema_made_for_i
         .get(0);
     assert_eq!(name, 0, "the kept down ran");
 }
+
+/// A superuser's run first (a rehearsal, a migrate by an administrator)
+/// makes Backstop's schema as the database's owner, so the owner's own
+/// `migrate` afterwards has every right on its history.
+#[test]
+fn backstops_schema_belongs_to_the_database_owner_whoever_made_it() {
+    let (owner_url, role, db) = owned_database("keeper");
+    let admin_url = CLUSTER.url(&db);
+    let p = Project::new("keeper_project");
+    // A migration that makes nothing of the application's (a superuser's
+    // tables would be its own, as PostgreSQL makes them).
+    p.migration("1_a", "COMMENT ON DATABASE CURRENT_DATABASE IS 'app';", Some("SELECT 1;"));
+    // The superuser migrates first: the schema and its tables go to the owner.
+    p.run_with_url(&admin_url, &["status"]).expect_code(0);
+    p.run_with_url(&admin_url, &["migrate"]).expect_code(0);
+    let mut client = CLUSTER.connect(&db).unwrap();
+    let owners: Vec<String> = client
+        .query(
+            "select distinct pg_get_userbyid(relowner)::text from pg_class
+              where relnamespace = 'backstop'::regnamespace
+             union select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = 'backstop'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners, [role], "the schema and its objects belong to the database owner");
+    // The owner goes on with the history the superuser started.
+    p.migration("2_b", "CREATE TABLE b (id int);", Some("DROP TABLE b;"));
+    p.run_with_url(&owner_url, &["migrate"]).expect_code(0);
+    p.run_with_url(&owner_url, &["rollback", "--to", "1"]).expect_code(0);
+    assert_eq!(client.applied(), ["1"]);
+}

@@ -241,7 +241,10 @@ mod tests {
         );
         assert!(slack.contains("Method B: stopped at restore: pg_restore failed"), "{slack}");
         let escalated = render("slack_escalated.md", &i, None).unwrap();
-        assert!(escalated.contains("Method A before it: done (turned the release's flags off"), "{escalated}");
+        assert!(
+            escalated.contains("Method A before it: done (turned the release's flags off"),
+            "{escalated}"
+        );
     }
 
     fn restored(undid: Option<&[&str]>, at: Option<&str>) -> Restored {

@@ -315,10 +315,35 @@ pub fn ensure(client: &mut postgres::Client) -> Result<(), Error> {
     if version(&mut tx)? >= SCHEMA_VERSION {
         return Ok(());
     }
+    // Made or upgraded as the role that keeps it (the schema's owner, or
+    // the database's where there is none yet), whoever runs first: a
+    // superuser's `rehearse` must not leave the owner's `migrate` without
+    // rights on its own history.
+    if let Some(keeper) = keeper_to_become(&mut tx)? {
+        tx.batch_execute(&format!("SET LOCAL ROLE {}", crate::pg::quote_ident(&keeper)))?;
+    }
     tx.batch_execute(SCHEMA_SQL)?;
     tx.execute("delete from backstop.meta", &[])?;
     tx.execute("insert into backstop.meta (schema_version) values ($1)", &[&SCHEMA_VERSION])?;
     tx.commit()
+}
+
+/// The role Backstop's schema belongs to (its owner, or the database's
+/// owner before it exists), where the session runs as a superuser other
+/// than it; `None` otherwise (a role that is the keeper, or may not become
+/// it).
+fn keeper_to_become(client: &mut impl GenericClient) -> Result<Option<String>, Error> {
+    let row = client.query_one(
+        "select k.keeper, k.keeper <> current_user
+                and (select rolsuper from pg_roles where rolname = current_user)
+           from (select coalesce(
+                          (select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'backstop'),
+                          (select pg_get_userbyid(datdba) from pg_database
+                            where datname = current_database()))::text as keeper) k",
+        &[],
+    )?;
+    let (keeper, become_it): (Option<String>, Option<bool>) = (row.get(0), row.get(1));
+    Ok(keeper.filter(|_| become_it == Some(true)))
 }
 
 fn version(client: &mut impl GenericClient) -> Result<i32, Error> {
