@@ -51,18 +51,40 @@ pub(crate) fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
 }
 
 /// The SQL statements a `DO` block runs as written (not those it builds
-/// at run time), in its order.
+/// at run time), in its order: an `EXECUTE` of a constant string runs
+/// that string, which is read as written too.
 pub(crate) fn sql_statements(d: &protobuf::DoStmt) -> Vec<String> {
     let Ok(Some(tree)) = do_tree(d) else { return Vec::new() };
     let mut out = Vec::new();
-    walk(&tree, &mut |key, v| {
-        if key == "PLpgSQL_stmt_execsql" {
+    walk(&tree, &mut |key, v| match key {
+        "PLpgSQL_stmt_execsql" => {
             if let Some(q) = v.pointer("/sqlstmt/PLpgSQL_expr/query").and_then(Value::as_str) {
                 out.push(q.to_string());
             }
         }
+        "PLpgSQL_stmt_dynexecute" => out.extend(constant_execute(v)),
+        _ => {}
     });
     out
+}
+
+/// The SQL an `EXECUTE` runs where it is one string constant (`EXECUTE
+/// 'ALTER TABLE t RENAME COLUMN a TO b'`), as the string holds it; `None`
+/// for SQL built at run time (`format(...)`, `||`, a variable).
+pub(crate) fn constant_execute(dynexecute: &Value) -> Option<String> {
+    let expr = dynexecute.pointer("/query/PLpgSQL_expr/query")?.as_str()?;
+    let tree = pg_query::parse(&format!("SELECT {expr}"), 0).ok()?;
+    let stmt = tree.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+    let NodeEnum::SelectStmt(select) = stmt else { return None };
+    let [target] = select.target_list.as_slice() else { return None };
+    let Some(NodeEnum::ResTarget(t)) = target.node.as_ref() else { return None };
+    match t.val.as_deref()?.node.as_ref()? {
+        NodeEnum::AConst(c) => match &c.val {
+            Some(protobuf::a_const::Val::Sval(s)) => Some(s.sval.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
@@ -96,5 +118,26 @@ mod tests {
         assert!(ends("do $$ begin if true then rollback; end if; end $$"));
         assert!(!ends("do $$ begin update t set a = 1; end $$"));
         assert!(!ends("do language plpython3u $$ plpy.commit() $$"));
+    }
+
+    #[test]
+    fn a_constant_execute_is_read_as_the_statement_it_holds() {
+        let statements = |sql: &str| match pg_query::parse(sql, 0).unwrap().protobuf.stmts[0]
+            .stmt
+            .as_ref()
+            .and_then(|s| s.node.as_ref())
+        {
+            Some(NodeEnum::DoStmt(d)) => sql_statements(d),
+            other => panic!("{other:?}"),
+        };
+        let constant =
+            "do $$ begin if exists (select 1 from pg_attribute where attname = 'a') then \
+                        execute 'alter table t rename column a to b'; end if; end $$";
+        assert_eq!(statements(constant), ["alter table t rename column a to b"]);
+        let built =
+            "do $$ begin execute format('alter table %I rename column a to b', 't'); end $$";
+        assert!(statements(built).is_empty());
+        let joined = "do $$ begin execute 'alter table ' || 't' || ' rename column a to b'; end $$";
+        assert!(statements(joined).is_empty());
     }
 }

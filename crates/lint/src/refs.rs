@@ -246,23 +246,17 @@ fn reach_of(node: &NodeEnum) -> Option<Reach> {
     }
 }
 
-/// A `DO` block's statements, read with the plpgsql parser.
+/// A `DO` block's statements, read with the plpgsql parser; an `EXECUTE`
+/// of a constant string is read as the statement it holds.
 fn do_reach(d: &protobuf::DoStmt) -> Option<Reach> {
-    let body = d.args.iter().find_map(|a| match a.node.as_ref() {
-        Some(NodeEnum::DefElem(e)) if e.defname == "as" => {
-            e.arg.as_deref().and_then(crate::stmt::string_value).map(str::to_string)
-        }
-        _ => None,
-    })?;
-    let mut tag = "do_body".to_string();
-    while body.contains(&format!("${tag}$")) {
-        tag.push('_');
-    }
-    let function = format!(
-        "CREATE FUNCTION pg_temp.backstop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}$"
-    );
-    let Ok(tree) = pg_query::parse_plpgsql(&function) else {
-        return Some(Reach::Server("a DO block whose plpgsql does not parse".into()));
+    let tree = match crate::plpgsql::do_tree(d) {
+        Ok(Some(tree)) => tree,
+        Ok(None) => return None,
+        Err(_) => return Some(Reach::Server("a DO block whose plpgsql does not parse".into())),
+    };
+    let in_do = |r: Reach| match r {
+        Reach::Server(w) => Reach::Server(format!("{w} in a DO block")),
+        other => other,
     };
     let mut found = None;
     walk(&tree, &mut |key, v| {
@@ -272,13 +266,15 @@ fn do_reach(d: &protobuf::DoStmt) -> Option<Reach> {
         match key {
             "PLpgSQL_stmt_execsql" => {
                 let q = v.pointer("/sqlstmt/PLpgSQL_expr/query").and_then(|q| q.as_str());
-                found = q.and_then(reach).map(|r| match r {
-                    Reach::Server(w) => Reach::Server(format!("{w} in a DO block")),
-                    other => other,
-                });
+                found = q.and_then(reach).map(in_do);
             }
             "PLpgSQL_stmt_dynexecute" => {
-                found = Some(Reach::Server("a DO block's EXECUTE of SQL built at run time".into()))
+                found = match crate::plpgsql::constant_execute(v) {
+                    Some(sql) => reach(&sql).map(in_do),
+                    None => {
+                        Some(Reach::Server("a DO block's EXECUTE of SQL built at run time".into()))
+                    }
+                };
             }
             _ => {}
         }
@@ -365,6 +361,7 @@ mod tests {
             "alter system set work_mem = '64MB'",
             "do $$ begin if not exists (select from pg_roles where rolname = 'x') then create role x; end if; end $$",
             "do $$ begin execute 'create role y'; end $$",
+            "do $$ begin execute format('alter table %I rename column a to b', 't'); end $$",
         ] {
             assert!(matches!(reach(sql), Some(Reach::Server(_))), "{sql}: {:?}", reach(sql));
         }
@@ -378,6 +375,9 @@ mod tests {
             "create table t (id int)",
             "grant select on t to anon",
             "do $$ begin update t set id = 1; end $$",
+            // A constant EXECUTE is the statement it holds, not SQL built at run time.
+            "do $$ begin if exists (select 1 from pg_attribute where attname = 'a') then \
+             execute 'alter table t rename column a to b'; end if; end $$",
         ] {
             assert_eq!(reach(sql), None, "{sql}");
         }

@@ -110,6 +110,12 @@ pub fn compute(
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
     let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
+    if let (None, Some(why)) = (cut, uncut_because(&todo, &asked)) {
+        start_notes.push(format!(
+            "the replay of {} migration(s) ran in one piece, not in two halves side by side: {why}",
+            todo.len()
+        ));
+    }
     let second = match cut {
         Some(_) => {
             if on_base.is_some() {
@@ -224,10 +230,36 @@ fn cut_at(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<usi
 /// Whether a statement of `m` (up or down) changes what the whole server
 /// shares, or may (`refs::reach`).
 fn shares_server(m: &Migration) -> bool {
-    std::iter::once(&m.up)
-        .chain(m.down.as_ref())
-        .flat_map(|f| &f.statements)
-        .any(|s| backstop_lint::refs::reach(&s.sql).is_some())
+    server_statement(m).is_some()
+}
+
+/// The first statement of `m` (up or down) that changes what the whole
+/// server shares, or may: what it does and where.
+fn server_statement(m: &Migration) -> Option<String> {
+    std::iter::once(&m.up).chain(m.down.as_ref()).find_map(|f| {
+        f.statements.iter().find_map(|s| {
+            let reach = backstop_lint::refs::reach(&s.sql)?;
+            let what = match reach {
+                backstop_lint::refs::Reach::Server(w) | backstop_lint::refs::Reach::Outside(w) => w,
+            };
+            Some(format!("{what} at {}:{}", f.path.display(), s.position.line))
+        })
+    })
+}
+
+/// Why a replay long enough to be cut in two on a machine with the cores
+/// for it is not: a migration that changes what the whole server shares
+/// (both halves would share it), named with its place. `None` where the
+/// replay is short or the cores are not there.
+fn uncut_because(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || todo.iter().filter(|m| asked(m)).count() < CUT_FROM {
+        return None;
+    }
+    let why = todo.iter().find_map(|m| server_statement(m))?;
+    Some(format!(
+        "{why} changes what the whole server shares, which two copies side by side would share too"
+    ))
 }
 
 /// What both halves of a replay share.
