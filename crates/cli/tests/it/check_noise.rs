@@ -164,6 +164,14 @@ fn an_up_only_history_without_downs_gets_one_line_with_the_count() {
     let message = missing[0]["message"].as_str().unwrap();
     assert!(message.starts_with("40 migrations have no down"), "{message}");
     assert!(missing[0]["help"].as_str().unwrap().contains("backstop downs --write"));
+    // migrate proves and keeps their downs (keep_downs, the default): the
+    // finding says so, low, rather than that only a restore undoes them.
+    assert!(message.contains("`migrate` works out and proves a down"), "{message}");
+    assert_eq!(missing[0]["severity"], "low", "{json}");
+    p.config(&format!("{}keep_downs = false\n", crate::common::DEFAULT_CONFIG));
+    let json = p.run(&["check", "--offline", "--format", "json"]).json();
+    let message = of(&json, "BS403")[0]["message"].as_str().unwrap().to_string();
+    assert!(message.ends_with("only a restore can"), "{message}");
     // A layout with downs still names each migration that lacks one.
     let q = no_rls("noise_diesel_downs");
     q.migration("4_more", "CREATE TABLE more (id int);\n", None);

@@ -138,6 +138,9 @@ pub struct Settings {
     pub protected_made: Vec<String>,
     /// `[check] application_roles`.
     pub application_roles: Vec<String>,
+    /// `[migrations] keep_downs`: `migrate` works out and proves the down
+    /// of a migration that has none, and keeps it for `rollback`.
+    pub keep_downs: bool,
 }
 
 impl Settings {
@@ -183,6 +186,7 @@ impl Settings {
             config_file,
             protected_made: Vec::new(),
             application_roles: check.application_roles.clone(),
+            keep_downs: migrations.keep_downs,
         }
     }
 }
@@ -557,11 +561,37 @@ fn one_line_for_missing_downs(sources: &[Source], report: &mut Report) {
     });
 }
 
+/// With `[migrations] keep_downs` on, a migration without a down is not
+/// one a rollback cannot undo: `migrate` works out its down and proves it
+/// before the first statement, and keeps it with the record. BS403 says
+/// that, at low severity (what is left is a down that cannot be proved,
+/// which the deploy names), instead of claiming only a restore can.
+fn downs_kept_by_migrate(report: &mut Report) {
+    for f in report.findings.iter_mut().filter(|f| f.code == Code::BS403) {
+        if !f.message.contains("only a restore can") {
+            continue;
+        }
+        let what = f.message.split(':').next().unwrap_or_default().to_string();
+        f.message = format!(
+            "{what}: `migrate` works out and proves a down before it applies it, and keeps it \
+             for `backstop rollback`; where none can be proved (rows only a backup holds), it \
+             says so and only a restore undoes it"
+        );
+        f.help = "`backstop downs --write` writes the proved down into the project, to review \
+                  and keep with the migration"
+            .into();
+        f.rate(backstop_lint::Probability::Low, backstop_lint::Impact::Low);
+    }
+}
+
 /// Runs the pure analysis over `sources`, in order, as one run.
 pub fn analyze(sources: &[Source], settings: &Settings) -> Report {
     let inputs: Vec<Input<'_>> = sources.iter().map(Source::input).collect();
     let mut report = backstop_lint::check(&inputs, &settings.lint);
     one_line_for_missing_downs(sources, &mut report);
+    if settings.keep_downs {
+        downs_kept_by_migrate(&mut report);
+    }
     if !settings.lint.skip.contains(&Code::BS003) {
         report.findings.extend(sources.iter().flat_map(|s| s.file_findings.iter().cloned()));
     }

@@ -233,6 +233,7 @@ mod tests {
             config_file: "backstop.toml".into(),
             protected_made: Vec::new(),
             application_roles: Vec::new(),
+            keep_downs: true,
         };
         let report = analyze(&sources, &settings);
         Assessment::new(sources, report, None)
