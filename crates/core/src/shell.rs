@@ -183,7 +183,27 @@ pub fn die_with_parent_privately(cmd: &mut Command) {
     tie(cmd, true);
 }
 
+/// A command for `program` whose own children (a parallel `pg_dump`'s or
+/// `pg_restore`'s workers) die with Backstop too: it runs under `sh` as
+/// the leader of a process group of its own, and when Backstop goes (a
+/// SIGKILL included) the kernel sends that shell SIGTERM, on which it
+/// kills the whole group. Its exit status is the program's; files it
+/// creates are readable by their owner only.
+pub fn group_dying_with_parent(program: &std::path::Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap 'kill -KILL 0' TERM; \"$0\" \"$@\" <&0 & wait $!")
+        .arg(program)
+        .process_group(0);
+    tie_with(&mut cmd, true, nix::sys::signal::Signal::SIGTERM);
+    cmd
+}
+
 fn tie(cmd: &mut Command, private: bool) {
+    tie_with(cmd, private, nix::sys::signal::Signal::SIGKILL);
+}
+
+fn tie_with(cmd: &mut Command, private: bool, signal: nix::sys::signal::Signal) {
     let parent = std::process::id();
     // SAFETY: umask, prctl, getppid and _exit are async-signal-safe system
     // calls with no allocation; nothing else runs between fork and exec.
@@ -192,7 +212,7 @@ fn tie(cmd: &mut Command, private: bool) {
             if private {
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             }
-            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::prctl::set_pdeathsig(signal);
             // The parent may have died before the tie was made.
             if nix::unistd::getppid().as_raw() as u32 != parent {
                 nix::libc::_exit(1);
@@ -274,6 +294,46 @@ mod tests {
             );
         }
         assert!(!alive, "the setsid grandchild {pid} outlived the timeout");
+    }
+
+    /// A parallel pg_dump's workers are its children: when the thread
+    /// that started it ends (as when Backstop is killed), the whole group
+    /// goes, grandchildren included, and the exit status is the program's.
+    #[test]
+    fn a_group_dying_with_its_parent_takes_the_programs_children_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script =
+            format!("sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait", pidfile.display());
+        let started = std::thread::spawn(move || {
+            let mut cmd = group_dying_with_parent(std::path::Path::new("/bin/sh"));
+            let mut child = cmd.arg("-c").arg(script).spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !pidfile.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+            std::thread::spawn(move || child.wait());
+            pid
+        });
+        let worker = started.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(worker) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let alive = !gone(worker);
+        if alive {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(worker),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(!alive, "the program's child {worker} outlived the thread that started it");
+        let status = group_dying_with_parent(std::path::Path::new("/bin/sh"))
+            .args(["-c", "exit 7"])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(7));
     }
 
     #[test]

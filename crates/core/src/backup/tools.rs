@@ -146,9 +146,15 @@ impl Tools {
 
     /// A command for `tool` (`pg_dump`, `pg_restore`) against `target`:
     /// the password goes in the environment, files are created 0600 and
-    /// the child dies with this process.
+    /// the child dies with this process, with the parallel workers of a
+    /// `pg_dump` or `pg_restore` (its own children).
     pub fn command(&self, tool: &str, target: &Target) -> Command {
-        let mut cmd = Command::new(self.dir.join(tool));
+        let parallel = matches!(tool, "pg_dump" | "pg_restore");
+        let mut cmd = if parallel {
+            crate::shell::group_dying_with_parent(&self.dir.join(tool))
+        } else {
+            Command::new(self.dir.join(tool))
+        };
         // The URL's TLS settings are in the conninfo; the environment's must not add to them.
         for var in [
             "PGPASSWORD",
@@ -168,7 +174,9 @@ impl Tools {
         // Backstop's own sessions are exempt from a write freeze.
         cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
         cmd.stdin(Stdio::null());
-        crate::shell::die_with_parent_privately(&mut cmd);
+        if !parallel {
+            crate::shell::die_with_parent_privately(&mut cmd);
+        }
         cmd
     }
 }
