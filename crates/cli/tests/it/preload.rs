@@ -280,3 +280,32 @@ fn a_library_the_target_preloads_and_this_machine_lacks_is_named_before_anything
     let items: bool = client.query_one("select to_regclass('items') is null", &[]).unwrap().get(0);
     assert!(items, "a copy's migration reached the target");
 }
+
+/// A backup of a database holding pg_cron is restored for its check into
+/// a throwaway cluster that preloads pg_cron (read from the extensions the
+/// backup holds): before, `backup verify --restore` failed there and
+/// advised taking a new backup.
+#[test]
+fn a_backup_of_a_database_holding_pg_cron_is_verified_by_a_restore_that_preloads_it() {
+    let Some(bin) = pg_cron() else { return };
+    let db = crate::common::unique_name("cron_backup");
+    let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&["pg_cron"]), &db)
+        .expect("a cluster preloading pg_cron starts");
+    target.create_database(&db, None).unwrap();
+    let mut client = target.connect(&db).unwrap();
+    client
+        .batch_execute(
+            "create extension pg_cron;
+             create table items (id int primary key);
+             select cron.schedule('nightly', '0 3 * * *', 'delete from items');",
+        )
+        .unwrap();
+    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
+    let p = Project { dir, db: db.clone(), url: target.url(&db) };
+    p.write("backstop.toml", DEFAULT_CONFIG);
+    let created = p.run(&["backup", "create", "--format", "json"]);
+    created.expect_code(0);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let run = p.run(&["backup", "verify", &id, "--restore"]);
+    run.expect_code(0).expect_output("restored into a throwaway PostgreSQL");
+}

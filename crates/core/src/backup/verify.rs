@@ -228,7 +228,11 @@ pub fn restore_throwaway(
         Err(e) => return Err(e.into()),
     };
     progress.note(Note::Step(format!("starting a throwaway PostgreSQL {} cluster", bin.major)));
-    let cluster = Cluster::start_with(bin)?;
+    // The libraries the backup's extensions need preloaded (pg_cron's
+    // CREATE EXTENSION fails on a server that did not load it).
+    let preload =
+        crate::pg::preload::Preload::for_extensions(m.extensions.iter().map(|e| e.name.as_str()));
+    let cluster = Cluster::start_with_preload(bin, &preload, &m.database)?;
     restore_into(&cluster, store, tools, m, jobs, progress)?;
     Ok(cluster)
 }

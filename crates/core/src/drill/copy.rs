@@ -37,7 +37,13 @@ pub(super) fn start(bin: &PgBin, m: &Manifest) -> Result<Copy, String> {
         Kind::RestorePoint => {
             backup::pgbackrest::recover(m, &mut backup::Quiet).map_err(|e| chain(&e))?
         }
-        _ => Cluster::start_with(bin.clone()).map_err(|e| chain(&e))?,
+        _ => {
+            // What the backup's extensions need preloaded (pg_cron).
+            let names = m.extensions.iter().map(|e| e.name.as_str());
+            let preload = crate::pg::preload::Preload::for_extensions(names);
+            Cluster::start_with_preload(bin.clone(), &preload, &m.database)
+                .map_err(|e| chain(&e))?
+        }
     };
     let url = match m.kind {
         Kind::RestorePoint => cluster.socket_url(&m.database),

@@ -26,6 +26,10 @@ pub struct Preload {
 /// pg_cron: the one library here that works in one database of a server.
 const CRON: &str = "pg_cron";
 
+/// Extensions whose library must be preloaded before `CREATE EXTENSION`
+/// works, named as their library is.
+const NEEDS_PRELOAD: &[&str] = &["pg_cron", "pgaudit", "timescaledb"];
+
 /// The file of a cluster's data directory that holds its preload.
 pub(super) const CONF_FILE: &str = "backstop_preload.conf";
 
@@ -57,10 +61,22 @@ impl Preload {
         )?;
         let shown: Vec<(String, String, String)> =
             rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-        let libraries = match listed {
+        let mut libraries = match listed {
             Some(l) => l,
             None => seen_libraries(&shown),
         };
+        // A role that may not read the list still sees the extensions the
+        // database holds: those that need their library preloaded are.
+        let held: Vec<String> = client
+            .query("select extname::text from pg_extension", &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for library in Preload::for_extensions(held.iter().map(String::as_str)).libraries {
+            if !libraries.iter().any(|l| bare(l) == library) {
+                libraries.push(library);
+            }
+        }
         // Only what the server's own configuration sets: a database's or a
         // role's settings travel with the database (`rehearse::globals`).
         let server = ["configuration file", "command line", "environment variable"];
@@ -72,6 +88,19 @@ impl Preload {
             .map(|(name, value, _)| (name, value))
             .collect();
         Ok(Preload { libraries, settings })
+    }
+
+    /// What a server holding the extensions `names` must preload for them
+    /// to be created at all (`pg_cron`, `timescaledb` and `pgaudit` refuse
+    /// a `CREATE EXTENSION` otherwise): the preload a backup's restore
+    /// needs, read from the extensions it holds where the source's
+    /// settings were not read or could not be.
+    pub fn for_extensions<'n>(names: impl IntoIterator<Item = &'n str>) -> Preload {
+        let mut libraries: Vec<String> =
+            names.into_iter().filter(|n| NEEDS_PRELOAD.contains(n)).map(str::to_string).collect();
+        libraries.sort();
+        libraries.dedup();
+        Preload { libraries, settings: Vec::new() }
     }
 
     /// Whether the server preloads nothing: its copies need no settings.

@@ -227,6 +227,19 @@ impl Cluster {
         Cluster::launch(bin, None, Some(bytes), Some((preload.clone(), database.to_string())))
     }
 
+    /// [`Cluster::start_with`] for a copy of a server that preloads
+    /// `preload` (its settings pointed at the copy's database `database`).
+    pub fn start_with_preload(
+        bin: PgBin,
+        preload: &Preload,
+        database: &str,
+    ) -> Result<Cluster, ClusterError> {
+        if preload.is_empty() {
+            return Cluster::start_with(bin);
+        }
+        Cluster::launch(bin, None, None, Some((preload.clone(), database.to_string())))
+    }
+
     /// What the cluster preloads (empty for none).
     pub fn preload(&self) -> Preload {
         self.preload.as_ref().map(|(p, _)| p.clone()).unwrap_or_default()
