@@ -12,98 +12,8 @@ use backstop_lint::{
 };
 use postgres::GenericClient;
 
+use super::table::{kept, name, regclass, scale_lock, table_facts, table_size, Outcome};
 use super::{CheckError, Settings};
-use crate::pg::quote_qualified;
-
-/// Tables up to this many estimated rows are counted exactly; above it the
-/// planner's estimate is reported (a count would scan the whole table).
-const COUNT_EXACTLY_UP_TO: f64 = 1_000_000.0;
-/// Below both, a lock is over before anyone notices.
-const SMALL_BYTES: i64 = 10 * 1024 * 1024;
-const SMALL_ROWS: i64 = 100_000;
-/// At either, a lock or rewrite lasts minutes.
-const LARGE_BYTES: i64 = 1024 * 1024 * 1024;
-const LARGE_ROWS: i64 = 10_000_000;
-
-fn name(t: &RelationName) -> String {
-    backstop_lint::stmt::display_table(t)
-}
-
-fn regclass(t: &RelationName) -> String {
-    quote_qualified(t.schema.as_deref(), &t.name)
-}
-
-/// What the catalog says about one table.
-#[derive(Debug, Clone)]
-struct TableFacts {
-    /// Exact when `exact`, otherwise the planner's estimate (0 when the
-    /// table was never analyzed, see `unknown`).
-    rows: i64,
-    exact: bool,
-    unknown: bool,
-    bytes: i64,
-}
-
-impl TableFacts {
-    fn rows_text(&self) -> String {
-        if self.exact {
-            format!("{} row(s)", self.rows)
-        } else if self.unknown {
-            "rows not yet counted by ANALYZE".to_string()
-        } else {
-            format!("about {} rows (planner estimate)", self.rows)
-        }
-    }
-}
-
-/// Size and an estimate of rows: enough to rate a lock, and cheap.
-fn table_size(
-    client: &mut impl GenericClient,
-    table: &RelationName,
-) -> Result<Option<TableFacts>, CheckError> {
-    let row = client
-        .query_opt(
-            "select c.reltuples::float8, pg_total_relation_size(c.oid)::int8
-               from pg_class c where c.oid = to_regclass($1) and c.relkind in ('r', 'p', 'm')",
-            &[&regclass(table)],
-        )
-        .map_err(db("reading table sizes from pg_class"))?;
-    Ok(row.map(|row| {
-        let estimate: f64 = row.get(0);
-        TableFacts {
-            rows: estimate.max(0.0) as i64,
-            exact: false,
-            unknown: estimate < 0.0,
-            bytes: row.get(1),
-        }
-    }))
-}
-
-/// Size and rows, counted exactly when the table is small enough to count.
-fn table_facts(
-    client: &mut impl GenericClient,
-    table: &RelationName,
-) -> Result<Option<TableFacts>, CheckError> {
-    let Some(estimated) = table_size(client, table)? else { return Ok(None) };
-    // reltuples is -1 (unknown) for a table never vacuumed or analyzed.
-    let small_enough = if estimated.unknown {
-        estimated.bytes <= 256 * 1024 * 1024
-    } else {
-        estimated.rows as f64 <= COUNT_EXACTLY_UP_TO
-    };
-    if !small_enough {
-        return Ok(Some(estimated));
-    }
-    let rows: i64 = client
-        .query_one(&format!("select count(*) from only {}", regclass(table)), &[])
-        .map_err(db("counting rows"))?
-        .get(0);
-    Ok(Some(TableFacts { rows, exact: true, unknown: false, bytes: estimated.bytes }))
-}
-
-fn human_bytes(bytes: i64) -> String {
-    crate::kit::size::human(bytes.max(0) as u64)
-}
 
 fn is_data_loss(code: Code) -> bool {
     matches!(
@@ -123,33 +33,6 @@ fn is_lock(code: Code) -> bool {
             | Code::BS207
             | Code::BS208
     )
-}
-
-/// Rates a lock or rewrite by the size of the table it holds.
-fn scale_lock(f: &mut Finding, table: &RelationName, facts: &TableFacts) {
-    let size = format!("{}, {}", facts.rows_text(), human_bytes(facts.bytes));
-    if facts.bytes < SMALL_BYTES && facts.rows < SMALL_ROWS {
-        f.rate(Probability::Low, Impact::Low);
-        f.facts.push(format!("{} is small ({size}): the lock lasts moments", name(table)));
-    } else if facts.bytes >= LARGE_BYTES || facts.rows >= LARGE_ROWS {
-        f.rate(Probability::High, Impact::High);
-        f.facts.push(format!(
-            "{} is large ({size}): the lock lasts as long as the scan or rewrite, minutes",
-            name(table)
-        ));
-    } else {
-        f.facts.push(format!("{} holds {size}", name(table)));
-    }
-}
-
-/// What to do with a finding after looking at the database.
-enum Outcome {
-    Keep,
-    Drop,
-}
-
-fn kept(keep: bool) -> Result<Outcome, CheckError> {
-    Ok(if keep { Outcome::Keep } else { Outcome::Drop })
 }
 
 /// Adds live facts to `report`: adjusts findings, promotes probes that the
@@ -274,9 +157,11 @@ fn adjust(
             Ok(Outcome::Keep)
         }
         Some(Subject::ColumnType { table, column, new_type }) => {
-            column_type(client, f, &table, &column, &new_type)
+            super::columns::column_type(client, f, &table, &column, &new_type)
         }
-        Some(Subject::NotNull { table, column }) => not_null(client, f, &table, &column),
+        Some(Subject::NotNull { table, column }) => {
+            super::columns::not_null(client, f, &table, &column)
+        }
         Some(Subject::Extension { name: ext, if_not_exists }) => {
             extension(client, f, &ext, if_not_exists)
         }
@@ -294,88 +179,13 @@ fn adjust(
             kept(super::rls::dropped(client, f, &table, &name)?)
         }
         Some(Subject::RowPolicies { table }) => kept(super::rls::finding(client, f, &table)?),
-        Some(Subject::Functions { table, names }) => functions(client, f, &table, &names),
+        Some(Subject::Functions { table, names }) => {
+            super::columns::functions(client, f, &table, &names)
+        }
         Some(Subject::Policy { .. }) | Some(Subject::OwnerColumns { .. }) | None => {
             Ok(Outcome::Keep)
         }
     }
-}
-
-/// A column becoming NOT NULL: a validated CHECK that proves it spares the
-/// scan; otherwise the lock lasts as long as the table is big.
-fn not_null(
-    client: &mut impl GenericClient,
-    f: &mut Finding,
-    table: &RelationName,
-    column: &str,
-) -> Result<Outcome, CheckError> {
-    let defs: Vec<String> = client
-        .query(
-            "select pg_get_constraintdef(oid) from pg_constraint
-                      where conrelid = to_regclass($1) and contype = 'c' and convalidated",
-            &[&regclass(table)],
-        )
-        .map_err(db("reading check constraints"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, column)) {
-        // A validated CHECK (column IS NOT NULL) proves it: PostgreSQL
-        // skips the scan, which is all the finding is about.
-        return Ok(Outcome::Drop);
-    } else if let Some(facts) = table_size(client, table)? {
-        scale_lock(f, table, &facts);
-    }
-    Ok(Outcome::Keep)
-}
-
-/// A default calling functions no checked migration defines: `pg_proc`
-/// says whether one is volatile (the table is rewritten), all are stable
-/// or immutable (no finding), or one does not exist.
-fn functions(
-    client: &mut impl GenericClient,
-    f: &mut Finding,
-    table: &RelationName,
-    names: &[String],
-) -> Result<Outcome, CheckError> {
-    let (mut volatile, mut missing) = (Vec::new(), Vec::new());
-    for func in names {
-        let (schema, base) = match func.rsplit_once('.') {
-            Some((s, b)) => (Some(s.to_string()), b.to_string()),
-            None => (None, func.clone()),
-        };
-        let row = client
-            .query_one(
-                "select count(*), coalesce(bool_or(p.provolatile = 'v'), false) from pg_proc p
-                   join pg_namespace n on n.oid = p.pronamespace
-                  where p.proname = $2 and ($1::text is null or n.nspname = $1)",
-                &[&schema, &base],
-            )
-            .map_err(db("reading pg_proc"))?;
-        let (count, is_volatile): (i64, bool) = (row.get(0), row.get(1));
-        if is_volatile {
-            volatile.push(func.clone());
-        } else if count == 0 {
-            missing.push(func.clone());
-        }
-    }
-    if !volatile.is_empty() {
-        let meta = f.code.meta();
-        f.rate(meta.probability, meta.impact);
-        f.facts.push(format!("{}() is volatile (pg_proc)", volatile.join("(), ")));
-        if let Some(facts) = table_size(client, table)? {
-            scale_lock(f, table, &facts);
-        }
-        return Ok(Outcome::Keep);
-    }
-    if missing.is_empty() {
-        return Ok(Outcome::Drop);
-    }
-    f.facts.push(format!(
-        "pg_proc has no function {}(): the statement fails unless something creates it first",
-        missing.join("(), ")
-    ));
-    Ok(Outcome::Keep)
 }
 
 /// The note for a project that enables row level security nowhere:
@@ -388,98 +198,6 @@ fn rls_note(client: &mut impl GenericClient, f: &mut Finding) -> Result<Outcome,
             f.facts.push("the database has row level security on no table either".into());
             Ok(Outcome::Keep)
         }
-    }
-}
-
-fn column_type(
-    client: &mut impl GenericClient,
-    f: &mut Finding,
-    table: &RelationName,
-    column: &str,
-    new_type: &backstop_lint::TypeSpec,
-) -> Result<Outcome, CheckError> {
-    let current = client
-        .query_opt(
-            "select a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),
-                    (select typname::text from pg_type where oid = a.atttypid)
-               from pg_attribute a
-              where a.attrelid = to_regclass($1) and a.attname = $2 and a.attnum > 0 and not a.attisdropped",
-            &[&regclass(table), &column],
-        )
-        .map_err(db("reading the column's type"))?;
-    let Some(current) = current else {
-        if table_size(client, table)?.is_some() {
-            f.rate(Probability::Certain, Impact::High);
-            f.facts.push(format!(
-                "{}.{column} does not exist on the server: the statement fails",
-                name(table)
-            ));
-        }
-        return Ok(Outcome::Keep);
-    };
-    let (old_oid, old_mod, shown): (u32, i32, String) =
-        (current.get(0), current.get(1), current.get(2));
-    f.facts.push(format!("{}.{column} is {shown} today", name(table)));
-    let old_name: String = current.get(3);
-    if f.code == Code::BS107 && new_type.widens(&old_name, &typmod_modifiers(&old_name, old_mod)) {
-        // The new type holds every value of the old one: no value is cut.
-        return Ok(Outcome::Drop);
-    }
-    let target =
-        if new_type.array { format!("{}[]", new_type.name) } else { new_type.name.clone() };
-    let new_oid: Option<u32> = client
-        .query_one("select to_regtype($1)::oid", &[&target])
-        .map_err(db("resolving the new type"))?
-        .get(0);
-    let Some(new_oid) = new_oid else { return Ok(Outcome::Keep) };
-    // The typmod PostgreSQL stores for the new type, for the types whose
-    // modifiers only widen or narrow (varchar, char, numeric).
-    let new_mod: Option<i32> = match (new_type.base(), new_type.modifiers.as_slice()) {
-        (_, []) => Some(-1),
-        ("varchar" | "bpchar", [n]) => i32::try_from(*n).ok().map(|n| n + 4),
-        ("numeric", [p]) => i32::try_from(*p).ok().map(|p| (p << 16) + 4),
-        ("numeric", [p, s]) => {
-            i32::try_from(*p).ok().zip(i32::try_from(*s).ok()).map(|(p, s)| ((p << 16) | s) + 4)
-        }
-        _ => None,
-    };
-    let widening = new_mod.is_some_and(|m| m == -1 || (old_mod != -1 && m >= old_mod));
-    let coercible = old_oid == new_oid
-        || client
-            .query_one(
-                "select exists (select 1 from pg_cast where castsource = $1 and casttarget = $2 and castmethod = 'b')",
-                &[&old_oid, &new_oid],
-            )
-            .map_err(db("reading pg_cast"))?
-            .get::<_, bool>(0);
-    if new_type.using {
-        return Ok(Outcome::Keep);
-    }
-    if old_oid == new_oid && widening {
-        // Same type, wider or unconstrained: no rewrite, nothing cut.
-        return Ok(Outcome::Drop);
-    } else if coercible && f.code == Code::BS206 && (old_oid != new_oid || widening) {
-        // Binary-coercible: PostgreSQL converts without a rewrite.
-        return Ok(Outcome::Drop);
-    } else if f.code == Code::BS206 {
-        if let Some(facts) = table_size(client, table)? {
-            scale_lock(f, table, &facts);
-        }
-    }
-    Ok(Outcome::Keep)
-}
-
-/// The modifiers a stored typmod stands for, as written (`varchar(50)`:
-/// `[50]`; `numeric(10,2)`: `[10, 2]`).
-fn typmod_modifiers(type_name: &str, typmod: i32) -> Vec<i64> {
-    if typmod < 0 {
-        return Vec::new();
-    }
-    let m = i64::from(typmod) - 4;
-    match type_name {
-        "numeric" => vec![(m >> 16) & 0xffff, m & 0xffff],
-        "varchar" | "bpchar" => vec![m],
-        _ => Vec::new(),
     }
 }
 
@@ -792,18 +510,4 @@ fn missing_protected_tables(
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn check_sizes_are_in_the_powers_of_1000_that_config_and_backups_use() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(8192), "8.2 kB");
-        // One unit system with config and backups: powers of 1000.
-        assert_eq!(human_bytes(3_400_000_000), "3.4 GB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.2 GB");
-    }
 }

@@ -2,11 +2,13 @@
 //! `backstop-lint`, the live facts of the target database that raise or
 //! lower each risk, the verdict, and the gate `migrate` composes from it.
 
+mod columns;
 pub mod gate;
 pub mod live;
 pub mod on_copy;
 mod platform;
 mod rls;
+mod table;
 pub mod unadopted;
 
 use std::path::Path;

@@ -110,12 +110,7 @@ pub fn compute(
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
     let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
-    if let (None, Some(why)) = (cut, uncut_because(&todo, &asked)) {
-        start_notes.push(format!(
-            "the replay of {} migration(s) ran in one piece, not in two halves side by side: {why}",
-            todo.len()
-        ));
-    }
+    start_notes.extend(cut.is_none().then(|| uncut_because(&todo, &asked)).flatten());
     let second = match cut {
         Some(_) => {
             if on_base.is_some() {
@@ -247,10 +242,10 @@ fn server_statement(m: &Migration) -> Option<String> {
     })
 }
 
-/// Why a replay long enough to be cut in two on a machine with the cores
-/// for it is not: a migration that changes what the whole server shares
-/// (both halves would share it), named with its place. `None` where the
-/// replay is short or the cores are not there.
+/// The note saying why a replay long enough to be cut in two on a machine
+/// with the cores for it is not: a migration that changes what the whole
+/// server shares (both halves would share it), named with its place.
+/// `None` where the replay is short or the cores are not there.
 fn uncut_because(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 || todo.iter().filter(|m| asked(m)).count() < CUT_FROM {
@@ -258,7 +253,9 @@ fn uncut_because(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Opt
     }
     let why = todo.iter().find_map(|m| server_statement(m))?;
     Some(format!(
-        "{why} changes what the whole server shares, which two copies side by side would share too"
+        "the replay of {} migration(s) ran in one piece, not in two halves side by side: {why} \
+         changes what the whole server shares, which two copies side by side would share too",
+        todo.len()
     ))
 }
 

@@ -50,6 +50,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         let table = Cx::rel(rv);
         let new = cx.is_new(stmt.index, &table);
         let name = display_table(&table);
+        // Every finding here is about subcommand `k`'s lock on the table.
+        let hit = |k: usize, message: String, help: String| {
+            Hit::new(Code::BS203, stmt, cx.alter_cmd(stmt, Some(rv), k), message, help)
+                .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok })
+        };
         for (k, cmd, kind) in alter_cmds(a) {
             match kind {
                 AlterTableType::AtAddConstraint => {
@@ -75,16 +80,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                         let referenced = c.pktable.as_ref().map(|p| display_table(&Cx::rel(p))).unwrap_or_default();
                         format!("adding a FOREIGN KEY scans all of {name} under SHARE ROW EXCLUSIVE locks on {name} and {referenced}: writes to both wait")
                     };
-                    out.push(
-                        Hit::new(
-                            Code::BS203,
-                            stmt,
-                            cx.alter_cmd(stmt, Some(rv), k),
-                            message,
-                            "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)",
-                        )
-                        .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-                    );
+                    out.push(hit(
+                        k,
+                        message,
+                        "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)".into(),
+                    ));
                 }
                 AlterTableType::AtAddColumn if !new => {
                     let Some(NodeEnum::ColumnDef(col)) =
@@ -93,35 +93,25 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                         continue;
                     };
                     let Some(message) = inline_constraint(col, &name) else { continue };
-                    out.push(
-                        Hit::new(
-                            Code::BS203,
-                            stmt,
-                            cx.alter_cmd(stmt, Some(rv), k),
-                            message,
-                            format!(
-                                "add {} without it, then ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT in a later migration",
-                                col.colname
-                            ),
-                        )
-                        .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-                    );
+                    out.push(hit(
+                        k,
+                        message,
+                        format!(
+                            "add {} without it, then ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT in a later migration",
+                            col.colname
+                        ),
+                    ));
                 }
                 AlterTableType::AtValidateConstraint if cx.in_transaction(stmt) => {
                     let same_tx = not_valid
                         .iter()
                         .any(|(t, n)| n == &cmd.name && crate::stmt::same_table(t, &table));
                     if same_tx {
-                        out.push(
-                            Hit::new(
-                                Code::BS203,
-                                stmt,
-                                cx.alter_cmd(stmt, Some(rv), k),
-                                format!("{} is validated in the same transaction that added it NOT VALID: the scan runs under the ADD's ACCESS EXCLUSIVE lock", cmd.name),
-                                "move VALIDATE CONSTRAINT to a later migration",
-                            )
-                            .subject(Subject::Table { table: table.clone(), missing_ok: a.missing_ok }),
-                        );
+                        out.push(hit(
+                            k,
+                            format!("{} is validated in the same transaction that added it NOT VALID: the scan runs under the ADD's ACCESS EXCLUSIVE lock", cmd.name),
+                            "move VALIDATE CONSTRAINT to a later migration".into(),
+                        ));
                     }
                 }
                 _ => {}
