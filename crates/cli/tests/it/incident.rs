@@ -238,7 +238,11 @@ fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_sta
         "{}\n[backup]\nmax_age = \"1ms\"\n\n[notify]\nproduct = \"MeetSolis\"\n\n[[flags]]\nkey = \"client_notes\"\nrelease = \"v2\"\n",
         crate::common::DEFAULT_CONFIG
     ));
-    p.migration("1_users", "CREATE TABLE users (id int PRIMARY KEY);", Some("DROP TABLE users;"));
+    p.migration(
+        "1_users",
+        "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');",
+        Some("DROP TABLE users;"),
+    );
     p.run(&["migrate"]).expect_code(0);
     p.migration(
         "2_clients",
@@ -255,7 +259,13 @@ fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_sta
         .get(0);
     p.run(&["flags", "sync"]).expect_code(0);
     p.run(&["flags", "enable", "client_notes", "--reason", "launch"]).expect_code(0);
-    p.run(&["rollback", "--method", "B", "--yes", "--reason", "error rate 8%"]).expect_code(0);
+    // Written after the backup: a row added, one deleted, one changed.
+    p.client()
+        .batch_execute("INSERT INTO users VALUES (10, 'x'); DELETE FROM users WHERE id = 1; UPDATE users SET name = 'B' WHERE id = 2;")
+        .unwrap();
+    p.run(&["rollback", "--method", "B", "--yes", "--reason", "error rate 8%"])
+        .expect_code(0)
+        .expect_output("the restore took back 1 row(s) written after the backup, brought back 1 deleted and changed back 1");
     let clients: Option<String> =
         p.client().query_one("select to_regclass('public.clients')::text", &[]).unwrap().get(0);
     assert_eq!(clients.as_deref(), Some("clients"), "the release's first migration stays");
@@ -285,6 +295,7 @@ fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_sta
         report.contains("it took back 3_notes; the database is at 2_clients, and what the migrations up to it made is still there"),
         "{report}"
     );
+    assert!(report.contains("brought back 1 deleted and changed back 1"), "{report}");
 }
 
 #[test]

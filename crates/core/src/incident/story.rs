@@ -82,6 +82,18 @@ pub struct Restored {
     pub kept_in: String,
     /// Rows that state held beyond the backup: written after the migration.
     pub rows_since: Option<i64>,
+    /// What the restore took back, row by row, where it was counted.
+    pub taken_back: Option<TakenBack>,
+}
+
+/// The rows a restore took back, both ways: written after the backup
+/// (gone now), deleted after it (back now) and changed after it (as the
+/// backup had them now).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TakenBack {
+    pub added: i64,
+    pub deleted: i64,
+    pub changed: i64,
 }
 
 /// The sentence a finished step says about what was done.
@@ -98,6 +110,7 @@ fn step_done(name: &str, detail: &str) -> String {
         "down migrations" => format!("ran the down migrations: {detail}"),
         "protected tables" => format!("checked the protected tables: {detail}"),
         "verify" => format!("verified the database: {detail}"),
+        "count what the restore took back" => detail.to_string(),
         other => format!("{other}: {detail}"),
     }
 }
@@ -206,6 +219,11 @@ pub(super) fn restored(end: &Logged) -> Option<Restored> {
         at: r["at"].as_str().map(str::to_string),
         kept_in: r["kept_in"].as_str().unwrap_or("?").to_string(),
         rows_since: r["rows_since"].as_i64(),
+        taken_back: r["taken_back"]["added"].as_i64().map(|added| TakenBack {
+            added,
+            deleted: r["taken_back"]["deleted"].as_i64().unwrap_or(0),
+            changed: r["taken_back"]["changed"].as_i64().unwrap_or(0),
+        }),
     })
 }
 

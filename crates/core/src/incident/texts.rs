@@ -255,7 +255,26 @@ mod tests {
             at: at.map(str::to_string),
             kept_in: "app_pre".into(),
             rows_since: Some(12),
+            taken_back: None,
         }
+    }
+
+    #[test]
+    fn a_restore_is_told_with_the_rows_it_took_back_both_ways() {
+        let mut i = incident();
+        i.methods.push(method("B", "ok", &[], None));
+        let mut r = restored(Some(&["3_v2"]), Some("2_v1"));
+        let report =
+            render("report.md", &Incident { restored: Some(r.clone()), ..i.clone() }, None)
+                .unwrap();
+        assert!(report.contains("12 row(s) more than the backup held, written after the migration (rows changed or deleted since were not counted)"), "{report}");
+        r.taken_back =
+            Some(crate::incident::story::TakenBack { added: 12, deleted: 2, changed: 3645 });
+        i.restored = Some(r);
+        let report = render("report.md", &i, None).unwrap();
+        assert!(report.contains("the restore took back 12 row(s) written after the backup, brought back 2 deleted and changed back 3645"), "{report}");
+        let slack = render("slack_resolved.md", &i, None).unwrap();
+        assert!(slack.contains("changed back 3645"), "{slack}");
     }
 
     #[test]

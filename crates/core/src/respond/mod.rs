@@ -424,6 +424,7 @@ pub fn method_b(
                 "undid": history["undid"],
                 "at": history["at"],
                 "kept_in": kept_in,
+                "kept_database": r.snapshot_database,
                 "rows_since": since,
             });
             let detail = format!(
@@ -440,6 +441,71 @@ pub fn method_b(
         }
     }
     run.hook("resume_writes hook", hooks.resume_writes.as_deref(), hooks.timeout)?;
+    // What the restore took back, row by row, once writes go on again.
+    if let Some(kept) = run.base["restore"]["kept_database"].as_str().map(str::to_string) {
+        let started = Instant::now();
+        match taken_back(url, &kept) {
+            Ok(counted) => {
+                run.base["restore"]["taken_back"] = json!(counted);
+                let detail = counted.said(&kept);
+                run.done(step("count what the restore took back", started, true, detail, None));
+            }
+            Err(why) => {
+                let detail = format!("not counted ({why}); the state before it is in {kept}");
+                run.done(step("count what the restore took back", started, true, detail, None));
+            }
+        }
+    }
     run.finish("ok")?;
     Ok(run.steps)
+}
+
+/// The rows a restore took back: rows the state before it held that the
+/// restored database lacks (written after the backup), rows it brought
+/// back (deleted after the backup), and rows it changed back.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TakenBack {
+    pub added: i64,
+    pub deleted: i64,
+    pub changed: i64,
+    /// Tables the state before held that the restored one has not (made
+    /// after the backup), counted in `added` with their rows.
+    pub tables_added: usize,
+}
+
+impl TakenBack {
+    fn said(&self, kept: &str) -> String {
+        format!(
+            "the restore took back {} row(s) written after the backup, brought back {} deleted \
+             and changed back {} ({} table(s) made after it went); each is in {kept}",
+            self.added, self.deleted, self.changed, self.tables_added
+        )
+    }
+}
+
+/// Compares the state a restore replaced (kept as database `kept`) with
+/// the restored database, every table, row by row.
+fn taken_back(url: &str, kept: &str) -> Result<TakenBack, String> {
+    let mut before = crate::pg::conn::connect_db(url, Some(kept), "backstop rollback")
+        .map_err(|e| crate::kit::error::chain(&e))?;
+    let mut after =
+        crate::pg::connect(url, "backstop rollback").map_err(|e| crate::kit::error::chain(&e))?;
+    let c = crate::compare::compare(&mut before, &mut after, &[]).map_err(|e| e.to_string())?;
+    let mut counted = TakenBack { added: 0, deleted: 0, changed: 0, tables_added: 0 };
+    for t in &c.tables {
+        match t.status {
+            "only_in_source" => {
+                counted.tables_added += 1;
+                counted.added += t.source_rows.unwrap_or(0);
+            }
+            "only_in_target" => counted.deleted += t.target_rows.unwrap_or(0),
+            "error" => return Err(format!("{}: {}", t.table, t.note.clone().unwrap_or_default())),
+            _ => {
+                counted.added += t.missing as i64;
+                counted.deleted += t.extra as i64;
+                counted.changed += t.different as i64;
+            }
+        }
+    }
+    Ok(counted)
 }
