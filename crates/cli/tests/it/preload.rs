@@ -309,3 +309,39 @@ fn a_backup_of_a_database_holding_pg_cron_is_verified_by_a_restore_that_preloads
     let run = p.run(&["backup", "verify", &id, "--restore"]);
     run.expect_code(0).expect_output("restored into a throwaway PostgreSQL");
 }
+
+/// A restore in place that puts pg_cron's schema back (here the role
+/// that runs Backstop owns it) takes a job the release scheduled back with
+/// it, and claims nothing was left running; a platform's `cron`, owned by
+/// another role, stays as it was and its jobs are named (not tested here:
+/// it needs a platform's roles).
+#[test]
+fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
+    let Some(bin) = pg_cron() else { return };
+    let db = crate::common::unique_name("cron_in_place");
+    let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&["pg_cron"]), &db)
+        .expect("a cluster preloading pg_cron starts");
+    target.create_database(&db, None).unwrap();
+    target.connect(&db).unwrap().batch_execute("create extension pg_cron;").unwrap();
+    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
+    let p = Project { dir, db: db.clone(), url: target.url(&db) };
+    p.write("backstop.toml", &format!("{DEFAULT_CONFIG}\n[backup]\nrestore = \"in-place\"\n"));
+    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", None);
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_purge",
+        "SELECT cron.schedule('purge_items', '0 4 * * *', 'DELETE FROM items');",
+        Some("SELECT cron.unschedule('purge_items');"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let run = p.run(&["rollback", "--method", "B", "--yes"]);
+    run.expect_code(0);
+    let jobs: i64 = target
+        .connect(&db)
+        .unwrap()
+        .query_one("select count(*) from cron.job", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 0, "the restore put cron.job back as the backup had it");
+    assert!(!run.all().contains("still runs"), "{}", run.all());
+}

@@ -427,8 +427,19 @@ pub fn method_b(
                 "kept_database": r.snapshot_database,
                 "rows_since": since,
             });
+            // A restore in place leaves the platform's schemas as they
+            // were: what in them still runs or is still stored is said.
+            let left =
+                if r.schemas.is_empty() { Vec::new() } else { left_in_place(url, &r.schemas) };
+            run.base["restore"]["left_in_place"] = json!(left);
+            let left = match left.is_empty() {
+                true => String::new(),
+                false => {
+                    format!("; left as they were by the restore in place: {}", left.join("; "))
+                }
+            };
             let detail = format!(
-                "backup {id} restored{}: {} table(s), {} row(s) match its manifest; {kept}",
+                "backup {id} restored{}: {} table(s), {} row(s) match its manifest; {kept}{left}",
                 if r.resumed { " (resumed)" } else { "" },
                 r.tables,
                 r.rows
@@ -458,6 +469,38 @@ pub fn method_b(
     }
     run.finish("ok")?;
     Ok(run.steps)
+}
+
+/// What a restore in place left running or stored in the platform's
+/// schemas it did not put back (`restored`: those it did): pg_cron's
+/// active jobs (a job the history scheduled goes on running) and Vault's
+/// secrets. Empty where there are none or they cannot be read.
+fn left_in_place(url: &str, restored: &[String]) -> Vec<String> {
+    let Ok(mut client) = crate::pg::connect(url, "backstop rollback") else { return Vec::new() };
+    let kept = |schema: &str| !restored.iter().any(|s| s == schema);
+    let mut left = Vec::new();
+    if kept("cron") {
+        let sql = "select coalesce(jobname, jobid::text) from cron.job where active order by jobid";
+        let names: Vec<String> = client
+            .query(sql, &[])
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        if !names.is_empty() {
+            left.push(format!(
+                "pg_cron still runs {} job(s) ({}): unschedule those the release added with \
+                 cron.unschedule",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    }
+    if kept("vault") {
+        let count = client.query_one("select count(*) from vault.secrets", &[]);
+        if let Some(n) = count.ok().map(|row| row.get::<_, i64>(0)).filter(|n| *n > 0) {
+            left.push(format!("vault.secrets holds {n} secret(s)"));
+        }
+    }
+    left
 }
 
 /// The rows a restore took back: rows the state before it held that the
