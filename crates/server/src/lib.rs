@@ -95,6 +95,11 @@ pub(crate) struct Overview {
     pub backups: Vec<backstop_core::backup::Manifest>,
     pub rehearsal: Option<(chrono::DateTime<chrono::Utc>, bool, Option<String>)>,
     pub events: Vec<(chrono::DateTime<chrono::Utc>, String, String, String)>,
+    /// The open incident, if any: first on the page.
+    pub incident: Option<backstop_core::schema::incidents::Record>,
+    /// The latest rollback method started and not yet ended: its event
+    /// (when, what it said), first on the page with the incident.
+    pub running: Option<(chrono::DateTime<chrono::Utc>, String)>,
     pub last_decision: Option<chrono::DateTime<chrono::Utc>>,
     /// The latest decision's details as recorded (verdict, method, evidence).
     pub decision: Option<serde_json::Value>,

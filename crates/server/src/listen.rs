@@ -124,6 +124,11 @@ fn overview(shared: &Shared, client: &mut Client) -> anyhow::Result<Overview> {
     for e in schema::events::recent(client, 15)? {
         out.events.push((e.at, e.kind, e.outcome, e.actor));
     }
+    // A method whose latest event is its start is running now.
+    out.running = schema::events::latest(client, "method")?
+        .filter(|e| e.outcome == "started")
+        .map(|e| (e.at, format!("by {}", e.actor)));
+    out.incident = schema::incidents::current(client)?;
     out.watching = schema::watching::latest(client)?;
     let every = shared.options.drill_every;
     out.drill = Some(backstop_core::drill::due(client, every, chrono::Utc::now())?);

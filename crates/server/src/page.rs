@@ -1,6 +1,7 @@
 //! `GET /`: the status page. Server-rendered HTML (minijinja, escaped
 //! everywhere, its script and style served beside it under a strict
-//! content security policy), no build step: migrations applied and pending, backups, the
+//! content security policy), no build step: first what is happening now
+//! (the open incident, a rollback method running), then migrations applied and pending, backups, the
 //! last rehearsal, the last drill with its steps, the flags with a kill
 //! button per release, the latest events. It reloads itself when the event stream announces a change.
 
@@ -22,6 +23,11 @@ const TEMPLATE: &str = r#"<!doctype html>
 <body>
 <h1>Backstop <span class="muted">{{ database }}</span></h1>
 <p id="state" class="{% if ready %}muted{% else %}bad{% endif %}">{% if ready %}Database reachable; flags as of {{ now }}.{% else %}The database is not reachable: what follows may be stale.{% endif %}</p>
+{% if incident or running %}<section id="now" class="bad">
+<h2>Now</h2>
+{% if incident %}<p id="incident">Incident {{ incident.id }} is open since {{ incident.opened }}: {{ incident.opened_by }}. <code>backstop incident report</code> tells its steps; it closes when its triggers clear, or with <code>backstop incident close</code>.</p>{% endif %}
+{% if running %}<p id="running">A rollback method is running: started {{ running.at }} {{ running.by }}.</p>{% endif %}
+</section>{% endif %}
 
 <h2>Flags</h2>
 {% if releases %}
@@ -314,7 +320,13 @@ pub(crate) fn render(shared: &Shared, database: &str) -> Result<String, minijinj
         .map(|(at, kind, outcome, actor)| context! { at => when(*at), kind => kind, outcome => outcome, actor => actor })
         .collect();
     let rollout = overview.rollout.as_ref().map(rollout_context);
+    let incident = overview.incident.as_ref().map(|i| {
+        context! { id => i.id, opened => when(i.opened_at), opened_by => i.opened_by }
+    });
+    let running = overview.running.as_ref().map(|(at, by)| context! { at => when(*at), by => by });
     env.get_template("status.html")?.render(context! {
+        incident => incident,
+        running => running,
         rollout => rollout,
         expand => overview.expand.as_ref().map(|e| e.line()),
         database => database,

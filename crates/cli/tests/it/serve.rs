@@ -304,6 +304,10 @@ fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_relea
         return;
     }
     let p = project("serve_page", "");
+    // An incident open (method A turned release v3 off): the page's first
+    // section, above the flags.
+    p.run(&["rollback", "--method", "A", "--release", "v3", "--yes", "--reason", "slow answers"])
+        .expect_code(0);
     let s = Server::start(&p);
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -319,12 +323,12 @@ fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_relea
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         seen["before"],
-        json!({ "client_cards": "on", "client_memory": "off", "theme": "on" }),
+        json!({ "client_cards": "on", "client_memory": "off", "theme": "off" }),
         "{seen}"
     );
     assert_eq!(
         seen["after"],
-        json!({ "client_cards": "off", "client_memory": "off", "theme": "on" }),
+        json!({ "client_cards": "off", "client_memory": "off", "theme": "off" }),
         "{seen}"
     );
     assert_eq!(
@@ -332,9 +336,10 @@ fn the_status_page_in_chromium_shows_the_flags_and_its_kill_button_turns_a_relea
         [
             ("client_cards".to_string(), false),
             ("client_memory".to_string(), false),
-            ("theme".to_string(), true)
+            ("theme".to_string(), false)
         ]
     );
+    assert_eq!(seen["headings"][0], "Now", "the open incident comes first: {seen}");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false));
     eprintln!("status page screenshot: {}", shot.display());
 }
@@ -372,4 +377,25 @@ fn the_log_written_to_a_file_holds_no_colour_codes() {
     let text = read();
     assert!(text.contains("backstop serve listening"), "the request log is written: {text}");
     assert!(!text.contains('\x1b'), "colour codes in the log file: {text:?}");
+}
+
+/// What the on-call reader wants first: the open incident heads the
+/// status page, above the flags and the log, and the page says nothing of
+/// one when none is open.
+#[test]
+fn the_status_page_puts_the_open_incident_first() {
+    let p = project("serve_incident", "");
+    let s = Server::start(&p);
+    let (status, page, _) = s.get("/", None);
+    assert_eq!(status, 200);
+    assert!(!page.contains("id=\"now\""), "no incident is open yet: {page}");
+    drop(s);
+    p.run(&["rollback", "--method", "A", "--release", "v2", "--yes", "--reason", "error rate 8%"])
+        .expect_code(0);
+    let s = Server::start(&p);
+    let (status, page, _) = s.get("/", None);
+    assert_eq!(status, 200);
+    let now = page.find("id=\"now\"").unwrap_or_else(|| panic!("no open incident shown: {page}"));
+    assert!(page.contains("is open since"), "{page}");
+    assert!(now < page.find("<h2>Flags").unwrap(), "the incident comes first: {page}");
 }
