@@ -68,7 +68,28 @@ const NOT_VOLATILE: &[&str] = &[
     "json_build_object",
     "make_interval",
     "to_timestamp",
+    "to_char",
+    "to_date",
+    "date_trunc",
+    "date_part",
+    "extract",
+    "timezone",
+    "length",
+    "btrim",
+    "replace",
+    "split_part",
+    "substring",
+    "string_to_array",
+    "array_to_string",
+    "jsonb_set",
+    "json_build_array",
+    "coalesce",
+    "format",
 ];
+
+/// The platform's functions migrations use in defaults, declared STABLE
+/// there (Supabase's `auth.uid()` and its kin): no need to ask.
+const NOT_VOLATILE_QUALIFIED: &[&str] = &["auth.uid", "auth.jwt", "auth.role", "auth.email"];
 
 const SERIAL: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
 
@@ -159,7 +180,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
         let unknown: Vec<String> = calls
             .iter()
-            .filter(|c| defined(c).is_none() && !NOT_VOLATILE.contains(&base(c).as_str()))
+            .filter(|c| {
+                defined(c).is_none()
+                    && !NOT_VOLATILE.contains(&base(c).as_str())
+                    && !NOT_VOLATILE_QUALIFIED.contains(&c.as_str())
+            })
             .cloned()
             .collect();
         if !unknown.is_empty() {
@@ -201,7 +226,8 @@ mod tests {
         assert_eq!(bs205(&[("1.sql", &made("IMMUTABLE")), ("2.sql", add)]), []);
         // Defined nowhere here: a lesser finding that says what decides.
         assert_eq!(bs205(&[("1.sql", add)]), [Severity::Medium]);
-        // Known built-ins decide alone.
+        // Known built-ins decide alone, and the platform's stable ones.
         assert_eq!(bs205(&[("1.sql", "ALTER TABLE items ADD COLUMN at timestamptz DEFAULT now();")]), []);
+        assert_eq!(bs205(&[("1.sql", "ALTER TABLE items ADD COLUMN owner uuid DEFAULT auth.uid();")]), []);
     }
 }
