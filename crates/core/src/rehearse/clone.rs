@@ -210,11 +210,13 @@ pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseEr
         path: std::env::temp_dir(),
         source,
     };
+    // Made 0700 at once: a kill between making it and narrowing it would
+    // leave a dir others may read.
     let dir = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{kind}-{}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(io)?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     Ok(dir)
 }
 
