@@ -200,7 +200,7 @@ fn dead(pid: &str) -> bool {
 /// the kind: `backstop-rehearsal-backups-<pid>-<random>`.
 const TEMP_PREFIX: &str = "backstop-rehearsal-";
 
-/// A temp dir of this rehearsal, mode 0700 (it holds dumps of the copy):
+/// A temp dir of this rehearsal, made mode 0700 at once (it holds dumps of the copy):
 /// its name carries this process's pid, so that if the rehearsal is killed
 /// the next one removes it.
 pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseError> {
@@ -210,8 +210,6 @@ pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseEr
         path: std::env::temp_dir(),
         source,
     };
-    // Made 0700 at once: a kill between making it and narrowing it would
-    // leave a dir others may read.
     let dir = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{kind}-{}-", std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
