@@ -104,16 +104,18 @@ pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
 mod tests {
     use super::*;
 
+    /// `f` of the `DO` block `sql` is.
+    fn of_do<T>(sql: &str, f: impl Fn(&protobuf::DoStmt) -> T) -> T {
+        let tree = pg_query::parse(sql, 0).unwrap();
+        match tree.protobuf.stmts[0].stmt.as_ref().and_then(|s| s.node.as_ref()) {
+            Some(NodeEnum::DoStmt(d)) => f(d),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_do_block_that_commits_is_told_from_one_that_does_not() {
-        let ends = |sql: &str| match pg_query::parse(sql, 0).unwrap().protobuf.stmts[0]
-            .stmt
-            .as_ref()
-            .and_then(|s| s.node.as_ref())
-        {
-            Some(NodeEnum::DoStmt(d)) => do_block_ends_transactions(d),
-            other => panic!("{other:?}"),
-        };
+        let ends = |sql: &str| of_do(sql, do_block_ends_transactions);
         assert!(ends("do $$ begin update t set a = 1; commit; end $$"));
         assert!(ends("do $$ begin if true then rollback; end if; end $$"));
         assert!(!ends("do $$ begin update t set a = 1; end $$"));
@@ -122,14 +124,7 @@ mod tests {
 
     #[test]
     fn a_constant_execute_is_read_as_the_statement_it_holds() {
-        let statements = |sql: &str| match pg_query::parse(sql, 0).unwrap().protobuf.stmts[0]
-            .stmt
-            .as_ref()
-            .and_then(|s| s.node.as_ref())
-        {
-            Some(NodeEnum::DoStmt(d)) => sql_statements(d),
-            other => panic!("{other:?}"),
-        };
+        let statements = |sql: &str| of_do(sql, sql_statements);
         let constant =
             "do $$ begin if exists (select 1 from pg_attribute where attname = 'a') then \
                         execute 'alter table t rename column a to b'; end if; end $$";

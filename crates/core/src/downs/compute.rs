@@ -109,8 +109,7 @@ pub fn compute(
         .iter()
         .filter(|m| !m.repeatable && pending.contains(&m.version.as_str()))
         .collect();
-    let cut = cut_at(&todo, &asked).filter(|_| workspace.side_by_side());
-    start_notes.extend(cut.is_none().then(|| uncut_because(&todo, &asked)).flatten());
+    let cut = cut_at(&todo, &asked, &mut start_notes).filter(|_| workspace.side_by_side());
     let second = match cut {
         Some(_) => {
             if on_base.is_some() {
@@ -204,11 +203,20 @@ fn together(
 }
 
 /// Where `todo` is cut in two (the first migration of the second half),
-/// when it is long enough and the machine has a second core for it.
-fn cut_at(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<usize> {
+/// when it is long enough, the machine has a second core for it, and no
+/// statement shares the server (then `notes` gets why: `uncut_because`).
+fn cut_at(
+    todo: &[&Migration],
+    asked: &dyn Fn(&Migration) -> bool,
+    notes: &mut Vec<String>,
+) -> Option<usize> {
+    if let Some(why) = uncut_because(todo, asked) {
+        notes.push(why);
+        return None;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let asked_count = todo.iter().filter(|m| asked(m)).count();
-    if cores < 2 || asked_count < CUT_FROM || todo.iter().any(|m| shares_server(m)) {
+    if cores < 2 || asked_count < CUT_FROM {
         return None;
     }
     // The second half also applies the first half's ups, which cost
@@ -220,12 +228,6 @@ fn cut_at(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Option<usi
         seen >= want
     })?;
     (at > 0).then_some(at)
-}
-
-/// Whether a statement of `m` (up or down) changes what the whole server
-/// shares, or may (`refs::reach`).
-fn shares_server(m: &Migration) -> bool {
-    server_statement(m).is_some()
 }
 
 /// The first statement of `m` (up or down) that changes what the whole
