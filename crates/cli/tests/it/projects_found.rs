@@ -168,3 +168,32 @@ fn flyways_vendor_folders_give_postgresqls_scripts_and_its_named_history_table()
         .expect_output("in two folders")
         .expect_output("set [migrations] dir to PostgreSQL's");
 }
+
+#[test]
+fn flyway_scripts_with_a_suffix_of_their_own_are_found_and_migrated() {
+    // Before: "no migrations found" (suffixes not ending in `.sql` were
+    // left out), though Flyway runs these.
+    let p = Project::bare("flyway_pgsql");
+    p.write("api/build.gradle", "plugins { id 'java' }\n");
+    let res = "api/src/main/resources";
+    p.write(
+        &format!("{res}/application.yml"),
+        "spring:\n  flyway:\n    sql-migration-suffixes: .pgsql\n",
+    );
+    p.write(&format!("{res}/db/migration/V1__users.pgsql"), "CREATE TABLE users (id int);\n");
+    p.write(&format!("{res}/db/migration/V1__users.pgsql.conf"), "executeInTransaction=false\n");
+    p.write(&format!("{res}/db/migration/V2__email.pgsql"), "ALTER TABLE users ADD email text;\n");
+    p.write(&format!("{res}/db/migration/V2__old_copy.sql"), "SELECT 1;\n");
+    let status = p.run(&["status", "-v"]);
+    status.expect_code(0).expect_output("flyway layout, 2 migration(s)");
+    status.expect_output("not named with a suffix application.yml:3");
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    let scripts: Vec<String> = db
+        .query("select script from flyway_schema_history order by installed_rank", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(scripts, ["V1__users.pgsql", "V2__email.pgsql"]);
+}

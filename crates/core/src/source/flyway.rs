@@ -36,6 +36,22 @@ pub(super) fn is_script_name(name: &str) -> bool {
     parse_name(name).is_some()
 }
 
+/// Whether `name` is a Flyway script name with one of `suffixes`
+/// (Flyway's `.sql` where there are none).
+pub(super) fn is_script_name_with(name: &str, suffixes: Option<&[String]>) -> bool {
+    match suffixes {
+        Some(list) => as_sql_name(name, list).is_some_and(|n| parse_name(&n).is_some()),
+        None => is_script_name(name),
+    }
+}
+
+/// The `.sql` name `name` stands for when it ends in one of `suffixes`
+/// (`V1__init.pgsql` is `V1__init.sql` with `.pgsql` set).
+fn as_sql_name(name: &str, suffixes: &[String]) -> Option<String> {
+    let suffix = suffixes.iter().find(|s| name.len() > s.len() && name.ends_with(s.as_str()))?;
+    Some(format!("{}.sql", &name[..name.len() - suffix.len()]))
+}
+
 fn parse_name(name: &str) -> Option<Script> {
     let base = name.strip_suffix(".sql")?;
     if let Some(description) = base.strip_prefix(REPEATABLE_PREFIX) {
@@ -157,8 +173,15 @@ pub(super) fn discover(
     for path in files {
         let name = file_name(&path).to_string();
         let name = match &suffixes {
-            Some((list, set)) => match list.iter().find(|s| name.ends_with(s.as_str())) {
-                Some(s) => format!("{}.sql", &name[..name.len() - s.len()]),
+            Some((list, set)) => match as_sql_name(&name, list) {
+                Some(sql) => sql,
+                // A script's own settings: `<script>.conf`.
+                None if name
+                    .strip_suffix(".conf")
+                    .is_some_and(|s| as_sql_name(s, list).is_some()) =>
+                {
+                    continue
+                }
                 None if name.ends_with(".sql") => {
                     let why = format!("not named with a suffix {set} gives ({})", list.join(", "));
                     out.ignored.push(Ignored { path, why });

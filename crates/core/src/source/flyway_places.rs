@@ -191,24 +191,25 @@ fn spring_value(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, u
 /// The script suffixes a Flyway project's settings give for the scripts
 /// of `dir` (`flyway.sqlMigrationSuffixes` in its module's `flyway.conf`,
 /// Spring's `spring.flyway.sql-migration-suffixes`), with where they are
-/// set; `None` where none are (Flyway's `.sql`). Those that do not end
-/// in `.sql` are left out: Backstop finds Flyway's scripts by that end.
+/// set; `None` where none are (Flyway's `.sql`).
 pub(super) fn suffixes(dir: &Path) -> Option<(Vec<String>, String)> {
-    let module = dir.ancestors().skip(1).take(8).find(|d| is_module(d))?;
-    let kept =
-        |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|s| s.ends_with(".sql")).collect() };
+    module_suffixes(dir.ancestors().skip(1).take(8).find(|d| is_module(d))?)
+}
+
+/// The script suffixes `module`'s settings give (see [`suffixes`]).
+fn module_suffixes(module: &Path) -> Option<(Vec<String>, String)> {
     for conf in ["flyway.conf", "conf/flyway.conf"] {
         let file = module.join(conf);
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
         if let Some((value, line)) = property(&text, "flyway.sqlMigrationSuffixes") {
             let set = format!("{}:{line} (flyway.sqlMigrationSuffixes)", file_name(&file));
-            return Some((kept(items(&value)), set));
+            return Some((items(&value), set));
         }
     }
     let (values, file, line) =
         spring_value(module, &["spring", "flyway", "sql-migration-suffixes"])?;
     let set = format!("{}:{line} (spring.flyway.sql-migration-suffixes)", file_name(&file));
-    Some((kept(values), set))
+    Some((values, set))
 }
 
 /// The history table a Flyway project's settings name for the scripts of
@@ -273,11 +274,11 @@ fn folder_of(module: &Path, location: &str) -> Option<PathBuf> {
 }
 
 /// Whether `dir` or a folder in it holds Flyway scripts (Flyway reads a
-/// location with its subfolders).
-fn scripts_under(dir: &Path) -> bool {
-    let here = |d: &Path| {
-        entries(d).is_ok_and(|es| es.iter().any(|p| flyway::is_script_name(file_name(p))))
-    };
+/// location with its subfolders), named with one of `suffixes` where the
+/// module's settings give them.
+fn scripts_under(dir: &Path, suffixes: Option<&[String]>) -> bool {
+    let script = |p: &PathBuf| flyway::is_script_name_with(file_name(p), suffixes);
+    let here = |d: &Path| entries(d).is_ok_and(|es| es.iter().any(script));
     here(dir) || entries(dir).is_ok_and(|es| es.iter().any(|d| d.is_dir() && here(d)))
 }
 
@@ -298,6 +299,8 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
     let modules = std::iter::once(root).chain(below.iter().map(PathBuf::as_path));
     for module in modules.filter(|m| *m == root || is_module(m)) {
         let named = named_locations(module);
+        let suffixes = module_suffixes(module).map(|(list, _)| list);
+        let suffixes = suffixes.as_deref();
         for location in &named {
             let Some(dir) = folder_of(module, &location.text) else { continue };
             if !dir.is_dir() {
@@ -309,7 +312,7 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
                     tool: Layout::Flyway,
                 });
             }
-            if scripts_under(&dir) {
+            if scripts_under(&dir, suffixes) {
                 let why =
                     format!("{}:{} ({})", file_name(&location.file), location.line, location.key);
                 out.push(for_postgresql(dir, why));
@@ -324,7 +327,7 @@ pub(super) fn places(root: &Path, below: &[PathBuf]) -> Result<Vec<Place>, Sourc
         }
         for default in defaults {
             let dir = module.join(default);
-            if scripts_under(&dir) {
+            if scripts_under(&dir, suffixes) {
                 out.push(for_postgresql(dir, format!("Flyway's default place ({default})")));
             }
         }

@@ -285,6 +285,8 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
     }
     let mut seen: Vec<(Layout, PathBuf)> = Vec::new();
     let mut paired: Vec<PathBuf> = Vec::new();
+    // Scripts a Flyway module's settings name with suffixes of their own.
+    let suffixes = super::flyway_places::suffixes(dir).map(|(list, _)| list);
     for path in entries(dir)? {
         let name = file_name(&path);
         // A symlink with a file's name is taken as that file, wherever it leads.
@@ -298,7 +300,9 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
             } else {
                 continue;
             }
-        } else if flyway::is_script_name(name) {
+        } else if flyway::is_script_name(name)
+            || suffixes.as_deref().is_some_and(|s| flyway::is_script_name_with(name, Some(s)))
+        {
             Layout::Flyway
         } else if let Some(base) = name.strip_suffix(".sql") {
             let stem = base.strip_suffix(".up").or_else(|| base.strip_suffix(".down"));
