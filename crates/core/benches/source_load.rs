@@ -36,7 +36,7 @@ fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
     let (up, down) = history::migration(i);
     let stamp = 20_200_101_000_000u64 + i as u64 * 100;
     match layout {
-        Layout::Diesel => {
+        Layout::Diesel | Layout::Hasura => {
             let d = dir.join(format!("{stamp}_m{i}"));
             write(&d.join("up.sql"), &up);
             write(&d.join("down.sql"), &down);

@@ -59,7 +59,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             (from, Some(args.table.unwrap_or(found)))
         }
     };
-    let project = (from == Layout::Sqitch).then(|| adopt::sqitch_project(&ctx.dir)).flatten();
+    let project = adopt::scope(from, &ctx.dir);
     let plan = if args.yes {
         adopt::apply(
             &mut client,

@@ -3,7 +3,8 @@
 //! golang-migrate file pairs; a dbmate or goose file with its sections; a
 //! Flyway script pair; a sqitch plan line with its three scripts; a
 //! Supabase `<timestamp>_name.sql`; a Prisma `<timestamp>_name/migration.sql`;
-//! a Drizzle `NNNN_name.sql` with its entry in `meta/_journal.json`), with
+//! a Drizzle `NNNN_name.sql` with its entry in `meta/_journal.json`; a
+//! Hasura `<milliseconds>_name/` with up and down), with
 //! a version later than every one already there.
 
 use std::fmt::Write as _;
@@ -101,6 +102,10 @@ fn files_of(
                 (d.join("verify.sql"), format!("-- {VERIFY_NOTE}\n")),
             ]
         }
+        Layout::Hasura => {
+            let d = dir.join(format!("{version}_{name}"));
+            vec![(d.join("up.sql"), up), (d.join("down.sql"), format!("-- {DOWN_NOTE}\n"))]
+        }
         Layout::Sqlx | Layout::GolangMigrate => vec![
             (dir.join(format!("{version}_{name}.up.sql")), up),
             (dir.join(format!("{version}_{name}.down.sql")), format!("-- {DOWN_NOTE}\n")),
@@ -188,6 +193,12 @@ fn next_version(
     // The Supabase CLI and Prisma name migrations by their UTC time.
     if matches!(layout, Layout::Supabase | Layout::Prisma) {
         return later_stamp(&versioned, now, STAMP);
+    }
+    // The Hasura CLI names a migration by its time in milliseconds.
+    if layout == Layout::Hasura {
+        let latest = versioned.iter().filter_map(|m| m.version.parse::<i64>().ok()).max();
+        let now = now.timestamp_millis();
+        return latest.filter(|l| *l >= now).map_or(now, |l| l + 1).to_string();
     }
     // drizzle-kit numbers from 0000.
     if layout == Layout::Drizzle && versioned.is_empty() {

@@ -57,7 +57,7 @@ fn a_version_3_project_is_found_from_the_root_and_from_hasura_and_migrated() {
     p.write("hasura/metadata/databases/databases.yaml", "- name: default\n  kind: postgres\n");
     p.write("hasura/seeds/default/1612345678000_users.sql", "insert into t0 values (1, 'a');\n");
     history(&p, "hasura/migrations/default", 24);
-    let found = "hasura/migrations/default (backstop/diesel layout";
+    let found = "hasura/migrations/default (hasura layout";
     p.run(&["status"]).expect_code(0).expect_output("24 migration(s)").expect_output(found);
     run_in(&p, "hasura", &["status"]).expect_code(0).expect_output("pending (24)");
     p.write(
@@ -67,9 +67,30 @@ fn a_version_3_project_is_found_from_the_root_and_from_hasura_and_migrated() {
     p.run(&["status"]).expect_code(0).expect_output("pending (24)");
     std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
 
-    p.run(&["migrate"]).expect_code(0);
+    // The Hasura server's catalog, its CLI having applied the first two.
     let mut db = p.client();
+    db.batch_execute(&format!("{CATALOG}; {}; {}", first_ups(&p, 2), state_of(&["default"])))
+        .unwrap();
+    db.batch_execute(
+        "update hdb_catalog.hdb_version set cli_state = jsonb_set(cli_state, '{migrations,default}',
+            '{\"1612345678000\": false, \"1612345679000\": false}')",
+    )
+    .unwrap();
+    p.run(&["migrate"]).expect_code(1).expect_output("backstop adopt");
+    p.run(&["adopt", "--yes"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
     assert_eq!(db.applied().len(), 24);
+    // What `hasura migrate status` reads: every version, none dirty, the
+    // CLI's other settings kept.
+    assert_eq!(cli_state(&mut db, "default"), (24, 0));
+    let mode: String = db
+        .query_one(
+            "select cli_state #>> '{settings,migration_mode}' from hdb_catalog.hdb_version",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "true");
     assert!(db.exists("v22") && db.exists("t20"));
     assert_eq!(db.count("t0"), 0, "a seed is no migration");
     // The last down the console could not write is no down: Backstop's
@@ -84,6 +105,53 @@ fn a_version_3_project_is_found_from_the_root_and_from_hasura_and_migrated() {
         .get(0);
     assert_eq!(note, 0, "the column the up added is gone");
     assert_eq!(db.applied().len(), 21);
+    assert_eq!(cli_state(&mut db, "default"), (21, 0), "the CLI's state follows the rollback");
+}
+
+/// `hdb_catalog.hdb_version` as the Hasura server makes it, with its row.
+const CATALOG: &str = "create schema hdb_catalog;
+    create table hdb_catalog.hdb_version (hasura_uuid uuid primary key default gen_random_uuid(),
+        version text not null, upgraded_on timestamptz not null default now(),
+        cli_state jsonb not null default '{}', console_state jsonb not null default '{}')";
+
+/// The server's row with the CLI's state holding `databases`, none applied.
+fn state_of(databases: &[&str]) -> String {
+    let maps: Vec<String> = databases.iter().map(|d| format!("\"{d}\": {{}}")).collect();
+    format!(
+        "insert into hdb_catalog.hdb_version (version, cli_state) values ('48',
+            '{{\"settings\": {{\"migration_mode\": \"true\"}}, \"migrations\": {{{}}},
+              \"isStateCopyCompleted\": true}}')",
+        maps.join(", ")
+    )
+}
+
+/// The ups of the first `n` migrations of the history, as one script.
+fn first_ups(p: &Project, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let dir = p.path().join("hasura/migrations/default");
+            let version = (1_612_345_678_000u64 + i as u64 * 1000).to_string();
+            let entry = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|d| d.file_name().unwrap().to_string_lossy().starts_with(&version))
+                .unwrap();
+            std::fs::read_to_string(entry.join("up.sql")).unwrap()
+        })
+        .collect()
+}
+
+/// How many versions the CLI's state holds for `database`, and how many
+/// of them are dirty.
+fn cli_state(db: &mut postgres::Client, database: &str) -> (i64, i64) {
+    let row = db
+        .query_one(
+            "select count(*), count(*) filter (where m.value = 'true'::jsonb)
+               from hdb_catalog.hdb_version, jsonb_each(cli_state -> 'migrations' -> $1::text) m",
+            &[&database],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
 #[test]
@@ -102,8 +170,12 @@ fn several_databases_are_named_and_one_is_chosen_by_dir_and_version_2_is_read_to
         "backstop.toml",
         "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"hasura/migrations/analytics\"\n",
     );
+    let mut db = p.client();
+    db.batch_execute(&format!("{CATALOG}; {}", state_of(&["default", "analytics"]))).unwrap();
     p.run(&["migrate"]).expect_code(0);
-    assert_eq!(p.client().applied().len(), 5);
+    assert_eq!(db.applied().len(), 5);
+    assert_eq!(cli_state(&mut db, "analytics"), (5, 0));
+    assert_eq!(cli_state(&mut db, "default"), (0, 0), "another database's state is its own");
 
     let q = Project::bare("hasura_v2");
     q.write("hasura/config.yaml", "version: 2\nendpoint: http://localhost:8080\n");
@@ -112,6 +184,21 @@ fn several_databases_are_named_and_one_is_chosen_by_dir_and_version_2_is_read_to
         .expect_code(0)
         .expect_output("pending (4)")
         .expect_output("hasura/migrations (");
+    // Version 2's CLI keeps its own table beside the server's catalog.
+    let mut db = q.client();
+    db.batch_execute(&format!(
+        "{CATALOG}; {}; create table hdb_catalog.schema_migrations
+            (version bigint not null primary key, dirty boolean not null)",
+        state_of(&[])
+    ))
+    .unwrap();
+    q.run(&["migrate"]).expect_code(0);
+    let rows: i64 = db
+        .query_one("select count(*) from hdb_catalog.schema_migrations where not dirty", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 4);
+    assert_eq!(cli_state(&mut db, "default"), (0, 0));
 }
 
 #[test]

@@ -167,6 +167,7 @@ fn a_proof_never_covers_another_file_another_schema_or_another_major() {
     std::fs::write(&store, serde_json::to_string(&json).unwrap()).unwrap();
     let run = p.run(&["migrate"]);
     run.expect_code(0).expect_output("do not match their seal");
+    assert_eq!(run.all().matches("do not match their seal").count(), 1, "{}", run.all());
     run.expect_output("proved 2 down(s) now");
     p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
     p.run(&["rollback", "--yes"]).expect_code(0);

@@ -90,6 +90,7 @@ pub fn table_of(tool: Layout) -> &'static str {
         Layout::Drizzle => "drizzle.__drizzle_migrations",
         Layout::GraphileMigrate => "graphile_migrate.migrations",
         Layout::Atlas => "atlas_schema_revisions.atlas_schema_revisions",
+        Layout::Hasura => "hdb_catalog.hdb_version",
     }
 }
 
@@ -110,6 +111,11 @@ pub fn candidates(tool: Layout, migrations: &[&Migration]) -> Vec<HistoryTable> 
     let configured =
         migrations.iter().filter(|m| m.layout == tool).find_map(|m| m.history.as_deref().cloned());
     let mut out: Vec<HistoryTable> = configured.into_iter().collect();
+    // Hasura's config version alone says where its CLI keeps the state;
+    // the server makes and fills both tables.
+    if tool == Layout::Hasura && !out.is_empty() {
+        return out;
+    }
     let default = default_table(tool);
     if !out.iter().any(|t| t.schema == default.schema && t.name == default.name) {
         out.push(default);
@@ -322,6 +328,7 @@ pub fn read(
         Layout::Supabase => supabase(&mut *client, t, &has)?,
         Layout::Prisma => prisma(&mut *client, t)?,
         Layout::Drizzle => drizzle(&mut *client, t)?,
+        Layout::Hasura => hasura(&mut *client, t, has("cli_state"), project)?,
     };
     Ok(rows)
 }
@@ -335,9 +342,46 @@ fn same_tool(
     let why = match tool {
         Layout::GolangMigrate if !has("dirty") => "it has no `dirty` column: dbmate's table?",
         Layout::Dbmate if has("dirty") => "it has a `dirty` column: golang-migrate's table?",
+        Layout::Hasura if !has("cli_state") && !has("dirty") => {
+            "it has neither the server's `cli_state` nor the CLI's `dirty` column"
+        }
         _ => return Ok(()),
     };
     Err(AdoptError::WrongTable { tool, table: table.to_string(), why })
+}
+
+/// The Hasura CLI's state (see [`crate::source::hasura`]): with `catalog`,
+/// the versions under `database` in `cli_state`'s `migrations`, else the
+/// rows of the CLI's own table; a version marked dirty failed part-way.
+fn hasura(
+    client: &mut impl postgres::GenericClient,
+    t: &str,
+    catalog: bool,
+    database: Option<&str>,
+) -> Result<Vec<ToolRow>, AdoptError> {
+    let rows = if catalog {
+        let sql = format!(
+            "select m.key, coalesce(m.value = 'true'::jsonb, false)
+               from {t}, jsonb_each(coalesce(cli_state -> 'migrations' -> $1::text, '{{}}')) m
+              order by m.key"
+        );
+        client.query(&sql, &[&database.unwrap_or("default")])
+    } else {
+        client.query(&format!("select version::text, dirty from {t} order by version"), &[])
+    };
+    Ok(rows
+        .map_err(db_of(t))?
+        .iter()
+        .map(|r| {
+            let state = match r.get::<_, bool>(1) {
+                true => {
+                    RowState::Failed { why: "Hasura marks it dirty: it failed half-way".into() }
+                }
+                false => RowState::Applied,
+            };
+            ToolRow { state, ..ToolRow::applied(r.get(0)) }
+        })
+        .collect())
 }
 
 /// Atlas's revisions: a row per migration file (`type` 1 a baseline, 2

@@ -254,7 +254,11 @@ fn makes(
     m: &Migration,
     mode: InStep,
 ) -> Result<bool, postgres::Error> {
-    if mode != InStep::Auto || !crate::source::runs_tool(&m.up.path, m.layout) {
+    // Hasura's state lives in tables its server makes: never made here.
+    if mode != InStep::Auto
+        || m.layout == Layout::Hasura
+        || !crate::source::runs_tool(&m.up.path, m.layout)
+    {
         return Ok(false);
     }
     if matches!(
@@ -330,7 +334,7 @@ pub fn recorded_by_tool(
         return Ok(None);
     }
     let all: Vec<&Migration> = migrations.iter().collect();
-    let project = super::unadopted::sqitch_project(&all);
+    let project = super::unadopted::tool_scope(&all);
     let rows = history::read(client, first.layout, &table, project.as_deref())
         .map_err(|e| InStepError::Table(Box::new(e)))?;
     let mut applied = std::collections::BTreeSet::new();

@@ -235,6 +235,7 @@ pub(super) fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
     let digits = |v: &str| v.trim_start_matches('0').to_string();
     match tool {
         Layout::Diesel => row.version == m.version.replace('-', ""),
+        Layout::Hasura => digits(&row.version) == digits(&m.tool_version),
         Layout::Sqlx | Layout::GolangMigrate | Layout::Goose | Layout::Dbmate => {
             digits(&row.version) == digits(&m.tool_version)
         }
@@ -457,6 +458,17 @@ pub fn apply(
 }
 
 /// The sqitch project named in the plan (`%project=`), to read only its changes.
+/// What names the history of the folder `dir` of `tool` among others
+/// kept in the same place: sqitch's project, the Hasura database; `None`
+/// for the other tools.
+pub fn scope(tool: Layout, dir: &Path) -> Option<String> {
+    match tool {
+        Layout::Sqitch => sqitch_project(dir),
+        Layout::Hasura => crate::source::hasura::database(dir),
+        _ => None,
+    }
+}
+
 pub fn sqitch_project(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("sqitch.plan")).ok()?;
     text.lines().find_map(|l| l.trim().strip_prefix("%project=").map(|p| p.trim().to_string()))

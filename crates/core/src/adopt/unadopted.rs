@@ -96,7 +96,7 @@ pub fn unadopted(
         reverted: crate::schema::events::last_reverted(client)
             .map_err(db("reading backstop.events"))?,
     };
-    let project = sqitch_project(migrations);
+    let project = tool_scope(migrations);
     let mut out = Vec::new();
     for (i, (tool, table)) in candidates.iter().enumerate() {
         let tool = *tool;
@@ -119,10 +119,20 @@ pub fn unadopted(
     Ok(out)
 }
 
-/// The sqitch project of a sqitch folder's plan, beside its deploy scripts.
-pub(super) fn sqitch_project(migrations: &[&Migration]) -> Option<String> {
-    let m = migrations.iter().find(|m| m.layout == Layout::Sqitch)?;
-    m.up.path.ancestors().find(|d| d.join("sqitch.plan").is_file()).and_then(super::sqitch_project)
+/// What names the folder's history among others kept in the same place
+/// (see [`super::scope`]): the sqitch project of the plan beside its
+/// deploy scripts, the Hasura database of its folder.
+pub(super) fn tool_scope(migrations: &[&Migration]) -> Option<String> {
+    let m = migrations.iter().find(|m| matches!(m.layout, Layout::Sqitch | Layout::Hasura))?;
+    match m.layout {
+        Layout::Hasura => crate::source::hasura::database(m.up.path.parent()?.parent()?),
+        _ => {
+            m.up.path
+                .ancestors()
+                .find(|d| d.join("sqitch.plan").is_file())
+                .and_then(super::sqitch_project)
+        }
+    }
 }
 
 /// What Backstop's own history says of the versions.

@@ -5,7 +5,8 @@
 //! golang-migrate's `schema_migrations` (golang-migrate keeps one row: the
 //! current version, not dirty), goose's `goose_db_version` (its row 0
 //! first), Flyway's `flyway_schema_history` (the next rank, the script's
-//! CRC-32 as Flyway computes it). Each tool then sees the database as
+//! CRC-32 as Flyway computes it), the Hasura CLI's state in the server's
+//! catalog or its own table. Each tool then sees the database as
 //! its own runs would have left it, and does not run again what Backstop
 //! applied. Where the table is missing it is made as the tool makes it
 //! ([`table`]), when [`super::in_step`] says it is made at all.
@@ -165,6 +166,30 @@ pub(super) fn applied(
                 &[&version, &m.name, &statements, &(duration_ms * 1_000_000), &hash],
             )?;
         }
+        Layout::Hasura => match hasura_database(m) {
+            // The server's catalog: this database's map gets the version,
+            // not dirty, the rest of the CLI's state as it was.
+            Some(database) => {
+                client.execute(
+                    &format!(
+                        "update {t} set cli_state = jsonb_set(
+                            coalesce(cli_state, '{{}}') || jsonb_build_object('migrations',
+                                coalesce(cli_state -> 'migrations', '{{}}')),
+                            array['migrations', $1::text],
+                            coalesce(cli_state -> 'migrations' -> $1::text, '{{}}')
+                                || jsonb_build_object($2::text, false))"
+                    ),
+                    &[&database, &version],
+                )?;
+            }
+            None => {
+                client.execute(&format!("delete from {t} where version = $1"), &[&number()])?;
+                client.execute(
+                    &format!("insert into {t} (version, dirty) values ($1, false)"),
+                    &[&number()],
+                )?;
+            }
+        },
         Layout::GraphileMigrate => {
             // Its row: the hash and the one before, as the file's headers
             // give them (a file that does not match them never runs).
@@ -241,6 +266,17 @@ pub(super) fn reverted(
         Layout::Atlas => {
             client.execute(&format!("delete from {t} where version = $1"), &[&version])?;
         }
+        Layout::Hasura => match hasura_database(m) {
+            Some(database) => {
+                client.execute(
+                    &format!("update {t} set cli_state = cli_state #- array['migrations', $1, $2]"),
+                    &[&database, &version],
+                )?;
+            }
+            None => {
+                client.execute(&format!("delete from {t} where version = $1"), &[&number])?;
+            }
+        },
         Layout::GolangMigrate => {
             let before =
                 applied.iter().filter_map(|v| v.parse::<i64>().ok()).filter(|v| *v < number).max();
@@ -255,4 +291,11 @@ pub(super) fn reverted(
         _ => {}
     }
     Ok(())
+}
+
+/// The database a Hasura migration belongs to in the CLI's state in the
+/// server's catalog (config version 3); `None` where the CLI keeps its own
+/// table (version 2).
+fn hasura_database(m: &Migration) -> Option<String> {
+    crate::source::hasura::database(m.up.path.parent()?.parent()?)
 }

@@ -116,7 +116,7 @@ pub fn place(dir: &Path, m: &Migration, flyway_has_undo: bool) -> Place {
     let beside = |name: String| m.up.path.with_file_name(name);
     let file_name = m.up.path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
     match m.layout {
-        Layout::Diesel => Place::File(beside("down.sql".into())),
+        Layout::Diesel | Layout::Hasura => Place::File(beside("down.sql".into())),
         Layout::Sqlx | Layout::GolangMigrate if file_name.ends_with(".up.sql") => {
             Place::File(beside(file_name.replace(".up.sql", ".down.sql")))
         }

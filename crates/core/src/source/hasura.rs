@@ -7,18 +7,22 @@
 //! folders itself. Each database's folder is a place of its own, read as
 //! the backstop/diesel layout reads a folder of `up.sql` and `down.sql`
 //! (Hasura applies them in the order of their versions, as Backstop does).
+//!
+//! Where the CLI keeps what it applied: with version 3 in the server's
+//! catalog, `hdb_catalog.hdb_version`'s `cli_state` (a map per database
+//! of version to "dirty"); with version 2 in `hdb_catalog.schema_migrations`
+//! (version, dirty). Both belong to the Hasura server, which makes them.
 
 use std::path::{Path, PathBuf};
 
-use super::{entries, file_name, split_stem, Layout, Place, SourceError};
+use super::{entries, file_name, split_stem, HistoryTable, Layout, Place, SourceError};
 
 /// The Hasura projects `root` may be: the folder itself, its `hasura/`,
-/// and its parent (when `root` is a project's migrations folder).
+/// its parent (when `root` is a project's migrations folder) and the one
+/// above that (when it is a database's folder in one).
 fn projects(root: &Path) -> Vec<PathBuf> {
     let mut out = vec![root.to_path_buf(), root.join("hasura")];
-    if let Some(parent) = root.parent() {
-        out.push(parent.to_path_buf());
-    }
+    out.extend(root.ancestors().skip(1).take(2).map(Path::to_path_buf));
     out
 }
 
@@ -54,12 +58,22 @@ fn config(dir: &Path) -> Option<(u32, PathBuf)> {
 pub(super) fn places(root: &Path) -> Result<(Vec<Place>, Option<PathBuf>), SourceError> {
     for project in projects(root) {
         let Some((version, migrations)) = config(&project) else { continue };
-        let above = Some(project.as_path()) == root.parent();
+        let config = project.join("config.yaml");
+        let at = |dir: PathBuf, why: String| Place { dir, layout: Some(Layout::Hasura), why };
+        let parent = root.parent();
+        if version >= 3 && parent.is_some_and(|p| super::same_dir(&migrations, p)) {
+            // `root` is one database's folder.
+            let why = format!(
+                "Hasura's migrations of database {} ({}, version {version})",
+                file_name(root),
+                config.display()
+            );
+            return Ok((vec![at(root.to_path_buf(), why)], Some(migrations)));
+        }
+        let above = root.ancestors().skip(1).any(|a| a == project);
         if !migrations.is_dir() || (above && !super::same_dir(&migrations, root)) {
             continue;
         }
-        let config = project.join("config.yaml");
-        let at = |dir: PathBuf, why: String| Place { dir, layout: Some(Layout::Diesel), why };
         if version < 3 {
             let why = format!("Hasura's migrations ({}, version {version})", config.display());
             return Ok((vec![at(migrations.clone(), why)], Some(migrations)));
@@ -78,6 +92,34 @@ pub(super) fn places(root: &Path) -> Result<(Vec<Place>, Option<PathBuf>), Sourc
         return Ok((out, Some(migrations)));
     }
     Ok((Vec::new(), None))
+}
+
+/// The table the Hasura CLI keeps the state of the migrations in `dir` in
+/// (see the module's comment), with the config that says so; `None` where
+/// `dir` is no Hasura project's.
+pub(super) fn history(dir: &Path) -> Option<HistoryTable> {
+    let (config, version, _) = project_of(dir)?;
+    let name = if version < 3 { "schema_migrations" } else { "hdb_version" };
+    let set_in = Some(format!("{} (version {version})", config.display()));
+    Some(HistoryTable { schema: Some("hdb_catalog".into()), name: name.into(), set_in })
+}
+
+/// The database whose migrations `dir` holds, as the CLI names it in its
+/// state: the folder's name with config version 3; `None` otherwise.
+pub fn database(dir: &Path) -> Option<String> {
+    let (_, version, migrations) = project_of(dir)?;
+    (version >= 3 && !super::same_dir(&migrations, dir)).then(|| file_name(dir).to_string())
+}
+
+/// The config, its version and migrations folder of the Hasura project
+/// `dir` is the migrations folder of (version 2) or a database folder of.
+fn project_of(dir: &Path) -> Option<(PathBuf, u32, PathBuf)> {
+    dir.ancestors().skip(1).take(4).find_map(|project| {
+        let (version, migrations) = config(project)?;
+        let ours = super::same_dir(&migrations, dir)
+            || dir.parent().is_some_and(|p| super::same_dir(&migrations, p));
+        ours.then(|| (project.join("config.yaml"), version, migrations))
+    })
 }
 
 #[cfg(test)]
@@ -102,7 +144,13 @@ mod tests {
             assert_eq!(dirs(&from), std::slice::from_ref(&default), "from {}", from.display());
         }
         write(root, "hasura/migrations/analytics/1612345678902_a/up.sql", "select 1;");
-        assert_eq!(dirs(root), [root.join("hasura/migrations/analytics"), default]);
+        assert_eq!(dirs(root), [root.join("hasura/migrations/analytics"), default.clone()]);
+        // A database's folder named by hand is that database alone.
+        assert_eq!(dirs(&default), std::slice::from_ref(&default));
+        assert_eq!(database(&default).as_deref(), Some("default"));
+        assert_eq!(database(&root.join("hasura/migrations")), None);
+        let table = history(&default).unwrap();
+        assert_eq!(table.to_string(), "hdb_catalog.hdb_version");
         let why = &places(root).unwrap().0[0].why;
         assert!(why.contains("database analytics") && why.contains("version 3"), "{why}");
     }
@@ -119,6 +167,8 @@ mod tests {
         write(root, "db/1612345678901_init/up.sql", "create table t ();");
         let found = places(root).unwrap().0;
         assert_eq!(found.iter().map(|p| p.dir.clone()).collect::<Vec<_>>(), [root.join("db")]);
+        assert_eq!(history(&root.join("db")).unwrap().to_string(), "hdb_catalog.schema_migrations");
+        assert_eq!(database(&root.join("db")), None, "version 2 keeps no state per database");
         // Another tool's config.yaml is no Hasura project.
         write(root, "config.yaml", "version: 2\nservices: {}\n");
         assert!(places(root).unwrap().0.is_empty());

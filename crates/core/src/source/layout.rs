@@ -45,6 +45,9 @@ pub enum Layout {
     GraphileMigrate,
     /// `<version>_<name>.sql` beside `atlas.sum`: up only.
     Atlas,
+    /// `<version>_<name>/{up,down}.sql` in a Hasura project's migrations
+    /// folder (one folder per database with `config.yaml` version 3).
+    Hasura,
 }
 
 impl std::fmt::Display for Layout {
@@ -58,7 +61,7 @@ impl std::fmt::Display for Layout {
 
 impl Layout {
     /// Every layout, for help texts and `adopt --from`.
-    pub const ALL: [Layout; 12] = [
+    pub const ALL: [Layout; 13] = [
         Layout::Diesel,
         Layout::Sqlx,
         Layout::Dbmate,
@@ -71,6 +74,7 @@ impl Layout {
         Layout::Drizzle,
         Layout::GraphileMigrate,
         Layout::Atlas,
+        Layout::Hasura,
     ];
 
     /// The name used in `backstop.toml` and messages.
@@ -88,6 +92,7 @@ impl Layout {
             Layout::Drizzle => "drizzle",
             Layout::GraphileMigrate => "graphile-migrate",
             Layout::Atlas => "atlas",
+            Layout::Hasura => "hasura",
         }
     }
 
@@ -170,6 +175,10 @@ impl Layout {
             }
             Layout::GraphileMigrate => "`--! no-transaction` as the first line after the headers",
             Layout::Atlas => "`-- atlas:txmode none` at the top of the file, then `atlas migrate hash`",
+            Layout::Hasura => {
+                "`-- backstop:no-transaction` as the first line of up.sql; Hasura itself runs \
+                 every migration in a transaction, so such a migration can only be run by Backstop"
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ mod error;
 mod flyway;
 mod flyway_places;
 pub(crate) mod graphile;
-mod hasura;
+pub mod hasura;
 mod js;
 mod kept;
 mod layout;
@@ -411,11 +411,15 @@ fn load_parsing(
         // requires it; sqlx's elsewhere.
         None => match (layout::detect(dir)?, nested::go_tool(dir)) {
             (Layout::Sqlx, Some(Layout::GolangMigrate)) => Layout::GolangMigrate,
+            // A folder of a Hasura project's, named by hand.
+            (Layout::Diesel, _) if layout.is_none() && hasura::history(dir).is_some() => {
+                Layout::Hasura
+            }
             (found, _) => found,
         },
     };
     let found = match layout {
-        Layout::Diesel => dirs::discover(dir)?,
+        Layout::Diesel | Layout::Hasura => dirs::discover(dir)?,
         Layout::Sqlx | Layout::GolangMigrate => paired::discover(dir, layout)?,
         Layout::Dbmate | Layout::Goose => sections::discover(dir, layout)?,
         Layout::Flyway => flyway::discover(dir, flyway_places::suffixes(dir))?,
@@ -436,6 +440,7 @@ fn load_parsing(
     let history = match layout {
         Layout::Drizzle => project::drizzle_history(dir),
         Layout::Flyway => flyway_places::history(dir),
+        Layout::Hasura => hasura::history(dir),
         _ => None,
     };
     let history = history.map(std::sync::Arc::new);
@@ -573,7 +578,7 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         }
         _ => None,
     };
-    if layout == Layout::Diesel
+    if matches!(layout, Layout::Diesel | Layout::Hasura)
         && up.statements.is_empty()
         && !problems.iter().any(|p| p.part == Part::Up)
     {
@@ -656,7 +661,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
     };
     // Only split, only where the layout needs the statements to read the
     // folder (diesel: an empty up is a problem); the check parses the rest.
-    if !deep && layout != Layout::Diesel {
+    if !deep && !matches!(layout, Layout::Diesel | Layout::Hasura) {
         return (file, Vec::new());
     }
     let split = if deep { backstop_lint::split } else { backstop_lint::split_only };

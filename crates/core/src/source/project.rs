@@ -177,9 +177,10 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
         push(diesel(root)?);
     }
     let mut hasuras = None;
-    if wanted(Layout::Diesel) {
+    if wanted(Layout::Hasura) || wanted(Layout::Diesel) {
         let (places, migrations) = super::hasura::places(root)?;
-        places.into_iter().for_each(|p| push(Some(p)));
+        // A folder set to be read as diesel's stays so.
+        places.into_iter().for_each(|p| push(Some(Place { layout: layout.or(p.layout), ..p })));
         hasuras = migrations;
     }
     let below = super::nested::folders(root);
