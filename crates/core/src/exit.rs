@@ -42,6 +42,7 @@ pub fn code(err: &(dyn Error + 'static)) -> Option<u8> {
         crate::check::CheckError,
         crate::verify::VerifyError,
         crate::drill::DrillError,
+        crate::pg::pooler::Pooled,
         ConnectError,
     );
     if let Some(e) = err.downcast_ref::<CompareError>() {

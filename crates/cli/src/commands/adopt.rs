@@ -51,7 +51,8 @@ fn table(text: &str) -> Result<HistoryTable, String> {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let mut client = ctx.connect()?;
+    let mut client =
+        if args.yes { ctx.connect_session("backstop adopt --yes")? } else { ctx.connect()? };
     let (from, table) = match args.from {
         Some(from) => (from, args.table),
         None => {

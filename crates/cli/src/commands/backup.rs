@@ -100,6 +100,7 @@ fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<String> {
 
 fn create(args: CreateArgs, config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
     let url = database_url(config, &args.conn)?;
+    drop(super::connect_session(&url, "backstop backup create")?);
     let tools = Tools::find()?;
     let mut progress = Bar::new(args.output.format);
     let options =

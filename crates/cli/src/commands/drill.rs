@@ -92,6 +92,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         return due(&args, config);
     }
     let ctx = Context::load(config, &args.conn)?;
+    // Its lock and its backup need one session.
+    drop(ctx.connect_session("backstop drill")?);
     let setup = ctx.config.drill(&ctx.url, ctx.migrations.clone())?;
     let options = Options { from_backup: args.from_backup.clone(), release: args.release.clone() };
     let mut progress = Progress { text: args.format == DrillFormat::Text };

@@ -96,7 +96,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         apply: apply.as_mut(),
         note: &mut note,
     };
-    let mut client = ctx.connect()?;
+    let mut client =
+        if args.dry_run { ctx.connect()? } else { ctx.connect_session("backstop migrate")? };
     if args.expand || args.contract {
         let step = if args.expand { Step::Expand { schema: &args.schema } } else { Step::Contract };
         let stepped = migrator::expand_step(

@@ -128,6 +128,21 @@ impl Context {
     pub fn connect(&self) -> anyhow::Result<postgres::Client> {
         Ok(pg::connect(&self.url, "backstop")?)
     }
+
+    /// A connection for `command`, which needs one session throughout:
+    /// refused where the URL goes through a pooler that pools by
+    /// transaction (see [`pg::pooler`]).
+    pub fn connect_session(&self, command: &str) -> anyhow::Result<postgres::Client> {
+        connect_session(&self.url, command)
+    }
+}
+
+/// A connection to `url` for `command`, refused where it is pooled by
+/// transaction (see [`Context::connect_session`]).
+pub fn connect_session(url: &str, command: &str) -> anyhow::Result<postgres::Client> {
+    let mut client = pg::connect(url, "backstop")?;
+    pg::pooler::refuse_pooled(&mut client, url, command)?;
+    Ok(client)
 }
 
 /// Writes `text` to stdout; a closed pipe surfaces as an error that exits 0.

@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let mut client = ctx.connect()?;
+    let mut client = ctx.connect_session("backstop repair")?;
     let r = migrate::repair(
         &mut client,
         &ctx.migrations,

@@ -63,6 +63,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let id = args.id.clone().unwrap_or_default();
     let m = store.load(&id)?;
+    // A server that cannot be reached now may be one the restore starts.
+    if let Ok(mut client) = backstop_core::pg::connect(&url, "backstop") {
+        backstop_core::pg::pooler::refuse_pooled(&mut client, &url, "backstop restore")?;
+    }
     let whole = match (&m.restore_point, &m.kept_data_dir) {
         (Some(p), _) => Some(format!("pgBackRest restore point {}", p.name)),
         (None, Some(k)) => Some(format!("the data directory kept in {}", k.path.display())),

@@ -110,7 +110,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
     }
     let (config, url, _) = super::backup::load(config, &args.conn)?;
     let responder = config.responder(&url, None)?;
-    let mut client = backstop_core::pg::connect(&url, "backstop rollback")?;
+    let mut client = super::connect_session(&url, "backstop rollback")?;
     let flags = backstop_core::flags::list(&mut client)?;
     let target =
         respond::target(&flags, args.flag.clone(), args.release.as_deref(), m == Method::B)?;
@@ -199,7 +199,7 @@ fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<Exit
 fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
     let revert = revert_target(args.to.clone(), args.steps);
-    let mut client = ctx.connect()?;
+    let mut client = ctx.connect_session("backstop rollback --method C")?;
     let flags = backstop_core::flags::list(&mut client)?;
     let target = respond::target(&flags, args.flag.clone(), args.release.as_deref(), true)?;
     if !args.yes {
@@ -273,7 +273,10 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let ctx = Context::load(config, &args.conn)?;
     let target = revert_target(args.to, args.steps);
-    let mut client = ctx.connect()?;
+    let mut client = match args.dry_run {
+        true => ctx.connect()?,
+        false => ctx.connect_session("backstop rollback")?,
+    };
     if !args.dry_run {
         let settings =
             migrate::Settings { reason: args.reason.clone(), ..ctx.config.rollback_settings() };

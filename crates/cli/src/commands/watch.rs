@@ -210,7 +210,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         args.release.clone(),
     )
     .whole_cluster(args.whole_cluster);
-    let mut client = backstop_core::pg::connect(&url, "backstop watch")?;
+    let mut client = super::connect_session(&url, "backstop watch")?;
     let started = Instant::now();
     let text = args.output.format == Format::Text;
     let board = Board::new(text && std::io::stdout().is_terminal(), &watcher.names());

@@ -42,6 +42,7 @@ mod pgbackrest_restore;
 mod platform_history;
 mod platform_proofs;
 mod platform_restore;
+mod pooler;
 mod preload;
 mod projects_found;
 mod proofs;

@@ -171,8 +171,12 @@ impl Tools {
         if let Some(pw) = &target.password {
             cmd.env("PGPASSWORD", pw);
         }
-        // Backstop's own sessions are exempt from a write freeze.
-        cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
+        // Backstop's own sessions that write are exempt from a write
+        // freeze. pg_dump only reads, and a pooler (PgBouncer, even in
+        // session mode) refuses a startup with options.
+        if tool != "pg_dump" {
+            cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
+        }
         cmd.stdin(Stdio::null());
         if !parallel {
             crate::shell::die_with_parent_privately(&mut cmd);

@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod kinds;
 pub mod lock;
 mod parts;
+pub mod pooler;
 pub mod preload;
 mod template;
 pub mod tls;
