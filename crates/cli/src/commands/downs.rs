@@ -73,6 +73,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             eprintln!("start: {note}");
         }
     }
+    // What was proved here serves the next `migrate` as a rehearsal's does.
+    let mut store = downs::proofs::Store::open(&ctx.config.rehearse.proofs);
+    if let Some(why) = store.note.take() {
+        eprintln!("note: {why}");
+    }
+    if let Err(e) = downs::keep::keep_computed(&ctx.migrations, &computed, "downs", &mut store) {
+        eprintln!("warning: the proofs made now were not kept: {e}");
+    }
     let found = computed.downs;
     // By default only what needs a person is shown: a down that holds is
     // listed only when asked for by version.

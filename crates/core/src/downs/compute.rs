@@ -77,7 +77,7 @@ pub fn compute(
     };
     let tools = tools.fit(server).map_err(tool_err)?;
     let pg_dump = tools.dir.join("pg_dump");
-    let (mut workspace, mut start_notes, env) =
+    let (mut workspace, mut start_notes, env, role) =
         super::start::open(url, migrations, options, &pg_dump)?;
     // The replay works on the start itself unless it is cut in two (both
     // halves then start from copies of it): copying it (CREATE DATABASE,
@@ -173,7 +173,7 @@ pub fn compute(
         None => drop(workspace),
     }
     let major = crate::pg::bins::major_of_num(server);
-    Ok(Computed { downs: out, start: start_notes, major, chain })
+    Ok(Computed { downs: out, start: start_notes, major, chain, role })
 }
 
 /// Each of `versions` is a migration of the folder.

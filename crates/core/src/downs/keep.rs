@@ -224,6 +224,24 @@ pub fn keep(
     Ok(kept)
 }
 
+/// Keeps in `store` (and saves it) the proofs of what `by` computed: the
+/// next `migrate` on the same schema reuses them, whether the downs are
+/// then saved as files or not.
+pub fn keep_computed(
+    migrations: &[Migration],
+    computed: &super::Computed,
+    by: &str,
+    store: &mut Store,
+) -> Result<(), String> {
+    for d in &computed.downs {
+        let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
+        if let Some(proof) = proof_of(m, d, (computed.major, computed.role.clone()), by) {
+            store.put(proof);
+        }
+    }
+    store.save()
+}
+
 fn miss(m: &Migration, why: &str) -> Miss {
     Miss { version: m.version.clone(), why: why.to_string() }
 }

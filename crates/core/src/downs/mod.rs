@@ -186,6 +186,8 @@ pub struct Computed {
     /// How the downs fared together, where they were proved on the
     /// target's copy (`from_target`) and there were several.
     pub chain: Option<chain::Chain>,
+    /// The role the downs were proved as, where no superuser.
+    pub role: Option<String>,
 }
 
 /// What to compute, and on what.

@@ -175,6 +175,16 @@ pub fn own_key(m: &Migration) -> Option<String> {
     m.down.as_ref().map(|d| blake3::hash(d.text.as_bytes()).to_hex()[..32].to_string())
 }
 
+/// Whether a down file's text is the down a proof holds: the same bytes,
+/// or the same statements with other comments and spacing.
+fn same_down(file: &str, proved: &str) -> bool {
+    file == proved
+        || matches!(
+            (backstop_lint::checksum(file), backstop_lint::checksum(proved)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 /// Why no kept proof covers a migration on a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Miss {
@@ -258,7 +268,17 @@ impl Store {
             return Err(self.miss(m, "its file changed since its down was proved".into()));
         }
         let own = own_key(m);
-        let of_file: Vec<&Proof> = of_file.into_iter().filter(|p| p.own_file == own).collect();
+        // A down file Backstop saved (`downs --write`), unedited: the down
+        // of one of its proofs made without a file. It is no author's down
+        // to prove, and a proof of Backstop's own down on this start holds
+        // (the rollback runs the down kept with the proof, not the file).
+        let saved = m.down.as_ref().is_some_and(|d| {
+            of_file.iter().any(|p| p.own_file.is_none() && same_down(&d.text, &p.down))
+        });
+        let of_file: Vec<&Proof> = of_file
+            .into_iter()
+            .filter(|p| p.own_file == own || (saved && p.own_file.is_none()))
+            .collect();
         if of_file.is_empty() {
             let why = match own {
                 Some(_) => "its down file changed since it was proved",
@@ -486,6 +506,38 @@ mod tests {
         let changed = migration(other.path(), "1", "CREATE TABLE t (id int); ");
         let why = store.find(&changed, "s0", (15, None)).unwrap_err().why;
         assert_eq!(why, "its file changed since its down was proved");
+    }
+
+    #[test]
+    fn a_down_file_backstop_saved_unedited_keeps_the_proofs_made_without_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = migration(tmp.path(), "1", "CREATE TABLE t (id int);");
+        let mut store = Store::in_memory();
+        // Proved on the target's start (s0), and by `downs` on another (s1),
+        // whose down was then saved as the migration's file.
+        store.put(proof(&m, "s0", 15));
+        let saved = "-- Down of 1_m\nDROP TABLE IF EXISTS t;\n";
+        store.put(Proof { start: "s1".into(), down: saved.into(), ..proof(&m, "s1", 15) });
+        let with_file = |text: &str| {
+            let mut m = m.clone();
+            m.down = Some(crate::source::SqlFile {
+                path: tmp.path().join("1_m/down.sql"),
+                text: text.into(),
+                statements: Vec::new(),
+                no_transaction: false,
+                boundaries: Vec::new(),
+            });
+            m
+        };
+        let found = store.find(&with_file(saved), "s0", (15, None)).unwrap();
+        assert_eq!(found.down, "DROP TABLE t", "the proof on this start, and its down");
+        // Comments and spacing aside, the same statements.
+        let respaced = "-- saved by downs\ndrop   table if exists t;";
+        assert!(store.find(&with_file(respaced), "s0", (15, None)).is_ok());
+        // Edited: an author's down now, which no proof covers.
+        let why =
+            store.find(&with_file("DROP TABLE t CASCADE;"), "s0", (15, None)).unwrap_err().why;
+        assert_eq!(why, "its down file changed since it was proved");
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError>
 /// The replay's start, what it says of what it holds, and (for a start
 /// from the target) what a copy shares with the target, to keep the copy
 /// under (`downs::kept`).
-pub(super) type Opened = (Workspace, Vec<String>, Option<String>);
+/// The last: the role the downs are proved as (`None`: a superuser).
+pub(super) type Opened = (Workspace, Vec<String>, Option<String>, Option<String>);
 
 /// The replay's start for `migrations` against the target `url`.
 pub(super) fn open(
@@ -103,7 +104,7 @@ pub(super) fn open(
             let w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
             let note = "the downs were proved on the copy of the target a previous run kept \
                         (its schema and history are the target's now): no schema was restored";
-            return Ok((w, vec![note.into()], Some(env.clone())));
+            return Ok((w, vec![note.into()], Some(env.clone()), None));
         }
     }
     // The replay holds a schema and the rows its migrations insert.
@@ -117,8 +118,9 @@ pub(super) fn open(
     if options.from_target {
         crate::rehearse::dump_into(url, &cluster, BASE, (true, options.lock_wait))?;
         let mut w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
+        let role = runs_as.as_ref().map(|r| r.role.clone());
         w.work_as(runs_as)?;
-        return Ok((w, Vec::new(), env));
+        return Ok((w, Vec::new(), env, role));
     }
     // A schema dump file is restored without its owners: its objects are
     // the cluster's superuser's, and the replay works as that.
@@ -144,8 +146,10 @@ pub(super) fn open(
         }
     };
     let mut w = Workspace::in_cluster(cluster, BASE, &dbname, source);
-    w.work_as(runs_as.filter(|_| !from_file))?;
-    Ok((w, notes, None))
+    let runs_as = runs_as.filter(|_| !from_file);
+    let role = runs_as.as_ref().map(|r| r.role.clone());
+    w.work_as(runs_as)?;
+    Ok((w, notes, None, role))
 }
 
 fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {
