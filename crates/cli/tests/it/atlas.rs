@@ -113,3 +113,52 @@ fn revisions_atlas_wrote_are_adopted_and_the_rest_migrated() {
     assert_eq!(db.applied().len(), 12);
     assert_eq!(db.count(REVISIONS), 12);
 }
+
+#[test]
+fn checkpoints_archives_and_delimiters_are_read_as_atlas_reads_them() {
+    // Before: a checkpoint ran after the files it stands for (its CREATE
+    // TABLE failing on a fresh database), and an archive ran whole: its
+    // checks unchecked and its down.sql in the up.
+    let p = service("atlas_directives", 6);
+    p.write(
+        &format!("{DIR}/20240201000000_checkpoint.sql"),
+        "-- atlas:checkpoint\n\nCREATE TABLE \"t0\" (\"id\" bigint NOT NULL, PRIMARY KEY (\"id\"));\n",
+    );
+    p.write(
+        &format!("{DIR}/20240202000000_note.sql"),
+        "-- atlas:txtar\n\n-- checks.sql --\nSELECT NOT EXISTS (SELECT 1 FROM t0);\n\n\
+         -- migration.sql --\nALTER TABLE t0 ADD COLUMN note text;\n\n\
+         -- down.sql --\nALTER TABLE t0 DROP COLUMN note;\n",
+    );
+    p.write(
+        &format!("{DIR}/20240203000000_fn.sql"),
+        "-- atlas:delimiter -- end\n\nCREATE TABLE \"u\" (\"id\" int)\n-- end\n\
+         CREATE FUNCTION \"one\"() RETURNS int LANGUAGE sql AS 'SELECT 1'\n-- end\n",
+    );
+    let sum = backstop_core::source::atlas::sum_file(&p.path().join(DIR)).unwrap();
+    p.write(&format!("{DIR}/atlas.sum"), &sum);
+    let status = p.run(&["status", "-v"]);
+    status.expect_code(0).expect_output("8 migration(s)").expect_output("an Atlas checkpoint");
+
+    p.run(&["migrate", "--to", "20240101000005"]).expect_code(0);
+    let mut db = p.client();
+    assert_eq!(db.applied().len(), 6, "the checkpoint is not among them");
+    // t0 holds the rows of the data migration: the archive's check fails
+    // (on the copy the check gate runs it on), and nothing runs.
+    let run = p.run(&["migrate"]);
+    run.expect_code(1).expect_output("the Atlas pre-migration check of checks.sql (line 4)");
+    assert_eq!(db.applied().len(), 6, "{}", run.all());
+    db.batch_execute("delete from t0").unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(db.applied().len(), 8);
+    let note = "select count(*) from information_schema.columns where table_name = 't0' and column_name = 'note'";
+    let count = |db: &mut postgres::Client| db.query_one(note, &[]).unwrap().get::<_, i64>(0);
+    assert_eq!(count(&mut db), 1, "the archive's up ran, and its down.sql did not");
+    let one: i32 = db.query_one("select one()", &[]).unwrap().get(0);
+    assert_eq!(one, 1, "the statements the delimiter parts ran");
+    // The archive's down.sql is its author's down, proved at the deploy
+    // and run by the rollback.
+    p.run(&["rollback", "--steps", "2", "--yes"]).expect_code(0);
+    assert_eq!(count(&mut db), 0);
+    assert_eq!(db.applied().len(), 6);
+}

@@ -4,9 +4,9 @@
 //! file in order, the SHA-256 of every name and file up to it. Atlas
 //! refuses a folder its sum no longer matches; so does Backstop, naming
 //! the first file that differs (and the ones after it, which the sum can
-//! no longer vouch for). A file that starts with `-- atlas:txmode none`
-//! runs outside a transaction. Found by `atlas.sum`, or by `atlas.hcl`'s
-//! `dir = "file://…"`. No down: up-only.
+//! no longer vouch for). A file's directives are read as Atlas reads them
+//! (see [`super::atlas_files`]). Found by `atlas.sum`, or by `atlas.hcl`'s
+//! `dir = "file://…"`. No down, but an archive's `down.sql`.
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +112,7 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
     };
     // From the first file whose hash differs, no file is vouched for.
     let mut broken: Option<String> = None;
+    let mut checkpoints: Vec<(usize, String)> = Vec::new();
     for (i, (name, path)) in files.iter().enumerate() {
         let Some((version, title)) = parse_name(name) else {
             out.ignored.push(Ignored {
@@ -128,10 +129,21 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
             PartSource::file(path.clone()),
         );
         let text = String::from_utf8_lossy(&read[i].1).into_owned();
-        found.up.no_transaction = text
-            .lines()
-            .take_while(|l| l.starts_with("--"))
-            .any(|l| l.trim() == "-- atlas:txmode none");
+        let directed = super::atlas_files::read(&text);
+        found.up.no_transaction = directed.no_transaction;
+        for (line, message) in directed.problems {
+            let (path, line) = (path.clone(), line.max(1));
+            let kind = ProblemKind::Unsupported;
+            found.problems.push(Problem { part: Part::Up, kind, path, line, column: 1, message });
+        }
+        found.down = directed.down.map(|text| PartSource {
+            path: path.clone(),
+            text: Some(text),
+            no_transaction: false,
+        });
+        if directed.checkpoint {
+            checkpoints.push((out.migrations.len(), name.clone()));
+        }
         let own = computed.iter().find(|(n, _)| n == name).map(|(_, h)| h);
         let why = match (&recorded, &broken) {
             (Err(why), _) => Some(why.clone()),
@@ -155,8 +167,23 @@ pub(super) fn discover(dir: &Path) -> Result<Discovered, SourceError> {
                 message: format!("{why}; Atlas refuses the folder too"),
             });
         }
-        found.up.text = Some(text);
+        found.up.text = Some(directed.up);
         out.migrations.push(found);
+    }
+    // A checkpoint holds the schema of every file before it: Atlas starts
+    // a new database from the newest one. Where those files are in the
+    // folder they run in its place (the same schema, and the history the
+    // database keeps of them); one with none before it is the start.
+    for (at, name) in checkpoints.into_iter().rev() {
+        if at > 0 {
+            let m = out.migrations.remove(at);
+            out.ignored.push(Ignored {
+                path: m.up.path,
+                why: format!(
+                    "an Atlas checkpoint (`-- atlas:checkpoint`): the files before {name} are in                      the folder and run in its place, to the same schema"
+                ),
+            });
+        }
     }
     Ok(out)
 }

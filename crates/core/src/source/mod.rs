@@ -16,6 +16,7 @@
 //! finding, never a reason to stop reading.
 
 pub mod atlas;
+mod atlas_files;
 mod dirs;
 pub mod drizzle;
 mod error;
