@@ -172,6 +172,18 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
         },
         NodeEnum::AlterTableStmt(a) => alter_table(a, made).inspect(|_| made.columns.extend(added_columns(a))),
         NodeEnum::RenameStmt(r) => rename_back(r).map(|back| vec![Shape::Rename(back)]),
+        // The statements a DO block EXECUTEs as constants, under conditions
+        // that only read: where a condition is false they did not run, and
+        // the down's proof (which then fails) says so.
+        NodeEnum::DoStmt(d) => {
+            let executes = crate::plpgsql::guarded_executes(d)
+                .ok_or("a DO block that does more than EXECUTE constant statements")?;
+            let mut out = Vec::new();
+            for sql in executes {
+                out.extend(shapes(&sql, made)?);
+            }
+            Ok(out)
+        }
         NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
             let all_made = d.objects.iter().all(|o| object_name(o).is_some_and(|t| made.has(&t)));
             if all_made && !d.objects.is_empty() {
@@ -459,6 +471,14 @@ mod tests {
         // its drop after applying it.
         assert_eq!(read(&["CREATE INDEX CONCURRENTLY i ON t (v)"]).unwrap(), [Shape::Adds]);
         assert!(read(&["DO $$ BEGIN PERFORM 1; END $$"]).is_err());
+        // A DO block that only EXECUTEs constants, under a condition.
+        let guarded = "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 't') THEN \
+                       EXECUTE 'ALTER TABLE t RENAME COLUMN a TO b'; END IF; END $$";
+        assert_eq!(
+            read(&[guarded]).unwrap(),
+            [Shape::Rename("ALTER TABLE t RENAME COLUMN b TO a".into())]
+        );
+        assert!(read(&["DO $$ BEGIN EXECUTE 'UPDATE t SET a = 1'; DELETE FROM t; END $$"]).is_err());
         assert!(read(&["SELECT nextval('s') INTO work FROM t"]).unwrap_err().contains("calls"));
         assert!(read(&["SELECT setval('s', 10)"]).is_err());
         assert!(read(&["ALTER TABLE t ALTER COLUMN v SET STATISTICS 10"]).is_err());

@@ -87,6 +87,31 @@ pub(crate) fn constant_execute(dynexecute: &Value) -> Option<String> {
     }
 }
 
+/// The constant statements a `DO` block EXECUTEs, where that is all it
+/// does: `IF` conditions (which may only read), `EXECUTE` of string
+/// constants, `RAISE` and `RETURN`; `None` for a block that does anything
+/// else (SQL run as written, loops, SQL built at run time). The block
+/// `IF EXISTS (…) THEN EXECUTE 'ALTER TABLE t RENAME COLUMN a TO b'; END
+/// IF` gives that `ALTER TABLE`.
+pub(crate) fn guarded_executes(d: &protobuf::DoStmt) -> Option<Vec<String>> {
+    let tree = do_tree(d).ok()??;
+    let (mut out, mut other) = (Vec::new(), false);
+    walk(&tree, &mut |key, v| match key {
+        "PLpgSQL_stmt_dynexecute" => {
+            let plain = v.get("into").is_none() && v.get("params").is_none();
+            match constant_execute(v).filter(|_| plain) {
+                Some(sql) => out.push(sql),
+                None => other = true,
+            }
+        }
+        "PLpgSQL_stmt_block" | "PLpgSQL_stmt_if" | "PLpgSQL_stmt_raise" | "PLpgSQL_stmt_return" => {
+        }
+        k if k.starts_with("PLpgSQL_stmt_") => other = true,
+        _ => {}
+    });
+    (!other && !out.is_empty()).then_some(out)
+}
+
 pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
     match v {
         Value::Object(map) => {
@@ -103,6 +128,25 @@ pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guarded_constant_execute_is_all_a_block_does_or_nothing_is_said() {
+        let guarded = "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns \
+            WHERE table_name = 't' AND column_name = 'a') THEN \
+            EXECUTE 'ALTER TABLE t RENAME COLUMN a TO b'; END IF; END $$";
+        assert_eq!(
+            of_do(guarded, guarded_executes),
+            Some(vec!["ALTER TABLE t RENAME COLUMN a TO b".to_string()])
+        );
+        for other in [
+            "DO $$ BEGIN UPDATE t SET a = 1; EXECUTE 'ALTER TABLE t ADD c int'; END $$",
+            "DO $$ BEGIN EXECUTE format('ALTER TABLE %I ADD c int', 't'); END $$",
+            "DO $$ BEGIN FOR i IN 1..2 LOOP EXECUTE 'SELECT 1'; END LOOP; END $$",
+            "DO $$ BEGIN RAISE NOTICE 'x'; END $$",
+        ] {
+            assert_eq!(of_do(other, guarded_executes), None, "{other}");
+        }
+    }
 
     /// `f` of the `DO` block `sql` is.
     fn of_do<T>(sql: &str, f: impl Fn(&protobuf::DoStmt) -> T) -> T {
