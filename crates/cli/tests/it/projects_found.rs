@@ -284,3 +284,30 @@ fn flyway_scripts_with_a_suffix_of_their_own_are_found_and_migrated() {
         .collect();
     assert_eq!(scripts, ["V1__users.pgsql", "V2__email.pgsql"]);
 }
+
+#[test]
+fn a_hasura_servers_catalog_is_no_history_of_another_tools_project() {
+    let p = Project::new("hasura_beside");
+    p.migration("20240101000000_users", "CREATE TABLE users (id int PRIMARY KEY);\n", None);
+    let mut db = p.client();
+    db.batch_execute(&format!("{CATALOG}; {}", state_of(&["default"]))).unwrap();
+    db.batch_execute(
+        "update hdb_catalog.hdb_version set cli_state = jsonb_set(cli_state, '{migrations,default}',
+            '{\"1612345678000\": false}')",
+    )
+    .unwrap();
+    let run = p.run(&["migrate"]);
+    run.expect_code(0);
+    assert!(
+        !run.all().contains("hdb_catalog"),
+        "no word of another tool's history:\n{}",
+        run.all()
+    );
+    assert_eq!(db.applied().len(), 1);
+    assert_eq!(cli_state(&mut db, "default"), (1, 0), "the server's catalog is left as it was");
+    p.run(&["status"]).expect_code(0).expect_output("applied (1)");
+    for args in [&["check"][..], &["adopt"], &["status", "--format", "json"]] {
+        let run = p.run(args);
+        assert!(!run.all().contains("hdb_catalog"), "{args:?}:\n{}", run.all());
+    }
+}

@@ -55,8 +55,13 @@ pub fn unadopted(
     migrations: &[&Migration],
 ) -> Result<Vec<Unadopted>, crate::pg::DbError> {
     let db = |context| move |source| crate::pg::DbError::new(context, source);
+    // Hasura's state is a map in its server's catalog, which a database
+    // serving Hasura holds whatever tool the project migrates with: only
+    // a Hasura project's own is its history.
+    let hasura = migrations.iter().any(|m| m.layout == Layout::Hasura);
     let mut candidates: Vec<(Layout, crate::source::HistoryTable)> = Layout::ALL
         .iter()
+        .filter(|l| **l != Layout::Hasura || hasura)
         .flat_map(|l| history::candidates(*l, migrations).into_iter().map(|t| (*l, t)))
         .collect();
     // A tool's table under another name (a setting Backstop did not read,
