@@ -317,7 +317,8 @@ fn a_backup_of_a_database_holding_pg_cron_is_verified_by_a_restore_that_preloads
 
 /// A restore in place that puts pg_cron's schema back (here the role
 /// that runs Backstop owns it) takes a job the release scheduled back with
-/// it, and claims nothing was left running; a platform's `cron`, owned by
+/// it, and claims nothing was left running; a database setting made after
+/// the backup is named as left in place; a platform's `cron`, owned by
 /// another role, stays as it was and its jobs are named (not tested here:
 /// it needs a platform's roles).
 #[test]
@@ -339,8 +340,14 @@ fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
         Some("SELECT cron.unschedule('purge_items');"),
     );
     p.run(&["migrate"]).expect_code(0);
+    // A setting of the database's own, made after the backup: no dump
+    // holds it, so the restore in place leaves it, and says so.
+    let mut client = target.connect(&db).unwrap();
+    client.batch_execute(&format!("alter database {db} set work_mem = '64MB'")).unwrap();
     let run = p.run(&["rollback", "--method", "B", "--yes"]);
-    run.expect_code(0);
+    run.expect_code(0).expect_output(
+        "the database's setting work_mem=64MB, set after the backup (ALTER DATABASE … RESET work_mem)",
+    );
     let jobs: i64 = target
         .connect(&db)
         .unwrap()

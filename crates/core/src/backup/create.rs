@@ -40,6 +40,8 @@ pub(crate) struct Facts {
     pub fingerprints: std::collections::BTreeMap<String, String>,
     pub roles: Vec<String>,
     pub extensions: Vec<Extension>,
+    /// The database's own settings (see `Manifest::database_settings`).
+    pub database_settings: Vec<String>,
     /// Versions in `backstop.applied`.
     pub applied: Vec<String>,
     /// The picture the fingerprints come from.
@@ -102,6 +104,21 @@ pub(crate) fn applied_versions(
     crate::schema::applied::versions(client)
 }
 
+/// The connected database's own settings (`ALTER DATABASE … SET`, for
+/// every role), as `name=value`, sorted.
+pub(crate) fn database_settings(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Vec<String>, postgres::Error> {
+    let rows = client.query(
+        "select c from pg_db_role_setting s cross join lateral unnest(s.setconfig) c
+          where s.setrole = 0
+            and s.setdatabase = (select oid from pg_database where datname = current_database())
+          order by 1",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Row counts, schema fingerprint, roles and extensions as the connected
 /// session sees them (in the dump's snapshot when called inside it).
 pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
@@ -123,6 +140,7 @@ pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
         fingerprints: schema.fingerprints_by_schema(),
         roles,
         extensions,
+        database_settings: database_settings(client)?,
         applied: applied_versions(client)?,
         schema,
     })
@@ -238,6 +256,7 @@ pub fn create_read(
         left_out: left_out.iter().map(Unreadable::qualified).collect(),
         roles: facts.roles,
         extensions: facts.extensions,
+        database_settings: facts.database_settings,
         duration_ms: started.elapsed().as_millis() as u64,
         guards: Vec::new(),
         state: Some(DbState {

@@ -218,6 +218,11 @@ pub struct Manifest {
     pub left_out: Vec<String>,
     /// Roles of the source server, so a test restore can create them.
     pub roles: Vec<String>,
+    /// The database's own settings (`ALTER DATABASE … SET`, as
+    /// `name=value`), which a dump does not hold: a restore in place
+    /// leaves the settings of the day, and says which differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub database_settings: Vec<String>,
     pub extensions: Vec<Extension>,
     pub duration_ms: u64,
     /// Migration versions this backup was taken or reused for.
@@ -438,6 +443,7 @@ pub(crate) mod tests {
             schema_fingerprints: BTreeMap::new(),
             left_out: Vec::new(),
             roles: vec![],
+            database_settings: vec![],
             extensions: vec![],
             duration_ms: 1,
             guards: vec![],

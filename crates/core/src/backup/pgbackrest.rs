@@ -298,6 +298,8 @@ fn record_of(source: &Source, latest: &Backup, stopped: DateTime<Utc>) -> Manife
         size_bytes: 0,
         files: Vec::new(),
         row_counts: Default::default(),
+        // The whole cluster comes back, its settings with it.
+        database_settings: Vec::new(),
         schema_fingerprint: String::new(),
         schema_fingerprints: Default::default(),
         left_out: Vec::new(),

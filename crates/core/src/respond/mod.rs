@@ -429,8 +429,11 @@ pub fn method_b(
             });
             // A restore in place leaves the platform's schemas as they
             // were: what in them still runs or is still stored is said.
-            let left =
-                if r.schemas.is_empty() { Vec::new() } else { left_in_place(url, &r.schemas) };
+            let settings = restore.store.load(&id).ok().map(|m| m.database_settings);
+            let left = match r.schemas.is_empty() {
+                true => Vec::new(),
+                false => left_in_place(url, &r.schemas, settings.as_deref()),
+            };
             run.base["restore"]["left_in_place"] = json!(left);
             let left = match left.is_empty() {
                 true => String::new(),
@@ -473,11 +476,13 @@ pub fn method_b(
 /// What a restore in place left running or stored in the platform's
 /// schemas it did not put back (`restored`: those it did): pg_cron's
 /// active jobs (a job the history scheduled goes on running) and Vault's
-/// secrets. Empty where there are none or they cannot be read.
-fn left_in_place(url: &str, restored: &[String]) -> Vec<String> {
+/// secrets; and the database's own settings that differ from those the
+/// backup recorded (`settings`), which no dump holds. Empty where there
+/// are none or they cannot be read.
+fn left_in_place(url: &str, restored: &[String], settings: Option<&[String]>) -> Vec<String> {
     let Ok(mut client) = crate::pg::connect(url, "backstop rollback") else { return Vec::new() };
+    let mut left = settings_left(&mut client, settings.unwrap_or_default());
     let kept = |schema: &str| !restored.iter().any(|s| s == schema);
-    let mut left = Vec::new();
     if kept("cron") {
         let sql = "select coalesce(jobname, jobid::text) from cron.job where active order by jobid";
         let names: Vec<String> = client
@@ -498,6 +503,28 @@ fn left_in_place(url: &str, restored: &[String]) -> Vec<String> {
         if let Some(n) = count.ok().map(|row| row.get::<_, i64>(0)).filter(|n| *n > 0) {
             left.push(format!("vault.secrets holds {n} secret(s)"));
         }
+    }
+    left
+}
+
+/// The database settings that differ from `before` (the backup's), each
+/// with the statement that puts it back.
+fn settings_left(client: &mut postgres::Client, before: &[String]) -> Vec<String> {
+    let Ok(now) = crate::backup::create::database_settings(client) else { return Vec::new() };
+    let name = |s: &str| s.split_once('=').map_or(s, |(n, _)| n).to_string();
+    let mut left = Vec::new();
+    for s in now.iter().filter(|s| !before.contains(s)) {
+        let was = before.iter().find(|b| name(b) == name(s));
+        left.push(match was {
+            Some(b) => format!("the database's setting {s} (the backup's was {b})"),
+            None => format!(
+                "the database's setting {s}, set after the backup (ALTER DATABASE … RESET {})",
+                name(s)
+            ),
+        });
+    }
+    for b in before.iter().filter(|b| !now.iter().any(|s| name(s) == name(b))) {
+        left.push(format!("the database's setting {b} the backup had is gone"));
     }
     left
 }

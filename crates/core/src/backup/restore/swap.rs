@@ -510,6 +510,7 @@ fn snapshot_manifest(
         left_out: Vec::new(),
         roles: f.roles,
         extensions: f.extensions,
+        database_settings: f.database_settings,
         duration_ms: 0,
         guards: Vec::new(),
         state: None,
