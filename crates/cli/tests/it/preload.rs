@@ -357,3 +357,51 @@ fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
     assert_eq!(jobs, 0, "the restore put cron.job back as the backup had it");
     assert!(!run.all().contains("still runs"), "{}", run.all());
 }
+
+/// The platform's way: pg_cron made by the server's superuser, its
+/// `cron` schema theirs, the project's role the database's owner with
+/// the right to schedule. Method B restores in place what the role owns
+/// and leaves `cron` as it is: a job the release scheduled goes on
+/// running, and the texts say so with the way to stop it. Before: the
+/// restore failed on `COMMENT ON EXTENSION pg_cron` (made in `public`,
+/// the role's, by another role), and the texts had no word for the job.
+#[test]
+fn a_restore_in_place_names_the_jobs_a_platforms_cron_still_runs() {
+    let Some(bin) = pg_cron() else { return };
+    let db = crate::common::unique_name("cron_platform");
+    let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&["pg_cron"]), &db)
+        .expect("a cluster preloading pg_cron starts");
+    let mut admin = target.connect("postgres").unwrap();
+    admin.batch_execute("create role app_owner login password 'owner-pw' nosuperuser").unwrap();
+    admin.batch_execute(&format!("create database {db} owner app_owner")).unwrap();
+    target
+        .connect(&db)
+        .unwrap()
+        .batch_execute(
+            "create extension pg_cron;
+             grant usage on schema cron to app_owner;
+             grant all on all tables in schema cron to app_owner;",
+        )
+        .unwrap();
+    let url = format!("postgres://app_owner:owner-pw@127.0.0.1:{}/{db}", target.port());
+    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
+    let p = Project { dir, db: db.clone(), url };
+    p.write("backstop.toml", &format!("{DEFAULT_CONFIG}\n[backup]\nrestore = \"in-place\"\n"));
+    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", None);
+    p.run(&["migrate"]).expect_code(0);
+    p.migration(
+        "2_purge",
+        "SELECT cron.schedule('purge_items', '0 4 * * *', 'DELETE FROM items');",
+        Some("SELECT cron.unschedule('purge_items');"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let run = p.run(&["rollback", "--method", "B", "--yes"]);
+    run.expect_code(0).expect_output("pg_cron still runs 1 job(s) (purge_items)");
+    let jobs: i64 = target
+        .connect(&db)
+        .unwrap()
+        .query_one("select count(*) from cron.job where jobname = 'purge_items'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 1, "the platform's cron stays as it was, its job with it");
+}

@@ -401,13 +401,15 @@ fn platform_schemas(client: &mut Client, project: &[String]) -> Result<Vec<Strin
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The entries of the extensions that live in the project's schemas:
-/// dropped with them, so made again by the restore.
+/// The entries of the extensions that live in the project's schemas and
+/// that the role may drop: dropped with them, so made again by the
+/// restore. Another role's (a platform's pg_cron in `public`) stays as
+/// it is, its comment too.
 fn extensions_in(client: &mut Client, schemas: &[String]) -> Result<Vec<String>, BackupError> {
     let rows = client
         .query(
             "select x.extname::text from pg_extension x join pg_namespace n on n.oid = x.extnamespace
-              where n.nspname = any($1)",
+              where n.nspname = any($1) and pg_has_role(x.extowner, 'USAGE')",
             &[&schemas],
         )
         .map_err(BackupError::db("listing extensions"))?;
