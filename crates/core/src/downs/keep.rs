@@ -52,6 +52,8 @@ pub struct Kept {
     /// Ups that failed on the copy: the statement, its place and the
     /// server's error. The migrations after the first are not tried.
     pub up_failed: Vec<crate::migrate::Failure>,
+    /// How long proving the downs not covered took (the replay on a copy).
+    pub proving: Option<std::time::Duration>,
 }
 
 /// A migration whose own down, run after its up on a copy, does not give
@@ -191,7 +193,9 @@ pub fn keep(
         // No longer than the migration itself waits for a lock.
         lock_wait: Some(settings.lock_timeout).filter(|t| !t.is_zero()),
     };
+    let started = std::time::Instant::now();
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
+    kept.proving = Some(started.elapsed());
     kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
     kept.chain = computed.chain.clone();
     for d in computed.downs {

@@ -146,6 +146,14 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
     if !kept.proved_now.is_empty() {
         let why = first_of(&kept.proved_now, 5);
         lines.push(format!("proved {} down(s) now: {why}", kept.proved_now.len()));
+        // The cost of what no proof covered, beside the notes on how the
+        // replay ran (in two halves, or in one piece and why).
+        if let Some(took) = kept.proving {
+            lines.push(format!(
+                "proving them took {} on a throwaway copy, before anything ran here",
+                crate::kit::duration::human(took)
+            ));
+        }
     }
     if !kept.uncovered.is_empty() {
         lines.push(format!(
