@@ -315,22 +315,20 @@ fn a_backup_of_a_database_holding_pg_cron_is_verified_by_a_restore_that_preloads
     run.expect_code(0).expect_output("restored into a throwaway PostgreSQL");
 }
 
-/// A restore in place that puts pg_cron's schema back (here the role
-/// that runs Backstop owns it) takes a job the release scheduled back with
-/// it, and claims nothing was left running; a database setting made after
-/// the backup is named as left in place; a platform's `cron`, owned by
-/// another role, stays as it was and its jobs are named (not tested here:
-/// it needs a platform's roles).
-#[test]
-fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
-    let Some(bin) = pg_cron() else { return };
-    let db = crate::common::unique_name("cron_in_place");
+/// A throwaway cluster preloading pg_cron, with a database of its own
+/// named after `label`.
+fn cron_cluster(bin: PgBin, label: &str) -> (Cluster, String) {
+    let db = crate::common::unique_name(label);
     let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&["pg_cron"]), &db)
         .expect("a cluster preloading pg_cron starts");
-    target.create_database(&db, None).unwrap();
-    target.connect(&db).unwrap().batch_execute("create extension pg_cron;").unwrap();
+    (target, db)
+}
+
+/// A project on `url` restoring in place, with a release that schedules
+/// a job after the table it purges; both migrated.
+fn scheduled_release(db: &str, url: String) -> Project {
     let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
-    let p = Project { dir, db: db.clone(), url: target.url(&db) };
+    let p = Project { dir, db: db.to_string(), url };
     p.write("backstop.toml", &format!("{DEFAULT_CONFIG}\n[backup]\nrestore = \"in-place\"\n"));
     p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", None);
     p.run(&["migrate"]).expect_code(0);
@@ -340,6 +338,24 @@ fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
         Some("SELECT cron.unschedule('purge_items');"),
     );
     p.run(&["migrate"]).expect_code(0);
+    p
+}
+
+fn count(target: &Cluster, db: &str, sql: &str) -> i64 {
+    target.connect(db).unwrap().query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A restore in place that puts pg_cron's schema back (here the role
+/// that runs Backstop owns it) takes a job the release scheduled back with
+/// it, and claims nothing was left running; a database setting made after
+/// the backup is named as left in place.
+#[test]
+fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
+    let Some(bin) = pg_cron() else { return };
+    let (target, db) = cron_cluster(bin, "cron_in_place");
+    target.create_database(&db, None).unwrap();
+    target.connect(&db).unwrap().batch_execute("create extension pg_cron;").unwrap();
+    let p = scheduled_release(&db, target.url(&db));
     // A setting of the database's own, made after the backup: no dump
     // holds it, so the restore in place leaves it, and says so.
     let mut client = target.connect(&db).unwrap();
@@ -348,12 +364,7 @@ fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
     run.expect_code(0).expect_output(
         "the database's setting work_mem=64MB, set after the backup (ALTER DATABASE … RESET work_mem)",
     );
-    let jobs: i64 = target
-        .connect(&db)
-        .unwrap()
-        .query_one("select count(*) from cron.job", &[])
-        .unwrap()
-        .get(0);
+    let jobs = count(&target, &db, "select count(*) from cron.job");
     assert_eq!(jobs, 0, "the restore put cron.job back as the backup had it");
     assert!(!run.all().contains("still runs"), "{}", run.all());
 }
@@ -368,40 +379,18 @@ fn a_restore_in_place_that_puts_cron_back_claims_no_job_left_running() {
 #[test]
 fn a_restore_in_place_names_the_jobs_a_platforms_cron_still_runs() {
     let Some(bin) = pg_cron() else { return };
-    let db = crate::common::unique_name("cron_platform");
-    let target = Cluster::start_preloaded(bin, 64 << 20, &Preload::of(&["pg_cron"]), &db)
-        .expect("a cluster preloading pg_cron starts");
+    let (target, db) = cron_cluster(bin, "cron_platform");
     let mut admin = target.connect("postgres").unwrap();
     admin.batch_execute("create role app_owner login password 'owner-pw' nosuperuser").unwrap();
     admin.batch_execute(&format!("create database {db} owner app_owner")).unwrap();
-    target
-        .connect(&db)
-        .unwrap()
-        .batch_execute(
-            "create extension pg_cron;
-             grant usage on schema cron to app_owner;
-             grant all on all tables in schema cron to app_owner;",
-        )
-        .unwrap();
+    let platform = "create extension pg_cron;
+         grant usage on schema cron to app_owner;
+         grant all on all tables in schema cron to app_owner;";
+    target.connect(&db).unwrap().batch_execute(platform).unwrap();
     let url = format!("postgres://app_owner:owner-pw@127.0.0.1:{}/{db}", target.port());
-    let dir = tempfile::Builder::new().prefix("backstop-cli-test-").tempdir().unwrap();
-    let p = Project { dir, db: db.clone(), url };
-    p.write("backstop.toml", &format!("{DEFAULT_CONFIG}\n[backup]\nrestore = \"in-place\"\n"));
-    p.migration("1_items", "CREATE TABLE items (id int PRIMARY KEY);", None);
-    p.run(&["migrate"]).expect_code(0);
-    p.migration(
-        "2_purge",
-        "SELECT cron.schedule('purge_items', '0 4 * * *', 'DELETE FROM items');",
-        Some("SELECT cron.unschedule('purge_items');"),
-    );
-    p.run(&["migrate"]).expect_code(0);
+    let p = scheduled_release(&db, url);
     let run = p.run(&["rollback", "--method", "B", "--yes"]);
     run.expect_code(0).expect_output("pg_cron still runs 1 job(s) (purge_items)");
-    let jobs: i64 = target
-        .connect(&db)
-        .unwrap()
-        .query_one("select count(*) from cron.job where jobname = 'purge_items'", &[])
-        .unwrap()
-        .get(0);
+    let jobs = count(&target, &db, "select count(*) from cron.job where jobname = 'purge_items'");
     assert_eq!(jobs, 1, "the platform's cron stays as it was, its job with it");
 }
