@@ -21,6 +21,11 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, url, _) = super::backup::load(config, &args.conn)?;
+    // Its LISTEN hears other instances' flag changes only on a session of
+    // its own. A database not reachable yet is waited for, as before.
+    if let Ok(mut client) = backstop_core::pg::connect(&url, "backstop serve") {
+        backstop_core::pg::pooler::refuse_pooled(&mut client, &url, "backstop serve")?;
+    }
     let tokens = config.serve_tokens()?;
     if config.serve.private && tokens.is_empty() {
         return Err(super::UsageError(

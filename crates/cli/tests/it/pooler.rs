@@ -106,7 +106,8 @@ fn a_transaction_pooler_is_refused_before_anything_and_a_session_pooler_works() 
     p.run(&["status"]).expect_code(0).expect_output("pending (2)");
     // A command that needs one session is refused, naming the pooler and
     // the URL to use, before it touches anything.
-    for args in [&["migrate"][..], &["backup", "create"], &["rollback", "--yes"]] {
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    for args in [&["migrate"][..], &["backup", "create"], &["rollback", "--yes"], &serve] {
         let run = p.run(args);
         run.expect_code(2)
             .expect_output(&format!("127.0.0.1:{} pools by transaction", bouncer.port))
