@@ -50,14 +50,15 @@ impl Bouncer {
         let ini = format!(
             "[databases]\ntx = {server} pool_mode=transaction\nsession = {server} pool_mode=session\n\
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {own_port}\nunix_socket_dir =\n\
-             auth_type = plain\nauth_file = {}\n",
+             auth_type = plain\nauth_file = {}\nlog_connections = 0\nlog_disconnections = 0\n",
             dir.path().join("users.txt").display()
         );
         std::fs::write(dir.path().join("pgbouncer.ini"), ini).unwrap();
         std::fs::write(dir.path().join("users.txt"), format!("\"{user}\" \"{password}\"\n"))
             .unwrap();
         let mut cmd = Command::new(bin);
-        cmd.arg(dir.path().join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::piped());
+        // Its log is not read: a pipe nobody empties would stop it.
+        cmd.arg(dir.path().join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::null());
         if nix::unistd::Uid::effective().is_root() {
             use std::os::unix::fs::PermissionsExt as _;
             use std::os::unix::process::CommandExt as _;
