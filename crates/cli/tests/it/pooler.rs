@@ -72,11 +72,15 @@ impl Bouncer {
         }
         let child = cmd.spawn().expect("pgbouncer starts");
         let bouncer = Bouncer { child, port: own_port, _dir: dir };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", own_port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "pgbouncer did not listen");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        // Started when it takes a connection: up to 200 tries, 50 ms apart.
+        let listening = (0..200).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", own_port)).is_ok();
+            if !up {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            up
+        });
+        assert!(listening, "pgbouncer did not listen on port {own_port}");
         bouncer
     }
 
