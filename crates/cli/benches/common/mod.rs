@@ -202,6 +202,25 @@ pub fn backstop_said(
     Ok((elapsed, text))
 }
 
+/// `backstop ARGS` in `dir` on `url`, which may succeed or find problems
+/// (exit 0 or 1): its time, what it said on both outputs, its exit code.
+pub fn backstop_answered(
+    dir: &std::path::Path,
+    url: &str,
+    args: &[&str],
+) -> anyhow::Result<(Duration, String, i32)> {
+    let t = std::time::Instant::now();
+    let mut cmd = backstop_command(dir, url, args);
+    clean_env(&mut cmd);
+    let out = cmd.output().context("running backstop")?;
+    let elapsed = t.elapsed();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let code = out.status.code().unwrap_or(-1);
+    anyhow::ensure!(matches!(code, 0 | 1), "backstop {args:?} failed ({code}):\n{text}");
+    Ok((elapsed, text, code))
+}
+
 /// `a` as a multiple of `b`.
 pub fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-9)

@@ -1,0 +1,287 @@
+//! Safe at the speed of plain: what every default gate costs on long
+//! histories shaped like real ones, each figure against a plain apply of
+//! the same history (`backstop migrate` with the gates and kept downs
+//! off, the median of three) measured in the same run on one throwaway
+//! cluster. No `backstop.toml` anywhere else: the path a new user runs.
+//!
+//! For each history:
+//!
+//! 1. `check` of the whole pending history on an empty database (every
+//!    up run on a copy): goal at most 2x the plain apply;
+//! 2. the first `migrate` of the whole history, every gate on, nothing
+//!    rehearsed (every down proved, the authored ones too): goal at most
+//!    4x the plain apply;
+//! 3. the deploy of one new migration (with an authored down where the
+//!    layout keeps downs) on top of it: goal at most 1 s beside the
+//!    backup gate's own time;
+//! 4. the rollback of that one migration, with its check before COMMIT:
+//!    goal at most 0.5 s.
+//!
+//! The histories: 300 golang-migrate pairs with about 8 % wrong old downs
+//! (`bench/golang_history.rs`), the 300-migration drizzle history with
+//! DO blocks (`bench/drizzle_history.rs`), the 90-migration Supabase
+//! history on the platform's schemas (`bench/supabase_history.rs`), and
+//! the Prisma history (`bench/prisma_history.rs`, 200 migrations by
+//! default).
+//!
+//! Run: `cargo bench -p backstop-cli --bench safe_speed`
+//! (`BENCH_ONLY=golang|drizzle|supabase|prisma` runs one;
+//! `BENCH_BLOCKS` sets the Prisma history's blocks of 10, default 20;
+//! `BENCH_WRITE=DIR` only writes the projects under DIR).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use backstop_core::pg::cluster::Cluster;
+
+mod common;
+#[allow(dead_code)]
+#[path = "../../../bench/drizzle_history.rs"]
+mod drizzle_history;
+#[allow(dead_code)]
+#[path = "../../../bench/golang_history.rs"]
+mod golang_history;
+#[allow(dead_code)]
+#[path = "../../../bench/history.rs"]
+mod history;
+#[allow(dead_code)]
+#[path = "../../../bench/prisma_history.rs"]
+mod prisma_history;
+#[allow(dead_code)]
+#[path = "../../../bench/supabase_history.rs"]
+mod supabase_history;
+
+/// Gates and kept downs off: the apply alone.
+const GATES_OFF: &str = "[migrations]\nkeep_downs = false\n\n[check]\nrequired = false\n\n\
+                         [backup]\nrequired = false\n";
+
+const GOLANG_PAIRS: usize = 300;
+const DRIZZLE_BLOCKS: usize = 30;
+const SUPABASE_MIGRATIONS: usize = 90;
+
+fn main() -> std::process::ExitCode {
+    common::exit("safe_speed", run())
+}
+
+/// Writes a history into a project; returns each file psql would run.
+type Write = Box<dyn Fn(&Path) -> Vec<PathBuf>>;
+
+/// One tool's history as the tool leaves it in a project.
+struct History {
+    label: &'static str,
+    /// Writes the history into a project; returns each file psql would run.
+    write: Write,
+    /// Writes one more migration after it.
+    more: Box<dyn Fn(&Path)>,
+    /// SQL that makes the database the history is written on (a platform).
+    platform: Option<&'static str>,
+}
+
+fn histories(prisma_blocks: usize) -> Vec<History> {
+    vec![
+        History {
+            label: "golang",
+            write: Box::new(|p| golang_history::write(p, GOLANG_PAIRS)),
+            more: Box::new(|p| {
+                golang_history::more(p, GOLANG_PAIRS);
+            }),
+            platform: None,
+        },
+        History {
+            label: "drizzle",
+            write: Box::new(|p| {
+                let dir = p.join("drizzle");
+                let tags = drizzle_history::write(&dir, DRIZZLE_BLOCKS, None);
+                tags.iter().map(|t| dir.join(format!("{t}.sql"))).collect()
+            }),
+            more: Box::new(|p| drizzle_more(p, DRIZZLE_BLOCKS)),
+            platform: None,
+        },
+        History {
+            label: "supabase",
+            write: Box::new(|p| {
+                let shape = supabase_history::Platform { uuid_ossp: false, vector: false };
+                let n = SUPABASE_MIGRATIONS;
+                supabase_history::write(p, supabase_history::Layout::Supabase, n, shape);
+                let mut files: Vec<PathBuf> = std::fs::read_dir(p.join("supabase/migrations"))
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                files.sort();
+                files
+            }),
+            more: Box::new(|p| {
+                let stamp = supabase_history::stamp(SUPABASE_MIGRATIONS + 1);
+                let file = p.join(format!("supabase/migrations/{stamp}_deploy_notes.sql"));
+                std::fs::write(file, "alter table public.plans add column deploy_note text;\n")
+                    .expect("the migration is written");
+            }),
+            platform: Some(supabase_history::PLATFORM),
+        },
+        History {
+            label: "prisma",
+            write: Box::new(move |p| {
+                let dir = p.join("prisma/migrations");
+                let names = prisma_history::write(&dir, prisma_blocks);
+                names.iter().map(|n| dir.join(n).join("migration.sql")).collect()
+            }),
+            more: Box::new(move |p| {
+                let n = prisma_blocks * prisma_history::PER_BLOCK + 1;
+                let dir =
+                    p.join(format!("prisma/migrations/{}_deploy_notes", prisma_history::stamp(n)));
+                std::fs::create_dir_all(&dir).expect("the folder is made");
+                std::fs::write(
+                    dir.join("migration.sql"),
+                    "-- AlterTable\nALTER TABLE \"Item_1\" ADD COLUMN \"deployNote\" TEXT;\n",
+                )
+                .expect("the migration is written");
+            }),
+            platform: None,
+        },
+    ]
+}
+
+fn drizzle_more(project: &Path, blocks: usize) {
+    let dir = project.join("drizzle");
+    let mut tags = drizzle_history::write(&dir, blocks, None);
+    let tag = format!("{:04}_deploy_notes", tags.len());
+    std::fs::write(
+        dir.join(format!("{tag}.sql")),
+        "ALTER TABLE \"events_1\" ADD COLUMN \"deploy_note\" text;",
+    )
+    .expect("the migration is written");
+    tags.push(tag);
+    std::fs::write(dir.join("meta/_journal.json"), drizzle_history::journal(&tags, tags.len()))
+        .expect("the journal is written");
+}
+
+/// The backup gate's own time, as its line says it (`… in 0.5s`).
+fn backup_time(output: &str) -> Duration {
+    let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
+    let secs = line.and_then(|l| l.rsplit(" in ").next()).map(|t| t.trim()).and_then(|t| {
+        match t.strip_suffix("ms") {
+            Some(ms) => ms.trim().parse::<f64>().ok().map(|v| v / 1000.0),
+            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
+        }
+    });
+    Duration::from_secs_f64(secs.unwrap_or(0.0))
+}
+
+/// The lines of `output` that start with one of `starts`, joined.
+fn lines_of(output: &str, starts: &[&str]) -> String {
+    let found: Vec<&str> =
+        output.lines().filter(|l| starts.iter().any(|s| l.trim_start().starts_with(s))).collect();
+    found.join(" | ")
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
+    let project = |name: &str, config: Option<&str>| -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+        let dir = root.join(format!("{}_{name}", h.label));
+        std::fs::create_dir_all(&dir)?;
+        let files = (h.write)(&dir);
+        if let Some(config) = config {
+            std::fs::write(dir.join("backstop.toml"), config)?;
+        }
+        Ok((dir, files))
+    };
+    let db = |name: &str| -> anyhow::Result<String> {
+        let db = format!("{}_{name}", h.label);
+        cluster.create_database(&db, None)?;
+        if let Some(platform) = h.platform {
+            cluster.connect(&db)?.batch_execute(platform).context("making the platform")?;
+        }
+        Ok(cluster.url(&db))
+    };
+    let (plain_dir, files) = project("plain", Some(GATES_OFF))?;
+    println!("history: {} {} migrations", files.len(), h.label);
+    let mut plains = Vec::new();
+    for run in ["plain", "plain_2", "plain_3"] {
+        plains.push(common::backstop_said(&plain_dir, &db(run)?, &["migrate"])?.0);
+    }
+    let plain = median(plains);
+    println!("  one plain apply (gates and downs off): {} (median of 3)", common::secs(plain));
+
+    let (dir, _) = project("first", None)?;
+    let url = db("first")?;
+    let (check, out, _) = common::backstop_answered(&dir, &url, &["check"])?;
+    let verdict = lines_of(&out, &["verdict", "ran the", "not run on a copy"]);
+    println!(
+        "  check of the whole history on an empty database: {} = {:.2}x a plain apply (goal <= \
+         2x: {}); {verdict}",
+        common::secs(check),
+        common::ratio(check, plain),
+        common::met(common::ratio(check, plain) <= 2.0)
+    );
+    let (first, out, code) = common::backstop_answered(&dir, &url, &["migrate"])?;
+    let said =
+        lines_of(&out, &["proved ", "reused ", "warning: the down", "applied", "nothing ran"]);
+    let said: String = said.chars().take(600).collect();
+    println!(
+        "  first migrate, every default gate on: {} = {:.2}x a plain apply (goal <= 4x: {}); {said}",
+        common::secs(first),
+        common::ratio(first, plain),
+        common::met(common::ratio(first, plain) <= 4.0)
+    );
+    if code != 0 {
+        println!("  the first migrate was refused (exit {code}): no deploy or rollback to time");
+        return Ok(());
+    }
+    (h.more)(&dir);
+    let (deploy, out) = common::backstop_said(&dir, &url, &["migrate"])?;
+    let backup = backup_time(&out);
+    let own = deploy.saturating_sub(backup);
+    println!(
+        "  deploy of one new migration: {} with the backup gate's {} = {} beside the backup \
+         (goal <= 1s: {})",
+        common::secs(deploy),
+        common::secs(backup),
+        common::secs(own),
+        common::met(own <= Duration::from_secs(1))
+    );
+    let (rollback, out) =
+        common::backstop_said(&dir, &url, &["rollback", "--steps", "1", "--reason", "bench"])?;
+    let said = lines_of(&out, &["✓", "rolled back", "reverted"]);
+    println!(
+        "  rollback of it, with its check before COMMIT: {} (goal <= 0.5s: {}); {said}",
+        common::secs(rollback),
+        common::met(rollback <= Duration::from_millis(500))
+    );
+    Ok(())
+}
+
+fn run() -> anyhow::Result<()> {
+    let prisma_blocks = match std::env::var("BENCH_BLOCKS") {
+        Ok(b) => b.trim().parse::<usize>().ok().filter(|n| *n > 0).with_context(|| {
+            format!("BENCH_BLOCKS={b:?} is not a positive whole number; unset it or set e.g. 20")
+        })?,
+        Err(_) => 20,
+    };
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let all = histories(prisma_blocks);
+    if !only.is_empty() && !all.iter().any(|h| h.label == only) {
+        anyhow::bail!("BENCH_ONLY={only:?}: say golang, drizzle, supabase or prisma, or unset it");
+    }
+    let chosen: Vec<&History> = all.iter().filter(|h| only.is_empty() || h.label == only).collect();
+    if let Ok(dir) = std::env::var("BENCH_WRITE") {
+        for h in &chosen {
+            (h.write)(&PathBuf::from(&dir).join(h.label));
+        }
+        println!("wrote the projects under {dir}");
+        return Ok(());
+    }
+    let cluster = Cluster::start()?;
+    let root = tempfile::tempdir()?;
+    println!(
+        "PostgreSQL {}, every figure from one run on one throwaway cluster",
+        cluster.bin().version
+    );
+    for h in chosen {
+        measure(&cluster, root.path(), h)?;
+    }
+    Ok(())
+}
