@@ -206,7 +206,8 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let live = match (client.as_mut(), &url) {
         (Some(client), Some(url)) => {
             let pending = folder.as_ref().map(|f| (f.migrations.as_slice(), history));
-            Some(live_facts(client, url, (&config, &settings), &mut report, pending)?)
+            let format = args.format;
+            Some(live_facts(client, url, (&config, &settings), &mut report, (pending, format))?)
         }
         _ => None,
     };
@@ -240,34 +241,86 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(if assessment.fails_at(fail_on) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// The pending migrations, and the whole history they come after.
+type Pending<'m> = (&'m [source::Migration], Vec<source::Migration>);
+
 /// The live facts of the check at `url`: the catalog's, and, where the
 /// folder's `pending` migrations (with its whole `history`) are checked,
-/// those of another tool's history and of their run on a copy.
+/// those of another tool's history and of their run on a copy (the ups
+/// alone, on every layout: the check proves no down).
 fn live_facts(
     client: &mut postgres::Client,
     url: &str,
     (config, settings): (&Config, &check::Settings),
     report: &mut backstop_lint::Report,
-    pending: Option<(&[source::Migration], Vec<source::Migration>)>,
+    (pending, format): (Option<Pending<'_>>, CheckFormat),
 ) -> anyhow::Result<LiveInfo> {
     check::live::assess(client, report, settings)?;
     let mut copy = None;
     if let Some((pending, history)) = pending {
-        let on = config.migrations.keep_downs.then(|| check::on_copy::OnCopy {
+        let on = check::on_copy::OnCopy {
             url: url.to_string(),
             migrations: history,
             settings: migrate::Settings::from(&config.migrations),
             proofs: config.rehearse.proofs.clone(),
             hand_to: None,
-        });
+        };
         let pending: Vec<&source::Migration> = pending.iter().collect();
+        let mut progress = OnCopyProgress::new(format, pending.len());
         let findings = &mut report.findings;
-        copy =
-            check::on_copy::findings_of_pending(client, findings, settings, &pending, on.as_ref())?;
+        let on = (Some(&on), &mut progress as &mut dyn migrate::Progress);
+        copy = check::on_copy::findings_of_pending(client, findings, settings, &pending, on)?;
+        progress.finish();
     }
     let server_version: String =
         client.query_one("select current_setting('server_version')", &[])?.get(0);
     Ok(LiveInfo { database: pg::redact(url), server_version, copy })
+}
+
+/// The run on a copy as it goes, on a terminal in text mode only: how
+/// many of the pending migrations ran, and which runs now.
+struct OnCopyProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last: String,
+}
+
+impl OnCopyProgress {
+    fn new(format: CheckFormat, pending: usize) -> OnCopyProgress {
+        use std::io::IsTerminal as _;
+        let shown = format == CheckFormat::Text && std::io::stderr().is_terminal() && pending > 1;
+        let bar = shown.then(|| {
+            let bar = indicatif::ProgressBar::new(pending as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "running the pending migrations on a copy {bar:30} {pos}/{len} {msg} ({elapsed})",
+            );
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar
+        });
+        OnCopyProgress { bar, last: String::new() }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl migrate::Progress for OnCopyProgress {
+    fn note(&mut self, note: migrate::Note<'_>) {
+        let (Some(bar), migrate::Note::Statement { version, .. }) = (&self.bar, note) else {
+            return;
+        };
+        if version != self.last {
+            if !self.last.is_empty() {
+                bar.inc(1);
+            }
+            self.last = version.to_string();
+            bar.set_message(crate::render::terminal_safe(version).into_owned());
+        }
+    }
 }
 
 /// The check gate's summary as `migrate` prints it before applying.

@@ -190,7 +190,13 @@ fn failing_verify_sql_rolls_the_migration_back() {
          RAISE EXCEPTION 'plans must not be empty';\n  END IF;\nEND $$;\n",
     );
 
-    let run = p.run(&["migrate"]);
+    // The check gate runs it on a copy first, verify.sql too: NO-GO, nothing ran.
+    p.run(&["migrate"]).expect_code(1).expect_output(
+        "BS405 migrations/1_add_plans/verify.sql:2: 1_add_plans fails on a copy of the database",
+    );
+    assert!(!p.client().exists("plans"));
+    // Past the gate, the run itself rolls back at its verify.sql.
+    let run = p.run(&["migrate", "--accept-risk", "BS405"]);
     run.expect_code(1)
         .expect_output("verify.sql statement 2/2 failed")
         .expect_output("plans must not be empty")
@@ -198,7 +204,10 @@ fn failing_verify_sql_rolls_the_migration_back() {
     let mut db = p.client();
     assert!(!db.exists("plans"));
     assert!(db.applied().is_empty());
-    assert_eq!(db.events(), [event("migrate", "rolled_back", &["1"])]);
+    assert_eq!(
+        db.events(),
+        [event("migrate", "refused", &[]), event("migrate", "rolled_back", &["1"])]
+    );
 
     // With the assertion satisfied the same migration goes through.
     p.migration(

@@ -76,7 +76,15 @@ fn a_failure_after_committed_groups_says_what_stays_and_the_way_back() {
     p.migration("6_tags", "CREATE TABLE tags (id int);\n", Some("DROP TABLE tags;\n"));
     p.migration("7_broken", "INSERT INTO tags SELECT id FROM no_such_table;\n", None);
 
-    let plan = p.run(&["migrate", "--dry-run", "--format", "json"]).expect_code(0).json();
+    // Its check gate runs the ups on a copy first: 7 cannot run, NO-GO.
+    p.run(&["migrate", "--dry-run"])
+        .expect_code(1)
+        .expect_output("BS405 migrations/7_broken/up.sql:1");
+    // Past that gate, the run shows where a failure leaves the groups.
+    let plan = p
+        .run(&["migrate", "--dry-run", "--accept-risk", "BS405", "--format", "json"])
+        .expect_code(0)
+        .json();
     let groups: Vec<(Vec<String>, Value)> = plan["groups"]
         .as_array()
         .unwrap()
@@ -100,7 +108,7 @@ fn a_failure_after_committed_groups_says_what_stays_and_the_way_back() {
     assert_eq!(plan["enum_values"][0]["rule"], "committed_before_use");
     assert_eq!(plan["enum_values"][0]["used_in"], "4_use_meh");
 
-    let run = p.run(&["migrate"]);
+    let run = p.run(&["migrate", "--accept-risk", "BS405"]);
     run.expect_code(1)
         // The plan, before anything runs.
         .expect_output("plan: 4 groups, not one transaction")

@@ -152,9 +152,11 @@ fn a_down_that_needs_a_newer_server_blocks_the_rollback_through_it() {
         .expect_code(0)
         .expect_output("the down of 2_optional cannot run")
         .expect_output("needs PostgreSQL 18");
-    // The deploy proves the down and refuses: it cannot run here, and a
+    // The deploy proves the down and refuses (where the project refuses
+    // defective downs on a bootstrap too): it cannot run here, and a
     // proved one exists. A project that deploys it anyway is told again
     // at the rollback.
+    p.config(&format!("{DEFAULT_CONFIG}defective_downs = \"refuse\"\n"));
     p.run(&["migrate", "--no-backup", "fixture"])
         .expect_code(1)
         .expect_output("the down of 2_optional (")

@@ -26,9 +26,9 @@ fn a_down_left_as_new_wrote_it_is_no_down_and_never_reverts_by_saying_so() {
         .collect();
     assert_eq!(empty.len(), 1, "{json:#}");
     assert!(empty[0]["message"].as_str().unwrap().contains("is empty"), "{json:#}");
-    // The empty file counts as no down: the check above worked one out and
-    // proved it on a copy, and migrate takes that proof.
-    p.run(&["migrate"]).expect_code(0).expect_output("reused the kept proof of 1 down(s)");
+    // The empty file counts as no down: migrate works one out and proves
+    // it on a copy (the check runs the up alone there).
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 1 down(s) now");
     let rollback = p.run(&["rollback", "--yes"]);
     rollback.expect_code(0).expect_output("✓ the schema is the one before");
     assert!(!p.client().exists("public.t"), "{}", rollback.all());
@@ -40,12 +40,14 @@ fn a_down_left_as_new_wrote_it_is_no_down_and_never_reverts_by_saying_so() {
 const USERS: &str = "create table users (id bigint primary key, email text not null);\n";
 
 /// An author's down that leaves a column behind is proved at the deploy
-/// and refused, named with what it leaves; the proved down that does
-/// hold is offered, and kept in its place where the project says so.
+/// onto a database with history and refused, named with what it leaves;
+/// the proved down that does hold is offered, and kept in its place where
+/// the project says so.
 #[test]
 fn a_defective_down_is_named_at_the_deploy_and_its_proved_fix_offered() {
     let p = Project::new("reverted_defective");
     p.migration("1_users", USERS, Some("drop table users;"));
+    p.run(&["migrate"]).expect_code(0);
     p.migration(
         "2_nick",
         "alter table users add column nick text;\ncreate index users_nick on users (nick);\n",
@@ -56,15 +58,15 @@ fn a_defective_down_is_named_at_the_deploy_and_its_proved_fix_offered() {
     refused.expect_output("the down of 2_nick (");
     refused.expect_output("column public.users.nick");
     refused.expect_output("backstop downs --write --force 2");
-    assert!(!p.client().exists("public.users"), "nothing ran: {}", refused.all());
+    assert_eq!(p.client().applied(), ["1"], "nothing ran: {}", refused.all());
     p.config(
         "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n\
          defective_downs = \"keep_proved\"\n",
     );
     let migrate = p.run(&["migrate"]);
     migrate.expect_code(0).expect_output("warning: the down of 2_nick");
-    // The proofs made by the refused run serve this one.
-    migrate.expect_output("reused the kept proof of 2 down(s)");
+    // The proof made by the refused run serves this one.
+    migrate.expect_output("reused the kept proof of 1 down(s)");
     p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
     let mut db = p.client();
     let nick: i64 = db
@@ -76,6 +78,54 @@ fn a_defective_down_is_named_at_the_deploy_and_its_proved_fix_offered() {
         .get(0);
     assert_eq!(nick, 0, "the kept down ran, not the file's");
     assert_eq!(db.applied(), ["1"]);
+}
+
+/// A bootstrap (nothing of the project applied yet: a laptop, CI, a new
+/// tenant) is not stopped by old authored downs that do not hold: the
+/// history runs, the defective files are named once with the fix, and
+/// the proved down of each is kept for `rollback`. A project that wants
+/// the refusal there too says `defective_downs = "refuse"`.
+#[test]
+fn a_bootstrap_is_not_refused_for_old_downs_nobody_runs() {
+    let p = Project::new("reverted_bootstrap");
+    p.migration("1_users", USERS, Some("drop table users;"));
+    p.migration(
+        "2_nick",
+        "alter table users add column nick text;\ncreate index users_nick on users (nick);\n",
+        Some("drop index users_nick;\n"),
+    );
+    p.migration("3_age", "alter table users add column age int;\n", Some("select 1;\n"));
+    p.config(
+        "[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n\
+         defective_downs = \"refuse\"\n",
+    );
+    let refused = p.run(&["migrate"]);
+    refused.expect_code(1).expect_output("backstop downs --write --force 2 3");
+    assert!(p.client().applied().is_empty(), "nothing ran: {}", refused.all());
+    p.config("[database]\nurl = \"${DATABASE_URL}\"\n\n[migrations]\ndir = \"migrations\"\n");
+    let migrate = p.run(&["migrate"]);
+    migrate.expect_code(0);
+    migrate.expect_output("warning: 2 authored down(s) do not bring the schema back:");
+    migrate.expect_output("2_nick/down.sql, ");
+    migrate.expect_output("this is a bootstrap");
+    assert!(
+        !migrate.all().contains("warning: the down of"),
+        "each file is named once, not again one by one: {}",
+        migrate.all()
+    );
+    assert_eq!(p.client().applied(), ["1", "2", "3"]);
+    p.run(&["rollback", "--steps", "2", "--yes"])
+        .expect_code(0)
+        .expect_output("✓ the schema is the one before 2");
+    let mut db = p.client();
+    let left: i64 = db
+        .query_one(
+            "select count(*) from information_schema.columns where table_name = 'users' and column_name in ('nick', 'age')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the proved downs ran, not the files'");
 }
 
 /// The last line of defence: a down changed after its proof (or any down

@@ -57,7 +57,10 @@ impl CheckGate<'_> {
             pending.iter().map(|m| Source::of_migration_on(m, server)).collect();
         let mut report = analyze(&sources, &settings);
         live::assess(client, &mut report, &settings)?;
-        let on = self.on_copy.as_ref();
+        let on = (
+            self.on_copy.as_ref(),
+            &mut crate::migrate::Quiet as &mut dyn crate::migrate::Progress,
+        );
         let copy =
             on_copy::findings_of_pending(client, &mut report.findings, &settings, pending, on)?;
         let server_version: String = client

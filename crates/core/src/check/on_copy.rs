@@ -1,18 +1,21 @@
 //! Certain failures, found where they cannot harm: the pending migrations
-//! run as `migrate` runs them on the copy of the target's schema a deploy
-//! keeps (`downs::keep`, never the target itself), which also proves
-//! their downs there and keeps those proofs, so the deploy that follows
-//! reuses them instead of running them again. A statement that fails on
-//! the copy is a critical BS405 with the server's own error, the
-//! statement and its place: `migrate`'s check gate then refuses before
-//! any backup is taken.
+//! run as `migrate` runs them on a copy of the target's schema (never the
+//! target itself). `check` runs the ups alone there (`downs::ups`): it
+//! proves no down, so it costs about a plain apply of what is pending,
+//! on every layout, up-only or not. `migrate`'s check gate, whose deploy
+//! proves the downs anyway, runs them on the copy its keep gate proves
+//! on (`downs::keep`) and hands it the proofs, so nothing runs twice. A
+//! statement that fails on the copy is a critical BS405 with the server's
+//! own error, the statement and its place: `migrate`'s check gate then
+//! refuses before any backup is taken.
 
 use std::path::PathBuf;
 
 use backstop_lint::{Code, Finding, Position};
 use postgres::Client;
 
-use crate::migrate::{self, Failure};
+use crate::kit::duration::human;
+use crate::migrate::{self, Failure, Progress, Stage};
 use crate::source::Migration;
 
 /// What running the pending migrations on a copy needs.
@@ -48,14 +51,14 @@ pub fn findings_of_pending(
     findings: &mut Vec<Finding>,
     settings: &super::Settings,
     pending: &[&Migration],
-    on: Option<&OnCopy>,
+    (on, progress): (Option<&OnCopy>, &mut dyn Progress),
 ) -> Result<Option<String>, super::CheckError> {
     let skip = |code| settings.lint.skip.contains(&code);
     let unadopted =
         if skip(Code::BS003) { Vec::new() } else { super::unadopted::findings(client, pending)? };
     let mut said = None;
     if let (Some(on), true, false) = (on, unadopted.is_empty(), skip(Code::BS405)) {
-        let ran = run(client, on, pending);
+        let ran = run(client, on, pending, progress);
         add(findings, ran.findings);
         said = (!ran.said.is_empty()).then_some(ran.said);
     }
@@ -64,44 +67,132 @@ pub fn findings_of_pending(
 }
 
 /// Runs `pending` on the copy; their failures as findings.
-pub fn run(client: &mut Client, on: &OnCopy, pending: &[&Migration]) -> Ran {
+pub fn run(
+    client: &mut Client,
+    on: &OnCopy,
+    pending: &[&Migration],
+    progress: &mut dyn Progress,
+) -> Ran {
     let versions: Vec<String> =
         pending.iter().filter(|m| !m.repeatable).map(|m| m.version.clone()).collect();
     if versions.is_empty() {
         return Ran { findings: Vec::new(), said: String::new() };
     }
-    let mut store = crate::downs::proofs::Store::open(&on.proofs);
     // Reading the database's schema waits no longer for a lock another
     // session holds than a migration would.
     let waits = bounded_lock_wait(client, on.settings.lock_timeout);
+    let ran = match &on.hand_to {
+        Some(hand) => with_downs(client, on, pending, &versions, hand),
+        None => ups_only(on, pending, progress),
+    };
+    if let Some(before) = waits {
+        let _ = client.execute("select set_config('lock_timeout', $1, false)", &[&before]);
+    }
+    ran
+}
+
+/// What is said where the copy could not be made or run on.
+fn not_run(e: &dyn std::error::Error) -> Ran {
+    let why = crate::kit::error::chain(e);
+    let said = format!(
+        "not run on a copy ({why}): a statement that fails on the database is found only when \
+         migrate runs it"
+    );
+    Ran { findings: Vec::new(), said }
+}
+
+/// `check`'s run: the ups alone, on a copy of the target's schema.
+fn ups_only(on: &OnCopy, pending: &[&Migration], progress: &mut dyn Progress) -> Ran {
+    let wait = Some(on.settings.lock_timeout).filter(|t| !t.is_zero());
+    let ran =
+        match crate::downs::ups::run_ups(&on.url, &on.migrations, &on.settings, wait, progress) {
+            Ok(ran) => ran,
+            Err(e) => return not_run(&e),
+        };
+    // A guard the target itself fails (a protected table it lacks) stops
+    // the copy's run before any statement: its own finding (BS100) says
+    // it; it is no migration's failure.
+    if let Some(f) = ran.failure.as_ref().filter(|f| f.stage == Stage::PreFlight) {
+        let said = format!(
+            "not run on a copy: {} (migrate's pre-flight refuses the same on the database)",
+            f.message
+        );
+        return Ran { findings: Vec::new(), said };
+    }
+    let findings: Vec<Finding> = ran.failure.iter().map(|f| finding(f, pending)).collect();
+    let took = human(ran.took);
+    let not_run = ran.not_run.len();
+    let mut said = match (&ran.failure, &ran.unrunnable) {
+        (Some(f), _) => format!(
+            "ran the pending migrations on a copy of the database's schema in {took}: {} fails \
+             there; the {} migration(s) from it on were not run",
+            f.version, not_run
+        ),
+        (None, Some((label, _))) if ran.ran.is_empty() => format!(
+            "not run on a copy: the first pending migration, {label}, cannot run as written (see \
+             its finding); none of the {not_run} pending migration(s) ran there"
+        ),
+        (None, Some((label, _))) => format!(
+            "ran {} pending migration(s) on a copy of the database's schema in {took}: every \
+             statement of those runs; {label} cannot run as written (see its finding), so the \
+             {not_run} from it on were not run",
+            ran.ran.len()
+        ),
+        (None, None) => format!(
+            "ran the {} pending migration(s) on a copy of the database's schema in {took}: \
+             every statement runs",
+            ran.ran.len()
+        ),
+    };
+    if let Some(call) = ran.left_out.first() {
+        said.push_str(&format!(
+            "; {} statement(s) reaching outside the database ({call}) were not run there",
+            ran.left_out.len()
+        ));
+    }
+    for note in &ran.notes {
+        said.push_str(&format!("; {note}"));
+    }
+    Ran { findings, said }
+}
+
+/// `migrate`'s check gate: the ups run where the deploy proves its
+/// downs, and what was proved handed to the keep gate.
+fn with_downs(
+    client: &mut Client,
+    on: &OnCopy,
+    pending: &[&Migration],
+    versions: &[String],
+    hand: &Handed,
+) -> Ran {
+    let mut store = crate::downs::proofs::Store::open(&on.proofs);
     let kept = crate::downs::keep::keep(
         (client, None),
         &on.url,
         &on.migrations,
         &on.settings,
         pending,
-        (&versions, true),
+        (versions, true),
         &mut store,
     );
-    if let Some(before) = waits {
-        let _ = client.execute("select set_config('lock_timeout', $1, false)", &[&before]);
-    }
     let kept = match kept {
         Ok(kept) => kept,
-        Err(e) => {
-            let why = crate::kit::error::chain(&e);
-            let said = format!(
-                "not run on a copy ({why}): a statement that fails on the database is found \
-                 only when migrate runs it"
-            );
-            return Ran { findings: Vec::new(), said };
-        }
+        Err(e) => return not_run(&e),
     };
-    let findings: Vec<Finding> = kept.up_failed.iter().map(|f| finding(f, pending)).collect();
+    // A guard the target itself fails is its own finding's (BS100).
+    let failed = kept.up_failed.iter().filter(|f| f.stage != Stage::PreFlight);
+    let findings: Vec<Finding> = failed.map(|f| finding(f, pending)).collect();
     let reused = kept.reused.len();
     let failed: Vec<String> = kept.up_failed.iter().map(|f| f.version.clone()).collect();
-    if let Some(hand) = &on.hand_to {
-        *hand.borrow_mut() = Some(kept);
+    let guard = kept.up_failed.iter().find(|f| f.stage == Stage::PreFlight).map(|f| {
+        format!(
+            "not run on a copy: {} (migrate's pre-flight refuses the same on the database)",
+            f.message
+        )
+    });
+    *hand.borrow_mut() = Some(kept);
+    if let Some(said) = guard {
+        return Ran { findings, said };
     }
     // A call that reaches outside the database is never run on a copy.
     let outside: Vec<String> = pending

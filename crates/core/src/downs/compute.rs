@@ -78,7 +78,7 @@ pub fn compute(
     let tools = tools.fit(server).map_err(tool_err)?;
     let pg_dump = tools.dir.join("pg_dump");
     let (mut workspace, mut start_notes, env, role) =
-        super::start::open(url, migrations, options, &pg_dump)?;
+        super::start::open(url, migrations, options, &pg_dump, true)?;
     // The replay works on the start itself unless it is cut in two (both
     // halves then start from copies of it): copying it (CREATE DATABASE,
     // with a checkpoint before and after) was a third of a one-migration

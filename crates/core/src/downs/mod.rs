@@ -38,10 +38,12 @@ mod picture;
 mod plan;
 pub mod proofs;
 mod quick;
+mod replay_quick;
 mod run;
 mod start;
 mod storage;
 mod toc;
+pub mod ups;
 pub mod write;
 
 use serde::Serialize;

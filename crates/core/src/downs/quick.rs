@@ -454,8 +454,9 @@ enum Tried {
 pub(super) enum Quick {
     /// Its down is proved and the up is applied.
     Proved(Proved),
-    /// Its up fails (the message and SQLSTATE); nothing changed.
-    UpFails(String, Option<String>),
+    /// Its up fails (the statement, its place and the server's error);
+    /// nothing changed.
+    UpFails(Box<migrate::Failure>),
     /// Not proved this way; nothing changed: the full way may go on.
     Not,
 }
@@ -504,7 +505,7 @@ pub(super) fn apply_proved(
         Ok(matches!(tried, Tried::Proved(_)))
     })?;
     if let Err(f) = outcome {
-        return Ok(Quick::UpFails(f.message, f.sqlstate));
+        return Ok(Quick::UpFails(Box::new((*f).clone())));
     }
     Ok(match tried {
         Tried::Proved(mut proved) => {

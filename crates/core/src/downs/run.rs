@@ -36,12 +36,12 @@ pub(super) struct Replay<'a> {
     pub(super) settings: &'a Settings,
     pub(super) progress: &'a mut dyn Progress,
     /// The picture of the copy's current state, while it holds.
-    picture: Option<State>,
+    pub(super) picture: Option<State>,
     /// The schema picture's queries, planned once for the whole replay.
     pub(super) prepared: &'a mut Prepared,
     /// The semantic picture, kept current between migrations: the state
     /// before the up of the migration being worked out.
-    tracked: &'a mut Tracked,
+    pub(super) tracked: &'a mut Tracked,
     /// Where the replay started, as a failure names it.
     start: Start,
     /// `pg_dump`'s options leaving out what the role may neither read nor
@@ -51,6 +51,11 @@ pub(super) struct Replay<'a> {
     /// How the last up that failed failed, for the down of its migration
     /// to carry (`Down::up_failed`).
     pub(super) up_failed: Option<migrate::Failure>,
+    /// What the whole server shares, as last read, under its stamp
+    /// (`own`: read whole only when the stamp moved).
+    pub(super) globals: Option<(String, roles::Globals)>,
+    /// Whether the session may read the settings files.
+    pub(super) files_readable: Option<bool>,
 }
 
 /// Where a replay started: what an up that fails for want of an object
@@ -223,6 +228,8 @@ impl<'a> Replay<'a> {
             start,
             left_out: None,
             up_failed: None,
+            globals: None,
+            files_readable: None,
         }
     }
 }
@@ -288,7 +295,7 @@ impl Replay<'_> {
 
     /// An up's failure, with a hint when it fails for want of an object
     /// the history did not make.
-    fn hinted(&self, message: String, sqlstate: Option<String>) -> String {
+    pub(super) fn hinted(&self, message: String, sqlstate: Option<String>) -> String {
         let missing = ["42P01", "42883", "42704", "3F000", "42703"];
         if sqlstate.as_deref().is_some_and(|s| missing.contains(&s)) {
             format!("{message} ({})", self.start.hint())
@@ -424,9 +431,13 @@ impl Replay<'_> {
                 return Ok(done);
             }
         }
-        // The quick way leaves the copy as it was when it gives up.
-        let before_schema = self.schema()?;
-        let (mode, own) = match self.try_own_down(m, &before_schema)? {
+        // The quick way leaves the copy as it was when it gives up; the
+        // picture is brought up to it (the own down's trial compares
+        // what changed against it).
+        self.tracked
+            .refresh(&mut *self.client, &mut *self.prepared)
+            .map_err(db("reading the schema"))?;
+        let (mode, own) = match self.try_own_down(m)? {
             Some((Proof::Holds(cosmetic), up_done)) => {
                 if !up_done {
                     if let Some(why) = self.up(m)? {
@@ -448,6 +459,9 @@ impl Replay<'_> {
             }
             Some((Proof::Fails(why), false)) => {
                 let own = Own::Defective(vec![format!("it fails: {why}")]);
+                if let Some(done) = self.quick_instead(m, &own, &format!("fails: {why}"))? {
+                    return Ok(done);
+                }
                 (Mode::Replace(why), Some(own))
             }
             Some((Proof::Differs(differences), true)) => {
@@ -457,7 +471,12 @@ impl Replay<'_> {
                 return Ok((down, false));
             }
             Some((Proof::Differs(differences), false)) => {
-                (Mode::AddTo, Some(Own::Defective(differences)))
+                let own = Own::Defective(differences);
+                let why = "does not bring the schema back";
+                if let Some(done) = self.quick_instead(m, &own, why)? {
+                    return Ok(done);
+                }
+                (Mode::AddTo, Some(own))
             }
             None if m.down.is_some() => {
                 let why = "it runs outside a transaction or cannot run as written, so it was not \
@@ -466,6 +485,9 @@ impl Replay<'_> {
             }
             None => (Mode::Compute, None),
         };
+        // The full way: the whole picture before the up (still the
+        // copy's state: every trial above was rolled back).
+        let before_schema = self.tracked.schema();
         let (down, stop) = self.worked_out(m, mode, &before_schema)?;
         Ok((Down { own: own.or(down.own), ..down }, stop))
     }
@@ -525,68 +547,6 @@ impl Replay<'_> {
             false
         };
         Ok((found_down(m, found, mode), stop))
-    }
-
-    /// The quick way for `m` (read as `reading`): the up applied once with
-    /// its down proved; `None` when the full way is to go on from the state
-    /// before the up, which is left as it was.
-    fn quick(
-        &mut self,
-        m: &Migration,
-        reading: &super::quick::Reading,
-    ) -> Result<Option<(Down, bool)>, DownsError> {
-        use super::quick::Quick;
-        let picture = (&mut *self.tracked, &mut *self.prepared);
-        if reading.transactional {
-            let tried = super::quick::apply_proved(
-                self.client,
-                self.settings,
-                picture,
-                m,
-                reading,
-                self.progress,
-            )?;
-            return Ok(match tried {
-                Quick::Proved(proved) => {
-                    self.picture = None;
-                    Some((super::quick::down(m, &proved, reading), false))
-                }
-                Quick::UpFails(message, sqlstate) => {
-                    let why = self.hinted(message, sqlstate);
-                    let notes = vec![format!("the up fails on the replayed database: {why}")];
-                    Some((Down::unprovable(m, Vec::new(), notes), true))
-                }
-                Quick::Not => None,
-            });
-        }
-        // An up that cannot run in one transaction is applied for real
-        // first; its down is then proved in a transaction rolled back.
-        let Some(inverses) = super::quick::before(self.client, picture, reading)? else {
-            return Ok(None);
-        };
-        if let Some(why) = self.up(m)? {
-            let notes = vec![format!("the up fails on the replayed database: {why}")];
-            return Ok(Some((Down::unprovable(m, Vec::new(), notes), true)));
-        }
-        let picture = (&*self.tracked, &mut *self.prepared);
-        let down = match super::quick::prove_applied(
-            (self.client, self.settings),
-            picture,
-            &inverses,
-            reading,
-        )? {
-            Ok(proved) => super::quick::down(m, &proved, reading),
-            Err(why) => Down::unprovable(
-                m,
-                Vec::new(),
-                vec![format!(
-                    "not proved: {why}; its up runs outside a transaction, so the copy cannot \
-                     go back to before it to work the down out another way: write this down \
-                     by hand"
-                )],
-            ),
-        };
-        Ok(Some((down, false)))
     }
 
     /// Runs the migration's own down for real.

@@ -63,12 +63,15 @@ pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError>
 /// The last: the role the downs are proved as (`None`: a superuser).
 pub(super) type Opened = (Workspace, Vec<String>, Option<String>, Option<String>);
 
-/// The replay's start for `migrations` against the target `url`.
+/// The replay's start for `migrations` against the target `url`; from a
+/// copy a previous run kept of the target (`downs::kept`) where `kept`
+/// allows it and there is one.
 pub(super) fn open(
     url: &str,
     migrations: &[Migration],
     options: &super::Options,
     pg_dump: &Path,
+    kept: bool,
 ) -> Result<Opened, DownsError> {
     let start = options.start.as_deref();
     refuse_outside(migrations)?;
@@ -89,7 +92,7 @@ pub(super) fn open(
     let runs_as = crate::rehearse::RunsAs::of(&mut target)?;
     // A start from the target: the copy a previous run kept of it as it is
     // now, when there is one.
-    let env = if options.from_target && runs_as.is_none() {
+    let env = if options.from_target && runs_as.is_none() && kept {
         Some(super::kept::env(&mut target, &bin, &preload, &dbname)?)
     } else {
         None

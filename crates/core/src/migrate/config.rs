@@ -60,9 +60,16 @@ pub struct MigrationsSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DefectiveDowns {
-    /// Refuse the run, naming the down and its differences, with the fix
-    /// (`backstop downs --write --force`).
+    /// Refuse a deploy onto a database with history, naming the down and
+    /// its differences, with the fix (`backstop downs --write --force`);
+    /// on a bootstrap (no migration of the project applied yet: a
+    /// laptop, CI, a new tenant) keep the proved down instead, as
+    /// [`DefectiveDowns::KeepProved`], and name the defective files once:
+    /// old downs nobody runs do not stop a history its own tool runs.
     #[default]
+    RefuseAfterBootstrap,
+    /// Refuse the run, bootstrap or not, naming the down and its
+    /// differences, with the fix (`backstop downs --write --force`).
     Refuse,
     /// Deploy, and keep the proved down with the record: `rollback` runs
     /// it instead of the file.
@@ -101,7 +108,7 @@ impl Default for MigrationsSection {
             layout: None,
             all_or_nothing: false,
             keep_downs: true,
-            defective_downs: DefectiveDowns::Refuse,
+            defective_downs: DefectiveDowns::RefuseAfterBootstrap,
             tool_history: InStep::Auto,
         }
     }

@@ -79,18 +79,26 @@ impl Gate for KeepDowns<'_> {
                 return Ok(migrate::GatePass::default());
             }
         };
-        for line in kept_lines(&kept) {
+        // A bootstrap (nothing of the project applied yet) is not stopped
+        // by old downs nobody runs, unless the project asks for it.
+        let bootstrap = self.defective == DefectiveDowns::RefuseAfterBootstrap && bootstrap(client);
+        let defective = match self.defective {
+            DefectiveDowns::RefuseAfterBootstrap if bootstrap => DefectiveDowns::KeepProved,
+            DefectiveDowns::RefuseAfterBootstrap => DefectiveDowns::Refuse,
+            other => other,
+        };
+        for line in kept_lines(&kept, bootstrap) {
             (self.note)(&line);
         }
         let fixes = kept.fixes();
-        if !fixes.is_empty() && self.defective == DefectiveDowns::Refuse {
+        if !fixes.is_empty() && defective == DefectiveDowns::Refuse {
             return Err(migrate::GateRefusal {
                 gate: "keep_downs".into(),
                 reason: refusal(&kept),
                 exit_code: 1,
             });
         }
-        if self.defective == DefectiveDowns::KeepProved {
+        if defective == DefectiveDowns::KeepProved {
             kept.downs.extend(fixes);
         }
         let detail = serde_json::json!({
@@ -105,6 +113,13 @@ impl Gate for KeepDowns<'_> {
         let undo_to = kept.undo.iter().map(|(v, e)| (v.clone(), e.to_json())).collect();
         Ok(migrate::GatePass { detail, kept_downs: kept.downs, undo_to, ..Default::default() })
     }
+}
+
+/// Whether the database holds no migration of the project yet: a
+/// bootstrap (a laptop, CI, a new tenant). A history that cannot be read
+/// is no bootstrap.
+fn bootstrap(client: &mut postgres::Client) -> bool {
+    crate::schema::applied::all(client).is_ok_and(|applied| applied.is_empty())
 }
 
 /// Why a run is refused for its defective downs: each named with what it
@@ -133,8 +148,9 @@ fn refusal(kept: &crate::downs::keep::Kept) -> String {
 
 /// What the operator is told about the kept downs: which came from a kept
 /// proof, which were proved now and why no proof covered them, which
-/// could not be proved, and each migration's own down that does not hold.
-fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
+/// could not be proved, and each migration's own down that does not hold
+/// (on a `bootstrap` where the proved ones are kept instead, named once).
+fn kept_lines(kept: &crate::downs::keep::Kept, bootstrap: bool) -> Vec<String> {
     let mut lines = kept.notes.clone();
     if !kept.reused.is_empty() {
         lines.push(format!(
@@ -169,7 +185,12 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
             "kept a proved down for {count} migration(s) with their records: `backstop rollback` runs them"
         ));
     }
-    for d in &kept.defective {
+    let fixed: Vec<&crate::downs::keep::Defect> =
+        kept.defective.iter().filter(|d| d.fix.is_some()).collect();
+    if bootstrap && !fixed.is_empty() {
+        lines.push(defective_once(&fixed));
+    }
+    for d in kept.defective.iter().filter(|d| !bootstrap || d.fix.is_none()) {
         let shown: Vec<&str> = d.differences.iter().take(5).map(String::as_str).collect();
         let more = d.differences.len().saturating_sub(shown.len());
         let more = if more > 0 { format!("; and {more} more") } else { String::new() };
@@ -225,6 +246,25 @@ fn kept_lines(kept: &crate::downs::keep::Kept) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The defective authored downs of a bootstrap, named once: each file,
+/// the proved down kept in its place, and how to fix the files.
+fn defective_once(fixed: &[&crate::downs::keep::Defect]) -> String {
+    let files: Vec<String> = fixed.iter().take(8).map(|d| d.path.display().to_string()).collect();
+    let more = match fixed.len().saturating_sub(files.len()) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "warning: {} authored down(s) do not bring the schema back: {}{more}; this is a \
+         bootstrap (no migration of the project was applied here), so each one's proved down is \
+         kept with its record instead and `rollback` runs that; `backstop downs` shows what each \
+         file leaves, `backstop downs --write --force` fixes the files (set [migrations] \
+         defective_downs = \"refuse\" to refuse a bootstrap for them too)",
+        fixed.len(),
+        files.join(", ")
+    )
 }
 
 /// The first `n` of `misses`, each with why, and how many more.

@@ -107,6 +107,39 @@ impl Globals {
         Ok(g)
     }
 
+    /// Whether the session may read the settings files, as
+    /// [`Globals::read`] asks before reading `ALTER SYSTEM`'s.
+    pub fn files_readable(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+        let sql = "select has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')";
+        Ok(client.query_one(sql, &[])?.get(0))
+    }
+
+    /// One answer that changes whenever anything [`Globals::read`] reads
+    /// changes (with `files`, the settings files' too): a cheap test,
+    /// one round trip, before reading them whole.
+    pub fn stamp(client: &mut impl GenericClient, files: bool) -> Result<String, postgres::Error> {
+        let columns: Vec<&str> = ATTRIBUTES.iter().map(|(c, _, _)| *c).collect();
+        let files = if files {
+            "(select string_agg(name || '=' || setting, ',' order by name, setting)
+                from pg_file_settings
+               where sourcefile like '%postgresql.auto.conf' and error is null)"
+        } else {
+            "''"
+        };
+        let sql = format!(
+            "select md5(concat_ws('|',
+                (select string_agg(r::text, ',' order by r::text)
+                   from (select rolname, {} from pg_roles where rolname !~ '^pg_') r),
+                (select string_agg(roleid || ' ' || member || ' ' || admin_option, ','
+                                   order by roleid, member) from pg_auth_members),
+                (select string_agg(s::text, ',' order by s::text) from pg_db_role_setting s),
+                (select datname from pg_database where datname = current_database()),
+                {files}))",
+            columns.join(", ")
+        );
+        Ok(client.query_one(&sql, &[])?.get(0))
+    }
+
     /// Whether the `ALTER SYSTEM` settings are the same.
     pub fn same_system(&self, now: &Globals) -> bool {
         self.system == now.system
