@@ -6,13 +6,17 @@
 use super::run::{db, Proof, Replay};
 use super::DownsError;
 use crate::migrate::{self, Direction, Settings};
-use crate::pg::tracked::Written;
+use crate::pg::tracked::{Tracked, Written};
+use crate::pg::Prepared;
 use crate::rehearse::server_state as roles;
 use crate::source::{Migration, Part};
 
 impl Replay<'_> {
-    /// The migration's own down tried after its up, both rolled back:
-    /// `None` when it cannot be tried so (outside a transaction).
+    /// The migration's own down tried after its up, as a rollback runs
+    /// it: `None` when it cannot be tried so (outside a transaction).
+    /// With the proof, whether the up is now applied on the copy: it is
+    /// applied once, and committed where its down holds (the down tried
+    /// in a savepoint rolled back to), else rolled back with the down.
     pub(super) fn try_own_down(
         &mut self,
         m: &Migration,
@@ -21,32 +25,71 @@ impl Replay<'_> {
         if !m.up.in_one_transaction() || down.no_transaction || !m.runnable(Part::Down) {
             return Ok(None);
         }
-        let groups = [
-            migrate::Group::whole(Direction::Up, true, vec![m]),
-            migrate::Group::whole(Direction::Down, true, vec![m]),
-        ];
-        let proof = self.tried(&groups)?;
-        match proof {
+        match self.applied_if_it_holds(m)? {
             // A value the up added to an enum cannot be used in the same
             // transaction (55P04), and a rollback runs the down in one of
             // its own: tried so, after the up committed.
-            Proof::Fails(why) if why.starts_with("55P04 ") => {
+            (Proof::Fails(why), false) if why.starts_with("55P04 ") => {
                 if let Some(why) = self.up(m)? {
                     return Ok(Some((Proof::Fails(format!("the up fails: {why}")), true)));
                 }
                 let down = [migrate::Group::whole(Direction::Down, true, vec![m])];
                 Ok(Some((self.tried(&down)?, true)))
             }
-            proof => Ok(Some((proof, false))),
+            done => Ok(Some(done)),
         }
+    }
+
+    /// The up of `m` applied as `migrate` applies it, then its own down
+    /// in a savepoint, the state after it compared with the state before
+    /// the up (see [`Replay::judged`]) and the savepoint rolled back to:
+    /// the up is committed where the down holds. The proof, and whether
+    /// the up was committed.
+    fn applied_if_it_holds(&mut self, m: &Migration) -> Result<(Proof, bool), DownsError> {
+        let (stamp, globals, files) = self.globals_now()?;
+        if m.writes_catalogs() {
+            self.tracked.catalogs_written();
+        }
+        let down_settings = Settings {
+            protected_tables: Vec::new(),
+            protected_made: Vec::new(),
+            ..self.settings.clone()
+        };
+        let up = migrate::Group::whole(Direction::Up, true, vec![m]);
+        let down = migrate::Group::whole(Direction::Down, true, vec![m]);
+        let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
+        let mut proof = None;
+        let apply = |e| migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e));
+        let (outcome, kept) =
+            migrate::attempt(&mut *self.client, self.settings, &up, self.progress, |tx| {
+                tx.batch_execute("SAVEPOINT backstop_own_down").map_err(apply)?;
+                let ran = migrate::apply_group_in(tx, &down_settings, &down, &mut migrate::Quiet)?;
+                let judged = match ran {
+                    Err(f) => Proof::Fails(failed(&f)),
+                    Ok(_) => {
+                        judged(tx, (tracked, prepared), (&stamp, &globals, files)).map_err(apply)?
+                    }
+                };
+                tx.batch_execute("ROLLBACK TO SAVEPOINT backstop_own_down").map_err(apply)?;
+                let holds = matches!(judged, Proof::Holds(_));
+                proof = Some(judged);
+                Ok(holds)
+            })?;
+        if let Err(f) = outcome {
+            let why = format!("the up fails: {}", f.message);
+            self.up_failed = Some(*f);
+            return Ok((Proof::Fails(why), false));
+        }
+        if kept {
+            self.picture = None;
+        }
+        Ok((proof.expect("judged after the down"), kept))
     }
 
     /// `groups` tried one after the other in a transaction rolled back
     /// (as a rollback runs them, but for the protected tables' guard: a
-    /// proof asks whether the schema comes back), and the schema after
-    /// the last compared with the state before the up (the replay's
-    /// picture, current to it), with what the whole server shares
-    /// and the database's own settings.
+    /// proof asks whether the schema comes back), and the state after the
+    /// last judged against the state before the up ([`judged`]).
     fn tried(&mut self, groups: &[migrate::Group<'_>]) -> Result<Proof, DownsError> {
         let (stamp, globals, files) = self.globals_now()?;
         let settings = Settings {
@@ -54,32 +97,16 @@ impl Replay<'_> {
             protected_made: Vec::new(),
             ..self.settings.clone()
         };
-        let (mut look, mut globals_after) = (None, None);
+        let mut proof = None;
         let last = groups.len() - 1;
-        let prepared = &mut *self.prepared;
-        // Only what the up and the down changed is read again, in the
-        // copy's own session (`pg::tracked`): the picture is current to
-        // the state before the up, and the rest is the same by its rule.
-        let tracked = &*self.tracked;
+        let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
         let outcomes =
             migrate::trial(&mut *self.client, &settings, groups, self.progress, |i, tx| {
                 if i == last {
-                    look = Some(tracked.look(tx, prepared, Written::None));
-                    // Read whole only where something of them changed.
-                    globals_after = Some(match roles::Globals::stamp(tx, files) {
-                        Ok(now) if now == stamp => Ok(None),
-                        Ok(_) => roles::Globals::read(tx).map(Some),
-                        Err(e) => Err(e),
-                    });
+                    proof = Some(judged(tx, (tracked, prepared), (&stamp, &globals, files)));
                 }
                 Ok(())
             })?;
-        // 55P04 (a new enum value used in the transaction that added it)
-        // is told apart: the caller tries again as a rollback runs it.
-        let failed = |f: &migrate::Failure| match f.sqlstate.as_deref() {
-            Some("55P04") => format!("55P04 {}", f.message),
-            _ => f.message.clone(),
-        };
         if let Some(Err(f)) = outcomes.iter().find(|o| o.is_err()) {
             return Ok(if f.direction == Direction::Up {
                 self.up_failed = Some((**f).clone());
@@ -88,17 +115,7 @@ impl Replay<'_> {
                 Proof::Fails(failed(f))
             });
         }
-        let (before, now) = look.expect("read after the down").map_err(db("reading the schema"))?;
-        let globals_after =
-            globals_after.expect("read after the down").map_err(db("reading the roles"))?;
-        let mut differences =
-            globals_after.map(|after| globals.differences(&after)).unwrap_or_default();
-        differences.extend(before.schema.differences(&now.schema));
-        Ok(if differences.is_empty() {
-            Proof::Holds(before.schema.cosmetic_differences(&now.schema))
-        } else {
-            Proof::Differs(differences)
-        })
+        proof.expect("judged after the down").map_err(db("reading the schema"))
     }
 
     /// What the whole server shares now, with its stamp and whether the
@@ -113,8 +130,8 @@ impl Replay<'_> {
                 *self.files_readable.insert(files)
             }
         };
-        let stamp =
-            roles::Globals::stamp(&mut *self.client, files).map_err(db("reading the roles"))?;
+        let stamp = roles::Globals::stamp(&mut *self.client, &mut *self.prepared, files)
+            .map_err(db("reading the roles"))?;
         if let Some((kept, globals)) = &self.globals {
             if *kept == stamp {
                 return Ok((stamp, globals.clone(), files));
@@ -124,4 +141,37 @@ impl Replay<'_> {
         self.globals = Some((stamp.clone(), globals.clone()));
         Ok((stamp, globals, files))
     }
+}
+
+/// A down's failure as a proof says it; 55P04 (a new enum value used in
+/// the transaction that added it) told apart: the caller tries again as a
+/// rollback runs it.
+fn failed(f: &migrate::Failure) -> String {
+    match f.sqlstate.as_deref() {
+        Some("55P04") => format!("55P04 {}", f.message),
+        _ => f.message.clone(),
+    }
+}
+
+/// The state in `tx` after a down, against the state before its up:
+/// only what changed since the replay's picture (current to the state
+/// before the up) is read again, in the copy's own session
+/// (`pg::tracked`), the rest being the same by its rule; what the whole
+/// server shares is read whole only where its stamp moved.
+fn judged(
+    tx: &mut postgres::Transaction<'_>,
+    (tracked, prepared): (&Tracked, &mut Prepared),
+    (stamp, globals, files): (&str, &roles::Globals, bool),
+) -> Result<Proof, postgres::Error> {
+    let (before, now) = tracked.look(tx, prepared, Written::None)?;
+    let mut differences = match roles::Globals::stamp(tx, prepared, files)? {
+        now if now == stamp => Vec::new(),
+        _ => globals.differences(&roles::Globals::read(tx)?),
+    };
+    differences.extend(before.schema.differences(&now.schema));
+    Ok(if differences.is_empty() {
+        Proof::Holds(before.schema.cosmetic_differences(&now.schema))
+    } else {
+        Proof::Differs(differences)
+    })
 }

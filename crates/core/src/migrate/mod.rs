@@ -28,7 +28,10 @@ pub use config::{DefectiveDowns, InStep, MigrationsSection, RollbackSection, Set
 pub use gate::{pass_all, Gate, GatePass, GateRefusal, Stamp, Waived};
 pub use plan::{plan_down, plan_up, EnumRule, EnumValueRule, Plan, PlannedGroup, Split};
 pub use rollback::{rollback, RollbackTarget};
-pub use run::{attempt, set_timeouts, trial, Direction, Done, Failure, Group, GroupOutcome, Stage};
+pub use run::{
+    apply_group_in, attempt, set_timeouts, trial, Direction, Done, Failure, Group, GroupOutcome,
+    Stage,
+};
 pub use status::{status, Drift, Entry, HalfApplied, Status};
 
 use crate::pg::lock::{LockError, LockHolder, MigrationLock};

@@ -493,6 +493,17 @@ pub fn attempt(
     Ok((outcome, true))
 }
 
+/// [`apply_in`] for a caller's own transaction (a proof that runs a down
+/// inside [`attempt`]'s, in a savepoint it rolls back to).
+pub fn apply_group_in(
+    tx: &mut postgres::Transaction<'_>,
+    settings: &Settings,
+    group: &Group<'_>,
+    progress: &mut dyn Progress,
+) -> Result<TrialOutcome, ApplyError> {
+    apply_in(tx, settings, group, &Stamp::default(), progress)
+}
+
 /// The statements, checks and history rows of a transactional group in
 /// `tx`, which the caller commits or rolls back.
 fn apply_in(

@@ -116,8 +116,13 @@ impl Globals {
 
     /// One answer that changes whenever anything [`Globals::read`] reads
     /// changes (with `files`, the settings files' too): a cheap test,
-    /// one round trip, before reading them whole.
-    pub fn stamp(client: &mut impl GenericClient, files: bool) -> Result<String, postgres::Error> {
+    /// one round trip on a statement `prepared` keeps, before reading
+    /// them whole.
+    pub fn stamp(
+        client: &mut impl GenericClient,
+        prepared: &mut crate::pg::Prepared,
+        files: bool,
+    ) -> Result<String, postgres::Error> {
         let columns: Vec<&str> = ATTRIBUTES.iter().map(|(c, _, _)| *c).collect();
         let files = if files {
             "(select string_agg(name || '=' || setting, ',' order by name, setting)
@@ -137,7 +142,8 @@ impl Globals {
                 {files}))",
             columns.join(", ")
         );
-        Ok(client.query_one(&sql, &[])?.get(0))
+        let statement = prepared.get(client, &sql)?;
+        Ok(client.query_one(&statement, &[])?.get(0))
     }
 
     /// Whether the `ALTER SYSTEM` settings are the same.
