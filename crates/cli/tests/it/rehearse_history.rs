@@ -234,3 +234,59 @@ fn a_cut_settled_at_either_end_still_round_trips_each_migration_once() {
     }
     assert!(!p.client().exists("public.t0"), "a copy's migration reached the target");
 }
+
+/// One history, one verdict per down, whichever command asks: the first
+/// deploy (which proves every down on a copy) names as defective exactly
+/// the authored downs whose round trip the rehearsal fails: a down that
+/// does not bring the schema back, one that fails, and one after which
+/// the up fails again (a large object left behind, which no schema
+/// picture holds). Before, the deploy missed the last kind: it never ran
+/// the up again.
+#[test]
+fn migrate_and_rehearse_find_the_same_defective_downs() {
+    let p = Project::new("rh_one_verdict");
+    let mut planted = Vec::new();
+    for i in 0..60 {
+        let (up, down, plant) = history::planted(i);
+        p.migration(&format!("{}_m{i}", version(i)), &up, Some(&down));
+        if plant.is_some_and(|p| p != history::Plant::Cosmetic) {
+            planted.push(version(i));
+        }
+    }
+    let run = p.run(&["rehearse", "--schema-only"]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.ends_with("migration(s) fail the round trip:"))
+        .unwrap_or_else(|| panic!("no summary of the failing migrations:\n{}", run.all()));
+    let rehearsed: Vec<String> = lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim_start().split('_').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(rehearsed, planted, "{}", run.all());
+    // A bootstrap deploys, keeping the proved downs, and records which
+    // authored downs do not hold.
+    let migrate = p.run(&["migrate"]);
+    migrate.expect_code(0);
+    let mut db = p.client();
+    let rows = db
+        .query(
+            "select details -> 'gates' -> 'keep_downs' -> 'defective' from backstop.events
+              where kind = 'migrate' and details -> 'gates' ? 'keep_downs' order by id",
+            &[],
+        )
+        .unwrap();
+    let defective: Vec<serde_json::Value> = rows.iter().map(|r| r.get(0)).collect();
+    let defective = serde_json::Value::Array(
+        defective.into_iter().flat_map(|d| d.as_array().cloned().unwrap_or_default()).collect(),
+    );
+    let deployed: Vec<String> = defective
+        .as_array()
+        .unwrap_or_else(|| panic!("no defective list: {defective}\n{}", migrate.all()))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deployed, rehearsed, "{}", migrate.all());
+    assert_eq!(db.applied().len(), 60);
+}

@@ -185,12 +185,10 @@ fn kept_lines(kept: &crate::downs::keep::Kept, bootstrap: bool) -> Vec<String> {
             "kept a proved down for {count} migration(s) with their records: `backstop rollback` runs them"
         ));
     }
-    let fixed: Vec<&crate::downs::keep::Defect> =
-        kept.defective.iter().filter(|d| d.fix.is_some()).collect();
-    if bootstrap && !fixed.is_empty() {
-        lines.push(defective_once(&fixed));
+    if bootstrap {
+        lines.extend(defective_once(&kept.defective));
     }
-    for d in kept.defective.iter().filter(|d| !bootstrap || d.fix.is_none()) {
+    for d in kept.defective.iter().filter(|_| !bootstrap) {
         let shown: Vec<&str> = d.differences.iter().take(5).map(String::as_str).collect();
         let more = d.differences.len().saturating_sub(shown.len());
         let more = if more > 0 { format!("; and {more} more") } else { String::new() };
@@ -248,23 +246,39 @@ fn kept_lines(kept: &crate::downs::keep::Kept, bootstrap: bool) -> Vec<String> {
     lines
 }
 
-/// The defective authored downs of a bootstrap, named once: each file,
-/// the proved down kept in its place, and how to fix the files.
-fn defective_once(fixed: &[&crate::downs::keep::Defect]) -> String {
-    let files: Vec<String> = fixed.iter().take(8).map(|d| d.path.display().to_string()).collect();
-    let more = match fixed.len().saturating_sub(files.len()) {
-        0 => String::new(),
-        n => format!(" and {n} more"),
+/// The defective authored downs of a bootstrap, named once: those a
+/// proved down replaces (kept with their records), then those none does.
+fn defective_once(defective: &[crate::downs::keep::Defect]) -> Vec<String> {
+    let files = |of: &[&crate::downs::keep::Defect]| {
+        let shown: Vec<String> = of.iter().take(8).map(|d| d.path.display().to_string()).collect();
+        match of.len().saturating_sub(shown.len()) {
+            0 => shown.join(", "),
+            n => format!("{} and {n} more", shown.join(", ")),
+        }
     };
-    format!(
-        "warning: {} authored down(s) do not bring the schema back: {}{more}; this is a \
-         bootstrap (no migration of the project was applied here), so each one's proved down is \
-         kept with its record instead and `rollback` runs that; `backstop downs` shows what each \
-         file leaves, `backstop downs --write --force` fixes the files (set [migrations] \
-         defective_downs = \"refuse\" to refuse a bootstrap for them too)",
-        fixed.len(),
-        files.join(", ")
-    )
+    let (fixed, unfixed): (Vec<_>, Vec<_>) = defective.iter().partition(|d| d.fix.is_some());
+    let mut lines = Vec::new();
+    if !fixed.is_empty() {
+        lines.push(format!(
+            "warning: {} authored down(s) do not bring the schema back: {}; this is a \
+             bootstrap (no migration of the project was applied here), so each one's proved \
+             down is kept with its record instead and `rollback` runs that; `backstop downs` \
+             shows what each file leaves, `backstop downs --write --force` fixes the files (set \
+             [migrations] defective_downs = \"refuse\" to refuse a bootstrap for them too)",
+            fixed.len(),
+            files(&fixed)
+        ));
+    }
+    if !unfixed.is_empty() {
+        lines.push(format!(
+            "warning: {} authored down(s) do not bring the schema back and no down that does \
+             could be proved: {}; a rollback through them needs a restore (method B); \
+             `backstop downs` says what each leaves",
+            unfixed.len(),
+            files(&unfixed)
+        ));
+    }
+    lines
 }
 
 /// The first `n` of `misses`, each with why, and how many more.
