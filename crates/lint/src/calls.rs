@@ -39,8 +39,10 @@ impl Call {
     }
 
     /// Why the call reaches outside the database, if it does: pg_net's
-    /// `net.http_*` sends an HTTP request, dblink runs SQL elsewhere. Such
-    /// a call is never run on a copy.
+    /// `net.http_*` sends an HTTP request, dblink runs SQL elsewhere, the
+    /// server-side large object and file functions read or write files
+    /// on the server's host. Such a call is never run on a copy: a copy's
+    /// server runs on the machine Backstop runs on.
     pub fn reaches_outside(&self) -> Option<&'static str> {
         let name = self.name.as_str();
         if self.schema.as_deref() == Some("net") && name.starts_with("http_") {
@@ -49,7 +51,18 @@ impl Call {
         if name.starts_with("dblink") && name != "dblink_connect" {
             return Some("dblink runs SQL on another database");
         }
-        None
+        match name {
+            "lo_export" | "lo_import" if !self.args.is_empty() => {
+                Some("it reads or writes a file on the server's host")
+            }
+            "pg_file_write" | "pg_file_rename" | "pg_file_unlink" | "pg_file_sync" => {
+                Some("it writes a file on the server's host")
+            }
+            "pg_read_file" | "pg_read_binary_file" | "pg_ls_dir" | "pg_stat_file" => {
+                Some("it reads the server host's files")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -61,17 +74,65 @@ pub fn may_call(sql: &str) -> bool {
     ["select", "call", "do", "with", "("].iter().any(|k| head.starts_with(k))
 }
 
-/// The first call in `sql` (one statement) that reaches outside the
-/// database, as `schema.name`.
+/// Words one of which a statement that reaches outside the database
+/// holds: most statements need not be parsed again to know they do not.
+const OUTSIDE_WORDS: [&str; 7] =
+    ["http_", "dblink", "copy", "lo_export", "lo_import", "pg_file_", "pg_read_"];
+
+/// What in `sql` (one statement) reaches outside the database, if
+/// anything does: the first such call, as `schema.name`, or a `COPY` to
+/// or from a program or a file on the server's host (also in a `DO`
+/// block), as `COPY … PROGRAM` or `COPY … a server file`.
 pub fn reaches_outside(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !OUTSIDE_WORDS.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    if let Some(copy) = copy_outside(sql) {
+        return Some(copy);
+    }
     if !may_call(sql) {
         return None;
     }
-    let lower = sql.to_ascii_lowercase();
-    if !(lower.contains("http_") || lower.contains("dblink")) {
-        return None;
-    }
     calls(sql).into_iter().find(|c| c.reaches_outside().is_some()).map(|c| c.shown())
+}
+
+/// A `COPY` in `sql` that runs a program or reads or writes a file on the
+/// server's host (`COPY … TO PROGRAM 'touch …'`, `COPY t FROM '/data'`),
+/// where the statement or a `DO` block's statement is one; `STDIN` and
+/// `STDOUT` stay between server and client.
+fn copy_outside(sql: &str) -> Option<String> {
+    let tree = pg_query::parse(sql, 0).ok()?;
+    for raw in &tree.protobuf.stmts {
+        match raw.stmt.as_ref().and_then(|s| s.node.as_ref()) {
+            Some(NodeEnum::CopyStmt(c)) if c.is_program => {
+                let way = if c.is_from { "FROM" } else { "TO" };
+                return Some(format!("COPY … {way} PROGRAM"));
+            }
+            Some(NodeEnum::CopyStmt(c)) if !c.filename.is_empty() => {
+                let way = if c.is_from { "FROM" } else { "TO" };
+                return Some(format!("COPY … {way} a server file"));
+            }
+            Some(NodeEnum::DoStmt(d)) => {
+                let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { continue };
+                let mut found = None;
+                crate::plpgsql::walk(&tree, &mut |key, v| {
+                    let query = match key {
+                        "PLpgSQL_stmt_execsql" => v.pointer("/sqlstmt/PLpgSQL_expr/query"),
+                        _ => None,
+                    };
+                    if let Some(q) = query.and_then(Value::as_str) {
+                        found = found.take().or_else(|| copy_outside(q));
+                    }
+                });
+                if found.is_some() {
+                    return found;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The calls `sql` (one statement) makes when it runs: those of a
@@ -167,6 +228,38 @@ fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_and_server_files_reach_outside() {
+        let outside = |sql: &str| reaches_outside(sql);
+        assert_eq!(
+            outside("COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'").as_deref(),
+            Some("COPY … TO PROGRAM")
+        );
+        assert_eq!(
+            outside("copy t from program 'curl example.com'").as_deref(),
+            Some("COPY … FROM PROGRAM")
+        );
+        assert_eq!(outside("COPY t TO '/tmp/t.csv'").as_deref(), Some("COPY … TO a server file"));
+        assert_eq!(
+            outside("DO $$ BEGIN COPY t FROM '/srv/seed.csv'; END $$").as_deref(),
+            Some("COPY … FROM a server file")
+        );
+        assert_eq!(outside("SELECT lo_export(16401, '/tmp/blob')").as_deref(), Some("lo_export"));
+        assert_eq!(
+            outside("SELECT pg_file_write('x', 'y', false)").as_deref(),
+            Some("pg_file_write")
+        );
+        assert_eq!(
+            outside("DO $$ BEGIN PERFORM pg_read_file('/etc/hosts'); END $$").as_deref(),
+            Some("pg_read_file")
+        );
+        // Between server and client, or no file at all: not outside.
+        assert_eq!(outside("COPY t FROM STDIN"), None);
+        assert_eq!(outside("COPY t TO STDOUT"), None);
+        assert_eq!(outside("SELECT lo_create(0)"), None);
+        assert_eq!(outside("CREATE TABLE copy_of_t (id int)"), None);
+    }
 
     #[test]
     fn calls_are_read_with_their_constants() {

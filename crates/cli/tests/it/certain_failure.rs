@@ -208,3 +208,39 @@ fn a_table_the_database_has_or_the_run_made_is_not_created_again() {
     assert_eq!(found.len(), 1, "{json:#}");
     assert!(found[0]["file"].as_str().unwrap().ends_with("2_users_again/up.sql"), "{json:#}");
 }
+
+/// Nothing that reaches outside the database runs on a copy: a program
+/// (`COPY … TO PROGRAM`), a file on the server's host (`COPY … TO
+/// '/path'`, `lo_export`), up or down. The copy's server runs on the
+/// machine Backstop runs on, as a superuser where the target's session is
+/// one. Before, the program ran during `check`, twice, with GO and no word.
+#[test]
+fn a_program_or_a_server_file_in_a_migration_never_runs_on_a_copy() {
+    let p = Project::new("certain_outside");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    let touched = dir.path().join("touched");
+    let written = dir.path().join("written.csv");
+    p.migration(
+        "1_items",
+        &format!(
+            "CREATE TABLE items (id int PRIMARY KEY);\n\
+             COPY (SELECT 1) TO PROGRAM 'touch {}';\n\
+             COPY items TO '{}';\n",
+            touched.display(),
+            written.display()
+        ),
+        Some(&format!(
+            "COPY (SELECT 2) TO PROGRAM 'touch {}';\nDROP TABLE items;\n",
+            touched.display()
+        )),
+    );
+    let check = p.run(&["check"]);
+    check.expect_output("2 statement(s) reaching outside the database (COPY … TO PROGRAM");
+    check.expect_output("were not run there");
+    p.run(&["rehearse", "--schema-only"]);
+    p.run(&["downs"]);
+    assert!(!touched.exists(), "a program ran on a copy: {}", check.all());
+    assert!(!written.exists(), "a server file was written from a copy");
+}

@@ -1,6 +1,8 @@
-//! What a copy runs otherwise than the target: a statement that calls a
-//! function reaching outside the database (pg_net's `net.http_*`, dblink)
-//! is never run, so a copy never sends what production would; and an
+//! What a copy runs otherwise than the target: a statement that reaches
+//! outside the database (pg_net's `net.http_*`, dblink, a `COPY` to or
+//! from a program or a server file, the server-side file functions) is
+//! never run, up or down, so a copy never sends what production would nor
+//! runs a program or touches a file on the machine Backstop runs on; and an
 //! `ALTER DATABASE` of the target's own database alters the copy's, whose
 //! name is another.
 
@@ -31,7 +33,13 @@ pub fn replayed<'m>(
             }
         }
         for (j, s) in m.down.iter().flat_map(|d| d.statements.iter().enumerate()) {
-            if let Some(sql) = on_current_database(&s.sql, database) {
+            if let Some(call) = reaches_outside(&s.sql) {
+                let sql = format!(
+                    "SELECT {}",
+                    literal(&format!("not replayed: {call} reaches outside the database"))
+                );
+                renamed.push((i, true, j, sql));
+            } else if let Some(sql) = on_current_database(&s.sql, database) {
                 renamed.push((i, true, j, sql));
             }
         }
