@@ -249,9 +249,10 @@ impl Replay<'_> {
         }
         let excluded = self.left_out.as_deref().unwrap_or_default();
         let (url, dbname) = (&self.copy.server_url, &self.copy.dbname);
-        let dump = toc::dump_with(&self.pg_dump, url, dbname, excluded)?;
+        let mut dump = toc::dump_with(&self.pg_dump, url, dbname, excluded)?;
         let mut catalog =
             catalog::read(&mut *self.client, &dump).map_err(db("reading the catalog"))?;
+        dump.name_members(&catalog.owners);
         super::storage::read_settings(&mut *self.client, &mut catalog.tables)
             .map_err(db("reading the tables' settings"))?;
         Ok(State { dump, catalog })

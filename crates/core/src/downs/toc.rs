@@ -100,6 +100,28 @@ impl Dump {
         self.entries.iter().find(|p| p.class == PG_CLASS && p.oid == *owner)
     }
 
+    /// Names the table of each member entry (`table member`) whose
+    /// dependencies do not name it (pg_dump lists none for a trigger) from
+    /// the catalog's `owners` ((class, OID) → relation OID): its name is
+    /// then split after the table's, never at its first space (a trigger
+    /// `my trg` on `"foobar fk"` is `foobar fk my trg`).
+    pub fn name_members(&mut self, owners: &HashMap<(u32, u32), u32>) {
+        let tables: HashMap<u32, String> = self
+            .entries
+            .iter()
+            .filter(|t| t.class == PG_CLASS)
+            .map(|t| (t.oid, t.name.clone()))
+            .collect();
+        for e in self.entries.iter_mut().filter(|e| e.table.is_none()) {
+            let Some(table) = owners.get(&(e.class, e.oid)).and_then(|r| tables.get(r)) else {
+                continue;
+            };
+            if e.name.strip_prefix(table.as_str()).is_some_and(|r| r.starts_with(' ')) {
+                e.table = Some(table.clone());
+            }
+        }
+    }
+
     fn indexed(entries: Vec<Entry>) -> Dump {
         let index = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
         Dump { entries, index }
@@ -317,6 +339,24 @@ COMMENT ON TABLE public.users IS 'people';
 
 \\unrestrict abc
 ";
+
+    /// Regression: pg_dump lists no dependency for a trigger, so its table
+    /// came from its name cut at the first space: `DROP TRIGGER IF EXISTS
+    /// "fk my trg" ON public.foobar` for trigger `my trg` on `"foobar fk"`.
+    #[test]
+    fn a_members_table_without_dependencies_comes_from_the_catalog() {
+        let mut dump = parse(
+            "--\n-- TOC entry 10 (class 1259 OID 16400)\n-- Name: foobar fk; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+             CREATE TABLE public.\"foobar fk\" (id int);\n\n\
+             --\n-- TOC entry 11 (class 1259 OID 16401)\n-- Name: foobar; Type: TABLE; Schema: public; Owner: app\n--\n\n\
+             CREATE TABLE public.foobar (id int);\n\n\
+             --\n-- TOC entry 12 (class 2620 OID 16402)\n-- Name: foobar fk my trg; Type: TRIGGER; Schema: public; Owner: app\n--\n\n\
+             CREATE TRIGGER \"my trg\" BEFORE INSERT ON public.\"foobar fk\" FOR EACH ROW EXECUTE FUNCTION public.trg();\n",
+        );
+        dump.name_members(&HashMap::from([((2620, 16402), 16400)]));
+        let trigger = dump.entries.iter().find(|e| e.kind == "TRIGGER").unwrap();
+        assert_eq!(trigger.table_and_member(), Some(("foobar fk", "my trg")));
+    }
 
     /// Regression: a constraint of table `"foo bar"` named `"foo bar_fk"`
     /// is `foo bar foo bar_fk` in pg_dump's words; split at the first
