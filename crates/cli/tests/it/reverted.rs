@@ -463,3 +463,31 @@ fn rehearse_proves_the_downs_together_as_a_rollback_of_them_all_runs_them() {
     let detail = together["detail"].as_str().unwrap();
     assert!(detail.contains("run in reverse in one transaction"), "{json:#}");
 }
+
+/// The ownership an up gives a sequence (`ALTER SEQUENCE … OWNED BY`,
+/// which decides whether dropping the column drops the sequence) is part
+/// of the picture: a down that forgets to take it back does not hold, and
+/// the deploy says so. Before, the deploy's proof, `rehearse` and `downs`
+/// passed it, and `rollback` printed ✓ with the ownership left.
+#[test]
+fn a_sequence_ownership_the_down_forgets_is_a_difference() {
+    let p = Project::new("reverted_owned_by");
+    p.migration(
+        "1_t",
+        "create table t (id int);\ncreate sequence s;\n",
+        Some("drop sequence s;\ndrop table t;\n"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("2_own", "alter sequence s owned by t.id;\n", Some("select 1;\n"));
+    let refused = p.run(&["migrate"]);
+    refused.expect_code(1).expect_output("the down of 2_own (").expect_output("sequence public.s");
+    assert_eq!(p.client().applied(), ["1"], "nothing ran: {}", refused.all());
+    // Its down put right, the deploy and the rollback hold.
+    p.migration(
+        "2_own",
+        "alter sequence s owned by t.id;\n",
+        Some("alter sequence s owned by none;\n"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
+}

@@ -494,7 +494,16 @@ fn table_and_privilege_parts() -> Vec<Part> {
         part(
             "'sequence ' || n.nspname || '.' || c.relname,
                     format_type(s.seqtypid, null) || ' start=' || s.seqstart || ' increment=' || s.seqincrement
-                    || ' max=' || s.seqmax || ' min=' || s.seqmin || ' cache=' || s.seqcache || ' cycle=' || s.seqcycle"
+                    || ' max=' || s.seqmax || ' min=' || s.seqmin || ' cache=' || s.seqcache || ' cycle=' || s.seqcycle
+                    || coalesce((select ' owned by ' || rn.nspname || '.' || rc.relname || '.' || ra.attname
+                                   from pg_depend d
+                                   join pg_class rc on rc.oid = d.refobjid
+                                   join pg_namespace rn on rn.oid = rc.relnamespace
+                                   join pg_attribute ra on ra.attrelid = d.refobjid and ra.attnum = d.refobjsubid
+                                  where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                                    and d.refclassid = 'pg_class'::regclass and d.deptype = 'a'
+                                    and d.refobjsubid > 0
+                                  limit 1), '')"
                 .into(),
             format!(
                 "from pg_sequence s join pg_class c on c.oid = s.seqrelid
