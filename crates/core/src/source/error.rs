@@ -63,9 +63,9 @@ pub enum SourceError {
     #[error("{path}:{line}: {message}")]
     Plan { path: PathBuf, line: usize, message: String },
     #[error(
-        "{dir} holds {count} .sql file(s) no layout Backstop reads takes for migrations: \
+        "{dir} holds {count} migration file(s) no layout Backstop reads takes for migrations: \
          {files}{looks}; nothing was run or created: set [migrations] dir and layout in \
-         backstop.toml to the migrations of a tool Backstop reads (docs/layouts.md)"
+         backstop.toml to the SQL migrations of a tool Backstop reads (docs/layouts.md)"
     )]
     Unclaimed { dir: PathBuf, count: usize, files: String, looks: String },
     #[error("could not write {path}; check the folder's permissions and free space")]
