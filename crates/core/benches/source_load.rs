@@ -53,6 +53,10 @@ fn write_migration(dir: &Path, layout: Layout, i: usize, plan: &mut String) {
             &dir.join(format!("{stamp}_m{i}.sql")),
             &format!("-- migrate:up\n{up}\n\n-- migrate:down\n{down}\n"),
         ),
+        Layout::NodePgMigrate => write(
+            &dir.join(format!("{}_m{i}.sql", 1_700_000_000_000u64 + i as u64)),
+            &format!("-- Up Migration\n{up}\n\n-- Down Migration\n{down}\n"),
+        ),
         Layout::Goose => write(
             &dir.join(format!("{:05}_m{i}.sql", i + 1)),
             &format!("-- +goose Up\n-- +goose StatementBegin\n{up}\n-- +goose StatementEnd\n\n-- +goose Down\n{down}\n"),

@@ -118,6 +118,10 @@ fn files_of(
             dir.join(format!("{version}_{name}.sql")),
             format!("-- +goose Up\n{up}\n-- +goose Down\n-- {DOWN_NOTE}\n"),
         )],
+        Layout::NodePgMigrate => vec![(
+            dir.join(format!("{version}_{name}.sql")),
+            format!("-- Up Migration\n{up}\n-- Down Migration\n-- {DOWN_NOTE}\n"),
+        )],
         Layout::Flyway => vec![
             (dir.join(format!("V{version}__{name}.sql")), up),
             (dir.join(format!("U{version}__{name}.sql")), format!("-- {DOWN_NOTE}\n")),
@@ -194,8 +198,9 @@ fn next_version(
     if matches!(layout, Layout::Supabase | Layout::Prisma) {
         return later_stamp(&versioned, now, STAMP);
     }
-    // The Hasura CLI names a migration by its time in milliseconds.
-    if layout == Layout::Hasura {
+    // The Hasura CLI and node-pg-migrate name a migration by its time in
+    // milliseconds.
+    if matches!(layout, Layout::Hasura | Layout::NodePgMigrate) {
         let latest = versioned.iter().filter_map(|m| m.version.parse::<i64>().ok()).max();
         let now = now.timestamp_millis();
         return latest.filter(|l| *l >= now).map_or(now, |l| l + 1).to_string();

@@ -35,6 +35,7 @@ mod layouts;
 mod managed;
 mod memory;
 mod migrate_groups;
+mod node_pg_migrate;
 mod openfeature;
 mod pg_versions;
 mod pgbackrest;

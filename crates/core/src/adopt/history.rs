@@ -91,6 +91,7 @@ pub fn table_of(tool: Layout) -> &'static str {
         Layout::GraphileMigrate => "graphile_migrate.migrations",
         Layout::Atlas => "atlas_schema_revisions.atlas_schema_revisions",
         Layout::Hasura => "hdb_catalog.hdb_version",
+        Layout::NodePgMigrate => "pgmigrations",
     }
 }
 
@@ -281,6 +282,17 @@ pub fn read(
             .collect(),
         Layout::GraphileMigrate => graphile(&mut *client, t)?,
         Layout::Atlas => atlas(&mut *client, t)?,
+        Layout::NodePgMigrate => client
+            .query(
+                &format!(
+                    "select name::text, extract(epoch from run_on)::float8 from {t} order by run_on, id"
+                ),
+                &[],
+            )
+            .map_err(db(t))?
+            .iter()
+            .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
+            .collect(),
         Layout::Dbmate => client
             .query(&format!("select version::text from {t} order by version"), &[])
             .map_err(db(t))?
@@ -669,6 +681,7 @@ fn drizzle(
 /// renamed `schema_migrations`). dbmate's one `version` column says too
 /// little to tell.
 const SHAPES: &[(Layout, &[&str])] = &[
+    (Layout::NodePgMigrate, &["id", "name", "run_on"]),
     (Layout::Drizzle, &["created_at", "hash", "id"]),
     (Layout::GolangMigrate, &["dirty", "version"]),
     (Layout::Diesel, &["run_on", "version"]),

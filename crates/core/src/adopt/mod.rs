@@ -249,6 +249,8 @@ pub(super) fn same_version(tool: Layout, row: &ToolRow, m: &Migration) -> bool {
         | Layout::Drizzle
         | Layout::GraphileMigrate
         | Layout::Atlas => row.version == m.tool_version,
+        // node-pg-migrate: the file's name without its extension.
+        Layout::NodePgMigrate => row.version == m.tool_version,
     }
 }
 

@@ -6,7 +6,8 @@
 //! current version, not dirty), goose's `goose_db_version` (its row 0
 //! first), Flyway's `flyway_schema_history` (the next rank, the script's
 //! CRC-32 as Flyway computes it), the Hasura CLI's state in the server's
-//! catalog or its own table. Each tool then sees the database as
+//! catalog or its own table, node-pg-migrate's `pgmigrations` (the file's
+//! name and when it ran). Each tool then sees the database as
 //! its own runs would have left it, and does not run again what Backstop
 //! applied. Where the table is missing it is made as the tool makes it
 //! ([`table`]), when [`super::in_step`] says it is made at all.
@@ -40,6 +41,12 @@ pub(super) fn table(layout: Layout, table: &HistoryTable) -> String {
                 run_on timestamp not null default current_timestamp)"
         ),
         Layout::Dbmate => format!("create table if not exists {t} (version varchar(128) primary key)"),
+        Layout::NodePgMigrate => format!(
+            "create table if not exists {t} (
+                id serial primary key,
+                name varchar(255) not null,
+                run_on timestamp not null)"
+        ),
         Layout::GolangMigrate => format!(
             "create table if not exists {t} (version bigint not null primary key, dirty boolean not null)"
         ),
@@ -150,6 +157,13 @@ pub(super) fn applied(
                 &[&number()],
             )?;
         }
+        Layout::NodePgMigrate => {
+            client.execute(&format!("delete from {t} where name = $1"), &[&version])?;
+            client.execute(
+                &format!("insert into {t} (name, run_on) values ($1, now())"),
+                &[&version],
+            )?;
+        }
         Layout::Flyway => flyway_applied(client, m, t, duration_ms)?,
         Layout::Atlas => {
             // A revision as `atlas migrate apply` leaves it: executed, every
@@ -253,6 +267,9 @@ pub(super) fn reverted(
         }
         Layout::Goose => {
             client.execute(&format!("delete from {t} where version_id = $1"), &[&number])?;
+        }
+        Layout::NodePgMigrate => {
+            client.execute(&format!("delete from {t} where name = $1"), &[&version])?;
         }
         Layout::Flyway => {
             client.execute(&format!("delete from {t} where version = $1"), &[&version])?;

@@ -109,7 +109,7 @@ pub fn place(dir: &Path, m: &Migration, flyway_has_undo: bool) -> Place {
     // It has one (a fix replaces its text), or an empty one to fill.
     if let Some(path) = m.down.as_ref().map(|d| &d.path).or(m.empty_down.as_ref()) {
         return match m.layout {
-            Layout::Dbmate | Layout::Goose => Place::Section(path.clone()),
+            Layout::Dbmate | Layout::Goose | Layout::NodePgMigrate => Place::Section(path.clone()),
             _ => Place::File(path.clone()),
         };
     }
@@ -120,7 +120,7 @@ pub fn place(dir: &Path, m: &Migration, flyway_has_undo: bool) -> Place {
         Layout::Sqlx | Layout::GolangMigrate if file_name.ends_with(".up.sql") => {
             Place::File(beside(file_name.replace(".up.sql", ".down.sql")))
         }
-        Layout::Dbmate | Layout::Goose => Place::Section(m.up.path.clone()),
+        Layout::Dbmate | Layout::Goose | Layout::NodePgMigrate => Place::Section(m.up.path.clone()),
         Layout::Flyway if flyway_has_undo && file_name.starts_with('V') => {
             Place::File(beside(format!("U{}", &file_name[1..])))
         }
@@ -207,6 +207,7 @@ fn atomic_write(path: &Path, text: &str) -> std::io::Result<()> {
 fn with_section(file: &str, layout: Layout, down: &str) -> String {
     let (marker, up_marker) = match layout {
         Layout::Goose => ("-- +goose Down", "-- +goose Up"),
+        Layout::NodePgMigrate => ("-- Down Migration", "-- Up Migration"),
         _ => ("-- migrate:down", "-- migrate:up"),
     };
     let lines: Vec<&str> = file.lines().collect();

@@ -48,6 +48,9 @@ pub enum Layout {
     /// `<version>_<name>/{up,down}.sql` in a Hasura project's migrations
     /// folder (one folder per database with `config.yaml` version 3).
     Hasura,
+    /// `<timestamp>_<name>.sql` with `-- Up Migration` / `-- Down
+    /// Migration` sections, as node-pg-migrate reads them.
+    NodePgMigrate,
 }
 
 impl std::fmt::Display for Layout {
@@ -61,7 +64,7 @@ impl std::fmt::Display for Layout {
 
 impl Layout {
     /// Every layout, for help texts and `adopt --from`.
-    pub const ALL: [Layout; 13] = [
+    pub const ALL: [Layout; 14] = [
         Layout::Diesel,
         Layout::Sqlx,
         Layout::Dbmate,
@@ -75,6 +78,7 @@ impl Layout {
         Layout::GraphileMigrate,
         Layout::Atlas,
         Layout::Hasura,
+        Layout::NodePgMigrate,
     ];
 
     /// The name used in `backstop.toml` and messages.
@@ -93,6 +97,7 @@ impl Layout {
             Layout::GraphileMigrate => "graphile-migrate",
             Layout::Atlas => "atlas",
             Layout::Hasura => "hasura",
+            Layout::NodePgMigrate => "node-pg-migrate",
         }
     }
 
@@ -178,6 +183,11 @@ impl Layout {
             Layout::Hasura => {
                 "`-- backstop:no-transaction` as the first line of up.sql; Hasura itself runs \
                  every migration in a transaction, so such a migration can only be run by Backstop"
+            }
+            Layout::NodePgMigrate => {
+                "`-- backstop:no-transaction` as the file's first line; node-pg-migrate runs a \
+                 SQL migration in a transaction (`pgm.noTransaction()` is for its JavaScript \
+                 ones), so such a migration can only be run by Backstop"
             }
         }
     }
@@ -329,7 +339,15 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
         } else {
             continue;
         };
-        if let Some((other, first)) = seen.iter().find(|(l, _)| *l != layout) {
+        // node-pg-migrate runs a file without markers whole as its up:
+        // beside marked files, such a file (not an .up/.down pair) is its.
+        let single = |l: Layout, p: &PathBuf| l == Layout::Sqlx && !paired.contains(p);
+        if layout == Layout::NodePgMigrate {
+            seen.retain(|(l, p)| !single(*l, p));
+        }
+        let unmarked = single(layout, &path);
+        let compatible = |l: Layout| l == Layout::NodePgMigrate && unmarked;
+        if let Some((other, first)) = seen.iter().find(|(l, _)| *l != layout && !compatible(*l)) {
             return Err(SourceError::MixedLayouts {
                 dir: dir.to_path_buf(),
                 a: *other,

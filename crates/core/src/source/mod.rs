@@ -422,7 +422,7 @@ fn load_parsing(
     let found = match layout {
         Layout::Diesel | Layout::Hasura => dirs::discover(dir)?,
         Layout::Sqlx | Layout::GolangMigrate => paired::discover(dir, layout)?,
-        Layout::Dbmate | Layout::Goose => sections::discover(dir, layout)?,
+        Layout::Dbmate | Layout::Goose | Layout::NodePgMigrate => sections::discover(dir, layout)?,
         Layout::Flyway => flyway::discover(dir, flyway_places::suffixes(dir))?,
         Layout::Sqitch => sqitch::discover(dir)?,
         Layout::Supabase => supabase::discover(dir)?,

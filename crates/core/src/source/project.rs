@@ -183,6 +183,9 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
         places.into_iter().for_each(|p| push(Some(Place { layout: layout.or(p.layout), ..p })));
         hasuras = migrations;
     }
+    if wanted(Layout::NodePgMigrate) {
+        push(node_pg_migrate(root));
+    }
     let below = super::nested::folders(root);
     if wanted(Layout::Flyway) {
         for place in super::flyway_places::places(root, &below)? {
@@ -229,6 +232,45 @@ fn describe(p: &Place) -> String {
     );
     let tool = p.layout.map(|l| format!("{l}, ")).unwrap_or_default();
     format!("{} ({tool}{count}; {})", p.dir.display(), p.why)
+}
+
+/// node-pg-migrate: a `package.json` that depends on it or runs it in a
+/// script keeps its migrations in `migrations/`, or in the folder a
+/// script names (`-m DIR`, `--migrations-dir DIR`); its SQL files need no
+/// marker (a file without one is its up whole), so only the project says
+/// whose they are.
+fn node_pg_migrate(root: &Path) -> Option<Place> {
+    let text = std::fs::read_to_string(root.join("package.json")).ok()?;
+    if !text.contains("node-pg-migrate") {
+        return None;
+    }
+    let package: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let depends = ["dependencies", "devDependencies"]
+        .iter()
+        .any(|k| package.get(k).and_then(|d| d.get("node-pg-migrate")).is_some());
+    let scripts: Vec<&str> = package
+        .get("scripts")
+        .and_then(|s| s.as_object())
+        .map(|o| o.values().filter_map(|v| v.as_str()).filter(|s| s.contains("node-pg-migrate")))
+        .into_iter()
+        .flatten()
+        .collect();
+    if !depends && scripts.is_empty() {
+        return None;
+    }
+    let named = scripts.iter().find_map(|s| {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == "-m" || w[0] == "--migrations-dir")
+            .map(|w| w[1].trim_matches(['"', '\'']).to_string())
+    });
+    let dir = root.join(named.as_deref().unwrap_or("migrations"));
+    dir.is_dir().then(|| Place {
+        dir,
+        layout: Some(Layout::NodePgMigrate),
+        why: "package.json (node-pg-migrate)".into(),
+    })
 }
 
 /// Prisma: `prisma.config.*`'s (or `.config/prisma.*`'s) `migrations.path`,

@@ -23,7 +23,7 @@ pub fn runs_tool(file: &Path, layout: Layout) -> bool {
     match layout {
         Layout::Goose | Layout::Dbmate | Layout::Flyway | Layout::GolangMigrate => true,
         Layout::Supabase | Layout::Prisma | Layout::Drizzle | Layout::GraphileMigrate => true,
-        Layout::Atlas | Layout::Sqitch | Layout::Hasura => true,
+        Layout::Atlas | Layout::Sqitch | Layout::Hasura | Layout::NodePgMigrate => true,
         Layout::Sqlx => manifest_above(file, |_, m| requires(m, &["sqlx"])),
         Layout::Diesel => manifest_above(file, |dir, m| {
             dir.join("diesel.toml").is_file() || requires(m, &["diesel_migrations"])

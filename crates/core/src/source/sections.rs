@@ -1,9 +1,13 @@
 //! One file per migration with marked sections: dbmate's
 //! `-- migrate:up` / `-- migrate:down` (options such as `transaction:false`
-//! on the marker line) and goose's `-- +goose Up` / `-- +goose Down`
+//! on the marker line), goose's `-- +goose Up` / `-- +goose Down`
 //! (`-- +goose NO TRANSACTION` for the whole file; `StatementBegin`/`End`
 //! are only for goose's own splitter and mean nothing to PostgreSQL's
-//! parser). Each section keeps the file's own line numbers.
+//! parser), and node-pg-migrate's `-- Up Migration` / `-- Down Migration`
+//! (any case, dashes and spaces between `--` and the word; a file with no
+//! up marker is its up whole). Each section keeps the file's own line
+//! numbers. A file with another tool's markers is never run whole: the
+//! folder's layout is told by the markers its files hold.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +23,7 @@ pub(super) fn marker_layout(path: &Path) -> Option<Layout> {
     text.lines().find_map(|line| match Marker::of(line)? {
         Marker::Dbmate { .. } => Some(Layout::Dbmate),
         Marker::Goose(_) => Some(Layout::Goose),
+        Marker::NodePg { .. } => Some(Layout::NodePgMigrate),
     })
 }
 
@@ -28,6 +33,9 @@ enum Marker<'a> {
     Dbmate { up: bool, options: &'a str },
     /// `-- +goose <annotation>`.
     Goose(&'a str),
+    /// node-pg-migrate's `-- Up Migration` / `-- Down Migration`: `--`,
+    /// then spaces or dashes, the word, space, `migration`, any case.
+    NodePg { up: bool },
 }
 
 impl Marker<'_> {
@@ -41,7 +49,18 @@ impl Marker<'_> {
                 _ => None,
             };
         }
-        comment.strip_prefix("+goose").map(|a| Marker::Goose(a.trim()))
+        if let Some(annotation) = comment.strip_prefix("+goose") {
+            return Some(Marker::Goose(annotation.trim()));
+        }
+        let words = line.trim_start().strip_prefix("--")?.trim_start_matches([' ', '\t', '-']);
+        let lower = words.to_ascii_lowercase();
+        let (word, rest) = lower.split_once(char::is_whitespace)?;
+        let up = match word {
+            "up" => true,
+            "down" => false,
+            _ => return None,
+        };
+        rest.trim_start().starts_with("migration").then_some(Marker::NodePg { up })
     }
 }
 
@@ -49,9 +68,15 @@ pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceE
     let mut out = Discovered::default();
     for path in entries(dir)? {
         let name = file_name(&path).to_string();
-        let stem = name.strip_suffix(".sql").or_else(|| {
-            // goose also runs migrations written in Go.
-            name.strip_suffix(".go").filter(|_| layout == Layout::Goose)
+        let script = |ext: &str| name.strip_suffix(ext);
+        let stem = name.strip_suffix(".sql").or_else(|| match layout {
+            // goose also runs migrations written in Go, node-pg-migrate in
+            // JavaScript or TypeScript.
+            Layout::Goose => script(".go"),
+            Layout::NodePgMigrate => {
+                script(".js").or(script(".cjs")).or(script(".mjs")).or(script(".ts"))
+            }
+            _ => None,
         });
         let Some((version, title)) =
             stem.filter(|_| !super::real_dir(&path)).and_then(leading_version)
@@ -60,15 +85,17 @@ pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceE
             continue;
         };
         let tool_version = match layout {
-            // goose parses the version as an integer; dbmate keeps the digits.
+            // goose parses the version as an integer; dbmate keeps the
+            // digits; node-pg-migrate keys a migration by its file's name.
             Layout::Goose => {
                 let v = version.trim_start_matches('0');
                 if v.is_empty() { "0" } else { v }.to_string()
             }
+            Layout::NodePgMigrate => stem.unwrap_or_default().to_string(),
             _ => version.clone(),
         };
-        let found = if name.ends_with(".go") {
-            go_migration(path, version, tool_version, title)
+        let found = if !name.ends_with(".sql") {
+            script_migration(path, layout, (version, tool_version, title))
         } else {
             match std::fs::read_to_string(&path) {
                 Ok(text) => split(&path, &text, layout, version, tool_version, title),
@@ -80,6 +107,10 @@ pub(super) fn discover(dir: &Path, layout: Layout) -> Result<Discovered, SourceE
     }
     out.migrations.sort_by(|a, b| match layout {
         Layout::Goose => numeric_order(&a.tool_version, &b.tool_version),
+        // node-pg-migrate orders by the timestamp its names start with.
+        Layout::NodePgMigrate => {
+            numeric_order(&a.version, &b.version).then_with(|| a.tool_version.cmp(&b.tool_version))
+        }
         // dbmate orders its files by name, which starts with the version.
         _ => a.version.cmp(&b.version).then_with(|| a.name.cmp(&b.name)),
     });
@@ -95,22 +126,38 @@ fn leading_version(stem: &str) -> Option<(String, String)> {
     (!digits.is_empty()).then(|| (digits.clone(), stem[digits.len()..].to_string()))
 }
 
-fn go_migration(path: PathBuf, version: String, tool_version: String, title: String) -> Found {
+/// A migration its tool runs as a program of its own (goose's Go,
+/// node-pg-migrate's JavaScript): kept with its problem, so that only the
+/// command that would run it refuses.
+fn script_migration(
+    path: PathBuf,
+    layout: Layout,
+    (version, tool_version, title): (String, String, String),
+) -> Found {
     let mut found = Found::new(
         version,
         tool_version,
         title,
         PartSource { path: path.clone(), text: Some(String::new()), no_transaction: false },
     );
+    let message = match layout {
+        Layout::Goose => {
+            "a goose migration written in Go; Backstop runs SQL only, so run this one \
+                          with goose or rewrite it as SQL"
+        }
+        _ => {
+            "a node-pg-migrate migration written in JavaScript or TypeScript; Backstop runs SQL \
+              only, so run this one with node-pg-migrate or rewrite it as SQL (`-- Up Migration` \
+              and `-- Down Migration` sections)"
+        }
+    };
     found.problems.push(Problem {
         part: Part::Up,
         kind: ProblemKind::Unsupported,
         path,
         line: 1,
         column: 1,
-        message: "a goose migration written in Go; Backstop runs SQL only, so run this one with \
-                  goose or rewrite it as SQL"
-            .into(),
+        message: message.into(),
     });
     found
 }
@@ -176,12 +223,40 @@ fn split(
                     _ => {}
                 }
             }
+            // The first of each marker counts, as node-pg-migrate's search
+            // finds it.
+            (Some(Marker::NodePg { up: true }), Layout::NodePgMigrate) => {
+                up.get_or_insert((i, false));
+            }
+            (Some(Marker::NodePg { up: false }), Layout::NodePgMigrate) => {
+                down.get_or_insert((i, false));
+            }
             _ => {}
         }
     }
     let lines = text.lines().count() + 1;
+    // node-pg-migrate runs a file with no up marker whole as its up; with
+    // a down marker that would run the down's statements too: such a file
+    // is refused rather than run either way.
+    if layout == Layout::NodePgMigrate && up.is_none() {
+        match down {
+            None => up = Some((0, false)),
+            Some((at, _)) => problems.push(problem(
+                at,
+                ProblemKind::Unsupported,
+                "a `-- Down Migration` section with no `-- Up Migration` before the up's \
+                 statements: node-pg-migrate runs such a file whole as its up, the down's \
+                 statements too; add `-- Up Migration` as its first line"
+                    .into(),
+            )),
+        }
+    }
     let Some((up_at, up_no_tx)) = up else {
-        let marker = if layout == Layout::Dbmate { "-- migrate:up" } else { "-- +goose Up" };
+        let marker = match layout {
+            Layout::Dbmate => "-- migrate:up",
+            Layout::NodePgMigrate => "-- Up Migration",
+            _ => "-- +goose Up",
+        };
         let mut found = Found::new(
             version,
             tool_version,
@@ -192,11 +267,14 @@ fn split(
                 no_transaction: false,
             },
         );
-        found.problems.push(problem(
-            0,
-            ProblemKind::Unsupported,
-            format!("no `{marker}` line: {layout} needs one before the migration's SQL"),
-        ));
+        if problems.is_empty() {
+            problems.push(problem(
+                0,
+                ProblemKind::Unsupported,
+                format!("no `{marker}` line: {layout} needs one before the migration's SQL"),
+            ));
+        }
+        found.problems = problems;
         return found;
     };
     // Each section runs from its marker to the other marker after it, or the end.
