@@ -238,6 +238,7 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
         };
         collect_run_facts(&cx, &mut run);
         crate::rules::fk_without_index::collect(&cx, &mut run);
+        crate::rules::set_not_null::collect(&cx, &mut run);
         contexts.push(cx);
     }
     crate::rules::fk_without_index::finish(&mut run, &batch);

@@ -208,6 +208,21 @@ pub(crate) struct RunFacts {
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.
     pub platform_made: Vec<(&'static str, String)>,
+    /// The CHECK constraints of the run, for BS204: a `SET NOT NULL` after
+    /// a valid `CHECK (col IS NOT NULL)` skips its scan.
+    pub checks: Vec<RunCheck>,
+}
+
+/// A CHECK constraint a statement of the run adds, or validates.
+pub struct RunCheck {
+    pub file: usize,
+    pub stmt: usize,
+    pub table: RelationName,
+    pub name: String,
+    /// Its expression; `None` for a `VALIDATE CONSTRAINT` of `name`.
+    pub expr: Option<protobuf::Node>,
+    /// Added without `NOT VALID`.
+    pub valid: bool,
 }
 
 /// What rules see: one file, its statements and the run around it.

@@ -129,26 +129,30 @@ pub fn check_proves_not_null(definition: &str, column: &str) -> bool {
     else {
         return false;
     };
-    fn proves(node: Option<&protobuf::Node>, column: &str) -> bool {
-        match node.and_then(|n| n.node.as_ref()) {
-            Some(NodeEnum::NullTest(t)) => {
-                t.nulltesttype() == protobuf::NullTestType::IsNotNull
-                    && matches!(t.arg.as_deref().and_then(|a| a.node.as_ref()),
-                        Some(NodeEnum::ColumnRef(c))
-                            if c.fields.last().and_then(string_value) == Some(column))
-            }
-            Some(NodeEnum::BoolExpr(b)) if b.boolop() == protobuf::BoolExprType::AndExpr => {
-                b.args.iter().any(|a| proves(Some(a), column))
-            }
-            _ => false,
-        }
-    }
+    let proves = proves_not_null;
     let proven =
         alter_cmds(a).any(|(_, cmd, _)| match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
             Some(NodeEnum::Constraint(c)) => proves(c.raw_expr.as_deref(), column),
             _ => false,
         });
     proven
+}
+
+/// Whether a CHECK constraint's expression proves `column` is never
+/// NULL: `column IS NOT NULL`, alone or among the terms of an AND.
+pub(crate) fn proves_not_null(node: Option<&protobuf::Node>, column: &str) -> bool {
+    match node.and_then(|n| n.node.as_ref()) {
+        Some(NodeEnum::NullTest(t)) => {
+            t.nulltesttype() == protobuf::NullTestType::IsNotNull
+                && matches!(t.arg.as_deref().and_then(|a| a.node.as_ref()),
+                    Some(NodeEnum::ColumnRef(c))
+                        if c.fields.last().and_then(string_value) == Some(column))
+        }
+        Some(NodeEnum::BoolExpr(b)) if b.boolop() == protobuf::BoolExprType::AndExpr => {
+            b.args.iter().any(|a| proves_not_null(Some(a), column))
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn is_comment(t: &ScanToken) -> bool {

@@ -1,8 +1,9 @@
 //! BS204: SET NOT NULL on a column of an existing table.
 
-use pg_query::protobuf::AlterTableType;
+use pg_query::protobuf::{AlterTableType, ConstrType};
+use pg_query::NodeEnum;
 
-use crate::context::{Alter, Cx, Hit};
+use crate::context::{runs_after, Alter, Cx, Hit, RunCheck, RunFacts};
 use crate::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
@@ -18,8 +19,10 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// **Instead:** in one migration `ADD CONSTRAINT c CHECK (col IS NOT NULL)
 /// NOT VALID`; in the next `VALIDATE CONSTRAINT c` (no blocking lock); then
 /// `SET NOT NULL`, which on PostgreSQL 12+ uses the validated constraint
-/// and skips the scan, and `DROP CONSTRAINT c`. With a database URL,
-/// `backstop check` sees such a constraint and drops this finding.
+/// and skips the scan, and `DROP CONSTRAINT c`. Such a constraint made
+/// valid earlier in the run (added without `NOT VALID`, or validated)
+/// clears the finding; with a database URL, `backstop check` sees one
+/// the table already has.
 pub const META: Meta = Meta {
     name: "set-not-null",
     family: Family::Locks,
@@ -30,9 +33,58 @@ pub const META: Meta = Meta {
     phase: Phase::Statements,
 };
 
+/// Takes in the CHECK constraints one file adds and validates, for the run.
+pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
+    for a in cx.table_alters() {
+        let at = |name: &str, expr, valid| RunCheck {
+            file: cx.file,
+            stmt: a.stmt.index,
+            table: a.table.clone(),
+            name: name.to_string(),
+            expr,
+            valid,
+        };
+        match (a.kind, a.cmd.def.as_ref().and_then(|d| d.node.as_ref())) {
+            (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(c)))
+                if c.contype() == ConstrType::ConstrCheck =>
+            {
+                run.checks.push(at(&c.conname, c.raw_expr.as_deref().cloned(), !c.skip_validation));
+            }
+            (AlterTableType::AtValidateConstraint, _) => run.checks.push(at(&a.cmd.name, None, true)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether a valid `CHECK (column IS NOT NULL)` on `table` comes before
+/// statement `at` in the run: added valid, or added `NOT VALID` and
+/// validated, both before it.
+fn proved_before(cx: &Cx<'_>, at: (usize, usize), table: &crate::RelationName, column: &str) -> bool {
+    let sequential = cx.opts.sequential;
+    let before = |c: &RunCheck| runs_after(at, (c.file, c.stmt), sequential);
+    let on = |c: &RunCheck| crate::stmt::same_table(&c.table, table);
+    cx.run.checks.iter().filter(|c| on(c) && before(c)).any(|c| {
+        let Some(expr) = &c.expr else { return false };
+        if !crate::stmt::proves_not_null(Some(expr), column) {
+            return false;
+        }
+        c.valid
+            || cx.run.checks.iter().any(|v| {
+                v.expr.is_none()
+                    && v.name == c.name
+                    && on(v)
+                    && before(v)
+                    && runs_after((v.file, v.stmt), (c.file, c.stmt), sequential)
+            })
+    })
+}
+
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
         if kind != AlterTableType::AtSetNotNull {
+            continue;
+        }
+        if proved_before(cx, (cx.file, stmt.index), &table, &cmd.name) {
             continue;
         }
         out.push(
@@ -52,5 +104,37 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             )
             .subject(Subject::NotNull { table: table.clone(), column: cmd.name.clone() }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, Code, Input, Options};
+
+    fn found(files: &[&str]) -> usize {
+        let names: Vec<String> = (1..=files.len()).map(|i| format!("{i}.sql")).collect();
+        let inputs: Vec<Input<'_>> =
+            files.iter().zip(&names).map(|(sql, name)| Input::file(name, sql)).collect();
+        let report = check(&inputs, &Options::default());
+        report.findings.iter().filter(|f| f.code == Code::BS204).count()
+    }
+
+    /// Regression: a SET NOT NULL after a validated `CHECK (col IS NOT
+    /// NULL)` earlier in the run was called a full scan, though
+    /// PostgreSQL uses the constraint and skips it.
+    #[test]
+    fn a_not_null_check_made_valid_earlier_in_the_run_clears_the_scan() {
+        let set = "ALTER TABLE users ALTER COLUMN email SET NOT NULL;";
+        assert_eq!(found(&[set]), 1);
+        let not_valid = "ALTER TABLE users ADD CONSTRAINT e_nn CHECK (email IS NOT NULL) NOT VALID;";
+        let validate = "ALTER TABLE users VALIDATE CONSTRAINT e_nn;";
+        assert_eq!(found(&[not_valid, validate, set]), 0, "added, validated, then set");
+        assert_eq!(found(&[&format!("{not_valid}\n{validate}\n{set}")]), 0, "in one file");
+        assert_eq!(found(&[not_valid, set]), 1, "never validated: the scan stays");
+        assert_eq!(found(&[set, not_valid, validate]), 1, "validated after: the scan stays");
+        let valid = "ALTER TABLE users ADD CONSTRAINT e_nn CHECK (email IS NOT NULL AND email <> '');";
+        assert_eq!(found(&[valid, set]), 0, "added valid");
+        let other = "ALTER TABLE users ADD CONSTRAINT n_nn CHECK (name IS NOT NULL);";
+        assert_eq!(found(&[other, set]), 1, "another column's check");
     }
 }
