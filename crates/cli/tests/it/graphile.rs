@@ -178,3 +178,28 @@ fn a_fresh_database_gets_graphiles_history_from_the_first_migrate() {
     assert!(!said.contains("Running migration"), "{said}");
     assert_eq!(db.count("graphile_migrate.migrations"), 8);
 }
+
+/// A committed file with its author's own `BEGIN` … `COMMIT`, which
+/// graphile-migrate runs (in its transaction, the file sent as one
+/// query): Backstop runs it too, and its hash stays the file's. Before,
+/// the file was blocked, and both fixes offered changed its hash.
+#[test]
+fn a_committed_file_with_its_authors_transaction_runs_as_graphile_runs_it() {
+    let Some(tool) = program("graphile-migrate", ".ci/tools/graphile-migrate.sh") else { return };
+    let p = Project::bare("graphile_txn");
+    p.write(".gmrc", "{\n  \"placeholders\": { \":APP_ROLE\": \"public\" },\n}\n");
+    let mut bodies = bodies(2);
+    bodies.push(
+        "BEGIN;\ncreate table txn_t (id int primary key);\ninsert into txn_t values (1);\nCOMMIT;"
+            .into(),
+    );
+    committed(&p, &tool, &bodies);
+    p.run(&["check"]).expect_code(0);
+    p.run(&["migrate"]).expect_code(0);
+    let mut db = p.client();
+    assert_eq!(db.count("public.txn_t"), 1);
+    assert_eq!(db.count("graphile_migrate.migrations"), 3);
+    let (code, said) = graphile(&p, &tool, &["migrate"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("Running migration"), "graphile-migrate takes Backstop's run: {said}");
+}

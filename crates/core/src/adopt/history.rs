@@ -282,17 +282,7 @@ pub fn read(
             .collect(),
         Layout::GraphileMigrate => graphile(&mut *client, t)?,
         Layout::Atlas => atlas(&mut *client, t)?,
-        Layout::NodePgMigrate => client
-            .query(
-                &format!(
-                    "select name::text, extract(epoch from run_on)::float8 from {t} order by run_on, id"
-                ),
-                &[],
-            )
-            .map_err(db(t))?
-            .iter()
-            .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
-            .collect(),
+        Layout::NodePgMigrate => node_pg_migrate(&mut *client, t)?,
         Layout::Dbmate => client
             .query(&format!("select version::text from {t} order by version"), &[])
             .map_err(db(t))?
@@ -653,6 +643,26 @@ fn prisma(
         out.push(row);
     }
     Ok(out)
+}
+
+/// node-pg-migrate's history: the file's name (without `.sql`) and when
+/// it ran, in the order it ran them.
+fn node_pg_migrate(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+) -> Result<Vec<ToolRow>, AdoptError> {
+    let rows = client
+        .query(
+            &format!(
+                "select name::text, extract(epoch from run_on)::float8 from {table} order by run_on, id"
+            ),
+            &[],
+        )
+        .map_err(db_of(table))?;
+    Ok(rows
+        .iter()
+        .map(|r| ToolRow { applied_at: epoch(r.get(1)), ..ToolRow::applied(r.get(0)) })
+        .collect())
 }
 
 /// Drizzle's history: `hash` (SHA-256 of the file) and `created_at`, the

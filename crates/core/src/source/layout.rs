@@ -145,9 +145,11 @@ impl Layout {
 
     /// Whether the author's own `BEGIN` and `COMMIT` in a file are
     /// honoured: where the tool leaves transactions to the author, and in
-    /// drizzle, whose transaction the author may end with `COMMIT`.
+    /// drizzle and graphile-migrate, whose transaction the author may end
+    /// with `COMMIT` (graphile-migrate sends the file as one query in its
+    /// transaction, so what follows runs as the server runs it then).
     pub fn honours_authors_transactions(self) -> bool {
-        self.author_owns_transactions() || self == Layout::Drizzle
+        self.author_owns_transactions() || matches!(self, Layout::Drizzle | Layout::GraphileMigrate)
     }
 
     /// How a migration of this layout says it must run outside a transaction.

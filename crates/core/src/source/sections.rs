@@ -29,8 +29,10 @@ pub(super) fn marker_layout(path: &Path) -> Option<Layout> {
 
 /// A marker line.
 enum Marker<'a> {
-    /// `-- migrate:up` / `-- migrate:down` and the options after it.
-    Dbmate { up: bool, options: &'a str },
+    /// `-- migrate:up` / `-- migrate:down` and the options after it;
+    /// `indented` when the line does not start with it (dbmate reads only
+    /// a marker at the start of a line).
+    Dbmate { up: bool, options: &'a str, indented: bool },
     /// `-- +goose <annotation>`.
     Goose(&'a str),
     /// node-pg-migrate's `-- Up Migration` / `-- Down Migration`: `--`,
@@ -43,9 +45,10 @@ impl Marker<'_> {
         let comment = line.trim_start().strip_prefix("--")?.trim_start();
         if let Some(rest) = comment.strip_prefix("migrate:") {
             let (word, options) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let indented = !line.starts_with("--");
             return match word {
-                "up" => Some(Marker::Dbmate { up: true, options }),
-                "down" => Some(Marker::Dbmate { up: false, options }),
+                "up" => Some(Marker::Dbmate { up: true, options, indented }),
+                "down" => Some(Marker::Dbmate { up: false, options, indented }),
                 _ => None,
             };
         }
@@ -162,15 +165,28 @@ fn script_migration(
     found
 }
 
-/// Cuts a file into its up and down sections by its markers.
-fn split(
-    path: &Path,
-    text: &str,
-    layout: Layout,
-    version: String,
-    tool_version: String,
-    title: String,
-) -> Found {
+/// Why a node-pg-migrate file with a down marker and no up marker is
+/// refused: node-pg-migrate runs a file with no up marker whole as its up,
+/// which would run the down's statements too.
+fn down_alone() -> String {
+    "a `-- Down Migration` section with no `-- Up Migration` before the up's statements: \
+     node-pg-migrate runs such a file whole as its up, the down's statements too; add `-- Up \
+     Migration` as its first line"
+        .into()
+}
+
+/// Where a file's markers are: each section's marker line and whether it
+/// runs outside a transaction, whether the whole file does, and what in
+/// the markers cannot be honoured.
+struct Scan {
+    up: Option<(usize, bool)>,
+    down: Option<(usize, bool)>,
+    file_no_tx: bool,
+    problems: Vec<Problem>,
+}
+
+/// Reads the markers of `text` (at `path`) as `layout`'s tool reads them.
+fn scan(path: &Path, text: &str, layout: Layout) -> Scan {
     let mut up: Option<(usize, bool)> = None; // (marker line, no transaction)
     let mut down: Option<(usize, bool)> = None;
     let mut file_no_tx = false;
@@ -185,7 +201,19 @@ fn split(
     };
     for (i, line) in text.lines().enumerate() {
         match (Marker::of(line), layout) {
-            (Some(Marker::Dbmate { up: is_up, options }), Layout::Dbmate) => {
+            (Some(Marker::Dbmate { up: is_up, indented: true, .. }), Layout::Dbmate) => {
+                let word = if is_up { "up" } else { "down" };
+                problems.push(problem(
+                    i,
+                    ProblemKind::Unsupported,
+                    format!(
+                        "an indented `-- migrate:{word}`: dbmate reads its markers only at the \
+                         start of a line, so it refuses this file (or would run what follows as \
+                         part of the section before); remove the indentation"
+                    ),
+                ));
+            }
+            (Some(Marker::Dbmate { up: is_up, options, .. }), Layout::Dbmate) => {
                 let no_tx = options.split_whitespace().any(|o| o == "transaction:false");
                 for option in options.split_whitespace() {
                     if option != "transaction:false" && option != "transaction:true" {
@@ -234,21 +262,32 @@ fn split(
             _ => {}
         }
     }
+    Scan { up, down, file_no_tx, problems }
+}
+
+/// Cuts a file into its up and down sections by its markers.
+fn split(
+    path: &Path,
+    text: &str,
+    layout: Layout,
+    version: String,
+    tool_version: String,
+    title: String,
+) -> Found {
+    let Scan { mut up, down, file_no_tx, mut problems } = scan(path, text, layout);
+    let problem = |line: usize, kind, message: String| Problem {
+        part: Part::Up,
+        kind,
+        path: path.to_path_buf(),
+        line: line + 1,
+        column: 1,
+        message,
+    };
     let lines = text.lines().count() + 1;
-    // node-pg-migrate runs a file with no up marker whole as its up; with
-    // a down marker that would run the down's statements too: such a file
-    // is refused rather than run either way.
     if layout == Layout::NodePgMigrate && up.is_none() {
         match down {
             None => up = Some((0, false)),
-            Some((at, _)) => problems.push(problem(
-                at,
-                ProblemKind::Unsupported,
-                "a `-- Down Migration` section with no `-- Up Migration` before the up's \
-                 statements: node-pg-migrate runs such a file whole as its up, the down's \
-                 statements too; add `-- Up Migration` as its first line"
-                    .into(),
-            )),
+            Some((at, _)) => problems.push(problem(at, ProblemKind::Unsupported, down_alone())),
         }
     }
     let Some((up_at, up_no_tx)) = up else {

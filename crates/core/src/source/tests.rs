@@ -186,6 +186,54 @@ fn goose_annotations_and_go_migrations() {
     assert_eq!(f.migrations[2].problems[0].kind, ProblemKind::Unsupported);
 }
 
+/// Regression: dbmate reads a marker only at the start of a line, and
+/// refuses a file whose down marker is indented; Backstop took it.
+#[test]
+fn an_indented_dbmate_marker_is_refused_as_dbmate_refuses_it() {
+    let (_tmp, f) = folder(&[(
+        "20240101000000_users.sql",
+        "-- migrate:up\nCREATE TABLE users (id int);\n\n  -- migrate:down\nDROP TABLE users;\n",
+    )]);
+    assert_eq!(f.layout, Layout::Dbmate);
+    let m = &f.migrations[0];
+    assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+    assert_eq!((m.problems[0].kind, m.problems[0].line), (ProblemKind::Unsupported, 4));
+    assert!(
+        m.problems[0].message.contains("indented `-- migrate:down`"),
+        "{}",
+        m.problems[0].message
+    );
+}
+
+/// node-pg-migrate's sections, as node-pg-migrate reads them: any case,
+/// dashes after `--`; a file without markers is its up whole; a file with
+/// a down marker but no up marker is refused (node-pg-migrate would run
+/// its down's statements as the up); `.js` migrations are named as ones
+/// Backstop cannot run.
+#[test]
+fn node_pg_migrate_sections_are_read_as_it_reads_them() {
+    let (_tmp, f) = folder(&[
+        (
+            "1700000000000_users.sql",
+            "-- Up Migration\nCREATE TABLE users (id int);\n-- Down Migration\nDROP TABLE users;\n",
+        ),
+        ("1700000000100_posts.sql", "--- up migration\nCREATE TABLE posts (id int);\n"),
+        ("1700000000200_plain.sql", "CREATE TABLE plain (id int);\n"),
+        ("1700000000300_wrong.sql", "CREATE TABLE w (id int);\n-- Down Migration\nDROP TABLE w;\n"),
+        ("1700000000400_seed.js", "exports.up = (pgm) => {};\n"),
+    ]);
+    assert_eq!(f.layout, Layout::NodePgMigrate);
+    let by = |v: &str| f.migrations.iter().find(|m| m.tool_version == v).unwrap();
+    let users = by("1700000000000_users");
+    assert_eq!(users.up.statements.len(), 1);
+    assert_eq!(users.down.as_ref().unwrap().statements[0].position.line, 4);
+    assert!(by("1700000000100_posts").down.is_none());
+    assert_eq!(by("1700000000200_plain").up.statements.len(), 1);
+    let wrong = by("1700000000300_wrong");
+    assert_eq!((wrong.problems.len(), wrong.problems[0].line), (1, 2), "{:?}", wrong.problems);
+    assert_eq!(by("1700000000400_seed").problems[0].kind, ProblemKind::Unsupported);
+}
+
 #[test]
 fn flyway_versions_undo_repeatables_and_conf() {
     let (_tmp, f) = folder(&[
