@@ -342,9 +342,18 @@ pub fn report(r: &Report, verb_done: &str, nothing: &str) -> String {
     }
     if let (false, Some(folder)) = (r.kept.is_empty(), &r.kept_in) {
         let what: Vec<String> = r.kept.iter().map(|k| k.to_string()).collect();
+        // Where the downs were rolled back they removed nothing: the
+        // export stands, and the values are in the database too.
+        let said = match &r.failure {
+            None => "✓ kept before the downs removed them",
+            Some(_) => {
+                "- exported before the downs ran, which were rolled back (the values are \
+                        still in the database too)"
+            }
+        };
         let _ = writeln!(
             out,
-            "✓ kept before the downs removed them: {} (CSV and manifest.json in {})",
+            "{said}: {} (CSV and manifest.json in {})",
             terminal_safe(&what.join(", ")),
             terminal_safe(&folder.display().to_string())
         );

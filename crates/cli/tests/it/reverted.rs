@@ -271,7 +271,7 @@ fn downs_proved_alone_that_fail_together_are_named_at_the_deploy() {
     q.run(&["migrate"]).expect_code(0);
     q.run(&["rollback", "--steps", "2", "--dry-run"])
         .expect_code(0)
-        .expect_output("the downs of 1, 2 were not proved together");
+        .expect_output("no deploy's record proves the downs of 1, 2 together as one chain");
 }
 
 /// Computed downs in the order PostgreSQL needs: a function whose SQL body

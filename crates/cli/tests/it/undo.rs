@@ -270,3 +270,21 @@ fn rollback_dry_run_names_the_rows_a_down_would_fail_on_and_the_fix_before_anyth
     dry.expect_output("give legacy a DEFAULT");
     assert_eq!(p.client().applied(), ["1", "2"]);
 }
+
+/// A rollback that fails changes nothing: what it exported before its
+/// downs ran stays exported, and no ✓ says the downs removed it. Before,
+/// a failed rollback still printed "✓ kept before the downs removed them".
+#[test]
+fn a_failed_rollback_never_says_its_downs_removed_what_it_exported() {
+    let p = tickets("undo_failed_export", "");
+    // Its down, edited since the deploy, deletes the setting (which is
+    // exported first) and forgets the enum value: its check before COMMIT
+    // refuses it.
+    let down = p.path().join("migrations/2_archive/down.sql");
+    std::fs::write(&down, "DELETE FROM settings WHERE key = 'archive_after';\n").unwrap();
+    let run = p.run(&["rollback"]);
+    run.expect_code(1).expect_output("exported before the downs ran, which were rolled back");
+    assert!(!run.all().contains("✓ kept before"), "{}", run.all());
+    assert_eq!(p.client().applied(), ["1", "2"]);
+    assert_eq!(p.client().count("settings"), 2, "the row the down deletes is still there");
+}

@@ -160,9 +160,8 @@ fn together(client: &mut Client, entries: &[&Entry]) -> Result<Option<String>, A
     });
     let Some((event, versions, how)) = covering else {
         return Ok(Some(format!(
-            "the downs of {these} were not proved together (applied by several runs, or before \
-             deploys proved them as one chain); the rollback's own check before COMMIT compares \
-             the result and refuses a difference"
+            "no deploy's record proves the downs of {these} together as one chain; the \
+             rollback's own check before COMMIT compares the result and refuses a difference"
         )));
     };
     let at = event.at.format("%Y-%m-%d %H:%M UTC");
