@@ -491,3 +491,30 @@ fn a_sequence_ownership_the_down_forgets_is_a_difference() {
     p.run(&["migrate"]).expect_code(0);
     p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
 }
+
+/// A column and a check added to an inheritance parent whose children
+/// inherit them get a computed down that drops them on the parent alone.
+/// Before, the down dropped the child's inherited column first, which
+/// PostgreSQL refuses: no down could be proved.
+#[test]
+fn a_column_added_to_a_parent_with_children_gets_a_proved_down() {
+    let p = Project::new("reverted_inherited");
+    p.migration(
+        "1_tables",
+        "create table parent (id int primary key);\n\
+         create table child (note text) inherits (parent);\n",
+        Some("drop table child;\ndrop table parent;\n"),
+    );
+    p.migration(
+        "2_x",
+        "alter table parent add column x int not null default 0;\n\
+         alter table parent add constraint x_pos check (x >= 0);\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("kept a proved down for 1 migration(s)");
+    p.run(&["rollback", "--yes"]).expect_code(0).expect_output("✓ the schema is the one before 2");
+    let left = p.client().texts(
+        "select attrelid::regclass::text from pg_attribute where attname = 'x' and not attisdropped",
+    );
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -300,7 +300,9 @@ pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> O
             "column" | "constraint" | "trigger" | "policy" | "not null" => {
                 let p = parts(rest, 3)?;
                 let rel = (p[0].clone(), p[1].clone());
-                if made.contains(&rel) {
+                // A member a child only inherits goes with its parent's
+                // (dropping it on the child first fails: it is inherited).
+                if made.contains(&rel) || only_inherited(definition) {
                     continue;
                 }
                 let member = p[2].clone();
@@ -340,6 +342,13 @@ pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> O
         }
     }
     Some(statements(added))
+}
+
+/// Whether a column's or constraint's definition in the picture says it
+/// is only inherited (not also declared by its table): it goes when its
+/// parent's does.
+fn only_inherited(definition: &str) -> bool {
+    definition.contains(" inherited") && !definition.contains(" inherited and local")
 }
 
 /// A key's kind and the rest: `not null`, `user mapping` and `foreign
