@@ -110,18 +110,6 @@ fn drizzle_more(project: &Path, blocks: usize) -> PathBuf {
     file
 }
 
-/// The backup gate's own time, as its line says it (`… in 0.5s`).
-fn backup_time(output: &str) -> Duration {
-    let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
-    let secs = line.and_then(|l| l.rsplit(" in ").next()).map(|t| t.trim()).and_then(|t| {
-        match t.strip_suffix("ms") {
-            Some(ms) => ms.trim().parse::<f64>().ok().map(|v| v / 1000.0),
-            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
-        }
-    });
-    Duration::from_secs_f64(secs.unwrap_or(0.0))
-}
-
 /// The line that says how many downs were reused and proved now.
 fn proofs_line(output: &str) -> String {
     let reused = output.lines().find(|l| l.starts_with("reused the kept proof"));
@@ -160,7 +148,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     for run in ["plain", "plain_2", "plain_3"] {
         plains.push(common::backstop_said(&plain_dir, &db(run)?, &["migrate"])?.0);
     }
-    let plain = median(plains);
+    let plain = common::median(plains);
     println!(
         "  one plain apply (gates and downs off): {} (median of 3); psql -f per file {}",
         common::secs(plain),
@@ -201,7 +189,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     for run in ["after_2", "after_3"] {
         afters.push(common::backstop_said(&rehearsed_dir, &db(run)?, &["migrate"])?.0);
     }
-    let after = median(afters);
+    let after = common::median(afters);
     println!(
         "  migrate after that rehearsal: {} (median of 3) = {:.2}x one plain apply (goal <= 1.5x: \
          {}); {}",
@@ -221,7 +209,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
         ("nothing rehearsed", &first_dir, &first_url),
     ] {
         let (deploy, out) = common::backstop_said(dir, url, &["migrate"])?;
-        let backup = backup_time(&out);
+        let backup = common::backup_time(&out);
         let own = deploy.saturating_sub(backup);
         println!(
             "  deploy of one new migration, {how}: {} with the backup gate's {} = {} beside the \
@@ -235,12 +223,6 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The middle of three or more times.
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 const DIESEL_MIGRATIONS: usize = 250;
@@ -283,7 +265,7 @@ fn authored(cluster: &Cluster, root: &Path) -> anyhow::Result<()> {
         rehearsals.push(took);
         out = said;
     }
-    let (plain, rehearse) = (median(plains), median(rehearsals));
+    let (plain, rehearse) = (common::median(plains), common::median(rehearsals));
     let verdict = out.lines().rfind(|l| l.starts_with("rehearsal ")).unwrap_or_default();
     println!("history: {n} diesel-style migrations with authored downs");
     println!(

@@ -155,28 +155,11 @@ fn drizzle_more(project: &Path, blocks: usize) {
         .expect("the journal is written");
 }
 
-/// The backup gate's own time, as its line says it (`… in 0.5s`).
-fn backup_time(output: &str) -> Duration {
-    let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
-    let secs = line.and_then(|l| l.rsplit(" in ").next()).map(|t| t.trim()).and_then(|t| {
-        match t.strip_suffix("ms") {
-            Some(ms) => ms.trim().parse::<f64>().ok().map(|v| v / 1000.0),
-            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
-        }
-    });
-    Duration::from_secs_f64(secs.unwrap_or(0.0))
-}
-
 /// The lines of `output` that start with one of `starts`, joined.
 fn lines_of(output: &str, starts: &[&str]) -> String {
     let found: Vec<&str> =
         output.lines().filter(|l| starts.iter().any(|s| l.trim_start().starts_with(s))).collect();
     found.join(" | ")
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
@@ -203,7 +186,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     for run in ["plain", "plain_2", "plain_3"] {
         plains.push(common::backstop_said(&plain_dir, &db(run)?, &["migrate"])?.0);
     }
-    let plain = median(plains);
+    let plain = common::median(plains);
     println!("  one plain apply (gates and downs off): {} (median of 3)", common::secs(plain));
 
     let (dir, _) = project("first", None)?;
@@ -233,7 +216,7 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     }
     (h.more)(&dir);
     let (deploy, out) = common::backstop_said(&dir, &url, &["migrate"])?;
-    let backup = backup_time(&out);
+    let backup = common::backup_time(&out);
     let own = deploy.saturating_sub(backup);
     println!(
         "  deploy of one new migration: {} with the backup gate's {} = {} beside the backup \

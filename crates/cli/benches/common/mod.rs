@@ -191,14 +191,8 @@ pub fn backstop_said(
     url: &str,
     args: &[&str],
 ) -> anyhow::Result<(Duration, String)> {
-    let t = std::time::Instant::now();
-    let mut cmd = backstop_command(dir, url, args);
-    clean_env(&mut cmd);
-    let out = cmd.output().context("running backstop")?;
-    let elapsed = t.elapsed();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    anyhow::ensure!(out.status.success(), "backstop {args:?} failed:\n{text}");
+    let (elapsed, text, code) = backstop_answered(dir, url, args)?;
+    anyhow::ensure!(code == 0, "backstop {args:?} failed:\n{text}");
     Ok((elapsed, text))
 }
 
@@ -233,4 +227,22 @@ pub fn met(ok: bool) -> &'static str {
     } else {
         "NOT met"
     }
+}
+
+/// The backup gate's own time, as its line says it (`… in 0.5s`).
+pub fn backup_time(output: &str) -> Duration {
+    let line = output.lines().find(|l| l.starts_with("backup ") && l.contains(" taken: "));
+    let secs = line.and_then(|l| l.rsplit(" in ").next()).map(|t| t.trim()).and_then(|t| {
+        match t.strip_suffix("ms") {
+            Some(ms) => ms.trim().parse::<f64>().ok().map(|v| v / 1000.0),
+            None => t.trim_end_matches('s').trim().parse::<f64>().ok(),
+        }
+    });
+    Duration::from_secs_f64(secs.unwrap_or(0.0))
+}
+
+/// The middle of three or more times.
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }

@@ -165,6 +165,12 @@ fn script_migration(
     found
 }
 
+/// A problem of the file at `path`, on its line `line` (from 0), that
+/// stops its up from running.
+fn problem_at(path: &Path, line: usize, kind: ProblemKind, message: String) -> Problem {
+    Problem { part: Part::Up, kind, path: path.to_path_buf(), line: line + 1, column: 1, message }
+}
+
 /// Why a node-pg-migrate file with a down marker and no up marker is
 /// refused: node-pg-migrate runs a file with no up marker whole as its up,
 /// which would run the down's statements too.
@@ -191,14 +197,7 @@ fn scan(path: &Path, text: &str, layout: Layout) -> Scan {
     let mut down: Option<(usize, bool)> = None;
     let mut file_no_tx = false;
     let mut problems = Vec::new();
-    let problem = |line: usize, kind, message: String| Problem {
-        part: Part::Up,
-        kind,
-        path: path.to_path_buf(),
-        line: line + 1,
-        column: 1,
-        message,
-    };
+    let problem = |line: usize, kind, message: String| problem_at(path, line, kind, message);
     for (i, line) in text.lines().enumerate() {
         match (Marker::of(line), layout) {
             (Some(Marker::Dbmate { up: is_up, indented: true, .. }), Layout::Dbmate) => {
@@ -275,14 +274,7 @@ fn split(
     title: String,
 ) -> Found {
     let Scan { mut up, down, file_no_tx, mut problems } = scan(path, text, layout);
-    let problem = |line: usize, kind, message: String| Problem {
-        part: Part::Up,
-        kind,
-        path: path.to_path_buf(),
-        line: line + 1,
-        column: 1,
-        message,
-    };
+    let problem = |line: usize, kind, message: String| problem_at(path, line, kind, message);
     let lines = text.lines().count() + 1;
     if layout == Layout::NodePgMigrate && up.is_none() {
         match down {
