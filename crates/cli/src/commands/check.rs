@@ -75,6 +75,12 @@ pub struct Args {
     /// Count the findings per rule instead of listing them (text and json).
     #[arg(long)]
     statistics: bool,
+    /// Also post the assessment's Markdown as one comment on the pull
+    /// request this CI job runs for (GitHub Actions: GITHUB_TOKEN; GitLab
+    /// CI: GITLAB_TOKEN), updating the same comment on the next run. The
+    /// exit code stays the verdict's.
+    #[arg(long)]
+    post_comment: bool,
 }
 
 /// Parses a rule code or name for `--accept-risk`.
@@ -237,6 +243,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         CheckFormat::Sarif => print_json(&sarif::render(&assessment))?,
     }
+    if args.post_comment {
+        post_comment(&assessment)?;
+    }
     let fail_on = args.fail_on.map(Severity::from).unwrap_or(settings.fail_on);
     Ok(if assessment.fails_at(fail_on) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -321,6 +330,26 @@ impl migrate::Progress for OnCopyProgress {
             bar.set_message(crate::render::terminal_safe(version).into_owned());
         }
     }
+}
+
+/// Posts the assessment's Markdown on the pull request the CI job runs
+/// for, or says on stderr why it did not (nothing is half-posted, and the
+/// check's own exit code stands).
+fn post_comment(assessment: &Assessment) -> anyhow::Result<()> {
+    use check::comment::{self, Posted};
+    let markdown = markdown::render(assessment).context("rendering the Markdown assessment")?;
+    let env = |name: &str| std::env::var(name).ok();
+    let posted = comment::target(&env).and_then(|t| comment::post(&t, &markdown).map(|p| (t, p)));
+    match posted {
+        Ok((t, Posted::Created(id))) => {
+            eprintln!("posted the check as comment {id} on {}", t.describe())
+        }
+        Ok((t, Posted::Updated(id))) => {
+            eprintln!("updated the check's comment {id} on {}", t.describe())
+        }
+        Err(e) => eprintln!("warning: {e}"),
+    }
+    Ok(())
 }
 
 /// The check gate's summary as `migrate` prints it before applying.

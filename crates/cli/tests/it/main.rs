@@ -44,6 +44,7 @@ mod platform_history;
 mod platform_proofs;
 mod platform_restore;
 mod pooler;
+mod pr_comment;
 mod preload;
 mod projects_found;
 mod proofs;

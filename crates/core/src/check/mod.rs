@@ -3,6 +3,7 @@
 //! lower each risk, the verdict, and the gate `migrate` composes from it.
 
 mod columns;
+pub mod comment;
 pub mod gate;
 pub mod live;
 pub mod on_copy;
