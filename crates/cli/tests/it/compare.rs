@@ -76,6 +76,8 @@ fn a_changed_cell_a_missing_and_an_extra_row_among_a_million_are_named_by_key() 
         c["tables"].as_array().unwrap().iter().find(|t| t["table"] == "public.notes").unwrap();
     assert_eq!(notes["status"], "differ");
     assert!(notes["note"].as_str().unwrap().contains("no primary key"), "{notes}");
+    // With no key the rows are matched whole: the one added is counted.
+    assert_eq!((notes["missing"].as_u64(), notes["extra"].as_u64()), (Some(0), Some(1)), "{notes}");
 
     let text = p.run(&["compare", "--source", &source, "--target", &target]);
     text.expect_code(1)

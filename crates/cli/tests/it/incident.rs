@@ -240,8 +240,9 @@ fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_sta
     ));
     p.migration(
         "1_users",
-        "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');",
-        Some("DROP TABLE users;"),
+        "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');\n\
+         CREATE TABLE audit (at int, what text);\nINSERT INTO audit VALUES (1, 'seed');",
+        Some("DROP TABLE audit;\nDROP TABLE users;"),
     );
     p.run(&["migrate"]).expect_code(0);
     p.migration(
@@ -259,13 +260,15 @@ fn a_restore_of_the_latest_migrations_backup_tells_what_it_took_back_not_the_sta
         .get(0);
     p.run(&["flags", "sync"]).expect_code(0);
     p.run(&["flags", "enable", "client_notes", "--reason", "launch"]).expect_code(0);
-    // Written after the backup: a row added, one deleted, one changed.
+    // Written after the backup: a row added, one deleted, one changed; and
+    // 37 rows appended to a table with no key (before, counted as none).
     p.client()
-        .batch_execute("INSERT INTO users VALUES (10, 'x'); DELETE FROM users WHERE id = 1; UPDATE users SET name = 'B' WHERE id = 2;")
+        .batch_execute("INSERT INTO users VALUES (10, 'x'); DELETE FROM users WHERE id = 1; UPDATE users SET name = 'B' WHERE id = 2;\n\
+                        INSERT INTO audit SELECT i, 'after' FROM generate_series(1, 37) i;")
         .unwrap();
     p.run(&["rollback", "--method", "B", "--yes", "--reason", "error rate 8%"])
         .expect_code(0)
-        .expect_output("the restore took back 1 row(s) written after the backup, brought back 1 deleted and changed back 1");
+        .expect_output("the restore took back 38 row(s) written after the backup, brought back 1 deleted and changed back 1");
     let clients: Option<String> =
         p.client().query_one("select to_regclass('public.clients')::text", &[]).unwrap().get(0);
     assert_eq!(clients.as_deref(), Some("clients"), "the release's first migration stays");

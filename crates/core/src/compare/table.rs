@@ -43,6 +43,7 @@ pub(super) fn table(
     result.columns_only_in_source = mine.iter().filter(|c| !theirs.contains(c)).cloned().collect();
     result.columns_only_in_target = theirs.iter().filter(|c| !mine.contains(c)).cloned().collect();
     let skip = (&result.columns_only_in_source.clone(), &result.columns_only_in_target.clone());
+    let common: Vec<String> = mine.iter().filter(|c| theirs.contains(c)).cloned().collect();
     // With an integer key the first split's scan is the proof itself (its
     // buckets sum to the checksum) and costs little more than the
     // checksum; with any other key the checksum comes first: one scan
@@ -50,6 +51,10 @@ pub(super) fn table(
     if key.range.is_none()
         && checksum_settles(source, target, &key, tolerances, &mut result, skip, &step)?
     {
+        if result.status == "differ" && key.columns.is_empty() {
+            // No key to match rows by: whole rows are counted instead.
+            (result.missing, result.extra) = whole_rows(source, target, &relation, &common)?;
+        }
         return Ok(result);
     }
     let method = checksum::method(source)?;
@@ -182,7 +187,8 @@ fn checksum_settles(
     }
     if !key.same {
         let mut note = if key.columns.is_empty() {
-            "no primary key: only the row counts and the whole-table checksum are compared"
+            "no primary key: rows are matched whole, so a changed row counts as one missing and \
+             one extra"
                 .to_string()
         } else {
             "the primary keys differ between the sides: only counts and checksums are compared"
@@ -195,6 +201,32 @@ fn checksum_settles(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// For a table with no key: how many rows the source has that the target
+/// lacks, and the target has that the source lacks, each row taken whole
+/// (on the `columns` both have) and counted as often as it is there, so
+/// an append-only table's rows written on one side are counted exactly.
+fn whole_rows(
+    source: &mut Client,
+    target: &mut Client,
+    relation: &str,
+    columns: &[String],
+) -> Result<(usize, usize), postgres::Error> {
+    let cols: Vec<String> = columns.iter().map(|c| format!("t.{}", quote_ident(c))).collect();
+    let sql = format!(
+        "select md5(row({})::text), count(*) from {relation} t group by 1",
+        cols.join(", ")
+    );
+    let (a, b) = both(|| source.query(&sql, &[]), || target.query(&sql, &[]));
+    let counted = |rows: Vec<postgres::Row>| -> BTreeMap<String, i64> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let (a, b) = (counted(a?), counted(b?));
+    let more = |x: &BTreeMap<String, i64>, y: &BTreeMap<String, i64>| -> usize {
+        x.iter().map(|(h, n)| (n - y.get(h).copied().unwrap_or(0)).max(0) as usize).sum()
+    };
+    Ok((more(&a, &b), more(&b, &a)))
 }
 
 /// What both sides query alike: the key as text and as JSON, and the
