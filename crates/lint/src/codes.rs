@@ -29,6 +29,7 @@ macro_rules! with_rules {
         BS209 missing_lock_timeout,
         BS210 drop_index_without_concurrently,
         BS211 domain_constraint_added,
+        BS212 exclusion_constraint,
         BS301 rename_table,
         BS302 rename_column,
         BS303 drop_not_null,
