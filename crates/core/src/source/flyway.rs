@@ -146,12 +146,15 @@ const VENDORS: &[&str] = &[
 pub(super) fn vendor_folder(dir: &Path) -> Option<PathBuf> {
     let found = entries(dir).ok()?;
     let own_scripts = found.iter().any(|p| !p.is_dir() && is_script_name(file_name(p)));
+    // Spring names them as its `DatabaseDriver` or `spring.jpa.database`
+    // spells the vendor: `postgresql`, or `POSTGRESQL`.
+    let vendor = |p: &PathBuf| file_name(p).to_ascii_lowercase();
     let others = found
         .iter()
-        .filter(|p| p.is_dir() && file_name(p) != "postgresql")
-        .any(|p| VENDORS.contains(&file_name(p)));
-    let postgresql = dir.join("postgresql");
-    (!own_scripts && others && postgresql.is_dir()).then_some(postgresql)
+        .filter(|p| p.is_dir() && vendor(p) != "postgresql")
+        .any(|p| VENDORS.contains(&vendor(p).as_str()));
+    let postgresql = found.iter().find(|p| p.is_dir() && vendor(p) == "postgresql")?;
+    (!own_scripts && others).then(|| postgresql.clone())
 }
 
 /// `dir`'s scripts as Flyway reads them; with `suffixes` (those the

@@ -176,6 +176,15 @@ fn spring_files(module: &Path) -> Vec<PathBuf> {
 /// `["spring", "flyway", "table"]`) among `module`'s settings files, with
 /// the file and line.
 fn spring_value(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, usize)> {
+    spring_raw(module, path).and_then(|(values, file, line)| {
+        let resolved: Option<Vec<String>> =
+            values.iter().map(|v| placeholders(module, v, 0)).collect();
+        Some((resolved?, file, line))
+    })
+}
+
+/// A Spring setting's values as written, with its file and line.
+fn spring_raw(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, usize)> {
     let key = path.join(".");
     spring_files(module).into_iter().find_map(|file| {
         let text = std::fs::read_to_string(&file).ok()?;
@@ -186,6 +195,30 @@ fn spring_value(module: &Path, path: &[&str]) -> Option<(Vec<String>, PathBuf, u
         };
         found.map(|(values, line)| (values, file, line))
     })
+}
+
+/// `value` with its Spring placeholders (`${spring.jpa.database}`,
+/// `${name:default}`) filled from the module's settings, as Spring fills
+/// them; `None` where one names no setting and gives no default (Spring
+/// then refuses to start, and the setting says nothing Backstop can use).
+fn placeholders(module: &Path, value: &str, depth: usize) -> Option<String> {
+    let Some(start) = value.find("${") else { return Some(value.to_string()) };
+    let end = start + value[start..].find('}')?;
+    if depth > 8 {
+        return None;
+    }
+    let inner = &value[start + 2..end];
+    let (name, default) = match inner.split_once(':') {
+        Some((n, d)) => (n, Some(d)),
+        None => (inner, None),
+    };
+    let path: Vec<&str> = name.split('.').collect();
+    let filled = match spring_raw(module, &path).and_then(|(v, _, _)| v.into_iter().next()) {
+        Some(v) => placeholders(module, &v, depth + 1)?,
+        None => default?.to_string(),
+    };
+    let rest = placeholders(module, &value[end + 1..], depth + 1)?;
+    Some(format!("{}{filled}{rest}", &value[..start]))
 }
 
 /// The script suffixes a Flyway project's settings give for the scripts
@@ -491,6 +524,55 @@ mod tests {
             .any(|i| i.path.ends_with("V1__init.h2.sql") && i.why.contains(".pg.sql")));
         // Without the setting the two files of version 1 are a duplicate.
         assert!(flyway::discover(&dir, None).is_err());
+    }
+
+    /// Regression: `sql-migration-suffixes=${spring.jpa.database}.sql` was
+    /// taken literally and `POSTGRESQL/` was no vendor folder, so such a
+    /// Spring module had "no migrations found".
+    #[test]
+    fn spring_placeholders_fill_the_suffixes_and_vendor_folders_may_be_upper_case() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "app/pom.xml", "<project/>");
+        let res = "app/src/main/resources";
+        write(
+            r,
+            &format!("{res}/application.properties"),
+            "spring.jpa.database=POSTGRESQL
+             spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql
+",
+        );
+        for vendor in ["H2", "POSTGRESQL"] {
+            write(
+                r,
+                &format!("{res}/db/migration/{vendor}/V1_0_1__init__{vendor}.sql"),
+                "SELECT 1;",
+            );
+        }
+        let found = found(r);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, format!("{res}/db/migration/POSTGRESQL"));
+        let dir = r.join(format!("{res}/db/migration"));
+        let set = suffixes(&dir);
+        assert_eq!(set.as_ref().map(|s| s.0.clone()), Some(vec!["POSTGRESQL.sql".to_string()]));
+        let read = flyway::discover(&dir, set).unwrap();
+        let versions: Vec<&str> = read.migrations.iter().map(|m| m.version.as_str()).collect();
+        assert_eq!(versions, ["1.0.1"]);
+        // A default where the setting is missing; none at all: no suffix.
+        write(
+            r,
+            &format!("{res}/application.properties"),
+            "spring.flyway.sql-migration-suffixes=${spring.jpa.database:POSTGRESQL}.sql
+",
+        );
+        assert_eq!(suffixes(&dir).map(|s| s.0), Some(vec!["POSTGRESQL.sql".to_string()]));
+        write(
+            r,
+            &format!("{res}/application.properties"),
+            "spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql
+",
+        );
+        assert_eq!(suffixes(&dir), None);
     }
 
     #[test]
