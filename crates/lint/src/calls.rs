@@ -84,15 +84,18 @@ const OUTSIDE_WORDS: [&str; 7] =
 /// or from a program or a file on the server's host (also in a `DO`
 /// block), as `COPY … PROGRAM` or `COPY … a server file`.
 pub fn reaches_outside(sql: &str) -> Option<String> {
+    // Only a COPY, or a statement that may call a function (a DO block
+    // among them), can: a data migration's INSERTs are not read again.
+    let head = sql.trim_start().get(..4).unwrap_or_default();
+    if !(may_call(sql) || head.eq_ignore_ascii_case("copy")) {
+        return None;
+    }
     let lower = sql.to_ascii_lowercase();
     if !OUTSIDE_WORDS.iter().any(|w| lower.contains(w)) {
         return None;
     }
     if let Some(copy) = copy_outside(sql) {
         return Some(copy);
-    }
-    if !may_call(sql) {
-        return None;
     }
     calls(sql).into_iter().find(|c| c.reaches_outside().is_some()).map(|c| c.shown())
 }
@@ -114,19 +117,8 @@ fn copy_outside(sql: &str) -> Option<String> {
                 return Some(format!("COPY … {way} a server file"));
             }
             Some(NodeEnum::DoStmt(d)) => {
-                let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { continue };
-                let mut found = None;
-                crate::plpgsql::walk(&tree, &mut |key, v| {
-                    let query = match key {
-                        "PLpgSQL_stmt_execsql" => v.pointer("/sqlstmt/PLpgSQL_expr/query"),
-                        _ => None,
-                    };
-                    if let Some(q) = query.and_then(Value::as_str) {
-                        found = found.take().or_else(|| copy_outside(q));
-                    }
-                });
-                if found.is_some() {
-                    return found;
+                if let Some(found) = do_queries(d).iter().find_map(|q| copy_outside(q)) {
+                    return Some(found);
                 }
             }
             _ => {}
@@ -202,6 +194,12 @@ fn collect(node: &NodeEnum, out: &mut Vec<Call>) {
 
 /// The calls of a `DO` block's statements, read with the plpgsql parser.
 fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
+    do_queries(d).iter().flat_map(|q| calls(q)).collect()
+}
+
+/// The statements a `DO` block runs as SQL (its plain statements, and its
+/// `PERFORM`s and `CALL`s), each as a statement of its own.
+fn do_queries(d: &protobuf::DoStmt) -> Vec<String> {
     let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { return Vec::new() };
     let mut out = Vec::new();
     crate::plpgsql::walk(&tree, &mut |key, v| {
@@ -211,7 +209,7 @@ fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
             _ => None,
         };
         let Some(query) = query.and_then(Value::as_str) else { return };
-        let query = match key {
+        out.push(match key {
             // PERFORM's expression is a SELECT without its keyword.
             "PLpgSQL_stmt_perform"
                 if !query.trim_start().to_ascii_lowercase().starts_with("select") =>
@@ -219,8 +217,7 @@ fn do_block(d: &protobuf::DoStmt) -> Vec<Call> {
                 format!("SELECT {query}")
             }
             _ => query.to_string(),
-        };
-        out.extend(calls(&query));
+        });
     });
     out
 }

@@ -78,17 +78,23 @@ pub fn run(
     if versions.is_empty() {
         return Ran { findings: Vec::new(), said: String::new() };
     }
-    // Reading the database's schema waits no longer for a lock another
-    // session holds than a migration would.
-    let waits = bounded_lock_wait(client, on.settings.lock_timeout);
-    let ran = match &on.hand_to {
+    match &on.hand_to {
         Some(hand) => with_downs(client, on, pending, &versions, hand),
+        // The ups alone use no session of the target's: pg_dump waits for
+        // a lock no longer than a migration would.
         None => ups_only(on, pending, progress),
-    };
-    if let Some(before) = waits {
-        let _ = client.execute("select set_config('lock_timeout', $1, false)", &[&before]);
     }
-    ran
+}
+
+/// What is said where a guard the target itself fails (a protected table
+/// it lacks) stopped the copy's run before any statement: its own finding
+/// (BS100) says it; it is no migration's failure.
+fn stopped_by_guard(f: &Failure) -> Ran {
+    let said = format!(
+        "not run on a copy: {} (migrate's pre-flight refuses the same on the database)",
+        f.message
+    );
+    Ran { findings: Vec::new(), said }
 }
 
 /// What is said where the copy could not be made or run on.
@@ -109,15 +115,8 @@ fn ups_only(on: &OnCopy, pending: &[&Migration], progress: &mut dyn Progress) ->
             Ok(ran) => ran,
             Err(e) => return not_run(&e),
         };
-    // A guard the target itself fails (a protected table it lacks) stops
-    // the copy's run before any statement: its own finding (BS100) says
-    // it; it is no migration's failure.
     if let Some(f) = ran.failure.as_ref().filter(|f| f.stage == Stage::PreFlight) {
-        let said = format!(
-            "not run on a copy: {} (migrate's pre-flight refuses the same on the database)",
-            f.message
-        );
-        return Ran { findings: Vec::new(), said };
+        return stopped_by_guard(f);
     }
     let findings: Vec<Finding> = ran.failure.iter().map(|f| finding(f, pending)).collect();
     let took = human(ran.took);
@@ -166,6 +165,9 @@ fn with_downs(
     hand: &Handed,
 ) -> Ran {
     let mut store = crate::downs::proofs::Store::open(&on.proofs);
+    // Reading the database's schema waits no longer for a lock another
+    // session holds than a migration would.
+    let waits = bounded_lock_wait(client, on.settings.lock_timeout);
     let kept = crate::downs::keep::keep(
         (client, None),
         &on.url,
@@ -175,24 +177,21 @@ fn with_downs(
         (versions, true),
         &mut store,
     );
+    if let Some(before) = waits {
+        let _ = client.execute("select set_config('lock_timeout', $1, false)", &[&before]);
+    }
     let kept = match kept {
         Ok(kept) => kept,
         Err(e) => return not_run(&e),
     };
-    // A guard the target itself fails is its own finding's (BS100).
+    let guard = kept.up_failed.iter().find(|f| f.stage == Stage::PreFlight).map(stopped_by_guard);
     let failed = kept.up_failed.iter().filter(|f| f.stage != Stage::PreFlight);
     let findings: Vec<Finding> = failed.map(|f| finding(f, pending)).collect();
     let reused = kept.reused.len();
     let failed: Vec<String> = kept.up_failed.iter().map(|f| f.version.clone()).collect();
-    let guard = kept.up_failed.iter().find(|f| f.stage == Stage::PreFlight).map(|f| {
-        format!(
-            "not run on a copy: {} (migrate's pre-flight refuses the same on the database)",
-            f.message
-        )
-    });
     *hand.borrow_mut() = Some(kept);
-    if let Some(said) = guard {
-        return Ran { findings, said };
+    if let Some(guard) = guard {
+        return Ran { findings, ..guard };
     }
     // A call that reaches outside the database is never run on a copy.
     let outside: Vec<String> = pending

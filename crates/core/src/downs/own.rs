@@ -51,11 +51,7 @@ impl Replay<'_> {
         if m.writes_catalogs() {
             self.tracked.catalogs_written();
         }
-        let down_settings = Settings {
-            protected_tables: Vec::new(),
-            protected_made: Vec::new(),
-            ..self.settings.clone()
-        };
+        let down_settings = self.unguarded();
         let up = migrate::Group::whole(Direction::Up, true, vec![m]);
         let down = migrate::Group::whole(Direction::Down, true, vec![m]);
         let settings = self.settings;
@@ -107,11 +103,7 @@ impl Replay<'_> {
     /// last judged against the state before the up ([`judged`]).
     fn tried(&mut self, groups: &[migrate::Group<'_>]) -> Result<Proof, DownsError> {
         let (stamp, globals, files) = self.globals_now()?;
-        let settings = Settings {
-            protected_tables: Vec::new(),
-            protected_made: Vec::new(),
-            ..self.settings.clone()
-        };
+        let settings = self.unguarded();
         let mut proof = None;
         let last = groups.len() - 1;
         let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
@@ -131,6 +123,17 @@ impl Replay<'_> {
             });
         }
         proof.expect("judged after the down").map_err(db("reading the schema"))
+    }
+
+    /// The replay's settings without the protected tables' guard: a
+    /// down's proof asks whether the schema comes back, not whether the
+    /// down keeps a table's rows.
+    fn unguarded(&self) -> Settings {
+        Settings {
+            protected_tables: Vec::new(),
+            protected_made: Vec::new(),
+            ..self.settings.clone()
+        }
     }
 
     /// What the whole server shares now, with its stamp and whether the

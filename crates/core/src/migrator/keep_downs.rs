@@ -81,7 +81,9 @@ impl Gate for KeepDowns<'_> {
         };
         // A bootstrap (nothing of the project applied yet) is not stopped
         // by old downs nobody runs, unless the project asks for it.
-        let bootstrap = self.defective == DefectiveDowns::RefuseAfterBootstrap && bootstrap(client);
+        let bootstrap = self.defective == DefectiveDowns::RefuseAfterBootstrap
+            && !kept.defective.is_empty()
+            && bootstrap(client);
         let defective = match self.defective {
             DefectiveDowns::RefuseAfterBootstrap if bootstrap => DefectiveDowns::KeepProved,
             DefectiveDowns::RefuseAfterBootstrap => DefectiveDowns::Refuse,

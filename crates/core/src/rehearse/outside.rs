@@ -34,11 +34,7 @@ pub fn replayed<'m>(
         }
         for (j, s) in m.down.iter().flat_map(|d| d.statements.iter().enumerate()) {
             if let Some(call) = reaches_outside(&s.sql) {
-                let sql = format!(
-                    "SELECT {}",
-                    literal(&format!("not replayed: {call} reaches outside the database"))
-                );
-                renamed.push((i, true, j, sql));
+                renamed.push((i, true, j, held_back(&call)));
             } else if let Some(sql) = on_current_database(&s.sql, database) {
                 renamed.push((i, true, j, sql));
             }
@@ -62,10 +58,13 @@ pub fn replayed<'m>(
             m.version.clone(),
             format!("{call} ({}:{})", m.up.path.display(), s.position.line),
         ));
-        s.sql = format!(
-            "SELECT {}",
-            literal(&format!("not replayed: {call} reaches outside the database"))
-        );
+        s.sql = held_back(&call);
     }
     (Cow::Owned(out), calls)
+}
+
+/// What a copy runs in place of a statement that reaches outside the
+/// database (`call`): a `SELECT` that says so.
+fn held_back(call: &str) -> String {
+    format!("SELECT {}", literal(&format!("not replayed: {call} reaches outside the database")))
 }

@@ -92,10 +92,7 @@ impl Globals {
         // files; a replay worked on as a platform's owner may not, and
         // that role cannot `ALTER SYSTEM` either, on the copy or on the
         // target: there is nothing of its own to find there.
-        let readable: bool = client
-            .query_one("select has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')", &[])?
-            .get(0);
-        if readable {
+        if Globals::files_readable(client)? {
             for r in client.query(
                 "select name, setting from pg_file_settings
                   where sourcefile like '%postgresql.auto.conf' and error is null",
@@ -138,7 +135,6 @@ impl Globals {
                 (select string_agg(roleid || ' ' || member || ' ' || admin_option, ','
                                    order by roleid, member) from pg_auth_members),
                 (select string_agg(s::text, ',' order by s::text) from pg_db_role_setting s),
-                (select datname from pg_database where datname = current_database()),
                 {files}))",
             columns.join(", ")
         );

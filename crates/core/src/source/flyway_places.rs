@@ -538,9 +538,8 @@ mod tests {
         write(
             r,
             &format!("{res}/application.properties"),
-            "spring.jpa.database=POSTGRESQL
-             spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql
-",
+            "spring.jpa.database=POSTGRESQL\n\
+             spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql\n",
         );
         for vendor in ["H2", "POSTGRESQL"] {
             write(
@@ -562,15 +561,13 @@ mod tests {
         write(
             r,
             &format!("{res}/application.properties"),
-            "spring.flyway.sql-migration-suffixes=${spring.jpa.database:POSTGRESQL}.sql
-",
+            "spring.flyway.sql-migration-suffixes=${spring.jpa.database:POSTGRESQL}.sql\n",
         );
         assert_eq!(suffixes(&dir).map(|s| s.0), Some(vec!["POSTGRESQL.sql".to_string()]));
         write(
             r,
             &format!("{res}/application.properties"),
-            "spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql
-",
+            "spring.flyway.sql-migration-suffixes=${spring.jpa.database}.sql\n",
         );
         assert_eq!(suffixes(&dir), None);
     }

@@ -55,8 +55,7 @@ impl Marker<'_> {
         if let Some(annotation) = comment.strip_prefix("+goose") {
             return Some(Marker::Goose(annotation.trim()));
         }
-        let words = line.trim_start().strip_prefix("--")?.trim_start_matches([' ', '\t', '-']);
-        let lower = words.to_ascii_lowercase();
+        let lower = comment.trim_start_matches(['-', ' ', '\t']).to_ascii_lowercase();
         let (word, rest) = lower.split_once(char::is_whitespace)?;
         let up = match word {
             "up" => true,
@@ -154,14 +153,7 @@ fn script_migration(
               and `-- Down Migration` sections)"
         }
     };
-    found.problems.push(Problem {
-        part: Part::Up,
-        kind: ProblemKind::Unsupported,
-        path,
-        line: 1,
-        column: 1,
-        message: message.into(),
-    });
+    found.problems.push(problem_at(&path, 0, ProblemKind::Unsupported, message.into()));
     found
 }
 
