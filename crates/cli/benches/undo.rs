@@ -126,11 +126,12 @@ fn run() -> anyhow::Result<()> {
     std::fs::write(&config, CONFIG)?;
     let (with, out) = common::backstop_said(&checked, &check_url, &["check"])?;
     anyhow::ensure!(
-        out.contains("on a copy of the database's schema: every statement runs"),
+        out.contains("on a copy of the database's schema in ")
+            && out.contains(": every statement runs"),
         "{out}"
     );
     println!(
-        "  check of one pending migration, run first on the copy the last migrate kept: {} \
+        "  check of one pending migration, run first on a copy of the target's schema: {} \
          (goal <= 1s: {}); the live check without that run {}, so the run costs {}",
         common::secs(with),
         common::met(with <= Duration::from_secs(1)),
