@@ -70,8 +70,15 @@ pub enum ColumnChange {
 /// What one statement does, as far as its down is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
-    /// It makes something new, fills or drops what the migration made.
+    /// It makes something new, fills or drops what the migration made, or
+    /// changes what the schema picture holds whole of something that was
+    /// there (its privileges, its row security, a publication's tables):
+    /// the down reads that back from the picture before the up.
     Adds,
+    /// It inserts rows its text names into a table that was there: the
+    /// down deletes exactly those (by a key among its constants), the
+    /// table named as the up leaves it.
+    Inserted(crate::data::Inserted),
     /// It renames; the statement that renames back.
     Rename(String),
     /// It changes a column of a table that was there.
@@ -196,12 +203,11 @@ fn one(node: &NodeEnum, sql: &str, made: &mut Made) -> Result<Vec<Shape>, String
             let into = s.relation.as_ref().map(RelationName::from_range_var);
             match into {
                 Some(t) if made.has(&t) => adds,
-                _ if s.select_stmt.as_deref().is_some_and(is_values) => {
-                    Err("it inserts rows named in its text into a table made before it".into())
-                }
+                _ if s.select_stmt.as_deref().is_some_and(is_values) => inserted(sql),
                 _ => data(sql, made),
             }
         }
+        NodeEnum::AlterPublicationStmt(p) if p.options.is_empty() => adds,
         NodeEnum::UpdateStmt(u) if made.fills_only_new(u) => adds,
         NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => data(sql, made),
         other => Err(format!("{} may change what was there", kind_of(other))),
@@ -283,6 +289,17 @@ fn is_values(n: &protobuf::Node) -> bool {
     matches!(n.node.as_ref(), Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty())
 }
 
+/// The rows an `INSERT … VALUES` into a table made before it names.
+fn inserted(sql: &str) -> Result<Vec<Shape>, String> {
+    match crate::data::row_changes(sql).as_slice() {
+        [RowChange::Inserted(i)] => Ok(vec![Shape::Inserted(i.clone())]),
+        _ => {
+            Err("it inserts rows into a table made before it in a way read only the full way"
+                .into())
+        }
+    }
+}
+
 /// The rows a data statement changes: no loss where it is a table the
 /// migration made.
 fn data(sql: &str, made: &Made) -> Result<Vec<Shape>, String> {
@@ -327,6 +344,14 @@ fn alter_table(a: &protobuf::AlterTableStmt, made: &Made) -> Result<Vec<Shape>, 
             }
             AlterTableType::AtSetRelOptions | AlterTableType::AtResetRelOptions => {
                 out.push(Shape::Options { table: table.clone(), keys: option_keys(cmd)? });
+                continue;
+            }
+            // Row security is in the picture whole: read back from it.
+            AlterTableType::AtEnableRowSecurity
+            | AlterTableType::AtDisableRowSecurity
+            | AlterTableType::AtForceRowSecurity
+            | AlterTableType::AtNoForceRowSecurity => {
+                out.push(Shape::Adds);
                 continue;
             }
             AlterTableType::AtDropColumn => {
@@ -465,7 +490,21 @@ mod tests {
         ])
         .unwrap();
         assert!(all.iter().all(|s| *s == Shape::Adds), "{all:?}");
-        assert!(read(&["INSERT INTO old VALUES (1)"]).unwrap_err().contains("named in its text"));
+        let inserted = read(&["INSERT INTO old VALUES (1)"]).unwrap();
+        let [Shape::Inserted(rows)] = inserted.as_slice() else {
+            panic!("an insert of named rows into a table that was there");
+        };
+        assert_eq!((rows.table.name.as_str(), rows.rows.len()), ("old", 1));
+        assert!(read(&["INSERT INTO old VALUES (1) RETURNING id, now()"]).is_ok());
+        assert_eq!(
+            read(&[
+                "ALTER TABLE old ENABLE ROW LEVEL SECURITY",
+                "ALTER PUBLICATION p ADD TABLE old"
+            ])
+            .unwrap(),
+            [Shape::Adds, Shape::Adds],
+            "what the picture holds whole, read back from it"
+        );
         assert!(read(&["DROP TABLE old"]).is_err());
         // Made outside a transaction, it still only adds: its caller proves
         // its drop after applying it.

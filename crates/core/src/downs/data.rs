@@ -175,7 +175,7 @@ fn shown(t: &RelationName) -> String {
 /// matches and the transaction that applied `version` wrote it (its
 /// `xmin`, against `backstop.applied.xid`), so a row that was there, or
 /// was changed since, stays.
-fn delete_of(
+pub(super) fn delete_of(
     client: &mut impl GenericClient,
     i: &Inserted,
     version: &str,

@@ -40,6 +40,7 @@ pub mod proofs;
 mod quick;
 mod replay_quick;
 mod run;
+mod set_back;
 mod start;
 mod storage;
 mod toc;

@@ -33,6 +33,9 @@ pub(super) struct Reading {
     pub transactional: bool,
     /// It may write the catalogs directly (`Migration::writes_catalogs`).
     catalogs: bool,
+    /// The migration's version: a delete of rows inserted `ON CONFLICT DO
+    /// NOTHING` matches the transaction that applied it.
+    version: String,
 }
 
 /// The up of `m` read for the quick way: `None` when a statement of it is
@@ -47,7 +50,7 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
     if let Some(types) = backstop_lint::adds::enum_swap(&sqls) {
         let place = format!("{}:{}", m.up.path.display(), m.up.statements[0].position.line);
         let shapes = types.into_iter().map(|t| (place.clone(), Shape::Labels(t))).collect();
-        return Some(Reading { shapes, transactional, catalogs });
+        return Some(Reading { shapes, transactional, catalogs, version: m.version.clone() });
     }
     let mut made = backstop_lint::adds::Made::default();
     let mut shapes = Vec::new();
@@ -57,7 +60,7 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
             shapes.push((place.clone(), shape));
         }
     }
-    Some(Reading { shapes, transactional, catalogs })
+    Some(Reading { shapes, transactional, catalogs, version: m.version.clone() })
 }
 
 impl Reading {
@@ -101,10 +104,11 @@ impl Reading {
                     };
                     out.extend(back);
                 }
+                Shape::Inserted(i) => labels.inserted.push(i.clone()),
                 Shape::Adds | Shape::Data(_) => {}
             }
         }
-        Ok(Some(Inverses { first: out, ..labels }))
+        Ok(Some(Inverses { first: out, version: self.version.clone(), ..labels }))
     }
 
     /// Whether the down gives every row back as it was: not where the up
@@ -135,6 +139,10 @@ pub(super) struct Inverses {
     /// The picture's keys of those enum types, which may differ in their
     /// labels until then.
     relabelled: Vec<String>,
+    /// Rows the up inserted into tables that were there, the last first:
+    /// deleted before anything else, the tables named as the up left them.
+    inserted: Vec<backstop_lint::data::Inserted>,
+    version: String,
 }
 
 /// The statement that puts the storage parameters `keys` of `table` back
@@ -226,6 +234,8 @@ struct Added {
     mappings: Vec<(String, String)>,
     servers: Vec<String>,
     wrappers: Vec<String>,
+    /// Tables that were there, added to a publication: (publication, table).
+    publications: Vec<(String, String)>,
 }
 
 /// `schema.name` of a key's rest, cut into exactly `n` parts: `None`
@@ -261,8 +271,18 @@ pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> O
         }
         None => false,
     };
-    if old.iter().any(|(k, d)| !same(k, d)) {
-        return None;
+    // Something that was there changed in a part the picture holds whole
+    // (privileges, row security, a publication's tables): set back from
+    // the picture before, after the drops. Any other change: no add.
+    let publications: Vec<&str> = old
+        .keys()
+        .chain(now.keys())
+        .filter_map(|k| k.strip_prefix("publication "))
+        .filter(|p| !p.starts_with("table ") && !p.starts_with("schema "))
+        .collect();
+    let mut back = Vec::new();
+    for (k, d) in old.iter().filter(|(k, d)| !same(k, d)) {
+        back.extend(super::set_back::statements(k, d, now.get(k).copied(), &publications)?);
     }
     // A comment on what was there, changed, lost or new: put back the full
     // way (a comment on what the up made goes with it).
@@ -298,7 +318,13 @@ pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> O
             }
             "view" | "sequence" => {}
             "column" | "constraint" | "trigger" | "policy" | "not null" => {
-                let p = parts(rest, 3)?;
+                // A member's name may hold dots (a policy "Users can
+                // read."); a table's that does is misread, and the proof
+                // then refuses the drop.
+                let p: Vec<String> = rest.splitn(3, '.').map(str::to_string).collect();
+                if p.len() != 3 {
+                    return None;
+                }
                 let rel = (p[0].clone(), p[1].clone());
                 // A member a child only inherits goes with its parent's
                 // (dropping it on the child first fails: it is inherited).
@@ -338,10 +364,19 @@ pub(super) fn drops(before: &Schema, after: &Schema, relabelled: &[String]) -> O
             "foreign data wrapper" => added.wrappers.push(rest.to_string()),
             "schema" => added.schemas.push(rest.to_string()),
             "extension" => added.extensions.push(rest.to_string()),
+            "publication table" => {
+                let (publication, table) = super::set_back::member(rest, &publications)?;
+                let made_here = made.iter().any(|(s, n)| qualified(s, n) == table);
+                if !made_here {
+                    added.publications.push((publication, table));
+                }
+            }
             _ => return None,
         }
     }
-    Some(statements(added))
+    let mut out = statements(added);
+    out.extend(back);
+    Some(out)
 }
 
 /// Whether a column's or constraint's definition in the picture says it
@@ -355,7 +390,7 @@ fn only_inherited(definition: &str) -> bool {
 /// data wrapper` are the kinds of several words this reader drops; any
 /// other kind of several words is not.
 fn key_kind(key: &str) -> Option<(&str, &str)> {
-    for kind in ["not null", "user mapping", "foreign data wrapper"] {
+    for kind in ["not null", "user mapping", "foreign data wrapper", "publication table"] {
         if let Some(rest) = key.strip_prefix(kind).and_then(|r| r.strip_prefix(' ')) {
             return Some((kind, rest));
         }
@@ -370,6 +405,9 @@ fn list(rels: &[Rel]) -> String {
 /// The drops in the order dependents go first.
 fn statements(a: Added) -> Vec<String> {
     let mut out = Vec::new();
+    for (publication, table) in &a.publications {
+        out.push(format!("ALTER PUBLICATION {} DROP TABLE {table}", ident(publication)));
+    }
     for (user, server) in &a.mappings {
         let user = if user == "public" { "PUBLIC".to_string() } else { ident(user) };
         out.push(format!("DROP USER MAPPING IF EXISTS FOR {user} SERVER {}", ident(server)));
@@ -448,6 +486,10 @@ pub(super) struct Proved {
     /// What the look right after the up saw, where nothing ran between
     /// the up and that look: the picture once the up commits.
     after_up: Option<Kept>,
+    /// The tables the up (and the down's first statements) may have
+    /// written: where the look was not right after the up, the picture
+    /// reads their rows again once the up commits.
+    up_wrote: Written,
 }
 
 /// How the quick way went inside the trial.
@@ -520,9 +562,12 @@ pub(super) fn apply_proved(
         Tried::Proved(mut proved) => {
             // Committed as the look after the up saw it: the picture takes
             // that look in, with the tables the up wrote, which it read.
-            if let Some(kept) = proved.after_up.take() {
-                tracked.adopt(client, prepared, kept).map_err(db("reading the schema"))?;
-                progress.take_written();
+            match proved.after_up.take() {
+                Some(kept) => {
+                    tracked.adopt(client, prepared, kept).map_err(db("reading the schema"))?;
+                    progress.take_written();
+                }
+                None => tracked.wrote(proved.up_wrote.clone()),
             }
             Quick::Proved(proved)
         }
@@ -598,11 +643,20 @@ fn prove(
     inverses: &Inverses,
     rows_too: bool,
 ) -> Result<Tried, postgres::Error> {
-    let right_after_up = inverses.first.is_empty();
+    let mut first = Vec::new();
+    for i in &inverses.inserted {
+        match super::data::delete_of(&mut *tx, i, &inverses.version)? {
+            Ok(delete) => first.push(delete),
+            Err(_) => return Ok(Tried::Not),
+        }
+    }
+    first.extend(inverses.first.iter().cloned());
+    let right_after_up = first.is_empty();
     if !right_after_up {
-        tx.batch_execute(&joined(&inverses.first, settings))?;
+        tx.batch_execute(&joined(&first, settings))?;
     }
     let written = Written::here(tx)?;
+    let up_wrote = written.clone();
     let (before, after, kept) = tracked.look_kept(tx, prepared, written)?;
     let after_up = right_after_up.then_some(kept);
     let Some(drops) = drops(&before.schema, &after.schema, &inverses.relabelled) else {
@@ -624,11 +678,12 @@ fn prove(
     };
     let same = was.schema.differences(&now.schema).is_empty()
         && (!rows_too || same_rows(&was.tables, &now.tables));
-    let mut statements = inverses.first.clone();
+    let mut statements = first;
     statements.extend(drops);
     statements.extend(inverses.last.iter().cloned());
     let cosmetic = was.schema.cosmetic_differences(&now.schema);
-    Ok(if same { Tried::Proved(Proved { statements, cosmetic, after_up }) } else { Tried::Failed })
+    let proved = Proved { statements, cosmetic, after_up, up_wrote };
+    Ok(if same { Tried::Proved(proved) } else { Tried::Failed })
 }
 
 /// Whether two lists of table contents hold the same rows, table by table.

@@ -167,3 +167,71 @@ fn enum_labels_added_or_swapped_away_get_proved_downs_from_the_catalog() {
     let labels = p.client().texts("select enumlabel::text from pg_enum e join pg_type t on t.oid = e.enumtypid where typname = 'mood' order by enumsortorder");
     assert_eq!(labels, ["ok", "sad", "meh"]);
 }
+
+/// What the Supabase runbooks' migrations do to tables that were there:
+/// seed rows named in the text (one `ON CONFLICT DO NOTHING` beside a row
+/// that was there, one into a table the same migration renamed), row
+/// security turned on, privileges granted, a table added to a
+/// publication. Each down is read from the picture before the up,
+/// proved, and gives back the schema and the rows that were there.
+#[test]
+fn named_rows_privileges_row_security_and_publications_get_proved_downs() {
+    let p = Project::new("downs_quick_settings");
+    p.migration(
+        "2024-08-03-000001_base",
+        "CREATE TABLE plans (id text PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE items (id int PRIMARY KEY, title text);
+         CREATE PUBLICATION live;
+         INSERT INTO plans VALUES ('free', 'Free');",
+        None,
+    );
+    p.migration(
+        "2024-08-03-000002_archive",
+        "ALTER TABLE items RENAME TO archive;
+         CREATE INDEX archive_title ON archive (title);
+         INSERT INTO archive (id, title) VALUES (1, 'first');
+         INSERT INTO plans VALUES ('free', 'Free'), ('pro', 'Pro') ON CONFLICT DO NOTHING;",
+        None,
+    );
+    p.migration(
+        "2024-08-03-000003_rls",
+        "ALTER TABLE plans ENABLE ROW LEVEL SECURITY;
+         GRANT SELECT, INSERT ON plans TO PUBLIC;
+         ALTER PUBLICATION live ADD TABLE archive;",
+        None,
+    );
+
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    for v in ["2024-08-03-000002", "2024-08-03-000003"] {
+        let d = down_of(&downs, v);
+        assert_eq!((d["status"].as_str(), d["proved"].as_bool()), (Some("computed"), Some(true)));
+        assert!(d["notes"].to_string().contains("read from its statements"), "{d:#}");
+    }
+    let sql = |v: &str| down_of(&downs, v)["sql"].as_str().unwrap().to_string();
+    let archive = sql("2024-08-03-000002");
+    for part in
+        ["DELETE FROM archive WHERE (id = 1)", "DELETE FROM plans", "xmin", "RENAME TO items"]
+    {
+        assert!(archive.contains(part), "{part} missing from the down:\n{archive}");
+    }
+    let rls = sql("2024-08-03-000003");
+    for part in [
+        "ALTER PUBLICATION live DROP TABLE public.archive",
+        "ALTER TABLE public.plans DISABLE ROW LEVEL SECURITY",
+        "REVOKE ALL ON TABLE public.plans FROM PUBLIC",
+    ] {
+        assert!(rls.contains(part), "{part} missing from the down:\n{rls}");
+    }
+    p.run(&["downs", "--write"]).expect_code(0);
+
+    p.run(&["migrate", "--to", "2024-08-03-000001"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    assert_eq!(p.client().texts("select id from plans order by id"), ["free", "pro"]);
+    p.run(&["rollback", "--to", "2024-08-03-000001"]).expect_code(0);
+    let back = Schema::read(&mut p.client()).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    // The row that was there before the seed stays; the seed's goes.
+    assert_eq!(p.client().texts("select id from plans order by id"), ["free"]);
+    assert!(p.client().texts("select title from items").is_empty());
+}
