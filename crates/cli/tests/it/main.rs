@@ -37,6 +37,7 @@ mod memory;
 mod migrate_groups;
 mod node_pg_migrate;
 mod openfeature;
+mod packages;
 mod pg_versions;
 mod pgbackrest;
 mod pgbackrest_restore;
