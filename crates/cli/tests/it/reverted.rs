@@ -162,6 +162,28 @@ fn a_rollback_that_does_not_bring_the_schema_back_changes_nothing() {
     assert!(!p.client().exists("public.posts"));
 }
 
+/// A down that forgets a comment the up wrote, and one that adds back a
+/// dropped column at the end of its table: the schema is the one before in
+/// all that changes behaviour, so the rollback commits, and its ✓ line
+/// names both cosmetic differences apart. Before: ✓ and no word.
+#[test]
+fn cosmetic_differences_a_down_leaves_are_said_on_the_rollbacks_line() {
+    let p = Project::new("reverted_cosmetic");
+    p.migration("1_notes", "create table notes (id int primary key, a text, c text);\n", None);
+    p.migration(
+        "2_commented",
+        "comment on table notes is 'free text';\nalter table notes drop column a;\n",
+        Some("alter table notes add column a text;\n"),
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let rollback = p.run(&["rollback", "--yes"]);
+    rollback.expect_code(0).expect_output("✓ the schema is the one before 2");
+    rollback.expect_output("cosmetic, said apart");
+    rollback.expect_output("comment on relation public.notes: still there");
+    rollback.expect_output("column order public.notes: not as it was before the up");
+    assert_eq!(p.client().applied(), ["1"]);
+}
+
 /// A database's own settings are part of what a down brings back: `ALTER
 /// DATABASE <its own name> SET …` and `ALTER ROLE … IN DATABASE <its own
 /// name> SET …` run on the copy under the copy's name, their down is

@@ -153,6 +153,28 @@ impl ToolHistory {
         }
         (hasher.finalize().to_hex()[..16].to_string(), Digest(digest))
     }
+
+    /// [`ToolHistory::digest`] of `objects`, with the `cosmetic` ones
+    /// (column order, comments) in the digest too but not in the
+    /// fingerprint: a record then names what an up touched of them, and
+    /// a rollback's check says where they differ, apart.
+    pub fn digest_apart<'a>(
+        &self,
+        objects: impl IntoIterator<Item = &'a Object>,
+        cosmetic: impl IntoIterator<Item = &'a Object>,
+    ) -> (String, Digest) {
+        let (fingerprint, mut digest) = self.digest(objects);
+        for o in cosmetic.into_iter().filter(|o| self.keeps(o)) {
+            digest.0.insert(o.key.clone(), short_hash(&o.definition));
+        }
+        (fingerprint, digest)
+    }
+}
+
+/// Whether a picture's key names a cosmetic object: a table's column
+/// order or a comment, which change no behaviour.
+pub fn is_cosmetic(key: &str) -> bool {
+    key.starts_with("column order ") || key.starts_with(crate::pg::comments::PREFIX)
 }
 
 /// An object's definition as a key counts it: a view's with the dates it

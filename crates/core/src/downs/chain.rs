@@ -83,7 +83,7 @@ pub(super) fn prove(
     let mut prepared = crate::pg::Prepared::default();
     let start =
         expect::picture(&mut *client, &mut prepared).map_err(db("reading the copy's schema"))?;
-    let (_, start) = history.digest(&start);
+    let (_, start) = start.digest(history);
     let group = [migrate::Group::whole(Direction::Down, true, reverse)];
     let mut after = None;
     let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
@@ -96,7 +96,7 @@ pub(super) fn prove(
         return Ok(Some(Chain { versions, failed: Some(failed) }));
     }
     let now = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
-    let (fingerprint, now) = history.digest(&now);
+    let (fingerprint, now) = now.digest(history);
     let checked = expect::compared(&records, Some(&start), &fingerprint, &now);
     let failed = (!checked.passed()).then(|| checked.differences.join("; "));
     Ok(Some(Chain { versions, failed }))

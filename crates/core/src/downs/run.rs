@@ -180,7 +180,7 @@ pub(super) fn ends_of(
     tracked.refresh(&mut *client, prepared).map_err(db("reading the schema"))?;
     let settings =
         crate::adopt::keyed::settings(client).map_err(db("reading the database's settings"))?;
-    Ok(history.digest(tracked.objects().into_iter().chain(&settings)))
+    Ok(history.digest_apart(tracked.objects().into_iter().chain(&settings), tracked.cosmetic()))
 }
 
 /// What a proof compares beside the schema: the rows of the tables a data

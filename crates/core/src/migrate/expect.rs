@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApplyError, Group};
 use super::{Failure, Stage};
 use crate::adopt::in_step::{recorded_by_tool, ToolRecord};
-use crate::adopt::keyed::{Digest, ToolHistory, Touched};
+use crate::adopt::keyed::{is_cosmetic, Digest, ToolHistory, Touched};
 use crate::pg::fingerprint::Schema;
 use crate::source::Migration;
 
@@ -53,6 +53,10 @@ pub struct Checked {
     pub touched: usize,
     /// What differs from the schema before, each named: the check failed.
     pub differences: Vec<String>,
+    /// Column order and comments that differ from before, each named:
+    /// said apart, never a reason to refuse (they change no behaviour).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cosmetic: Vec<String>,
     /// The schema differs only in objects no reverted up touched and no
     /// down changed: something else changed them since (drift).
     pub drift: bool,
@@ -84,7 +88,7 @@ impl Checked {
                 list.join(", ")
             )
         };
-        match (self.equal, self.drift, self.unrecorded.is_empty()) {
+        let said = match (self.equal, self.drift, self.unrecorded.is_empty()) {
             (true, _, _) => format!(
                 "the schema is the one before {}: compared on the database before COMMIT \
                  (schema, settings and privileges{}; {} object(s) the migrations touched; compared \
@@ -106,7 +110,14 @@ impl Checked {
                 unrecorded(&self.unrecorded)
             ),
             _ => format!("not compared: {}", unrecorded(&self.unrecorded)),
+        };
+        if self.cosmetic.is_empty() {
+            return said;
         }
+        format!(
+            "{said}; cosmetic, said apart (no behaviour changes with them): {}",
+            self.cosmetic.join("; ")
+        )
     }
 }
 
@@ -196,7 +207,7 @@ impl Check {
         let tool = self.tool_differences(tx)?;
         let mut prepared = crate::pg::Prepared::default();
         let now = picture(tx, &mut prepared).map_err(db("reading the schema after the downs"))?;
-        let (fingerprint, now) = self.history.digest(&now);
+        let (fingerprint, now) = now.digest(&self.history);
         let mut checked = compared(&self.records, None, &fingerprint, &now);
         let mut again = false;
         // Not the whole schema as recorded: what the downs changed, read
@@ -207,7 +218,7 @@ impl Check {
                 .map_err(db("going back to before the downs"))?;
             let start =
                 picture(tx, &mut prepared).map_err(db("reading the schema before the downs"))?;
-            let (_, start) = self.history.digest(&start);
+            let (_, start) = start.digest(&self.history);
             checked = compared(&self.records, Some(&start), &fingerprint, &now);
             again = checked.passed();
         }
@@ -247,14 +258,27 @@ impl Check {
 }
 
 /// The schema's objects and the database's own settings, as a proof's
-/// key counts them.
+/// key counts them, and its cosmetic objects apart.
+pub(crate) struct Picture {
+    objects: Vec<crate::pg::fingerprint::Object>,
+    cosmetic: Vec<crate::pg::fingerprint::Object>,
+}
+
+impl Picture {
+    /// Its fingerprint (of the objects) and digest (of both).
+    pub(crate) fn digest(&self, history: &ToolHistory) -> (String, Digest) {
+        history.digest_apart(&self.objects, &self.cosmetic)
+    }
+}
+
+/// Reads the [`Picture`] of the database `client` is connected to.
 pub(crate) fn picture(
     client: &mut impl GenericClient,
     prepared: &mut crate::pg::Prepared,
-) -> Result<Vec<crate::pg::fingerprint::Object>, postgres::Error> {
-    let mut objects = Schema::read_probed(client, prepared)?.objects;
+) -> Result<Picture, postgres::Error> {
+    let Schema { mut objects, cosmetic } = Schema::read_probed(client, prepared)?;
     objects.extend(crate::adopt::keyed::settings(client)?);
-    Ok(objects)
+    Ok(Picture { objects, cosmetic })
 }
 
 /// Compares the picture after the downs (`fingerprint`, `now`) with what
@@ -277,46 +301,58 @@ pub(crate) fn compared(
         expected.entry(t.key.as_str()).or_insert(t.before.as_deref());
     }
     let whole = records.first().and_then(|(_, r)| r.as_ref()).map(|r| r.before.as_str());
+    // Column order and comments the ups touched are said apart and never
+    // refuse the rollback; the whole schema's fingerprint leaves them out.
+    let all_touched: BTreeSet<&str> = expected.keys().copied().collect();
+    let (cosmetic, expected): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        expected.into_iter().partition(|(key, _)| is_cosmetic(key));
     let mut checked = Checked {
         before,
         touched: expected.len(),
         unrecorded,
         equal: whole == Some(fingerprint),
+        cosmetic: cosmetic
+            .iter()
+            .filter_map(|(key, was)| differs(key, *was, now.get(key)))
+            .collect(),
         ..Default::default()
     };
     if checked.equal || (whole.is_none() && expected.is_empty()) {
         return checked;
     }
     for (key, was) in &expected {
-        match (was, now.get(key)) {
-            (None, Some(_)) => checked
-                .differences
-                .push(format!("{key}: still there (the up made it, the down left it)")),
-            (Some(_), None) => checked.differences.push(format!(
-                "{key}: gone (it was there before the up, the down did not make it again)"
-            )),
-            (Some(was), Some(is)) if was != &is => {
-                checked.differences.push(format!("{key}: not as it was before the up"))
-            }
-            _ => {}
-        }
+        checked.differences.extend(differs(key, *was, now.get(key)));
     }
     // What the downs changed must be what the ups touched: told only
     // where every reverted migration has its record (an unrecorded one's
     // down changes what no record names).
     let Some(start) = start.filter(|_| checked.unrecorded.is_empty()) else { return checked };
-    let touched: BTreeSet<&str> = expected.keys().copied().collect();
     for key in now.changed_from(start) {
-        if !touched.contains(key.as_str()) {
-            checked
-                .differences
-                .push(format!("{key}: changed by the downs, though no reverted up touched it"));
+        if !all_touched.contains(key.as_str()) {
+            let said = format!("{key}: changed by the downs, though no reverted up touched it");
+            match is_cosmetic(&key) {
+                true => checked.cosmetic.push(said),
+                false => checked.differences.push(said),
+            }
         }
     }
     // Equal in all the migrations touched and all the downs changed: the
     // rest was changed by something else since.
     checked.drift = checked.differences.is_empty();
     checked
+}
+
+/// How an object the ups touched differs after the downs from what it was
+/// before them (`was`: its hash, `None` where the up made it; `is`: now).
+fn differs(key: &str, was: Option<&str>, is: Option<&str>) -> Option<String> {
+    match (was, is) {
+        (None, Some(_)) => Some(format!("{key}: still there (the up made it, the down left it)")),
+        (Some(_), None) => Some(format!(
+            "{key}: gone (it was there before the up, the down did not make it again)"
+        )),
+        (Some(was), Some(is)) if was != is => Some(format!("{key}: not as it was before the up")),
+        _ => None,
+    }
 }
 
 /// The failure of a rollback whose check found the schema differs.

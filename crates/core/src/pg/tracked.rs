@@ -234,6 +234,15 @@ impl Tracked {
         objects
     }
 
+    /// The cosmetic objects of [`Tracked::schema`] (column order,
+    /// comments), in its order: what a record keeps apart.
+    pub fn cosmetic(&self) -> Vec<&Object> {
+        let mut objects: Vec<&Object> =
+            self.objects.values().flatten().filter(|o| o.cosmetic).map(|o| &o.object).collect();
+        objects.sort_unstable();
+        objects
+    }
+
     /// Every table's content, in name order.
     pub fn tables(&self) -> Vec<TableChecksum> {
         let mut tables: Vec<TableChecksum> = self.tables.values().cloned().collect();
