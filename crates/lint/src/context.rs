@@ -354,6 +354,7 @@ impl<'a> Cx<'a> {
             Subject::Table { table, .. }
             | Subject::Policy { table, .. }
             | Subject::ForeignKey { table, .. }
+            | Subject::KeyIndex { table, .. }
             | Subject::Functions { table, .. } => b.table(self.file, stmt, table),
             Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
                 b.column(self.file, stmt, table, column)

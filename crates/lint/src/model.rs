@@ -159,6 +159,10 @@ pub enum Subject {
     ColumnType { table: RelationName, column: String, new_type: TypeSpec },
     /// A column that becomes NOT NULL.
     NotNull { table: RelationName, column: String },
+    /// The index a `PRIMARY KEY USING INDEX` takes over, and its columns
+    /// where the run made it (empty: the database's index says): a
+    /// nullable one is made NOT NULL with a scan.
+    KeyIndex { table: RelationName, index: String, columns: Vec<String> },
     /// An extension the migration creates; `if_not_exists` when the
     /// statement says IF NOT EXISTS (an installed one is then a no-op).
     Extension { name: String, if_not_exists: bool },
@@ -191,6 +195,7 @@ impl Subject {
             Subject::Table { table, .. }
             | Subject::ColumnType { table, .. }
             | Subject::NotNull { table, .. }
+            | Subject::KeyIndex { table, .. }
             | Subject::Policy { table, .. }
             | Subject::ForeignKey { table, .. }
             | Subject::Functions { table, .. }

@@ -21,6 +21,9 @@ const LIVE: &str = "
     CREATE TABLE clients (id int, user_id int);
     ALTER TABLE clients ENABLE ROW LEVEL SECURITY;
     CREATE POLICY clients_own ON clients USING (user_id = 1);
+    CREATE UNIQUE INDEX clients_id_key ON clients (id);
+    CREATE TABLE tags (id int NOT NULL, name text);
+    CREATE UNIQUE INDEX tags_id_key ON tags (id);
     CREATE FUNCTION steady_now() RETURNS timestamptz LANGUAGE sql STABLE AS 'select now()';
     CREATE SCHEMA auth;
     CREATE FUNCTION auth.uid() RETURNS int LANGUAGE sql STABLE AS 'select 1';
@@ -93,6 +96,12 @@ const CASES: &[Case] = &[
         clears: "a validated CHECK (note IS NOT NULL) spares the scan (pg_constraint)",
         cleared: &["ALTER TABLE users ALTER COLUMN note SET NOT NULL;\n"],
         reported: "ALTER TABLE users ALTER COLUMN nick SET NOT NULL;\n",
+    },
+    Case {
+        code: "BS204",
+        clears: "PRIMARY KEY USING INDEX: every column of the index is NOT NULL already (pg_attribute)",
+        cleared: &["ALTER TABLE tags ADD CONSTRAINT tags_pkey PRIMARY KEY USING INDEX tags_id_key;\n"],
+        reported: "ALTER TABLE clients ADD CONSTRAINT clients_pkey PRIMARY KEY USING INDEX clients_id_key;\n",
     },
     Case {
         code: "BS205",

@@ -39,6 +39,61 @@ pub(super) fn not_null(
     Ok(Outcome::Keep)
 }
 
+/// A `PRIMARY KEY USING INDEX`: the columns of the index (as the run made
+/// it, else as the database's index has them) that are nullable on the
+/// table and that no validated CHECK proves NOT NULL, each set NOT NULL
+/// with a scan. Confirmed (with the columns named and the lock scaled by
+/// the table's size) where there is one; not reported where there is
+/// none, or where neither the run nor the database says the columns.
+pub(super) fn key_index(
+    client: &mut impl GenericClient,
+    f: &mut Finding,
+    table: &RelationName,
+    index: &str,
+    columns: &[String],
+) -> Result<bool, CheckError> {
+    let rows = client
+        .query(
+            "select a.attname::text, a.attnotnull
+               from pg_attribute a
+              where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
+                and (a.attname = any($2) or (cardinality($2) = 0 and exists (
+                     select from pg_index i join pg_class x on x.oid = i.indexrelid
+                      where i.indrelid = a.attrelid and x.relname = $3
+                        and a.attnum = any(i.indkey::int2[]))))",
+            &[&regclass(table), &columns, &index],
+        )
+        .map_err(db("reading the key index's columns"))?;
+    let checks: Vec<String> = client
+        .query(
+            "select pg_get_constraintdef(oid) from pg_constraint
+              where conrelid = to_regclass($1) and contype = 'c' and convalidated",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading check constraints"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let nullable: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.get::<_, bool>(1))
+        .map(|r| r.get::<_, String>(0))
+        .filter(|c| !checks.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, c)))
+        .collect();
+    if nullable.is_empty() {
+        return Ok(false);
+    }
+    f.facts.push(format!(
+        "pg_attribute: {} of {} may hold NULL (no NOT NULL, no validated CHECK)",
+        nullable.join(", "),
+        name(table)
+    ));
+    if let Some(facts) = table_size(client, table)? {
+        scale_lock(f, table, &facts);
+    }
+    Ok(true)
+}
+
 /// A default calling functions no checked migration defines: `pg_proc`
 /// says whether one is volatile (the table is rewritten), all are stable
 /// or immutable (no finding), or one does not exist.

@@ -182,9 +182,10 @@ fn adjust(
         Some(Subject::Functions { table, names }) => {
             super::columns::functions(client, f, &table, &names)
         }
-        Some(Subject::Policy { .. }) | Some(Subject::OwnerColumns { .. }) | None => {
-            Ok(Outcome::Keep)
-        }
+        Some(Subject::Policy { .. })
+        | Some(Subject::OwnerColumns { .. })
+        | Some(Subject::KeyIndex { .. })
+        | None => Ok(Outcome::Keep),
     }
 }
 
@@ -301,6 +302,7 @@ fn subject_names(subject: &Subject) -> Option<(&RelationName, Option<&str>)> {
         | Subject::Policy { table, .. }
         | Subject::ForeignKey { table, .. }
         | Subject::Functions { table, .. }
+        | Subject::KeyIndex { table, .. }
         | Subject::RowPolicies { table }
         | Subject::OwnerColumns { table, .. } => Some((table, None)),
         Subject::ColumnType { table, column, .. } | Subject::NotNull { table, column } => {
@@ -363,6 +365,7 @@ fn renamed_subject(subject: &Subject, live: RelationName, column: Option<String>
         | Subject::Policy { table, .. }
         | Subject::ForeignKey { table, .. }
         | Subject::Functions { table, .. }
+        | Subject::KeyIndex { table, .. }
         | Subject::RowPolicies { table }
         | Subject::OwnerColumns { table, .. } => *table = live,
         Subject::ColumnType { table, column: c, .. } | Subject::NotNull { table, column: c } => {
@@ -451,6 +454,9 @@ fn confirm(
             Ok(false)
         }
         Some(Subject::RowPolicies { table }) => super::rls::not_forced(client, f, &table, settings),
+        Some(Subject::KeyIndex { table, index, columns }) => {
+            super::columns::key_index(client, f, &table, &index, &columns)
+        }
         Some(Subject::OwnerColumns { table, columns }) => {
             super::rls::owner_columns(client, f, &table, &columns)
         }

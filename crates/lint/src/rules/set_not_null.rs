@@ -23,6 +23,11 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// valid earlier in the run (added without `NOT VALID`, or validated)
 /// clears the finding; with a database URL, `backstop check` sees one
 /// the table already has.
+///
+/// `ADD CONSTRAINT … PRIMARY KEY USING INDEX` sets NOT NULL the same way
+/// on each column of the index that is nullable: only the database knows
+/// which are, so with a database URL `backstop check` reports it where
+/// one is (and no validated CHECK proves it), and says which.
 pub const META: Meta = Meta {
     name: "set-not-null",
     family: Family::Locks,
@@ -79,8 +84,45 @@ fn proved_before(cx: &Cx<'_>, at: (usize, usize), table: &crate::RelationName, c
     })
 }
 
+/// The `PRIMARY KEY USING INDEX` of `cmd`, where it is one: the index's
+/// name.
+fn key_index(kind: AlterTableType, cmd: &pg_query::protobuf::AlterTableCmd) -> Option<&str> {
+    match (kind, cmd.def.as_ref().and_then(|d| d.node.as_ref())) {
+        (AlterTableType::AtAddConstraint, Some(NodeEnum::Constraint(c)))
+            if c.contype() == ConstrType::ConstrPrimary && !c.indexname.is_empty() =>
+        {
+            Some(c.indexname.as_str())
+        }
+        _ => None,
+    }
+}
+
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for Alter { stmt, rv, table, k, cmd, kind, .. } in cx.existing_table_alters() {
+        if let Some(index) = key_index(kind, cmd) {
+            // Its columns, where an index of the run by that name says.
+            let made = cx.run.indexes.iter().rev().find(|i| i.name.as_deref() == Some(index));
+            let columns = made.map(|i| i.columns.clone()).unwrap_or_default();
+            let proved = |c: &String| proved_before(cx, (cx.file, stmt.index), &table, c);
+            if !columns.is_empty() && columns.iter().all(proved) {
+                continue;
+            }
+            let mut hit = Hit::new(
+                Code::BS204,
+                stmt,
+                cx.alter_cmd(stmt, Some(rv), k),
+                format!(
+                    "PRIMARY KEY USING INDEX {index} sets NOT NULL on each nullable column of the index: {} is scanned under an ACCESS EXCLUSIVE lock",
+                    display_table(&table)
+                ),
+                "make each key column NOT NULL first without a scan (ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID, VALIDATE it in a later migration, SET NOT NULL), then ADD PRIMARY KEY USING INDEX",
+            )
+            .subject(Subject::KeyIndex { table: table.clone(), index: index.to_string(), columns });
+            // Only the database knows whether a column is nullable.
+            hit.latent = true;
+            out.push(hit);
+            continue;
+        }
         if kind != AlterTableType::AtSetNotNull {
             continue;
         }
@@ -136,5 +178,26 @@ mod tests {
         assert_eq!(found(&[valid, set]), 0, "added valid");
         let other = "ALTER TABLE users ADD CONSTRAINT n_nn CHECK (name IS NOT NULL);";
         assert_eq!(found(&[other, set]), 1, "another column's check");
+    }
+}
+
+#[cfg(test)]
+mod key_index_tests {
+    use crate::{check, Code, Input, Options};
+
+    #[test]
+    fn a_primary_key_using_an_index_is_only_a_probe_the_database_answers() {
+        let sql = "ALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_id_key;";
+        let report = check(&[Input::file("1.sql", sql)], &Options::default());
+        assert!(report.findings.iter().all(|f| f.code != Code::BS204), "no finding without facts");
+        assert_eq!(report.probes.iter().filter(|f| f.code == Code::BS204).count(), 1);
+        // Its columns proved NOT NULL earlier in the run: not even a probe.
+        let proved = [
+            Input::file("1.sql", "CREATE UNIQUE INDEX CONCURRENTLY t_id_key ON t (id);"),
+            Input::file("2.sql", "ALTER TABLE t ADD CONSTRAINT t_id_nn CHECK (id IS NOT NULL);"),
+            Input::file("3.sql", sql),
+        ];
+        let report = check(&proved, &Options::default());
+        assert!(report.probes.iter().all(|f| f.code != Code::BS204), "{:?}", report.probes);
     }
 }
