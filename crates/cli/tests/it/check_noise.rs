@@ -168,6 +168,10 @@ fn an_up_only_history_without_downs_gets_one_line_with_the_count() {
     // finding says so, low, rather than that only a restore undoes them.
     assert!(message.contains("`migrate` works out and proves a down"), "{message}");
     assert_eq!(missing[0]["severity"], "low", "{json}");
+    // The risk matrix beside it says nothing the finding denies.
+    let markdown = p.run(&["check", "--offline", "--format", "markdown"]).stdout.clone();
+    assert!(markdown.contains("No down migration written for it"), "{markdown}");
+    assert!(!markdown.contains("refuses to revert"), "{markdown}");
     p.config(&format!("{}keep_downs = false\n", crate::common::DEFAULT_CONFIG));
     let json = p.run(&["check", "--offline", "--format", "json"]).json();
     let message = of(&json, "BS403")[0]["message"].as_str().unwrap().to_string();

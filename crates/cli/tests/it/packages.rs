@@ -3,9 +3,9 @@
 //! installed into a fresh virtual environment and the npm packages into
 //! a fresh project each run `backstop --version` and `backstop status`
 //! against a real database, as a team would after `pip install` or
-//! `npm install`. The test packages the debug build (`--profile dev`,
-//! already built for the tests); a release package differs only in the
-//! binary it holds.
+//! `npm install`. The test packages a debug build (`--profile dev`, in a
+//! target folder of its own under the tools' cache); a release package
+//! differs only in the binary it holds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,8 +73,15 @@ fn the_wheel_and_the_npm_packages_install_a_backstop_that_runs() {
     p.migration("2024-09-01-000001_accounts", "CREATE TABLE accounts (id int PRIMARY KEY);", None);
     let work = tempfile::Builder::new().prefix("backstop-packages-").tempdir().unwrap();
     let dist = work.path().join("dist");
+    // Built in a target folder of its own (cached like the tools): a
+    // build in the tests' own would replace the binary and libraries the
+    // other tests are running and linking (cargo test unifies features
+    // with the dev-dependencies; a plain build does not).
+    let target = std::env::var_os("BACKSTOP_PACKAGE_TARGET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::common::tools_dir().join("../backstop-package-target"));
     let mut package = Command::new(root().join(".ci/package"));
-    package.args(["--profile", "dev", "--out"]).arg(&dist);
+    package.args(["--profile", "dev", "--out"]).arg(&dist).env("CARGO_TARGET_DIR", &target);
     run_program(&mut package);
     let version = env!("CARGO_PKG_VERSION");
 

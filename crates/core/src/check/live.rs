@@ -182,9 +182,7 @@ fn adjust(
         Some(Subject::Functions { table, names }) => {
             super::columns::functions(client, f, &table, &names)
         }
-        Some(Subject::Policy { .. })
-        | Some(Subject::OwnerColumns { .. })
-        | Some(Subject::KeyIndex { .. })
+        Some(Subject::Policy { .. } | Subject::OwnerColumns { .. } | Subject::KeyIndex { .. })
         | None => Ok(Outcome::Keep),
     }
 }
