@@ -89,3 +89,33 @@ fn node_pg_migrate_and_backstop_take_each_others_runs() {
     assert_eq!(p.client().applied().len(), 3);
     p.run(&["migrate"]).expect_code(0).expect_output("nothing to migrate");
 }
+
+/// The table a script names (`--migrations-table`, `--migrations-schema`)
+/// is the one kept in step, as node-pg-migrate run with the script's
+/// flags reads it. Before, Backstop wrote `pgmigrations` and the tool ran
+/// every migration again.
+#[test]
+fn the_history_table_a_script_names_is_the_one_kept_in_step() {
+    let Some(tool) = program("node-pg-migrate", ".ci/tools/node-pg-migrate.sh") else { return };
+    let p = project("npm_named_table");
+    let flags =
+        ["-m", "migrations", "--migrations-table", "npm_history", "--migrations-schema", "ops"];
+    p.write(
+        "package.json",
+        &format!(
+            "{{\n  \"name\": \"shop\",\n  \"scripts\": {{\n    \"test\": \"vitest\",\n    \
+             \"migrate\": \"node-pg-migrate {}\"\n  }},\n  \
+             \"devDependencies\": {{ \"node-pg-migrate\": \"^8.0.0\" }}\n}}\n",
+            flags.join(" ")
+        ),
+    );
+    p.client().batch_execute("create schema ops").unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    let rows = p.client().texts("select name::text from ops.npm_history order by run_on, id");
+    assert_eq!(rows, ["1700000000000_users", "1700000100000_posts"]);
+    assert!(!p.client().exists("public.pgmigrations"), "the default table is not written");
+    let said = run_program(
+        Command::new(&tool).arg("up").args(flags).current_dir(p.path()).env("DATABASE_URL", &p.url),
+    );
+    assert!(said.contains("No migrations to run"), "{said}");
+}

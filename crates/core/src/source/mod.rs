@@ -442,6 +442,7 @@ fn load_parsing(
         Layout::Drizzle => project::drizzle_history(dir),
         Layout::Flyway => flyway_places::history(dir),
         Layout::Hasura => hasura::history(dir),
+        Layout::NodePgMigrate => project::node_pg_migrate_history(dir),
         _ => None,
     };
     let history = history.map(std::sync::Arc::new);

@@ -273,6 +273,56 @@ fn node_pg_migrate(root: &Path) -> Option<Place> {
     })
 }
 
+/// The table node-pg-migrate keeps its history in for the migrations in
+/// `dir`, where a `package.json` script that runs it (in the folder above
+/// `dir`, or `dir`'s own) names one: `-t`/`--migrations-table`, and
+/// `--migrations-schema` (else the first schema of `-s`/`--schema`, as
+/// node-pg-migrate takes it); its defaults fill in the other
+/// (`pgmigrations`, on the search path).
+pub fn node_pg_migrate_history(dir: &Path) -> Option<HistoryTable> {
+    let root = [dir.parent()?, dir].into_iter().find(|d| d.join("package.json").is_file())?;
+    let path = root.join("package.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let package: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let scripts = package.get("scripts")?.as_object()?;
+    for (key, script) in scripts {
+        let Some(script) = script.as_str().filter(|s| s.contains("node-pg-migrate")) else {
+            continue;
+        };
+        let words: Vec<&str> = script.split_whitespace().collect();
+        let flag = |names: &[&str]| -> Option<String> {
+            words.iter().enumerate().find_map(|(i, w)| {
+                let value = names.iter().find_map(|n| {
+                    let rest = w.strip_prefix(n)?;
+                    match rest.strip_prefix('=') {
+                        Some(v) => Some(v.to_string()),
+                        None if rest.is_empty() => words.get(i + 1).map(|v| v.to_string()),
+                        None => None,
+                    }
+                })?;
+                Some(value.trim_matches(['"', '\'']).to_string())
+            })
+        };
+        let table = flag(&["-t", "--migrations-table"]);
+        let schema = flag(&["--migrations-schema"]).or_else(|| {
+            flag(&["-s", "--schema"]).map(|s| s.split(',').next().unwrap_or("").to_string())
+        });
+        if table.is_none() && schema.is_none() {
+            continue;
+        }
+        return Some(HistoryTable {
+            schema: schema.filter(|s| !s.is_empty()),
+            name: table.unwrap_or_else(|| "pgmigrations".into()),
+            set_in: Some(format!(
+                "{}:{} (scripts.{key})",
+                file_name(&path),
+                line_of(&text, &format!("\"{key}\""))
+            )),
+        });
+    }
+    None
+}
+
 /// Prisma: `prisma.config.*`'s (or `.config/prisma.*`'s) `migrations.path`,
 /// else the folder beside the schema (the config's or `package.json`'s
 /// `schema`: a file's folder, or a schema folder itself), else
