@@ -329,7 +329,7 @@ pub(crate) fn compared(
     let Some(start) = start.filter(|_| checked.unrecorded.is_empty()) else { return checked };
     for key in now.changed_from(start) {
         if !all_touched.contains(key.as_str()) {
-            let said = format!("{key}: changed by the downs, though no reverted up touched it");
+            let said = untouched(&key, start.get(&key), now.get(&key));
             match is_cosmetic(&key) {
                 true => checked.cosmetic.push(said),
                 false => checked.differences.push(said),
@@ -340,6 +340,28 @@ pub(crate) fn compared(
     // rest was changed by something else since.
     checked.drift = checked.differences.is_empty();
     checked
+}
+
+/// What the downs did to an object no reverted up touched (`was`: before
+/// the downs, `is`: after them): said as what it is, an object made or
+/// changed since the migrate by something else that the downs took with
+/// them (a hand-made index on a column a down drops), not as the down's
+/// mistake alone.
+fn untouched(key: &str, was: Option<&str>, is: Option<&str>) -> String {
+    match (was, is) {
+        (Some(_), None) => format!(
+            "{key}: removed by the downs, though none of the reverted ups made it: it was made \
+             since the migrate by hand or by another tool (drop it first, or make it again \
+             after the rollback), or a down removes what it should not"
+        ),
+        (None, Some(_)) => {
+            format!("{key}: made by the downs, though none of the reverted ups removed it")
+        }
+        _ => format!(
+            "{key}: changed by the downs, though no reverted up touched it: it was changed \
+             since the migrate by hand or by another tool, or a down changes what it should not"
+        ),
+    }
 }
 
 /// How an object the ups touched differs after the downs from what it was
