@@ -109,7 +109,7 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
         let _ = writeln!(
             text,
             "interrupted: {} started {} by {} and recorded no outcome (killed, or \
-             its server went away); a transaction it had open was rolled back{}",
+             its server went away); a transaction it had open was rolled back{}; next: {}",
             terminal_safe(&run.what()),
             run.at.format("%Y-%m-%d %H:%M:%S UTC"),
             terminal_safe(&run.actor),
@@ -118,7 +118,8 @@ fn text(ctx: &Context, o: &Overview, verbose: bool) -> String {
                  what it left before migrating again"
             } else {
                 ""
-            }
+            },
+            run.next()
         );
     }
     if !o.status.half_applied.is_empty() {

@@ -100,7 +100,8 @@ fn sigkill_during_a_migration_leaves_nothing_applied_and_releases_the_lock() {
     p.run(&["status"])
         .expect_code(0)
         .expect_output("interrupted: a migrate of 1 started")
-        .expect_output("recorded no outcome");
+        .expect_output("recorded no outcome")
+        .expect_output("next: run `backstop migrate` again");
 
     p.migration("1_t", "CREATE TABLE t (id int);\n", None);
     p.run(&["migrate"]).expect_code(0).expect_output("applied 1_t");

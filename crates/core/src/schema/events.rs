@@ -305,6 +305,22 @@ pub struct Interrupted {
 }
 
 impl Interrupted {
+    /// What to run now, as `backstop status` says it after the run.
+    pub fn next(&self) -> String {
+        match self.kind.as_str() {
+            "migrate" => "run `backstop migrate` again: it applies what is still pending (the \
+                          list above), each group checked again"
+                .into(),
+            "rollback" => "run the same `backstop rollback` again: it reverts what of these is \
+                           still applied (the list above), its check before COMMIT included"
+                .into(),
+            "method" => "read `backstop incident` for what it did, then run the same response \
+                         again or `backstop status` once it is settled"
+                .into(),
+            other => format!("run the {other} again once you have read what it left"),
+        }
+    }
+
     /// What ran, as a person names it, with no blank name in it:
     /// `a migrate of 1, 2`, `method A of release v2`, `a restore`.
     pub fn what(&self) -> String {
@@ -530,5 +546,17 @@ mod tests {
         assert_eq!(run("method", &[], Some("B"), None).what(), "method B");
         assert_eq!(run("method", &[], Some(" "), Some("")).what(), "a method");
         assert_eq!(run("restore", &[""], None, None).what(), "a restore");
+    }
+
+    /// Each interrupted run names the command that finishes it.
+    #[test]
+    fn an_interrupted_run_says_what_to_run_next() {
+        assert!(run("rollback", &["3"], None, None)
+            .next()
+            .starts_with("run the same `backstop rollback` again"));
+        assert!(run("migrate", &["1"], None, None)
+            .next()
+            .starts_with("run `backstop migrate` again"));
+        assert!(run("method", &[], Some("A"), None).next().contains("backstop incident"));
     }
 }
