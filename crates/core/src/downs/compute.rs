@@ -48,7 +48,7 @@ fn on_replay(
 ) -> Result<Settings, DownsError> {
     let settings = settings.on_copy(migrations);
     match start {
-        Start::Target => Ok(settings),
+        Start::Target | Start::FirstDeploy => Ok(settings),
         _ => migrate::protect::on_replay(client, &settings)
             .map_err(db("looking up the protected tables")),
     }
@@ -65,20 +65,12 @@ pub fn compute(
     progress: &mut dyn Progress,
 ) -> Result<Computed, DownsError> {
     known(migrations, &options.versions)?;
-    let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
-        tool: "pg_dump",
-        why: crate::kit::error::chain(&e),
-    };
-    let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
     progress.note(Note::Stage { index: 1, total: 0, name: "preparing the start of the replay" });
-    let server = {
-        let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
-        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?
-    };
-    let tools = tools.fit(server).map_err(tool_err)?;
-    let pg_dump = tools.dir.join("pg_dump");
-    let (mut workspace, mut start_notes, env, role) =
-        super::start::open(url, migrations, options, &pg_dump, true)?;
+    let (pg_dump, server) = pg_dump_for(url)?;
+    let (deploys, (mut workspace, mut start_notes, env, role)) =
+        open_start(url, migrations, options, &pg_dump)?;
+    let first = deploys.is_some();
+    let options = deploys.as_ref().unwrap_or(options);
     // The replay works on the start itself unless it is cut in two (both
     // halves then start from copies of it): copying it (CREATE DATABASE,
     // with a checkpoint before and after) was a third of a one-migration
@@ -91,6 +83,7 @@ pub fn compute(
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
     let start = match &options.start {
+        _ if first => Start::FirstDeploy,
         _ if options.from_target => Start::Target,
         Some(_) => Start::Given(workspace.info.source.clone()),
         None => Start::Platform,
@@ -182,6 +175,81 @@ fn known(migrations: &[Migration], versions: &[String]) -> Result<(), DownsError
         Some(v) => Err(DownsError::UnknownVersion { version: v.clone() }),
         None => Ok(()),
     }
+}
+
+/// The `pg_dump` of the target's server's major, and its version number.
+fn pg_dump_for(url: &str) -> Result<(std::path::PathBuf, i32), DownsError> {
+    let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
+        tool: "pg_dump",
+        why: crate::kit::error::chain(&e),
+    };
+    let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
+    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+    let server =
+        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?;
+    Ok((tools.fit(server).map_err(tool_err)?.dir.join("pg_dump"), server))
+}
+
+/// The start of the replay: where the first deploy will prove its downs
+/// (a copy of the target: the options that ask for it come back), when
+/// it is one and the copy can be made; else the one `options` ask for,
+/// which for a target's platform says what it could not copy and what to
+/// grant.
+fn open_start(
+    url: &str,
+    migrations: &[Migration],
+    options: &Options,
+    pg_dump: &std::path::Path,
+) -> Result<(Option<Options>, super::start::Opened), DownsError> {
+    let deploys = Options { from_target: true, ..options.clone() };
+    let opened = match first_deploy(url, migrations, options)? {
+        true => super::start::open(url, migrations, &deploys, pg_dump, true).ok(),
+        false => None,
+    };
+    let Some(mut opened) = opened else {
+        return Ok((None, super::start::open(url, migrations, options, pg_dump, true)?));
+    };
+    opened.1.push(
+        "the replay starts from a copy of the target, as its first deploy's does (no \
+         migration of the project is applied there): its proofs serve that migrate"
+            .into(),
+    );
+    Ok((Some(deploys), opened))
+}
+
+/// Whether the replay of `backstop downs` (no start given) starts where
+/// the target's first deploy proves its downs: a copy of the target, on
+/// which no migration of the project is applied (by Backstop or by its
+/// own tool). Proofs are keyed by the schema they start from, so only
+/// then do they serve that deploy; a start of the target's platform alone
+/// holds less than a hosted platform's database, and none would.
+fn first_deploy(
+    url: &str,
+    migrations: &[Migration],
+    options: &Options,
+) -> Result<bool, DownsError> {
+    if options.from_target || options.start.is_some() {
+        return Ok(false);
+    }
+    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+    let status = migrate::status(&mut target, migrations)?;
+    if !status.applied.is_empty() {
+        return Ok(false);
+    }
+    let refs: Vec<&Migration> = migrations.iter().collect();
+    let tools = crate::adopt::unadopted(&mut target, &refs).map_err(DownsError::Db)?;
+    // A schema the role may not use is not in its copy: the start of the
+    // platform names it, and what to grant.
+    let unreadable: i64 = target
+        .query_one(
+            "select count(*) from pg_namespace
+              where nspname !~ '^pg_' and nspname <> 'information_schema'
+                and not has_schema_privilege(oid, 'USAGE')",
+            &[],
+        )
+        .map_err(db("reading which schemas the role may use"))?
+        .get(0);
+    Ok(tools.is_empty() && unreadable == 0)
 }
 
 /// The downs `out` of `asked` proved together on `client`, where the

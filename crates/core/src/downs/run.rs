@@ -69,6 +69,9 @@ pub(super) enum Start {
     Given(String),
     /// The target's own schema (`migrate` keeping downs).
     Target,
+    /// The target's own schema, for `downs` where nothing of the project
+    /// is applied there yet: where its first deploy starts.
+    FirstDeploy,
 }
 
 impl Start {
@@ -86,6 +89,10 @@ impl Start {
             Start::Target => {
                 "the history is written on something neither it nor the target holds".into()
             }
+            Start::FirstDeploy => "the history is written on something neither it nor the \
+                                   target holds: pass --start with a database or a schema \
+                                   dump that does"
+                .into(),
         }
     }
 }
