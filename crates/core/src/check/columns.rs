@@ -19,16 +19,7 @@ pub(super) fn not_null(
     table: &RelationName,
     column: &str,
 ) -> Result<Outcome, CheckError> {
-    let defs: Vec<String> = client
-        .query(
-            "select pg_get_constraintdef(oid) from pg_constraint
-                      where conrelid = to_regclass($1) and contype = 'c' and convalidated",
-            &[&regclass(table)],
-        )
-        .map_err(db("reading check constraints"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let defs = validated_checks(client, table)?;
     if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, column)) {
         // A validated CHECK (column IS NOT NULL) proves it: PostgreSQL
         // skips the scan, which is all the finding is about.
@@ -37,6 +28,21 @@ pub(super) fn not_null(
         scale_lock(f, table, &facts);
     }
     Ok(Outcome::Keep)
+}
+
+/// The definitions of the validated CHECK constraints of `table`.
+fn validated_checks(
+    client: &mut impl GenericClient,
+    table: &RelationName,
+) -> Result<Vec<String>, CheckError> {
+    let rows = client
+        .query(
+            "select pg_get_constraintdef(oid) from pg_constraint
+              where conrelid = to_regclass($1) and contype = 'c' and convalidated",
+            &[&regclass(table)],
+        )
+        .map_err(db("reading check constraints"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// A `PRIMARY KEY USING INDEX`: the columns of the index (as the run made
@@ -64,16 +70,7 @@ pub(super) fn key_index(
             &[&regclass(table), &columns, &index],
         )
         .map_err(db("reading the key index's columns"))?;
-    let checks: Vec<String> = client
-        .query(
-            "select pg_get_constraintdef(oid) from pg_constraint
-              where conrelid = to_regclass($1) and contype = 'c' and convalidated",
-            &[&regclass(table)],
-        )
-        .map_err(db("reading check constraints"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let checks = validated_checks(client, table)?;
     let nullable: Vec<String> = rows
         .iter()
         .filter(|r| !r.get::<_, bool>(1))

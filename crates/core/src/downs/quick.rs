@@ -1,13 +1,16 @@
-//! Downs exact by construction. When every statement of an up only adds
-//! (`backstop_lint::adds`) and the schema picture after it holds only new
-//! objects beside the old ones unchanged, the down is the drop of what it
-//! added, read from the picture: no `pg_dump`, no definition to put back.
-//! It is proved like any other: the up and this down in one transaction
-//! that is rolled back, the part of the picture they touched compared
-//! with the one before (schema and every touched table's rows). Only
-//! then is the up applied for real. Anything else (a changed object, a
-//! kind this reader does not drop, a proof that does not hold) leaves the
-//! copy as it was, for the full way of `run`.
+//! Downs exact by construction. When every statement of an up is in a
+//! shape of `backstop_lint::adds` and the schema picture after it holds
+//! new objects beside old ones unchanged (or changed only where the
+//! picture holds the part whole: privileges, row security, a
+//! publication's tables, see `set_back`), the down deletes the rows the
+//! up's text named, takes back its renames and column changes, drops what
+//! it added and sets the rest back from the picture before: no
+//! `pg_dump`. It is proved like any other: the up and this down in one
+//! transaction that is rolled back, the part of the picture they touched
+//! compared with the one before (schema and every touched table's rows).
+//! Only then is the up applied for real. Anything else (a changed object,
+//! a kind this reader does not drop, a proof that does not hold) leaves
+//! the copy as it was, for the full way of `run`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
