@@ -112,44 +112,23 @@ struct Item {
     grantor: String,
 }
 
-/// The items of an ACL as PostgreSQL prints it (`{a=r/b,"x y"=arw/b}`).
+/// The items of an ACL as PostgreSQL prints it (`{a=r/b,"x y"=arw/b}`),
+/// split and their names read as the picture's own reader does.
 fn items(acl: &str) -> Option<Vec<Item>> {
+    use crate::pg::fingerprint::{acl_items, grantee};
     let inner = acl.strip_prefix('{')?.strip_suffix('}')?;
-    let mut out = Vec::new();
-    let mut rest = inner;
-    while !rest.is_empty() {
-        let (grantee, after) = name(rest, '=')?;
-        let (privileges, after) = after.split_once('/')?;
-        let (grantor, after) = name(after, ',')?;
-        out.push(Item { grantee, privileges: privileges.to_string(), grantor });
-        rest = after;
-    }
-    Some(out)
-}
-
-/// A role name as an ACL prints it (double-quoted where it must be), up
-/// to `end`, and what follows `end`.
-fn name(text: &str, end: char) -> Option<(String, &str)> {
-    if let Some(quoted) = text.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = quoted.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if c != '"' {
-                out.push(c);
-            } else if chars.peek().map(|(_, n)| *n) == Some('"') {
-                chars.next();
-                out.push('"');
-            } else {
-                let after = &quoted[i + 1..];
-                return Some((out, after.strip_prefix(end).unwrap_or(after)));
-            }
-        }
-        return None;
-    }
-    match text.split_once(end) {
-        Some((n, after)) => Some((n.to_string(), after)),
-        None => Some((text.to_string(), "")),
-    }
+    acl_items(inner)
+        .iter()
+        .map(|item| {
+            let (held, grantor) = item.rsplit_once('/')?;
+            let (_, privileges) = held.rsplit_once('=')?;
+            Some(Item {
+                grantee: grantee(item),
+                privileges: privileges.to_string(),
+                grantor: grantee(grantor),
+            })
+        })
+        .collect()
 }
 
 /// The privilege a letter of an ACL stands for.

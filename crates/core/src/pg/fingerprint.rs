@@ -35,7 +35,7 @@ pub struct Schema {
 
 /// The grantee of one `aclitem` as text (`name=privs/grantor`, the name
 /// quoted when it needs to be; empty for PUBLIC).
-fn grantee(item: &str) -> String {
+pub(crate) fn grantee(item: &str) -> String {
     let item = item.trim();
     let Some(rest) = item.strip_prefix('"') else {
         return item.split('=').next().unwrap_or("").to_string();
@@ -68,7 +68,7 @@ fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
 }
 
 /// The items of an ` acl={…}` part, split at commas outside double quotes.
-fn acl_items(acl: &str) -> Vec<String> {
+pub(crate) fn acl_items(acl: &str) -> Vec<String> {
     let inner = acl.trim_start_matches(" acl=").trim_start_matches('{').trim_end_matches('}');
     let mut items = Vec::new();
     let (mut current, mut quoted) = (String::new(), false);
