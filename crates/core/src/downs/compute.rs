@@ -288,9 +288,9 @@ fn cut_at(
         return None;
     }
     // The second half also applies the first half's ups, which cost
-    // about a fifth of a proof each: it takes a little less.
+    // about a fourteenth of a proof each: it takes a little less.
     let mut seen = 0;
-    let want = asked_count * 9 / 20;
+    let want = asked_count * 12 / 25;
     let at = todo.iter().rposition(|m| {
         seen += usize::from(asked(m));
         seen >= want

@@ -594,13 +594,16 @@ fn tables_of(owners: &BTreeSet<Owner>, inventory: &Inventory, written: &Written)
         .collect()
 }
 
-/// Catalogs whose rows belong to a relation: the catalog and the column
-/// naming it.
-const OF_RELATIONS: &[(&str, &str)] = &[
-    ("pg_trigger", "tgrelid"),
-    ("pg_policy", "polrelid"),
-    ("pg_rewrite", "ev_class"),
-    ("pg_attrdef", "adrelid"),
+/// Catalogs whose rows belong to a relation: the catalog, the column
+/// naming it, and which of its rows the picture holds. A foreign key's
+/// triggers on the table it references are internal, in no picture: a
+/// table many others reference (a platform's users) is not read again
+/// for each key made to it.
+const OF_RELATIONS: &[(&str, &str, &str)] = &[
+    ("pg_trigger", "tgrelid", " and not o.tgisinternal"),
+    ("pg_policy", "polrelid", ""),
+    ("pg_rewrite", "ev_class", ""),
+    ("pg_attrdef", "adrelid", ""),
 ];
 
 /// Every catalog row the picture is made of: `(catalog, oid, owner kind,
@@ -618,12 +621,12 @@ fn inventory_query(mappings: bool) -> &'static str {
     QUERIES[usize::from(mappings)].get_or_init(|| {
         let of_relations: String = OF_RELATIONS
             .iter()
-            .map(|(catalog, rel)| {
+            .map(|(catalog, rel, held)| {
                 format!(
                     "union all
 select '{catalog}'::regclass::oid, o.oid, 'r', o.{rel}, age(o.xmin) <= age(f.x), true, null
   from {catalog} o cross join fresh_since f join pg_class c on c.oid = o.{rel}
- where c.relnamespace in (select oid from users)
+ where c.relnamespace in (select oid from users){held}
 "
                 )
             })
