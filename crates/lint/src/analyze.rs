@@ -401,6 +401,9 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
     let mut dropped_policies: Vec<(RelationName, String)> = Vec::new();
     for stmt in &cx.stmts {
         run.platform_made.extend(crate::rules::platform_dependency::creates(stmt));
+        if crate::batch::runs_unseen(stmt.node) {
+            run.unseen.push((cx.file, stmt.index));
+        }
         if let Some((table, column)) = owner_table(stmt, &cx.opts.owner_columns) {
             run.owner_tables.push(OwnerTable { file: cx.file, stmt: stmt.index, table, column });
         }
@@ -566,6 +569,26 @@ mod tests {
         assert!(codes(&format!("{create}{again}")).contains(&"BS502"));
         let drop = "DO $$ BEGIN\n  IF EXISTS (SELECT 1 FROM pg_policies WHERE policyname = 'p') THEN\n    DROP POLICY p ON t;\n  END IF;\nEND $$;\n";
         assert!(!codes(&format!("{create}{drop}{again}")).contains(&"BS502"));
+    }
+
+    #[test]
+    fn a_policy_dropped_by_sql_no_reading_sees_is_not_judged_taken() {
+        let create = "CREATE TABLE IF NOT EXISTS t (id int);\nALTER TABLE t ENABLE ROW LEVEL SECURITY;\nCREATE POLICY p ON t USING (true);\n";
+        let function = "CREATE FUNCTION drop_policies(tbl text) RETURNS void LANGUAGE plpgsql AS $$\nDECLARE r record;\nBEGIN\n  FOR r IN SELECT policyname FROM pg_policies WHERE tablename = tbl LOOP\n    EXECUTE format('DROP POLICY %I ON %I', r.policyname, tbl);\n  END LOOP;\nEND $$;\n";
+        let again = "CREATE POLICY p ON t USING (id > 0);\n";
+        // Made, but not called: the name is still taken.
+        assert!(codes(&format!("{create}{function}{again}")).contains(&"BS502"));
+        for call in [
+            "SELECT drop_policies('t');\n",
+            "DO $$ BEGIN PERFORM drop_policies('t'); END $$;\n",
+            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT policyname FROM pg_policies WHERE tablename = 't' LOOP EXECUTE format('DROP POLICY %I ON t', r.policyname); END LOOP; END $$;\n",
+        ] {
+            let sql = format!("{create}{function}{call}{again}");
+            assert!(!codes(&sql).contains(&"BS502"), "{call}");
+        }
+        // A block that only reads and creates frees no name.
+        let reads = "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE policyname = 'q') THEN CREATE POLICY q ON t USING (true); END IF; END $$;\n";
+        assert!(codes(&format!("{create}{reads}{again}")).contains(&"BS502"));
     }
 
     #[test]

@@ -105,6 +105,76 @@ fn whole_columns(node: &NodeEnum) -> Option<Vec<String>> {
     whole.then(|| columns.collect())
 }
 
+/// Whether a `SELECT` calls a function that may run DDL: any but the few
+/// pg_dump's preamble and the like call, which set settings or sequences,
+/// lock, or count.
+fn calls_unseen(node: &NodeEnum) -> bool {
+    const HARMLESS: &[&str] = &[
+        "set_config",
+        "setval",
+        "nextval",
+        "current_setting",
+        "pg_advisory_lock",
+        "pg_advisory_xact_lock",
+        "pg_advisory_unlock",
+        "count",
+    ];
+    node.nodes().into_iter().any(|(n, ..)| match n {
+        pg_query::NodeRef::FuncCall(f) => f
+            .funcname
+            .iter()
+            .rev()
+            .find_map(string_value)
+            .is_none_or(|name| !HARMLESS.contains(&name)),
+        _ => false,
+    })
+}
+
+/// Whether a statement may run DDL that no reading of the files sees: a
+/// `CALL`, an `EXECUTE` of a prepared statement, a `SELECT` that calls a
+/// function (see [`calls_unseen`]), and a `DO` block that runs SQL built
+/// at run time or makes such a call. Its own statements as written are
+/// read where they are (a `DROP POLICY` in a `DO` block).
+pub(crate) fn runs_unseen(node: &NodeEnum) -> bool {
+    match node {
+        NodeEnum::CallStmt(_) | NodeEnum::ExecuteStmt(_) => true,
+        NodeEnum::SelectStmt(_) => calls_unseen(node),
+        NodeEnum::DoStmt(d) => {
+            let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { return true };
+            let mut unseen = false;
+            crate::plpgsql::walk(&tree, &mut |key, v| {
+                unseen |= match key {
+                    "PLpgSQL_stmt_dynexecute" => crate::plpgsql::constant_execute(v).is_none(),
+                    "PLpgSQL_stmt_call" => true,
+                    "query" => v.as_str().is_some_and(|q| {
+                        pg_query::parse(&sql_of_expr(q), 0).is_ok_and(|t| {
+                            t.protobuf.stmts.iter().any(|s| {
+                                s.stmt.as_ref().and_then(|s| s.node.as_ref()).is_some_and(|n| {
+                                    matches!(n, NodeEnum::SelectStmt(_)) && calls_unseen(n)
+                                })
+                            })
+                        })
+                    }),
+                    _ => false,
+                };
+            });
+            unseen
+        }
+        _ => false,
+    }
+}
+
+/// A plpgsql expression's text as a statement: a query as it is, an
+/// expression (`PERFORM f()`, a condition) as the `SELECT` of it.
+fn sql_of_expr(q: &str) -> String {
+    let head = q.trim_start().get(..6).unwrap_or_default().to_ascii_lowercase();
+    if ["select", "insert", "update", "delete", "with"].iter().any(|k| head.starts_with(k)) {
+        q.to_string()
+    } else {
+        format!("SELECT {q}")
+    }
+}
+
 /// What one statement does to names.
 fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
@@ -116,26 +186,7 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
             vec![Change::Opaque]
         }
         NodeEnum::SelectStmt(_) if crate::facts::made_table(node).is_none() => {
-            // pg_dump's preamble and the like set settings or sequences only.
-            const HARMLESS: &[&str] = &[
-                "set_config",
-                "setval",
-                "nextval",
-                "current_setting",
-                "pg_advisory_lock",
-                "pg_advisory_xact_lock",
-                "pg_advisory_unlock",
-            ];
-            let opaque = node.nodes().into_iter().any(|(n, ..)| match n {
-                pg_query::NodeRef::FuncCall(f) => f
-                    .funcname
-                    .iter()
-                    .rev()
-                    .find_map(string_value)
-                    .is_none_or(|name| !HARMLESS.contains(&name)),
-                _ => false,
-            });
-            if opaque {
+            if calls_unseen(node) {
                 vec![Change::Opaque]
             } else {
                 Vec::new()

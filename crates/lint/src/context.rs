@@ -205,6 +205,10 @@ pub(crate) struct RunFacts {
     /// file's path.
     pub views: Vec<(usize, usize, RelationName, String)>,
     pub policies: Vec<PolicyDef>,
+    /// Statements of the run that may run DDL no reader sees (a function
+    /// called, SQL built at run time): file, statement. A policy they may
+    /// drop is not judged taken across them (see `batch::runs_unseen`).
+    pub unseen: Vec<(usize, usize)>,
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.
     pub platform_made: Vec<(&'static str, String)>,

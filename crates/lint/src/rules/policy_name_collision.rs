@@ -9,7 +9,10 @@ use crate::rules::{Code, Family, Meta, Phase};
 /// a policy of that name on `t`, and, with a database URL, when `t` already
 /// has a policy of that name on the server (`pg_policies`). A policy of the
 /// same name on another table is only a note: PostgreSQL names policies
-/// per table.
+/// per table. Across a statement that may drop policies where no reading
+/// of the files sees it (a function called, a `DO` block's SQL built at
+/// run time) the name is not judged taken: the run on a copy says what
+/// the server does.
 ///
 /// **Why it hurts:** `CREATE POLICY` fails with `policy "..." for table
 /// "..." already exists`, so the migration is certain to fail. NO-GO. A
@@ -31,14 +34,27 @@ pub const META: Meta = Meta {
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let policies = &cx.run.policies;
+    // A statement that may run DDL no reading sees (a function that drops
+    // every policy of a table, SQL built at run time) may free the name:
+    // no policy is judged taken across one (the copy's run still says
+    // what the server does).
+    let unseen_between = |from: Option<(usize, usize)>, to: (usize, usize)| {
+        cx.run.unseen.iter().any(|u| {
+            *u < to
+                && from.is_none_or(|f| *u > f)
+                && (u.0 == to.0 || cx.opts.sequential)
+        })
+    };
     for (i, p) in policies.iter().enumerate().filter(|(_, p)| p.file == cx.file) {
         let Some(stmt) = cx.stmts.get(p.stmt) else { continue };
         let table = display_table(&p.table);
+        let at = (p.file, p.stmt);
         let earlier = policies[..i].iter().find(|q| {
             q.name == p.name
                 && same_table(&q.table, &p.table)
                 && !p.dropped_before
                 && (q.file == p.file || cx.opts.sequential)
+                && !unseen_between(Some((q.file, q.stmt)), at)
         });
         if let Some(q) = earlier {
             let place = if q.file == p.file { "earlier in this migration" } else { "by an earlier migration of this run" };
@@ -51,7 +67,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             ));
             continue;
         }
-        if p.table_is_new || p.dropped_before {
+        if p.table_is_new || p.dropped_before || unseen_between(None, at) {
             continue;
         }
         // Only the server knows which policies exist: a probe for the live check.
