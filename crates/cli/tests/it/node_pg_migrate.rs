@@ -119,3 +119,34 @@ fn the_history_table_a_script_names_is_the_one_kept_in_step() {
     );
     assert!(said.contains("No migrations to run"), "{said}");
 }
+
+/// The table a config file names (`-f`, as node-pg-migrate reads it over
+/// the script's flags) is the one kept in step. Before, only a script's
+/// flags were read: Backstop wrote `pgmigrations` and the tool, run with
+/// its config file, ran every migration again.
+#[test]
+fn the_history_table_a_config_file_names_is_the_one_kept_in_step() {
+    let Some(tool) = program("node-pg-migrate", ".ci/tools/node-pg-migrate.sh") else { return };
+    let p = project("npm_config_file");
+    p.write(
+        "package.json",
+        "{\n  \"name\": \"shop\",\n  \"scripts\": { \"migrate\": \"node-pg-migrate -f db/migrate.json\" },\n  \
+         \"devDependencies\": { \"node-pg-migrate\": \"^8.0.0\" }\n}\n",
+    );
+    p.write(
+        "db/migrate.json",
+        "{\n  \"migrations-table\": \"npm_history\",\n  \"migrations-schema\": \"ops\"\n}\n",
+    );
+    p.client().batch_execute("create schema ops").unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    let rows = p.client().texts("select name::text from ops.npm_history order by run_on, id");
+    assert_eq!(rows, ["1700000000000_users", "1700000100000_posts"]);
+    assert!(!p.client().exists("public.pgmigrations"), "the default table is not written");
+    let said = run_program(
+        Command::new(&tool)
+            .args(["up", "-f", "db/migrate.json"])
+            .current_dir(p.path())
+            .env("DATABASE_URL", &p.url),
+    );
+    assert!(said.contains("No migrations to run"), "{said}");
+}

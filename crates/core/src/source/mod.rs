@@ -28,6 +28,7 @@ mod js;
 mod kept;
 mod layout;
 mod nested;
+mod node_pg_migrate;
 mod paired;
 mod prisma;
 pub mod project;
@@ -442,7 +443,7 @@ fn load_parsing(
         Layout::Drizzle => project::drizzle_history(dir),
         Layout::Flyway => flyway_places::history(dir),
         Layout::Hasura => hasura::history(dir),
-        Layout::NodePgMigrate => project::node_pg_migrate_history(dir),
+        Layout::NodePgMigrate => node_pg_migrate::history(dir),
         _ => None,
     };
     let history = history.map(std::sync::Arc::new);

@@ -184,7 +184,7 @@ pub fn candidates(root: &Path, layout: Option<Layout>) -> Result<Vec<Place>, Sou
         hasuras = migrations;
     }
     if wanted(Layout::NodePgMigrate) {
-        push(node_pg_migrate(root));
+        push(super::node_pg_migrate::place(root));
     }
     let below = super::nested::folders(root);
     if wanted(Layout::Flyway) {
@@ -232,95 +232,6 @@ fn describe(p: &Place) -> String {
     );
     let tool = p.layout.map(|l| format!("{l}, ")).unwrap_or_default();
     format!("{} ({tool}{count}; {})", p.dir.display(), p.why)
-}
-
-/// node-pg-migrate: a `package.json` that depends on it or runs it in a
-/// script keeps its migrations in `migrations/`, or in the folder a
-/// script names (`-m DIR`, `--migrations-dir DIR`); its SQL files need no
-/// marker (a file without one is its up whole), so only the project says
-/// whose they are.
-fn node_pg_migrate(root: &Path) -> Option<Place> {
-    let text = std::fs::read_to_string(root.join("package.json")).ok()?;
-    if !text.contains("node-pg-migrate") {
-        return None;
-    }
-    let package: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let depends = ["dependencies", "devDependencies"]
-        .iter()
-        .any(|k| package.get(k).and_then(|d| d.get("node-pg-migrate")).is_some());
-    let scripts: Vec<&str> = package
-        .get("scripts")
-        .and_then(|s| s.as_object())
-        .map(|o| o.values().filter_map(|v| v.as_str()).filter(|s| s.contains("node-pg-migrate")))
-        .into_iter()
-        .flatten()
-        .collect();
-    if !depends && scripts.is_empty() {
-        return None;
-    }
-    let named = scripts.iter().find_map(|s| {
-        let words: Vec<&str> = s.split_whitespace().collect();
-        words
-            .windows(2)
-            .find(|w| w[0] == "-m" || w[0] == "--migrations-dir")
-            .map(|w| w[1].trim_matches(['"', '\'']).to_string())
-    });
-    let dir = root.join(named.as_deref().unwrap_or("migrations"));
-    dir.is_dir().then(|| Place {
-        dir,
-        layout: Some(Layout::NodePgMigrate),
-        why: "package.json (node-pg-migrate)".into(),
-    })
-}
-
-/// The table node-pg-migrate keeps its history in for the migrations in
-/// `dir`, where a `package.json` script that runs it (in the folder above
-/// `dir`, or `dir`'s own) names one: `-t`/`--migrations-table`, and
-/// `--migrations-schema` (else the first schema of `-s`/`--schema`, as
-/// node-pg-migrate takes it); its defaults fill in the other
-/// (`pgmigrations`, on the search path).
-pub fn node_pg_migrate_history(dir: &Path) -> Option<HistoryTable> {
-    let root = [dir.parent()?, dir].into_iter().find(|d| d.join("package.json").is_file())?;
-    let path = root.join("package.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let package: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let scripts = package.get("scripts")?.as_object()?;
-    for (key, script) in scripts {
-        let Some(script) = script.as_str().filter(|s| s.contains("node-pg-migrate")) else {
-            continue;
-        };
-        let words: Vec<&str> = script.split_whitespace().collect();
-        let flag = |names: &[&str]| -> Option<String> {
-            words.iter().enumerate().find_map(|(i, w)| {
-                let value = names.iter().find_map(|n| {
-                    let rest = w.strip_prefix(n)?;
-                    match rest.strip_prefix('=') {
-                        Some(v) => Some(v.to_string()),
-                        None if rest.is_empty() => words.get(i + 1).map(|v| v.to_string()),
-                        None => None,
-                    }
-                })?;
-                Some(value.trim_matches(['"', '\'']).to_string())
-            })
-        };
-        let table = flag(&["-t", "--migrations-table"]);
-        let schema = flag(&["--migrations-schema"]).or_else(|| {
-            flag(&["-s", "--schema"]).map(|s| s.split(',').next().unwrap_or("").to_string())
-        });
-        if table.is_none() && schema.is_none() {
-            continue;
-        }
-        return Some(HistoryTable {
-            schema: schema.filter(|s| !s.is_empty()),
-            name: table.unwrap_or_else(|| "pgmigrations".into()),
-            set_in: Some(format!(
-                "{}:{} (scripts.{key})",
-                file_name(&path),
-                line_of(&text, &format!("\"{key}\""))
-            )),
-        });
-    }
-    None
 }
 
 /// Prisma: `prisma.config.*`'s (or `.config/prisma.*`'s) `migrations.path`,
