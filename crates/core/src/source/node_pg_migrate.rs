@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::layout::{Layout, Place};
-use super::project::HistoryTable;
+use super::HistoryTable;
 
 /// One setting's value and where it is set (`package.json:7
 /// (scripts.migrate)`, `config/default.json:4 (db.migrations-table)`).
