@@ -31,6 +31,7 @@ pub mod requires;
 pub mod rewrite;
 pub mod risk;
 pub mod rules;
+pub mod same_function;
 pub mod stmt;
 pub mod suppress;
 pub mod using;

@@ -27,6 +27,7 @@ mod expand;
 mod flags;
 mod floors;
 mod freeze;
+mod function_bodies;
 mod graphile;
 mod history_table;
 mod incident;

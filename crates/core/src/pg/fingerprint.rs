@@ -613,7 +613,8 @@ impl Schema {
     /// Differences that change no behaviour, each saying which kind it is,
     /// reported apart from [`Schema::differences`]: column order alone
     /// (only `SELECT *` and positional INSERT notice), a function body
-    /// that differs only in whitespace, comments or keyword case, a view
+    /// that differs only in whitespace, comments or keyword case, or in
+    /// parentheses that group nothing (as PostgreSQL's parsers read it), a view
     /// that differs only by a date frozen into it when it was created, a
     /// view whose columns follow its table's new order, a comment lost,
     /// changed or added (`comment on column public.t.c: lost (it was
@@ -690,8 +691,21 @@ impl Change {
     fn cosmetic(&self) -> Option<&'static str> {
         let (Some(before), Some(after)) = (&self.before, &self.after) else { return None };
         use backstop_lint::compare;
-        if self.key.starts_with("function ") && compare::same_tokens(before, after) {
-            return Some("its body differs only in whitespace, comments or keyword case");
+        if self.key.starts_with("function ") {
+            if compare::same_tokens(before, after) {
+                return Some("its body differs only in whitespace, comments or keyword case");
+            }
+            // The definition, then the privileges the picture appends.
+            fn split(d: &str) -> (&str, &str) {
+                d.rsplit_once(" acl=").unwrap_or((d, ""))
+            }
+            let ((def_b, acl_b), (def_a, acl_a)) = (split(before), split(after));
+            if acl_b == acl_a && backstop_lint::same_function::same_function(def_b, def_a) {
+                return Some(
+                    "it differs only in how it is written (parentheses that group nothing, \
+                     spacing, case), as PostgreSQL's parsers read it",
+                );
+            }
         }
         if self.key.starts_with("view ") {
             if compare::frozen_dates_only(before, after) {
