@@ -62,3 +62,24 @@ fn a_function_made_again_grouped_otherwise_is_a_defect() {
     let (class, round_trip) = class_of_2(&p);
     assert_eq!(class, "defect", "{round_trip:#}");
 }
+
+/// The deploy proves such a down and the rollback takes it: its check
+/// before COMMIT, which compares definitions by a hash of their text,
+/// takes the text the down was proved to leave as put back, and says it
+/// apart. Before, the deploy kept the down as proved and the rollback
+/// refused it ("not as it was before the up").
+#[test]
+fn a_rollback_takes_a_function_made_again_written_otherwise_as_its_down_was_proved() {
+    let p = replaced_with_down(
+        "fn_parens_rollback",
+        "begin\n  if a is null then return b + 0; end if;\n  return ((a + b)) * 2;\nend",
+    );
+    p.run(&["migrate"]).expect_code(0);
+    let run = p.run(&["rollback", "--steps", "1", "--reason", "test"]);
+    run.expect_code(0)
+        .expect_output("✓ what the migrations touched is as it was before 2")
+        .expect_output("function public.total(a integer, b integer): made again written otherwise");
+    // The function is the down's: back to what 1 made, as read.
+    let total: i32 = p.client().query_one("select total(1, 2)", &[]).unwrap().get(0);
+    assert_eq!(total, 6);
+}

@@ -177,6 +177,11 @@ pub fn is_cosmetic(key: &str) -> bool {
     key.starts_with("column order ") || key.starts_with(crate::pg::comments::PREFIX)
 }
 
+/// The short hash of an object's definition as a key counts it.
+pub fn keyed_hash(o: &Object) -> String {
+    short_hash(&keyed_definition(o))
+}
+
 /// An object's definition as a key counts it: a view's with the dates it
 /// froze when it was made masked (`now()` written into it), which a copy
 /// made at another moment holds otherwise, and which the picture's
@@ -219,14 +224,13 @@ impl Digest {
             .0
             .iter()
             .filter(|(k, h)| self.0.get(*k) != Some(*h))
-            .map(|(k, h)| Touched { key: k.clone(), before: Some(h.clone()) })
+            .map(|(k, h)| Touched { key: k.clone(), before: Some(h.clone()), also: None })
             .collect();
-        out.extend(
-            self.0
-                .keys()
-                .filter(|k| !before.0.contains_key(*k))
-                .map(|k| Touched { key: k.clone(), before: None }),
-        );
+        out.extend(self.0.keys().filter(|k| !before.0.contains_key(*k)).map(|k| Touched {
+            key: k.clone(),
+            before: None,
+            also: None,
+        }));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
@@ -239,6 +243,12 @@ pub struct Touched {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// The short hash of the definition the migration's proved down left
+    /// instead, where that differs from `before` only as written (a
+    /// function made again with other spacing or parentheses): a
+    /// rollback's check takes it as put back, and says so apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also: Option<String>,
 }
 
 #[cfg(test)]

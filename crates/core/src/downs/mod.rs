@@ -127,6 +127,11 @@ pub struct Down {
     /// place and the server's own error.
     #[serde(skip)]
     pub up_failed: Option<crate::migrate::Failure>,
+    /// Objects its own down left written otherwise than before the up but
+    /// the same as read (see `Touched::also`): each key with the short
+    /// hash of what the down left.
+    #[serde(skip)]
+    pub also: Vec<(String, String)>,
 }
 
 impl Down {
@@ -147,6 +152,7 @@ impl Down {
             own: None,
             touched: Vec::new(),
             up_failed: None,
+            also: Vec::new(),
         }
     }
 
@@ -174,6 +180,9 @@ impl Down {
     ) {
         self.end = Some(end);
         self.touched = now.touched_since(before);
+        for t in &mut self.touched {
+            t.also = self.also.iter().find(|(k, _)| *k == t.key).map(|(_, h)| h.clone());
+        }
     }
 }
 

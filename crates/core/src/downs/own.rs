@@ -21,6 +21,7 @@ impl Replay<'_> {
         &mut self,
         m: &Migration,
     ) -> Result<Option<(Proof, bool)>, DownsError> {
+        self.also = Vec::new();
         let Some(down) = &m.down else { return Ok(None) };
         if !m.up.in_one_transaction() || down.no_transaction || !m.runnable(Part::Down) {
             return Ok(None);
@@ -56,7 +57,7 @@ impl Replay<'_> {
         let down = migrate::Group::whole(Direction::Down, true, vec![m]);
         let settings = self.settings;
         let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
-        let mut proof = None;
+        let (mut proof, mut also) = (None, Vec::new());
         let apply = |e| migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e));
         let (outcome, kept) =
             migrate::attempt(&mut *self.client, self.settings, &up, self.progress, |tx| {
@@ -65,7 +66,11 @@ impl Replay<'_> {
                 let judged = match ran {
                     Err(f) => Proof::Fails(failed(&f)),
                     Ok(_) => {
-                        judged(tx, (tracked, prepared), (&stamp, &globals, files)).map_err(apply)?
+                        let (proof, written) =
+                            judged(tx, (tracked, prepared), (&stamp, &globals, files))
+                                .map_err(apply)?;
+                        also = written;
+                        proof
                     }
                 };
                 // The up again after it, as a rehearsal's round trip and a
@@ -94,6 +99,7 @@ impl Replay<'_> {
         if kept {
             self.picture = None;
         }
+        self.also = also;
         Ok((proof.expect("judged after the down"), kept))
     }
 
@@ -122,7 +128,10 @@ impl Replay<'_> {
                 Proof::Fails(failed(f))
             });
         }
-        proof.expect("judged after the down").map_err(db("reading the schema"))
+        let (proof, also) =
+            proof.expect("judged after the down").map_err(db("reading the schema"))?;
+        self.also = also;
+        Ok(proof)
     }
 
     /// The replay's settings without the protected tables' guard: a
@@ -184,21 +193,32 @@ fn failed(f: &migrate::Failure) -> String {
 /// only what changed since the replay's picture (current to the state
 /// before the up) is read again, in the copy's own session
 /// (`pg::tracked`), the rest being the same by its rule; what the whole
-/// server shares is read whole only where its stamp moved.
+/// server shares is read whole only where its stamp moved. Where the
+/// down holds, also each object it left written otherwise but the same
+/// as read (a function made again with other spacing), with the short
+/// hash of what it left: a rollback's check, which compares definitions
+/// by their hashes, takes that as put back.
 fn judged(
     tx: &mut postgres::Transaction<'_>,
     (tracked, prepared): (&Tracked, &mut Prepared),
     (stamp, globals, files): (&str, &roles::Globals, bool),
-) -> Result<Proof, postgres::Error> {
+) -> Result<(Proof, Vec<(String, String)>), postgres::Error> {
     let (before, now) = tracked.look(tx, prepared, Written::None)?;
     let mut differences = match roles::Globals::stamp(tx, prepared, files)? {
         now if now == stamp => Vec::new(),
         _ => globals.differences(&roles::Globals::read(tx)?),
     };
     differences.extend(before.schema.differences(&now.schema));
-    Ok(if differences.is_empty() {
-        Proof::Holds(before.schema.cosmetic_differences(&now.schema))
-    } else {
-        Proof::Differs(differences)
-    })
+    if !differences.is_empty() {
+        return Ok((Proof::Differs(differences), Vec::new()));
+    }
+    let was = |key: &str| before.schema.objects.iter().find(|o| o.key == key);
+    let also = now
+        .schema
+        .objects
+        .iter()
+        .filter(|o| was(&o.key).is_some_and(|w| w.definition != o.definition))
+        .map(|o| (o.key.clone(), crate::adopt::keyed::keyed_hash(o)))
+        .collect();
+    Ok((Proof::Holds(before.schema.cosmetic_differences(&now.schema)), also))
 }

@@ -631,6 +631,7 @@ pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
         own: None,
         touched: Vec::new(),
         up_failed: None,
+        also: Vec::new(),
     }
 }
 

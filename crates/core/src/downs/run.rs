@@ -56,6 +56,9 @@ pub(super) struct Replay<'a> {
     pub(super) globals: Option<(String, roles::Globals)>,
     /// Whether the session may read the settings files.
     pub(super) files_readable: Option<bool>,
+    /// What the last own down that held left written otherwise but the
+    /// same as read (`Down::also`).
+    pub(super) also: Vec<(String, String)>,
 }
 
 /// Where a replay started: what an up that fails for want of an object
@@ -237,6 +240,7 @@ impl<'a> Replay<'a> {
             up_failed: None,
             globals: None,
             files_readable: None,
+            also: Vec::new(),
         }
     }
 }
@@ -453,7 +457,9 @@ impl Replay<'_> {
                         return Ok((Down::unprovable(m, Vec::new(), notes), true));
                     }
                 }
-                return Ok((Down::holds(m, &cosmetic), false));
+                let mut down = Down::holds(m, &cosmetic);
+                down.also = std::mem::take(&mut self.also);
+                return Ok((down, false));
             }
             Some((Proof::Fails(why), _)) if why.starts_with("the up fails") => {
                 return Ok((Down::unprovable(m, Vec::new(), vec![why]), true));
@@ -726,5 +732,6 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         own: None,
         touched: Vec::new(),
         up_failed: None,
+        also: Vec::new(),
     }
 }

@@ -60,6 +60,11 @@ pub struct Checked {
     /// The schema differs only in objects no reverted up touched and no
     /// down changed: something else changed them since (drift).
     pub drift: bool,
+    /// An object the migrations touched is back written otherwise but the
+    /// same as read (see `Touched::also`): the whole schema's fingerprint,
+    /// which holds definitions as written, then tells nothing of the rest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub written_otherwise: bool,
     /// Reverted migrations recorded without the picture (applied before
     /// Backstop kept one, or with `[migrations] keep_downs = false`).
     pub unrecorded: Vec<String>,
@@ -97,6 +102,12 @@ impl Checked {
                 self.tool.as_ref().map(|t| format!(", and {t}")).unwrap_or_default(),
                 self.touched,
                 self.took_ms
+            ),
+            (false, true, true) if self.written_otherwise => format!(
+                "what the migrations touched is as it was before {} ({} object(s), compared \
+                 before COMMIT; some made again written otherwise, the same as read); the rest \
+                 of the schema was not compared (its fingerprint holds definitions as written)",
+                self.before, self.touched
             ),
             (false, true, true) => format!(
                 "what the migrations touched is as it was before {} ({} object(s), compared \
@@ -295,10 +306,12 @@ pub(crate) fn compared(
     let before = records.first().map(|(v, _)| v.clone()).unwrap_or_default();
     let unrecorded: Vec<String> =
         records.iter().filter(|(_, r)| r.is_none()).map(|(v, _)| v.clone()).collect();
-    // Each object as the earliest reverted up that touched it found it.
-    let mut expected: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    // Each object as the earliest reverted up that touched it found it,
+    // with what its down was proved to leave where that is written
+    // otherwise but the same as read.
+    let mut expected: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
     for t in records.iter().filter_map(|(_, r)| r.as_ref()).flat_map(|r| &r.touched) {
-        expected.entry(t.key.as_str()).or_insert(t.before.as_deref());
+        expected.entry(t.key.as_str()).or_insert((t.before.as_deref(), t.also.as_deref()));
     }
     let whole = records.first().and_then(|(_, r)| r.as_ref()).map(|r| r.before.as_str());
     // Column order and comments the ups touched are said apart and never
@@ -313,15 +326,25 @@ pub(crate) fn compared(
         equal: whole == Some(fingerprint),
         cosmetic: cosmetic
             .iter()
-            .filter_map(|(key, was)| differs(key, *was, now.get(key)))
+            .filter_map(|(key, (was, _))| differs(key, *was, now.get(key)))
             .collect(),
         ..Default::default()
     };
     if checked.equal || (whole.is_none() && expected.is_empty()) {
         return checked;
     }
-    for (key, was) in &expected {
-        checked.differences.extend(differs(key, *was, now.get(key)));
+    for (key, (was, also)) in &expected {
+        let is = now.get(key);
+        match differs(key, *was, is) {
+            Some(_) if also.is_some() && is == *also => {
+                checked.written_otherwise = true;
+                checked.cosmetic.push(format!(
+                    "{key}: made again written otherwise (spacing, case or parentheses that \
+                     group nothing), the same as PostgreSQL reads it, as its down was proved to"
+                ));
+            }
+            differs => checked.differences.extend(differs),
+        }
     }
     // What the downs changed must be what the ups touched: told only
     // where every reverted migration has its record (an unrecorded one's
