@@ -77,6 +77,15 @@ fn expression(query: &str) -> Option<String> {
     Some(format!("{} := {}", target.trim().to_ascii_lowercase(), sql(&format!("SELECT {value}"))?))
 }
 
+/// Whether an expression is one name alone, in parentheses or not.
+fn bare_name(query: &str) -> bool {
+    let name = query.trim().trim_start_matches('(').trim_end_matches(')').trim();
+    !name.is_empty()
+        && query.matches('(').count() == query.matches(')').count()
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// A plpgsql function's body as its parser reads it, its line numbers
 /// left out and its expressions written back by the SQL parser.
 fn plpgsql(definition: &str) -> Option<String> {
@@ -90,6 +99,20 @@ fn normalize(v: &mut Value) -> Option<()> {
         Value::Object(map) => {
             map.remove("lineno");
             map.remove("location");
+            // `RETURN x` of a variable holds no expression in the tree
+            // (it names the variable by number, which is not written out),
+            // `RETURN (x)` the expression `(x)`: both read as the former,
+            // the tokens (compared too) saying which name it is.
+            if let Some(Value::Object(ret)) = map.get_mut("PLpgSQL_stmt_return") {
+                let bare = ret
+                    .get("expr")
+                    .and_then(|e| e.pointer("/PLpgSQL_expr/query"))
+                    .and_then(Value::as_str)
+                    .is_some_and(bare_name);
+                if bare {
+                    ret.remove("expr");
+                }
+            }
             for (key, inner) in map.iter_mut() {
                 match (key.as_str(), inner) {
                     ("query", Value::String(q)) => *q = expression(q)?,
@@ -127,6 +150,11 @@ mod tests {
         let x = plpgsql_def("BEGIN IF a > 0 THEN RETURN a; END IF; RETURN b; END");
         let y = plpgsql_def("BEGIN IF a > 0 THEN RETURN b; END IF; RETURN b; END");
         assert!(!same_function(&x, &y));
+        // A variable returned in parentheses is the same return.
+        let z = plpgsql_def("BEGIN IF a > 0 THEN RETURN (a); END IF; RETURN ((b)); END");
+        assert!(same_function(&x, &z));
+        let w = plpgsql_def("BEGIN IF a > 0 THEN RETURN (b); END IF; RETURN (b); END");
+        assert!(!same_function(&x, &w));
         // Parentheses that group otherwise are another function.
         let c = plpgsql_def("DECLARE t integer;\nBEGIN\n  t := a + b;\n  IF t > 10 THEN RETURN t + 1; END IF;\n  RETURN t * 2 + 1;\nEND");
         assert!(!same_function(&a, &c));
