@@ -66,9 +66,11 @@ pub fn compute(
 ) -> Result<Computed, DownsError> {
     known(migrations, &options.versions)?;
     progress.note(Note::Stage { index: 1, total: 0, name: "preparing the start of the replay" });
-    let (pg_dump, server) = pg_dump_for(url)?;
+    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
+    let (pg_dump, server) = pg_dump_for(&mut target)?;
     let (deploys, (mut workspace, mut start_notes, env, role)) =
-        open_start(url, migrations, options, &pg_dump)?;
+        open_start((url, &mut target), migrations, options, &pg_dump)?;
+    drop(target);
     let first = deploys.is_some();
     let options = deploys.as_ref().unwrap_or(options);
     // The replay works on the start itself unless it is cut in two (both
@@ -178,15 +180,13 @@ fn known(migrations: &[Migration], versions: &[String]) -> Result<(), DownsError
 }
 
 /// The `pg_dump` of the target's server's major, and its version number.
-fn pg_dump_for(url: &str) -> Result<(std::path::PathBuf, i32), DownsError> {
+fn pg_dump_for(target: &mut Client) -> Result<(std::path::PathBuf, i32), DownsError> {
     let tool_err = |e: crate::backup::BackupError| DownsError::Tool {
         tool: "pg_dump",
         why: crate::kit::error::chain(&e),
     };
     let tools = crate::backup::tools::Tools::find().map_err(tool_err)?;
-    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
-    let server =
-        crate::pg::server_version_num(&mut target).map_err(db("reading the server version"))?;
+    let server = crate::pg::server_version_num(target).map_err(db("reading the server version"))?;
     Ok((tools.fit(server).map_err(tool_err)?.dir.join("pg_dump"), server))
 }
 
@@ -196,13 +196,13 @@ fn pg_dump_for(url: &str) -> Result<(std::path::PathBuf, i32), DownsError> {
 /// which for a target's platform says what it could not copy and what to
 /// grant.
 fn open_start(
-    url: &str,
+    (url, target): (&str, &mut Client),
     migrations: &[Migration],
     options: &Options,
     pg_dump: &std::path::Path,
 ) -> Result<(Option<Options>, super::start::Opened), DownsError> {
     let deploys = Options { from_target: true, ..options.clone() };
-    let opened = match first_deploy(url, migrations, options)? {
+    let opened = match first_deploy(target, migrations, options)? {
         true => super::start::open(url, migrations, &deploys, pg_dump, true).ok(),
         false => None,
     };
@@ -224,20 +224,19 @@ fn open_start(
 /// then do they serve that deploy; a start of the target's platform alone
 /// holds less than a hosted platform's database, and none would.
 fn first_deploy(
-    url: &str,
+    target: &mut Client,
     migrations: &[Migration],
     options: &Options,
 ) -> Result<bool, DownsError> {
     if options.from_target || options.start.is_some() {
         return Ok(false);
     }
-    let mut target = crate::pg::connect(url, "backstop downs").map_err(DownsError::Connect)?;
-    let status = migrate::status(&mut target, migrations)?;
+    let status = migrate::status(target, migrations)?;
     if !status.applied.is_empty() {
         return Ok(false);
     }
     let refs: Vec<&Migration> = migrations.iter().collect();
-    let tools = crate::adopt::unadopted(&mut target, &refs).map_err(DownsError::Db)?;
+    let tools = crate::adopt::unadopted(target, &refs).map_err(DownsError::Db)?;
     // A schema the role may not use is not in its copy: the start of the
     // platform names it, and what to grant.
     let unreadable: i64 = target

@@ -21,7 +21,6 @@ impl Replay<'_> {
         &mut self,
         m: &Migration,
     ) -> Result<Option<(Proof, bool)>, DownsError> {
-        self.also = Vec::new();
         let Some(down) = &m.down else { return Ok(None) };
         if !m.up.in_one_transaction() || down.no_transaction || !m.runnable(Part::Down) {
             return Ok(None);
@@ -57,7 +56,7 @@ impl Replay<'_> {
         let down = migrate::Group::whole(Direction::Down, true, vec![m]);
         let settings = self.settings;
         let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
-        let (mut proof, mut also) = (None, Vec::new());
+        let mut proof = None;
         let apply = |e| migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e));
         let (outcome, kept) =
             migrate::attempt(&mut *self.client, self.settings, &up, self.progress, |tx| {
@@ -66,11 +65,7 @@ impl Replay<'_> {
                 let judged = match ran {
                     Err(f) => Proof::Fails(failed(&f)),
                     Ok(_) => {
-                        let (proof, written) =
-                            judged(tx, (tracked, prepared), (&stamp, &globals, files))
-                                .map_err(apply)?;
-                        also = written;
-                        proof
+                        judged(tx, (tracked, prepared), (&stamp, &globals, files)).map_err(apply)?
                     }
                 };
                 // The up again after it, as a rehearsal's round trip and a
@@ -79,9 +74,9 @@ impl Replay<'_> {
                 // twice) does not hold. No down worked out from the picture
                 // would do better, so the up is kept and the replay goes on.
                 let (judged, keep) = match judged {
-                    Proof::Holds(cosmetic) => {
+                    Proof::Holds(cosmetic, also) => {
                         match migrate::apply_group_in(tx, settings, &up, &mut migrate::Quiet)? {
-                            Ok(_) => (Proof::Holds(cosmetic), true),
+                            Ok(_) => (Proof::Holds(cosmetic, also), true),
                             Err(f) => (Proof::Differs(vec![again(&f)]), true),
                         }
                     }
@@ -99,7 +94,6 @@ impl Replay<'_> {
         if kept {
             self.picture = None;
         }
-        self.also = also;
         Ok((proof.expect("judged after the down"), kept))
     }
 
@@ -128,10 +122,7 @@ impl Replay<'_> {
                 Proof::Fails(failed(f))
             });
         }
-        let (proof, also) =
-            proof.expect("judged after the down").map_err(db("reading the schema"))?;
-        self.also = also;
-        Ok(proof)
+        proof.expect("judged after the down").map_err(db("reading the schema"))
     }
 
     /// The replay's settings without the protected tables' guard: a
@@ -202,7 +193,7 @@ fn judged(
     tx: &mut postgres::Transaction<'_>,
     (tracked, prepared): (&Tracked, &mut Prepared),
     (stamp, globals, files): (&str, &roles::Globals, bool),
-) -> Result<(Proof, Vec<(String, String)>), postgres::Error> {
+) -> Result<Proof, postgres::Error> {
     let (before, now) = tracked.look(tx, prepared, Written::None)?;
     let mut differences = match roles::Globals::stamp(tx, prepared, files)? {
         now if now == stamp => Vec::new(),
@@ -210,7 +201,7 @@ fn judged(
     };
     differences.extend(before.schema.differences(&now.schema));
     if !differences.is_empty() {
-        return Ok((Proof::Differs(differences), Vec::new()));
+        return Ok(Proof::Differs(differences));
     }
     let was = |key: &str| before.schema.objects.iter().find(|o| o.key == key);
     let also = now
@@ -220,5 +211,5 @@ fn judged(
         .filter(|o| was(&o.key).is_some_and(|w| w.definition != o.definition))
         .map(|o| (o.key.clone(), crate::adopt::keyed::keyed_hash(o)))
         .collect();
-    Ok((Proof::Holds(before.schema.cosmetic_differences(&now.schema)), also))
+    Ok(Proof::Holds(before.schema.cosmetic_differences(&now.schema), also))
 }

@@ -56,9 +56,6 @@ pub(super) struct Replay<'a> {
     pub(super) globals: Option<(String, roles::Globals)>,
     /// Whether the session may read the settings files.
     pub(super) files_readable: Option<bool>,
-    /// What the last own down that held left written otherwise but the
-    /// same as read (`Down::also`).
-    pub(super) also: Vec<(String, String)>,
 }
 
 /// Where a replay started: what an up that fails for want of an object
@@ -202,8 +199,10 @@ struct Baseline {
 
 /// How a down fared on the copy.
 pub(super) enum Proof {
-    /// The schema equals the one before; the cosmetic differences left.
-    Holds(Vec<String>),
+    /// The schema equals the one before; the cosmetic differences left,
+    /// and what it left written otherwise but the same as read
+    /// (`Down::also`).
+    Holds(Vec<String>, Vec<(String, String)>),
     /// It ran, and left these differences.
     Differs(Vec<String>),
     /// It failed.
@@ -240,7 +239,6 @@ impl<'a> Replay<'a> {
             up_failed: None,
             globals: None,
             files_readable: None,
-            also: Vec::new(),
         }
     }
 }
@@ -388,7 +386,7 @@ impl Replay<'_> {
         drop(tx);
         differences.extend(before.differences(&now));
         if differences.is_empty() {
-            Ok(Proof::Holds(before.cosmetic_differences(&now)))
+            Ok(Proof::Holds(before.cosmetic_differences(&now), Vec::new()))
         } else {
             Ok(Proof::Differs(differences))
         }
@@ -450,16 +448,14 @@ impl Replay<'_> {
             .refresh(&mut *self.client, &mut *self.prepared)
             .map_err(db("reading the schema"))?;
         let (mode, own) = match self.try_own_down(m)? {
-            Some((Proof::Holds(cosmetic), up_done)) => {
+            Some((Proof::Holds(cosmetic, also), up_done)) => {
                 if !up_done {
                     if let Some(why) = self.up(m)? {
                         let notes = vec![format!("the up fails: {why}")];
                         return Ok((Down::unprovable(m, Vec::new(), notes), true));
                     }
                 }
-                let mut down = Down::holds(m, &cosmetic);
-                down.also = std::mem::take(&mut self.also);
-                return Ok((down, false));
+                return Ok((Down { also, ..Down::holds(m, &cosmetic) }, false));
             }
             Some((Proof::Fails(why), _)) if why.starts_with("the up fails") => {
                 return Ok((Down::unprovable(m, Vec::new(), vec![why]), true));
@@ -543,7 +539,7 @@ impl Replay<'_> {
             // takes it back to the state before the up, and the up again
             // to where the next migration starts.
             match found.proof {
-                Proof::Holds(_) => {
+                Proof::Holds(..) => {
                     self.commit(&found.plan.statements)?;
                     self.up(m)?.is_some()
                 }
@@ -623,7 +619,7 @@ impl Replay<'_> {
         };
         let mut proof =
             self.prove(&worked_tail(&statements, renames.len()), before_schema, &compared)?;
-        if !globals.system.is_empty() && matches!(proof, Proof::Holds(_)) {
+        if !globals.system.is_empty() && matches!(proof, Proof::Holds(..)) {
             if let Some(why) = self.prove_system(m, &globals.system, &baseline.globals)? {
                 proof = Proof::Differs(vec![why]);
             }
@@ -672,7 +668,7 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
     let Found { plan, proof, irreversible, .. } = found;
     let mut notes = plan.notes;
     // A kind the schema picture cannot hold: its proof proves nothing.
-    let proved = matches!(proof, Proof::Holds(_)) && plan.unheld.is_empty();
+    let proved = matches!(proof, Proof::Holds(..)) && plan.unheld.is_empty();
     for u in &plan.unheld {
         notes.insert(
             0,
@@ -684,13 +680,15 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
     }
     let status = match (&proof, &mode) {
         _ if !plan.unheld.is_empty() => Status::Unprovable,
-        (Proof::Holds(_), _) if irreversible => Status::Irreversible,
-        (Proof::Holds(_), Mode::Compute) => Status::Computed,
-        (Proof::Holds(_), _) => Status::Fixed,
+        (Proof::Holds(..), _) if irreversible => Status::Irreversible,
+        (Proof::Holds(..), Mode::Compute) => Status::Computed,
+        (Proof::Holds(..), _) => Status::Fixed,
         _ => Status::Unprovable,
     };
     match &proof {
-        Proof::Holds(cosmetic) => notes.extend(cosmetic.iter().map(|c| format!("cosmetic: {c}"))),
+        Proof::Holds(cosmetic, _) => {
+            notes.extend(cosmetic.iter().map(|c| format!("cosmetic: {c}")))
+        }
         Proof::Differs(diffs) => {
             notes.push(format!("not proved: after it, {} difference(s) remain", diffs.len()));
             notes.extend(diffs.iter().take(10).cloned());

@@ -760,6 +760,11 @@ pub(crate) fn real_dir(path: &Path) -> bool {
     path.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
 
+/// The 1-based line of the first `needle` in `text` (1 when absent).
+pub(crate) fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle).map_or(1, |at| text[..at].lines().count().max(1))
+}
+
 pub(crate) fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
 }

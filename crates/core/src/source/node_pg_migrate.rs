@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::layout::{Layout, Place};
-use super::HistoryTable;
+use super::{line_of, HistoryTable};
 
 /// One setting's value and where it is set (`package.json:7
 /// (scripts.migrate)`, `config/default.json:4 (db.migrations-table)`).
@@ -166,10 +166,6 @@ fn over(s: &mut Settings, json: &Value, text: &str, (file, prefix): (&str, &str)
             }
         }
     }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle).map_or(1, |at| text[..at].lines().count().max(1))
 }
 
 /// node-pg-migrate: a `package.json` that depends on it or runs it in a

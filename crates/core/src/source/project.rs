@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use super::js::{js_values, JsValue};
-use super::{drizzle, entries, file_name, Layout, Place, SourceError};
+use super::{drizzle, entries, file_name, line_of, Layout, Place, SourceError};
 
 /// The files Prisma's settings may live in, in the order Prisma reads them.
 const PRISMA_CONFIGS: [&str; 12] = [
@@ -424,11 +424,6 @@ fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The 1-based line of the first `needle` in `text` (1 when absent).
-fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle).map_or(1, |at| text[..at].lines().count().max(1))
 }
 
 #[cfg(test)]
