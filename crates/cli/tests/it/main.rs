@@ -30,6 +30,7 @@ mod freeze;
 mod function_bodies;
 mod graphile;
 mod history_table;
+mod hosted;
 mod incident;
 mod kill_switch;
 mod layouts;

@@ -129,10 +129,14 @@ pub(crate) fn facts(client: &mut Client) -> Result<Facts, postgres::Error> {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let mut owners = crate::pg::extension_owners::read(client)?;
     let extensions = client
         .query("select extname::text, extversion from pg_extension order by 1", &[])?
         .iter()
-        .map(|r| Extension { name: r.get(0), version: r.get(1) })
+        .map(|r| {
+            let name: String = r.get(0);
+            Extension { owner: owners.remove(&name), name, version: r.get(1) }
+        })
         .collect();
     Ok(Facts {
         row_counts: counts.into_iter().collect(),

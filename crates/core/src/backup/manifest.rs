@@ -64,6 +64,11 @@ pub struct FileEntry {
 pub struct Extension {
     pub name: String,
     pub version: String,
+    /// The role owning most of what the extension made (a hosted
+    /// platform's superuser, say): a test restore gives its objects back
+    /// to that role. Not recorded by backups before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The outcome of one verification.

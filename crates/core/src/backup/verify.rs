@@ -15,6 +15,7 @@ use super::tools::{self, run_verbose, tail, Tools};
 use super::{BackupError, Note, Progress, Store};
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, ClusterError, PgBin};
+use crate::pg::extension_owners;
 use crate::pg::fingerprint::{row_counts, Schema};
 use crate::pg::quote_ident;
 
@@ -287,6 +288,7 @@ pub fn restore_into(
     }
     admin.batch_execute(&setup).map_err(BackupError::db("creating the source's roles"))?;
     ensure_database(&mut admin, m)?;
+    let mut copy = arm(cluster, m, &m.database)?;
 
     progress.note(Note::Step(format!(
         "restoring backup {} into the throwaway cluster with {jobs} job(s)",
@@ -302,7 +304,26 @@ pub fn restore_into(
     if !ok {
         return Err(BackupError::RestoreFailed { id: m.id.clone(), output: tail(&stderr) });
     }
-    Ok(())
+    extension_owners::disarm(&mut copy)
+        .map_err(BackupError::db("taking the extension owners' trigger off the copy"))
+}
+
+/// Readies database `dbname` of the throwaway `cluster` for a restore of
+/// backup `m`: what an extension makes there goes to the role that owned
+/// it where the backup was taken (`pg::extension_owners`). The session
+/// that [`extension_owners::disarm`]s it after.
+pub(crate) fn arm(
+    cluster: &Cluster,
+    m: &Manifest,
+    dbname: &str,
+) -> Result<postgres::Client, BackupError> {
+    let owners: extension_owners::Owners =
+        m.extensions.iter().filter_map(|e| Some((e.name.clone(), e.owner.clone()?))).collect();
+    let mut copy = cluster.connect(dbname)?;
+    extension_owners::arm(&mut copy, &owners).map_err(BackupError::db(
+        "readying the copy to give extensions' objects to their owners",
+    ))?;
+    Ok(copy)
 }
 
 /// Makes the database backup `m` restores into on a throwaway cluster

@@ -132,6 +132,7 @@ pub(super) fn schema_of_backup(
     }
     const REFERENCE: &str = "drill_schema_before_the_release";
     copy.cluster.create_database(REFERENCE, None).map_err(|e| chain(&e))?;
+    let mut reference = backup::verify::arm(&copy.cluster, &m, REFERENCE).map_err(|e| chain(&e))?;
     let tools = tools.fit(m.written_by_num()).map_err(|e| chain(&e))?;
     let target =
         backup::tools::target(&copy.cluster.url(REFERENCE), None).map_err(|e| chain(&e))?;
@@ -146,6 +147,6 @@ pub(super) fn schema_of_backup(
             backup::tools::tail(&String::from_utf8_lossy(&out.stderr))
         ));
     }
-    let mut client = copy.cluster.connect(REFERENCE).map_err(|e| chain(&e))?;
-    Schema::read(&mut client).map_err(|e| chain(&e))
+    crate::pg::extension_owners::disarm(&mut reference).map_err(|e| chain(&e))?;
+    Schema::read(&mut reference).map_err(|e| chain(&e))
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod comments;
 pub mod conn;
 pub mod export;
+pub mod extension_owners;
 pub mod fingerprint;
 pub mod kinds;
 pub mod lock;

@@ -11,6 +11,7 @@ use postgres::Client;
 use super::RehearseError;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::{connect_db, LibpqTarget};
+use crate::pg::extension_owners;
 
 /// A connection to database `dbname` of the server `url` points at.
 pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
@@ -85,13 +86,26 @@ pub(super) fn carry_settings(
     Ok(())
 }
 
-/// `pg_dump --format=custom [extra] from | pg_restore --exit-on-error -d to`.
+/// `pg_dump --format=custom [extra] from | pg_restore --exit-on-error -d to`,
+/// what each extension makes in `to` given to the role owning it in `from`
+/// (`pg::extension_owners`).
 pub(super) fn pipe_dump(
     bin: &PgBin,
     from: &str,
     to: &str,
     extra: &[&str],
 ) -> Result<(), RehearseError> {
+    let owners = extension_owners::read(&mut connect_source(from)?)
+        .map_err(db_err("reading who owns what each extension made"))?;
+    let mut copy = connect_source(to)?;
+    extension_owners::arm(&mut copy, &owners)
+        .map_err(db_err("readying the copy to give extensions' objects to their owners"))?;
+    pipe(bin, from, to, extra)?;
+    extension_owners::disarm(&mut copy)
+        .map_err(db_err("taking the extension owners' trigger off the copy"))
+}
+
+fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), RehearseError> {
     let from = LibpqTarget::from_url(from, None).map_err(RehearseError::Connect)?;
     let to = LibpqTarget::from_url(to, None).map_err(RehearseError::Connect)?;
     let spawn_err = |tool: &str| {
