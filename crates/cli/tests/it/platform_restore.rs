@@ -25,6 +25,10 @@ use crate::common::{DbExt, Project, Run};
 static OWN: LazyLock<Cluster> =
     LazyLock::new(|| Cluster::start().expect("a throwaway cluster starts"));
 
+/// Another, for the undo of method B.
+static UNDO: LazyLock<Cluster> =
+    LazyLock::new(|| Cluster::start().expect("a throwaway cluster starts"));
+
 /// The hosted project's owner: no superuser.
 const OWNER: &str = "project_owner";
 
@@ -40,10 +44,10 @@ const NOTES: &str =
     create schema billing;\n\
     create table billing.invoices (id bigint generated always as identity primary key);\n";
 
-/// The platform on `OWN`'s `postgres` database, given to [`OWNER`]; the
+/// The platform on `own`'s `postgres` database, given to [`OWNER`]; the
 /// project folder and the owner's URL to it.
-fn platform() -> (Project, String) {
-    let mut admin = OWN.connect("postgres").unwrap();
+fn platform(own: &Cluster) -> (Project, String) {
+    let mut admin = own.connect("postgres").unwrap();
     admin
         .batch_execute(&format!(
             "CREATE ROLE {OWNER} LOGIN PASSWORD 'owner-pw' NOSUPERUSER CREATEDB CREATEROLE;
@@ -62,10 +66,10 @@ fn platform() -> (Project, String) {
         ))
         .unwrap();
     admin.batch_execute(&hooks_unreadable_by(OWNER)).unwrap();
-    let p = Project::on(&OWN, "platform_restore");
+    let p = Project::on(own, "platform_restore");
     std::fs::remove_file(p.path().join("backstop.toml")).unwrap();
     std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
-    let url = format!("postgres://{OWNER}:owner-pw@127.0.0.1:{}/postgres", OWN.port());
+    let url = format!("postgres://{OWNER}:owner-pw@127.0.0.1:{}/postgres", own.port());
     (p, url)
 }
 
@@ -75,7 +79,7 @@ fn users(db: &mut postgres::Client) -> i64 {
 
 #[test]
 fn method_b_restores_the_projects_schemas_in_place_and_leaves_the_platforms_rows() {
-    let (p, url) = platform();
+    let (p, url) = platform(&OWN);
     p.write("supabase/migrations/20240101000000_profiles.sql", PROFILES);
     p.run_with_url(&url, &["migrate"]).expect_code(0).expect_output(
         "the backup leaves out 2 table(s) and sequence(s) the role may not read, nor change: \
@@ -189,4 +193,64 @@ fn method_b_restores_the_projects_schemas_in_place_and_leaves_the_platforms_rows
     ));
     refused.expect_output(&format!("GRANT SELECT ON \"public\".\"audit\" TO \"{OWNER}\""));
     assert_eq!(backups(&p), before, "a refused backup leaves nothing");
+}
+
+/// A release that hangs its trigger on `auth.users` and a policy on
+/// `storage.objects`, and makes a bucket.
+const RELEASE: &str = "create policy avatars_read on storage.objects for select \
+    using (bucket_id = 'avatars');\n\
+    insert into storage.buckets (id, name) values ('avatars', 'avatars');\n";
+
+fn rules(db: &mut postgres::Client) -> (i64, i64) {
+    let row = db
+        .query_one(
+            "select (select count(*) from pg_trigger where tgname = 'on_auth_user_created'),
+                    (select count(*) from pg_policy where polname = 'avatars_read')",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
+    let (p, url) = platform(&UNDO);
+    p.write(
+        "supabase/migrations/20240101000000_notes.sql",
+        "create table public.notes (id int);\n",
+    );
+    p.run_with_url(&url, &["migrate"]).expect_code(0);
+    p.write("supabase/migrations/20240102000000_profiles.sql", &format!("{PROFILES}{RELEASE}"));
+    p.run_with_url(&url, &["migrate"]).expect_code(0);
+    let mut db = UNDO.connect("postgres").unwrap();
+    assert_eq!(rules(&mut db), (1, 1));
+    let backup: String = db
+        .query_one("select backup_id from backstop.applied where version = '20240102000000'", &[])
+        .unwrap()
+        .get(0);
+
+    // Method B: the backup from before the release, in place. The
+    // release's policy on the platform's table goes with it; its bucket
+    // (a row of the platform's table) stays, named.
+    let run = p.run_with_url(&url, &["restore", &backup, "--yes", "--format", "json"]);
+    let report: Value = run.expect_code(0).json();
+    let done = report["on_platform"].to_string();
+    assert!(done.contains("policy avatars_read on storage.objects: removed, as backup"), "{done}");
+    run.expect_output("storage.buckets: 3 row(s) now, 2 in backup");
+    assert_eq!(rules(&mut db), (0, 0), "the release's trigger and policy are gone");
+    assert_eq!(db.applied(), ["20240101000000"]);
+
+    // Its undo, the restore of the state before it: the release's trigger
+    // on auth.users and its policy are back, and the trigger runs.
+    let pre = report["snapshot_id"].as_str().unwrap();
+    let undo = p.run_with_url(&url, &["restore", pre, "--yes"]);
+    undo.expect_code(0).expect_output("trigger on_auth_user_created on auth.users: put back");
+    assert_eq!(rules(&mut db), (1, 1), "{}", undo.all());
+    db.execute(
+        "insert into auth.users (id, email) values (gen_random_uuid(), 'x@example.com')",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(db.count("public.profiles"), 1, "signups make profiles again");
+    assert_eq!(db.applied(), ["20240101000000", "20240102000000"]);
 }

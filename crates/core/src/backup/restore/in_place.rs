@@ -18,6 +18,7 @@ use std::process::Stdio;
 use postgres::Client;
 
 use super::journal::{Journal, Step};
+use super::on_platform;
 use super::toc::{Entry, Toc};
 use super::{Failure, Run};
 use crate::backup::create::{create, CreateOptions};
@@ -116,9 +117,10 @@ impl Run<'_> {
         }
         let platform = platform_schemas(client, &schemas)?;
         let mut keep = extensions_in(client, &schemas)?;
-        for (kind, schema, name) in attached(client, &schemas)? {
-            if toc.has(&kind, &schema, &name) {
-                keep.push(Entry::key(&kind, &schema, &name));
+        let attached = attached(client, &schemas)?;
+        for (kind, schema, name) in &attached {
+            if toc.has(kind, schema, name) {
+                keep.push(Entry::key(kind, schema, name));
             } else {
                 self.note_warning(format!(
                     "{kind} {name} on {schema} depends on the project's schemas and is not in \
@@ -127,6 +129,9 @@ impl Run<'_> {
                 ));
             }
         }
+        let attached: Vec<String> = attached.iter().map(|(k, s, n)| Entry::key(k, s, n)).collect();
+        let rules = on_platform::plan(client, &toc, m, &schemas, &attached)?;
+        keep.extend(rules.keep.iter().cloned());
         let in_backup = toc.schemas();
         let (back, since): (Vec<String>, Vec<String>) =
             schemas.iter().cloned().partition(|s| in_backup.contains(s) || s == "public");
@@ -146,14 +151,23 @@ impl Run<'_> {
             }
         )));
         let list = toc.selected(&schemas, &keep, &existing_schemas(client, &schemas)?)?;
-        let mut drops = drop_script(client, &schemas, &in_backup, &mut self.warnings)?;
+        let mut drops = rules.drops.clone();
+        drops.push_str(&drop_script(client, &schemas, &in_backup, &mut self.warnings)?);
         let (pause, resume) = default_privileges_paused(client, &since)?;
         drops.push_str(&pause);
         self.restore_in_one_transaction((&drops, &resume), &list, m)?;
         self.progress.note(Note::Step(format!("checking {} against backup {}", j.database, m.id)));
-        let differences = compare_schemas(client, m, &schemas).map_err(Failure::Stuck)?;
+        let mut differences = compare_schemas(client, m, &schemas).map_err(Failure::Stuck)?;
+        differences.extend(rules.differences(client).map_err(Failure::Stuck)?);
         if !differences.is_empty() {
             return Err(Failure::Stuck(BackupError::Mismatch { id: m.id.clone(), differences }));
+        }
+        for done in &rules.done {
+            self.progress.note(Note::Info(done.clone()));
+        }
+        self.on_platform = rules.done;
+        for left in rules.left {
+            self.note_warning(left);
         }
         j.record(Step::Restored, self.store)?;
         self.restored = schemas;

@@ -24,6 +24,7 @@ mod abandon;
 mod databases;
 mod in_place;
 mod journal;
+mod on_platform;
 mod physical;
 mod postmaster;
 mod server;
@@ -94,6 +95,11 @@ pub struct RestoreReport {
     /// whole database was restored.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schemas: Vec<String>,
+    /// A restore in place: what it did with the project's triggers and
+    /// policies on the platform's tables (put back, made again, removed),
+    /// each compared after (`on_platform`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_platform: Vec<String>,
     /// Why it was put back this way rather than by a swap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
@@ -144,6 +150,7 @@ pub fn restore(
         progress,
         warnings: Vec::new(),
         restored: Vec::new(),
+        on_platform: Vec::new(),
         journalled: unfinished.is_some(),
         audited: false,
     };
@@ -319,8 +326,10 @@ struct Run<'a> {
     options: &'a RestoreOptions,
     progress: &'a mut dyn Progress,
     warnings: Vec<String>,
-    /// A restore in place: the schemas it put back.
+    /// A restore in place: the schemas it put back, and what it did on
+    /// the platform's tables.
     restored: Vec<String>,
+    on_platform: Vec<String>,
     /// The run has a journal (resumed, or saved by this run): its failure
     /// is audited.
     journalled: bool,
@@ -416,6 +425,7 @@ impl Run<'_> {
             why: j.why.clone(),
             warnings: std::mem::take(&mut self.warnings),
             schemas: std::mem::take(&mut self.restored),
+            on_platform: std::mem::take(&mut self.on_platform),
         };
         record_success(&mut client, j, &report)?;
         self.audited = true;

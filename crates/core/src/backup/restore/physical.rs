@@ -456,6 +456,7 @@ impl Pitr<'_> {
             resumed,
             warnings: std::mem::take(&mut self.warnings),
             schemas: Vec::new(),
+            on_platform: Vec::new(),
             why: None,
         };
         record_success(&mut client, j, &report)?;

@@ -124,6 +124,17 @@ impl Toc {
         self.entries.iter().any(|e| e.kind == kind && e.schema == schema && e.name == name)
     }
 
+    /// The entries of kinds `kinds`, as (kind, schema, name).
+    pub(super) fn entries_of<'a>(
+        &'a self,
+        kinds: &'a [&str],
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + 'a {
+        self.entries
+            .iter()
+            .filter(|e| kinds.contains(&e.kind.as_str()))
+            .map(|e| (e.kind.as_str(), e.schema.as_str(), e.name.as_str()))
+    }
+
     /// A `--use-list` file of the entries in `schemas` with the grants on
     /// them, the entries `keep` names, and the data of `backstop.applied`;
     /// but those of the schemas in `existing` themselves (the schema, its
