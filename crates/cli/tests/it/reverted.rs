@@ -298,6 +298,42 @@ fn downs_proved_alone_that_fail_together_are_named_at_the_deploy() {
         .expect_output("no deploy's record proves the downs of 1, 2 together as one chain");
 }
 
+/// The chain a rollback runs across deploys: 2 drops an enum value by
+/// making the type again (it fails while a row holds the value), and 3,
+/// deployed alone, seeds such a row that its own down leaves. Each down
+/// holds alone; a rollback of the last two deploys fails at 2's. The
+/// deploy of 3 proves its down with the downs of the deploy before it,
+/// and the dry run of that rollback says where it would stop.
+#[test]
+fn downs_of_two_deploys_that_fail_together_are_named_at_the_second() {
+    let p = Project::new("reverted_chain_across");
+    p.migration(
+        "1_mood",
+        "CREATE TYPE mood AS ENUM ('happy');\nCREATE TABLE feelings (m mood);\n",
+        Some("DROP TABLE feelings;\nDROP TYPE mood;\n"),
+    );
+    p.migration(
+        "2_sad",
+        "ALTER TYPE mood ADD VALUE 'sad';\n",
+        Some(
+            "ALTER TYPE mood RENAME TO mood_old;\nCREATE TYPE mood AS ENUM ('happy');\n\
+             ALTER TABLE feelings ALTER COLUMN m TYPE mood USING m::text::mood;\n\
+             DROP TYPE mood_old;\n",
+        ),
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("proved the downs of 1, 2 together");
+    p.migration("3_seed", "INSERT INTO feelings VALUES ('sad');\n", Some("SELECT 1;\n"));
+    p.run(&["migrate"]).expect_code(0).expect_output(
+        "warning: the downs of 1, 2, 3, each proved alone, do not bring the schema back \
+         together: the down of 2 fails after the ones before it",
+    );
+    p.run(&["rollback", "--steps", "2", "--dry-run"])
+        .expect_code(0)
+        .expect_output("warning: this rollback would stop at the down of 2, refused with nothing committed: at the deploy of");
+    // Within the deploy of 3 alone, its down holds.
+    p.run(&["rollback", "--steps", "1", "--yes"]).expect_code(0);
+}
+
 /// Computed downs in the order PostgreSQL needs: a function whose SQL body
 /// reads a view the up made goes before the view; a view the down makes
 /// again takes with it, and makes again, the function that reads it.

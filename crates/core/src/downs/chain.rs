@@ -4,7 +4,10 @@
 //! cannot drop). On the replay's copy, after the last up, every down in
 //! reverse in one transaction that is rolled back, and the schema then
 //! compared with the one before the first up, as a rollback's own check
-//! compares it ([`crate::migrate::expect`]).
+//! compares it ([`crate::migrate::expect`]). A deploy onto a database with
+//! history runs the downs of the deploy before it after its own (their
+//! kept downs and the records of what they must bring back, read from the
+//! target): a rollback of the last two deploys runs them so.
 
 use postgres::Client;
 
@@ -23,6 +26,51 @@ pub struct Chain {
     pub versions: Vec<String>,
     /// Why they do not bring the schema back together; `None`: they do.
     pub failed: Option<String>,
+    /// The migration whose down fails after the ones before it, if one
+    /// does: where a rollback of them would stop.
+    pub stops_at: Option<String>,
+}
+
+/// An applied migration of the deploy before, as a rollback runs it: with
+/// the down it would run (the kept one, else its author's) and the record
+/// of what that down must bring back.
+pub(super) type Earlier = (Migration, Option<Expected>);
+
+/// How many of the deploy before's migrations a deploy runs the downs of
+/// after its own: a rollback across two deploys goes back a few, and a
+/// deploy of one after a bootstrap of hundreds stays as cheap as its own.
+const EARLIER: usize = 20;
+
+/// The migrations the newest deploy applied that are still the newest
+/// applied (at most [`EARLIER`] of them), in the order applied, each with
+/// its down and record (read on the target, `client`); cut after the
+/// newest one that has no down or whose down runs outside a transaction.
+/// None where the log is off.
+pub(super) fn earlier(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<Vec<Earlier>, DownsError> {
+    let read = db("reading the deploy before this one");
+    let deployed = crate::schema::events::last_deploy(client).map_err(&read)?;
+    let mut applied = crate::schema::applied::versions(client).map_err(&read)?;
+    applied.retain(|v| migrations.iter().any(|m| &m.version == v && !m.repeatable));
+    // Only what is still the newest applied: a rollback runs that first.
+    let newest: Vec<String> =
+        applied.iter().rev().take_while(|v| deployed.contains(v)).take(EARLIER).cloned().collect();
+    let kept = crate::schema::applied::kept_downs(client).map_err(&read)?;
+    let records = crate::schema::applied::undo_to(client, &newest).map_err(&read)?;
+    let mut out = Vec::new();
+    for version in &newest {
+        let m = migrations.iter().find(|m| &m.version == version).expect("kept to the folder's");
+        let m = kept.get(version).map_or_else(|| m.clone(), |sql| m.with_kept_down(sql));
+        if m.down.as_ref().is_none_or(|f| f.no_transaction) {
+            break;
+        }
+        let record = records.get(version).and_then(|json| serde_json::from_str(json).ok());
+        out.push((m, record));
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// The down that runs for `d` (of `m`), where it is proved: the author's
@@ -49,23 +97,30 @@ pub(super) fn prove(
     client: &mut Client,
     settings: &Settings,
     history: &ToolHistory,
+    earlier: &[Earlier],
     (todo, downs): (&[&Migration], &[Down]),
 ) -> Result<Option<Chain>, DownsError> {
     // A rollback never goes through a migration whose up creates a
     // protected table (the guard refuses its down): the chain is the
     // downs of the migrations after the newest one.
-    let stops = migrate::protect::rollback_stops(&settings.protected_tables, todo.iter().copied());
-    let after = |d: &&Down| {
-        stops.as_ref().is_none_or(|(i, _)| {
-            todo.iter().position(|m| m.version == d.version).is_some_and(|at| at > *i)
+    let all: Vec<&Migration> = earlier.iter().map(|(m, _)| m).chain(todo.iter().copied()).collect();
+    let stops = migrate::protect::rollback_stops(&settings.protected_tables, all.into_iter());
+    let after = |at: usize| stops.as_ref().is_none_or(|(i, _)| at > *i);
+    let from = earlier.len();
+    let earlier: Vec<&Earlier> =
+        earlier.iter().enumerate().filter(|(at, _)| after(*at)).map(|(_, e)| e).collect();
+    let downs: Vec<&Down> = downs
+        .iter()
+        .filter(|d| {
+            todo.iter().position(|m| m.version == d.version).is_some_and(|at| after(from + at))
         })
-    };
-    let downs: Vec<&Down> = downs.iter().filter(after).collect();
-    if downs.len() < 2 {
+        .collect();
+    if downs.is_empty() || downs.len() + earlier.len() < 2 {
         return Ok(None);
     }
-    let mut runs = Vec::with_capacity(downs.len());
-    let mut records = Vec::with_capacity(downs.len());
+    let mut runs: Vec<Migration> = earlier.iter().map(|(m, _)| m.clone()).collect();
+    let mut records: Vec<(String, Option<Expected>)> =
+        earlier.iter().map(|(m, r)| (m.version.clone(), r.clone())).collect();
     for d in downs {
         let Some(m) = todo.iter().find(|m| m.version == d.version) else { return Ok(None) };
         let Some(with_down) = proved(m, d) else { return Ok(None) };
@@ -93,11 +148,12 @@ pub(super) fn prove(
     if let Some(Err(f)) = outcomes.first() {
         let failed =
             format!("the down of {} fails after the ones before it: {}", f.version, f.message);
-        return Ok(Some(Chain { versions, failed: Some(failed) }));
+        let stops_at = Some(f.version.clone());
+        return Ok(Some(Chain { versions, failed: Some(failed), stops_at }));
     }
     let now = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
     let (fingerprint, now) = now.digest(history);
     let checked = expect::compared(&records, Some(&start), &fingerprint, &now);
     let failed = (!checked.passed()).then(|| checked.differences.join("; "));
-    Ok(Some(Chain { versions, failed }))
+    Ok(Some(Chain { versions, failed, stops_at: None }))
 }

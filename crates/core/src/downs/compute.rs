@@ -70,8 +70,14 @@ pub fn compute(
     let (pg_dump, server) = pg_dump_for(&mut target)?;
     let (deploys, (mut workspace, mut start_notes, env, role)) =
         open_start((url, &mut target), migrations, options, &pg_dump)?;
-    drop(target);
     let first = deploys.is_some();
+    // A deploy onto a history: the deploy before it, whose downs a
+    // rollback of both runs after this one's.
+    let earlier = match options.from_target && !first {
+        true => super::chain::earlier(&mut target, migrations)?,
+        false => Vec::new(),
+    };
+    drop(target);
     let options = deploys.as_ref().unwrap_or(options);
     // The replay works on the start itself unless it is cut in two (both
     // halves then start from copies of it): copying it (CREATE DATABASE,
@@ -157,7 +163,7 @@ pub fn compute(
     let (mut client, copy, end) = last;
     // The copy is where the last up left it: the run's downs together.
     let asked: Vec<&Migration> = todo.iter().copied().filter(|m| asked(m)).collect();
-    let chain = together(&mut client, (settings, options), migrations, (&asked, &out))?;
+    let chain = together(&mut client, (settings, options), migrations, &earlier, (&asked, &out))?;
     match env {
         Some(env) => {
             // Kept without the journal's triggers: its next reader makes them again.
@@ -257,6 +263,7 @@ fn together(
     client: &mut Client,
     (settings, options): (&Settings, &Options),
     migrations: &[Migration],
+    earlier: &[super::chain::Earlier],
     (asked, out): (&[&Migration], &[Down]),
 ) -> Result<Option<super::chain::Chain>, DownsError> {
     // Only the deploy's replay, which starts from the target, is a run.
@@ -266,7 +273,7 @@ fn together(
     let history = super::proofs::ToolHistory::of(migrations)
         .leaving_out(&mut *client)
         .map_err(db("reading which tables the role may read"))?;
-    super::chain::prove(client, settings, &history, (asked, out))
+    super::chain::prove(client, settings, &history, earlier, (asked, out))
 }
 
 /// Where `todo` is cut in two (the first migration of the second half),

@@ -154,17 +154,27 @@ fn together(client: &mut Client, entries: &[&Entry]) -> Result<Option<String>, A
     let mut listed: Vec<&str> = chosen.to_vec();
     listed.reverse();
     let these = listed.join(", ");
-    let covering = chains.iter().find(|(event, versions, _)| {
+    let covering = chains.iter().find(|(event, versions, _, _)| {
         newest.is_none_or(|n| event.at >= n)
             && chosen.iter().all(|v| versions.iter().any(|w| w == v))
     });
-    let Some((event, versions, how)) = covering else {
+    let Some((event, versions, how, stops_at)) = covering else {
         return Ok(Some(format!(
             "no deploy's record proves the downs of {these} together as one chain; the \
              rollback's own check before COMMIT compares the result and refuses a difference"
         )));
     };
     let at = event.at.format("%Y-%m-%d %H:%M UTC");
+    // Downs run newest first: one that failed among these is where this
+    // rollback stops too.
+    if let Some(v) = stops_at.as_deref().filter(|v| chosen.contains(v)) {
+        return Ok(Some(format!(
+            "warning: this rollback would stop at the down of {v}, refused with nothing \
+             committed: at the deploy of {at} the downs of {}, run as a rollback runs them, \
+             failed there ({how})",
+            versions.join(", ")
+        )));
+    }
     Ok(Some(match (how.as_str(), versions.len() == chosen.len()) {
         ("proved", true) => format!("the downs of {these} were proved together at the deploy of {at}: run as this rollback runs them, they bring the schema back"),
         ("proved", false) => format!("the downs of {these} were proved together, with the ones before them, at the deploy of {at}"),

@@ -111,6 +111,7 @@ impl Gate for KeepDowns<'_> {
             "defective": kept.defective.iter().map(|d| &d.version).collect::<Vec<_>>(),
             "together": kept.chain.as_ref().map(|c| c.failed.as_deref().unwrap_or("proved")),
             "together_versions": kept.chain.as_ref().map(|c| &c.versions),
+            "together_stops_at": kept.chain.as_ref().and_then(|c| c.stops_at.as_ref()),
         });
         let undo_to = kept.undo.iter().map(|(v, e)| (v.clone(), e.to_json())).collect();
         Ok(migrate::GatePass { detail, kept_downs: kept.downs, undo_to, ..Default::default() })

@@ -257,18 +257,39 @@ pub fn with_detail(
         .collect())
 }
 
+/// The versions the newest deploy that applied any applied; none without
+/// the log.
+pub fn last_deploy(client: &mut impl GenericClient) -> Result<Vec<String>, Error> {
+    if !logged(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query_opt(
+            "select versions from backstop.events
+              where kind = 'migrate' and outcome = 'ok' and cardinality(versions) > 0
+              order by id desc limit 1",
+            &[],
+        )?
+        .map(|r| r.get(0))
+        .unwrap_or_default())
+}
+
+/// A deploy's proof of downs run together: the event, the versions whose
+/// downs ran (in the order applied), `proved` or why not, and the version
+/// whose down failed after the ones before it, if one did.
+pub type ChainProof = (Logged, Vec<String>, String, Option<String>);
+
 /// The downs a deploy proved together, as its migrate event records them
 /// (the keep gate's `together`), newest first.
-pub fn chains(
-    client: &mut impl GenericClient,
-) -> Result<Vec<(Logged, Vec<String>, String)>, Error> {
+pub fn chains(client: &mut impl GenericClient) -> Result<Vec<ChainProof>, Error> {
     if !logged(client)? {
         return Ok(Vec::new());
     }
     let rows = client.query(
         &format!(
             "select {COLUMNS}, details -> 'gates' -> 'keep_downs' -> 'together_versions',
-                    details -> 'gates' -> 'keep_downs' ->> 'together'
+                    details -> 'gates' -> 'keep_downs' ->> 'together',
+                    details -> 'gates' -> 'keep_downs' ->> 'together_stops_at'
                from backstop.events
               where kind = 'migrate' and outcome = 'ok'
                 and jsonb_typeof(details -> 'gates' -> 'keep_downs' -> 'together_versions') = 'array'
@@ -284,7 +305,7 @@ pub fn chains(
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default();
-            (logged_row(r), versions, r.get(8))
+            (logged_row(r), versions, r.get(8), r.get(9))
         })
         .collect())
 }
