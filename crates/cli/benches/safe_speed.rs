@@ -24,10 +24,13 @@
 //! DO blocks (`bench/drizzle_history.rs`), the 90-migration Supabase
 //! history on the platform's schemas (`bench/supabase_history.rs`), and
 //! the Prisma history (`bench/prisma_history.rs`, 200 migrations by
-//! default).
+//! default); and the Supabase history again on the platform as it is
+//! hosted (`supabase_hosted`, on a cluster of its own): the database's
+//! owner `postgres` no superuser, the platform made by its own superuser
+//! `supabase_admin`, every command run as `postgres`.
 //!
 //! Run: `cargo bench -p backstop-cli --bench safe_speed`
-//! (`BENCH_ONLY=golang|drizzle|supabase|prisma` runs one;
+//! (`BENCH_ONLY=golang|drizzle|supabase|supabase_hosted|prisma` runs one;
 //! `BENCH_BLOCKS` sets the Prisma history's blocks of 10, default 20;
 //! `BENCH_WRITE=DIR` only writes the projects under DIR).
 
@@ -78,6 +81,49 @@ struct History {
     more: Box<dyn Fn(&Path)>,
     /// SQL that makes the database the history is written on (a platform).
     platform: Option<&'static str>,
+    /// The platform as it is hosted: made by `supabase_admin`, the
+    /// database given to `postgres`, no superuser, which runs everything.
+    hosted: bool,
+}
+
+/// The password of the hosted platform's owner, `postgres`.
+const OWNER_PW: &str = "owner-pw";
+
+/// A cluster shaped as a hosted platform's server: its superuser's name
+/// freed, the platform's superuser `supabase_admin`, the project's owner
+/// `postgres` no superuser.
+fn hosted_cluster() -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::start()?;
+    cluster.free_role_name("postgres")?;
+    cluster.connect("postgres")?.batch_execute(&format!(
+        "CREATE ROLE supabase_admin SUPERUSER LOGIN CREATEROLE CREATEDB REPLICATION BYPASSRLS;
+         CREATE ROLE postgres LOGIN PASSWORD '{OWNER_PW}' NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS;"
+    ))?;
+    Ok(cluster)
+}
+
+/// Makes database `db` of a [`hosted_cluster`] the platform `platform`
+/// as its superuser makes it, owned by `postgres`; the owner's URL.
+fn hosted_db(cluster: &Cluster, db: &str, platform: &str) -> anyhow::Result<String> {
+    let mut admin = cluster.connect(db)?;
+    admin.batch_execute(&format!(
+        "ALTER DATABASE {db} OWNER TO postgres; SET SESSION AUTHORIZATION supabase_admin;"
+    ))?;
+    admin.batch_execute(platform).context("making the platform")?;
+    admin.batch_execute(
+        "ALTER SCHEMA public OWNER TO postgres;
+         DO $$ DECLARE s text; BEGIN
+           FOR s IN SELECT nspname FROM pg_namespace
+                     WHERE left(nspname, 3) <> 'pg_' AND nspname <> 'information_schema' LOOP
+             EXECUTE format('GRANT USAGE ON SCHEMA %I TO postgres', s);
+             EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO postgres', s);
+             EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO postgres', s);
+           END LOOP;
+         END $$;
+         GRANT SELECT, REFERENCES, TRIGGER ON auth.users TO postgres;
+         RESET SESSION AUTHORIZATION;",
+    )?;
+    Ok(format!("postgres://postgres:{OWNER_PW}@127.0.0.1:{}/{db}", cluster.port()))
 }
 
 fn histories(prisma_blocks: usize) -> Vec<History> {
@@ -89,6 +135,7 @@ fn histories(prisma_blocks: usize) -> Vec<History> {
                 golang_history::more(p, GOLANG_PAIRS);
             }),
             platform: None,
+            hosted: false,
         },
         History {
             label: "drizzle",
@@ -99,26 +146,21 @@ fn histories(prisma_blocks: usize) -> Vec<History> {
             }),
             more: Box::new(|p| drizzle_more(p, DRIZZLE_BLOCKS)),
             platform: None,
+            hosted: false,
         },
         History {
             label: "supabase",
-            write: Box::new(|p| {
-                let shape = supabase_history::Platform { uuid_ossp: false, vector: false };
-                let n = SUPABASE_MIGRATIONS;
-                supabase_history::write(p, supabase_history::Layout::Supabase, n, shape);
-                let mut files: Vec<PathBuf> = std::fs::read_dir(p.join("supabase/migrations"))
-                    .map(|d| d.flatten().map(|e| e.path()).collect())
-                    .unwrap_or_default();
-                files.sort();
-                files
-            }),
-            more: Box::new(|p| {
-                let stamp = supabase_history::stamp(SUPABASE_MIGRATIONS + 1);
-                let file = p.join(format!("supabase/migrations/{stamp}_deploy_notes.sql"));
-                std::fs::write(file, "alter table public.plans add column deploy_note text;\n")
-                    .expect("the migration is written");
-            }),
+            write: Box::new(supabase_files),
+            more: Box::new(supabase_more),
             platform: Some(supabase_history::PLATFORM),
+            hosted: false,
+        },
+        History {
+            label: "supabase_hosted",
+            write: Box::new(supabase_files),
+            more: Box::new(supabase_more),
+            platform: Some(supabase_history::PLATFORM),
+            hosted: true,
         },
         History {
             label: "prisma",
@@ -139,6 +181,7 @@ fn histories(prisma_blocks: usize) -> Vec<History> {
                 .expect("the migration is written");
             }),
             platform: None,
+            hosted: false,
         },
     ]
 }
@@ -164,6 +207,25 @@ fn lines_of(output: &str, starts: &[&str]) -> String {
     found.join(" | ")
 }
 
+/// Writes the Supabase history; returns its files in order.
+fn supabase_files(p: &Path) -> Vec<PathBuf> {
+    let shape = supabase_history::Platform { uuid_ossp: false, vector: false };
+    supabase_history::write(p, supabase_history::Layout::Supabase, SUPABASE_MIGRATIONS, shape);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(p.join("supabase/migrations"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// One more Supabase migration.
+fn supabase_more(p: &Path) {
+    let stamp = supabase_history::stamp(SUPABASE_MIGRATIONS + 1);
+    let file = p.join(format!("supabase/migrations/{stamp}_deploy_notes.sql"));
+    std::fs::write(file, "alter table public.plans add column deploy_note text;\n")
+        .expect("the migration is written");
+}
+
 fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     let project = |name: &str, config: Option<&str>| -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
         let dir = root.join(format!("{}_{name}", h.label));
@@ -177,6 +239,9 @@ fn measure(cluster: &Cluster, root: &Path, h: &History) -> anyhow::Result<()> {
     let db = |name: &str| -> anyhow::Result<String> {
         let db = format!("{}_{name}", h.label);
         cluster.create_database(&db, None)?;
+        if let (Some(platform), true) = (h.platform, h.hosted) {
+            return hosted_db(cluster, &db, platform);
+        }
         if let Some(platform) = h.platform {
             cluster.connect(&db)?.batch_execute(platform).context("making the platform")?;
         }
@@ -280,7 +345,7 @@ fn copy_cost(url: &str) -> anyhow::Result<Duration> {
     let copy = Cluster::start_sized(PgBin::find()?, 64 << 20)?;
     copy.create_database("copy", None)?;
     let roles = Command::new(copy.bin().tool("pg_dumpall"))
-        .args(["--roles-only", "--no-password", &format!("--dbname={url}")])
+        .args(["--roles-only", "--no-role-passwords", "--no-password", &format!("--dbname={url}")])
         .output()
         .context("running pg_dumpall")?;
     let roles = common::check(roles, "pg_dumpall --roles-only")?.stdout;
@@ -320,7 +385,10 @@ fn run() -> anyhow::Result<()> {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let all = histories(prisma_blocks);
     if !only.is_empty() && !all.iter().any(|h| h.label == only) {
-        anyhow::bail!("BENCH_ONLY={only:?}: say golang, drizzle, supabase or prisma, or unset it");
+        anyhow::bail!(
+            "BENCH_ONLY={only:?}: say golang, drizzle, supabase, supabase_hosted or prisma, or \
+             unset it"
+        );
     }
     let chosen: Vec<&History> = all.iter().filter(|h| only.is_empty() || h.label == only).collect();
     if let Ok(dir) = std::env::var("BENCH_WRITE") {
@@ -336,8 +404,13 @@ fn run() -> anyhow::Result<()> {
         "PostgreSQL {}, every figure from one run on one throwaway cluster",
         cluster.bin().version
     );
+    let mut hosted = None;
     for h in chosen {
-        measure(&cluster, root.path(), h)?;
+        let on = match h.hosted {
+            true => &*hosted.insert(hosted_cluster()?),
+            false => &cluster,
+        };
+        measure(on, root.path(), h)?;
     }
     Ok(())
 }
