@@ -112,6 +112,7 @@ fn hosted_db(cluster: &Cluster, db: &str, platform: &str) -> anyhow::Result<Stri
     admin.batch_execute(platform).context("making the platform")?;
     admin.batch_execute(
         "ALTER SCHEMA public OWNER TO postgres;
+         ALTER PUBLICATION supabase_realtime OWNER TO postgres;
          DO $$ DECLARE s text; BEGIN
            FOR s IN SELECT nspname FROM pg_namespace
                      WHERE left(nspname, 3) <> 'pg_' AND nspname <> 'information_schema' LOOP
