@@ -535,6 +535,11 @@ fn made_or_dropped(e: &Event, name: &RelationName) -> Option<Origin> {
     match &e.change {
         Change::Create(t) if same_table(t, name) => Some(Origin::Created { at: e.at.clone() }),
         Change::Drop(t) if same_table(t, name) => Some(Origin::Dropped { at: e.at.clone() }),
+        // Renamed (or moved) away: nothing goes by the name from then on,
+        // as after a drop, until a later statement makes it again.
+        Change::Rename { from, to } if same_table(from, name) && !same_table(to, name) => {
+            Some(Origin::Dropped { at: e.at.clone() })
+        }
         _ => None,
     }
 }

@@ -2,7 +2,8 @@
 //! read from two of `pg_dump`'s definitions of the same object (before
 //! and now) through the real parser: a foreign data wrapper's, server's,
 //! user mapping's or foreign table's options, a publication's settings, a
-//! text search configuration's mappings; the `DROP` of a user mapping
+//! text search configuration's mappings, a domain's default, `NOT NULL`
+//! and named checks; the `DROP` of a user mapping
 //! from its `CREATE`, the `DETACH` of a partition from its `ATTACH`. Each answers `None` when the statements are not of
 //! its kind or cannot be put back in place.
 
@@ -259,6 +260,94 @@ pub fn publication_back(before: &str, now: &str) -> Option<String> {
         .then(|| format!("ALTER PUBLICATION {} SET ({})", ident(&a.pubname), set.join(", ")))
 }
 
+/// The `CREATE DOMAIN` among pg_dump's statements of a domain.
+fn create_domain(sql: &str) -> Option<protobuf::CreateDomainStmt> {
+    let tree = pg_query::parse(sql, 0).ok()?;
+    tree.protobuf.stmts.into_iter().find_map(|s| match s.stmt?.node? {
+        NodeEnum::CreateDomainStmt(d) => Some(*d),
+        _ => None,
+    })
+}
+
+/// A domain's parts `ALTER DOMAIN` can change: its default, whether it is
+/// `NOT NULL`, and its named checks (deparsed, to compare).
+struct DomainParts {
+    default: Option<Node>,
+    not_null: bool,
+    checks: Vec<(String, Node, String)>,
+}
+
+fn domain_parts(d: &protobuf::CreateDomainStmt) -> Option<DomainParts> {
+    let mut parts = DomainParts { default: None, not_null: false, checks: Vec::new() };
+    for c in &d.constraints {
+        let Some(NodeEnum::Constraint(con)) = c.node.as_ref() else { return None };
+        match con.contype() {
+            protobuf::ConstrType::ConstrDefault => parts.default = con.raw_expr.as_deref().cloned(),
+            protobuf::ConstrType::ConstrNotnull => parts.not_null = true,
+            protobuf::ConstrType::ConstrNull => {}
+            protobuf::ConstrType::ConstrCheck if !con.conname.is_empty() => {
+                let text = alter_domain(&d.domainname, "C", "", Some(c.clone()))?;
+                parts.checks.push((con.conname.clone(), c.clone(), text));
+            }
+            _ => return None,
+        }
+    }
+    Some(parts)
+}
+
+/// `ALTER DOMAIN` of `name`, of kind `subtype` (PostgreSQL's letters:
+/// `T` default, `N`/`O` drop/set NOT NULL, `C`/`X` add/drop a constraint),
+/// deparsed.
+fn alter_domain(
+    name: &[Node],
+    subtype: &str,
+    constraint: &str,
+    def: Option<Node>,
+) -> Option<String> {
+    let stmt = protobuf::AlterDomainStmt {
+        subtype: subtype.to_string(),
+        type_name: name.to_vec(),
+        name: constraint.to_string(),
+        def: def.map(Box::new),
+        behavior: protobuf::DropBehavior::DropRestrict as i32,
+        missing_ok: false,
+    };
+    NodeEnum::AlterDomainStmt(Box::new(stmt)).deparse(pg_query::DeparseOptions::default()).ok()
+}
+
+/// The statements that give a domain back what `before` (pg_dump's
+/// statements of it) gave it, from `now`'s: checks `now` has and `before`
+/// has otherwise or not dropped, `NOT NULL` and the default set back,
+/// `before`'s checks added. `None` where either is no `CREATE DOMAIN`, or
+/// differs in what `ALTER DOMAIN` cannot change (its type, collation, an
+/// unnamed check).
+pub fn domain_back(before: &str, now: &str) -> Option<Vec<String>> {
+    let (b, n) = (create_domain(before)?, create_domain(now)?);
+    let same_type = b.type_name == n.type_name && b.coll_clause == n.coll_clause;
+    let (was, is) = (domain_parts(&b)?, domain_parts(&n)?);
+    if !same_type {
+        return None;
+    }
+    let name = &n.domainname;
+    let mut out = Vec::new();
+    let kept = |list: &[(String, Node, String)], c: &(String, Node, String)| {
+        list.iter().any(|o| o.0 == c.0 && o.2 == c.2)
+    };
+    for c in is.checks.iter().filter(|c| !kept(&was.checks, c)) {
+        out.push(alter_domain(name, "X", &c.0, None)?);
+    }
+    if was.not_null != is.not_null {
+        out.push(alter_domain(name, if was.not_null { "O" } else { "N" }, "", None)?);
+    }
+    if was.default != is.default {
+        out.push(alter_domain(name, "T", "", was.default.clone())?);
+    }
+    for c in was.checks.iter().filter(|c| !kept(&is.checks, c)) {
+        out.push(c.2.clone());
+    }
+    Some(out)
+}
+
 /// The statements that give a text search configuration the mappings
 /// `before` (pg_dump's statements of it) gave it, from `now`'s: every
 /// token type `now` maps is dropped, then `before`'s mappings are added.
@@ -287,6 +376,25 @@ pub fn ts_mappings_back(before: &[String], now: &[String]) -> Option<Vec<String>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_domain_gets_back_its_default_not_null_and_checks() {
+        let before = "CREATE DOMAIN public.pos AS integer DEFAULT 1\n\tCONSTRAINT pos_check CHECK ((VALUE > 0));\nALTER DOMAIN public.pos OWNER TO app;";
+        let now = "CREATE DOMAIN public.pos AS integer NOT NULL\n\tCONSTRAINT pos_check CHECK ((VALUE > 1))\n\tCONSTRAINT pos_small CHECK ((VALUE < 1000));";
+        assert_eq!(
+            super::domain_back(before, now).unwrap(),
+            [
+                "ALTER DOMAIN public.pos DROP CONSTRAINT pos_check",
+                "ALTER DOMAIN public.pos DROP CONSTRAINT pos_small",
+                "ALTER DOMAIN public.pos DROP NOT NULL",
+                "ALTER DOMAIN public.pos SET DEFAULT 1",
+                "ALTER DOMAIN public.pos ADD CONSTRAINT pos_check CHECK (value > 0)",
+            ]
+        );
+        assert!(super::domain_back(before, before).unwrap().is_empty());
+        // Another base type cannot be put back by ALTER DOMAIN.
+        assert!(super::domain_back(before, "CREATE DOMAIN public.pos AS bigint;").is_none());
+    }
+
     use super::*;
 
     #[test]

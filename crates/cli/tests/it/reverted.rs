@@ -334,6 +334,56 @@ fn downs_of_two_deploys_that_fail_together_are_named_at_the_second() {
     p.run(&["rollback", "--steps", "1", "--yes"]).expect_code(0);
 }
 
+/// A table swapped for a new one under its name (the old renamed away):
+/// before, the check called the new CREATE TABLE a certain failure
+/// ("created again", NO-GO) and working out its down stopped every copy
+/// ("relation already exists" while renaming the old one back). The new
+/// table steps aside first, the old one gets its name back, the new one
+/// goes.
+#[test]
+fn a_table_swapped_for_a_new_one_deploys_and_rolls_back() {
+    let p = Project::new("reverted_swap");
+    p.migration("1_a", "CREATE TABLE a (id int PRIMARY KEY, v text);\n", None);
+    p.migration(
+        "2_swap",
+        "ALTER TABLE a RENAME TO a_old;\nCREATE TABLE a (id int PRIMARY KEY, v text, w int);\n",
+        None,
+    );
+    let run = p.run(&["migrate"]);
+    run.expect_code(0).expect_output("proved 2 down(s) now");
+    assert!(!run.all().contains("BS405"), "{}", run.all());
+    let mut db = p.client();
+    db.batch_execute("INSERT INTO a_old VALUES (1, 'old'); INSERT INTO a VALUES (2, 'new', 3);")
+        .unwrap();
+    let back = p.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(0).expect_output("ALTER TABLE public.a RENAME TO a__backstop_aside");
+    back.expect_output("✓ the schema is the one before 2");
+    let v: String = db.query_one("SELECT v FROM a", &[]).unwrap().get(0);
+    assert_eq!(v, "old", "the old table has its name and rows back");
+    assert!(!db.exists("public.a_old") && !db.exists("public.a__backstop_aside"));
+}
+
+/// A domain changed in place (a check added, NOT NULL, a default): its
+/// down was "changed in a way Backstop does not put back", and no down
+/// could be proved. `ALTER DOMAIN` takes each part back.
+#[test]
+fn a_domain_changed_in_place_is_put_back_by_alter_domain() {
+    let p = Project::new("reverted_domain");
+    p.migration("1_pos", "CREATE DOMAIN pos AS int CHECK (VALUE > 0);\n", None);
+    p.migration(
+        "2_small",
+        "ALTER DOMAIN pos ADD CONSTRAINT pos_small CHECK (VALUE < 1000);\n\
+         ALTER DOMAIN pos SET NOT NULL;\nALTER DOMAIN pos SET DEFAULT 1;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    let back = p.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(0).expect_output("ALTER DOMAIN public.pos DROP CONSTRAINT pos_small");
+    back.expect_output("✓ the schema is the one before 2");
+    let ok: bool = p.client().query_one("SELECT 5000::pos IS NULL", &[]).unwrap().get(0);
+    assert!(!ok, "a value the check had refused is a pos again");
+}
+
 /// Computed downs in the order PostgreSQL needs: a function whose SQL body
 /// reads a view the up made goes before the view; a view the down makes
 /// again takes with it, and makes again, the function that reads it.

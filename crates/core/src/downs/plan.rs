@@ -31,8 +31,12 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
     let mut first = Vec::new();
     let mut objects = Vec::new();
     let mut members = Vec::new();
+    let (aside, mut stepped) = aside(before, after, &pairs.of_after);
     for (&a, &b) in &pairs.of_after {
         let (ae, be) = (&after.dump.entries[a], &before.dump.entries[b]);
+        // One that stepped aside goes from the name it stepped aside to.
+        let ae = stepped.remove(&a).unwrap_or_else(|| ae.clone());
+        let ae = &ae;
         if ae.name == be.name && ae.schema == be.schema {
             continue;
         }
@@ -78,12 +82,68 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    for list in [&mut first, &mut objects, &mut members] {
+    first.sort();
+    out.extend(first.drain(..).map(|(_, s)| s));
+    out.extend(aside);
+    for list in [&mut objects, &mut members] {
         list.sort();
         out.extend(list.drain(..).map(|(_, s)| s));
     }
     out.extend(columns);
     out
+}
+
+/// The kinds that share one name space in a schema (relations, and the
+/// types named alike) and can step aside by a rename.
+const STEP_ASIDE: [&str; 8] =
+    ["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "INDEX", "FOREIGN TABLE", "TYPE", "DOMAIN"];
+
+/// The objects of `after` holding a name a renamed object must get back
+/// (a swap: the up renamed `a` to `a_old` and made a new `a`): the
+/// statements that move each aside first, to a name nothing has, and each
+/// as it then is (the plan drops a new one by that name; one renamed
+/// itself goes on from it). The statements, and the moved entries by
+/// their index in `after`'s dump.
+fn aside(
+    before: &State,
+    after: &State,
+    of_after: &std::collections::HashMap<usize, usize>,
+) -> (Vec<String>, std::collections::HashMap<usize, Entry>) {
+    let entries = &after.dump.entries;
+    let taken = |schema: &str, name: &str| {
+        entries.iter().any(|e| e.schema == schema && e.name == name)
+            || before.dump.entries.iter().any(|e| e.schema == schema && e.name == name)
+    };
+    let mut statements = Vec::new();
+    let mut moved = std::collections::HashMap::new();
+    for (&a, &b) in of_after {
+        let (ae, be) = (&entries[a], &before.dump.entries[b]);
+        if (ae.name == be.name && ae.schema == be.schema) || !STEP_ASIDE.contains(&ae.kind.as_str())
+        {
+            continue;
+        }
+        let holder = entries.iter().position(|o| {
+            o.oid != ae.oid
+                && o.class == ae.class
+                && o.schema == be.schema
+                && o.name == be.name
+                && STEP_ASIDE.contains(&o.kind.as_str())
+        });
+        let Some(h) = holder.filter(|h| !moved.contains_key(h)) else { continue };
+        let holder = &entries[h];
+        let mut n = 1;
+        let mut name = format!("{}__backstop_aside", holder.name);
+        while taken(&holder.schema, &name) {
+            n += 1;
+            name = format!("{}__backstop_aside_{n}", holder.name);
+        }
+        let to = Entry { name, ..holder.clone() };
+        if let Some(sql) = ddl::rename_back(&to, holder) {
+            statements.push(sql);
+            moved.insert(h, to);
+        }
+    }
+    (statements, moved)
 }
 
 /// The down from `after` back to `before`, renames already undone.
@@ -422,6 +482,11 @@ fn put_back_changed(work: &mut Work<'_>) {
             }
             continue;
         }
+        let owner_changed = e.owner != b.owner;
+        let domain = match e.kind.as_str() {
+            "DOMAIN" => backstop_lint::inverse::domain_back(&b.sql, &e.sql),
+            _ => None,
+        };
         match e.kind.as_str() {
             "FUNCTION" | "PROCEDURE" => {
                 for s in &statements {
@@ -455,6 +520,23 @@ fn put_back_changed(work: &mut Work<'_>) {
                     }
                 }
             }
+            "DOMAIN" => match domain {
+                Some(back) => {
+                    for s in back {
+                        work.plan.push(s);
+                    }
+                    if owner_changed {
+                        for s in owners {
+                            work.plan.push(s.clone());
+                        }
+                    }
+                }
+                None => work.plan.notes.push(format!(
+                    "domain {} was changed by the up in a way ALTER DOMAIN cannot put back (its \
+                     type or collation, or an unnamed check): compare it by hand",
+                    e.name
+                )),
+            },
             _ if e.owner != b.owner => {
                 for s in owners {
                     work.plan.push(s.clone());

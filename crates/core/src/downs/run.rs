@@ -584,7 +584,22 @@ impl Replay<'_> {
     ) -> Result<Found, DownsError> {
         let now = self.picture()?;
         let renames = plan::renames(before, &now);
-        self.commit(&renames)?;
+        if let Err(e) = self.commit(&renames) {
+            // A name to give back that something else still holds: this
+            // down is not worked out (its transaction changed nothing),
+            // and the replay goes on.
+            let why = format!(
+                "giving renamed objects their names back fails: {}",
+                crate::kit::error::chain(&e)
+            );
+            let plan = Plan { statements: renames, ..Default::default() };
+            return Ok(Found {
+                plan,
+                proof: Proof::Fails(why),
+                after_up: Some(now),
+                irreversible: false,
+            });
+        }
         let aligned = if renames.is_empty() { None } else { Some(self.picture()?) };
         let target = aligned.as_ref().unwrap_or(&now);
         let client = &mut *self.client;

@@ -300,6 +300,12 @@ mod tests {
         let t = "CREATE TABLE users (id int);";
         assert_eq!(bs405(&[("1.sql", t), ("2.sql", t)]), [("2.sql".to_string(), 1)]);
         assert!(bs405(&[("1.sql", t), ("2.sql", &format!("DROP TABLE users;\n{t}"))]).is_empty());
+        // Renamed away (a swap): the name is free.
+        let swap = format!("ALTER TABLE users RENAME TO users_old;\n{t}");
+        assert!(bs405(&[("1.sql", t), ("2.sql", &swap)]).is_empty());
+        // Renamed away and back: taken again.
+        let renamed_back = format!("ALTER TABLE users RENAME TO people;\nALTER TABLE people RENAME TO users;\n{t}");
+        assert_eq!(bs405(&[("1.sql", t), ("2.sql", &renamed_back)]).len(), 1);
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE IF NOT EXISTS users (id int);")]).is_empty());
         // Another schema's table of the same name is another table.
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE audit.users (id int);")]).is_empty());
