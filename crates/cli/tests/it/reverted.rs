@@ -363,25 +363,38 @@ fn a_table_swapped_for_a_new_one_deploys_and_rolls_back() {
     assert!(!db.exists("public.a_old") && !db.exists("public.a__backstop_aside"));
 }
 
-/// A domain changed in place (a check added, NOT NULL, a default): its
-/// down was "changed in a way Backstop does not put back", and no down
-/// could be proved. `ALTER DOMAIN` takes each part back.
+/// A domain changed in place (a check added, NOT NULL, a default), and a
+/// table made unlogged: their downs were "changed in a way Backstop does
+/// not put back" and "not proved", and no down could be proved. `ALTER
+/// DOMAIN` takes each part back; `ALTER TABLE … SET LOGGED` the table.
 #[test]
-fn a_domain_changed_in_place_is_put_back_by_alter_domain() {
+fn a_domain_and_a_table_changed_in_place_are_put_back() {
     let p = Project::new("reverted_domain");
-    p.migration("1_pos", "CREATE DOMAIN pos AS int CHECK (VALUE > 0);\n", None);
+    p.migration(
+        "1_pos",
+        "CREATE DOMAIN pos AS int CHECK (VALUE > 0);\nCREATE TABLE hits (id bigint);\n",
+        None,
+    );
     p.migration(
         "2_small",
         "ALTER DOMAIN pos ADD CONSTRAINT pos_small CHECK (VALUE < 1000);\n\
-         ALTER DOMAIN pos SET NOT NULL;\nALTER DOMAIN pos SET DEFAULT 1;\n",
+         ALTER DOMAIN pos SET NOT NULL;\nALTER DOMAIN pos SET DEFAULT 1;\n\
+         ALTER TABLE hits SET UNLOGGED;\n",
         None,
     );
     p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
     let back = p.run(&["rollback", "--steps", "1", "--yes"]);
     back.expect_code(0).expect_output("ALTER DOMAIN public.pos DROP CONSTRAINT pos_small");
+    back.expect_output("ALTER TABLE public.hits SET LOGGED");
     back.expect_output("✓ the schema is the one before 2");
-    let ok: bool = p.client().query_one("SELECT 5000::pos IS NULL", &[]).unwrap().get(0);
+    let mut db = p.client();
+    let ok: bool = db.query_one("SELECT 5000::pos IS NULL", &[]).unwrap().get(0);
     assert!(!ok, "a value the check had refused is a pos again");
+    let logged: String = db
+        .query_one("SELECT relpersistence::text FROM pg_class WHERE relname = 'hits'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, "p");
 }
 
 /// Computed downs in the order PostgreSQL needs: a function whose SQL body

@@ -63,6 +63,8 @@ pub(super) struct Table {
     pub toast_options: Vec<String>,
     /// `d`, `n`, `f` or `i` (then `replica_index` names the index).
     pub replica_identity: String,
+    /// `p` (logged) or `u` (unlogged).
+    pub persistence: String,
     pub replica_index: Option<String>,
     /// The tables it inherits from (not a partition's parent), qualified.
     pub parents: Vec<String>,
@@ -266,6 +268,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             options: Vec::new(),
             toast_options: Vec::new(),
             replica_identity: String::new(),
+            persistence: String::new(),
             replica_index: None,
             parents: Vec::new(),
         });

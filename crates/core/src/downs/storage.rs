@@ -1,7 +1,8 @@
 //! What pg_dump writes about a table besides its columns' types and its
 //! constraints, read from the catalog and put back by a down: storage
 //! parameters (`ALTER TABLE … SET (fillfactor = 70)`, the TOAST table's as
-//! `toast.…`), the replica identity, the tables it inherits from, and each
+//! `toast.…`), the replica identity, whether it is logged, the tables it
+//! inherits from, and each
 //! column's statistics target, storage, compression and options.
 
 use std::collections::HashMap;
@@ -24,7 +25,8 @@ pub(super) fn read_settings(
                 array(select quote_ident(pn.nspname) || '.' || quote_ident(p.relname)
                         from pg_inherits h join pg_class p on p.oid = h.inhparent
                         join pg_namespace pn on pn.oid = p.relnamespace
-                       where h.inhrelid = c.oid and not c.relispartition order by h.inhseqno)
+                       where h.inhrelid = c.oid and not c.relispartition order by h.inhseqno),
+                c.relpersistence::text
            from pg_class c left join pg_class t on t.oid = c.reltoastrelid
           where c.oid = any($1::oid[])",
         &[&tables.iter().map(|t| t.oid).collect::<Vec<u32>>()],
@@ -36,6 +38,7 @@ pub(super) fn read_settings(
         t.replica_identity = row.get(3);
         t.replica_index = row.get(4);
         t.parents = row.get(5);
+        t.persistence = row.get(6);
     }
     for row in client.query(
         "select a.attrelid, a.attnum,
@@ -110,6 +113,11 @@ pub(super) fn table_back(now: &Table, was: &Table) -> Vec<String> {
             _ => "DEFAULT".to_string(),
         };
         out.push(format!("ALTER TABLE {t} REPLICA IDENTITY {identity}"));
+    }
+    // Its sequences (identity, serial) follow it from PostgreSQL 15 on.
+    if now.persistence != was.persistence && !was.persistence.is_empty() {
+        let to = if was.persistence == "u" { "UNLOGGED" } else { "LOGGED" };
+        out.push(format!("ALTER TABLE {t} SET {to}"));
     }
     for p in now.parents.iter().filter(|p| !was.parents.contains(p)) {
         out.push(format!("ALTER TABLE {t} NO INHERIT {p}"));
