@@ -363,6 +363,33 @@ fn a_table_swapped_for_a_new_one_deploys_and_rolls_back() {
     assert!(!db.exists("public.a_old") && !db.exists("public.a__backstop_aside"));
 }
 
+/// A table moved to another schema with its index, and the schema it
+/// left renamed: the down gave the index a `SET SCHEMA` (which `ALTER
+/// INDEX` has not) and moved the renamed schema's objects from a schema
+/// that was no longer there; no down could be proved. The schema gets
+/// its name back first, what is in it goes with it, the index with its
+/// table.
+#[test]
+fn a_schema_renamed_and_a_table_moved_out_of_it_are_put_back() {
+    let p = Project::new("reverted_schemas");
+    p.migration(
+        "1_app",
+        "CREATE SCHEMA app;\nCREATE TABLE app.users (id int PRIMARY KEY);\n\
+         CREATE TABLE app.things (id int);\nCREATE INDEX things_id ON app.things (id);\n",
+        None,
+    );
+    p.migration(
+        "2_move",
+        "ALTER TABLE app.things SET SCHEMA public;\nALTER SCHEMA app RENAME TO core;\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    let back = p.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(0).expect_output("✓ the schema is the one before 2");
+    let mut db = p.client();
+    assert!(db.exists("app.users") && db.exists("app.things"), "{}", back.all());
+}
+
 /// A domain changed in place (a check added, NOT NULL, a default), and a
 /// table made unlogged: their downs were "changed in a way Backstop does
 /// not put back" and "not proved", and no down could be proved. `ALTER

@@ -164,7 +164,13 @@ pub(super) fn rename_back(before: &Entry, after: &Entry) -> Option<String> {
     };
     let mut out = Vec::new();
     let mut current = qualified(after, &after.name);
-    if after.schema != before.schema {
+    // An index, and an identity column's sequence, go where their table
+    // goes (`ALTER INDEX` has no SET SCHEMA): the table's own statement,
+    // before theirs, moved them back.
+    let follows = keyword == "INDEX" || (keyword == "SEQUENCE" && after.sql.contains("GENERATED"));
+    if after.schema != before.schema && follows {
+        current = qualified_name(&before.schema, &after.name);
+    } else if after.schema != before.schema {
         out.push(format!("ALTER {keyword} {current} SET SCHEMA {}", quote_ident(&before.schema)));
         current = qualified_name(&before.schema, &after.name);
     }
@@ -317,6 +323,15 @@ mod tests {
         assert_eq!(
             rename_back(&before, &after).unwrap(),
             "ALTER TABLE sales.clients SET SCHEMA public;\nALTER TABLE public.clients RENAME TO customers"
+        );
+        // An index moved with its table is only renamed, in the schema
+        // the table's statement took it back to.
+        let mut moved = entry("INDEX", "clients_idx");
+        moved.schema = "sales".into();
+        assert_eq!(rename_back(&entry("INDEX", "clients_idx"), &moved), None);
+        assert_eq!(
+            rename_back(&entry("INDEX", "customers_idx"), &moved).unwrap(),
+            "ALTER INDEX public.clients_idx RENAME TO customers_idx"
         );
         assert_eq!(
             rename_back(&entry("TRIGGER", "users t_old"), &entry("TRIGGER", "users t_new"))

@@ -32,10 +32,22 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
     let mut objects = Vec::new();
     let mut members = Vec::new();
     let (aside, mut stepped) = aside(before, after, &pairs.of_after);
+    // Schemas renamed by the up, by their name now: they get their names
+    // back first, and what is in them goes with them.
+    let schemas: std::collections::HashMap<&str, &str> = pairs
+        .of_after
+        .iter()
+        .map(|(&a, &b)| (&after.dump.entries[a], &before.dump.entries[b]))
+        .filter(|(ae, be)| ae.kind == "SCHEMA" && ae.name != be.name)
+        .map(|(ae, be)| (ae.name.as_str(), be.name.as_str()))
+        .collect();
     for (&a, &b) in &pairs.of_after {
         let (ae, be) = (&after.dump.entries[a], &before.dump.entries[b]);
         // One that stepped aside goes from the name it stepped aside to.
-        let ae = stepped.remove(&a).unwrap_or_else(|| ae.clone());
+        let mut ae = stepped.remove(&a).unwrap_or_else(|| ae.clone());
+        if let Some(now) = schemas.get(ae.schema.as_str()).filter(|_| ae.kind != "SCHEMA") {
+            ae.schema = now.to_string();
+        }
         let ae = &ae;
         if ae.name == be.name && ae.schema == be.schema {
             continue;
