@@ -390,6 +390,27 @@ fn a_schema_renamed_and_a_table_moved_out_of_it_are_put_back() {
     assert!(db.exists("app.users") && db.exists("app.things"), "{}", back.all());
 }
 
+/// A function whose EXECUTE the up takes from PUBLIC: its down gives it
+/// back, and PostgreSQL then lists the owner's privilege first where its
+/// default lists PUBLIC's first. Before, that order alone made the down
+/// unprovable; it is said apart as cosmetic, and the rollback's check
+/// takes it as put back.
+#[test]
+fn privileges_given_back_in_another_order_are_put_back() {
+    let p = Project::new("reverted_acl_order");
+    p.migration("1_f", "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS 'SELECT x';\n", None);
+    p.migration("2_revoke", "REVOKE ALL ON FUNCTION f(int) FROM PUBLIC;\n", None);
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    let back = p.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(0).expect_output("privileges listed in another order");
+    let public: bool = p
+        .client()
+        .query_one("SELECT has_function_privilege('public', 'f(int)', 'EXECUTE')", &[])
+        .unwrap()
+        .get(0);
+    assert!(public, "PUBLIC may run it again: {}", back.all());
+}
+
 /// A domain changed in place (a check added, NOT NULL, a default), and a
 /// table made unlogged: their downs were "changed in a way Backstop does
 /// not put back" and "not proved", and no down could be proved. `ALTER

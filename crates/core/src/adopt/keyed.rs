@@ -182,6 +182,19 @@ pub fn keyed_hash(o: &Object) -> String {
     short_hash(&keyed_definition(o))
 }
 
+/// What a down that holds leaves written otherwise than `before` had it
+/// (the same as read: its proof found no difference), each object's key
+/// with the hash of what it left (`Touched::also`): a rollback's check,
+/// which compares definitions by their hashes, takes that as put back.
+pub fn written_otherwise(before: &Schema, now: &Schema) -> Vec<(String, String)> {
+    let was = |key: &str| before.objects.iter().find(|o| o.key == key);
+    now.objects
+        .iter()
+        .filter(|o| was(&o.key).is_some_and(|w| w.definition != o.definition))
+        .map(|o| (o.key.clone(), keyed_hash(o)))
+        .collect()
+}
+
 /// An object's definition as a key counts it: a view's with the dates it
 /// froze when it was made masked (`now()` written into it), which a copy
 /// made at another moment holds otherwise, and which the picture's

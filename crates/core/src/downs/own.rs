@@ -203,13 +203,6 @@ fn judged(
     if !differences.is_empty() {
         return Ok(Proof::Differs(differences));
     }
-    let was = |key: &str| before.schema.objects.iter().find(|o| o.key == key);
-    let also = now
-        .schema
-        .objects
-        .iter()
-        .filter(|o| was(&o.key).is_some_and(|w| w.definition != o.definition))
-        .map(|o| (o.key.clone(), crate::adopt::keyed::keyed_hash(o)))
-        .collect();
+    let also = crate::adopt::keyed::written_otherwise(&before.schema, &now.schema);
     Ok(Proof::Holds(before.schema.cosmetic_differences(&now.schema), also))
 }

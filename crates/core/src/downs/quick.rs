@@ -486,6 +486,8 @@ fn db(context: &'static str) -> impl Fn(postgres::Error) -> DownsError {
 pub(super) struct Proved {
     statements: Vec<String>,
     cosmetic: Vec<String>,
+    /// What the down leaves written otherwise but the same as read.
+    also: Vec<(String, String)>,
     /// What the look right after the up saw, where nothing ran between
     /// the up and that look: the picture once the up commits.
     after_up: Option<Kept>,
@@ -631,7 +633,7 @@ pub(super) fn down(m: &Migration, proved: &Proved, reading: &Reading) -> Down {
         own: None,
         touched: Vec::new(),
         up_failed: None,
-        also: Vec::new(),
+        also: proved.also.clone(),
     }
 }
 
@@ -686,7 +688,8 @@ fn prove(
     statements.extend(drops);
     statements.extend(inverses.last.iter().cloned());
     let cosmetic = was.schema.cosmetic_differences(&now.schema);
-    let proved = Proved { statements, cosmetic, after_up, up_wrote };
+    let also = crate::adopt::keyed::written_otherwise(&was.schema, &now.schema);
+    let proved = Proved { statements, cosmetic, also, after_up, up_wrote };
     Ok(if same { Tried::Proved(proved) } else { Tried::Failed })
 }
 

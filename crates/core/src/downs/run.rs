@@ -386,7 +386,8 @@ impl Replay<'_> {
         drop(tx);
         differences.extend(before.differences(&now));
         if differences.is_empty() {
-            Ok(Proof::Holds(before.cosmetic_differences(&now), Vec::new()))
+            let also = crate::adopt::keyed::written_otherwise(before, &now);
+            Ok(Proof::Holds(before.cosmetic_differences(&now), also))
         } else {
             Ok(Proof::Differs(differences))
         }
@@ -681,6 +682,10 @@ enum Mode {
 /// The report of one migration from what was worked out.
 fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
     let Found { plan, proof, irreversible, .. } = found;
+    let also = match &proof {
+        Proof::Holds(_, also) => also.clone(),
+        _ => Vec::new(),
+    };
     let mut notes = plan.notes;
     // A kind the schema picture cannot hold: its proof proves nothing.
     let proved = matches!(proof, Proof::Holds(..)) && plan.unheld.is_empty();
@@ -745,6 +750,6 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         own: None,
         touched: Vec::new(),
         up_failed: None,
-        also: Vec::new(),
+        also,
     }
 }

@@ -339,8 +339,9 @@ pub(crate) fn compared(
             Some(_) if also.is_some() && is == *also => {
                 checked.written_otherwise = true;
                 checked.cosmetic.push(format!(
-                    "{key}: made again written otherwise (spacing, case or parentheses that \
-                     group nothing), the same as PostgreSQL reads it, as its down was proved to"
+                    "{key}: made again written otherwise (spacing, case, parentheses that \
+                     group nothing, or its privileges listed in another order), the same as \
+                     PostgreSQL reads it, as its down was proved to"
                 ));
             }
             differs => checked.differences.extend(differs),

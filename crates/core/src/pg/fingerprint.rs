@@ -14,6 +14,10 @@ use super::comments::{comment_parts, PREFIX as COMMENT};
 use super::kinds::kind_parts;
 use super::parts::{other_parts, relation_member_parts, relation_parts, Part, SKIPPED};
 
+mod acl;
+pub(crate) use acl::{acl_items, grantee};
+use acl::{masked_acl, same_but_privileges_order, without_privilege};
+
 /// One object of the schema: a stable key and its definition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Object {
@@ -31,81 +35,6 @@ pub struct Schema {
     /// learns to ignore a schema difference. The fingerprint leaves them
     /// out.
     pub cosmetic: Vec<Object>,
-}
-
-/// The grantee of one `aclitem` as text (`name=privs/grantor`, the name
-/// quoted when it needs to be; empty for PUBLIC).
-pub(crate) fn grantee(item: &str) -> String {
-    let item = item.trim();
-    let Some(rest) = item.strip_prefix('"') else {
-        return item.split('=').next().unwrap_or("").to_string();
-    };
-    let mut out = String::new();
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('"', Some('"')) => {
-                out.push('"');
-                chars.next();
-            }
-            ('"', _) => break,
-            (c, _) => out.push(c),
-        }
-    }
-    out
-}
-
-/// The `acl=` part of an object's definition (always its last part)
-/// without the items `drop` says to leave out (every item when `drop` is
-/// `None`).
-fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
-    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
-    let (head, acl) = definition.split_at(at);
-    let Some(roles) = drop else { return head.to_string() };
-    let kept: Vec<String> =
-        acl_items(acl).into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
-    format!("{head} acl={{{}}}", kept.join(","))
-}
-
-/// The items of an ` acl={…}` part, split at commas outside double quotes.
-pub(crate) fn acl_items(acl: &str) -> Vec<String> {
-    let inner = acl.trim_start_matches(" acl=").trim_start_matches('{').trim_end_matches('}');
-    let mut items = Vec::new();
-    let (mut current, mut quoted) = (String::new(), false);
-    for c in inner.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ',' if !quoted => items.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        items.push(current);
-    }
-    items
-}
-
-/// The definition with the privilege letter `privilege` taken out of every
-/// ACL item (`name=arwdDxtm/grantor` → `name=arwdDxt/grantor`).
-fn without_privilege(definition: &str, privilege: char) -> String {
-    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
-    let (head, acl) = definition.split_at(at);
-    let items: Vec<String> = acl_items(acl)
-        .into_iter()
-        .map(|item| {
-            let Some(slash) = item.rfind('/') else { return item };
-            let (left, grantor) = item.split_at(slash);
-            let Some(eq) = left.rfind('=') else { return item };
-            let (who, privileges) = left.split_at(eq + 1);
-            let privileges =
-                privileges.replace(&format!("{privilege}*"), "").replace(privilege, "");
-            format!("{who}{privileges}{grantor}")
-        })
-        .collect();
-    format!("{head} acl={{{}}}", items.join(","))
 }
 
 impl Schema {
@@ -691,6 +620,9 @@ impl Change {
     fn cosmetic(&self) -> Option<&'static str> {
         let (Some(before), Some(after)) = (&self.before, &self.after) else { return None };
         use backstop_lint::compare;
+        if same_but_privileges_order(before, after) {
+            return Some("its privileges are the same, listed in another order");
+        }
         if self.key.starts_with("function ") {
             if compare::same_tokens(before, after) {
                 return Some("its body differs only in whitespace, comments or keyword case");

@@ -32,6 +32,26 @@ const BASE: &str = "
     CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
     CREATE TYPE mood AS ENUM ('ok', 'meh');";
 
+#[test]
+fn privileges_listed_in_another_order_are_cosmetic() {
+    let change = |before: &str, after: &str| Change {
+        key: "function public.f(x integer)".into(),
+        before: Some(before.into()),
+        after: Some(after.into()),
+    };
+    let default = "CREATE FUNCTION f() acl={=X/postgres,postgres=X/postgres}";
+    let granted_back = "CREATE FUNCTION f() acl={postgres=X/postgres,=X/postgres}";
+    assert_eq!(
+        change(default, granted_back).cosmetic(),
+        Some("its privileges are the same, listed in another order")
+    );
+    // Another privilege, or a grant fewer, is a difference.
+    assert_eq!(change(default, "CREATE FUNCTION f() acl={postgres=X/postgres}").cosmetic(), None);
+    let quoted = "r acl={\"a,b\"=r/o,o=arwdDxt/o}";
+    assert!(change(quoted, "r acl={o=arwdDxt/o,\"a,b\"=r/o}").cosmetic().is_some());
+    assert_eq!(change(quoted, "r acl={o=arwdDxt/o,\"a\"=r/o,b=r/o}").cosmetic(), None);
+}
+
 fn schema_of(cluster: &Cluster, name: &str, sql: &str) -> Schema {
     cluster.create_database(name, None).unwrap();
     let mut client = cluster.connect(name).unwrap();
