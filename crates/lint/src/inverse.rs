@@ -348,6 +348,63 @@ pub fn domain_back(before: &str, now: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The attributes of a composite type: each one's name, and its type and
+/// collation as `CREATE TYPE x AS (a <it>)` writes them.
+type Attributes = Vec<(String, String)>;
+
+/// A composite type as pg_dump's `CREATE TYPE … AS (…)` among `sql`'s
+/// statements gives it: its name, quoted, and its attributes.
+fn composite(sql: &str) -> Option<(String, Attributes)> {
+    let tree = pg_query::parse(sql, 0).ok()?;
+    let stmt = tree.protobuf.stmts.into_iter().find_map(|s| match s.stmt?.node? {
+        NodeEnum::CompositeTypeStmt(c) => Some(c),
+        _ => None,
+    })?;
+    let rv = stmt.typevar.as_ref()?;
+    let name = match rv.schemaname.as_str() {
+        "" => ident(&rv.relname),
+        schema => format!("{}.{}", ident(schema), ident(&rv.relname)),
+    };
+    let mut attributes = Vec::new();
+    for c in &stmt.coldeflist {
+        let Some(NodeEnum::ColumnDef(d)) = c.node.as_ref() else { return None };
+        let alone = protobuf::CompositeTypeStmt {
+            typevar: stmt.typevar.clone(),
+            coldeflist: vec![c.clone()],
+        };
+        let text =
+            NodeEnum::CompositeTypeStmt(alone).deparse(pg_query::DeparseOptions::default()).ok()?;
+        let (_, tail) = text.split_once('(')?;
+        let typed = tail.trim_end().trim_end_matches(')').trim();
+        let typed = typed.strip_prefix(&ident(&d.colname))?.trim().to_string();
+        attributes.push((d.colname.clone(), typed));
+    }
+    Some((name, attributes))
+}
+
+/// The statements that give a composite type back the attributes
+/// `before` (pg_dump's statements of it) gave it, from `now`'s: those
+/// `now` added dropped, those whose type changed altered back, those it
+/// dropped added back (at the end: where that changes their order, the
+/// proof says so). `None` where either is no composite type.
+pub fn composite_back(before: &str, now: &str) -> Option<Vec<String>> {
+    let ((type_name, was), (_, is)) = (composite(before)?, composite(now)?);
+    let mut out = Vec::new();
+    let had = |list: &Attributes, a: &str| list.iter().find(|(n, _)| n == a).cloned();
+    for (a, _) in is.iter().filter(|(a, _)| had(&was, a).is_none()) {
+        out.push(format!("ALTER TYPE {type_name} DROP ATTRIBUTE {}", ident(a)));
+    }
+    for (a, typed) in &was {
+        match had(&is, a) {
+            Some((_, now_typed)) if &now_typed != typed => out
+                .push(format!("ALTER TYPE {type_name} ALTER ATTRIBUTE {} TYPE {typed}", ident(a))),
+            Some(_) => {}
+            None => out.push(format!("ALTER TYPE {type_name} ADD ATTRIBUTE {} {typed}", ident(a))),
+        }
+    }
+    Some(out)
+}
+
 /// The statements that give a text search configuration the mappings
 /// `before` (pg_dump's statements of it) gave it, from `now`'s: every
 /// token type `now` maps is dropped, then `before`'s mappings are added.
@@ -376,6 +433,23 @@ pub fn ts_mappings_back(before: &[String], now: &[String]) -> Option<Vec<String>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_composite_type_gets_back_its_attributes() {
+        let before =
+            "CREATE TYPE public.pair AS (\n\ta integer,\n\tb text COLLATE pg_catalog.\"C\"\n);";
+        let now = "CREATE TYPE public.pair AS (\n\ta bigint,\n\tc text\n);";
+        assert_eq!(
+            super::composite_back(before, now).unwrap(),
+            [
+                "ALTER TYPE public.pair DROP ATTRIBUTE c",
+                "ALTER TYPE public.pair ALTER ATTRIBUTE a TYPE int",
+                "ALTER TYPE public.pair ADD ATTRIBUTE b text COLLATE pg_catalog.\"C\"",
+            ]
+        );
+        assert!(super::composite_back(before, before).unwrap().is_empty());
+        assert!(super::composite_back(before, "CREATE TYPE public.pair AS ENUM ('a');").is_none());
+    }
+
     #[test]
     fn a_domain_gets_back_its_default_not_null_and_checks() {
         let before = "CREATE DOMAIN public.pos AS integer DEFAULT 1\n\tCONSTRAINT pos_check CHECK ((VALUE > 0));\nALTER DOMAIN public.pos OWNER TO app;";

@@ -411,28 +411,31 @@ fn privileges_given_back_in_another_order_are_put_back() {
     assert!(public, "PUBLIC may run it again: {}", back.all());
 }
 
-/// A domain changed in place (a check added, NOT NULL, a default), and a
-/// table made unlogged: their downs were "changed in a way Backstop does
-/// not put back" and "not proved", and no down could be proved. `ALTER
-/// DOMAIN` takes each part back; `ALTER TABLE … SET LOGGED` the table.
+/// A domain changed in place (a check added, NOT NULL, a default), a
+/// composite type given an attribute, and a table made unlogged: their
+/// downs were "changed in a way Backstop does not put back" and "not
+/// proved", and no down could be proved. `ALTER DOMAIN` and `ALTER TYPE`
+/// take each part back; `ALTER TABLE … SET LOGGED` the table.
 #[test]
-fn a_domain_and_a_table_changed_in_place_are_put_back() {
+fn a_domain_a_type_and_a_table_changed_in_place_are_put_back() {
     let p = Project::new("reverted_domain");
     p.migration(
         "1_pos",
-        "CREATE DOMAIN pos AS int CHECK (VALUE > 0);\nCREATE TABLE hits (id bigint);\n",
+        "CREATE DOMAIN pos AS int CHECK (VALUE > 0);\nCREATE TABLE hits (id bigint);\n\
+         CREATE TYPE pair AS (a int, b int);\n",
         None,
     );
     p.migration(
         "2_small",
         "ALTER DOMAIN pos ADD CONSTRAINT pos_small CHECK (VALUE < 1000);\n\
          ALTER DOMAIN pos SET NOT NULL;\nALTER DOMAIN pos SET DEFAULT 1;\n\
-         ALTER TABLE hits SET UNLOGGED;\n",
+         ALTER TABLE hits SET UNLOGGED;\nALTER TYPE pair ADD ATTRIBUTE c text;\n",
         None,
     );
     p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
     let back = p.run(&["rollback", "--steps", "1", "--yes"]);
     back.expect_code(0).expect_output("ALTER DOMAIN public.pos DROP CONSTRAINT pos_small");
+    back.expect_output("ALTER TYPE public.pair DROP ATTRIBUTE c");
     back.expect_output("ALTER TABLE public.hits SET LOGGED");
     back.expect_output("✓ the schema is the one before 2");
     let mut db = p.client();

@@ -495,8 +495,12 @@ fn put_back_changed(work: &mut Work<'_>) {
             continue;
         }
         let owner_changed = e.owner != b.owner;
+        // What ALTER DOMAIN or ALTER TYPE puts back, for those kinds.
         let domain = match e.kind.as_str() {
             "DOMAIN" => backstop_lint::inverse::domain_back(&b.sql, &e.sql),
+            // A composite type's attributes (an enum's labels are the
+            // catalog's to compare).
+            "TYPE" => backstop_lint::inverse::composite_back(&b.sql, &e.sql),
             _ => None,
         };
         match e.kind.as_str() {
@@ -509,6 +513,16 @@ fn put_back_changed(work: &mut Work<'_>) {
             "SEQUENCE" => {
                 for s in &statements {
                     work.plan.push(rewrite::sequence_as_alter(s).unwrap_or_else(|| s.clone()));
+                }
+            }
+            "TYPE" if domain.as_ref().is_some_and(|d| !d.is_empty()) => {
+                for s in domain.into_iter().flatten() {
+                    work.plan.push(s);
+                }
+                if owner_changed {
+                    for s in owners {
+                        work.plan.push(s.clone());
+                    }
                 }
             }
             // Columns and enum labels are compared from the catalog.
