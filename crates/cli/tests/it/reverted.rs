@@ -363,19 +363,20 @@ fn a_table_swapped_for_a_new_one_deploys_and_rolls_back() {
     assert!(!db.exists("public.a_old") && !db.exists("public.a__backstop_aside"));
 }
 
-/// A table moved to another schema with its index, and the schema it
-/// left renamed: the down gave the index a `SET SCHEMA` (which `ALTER
-/// INDEX` has not) and moved the renamed schema's objects from a schema
-/// that was no longer there; no down could be proved. The schema gets
-/// its name back first, what is in it goes with it, the index with its
-/// table.
+/// A table moved to another schema with its index and its serial
+/// column's sequence, and the schema it left renamed: the down gave the
+/// index a `SET SCHEMA` (which `ALTER INDEX` has not), the owned sequence
+/// one PostgreSQL refuses, and moved the renamed schema's objects from a
+/// schema that was no longer there; no down could be proved. The schema
+/// gets its name back first, what is in it goes with it, the index and
+/// the sequence with their table.
 #[test]
 fn a_schema_renamed_and_a_table_moved_out_of_it_are_put_back() {
     let p = Project::new("reverted_schemas");
     p.migration(
         "1_app",
         "CREATE SCHEMA app;\nCREATE TABLE app.users (id int PRIMARY KEY);\n\
-         CREATE TABLE app.things (id int);\nCREATE INDEX things_id ON app.things (id);\n",
+         CREATE TABLE app.things (id serial);\nCREATE INDEX things_id ON app.things (id);\n",
         None,
     );
     p.migration(

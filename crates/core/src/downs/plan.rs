@@ -48,6 +48,16 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         if let Some(now) = schemas.get(ae.schema.as_str()).filter(|_| ae.kind != "SCHEMA") {
             ae.schema = now.to_string();
         }
+        // A serial column's sequence goes where its table goes.
+        let owned =
+            |e: &Entry| {
+                after.dump.entries.iter().any(|o| {
+                    o.kind == "SEQUENCE OWNED BY" && o.schema == e.schema && o.name == e.name
+                })
+            };
+        if ae.kind == "SEQUENCE" && ae.schema != be.schema && owned(&after.dump.entries[a]) {
+            ae.schema = be.schema.clone();
+        }
         let ae = &ae;
         if ae.name == be.name && ae.schema == be.schema {
             continue;
