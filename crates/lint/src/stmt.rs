@@ -118,6 +118,30 @@ pub fn type_spec(tn: &protobuf::TypeName, using: bool) -> TypeSpec {
     TypeSpec { name: names.join("."), modifiers, array: !tn.array_bounds.is_empty(), using }
 }
 
+/// A type as `format_type` writes it (`numeric(10,2)`, `character
+/// varying(50)`, `integer`), read by the parser.
+fn written_type(text: &str) -> Option<TypeSpec> {
+    let sql = format!("ALTER TABLE t ALTER COLUMN c TYPE {text}");
+    let parsed = pg_query::parse(&sql, 0).ok()?;
+    let stmt = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+    let NodeEnum::AlterTableStmt(a) = stmt else { return None };
+    let (_, cmd, _) = alter_cmds(a).next()?;
+    match cmd.def.as_ref()?.node.as_ref()? {
+        NodeEnum::ColumnDef(d) => d.type_name.as_ref().map(|t| type_spec(t, false)),
+        _ => None,
+    }
+}
+
+/// Whether every value of type `old` fits type `new` unchanged, both as
+/// `format_type` writes them: a change from one to the other changes no
+/// value (see [`TypeSpec::widens`]).
+pub fn widens_written(old: &str, new: &str) -> bool {
+    match (written_type(old), written_type(new)) {
+        (Some(o), Some(n)) => !o.array && n.widens(o.base(), &o.modifiers),
+        _ => false,
+    }
+}
+
 /// Whether a CHECK constraint, as `pg_get_constraintdef` prints it (e.g.
 /// `CHECK ((email IS NOT NULL))`), proves `column` is never NULL, so that
 /// `SET NOT NULL` can skip its scan. Read with the parser, not by pattern.
@@ -157,4 +181,19 @@ pub(crate) fn proves_not_null(node: Option<&protobuf::Node>, column: &str) -> bo
 
 pub(crate) fn is_comment(t: &ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_type_written_as_format_type_writes_it_is_read_for_widening() {
+        assert!(super::widens_written("numeric(10,2)", "numeric(12,2)"));
+        assert!(super::widens_written("character varying(50)", "character varying(100)"));
+        assert!(super::widens_written("integer", "bigint"));
+        assert!(super::widens_written("character varying(50)", "text"));
+        assert!(!super::widens_written("numeric(12,2)", "numeric(10,2)"));
+        assert!(!super::widens_written("bigint", "integer"));
+        assert!(!super::widens_written("text", "integer"));
+        assert!(!super::widens_written("integer[]", "bigint[]"));
+    }
 }

@@ -412,6 +412,48 @@ fn privileges_given_back_in_another_order_are_put_back() {
     assert!(public, "PUBLIC may run it again: {}", back.all());
 }
 
+/// A column widened by the up (`varchar(5)` to `varchar(10)`), then a
+/// longer value written: its down cast the column back with an explicit
+/// cast, which cuts the value to 5 characters without a word, and the
+/// rollback committed. The down now casts as PostgreSQL assigns, which
+/// refuses the value: the rollback changes nothing and says why.
+#[test]
+fn a_widened_column_is_never_cut_back_silently() {
+    let p = Project::new("reverted_widened");
+    p.migration("1_n", "CREATE TABLE n (id int PRIMARY KEY, note varchar(5));\n", None);
+    p.migration("2_wide", "ALTER TABLE n ALTER COLUMN note TYPE varchar(10);\n", None);
+    p.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    let mut db = p.client();
+    db.batch_execute("INSERT INTO n VALUES (1, 'abcdefghij')").unwrap();
+    let back = p.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(1).expect_output("value too long for type character varying(5)");
+    let note: String = db.query_one("SELECT note FROM n", &[]).unwrap().get(0);
+    assert_eq!(note, "abcdefghij", "the value is whole: {}", back.all());
+
+    // The same where the down is worked out from the schema, not read
+    // from the statements (a foreign key made again beside it).
+    let q = Project::new("reverted_widened_full");
+    q.migration(
+        "1_items",
+        "CREATE TABLE o (id int PRIMARY KEY);\n\
+         CREATE TABLE i (id int PRIMARY KEY, o_id int REFERENCES o (id), note varchar(5));\n",
+        None,
+    );
+    q.migration(
+        "2_wide",
+        "ALTER TABLE i ALTER COLUMN note TYPE varchar(10);\nALTER TABLE i DROP CONSTRAINT i_o_id_fkey;\n\
+         ALTER TABLE i ADD CONSTRAINT i_o_fk FOREIGN KEY (o_id) REFERENCES o (id) DEFERRABLE;\n",
+        None,
+    );
+    q.run(&["migrate"]).expect_code(0).expect_output("proved 2 down(s) now");
+    let mut db = q.client();
+    db.batch_execute("INSERT INTO i VALUES (1, NULL, 'abcdefghij')").unwrap();
+    let back = q.run(&["rollback", "--steps", "1", "--yes"]);
+    back.expect_code(1).expect_output("value too long for type character varying(5)");
+    let note: String = db.query_one("SELECT note FROM i", &[]).unwrap().get(0);
+    assert_eq!(note, "abcdefghij", "the value is whole: {}", back.all());
+}
+
 /// A domain changed in place (a check added, NOT NULL, a default), a
 /// composite type given an attribute, and a table made unlogged: their
 /// downs were "changed in a way Backstop does not put back" and "not

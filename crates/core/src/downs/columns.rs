@@ -275,6 +275,18 @@ fn using_back(
             }
             Some(format!("({})::{}", inverse.expression, bc.type_name))
         }
+        // The up widened it (`numeric(10,2)` to `numeric(12,2)`): it
+        // changed no value, and casting back loses none it had.
+        None if up.is_none()
+            && backstop_lint::stmt::widens_written(&bc.type_name, &ac.type_name) =>
+        {
+            plan.notes.push(format!(
+                "column {column} goes back from {} to {}: a value written since the up that {} \
+                 cannot hold makes the down fail (more decimals than it keeps are rounded)",
+                ac.type_name, bc.type_name, bc.type_name
+            ));
+            None
+        }
         None => {
             plan.loses.push(format!(
                 "values of column {column} are cast back from {} to {}: what the up's conversion changed stays changed",

@@ -180,6 +180,14 @@ pub(super) fn rename_back(before: &Entry, after: &Entry) -> Option<String> {
     (!out.is_empty()).then(|| out.join(";\n"))
 }
 
+/// Whether an explicit cast to type `ty` (as `format_type` writes it)
+/// cuts a value that does not fit instead of refusing it: a down casts to
+/// such a type as PostgreSQL assigns (no `USING`), which refuses it, and
+/// the rollback with it.
+pub(super) fn cuts_silently(ty: &str) -> bool {
+    ["character varying(", "character(", "bit(", "bit varying("].iter().any(|t| ty.starts_with(t))
+}
+
 /// `ALTER TABLE t ADD COLUMN …` that puts `c` back as `before` had it;
 /// a default that calls `nextval` is left to [`set_default`], after the
 /// sequences are back.
@@ -244,10 +252,13 @@ pub(super) fn alter_column(
     }
     if now.type_name != was.type_name || now.collation != was.collation {
         let collate = was.collation.as_ref().map(|c| format!(" COLLATE {c}")).unwrap_or_default();
-        let using =
-            using.map(str::to_string).unwrap_or_else(|| format!("{col}::{}", was.type_name));
+        let using = match using {
+            Some(u) => format!(" USING {u}"),
+            None if cuts_silently(&was.type_name) => String::new(),
+            None => format!(" USING {col}::{}", was.type_name),
+        };
         out.push(format!(
-            "ALTER TABLE {t} ALTER COLUMN {col} TYPE {}{collate} USING {using}",
+            "ALTER TABLE {t} ALTER COLUMN {col} TYPE {}{collate}{using}",
             was.type_name
         ));
     }
