@@ -506,7 +506,7 @@ fn put_back_changed(work: &mut Work<'_>) {
         }
         let owner_changed = e.owner != b.owner;
         // What ALTER DOMAIN or ALTER TYPE puts back, for those kinds.
-        let domain = match e.kind.as_str() {
+        let altered = match e.kind.as_str() {
             "DOMAIN" => backstop_lint::inverse::domain_back(&b.sql, &e.sql),
             // A composite type's attributes (an enum's labels are the
             // catalog's to compare).
@@ -525,8 +525,8 @@ fn put_back_changed(work: &mut Work<'_>) {
                     work.plan.push(rewrite::sequence_as_alter(s).unwrap_or_else(|| s.clone()));
                 }
             }
-            "TYPE" if domain.as_ref().is_some_and(|d| !d.is_empty()) => {
-                for s in domain.into_iter().flatten() {
+            "TYPE" if altered.as_ref().is_some_and(|d| !d.is_empty()) => {
+                for s in altered.into_iter().flatten() {
                     work.plan.push(s);
                 }
                 if owner_changed {
@@ -556,7 +556,7 @@ fn put_back_changed(work: &mut Work<'_>) {
                     }
                 }
             }
-            "DOMAIN" => match domain {
+            "DOMAIN" => match altered {
                 Some(back) => {
                     for s in back {
                         work.plan.push(s);
