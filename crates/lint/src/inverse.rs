@@ -3,7 +3,7 @@
 //! and now) through the real parser: a foreign data wrapper's, server's,
 //! user mapping's or foreign table's options, a publication's settings, a
 //! text search configuration's mappings, a domain's default, `NOT NULL`
-//! and named checks; the `DROP` of a user mapping
+//! and named checks, a composite type's attributes; the `DROP` of a user mapping
 //! from its `CREATE`, the `DETACH` of a partition from its `ATTACH`. Each answers `None` when the statements are not of
 //! its kind or cannot be put back in place.
 
@@ -260,21 +260,27 @@ pub fn publication_back(before: &str, now: &str) -> Option<String> {
         .then(|| format!("ALTER PUBLICATION {} SET ({})", ident(&a.pubname), set.join(", ")))
 }
 
+/// The first of pg_dump's statements `sql` that `pick` takes.
+fn first_of<T>(sql: &str, pick: impl Fn(NodeEnum) -> Option<T>) -> Option<T> {
+    let tree = pg_query::parse(sql, 0).ok()?;
+    tree.protobuf.stmts.into_iter().find_map(|s| pick(s.stmt?.node?))
+}
+
 /// The `CREATE DOMAIN` among pg_dump's statements of a domain.
 fn create_domain(sql: &str) -> Option<protobuf::CreateDomainStmt> {
-    let tree = pg_query::parse(sql, 0).ok()?;
-    tree.protobuf.stmts.into_iter().find_map(|s| match s.stmt?.node? {
+    first_of(sql, |n| match n {
         NodeEnum::CreateDomainStmt(d) => Some(*d),
         _ => None,
     })
 }
 
 /// A domain's parts `ALTER DOMAIN` can change: its default, whether it is
-/// `NOT NULL`, and its named checks (deparsed, to compare).
+/// `NOT NULL`, and its named checks, each by name with the `ALTER DOMAIN
+/// … ADD` that makes it (deparsed, so also what two are compared by).
 struct DomainParts {
     default: Option<Node>,
     not_null: bool,
-    checks: Vec<(String, Node, String)>,
+    checks: Vec<(String, String)>,
 }
 
 fn domain_parts(d: &protobuf::CreateDomainStmt) -> Option<DomainParts> {
@@ -287,7 +293,7 @@ fn domain_parts(d: &protobuf::CreateDomainStmt) -> Option<DomainParts> {
             protobuf::ConstrType::ConstrNull => {}
             protobuf::ConstrType::ConstrCheck if !con.conname.is_empty() => {
                 let text = alter_domain(&d.domainname, "C", "", Some(c.clone()))?;
-                parts.checks.push((con.conname.clone(), c.clone(), text));
+                parts.checks.push((con.conname.clone(), text));
             }
             _ => return None,
         }
@@ -323,18 +329,14 @@ fn alter_domain(
 /// unnamed check).
 pub fn domain_back(before: &str, now: &str) -> Option<Vec<String>> {
     let (b, n) = (create_domain(before)?, create_domain(now)?);
-    let same_type = b.type_name == n.type_name && b.coll_clause == n.coll_clause;
-    let (was, is) = (domain_parts(&b)?, domain_parts(&n)?);
-    if !same_type {
+    if b.type_name != n.type_name || b.coll_clause != n.coll_clause {
         return None;
     }
+    let (was, is) = (domain_parts(&b)?, domain_parts(&n)?);
     let name = &n.domainname;
     let mut out = Vec::new();
-    let kept = |list: &[(String, Node, String)], c: &(String, Node, String)| {
-        list.iter().any(|o| o.0 == c.0 && o.2 == c.2)
-    };
-    for c in is.checks.iter().filter(|c| !kept(&was.checks, c)) {
-        out.push(alter_domain(name, "X", &c.0, None)?);
+    for (check, _) in is.checks.iter().filter(|c| !was.checks.contains(c)) {
+        out.push(alter_domain(name, "X", check, None)?);
     }
     if was.not_null != is.not_null {
         out.push(alter_domain(name, if was.not_null { "O" } else { "N" }, "", None)?);
@@ -342,8 +344,8 @@ pub fn domain_back(before: &str, now: &str) -> Option<Vec<String>> {
     if was.default != is.default {
         out.push(alter_domain(name, "T", "", was.default.clone())?);
     }
-    for c in was.checks.iter().filter(|c| !kept(&is.checks, c)) {
-        out.push(c.2.clone());
+    for (_, add) in was.checks.iter().filter(|c| !is.checks.contains(c)) {
+        out.push(add.clone());
     }
     Some(out)
 }
@@ -355,8 +357,7 @@ type Attributes = Vec<(String, String)>;
 /// A composite type as pg_dump's `CREATE TYPE … AS (…)` among `sql`'s
 /// statements gives it: its name, quoted, and its attributes.
 fn composite(sql: &str) -> Option<(String, Attributes)> {
-    let tree = pg_query::parse(sql, 0).ok()?;
-    let stmt = tree.protobuf.stmts.into_iter().find_map(|s| match s.stmt?.node? {
+    let stmt = first_of(sql, |n| match n {
         NodeEnum::CompositeTypeStmt(c) => Some(c),
         _ => None,
     })?;
@@ -433,21 +434,23 @@ pub fn ts_mappings_back(before: &[String], now: &[String]) -> Option<Vec<String>
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_composite_type_gets_back_its_attributes() {
         let before =
             "CREATE TYPE public.pair AS (\n\ta integer,\n\tb text COLLATE pg_catalog.\"C\"\n);";
         let now = "CREATE TYPE public.pair AS (\n\ta bigint,\n\tc text\n);";
         assert_eq!(
-            super::composite_back(before, now).unwrap(),
+            composite_back(before, now).unwrap(),
             [
                 "ALTER TYPE public.pair DROP ATTRIBUTE c",
                 "ALTER TYPE public.pair ALTER ATTRIBUTE a TYPE int",
                 "ALTER TYPE public.pair ADD ATTRIBUTE b text COLLATE pg_catalog.\"C\"",
             ]
         );
-        assert!(super::composite_back(before, before).unwrap().is_empty());
-        assert!(super::composite_back(before, "CREATE TYPE public.pair AS ENUM ('a');").is_none());
+        assert!(composite_back(before, before).unwrap().is_empty());
+        assert!(composite_back(before, "CREATE TYPE public.pair AS ENUM ('a');").is_none());
     }
 
     #[test]
@@ -455,7 +458,7 @@ mod tests {
         let before = "CREATE DOMAIN public.pos AS integer DEFAULT 1\n\tCONSTRAINT pos_check CHECK ((VALUE > 0));\nALTER DOMAIN public.pos OWNER TO app;";
         let now = "CREATE DOMAIN public.pos AS integer NOT NULL\n\tCONSTRAINT pos_check CHECK ((VALUE > 1))\n\tCONSTRAINT pos_small CHECK ((VALUE < 1000));";
         assert_eq!(
-            super::domain_back(before, now).unwrap(),
+            domain_back(before, now).unwrap(),
             [
                 "ALTER DOMAIN public.pos DROP CONSTRAINT pos_check",
                 "ALTER DOMAIN public.pos DROP CONSTRAINT pos_small",
@@ -464,12 +467,10 @@ mod tests {
                 "ALTER DOMAIN public.pos ADD CONSTRAINT pos_check CHECK (value > 0)",
             ]
         );
-        assert!(super::domain_back(before, before).unwrap().is_empty());
+        assert!(domain_back(before, before).unwrap().is_empty());
         // Another base type cannot be put back by ALTER DOMAIN.
-        assert!(super::domain_back(before, "CREATE DOMAIN public.pos AS bigint;").is_none());
+        assert!(domain_back(before, "CREATE DOMAIN public.pos AS bigint;").is_none());
     }
-
-    use super::*;
 
     #[test]
     fn options_go_back_key_by_key() {

@@ -187,7 +187,12 @@ pub fn keyed_hash(o: &Object) -> String {
 /// with the hash of what it left (`Touched::also`): a rollback's check,
 /// which compares definitions by their hashes, takes that as put back.
 pub fn written_otherwise(before: &Schema, now: &Schema) -> Vec<(String, String)> {
-    let was = |key: &str| before.objects.iter().find(|o| o.key == key);
+    // Both pictures' objects are sorted by key: a proof of every
+    // migration asks this of the whole picture.
+    let was = |key: &str| {
+        let at = before.objects.binary_search_by(|o| o.key.as_str().cmp(key)).ok()?;
+        before.objects.get(at)
+    };
     now.objects
         .iter()
         .filter(|o| was(&o.key).is_some_and(|w| w.definition != o.definition))

@@ -57,8 +57,8 @@ pub(super) fn earlier(
     // Only what is still the newest applied: a rollback runs that first.
     let newest: Vec<String> =
         applied.iter().rev().take_while(|v| deployed.contains(v)).take(EARLIER).cloned().collect();
-    let kept = crate::schema::applied::kept_downs(client).map_err(&read)?;
-    let records = crate::schema::applied::undo_to(client, &newest).map_err(&read)?;
+    let kept = crate::schema::applied::kept_downs_of(client, &newest).map_err(&read)?;
+    let mut records = expect::records(client, &newest).map_err(&read)?;
     let mut out = Vec::new();
     for version in &newest {
         let m = migrations.iter().find(|m| &m.version == version).expect("kept to the folder's");
@@ -66,8 +66,7 @@ pub(super) fn earlier(
         if m.down.as_ref().is_none_or(|f| f.no_transaction) {
             break;
         }
-        let record = records.get(version).and_then(|json| serde_json::from_str(json).ok());
-        out.push((m, record));
+        out.push((m, records.remove(version)));
     }
     out.reverse();
     Ok(out)

@@ -164,11 +164,9 @@ pub(super) fn rename_back(before: &Entry, after: &Entry) -> Option<String> {
     };
     let mut out = Vec::new();
     let mut current = qualified(after, &after.name);
-    // An index, and an identity column's sequence, go where their table
-    // goes (`ALTER INDEX` has no SET SCHEMA): the table's own statement,
-    // before theirs, moved them back.
-    let follows = keyword == "INDEX" || (keyword == "SEQUENCE" && after.sql.contains("GENERATED"));
-    if after.schema != before.schema && follows {
+    // An index goes where its table goes (`ALTER INDEX` has no SET
+    // SCHEMA): the table's own statement, before its, moved it back.
+    if after.schema != before.schema && keyword == "INDEX" {
         current = qualified_name(&before.schema, &after.name);
     } else if after.schema != before.schema {
         out.push(format!("ALTER {keyword} {current} SET SCHEMA {}", quote_ident(&before.schema)));
@@ -181,11 +179,29 @@ pub(super) fn rename_back(before: &Entry, after: &Entry) -> Option<String> {
 }
 
 /// Whether an explicit cast to type `ty` (as `format_type` writes it)
-/// cuts a value that does not fit instead of refusing it: a down casts to
-/// such a type as PostgreSQL assigns (no `USING`), which refuses it, and
-/// the rollback with it.
-pub(super) fn cuts_silently(ty: &str) -> bool {
+/// cuts a value that does not fit instead of refusing it.
+fn cuts_silently(ty: &str) -> bool {
     ["character varying(", "character(", "bit(", "bit varying("].iter().any(|t| ty.starts_with(t))
+}
+
+/// `ALTER TABLE table ALTER COLUMN col TYPE declared` (the type `ty`, a
+/// collation after it where there is one) with `using`, else a cast to
+/// `ty`; but to a string or bit type of a length, cast as PostgreSQL
+/// assigns (no `USING`): an explicit cast would cut a longer value
+/// without a word, the assignment refuses it, and the rollback with it.
+pub(super) fn retype(
+    table: &str,
+    col: &str,
+    declared: &str,
+    ty: &str,
+    using: Option<&str>,
+) -> String {
+    let using = match using {
+        Some(u) => format!(" USING {u}"),
+        None if cuts_silently(ty) => String::new(),
+        None => format!(" USING {col}::{ty}"),
+    };
+    format!("ALTER TABLE {table} ALTER COLUMN {col} TYPE {declared}{using}")
 }
 
 /// `ALTER TABLE t ADD COLUMN …` that puts `c` back as `before` had it;
@@ -252,15 +268,7 @@ pub(super) fn alter_column(
     }
     if now.type_name != was.type_name || now.collation != was.collation {
         let collate = was.collation.as_ref().map(|c| format!(" COLLATE {c}")).unwrap_or_default();
-        let using = match using {
-            Some(u) => format!(" USING {u}"),
-            None if cuts_silently(&was.type_name) => String::new(),
-            None => format!(" USING {col}::{}", was.type_name),
-        };
-        out.push(format!(
-            "ALTER TABLE {t} ALTER COLUMN {col} TYPE {}{collate}{using}",
-            was.type_name
-        ));
+        out.push(retype(&t, &col, &format!("{}{collate}", was.type_name), &was.type_name, using));
     }
     // Before identity: a column must be NOT NULL to become one.
     if now.not_null != was.not_null {

@@ -41,6 +41,15 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         .filter(|(ae, be)| ae.kind == "SCHEMA" && ae.name != be.name)
         .map(|(ae, be)| (ae.name.as_str(), be.name.as_str()))
         .collect();
+    // A column's sequence (serial, or identity: pg_dump writes the
+    // latter as the column's `ADD GENERATED`) goes where its table goes.
+    let owned = |e: &Entry| {
+        e.kind == "SEQUENCE"
+            && (e.sql.contains("GENERATED")
+                || after.dump.entries.iter().any(|o| {
+                    o.kind == "SEQUENCE OWNED BY" && o.schema == e.schema && o.name == e.name
+                }))
+    };
     for (&a, &b) in &pairs.of_after {
         let (ae, be) = (&after.dump.entries[a], &before.dump.entries[b]);
         // One that stepped aside goes from the name it stepped aside to.
@@ -48,14 +57,7 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
         if let Some(now) = schemas.get(ae.schema.as_str()).filter(|_| ae.kind != "SCHEMA") {
             ae.schema = now.to_string();
         }
-        // A serial column's sequence goes where its table goes.
-        let owned =
-            |e: &Entry| {
-                after.dump.entries.iter().any(|o| {
-                    o.kind == "SEQUENCE OWNED BY" && o.schema == e.schema && o.name == e.name
-                })
-            };
-        if ae.kind == "SEQUENCE" && ae.schema != be.schema && owned(&after.dump.entries[a]) {
+        if ae.schema != be.schema && owned(&after.dump.entries[a]) {
             ae.schema = be.schema.clone();
         }
         let ae = &ae;

@@ -203,15 +203,7 @@ fn column_back(
         (row.get(0), row.get(1), row.get(2));
     let col = ident(column);
     Ok(Some(match change {
-        // An explicit cast to a string or bit type of a length cuts a
-        // longer value without a word; the assignment cast PostgreSQL
-        // takes without USING refuses it, and the rollback with it.
-        ColumnChange::Type if super::ddl::cuts_silently(&ty) => {
-            format!("ALTER TABLE {name} ALTER COLUMN {col} TYPE {ty}")
-        }
-        ColumnChange::Type => {
-            format!("ALTER TABLE {name} ALTER COLUMN {col} TYPE {ty} USING {col}::{ty}")
-        }
+        ColumnChange::Type => super::ddl::retype(&name, &col, &ty, &ty, None),
         ColumnChange::Default => match default {
             Some(d) => format!("ALTER TABLE {name} ALTER COLUMN {col} SET DEFAULT {d}"),
             None => format!("ALTER TABLE {name} ALTER COLUMN {col} DROP DEFAULT"),

@@ -2,8 +2,8 @@
 //! constraints, read from the catalog and put back by a down: storage
 //! parameters (`ALTER TABLE … SET (fillfactor = 70)`, the TOAST table's as
 //! `toast.…`), the replica identity, whether it is logged, the tables it
-//! inherits from, and each
-//! column's statistics target, storage, compression and options.
+//! inherits from, and each column's statistics target, storage,
+//! compression and options.
 
 use std::collections::HashMap;
 

@@ -164,6 +164,18 @@ pub struct Check {
     checked: RefCell<Option<Checked>>,
 }
 
+/// The records of `versions` (what a rollback of each must bring back),
+/// by version; one recorded without it, or unreadable, is absent.
+pub fn records(
+    client: &mut impl GenericClient,
+    versions: &[String],
+) -> Result<BTreeMap<String, Expected>, postgres::Error> {
+    Ok(crate::schema::applied::undo_to(client, versions)?
+        .into_iter()
+        .filter_map(|(v, json)| Some((v, serde_json::from_str(&json).ok()?)))
+        .collect())
+}
+
 impl Check {
     /// Reads the records of `reverting` (newest first, as a rollback runs
     /// them).
@@ -175,15 +187,9 @@ impl Check {
     ) -> Result<Check, postgres::Error> {
         let t = std::time::Instant::now();
         let versions: Vec<String> = reverting.iter().map(|m| m.version.clone()).collect();
-        let kept = crate::schema::applied::undo_to(client, &versions)?;
-        let records = reverting
-            .iter()
-            .rev()
-            .map(|m| {
-                let record = kept.get(&m.version).and_then(|t| serde_json::from_str(t).ok());
-                (m.version.clone(), record)
-            })
-            .collect();
+        let mut kept = records(client, &versions)?;
+        let records =
+            reverting.iter().rev().map(|m| (m.version.clone(), kept.remove(&m.version))).collect();
         let history = ToolHistory::of(migrations).leaving_out(client)?;
         // A tool's table that cannot be read here is not compared (the
         // line the check says then does not name it).

@@ -177,7 +177,8 @@ pub(super) fn with_kept_downs(
     client: &mut Client,
     targets: &[&Migration],
 ) -> Result<Vec<Migration>, ApplyError> {
-    let kept = crate::schema::applied::kept_downs(client).map_err(|source| {
+    let versions: Vec<String> = targets.iter().map(|m| m.version.clone()).collect();
+    let kept = crate::schema::applied::kept_downs_of(client, &versions).map_err(|source| {
         ApplyError::Db(crate::pg::DbError::new("reading the kept downs", source))
     })?;
     Ok(targets

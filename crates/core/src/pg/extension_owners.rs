@@ -78,17 +78,22 @@ pub fn read(client: &mut impl GenericClient) -> Result<Owners, postgres::Error> 
 /// in `owners`. Owners the copy has no role for are passed by. Nothing is
 /// armed where every owner is the restoring role already.
 pub fn arm(client: &mut impl GenericClient, owners: &Owners) -> Result<(), postgres::Error> {
-    let me: String = client.query_one("select current_user::text", &[])?.get(0);
+    let wanted: Vec<&String> = owners.values().collect();
+    let others: Vec<String> = client
+        .query(
+            "select rolname::text from pg_roles where rolname = any($1) and rolname <> current_user",
+            &[&wanted],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut cases = String::new();
-    for (extension, owner) in owners.iter().filter(|(_, o)| **o != me) {
-        let known = client.query_opt("select 1 from pg_roles where rolname = $1", &[owner])?;
-        if known.is_some() {
-            cases.push_str(&format!(
-                " when {} then {}",
-                literal(extension),
-                literal(&quote_ident(owner))
-            ));
-        }
+    for (extension, owner) in owners.iter().filter(|(_, o)| others.contains(o)) {
+        cases.push_str(&format!(
+            " when {} then {}",
+            literal(extension),
+            literal(&quote_ident(owner))
+        ));
     }
     if cases.is_empty() {
         return Ok(());

@@ -16,7 +16,7 @@ use super::parts::{other_parts, relation_member_parts, relation_parts, Part, SKI
 
 mod acl;
 pub(crate) use acl::{acl_items, grantee};
-use acl::{masked_acl, same_but_privileges_order, without_privilege};
+use acl::{masked_acl, same_but_privileges_order, split_acl, without_privilege};
 
 /// One object of the schema: a stable key and its definition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -628,9 +628,7 @@ impl Change {
                 return Some("its body differs only in whitespace, comments or keyword case");
             }
             // The definition, then the privileges the picture appends.
-            fn split(d: &str) -> (&str, &str) {
-                d.rsplit_once(" acl=").unwrap_or((d, ""))
-            }
+            let split = |d| split_acl(d).unwrap_or((d, ""));
             let ((def_b, acl_b), (def_a, acl_a)) = (split(before), split(after));
             if acl_b == acl_a && backstop_lint::same_function::same_function(def_b, def_a) {
                 return Some(

@@ -156,6 +156,23 @@ pub fn kept_downs(
         .collect())
 }
 
+/// The downs Backstop kept for `versions`, by version: what a rollback of
+/// a few reads, however long the history.
+pub fn kept_downs_of(
+    client: &mut impl GenericClient,
+    versions: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    Ok(client
+        .query(
+            "select version, kept_down from backstop.applied
+              where version = any($1) and kept_down is not null",
+            &[&versions],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// What a rollback of each of `versions` must bring back, as recorded
 /// when it was applied (JSON, `migrate::expect`), by version; a version
 /// recorded without it is absent.

@@ -118,9 +118,11 @@ impl Run<'_> {
         let platform = platform_schemas(client, &schemas)?;
         let mut keep = extensions_in(client, &schemas)?;
         let attached = attached(client, &schemas)?;
-        for (kind, schema, name) in &attached {
+        let attached_keys: Vec<String> =
+            attached.iter().map(|(k, s, n)| Entry::key(k, s, n)).collect();
+        for ((kind, schema, name), key) in attached.iter().zip(&attached_keys) {
             if toc.has(kind, schema, name) {
-                keep.push(Entry::key(kind, schema, name));
+                keep.push(key.clone());
             } else {
                 self.note_warning(format!(
                     "{kind} {name} on {schema} depends on the project's schemas and is not in \
@@ -129,8 +131,7 @@ impl Run<'_> {
                 ));
             }
         }
-        let attached: Vec<String> = attached.iter().map(|(k, s, n)| Entry::key(k, s, n)).collect();
-        let rules = on_platform::plan(client, &toc, m, &schemas, &attached)?;
+        let rules = on_platform::plan(client, &toc, m, &schemas, &attached_keys)?;
         keep.extend(rules.keep.iter().cloned());
         let in_backup = toc.schemas();
         let (back, since): (Vec<String>, Vec<String>) =

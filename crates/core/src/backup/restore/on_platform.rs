@@ -33,6 +33,15 @@ struct Rule {
 }
 
 impl Rule {
+    /// A kind as a list or a query names it, as this module keeps it.
+    fn kind_of(kind: &str) -> &'static str {
+        if kind == "TRIGGER" {
+            "TRIGGER"
+        } else {
+            "POLICY"
+        }
+    }
+
     /// Its key in the schema's picture (`trigger auth.users.on_signup`).
     fn picture_key(&self) -> String {
         format!("{} {}.{}.{}", self.kind.to_lowercase(), self.schema, self.table, self.name)
@@ -104,7 +113,7 @@ pub(super) fn plan(
             continue;
         };
         let rule = Rule {
-            kind: if kind == "TRIGGER" { "TRIGGER" } else { "POLICY" },
+            kind: Rule::kind_of(kind),
             schema: schema.to_string(),
             table: table.clone(),
             name: name[table.len() + 1..].to_string(),
@@ -112,23 +121,21 @@ pub(super) fn plan(
         if attached.contains(&rule.entry_key()) {
             continue;
         }
-        match (now.contains(&rule), touched.contains(&rule.picture_key())) {
-            (true, false) => {}
-            (true, true) => {
-                plan.drops.push_str(&rule.drop());
-                plan.done.push(format!(
-                    "{}: made again as backup {id} holds it (a migration applied since changed it)",
-                    rule.said()
-                ));
-            }
-            (false, _) => {
-                plan.done.push(format!("{}: put back, as backup {id} holds it", rule.said()))
-            }
+        let (there, changed) = (now.contains(&rule), touched.contains(&rule.picture_key()));
+        if there && !changed {
+            continue;
         }
-        if !now.contains(&rule) || touched.contains(&rule.picture_key()) {
-            plan.keep.push(rule.entry_key());
-            plan.there.push(rule);
+        if there {
+            plan.drops.push_str(&rule.drop());
+            plan.done.push(format!(
+                "{}: made again as backup {id} holds it (a migration applied since changed it)",
+                rule.said()
+            ));
+        } else {
+            plan.done.push(format!("{}: put back, as backup {id} holds it", rule.said()));
         }
+        plan.keep.push(rule.entry_key());
+        plan.there.push(rule);
     }
     for rule in
         now.iter().filter(|r| !toc.has(r.kind, &r.schema, &format!("{} {}", r.table, r.name)))
@@ -179,20 +186,19 @@ fn rules_now(client: &mut Client, schemas: &[String]) -> Result<BTreeSet<Rule>, 
             "select 'TRIGGER', n.nspname::text, c.relname::text, t.tgname::text
                from pg_trigger t join pg_class c on c.oid = t.tgrelid
                join pg_namespace n on n.oid = c.relnamespace
-              where not t.tgisinternal and n.nspname <> all($1)
+              where not t.tgisinternal and n.nspname <> all($1) and n.nspname <> 'backstop'
              union all
              select 'POLICY', n.nspname::text, c.relname::text, p.polname::text
                from pg_policy p join pg_class c on c.oid = p.polrelid
                join pg_namespace n on n.oid = c.relnamespace
-              where n.nspname <> all($1)",
+              where n.nspname <> all($1) and n.nspname <> 'backstop'",
             &[&schemas],
         )
         .map_err(BackupError::db("reading the triggers and policies on the platform's tables"))?;
     Ok(rows
         .iter()
-        .filter(|r| r.get::<_, String>(1) != "backstop")
         .map(|r| Rule {
-            kind: if r.get::<_, &str>(0) == "TRIGGER" { "TRIGGER" } else { "POLICY" },
+            kind: Rule::kind_of(r.get(0)),
             schema: r.get(1),
             table: r.get(2),
             name: r.get(3),
@@ -229,12 +235,8 @@ fn touched_since(client: &mut Client, m: &Manifest) -> Result<BTreeSet<String>, 
     }
     let now = crate::schema::applied::versions(client).map_err(db())?;
     let since: Vec<String> = now.into_iter().filter(|v| !state.applied.contains(v)).collect();
-    let records = crate::schema::applied::undo_to(client, &since).map_err(db())?;
-    Ok(records
-        .values()
-        .filter_map(|json| serde_json::from_str::<crate::migrate::expect::Expected>(json).ok())
-        .flat_map(|e| e.touched.into_iter().map(|t| t.key))
-        .collect())
+    let records = crate::migrate::expect::records(client, &since).map_err(db())?;
+    Ok(records.into_values().flat_map(|e| e.touched.into_iter().map(|t| t.key)).collect())
 }
 
 /// The platform's small tables (at most 100,000 rows by the planner's
@@ -245,26 +247,26 @@ fn rows_left(
     m: &Manifest,
     schemas: &[String],
 ) -> Result<Vec<String>, BackupError> {
+    // One read of which of the backup's tables are the platform's and
+    // small, then a count of each of those.
+    let listed: Vec<&String> = m.row_counts.keys().collect();
+    let small = client
+        .query(
+            "select n.nspname::text, c.relname::text from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname || '.' || c.relname = any($1) and c.relkind in ('r', 'p')
+                and n.nspname <> all($2) and n.nspname <> 'backstop'
+                and c.reltuples <= 100000 and has_table_privilege(c.oid, 'SELECT')
+              order by 1, 2",
+            &[&listed, &schemas],
+        )
+        .map_err(BackupError::db("reading the platform's tables"))?;
     let mut out = Vec::new();
-    for (table, then) in &m.row_counts {
-        let Some((schema, name)) = table.split_once('.') else { continue };
-        if schema == "backstop" || schemas.iter().any(|s| s == schema) {
-            continue;
-        }
-        let small: Option<bool> = client
-            .query_opt(
-                "select c.reltuples <= 100000 from pg_class c
-                   join pg_namespace n on n.oid = c.relnamespace
-                  where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')
-                    and has_table_privilege(c.oid, 'SELECT')",
-                &[&schema, &name],
-            )
-            .map_err(BackupError::db("reading the platform's tables"))?
-            .map(|r| r.get(0));
-        if small != Some(true) {
-            continue;
-        }
-        let sql = format!("select count(*) from {}.{}", quote_ident(schema), quote_ident(name));
+    for row in &small {
+        let (schema, name): (String, String) = (row.get(0), row.get(1));
+        let table = format!("{schema}.{name}");
+        let Some(then) = m.row_counts.get(&table) else { continue };
+        let sql = format!("select count(*) from {}.{}", quote_ident(&schema), quote_ident(&name));
         let now: i64 = client
             .query_one(&sql, &[])
             .map_err(BackupError::db("counting the platform's rows"))?

@@ -23,12 +23,17 @@ pub(crate) fn grantee(item: &str) -> String {
     out
 }
 
+/// A definition cut before its ` acl={…}` part (always its last), that
+/// part with it; `None` where it has none.
+pub(super) fn split_acl(definition: &str) -> Option<(&str, &str)> {
+    definition.rfind(" acl=").map(|at| definition.split_at(at))
+}
+
 /// The `acl=` part of an object's definition (always its last part)
 /// without the items `drop` says to leave out (every item when `drop` is
 /// `None`).
 pub(super) fn masked_acl(definition: &str, drop: Option<&[String]>) -> String {
-    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
-    let (head, acl) = definition.split_at(at);
+    let Some((head, acl)) = split_acl(definition) else { return definition.to_string() };
     let Some(roles) = drop else { return head.to_string() };
     let kept: Vec<String> =
         acl_items(acl).into_iter().filter(|i| !roles.contains(&grantee(i))).collect();
@@ -59,8 +64,7 @@ pub(crate) fn acl_items(acl: &str) -> Vec<String> {
 /// The definition with the privilege letter `privilege` taken out of every
 /// ACL item (`name=arwdDxtm/grantor` → `name=arwdDxt/grantor`).
 pub(super) fn without_privilege(definition: &str, privilege: char) -> String {
-    let Some(at) = definition.rfind(" acl=") else { return definition.to_string() };
-    let (head, acl) = definition.split_at(at);
+    let Some((head, acl)) = split_acl(definition) else { return definition.to_string() };
     let items: Vec<String> = acl_items(acl)
         .into_iter()
         .map(|item| {
@@ -81,10 +85,9 @@ pub(super) fn without_privilege(definition: &str, privilege: char) -> String {
 /// whose `EXECUTE` was taken from PUBLIC and given back lists its owner
 /// first, where PostgreSQL's default lists PUBLIC first.
 pub(super) fn same_but_privileges_order(before: &str, after: &str) -> bool {
-    let (Some(at_b), Some(at_a)) = (before.rfind(" acl="), after.rfind(" acl=")) else {
+    let (Some((def_b, acl_b)), Some((def_a, acl_a))) = (split_acl(before), split_acl(after)) else {
         return false;
     };
-    let ((def_b, acl_b), (def_a, acl_a)) = (before.split_at(at_b), after.split_at(at_a));
     let sorted = |acl: &str| {
         let mut items = acl_items(acl);
         items.sort_unstable();
