@@ -36,6 +36,9 @@ pub(super) struct Column {
     /// Inherited from a parent and not declared by the table itself
     /// (a partition's columns are left out: they are always so).
     pub inherited_only: bool,
+    /// Inherited and not declared by the table itself, a partition's
+    /// included: PostgreSQL drops it only with its parent's.
+    pub from_parent: bool,
 }
 
 /// A CHECK constraint of a table (pg_dump writes most inside the table's
@@ -68,6 +71,9 @@ pub(super) struct Table {
     pub replica_index: Option<String>,
     /// The tables it inherits from (not a partition's parent), qualified.
     pub parents: Vec<String>,
+    /// A partition or a child of inheritance: a column its parent has
+    /// comes to it with the parent's.
+    pub child: bool,
 }
 
 impl Table {
@@ -248,7 +254,8 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
     let mut tables: Vec<Table> = Vec::new();
     for row in client.query(
         &format!(
-            "select c.oid, n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity
+            "select c.oid, n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                    exists (select 1 from pg_inherits i where i.inhrelid = c.oid)
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p', 'f') and n.nspname not in {SKIPPED}
                 and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
@@ -271,6 +278,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             persistence: String::new(),
             replica_index: None,
             parents: Vec::new(),
+            child: row.get(5),
         });
     }
     let index: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
@@ -283,7 +291,8 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
                     case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
                     case when a.attcollation <> t.typcollation
                          then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end,
-                    a.attinhcount > 0 and not a.attislocal and not c.relispartition
+                    a.attinhcount > 0 and not a.attislocal and not c.relispartition,
+                    a.attinhcount > 0 and not a.attislocal
                from pg_attribute a
                join pg_class c on c.oid = a.attrelid
                join pg_namespace n on n.oid = c.relnamespace
@@ -313,6 +322,7 @@ fn read_tables(client: &mut impl GenericClient) -> Result<Vec<Table>, postgres::
             compression: None,
             options: Vec::new(),
             inherited_only: row.get(9),
+            from_parent: row.get(10),
         });
     }
     for row in client.query(

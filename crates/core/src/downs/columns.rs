@@ -148,7 +148,11 @@ pub(super) fn columns(work: &mut Work<'_>, tables: &[(&Table, &Table)], swaps: &
             plan.push(ddl::add_column(a, bc));
         }
         let had: Vec<&str> = column_pairs(b, a).iter().map(|(bc, _)| bc.name.as_str()).collect();
-        for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())) {
+        // One the table had from its parent comes back with the parent's
+        // where the table is still a child; a partition the up detached
+        // gets it before it is attached again.
+        let own = |c: &&Column| !(c.from_parent && a.child);
+        for c in b.columns.iter().filter(|c| !had.contains(&c.name.as_str())).filter(own) {
             plan.push(ddl::add_column(a, c));
             plan.loses.push(format!(
                 "values of column {}.{}: the up dropped the column; the down adds it back {}",
@@ -206,6 +210,8 @@ fn drop_added(plan: &mut Plan, tables: &[(&Table, &Table)]) {
             let generated = match again.iter().find(|(n, _)| *n == c.attnum) {
                 Some((_, generated)) => *generated,
                 None if paired.contains(&c.attnum) => continue,
+                // Goes with its parent's column: PostgreSQL refuses it alone.
+                None if c.from_parent => continue,
                 None => false,
             };
             let column = format!("{}.{}", a.qualified(), quote_ident(&c.name));

@@ -169,6 +169,11 @@ impl Work<'_> {
     /// Whether `e` is part of a table that stays, which the catalog
     /// comparison puts back (defaults, row security, identity).
     pub fn table_part(&self, dump: &Dump, e: &Entry, after_side: bool) -> bool {
+        // A partition's index goes with its parent's (none on the before
+        // side, where it is made again with its attachment).
+        if after_side && dump.attached(e) {
+            return true;
+        }
         if !ddl::part_of_table(e) {
             return false;
         }

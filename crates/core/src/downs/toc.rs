@@ -100,6 +100,23 @@ impl Dump {
         self.entries.iter().find(|p| p.class == PG_CLASS && p.oid == *owner)
     }
 
+    /// Whether `e`, an index or a constraint's index, is a partition of a
+    /// partitioned table's index (an `INDEX ATTACH` entry names it): it
+    /// goes with that index, and PostgreSQL refuses to drop it alone.
+    pub fn attached(&self, e: &Entry) -> bool {
+        let index = match e.kind.as_str() {
+            "INDEX" => e.name.as_str(),
+            "CONSTRAINT" => match e.table_and_member() {
+                Some((_, member)) => member,
+                None => return false,
+            },
+            _ => return false,
+        };
+        self.entries
+            .iter()
+            .any(|a| a.kind == "INDEX ATTACH" && a.schema == e.schema && a.name == index)
+    }
+
     /// Names the table of each member entry (`table member`) whose
     /// dependencies do not name it (pg_dump lists none for a trigger) from
     /// the catalog's `owners` ((class, OID) → relation OID): its name is

@@ -143,3 +143,56 @@ fn downs_make_again_in_dependency_order_and_around_what_they_change() {
     let role: String = db.query_one("select role::text from users", &[]).unwrap().get(0);
     assert_eq!(role, "ADMIN");
 }
+
+/// What a partitioned table's partitions have from it (an index attached
+/// to its index, a column) goes and comes back with the parent's: dropped
+/// alone, PostgreSQL refuses ("cannot drop index … because index …
+/// requires it"); added alone to a partition, it refuses too. A
+/// partition the up detached gets the column back before it is attached.
+#[test]
+fn a_partitioned_tables_members_go_and_come_back_with_the_parents() {
+    let p = Project::new("downs_partitions");
+    p.migration(
+        "2024-06-01-000001_events",
+        "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, kind text) PARTITION BY RANGE (at);
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO events VALUES (1, '2024-05-01', 'a'), (2, '2025-05-01', 'b');",
+        None,
+    );
+    p.migration(
+        "2024-06-01-000002_members",
+        "CREATE INDEX events_kind ON events (kind);
+         ALTER TABLE events ADD COLUMN source text;
+         ALTER TABLE events ADD CONSTRAINT events_pk PRIMARY KEY (id, at);",
+        None,
+    );
+    p.migration(
+        "2024-06-01-000003_members_gone",
+        "DROP INDEX events_kind;
+         ALTER TABLE events DROP CONSTRAINT events_pk;
+         ALTER TABLE events DROP COLUMN source;
+         ALTER TABLE events DETACH PARTITION events_2024;",
+        None,
+    );
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    for d in downs.as_array().unwrap() {
+        assert_eq!((&d["proved"], &d["status"]), (&Value::Bool(true), &"computed".into()), "{d:#}");
+    }
+    let members = down_of(&downs, 0)["sql"].as_str().unwrap();
+    for alone in ["events_2024_kind_idx", "events_2025_pkey", "events_2024 DROP COLUMN"] {
+        assert!(!members.contains(alone), "{members}");
+    }
+    let gone = down_of(&downs, 1)["sql"].as_str().unwrap();
+    assert!(!gone.contains("events_2025 ADD COLUMN"), "{gone}");
+    let detached = gone.find("events_2024 ADD COLUMN source").expect(gone);
+    assert!(detached < gone.find("ATTACH PARTITION public.events_2024").unwrap(), "{gone}");
+
+    p.run(&["downs", "--write"]).expect_code(0);
+    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
+    let back = Schema::read(&mut p.client()).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+}
