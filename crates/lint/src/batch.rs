@@ -326,7 +326,7 @@ impl Batch {
         let mut col = column.map(str::to_string);
         for e in self.before(file, stmt) {
             match &e.change {
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::Rename { from, to } if rename_end(to, from, &name) => name = from.clone(),
                 Change::RenameColumn { table, from, to }
                     if same_table(table, &name) && col.as_deref() == Some(to) =>
                 {
@@ -355,10 +355,10 @@ impl Batch {
         let mut name = table.clone();
         for e in self.before(file, stmt) {
             match &e.change {
-                Change::Rename { to, .. } if column.is_none() && same_table(to, &name) => {
+                Change::Rename { from, to } if column.is_none() && rename_end(to, from, &name) => {
                     return Some(e.at.clone())
                 }
-                Change::Rename { from, to } if same_table(to, &name) => name = from.clone(),
+                Change::Rename { from, to } if rename_end(to, from, &name) => name = from.clone(),
                 Change::RenameColumn { table, to, .. }
                     if same_table(table, &name) && Some(to.as_str()) == column =>
                 {
@@ -431,7 +431,7 @@ impl Batch {
         let mut name = table.clone();
         for e in &self.events[start..] {
             match &e.change {
-                Change::Rename { from, to } if same_table(from, &name) => name = to.clone(),
+                Change::Rename { from, to } if rename_end(from, to, &name) => name = to.clone(),
                 Change::Drop(t) if same_table(t, &name) => return None,
                 _ => {}
             }
@@ -454,7 +454,7 @@ impl Batch {
         let (mut name, mut col) = (table.clone(), column.to_string());
         for e in &self.events[start..] {
             match &e.change {
-                Change::Rename { from, to } if same_table(from, &name) => name = to.clone(),
+                Change::Rename { from, to } if rename_end(from, to, &name) => name = to.clone(),
                 Change::RenameColumn { table, from, to }
                     if same_table(table, &name) && *from == col =>
                 {
@@ -482,7 +482,7 @@ impl Batch {
         for e in self.before(file, stmt) {
             match &e.change {
                 Change::Opaque => return None,
-                Change::Rename { from, to } if same_table(to, name) => name = from,
+                Change::Rename { from, to } if rename_end(to, from, name) => name = from,
                 Change::Create(t) if same_table(t, name) => {
                     let made = self.made_columns.get(&(e.file, e.stmt))?;
                     let mut columns: Vec<&str> = made.iter().map(String::as_str).collect();
@@ -529,6 +529,18 @@ impl Batch {
     }
 }
 
+/// Whether `end`, one end of a rename whose other end is `other`, is the
+/// relation `name`. A move to another schema keeps the name, so there an
+/// unqualified name is public's: else the name a move frees would read as
+/// the table moved away.
+fn rename_end(end: &RelationName, other: &RelationName, name: &RelationName) -> bool {
+    if end.name != other.name {
+        return same_table(end, name);
+    }
+    let schema = |t: &RelationName| t.schema.clone().unwrap_or_else(|| "public".into());
+    end.name == name.name && schema(end) == schema(name)
+}
+
 /// The origin `e` gives the relation called `name` when it made or
 /// dropped it.
 fn made_or_dropped(e: &Event, name: &RelationName) -> Option<Origin> {
@@ -537,7 +549,9 @@ fn made_or_dropped(e: &Event, name: &RelationName) -> Option<Origin> {
         Change::Drop(t) if same_table(t, name) => Some(Origin::Dropped { at: e.at.clone() }),
         // Renamed (or moved) away: nothing goes by the name from then on,
         // as after a drop, until a later statement makes it again.
-        Change::Rename { from, to } if same_table(from, name) && !same_table(to, name) => {
+        Change::Rename { from, to }
+            if rename_end(from, to, name) && !rename_end(to, from, name) =>
+        {
             Some(Origin::Dropped { at: e.at.clone() })
         }
         _ => None,

@@ -38,7 +38,8 @@ pub(super) fn inserted_tables(m: &Migration, before: &Catalog) -> Vec<String> {
             if let RowChange::Inserted(ins) = change {
                 let was = as_before(m, i, &ins.table);
                 let name = sql_name(&was);
-                if existed(before, &was) && !out.contains(&name) {
+                if existed(before, &was) && !made_earlier(m, i, &ins.table) && !out.contains(&name)
+                {
                     out.push(name);
                 }
             }
@@ -86,8 +87,11 @@ pub(super) fn plan(
                 }
                 other => other,
             };
+            // A table the up made by a name an older one had (moved or
+            // renamed away first) is new: its rows go with it.
+            let old = |t: &RelationName| existed(before, t) && !made_earlier(m, at, t);
             match change {
-                RowChange::Inserted(i) if existed(before, &i.table) => {
+                RowChange::Inserted(i) if old(&i.table) => {
                     match delete_of(client, &i, &m.version)? {
                         Ok(delete) => {
                             out.statements.push(delete);
@@ -104,7 +108,7 @@ pub(super) fn plan(
                     }
                 }
                 RowChange::Irreversible { what, table } => {
-                    let changed_old = table.as_ref().is_none_or(|t| existed(before, t));
+                    let changed_old = table.as_ref().is_none_or(old);
                     if changed_old && !fills_only_added(m, at) {
                         out.irreversible.push(format!(
                             "rows the up changed with {what} ({place}) cannot be put back by SQL"
@@ -121,6 +125,21 @@ pub(super) fn plan(
     }
     out.statements.reverse();
     Ok(out)
+}
+
+/// Whether a statement of `m`'s up before statement `at` made `table`
+/// (as statement `at` names it), and none dropped it since.
+fn made_earlier(m: &Migration, at: usize, table: &RelationName) -> bool {
+    let same = |t: &RelationName| backstop_lint::stmt::same_table(t, table);
+    for s in m.up.statements[..at].iter().rev() {
+        if s.facts.drops_tables.iter().any(same) {
+            return false;
+        }
+        if s.facts.creates_table.as_ref().is_some_and(same) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether statement `at` of `m`'s up is an `UPDATE` that sets only

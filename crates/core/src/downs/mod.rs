@@ -21,6 +21,7 @@
 
 mod again;
 mod around;
+mod aside;
 mod calls;
 mod catalog;
 pub mod chain;

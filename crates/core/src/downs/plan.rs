@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use backstop_lint::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
 
 use super::around::{Around, Dependents, Seeds};
+use super::aside::aside;
 use super::catalog::{Catalog, Enum, Table};
 use super::columns::{columns, needs_new_type, of_enum, retyped};
 use super::ddl;
@@ -115,59 +116,6 @@ pub(super) fn renames(before: &State, after: &State) -> Vec<String> {
     }
     out.extend(columns);
     out
-}
-
-/// The kinds that share one name space in a schema (relations, and the
-/// types named alike) and can step aside by a rename.
-const STEP_ASIDE: [&str; 8] =
-    ["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "INDEX", "FOREIGN TABLE", "TYPE", "DOMAIN"];
-
-/// The objects of `after` holding a name a renamed object must get back
-/// (a swap: the up renamed `a` to `a_old` and made a new `a`): the
-/// statements that move each aside first, to a name nothing has, and each
-/// as it then is (the plan drops a new one by that name; one renamed
-/// itself goes on from it). The statements, and the moved entries by
-/// their index in `after`'s dump.
-fn aside(
-    before: &State,
-    after: &State,
-    of_after: &std::collections::HashMap<usize, usize>,
-) -> (Vec<String>, std::collections::HashMap<usize, Entry>) {
-    let entries = &after.dump.entries;
-    let taken = |schema: &str, name: &str| {
-        entries.iter().any(|e| e.schema == schema && e.name == name)
-            || before.dump.entries.iter().any(|e| e.schema == schema && e.name == name)
-    };
-    let mut statements = Vec::new();
-    let mut moved = std::collections::HashMap::new();
-    for (&a, &b) in of_after {
-        let (ae, be) = (&entries[a], &before.dump.entries[b]);
-        if (ae.name == be.name && ae.schema == be.schema) || !STEP_ASIDE.contains(&ae.kind.as_str())
-        {
-            continue;
-        }
-        let holder = entries.iter().position(|o| {
-            o.oid != ae.oid
-                && o.class == ae.class
-                && o.schema == be.schema
-                && o.name == be.name
-                && STEP_ASIDE.contains(&o.kind.as_str())
-        });
-        let Some(h) = holder.filter(|h| !moved.contains_key(h)) else { continue };
-        let holder = &entries[h];
-        let mut n = 1;
-        let mut name = format!("{}__backstop_aside", holder.name);
-        while taken(&holder.schema, &name) {
-            n += 1;
-            name = format!("{}__backstop_aside_{n}", holder.name);
-        }
-        let to = Entry { name, ..holder.clone() };
-        if let Some(sql) = ddl::rename_back(&to, holder) {
-            statements.push(sql);
-            moved.insert(h, to);
-        }
-    }
-    (statements, moved)
 }
 
 /// The down from `after` back to `before`, renames already undone.

@@ -309,6 +309,11 @@ mod tests {
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE IF NOT EXISTS users (id int);")]).is_empty());
         // Another schema's table of the same name is another table.
         assert!(bs405(&[("1.sql", t), ("2.sql", "CREATE TABLE audit.users (id int);")]).is_empty());
+        // Moved to another schema: the name is free; moved back, taken.
+        let moved = "CREATE SCHEMA archive;\nALTER TABLE users SET SCHEMA archive;\n";
+        assert!(bs405(&[("1.sql", t), ("2.sql", &format!("{moved}{t}"))]).is_empty());
+        let back = format!("{moved}ALTER TABLE archive.users SET SCHEMA public;\n{t}");
+        assert_eq!(bs405(&[("1.sql", t), ("2.sql", &back)]), [("2.sql".to_string(), 4)]);
     }
 
     #[test]

@@ -196,3 +196,41 @@ fn a_partitioned_tables_members_go_and_come_back_with_the_parents() {
     let back = Schema::read(&mut p.client()).unwrap();
     assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
 }
+
+/// A table moved to another schema and made again by its old name: the
+/// check sees the name freed (no "created again"), and the down steps the
+/// new table aside with its index, key and sequence of the same names
+/// before the old one comes back, its rows as they were.
+#[test]
+fn a_table_moved_away_and_made_again_comes_back_over_the_new_one() {
+    let p = Project::new("downs_moved_away");
+    p.migration(
+        "2024-06-01-000001_items",
+        "CREATE TABLE items (id serial PRIMARY KEY, name text);
+         CREATE INDEX items_name ON items (name);
+         INSERT INTO items (name) VALUES ('a'), ('b');",
+        None,
+    );
+    p.migration(
+        "2024-06-01-000002_archive",
+        "CREATE SCHEMA archive;
+         ALTER TABLE items SET SCHEMA archive;
+         CREATE TABLE items (id serial PRIMARY KEY, name text, at timestamptz);
+         CREATE INDEX items_name ON items (name);
+         INSERT INTO items (id, name) SELECT id, name FROM archive.items;",
+        None,
+    );
+    let check = p.run(&["check"]);
+    check.expect_output("verdict: GO");
+    assert!(!check.all().contains("BS405"), "{}", check.all());
+    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
+    let mut db = p.client();
+    let back = Schema::read(&mut db).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let names: String =
+        db.query_one("select string_agg(name, ',' order by id) from items", &[]).unwrap().get(0);
+    assert_eq!(names, "a,b");
+}
