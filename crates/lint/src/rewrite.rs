@@ -165,6 +165,51 @@ pub fn inverse_grant(sql: &str) -> Option<String> {
     }
 }
 
+/// What a default privilege (`sql`: one `ALTER DEFAULT PRIVILEGES …
+/// GRANT|REVOKE … ON <kind>s …`) gave or took from an object when it was
+/// made, undone on that object alone: `REVOKE SELECT ON TABLE public.t
+/// FROM app` for a default grant, the `GRANT` for a default revoke. `kind`
+/// is pg_dump's (`TABLE`, `VIEW`, `FUNCTION`, …), `schema` the object's,
+/// `object` its SQL name (a function's with its arguments). `None` where
+/// the default does not reach it (another kind, another schema).
+pub fn default_undone_on(sql: &str, kind: &str, schema: &str, object: &str) -> Option<String> {
+    use protobuf::ObjectType as O;
+    let NodeEnum::AlterDefaultPrivilegesStmt(d) = one(sql)? else { return None };
+    let action = d.action?;
+    let (objtype, keyword) = match kind {
+        "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "FOREIGN TABLE" => (O::ObjectTable, "TABLE"),
+        "SEQUENCE" => (O::ObjectSequence, "SEQUENCE"),
+        "FUNCTION" | "AGGREGATE" => (O::ObjectFunction, "FUNCTION"),
+        "PROCEDURE" => (O::ObjectFunction, "PROCEDURE"),
+        "TYPE" | "DOMAIN" => (O::ObjectType, "TYPE"),
+        "SCHEMA" => (O::ObjectSchema, "SCHEMA"),
+        _ => return None,
+    };
+    if action.objtype() != objtype {
+        return None;
+    }
+    for option in &d.options {
+        let Some(NodeEnum::DefElem(e)) = &option.node else { continue };
+        let Some(NodeEnum::List(list)) = e.arg.as_ref().and_then(|a| a.node.as_ref()) else {
+            continue;
+        };
+        let named =
+            |n: &protobuf::Node| matches!(&n.node, Some(NodeEnum::String(s)) if s.sval == schema);
+        if e.defname == "schemas" && !list.items.iter().any(named) {
+            return None;
+        }
+    }
+    let NodeEnum::GrantStmt(mut g) = one(&format!("REVOKE ALL ON {keyword} {object} FROM PUBLIC"))?
+    else {
+        return None;
+    };
+    g.is_grant = !action.is_grant;
+    g.privileges = action.privileges;
+    g.grantees = action.grantees;
+    g.grant_option = false;
+    deparse(NodeEnum::GrantStmt(g))
+}
+
 /// Whether `sql` only sets an object's owner (`ALTER … OWNER TO`).
 pub fn is_owner_change(sql: &str) -> bool {
     match one(sql) {
@@ -293,6 +338,32 @@ pub fn is_session_setting(sql: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_privilege_is_undone_on_one_object_it_reached() {
+        let tables = "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO app, \"the web\"";
+        assert_eq!(
+            default_undone_on(tables, "VIEW", "public", "public.v").as_deref(),
+            Some("REVOKE select, insert ON public.v FROM app, \"the web\"")
+        );
+        assert_eq!(default_undone_on(tables, "TABLE", "audit", "audit.t"), None);
+        assert_eq!(default_undone_on(tables, "SEQUENCE", "public", "public.s"), None);
+        let functions = "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC";
+        assert_eq!(
+            default_undone_on(functions, "FUNCTION", "api", "api.f(a integer)").as_deref(),
+            Some("GRANT execute ON FUNCTION api.f(a int) TO public")
+        );
+        assert_eq!(
+            default_undone_on(
+                "ALTER DEFAULT PRIVILEGES GRANT USAGE ON TYPES TO app",
+                "DOMAIN",
+                "public",
+                "public.d"
+            )
+            .as_deref(),
+            Some("REVOKE usage ON TYPE public.d FROM app")
+        );
+    }
 
     #[test]
     fn names_are_quoted_only_when_they_must_be() {

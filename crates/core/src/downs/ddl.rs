@@ -21,6 +21,19 @@ fn function_parts(name: &str) -> (&str, &str) {
     }
 }
 
+/// The name a `GRANT` gives `e` by: qualified, a function's with its
+/// arguments, a schema's alone.
+pub(super) fn grant_name(e: &Entry) -> String {
+    match e.kind.as_str() {
+        "SCHEMA" => quote_ident(&e.name),
+        "FUNCTION" | "PROCEDURE" | "AGGREGATE" => {
+            let (name, args) = function_parts(&e.name);
+            format!("{}{args}", qualified(e, name))
+        }
+        _ => qualified(e, &e.name),
+    }
+}
+
 /// The statement that removes `e`, an object the up created; `None` for
 /// kinds that go with their parent or that Backstop cannot remove.
 pub(super) fn drop_of(e: &Entry) -> Option<String> {

@@ -638,6 +638,9 @@ fn recreate(work: &mut Work<'_>) {
             continue;
         }
         work.plan.push_entry(e);
+        for undone in defaults_undone(work, e) {
+            work.plan.push(undone);
+        }
         if e.kind == "MATERIALIZED VIEW" {
             work.plan.push(format!("REFRESH MATERIALIZED VIEW {}", qualified(&e.schema, &e.name)));
         }
@@ -648,6 +651,26 @@ fn recreate(work: &mut Work<'_>) {
             ));
         }
     }
+}
+
+/// What the default privileges in force gave `e`, made again, when it was
+/// made: taken back, so that its privileges are the ones it had (pg_dump
+/// writes them after it, where they differ from PostgreSQL's own). In
+/// force are the defaults the up left as they were; one it made or
+/// changed is undone in step 1, before anything is made again.
+fn defaults_undone(work: &Work<'_>, e: &Entry) -> Vec<String> {
+    let after = &work.after.dump.entries;
+    let kept = (0..after.len()).filter(|i| {
+        after[*i].kind == "DEFAULT ACL" && !work.created(*i) && work.changed(*i).is_none()
+    });
+    let name = ddl::grant_name(e);
+    let mut out = Vec::new();
+    for i in kept {
+        for g in rewrite::statements(&after[i].sql).unwrap_or_default().iter().rev() {
+            out.extend(rewrite::default_undone_on(g, &e.kind, &e.schema, &name));
+        }
+    }
+    out
 }
 
 /// Steps 6 and 7: column defaults (after the sequences they call are

@@ -234,3 +234,46 @@ fn a_table_moved_away_and_made_again_comes_back_over_the_new_one() {
         db.query_one("select string_agg(name, ',' order by id) from items", &[]).unwrap().get(0);
     assert_eq!(names, "a,b");
 }
+
+/// A table and a function dropped after the team set default privileges
+/// come back with the privileges they had, not with what the defaults
+/// give whatever is made now; a grant they had of their own stays.
+#[test]
+fn an_object_made_again_gets_its_own_privileges_not_the_defaults_of_today() {
+    let p = Project::new("downs_default_privileges");
+    p.migration(
+        "2024-06-01-000001_base",
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'downs_reader') THEN CREATE ROLE downs_reader; END IF;
+         END $$;
+         CREATE TABLE t (id int PRIMARY KEY, name text);
+         GRANT INSERT ON t TO downs_reader;
+         CREATE FUNCTION f(a integer) RETURNS int LANGUAGE sql AS $$ SELECT a $$;",
+        None,
+    );
+    p.migration(
+        "2024-06-01-000002_defaults",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO downs_reader;
+         ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;",
+        None,
+    );
+    p.migration("2024-06-01-000003_drop", "DROP TABLE t; DROP FUNCTION f(integer);", None);
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let dropped = down_of(&downs, 1);
+    assert_eq!(dropped["proved"], true, "{dropped:#}");
+    let sql = dropped["sql"].as_str().unwrap();
+    assert!(sql.contains("REVOKE select ON public.t FROM downs_reader"), "{sql}");
+    assert!(sql.contains("ON FUNCTION public.f(int) TO public"), "{sql}");
+
+    p.run(&["downs", "--write"]).expect_code(0);
+    p.run(&["migrate", "--to", "2024-06-01-000002"]).expect_code(0);
+    let base = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", "2024-06-01-000002"]).expect_code(0);
+    let mut db = p.client();
+    let back = Schema::read(&mut db).unwrap();
+    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let acl: String =
+        db.query_one("select relacl::text from pg_class where relname = 't'", &[]).unwrap().get(0);
+    assert!(acl.contains("downs_reader=a/") && !acl.contains("downs_reader=ar"), "{acl}");
+}
