@@ -69,6 +69,19 @@ const STEPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Migrates to `base`, then all the way, and rolls back to `base`: the
+/// schema is the one `base` had. A session after, to look further.
+fn round_trip(p: &Project, base: &str) -> postgres::Client {
+    p.run(&["migrate", "--to", base]).expect_code(0);
+    let before = Schema::read(&mut p.client()).unwrap();
+    p.run(&["migrate"]).expect_code(0);
+    p.run(&["rollback", "--to", base]).expect_code(0);
+    let mut db = p.client();
+    let back = Schema::read(&mut db).unwrap();
+    assert!(before.differences(&back).is_empty(), "{:#?}", before.differences(&back));
+    db
+}
+
 fn down_of(downs: &Value, step: usize) -> &Value {
     let version = format!("2024-06-01-{:06}", step + 2);
     downs.as_array().unwrap().iter().find(|d| d["version"] == version.as_str()).unwrap()
@@ -126,13 +139,7 @@ fn downs_make_again_in_dependency_order_and_around_what_they_change() {
     assert!(using["loses"].to_string().contains("jsonb keeps no whitespace"), "{using:#}");
 
     p.run(&["downs", "--write"]).expect_code(0);
-    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
-    let base = Schema::read(&mut p.client()).unwrap();
-    p.run(&["migrate"]).expect_code(0);
-    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
-    let mut db = p.client();
-    let back = Schema::read(&mut db).unwrap();
-    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let mut db = round_trip(&p, "2024-06-01-000001");
     let row = db
         .query_one("select body, created, at = '2024-01-02 03:04:05+00', payload from files", &[])
         .unwrap();
@@ -189,12 +196,7 @@ fn a_partitioned_tables_members_go_and_come_back_with_the_parents() {
     assert!(detached < gone.find("ATTACH PARTITION public.events_2024").unwrap(), "{gone}");
 
     p.run(&["downs", "--write"]).expect_code(0);
-    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
-    let base = Schema::read(&mut p.client()).unwrap();
-    p.run(&["migrate"]).expect_code(0);
-    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
-    let back = Schema::read(&mut p.client()).unwrap();
-    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    round_trip(&p, "2024-06-01-000001");
 }
 
 /// A table moved to another schema and made again by its old name: the
@@ -223,13 +225,7 @@ fn a_table_moved_away_and_made_again_comes_back_over_the_new_one() {
     let check = p.run(&["check"]);
     check.expect_output("verdict: GO");
     assert!(!check.all().contains("BS405"), "{}", check.all());
-    p.run(&["migrate", "--to", "2024-06-01-000001"]).expect_code(0);
-    let base = Schema::read(&mut p.client()).unwrap();
-    p.run(&["migrate"]).expect_code(0);
-    p.run(&["rollback", "--to", "2024-06-01-000001"]).expect_code(0);
-    let mut db = p.client();
-    let back = Schema::read(&mut db).unwrap();
-    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let mut db = round_trip(&p, "2024-06-01-000001");
     let names: String =
         db.query_one("select string_agg(name, ',' order by id) from items", &[]).unwrap().get(0);
     assert_eq!(names, "a,b");
@@ -266,13 +262,7 @@ fn an_object_made_again_gets_its_own_privileges_not_the_defaults_of_today() {
     assert!(sql.contains("ON FUNCTION public.f(int) TO public"), "{sql}");
 
     p.run(&["downs", "--write"]).expect_code(0);
-    p.run(&["migrate", "--to", "2024-06-01-000002"]).expect_code(0);
-    let base = Schema::read(&mut p.client()).unwrap();
-    p.run(&["migrate"]).expect_code(0);
-    p.run(&["rollback", "--to", "2024-06-01-000002"]).expect_code(0);
-    let mut db = p.client();
-    let back = Schema::read(&mut db).unwrap();
-    assert!(base.differences(&back).is_empty(), "{:#?}", base.differences(&back));
+    let mut db = round_trip(&p, "2024-06-01-000002");
     let acl: String =
         db.query_one("select relacl::text from pg_class where relname = 't'", &[]).unwrap().get(0);
     assert!(acl.contains("downs_reader=a/") && !acl.contains("downs_reader=ar"), "{acl}");
