@@ -196,10 +196,21 @@ fn method_b_restores_the_projects_schemas_in_place_and_leaves_the_platforms_rows
 }
 
 /// A release that hangs its trigger on `auth.users` and a policy on
-/// `storage.objects`, and makes a bucket.
+/// `storage.objects`, makes two buckets and makes one public.
 const RELEASE: &str = "create policy avatars_read on storage.objects for select \
     using (bucket_id = 'avatars');\n\
-    insert into storage.buckets (id, name) values ('avatars', 'avatars');\n";
+    insert into storage.buckets (id, name, allowed_mime_types) \
+      values ('avatars', 'avatars', '{image/png}'), ('exports', 'exports', null);\n\
+    update storage.buckets set public = true where id = 'avatars';\n";
+
+/// The buckets, each with whether it is public and its types.
+fn buckets(db: &mut postgres::Client) -> Vec<String> {
+    db.query("select format('%s %s %s', id, public, allowed_mime_types) from storage.buckets order by id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
 
 fn rules(db: &mut postgres::Client) -> (i64, i64) {
     let row = db
@@ -224,28 +235,45 @@ fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
     p.run_with_url(&url, &["migrate"]).expect_code(0);
     let mut db = UNDO.connect("postgres").unwrap();
     assert_eq!(rules(&mut db), (1, 1));
+    let released = buckets(&mut db);
+    // A file in one of the release's buckets: the bucket cannot go.
+    db.batch_execute("insert into storage.objects (bucket_id, name) values ('avatars', 'a.png')")
+        .unwrap();
     let backup: String = db
         .query_one("select backup_id from backstop.applied where version = '20240102000000'", &[])
         .unwrap()
         .get(0);
 
     // Method B: the backup from before the release, in place. The
-    // release's policy on the platform's table goes with it; its bucket
-    // (a row of the platform's table) stays, named.
+    // release's policy on the platform's table goes with it, and its
+    // buckets (the project's rows in the platform's table), but the one
+    // a file is in, which stays, named.
+    let before = buckets(&mut db)
+        .into_iter()
+        .filter(|b| !b.starts_with("avatars") && !b.starts_with("exports"));
     let run = p.run_with_url(&url, &["restore", &backup, "--yes", "--format", "json"]);
     let report: Value = run.expect_code(0).json();
     let done = report["on_platform"].to_string();
     assert!(done.contains("policy avatars_read on storage.objects: removed, as backup"), "{done}");
-    run.expect_output("storage.buckets: 3 row(s) now, 2 in backup");
+    assert!(done.contains("storage.buckets: 0 row(s) written back and 1 removed"), "{done}");
+    run.expect_output("storage.buckets (avatars): stays though backup");
+    let mut kept: Vec<String> = before.collect();
+    kept.push("avatars t {image/png}".into());
+    kept.sort();
+    assert_eq!(buckets(&mut db), kept, "exports went, avatars stays");
     assert_eq!(rules(&mut db), (0, 0), "the release's trigger and policy are gone");
     assert_eq!(db.applied(), ["20240101000000"]);
 
     // Its undo, the restore of the state before it: the release's trigger
     // on auth.users and its policy are back, and the trigger runs.
+    // A bucket changed since is written back as the backup holds it.
+    db.batch_execute("update storage.buckets set public = false where id = 'avatars'").unwrap();
     let pre = report["snapshot_id"].as_str().unwrap();
     let undo = p.run_with_url(&url, &["restore", pre, "--yes"]);
     undo.expect_code(0).expect_output("trigger on_auth_user_created on auth.users: put back");
     assert_eq!(rules(&mut db), (1, 1), "{}", undo.all());
+    undo.expect_output("storage.buckets: 2 row(s) written back and 0 removed");
+    assert_eq!(buckets(&mut db), released, "the release's buckets as they were");
     db.execute(
         "insert into auth.users (id, email) values (gen_random_uuid(), 'x@example.com')",
         &[],

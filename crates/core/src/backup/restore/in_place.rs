@@ -18,8 +18,8 @@ use std::process::Stdio;
 use postgres::Client;
 
 use super::journal::{Journal, Step};
-use super::on_platform;
 use super::toc::{Entry, Toc};
+use super::{on_platform, platform_rows};
 use super::{Failure, Run};
 use crate::backup::create::{create, CreateOptions};
 use crate::backup::manifest::Manifest;
@@ -133,6 +133,8 @@ impl Run<'_> {
         }
         let rules = on_platform::plan(client, &toc, m, &schemas, &attached_keys)?;
         keep.extend(rules.keep.iter().cloned());
+        let dump = self.store.dump_dir(&m.id);
+        let rows = platform_rows::plan(client, self.tools, &dump, &toc, m)?;
         let in_backup = toc.schemas();
         let (back, since): (Vec<String>, Vec<String>) =
             schemas.iter().cloned().partition(|s| in_backup.contains(s) || s == "public");
@@ -154,20 +156,23 @@ impl Run<'_> {
         let list = toc.selected(&schemas, &keep, &existing_schemas(client, &schemas)?)?;
         let mut drops = rules.drops.clone();
         drops.push_str(&drop_script(client, &schemas, &in_backup, &mut self.warnings)?);
-        let (pause, resume) = default_privileges_paused(client, &since)?;
+        let (pause, mut after) = default_privileges_paused(client, &since)?;
         drops.push_str(&pause);
-        self.restore_in_one_transaction((&drops, &resume), &list, m)?;
+        after.push_str(&rows.after);
+        self.restore_in_one_transaction((&drops, &after), &list, m)?;
         self.progress.note(Note::Step(format!("checking {} against backup {}", j.database, m.id)));
         let mut differences = compare_schemas(client, m, &schemas).map_err(Failure::Stuck)?;
         differences.extend(rules.differences(client).map_err(Failure::Stuck)?);
+        differences.extend(rows.differences(client).map_err(Failure::Stuck)?);
         if !differences.is_empty() {
             return Err(Failure::Stuck(BackupError::Mismatch { id: m.id.clone(), differences }));
         }
-        for done in &rules.done {
-            self.progress.note(Note::Info(done.clone()));
+        let done: Vec<String> = rules.done.into_iter().chain(rows.done).collect();
+        for line in &done {
+            self.progress.note(Note::Info(line.clone()));
         }
-        self.on_platform = rules.done;
-        for left in rules.left {
+        self.on_platform = done;
+        for left in rules.left.into_iter().chain(rows.left) {
             self.note_warning(left);
         }
         j.record(Step::Restored, self.store)?;

@@ -26,6 +26,7 @@ mod in_place;
 mod journal;
 mod on_platform;
 mod physical;
+mod platform_rows;
 mod postmaster;
 mod server;
 mod swap;

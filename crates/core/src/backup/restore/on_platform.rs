@@ -10,8 +10,9 @@
 //! lacks (a restore or a down took it) is put back; one a migration
 //! applied since made or changed goes, or is made again as the backup
 //! holds it; one nobody can tell is the project's stays, named. Rows of
-//! the platform's tables are never restored: where their count differs
-//! from the backup's, the restore says so.
+//! the platform's tables are restored only where they are the project's
+//! (`platform_rows`); where another's count differs from the backup's,
+//! the restore says so.
 
 use std::collections::BTreeSet;
 
@@ -256,9 +257,10 @@ fn rows_left(
                join pg_namespace n on n.oid = c.relnamespace
               where n.nspname || '.' || c.relname = any($1) and c.relkind in ('r', 'p')
                 and n.nspname <> all($2) and n.nspname <> 'backstop'
+                and n.nspname || '.' || c.relname <> all($3)
                 and c.reltuples <= 100000 and has_table_privilege(c.oid, 'SELECT')
               order by 1, 2",
-            &[&listed, &schemas],
+            &[&listed, &schemas, &super::platform_rows::handled()],
         )
         .map_err(BackupError::db("reading the platform's tables"))?;
     let mut out = Vec::new();

@@ -1,0 +1,313 @@
+//! The project's rows in the platform's tables, in a restore in place.
+//!
+//! A platform keeps some configuration of the project in its own tables:
+//! a release or the dashboard makes a storage bucket as a row of
+//! `storage.buckets`. Those rows are the project's, unlike what users
+//! write there (signups in `auth.users`, files in `storage.objects`), so
+//! a restore in place makes them as the backup holds them: a row the
+//! backup holds and the table lacks or holds otherwise is written back,
+//! one made since is removed, unless rows of other tables refer to it (a
+//! bucket with files): that one stays, named. The backup's rows come
+//! from `pg_restore` itself, loaded into a table of Backstop's session;
+//! after the restore they are compared again, and a difference is one.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use postgres::error::SqlState;
+use postgres::Client;
+
+use super::toc::Toc;
+use crate::backup::manifest::Manifest;
+use crate::backup::BackupError;
+use crate::backup::Tools;
+use crate::pg::quote_ident;
+use backstop_lint::rewrite::literal;
+
+/// The platform's tables whose rows are the project's (schema, table).
+const TABLES: &[(&str, &str)] = &[("storage", "buckets")];
+
+/// What the restore does with the project's rows in the platform's tables.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    /// Statements run in the restore's transaction after its objects.
+    pub after: String,
+    /// What it does and leaves, each a line to say.
+    pub done: Vec<String>,
+    pub left: Vec<String>,
+    /// The tables decided, with the table of the backup's rows and the
+    /// keys that stay though the backup has none.
+    staged: Vec<Staged>,
+}
+
+#[derive(Debug)]
+struct Staged {
+    /// As SQL names it, and as it is said.
+    table: String,
+    said: String,
+    rows: String,
+    keys: Vec<String>,
+    staying: Vec<String>,
+}
+
+/// The tables this module decides, as `schema.table`: the rest of the
+/// platform's rows stay as they are.
+pub(super) fn handled() -> Vec<String> {
+    TABLES.iter().map(|(s, t)| format!("{s}.{t}")).collect()
+}
+
+/// `columns` quoted, each after `prefix`, joined by `sep`.
+fn names(columns: &[String], prefix: &str, sep: &str) -> String {
+    columns.iter().map(|c| format!("{prefix}{}", quote_ident(c))).collect::<Vec<_>>().join(sep)
+}
+
+/// Decides, for backup `m` (its list `toc`, its dump in `dump`), how the
+/// project's rows in the platform's tables become the backup's.
+pub(super) fn plan(
+    client: &mut Client,
+    tools: &Tools,
+    dump: &Path,
+    toc: &Toc,
+    m: &Manifest,
+) -> Result<Rows, BackupError> {
+    let mut rows = Rows::default();
+    for (i, (schema, name)) in TABLES.iter().enumerate() {
+        if !toc.has("TABLE DATA", schema, name) {
+            continue;
+        }
+        let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        let found: Option<(Vec<String>, bool)> = client
+            .query_opt(
+                "select array(select a.attname::text from pg_index x
+                                join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any(x.indkey)
+                               where x.indrelid = c.oid and x.indisprimary order by a.attnum),
+                        row_security_active(c.oid)
+                          or not has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+                   from pg_class c where c.oid = to_regclass($1)",
+                &[&table],
+            )
+            .map_err(BackupError::db("reading the platform's tables"))?
+            .map(|r| (r.get(0), r.get(1)));
+        let Some((keys, hidden)) = found else { continue };
+        let said = format!("{schema}.{name}");
+        if keys.is_empty() || hidden {
+            let why =
+                if hidden { "the role may not read and write them all" } else { "it has no key" };
+            rows.left.push(format!("{said}: rows stay as they are ({why})"));
+            continue;
+        }
+        let staged = Staged {
+            table,
+            said: said.clone(),
+            rows: format!("pg_temp.backstop_rows_{i}"),
+            keys,
+            staying: Vec::new(),
+        };
+        let columns = load(client, tools, dump, (schema, name), &staged.rows)?;
+        let back = staged.written_otherwise(client)?;
+        let (removed, staying) = staged.made_since(client, &mut rows.after)?;
+        for key in &staying {
+            rows.left.push(format!(
+                "{said} ({key}): stays though backup {} has no such row: rows of other tables \
+                 refer to it",
+                m.id
+            ));
+        }
+        for json in &back {
+            rows.after.push_str(&staged.write_back(&columns, json));
+        }
+        if !back.is_empty() || removed > 0 {
+            rows.done.push(format!(
+                "{said}: {} row(s) written back and {removed} removed, as backup {} holds them",
+                back.len(),
+                m.id
+            ));
+        }
+        rows.staged.push(Staged { staying, ..staged });
+    }
+    Ok(rows)
+}
+
+impl Staged {
+    /// `concat_ws` of the key columns of alias `t`: a row named.
+    fn key_text(&self) -> String {
+        format!("concat_ws(', ', {})", names(&self.keys, "t.", ", "))
+    }
+
+    /// The backup's rows the table lacks or holds otherwise, as JSON.
+    fn written_otherwise(&self, client: &mut Client) -> Result<Vec<String>, BackupError> {
+        let sql = format!(
+            "select row_to_json(t)::text from {} t
+              where not exists (select from {} n where n::text = t::text)",
+            self.rows, self.table
+        );
+        let found =
+            client.query(&sql, &[]).map_err(BackupError::db("comparing the platform's rows"))?;
+        Ok(found.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The rows made since the backup: the `DELETE` of each that can go
+    /// pushed to `after`; how many, and the keys of those others refer to.
+    fn made_since(
+        &self,
+        client: &mut Client,
+        after: &mut String,
+    ) -> Result<(usize, Vec<String>), BackupError> {
+        const TRYING: &str = "trying a removal";
+        let values = names(&self.keys, "quote_nullable(t.", ") || ', ' || ");
+        let sql = format!(
+            "select {key}, format('DELETE FROM {table} WHERE ({keys}) = (%s);\n', {values}))
+               from {table} t
+              where not exists (select from {rows} s where ({ours}) = ({theirs}))",
+            key = self.key_text(),
+            table = self.table,
+            keys = names(&self.keys, "", ", "),
+            rows = self.rows,
+            ours = names(&self.keys, "s.", ", "),
+            theirs = names(&self.keys, "t.", ", "),
+        );
+        let extra =
+            client.query(&sql, &[]).map_err(BackupError::db("comparing the platform's rows"))?;
+        let (mut removed, mut staying) = (0, Vec::new());
+        for row in &extra {
+            let (key, delete): (String, String) = (row.get(0), row.get(1));
+            // Tried in a transaction of its own that is rolled back: a
+            // row others refer to fails here, and stays.
+            let mut tx = client.transaction().map_err(BackupError::db(TRYING))?;
+            match tx.batch_execute(&delete) {
+                Ok(()) => {
+                    after.push_str(&delete);
+                    removed += 1;
+                }
+                Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => staying.push(key),
+                Err(e) => return Err(BackupError::db(TRYING)(e)),
+            }
+            tx.rollback().map_err(BackupError::db(TRYING))?;
+        }
+        Ok((removed, staying))
+    }
+
+    /// The statement that writes one of the backup's rows (`json`) back.
+    fn write_back(&self, columns: &[String], json: &str) -> String {
+        let set: Vec<String> = columns.iter().filter(|c| !self.keys.contains(c)).cloned().collect();
+        let conflict = match set.is_empty() {
+            true => "NOTHING".to_string(),
+            false => format!(
+                "UPDATE SET ({}) = ROW({})",
+                names(&set, "", ", "),
+                names(&set, "EXCLUDED.", ", ")
+            ),
+        };
+        let (table, list) = (&self.table, names(columns, "", ", "));
+        format!(
+            "INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_record(NULL::{table}, {}) \
+             ON CONFLICT ({}) DO {conflict};\n",
+            literal(json),
+            names(&self.keys, "", ", ")
+        )
+    }
+}
+
+impl Rows {
+    /// What differs, after the restore, from the backup's rows (less the
+    /// rows that stay, named already).
+    pub(super) fn differences(&self, client: &mut Client) -> Result<Vec<String>, BackupError> {
+        let mut out = Vec::new();
+        for s in &self.staged {
+            let key = s.key_text();
+            let differ: Vec<String> = client
+                .query(
+                    &format!(
+                        "select {key} from {rows} t where not exists (select from {table} n where n::text = t::text)
+                         union
+                         select {key} from {table} t where not exists (select from {rows} s where s::text = t::text)
+                                                     and not ({key} = any($1))
+                         order by 1",
+                        rows = s.rows,
+                        table = s.table
+                    ),
+                    &[&s.staying],
+                )
+                .map_err(BackupError::db("comparing the platform's rows after the restore"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            out.extend(
+                differ.iter().map(|k| format!("{} ({k}) is not as the backup holds it", s.said)),
+            );
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", s.rows))
+                .map_err(BackupError::db("dropping the backup's rows"))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Loads the backup's rows of `table` (as `pg_restore` writes them) into
+/// `staged`, a table of this session shaped like it; its columns.
+fn load(
+    client: &mut Client,
+    tools: &Tools,
+    dump: &Path,
+    (schema, name): (&str, &str),
+    staged: &str,
+) -> Result<Vec<String>, BackupError> {
+    let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
+    let mut cmd = std::process::Command::new(tools.pg_restore());
+    crate::shell::die_with_parent(&mut cmd);
+    let out = cmd
+        .args(["--data-only", "--file=-"])
+        .arg(format!("--schema={schema}"))
+        .arg(format!("--table={name}"))
+        .arg(dump)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| BackupError::Spawn {
+            tool: tools.pg_restore().display().to_string(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(BackupError::RestoreFailed {
+            id: dump.display().to_string(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let script = String::from_utf8_lossy(&out.stdout);
+    // `COPY schema.table (columns) FROM stdin;`, its rows, `\.`; the
+    // names quoted only where they must be, as pg_dump writes them.
+    let header = format!("COPY {} ", backstop_lint::rewrite::qualified(schema, name));
+    let mut lines = script.lines().skip_while(|l| !l.starts_with(&header));
+    let columns = lines
+        .next()
+        .and_then(|l| l.strip_prefix(&header)?.strip_suffix(" FROM stdin;"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    const LOADING: &str = "loading the backup's rows";
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {staged}; CREATE TEMP TABLE {} (LIKE {table})",
+            staged.trim_start_matches("pg_temp.")
+        ))
+        .map_err(BackupError::db(LOADING))?;
+    if !columns.is_empty() {
+        let copy = format!("COPY {staged} {columns} FROM STDIN");
+        let mut writer = client.copy_in(&copy).map_err(BackupError::db(LOADING))?;
+        for line in lines.take_while(|l| *l != "\\.") {
+            writer.write_all(format!("{line}\n").as_bytes()).map_err(|e| {
+                BackupError::RestoreFailed { id: table.clone(), output: e.to_string() }
+            })?;
+        }
+        writer.finish().map_err(BackupError::db(LOADING))?;
+    }
+    // The columns pg_dump writes: all but the generated ones.
+    client
+        .query_one(
+            "select array(select attname::text from pg_attribute
+                           where attrelid = to_regclass($1) and attnum > 0 and not attisdropped
+                             and attgenerated = '' order by attnum)",
+            &[&table],
+        )
+        .map(|r| r.get(0))
+        .map_err(BackupError::db(LOADING))
+}
