@@ -395,19 +395,14 @@ pub fn method_b(
     );
     match restored {
         Ok(r) => {
-            let since = rows_since(url, restore.store, &id, r.snapshot_database.as_deref());
-            let written = since
-                .map(|n| format!("{n} row(s) more than the backup held, "))
-                .unwrap_or_default();
             let kept = match (&r.kept_data_dir, &r.snapshot_database) {
                 (Some(dir), _) => format!(
                     "the whole cluster as it was before it kept in data directory {}",
                     dir.display()
                 ),
-                (None, Some(db)) => format!(
-                    "the state before it ({written}kept as database {db}, backup {})",
-                    r.snapshot_id
-                ),
+                (None, Some(db)) => {
+                    format!("the state before it kept as database {db} (backup {})", r.snapshot_id)
+                }
                 (None, None) => format!("the state before it kept as backup {}", r.snapshot_id),
             };
             let kept_in = match (&r.kept_data_dir, &r.snapshot_database) {
@@ -425,7 +420,7 @@ pub fn method_b(
                 "at": history["at"],
                 "kept_in": kept_in,
                 "kept_database": r.snapshot_database,
-                "rows_since": since,
+                "rows_since": null,
             });
             // A restore in place leaves the platform's schemas as they
             // were: what in them still runs or is still stored is said.
@@ -455,8 +450,10 @@ pub fn method_b(
         }
     }
     run.hook("resume_writes hook", hooks.resume_writes.as_deref(), hooks.timeout)?;
-    // What the restore took back, row by row, once writes go on again.
+    // What the restore took back, counted once writes go on again: the
+    // rows the state set aside held beyond the backup, then row by row.
     if let Some(kept) = run.base["restore"]["kept_database"].as_str().map(str::to_string) {
+        run.base["restore"]["rows_since"] = json!(rows_since(url, restore.store, &id, Some(&kept)));
         let started = Instant::now();
         match taken_back(url, &kept) {
             Ok(counted) => {
