@@ -116,10 +116,9 @@ fn relation_name(e: &Entry) -> &str {
     }
 }
 
-/// The entries of `after`'s dump that move with `table` to another
-/// schema: its indexes (an index-backed constraint's too) and its
-/// columns' sequences, by their index in the dump.
-fn companions_of(after: &State, table: &Entry) -> Vec<usize> {
+/// The names of what moves with `table` to another schema: its indexes
+/// (an index-backed constraint's too) and its columns' sequences.
+fn companions<'a>(after: &'a State, table: &Entry) -> Vec<&'a str> {
     let catalog = &after.catalog;
     let belongs = |e: &Entry| match e.kind.as_str() {
         "INDEX" => catalog.owners.get(&(PG_CLASS, e.oid)) == Some(&table.oid),
@@ -127,10 +126,5 @@ fn companions_of(after: &State, table: &Entry) -> Vec<usize> {
         "SEQUENCE" => catalog.sequence_owners.get(&e.oid).is_some_and(|(t, _)| *t == table.oid),
         _ => false,
     };
-    after.dump.entries.iter().enumerate().filter(|(_, e)| belongs(e)).map(|(i, _)| i).collect()
-}
-
-/// The names of [`companions_of`] `table`.
-fn companions<'a>(after: &'a State, table: &Entry) -> Vec<&'a str> {
-    companions_of(after, table).into_iter().map(|i| relation_name(&after.dump.entries[i])).collect()
+    after.dump.entries.iter().filter(|e| belongs(e)).map(relation_name).collect()
 }

@@ -128,9 +128,12 @@ pub(super) fn plan(
 }
 
 /// Whether a statement of `m`'s up before statement `at` made `table`
-/// (as statement `at` names it), and none dropped it since.
+/// (as statement `at` names it), and none dropped it since. Names are
+/// matched strictly (an unqualified one is public's): a table of another
+/// schema by the same name is another table, whose rows count.
 fn made_earlier(m: &Migration, at: usize, table: &RelationName) -> bool {
-    let same = |t: &RelationName| backstop_lint::stmt::same_table(t, table);
+    let schema = |t: &RelationName| t.schema.clone().unwrap_or_else(|| "public".into());
+    let same = |t: &RelationName| t.name == table.name && schema(t) == schema(table);
     for s in m.up.statements[..at].iter().rev() {
         if s.facts.drops_tables.iter().any(same) {
             return false;

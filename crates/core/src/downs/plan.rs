@@ -595,6 +595,7 @@ fn recreate(work: &mut Work<'_>) {
         .filter(|(b, a)| needs_new_type(b, a))
         .map(|(_, a)| a.oid)
         .collect();
+    let defaults = defaults_in_force(work);
     let before = &work.before.dump;
     for (i, e) in before.entries.iter().enumerate() {
         if work.table_part(before, e, false)
@@ -638,8 +639,11 @@ fn recreate(work: &mut Work<'_>) {
             continue;
         }
         work.plan.push_entry(e);
-        for undone in defaults_undone(work, e) {
-            work.plan.push(undone);
+        let name = ddl::grant_name(e);
+        for default in &defaults {
+            if let Some(undone) = rewrite::default_undone_on(default, &e.kind, &e.schema, &name) {
+                work.plan.push(undone);
+            }
         }
         if e.kind == "MATERIALIZED VIEW" {
             work.plan.push(format!("REFRESH MATERIALIZED VIEW {}", qualified(&e.schema, &e.name)));
@@ -653,22 +657,20 @@ fn recreate(work: &mut Work<'_>) {
     }
 }
 
-/// What the default privileges in force gave `e`, made again, when it was
-/// made: taken back, so that its privileges are the ones it had (pg_dump
-/// writes them after it, where they differ from PostgreSQL's own). In
-/// force are the defaults the up left as they were; one it made or
-/// changed is undone in step 1, before anything is made again.
-fn defaults_undone(work: &Work<'_>, e: &Entry) -> Vec<String> {
+/// The default privileges in force while the down makes objects again,
+/// each statement (`ALTER DEFAULT PRIVILEGES …`), the last first: those
+/// the up left as they were (one it made or changed is undone in step 1).
+/// What they give an object made again is taken back right after it is
+/// made, so that its privileges are the ones it had (pg_dump writes those
+/// after it, where they differ from PostgreSQL's own).
+fn defaults_in_force(work: &Work<'_>) -> Vec<String> {
     let after = &work.after.dump.entries;
     let kept = (0..after.len()).filter(|i| {
         after[*i].kind == "DEFAULT ACL" && !work.created(*i) && work.changed(*i).is_none()
     });
-    let name = ddl::grant_name(e);
     let mut out = Vec::new();
     for i in kept {
-        for g in rewrite::statements(&after[i].sql).unwrap_or_default().iter().rev() {
-            out.extend(rewrite::default_undone_on(g, &e.kind, &e.schema, &name));
-        }
+        out.extend(rewrite::statements(&after[i].sql).unwrap_or_default().into_iter().rev());
     }
     out
 }

@@ -46,10 +46,16 @@ struct Staged {
     /// As SQL names it, and as it is said.
     table: String,
     said: String,
+    /// The session's table of the backup's rows.
     rows: String,
+    /// The primary key's columns.
     keys: Vec<String>,
+    /// The keys of rows made since that stay (named).
     staying: Vec<String>,
 }
+
+/// A row made since the backup that stays: its key, and why.
+type Staying = (String, &'static str);
 
 /// The tables this module decides, as `schema.table`: the rest of the
 /// platform's rows stay as they are.
@@ -107,13 +113,13 @@ pub(super) fn plan(
         let columns = load(client, tools, dump, (schema, name), &staged.rows)?;
         let back = staged.written_otherwise(client)?;
         let (removed, staying) = staged.made_since(client, &mut rows.after)?;
-        for key in &staying {
+        for (key, why) in &staying {
             rows.left.push(format!(
-                "{said} ({key}): stays though backup {} has no such row: rows of other tables \
-                 refer to it",
+                "{said} ({key}): stays though backup {} has no such row: {why}",
                 m.id
             ));
         }
+        let staying = staying.into_iter().map(|(key, _)| key).collect();
         for json in &back {
             rows.after.push_str(&staged.write_back(&columns, json));
         }
@@ -148,16 +154,22 @@ impl Staged {
     }
 
     /// The rows made since the backup: the `DELETE` of each that can go
-    /// pushed to `after`; how many, and the keys of those others refer to.
+    /// pushed to `after`; how many, and the keys of those that stay, with
+    /// why. One that rows of other tables refer to stays (its removal,
+    /// tried in a transaction that is rolled back, fails); and where a
+    /// table's foreign key would take its rows with it (`ON DELETE
+    /// CASCADE`, `SET NULL`, `SET DEFAULT`), none is removed.
     fn made_since(
         &self,
         client: &mut Client,
         after: &mut String,
-    ) -> Result<(usize, Vec<String>), BackupError> {
+    ) -> Result<(usize, Vec<Staying>), BackupError> {
         const TRYING: &str = "trying a removal";
         let values = names(&self.keys, "quote_nullable(t.", ") || ', ' || ");
         let sql = format!(
-            "select {key}, format('DELETE FROM {table} WHERE ({keys}) = (%s);\n', {values}))
+            "select {key}, format('DELETE FROM {table} WHERE ({keys}) = (%s);\n', {values})),
+                    exists (select from pg_constraint f where f.confrelid = '{table}'::regclass
+                              and f.contype = 'f' and f.confdeltype not in ('a', 'r'))
                from {table} t
               where not exists (select from {rows} s where ({ours}) = ({theirs}))",
             key = self.key_text(),
@@ -171,16 +183,21 @@ impl Staged {
             client.query(&sql, &[]).map_err(BackupError::db("comparing the platform's rows"))?;
         let (mut removed, mut staying) = (0, Vec::new());
         for row in &extra {
-            let (key, delete): (String, String) = (row.get(0), row.get(1));
-            // Tried in a transaction of its own that is rolled back: a
-            // row others refer to fails here, and stays.
+            let (key, delete, cascades): (String, String, bool) =
+                (row.get(0), row.get(1), row.get(2));
+            if cascades {
+                staying.push((key, "a foreign key of another table would change its rows with it"));
+                continue;
+            }
             let mut tx = client.transaction().map_err(BackupError::db(TRYING))?;
             match tx.batch_execute(&delete) {
                 Ok(()) => {
                     after.push_str(&delete);
                     removed += 1;
                 }
-                Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => staying.push(key),
+                Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    staying.push((key, "rows of other tables refer to it"))
+                }
                 Err(e) => return Err(BackupError::db(TRYING)(e)),
             }
             tx.rollback().map_err(BackupError::db(TRYING))?;
