@@ -171,7 +171,8 @@ impl Staged {
                     exists (select from pg_constraint f where f.confrelid = '{table}'::regclass
                               and f.contype = 'f' and f.confdeltype not in ('a', 'r'))
                from {table} t
-              where not exists (select from {rows} s where ({ours}) = ({theirs}))",
+              where not exists (select from {rows} s where ({ours}) = ({theirs}))
+              order by 1",
             key = self.key_text(),
             table = self.table,
             keys = names(&self.keys, "", ", "),
@@ -327,4 +328,48 @@ fn load(
         )
         .map(|r| r.get(0))
         .map_err(BackupError::db(LOADING))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::Cluster;
+
+    #[test]
+    fn a_row_made_since_goes_unless_others_refer_to_it_or_would_go_with_it() {
+        let cluster = Cluster::start().unwrap();
+        let mut c = cluster.connect("postgres").unwrap();
+        c.batch_execute(
+            "CREATE TABLE buckets (id text PRIMARY KEY, name text);
+             INSERT INTO buckets VALUES ('old', 'old'), ('new', 'new'), ('full', 'full');
+             CREATE TABLE files (bucket text REFERENCES buckets);
+             INSERT INTO files VALUES ('full');
+             CREATE TEMP TABLE staged (LIKE buckets);
+             INSERT INTO staged VALUES ('old', 'old');",
+        )
+        .unwrap();
+        let s = Staged {
+            table: "public.buckets".into(),
+            said: "public.buckets".into(),
+            rows: "pg_temp.staged".into(),
+            keys: vec!["id".into()],
+            staying: Vec::new(),
+        };
+        let mut after = String::new();
+        let (removed, staying) = s.made_since(&mut c, &mut after).unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(after, "DELETE FROM public.buckets WHERE (\"id\") = ('new');\n");
+        assert_eq!(staying, [("full".to_string(), "rows of other tables refer to it")]);
+        let rows: i64 = c.query_one("select count(*) from buckets", &[]).unwrap().get(0);
+        assert_eq!(rows, 3, "the trials changed nothing");
+
+        // A key that would take rows with a removal: none is removed.
+        c.batch_execute("CREATE TABLE notes (bucket text REFERENCES buckets ON DELETE CASCADE)")
+            .unwrap();
+        let mut after = String::new();
+        let (removed, staying) = s.made_since(&mut c, &mut after).unwrap();
+        assert_eq!((removed, after.as_str()), (0, ""));
+        let keys: Vec<&str> = staying.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["full", "new"]);
+    }
 }
