@@ -110,7 +110,7 @@ pub(super) fn plan(
             keys,
             staying: Vec::new(),
         };
-        let columns = load(client, tools, dump, (schema, name), &staged.rows)?;
+        let columns = load(client, (tools, dump, &m.id), (schema, name), &staged.rows)?;
         let back = staged.written_otherwise(client)?;
         let (removed, staying) = staged.made_since(client, &mut rows.after)?;
         for (key, why) in &staying {
@@ -262,12 +262,12 @@ impl Rows {
     }
 }
 
-/// Loads the backup's rows of `table` (as `pg_restore` writes them) into
-/// `staged`, a table of this session shaped like it; its columns.
+/// Loads the backup's rows of `schema.name` (as `pg_restore` writes them
+/// from backup `id`'s `dump`) into `staged`, a table of this session
+/// shaped like it (its generated columns computed alike); its columns.
 fn load(
     client: &mut Client,
-    tools: &Tools,
-    dump: &Path,
+    (tools, dump, id): (&Tools, &Path, &str),
     (schema, name): (&str, &str),
     staged: &str,
 ) -> Result<Vec<String>, BackupError> {
@@ -287,7 +287,7 @@ fn load(
         })?;
     if !out.status.success() {
         return Err(BackupError::RestoreFailed {
-            id: dump.display().to_string(),
+            id: id.to_string(),
             output: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
@@ -304,7 +304,7 @@ fn load(
     const LOADING: &str = "loading the backup's rows";
     client
         .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {staged}; CREATE TEMP TABLE {} (LIKE {table})",
+            "DROP TABLE IF EXISTS {staged}; CREATE TEMP TABLE {} (LIKE {table} INCLUDING GENERATED)",
             staged.trim_start_matches("pg_temp.")
         ))
         .map_err(BackupError::db(LOADING))?;
@@ -313,7 +313,7 @@ fn load(
         let mut writer = client.copy_in(&copy).map_err(BackupError::db(LOADING))?;
         for line in lines.take_while(|l| *l != "\\.") {
             writer.write_all(format!("{line}\n").as_bytes()).map_err(|e| {
-                BackupError::RestoreFailed { id: table.clone(), output: e.to_string() }
+                BackupError::RestoreFailed { id: id.to_string(), output: e.to_string() }
             })?;
         }
         writer.finish().map_err(BackupError::db(LOADING))?;
