@@ -162,15 +162,7 @@ pub fn kept_downs_of(
     client: &mut impl GenericClient,
     versions: &[String],
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-    Ok(client
-        .query(
-            "select version, kept_down from backstop.applied
-              where version = any($1) and kept_down is not null",
-            &[&versions],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    recorded_for(client, "kept_down", versions)
 }
 
 /// What a rollback of each of `versions` must bring back, as recorded
@@ -180,15 +172,20 @@ pub fn undo_to(
     client: &mut impl GenericClient,
     versions: &[String],
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-    Ok(client
-        .query(
-            "select version, undo_to from backstop.applied
-              where version = any($1) and undo_to is not null",
-            &[&versions],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    recorded_for(client, "undo_to", versions)
+}
+
+/// One text column of `backstop.applied` (`column`, a name of this file's
+/// own) for `versions`, by version; a version where it is null is absent.
+fn recorded_for(
+    client: &mut impl GenericClient,
+    column: &str,
+    versions: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let sql = format!(
+        "select version, {column} from backstop.applied where version = any($1) and {column} is not null"
+    );
+    Ok(client.query(&sql, &[&versions])?.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// A migration taken over from another tool's history, as that tool
