@@ -1,4 +1,4 @@
-//! Benchmark (not a test): `backstop compare` against reladiff (PyPI) on
+//! Benchmark (not a test): `backstop data compare` against reladiff (PyPI) on
 //! the same pair of databases, on two throwaway clusters, with a table of
 //! 10,000,000 realistic rows (text of many lengths, money, timestamps,
 //! jsonb, booleans): (a) identical, (b) 100 updated and 10 deleted rows
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     common::exit("compare", run())
 }
 
-/// The differing keys `backstop compare --format json` found.
+/// The differing keys `backstop data compare --format json` found.
 fn backstop_compare(a: &str, b: &str) -> anyhow::Result<(Duration, usize, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_backstop"));
     clean_env(&mut cmd);

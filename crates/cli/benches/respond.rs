@@ -1,6 +1,6 @@
 //! Benchmark (not a test): from the first breaching sample to the flags off
 //! (method A) and to a verified restore (method B), carried out by
-//! `backstop watch --auto B`, on a pgbench database (scale 50, about 5M
+//! `backstop respond watch --auto B`, on a pgbench database (scale 50, about 5M
 //! rows) with realistic rows. Printed beside the runbook's "3 minutes"
 //! (Method A by hand: remove each flag, redeploy) and "20 minutes"
 //! (Method B: restore the backup). Targets: under 5 s and under 2 minutes.

@@ -25,6 +25,10 @@ struct Cli {
     command: Command,
 }
 
+/// The top-level words: what a team does, each a noun group where it holds
+/// several commands (`backup`, `flags`, `respond`, `data`, `history`).
+/// The words that were commands of their own before the groups still
+/// answer, hidden, for a release ([`commands::groups::OLD_WORDS`]).
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write a commented backstop.toml and a migrations/ folder.
@@ -33,6 +37,10 @@ enum Command {
     New(commands::new::Args),
     /// Show applied, pending and drifted migrations (exit 1 on drift).
     Status(commands::status::Args),
+    /// Assess the risk of pending migrations: findings and a GO / CONDITIONAL GO / NO-GO verdict.
+    Check(commands::check::Args),
+    /// List the check's rules, or show one rule's docs and examples.
+    Explain(commands::explain::Args),
     /// Apply pending migrations in one guarded transaction.
     Migrate(commands::migrate::Args),
     /// Revert applied migrations with their down files, or carry out method A, B or C (--method).
@@ -43,48 +51,64 @@ enum Command {
     Rehearse(commands::rehearse::Args),
     /// Compute downs for migrations without one (or fix defective ones), proved on a replayed copy.
     Downs(commands::downs::Args),
-    /// Release flags: list, enable, disable, kill a release, history, sync.
-    Flags(commands::flags::Args),
-    /// The rollback decision on recorded samples: verdict, method and evidence (exit 1 on rollback).
-    Decide(commands::decide::Args),
-    /// Sample the [[triggers]], decide, and carry out methods up to --auto (A, B or C).
-    Watch(commands::watch::Args),
-    /// Incident texts from the timeline: report, Slack, status page, users' e-mail.
-    Incident(commands::incident::Args),
-    /// Compare two databases table by table, every column; the rows that differ named by key.
-    Compare(commands::compare::Args),
-    /// Empty every table of a database in one transaction, after a verified backup (dry run unless --yes).
-    Clear(commands::clear::Args),
-    /// Bring the rows that differ from one database into another by key, in one transaction (dry run unless --apply).
-    Sync(commands::sync::Args),
-    /// Stop a role's writes: its write grants revoked, exactly which recorded for unfreeze.
-    Freeze(commands::freeze::Args),
-    /// Serve the flags to applications (flagd JSON, OFREP, event stream), a status page and metrics.
-    Serve(commands::serve::Args),
-    /// Take over another migration tool's history (dry run unless --yes).
-    Adopt(commands::adopt::Args),
-    /// Accept the current file's checksum for an applied migration (audited).
-    Repair(commands::repair::Args),
-    /// Play the runbook's rollbacks on a copy of the latest backup, timed against [drill]; --list, --due.
-    Drill(commands::drill::Args),
-    /// Play the v1 -> v2 migration story on a throwaway cluster.
-    Demo(commands::demo::Args),
-    /// Assess the risk of pending migrations: findings and a GO / CONDITIONAL GO / NO-GO verdict.
-    Check(commands::check::Args),
-    /// List the check's rules, or show one rule's docs and examples.
-    Explain(commands::explain::Args),
-    /// Verified backups: create, list, verify, prune.
-    Backup(commands::backup::Args),
-    /// Restore a backup over the database (writes frozen, current state kept).
-    Restore(commands::restore::Args),
-    /// Lift a write freeze left by an interrupted restore.
-    Unfreeze(commands::unfreeze::Args),
+    /// Verified backups: create, list, verify, prune; restore, freeze, unfreeze, drill.
+    Backup(commands::groups::Backup),
+    /// Release flags: list, enable, disable, kill a release, ramp, history, sync; serve them.
+    Flags(commands::groups::Flags),
+    /// When production goes bad: decide on samples, watch the triggers, write the incident's texts.
+    Respond(commands::groups::Respond),
+    /// Rows between databases: compare, clear, sync.
+    Data(commands::groups::Data),
+    /// The record of what ran: adopt another tool's history, repair a checksum.
+    History(commands::groups::History),
     /// Run the verification suite of [verify] (exit 1 when a critical check fails).
     Verify(commands::verify::Args),
+    /// Play the v1 -> v2 migration story on a throwaway cluster.
+    Demo(commands::demo::Args),
     /// Print a shell's completion script (`--help`: the shells, and where each script goes).
     Completions(commands::completions::Args),
     /// Print the man page (roff), or write one page per command with --dir.
+    #[command(hide = true)]
     Man(commands::man::Args),
+    /// `backstop respond decide`, by its old word.
+    #[command(hide = true)]
+    Decide(commands::decide::Args),
+    /// `backstop respond watch`, by its old word.
+    #[command(hide = true)]
+    Watch(commands::watch::Args),
+    /// `backstop respond incident`, by its old word.
+    #[command(hide = true)]
+    Incident(commands::incident::Args),
+    /// `backstop data compare`, by its old word.
+    #[command(hide = true)]
+    Compare(commands::compare::Args),
+    /// `backstop data clear`, by its old word.
+    #[command(hide = true)]
+    Clear(commands::clear::Args),
+    /// `backstop data sync`, by its old word.
+    #[command(hide = true)]
+    Sync(commands::sync::Args),
+    /// `backstop history adopt`, by its old word.
+    #[command(hide = true)]
+    Adopt(commands::adopt::Args),
+    /// `backstop history repair`, by its old word.
+    #[command(hide = true)]
+    Repair(commands::repair::Args),
+    /// `backstop backup restore`, by its old word.
+    #[command(hide = true)]
+    Restore(commands::restore::Args),
+    /// `backstop backup freeze`, by its old word.
+    #[command(hide = true)]
+    Freeze(commands::freeze::Args),
+    /// `backstop backup unfreeze`, by its old word.
+    #[command(hide = true)]
+    Unfreeze(commands::unfreeze::Args),
+    /// `backstop backup drill`, by its old word.
+    #[command(hide = true)]
+    Drill(commands::drill::Args),
+    /// `backstop flags serve`, by its old word.
+    #[command(hide = true)]
+    Serve(commands::serve::Args),
 }
 
 /// `--database-url`, shared by every command that talks to a database;
@@ -126,6 +150,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let json = asked_json(&matches);
+    commands::groups::note_old_word(matches.subcommand_name());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let config = cli.config.as_deref();
     let result = match cli.command {
@@ -139,7 +164,7 @@ fn main() -> ExitCode {
         Command::Downs(args) => commands::downs::run(args, config),
         Command::Repair(args) => commands::repair::run(args, config),
         Command::Adopt(args) => commands::adopt::run(args, config),
-        Command::Flags(args) => commands::flags::run(args, config),
+        Command::Flags(group) => commands::groups::flags(group, config),
         Command::Decide(args) => commands::decide::run(args, config),
         Command::Watch(args) => commands::watch::run(args, config),
         Command::Incident(args) => commands::incident::run(args, config),
@@ -152,10 +177,13 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(args, config),
         Command::Explain(args) => commands::explain::run(args),
-        Command::Backup(args) => commands::backup::run(args, config),
+        Command::Backup(group) => commands::groups::backup(group, config),
         Command::Restore(args) => commands::restore::run(args, config),
         Command::Unfreeze(args) => commands::unfreeze::run(args, config),
         Command::Verify(args) => commands::verify::run(args, config),
+        Command::Respond(group) => commands::groups::respond(group, config),
+        Command::Data(group) => commands::groups::data(group, config),
+        Command::History(group) => commands::groups::history(group, config),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
     };

@@ -50,7 +50,7 @@ pub struct Plan {
 pub enum ClearError {
     #[error(transparent)]
     Db(#[from] crate::pg::DbError),
-    #[error("no table matches {0}; `backstop compare` lists the tables")]
+    #[error("no table matches {0}; `backstop data compare` lists the tables")]
     NoSuchTable(String),
     #[error("tables outside the ones to clear refer to them, so emptying them would break {}; clear those too (--tables) or drop the keys first", .0.join(", "))]
     ReferredFromOutside(Vec<String>),

@@ -4,7 +4,7 @@
 //! decision, and carries out the method called for when `auto` allows it
 //! (through the one [`Responder`]), keeping the escalation bookkeeping
 //! (which methods were taken, when). What it does is told as it happens,
-//! so `backstop watch`, the demo and a library user can each show it their
+//! so `backstop respond watch`, the demo and a library user can each show it their
 //! own way.
 
 use std::collections::BTreeMap;

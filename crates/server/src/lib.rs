@@ -1,4 +1,4 @@
-//! `backstop serve`: the release flags served to applications, thin over
+//! `backstop flags serve`: the release flags served to applications, thin over
 //! `backstop-core`. flagd's flag-definition JSON (`/flags.json`, with ETag)
 //! for flagd and its providers to sync from; the OpenFeature Remote
 //! Evaluation Protocol (`/ofrep/v1/evaluate/flags[/{key}]`) with a
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use backstop_core::flags::Evaluator;
 use tokio::sync::{broadcast, watch};
 
-/// What `backstop serve` needs to run.
+/// What `backstop flags serve` needs to run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: String,

@@ -25,7 +25,7 @@ const TEMPLATE: &str = r#"<!doctype html>
 <p id="state" class="{% if ready %}muted{% else %}bad{% endif %}">{% if ready %}Database reachable; flags as of {{ now }}.{% else %}The database is not reachable: what follows may be stale.{% endif %}</p>
 {% if incident or running %}<section id="now" class="bad">
 <h2>Now</h2>
-{% if incident %}<p id="incident">Incident {{ incident.id }} is open since {{ incident.opened }}: {{ incident.opened_by }}. <code>backstop incident report</code> tells its steps; it closes when its triggers clear, or with <code>backstop incident close</code>.</p>{% endif %}
+{% if incident %}<p id="incident">Incident {{ incident.id }} is open since {{ incident.opened }}: {{ incident.opened_by }}. <code>backstop respond incident report</code> tells its steps; it closes when its triggers clear, or with <code>backstop respond incident close</code>.</p>{% endif %}
 {% if running %}<p id="running">A rollback method is running: started {{ running.at }} {{ running.by }}.</p>{% endif %}
 </section>{% endif %}
 
@@ -99,7 +99,7 @@ const TEMPLATE: &str = r#"<!doctype html>
 <tr><th>Step</th><th>Outcome</th><th>Time</th><th>Target</th></tr>
 {% for s in drill.steps %}<tr><td>{{ s.name }}</td><td class="{% if s.outcome == "passed" %}on{% else %}off{% endif %}">{{ s.outcome }}</td><td>{{ s.took }}</td><td>{{ s.target }}</td></tr>
 {% endfor %}</table>{% endif %}
-<p class="{% if drill.overdue %}bad{% else %}muted{% endif %}">{{ drill.due }}</p>{% else %}<p class="bad">Never drilled: <code>backstop drill</code> plays the runbook's rollbacks on a copy and keeps the date.</p>{% endif %}
+<p class="{% if drill.overdue %}bad{% else %}muted{% endif %}">{{ drill.due }}</p>{% else %}<p class="bad">Never drilled: <code>backstop backup drill</code> plays the runbook's rollbacks on a copy and keeps the date.</p>{% endif %}
 
 <h2>Latest events</h2>
 <table>

@@ -1,4 +1,4 @@
-//! `backstop adopt [--from TOOL]`: take over the history another
+//! `backstop history adopt [--from TOOL]`: take over the history another
 //! migration tool kept in the database, so Backstop knows what is applied
 //! without running anything again (without `--from`, the one `status`
 //! names). A dry run unless `--yes`.
@@ -99,8 +99,10 @@ fn render(plan: &Plan, yes: bool, ctx: &Context) -> String {
         for f in &plan.findings {
             let _ = writeln!(out, "  {} ({}): {}", f.version, f.kind, terminal_safe(&f.message));
         }
-        let _ =
-            writeln!(out, "nothing was adopted; resolve these, then run `backstop adopt` again");
+        let _ = writeln!(
+            out,
+            "nothing was adopted; resolve these, then run `backstop history adopt` again"
+        );
         return out;
     }
     let list = |versions: Vec<String>| {

@@ -1,6 +1,7 @@
-//! `backstop backup create|list|verify|prune`, and what the backup commands
-//! share: the backup dir from config, a progress bar on a terminal, and the
-//! backup gate `migrate` composes.
+//! `backstop backup create|list|verify|prune` (the group's `restore`,
+//! `freeze`, `unfreeze` and `drill` have modules of their own, which read
+//! this one), and what the backup commands share: the backup dir from config, a progress bar
+//! on a terminal, and the backup gate `migrate` composes.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -19,14 +20,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{print, print_json};
 use crate::{Connection, Format, Output};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Sub,
-}
-
+/// The backups' own commands (the group `backup` adds the commands that
+/// use a backup: [`super::groups::Backup`]).
 #[derive(Debug, clap::Subcommand)]
-enum Sub {
+pub enum Sub {
     /// Take a backup now: pg_dump (directory format, parallel) with a manifest.
     Create(CreateArgs),
     /// List the backups in the backup dir.
@@ -38,7 +35,7 @@ enum Sub {
 }
 
 #[derive(Debug, clap::Args)]
-struct CreateArgs {
+pub struct CreateArgs {
     #[command(flatten)]
     conn: Connection,
     #[command(flatten)]
@@ -49,13 +46,13 @@ struct CreateArgs {
 }
 
 #[derive(Debug, clap::Args)]
-struct ListArgs {
+pub struct ListArgs {
     #[command(flatten)]
     output: Output,
 }
 
 #[derive(Debug, clap::Args)]
-struct VerifyArgs {
+pub struct VerifyArgs {
     #[command(flatten)]
     output: Output,
     /// The backup to verify (from `backstop backup list`).
@@ -66,7 +63,7 @@ struct VerifyArgs {
 }
 
 #[derive(Debug, clap::Args)]
-struct PruneArgs {
+pub struct PruneArgs {
     #[command(flatten)]
     conn: Connection,
     #[command(flatten)]
@@ -76,10 +73,10 @@ struct PruneArgs {
     dry_run: bool,
 }
 
-pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn run(command: Sub, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = super::config(config)?;
     let store = Store::new(&config.backup.dir);
-    match args.command {
+    match command {
         Sub::Create(a) => create(a, &config, &store),
         Sub::List(a) => list(a, &store),
         Sub::Verify(a) => verify(a, &config, &store),

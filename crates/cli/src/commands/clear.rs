@@ -1,4 +1,4 @@
-//! `backstop clear --target URL`: empties every table of a database (or
+//! `backstop data clear --target URL`: empties every table of a database (or
 //! those named), e.g. the new database of a cutover that is rolled back
 //! before it is copied again, after a verified backup of it. Without
 //! `--yes` it shows the tables in foreign-key order with their rows.
@@ -97,7 +97,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "backup_path": folder,
         }))?,
         Format::Text => print(&format!(
-            "✓ backup {} of {} ({}, in {}), verified\n✓ emptied {} table(s), {rows} row(s) removed in one transaction; `backstop restore {}` brings them back\n",
+            "✓ backup {} of {} ({}, in {}), verified\n✓ emptied {} table(s), {rows} row(s) removed in one transaction; `backstop backup restore {}` brings them back\n",
             taken.id,
             terminal_safe(&shown),
             backstop_core::kit::size::human(taken.size_bytes),

@@ -1,4 +1,4 @@
-//! `backstop compare --source URL --target URL`: two databases, table by
+//! `backstop data compare --source URL --target URL`: two databases, table by
 //! table, every column, exactly; the rows that differ named by key. Exit 0
 //! when everything matches, 1 when something differs or could not be
 //! compared (never a match it did not prove).

@@ -1,6 +1,6 @@
-//! `backstop decide --samples FILE.json`: the rollback decision on recorded
+//! `backstop respond decide --samples FILE.json`: the rollback decision on recorded
 //! samples, offline (tests, post-mortems, tuning a trigger): the same code
-//! `backstop watch` decides with live.
+//! `backstop respond watch` decides with live.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -2,7 +2,7 @@
 //! on a throwaway cluster. A migration that fails half-way, one that drops a
 //! protected table, the good one and its verification suite (which catches
 //! a leaky policy planted afterwards), and the rollback; then the incident
-//! after COMMIT, decided and rolled back by `backstop watch` (methods A and
+//! after COMMIT, decided and rolled back by `backstop respond watch` (methods A and
 //! B) and method C ([`incident`]). Each expectation is checked against the
 //! database.
 

@@ -1,4 +1,4 @@
-//! `backstop drill`: the runbook played through on a throwaway copy of
+//! `backstop backup drill`: the runbook played through on a throwaway copy of
 //! what production would fall back on, timed against `[drill]`, recorded
 //! in the database; `--list` shows the drills, `--due` fails when none
 //! passed recently enough.
@@ -140,7 +140,7 @@ fn list(args: &Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             print(&out)?
         }
         DrillFormat::Text if drills.is_empty() => {
-            print("no drill recorded yet; run `backstop drill`\n")?
+            print("no drill recorded yet; run `backstop backup drill`\n")?
         }
         DrillFormat::Text => {
             let mut out = String::new();

@@ -1,6 +1,7 @@
-//! `backstop flags list|enable|disable|kill|ramp|history|sync`: the release
+//! `backstop flags list|enable|disable|kill|ramp|history|sync` (the
+//! group's `serve` has a module of its own): the release
 //! flags in the database, the kill switch of Method A. Every change is
-//! audited with its reason and reaches every `backstop serve` at once.
+//! audited with its reason and reaches every `backstop flags serve` at once.
 //! `flags ramp` is in [`super::ramp`].
 
 use std::fmt::Write as _;
@@ -13,14 +14,10 @@ use super::{print, print_json};
 use crate::render::terminal_safe;
 use crate::{Connection, Format, Output};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Sub,
-}
-
+/// The flags' own commands (the group `flags` adds `serve`:
+/// [`super::groups::Flags`]).
 #[derive(Debug, clap::Subcommand)]
-enum Sub {
+pub enum Sub {
     /// The flags, their releases and states.
     List(Common),
     /// Turn a flag on (or every flag of a release, --release), for everyone
@@ -40,7 +37,7 @@ enum Sub {
 }
 
 #[derive(Debug, clap::Args)]
-struct Common {
+pub struct Common {
     #[command(flatten)]
     conn: Connection,
     #[command(flatten)]
@@ -48,7 +45,7 @@ struct Common {
 }
 
 #[derive(Debug, clap::Args)]
-struct Change {
+pub struct Change {
     /// The flag's key.
     key: String,
     /// Why, for the audit log.
@@ -59,7 +56,7 @@ struct Change {
 }
 
 #[derive(Debug, clap::Args)]
-struct Enable {
+pub struct Enable {
     /// The flag's key.
     #[arg(required_unless_present = "release", conflicts_with = "release")]
     key: Option<String>,
@@ -78,7 +75,7 @@ struct Enable {
 }
 
 #[derive(Debug, clap::Args)]
-struct Kill {
+pub struct Kill {
     /// The release whose flags go off.
     #[arg(long, value_name = "RELEASE", value_parser = super::release_name)]
     release: String,
@@ -90,7 +87,7 @@ struct Kill {
 }
 
 #[derive(Debug, clap::Args)]
-struct History {
+pub struct History {
     key: String,
     #[command(flatten)]
     common: Common,
@@ -105,9 +102,9 @@ fn connect(
     Ok((config, client))
 }
 
-pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn run(command: Sub, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let actor = backstop_core::schema::actor();
-    match args.command {
+    match command {
         Sub::List(c) => {
             let (_, mut client) = connect(config, &c)?;
             let flags = flags::list(&mut client)?;

@@ -1,8 +1,8 @@
-//! `backstop freeze --role ROLE`: the role's write grants on the schema's
-//! tables revoked, exactly which recorded, so `backstop unfreeze --role`
+//! `backstop backup freeze --role ROLE`: the role's write grants on the schema's
+//! tables revoked, exactly which recorded, so `backstop backup unfreeze --role`
 //! gives back those and nothing more (a cutover's "make V1 read-only").
-//! `backstop freeze --database`: the whole database read-only, the freeze
-//! a restore takes (`backstop unfreeze` lifts it). One mechanism, two scopes.
+//! `backstop backup freeze --database`: the whole database read-only, the freeze
+//! a restore takes (`backstop backup unfreeze` lifts it). One mechanism, two scopes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -94,7 +94,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 )
             } else {
                 format!(
-                    "froze {role}: revoked {} write grant(s) on {}; `backstop unfreeze --role {}` gives exactly these back\n",
+                    "froze {role}: revoked {} write grant(s) on {}; `backstop backup unfreeze --role {}` gives exactly these back\n",
                     done.grants.len(),
                     args.schema.join(", "),
                     terminal_safe(&shell_word(&done.role))
@@ -131,7 +131,7 @@ fn database(
         }))?,
         Format::Text => {
             let mut out = format!(
-                "froze writes to database {}: read-only for every session but Backstop's ({} session(s) ended); `backstop unfreeze` lifts it\n",
+                "froze writes to database {}: read-only for every session but Backstop's ({} session(s) ended); `backstop backup unfreeze` lifts it\n",
                 terminal_safe(&done.state.database),
                 done.terminated
             );

@@ -1,4 +1,4 @@
-//! `backstop incident report|close|list`: an incident's texts (the report,
+//! `backstop respond incident report|close|list`: an incident's texts (the report,
 //! the Slack message of its state, the status-page update, the users'
 //! e-mail) from its own events; closing it when it is over; the list.
 
@@ -41,7 +41,7 @@ enum Text {
 struct Report {
     #[command(flatten)]
     conn: Connection,
-    /// The incident (`backstop incident list` shows them); default: the latest.
+    /// The incident (`backstop respond incident list` shows them); default: the latest.
     #[arg(long, value_name = "ID")]
     incident: Option<i64>,
     /// Which text.

@@ -100,7 +100,7 @@ dir = ".backstop/exports"
 # default = false
 
 # [serve]
-# # `backstop serve`: flags over flagd's JSON and OFREP, a status page.
+# # `backstop flags serve`: flags over flagd's JSON and OFREP, a status page.
 # listen = "127.0.0.1:8750"
 # # Writes need a token; a named one is recorded as who made the change.
 # tokens = { ops = "${BACKSTOP_OPS_TOKEN}" }
@@ -108,7 +108,7 @@ dir = ".backstop/exports"
 # header_timeout = "10s"
 
 # [[triggers]]
-# # What `backstop watch` samples, and the method a breach calls for.
+# # What `backstop respond watch` samples, and the method a breach calls for.
 # name = "error rate"
 # source = "sql"
 # query = "select 0.0"
@@ -138,8 +138,8 @@ dir = ".backstop/exports"
 # preset = "exact"
 
 # [drill]
-# # `backstop drill`: the runbook's targets per method, and how often a
-# # drill must pass (`backstop drill --due` fails after that).
+# # `backstop backup drill`: the runbook's targets per method, and how often a
+# # drill must pass (`backstop backup drill --due` fails after that).
 # method_a = "5m"
 # method_b = "20m"
 # method_c = "1h"

@@ -162,7 +162,7 @@ fn stepped_out(stepped: &Stepped, step: Step<'_>, format: Format) -> anyhow::Res
                         }
                         Step::Contract => {
                             "✗ contracted, verification failed: the new shape is the real one; \
-                             fix forward and run `backstop verify` again, or `backstop restore` \
+                             fix forward and run `backstop verify` again, or `backstop backup restore` \
                              the backup taken before the contract\n"
                         }
                     });

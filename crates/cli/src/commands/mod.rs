@@ -14,6 +14,7 @@ pub mod drill;
 pub mod explain;
 pub mod flags;
 pub mod freeze;
+pub mod groups;
 pub mod incident;
 pub mod init;
 pub mod man;

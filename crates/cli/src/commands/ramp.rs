@@ -88,7 +88,7 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let responder = config.responder(&url, None)?;
     if args.auto >= Auto::C {
         return Err(UsageError(
-            "--auto C reverts migrations, which a ramp does not read; run `backstop watch --auto C` beside it".into(),
+            "--auto C reverts migrations, which a ramp does not read; run `backstop respond watch --auto C` beside it".into(),
         )
         .into());
     }
@@ -227,7 +227,7 @@ fn status_text(s: &RampStatus) -> String {
             format!("by {}", terminal_safe(r.driven_by.as_deref().unwrap_or("a process")))
         } else {
             format!(
-                "by no process now: `backstop flags ramp {0}` or `backstop watch` carries it on from this step",
+                "by no process now: `backstop flags ramp {0}` or `backstop respond watch` carries it on from this step",
                 terminal_safe(&r.release)
             )
         };

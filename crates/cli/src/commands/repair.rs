@@ -1,4 +1,4 @@
-//! `backstop repair VERSION`: accept an applied migration's edited file.
+//! `backstop history repair VERSION`: accept an applied migration's edited file.
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `backstop restore ID`: put a backup back over the database, with writes
+//! `backstop backup restore ID`: put a backup back over the database, with writes
 //! frozen and the current state kept as a pre-restore snapshot.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -138,7 +138,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             out.push_str(&match (&report.kept_data_dir, &report.snapshot_database) {
                 (Some(dir), _) => format!(
                     "  the cluster as it was before the restore is kept whole in {} (backup {}: \
-                     nothing written since the point is lost); `backstop restore {}` swaps it \
+                     nothing written since the point is lost); `backstop backup restore {}` swaps it \
                      back\n",
                     dir.display(),
                     report.snapshot_id,
@@ -146,11 +146,11 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 ),
                 (None, Some(db)) => format!(
                     "  the state before the restore is kept as database {db} (backup {}); \
-                     `backstop restore {}` puts it back\n",
+                     `backstop backup restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),
                 (None, None) => format!(
-                    "  the state before the restore is backup {}; `backstop restore {}` puts it back\n",
+                    "  the state before the restore is backup {}; `backstop backup restore {}` puts it back\n",
                     report.snapshot_id, report.snapshot_id
                 ),
             });

@@ -1,4 +1,4 @@
-//! `backstop serve`: the release flags served to applications (flagd's
+//! `backstop flags serve`: the release flags served to applications (flagd's
 //! JSON, OFREP and its event stream), a status page and metrics. The server
 //! itself is `backstop-server`; this builds its options from the config.
 

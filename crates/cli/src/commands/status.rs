@@ -289,7 +289,7 @@ struct Shown<'a> {
 
 fn frozen_line(f: &backstop_core::freeze::FreezeState) -> String {
     format!(
-        "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop unfreeze`",
+        "frozen: writes to {} are frozen since {} by {} ({}){}; lift with `backstop backup unfreeze`",
         f.database,
         f.since.format("%Y-%m-%d %H:%M:%S UTC"),
         f.actor,
@@ -306,7 +306,7 @@ fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
     };
     let role = terminal_safe(&r.role);
     format!(
-        "frozen: role {role}{was} may not write since {} by {} ({}); lift with `backstop unfreeze --role {role}`",
+        "frozen: role {role}{was} may not write since {} by {} ({}); lift with `backstop backup unfreeze --role {role}`",
         r.since.format("%Y-%m-%d %H:%M:%S UTC"),
         r.actor,
         terminal_safe(&r.reason)
@@ -317,7 +317,7 @@ fn frozen_role_line(r: &backstop_core::freeze::FrozenRole) -> String {
 /// it up while it has not changed the database yet (else why not).
 fn restore_line(url: &str, j: &backstop_core::backup::restore::Journal) -> String {
     let give_up = if backstop_core::backup::restore::abandonable(url, j) {
-        ", or give it up with `backstop restore --abandon` (the database stays as it was)"
+        ", or give it up with `backstop backup restore --abandon` (the database stays as it was)"
             .to_string()
     } else {
         let back = j
@@ -325,10 +325,10 @@ fn restore_line(url: &str, j: &backstop_core::backup::restore::Journal) -> Strin
             .as_deref()
             .map(|s| format!(", or restore its pre-restore backup {s} to go back"))
             .unwrap_or_default();
-        format!(" (it has begun to change the database, so `backstop restore --abandon` refuses it){back}")
+        format!(" (it has begun to change the database, so `backstop backup restore --abandon` refuses it){back}")
     };
     format!(
-        "restore unfinished: backup {} into {} stopped at \"{}\" ({}); finish it with `backstop restore {} --resume`{give_up}",
+        "restore unfinished: backup {} into {} stopped at \"{}\" ({}); finish it with `backstop backup restore {} --resume`{give_up}",
         j.backup_id,
         j.database,
         j.step,
@@ -380,8 +380,10 @@ fn render(s: &migrate::Status, guard: &dyn Fn(&str) -> String) -> String {
         for d in &s.drifted {
             let _ = writeln!(out, "  {}", terminal_safe(&d.to_string()));
         }
-        let _ =
-            writeln!(out, "restore the files, or accept the change with `backstop repair VERSION`");
+        let _ = writeln!(
+            out,
+            "restore the files, or accept the change with `backstop history repair VERSION`"
+        );
     }
     out
 }

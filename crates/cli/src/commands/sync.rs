@@ -1,4 +1,4 @@
-//! `backstop sync --from URL --to URL`: the rows that differ, found as
+//! `backstop data sync --from URL --to URL`: the rows that differ, found as
 //! `compare` finds them, brought to the receiving side by primary key in
 //! one transaction; a dry run unless `--apply`.
 

@@ -1,4 +1,4 @@
-//! `backstop unfreeze`: lift a write freeze (one an interrupted restore
+//! `backstop backup unfreeze`: lift a write freeze (one an interrupted restore
 //! left behind, or one kept on purpose), audited.
 
 use std::path::Path;
@@ -71,8 +71,8 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             .map(|d| format!("its copy {d} is kept for it; "))
             .unwrap_or_default();
         eprintln!(
-            "warning: the restore of backup {} is unfinished ({}): {kept}`backstop restore {} --resume` \
-             finishes it, `backstop restore --abandon` gives it up",
+            "warning: the restore of backup {} is unfinished ({}): {kept}`backstop backup restore {} --resume` \
+             finishes it, `backstop backup restore --abandon` gives it up",
             j.backup_id, j.step, j.backup_id
         );
     }

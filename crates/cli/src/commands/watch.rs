@@ -1,6 +1,6 @@
-//! `backstop watch`: samples the `[[triggers]]` on their intervals, shows
+//! `backstop respond watch`: samples the `[[triggers]]` on their intervals, shows
 //! each sample (on a terminal, in a table redrawn in place), decides with
-//! the same code as `backstop decide`, records every decision with its
+//! the same code as `backstop respond decide`, records every decision with its
 //! evidence, and with `--auto` carries out the methods up to the one it
 //! names (A, B or C) by itself; above what `--auto` allows it prints the
 //! command to run.

@@ -694,7 +694,7 @@ fn a_restore_killed_half_way_stays_frozen_shows_in_status_and_resume_finishes_it
     p.run(&["migrate", "--no-backup", "test"])
         .expect_code(1)
         .expect_output("freeze gate refused")
-        .expect_output("backstop unfreeze");
+        .expect_output("backstop backup unfreeze");
     std::fs::remove_dir_all(p.path().join("migrations/3_more")).unwrap();
     assert!(!p.client().exists("more"));
     let events = p.client().events();

@@ -534,7 +534,7 @@ fn comment_only_edits_are_not_drift_changed_statements_are_until_repaired() {
     p.run(&["migrate"])
         .expect_code(1)
         .expect_output("1_a was applied but its file has changed")
-        .expect_output("backstop repair");
+        .expect_output("backstop history repair");
     assert!(!db.exists("b"), "migrate applied a pending migration despite drift");
     assert_eq!(db.applied(), ["1"]);
     assert_eq!(db.events().last().unwrap(), &event("migrate", "refused", &["1"]));

@@ -1,4 +1,4 @@
-//! `backstop compare` between two throwaway clusters: equal databases
+//! `backstop data compare` between two throwaway clusters: equal databases
 //! match; in a 1,000,000-row table one changed cell, one missing and one
 //! extra row are each found and named by key; each type compares exactly;
 //! a table that cannot be read makes the verdict an error, never a match.

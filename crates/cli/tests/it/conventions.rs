@@ -1,6 +1,7 @@
 //! What people expect of a command-line tool, checked on the real binary
 //! with no database: shell completions and man pages generated from the
-//! parser itself, and `init` keeping Backstop's local files out of git.
+//! parser itself, the top-level words in noun groups with the old words
+//! still answering, and `init` keeping Backstop's local files out of git.
 
 use std::path::Path;
 
@@ -109,7 +110,9 @@ fn bash_completions_complete_the_commands_of_the_real_parser() {
         offered.sort();
         offered
     };
-    assert_eq!(complete("backstop re"), ["rehearse", "repair", "restore"]);
+    // The old words answer but are not offered; their groups offer them.
+    assert_eq!(complete("backstop re"), ["rehearse", "respond"]);
+    assert_eq!(complete("backstop backup re"), ["restore"]);
     // The shells, beside the options (bash offers both on an empty word).
     let shells: Vec<String> =
         complete("backstop completions ").into_iter().filter(|w| !w.starts_with('-')).collect();
@@ -158,13 +161,87 @@ fn man_dir_writes_one_page_per_command() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     pages.sort();
-    for page in ["backstop.1", "backstop-migrate.1", "backstop-rehearse.1", "backstop-flags-list.1"]
-    {
+    for page in [
+        "backstop.1",
+        "backstop-migrate.1",
+        "backstop-rehearse.1",
+        "backstop-flags-list.1",
+        "backstop-backup-restore.1",
+    ] {
         assert!(pages.iter().any(|p| p == page), "{page} missing from {pages:?}");
         let text = std::fs::read_to_string(out.join(page)).unwrap();
         let name = page.trim_end_matches(".1");
         assert!(text.contains(&format!("\n.TH {name} 1 ")), "{page} is titled otherwise");
     }
     assert!(!pages.iter().any(|p| p.contains("help")), "clap's help got a page: {pages:?}");
+    // An old word kept as an alias has no page of its own.
+    assert!(!pages.iter().any(|p| p == "backstop-restore.1"), "{pages:?}");
     run.expect_output(&format!("wrote {} man pages to ", pages.len()));
+}
+
+/// The top-level words `backstop --help` lists, without clap's `help`.
+fn top_words(help: &str) -> Vec<String> {
+    let listing = help.split("Commands:").nth(1).expect("a Commands: section");
+    let listing = listing.split("Options:").next().unwrap_or_default();
+    listing
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| *w != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a command's `--help` says after its usage line: its arguments
+/// and options.
+fn arguments_of(help: &str) -> String {
+    let at = help.find("\nArguments:").or_else(|| help.find("\nOptions:"));
+    help[at.expect("arguments or options in the help")..].to_string()
+}
+
+#[test]
+fn the_top_level_words_are_noun_groups_and_every_old_word_still_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = backstop(tmp.path(), &["--help"]);
+    run.expect_code(0);
+    let words = top_words(&run.stdout);
+    assert!(words.len() <= 18, "{} top-level words: {words:?}", words.len());
+    for group in ["backup", "flags", "respond", "data", "history"] {
+        assert!(words.iter().any(|w| w == group), "no {group} among {words:?}");
+    }
+    let old = [
+        ("decide", "respond decide"),
+        ("watch", "respond watch"),
+        ("incident", "respond incident"),
+        ("compare", "data compare"),
+        ("clear", "data clear"),
+        ("sync", "data sync"),
+        ("adopt", "history adopt"),
+        ("repair", "history repair"),
+        ("restore", "backup restore"),
+        ("freeze", "backup freeze"),
+        ("unfreeze", "backup unfreeze"),
+        ("drill", "backup drill"),
+        ("serve", "flags serve"),
+    ];
+    for (word, now) in old {
+        assert!(!words.iter().any(|w| w == word), "the old word {word} is still listed");
+        let by_old = backstop(tmp.path(), &[word, "--help"]);
+        by_old.expect_code(0);
+        let mut new_args: Vec<&str> = now.split(' ').collect();
+        new_args.push("--help");
+        let by_new = backstop(tmp.path(), &new_args);
+        by_new.expect_code(0);
+        assert!(by_old.stdout.contains(&format!("`backstop {now}`")), "{word}: {}", by_old.stdout);
+        assert_eq!(
+            arguments_of(&by_old.stdout),
+            arguments_of(&by_new.stdout),
+            "`backstop {word}` takes other arguments than `backstop {now}`"
+        );
+        // A usage error answers alike by either name.
+        let wrong_old = backstop(tmp.path(), &[word, "--no-such-option"]);
+        wrong_old.expect_code(2).expect_output("--no-such-option");
+    }
+    // Hidden, not gone: the man page still answers.
+    backstop(tmp.path(), &["man"]).expect_code(0);
 }

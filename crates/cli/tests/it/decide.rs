@@ -1,4 +1,4 @@
-//! `backstop decide --samples`: the contract scripts rely on (verdict,
+//! `backstop respond decide --samples`: the contract scripts rely on (verdict,
 //! method, evidence) on recorded series, and bad triggers or sample files
 //! refused with the place and the fix.
 

@@ -1,4 +1,4 @@
-//! `backstop drill` on the demo's application (Supabase-style auth and
+//! `backstop backup drill` on the demo's application (Supabase-style auth and
 //! RLS, release flags, a release v3 that adds a column and a table): every
 //! step passes within its target and the target is left as it was but
 //! for the drill's record; a target of 1 ms makes method B slow; a down

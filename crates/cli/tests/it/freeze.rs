@@ -170,7 +170,7 @@ fn a_role_freeze_stops_its_writes_and_unfreeze_gives_back_exactly_its_grants() {
     p.run(&["freeze", "--role", role, "--reason", "cutover to V2"])
         .expect_code(0)
         .expect_output("revoked 6 write grant(s) on public")
-        .expect_output("backstop unfreeze --role 'app\"user; drop'");
+        .expect_output("backstop backup unfreeze --role 'app\"user; drop'");
     let refused = write(&as_role).unwrap_err();
     assert!(
         refused.to_string().contains("permission denied")

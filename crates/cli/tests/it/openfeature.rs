@@ -1,4 +1,4 @@
-//! Real OpenFeature clients against `backstop serve`: the official OFREP
+//! Real OpenFeature clients against `backstop flags serve`: the official OFREP
 //! provider (PyPI) through the OpenFeature SDK, and flagd's own evaluation
 //! engine (npm) loading `/flags.json`. Installed by .ci/tools/openfeature.sh;
 //! skipped, with the reason printed, where it has not run.

@@ -76,7 +76,7 @@ fn a_version_3_project_is_found_from_the_root_and_from_hasura_and_migrated() {
             '{\"1612345678000\": false, \"1612345679000\": false}')",
     )
     .unwrap();
-    p.run(&["migrate"]).expect_code(1).expect_output("backstop adopt");
+    p.run(&["migrate"]).expect_code(1).expect_output("backstop history adopt");
     p.run(&["adopt", "--yes"]).expect_code(0);
     p.run(&["migrate"]).expect_code(0);
     assert_eq!(db.applied().len(), 24);

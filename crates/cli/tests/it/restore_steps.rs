@@ -155,7 +155,7 @@ fn abandoned_then_resumed(point: &str) {
     open_soon(&CLUSTER, &p);
     // Regression: status named only `--resume`.
     p.run(&["status"]).expect_output(&format!(
-        "finish it with `backstop restore {id} --resume`, or give it up with `backstop restore \
+        "finish it with `backstop backup restore {id} --resume`, or give it up with `backstop backup restore \
          --abandon` (the database stays as it was)"
     ));
     p.run(&["restore", "--abandon"])
@@ -176,8 +176,8 @@ fn refused_then_resumed(point: &str) {
     open_soon(&CLUSTER, &p);
     let status = p.run(&["status"]);
     status.expect_output(&format!(
-        "finish it with `backstop restore {id} --resume` (it has begun to change the database, \
-         so `backstop restore --abandon` refuses it)"
+        "finish it with `backstop backup restore {id} --resume` (it has begun to change the database, \
+         so `backstop backup restore --abandon` refuses it)"
     ));
     assert!(!status.all().contains("give it up"), "{}", status.all());
     p.run(&["restore", "--abandon"]).expect_code(2).expect_output("--resume");

@@ -1,4 +1,4 @@
-//! `backstop serve`: flags served as flagd JSON and over OFREP, the kill
+//! `backstop flags serve`: flags served as flagd JSON and over OFREP, the kill
 //! switch pushed on the event stream, writes behind the token, bad requests
 //! refused with the right status and nothing changed.
 

@@ -1,7 +1,7 @@
 //! Taking over the history of the up-only tools. drizzle-kit (npm, with
 //! drizzle-orm and node-postgres) and the Supabase CLI (npm, whose
 //! platform package carries the binary) migrate a fresh database here;
-//! `backstop adopt` then records the same versions without running
+//! `backstop history adopt` then records the same versions without running
 //! anything, checking what each tool keeps: drizzle's SHA-256 of the file,
 //! the statements the Supabase CLI ran. Prisma's CLI fetches its schema
 //! engine from Prisma's own download host when it is installed, which no

@@ -6,7 +6,7 @@
 //! held against the shape Prisma creates and read back through `backstop
 //! adopt`'s reader). A database another tool migrated, whose history
 //! Backstop has not adopted, is named by `status`, NO-GO in `check` and
-//! refused by `migrate` until `backstop adopt`.
+//! refused by `migrate` until `backstop history adopt`.
 
 use std::path::Path;
 use std::process::Command;
@@ -48,7 +48,7 @@ fn supabase_up(p: &Project, cli: &Path) {
     );
 }
 
-/// `backstop adopt --from TOOL` (a dry run) over the database Backstop
+/// `backstop history adopt --from TOOL` (a dry run) over the database Backstop
 /// migrated: the tool's rows read back as applied, with the checksums the
 /// tool compares, and Backstop's history already holds them.
 fn reads_back(p: &Project, tool: &str, applied: usize) {
@@ -118,14 +118,14 @@ fn drizzle_migrator_applies_only_what_backstop_did_not_and_again_what_it_reverte
     p.run(&["status"])
         .expect_code(1)
         .expect_output("not adopted: drizzle.__drizzle_migrations (drizzle's history)")
-        .expect_output("backstop adopt --from drizzle");
+        .expect_output("backstop history adopt --from drizzle");
     // Reverting what Backstop applied would run its down beneath the
     // migration drizzle applied on top: refused, nothing runs.
     let refused = p.run(&["rollback"]);
     refused.expect_code(1).expect_output(
         "drizzle.__drizzle_migrations (drizzle's history) records 0002 as applied after it",
     );
-    refused.expect_output("backstop adopt --from drizzle");
+    refused.expect_output("backstop history adopt --from drizzle");
     assert!(p.client().exists("posts") && p.client().exists("users"), "nothing ran");
     assert_eq!(p.client().count(table), 3);
     p.run(&["adopt", "--from", "drizzle", "--yes"])
@@ -215,19 +215,19 @@ fn a_supabase_history_not_adopted_is_named_and_refused_until_adopted() {
     p.run(&["status"])
         .expect_code(1)
         .expect_output(&format!("not adopted: {table} (supabase's history) records 3 pending"))
-        .expect_output("`backstop adopt --from supabase`");
+        .expect_output("`backstop history adopt --from supabase`");
     let json = p.run(&["status", "--format", "json"]).json();
     assert_eq!(json["unadopted"][0]["applied"].as_array().unwrap().len(), 3);
     p.run(&["check"])
         .expect_code(1)
         .expect_output("NO-GO")
         .expect_output("supabase already applied 3 pending migration(s)")
-        .expect_output("backstop adopt --from supabase");
+        .expect_output("backstop history adopt --from supabase");
     p.run(&["migrate"])
         .expect_code(1)
         .expect_output("NO-GO, 1 critical finding(s)")
         .expect_output("BS003")
-        .expect_output("take the history over with `backstop adopt --from supabase`");
+        .expect_output("take the history over with `backstop history adopt --from supabase`");
     let mut db = p.client();
     assert!(db.applied().is_empty(), "migrate ran nothing");
     assert_eq!(db.count(table), 3);

@@ -1,4 +1,4 @@
-//! `backstop watch` and `backstop rollback --method A`: live samples from
+//! `backstop respond watch` and `backstop rollback --method A`: live samples from
 //! real sources decide, method A turns the release's flags off and runs its
 //! hook, escalation to B is called for when A does not help, and a verdict
 //! never rests on bad data.

@@ -47,7 +47,7 @@ pub enum AdoptError {
     WrongTable { tool: Layout, table: String, why: &'static str },
     #[error(
         "{tool}'s history is in two tables of this database, both with rows: {first} and \
-         {second}; name the one {tool}'s migrator uses with `backstop adopt --from {tool} \
+         {second}; name the one {tool}'s migrator uses with `backstop history adopt --from {tool} \
          --table SCHEMA.NAME` (and empty or drop the other, so that the two cannot disagree)"
     )]
     TwoHistories { tool: Layout, first: String, second: String },

@@ -35,7 +35,7 @@ impl Unadopted {
     /// The command that takes the tool's history over (naming the table
     /// when it is not the tool's default).
     pub fn command(&self) -> String {
-        let mut command = format!("backstop adopt --from {}", self.tool.name());
+        let mut command = format!("backstop history adopt --from {}", self.tool.name());
         if self.table != history::table_of(self.tool) {
             command.push_str(&format!(" --table {}", self.table));
         }
@@ -236,7 +236,7 @@ mod tests {
         let found = judge(Layout::GolangMigrate, table(), &all, &rows, &backstop);
         assert_eq!(found.applied, ["2"]);
         assert!(found.failed.is_empty() && found.unknown.is_empty());
-        assert_eq!(found.command(), "backstop adopt --from golang-migrate");
+        assert_eq!(found.command(), "backstop history adopt --from golang-migrate");
 
         let dirty = RowState::Failed { why: "dirty".into() };
         let rows = [row("3", false, dirty), row("9", false, RowState::Applied)];

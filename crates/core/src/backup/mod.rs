@@ -48,7 +48,7 @@ pub enum BackupError {
     },
     #[error(
         "{cause}; and the cleanup did not finish ({cleanup}): the restore's record is kept, so \
-         `backstop restore --resume` finishes the restore or `backstop unfreeze` lifts the freeze \
+         `backstop backup restore --resume` finishes the restore or `backstop backup unfreeze` lifts the freeze \
          and drops what the restore left"
     )]
     CleanupFailed { cause: Box<BackupError>, cleanup: String },

@@ -139,7 +139,7 @@ pub fn verify(
     if m.kind == Kind::Database {
         return Err(BackupError::Refused(format!(
             "backup {id} is a database snapshot (database {} on the server), not files to check; \
-             `backstop restore {id}` brings it back",
+             `backstop backup restore {id}` brings it back",
             m.snapshot_database.as_deref().unwrap_or("?")
         )));
     }

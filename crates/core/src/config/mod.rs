@@ -97,7 +97,7 @@ struct File {
     waves: Vec<crate::rollout::config::RawWave>,
 }
 
-/// `[serve]`: `backstop serve`'s address and who may write.
+/// `[serve]`: `backstop flags serve`'s address and who may write.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeSection {
@@ -448,7 +448,7 @@ impl Config {
     }
 
     /// `[serve] token` and `[serve] tokens` with their `${VAR}`s filled in
-    /// from the environment (read only by `backstop serve`, so other
+    /// from the environment (read only by `backstop flags serve`, so other
     /// commands need no token): (name, token) pairs; the unnamed token is
     /// called `token`.
     pub fn serve_tokens(&self) -> Result<Vec<(String, String)>, ConfigError> {

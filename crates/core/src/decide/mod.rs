@@ -1,5 +1,5 @@
 //! The rollback decision: samples in, verdict out. Pure, so `backstop
-//! decide` can replay recorded samples offline and `backstop watch` can
+//! decide` can replay recorded samples offline and `backstop respond watch` can
 //! decide live with the same code.
 //!
 //! A trigger breaches when its samples cross its threshold for long enough:

@@ -249,7 +249,7 @@ pub enum DownsError {
     #[error(
         "{place}: the {part} cannot be replayed: {why}; nothing ran. Move it out of the \
          migrations Backstop replays (run it by hand on the server), or mark the migration \
-         applied with `backstop adopt`"
+         applied with `backstop history adopt`"
     )]
     Unsafe { place: String, part: String, why: String },
     #[error(

@@ -168,15 +168,15 @@ impl Due {
         };
         match (self.last_passed, self.due_at) {
             (None, _) if self.last.is_none() => {
-                format!("drill overdue: no drill ever ran (one is asked every {every}); run `backstop drill`")
+                format!("drill overdue: no drill ever ran (one is asked every {every}); run `backstop backup drill`")
             }
             (None, _) => format!(
                 "drill overdue: no drill has passed yet (one is asked every {every}){last}; run \
-                 `backstop drill`"
+                 `backstop backup drill`"
             ),
             (Some(at), Some(due)) if self.overdue => format!(
                 "drill overdue: the last passed drill ran {} ago ({}), more than every {every}, \
-                 due since {}{last}; run `backstop drill`",
+                 due since {}{last}; run `backstop backup drill`",
                 crate::kit::duration::age(now - at),
                 at.format("%Y-%m-%d %H:%M UTC"),
                 due.format("%Y-%m-%d %H:%M UTC")

@@ -1,7 +1,7 @@
 //! Release flags: the kill switch of Method A. Flags live in
 //! `backstop.flags`; every change writes its event to `backstop.events`
 //! and sends `NOTIFY backstop_flags` with the new ETag, in the same
-//! transaction, so every `backstop serve` on any host pushes it to its
+//! transaction, so every `backstop flags serve` on any host pushes it to its
 //! clients the moment it commits. Evaluation ([`eval`]) is pure and follows
 //! flagd's semantics, so flagd-compatible clients agree with it. A release
 //! ramp ([`ramp`]) raises a release's share step by step.

@@ -263,7 +263,7 @@ impl crate::migrate::Gate for FreezeGate {
             Ok(Some(f)) => Err(refusal(
                 format!(
                     "writes to {} are frozen since {} by {} ({}); finish that first \
-                     (`backstop status` shows it), or lift the freeze with `backstop unfreeze`",
+                     (`backstop status` shows it), or lift the freeze with `backstop backup unfreeze`",
                     f.database,
                     f.since.format("%Y-%m-%d %H:%M:%S UTC"),
                     f.actor,

@@ -3,7 +3,7 @@
 //! which restore, cutover and rollback use. [`role`]: one role's write
 //! grants revoked and recorded exactly, so that lifting gives back exactly
 //! those. Both are recorded in `backstop` (shown by `status`, lifted by
-//! `backstop unfreeze`) and audited; Backstop's own sessions are exempt.
+//! `backstop backup unfreeze`) and audited; Backstop's own sessions are exempt.
 //!
 //! Without the right to alter the database or terminate sessions (managed
 //! PostgreSQL without superuser) a freeze says what it could not do and

@@ -70,7 +70,7 @@ pub enum IncidentError {
     Db(#[from] postgres::Error),
     #[error("posting to Slack failed after {attempts} attempt(s): {last}")]
     Slack { attempts: u32, last: String },
-    #[error("there is no incident {0}; `backstop incident list` shows them")]
+    #[error("there is no incident {0}; `backstop respond incident list` shows them")]
     NoSuchIncident(i64),
 }
 

@@ -235,7 +235,7 @@ fn plural_versions(versions: &[String]) -> String {
 fn drift_message(drift: &[Drift]) -> String {
     let list: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
     format!(
-        "applied migrations differ from their files: {}; restore the files, or accept them with `backstop repair VERSION`",
+        "applied migrations differ from their files: {}; restore the files, or accept them with `backstop history repair VERSION`",
         list.join("; ")
     )
 }

@@ -40,7 +40,7 @@ pub struct Schema {
 impl Schema {
     /// Leaves the objects' privileges out of the picture: all of them
     /// (`roles` `None`), or those granted to `roles` (a role frozen by
-    /// `backstop freeze`, whose revoked grants are no difference).
+    /// `backstop backup freeze`, whose revoked grants are no difference).
     pub fn mask_acl(&mut self, roles: Option<&[String]>) {
         for o in &mut self.objects {
             o.definition = masked_acl(&o.definition, roles);

@@ -335,9 +335,11 @@ impl Interrupted {
             "rollback" => "run the same `backstop rollback` again: it reverts what of these is \
                            still applied (the list above), its check before COMMIT included"
                 .into(),
-            "method" => "read `backstop incident` for what it did, then run the same response \
+            "method" => {
+                "read `backstop respond incident` for what it did, then run the same response \
                          again or `backstop status` once it is settled"
-                .into(),
+                    .into()
+            }
             other => format!("run the {other} again once you have read what it left"),
         }
     }
@@ -578,6 +580,6 @@ mod tests {
         assert!(run("migrate", &["1"], None, None)
             .next()
             .starts_with("run `backstop migrate` again"));
-        assert!(run("method", &[], Some("A"), None).next().contains("backstop incident"));
+        assert!(run("method", &[], Some("A"), None).next().contains("backstop respond incident"));
     }
 }

@@ -1,5 +1,5 @@
 //! `backstop.flags`: the release flags as stored, and the `NOTIFY` on
-//! their channel that every `backstop serve` listens to. The rules (which
+//! their channel that every `backstop flags serve` listens to. The rules (which
 //! change is allowed, the rollout's targeting, the ETag) are the flags
 //! domain's; this is where they are read and written.
 

@@ -1,4 +1,4 @@
-//! `backstop.watching`: the heartbeat of `backstop watch`, one row per
+//! `backstop.watching`: the heartbeat of `backstop respond watch`, one row per
 //! watching host and process, updated after every round of samples, so the
 //! status page and `/metrics` can tell a decision that is current from one
 //! left behind by a watch that stopped.

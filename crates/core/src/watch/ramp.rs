@@ -4,7 +4,7 @@
 //! at a breach every ramp it holds is killed at once, its release turned
 //! off by method A whatever `--auto` says (starting a ramp consents to
 //! that), and the watch goes on to escalate as it does for any method A.
-//! `backstop watch` takes up every running ramp no other process holds
+//! `backstop respond watch` takes up every running ramp no other process holds
 //! (one whose carrier died is free again); `backstop flags ramp` holds the
 //! one it started or took up.
 

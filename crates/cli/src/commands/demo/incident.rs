@@ -1,5 +1,5 @@
 //! The demo's last act: v2 goes live behind its flags and the application
-//! starts failing. `backstop watch --auto B` decides from the metrics,
+//! starts failing. `backstop respond watch --auto B` decides from the metrics,
 //! turns the flags off, sees the error rate stay up, escalates to B and
 //! restores the backup taken before v2 (the rows written since kept in the
 //! pre-restore snapshot); then the incident texts. Then method C on a
@@ -230,7 +230,7 @@ fn flags_on_and_rows_written(story: &mut Story, dir: &Path, url: &str) {
 fn watch_escalates_to_b(story: &mut Story, dir: &Path, url: &str) {
     let mut shown = String::new();
     story.check("the app fails at 8 %: watch --auto B turns the flags off, sees no recovery, escalates to B and restores", || {
-        let mut child = backstop(dir, url, &["watch", "--auto", "B", "--for", "60s"])?
+        let mut child = backstop(dir, url, &["respond", "watch", "--auto", "B", "--for", "60s"])?
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -317,15 +317,17 @@ fn incident_texts(story: &mut Story, dir: &Path, url: &str) {
             if let Err(why) = run(
                 dir,
                 url,
-                &["incident", "close", "--note", "errors back to 1 % after the restore"],
+                &["respond", "incident", "close", "--note", "errors back to 1 % after the restore"],
             )? {
                 return Ok(Err(why));
             }
-            let report = match run(dir, url, &["incident", "report", "--text", "report"])? {
-                Ok(t) => t,
-                Err(why) => return Ok(Err(why)),
-            };
-            let slack = match run(dir, url, &["incident", "report", "--text", "slack"])? {
+            let report =
+                match run(dir, url, &["respond", "incident", "report", "--text", "report"])? {
+                    Ok(t) => t,
+                    Err(why) => return Ok(Err(why)),
+                };
+            let slack = match run(dir, url, &["respond", "incident", "report", "--text", "slack"])?
+            {
                 Ok(t) => t,
                 Err(why) => return Ok(Err(why)),
             };

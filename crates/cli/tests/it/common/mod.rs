@@ -244,7 +244,7 @@ impl Project {
     }
 }
 
-/// `backstop restore ID --yes` killed by SIGKILL once it has passed
+/// `backstop backup restore ID --yes` killed by SIGKILL once it has passed
 /// `point`: a step its journal recorded, or a point inside a step
 /// (`BACKSTOP_TEST_CRASH_AFTER`, see the restore's journal).
 pub fn kill_restore_at(p: &Project, id: &str, point: &str) {

@@ -1,4 +1,4 @@
-//! A running `backstop serve` for the tests that talk to it over HTTP.
+//! A running `backstop flags serve` for the tests that talk to it over HTTP.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -12,7 +12,7 @@ use super::{poll_until, Project};
 /// The token the tests' configs read from `SERVE_TOKEN`.
 pub const TOKEN: &str = "s3cret-serve-token";
 
-/// A running `backstop serve` on a free port; stopped with SIGTERM on drop.
+/// A running `backstop flags serve` on a free port; stopped with SIGTERM on drop.
 pub struct Server {
     child: Child,
     pub base: String,

@@ -121,7 +121,7 @@ fn refuse_past_the_point_of_no_return(j: &Journal, swapped: bool) -> Result<(), 
     };
     Err(BackupError::Refused(format!(
         "the restore of backup {} had already changed database {} ({how_far}); finish it with \
-         `backstop restore {} --resume`{back}",
+         `backstop backup restore {} --resume`{back}",
         j.backup_id, j.database, j.backup_id
     )))
 }

@@ -220,15 +220,15 @@ impl Journal {
         match (&unfinished, resume) {
             (Some(j), false) => Err(BackupError::Refused(format!(
                 "a restore of backup {} into {} is unfinished ({}); finish it with \
-                 `backstop restore {} --resume`",
+                 `backstop backup restore {} --resume`",
                 j.backup_id, j.database, j.step, j.backup_id
             ))),
             (Some(j), true) if j.backup_id != id => Err(BackupError::Refused(format!(
-                "the unfinished restore is of backup {}, not {id}; run `backstop restore {} --resume`",
+                "the unfinished restore is of backup {}, not {id}; run `backstop backup restore {} --resume`",
                 j.backup_id, j.backup_id
             ))),
             (None, true) => Err(BackupError::Refused(format!(
-                "no unfinished restore in {}; run `backstop restore {id}` without --resume",
+                "no unfinished restore in {}; run `backstop backup restore {id}` without --resume",
                 store.dir().display()
             ))),
             _ => Ok(unfinished),

@@ -526,7 +526,7 @@ pub(crate) fn point_in_time(m: &super::Manifest) -> BackupError {
         (None, None) => "a whole cluster".into(),
     };
     BackupError::Refused(format!(
-        "backup {} is {what}: it is restored as the whole cluster (`backstop restore {}`), not \
+        "backup {} is {what}: it is restored as the whole cluster (`backstop backup restore {}`), not \
          into a database",
         m.id, m.id
     ))

@@ -124,7 +124,7 @@ pub(super) fn restore(
             what: crate::kit::error::chain(&e),
             fix: format!(
                 "the restore stopped while swapping the data directories: fix that, then finish \
-                 it with `backstop restore {} --resume`",
+                 it with `backstop backup restore {} --resume`",
                 m.id
             ),
         });
