@@ -34,6 +34,9 @@ pub struct Waivers {
     pub no_backup: Option<String>,
     /// Migrate without the rehearsal `[rehearse] required` asks for.
     pub skip_rehearsal: Option<String>,
+    /// Why the risks of `accept_risk` are accepted (`--reason`): recorded
+    /// with them in the audit log.
+    pub accept_reason: Option<String>,
 }
 
 /// How the caller is told what happens.
@@ -66,7 +69,7 @@ impl Outcome {
 /// Why a guarded migrate could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum MigratorError {
-    #[error("--no-backup needs a reason for the audit log, e.g. --no-backup \"empty database\"")]
+    #[error("--no-backup needs a reason for the audit log, e.g. --no-backup --reason \"empty database\"")]
     NoBackupReason,
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -179,6 +182,7 @@ impl<'a> Gates<'a> {
             Some(CheckGate {
                 settings: check_settings,
                 accept: waivers.accept_risk,
+                because: waivers.accept_reason,
                 database: crate::pg::redact(url),
                 notify: assessment,
                 served: Vec::new(),

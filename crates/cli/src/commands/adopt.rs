@@ -31,6 +31,9 @@ pub struct Args {
     /// Write the adopted history (without it, only show what would be written).
     #[arg(long)]
     yes: bool,
+    /// Say what would be written and change nothing (as without --yes).
+    #[arg(long, conflicts_with = "yes")]
+    dry_run: bool,
     #[command(flatten)]
     conn: Connection,
     #[command(flatten)]
@@ -50,9 +53,11 @@ fn table(text: &str) -> Result<HistoryTable, String> {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // `--dry-run` conflicts with `--yes`: either way nothing is written then.
+    let yes = args.yes && !args.dry_run;
     let ctx = Context::load(config, &args.conn)?;
     let mut client =
-        if args.yes { ctx.connect_session("backstop adopt --yes")? } else { ctx.connect()? };
+        if yes { ctx.connect_session("backstop adopt --yes")? } else { ctx.connect()? };
     let (from, table) = match args.from {
         Some(from) => (from, args.table),
         None => {
@@ -61,7 +66,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     };
     let project = adopt::scope(from, &ctx.dir);
-    let plan = if args.yes {
+    let plan = if yes {
         adopt::apply(
             &mut client,
             from,
@@ -73,14 +78,14 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     } else {
         adopt::prepare(&mut client, from, &ctx.migrations, project.as_deref(), table.as_ref())?
     };
-    let written = args.yes && plan.ok();
+    let written = yes && plan.ok();
     match args.output.format {
         Format::Json => print_json(&serde_json::json!({
-            "dry_run": !args.yes,
+            "dry_run": !yes,
             "written": written,
             "plan": plan,
         }))?,
-        Format::Text => print(&render(&plan, args.yes, &ctx))?,
+        Format::Text => print(&render(&plan, yes, &ctx))?,
     }
     Ok(if plan.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -25,6 +25,9 @@ pub struct Args {
     /// Empty them (without it: say what would be emptied).
     #[arg(long)]
     yes: bool,
+    /// Say what would be emptied and change nothing (as without --yes).
+    #[arg(long, conflicts_with = "yes")]
+    dry_run: bool,
     #[command(flatten)]
     output: Output,
 }
@@ -35,7 +38,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut client = pg::connect(&args.target, "backstop clear")?;
     let plan = clear::plan(&mut client, &args.tables)?;
     let shown = redact(&args.target);
-    if !args.yes {
+    if !args.yes || args.dry_run {
         if args.output.format == Format::Json {
             print_json(&serde_json::json!({ "target": shown, "plan": plan, "cleared": false }))?;
         } else {

@@ -133,7 +133,7 @@ enum DataSub {
     Compare(super::compare::Args),
     /// Empty every table of a database in one transaction, after a verified backup (dry run unless --yes).
     Clear(super::clear::Args),
-    /// Bring the rows that differ from one database into another by key, in one transaction (dry run unless --apply).
+    /// Bring the rows that differ from one database into another by key, in one transaction (dry run unless --yes).
     Sync(super::sync::Args),
 }
 

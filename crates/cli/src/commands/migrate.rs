@@ -14,6 +14,8 @@ use crate::render::{self, StderrProgress};
 use crate::{Connection, Format, Output};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("waiver").multiple(true)
+    .args(["accept_risk", "no_backup", "skip_rehearsal"])))]
 pub struct Args {
     #[command(flatten)]
     conn: Connection,
@@ -29,23 +31,29 @@ pub struct Args {
     #[arg(long)]
     each: bool,
     /// Accept a critical risk the check gate found, by rule code
-    /// (repeatable); recorded in the audit log.
+    /// (repeatable); recorded in the audit log with --reason.
     #[arg(long = "accept-risk", value_name = "CODE", value_parser = super::check::parse_code)]
     accept_risk: Vec<backstop_lint::Code>,
     /// Use this backup (recent and verified) instead of taking one.
     #[arg(long, value_name = "ID", conflicts_with = "no_backup")]
     backup: Option<String>,
-    /// Migrate without a backup; the reason goes into the audit log.
-    #[arg(long, value_name = "REASON")]
+    /// Migrate without a backup; say why with --reason (the audit log
+    /// keeps it; `--no-backup REASON` says it too).
+    #[arg(long, value_name = "REASON", num_args = 0..=1, default_missing_value = "")]
     no_backup: Option<String>,
     /// Apply pending migrations older than the latest applied one (merged
     /// late from a branch); without it they are refused.
     #[arg(long)]
     allow_out_of_order: bool,
     /// Apply without the passing rehearsal `[rehearse] required` asks for;
-    /// the reason is recorded in the audit log.
-    #[arg(long, value_name = "REASON")]
+    /// say why with --reason (recorded in the audit log; `--skip-rehearsal
+    /// REASON` says it too).
+    #[arg(long, value_name = "REASON", num_args = 0..=1, default_missing_value = "")]
     skip_rehearsal: Option<String>,
+    /// Why the waivers of this run (--accept-risk, --no-backup,
+    /// --skip-rehearsal) are taken: the audit log keeps it with each.
+    #[arg(long, value_name = "TEXT", requires = "waiver")]
+    reason: Option<String>,
     /// Serve the pending migrations as a new shape (a schema of views,
     /// `<schema>_<version>`) beside the old one, untouched; see docs/expand.md.
     #[arg(long, conflicts_with_all = ["contract", "to", "each", "dry_run"])]
@@ -59,7 +67,32 @@ pub struct Args {
     schema: String,
 }
 
+/// The waivers asked for, each with its reason: its own value where the
+/// old form gave one (`--no-backup REASON`), else `--reason`. A waiver
+/// that must say why and cannot is a usage error before anything runs.
+fn waivers_of(args: &Args) -> Result<Waivers, super::UsageError> {
+    let reason = args.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let why = |own: &Option<String>, flag: &str| match own.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some("") => reason.map(|r| Some(r.to_string())).ok_or_else(|| {
+            super::UsageError(format!(
+                "{flag} needs a reason for the audit log: add --reason TEXT, e.g. {flag} \
+                 --reason \"empty database\""
+            ))
+        }),
+        Some(own) => Ok(Some(own.to_string())),
+    };
+    Ok(Waivers {
+        accept_risk: args.accept_risk.clone(),
+        backup: args.backup.clone(),
+        no_backup: why(&args.no_backup, "--no-backup")?,
+        skip_rehearsal: why(&args.skip_rehearsal, "--skip-rehearsal")?,
+        accept_reason: reason.filter(|_| !args.accept_risk.is_empty()).map(str::to_string),
+    })
+}
+
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let waivers = waivers_of(&args)?;
     let ctx = Context::load(config, &args.conn)?;
     let options = MigrateOptions {
         to: args.to,
@@ -69,12 +102,6 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         all_or_nothing: false,
     };
     let text = args.output.format == Format::Text;
-    let waivers = Waivers {
-        accept_risk: args.accept_risk.clone(),
-        backup: args.backup,
-        no_backup: args.no_backup,
-        skip_rehearsal: args.skip_rehearsal,
-    };
     let mut apply: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
@@ -86,6 +113,12 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             eprintln!("{line}");
         }
     };
+    if !accepted.is_empty() && waivers.accept_reason.is_none() {
+        note(
+            "note: say why the risks are accepted with --reason TEXT (the audit log keeps it \
+             beside them); a later release will ask for it",
+        );
+    }
     let watchers = Watchers {
         assessment: Box::new(move |a: &Assessment| {
             if text {

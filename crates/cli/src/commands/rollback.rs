@@ -37,8 +37,8 @@ pub struct Args {
     /// release's flags off and runs [hooks] after_kill; B adds a restore of
     /// the migration's backup; C exports what the release exposed, then A
     /// and the down migrations (--to/--steps choose them; default the last).
-    #[arg(long, value_name = "A|B|C", conflicts_with = "dry_run")]
-    method: Option<String>,
+    #[arg(long, value_enum, ignore_case = true, conflicts_with = "dry_run")]
+    method: Option<MethodArg>,
     /// Methods A to C: the release whose flags go off (default: the one release with flags on).
     #[arg(
         long,
@@ -73,6 +73,29 @@ pub struct Args {
     whole_cluster: bool,
 }
 
+/// `--method`: the runbook's rollback methods, checked by the parser (a
+/// letter it does not know is a usage error listing the three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+enum MethodArg {
+    /// Flags off, [hooks] after_kill.
+    A,
+    /// A, then a restore of the migration's backup.
+    B,
+    /// The full rollback: exports of what the release exposed, A, the downs.
+    C,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::A => Method::A,
+            MethodArg::B => Method::B,
+            MethodArg::C => Method::C,
+        }
+    }
+}
+
 /// Prints each step of a method on stderr (text output) and warnings always.
 struct Steps {
     text: bool,
@@ -91,12 +114,7 @@ impl Observer for Steps {
 }
 
 /// `rollback --method`: the runbook's methods after COMMIT.
-fn method(args: Args, config: Option<&Path>, which: &str) -> anyhow::Result<ExitCode> {
-    let m = Method::parse(which).ok_or_else(|| {
-        super::UsageError(format!(
-            "--method {which:?}: use A (flags off), B (restore) or C (full rollback)"
-        ))
-    })?;
+fn method(args: Args, config: Option<&Path>, m: Method) -> anyhow::Result<ExitCode> {
     if m == Method::C {
         return full(args, config);
     }
@@ -268,8 +286,8 @@ fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    if let Some(which) = args.method.clone() {
-        return method(args, config, &which);
+    if let Some(which) = args.method {
+        return method(args, config, which.into());
     }
     let ctx = Context::load(config, &args.conn)?;
     let target = revert_target(args.to, args.steps);

@@ -1,6 +1,7 @@
 //! `backstop data sync --from URL --to URL`: the rows that differ, found as
 //! `compare` finds them, brought to the receiving side by primary key in
-//! one transaction; a dry run unless `--apply`.
+//! one transaction; a dry run unless `--yes` (`--apply`, its old name,
+//! still answers).
 
 use std::process::ExitCode;
 
@@ -31,8 +32,11 @@ pub struct Args {
     #[arg(long)]
     with_deletes: bool,
     /// Change the receiving side (without it: say what would change).
-    #[arg(long)]
-    apply: bool,
+    #[arg(long, alias = "apply")]
+    yes: bool,
+    /// Say what would change and change nothing (as without --yes).
+    #[arg(long, conflicts_with = "yes")]
+    dry_run: bool,
     #[command(flatten)]
     output: Output,
 }
@@ -57,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tables: args.tables.clone(),
         since: args.since.as_deref().map(since).transpose()?,
         with_deletes: args.with_deletes,
-        apply: args.apply,
+        apply: args.yes && !args.dry_run,
     };
     let mut from = pg::connect(&args.from, "backstop sync")?;
     let mut to = pg::connect(&args.to, "backstop sync")?;
@@ -109,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "✓ applied in one transaction; compared again: {}, {} missing, {} different, {} only on the receiving side\n",
                     a.verdict, a.missing, a.different, a.extra
                 )),
-                None => out.push_str("nothing changed; run again with --apply to bring the rows over\n"),
+                None => out.push_str("nothing changed; run again with --yes to bring the rows over\n"),
             }
             print(&out)?;
         }

@@ -258,6 +258,22 @@ fn migrate_takes_a_backup_stamps_it_and_reuses_it_within_max_age() {
     assert_eq!(gate["waived"], "hotfix, data already exported");
     assert_eq!(applied_backup(&mut db, "5"), None);
     p.run(&["migrate", "--no-backup", " "]).expect_code(2).expect_output("needs a reason");
+    // The waiver's one shape: the flag, then --reason; without one,
+    // nothing runs and the error says what to add.
+    p.migration("6_more", "CREATE TABLE more6 (id int);", Some("DROP TABLE more6;"));
+    p.run(&["migrate", "--no-backup"])
+        .expect_code(2)
+        .expect_output("--no-backup needs a reason for the audit log: add --reason TEXT");
+    assert!(!db.exists("more6"));
+    p.run(&["migrate", "--no-backup", "--reason", "rebuilt nightly"]).expect_code(0);
+    let gate: Value = db
+        .query_one(
+            "select details->'gates'->'backup' from backstop.events where versions = '{6}' and outcome = 'ok'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(gate["waived"], "rebuilt nightly");
 }
 
 #[test]

@@ -431,10 +431,13 @@ fn accepted_risks_pass_the_gate_and_are_audited_and_the_guard_still_stands() {
     // Deletes nothing: the guard lets it through once the risk is accepted.
     p.migration("1_cleanup", "DELETE FROM users WHERE id < 0;\n", Some("SELECT 1;"));
     p.run(&["migrate"]).expect_code(1).expect_output("NO-GO, 1 critical finding(s):\n  BS100 ");
-    let run = p.run(&["migrate", "--accept-risk", "BS100"]);
+    // A reason without a waiver to give it to is a usage error.
+    p.run(&["migrate", "--reason", "cleanup"]).expect_code(2).expect_output("--accept-risk");
+    let run = p.run(&["migrate", "--accept-risk", "BS100", "--reason", "deletes no row: id < 0"]);
     run.expect_code(0)
         .expect_output("risk accepted with --accept-risk")
         .expect_output("applied 1_cleanup");
+    assert!(!run.stderr.contains("say why"), "asked for a reason it was given: {}", run.stderr);
     let details: Value = db
         .query_one(
             "select details from backstop.events where kind = 'migrate' and outcome = 'ok'",
@@ -446,11 +449,14 @@ fn accepted_risks_pass_the_gate_and_are_audited_and_the_guard_still_stands() {
     assert_eq!(check["verdict"], "NO-GO");
     assert_eq!(check["accepted_risks"][0]["code"], "BS100");
     assert!(check["accepted_risks"][0]["message"].as_str().unwrap().contains("users"));
+    assert_eq!(check["accepted_because"], "deletes no row: id < 0");
 
     // Accepting does not switch the guard off: deleting rows is still rolled back.
     p.migration("2_purge", "DELETE FROM users WHERE id > 3;\n", Some("SELECT 1;"));
+    // The old form, with no reason, still answers and says what to add.
     p.run(&["migrate", "--accept-risk", "BS100"])
         .expect_code(1)
+        .expect_output("say why the risks are accepted with --reason")
         .expect_output("protected table users had 2 row(s) deleted");
     assert_eq!(db.count("users"), 5);
     p.run(&["migrate", "--accept-risk", "BS9"]).expect_code(2).expect_output("unknown rule");

@@ -532,8 +532,13 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
         .all();
     assert!(!dry.contains("Sekr1t") && !dry.contains(&source), "URLs are shown masked: {dry}");
     compare(&p, &source, &target, 1);
+    // One confirmation rule: --dry-run shows, --yes does; both at once is a usage error.
+    p.run(&["sync", "--from", &source, "--to", &target, "--dry-run", "--yes"])
+        .expect_code(2)
+        .expect_output("--dry-run");
+    compare(&p, &source, &target, 1);
 
-    p.run(&["sync", "--from", &source, "--to", &target, "--apply", "--with-deletes"])
+    p.run(&["data", "sync", "--from", &source, "--to", &target, "--yes", "--with-deletes"])
         .expect_code(0)
         .expect_output("✓ applied in one transaction; compared again: match, 0 missing, 0 different, 0 only on the receiving side");
     let after = compare(&p, &source, &target, 0);
@@ -551,6 +556,7 @@ fn sync_brings_the_rows_written_since_over_by_key_and_compare_then_passes() {
     // A table on one side only: refused before anything is written.
     OTHER.connect(&db).unwrap().batch_execute("CREATE TABLE stray (id int PRIMARY KEY)").unwrap();
     p.client().batch_execute("UPDATE accounts SET name = 'again' WHERE id = 2").unwrap();
+    // `--apply`, the old name of `--yes`, still answers.
     p.run(&["sync", "--from", &source, "--to", &target, "--apply"])
         .expect_code(1)
         .expect_output("public.stray exists only on the receiving side");

@@ -243,7 +243,8 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
         .expect_output("method A turns flags off and reverts no migration");
     p.run(&["rollback", "--method", "Z"])
         .expect_code(2)
-        .expect_output("use A (flags off), B (restore) or C");
+        .expect_output("invalid value 'Z' for '--method <METHOD>'")
+        .expect_output("[possible values: A, B, C]");
     p.run(&["rollback", "--method", "A", "--release", "v9", "--yes"])
         .expect_code(2)
         .expect_output("no flag belongs to release v9");

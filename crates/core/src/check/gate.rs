@@ -19,6 +19,8 @@ pub struct CheckGate<'a> {
     pub settings: Settings,
     /// Codes the operator accepts for this run (`--accept-risk`).
     pub accept: Vec<Code>,
+    /// Why they are accepted (`--reason`), recorded with them.
+    pub because: Option<String>,
     /// Shown in the assessment; the URL with its password masked.
     pub database: String,
     pub notify: Box<dyn FnMut(&Assessment) + 'a>,
@@ -149,7 +151,10 @@ impl Gate for CheckGate<'_> {
             GateRefusal { gate: "check".into(), reason, exit_code: e.exit_code() }
         })?;
         (self.notify)(&assessment);
-        let detail = decide(&assessment, &self.accept)?;
+        let mut detail = decide(&assessment, &self.accept)?;
+        if let Some(because) = &self.because {
+            detail["accepted_because"] = json!(because);
+        }
         Ok(GatePass { detail, ..Default::default() })
     }
 }
