@@ -8,12 +8,10 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use backstop_core::backup::manifest::Kind;
 use backstop_core::backup::VerifyLevel;
 use backstop_core::backup::{self, CreateOptions, Manifest, Note, Store, Tools};
 use backstop_core::config::Config;
-use backstop_core::pg;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -89,14 +87,8 @@ pub fn jobs(config: &Config) -> usize {
     config.backup.jobs.unwrap_or_else(backup::create::default_jobs)
 }
 
-fn database_url(config: &Config, conn: &Connection) -> anyhow::Result<String> {
-    let url = config.database_url(conn.database_url.as_deref())?;
-    pg::conn::parse_url(&url)?;
-    Ok(url)
-}
-
 fn create(args: CreateArgs, config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
-    let url = database_url(config, &args.conn)?;
+    let url = super::url_of(config, &args.conn)?;
     drop(super::connect_session(&url, "backstop backup create")?);
     let tools = Tools::find()?;
     let mut progress = Bar::new(args.output.format);
@@ -415,12 +407,4 @@ impl backup::Progress for Bar {
             }
         }
     }
-}
-
-/// Reads `[backup]` and the URL for commands that do not load migrations.
-pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<(Config, String, Store)> {
-    let config = super::config(config)?;
-    let url = database_url(&config, conn).context("resolving the database URL")?;
-    let store = Store::new(&config.backup.dir);
-    Ok((config, url, store))
 }

@@ -115,7 +115,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 
 /// `drill --list`.
 fn list(args: &Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (_, url, _) = super::backup::load(config, &args.conn)?;
+    let (_, url) = super::target(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop drill")?;
     let drills = drill::history(&mut client, 100)?;
     match args.format {
@@ -176,7 +176,7 @@ fn took(d: &backstop_core::schema::drills::Record) -> String {
 
 /// `drill --due`.
 fn due(args: &Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop drill")?;
     let now = chrono::Utc::now();
     let due = drill::due(&mut client, config.drill.every, now)?;

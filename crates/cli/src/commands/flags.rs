@@ -97,7 +97,7 @@ fn connect(
     config: Option<&Path>,
     common: &Common,
 ) -> anyhow::Result<(backstop_core::config::Config, postgres::Client)> {
-    let (config, url, _) = super::backup::load(config, &common.conn)?;
+    let (config, url) = super::target(config, &common.conn)?;
     let client = backstop_core::pg::connect(&url, "backstop flags")?;
     Ok((config, client))
 }

@@ -71,7 +71,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop")?;
     let Some(role) = args.role.as_deref() else {
         return database(&mut client, &config, &args);

@@ -80,7 +80,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 }
 
 fn report(r: Report, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config, &r.conn)?;
+    let (config, url) = super::target(config, &r.conn)?;
     let notifier = config.notifier(&url);
     let incident = notifier.gather(r.incident)?;
     if incident.id.is_none() {
@@ -129,7 +129,7 @@ fn close(c: Close, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     if c.note.trim().is_empty() {
         return Err(UsageError("--note needs what settled it, for the report".into()).into());
     }
-    let (config, url, _) = super::backup::load(config, &c.conn)?;
+    let (config, url) = super::target(config, &c.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop incident")?;
     let by = backstop_core::schema::actor();
     match incident::close(&mut client, c.incident, &by, &c.note)? {
@@ -145,7 +145,7 @@ fn close(c: Close, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 }
 
 fn list(l: List, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (_, url, _) = super::backup::load(config, &l.conn)?;
+    let (_, url) = super::target(config, &l.conn)?;
     let mut client = backstop_core::pg::connect(&url, "backstop incident")?;
     let all = incident::list(&mut client)?;
     match l.output.format {

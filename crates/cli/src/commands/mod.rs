@@ -106,13 +106,29 @@ pub struct Context {
     pub url: String,
 }
 
+/// The config and the database URL it names (or `--database-url`,
+/// `DATABASE_URL`), checked: all a command needs that talks to a database
+/// but never reads the migrations (a backup, a restore, the flags). The
+/// one loader: [`Context::load`] is this and the migrations folder.
+pub fn target(config: Option<&Path>, conn: &Connection) -> anyhow::Result<(Config, String)> {
+    let config = self::config(config)?;
+    let url = url_of(&config, conn)?;
+    Ok((config, url))
+}
+
+/// The database URL for `conn` under `config`, parsed.
+pub fn url_of(config: &Config, conn: &Connection) -> anyhow::Result<String> {
+    let url = config.database_url(conn.database_url.as_deref())?;
+    pg::conn::parse_url(&url)?;
+    Ok(url)
+}
+
 impl Context {
     /// Loads config and migrations (syntax errors stop here) and resolves the URL.
     pub fn load(config: Option<&Path>, conn: &Connection) -> anyhow::Result<Context> {
         let config = self::config(config)?;
         let folder = config.migrations.load()?;
-        let url = config.database_url(conn.database_url.as_deref())?;
-        pg::conn::parse_url(&url)?;
+        let url = url_of(&config, conn)?;
         let settings = Settings::from(&config.migrations);
         Ok(Context {
             config,

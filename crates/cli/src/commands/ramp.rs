@@ -50,7 +50,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config_path, &args.conn)?;
+    let (config, url) = super::target(config_path, &args.conn)?;
     let actor = backstop_core::schema::actor();
     if args.status {
         let mut client = backstop_core::pg::connect(&url, "backstop flags ramp")?;

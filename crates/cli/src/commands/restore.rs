@@ -57,7 +57,8 @@ pub fn outlive_interrupts() {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, store) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
+    let store = backstop_core::backup::Store::new(&config.backup.dir);
     if args.abandon {
         return abandon(&url, &store, args.output.format);
     }

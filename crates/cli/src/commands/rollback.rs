@@ -126,7 +126,7 @@ fn method(args: Args, config: Option<&Path>, m: Method) -> anyhow::Result<ExitCo
         ))
         .into());
     }
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
     let responder = config.responder(&url, None)?;
     let mut client = super::connect_session(&url, "backstop rollback")?;
     let flags = backstop_core::flags::list(&mut client)?;

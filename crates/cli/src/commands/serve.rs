@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
     // Its LISTEN hears other instances' flag changes only on a session of
     // its own. A database not reachable yet is waited for, as before.
     if let Ok(mut client) = backstop_core::pg::connect(&url, "backstop serve") {

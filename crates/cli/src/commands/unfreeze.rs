@@ -23,7 +23,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, store) = super::backup::load(config, &args.conn)?;
+    let (config, url) = super::target(config, &args.conn)?;
+    let store = backstop_core::backup::Store::new(&config.backup.dir);
     // A restore that stopped in its swap may have left the database closed
     // to sessions.
     backstop_core::backup::restore::reopen(&url, &store)?;

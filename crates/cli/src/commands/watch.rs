@@ -191,7 +191,7 @@ fn step_text(m: Method, s: &backstop_core::respond::Step) -> String {
 }
 
 pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, url, _) = super::backup::load(config_path, &args.conn)?;
+    let (config, url) = super::target(config_path, &args.conn)?;
     if config.triggers.is_empty() {
         return Err(UsageError("no [[triggers]] in backstop.toml: nothing to watch".into()).into());
     }
