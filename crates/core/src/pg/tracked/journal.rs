@@ -8,12 +8,17 @@
 //! objects and of everything that depends on them, by index, instead of
 //! listing every catalog of the picture.
 //!
+//! A `GRANT` or `REVOKE` is reported without its objects: one on tables
+//! or sequences is journaled as the object `(0, 0)`, and the look then
+//! finds the relations it changed by their rows' age (`pg_class` for the
+//! table's privileges, `pg_attribute` for a column's).
+//!
 //! The journal does not see everything, and the look lists the catalogs
 //! whole ([`super::Tracked`]'s listing) whenever it may have missed
-//! something: a command it reports without an object (`GRANT`, `ALTER
-//! DEFAULT PRIVILEGES`) or with an object of a catalog it does not map
-//! (servers, casts, operators, publications, text search, extensions'
-//! members), an object dropped that the picture did not know, a role made
+//! something: a command it reports without an object (`GRANT` on anything
+//! but tables and sequences, `ALTER DEFAULT PRIVILEGES`) or with an object
+//! of a catalog it does not map (servers, casts, operators, publications,
+//! text search, extensions' members), an object dropped that the picture did not know, a role made
 //! or changed (roles are the server's, not the database's), another
 //! search_path, event triggers turned off, or statements the caller says
 //! write the catalogs directly. Relations whose catalog row changed
@@ -53,7 +58,11 @@ create or replace function backstop.journal_made() returns event_trigger
 language plpgsql security definer set search_path = pg_catalog as $$
 begin
   insert into backstop.journal (classid, objid, dropped, part)
-  select classid, objid, false, false from pg_event_trigger_ddl_commands();
+  select coalesce(classid, g.grant_on), coalesce(objid, g.grant_on), false, false
+    from pg_event_trigger_ddl_commands()
+   cross join lateral (select case when command_tag in ('GRANT', 'REVOKE')
+                                    and object_type in ('TABLE', 'SEQUENCE')
+                               then 0::oid end as grant_on) g;
 end $$;
 create or replace function backstop.journal_dropped() returns event_trigger
 language plpgsql security definer set search_path = pg_catalog as $$
@@ -133,6 +142,9 @@ impl Tracked {
             let (classid, objid): (Option<u32>, Option<u32>) = (r.get(1), r.get(2));
             let text: Option<String> = r.get(5);
             match tag {
+                // A grant on tables or sequences: what it changed is
+                // found by age (see [`NEWS`]).
+                "made" if classid == Some(0) && objid == Some(0) => {}
                 "made" | "dropped" => {
                     let (Some(classid), Some(objid)) = (classid, objid) else {
                         return Ok(None);
@@ -278,10 +290,16 @@ select 'r', o.{rel} from {catalog} o join pg_class c on c.oid = o.{rel}
 with recursive f as (select $1::text::xid as x), {{USERS}},
 j as (select classid, objid, dropped, part, rel from backstop.journal where at >= $2::text::xid8),
 changed(classid, objid) as (
-    select classid, objid from j where not dropped and classid is not null
+    select classid, objid from j where not dropped and classid is not null and classid <> 0
   union
     select 'pg_class'::regclass::oid, c.oid from pg_class c cross join f
      where age(c.xmin) <= age(f.x) and c.relnamespace in (select oid from users)
+  union
+    -- A column's privileges granted (the journal's (0, 0)): its row's age.
+    select 'pg_class'::regclass::oid, a.attrelid from pg_attribute a cross join f
+     where exists (select 1 from j where j.classid = 0 and j.objid = 0)
+       and age(a.xmin) <= age(f.x) and a.attnum > 0
+       and a.attrelid in (select c.oid from pg_class c where c.relnamespace in (select oid from users))
   union
     select d.classid, d.objid
       from changed c cross join lateral (

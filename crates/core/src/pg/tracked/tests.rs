@@ -53,6 +53,9 @@ const CHANGES: &[(&str, &[&str])] = &[
     ("ALTER TYPE mood ADD VALUE 'sad'", &[]),
     ("ALTER TYPE mood RENAME TO feeling", &[]),
     ("GRANT SELECT ON orders TO PUBLIC", &[]),
+    ("GRANT UPDATE (total) ON orders TO PUBLIC", &[]),
+    ("REVOKE UPDATE (total) ON orders FROM PUBLIC", &[]),
+    ("GRANT EXECUTE ON FUNCTION touch() TO PUBLIC", &[]),
     ("ALTER TABLE members ALTER COLUMN plan SET DEFAULT 'pro'", &[]),
     ("ALTER TABLE members ALTER COLUMN plan DROP DEFAULT", &[]),
     ("DO $$ BEGIN EXECUTE 'CREATE TABLE made_in_do (a int)'; END $$", &[]),
@@ -271,7 +274,8 @@ fn follows_every_kind_of_change(journal: bool) {
 
 /// The journal answers a look at what a command made, without the
 /// listing; what it cannot see (a catalog written directly, a role
-/// made, a GRANT) is found because the look lists the catalogs then.
+/// made, a GRANT on a schema) is found because the look lists the
+/// catalogs then.
 #[test]
 fn the_journal_answers_for_commands_and_the_listing_for_what_it_cannot_see() {
     let (_cluster, mut client) = based("journaled");
@@ -303,8 +307,21 @@ fn the_journal_answers_for_commands_and_the_listing_for_what_it_cannot_see() {
     let refr: u32 = tx.query_one("select 'refr'::regclass::oid", &[]).unwrap().get(0);
     assert!(news.owners.contains(&Owner::Relation(refr)));
     tx.rollback().unwrap();
+    // A GRANT on a table is reported without its objects: the table is
+    // found by its row's age; one on a function is listed.
     client.batch_execute("GRANT SELECT ON seen TO PUBLIC").unwrap();
-    assert!(tracked.journaled(&mut client, &mut prepared).unwrap().is_none(), "a GRANT");
+    let seen: u32 = client.query_one("select 'seen'::regclass::oid", &[]).unwrap().get(0);
+    let news = tracked.journaled(&mut client, &mut prepared).unwrap().expect("a table's GRANT");
+    assert!(news.owners.contains(&Owner::Relation(seen)), "{:?}", news.owners);
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert_eq!(tracked.schema(), whole(&mut client));
+    client.batch_execute("GRANT INSERT (a) ON seen TO PUBLIC").unwrap();
+    let news = tracked.journaled(&mut client, &mut prepared).unwrap().expect("a column's GRANT");
+    assert!(news.owners.contains(&Owner::Relation(seen)), "{:?}", news.owners);
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert_eq!(tracked.schema(), whole(&mut client));
+    client.batch_execute("GRANT USAGE ON SCHEMA public TO PUBLIC").unwrap();
+    assert!(tracked.journaled(&mut client, &mut prepared).unwrap().is_none(), "a schema's GRANT");
     tracked.refresh(&mut client, &mut prepared).unwrap();
     assert_eq!(tracked.schema(), whole(&mut client));
     // A column made NOT NULL behind the server's back.
