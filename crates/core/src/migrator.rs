@@ -20,7 +20,9 @@ use crate::source::Migration;
 use crate::verify::{AfterRun, Phase, SuiteReport, VerifyError};
 
 mod keep_downs;
+mod rollback;
 use keep_downs::KeepDowns;
+pub use rollback::{rollback, Reverted, RolledBack};
 
 /// What the operator waived or chose for this run; each waiver is
 /// recorded in the audit log with its reason.
@@ -457,30 +459,20 @@ impl rollout::Apply for FleetMigrator<'_> {
             let root = self.config.rollback.dir.join("rollout").join(safe);
             settings.keep = Some(migrate::keep::run_folder(&root));
         }
-        // An expand still open is dropped: nothing of it was applied.
-        if let Some(undone) =
-            crate::expand::rollback_if_open(&mut client, &settings).map_err(|e| chain(&e))?
-        {
-            let reverted = undone.plan.migrations.iter().map(|m| m.version.clone()).collect();
-            return Ok(rollout::Undone { reverted, how: "expand dropped" });
-        }
-        let plan = self.config.after_plan().map_err(|e| chain(&e))?;
-        let after =
-            AfterRun::prepare(&mut client, &target.url, plan.as_ref(), Phase::Rollback, false)
-                .map_err(|e| chain(&e))?;
-        match migrate::rollback(
-            &mut client,
-            self.migrations,
-            &settings,
-            &revert,
-            false,
-            &mut migrate::Quiet,
-        ) {
-            Ok(report) => {
+        // The one rollback policy: an open expand dropped, else the downs
+        // and the suite after them.
+        let at = (target.url.as_str(), self.config);
+        let revert = (&settings, &revert);
+        match rollback(&mut client, at, self.migrations, revert, false, &mut migrate::Quiet) {
+            Ok(RolledBack::Expand(undone)) => {
+                let reverted = undone.plan.migrations.iter().map(|m| m.version.clone()).collect();
+                Ok(rollout::Undone { reverted, how: "expand dropped" })
+            }
+            Ok(RolledBack::Downs(reverted)) => {
+                let Reverted { report, verified } = *reverted;
                 if let Some(failure) = &report.failure {
                     return Err(failure_words(failure));
                 }
-                let verified = after.and_then(|after| after.finish(&mut client, &report));
                 if let Some(suite) = verified.as_ref().filter(|s| !s.ok()) {
                     return Err(format!(
                         "reverted, but the verify suite failed afterwards ({})",
@@ -490,7 +482,9 @@ impl rollout::Apply for FleetMigrator<'_> {
                 let reverted = report.done.iter().map(|d| d.version.clone()).collect();
                 Ok(rollout::Undone { reverted, how: "downs" })
             }
-            Err(ApplyError::MissingDown(missing)) => self.restore(&mut client, target, &missing),
+            Err(MigratorError::Apply(ApplyError::MissingDown(missing))) => {
+                self.restore(&mut client, target, &missing)
+            }
             Err(e) => Err(chain(&e)),
         }
     }

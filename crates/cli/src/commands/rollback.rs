@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use backstop_core::decide::Method;
 use backstop_core::migrate::{self, Progress, Quiet, RollbackTarget};
+use backstop_core::migrator::{self, RolledBack};
 use backstop_core::respond::{self, Observer, Step, Target};
-use backstop_core::verify::{AfterRun, Phase};
+use backstop_core::verify::Phase;
 
 use super::verify;
 use super::{print, print_json, Context};
@@ -295,20 +296,6 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         true => ctx.connect()?,
         false => ctx.connect_session("backstop rollback")?,
     };
-    if !args.dry_run {
-        let settings =
-            migrate::Settings { reason: args.reason.clone(), ..ctx.config.rollback_settings() };
-        if let Some(undone) = backstop_core::expand::rollback_if_open(&mut client, &settings)? {
-            match args.output.format {
-                Format::Json => print_json(&undone)?,
-                Format::Text => print(&render::expanded(&undone, "rollback"))?,
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-    let plan = ctx.config.after_plan()?;
-    let after =
-        AfterRun::prepare(&mut client, &ctx.url, plan.as_ref(), Phase::Rollback, args.dry_run)?;
     let mut progress: Box<dyn Progress> = match args.output.format {
         Format::Text => Box::new(StderrProgress),
         Format::Json => Box::new(Quiet),
@@ -316,15 +303,26 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // What the downs remove is exported first, into a folder of this run.
     let settings =
         migrate::Settings { reason: args.reason.clone(), ..ctx.config.rollback_settings() };
-    let report = migrate::rollback(
+    let at = (ctx.url.as_str(), &ctx.config);
+    let revert = (&settings, &target);
+    let rolled = migrator::rollback(
         &mut client,
+        at,
         &ctx.migrations,
-        &settings,
-        &target,
+        revert,
         args.dry_run,
         progress.as_mut(),
     )?;
-    let verified = after.and_then(|after| after.finish(&mut client, &report));
+    let (report, verified) = match rolled {
+        RolledBack::Expand(undone) => {
+            match args.output.format {
+                Format::Json => print_json(&undone)?,
+                Format::Text => print(&render::expanded(&undone, "rollback"))?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        RolledBack::Downs(reverted) => (reverted.report, reverted.verified),
+    };
     match args.output.format {
         Format::Json => print_json(&verify::with_suite(&report, verified.as_ref())?)?,
         Format::Text => {
