@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use backstop_core::decide::Method;
 use backstop_core::migrate::{self, Progress, Quiet, RollbackTarget};
 use backstop_core::migrator::{self, RolledBack};
-use backstop_core::respond::{self, Observer, Step, Target};
+use backstop_core::respond::{self, Observer, Step};
 use backstop_core::verify::Phase;
 
 use super::verify;
@@ -133,55 +133,20 @@ fn method(args: Args, config: Option<&Path>, m: Method) -> anyhow::Result<ExitCo
     let flags = backstop_core::flags::list(&mut client)?;
     let target =
         respond::target(&flags, args.flag.clone(), args.release.as_deref(), m == Method::B)?;
-    let affected: Vec<&str> = flags
-        .iter()
-        .filter(|f| match &target {
-            Some(Target::Release(r)) => &f.release == r,
-            Some(Target::Flag(k)) => &f.key == k,
-            None => false,
-        })
-        .map(|f| f.key.as_str())
-        .collect();
+    let affected = respond::plan::affected(&flags, target.as_ref());
     let restore_id = match m {
         Method::B => Some(respond::backup_to_restore(&mut client, args.backup.as_deref())?),
         _ => None,
     };
     if !args.yes {
-        let mut plan = match &target {
-            Some(t) => format!(
-                "method {m} would turn off {t} ({}: {})",
-                affected.len(),
-                affected.join(", ")
-            ),
-            None => format!("method {m}: no flag is on, nothing to turn off"),
-        };
-        for (name, hook) in [
-            ("after_kill", &config.hooks.after_kill),
-            ("stop_writes", if m == Method::B { &config.hooks.stop_writes } else { &None }),
-        ] {
-            if let Some(hook) = hook {
-                plan.push_str(&format!(", run [hooks] {name} `{hook}`"));
-            }
-        }
-        if let Some(id) = &restore_id {
-            let point = backstop_core::backup::Store::new(&config.backup.dir)
-                .load(id)
-                .ok()
-                .and_then(|m| m.restore_point.map(|p| p.name));
-            plan.push_str(&match point {
-                Some(name) => format!(
-                    ", restore the whole cluster to pgBackRest restore point {name} (backup {id}; \
-                     the data directory it replaces kept whole beside it)"
-                ),
-                None => format!(
-                    ", restore backup {id} (the current state kept as a pre-restore snapshot)"
-                ),
-            });
-            if let Some(hook) = &config.hooks.resume_writes {
-                plan.push_str(&format!(", run [hooks] resume_writes `{hook}`"));
-            }
-        }
-        print(&format!("{plan}.\nnothing changed; run again with --yes to carry it out\n"))?;
+        let store = backstop_core::backup::Store::new(&config.backup.dir);
+        let point = restore_id.as_ref().and_then(|id| store.load(id).ok()?.restore_point);
+        let restore = restore_id.as_deref().map(|backup| respond::plan::PlannedRestore {
+            backup,
+            point: point.as_ref().map(|p| p.name.as_str()),
+        });
+        let planned = (target.as_ref(), affected.as_slice());
+        print(&respond::plan::method_ab(m, planned, &config.hooks, restore))?;
         return Ok(ExitCode::SUCCESS);
     }
     let reason = args.reason.unwrap_or_else(|| format!("backstop rollback --method {m}"));
@@ -232,19 +197,7 @@ fn full(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             &mut Quiet,
         )?;
         let versions: Vec<String> = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
-        let flags = match &target {
-            Some(t) => format!("turn off {t}"),
-            None => "turn off no flag (none is on)".into(),
-        };
-        print(&format!(
-            "method C would count and export the tables that {} created to {}/<time>/, {flags}, \
-             revert {} with their down files (what they remove exported first), check the \
-             protected tables and verify.\n\
-             nothing changed; run again with --yes to carry it out\n",
-            if versions.is_empty() { "no migration".into() } else { versions.join(", ") },
-            root.display(),
-            if versions.is_empty() { "nothing".into() } else { versions.join(", ") },
-        ))?;
+        print(&respond::plan::method_c(target.as_ref(), &versions, &root))?;
         return Ok(if versions.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS });
     }
     let responder = ctx.config.responder(&ctx.url, Some(ctx.migrations.clone()))?;

@@ -15,6 +15,7 @@ use crate::flags::{self, FlagsError};
 use crate::schema::events;
 
 pub mod full;
+pub mod plan;
 mod responder;
 pub use full::{method_c, Full, FullOutcome, TableExposure, Verified};
 pub use responder::{
