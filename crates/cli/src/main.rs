@@ -43,7 +43,7 @@ enum Command {
     Explain(commands::explain::Args),
     /// Apply pending migrations in one guarded transaction.
     Migrate(commands::migrate::Args),
-    /// Revert applied migrations with their down files, or carry out method A, B or C (--method).
+    /// Revert applied migrations with their down files, the schema checked before COMMIT.
     Rollback(commands::rollback::Args),
     /// Carry the migrations to every database of [[targets]] in waves, each with its gates (--resume, --undo, status).
     Rollout(commands::rollout::Args),
@@ -55,7 +55,7 @@ enum Command {
     Backup(commands::groups::Backup),
     /// Release flags: list, enable, disable, kill a release, ramp, history, sync; serve them.
     Flags(commands::groups::Flags),
-    /// When production goes bad: decide on samples, watch the triggers, write the incident's texts.
+    /// When production goes bad: decide, watch the triggers, carry out method A, B or C, tell the incident.
     Respond(commands::groups::Respond),
     /// Rows between databases: compare, clear, sync.
     Data(commands::groups::Data),

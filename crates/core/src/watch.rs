@@ -393,13 +393,13 @@ impl Observer for Tell<'_> {
 /// The command that carries out `m` by hand.
 pub fn command_for(m: Method, release: Option<&str>, flag: Option<&str>) -> String {
     match (m, flag) {
-        (Method::A, Some(f)) => format!("backstop rollback --method A --flag {f} --yes"),
+        (Method::A, Some(f)) => format!("backstop respond method A --flag {f} --yes"),
         (Method::A, None) => match release {
-            Some(r) => format!("backstop rollback --method A --release {r} --yes"),
-            None => "backstop rollback --method A --release <RELEASE> --yes".into(),
+            Some(r) => format!("backstop respond method A --release {r} --yes"),
+            None => "backstop respond method A --release <RELEASE> --yes".into(),
         },
-        (Method::B, _) => "backstop rollback --method B --yes".into(),
-        (Method::C, _) => "backstop rollback --method C --yes".into(),
+        (Method::B, _) => "backstop respond method B --yes".into(),
+        (Method::C, _) => "backstop respond method C --yes".into(),
     }
 }
 

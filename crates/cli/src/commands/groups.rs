@@ -95,7 +95,7 @@ pub fn flags(group: Flags, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `backstop respond decide|watch|incident`.
+/// `backstop respond decide|watch|incident|method`.
 #[derive(Debug, clap::Args)]
 pub struct Respond {
     #[command(subcommand)]
@@ -110,6 +110,8 @@ enum RespondSub {
     Watch(super::watch::Args),
     /// Incident texts from the timeline: report, Slack, status page, users' e-mail.
     Incident(super::incident::Args),
+    /// Carry out a rollback method of the runbook: A flags off, B a restore, C the full rollback.
+    Method(super::method::Args),
 }
 
 pub fn respond(group: Respond, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -117,6 +119,7 @@ pub fn respond(group: Respond, config: Option<&Path>) -> anyhow::Result<ExitCode
         RespondSub::Decide(args) => super::decide::run(args, config),
         RespondSub::Watch(args) => super::watch::run(args, config),
         RespondSub::Incident(args) => super::incident::run(args, config),
+        RespondSub::Method(args) => super::method::run(args.into(), config),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod incident;
 pub mod init;
 pub mod man;
+pub mod method;
 pub mod migrate;
 pub mod new;
 pub mod ramp;

@@ -48,18 +48,22 @@ fn rollback_reason_and_yes_work_without_a_method_and_the_reason_is_audited() {
 #[test]
 fn steps_with_a_method_that_reverts_no_migration_says_which_methods_take_it() {
     let (p, mut db) = two_applied("rollback_steps_usage");
-    let help = p.run(&["rollback", "--help"]);
+    let help = p.run(&["respond", "method", "--help"]);
     help.expect_code(0);
     let text = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(
-        text.contains("The default rollback and method C; methods A and B revert no migration"),
-        "{text}"
-    );
+    assert!(text.contains("Method C: revert everything applied after VERSION"), "{text}");
+    // The rollback's own help no longer speaks of methods.
+    let help = p.run(&["rollback", "--help"]).expect_code(0).stdout.clone();
+    assert!(!help.contains("--method") && !help.contains("--release"), "{help}");
     for (method, does) in [("A", "turns flags off"), ("B", "restores a backup")] {
-        p.run(&["rollback", "--method", method, "--steps", "1", "--yes"])
-            .expect_code(2)
-            .expect_output("the default rollback (no --method) or method C reverts")
-            .expect_output(&format!("method {method} {does} and reverts no migration"));
+        for words in [&["rollback", "--method", method][..], &["respond", "method", method]] {
+            let mut args = words.to_vec();
+            args.extend(["--steps", "1", "--yes"]);
+            p.run(&args)
+                .expect_code(2)
+                .expect_output("--to and --steps choose the migrations that method C reverts")
+                .expect_output(&format!("method {method} {does} and reverts no migration"));
+        }
     }
     assert_eq!(db.applied(), ["1", "2"]);
 }

@@ -1,4 +1,4 @@
-//! `backstop respond watch` and `backstop rollback --method A`: live samples from
+//! `backstop respond watch` and `backstop respond method A`: live samples from
 //! real sources decide, method A turns the release's flags off and runs its
 //! hook, escalation to B is called for when A does not help, and a verdict
 //! never rests on bad data.
@@ -110,7 +110,7 @@ fn without_auto_the_command_is_printed_and_nothing_changes() {
     p.run(&["watch", "--once"])
         .expect_code(1)
         .expect_output("method A is called for (above --auto)")
-        .expect_output("backstop rollback --method A --release v2 --yes");
+        .expect_output("backstop respond method A --release v2 --yes");
     assert_eq!(on(&p), [true, true]);
     assert!(!p.path().join("hook.out").exists());
 }
@@ -239,8 +239,14 @@ fn rollback_method_a_says_what_it_would_do_then_does_it() {
         .expect_output("method C has nothing to revert");
     p.run(&["rollback", "--method", "A", "--steps", "1"])
         .expect_code(2)
-        .expect_output("the default rollback (no --method) or method C reverts")
+        .expect_output("--to and --steps choose the migrations that method C reverts")
         .expect_output("method A turns flags off and reverts no migration");
+    // The same methods under `respond`, where a letter is checked as the value it is.
+    p.run(&["respond", "method", "a", "--release", "v2"])
+        .expect_code(0)
+        .expect_output("method A would turn off release v2")
+        .expect_output("nothing changed");
+    p.run(&["respond", "method", "Z"]).expect_code(2).expect_output("[possible values: A, B, C]");
     p.run(&["rollback", "--method", "Z"])
         .expect_code(2)
         .expect_output("invalid value 'Z' for '--method <METHOD>'")
@@ -552,7 +558,7 @@ fn an_rls_violation_calls_for_c_at_once_and_watch_auto_c_carries_it_out() {
     p.run(&["watch", "--once", "--auto", "B"])
         .expect_code(1)
         .expect_output("ROLLBACK: method C")
-        .expect_output("backstop rollback --method C --yes");
+        .expect_output("backstop respond method C --yes");
     assert_eq!(on(&p), [true]);
     p.run(&["watch", "--once", "--auto", "C"])
         .expect_code(0)

@@ -29,10 +29,9 @@ impl std::fmt::Display for NotPutBack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.label, self.what.join(", "))?;
         match &self.backup {
-            Some(b) => write!(
-                f,
-                "; the values before it are in backup {b} (`backstop rollback --method B`)"
-            ),
+            Some(b) => {
+                write!(f, "; the values before it are in backup {b} (`backstop respond method B`)")
+            }
             None => write!(f, "; no backup taken before it holds the values"),
         }
     }

@@ -272,7 +272,7 @@ fn check_protected(
         Ok(())
     } else {
         let detail = format!(
-            "the downs damaged {}; restore the migration's backup: backstop rollback --method B --yes",
+            "the downs damaged {}; restore the migration's backup: backstop respond method B --yes",
             damaged.join("; ")
         );
         Err(run.failed(step("protected tables", started, false, detail, None)))
