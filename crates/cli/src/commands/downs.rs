@@ -172,7 +172,7 @@ fn render(
         count(Status::Unprovable),
         match count(Status::Irreversible) {
             0 => String::new(),
-            n => format!(", {n} with data only a backup holds"),
+            n => format!(", {n} losing values only the backup holds"),
         },
         if count(Status::Ok) > 0 { format!(", {} ok", count(Status::Ok)) } else { String::new() }
     );

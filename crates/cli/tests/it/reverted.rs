@@ -593,7 +593,7 @@ fn an_extension_updated_by_the_up_goes_back_to_its_version() {
 /// losing named values" in `rehearse`, `downs` and at the deploy, whether
 /// its down was computed or written by its author; rows the up rewrote
 /// are "irreversible". Before, rehearse called the computed one plain
-/// "proved" and the authored one "data only a backup holds".
+/// "proved" and the authored one "losing values only the backup holds".
 #[test]
 fn dropping_populated_columns_is_named_alike_everywhere() {
     let p = Project::new("reverted_words");

@@ -2,7 +2,7 @@
 //! and proved on the rehearsal's own copy by a [`DownMaker`] (the `downs`
 //! engine implements it one floor over, so that this module needs nothing
 //! of it), and the trip says how that went in the classes `backstop
-//! downs` uses: proved, data only a backup holds, unprovable.
+//! downs` uses: proved, losing values only the backup holds, unprovable.
 
 use std::time::Instant;
 

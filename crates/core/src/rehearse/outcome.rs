@@ -209,12 +209,12 @@ impl TripClass {
             TripClass::ReUpFails => "re-up fails",
             TripClass::UpFails => "up fails",
             TripClass::NotRehearsed => "not rehearsed",
-            TripClass::DataIrreversible => "data only a backup holds",
-            TripClass::DataAccepted => "data only a backup holds (accepted)",
+            TripClass::DataIrreversible => "losing values only the backup holds",
+            TripClass::DataAccepted => "losing values only the backup holds (accepted)",
             TripClass::Proved => "down computed and proved",
             TripClass::ProvedLosing => "proved, losing named values only the backup holds",
             TripClass::Unprovable => "unprovable down",
-            TripClass::Irreversible => "irreversible (data only a backup holds)",
+            TripClass::Irreversible => "irreversible: losing values only the backup holds",
         }
     }
 }
