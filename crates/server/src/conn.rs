@@ -22,7 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::room::Room;
+use crate::waiting::Room;
 
 /// How many connections, and how patient with each.
 #[derive(Debug, Clone, Copy)]

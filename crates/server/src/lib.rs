@@ -13,8 +13,8 @@ mod conn;
 mod listen;
 mod metrics;
 mod page;
-mod room;
 mod sync;
+mod waiting;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -99,7 +99,7 @@ pub fn compute(
     let settings = &workspace.settings_for(&on_replay(&mut client, settings, migrations, &start)?);
     // What reaches outside the database is never replayed.
     let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
-    let (replayed, _) = crate::rehearse::outside::replayed(migrations, &database);
+    let (replayed, _) = crate::rehearse::held_back::replayed(migrations, &database);
     let asked =
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
     // Only what the copy has not applied is replayed (a start from the
@@ -168,7 +168,7 @@ pub fn compute(
         Some(env) => {
             // Kept without the journal's triggers: its next reader makes them again.
             crate::pg::tracked::remove_journal(&mut client).map_err(db("ending the journal"))?;
-            let at = (copy.dbname.as_str(), super::start::BASE);
+            let at = (copy.dbname.as_str(), super::replay_start::BASE);
             super::kept::keep(workspace, client, at, (&end, migrations), &env);
         }
         None => drop(workspace),
@@ -206,14 +206,14 @@ fn open_start(
     migrations: &[Migration],
     options: &Options,
     pg_dump: &std::path::Path,
-) -> Result<(Option<Options>, super::start::Opened), DownsError> {
+) -> Result<(Option<Options>, super::replay_start::Opened), DownsError> {
     let deploys = Options { from_target: true, ..options.clone() };
     let opened = match first_deploy(target, migrations, options)? {
-        true => super::start::open(url, migrations, &deploys, pg_dump, true).ok(),
+        true => super::replay_start::open(url, migrations, &deploys, pg_dump, true).ok(),
         false => None,
     };
     let Some(mut opened) = opened else {
-        return Ok((None, super::start::open(url, migrations, options, pg_dump, true)?));
+        return Ok((None, super::replay_start::open(url, migrations, options, pg_dump, true)?));
     };
     opened.1.push(
         "the replay starts from a copy of the target, as its first deploy's does (no \

@@ -19,9 +19,8 @@
 //! history and proves each down, `write` saves them where the layout keeps
 //! downs.
 
-mod again;
-mod around;
 mod aside;
+mod authored;
 mod calls;
 mod catalog;
 pub mod chain;
@@ -29,20 +28,21 @@ mod columns;
 mod compute;
 mod data;
 mod ddl;
+mod dropped_column;
 pub mod keep;
 mod kept;
 mod labels;
 pub mod maker;
 mod objects;
-mod own;
 mod picture;
 mod plan;
 pub mod proofs;
 mod quick;
+mod remade_around;
 mod replay_quick;
+mod replay_start;
 mod run;
 mod set_back;
-mod start;
 mod storage;
 mod toc;
 pub mod ups;

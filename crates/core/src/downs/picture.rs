@@ -149,7 +149,7 @@ pub(super) struct Work<'s> {
     /// After's relations (by OID) to drop and make again from `before`.
     pub rebuild: HashSet<u32>,
     /// After's objects, by (catalog, OID), to drop and make again around
-    /// what the down changes (see `super::around`).
+    /// what the down changes (see `super::remade_around`).
     pub refit: HashSet<(u32, u32)>,
     /// After's column defaults, (table OID, column number), to drop and set
     /// again around what the down changes.

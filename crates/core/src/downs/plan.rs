@@ -15,12 +15,12 @@ use std::collections::HashSet;
 
 use backstop_lint::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
 
-use super::around::{Around, Dependents, Seeds};
 use super::aside::aside;
 use super::catalog::{Catalog, Enum, Table};
 use super::columns::{columns, needs_new_type, of_enum, retyped};
 use super::ddl;
 use super::picture::{column_pairs, is_view, pair, table_pairs, Plan, State, Usings, Work};
+use super::remade_around::{Around, Dependents, Seeds};
 use super::toc::Entry;
 
 const RENAMED_FIRST: [&str; 1] = ["SCHEMA"];
@@ -191,7 +191,7 @@ fn enum_swaps<'c>(before: &'c Catalog, after: &'c Catalog) -> Vec<(&'c Enum, &'c
 }
 
 /// What to drop and make again around what the down changes (see
-/// [`super::around`]): the views the up changed and their dependents, and
+/// [`super::remade_around`]): the views the up changed and their dependents, and
 /// what depends on a column whose type goes back, on an enum type swapped
 /// back, or on a function made again with `DROP` and `CREATE`.
 fn to_rebuild(
@@ -265,7 +265,7 @@ fn make_early(work: &mut Work<'_>, tables: &[(&Table, &Table)]) {
         let had: Vec<&str> = pairs.iter().map(|(bc, _)| bc.name.as_str()).collect();
         columns.extend(b.columns.iter().filter(|c| !had.contains(&c.name.as_str())));
     }
-    for i in super::around::early(work, &columns) {
+    for i in super::remade_around::early(work, &columns) {
         work.early.insert(i);
         let e = &work.before.dump.entries[i];
         work.plan.push_entry(e);

@@ -102,7 +102,7 @@ impl Reading {
                 }
                 Shape::Options { table, keys } => out.push(options_back(client, table, keys)?),
                 Shape::DropColumn { table, column } => {
-                    let Some(back) = super::again::column(client, table, column)? else {
+                    let Some(back) = super::dropped_column::column(client, table, column)? else {
                         return Ok(None);
                     };
                     out.extend(back);

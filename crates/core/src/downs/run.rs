@@ -605,7 +605,7 @@ impl Replay<'_> {
         let target = aligned.as_ref().unwrap_or(&now);
         let client = &mut *self.client;
         let mut dependents =
-            |seeds: &super::around::Seeds| super::around::dependents(client, seeds);
+            |seeds: &super::remade_around::Seeds| super::remade_around::dependents(client, seeds);
         let usings =
             m.up.statements
                 .iter()

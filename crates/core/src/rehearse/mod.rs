@@ -10,32 +10,32 @@
 //! what a rehearsal found, `snapshot` compares copies and `locks` turns
 //! lock traces into the report's rows.
 
-mod backed;
-mod beside;
 mod chain;
 mod clone;
-mod computed;
+mod computed_trip;
 pub mod config;
 mod dump;
+mod expand_scenario;
 mod explain;
 pub mod gate;
 pub mod globals;
+mod halves_meet;
+pub mod held_back;
 mod injected;
 mod locks;
 mod lossy;
-mod meet;
 mod outcome;
-pub mod outside;
+mod plays;
 pub mod record;
 pub mod report;
-mod ride;
 mod round_trip;
 mod run;
 mod runs_as;
 mod sample;
+mod scenario_backup;
 mod scenarios;
+mod second_half;
 pub mod server_state;
-mod shapes;
 mod snapshot;
 mod splits;
 pub mod summary;
@@ -52,7 +52,7 @@ use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
 pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
-pub use computed::{DownMaker, Made, MadeDown, Makers, Mark};
+pub use computed_trip::{DownMaker, Made, MadeDown, Makers, Mark};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

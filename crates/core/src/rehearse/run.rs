@@ -9,7 +9,7 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::clone::Workspace;
-use super::computed::Makers;
+use super::computed_trip::Makers;
 use super::dump::db_err;
 use super::gate::key_of;
 use super::locks::Tracing;
@@ -132,7 +132,7 @@ pub fn rehearse(
     // Nor does a copy send what production would: a call that reaches
     // outside the database (pg_net, dblink) is not run there.
     let database = super::dump::source_dbname(source_url)?;
-    let (replayed, outside) = super::outside::replayed(migrations, &database);
+    let (replayed, outside) = super::held_back::replayed(migrations, &database);
     let migrations: &[Migration] = &replayed;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -193,7 +193,7 @@ pub fn rehearse(
         prepared: &mut prepared,
         tracked: &mut tracked,
     };
-    let played = super::beside::play(
+    let played = super::plays::play(
         &mut workspace,
         main,
         (migrations, &todo),

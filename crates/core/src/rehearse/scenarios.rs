@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::backed::BackedUp;
 use super::clone::{CopyDb, Workspace};
 use super::injected::APlan;
 use super::ms;
 use super::outcome::{Difference, Scenario};
+use super::scenario_backup::BackedUp;
 use super::snapshot::{compare, first_of, listed, snapshot, Snapshot};
 use super::RehearseError;
 use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};

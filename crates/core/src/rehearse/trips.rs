@@ -18,13 +18,13 @@
 use postgres::Client;
 
 use super::clone::{CopyDb, Workspace};
-use super::computed::{self, DownMaker, Makers};
+use super::computed_trip::{self, DownMaker, Makers};
+use super::halves_meet::Meet;
 use super::injected::APlan;
 use super::locks::Tracing;
-use super::meet::Meet;
 use super::outcome::{LockRow, RoundTrip, Scenario, Step, TripClass};
-use super::ride::{self, BStart};
 use super::round_trip::{round_trip_one, OneTrip};
+use super::second_half::{self, BStart};
 use super::snapshot::{track, Snapshot};
 use super::{Options, RehearseError};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
@@ -158,7 +158,7 @@ pub(super) fn all<'c>(
         trips.round_trip.duration_ms = super::ms(t.elapsed());
         return Ok((trips, End::Main));
     };
-    let at = ride.and_then(|(plan, _)| ride::a_at(plan, todo));
+    let at = ride.and_then(|(plan, _)| second_half::a_at(plan, todo));
     let mut beside = tracing.inner.beside();
     let meet = Meet::new(todo.len());
     let (trips, other) = std::thread::scope(|s| {
@@ -197,7 +197,7 @@ pub(super) fn all<'c>(
     if let (Some(why), Some(b)) = (&trips.stopped, &mut trips.b) {
         // B ended on its half before the first half stopped: as one run,
         // the migration failed.
-        *b = ride::b_stopped(b.duration_ms, why);
+        *b = second_half::b_stopped(b.duration_ms, why);
     }
     for m in second {
         stages.next(tracing.inner, &format!("round trip {}", m.label()));
@@ -290,7 +290,8 @@ fn second_half(
         // first half stop, `all` says B's migration failed.
         (Some(ws), Some(start)) => {
             let stopped = trips.stopped.clone();
-            let b = ride::b_end(client, (&cut.copy, ws), settings, start, stopped.as_deref())?;
+            let b =
+                second_half::b_end(client, (&cut.copy, ws), settings, start, stopped.as_deref())?;
             trips.b = Some(b);
             Ok((trips, None, cut_at))
         }
@@ -331,7 +332,7 @@ fn apply_first(
         }
         // At the start, B has just read the copy as it is.
         let read = start.filter(|_| at == 0);
-        let (played, stop) = ride::a_here(client, migrations, settings, plan, read)?;
+        let (played, stop) = second_half::a_here(client, migrations, settings, plan, read)?;
         a = Some(played);
         if stop.is_some() {
             return Ok((a, stop));
@@ -406,7 +407,7 @@ fn run(
             break;
         }
         if let (Some((plan, _)), None) = (a.filter(|&(_, at)| at == i), &out.stopped) {
-            let (played, stop) = ride::a_here(client, migrations, settings, plan, None)?;
+            let (played, stop) = second_half::a_here(client, migrations, settings, plan, None)?;
             (out.a, out.stopped) = (Some(played), stop);
             // Its run came and went through `migrate`: the picture and the
             // maker read the copy again.
@@ -424,7 +425,7 @@ fn run(
         // changed and the up would not apply again.
         let trip = match (&out.stopped, maker.as_deref_mut()) {
             (Some(why), _) => OneTrip::not_rehearsed(m, why),
-            (None, Some(maker)) if m.down.is_none() => computed::round_trip(
+            (None, Some(maker)) if m.down.is_none() => computed_trip::round_trip(
                 client,
                 copy,
                 (tracked, prepared),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{entries, file_name, flyway, sections, split_stem, SourceError};
+use super::{entries, file_name, flyway, sectioned_files, split_stem, SourceError};
 
 /// Where a project's migrations were found, and what said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,7 +334,7 @@ pub(super) fn detect(dir: &Path) -> Result<Layout, SourceError> {
                 }
                 Some(_) => continue,
                 None if split_stem(base).is_some() => {
-                    sections::marker_layout(&path).unwrap_or(Layout::Sqlx)
+                    sectioned_files::marker_layout(&path).unwrap_or(Layout::Sqlx)
                 }
                 None => continue,
             }

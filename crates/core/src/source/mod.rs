@@ -17,11 +17,12 @@
 
 pub mod atlas;
 mod atlas_files;
-mod dirs;
 pub mod drizzle;
 mod error;
+mod file_pairs;
 mod flyway;
 mod flyway_places;
+mod folder_per_migration;
 pub(crate) mod graphile;
 pub mod hasura;
 mod js;
@@ -29,11 +30,10 @@ mod kept;
 mod layout;
 mod nested;
 mod node_pg_migrate;
-mod paired;
 mod prisma;
 pub mod project;
 mod runs_tool;
-mod sections;
+mod sectioned_files;
 pub mod sqitch;
 mod supabase;
 mod transactions;
@@ -421,9 +421,11 @@ fn load_parsing(
         },
     };
     let found = match layout {
-        Layout::Diesel | Layout::Hasura => dirs::discover(dir)?,
-        Layout::Sqlx | Layout::GolangMigrate => paired::discover(dir, layout)?,
-        Layout::Dbmate | Layout::Goose | Layout::NodePgMigrate => sections::discover(dir, layout)?,
+        Layout::Diesel | Layout::Hasura => folder_per_migration::discover(dir)?,
+        Layout::Sqlx | Layout::GolangMigrate => file_pairs::discover(dir, layout)?,
+        Layout::Dbmate | Layout::Goose | Layout::NodePgMigrate => {
+            sectioned_files::discover(dir, layout)?
+        }
         Layout::Flyway => flyway::discover(dir, flyway_places::suffixes(dir))?,
         Layout::Sqitch => sqitch::discover(dir)?,
         Layout::Supabase => supabase::discover(dir)?,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::backed::BackedUp;
 use super::clone::{CopyDb, Workspace};
 use super::injected::APlan;
 use super::outcome::Scenario;
+use super::scenario_backup::BackedUp;
 use super::scenarios::restored_b;
 use super::snapshot::{snapshot, Snapshot};
 use super::{ms, RehearseError};

@@ -13,12 +13,12 @@ use postgres::Client;
 
 use super::chain;
 use super::clone::{CopyDb, Workspace};
-use super::computed::Makers;
+use super::computed_trip::Makers;
 use super::injected::APlan;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
-use super::ride;
 use super::scenarios::{scenario_c, scenarios_a_b, Downs};
+use super::second_half;
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::migrate::{self, Settings};
@@ -102,7 +102,8 @@ pub(super) fn play(
             // B ends on the copy where the round trips ended.
             if let (Some(start), End::Second(c, copy)) = (trips.b_start.take(), end) {
                 let stopped = trips.stopped.clone();
-                trips.b = Some(ride::b_end(*c, (copy, ws), settings, start, stopped.as_deref())?);
+                trips.b =
+                    Some(second_half::b_end(*c, (copy, ws), settings, start, stopped.as_deref())?);
             }
             Ok(trips)
         });
@@ -136,8 +137,13 @@ pub(super) fn play(
     }
     if let (Some(schema), false) = (&options.expand, todo.is_empty()) {
         stages.next(tracing.inner, "expand, rollback and contract");
-        let played =
-            super::shapes::scenario_expand(workspace, migrations, settings, schema, tracing.inner)?;
+        let played = super::expand_scenario::scenario_expand(
+            workspace,
+            migrations,
+            settings,
+            schema,
+            tracing.inner,
+        )?;
         scenarios.push(played);
     }
     Ok((trips, scenarios))
@@ -191,7 +197,7 @@ fn ridden(trips: &mut RoundTrips, plan: &APlan) -> [Scenario; 2] {
     let a = match trips.a.take() {
         Some(a) => a,
         None if plan.injected_from().is_none() => plan.no_transaction(),
-        None => ride::a_not_reached(plan, trips.stopped.as_deref()),
+        None => second_half::a_not_reached(plan, trips.stopped.as_deref()),
     };
     let b = trips.b.take().unwrap_or_else(|| {
         Scenario::played("B", false, 0, "the round trips did not end: nothing to restore".into())
