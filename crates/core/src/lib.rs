@@ -8,6 +8,7 @@ pub mod check;
 pub mod clear;
 pub mod compare;
 pub mod config;
+pub mod copies;
 pub mod decide;
 pub mod downs;
 pub mod drill;

@@ -54,7 +54,7 @@ pub struct Overview {
     pub frozen_roles: Vec<FrozenRole>,
     pub unfinished_restore: Option<Journal>,
     /// Copies a killed rehearsal left on this server.
-    pub rehearsal_copies: Vec<crate::rehearse::LeftCopy>,
+    pub rehearsal_copies: Vec<crate::copies::LeftCopy>,
     /// Other tools' histories holding versions Backstop has not recorded.
     pub unadopted: Vec<Unadopted>,
     /// An expand in progress: both shapes served until contract or rollback.
@@ -102,7 +102,7 @@ impl Overview {
             .collect();
         let all: Vec<&Migration> = migrations.iter().collect();
         let unadopted = crate::adopt::unadopted(client, &all).map_err(ApplyError::Db)?;
-        let rehearsal_copies = crate::rehearse::left_copies(client)
+        let rehearsal_copies = crate::copies::left_copies(client)
             .map_err(db("listing rehearsal copies"))?
             .into_iter()
             .filter(|c| !c.running)

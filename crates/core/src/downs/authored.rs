@@ -5,10 +5,10 @@
 
 use super::run::{db, Proof, Replay};
 use super::DownsError;
+use crate::copies::server_state as roles;
 use crate::migrate::{self, Direction, Settings};
 use crate::pg::tracked::{Tracked, Written};
 use crate::pg::Prepared;
-use crate::rehearse::server_state as roles;
 use crate::source::{Migration, Part};
 
 impl Replay<'_> {

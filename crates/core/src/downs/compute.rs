@@ -20,11 +20,11 @@ use postgres::Client;
 
 use super::run::{Replay, Start};
 use super::{Computed, Down, DownsError, Options};
+use crate::copies::CopyDb;
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
-use crate::rehearse::CopyDb;
 use crate::source::Migration;
 
 /// How many migrations asked about a replay holds before it is cut in
@@ -99,7 +99,7 @@ pub fn compute(
     let settings = &workspace.settings_for(&on_replay(&mut client, settings, migrations, &start)?);
     // What reaches outside the database is never replayed.
     let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
-    let (replayed, _) = crate::rehearse::held_back::replayed(migrations, &database);
+    let (replayed, _) = crate::copies::held_back::replayed(migrations, &database);
     let asked =
         |m: &Migration| options.versions.is_empty() || options.versions.contains(&m.version);
     // Only what the copy has not applied is replayed (a start from the
@@ -417,7 +417,7 @@ impl Half<'_> {
 
 /// Drops the first half's copy (its session ends here), so that the
 /// cluster kept for the next run holds only where the replay ended.
-fn drop_copy(workspace: &crate::rehearse::Workspace, client: Client, dbname: &str) {
+fn drop_copy(workspace: &crate::copies::Workspace, client: Client, dbname: &str) {
     drop(client);
     let Some(cluster) = workspace.cluster() else { return };
     if let Ok(mut admin) = cluster.connect("postgres") {

@@ -141,7 +141,7 @@ pub fn keep(
         .map_err(db("reading the server version"))?;
     // The role the migrations run as here, where no superuser: a proof
     // made with other rights does not hold for it.
-    let role = crate::rehearse::RunsAs::of(client)?.map(|r| r.role);
+    let role = crate::copies::RunsAs::of(client)?.map(|r| r.role);
     // Where the first pending migration starts: it keys the kept proofs
     // and the copy a previous run kept (`downs::kept`).
     let target = match read {

@@ -29,11 +29,11 @@
 use postgres::Client;
 
 use super::DownsError;
+use crate::copies::{globals, Workspace};
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::fingerprint::Schema;
 use crate::pg::preload::Preload;
 use crate::pg::quote_ident;
-use crate::rehearse::{globals, Workspace};
 use crate::source::Migration;
 
 /// How many relations (tables, views, sequences, foreign tables) a schema

@@ -79,7 +79,7 @@ impl<'a> Maker<'a> {
         })?;
         self.made_lock().major = crate::pg::bins::major_of_num(server);
         // The role the copy's sessions work as, where no superuser.
-        self.made_lock().role = crate::rehearse::RunsAs::of(client)?.map(|r| r.role);
+        self.made_lock().role = crate::copies::RunsAs::of(client)?.map(|r| r.role);
         let tools = crate::backup::tools::Tools::find().and_then(|t| t.fit(server));
         let path = tools.map_err(tool_err)?.dir.join("pg_dump");
         self.pg_dump = Some(path.clone());

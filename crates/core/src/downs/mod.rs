@@ -279,6 +279,14 @@ impl From<RehearseError> for DownsError {
     }
 }
 
+/// A copy that could not be made or reached, said as a rehearsal's
+/// workspace says it.
+impl From<crate::copies::CopyError> for DownsError {
+    fn from(e: crate::copies::CopyError) -> Self {
+        DownsError::Workspace(Box::new(RehearseError::from(e)))
+    }
+}
+
 impl From<ApplyError> for DownsError {
     fn from(e: ApplyError) -> Self {
         DownsError::Apply(Box::new(e))

@@ -23,11 +23,11 @@ use backstop_lint::refs::{Reach, Refs};
 
 use super::toc::{self, Entry};
 use super::DownsError;
+use crate::copies::{globals, CopyDb, Workspace};
 use crate::pg::bins::Match;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::preload::Preload;
 use crate::pg::quote_ident;
-use crate::rehearse::{globals, CopyDb, Workspace};
 use crate::source::{Migration, Part};
 
 /// The database of the throwaway cluster the replay's copies are made from.
@@ -89,7 +89,7 @@ pub(super) fn open(
     let preload = Preload::read(&mut target).map_err(db("reading what the server preloads"))?;
     // The role the target's migrations run as, where no superuser: the
     // replay works as that role (`rehearse::RunsAs`), on a copy made now.
-    let runs_as = crate::rehearse::RunsAs::of(&mut target)?;
+    let runs_as = crate::copies::RunsAs::of(&mut target)?;
     // A start from the target: the copy a previous run kept of it as it is
     // now, when there is one.
     let env = if options.from_target && runs_as.is_none() && kept {
@@ -119,7 +119,7 @@ pub(super) fn open(
     let mut admin = cluster.connect("postgres").map_err(cluster_err)?;
     globals::copy_roles(&mut target, &mut admin).map_err(db("copying the target's roles"))?;
     if options.from_target {
-        crate::rehearse::dump_into(url, &cluster, BASE, (true, options.lock_wait))?;
+        crate::copies::dump_into(url, &cluster, BASE, (true, options.lock_wait))?;
         let mut w = Workspace::in_cluster(cluster, BASE, &dbname, "the target's schema".into());
         let role = runs_as.as_ref().map(|r| r.role.clone());
         w.work_as(runs_as)?;
@@ -138,7 +138,7 @@ pub(super) fn open(
         Some(database) => {
             let copy =
                 CopyDb { server_url: url.to_string(), dbname: database.to_string(), role: None };
-            crate::rehearse::dump_into(&copy.conninfo()?, &cluster, BASE, (false, None))?;
+            crate::copies::dump_into(&copy.conninfo()?, &cluster, BASE, (false, None))?;
             (Vec::new(), format!("database {database}"))
         }
         None => {

@@ -17,12 +17,12 @@ use super::plan;
 use super::proofs::Own;
 use super::{catalog, data, toc, Down, DownsError, Status};
 use crate::adopt::keyed::Digest;
+use crate::copies::server_state as roles;
+use crate::copies::CopyDb;
 use crate::migrate::{self, MigrateOptions, Note, Progress, RollbackTarget, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
-use crate::rehearse::server_state as roles;
-use crate::rehearse::CopyDb;
 use crate::source::Migration;
 
 /// The copy being replayed, and what is known of its current state.

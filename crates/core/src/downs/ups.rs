@@ -79,7 +79,7 @@ pub fn run_ups(
     crate::schema::ensure(&mut client).map_err(super::run::db("creating Backstop's tables"))?;
     let settings = workspace.settings_for(&settings.on_copy(migrations));
     let database = crate::pg::database_of(url).map_err(DownsError::Connect)?;
-    let (replayed, calls) = crate::rehearse::held_back::replayed(migrations, &database);
+    let (replayed, calls) = crate::copies::held_back::replayed(migrations, &database);
     let status = migrate::status(&mut client, &replayed)?;
     let pending: Vec<&Migration> =
         replayed.iter().filter(|m| status.pending.iter().any(|p| p.version == m.version)).collect();

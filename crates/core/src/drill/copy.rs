@@ -8,10 +8,10 @@
 use postgres::Client;
 
 use crate::backup::{self, Kind, Manifest, Store, Tools};
+use crate::copies::globals;
 use crate::kit::error::chain;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::fingerprint::Schema;
-use crate::rehearse::globals;
 
 /// The restored copy: its cluster (stopped and removed when dropped) and
 /// the database in it.

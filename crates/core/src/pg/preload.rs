@@ -78,7 +78,7 @@ impl Preload {
             }
         }
         // Only what the server's own configuration sets: a database's or a
-        // role's settings travel with the database (`rehearse::globals`).
+        // role's settings travel with the database (`copies::globals`).
         let server = ["configuration file", "command line", "environment variable"];
         let settings = shown
             .into_iter()

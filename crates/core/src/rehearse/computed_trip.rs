@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use super::clone::CopyDb;
 use super::locks::Tracing;
 use super::ms;
 use super::outcome::{MigrationTrip, TripClass};
 use super::round_trip::OneTrip;
 use super::RehearseError;
+use crate::copies::clone::CopyDb;
 use crate::migrate::{Progress, Settings};
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;

@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use super::clone::Workspace;
 use super::outcome::Scenario;
 use super::snapshot::{compare, listed, snapshot};
 use super::{ms, RehearseError};
+use crate::copies::clone::Workspace;
 use crate::expand::{self, views, Expanded};
 use crate::migrate::{self, MigrateOptions, Progress, Settings};
 use crate::pg::{quote_ident, quote_qualified};

@@ -11,16 +11,12 @@
 //! lock traces into the report's rows.
 
 mod chain;
-mod clone;
 mod computed_trip;
 pub mod config;
-mod dump;
 mod expand_scenario;
 mod explain;
 pub mod gate;
-pub mod globals;
 mod halves_meet;
-pub mod held_back;
 mod injected;
 mod locks;
 mod lossy;
@@ -30,12 +26,9 @@ pub mod record;
 pub mod report;
 mod round_trip;
 mod run;
-mod runs_as;
-mod sample;
 mod scenario_backup;
 mod scenarios;
 mod second_half;
-pub mod server_state;
 mod snapshot;
 mod splits;
 pub mod summary;
@@ -44,14 +37,16 @@ mod trips;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use clone::{left_copies, LeftCopy};
 pub use config::RehearseSection;
 
 use crate::migrate::ApplyError;
 use crate::pg::cluster::ClusterError;
 use crate::pg::conn::ConnectError;
 
-pub use clone::{dump_into, CopyDb, CopyInfo, Method, Workspace};
+pub use crate::copies::{
+    dump_into, globals, held_back, left_copies, server_state, CopyDb, CopyInfo, FromBackup,
+    LeftCopy, Method, RunsAs, SampleInfo, Workspace,
+};
 pub use computed_trip::{DownMaker, Made, MadeDown, Makers, Mark};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
@@ -60,8 +55,6 @@ pub use outcome::{
     Rehearsed, RelationChange, RoundTrip, Scenario, Split, Step, TripClass,
 };
 pub use run::rehearse;
-pub use runs_as::RunsAs;
-pub use sample::SampleInfo;
 
 /// Why a rehearsal could not be carried out (as opposed to one that ran
 /// and found problems, which is a report with `ok: false`).
@@ -103,6 +96,31 @@ pub enum RehearseError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl From<crate::copies::CopyError> for RehearseError {
+    fn from(e: crate::copies::CopyError) -> Self {
+        use crate::copies::CopyError as C;
+        match e {
+            C::Connect(e) => RehearseError::Connect(e),
+            C::Cluster(e) => RehearseError::Cluster(e),
+            C::Clone { reason } => RehearseError::Clone { reason },
+            C::Tool { tool, output } => RehearseError::Tool { tool, output },
+            C::Db(e) => RehearseError::Db(e),
+            C::Io { action, path, source } => RehearseError::Io { action, path, source },
+        }
+    }
+}
+
+impl Options {
+    /// What the rehearsal's workspace copies.
+    pub fn copying(&self) -> crate::copies::Copying<'_> {
+        crate::copies::Copying {
+            from_backup: self.from_backup.as_ref(),
+            schema_only: self.schema_only,
+            sample: self.sample,
+        }
+    }
 }
 
 impl RehearseError {
@@ -157,13 +175,6 @@ impl Options {
     fn verifies(&self) -> bool {
         self.verify.as_ref().is_some_and(|p| !p.section.checks.is_empty())
     }
-}
-
-/// A backup to rehearse on: its id (or `latest`) in the backup dir.
-#[derive(Debug, Clone)]
-pub struct FromBackup {
-    pub dir: PathBuf,
-    pub id: String,
 }
 
 /// Milliseconds for the report, saturating: a step never lasts 584

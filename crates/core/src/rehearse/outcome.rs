@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::clone::CopyInfo;
 use super::lossy::Lossy;
+use crate::copies::clone::CopyInfo;
 
 /// A way the copy differs from a snapshot, named by object.
 #[derive(Debug, Clone, Serialize)]

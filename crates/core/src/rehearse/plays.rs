@@ -12,7 +12,6 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::chain;
-use super::clone::{CopyDb, Workspace};
 use super::computed_trip::Makers;
 use super::injected::APlan;
 use super::locks::Tracing;
@@ -21,6 +20,7 @@ use super::scenarios::{scenario_c, scenarios_a_b, Downs};
 use super::second_half;
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
+use crate::copies::clone::{CopyDb, Workspace};
 use crate::migrate::{self, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::source::Migration;

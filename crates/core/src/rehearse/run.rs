@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use super::clone::Workspace;
 use super::computed_trip::Makers;
-use super::dump::db_err;
 use super::gate::key_of;
 use super::locks::Tracing;
 use super::outcome::{passed, Rehearsal, Rehearsed, Step};
 use super::snapshot::{track, Snapshot};
 use super::trips::{OnCopy, Stages};
 use super::{lossy, ms, Options, RehearseError};
+use crate::copies::clone::Workspace;
+use crate::copies::dump::db_err;
 use crate::migrate::{self, ApplyError, Note, Progress, Settings};
 use crate::pg::Prepared;
 use crate::source::Migration;
@@ -71,7 +71,7 @@ fn server_reach(
     options: &Options,
 ) -> Result<(Option<String>, Vec<String>), RehearseError> {
     use backstop_lint::refs::Reach;
-    let mut source = super::dump::connect_source(source_url)?;
+    let mut source = crate::copies::dump::connect_source(source_url)?;
     let applied = if crate::schema::exists(&mut source).map_err(db_err("reading the history"))? {
         crate::schema::applied::versions(&mut source).map_err(db_err("reading the history"))?
     } else {
@@ -131,8 +131,8 @@ pub fn rehearse(
     let settings = &settings.on_copy(migrations);
     // Nor does a copy send what production would: a call that reaches
     // outside the database (pg_net, dblink) is not run there.
-    let database = super::dump::source_dbname(source_url)?;
-    let (replayed, outside) = super::held_back::replayed(migrations, &database);
+    let database = crate::copies::dump::source_dbname(source_url)?;
+    let (replayed, outside) = crate::copies::held_back::replayed(migrations, &database);
     let migrations: &[Migration] = &replayed;
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -143,7 +143,7 @@ pub fn rehearse(
     progress.note(Note::Stage { index: 1, total: 0, name: "copying the database" });
     let (isolate, extensions) = server_reach(source_url, migrations, options)?;
     let isolated = isolate.is_some();
-    let mut workspace = Workspace::open(source_url, options, isolate, &extensions)?;
+    let mut workspace = Workspace::open(source_url, &options.copying(), isolate, &extensions)?;
     let settings = &workspace.settings_for(settings);
     let main_copy = workspace.copy("round_trip")?;
     steps.push(Step {

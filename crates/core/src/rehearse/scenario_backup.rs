@@ -1,8 +1,8 @@
 //! The backup scenarios B and C take of their copy's start, in a
 //! temporary store that goes with it, and its restore over the copy.
 
-use super::clone;
 use super::RehearseError;
+use crate::copies::clone;
 use crate::migrate::Settings;
 
 /// A backup of a copy, in a temp store that goes with it.

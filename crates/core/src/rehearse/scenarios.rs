@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::clone::{CopyDb, Workspace};
 use super::injected::APlan;
 use super::ms;
 use super::outcome::{Difference, Scenario};
 use super::scenario_backup::BackedUp;
 use super::snapshot::{compare, first_of, listed, snapshot, Snapshot};
 use super::RehearseError;
+use crate::copies::clone::{CopyDb, Workspace};
 use crate::migrate::{self, MigrateOptions, Progress, RollbackTarget, Settings};
 use crate::pg::checksum::TableChecksum;
 use crate::source::Migration;

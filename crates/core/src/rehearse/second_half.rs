@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::clone::{CopyDb, Workspace};
 use super::injected::APlan;
 use super::outcome::Scenario;
 use super::scenario_backup::BackedUp;
 use super::scenarios::restored_b;
 use super::snapshot::{snapshot, Snapshot};
 use super::{ms, RehearseError};
+use crate::copies::clone::{CopyDb, Workspace};
 use crate::migrate::{self, Settings};
 use crate::source::Migration;
 

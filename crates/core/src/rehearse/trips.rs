@@ -17,7 +17,6 @@
 
 use postgres::Client;
 
-use super::clone::{CopyDb, Workspace};
 use super::computed_trip::{self, DownMaker, Makers};
 use super::halves_meet::Meet;
 use super::injected::APlan;
@@ -27,6 +26,7 @@ use super::round_trip::{round_trip_one, OneTrip};
 use super::second_half::{self, BStart};
 use super::snapshot::{track, Snapshot};
 use super::{Options, RehearseError};
+use crate::copies::clone::{CopyDb, Workspace};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;

@@ -85,7 +85,7 @@ alter event trigger backstop_journal_dropped enable always;";
 /// Turns the journal on in the database of `client`, outside any
 /// transaction, where the session is a superuser (only they may make
 /// event triggers): whether it is on (a superuser made it before, for a
-/// session that works as another role: see `rehearse::runs_as`). Only
+/// session that works as another role: see `copies::runs_as`). Only
 /// ever asked on a throwaway copy.
 ///
 /// The copy's statistics of its schemas and relations are taken then: a

@@ -16,7 +16,7 @@ use super::dump::{
 };
 use super::runs_as::RunsAs;
 use super::sample::{sample_into, SampleInfo};
-use super::{Options, RehearseError};
+use super::{CopyError, Copying};
 use crate::backup::{self, Store};
 use crate::migrate::Settings;
 use crate::pg::bins::Match;
@@ -104,10 +104,10 @@ pub struct CopyDb {
 impl CopyDb {
     /// A session on the copy. Its commits do not wait for the WAL flush:
     /// a copy is thrown away, and a crash loses it whole anyway.
-    pub fn connect(&self) -> Result<Client, RehearseError> {
+    pub fn connect(&self) -> Result<Client, CopyError> {
         let mut client =
             crate::pg::conn::connect_db(&self.server_url, Some(&self.dbname), "backstop rehearse")
-                .map_err(RehearseError::Connect)?;
+                .map_err(CopyError::Connect)?;
         let role = self.role.as_deref().map(|r| format!("; SET ROLE {}", quote_ident(r)));
         client
             .batch_execute(&format!("SET synchronous_commit = off{}", role.unwrap_or_default()))
@@ -118,9 +118,9 @@ impl CopyDb {
     /// A `key=value` connection string for the copy, password included, for
     /// code that takes a database URL (backup, restore). Never shown: the
     /// redaction of connection strings masks `password=`.
-    pub fn conninfo(&self) -> Result<String, RehearseError> {
+    pub fn conninfo(&self) -> Result<String, CopyError> {
         let target = LibpqTarget::from_url(&self.server_url, Some(&self.dbname))
-            .map_err(RehearseError::Connect)?;
+            .map_err(CopyError::Connect)?;
         Ok(match target.password {
             Some(p) => format!(
                 "{} password='{}'",
@@ -162,7 +162,7 @@ pub struct Workspace {
 fn cluster_for(
     source_url: &str,
     (major, bytes, preload): (u32, u64, &Preload),
-) -> Result<(Cluster, Option<RunsAs>), RehearseError> {
+) -> Result<(Cluster, Option<RunsAs>), CopyError> {
     let mut cluster = copy_cluster(major, bytes, preload)?;
     let runs_as = RunsAs::of(&mut connect_source(source_url)?)?;
     if let Some(runs_as) = &runs_as {
@@ -172,7 +172,7 @@ fn cluster_for(
 }
 
 /// A connection to a maintenance database of the server `url` points at.
-fn admin(url: &str) -> Result<Client, RehearseError> {
+fn admin(url: &str) -> Result<Client, CopyError> {
     connect_to(url, "postgres").or_else(|_| connect_to(url, "template1"))
 }
 
@@ -203,9 +203,9 @@ const TEMP_PREFIX: &str = "backstop-rehearsal-";
 /// A temp dir of this rehearsal, made mode 0700 at once (it holds dumps of the copy):
 /// its name carries this process's pid, so that if the rehearsal is killed
 /// the next one removes it.
-pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseError> {
+pub(crate) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, CopyError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let io = |source| RehearseError::Io {
+    let io = |source| CopyError::Io {
         action: "create a temp dir in",
         path: std::env::temp_dir(),
         source,
@@ -219,7 +219,7 @@ pub(super) fn owned_temp_dir(kind: &str) -> Result<tempfile::TempDir, RehearseEr
 }
 
 /// Removes temp dirs of rehearsals whose process is gone.
-pub(super) fn remove_stale_temp_dirs() {
+pub(crate) fn remove_stale_temp_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -270,7 +270,7 @@ pub fn left_copies(client: &mut Client) -> Result<Vec<LeftCopy>, postgres::Error
 }
 
 /// Drops copies left by rehearsals on this host whose process is gone.
-fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
+fn drop_stale_copies(admin: &mut Client) -> Result<(), CopyError> {
     let host =
         nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let rows = admin
@@ -299,7 +299,7 @@ fn drop_stale_copies(admin: &mut Client) -> Result<(), RehearseError> {
 }
 
 /// The source server's major version.
-fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
+fn server_major(admin: &mut Client) -> Result<u32, CopyError> {
     crate::pg::server_version_num(admin)
         .map(crate::pg::bins::major_of_num)
         .map_err(db_err("reading the server version"))
@@ -310,10 +310,10 @@ fn server_major(admin: &mut Client) -> Result<u32, RehearseError> {
 /// and loading what the source's server `preload`s.
 /// `bytes`: about what the copy holds; the rehearsal makes several copies
 /// of it there (the round trip, the scenarios, scenario B's backup).
-fn copy_cluster(major: u32, bytes: u64, preload: &Preload) -> Result<Cluster, RehearseError> {
-    let bin = PgBin::for_major(major, Match::Exact).map_err(RehearseError::Cluster)?;
+fn copy_cluster(major: u32, bytes: u64, preload: &Preload) -> Result<Cluster, CopyError> {
+    let bin = PgBin::for_major(major, Match::Exact).map_err(CopyError::Cluster)?;
     Cluster::start_preloaded(bin, bytes.saturating_mul(6), preload, BASE)
-        .map_err(RehearseError::Cluster)
+        .map_err(CopyError::Cluster)
 }
 
 /// What a copy of a database of `size` bytes holds: a schema-only copy
@@ -335,16 +335,16 @@ impl Workspace {
     /// `extensions`: those the migrations create or drop.
     pub fn open(
         source_url: &str,
-        options: &Options,
+        options: &Copying<'_>,
         isolate: Option<String>,
         extensions: &[String],
-    ) -> Result<Workspace, RehearseError> {
+    ) -> Result<Workspace, CopyError> {
         let source_db = source_dbname(source_url)?;
         let mut admin = admin(source_url)?;
         let _ = drop_stale_copies(&mut admin);
         remove_stale_temp_dirs();
         let run_id = format!("{:x}", rand::random::<u32>());
-        if let Some(from) = &options.from_backup {
+        if let Some(from) = options.from_backup {
             drop(admin);
             return Workspace::from_backup(source_url, from, run_id);
         }
@@ -427,9 +427,9 @@ impl Workspace {
     /// Has the copies of a throwaway cluster worked on as `runs_as`, the
     /// role the source's sessions are where it is no superuser
     /// ([`RunsAs::of`]). To be called before the first copy is made.
-    pub fn work_as(&mut self, runs_as: Option<RunsAs>) -> Result<(), RehearseError> {
+    pub fn work_as(&mut self, runs_as: Option<RunsAs>) -> Result<(), CopyError> {
         let (Some(cluster), Some(mut runs_as)) = (&self.cluster, runs_as) else { return Ok(()) };
-        let mut admin = cluster.connect(&self.template).map_err(RehearseError::Cluster)?;
+        let mut admin = cluster.connect(&self.template).map_err(CopyError::Cluster)?;
         runs_as.ready(&mut admin, &self.template)?;
         self.runs_as = Some(runs_as);
         Ok(())
@@ -457,10 +457,10 @@ impl Workspace {
         source_url: &str,
         from: &super::FromBackup,
         run_id: String,
-    ) -> Result<Workspace, RehearseError> {
+    ) -> Result<Workspace, CopyError> {
         let store = Store::new(&from.dir);
         let refused =
-            |e: backup::BackupError| RehearseError::Clone { reason: crate::kit::error::chain(&e) };
+            |e: backup::BackupError| CopyError::Clone { reason: crate::kit::error::chain(&e) };
         let m = store.pick(&mut connect_source(source_url)?, &from.id).map_err(refused)?;
         let mut info = CopyInfo {
             method: Method::Backup,
@@ -480,7 +480,7 @@ impl Workspace {
             let snapshot = m.snapshot_database.clone().unwrap_or_default();
             let mut admin = admin(source_url)?;
             if let Some(why) = template_refusal(&mut admin, &snapshot)? {
-                return Err(RehearseError::Clone {
+                return Err(CopyError::Clone {
                     reason: format!(
                         "backup {} is database {snapshot} on the server, and {why}",
                         m.id
@@ -492,7 +492,7 @@ impl Workspace {
             return Ok(Workspace::new(source_url.to_string(), &snapshot, None, run_id, info));
         }
         if m.kind == backup::Kind::DataDirectory {
-            return Err(RehearseError::Clone {
+            return Err(CopyError::Clone {
                 reason: format!(
                     "backup {} is a data directory a restore replaced, on the production server; \
                      rehearse from a restore point or a dump",
@@ -580,7 +580,7 @@ impl Workspace {
     }
 
     /// Makes a new copy.
-    pub fn copy(&mut self, label: &str) -> Result<CopyDb, RehearseError> {
+    pub fn copy(&mut self, label: &str) -> Result<CopyDb, CopyError> {
         let made = self.made_mut().len();
         let name = self.copy_name(made, label);
         if let (Some(source), Some(first), false) = (&self.isolated_from, &self.cluster, made == 0)
@@ -591,20 +591,20 @@ impl Workspace {
             let (bin, preload) = (first.bin().clone(), first.preload());
             let mut cluster =
                 Cluster::start_preloaded(bin, bytes.saturating_mul(2), &preload, &name)
-                    .map_err(RehearseError::Cluster)?;
+                    .map_err(CopyError::Cluster)?;
             if let Some(runs_as) = &self.runs_as {
                 runs_as.free_name(&mut cluster)?;
             }
             prepare_cluster(source, &cluster)?;
-            cluster.create_database(&name, None).map_err(RehearseError::Cluster)?;
+            cluster.create_database(&name, None).map_err(CopyError::Cluster)?;
             let mut base = admin(&self.server_url)?;
             let settings = super::globals::database_settings(&mut base, &self.template)
                 .map_err(db_err("reading the database's settings"))?;
-            let mut there = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+            let mut there = cluster.connect("postgres").map_err(CopyError::Cluster)?;
             let _ = super::globals::apply_database_settings(&mut there, &name, &settings);
             pipe_dump(cluster.bin(), &first.url(&self.template), &cluster.url(&name), &[])?;
             if let Some(runs_as) = &mut self.runs_as {
-                let mut admin = cluster.connect(&name).map_err(RehearseError::Cluster)?;
+                let mut admin = cluster.connect(&name).map_err(CopyError::Cluster)?;
                 runs_as.ready(&mut admin, &name)?;
             }
             self.made_mut().push(name.clone());
@@ -615,7 +615,7 @@ impl Workspace {
         // A library that works in one database of the server (pg_cron)
         // works in this copy; its worker leaves the template first.
         if let Some(cluster) = self.cluster.as_mut() {
-            cluster.preload_for(&name).map_err(RehearseError::Cluster)?;
+            cluster.preload_for(&name).map_err(CopyError::Cluster)?;
         }
         self.template_copy(name)
     }
@@ -624,7 +624,7 @@ impl Workspace {
     /// made beside one another on one server (a `CREATE DATABASE` waits
     /// on checkpoints, and two wait together: about 0.3 s for two, against
     /// 0.35 to 0.5 s one after the other); one after the other elsewhere.
-    pub fn copies(&mut self, labels: &[&str]) -> Result<Vec<CopyDb>, RehearseError> {
+    pub fn copies(&mut self, labels: &[&str]) -> Result<Vec<CopyDb>, CopyError> {
         if self.isolated_from.is_some() || !self.side_by_side() || labels.len() < 2 {
             return labels.iter().map(|label| self.copy(label)).collect();
         }
@@ -644,7 +644,7 @@ impl Workspace {
     }
 
     /// Makes the copy `name` of the template on the workspace's server.
-    fn template_copy(&self, name: String) -> Result<CopyDb, RehearseError> {
+    fn template_copy(&self, name: String) -> Result<CopyDb, CopyError> {
         let mut admin = admin(&self.server_url)?;
         let strategy: i32 = admin
             .query_one("select current_setting('server_version_num')::int", &[])
@@ -659,7 +659,7 @@ impl Workspace {
                 quote_ident(&self.template)
             ))
             .map_err(|source| {
-                RehearseError::Db(crate::pg::DbError::new("copying the database", source))
+                CopyError::Db(crate::pg::DbError::new("copying the database", source))
             })?;
         self.adopt(&name);
         // A template copy does not carry the database's own settings.
@@ -698,7 +698,7 @@ impl Drop for Workspace {
 /// point the copy at the same shards), when the source is one. The
 /// session that asks is gone before this returns: a template copy needs
 /// the source to itself.
-fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>, RehearseError> {
+fn citus_refusal(admin: &mut Client, source_url: &str) -> Result<Option<String>, CopyError> {
     let mut source = connect_source(source_url)?;
     let pid: i32 = source
         .query_one("select pg_backend_pid()", &[])
@@ -739,7 +739,7 @@ fn bound_refusal(preload: &Preload, extensions: &[String]) -> Option<String> {
 }
 
 /// Why a template copy on the source's server is not possible, if it is not.
-fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String>, RehearseError> {
+fn template_refusal(admin: &mut Client, source_db: &str) -> Result<Option<String>, CopyError> {
     let can: bool = admin
         .query_one(
             "select rolsuper or (rolcreatedb and exists (
@@ -779,14 +779,14 @@ pub fn dump_into(
     cluster: &Cluster,
     base: &str,
     (schema_only, lock_wait): (bool, Option<std::time::Duration>),
-) -> Result<(), RehearseError> {
+) -> Result<(), CopyError> {
     // First: a table the dump cannot hold stops it before anything is made.
     let mut extra = left_out_args(&mut connect_source(source_url)?, !schema_only)?;
     if let Some(wait) = lock_wait {
         extra.push(format!("--lock-wait-timeout={}ms", wait.as_millis().max(1)));
     }
     prepare_cluster(source_url, cluster)?;
-    cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
+    cluster.create_database(base, None).map_err(CopyError::Cluster)?;
     carry_settings(source_url, cluster, base)?;
     if schema_only {
         extra.push("--schema-only".into());

@@ -8,22 +8,22 @@ use std::process::{Command, Stdio};
 
 use postgres::Client;
 
-use super::RehearseError;
+use super::CopyError;
 use crate::pg::cluster::{Cluster, PgBin};
 use crate::pg::conn::{connect_db, LibpqTarget};
 use crate::pg::extension_owners;
 
 /// A connection to database `dbname` of the server `url` points at.
-pub(super) fn connect_to(url: &str, dbname: &str) -> Result<Client, RehearseError> {
-    connect_db(url, Some(dbname), "backstop rehearse").map_err(RehearseError::Connect)
+pub(crate) fn connect_to(url: &str, dbname: &str) -> Result<Client, CopyError> {
+    connect_db(url, Some(dbname), "backstop rehearse").map_err(CopyError::Connect)
 }
 
-pub(super) fn db_err(context: &'static str) -> impl Fn(postgres::Error) -> RehearseError {
-    move |source| RehearseError::Db(crate::pg::DbError::new(context, source))
+pub(crate) fn db_err(context: &'static str) -> impl Fn(postgres::Error) -> CopyError {
+    move |source| CopyError::Db(crate::pg::DbError::new(context, source))
 }
 
 /// A connection to the source database itself.
-pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> {
+pub(crate) fn connect_source(source_url: &str) -> Result<Client, CopyError> {
     connect_to(source_url, &source_dbname(source_url)?)
 }
 
@@ -32,16 +32,14 @@ pub(super) fn connect_source(source_url: &str) -> Result<Client, RehearseError> 
 /// run as the role can use it. `rows`: the dump copies rows too, which
 /// row level security may keep from the role; then one that a migration
 /// could change stops the copy before pg_dump runs, as it stops a backup.
-pub(super) fn left_out_args(
+pub(crate) fn left_out_args(
     source: &mut impl postgres::GenericClient,
     rows: bool,
-) -> Result<Vec<String>, RehearseError> {
+) -> Result<Vec<String>, CopyError> {
     use crate::pg::unreadable;
     let read = db_err("reading which tables the role may read");
     let left_out = if rows {
-        unreadable::for_dump(source)
-            .map_err(read)?
-            .map_err(|reason| RehearseError::Clone { reason })?
+        unreadable::for_dump(source).map_err(read)?.map_err(|reason| CopyError::Clone { reason })?
     } else {
         unreadable::left_out_of_schema(source).map_err(read)?
     };
@@ -51,7 +49,7 @@ pub(super) fn left_out_args(
 /// Readies `cluster` for the source's objects: checks the local tools are
 /// new enough and makes the source's roles there (NOLOGIN, with their
 /// attributes, memberships and settings) so ownership and grants restore.
-pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(), RehearseError> {
+pub(crate) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(), CopyError> {
     let mut source = connect_source(source_url)?;
     let server_major: i32 = source
         .query_one("select current_setting('server_version_num')::int / 10000", &[])
@@ -59,7 +57,7 @@ pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(),
         .get(0);
     let bin = cluster.bin();
     if (bin.major as i32) < server_major {
-        return Err(RehearseError::Clone {
+        return Err(CopyError::Clone {
             reason: format!(
                 "the local PostgreSQL tools are version {} but the source runs {server_major}; \
                  install PostgreSQL {server_major} or newer locally",
@@ -67,21 +65,21 @@ pub(super) fn prepare_cluster(source_url: &str, cluster: &Cluster) -> Result<(),
             ),
         });
     }
-    let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+    let mut admin = cluster.connect("postgres").map_err(CopyError::Cluster)?;
     super::globals::copy_roles(&mut source, &mut admin)
         .map_err(db_err("creating the source's roles in the copy"))
 }
 
 /// Gives database `base` of `cluster` the source database's own settings.
-pub(super) fn carry_settings(
+pub(crate) fn carry_settings(
     source_url: &str,
     cluster: &Cluster,
     base: &str,
-) -> Result<(), RehearseError> {
+) -> Result<(), CopyError> {
     let mut source = connect_source(source_url)?;
     let settings = super::globals::database_settings(&mut source, &source_dbname(source_url)?)
         .map_err(db_err("reading the source database's settings"))?;
-    let mut admin = cluster.connect("postgres").map_err(RehearseError::Cluster)?;
+    let mut admin = cluster.connect("postgres").map_err(CopyError::Cluster)?;
     let _ = super::globals::apply_database_settings(&mut admin, base, &settings);
     Ok(())
 }
@@ -89,12 +87,12 @@ pub(super) fn carry_settings(
 /// `pg_dump --format=custom [extra] from | pg_restore --exit-on-error -d to`,
 /// what each extension makes in `to` given to the role owning it in `from`
 /// (`pg::extension_owners`).
-pub(super) fn pipe_dump(
+pub(crate) fn pipe_dump(
     bin: &PgBin,
     from: &str,
     to: &str,
     extra: &[&str],
-) -> Result<(), RehearseError> {
+) -> Result<(), CopyError> {
     let owners = extension_owners::read(&mut connect_source(from)?)
         .map_err(db_err("reading who owns what each extension made"))?;
     let mut copy = connect_source(to)?;
@@ -105,12 +103,12 @@ pub(super) fn pipe_dump(
         .map_err(db_err("taking the extension owners' trigger off the copy"))
 }
 
-fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), RehearseError> {
-    let from = LibpqTarget::from_url(from, None).map_err(RehearseError::Connect)?;
-    let to = LibpqTarget::from_url(to, None).map_err(RehearseError::Connect)?;
+fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), CopyError> {
+    let from = LibpqTarget::from_url(from, None).map_err(CopyError::Connect)?;
+    let to = LibpqTarget::from_url(to, None).map_err(CopyError::Connect)?;
     let spawn_err = |tool: &str| {
         let tool = tool.to_string();
-        move |source: std::io::Error| RehearseError::Tool {
+        move |source: std::io::Error| CopyError::Tool {
             tool: tool.clone(),
             output: source.to_string(),
         }
@@ -139,7 +137,7 @@ fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), Rehears
     }
     let dumped = dump.wait().map_err(spawn_err("pg_dump"))?;
     if !dumped.success() {
-        return Err(RehearseError::Tool { tool: "pg_dump".into(), output: dump_err.trim().into() });
+        return Err(CopyError::Tool { tool: "pg_dump".into(), output: dump_err.trim().into() });
     }
     if !restored.status.success() {
         let output = String::from_utf8_lossy(&restored.stderr).trim().to_string();
@@ -148,7 +146,7 @@ fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), Rehears
         } else {
             ""
         };
-        return Err(RehearseError::Tool {
+        return Err(CopyError::Tool {
             tool: "pg_restore".into(),
             output: format!("{output}{hint}"),
         });
@@ -156,25 +154,25 @@ fn pipe(bin: &PgBin, from: &str, to: &str, extra: &[&str]) -> Result<(), Rehears
     Ok(())
 }
 
-pub(super) fn source_dbname(url: &str) -> Result<String, RehearseError> {
-    crate::pg::database_of(url).map_err(RehearseError::Connect)
+pub(crate) fn source_dbname(url: &str) -> Result<String, CopyError> {
+    crate::pg::database_of(url).map_err(CopyError::Connect)
 }
 
 /// Records on `base` what the source has applied: a schema-only copy
 /// holds no rows, its history's neither, and without them every migration
 /// the source has would be played again on a schema that has it.
-pub(super) fn copy_history(
+pub(crate) fn copy_history(
     source_url: &str,
     cluster: &Cluster,
     base: &str,
-) -> Result<(), RehearseError> {
+) -> Result<(), CopyError> {
     let mut source = connect_source(source_url)?;
     if !crate::schema::exists(&mut source).map_err(db_err("reading the source's history"))? {
         return Ok(());
     }
     let rows =
         crate::schema::applied::all(&mut source).map_err(db_err("reading the source's history"))?;
-    let mut copy = cluster.connect(base).map_err(RehearseError::Cluster)?;
+    let mut copy = cluster.connect(base).map_err(CopyError::Cluster)?;
     crate::schema::ensure(&mut copy).map_err(db_err("creating Backstop's tables on the copy"))?;
     crate::schema::applied::insert_copied(&mut copy, &rows)
         .map_err(db_err("copying the history to the copy"))

@@ -19,7 +19,7 @@
 use postgres::Client;
 
 use super::dump::db_err;
-use super::RehearseError;
+use super::CopyError;
 use crate::pg::cluster::Cluster;
 use crate::pg::quote_ident;
 
@@ -34,7 +34,7 @@ pub struct RunsAs {
 impl RunsAs {
     /// Of the session `source`: `None` where it is a superuser (a copy's
     /// superuser then is what the source's sessions are already).
-    pub fn of(source: &mut Client) -> Result<Option<RunsAs>, RehearseError> {
+    pub fn of(source: &mut Client) -> Result<Option<RunsAs>, CopyError> {
         let row = source
             .query_one(
                 "select current_user::text, r.rolsuper,
@@ -53,7 +53,7 @@ impl RunsAs {
     /// superuser's session on it), to be copied and worked on as the role:
     /// it belongs to the source database's owner, Backstop's tables are
     /// there and the role may write them, the journal's triggers are made.
-    pub fn ready(&mut self, admin: &mut Client, base: &str) -> Result<(), RehearseError> {
+    pub fn ready(&mut self, admin: &mut Client, base: &str) -> Result<(), CopyError> {
         let held: bool = admin
             .query_one("select exists (select 1 from pg_roles where rolname = $1)", &[&self.owner])
             .map_err(db_err("reading the copy's roles"))?
@@ -79,8 +79,8 @@ impl RunsAs {
 
     /// Frees the name of the role in `cluster` (before the source's roles
     /// are made there) where its superuser has it: a platform's `postgres`.
-    pub fn free_name(&self, cluster: &mut Cluster) -> Result<(), RehearseError> {
-        cluster.free_role_name(&self.role).map(|_| ()).map_err(RehearseError::Cluster)
+    pub fn free_name(&self, cluster: &mut Cluster) -> Result<(), CopyError> {
+        cluster.free_role_name(&self.role).map(|_| ()).map_err(CopyError::Cluster)
     }
 
     /// The owner a copy made from a readied base is given, as a clause of

@@ -23,7 +23,7 @@ use postgres::{Client, Transaction};
 use serde::Serialize;
 
 use super::dump::{connect_source, pipe_dump, prepare_cluster};
-use super::RehearseError;
+use super::CopyError;
 use crate::pg::cluster::Cluster;
 use crate::pg::{quote_ident, quote_qualified};
 
@@ -80,14 +80,14 @@ struct Edge {
 }
 
 /// Fills database `base` of `cluster` with a `percent` sample of the source.
-pub(super) fn sample_into(
+pub(crate) fn sample_into(
     source_url: &str,
     cluster: &Cluster,
     base: &str,
     percent: f64,
-) -> Result<SampleInfo, RehearseError> {
+) -> Result<SampleInfo, CopyError> {
     prepare_cluster(source_url, cluster)?;
-    cluster.create_database(base, None).map_err(RehearseError::Cluster)?;
+    cluster.create_database(base, None).map_err(CopyError::Cluster)?;
     let mut source = connect_source(source_url)?;
     let mut tx = source
         .build_transaction()
@@ -112,7 +112,7 @@ pub(super) fn sample_into(
     pipe_dump(bin, source_url, &target_url, &args("--section=pre-data"))?;
 
     let (units, edges) = read_graph(&mut tx)?;
-    let mut target = cluster.connect(base).map_err(RehearseError::Cluster)?;
+    let mut target = cluster.connect(base).map_err(CopyError::Cluster)?;
     let mut rows = 0;
     for i in 0..units.len() {
         rows += copy_unit(&mut tx, &mut target, &units, &edges, i, percent)?;
@@ -132,7 +132,7 @@ pub(super) fn sample_into(
 
 /// The tables to copy and the foreign keys between them; tables on a
 /// cycle are marked whole.
-fn read_graph(tx: &mut Transaction<'_>) -> Result<(Vec<Unit>, Vec<Edge>), RehearseError> {
+fn read_graph(tx: &mut Transaction<'_>) -> Result<(Vec<Unit>, Vec<Edge>), CopyError> {
     let rows = tx
         .query(
             "select c.oid, n.nspname::text, c.relname::text, c.relkind = 'p',
@@ -306,9 +306,9 @@ fn copy_unit(
     edges: &[Edge],
     i: usize,
     percent: f64,
-) -> Result<u64, RehearseError> {
+) -> Result<u64, CopyError> {
     let u = &units[i];
-    let failed = |e: postgres::Error| RehearseError::Clone {
+    let failed = |e: postgres::Error| CopyError::Clone {
         reason: format!("sampling {}.{}: {}", u.schema, u.name, crate::pg::conn::error_chain(&e)),
     };
     let query = sample_query(units, edges, i, percent);
@@ -316,7 +316,7 @@ fn copy_unit(
     let mut writer = target
         .copy_in(&format!("COPY {} ({}) FROM STDIN", u.qualified(), column_list(&u.columns, None)))
         .map_err(failed)?;
-    std::io::copy(&mut reader, &mut writer).map_err(|e| RehearseError::Clone {
+    std::io::copy(&mut reader, &mut writer).map_err(|e| CopyError::Clone {
         reason: format!("sampling {}.{}: {e}", u.schema, u.name),
     })?;
     drop(reader);
@@ -325,7 +325,7 @@ fn copy_unit(
 
 /// Sets every sequence of the copy to the source's value, so new rows get
 /// new ids there too.
-fn set_sequences(tx: &mut Transaction<'_>, target: &mut Client) -> Result<(), RehearseError> {
+fn set_sequences(tx: &mut Transaction<'_>, target: &mut Client) -> Result<(), CopyError> {
     let rows = tx
         .query(
             "select format('%I.%I', schemaname, sequencename), last_value
