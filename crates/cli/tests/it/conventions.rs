@@ -244,4 +244,22 @@ fn the_top_level_words_are_noun_groups_and_every_old_word_still_answers() {
     }
     // Hidden, not gone: the man page still answers.
     backstop(tmp.path(), &["man"]).expect_code(0);
+    // Run on a terminal (util-linux's `script` gives it one), an old word
+    // says its new form; a script's output (no terminal) has no such line.
+    let by_script = backstop(tmp.path(), &["decide", "--samples", "none.json"]);
+    assert!(!by_script.stderr.contains("is now"), "{}", by_script.stderr);
+    let Some(script) = program("script", "Debian's util-linux (bsdutils)") else { return };
+    let line = format!("{} decide --samples none.json", backstop_bin().display());
+    let out = std::process::Command::new(script)
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(tmp.path())
+        .env_remove("BACKSTOP_CONFIG")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("note: `backstop decide` is now `backstop respond decide`"),
+        "on a terminal: {said}"
+    );
 }
