@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::decide::Method;
-use backstop_core::migrate::{self, Quiet, RollbackTarget};
+use backstop_core::migrate::{self, Quiet};
 use backstop_core::respond::{self, Observer, Step};
 
 use super::{print, print_json, Context};
@@ -152,7 +152,7 @@ pub fn run(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let (config, url) = super::target(config, &args.conn)?;
     let responder = config.responder(&url, None)?;
-    let mut client = super::connect_session(&url, "backstop rollback")?;
+    let mut client = super::connect_session(&url, &format!("backstop respond method {m}"))?;
     let flags = backstop_core::flags::list(&mut client)?;
     let target =
         respond::target(&flags, args.flag.clone(), args.release.as_deref(), m == Method::B)?;
@@ -205,7 +205,7 @@ pub fn run(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// Method C: the full rollback, with its forensics.
 fn full(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ctx = Context::load(config, &args.conn)?;
-    let revert = revert_target(args.to.clone(), args.steps);
+    let revert = super::revert_target(args.to.clone(), args.steps);
     let mut client = ctx.connect_session("backstop respond method C")?;
     let flags = backstop_core::flags::list(&mut client)?;
     let target = respond::target(&flags, args.flag.clone(), args.release.as_deref(), true)?;
@@ -251,13 +251,4 @@ fn full(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The migrations a rollback reverts: those after `--to`, or the last `--steps` (default 1).
-pub fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
-    match (to, steps) {
-        (Some(v), _) if v == "start" => RollbackTarget::Start,
-        (Some(v), _) => RollbackTarget::To(v),
-        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
-    }
 }

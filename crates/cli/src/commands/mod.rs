@@ -39,7 +39,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use backstop_core::config::Config;
-use backstop_core::migrate::Settings;
+use backstop_core::migrate::{RollbackTarget, Settings};
 use backstop_core::pg;
 use backstop_core::source::{self, Migration};
 
@@ -202,4 +202,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// The migrations a rollback reverts: those after `--to`, or the last `--steps` (default 1).
+pub fn revert_target(to: Option<String>, steps: Option<usize>) -> RollbackTarget {
+    match (to, steps) {
+        (Some(v), _) if v == "start" => RollbackTarget::Start,
+        (Some(v), _) => RollbackTarget::To(v),
+        (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
+    }
 }

@@ -49,9 +49,8 @@ pub struct Args {
     /// Why, for the audit log (every method, the default one too).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
-    /// Taken and changes nothing: a rollback reverts at once (`--dry-run`
-    /// shows it first); a script may pass --yes to every command that
-    /// changes something.
+    /// Accepted so a script may pass --yes to every command that changes
+    /// something; a rollback reverts without it (`--dry-run` shows it first).
     #[arg(long, conflicts_with = "dry_run")]
     yes: bool,
     /// Method B: the backup to restore (default: the one the latest applied
@@ -87,7 +86,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         return super::method::run(request, config);
     }
     let ctx = Context::load(config, &args.conn)?;
-    let target = super::method::revert_target(args.to, args.steps);
+    let target = super::revert_target(args.to, args.steps);
     let mut client = match args.dry_run {
         true => ctx.connect()?,
         false => ctx.connect_session("backstop rollback")?,

@@ -50,6 +50,17 @@ pub enum CopyError {
     },
 }
 
+impl CopyError {
+    /// The exit code: a URL that does not parse is the user's (2); the
+    /// rest are the environment's (3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CopyError::Connect(ConnectError::BadUrl { .. }) => 2,
+            _ => 3,
+        }
+    }
+}
+
 /// A backup to copy instead of the database: its id (or `latest`) in the
 /// backup dir.
 #[derive(Debug, Clone)]

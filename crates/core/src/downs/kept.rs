@@ -103,8 +103,7 @@ pub(super) fn start(
     base: &str,
     key: &str,
 ) -> Result<Option<Cluster>, DownsError> {
-    let cluster_err =
-        |e| DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e)));
+    let cluster_err = |e| DownsError::from(crate::copies::CopyError::Cluster(e));
     let Some(cluster) =
         Cluster::start_kept(bin.clone(), 64 << 20, preload, base, key).map_err(cluster_err)?
     else {

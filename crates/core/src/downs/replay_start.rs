@@ -156,7 +156,7 @@ pub(super) fn open(
 }
 
 fn cluster_err(e: crate::pg::cluster::ClusterError) -> DownsError {
-    DownsError::Workspace(Box::new(crate::rehearse::RehearseError::Cluster(e)))
+    DownsError::from(crate::copies::CopyError::Cluster(e))
 }
 
 fn carry_settings(target: &mut Client, admin: &mut Client, dbname: &str) -> Result<(), DownsError> {

@@ -73,7 +73,7 @@ pub fn run_ups(
         super::replay_start::open(url, migrations, &options, &tools.dir.join("pg_dump"), false)?;
     let copy = match workspace.base_in_cluster() {
         Some(base) => base,
-        None => return Err(DownsError::Workspace(Box::new(no_cluster()))),
+        None => return Err(no_cluster().into()),
     };
     let mut client = copy.connect()?;
     crate::schema::ensure(&mut client).map_err(super::run::db("creating Backstop's tables"))?;
@@ -122,8 +122,8 @@ pub fn run_ups(
     Ok(ran)
 }
 
-fn no_cluster() -> crate::rehearse::RehearseError {
-    crate::rehearse::RehearseError::Clone {
+fn no_cluster() -> crate::copies::CopyError {
+    crate::copies::CopyError::Clone {
         reason: "the copy of the target's schema was not made in a throwaway cluster".into(),
     }
 }

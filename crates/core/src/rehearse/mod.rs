@@ -40,8 +40,6 @@ use std::time::Duration;
 pub use config::RehearseSection;
 
 use crate::migrate::ApplyError;
-use crate::pg::cluster::ClusterError;
-use crate::pg::conn::ConnectError;
 
 pub use crate::copies::{
     dump_into, globals, held_back, left_copies, server_state, CopyDb, CopyInfo, FromBackup,
@@ -60,19 +58,14 @@ pub use run::rehearse;
 /// and found problems, which is a report with `ok: false`).
 #[derive(Debug, thiserror::Error)]
 pub enum RehearseError {
+    /// The copy could not be made or reached.
     #[error(transparent)]
-    Connect(ConnectError),
-    #[error("could not start a throwaway cluster for the copy")]
-    Cluster(#[source] ClusterError),
-    #[error("could not copy the database: {reason}")]
-    Clone { reason: String },
+    Copy(#[from] crate::copies::CopyError),
     #[error(
         "{place}: cannot be rehearsed: {why}; nothing ran. Run it by hand on the server, outside \
          the migrations Backstop rehearses"
     )]
     Unsafe { place: String, why: String },
-    #[error("{tool} failed while copying the database: {output}")]
-    Tool { tool: String, output: String },
     #[error(transparent)]
     Db(#[from] crate::pg::DbError),
     #[error("could not {action} {path}")]
@@ -98,20 +91,6 @@ pub enum RehearseError {
     },
 }
 
-impl From<crate::copies::CopyError> for RehearseError {
-    fn from(e: crate::copies::CopyError) -> Self {
-        use crate::copies::CopyError as C;
-        match e {
-            C::Connect(e) => RehearseError::Connect(e),
-            C::Cluster(e) => RehearseError::Cluster(e),
-            C::Clone { reason } => RehearseError::Clone { reason },
-            C::Tool { tool, output } => RehearseError::Tool { tool, output },
-            C::Db(e) => RehearseError::Db(e),
-            C::Io { action, path, source } => RehearseError::Io { action, path, source },
-        }
-    }
-}
-
 impl Options {
     /// What the rehearsal's workspace copies.
     pub fn copying(&self) -> crate::copies::Copying<'_> {
@@ -127,7 +106,7 @@ impl RehearseError {
     /// The exit code: environment failures are 3, apply errors keep theirs.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RehearseError::Connect(ConnectError::BadUrl { .. }) => 2,
+            RehearseError::Copy(e) => e.exit_code(),
             RehearseError::Apply(e) => e.exit_code(),
             RehearseError::Unsafe { .. } => 1,
             _ => 3,

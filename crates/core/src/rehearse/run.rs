@@ -350,7 +350,9 @@ fn verify_baseline(
         Some(plan) if !plan.section.checks.is_empty() => {
             let scope = crate::verify::ChecksumScope::for_suite(&plan.section);
             Some(crate::verify::Snapshot::take(client, "rehearsal start", &scope).map_err(|e| {
-                RehearseError::Clone { reason: format!("could not take the verify baseline: {e}") }
+                RehearseError::Copy(crate::copies::CopyError::Clone {
+                    reason: format!("could not take the verify baseline: {e}"),
+                })
             })?)
         }
         _ => None,
