@@ -17,8 +17,8 @@
 //! whole ([`super::Tracked`]'s listing) whenever it may have missed
 //! something: a command it reports without an object (`GRANT` on anything
 //! but tables and sequences, `ALTER DEFAULT PRIVILEGES`) or with an object
-//! of a catalog it does not map (servers, casts, operators, publications,
-//! text search, extensions' members), an object dropped that the picture did not know, a role made
+//! of a catalog it does not map (servers, casts, operators, a
+//! publication's schemas, text search, extensions' members), an object dropped that the picture did not know, a role made
 //! or changed (roles are the server's, not the database's), another
 //! search_path, event triggers turned off, or statements the caller says
 //! write the catalogs directly. Relations whose catalog row changed
@@ -36,8 +36,19 @@ use crate::pg::Prepared;
 
 /// The catalogs whose objects the journal's look maps to their owner,
 /// besides those of [`super::OF_RELATIONS`] (each a part of a relation).
-const MAPPED: &[&str] =
-    &["pg_class", "pg_type", "pg_proc", "pg_namespace", "pg_extension", "pg_constraint"];
+/// A publication owns the tables it names: a platform's history adds
+/// nearly every table it makes to one (Supabase's realtime), and each
+/// such migration had the look list every catalog.
+const MAPPED: &[&str] = &[
+    "pg_class",
+    "pg_type",
+    "pg_proc",
+    "pg_namespace",
+    "pg_extension",
+    "pg_constraint",
+    "pg_publication",
+    "pg_publication_rel",
+];
 
 fn mapped(catalog: &str) -> bool {
     MAPPED.contains(&catalog) || super::OF_RELATIONS.iter().any(|(c, _, _)| *c == catalog)
@@ -338,8 +349,9 @@ select 'on', null, null, null, null,
 
 /// The owner of the object `(ch.classid, ch.objid)`, as the listing
 /// names it (`r` a relation, `rt` a table, `t` a type, `f` a function,
-/// `n` a schema, `e` an extension); no row where it is not in a user's
-/// schema, or of a catalog not mapped. `{OF_RELATIONS}` stands for the
+/// `n` a schema, `e` an extension, a publication's catalog OID for a
+/// publication and the tables it names); no row where it is not in a
+/// user's schema, or of a catalog not mapped. `{OF_RELATIONS}` stands for the
 /// parts of relations, one per catalog of [`super::OF_RELATIONS`].
 const OWNER: &str = "
 select {CLASS_OWNER}
@@ -360,4 +372,10 @@ union all
 select 'n', n.oid from pg_namespace n
  where ch.classid = 'pg_namespace'::regclass and n.oid = ch.objid and n.oid in (select oid from users)
 union all
-select 'e', e.oid from pg_extension e where ch.classid = 'pg_extension'::regclass and e.oid = ch.objid";
+select 'e', e.oid from pg_extension e where ch.classid = 'pg_extension'::regclass and e.oid = ch.objid
+union all
+select 'pg_publication'::regclass::oid::text, p.oid from pg_publication p
+ where ch.classid = 'pg_publication'::regclass and p.oid = ch.objid
+union all
+select 'pg_publication'::regclass::oid::text, r.prpubid from pg_publication_rel r
+ where ch.classid = 'pg_publication_rel'::regclass and r.oid = ch.objid";

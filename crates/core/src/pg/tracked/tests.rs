@@ -77,6 +77,12 @@ const CHANGES: &[(&str, &[&str])] = &[
     ("ALTER PUBLICATION pub ADD TABLES IN SCHEMA pubs", &[]),
     ("ALTER PUBLICATION pub DROP TABLES IN SCHEMA pubs", &[]),
     ("ALTER PUBLICATION pub ADD TABLE spare.things", &[]),
+    ("ALTER TABLE spare.things RENAME TO stuff", &[]),
+    ("ALTER PUBLICATION pub DROP TABLE spare.stuff", &[]),
+    ("CREATE PUBLICATION pub2 FOR TABLE spare.stuff, orders", &[]),
+    ("ALTER PUBLICATION pub2 SET (publish = 'insert')", &[]),
+    ("DROP PUBLICATION pub2", &[]),
+    ("ALTER PUBLICATION pub ADD TABLE spare.stuff", &[]),
     ("ALTER STATISTICS st SET STATISTICS 50", &[]),
     ("ALTER TYPE comp ADD ATTRIBUTE b text", &[]),
     ("ALTER DOMAIN dom ADD CONSTRAINT small CHECK (VALUE < 100)", &[]),
@@ -318,6 +324,15 @@ fn the_journal_answers_for_commands_and_the_listing_for_what_it_cannot_see() {
     client.batch_execute("GRANT INSERT (a) ON seen TO PUBLIC").unwrap();
     let news = tracked.journaled(&mut client, &mut prepared).unwrap().expect("a column's GRANT");
     assert!(news.owners.contains(&Owner::Relation(seen)), "{:?}", news.owners);
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert_eq!(tracked.schema(), whole(&mut client));
+    // A table added to a publication, or taken out: the publication's.
+    client.batch_execute("CREATE PUBLICATION feed; ALTER PUBLICATION feed ADD TABLE seen").unwrap();
+    tracked.refresh(&mut client, &mut prepared).unwrap();
+    assert_eq!(tracked.schema(), whole(&mut client));
+    client.batch_execute("ALTER PUBLICATION feed DROP TABLE seen").unwrap();
+    let news = tracked.journaled(&mut client, &mut prepared).unwrap().expect("a publication's");
+    assert!(news.owners.iter().any(|o| matches!(o, Owner::Object(_, _))), "{:?}", news.owners);
     tracked.refresh(&mut client, &mut prepared).unwrap();
     assert_eq!(tracked.schema(), whole(&mut client));
     client.batch_execute("GRANT USAGE ON SCHEMA public TO PUBLIC").unwrap();
