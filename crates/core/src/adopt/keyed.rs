@@ -32,9 +32,10 @@ pub fn fingerprint(
 /// The database's own settings (`ALTER DATABASE … SET`, `ALTER ROLE … IN
 /// DATABASE … SET`) as objects a proof's key and a rollback's check count
 /// with the schema: a down must put them back too. Named without the
-/// database's name, which a copy's differs from.
+/// database's name, which a copy's differs from. Read after every
+/// migration of a replay: sent unprepared, in one round trip.
 pub fn settings(client: &mut impl postgres::GenericClient) -> Result<Vec<Object>, postgres::Error> {
-    let rows = client.query(
+    let rows = client.query_typed(
         "select case when s.setrole = 0 then 'setting of the database '
                      else 'setting of role ' || quote_ident(r.rolname) || ' in the database ' end
                 || split_part(c, '=', 1),
