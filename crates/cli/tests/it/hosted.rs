@@ -101,4 +101,23 @@ fn copies_of_a_hosted_platform_agree_with_it() {
     back.expect_code(0).expect_output("reverted 20240102000000_notes");
     assert!(!back.all().contains("drift"), "{}", back.all());
     assert!(!back.all().contains("owner-pw"), "the password was shown");
+
+    // Method B to the backup before the release: the release's job (a row
+    // of pg_cron's table, the project's) goes with the release's tables,
+    // not left to run on a table that is gone.
+    p.run_with_url(&url, &["migrate"]).expect_code(0);
+    let mut db = HOSTED.connect("postgres").unwrap();
+    let jobs = |db: &mut postgres::Client| -> i64 {
+        db.query_one("select count(*) from cron.job where jobname = 'purge-notes'", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(jobs(&mut db), 1, "the release scheduled its job");
+    let before: String = db
+        .query_one("select backup_id from backstop.applied where version = '20240102000000'", &[])
+        .unwrap()
+        .get(0);
+    let restored = p.run_with_url(&url, &["backup", "restore", &before, "--yes"]);
+    restored.expect_code(0).expect_output("cron.job: 0 row(s) written back and 1 removed");
+    assert_eq!(jobs(&mut db), 0, "the release's job went with it");
 }

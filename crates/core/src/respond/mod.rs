@@ -473,7 +473,8 @@ pub fn method_b(
 
 /// What a restore in place left running or stored in the platform's
 /// schemas it did not put back (`restored`: those it did): pg_cron's
-/// active jobs (a job the history scheduled goes on running) and Vault's
+/// active jobs where the restore could not make them as the backup holds
+/// them (a job the history scheduled goes on running) and Vault's
 /// secrets; and the database's own settings that differ from those the
 /// backup recorded (`settings`), which no dump holds. Empty where there
 /// are none or they cannot be read.
@@ -481,7 +482,12 @@ fn left_in_place(url: &str, restored: &[String], settings: Option<&[String]>) ->
     let Ok(mut client) = crate::pg::connect(url, "backstop rollback") else { return Vec::new() };
     let mut left = settings_left(&mut client, settings.unwrap_or_default());
     let kept = |schema: &str| !restored.iter().any(|s| s == schema);
-    if kept("cron") {
+    // Where the restore made pg_cron's jobs as the backup holds them, a
+    // job the release scheduled is gone (or named where it stayed).
+    let decided = |client: &mut postgres::Client| {
+        crate::backup::restore::decides_platform_rows(client, "cron", "job")
+    };
+    if kept("cron") && !decided(&mut client) {
         let sql = "select coalesce(jobname, jobid::text) from cron.job where active order by jobid";
         let names: Vec<String> = client
             .query(sql, &[])

@@ -27,6 +27,7 @@ mod journal;
 mod on_platform;
 mod physical;
 mod platform_rows;
+pub(crate) use platform_rows::decides as decides_platform_rows;
 mod postmaster;
 mod server;
 mod swap;

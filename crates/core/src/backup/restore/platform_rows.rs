@@ -2,7 +2,9 @@
 //!
 //! A platform keeps some configuration of the project in its own tables:
 //! a release or the dashboard makes a storage bucket as a row of
-//! `storage.buckets`. Those rows are the project's, unlike what users
+//! `storage.buckets`, or schedules a job as a row of pg_cron's `cron.job`
+//! (a job left behind runs SQL on tables the restore took away). Those
+//! rows are the project's, unlike what users
 //! write there (signups in `auth.users`, files in `storage.objects`), so
 //! a restore in place makes them as the backup holds them: a row the
 //! backup holds and the table lacks or holds otherwise is written back,
@@ -26,7 +28,7 @@ use crate::pg::quote_ident;
 use backstop_lint::rewrite::literal;
 
 /// The platform's tables whose rows are the project's (schema, table).
-const TABLES: &[(&str, &str)] = &[("storage", "buckets")];
+const TABLES: &[(&str, &str)] = &[("storage", "buckets"), ("cron", "job")];
 
 /// What the restore does with the project's rows in the platform's tables.
 #[derive(Debug, Default)]
@@ -68,6 +70,34 @@ fn names(columns: &[String], prefix: &str, sep: &str) -> String {
     columns.iter().map(|c| format!("{prefix}{}", quote_ident(c))).collect::<Vec<_>>().join(sep)
 }
 
+/// The primary key's columns of `table` (as SQL names it), and whether
+/// the role may not read and write all of its rows (row security, or a
+/// privilege missing); `None` where there is no such table.
+fn access(
+    client: &mut Client,
+    table: &str,
+) -> Result<Option<(Vec<String>, bool)>, postgres::Error> {
+    let row = client.query_opt(
+        "select array(select a.attname::text from pg_index x
+                        join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any(x.indkey)
+                       where x.indrelid = c.oid and x.indisprimary order by a.attnum),
+                row_security_active(c.oid)
+                  or not has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+           from pg_class c where c.oid = to_regclass($1)",
+        &[&table],
+    )?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Whether a restore in place on `client`'s database makes the rows of
+/// the platform's table `schema.name` as the backup holds them (it is one
+/// of [`TABLES`], with a key, and the role may read and write them all).
+pub(crate) fn decides(client: &mut Client, schema: &str, name: &str) -> bool {
+    let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
+    TABLES.contains(&(schema, name))
+        && matches!(access(client, &table), Ok(Some((keys, false))) if !keys.is_empty())
+}
+
 /// Decides, for backup `m` (its list `toc`, its dump in `dump`), how the
 /// project's rows in the platform's tables become the backup's.
 pub(super) fn plan(
@@ -83,18 +113,8 @@ pub(super) fn plan(
             continue;
         }
         let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
-        let found: Option<(Vec<String>, bool)> = client
-            .query_opt(
-                "select array(select a.attname::text from pg_index x
-                                join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any(x.indkey)
-                               where x.indrelid = c.oid and x.indisprimary order by a.attnum),
-                        row_security_active(c.oid)
-                          or not has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
-                   from pg_class c where c.oid = to_regclass($1)",
-                &[&table],
-            )
-            .map_err(BackupError::db("reading the platform's tables"))?
-            .map(|r| (r.get(0), r.get(1)));
+        let found =
+            access(client, &table).map_err(BackupError::db("reading the platform's tables"))?;
         let Some((keys, hidden)) = found else { continue };
         let said = format!("{schema}.{name}");
         if keys.is_empty() || hidden {
