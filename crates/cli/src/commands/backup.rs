@@ -69,6 +69,11 @@ pub struct PruneArgs {
     /// List what would be removed and remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Remove what retention lets go. On a terminal, without it, prune
+    /// only lists (as --dry-run); a script that passes neither still
+    /// removes, this release, and is told to add it.
+    #[arg(long, conflicts_with = "dry_run")]
+    yes: bool,
 }
 
 pub fn run(command: Sub, config: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -268,6 +273,16 @@ fn verify(args: VerifyArgs, config: &Config, store: &Store) -> anyhow::Result<Ex
 }
 
 fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
+    // `--dry-run` shows, `--yes` does. Scripts written before --yes
+    // (a nightly prune) still remove, and are told.
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let dry_run = args.dry_run || (!args.yes && terminal);
+    if !args.yes && !args.dry_run && !terminal {
+        eprintln!(
+            "note: `backstop backup prune` removes without --yes only for scripts written \
+             before it: add --yes (a later release will only list, as --dry-run does)"
+        );
+    }
     let url = config.database_url(args.conn.database_url.as_deref()).ok();
     let mut drop_database = |m: &Manifest| -> Result<(), backup::BackupError> {
         let url = url.as_deref().ok_or_else(|| {
@@ -283,11 +298,11 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
         config.backup.retention,
         config.backup.keep_min,
         Utc::now(),
-        args.dry_run,
+        dry_run,
         &mut drop_database,
     )?;
     // Databases that crashed or killed restores left behind.
-    if let (Some(url), false) = (url.as_deref(), args.dry_run) {
+    if let (Some(url), false) = (url.as_deref(), dry_run) {
         for name in backup::restore::drop_leftovers(url, store)? {
             eprintln!("dropped {name}, left by an earlier restore");
         }
@@ -331,6 +346,9 @@ fn prune(args: PruneArgs, config: &Config, store: &Store) -> anyhow::Result<Exit
                 backstop_core::kit::duration::human(config.backup.retention),
                 config.backup.keep_min
             );
+            if dry_run && !args.dry_run && !report.removed.is_empty() {
+                out.push_str("nothing was removed; run again with --yes to remove them\n");
+            }
             print(&out)?;
         }
     }

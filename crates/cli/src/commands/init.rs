@@ -63,7 +63,7 @@ skip = []
 dir = ".backstop/backups"
 # migrate reuses a verified backup of this database younger than this.
 max_age = "1h"
-# `backstop backup prune` removes older backups, keeping the newest keep_min.
+# `backstop backup prune --yes` removes older backups, keeping the newest keep_min.
 retention = "30d"
 keep_min = 3
 # "checksums", or "restore" to require a test restore before migrating.

@@ -769,13 +769,40 @@ fn prune_applies_retention_and_keeps_the_newest_keep_min() {
         .expect_output(&format!("would remove {}", ids[0]))
         .expect_output(&format!("would remove {}", ids[1]));
     assert_eq!(listed(&p).len(), 5, "--dry-run removed something");
-    let report = p.run(&["backup", "prune", "--format", "json"]).expect_code(0).json();
+    // `--yes` does; a script that passes neither flag still removes, this
+    // release, and is told to add it (a terminal only lists: below).
+    p.run(&["backup", "prune", "--dry-run", "--yes"]).expect_code(2);
+    let report = p.run(&["backup", "prune", "--yes", "--format", "json"]).expect_code(0).json();
     let removed: Vec<&str> =
         report["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(removed, [ids[0].as_str(), ids[1].as_str()]);
     let left: Vec<String> =
         listed(&p).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(left, [ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+    // With keep_min 2, the oldest left (aged above) may go.
+    let older = ids[2].clone();
+    p.config(&format!(
+        "{}\n[backup]\nretention = \"30d\"\nkeep_min = 2\n",
+        crate::common::DEFAULT_CONFIG
+    ));
+    let Some(script) = crate::common::program("script", "Debian's util-linux (bsdutils)") else {
+        return;
+    };
+    let line = format!("{} backup prune", crate::common::backstop_bin().display());
+    let on_terminal = std::process::Command::new(script)
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(p.path())
+        .env("DATABASE_URL", &p.url)
+        .env_remove("BACKSTOP_CONFIG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(said.contains(&format!("would remove {older}")), "on a terminal: {said}");
+    assert!(said.contains("run again with --yes"), "on a terminal: {said}");
+    assert_eq!(listed(&p).len(), 3, "a terminal's prune without --yes removed a backup");
+    let by_script = p.run(&["backup", "prune"]);
+    by_script.expect_code(0).expect_output(&format!("removed {older}")).expect_output("add --yes");
+    assert_eq!(listed(&p).len(), 2);
 }
 
 #[test]

@@ -324,7 +324,7 @@ fn what_a_crashed_restore_left_and_no_record_needs_is_dropped_by_the_next_run() 
     // With its record gone (as an older Backstop lost it), the copy is a
     // leftover: the next prune, unfreeze or restore drops it.
     std::fs::remove_file(p.path().join(".backstop/backups/restore.json")).unwrap();
-    p.run(&["backup", "prune"]).expect_code(0).expect_output("left by an earlier restore");
+    p.run(&["backup", "prune", "--yes"]).expect_code(0).expect_output("left by an earlier restore");
     assert!(restoring_databases(&cluster).is_empty(), "{:?}", restoring_databases(&cluster));
     p.run(&["status"]).expect_code(0);
     let mut db = cluster.connect(&p.db).unwrap();

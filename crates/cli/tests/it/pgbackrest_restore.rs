@@ -231,7 +231,7 @@ fn a_restore_point_brings_the_cluster_back_and_keeps_what_was_written_since() {
     p.config(
         &config.replace("max_age = \"1h\"", "max_age = \"1h\"\nretention = \"1ms\"\nkeep_min = 0"),
     );
-    p.run(&["backup", "prune"]).expect_code(0).expect_output("kept data directory");
+    p.run(&["backup", "prune", "--yes"]).expect_code(0).expect_output("kept data directory");
     assert!(kept_dirs(cluster).is_empty());
     assert_eq!(cluster.connect(&p.db).unwrap().applied(), ["001"]);
 }
