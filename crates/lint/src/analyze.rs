@@ -201,7 +201,7 @@ pub fn check(inputs: &[Input<'_>], opts: &Options) -> Report {
     let batch = {
         let files: Vec<(&str, &str, &[Stmt<'_>])> =
             inputs.iter().zip(&stmts).map(|(i, s)| (i.path, i.text, s.as_slice())).collect();
-        crate::batch::Batch::build(&files, opts.sequential)
+        crate::batch_names::Batch::build(&files, opts.sequential)
     };
 
     // Tables created anywhere in the run, which the live check must not
@@ -401,7 +401,7 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
     let mut dropped_policies: Vec<(RelationName, String)> = Vec::new();
     for stmt in &cx.stmts {
         run.platform_made.extend(crate::rules::platform_dependency::creates(stmt));
-        if crate::batch::runs_unseen(stmt.node) {
+        if crate::batch_names::runs_unseen(stmt.node) {
             run.unseen.push((cx.file, stmt.index));
         }
         if let Some((table, column)) = owner_table(stmt, &cx.opts.owner_columns) {

@@ -207,7 +207,7 @@ pub(crate) struct RunFacts {
     pub policies: Vec<PolicyDef>,
     /// Statements of the run that may run DDL no reader sees (a function
     /// called, SQL built at run time): file, statement. A policy they may
-    /// drop is not judged taken across them (see `batch::runs_unseen`).
+    /// drop is not judged taken across them (see `batch_names::runs_unseen`).
     pub unseen: Vec<(usize, usize)>,
     /// Objects named like the platform's that the run creates itself
     /// (`(kind, name)`, as BS702 names them): the project's own.
@@ -239,7 +239,7 @@ pub struct Cx<'a> {
     pub(crate) ignores: Vec<Ignore>,
     pub(crate) tokens: &'a [ScanToken],
     /// What the run does to names, statement by statement.
-    pub(crate) batch: &'a crate::batch::Batch,
+    pub(crate) batch: &'a crate::batch_names::Batch,
     /// Where each line of the file starts.
     pub(crate) lines: crate::parse::Lines<'a>,
 }

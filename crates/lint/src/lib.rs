@@ -7,16 +7,14 @@
 // parallel, facts, parse, checksum, redact, versions, risk, codes, model, stmt, enum_use,
 // batch, context, suppress, coltypes, rules, analyze. `compare` reads token streams
 // and stands apart.
-pub mod adds;
 pub mod analyze;
-pub mod batch;
+pub mod batch_names;
 pub mod calls;
 pub mod checksum;
 pub mod codes;
 mod coltypes;
 pub mod compare;
 pub mod context;
-pub mod data;
 pub mod enum_use;
 pub mod expand;
 pub mod facts;
@@ -28,13 +26,15 @@ mod plpgsql;
 pub mod redact;
 pub mod refs;
 pub mod requires;
+pub mod retypes;
 pub mod rewrite;
 pub mod risk;
+pub mod rows;
 pub mod rules;
 pub mod same_function;
 pub mod stmt;
 pub mod suppress;
-pub mod using;
+pub mod up_shapes;
 pub mod versions;
 
 pub use analyze::{check, Input, InputError, Options, Report};

@@ -259,10 +259,10 @@ fn using_back(
     let up = usings
         .get(&(b.name.clone(), bc.name.clone()))
         .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())));
-    let inverse = up.and_then(|u| backstop_lint::using::inverse(u, &bc.name, &bc.type_name));
+    let inverse = up.and_then(|u| backstop_lint::retypes::inverse(u, &bc.name, &bc.type_name));
     let column = format!("{}.{}", a.qualified(), quote_ident(&bc.name));
     if labels && inverse.is_none() {
-        if !up.is_none_or(|u| backstop_lint::using::through_text(u, &bc.name)) {
+        if !up.is_none_or(|u| backstop_lint::retypes::through_text(u, &bc.name)) {
             plan.loses.push(format!(
                 "values of column {column} are cast back from {} to {} by their text: what the up's conversion changed stays changed",
                 ac.type_name, bc.type_name

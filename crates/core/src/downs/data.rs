@@ -8,8 +8,8 @@
 
 use postgres::GenericClient;
 
-use backstop_lint::data::{Inserted, RowChange};
 use backstop_lint::rewrite::{ident, qualified};
+use backstop_lint::rows::{Inserted, RowChange};
 use backstop_lint::RelationName;
 
 use super::catalog::Catalog;
@@ -34,7 +34,7 @@ pub(super) struct DataDown {
 pub(super) fn inserted_tables(m: &Migration, before: &Catalog) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, s) in m.up.statements.iter().enumerate() {
-        for change in backstop_lint::data::row_changes(&s.sql) {
+        for change in backstop_lint::rows::row_changes(&s.sql) {
             if let RowChange::Inserted(ins) = change {
                 let was = as_before(m, i, &ins.table);
                 let name = sql_name(&was);
@@ -76,7 +76,7 @@ pub(super) fn plan(
     let mut out = DataDown::default();
     for (at, s) in m.up.statements.iter().enumerate() {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        for change in backstop_lint::data::row_changes(&s.sql) {
+        for change in backstop_lint::rows::row_changes(&s.sql) {
             let change = match change {
                 RowChange::Inserted(mut i) => {
                     i.table = as_before(m, at, &i.table);

@@ -609,7 +609,7 @@ impl Replay<'_> {
         let usings =
             m.up.statements
                 .iter()
-                .flat_map(|s| backstop_lint::using::retypes(&s.sql))
+                .flat_map(|s| backstop_lint::retypes::retypes(&s.sql))
                 .filter_map(|r| Some(((r.table.name, r.column), r.using?)))
                 .collect();
         let mut worked = plan::plan(before, target, &mut dependents, &usings)

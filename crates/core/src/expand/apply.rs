@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use backstop_lint::expand::{forms, Form};
+use backstop_lint::retypes;
 use backstop_lint::rewrite::ident;
-use backstop_lint::using;
 
 use super::plan::{
     ColumnShape, Concurrent, Constraint, Fill, NotNull, Plan, Refusal, Retyped, Served, Table,
@@ -544,10 +544,10 @@ fn retyped(
     let old = &facts.type_sql;
     let (down, loses) = match r.using {
         None => (format!("CAST({named} AS {old})"), None),
-        Some(e) if using::through_text(e, c) => {
+        Some(e) if retypes::through_text(e, c) => {
             (format!("CAST(CAST({named} AS text) AS {old})"), None)
         }
-        Some(e) => match using::inverse(e, c, old) {
+        Some(e) => match retypes::inverse(e, c, old) {
             Some(inv) => (format!("CAST(({}) AS {old})", inv.expression), inv.loses),
             None => {
                 return Err(format!(

@@ -85,9 +85,9 @@ pub fn check(
 /// or the table made again): later requirements on them are not judged on
 /// today's rows. Adding a constraint or `SET NOT NULL` changes no row.
 fn touches(sql: &str) -> Vec<String> {
-    use backstop_lint::data::RowChange;
+    use backstop_lint::rows::RowChange;
     let name = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
-    let changes = backstop_lint::data::row_changes(sql);
+    let changes = backstop_lint::rows::row_changes(sql);
     if !changes.is_empty() {
         if changes.iter().any(|c| matches!(c, RowChange::Unreadable { .. })) {
             return backstop_lint::referenced_relations(sql).iter().map(|t| name(t)).collect();

@@ -249,11 +249,11 @@ fn apply_up(
 /// read may have changed): what the up did, for the trip's detail. The
 /// same reading of the up as `backstop downs` makes, so the two agree.
 fn only_lost_data(m: &Migration, differences: &[Difference]) -> Option<String> {
-    use backstop_lint::data::RowChange;
+    use backstop_lint::rows::RowChange;
     let mut lost: Vec<(String, Option<String>)> = Vec::new();
     for s in &m.up.statements {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        for change in backstop_lint::data::row_changes(&s.sql) {
+        for change in backstop_lint::rows::row_changes(&s.sql) {
             match change {
                 RowChange::Irreversible { what, table } => {
                     lost.push((format!("{what} ({place})"), table.map(|t| t.name)))

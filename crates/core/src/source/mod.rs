@@ -210,7 +210,7 @@ impl Migration {
     /// the catalogs finds (`pg::Tracked::catalogs_written`).
     pub fn writes_catalogs(&self) -> bool {
         let parts = std::iter::once(&self.up).chain(self.down.as_ref());
-        parts.flat_map(|f| &f.statements).any(|s| backstop_lint::data::writes_catalogs(&s.sql))
+        parts.flat_map(|f| &f.statements).any(|s| backstop_lint::rows::writes_catalogs(&s.sql))
     }
 
     /// The values its up loses by dropping columns of tables that were
@@ -219,7 +219,7 @@ impl Migration {
     pub fn dropped_values(&self) -> Vec<(backstop_lint::RelationName, String)> {
         use backstop_lint::rewrite::{ident, relation};
         let statements = &self.up.statements;
-        backstop_lint::adds::dropped_columns(statements.iter().map(|s| s.sql.as_str()))
+        backstop_lint::up_shapes::dropped_columns(statements.iter().map(|s| s.sql.as_str()))
             .into_iter()
             .map(|(i, table, column)| {
                 let what = format!(

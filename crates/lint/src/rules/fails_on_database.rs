@@ -53,7 +53,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
 /// made: one that is not there (a key, an index, an `ALTER COLUMN`, a
 /// rename, a drop without `IF EXISTS`), or one added twice. Only for
 /// tables whose every column the run wrote itself (see
-/// [`crate::batch::Batch::columns`]).
+/// [`crate::batch_names::Batch::columns`]).
 fn columns_as_made(cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for stmt in &cx.stmts {
         let mut found = Vec::new();

@@ -3,7 +3,7 @@
 use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
-use crate::batch::Batch;
+use crate::batch_names::Batch;
 use crate::context::{Cx, Hit, IndexDef, RunFacts};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};

@@ -14,9 +14,9 @@
 use pg_query::protobuf::{self, AlterTableType, ObjectType};
 use pg_query::NodeEnum;
 
-use crate::data::RowChange;
 use crate::facts::{made_table, RelationName};
 use crate::rewrite::{ident, qualified};
+use crate::rows::RowChange;
 use crate::stmt::{alter_cmds, object_name, same_table, string_value};
 
 /// What the statements of one migration made so far, so that an `INSERT`
@@ -78,7 +78,7 @@ pub enum Shape {
     /// It inserts rows its text names into a table that was there: the
     /// down deletes exactly those (by a key among its constants), the
     /// table named as the up leaves it.
-    Inserted(crate::data::Inserted),
+    Inserted(crate::rows::Inserted),
     /// It renames; the statement that renames back.
     Rename(String),
     /// It changes a column of a table that was there.
@@ -291,7 +291,7 @@ fn is_values(n: &protobuf::Node) -> bool {
 
 /// The rows an `INSERT … VALUES` into a table made before it names.
 fn inserted(sql: &str) -> Result<Vec<Shape>, String> {
-    match crate::data::row_changes(sql).as_slice() {
+    match crate::rows::row_changes(sql).as_slice() {
         [RowChange::Inserted(i)] => Ok(vec![Shape::Inserted(i.clone())]),
         _ => {
             Err("it inserts rows into a table made before it in a way read only the full way"
@@ -304,7 +304,7 @@ fn inserted(sql: &str) -> Result<Vec<Shape>, String> {
 /// migration made.
 fn data(sql: &str, made: &Made) -> Result<Vec<Shape>, String> {
     let mut out = Vec::new();
-    for change in crate::data::row_changes(sql) {
+    for change in crate::rows::row_changes(sql) {
         match change {
             RowChange::Irreversible { table: Some(t), .. } if made.has(&t) => {}
             RowChange::Irreversible { what, .. } => out.push(Shape::Data(what)),
