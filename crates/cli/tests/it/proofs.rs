@@ -146,7 +146,9 @@ fn a_proof_never_covers_another_file_another_schema_or_another_major() {
     run.expect_output(
         "proved 1 down(s) now: 20240102000000 (its file changed since its down was proved)",
     );
-    run.expect_output("proving them took ");
+    run.expect_output("proving them took ").expect_output(
+        "of it, reading the schema each proof compares, after each up and each down: ",
+    );
     p.run(&["rollback", "--to", "20240101000000", "--yes"]).expect_code(0);
     p.run(&["rollback", "--yes"]).expect_code(0);
     // The schema changed by hand since the rehearsal.

@@ -16,6 +16,8 @@
 //! dynamic SQL) is not cut: the two copies share a server, and one
 //! half's role would stand in the other's way.
 
+use std::time::Duration;
+
 use postgres::Client;
 
 use super::run::{Replay, Start};
@@ -125,7 +127,7 @@ pub fn compute(
     };
     let half = Half { pg_dump: &pg_dump, migrations: (&replayed, migrations), settings, start };
     let total = todo.len();
-    let (out, last) = match (cut, second) {
+    let (out, last, reading) = match (cut, second) {
         (Some(at), Some(second)) => {
             let (first_half, second_half) = todo.split_at(at);
             start_notes.push(format!(
@@ -134,13 +136,13 @@ pub fn compute(
                 first_half.len(),
                 second_half.len()
             ));
-            let (mut out, stopped, second_out) = std::thread::scope(|s| {
+            let (mut out, stopped, first_reading, second_out) = std::thread::scope(|s| {
                 let other = s.spawn(|| half.second(&second, first_half, second_half, &asked));
                 let first = half.play(&mut client, &copy, first_half, &asked, (0, total), progress);
                 let second_out = other.join().expect("the second half's thread does not panic");
-                first.map(|(out, stopped, _)| (out, stopped, second_out))
+                first.map(|(out, stopped, (_, reading))| (out, stopped, reading, second_out))
             })?;
-            let (second_out, end, second_client) = second_out?;
+            let (second_out, (end, second_reading), second_client) = second_out?;
             match stopped {
                 // As one replay: nothing after the stop is proved.
                 Some(why) => out.extend(
@@ -152,12 +154,12 @@ pub fn compute(
                 None => out.extend(second_out),
             }
             drop_copy(&workspace, client, &copy.dbname);
-            (out, (second_client, second, end))
+            (out, (second_client, second, end), first_reading.max(second_reading))
         }
         _ => {
-            let (out, _, end) =
+            let (out, _, (end, reading)) =
                 half.play(&mut client, &copy, &todo, &asked, (0, total), progress)?;
-            (out, (client, copy, end))
+            (out, (client, copy, end), reading)
         }
     };
     let (mut client, copy, end) = last;
@@ -174,7 +176,7 @@ pub fn compute(
         None => drop(workspace),
     }
     let major = crate::pg::bins::major_of_num(server);
-    Ok(Computed { downs: out, start: start_notes, major, chain, role })
+    Ok(Computed { downs: out, start: start_notes, major, chain, role, reading })
 }
 
 /// Each of `versions` is a migration of the folder.
@@ -335,6 +337,10 @@ fn uncut_because(todo: &[&Migration], asked: &dyn Fn(&Migration) -> bool) -> Opt
     ))
 }
 
+/// Where a half of the replay ended: the copy's schema, and how long its
+/// reads of the schema took ([`Tracked::reading`]).
+type Ended = (Schema, Duration);
+
 /// What both halves of a replay share.
 struct Half<'a> {
     pg_dump: &'a std::path::Path,
@@ -346,7 +352,8 @@ struct Half<'a> {
 
 impl Half<'_> {
     /// Replays `todo` on `copy` (session `client`): the downs, why it
-    /// stopped, if it did, and the copy's schema where it ended.
+    /// stopped, if it did, and the copy's schema where it ended, with how
+    /// long reading the schema took ([`Tracked::reading`]).
     fn play(
         &self,
         client: &mut Client,
@@ -355,7 +362,7 @@ impl Half<'_> {
         asked: &dyn Fn(&Migration) -> bool,
         numbering: (usize, usize),
         progress: &mut dyn Progress,
-    ) -> Result<(Vec<Down>, Option<String>, Schema), DownsError> {
+    ) -> Result<(Vec<Down>, Option<String>, Ended), DownsError> {
         let mut prepared = Prepared::default();
         let mut tracked = Tracked::read_journaled(&mut *client, &mut prepared)
             .map_err(db("reading the copy's schema"))?;
@@ -370,7 +377,8 @@ impl Half<'_> {
             self.start.clone(),
         );
         let (downs, stopped) = replay.replay_all(todo, asked, numbering)?;
-        Ok((downs, stopped, replay.schema()?))
+        let end = replay.schema()?;
+        Ok((downs, stopped, (end, tracked.reading())))
     }
 
     /// The second half on its copy: the ups of `before` applied as
@@ -383,7 +391,7 @@ impl Half<'_> {
         before: &[&Migration],
         todo: &[&Migration],
         asked: &(dyn Fn(&Migration) -> bool + Sync),
-    ) -> Result<(Vec<Down>, Schema, Client), DownsError> {
+    ) -> Result<(Vec<Down>, Ended, Client), DownsError> {
         let mut client = copy.connect()?;
         crate::schema::ensure(&mut client).map_err(db("creating Backstop's tables on the copy"))?;
         let last = before.last().expect("a cut leaves a first half");
@@ -406,7 +414,7 @@ impl Half<'_> {
                 .filter(|m| asked(m))
                 .map(|m| Down::unprovable(m, Vec::new(), vec![why.clone()]));
             let end = Schema::read(&mut client).map_err(db("reading the copy's schema"))?;
-            return Ok((out.collect(), end, client));
+            return Ok((out.collect(), (end, Duration::ZERO), client));
         }
         let total = before.len() + todo.len();
         let (out, _, end) =

@@ -52,8 +52,10 @@ pub struct Kept {
     /// Ups that failed on the copy: the statement, its place and the
     /// server's error. The migrations after the first are not tried.
     pub up_failed: Vec<crate::migrate::Failure>,
-    /// How long proving the downs not covered took (the replay on a copy).
+    /// How long proving the downs not covered took (the replay on a copy),
+    /// and of it the replay's reads of the schema ([`super::Computed::reading`]).
     pub proving: Option<std::time::Duration>,
+    pub reading: Option<std::time::Duration>,
 }
 
 /// A migration whose own down, run after its up on a copy, does not give
@@ -196,6 +198,7 @@ pub fn keep(
     let started = std::time::Instant::now();
     let computed = super::compute(url, migrations, settings, &options, &mut migrate::Quiet)?;
     kept.proving = Some(started.elapsed());
+    kept.reading = Some(computed.reading);
     kept.notes.extend(computed.start.iter().map(|n| format!("note: {n}")));
     kept.chain = computed.chain.clone();
     for d in computed.downs {

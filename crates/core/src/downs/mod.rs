@@ -201,6 +201,10 @@ pub struct Computed {
     pub chain: Option<chain::Chain>,
     /// The role the downs were proved as, where no superuser.
     pub role: Option<String>,
+    /// How long the replay's reads of the schema took (the whole read at
+    /// its start, then after each up and each down: what every proof
+    /// compares); of the slower half where it ran in two.
+    pub reading: std::time::Duration,
 }
 
 /// What to compute, and on what.

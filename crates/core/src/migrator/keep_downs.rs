@@ -168,8 +168,16 @@ fn kept_lines(kept: &crate::downs::keep::Kept, bootstrap: bool) -> Vec<String> {
         // The cost of what no proof covered, beside the notes on how the
         // replay ran (in two halves, or in one piece and why).
         if let Some(took) = kept.proving {
+            let reading = match kept.reading {
+                Some(r) if !r.is_zero() => format!(
+                    " (of it, reading the schema each proof compares, after each up and each \
+                     down: {})",
+                    crate::kit::duration::human(r)
+                ),
+                _ => String::new(),
+            };
             lines.push(format!(
-                "proving them took {} on a throwaway copy, before anything ran here",
+                "proving them took {} on a throwaway copy, before anything ran here{reading}",
                 crate::kit::duration::human(took)
             ));
         }

@@ -162,6 +162,10 @@ pub struct Tracked {
     /// Whether statements may have written the catalogs directly since
     /// the picture was read: the next look lists them whole.
     listed_next: bool,
+    /// How long reading the database took, the first read and every look
+    /// and refresh since: what a proof's comparisons cost (see
+    /// [`Tracked::reading`]).
+    reading: std::cell::Cell<std::time::Duration>,
 }
 
 impl Tracked {
@@ -170,7 +174,17 @@ impl Tracked {
         client: &mut impl GenericClient,
         prepared: &mut Prepared,
     ) -> Result<Tracked, postgres::Error> {
-        prepared.generic(client, Tracked::read_now)
+        let started = std::time::Instant::now();
+        let tracked = prepared.generic(client, Tracked::read_now)?;
+        tracked.reading.set(started.elapsed());
+        Ok(tracked)
+    }
+
+    /// How long reading the database has taken this picture so far: the
+    /// whole read, then each look and refresh (a proof reads the part of
+    /// the schema its up touched after the up and after the down).
+    pub fn reading(&self) -> std::time::Duration {
+        self.reading.get()
     }
 
     fn read_now(
@@ -190,6 +204,7 @@ impl Tracked {
             local: None,
             journal: false,
             listed_next: false,
+            reading: Default::default(),
         };
         tracked.replace(read_owned(client, prepared, None)?, None);
         let all: Vec<u32> = tracked.inventory.tables.iter().copied().collect();
@@ -300,6 +315,18 @@ impl Tracked {
         prepared: &mut Prepared,
         written: Written,
     ) -> Result<Seen, postgres::Error> {
+        let started = std::time::Instant::now();
+        let seen = self.seen_now(client, prepared, written);
+        self.reading.set(self.reading.get() + started.elapsed());
+        seen
+    }
+
+    fn seen_now(
+        &self,
+        client: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        written: Written,
+    ) -> Result<Seen, postgres::Error> {
         let changes = self.changes(client, prepared)?;
         let written = self.written.clone().and(written);
         if changes.whole {
@@ -314,9 +341,10 @@ impl Tracked {
     fn take(&mut self, seen: Seen) {
         let Read { changes, written, objects, tables } = match seen {
             Seen::Whole(now) => {
-                let journal = self.journal;
+                let (journal, reading) = (self.journal, self.reading.get());
                 *self = *now;
                 self.journal = journal;
+                self.reading.set(reading);
                 return;
             }
             Seen::Changed(read) => *read,
