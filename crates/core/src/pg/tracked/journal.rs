@@ -300,7 +300,7 @@ select 'r', o.{rel} from {catalog} o join pg_class c on c.oid = o.{rel}
         "
 with recursive f as (select $1::text::xid as x), {{USERS}},
 j as (select classid, objid, dropped, part, rel from backstop.journal where at >= $2::text::xid8),
-changed(classid, objid) as (
+seed(classid, objid) as materialized (
     select classid, objid from j where not dropped and classid is not null and classid <> 0
   union
     select 'pg_class'::regclass::oid, c.oid from pg_class c cross join f
@@ -311,6 +311,13 @@ changed(classid, objid) as (
      where exists (select 1 from j where j.classid = 0 and j.objid = 0)
        and age(a.xmin) <= age(f.x) and a.attnum > 0
        and a.attrelid in (select c.oid from pg_class c where c.relnamespace in (select oid from users))
+),
+-- The seed passed through arrays: the planner sizes the recursion's hash
+-- table from its guess of the seed's rows (ten times more for each step),
+-- and a guess of hundreds made every look zero megabytes of memory.
+changed(classid, objid) as (
+    select * from unnest(array(select classid from seed order by classid, objid),
+                         array(select objid from seed order by classid, objid))
   union
     select d.classid, d.objid
       from changed c cross join lateral (
