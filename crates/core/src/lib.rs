@@ -29,5 +29,6 @@ pub mod schema;
 pub mod shell;
 pub mod source;
 pub mod sync;
+pub mod undo;
 pub mod verify;
 pub mod watch;

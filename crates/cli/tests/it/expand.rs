@@ -97,6 +97,34 @@ fn expand_serves_both_shapes_rollback_keeps_every_row_and_contract_makes_it_real
     assert!(!p.client().exists(&format!("{NEW}.users")));
 }
 
+/// Method C while an expand is open: the open expand is the release, and
+/// it is dropped first, as `rollback` drops it, with no down run after it
+/// (the migration before it stays). Before, method C was refused: its
+/// downs' plan met the open expand.
+#[test]
+fn method_c_drops_an_open_expand_first_as_every_rollback_does() {
+    let p = Project::new("expand_method_c");
+    p.migration(
+        "20240101000000_users",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL);\n\
+         INSERT INTO users (name) VALUES ('ann');\n",
+        None,
+    );
+    p.run(&["migrate"]).expect_code(0);
+    p.migration("20240102000000_bio", "ALTER TABLE users ADD COLUMN bio text;\n", None);
+    p.run(&["migrate", "--expand"]).expect_code(0).expect_output(NEW);
+    p.run(&["respond", "method", "C", "--yes", "--reason", "bad release"])
+        .expect_code(0)
+        .expect_output("open expand dropped")
+        .expect_output("no down ran");
+    assert!(!p.client().exists(&format!("{NEW}.users")), "the new shape is gone");
+    assert_eq!(columns(&p), ["id", "name"], "the added column went with the expand");
+    assert_eq!(p.client().applied(), ["20240101000000"], "the migration before it stays");
+    assert_eq!(p.client().count("users"), 1, "every row kept");
+    let status = p.run(&["status"]);
+    assert!(!status.expect_code(0).all().contains("expand in progress"), "{}", status.all());
+}
+
 #[test]
 fn a_statement_with_no_expand_form_is_refused_at_its_place_and_nothing_changes() {
     let p = Project::new("expand_refused");

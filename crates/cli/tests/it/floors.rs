@@ -28,8 +28,8 @@ const CORE_FLOORS: [&[&str]; 6] = [
     &["source"],
     &[
         // the migration path
-        "migrate", "expand", "check", "copies", "rehearse", "adopt", "downs",
-        "rollout", // safety
+        "migrate", "expand", "check", "copies", "rehearse", "adopt", "downs", "rollout",
+        "undo", // safety
         "backup", "freeze", "verify", // response
         "flags", "decide", "incident", "respond", "watch", "drill", // data tools
         "compare", "sync", "clear", // what status and serve show

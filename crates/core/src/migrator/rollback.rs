@@ -1,18 +1,19 @@
-//! The rollback as one policy: an expand still open is dropped first
-//! (nothing of it was applied); otherwise the suite after a rollback is
-//! made ready on the state before, the downs run under the guards of
+//! The rollback as one policy ([`crate::undo`]) taken whole: an expand
+//! still open is dropped first and nothing else runs; otherwise the suite
+//! after a rollback, the downs under the guards of
 //! [`crate::migrate::rollback`] (with its check before COMMIT), and the
-//! suite runs on what they left. `backstop rollback` and a rollout's undo
-//! take it, so both do the same in the same order.
+//! suite on what they left. `backstop rollback` and a rollout's undo take
+//! it, so both do the same in the same order.
 
 use postgres::Client;
 
 use super::MigratorError;
 use crate::config::Config;
 use crate::expand::Expanded;
-use crate::migrate::{self, Progress, Report, RollbackTarget, Settings};
+use crate::migrate::{Progress, Report, RollbackTarget, Settings};
 use crate::source::Migration;
-use crate::verify::{AfterRun, Phase, SuiteReport};
+use crate::undo::{self, Downs};
+use crate::verify::SuiteReport;
 
 /// What a rollback did.
 #[derive(Debug)]
@@ -43,14 +44,12 @@ pub fn rollback(
     dry_run: bool,
     progress: &mut dyn Progress,
 ) -> Result<RolledBack, MigratorError> {
-    if !dry_run {
-        if let Some(undone) = crate::expand::rollback_if_open(client, settings)? {
-            return Ok(RolledBack::Expand(Box::new(undone)));
-        }
+    if let Some(undone) = undo::open_expand_dropped(client, settings, dry_run)? {
+        return Ok(RolledBack::Expand(Box::new(undone)));
     }
     let plan = config.after_plan()?;
-    let after = AfterRun::prepare(client, url, plan.as_ref(), Phase::Rollback, dry_run)?;
-    let report = migrate::rollback(client, migrations, settings, target, dry_run, progress)?;
-    let verified = after.and_then(|after| after.finish(client, &report));
+    let downs = Downs::prepare(client, url, plan.as_ref(), dry_run)?;
+    let report = downs.run(client, migrations, (settings, target), dry_run, progress)?;
+    let verified = downs.finish(client, &report);
     Ok(RolledBack::Downs(Box::new(Reverted { report, verified })))
 }

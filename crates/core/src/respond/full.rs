@@ -17,6 +17,8 @@ use super::{begin, step, HooksSection, RespondError, Step, Target};
 use crate::migrate::{self, RollbackTarget, Settings};
 use crate::pg::quote_ident;
 use crate::source::Migration;
+use crate::undo::Downs;
+use crate::verify::SuiteReport;
 
 /// A table the release created, as it stands before method C.
 #[derive(Debug, Clone, Serialize)]
@@ -86,9 +88,17 @@ pub enum Verified {
     NotRun(String),
 }
 
-/// Method C. `verify` runs the verify suite after the downs (given their
-/// report): what it found, or why it failed. Records a started event and
-/// the outcome like A and B.
+/// What method C makes of the suite after its downs: given whether one
+/// runs and its report, what it found, or why it failed.
+pub type Judge = dyn Fn(bool, Option<SuiteReport>) -> Result<Verified, String>;
+
+/// Method C, the rollback policy's phases ([`crate::undo`]) with its own
+/// steps between them: `downs` is the suite made ready before anything
+/// ran, `verify` says what the suite found after the downs (whether one
+/// runs, and its report). An expand still open is the release, and
+/// nothing of it was applied: it is dropped, as every rollback drops it
+/// first, and no down runs. Records a started event and the outcome like
+/// A and B.
 #[allow(clippy::too_many_arguments)]
 pub fn method_c(
     client: &mut postgres::Client,
@@ -98,19 +108,28 @@ pub fn method_c(
     full: &Full<'_>,
     reason: &str,
     lock_wait: Duration,
-    verify: &mut dyn FnMut(&mut postgres::Client, &migrate::Report) -> Result<Verified, String>,
+    (downs, verify): (Downs, &Judge),
     mut on_step: impl FnMut(&Step),
 ) -> Result<FullOutcome, RespondError> {
-    // What the downs would revert, decided before any step is taken.
-    let plan = migrate::rollback(
-        client,
-        full.migrations,
-        full.settings,
-        full.revert,
-        true,
-        &mut migrate::Quiet,
-    )?;
-    let reverted: Vec<String> = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
+    // What the downs would revert (or the expand it drops), decided
+    // before any step is taken.
+    let open = crate::expand::in_progress(client).map_err(|e| RespondError::Step {
+        step: "reading the open expand".into(),
+        detail: crate::kit::error::chain(&e),
+    })?;
+    let reverted: Vec<String> = match &open {
+        Some(expand) => vec![expand.version.clone()],
+        None => {
+            let plan = downs.run(
+                client,
+                full.migrations,
+                (full.settings, full.revert),
+                true,
+                &mut migrate::Quiet,
+            )?;
+            plan.groups.iter().flat_map(|g| g.versions.clone()).collect()
+        }
+    };
     if reverted.is_empty() {
         return Err(RespondError::NothingToRevert);
     }
@@ -123,7 +142,10 @@ pub fn method_c(
         run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
     }
     let before = protected_rows(client, full.protected_tables)?;
-    let report = downs(&mut run, client, full, &folder)?;
+    let report = match open {
+        Some(_) => expand_dropped(&mut run, client, full, &folder)?,
+        None => reverted_by_downs(&mut run, client, (full, &downs), &folder)?,
+    };
     // The outcome event says what was exposed and what was kept, for the
     // incident's texts.
     run.base["exposure"] = json!(exposure);
@@ -131,7 +153,8 @@ pub fn method_c(
     run.base["forensics"] = json!(folder);
     check_protected(&mut run, client, full, &before)?;
     let started = Instant::now();
-    let not_verified = match verify(client, &report) {
+    let verifies = downs.verifies();
+    let not_verified = match verify(verifies, downs.finish(client, &report)) {
         Ok(Verified::Passed(detail)) => {
             run.done(step("verify", started, true, detail, None));
             None
@@ -189,9 +212,11 @@ fn forensics(
     }
 }
 
-/// The release's down migrations, with what they remove kept first in
-/// `<folder>/dropped/` (unless `[rollback] export_dropped = false`).
-fn downs(
+/// The open expand dropped (the policy's first phase), the values of the
+/// columns it added kept first in `<folder>/dropped/` (unless
+/// `[rollback] export_dropped = false`): no down ran, so the report is
+/// empty.
+fn expand_dropped(
     run: &mut super::Run<'_>,
     client: &mut postgres::Client,
     full: &Full<'_>,
@@ -200,14 +225,40 @@ fn downs(
     let mut settings = full.settings.clone();
     settings.keep = full.keep_dropped.then(|| folder.join("dropped"));
     let started = Instant::now();
-    let report = migrate::rollback(
-        client,
-        full.migrations,
-        &settings,
-        full.revert,
-        false,
-        &mut migrate::Quiet,
-    );
+    match crate::undo::open_expand_dropped(client, &settings, false) {
+        Ok(dropped) => {
+            let detail = match dropped {
+                Some(e) => format!(
+                    "the open expand of {} dropped ({} gone, every row kept); nothing of it was \
+                     applied, so no down ran",
+                    e.version, e.new_schema
+                ),
+                None => "no expand was open any more; nothing dropped".into(),
+            };
+            run.done(step("open expand dropped", started, true, detail, None));
+            Ok(migrate::Report::default())
+        }
+        Err(e) => {
+            let detail = crate::kit::error::chain(&e);
+            Err(run.failed(step("open expand dropped", started, false, detail, None)))
+        }
+    }
+}
+
+/// The release's down migrations (the policy's downs), with what they
+/// remove kept first in `<folder>/dropped/` (unless `[rollback]
+/// export_dropped = false`).
+fn reverted_by_downs(
+    run: &mut super::Run<'_>,
+    client: &mut postgres::Client,
+    (full, downs): (&Full<'_>, &Downs),
+    folder: &Path,
+) -> Result<migrate::Report, RespondError> {
+    let mut settings = full.settings.clone();
+    settings.keep = full.keep_dropped.then(|| folder.join("dropped"));
+    let started = Instant::now();
+    let report =
+        downs.run(client, full.migrations, (&settings, full.revert), false, &mut migrate::Quiet);
     match report {
         Ok(r) if !r.failed() => {
             let done: Vec<&str> = r.done.iter().map(|d| d.version.as_str()).collect();

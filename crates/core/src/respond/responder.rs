@@ -16,7 +16,7 @@ use crate::freeze::FreezeSection;
 use crate::incident::{Notifier, Stage};
 use crate::migrate::{RollbackTarget, Settings};
 use crate::source::Migration;
-use crate::verify::{AfterPlan, AfterRun, Phase};
+use crate::verify::AfterPlan;
 
 /// What a responder tells its caller while it works.
 pub trait Observer {
@@ -227,36 +227,31 @@ impl Responder {
         observer: &mut dyn Observer,
     ) -> Result<FullOutcome, RespondError> {
         let full = self.full.as_ref().ok_or(RespondError::NoFolder)?;
-        let mut after =
-            AfterRun::prepare(client, &self.url, full.after.as_ref(), Phase::Rollback, false)
-                .map_err(|e| RespondError::Step {
-                    step: "preparing the verify suite".into(),
-                    detail: crate::kit::error::chain(&e),
-                })?;
-        let mut verify = |client: &mut postgres::Client, report: &crate::migrate::Report| {
-            let Some(after) = after.take() else {
-                return Ok(Verified::NotRun(
-                    "no verify check runs after a rollback (see [verify])".to_string(),
-                ));
-            };
-            match after.finish(client, report) {
-                Some(suite) if suite.ok() => Ok(Verified::Passed(format!(
-                    "{} check(s) passed, {} warned",
-                    suite.passed, suite.warned
-                ))),
-                Some(suite) => Err(format!(
-                    "{} critical check(s) failed: {}",
-                    suite.failed,
-                    suite
-                        .checks
-                        .iter()
-                        .filter(|c| c.status == crate::verify::Status::Fail)
-                        .map(|c| format!("{}: {}", c.name, c.detail))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )),
-                None => Ok(Verified::NotRun("nothing was reverted, nothing to verify".to_string())),
-            }
+        let downs = crate::undo::Downs::prepare(client, &self.url, full.after.as_ref(), false)
+            .map_err(|e| RespondError::Step {
+                step: "preparing the verify suite".into(),
+                detail: crate::kit::error::chain(&e),
+            })?;
+        let verify = |verifies: bool, suite: Option<crate::verify::SuiteReport>| match suite {
+            _ if !verifies => Ok(Verified::NotRun(
+                "no verify check runs after a rollback (see [verify])".to_string(),
+            )),
+            Some(suite) if suite.ok() => Ok(Verified::Passed(format!(
+                "{} check(s) passed, {} warned",
+                suite.passed, suite.warned
+            ))),
+            Some(suite) => Err(format!(
+                "{} critical check(s) failed: {}",
+                suite.failed,
+                suite
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == crate::verify::Status::Fail)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            None => Ok(Verified::NotRun("nothing was reverted, nothing to verify".to_string())),
         };
         let on = super::Full {
             migrations: &full.migrations,
@@ -276,7 +271,7 @@ impl Responder {
             &on,
             reason,
             self.lock_wait,
-            &mut verify,
+            (downs, &verify),
             |s: &Step| {
                 observer.step(Method::C, s);
                 if !alerted {
