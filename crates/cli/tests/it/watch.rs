@@ -433,9 +433,14 @@ fn method_b_turns_flags_off_stops_writes_and_restores_the_migrations_backup_keep
 /// `client_notes` without row-level security (the runbook's leak), with 7
 /// notes of 3 users written since, and v2's flag on. `down` is v2's down.
 fn released_v2(label: &str, down: &str) -> Project {
+    released_v2_keeping(label, down, "")
+}
+
+/// [`released_v2`], with more of `[migrations]` (`keeping`).
+fn released_v2_keeping(label: &str, down: &str, keeping: &str) -> Project {
     let p = Project::new(label);
     p.config(&format!(
-        "{}protected_tables = [\"users\"]\n\n[backup]\nrequired = false\n\n[hooks]\nafter_kill = \"echo redeployed >> hook.out\"\n\n[[flags]]\nkey = \"client_notes\"\nrelease = \"v2\"\n",
+        "{}protected_tables = [\"users\"]\n{keeping}\n[backup]\nrequired = false\n\n[hooks]\nafter_kill = \"echo redeployed >> hook.out\"\n\n[[flags]]\nkey = \"client_notes\"\nrelease = \"v2\"\n",
         crate::common::DEFAULT_CONFIG
     ));
     p.migration(
@@ -526,9 +531,13 @@ fn method_c_exports_what_the_release_exposed_then_turns_it_off_and_reverts_it() 
 
 #[test]
 fn method_c_stops_when_a_down_would_damage_a_protected_table() {
-    let p = released_v2(
+    // The deploy finds that this down deletes rows 1_users made (and
+    // would keep a proved one instead): the project keeps the file's, so
+    // method C runs it and its guard must stop it.
+    let p = released_v2_keeping(
         "method_c_damage",
         "DROP TABLE client_notes;\nDELETE FROM users WHERE id > 40;",
+        "defective_downs = \"deploy\"\n",
     );
     p.run(&["rollback", "--method", "C", "--yes"])
         .expect_code(1)

@@ -7,6 +7,7 @@ use super::run::{db, Proof, Replay};
 use super::DownsError;
 use crate::copies::server_state as roles;
 use crate::migrate::{self, Direction, Settings};
+use crate::pg::checksum::TableChecksum;
 use crate::pg::tracked::{Tracked, Written};
 use crate::pg::Prepared;
 use crate::source::{Migration, Part};
@@ -34,7 +35,7 @@ impl Replay<'_> {
                     return Ok(Some((Proof::Fails(format!("the up fails: {why}")), true)));
                 }
                 let down = [migrate::Group::whole(Direction::Down, true, vec![m])];
-                Ok(Some((self.tried(&down)?, true)))
+                Ok(Some((self.tried(&down, &Lost::of(m))?, true)))
             }
             done => Ok(Some(done)),
         }
@@ -56,6 +57,7 @@ impl Replay<'_> {
         let down = migrate::Group::whole(Direction::Down, true, vec![m]);
         let settings = self.settings;
         let (tracked, prepared) = (&*self.tracked, &mut *self.prepared);
+        let lost = Lost::of(m);
         let mut proof = None;
         let apply = |e| migrate::ApplyError::Db(crate::pg::DbError::new("proving a down", e));
         let (outcome, kept) =
@@ -64,9 +66,8 @@ impl Replay<'_> {
                 let ran = migrate::apply_group_in(tx, &down_settings, &down, &mut migrate::Quiet)?;
                 let judged = match ran {
                     Err(f) => Proof::Fails(failed(&f)),
-                    Ok(_) => {
-                        judged(tx, (tracked, prepared), (&stamp, &globals, files)).map_err(apply)?
-                    }
+                    Ok(_) => judged(tx, (tracked, prepared), (&stamp, &globals, files), &lost)
+                        .map_err(apply)?,
                 };
                 // The up again after it, as a rehearsal's round trip and a
                 // redeploy after a rollback run it: a down that leaves what
@@ -101,7 +102,7 @@ impl Replay<'_> {
     /// (as a rollback runs them, but for the protected tables' guard: a
     /// proof asks whether the schema comes back), and the state after the
     /// last judged against the state before the up ([`judged`]).
-    fn tried(&mut self, groups: &[migrate::Group<'_>]) -> Result<Proof, DownsError> {
+    fn tried(&mut self, groups: &[migrate::Group<'_>], lost: &Lost) -> Result<Proof, DownsError> {
         let (stamp, globals, files) = self.globals_now()?;
         let settings = self.unguarded();
         let mut proof = None;
@@ -110,7 +111,7 @@ impl Replay<'_> {
         let outcomes =
             migrate::trial(&mut *self.client, &settings, groups, self.progress, |i, tx| {
                 if i == last {
-                    proof = Some(judged(tx, (tracked, prepared), (&stamp, &globals, files)));
+                    proof = Some(judged(tx, (tracked, prepared), (&stamp, &globals, files), lost));
                 }
                 Ok(())
             })?;
@@ -193,16 +194,68 @@ fn judged(
     tx: &mut postgres::Transaction<'_>,
     (tracked, prepared): (&Tracked, &mut Prepared),
     (stamp, globals, files): (&str, &roles::Globals, bool),
+    lost: &Lost,
 ) -> Result<Proof, postgres::Error> {
-    let (before, now) = tracked.look(tx, prepared, Written::None)?;
+    let written = Written::here(tx)?;
+    let (before, now) = tracked.look(tx, prepared, written)?;
     let mut differences = match roles::Globals::stamp(tx, prepared, files)? {
         now if now == stamp => Vec::new(),
         _ => globals.differences(&roles::Globals::read(tx)?),
     };
     differences.extend(before.schema.differences(&now.schema));
+    differences.extend(lost.data_differences(&before.tables, &now.tables));
     if !differences.is_empty() {
         return Ok(Proof::Differs(differences));
     }
     let also = crate::adopt::keyed::written_otherwise(&before.schema, &now.schema);
     Ok(Proof::Holds(before.schema.cosmetic_differences(&now.schema), also))
+}
+
+/// The tables whose rows an up changes in a way no SQL puts back
+/// (`UPDATE`, `DELETE`, …): after a down, their rows differ as a loss the
+/// backup holds, not as the down's defect. `None`: any table (a `DO`
+/// block the reader cannot follow). The same reading of the up as
+/// `rehearse` makes, so the two give one answer.
+pub(super) struct Lost(Option<Vec<String>>);
+
+impl Lost {
+    pub(super) fn of(m: &Migration) -> Lost {
+        use backstop_lint::rows::RowChange;
+        let mut tables = Vec::new();
+        for s in &m.up.statements {
+            for change in backstop_lint::rows::row_changes(&s.sql) {
+                match change {
+                    RowChange::Irreversible { table: Some(t), .. } => tables.push(t.name),
+                    RowChange::Irreversible { table: None, .. } | RowChange::Unreadable { .. } => {
+                        return Lost(None)
+                    }
+                    RowChange::Inserted(_) => {}
+                }
+            }
+        }
+        Lost(Some(tables))
+    }
+
+    /// Each table written since the state before the up that holds fewer
+    /// rows than it did then, where the up did not change its rows for
+    /// good: a down that deletes rows an earlier migration put there.
+    /// Rows a down adds (an audit row) or leaves are not judged here: the
+    /// rollback's export and check say those.
+    fn data_differences(&self, before: &[TableChecksum], now: &[TableChecksum]) -> Vec<String> {
+        let Some(lost) = &self.0 else { return Vec::new() };
+        let name = |t: &str| t.rsplit('.').next().unwrap_or(t).trim_matches('"').to_string();
+        before
+            .iter()
+            .filter(|b| !lost.contains(&name(&b.table)))
+            .filter_map(|b| {
+                let after = now.iter().find(|a| a.table == b.table)?;
+                (after.rows < b.rows).then(|| {
+                    format!(
+                        "data of table {} differs ({} rows before, {} after)",
+                        b.table, b.rows, after.rows
+                    )
+                })
+            })
+            .collect()
+    }
 }

@@ -373,6 +373,42 @@ fn bad_input_to_downs_is_refused_with_the_fix() {
     assert!(!p.path().join("migrations/2024-03-01-000001_a/down.sql").exists());
 }
 
+/// A hand-written down that deletes rows an earlier migration put there
+/// is defective in `downs` as in `rehearse` (before, `downs` compared the
+/// schema alone, and `migrate` kept the down a rollback then ran: rows the
+/// release never made were gone, under a ✓); one that cannot put back
+/// values its up changed for good is no defect in either.
+#[test]
+fn a_down_that_deletes_rows_an_earlier_migration_made_is_defective_as_rehearse_says() {
+    let p = Project::new("downs_rows");
+    p.migration(
+        "2024-04-01-000001_items",
+        "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'a'), (2, 'b');",
+        Some("DROP TABLE items;"),
+    );
+    p.migration(
+        "2024-04-01-000002_more",
+        "INSERT INTO items VALUES (3, 'c'); CREATE INDEX items_name ON items (name);",
+        Some("DROP INDEX items_name; DELETE FROM items;"),
+    );
+    p.migration(
+        "2024-04-01-000003_upper",
+        "UPDATE items SET name = upper(name);",
+        Some("SELECT 1;"),
+    );
+    let rehearsal = p.run(&["rehearse"]);
+    rehearsal.expect_code(1).expect_output("2024-04-01-000002_more: defect");
+    rehearsal.expect_output("2024-04-01-000003_upper: losing values only the backup holds");
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let listed: Vec<&str> =
+        downs.as_array().unwrap().iter().map(|d| d["version"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["2024-04-01-000002"], "{downs:#}");
+    let more = &downs[0];
+    assert_eq!((&more["status"], &more["proved"]), (&json!("fixed"), &json!(true)), "{more:#}");
+    assert!(more["sql"].as_str().unwrap().contains("DELETE FROM items WHERE (id = 3)"), "{more:#}");
+    assert!(more.to_string().contains("data of table public.items differs"), "{more:#}");
+}
+
 #[test]
 fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_changes_say_so() {
     let p = Project::new("downs_data");
