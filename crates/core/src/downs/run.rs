@@ -482,12 +482,20 @@ impl Replay<'_> {
                 return Ok((down, false));
             }
             Some((Proof::Differs(differences), false)) => {
+                // Rows it took that the schema does not hold (an earlier
+                // migration's): nothing added after it brings them back,
+                // so the down is worked out from where the up left the
+                // copy instead, the file's never run there for real.
+                let rows_only = differences.iter().all(|d| d.starts_with("data of table "));
                 let own = Own::Defective(differences);
                 let why = "does not bring the schema back";
                 if let Some(done) = self.quick_instead(m, &own, why)? {
                     return Ok(done);
                 }
-                (Mode::AddTo, Some(own))
+                match rows_only {
+                    true => (Mode::Replace(ROWS_TAKEN.into()), Some(own)),
+                    false => (Mode::AddTo, Some(own)),
+                }
             }
             None if m.down.is_some() => {
                 let why = "it runs outside a transaction or cannot run as written, so it was not \
@@ -670,6 +678,9 @@ struct Found {
 }
 
 /// What is worked out for a migration.
+/// Why a hand-written down that runs is replaced whole: the rows it took.
+const ROWS_TAKEN: &str = "deletes rows that were there before its up";
+
 enum Mode {
     /// It has no down: the whole down.
     Compute,
@@ -725,7 +736,8 @@ fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
         );
     }
     if let Mode::Replace(why) = &mode {
-        notes.insert(0, format!("the hand-written down fails: {why}; this down replaces it"));
+        let how = if why == ROWS_TAKEN { "" } else { "fails: " };
+        notes.insert(0, format!("the hand-written down {how}{why}; this down replaces it"));
     }
     let adds = matches!(mode, Mode::AddTo);
     let body = super::write::render(m, &plan.statements, &plan.loses, proved, adds);
