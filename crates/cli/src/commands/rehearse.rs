@@ -230,7 +230,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         beside: Vec::new(),
     };
     let mut store = proofs::Store::open(&ctx.config.rehearse.proofs);
-    let rehearsed = backstop_core::downs::maker::rehearse(
+    let rehearsed = backstop_core::rehearse::with_downs::rehearse(
         &source,
         &ctx.migrations,
         &ctx.settings,

@@ -1,20 +1,22 @@
-//! One run proves a release, ups and downs: `rehearse` with the downs of
-//! the migrations that have none worked out and proved on the
-//! rehearsal's own copy, in the same replay ([`Maker`] is the rehearsal's
-//! `DownMaker`), and each proof kept in the store for `migrate` to reuse.
+//! The downs engine as a rehearsal's [`DownMaker`]: one run proves a
+//! release, ups and downs (`rehearse::with_downs`), the downs of the
+//! migrations that have none worked out and proved on the rehearsal's own
+//! copy, in the same replay, and each proof kept in the store for
+//! `migrate` to reuse ([`Maker::keep_made`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use postgres::Client;
 
+use super::made::{DownMaker, Made, MadeDown, Mark};
 use super::proofs::{self, Store, ToolHistory};
 use super::run::{Replay, Start};
 use super::{keep, Down, DownsError, Status};
+use crate::copies::clone::CopyDb;
 use crate::migrate::{Progress, Settings};
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
-use crate::rehearse::{self, CopyDb, DownMaker, Made, MadeDown, Makers, Rehearsal, RehearseError};
 use crate::source::Migration;
 
 /// Works out and proves downs on a rehearsal's copy, remembering what it
@@ -150,10 +152,8 @@ impl DownMaker for Maker<'_> {
         m: &Migration,
         settings: &Settings,
         progress: &mut dyn Progress,
-    ) -> Result<MadeDown, RehearseError> {
-        let (down, stops) = self
-            .made(client, copy, picture, known, m, settings, progress)
-            .map_err(|e| RehearseError::Down { version: m.version.clone(), source: Box::new(e) })?;
+    ) -> Result<MadeDown, DownsError> {
+        let (down, stops) = self.made(client, copy, picture, known, m, settings, progress)?;
         let first_note = down.notes.first().cloned().unwrap_or_default();
         // Why it is not proved, where a note says it: the first note may be
         // only what a rollback does with it (a table's rows exported).
@@ -216,13 +216,11 @@ impl DownMaker for Maker<'_> {
         &mut self,
         client: &mut Client,
         picture: (&mut Tracked, &mut Prepared),
-    ) -> Result<rehearse::Mark, RehearseError> {
-        let own =
-            |e: DownsError| RehearseError::Down { version: String::new(), source: Box::new(e) };
+    ) -> Result<Mark, DownsError> {
         // The server's major and the role, as the proofs it keeps say them.
-        self.pg_dump(client).map_err(own)?;
-        let history = self.history(client).map_err(own)?;
-        super::run::ends_of(client, picture, history).map_err(own)
+        self.pg_dump(client)?;
+        let history = self.history(client)?;
+        super::run::ends_of(client, picture, history)
     }
 
     fn held(
@@ -230,12 +228,10 @@ impl DownMaker for Maker<'_> {
         client: &mut Client,
         picture: (&mut Tracked, &mut Prepared),
         m: &Migration,
-        (start, before): rehearse::Mark,
-    ) -> Result<(), RehearseError> {
-        let own =
-            |e: DownsError| RehearseError::Down { version: m.version.clone(), source: Box::new(e) };
-        let history = self.history(client).map_err(own)?;
-        let (end, now) = super::run::ends_of(client, picture, history).map_err(own)?;
+        (start, before): Mark,
+    ) -> Result<(), DownsError> {
+        let history = self.history(client)?;
+        let (end, now) = super::run::ends_of(client, picture, history)?;
         let mut down = Down::holds(m, &[]);
         down.start = Some(start);
         down.ended(end, &now, &before);
@@ -248,50 +244,40 @@ fn count_statements(sql: &str) -> usize {
     backstop_lint::split(sql).map_or(0, |s| s.len())
 }
 
-/// Rehearses the pending migrations of `source_url` with the downs of
-/// those that have none worked out and proved on the copy, and keeps each
-/// proof in `store` (which is saved). What to say of the store: its notes.
-pub fn rehearse(
-    source_url: &str,
-    migrations: &[Migration],
-    settings: &Settings,
-    options: &rehearse::Options,
-    store: &mut Store,
-    progress: &mut dyn Progress,
-) -> Result<(Rehearsal, Vec<String>), RehearseError> {
-    let mut maker = Maker::new(migrations);
-    let mut second = maker.beside();
-    let makers = Makers { first: &mut maker, second: &mut second };
-    let r = rehearse::rehearse(source_url, migrations, settings, options, Some(makers), progress)?;
-    let mut notes: Vec<String> =
-        store.note.take().map(|n| format!("note: {n}")).into_iter().collect();
-    let (mut kept, mut own) = (0, 0);
-    let made = std::mem::take(&mut *maker.made_lock());
-    for d in &made.downs {
-        let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
-        if let Some(proof) = keep::proof_of(m, d, (made.major, made.role.clone()), "rehearse") {
-            match (proof.class, &proof.own) {
-                (proofs::Class::Unprovable, _) => {}
-                (_, Some(proofs::Own::Holds)) => own += 1,
-                _ => kept += 1,
+impl Maker<'_> {
+    /// Keeps the proof of each down the rehearsal made (and of each own
+    /// down that held) in `store`, which is saved: what to say of it.
+    pub fn keep_made(&self, migrations: &[Migration], store: &mut Store) -> Vec<String> {
+        let mut notes: Vec<String> =
+            store.note.take().map(|n| format!("note: {n}")).into_iter().collect();
+        let (mut kept, mut own) = (0, 0);
+        let made = std::mem::take(&mut *self.made_lock());
+        for d in &made.downs {
+            let Some(m) = migrations.iter().find(|m| m.version == d.version) else { continue };
+            if let Some(proof) = keep::proof_of(m, d, (made.major, made.role.clone()), "rehearse") {
+                match (proof.class, &proof.own) {
+                    (proofs::Class::Unprovable, _) => {}
+                    (_, Some(proofs::Own::Holds)) => own += 1,
+                    _ => kept += 1,
+                }
+                store.put(proof);
             }
-            store.put(proof);
         }
-    }
-    let what = match (kept, own) {
-        (0, own) => format!("{own} migration(s)' own down(s)"),
-        (kept, 0) => format!("{kept} computed down(s)"),
-        (kept, own) => format!("{kept} computed down(s) and {own} migration(s)' own"),
-    };
-    if store.has_unsaved() {
-        match store.save() {
-            Ok(()) if kept + own > 0 => notes.push(format!(
-                "kept the proof of {what} in {} for `migrate` to reuse",
-                store.path().map_or_else(|| "memory".into(), |p| p.display().to_string())
-            )),
-            Ok(()) => {}
-            Err(e) => notes.push(format!("warning: the proofs were not kept: {e}")),
+        let what = match (kept, own) {
+            (0, own) => format!("{own} migration(s)' own down(s)"),
+            (kept, 0) => format!("{kept} computed down(s)"),
+            (kept, own) => format!("{kept} computed down(s) and {own} migration(s)' own"),
+        };
+        if store.has_unsaved() {
+            match store.save() {
+                Ok(()) if kept + own > 0 => notes.push(format!(
+                    "kept the proof of {what} in {} for `migrate` to reuse",
+                    store.path().map_or_else(|| "memory".into(), |p| p.display().to_string())
+                )),
+                Ok(()) => {}
+                Err(e) => notes.push(format!("warning: the proofs were not kept: {e}")),
+            }
         }
+        notes
     }
-    Ok((r, notes))
 }

@@ -32,6 +32,7 @@ mod dropped_column;
 pub mod keep;
 mod kept;
 mod labels;
+pub mod made;
 pub mod maker;
 mod objects;
 mod picture;
@@ -55,7 +56,6 @@ pub use toc::DumpError;
 
 use crate::migrate::ApplyError;
 use crate::pg::conn::ConnectError;
-use crate::rehearse::RehearseError;
 use crate::source::Migration;
 
 /// What `backstop downs` found for one migration.
@@ -237,7 +237,7 @@ pub enum DownsError {
     #[error(transparent)]
     Connect(ConnectError),
     #[error(transparent)]
-    Workspace(Box<RehearseError>),
+    Copy(Box<crate::copies::CopyError>),
     #[error(transparent)]
     Dump(#[from] DumpError),
     #[error(transparent)]
@@ -277,17 +277,11 @@ pub enum DownsError {
     StartFile { path: std::path::PathBuf, output: String },
 }
 
-impl From<RehearseError> for DownsError {
-    fn from(e: RehearseError) -> Self {
-        DownsError::Workspace(Box::new(e))
-    }
-}
-
-/// A copy that could not be made or reached, said as a rehearsal's
-/// workspace says it.
+/// A copy that could not be made or reached, said as the copies' room
+/// says it (a rehearsal says it the same).
 impl From<crate::copies::CopyError> for DownsError {
     fn from(e: crate::copies::CopyError) -> Self {
-        DownsError::Workspace(Box::new(RehearseError::from(e)))
+        DownsError::Copy(Box::new(e))
     }
 }
 
@@ -304,7 +298,7 @@ impl DownsError {
             | DownsError::UnknownVersion { .. }
             | DownsError::StartFile { .. } => 2,
             DownsError::Unsafe { .. } => 1,
-            DownsError::Workspace(e) => e.exit_code(),
+            DownsError::Copy(e) => e.exit_code(),
             DownsError::Apply(e) => e.exit_code(),
             _ => 3,
         }

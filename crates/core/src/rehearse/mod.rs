@@ -33,6 +33,7 @@ mod snapshot;
 mod splits;
 pub mod summary;
 mod trips;
+pub mod with_downs;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,7 +46,6 @@ pub use crate::copies::{
     dump_into, globals, held_back, left_copies, server_state, CopyDb, CopyInfo, FromBackup,
     LeftCopy, Method, RunsAs, SampleInfo, Workspace,
 };
-pub use computed_trip::{DownMaker, Made, MadeDown, Makers, Mark};
 pub use gate::key_of;
 pub use lossy::{summary as lossy_summary, LossKind, Lossy};
 pub use outcome::{

@@ -12,7 +12,6 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::chain;
-use super::computed_trip::Makers;
 use super::injected::APlan;
 use super::locks::Tracing;
 use super::outcome::{Scenario, Step};
@@ -21,6 +20,7 @@ use super::second_half;
 use super::trips::{Cut, End, OnCopy, RoundTrips, Stages, SECOND_HALF};
 use super::{ms, Options, RehearseError, VerifyPlan};
 use crate::copies::clone::{CopyDb, Workspace};
+use crate::downs::made::Makers;
 use crate::migrate::{self, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::source::Migration;

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use super::computed_trip::Makers;
 use super::gate::key_of;
 use super::locks::Tracing;
 use super::outcome::{passed, Rehearsal, Rehearsed, Step};
@@ -17,6 +16,7 @@ use super::trips::{OnCopy, Stages};
 use super::{lossy, ms, Options, RehearseError};
 use crate::copies::clone::Workspace;
 use crate::copies::dump::db_err;
+use crate::downs::made::Makers;
 use crate::migrate::{self, ApplyError, Note, Progress, Settings};
 use crate::pg::Prepared;
 use crate::source::Migration;

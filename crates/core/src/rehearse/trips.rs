@@ -17,7 +17,7 @@
 
 use postgres::Client;
 
-use super::computed_trip::{self, DownMaker, Makers};
+use super::computed_trip;
 use super::halves_meet::Meet;
 use super::injected::APlan;
 use super::locks::Tracing;
@@ -27,6 +27,7 @@ use super::second_half::{self, BStart};
 use super::snapshot::{track, Snapshot};
 use super::{Options, RehearseError};
 use crate::copies::clone::{CopyDb, Workspace};
+use crate::downs::made::{DownMaker, Makers};
 use crate::migrate::{self, MigrateOptions, Note, Progress, Settings};
 use crate::pg::tracked::Tracked;
 use crate::pg::Prepared;
@@ -444,7 +445,9 @@ fn run(
                 // A down of its author's that holds is kept as proved, so
                 // the deploy of these files need not prove it again.
                 maker.moved();
-                let mark = maker.mark(client, (tracked, prepared))?;
+                let mark = maker.mark(client, (tracked, prepared)).map_err(|e| {
+                    RehearseError::Down { version: m.version.clone(), source: Box::new(e) }
+                })?;
                 let trip =
                     round_trip_one(client, prepared, tracked, &known, settings, m, tracing, lean)?;
                 let held = matches!(
@@ -452,7 +455,9 @@ fn run(
                     TripClass::Ok | TripClass::CosmeticOnly | TripClass::ProvedLosing
                 );
                 if held && !trip.stops {
-                    maker.held(client, (tracked, prepared), m, mark)?;
+                    maker.held(client, (tracked, prepared), m, mark).map_err(|e| {
+                        RehearseError::Down { version: m.version.clone(), source: Box::new(e) }
+                    })?;
                 }
                 trip
             }
