@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use backstop_core::decide::Method;
-use backstop_core::migrate::{self, Quiet};
 use backstop_core::respond::{self, Observer, Step};
 
 use super::{print, print_json, Context};
@@ -211,17 +210,10 @@ fn full(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let target = respond::target(&flags, args.flag.clone(), args.release.as_deref(), true)?;
     if !args.yes {
         let root = respond::forensics_root(ctx.config.path.as_deref());
-        let plan = migrate::rollback(
-            &mut client,
-            &ctx.migrations,
-            &ctx.settings,
-            &revert,
-            true,
-            &mut Quiet,
-        )?;
-        let versions: Vec<String> = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
-        print(&respond::plan::method_c(target.as_ref(), &versions, &root))?;
-        return Ok(if versions.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS });
+        let reverts = respond::reverts(&mut client, &ctx.migrations, &ctx.settings, &revert)?;
+        print(&respond::plan::method_c(target.as_ref(), &reverts, &root))?;
+        let none = reverts.versions.is_empty();
+        return Ok(if none { ExitCode::from(2) } else { ExitCode::SUCCESS });
     }
     let responder = ctx.config.responder(&ctx.url, Some(ctx.migrations.clone()))?;
     let reason = args.reason.unwrap_or_else(|| "backstop respond method C".into());

@@ -113,6 +113,10 @@ fn method_c_drops_an_open_expand_first_as_every_rollback_does() {
     p.run(&["migrate"]).expect_code(0);
     p.migration("20240102000000_bio", "ALTER TABLE users ADD COLUMN bio text;\n", None);
     p.run(&["migrate", "--expand"]).expect_code(0).expect_output(NEW);
+    // Its plan says what it does: the one reading of what C reverts.
+    p.run(&["respond", "method", "C"])
+        .expect_code(0)
+        .expect_output("drop the open expand of 20240102000000");
     p.run(&["respond", "method", "C", "--yes", "--reason", "bad release"])
         .expect_code(0)
         .expect_output("open expand dropped")

@@ -88,6 +88,37 @@ pub enum Verified {
     NotRun(String),
 }
 
+/// What method C reverts, decided before any step is taken: the open
+/// expand where one is (dropped, as every rollback drops it first;
+/// nothing of it was applied, so no down runs), else the migrations the
+/// downs would revert, newest first. Its plan (`plan::method_c`) and the
+/// method itself both read it here.
+#[derive(Debug, Clone, Default)]
+pub struct Reverts {
+    pub versions: Vec<String>,
+    /// The versions are an open expand's.
+    pub expand: bool,
+}
+
+/// [`Reverts`] of `revert` on `client`'s database.
+pub fn reverts(
+    client: &mut postgres::Client,
+    migrations: &[Migration],
+    settings: &Settings,
+    revert: &RollbackTarget,
+) -> Result<Reverts, RespondError> {
+    let open = crate::expand::in_progress(client).map_err(|e| RespondError::Step {
+        step: "reading the open expand".into(),
+        detail: crate::kit::error::chain(&e),
+    })?;
+    if let Some(open) = open {
+        return Ok(Reverts { versions: vec![open.version], expand: true });
+    }
+    let plan = migrate::rollback(client, migrations, settings, revert, true, &mut migrate::Quiet)?;
+    let versions = plan.groups.iter().flat_map(|g| g.versions.clone()).collect();
+    Ok(Reverts { versions, expand: false })
+}
+
 /// What method C makes of the suite after its downs: given whether one
 /// runs and its report, what it found, or why it failed.
 pub type Judge = dyn Fn(bool, Option<SuiteReport>) -> Result<Verified, String>;
@@ -111,25 +142,8 @@ pub fn method_c(
     (downs, verify): (Downs, &Judge),
     mut on_step: impl FnMut(&Step),
 ) -> Result<FullOutcome, RespondError> {
-    // What the downs would revert (or the expand it drops), decided
-    // before any step is taken.
-    let open = crate::expand::in_progress(client).map_err(|e| RespondError::Step {
-        step: "reading the open expand".into(),
-        detail: crate::kit::error::chain(&e),
-    })?;
-    let reverted: Vec<String> = match &open {
-        Some(expand) => vec![expand.version.clone()],
-        None => {
-            let plan = downs.run(
-                client,
-                full.migrations,
-                (full.settings, full.revert),
-                true,
-                &mut migrate::Quiet,
-            )?;
-            plan.groups.iter().flat_map(|g| g.versions.clone()).collect()
-        }
-    };
+    let Reverts { versions: reverted, expand } =
+        reverts(client, full.migrations, full.settings, full.revert)?;
     if reverted.is_empty() {
         return Err(RespondError::NothingToRevert);
     }
@@ -142,9 +156,9 @@ pub fn method_c(
         run.hook("after_kill hook", hooks.after_kill.as_deref(), hooks.timeout)?;
     }
     let before = protected_rows(client, full.protected_tables)?;
-    let report = match open {
-        Some(_) => expand_dropped(&mut run, client, full, &folder)?,
-        None => reverted_by_downs(&mut run, client, (full, &downs), &folder)?,
+    let report = match expand {
+        true => expand_dropped(&mut run, client, full, &folder)?,
+        false => reverted_by_downs(&mut run, client, (full, &downs), &folder)?,
     };
     // The outcome event says what was exposed and what was kept, for the
     // incident's texts.
@@ -228,11 +242,21 @@ fn expand_dropped(
     match crate::undo::open_expand_dropped(client, &settings, false) {
         Ok(dropped) => {
             let detail = match dropped {
-                Some(e) => format!(
-                    "the open expand of {} dropped ({} gone, every row kept); nothing of it was \
-                     applied, so no down ran",
-                    e.version, e.new_schema
-                ),
+                Some(e) => {
+                    let mut detail = format!(
+                        "the open expand of {} dropped ({} gone with what it made, the rows of \
+                         the tables that were there kept); nothing of it was applied, so no down \
+                         ran",
+                        e.version, e.new_schema
+                    );
+                    // What the new shape held that the old cannot, and
+                    // what was exported before it went, as `rollback` says.
+                    let kept = e.kept.iter().map(|k| k.to_string());
+                    for line in e.unmapped.iter().cloned().chain(kept) {
+                        detail.push_str(&format!("; {line}"));
+                    }
+                    detail
+                }
                 None => "no expand was open any more; nothing dropped".into(),
             };
             run.done(step("open expand dropped", started, true, detail, None));

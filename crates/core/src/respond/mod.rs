@@ -17,7 +17,7 @@ use crate::schema::events;
 pub mod full;
 pub mod plan;
 mod responder;
-pub use full::{method_c, Full, FullOutcome, TableExposure, Verified};
+pub use full::{method_c, reverts, Full, FullOutcome, Reverts, TableExposure, Verified};
 pub use responder::{
     forensics_root, release_to_kill, target, FullSetup, Observer, Responder, RestoreRun,
     RestoreSetup,

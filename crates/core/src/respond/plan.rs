@@ -67,9 +67,11 @@ pub fn method_ab(
     format!("{plan}.\nnothing changed; run again with --yes to carry it out\n")
 }
 
-/// What method C would do: the exports of what `versions` created into
-/// `root`, the flags of `target` off, the downs of `versions`, the checks.
-pub fn method_c(target: Option<&Target>, versions: &[String], root: &Path) -> String {
+/// What method C would do: the exports of what `reverts` created into
+/// `root`, the flags of `target` off, the downs of its versions (or the
+/// open expand dropped), the checks.
+pub fn method_c(target: Option<&Target>, reverts: &super::Reverts, root: &Path) -> String {
+    let versions = &reverts.versions;
     let flags = match target {
         Some(t) => format!("turn off {t}"),
         None => "turn off no flag (none is on)".into(),
@@ -78,10 +80,18 @@ pub fn method_c(target: Option<&Target>, versions: &[String], root: &Path) -> St
         true => ("no migration".to_string(), "nothing".to_string()),
         false => (versions.join(", "), versions.join(", ")),
     };
+    let undo = match reverts.expand {
+        true => format!(
+            "drop the open expand of {reverted} (nothing of it was applied: no down runs; the \
+             values of the columns it added exported first)"
+        ),
+        false => {
+            format!("revert {reverted} with their down files (what they remove exported first)")
+        }
+    };
     format!(
         "method C would count and export the tables that {created} created to {}/<time>/, \
-         {flags}, revert {reverted} with their down files (what they remove exported first), \
-         check the protected tables and verify.\n\
+         {flags}, {undo}, check the protected tables and verify.\n\
          nothing changed; run again with --yes to carry it out\n",
         root.display(),
     )
@@ -119,13 +129,11 @@ mod tests {
         let dump = PlannedRestore { backup: "b2", point: None };
         assert!(method_ab(Method::B, (None, &[]), &HooksSection::default(), Some(dump))
             .contains(", restore backup b2 (the current state kept as a pre-restore snapshot)."));
-        let c = method_c(
-            Some(&Target::Flag("cards".into())),
-            &["3".into(), "4".into()],
-            Path::new("/f"),
-        );
+        let reverts =
+            super::super::Reverts { versions: vec!["3".into(), "4".into()], expand: false };
+        let c = method_c(Some(&Target::Flag("cards".into())), &reverts, Path::new("/f"));
         assert!(c.starts_with("method C would count and export the tables that 3, 4 created to /f/<time>/, turn off flag cards, revert 3, 4 with"), "{c}");
-        assert!(method_c(None, &[], Path::new("/f"))
+        assert!(method_c(None, &Default::default(), Path::new("/f"))
             .contains("turn off no flag (none is on), revert nothing"));
     }
 }
