@@ -67,6 +67,7 @@ pub(super) fn round_trip(
         relations: Vec::new(),
         definitions: Vec::new(),
         cosmetic: Vec::new(),
+        added: Vec::new(),
         duration_ms: ms(t.elapsed()),
     };
     Ok(OneTrip { trip, locks, stops: made.stops })

@@ -247,6 +247,10 @@ pub struct MigrationTrip {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub definitions: Vec<DefinitionDiff>,
     pub cosmetic: Vec<Difference>,
+    /// Rows the down adds to a table it writes (an audit row): said
+    /// apart and not judged, as `backstop downs` does not judge them.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub added: Vec<Difference>,
     pub duration_ms: u64,
 }
 
@@ -397,6 +401,7 @@ mod tests {
             relations: Vec::new(),
             definitions: Vec::new(),
             cosmetic: Vec::new(),
+            added: Vec::new(),
             duration_ms: 7,
         }
     }

@@ -208,6 +208,7 @@ mod tests {
             relations: Vec::new(),
             definitions: Vec::new(),
             cosmetic: Vec::new(),
+            added: Vec::new(),
             duration_ms: 12,
         }
     }

@@ -46,6 +46,7 @@ fn started(m: &Migration) -> MigrationTrip {
         relations: Vec::new(),
         definitions: Vec::new(),
         cosmetic: Vec::new(),
+        added: Vec::new(),
         duration_ms: 0,
     }
 }
@@ -158,6 +159,8 @@ pub(super) fn round_trip_one(
         DownTry::Ran { before, after, re_up, stops } => (before, after, re_up, stops),
     };
     let diffs = compare(&before, &after, Some(m.version.as_str()));
+    let (diffs, added) = rows_the_down_adds(m, diffs, (&before, &after));
+    trip.added = added;
     let told = explain::tell_on_copy(
         client,
         prepared,
@@ -172,6 +175,12 @@ pub(super) fn round_trip_one(
     trip.cosmetic = cosmetic(&before, &after, &m.version);
     (trip.class, trip.detail) =
         judge(&trip.differences, trip.cosmetic.len(), re_up.as_deref(), up_ms);
+    if !trip.added.is_empty() && trip.differences.is_empty() {
+        trip.detail.push_str(&format!(
+            "; the down adds rows to {} (said apart)",
+            trip.added.iter().map(|d| d.object.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
     if trip.class == TripClass::Defect {
         if let Some(lost) = only_lost_data(m, &trip.differences) {
             trip.class = TripClass::DataIrreversible;
@@ -187,6 +196,65 @@ pub(super) fn round_trip_one(
         }
     }
     finish(trip, locks, stops)
+}
+
+/// The data differences that are rows the down adds to a table it
+/// inserts into (an audit row), taken out of `differences` and said
+/// apart: `backstop downs` judges a down on the rows it takes, never on
+/// the rows it adds, and the two must give one answer.
+fn rows_the_down_adds(
+    m: &Migration,
+    differences: Vec<Difference>,
+    (before, after): (&Snapshot, &Snapshot),
+) -> (Vec<Difference>, Vec<Difference>) {
+    use backstop_lint::facts::RelationName;
+    use backstop_lint::rows::RowChange;
+    let Some(down) = &m.down else { return (differences, Vec::new()) };
+    let written = |part: &crate::source::SqlFile| -> Vec<Option<RelationName>> {
+        part.statements
+            .iter()
+            .flat_map(|s| backstop_lint::rows::row_changes(&s.sql))
+            .map(|c| match c {
+                RowChange::Inserted(i) => Some(i.table),
+                RowChange::Irreversible { table, .. } => table,
+                RowChange::Unreadable { .. } => None,
+            })
+            .collect()
+    };
+    // Rows the up put in a table and the down left are the down's fault.
+    let (by_down, by_up) = (written(down), written(&m.up));
+    let names = |t: &RelationName, (schema, name): (&str, &str)| {
+        t.name == name.trim_matches('"')
+            && t.schema.as_deref().is_none_or(|s| s == schema.trim_matches('"'))
+    };
+    let rows =
+        |s: &Snapshot, table: &str| s.tables.iter().find(|t| t.table == table).map(|t| t.rows);
+    let mut kept = Vec::new();
+    let mut added = Vec::new();
+    for d in differences {
+        let table = d.object.strip_prefix("table ").filter(|_| d.message.contains("data of table"));
+        let grew = table.and_then(|table| {
+            let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+            let at = (schema, name);
+            let written = by_down.iter().flatten().any(|t| names(t, at))
+                && !by_up.iter().any(|t| t.as_ref().is_none_or(|t| names(t, at)));
+            let (was, is) = (rows(before, table)?, rows(after, table)?);
+            (written && is > was).then(|| (table.to_string(), is - was))
+        });
+        match grew {
+            Some((table, more)) => added.push(Difference {
+                version: d.version.clone(),
+                object: d.object.clone(),
+                message: format!(
+                    "the down of {} adds {more} row(s) to table {table}: rows a down adds are \
+                     said apart, not judged",
+                    m.version
+                ),
+            }),
+            None => kept.push(d),
+        }
+    }
+    (kept, added)
 }
 
 /// When every difference after the down is in the rows of a table whose

@@ -167,6 +167,7 @@ mod tests {
             relations: Vec::new(),
             definitions: Vec::new(),
             cosmetic: Vec::new(),
+            added: Vec::new(),
             duration_ms: 1,
         }
     }

@@ -169,6 +169,9 @@ pub fn render(r: &Rehearsal, verbose: bool) -> String {
     } else if let Some(line) = summary::cosmetic_line(r) {
         let _ = writeln!(out, "note: {line}");
     }
+    for d in r.round_trip.migrations.iter().flat_map(|t| &t.added) {
+        let _ = writeln!(out, "note: {}", safe(&d.message));
+    }
     let lossy = if verbose {
         rehearse::lossy_summary(&r.lossy)
     } else {
