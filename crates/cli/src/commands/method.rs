@@ -227,6 +227,7 @@ fn full(args: Request, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "reverted": outcome.reverted,
             "exposure": outcome.exposure,
             "forensics": outcome.forensics,
+            "kept": outcome.kept,
             "steps": outcome.steps,
             "not_verified": outcome.not_verified,
         }))?,

@@ -117,10 +117,16 @@ fn method_c_drops_an_open_expand_first_as_every_rollback_does() {
     p.run(&["respond", "method", "C"])
         .expect_code(0)
         .expect_output("drop the open expand of 20240102000000");
-    p.run(&["respond", "method", "C", "--yes", "--reason", "bad release"])
-        .expect_code(0)
-        .expect_output("open expand dropped")
-        .expect_output("no down ran");
+    // A value written through the new shape is exported before it goes,
+    // and the outcome's `kept` says so, as for the downs' exports.
+    p.client().execute(&format!("UPDATE {NEW}.users SET bio = 'hello'"), &[]).unwrap();
+    let run =
+        p.run(&["respond", "method", "C", "--yes", "--reason", "bad release", "--format", "json"]);
+    let out = run.expect_code(0).json();
+    let steps = out["steps"].to_string();
+    assert!(steps.contains("open expand dropped") && steps.contains("no down ran"), "{out:#}");
+    let kept = &out["kept"][0];
+    assert_eq!((&kept["column"], &kept["rows"]), (&"bio".into(), &1.into()), "{out:#}");
     assert!(!p.client().exists(&format!("{NEW}.users")), "the new shape is gone");
     assert_eq!(columns(&p), ["id", "name"], "the added column went with the expand");
     assert_eq!(p.client().applied(), ["20240101000000"], "the migration before it stays");

@@ -228,8 +228,8 @@ fn forensics(
 
 /// The open expand dropped (the policy's first phase), the values of the
 /// columns it added kept first in `<folder>/dropped/` (unless
-/// `[rollback] export_dropped = false`): no down ran, so the report is
-/// empty.
+/// `[rollback] export_dropped = false`): no down ran, so the report
+/// holds only what was exported.
 fn expand_dropped(
     run: &mut super::Run<'_>,
     client: &mut postgres::Client,
@@ -241,6 +241,9 @@ fn expand_dropped(
     let started = Instant::now();
     match crate::undo::open_expand_dropped(client, &settings, false) {
         Ok(dropped) => {
+            // What was exported before the expand went is the outcome's
+            // `kept`, as the downs' exports are.
+            let kept = dropped.as_ref().map(|e| e.kept.clone()).unwrap_or_default();
             let detail = match dropped {
                 Some(e) => {
                     let mut detail = format!(
@@ -260,7 +263,7 @@ fn expand_dropped(
                 None => "no expand was open any more; nothing dropped".into(),
             };
             run.done(step("open expand dropped", started, true, detail, None));
-            Ok(migrate::Report::default())
+            Ok(migrate::Report { kept, ..migrate::Report::default() })
         }
         Err(e) => {
             let detail = crate::kit::error::chain(&e);
