@@ -3,7 +3,8 @@
 //! schema, what the whole server shares and the database's own settings
 //! compared with the state before the up.
 
-use super::run::{db, Proof, Replay};
+use super::found::Proof;
+use super::run::{db, Replay};
 use super::DownsError;
 use crate::copies::server_state as roles;
 use crate::migrate::{self, Direction, Settings};

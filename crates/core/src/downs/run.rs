@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use postgres::Client;
 
 use super::ddl::joined;
+use super::found::{found_down, Found, Mode, Proof, NO_FIX, ROWS_TAKEN};
 use super::picture::{Plan, State};
 use super::plan;
 use super::proofs::Own;
-use super::{catalog, data, toc, Down, DownsError, Status};
+use super::{catalog, data, toc, Down, DownsError};
 use crate::adopt::keyed::Digest;
 use crate::copies::server_state as roles;
 use crate::copies::CopyDb;
@@ -197,18 +198,6 @@ struct Baseline {
     globals: roles::Globals,
 }
 
-/// How a down fared on the copy.
-pub(super) enum Proof {
-    /// The schema equals the one before; the cosmetic differences left,
-    /// and what it left written otherwise but the same as read
-    /// (`Down::also`).
-    Holds(Vec<String>, Vec<(String, String)>),
-    /// It ran, and left these differences.
-    Differs(Vec<String>),
-    /// It failed.
-    Fails(String),
-}
-
 impl<'a> Replay<'a> {
     /// A replay over a copy someone else drives (a rehearsal): its
     /// session, the statements prepared on it and its picture, current.
@@ -245,7 +234,7 @@ impl<'a> Replay<'a> {
 
 impl Replay<'_> {
     /// The picture of the current state: `pg_dump` and the catalog.
-    fn picture(&mut self) -> Result<State, DownsError> {
+    pub(super) fn picture(&mut self) -> Result<State, DownsError> {
         if let Some(p) = self.picture.take() {
             return Ok(p);
         }
@@ -536,34 +525,57 @@ impl Replay<'_> {
             let notes = vec![format!("the up fails on the replayed database: {why}")];
             return Ok((Down::unprovable(m, Vec::new(), notes), true));
         }
+        // Where the up left the copy, to come back to should no fix
+        // added after the hand-written down hold.
+        let mut aside = None;
         if matches!(mode, Mode::AddTo) {
+            aside = Some(self.after_up_aside(m)?);
             if let Some(why) = self.own_down_for_real()? {
                 let notes = vec![format!("the down fails when run for real: {why}")];
                 return Ok((Down::unprovable(m, Vec::new(), notes), true));
             }
         }
         let mut found = self.work_out(original, &before, before_schema, &baseline)?;
-        let stop = if matches!(mode, Mode::AddTo) {
+        let mut mode = mode;
+        let stop = match aside {
             // The copy is where the hand-written down left it: the fix
             // takes it back to the state before the up, and the up again
             // to where the next migration starts.
-            match found.proof {
-                Proof::Holds(..) => {
-                    self.commit(&found.plan.statements)?;
-                    self.up(m)?.is_some()
-                }
-                _ => {
-                    found.plan.notes.push(
-                        "the copy is left where this down leaves it: later migrations are not replayed".into(),
-                    );
+            Some(_) if matches!(found.proof, Proof::Holds(..)) => {
+                self.commit(&found.plan.statements)?;
+                self.up(m)?.is_some()
+            }
+            // No fix holds: the copy is taken back to where the up left
+            // it, the down worked out whole from there, and the replay
+            // goes on.
+            Some(aside) => match self.regain(aside)? {
+                Some(why) => {
+                    found.plan.notes.push(format!(
+                        "the copy is left where this down leaves it ({why}): later migrations \
+                         are not replayed"
+                    ));
                     true
                 }
-            }
-        } else {
+                None => {
+                    let mut whole = self.work_out(original, &before, before_schema, &baseline)?;
+                    self.picture = whole.after_up.take();
+                    match whole.proof {
+                        Proof::Holds(..) => (found, mode) = (whole, Mode::Replace(NO_FIX.into())),
+                        _ => found.plan.notes.push(
+                            "no down worked out whole from where the up left the copy holds \
+                             either; the replay goes on from there"
+                                .into(),
+                        ),
+                    }
+                    false
+                }
+            },
             // The copy is at the state after the up, its objects the same:
             // the picture of it is the next migration's "before".
-            self.picture = found.after_up.take();
-            false
+            None => {
+                self.picture = found.after_up.take();
+                false
+            }
         };
         Ok((found_down(m, found, mode), stop))
     }
@@ -665,103 +677,4 @@ impl Replay<'_> {
 /// The statements after the renames, which already ran on the copy.
 fn worked_tail(statements: &[String], renames: usize) -> Vec<String> {
     statements[renames..].to_vec()
-}
-
-/// A down worked out and how its proof went.
-struct Found {
-    plan: Plan,
-    proof: Proof,
-    /// The picture the down was worked out from, renames not undone.
-    after_up: Option<State>,
-    /// The up changed rows that were there in a way no SQL puts back.
-    irreversible: bool,
-}
-
-/// What is worked out for a migration.
-/// Why a hand-written down that runs is replaced whole: the rows it took.
-const ROWS_TAKEN: &str = "deletes rows that were there before its up";
-
-enum Mode {
-    /// It has no down: the whole down.
-    Compute,
-    /// Its down runs but misses something: the statements to add.
-    AddTo,
-    /// Its down fails (why): a whole down to use instead.
-    Replace(String),
-}
-
-/// The report of one migration from what was worked out.
-fn found_down(m: &Migration, found: Found, mode: Mode) -> Down {
-    let Found { plan, proof, irreversible, .. } = found;
-    let also = match &proof {
-        Proof::Holds(_, also) => also.clone(),
-        _ => Vec::new(),
-    };
-    let mut notes = plan.notes;
-    // A kind the schema picture cannot hold: its proof proves nothing.
-    let proved = matches!(proof, Proof::Holds(..)) && plan.unheld.is_empty();
-    for u in &plan.unheld {
-        notes.insert(
-            0,
-            format!(
-                "not proved: {u}: Backstop cannot yet work out or compare objects of this kind; \
-                 write this part of the down by hand"
-            ),
-        );
-    }
-    let status = match (&proof, &mode) {
-        _ if !plan.unheld.is_empty() => Status::Unprovable,
-        (Proof::Holds(..), _) if irreversible => Status::Irreversible,
-        (Proof::Holds(..), Mode::Compute) => Status::Computed,
-        (Proof::Holds(..), _) => Status::Fixed,
-        _ => Status::Unprovable,
-    };
-    match &proof {
-        Proof::Holds(cosmetic, _) => {
-            notes.extend(cosmetic.iter().map(|c| format!("cosmetic: {c}")))
-        }
-        Proof::Differs(diffs) => {
-            notes.push(format!("not proved: after it, {} difference(s) remain", diffs.len()));
-            notes.extend(diffs.iter().take(10).cloned());
-        }
-        Proof::Fails(why) => notes.push(format!("not proved: it fails on the copy: {why}")),
-    }
-    if irreversible && proved {
-        notes.insert(
-            0,
-            "the schema part is proved, but rows the up changed cannot be put back by SQL: only \
-             the backup taken before the migration holds them (`backstop backup list`, `backstop \
-             restore`)"
-                .into(),
-        );
-    }
-    if let Mode::Replace(why) = &mode {
-        let how = if why == ROWS_TAKEN { "" } else { "fails: " };
-        notes.insert(0, format!("the hand-written down {how}{why}; this down replaces it"));
-    }
-    let adds = matches!(mode, Mode::AddTo);
-    let body = super::write::render(m, &plan.statements, &plan.loses, proved, adds);
-    let fixes = proved && !matches!(mode, Mode::Compute);
-    let replacement = match (fixes, &m.down, adds) {
-        (true, Some(down), true) => Some(format!("{}\n\n{body}", down.text.trim_end())),
-        (true, _, false) => Some(body.clone()),
-        _ => None,
-    };
-    Down {
-        version: m.version.clone(),
-        name: m.name.clone(),
-        status,
-        sql: Some(body),
-        proved,
-        replaces: matches!(mode, Mode::Replace(_)) && status == Status::Fixed,
-        loses: plan.loses,
-        notes,
-        replacement,
-        start: None,
-        end: None,
-        own: None,
-        touched: Vec::new(),
-        up_failed: None,
-        also,
-    }
 }

@@ -446,6 +446,45 @@ fn a_down_that_deletes_rows_an_earlier_migration_made_is_defective_as_rehearse_s
 }
 
 #[test]
+fn a_down_no_fix_can_mend_is_worked_out_whole_and_the_replay_goes_on() {
+    let p = Project::new("downs_regain");
+    p.migration(
+        "2024-05-01-000001_t",
+        "CREATE TABLE t (id int, c int CHECK (c > 0));\n\
+         CREATE FUNCTION label() RETURNS text LANGUAGE sql AS $$ SELECT 'one' $$;",
+        Some("DROP FUNCTION label(); DROP TABLE t;"),
+    );
+    // Its down forgets the check, and the row it writes breaks it: no
+    // statement added after it can put the check back. (The function
+    // keeps the up from the quick way, which would replace it at once.)
+    p.migration(
+        "2024-05-01-000002_drop_c",
+        "ALTER TABLE t DROP COLUMN c;\n\
+         CREATE OR REPLACE FUNCTION label() RETURNS text LANGUAGE sql AS $$ SELECT 'two' $$;",
+        Some(
+            "CREATE OR REPLACE FUNCTION label() RETURNS text LANGUAGE sql AS $$ SELECT 'one' $$;\n\
+             ALTER TABLE t ADD COLUMN c int;\nINSERT INTO t VALUES (1, -1);",
+        ),
+    );
+    p.migration("2024-05-01-000003_tags", "CREATE TABLE tags (id int PRIMARY KEY);", None);
+    let downs: Value = p.run(&["downs", "--format", "json"]).expect_code(0).json();
+    let of = |v: &str| downs.as_array().unwrap().iter().find(|d| d["version"] == v).cloned();
+    let dropped = of("2024-05-01-000002").unwrap_or_else(|| panic!("{downs:#}"));
+    assert_eq!(
+        dropped["proved"], true,
+        "worked out whole from where the up left the copy: {dropped:#}"
+    );
+    assert!(
+        dropped["notes"].to_string().contains("no statements added after it did"),
+        "{dropped:#}"
+    );
+    let sql = dropped["sql"].as_str().unwrap();
+    assert!(sql.contains("CHECK ((c > 0))"), "{sql}");
+    let tags = of("2024-05-01-000003").unwrap_or_else(|| panic!("{downs:#}"));
+    assert_eq!(tags["proved"], true, "the replay went on: {tags:#}");
+}
+
+#[test]
 fn a_data_migration_gets_a_down_that_deletes_exactly_its_rows_and_other_data_changes_say_so() {
     let p = Project::new("downs_data");
     p.migration(
