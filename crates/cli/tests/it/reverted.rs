@@ -299,13 +299,15 @@ fn downs_proved_alone_that_fail_together_are_named_at_the_deploy() {
 }
 
 /// The chain a rollback runs across deploys: 2 drops an enum value by
-/// making the type again (it fails while a row holds the value), and 3,
-/// deployed alone, seeds such a row that its own down leaves. Each down
-/// holds alone; a rollback of the last two deploys fails at 2's. The
-/// deploy of 3 proves its down with the downs of the deploy before it,
-/// and the dry run of that rollback says where it would stop.
+/// making the type again (it fails while a row holds the value), 3 is a
+/// deploy of its own, and 4, deployed alone, seeds such a row that its
+/// own down leaves. Each down holds alone; a rollback of the last three
+/// deploys fails at 2's. The deploy of 4 proves its down with the downs
+/// of the newest migrations before it (before, only those of the deploy
+/// just before it, 3, and the failure was not foreseen), and the dry run
+/// of that rollback says where it would stop.
 #[test]
-fn downs_of_two_deploys_that_fail_together_are_named_at_the_second() {
+fn downs_of_several_deploys_that_fail_together_are_named_at_the_last() {
     let p = Project::new("reverted_chain_across");
     p.migration(
         "1_mood",
@@ -322,16 +324,22 @@ fn downs_of_two_deploys_that_fail_together_are_named_at_the_second() {
         ),
     );
     p.run(&["migrate"]).expect_code(0).expect_output("proved the downs of 1, 2 together");
-    p.migration("3_seed", "INSERT INTO feelings VALUES ('sad');\n", Some("SELECT 1;\n"));
+    p.migration("3_tags", "CREATE TABLE tags (id int);\n", Some("DROP TABLE tags;\n"));
+    p.run(&["migrate"]).expect_code(0).expect_output("proved the downs of 1, 2, 3 together");
+    p.migration("4_seed", "INSERT INTO feelings VALUES ('sad');\n", Some("SELECT 1;\n"));
     p.run(&["migrate"]).expect_code(0).expect_output(
-        "warning: the downs of 1, 2, 3, each proved alone, do not bring the schema back \
+        "warning: the downs of 1, 2, 3, 4, each proved alone, do not bring the schema back \
          together: the down of 2 fails after the ones before it",
     );
-    p.run(&["rollback", "--steps", "2", "--dry-run"])
+    p.run(&["rollback", "--steps", "3", "--dry-run"])
         .expect_code(0)
         .expect_output("warning: this rollback would stop at the down of 2, refused with nothing committed: at the deploy of");
-    // Within the deploy of 3 alone, its down holds.
-    p.run(&["rollback", "--steps", "1", "--yes"]).expect_code(0);
+    // Within the last two deploys, the downs hold: the dry run says they
+    // are the newest of a chain that failed further back.
+    p.run(&["rollback", "--steps", "2", "--dry-run"])
+        .expect_code(0)
+        .expect_output("these are the newest of them, not proved as a chain of their own");
+    p.run(&["rollback", "--steps", "2", "--yes"]).expect_code(0);
 }
 
 /// A table swapped for a new one under its name (the old renamed away):

@@ -5,9 +5,10 @@
 //! reverse in one transaction that is rolled back, and the schema then
 //! compared with the one before the first up, as a rollback's own check
 //! compares it ([`crate::migrate::expect`]). A deploy onto a database with
-//! history runs the downs of the deploy before it after its own (their
-//! kept downs and the records of what they must bring back, read from the
-//! target): a rollback of the last two deploys runs them so.
+//! history runs the downs of the newest migrations applied before it
+//! after its own, whichever deploys applied them (their kept downs and the
+//! records of what they must bring back, read from the target): a
+//! rollback across the last deploys runs them so.
 
 use postgres::Client;
 
@@ -31,32 +32,34 @@ pub struct Chain {
     pub stops_at: Option<String>,
 }
 
-/// An applied migration of the deploy before, as a rollback runs it: with
+/// An applied migration of the deploys before, as a rollback runs it: with
 /// the down it would run (the kept one, else its author's) and the record
 /// of what that down must bring back.
 pub(super) type Earlier = (Migration, Option<Expected>);
 
-/// How many of the deploy before's migrations a deploy runs the downs of
-/// after its own: a rollback across two deploys goes back a few, and a
-/// deploy of one after a bootstrap of hundreds stays as cheap as its own.
+/// How many of the migrations applied before a deploy it runs the downs
+/// of after its own: a rollback across a few deploys goes back a few, and
+/// a deploy of one after a bootstrap of hundreds stays as cheap as its own.
 const EARLIER: usize = 20;
 
-/// The migrations the newest deploy applied that are still the newest
-/// applied (at most [`EARLIER`] of them), in the order applied, each with
-/// its down and record (read on the target, `client`); cut after the
-/// newest one that has no down or whose down runs outside a transaction.
-/// None where the log is off.
+/// The newest applied migrations (at most [`EARLIER`] of them, whichever
+/// deploys applied them), in the order applied, each with its down and
+/// record (read on the target, `client`); cut after the newest one that
+/// has no down or whose down runs outside a transaction. None where the
+/// log is off or nothing was deployed yet.
 pub(super) fn earlier(
     client: &mut Client,
     migrations: &[Migration],
 ) -> Result<Vec<Earlier>, DownsError> {
     let read = db("reading the deploy before this one");
-    let deployed = crate::schema::events::last_deploy(client).map_err(&read)?;
+    if crate::schema::events::last_deploy(client).map_err(&read)?.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut applied = crate::schema::applied::versions(client).map_err(&read)?;
     applied.retain(|v| migrations.iter().any(|m| &m.version == v && !m.repeatable));
-    // Only what is still the newest applied: a rollback runs that first.
-    let newest: Vec<String> =
-        applied.iter().rev().take_while(|v| deployed.contains(v)).take(EARLIER).cloned().collect();
+    // The newest applied, whichever deploys applied them: a rollback of
+    // the last three deploys runs them all, newest first.
+    let newest: Vec<String> = applied.iter().rev().take(EARLIER).cloned().collect();
     let kept = crate::schema::applied::kept_downs_of(client, &newest).map_err(&read)?;
     let mut records = expect::records(client, &newest).map_err(&read)?;
     let mut out = Vec::new();
