@@ -11,14 +11,14 @@ use pg_query::NodeEnum;
 use crate::codes::Code;
 use crate::context::{Cx, Hit, OwnerTable, PolicyDef, RlsChange, RunFacts};
 pub use crate::context::{Input, Options, DEFAULT_OWNER_COLUMNS};
-use crate::facts::{facts_of, RelationName};
 use crate::model::{Finding, Origin, Subject};
-use crate::parse::{Lines, Position, SyntaxError};
 use crate::risk::Severity;
 use crate::rules::rls_missing::owner_table;
 use crate::rules::{Family, Phase};
-use crate::stmt::{alter_cmds, is_comment, same_table, string_value, Stmt};
 use crate::suppress;
+use backstop_sql::facts::{facts_of, RelationName};
+use backstop_sql::parse::{Lines, Position, SyntaxError};
+use backstop_sql::stmt::{alter_cmds, is_comment, same_table, string_value, Stmt};
 
 /// A file the parser rejected; the check cannot say anything about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,7 +68,7 @@ impl Parsed {
 
 /// Every file parsed, or why it could not be. A short file is parsed
 /// whole by the thread that reads it; a long one (a pulled schema, a data
-/// migration) is cut into pieces ([`crate::parse::pieces`]) meanwhile, and
+/// migration) is cut into pieces ([`backstop_sql::parse::pieces`]) meanwhile, and
 /// its pieces are then parsed on every core rather than holding up the
 /// run. They go in batches of a few megabytes of text, each batch's trees
 /// and tokens joining their file's before the next is parsed: a long data
@@ -77,7 +77,7 @@ fn parse_all(inputs: &[Input<'_>]) -> Vec<Result<Parsed, InputError>> {
     const BATCH_BYTES: usize = 4 << 20;
     let located = |input: &Input<'_>, error| InputError { path: input.path.to_string(), error };
     let first = crate::parallel::in_parallel(inputs.iter().collect(), |input| {
-        let pieces = crate::parse::pieces(input.text).map_err(|e| located(input, e))?;
+        let pieces = backstop_sql::parse::pieces(input.text).map_err(|e| located(input, e))?;
         match pieces.as_slice() {
             [whole] => parse_piece(input.text, whole.clone())
                 .map(|parsed| (parsed, Vec::new()))
@@ -128,7 +128,7 @@ fn parse_all(inputs: &[Input<'_>]) -> Vec<Result<Parsed, InputError>> {
 fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
     let mut stmts = Vec::new();
     let mut inserts = Vec::new();
-    crate::parse::parse_piece(text, range.clone(), |p| {
+    backstop_sql::parse::parse_piece(text, range.clone(), |p| {
         if let Some(tree) = p.tree {
             let span = p.start..p.start + p.sql.len();
             if p.slimmed {
@@ -138,7 +138,7 @@ fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
         }
     })?;
     let base = i32::try_from(range.start).unwrap_or(i32::MAX);
-    let tokens = crate::parse::scan(&text[range])
+    let tokens = backstop_sql::parse::scan(&text[range])
         .map_err(|_| SyntaxError {
             message: "the file could not be scanned".into(),
             offset: 0,
@@ -151,7 +151,7 @@ fn parse_piece(text: &str, range: Range<usize>) -> Result<Parsed, SyntaxError> {
             t
         })
         .collect();
-    let tokens = crate::parse::without_data_rows(tokens, &inserts);
+    let tokens = backstop_sql::parse::without_data_rows(tokens, &inserts);
     Ok(Parsed { stmts, tokens })
 }
 
@@ -439,10 +439,10 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 dropped_policies.extend(dropped);
             }
             NodeEnum::CreateFunctionStmt(f) if !f.is_procedure => {
-                let name = f.funcname.iter().rev().find_map(crate::stmt::string_value);
+                let name = f.funcname.iter().rev().find_map(backstop_sql::stmt::string_value);
                 let volatility = f.options.iter().find_map(|o| match o.node.as_ref() {
                     Some(NodeEnum::DefElem(d)) if d.defname == "volatility" => {
-                        d.arg.as_deref().and_then(crate::stmt::string_value)
+                        d.arg.as_deref().and_then(backstop_sql::stmt::string_value)
                     }
                     _ => None,
                 });
@@ -458,13 +458,13 @@ fn collect_run_facts(cx: &Cx<'_>, run: &mut RunFacts) {
                 }
             }
             NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
-                let tables = d.objects.iter().filter_map(crate::stmt::object_name);
+                let tables = d.objects.iter().filter_map(backstop_sql::stmt::object_name);
                 run.dropped_tables.extend(tables.map(|t| (cx.file, stmt.index, t)));
             }
             // A DO block that drops a policy (`IF EXISTS (…) THEN DROP
             // POLICY …`) frees its name as a plain DROP POLICY does.
             NodeEnum::DoStmt(d) => {
-                for sql in crate::plpgsql::sql_statements(d) {
+                for sql in backstop_sql::plpgsql::sql_statements(d) {
                     let Ok(tree) = pg_query::parse(&sql, 0) else { continue };
                     for raw in &tree.protobuf.stmts {
                         if let Some(NodeEnum::DropStmt(d)) =
@@ -521,7 +521,7 @@ fn policies_dropped(d: &pg_query::protobuf::DropStmt) -> Vec<(RelationName, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stmt::check_proves_not_null;
+    use backstop_sql::stmt::check_proves_not_null;
 
     fn quiet() -> Options {
         Options { runner_sets_lock_timeout: true, ..Options::default() }

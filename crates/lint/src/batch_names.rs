@@ -10,9 +10,9 @@
 use pg_query::protobuf::{AlterTableType, ObjectType};
 use pg_query::NodeEnum;
 
-use crate::facts::RelationName;
 use crate::model::Origin;
-use crate::stmt::{alter_cmds, same_table, string_value, Stmt};
+use backstop_sql::facts::RelationName;
+use backstop_sql::stmt::{alter_cmds, same_table, string_value, Stmt};
 
 #[derive(Debug, Clone)]
 enum Change {
@@ -140,11 +140,13 @@ pub(crate) fn runs_unseen(node: &NodeEnum) -> bool {
         NodeEnum::CallStmt(_) | NodeEnum::ExecuteStmt(_) => true,
         NodeEnum::SelectStmt(_) => calls_unseen(node),
         NodeEnum::DoStmt(d) => {
-            let Ok(Some(tree)) = crate::plpgsql::do_tree(d) else { return true };
+            let Ok(Some(tree)) = backstop_sql::plpgsql::do_tree(d) else { return true };
             let mut unseen = false;
-            crate::plpgsql::walk(&tree, &mut |key, v| {
+            backstop_sql::plpgsql::walk(&tree, &mut |key, v| {
                 unseen |= match key {
-                    "PLpgSQL_stmt_dynexecute" => crate::plpgsql::constant_execute(v).is_none(),
+                    "PLpgSQL_stmt_dynexecute" => {
+                        backstop_sql::plpgsql::constant_execute(v).is_none()
+                    }
                     "PLpgSQL_stmt_call" => true,
                     "query" => v.as_str().is_some_and(|q| {
                         pg_query::parse(&sql_of_expr(q), 0).is_ok_and(|t| {
@@ -180,12 +182,12 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
     let rel = RelationName::from_range_var;
     match node {
         NodeEnum::CreateStmt(_) => {
-            crate::facts::made_table(node).map(Change::Create).into_iter().collect()
+            backstop_sql::facts::made_table(node).map(Change::Create).into_iter().collect()
         }
         NodeEnum::DoStmt(_) | NodeEnum::CallStmt(_) | NodeEnum::ExecuteStmt(_) => {
             vec![Change::Opaque]
         }
-        NodeEnum::SelectStmt(_) if crate::facts::made_table(node).is_none() => {
+        NodeEnum::SelectStmt(_) if backstop_sql::facts::made_table(node).is_none() => {
             if calls_unseen(node) {
                 vec![Change::Opaque]
             } else {
@@ -197,7 +199,7 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
                 NodeEnum::CreateTableAsStmt(s) => !s.into.as_ref().is_some_and(|i| i.skip_data),
                 _ => true,
             };
-            let Some(made) = crate::facts::made_table(node) else { return Vec::new() };
+            let Some(made) = backstop_sql::facts::made_table(node) else { return Vec::new() };
             let fill = with_data.then(|| Change::Fill(made.clone()));
             std::iter::once(Change::Create(made)).chain(fill).collect()
         }
@@ -249,7 +251,7 @@ fn changes(node: &NodeEnum) -> Vec<Change> {
                             Some(NodeEnum::ColumnDef(c)) => Some(Change::AddColumn(
                                 table.clone(),
                                 c.colname.clone(),
-                                crate::stmt::column_gets_value(c),
+                                backstop_sql::stmt::column_gets_value(c),
                             )),
                             _ => None,
                         }
@@ -273,7 +275,7 @@ impl Batch {
         let mut made_columns = std::collections::HashMap::new();
         let mut whole_names = std::collections::HashSet::new();
         for (file, (path, text, stmts)) in files.iter().enumerate() {
-            let lines = crate::parse::Lines::new(text);
+            let lines = backstop_sql::parse::Lines::new(text);
             for stmt in stmts.iter() {
                 let line = lines.line(stmt.start);
                 for change in changes(stmt.node) {

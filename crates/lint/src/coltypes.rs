@@ -7,8 +7,8 @@ use pg_query::protobuf::{AlterTableType, ColumnDef, ConstrType, Constraint, Type
 use pg_query::NodeEnum;
 
 use crate::context::Cx;
-use crate::facts::RelationName;
-use crate::stmt::{alter_cmds, string_value, Stmt};
+use backstop_sql::facts::RelationName;
+use backstop_sql::stmt::{alter_cmds, string_value, Stmt};
 
 /// One column type written in a statement.
 pub(crate) struct ColumnType<'s, 'a> {

@@ -9,10 +9,10 @@ use pg_query::protobuf::{self, AlterTableType, ScanToken};
 use pg_query::NodeEnum;
 
 use crate::codes::Code;
-use crate::facts::RelationName;
 use crate::model::{Ignore, Origin, Subject};
 use crate::risk::{Impact, Probability};
-use crate::stmt::{alter_cmds, is_comment, split_configured, Stmt};
+use backstop_sql::facts::RelationName;
+use backstop_sql::stmt::{alter_cmds, is_comment, split_configured, Stmt};
 
 /// One file to check.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ impl RunFacts {
     ) -> bool {
         self.rls_changes.iter().any(|c| {
             c.kind == kind
-                && crate::stmt::same_table(&c.table, table)
+                && backstop_sql::stmt::same_table(&c.table, table)
                 && runs_after((c.file, c.stmt), (file, stmt), sequential)
         })
     }
@@ -138,7 +138,8 @@ impl RunFacts {
         sequential: bool,
     ) -> bool {
         self.dropped_tables.iter().any(|(f, s, t)| {
-            crate::stmt::same_table(t, table) && runs_after((*f, *s), (file, stmt), sequential)
+            backstop_sql::stmt::same_table(t, table)
+                && runs_after((*f, *s), (file, stmt), sequential)
         })
     }
 }
@@ -241,7 +242,7 @@ pub struct Cx<'a> {
     /// What the run does to names, statement by statement.
     pub(crate) batch: &'a crate::batch_names::Batch,
     /// Where each line of the file starts.
-    pub(crate) lines: crate::parse::Lines<'a>,
+    pub(crate) lines: backstop_sql::parse::Lines<'a>,
 }
 
 impl Cx<'_> {

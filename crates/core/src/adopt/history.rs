@@ -196,8 +196,8 @@ pub fn locate(
 pub fn statements_digest<'a>(pieces: impl IntoIterator<Item = &'a str>) -> String {
     let mut hasher = blake3::Hasher::new();
     for piece in pieces {
-        let sums = backstop_lint::split(piece).and_then(|stmts| {
-            stmts.iter().map(|s| backstop_lint::checksum(&s.sql)).collect::<Result<Vec<_>, _>>()
+        let sums = backstop_sql::split(piece).and_then(|stmts| {
+            stmts.iter().map(|s| backstop_sql::checksum(&s.sql)).collect::<Result<Vec<_>, _>>()
         });
         match sums {
             Ok(sums) => sums.iter().for_each(|s| {

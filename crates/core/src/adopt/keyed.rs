@@ -208,7 +208,7 @@ pub fn written_otherwise(before: &Schema, now: &Schema) -> Vec<(String, String)>
 fn keyed_definition(o: &Object) -> std::borrow::Cow<'_, str> {
     let frozen = o.key.starts_with("view ")
         && (o.definition.contains("::timestamp") || o.definition.contains("::date"));
-    match frozen.then(|| backstop_lint::compare::dates_masked(&o.definition)).flatten() {
+    match frozen.then(|| backstop_sql::compare::dates_masked(&o.definition)).flatten() {
         Some(masked) => std::borrow::Cow::Owned(masked),
         None => std::borrow::Cow::Borrowed(&o.definition),
     }

@@ -20,7 +20,7 @@ pub(super) fn not_null(
     column: &str,
 ) -> Result<Outcome, CheckError> {
     let defs = validated_checks(client, table)?;
-    if defs.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, column)) {
+    if defs.iter().any(|d| backstop_sql::stmt::check_proves_not_null(d, column)) {
         // A validated CHECK (column IS NOT NULL) proves it: PostgreSQL
         // skips the scan, which is all the finding is about.
         return Ok(Outcome::Drop);
@@ -75,7 +75,7 @@ pub(super) fn key_index(
         .iter()
         .filter(|r| !r.get::<_, bool>(1))
         .map(|r| r.get::<_, String>(0))
-        .filter(|c| !checks.iter().any(|d| backstop_lint::stmt::check_proves_not_null(d, c)))
+        .filter(|c| !checks.iter().any(|d| backstop_sql::stmt::check_proves_not_null(d, c)))
         .collect();
     if nullable.is_empty() {
         return Ok(false);
@@ -145,7 +145,7 @@ pub(super) fn column_type(
     f: &mut Finding,
     table: &RelationName,
     column: &str,
-    new_type: &backstop_lint::TypeSpec,
+    new_type: &backstop_sql::TypeSpec,
 ) -> Result<Outcome, CheckError> {
     let current = client
         .query_opt(

@@ -73,7 +73,7 @@ fn adjust(
     created: &[RelationName],
 ) -> Result<Outcome, CheckError> {
     let created_in_run =
-        |t: &RelationName| created.iter().any(|c| backstop_lint::stmt::same_table(c, t));
+        |t: &RelationName| created.iter().any(|c| backstop_sql::stmt::same_table(c, t));
     // What the batch did before this statement decides which question the
     // live database can answer.
     match (f.origin.clone(), f.subject.clone()) {
@@ -494,7 +494,7 @@ fn missing_protected_tables(
         };
         let rel = RelationName { schema, name: table };
         let made = settings.protected_made.contains(configured);
-        if made || created.iter().any(|c| backstop_lint::stmt::same_table(c, &rel)) {
+        if made || created.iter().any(|c| backstop_sql::stmt::same_table(c, &rel)) {
             continue;
         }
         let exists: bool = client

@@ -463,7 +463,7 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
         .map(|p| match p.part {
             Part::Down => down_finding(m, p),
             part => {
-                let at = backstop_lint::Position { line: p.line, column: p.column };
+                let at = backstop_sql::Position { line: p.line, column: p.column };
                 let path = p.path.display().to_string();
                 let message = format!("the {part} of {} cannot run: {}", m.label(), p.message);
                 let help = "fix it: backstop migrate refuses to apply this migration until then";
@@ -478,7 +478,7 @@ fn file_findings(m: &Migration) -> Vec<Finding> {
 /// since it undoes nothing (a rollback through it would change nothing
 /// and say it reverted). `migrate` computes and proves the down instead.
 fn empty_down_finding(m: &Migration, path: &Path) -> Finding {
-    let at = backstop_lint::Position { line: 1, column: 1 };
+    let at = backstop_sql::Position { line: 1, column: 1 };
     let message = format!(
         "the down of {} is empty (only comments or blanks): it undoes nothing, so it counts as \
          no down",
@@ -498,7 +498,7 @@ fn empty_down_finding(m: &Migration, path: &Path) -> Finding {
 /// A down that cannot run: high, since the migration can be applied but a
 /// rollback through it fails.
 fn down_finding(m: &Migration, p: &crate::source::Problem) -> Finding {
-    let at = backstop_lint::Position { line: p.line, column: p.column };
+    let at = backstop_sql::Position { line: p.line, column: p.column };
     let path = p.path.display().to_string();
     let message = format!("the down of {} cannot run: {}", m.label(), p.message);
     let help = "fix the down file before a rollback through this migration is needed";
@@ -516,7 +516,7 @@ pub fn stray_findings(strays: &[crate::source::Stray]) -> Vec<Finding> {
     strays
         .iter()
         .map(|s| {
-            let at = backstop_lint::Position { line: s.line, column: 1 };
+            let at = backstop_sql::Position { line: s.line, column: 1 };
             let path = s.path.display().to_string();
             let mut f = backstop_lint::analyze::file_finding(
                 Code::BS003,

@@ -197,7 +197,7 @@ fn with_downs(
     let outside: Vec<String> = pending
         .iter()
         .flat_map(|m| &m.up.statements)
-        .filter_map(|s| backstop_lint::calls::reaches_outside(&s.sql))
+        .filter_map(|s| backstop_sql::calls::reaches_outside(&s.sql))
         .collect();
     let said = match (findings.is_empty(), reused) {
         (true, 0) => format!(

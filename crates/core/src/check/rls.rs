@@ -11,7 +11,7 @@ use super::{CheckError, Settings};
 use crate::pg::{db, quote_qualified};
 
 fn name(t: &RelationName) -> String {
-    backstop_lint::stmt::display_table(t)
+    backstop_sql::stmt::display_table(t)
 }
 
 /// What the catalog says about a table's row level security.

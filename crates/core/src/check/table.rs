@@ -19,7 +19,7 @@ const LARGE_BYTES: i64 = 1024 * 1024 * 1024;
 const LARGE_ROWS: i64 = 10_000_000;
 
 pub(super) fn name(t: &RelationName) -> String {
-    backstop_lint::stmt::display_table(t)
+    backstop_sql::stmt::display_table(t)
 }
 
 pub(super) fn regclass(t: &RelationName) -> String {

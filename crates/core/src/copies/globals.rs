@@ -67,7 +67,7 @@ pub fn assignment(setting: &str) -> Option<String> {
         "local_preload_libraries",
         "shared_preload_libraries",
     ];
-    let name_sql = name.split('.').map(backstop_lint::rewrite::ident).collect::<Vec<_>>().join(".");
+    let name_sql = name.split('.').map(backstop_sql::rewrite::ident).collect::<Vec<_>>().join(".");
     if LISTS.contains(&name.to_ascii_lowercase().as_str()) && !value.trim().is_empty() {
         Some(format!("{name_sql} TO {value}"))
     } else {

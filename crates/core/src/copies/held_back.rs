@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use backstop_lint::calls::reaches_outside;
-use backstop_lint::rewrite::{literal, on_current_database};
+use backstop_sql::calls::reaches_outside;
+use backstop_sql::rewrite::{literal, on_current_database};
 
 use crate::source::Migration;
 

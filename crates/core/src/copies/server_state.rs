@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use postgres::GenericClient;
 
-use backstop_lint::rewrite::{ident, literal};
+use backstop_sql::rewrite::{ident, literal};
 
 /// A role's attributes, as `CREATE ROLE` writes them.
 #[derive(Debug, Clone, PartialEq, Eq)]

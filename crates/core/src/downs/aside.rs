@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use backstop_lint::rewrite::{ident, qualified};
+use backstop_sql::rewrite::{ident, qualified};
 
 use super::columns::PG_CONSTRAINT;
 use super::ddl;

@@ -221,10 +221,10 @@ pub(super) struct Lost(Option<Vec<String>>);
 
 impl Lost {
     pub(super) fn of(m: &Migration) -> Lost {
-        use backstop_lint::rows::RowChange;
+        use backstop_sql::rows::RowChange;
         let mut tables = Vec::new();
         for s in &m.up.statements {
-            for change in backstop_lint::rows::row_changes(&s.sql) {
+            for change in backstop_sql::rows::row_changes(&s.sql) {
                 match change {
                     RowChange::Irreversible { table: Some(t), .. } => tables.push(t.name),
                     RowChange::Irreversible { table: None, .. } | RowChange::Unreadable { .. } => {

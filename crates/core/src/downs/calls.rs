@@ -10,8 +10,8 @@
 //! Any other call of a volatile function outside `pg_catalog` is named as
 //! a change the down cannot put back.
 
-use backstop_lint::calls::{calls, may_call, Call};
-use backstop_lint::rewrite::literal;
+use backstop_sql::calls::{calls, may_call, Call};
+use backstop_sql::rewrite::literal;
 use postgres::GenericClient;
 
 use super::catalog::Catalog;

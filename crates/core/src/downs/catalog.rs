@@ -78,7 +78,7 @@ pub(super) struct Table {
 
 impl Table {
     pub fn qualified(&self) -> String {
-        backstop_lint::rewrite::qualified(&self.schema, &self.name)
+        backstop_sql::rewrite::qualified(&self.schema, &self.name)
     }
 }
 

@@ -3,7 +3,7 @@
 //! nullability, identity), their CHECK constraints, enum types put back
 //! and row security.
 
-use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
+use backstop_sql::rewrite::{ident as quote_ident, literal as quote_literal, qualified};
 
 use super::catalog::{Catalog, Check, Column, Enum, Table};
 use super::ddl;
@@ -259,10 +259,10 @@ fn using_back(
     let up = usings
         .get(&(b.name.clone(), bc.name.clone()))
         .or_else(|| usings.get(&(a.name.clone(), bc.name.clone())));
-    let inverse = up.and_then(|u| backstop_lint::retypes::inverse(u, &bc.name, &bc.type_name));
+    let inverse = up.and_then(|u| backstop_sql::retypes::inverse(u, &bc.name, &bc.type_name));
     let column = format!("{}.{}", a.qualified(), quote_ident(&bc.name));
     if labels && inverse.is_none() {
-        if !up.is_none_or(|u| backstop_lint::retypes::through_text(u, &bc.name)) {
+        if !up.is_none_or(|u| backstop_sql::retypes::through_text(u, &bc.name)) {
             plan.loses.push(format!(
                 "values of column {column} are cast back from {} to {} by their text: what the up's conversion changed stays changed",
                 ac.type_name, bc.type_name
@@ -284,7 +284,7 @@ fn using_back(
         // The up widened it (`numeric(10,2)` to `numeric(12,2)`): it
         // changed no value, and casting back loses none it had.
         None if up.is_none()
-            && backstop_lint::stmt::widens_written(&bc.type_name, &ac.type_name) =>
+            && backstop_sql::stmt::widens_written(&bc.type_name, &ac.type_name) =>
         {
             plan.notes.push(format!(
                 "column {column} goes back from {} to {}: a value written since the up that {} \

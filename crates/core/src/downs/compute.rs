@@ -311,9 +311,9 @@ fn cut_at(
 fn server_statement(m: &Migration) -> Option<String> {
     std::iter::once(&m.up).chain(m.down.as_ref()).find_map(|f| {
         f.statements.iter().find_map(|s| {
-            let reach = backstop_lint::refs::reach(&s.sql)?;
+            let reach = backstop_sql::refs::reach(&s.sql)?;
             let what = match reach {
-                backstop_lint::refs::Reach::Server(w) | backstop_lint::refs::Reach::Outside(w) => w,
+                backstop_sql::refs::Reach::Server(w) | backstop_sql::refs::Reach::Outside(w) => w,
             };
             Some(format!("{what} at {}:{}", f.path.display(), s.position.line))
         })

@@ -8,9 +8,9 @@
 
 use postgres::GenericClient;
 
-use backstop_lint::rewrite::{ident, qualified};
-use backstop_lint::rows::{Inserted, RowChange};
-use backstop_lint::RelationName;
+use backstop_sql::rewrite::{ident, qualified};
+use backstop_sql::rows::{Inserted, RowChange};
+use backstop_sql::RelationName;
 
 use super::catalog::Catalog;
 use crate::source::Migration;
@@ -34,7 +34,7 @@ pub(super) struct DataDown {
 pub(super) fn inserted_tables(m: &Migration, before: &Catalog) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, s) in m.up.statements.iter().enumerate() {
-        for change in backstop_lint::rows::row_changes(&s.sql) {
+        for change in backstop_sql::rows::row_changes(&s.sql) {
             if let RowChange::Inserted(ins) = change {
                 let was = as_before(m, i, &ins.table);
                 let name = sql_name(&was);
@@ -76,7 +76,7 @@ pub(super) fn plan(
     let mut out = DataDown::default();
     for (at, s) in m.up.statements.iter().enumerate() {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        for change in backstop_lint::rows::row_changes(&s.sql) {
+        for change in backstop_sql::rows::row_changes(&s.sql) {
             let change = match change {
                 RowChange::Inserted(mut i) => {
                     i.table = as_before(m, at, &i.table);
@@ -156,7 +156,7 @@ fn fills_only_added(m: &Migration, at: usize) -> bool {
         && s.facts
             .updated_columns
             .iter()
-            .all(|c| added.iter().any(|(t, a)| a == c && backstop_lint::stmt::same_table(t, table)))
+            .all(|c| added.iter().any(|(t, a)| a == c && backstop_sql::stmt::same_table(t, table)))
 }
 
 /// The up's rows of `table`, as one digest, for a proof to compare.
@@ -186,7 +186,7 @@ fn sql_name(t: &RelationName) -> String {
 }
 
 fn shown(t: &RelationName) -> String {
-    backstop_lint::stmt::display_table(t)
+    backstop_sql::stmt::display_table(t)
 }
 
 /// The `DELETE` of exactly the rows `i` wrote, or why it cannot be said.
@@ -278,6 +278,6 @@ pub(super) fn delete_of(
     Ok(Ok(format!(
         "DELETE FROM {table} WHERE ({matched})\n  AND xmin::text::bigint = \
          (SELECT xid % 4294967296 FROM backstop.applied WHERE version = {})",
-        backstop_lint::rewrite::literal(version)
+        backstop_sql::rewrite::literal(version)
     )))
 }

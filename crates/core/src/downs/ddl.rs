@@ -5,7 +5,7 @@
 
 use super::catalog::{Column, Table};
 use super::toc::Entry;
-use backstop_lint::rewrite::{ident as quote_ident, qualified as qualified_name};
+use backstop_sql::rewrite::{ident as quote_ident, qualified as qualified_name};
 
 /// `schema.name`, quoted as needed.
 fn qualified(e: &Entry, name: &str) -> String {
@@ -76,9 +76,9 @@ pub(super) fn drop_of(e: &Entry) -> Option<String> {
         "TRIGGER" => member("TRIGGER"),
         "POLICY" => member("POLICY"),
         "RULE" => member("RULE"),
-        "COMMENT" => backstop_lint::rewrite::statements(&e.sql)?
+        "COMMENT" => backstop_sql::rewrite::statements(&e.sql)?
             .first()
-            .and_then(|s| backstop_lint::rewrite::cleared_comment(s)),
+            .and_then(|s| backstop_sql::rewrite::cleared_comment(s)),
         "SEQUENCE OWNED BY" => {
             Some(format!("ALTER SEQUENCE {} OWNED BY NONE", qualified(e, &e.name)))
         }

@@ -7,8 +7,8 @@
 //! views, triggers, policies or statistics that name it) is left to the
 //! full way.
 
-use backstop_lint::rewrite::{ident, literal, relation};
-use backstop_lint::RelationName;
+use backstop_sql::rewrite::{ident, literal, relation};
+use backstop_sql::RelationName;
 use postgres::Client;
 
 /// The statements that make `column` of `table` again as it is now, in

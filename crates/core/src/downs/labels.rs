@@ -15,8 +15,8 @@
 //! that runs the down, with no grant and no comment of its own, for the
 //! type made again to be the same. The down is proved like any other.
 
-use backstop_lint::rewrite::{ident, literal, qualified};
-use backstop_lint::RelationName;
+use backstop_sql::rewrite::{ident, literal, qualified};
+use backstop_sql::RelationName;
 use postgres::Client;
 
 /// The type as the catalog names it, with the statements that put its
@@ -98,7 +98,7 @@ select distinct i.oid::regclass::text, pg_get_indexdef(i.oid)
 /// The statements that give the type `t` back the labels it has now,
 /// read before the up.
 pub(super) fn back(client: &mut Client, t: &RelationName) -> Result<Option<Back>, postgres::Error> {
-    let Some(row) = client.query_opt(TYPE, &[&backstop_lint::rewrite::relation(t)])? else {
+    let Some(row) = client.query_opt(TYPE, &[&backstop_sql::rewrite::relation(t)])? else {
         return Ok(None);
     };
     let (oid, schema, name): (u32, String, String) = (row.get(0), row.get(1), row.get(2));

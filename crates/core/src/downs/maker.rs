@@ -241,7 +241,7 @@ impl DownMaker for Maker<'_> {
 }
 
 fn count_statements(sql: &str) -> usize {
-    backstop_lint::split(sql).map_or(0, |s| s.len())
+    backstop_sql::split(sql).map_or(0, |s| s.len())
 }
 
 impl Maker<'_> {

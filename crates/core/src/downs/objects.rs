@@ -7,8 +7,8 @@
 //! one back that the up changed. And the honest end of the list: an entry
 //! of a kind no down here handles makes the down unprovable by name.
 
-use backstop_lint::inverse;
-use backstop_lint::rewrite::{self, ident as quote_ident, qualified};
+use backstop_sql::inverse;
+use backstop_sql::rewrite::{self, ident as quote_ident, qualified};
 
 use super::catalog::ObjectFacts;
 use super::toc::Entry;

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use backstop_lint::rewrite;
+use backstop_sql::rewrite;
 
 use super::catalog::{Catalog, Column, Table};
 use super::ddl;

@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 
-use backstop_lint::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
+use backstop_sql::rewrite::{self, ident as quote_ident, literal as quote_literal, qualified};
 
 use super::aside::aside;
 use super::catalog::{Catalog, Enum, Table};
@@ -340,7 +340,7 @@ fn storage_in_place(work: &Work<'_>, i: usize, e: &Entry) -> Option<Vec<String>>
         _ => return None,
     };
     let b = work.changed(i)?;
-    backstop_lint::inverse::index_storage_back(&b.sql, &e.sql, &index)
+    backstop_sql::inverse::index_storage_back(&b.sql, &e.sql, &index)
 }
 
 fn parent_rebuilt(work: &Work<'_>, e: &Entry) -> bool {
@@ -457,10 +457,10 @@ fn put_back_changed(work: &mut Work<'_>) {
         let owner_changed = e.owner != b.owner;
         // What ALTER DOMAIN or ALTER TYPE puts back, for those kinds.
         let altered = match e.kind.as_str() {
-            "DOMAIN" => backstop_lint::inverse::domain_back(&b.sql, &e.sql),
+            "DOMAIN" => backstop_sql::inverse::domain_back(&b.sql, &e.sql),
             // A composite type's attributes (an enum's labels are the
             // catalog's to compare).
-            "TYPE" => backstop_lint::inverse::composite_back(&b.sql, &e.sql),
+            "TYPE" => backstop_sql::inverse::composite_back(&b.sql, &e.sql),
             _ => None,
         };
         match e.kind.as_str() {
@@ -498,7 +498,7 @@ fn put_back_changed(work: &mut Work<'_>) {
                 let af = af.and_then(|a| a.into_iter().next());
                 let owner_changed = e.owner != b.owner;
                 if let (Some(bf), Some(af)) = (bf, af) {
-                    work.plan.statements.extend(backstop_lint::inverse::options_back(bf, &af));
+                    work.plan.statements.extend(backstop_sql::inverse::options_back(bf, &af));
                 }
                 if owner_changed {
                     for s in owners {

@@ -180,7 +180,7 @@ pub fn own_key(m: &Migration) -> Option<String> {
 fn same_down(file: &str, proved: &str) -> bool {
     file == proved
         || matches!(
-            (backstop_lint::checksum(file), backstop_lint::checksum(proved)),
+            (backstop_sql::checksum(file), backstop_sql::checksum(proved)),
             (Ok(a), Ok(b)) if a == b
         )
 }

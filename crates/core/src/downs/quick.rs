@@ -1,5 +1,5 @@
 //! Downs exact by construction. When every statement of an up is in a
-//! shape of `backstop_lint::up_shapes` and the schema picture after it holds
+//! shape of `backstop_sql::up_shapes` and the schema picture after it holds
 //! new objects beside old ones unchanged (or changed only where the
 //! picture holds the part whole: privileges, row security, a
 //! publication's tables, see `set_back`), the down deletes the rows the
@@ -14,9 +14,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use backstop_lint::rewrite::{ident, qualified, relation};
-use backstop_lint::up_shapes::{ColumnChange, Shape};
-use backstop_lint::RelationName;
+use backstop_sql::rewrite::{ident, qualified, relation};
+use backstop_sql::up_shapes::{ColumnChange, Shape};
+use backstop_sql::RelationName;
 use postgres::Client;
 
 use super::ddl::joined;
@@ -28,7 +28,7 @@ use crate::pg::Prepared;
 use crate::source::Migration;
 
 /// How an up reads for the quick way: every statement in one of the
-/// shapes of `backstop_lint::up_shapes`, in order, with its place.
+/// shapes of `backstop_sql::up_shapes`, in order, with its place.
 pub(super) struct Reading {
     shapes: Vec<(String, Shape)>,
     /// The up runs in one transaction: its proof can run inside it, and
@@ -50,16 +50,16 @@ pub(super) fn read(m: &Migration) -> Option<Reading> {
     let transactional = m.up.in_one_transaction();
     let catalogs = m.writes_catalogs();
     let sqls: Vec<&str> = m.up.statements.iter().map(|s| s.sql.as_str()).collect();
-    if let Some(types) = backstop_lint::up_shapes::enum_swap(&sqls) {
+    if let Some(types) = backstop_sql::up_shapes::enum_swap(&sqls) {
         let place = format!("{}:{}", m.up.path.display(), m.up.statements[0].position.line);
         let shapes = types.into_iter().map(|t| (place.clone(), Shape::Labels(t))).collect();
         return Some(Reading { shapes, transactional, catalogs, version: m.version.clone() });
     }
-    let mut made = backstop_lint::up_shapes::Made::default();
+    let mut made = backstop_sql::up_shapes::Made::default();
     let mut shapes = Vec::new();
     for s in &m.up.statements {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        for shape in backstop_lint::up_shapes::shapes(&s.sql, &mut made).ok()? {
+        for shape in backstop_sql::up_shapes::shapes(&s.sql, &mut made).ok()? {
             shapes.push((place.clone(), shape));
         }
     }
@@ -144,7 +144,7 @@ pub(super) struct Inverses {
     relabelled: Vec<String>,
     /// Rows the up inserted into tables that were there, the last first:
     /// deleted before anything else, the tables named as the up left them.
-    inserted: Vec<backstop_lint::rows::Inserted>,
+    inserted: Vec<backstop_sql::rows::Inserted>,
     version: String,
 }
 
@@ -167,7 +167,7 @@ fn options_back(
     for key in keys {
         let value = old.iter().find_map(|o| o.strip_prefix(&format!("{key}=")));
         match value {
-            Some(v) => set.push(format!("{} = {}", ident(key), backstop_lint::rewrite::literal(v))),
+            Some(v) => set.push(format!("{} = {}", ident(key), backstop_sql::rewrite::literal(v))),
             None => reset.push(ident(key)),
         }
     }

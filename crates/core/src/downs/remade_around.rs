@@ -158,7 +158,7 @@ pub(super) fn early(work: &Work<'_>, columns: &[&Column]) -> Vec<usize> {
         .filter(|(i, e)| {
             matches!(e.kind.as_str(), "TYPE" | "DOMAIN" | "COLLATION")
                 && !work.pairs.of_before.contains_key(i)
-                && wanted.contains(&backstop_lint::rewrite::qualified(&e.schema, &e.name))
+                && wanted.contains(&backstop_sql::rewrite::qualified(&e.schema, &e.name))
         })
         .map(|(i, _)| i)
         .collect();

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 
 use postgres::Client;
 
-use backstop_lint::refs::{Reach, Refs};
+use backstop_sql::refs::{Reach, Refs};
 
 use super::toc::{self, Entry};
 use super::DownsError;
@@ -44,7 +44,7 @@ pub(super) fn refuse_outside(migrations: &[Migration]) -> Result<(), DownsError>
         for (part, file) in [(Part::Up, Some(&m.up)), (Part::Down, m.down.as_ref())] {
             let Some(file) = file else { continue };
             for s in &file.statements {
-                if let Some(Reach::Outside(why)) = backstop_lint::refs::reach(&s.sql) {
+                if let Some(Reach::Outside(why)) = backstop_sql::refs::reach(&s.sql) {
                     return Err(DownsError::Unsafe {
                         place: format!("{}:{}", file.path.display(), s.position.line),
                         part: part.to_string(),

@@ -400,7 +400,7 @@ impl Replay<'_> {
         let now = roles::Globals::read(&mut *self.client).map_err(db("reading the settings"))?;
         let held = before.same_system(&now);
         for s in m.up.statements.iter().filter(|s| {
-            matches!(backstop_lint::refs::reach(&s.sql), Some(backstop_lint::refs::Reach::Server(w)) if w == "ALTER SYSTEM")
+            matches!(backstop_sql::refs::reach(&s.sql), Some(backstop_sql::refs::Reach::Server(w)) if w == "ALTER SYSTEM")
         }) {
             self.client.batch_execute(&s.sql).map_err(db("setting the up's configuration again"))?;
         }
@@ -629,7 +629,7 @@ impl Replay<'_> {
         let usings =
             m.up.statements
                 .iter()
-                .flat_map(|s| backstop_lint::retypes::retypes(&s.sql))
+                .flat_map(|s| backstop_sql::retypes::retypes(&s.sql))
                 .filter_map(|r| Some(((r.table.name, r.column), r.using?)))
                 .collect();
         let mut worked = plan::plan(before, target, &mut dependents, &usings)

@@ -6,7 +6,7 @@
 //! way. The statements are checked like every quick down: by the picture
 //! after them, which must be the one before.
 
-use backstop_lint::rewrite::{ident, qualified};
+use backstop_sql::rewrite::{ident, qualified};
 
 /// The statements that give `key` its definition `was` back, where the up
 /// left it as `now` (`None`: the up took it away). `publications` are the

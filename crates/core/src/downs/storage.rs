@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use backstop_lint::rewrite::{ident as quote_ident, literal as quote_literal};
+use backstop_sql::rewrite::{ident as quote_ident, literal as quote_literal};
 use postgres::GenericClient;
 
 use super::catalog::{Column, Table};

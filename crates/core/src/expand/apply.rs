@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use backstop_lint::expand::{forms, Form};
-use backstop_lint::retypes;
-use backstop_lint::rewrite::ident;
+use backstop_sql::expand::{forms, Form};
+use backstop_sql::retypes;
+use backstop_sql::rewrite::ident;
 
 use super::plan::{
     ColumnShape, Concurrent, Constraint, Fill, NotNull, Plan, Refusal, Retyped, Served, Table,
@@ -583,7 +583,7 @@ fn retyped(
 fn twin_indexes(defs: &[String], column: &str, twin: &str) -> Vec<TwinIndex> {
     defs.iter()
         .filter_map(|def| {
-            let name = backstop_lint::expand::retarget_index(def, column, twin, "")
+            let name = backstop_sql::expand::retarget_index(def, column, twin, "")
                 .ok()
                 .map(|(name, _)| name)?;
             let on_twin = format!("_backstop_new_{name}");
@@ -591,7 +591,7 @@ fn twin_indexes(defs: &[String], column: &str, twin: &str) -> Vec<TwinIndex> {
                 return None;
             }
             let (_, sql) =
-                backstop_lint::expand::retarget_index(def, column, twin, &on_twin).ok()?;
+                backstop_sql::expand::retarget_index(def, column, twin, &on_twin).ok()?;
             Some(TwinIndex { name, on_twin: Concurrent { index: on_twin, sql } })
         })
         .collect()

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use backstop_lint::expand::forms;
+use backstop_sql::expand::forms;
 use serde::{Deserialize, Serialize};
 
 use crate::pg::quote_ident;

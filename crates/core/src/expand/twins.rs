@@ -26,7 +26,7 @@ use postgres::GenericClient;
 
 use super::plan::{Fill, Retyped};
 use crate::migrate::keep::Kept;
-use backstop_lint::rewrite::literal as quote_literal;
+use backstop_sql::rewrite::literal as quote_literal;
 
 use crate::pg::{export, quote_ident, quote_qualified};
 

@@ -181,7 +181,7 @@ impl Settings {
     /// (see [`Settings::extensions_as_superuser`]).
     pub fn as_run<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.extensions_as_superuser {
-            Some(role) if backstop_lint::refs::on_extension(sql) => std::borrow::Cow::Owned(
+            Some(role) if backstop_sql::refs::on_extension(sql) => std::borrow::Cow::Owned(
                 format!("RESET ROLE;\n{sql}\n;SET ROLE {}", crate::pg::quote_ident(role)),
             ),
             _ => std::borrow::Cow::Borrowed(sql),

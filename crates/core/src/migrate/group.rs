@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use backstop_lint::Statement;
+use backstop_sql::Statement;
 
 use crate::source::{Migration, SqlFile};
 

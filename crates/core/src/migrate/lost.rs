@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use backstop_lint::{stmt::same_table, RelationName};
+use backstop_sql::{stmt::same_table, RelationName};
 
 use super::status::Entry;
 use crate::source::Migration;
@@ -67,7 +67,7 @@ fn changed_by(m: &Migration) -> Vec<String> {
             if !said.is_empty() {
                 said.push_str(", ");
             }
-            let _ = write!(said, "{what} {}", backstop_lint::stmt::display_table(t));
+            let _ = write!(said, "{what} {}", backstop_sql::stmt::display_table(t));
         };
         // An UPDATE that only fills columns this up added changes nothing
         // that was there before.

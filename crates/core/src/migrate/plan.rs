@@ -3,7 +3,7 @@
 //! migration runs alone, statement by statement, and a transaction is
 //! committed before the first migration that uses an enum value an
 //! earlier migration of that transaction added (what "uses" means is
-//! settled in [`backstop_lint::enum_use`]). An added value nothing later
+//! settled in [`backstop_sql::enum_use`]). An added value nothing later
 //! in its transaction uses stays in it: PostgreSQL 12 and later run
 //! `ALTER TYPE ... ADD VALUE` inside a transaction block. The plan says
 //! each group, why it is apart from the one before, and the rule each
@@ -11,8 +11,8 @@
 
 use std::ops::Range;
 
-use backstop_lint::enum_use::{Added, Transaction, Use};
-use backstop_lint::Statement;
+use backstop_sql::enum_use::{Added, Transaction, Use};
+use backstop_sql::Statement;
 use serde::Serialize;
 
 use super::run::{Direction, Group};

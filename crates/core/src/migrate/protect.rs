@@ -8,7 +8,7 @@
 
 use postgres::GenericClient;
 
-use backstop_lint::Statement;
+use backstop_sql::Statement;
 
 use crate::pg::quote_qualified;
 
@@ -88,7 +88,7 @@ fn count_rows(client: &mut impl GenericClient, qualified: &str) -> Result<i64, p
     Ok(client.query_one(&format!("select count(*) from only {qualified}"), &[])?.get(0))
 }
 
-fn names(configured: &str, r: &backstop_lint::RelationName) -> bool {
+fn names(configured: &str, r: &backstop_sql::RelationName) -> bool {
     let (schema, table) = split_name(configured);
     r.name == table && (r.schema.is_none() || schema.is_none() || r.schema.as_deref() == schema)
 }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use postgres::GenericClient;
 
-use backstop_lint::requires::Requirement;
-use backstop_lint::rewrite::{ident, qualified};
-use backstop_lint::RelationName;
+use backstop_sql::requires::Requirement;
+use backstop_sql::rewrite::{ident, qualified};
+use backstop_sql::RelationName;
 
 use crate::source::Migration;
 
@@ -53,7 +53,7 @@ pub fn check(
     for m in targets {
         let Some(down) = &m.down else { continue };
         for s in &down.statements {
-            for req in backstop_lint::requires::requirements(&s.sql) {
+            for req in backstop_sql::requires::requirements(&s.sql) {
                 let table = match &req {
                     Requirement::NotNull { table, .. }
                     | Requirement::Empty { table, .. }
@@ -85,12 +85,12 @@ pub fn check(
 /// or the table made again): later requirements on them are not judged on
 /// today's rows. Adding a constraint or `SET NOT NULL` changes no row.
 fn touches(sql: &str) -> Vec<String> {
-    use backstop_lint::rows::RowChange;
+    use backstop_sql::rows::RowChange;
     let name = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
-    let changes = backstop_lint::rows::row_changes(sql);
+    let changes = backstop_sql::rows::row_changes(sql);
     if !changes.is_empty() {
         if changes.iter().any(|c| matches!(c, RowChange::Unreadable { .. })) {
-            return backstop_lint::referenced_relations(sql).iter().map(|t| name(t)).collect();
+            return backstop_sql::referenced_relations(sql).iter().map(|t| name(t)).collect();
         }
         return changes
             .into_iter()
@@ -101,7 +101,7 @@ fn touches(sql: &str) -> Vec<String> {
             })
             .collect();
     }
-    let keeps_rows = backstop_lint::split(sql).is_ok_and(|stmts| {
+    let keeps_rows = backstop_sql::split(sql).is_ok_and(|stmts| {
         stmts.iter().all(|s| {
             let upper = s.sql.trim_start().to_ascii_uppercase();
             upper.starts_with("ALTER TABLE") && !upper.contains(" TYPE ")
@@ -110,7 +110,7 @@ fn touches(sql: &str) -> Vec<String> {
     if keeps_rows {
         Vec::new()
     } else {
-        backstop_lint::referenced_relations(sql).iter().map(|t| name(t)).collect()
+        backstop_sql::referenced_relations(sql).iter().map(|t| name(t)).collect()
     }
 }
 

@@ -168,7 +168,7 @@ fn failure_from_db(group: &Group<'_>, at: FailAt<'_>, err: &postgres::Error) -> 
         statements: Some(at.file.statements.len()),
         line: Some(position.line),
         column: Some(position.column),
-        sql: Some(backstop_lint::redact_secrets(&stmt.sql)),
+        sql: Some(backstop_sql::redact_secrets(&stmt.sql)),
         sqlstate: db.map(|d| d.code().code().to_string()),
         message: db.map_or_else(|| err.to_string(), |d| d.message().to_string()),
         detail: db.and_then(|d| d.detail().map(str::to_string)),
@@ -213,7 +213,7 @@ impl std::fmt::Display for Blocker {
 /// The other sessions holding locks on the relations `sql` names: who a
 /// statement that ran out of `lock_timeout` was waiting for.
 pub(super) fn blockers(client: &mut Client, sql: &str) -> Vec<String> {
-    let relations = backstop_lint::referenced_relations(sql);
+    let relations = backstop_sql::referenced_relations(sql);
     if relations.is_empty() {
         return Vec::new();
     }
@@ -286,7 +286,7 @@ fn damage_at(group: &Group<'_>, at: FailAt<'_>, violations: &[protect::Violation
     f.statements = Some(at.file.statements.len());
     f.line = Some(stmt.position.line);
     f.column = Some(stmt.position.column);
-    f.sql = Some(backstop_lint::redact_secrets(&stmt.sql));
+    f.sql = Some(backstop_sql::redact_secrets(&stmt.sql));
     f
 }
 
@@ -555,7 +555,7 @@ fn apply_in(
                 direction: group.direction,
                 index,
                 total: file.statements.len(),
-                sql: &backstop_lint::redact_secrets(&stmt.sql),
+                sql: &backstop_sql::redact_secrets(&stmt.sql),
                 elapsed,
                 trace: trace.as_ref(),
             });
@@ -621,8 +621,8 @@ fn protected(settings: &Settings) -> (&[String], &[String]) {
 fn run_guarded(
     client: &mut Client,
     settings: &Settings,
-    stmt: &backstop_lint::Statement,
-    all: &[backstop_lint::Statement],
+    stmt: &backstop_sql::Statement,
+    all: &[backstop_sql::Statement],
 ) -> Result<Vec<protect::Violation>, postgres::Error> {
     let mut tx = client.transaction()?;
     let baseline = protect::preflight(&mut tx, protected(settings), all.iter())?;
@@ -716,7 +716,7 @@ fn run_autocommit(
             direction: group.direction,
             index,
             total: file.statements.len(),
-            sql: &backstop_lint::redact_secrets(&stmt.sql),
+            sql: &backstop_sql::redact_secrets(&stmt.sql),
             elapsed: t.elapsed(),
             trace: None,
         });

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use backstop_lint::rewrite::literal;
+use backstop_sql::rewrite::literal;
 use postgres::GenericClient;
 
 use crate::pg::quote_ident;

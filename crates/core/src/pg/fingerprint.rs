@@ -593,7 +593,7 @@ impl Schema {
             if short.len() < text.len() {
                 short.push('…');
             }
-            backstop_lint::rewrite::literal(&short)
+            backstop_sql::rewrite::literal(&short)
         };
         diff(&mine, &theirs)
             .into_iter()
@@ -619,7 +619,7 @@ impl Change {
     /// Which kind of cosmetic difference this is, if it is one.
     fn cosmetic(&self) -> Option<&'static str> {
         let (Some(before), Some(after)) = (&self.before, &self.after) else { return None };
-        use backstop_lint::compare;
+        use backstop_sql::compare;
         if same_but_privileges_order(before, after) {
             return Some("its privileges are the same, listed in another order");
         }
@@ -630,7 +630,7 @@ impl Change {
             // The definition, then the privileges the picture appends.
             let split = |d| split_acl(d).unwrap_or((d, ""));
             let ((def_b, acl_b), (def_a, acl_a)) = (split(before), split(after));
-            if acl_b == acl_a && backstop_lint::same_function::same_function(def_b, def_a) {
+            if acl_b == acl_a && backstop_sql::same_function::same_function(def_b, def_a) {
                 return Some(
                     "it differs only in how it is written (parentheses that group nothing, \
                      spacing, case), as PostgreSQL's parsers read it",

@@ -100,7 +100,7 @@ impl APlan {
         let mut broken: Vec<Migration> = migrations.to_vec();
         let injected_into =
             broken.iter_mut().find(|m| m.version == last.target).expect("pending is known");
-        let injected = backstop_lint::split(
+        let injected = backstop_sql::split(
             "DO $$ BEGIN RAISE EXCEPTION 'backstop rehearsal: injected failure'; END $$",
         )
         .expect("valid SQL");

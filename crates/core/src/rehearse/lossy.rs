@@ -5,7 +5,7 @@
 //! a down that drops, empties or deletes from something that existed
 //! before the up destroys data the migration never made, and is named.
 
-use backstop_lint::RelationName;
+use backstop_sql::RelationName;
 use serde::Serialize;
 
 use crate::source::Migration;
@@ -30,11 +30,11 @@ pub struct Lossy {
 }
 
 fn same(a: &RelationName, b: &RelationName) -> bool {
-    backstop_lint::stmt::same_table(a, b)
+    backstop_sql::stmt::same_table(a, b)
 }
 
 fn shown(r: &RelationName) -> String {
-    backstop_lint::stmt::display_table(r)
+    backstop_sql::stmt::display_table(r)
 }
 
 /// Names as a down meets them, traced back to the names they had when the
@@ -64,7 +64,7 @@ impl Names {
             .map_or_else(|| now.to_string(), |(_, s)| s.clone())
     }
 
-    fn rename(&mut self, r: &backstop_lint::Rename) {
+    fn rename(&mut self, r: &backstop_sql::Rename) {
         let to = RelationName { schema: r.table.schema.clone(), name: r.to.clone() };
         match &r.column {
             None => {

@@ -207,13 +207,13 @@ fn rows_the_down_adds(
     differences: Vec<Difference>,
     (before, after): (&Snapshot, &Snapshot),
 ) -> (Vec<Difference>, Vec<Difference>) {
-    use backstop_lint::facts::RelationName;
-    use backstop_lint::rows::RowChange;
+    use backstop_sql::facts::RelationName;
+    use backstop_sql::rows::RowChange;
     let Some(down) = &m.down else { return (differences, Vec::new()) };
     let written = |part: &crate::source::SqlFile| -> Vec<Option<RelationName>> {
         part.statements
             .iter()
-            .flat_map(|s| backstop_lint::rows::row_changes(&s.sql))
+            .flat_map(|s| backstop_sql::rows::row_changes(&s.sql))
             .map(|c| match c {
                 RowChange::Inserted(i) => Some(i.table),
                 RowChange::Irreversible { table, .. } => table,
@@ -317,11 +317,11 @@ fn apply_up(
 /// read may have changed): what the up did, for the trip's detail. The
 /// same reading of the up as `backstop downs` makes, so the two agree.
 fn only_lost_data(m: &Migration, differences: &[Difference]) -> Option<String> {
-    use backstop_lint::rows::RowChange;
+    use backstop_sql::rows::RowChange;
     let mut lost: Vec<(String, Option<String>)> = Vec::new();
     for s in &m.up.statements {
         let place = format!("{}:{}", m.up.path.display(), s.position.line);
-        for change in backstop_lint::rows::row_changes(&s.sql) {
+        for change in backstop_sql::rows::row_changes(&s.sql) {
             match change {
                 RowChange::Irreversible { what, table } => {
                     lost.push((format!("{what} ({place})"), table.map(|t| t.name)))

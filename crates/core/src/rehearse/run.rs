@@ -70,7 +70,7 @@ fn server_reach(
     migrations: &[Migration],
     options: &Options,
 ) -> Result<(Option<String>, Vec<String>), RehearseError> {
-    use backstop_lint::refs::Reach;
+    use backstop_sql::refs::Reach;
     let mut source = crate::copies::dump::connect_source(source_url)?;
     let applied = if crate::schema::exists(&mut source).map_err(db_err("reading the history"))? {
         crate::schema::applied::versions(&mut source).map_err(db_err("reading the history"))?
@@ -89,13 +89,13 @@ fn server_reach(
         None => true,
     };
     let mut isolate = None;
-    let mut refs = backstop_lint::refs::Refs::default();
+    let mut refs = backstop_sql::refs::Refs::default();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version) && in_range(m)) {
         for file in std::iter::once(&m.up).chain(m.down.as_ref()) {
             for s in &file.statements {
                 refs.add(&s.sql);
                 let place = || format!("{}:{}", file.path.display(), s.position.line);
-                match backstop_lint::refs::reach(&s.sql) {
+                match backstop_sql::refs::reach(&s.sql) {
                     Some(Reach::Outside(why)) => {
                         return Err(RehearseError::Unsafe { place: place(), why })
                     }

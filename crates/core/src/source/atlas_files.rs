@@ -16,7 +16,7 @@
 //! The texts keep the file's lines where they were, so that a statement's
 //! line in a message is its line in the file.
 
-use backstop_lint::split;
+use backstop_sql::split;
 
 /// An Atlas file as Backstop runs it.
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@ impl Migration {
     /// proved and kept with its record when it was applied.
     pub fn with_kept_down(&self, sql: &str) -> Migration {
         let no_transaction = sql.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION_MARKER);
-        let (statements, problems) = match backstop_lint::split(sql) {
+        let (statements, problems) = match backstop_sql::split(sql) {
             Ok(s) => (s, Vec::new()),
             Err(e) => (Vec::new(), vec![e]),
         };

@@ -385,6 +385,6 @@ fn authors_begin(path: &Path) -> bool {
         l == "BEGIN" || l == "START TRANSACTION" || l == "BEGIN TRANSACTION"
     });
     looks_like_it
-        && backstop_lint::split(&text)
+        && backstop_sql::split(&text)
             .is_ok_and(|stmts| stmts.iter().any(|s| s.facts.transaction_control))
 }

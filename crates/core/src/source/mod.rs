@@ -43,7 +43,7 @@ mod unreadable;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use backstop_lint::{Position, Statement};
+use backstop_sql::{Position, Statement};
 
 pub use error::SourceError;
 pub use layout::{Layout, Place};
@@ -210,16 +210,16 @@ impl Migration {
     /// the catalogs finds (`pg::Tracked::catalogs_written`).
     pub fn writes_catalogs(&self) -> bool {
         let parts = std::iter::once(&self.up).chain(self.down.as_ref());
-        parts.flat_map(|f| &f.statements).any(|s| backstop_lint::rows::writes_catalogs(&s.sql))
+        parts.flat_map(|f| &f.statements).any(|s| backstop_sql::rows::writes_catalogs(&s.sql))
     }
 
     /// The values its up loses by dropping columns of tables that were
     /// there (a down adds the column back, not its values): each table as
     /// the up names it, and the loss in the words `loses` uses everywhere.
-    pub fn dropped_values(&self) -> Vec<(backstop_lint::RelationName, String)> {
-        use backstop_lint::rewrite::{ident, relation};
+    pub fn dropped_values(&self) -> Vec<(backstop_sql::RelationName, String)> {
+        use backstop_sql::rewrite::{ident, relation};
         let statements = &self.up.statements;
-        backstop_lint::up_shapes::dropped_columns(statements.iter().map(|s| s.sql.as_str()))
+        backstop_sql::up_shapes::dropped_columns(statements.iter().map(|s| s.sql.as_str()))
             .into_iter()
             .map(|(i, table, column)| {
                 let what = format!(
@@ -246,7 +246,7 @@ impl Migration {
     pub fn needs_newer_server(&self, server_major: u32) -> Option<Problem> {
         let down = self.down.as_ref()?;
         down.statements.iter().find_map(|st| {
-            let need = backstop_lint::versions::newest_need(&st.sql)?;
+            let need = backstop_sql::versions::newest_need(&st.sql)?;
             (need.major > server_major).then(|| Problem {
                 part: Part::Down,
                 kind: ProblemKind::NeedsNewerServer,
@@ -599,7 +599,7 @@ fn read_migration(entry: Found, layout: Layout, full: bool) -> Migration {
         });
     }
     let checksum = if full {
-        backstop_lint::checksum_split(&up.text, &up.statements)
+        backstop_sql::checksum_split(&up.text, &up.statements)
             .unwrap_or_else(|_| format!("raw:{}", blake3::hash(up.text.as_bytes()).to_hex()))
     } else {
         String::new()
@@ -669,7 +669,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
     if !deep && !matches!(layout, Layout::Diesel | Layout::Hasura) {
         return (file, Vec::new());
     }
-    let split = if deep { backstop_lint::split } else { backstop_lint::split_only };
+    let split = if deep { backstop_sql::split } else { backstop_sql::split_only };
     match split(&file.text) {
         Ok(statements) => file.statements = statements,
         Err(error) => {
@@ -697,7 +697,7 @@ fn read_part(part: Part, src: PartSource, layout: Layout, deep: bool) -> (SqlFil
 /// of comments and blanks is no down.
 pub fn holds_a_down(path: &Path) -> bool {
     match read_text(path) {
-        Ok(text) => backstop_lint::split_only(&text).map_or(true, |s| !s.is_empty()),
+        Ok(text) => backstop_sql::split_only(&text).map_or(true, |s| !s.is_empty()),
         Err(_) => path.is_file(),
     }
 }

@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 
-use backstop_lint::{Position, Statement};
+use backstop_sql::{Position, Statement};
 
 use super::{Layout, Part, ProblemKind, SqlFile};
 
@@ -349,7 +349,7 @@ mod tests {
         let mut file = SqlFile {
             path: "m.sql".into(),
             text: sql.into(),
-            statements: backstop_lint::split(sql).unwrap(),
+            statements: backstop_sql::split(sql).unwrap(),
             no_transaction: false,
             boundaries: Vec::new(),
         };

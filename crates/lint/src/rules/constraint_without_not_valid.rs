@@ -6,7 +6,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{alter_cmds, display_table};
+use backstop_sql::stmt::{alter_cmds, display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -105,7 +105,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 AlterTableType::AtValidateConstraint if cx.in_transaction(stmt) => {
                     let same_tx = not_valid
                         .iter()
-                        .any(|(t, n)| n == &cmd.name && crate::stmt::same_table(t, &table));
+                        .any(|(t, n)| n == &cmd.name && backstop_sql::stmt::same_table(t, &table));
                     if same_tx {
                         out.push(hit(
                             k,

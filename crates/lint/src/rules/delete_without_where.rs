@@ -3,7 +3,7 @@
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

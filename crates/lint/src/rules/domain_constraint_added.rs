@@ -5,7 +5,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::string_value;
+use backstop_sql::stmt::string_value;
 
 /// **What it finds:** `ALTER DOMAIN ... ADD CONSTRAINT` without `NOT
 /// VALID`, and `ALTER DOMAIN ... SET NOT NULL`, on a domain the file did

@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::string_value;
+use backstop_sql::stmt::string_value;
 
 /// **What it finds:** `CREATE DOMAIN` with a `CHECK` or `NOT NULL`
 /// constraint (squawk's `ban-create-domain-with-constraint`).

@@ -4,7 +4,7 @@ use pg_query::protobuf::AlterTableType;
 
 use crate::model::Origin;
 use crate::context::{Alter, Cx, Hit};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

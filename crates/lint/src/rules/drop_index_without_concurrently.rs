@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, object_name};
+use backstop_sql::stmt::{display_table, object_name};
 
 /// **What it finds:** `DROP INDEX` without `CONCURRENTLY` of an index that
 /// no earlier statement of the run created (an index the run made, or one

@@ -3,7 +3,7 @@
 use pg_query::protobuf::AlterTableType;
 
 use crate::context::{Alter, Cx, Hit};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{Alter, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::display_table;
+use backstop_sql::stmt::display_table;
 
 /// **What it finds:** `ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE` on a
 /// table the migration did not create.

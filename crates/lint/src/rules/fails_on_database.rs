@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{alter_cmds, display_table, string_value, Stmt};
+use backstop_sql::stmt::{alter_cmds, display_table, string_value, Stmt};
 
 /// **What it finds:** a statement that cannot succeed. From the SQL alone:
 /// `CREATE TABLE t` (without `IF NOT EXISTS`) where an earlier statement
@@ -193,7 +193,7 @@ fn referenced_missing(
     let Some(pk) = &k.pktable else { return Vec::new() };
     let referenced = Cx::rel(pk);
     let columns = match this {
-        Some((t, columns)) if crate::stmt::same_table(t, &referenced) => Some(columns.to_vec()),
+        Some((t, columns)) if backstop_sql::stmt::same_table(t, &referenced) => Some(columns.to_vec()),
         _ => cx.batch.columns(cx.file, stmt.index, &referenced),
     };
     let Some(columns) = columns else { return Vec::new() };

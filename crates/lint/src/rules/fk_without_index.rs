@@ -7,7 +7,7 @@ use crate::batch_names::Batch;
 use crate::context::{Cx, Hit, IndexDef, RunFacts};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{alter_cmds, display_table, same_table, string_value, Stmt};
+use backstop_sql::stmt::{alter_cmds, display_table, same_table, string_value, Stmt};
 use crate::RelationName;
 
 /// **What it finds:** a `FOREIGN KEY` (or `REFERENCES`) whose referencing

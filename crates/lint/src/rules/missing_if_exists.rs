@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::string_value;
+use backstop_sql::stmt::string_value;
 
 /// **What it finds:** in a no-transaction migration, `CREATE TABLE`,
 /// `CREATE INDEX`, `CREATE SCHEMA`, `CREATE SEQUENCE`, `CREATE EXTENSION`

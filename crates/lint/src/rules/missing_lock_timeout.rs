@@ -4,7 +4,7 @@ use pg_query::protobuf::{ObjectType, VariableSetKind};
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{display_table, object_name};
+use backstop_sql::stmt::{display_table, object_name};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
 

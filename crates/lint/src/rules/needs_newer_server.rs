@@ -3,7 +3,7 @@
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::versions::needs;
+use backstop_sql::versions::needs;
 
 /// **What it finds:** a statement whose syntax or feature came with a newer
 /// PostgreSQL than the server's: a subquery in `FROM` without an alias

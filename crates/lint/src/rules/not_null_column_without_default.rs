@@ -4,7 +4,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
 use crate::context::{Alter, Cx, Hit};
-use crate::stmt::{column_gets_value, display_table};
+use backstop_sql::stmt::{column_gets_value, display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::Stmt;
+use backstop_sql::stmt::Stmt;
 
 /// **What it finds:** a statement that uses what the Supabase platform
 /// creates in every project's database before the first migration: its
@@ -115,7 +115,7 @@ pub fn describe(kind: &str, name: &str) -> String {
 /// makes one itself (anywhere in the run) uses its own, not the platform's.
 pub(crate) fn creates(stmt: &Stmt<'_>) -> Vec<(&'static str, String)> {
     let two = |names: &[pg_query::protobuf::Node]| -> Option<String> {
-        let parts: Vec<&str> = names.iter().filter_map(crate::stmt::string_value).collect();
+        let parts: Vec<&str> = names.iter().filter_map(backstop_sql::stmt::string_value).collect();
         match parts.as_slice() {
             [schema, name] => Some(format!("{schema}.{name}")),
             _ => None,
@@ -182,7 +182,7 @@ fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
             out.push(Use { kind: "publication", name: PUBLICATION.into(), span });
         }
         NodeEnum::GrantStmt(g) if g.objtype() == pg_query::protobuf::ObjectType::ObjectSchema => {
-            for schema in g.objects.iter().filter_map(crate::stmt::string_value) {
+            for schema in g.objects.iter().filter_map(backstop_sql::stmt::string_value) {
                 if SCHEMAS.contains(&schema) {
                     schema_use(cx, stmt, schema, &mut out);
                 }
@@ -191,7 +191,7 @@ fn uses(cx: &Cx<'_>, stmt: &Stmt<'_>) -> Vec<Use> {
         NodeEnum::CreateExtensionStmt(e) => {
             for o in &e.options {
                 if let Some(NodeEnum::DefElem(d)) = o.node.as_ref() {
-                    let schema = d.arg.as_deref().and_then(crate::stmt::string_value);
+                    let schema = d.arg.as_deref().and_then(backstop_sql::stmt::string_value);
                     if let Some(schema) = schema.filter(|s| d.defname == "schema" && SCHEMAS.contains(s)) {
                         schema_use(cx, stmt, schema, &mut out);
                     }
@@ -273,7 +273,7 @@ fn grant_uses(cx: &Cx<'_>, stmt: &Stmt<'_>, g: &pg_query::protobuf::GrantStmt, o
             Some(NodeEnum::ObjectWithArgs(f)) => {
                 for arg in &f.objargs {
                     let Some(NodeEnum::TypeName(t)) = arg.node.as_ref() else { continue };
-                    let parts: Vec<&str> = t.names.iter().filter_map(crate::stmt::string_value).collect();
+                    let parts: Vec<&str> = t.names.iter().filter_map(backstop_sql::stmt::string_value).collect();
                     if let [schema, name] = parts.as_slice() {
                         if SCHEMAS.contains(schema) {
                             let span = cx.tokens_from(stmt, t.location, 3);

@@ -7,7 +7,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, same_table};
+use backstop_sql::stmt::{display_table, same_table};
 
 /// **What it finds:** a permissive `CREATE POLICY` for every role (no `TO`,
 /// or `TO PUBLIC`) whose condition is `true` (`USING (true)`, or `WITH
@@ -41,7 +41,7 @@ fn is_true(node: Option<&protobuf::Node>) -> bool {
         Some(NodeEnum::AConst(c)) => matches!(&c.val, Some(Val::Boolval(b)) if b.boolval),
         Some(NodeEnum::TypeCast(t)) => {
             let to_bool = t.type_name.as_ref().is_some_and(|tn| {
-                tn.names.iter().filter_map(crate::stmt::string_value).any(|n| n == "bool")
+                tn.names.iter().filter_map(backstop_sql::stmt::string_value).any(|n| n == "bool")
             });
             let text = t.arg.as_ref().and_then(|a| match a.node.as_ref() {
                 Some(NodeEnum::AConst(c)) => match &c.val {

@@ -3,7 +3,7 @@
 use crate::context::{runs_after, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, same_table};
+use backstop_sql::stmt::{display_table, same_table};
 
 /// **What it finds:** `DROP POLICY p ON t` where no migration of the run
 /// creates a policy on `t` after it (nor drops `t`), on a table the run

@@ -1,7 +1,7 @@
 //! BS502: a policy whose name is already taken on its table.
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{display_table, same_table};
+use backstop_sql::stmt::{display_table, same_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

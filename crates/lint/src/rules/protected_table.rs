@@ -4,7 +4,7 @@ use pg_query::protobuf::{DropBehavior, ObjectType};
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{object_name, split_configured, string_value};
+use backstop_sql::stmt::{object_name, split_configured, string_value};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

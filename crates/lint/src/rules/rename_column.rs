@@ -4,7 +4,7 @@ use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
 use crate::context::{Cx, Hit};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Origin, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

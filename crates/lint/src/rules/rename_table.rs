@@ -4,7 +4,7 @@ use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
 use crate::context::{runs_after, Cx, Hit};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -50,7 +50,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         // Expand and contract: a view keeps the old name working.
         let kept = cx.stmts[stmt.index + 1..].iter().any(|s| match s.node {
             NodeEnum::ViewStmt(v) => {
-                v.view.as_ref().is_some_and(|v| crate::stmt::same_table(&Cx::rel(v), &table))
+                v.view.as_ref().is_some_and(|v| backstop_sql::stmt::same_table(&Cx::rel(v), &table))
             }
             _ => false,
         });
@@ -61,7 +61,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
         let later_view = cx.run.views.iter().find(|(f, s, v, _)| {
             *f != cx.file
                 && runs_after((*f, *s), (cx.file, stmt.index), cx.opts.sequential)
-                && crate::stmt::same_table(v, &table)
+                && backstop_sql::stmt::same_table(v, &table)
         });
         let mut hit = Hit::new(
             Code::BS301,

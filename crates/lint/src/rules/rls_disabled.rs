@@ -5,7 +5,7 @@ use pg_query::protobuf::AlterTableType;
 use crate::context::{Alter, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::display_table;
+use backstop_sql::stmt::display_table;
 
 /// **What it finds:** `ALTER TABLE t DISABLE ROW LEVEL SECURITY` on a table
 /// the run did not create, unless the run enables it again later. With a

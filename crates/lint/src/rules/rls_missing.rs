@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit, OwnerTable};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, same_table, Stmt};
+use backstop_sql::stmt::{display_table, same_table, Stmt};
 use crate::RelationName;
 
 /// **What it finds:** `CREATE TABLE` of a table with an owner column (by

@@ -6,7 +6,7 @@ use pg_query::protobuf::AlterTableType;
 use crate::context::{Alter, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, same_table};
+use backstop_sql::stmt::{display_table, same_table};
 
 /// **What it finds:** `ALTER TABLE t ENABLE ROW LEVEL SECURITY` with no
 /// `FORCE ROW LEVEL SECURITY` on `t` in the run, where the database says

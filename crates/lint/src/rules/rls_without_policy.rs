@@ -5,7 +5,7 @@ use pg_query::protobuf::AlterTableType;
 use crate::context::{Alter, Cx, Hit};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::{display_table, same_table};
+use backstop_sql::stmt::{display_table, same_table};
 
 /// **What it finds:** `ALTER TABLE t ENABLE ROW LEVEL SECURITY` where no
 /// migration of the run creates a policy on `t` and (with a database URL)

@@ -4,7 +4,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
 use crate::context::{runs_after, Alter, Cx, Hit, RunCheck, RunFacts};
-use crate::stmt::{display_table};
+use backstop_sql::stmt::{display_table};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 
@@ -67,10 +67,10 @@ pub(crate) fn collect(cx: &Cx<'_>, run: &mut RunFacts) {
 fn proved_before(cx: &Cx<'_>, at: (usize, usize), table: &crate::RelationName, column: &str) -> bool {
     let sequential = cx.opts.sequential;
     let before = |c: &RunCheck| runs_after(at, (c.file, c.stmt), sequential);
-    let on = |c: &RunCheck| crate::stmt::same_table(&c.table, table);
+    let on = |c: &RunCheck| backstop_sql::stmt::same_table(&c.table, table);
     cx.run.checks.iter().filter(|c| on(c) && before(c)).any(|c| {
         let Some(expr) = &c.expr else { return false };
-        if !crate::stmt::proves_not_null(Some(expr), column) {
+        if !backstop_sql::stmt::proves_not_null(Some(expr), column) {
             return false;
         }
         c.valid

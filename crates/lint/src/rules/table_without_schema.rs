@@ -6,7 +6,7 @@ use pg_query::NodeEnum;
 use crate::context::{Cx, Hit};
 use crate::model::{Impact, Probability};
 use crate::rules::{Code, Family, Meta, Phase};
-use crate::stmt::object_name;
+use backstop_sql::stmt::object_name;
 
 /// **What it finds:** `CREATE TABLE`, `ALTER TABLE` or `DROP TABLE` of a
 /// table named without its schema (`users`, not `public.users`);

@@ -4,7 +4,7 @@ use pg_query::protobuf::AlterTableType;
 use pg_query::NodeEnum;
 
 use crate::context::{Alter, Cx, Hit};
-use crate::stmt::{display_table, type_spec};
+use backstop_sql::stmt::{display_table, type_spec};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

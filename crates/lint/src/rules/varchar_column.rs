@@ -37,7 +37,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Hit>) {
             format!(
                 "{} is varchar(n): changing its limit later takes an ACCESS EXCLUSIVE lock on {}",
                 c.column,
-                crate::stmt::display_table(&c.table)
+                backstop_sql::stmt::display_table(&c.table)
             ),
             format!("make {} text, with a CHECK (char_length({}) <= n)", c.column, c.column),
         ));

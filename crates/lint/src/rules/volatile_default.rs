@@ -4,7 +4,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::{NodeEnum, NodeRef};
 
 use crate::context::{runs_after, Alter, Cx, Hit};
-use crate::stmt::{display_table, string_value, type_spec};
+use backstop_sql::stmt::{display_table, string_value, type_spec};
 use crate::model::{Impact, Probability, Subject};
 use crate::rules::{Code, Family, Meta, Phase};
 

@@ -25,7 +25,7 @@ use crate::backup::manifest::Manifest;
 use crate::backup::BackupError;
 use crate::backup::Tools;
 use crate::pg::quote_ident;
-use backstop_lint::rewrite::literal;
+use backstop_sql::rewrite::literal;
 
 /// The platform's tables whose rows are the project's (schema, table).
 const TABLES: &[(&str, &str)] = &[("storage", "buckets"), ("cron", "job")];
@@ -314,7 +314,7 @@ fn load(
     let script = String::from_utf8_lossy(&out.stdout);
     // `COPY schema.table (columns) FROM stdin;`, its rows, `\.`; the
     // names quoted only where they must be, as pg_dump writes them.
-    let header = format!("COPY {} ", backstop_lint::rewrite::qualified(schema, name));
+    let header = format!("COPY {} ", backstop_sql::rewrite::qualified(schema, name));
     let mut lines = script.lines().skip_while(|l| !l.starts_with(&header));
     let columns = lines
         .next()

@@ -153,7 +153,7 @@ fn alter(a: &protobuf::AlterTableStmt, out: &mut Vec<Requirement>) {
 }
 
 /// An expression as SQL text, through the real deparser.
-pub(crate) fn expression(n: &Node) -> Option<String> {
+pub fn expression(n: &Node) -> Option<String> {
     let select = NodeEnum::SelectStmt(Box::new(protobuf::SelectStmt {
         target_list: vec![Node {
             node: Some(NodeEnum::ResTarget(Box::new(protobuf::ResTarget {

@@ -109,7 +109,7 @@ pub fn split_only(text: &str) -> Result<Vec<Statement>, SyntaxError> {
 const PARSE_WHOLE: usize = 64 << 10;
 
 /// One statement as [`each_statement`] hands it over.
-pub(crate) struct Parsed<'t> {
+pub struct Parsed<'t> {
     /// Byte offset of `sql` in the text.
     pub start: usize,
     /// As PostgreSQL's parser delimits it, leading comments included.
@@ -124,10 +124,7 @@ pub(crate) struct Parsed<'t> {
 
 /// Calls `f` with each statement of `text` in order, parsing it a piece at
 /// a time (see [`pieces`]).
-pub(crate) fn each_statement<'t>(
-    text: &'t str,
-    mut f: impl FnMut(Parsed<'t>),
-) -> Result<(), SyntaxError> {
+pub fn each_statement<'t>(text: &'t str, mut f: impl FnMut(Parsed<'t>)) -> Result<(), SyntaxError> {
     for piece in pieces(text)? {
         parse_piece(text, piece, &mut f)?;
     }
@@ -140,7 +137,7 @@ pub(crate) fn each_statement<'t>(
 /// no trees. So the trees of one piece at most are built at once, and
 /// memory follows the text's size, not its tree's; and the pieces of one
 /// long file can be parsed on several cores.
-pub(crate) fn pieces(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
+pub fn pieces(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
     if text.len() <= PARSE_WHOLE {
         let whole = 0..text.len();
         return Ok(vec![whole]);
@@ -164,7 +161,7 @@ pub(crate) fn pieces(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
 /// only its first row in the tree: no rule reads the values, and a data
 /// migration's rows would otherwise cost hundreds of bytes of tree per
 /// value.
-pub(crate) fn parse_piece<'t>(
+pub fn parse_piece<'t>(
     text: &'t str,
     range: Range<usize>,
     mut f: impl FnMut(Parsed<'t>),
@@ -239,7 +236,7 @@ fn split_in_windows(text: &str) -> Result<Vec<&str>, pg_query::Error> {
 /// tokens let go before the next is scanned: a scan of a whole large file
 /// costs about fifteen times its size at once, and its tokens alone more
 /// than twice.
-pub(crate) fn scan_in_pieces(
+pub fn scan_in_pieces(
     text: &str,
     ends: &[usize],
     mut f: impl FnMut(&protobuf::ScanToken),
@@ -291,7 +288,7 @@ fn slim(mut node: NodeEnum) -> (NodeEnum, bool) {
 /// first row, has let them go already ([`slim`]). A row that names
 /// anything (an identifier: a function, a column, a schema) keeps its
 /// tokens for the rules that read names from tokens; comments are kept.
-pub(crate) fn without_data_rows(
+pub fn without_data_rows(
     tokens: Vec<protobuf::ScanToken>,
     inserts: &[Range<usize>],
 ) -> Vec<protobuf::ScanToken> {
@@ -378,24 +375,24 @@ fn constant_rows(stmt: &[protobuf::ScanToken]) -> Vec<Range<usize>> {
 
 /// Byte offsets of line starts, for turning many offsets of one text into
 /// line and column without rescanning it each time.
-pub(crate) struct Lines<'a> {
+pub struct Lines<'a> {
     text: &'a str,
     starts: Vec<usize>,
 }
 
 impl<'a> Lines<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
+    pub fn new(text: &'a str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Lines { text, starts }
     }
 
     /// The 1-based line of byte `offset`, without counting columns.
-    pub(crate) fn line(&self, offset: usize) -> usize {
+    pub fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&s| s <= offset.min(self.text.len()))
     }
 
-    pub(crate) fn position(&self, offset: usize) -> Position {
+    pub fn position(&self, offset: usize) -> Position {
         let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
@@ -428,14 +425,14 @@ fn trim_leading_comments(slice: &str) -> (&str, usize) {
 /// The tokens of `text`, straight from PostgreSQL's scanner (no protobuf
 /// round trip). Text of blanks alone has none, and is not handed to the
 /// binding, which reads a null list then.
-pub(crate) fn scan(text: &str) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
+pub fn scan(text: &str) -> Result<Vec<protobuf::ScanToken>, pg_query::Error> {
     if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
         return Ok(Vec::new());
     }
     pg_query::scan_tokens(text)
 }
 
-pub(crate) fn is_comment(token: i32) -> bool {
+pub fn is_comment(token: i32) -> bool {
     token == Token::SqlComment as i32 || token == Token::CComment as i32
 }
 
@@ -459,7 +456,7 @@ impl Statement {
 /// binding reports only the message, so the offending token is found by
 /// parsing ever longer prefixes: the first prefix whose error is no longer
 /// "at end of input" ends with the token PostgreSQL complains about.
-pub(crate) fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
+pub fn locate_error(text: &str, err: pg_query::Error) -> SyntaxError {
     let message = match err {
         pg_query::Error::Parse(m) | pg_query::Error::Scan(m) | pg_query::Error::Split(m) => m,
         other => other.to_string(),

@@ -10,7 +10,7 @@ use pg_query::protobuf::{KeywordKind, Token};
 /// The text's tokens, comments left out, keywords and unquoted names
 /// folded to lower case; a dollar-quoted literal (a function body) is
 /// read as tokens too, since whitespace in it does not matter either.
-pub(crate) fn tokens(text: &str) -> Option<Vec<String>> {
+pub fn tokens(text: &str) -> Option<Vec<String>> {
     let scanned = crate::parse::scan(text).ok()?;
     let mut out = Vec::with_capacity(scanned.len());
     for t in &scanned {

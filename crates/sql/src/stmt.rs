@@ -9,7 +9,7 @@ use pg_query::protobuf::{self, AlterTableType, ConstrType, ScanToken, Token};
 use pg_query::NodeEnum;
 
 use crate::facts::{Facts, RelationName};
-use crate::model::TypeSpec;
+use crate::types::TypeSpec;
 
 /// One statement, parsed, with its place in the file.
 pub struct Stmt<'a> {
@@ -21,10 +21,10 @@ pub struct Stmt<'a> {
     pub end: usize,
     pub facts: Facts,
     /// Indexes of the statement's tokens in the file's token list.
-    pub(crate) toks: Range<usize>,
+    pub toks: Range<usize>,
     /// Byte offset in the file of the text the statement was parsed from:
     /// locations in its tree count from there.
-    pub(crate) base: usize,
+    pub base: usize,
 }
 
 impl Stmt<'_> {
@@ -47,7 +47,7 @@ pub fn display_table(t: &RelationName) -> String {
 }
 
 /// `schema.table` from config, split.
-pub(crate) fn split_configured(configured: &str) -> (Option<&str>, &str) {
+pub fn split_configured(configured: &str) -> (Option<&str>, &str) {
     match configured.split_once('.') {
         Some((schema, table)) if !schema.is_empty() && !table.contains('.') => {
             (Some(schema), table)
@@ -164,7 +164,7 @@ pub fn check_proves_not_null(definition: &str, column: &str) -> bool {
 
 /// Whether a CHECK constraint's expression proves `column` is never
 /// NULL: `column IS NOT NULL`, alone or among the terms of an AND.
-pub(crate) fn proves_not_null(node: Option<&protobuf::Node>, column: &str) -> bool {
+pub fn proves_not_null(node: Option<&protobuf::Node>, column: &str) -> bool {
     match node.and_then(|n| n.node.as_ref()) {
         Some(NodeEnum::NullTest(t)) => {
             t.nulltesttype() == protobuf::NullTestType::IsNotNull
@@ -179,7 +179,7 @@ pub(crate) fn proves_not_null(node: Option<&protobuf::Node>, column: &str) -> bo
     }
 }
 
-pub(crate) fn is_comment(t: &ScanToken) -> bool {
+pub fn is_comment(t: &ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
 }
 

@@ -13,7 +13,7 @@ pub struct RelationName {
 }
 
 impl RelationName {
-    pub(crate) fn from_range_var(rv: &protobuf::RangeVar) -> Self {
+    pub fn from_range_var(rv: &protobuf::RangeVar) -> Self {
         RelationName {
             schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
             name: rv.relname.clone(),
@@ -99,7 +99,7 @@ pub struct Routine {
 /// `CREATE TABLE … AS`, `CREATE MATERIALIZED VIEW` and `SELECT … INTO`,
 /// which PostgreSQL's parser leaves as a SELECT with its INTO clause
 /// (in a set operation, on the leftmost SELECT).
-pub(crate) fn made_table(node: &NodeEnum) -> Option<RelationName> {
+pub fn made_table(node: &NodeEnum) -> Option<RelationName> {
     let into = match node {
         NodeEnum::CreateStmt(s) => return s.relation.as_ref().map(RelationName::from_range_var),
         NodeEnum::CreateTableAsStmt(s) => s.into.as_deref(),
@@ -116,7 +116,7 @@ pub(crate) fn made_table(node: &NodeEnum) -> Option<RelationName> {
     into.and_then(|i| i.rel.as_ref()).map(RelationName::from_range_var)
 }
 
-pub(crate) fn facts_of(node: &NodeEnum) -> Facts {
+pub fn facts_of(node: &NodeEnum) -> Facts {
     let mut facts = Facts::default();
     match node {
         NodeEnum::TransactionStmt(_) => facts.transaction_control = true,
@@ -287,7 +287,7 @@ fn dotted(items: &[protobuf::Node]) -> String {
 }
 
 /// The `LANGUAGE` of a `CREATE FUNCTION`, lowercase (`sql` when unsaid).
-pub(crate) fn routine_language(f: &protobuf::CreateFunctionStmt) -> String {
+pub fn routine_language(f: &protobuf::CreateFunctionStmt) -> String {
     f.options
         .iter()
         .find_map(|o| match &o.node {

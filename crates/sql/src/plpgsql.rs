@@ -8,7 +8,7 @@ use serde_json::Value;
 /// A `DO` block's plpgsql as PostgreSQL's own plpgsql parser reads it:
 /// `Err` says why it cannot be read (another language, a parse error),
 /// `Ok(None)` that the block has no body.
-pub(crate) fn do_tree(d: &protobuf::DoStmt) -> Result<Option<Value>, String> {
+pub fn do_tree(d: &protobuf::DoStmt) -> Result<Option<Value>, String> {
     let mut body = None;
     let mut language = "plpgsql".to_string();
     for arg in &d.args {
@@ -41,7 +41,7 @@ pub(crate) fn do_tree(d: &protobuf::DoStmt) -> Result<Option<Value>, String> {
 /// Whether a `DO` block's plpgsql has a `COMMIT` or `ROLLBACK` of its own,
 /// which PostgreSQL runs only when the block is not inside a transaction
 /// block.
-pub(crate) fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
+pub fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
     let Ok(Some(tree)) = do_tree(d) else { return false };
     let mut ends = false;
     walk(&tree, &mut |key, _| {
@@ -53,7 +53,7 @@ pub(crate) fn do_block_ends_transactions(d: &protobuf::DoStmt) -> bool {
 /// The SQL statements a `DO` block runs as written (not those it builds
 /// at run time), in its order: an `EXECUTE` of a constant string runs
 /// that string, which is read as written too.
-pub(crate) fn sql_statements(d: &protobuf::DoStmt) -> Vec<String> {
+pub fn sql_statements(d: &protobuf::DoStmt) -> Vec<String> {
     let Ok(Some(tree)) = do_tree(d) else { return Vec::new() };
     let mut out = Vec::new();
     walk(&tree, &mut |key, v| match key {
@@ -71,7 +71,7 @@ pub(crate) fn sql_statements(d: &protobuf::DoStmt) -> Vec<String> {
 /// The SQL an `EXECUTE` runs where it is one string constant (`EXECUTE
 /// 'ALTER TABLE t RENAME COLUMN a TO b'`), as the string holds it; `None`
 /// for SQL built at run time (`format(...)`, `||`, a variable).
-pub(crate) fn constant_execute(dynexecute: &Value) -> Option<String> {
+pub fn constant_execute(dynexecute: &Value) -> Option<String> {
     let expr = dynexecute.pointer("/query/PLpgSQL_expr/query")?.as_str()?;
     let tree = pg_query::parse(&format!("SELECT {expr}"), 0).ok()?;
     let stmt = tree.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
@@ -93,7 +93,7 @@ pub(crate) fn constant_execute(dynexecute: &Value) -> Option<String> {
 /// else (SQL run as written, loops, SQL built at run time). The block
 /// `IF EXISTS (…) THEN EXECUTE 'ALTER TABLE t RENAME COLUMN a TO b'; END
 /// IF` gives that `ALTER TABLE`.
-pub(crate) fn guarded_executes(d: &protobuf::DoStmt) -> Option<Vec<String>> {
+pub fn guarded_executes(d: &protobuf::DoStmt) -> Option<Vec<String>> {
     let tree = do_tree(d).ok()??;
     let (mut out, mut other) = (Vec::new(), false);
     walk(&tree, &mut |key, v| match key {
@@ -112,7 +112,7 @@ pub(crate) fn guarded_executes(d: &protobuf::DoStmt) -> Option<Vec<String>> {
     (!other && !out.is_empty()).then_some(out)
 }
 
-pub(crate) fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
+pub fn walk(v: &Value, f: &mut impl FnMut(&str, &Value)) {
     match v {
         Value::Object(map) => {
             for (key, inner) in map {

@@ -32,7 +32,7 @@ pub fn ident(name: &str) -> String {
 }
 
 /// A relation's name as SQL: schema-qualified when it was written so.
-pub fn relation(r: &crate::RelationName) -> String {
+pub fn relation(r: &crate::facts::RelationName) -> String {
     qualified(r.schema.as_deref().unwrap_or(""), &r.name)
 }
 
@@ -53,7 +53,7 @@ pub fn literal(text: &str) -> String {
 
 /// The one statement `sql` holds, parsed; `None` for none, several, or
 /// SQL that does not parse.
-pub(crate) fn one(sql: &str) -> Option<NodeEnum> {
+pub fn one(sql: &str) -> Option<NodeEnum> {
     let tree = pg_query::parse(sql, 0).ok()?;
     let mut stmts = tree.protobuf.stmts.into_iter();
     let first = stmts.next()?;
