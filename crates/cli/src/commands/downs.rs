@@ -108,7 +108,7 @@ pub fn run(args: Args, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     match args.output.format {
-        Format::Json => print_json(&shown)?,
+        Format::Json => print_json(&shown.iter().map(|d| d.shown()).collect::<Vec<_>>())?,
         Format::Text => print(&render(&shown, &written, &refused))?,
     }
     let unproved = shown.iter().any(|d| d.status == Status::Unprovable);
@@ -127,7 +127,7 @@ fn render(
             _ => "✗",
         };
         let what = match d.status {
-            Status::Computed => "down computed and proved",
+            Status::Computed => "a down computed",
             Status::Fixed if d.replaces => "its down fails: a replacement computed and proved",
             Status::Fixed => "its down misses something: fix computed and proved",
             Status::Ok => "its own down puts the schema back",
@@ -137,11 +137,9 @@ fn render(
                  taken before it holds the rows"
             }
         };
-        // The class `rehearse` and the deploy name too: proved, losing the
-        // named values only the backup holds.
-        let losing = d.proved && !d.loses.is_empty() && d.status != Status::Irreversible;
-        let losing = if losing { ", losing named values only the backup holds" } else { "" };
-        let _ = writeln!(out, "{mark} {}_{}: {what}{losing}", d.version, d.name);
+        // The verdict `rehearse` gives the same down, in the same words.
+        let verdict = d.verdict().label();
+        let _ = writeln!(out, "{mark} {}_{}: {verdict}: {what}", d.version, d.name);
         for l in &d.loses {
             let _ = writeln!(out, "    loses: {l}");
         }

@@ -1,6 +1,8 @@
 //! A "reverted" the database backs: a down file that holds only comments
 //! is no down, and a rollback never says it reverted what is still there.
 
+use serde_json::{json, Value};
+
 use crate::common::{find_file, DbExt, Project};
 
 /// The new user's path: `init`, `new`, an up that creates a table, the
@@ -624,15 +626,20 @@ fn dropping_populated_columns_is_named_alike_everywhere() {
         json["round_trip"]["migrations"].as_array().unwrap().iter().zip(["a", "b"])
     {
         assert_eq!(trip["class"], "proved_losing", "{trip:#}");
+        // One verdict for a down: the word `downs` gives it too.
+        assert_eq!(trip["verdict"], "proved_losing", "{trip:#}");
         let detail = trip["detail"].as_str().unwrap();
         assert!(detail.contains(&format!("values of column t.{column}")), "{trip:#}");
     }
-    p.run(&["downs", "2"]).expect_code(0).expect_output(
-        "✓ 2_drop_a: down computed and proved, losing named values only the backup holds",
-    );
+    p.run(&["downs", "2"])
+        .expect_code(0)
+        .expect_output("✓ 2_drop_a: proved, losing named values: a down computed");
     p.run(&["downs", "3"]).expect_code(0).expect_output(
-        "✓ 3_drop_b: its own down puts the schema back, losing named values only the backup holds",
+        "✓ 3_drop_b: proved, losing named values: its own down puts the schema back",
     );
+    let downs = p.run(&["downs", "2", "3", "--format", "json"]).expect_code(0).json();
+    let verdicts: Vec<&Value> = downs.as_array().unwrap().iter().map(|d| &d["verdict"]).collect();
+    assert_eq!(verdicts, [&json!("proved_losing"), &json!("proved_losing")], "{downs:#}");
     let deploy = p.run(&["migrate"]);
     deploy.expect_code(0);
     for column in ["a", "b"] {

@@ -49,12 +49,14 @@ mod set_back;
 mod storage;
 mod toc;
 pub mod ups;
+pub mod verdict;
 pub mod write;
 
 use serde::Serialize;
 
 pub use compute::compute;
 pub use toc::DumpError;
+pub use verdict::Verdict;
 
 use crate::migrate::ApplyError;
 use crate::pg::conn::ConnectError;

@@ -62,6 +62,7 @@ pub(super) fn round_trip(
         version: m.version.clone(),
         name: m.name.clone(),
         class,
+        verdict: None,
         detail,
         differences: Vec::new(),
         relations: Vec::new(),

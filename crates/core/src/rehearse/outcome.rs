@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::lossy::Lossy;
 use crate::copies::clone::CopyInfo;
+use crate::downs::Verdict;
 
 /// A way the copy differs from a snapshot, named by object.
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +112,8 @@ impl RoundTrip {
     /// Adds one migration's trip; its differences are also gathered for
     /// the whole run, so the report lists what every down misses in one
     /// place.
-    pub(super) fn record(&mut self, trip: MigrationTrip) {
+    pub(super) fn record(&mut self, mut trip: MigrationTrip) {
+        trip.verdict = trip.class.verdict();
         self.differences.extend(trip.differences.iter().cloned());
         self.cosmetic.extend(trip.cosmetic.iter().cloned());
         self.migrations.push(trip);
@@ -198,6 +200,22 @@ impl TripClass {
         }
     }
 
+    /// What the trip says of the migration's down, in the words `downs`
+    /// uses for the same down; `None` where no down was tried (there is
+    /// none, or its up failed or was not reached).
+    pub fn verdict(self) -> Option<Verdict> {
+        Some(match self {
+            TripClass::Ok | TripClass::CosmeticOnly | TripClass::Proved => Verdict::Proved,
+            TripClass::ProvedLosing
+            | TripClass::DataIrreversible
+            | TripClass::DataAccepted
+            | TripClass::Irreversible => Verdict::ProvedLosing,
+            TripClass::Defect | TripClass::DownFails | TripClass::ReUpFails => Verdict::Defective,
+            TripClass::Unprovable => Verdict::Unprovable,
+            TripClass::NoDown | TripClass::UpFails | TripClass::NotRehearsed => return None,
+        })
+    }
+
     /// As the summary table writes it.
     pub fn label(self) -> &'static str {
         match self {
@@ -236,6 +254,10 @@ pub struct MigrationTrip {
     pub version: String,
     pub name: String,
     pub class: TripClass,
+    /// What the class says of the down, as `downs` says it (set as the
+    /// trip is recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
     pub detail: String,
     /// What the down fails to restore (a `defect`), one line per object;
     /// a relation gone or new is one line with what went with it.
@@ -392,6 +414,7 @@ mod tests {
             version: version.into(),
             name: "m".into(),
             class,
+            verdict: None,
             detail: "why".into(),
             differences: vec![Difference {
                 version: Some(version.into()),

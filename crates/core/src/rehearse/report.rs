@@ -203,6 +203,7 @@ mod tests {
             version: version.into(),
             name: format!("name | {version}"),
             class,
+            verdict: None,
             detail: detail.into(),
             differences: Vec::new(),
             relations: Vec::new(),

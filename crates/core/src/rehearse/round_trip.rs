@@ -41,6 +41,7 @@ fn started(m: &Migration) -> MigrationTrip {
         version: m.version.clone(),
         name: m.name.clone(),
         class: TripClass::Ok,
+        verdict: None,
         detail: String::new(),
         differences: Vec::new(),
         relations: Vec::new(),

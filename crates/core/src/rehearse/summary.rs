@@ -155,6 +155,7 @@ mod tests {
             version: "7".into(),
             name: "orders".into(),
             class,
+            verdict: None,
             detail: detail.into(),
             differences: diffs
                 .iter()

@@ -125,7 +125,9 @@ fn failing(out: &mut String, r: &Rehearsal) {
         );
     }
     for t in &failing {
-        let _ = writeln!(out, "\n{}: {}", safe(&t.label()), t.class.label());
+        // The verdict `downs` gives the same down, in the same words.
+        let verdict = t.verdict.map(|v| format!(" (the down: {})", v.label())).unwrap_or_default();
+        let _ = writeln!(out, "\n{}: {}{verdict}", safe(&t.label()), t.class.label());
         if t.differences.is_empty() {
             let _ = writeln!(out, "  ✗ {}", safe(t.failure()));
         }
