@@ -398,7 +398,7 @@ fn a_down_that_deletes_rows_an_earlier_migration_made_is_defective_as_rehearse_s
         Some("INSERT INTO log VALUES ('upper undone');"),
     );
     let rehearsal = p.run(&["rehearse"]);
-    rehearsal.expect_code(1).expect_output("2024-04-01-000002_more: defect");
+    rehearsal.expect_code(1).expect_output("2024-04-01-000002_more: defect (the down: defective)");
     // The row its down adds to a table the up did not write is said
     // apart, as downs (below) does not judge it: the two give one answer.
     rehearsal.expect_output("2024-04-01-000003_upper: losing values only the backup holds");
@@ -412,6 +412,7 @@ fn a_down_that_deletes_rows_an_earlier_migration_made_is_defective_as_rehearse_s
     assert_eq!(listed, ["2024-04-01-000002"], "{downs:#}");
     let more = &downs[0];
     assert_eq!((&more["status"], &more["proved"]), (&json!("fixed"), &json!(true)), "{more:#}");
+    assert_eq!(more["verdict"], "defective", "the word rehearse gives it: {more:#}");
     assert!(more["sql"].as_str().unwrap().contains("DELETE FROM items WHERE (id = 3)"), "{more:#}");
     assert!(more.to_string().contains("data of table public.items differs"), "{more:#}");
 
