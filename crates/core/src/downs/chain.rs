@@ -135,27 +135,58 @@ pub(super) fn prove(
         runs.push(with_down);
     }
     let versions: Vec<String> = runs.iter().map(|m| m.version.clone()).collect();
-    let mut reverse: Vec<&Migration> = runs.iter().collect();
-    reverse.reverse();
     let mut prepared = crate::pg::Prepared::default();
     let start =
         expect::picture(&mut *client, &mut prepared).map_err(db("reading the copy's schema"))?;
     let (_, start) = start.digest(history);
-    let group = [migrate::Group::whole(Direction::Down, true, reverse)];
-    let mut after = None;
-    let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
-        after = Some(expect::picture(tx, &mut prepared));
-        Ok(())
-    })?;
-    if let Some(Err(f)) = outcomes.first() {
-        let failed =
-            format!("the down of {} fails after the ones before it: {}", f.version, f.message);
-        let stops_at = Some(f.version.clone());
-        return Ok(Some(Chain { versions, failed: Some(failed), stops_at }));
-    }
-    let now = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
+    let now = match reversed(client, settings, &runs, |tx| expect::picture(tx, &mut prepared))? {
+        Reversed::Fails { version, message } => {
+            let failed = fails_after(&version, &message);
+            return Ok(Some(Chain { versions, failed: Some(failed), stops_at: Some(version) }));
+        }
+        Reversed::After(now) => now,
+    };
     let (fingerprint, now) = now.digest(history);
     let checked = expect::compared(&records, Some(&start), &fingerprint, &now);
     let failed = (!checked.passed()).then(|| checked.differences.join("; "));
     Ok(Some(Chain { versions, failed, stops_at: None }))
+}
+
+/// How the downs of a chain fared run in reverse as one rollback.
+pub enum Reversed<T> {
+    /// This migration's down failed after the ones before it.
+    Fails { version: String, message: String },
+    /// They all ran: what was read after the last, inside their
+    /// transaction.
+    After(T),
+}
+
+/// A down that failed in a chain, as every chain proof says it.
+pub fn fails_after(version: &str, message: &str) -> String {
+    format!("the down of {version} fails after the ones before it: {message}")
+}
+
+/// The one chain proof's run, for the deploy's chain and a rehearsal's:
+/// the downs of `runs` (in the order applied) in reverse, in one
+/// transaction as a rollback runs them (statement by statement, with its
+/// guards), `read` after the last, and the transaction rolled back.
+pub fn reversed<T>(
+    client: &mut Client,
+    settings: &Settings,
+    runs: &[Migration],
+    mut read: impl FnMut(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+) -> Result<Reversed<T>, DownsError> {
+    let mut reverse: Vec<&Migration> = runs.iter().collect();
+    reverse.reverse();
+    let group = [migrate::Group::whole(Direction::Down, true, reverse)];
+    let mut after = None;
+    let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
+        after = Some(read(tx));
+        Ok(())
+    })?;
+    if let Some(Err(f)) = outcomes.first() {
+        return Ok(Reversed::Fails { version: f.version.clone(), message: f.message.clone() });
+    }
+    let after = after.expect("read after the downs").map_err(db("reading the copy's schema"))?;
+    Ok(Reversed::After(after))
 }

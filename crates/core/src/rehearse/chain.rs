@@ -6,8 +6,9 @@
 //! in reverse in one transaction that is rolled back, and the schema then
 //! compared with the copy's at the start; cosmetic differences do not
 //! count, and rows are not compared (a down that loses values says so in
-//! its own trip). The deploy proves the downs of its run the same way
-//! (`downs::chain`).
+//! its own trip). The run of the downs is the deploy's chain proof's own
+//! (`downs::chain::reversed`); only the comparison differs: the copy is
+//! the rehearsal's alone, so its picture at the start is at hand.
 
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ use postgres::Client;
 
 use super::outcome::{MigrationTrip, Step, TripClass};
 use super::{ms, RehearseError};
-use crate::migrate::{self, Direction, Settings};
+use crate::downs::{self, chain::Reversed, DownsError};
+use crate::migrate::{self, Settings};
 use crate::pg::fingerprint::Schema;
 use crate::pg::Prepared;
 use crate::source::Migration;
@@ -87,14 +89,14 @@ pub(super) fn step(
         }));
     }
     let mut runs = Vec::with_capacity(todo.len());
-    for m in todo.iter().rev() {
+    for m in todo {
         let Some(with_down) = with_downs.iter().find(|w| w.version == m.version) else {
             return Ok(None);
         };
         if with_down.down.as_ref().is_none_or(|d| d.no_transaction) {
             return Ok(None);
         }
-        runs.push(with_down);
+        runs.push(with_down.clone());
     }
     let step = |ok: bool, detail: String| Step {
         name: STEP.into(),
@@ -103,34 +105,32 @@ pub(super) fn step(
         detail,
     };
     // First as one batch in a transaction that is rolled back: a chain
-    // that holds needs no more. Only where it fails does the guarded
-    // trial (statement by statement, as a rollback runs them) name the
-    // down that fails; and where tables are protected, only the trial
-    // has the guard a rollback has.
+    // that holds needs no more. Only where it fails does the chain proof
+    // the deploy runs too (statement by statement, as a rollback runs
+    // them) name the down that fails; and where tables are protected,
+    // only that run has the guard a rollback has.
     let batch = settings.protected_tables.is_empty();
     if let Some(after) = batch.then(|| batched(client, settings, &runs)).transpose()?.flatten() {
         return Ok(Some(judged(start, &after, &versions, &stops_at, step)));
     }
-    let group = [migrate::Group::whole(Direction::Down, true, runs)];
-    let mut after = None;
-    let outcomes = migrate::trial(client, settings, &group, &mut migrate::Quiet, |_, tx| {
-        after = Some(Schema::read_prepared(tx, &mut Prepared::default()));
-        Ok(())
+    let read =
+        |tx: &mut postgres::Transaction<'_>| Schema::read_prepared(tx, &mut Prepared::default());
+    let ran = downs::chain::reversed(client, settings, &runs, read).map_err(|e| match e {
+        DownsError::Apply(e) => RehearseError::Apply(*e),
+        DownsError::Db(e) => RehearseError::Db(e),
+        other => RehearseError::Down { version: versions.clone(), source: Box::new(other) },
     })?;
-    if let Some(Err(f)) = outcomes.first() {
-        return Ok(Some(step(
+    Ok(Some(match ran {
+        Reversed::Fails { version, message } => step(
             false,
             format!(
-                "the downs of {versions}, each proved alone, fail together: the down of {} fails \
-                 after the ones before it: {}; a rollback of them all would fail there",
-                f.version, f.message
+                "the downs of {versions}, each proved alone, fail together: {}; a rollback of \
+                 them all would fail there",
+                downs::chain::fails_after(&version, &message)
             ),
-        )));
-    }
-    let after = after.expect("read after the downs").map_err(|source| {
-        RehearseError::Db(crate::pg::DbError::new("reading the copy's schema", source))
-    })?;
-    Ok(Some(judged(start, &after, &versions, &stops_at, step)))
+        ),
+        Reversed::After(after) => judged(start, &after, &versions, &stops_at, step),
+    }))
 }
 
 /// The step for the schema `after` the downs, against `start`.
@@ -161,16 +161,16 @@ fn judged(
     )
 }
 
-/// The downs of `runs` (in the order they run) as one batch in a
-/// transaction that is rolled back: the schema after them, or `None`
+/// The downs of `runs` (in the order applied) in reverse as one batch in
+/// a transaction that is rolled back: the schema after them, or `None`
 /// where the batch fails.
 fn batched(
     client: &mut Client,
     settings: &Settings,
-    runs: &[&Migration],
+    runs: &[Migration],
 ) -> Result<Option<Schema>, RehearseError> {
     let db = |source| RehearseError::Db(crate::pg::DbError::new("running the downs", source));
-    let statements = runs.iter().flat_map(|m| m.down.iter().flat_map(|d| &d.statements));
+    let statements = runs.iter().rev().flat_map(|m| m.down.iter().flat_map(|d| &d.statements));
     // A statement may end in a comment: its semicolon goes on a line of its own.
     let sql: Vec<String> = statements.map(|s| format!("{}\n;", settings.as_run(&s.sql))).collect();
     let mut tx = client.transaction().map_err(db)?;
