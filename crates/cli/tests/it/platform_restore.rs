@@ -226,12 +226,27 @@ fn rules(db: &mut postgres::Client) -> (i64, i64) {
 #[test]
 fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
     let (p, url) = platform(&UNDO);
+    // Vault's table as the platform makes it (a stand-in: secrets kept
+    // encrypted, no trigger), the project's owner writing it.
+    let mut admin = UNDO.connect("postgres").unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA vault;
+             CREATE TABLE vault.secrets (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+               name text UNIQUE, secret text NOT NULL);
+             GRANT USAGE ON SCHEMA vault TO {OWNER}; GRANT ALL ON vault.secrets TO {OWNER};"
+        ))
+        .unwrap();
     p.write(
         "supabase/migrations/20240101000000_notes.sql",
         "create table public.notes (id int);\n",
     );
     p.run_with_url(&url, &["migrate"]).expect_code(0);
-    p.write("supabase/migrations/20240102000000_profiles.sql", &format!("{PROFILES}{RELEASE}"));
+    let secret = "insert into vault.secrets (name, secret) values ('stripe', 'sealed:4f2a');\n";
+    p.write(
+        "supabase/migrations/20240102000000_profiles.sql",
+        &format!("{PROFILES}{RELEASE}{secret}"),
+    );
     p.run_with_url(&url, &["migrate"]).expect_code(0);
     let mut db = UNDO.connect("postgres").unwrap();
     assert_eq!(rules(&mut db), (1, 1));
@@ -256,6 +271,10 @@ fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
     let done = report["on_platform"].to_string();
     assert!(done.contains("policy avatars_read on storage.objects: removed, as backup"), "{done}");
     assert!(done.contains("storage.buckets: 0 row(s) written back and 1 removed"), "{done}");
+    // The release's secret goes too, and is not said as left behind.
+    assert!(done.contains("vault.secrets: 0 row(s) written back and 1 removed"), "{done}");
+    assert!(!run.all().contains("vault.secrets holds"), "{}", run.all());
+    assert_eq!(db.count("vault.secrets"), 0);
     run.expect_output("storage.buckets (avatars): stays though backup");
     let mut kept: Vec<String> = before.collect();
     kept.push("avatars t {image/png}".into());
@@ -273,6 +292,10 @@ fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
     undo.expect_code(0).expect_output("trigger on_auth_user_created on auth.users: put back");
     assert_eq!(rules(&mut db), (1, 1), "{}", undo.all());
     undo.expect_output("storage.buckets: 2 row(s) written back and 0 removed");
+    undo.expect_output("vault.secrets: 1 row(s) written back and 0 removed");
+    let sealed: String =
+        db.query_one("select secret from vault.secrets where name = 'stripe'", &[]).unwrap().get(0);
+    assert_eq!(sealed, "sealed:4f2a", "the secret as the backup holds it, never decrypted");
     assert_eq!(buckets(&mut db), released, "the release's buckets as they were");
     db.execute(
         "insert into auth.users (id, email) values (gen_random_uuid(), 'x@example.com')",
@@ -281,4 +304,17 @@ fn method_b_and_its_undo_keep_what_the_release_put_on_the_platforms_tables() {
     .unwrap();
     assert_eq!(db.count("public.profiles"), 1, "signups make profiles again");
     assert_eq!(db.applied(), ["20240101000000", "20240102000000"]);
+
+    // Where a trigger may rewrite what is written (Vault before 0.3
+    // encrypts each secret in one), the secrets stay as they are, named.
+    admin
+        .batch_execute(
+            "CREATE FUNCTION vault.sealed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TRIGGER seal BEFORE INSERT OR UPDATE ON vault.secrets
+               FOR EACH ROW EXECUTE FUNCTION vault.sealed();",
+        )
+        .unwrap();
+    let again = p.run_with_url(&url, &["restore", &backup, "--yes"]);
+    again.expect_code(0).expect_output("vault.secrets: rows stay as they are (a trigger on it");
+    assert_eq!(db.count("vault.secrets"), 1, "{}", again.all());
 }

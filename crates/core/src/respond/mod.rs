@@ -502,7 +502,11 @@ fn left_in_place(url: &str, restored: &[String], settings: Option<&[String]>) ->
             ));
         }
     }
-    if kept("vault") {
+    // Vault's secrets likewise, where the restore made them.
+    let vault_decided = |client: &mut postgres::Client| {
+        crate::backup::restore::decides_platform_rows(client, "vault", "secrets")
+    };
+    if kept("vault") && !vault_decided(&mut client) {
         let count = client.query_one("select count(*) from vault.secrets", &[]);
         if let Some(n) = count.ok().map(|row| row.get::<_, i64>(0)).filter(|n| *n > 0) {
             left.push(format!("vault.secrets holds {n} secret(s)"));

@@ -2,9 +2,11 @@
 //!
 //! A platform keeps some configuration of the project in its own tables:
 //! a release or the dashboard makes a storage bucket as a row of
-//! `storage.buckets`, or schedules a job as a row of pg_cron's `cron.job`
-//! (a job left behind runs SQL on tables the restore took away). Those
-//! rows are the project's, unlike what users
+//! `storage.buckets`, schedules a job as a row of pg_cron's `cron.job`
+//! (a job left behind runs SQL on tables the restore took away), or keeps
+//! a secret as a row of Vault's `vault.secrets` (encrypted; written back
+//! as the backup holds it, never decrypted). Those rows are the
+//! project's, unlike what users
 //! write there (signups in `auth.users`, files in `storage.objects`), so
 //! a restore in place makes them as the backup holds them: a row the
 //! backup holds and the table lacks or holds otherwise is written back,
@@ -28,7 +30,14 @@ use crate::pg::quote_ident;
 use backstop_sql::rewrite::literal;
 
 /// The platform's tables whose rows are the project's (schema, table).
-const TABLES: &[(&str, &str)] = &[("storage", "buckets"), ("cron", "job")];
+const TABLES: &[(&str, &str)] = &[("storage", "buckets"), ("cron", "job"), ("vault", "secrets")];
+
+/// The tables among [`TABLES`] whose rows a trigger may rewrite as they
+/// are written: Vault before 0.3 encrypts each secret in a trigger on
+/// insert and update, so a secret written back as the backup holds it
+/// (already encrypted) would be encrypted twice. Where such a table has a
+/// trigger of its own, its rows stay, named.
+const REWRITTEN: &[(&str, &str)] = &[("vault", "secrets")];
 
 /// What the restore does with the project's rows in the platform's tables.
 #[derive(Debug, Default)]
@@ -70,32 +79,49 @@ fn names(columns: &[String], prefix: &str, sep: &str) -> String {
     columns.iter().map(|c| format!("{prefix}{}", quote_ident(c))).collect::<Vec<_>>().join(sep)
 }
 
-/// The primary key's columns of `table` (as SQL names it), and whether
-/// the role may not read and write all of its rows (row security, or a
-/// privilege missing); `None` where there is no such table.
+/// A platform table's key columns, and why its rows stay, if they do.
+type Access = (Vec<String>, Option<&'static str>);
+
+/// The primary key's columns of `schema.name`, and why the restore may
+/// not write its rows as the backup holds them, if it may not: the role
+/// may not read and write all of them (row security, or a privilege
+/// missing), or a trigger may rewrite them ([`REWRITTEN`]). `None` where
+/// there is no such table.
 fn access(
     client: &mut Client,
-    table: &str,
-) -> Result<Option<(Vec<String>, bool)>, postgres::Error> {
+    (schema, name): (&str, &str),
+) -> Result<Option<Access>, postgres::Error> {
+    let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
     let row = client.query_opt(
         "select array(select a.attname::text from pg_index x
                         join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any(x.indkey)
                        where x.indrelid = c.oid and x.indisprimary order by a.attnum),
                 row_security_active(c.oid)
-                  or not has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+                  or not has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE'),
+                exists (select from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal)
            from pg_class c where c.oid = to_regclass($1)",
         &[&table],
     )?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(row.map(|r| {
+        let why = match (r.get(1), r.get(2)) {
+            (true, _) => Some("the role may not read and write them all"),
+            (false, true) if REWRITTEN.contains(&(schema, name)) => Some(
+                "a trigger on it may rewrite what is written (Vault before 0.3 encrypts each \
+                 secret as it is written: one written back would be encrypted twice)",
+            ),
+            _ => None,
+        };
+        (r.get(0), why)
+    }))
 }
 
 /// Whether a restore in place on `client`'s database makes the rows of
 /// the platform's table `schema.name` as the backup holds them (it is one
-/// of [`TABLES`], with a key, and the role may read and write them all).
+/// of [`TABLES`], with a key, and nothing keeps the restore from writing
+/// them: see [`access`]).
 pub(crate) fn decides(client: &mut Client, schema: &str, name: &str) -> bool {
-    let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
     TABLES.contains(&(schema, name))
-        && matches!(access(client, &table), Ok(Some((keys, false))) if !keys.is_empty())
+        && matches!(access(client, (schema, name)), Ok(Some((keys, None))) if !keys.is_empty())
 }
 
 /// Decides, for backup `m` (its list `toc`, its dump in `dump`), how the
@@ -113,13 +139,12 @@ pub(super) fn plan(
             continue;
         }
         let table = format!("{}.{}", quote_ident(schema), quote_ident(name));
-        let found =
-            access(client, &table).map_err(BackupError::db("reading the platform's tables"))?;
-        let Some((keys, hidden)) = found else { continue };
+        let found = access(client, (schema, name))
+            .map_err(BackupError::db("reading the platform's tables"))?;
+        let Some((keys, kept_from)) = found else { continue };
         let said = format!("{schema}.{name}");
-        if keys.is_empty() || hidden {
-            let why =
-                if hidden { "the role may not read and write them all" } else { "it has no key" };
+        if keys.is_empty() || kept_from.is_some() {
+            let why = kept_from.unwrap_or("it has no key");
             rows.left.push(format!("{said}: rows stay as they are ({why})"));
             continue;
         }
