@@ -143,11 +143,8 @@ fn ups_only(on: &OnCopy, pending: &[&Migration], progress: &mut dyn Progress) ->
             ran.ran.len()
         ),
     };
-    if let Some(call) = ran.left_out.first() {
-        said.push_str(&format!(
-            "; {} statement(s) reaching outside the database ({call}) were not run there",
-            ran.left_out.len()
-        ));
+    if !ran.left_out.is_empty() {
+        said.push_str(&format!("; {}", outside_said(&ran.left_out)));
     }
     for note in &ran.notes {
         said.push_str(&format!("; {note}"));
@@ -219,12 +216,9 @@ fn with_downs(
             )
         }
     };
-    let said = match outside.first() {
-        Some(call) => format!(
-            "{said}; {} statement(s) reaching outside the database ({call}) were not run there",
-            outside.len()
-        ),
-        None => said,
+    let said = match outside.is_empty() {
+        false => format!("{said}; {}", outside_said(&outside)),
+        true => said,
     };
     Ran { findings, said }
 }
@@ -306,4 +300,18 @@ fn one_line(sql: &str) -> String {
         Some((at, _)) => format!("{}…", &flat[..at]),
         None => flat,
     }
+}
+
+/// The statements a copy did not run for reaching outside the database,
+/// the first three named with their places.
+fn outside_said(calls: &[String]) -> String {
+    const NAMED: usize = 3;
+    let mut named = calls.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    if calls.len() > NAMED {
+        named.push_str(&format!(", and {} more", calls.len() - NAMED));
+    }
+    format!(
+        "{} statement(s) reaching outside the database ({named}) were not run there",
+        calls.len()
+    )
 }
