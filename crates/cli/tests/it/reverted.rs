@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{find_file, DbExt, Project};
+use crate::common::{find_file, DbExt, Project, DEFAULT_CONFIG};
 
 /// The new user's path: `init`, `new`, an up that creates a table, the
 /// down left as `new` wrote it (one comment line). Before: `check` said
@@ -342,6 +342,26 @@ fn downs_of_several_deploys_that_fail_together_are_named_at_the_last() {
         .expect_code(0)
         .expect_output("these are the newest of them, not proved as a chain of their own");
     p.run(&["rollback", "--steps", "2", "--yes"]).expect_code(0);
+}
+
+/// Migrations applied with no record of what their downs must bring back
+/// (deployed with `keep_downs = false`, or adopted) are not run in a later
+/// deploy's chain: their downs were never proved, and a chain failing on
+/// one said "each proved alone" of a down nobody proved, at every deploy.
+#[test]
+fn a_deploys_chain_goes_back_only_through_downs_that_were_proved() {
+    let p = Project::new("reverted_chain_proved_only");
+    p.config(&format!("{DEFAULT_CONFIG}keep_downs = false\n"));
+    p.migration("1_a", "CREATE TABLE a (id int);\n", Some("DROP TABLE nothing_here;\n"));
+    p.run(&["migrate"]).expect_code(0);
+    p.config(DEFAULT_CONFIG);
+    p.migration("2_b", "CREATE TABLE b (id int);\n", Some("DROP TABLE b;\n"));
+    let second = p.run(&["migrate"]);
+    assert!(!second.expect_code(0).all().contains("together"), "{}", second.all());
+    p.migration("3_c", "CREATE TABLE c (id int);\n", Some("DROP TABLE c;\n"));
+    let third = p.run(&["migrate"]);
+    third.expect_code(0).expect_output("proved the downs of 2, 3 together");
+    assert!(!third.all().contains("do not bring the schema back together"), "{}", third.all());
 }
 
 /// A table swapped for a new one under its name (the old renamed away):

@@ -35,7 +35,7 @@ pub struct Chain {
 /// An applied migration of the deploys before, as a rollback runs it: with
 /// the down it would run (the kept one, else its author's) and the record
 /// of what that down must bring back.
-pub(super) type Earlier = (Migration, Option<Expected>);
+pub(super) type Earlier = (Migration, Expected);
 
 /// How many of the migrations applied before a deploy it runs the downs
 /// of after its own: a rollback across a few deploys goes back a few, and
@@ -45,8 +45,9 @@ const EARLIER: usize = 20;
 /// The newest applied migrations (at most [`EARLIER`] of them, whichever
 /// deploys applied them), in the order applied, each with its down and
 /// record (read on the target, `client`); cut after the newest one that
-/// has no down or whose down runs outside a transaction. None where the
-/// log is off or nothing was deployed yet.
+/// has no down, whose down runs outside a transaction or that has no
+/// record (its down was never proved). None where the log is off or
+/// nothing was deployed yet.
 pub(super) fn earlier(
     client: &mut Client,
     migrations: &[Migration],
@@ -69,7 +70,11 @@ pub(super) fn earlier(
         if m.down.as_ref().is_none_or(|f| f.no_transaction) {
             break;
         }
-        out.push((m, records.remove(version)));
+        // No record of what its down must bring back: applied with no
+        // proof of its down (adopted, or deployed with `keep_downs`
+        // off), which a chain of proved downs does not take in.
+        let Some(record) = records.remove(version) else { break };
+        out.push((m, record));
     }
     out.reverse();
     Ok(out)
@@ -122,7 +127,7 @@ pub(super) fn prove(
     }
     let mut runs: Vec<Migration> = earlier.iter().map(|(m, _)| m.clone()).collect();
     let mut records: Vec<(String, Option<Expected>)> =
-        earlier.iter().map(|(m, r)| (m.version.clone(), r.clone())).collect();
+        earlier.iter().map(|(m, r)| (m.version.clone(), Some(r.clone()))).collect();
     for d in downs {
         let Some(m) = todo.iter().find(|m| m.version == d.version) else { return Ok(None) };
         let Some(with_down) = proved(m, d) else { return Ok(None) };
