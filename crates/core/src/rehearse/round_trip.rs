@@ -228,8 +228,6 @@ fn rows_the_down_adds(
         t.name == name.trim_matches('"')
             && t.schema.as_deref().is_none_or(|s| s == schema.trim_matches('"'))
     };
-    let rows =
-        |s: &Snapshot, table: &str| s.tables.iter().find(|t| t.table == table).map(|t| t.rows);
     let mut kept = Vec::new();
     let mut added = Vec::new();
     for d in differences {
@@ -239,7 +237,7 @@ fn rows_the_down_adds(
             let at = (schema, name);
             let written = by_down.iter().flatten().any(|t| names(t, at))
                 && !by_up.iter().any(|t| t.as_ref().is_none_or(|t| names(t, at)));
-            let (was, is) = (rows(before, table)?, rows(after, table)?);
+            let (was, is) = (before.rows_of(table)?, after.rows_of(table)?);
             (written && is > was).then(|| (table.to_string(), is - was))
         });
         match grew {
@@ -269,8 +267,6 @@ fn only_dropped_values(
     (before, after): (&Snapshot, &Snapshot),
 ) -> Option<String> {
     let dropped = m.dropped_values();
-    let rows =
-        |s: &Snapshot, table: &str| s.tables.iter().find(|t| t.table == table).map(|t| t.rows);
     let explained = |d: &Difference| {
         let Some(table) = d.object.strip_prefix("table ") else { return false };
         let (schema, name) = table.split_once('.').unwrap_or(("public", table));
@@ -279,8 +275,8 @@ fn only_dropped_values(
             .any(|(t, _)| t.name == name && t.schema.as_deref().is_none_or(|s| s == schema));
         dropped_here
             && d.message.contains("data of table")
-            && rows(before, table).is_some()
-            && rows(before, table) == rows(after, table)
+            && before.rows_of(table).is_some()
+            && before.rows_of(table) == after.rows_of(table)
     };
     if differences.is_empty() || !differences.iter().all(explained) {
         return None;

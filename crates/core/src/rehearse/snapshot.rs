@@ -25,6 +25,12 @@ impl From<Part> for Snapshot {
 }
 
 impl Snapshot {
+    /// How many rows `table` (`schema.name`) held, where the snapshot
+    /// counted it.
+    pub(super) fn rows_of(&self, table: &str) -> Option<i64> {
+        self.tables.iter().find(|t| t.table == table).map(|t| t.rows)
+    }
+
     /// The snapshot split by where each object and table lives: in one of
     /// `schemas`, and elsewhere (other schemas, and objects of no schema
     /// such as an extension kept in `pg_catalog`). What a restore in place
